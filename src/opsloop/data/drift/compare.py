@@ -1,0 +1,403 @@
+"""Column-by-column drift between a reference and a current data set, with one verdict.
+
+Defaults, by the column's drift kind (see :mod:`opsloop.data.drift.summary`):
+
+============  ==============================  ==============================
+kind          deciding statistic (default)    effect size reported beside it
+============  ==============================  ==============================
+numeric       Kolmogorov-Smirnov test         Wasserstein / reference std
+datetime      KS test on epoch seconds        Wasserstein / reference std
+text          KS test on length (characters)  Wasserstein / reference std
+discrete      chi-square test on the values   Jensen-Shannon distance
+categorical   chi-square test                 Jensen-Shannon distance
+bool          chi-square test                 Jensen-Shannon distance
+============  ==============================  ==============================
+
+Every column also reports the other cheap statistics of its kind (numeric: Wasserstein,
+PSI, Jensen-Shannon, Hellinger on reference-decile bins; counts: PSI, Jensen-Shannon,
+Hellinger, L-infinity). Any of them, or ``anderson`` for numeric columns, can decide instead
+(``tests={"salary": "psi"}``), with a threshold (``thresholds={"psi": 0.25}``, by test name
+or column name). Distances decide by ``statistic >= threshold`` with defaults from
+:data:`DEFAULT_THRESHOLDS`; tests decide by their p-value, adjusted for the number of columns
+tested (``correction``, Holm by default) and compared with ``alpha``. Very large samples make
+tiny changes significant: ``min_effect`` (a number, or per column) additionally requires the
+effect size to reach it before a column counts as drifted.
+
+The dataset drifts when any column drifts (with a family-wise or false-discovery correction
+that is what keeps the dataset's error rate at ``alpha``), or, with ``drift_share``, when at
+least that share of the columns drift.
+
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> ref = pd.DataFrame({"x": rng.normal(size=5000), "c": rng.choice(["a", "b"], 5000)})
+>>> cur = pd.DataFrame({"x": rng.normal(0.2, size=5000), "c": rng.choice(["a", "b"], 5000)})
+>>> result = compare(ref, cur)
+>>> [(c.column, c.test, c.drifted) for c in result.columns]
+[('x', 'ks', True), ('c', 'chi2', False)]
+>>> result.drifted, result.share_drifted
+(True, 0.5)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from opsloop.data.drift.binning import DEFAULT_BINS, bin_counts, quantile_edges, sorted_quantiles
+from opsloop.data.drift.correction import adjust_p_values
+from opsloop.data.drift.distances import chi_square, hellinger, jensen_shannon, l_infinity, psi
+from opsloop.data.drift.numeric import anderson_darling, ks_and_wasserstein
+from opsloop.data.drift.result import StatResult, verdict
+from opsloop.data.drift.summary import COUNT_KINDS, ColumnSummary, ReferenceProfile, summarize
+
+#: Thresholds of the distances when they decide (tests use ``alpha``).
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "wasserstein": 0.1,  # normalised: a tenth of the reference's standard deviation
+    "psi": 0.2,  # the usual "significant shift" line of credit-risk practice
+    "js": 0.1,
+    "hellinger": 0.1,
+    "linf": 0.1,
+}
+SAMPLE_TESTS = ("ks", "anderson", "wasserstein", "psi", "js", "hellinger")
+COUNT_TESTS = ("chi2", "psi", "js", "hellinger", "linf")
+PLOT_BINS = 40
+PLOT_TOP = 20
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """The drift verdict of one column, with the statistic that decided it and the others."""
+
+    column: str
+    kind: str
+    test: str
+    statistic: float
+    p_value: float | None
+    p_adjusted: float | None
+    threshold: float
+    drifted: bool
+    effect_name: str
+    effect: float
+    min_effect: float | None
+    n_reference: int
+    n_current: int
+    missing_reference: float
+    missing_current: float
+    invalid_current: int
+    statistics: tuple[StatResult, ...] = ()
+    plot: Mapping = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-safe dictionary (non-finite numbers become ``None``)."""
+        out = {
+            "column": self.column,
+            "kind": self.kind,
+            "test": self.test,
+            "statistic": _finite(self.statistic),
+            "p_value": _finite(self.p_value),
+            "p_adjusted": _finite(self.p_adjusted),
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "effect_name": self.effect_name,
+            "effect": _finite(self.effect),
+            "min_effect": self.min_effect,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "missing_reference": self.missing_reference,
+            "missing_current": self.missing_current,
+            "invalid_current": self.invalid_current,
+            "statistics": [s.to_dict() for s in self.statistics],
+        }
+        return out
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Drift of every compared column and the dataset's verdict."""
+
+    columns: tuple[ColumnDrift, ...]
+    alpha: float
+    correction: str
+    drift_share: float | None
+    drifted: bool
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def n_drifted(self) -> int:
+        """Number of drifted columns."""
+        return sum(c.drifted for c in self.columns)
+
+    @property
+    def share_drifted(self) -> float:
+        """Share of compared columns that drifted."""
+        return self.n_drifted / len(self.columns) if self.columns else 0.0
+
+    def __getitem__(self, column: str) -> ColumnDrift:
+        for c in self.columns:
+            if c.column == column:
+                return c
+        raise KeyError(column)
+
+    def to_dict(self) -> dict:
+        """JSON-safe dictionary: the dataset verdict and one entry per column."""
+        return {
+            "dataset": {
+                "drifted": self.drifted,
+                "n_columns": len(self.columns),
+                "n_drifted": self.n_drifted,
+                "share_drifted": self.share_drifted,
+                "alpha": self.alpha,
+                "correction": self.correction,
+                "drift_share": self.drift_share,
+            },
+            "columns": [c.to_dict() for c in self.columns],
+            "skipped": [{"column": c, "reason": r} for c, r in self.skipped],
+        }
+
+    def to_json(self, **kwargs) -> str:
+        """The :meth:`to_dict` document as JSON text."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per column: test, statistic, p-values, threshold, effect, verdict."""
+        keys = [
+            "column",
+            "kind",
+            "test",
+            "statistic",
+            "p_value",
+            "p_adjusted",
+            "threshold",
+            "effect_name",
+            "effect",
+            "drifted",
+            "n_reference",
+            "n_current",
+        ]
+        return pd.DataFrame([{k: getattr(c, k) for k in keys} for c in self.columns], columns=keys)
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _lookup(mapping: Mapping | float | None, column: str, test: str | None = None):
+    if mapping is None or isinstance(mapping, int | float):
+        return mapping
+    if column in mapping:
+        return mapping[column]
+    return mapping.get(test) if test is not None else None
+
+
+def _sample_statistics(ref: ColumnSummary, cur: ColumnSummary, bins: int, test: str):
+    d, p, w = ks_and_wasserstein(ref.sample, cur.sample)
+    scale = ref.sample.std()
+    w_norm = w / scale if scale > 0 else (0.0 if w == 0 else math.inf)
+    edges = quantile_edges(ref.sample.values, bins)
+    rc, cc = bin_counts(ref.sample.values, edges), bin_counts(cur.sample.values, edges)
+    values = {
+        "ks": (d, p),
+        "wasserstein": (w_norm, None),
+        "psi": (psi(rc, cc), None),
+        "js": (jensen_shannon(rc, cc), None),
+        "hellinger": (hellinger(rc, cc), None),
+    }
+    if test == "anderson":
+        values["anderson"] = anderson_darling(ref.sample, cur.sample)
+    return values, ("wasserstein", w_norm)
+
+
+def _count_statistics(ref: ColumnSummary, cur: ColumnSummary):
+    labels = list(ref.counts) + [k for k in cur.counts if k not in ref.counts]
+    rc = np.array([ref.counts.get(k, 0) for k in labels], dtype=np.int64)
+    cc = np.array([cur.counts.get(k, 0) for k in labels], dtype=np.int64)
+    js = jensen_shannon(rc, cc)
+    values = {
+        "chi2": chi_square(rc, cc),
+        "psi": (psi(rc, cc), None),
+        "js": (js, None),
+        "hellinger": (hellinger(rc, cc), None),
+        "linf": (l_infinity(rc, cc), None),
+    }
+    return values, ("js", js), labels, rc, cc
+
+
+def _sample_plot(ref: ColumnSummary, cur: ColumnSummary) -> dict:
+    a, b = ref.sample.values, cur.sample.values
+    qa, qb = sorted_quantiles(a, [0.005, 0.995]), sorted_quantiles(b, [0.005, 0.995])
+    lo, hi = float(min(qa[0], qb[0])), float(max(qa[1], qb[1]))
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, PLOT_BINS + 1)
+    inner = edges[1:-1]
+    ra = bin_counts(a, inner) / a.size
+    cb = bin_counts(b, inner) / b.size
+    return {
+        "type": "histogram",
+        "edges": edges.tolist(),
+        "reference": ra.tolist(),
+        "current": cb.tolist(),
+    }
+
+
+def _count_plot(labels, rc, cc) -> dict:
+    order = np.argsort(-(rc / max(rc.sum(), 1) + cc / max(cc.sum(), 1)), kind="stable")
+    top = order[:PLOT_TOP]
+    return {
+        "type": "bar",
+        "labels": [str(labels[i]) for i in top],
+        "reference": (rc[top] / max(rc.sum(), 1)).tolist(),
+        "current": (cc[top] / max(cc.sum(), 1)).tolist(),
+    }
+
+
+def _compare_column(ref, cur, test, threshold, alpha, bins, min_effect, plots):
+    if ref.kind in COUNT_KINDS:
+        allowed = COUNT_TESTS
+        test = test or "chi2"
+    else:
+        allowed = SAMPLE_TESTS
+        test = test or "ks"
+    if test not in allowed:
+        raise ValueError(
+            f"column {ref.name!r} ({ref.kind}): test must be one of {allowed}, got {test!r}"
+        )
+    if ref.kind in COUNT_KINDS:
+        values, effect, labels, rc, cc = _count_statistics(ref, cur)
+        plot = _count_plot(labels, rc, cc) if plots else {}
+    else:
+        values, effect = _sample_statistics(ref, cur, bins, test)
+        plot = _sample_plot(ref, cur) if plots else {}
+    stats = []
+    for name, (statistic, p) in values.items():
+        cut = alpha if p is not None else DEFAULT_THRESHOLDS[name]
+        if name == test and threshold is not None:
+            cut = threshold
+        stats.append(verdict(name, statistic, p, cut))
+    decider = next(s for s in stats if s.test == test)
+    return decider, tuple(stats), effect, plot
+
+
+def compare(
+    reference: pd.DataFrame | ReferenceProfile,
+    current: pd.DataFrame,
+    *,
+    columns: Iterable[str] | None = None,
+    tests: Mapping[str, str] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    min_effect: float | Mapping[str, float] | None = None,
+    drift_share: float | None = None,
+    bins: int = DEFAULT_BINS,
+    plots: bool = True,
+) -> DriftResult:
+    """Compare ``current`` with ``reference`` column by column (see the module's table).
+
+    ``reference`` is a DataFrame or a :class:`ReferenceProfile` built from one. Columns
+    default to those the two sides share; a requested column missing from ``current`` is
+    reported in ``skipped``, not silently dropped.
+
+    >>> import pandas as pd
+    >>> ref = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 50})
+    >>> cur = pd.DataFrame({"c": ["a"] * 80 + ["b"] * 20})
+    >>> r = compare(ref, cur)
+    >>> r["c"].test, round(r["c"].statistic, 2), r["c"].drifted
+    ('chi2', 18.48, True)
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    if drift_share is not None and not 0 < drift_share <= 1:
+        raise ValueError(f"drift_share must lie in (0, 1], got {drift_share}")
+    if not isinstance(current, pd.DataFrame):
+        raise TypeError(f"current must be a pandas DataFrame, got {type(current).__name__}")
+    adjust_p_values([], correction)  # validates the name before any work
+    if isinstance(reference, ReferenceProfile):
+        profile = reference
+        names = list(profile) if columns is None else list(columns)
+        unknown = [c for c in names if c not in profile]
+        if unknown:
+            raise ValueError(f"columns not in the reference profile: {unknown}")
+    else:
+        if not isinstance(reference, pd.DataFrame):
+            raise TypeError(
+                f"reference must be a DataFrame or ReferenceProfile, got {type(reference).__name__}"
+            )
+        if columns is None:
+            names = [c for c in reference.columns if c in current.columns]
+        else:
+            names = list(columns)
+        profile = ReferenceProfile.from_frame(
+            reference, [c for c in names if c in reference.columns]
+        )
+        unknown = [c for c in names if c not in reference.columns]
+        if unknown:
+            raise ValueError(f"columns not in the reference: {unknown}")
+    skipped: list[tuple[str, str]] = []
+    compared = []
+    for name in names:
+        ref = profile[name]
+        if name not in current.columns:
+            skipped.append((name, "missing from current"))
+            continue
+        cur = summarize(current[name], ref.kind, name)
+        if ref.n_valid == 0 or cur.n_valid == 0:
+            side = "reference" if ref.n_valid == 0 else "current"
+            skipped.append((name, f"no valid values in {side}"))
+            continue
+        test = _lookup(tests, name)
+        threshold = None
+        if thresholds is not None:
+            threshold = thresholds.get(name, thresholds.get(test or ""))
+        decider, stats, effect, plot = _compare_column(
+            ref, cur, test, threshold, alpha, bins, min_effect, plots
+        )
+        compared.append((ref, cur, decider, stats, effect, plot))
+    if not compared and not skipped:
+        raise ValueError("no common columns to compare")
+    p_tests = [d.p_value for _, _, d, _, _, _ in compared if d.p_value is not None]
+    adjusted = iter(adjust_p_values(p_tests, correction))
+    results = []
+    for ref, cur, decider, stats, (effect_name, effect), plot in compared:
+        p_adj = float(next(adjusted)) if decider.p_value is not None else None
+        drifted = p_adj < decider.threshold if p_adj is not None else decider.drifted
+        needed = _lookup(min_effect, ref.name)
+        if needed is not None:
+            drifted = drifted and effect >= needed
+        results.append(
+            ColumnDrift(
+                column=ref.name,
+                kind=ref.kind,
+                test=decider.test,
+                statistic=decider.statistic,
+                p_value=decider.p_value,
+                p_adjusted=p_adj,
+                threshold=decider.threshold,
+                drifted=bool(drifted),
+                effect_name=effect_name,
+                effect=float(effect),
+                min_effect=needed,
+                n_reference=ref.n_valid,
+                n_current=cur.n_valid,
+                missing_reference=ref.n_missing / ref.n_rows if ref.n_rows else 0.0,
+                missing_current=cur.n_missing / cur.n_rows if cur.n_rows else 0.0,
+                invalid_current=cur.n_invalid,
+                statistics=stats,
+                plot=plot,
+            )
+        )
+    n_drifted = sum(r.drifted for r in results)
+    if drift_share is None:
+        dataset_drifted = n_drifted > 0
+    else:
+        dataset_drifted = bool(results) and n_drifted / len(results) >= drift_share
+    return DriftResult(
+        tuple(results), alpha, correction, drift_share, bool(dataset_drifted), tuple(skipped)
+    )

@@ -1,0 +1,267 @@
+"""Per-column summaries that drift tests compare, and the cached reference profile.
+
+A column is summarised once into what its tests need: numeric-like columns (numbers, dates as
+epoch seconds, free text as its length in characters) into a :class:`SortedSample`;
+categorical-like columns (categories, booleans, numbers with few distinct values) into counts
+per value. A :class:`ReferenceProfile` holds the summaries of a reference data set; saved to
+disk it lets monitoring compare each new window without touching the training data again.
+P-values from a reference profile are exact: the profile keeps every sorted value, not a
+sketch.
+
+>>> import pandas as pd
+>>> ref = ReferenceProfile.from_frame(pd.DataFrame({"x": [1.5, 2.5, None], "c": ["a", "b", "a"]}))
+>>> ref["x"].kind, ref["x"].n_missing, ref["c"].kind, ref["c"].counts
+('numeric', 1, 'categorical', {'a': 2, 'b': 1})
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from opsloop.data.drift.kernels import sort_floats
+from opsloop.data.drift.numeric import SortedSample
+from opsloop.data.types import infer_column_type
+
+#: A numeric column with at most this many distinct reference values is tested as discrete
+#: (chi-square on value counts) when each level repeats on average: the KS test is
+#: conservative on data with heavy ties.
+MAX_DISCRETE_LEVELS = 20
+
+SAMPLE_KINDS = frozenset({"numeric", "datetime", "text"})
+COUNT_KINDS = frozenset({"categorical", "bool", "discrete"})
+
+
+@dataclass(frozen=True, eq=False)
+class ColumnSummary:
+    """What the drift tests need to know of one column of one sample.
+
+    ``kind`` is one of ``numeric``, ``datetime``, ``text`` (compared through
+    ``sample``) or ``categorical``, ``bool``, ``discrete`` (compared through ``counts``,
+    a mapping from value to count). ``n_invalid`` counts values that could not be read as
+    the column's kind (for example a string in a numeric column); they are left out of the
+    tests like missing values.
+    """
+
+    name: str
+    kind: str
+    n_rows: int
+    n_missing: int
+    n_invalid: int = 0
+    sample: SortedSample | None = None
+    counts: dict | None = None
+
+    @property
+    def n_valid(self) -> int:
+        """Values the tests use."""
+        if self.sample is not None:
+            return self.sample.n
+        return int(sum(self.counts.values())) if self.counts else 0
+
+
+def column_kind(series: pd.Series) -> str:
+    """The drift kind of a reference column (see :class:`ColumnSummary`).
+
+    >>> import pandas as pd
+    >>> column_kind(pd.Series([1, 2, 1, 2])), column_kind(pd.Series([True, False]))
+    ('discrete', 'bool')
+    >>> column_kind(pd.Series([1.5, 2.5, 4.0]))
+    'numeric'
+    """
+    return summarize(series).kind
+
+
+def _is_discrete(sorted_values: np.ndarray) -> bool:
+    n = sorted_values.size
+    if n == 0:
+        return False
+    n_distinct = 1 + int(np.count_nonzero(sorted_values[1:] != sorted_values[:-1]))
+    # Few levels *and* many repeats: a small continuous sample without ties stays numeric.
+    return n_distinct <= MAX_DISCRETE_LEVELS and n_distinct <= n / 2
+
+
+def _run_counts(sorted_values: np.ndarray) -> dict:
+    if sorted_values.size == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    counts = np.diff(np.r_[starts, sorted_values.size])
+    return {float(v): int(c) for v, c in zip(sorted_values[starts], counts, strict=True)}
+
+
+def _numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
+    """Float values of a column, NaN where missing; also the count of unreadable values."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("float64").to_numpy(), 0
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.to_numpy(dtype="float64", na_value=np.nan), 0
+    missing = series.isna().to_numpy()
+    converted = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    invalid = int(np.count_nonzero(np.isnan(converted) & ~missing))
+    return converted, invalid
+
+
+def _datetime_values(series: pd.Series) -> tuple[np.ndarray, int]:
+    missing = series.isna().to_numpy()
+    converted = pd.to_datetime(series, errors="coerce", utc=True)
+    seconds = (
+        (converted - pd.Timestamp(0, tz="UTC"))
+        .dt.total_seconds()
+        .to_numpy(dtype="float64", na_value=np.nan)
+    )
+    invalid = int(np.count_nonzero(np.isnan(seconds) & ~missing))
+    return seconds, invalid
+
+
+def _text_lengths(series: pd.Series) -> tuple[np.ndarray, int]:
+    strings = series.astype("string")
+    return strings.str.len().to_numpy(dtype="float64", na_value=np.nan), 0
+
+
+def _value_counts(series: pd.Series, kind: str) -> tuple[dict, int]:
+    if kind == "discrete":
+        values, invalid = _numeric_values(series)
+        return _run_counts(sort_floats(values[~np.isnan(values)])), invalid
+    counts = series.value_counts(dropna=True, sort=False)
+    counts = counts[counts > 0]
+    # Labels are compared as text so that 1 and "1" from two file formats are one category.
+    out: dict = {}
+    for label, count in zip(counts.index.map(str), counts.to_numpy(), strict=True):
+        out[label] = out.get(label, 0) + int(count)
+    return out, 0
+
+
+def summarize(series: pd.Series, kind: str | None = None, name: str | None = None):
+    """Summarise one column as ``kind`` (inferred from the column when not given).
+
+    >>> import pandas as pd
+    >>> summarize(pd.Series(["x", "y", None, "x"])).counts
+    {'x': 2, 'y': 1}
+    """
+    name = str(series.name) if name is None else name
+    n_rows = len(series)
+    n_missing = int(series.isna().sum())
+    if kind is None:
+        logical = infer_column_type(series)
+        if logical in ("int", "float"):
+            values, invalid = _numeric_values(series)
+            sample = SortedSample.from_values(values)
+            if _is_discrete(sample.values):
+                counts = _run_counts(sample.values)
+                return ColumnSummary(name, "discrete", n_rows, n_missing, invalid, counts=counts)
+            return ColumnSummary(name, "numeric", n_rows, n_missing, invalid, sample=sample)
+        kind = {"bool": "bool", "category": "categorical", "datetime": "datetime"}.get(
+            logical, "text"
+        )
+    if kind in COUNT_KINDS:
+        counts, invalid = _value_counts(series, kind)
+        return ColumnSummary(name, kind, n_rows, n_missing, invalid, counts=counts)
+    reader = {"numeric": _numeric_values, "datetime": _datetime_values, "text": _text_lengths}
+    if kind not in reader:
+        raise ValueError(f"column {name!r}: unknown drift kind {kind!r}")
+    values, invalid = reader[kind](series)
+    sample = SortedSample.from_values(values)
+    return ColumnSummary(name, kind, n_rows, n_missing, invalid, sample=sample)
+
+
+class ReferenceProfile(Mapping):
+    """The reference side of drift detection, summarised once and reusable.
+
+    >>> import pandas as pd
+    >>> profile = ReferenceProfile.from_frame(pd.DataFrame({"a": [0.5, 1.5, 2.5]}))
+    >>> list(profile), profile["a"].sample.values.tolist()
+    (['a'], [0.5, 1.5, 2.5])
+    """
+
+    def __init__(self, columns: Iterable[ColumnSummary]):
+        self._columns = {c.name: c for c in columns}
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        columns: Iterable[str] | None = None,
+        kinds: Mapping[str, str] | None = None,
+    ) -> ReferenceProfile:
+        """Summarise the given (default: all) columns of ``frame``."""
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"reference must be a pandas DataFrame, got {type(frame).__name__}")
+        names = list(frame.columns) if columns is None else list(columns)
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            raise ValueError(f"columns not in the reference: {missing}")
+        kinds = dict(kinds or {})
+        return cls(summarize(frame[c], kinds.get(c), str(c)) for c in names)
+
+    def __getitem__(self, name: str) -> ColumnSummary:
+        return self._columns[name]
+
+    def __iter__(self):
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the profile to one ``.npz`` file (sorted values and counts, no pickle).
+
+        >>> import pandas as pd, tempfile, pathlib
+        >>> p = ReferenceProfile.from_frame(pd.DataFrame({"a": [1.0, 2.0], "b": ["u", "v"]}))
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     back = ReferenceProfile.load(p.save(pathlib.Path(d) / "ref.npz"))
+        >>> back["a"].sample.values.tolist(), back["b"].counts
+        ([1.0, 2.0], {'u': 1, 'v': 1})
+        """
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {}
+        meta = []
+        for i, col in enumerate(self._columns.values()):
+            entry = {
+                "name": col.name,
+                "kind": col.kind,
+                "n_rows": col.n_rows,
+                "n_missing": col.n_missing,
+                "n_invalid": col.n_invalid,
+            }
+            if col.sample is not None:
+                arrays[f"values_{i}"] = col.sample.values
+                entry["n_sample_missing"] = col.sample.n_missing
+                entry["n_nonfinite"] = col.sample.n_nonfinite
+            else:
+                entry["counts"] = [[k, v] for k, v in col.counts.items()]
+            meta.append(entry)
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        with path.open("wb") as handle:
+            np.savez(handle, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceProfile:
+        """Read a profile written by :meth:`save`."""
+        with np.load(Path(path), allow_pickle=False) as data:
+            meta = json.loads(data["meta"].tobytes().decode())
+            columns = []
+            for i, entry in enumerate(meta):
+                sample = counts = None
+                if f"values_{i}" in data:
+                    sample = SortedSample(
+                        data[f"values_{i}"], entry["n_sample_missing"], entry["n_nonfinite"]
+                    )
+                else:
+                    counts = {k: int(v) for k, v in entry["counts"]}
+                columns.append(
+                    ColumnSummary(
+                        entry["name"],
+                        entry["kind"],
+                        entry["n_rows"],
+                        entry["n_missing"],
+                        entry["n_invalid"],
+                        sample,
+                        counts,
+                    )
+                )
+        return cls(columns)

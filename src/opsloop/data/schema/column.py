@@ -1,0 +1,209 @@
+"""The contract for one column: logical type, presence, numeric range, categorical domain.
+
+Every field is checked when a :class:`ColumnSchema` is built, so a column read from a
+hand-edited YAML file and one built in code obey the same rules, and a broken one is reported
+with its column and field names.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, fields
+from typing import Any, get_args
+
+import numpy as np
+
+from opsloop.data.types import ColumnType
+
+COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)
+NUMERIC_TYPES = ("int", "float")
+
+
+@dataclass(frozen=True)
+class ColumnSchema:
+    """What one column must look like.
+
+    Parameters
+    ----------
+    name
+        Column name.
+    type
+        Logical type (see :mod:`opsloop.data.types`): ``bool``, ``int``, ``float``,
+        ``datetime``, ``category`` or ``string``.
+    required
+        Whether the column must be present (in the environments it is not absent from).
+    max_null_fraction
+        Largest share of null rows allowed, in [0, 1]; ``0.0`` means no nulls at all.
+    min, max
+        Inclusive range of finite values, for ``int`` and ``float`` columns only; ``None``
+        leaves that side open.
+    domain
+        The values a ``category`` column may take (strings, ints or bools); ``None`` means
+        any value of the right type.
+    allow_non_finite
+        Whether ``±inf`` is allowed in a ``float`` column.
+    absent_in
+        Names of the environments this column does not belong to (e.g. a label in
+        ``serving``); see :class:`~opsloop.data.schema.Schema`.
+
+    >>> ColumnSchema("age", "int", min=0, max=120).to_dict()
+    {'type': 'int', 'required': True, 'max_null_fraction': 0.0, 'min': 0, 'max': 120}
+    >>> ColumnSchema("age", "int", min=5, max=1)
+    Traceback (most recent call last):
+    ValueError: column 'age', field 'min': 5 is greater than max 1
+    """
+
+    name: str
+    type: ColumnType
+    required: bool = True
+    max_null_fraction: float = 0.0
+    min: int | float | None = None
+    max: int | float | None = None
+    domain: tuple[str | int | bool, ...] | None = None
+    allow_non_finite: bool = False
+    absent_in: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"column name must be a non-empty string, got {self.name!r}")
+        if self.type not in COLUMN_TYPES:
+            raise ValueError(
+                self._where("type") + f"{self.type!r} is not one of {', '.join(COLUMN_TYPES)}"
+            )
+        self._check_bool("required")
+        self._check_bool("allow_non_finite")
+        self._set("max_null_fraction", self._fraction())
+        self._set("min", self._bound("min"))
+        self._set("max", self._bound("max"))
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(self._where("min") + f"{self.min} is greater than max {self.max}")
+        if self.allow_non_finite and self.type != "float":
+            raise ValueError(
+                self._where("allow_non_finite") + f"only float columns hold ±inf, not {self.type}"
+            )
+        self._set("domain", self._domain())
+        self._set("absent_in", self._names("absent_in"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The column's YAML block: fields that do not apply to its type are left out.
+
+        >>> ColumnSchema("size", "category", domain=("S", "M")).to_dict()["domain"]
+        ['S', 'M']
+        """
+        out: dict[str, Any] = {
+            "type": self.type,
+            "required": self.required,
+            "max_null_fraction": self.max_null_fraction,
+        }
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        if self.type == "float":
+            out["allow_non_finite"] = self.allow_non_finite
+        if self.domain is not None:
+            out["domain"] = list(self.domain)
+        if self.absent_in:
+            out["absent_in"] = list(self.absent_in)
+        return out
+
+    @classmethod
+    def from_dict(cls, name: str, block: Any) -> ColumnSchema:
+        """Build a column from its YAML block, rejecting unknown or missing keys.
+
+        >>> ColumnSchema.from_dict("x", {"type": "float", "max": 1.5}).max
+        1.5
+        >>> ColumnSchema.from_dict("x", {"type": "float", "maximum": 1.5})
+        Traceback (most recent call last):
+        ValueError: column 'x': unknown field 'maximum'; allowed: type, required, ...
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"column names must be strings, got {name!r} ({type(name).__name__})")
+        if not isinstance(block, dict):
+            raise TypeError(
+                f"column {name!r}: expected a mapping of fields, got {type(block).__name__}"
+            )
+        allowed = [f.name for f in fields(cls) if f.name != "name"]
+        unknown = [key for key in block if key not in allowed]
+        if unknown:
+            raise ValueError(
+                f"column {name!r}: unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}"
+            )
+        if "type" not in block:
+            raise ValueError(f"column {name!r}: field 'type' is missing")
+        return cls(name=name, **block)
+
+    def _where(self, field: str) -> str:
+        return f"column {self.name!r}, field {field!r}: "
+
+    def _set(self, field: str, value: Any) -> None:
+        # Normalising (lists to tuples, numpy scalars to Python) on a frozen instance.
+        object.__setattr__(self, field, value)
+
+    def _check_bool(self, field: str) -> None:
+        value = getattr(self, field)
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(self._where(field) + f"expected true or false, got {value!r}")
+        self._set(field, bool(value))
+
+    def _fraction(self) -> float:
+        value = self.max_null_fraction
+        if not _is_number(value):
+            raise TypeError(self._where("max_null_fraction") + f"expected a number, got {value!r}")
+        value = float(value)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(self._where("max_null_fraction") + f"{value} is outside [0, 1]")
+        return value
+
+    def _bound(self, field: str) -> int | float | None:
+        value = getattr(self, field)
+        if value is None:
+            return None
+        if self.type not in NUMERIC_TYPES:
+            raise ValueError(
+                self._where(field) + f"a range applies to int and float columns, not {self.type}"
+            )
+        if not _is_number(value):
+            raise TypeError(self._where(field) + f"expected a number, got {value!r}")
+        value = value.item() if isinstance(value, np.generic) else value
+        if not math.isfinite(value):
+            raise ValueError(self._where(field) + f"must be finite, got {value}")
+        return value
+
+    def _domain(self) -> tuple[str | int | bool, ...] | None:
+        values = self.domain
+        if values is None:
+            return None
+        if self.type != "category":
+            raise ValueError(
+                self._where("domain") + f"applies to category columns, not {self.type}"
+            )
+        if isinstance(values, str) or not isinstance(values, list | tuple):
+            raise TypeError(self._where("domain") + f"expected a list of values, got {values!r}")
+        plain = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
+        for value in plain:
+            if not isinstance(value, str | int):  # bool is an int, so bools pass too
+                raise TypeError(
+                    self._where("domain") + f"values must be strings, ints or bools, got {value!r}"
+                )
+        seen: set[tuple[type, str | int]] = set()
+        for value in plain:
+            key = (type(value), value)  # keeps True and 1 apart
+            if key in seen:
+                raise ValueError(self._where("domain") + f"{value!r} is listed twice")
+            seen.add(key)
+        return plain
+
+    def _names(self, field: str) -> tuple[str, ...]:
+        values = getattr(self, field)
+        if isinstance(values, str) or not isinstance(values, list | tuple):
+            raise TypeError(self._where(field) + f"expected a list of names, got {values!r}")
+        for value in values:
+            if not isinstance(value, str) or not value:
+                raise TypeError(self._where(field) + f"names must be strings, got {value!r}")
+        return tuple(values)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)

@@ -1,0 +1,177 @@
+"""Infer a :class:`~opsloop.data.schema.Schema` from a training frame.
+
+The inferred schema is as tight as the data allows, so that a batch drawn like the training
+data passes and anything new is reported: the logical type comes from
+:func:`opsloop.data.types.infer_column_type`; the allowed null fraction is the observed one
+rounded *up* to four decimals; the range is the observed finite min and max; ``±inf`` is
+allowed only in a float column where it was seen; a category column's domain is its observed
+values when there are at most ``max_categories`` of them. Widen what is too tight by editing
+the schema (:meth:`Schema.update_column` or the YAML).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from opsloop.data.schema.column import NUMERIC_TYPES, ColumnSchema
+from opsloop.data.schema.model import Schema
+from opsloop.data.schema.observe import BOOL, FLOAT, INT, STR, conforms, observe, plain_value
+from opsloop.data.types import MAX_CATEGORIES, infer_column_type
+
+# The allowed null fraction is rounded up to this many decimals: readable in YAML, and never
+# below the observed fraction, so the training data itself always passes.
+_NULL_FRACTION_DECIMALS = 4
+
+
+def infer_schema(
+    df: pd.DataFrame,
+    *,
+    max_categories: int = MAX_CATEGORIES,
+    environments: Mapping[str, Iterable[str]] | None = None,
+    created_at: dt.datetime | None = None,
+) -> Schema:
+    """Infer the schema that ``df`` satisfies (see the module docstring for each field).
+
+    Parameters
+    ----------
+    df
+        Training data with unique string column names and at least one row.
+    max_categories
+        A category column with more distinct values than this gets no domain (any label
+        is then accepted).
+    environments
+        Environment name -> columns absent from it, e.g. ``{"training": [], "serving":
+        ["label"]}``: the label is then required when validating in ``training`` and must
+        not appear in ``serving``. ``None``: no environments.
+    created_at
+        Time recorded in the schema; default now (UTC).
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"age": [31, 45, None], "plan": ["a", "b", "a"]})
+    >>> schema = infer_schema(df, environments={"serving": ["plan"]})
+    >>> schema["age"].type, schema["age"].min, schema["age"].max, schema["age"].max_null_fraction
+    ('float', 31.0, 45.0, 0.3334)
+    >>> schema["plan"].domain, schema["plan"].absent_in
+    (('a', 'b'), ('serving',))
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"infer_schema expects a pandas DataFrame, got {type(df).__name__}")
+    if len(df) == 0:
+        raise ValueError(
+            "infer_schema: the frame has no rows, so there are no values to learn from"
+        )
+    if (
+        not isinstance(max_categories, int)
+        or isinstance(max_categories, bool)
+        or max_categories < 0
+    ):
+        raise ValueError(f"max_categories must be an integer >= 0, got {max_categories!r}")
+    names = list(df.columns)
+    for position, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(
+                f"column names must be strings; column {position} is {name!r} "
+                f"({type(name).__name__})"
+            )
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"column {duplicate!r} appears more than once in the frame")
+    absent = _absent_in(environments, names)
+    if created_at is None:
+        created_at = dt.datetime.now(dt.UTC)
+    if not isinstance(created_at, dt.datetime):
+        raise TypeError(f"created_at must be a datetime, got {created_at!r}")
+    columns = tuple(
+        _infer_column(name, df.iloc[:, position], max_categories, absent.get(name, ()))
+        for position, name in enumerate(names)
+    )
+    return Schema(
+        columns=columns,
+        version=1,
+        environments=tuple(environments or ()),
+        created_at=created_at.isoformat(timespec="seconds"),
+        source_rows=len(df),
+    )
+
+
+def _absent_in(
+    environments: Mapping[str, Iterable[str]] | None, names: list[str]
+) -> dict[str, tuple[str, ...]]:
+    if environments is None:
+        return {}
+    if not isinstance(environments, Mapping):
+        raise TypeError(
+            "environments must map an environment name to the columns absent from it, "
+            f"got {type(environments).__name__}"
+        )
+    absent: dict[str, tuple[str, ...]] = {}
+    for environment, columns in environments.items():
+        if not isinstance(environment, str) or not environment:
+            raise TypeError(f"environment names must be non-empty strings, got {environment!r}")
+        if isinstance(columns, str) or not isinstance(columns, Iterable):
+            raise TypeError(
+                f"environment {environment!r}: expected a list of column names, got {columns!r}"
+            )
+        for column in columns:
+            if column not in names:
+                raise ValueError(
+                    f"environment {environment!r}: column {column!r} is not in the frame"
+                )
+            absent[column] = (*absent.get(column, ()), environment)
+    return absent
+
+
+def _infer_column(
+    name: str, series: pd.Series, max_categories: int, absent_in: tuple[str, ...]
+) -> ColumnSchema:
+    column_type = infer_column_type(series)
+    seen = observe(series)
+    conforming = conforms(seen, column_type)
+    nulls = int(seen.null.sum())
+    scale = 10**_NULL_FRACTION_DECIMALS
+    # Integer ceiling of nulls / n * scale: exact, where float ceil(0.3 * 1e4) gives 3001.
+    max_null_fraction = -(-nulls * scale // len(series)) / scale
+    low = high = None
+    allow_non_finite = False
+    domain = None
+    if column_type in NUMERIC_TYPES and seen.numbers is not None:
+        finite = conforming & seen.finite
+        if finite.any():
+            values = seen.numbers[finite]
+            cast = int if column_type == "int" else float
+            low, high = cast(values.min()), cast(values.max())
+        if column_type == "float":
+            allow_non_finite = bool((conforming & (seen.kind == FLOAT) & ~seen.finite).any())
+    if column_type == "category":
+        domain = _domain(series, seen.kind, conforming, max_categories)
+    return ColumnSchema(
+        name=name,
+        type=column_type,
+        required=True,
+        max_null_fraction=max_null_fraction,
+        min=low,
+        max=high,
+        domain=domain,
+        allow_non_finite=allow_non_finite,
+        absent_in=absent_in,
+    )
+
+
+def _domain(
+    series: pd.Series, kind: np.ndarray, conforming: np.ndarray, max_categories: int
+) -> tuple[str | int | bool, ...] | None:
+    domain: list[str | int | bool] = []
+    # One kind at a time: pandas hashes True and 1 as the same value.
+    for value_kind in (STR, INT, BOOL):
+        rows = np.flatnonzero(conforming & (kind == value_kind))
+        if len(rows) == 0:
+            continue
+        values = series.iloc[rows].unique()
+        if len(domain) + len(values) > max_categories:
+            return None
+        domain += sorted(plain_value(v) for v in values)
+    return tuple(domain)

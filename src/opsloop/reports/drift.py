@@ -1,0 +1,312 @@
+"""The drift report: a :class:`~opsloop.data.drift.compare.DriftResult` that renders itself as
+one standalone HTML file (verdict, sortable summary table, one section per column with the
+reference and current distributions overlaid) and as a compact table in notebooks.
+
+The page is a jinja template (``templates/drift.html.j2``) filled from the result; the
+distributions are plotly figures drawn from each column's ``plot`` data, with plotly.js inlined
+once in the page's head, so the file opens offline and weighs plotly.js plus a few kilobytes
+per column.
+
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(1)
+>>> ref = pd.DataFrame({"x": rng.normal(size=500)})
+>>> cur = pd.DataFrame({"x": rng.normal(1.0, size=500)})
+>>> report = drift_report(ref, cur)
+>>> report.drifted, report["x"].test
+(True, 'ks')
+>>> "<table" in report._repr_html_()
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import itertools
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from opsloop.data.drift.compare import ColumnDrift, DriftResult, compare
+from opsloop.reports.formatting import format_share
+from opsloop.reports.standalone import figure_html, plotly_js, template_environment
+
+#: What each statistic's short name stands for (shown as a tooltip beside the name).
+STATISTIC_NAMES: dict[str, str] = {
+    "ks": "two-sample Kolmogorov-Smirnov test",
+    "anderson": "k-sample Anderson-Darling test",
+    "chi2": "chi-square test of homogeneity",
+    "wasserstein": "Wasserstein distance divided by the reference standard deviation",
+    "psi": "population stability index",
+    "js": "Jensen-Shannon distance (base 2)",
+    "hellinger": "Hellinger distance",
+    "linf": "largest absolute difference of shares (L-infinity)",
+}
+CORRECTION_NAMES: dict[str, str] = {
+    "none": "none (raw p-values)",
+    "bonferroni": "Bonferroni",
+    "holm": "Holm",
+    "bh": "Benjamini-Hochberg",
+}
+#: What the x axis of a histogram measures, by drift kind.
+AXIS_TITLES: dict[str, str] = {
+    "numeric": "value",
+    "datetime": "date",
+    "text": "length (characters)",
+}
+REFERENCE_COLOR = "#4c78a8"
+CURRENT_COLOR = "#e45756"
+FIGURE_HEIGHT = 320
+
+
+def verdict_text(result: DriftResult) -> str:
+    """The dataset's verdict in one sentence.
+
+    >>> import pandas as pd
+    >>> from opsloop.data.drift.compare import compare
+    >>> r = compare(pd.DataFrame({"c": ["a", "b"] * 50}), pd.DataFrame({"c": ["a", "b"] * 50}))
+    >>> verdict_text(r)
+    'No drift detected: 0 of 1 columns drifted (0%).'
+    """
+    head = "Drift detected" if result.drifted else "No drift detected"
+    return (
+        f"{head}: {result.n_drifted} of {len(result.columns)} columns drifted "
+        f"({format_share(result.share_drifted)})."
+    )
+
+
+def rule_text(result: DriftResult) -> str:
+    """The rule that turned the column verdicts into the dataset's verdict.
+
+    >>> import pandas as pd
+    >>> from opsloop.data.drift.compare import compare
+    >>> frame = pd.DataFrame({"c": ["a", "b"] * 50})
+    >>> rule_text(compare(frame, frame, drift_share=0.3))
+    'The dataset drifts when at least 30% of its columns drift.'
+    """
+    if result.drift_share is None:
+        return "The dataset drifts when any column drifts."
+    return (
+        f"The dataset drifts when at least {format_share(result.drift_share)} of its columns drift."
+    )
+
+
+def column_figure(column: ColumnDrift) -> go.Figure | None:
+    """The reference and current distributions of one column, overlaid; ``None`` without plot data.
+
+    Numeric-like columns get a histogram (share of each sample per bin, bars overlaid; the
+    outer bins also hold the tails), count-like columns grouped bars of their most frequent
+    values. Category labels are entity-escaped because plotly reads ``<b>``-style markup in
+    text.
+
+    >>> import pandas as pd
+    >>> from opsloop.data.drift.compare import compare
+    >>> r = compare(pd.DataFrame({"c": ["a", "b", "b"] * 20}), pd.DataFrame({"c": ["a"] * 60}))
+    >>> fig = column_figure(r["c"])
+    >>> [t.name for t in fig.data], list(fig.data[0].x), [round(v, 3) for v in fig.data[0].y]
+    (['reference', 'current'], ['a', 'b'], [0.333, 0.667])
+    """
+    plot = column.plot
+    if not plot:
+        return None
+    if plot["type"] == "histogram":
+        figure = _histogram_figure(column.kind, plot)
+    elif plot["type"] == "bar":
+        figure = _bar_figure(plot)
+    else:
+        raise ValueError(
+            f"column {column.column!r}: plot type must be 'histogram' or 'bar', "
+            f"got {plot['type']!r}"
+        )
+    figure.update_layout(
+        template="none",
+        barmode="overlay" if plot["type"] == "histogram" else "group",
+        bargap=0 if plot["type"] == "histogram" else 0.15,
+        margin={"l": 56, "r": 16, "t": 32, "b": 48},
+        font={"family": "system-ui, -apple-system, 'Segoe UI', sans-serif", "size": 12},
+        legend={"orientation": "h", "x": 0, "y": 1.12},
+        yaxis={"title": {"text": "share"}, "tickformat": ".0%", "gridcolor": "#e5e7eb"},
+        xaxis={"gridcolor": "#f3f4f6"},
+        hoverlabel={"namelength": -1},
+    )
+    return figure
+
+
+def _histogram_figure(kind: str, plot: dict) -> go.Figure:
+    edges = np.asarray(plot["edges"], dtype=float)
+    centers = (edges[:-1] + edges[1:]) / 2
+    widths = np.diff(edges)
+    if kind == "datetime":
+        # Epoch seconds read badly; a date axis takes ISO strings and bar widths in ms.
+        stamps = pd.to_datetime(edges, unit="s", utc=True).strftime("%Y-%m-%d %H:%M:%S")
+        x = pd.to_datetime(centers, unit="s", utc=True).strftime("%Y-%m-%d %H:%M:%S").tolist()
+        widths = widths * 1000.0
+        labels = list(stamps)
+    else:
+        x = centers.tolist()
+        # Six digits, not the tables' four, so that neighbouring edges stay distinct.
+        labels = [f"{e:.6g}" for e in edges]
+    bounds = [f"{a} to {b}" for a, b in itertools.pairwise(labels)]
+    # The outer bins also count the tails beyond the plotted range.
+    if len(bounds) == 1:
+        bounds[0] = "all values"
+    else:
+        bounds[0], bounds[-1] = f"up to {labels[1]}", f"{labels[-2]} and above"
+    # Equal bins (the usual case) need one width, not one per bar.
+    width = float(widths[0]) if np.allclose(widths, widths[0]) else widths.tolist()
+    figure = go.Figure()
+    for name, color in (("reference", REFERENCE_COLOR), ("current", CURRENT_COLOR)):
+        figure.add_trace(
+            go.Bar(
+                name=name,
+                x=x,
+                y=plot[name],
+                width=width,
+                customdata=bounds,
+                marker={"color": color, "line": {"width": 0}},
+                opacity=0.55,
+                hovertemplate="%{customdata}<br>share %{y:.2%}<extra>" + name + "</extra>",
+            )
+        )
+    figure.update_xaxes(
+        title_text=AXIS_TITLES.get(kind, "value"), type="date" if kind == "datetime" else "linear"
+    )
+    return figure
+
+
+def _bar_figure(plot: dict) -> go.Figure:
+    labels = [html.escape(str(label), quote=False) for label in plot["labels"]]
+    figure = go.Figure()
+    for name, color in (("reference", REFERENCE_COLOR), ("current", CURRENT_COLOR)):
+        figure.add_trace(
+            go.Bar(
+                name=name,
+                x=labels,
+                y=plot[name],
+                marker={"color": color},
+                hovertemplate="%{x}<br>share %{y:.2%}<extra>" + name + "</extra>",
+            )
+        )
+    figure.update_xaxes(type="category", title_text="value (most frequent first)")
+    return figure
+
+
+def _sort_key(value: float | None) -> str:
+    """A cell's ``data-sort`` value: numbers sort as numbers, a missing value sorts last."""
+    if value is None or math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftReport(DriftResult):
+    """A drift result that renders itself: :meth:`to_html` writes a standalone page,
+    ``_repr_html_`` shows a compact table in notebooks. Everything else is the result's.
+
+    >>> import pandas as pd
+    >>> from opsloop.data.drift.compare import compare
+    >>> result = compare(pd.DataFrame({"c": ["a", "b"] * 50}), pd.DataFrame({"c": ["a"] * 100}))
+    >>> report = DriftReport.from_result(result)
+    >>> report.to_dict() == result.to_dict(), report.n_drifted
+    (True, 1)
+    """
+
+    @classmethod
+    def from_result(cls, result: DriftResult) -> DriftReport:
+        """Wrap a :class:`DriftResult` (its fields are shared, not copied)."""
+        if not isinstance(result, DriftResult):
+            raise TypeError(f"result must be a DriftResult, got {type(result).__name__}")
+        fields = dataclasses.fields(DriftResult)
+        return cls(**{f.name: getattr(result, f.name) for f in fields})
+
+    def render_html(self, title: str = "Data drift report") -> str:
+        """The standalone HTML page as text (what :meth:`to_html` writes).
+
+        The same report renders to the same text: nothing in it depends on the time or on
+        random identifiers.
+
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"c": ["a", "b"] * 50})
+        >>> page = drift_report(frame, frame).render_html()
+        >>> page.startswith("<!DOCTYPE html>"), "No drift detected" in page
+        (True, True)
+        """
+        sections = []
+        for index, column in enumerate(self.columns):
+            figure = column_figure(column)
+            sections.append(
+                {
+                    "anchor": f"column-{index}",
+                    "column": column,
+                    "figure": None
+                    if figure is None
+                    else figure_html(figure, f"plot-{index}", height=FIGURE_HEIGHT),
+                }
+            )
+        has_figures = any(s["figure"] is not None for s in sections)
+        template = template_environment().get_template("drift.html.j2")
+        return template.render(
+            title=title,
+            report=self,
+            verdict=verdict_text(self),
+            rule=rule_text(self),
+            correction=CORRECTION_NAMES.get(self.correction, self.correction),
+            sections=sections,
+            statistic_names=STATISTIC_NAMES,
+            sort_key=_sort_key,
+            plotly_js=plotly_js() if has_figures else None,
+        )
+
+    def to_html(self, path: str | os.PathLike, title: str = "Data drift report") -> Path:
+        """Write the report as one HTML file that opens offline; return its path.
+
+        >>> import pandas as pd, tempfile, pathlib
+        >>> frame = pd.DataFrame({"c": ["a", "b"] * 50})
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     out = drift_report(frame, frame).to_html(pathlib.Path(d) / "drift.html")
+        ...     out.name, out.stat().st_size > 1_000_000
+        ('drift.html', True)
+        """
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
+        out = Path(path)
+        out.write_text(self.render_html(title), encoding="utf-8")
+        return out
+
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks: the verdict and one row per column, no plots.
+
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"c": ["a", "b"] * 50})
+        >>> drift_report(frame, frame)._repr_html_().count("<tr")
+        2
+        """
+        template = template_environment().get_template("drift_summary.html.j2")
+        return template.render(
+            report=self,
+            verdict=verdict_text(self),
+            statistic_names=STATISTIC_NAMES,
+        )
+
+
+def drift_report(reference: Any, current: pd.DataFrame, **kwargs: Any) -> DriftReport:
+    """Run :func:`~opsloop.data.drift.compare.compare` and wrap its result as a report.
+
+    Takes the same arguments as ``compare`` (a reference DataFrame or profile, the current
+    DataFrame, then ``columns``, ``tests``, ``thresholds``, ``alpha``, ``correction``, ...).
+
+    >>> import pandas as pd
+    >>> ref = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 50})
+    >>> cur = pd.DataFrame({"c": ["a"] * 80 + ["b"] * 20})
+    >>> report = drift_report(ref, cur, alpha=0.01)
+    >>> type(report).__name__, report.alpha, report["c"].drifted
+    ('DriftReport', 0.01, True)
+    """
+    return DriftReport.from_result(compare(reference, current, **kwargs))
