@@ -53,7 +53,8 @@ class Peer:
 # neither declares the upper bound itself, so pip would otherwise pick pandas 3.
 PEERS: dict[str, Peer] = {
     "evidently": Peer("evidently", "evidently", "0.7.23", ("pandas<3", "pyarrow")),
-    "nannyml": Peer("nannyml", "nannyml", "0.13.1", ("pandas<3", "pyarrow")),
+    # nannyml 0.13.1 imports statsmodels (in its plots package) without declaring it.
+    "nannyml": Peer("nannyml", "nannyml", "0.13.1", ("pandas<3", "pyarrow", "statsmodels")),
 }
 
 # Imports the package (not just its metadata): an install whose import fails is no install.

@@ -1,8 +1,233 @@
-"""The ``opsloop`` command line: a thin surface over the library's functions."""
+"""The ``opsloop`` command line: a thin surface over the library's functions.
+
+Exit codes: 0 success, 1 the data failed a check (anomalies found, drift detected with
+``--fail-on-drift``), 2 the command could not run (bad path, unreadable file, bad option).
+Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="opsloop: ML in production.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="opsloop: data contracts, drift and the loop of ML in production.",
+)
+schema_app = typer.Typer(no_args_is_help=True, help="Infer and validate data schemas.")
+app.add_typer(schema_app, name="schema")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class UsageProblem(Exception):
+    """A command cannot run; the message is printed on one line and the exit code is 2."""
+
+
+def _one_line_errors(command: Callable) -> Callable:
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        from opsloop.data.io import TableReadError
+
+        try:
+            return command(*args, **kwargs)
+        except (UsageProblem, TableReadError, FileNotFoundError, PermissionError) as error:
+            err.print(f"error: {error}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except (ValueError, TypeError) as error:
+            err.print(f"error: {error}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _read(path: Path):
+    from opsloop.data.io import read_table
+
+    return read_table(path)
+
+
+def _write_json(document: dict, path: Path | None) -> None:
+    text = json.dumps(document, indent=2, default=str)
+    if path is None:
+        sys.stdout.write(text + "\n")
+    else:
+        path.write_text(text + "\n")
+
+
+@schema_app.command("infer")
+@_one_line_errors
+def schema_infer(
+    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="YAML file.")] = None,
+    exclude_in_serving: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated columns absent at serving time (e.g. the label)."),
+    ] = None,
+) -> None:
+    """Infer a schema from DATA and write it as YAML."""
+    from opsloop.data.schema import infer_schema
+
+    frame = _read(data)
+    environments = None
+    if exclude_in_serving:
+        names = [c.strip() for c in exclude_in_serving.split(",") if c.strip()]
+        environments = {"serving": {"exclude": names}}
+    schema = infer_schema(frame, environments=environments)
+    text = schema.to_yaml()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"schema of {len(schema.columns)} columns written to {output}")
+
+
+@schema_app.command("validate")
+@_one_line_errors
+def schema_validate(
+    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
+    schema: Annotated[Path, typer.Option("--schema", "-s", help="Schema YAML file.")],
+    environment: Annotated[str | None, typer.Option(help="e.g. training or serving.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print anomalies as JSON.")] = False,
+) -> None:
+    """Validate DATA against a schema; exit code 1 when anomalies are found."""
+    from opsloop.data.schema import Schema, validate
+
+    if not schema.exists():
+        raise UsageProblem(f"{schema}: no such file")
+    contract = Schema.from_yaml(schema)
+    result = validate(_read(data), contract, environment=environment)
+    if as_json:
+        _write_json(result.to_dict(), None)
+    elif result.ok:
+        out.print(f"{data}: no anomalies against {schema}")
+    else:
+        table = Table(title=f"{len(result)} anomalies in {data}")
+        for name in ("column", "kind", "count", "fraction", "examples"):
+            table.add_column(name, justify="right" if name in ("count", "fraction") else "left")
+        for anomaly in result:
+            examples = ", ".join(f"row {row}: {value!r}" for row, value in anomaly.examples)
+            table.add_row(
+                anomaly.column,
+                anomaly.kind,
+                str(anomaly.count),
+                f"{anomaly.fraction:.4f}",
+                examples,
+            )
+        out.print(table)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("profile")
+@_one_line_errors
+def profile_command(
+    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+) -> None:
+    """Profile DATA: counts, missing values, moments, quantiles, top values."""
+    from opsloop.data.profile import profile
+
+    result = profile(_read(data))
+    if as_json:
+        _write_json(result.to_dict(), None)
+        return
+    frame = result.to_frame()
+    table = Table(title=f"profile of {data}")
+    table.add_column("column")
+    for name in frame.columns:
+        table.add_column(str(name), justify="right")
+    for index, row in frame.iterrows():
+        table.add_row(str(index), *(_cell(v) for v in row.tolist()))
+    out.print(table)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+@app.command("drift")
+@_one_line_errors
+def drift_command(
+    reference: Annotated[Path, typer.Argument(help="Reference data (e.g. training).")],
+    current: Annotated[Path, typer.Argument(help="Current data (e.g. serving).")],
+    html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+    columns: Annotated[str | None, typer.Option(help="Comma-separated columns.")] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    correction: Annotated[str, typer.Option(help="none, bonferroni, holm or bh.")] = "holm",
+    fail_on_drift: Annotated[bool, typer.Option(help="Exit 1 when drift is found.")] = False,
+) -> None:
+    """Compare CURRENT with REFERENCE column by column and print the verdicts."""
+    from opsloop.reports.drift import drift_report
+
+    ref, cur = _read(reference), _read(current)
+    names = [c.strip() for c in columns.split(",")] if columns else None
+    if names is None and not set(ref.columns) & set(cur.columns):
+        raise UsageProblem(f"{reference} and {current} have no columns in common")
+    report = drift_report(ref, cur, columns=names, alpha=alpha, correction=correction)
+    print_drift(report)
+    if json_path is not None:
+        _write_json(report.to_dict(), json_path)
+        out.print(f"JSON written to {json_path}")
+    if html is not None:
+        out.print(f"HTML report written to {report.to_html(html)}")
+    if fail_on_drift and report.drifted:
+        raise typer.Exit(1)
+
+
+def print_drift(report) -> None:
+    """Print a drift result as a table and a one-line verdict."""
+    table = Table()
+    for name in ("column", "kind", "test", "statistic", "p-value", "effect", "drifted"):
+        table.add_column(name, justify="left" if name in ("column", "kind", "test") else "right")
+    for c in report.columns:
+        p = "" if c.p_adjusted is None else f"{c.p_adjusted:.3g}"
+        mark = "[bold red]yes[/]" if c.drifted else "no"
+        table.add_row(
+            c.column,
+            c.kind,
+            c.test,
+            f"{c.statistic:.4g}",
+            p,
+            f"{c.effect_name} {c.effect:.3g}",
+            mark,
+        )
+    out.print(table)
+    verdict = "DRIFT" if report.drifted else "no drift"
+    out.print(
+        f"dataset: {verdict}: {report.n_drifted} of {len(report.columns)} columns drifted "
+        f"(alpha {report.alpha}, {report.correction} correction)"
+    )
+    for column, reason in report.skipped:
+        out.print(f"skipped {column}: {reason}")
+
+
+@app.command("demo")
+@_one_line_errors
+def demo_command(
+    output: Annotated[Path, typer.Option(help="Folder for the demo's files.")] = Path(
+        "demo-output"
+    ),
+    rows: Annotated[int, typer.Option(help="Rows of training and of serving data.")] = 50_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run the main job on generated credit data: schema, validation, profiles, drift."""
+    from opsloop.cli.demo import run_demo
+
+    run_demo(output, rows=rows, seed=seed, console=out)
 
 
 def main() -> None:

@@ -39,8 +39,8 @@ class ColumnSchema:
         Inclusive range of finite values, for ``int`` and ``float`` columns only; ``None``
         leaves that side open.
     domain
-        The values a ``category`` column may take (strings, ints or bools); ``None`` means
-        any value of the right type.
+        The values a ``category`` column may take (strings, numbers or bools); ``None``
+        means any label.
     allow_non_finite
         Whether ``±inf`` is allowed in a ``float`` column.
     absent_in
@@ -60,7 +60,7 @@ class ColumnSchema:
     max_null_fraction: float = 0.0
     min: int | float | None = None
     max: int | float | None = None
-    domain: tuple[str | int | bool, ...] | None = None
+    domain: tuple[str | int | float | bool, ...] | None = None
     allow_non_finite: bool = False
     absent_in: tuple[str, ...] = ()
 
@@ -171,7 +171,7 @@ class ColumnSchema:
             raise ValueError(self._where(field) + f"must be finite, got {value}")
         return value
 
-    def _domain(self) -> tuple[str | int | bool, ...] | None:
+    def _domain(self) -> tuple[str | int | float | bool, ...] | None:
         values = self.domain
         if values is None:
             return None
@@ -183,13 +183,16 @@ class ColumnSchema:
             raise TypeError(self._where("domain") + f"expected a list of values, got {values!r}")
         plain = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
         for value in plain:
-            if not isinstance(value, str | int):  # bool is an int, so bools pass too
+            if not isinstance(value, str | int | float):  # bool is an int, so bools pass too
                 raise TypeError(
-                    self._where("domain") + f"values must be strings, ints or bools, got {value!r}"
+                    self._where("domain")
+                    + f"values must be strings, numbers or bools, got {value!r}"
                 )
-        seen: set[tuple[type, str | int]] = set()
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(self._where("domain") + f"values must be finite, got {value}")
+        seen: set[tuple[type, str | int | float]] = set()
         for value in plain:
-            key = (type(value), value)  # keeps True and 1 apart
+            key = (type(value), value)  # keeps True, 1 and 1.0 apart
             if key in seen:
                 raise ValueError(self._where("domain") + f"{value!r} is listed twice")
             seen.add(key)

@@ -163,10 +163,10 @@ def _infer_column(
 
 def _domain(
     series: pd.Series, kind: np.ndarray, conforming: np.ndarray, max_categories: int
-) -> tuple[str | int | bool, ...] | None:
-    domain: list[str | int | bool] = []
-    # One kind at a time: pandas hashes True and 1 as the same value.
-    for value_kind in (STR, INT, BOOL):
+) -> tuple[str | int | float | bool, ...] | None:
+    domain: list[str | int | float | bool] = []
+    # One kind at a time: pandas hashes True, 1 and 1.0 as the same value.
+    for value_kind in (STR, INT, FLOAT, BOOL):
         rows = np.flatnonzero(conforming & (kind == value_kind))
         if len(rows) == 0:
             continue

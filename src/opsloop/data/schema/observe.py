@@ -33,14 +33,15 @@ KIND_NAMES: tuple[str, ...] = ("null", "bool", "int", "float", "str", "datetime"
 
 # Kinds a value may have and still be of the logical type. An int column also takes floats
 # with no fractional part (pandas turns an int column with a missing value into float64); a
-# float column takes ints (a batch of whole numbers reads as int64). A category holds labels
-# or integer/boolean codes; whether a label is known is the domain's check, not the type's.
+# float column takes ints (a batch of whole numbers reads as int64). A category holds labels,
+# which a pandas Categorical may make of strings, numbers or booleans; whether a label is
+# known is the domain's check, not the type's.
 _ACCEPTED: dict[str, frozenset[int]] = {
     "bool": frozenset({BOOL}),
     "int": frozenset({INT, FLOAT}),
     "float": frozenset({INT, FLOAT}),
     "datetime": frozenset({DATETIME}),
-    "category": frozenset({STR, INT, BOOL}),
+    "category": frozenset({STR, INT, FLOAT, BOOL}),
     "string": frozenset({STR}),
 }
 
@@ -95,7 +96,9 @@ def observe(series: pd.Series) -> ObservedColumn:
         numpy_dtype = getattr(dtype, "numpy_dtype", dtype)
         return _constant(INT, null, series.to_numpy(dtype=numpy_dtype, na_value=0))
     if pd.api.types.is_float_dtype(dtype):
-        return _constant(FLOAT, null, series.to_numpy(dtype=np.float64, na_value=np.nan))
+        numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        # A nullable float array can hold NaN apart from NA; NaN is a null all the same.
+        return _constant(FLOAT, null | np.isnan(numbers), numbers)
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return _constant(DATETIME, null, None)
     if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):

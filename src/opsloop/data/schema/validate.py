@@ -12,7 +12,8 @@ Rules, per column (a value is checked by the later rules only if it has the righ
   column with a missing value as float64), a string in a float column. Strings of digits (a
   CSV column read as text) are **strings**, hence a type mismatch in a numeric column: the
   detail says how many of them read as numbers, so the fix (``pd.to_numeric`` before
-  validating) is plain. A float column takes ints; a category takes strings, ints and bools.
+  validating) is plain. A float column takes ints; a category takes strings, numbers and
+  bools (its domain says which).
 * ``null_fraction_exceeded``: the share of nulls (``None``, ``NaN``, ``pd.NA``, ``NaT``)
   is above ``max_null_fraction``.
 * ``non_finite``: ``±inf`` in a float column whose schema does not set ``allow_non_finite``.
@@ -169,12 +170,12 @@ def _out_of_range(
 def _unknown_categories(
     series: pd.Series,
     seen: ObservedColumn,
-    domain: tuple[str | int | bool, ...],
+    domain: tuple[str | int | float | bool, ...],
     conforming: np.ndarray,
 ) -> np.ndarray:
     unknown = np.zeros(len(series), dtype=bool)
-    # One kind at a time: pandas hashes True and 1 as the same value.
-    for value_kind, python_type in ((STR, str), (INT, int), (BOOL, bool)):
+    # One kind at a time: pandas hashes True, 1 and 1.0 as the same value.
+    for value_kind, python_type in ((STR, str), (INT, int), (FLOAT, float), (BOOL, bool)):
         rows = conforming & (seen.kind == value_kind)
         if not rows.any():
             continue

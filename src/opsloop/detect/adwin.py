@@ -1,0 +1,324 @@
+"""ADWIN, adaptive windowing (Bifet & Gavaldà 2007), for a change in the mean of a stream.
+
+The update rule is River's ``drift.ADWIN`` (same parameters, defaults and detections): the
+window is kept in exponential histograms ("buckets"), every ``clock`` items each cut point is
+tested, and the oldest bucket is dropped while some cut point shows a change. River keeps this
+in Rust; here it is a numba kernel (bucket merging and window shrinking are data-dependent
+loops, which numpy cannot express), with River's order of floating-point operations so the
+detections agree item for item. After a detection River starts a new, empty window on the
+next item, and so does this class.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+from opsloop.detect.base import Detector, decode_float, encode_float
+from opsloop.detect.presets import preset_params
+from opsloop.detect.validation import positive_int, real_in
+
+# Scalars of the window; bucket levels live in separate arrays.
+_DRIFT, _TOTAL, _VARIANCE, _WIDTH, _TICK, _N_BUCKETS, _N_LEVELS = range(7)
+_SCALARS = ("drift", "total", "variance", "width", "tick", "n_buckets", "n_levels")
+#: Bucket levels held; level ``i`` summarises 2**i items, so 64 levels outlast any stream.
+_MAX_LEVELS = 64
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _shift_out(totals, variances, counts, level, k):
+    # Drop the k oldest summaries of a level, moving the others down and zeroing the tail.
+    count = counts[level]
+    for j in range(count - k):
+        totals[level, j] = totals[level, j + k]
+        variances[level, j] = variances[level, j + k]
+    for j in range(count - k, count):
+        totals[level, j] = 0.0
+        variances[level, j] = 0.0
+    counts[level] = count - k
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _insert(s, totals, variances, counts, x, max_buckets):
+    totals[0, counts[0]] = x
+    variances[0, counts[0]] = 0.0
+    counts[0] += 1
+    s[_N_BUCKETS] += 1.0
+    width = s[_WIDTH] + 1.0
+    s[_WIDTH] = width
+    increment = 0.0
+    if width > 1.0:
+        d = x - s[_TOTAL] / (width - 1.0)
+        increment = (width - 1.0) * d * d / width
+    s[_VARIANCE] += increment
+    s[_TOTAL] += x
+    # Merge the two oldest summaries of a full level into the next level, cascading upwards.
+    level = 0
+    while counts[level] == max_buckets + 1:
+        size = float(2**level)
+        t0 = totals[level, 0]
+        t1 = totals[level, 1]
+        mu0 = t0 / size
+        mu1 = t1 / size
+        merged_var = variances[level, 0] + variances[level, 1] + size * 0.5 * (mu0 - mu1) * (mu0 - mu1)
+        if level + 1 >= s[_N_LEVELS]:
+            s[_N_LEVELS] = level + 2.0
+        nxt = counts[level + 1]
+        totals[level + 1, nxt] = t0 + t1
+        variances[level + 1, nxt] = merged_var
+        counts[level + 1] = nxt + 1
+        s[_N_BUCKETS] += 1.0
+        _shift_out(totals, variances, counts, level, 2)
+        if counts[level + 1] <= max_buckets:
+            break
+        level += 1
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _drop_oldest(s, totals, variances, counts):
+    last = int(s[_N_LEVELS]) - 1
+    size = float(2**last)
+    u = totals[last, 0]
+    v = variances[last, 0]
+    mu = u / size
+    s[_WIDTH] -= size
+    s[_TOTAL] -= u
+    width = s[_WIDTH]
+    mu_window = s[_TOTAL] / width
+    s[_VARIANCE] -= v + size * width * (mu - mu_window) * (mu - mu_window) / (size + width)
+    _shift_out(totals, variances, counts, last, 1)
+    s[_N_BUCKETS] -= 1.0
+    if counts[last] == 0:
+        s[_N_LEVELS] -= 1.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _detect(s, totals, variances, counts, delta, clock, min_window, grace_period):
+    s[_TICK] += 1.0
+    change = False
+    if s[_TICK] % clock != 0.0 or not s[_WIDTH] > grace_period:
+        return change
+    shrink = True
+    while shrink:
+        shrink = False
+        width = s[_WIDTH]
+        # The same for every cut point of this pass: River computes them per cut point from
+        # the same numbers, so computing them once gives the same bits.
+        delta_prime = math.log(2.0 * math.log(width) / delta)
+        window_var = s[_VARIANCE] / width
+        n0 = 0.0
+        n1 = width
+        u0 = 0.0
+        u1 = s[_TOTAL]
+        done = False
+        level = int(s[_N_LEVELS]) - 1
+        while level >= 0 and not done:
+            size = float(2**level)
+            count = counts[level]
+            for k in range(count):
+                n0 += size
+                n1 -= size
+                t = totals[level, k]
+                u0 += t
+                u1 -= t
+                if level == 0 and k == count - 1:
+                    done = True
+                    break
+                delta_mean = (u0 / n0) - (u1 / n1)
+                if n1 >= min_window and n0 >= min_window:
+                    m_recip = 1.0 / (n0 - min_window + 1.0) + 1.0 / (n1 - min_window + 1.0)
+                    epsilon = (
+                        math.sqrt(2.0 * m_recip * window_var * delta_prime)
+                        + 2.0 / 3.0 * delta_prime * m_recip
+                    )
+                    if abs(delta_mean) > epsilon:
+                        shrink = True
+                        change = True
+                        if s[_WIDTH] > 0.0:
+                            _drop_oldest(s, totals, variances, counts)
+                            done = True
+                            break
+            level -= 1
+    return change
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _clear(s, totals, variances, counts):
+    s[:] = 0.0
+    s[_N_LEVELS] = 1.0
+    totals[:] = 0.0
+    variances[:] = 0.0
+    counts[:] = 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _step(s, totals, variances, counts, x, delta, clock, max_buckets, min_window, grace_period):
+    if s[_DRIFT] != 0.0:
+        _clear(s, totals, variances, counts)
+    _insert(s, totals, variances, counts, x, max_buckets)
+    change = _detect(s, totals, variances, counts, delta, clock, min_window, grace_period)
+    s[_DRIFT] = 1.0 if change else 0.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _run(s, totals, variances, counts, xs, delta, clock, max_buckets, min_window, grace, flags):
+    for i in range(xs.size):
+        _step(s, totals, variances, counts, xs[i], delta, clock, max_buckets, min_window, grace)
+        flags[i] = 1 if s[_DRIFT] != 0.0 else 0
+
+
+class ADWIN(Detector):
+    r"""Adaptive windowing: keeps the longest recent window whose mean looks constant.
+
+    ADWIN holds a window :math:`W` of recent items, compressed into buckets of :math:`2^i`
+    items. Every ``clock`` items it tests each split of :math:`W` into an older part
+    :math:`W_0` and a newer part :math:`W_1` (both at least ``min_window_length`` long) and
+    signals drift when, for some split,
+
+    .. math:: |\hat\mu_{W_0} - \hat\mu_{W_1}| > \sqrt{2 m \sigma^2_W \delta'}
+              + \tfrac{2}{3} \delta' m,
+
+    with :math:`m = 1/(n_0 - l + 1) + 1/(n_1 - l + 1)` and
+    :math:`\delta' = \ln(2 \ln |W| / \delta)`; it then drops old buckets until no split does.
+
+    Input: any finite real values (an error stream, a loss, a feature).
+
+    Parameters
+    ----------
+    delta
+        Significance of the test; smaller means fewer false alarms and later detection.
+    clock
+        Test every ``clock`` items (1 tests after each item).
+    max_buckets
+        Buckets of each size kept before two are merged (at least 2).
+    min_window_length
+        Shortest sub-window a split may leave on either side.
+    grace_period
+        Items to read before the first test.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(12345)
+    >>> stream = np.concatenate([rng.integers(0, 2, 1000), rng.integers(4, 8, 1000)])
+    >>> ADWIN().update_many(stream).drift_indices.tolist()
+    [1023]
+
+    References
+    ----------
+    Albert Bifet, Ricard Gavaldà. Learning from Time-Changing Data with Adaptive Windowing.
+    SIAM International Conference on Data Mining, 2007, pp. 443-448.
+    """
+
+    input_rule = "real"
+
+    def __init__(
+        self,
+        delta: float = 0.002,
+        clock: int = 32,
+        max_buckets: int = 5,
+        min_window_length: int = 5,
+        grace_period: int = 10,
+    ) -> None:
+        self.delta = real_in("ADWIN", "delta", delta, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.clock = positive_int("ADWIN", "clock", clock)
+        self.max_buckets = positive_int("ADWIN", "max_buckets", max_buckets, minimum=2)
+        self.min_window_length = positive_int("ADWIN", "min_window_length", min_window_length)
+        self.grace_period = positive_int("ADWIN", "grace_period", grace_period, minimum=0)
+        self._init_stream()
+
+    @classmethod
+    def preset(cls, name: str) -> ADWIN:
+        """A detector with the parameters of a named preset (see :mod:`opsloop.detect.presets`).
+
+        >>> ADWIN.preset("monitoring").delta < 0.002
+        True
+        """
+        return cls(**preset_params(cls.__name__, name))
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters.
+
+        >>> ADWIN(delta=0.01).get_params()["delta"]
+        0.01
+        """
+        return {
+            "delta": self.delta,
+            "clock": self.clock,
+            "max_buckets": self.max_buckets,
+            "min_window_length": self.min_window_length,
+            "grace_period": self.grace_period,
+        }
+
+    def _start_afresh(self) -> None:
+        self._s = np.zeros(len(_SCALARS))
+        self._totals = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
+        self._variances = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
+        self._counts = np.zeros(_MAX_LEVELS, dtype=np.int64)
+        _clear(self._s, self._totals, self._variances, self._counts)
+        self._args = (
+            self.delta,
+            float(self.clock),
+            self.max_buckets,
+            float(self.min_window_length),
+            float(self.grace_period),
+        )
+
+    def _step(self, x: float) -> None:
+        _step(self._s, self._totals, self._variances, self._counts, x, *self._args)
+
+    def _run(self, xs: np.ndarray) -> np.ndarray:
+        flags = np.empty(xs.size, dtype=np.uint8)
+        _run(self._s, self._totals, self._variances, self._counts, xs, *self._args, flags)
+        return flags
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last item made ADWIN shrink its window."""
+        return bool(self._s[_DRIFT])
+
+    @property
+    def width(self) -> int:
+        """Number of items in the window."""
+        return int(self._s[_WIDTH])
+
+    @property
+    def estimation(self) -> float:
+        """Mean of the window (0 when it is empty)."""
+        width = self._s[_WIDTH]
+        return float(self._s[_TOTAL] / width) if width > 0 else 0.0
+
+    @property
+    def variance(self) -> float:
+        """Sum of squared deviations from the mean, over the window (River's ``variance``)."""
+        return float(self._s[_VARIANCE])
+
+    def _export_state(self) -> dict[str, Any]:
+        levels = int(self._s[_N_LEVELS])
+        counts = self._counts[:levels]
+        return {
+            **{name: encode_float(v) for name, v in zip(_SCALARS, self._s, strict=True)},
+            "bucket_totals": [self._totals[i, : counts[i]].tolist() for i in range(levels)],
+            "bucket_variances": [self._variances[i, : counts[i]].tolist() for i in range(levels)],
+        }
+
+    def _import_state(self, state: dict[str, Any]) -> None:
+        keys = (*_SCALARS, "bucket_totals", "bucket_variances")
+        missing = [key for key in keys if key not in state]
+        if missing:
+            raise ValueError(f"ADWIN.from_state: the saved state lacks {missing}")
+        totals, variances = state["bucket_totals"], state["bucket_variances"]
+        if len(totals) != len(variances) or len(totals) > _MAX_LEVELS:
+            raise ValueError("ADWIN.from_state: bucket_totals and bucket_variances disagree")
+        self._s = np.array([decode_float(state[name]) for name in _SCALARS])
+        for level, (t, v) in enumerate(zip(totals, variances, strict=True)):
+            if len(t) != len(v) or len(t) > self.max_buckets + 1:
+                raise ValueError(f"ADWIN.from_state: bucket level {level} is malformed")
+            self._counts[level] = len(t)
+            self._totals[level, : len(t)] = t
+            self._variances[level, : len(v)] = v
+        if math.isnan(self._s[_N_LEVELS]) or int(self._s[_N_LEVELS]) != max(len(totals), 1):
+            raise ValueError("ADWIN.from_state: n_levels does not match the bucket levels")

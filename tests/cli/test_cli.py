@@ -1,0 +1,149 @@
+"""The command line: outputs, exit codes and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from opsloop.cli.app import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def tables(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 3_000
+    ref = pd.DataFrame(
+        {
+            "salary": rng.normal(50_000, 8_000, n),
+            "age": rng.integers(20, 70, n),
+            "device": rng.choice(["web", "ios", "android"], n),
+            "default": rng.integers(0, 2, n),
+        }
+    )
+    cur = ref.drop(columns=["default"]).copy()
+    cur["salary"] = rng.normal(56_000, 8_000, n)
+    cur.loc[:9, "device"] = "fax"
+    paths = {
+        "ref": tmp_path / "ref.csv",
+        "cur": tmp_path / "cur.parquet",
+        "same": tmp_path / "same.jsonl",
+    }
+    ref.to_csv(paths["ref"], index=False)
+    cur.to_parquet(paths["cur"])
+    ref.to_json(paths["same"], orient="records", lines=True)
+    return paths, ref, cur
+
+
+def test_drift_writes_json_and_html_with_one_entry_per_column(tables, tmp_path):
+    paths, _, _ = tables
+    report_json, report_html = tmp_path / "d.json", tmp_path / "d.html"
+    result = runner.invoke(
+        app,
+        [
+            "drift",
+            str(paths["ref"]),
+            str(paths["cur"]),
+            "--json",
+            str(report_json),
+            "--html",
+            str(report_html),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(report_json.read_text())
+    by_column = {c["column"]: c for c in doc["columns"]}
+    assert set(by_column) == {"salary", "age", "device"}
+    for entry in by_column.values():
+        assert {"column", "test", "statistic", "p_value", "threshold", "drifted"} <= set(entry)
+    assert by_column["salary"]["drifted"] and doc["dataset"]["drifted"]
+    assert "plotly" in report_html.read_text()
+    assert "DRIFT" in result.output
+
+
+def test_drift_fail_on_drift_exit_code(tables):
+    paths, _, _ = tables
+    same = runner.invoke(app, ["drift", str(paths["ref"]), str(paths["same"]), "--fail-on-drift"])
+    assert same.exit_code == 0, same.output
+    moved = runner.invoke(app, ["drift", str(paths["ref"]), str(paths["cur"]), "--fail-on-drift"])
+    assert moved.exit_code == 1
+
+
+def test_schema_infer_and_validate(tables, tmp_path):
+    paths, _, _ = tables
+    schema = tmp_path / "schema.yaml"
+    inferred = runner.invoke(
+        app,
+        [
+            "schema",
+            "infer",
+            str(paths["ref"]),
+            "-o",
+            str(schema),
+            "--exclude-in-serving",
+            "default",
+        ],
+    )
+    assert inferred.exit_code == 0, inferred.output
+    assert "salary" in schema.read_text()
+    clean = runner.invoke(app, ["schema", "validate", str(paths["same"]), "--schema", str(schema)])
+    assert clean.exit_code == 0, clean.output
+    bad = runner.invoke(
+        app,
+        [
+            "schema",
+            "validate",
+            str(paths["cur"]),
+            "--schema",
+            str(schema),
+            "--environment",
+            "serving",
+            "--json",
+        ],
+    )
+    assert bad.exit_code == 1
+    anomalies = json.loads(bad.stdout)
+    kinds = {(a["column"], a["kind"]) for a in anomalies["anomalies"]}
+    assert ("device", "unknown_category") in kinds
+    device = next(a for a in anomalies["anomalies"] if a["column"] == "device")
+    assert device["count"] == 10
+
+
+def test_profile_prints_every_column(tables):
+    paths, _, _ = tables
+    result = runner.invoke(app, ["profile", str(paths["ref"]), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert "salary" in json.dumps(doc) and "device" in json.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["drift", "missing.csv", "missing2.csv"], "missing.csv: no such file"),
+        (["drift", "{ref}", "{bad}"], "cannot read"),
+        (["drift", "{ref}", "{other}"], "no columns in common"),
+        (["drift", "{ref}", "{ref}", "--correction", "nope"], "correction must be one of"),
+        (["profile", "{dir}"], "unknown format"),
+        (["schema", "validate", "{ref}", "--schema", "nope.yaml"], "nope.yaml: no such file"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(tables, tmp_path, args, message):
+    paths, _, _ = tables
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"zzz": [1, 2]}).to_csv(other, index=False)
+    filled = [a.format(ref=paths["ref"], bad=bad, other=other, dir=tmp_path) for a in args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "opsloop", *filled], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
