@@ -66,9 +66,7 @@ def _rule_1(s, c, age, e, hv, hy, loan):
 
 
 def _salary_bands(x, age):
-    return _by_age(
-        age, _between(x, 50e3, 100e3), _between(x, 75e3, 125e3), _between(x, 25e3, 75e3)
-    )
+    return _by_age(age, _between(x, 50e3, 100e3), _between(x, 75e3, 125e3), _between(x, 25e3, 75e3))
 
 
 def _rule_2(s, c, age, e, hv, hy, loan):
@@ -172,7 +170,6 @@ def agrawal_group_b(
     """
     rule = check_rule(rule)
     arrays = [
-        np.asarray(a, dtype=float)
-        for a in (salary, commission, age, elevel, hvalue, hyears, loan)
+        np.asarray(a, dtype=float) for a in (salary, commission, age, elevel, hvalue, hyears, loan)
     ]
     return ~_GROUP_A[rule](*arrays)

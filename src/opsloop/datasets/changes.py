@@ -138,7 +138,9 @@ class CovariateShift(_Regime):
             if (
                 not isinstance(ages, tuple | list)
                 or len(ages) != 2
-                or not all(isinstance(a, int | np.integer) and not isinstance(a, bool) for a in ages)
+                or not all(
+                    isinstance(a, int | np.integer) and not isinstance(a, bool) for a in ages
+                )
                 or not 0 <= ages[0] <= ages[1]
             ):
                 raise ValueError(

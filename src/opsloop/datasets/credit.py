@@ -133,9 +133,7 @@ def _draw_rows(rng: np.random.Generator, positions: np.ndarray, plan: _Plan) -> 
     for shift, regime in plan.concept:
         rows = regime[positions]
         if rows.any():
-            group_b[rows] = agrawal_group_b(
-                shift.rule, **{k: v[rows] for k, v in numbers.items()}
-            )
+            group_b[rows] = agrawal_group_b(shift.rule, **{k: v[rows] for k, v in numbers.items()})
     label = (group_b ^ (u[13] < plan.noise)).astype(np.int64)
     return {
         "age": age,

@@ -23,7 +23,8 @@ Row-level kinds change exactly ``max(1, round(fraction * len(df)))`` rows, chose
 
 >>> import pandas as pd
 >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
->>> inject_schema_skew(df, "string_in_numeric", "x", fraction=0.5, seed=0)["x"].map(type).value_counts().to_dict()
+>>> skewed = inject_schema_skew(df, "string_in_numeric", "x", fraction=0.5, seed=0)
+>>> skewed["x"].map(type).value_counts().to_dict()
 {<class 'float'>: 2, <class 'str'>: 2}
 """
 
@@ -36,7 +37,9 @@ import pandas as pd
 
 from opsloop.data.types import NUMERIC_TYPES, infer_column_type
 
-SkewKind = Literal["string_in_numeric", "new_category", "missing_column", "out_of_range", "null_burst"]
+SkewKind = Literal[
+    "string_in_numeric", "new_category", "missing_column", "out_of_range", "null_burst"
+]
 SKEW_KINDS: tuple[str, ...] = (
     "string_in_numeric",
     "new_category",
@@ -61,7 +64,9 @@ def _numeric(series: pd.Series, kind: str, column: str) -> None:
 
 def _string_in_numeric(series: pd.Series, rows: np.ndarray, rng) -> pd.Series:
     values = series.astype(object).to_numpy(copy=True)
-    values[rows] = np.array(TEXT_TOKENS, dtype=object)[rng.integers(len(TEXT_TOKENS), size=rows.size)]
+    values[rows] = np.array(TEXT_TOKENS, dtype=object)[
+        rng.integers(len(TEXT_TOKENS), size=rows.size)
+    ]
     return pd.Series(values, index=series.index, name=series.name, dtype=object)
 
 
@@ -71,7 +76,9 @@ def _new_category(series: pd.Series, rows: np.ndarray, value, column: str) -> pd
     else:
         logical = infer_column_type(series)
         if logical != "category":
-            raise TypeError(f"new_category needs a categorical column; column {column!r} is {logical}")
+            raise TypeError(
+                f"new_category needs a categorical column; column {column!r} is {logical}"
+            )
         known = set(series.dropna().unique())
     if value is None:
         value = f"{column}_new"
@@ -98,9 +105,9 @@ def _out_of_range(series: pd.Series, rows: np.ndarray, rng) -> pd.Series:
     above = rng.permutation(rows.size) < (rows.size + 1) // 2
     moved = np.where(above, high + distance, low - distance)
     if infer_column_type(series) == "int":
-        moved = np.where(above, np.ceil(moved), np.floor(moved))
+        moved = np.where(above, np.ceil(moved), np.floor(moved)).astype(np.int64)
     out = series.copy()
-    out.iloc[rows] = moved.astype(series.dtype.numpy_dtype if hasattr(series.dtype, "numpy_dtype") else series.dtype)
+    out.iloc[rows] = moved
     return out
 
 
@@ -109,10 +116,10 @@ def _null_burst(series: pd.Series, k: int, rng) -> pd.Series:
     first = int(rng.integers(n - k + 1))
     if pd.api.types.is_bool_dtype(series.dtype):
         out = series.astype("boolean")
-    elif pd.api.types.is_integer_dtype(series.dtype) and not isinstance(
-        series.dtype, pd.api.extensions.ExtensionDtype
-    ):
-        out = series.astype(f"{series.dtype.name.capitalize()}")
+    elif isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu":
+        # numpy integers cannot hold a missing value; the nullable twin of the same width can
+        name = series.dtype.name
+        out = series.astype("UInt" + name[4:] if name.startswith("uint") else "Int" + name[3:])
     else:
         out = series.copy()
     out.iloc[first : first + k] = None

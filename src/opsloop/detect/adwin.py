@@ -63,7 +63,9 @@ def _insert(s, totals, variances, counts, x, max_buckets):
         t1 = totals[level, 1]
         mu0 = t0 / size
         mu1 = t1 / size
-        merged_var = variances[level, 0] + variances[level, 1] + size * 0.5 * (mu0 - mu1) * (mu0 - mu1)
+        merged_var = (
+            variances[level, 0] + variances[level, 1] + size * 0.5 * (mu0 - mu1) * (mu0 - mu1)
+        )
         if level + 1 >= s[_N_LEVELS]:
             s[_N_LEVELS] = level + 2.0
         nxt = counts[level + 1]
@@ -223,7 +225,9 @@ class ADWIN(Detector):
         min_window_length: int = 5,
         grace_period: int = 10,
     ) -> None:
-        self.delta = real_in("ADWIN", "delta", delta, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.delta = real_in(
+            "ADWIN", "delta", delta, low=0.0, high=1.0, low_open=True, high_open=True
+        )
         self.clock = positive_int("ADWIN", "clock", clock)
         self.max_buckets = positive_int("ADWIN", "max_buckets", max_buckets, minimum=2)
         self.min_window_length = positive_int("ADWIN", "min_window_length", min_window_length)

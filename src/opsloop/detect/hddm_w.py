@@ -168,7 +168,9 @@ class HDDM_W(SlotDetector, WarningDetector):
         self.warning_confidence = real_in(
             "HDDM_W", "warning_confidence", warning_confidence, **unit
         )
-        self.lambda_val = real_in("HDDM_W", "lambda_val", lambda_val, low=0.0, high=1.0, low_open=True)
+        self.lambda_val = real_in(
+            "HDDM_W", "lambda_val", lambda_val, low=0.0, high=1.0, low_open=True
+        )
         self.two_sided_test = flag("HDDM_W", "two_sided_test", two_sided_test)
         self._init_stream()
 

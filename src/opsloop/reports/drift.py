@@ -33,6 +33,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from opsloop.data.drift.compare import ColumnDrift, DriftResult, compare
+from opsloop.data.drift.summary import ReferenceProfile
 from opsloop.reports.formatting import format_share
 from opsloop.reports.standalone import figure_html, plotly_js, template_environment
 
@@ -296,7 +297,9 @@ class DriftReport(DriftResult):
         )
 
 
-def drift_report(reference: Any, current: pd.DataFrame, **kwargs: Any) -> DriftReport:
+def drift_report(
+    reference: pd.DataFrame | ReferenceProfile, current: pd.DataFrame, **kwargs: Any
+) -> DriftReport:
     """Run :func:`~opsloop.data.drift.compare.compare` and wrap its result as a report.
 
     Takes the same arguments as ``compare`` (a reference DataFrame or profile, the current

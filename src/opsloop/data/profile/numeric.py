@@ -136,7 +136,8 @@ class NumericSummary:
         else:
             raise TypeError(f"values must be numeric, got dtype {values.dtype}")
         if floats.size:
-            sketch.update(np.ascontiguousarray(floats))
+            # The binding refuses read-only arrays (pandas hands those out); copy only then.
+            sketch.update(np.require(floats, np.float64, ["C", "W"]))
         return cls(
             moments=moments,
             minimum=minimum,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from opsloop.data.schema.column import ColumnSchema
@@ -217,6 +218,20 @@ class Schema:
             source_rows=data.get("source_rows"),
         )
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per column, one column per :class:`ColumnSchema` field.
+
+        >>> Schema((ColumnSchema("x", "int", min=0),)).to_frame()[["name", "type", "min"]]
+          name type min
+        0    x  int   0
+        """
+        names = [f.name for f in fields(ColumnSchema)]
+        rows = [[getattr(c, name) for name in names] for c in self.columns]
+        return pd.DataFrame(rows, columns=names, dtype=object)
+
+    def _repr_html_(self) -> str:
+        return f"<p>schema version {self.version}</p>" + self.to_frame()._repr_html_()
+
     def to_yaml(self) -> str:
         """The schema as YAML, one block per column.
 
@@ -259,7 +274,8 @@ class Schema:
         else:
             raise TypeError(f"from_yaml expects YAML text or a path, got {type(source).__name__}")
         try:
-            data = yaml.safe_load(text)
+            # _SchemaLoader is a SafeLoader: what safe_load reads, and no Python objects.
+            data = yaml.load(text, Loader=_SchemaLoader)
         except yaml.YAMLError as error:
             raise ValueError(f"schema: not valid YAML: {error}") from error
         return cls.from_dict(data)
@@ -308,6 +324,25 @@ _SchemaDumper.add_representer(
         "tag:yaml.org,2002:seq", value, flow_style=True
     ),
 )
+
+
+class _SchemaLoader(yaml.SafeLoader):
+    """Safe YAML that rejects a key written twice (plain YAML keeps the last silently)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen = []
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ValueError(
+                f"schema: key {key!r} appears twice (line {key_node.start_mark.line + 1})"
+            )
+        seen.append(key)
+    return loader.construct_mapping(node)
+
+
+_SchemaLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def _count(field: str, value: Any, minimum: int) -> int:

@@ -213,7 +213,7 @@ def _saturating_float(value: object) -> float:
     try:
         return float(value)  # type: ignore[arg-type]
     except OverflowError:
-        return math.copysign(math.inf, value)  # type: ignore[arg-type]
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
 
 
 def _integral(numbers: np.ndarray) -> np.ndarray:

@@ -1,0 +1,45 @@
+"""Worker: ``opsloop.data.drift.compare`` with its defaults, in the main venv.
+
+With ``--profile`` the reference is a saved :class:`ReferenceProfile`, loaded inside the
+timed work (reading it is part of what a monitoring job pays each time); otherwise the
+reference is the DataFrame, summarised inside ``compare``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from measure import measure, parse_args, timed_read
+
+import opsloop
+from opsloop.data.drift.compare import compare
+from opsloop.data.drift.summary import ReferenceProfile
+
+
+def outcome(result) -> dict:
+    return {
+        "drifted": {c.column: c.drifted for c in result.columns},
+        "tests": {c.column: c.test for c in result.columns},
+        "p_values": {c.column: c.p_value for c in result.columns},
+        "kinds": {c.column: c.kind for c in result.columns},
+    }
+
+
+def main() -> None:
+    args = parse_args(
+        lambda p: p.add_argument("--profile", type=Path, help="saved ReferenceProfile (.npz)")
+    )
+    if args.profile is not None:
+        current, read_s = timed_read(lambda: pd.read_parquet(args.current))
+        work = lambda: outcome(compare(ReferenceProfile.load(args.profile), current))  # noqa: E731
+    else:
+        (reference, current), read_s = timed_read(
+            lambda: (pd.read_parquet(args.reference), pd.read_parquet(args.current))
+        )
+        work = lambda: outcome(compare(reference, current))  # noqa: E731
+    measure(args, opsloop.__version__, work, read_s)
+
+
+if __name__ == "__main__":
+    main()
