@@ -49,8 +49,10 @@ class Peer:
         return [f"{self.distribution}=={self.version}", *self.extra_requirements]
 
 
-# pandas<3: both peers call pandas APIs that pandas 3 removed (Evidently fails at import);
-# neither declares the upper bound itself, so pip would otherwise pick pandas 3.
+# pandas<3: neither peer declares an upper bound, so pip would pick pandas 3. Evidently
+# 0.7.23 then fails at import (it imports pandas.core.dtypes.common.infer_dtype_from_object,
+# which pandas 3 removed). NannyML 0.13.1 does run this benchmark's path under pandas 3.1, but
+# it was released before pandas 3 and is measured with the pandas it was built against.
 PEERS: dict[str, Peer] = {
     "evidently": Peer("evidently", "evidently", "0.7.23", ("pandas<3", "pyarrow")),
     # nannyml 0.13.1 imports statsmodels (in its plots package) without declaring it.

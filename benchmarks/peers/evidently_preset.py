@@ -13,11 +13,11 @@ import os
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # no usage telemetry (there is no network anyway)
 
-import evidently  # noqa: E402
-import pandas as pd  # noqa: E402
-from evidently import DataDefinition, Dataset, Report  # noqa: E402
-from evidently.presets import DataDriftPreset  # noqa: E402
-from measure import measure, parse_args, timed_read  # noqa: E402
+import evidently
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
+from measure import measure, parse_args, timed_read
 
 
 def preset_drift(reference: pd.DataFrame, current: pd.DataFrame, roles: dict) -> dict:

@@ -16,11 +16,11 @@ import os
 
 os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")  # no usage telemetry
 
-import warnings  # noqa: E402
+import warnings
 
-import nannyml  # noqa: E402
-import pandas as pd  # noqa: E402
-from measure import measure, parse_args, timed_read  # noqa: E402
+import nannyml
+import pandas as pd
+from measure import measure, parse_args, timed_read
 
 
 def univariate_drift(reference: pd.DataFrame, current: pd.DataFrame, roles: dict) -> dict:

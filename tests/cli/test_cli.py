@@ -20,14 +20,14 @@ def tables(tmp_path):
     n = 3_000
     ref = pd.DataFrame(
         {
-            "salary": rng.normal(50_000, 8_000, n),
+            "salary": rng.normal(50_000, 8_000, n).round(2),
             "age": rng.integers(20, 70, n),
             "device": rng.choice(["web", "ios", "android"], n),
             "default": rng.integers(0, 2, n),
         }
     )
     cur = ref.drop(columns=["default"]).copy()
-    cur["salary"] = rng.normal(56_000, 8_000, n)
+    cur["salary"] = rng.normal(56_000, 8_000, n).round(2)
     cur.loc[:9, "device"] = "fax"
     paths = {
         "ref": tmp_path / "ref.csv",

@@ -210,6 +210,14 @@ def test_yaml_keeps_value_types_that_yaml_would_reinterpret():
     assert [type(v) for v in back["c"].domain] == [str, str, str, str, int, float, bool, str]
 
 
+def test_yaml_is_readable_unicode_and_exact_for_characters_yaml_reads_as_line_breaks():
+    readable = Schema((ColumnSchema("c", "category", domain=("ü", "日本")),))
+    assert "domain: [ü, 日本]" in readable.to_yaml()
+    for tricky in ("\x85", "a\u2028b", "\u2029", "tab\there", "\ufeffbom", "\x00"):
+        schema = Schema((ColumnSchema("c", "category", domain=(tricky, "ü")),))
+        assert Schema.from_yaml(schema.to_yaml()) == schema, repr(tricky)
+
+
 def test_yaml_layout_is_one_block_per_column():
     schema = Schema(
         (

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opsloop.data.schema import Anomaly, ColumnSchema, Schema, ValidationResult, validate
 
@@ -308,3 +310,77 @@ def test_a_clean_result():
     assert result.ok and len(result) == 0 and list(result) == []
     assert str(result) == "no anomalies in 1 row (schema version 1)"
     assert result.to_frame().empty
+
+
+# -- property: object columns against a value-by-value rule written out in plain Python ------
+
+_values = st.one_of(
+    st.none(),
+    st.just(math.nan),
+    st.booleans(),
+    st.integers(-20, 20),
+    st.floats(-20, 20),
+    st.sampled_from([math.inf, -math.inf]),
+    st.sampled_from([1.0, 2.0, -3.0]),
+    st.sampled_from(["a", "b", "zz", "3", ""]),
+)
+
+
+def _reference(values: list, column: ColumnSchema) -> dict[str, list[int]]:
+    def accepted(v) -> bool:
+        if column.type == "int":
+            return (type(v) is int) or (type(v) is float and math.isfinite(v) and v == int(v))
+        if column.type == "float":
+            return type(v) in (int, float)
+        if column.type == "bool":
+            return type(v) is bool
+        if column.type == "string":
+            return type(v) is str
+        return type(v) in (str, int, float, bool)
+
+    found: dict[str, list[int]] = {}
+    for position, v in enumerate(values):
+        if v is None or (type(v) is float and math.isnan(v)):
+            found.setdefault("null", []).append(position)
+        elif not accepted(v):
+            found.setdefault("type_mismatch", []).append(position)
+        elif type(v) is float and not math.isfinite(v) and column.type == "float":
+            found.setdefault("non_finite", []).append(position)
+        elif (
+            column.min is not None
+            and type(v) in (int, float)
+            and not (column.min <= v <= column.max)
+        ):
+            found.setdefault("out_of_range", []).append(position)
+        elif column.domain is not None and (type(v), v) not in {
+            (type(d), d) for d in column.domain
+        }:
+            found.setdefault("unknown_category", []).append(position)
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(_values, min_size=1, max_size=30),
+    column_type=st.sampled_from(["int", "float", "bool", "string", "category"]),
+)
+def test_object_columns_match_a_plain_python_rule(values, column_type):
+    bounds = {"min": -5, "max": 5} if column_type in ("int", "float") else {}
+    domain = ("a", "3", 1, 2.0, True) if column_type == "category" else None
+    column = ColumnSchema("x", column_type, domain=domain, **bounds)
+    result = validate(pd.DataFrame({"x": pd.Series(values, dtype=object)}), Schema((column,)))
+    expected = _reference(values, column)
+    expected["null_fraction_exceeded"] = expected.pop("null", [])
+    for kind in (
+        "type_mismatch",
+        "null_fraction_exceeded",
+        "non_finite",
+        "out_of_range",
+        "unknown_category",
+    ):
+        positions = expected.get(kind, [])
+        found = result.select(kind=kind)
+        assert sum(a.count for a in found) == len(positions), kind
+        assert [p for a in found for p, _ in a.examples] == positions[:5], kind
+        if positions:
+            assert found[0].fraction == len(positions) / len(values)

@@ -82,7 +82,7 @@ def schema_infer(
     environments = None
     if exclude_in_serving:
         names = [c.strip() for c in exclude_in_serving.split(",") if c.strip()]
-        environments = {"serving": {"exclude": names}}
+        environments = {"serving": names}
     schema = infer_schema(frame, environments=environments)
     text = schema.to_yaml()
     if output is None:

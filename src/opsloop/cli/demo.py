@@ -41,7 +41,7 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
     console.print(f"serving data:  {len(serving):,} rows (covariate shift, schema skew)")
 
     console.rule("2. schema")
-    schema = infer_schema(training, environments={"serving": {"exclude": ["default"]}})
+    schema = infer_schema(training, environments={"serving": ["default"]})
     schema_path = output / "schema.yaml"
     schema_path.write_text(schema.to_yaml())
     console.print(f"schema of {len(schema.columns)} columns inferred -> {schema_path}")

@@ -24,10 +24,14 @@ makes it ``category`` or ``string`` by cardinality; a mix is reported as the maj
 'int'
 >>> infer_column_type(pd.Series(["a", "b", "a"]))
 'category'
+>>> import datetime
+>>> infer_column_type(pd.Series([datetime.datetime(2024, 1, 1), None], dtype=object))
+'datetime'
 """
 
 from __future__ import annotations
 
+import datetime
 from typing import Literal
 
 import numpy as np
@@ -96,6 +100,6 @@ def _value_kind(value: object) -> str:
         return "float"
     if isinstance(value, str):
         return "str"
-    if isinstance(value, pd.Timestamp | np.datetime64):
+    if isinstance(value, datetime.datetime | np.datetime64):  # pd.Timestamp included
         return "datetime"
     return "other"

@@ -79,7 +79,7 @@ class DDM(SlotDetector, WarningDetector):
     >>> errors = np.concatenate([rng.random(1000) < 0.1, rng.random(1000) < 0.4])
     >>> result = DDM().update_many(errors)
     >>> result.drift_indices.tolist()
-    [1046]
+    [1172]
 
     References
     ----------

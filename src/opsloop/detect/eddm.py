@@ -87,7 +87,7 @@ class EDDM(SlotDetector, WarningDetector):
     >>> rng = np.random.default_rng(42)
     >>> errors = np.concatenate([rng.random(3000) < 0.1, rng.random(1000) < 0.5])
     >>> EDDM(alpha=0.8, beta=0.75).update_many(errors).drift_indices.tolist()
-    [3043]
+    [3354]
 
     References
     ----------

@@ -108,7 +108,7 @@ class HDDM_A(SlotDetector, WarningDetector):
     >>> rng = np.random.default_rng(42)
     >>> errors = np.concatenate([rng.random(1000) < 0.1, rng.random(1000) < 0.4])
     >>> HDDM_A().update_many(errors).drift_indices.tolist()
-    [1035]
+    [1053]
 
     References
     ----------

@@ -138,7 +138,7 @@ class HDDM_W(SlotDetector, WarningDetector):
     >>> rng = np.random.default_rng(42)
     >>> errors = np.concatenate([rng.random(1000) < 0.1, rng.random(1000) < 0.4])
     >>> HDDM_W().update_many(errors).drift_indices.tolist()
-    [1030]
+    [1053]
 
     References
     ----------

@@ -202,7 +202,7 @@ class KSWIN(Detector):
     >>> rng = np.random.default_rng(12345)
     >>> stream = np.concatenate([rng.integers(0, 2, 1000), rng.integers(4, 8, 1000)])
     >>> KSWIN(alpha=0.0001, seed=42).update_many(stream).drift_indices.tolist()
-    [1012]
+    [1016]
 
     References
     ----------

@@ -74,7 +74,7 @@ def check_values(owner: str, xs, rule: InputRule, *, name: str = "xs") -> np.nda
     if bad.any():
         at = int(np.argmax(bad))
         raise ValueError(
-            f"{owner}: {name}[{at}] = {array[at]!r} breaks the rule '{_RULE_TEXT[rule]}'"
+            f"{owner}: {name}[{at}] = {float(array[at])!r} breaks the rule '{_RULE_TEXT[rule]}'"
         )
     return array
 

@@ -203,13 +203,17 @@ class ColumnProfile:
         numeric = self.numeric
         if numeric is not None and self.logical_type == "datetime":
             row.update(
-                min=_iso(numeric.minimum), max=_iso(numeric.maximum),
+                min=_iso(numeric.minimum),
+                max=_iso(numeric.maximum),
                 median=_iso(numeric.quantile(0.5)),
             )
         elif numeric is not None:
             row.update(
-                mean=numeric.mean, std=numeric.std(), min=numeric.minimum,
-                max=numeric.maximum, median=numeric.quantile(0.5),
+                mean=numeric.mean,
+                std=numeric.std(),
+                min=numeric.minimum,
+                max=numeric.maximum,
+                median=numeric.quantile(0.5),
             )
         if self.text is not None:
             frequencies = self.text.frequencies
@@ -253,7 +257,9 @@ class ColumnProfile:
             count=int(state["count"]),
             null_count=int(state["null_count"]),
             invalid_count=int(state["invalid_count"]),
-            numeric=None if state["numeric"] is None else NumericSummary.from_state(state["numeric"]),
+            numeric=None
+            if state["numeric"] is None
+            else NumericSummary.from_state(state["numeric"]),
             true_count=None if state["true_count"] is None else int(state["true_count"]),
             text=None if state["text"] is None else TextSummary.from_state(state["text"]),
         )

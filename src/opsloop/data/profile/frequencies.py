@@ -105,14 +105,19 @@ class Frequencies:
         0
         """
         values = list(values)
-        counts = [int(c) for c in np.asarray(counts).tolist()]
+        counts = np.asarray(counts, dtype=np.int64).tolist()
         if len(values) != len(counts):
             raise ValueError(f"values and counts differ in length: {len(values)} != {len(counts)}")
         settings = (max_exact_values, frequent_lg_size, distinct_lg_k)
         total = sum(counts)
         if len(values) <= max_exact_values:
-            return cls(total, MappingProxyType(dict(zip(values, counts, strict=True))), None, None,
-                       *settings)
+            return cls(
+                total,
+                MappingProxyType(dict(zip(values, counts, strict=True))),
+                None,
+                None,
+                *settings,
+            )
         frequent = frequent_strings_sketch(frequent_lg_size)
         distinct = hll_sketch(distinct_lg_k, tgt_hll_type.HLL_8)
         _feed(frequent, distinct, values, counts)
@@ -147,10 +152,10 @@ class Frequencies:
 
     @property
     def max_count_error(self) -> int:
-        """Largest possible error of a reported count (0 when exact)."""
+        """Bound on the error of any reported count, ``epsilon * total`` (0 when exact)."""
         if self.frequent is None:
             return 0
-        return int(math.ceil(self.frequent.epsilon * self.frequent.total_weight))
+        return math.ceil(self.frequent.epsilon * self.frequent.total_weight)
 
     def top(self, n: int = DEFAULT_TOP) -> list[ValueCount]:
         """The ``n`` most frequent values, most frequent first (ties by value when exact).
@@ -202,9 +207,7 @@ class Frequencies:
             else:
                 frequent.merge(side.frequent)
                 union.update(side.distinct_sketch)
-        return Frequencies(
-            total, None, frequent, union.get_result(tgt_hll_type.HLL_8), *settings
-        )
+        return Frequencies(total, None, frequent, union.get_result(tgt_hll_type.HLL_8), *settings)
 
     def to_state(self) -> dict:
         """A lossless JSON-safe dictionary, sketches included (see :meth:`from_state`)."""
@@ -218,9 +221,9 @@ class Frequencies:
             state["counts"] = [[value, count] for value, count in self.counts.items()]
         else:
             state["frequent"] = base64.b64encode(self.frequent.serialize()).decode("ascii")
-            state["distinct"] = base64.b64encode(
-                self.distinct_sketch.serialize_compact()
-            ).decode("ascii")
+            state["distinct"] = base64.b64encode(self.distinct_sketch.serialize_compact()).decode(
+                "ascii"
+            )
         return state
 
     @classmethod

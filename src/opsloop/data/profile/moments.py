@@ -75,7 +75,9 @@ class Moments:
         if n == 0:
             return cls(0, total)
         deviations = values - total.mean(n)
-        with np.errstate(over="ignore"):  # beyond ~1e77 the 4th power overflows to inf
+        # Beyond ~1e77 the 4th power overflows to inf (and inf - inf sums to NaN); those
+        # moments then do not exist and the properties below report None.
+        with np.errstate(over="ignore", invalid="ignore"):
             squared = deviations * deviations
             m2 = float(squared.sum())
             m3 = float((squared * deviations).sum())

@@ -64,7 +64,11 @@ class Histogram:
 
     def to_dict(self) -> dict:
         """A JSON-safe dictionary."""
-        return {"edges": list(self.edges), "counts": list(self.counts), "rank_error": self.rank_error}
+        return {
+            "edges": list(self.edges),
+            "counts": list(self.counts),
+            "rank_error": self.rank_error,
+        }
 
     def to_frame(self) -> pd.DataFrame:
         """One row per bin: ``left``, ``right``, ``count``.

@@ -171,9 +171,7 @@ class Profile:
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError(f"state is not an {_FORMAT} state (its 'format' field differs)")
         if state.get("version") != _VERSION:
-            raise ValueError(
-                f"state version must be {_VERSION}, got {state.get('version')!r}"
-            )
+            raise ValueError(f"state version must be {_VERSION}, got {state.get('version')!r}")
         columns = tuple(ColumnProfile.from_state(c) for c in state["columns"])
         return cls(int(state["n_rows"]), columns)
 
@@ -232,9 +230,7 @@ def profile(
     if len(set(names)) != len(names):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"column names must be unique as strings, duplicated: {duplicated}")
-    columns = tuple(
-        profile_column(frame.iloc[:, i], name, options) for i, name in enumerate(names)
-    )
+    columns = tuple(profile_column(frame.iloc[:, i], name, options) for i, name in enumerate(names))
     return Profile(len(frame), columns)
 
 

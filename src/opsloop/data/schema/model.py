@@ -247,13 +247,13 @@ class Schema:
             max_null_fraction: 0.0
             min: 0
         """
-        return yaml.dump(
-            self.to_dict(),
-            Dumper=_SchemaDumper,
-            sort_keys=False,
-            default_flow_style=False,
-            allow_unicode=True,
-        )
+        data = self.to_dict()
+        text = _dump(data, allow_unicode=True)
+        # PyYAML writes some characters (NEL, line and paragraph separators) raw and then
+        # reads them back as line breaks; escaping everything outside ASCII is always exact.
+        if yaml.load(text, Loader=_SchemaLoader) != data:
+            text = _dump(data, allow_unicode=False)
+        return text
 
     @classmethod
     def from_yaml(cls, source: str | os.PathLike[str]) -> Schema:
@@ -324,6 +324,16 @@ _SchemaDumper.add_representer(
         "tag:yaml.org,2002:seq", value, flow_style=True
     ),
 )
+
+
+def _dump(data: dict[str, Any], allow_unicode: bool) -> str:
+    return yaml.dump(
+        data,
+        Dumper=_SchemaDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=allow_unicode,
+    )
 
 
 class _SchemaLoader(yaml.SafeLoader):

@@ -1,0 +1,453 @@
+"""Drift detection benchmark: opsloop against Evidently, NannyML and a plain scipy loop.
+
+One run generates ``opsloop.datasets.drift_table(rows)`` (20 numeric and 5 categorical
+columns, 7 of them shifted), writes both frames once to Parquet under ``benchmarks/out/`` so
+that every contender reads the same files, and runs each contender ``--repeats`` times, each
+time in a fresh process (the workers in ``benchmarks/peers/``) so that peak memory is that
+contender's alone. Repeats are interleaved across contenders, so a burst of load on the
+machine spreads over all of them instead of landing on one.
+
+Contenders: opsloop's ``compare`` with the reference as a DataFrame and as a saved
+``ReferenceProfile`` (built here beforehand, untimed; loaded inside the timed work); the
+scipy loop; numpy sorting the numeric columns of both frames (the floor any exact KS test
+pays); Evidently's ``DataDriftPreset`` and NannyML's ``UnivariateDriftCalculator`` in their
+own venvs (``benchmarks/envs.py`` makes them; a peer whose venv is missing or broken is
+reported as unavailable, not fatal).
+
+    python benchmarks/drift.py                               # 1,000,000 rows, 3 repeats
+    python benchmarks/drift.py --rows 100000 --repeats 1     # quick
+    python benchmarks/drift.py --only opsloop scipy
+
+Prints a markdown report and writes it to ``benchmarks/out/drift.md``, with the raw numbers
+in ``benchmarks/out/drift.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from envs import PEERS, probe  # beside this file: run as `python benchmarks/drift.py`
+from opsloop.data.drift.summary import ReferenceProfile
+from opsloop.data.types import NUMERIC_TYPES, infer_column_type
+from opsloop.datasets import drift_table
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+WORKERS = HERE / "peers"
+#: A worker that runs longer than this is stopped and its contender reported as failed.
+WORKER_TIMEOUT_S = 3600
+BASELINE = "opsloop"
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One row of the table: which worker runs it, in which venv, with what extra arguments."""
+
+    key: str
+    label: str
+    worker: str
+    peer: str | None = None  # a peer's venv (benchmarks/envs.py), or None for the main venv
+    profile: bool = False  # pass the saved ReferenceProfile
+    decides: bool = True  # False for the floor, which computes no verdict
+
+
+CONTENDERS: dict[str, Contender] = {
+    c.key: c
+    for c in (
+        Contender("opsloop", "opsloop compare (reference DataFrame)", "opsloop_compare"),
+        Contender(
+            "opsloop-profile",
+            "opsloop compare (cached ReferenceProfile)",
+            "opsloop_compare",
+            profile=True,
+        ),
+        Contender("scipy", "scipy loop (ks_2samp, chi2_contingency, wasserstein)", "scipy_loop"),
+        Contender(
+            "numpy-sort",
+            "numpy sort of the numeric columns (floor)",
+            "numpy_sort",
+            decides=False,
+        ),
+        Contender("evidently", "Evidently DataDriftPreset", "evidently_preset", peer="evidently"),
+        Contender(
+            "nannyml", "NannyML UnivariateDriftCalculator", "nannyml_univariate", peer="nannyml"
+        ),
+    )
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in each frame")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per contender (medians)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of drift_table")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help=f"run only these contenders, of: {', '.join(CONTENDERS)}",
+    )
+    args = parser.parse_args(argv)
+    if args.rows < 1:
+        parser.error(f"--rows must be >= 1, got {args.rows}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    unknown = [k for k in args.only or [] if k not in CONTENDERS]
+    if unknown:
+        parser.error(f"--only: unknown contender(s) {unknown}; choose from {list(CONTENDERS)}")
+    return args
+
+
+def prepare_inputs(rows: int, seed: int) -> dict:
+    """Write the two frames, the column roles and the reference profile; return paths + truth."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    stem = f"drift_{rows}_seed{seed}"
+    paths = {
+        "reference": OUT / f"{stem}_reference.parquet",
+        "current": OUT / f"{stem}_current.parquet",
+        "columns": OUT / f"{stem}_columns.json",
+        "profile": OUT / f"{stem}_reference_profile.npz",
+    }
+    start = time.perf_counter()
+    reference, current, truth = drift_table(rows, seed=seed)
+    reference.to_parquet(paths["reference"])
+    current.to_parquet(paths["current"])
+    del reference, current
+    # The profile and the column roles come from the file, exactly what the workers read.
+    reference = pd.read_parquet(paths["reference"])
+    roles: dict[str, list[str]] = {"numeric": [], "categorical": []}
+    for column in reference.columns:
+        numeric = infer_column_type(reference[column]) in NUMERIC_TYPES
+        roles["numeric" if numeric else "categorical"].append(str(column))
+    paths["columns"].write_text(json.dumps(roles))
+    ReferenceProfile.from_frame(reference).save(paths["profile"])
+    print(
+        f"inputs: {rows:,} rows x {reference.shape[1]} columns in {OUT} "
+        f"({time.perf_counter() - start:.1f} s)",
+        flush=True,
+    )
+    return {"paths": paths, "truth": truth, "roles": roles}
+
+
+def availability(contenders: list[Contender]) -> dict[str, tuple[str | None, str]]:
+    """``{key: (python or None, note)}``: the interpreter to run each contender with."""
+    out = {}
+    for c in contenders:
+        if c.peer is None:
+            out[c.key] = (sys.executable, "")
+            continue
+        ok, reason, versions = probe(PEERS[c.peer])
+        note = f"pandas {versions['pandas']}" if ok else reason
+        out[c.key] = (str(PEERS[c.peer].python) if ok else None, note)
+    return out
+
+
+def run_worker(contender: Contender, python: str, inputs: dict, repeat: int) -> dict:
+    """One fresh process of the contender's worker; its result, or ``{"error": ...}``."""
+    paths = inputs["paths"]
+    result_path = OUT / "runs" / f"{contender.key}_{repeat}.json"
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    result_path.unlink(missing_ok=True)
+    command = [
+        python,
+        str(WORKERS / f"{contender.worker}.py"),
+        "--reference",
+        str(paths["reference"]),
+        "--current",
+        str(paths["current"]),
+        "--columns",
+        str(paths["columns"]),
+        "--out",
+        str(result_path),
+    ]
+    if contender.profile:
+        command += ["--profile", str(paths["profile"])]
+    env = dict(os.environ, DO_NOT_TRACK="1", NML_DISABLE_USAGE_LOGGING="1")
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=WORKER_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {WORKER_TIMEOUT_S} s"}
+    if done.returncode != 0 or not result_path.exists():
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        return {"error": f"exit {done.returncode}: {lines[-1]}"}
+    return json.loads(result_path.read_text())
+
+
+def run_all(contenders: list[Contender], pythons: dict, inputs: dict, repeats: int) -> dict:
+    runs: dict[str, list[dict]] = {c.key: [] for c in contenders}
+    for repeat in range(repeats):
+        for c in contenders:
+            python = pythons[c.key][0]
+            if python is None or any("error" in r for r in runs[c.key]):
+                continue
+            result = run_worker(c, python, inputs, repeat)
+            runs[c.key].append(result)
+            if "error" in result:
+                print(f"  {c.key}: FAILED ({result['error']})", flush=True)
+            else:
+                print(
+                    f"  repeat {repeat + 1}/{repeats} {c.key}: {result['cpu_s']:.2f} CPU-s, "
+                    f"{result['wall_s']:.2f} wall-s, {result['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
+    return runs
+
+
+def summarise(c: Contender, runs: list[dict], truth, note: str) -> dict:
+    """Medians over the repeats and the verdict counts of one contender."""
+    row: dict = {"key": c.key, "label": c.label, "note": note}
+    if not runs:
+        return {**row, "status": f"unavailable: {note}"}
+    errors = [r["error"] for r in runs if "error" in r]
+    if errors:
+        return {**row, "status": f"failed: {errors[0]}"}
+    row.update(
+        status="ok",
+        version=runs[0]["version"],
+        cpu_s=statistics.median(r["cpu_s"] for r in runs),
+        wall_s=statistics.median(r["wall_s"] for r in runs),
+        peak_rss_mb=statistics.median(r["peak_rss_mb"] for r in runs),
+        rss_before_mb=statistics.median(r["rss_before_mb"] for r in runs),
+        repeats=len(runs),
+    )
+    if c.decides:
+        drifted = runs[0]["drifted"]
+        shifted = set(truth.shifted)
+        unchanged = [t.column for t in truth.columns if not t.shifted]
+        row.update(
+            drifted=drifted,
+            detected=[col for col in truth.shifted if drifted.get(col)],
+            false_alarms=[col for col in unchanged if drifted.get(col)],
+            n_shifted=len(shifted),
+            n_unchanged=len(unchanged),
+            not_reported=[t.column for t in truth.columns if t.column not in drifted],
+            stable=all(r["drifted"] == drifted for r in runs),
+        )
+    return row
+
+
+def p_value_agreement(runs: dict, key: str) -> list[dict]:
+    """opsloop's p-values against the scipy loop's, per test, on columns both test alike."""
+    if not runs.get(key) or not runs.get("scipy") or any("error" in r for r in runs[key]):
+        return []
+    if any("error" in r for r in runs["scipy"]):
+        return []
+    ours, theirs = runs[key][0], runs["scipy"][0]
+    rows = []
+    for test in ("ks", "chi2"):
+        columns = [
+            col
+            for col, t in ours["tests"].items()
+            if t == test and theirs["tests"].get(col) == test
+        ]
+        if not columns:
+            continue
+        diffs = [abs(ours["p_values"][col] - theirs["p_values"][col]) for col in columns]
+        identical = sum(ours["p_values"][col] == theirs["p_values"][col] for col in columns)
+        rows.append(
+            {
+                "contender": key,
+                "test": test,
+                "columns": len(columns),
+                "bit_identical": identical,
+                "max_abs_diff": max(diffs),
+            }
+        )
+    other = [
+        f"{col} (opsloop {t}, scipy {theirs['tests'].get(col)})"
+        for col, t in ours["tests"].items()
+        if t != theirs["tests"].get(col)
+    ]
+    if other:
+        rows.append({"contender": key, "test": "different tests", "columns": other})
+    return rows
+
+
+def machine_info(pythons: dict) -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_usable": usable,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for name in ("numpy", "scipy", "pandas", "pyarrow"):
+        info[name] = metadata.version(name)
+    for key, (python, note) in pythons.items():
+        if CONTENDERS[key].peer and python is not None:
+            info[f"{key} venv"] = note
+    return info
+
+
+def peer_rules(runs: dict) -> list[str]:
+    """How each peer decided, read from what its worker reported (methods, thresholds)."""
+    lines = []
+    evidently = [r for r in runs.get("evidently", []) if "error" not in r]
+    if evidently:
+        methods = sorted(set(evidently[0]["methods"].values()))
+        lines.append(
+            "- Evidently (the preset picks per column; drifted = its test FAILs): "
+            + "; ".join(methods)
+            + "."
+        )
+    nannyml = [r for r in runs.get("nannyml", []) if "error" not in r]
+    if nannyml:
+        thresholds = sorted({str(v) for v in nannyml[0]["thresholds"].values()})
+        warned = " ".join(f'NannyML warned: "{w}"' for w in nannyml[0]["warnings"])
+        lines.append(
+            "- NannyML: Jensen-Shannon distance alerts above the upper threshold, the mean "
+            "plus 3 standard deviations of the reference chunks' distances. With the whole "
+            "current set as one chunk the reference is one chunk too, so the thresholds were "
+            f"{', '.join(thresholds)}. {warned}".rstrip()
+        )
+    return lines
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def render(
+    args, inputs: dict, rows: list[dict], runs: dict, agreement: list[dict], info: dict
+) -> str:
+    truth = inputs["truth"]
+    base = next((r for r in rows if r["key"] == BASELINE and r["status"] == "ok"), None)
+    lines = [
+        f"# Drift benchmark: {args.rows:,} rows, {len(truth.columns)} columns",
+        "",
+        f"`drift_table({args.rows}, seed={args.seed})`: {len(inputs['roles']['numeric'])} "
+        f"numeric and {len(inputs['roles']['categorical'])} categorical columns, "
+        f"{len(truth.shifted)} shifted. Each contender ran {args.repeats} time(s), each in a "
+        "fresh process; times are medians of the timed work only (after the Parquet files are "
+        "read; the cached profile's load is inside it). CPU-s is the worker process's CPU "
+        "time (all threads). Peak RSS is the median over repeats of the worker's `ru_maxrss` "
+        "(interpreter, imports and input frames included).",
+        "",
+        "| contender | version | CPU-s (median) | wall-s (median) | peak RSS MB | "
+        f"shifted detected /{len(truth.shifted)} | "
+        f"unchanged flagged /{len(truth.columns) - len(truth.shifted)} | CPU vs opsloop |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['label']} | {r['status']} | | | | | | |")
+            continue
+        ratio = f"{r['cpu_s'] / base['cpu_s']:.1f}x" if base and base["cpu_s"] > 0 else "n/a"
+        detected = f"{len(r['detected'])}" if "detected" in r else "n/a"
+        flagged = f"{len(r['false_alarms'])}" if "false_alarms" in r else "n/a"
+        lines.append(
+            f"| {r['label']} | {r['version']} | {_fmt(r['cpu_s'])} | {_fmt(r['wall_s'])} | "
+            f"{_fmt(r['peak_rss_mb'], 0)} | {detected} | {flagged} | {ratio} |"
+        )
+    deciders = [r for r in rows if r["status"] == "ok" and "drifted" in r]
+    if deciders:
+        lines += [
+            "",
+            "## Verdicts per column",
+            "",
+            "`drifted` means the contender flagged the column. Shifts are in the column's "
+            "population standard deviations (mean), as a factor on the spread (scale), or as "
+            "probability mass moved from the most to the least frequent level (frequency).",
+            "",
+            "| column | true shift | " + " | ".join(r["key"] for r in deciders) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in deciders) + " |",
+        ]
+        for t in truth.columns:
+            shift = f"{t.shift.kind} {t.shift.amount:g}" if t.shifted else "none"
+            marks = []
+            for r in deciders:
+                value = r["drifted"].get(t.column)
+                marks.append("not reported" if value is None else ("drifted" if value else "-"))
+            lines.append(f"| {t.column} | {shift} | " + " | ".join(marks) + " |")
+        unstable = [r["key"] for r in deciders if not r["stable"]]
+        if unstable:
+            lines += ["", f"Verdicts differed between repeats for: {', '.join(unstable)}."]
+    if agreement:
+        lines += [
+            "",
+            "## opsloop p-values against the scipy loop",
+            "",
+            "| contender | test | columns | bit-identical | max abs difference |",
+            "| --- | --- | ---: | ---: | ---: |",
+        ]
+        for a in agreement:
+            if a["test"] == "different tests":
+                lines.append(
+                    f"| {a['contender']} | different tests: {', '.join(a['columns'])} | | | |"
+                )
+            else:
+                lines.append(
+                    f"| {a['contender']} | {a['test']} | {a['columns']} | {a['bit_identical']} "
+                    f"| {a['max_abs_diff']:.3g} |"
+                )
+    lines += [
+        "",
+        "## Deciding rules (each library's defaults)",
+        "",
+        "- opsloop: KS test (numeric), chi-square (categorical; numbers with at most 20 "
+        "levels), Holm-adjusted p < 0.05.",
+        "- scipy loop: `ks_2samp` / `chi2_contingency`, raw p < 0.05 per column (no correction).",
+        *peer_rules(runs),
+        "",
+        "## Machine",
+        "",
+    ]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    contenders = [CONTENDERS[k] for k in (args.only or CONTENDERS)]
+    pythons = availability(contenders)
+    for c in contenders:
+        if pythons[c.key][0] is None:
+            print(f"{c.key}: unavailable ({pythons[c.key][1]})", flush=True)
+    inputs = prepare_inputs(args.rows, args.seed)
+    runs = run_all(contenders, pythons, inputs, args.repeats)
+    rows = [summarise(c, runs[c.key], inputs["truth"], pythons[c.key][1]) for c in contenders]
+    agreement = p_value_agreement(runs, "opsloop") + p_value_agreement(runs, "opsloop-profile")
+    info = machine_info(pythons)
+    report = render(args, inputs, rows, runs, agreement, info)
+    print(report)
+    (OUT / "drift.md").write_text(report)
+    raw = {
+        "rows": args.rows,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "truth": inputs["truth"].to_dict(),
+        "roles": inputs["roles"],
+        "summary": rows,
+        "p_values": agreement,
+        "runs": runs,
+        "machine": info,
+    }
+    (OUT / "drift.json").write_text(json.dumps(raw, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
