@@ -233,9 +233,15 @@ def _sample_plot(ref: ColumnSummary, cur: ColumnSummary) -> dict:
     a, b = ref.sample.values, cur.sample.values
     qa, qb = sorted_quantiles(a, [0.005, 0.995]), sorted_quantiles(b, [0.005, 0.995])
     lo, hi = float(min(qa[0], qb[0])), float(max(qa[1], qb[1]))
-    if not hi > lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, PLOT_BINS + 1)
+    if _integral(a) and _integral(b):
+        # Whole numbers (ages, counts): bins centred on integers, or equal-width bins would
+        # alias into alternating tall and short bars.
+        step = max(1.0, math.ceil((math.floor(hi) - math.ceil(lo) + 1) / PLOT_BINS))
+        edges = np.arange(math.ceil(lo) - 0.5, math.floor(hi) + 0.5 + step, step)
+    else:
+        if not hi > lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, PLOT_BINS + 1)
     inner = edges[1:-1]
     ra = bin_counts(a, inner) / a.size
     cb = bin_counts(b, inner) / b.size
@@ -245,6 +251,10 @@ def _sample_plot(ref: ColumnSummary, cur: ColumnSummary) -> dict:
         "reference": ra.tolist(),
         "current": cb.tolist(),
     }
+
+
+def _integral(values: np.ndarray) -> bool:
+    return bool(np.all(values == np.round(values)))
 
 
 def _count_plot(labels, rc, cc) -> dict:
