@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -302,6 +303,19 @@ def machine_info(pythons: dict) -> dict:
     return info
 
 
+def opsloop_rules(runs: dict) -> list[str]:
+    """The tests opsloop chose per column kind, read from what its worker reported."""
+    done = [r for r in runs.get(BASELINE, []) if "error" not in r]
+    if not done:
+        return []
+    by_rule: dict[str, int] = {}
+    for column, test in done[0]["tests"].items():
+        rule = f"{test} on {done[0]['kinds'][column]}"
+        by_rule[rule] = by_rule.get(rule, 0) + 1
+    chosen = ", ".join(f"{rule} ({n} columns)" for rule, n in by_rule.items())
+    return [f"- opsloop (defaults): {chosen}; drifted when the Holm-adjusted p-value < 0.05."]
+
+
 def peer_rules(runs: dict) -> list[str]:
     """How each peer decided, read from what its worker reported (methods, thresholds)."""
     lines = []
@@ -315,15 +329,31 @@ def peer_rules(runs: dict) -> list[str]:
         )
     nannyml = [r for r in runs.get("nannyml", []) if "error" not in r]
     if nannyml:
-        thresholds = sorted({str(v) for v in nannyml[0]["thresholds"].values()})
-        warned = " ".join(f'NannyML warned: "{w}"' for w in nannyml[0]["warnings"])
+        thresholds = nannyml[0]["thresholds"]
+        defined = [v for v in thresholds.values() if _is_number(v)]
+        undefined = [c for c, v in thresholds.items() if not _is_number(v)]
+        found = []
+        if defined:
+            found.append(
+                f"{len(defined)} columns got thresholds from {min(defined):.2g} "
+                f"to {max(defined):.2g}"
+            )
+        if undefined:
+            found.append(f"{', '.join(undefined)} got none (NaN), so never alert")
+        found = "; ".join(found)
+        warned = "; ".join(f'"{w}"' for w in nannyml[0]["warnings"])
         lines.append(
             "- NannyML: Jensen-Shannon distance alerts above the upper threshold, the mean "
-            "plus 3 standard deviations of the reference chunks' distances. With the whole "
-            "current set as one chunk the reference is one chunk too, so the thresholds were "
-            f"{', '.join(thresholds)}. {warned}".rstrip()
+            "plus 3 standard deviations of the reference chunks' distances to the reference. "
+            "With the whole current set as one chunk the reference is one chunk too, so the "
+            f"threshold is that chunk's distance to itself: here {found}. "
+            f"Warnings raised while it ran: {warned or 'none'}."
         )
     return lines
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -362,6 +392,25 @@ def render(
             f"| {r['label']} | {r['version']} | {_fmt(r['cpu_s'])} | {_fmt(r['wall_s'])} | "
             f"{_fmt(r['peak_rss_mb'], 0)} | {detected} | {flagged} | {ratio} |"
         )
+    measured = [r for r in rows if r["status"] == "ok"]
+    if measured:
+        lines += [
+            "",
+            "## Memory",
+            "",
+            "Resident memory of each worker just before its timed work (interpreter, imports "
+            "and input frames: both frames, or only the current one for the cached profile) "
+            "and at its peak; medians over repeats.",
+            "",
+            "| contender | RSS before work MB | peak RSS MB | peak minus before MB |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for r in measured:
+            added = r["peak_rss_mb"] - r["rss_before_mb"]
+            lines.append(
+                f"| {r['key']} | {_fmt(r['rss_before_mb'], 0)} | {_fmt(r['peak_rss_mb'], 0)} "
+                f"| {_fmt(added, 0)} |"
+            )
     deciders = [r for r in rows if r["status"] == "ok" and "drifted" in r]
     if deciders:
         lines += [
@@ -407,8 +456,7 @@ def render(
         "",
         "## Deciding rules (each library's defaults)",
         "",
-        "- opsloop: KS test (numeric), chi-square (categorical; numbers with at most 20 "
-        "levels), Holm-adjusted p < 0.05.",
+        *opsloop_rules(runs),
         "- scipy loop: `ks_2samp` / `chi2_contingency`, raw p < 0.05 per column (no correction).",
         *peer_rules(runs),
         "",

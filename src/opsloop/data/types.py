@@ -46,14 +46,24 @@ MAX_CATEGORIES = 100
 MAX_DISTINCT_RATIO = 0.5
 
 
-def _classify_strings(values: pd.Series) -> ColumnType:
-    n = len(values)
-    if n == 0:
+def classify_by_cardinality(n_distinct: int, n_non_null: int) -> ColumnType:
+    """``category`` or ``string`` for a text column with ``n_distinct`` distinct values
+    among ``n_non_null`` non-null ones: the one cardinality rule schema, profile and drift
+    share.
+
+    >>> classify_by_cardinality(3, 1000), classify_by_cardinality(900, 1000)
+    ('category', 'string')
+    """
+    if n_non_null == 0:
         return "string"
-    n_distinct = values.nunique(dropna=True)
-    if n_distinct <= MAX_CATEGORIES and (n_distinct <= MAX_DISTINCT_RATIO * n or n_distinct <= 2):
+    few = n_distinct <= MAX_CATEGORIES
+    if few and (n_distinct <= MAX_DISTINCT_RATIO * n_non_null or n_distinct <= 2):
         return "category"
     return "string"
+
+
+def _classify_strings(values: pd.Series) -> ColumnType:
+    return classify_by_cardinality(int(values.nunique(dropna=True)), len(values))
 
 
 def infer_column_type(series: pd.Series) -> ColumnType:

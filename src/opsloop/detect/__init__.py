@@ -1,8 +1,33 @@
+"""Streaming change detectors for the monitoring loop.
+
+Every detector follows one contract (:mod:`opsloop.detect.base`): ``update(x)`` for one item,
+``update_many(xs)`` for an array (same signals, same state), ``to_state``/``from_state``.
+
+>>> import numpy as np
+>>> from opsloop.detect import ADWIN
+>>> ADWIN().update_many(np.r_[np.zeros(500), np.ones(500)]).drift_indices.tolist()
+[511]
+"""
+
 from opsloop.detect.adwin import ADWIN
-from opsloop.detect.base import DetectionResult, Detector, detector_from_state
+from opsloop.detect.base import DetectionResult, Detector, WarningDetector, detector_from_state
 from opsloop.detect.ddm import DDM
 from opsloop.detect.eddm import EDDM
 from opsloop.detect.hddm_a import HDDM_A
 from opsloop.detect.hddm_w import HDDM_W
 from opsloop.detect.kswin import KSWIN
 from opsloop.detect.page_hinkley import PageHinkley
+
+__all__ = [
+    "ADWIN",
+    "DDM",
+    "EDDM",
+    "HDDM_A",
+    "HDDM_W",
+    "KSWIN",
+    "DetectionResult",
+    "Detector",
+    "PageHinkley",
+    "WarningDetector",
+    "detector_from_state",
+]

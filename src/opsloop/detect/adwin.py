@@ -22,8 +22,8 @@ from opsloop.detect.presets import preset_params
 from opsloop.detect.validation import positive_int, real_in
 
 # Scalars of the window; bucket levels live in separate arrays.
-_DRIFT, _TOTAL, _VARIANCE, _WIDTH, _TICK, _N_BUCKETS, _N_LEVELS = range(7)
-_SCALARS = ("drift", "total", "variance", "width", "tick", "n_buckets", "n_levels")
+_DRIFT, _TOTAL, _VARIANCE, _WIDTH, _PHASE, _N_LEVELS = range(6)
+_SCALARS = ("drift", "total", "variance", "width", "clock_phase", "n_levels")
 #: Bucket levels held; level ``i`` summarises 2**i items, so 64 levels outlast any stream.
 _MAX_LEVELS = 64
 
@@ -41,20 +41,8 @@ def _shift_out(totals, variances, counts, level, k):
     counts[level] = count - k
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _insert(s, totals, variances, counts, x, max_buckets):
-    totals[0, counts[0]] = x
-    variances[0, counts[0]] = 0.0
-    counts[0] += 1
-    s[_N_BUCKETS] += 1.0
-    width = s[_WIDTH] + 1.0
-    s[_WIDTH] = width
-    increment = 0.0
-    if width > 1.0:
-        d = x - s[_TOTAL] / (width - 1.0)
-        increment = (width - 1.0) * d * d / width
-    s[_VARIANCE] += increment
-    s[_TOTAL] += x
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _merge_full_levels(totals, variances, counts, n_levels, max_buckets):
     # Merge the two oldest summaries of a full level into the next level, cascading upwards.
     level = 0
     while counts[level] == max_buckets + 1:
@@ -63,113 +51,130 @@ def _insert(s, totals, variances, counts, x, max_buckets):
         t1 = totals[level, 1]
         mu0 = t0 / size
         mu1 = t1 / size
-        merged_var = (
-            variances[level, 0] + variances[level, 1] + size * 0.5 * (mu0 - mu1) * (mu0 - mu1)
-        )
-        if level + 1 >= s[_N_LEVELS]:
-            s[_N_LEVELS] = level + 2.0
+        spread = size * 0.5 * (mu0 - mu1) * (mu0 - mu1)
+        merged_var = variances[level, 0] + variances[level, 1] + spread
+        if level + 1 >= n_levels:
+            n_levels = level + 2
         nxt = counts[level + 1]
         totals[level + 1, nxt] = t0 + t1
         variances[level + 1, nxt] = merged_var
         counts[level + 1] = nxt + 1
-        s[_N_BUCKETS] += 1.0
         _shift_out(totals, variances, counts, level, 2)
         if counts[level + 1] <= max_buckets:
             break
         level += 1
+    return n_levels
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _drop_oldest(s, totals, variances, counts):
-    last = int(s[_N_LEVELS]) - 1
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _drop_oldest(totals, variances, counts, n_levels, total, variance, width):
+    last = n_levels - 1
     size = float(2**last)
     u = totals[last, 0]
     v = variances[last, 0]
     mu = u / size
-    s[_WIDTH] -= size
-    s[_TOTAL] -= u
-    width = s[_WIDTH]
-    mu_window = s[_TOTAL] / width
-    s[_VARIANCE] -= v + size * width * (mu - mu_window) * (mu - mu_window) / (size + width)
+    width -= size
+    total -= u
+    mu_window = total / width
+    variance -= v + size * width * (mu - mu_window) * (mu - mu_window) / (size + width)
     _shift_out(totals, variances, counts, last, 1)
-    s[_N_BUCKETS] -= 1.0
     if counts[last] == 0:
-        s[_N_LEVELS] -= 1.0
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _detect(s, totals, variances, counts, delta, clock, min_window, grace_period):
-    s[_TICK] += 1.0
-    change = False
-    if s[_TICK] % clock != 0.0 or not s[_WIDTH] > grace_period:
-        return change
-    shrink = True
-    while shrink:
-        shrink = False
-        width = s[_WIDTH]
-        # The same for every cut point of this pass: River computes them per cut point from
-        # the same numbers, so computing them once gives the same bits.
-        delta_prime = math.log(2.0 * math.log(width) / delta)
-        window_var = s[_VARIANCE] / width
-        n0 = 0.0
-        n1 = width
-        u0 = 0.0
-        u1 = s[_TOTAL]
-        done = False
-        level = int(s[_N_LEVELS]) - 1
-        while level >= 0 and not done:
-            size = float(2**level)
-            count = counts[level]
-            for k in range(count):
-                n0 += size
-                n1 -= size
-                t = totals[level, k]
-                u0 += t
-                u1 -= t
-                if level == 0 and k == count - 1:
-                    done = True
-                    break
-                delta_mean = (u0 / n0) - (u1 / n1)
-                if n1 >= min_window and n0 >= min_window:
-                    m_recip = 1.0 / (n0 - min_window + 1.0) + 1.0 / (n1 - min_window + 1.0)
-                    epsilon = (
-                        math.sqrt(2.0 * m_recip * window_var * delta_prime)
-                        + 2.0 / 3.0 * delta_prime * m_recip
-                    )
-                    if abs(delta_mean) > epsilon:
-                        shrink = True
-                        change = True
-                        if s[_WIDTH] > 0.0:
-                            _drop_oldest(s, totals, variances, counts)
-                            done = True
-                            break
-            level -= 1
-    return change
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _clear(s, totals, variances, counts):
-    s[:] = 0.0
-    s[_N_LEVELS] = 1.0
-    totals[:] = 0.0
-    variances[:] = 0.0
-    counts[:] = 0
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _step(s, totals, variances, counts, x, delta, clock, max_buckets, min_window, grace_period):
-    if s[_DRIFT] != 0.0:
-        _clear(s, totals, variances, counts)
-    _insert(s, totals, variances, counts, x, max_buckets)
-    change = _detect(s, totals, variances, counts, delta, clock, min_window, grace_period)
-    s[_DRIFT] = 1.0 if change else 0.0
+        n_levels -= 1
+    return n_levels, total, variance, width
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _run(s, totals, variances, counts, xs, delta, clock, max_buckets, min_window, grace, flags):
+    # The scalars live in locals for the whole batch: kept in the state array, every bucket
+    # write would force the compiler to reload them (it cannot rule out aliasing).
+    drift = s[_DRIFT] != 0.0
+    total = s[_TOTAL]
+    variance = s[_VARIANCE]
+    width = s[_WIDTH]
+    phase = s[_PHASE]
+    n_levels = int(s[_N_LEVELS])
     for i in range(xs.size):
-        _step(s, totals, variances, counts, xs[i], delta, clock, max_buckets, min_window, grace)
-        flags[i] = 1 if s[_DRIFT] != 0.0 else 0
+        x = xs[i]
+        if drift:
+            # River starts a new, empty window on the item after a detection.
+            totals[:n_levels] = 0.0
+            variances[:n_levels] = 0.0
+            counts[:n_levels] = 0
+            total = 0.0
+            variance = 0.0
+            width = 0.0
+            phase = 0.0
+            n_levels = 1
+
+        totals[0, counts[0]] = x
+        variances[0, counts[0]] = 0.0
+        counts[0] += 1
+        width += 1.0
+        increment = 0.0
+        if width > 1.0:
+            d = x - total / (width - 1.0)
+            increment = (width - 1.0) * d * d / width
+        variance += increment
+        total += x
+        n_levels = _merge_full_levels(totals, variances, counts, n_levels, max_buckets)
+
+        # River tests when its item counter is a multiple of ``clock``; counting the phase
+        # instead of dividing keeps a 64-bit division out of the per-item cost.
+        phase += 1.0
+        if phase == clock:
+            phase = 0.0
+        change = False
+        if phase == 0.0 and width > grace:
+            shrink = True
+            while shrink:
+                shrink = False
+                # The same for every cut point of a pass: River computes them per cut point
+                # from the same numbers, so computing them once gives the same bits.
+                delta_prime = math.log(2.0 * math.log(width) / delta)
+                window_var = variance / width
+                n0 = 0.0
+                n1 = width
+                u0 = 0.0
+                u1 = total
+                done = False
+                level = n_levels - 1
+                while level >= 0 and not done:
+                    size = float(2**level)
+                    count = counts[level]
+                    for k in range(count):
+                        n0 += size
+                        n1 -= size
+                        t = totals[level, k]
+                        u0 += t
+                        u1 -= t
+                        if level == 0 and k == count - 1:
+                            done = True
+                            break
+                        if n1 >= min_window and n0 >= min_window:
+                            delta_mean = (u0 / n0) - (u1 / n1)
+                            m = 1.0 / (n0 - min_window + 1.0) + 1.0 / (n1 - min_window + 1.0)
+                            epsilon = (
+                                math.sqrt(2.0 * m * window_var * delta_prime)
+                                + 2.0 / 3.0 * delta_prime * m
+                            )
+                            if abs(delta_mean) > epsilon:
+                                shrink = True
+                                change = True
+                                if width > 0.0:
+                                    n_levels, total, variance, width = _drop_oldest(
+                                        totals, variances, counts, n_levels, total, variance, width
+                                    )
+                                    done = True
+                                    break
+                    level -= 1
+        drift = change
+        flags[i] = 1 if drift else 0
+    s[_DRIFT] = 1.0 if drift else 0.0
+    s[_TOTAL] = total
+    s[_VARIANCE] = variance
+    s[_WIDTH] = width
+    s[_PHASE] = phase
+    s[_N_LEVELS] = n_levels
 
 
 class ADWIN(Detector):
@@ -262,7 +267,7 @@ class ADWIN(Detector):
         self._totals = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
         self._variances = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
         self._counts = np.zeros(_MAX_LEVELS, dtype=np.int64)
-        _clear(self._s, self._totals, self._variances, self._counts)
+        self._s[_N_LEVELS] = 1.0
         self._args = (
             self.delta,
             float(self.clock),
@@ -272,7 +277,7 @@ class ADWIN(Detector):
         )
 
     def _step(self, x: float) -> None:
-        _step(self._s, self._totals, self._variances, self._counts, x, *self._args)
+        self._run(np.array([x]))
 
     def _run(self, xs: np.ndarray) -> np.ndarray:
         flags = np.empty(xs.size, dtype=np.uint8)

@@ -56,8 +56,11 @@ def _changed(s, before, after, log_term):
     # Whether the weighted mean after the cut exceeds the one before it beyond the bound.
     if s[before + _STARTED] == 0.0 or s[after + _STARTED] == 0.0:
         return False
-    bound = math.sqrt((s[before + _IBC] + s[after + _IBC]) * log_term / 2)
-    return s[after + _MEAN] - s[before + _MEAN] > bound
+    rise = s[after + _MEAN] - s[before + _MEAN]
+    # The bound is never negative, so a rise <= 0 fails without computing it.
+    if rise <= 0.0:
+        return False
+    return rise > math.sqrt((s[before + _IBC] + s[after + _IBC]) * log_term / 2)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -83,7 +86,7 @@ def _step(s, x, initial, weight, keep, weight_sq, keep_sq, log_drift, log_warnin
         s[_WARNING] = 0.0
         s[_DRIFT] = 0.0
 
-    eps = math.sqrt(s[_TOTAL + _IBC] * log_drift / 2)
+    # ``eps`` is River's bound for the decrease cut point too: same inputs, same value.
     if s[_TOTAL + _MEAN] - eps > s[_DEC_CUT]:
         s[_DEC_CUT] = s[_TOTAL + _MEAN] - eps
         _copy(s, _TOTAL, _S1_DEC)

@@ -13,8 +13,8 @@ The state is an int64 array of 625 numbers: the 624 words then the position, the
 
 >>> import random
 >>> state = python_random_state(7)
->>> out = np.empty(3, dtype=np.int64)
->>> sample_range(state, 10, 3, sample_set_size(3), out, np.empty(10, np.int64), np.zeros(10, np.bool_))
+>>> out, pool, taken = np.empty(3, np.int64), np.empty(10, np.int64), np.zeros(10, np.bool_)
+>>> sample_range(state, 10, 3, sample_set_size(3), out, pool, taken)
 >>> out.tolist() == random.Random(7).sample(range(10), 3)
 True
 """

@@ -46,7 +46,11 @@ from opsloop.data.profile.frequencies import DEFAULT_TOP, Frequencies
 from opsloop.data.profile.numeric import NumericSummary
 from opsloop.data.profile.options import SketchOptions
 from opsloop.data.profile.text import TextSummary
-from opsloop.data.types import MAX_CATEGORIES, MAX_DISTINCT_RATIO, ColumnType, infer_column_type
+from opsloop.data.types import (
+    ColumnType,
+    classify_by_cardinality,
+    infer_column_type,
+)
 
 _FAMILY = {
     "int": "numeric",
@@ -118,8 +122,8 @@ class ColumnProfile:
             else:
                 raise ValueError(
                     f"column {self.name!r} is {a.logical_type} in one profile and "
-                    f"{b.logical_type} in the other: only int and float, or category and "
-                    "string, profiles of one column can be merged"
+                    f"{b.logical_type} in the other; profiles of a column merge only when "
+                    "their types agree (int with float and category with string do)"
                 )
         text = _merge_optional(a.text, b.text)
         true_count = None
@@ -384,12 +388,7 @@ def _type_by_cardinality(frequencies: Frequencies) -> ColumnType:
     # infer_column_type's rule for strings, applied to merged counts instead of a Series.
     if not frequencies.is_exact:
         return "string"  # more distinct values than max_exact_values >= MAX_CATEGORIES
-    n_distinct, n = len(frequencies.counts), frequencies.total
-    if n == 0:
-        return "string"
-    if n_distinct <= MAX_CATEGORIES and (n_distinct <= MAX_DISTINCT_RATIO * n or n_distinct <= 2):
-        return "category"
-    return "string"
+    return classify_by_cardinality(len(frequencies.counts), frequencies.total)
 
 
 def _iso(seconds: float | None) -> str | None:

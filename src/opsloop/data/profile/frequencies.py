@@ -188,7 +188,8 @@ class Frequencies:
         settings = (
             min(self.max_exact_values, other.max_exact_values),
             max(self.frequent_lg_size, other.frequent_lg_size),
-            max(self.distinct_lg_k, other.distinct_lg_k),
+            # An HLL union keeps the coarser of its inputs' resolutions.
+            min(self.distinct_lg_k, other.distinct_lg_k),
         )
         total = self.total + other.total
         if self.counts is not None and other.counts is not None:

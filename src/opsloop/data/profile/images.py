@@ -46,7 +46,7 @@ def image_statistics(batch: np.ndarray) -> pd.DataFrame:
     batch = _check_batch(batch)
     n, height, width = batch.shape[:3]
     channels = batch.shape[3] if batch.ndim == 4 else 1
-    flat = batch.reshape(n, -1)
+    flat = batch.reshape(n, height * width * channels)
     brightness = np.empty(n)
     contrast = np.empty(n)
     step = max(1, _PIXELS_PER_BLOCK // max(1, flat.shape[1]))

@@ -29,6 +29,7 @@ closed on both sides; by default ``bins`` equal-width bins between the minimum a
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -357,7 +358,7 @@ class NumericSummary:
 
 
 def _finite(value: float | None) -> float | None:
-    return value if value is not None and np.isfinite(value) else None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _pick(choose, a, b):

@@ -1,8 +1,9 @@
 """Sizes of the sketches a profile keeps: accuracy traded against memory and time.
 
-Profiles built with different options still merge: the quantile sketches merge at the smaller
-``quantile_k``, frequencies switch to sketches at the smaller ``max_exact_values``, and the
-frequent-items and distinct-count sketches take the larger size.
+Profiles built with different options still merge: quantile and distinct-count sketches
+merge at the coarser resolution (smaller ``quantile_k``, smaller ``distinct_lg_k``),
+frequencies switch to sketches at the smaller ``max_exact_values``, and the frequent-items
+sketch takes the larger size.
 
 >>> SketchOptions().quantile_k
 200
