@@ -26,7 +26,8 @@ app = typer.Typer(
 schema_app = typer.Typer(no_args_is_help=True, help="Infer and validate data schemas.")
 app.add_typer(schema_app, name="schema")
 
-out = Console(highlight=False)
+# Piped output (CI logs, files) gets a fixed, wide layout instead of rich's 80 columns.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False)
 
 

@@ -29,7 +29,10 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
     console.rule("1. data")
     training = credit(rows, seed)
     shift = CovariateShift(
-        0, salary_scale=1.15, age_range=(25, 85), device_mix={"android": 0.45, "ios": 0.35}
+        0,
+        salary_scale=1.15,
+        age_range=(25, 85),
+        device_mix={"mobile": 0.7, "desktop": 0.2, "tablet": 0.1},
     )
     serving = credit(rows, seed + 1, changes=[shift]).drop(columns=["default"])
     serving = inject_schema_skew(serving, "new_category", "device", fraction=0.02, seed=seed)
@@ -48,7 +51,8 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
     result = validate(serving, schema, environment="serving")
     console.print(f"serving data against the schema: {len(result)} anomalies")
     for anomaly in result:
-        console.print(f"  {anomaly.column}: {anomaly.kind} ({anomaly.count:,} rows)")
+        rows_word = "row" if anomaly.count == 1 else "rows"
+        console.print(f"  {anomaly.column}: {anomaly.kind} ({anomaly.count:,} {rows_word})")
 
     console.rule("3. profiles")
     profiles = {"training": profile(training), "serving": profile(serving)}

@@ -17,7 +17,6 @@
 
 from opsloop.datasets.agrawal import agrawal_group_b
 from opsloop.datasets.changes import ConceptShift, CovariateShift, PriorShift, regime_probability
-from opsloop.datasets.credit import DEFAULT_RULE, agrawal_default, credit
 from opsloop.datasets.drift_table import (
     BENCHMARK_SHIFTS,
     ColumnShift,
@@ -26,6 +25,7 @@ from opsloop.datasets.drift_table import (
     drift_table,
 )
 from opsloop.datasets.human_labels import DEFAULT_ERROR_RATES, human_error_rates, human_labels
+from opsloop.datasets.loan_applications import DEFAULT_RULE, agrawal_default, credit
 from opsloop.datasets.schema_skew import SKEW_KINDS, inject_schema_skew
 
 __all__ = [

@@ -89,8 +89,7 @@ def _new_category(series: pd.Series, rows: np.ndarray, value, column: str) -> pd
     if isinstance(series.dtype, pd.CategoricalDtype):
         out = series.cat.add_categories([value])
     else:
-        out = series.astype(object)
-    out = out.copy()
+        out = series.copy()
     out.iloc[rows] = value
     return out
 

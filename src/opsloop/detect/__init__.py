@@ -11,20 +11,28 @@ Every detector follows one contract (:mod:`opsloop.detect.base`): ``update(x)`` 
 
 from opsloop.detect.adwin import ADWIN
 from opsloop.detect.base import DetectionResult, Detector, WarningDetector, detector_from_state
+from opsloop.detect.cusum import CUSUM
 from opsloop.detect.ddm import DDM
 from opsloop.detect.eddm import EDDM
+from opsloop.detect.hdddm import HDDDM
 from opsloop.detect.hddm_a import HDDM_A
 from opsloop.detect.hddm_w import HDDM_W
 from opsloop.detect.kswin import KSWIN
+from opsloop.detect.lfr import LFR
+from opsloop.detect.md3 import MD3
 from opsloop.detect.page_hinkley import PageHinkley
 
 __all__ = [
     "ADWIN",
+    "CUSUM",
     "DDM",
     "EDDM",
+    "HDDDM",
     "HDDM_A",
     "HDDM_W",
     "KSWIN",
+    "LFR",
+    "MD3",
     "DetectionResult",
     "Detector",
     "PageHinkley",

@@ -14,3 +14,6 @@ PRESETS = {
 
 def preset_params(detector: str, name: str) -> dict:
     return dict(PRESETS[detector][name])
+
+
+PRESETS["CUSUM"] = {"monitoring": {"k": 0.25, "h": 24.0, "warm_start": 5000}}

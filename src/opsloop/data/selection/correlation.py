@@ -1,0 +1,186 @@
+"""Pearson correlation of every pair of numeric columns over the rows where both are present
+(pandas ``DataFrame.corr``'s pairwise deletion), and each column's relation to the target,
+from one chunked pass of matrix products.
+
+Why not ``DataFrame.corr``: it loops over pairs and rows in one thread (minutes for 700
+columns of 100,000 rows) and first copies the numeric columns into one matrix. Here the
+columns are standardised in row chunks of a few thousand rows and the pairwise sums come from
+BLAS products accumulated over the chunks, so memory stays at one chunk plus a few p x p
+matrices whatever the number of rows:
+
+* ``G = Z0' Z0`` (``Z0``: standardised values, 0 where missing) gives every sum of products;
+* for the columns with missing values only, with ``M`` their presence indicators,
+  ``M' Z0``, ``M' Z0**2`` and ``M' M`` give each column's sums and counts over the rows where
+  the other column is present; a complete column needs none of these.
+
+Standardising first (by each column's own mean and standard deviation) keeps the one-pass
+formulas accurate: the results equal ``DataFrame.corr`` and ``scipy.stats.pearsonr`` on the
+pairwise-complete rows to about 1e-12.
+
+The target rides along in the same pass: for regression it is one more column, so its
+pairwise r with each feature comes out of the same matrix; for classification each class's
+sums ``Y' Z0`` (``Y`` the class indicators) give the correlation ratio eta, the square root of
+the share of a column's variance between classes (for two classes, ``|point-biserial r|``).
+
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(size=200)
+>>> frame = pd.DataFrame({"x": x, "y": 2 * x + rng.normal(size=200)})
+>>> frame.loc[:9, "y"] = np.nan
+>>> r = pearson_matrix([frame["x"].to_numpy(), frame["y"].to_numpy()])
+>>> bool(np.isclose(r[0, 1], frame.corr().loc["x", "y"], rtol=0, atol=1e-12))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Rows per chunk: a chunk of 700 columns is about 45 MB.
+CHUNK_ROWS = 8192
+
+
+@dataclass(frozen=True)
+class PairwiseMoments:
+    """Sums over pairwise-complete rows of standardised columns, for :func:`pearson_matrix`."""
+
+    gram: np.ndarray  # p x p: sum of z_a z_b over rows where both are present
+    sums: np.ndarray  # p x p: [a, b] = sum of z_a over rows where b is present
+    squares: np.ndarray  # p x p: [a, b] = sum of z_a**2 over rows where b is present
+    counts: np.ndarray  # p x p: rows where both are present
+    class_sums: np.ndarray | None  # K x p: sum of z_a over rows of class k where a is present
+    class_counts: np.ndarray | None  # K x p: rows of class k where a is present
+
+
+def _standardise(values: np.ndarray) -> tuple[float, float]:
+    """Mean and scale of a column's present values (scale 1 for a constant column)."""
+    present = values[~np.isnan(values)]
+    if present.size == 0:
+        return 0.0, 1.0
+    mean = float(present.mean())
+    scale = float(np.sqrt(np.mean((present - mean) ** 2)))
+    return mean, scale if scale > 0 else 1.0
+
+
+def pairwise_moments(
+    columns: Sequence[np.ndarray],
+    class_codes: np.ndarray | None = None,
+    n_classes: int = 0,
+    chunk_rows: int = CHUNK_ROWS,
+) -> PairwiseMoments:
+    """Accumulate :class:`PairwiseMoments` over row chunks of ``columns`` (float64, NaN for
+    missing, all of one length). ``class_codes`` (0..n_classes-1 per row) adds class sums."""
+    p = len(columns)
+    n = len(columns[0]) if p else 0
+    centre = np.empty(p)
+    scale = np.empty(p)
+    incomplete = []
+    for j, values in enumerate(columns):
+        centre[j], scale[j] = _standardise(values)
+        if np.isnan(values).any():
+            incomplete.append(j)
+    holes = np.asarray(incomplete, dtype=np.intp)
+    gram = np.zeros((p, p))
+    column_sums = np.zeros(p)
+    column_squares = np.zeros(p)
+    hole_sums = np.zeros((holes.size, p))
+    hole_squares = np.zeros((holes.size, p))
+    hole_counts = np.zeros((holes.size, holes.size))
+    with_classes = class_codes is not None
+    class_sums = np.zeros((n_classes, p)) if with_classes else None
+    class_counts = np.zeros((n_classes, p)) if with_classes else None
+    chunk = np.empty((min(chunk_rows, max(n, 1)), p), order="F")
+    for start in range(0, n, chunk_rows):
+        stop = min(start + chunk_rows, n)
+        z = chunk[: stop - start]
+        for j, values in enumerate(columns):
+            z[:, j] = values[start:stop]
+        z -= centre
+        z /= scale
+        present = None
+        if holes.size:
+            present = ~np.isnan(z[:, holes])
+            for k, j in enumerate(holes):
+                z[~present[:, k], j] = 0.0
+            present = present.astype(np.float64)
+        gram += z.T @ z
+        column_sums += z.sum(axis=0)
+        squared = z * z
+        column_squares += squared.sum(axis=0)
+        if holes.size:
+            hole_sums += present.T @ z
+            hole_squares += present.T @ squared
+            hole_counts += present.T @ present
+        if with_classes:
+            indicators = np.zeros((stop - start, n_classes))
+            indicators[np.arange(stop - start), class_codes[start:stop]] = 1.0
+            class_sums += indicators.T @ z
+            counted = np.broadcast_to(indicators.sum(axis=0)[:, None], (n_classes, p)).copy()
+            if holes.size:
+                counted[:, holes] = indicators.T @ present
+            class_counts += counted
+    sums = np.repeat(column_sums[:, None], p, axis=1)
+    squares = np.repeat(column_squares[:, None], p, axis=1)
+    sums[:, holes] = hole_sums.T
+    squares[:, holes] = hole_squares.T
+    present_counts = np.array([n - np.count_nonzero(np.isnan(v)) for v in columns], dtype=float)
+    counts = np.minimum.outer(present_counts, present_counts)
+    counts[np.ix_(holes, holes)] = hole_counts
+    return PairwiseMoments(gram, sums, squares, counts, class_sums, class_counts)
+
+
+def correlation_from_moments(moments: PairwiseMoments) -> np.ndarray:
+    """The p x p pairwise-complete Pearson matrix; NaN where fewer than two rows overlap or
+    either column is constant on the overlap (as ``DataFrame.corr``)."""
+    n = moments.counts
+    sums, squares = moments.sums, moments.squares
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_a = np.where(n > 0, sums / np.where(n > 0, n, 1), 0.0)
+        cov = moments.gram - sums * sums.T / np.where(n > 0, n, 1)
+        var_a = squares - sums * mean_a
+        var_b = var_a.T
+        # A column constant on the overlap has a variance of rounding error only.
+        flat = (var_a <= 1e-12 * np.maximum(squares, 1e-300)) | (
+            var_b <= 1e-12 * np.maximum(squares.T, 1e-300)
+        )
+        invalid = (n < 2) | flat
+        r = np.where(invalid, np.nan, cov / np.sqrt(np.where(invalid, 1.0, var_a * var_b)))
+    np.clip(r, -1.0, 1.0, out=r)
+    diagonal = np.diag_indices_from(r)
+    r[diagonal] = np.where(np.isnan(r[diagonal]), np.nan, 1.0)
+    return r
+
+
+def correlation_ratio_from_moments(moments: PairwiseMoments) -> np.ndarray:
+    """Each column's correlation ratio eta with the classes (NaN for a column constant on
+    its present rows or with fewer than two of them)."""
+    if moments.class_sums is None or moments.class_counts is None:
+        raise ValueError("the moments were computed without class codes")
+    n = np.diag(moments.counts)
+    total = np.diag(moments.sums)
+    squares = np.diag(moments.squares)
+    counts = moments.class_counts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between_terms = np.where(
+            counts > 0, moments.class_sums**2 / np.where(counts > 0, counts, 1), 0.0
+        )
+        correction = np.where(n > 0, total**2 / np.where(n > 0, n, 1), 0.0)
+        between = between_terms.sum(axis=0) - correction
+        spread = squares - correction
+        invalid = (n < 2) | (spread <= 1e-12 * np.maximum(squares, 1e-300))
+        eta_squared = np.where(invalid, np.nan, between / np.where(invalid, 1.0, spread))
+    return np.sqrt(np.clip(eta_squared, 0.0, 1.0))
+
+
+def pearson_matrix(columns: Sequence[np.ndarray], chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """Pairwise-complete Pearson correlations of ``columns`` (float64, NaN for missing).
+
+    >>> import numpy as np
+    >>> pearson_matrix([np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 7.0])]).round(4)
+    array([[1.    , 0.9934],
+           [0.9934, 1.    ]])
+    """
+    return correlation_from_moments(pairwise_moments(columns, chunk_rows=chunk_rows))

@@ -1,0 +1,101 @@
+"""The target the supervised steps measure columns against, checked once per fit.
+
+The task is classification when scikit-learn's ``type_of_target`` calls the target binary or
+multiclass (labels, booleans, integers, whole-valued floats), regression when it calls it
+continuous; ``task`` overrides that. A target with missing values, a single value, or a
+length other than the frame's is refused with an error that says which.
+
+>>> import numpy as np
+>>> t = prepare_target(np.array(["yes", "no", "yes"]), n_rows=3)
+>>> t.task, t.classes, t.codes.tolist()
+('classification', ['no', 'yes'], [1, 0, 1])
+>>> prepare_target([0.5, 1.5, 2.25], n_rows=3).task
+'regression'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.multiclass import type_of_target
+
+TASKS = ("auto", "classification", "regression")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked target: its name, task, values as given, and class ``codes`` 0..K-1 for
+    classification (``classes`` are the labels, sorted) or float ``numbers`` for regression."""
+
+    name: str | None
+    task: str
+    values: np.ndarray
+    codes: np.ndarray | None = None
+    classes: list | None = None
+    numbers: np.ndarray | None = None
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (0 for regression)."""
+        return 0 if self.classes is None else len(self.classes)
+
+
+def prepare_target(y: object, n_rows: int, task: str = "auto") -> Target:
+    """Check ``y`` against a frame of ``n_rows`` rows and decide the task.
+
+    >>> prepare_target([1, 1, 1], n_rows=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: y is constant (every value is 1): no step can measure relevance to it
+    >>> prepare_target([1.0, None], n_rows=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: y has 1 missing value(s) of 2; drop those rows (or fill the target) first
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    name = None
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise ValueError(f"y must be one column, got a DataFrame of {y.shape[1]} columns")
+        y = y.iloc[:, 0]
+    if isinstance(y, pd.Series):
+        name = None if y.name is None else str(y.name)
+        missing = y.isna().to_numpy()
+        values = y.to_numpy(dtype=object) if missing.any() else y.to_numpy()
+    else:
+        values = np.asarray(y)
+        if values.ndim != 1:
+            raise ValueError(f"y must be one-dimensional, got shape {values.shape}")
+        missing = pd.isna(values)
+    if values.ndim != 1:
+        raise ValueError(f"y must be one-dimensional, got shape {values.shape}")
+    if len(values) != n_rows:
+        raise ValueError(f"y has {len(values)} values but X has {n_rows} rows")
+    if n_rows and missing.all():
+        raise ValueError("y has no values: every value is missing")
+    if missing.any():
+        raise ValueError(
+            f"y has {int(missing.sum())} missing value(s) of {n_rows}; drop those rows "
+            "(or fill the target) first"
+        )
+    codes, classes = pd.factorize(values, sort=True)
+    if len(classes) < 2:
+        shown = classes[0] if len(classes) else "none"
+        raise ValueError(
+            f"y is constant (every value is {shown}): no step can measure relevance to it"
+        )
+    if task == "auto":
+        kind = type_of_target(values)
+        task = "regression" if kind.startswith("continuous") else "classification"
+    if task == "classification":
+        return Target(name, task, values, codes=codes.astype(np.intp), classes=list(classes))
+    try:
+        numbers = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"regression needs a numeric y, got values like {values[0]!r}") from error
+    if not np.isfinite(numbers).all():
+        raise ValueError("y has infinite values; a regression target must be finite")
+    return Target(name, task, values, numbers=numbers)

@@ -1,0 +1,179 @@
+"""Open the store's database, migrated to the newest revision, with safe transactions.
+
+SQLite (the default, a file under ``OPSLOOP_HOME``) is opened in WAL mode, so readers never
+wait for the writer, with a 60 s busy timeout and foreign keys on. Every write transaction
+on SQLite starts with ``BEGIN IMMEDIATE``: it takes the write lock up front, so concurrent
+processes queue on the busy timeout instead of failing with "database is locked" when a
+read transaction tries to turn into a write. PostgreSQL (``OPSLOOP_STORE_URI``) needs none
+of this; there, migrations hold an advisory lock so that two processes starting at once do
+not both create the tables.
+
+>>> db = Database("sqlite://")
+>>> with db.write() as connection:
+...     _ = connection.execute(tables.experiments.insert().values(name="a", created_ms=0))
+>>> with db.read() as connection:
+...     connection.execute(sa.select(tables.experiments.c.name)).scalar_one()
+'a'
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from opsloop.store import tables
+from opsloop.store.location import store_uri
+from opsloop.store.migrate import upgrade_to_head
+
+BUSY_TIMEOUT_MS = 60_000
+# Any constant works; it only has to be the same in every process migrating one database.
+_MIGRATION_LOCK_KEY = 0x6F70736C6F6F70
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, the store's unit of time.
+
+    >>> now_ms() > 1_700_000_000_000
+    True
+    """
+    return time.time_ns() // 1_000_000
+
+
+class Database:
+    """An engine on the store's database, migrated on open, with read and write transactions.
+
+    ``uri`` is a SQLAlchemy URI (``sqlite:///path``, ``sqlite://`` for memory,
+    ``postgresql+psycopg://...``); ``None`` means :func:`~opsloop.store.location.store_uri`.
+
+    >>> Database("sqlite://").dialect
+    'sqlite'
+    """
+
+    def __init__(self, uri: str | None = None, *, migrate: bool = True) -> None:
+        self.uri = uri or store_uri()
+        url = sa.make_url(self.uri)
+        self.dialect = url.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"store URI {url.render_as_string(hide_password=True)!r}: "
+                "only sqlite and postgresql databases are supported"
+            )
+        self._memory = self.dialect == "sqlite" and url.database in (None, "", ":memory:")
+        self.engine = self._create_engine(url)
+        # One shared connection serves a memory database, so its users take turns.
+        self._turns = threading.RLock() if self._memory else nullcontext()
+        if migrate:
+            self.migrate()
+
+    def __repr__(self) -> str:
+        return f"Database({sa.make_url(self.uri).render_as_string(hide_password=True)!r})"
+
+    def _create_engine(self, url: sa.URL) -> Engine:
+        if self.dialect != "sqlite":
+            return sa.create_engine(url, pool_pre_ping=True)
+        if self._memory:
+            engine = sa.create_engine(
+                "sqlite://",
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+            )
+        else:
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine, wal=not self._memory)
+        return engine
+
+    def migrate(self) -> None:
+        """Bring the database to the newest revision (safe to call from many processes).
+
+        >>> db = Database("sqlite://", migrate=False)
+        >>> db.migrate()
+        >>> with db.read() as c:
+        ...     c.execute(sa.text("select version_num from alembic_version")).scalar_one()
+        '0001'
+        """
+        with self.write() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            upgrade_to_head(connection)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a write transaction: committed on exit, rolled back on error.
+
+        >>> db = Database("sqlite://")
+        >>> with db.write() as c:
+        ...     _ = c.execute(tables.metric_keys.insert().values(name="auc"))
+        """
+        with self._turns, self.engine.connect() as connection:
+            connection.execution_options(opsloop_write=True)
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction (one consistent snapshot on SQLite in WAL mode).
+
+        >>> with Database("sqlite://").read() as c:
+        ...     c.execute(sa.select(sa.func.count()).select_from(tables.runs)).scalar_one()
+        0
+        """
+        with self._turns, self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    def dispose(self) -> None:
+        """Close the pooled connections (the object can still be used; it reconnects).
+
+        >>> Database("sqlite://").dispose()
+        """
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # The driver's own transaction handling is turned off so that BEGIN is ours to send.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if wal:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL is durable against application crashes; only a power loss
+            # can drop the last transactions, never corrupt the file.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get("opsloop_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+_OPENED: dict[tuple[int, str], Database] = {}
+_OPENED_LOCK = threading.Lock()
+
+
+def open_database(uri: str | None = None) -> Database:
+    """The process's :class:`Database` for ``uri`` (default: the configured store), opened once.
+
+    >>> open_database("sqlite://") is open_database("sqlite://")
+    True
+    """
+    key = (os.getpid(), uri or store_uri())
+    with _OPENED_LOCK:
+        database = _OPENED.get(key)
+        if database is None:
+            database = _OPENED[key] = Database(key[1])
+        return database

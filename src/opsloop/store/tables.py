@@ -1,0 +1,282 @@
+"""The database tables of tracking and the registry, as SQLAlchemy 2 core tables.
+
+Times are integer milliseconds since the epoch (UTC). Metric points are the bulk of the
+data, so they are kept narrow: integer run and key ids, the step, a per-run sequence number
+that makes equal steps distinct, the time and the value. On SQLite the point table has no
+rowid (the primary key is the storage order), which keeps a point near 30 bytes on disk;
+``latest_metrics`` holds each run's last value per key so that searches never scan history.
+Package lists are stored once per distinct environment and shared by the runs that used it.
+
+The Alembic migrations in :mod:`opsloop.store.migrations` create exactly these tables; a
+test compares the two.
+
+>>> sorted(metadata.tables)[:3]
+['aliases', 'api_tokens', 'approvals']
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+SHA256 = String(64)
+NAME = String(250)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("description", Text),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("sha256", SHA256, primary_key=True),
+    Column("python_version", String(64), nullable=False),
+    Column("platform", String(250), nullable=False),
+    Column("packages", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", String(32), nullable=False, unique=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("parent_id", Integer, ForeignKey("runs.id")),
+    Column("name", NAME),
+    Column("status", String(16), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger),
+    Column("user_name", NAME),
+    Column("command", Text),
+    Column("git_commit", String(64)),
+    Column("git_branch", NAME),
+    Column("git_dirty", Boolean),
+    Column("git_diff_sha256", SHA256),
+    Column("environment_sha256", SHA256, ForeignKey("environments.sha256")),
+    Column("metric_seq", BigInteger, nullable=False, server_default="0"),
+    Index(None, "experiment_id", "start_ms"),
+    Index(None, "parent_id"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+metric_keys = Table(
+    "metric_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("key_id", Integer, ForeignKey("metric_keys.id"), primary_key=True),
+    Column("step", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("timestamp_ms", BigInteger, nullable=False),
+    Column("value", Float(precision=53), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("key_id", Integer, ForeignKey("metric_keys.id"), primary_key=True),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp_ms", BigInteger, nullable=False),
+    Column("value", Float(precision=53), nullable=False),
+    Index(None, "key_id", "value"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("sha256", SHA256, primary_key=True),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("n_columns", Integer, nullable=False),
+    Column("schema_json", Text),
+    Column("profile_json", Text),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("dataset_sha256", SHA256, ForeignKey("datasets.sha256"), nullable=False),
+    Index(None, "dataset_sha256"),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("sha256", SHA256, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index(None, "sha256"),
+)
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("description", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id")),
+    Column("artifact_sha256", SHA256, nullable=False),
+    Column("artifact_size", BigInteger, nullable=False),
+    Column("flavor", String(32), nullable=False),
+    Column("signature_json", Text),
+    Column("loader_json", Text),
+    Column("description", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("created_by", NAME, nullable=False),
+    UniqueConstraint("model_id", "version"),
+    Index(None, "run_id"),
+    Index(None, "artifact_sha256"),
+)
+
+version_metrics = Table(
+    "version_metrics",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("value", Float(precision=53), nullable=False),
+)
+
+version_tags = Table(
+    "version_tags",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("key", NAME, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+protected_aliases = Table(
+    "protected_aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("required_approvals", Integer, nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("alias", NAME, nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("approver", NAME, nullable=False),
+    Column("comment", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("consumed", Boolean, nullable=False),
+    Index(None, "model_id", "alias", "version_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("actor", NAME, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity", String(500), nullable=False),
+    Column("reason", Text),
+    Column("before_json", Text),
+    Column("after_json", Text),
+    # A unique previous hash makes the log a single chain: two entries can never claim the
+    # same predecessor, even when written concurrently.
+    Column("prev_hash", SHA256, nullable=False, unique=True),
+    Column("hash", SHA256, nullable=False, unique=True),
+    Index(None, "entity", "at_ms"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("sha256", SHA256, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger),
+)

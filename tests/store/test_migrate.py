@@ -1,0 +1,81 @@
+"""Migrations: a fresh database reaches head, the tables match the models, re-runs are no-ops."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from opsloop.store import tables
+from opsloop.store.database import Database
+from opsloop.store.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
+
+
+def test_fresh_database_is_migrated_to_head_and_matches_the_models(store_uri):
+    db = Database(store_uri)
+    with db.read() as connection:
+        assert current_revision(connection) == head_revision() == "0001"
+        names = set(sa.inspect(connection).get_table_names())
+        differences = compare_metadata(MigrationContext.configure(connection), tables.metadata)
+    assert set(tables.metadata.tables) <= names
+    assert differences == []
+    db.dispose()
+
+
+def test_migrating_again_changes_nothing(store_uri):
+    db = Database(store_uri)
+    with db.write() as connection:
+        connection.execute(tables.experiments.insert().values(name="kept", created_ms=1))
+    db.migrate()
+    Database(store_uri).dispose()
+    with db.read() as connection:
+        kept = connection.execute(sa.select(tables.experiments.c.name)).scalars().all()
+    assert kept == ["kept"]
+    db.dispose()
+
+
+def test_downgrade_to_base_then_upgrade_recreates_every_table(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with engine.begin() as connection:
+        upgrade_to_head(connection)
+        command.downgrade(alembic_config(connection), "base")
+        assert set(sa.inspect(connection).get_table_names()) == {"alembic_version"}
+        assert current_revision(connection) is None
+        upgrade_to_head(connection)
+        assert set(tables.metadata.tables) <= set(sa.inspect(connection).get_table_names())
+    engine.dispose()
+
+
+def test_sqlite_uses_wal_busy_timeout_and_foreign_keys(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'nested' / 'x.db'}")
+    with db.read() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 60_000
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    db.dispose()
+
+
+def test_metric_points_table_has_no_rowid_on_sqlite(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    with db.read() as connection:
+        sql = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'metrics'"
+        ).scalar_one()
+    assert sql.rstrip().endswith("WITHOUT ROWID")
+    db.dispose()
+
+
+def test_default_database_is_a_file_under_opsloop_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "state"))
+    db = Database()
+    assert db.uri == f"sqlite:///{tmp_path / 'state' / 'opsloop.db'}"
+    assert (tmp_path / "state" / "opsloop.db").is_file()
+    db.dispose()
+
+
+def test_unsupported_database_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="only sqlite and postgresql"):
+        Database("mysql://u@h/db")
