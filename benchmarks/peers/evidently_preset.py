@@ -1,8 +1,9 @@
 """Worker: Evidently's data drift preset with its defaults, in benchmarks/.envs/evidently.
 
 ``Report([DataDriftPreset()], include_tests=True)``: the preset picks each column's method
-and threshold itself (for more than 1,000 rows: normed Wasserstein distance ≥ 0.1 for
-numeric columns, Jensen-Shannon distance ≥ 0.1 for categorical ones). ``include_tests`` only
+and threshold itself (for more than 1,000 reference rows: normed Wasserstein distance ≥ 0.1
+for numeric columns with more than 5 distinct values, Jensen-Shannon distance ≥ 0.1 for the
+others). ``include_tests`` only
 adds Evidently's own pass/fail per column, which is where the verdicts are read from. The
 column roles are declared in a ``DataDefinition`` so every contender sees the same roles.
 """

@@ -10,11 +10,14 @@ import pytest
 
 from opsloop.detect import (
     ADWIN,
+    CUSUM,
     DDM,
     EDDM,
+    HDDDM,
     HDDM_A,
     HDDM_W,
     KSWIN,
+    MD3,
     DetectionResult,
     PageHinkley,
     detector_from_state,
@@ -34,6 +37,9 @@ FACTORIES = {
     "PageHinkley": (lambda: PageHinkley(threshold=10.0), GAUSSIAN),
     "ADWIN": (lambda: ADWIN(delta=0.01), GAUSSIAN),
     "KSWIN": (lambda: KSWIN(alpha=0.001, seed=3), GAUSSIAN[:4000]),
+    "CUSUM": (lambda: CUSUM(), GAUSSIAN),
+    "HDDDM": (lambda: HDDDM(batch_size=50, gamma=1.0), GAUSSIAN),
+    "MD3": (lambda: MD3(chunk_size=200, sensitivity=1.5), GAUSSIAN),
 }
 
 
@@ -130,7 +136,9 @@ def test_bad_input_raises_and_leaves_state_untouched(case):
         with pytest.raises(ValueError, match=f"^{detector.name}: "):
             detector.update_many(batch)
         assert _state_json(detector) == before
-    for item in (np.nan, np.inf, "1", None, [1.0]):
+    # A list is one row of features for HDDDM, and a bad one for the others.
+    bad_items = (np.nan, np.inf, "1", None, [1.0] if not isinstance(detector, HDDDM) else [[1.0]])
+    for item in bad_items:
         with pytest.raises(ValueError, match=f"^{detector.name}: x "):
             detector.update(item)
         assert _state_json(detector) == before

@@ -21,6 +21,7 @@ from opsloop.detect.kswin import KSWIN
 from opsloop.detect.lfr import LFR
 from opsloop.detect.md3 import MD3
 from opsloop.detect.page_hinkley import PageHinkley
+from opsloop.detect.per_feature import PerFeatureMonitor, PerFeatureResult
 
 __all__ = [
     "ADWIN",
@@ -36,6 +37,8 @@ __all__ = [
     "DetectionResult",
     "Detector",
     "PageHinkley",
+    "PerFeatureMonitor",
+    "PerFeatureResult",
     "WarningDetector",
     "detector_from_state",
 ]

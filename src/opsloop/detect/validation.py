@@ -48,6 +48,16 @@ def _breaks(array: np.ndarray, rule: InputRule) -> np.ndarray:
     return bad
 
 
+def first_violation(array: np.ndarray, rule: InputRule) -> int | None:
+    """Position of the first value of a float array that breaks ``rule``, or ``None``.
+
+    >>> first_violation(np.array([0.0, 1.0, 0.5]), "binary")
+    2
+    """
+    bad = _breaks(array, rule)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
 def check_values(owner: str, xs, rule: InputRule, *, name: str = "xs") -> np.ndarray:
     """Return ``xs`` as a 1-D float64 array, or raise ``ValueError`` naming ``owner`` and the rule.
 
@@ -70,9 +80,8 @@ def check_values(owner: str, xs, rule: InputRule, *, name: str = "xs") -> np.nda
             f"{owner}: {name} must hold booleans, integers or floats, got dtype {array.dtype}"
         )
     array = np.ascontiguousarray(array, dtype=np.float64)
-    bad = _breaks(array, rule)
-    if bad.any():
-        at = int(np.argmax(bad))
+    at = first_violation(array, rule)
+    if at is not None:
         raise ValueError(
             f"{owner}: {name}[{at}] = {float(array[at])!r} breaks the rule '{_RULE_TEXT[rule]}'"
         )

@@ -153,6 +153,8 @@ def _configure_sqlite(engine: Engine, wal: bool) -> None:
             # can drop the last transactions, never corrupt the file.
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # LIKE is case-sensitive on PostgreSQL; the same filter must select the same runs here.
+        cursor.execute("PRAGMA case_sensitive_like = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -182,6 +182,29 @@ class DriftResult:
         return pd.DataFrame([{k: getattr(c, k) for k in keys} for c in self.columns], columns=keys)
 
 
+@dataclass(frozen=True)
+class _Sizes:
+    """What the verdict keeps of a column summary (not its values)."""
+
+    name: str
+    kind: str
+    n_rows: int
+    n_missing: int
+    n_invalid: int
+    n_valid: int
+
+    @classmethod
+    def of(cls, summary: ColumnSummary) -> _Sizes:
+        return cls(
+            summary.name,
+            summary.kind,
+            summary.n_rows,
+            summary.n_missing,
+            summary.n_invalid,
+            summary.n_valid,
+        )
+
+
 def _finite(value: float | None) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -344,19 +367,19 @@ def compare(
             names = [c for c in reference.columns if c in current.columns]
         else:
             names = list(columns)
-        profile = ReferenceProfile.from_frame(
-            reference, [c for c in names if c in reference.columns]
-        )
         unknown = [c for c in names if c not in reference.columns]
         if unknown:
             raise ValueError(f"columns not in the reference: {unknown}")
+        profile = None
     skipped: list[tuple[str, str]] = []
     compared = []
+    # Column by column, keeping no sorted copy once its column is done: peak memory stays
+    # near the input frames' instead of doubling them.
     for name in names:
-        ref = profile[name]
         if name not in current.columns:
             skipped.append((name, "missing from current"))
             continue
+        ref = profile[name] if profile is not None else summarize(reference[name], None, name)
         cur = summarize(current[name], ref.kind, name)
         if ref.n_valid == 0 or cur.n_valid == 0:
             side = "reference" if ref.n_valid == 0 else "current"
@@ -369,7 +392,7 @@ def compare(
         decider, stats, effect, plot = _compare_column(
             ref, cur, test, threshold, alpha, bins, min_effect, plots
         )
-        compared.append((ref, cur, decider, stats, effect, plot))
+        compared.append((_Sizes.of(ref), _Sizes.of(cur), decider, stats, effect, plot))
     if not compared and not skipped:
         raise ValueError("no common columns to compare")
     p_tests = [d.p_value for _, _, d, _, _, _ in compared if d.p_value is not None]

@@ -187,9 +187,7 @@ class CategoricalRedundancy(Step):
         check_count(self.name, "max_levels", self.max_levels, 2)
 
     def describe(self) -> str:
-        return (
-            f"drop one column of each categorical pair with Cramér's V above {self.threshold:g}"
-        )
+        return f"drop one column of each categorical pair with Cramér's V above {self.threshold:g}"
 
     def run(
         self,

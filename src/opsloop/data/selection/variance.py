@@ -142,8 +142,14 @@ class NearZeroVariance(Step):
             if present == 0:
                 shares[name] = None
                 drops.append(
-                    Drop(name, self.name, "top_share", None, float(self.top_share),
-                         reason="no non-missing values")
+                    Drop(
+                        name,
+                        self.name,
+                        "top_share",
+                        None,
+                        float(self.top_share),
+                        reason="no non-missing values",
+                    )
                 )
                 continue
             share = top / present if top >= 0 else None
@@ -160,7 +166,6 @@ class NearZeroVariance(Step):
                         f"(limits {self.top_share:.0%} and {self.ratio:g}x)"
                     )
                 drops.append(
-                    Drop(name, self.name, "top_share", share, float(self.top_share),
-                         reason=reason)
+                    Drop(name, self.name, "top_share", share, float(self.top_share), reason=reason)
                 )
         return StepResult(tuple(drops), {"top_share": shares})

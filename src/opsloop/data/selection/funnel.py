@@ -1,0 +1,386 @@
+"""The feature selection funnel: a scikit-learn transformer that runs configurable steps in
+order, each looking only at the columns the previous ones kept, and records why every
+dropped column was dropped (:class:`~opsloop.data.selection.report.SelectionReport`).
+
+The default funnel is the one teams run by hand on a wide table: mostly-missing columns,
+near-constant ones, one of each highly correlated numeric pair, one of each strongly
+associated categorical pair, then what a random forest does not need. Any step can be left
+out, reconfigured or reordered, and :class:`~opsloop.data.selection.relevance.Relevance` adds
+a univariate screen.
+
+Documented behaviour on awkward input: a frame with no rows or no columns, a target with
+missing values or a single value, and a column mixing kinds of values are refused with an
+error naming the problem; a frame with fewer rows than columns is fine (every statistic here
+is defined column by column or pair by pair), though the model step still needs rows to
+hold out. Statistics that are undefined for a column (the correlation of a constant column)
+are NaN, never a reason to drop, and raise no numpy warnings.
+
+>>> import numpy as np, pandas as pd
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(size=500)
+>>> frame = pd.DataFrame({
+...     "x": x,
+...     "x_copy": x * 10,
+...     "constant": 1.0,
+...     "empty": np.where(rng.random(500) < 0.9, np.nan, 1.0),
+...     "noise": rng.normal(size=500),
+... })
+>>> y = (x + 0.3 * rng.normal(size=500) > 0).astype(int)
+>>> funnel = FeatureFunnel(steps=[NullFraction(), NearZeroVariance(), NumericRedundancy()])
+>>> funnel.fit_transform(frame, y).columns.tolist()
+['x', 'noise']
+>>> funnel.report_.counts
+[5, 4, 3, 2]
+>>> funnel.report_["x_copy"].redundant_with
+'x'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from opsloop.data.selection.columns import FeatureColumns, prepare_columns
+from opsloop.data.selection.importance import ModelImportance
+from opsloop.data.selection.nulls import NullFraction
+from opsloop.data.selection.redundancy import CategoricalRedundancy, NumericRedundancy
+from opsloop.data.selection.report import ColumnDecision, Drop, SelectionReport, StepSummary
+from opsloop.data.selection.steps import Step, StepResult
+from opsloop.data.selection.target import TASKS, Target, prepare_target
+from opsloop.data.selection.variance import NearZeroVariance
+
+_MEASURES = ("null_fraction", "top_share", "relevance", "importance")
+
+
+def default_steps() -> list[Step]:
+    """The funnel's steps when none are given, in order.
+
+    >>> [step.name for step in default_steps()]
+    ['null_fraction', 'near_zero_variance', 'numeric_redundancy', 'categorical_redundancy', 'model_importance']
+    """
+    return [
+        NullFraction(),
+        NearZeroVariance(),
+        NumericRedundancy(),
+        CategoricalRedundancy(),
+        ModelImportance(),
+    ]
+
+
+def as_frame(X: Any) -> pd.DataFrame:
+    """``X`` as a DataFrame with text column names: a DataFrame as it is (names made text),
+    a 2-D array with scikit-learn's names ``x0, x1, ...``.
+
+    >>> as_frame(np.zeros((2, 3))).columns.tolist()
+    ['x0', 'x1', 'x2']
+    """
+    if isinstance(X, pd.DataFrame):
+        if all(isinstance(c, str) for c in X.columns):
+            return X
+        return X.set_axis([str(c) for c in X.columns], axis=1)
+    if isinstance(X, pd.Series):
+        raise TypeError("X must be a table (DataFrame or 2-D array), got a Series")
+    array = np.asarray(X)
+    if array.ndim != 2:
+        raise ValueError(f"X must be two-dimensional, got shape {array.shape}")
+    return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+
+
+def check_frame(frame: pd.DataFrame) -> None:
+    """Refuse a frame the funnel cannot select from, saying why.
+
+    >>> check_frame(pd.DataFrame({"a": []}))
+    Traceback (most recent call last):
+    ...
+    ValueError: X has no rows: there is nothing to measure the columns on
+    """
+    if frame.shape[1] == 0:
+        raise ValueError("X has no columns: there is nothing to select")
+    if frame.shape[0] == 0:
+        raise ValueError("X has no rows: there is nothing to measure the columns on")
+    names = pd.Index([str(c) for c in frame.columns])
+    if names.has_duplicates:
+        repeated = sorted(set(names[names.duplicated()]))
+        raise ValueError(f"X has duplicate column names {repeated}; rename them first")
+
+
+class FeatureFunnel(TransformerMixin, BaseEstimator):
+    """Select columns by running ``steps`` in order (see :func:`default_steps`).
+
+    Parameters:
+
+    * ``steps``: a list of step objects (:class:`NullFraction`, :class:`NearZeroVariance`,
+      :class:`NumericRedundancy`, :class:`CategoricalRedundancy`, :class:`Relevance`,
+      :class:`ModelImportance`), each configured by its own arguments; ``None`` for the
+      default funnel. A step name may appear once.
+    * ``task``: ``"auto"`` (from the target's values), ``"classification"`` or
+      ``"regression"``.
+    * ``random_state``: seed of the random parts (mutual information, the model's split,
+      the forest, the permutations).
+
+    After ``fit``: ``report_`` (every column's decision and the counts per step),
+    ``support_`` (bool per input column), ``feature_names_in_``, ``n_features_in_``.
+    ``transform`` returns the kept columns: a DataFrame for a DataFrame, an array for an
+    array. ``y`` is needed when a step reads the target (relevance, model importance).
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [None, None, None, 1.0]})
+    >>> FeatureFunnel(steps=[NullFraction(threshold=0.5)]).fit(frame).get_feature_names_out()
+    array(['a'], dtype=object)
+    """
+
+    def __init__(
+        self,
+        steps: Sequence[Step] | None = None,
+        task: str = "auto",
+        random_state: int | None = 0,
+    ) -> None:
+        self.steps = steps
+        self.task = task
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.target_tags.required = False
+        return tags
+
+    def _checked_steps(self) -> list[Step]:
+        steps = default_steps() if self.steps is None else list(self.steps)
+        seen: set[str] = set()
+        for index, step in enumerate(steps):
+            if not isinstance(step, Step):
+                raise TypeError(
+                    f"steps[{index}] must be a selection step (NullFraction, ...), "
+                    f"got {type(step).__name__}"
+                )
+            if step.name in seen:
+                raise ValueError(f"steps: {step.name!r} appears twice; give each step once")
+            seen.add(step.name)
+            step.check()
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        return steps
+
+    def _target(self, steps: list[Step], y: Any, n_rows: int) -> Target | None:
+        if y is None:
+            needing = [s.name for s in steps if s.needs_target]
+            if needing:
+                raise ValueError(f"steps {needing} need a target: pass y to fit")
+            return None
+        return prepare_target(y, n_rows, self.task)
+
+    def fit(self, X: Any, y: Any = None) -> FeatureFunnel:
+        """Run the steps on ``X`` (and target ``y``) and record the decisions."""
+        steps = self._checked_steps()
+        frame = as_frame(X)
+        check_frame(frame)
+        target = self._target(steps, y, len(frame))
+        started = time.perf_counter()
+        columns = prepare_columns(frame)
+        prepare_seconds = time.perf_counter() - started
+        self._run(steps, columns, target, list(columns.names), {}, prepare_seconds)
+        return self
+
+    def fit_table(
+        self,
+        source: Any,
+        table: str,
+        target: str,
+        *,
+        schema: str | None = None,
+        group_size: int | None = None,
+    ) -> FeatureFunnel:
+        """Run the funnel on a database table, loading only the columns that can pass.
+
+        ``source`` is a SQLAlchemy URL or engine/connection (SQLite, PostgreSQL), a
+        ``duckdb:///path`` URL or a duckdb connection. When the funnel starts with
+        :class:`NullFraction`, every column's null fraction is computed inside the database
+        (:func:`~opsloop.data.selection.database.null_fractions`) and the columns over the
+        threshold are never read; when :class:`NearZeroVariance` follows, columns with a
+        single distinct value are not read either. The rest, and ``target``, are read and
+        the remaining steps run as in :meth:`fit`. ``feature_names_in_`` are all the
+        table's columns but ``target``.
+        """
+        from opsloop.data.selection.database import null_fractions, read_columns
+
+        steps = self._checked_steps()
+        started = time.perf_counter()
+        stats = null_fractions(source, table, schema=schema, group_size=group_size)
+        if target not in stats.columns:
+            raise ValueError(f"table {table!r} has no column {target!r} (the target)")
+        names = [c for c in stats.columns if c != target]
+        if not names:
+            raise ValueError(f"table {table!r} has no columns besides the target {target!r}")
+        early: dict[int, tuple[list[Drop], dict]] = {}
+        unread: set[str] = set()
+        fractions = {c: stats.null_fraction[c] for c in names}
+        position = 0
+        if steps and isinstance(steps[0], NullFraction):
+            limit = steps[0].threshold
+            drops = [
+                Drop(
+                    c,
+                    steps[0].name,
+                    "null_fraction",
+                    f,
+                    float(limit),
+                    reason=f"{f:.1%} of rows missing (limit {limit:.0%}), measured in the database",
+                )
+                for c, f in fractions.items()
+                if f > limit
+            ]
+            early[0] = (drops, {"null_fraction": fractions})
+            unread |= {d.column for d in drops}
+            position = 1
+        if len(steps) > position and isinstance(steps[position], NearZeroVariance):
+            limit = steps[position].top_share
+            drops = [
+                Drop(
+                    c,
+                    steps[position].name,
+                    "top_share",
+                    None if stats.n_distinct[c] == 0 else 1.0,
+                    float(limit),
+                    reason="no non-missing values"
+                    if stats.n_distinct[c] == 0
+                    else "a single value in every non-missing row (counted in the database)",
+                )
+                for c in names
+                if c not in unread and stats.n_distinct[c] <= 1
+            ]
+            early[position] = (drops, {})
+            unread |= {d.column for d in drops}
+        loaded = [c for c in names if c not in unread]
+        frame = read_columns(source, table, [*loaded, target], schema=schema)
+        y = frame.pop(target)
+        target_info = self._target(steps, y, len(frame))
+        if len(frame) == 0:
+            raise ValueError(f"table {table!r} has no rows")
+        columns = prepare_columns(frame)
+        kinds = {c: stats.types[c] for c in names}
+        prepare_seconds = time.perf_counter() - started
+        self._run(steps, columns, target_info, names, early, prepare_seconds, kinds, fractions)
+        return self
+
+    def _run(
+        self,
+        steps: list[Step],
+        columns: FeatureColumns,
+        target: Target | None,
+        names_in: list[str],
+        early: dict[int, tuple[list[Drop], dict]],
+        prepare_seconds: float,
+        unread_kinds: dict[str, str] | None = None,
+        fractions: dict[str, float] | None = None,
+    ) -> None:
+        decided: dict[str, Drop] = {}
+        measures: dict[str, dict[str, float | None]] = {m: {} for m in _MEASURES}
+        if fractions is None:
+            fractions = {c: columns.n_null[c] / columns.n_rows for c in names_in}
+        measures["null_fraction"].update(fractions)
+        active = [c for c in names_in if c in columns.kinds]
+        summaries = []
+        for index, step in enumerate(steps):
+            started = time.perf_counter()
+            pre_drops, pre_measured = early.get(index, ([], {}))
+            n_in = len(active) + len(pre_drops)
+            if index in early and isinstance(step, NullFraction):
+                result = StepResult(tuple(pre_drops), pre_measured)
+            else:
+                run = step.run(columns, active, target, self.random_state)
+                result = StepResult((*pre_drops, *run.drops), run.measured)
+            for measure, values in result.measured.items():
+                measures[measure].update(values)
+            for drop in result.drops:
+                decided[drop.column] = drop
+            gone = {d.column for d in result.drops}
+            active = [c for c in active if c not in gone]
+            seconds = time.perf_counter() - started + (prepare_seconds if index == 0 else 0.0)
+            summaries.append(
+                StepSummary(step.name, n_in, len(result.drops), seconds, step.describe())
+            )
+        decisions = []
+        for name in names_in:
+            kind = columns.kinds.get(name) or (unread_kinds or {}).get(name, "unknown")
+            drop = decided.get(name)
+            values = {m: measures[m].get(name) for m in _MEASURES}
+            if drop is None:
+                decisions.append(ColumnDecision(name, kind, True, **values))
+            else:
+                decisions.append(
+                    ColumnDecision(
+                        name,
+                        kind,
+                        False,
+                        step=drop.step,
+                        statistic=drop.statistic,
+                        value=drop.value,
+                        threshold=drop.threshold,
+                        redundant_with=drop.redundant_with,
+                        reason=drop.reason,
+                        **values,
+                    )
+                )
+        self.report_ = SelectionReport(
+            columns=tuple(decisions),
+            steps=tuple(summaries),
+            n_rows=columns.n_rows,
+            target=None if target is None else target.name,
+            task=None if target is None else target.task,
+        )
+        self.feature_names_in_ = np.asarray(names_in, dtype=object)
+        self.n_features_in_ = len(names_in)
+        self.support_ = np.array([name not in decided for name in names_in], dtype=bool)
+
+    def get_support(self, indices: bool = False) -> np.ndarray:
+        """A bool mask over the input columns (or the kept columns' indices).
+
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"a": [1.0, 2.0], "b": [None, None]})
+        >>> FeatureFunnel(steps=[NullFraction()]).fit(frame).get_support(indices=True)
+        array([0])
+        """
+        check_is_fitted(self, "support_")
+        return np.flatnonzero(self.support_) if indices else self.support_.copy()
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The kept columns' names, in input order."""
+        check_is_fitted(self, "support_")
+        if input_features is not None:
+            given = np.asarray(input_features, dtype=object)
+            if (
+                given.shape != self.feature_names_in_.shape
+                or (given != self.feature_names_in_).any()
+            ):
+                raise ValueError("input_features must equal feature_names_in_")
+        return self.feature_names_in_[self.support_]
+
+    def transform(self, X: Any) -> Any:
+        """The kept columns of ``X``: by name for a DataFrame, by position for an array."""
+        check_is_fitted(self, "support_")
+        if isinstance(X, pd.DataFrame):
+            names = [str(c) for c in X.columns]
+            present = set(names)
+            missing = [c for c in self.feature_names_in_ if c not in present]
+            if missing:
+                shown = ", ".join(repr(c) for c in missing[:5])
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                raise ValueError(f"X lacks columns seen in fit: {shown}{more}")
+            kept = self.get_feature_names_out()
+            lookup = dict(zip(names, X.columns, strict=True))
+            return X[[lookup[c] for c in kept]]
+        array = np.asarray(X)
+        if array.ndim != 2 or array.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has shape {array.shape}; expected {self.n_features_in_} columns as in fit"
+            )
+        return array[:, self.support_]
