@@ -8,7 +8,7 @@ kind          deciding statistic (default)    effect size reported beside it
 numeric       Kolmogorov-Smirnov test         Wasserstein / reference std
 datetime      KS test on epoch seconds        Wasserstein / reference std
 text          KS test on length (characters)  Wasserstein / reference std
-discrete      chi-square test on the values   Jensen-Shannon distance
+discrete      chi-square test on the values   Wasserstein / reference std
 categorical   chi-square test                 Jensen-Shannon distance
 bool          chi-square test                 Jensen-Shannon distance
 ============  ==============================  ==============================
@@ -239,6 +239,8 @@ def _sample_statistics(ref: ColumnSummary, cur: ColumnSummary, bins: int, test: 
 
 def _count_statistics(ref: ColumnSummary, cur: ColumnSummary):
     labels = list(ref.counts) + [k for k in cur.counts if k not in ref.counts]
+    if ref.kind == "discrete":
+        labels.sort()  # numeric levels in value order: the CDF distance and plots need it
     rc = np.array([ref.counts.get(k, 0) for k in labels], dtype=np.int64)
     cc = np.array([cur.counts.get(k, 0) for k in labels], dtype=np.int64)
     js = jensen_shannon(rc, cc)
@@ -249,7 +251,35 @@ def _count_statistics(ref: ColumnSummary, cur: ColumnSummary):
         "hellinger": (hellinger(rc, cc), None),
         "linf": (l_infinity(rc, cc), None),
     }
-    return values, ("js", js), labels, rc, cc
+    effect = ("js", js)
+    if ref.kind == "discrete":
+        w = discrete_wasserstein(np.asarray(labels, dtype=float), rc, cc, normalize=True)
+        values["wasserstein"] = (w, None)
+        effect = ("wasserstein", w)
+    return values, effect, labels, rc, cc
+
+
+def discrete_wasserstein(levels, reference, current, *, normalize: bool = False) -> float:
+    """Wasserstein-1 distance between two samples given as counts on sorted numeric
+    ``levels`` (equal to scipy's ``wasserstein_distance`` on the expanded values);
+    ``normalize`` divides by the reference's population standard deviation.
+
+    >>> import numpy as np
+    >>> discrete_wasserstein(np.array([0.0, 1.0, 2.0]), np.array([1, 1, 0]), np.array([0, 1, 1]))
+    1.0
+    """
+    levels = np.asarray(levels, dtype=float)
+    p = reference / reference.sum()
+    q = current / current.sum()
+    gaps = np.diff(levels)
+    distance = float(np.sum(np.abs(np.cumsum(p) - np.cumsum(q))[:-1] * gaps))
+    if not normalize:
+        return distance
+    mean = float(np.sum(p * levels))
+    scale = float(np.sqrt(np.sum(p * (levels - mean) ** 2)))
+    if scale == 0.0:
+        return 0.0 if distance == 0.0 else math.inf
+    return distance / scale
 
 
 def _sample_plot(ref: ColumnSummary, cur: ColumnSummary) -> dict:
@@ -280,9 +310,12 @@ def _integral(values: np.ndarray) -> bool:
     return bool(np.all(values == np.round(values)))
 
 
-def _count_plot(labels, rc, cc) -> dict:
-    order = np.argsort(-(rc / max(rc.sum(), 1) + cc / max(cc.sum(), 1)), kind="stable")
-    top = order[:PLOT_TOP]
+def _count_plot(labels, rc, cc, ordered: bool = False) -> dict:
+    if ordered:  # numeric levels: every level, in value order
+        top = np.arange(len(labels))
+    else:
+        order = np.argsort(-(rc / max(rc.sum(), 1) + cc / max(cc.sum(), 1)), kind="stable")
+        top = order[:PLOT_TOP]
     return {
         "type": "bar",
         "labels": [str(labels[i]) for i in top],
@@ -293,7 +326,7 @@ def _count_plot(labels, rc, cc) -> dict:
 
 def _compare_column(ref, cur, test, threshold, alpha, bins, min_effect, plots):
     if ref.kind in COUNT_KINDS:
-        allowed = COUNT_TESTS
+        allowed = COUNT_TESTS + (("wasserstein",) if ref.kind == "discrete" else ())
         test = test or "chi2"
     else:
         allowed = SAMPLE_TESTS
@@ -304,7 +337,7 @@ def _compare_column(ref, cur, test, threshold, alpha, bins, min_effect, plots):
         )
     if ref.kind in COUNT_KINDS:
         values, effect, labels, rc, cc = _count_statistics(ref, cur)
-        plot = _count_plot(labels, rc, cc) if plots else {}
+        plot = _count_plot(labels, rc, cc, ordered=ref.kind == "discrete") if plots else {}
     else:
         values, effect = _sample_statistics(ref, cur, bins, test)
         plot = _sample_plot(ref, cur) if plots else {}

@@ -13,9 +13,9 @@ matrices whatever the number of rows:
   ``M' Z0``, ``M' Z0**2`` and ``M' M`` give each column's sums and counts over the rows where
   the other column is present; a complete column needs none of these.
 
-Standardising first (by each column's own mean and standard deviation) keeps the one-pass
-formulas accurate: the results equal ``DataFrame.corr`` and ``scipy.stats.pearsonr`` on the
-pairwise-complete rows to about 1e-12.
+Centring and scaling first (by each column's mean and spread in the first chunk) keeps the
+one-pass formulas accurate: the results equal ``DataFrame.corr`` and ``scipy.stats.pearsonr``
+on the pairwise-complete rows to about 1e-12.
 
 The target rides along in the same pass: for regression it is one more column, so its
 pairwise r with each feature comes out of the same matrix; for classification each class's
@@ -55,16 +55,6 @@ class PairwiseMoments:
     class_counts: np.ndarray | None  # K x p: rows of class k where a is present
 
 
-def _standardise(values: np.ndarray) -> tuple[float, float]:
-    """Mean and scale of a column's present values (scale 1 for a constant column)."""
-    present = values[~np.isnan(values)]
-    if present.size == 0:
-        return 0.0, 1.0
-    mean = float(present.mean())
-    scale = float(np.sqrt(np.mean((present - mean) ** 2)))
-    return mean, scale if scale > 0 else 1.0
-
-
 def pairwise_moments(
     columns: Sequence[np.ndarray],
     class_codes: np.ndarray | None = None,
@@ -75,14 +65,7 @@ def pairwise_moments(
     missing, all of one length). ``class_codes`` (0..n_classes-1 per row) adds class sums."""
     p = len(columns)
     n = len(columns[0]) if p else 0
-    centre = np.empty(p)
-    scale = np.empty(p)
-    incomplete = []
-    for j, values in enumerate(columns):
-        centre[j], scale[j] = _standardise(values)
-        if np.isnan(values).any():
-            incomplete.append(j)
-    holes = np.asarray(incomplete, dtype=np.intp)
+    holes = np.flatnonzero([np.isnan(values).any() for values in columns])
     gram = np.zeros((p, p))
     column_sums = np.zeros(p)
     column_squares = np.zeros(p)
@@ -92,44 +75,66 @@ def pairwise_moments(
     with_classes = class_codes is not None
     class_sums = np.zeros((n_classes, p)) if with_classes else None
     class_counts = np.zeros((n_classes, p)) if with_classes else None
-    chunk = np.empty((min(chunk_rows, max(n, 1)), p), order="F")
+    rows = min(chunk_rows, max(n, 1))
+    chunk = np.empty((rows, p), order="F")
+    squared = np.empty((rows, p), order="F")
+    missing = np.empty((rows, p), dtype=bool, order="F")
+    centre = scale = None
     for start in range(0, n, chunk_rows):
         stop = min(start + chunk_rows, n)
-        z = chunk[: stop - start]
+        m = stop - start
+        z, zz, gaps = chunk[:m], squared[:m], missing[:m]
         for j, values in enumerate(columns):
             z[:, j] = values[start:stop]
+        if centre is None:
+            # Any centre near the mean keeps the one-pass sums accurate; the first chunk's
+            # mean and spread are near enough and cost one pass over one chunk.
+            centre, scale = _rough_location(z)
         z -= centre
         z /= scale
+        np.isnan(z, out=gaps)
         present = None
         if holes.size:
-            present = ~np.isnan(z[:, holes])
-            for k, j in enumerate(holes):
-                z[~present[:, k], j] = 0.0
-            present = present.astype(np.float64)
+            z[gaps] = 0.0
+            present = (~gaps[:, holes]).astype(np.float64)
+        np.multiply(z, z, out=zz)
         gram += z.T @ z
         column_sums += z.sum(axis=0)
-        squared = z * z
-        column_squares += squared.sum(axis=0)
-        if holes.size:
+        column_squares += zz.sum(axis=0)
+        if present is not None:
             hole_sums += present.T @ z
-            hole_squares += present.T @ squared
+            hole_squares += present.T @ zz
             hole_counts += present.T @ present
         if with_classes:
-            indicators = np.zeros((stop - start, n_classes))
-            indicators[np.arange(stop - start), class_codes[start:stop]] = 1.0
+            indicators = np.zeros((m, n_classes))
+            indicators[np.arange(m), class_codes[start:stop]] = 1.0
             class_sums += indicators.T @ z
-            counted = np.broadcast_to(indicators.sum(axis=0)[:, None], (n_classes, p)).copy()
-            if holes.size:
+            counted = np.repeat(indicators.sum(axis=0)[:, None], p, axis=1)
+            if present is not None:
                 counted[:, holes] = indicators.T @ present
             class_counts += counted
     sums = np.repeat(column_sums[:, None], p, axis=1)
     squares = np.repeat(column_squares[:, None], p, axis=1)
     sums[:, holes] = hole_sums.T
     squares[:, holes] = hole_squares.T
-    present_counts = np.array([n - np.count_nonzero(np.isnan(v)) for v in columns], dtype=float)
+    present_counts = np.full(p, float(n))
+    present_counts[holes] = np.diag(hole_counts)
     counts = np.minimum.outer(present_counts, present_counts)
     counts[np.ix_(holes, holes)] = hole_counts
     return PairwiseMoments(gram, sums, squares, counts, class_sums, class_counts)
+
+
+def _rough_location(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``block``: mean and standard deviation of the present values, with 0
+    and 1 for a column with none (or no spread) in the block."""
+    present = ~np.isnan(block)
+    counts = present.sum(axis=0)
+    filled = np.where(present, block, 0.0)
+    safe = np.maximum(counts, 1)
+    centre = filled.sum(axis=0) / safe
+    spread = np.sqrt((np.where(present, block - centre, 0.0) ** 2).sum(axis=0) / safe)
+    scale = np.where((spread > 0) & np.isfinite(spread), spread, 1.0)
+    return np.where(counts > 0, centre, 0.0), scale
 
 
 def correlation_from_moments(moments: PairwiseMoments) -> np.ndarray:

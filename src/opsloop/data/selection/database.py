@@ -42,8 +42,8 @@ class NullFractions:
     """Per column of a table: missing values, distinct values and the database's type name.
 
     >>> s = NullFractions("t", 4, ("a",), {"a": 1}, {"a": 3}, {"a": "REAL"}, 1)
-    >>> s.null_fraction, s.to_frame().loc[0, "null_fraction"]
-    ({'a': 0.25}, 0.25)
+    >>> s.null_fraction, s.to_frame()["null_fraction"].tolist()
+    ({'a': 0.25}, [0.25])
     """
 
     table: str

@@ -4,9 +4,8 @@ dropped column was dropped (:class:`~opsloop.data.selection.report.SelectionRepo
 
 The default funnel is the one teams run by hand on a wide table: mostly-missing columns,
 near-constant ones, one of each highly correlated numeric pair, one of each strongly
-associated categorical pair, then what a random forest does not need. Any step can be left
-out, reconfigured or reordered, and :class:`~opsloop.data.selection.relevance.Relevance` adds
-a univariate screen.
+associated categorical pair, a univariate screen, then what a model does not need. Any step
+can be left out, reconfigured or reordered.
 
 Documented behaviour on awkward input: a frame with no rows or no columns, a target with
 missing values or a single value, and a column mixing kinds of values are refused with an
@@ -50,6 +49,7 @@ from opsloop.data.selection.columns import FeatureColumns, prepare_columns
 from opsloop.data.selection.importance import ModelImportance
 from opsloop.data.selection.nulls import NullFraction
 from opsloop.data.selection.redundancy import CategoricalRedundancy, NumericRedundancy
+from opsloop.data.selection.relevance import Relevance
 from opsloop.data.selection.report import ColumnDecision, Drop, SelectionReport, StepSummary
 from opsloop.data.selection.steps import Step, StepResult
 from opsloop.data.selection.target import TASKS, Target, prepare_target
@@ -61,14 +61,19 @@ _MEASURES = ("null_fraction", "top_share", "relevance", "importance")
 def default_steps() -> list[Step]:
     """The funnel's steps when none are given, in order.
 
-    >>> [step.name for step in default_steps()]
-    ['null_fraction', 'near_zero_variance', 'numeric_redundancy', 'categorical_redundancy', 'model_importance']
+    >>> [step.name for step in default_steps()]  # doctest: +NORMALIZE_WHITESPACE
+    ['null_fraction', 'near_zero_variance', 'numeric_redundancy',
+     'categorical_redundancy', 'relevance', 'model_importance']
+
+    The univariate screen (the 50 best columns by the F test) comes before the model because
+    permutation importance costs one pass over the held-out rows per column and repeat.
     """
     return [
         NullFraction(),
         NearZeroVariance(),
         NumericRedundancy(),
         CategoricalRedundancy(),
+        Relevance(k=50),
         ModelImportance(),
     ]
 

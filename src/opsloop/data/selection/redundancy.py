@@ -213,14 +213,13 @@ class CategoricalRedundancy(Step):
                 table = counts[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]]
                 v[i, j] = v[j, i] = cramers_v_of_table(table)
         relation = None
+        pairs = list(zip(codes, levels, strict=True))
         if target is not None and target.task == "classification":
             relation = np.array(
-                [cramers_v(c, lv, target.codes, target.n_classes) for c, lv in zip(codes, levels)]
+                [cramers_v(c, lv, target.codes, target.n_classes) for c, lv in pairs]
             )
         elif target is not None:
-            relation = np.array(
-                [correlation_ratio(c, lv, target.numbers) for c, lv in zip(codes, levels)]
-            )
+            relation = np.array([correlation_ratio(c, lv, target.numbers) for c, lv in pairs])
         present = np.array([columns.n_rows - columns.n_null[name] for name in names])
         order = keep_order(names, relation, present)
         drops = []

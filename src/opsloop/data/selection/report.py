@@ -188,8 +188,8 @@ class SelectionReport:
     def steps_frame(self) -> pd.DataFrame:
         """One row per step: columns in, dropped, out, and seconds.
 
-        >>> SelectionReport((), (StepSummary("relevance", 5, 2, 0.1),), 9).steps_frame().n_out[0]
-        3
+        >>> SelectionReport((), (StepSummary("relevance", 5, 2, 0.1),), 9).steps_frame().n_out.tolist()
+        [3]
         """
         rows = [s.to_dict() for s in self.steps]
         return pd.DataFrame(

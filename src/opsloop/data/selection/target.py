@@ -91,7 +91,8 @@ def prepare_target(y: object, n_rows: int, task: str = "auto") -> Target:
         kind = type_of_target(values)
         task = "regression" if kind.startswith("continuous") else "classification"
     if task == "classification":
-        return Target(name, task, values, codes=codes.astype(np.intp), classes=list(classes))
+        labels = pd.Index(classes).tolist()
+        return Target(name, task, values, codes=codes.astype(np.intp), classes=labels)
     try:
         numbers = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
