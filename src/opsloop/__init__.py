@@ -5,11 +5,41 @@ Layers (lower never imports higher): ``data``, ``detect``, ``analysis``, ``learn
 (runtime); ``server``, ``ui``, ``cli`` (surfaces). ``datasets`` generates the data the rest
 is tested and demonstrated on.
 
+The tracking API is available at the top level, imported on first use so that
+``import opsloop`` stays light:
+
 >>> import opsloop
 >>> opsloop.__version__
 '0.1.0'
+>>> callable(opsloop.start_run)
+True
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_LAZY = {
+    "start_run": "opsloop.tracking",
+    "get_run": "opsloop.tracking",
+    "search_runs": "opsloop.tracking",
+    "compare_runs": "opsloop.tracking",
+    "ModelRegistry": "opsloop.registry",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opsloop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

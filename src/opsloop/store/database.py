@@ -8,6 +8,7 @@ read transaction tries to turn into a write. PostgreSQL (``OPSLOOP_STORE_URI``) 
 of this; there, migrations hold an advisory lock so that two processes starting at once do
 not both create the tables.
 
+>>> from opsloop.store import tables
 >>> db = Database("sqlite://")
 >>> with db.write() as connection:
 ...     _ = connection.execute(tables.experiments.insert().values(name="a", created_ms=0))
@@ -30,7 +31,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from opsloop.store import tables
 from opsloop.store.location import store_uri
 from opsloop.store.migrate import upgrade_to_head
 
@@ -112,6 +112,7 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction: committed on exit, rolled back on error.
 
+        >>> from opsloop.store import tables
         >>> db = Database("sqlite://")
         >>> with db.write() as c:
         ...     _ = c.execute(tables.metric_keys.insert().values(name="auc"))
@@ -125,6 +126,7 @@ class Database:
     def read(self) -> Iterator[Connection]:
         """A connection in a read transaction (one consistent snapshot on SQLite in WAL mode).
 
+        >>> from opsloop.store import tables
         >>> with Database("sqlite://").read() as c:
         ...     c.execute(sa.select(sa.func.count()).select_from(tables.runs)).scalar_one()
         0

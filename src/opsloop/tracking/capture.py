@@ -73,7 +73,9 @@ class Environment:
         """
         packages = tuple(sorted(packages))
         document = json.dumps([python_version, platform, list(packages)], separators=(",", ":"))
-        return cls(python_version, platform, packages, hashlib.sha256(document.encode()).hexdigest())
+        return cls(
+            python_version, platform, packages, hashlib.sha256(document.encode()).hexdigest()
+        )
 
     def to_dict(self) -> dict[str, object]:
         """The fields as a JSON-safe dictionary.

@@ -1,0 +1,209 @@
+"""The append-only, hash-chained audit log of every registry change.
+
+Each entry records who, when, what (action and entity), why, and the state before and after,
+and carries ``hash = sha256(previous hash + the entry's canonical JSON)``. The first entry
+follows 64 zeros. Changing, inserting or deleting any entry breaks every later hash, which
+:func:`verify_audit_log` reports with the first entry that fails. The previous-hash column is
+unique, so two writers can never both extend the same entry. Entries are appended in the same
+transaction as the change they describe: no change without its record.
+
+>>> from opsloop.store import Database
+>>> db = Database("sqlite://")
+>>> with db.write() as c:
+...     _ = append_audit(c, "ana", "set_alias", "model:churn/alias:champion", "better auc",
+...                  {"version": 1}, {"version": 2})
+>>> verify_audit_log(db).ok
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.store import tables
+from opsloop.store.database import Database, now_ms
+
+GENESIS = "0" * 64
+_log = tables.audit_log
+# The same constant in every process: PostgreSQL writers of the log take turns on it.
+_AUDIT_LOCK_KEY = 0x6F70736175646974
+
+
+def _canonical(value: object) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def entry_hash(
+    prev_hash: str,
+    at_ms: int,
+    actor: str,
+    action: str,
+    entity: str,
+    reason: str | None,
+    before_json: str | None,
+    after_json: str | None,
+) -> str:
+    """The hash of one entry given its predecessor's hash.
+
+    >>> entry_hash(GENESIS, 0, "a", "b", "c", None, None, None)[:12]
+    '2a5a9300193a'
+    """
+    document = json.dumps(
+        [prev_hash, at_ms, actor, action, entity, reason, before_json, after_json],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def append_audit(
+    connection: Connection,
+    actor: str,
+    action: str,
+    entity: str,
+    reason: str | None,
+    before: object,
+    after: object,
+) -> str:
+    """Append one entry inside the caller's write transaction; return its hash.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").write() as c:
+    ...     len(append_audit(c, "ana", "create", "model:x", None, None, {"name": "x"}))
+    64
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+    prev = (
+        connection.execute(sa.select(_log.c.hash).order_by(_log.c.id.desc()).limit(1)).scalar()
+        or GENESIS
+    )
+    at = now_ms()
+    before_json, after_json = _canonical(before), _canonical(after)
+    digest = entry_hash(prev, at, actor, action, entity, reason, before_json, after_json)
+    connection.execute(
+        _log.insert().values(
+            at_ms=at,
+            actor=actor,
+            action=action,
+            entity=entity,
+            reason=reason,
+            before_json=before_json,
+            after_json=after_json,
+            prev_hash=prev,
+            hash=digest,
+        )
+    )
+    return digest
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """The result of checking the chain: ``ok``, entries checked, the first bad entry's id.
+
+    >>> AuditVerification(True, 3, None, None).to_dict()["entries"]
+    3
+    """
+
+    ok: bool
+    entries: int
+    first_bad_id: int | None
+    problem: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        """The fields as a JSON-safe dictionary.
+
+        >>> AuditVerification(False, 2, 2, "x").to_dict()["ok"]
+        False
+        """
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "first_bad_id": self.first_bad_id,
+            "problem": self.problem,
+        }
+
+
+def verify_audit_log(db: Database) -> AuditVerification:
+    """Recompute every hash in order and check each entry links to the one before.
+
+    >>> from opsloop.store import Database
+    >>> verify_audit_log(Database("sqlite://"))
+    AuditVerification(ok=True, entries=0, first_bad_id=None, problem=None)
+    """
+    with db.read() as connection:
+        rows = connection.execute(sa.select(_log).order_by(_log.c.id)).mappings().all()
+    prev = GENESIS
+    for count, row in enumerate(rows):
+        if row["prev_hash"] != prev:
+            return AuditVerification(
+                False,
+                count,
+                row["id"],
+                f"entry {row['id']} follows {row['prev_hash']}, but the entry before it "
+                f"has hash {prev} (an entry was removed or inserted)",
+            )
+        expected = entry_hash(
+            prev,
+            row["at_ms"],
+            row["actor"],
+            row["action"],
+            row["entity"],
+            row["reason"],
+            row["before_json"],
+            row["after_json"],
+        )
+        if expected != row["hash"]:
+            return AuditVerification(
+                False,
+                count,
+                row["id"],
+                f"entry {row['id']} was changed: its content hashes to {expected}, "
+                f"the log says {row['hash']}",
+            )
+        prev = row["hash"]
+    return AuditVerification(True, len(rows), None, None)
+
+
+def audit_entries(db: Database, entity_prefix: str | None = None) -> pd.DataFrame:
+    """The log as a table (oldest first), optionally only entities starting with a prefix.
+
+    >>> from opsloop.store import Database
+    >>> list(audit_entries(Database("sqlite://")).columns)[:4]
+    ['id', 'time', 'actor', 'action']
+    """
+    query = sa.select(_log).order_by(_log.c.id)
+    if entity_prefix:
+        query = query.where(_log.c.entity.startswith(entity_prefix, autoescape=True))
+    with db.read() as connection:
+        rows = connection.execute(query).mappings().all()
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "at_ms",
+            "actor",
+            "action",
+            "entity",
+            "reason",
+            "before_json",
+            "after_json",
+            "prev_hash",
+            "hash",
+        ],
+    )
+    frame.insert(1, "time", pd.to_datetime(frame.pop("at_ms").astype("int64"), unit="ms", utc=True))
+    frame = frame.drop(columns=["before_json", "after_json"])
+    frame["reason"] = pd.Series([row["reason"] for row in rows], dtype=object)
+    frame["before"] = pd.Series([_parsed(row["before_json"]) for row in rows], dtype=object)
+    frame["after"] = pd.Series([_parsed(row["after_json"]) for row in rows], dtype=object)
+    return frame
+
+
+def _parsed(text: str | None) -> object:
+    return None if text is None else json.loads(text)

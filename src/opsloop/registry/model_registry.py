@@ -1,0 +1,885 @@
+"""The model registry: versions, moving aliases, approvals, lineage, loading, discovery.
+
+Every change (a model or version registered, an alias moved or protected, an approval) is
+written with its audit entry in one transaction (:mod:`.audit`). A protected alias moves only
+when enough distinct users with the approver role approved that exact version for that alias;
+the approvals are used up by the move. Loading fetches the artifact, checks its bytes against
+the sha256 recorded at registration and only then deserialises, so a tampered file or a
+pickle the registry did not record is never executed.
+
+Identity: ``actor`` (default: the OS user). While no users are registered, embedded use may
+do anything except approve (approvals need distinct registered approvers). Once users exist,
+an actor must be one of them, with a role high enough for the action.
+
+>>> import tempfile, numpy as np
+>>> from sklearn.linear_model import LinearRegression
+>>> from opsloop.store import ArtifactStore, Database
+>>> registry = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> model = LinearRegression().fit(np.array([[0.0], [1.0]]), np.array([0.0, 2.0]))
+>>> v1 = registry.register("demand", model, metrics={"rmse": 0.1})
+>>> registry.set_alias("demand", "champion", 1, reason="first model")
+>>> registry.load("demand", alias="champion").predict(np.array([[3.0]])).round(6).tolist()
+[6.0]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.registry.audit import AuditVerification, append_audit, audit_entries, verify_audit_log
+from opsloop.registry.flavors import FLAVORS, dump_model, infer_flavor, load_model_bytes
+from opsloop.registry.records import Lineage, ModelVersion
+from opsloop.registry.users import PermissionDenied, User
+from opsloop.store import tables
+from opsloop.store.artifacts import ArtifactStore, check_sha256
+from opsloop.store.database import Database, now_ms, open_database
+from opsloop.store.location import artifact_uri
+from opsloop.tracking.capture import current_user
+from opsloop.tracking.limits import checked_key, metric_value, tag_text
+
+_models, _versions, _aliases = tables.registered_models, tables.model_versions, tables.aliases
+
+
+class UnknownModelError(ValueError):
+    """No registered model, version or alias matches."""
+
+
+class ModelRegistry:
+    """Registered models on a :class:`~opsloop.store.Database` and an ArtifactStore.
+
+    >>> import tempfile
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()), actor="ana")
+    >>> version = r.register("abs", abs, description="absolute value")
+    >>> version.uri, version.flavor, version.created_by, r.load("abs")(-3)
+    ('models:/abs/1', 'python', 'ana', 3)
+    """
+
+    def __init__(
+        self,
+        database: Database | None = None,
+        artifacts: ArtifactStore | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self.db = database if database is not None else open_database()
+        self.artifacts = artifacts if artifacts is not None else ArtifactStore(artifact_uri())
+        self.actor = actor or current_user()
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry({self.db!r}, actor={self.actor!r})"
+
+    # -- identity -------------------------------------------------------------------------
+
+    def _user(self, connection: Connection, actor: str | None, role: str) -> str:
+        name = actor or self.actor
+        users = tables.users
+        row = connection.execute(
+            sa.select(users.c.name, users.c.role).where(users.c.name == name)
+        ).first()
+        if row is not None:
+            user = User(row.name, row.role)
+            if not user.can(role):
+                raise PermissionDenied(f"user {name!r} has role {user.role!r}; this needs {role!r}")
+            return name
+        if role == "approver":
+            raise PermissionDenied(
+                f"{name!r} is not a registered user: approvals need a user with the approver "
+                "role (opsloop users add NAME --role approver)"
+            )
+        anyone = connection.execute(sa.select(users.c.id).limit(1)).first()
+        if anyone is not None:
+            raise PermissionDenied(f"{name!r} is not a registered user of this store")
+        return name
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def _model_id(self, connection: Connection, name: str, lock: bool = False) -> int:
+        query = sa.select(_models.c.id).where(_models.c.name == name)
+        if lock and self.db.dialect == "postgresql":
+            query = query.with_for_update()
+        model_id = connection.execute(query).scalar()
+        if model_id is None:
+            raise UnknownModelError(f"unknown model {name!r}")
+        return model_id
+
+    def _version_row(
+        self,
+        connection: Connection,
+        name: str,
+        version: int | None = None,
+        alias: str | None = None,
+    ):
+        model_id = self._model_id(connection, name)
+        query = sa.select(_versions).where(_versions.c.model_id == model_id)
+        if alias is not None:
+            if version is not None:
+                raise ValueError("give a version or an alias, not both")
+            query = query.join(_aliases, _aliases.c.version_id == _versions.c.id).where(
+                _aliases.c.model_id == model_id, _aliases.c.name == alias
+            )
+        elif version is not None:
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise TypeError(f"version must be an integer, got {version!r}")
+            query = query.where(_versions.c.version == version)
+        else:
+            query = query.order_by(_versions.c.version.desc()).limit(1)
+        row = connection.execute(query).mappings().first()
+        if row is None:
+            what = (
+                f"alias {alias!r}"
+                if alias is not None
+                else f"version {version}"
+                if version is not None
+                else "any version"
+            )
+            raise UnknownModelError(f"model {name!r} has no {what}")
+        return row
+
+    def _to_version(self, connection: Connection, name: str, row) -> ModelVersion:
+        version_id = row["id"]
+        metrics = dict(
+            connection.execute(
+                sa.select(tables.version_metrics.c.key, tables.version_metrics.c.value)
+                .where(tables.version_metrics.c.version_id == version_id)
+                .order_by(tables.version_metrics.c.key)
+            ).all()
+        )
+        tags = dict(
+            connection.execute(
+                sa.select(tables.version_tags.c.key, tables.version_tags.c.value)
+                .where(tables.version_tags.c.version_id == version_id)
+                .order_by(tables.version_tags.c.key)
+            ).all()
+        )
+        aliases = tuple(
+            connection.execute(
+                sa.select(_aliases.c.name)
+                .where(_aliases.c.version_id == version_id)
+                .order_by(_aliases.c.name)
+            ).scalars()
+        )
+        run_id = None
+        if row["run_id"] is not None:
+            run_id = connection.execute(
+                sa.select(tables.runs.c.run_id).where(tables.runs.c.id == row["run_id"])
+            ).scalar()
+        return ModelVersion(
+            model=name,
+            version=row["version"],
+            run_id=run_id,
+            artifact_sha256=row["artifact_sha256"],
+            artifact_size=row["artifact_size"],
+            flavor=row["flavor"],
+            signature=None if row["signature_json"] is None else json.loads(row["signature_json"]),
+            metrics=metrics,
+            tags=tags,
+            description=row["description"],
+            created_ms=row["created_ms"],
+            created_by=row["created_by"],
+            aliases=aliases,
+        )
+
+    def get_version(
+        self, name: str, version: int | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        """A version by number, by alias, or the newest one.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> try:
+        ...     r.get_version("nope")
+        ... except ValueError as error:
+        ...     print(error)
+        unknown model 'nope'
+        """
+        with self.db.read() as connection:
+            return self._to_version(
+                connection, name, self._version_row(connection, name, version, alias)
+            )
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        model: object = None,
+        *,
+        flavor: str | None = None,
+        artifact_sha256: str | None = None,
+        run_id: str | None = None,
+        input_schema: Any = None,
+        output_type: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, object] | None = None,
+        description: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> ModelVersion:
+        """Register a new version of ``name`` (the model is created on first use).
+
+        Give the model object (saved per :mod:`.flavors`) or the sha256 of an artifact already
+        in the artifact store plus its ``flavor``. ``input_schema`` is a
+        :class:`~opsloop.data.schema.Schema`, a DataFrame (its schema is inferred) or a schema
+        dictionary; ``output_type`` names what the model returns.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> r.register("m", b"\\x08\\x01", flavor="onnx", output_type="float").version
+        1
+        """
+        checked_key("model name", name)
+        loader: dict[str, Any]
+        if model is not None:
+            flavor = flavor or infer_flavor(model)
+            data, loader = dump_model(model, flavor)
+            artifact_sha256 = self.artifacts.put_bytes(data)
+        else:
+            if artifact_sha256 is None:
+                raise ValueError("register needs a model object or an artifact_sha256")
+            check_sha256(artifact_sha256, "artifact_sha256")
+            if flavor not in FLAVORS:
+                raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
+            if not self.artifacts.exists(artifact_sha256):
+                raise FileNotFoundError(f"no artifact with sha256 {artifact_sha256} is stored")
+            if flavor == "sklearn":
+                import skops.io
+
+                data = self.artifacts.get_bytes(artifact_sha256)
+                loader = {
+                    "format": "skops",
+                    "trusted_types": skops.io.get_untrusted_types(data=data),
+                }
+            else:
+                loader = {"format": "pickle" if flavor == "python" else "onnx"}
+        signature = _signature(input_schema, output_type)
+        checked_metrics = {
+            checked_key("metric", k): metric_value(k, v) for k, v in (metrics or {}).items()
+        }
+        checked_tags = {checked_key("tag", k): tag_text(k, v) for k, v in (tags or {}).items()}
+        size = self.artifacts.size(artifact_sha256)
+        with self.db.write() as connection:
+            who = self._user(connection, actor, "editor")
+            run_pk = None
+            if run_id is not None:
+                run_pk = connection.execute(
+                    sa.select(tables.runs.c.id).where(tables.runs.c.run_id == run_id)
+                ).scalar()
+                if run_pk is None:
+                    raise ValueError(f"unknown run id {run_id!r}")
+            created = now_ms()
+            model_id = connection.execute(
+                sa.select(_models.c.id).where(_models.c.name == name)
+            ).scalar()
+            if model_id is None:
+                model_id = connection.execute(
+                    _models.insert()
+                    .values(name=name, created_ms=created, updated_ms=created)
+                    .returning(_models.c.id)
+                ).scalar_one()
+                append_audit(
+                    connection, who, "create_model", f"model:{name}", reason, None, {"name": name}
+                )
+            else:
+                model_id = self._model_id(connection, name, lock=True)
+            number = (
+                connection.execute(
+                    sa.select(sa.func.max(_versions.c.version)).where(
+                        _versions.c.model_id == model_id
+                    )
+                ).scalar()
+                or 0
+            ) + 1
+            version_id = connection.execute(
+                _versions.insert()
+                .values(
+                    model_id=model_id,
+                    version=number,
+                    run_id=run_pk,
+                    artifact_sha256=artifact_sha256,
+                    artifact_size=size,
+                    flavor=flavor,
+                    signature_json=None
+                    if signature is None
+                    else json.dumps(signature, sort_keys=True),
+                    loader_json=json.dumps(loader, sort_keys=True),
+                    description=description,
+                    created_ms=created,
+                    created_by=who,
+                )
+                .returning(_versions.c.id)
+            ).scalar_one()
+            if checked_metrics:
+                connection.execute(
+                    tables.version_metrics.insert(),
+                    [
+                        {"version_id": version_id, "key": k, "value": v}
+                        for k, v in checked_metrics.items()
+                    ],
+                )
+            if checked_tags:
+                connection.execute(
+                    tables.version_tags.insert(),
+                    [
+                        {"version_id": version_id, "key": k, "value": v}
+                        for k, v in checked_tags.items()
+                    ],
+                )
+            connection.execute(
+                _models.update().where(_models.c.id == model_id).values(updated_ms=created)
+            )
+            append_audit(
+                connection,
+                who,
+                "register_version",
+                f"model:{name}/version:{number}",
+                reason,
+                None,
+                {"artifact_sha256": artifact_sha256, "flavor": flavor, "run_id": run_id},
+            )
+            row = (
+                connection.execute(sa.select(_versions).where(_versions.c.id == version_id))
+                .mappings()
+                .one()
+            )
+            return self._to_version(connection, name, row)
+
+    def set_description(self, name: str, description: str, *, actor: str | None = None) -> None:
+        """Describe a registered model (searchable by :meth:`search`).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("m", b"x", flavor="onnx"); r.set_description("m", "churn scorer")
+        >>> r.list_models()["description"].tolist()
+        ['churn scorer']
+        """
+        with self.db.write() as connection:
+            who = self._user(connection, actor, "editor")
+            model_id = self._model_id(connection, name)
+            before = connection.execute(
+                sa.select(_models.c.description).where(_models.c.id == model_id)
+            ).scalar()
+            connection.execute(
+                _models.update()
+                .where(_models.c.id == model_id)
+                .values(description=description, updated_ms=now_ms())
+            )
+            append_audit(
+                connection,
+                who,
+                "describe_model",
+                f"model:{name}",
+                None,
+                {"description": before},
+                {"description": description},
+            )
+
+    def protect_alias(
+        self,
+        name: str,
+        alias: str,
+        required_approvals: int,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Require ``required_approvals`` distinct approvers before ``alias`` can move (admin).
+
+        ``required_approvals=0`` removes the protection.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("m", b"x", flavor="onnx"); r.protect_alias("m", "champion", 2)
+        >>> r.set_alias("m", "champion", 1)
+        Traceback (most recent call last):
+        ...
+        opsloop.registry.users.PermissionDenied: alias 'champion' of model 'm' is protected: ...
+        """
+        checked_key("alias", alias)
+        if (
+            isinstance(required_approvals, bool)
+            or not isinstance(required_approvals, int)
+            or required_approvals < 0
+        ):
+            raise ValueError(
+                f"required_approvals must be a non-negative integer, got {required_approvals!r}"
+            )
+        table = tables.protected_aliases
+        with self.db.write() as connection:
+            who = self._user(connection, actor, "admin")
+            model_id = self._model_id(connection, name)
+            before = connection.execute(
+                sa.select(table.c.required_approvals).where(
+                    table.c.model_id == model_id, table.c.name == alias
+                )
+            ).scalar()
+            connection.execute(
+                table.delete().where(table.c.model_id == model_id, table.c.name == alias)
+            )
+            if required_approvals:
+                connection.execute(
+                    table.insert().values(
+                        model_id=model_id, name=alias, required_approvals=required_approvals
+                    )
+                )
+            append_audit(
+                connection,
+                who,
+                "protect_alias",
+                f"model:{name}/alias:{alias}",
+                reason,
+                {"required_approvals": before or 0},
+                {"required_approvals": required_approvals},
+            )
+
+    def approve(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Approve pointing ``alias`` at ``version`` (approver role); return the approvals so far.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()), actor="x")
+        >>> _ = r.register("m", b"x", flavor="onnx"); r.approve("m", "champion", 1)
+        Traceback (most recent call last):
+        ...
+        opsloop.registry.users.PermissionDenied: 'x' is not a registered user: approvals ...
+        """
+        checked_key("alias", alias)
+        table = tables.approvals
+        with self.db.write() as connection:
+            who = self._user(connection, actor, "approver")
+            row = self._version_row(connection, name, version)
+            model_id = row["model_id"]
+            current = (
+                table.c.model_id == model_id,
+                table.c.alias == alias,
+                table.c.version_id == row["id"],
+            )
+            already = connection.execute(
+                sa.select(table.c.id).where(
+                    *current, table.c.approver == who, table.c.consumed.is_(False)
+                )
+            ).first()
+            if already is not None:
+                raise ValueError(
+                    f"{who!r} already approved alias {alias!r} -> version {version} of {name!r}"
+                )
+            connection.execute(
+                table.insert().values(
+                    model_id=model_id,
+                    alias=alias,
+                    version_id=row["id"],
+                    approver=who,
+                    comment=comment,
+                    created_ms=now_ms(),
+                    consumed=False,
+                )
+            )
+            append_audit(
+                connection,
+                who,
+                "approve",
+                f"model:{name}/alias:{alias}",
+                comment,
+                None,
+                {"version": version},
+            )
+            return connection.execute(
+                sa.select(sa.func.count(sa.distinct(table.c.approver))).where(
+                    *current, table.c.consumed.is_(False)
+                )
+            ).scalar_one()
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> for _ in range(2):
+        ...     _ = r.register("m", b"x", flavor="onnx")
+        >>> r.set_alias("m", "champion", 1); r.set_alias("m", "champion", 2)
+        >>> r.get_version("m", alias="champion").version
+        2
+        """
+        checked_key("alias", alias)
+        approvals, protected = tables.approvals, tables.protected_aliases
+        with self.db.write() as connection:
+            who = self._user(connection, actor, "editor")
+            row = self._version_row(connection, name, version)
+            model_id = row["model_id"]
+            required = (
+                connection.execute(
+                    sa.select(protected.c.required_approvals).where(
+                        protected.c.model_id == model_id, protected.c.name == alias
+                    )
+                ).scalar()
+                or 0
+            )
+            pending = (
+                approvals.c.model_id == model_id,
+                approvals.c.alias == alias,
+                approvals.c.version_id == row["id"],
+                approvals.c.consumed.is_(False),
+            )
+            if required:
+                approvers = sorted(
+                    connection.execute(
+                        sa.select(approvals.c.approver).distinct().where(*pending)
+                    ).scalars()
+                )
+                if len(approvers) < required:
+                    have = f" ({', '.join(approvers)})" if approvers else ""
+                    raise PermissionDenied(
+                        f"alias {alias!r} of model {name!r} is protected: moving it to version "
+                        f"{version} needs {required} approvals from distinct approvers, "
+                        f"has {len(approvers)}{have}"
+                    )
+                connection.execute(approvals.update().where(*pending).values(consumed=True))
+            before_version = connection.execute(
+                sa.select(_versions.c.version)
+                .join(_aliases, _aliases.c.version_id == _versions.c.id)
+                .where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
+            ).scalar()
+            connection.execute(
+                _aliases.delete().where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
+            )
+            connection.execute(
+                _aliases.insert().values(
+                    model_id=model_id, name=alias, version_id=row["id"], updated_ms=now_ms()
+                )
+            )
+            append_audit(
+                connection,
+                who,
+                "set_alias",
+                f"model:{name}/alias:{alias}",
+                reason,
+                None if before_version is None else {"version": before_version},
+                {"version": version},
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def alias_at(self, name: str, alias: str, at_ms: int) -> int | None:
+        """The version ``alias`` pointed at, at time ``at_ms`` (from the audit log).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("m", b"x", flavor="onnx"); r.set_alias("m", "prod", 1)
+        >>> r.alias_at("m", "prod", 0), r.alias_at("m", "prod", now_ms() + 1)
+        (None, 1)
+        """
+        log = tables.audit_log
+        after = None
+        with self.db.read() as connection:
+            after = connection.execute(
+                sa.select(log.c.after_json)
+                .where(
+                    log.c.entity == f"model:{name}/alias:{alias}",
+                    log.c.action == "set_alias",
+                    log.c.at_ms <= int(at_ms),
+                )
+                .order_by(log.c.id.desc())
+                .limit(1)
+            ).scalar()
+        return None if after is None else json.loads(after)["version"]
+
+    def load(self, name: str, version: int | None = None, alias: str | None = None) -> object:
+        """The model object, after verifying its artifact against the recorded sha256.
+
+        A changed artifact raises :class:`~opsloop.store.TamperedArtifactError` naming the
+        expected and found hashes, before anything is deserialised.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("m", b"\\x01", flavor="onnx"); r.load("m")
+        b'\\x01'
+        """
+        with self.db.read() as connection:
+            row = self._version_row(connection, name, version, alias)
+        data = self.artifacts.get_bytes(row["artifact_sha256"])
+        return load_model_bytes(data, row["flavor"], json.loads(row["loader_json"] or "{}"))
+
+    def lineage(self, name: str, version: int | None = None, alias: str | None = None) -> Lineage:
+        """Version -> artifact -> run -> commit, packages and data hashes, in one query.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("m", b"x", flavor="onnx"); r.lineage("m", 1).run_id is None
+        True
+        """
+        runs, env, inputs, e = (
+            tables.runs,
+            tables.environments,
+            tables.run_inputs,
+            tables.experiments,
+        )
+        query = (
+            sa.select(
+                _versions.c.version,
+                _versions.c.artifact_sha256,
+                runs.c.run_id,
+                e.c.name.label("experiment"),
+                runs.c.git_commit,
+                runs.c.git_branch,
+                runs.c.git_dirty,
+                runs.c.git_diff_sha256,
+                env.c.python_version,
+                env.c.sha256.label("environment_sha256"),
+                env.c.packages,
+                inputs.c.name.label("dataset_name"),
+                inputs.c.dataset_sha256,
+            )
+            .select_from(
+                _versions.join(_models, _models.c.id == _versions.c.model_id)
+                .outerjoin(runs, runs.c.id == _versions.c.run_id)
+                .outerjoin(e, e.c.id == runs.c.experiment_id)
+                .outerjoin(env, env.c.sha256 == runs.c.environment_sha256)
+                .outerjoin(inputs, inputs.c.run_id == runs.c.id)
+            )
+            .where(_models.c.name == name)
+            .order_by(inputs.c.name)
+        )
+        if alias is not None:
+            query = query.join(
+                _aliases, sa.and_(_aliases.c.version_id == _versions.c.id, _aliases.c.name == alias)
+            )
+        elif version is not None:
+            query = query.where(_versions.c.version == version)
+        else:
+            latest = (
+                sa.select(sa.func.max(_versions.c.version))
+                .join(_models, _models.c.id == _versions.c.model_id)
+                .where(_models.c.name == name)
+                .scalar_subquery()
+            )
+            query = query.where(_versions.c.version == latest)
+        with self.db.read() as connection:
+            rows = connection.execute(query).mappings().all()
+        if not rows:
+            what = (
+                f"alias {alias!r}" if alias else f"version {version}" if version else "any version"
+            )
+            raise UnknownModelError(f"model {name!r} has no {what}")
+        first = rows[0]
+        return Lineage(
+            model=name,
+            version=first["version"],
+            alias=alias,
+            artifact_sha256=first["artifact_sha256"],
+            run_id=first["run_id"],
+            experiment=first["experiment"],
+            git_commit=first["git_commit"],
+            git_branch=first["git_branch"],
+            git_dirty=first["git_dirty"],
+            git_diff_sha256=first["git_diff_sha256"],
+            python_version=first["python_version"],
+            environment_sha256=first["environment_sha256"],
+            packages=None if first["packages"] is None else tuple(json.loads(first["packages"])),
+            datasets=tuple(
+                (row["dataset_name"], row["dataset_sha256"])
+                for row in rows
+                if row["dataset_name"] is not None
+            ),
+        )
+
+    def list_models(self) -> pd.DataFrame:
+        """One row per model: ``name``, ``description``, ``latest_version``, ``aliases``.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> len(r.list_models())
+        0
+        """
+        latest = (
+            sa.select(sa.func.max(_versions.c.version))
+            .where(_versions.c.model_id == _models.c.id)
+            .scalar_subquery()
+        )
+        with self.db.read() as connection:
+            rows = connection.execute(
+                sa.select(
+                    _models.c.id,
+                    _models.c.name,
+                    _models.c.description,
+                    latest.label("latest_version"),
+                ).order_by(_models.c.name)
+            ).all()
+            alias_rows = connection.execute(
+                sa.select(_aliases.c.model_id, _aliases.c.name, _versions.c.version)
+                .join(_versions, _versions.c.id == _aliases.c.version_id)
+                .order_by(_aliases.c.name)
+            ).all()
+        aliases: dict[int, dict[str, int]] = {}
+        for model_id, alias, number in alias_rows:
+            aliases.setdefault(model_id, {})[alias] = number
+        frame = pd.DataFrame(
+            [
+                {
+                    "name": row.name,
+                    "description": row.description,
+                    "latest_version": row.latest_version,
+                    "aliases": aliases.get(row.id, {}),
+                }
+                for row in rows
+            ],
+            columns=["name", "description", "latest_version", "aliases"],
+            dtype=object,
+        )
+        frame["latest_version"] = frame["latest_version"].astype("int64")
+        return frame
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        alias: str | None = None,
+        min_metrics: Mapping[str, float] | None = None,
+        max_metrics: Mapping[str, float] | None = None,
+    ) -> pd.DataFrame:
+        """Versions matching all the given conditions, newest first, as a DataFrame.
+
+        ``text`` matches model names and model or version descriptions (case-insensitive);
+        ``tags`` version tags exactly; ``alias`` versions holding that alias; ``min_metrics``
+        and ``max_metrics`` bound version metrics.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("churn", b"x", flavor="onnx", metrics={"auc": 0.8})
+        >>> _ = r.register("churn", b"y", flavor="onnx", metrics={"auc": 0.9})
+        >>> r.search(min_metrics={"auc": 0.85})[["model", "version"]].values.tolist()
+        [['churn', 2]]
+        """
+        vm, vt = tables.version_metrics, tables.version_tags
+        query = sa.select(_models.c.name, _versions.c.id, _versions.c.version).join(
+            _models, _models.c.id == _versions.c.model_id
+        )
+        if text:
+            pattern = f"%{text}%"
+            query = query.where(
+                sa.or_(
+                    _models.c.name.ilike(pattern),
+                    _models.c.description.ilike(pattern),
+                    _versions.c.description.ilike(pattern),
+                )
+            )
+        for key, value in (tags or {}).items():
+            query = query.where(
+                sa.exists().where(
+                    vt.c.version_id == _versions.c.id, vt.c.key == key, vt.c.value == str(value)
+                )
+            )
+        if alias is not None:
+            query = query.where(
+                sa.exists().where(_aliases.c.version_id == _versions.c.id, _aliases.c.name == alias)
+            )
+        for bound, op in ((min_metrics, "ge"), (max_metrics, "le")):
+            for key, value in (bound or {}).items():
+                limit = metric_value(key, value)
+                compare = vm.c.value >= limit if op == "ge" else vm.c.value <= limit
+                query = query.where(
+                    sa.exists().where(vm.c.version_id == _versions.c.id, vm.c.key == key, compare)
+                )
+        query = query.order_by(_versions.c.created_ms.desc(), _versions.c.id.desc())
+        with self.db.read() as connection:
+            found = connection.execute(query).all()
+            versions = [
+                self._to_version(
+                    connection,
+                    model,
+                    connection.execute(sa.select(_versions).where(_versions.c.id == version_id))
+                    .mappings()
+                    .one(),
+                )
+                for model, version_id, _ in found
+            ]
+        columns = [
+            "model",
+            "version",
+            "flavor",
+            "aliases",
+            "metrics",
+            "tags",
+            "description",
+            "run_id",
+            "artifact_sha256",
+        ]
+        return pd.DataFrame(
+            [{c: getattr(v, c) for c in columns} for v in versions], columns=columns
+        )
+
+    def verify_audit_log(self) -> AuditVerification:
+        """Check the audit log's hash chain (see :mod:`.audit`).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> r.verify_audit_log().ok
+        True
+        """
+        return verify_audit_log(self.db)
+
+    def audit(self, name: str | None = None) -> pd.DataFrame:
+        """The audit log (every entity, or those of model ``name``), oldest first.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("m", b"x", flavor="onnx"); r.audit("m")["action"].tolist()
+        ['create_model', 'register_version']
+        """
+        return audit_entries(self.db, None if name is None else f"model:{name}")
+
+
+def _signature(input_schema: Any, output_type: str | None) -> dict | None:
+    if input_schema is None and output_type is None:
+        return None
+    inputs = None
+    if input_schema is not None:
+        from opsloop.data.schema import Schema, infer_schema
+
+        if isinstance(input_schema, pd.DataFrame):
+            inputs = infer_schema(input_schema).to_dict()
+        elif isinstance(input_schema, Schema):
+            inputs = input_schema.to_dict()
+        elif isinstance(input_schema, Mapping):
+            inputs = Schema.from_dict(input_schema).to_dict()
+        else:
+            raise TypeError(
+                "input_schema must be a Schema, a DataFrame or a schema dictionary, got "
+                f"{type(input_schema).__name__}"
+            )
+    if output_type is not None and not isinstance(output_type, str):
+        raise TypeError(f"output_type must be a string such as 'float', got {output_type!r}")
+    return {"inputs": inputs, "output": output_type}

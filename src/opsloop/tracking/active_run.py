@@ -1,0 +1,391 @@
+"""A run being logged: the object ``start_run`` yields, with buffered, batched writes.
+
+Params, tags and metric points are kept in memory and written together by a background
+thread every ``flush_interval_s`` seconds, as soon as ``max_buffered`` points wait, on
+:meth:`ActiveRun.flush` and when the run ends. A batch that fails to write is put back, so a
+later flush retries it; the error is raised to the caller at the next call. Artifacts and
+data sets are written at once: they are few, and their content must be stored first.
+
+>>> import tempfile
+>>> from opsloop.store import ArtifactStore, Database
+>>> from opsloop.tracking.local_store import LocalTrackingStore
+>>> store = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> with ActiveRun(store, store.create_run("churn")) as run:
+...     run.log_params({"model": "rf", "depth": 5})
+...     for step in range(3):
+...         run.log_metric("loss", 1.0 / (step + 1), step=step)
+>>> stored = store.get_run(run.run_id)
+>>> stored.status, stored.params["depth"], round(stored.metrics["loss"], 3)
+('FINISHED', '5', 0.333)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from opsloop.tracking.dataset_digest import dataset_sha256
+from opsloop.tracking.limits import checked_key, metric_step, metric_value, param_text, tag_text
+from opsloop.tracking.metric_buffer import MetricBuffer
+from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run
+
+
+class ActiveRun:
+    """Log params, metrics, tags, artifacts and data sets to one run of a tracking backend.
+
+    ``backend`` is a :class:`~opsloop.tracking.local_store.LocalTrackingStore` (or any
+    object with its ``write_batch``, ``end_run``, ``log_artifact``, ``log_dataset`` and
+    ``get_run`` methods). Used as a context manager, the
+    run ends FINISHED, FAILED when the block raises, or KILLED on ``KeyboardInterrupt``.
+
+    >>> import tempfile
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> from opsloop.tracking.local_store import LocalTrackingStore
+    >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+    >>> run = ActiveRun(s, s.create_run("e"), flush_interval_s=60)
+    >>> run.log_metric("auc", 0.5); run.flush(); s.get_run(run.run_id).metrics
+    {'auc': 0.5}
+    >>> run.end()
+    """
+
+    def __init__(
+        self,
+        backend,
+        run_id: str,
+        *,
+        flush_interval_s: float = 1.0,
+        max_buffered: int = 200_000,
+    ) -> None:
+        if not flush_interval_s > 0:
+            raise ValueError(f"flush_interval_s must be positive, got {flush_interval_s!r}")
+        if isinstance(max_buffered, bool) or not isinstance(max_buffered, int) or max_buffered < 1:
+            raise ValueError(f"max_buffered must be a positive integer, got {max_buffered!r}")
+        self.backend = backend
+        self.run_id = run_id
+        self.flush_interval_s = flush_interval_s
+        self.max_buffered = max_buffered
+        self._metrics = MetricBuffer()
+        self._params: dict[str, str] = {}
+        self._pending_params: dict[str, str] = {}
+        self._pending_tags: dict[str, str] = {}
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._valid_keys: set[str] = set()
+        self._error: BaseException | None = None
+        self._ended = False
+        self._wake = threading.Event()
+        self._stop = False
+        self._flusher = threading.Thread(
+            target=self._flush_periodically, name=f"opsloop-flush-{run_id[:8]}", daemon=True
+        )
+        self._flusher.start()
+
+    def __repr__(self) -> str:
+        return f"ActiveRun(run_id={self.run_id!r})"
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            self.end("FINISHED")
+        else:
+            status = "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED"
+            # The block's own exception is the one to report.
+            with contextlib.suppress(Exception):
+                self.end(status)
+
+    # -- logging --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._ended:
+            raise ValueError(f"run {self.run_id} has ended; start or resume a run to log to it")
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def log_metric(
+        self, key: str, value: float, step: int = 0, timestamp_ms: int | None = None
+    ) -> None:
+        """Buffer one metric point (a finite number; ``step`` defaults to 0).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> with ActiveRun(s, s.create_run("e")) as run:
+        ...     run.log_metric("loss", float("inf"))
+        Traceback (most recent call last):
+        ValueError: metric 'loss': value must be a finite number, got inf
+        """
+        if self._ended or self._error is not None:
+            self._check_open()
+        if key not in self._valid_keys:
+            checked_key("metric", key)
+            self._valid_keys.add(key)
+        # Fast path for the common case: a finite float (inf - inf and nan - nan are nan).
+        if type(value) is not float or value - value != 0.0:
+            value = metric_value(key, value)
+        if type(step) is not int:
+            step = metric_step(key, step)
+        if timestamp_ms is None:
+            timestamp_ms = time.time_ns() // 1_000_000
+        self._metrics.append(key, value, step, timestamp_ms)
+        if len(self._metrics) >= self.max_buffered:
+            self._wake.set()
+
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: int = 0, timestamp_ms: int | None = None
+    ) -> None:
+        """Buffer several metrics at one step.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> with ActiveRun(s, s.create_run("e")) as run:
+        ...     run.log_metrics({"auc": 0.8, "f1": 0.6}, step=2)
+        >>> s.get_run(run.run_id).metrics
+        {'auc': 0.8, 'f1': 0.6}
+        """
+        self._check_open()
+        step = metric_step("metrics", step)
+        stamp = time.time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
+        keys, values = [], []
+        for key, value in metrics.items():
+            checked_key("metric", key)
+            keys.append(key)
+            values.append(metric_value(key, value))
+        self._metrics.extend(keys, values, [step] * len(keys), [stamp] * len(keys))
+        if len(self._metrics) >= self.max_buffered:
+            self._wake.set()
+
+    def log_param(self, key: str, value: object) -> None:
+        """Record one param (stored as text; logging it again needs the same value).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> with ActiveRun(s, s.create_run("e")) as run:
+        ...     run.log_param("depth", 3)
+        ...     run.log_param("depth", 4)
+        Traceback (most recent call last):
+        ValueError: param 'depth' is already '3'; cannot change it to '4'
+        """
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        """Record several params.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> with ActiveRun(s, s.create_run("e")) as run:
+        ...     run.log_params({"a": 1, "b": "x"})
+        >>> s.get_run(run.run_id).params
+        {'a': '1', 'b': 'x'}
+        """
+        self._check_open()
+        checked = {checked_key("param", k): param_text(k, v) for k, v in params.items()}
+        with self._pending_lock:
+            for key, text in checked.items():
+                old = self._params.get(key)
+                if old is not None and old != text:
+                    raise ValueError(
+                        f"param {key!r} is already {old!r}; cannot change it to {text!r}"
+                    )
+            for key, text in checked.items():
+                if key not in self._params:
+                    self._params[key] = text
+                    self._pending_params[key] = text
+
+    def set_tag(self, key: str, value: object) -> None:
+        """Set a tag (tags may change during the run).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> with ActiveRun(s, s.create_run("e")) as run:
+        ...     run.set_tag("stage", "try"); run.set_tag("stage", "final")
+        >>> s.get_run(run.run_id).tags
+        {'stage': 'final'}
+        """
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, object]) -> None:
+        """Set several tags.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> with ActiveRun(s, s.create_run("e")) as run:
+        ...     run.set_tags({"a": 1})
+        >>> s.get_run(run.run_id).tags
+        {'a': '1'}
+        """
+        self._check_open()
+        checked = {checked_key("tag", k): tag_text(k, v) for k, v in tags.items()}
+        with self._pending_lock:
+            self._pending_tags.update(checked)
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> ArtifactRecord:
+        """Store a file content-addressed and record it in the run (as ``name``, default its
+        file name).
+
+        >>> import tempfile, pathlib
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "report.txt"
+        >>> _ = p.write_text("ok")
+        >>> with ActiveRun(s, s.create_run("e")) as run:
+        ...     run.log_artifact(p).path
+        'report.txt'
+        """
+        self._check_open()
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"artifact path {str(source)!r} is not a file")
+        return self.backend.log_artifact(self.run_id, source, name or source.name)
+
+    def log_dataset(
+        self,
+        frame: pd.DataFrame,
+        name: str = "train",
+        *,
+        schema: bool = True,
+        profile: bool = True,
+    ) -> DatasetInput:
+        """Record a data set the run used: full-content sha256, shape, schema and profile.
+
+        The schema comes from :func:`opsloop.data.schema.infer_schema` and the profile from
+        :func:`opsloop.data.profile.profile` (turn either off for very wide tables).
+
+        >>> import tempfile, pandas as pd
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> with ActiveRun(s, s.create_run("e")) as run:
+        ...     d = run.log_dataset(pd.DataFrame({"x": [1, 2]}), name="train")
+        >>> d.n_rows, d.schema["columns"]["x"]["type"], d.profile["n_rows"]
+        (2, 'int', 2)
+        """
+        self._check_open()
+        digest = dataset_sha256(frame)
+        schema_document = profile_document = None
+        if schema:
+            from opsloop.data.schema import infer_schema
+
+            schema_document = infer_schema(frame).to_dict()
+        if profile:
+            from opsloop.data.profile import profile as profile_frame
+
+            profile_document = profile_frame(frame).to_dict()
+        dataset = DatasetInput(
+            checked_key("dataset name", name),
+            digest,
+            int(frame.shape[0]),
+            int(frame.shape[1]),
+            schema_document,
+            profile_document,
+        )
+        self.backend.log_dataset(self.run_id, dataset)
+        return dataset
+
+    # -- writing --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything buffered now (raises if the write fails; nothing is dropped).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> run = ActiveRun(s, s.create_run("e")); run.log_param("a", 1); run.flush()
+        >>> s.get_run(run.run_id).params
+        {'a': '1'}
+        >>> run.end()
+        """
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        self._write_pending()
+
+    def _write_pending(self) -> None:
+        with self._flush_lock:
+            with self._pending_lock:
+                params, self._pending_params = self._pending_params, {}
+                tags, self._pending_tags = self._pending_tags, {}
+            batch = self._metrics.drain()
+            if not (params or tags or len(batch)):
+                return
+            try:
+                self.backend.write_batch(
+                    self.run_id, metrics=batch if len(batch) else None, params=params, tags=tags
+                )
+            except BaseException:
+                self._metrics.restore(batch)
+                with self._pending_lock:
+                    self._pending_params = {**params, **self._pending_params}
+                    self._pending_tags = {**tags, **self._pending_tags}
+                raise
+
+    def _flush_periodically(self) -> None:
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            if self._stop:
+                return
+            try:
+                self._write_pending()
+            except Exception as error:  # reported to the caller at its next call
+                self._error = error
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Flush, stop the background writer and set the final status (idempotent).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> run = ActiveRun(s, s.create_run("e")); run.end("KILLED"); run.end()
+        >>> s.get_run(run.run_id).status
+        'KILLED'
+        """
+        if self._ended:
+            return
+        self._stop = True
+        self._wake.set()
+        self._flusher.join()
+        self._ended = True
+        error, self._error = self._error, None
+        try:
+            self._write_pending()
+        finally:
+            self.backend.end_run(self.run_id, status)
+        if error is not None:
+            raise error
+
+    def to_run(self) -> Run:
+        """Flush and read the run back from the backend.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> with ActiveRun(s, s.create_run("e")) as run:
+        ...     run.to_run().status
+        'RUNNING'
+        """
+        if not self._ended:
+            self.flush()
+        return self.backend.get_run(self.run_id)

@@ -1,0 +1,210 @@
+"""The tracking API: ``start_run``, ``get_run``, ``search_runs``, ``compare_runs``.
+
+Where runs go is decided by ``OPSLOOP_TRACKING_URI``: unset, the local store (the database of
+``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``); otherwise a database URI. Tracking
+through an opsloop server (an ``http(s)://`` URI) is not part of this version and is refused
+with a clear error rather than silently logging somewhere else.
+
+>>> import os, tempfile
+>>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+>>> with start_run(experiment="churn", capture=False) as run:
+...     run.log_params({"model": "rf"})
+...     run.log_metric("auc", 0.91)
+>>> found = search_runs("churn", filter="metrics.auc > 0.9 and params.model = 'rf'")
+>>> found["run_id"].tolist() == [run.run_id], get_run(run.run_id).metrics
+(True, {'auc': 0.91})
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from opsloop.store.location import artifact_uri, store_uri
+from opsloop.tracking.active_run import ActiveRun
+from opsloop.tracking.capture import (
+    capture_code_version,
+    capture_command_line,
+    capture_environment,
+    current_user,
+)
+from opsloop.tracking.comparison import RunComparison, compare
+from opsloop.tracking.records import Run
+
+TRACKING_VARIABLE = "OPSLOOP_TRACKING_URI"
+
+_backends: dict[tuple, object] = {}
+_backends_lock = threading.Lock()
+_active = threading.local()
+
+
+def tracking_backend(uri: str | None = None):
+    """The backend for ``uri`` (default ``$OPSLOOP_TRACKING_URI``), made once per process.
+
+    >>> import os, tempfile
+    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> type(tracking_backend()).__name__
+    'LocalTrackingStore'
+    """
+    target = uri or os.environ.get(TRACKING_VARIABLE) or ""
+    if target.startswith(("http://", "https://")):
+        raise ValueError(
+            f"tracking URI {target!r}: tracking through an opsloop server is not supported by "
+            "this version; use a database URI (sqlite:///..., postgresql+psycopg://...)"
+        )
+    key = (os.getpid(), target or store_uri(), artifact_uri())
+    with _backends_lock:
+        backend = _backends.get(key)
+        if backend is None:
+            from opsloop.store import ArtifactStore, open_database
+            from opsloop.tracking.local_store import LocalTrackingStore
+
+            backend = LocalTrackingStore(open_database(key[1]), ArtifactStore(key[2]))
+            _backends[key] = backend
+        return backend
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost run started by :func:`start_run` in this thread and not yet ended.
+
+    >>> active_run() is None
+    True
+    """
+    stack = getattr(_active, "stack", [])
+    while stack and stack[-1]._ended:
+        stack.pop()
+    return stack[-1] if stack else None
+
+
+class _RunContext(ActiveRun):
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            super().__exit__(kind, error, traceback)
+        finally:
+            stack = getattr(_active, "stack", [])
+            if self in stack:
+                stack.remove(self)
+
+
+def start_run(
+    experiment: str = "default",
+    *,
+    name: str | None = None,
+    run_id: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, object] | None = None,
+    capture: bool = True,
+    flush_interval_s: float = 1.0,
+    tracking_uri: str | None = None,
+) -> ActiveRun:
+    """Start (or with ``run_id``, resume) a run; use it as a context manager.
+
+    ``nested=True`` makes the run a child of this thread's active run (or give
+    ``parent_run_id``). ``capture`` records the git version, environment, command line and
+    OS user.
+
+    >>> import os, tempfile
+    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> with start_run("tune", capture=False) as parent:
+    ...     with start_run("tune", nested=True, capture=False) as child:
+    ...         child.log_metric("loss", 0.1)
+    >>> get_run(child.run_id).parent_run_id == parent.run_id
+    True
+    """
+    backend = tracking_backend(tracking_uri)
+    if run_id is not None:
+        backend.get_run(run_id)
+        backend.end_run(run_id, "RUNNING")
+        resumed = _RunContext(backend, run_id, flush_interval_s=flush_interval_s)
+        if tags:
+            resumed.set_tags(tags)
+        _push(resumed)
+        return resumed
+    if nested and parent_run_id is None:
+        parent = active_run()
+        if parent is None:
+            raise ValueError("nested=True needs an active run in this thread to be the parent")
+        parent_run_id = parent.run_id
+    details = {}
+    if capture:
+        details = {
+            "user": current_user(),
+            "command": capture_command_line(),
+            "code": capture_code_version(),
+            "environment": capture_environment(),
+        }
+    new_id = backend.create_run(
+        experiment, name=name, parent_run_id=parent_run_id, tags=tags, **details
+    )
+    run = _RunContext(backend, new_id, flush_interval_s=flush_interval_s)
+    _push(run)
+    return run
+
+
+def _push(run: ActiveRun) -> None:
+    if not hasattr(_active, "stack"):
+        _active.stack = []
+    _active.stack.append(run)
+
+
+def get_run(run_id: str, *, tracking_uri: str | None = None) -> Run:
+    """The stored run: params, latest metrics, tags, versions, inputs, ``metric_history(key)``.
+
+    >>> import os, tempfile
+    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> with start_run("e", capture=False) as run:
+    ...     for step in range(3):
+    ...         run.log_metric("loss", 1 / (step + 1), step=step)
+    >>> get_run(run.run_id).metric_history("loss")["step"].tolist()
+    [0, 1, 2]
+    """
+    return tracking_backend(tracking_uri).get_run(run_id)
+
+
+def search_runs(
+    experiment: str | Iterable[str] | None = None,
+    filter: str | None = None,
+    order_by: Sequence[str] | None = None,
+    max_results: int | None = None,
+    *,
+    tracking_uri: str | None = None,
+) -> pd.DataFrame:
+    """Runs of ``experiment`` (a name, names, or ``None`` for all) matching ``filter``.
+
+    The filter language (AND, OR, NOT, parentheses; ``metrics.``, ``params.``, ``tags.``
+    and run attributes) is documented in :mod:`opsloop.tracking.filter_parser`; it runs as
+    SQL in the database. ``order_by`` is a list such as ``["metrics.auc DESC"]``.
+
+    >>> import os, tempfile
+    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> for auc in (0.7, 0.9, 0.8):
+    ...     with start_run("e", capture=False) as run:
+    ...         run.log_metric("auc", auc)
+    >>> search_runs("e", order_by=["metrics.auc DESC"])["metrics.auc"].tolist()
+    [0.9, 0.8, 0.7]
+    """
+    return tracking_backend(tracking_uri).search_runs(experiment, filter, order_by, max_results)
+
+
+def compare_runs(run_ids: Sequence[str], *, tracking_uri: str | None = None) -> RunComparison:
+    """Params and latest metrics side by side, plus every metric history of the runs.
+
+    >>> import os, tempfile
+    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> ids = []
+    >>> for depth in (3, 5):
+    ...     with start_run("e", capture=False) as run:
+    ...         run.log_params({"depth": depth, "seed": 0})
+    ...         ids.append(run.run_id)
+    >>> compare_runs(ids).differing_params()
+    ['depth']
+    """
+    if isinstance(run_ids, str):
+        raise TypeError("run_ids must be a list of run ids, not one string")
+    backend = tracking_backend(tracking_uri)
+    runs = [backend.get_run(run_id) for run_id in run_ids]
+    return compare(runs, backend.metric_histories(list(run_ids)))

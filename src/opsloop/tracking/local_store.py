@@ -1,0 +1,819 @@
+"""Tracking on the store's database: experiments, runs, batched metric writes, search.
+
+This is the embedded backend (the HTTP server runs the same code). A metric batch is written
+in one transaction: the run's point counter is advanced once for the whole batch (which
+numbers the points, so equal steps stay distinct even with several writers), the points are
+inserted with one ``executemany``, and each key's latest value is upserted, keeping the
+higher step (then the later time). A process killed mid-batch leaves either the whole batch
+or none of it.
+
+>>> import pandas as pd, tempfile
+>>> from opsloop.store import ArtifactStore, Database
+>>> store = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> run_id = store.create_run("churn", name="rf")
+>>> batch = MetricBatch(("auc", "auc"), np.array([0.7, 0.8]), np.array([0, 1]),
+...                     np.array([1_000, 2_000]))
+>>> store.write_batch(run_id, metrics=batch, params={"model": "rf"})
+>>> run = store.get_run(run_id)
+>>> run.params, run.metrics, run.metric_history("auc")["value"].tolist()
+({'model': 'rf'}, {'auc': 0.8}, [0.7, 0.8])
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from opsloop.store import tables
+from opsloop.store.artifacts import ArtifactStore
+from opsloop.store.database import Database, now_ms, open_database
+from opsloop.store.location import artifact_uri
+from opsloop.tracking.capture import CodeVersion, Environment
+from opsloop.tracking.filter_parser import parse_filter
+from opsloop.tracking.filter_sql import filter_to_sql, order_to_sql
+from opsloop.tracking.limits import checked_key, param_text, tag_text
+from opsloop.tracking.metric_buffer import MetricBatch
+from opsloop.tracking.records import (
+    RUN_STATUSES,
+    ArtifactRecord,
+    DatasetInput,
+    Run,
+    empty_history,
+)
+
+_runs = tables.runs
+_parent = tables.runs.alias("parent_run")
+_POINT_COLUMNS = ("run_id", "key_id", "step", "seq", "timestamp_ms", "value")
+
+
+class UnknownRunError(ValueError):
+    """No run has this id."""
+
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"unknown run id {run_id!r}")
+        self.run_id = run_id
+
+
+class UnknownExperimentError(ValueError):
+    """No experiment has this name."""
+
+    def __init__(self, name: object) -> None:
+        super().__init__(f"unknown experiment {name!r}")
+        self.name = name
+
+
+class LocalTrackingStore:
+    """Experiments and runs in a :class:`~opsloop.store.Database`, artifacts in an ArtifactStore.
+
+    Defaults: the configured database (``OPSLOOP_STORE_URI`` or SQLite in ``OPSLOOP_HOME``)
+    and artifact root.
+
+    >>> import tempfile
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+    >>> s.create_experiment("churn") == s.create_experiment("churn")
+    True
+    """
+
+    def __init__(
+        self, database: Database | None = None, artifacts: ArtifactStore | None = None
+    ) -> None:
+        self.db = database if database is not None else open_database()
+        self.artifacts = artifacts if artifacts is not None else ArtifactStore(artifact_uri())
+        self._run_pks: dict[str, int] = {}
+        self._key_ids: dict[str, int] = {}
+        self._cache_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LocalTrackingStore({self.db!r}, {self.artifacts!r})"
+
+    def _insert(self, table: sa.Table):
+        dialect = sqlite if self.db.dialect == "sqlite" else postgresql
+        return dialect.insert(table)
+
+    # -- experiments ----------------------------------------------------------------------
+
+    def _experiment_id(self, connection: Connection, name: str, create: bool) -> int:
+        table = tables.experiments
+        if create:
+            connection.execute(
+                self._insert(table)
+                .values(name=name, created_ms=now_ms())
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+        found = connection.execute(sa.select(table.c.id).where(table.c.name == name)).scalar()
+        if found is None:
+            raise UnknownExperimentError(name)
+        return found
+
+    def create_experiment(self, name: str, description: str | None = None) -> int:
+        """The id of experiment ``name``, created if it does not exist.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> s.create_experiment("a"), s.create_experiment("b")
+        (1, 2)
+        """
+        checked_key("experiment", name)
+        with self.db.write() as connection:
+            experiment_id = self._experiment_id(connection, name, create=True)
+            if description is not None:
+                connection.execute(
+                    tables.experiments.update()
+                    .where(tables.experiments.c.id == experiment_id)
+                    .values(description=description)
+                )
+            return experiment_id
+
+    def list_experiments(self) -> pd.DataFrame:
+        """One row per experiment: ``name``, ``description``, ``created_ms``, ``runs``.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = s.create_run("churn")
+        >>> s.list_experiments()[["name", "runs"]].to_dict("records")
+        [{'name': 'churn', 'runs': 1}]
+        """
+        e = tables.experiments
+        count = (
+            sa.select(sa.func.count())
+            .select_from(_runs)
+            .where(_runs.c.experiment_id == e.c.id)
+            .scalar_subquery()
+        )
+        query = sa.select(e.c.name, e.c.description, e.c.created_ms, count.label("runs"))
+        with self.db.read() as connection:
+            rows = connection.execute(query.order_by(e.c.name)).all()
+        return pd.DataFrame(rows, columns=["name", "description", "created_ms", "runs"])
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment: str,
+        *,
+        name: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, object] | None = None,
+        user: str | None = None,
+        command: str | None = None,
+        code: CodeVersion | None = None,
+        environment: Environment | None = None,
+        start_ms: int | None = None,
+    ) -> str:
+        """Start a run in ``experiment`` (created if needed); return its new run id.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> len(s.create_run("churn", tags={"team": "risk"}))
+        32
+        """
+        checked_key("experiment", experiment)
+        checked_tags = _checked_tags(tags or {})
+        code = code or CodeVersion()
+        run_id = uuid.uuid4().hex
+        with self.db.write() as connection:
+            experiment_id = self._experiment_id(connection, experiment, create=True)
+            parent_pk = None
+            if parent_run_id is not None:
+                parent_pk = self._run_pk(connection, parent_run_id)
+            if environment is not None:
+                connection.execute(
+                    self._insert(tables.environments)
+                    .values(
+                        sha256=environment.sha256,
+                        python_version=environment.python_version,
+                        platform=environment.platform,
+                        packages=json.dumps(list(environment.packages)),
+                    )
+                    .on_conflict_do_nothing(index_elements=["sha256"])
+                )
+            pk = connection.execute(
+                _runs.insert()
+                .values(
+                    run_id=run_id,
+                    experiment_id=experiment_id,
+                    parent_id=parent_pk,
+                    name=name,
+                    status="RUNNING",
+                    start_ms=now_ms() if start_ms is None else int(start_ms),
+                    user_name=user,
+                    command=command,
+                    git_commit=code.commit,
+                    git_branch=code.branch,
+                    git_dirty=code.dirty,
+                    git_diff_sha256=code.diff_sha256,
+                    environment_sha256=None if environment is None else environment.sha256,
+                    metric_seq=0,
+                )
+                .returning(_runs.c.id)
+            ).scalar_one()
+            if checked_tags:
+                self._write_tags(connection, pk, checked_tags)
+        with self._cache_lock:
+            self._run_pks[run_id] = pk
+        return run_id
+
+    def _run_pk(self, connection: Connection, run_id: str) -> int:
+        pk = self._run_pks.get(run_id)
+        if pk is not None:
+            return pk
+        if not isinstance(run_id, str):
+            raise TypeError(f"run id must be a string, got {type(run_id).__name__}")
+        pk = connection.execute(sa.select(_runs.c.id).where(_runs.c.run_id == run_id)).scalar()
+        if pk is None:
+            raise UnknownRunError(run_id)
+        with self._cache_lock:
+            self._run_pks[run_id] = pk
+        return pk
+
+    def end_run(self, run_id: str, status: str = "FINISHED", end_ms: int | None = None) -> None:
+        """Set the run's final status (FINISHED, FAILED or KILLED) and end time.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> r = s.create_run("e"); s.end_run(r, "FAILED"); s.get_run(r).status
+        'FAILED'
+        """
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+        with self.db.write() as connection:
+            pk = self._run_pk(connection, run_id)
+            connection.execute(
+                _runs.update()
+                .where(_runs.c.id == pk)
+                .values(
+                    status=status,
+                    end_ms=None
+                    if status == "RUNNING"
+                    else (now_ms() if end_ms is None else int(end_ms)),
+                )
+            )
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        run_id: str,
+        metrics: MetricBatch | None = None,
+        params: Mapping[str, object] | None = None,
+        tags: Mapping[str, object] | None = None,
+    ) -> None:
+        """Write metric points, params and tags of one run in one transaction.
+
+        A param can be logged again with the same value; a different value is refused
+        (params describe how the run was configured and do not change). Tags can change.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> r = s.create_run("e"); s.write_batch(r, params={"lr": 0.1})
+        >>> s.write_batch(r, params={"lr": 0.2})
+        Traceback (most recent call last):
+        ValueError: param 'lr' of run ... is already '0.1'; cannot change it to '0.2'
+        """
+        checked_params = {
+            checked_key("param", k): param_text(k, v) for k, v in (params or {}).items()
+        }
+        checked_tags = _checked_tags(tags or {})
+        if metrics is not None and len(metrics):
+            for key in set(metrics.keys):
+                checked_key("metric", key)
+            if not np.isfinite(metrics.values).all():
+                bad = int(np.flatnonzero(~np.isfinite(metrics.values))[0])
+                raise ValueError(
+                    f"metric {metrics.keys[bad]!r}: value must be a finite number, "
+                    f"got {metrics.values[bad]}"
+                )
+        new_keys: dict[str, int] = {}
+        with self.db.write() as connection:
+            pk = self._run_pk(connection, run_id)
+            if checked_params:
+                self._write_params(connection, pk, run_id, checked_params)
+            if checked_tags:
+                self._write_tags(connection, pk, checked_tags)
+            if metrics is not None and len(metrics):
+                new_keys = self._write_metrics(connection, pk, metrics)
+        if new_keys:
+            with self._cache_lock:
+                self._key_ids.update(new_keys)
+
+    def _write_params(
+        self, connection: Connection, pk: int, run_id: str, values: dict[str, str]
+    ) -> None:
+        table = tables.params
+        existing = dict(
+            connection.execute(
+                sa.select(table.c.key, table.c.value).where(
+                    table.c.run_id == pk, table.c.key.in_(list(values))
+                )
+            ).all()
+        )
+        for key, old in existing.items():
+            if old != values[key]:
+                raise ValueError(
+                    f"param {key!r} of run {run_id} is already {old!r}; "
+                    f"cannot change it to {values[key]!r}"
+                )
+        rows = [
+            {"run_id": pk, "key": k, "value": v} for k, v in values.items() if k not in existing
+        ]
+        if rows:
+            connection.execute(table.insert(), rows)
+
+    def _write_tags(self, connection: Connection, pk: int, values: dict[str, str]) -> None:
+        insert = self._insert(tables.tags)
+        statement = insert.on_conflict_do_update(
+            index_elements=["run_id", "key"], set_={"value": insert.excluded.value}
+        )
+        connection.execute(
+            statement, [{"run_id": pk, "key": k, "value": v} for k, v in values.items()]
+        )
+
+    def _key_ids_for(self, connection: Connection, names: list[str]) -> tuple[np.ndarray, dict]:
+        known = self._key_ids
+        missing = [name for name in names if name not in known]
+        found: dict[str, int] = {}
+        if missing:
+            keys = tables.metric_keys
+            connection.execute(
+                self._insert(keys).on_conflict_do_nothing(index_elements=["name"]),
+                [{"name": name} for name in missing],
+            )
+            found = dict(
+                connection.execute(
+                    sa.select(keys.c.name, keys.c.id).where(keys.c.name.in_(missing))
+                ).all()
+            )
+        ids = np.array([known.get(name) or found[name] for name in names], dtype=np.int64)
+        return ids, found
+
+    def _write_metrics(self, connection: Connection, pk: int, batch: MetricBatch) -> dict:
+        names, inverse = np.unique(np.asarray(batch.keys, dtype=object), return_inverse=True)
+        key_ids, new_keys = self._key_ids_for(connection, names.tolist())
+        point_keys = key_ids[inverse]
+        n = len(batch)
+        last = connection.execute(
+            _runs.update()
+            .where(_runs.c.id == pk)
+            .values(metric_seq=_runs.c.metric_seq + n)
+            .returning(_runs.c.metric_seq)
+        ).scalar_one()
+        seqs = np.arange(last - n + 1, last + 1, dtype=np.int64)
+        marker = "?" if self.db.dialect == "sqlite" else "%s"
+        sql = (
+            f"INSERT INTO metrics ({', '.join(_POINT_COLUMNS)}) "
+            f"VALUES ({', '.join([marker] * len(_POINT_COLUMNS))})"
+        )
+        rows = list(
+            zip(
+                [pk] * n,
+                point_keys.tolist(),
+                batch.steps.tolist(),
+                seqs.tolist(),
+                batch.timestamps_ms.tolist(),
+                batch.values.tolist(),
+                strict=True,
+            )
+        )
+        connection.exec_driver_sql(sql, rows)
+        # The latest point per key: highest step, then latest time, then logged last.
+        order = np.lexsort((seqs, batch.timestamps_ms, batch.steps, inverse))
+        grouped = inverse[order]
+        last_of_key = order[np.r_[grouped[1:] != grouped[:-1], True]]
+        latest = tables.latest_metrics
+        insert = self._insert(latest)
+        statement = insert.on_conflict_do_update(
+            index_elements=["run_id", "key_id"],
+            set_={
+                "step": insert.excluded.step,
+                "timestamp_ms": insert.excluded.timestamp_ms,
+                "value": insert.excluded.value,
+            },
+            where=sa.or_(
+                insert.excluded.step > latest.c.step,
+                sa.and_(
+                    insert.excluded.step == latest.c.step,
+                    insert.excluded.timestamp_ms >= latest.c.timestamp_ms,
+                ),
+            ),
+        )
+        connection.execute(
+            statement,
+            [
+                {
+                    "run_id": pk,
+                    "key_id": int(point_keys[i]),
+                    "step": int(batch.steps[i]),
+                    "timestamp_ms": int(batch.timestamps_ms[i]),
+                    "value": float(batch.values[i]),
+                }
+                for i in last_of_key
+            ],
+        )
+        return new_keys
+
+    def log_artifact(
+        self, run_id: str, source: str | Path | bytes, path: str | None = None
+    ) -> ArtifactRecord:
+        """Store a file (or bytes) content-addressed and record it under ``path`` in the run.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> r = s.create_run("e")
+        >>> s.log_artifact(r, b"hello", "notes.txt").size
+        5
+        """
+        if isinstance(source, bytes | bytearray):
+            if not path:
+                raise ValueError("artifact path is required when logging bytes")
+            sha256 = self.artifacts.put_bytes(bytes(source))
+        else:
+            sha256 = self.artifacts.put_file(source)
+            path = path or Path(source).name
+        if not isinstance(path, str) or not 0 < len(path) <= 1000:
+            raise ValueError(f"artifact path must be 1 to 1000 characters, got {path!r}")
+        record = ArtifactRecord(path, sha256, self.artifacts.size(sha256))
+        insert = self._insert(tables.run_artifacts)
+        with self.db.write() as connection:
+            pk = self._run_pk(connection, run_id)
+            connection.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["run_id", "path"],
+                    set_={"sha256": insert.excluded.sha256, "size": insert.excluded.size},
+                ).values(run_id=pk, path=record.path, sha256=record.sha256, size=record.size)
+            )
+        return record
+
+    def log_dataset(self, run_id: str, dataset: DatasetInput) -> None:
+        """Record that the run was given ``dataset`` (stored once per content hash).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> r = s.create_run("e"); s.log_dataset(r, DatasetInput("train", "a" * 64, 10, 3))
+        >>> s.get_run(r).datasets[0].n_rows
+        10
+        """
+        checked_key("dataset name", dataset.name)
+        with self.db.write() as connection:
+            pk = self._run_pk(connection, run_id)
+            connection.execute(
+                self._insert(tables.datasets)
+                .values(
+                    sha256=dataset.sha256,
+                    n_rows=dataset.n_rows,
+                    n_columns=dataset.n_columns,
+                    schema_json=_json_or_none(dataset.schema),
+                    profile_json=_json_or_none(dataset.profile),
+                    created_ms=now_ms(),
+                )
+                .on_conflict_do_nothing(index_elements=["sha256"])
+            )
+            insert = self._insert(tables.run_inputs)
+            connection.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["run_id", "name"],
+                    set_={"dataset_sha256": insert.excluded.dataset_sha256},
+                ).values(run_id=pk, name=dataset.name, dataset_sha256=dataset.sha256)
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        """The run with params, latest metrics, tags, code, environment, inputs and artifacts.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> try:
+        ...     s.get_run("nope")
+        ... except ValueError as error:
+        ...     print(error)
+        unknown run id 'nope'
+        """
+        env = tables.environments
+        query = (
+            sa.select(
+                _runs,
+                tables.experiments.c.name.label("experiment"),
+                _parent.c.run_id.label("parent_run_id"),
+                env.c.python_version,
+                env.c.platform,
+                env.c.packages,
+            )
+            .select_from(
+                _runs.join(tables.experiments, tables.experiments.c.id == _runs.c.experiment_id)
+                .outerjoin(_parent, _parent.c.id == _runs.c.parent_id)
+                .outerjoin(env, env.c.sha256 == _runs.c.environment_sha256)
+            )
+            .where(_runs.c.run_id == run_id)
+        )
+        with self.db.read() as connection:
+            row = connection.execute(query).mappings().first()
+            if row is None:
+                raise UnknownRunError(run_id)
+            pk = row["id"]
+            params = _pairs(connection, tables.params, pk)
+            tags = _pairs(connection, tables.tags, pk)
+            latest, keys = tables.latest_metrics, tables.metric_keys
+            metrics = dict(
+                connection.execute(
+                    sa.select(keys.c.name, latest.c.value)
+                    .join(keys, keys.c.id == latest.c.key_id)
+                    .where(latest.c.run_id == pk)
+                    .order_by(keys.c.name)
+                ).all()
+            )
+            inputs = connection.execute(
+                sa.select(
+                    tables.run_inputs.c.name,
+                    tables.datasets.c.sha256,
+                    tables.datasets.c.n_rows,
+                    tables.datasets.c.n_columns,
+                    tables.datasets.c.schema_json,
+                    tables.datasets.c.profile_json,
+                )
+                .join(
+                    tables.datasets,
+                    tables.datasets.c.sha256 == tables.run_inputs.c.dataset_sha256,
+                )
+                .where(tables.run_inputs.c.run_id == pk)
+                .order_by(tables.run_inputs.c.name)
+            ).all()
+            artifacts = connection.execute(
+                sa.select(
+                    tables.run_artifacts.c.path,
+                    tables.run_artifacts.c.sha256,
+                    tables.run_artifacts.c.size,
+                )
+                .where(tables.run_artifacts.c.run_id == pk)
+                .order_by(tables.run_artifacts.c.path)
+            ).all()
+        environment = None
+        if row["environment_sha256"] is not None:
+            environment = Environment(
+                row["python_version"],
+                row["platform"],
+                tuple(json.loads(row["packages"])),
+                row["environment_sha256"],
+            )
+        return Run(
+            run_id=row["run_id"],
+            experiment=row["experiment"],
+            name=row["name"],
+            status=row["status"],
+            start_ms=row["start_ms"],
+            end_ms=row["end_ms"],
+            parent_run_id=row["parent_run_id"],
+            user=row["user_name"],
+            command=row["command"],
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            code=CodeVersion(
+                row["git_commit"], row["git_branch"], row["git_dirty"], row["git_diff_sha256"]
+            ),
+            environment=environment,
+            datasets=tuple(
+                DatasetInput(
+                    name,
+                    sha,
+                    n_rows,
+                    n_columns,
+                    None if schema is None else json.loads(schema),
+                    None if profile is None else json.loads(profile),
+                )
+                for name, sha, n_rows, n_columns, schema, profile in inputs
+            ),
+            artifacts=tuple(ArtifactRecord(*a) for a in artifacts),
+            _history=lambda key: self.metric_history(run_id, key),
+        )
+
+    def metric_history(self, run_id: str, key: str) -> pd.DataFrame:
+        """Every point of ``key`` in the run: ``step``, ``value``, ``timestamp`` (UTC).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> len(s.metric_history(s.create_run("e"), "never-logged"))
+        0
+        """
+        return self.metric_histories([run_id], [key]).drop(columns=["run_id", "key"])
+
+    def metric_histories(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Points of several runs (all keys, or ``keys``): run_id, key, step, value, timestamp.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> list(s.metric_histories([s.create_run("e")]).columns)
+        ['run_id', 'key', 'step', 'value', 'timestamp']
+        """
+        points, names = tables.metrics, tables.metric_keys
+        with self.db.read() as connection:
+            pks = {self._run_pk(connection, run_id): run_id for run_id in run_ids}
+            query = (
+                sa.select(
+                    points.c.run_id,
+                    names.c.name,
+                    points.c.step,
+                    points.c.value,
+                    points.c.timestamp_ms,
+                )
+                .join(names, names.c.id == points.c.key_id)
+                .where(points.c.run_id.in_(list(pks)))
+                .order_by(points.c.run_id, names.c.name, points.c.step, points.c.seq)
+            )
+            if keys is not None:
+                query = query.where(names.c.name.in_(list(keys)))
+            rows = connection.execute(query).all()
+        frame = pd.DataFrame(rows, columns=["run_pk", "key", "step", "value", "timestamp_ms"])
+        history = empty_history()
+        out = pd.DataFrame(
+            {
+                "run_id": frame["run_pk"].map(pks).astype(object),
+                "key": frame["key"].astype(object),
+                "step": frame["step"].astype("int64"),
+                "value": frame["value"].astype("float64"),
+                "timestamp": pd.to_datetime(
+                    frame["timestamp_ms"].astype("int64"), unit="ms", utc=True
+                ).astype(history["timestamp"].dtype),
+            }
+        )
+        return out.reset_index(drop=True)
+
+    def search_runs(
+        self,
+        experiments: str | Iterable[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+    ) -> pd.DataFrame:
+        """Runs matching ``filter`` (see :mod:`.filter_parser`), one row each, as a DataFrame.
+
+        Columns: ``run_id``, ``experiment``, ``name``, ``status``, ``start_time``,
+        ``end_time``, ``parent_run_id``, ``user``, ``git_commit``, ``git_branch``,
+        ``git_dirty``, ``python_version``, ``platform``, then ``params.<key>``,
+        ``metrics.<key>`` (latest values) and ``tags.<key>``. The default order is newest
+        first.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> for model in ("rf", "gbm"):
+        ...     s.write_batch(s.create_run("churn"), params={"model": model})
+        >>> s.search_runs("churn", "params.model = 'rf'")["params.model"].tolist()
+        ['rf']
+        """
+        if isinstance(order_by, str):
+            raise TypeError("order_by must be a list of clauses such as ['metrics.auc DESC']")
+        condition = None if not filter else filter_to_sql(parse_filter(filter))
+        orders = [order_to_sql(clause) for clause in (order_by or ())]
+        if max_results is not None and (
+            isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
+        ):
+            raise ValueError(f"max_results must be a positive integer, got {max_results!r}")
+        names = [experiments] if isinstance(experiments, str) else experiments
+        env, e = tables.environments, tables.experiments
+        with self.db.read() as connection:
+            chosen = sa.select(_runs.c.id)
+            if names is not None:
+                names = list(names)
+                ids = dict(
+                    connection.execute(sa.select(e.c.name, e.c.id).where(e.c.name.in_(names))).all()
+                )
+                for name in names:
+                    if name not in ids:
+                        raise UnknownExperimentError(name)
+                chosen = chosen.where(_runs.c.experiment_id.in_(list(ids.values())))
+            if condition is not None:
+                chosen = chosen.where(condition)
+            chosen = chosen.order_by(*orders, _runs.c.start_ms.desc(), _runs.c.id.desc())
+            if max_results is not None:
+                chosen = chosen.limit(max_results)
+            chosen = chosen.subquery("chosen")
+            base = connection.execute(
+                sa.select(
+                    _runs.c.id,
+                    _runs.c.run_id,
+                    e.c.name.label("experiment"),
+                    _runs.c.name,
+                    _runs.c.status,
+                    _runs.c.start_ms,
+                    _runs.c.end_ms,
+                    _parent.c.run_id.label("parent_run_id"),
+                    _runs.c.user_name,
+                    _runs.c.git_commit,
+                    _runs.c.git_branch,
+                    _runs.c.git_dirty,
+                    env.c.python_version,
+                    env.c.platform,
+                ).select_from(
+                    chosen.join(_runs, _runs.c.id == chosen.c.id)
+                    .join(e, e.c.id == _runs.c.experiment_id)
+                    .outerjoin(_parent, _parent.c.id == _runs.c.parent_id)
+                    .outerjoin(env, env.c.sha256 == _runs.c.environment_sha256)
+                )
+            ).all()
+            in_chosen = sa.select(chosen.c.id)
+            params = connection.execute(
+                sa.select(tables.params.c.run_id, tables.params.c.key, tables.params.c.value).where(
+                    tables.params.c.run_id.in_(in_chosen)
+                )
+            ).all()
+            latest, keys = tables.latest_metrics, tables.metric_keys
+            metrics = connection.execute(
+                sa.select(latest.c.run_id, keys.c.name, latest.c.value)
+                .join(keys, keys.c.id == latest.c.key_id)
+                .where(latest.c.run_id.in_(in_chosen))
+            ).all()
+            tag_rows = connection.execute(
+                sa.select(tables.tags.c.run_id, tables.tags.c.key, tables.tags.c.value).where(
+                    tables.tags.c.run_id.in_(in_chosen)
+                )
+            ).all()
+            # The chosen subquery is re-evaluated per query; the order must come from it too.
+            ordered = connection.execute(sa.select(chosen.c.id)).scalars().all()
+        columns = [
+            "pk",
+            "run_id",
+            "experiment",
+            "name",
+            "status",
+            "start_ms",
+            "end_ms",
+            "parent_run_id",
+            "user",
+            "git_commit",
+            "git_branch",
+            "git_dirty",
+            "python_version",
+            "platform",
+        ]
+        frame = pd.DataFrame(base, columns=columns).set_index("pk").reindex(ordered)
+        frame.insert(4, "start_time", _times(frame.pop("start_ms")))
+        frame.insert(5, "end_time", _times(frame.pop("end_ms")))
+        frame["git_dirty"] = (
+            frame["git_dirty"].astype(object).where(frame["git_dirty"].notna(), None)
+        )
+        for prefix, rows, dtype in (
+            ("params", params, object),
+            ("metrics", metrics, "float64"),
+            ("tags", tag_rows, object),
+        ):
+            wide = _wide(rows, prefix, dtype)
+            if not wide.empty:
+                frame = frame.join(wide)
+        return frame.reset_index(drop=True)
+
+
+def _checked_tags(values: Mapping[str, object]) -> dict[str, str]:
+    return {checked_key("tag", k): tag_text(k, v) for k, v in values.items()}
+
+
+def _json_or_none(value: Mapping | None) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _pairs(connection: Connection, table: sa.Table, pk: int) -> dict[str, str]:
+    return dict(
+        connection.execute(
+            sa.select(table.c.key, table.c.value).where(table.c.run_id == pk).order_by(table.c.key)
+        ).all()
+    )
+
+
+def _times(milliseconds: pd.Series) -> pd.Series:
+    return pd.to_datetime(milliseconds.astype("Float64"), unit="ms", utc=True).astype(
+        "datetime64[ms, UTC]"
+    )
+
+
+def _wide(rows: list, prefix: str, dtype) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame()
+    long = pd.DataFrame(rows, columns=["pk", "key", "value"])
+    wide = long.pivot(index="pk", columns="key", values="value")
+    wide = wide.reindex(columns=sorted(wide.columns)).astype(dtype)
+    if dtype is object:
+        wide = wide.where(wide.notna(), None)
+    wide.columns = [f"{prefix}.{key}" for key in wide.columns]
+    wide.columns.name = None
+    return wide

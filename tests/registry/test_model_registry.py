@@ -1,0 +1,226 @@
+"""Registering, aliasing, approving, loading, lineage and discovery."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sklearn.ensemble import RandomForestClassifier
+
+from opsloop.registry import PermissionDenied, UnknownModelError, add_user
+from opsloop.store import TamperedArtifactError, tables
+from opsloop.tracking.capture import CodeVersion, Environment
+from opsloop.tracking.records import DatasetInput
+
+
+@pytest.fixture
+def forest():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3))
+    y = (x[:, 0] > 0).astype(int)
+    return RandomForestClassifier(n_estimators=3, random_state=0).fit(x, y), x
+
+
+def test_sklearn_versions_round_trip_through_skops(registry, forest):
+    model, x = forest
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    v = registry.register(
+        "churn",
+        model,
+        input_schema=frame,
+        output_type="int",
+        metrics={"auc": 0.9},
+        tags={"team": "risk"},
+        description="first forest",
+    )
+    assert (v.model, v.version, v.flavor, v.created_by) == ("churn", 1, "sklearn", "owner")
+    assert v.signature["output"] == "int"
+    assert list(v.signature["inputs"]["columns"]) == ["a", "b", "c"]
+    assert (v.metrics, v.tags) == ({"auc": 0.9}, {"team": "risk"})
+    data = registry.artifacts.get_bytes(v.artifact_sha256)
+    assert hashlib.sha256(data).hexdigest() == v.artifact_sha256 and v.artifact_size == len(data)
+    assert data[:2] == b"PK"  # a skops zip, not a pickle
+    loaded = registry.load("churn", 1)
+    assert (loaded.predict(x) == model.predict(x)).all()
+    assert registry.register("churn", model).version == 2
+
+
+def test_a_tampered_artifact_is_refused_before_loading(registry):
+    v = registry.register("f", abs)
+    registry.artifacts.fs.pipe(registry.artifacts.path(v.artifact_sha256), b"not a pickle")
+    found = hashlib.sha256(b"not a pickle").hexdigest()
+    with pytest.raises(
+        TamperedArtifactError, match=f"expected sha256 {v.artifact_sha256}, found sha256 {found}"
+    ):
+        registry.load("f")
+
+
+def test_aliases_move_and_their_history_answers_which_version_at_time_t(registry):
+    for _ in range(3):
+        registry.register("m", b"onnx", flavor="onnx")
+    registry.set_alias("m", "champion", 1, reason="first")
+    registry.set_alias("m", "champion", 3, reason="better")
+    assert registry.get_version("m", alias="champion").version == 3
+    assert registry.get_version("m", 3).aliases == ("champion",)
+    assert registry.get_version("m", 1).aliases == ()
+    entries = registry.audit("m")
+    moves = entries[entries["action"] == "set_alias"]
+    assert moves["before"].tolist() == [None, {"version": 1}]
+    assert moves["after"].tolist() == [{"version": 1}, {"version": 3}]
+    assert moves["reason"].tolist() == ["first", "better"]
+    first_at, second_at = (int(t.value // 1_000_000) for t in moves["time"])
+    assert registry.alias_at("m", "champion", first_at - 1) is None
+    assert registry.alias_at("m", "champion", first_at) in (1, 3)
+    assert registry.alias_at("m", "champion", second_at) == 3
+
+
+def test_protected_aliases_need_distinct_approvers(registry):
+    add_user(registry.db, "owner", "admin")
+    add_user(registry.db, "ana", "approver")
+    add_user(registry.db, "bo", "approver")
+    add_user(registry.db, "cy", "editor")
+    registry.register("m", b"x", flavor="onnx")
+    registry.register("m", b"y", flavor="onnx")
+    registry.protect_alias("m", "champion", 2, reason="production")
+    with pytest.raises(PermissionDenied, match="needs 2 approvals from distinct approvers, has 0"):
+        registry.set_alias("m", "champion", 2)
+    assert registry.approve("m", "champion", 2, actor="ana", comment="auc up") == 1
+    with pytest.raises(ValueError, match="'ana' already approved alias 'champion' -> version 2"):
+        registry.approve("m", "champion", 2, actor="ana")
+    with pytest.raises(
+        PermissionDenied, match="user 'cy' has role 'editor'; this needs 'approver'"
+    ):
+        registry.approve("m", "champion", 2, actor="cy")
+    with pytest.raises(PermissionDenied, match=r"has 1 \(ana\)"):
+        registry.set_alias("m", "champion", 2)
+    # An approval of another version does not count for this one.
+    registry.approve("m", "champion", 1, actor="bo")
+    with pytest.raises(PermissionDenied, match=r"has 1 \(ana\)"):
+        registry.set_alias("m", "champion", 2)
+    assert registry.approve("m", "champion", 2, actor="bo") == 2
+    registry.set_alias("m", "champion", 2, actor="cy", reason="approved")
+    assert registry.get_version("m", alias="champion").version == 2
+    # The approvals were used up: moving away and back needs new ones.
+    registry.approve("m", "champion", 1, actor="ana")
+    registry.set_alias("m", "champion", 1)
+    with pytest.raises(PermissionDenied, match="has 0"):
+        registry.set_alias("m", "champion", 2)
+    with pytest.raises(PermissionDenied, match="user 'cy' has role 'editor'; this needs 'admin'"):
+        registry.protect_alias("m", "champion", 0, actor="cy")
+    with pytest.raises(PermissionDenied, match="'zed' is not a registered user of this store"):
+        registry.register("m", b"z", flavor="onnx", actor="zed")
+
+
+def test_the_audit_log_is_a_verifiable_chain_and_tampering_is_found(registry):
+    registry.register("m", b"x", flavor="onnx")
+    registry.set_alias("m", "champion", 1, reason="go")
+    registry.register("m", b"y", flavor="onnx")
+    assert registry.verify_audit_log().to_dict() == {
+        "ok": True,
+        "entries": 4,
+        "first_bad_id": None,
+        "problem": None,
+    }
+    log = tables.audit_log
+    with registry.db.write() as connection:
+        connection.execute(log.update().where(log.c.id == 3).values(reason="rewritten"))
+    result = registry.verify_audit_log()
+    assert (result.ok, result.first_bad_id, result.entries) == (False, 3, 2)
+    assert "entry 3 was changed" in result.problem
+    with registry.db.write() as connection:
+        connection.execute(log.delete().where(log.c.id == 3))
+    result = registry.verify_audit_log()
+    assert (result.ok, result.first_bad_id) == (False, 4)
+    assert "an entry was removed or inserted" in result.problem
+
+
+def test_lineage_reaches_commit_packages_and_data_in_one_query(registry, tracking):
+    environment = Environment.from_parts("3.11.7", "Linux", ["scikit-learn==1.9.0"])
+    run_id = tracking.create_run(
+        "churn", code=CodeVersion("c" * 40, "main", False, None), environment=environment
+    )
+    tracking.log_dataset(run_id, DatasetInput("train", "a" * 64, 10, 2))
+    tracking.log_dataset(run_id, DatasetInput("eval", "b" * 64, 5, 2))
+    registry.register("churn", abs, run_id=run_id)
+    registry.set_alias("churn", "champion", 1)
+    statements = []
+    sa.event.listen(registry.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    lineage = registry.lineage("churn", alias="champion")
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1
+    assert lineage.to_dict() == {
+        "model": "churn",
+        "version": 1,
+        "alias": "champion",
+        "artifact_sha256": registry.get_version("churn", 1).artifact_sha256,
+        "run_id": run_id,
+        "experiment": "churn",
+        "git_commit": "c" * 40,
+        "git_branch": "main",
+        "git_dirty": False,
+        "git_diff_sha256": None,
+        "python_version": "3.11.7",
+        "environment_sha256": environment.sha256,
+        "packages": ["scikit-learn==1.9.0"],
+        "datasets": {"eval": "b" * 64, "train": "a" * 64},
+    }
+
+
+def test_discovery_by_text_tag_alias_and_metric(registry):
+    registry.register("churn", b"1", flavor="onnx", metrics={"auc": 0.8}, tags={"team": "risk"})
+    registry.register(
+        "churn", b"2", flavor="onnx", metrics={"auc": 0.9}, description="Gradient boosting"
+    )
+    registry.register("fraud", b"3", flavor="onnx", metrics={"auc": 0.95}, tags={"team": "risk"})
+    registry.set_description("fraud", "card fraud scorer")
+    registry.set_alias("churn", "champion", 2)
+
+    def found(**kwargs):
+        frame = registry.search(**kwargs)
+        return list(zip(frame["model"], frame["version"], strict=True))
+
+    assert found(text="boosting") == [("churn", 2)]
+    assert found(text="FRAUD") == [("fraud", 1)]
+    assert found(tags={"team": "risk"}) == [("fraud", 1), ("churn", 1)]
+    assert found(alias="champion") == [("churn", 2)]
+    assert found(min_metrics={"auc": 0.85}, max_metrics={"auc": 0.92}) == [("churn", 2)]
+    assert found(text="churn", tags={"team": "risk"}) == [("churn", 1)]
+    listing = registry.list_models()
+    assert listing.to_dict("records") == [
+        {"name": "churn", "description": None, "latest_version": 2, "aliases": {"champion": 2}},
+        {"name": "fraud", "description": "card fraud scorer", "latest_version": 1, "aliases": {}},
+    ]
+
+
+def test_bad_input_gets_clear_errors(registry):
+    with pytest.raises(UnknownModelError, match="unknown model 'nope'"):
+        registry.get_version("nope")
+    registry.register("m", b"x", flavor="onnx")
+    with pytest.raises(UnknownModelError, match="model 'm' has no version 7"):
+        registry.set_alias("m", "champion", 7)
+    with pytest.raises(UnknownModelError, match="model 'm' has no alias 'prod'"):
+        registry.load("m", alias="prod")
+    with pytest.raises(ValueError, match="unknown run id 'r0'"):
+        registry.register("m", b"x", flavor="onnx", run_id="r0")
+    with pytest.raises(
+        ValueError, match="flavor must be one of sklearn, onnx, python, got 'keras'"
+    ):
+        registry.register("m", artifact_sha256="0" * 64, flavor="keras")
+    with pytest.raises(FileNotFoundError, match=r"no artifact with sha256 0{64} is stored"):
+        registry.register("m", artifact_sha256="0" * 64, flavor="onnx")
+    with pytest.raises(ValueError, match="metric 'auc': value must be a finite number, got nan"):
+        registry.register("m", b"x", flavor="onnx", metrics={"auc": float("nan")})
+    with pytest.raises(TypeError, match="cannot tell how to save a int"):
+        registry.register("m", 3)
+    with pytest.raises(TypeError, match="input_schema must be a Schema, a DataFrame or a schema"):
+        registry.register("m", b"x", flavor="onnx", input_schema=[1])
+
+
+def test_registering_an_existing_artifact_by_hash(registry):
+    sha = registry.artifacts.put_bytes(json.dumps({"w": 1}).encode())
+    v = registry.register("m", artifact_sha256=sha, flavor="onnx")
+    assert registry.load("m", v.version) == b'{"w": 1}'

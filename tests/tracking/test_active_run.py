@@ -1,0 +1,195 @@
+"""start_run / ActiveRun: buffering, background flushes, statuses, nesting, resuming."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+
+from opsloop.tracking import compare_runs, get_run, search_runs, start_run
+from opsloop.tracking.active_run import ActiveRun
+
+
+def test_a_run_ends_finished_with_everything_written(store_uri):
+    with start_run("churn", name="rf", tags={"team": "risk"}) as run:
+        run.log_params({"model": "rf", "depth": 3})
+        run.set_tag("stage", "dev")
+        for step in range(2_500):
+            run.log_metric("loss", 1.0 / (step + 1), step=step)
+        run.log_metrics({"auc": 0.91, "f1": 0.5}, step=2_499)
+    stored = get_run(run.run_id)
+    assert stored.status == "FINISHED" and stored.end_ms >= stored.start_ms
+    assert stored.params == {"depth": "3", "model": "rf"}
+    assert stored.tags == {"stage": "dev", "team": "risk"}
+    assert stored.metrics == {"auc": 0.91, "f1": 0.5, "loss": 1.0 / 2_500}
+    history = stored.metric_history("loss")
+    assert len(history) == 2_500
+    assert history["value"].tolist() == [1.0 / (s + 1) for s in range(2_500)]
+
+
+def test_failed_and_killed_blocks_set_the_status(store_uri):
+    with pytest.raises(RuntimeError, match="boom"), start_run("e") as failed:
+        failed.log_metric("x", 1.0)
+        raise RuntimeError("boom")
+    with pytest.raises(KeyboardInterrupt), start_run("e") as killed:
+        raise KeyboardInterrupt
+    assert get_run(failed.run_id).status == "FAILED"
+    assert get_run(failed.run_id).metrics == {"x": 1.0}
+    assert get_run(killed.run_id).status == "KILLED"
+
+
+def test_each_run_captures_code_environment_command_and_user(store_uri):
+    with start_run("e") as run:
+        pass
+    stored = get_run(run.run_id)
+    assert stored.environment is not None
+    assert any(p.startswith("pandas==") for p in stored.environment.packages)
+    assert stored.command and stored.user
+    # This suite runs from a git checkout: a commit of 40 hex digits and a dirty flag.
+    assert stored.code.commit is None or len(stored.code.commit) == 40
+    assert stored.code.commit is None or stored.code.dirty in (True, False)
+
+
+def test_nested_runs_and_resuming(store_uri):
+    with start_run("tune") as parent:
+        with start_run("tune", nested=True) as child:
+            child.log_metric("loss", 0.5)
+        with start_run("tune", nested=True) as second:
+            pass
+    assert get_run(child.run_id).parent_run_id == parent.run_id
+    assert get_run(second.run_id).parent_run_id == parent.run_id
+    with pytest.raises(ValueError, match="nested=True needs an active run"):
+        start_run("tune", nested=True)
+    with start_run(run_id=child.run_id) as resumed:
+        resumed.log_metric("loss", 0.25, step=1)
+    again = get_run(child.run_id)
+    assert again.status == "FINISHED"
+    assert again.metric_history("loss")["value"].tolist() == [0.5, 0.25]
+
+
+def test_logging_after_the_end_or_with_bad_values_is_refused(store_uri):
+    with start_run("e") as run:
+        with pytest.raises(ValueError, match="metric 'x': value must be a finite number, got nan"):
+            run.log_metric("x", float("nan"))
+        with pytest.raises(TypeError, match=r"metric .x.: step must be an integer, got 1\.5"):
+            run.log_metric("x", 1.0, step=1.5)
+        with pytest.raises(TypeError, match="metric 'x': value must be a number, got str"):
+            run.log_metric("x", "1")
+        run.log_param("p", 1)
+        with pytest.raises(ValueError, match="param 'p' is already '1'; cannot change it to '2'"):
+            run.log_param("p", 2)
+    with pytest.raises(ValueError, match=f"run {run.run_id} has ended"):
+        run.log_metric("x", 1.0)
+
+
+def test_the_background_flusher_writes_without_being_asked(store):
+    run = ActiveRun(store, store.create_run("e"), flush_interval_s=0.05)
+    run.log_metric("x", 1.0)
+    deadline = time.monotonic() + 10
+    while store.get_run(run.run_id).metrics != {"x": 1.0}:
+        assert time.monotonic() < deadline, "the buffered point was never flushed"
+        time.sleep(0.01)
+    run.end()
+
+
+def test_a_full_buffer_wakes_the_flusher(store):
+    run = ActiveRun(store, store.create_run("e"), flush_interval_s=3600, max_buffered=10)
+    for step in range(10):
+        run.log_metric("x", float(step), step=step)
+    deadline = time.monotonic() + 10
+    while len(store.metric_history(run.run_id, "x")) < 10:
+        assert time.monotonic() < deadline, "a full buffer did not trigger a flush"
+        time.sleep(0.01)
+    run.end()
+
+
+class FlakyBackend:
+    """Delegates to a store but fails the first write, as a dropped connection would."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.failures = 1
+
+    def write_batch(self, *args, **kwargs):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("database went away")
+        return self.store.write_batch(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_a_failed_flush_loses_nothing_and_is_reported(store):
+    run = ActiveRun(FlakyBackend(store), store.create_run("e"), flush_interval_s=3600)
+    run.log_param("a", 1)
+    run.log_metric("x", 1.0, step=0)
+    with pytest.raises(ConnectionError, match="database went away"):
+        run.flush()
+    run.log_metric("x", 2.0, step=1)
+    run.end()
+    stored = store.get_run(run.run_id)
+    assert stored.params == {"a": "1"}
+    assert store.metric_history(run.run_id, "x")["value"].tolist() == [1.0, 2.0]
+
+
+def test_log_dataset_records_hash_schema_and_profile(store_uri):
+    frame = pd.DataFrame({"age": [31, 45, 27], "plan": ["free", "pro", "free"]})
+    with start_run("e") as run:
+        dataset = run.log_dataset(frame, name="train")
+    stored = get_run(run.run_id).datasets
+    assert stored == (dataset,)
+    assert dataset.n_rows == 3 and dataset.n_columns == 2
+    assert dataset.schema["columns"]["plan"]["type"] == "category"
+    assert dataset.profile["columns"]["age"]["numeric"]["max"] == 45
+
+
+def test_log_artifact_from_a_path(store_uri, tmp_path):
+    source = tmp_path / "notes.txt"
+    source.write_text("hello")
+    with start_run("e") as run:
+        record = run.log_artifact(source, name="docs/notes.txt")
+        with pytest.raises(FileNotFoundError, match="is not a file"):
+            run.log_artifact(tmp_path / "absent.txt")
+    assert get_run(run.run_id).artifacts == (record,)
+    assert record.path == "docs/notes.txt" and record.size == 5
+
+
+def test_search_and_compare_through_the_top_level_functions(store_uri):
+    ids = []
+    for model, auc in (("rf", 0.8), ("gbm", 0.9)):
+        with start_run("churn") as run:
+            run.log_params({"model": model, "seed": 1})
+            for step, value in enumerate((auc - 0.1, auc)):
+                run.log_metric("auc", value, step=step)
+            ids.append(run.run_id)
+    found = search_runs("churn", "params.model = 'rf' or metrics.auc > 0.85", ["metrics.auc DESC"])
+    assert found["run_id"].tolist() == [ids[1], ids[0]]
+    comparison = compare_runs(ids)
+    assert comparison.params.loc["model"].tolist() == ["rf", "gbm"]
+    assert comparison.differing_params() == ["model"]
+    assert comparison.metrics.loc["auc"].tolist() == [0.8, 0.9]
+    assert len(comparison.histories) == 4
+    document = comparison.to_dict()
+    assert document["metrics"] == {ids[0]: {"auc": 0.8}, ids[1]: {"auc": 0.9}}
+    assert [h["value"] for h in document["histories"] if h["run_id"] == ids[0]] == pytest.approx(
+        [0.7, 0.8]
+    )
+    with pytest.raises(TypeError, match="run_ids must be a list"):
+        compare_runs(ids[0])
+
+
+def test_a_server_tracking_uri_is_refused_clearly(monkeypatch):
+    monkeypatch.setenv("OPSLOOP_TRACKING_URI", "http://127.0.0.1:5000")
+    with pytest.raises(ValueError, match="tracking through an opsloop server is not supported"):
+        start_run("e")
+
+
+def test_a_database_tracking_uri_is_used(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("OPSLOOP_TRACKING_URI", uri)
+    with start_run("e", capture=False) as run:
+        run.log_metric("x", 1.0)
+    assert (tmp_path / "elsewhere.db").is_file()
+    assert get_run(run.run_id, tracking_uri=uri).metrics == {"x": 1.0}
