@@ -49,6 +49,19 @@ def test_same_signals_as_river(params, stream):
     assert detector.to_state()["state"]["rng"] == list(reference._rng.getstate()[1])
 
 
+@pytest.mark.parametrize("params", PARAMS[:2], ids=str)
+def test_same_signals_as_river_on_an_error_stream(params):
+    # 0/1 values: every sample is full of ties. The error rate goes from 10% to 60%.
+    rng = np.random.default_rng(8)
+    xs = (rng.random(1500) < np.where(np.arange(1500) < 750, 0.1, 0.6)).astype(int)
+    reference = drift.KSWIN(**params)
+    drifts, _ = river_signals(reference, xs)
+    detector = KSWIN(**params)
+    assert detector.update_many(xs).drift_indices.tolist() == drifts
+    assert detector.p_value == reference.p_value
+    assert drifts
+
+
 def test_same_signals_with_ties_and_a_starting_window():
     rng = np.random.default_rng(3)
     start = np.round(rng.normal(size=80)).tolist()

@@ -107,7 +107,7 @@ def test_bad_pairs_leave_the_state_untouched(y_true, y_pred, match):
     before = json.dumps(detector.to_state())
     with pytest.raises(ValueError, match=match):
         detector.update_many(y_true, y_pred)
-    with pytest.raises(ValueError, match="LFR: y_pred = 3.0 breaks"):
+    with pytest.raises(ValueError, match=r"LFR: y_pred = 3\.0 breaks"):
         detector.update(1, 3)
     assert json.dumps(detector.to_state()) == before
     assert detector.update_many([], []).n_items == 0

@@ -28,12 +28,12 @@ def test_same_signals_as_river_gaussian(params, stream, normal_streams):
     assert detector.mean == reference._x_mean.get()
 
 
-@pytest.mark.parametrize("params", PARAMS[1:], ids=str)
-def test_same_signals_as_river_errors(params, error_streams):
-    xs = error_streams["several"]
+@pytest.mark.parametrize("params", PARAMS, ids=str)
+@pytest.mark.parametrize("stream", ["no_change", "abrupt", "gradual", "several"])
+def test_same_signals_as_river_errors(params, stream, error_streams):
+    xs = error_streams[stream]
     drifts, _ = river_signals(drift.PageHinkley(**params), xs)
     assert PageHinkley(**params).update_many(xs).drift_indices.tolist() == drifts
-    assert drifts
 
 
 def test_mode_up_ignores_falls():

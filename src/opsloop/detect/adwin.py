@@ -17,7 +17,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from opsloop.detect.base import Detector, decode_float, encode_float
+from opsloop.detect.base import ScalarDetector, decode_float, encode_float
 from opsloop.detect.presets import preset_params
 from opsloop.detect.validation import positive_int, real_in
 
@@ -177,7 +177,7 @@ def _run(s, totals, variances, counts, xs, delta, clock, max_buckets, min_window
     s[_N_LEVELS] = n_levels
 
 
-class ADWIN(Detector):
+class ADWIN(ScalarDetector):
     r"""Adaptive windowing: keeps the longest recent window whose mean looks constant.
 
     ADWIN holds a window :math:`W` of recent items, compressed into buckets of :math:`2^i`
@@ -268,6 +268,9 @@ class ADWIN(Detector):
         self._variances = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
         self._counts = np.zeros(_MAX_LEVELS, dtype=np.int64)
         self._s[_N_LEVELS] = 1.0
+        # Reused by ``update`` so that one item costs no allocation.
+        self._one = np.empty(1)
+        self._flag = np.empty(1, dtype=np.uint8)
         self._args = (
             self.delta,
             float(self.clock),
@@ -277,7 +280,9 @@ class ADWIN(Detector):
         )
 
     def _step(self, x: float) -> None:
-        self._run(np.array([x]))
+        one = self._one
+        one[0] = x
+        _run(self._s, self._totals, self._variances, self._counts, one, *self._args, self._flag)
 
     def _run(self, xs: np.ndarray) -> np.ndarray:
         flags = np.empty(xs.size, dtype=np.uint8)

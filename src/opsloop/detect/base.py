@@ -164,9 +164,10 @@ class DetectionResult:
 class Detector(ABC):
     """Base class of the streaming change detectors (see the module docstring for the contract).
 
-    Subclasses say which values they read (``input_rule``: ``"binary"``, ``"unit"`` or
-    ``"real"``), store their parameters in ``__init__`` and implement the hooks below; all
-    the checking, counting and state round-tripping lives here.
+    A subclass stores its parameters in ``__init__`` (then calls ``_init_stream``) and
+    implements the hooks below; counting, saving and restoring live here. Detectors that
+    read one number per item derive from :class:`ScalarDetector`, which also implements
+    ``update`` and ``update_many``.
 
     >>> from opsloop.detect import DDM
     >>> detector = DDM()
@@ -174,7 +175,6 @@ class Detector(ABC):
     (0, 100)
     """
 
-    input_rule: ClassVar[InputRule] = "real"
     #: Every concrete detector, by class name, for :func:`detector_from_state`.
     registry: ClassVar[dict[str, type[Detector]]] = {}
 
@@ -198,14 +198,6 @@ class Detector(ABC):
         """Set the state to the one before any item."""
 
     @abstractmethod
-    def _step(self, x: float) -> None:
-        """Read one checked item."""
-
-    @abstractmethod
-    def _run(self, xs: np.ndarray) -> np.ndarray:
-        """Read a checked, non-empty float64 array; return per-item flags (uint8)."""
-
-    @abstractmethod
     def _export_state(self) -> dict[str, Any]:
         """The state as a JSON-safe dict."""
 
@@ -217,6 +209,14 @@ class Detector(ABC):
     @abstractmethod
     def drift_detected(self) -> bool:
         """Whether the last item read made the detector signal a change."""
+
+    @abstractmethod
+    def update(self, x) -> bool:
+        """Read one item; return whether drift is signalled at it."""
+
+    @abstractmethod
+    def update_many(self, xs) -> DetectionResult:
+        """Read a batch of items, exactly as if each was given to :meth:`update` in turn."""
 
     # -- the contract --------------------------------------------------------------------------
 
@@ -232,23 +232,6 @@ class Detector(ABC):
     def reset(self) -> None:
         """Forget everything read so far; parameters are kept."""
         self._init_stream()
-
-    def update(self, x: float) -> bool:
-        """Read one item; return whether drift is signalled at it."""
-        value = check_value(self.name, x, self.input_rule)
-        self._step(value)
-        self._n_seen += 1
-        return self.drift_detected
-
-    def update_many(self, xs: np.ndarray) -> DetectionResult:
-        """Read a 1-D array of items, exactly as if each was given to :meth:`update` in turn."""
-        array = check_values(self.name, xs, self.input_rule)
-        start = self._n_seen
-        if array.size == 0:
-            return DetectionResult.empty(self.name, start)
-        flags = self._run(array)
-        self._n_seen += int(array.size)
-        return DetectionResult.from_flags(self.name, start, flags)
 
     def to_state(self) -> dict[str, Any]:
         """Everything needed to continue this stream elsewhere, as a JSON-safe dict."""
@@ -285,8 +268,44 @@ class Detector(ABC):
         return f"{self.name}({params})"
 
 
+class ScalarDetector(Detector):
+    """A detector that reads one number per item, checked against ``input_rule``.
+
+    ``input_rule`` is ``"binary"`` (0 or 1), ``"unit"`` (in [0, 1]) or ``"real"`` (finite).
+    Subclasses implement ``_step`` (one checked item) and ``_run`` (a checked, non-empty
+    float64 array, returning per-item flags: bit 1 drift, bit 2 warning).
+    """
+
+    input_rule: ClassVar[InputRule] = "real"
+
+    @abstractmethod
+    def _step(self, x: float) -> None:
+        """Read one checked item."""
+
+    @abstractmethod
+    def _run(self, xs: np.ndarray) -> np.ndarray:
+        """Read a checked, non-empty float64 array; return per-item flags (uint8)."""
+
+    def update(self, x: float) -> bool:
+        """Read one item; return whether drift is signalled at it."""
+        value = check_value(self.name, x, self.input_rule)
+        self._step(value)
+        self._n_seen += 1
+        return self.drift_detected
+
+    def update_many(self, xs: np.ndarray) -> DetectionResult:
+        """Read a 1-D array of items, exactly as if each was given to :meth:`update` in turn."""
+        array = check_values(self.name, xs, self.input_rule)
+        start = self._n_seen
+        if array.size == 0:
+            return DetectionResult.empty(self.name, start)
+        flags = self._run(array)
+        self._n_seen += int(array.size)
+        return DetectionResult.from_flags(self.name, start, flags)
+
+
 class WarningDetector(Detector):
-    """A detector with a warning zone before drift (DDM, EDDM, HDDM_A, HDDM_W)."""
+    """A detector with a warning zone before drift (DDM, EDDM, HDDM_A, HDDM_W, LFR)."""
 
     @property
     @abstractmethod
@@ -294,15 +313,16 @@ class WarningDetector(Detector):
         """Whether the last item read left the detector in its warning zone."""
 
 
-class SlotDetector(Detector):
-    """A detector whose whole state is a short float64 vector of named slots.
+class SlotState(ABC):
+    """State kept as a short float64 vector of named slots (a mixin for :class:`Detector`).
 
-    Slot 0 holds the drift flag and slot 1 the warning flag; the numba kernels of the
-    subclass read and write the vector in place, so ``update`` and ``update_many`` share one
-    implementation of the update rule.
+    Slot 0 holds the drift flag (and slot 1 the warning flag where there is one); the numba
+    kernels of the subclass read and write the vector in place, so ``update`` and
+    ``update_many`` share one implementation of the update rule.
     """
 
     _slots: ClassVar[tuple[str, ...]]
+    _s: np.ndarray
 
     @abstractmethod
     def _initial_slots(self) -> np.ndarray:
@@ -322,8 +342,12 @@ class SlotDetector(Detector):
     def _import_state(self, state: dict[str, Any]) -> None:
         missing = [name for name in self._slots if name not in state]
         if missing:
-            raise ValueError(f"{self.name}.from_state: the saved state lacks {missing}")
+            raise ValueError(f"{type(self).__name__}.from_state: the saved state lacks {missing}")
         self._s = np.array([decode_float(state[name]) for name in self._slots], dtype=np.float64)
+
+
+class SlotDetector(SlotState, ScalarDetector):
+    """A :class:`ScalarDetector` whose state is a :class:`SlotState` vector."""
 
 
 def detector_from_state(state: dict[str, Any]) -> Detector:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from opsloop.detect.base import DetectionResult, Detector, decode_float, encode_float
+from opsloop.detect.base import DetectionResult, ScalarDetector, decode_float, encode_float
 from opsloop.detect.validation import positive_int, real_in
 
 
@@ -46,7 +46,7 @@ def _hellinger(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
     return np.sqrt(((np.sqrt(p) - np.sqrt(q)) ** 2).sum(axis=1))
 
 
-class HDDDM(Detector):
+class HDDDM(ScalarDetector):
     r"""Hellinger distance drift detection: flags a batch whose distance jump is unusual.
 
     For batch :math:`t` after the last change at :math:`\lambda`, with distance

@@ -14,7 +14,6 @@ import numba
 import numpy as np
 
 from opsloop.detect.base import SlotDetector, WarningDetector
-from opsloop.detect.presets import preset_params
 from opsloop.detect.validation import flag, real_in
 
 _DRIFT, _WARNING, _Z_N, _Z_MEAN, _LO_N, _LO_MEAN, _HI_N, _HI_MEAN = range(8)
@@ -142,15 +141,6 @@ class HDDM_A(SlotDetector, WarningDetector):
         )
         self.two_sided_test = flag("HDDM_A", "two_sided_test", two_sided_test)
         self._init_stream()
-
-    @classmethod
-    def preset(cls, name: str) -> HDDM_A:
-        """A detector with the parameters of a named preset (see :mod:`opsloop.detect.presets`).
-
-        >>> HDDM_A.preset("monitoring").drift_confidence < 0.001
-        True
-        """
-        return cls(**preset_params(cls.__name__, name))
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters.

@@ -15,7 +15,6 @@ import numba
 import numpy as np
 
 from opsloop.detect.base import SlotDetector, WarningDetector
-from opsloop.detect.presets import preset_params
 from opsloop.detect.validation import flag, real_in
 
 # Five weighted samples, each (mean, started, ibc): the whole stream, and the samples before
@@ -176,15 +175,6 @@ class HDDM_W(SlotDetector, WarningDetector):
         )
         self.two_sided_test = flag("HDDM_W", "two_sided_test", two_sided_test)
         self._init_stream()
-
-    @classmethod
-    def preset(cls, name: str) -> HDDM_W:
-        """A detector with the parameters of a named preset (see :mod:`opsloop.detect.presets`).
-
-        >>> HDDM_W.preset("monitoring").drift_confidence < 0.001
-        True
-        """
-        return cls(**preset_params(cls.__name__, name))
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters.

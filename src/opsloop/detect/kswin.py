@@ -32,7 +32,7 @@ import numba
 import numpy as np
 from scipy import stats
 
-from opsloop.detect.base import Detector, decode_float, encode_float
+from opsloop.detect.base import ScalarDetector, decode_float, encode_float
 from opsloop.detect.mersenne_twister import python_random_state, sample_range, sample_set_size
 from opsloop.detect.validation import check_values, positive_int, real_in
 
@@ -168,7 +168,7 @@ def _run(
         flags[i] = 1 if s[_DRIFT] != 0.0 else 0
 
 
-class KSWIN(Detector):
+class KSWIN(ScalarDetector):
     r"""Kolmogorov-Smirnov windowing: compares the newest items with a sample of older ones.
 
     KSWIN keeps the last ``window_size`` items. Once the window is full, after each item it

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numba
 import numpy as np
 
-from opsloop.detect.base import DetectionResult, SlotDetector, WarningDetector
+from opsloop.detect.base import DetectionResult, SlotState, WarningDetector
 from opsloop.detect.validation import check_value, check_values, positive_int, real_in
 
 _DRIFT, _WARNING, _N, _C00, _C01, _C10, _C11, _R_TPR, _R_TNR, _R_PPV, _R_NPV = range(11)
@@ -43,7 +43,8 @@ _P_STEPS = 1000
 #: Decayed rates within this of their limit are taken as at their limit.
 _TAIL = 1e-6
 
-_tables: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray, int]] = {}
+#: Bound tables (bounds, rows filled) shared by detectors with the same decay and levels.
+_tables: dict[tuple[float, float, float], tuple[np.ndarray, np.ndarray]] = {}
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -125,7 +126,7 @@ def _run(s, truth, predicted, initial, decay, burn_in, table, filled, tails, fla
         flags[i] = 1 if worst == 2 else (2 if worst == 1 else 0)
 
 
-class LFR(SlotDetector, WarningDetector):
+class LFR(SlotState, WarningDetector):
     r"""Linear Four Rates: signals when TPR, TNR, PPV or NPV leaves its expected range.
 
     Input: pairs ``(y_true, y_pred)`` of binary labels, so ``update(y_true, y_pred)`` and
@@ -158,7 +159,6 @@ class LFR(SlotDetector, WarningDetector):
     Conference on Neural Networks (IJCNN), 2015.
     """
 
-    input_rule = "binary"
     _slots: ClassVar[tuple[str, ...]] = (
         "drift",
         "warning",
@@ -199,9 +199,8 @@ class LFR(SlotDetector, WarningDetector):
             _tables[key] = (
                 np.zeros((_P_STEPS + 1, depth + 1, 4)),
                 np.zeros(_P_STEPS + 1, dtype=np.bool_),
-                depth,
             )
-        self._table, self._filled, _ = _tables[key]
+        self._table, self._filled = _tables[key]
         w, d = self.warning_level / 2, self.detection_level / 2
         self._tails = np.array([w, 1.0 - w, d, 1.0 - d])
         self._init_stream()
@@ -265,12 +264,6 @@ class LFR(SlotDetector, WarningDetector):
         flags = self._go(truth, predicted)
         self._n_seen += int(truth.size)
         return DetectionResult.from_flags(self.name, start, flags)
-
-    def _step(self, x: float) -> None:
-        raise TypeError("LFR reads (y_true, y_pred) pairs: call update(y_true, y_pred)")
-
-    def _run(self, xs: np.ndarray) -> np.ndarray:
-        raise TypeError("LFR reads (y_true, y_pred) pairs: call update_many(y_true, y_pred)")
 
     @property
     def warning_detected(self) -> bool:

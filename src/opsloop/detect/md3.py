@@ -201,24 +201,27 @@ class MD3(SlotDetector):
         state[_DENSITY] = state[_REF]
         return state
 
-    def _step(self, x: float) -> None:
-        self._run(np.array([x]))
-
-    def _run(self, xs: np.ndarray) -> np.ndarray:
-        flags = np.empty(xs.size, dtype=np.uint8)
-        ref, sigma = self._fixed()
-        _run(
-            self._s,
-            xs,
+    def _start_afresh(self) -> None:
+        super()._start_afresh()
+        self._args = (
             self.margin_width,
             (self.chunk_size - 1) / self.chunk_size,
             self.sensitivity,
             self.chunk_size,
             self.n_folds,
-            ref,
-            sigma,
-            flags,
+            *self._fixed(),
         )
+        # Reused by ``update`` so that one item costs no allocation.
+        self._one = np.empty(1)
+        self._flag = np.empty(1, dtype=np.uint8)
+
+    def _step(self, x: float) -> None:
+        self._one[0] = x
+        _run(self._s, self._one, *self._args, self._flag)
+
+    def _run(self, xs: np.ndarray) -> np.ndarray:
+        flags = np.empty(xs.size, dtype=np.uint8)
+        _run(self._s, xs, *self._args, flags)
         return flags
 
     @property

@@ -128,7 +128,7 @@ class PageHinkley(SlotDetector):
         """A detector with the parameters of a named preset (see :mod:`opsloop.detect.presets`).
 
         >>> PageHinkley.preset("monitoring").threshold
-        25.0
+        26.0
         """
         return cls(**preset_params(cls.__name__, name))
 

@@ -29,8 +29,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.data.types import infer_column_type
-from opsloop.detect.base import DetectionResult, Detector, detector_from_state
-from opsloop.detect.lfr import LFR
+from opsloop.detect.base import DetectionResult, Detector, ScalarDetector, detector_from_state
 from opsloop.detect.validation import first_violation, rule_text
 
 _MONITORABLE = ("bool", "int", "float")
@@ -177,7 +176,7 @@ class PerFeatureMonitor:
             rows = np.flatnonzero(present)
             detector = self._detectors.get(column)
             probe = detector if detector is not None else self._factory(column)()
-            if not isinstance(probe, Detector) or isinstance(probe, LFR):
+            if not isinstance(probe, ScalarDetector):
                 raise ValueError(
                     f"PerFeatureMonitor: the factory for {column!r} made a "
                     f"{type(probe).__name__}, not a detector that reads one value per item"

@@ -98,10 +98,12 @@ def check_value(owner: str, x, rule: InputRule, *, name: str = "x") -> float:
     ...
     ValueError: HDDM_A: x = 1.5 breaks the rule 'values lie in [0, 1]'
     """
-    if isinstance(x, np.ndarray) and x.ndim == 0:
-        x = x[()]
-    if not isinstance(x, numbers.Real):
-        raise ValueError(f"{owner}: {name} must be a real number, got {type(x).__name__}")
+    kind = type(x)
+    if kind is not float and kind is not int:
+        if isinstance(x, np.ndarray) and x.ndim == 0:
+            x = x[()]
+        if not isinstance(x, numbers.Real):
+            raise ValueError(f"{owner}: {name} must be a real number, got {type(x).__name__}")
     value = float(x)
     ok = math.isfinite(value)
     if ok and rule == "binary":
