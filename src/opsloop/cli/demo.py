@@ -69,6 +69,9 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
     json_path = output / "drift.json"
     json_path.write_text(report.to_json(indent=1))
     console.print(f"drift report -> {html_path} and {json_path}")
+
+    console.rule("5. error stream")
+    stream_path = _error_stream(training, rows, seed, output, console)
     return {
         "training": train_path,
         "serving": serve_path,
@@ -76,4 +79,60 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
         "profiles": profile_path,
         "drift_html": html_path,
         "drift_json": json_path,
+        "error_stream": stream_path,
     }
+
+
+def _error_stream(training, rows: int, seed: int, output: Path, console: Console) -> Path:
+    """Train on the training data, serve a stream whose labelling rule changes half-way, and
+    run the error-rate detectors over the model's errors as labels arrive."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from opsloop.datasets import ConceptShift, credit
+    from opsloop.detect import ADWIN, CUSUM, DDM, HDDM_A, HDDM_W, PageHinkley
+
+    features = [
+        "age",
+        "salary",
+        "commission",
+        "loan_amount",
+        "house_value",
+        "house_years",
+        "education",
+        "region",
+        "device",
+        "gender",
+    ]
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
+    model.fit(training[features], training["default"])
+    n = max(rows, 2_000)
+    change_at = n // 2
+    stream = credit(n, seed + 2, changes=[ConceptShift(change_at, rule=2)])
+    errors = (model.predict(stream[features]) != stream["default"].to_numpy()).astype(float)
+    before, after = errors[:change_at].mean(), errors[change_at:].mean()
+    console.print(
+        f"{n:,} served applications; the labelling rule changes at row {change_at:,}: "
+        f"error rate {before:.1%} before, {after:.1%} after"
+    )
+    detectors = {
+        "ADWIN (monitoring preset)": ADWIN.preset("monitoring"),
+        "PageHinkley (error_rate preset)": PageHinkley.preset("error_rate"),
+        "CUSUM (monitoring preset)": CUSUM.preset("monitoring"),
+        "DDM": DDM(),
+        "HDDM_A": HDDM_A(),
+        "HDDM_W": HDDM_W(),
+    }
+    alarms = []
+    for name, detector in detectors.items():
+        found = detector.update_many(errors).drift_indices
+        early, late = found[found < change_at], found[found >= change_at]
+        first = f"row {late[0]:,} (delay {late[0] - change_at:,})" if late.size else "none"
+        console.print(
+            f"  {name:32s} first alarm after the change: {first}; "
+            f"false alarms before it: {early.size}"
+        )
+        alarms.append({"detector": name, "alarms": found.tolist()})
+    path = output / "error_stream.json"
+    path.write_text(json.dumps({"change_at": change_at, "detectors": alarms}, indent=1))
+    console.print(f"alarms -> {path}")
+    return path
