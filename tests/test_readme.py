@@ -10,6 +10,8 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert len(blocks) >= 5
     monkeypatch.chdir(tmp_path)
+    # The examples point OPSLOOP_HOME at a temporary folder; restore it afterwards.
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "home"))
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(README), "exec"), namespace)
