@@ -347,7 +347,25 @@ class SlotState(ABC):
 
 
 class SlotDetector(SlotState, ScalarDetector):
-    """A :class:`ScalarDetector` whose state is a :class:`SlotState` vector."""
+    """A :class:`ScalarDetector` whose state is a :class:`SlotState` vector.
+
+    Subclasses whose update rule is a pair of compiled kernels set ``_step_kernel(state, x,
+    *args)`` and ``_run_kernel(state, xs, *args, flags)`` (numba functions, as
+    ``staticmethod``) and keep their fixed arguments in ``self._args``: one kernel reads an
+    item, the other a whole array with the same arithmetic, which is what keeps ``update`` and
+    ``update_many`` identical.
+    """
+
+    _step_kernel: ClassVar[Any]
+    _run_kernel: ClassVar[Any]
+
+    def _step(self, x: float) -> None:
+        self._step_kernel(self._s, x, *self._args)
+
+    def _run(self, xs: np.ndarray) -> np.ndarray:
+        flags = np.empty(xs.size, dtype=np.uint8)
+        self._run_kernel(self._s, xs, *self._args, flags)
+        return flags
 
 
 def detector_from_state(state: dict[str, Any]) -> Detector:

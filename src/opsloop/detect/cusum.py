@@ -125,6 +125,9 @@ class CUSUM(SlotDetector):
     section 9.1.
     """
 
+    _step_kernel = staticmethod(_step)
+    _run_kernel = staticmethod(_run)
+
     input_rule = "real"
     _slots: ClassVar[tuple[str, ...]] = (
         "drift",
@@ -199,14 +202,6 @@ class CUSUM(SlotDetector):
             math.nan if self.target is None else self.target,
             math.nan if self.sigma is None else self.sigma,
         )
-
-    def _step(self, x: float) -> None:
-        _step(self._s, x, *self._args)
-
-    def _run(self, xs: np.ndarray) -> np.ndarray:
-        flags = np.empty(xs.size, dtype=np.uint8)
-        _run(self._s, xs, *self._args, flags)
-        return flags
 
     @property
     def statistics(self) -> tuple[float, float]:

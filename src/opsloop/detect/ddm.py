@@ -87,6 +87,9 @@ class DDM(SlotDetector, WarningDetector):
     SBIA 2004, pp. 286-295.
     """
 
+    _step_kernel = staticmethod(_step)
+    _run_kernel = staticmethod(_run)
+
     input_rule = "binary"
     _slots: ClassVar[tuple[str, ...]] = ("drift", "warning", "n", "p", "p_min", "s_min", "ps_min")
 
@@ -124,14 +127,6 @@ class DDM(SlotDetector, WarningDetector):
     def _start_afresh(self) -> None:
         super()._start_afresh()
         self._args = self._kernel_args()
-
-    def _step(self, x: float) -> None:
-        _step(self._s, x, *self._args)
-
-    def _run(self, xs: np.ndarray) -> np.ndarray:
-        flags = np.empty(xs.size, dtype=np.uint8)
-        _run(self._s, xs, *self._args, flags)
-        return flags
 
     @property
     def warning_detected(self) -> bool:

@@ -96,6 +96,9 @@ class EDDM(SlotDetector, WarningDetector):
     Knowledge Discovery from Data Streams, 2006.
     """
 
+    _step_kernel = staticmethod(_step)
+    _run_kernel = staticmethod(_run)
+
     input_rule = "binary"
     _slots: ClassVar[tuple[str, ...]] = (
         "drift",
@@ -133,14 +136,6 @@ class EDDM(SlotDetector, WarningDetector):
     def _start_afresh(self) -> None:
         super()._start_afresh()
         self._args = (self._initial_slots(), float(self.warm_start), self.alpha, self.beta, 0.5)
-
-    def _step(self, x: float) -> None:
-        _step(self._s, x, *self._args)
-
-    def _run(self, xs: np.ndarray) -> np.ndarray:
-        flags = np.empty(xs.size, dtype=np.uint8)
-        _run(self._s, xs, *self._args, flags)
-        return flags
 
     @property
     def warning_detected(self) -> bool:

@@ -149,6 +149,9 @@ class HDDM_W(SlotDetector, WarningDetector):
     Methods Based on Hoeffding's Bounds. IEEE TKDE 27(3), 2015, pp. 810-823.
     """
 
+    _step_kernel = staticmethod(_step)
+    _run_kernel = staticmethod(_run)
+
     input_rule = "unit"
     _slots: ClassVar[tuple[str, ...]] = (
         "drift",
@@ -210,14 +213,6 @@ class HDDM_W(SlotDetector, WarningDetector):
             math.log(1 / self.warning_confidence),
             self.two_sided_test,
         )
-
-    def _step(self, x: float) -> None:
-        _step(self._s, x, *self._args)
-
-    def _run(self, xs: np.ndarray) -> np.ndarray:
-        flags = np.empty(xs.size, dtype=np.uint8)
-        _run(self._s, xs, *self._args, flags)
-        return flags
 
     @property
     def warning_detected(self) -> bool:

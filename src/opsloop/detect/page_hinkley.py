@@ -97,6 +97,9 @@ class PageHinkley(SlotDetector):
     E. S. Page. Continuous Inspection Schemes. Biometrika 41 (1/2), 1954, pp. 100-115.
     """
 
+    _step_kernel = staticmethod(_step)
+    _run_kernel = staticmethod(_run)
+
     input_rule = "real"
     _slots: ClassVar[tuple[str, ...]] = (
         "drift",
@@ -159,14 +162,6 @@ class PageHinkley(SlotDetector):
             self.alpha,
             _MODES.index(self.mode),
         )
-
-    def _step(self, x: float) -> None:
-        _step(self._s, x, *self._args)
-
-    def _run(self, xs: np.ndarray) -> np.ndarray:
-        flags = np.empty(xs.size, dtype=np.uint8)
-        _run(self._s, xs, *self._args, flags)
-        return flags
 
     @property
     def mean(self) -> float:
