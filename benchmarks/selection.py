@@ -14,7 +14,8 @@ uses ``isna().mean()``, ``value_counts``, ``DataFrame.corr``, ``pd.crosstab`` wi
 Each contender runs in a fresh process that builds the frame (untimed), then measures the
 selection alone: wall and CPU time, and the process's peak resident memory during the
 selection (the kernel's high-water mark, reset just before it starts), next to the frame's
-own memory. Repeats are interleaved across contenders.
+own memory. Repeats are interleaved across contenders. The gradient boosting model's OpenMP
+threads are limited (``--openmp-threads``, default 1) in both contenders alike.
 
     python benchmarks/selection.py                          # 100,000 rows x 1,000 columns
     python benchmarks/selection.py --rows 20000 --repeats 1 # quick
@@ -26,6 +27,7 @@ Writes a markdown table to ``benchmarks/out/selection.md`` and the raw numbers t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import json
@@ -40,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from selection_data import INFORMATIVE, TARGET, wide_frame  # beside this file
 
@@ -81,8 +84,19 @@ def _greedy(names, strength: pd.DataFrame, limit, relation: pd.Series, present: 
     return dropped
 
 
-def pandas_selection(frame: pd.DataFrame, y: pd.Series) -> list[str]:
-    """The six steps with pandas, scipy and scikit-learn, as a notebook would write them."""
+def pandas_selection(
+    frame: pd.DataFrame, y: pd.Series, seconds: dict[str, float] | None = None
+) -> list[str]:
+    """The six steps with pandas, scipy and scikit-learn, as a notebook would write them;
+    ``seconds`` receives each step's wall time."""
+    seconds = {} if seconds is None else seconds
+    clock = [time.perf_counter()]
+
+    def lap(step: str) -> None:
+        now = time.perf_counter()
+        seconds[step] = now - clock[0]
+        clock[0] = now
+
     from scipy.stats.contingency import association
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.feature_selection import SelectKBest, f_classif
@@ -91,6 +105,7 @@ def pandas_selection(frame: pd.DataFrame, y: pd.Series) -> list[str]:
 
     fractions = frame.isna().mean()
     frame = frame.loc[:, fractions <= NULL_LIMIT]
+    lap("null_fraction")
 
     keep = []
     for column in frame.columns:
@@ -102,6 +117,7 @@ def pandas_selection(frame: pd.DataFrame, y: pd.Series) -> list[str]:
         if not (top > TOP_SHARE and ratio > TOP_RATIO):
             keep.append(column)
     frame = frame[keep]
+    lap("near_zero_variance")
 
     numeric = [
         c
@@ -117,6 +133,7 @@ def pandas_selection(frame: pd.DataFrame, y: pd.Series) -> list[str]:
     relation = numbers.corrwith(y.astype(float)).abs()
     dropped = _greedy(numeric, corr, PEARSON_LIMIT, relation, numbers.notna().sum())
     frame = frame.drop(columns=sorted(dropped))
+    lap("numeric_redundancy")
 
     categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
     cramer = pd.DataFrame(np.nan, index=categorical, columns=categorical)
@@ -132,6 +149,7 @@ def pandas_selection(frame: pd.DataFrame, y: pd.Series) -> list[str]:
     )
     dropped = _greedy(categorical, cramer, CRAMER_LIMIT, relation, frame[categorical].notna().sum())
     frame = frame.drop(columns=sorted(dropped))
+    lap("categorical_redundancy")
 
     scored = [c for c in frame.columns if c in numbers.columns or c in categorical]
     scores = {}
@@ -147,6 +165,7 @@ def pandas_selection(frame: pd.DataFrame, y: pd.Series) -> list[str]:
         np.zeros((2, len(scored))), [0, 1]
     )
     chosen = [c for c, keep in zip(scored, selector.get_support(), strict=True) if keep]
+    lap("relevance")
 
     rows = np.arange(len(frame))
     rng = np.random.default_rng(SEED)
@@ -174,11 +193,15 @@ def pandas_selection(frame: pd.DataFrame, y: pd.Series) -> list[str]:
     lower = result.importances_mean - 2 * result.importances_std
     selected = {c for c, value in zip(chosen, lower, strict=True) if value > IMPORTANCE_CUT}
     text = [c for c in frame.columns if c not in numbers.columns and c not in categorical]
+    lap("model_importance")
     return [c for c in frame.columns if c in selected or c in text]
 
 
-def opsloop_selection(frame: pd.DataFrame, y: pd.Series) -> list[str]:
-    """The same six steps as one ``FeatureFunnel``."""
+def opsloop_selection(
+    frame: pd.DataFrame, y: pd.Series, seconds: dict[str, float] | None = None
+) -> list[str]:
+    """The same six steps as one ``FeatureFunnel``; ``seconds`` receives each step's time
+    (the first step's includes reading the columns' types)."""
     from opsloop.data.selection import (
         CategoricalRedundancy,
         FeatureFunnel,
@@ -201,6 +224,8 @@ def opsloop_selection(frame: pd.DataFrame, y: pd.Series) -> list[str]:
         random_state=SEED,
     )
     funnel.fit(frame, y)
+    if seconds is not None:
+        seconds.update({s.step: s.seconds for s in funnel.report_.steps})
     return list(funnel.get_feature_names_out())
 
 
@@ -216,10 +241,10 @@ def _status_mb(field: str) -> float:
 
 def _release_free_memory() -> None:
     gc.collect()
-    try:
+    # Give freed heap back to the system, so the selection's peak is not hidden by pages the
+    # frame's construction left behind.
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -237,7 +262,9 @@ def worker(args: argparse.Namespace) -> None:
     before = _status_mb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    selected = run(frame, y)
+    seconds: dict[str, float] = {}
+    with threadpool_limits(limits=args.openmp_threads, user_api="openmp"):
+        selected = run(frame, y, seconds)
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
     result = {
@@ -247,6 +274,7 @@ def worker(args: argparse.Namespace) -> None:
         "rss_before_mb": before,
         "peak_rss_mb": _status_mb("VmHWM"),
         "selected": selected,
+        "step_seconds": seconds,
     }
     args.out.write_text(json.dumps(result, indent=1))
 
@@ -266,6 +294,8 @@ def run_contender(key: str, args: argparse.Namespace, repeat: int) -> dict:
         str(args.columns),
         "--seed",
         str(args.seed),
+        "--openmp-threads",
+        str(args.openmp_threads),
         "--out",
         str(out),
     ]
@@ -285,7 +315,9 @@ def render(args: argparse.Namespace, rows: dict[str, dict], planted: dict) -> st
         f"({', '.join(f'{k} {v}' for k, v in planted.items())}). Six steps, same rules, "
         f"{args.repeats} run(s) per contender in fresh processes; medians. Peak RSS is the "
         "process's high-water mark during the selection (interpreter, imports and the frame "
-        "included); extra = peak minus the resident memory just before.",
+        "included); extra = peak minus the resident memory just before. The model's OpenMP "
+        f"threads are limited to {args.openmp_threads} in both (on a shared machine two "
+        "spinning OpenMP threads swing its time tenfold); BLAS threads are left as they are.",
         "",
         "| contender | wall-s | CPU-s | data MB | peak RSS MB | peak / data | extra MB | "
         "extra / data | columns kept | informative kept | wall vs opsloop |",
@@ -304,6 +336,19 @@ def render(args: argparse.Namespace, rows: dict[str, dict], planted: dict) -> st
             f"{extra / r['data_mb']:.2f} | {len(r['selected'])} | "
             f"{informative}/{len(INFORMATIVE)} | {ratio} |"
         )
+    timed = {k: r for k, r in rows.items() if "step_seconds" in r}
+    if timed:
+        steps = list(next(iter(timed.values()))["step_seconds"])
+        lines += [
+            "",
+            "Wall seconds per step (first run):",
+            "",
+            "| step | " + " | ".join(CONTENDERS[k] for k in timed) + " |",
+            "| --- |" + " ---: |" * len(timed),
+        ]
+        for step in steps:
+            cells = [f"{r['step_seconds'].get(step, float('nan')):.2f}" for r in timed.values()]
+            lines.append(f"| {step} | " + " | ".join(cells) + " |")
     ok = [r for r in rows.values() if "selected" in r]
     if len(ok) == 2:
         same = set(ok[0]["selected"]) == set(ok[1]["selected"])
@@ -336,6 +381,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--only", nargs="+", choices=list(CONTENDERS))
+    parser.add_argument(
+        "--openmp-threads",
+        type=int,
+        default=1,
+        help="OpenMP threads (the gradient boosting model) for both contenders",
+    )
     parser.add_argument("--worker", choices=list(CONTENDERS), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from opsloop.cli.console import UsageProblem, err, one_line_errors, out
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -26,30 +25,14 @@ app = typer.Typer(
 schema_app = typer.Typer(no_args_is_help=True, help="Infer and validate data schemas.")
 app.add_typer(schema_app, name="schema")
 
-# Piped output (CI logs, files) gets a fixed, wide layout instead of rich's 80 columns.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, highlight=False)
+
+def _register_sub_apps() -> None:
+    from opsloop.cli import selection
+
+    app.add_typer(selection.app, name="select")
 
 
-class UsageProblem(Exception):
-    """A command cannot run; the message is printed on one line and the exit code is 2."""
-
-
-def _one_line_errors(command: Callable) -> Callable:
-    @wraps(command)
-    def wrapper(*args, **kwargs):
-        from opsloop.data.io import TableReadError
-
-        try:
-            return command(*args, **kwargs)
-        except (UsageProblem, TableReadError, FileNotFoundError, PermissionError) as error:
-            err.print(f"error: {error}", markup=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except (ValueError, TypeError) as error:
-            err.print(f"error: {error}", markup=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
+_register_sub_apps()
 
 
 def _read(path: Path):
@@ -67,7 +50,7 @@ def _write_json(document: dict, path: Path | None) -> None:
 
 
 @schema_app.command("infer")
-@_one_line_errors
+@one_line_errors
 def schema_infer(
     data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="YAML file.")] = None,
@@ -94,7 +77,7 @@ def schema_infer(
 
 
 @schema_app.command("validate")
-@_one_line_errors
+@one_line_errors
 def schema_validate(
     data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
     schema: Annotated[Path, typer.Option("--schema", "-s", help="Schema YAML file.")],
@@ -131,7 +114,7 @@ def schema_validate(
 
 
 @app.command("profile")
-@_one_line_errors
+@one_line_errors
 def profile_command(
     data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
@@ -160,7 +143,7 @@ def _cell(value) -> str:
 
 
 @app.command("drift")
-@_one_line_errors
+@one_line_errors
 def drift_command(
     reference: Annotated[Path, typer.Argument(help="Reference data (e.g. training).")],
     current: Annotated[Path, typer.Argument(help="Current data (e.g. serving).")],
@@ -217,7 +200,7 @@ def print_drift(report) -> None:
 
 
 @app.command("demo")
-@_one_line_errors
+@one_line_errors
 def demo_command(
     output: Annotated[Path, typer.Option(help="Folder for the demo's files.")] = Path(
         "demo-output"

@@ -12,36 +12,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from opsloop.cli.console import one_line_errors, out
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     help="Select features: drop mostly-missing, constant, redundant and irrelevant columns.",
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-
-def _one_line_errors(command: Callable) -> Callable:
-    @wraps(command)
-    def wrapper(*args, **kwargs):
-        from opsloop.data.io import TableReadError
-
-        try:
-            return command(*args, **kwargs)
-        except (TableReadError, FileNotFoundError, PermissionError, ValueError, TypeError) as e:
-            err.print(f"error: {e}", markup=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 NullOption = Annotated[float, typer.Option(help="Drop columns missing in more than this share.")]
@@ -118,7 +101,7 @@ def _write(report, html: Path | None, json_path: Path | None) -> None:
 
 
 @app.command("file")
-@_one_line_errors
+@one_line_errors
 def select_file(
     data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
     target: Annotated[str, typer.Option(help="The target column.")],
@@ -151,7 +134,7 @@ def select_file(
 
 
 @app.command("table")
-@_one_line_errors
+@one_line_errors
 def select_table(
     source: Annotated[
         str, typer.Argument(help="Database URL (sqlite:///, postgresql+psycopg://, duckdb:///).")
@@ -184,7 +167,7 @@ def select_table(
 
 
 @app.command("nulls")
-@_one_line_errors
+@one_line_errors
 def select_nulls(
     source: Annotated[str, typer.Argument(help="Database URL.")],
     table: Annotated[str, typer.Argument(help="Table name.")],

@@ -62,7 +62,12 @@ _UNIFORM_OBJECT = {
 @dataclass
 class FeatureColumns:
     """Prepared columns: ``kinds``, ``n_null``, float64 ``values`` for numeric columns and
-    integer ``codes`` (``-1`` for missing) with ``levels`` for categorical and text ones."""
+    integer ``codes`` (``-1`` for missing) with ``levels`` for categorical and text ones.
+
+    >>> import pandas as pd
+    >>> prepare_columns(pd.DataFrame({"t": ["x", "y", None]})).levels
+    {'t': 2}
+    """
 
     n_rows: int
     names: list[str]
@@ -73,7 +78,13 @@ class FeatureColumns:
     levels: dict[str, int] = field(default_factory=dict)
 
     def of_kind(self, kind: str, among: Iterable[str]) -> list[str]:
-        """The names in ``among`` whose kind is ``kind``, in the order given."""
+        """The names in ``among`` whose kind is ``kind``, in the order given.
+
+        >>> import pandas as pd
+        >>> c = prepare_columns(pd.DataFrame({"x": [1.0], "c": pd.Categorical(["a"])}))
+        >>> c.of_kind("categorical", ["x", "c"])
+        ['c']
+        """
         return [name for name in among if self.kinds[name] == kind]
 
 

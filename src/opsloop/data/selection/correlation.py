@@ -45,7 +45,11 @@ CHUNK_ROWS = 8192
 
 @dataclass(frozen=True)
 class PairwiseMoments:
-    """Sums over pairwise-complete rows of standardised columns, for :func:`pearson_matrix`."""
+    """Sums over pairwise-complete rows of standardised columns, for :func:`pearson_matrix`.
+
+    >>> pairwise_moments([np.array([1.0, 2.0])]).gram.shape
+    (1, 1)
+    """
 
     gram: np.ndarray  # p x p: sum of z_a z_b over rows where both are present
     sums: np.ndarray  # p x p: [a, b] = sum of z_a over rows where b is present
@@ -62,7 +66,12 @@ def pairwise_moments(
     chunk_rows: int = CHUNK_ROWS,
 ) -> PairwiseMoments:
     """Accumulate :class:`PairwiseMoments` over row chunks of ``columns`` (float64, NaN for
-    missing, all of one length). ``class_codes`` (0..n_classes-1 per row) adds class sums."""
+    missing, all of one length). ``class_codes`` (0..n_classes-1 per row) adds class sums.
+
+    >>> m = pairwise_moments([np.array([1.0, np.nan, 3.0]), np.array([1.0, 2.0, 4.0])])
+    >>> m.counts.tolist()
+    [[2.0, 2.0], [2.0, 3.0]]
+    """
     p = len(columns)
     n = len(columns[0]) if p else 0
     holes = np.flatnonzero([np.isnan(values).any() for values in columns])
@@ -139,7 +148,12 @@ def _rough_location(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def correlation_from_moments(moments: PairwiseMoments) -> np.ndarray:
     """The p x p pairwise-complete Pearson matrix; NaN where fewer than two rows overlap or
-    either column is constant on the overlap (as ``DataFrame.corr``)."""
+    either column is constant on the overlap (as ``DataFrame.corr``).
+
+    >>> m = pairwise_moments([np.array([1.0, 2.0, 3.0]), np.array([5.0, 5.0, 5.0])])
+    >>> correlation_from_moments(m).tolist()
+    [[1.0, nan], [nan, nan]]
+    """
     n = moments.counts
     sums, squares = moments.sums, moments.squares
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -161,7 +175,12 @@ def correlation_from_moments(moments: PairwiseMoments) -> np.ndarray:
 
 def correlation_ratio_from_moments(moments: PairwiseMoments) -> np.ndarray:
     """Each column's correlation ratio eta with the classes (NaN for a column constant on
-    its present rows or with fewer than two of them)."""
+    its present rows or with fewer than two of them).
+
+    >>> m = pairwise_moments([np.array([0.0, 0.0, 1.0, 1.0])], np.array([0, 0, 1, 1]), 2)
+    >>> correlation_ratio_from_moments(m).round(6).tolist()
+    [1.0]
+    """
     if moments.class_sums is None or moments.class_counts is None:
         raise ValueError("the moments were computed without class codes")
     n = np.diag(moments.counts)

@@ -56,11 +56,19 @@ class NullFractions:
 
     @property
     def null_fraction(self) -> dict[str, float]:
-        """Missing values / rows, per column."""
+        """Missing values / rows, per column.
+
+        >>> NullFractions("t", 2, ("a",), {"a": 1}, {"a": 1}, {"a": "INT"}, 1).null_fraction
+        {'a': 0.5}
+        """
         return {c: self.n_null[c] / self.n_rows for c in self.columns}
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per column: column, type, n_null, null_fraction, n_distinct."""
+        """One row per column: column, type, n_null, null_fraction, n_distinct.
+
+        >>> NullFractions("t", 2, ("a",), {"a": 1}, {"a": 1}, {"a": "INT"}, 1).to_frame().shape
+        (1, 5)
+        """
         fractions = self.null_fraction
         return pd.DataFrame(
             {
@@ -73,7 +81,11 @@ class NullFractions:
         )
 
     def to_dict(self) -> dict:
-        """A JSON-safe dictionary."""
+        """A JSON-safe dictionary.
+
+        >>> NullFractions("t", 2, ("a",), {"a": 0}, {"a": 2}, {"a": "INT"}, 1).to_dict()["queries"]
+        1
+        """
         return {
             "table": self.table,
             "n_rows": int(self.n_rows),

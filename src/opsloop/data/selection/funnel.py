@@ -184,7 +184,13 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         return prepare_target(y, n_rows, self.task)
 
     def fit(self, X: Any, y: Any = None) -> FeatureFunnel:
-        """Run the steps on ``X`` (and target ``y``) and record the decisions."""
+        """Run the steps on ``X`` (and target ``y``) and record the decisions.
+
+        >>> import numpy as np, pandas as pd
+        >>> frame = pd.DataFrame({"a": np.arange(6.0), "b": np.arange(6.0) * 2})
+        >>> FeatureFunnel(steps=[NumericRedundancy()]).fit(frame).report_.dropped
+        ['b']
+        """
         steps = self._checked_steps()
         frame = as_frame(X)
         check_frame(frame)
@@ -214,6 +220,13 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         single distinct value are not read either. The rest, and ``target``, are read and
         the remaining steps run as in :meth:`fit`. ``feature_names_in_`` are all the
         table's columns but ``target``.
+
+        >>> import duckdb
+        >>> db = duckdb.connect()
+        >>> _ = db.execute("CREATE TABLE t AS SELECT i::DOUBLE AS a, NULL::DOUBLE AS b, "
+        ...                "i % 2 AS y FROM range(10) r(i)")
+        >>> FeatureFunnel(steps=[NullFraction()]).fit_table(db, "t", target="y").report_.kept
+        ['a']
         """
         from opsloop.data.selection.database import null_fractions, read_columns
 
@@ -297,7 +310,7 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         for index, step in enumerate(steps):
             started = time.perf_counter()
             pre_drops, pre_measured = early.get(index, ([], {}))
-            n_in = len(active) + len(pre_drops)
+            n_in = len(names_in) - len(decided)
             if index in early and isinstance(step, NullFraction):
                 result = StepResult(tuple(pre_drops), pre_measured)
             else:
@@ -358,7 +371,13 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         return np.flatnonzero(self.support_) if indices else self.support_.copy()
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """The kept columns' names, in input order."""
+        """The kept columns' names, in input order.
+
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"a": [1.0, 2.0], "b": [None, None]})
+        >>> FeatureFunnel(steps=[NullFraction()]).fit(frame).get_feature_names_out().tolist()
+        ['a']
+        """
         check_is_fitted(self, "support_")
         if input_features is not None:
             given = np.asarray(input_features, dtype=object)
@@ -370,7 +389,13 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         return self.feature_names_in_[self.support_]
 
     def transform(self, X: Any) -> Any:
-        """The kept columns of ``X``: by name for a DataFrame, by position for an array."""
+        """The kept columns of ``X``: by name for a DataFrame, by position for an array.
+
+        >>> import numpy as np
+        >>> X = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, 1.0]])
+        >>> FeatureFunnel(steps=[NullFraction(0.5)]).fit(X).transform(X).shape
+        (3, 1)
+        """
         check_is_fitted(self, "support_")
         if isinstance(X, pd.DataFrame):
             names = [str(c) for c in X.columns]

@@ -45,6 +45,10 @@ from opsloop.data.selection.report import Drop
 from opsloop.data.selection.steps import Step, StepResult, check_count, check_number
 from opsloop.data.selection.target import Target
 
+#: Above this many levels in all, the pairs' tables are counted one pair at a time instead of
+#: as blocks of one (levels x levels) matrix product (4,096 levels: a 128 MB matrix).
+MAX_JOINT_LEVELS = 4096
+
 
 def keep_order(names: list[str], relation: np.ndarray | None, present: np.ndarray) -> np.ndarray:
     """Indices of ``names`` best first: higher target relation (NaN last), more present
@@ -205,13 +209,19 @@ class CategoricalRedundancy(Step):
             return StepResult()
         codes = [columns.codes[name] for name in names]
         levels = [max(columns.levels[name], 1) for name in names]
-        counts, offsets = pairwise_contingency(codes, levels)
         p = len(names)
         v = np.full((p, p), np.nan)
-        for i in range(p):
-            for j in range(i + 1, p):
-                table = counts[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]]
-                v[i, j] = v[j, i] = cramers_v_of_table(table)
+        if sum(levels) <= MAX_JOINT_LEVELS:
+            counts, offsets = pairwise_contingency(codes, levels)
+            for i in range(p):
+                for j in range(i + 1, p):
+                    table = counts[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]]
+                    v[i, j] = v[j, i] = cramers_v_of_table(table)
+        else:
+            # The joint table of all levels would not fit in memory: count pair by pair.
+            for i in range(p):
+                for j in range(i + 1, p):
+                    v[i, j] = v[j, i] = cramers_v(codes[i], levels[i], codes[j], levels[j])
         relation = None
         pairs = list(zip(codes, levels, strict=True))
         if target is not None and target.task == "classification":

@@ -8,7 +8,10 @@ encoded frame. Encoding, the same for every scoring function:
   ``SimpleImputer`` does; the scoring functions refuse NaN);
 * a categorical column is one indicator per level (a missing value indicates none), each
   scored, and the column's score is its best level's: a column is as relevant as the level
-  that tells most about the target. The indicators are discrete for mutual information.
+  that tells most about the target. The indicators are discrete for mutual information. The
+  best of many levels is the best of many tries, so with no signal at all a column of twenty
+  levels outscores a numeric column; a column whose signal is weak and non-linear can rank
+  below such noise, which is why ``k`` should leave room before the model step.
 
 Text columns are not scored and stay. ``scores`` equal the scoring function's output on that
 encoding, and the kept columns equal ``SelectKBest`` / ``SelectPercentile`` fitted on the

@@ -96,7 +96,11 @@ class ColumnDecision:
     importance: float | None = None
 
     def to_dict(self) -> dict:
-        """A JSON-safe dictionary (non-finite numbers become ``None``)."""
+        """A JSON-safe dictionary (non-finite numbers become ``None``).
+
+        >>> ColumnDecision("x", "numeric", False, value=float("nan")).to_dict()["value"] is None
+        True
+        """
         out = asdict(self)
         for key in ("value", "threshold", "null_fraction", "top_share", "relevance", "importance"):
             out[key] = _plain(out[key])
@@ -123,7 +127,11 @@ class StepSummary:
         return self.n_in - self.n_dropped
 
     def to_dict(self) -> dict:
-        """A JSON-safe dictionary, ``n_out`` included."""
+        """A JSON-safe dictionary, ``n_out`` included.
+
+        >>> StepSummary("relevance", 5, 2, 0.5).to_dict()["n_out"]
+        3
+        """
         return {**asdict(self), "n_out": self.n_out, "seconds": float(self.seconds)}
 
 
@@ -148,19 +156,31 @@ class SelectionReport:
 
     @property
     def counts(self) -> list[int]:
-        """Columns before the first step, then after each step (the funnel's widths)."""
+        """Columns before the first step, then after each step (the funnel's widths).
+
+        >>> SelectionReport((), (StepSummary("a", 4, 1, 0.0),), 2).counts
+        [4, 3]
+        """
         if not self.steps:
             return [len(self.columns)]
         return [self.steps[0].n_in, *(s.n_out for s in self.steps)]
 
     @property
     def kept(self) -> list[str]:
-        """The columns that passed every step, in input order."""
+        """The columns that passed every step, in input order.
+
+        >>> SelectionReport((ColumnDecision("a", "numeric", True),), (), 1).kept
+        ['a']
+        """
         return [c.column for c in self.columns if c.kept]
 
     @property
     def dropped(self) -> list[str]:
-        """The columns some step dropped, in input order."""
+        """The columns some step dropped, in input order.
+
+        >>> SelectionReport((ColumnDecision("a", "numeric", True),), (), 1).dropped
+        []
+        """
         return [c.column for c in self.columns if not c.kept]
 
     def dropped_by(self, step: str) -> list[str]:
@@ -181,14 +201,19 @@ class SelectionReport:
         return len(self.columns)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per column (see :data:`FRAME_COLUMNS`), in input order."""
+        """One row per column (see :data:`FRAME_COLUMNS`), in input order.
+
+        >>> SelectionReport((ColumnDecision("a", "numeric", True),), (), 1).to_frame().shape
+        (1, 13)
+        """
         rows = [c.to_dict() for c in self.columns]
         return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
     def steps_frame(self) -> pd.DataFrame:
         """One row per step: columns in, dropped, out, and seconds.
 
-        >>> SelectionReport((), (StepSummary("relevance", 5, 2, 0.1),), 9).steps_frame().n_out.tolist()
+        >>> report = SelectionReport((), (StepSummary("relevance", 5, 2, 0.1),), 9)
+        >>> report.steps_frame()["n_out"].tolist()
         [3]
         """
         rows = [s.to_dict() for s in self.steps]
@@ -197,7 +222,11 @@ class SelectionReport:
         )
 
     def to_dict(self) -> dict:
-        """A JSON-safe dictionary of the whole report."""
+        """A JSON-safe dictionary of the whole report.
+
+        >>> SelectionReport((), (), 0).to_dict()["counts"]
+        [0]
+        """
         return {
             "n_rows": int(self.n_rows),
             "target": self.target,

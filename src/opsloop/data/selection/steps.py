@@ -39,17 +39,29 @@ class StepResult:
 
 @dataclass(frozen=True)
 class Step:
-    """Base of the funnel's steps; subclasses set ``name`` and implement :meth:`run`."""
+    """Base of the funnel's steps; subclasses set ``name`` and implement :meth:`run`.
+
+    >>> Step().describe()
+    'step'
+    """
 
     name: ClassVar[str] = "step"
     #: Whether the step reads the target (``fit`` then needs ``y``).
     needs_target: ClassVar[bool] = False
 
     def check(self) -> None:
-        """Raise ``ValueError``/``TypeError`` naming a parameter that breaks its rule."""
+        """Raise ``ValueError``/``TypeError`` naming a parameter that breaks its rule.
+
+        >>> Step().check() is None
+        True
+        """
 
     def describe(self) -> str:
-        """One line for the report: what the step drops."""
+        """One line for the report: what the step drops.
+
+        >>> Step().describe()
+        'step'
+        """
         return self.name
 
     def run(
@@ -59,7 +71,7 @@ class Step:
         target: Target | None,
         random_state: int | None,
     ) -> StepResult:
-        """Decide which of ``active`` to drop."""
+        """Decide which of ``active`` to drop (each step's class shows an example)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement run()")
 
 

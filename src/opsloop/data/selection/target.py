@@ -27,7 +27,11 @@ TASKS = ("auto", "classification", "regression")
 @dataclass(frozen=True)
 class Target:
     """A checked target: its name, task, values as given, and class ``codes`` 0..K-1 for
-    classification (``classes`` are the labels, sorted) or float ``numbers`` for regression."""
+    classification (``classes`` are the labels, sorted) or float ``numbers`` for regression.
+
+    >>> prepare_target([2, 1, 2], n_rows=3).n_classes
+    2
+    """
 
     name: str | None
     task: str
@@ -38,7 +42,11 @@ class Target:
 
     @property
     def n_classes(self) -> int:
-        """Number of classes (0 for regression)."""
+        """Number of classes (0 for regression).
+
+        >>> prepare_target([0.1, 0.7, 0.35], n_rows=3).n_classes
+        0
+        """
         return 0 if self.classes is None else len(self.classes)
 
 
