@@ -50,7 +50,7 @@ def test_dataset_verdict_controls_family_wise_error(null_p_values):
 @pytest.mark.slow
 def test_small_mean_shift_is_found_at_a_million_rows():
     shifts = {"x00_normal": ColumnShift("mean", 0.05), "x03_uniform": ColumnShift("mean", 0.05)}
-    ref, cur, truth = drift_table(1_000_000, seed=7, shifted=shifts)
+    ref, cur, _ = drift_table(1_000_000, seed=7, shifted=shifts)
     result = compare(ref, cur, plots=False)
     drifted = {c.column for c in result.columns if c.drifted}
     assert {"x00_normal", "x03_uniform"} <= drifted

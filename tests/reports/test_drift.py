@@ -183,7 +183,8 @@ def test_plotly_js_is_inlined_exactly_once(page, written):
     large = [s for s in page.scripts if len(s) > 100_000]
     assert len(large) == 1 and large[0] == get_plotlyjs()
     # One figure per compared column, all drawn by that single copy.
-    assert len(re.findall(r"Plotly\.newPlot\(", text)) == 3
+    # (counted outside plotly.js, whose own source may contain the call)
+    assert len(re.findall(r"Plotly\.newPlot\(", text.replace(get_plotlyjs(), ""))) == 3
     assert len(text) - len(get_plotlyjs()) < 150_000
 
 

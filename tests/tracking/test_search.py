@@ -184,3 +184,37 @@ def test_bad_order_and_limit_get_clear_errors(store, runs):
         store.search_runs("churn", order_by="metrics.auc")
     with pytest.raises(ValueError, match="max_results must be a positive integer, got 0"):
         store.search_runs("churn", max_results=0)
+
+
+def test_the_wide_frame_agrees_with_reading_each_run_on_its_own(store):
+    rng = np.random.default_rng(7)
+    for index in range(40):
+        run_id = store.create_run("wide", name=f"w{index}", start_ms=index)
+        # Each run gets a random subset of keys, so the pivot must place holes correctly.
+        keys = [k for k in ("auc", "loss", "f1") if rng.random() < 0.6]
+        store.write_batch(
+            run_id,
+            metrics=MetricBatch(
+                tuple(keys),
+                rng.random(len(keys)),
+                np.zeros(len(keys), np.int64),
+                np.zeros(len(keys), np.int64),
+            )
+            if keys
+            else None,
+            params={f"p{j}": int(rng.integers(5)) for j in range(4) if rng.random() < 0.7},
+            tags={"half": "a"} if index % 2 else {},
+        )
+    frame = store.search_runs("wide")
+    assert frame["name"].tolist() == [f"w{i}" for i in range(39, -1, -1)]
+    for row in frame.to_dict("records"):
+        run = store.get_run(row["run_id"])
+        for column, value in row.items():
+            kind, _, key = column.partition(".")
+            if kind == "metrics":
+                expected = run.metrics.get(key)
+                assert (np.isnan(value) and expected is None) or value == expected
+            elif kind == "params":
+                assert value == run.params.get(key)
+            elif kind == "tags":
+                assert value == run.tags.get(key)

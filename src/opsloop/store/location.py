@@ -6,9 +6,10 @@ artifact folder. ``OPSLOOP_STORE_URI`` points the database elsewhere (for exampl
 fsspec URL (``s3://bucket/prefix``). Each is read when called, so tests can set them.
 
 >>> import os
->>> os.environ["OPSLOOP_HOME"] = "/tmp/opsloop-doc"
->>> os.environ.pop("OPSLOOP_STORE_URI", None)
->>> store_uri()
+>>> from unittest import mock
+>>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": "/tmp/opsloop-doc"}):
+...     os.environ.pop("OPSLOOP_STORE_URI", None) and None
+...     store_uri()
 'sqlite:////tmp/opsloop-doc/opsloop.db'
 """
 
@@ -26,8 +27,9 @@ def opsloop_home() -> Path:
     """The state folder: ``$OPSLOOP_HOME`` or ``~/.opsloop`` (not created here).
 
     >>> import os
-    >>> os.environ["OPSLOOP_HOME"] = "/tmp/opsloop-doc"
-    >>> str(opsloop_home())
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": "/tmp/opsloop-doc"}):
+    ...     str(opsloop_home())
     '/tmp/opsloop-doc'
     """
     value = os.environ.get(HOME_VARIABLE)
@@ -38,10 +40,10 @@ def store_uri() -> str:
     """The database URI: ``$OPSLOOP_STORE_URI`` or a SQLite file in :func:`opsloop_home`.
 
     >>> import os
-    >>> os.environ["OPSLOOP_STORE_URI"] = "postgresql+psycopg://u@db/ops"
-    >>> store_uri()
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"OPSLOOP_STORE_URI": "postgresql+psycopg://u@db/ops"}):
+    ...     store_uri()
     'postgresql+psycopg://u@db/ops'
-    >>> del os.environ["OPSLOOP_STORE_URI"]
     """
     value = os.environ.get(STORE_VARIABLE)
     if value:
@@ -53,8 +55,10 @@ def artifact_uri() -> str:
     """The artifact root: ``$OPSLOOP_ARTIFACT_URI`` or the ``artifacts`` folder of the home.
 
     >>> import os
-    >>> os.environ["OPSLOOP_HOME"] = "/tmp/opsloop-doc"
-    >>> artifact_uri()
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": "/tmp/opsloop-doc"}):
+    ...     os.environ.pop("OPSLOOP_ARTIFACT_URI", None) and None
+    ...     artifact_uri()
     '/tmp/opsloop-doc/artifacts'
     """
     value = os.environ.get(ARTIFACT_VARIABLE)

@@ -6,13 +6,16 @@ through an opsloop server (an ``http(s)://`` URI) is not part of this version an
 with a clear error rather than silently logging somewhere else.
 
 >>> import os, tempfile
->>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+>>> from unittest import mock
+>>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
+>>> _ = home.start()
 >>> with start_run(experiment="churn", capture=False) as run:
 ...     run.log_params({"model": "rf"})
 ...     run.log_metric("auc", 0.91)
 >>> found = search_runs("churn", filter="metrics.auc > 0.9 and params.model = 'rf'")
 >>> found["run_id"].tolist() == [run.run_id], get_run(run.run_id).metrics
 (True, {'auc': 0.91})
+>>> _ = home.stop()
 """
 
 from __future__ import annotations
@@ -45,9 +48,12 @@ def tracking_backend(uri: str | None = None):
     """The backend for ``uri`` (default ``$OPSLOOP_TRACKING_URI``), made once per process.
 
     >>> import os, tempfile
-    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> from unittest import mock
+    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
+    >>> _ = home.start()
     >>> type(tracking_backend()).__name__
     'LocalTrackingStore'
+    >>> _ = home.stop()
     """
     target = uri or os.environ.get(TRACKING_VARIABLE) or ""
     if target.startswith(("http://", "https://")):
@@ -108,12 +114,15 @@ def start_run(
     OS user.
 
     >>> import os, tempfile
-    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> from unittest import mock
+    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
+    >>> _ = home.start()
     >>> with start_run("tune", capture=False) as parent:
     ...     with start_run("tune", nested=True, capture=False) as child:
     ...         child.log_metric("loss", 0.1)
     >>> get_run(child.run_id).parent_run_id == parent.run_id
     True
+    >>> _ = home.stop()
     """
     backend = tracking_backend(tracking_uri)
     if run_id is not None:
@@ -155,12 +164,15 @@ def get_run(run_id: str, *, tracking_uri: str | None = None) -> Run:
     """The stored run: params, latest metrics, tags, versions, inputs, ``metric_history(key)``.
 
     >>> import os, tempfile
-    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> from unittest import mock
+    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
+    >>> _ = home.start()
     >>> with start_run("e", capture=False) as run:
     ...     for step in range(3):
     ...         run.log_metric("loss", 1 / (step + 1), step=step)
     >>> get_run(run.run_id).metric_history("loss")["step"].tolist()
     [0, 1, 2]
+    >>> _ = home.stop()
     """
     return tracking_backend(tracking_uri).get_run(run_id)
 
@@ -180,12 +192,15 @@ def search_runs(
     SQL in the database. ``order_by`` is a list such as ``["metrics.auc DESC"]``.
 
     >>> import os, tempfile
-    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> from unittest import mock
+    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
+    >>> _ = home.start()
     >>> for auc in (0.7, 0.9, 0.8):
     ...     with start_run("e", capture=False) as run:
     ...         run.log_metric("auc", auc)
     >>> search_runs("e", order_by=["metrics.auc DESC"])["metrics.auc"].tolist()
     [0.9, 0.8, 0.7]
+    >>> _ = home.stop()
     """
     return tracking_backend(tracking_uri).search_runs(experiment, filter, order_by, max_results)
 
@@ -194,7 +209,9 @@ def compare_runs(run_ids: Sequence[str], *, tracking_uri: str | None = None) -> 
     """Params and latest metrics side by side, plus every metric history of the runs.
 
     >>> import os, tempfile
-    >>> os.environ["OPSLOOP_HOME"] = tempfile.mkdtemp()
+    >>> from unittest import mock
+    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
+    >>> _ = home.start()
     >>> ids = []
     >>> for depth in (3, 5):
     ...     with start_run("e", capture=False) as run:
@@ -202,6 +219,7 @@ def compare_runs(run_ids: Sequence[str], *, tracking_uri: str | None = None) -> 
     ...         ids.append(run.run_id)
     >>> compare_runs(ids).differing_params()
     ['depth']
+    >>> _ = home.stop()
     """
     if isinstance(run_ids, str):
         raise TypeError("run_ids must be a list of run ids, not one string")

@@ -161,6 +161,14 @@ def _comparison(node: Comparison):
         return present
     value = _coerce(field, _check_value(field, operator, node.value))
     condition = _compare(value_column, operator, value)
+    if field.kind == "metrics":
+        # latest_metrics is indexed by (key_id, value): the database finds the matching runs
+        # with one index range scan instead of probing every run in turn.
+        latest, keys = tables.latest_metrics, tables.metric_keys
+        key_id = sa.select(keys.c.id).where(keys.c.name == field.name).scalar_subquery()
+        return _runs.c.id.in_(
+            sa.select(latest.c.run_id).where(latest.c.key_id == key_id, condition)
+        )
     return sa.exists(_one.select_from(table).where(where, condition).correlate(_runs))
 
 

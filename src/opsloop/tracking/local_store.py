@@ -38,8 +38,6 @@ from opsloop.store.artifacts import ArtifactStore
 from opsloop.store.database import Database, now_ms, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import CodeVersion, Environment
-from opsloop.tracking.filter_parser import parse_filter
-from opsloop.tracking.filter_sql import filter_to_sql, order_to_sql
 from opsloop.tracking.limits import checked_key, param_text, tag_text
 from opsloop.tracking.metric_buffer import MetricBatch
 from opsloop.tracking.records import (
@@ -49,6 +47,7 @@ from opsloop.tracking.records import (
     Run,
     empty_history,
 )
+from opsloop.tracking.run_search import UnknownExperimentError, search_run_frame
 
 _runs = tables.runs
 _parent = tables.runs.alias("parent_run")
@@ -61,14 +60,6 @@ class UnknownRunError(ValueError):
     def __init__(self, run_id: object) -> None:
         super().__init__(f"unknown run id {run_id!r}")
         self.run_id = run_id
-
-
-class UnknownExperimentError(ValueError):
-    """No experiment has this name."""
-
-    def __init__(self, name: object) -> None:
-        super().__init__(f"unknown experiment {name!r}")
-        self.name = name
 
 
 class LocalTrackingStore:
@@ -668,11 +659,8 @@ class LocalTrackingStore:
     ) -> pd.DataFrame:
         """Runs matching ``filter`` (see :mod:`.filter_parser`), one row each, as a DataFrame.
 
-        Columns: ``run_id``, ``experiment``, ``name``, ``status``, ``start_time``,
-        ``end_time``, ``parent_run_id``, ``user``, ``git_commit``, ``git_branch``,
-        ``git_dirty``, ``python_version``, ``platform``, then ``params.<key>``,
-        ``metrics.<key>`` (latest values) and ``tags.<key>``. The default order is newest
-        first.
+        The columns are described in :func:`~.run_search.search_run_frame`; the default
+        order is newest first.
 
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
@@ -682,106 +670,7 @@ class LocalTrackingStore:
         >>> s.search_runs("churn", "params.model = 'rf'")["params.model"].tolist()
         ['rf']
         """
-        if isinstance(order_by, str):
-            raise TypeError("order_by must be a list of clauses such as ['metrics.auc DESC']")
-        condition = None if not filter else filter_to_sql(parse_filter(filter))
-        orders = [order_to_sql(clause) for clause in (order_by or ())]
-        if max_results is not None and (
-            isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
-        ):
-            raise ValueError(f"max_results must be a positive integer, got {max_results!r}")
-        names = [experiments] if isinstance(experiments, str) else experiments
-        env, e = tables.environments, tables.experiments
-        with self.db.read() as connection:
-            chosen = sa.select(_runs.c.id)
-            if names is not None:
-                names = list(names)
-                ids = dict(
-                    connection.execute(sa.select(e.c.name, e.c.id).where(e.c.name.in_(names))).all()
-                )
-                for name in names:
-                    if name not in ids:
-                        raise UnknownExperimentError(name)
-                chosen = chosen.where(_runs.c.experiment_id.in_(list(ids.values())))
-            if condition is not None:
-                chosen = chosen.where(condition)
-            chosen = chosen.order_by(*orders, _runs.c.start_ms.desc(), _runs.c.id.desc())
-            if max_results is not None:
-                chosen = chosen.limit(max_results)
-            chosen = chosen.subquery("chosen")
-            base = connection.execute(
-                sa.select(
-                    _runs.c.id,
-                    _runs.c.run_id,
-                    e.c.name.label("experiment"),
-                    _runs.c.name,
-                    _runs.c.status,
-                    _runs.c.start_ms,
-                    _runs.c.end_ms,
-                    _parent.c.run_id.label("parent_run_id"),
-                    _runs.c.user_name,
-                    _runs.c.git_commit,
-                    _runs.c.git_branch,
-                    _runs.c.git_dirty,
-                    env.c.python_version,
-                    env.c.platform,
-                ).select_from(
-                    chosen.join(_runs, _runs.c.id == chosen.c.id)
-                    .join(e, e.c.id == _runs.c.experiment_id)
-                    .outerjoin(_parent, _parent.c.id == _runs.c.parent_id)
-                    .outerjoin(env, env.c.sha256 == _runs.c.environment_sha256)
-                )
-            ).all()
-            in_chosen = sa.select(chosen.c.id)
-            params = connection.execute(
-                sa.select(tables.params.c.run_id, tables.params.c.key, tables.params.c.value).where(
-                    tables.params.c.run_id.in_(in_chosen)
-                )
-            ).all()
-            latest, keys = tables.latest_metrics, tables.metric_keys
-            metrics = connection.execute(
-                sa.select(latest.c.run_id, keys.c.name, latest.c.value)
-                .join(keys, keys.c.id == latest.c.key_id)
-                .where(latest.c.run_id.in_(in_chosen))
-            ).all()
-            tag_rows = connection.execute(
-                sa.select(tables.tags.c.run_id, tables.tags.c.key, tables.tags.c.value).where(
-                    tables.tags.c.run_id.in_(in_chosen)
-                )
-            ).all()
-            # The chosen subquery is re-evaluated per query; the order must come from it too.
-            ordered = connection.execute(sa.select(chosen.c.id)).scalars().all()
-        columns = [
-            "pk",
-            "run_id",
-            "experiment",
-            "name",
-            "status",
-            "start_ms",
-            "end_ms",
-            "parent_run_id",
-            "user",
-            "git_commit",
-            "git_branch",
-            "git_dirty",
-            "python_version",
-            "platform",
-        ]
-        frame = pd.DataFrame(base, columns=columns).set_index("pk").reindex(ordered)
-        frame.insert(4, "start_time", _times(frame.pop("start_ms")))
-        frame.insert(5, "end_time", _times(frame.pop("end_ms")))
-        frame["git_dirty"] = (
-            frame["git_dirty"].astype(object).where(frame["git_dirty"].notna(), None)
-        )
-        for prefix, rows, dtype in (
-            ("params", params, object),
-            ("metrics", metrics, "float64"),
-            ("tags", tag_rows, object),
-        ):
-            wide = _wide(rows, prefix, dtype)
-            if not wide.empty:
-                frame = frame.join(wide)
-        return frame.reset_index(drop=True)
+        return search_run_frame(self.db, experiments, filter, order_by, max_results)
 
 
 def _checked_tags(values: Mapping[str, object]) -> dict[str, str]:
@@ -798,22 +687,3 @@ def _pairs(connection: Connection, table: sa.Table, pk: int) -> dict[str, str]:
             sa.select(table.c.key, table.c.value).where(table.c.run_id == pk).order_by(table.c.key)
         ).all()
     )
-
-
-def _times(milliseconds: pd.Series) -> pd.Series:
-    return pd.to_datetime(milliseconds.astype("Float64"), unit="ms", utc=True).astype(
-        "datetime64[ms, UTC]"
-    )
-
-
-def _wide(rows: list, prefix: str, dtype) -> pd.DataFrame:
-    if not rows:
-        return pd.DataFrame()
-    long = pd.DataFrame(rows, columns=["pk", "key", "value"])
-    wide = long.pivot(index="pk", columns="key", values="value")
-    wide = wide.reindex(columns=sorted(wide.columns)).astype(dtype)
-    if dtype is object:
-        wide = wide.where(wide.notna(), None)
-    wide.columns = [f"{prefix}.{key}" for key in wide.columns]
-    wide.columns.name = None
-    return wide

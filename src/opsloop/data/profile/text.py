@@ -78,7 +78,11 @@ class TextSummary:
             counts = counts[used]
             uniques = values.cat.categories[used].astype(str)
         else:
-            strings = values if _is_arrow_strings(values.dtype) else values.astype(str)
+            # Arrow strings even for object columns: pandas 2's object factorize merges
+            # strings that differ only after a NUL character.
+            strings = (
+                values if _is_arrow_strings(values.dtype) else values.astype("string[pyarrow]")
+            )
             codes, uniques = pd.factorize(strings)
             counts = np.bincount(codes, minlength=len(uniques))
         arrow = _to_arrow(uniques)
