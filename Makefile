@@ -13,7 +13,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall whenever the project's metadata changes.
+# torch is pinned first: a CPU build of 2.13.0 is what the torch extra's range resolves to
+# without downloading a multi-gigabyte CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
