@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -38,32 +39,36 @@ class StepResult:
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(ABC):
     """Base of the funnel's steps; subclasses set ``name`` and implement :meth:`run`.
 
-    >>> Step().describe()
-    'step'
+    >>> from opsloop.data.selection.nulls import NullFraction
+    >>> NullFraction().name
+    'null_fraction'
     """
 
     name: ClassVar[str] = "step"
     #: Whether the step reads the target (``fit`` then needs ``y``).
     needs_target: ClassVar[bool] = False
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - a step without parameters has nothing to check
         """Raise ``ValueError``/``TypeError`` naming a parameter that breaks its rule.
 
-        >>> Step().check() is None
+        >>> from opsloop.data.selection.nulls import NullFraction
+        >>> NullFraction().check() is None
         True
         """
 
     def describe(self) -> str:
         """One line for the report: what the step drops.
 
-        >>> Step().describe()
-        'step'
+        >>> from opsloop.data.selection.nulls import NullFraction
+        >>> NullFraction(threshold=0.5).describe()
+        'drop columns with more than 50% missing values'
         """
         return self.name
 
+    @abstractmethod
     def run(
         self,
         columns: FeatureColumns,
@@ -72,7 +77,6 @@ class Step:
         random_state: int | None,
     ) -> StepResult:
         """Decide which of ``active`` to drop (each step's class shows an example)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement run()")
 
 
 def check_number(
