@@ -1,0 +1,154 @@
+"""The active-learning loop: fit, ask the oracle about the most useful rows, refit, within a budget.
+
+The loop works with any scikit-learn classifier that has ``predict_proba``; the estimator given is
+cloned at every round, so it is never modified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+from opsloop.learn.active.oracle import Oracle
+from opsloop.learn.active.strategies import QueryStrategy, RandomSampling, make_strategy
+
+
+@dataclass(frozen=True)
+class ActiveLearningResult:
+    """What a loop asked, in order, and how the classifier scored after each round.
+
+    ``labels_spent[i]`` is the number of labels bought when the ``i``-th model was fitted;
+    ``accuracy`` and ``balanced_accuracy`` are empty when no evaluation set was given.
+    """
+
+    strategy: str
+    queried: tuple[int, ...]
+    labels_spent: tuple[int, ...]
+    accuracy: tuple[float, ...]
+    balanced_accuracy: tuple[float, ...]
+    estimator: Any = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (the fitted estimator is left out)."""
+        return {
+            "strategy": self.strategy,
+            "queried": list(self.queried),
+            "labels_spent": list(self.labels_spent),
+            "accuracy": list(self.accuracy),
+            "balanced_accuracy": list(self.balanced_accuracy),
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """The learning curve: one row per round."""
+        frame = pd.DataFrame({"labels_spent": list(self.labels_spent)})
+        if self.accuracy:
+            frame["accuracy"] = list(self.accuracy)
+            frame["balanced_accuracy"] = list(self.balanced_accuracy)
+        frame.insert(0, "strategy", self.strategy)
+        return frame
+
+
+def _positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def active_learning(
+    estimator: Any,
+    X_pool: np.ndarray,
+    oracle: Oracle,
+    *,
+    strategy: str | QueryStrategy = "entropy",
+    budget: int,
+    batch_size: int = 10,
+    initial: int | np.ndarray = 10,
+    X_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    random_state: int | None = None,
+) -> ActiveLearningResult:
+    """Label at most ``budget`` pool rows, ``batch_size`` at a time, chosen by ``strategy``.
+
+    ``initial`` is the number of random rows labelled first (or their pool positions); they count
+    towards the budget. While the labelled rows hold a single class no classifier can be fitted,
+    so the loop keeps drawing random batches until a second class appears (a cold start).
+
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from opsloop.learn.active import SimulatedOracle
+    >>> X, y = make_classification(300, random_state=0)
+    >>> result = active_learning(LogisticRegression(), X[:200], SimulatedOracle(y[:200]),
+    ...                          budget=40, X_test=X[200:], y_test=y[200:], random_state=0)
+    >>> result.labels_spent
+    (10, 20, 30, 40)
+    """
+    X = np.asarray(X_pool)
+    n_pool = len(X)
+    budget = _positive_int(budget, "budget")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if budget > n_pool:
+        raise ValueError(f"budget must not exceed the pool size {n_pool}, got {budget}")
+    if (X_test is None) != (y_test is None):
+        raise ValueError("X_test and y_test must be given together")
+    chooser = make_strategy(strategy)
+    rng = np.random.default_rng(random_state)
+    if isinstance(initial, int | np.integer) and not isinstance(initial, bool):
+        first = rng.choice(
+            n_pool, size=min(_positive_int(initial, "initial"), budget), replace=False
+        )
+    else:
+        first = np.unique(np.asarray(initial, dtype=np.int64))
+        if first.size == 0 or first.size > budget or first.min() < 0 or first.max() >= n_pool:
+            raise ValueError(
+                f"initial positions must be 1 to budget={budget} distinct indices in [0, {n_pool})"
+            )
+    labelled = np.zeros(n_pool, dtype=bool)
+    order: list[np.ndarray] = []
+    answers: list[np.ndarray] = []
+
+    def ask(positions: np.ndarray) -> None:
+        labelled[positions] = True
+        order.append(positions)
+        answers.append(np.asarray(oracle.label(positions, X[positions])))
+
+    ask(first)
+    spent = int(first.size)
+    cold = RandomSampling()
+    while np.unique(np.concatenate(answers)).size < 2 and spent < budget:
+        pool = np.flatnonzero(~labelled)
+        n = min(batch_size, budget - spent)
+        ask(pool[cold.select(None, X[pool], n, X_labelled=None, y_labelled=None, rng=rng)])
+        spent += n
+    if np.unique(np.concatenate(answers)).size < 2:
+        raise ValueError(f"the budget of {budget} labels found only one class; raise the budget")
+
+    spent_curve, accuracy, balanced = [], [], []
+    while True:
+        idx = np.concatenate(order)
+        y_lab = np.concatenate(answers)
+        model = clone(estimator).fit(X[idx], y_lab)
+        spent_curve.append(spent)
+        if X_test is not None:
+            predicted = model.predict(X_test)
+            accuracy.append(float(accuracy_score(y_test, predicted)))
+            balanced.append(float(balanced_accuracy_score(y_test, predicted)))
+        pool = np.flatnonzero(~labelled)
+        n = min(batch_size, budget - spent, pool.size)
+        if n <= 0:
+            break
+        picked = chooser.select(model, X[pool], n, X_labelled=X[idx], y_labelled=y_lab, rng=rng)
+        ask(pool[np.asarray(picked, dtype=np.int64)])
+        spent += n
+    return ActiveLearningResult(
+        strategy=chooser.name,
+        queried=tuple(int(i) for i in np.concatenate(order)),
+        labels_spent=tuple(spent_curve),
+        accuracy=tuple(accuracy),
+        balanced_accuracy=tuple(balanced),
+        estimator=model,
+    )

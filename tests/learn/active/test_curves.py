@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
+from opsloop.learn.active import STRATEGY_NAMES, compare_strategies
+
+REPEATS = 3
+
+
+def curves_for(weights):
+    X, y = make_classification(
+        1500,
+        n_features=10,
+        n_informative=5,
+        n_classes=3,
+        n_clusters_per_class=1,
+        weights=weights,
+        class_sep=1.5,
+        flip_y=0,
+        random_state=1,
+    )
+    return compare_strategies(
+        LogisticRegression(),
+        X[:1000],
+        y[:1000],
+        X[1000:],
+        y[1000:],
+        budget=100,
+        batch_size=10,
+        initial=10,
+        repeats=REPEATS,
+    )
+
+
+@pytest.fixture(scope="module")
+def balanced():
+    return curves_for(None)
+
+
+@pytest.fixture(scope="module")
+def imbalanced():
+    return curves_for([0.8, 0.15, 0.05])
+
+
+def assert_beats_random(area):
+    """Every informed strategy beats random in every repeat, and by more than the noise.
+
+    The noise is the spread of the paired differences over repeats (their standard error),
+    so the margin comes from the run itself.
+    """
+    for strategy in STRATEGY_NAMES[:-1]:
+        diff = (area[strategy] - area["random"]).to_numpy()
+        standard_error = diff.std(ddof=1) / np.sqrt(diff.size)
+        assert diff.min() > 0, (strategy, diff)
+        assert diff.mean() > 2 * standard_error, (strategy, diff)
+
+
+def test_uncertainty_beats_random_on_balanced_data(balanced):
+    assert_beats_random(balanced.area())
+
+
+def test_uncertainty_finds_the_rare_classes(imbalanced):
+    assert_beats_random(imbalanced.area("balanced_accuracy"))
+
+
+def test_every_strategy_starts_from_the_same_rows(balanced):
+    first = balanced.to_frame().query("labels_spent == 10")
+    # one model per strategy and repeat, fitted on the same ten rows: one accuracy per repeat
+    assert first.groupby("repeat")["accuracy"].nunique().eq(1).all()
+    assert len(first) == REPEATS * len(STRATEGY_NAMES)
+
+
+def test_frame_and_dict(imbalanced):
+    frame = imbalanced.to_frame()
+    assert list(frame.columns) == [
+        "strategy",
+        "repeat",
+        "labels_spent",
+        "accuracy",
+        "balanced_accuracy",
+    ]
+    assert sorted(frame["labels_spent"].unique().tolist()) == list(range(10, 101, 10))
+    mean = imbalanced.mean_curve()
+    assert mean.loc[100, "margin"] == pytest.approx(
+        frame.query("strategy == 'margin' and labels_spent == 100")["accuracy"].mean()
+    )
+    summary = json.loads(json.dumps(imbalanced.to_dict()))
+    assert summary["repeats"] == REPEATS
+    assert summary["mean_accuracy_area"]["random"] == pytest.approx(
+        imbalanced.area()["random"].mean()
+    )

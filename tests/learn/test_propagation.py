@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_moons
+from sklearn.semi_supervised import LabelPropagation, LabelSpreading
+
+from opsloop.learn.propagation import propagate_labels
+
+
+@pytest.fixture(scope="module")
+def moons():
+    X, y_true = make_moons(200, noise=0.05, random_state=0)
+    y = np.full(200, -1)
+    y[:10] = y_true[:10]
+    return X, y, y_true
+
+
+def test_labels_and_confidence_are_scikit_learns(moons):
+    X, y, y_true = moons
+    result = propagate_labels(X, y, y_true=y_true)
+    reference = LabelSpreading().fit(X, y)
+    np.testing.assert_array_equal(result.labels, reference.transduction_)
+    np.testing.assert_allclose(result.confidence, reference.label_distributions_.max(axis=1))
+    assert result.method == "LabelSpreading"
+
+
+def test_report_counts_by_hand(moons):
+    X, y, y_true = moons
+    result = propagate_labels(X, y, y_true=y_true, confidence_levels=(0.5, 0.9))
+    reference = LabelSpreading().fit(X, y)
+    conf = reference.label_distributions_.max(axis=1)[10:]
+    right = reference.transduction_[10:] == y_true[10:]
+    assert (result.n_labelled, result.n_propagated, result.n_unreached) == (10, 190, 0)
+    assert result.count_at == {0.5: int((conf >= 0.5).sum()), 0.9: int((conf >= 0.9).sum())}
+    assert result.accuracy == pytest.approx(right.mean(), abs=1e-12)
+    assert result.accuracy_at[0.9] == pytest.approx(right[conf >= 0.9].mean(), abs=1e-12)
+    assert result.mean_confidence == pytest.approx(conf.mean(), abs=1e-12)
+    # more confident labels are more often right on this problem
+    assert result.accuracy_at[0.9] > result.accuracy
+
+
+def test_per_class_table(moons):
+    X, y, y_true = moons
+    result = propagate_labels(X, y, y_true=y_true)
+    frame = result.to_frame()
+    assert frame["label"].tolist() == [0, 1]
+    assert frame["n_labelled"].tolist() == np.bincount(y[:10]).tolist()
+    assert frame["n_propagated"].sum() == 190
+    zero = result.labels[10:] == 0
+    assert frame.loc[0, "accuracy"] == pytest.approx((y_true[10:][zero] == 0).mean())
+    json.dumps(result.to_dict())
+
+
+def test_rows_the_graph_does_not_reach_are_reported_not_guessed(moons):
+    X, y, y_true = moons
+    model = LabelSpreading(kernel="knn", n_neighbors=7)
+    result = propagate_labels(X, y, y_true=y_true, model=model)
+    reference = LabelSpreading(kernel="knn", n_neighbors=7).fit(X, y)
+    unreached = reference.label_distributions_.sum(axis=1) == 0
+    assert result.n_unreached == int(unreached.sum()) > 0
+    assert result.n_propagated == 190 - result.n_unreached
+    assert (result.confidence[unreached] == 0).all()
+    assert not result.propagated[unreached].any()
+
+
+def test_label_propagation_without_true_labels(moons):
+    X, y, _ = moons
+    result = propagate_labels(X, y, model=LabelPropagation(kernel="knn", max_iter=2000))
+    assert result.accuracy is None and result.accuracy_at is None
+    assert result.method == "LabelPropagation"
+    assert "accuracy" not in result.to_frame().columns
+
+
+def test_bad_input(moons):
+    X, y, y_true = moons
+    with pytest.raises(TypeError, match="model must be a scikit-learn LabelSpreading"):
+        propagate_labels(X, y, model=object())
+    with pytest.raises(ValueError, match="no labelled rows"):
+        propagate_labels(X, np.full(200, -1))
+    with pytest.raises(ValueError, match="y must be 1-D with one label per row"):
+        propagate_labels(X, y[:5])
+    with pytest.raises(ValueError, match="y_true must have the shape of y"):
+        propagate_labels(X, y, y_true=y_true[:5])
+    with pytest.raises(ValueError, match=r"confidence_levels must lie in \[0, 1\]"):
+        propagate_labels(X, y, confidence_levels=(2.0,))

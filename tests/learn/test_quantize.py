@@ -1,0 +1,100 @@
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchao")
+
+from opsloop.learn.quantize import (  # noqa: E402
+    _input_ranges,
+    compare_variants,
+    export_onnx,
+    quantize_dynamic_int8,
+    quantize_static_int8,
+    serialized_size,
+    to_float16,
+)
+
+pytestmark = [pytest.mark.torch, pytest.mark.filterwarnings("ignore::FutureWarning")]
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def report(digits, digits_teacher):
+    X_train, X_test, _, y_test = digits
+    return compare_variants(digits_teacher, X_test, y_test, calibration=X_train[:256])
+
+
+def test_int8_keeps_accuracy_within_one_point_at_half_the_size(report):
+    frame = report.to_frame()
+    for variant in ["int8_dynamic", "int8_static"]:
+        assert abs(frame.loc[variant, "accuracy_delta"]) <= 0.01, frame
+        assert frame.loc[variant, "size_ratio"] >= 2.0, frame
+
+
+def test_float16_and_onnx_match_float(report):
+    frame = report.to_frame()
+    assert abs(frame.loc["float16", "accuracy_delta"]) <= 0.005
+    assert frame.loc["float16", "size_ratio"] > 1.8
+    assert frame.loc["onnx", "accuracy_delta"] == 0.0
+
+
+def test_report_rows_are_measured(report, digits, digits_teacher):
+    _, X_test, _, y_test = digits
+    frame = report.to_frame()
+    assert frame.index.tolist() == ["float32", "float16", "int8_dynamic", "int8_static", "onnx"]
+    with torch.no_grad():
+        accuracy = (digits_teacher(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean()
+    assert frame.loc["float32", "accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert frame.loc["float32", "size_bytes"] == serialized_size(digits_teacher)
+    assert (frame["latency_ms"] > 0).all()
+    assert json.loads(json.dumps(report.to_dict()))["float32"]["size_ratio"] == 1.0
+
+
+def test_int8_outputs_stay_close_to_float(digits, digits_teacher):
+    X_test = torch.as_tensor(digits[1][:64])
+    with torch.no_grad():
+        expected = digits_teacher(X_test)
+        spread = float(expected.abs().max())
+        for quantized in [
+            quantize_dynamic_int8(digits_teacher),
+            quantize_static_int8(digits_teacher, digits[0][:256]),
+        ]:
+            assert float((quantized(X_test) - expected).abs().max()) < 0.05 * spread
+        assert float((to_float16(digits_teacher)(X_test) - expected).abs().max()) < 1e-2
+
+
+def test_calibration_ranges_are_the_largest_layer_inputs(digits, digits_teacher):
+    calibration = digits[0][:100]
+    ranges = _input_ranges(digits_teacher, calibration)
+    x = torch.as_tensor(calibration)
+    with torch.no_grad():
+        hidden1 = torch.relu(digits_teacher[0](x))
+        hidden2 = torch.relu(digits_teacher[2](hidden1))
+    assert ranges["0"] == (pytest.approx(float(np.abs(calibration).max())), 2)
+    assert ranges["2"][0] == pytest.approx(float(hidden1.max()))
+    assert ranges["4"][0] == pytest.approx(float(hidden2.max()))
+
+
+def test_the_original_model_is_left_alone(digits_teacher):
+    before = digits_teacher[0].weight.detach().clone()
+    quantize_dynamic_int8(digits_teacher)
+    assert type(digits_teacher[0].weight).__name__ == "Parameter"
+    assert torch.equal(digits_teacher[0].weight.detach(), before)
+
+
+def test_onnx_export_matches_torch(tmp_path, digits, digits_teacher):
+    exported = export_onnx(digits_teacher, digits[1][:10], tmp_path / "teacher.onnx")
+    assert exported.max_abs_difference < 1e-4
+    assert exported.size_bytes > 4 * 85002  # the weights are inside the one file
+
+
+def test_bad_arguments(digits, digits_teacher):
+    _, X_test, _, y_test = digits
+    with pytest.raises(ValueError, match="variants must be among"):
+        compare_variants(digits_teacher, X_test, y_test, variants=["int4"])
+    with pytest.raises(ValueError, match="calibration data is required"):
+        compare_variants(digits_teacher, X_test, y_test, variants=["int8_static"])
+    with pytest.raises(ValueError, match="same number of rows"):
+        compare_variants(digits_teacher, X_test, y_test[:3], variants=["float32"])
