@@ -27,9 +27,10 @@ app.add_typer(schema_app, name="schema")
 
 
 def _register_sub_apps() -> None:
-    from opsloop.cli import selection
+    from opsloop.cli import analysis, selection
 
     app.add_typer(selection.app, name="select")
+    app.command("analyze")(analysis.analyze)
 
 
 _register_sub_apps()

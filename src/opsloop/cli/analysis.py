@@ -1,0 +1,163 @@
+"""``opsloop analyze``: the model analysis report of a saved model on a labelled data file.
+
+The model is a skops file (``.skops``, loaded with skops' default trusted types; types it
+does not trust are named in the error and can be trusted with ``--trust``) or a joblib/pickle
+file (``.joblib``, ``.pkl``), which executes code when loaded and is therefore read only with
+``--trust``. Exit codes: 0 success, 2 the command could not run; errors are one line on
+stderr.
+
+>>> from typer.testing import CliRunner
+>>> CliRunner().invoke(app, ["--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from opsloop.cli.console import UsageProblem, one_line_errors, out
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Analyse a model: errors by tag against a baseline, slices, fairness, explanations.",
+)
+
+
+def load_model(path: Path, trust: bool = False) -> Any:
+    """The model saved at ``path`` (skops, or joblib/pickle with ``trust``).
+
+    >>> load_model(Path("model.pkl"))
+    Traceback (most recent call last):
+    ...
+    opsloop.cli.console.UsageProblem: model.pkl is a pickle (it runs code when loaded); ...
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".skops":
+        import skops.io
+
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such model file")
+        untrusted = skops.io.get_untrusted_types(file=path)
+        if untrusted and not trust:
+            raise UsageProblem(
+                f"{path} holds types skops does not trust ({', '.join(untrusted)}); "
+                "pass --trust to load them"
+            )
+        return skops.io.load(path, trusted=untrusted or None)
+    if suffix in (".joblib", ".pkl", ".pickle"):
+        if not trust:
+            raise UsageProblem(
+                f"{path} is a pickle (it runs code when loaded); pass --trust to load it"
+            )
+        import joblib
+
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such model file")
+        return joblib.load(path)
+    raise UsageProblem(f"{path}: unknown model format {suffix!r} (use .skops, .joblib or .pkl)")
+
+
+@app.command("analyze")
+@one_line_errors
+def analyze(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="skops or joblib file.")],
+    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file with labels.")],
+    label: Annotated[str, typer.Option(help="The label column.")],
+    tags: Annotated[str, typer.Option(help="Comma-separated tag columns.")] = "",
+    hlp: Annotated[float | None, typer.Option(help="Baseline (human-level) error rate.")] = None,
+    human_labels: Annotated[
+        str | None, typer.Option(help="Column of a second labeller's labels: HLP per tag.")
+    ] = None,
+    order: Annotated[
+        str | None, typer.Option(help="Time column for residual autocorrelation (regression).")
+    ] = None,
+    trust: Annotated[bool, typer.Option(help="Load types/pickles that can run code.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+) -> None:
+    """Analyse MODEL on DATA and print the slices with the most room for improvement."""
+    from sklearn.base import is_classifier
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    from opsloop import analysis
+    from opsloop.data.io import read_table
+    from opsloop.reports.analysis import AnalysisReport
+
+    frame = read_table(data)
+    tag_columns = [t.strip() for t in tags.split(",") if t.strip()]
+    for column in [label, *tag_columns, *(c for c in (human_labels, order) if c)]:
+        if column not in frame.columns:
+            raise UsageProblem(f"{data} has no column {column!r}")
+    model = load_model(model_path, trust)
+    inputs = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    if not inputs:
+        skip = {label, *(c for c in (human_labels, order) if c)}
+        inputs = [c for c in frame.columns if c not in skip]
+    missing = [c for c in inputs if c not in frame.columns]
+    if missing:
+        raise UsageProblem(f"{data} lacks the model's input columns {missing}")
+    X = frame[inputs]
+    y = frame[label].to_numpy()
+    predicted = model.predict(X)
+    tag_frame = frame[tag_columns] if tag_columns else None
+    parts: dict[str, Any] = {"title": f"Analysis of {model_path.name} on {data.name}"}
+    if is_classifier(model):
+        baseline: Any = hlp
+        if human_labels:
+            baseline = analysis.hlp(frame[human_labels], y, tag_frame)
+        wrong = (predicted != y).astype(float)
+        if tag_frame is not None:
+            parts["errors"] = analysis.error_analysis(y, predicted, tag_frame, hlp=baseline)
+            parts["slices"] = analysis.slice_metrics(
+                y,
+                predicted,
+                tag_frame,
+                {"accuracy": accuracy_score},
+                intersections=True,
+                n_boot=100,
+                seed=seed,
+            )
+            parts["fairness"] = analysis.fairness(y, predicted, tag_frame)
+        slice_source = frame[[*dict.fromkeys([*tag_columns, *inputs])]]
+        parts["tree"] = analysis.error_tree(slice_source, y, predicted, seed=seed)
+        parts["found"] = analysis.sliceline(slice_source, wrong)
+    else:
+        left_out = frame.drop(columns=[*inputs, label])
+        time = frame[order].to_numpy() if order else None
+        parts["residuals"] = analysis.residual_analysis(
+            y, predicted, left_out if left_out.shape[1] else None, order=time, seed=seed
+        )
+        if tag_frame is not None:
+            parts["slices"] = analysis.slice_metrics(
+                y, predicted, tag_frame, {"mae": mean_absolute_error}, n_boot=100, seed=seed
+            )
+            parts["fairness"] = analysis.fairness(y, predicted, tag_frame, task="regression")
+    parts["explanation"] = analysis.explain(model, X, y, seed=seed)
+    report = AnalysisReport(**parts)
+    out.print(report.headline())
+    if report.errors is not None:
+        table = Table(title="Most room for improvement")
+        for name in ("tag", "value", "n", "error rate", "baseline", "room"):
+            table.add_column(name, justify="left" if name in ("tag", "value") else "right")
+        for row in report.errors.top(3):
+            table.add_row(
+                row.tag,
+                row.value,
+                str(row.n),
+                f"{row.error_rate:.2%}",
+                "—" if row.baseline_error_rate is None else f"{row.baseline_error_rate:.2%}",
+                "—" if row.room is None else f"{row.room:.2%}",
+            )
+        out.print(table)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        out.print(f"JSON written to {json_path}")
+    if html is not None:
+        out.print(f"HTML report written to {report.to_html(html)}")

@@ -1,0 +1,107 @@
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, selection_rate
+
+from opsloop.analysis.errors import error_analysis
+from opsloop.analysis.fairness import fairness
+
+
+def test_binary_group_rates_and_disparities_by_hand(loans):
+    df, _, predicted = loans
+    truth = df["default"].to_numpy()
+    result = fairness(truth, predicted, df[["gender", "device"]])
+    assert result.task == "binary"
+    frame = result.to_frame()
+    for column in ["gender", "device"]:
+        key = df[column].astype(str).to_numpy()
+        rows = pd.DataFrame({"t": truth, "p": predicted, "g": key}).groupby("g")
+        sel = rows["p"].mean()
+        tpr = rows.apply(lambda r: r.loc[r.t == 1, "p"].mean())
+        fpr = rows.apply(lambda r: r.loc[r.t == 0, "p"].mean())
+        got = frame[frame["feature"] == column].set_index("group")
+        np.testing.assert_allclose(got.loc[sel.index, "selection_rate"], sel, atol=1e-12)
+        np.testing.assert_allclose(got.loc[tpr.index, "true_positive_rate"], tpr, atol=1e-12)
+        np.testing.assert_allclose(got.loc[fpr.index, "false_positive_rate"], fpr, atol=1e-12)
+        assert result.summary_value(column, "demographic_parity_difference") == pytest.approx(
+            sel.max() - sel.min(), abs=1e-12
+        )
+        eod = max(tpr.max() - tpr.min(), fpr.max() - fpr.min())
+        assert result.summary_value(column, "equalized_odds_difference") == pytest.approx(
+            eod, abs=1e-12
+        )
+
+
+def test_joined_to_error_analysis(loans):
+    df, _, predicted = loans
+    truth = df["default"].to_numpy()
+    tags = df[["gender", "age"]]  # age is a number: binned the same way in both
+    errors = error_analysis(truth, predicted, tags, hlp=0.05)
+    table = fairness(truth, predicted, tags).to_frame(errors)
+    assert table["room"].notna().all()
+    for row in table.itertuples():
+        expected = next(r for r in errors.rows if (r.tag, r.value) == (row.feature, row.group))
+        assert row.room == expected.room
+        assert 1 - row.accuracy == pytest.approx(row.error_rate_in_group, abs=1e-12)
+    assert set(table.loc[table["feature"] == "age", "group"]) == {
+        str(c) for c in pd.qcut(df["age"].astype(float), 5).cat.categories
+    }
+
+
+def test_multiclass_per_class_rates():
+    y_true = np.array(["a", "b", "c", "a", "b", "c", "a", "a"])
+    y_pred = np.array(["a", "b", "a", "a", "c", "c", "b", "a"])
+    group = np.array(["x", "x", "x", "x", "y", "y", "y", "y"])
+    result = fairness(y_true, y_pred, {"grp": group})
+    assert result.task == "multiclass"
+    assert result.group_value("grp", "x", "selection_rate[a]") == 0.75
+    assert result.group_value("grp", "y", "selection_rate[a]") == 0.25
+    assert result.group_value("grp", "y", "recall[a]") == 0.5
+    assert result.summary_value("grp", "demographic_parity_difference[a]") == 0.5
+    per_class = [result.summary_value("grp", f"demographic_parity_difference[{c}]") for c in "abc"]
+    assert result.summary_value("grp", "demographic_parity_difference") == max(per_class)
+
+
+def test_regression_group_metrics():
+    y_true = np.linspace(0, 10, 40)
+    y_pred = y_true + np.where(np.arange(40) < 20, 1.0, -0.5)
+    result = fairness(y_true, y_pred, {"g": np.repeat(["a", "b"], 20)})
+    assert result.task == "regression"
+    assert result.group_value("g", "a", "mean_residual") == pytest.approx(-1.0)
+    assert result.group_value("g", "b", "mean_absolute_error") == pytest.approx(0.5)
+    assert result.summary_value("g", "mean_residual_difference") == pytest.approx(1.5)
+
+
+def test_bootstrap_intervals_equal_fairlearn(loans):
+    df, _, predicted = loans
+    truth = df["default"].to_numpy()
+    result = fairness(truth, predicted, df[["gender"]], n_boot=20, seed=4)
+    mf = MetricFrame(
+        metrics={"selection_rate": selection_rate},
+        y_true=truth,
+        y_pred=predicted,
+        sensitive_features=pd.Series(df["gender"].astype(str).to_numpy(), name="gender"),
+        n_boot=20,
+        ci_quantiles=[0.025, 0.975],
+        random_state=4,
+    )
+    rows = {(g, m): (lo, hi) for f, g, m, _, lo, hi in result.groups}
+    assert "selection_rate" in mf.by_group_ci[0].columns
+    # the same seed over a different metric set draws the same resamples
+    for group in mf.by_group.index:
+        assert rows[(group, "selection_rate")] == pytest.approx(
+            (
+                mf.by_group_ci[0].loc[group, "selection_rate"],
+                mf.by_group_ci[1].loc[group, "selection_rate"],
+            ),
+            abs=1e-12,
+        )
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="task must be 'auto'"):
+        fairness([1], [1], {"g": ["a"]}, task="ranking")
+    with pytest.raises(ValueError, match="sensitive has 1 rows but the labels have 2"):
+        fairness([1, 0], [1, 0], {"g": ["a"]})
+    with pytest.raises(ValueError, match="n_boot must be an integer >= 0"):
+        fairness([1], [1], {"g": ["a"]}, n_boot=-2)

@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pytest
+import skops.io
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from typer.testing import CliRunner
+
+from opsloop.cli.analysis import app
+from opsloop.datasets import credit, human_labels
+
+FEATURES = ["age", "salary", "commission", "loan_amount"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("analyze")
+    df = credit(800, seed=5)
+    df["human"] = human_labels(df, seed=5)
+    model = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0)
+    model.fit(df[FEATURES], df["default"])
+    skops.io.dump(model, folder / "model.skops")
+    regressor = RandomForestRegressor(n_estimators=5, max_depth=3, random_state=0)
+    regressor.fit(df[["age", "commission"]], df["salary"])
+    skops.io.dump(regressor, folder / "regressor.skops")
+    df.drop(columns=["applied_at", "purpose"]).to_csv(folder / "loans.csv", index=False)
+    return folder, df, model
+
+
+def test_classifier_report(files):
+    folder, df, model = files
+    html, out_json = folder / "report.html", folder / "report.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            str(folder / "model.skops"),
+            str(folder / "loans.csv"),
+            "--label",
+            "default",
+            "--tags",
+            "gender,device",
+            "--human-labels",
+            "human",
+            "--html",
+            str(html),
+            "--json",
+            str(out_json),
+            "--trust",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Most room for improvement" in result.output
+    report = json.loads(out_json.read_text())
+    predicted = model.predict(df[FEATURES])
+    assert report["errors"]["errors"] == int((predicted != df["default"]).sum())
+    assert report["errors"]["baseline_error_rate"] == pytest.approx(
+        float(np.mean(df["human"] != df["default"]))
+    )
+    assert html.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_regressor_report_has_residuals(files):
+    folder, _, _ = files
+    out_json = folder / "regression.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            str(folder / "regressor.skops"),
+            str(folder / "loans.csv"),
+            "--label",
+            "salary",
+            "--tags",
+            "gender",
+            "--json",
+            str(out_json),
+            "--trust",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out_json.read_text())
+    assert report["residuals"]["n"] == 800
+    assert report["fairness"]["task"] == "regression"
+    assert {c["feature"] for c in report["residuals"]["correlations"]} >= {"loan_amount"}
+
+
+def test_errors_are_one_line(files):
+    folder, _, _ = files
+    runner = CliRunner()
+    result = runner.invoke(
+        app, [str(folder / "model.skops"), str(folder / "loans.csv"), "--label", "nope"]
+    )
+    assert result.exit_code == 2
+    assert "has no column 'nope'" in result.output
+    result = runner.invoke(
+        app, [str(folder / "m.pkl"), str(folder / "loans.csv"), "--label", "default"]
+    )
+    assert result.exit_code == 2
+    assert "pass --trust" in result.output
+    # a forest holds tree objects skops does not trust by default
+    result = runner.invoke(
+        app, [str(folder / "model.skops"), str(folder / "loans.csv"), "--label", "default"]
+    )
+    assert result.exit_code == 2
+    assert "holds types skops does not trust (sklearn.tree._tree.Tree)" in result.output
