@@ -26,3 +26,8 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path):
     change = stream["change_at"]
     adwin = next(d for d in stream["detectors"] if d["detector"].startswith("ADWIN"))
     assert any(change <= a < change + 500 for a in adwin["alarms"])
+    # Both models tracked and registered; the protected alias moved only after approval.
+    assert "-> credit-default v1" in text and "-> credit-default v2" in text
+    assert "after approval by risk-officer" in text and "hash chain intact" in text
+    assert "the three slices with the most room for improvement" in text
+    assert "plotly" in paths["analysis_champion"].read_text()

@@ -72,6 +72,12 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
 
     console.rule("5. error stream")
     stream_path = _error_stream(training, rows, seed, output, console)
+
+    console.rule("6. track, register, approve")
+    models = _track_and_register(training, seed, output, console)
+
+    console.rule("7. error analysis")
+    analysis_paths = _analyse(training, models, seed, output, console)
     return {
         "training": train_path,
         "serving": serve_path,
@@ -80,6 +86,7 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
         "drift_html": html_path,
         "drift_json": json_path,
         "error_stream": stream_path,
+        **analysis_paths,
     }
 
 
@@ -136,3 +143,138 @@ def _error_stream(training, rows: int, seed: int, output: Path, console: Console
     path.write_text(json.dumps({"change_at": change_at, "detectors": alarms}, indent=1))
     console.print(f"alarms -> {path}")
     return path
+
+
+FEATURES = [
+    "age",
+    "salary",
+    "commission",
+    "loan_amount",
+    "house_value",
+    "house_years",
+    "education",
+    "region",
+    "device",
+    "gender",
+]
+
+
+def _track_and_register(training, seed: int, output: Path, console: Console) -> dict:
+    """Train a baseline and a candidate, track both runs, register both versions and move
+    the protected ``champion`` alias to the better one once an approver has signed off."""
+    import getpass
+    import os
+    import shutil
+    from unittest import mock
+
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    import opsloop
+    from opsloop.registry import ModelRegistry
+    from opsloop.registry.users import add_user, get_user
+
+    home = output / "store"
+    shutil.rmtree(home, ignore_errors=True)  # the demo's own store starts empty each time
+    cut = int(len(training) * 0.7)
+    fit_rows, test_rows = training.iloc[:cut], training.iloc[cut:]
+    numeric = [c for c in FEATURES if c not in ("education", "region", "device", "gender")]
+    baseline = make_pipeline(
+        make_column_transformer(
+            (StandardScaler(), numeric),
+            (OneHotEncoder(handle_unknown="ignore"), ["education", "region", "device", "gender"]),
+        ),
+        LogisticRegression(max_iter=1000),
+    )
+    candidate = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
+    results = {}
+    with mock.patch.dict(os.environ, {"OPSLOOP_HOME": str(home)}):
+        registry = ModelRegistry()
+        me = getpass.getuser()
+        for user, role in ((me, "admin"), ("risk-officer", "approver")):
+            if get_user(registry.db, user) is None:
+                add_user(registry.db, user, role)
+        for name, model in (("baseline", baseline), ("candidate", candidate)):
+            with opsloop.start_run(experiment="credit-demo", name=name) as run:
+                run.log_params({"model": type(model).__name__, "rows": len(fit_rows)})
+                run.log_dataset(fit_rows, name="train")
+                model.fit(fit_rows[FEATURES], fit_rows["default"])
+                proba = model.predict_proba(test_rows[FEATURES])[:, 1]
+                metrics = {
+                    "auc": float(roc_auc_score(test_rows["default"], proba)),
+                    "accuracy": float(accuracy_score(test_rows["default"], proba > 0.5)),
+                }
+                run.log_metrics(metrics)
+            version = registry.register(
+                "credit-default",
+                model,
+                flavor="sklearn",
+                run_id=run.run_id,
+                metrics=metrics,
+                description=f"{name} on {len(fit_rows):,} applications",
+            )
+            results[name] = {"model": model, "version": version.version, **metrics}
+            console.print(
+                f"{name:9s} run {run.run_id[:8]}  auc {metrics['auc']:.4f}  "
+                f"accuracy {metrics['accuracy']:.4f}  -> credit-default v{version.version}"
+            )
+        registry.protect_alias("credit-default", "champion", 1, reason="production traffic")
+        best = max(results, key=lambda k: results[k]["auc"])
+        version = results[best]["version"]
+        registry.approve(
+            "credit-default",
+            "champion",
+            version,
+            actor="risk-officer",
+            comment="better AUC on the held-out applications",
+        )
+        registry.set_alias("credit-default", "champion", version, reason="best held-out AUC")
+        other = next(k for k in results if k != best)
+        registry.set_alias("credit-default", "challenger", results[other]["version"])
+        lineage = registry.lineage("credit-default", alias="champion")
+        audit = registry.verify_audit_log()
+        console.print(
+            f"champion -> v{version} ({best}) after approval by risk-officer; audit log: "
+            f"{audit.entries} entries, hash chain {'intact' if audit.ok else 'BROKEN'}"
+        )
+        data = ", ".join(f"{name} {digest[:12]}" for name, digest in lineage.datasets)
+        console.print(
+            f"lineage of the champion: artifact {lineage.artifact_sha256[:12]}, "
+            f"run {lineage.run_id[:8]}, commit "
+            f"{(lineage.git_commit or 'none')[:12]}, python {lineage.python_version}, "
+            f"{len(lineage.packages or ())} packages, data: {data}"
+        )
+    return {"champion": results[best], "challenger": results[other], "test_rows": test_rows}
+
+
+def _analyse(training, models: dict, seed: int, output: Path, console: Console) -> dict:
+    """Error analysis of champion and challenger against human-level performance by gender,
+    region and device; one HTML report each."""
+    from opsloop.analysis import error_analysis, hlp
+    from opsloop.datasets import human_labels
+    from opsloop.reports.analysis import AnalysisReport
+
+    test_rows = models["test_rows"]
+    tags = test_rows[["gender", "region", "device"]]
+    human = hlp(human_labels(test_rows, seed=seed), test_rows["default"], tags)
+    paths = {}
+    for role in ("champion", "challenger"):
+        predicted = models[role]["model"].predict(test_rows[FEATURES])
+        table = error_analysis(test_rows["default"], predicted, tags, hlp=human)
+        path = AnalysisReport(errors=table, title=f"credit-default {role}").to_html(
+            output / f"analysis_{role}.html"
+        )
+        paths[f"analysis_{role}"] = path
+        console.print(f"{role}: the three slices with the most room for improvement")
+        for row in table.top(3):
+            console.print(
+                f"  {row.tag} = {row.value}: error {row.error_rate:.1%} "
+                f"vs human {row.baseline_error_rate:.1%}, {row.share_of_data:.1%} of the data, "
+                f"room {row.room:.2%}"
+            )
+        console.print(f"  report -> {path}")
+    return paths
