@@ -1,4 +1,7 @@
-"""start_run / ActiveRun: buffering, background flushes, statuses, nesting, resuming."""
+"""start_run / ActiveRun: buffering, background flushes, statuses, nesting, resuming.
+
+Tests taking ``tracking_target`` run on the local store and through a real server.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from opsloop.tracking import compare_runs, get_run, search_runs, start_run
 from opsloop.tracking.active_run import ActiveRun
 
 
-def test_a_run_ends_finished_with_everything_written(store_uri):
+def test_a_run_ends_finished_with_everything_written(tracking_target):
     with start_run("churn", name="rf", tags={"team": "risk"}) as run:
         run.log_params({"model": "rf", "depth": 3})
         run.set_tag("stage", "dev")
@@ -28,7 +31,7 @@ def test_a_run_ends_finished_with_everything_written(store_uri):
     assert history["value"].tolist() == [1.0 / (s + 1) for s in range(2_500)]
 
 
-def test_failed_and_killed_blocks_set_the_status(store_uri):
+def test_failed_and_killed_blocks_set_the_status(tracking_target):
     with pytest.raises(RuntimeError, match="boom"), start_run("e") as failed:
         failed.log_metric("x", 1.0)
         raise RuntimeError("boom")
@@ -39,7 +42,7 @@ def test_failed_and_killed_blocks_set_the_status(store_uri):
     assert get_run(killed.run_id).status == "KILLED"
 
 
-def test_each_run_captures_code_environment_command_and_user(store_uri):
+def test_each_run_captures_code_environment_command_and_user(tracking_target):
     with start_run("e") as run:
         pass
     stored = get_run(run.run_id)
@@ -51,7 +54,7 @@ def test_each_run_captures_code_environment_command_and_user(store_uri):
     assert stored.code.commit is None or stored.code.dirty in (True, False)
 
 
-def test_nested_runs_and_resuming(store_uri):
+def test_nested_runs_and_resuming(tracking_target):
     with start_run("tune") as parent:
         with start_run("tune", nested=True) as child:
             child.log_metric("loss", 0.5)
@@ -68,7 +71,7 @@ def test_nested_runs_and_resuming(store_uri):
     assert again.metric_history("loss")["value"].tolist() == [0.5, 0.25]
 
 
-def test_logging_after_the_end_or_with_bad_values_is_refused(store_uri):
+def test_logging_after_the_end_or_with_bad_values_is_refused(tracking_target):
     with start_run("e") as run:
         with pytest.raises(ValueError, match="metric 'x': value must be a finite number, got nan"):
             run.log_metric("x", float("nan"))
@@ -134,7 +137,7 @@ def test_a_failed_flush_loses_nothing_and_is_reported(store):
     assert store.metric_history(run.run_id, "x")["value"].tolist() == [1.0, 2.0]
 
 
-def test_log_dataset_records_hash_schema_and_profile(store_uri):
+def test_log_dataset_records_hash_schema_and_profile(tracking_target):
     frame = pd.DataFrame({"age": [31, 45, 27], "plan": ["free", "pro", "free"]})
     with start_run("e") as run:
         dataset = run.log_dataset(frame, name="train")
@@ -145,7 +148,7 @@ def test_log_dataset_records_hash_schema_and_profile(store_uri):
     assert dataset.profile["columns"]["age"]["numeric"]["max"] == 45
 
 
-def test_log_artifact_from_a_path(store_uri, tmp_path):
+def test_log_artifact_from_a_path(tracking_target, tmp_path):
     source = tmp_path / "notes.txt"
     source.write_text("hello")
     with start_run("e") as run:
@@ -156,7 +159,7 @@ def test_log_artifact_from_a_path(store_uri, tmp_path):
     assert record.path == "docs/notes.txt" and record.size == 5
 
 
-def test_search_and_compare_through_the_top_level_functions(store_uri):
+def test_search_and_compare_through_the_top_level_functions(tracking_target):
     ids = []
     for model, auc in (("rf", 0.8), ("gbm", 0.9)):
         with start_run("churn") as run:
@@ -180,12 +183,6 @@ def test_search_and_compare_through_the_top_level_functions(store_uri):
         compare_runs(ids[0])
 
 
-def test_a_server_tracking_uri_is_refused_clearly(monkeypatch):
-    monkeypatch.setenv("OPSLOOP_TRACKING_URI", "http://127.0.0.1:5000")
-    with pytest.raises(ValueError, match="tracking through an opsloop server is not supported"):
-        start_run("e")
-
-
 def test_a_database_tracking_uri_is_used(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     monkeypatch.setenv("OPSLOOP_TRACKING_URI", uri)
@@ -193,3 +190,42 @@ def test_a_database_tracking_uri_is_used(tmp_path, monkeypatch):
         run.log_metric("x", 1.0)
     assert (tmp_path / "elsewhere.db").is_file()
     assert get_run(run.run_id, tracking_uri=uri).metrics == {"x": 1.0}
+
+
+class CountingBackend:
+    """Delegates to a store and records which write methods a run calls."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.calls: list[tuple[str, object]] = []
+
+    def write_batch(self, run_id, **kwargs):
+        self.calls.append(("write_batch", kwargs.get("status")))
+        return self.store.write_batch(run_id, **kwargs)
+
+    def end_run(self, run_id, status="FINISHED", end_ms=None):
+        self.calls.append(("end_run", status))
+        return self.store.end_run(run_id, status, end_ms)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_the_last_flush_carries_the_final_status_in_one_write(store):
+    backend = CountingBackend(store)
+    with ActiveRun(backend, store.create_run("e"), flush_interval_s=3600) as run:
+        run.log_metric("x", 1.0)
+    assert backend.calls == [("write_batch", "FINISHED")]
+    assert store.get_run(run.run_id).status == "FINISHED"
+    assert store.get_run(run.run_id).metrics == {"x": 1.0}
+    idle = CountingBackend(store)
+    ActiveRun(idle, store.create_run("e"), flush_interval_s=3600).end("KILLED")
+    assert idle.calls == [("end_run", "KILLED")]
+
+
+def test_a_failed_last_flush_still_ends_the_run(store):
+    run = ActiveRun(FlakyBackend(store), store.create_run("e"), flush_interval_s=3600)
+    run.log_metric("x", 1.0)
+    with pytest.raises(ConnectionError, match="database went away"):
+        run.end("FINISHED")
+    assert store.get_run(run.run_id).status == "FINISHED"

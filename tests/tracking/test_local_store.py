@@ -194,3 +194,20 @@ def test_list_experiments_counts_runs(store):
         {"name": "a", "runs": 2},
         {"name": "b", "runs": 1},
     ]
+
+
+def test_a_batch_can_end_the_run_in_the_same_transaction(store):
+    run_id = store.create_run("e")
+    batch = MetricBatch(("x",), np.array([2.0]), np.array([0]), np.array([5]))
+    with pytest.raises(ValueError, match=r"status must be one of .*, got 'DONE'"):
+        store.write_batch(run_id, metrics=batch, status="DONE")
+    # The refused call wrote nothing.
+    assert store.get_run(run_id).metrics == {} and store.get_run(run_id).status == "RUNNING"
+    store.write_batch(run_id, metrics=batch, params={"a": 1}, status="FAILED", end_ms=7_000)
+    run = store.get_run(run_id)
+    assert (run.status, run.end_ms, run.metrics, run.params) == (
+        "FAILED",
+        7_000,
+        {"x": 2.0},
+        {"a": "1"},
+    )

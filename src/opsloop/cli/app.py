@@ -27,10 +27,14 @@ app.add_typer(schema_app, name="schema")
 
 
 def _register_sub_apps() -> None:
-    from opsloop.cli import analysis, selection
+    from opsloop.cli import analysis, selection, tracking
 
     app.add_typer(selection.app, name="select")
     app.command("analyze")(analysis.analyze)
+    app.add_typer(tracking.runs_app, name="runs")
+    app.add_typer(tracking.models_app, name="models")
+    app.add_typer(tracking.users_app, name="users")
+    app.command("server")(tracking.server_command)
 
 
 _register_sub_apps()
@@ -209,7 +213,8 @@ def demo_command(
     rows: Annotated[int, typer.Option(help="Rows of training and of serving data.")] = 50_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """Run the main job on generated credit data: schema, validation, profiles, drift."""
+    """Run the main job on generated credit data: schema, validation, profiles, drift,
+    detectors on the error stream, tracked runs, registry approval, error analysis."""
     from opsloop.cli.demo import run_demo
 
     run_demo(output, rows=rows, seed=seed, console=out)

@@ -3,13 +3,14 @@
 :func:`start_run` yields an :class:`ActiveRun` that buffers metric points and writes them in
 batches; every run records its git version, environment and command line by itself.
 :func:`get_run`, :func:`search_runs` (a filter language with AND/OR/NOT translated to SQL)
-and :func:`compare_runs` read them back from the store (``OPSLOOP_TRACKING_URI`` or
-``OPSLOOP_STORE_URI`` name the database).
+and :func:`compare_runs` read them back from the store or, when ``OPSLOOP_TRACKING_URI`` is
+an ``http(s)://`` URL, from an opsloop server (``OPSLOOP_STORE_URI`` names the database).
 
 Modules: :mod:`.api` (the functions), :mod:`.active_run`, :mod:`.metric_buffer`,
-:mod:`.local_store` (the database backend),
-:mod:`.filter_parser` and :mod:`.filter_sql` (search), :mod:`.records`, :mod:`.comparison`,
-:mod:`.capture` (code and environment), :mod:`.dataset_digest`, :mod:`.limits`.
+:mod:`.local_store` (the database backend), :mod:`.http_store` (the same methods against an
+opsloop server), :mod:`.filter_parser`, :mod:`.filter_sql` and :mod:`.run_search` (search),
+:mod:`.records`, :mod:`.comparison`, :mod:`.capture` (code and environment),
+:mod:`.dataset_digest`, :mod:`.limits`.
 
 >>> import os, tempfile
 >>> from unittest import mock
@@ -33,6 +34,7 @@ from opsloop.tracking.api import (
 )
 from opsloop.tracking.comparison import RunComparison
 from opsloop.tracking.filter_parser import FilterSyntaxError, parse_filter
+from opsloop.tracking.http_store import HttpTrackingStore
 from opsloop.tracking.local_store import (
     LocalTrackingStore,
     UnknownExperimentError,
@@ -45,6 +47,7 @@ __all__ = [
     "ArtifactRecord",
     "DatasetInput",
     "FilterSyntaxError",
+    "HttpTrackingStore",
     "LocalTrackingStore",
     "Run",
     "RunComparison",

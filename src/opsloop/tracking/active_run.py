@@ -135,8 +135,7 @@ class ActiveRun:
             step = metric_step(key, step)
         if timestamp_ms is None:
             timestamp_ms = time.time_ns() // 1_000_000
-        self._metrics.append(key, value, step, timestamp_ms)
-        if len(self._metrics) >= self.max_buffered:
+        if self._metrics.append(key, value, step, timestamp_ms) >= self.max_buffered:
             self._wake.set()
 
     def log_metrics(
@@ -320,17 +319,23 @@ class ActiveRun:
             raise error
         self._write_pending()
 
-    def _write_pending(self) -> None:
+    def _write_pending(self, status: str | None = None) -> bool:
+        """Write what is buffered (with ``status``, also end the run); whether anything was."""
         with self._flush_lock:
             with self._pending_lock:
                 params, self._pending_params = self._pending_params, {}
                 tags, self._pending_tags = self._pending_tags, {}
             batch = self._metrics.drain()
             if not (params or tags or len(batch)):
-                return
+                return False
+            extra = {} if status is None else {"status": status}
             try:
                 self.backend.write_batch(
-                    self.run_id, metrics=batch if len(batch) else None, params=params, tags=tags
+                    self.run_id,
+                    metrics=batch if len(batch) else None,
+                    params=params,
+                    tags=tags,
+                    **extra,
                 )
             except BaseException:
                 self._metrics.restore(batch)
@@ -338,6 +343,7 @@ class ActiveRun:
                     self._pending_params = {**params, **self._pending_params}
                     self._pending_tags = {**tags, **self._pending_tags}
                 raise
+            return True
 
     def _flush_periodically(self) -> None:
         while True:
@@ -368,10 +374,13 @@ class ActiveRun:
         self._flusher.join()
         self._ended = True
         error, self._error = self._error, None
+        ended = False
         try:
-            self._write_pending()
+            # The last points and the final status go in one transaction (one request).
+            ended = self._write_pending(status)
         finally:
-            self.backend.end_run(self.run_id, status)
+            if not ended:
+                self.backend.end_run(self.run_id, status)
         if error is not None:
             raise error
 

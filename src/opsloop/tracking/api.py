@@ -1,9 +1,10 @@
 """The tracking API: ``start_run``, ``get_run``, ``search_runs``, ``compare_runs``.
 
 Where runs go is decided by ``OPSLOOP_TRACKING_URI``: unset, the local store (the database of
-``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``); otherwise a database URI. Tracking
-through an opsloop server (an ``http(s)://`` URI) is not part of this version and is refused
-with a clear error rather than silently logging somewhere else.
+``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``); an ``http(s)://`` URL, an opsloop
+server (:class:`~opsloop.tracking.http_store.HttpTrackingStore`, with the token in
+``OPSLOOP_TRACKING_TOKEN``); otherwise a database URI. The functions behave the same on
+every backend.
 
 >>> import os, tempfile
 >>> from unittest import mock
@@ -35,6 +36,7 @@ from opsloop.tracking.capture import (
     current_user,
 )
 from opsloop.tracking.comparison import RunComparison, compare
+from opsloop.tracking.http_store import TOKEN_VARIABLE, HttpTrackingStore
 from opsloop.tracking.records import Run
 
 TRACKING_VARIABLE = "OPSLOOP_TRACKING_URI"
@@ -57,10 +59,12 @@ def tracking_backend(uri: str | None = None):
     """
     target = uri or os.environ.get(TRACKING_VARIABLE) or ""
     if target.startswith(("http://", "https://")):
-        raise ValueError(
-            f"tracking URI {target!r}: tracking through an opsloop server is not supported by "
-            "this version; use a database URI (sqlite:///..., postgresql+psycopg://...)"
-        )
+        key = (os.getpid(), target, os.environ.get(TOKEN_VARIABLE))
+        with _backends_lock:
+            backend = _backends.get(key)
+            if backend is None:
+                backend = _backends[key] = HttpTrackingStore(target, token=key[2])
+            return backend
     key = (os.getpid(), target or store_uri(), artifact_uri())
     with _backends_lock:
         backend = _backends.get(key)

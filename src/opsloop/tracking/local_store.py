@@ -83,6 +83,7 @@ class LocalTrackingStore:
         self._run_pks: dict[str, int] = {}
         self._key_ids: dict[str, int] = {}
         self._cache_lock = threading.Lock()
+        self._latest_statement = None
 
     def __repr__(self) -> str:
         return f"LocalTrackingStore({self.db!r}, {self.artifacts!r})"
@@ -239,20 +240,13 @@ class LocalTrackingStore:
         >>> r = s.create_run("e"); s.end_run(r, "FAILED"); s.get_run(r).status
         'FAILED'
         """
-        if status not in RUN_STATUSES:
-            raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+        _check_status(status)
         with self.db.write() as connection:
-            pk = self._run_pk(connection, run_id)
-            connection.execute(
-                _runs.update()
-                .where(_runs.c.id == pk)
-                .values(
-                    status=status,
-                    end_ms=None
-                    if status == "RUNNING"
-                    else (now_ms() if end_ms is None else int(end_ms)),
-                )
-            )
+            self._set_status(connection, self._run_pk(connection, run_id), status, end_ms)
+
+    def _set_status(self, connection: Connection, pk: int, status: str, end_ms: int | None) -> None:
+        end = None if status == "RUNNING" else (now_ms() if end_ms is None else int(end_ms))
+        connection.execute(_runs.update().where(_runs.c.id == pk).values(status=status, end_ms=end))
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -262,8 +256,13 @@ class LocalTrackingStore:
         metrics: MetricBatch | None = None,
         params: Mapping[str, object] | None = None,
         tags: Mapping[str, object] | None = None,
+        status: str | None = None,
+        end_ms: int | None = None,
     ) -> None:
         """Write metric points, params and tags of one run in one transaction.
+
+        With ``status``, the run's status and end time are set in the same transaction
+        (what a run's last flush does: one commit instead of two).
 
         A param can be logged again with the same value; a different value is refused
         (params describe how the run was configured and do not change). Tags can change.
@@ -280,6 +279,8 @@ class LocalTrackingStore:
             checked_key("param", k): param_text(k, v) for k, v in (params or {}).items()
         }
         checked_tags = _checked_tags(tags or {})
+        if status is not None:
+            _check_status(status)
         if metrics is not None and len(metrics):
             for key in set(metrics.keys):
                 checked_key("metric", key)
@@ -298,6 +299,8 @@ class LocalTrackingStore:
                 self._write_tags(connection, pk, checked_tags)
             if metrics is not None and len(metrics):
                 new_keys = self._write_metrics(connection, pk, metrics)
+            if status is not None:
+                self._set_status(connection, pk, status, end_ms)
         if new_keys:
             with self._cache_lock:
                 self._key_ids.update(new_keys)
@@ -352,6 +355,28 @@ class LocalTrackingStore:
         ids = np.array([known.get(name) or found[name] for name in names], dtype=np.int64)
         return ids, found
 
+    def _latest_upsert(self):
+        # Built once: constructing it per batch costs more than executing it on a short run.
+        if self._latest_statement is None:
+            latest = tables.latest_metrics
+            insert = self._insert(latest)
+            self._latest_statement = insert.on_conflict_do_update(
+                index_elements=["run_id", "key_id"],
+                set_={
+                    "step": insert.excluded.step,
+                    "timestamp_ms": insert.excluded.timestamp_ms,
+                    "value": insert.excluded.value,
+                },
+                where=sa.or_(
+                    insert.excluded.step > latest.c.step,
+                    sa.and_(
+                        insert.excluded.step == latest.c.step,
+                        insert.excluded.timestamp_ms >= latest.c.timestamp_ms,
+                    ),
+                ),
+            )
+        return self._latest_statement
+
     def _write_metrics(self, connection: Connection, pk: int, batch: MetricBatch) -> dict:
         names, inverse = np.unique(np.asarray(batch.keys, dtype=object), return_inverse=True)
         key_ids, new_keys = self._key_ids_for(connection, names.tolist())
@@ -385,23 +410,7 @@ class LocalTrackingStore:
         order = np.lexsort((seqs, batch.timestamps_ms, batch.steps, inverse))
         grouped = inverse[order]
         last_of_key = order[np.r_[grouped[1:] != grouped[:-1], True]]
-        latest = tables.latest_metrics
-        insert = self._insert(latest)
-        statement = insert.on_conflict_do_update(
-            index_elements=["run_id", "key_id"],
-            set_={
-                "step": insert.excluded.step,
-                "timestamp_ms": insert.excluded.timestamp_ms,
-                "value": insert.excluded.value,
-            },
-            where=sa.or_(
-                insert.excluded.step > latest.c.step,
-                sa.and_(
-                    insert.excluded.step == latest.c.step,
-                    insert.excluded.timestamp_ms >= latest.c.timestamp_ms,
-                ),
-            ),
-        )
+        statement = self._latest_upsert()
         connection.execute(
             statement,
             [
@@ -671,6 +680,11 @@ class LocalTrackingStore:
         ['rf']
         """
         return search_run_frame(self.db, experiments, filter, order_by, max_results)
+
+
+def _check_status(status: object) -> None:
+    if status not in RUN_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
 
 
 def _checked_tags(values: Mapping[str, object]) -> dict[str, str]:

@@ -7,7 +7,9 @@ speed of one bulk insert instead of one database round-trip per value.
 
 >>> buffer = MetricBuffer()
 >>> buffer.append("auc", 0.5, 0, 1000)
+1
 >>> buffer.append("auc", 0.6, 1, 1001)
+2
 >>> batch = buffer.drain()
 >>> len(batch), batch.values.tolist(), len(buffer)
 (2, [0.5, 0.6], 0)
@@ -103,10 +105,10 @@ class MetricBuffer:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def append(self, key: str, value: float, step: int, timestamp_ms: int) -> None:
-        """Add one point (already validated by the caller).
+    def append(self, key: str, value: float, step: int, timestamp_ms: int) -> int:
+        """Add one point (already validated by the caller); return how many are buffered.
 
-        >>> b = MetricBuffer(); b.append("x", 1.0, 0, 0); len(b)
+        >>> b = MetricBuffer(); b.append("x", 1.0, 0, 0)
         1
         """
         with self._lock:
@@ -114,6 +116,7 @@ class MetricBuffer:
             self._values.append(value)
             self._steps.append(step)
             self._stamps.append(timestamp_ms)
+            return len(self._keys)
 
     def extend(self, keys, values, steps, timestamps_ms) -> None:
         """Add many points at once (equal-length sequences, already validated).
@@ -146,7 +149,7 @@ class MetricBuffer:
     def restore(self, batch: MetricBatch) -> None:
         """Put a batch that could not be written back in front of newer points.
 
-        >>> b = MetricBuffer(); b.append("new", 2.0, 1, 1)
+        >>> b = MetricBuffer(); _ = b.append("new", 2.0, 1, 1)
         >>> b.restore(MetricBatch(("old",), np.array([1.0]), np.array([0]), np.array([0])))
         >>> b.drain().keys
         ('old', 'new')

@@ -131,10 +131,10 @@ def _fetch_columns(connection, statement, width: int) -> list[tuple]:
     return list(zip(*rows, strict=True)) if rows else [()] * width
 
 
-def _times(milliseconds: tuple) -> np.ndarray:
+def _times(milliseconds: tuple):
     # None becomes NaN in a float array, and NaN becomes NaT.
     as_float = np.array(milliseconds, dtype=np.float64)
-    return pd.to_datetime(as_float, unit="ms", utc=True).astype("datetime64[ms, UTC]").to_numpy()
+    return pd.to_datetime(as_float, unit="ms", utc=True).astype("datetime64[ms, UTC]").array
 
 
 def _optional_bools(values: tuple) -> np.ndarray:
@@ -253,8 +253,54 @@ def search_run_frame(
             n_runs,
         )
         data.update(wide)
-    frame = pd.DataFrame(data, index=pd.RangeIndex(n_runs))
-    if n_runs == 0:
-        frame["start_time"] = frame["start_time"].astype("datetime64[ms, UTC]")
-        frame["end_time"] = frame["end_time"].astype("datetime64[ms, UTC]")
-    return frame
+    return pd.DataFrame(data, index=pd.RangeIndex(n_runs))
+
+
+def frame_to_columns(frame: pd.DataFrame) -> dict[str, list]:
+    """A search frame as JSON-safe column lists (times in ms, missing values as ``None``).
+
+    >>> frame = search_run_frame(Database("sqlite://"))
+    >>> frame_to_columns(frame)["run_id"]
+    []
+    """
+    out: dict[str, list] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if name in ("start_time", "end_time"):
+            milliseconds = column.astype("datetime64[ms, UTC]").to_numpy("datetime64[ms]")
+            as_int = milliseconds.astype(np.int64).astype(object)
+            out[name] = np.where(np.isnat(milliseconds), None, as_int).tolist()
+        elif name.startswith("metrics."):
+            values = column.to_numpy(np.float64)
+            out[name] = np.where(np.isnan(values), None, values).tolist()
+        else:
+            values = column.to_numpy(object)
+            out[name] = np.where(pd.isna(values), None, values).tolist()
+    return out
+
+
+def frame_from_columns(columns: dict[str, list]) -> pd.DataFrame:
+    """Rebuild the search frame from :func:`frame_to_columns` with the same dtypes.
+
+    >>> frame = frame_from_columns({"run_id": ["a"], "start_time": [1000],
+    ...                             "metrics.auc": [None], "params.m": ["rf"]})
+    >>> str(frame["start_time"].iloc[0]), bool(np.isnan(frame["metrics.auc"].iloc[0]))
+    ('1970-01-01 00:00:01+00:00', True)
+    """
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"search result columns need one length, got {sorted(lengths)}")
+    n_runs = lengths.pop() if lengths else 0
+    data: dict[str, object] = {}
+    for name, values in columns.items():
+        if name in ("start_time", "end_time"):
+            data[name] = _times(tuple(values))
+        elif name == "git_dirty":
+            data[name] = _optional_bools(tuple(values))
+        elif name.startswith("metrics."):
+            data[name] = np.array(values, dtype=np.float64)
+        elif name.startswith(("params.", "tags.")):
+            data[name] = pd.Series(np.array(values, dtype=object), dtype=object, copy=False)
+        else:
+            data[name] = np.array(values, dtype=object)
+    return pd.DataFrame(data, index=pd.RangeIndex(n_runs))

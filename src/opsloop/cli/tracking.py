@@ -1,0 +1,278 @@
+"""``opsloop runs``, ``opsloop models``, ``opsloop users`` and ``opsloop server``.
+
+Runs are read through the tracking API, so they come from the local store or, when
+``OPSLOOP_TRACKING_URI`` is an ``http(s)://`` URL, from a server. Models and users are
+managed on the local store (``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``), acting
+as the OS user. ``opsloop server`` binds 127.0.0.1 by default and refuses any other address
+until the store has users with API tokens, so it is never open to the network by accident.
+
+Exit codes: 0 success, 2 the command could not run (unknown run or model, permission
+refused, bad option); errors are one line on stderr.
+
+>>> from typer.testing import CliRunner
+>>> CliRunner().invoke(runs_app, ["--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from opsloop.cli.console import UsageProblem, one_line_errors, out
+
+runs_app = typer.Typer(no_args_is_help=True, add_completion=False, help="List, show, compare runs.")
+models_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Registered models, aliases, approvals."
+)
+users_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Users, roles and API tokens."
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _print_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def _print_frame(frame: pd.DataFrame, title: str | None = None) -> None:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.astype(object).where(frame.notna(), "").itertuples(index=False):
+        table.add_row(*(str(value) for value in row))
+    out.print(table)
+
+
+def _registry():
+    from opsloop.registry import ModelRegistry
+
+    return ModelRegistry()
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+@one_line_errors
+def list_runs(
+    experiment: Annotated[str | None, typer.Argument(help="Experiment (default: all).")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", "-f", help="Filter expression.")] = None,
+    order_by: Annotated[
+        list[str] | None, typer.Option("--order-by", help="e.g. 'metrics.auc DESC'.")
+    ] = None,
+    max_results: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Runs matching a filter such as "metrics.auc > 0.8 and params.model = 'rf'"."""
+    from opsloop.tracking import search_runs
+
+    frame = search_runs(experiment, filter, order_by or None, max_results)
+    if as_json:
+        from opsloop.server.registry_routes import frame_records
+
+        _print_json(frame_records(frame))
+        return
+    shown = ["run_id", "experiment", "name", "status", "start_time"]
+    shown += [c for c in frame.columns if c.startswith("metrics.")]
+    _print_frame(frame[shown], title=f"{len(frame)} run(s)")
+
+
+@runs_app.command("show")
+@one_line_errors
+def show_run(run_id: str, as_json: JsonFlag = False) -> None:
+    """One run: params, latest metrics, tags, code and environment versions, data, artifacts."""
+    from opsloop.tracking import get_run
+
+    document = get_run(run_id).to_dict()
+    if as_json:
+        _print_json(document)
+        return
+    environment = document.pop("environment")
+    for section in ("params", "metrics", "tags"):
+        values = document.pop(section)
+        if values:
+            _print_frame(
+                pd.DataFrame({"key": list(values), "value": list(values.values())}), title=section
+            )
+    code = document.pop("code")
+    datasets, artifacts = document.pop("datasets"), document.pop("artifacts")
+    summary = {**document, **{f"git_{k}": v for k, v in code.items()}}
+    if environment is not None:
+        summary["python_version"] = environment["python_version"]
+        summary["packages"] = len(environment["packages"])
+    _print_frame(
+        pd.DataFrame({"field": list(summary), "value": list(summary.values())}), title="run"
+    )
+    if datasets:
+        _print_frame(
+            pd.DataFrame(datasets)[["name", "sha256", "n_rows", "n_columns"]], title="datasets"
+        )
+    if artifacts:
+        _print_frame(pd.DataFrame(artifacts), title="artifacts")
+
+
+@runs_app.command("compare")
+@one_line_errors
+def compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Params and latest metrics of several runs side by side (differing params marked)."""
+    from opsloop.tracking import compare_runs
+
+    comparison = compare_runs(run_ids)
+    if as_json:
+        _print_json(comparison.to_dict())
+        return
+    differing = set(comparison.differing_params())
+    params = comparison.params.astype(object)
+    params.index = [f"{key} *" if key in differing else key for key in params.index]
+    _print_frame(params.reset_index(names="param"), title="params (* differ)")
+    _print_frame(comparison.metrics.reset_index(names="metric"), title="latest metrics")
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+@models_app.command("list")
+@one_line_errors
+def list_models(as_json: JsonFlag = False) -> None:
+    """Every registered model with its latest version and aliases."""
+    frame = _registry().list_models()
+    if as_json:
+        _print_json(json.loads(frame.to_json(orient="records")))
+        return
+    _print_frame(frame, title=f"{len(frame)} model(s)")
+
+
+@models_app.command("show")
+@one_line_errors
+def show_model(
+    name: str,
+    version: Annotated[int | None, typer.Option(help="Version number (default: latest).")] = None,
+    alias: Annotated[str | None, typer.Option(help="Or the version an alias points at.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A version with its lineage: artifact, run, git commit, packages, data sets."""
+    registry = _registry()
+    found = registry.get_version(name, version=version, alias=alias)
+    document = {
+        "version": found.to_dict(),
+        "lineage": registry.lineage(name, version=found.version).to_dict(),
+    }
+    if as_json:
+        _print_json(document)
+        return
+    for title, values in document.items():
+        flat = {k: v for k, v in values.items() if not isinstance(v, dict | list)}
+        _print_frame(pd.DataFrame({"field": list(flat), "value": list(flat.values())}), title)
+
+
+@models_app.command("alias")
+@one_line_errors
+def set_alias(
+    name: str,
+    alias: str,
+    version: int,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+) -> None:
+    """Point ALIAS of model NAME at VERSION (protected aliases need approvals first)."""
+    _registry().set_alias(name, alias, version, reason=reason)
+    out.print(f"{name}: {alias} -> version {version}")
+
+
+@models_app.command("approve")
+@one_line_errors
+def approve(
+    name: str,
+    alias: str,
+    version: int,
+    comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
+) -> None:
+    """Approve pointing ALIAS of NAME at VERSION (needs the approver role)."""
+    count = _registry().approve(name, alias, version, comment=comment)
+    out.print(f"{name}: {count} approval(s) for {alias} -> version {version}")
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+@users_app.command("add")
+@one_line_errors
+def add_user(
+    name: str,
+    role: Annotated[str, typer.Option(help="viewer, editor, approver or admin.")] = "viewer",
+) -> None:
+    """Create a user and print their API token (shown once; only its hash is stored)."""
+    from opsloop.registry import add_user as add
+    from opsloop.store import open_database
+
+    user, token = add(open_database(), name, role)
+    out.print(f"user {user.name!r} ({user.role}); API token, shown once:")
+    sys.stdout.write(token + "\n")
+
+
+@users_app.command("list")
+@one_line_errors
+def list_users() -> None:
+    """Every user and role."""
+    from opsloop.registry import list_users as users
+    from opsloop.store import open_database
+
+    found = users(open_database())
+    _print_frame(pd.DataFrame([u.to_dict() for u in found], columns=["name", "role"]), "users")
+
+
+# -- server -------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@one_line_errors
+def server_command(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5005,
+) -> None:
+    """Serve the REST API (tracking, artifacts, registry) from one process.
+
+    On a loopback address with no users, requests act as the OS user (embedded mode).
+    Any other address needs users with API tokens first (opsloop users add NAME --role ...).
+    """
+    import uvicorn
+
+    from opsloop.server import create_app
+    from opsloop.server.identity import store_has_users
+    from opsloop.store import open_database
+
+    database = open_database()
+    local = is_loopback(host)
+    if not local and not store_has_users(database):
+        raise UsageProblem(
+            f"refusing to bind {host}: the server would be reachable from the network with no "
+            "API tokens; create a user first (opsloop users add NAME --role admin) or bind "
+            "127.0.0.1"
+        )
+    if not 0 < port < 65536:
+        raise UsageProblem(f"port must be between 1 and 65535, got {port}")
+    app = create_app(database, allow_embedded=local)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,165 @@
+"""REST routes for the model registry: models, versions, aliases, approvals, lineage, audit.
+
+The caller's name is passed to :class:`~opsloop.registry.ModelRegistry` as the acting
+user, so the registry's own rules apply unchanged: approvals need the approver role and
+distinct people, protecting an alias needs admin, and every change lands in the audit log
+under the caller's name.
+
+>>> "/api/v1/models/{name}/lineage" in {route.path for route in router.routes}
+True
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Request
+
+from opsloop.server.identity import Editor, Viewer
+from opsloop.server.wire import (
+    AliasIn,
+    ApprovalIn,
+    DescriptionIn,
+    ModelSearchIn,
+    ProtectionIn,
+    VersionIn,
+)
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _registry(request: Request):
+    return request.app.state.registry
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict]:
+    """A DataFrame as JSON-safe records (NaN and NaT as null, times in ms since the epoch).
+
+    >>> frame_records(pd.DataFrame({"a": [1.5, float("nan")],
+    ...                             "t": pd.to_datetime([1000, None], unit="ms", utc=True)}))
+    [{'a': 1.5, 't': 1000}, {'a': None, 't': None}]
+    """
+    frame = frame.copy()
+    for name in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[name]):
+            milliseconds = frame[name].to_numpy("datetime64[ms]")
+            as_int = milliseconds.astype(np.int64).astype(object)
+            values = np.where(np.isnat(milliseconds), None, as_int)
+            frame[name] = pd.Series(values, index=frame.index, dtype=object)
+    return json.loads(frame.to_json(orient="records"))
+
+
+@router.get("/models")
+def list_models(request: Request, _: Viewer) -> dict:
+    """Every registered model with its latest version and aliases."""
+    return {"models": frame_records(_registry(request).list_models())}
+
+
+@router.post("/models/search")
+def search_models(body: ModelSearchIn, request: Request, _: Viewer) -> dict:
+    """Versions matching text, tags, alias and metric bounds, newest first."""
+    frame = _registry(request).search(
+        body.text,
+        tags=body.tags or None,
+        alias=body.alias,
+        min_metrics=body.min_metrics or None,
+        max_metrics=body.max_metrics or None,
+    )
+    return {"versions": frame_records(frame)}
+
+
+@router.post("/models/{name}/versions", status_code=201)
+def register_version(name: str, body: VersionIn, request: Request, user: Editor) -> dict:
+    """Register a new version of ``name`` from an uploaded artifact."""
+    version = _registry(request).register(
+        name,
+        flavor=body.flavor,
+        artifact_sha256=body.artifact_sha256,
+        run_id=body.run_id,
+        input_schema=body.input_schema,
+        output_type=body.output_type,
+        metrics=body.metrics,
+        tags=body.tags,
+        description=body.description,
+        actor=user.name,
+        reason=body.reason,
+    )
+    return version.to_dict()
+
+
+@router.get("/models/{name}/versions/{version}")
+def get_version(name: str, version: int, request: Request, _: Viewer) -> dict:
+    """One version of a model."""
+    return _registry(request).get_version(name, version).to_dict()
+
+
+@router.put("/models/{name}/description", status_code=204)
+def set_description(name: str, body: DescriptionIn, request: Request, user: Editor) -> None:
+    """Replace a model's description."""
+    _registry(request).set_description(name, body.description, actor=user.name)
+
+
+@router.get("/models/{name}/aliases/{alias}")
+def get_alias(
+    name: str,
+    alias: str,
+    request: Request,
+    _: Viewer,
+    at_ms: int | None = None,
+) -> dict:
+    """The version the alias points at now, or (``at_ms``) pointed at then."""
+    registry = _registry(request)
+    if at_ms is not None:
+        return {"model": name, "alias": alias, "version": registry.alias_at(name, alias, at_ms)}
+    return registry.get_version(name, alias=alias).to_dict()
+
+
+@router.put("/models/{name}/aliases/{alias}", status_code=204)
+def set_alias(name: str, alias: str, body: AliasIn, request: Request, user: Editor) -> None:
+    """Point the alias at a version (protected aliases need their approvals first)."""
+    _registry(request).set_alias(name, alias, body.version, actor=user.name, reason=body.reason)
+
+
+@router.put("/models/{name}/aliases/{alias}/protection", status_code=204)
+def protect_alias(
+    name: str, alias: str, body: ProtectionIn, request: Request, user: Editor
+) -> None:
+    """Require approvals before the alias moves (the registry checks the admin role)."""
+    _registry(request).protect_alias(
+        name, alias, body.required_approvals, actor=user.name, reason=body.reason
+    )
+
+
+@router.post("/models/{name}/aliases/{alias}/approvals", status_code=201)
+def approve(name: str, alias: str, body: ApprovalIn, request: Request, user: Viewer) -> dict:
+    """Approve moving the alias to a version (the registry checks the approver role)."""
+    count = _registry(request).approve(
+        name, alias, body.version, actor=user.name, comment=body.comment
+    )
+    return {"approvals": count}
+
+
+@router.get("/models/{name}/lineage")
+def lineage(
+    name: str,
+    request: Request,
+    _: Viewer,
+    version: int | None = None,
+    alias: str | None = None,
+) -> dict:
+    """Artifact, run, code, packages and data sets behind a version."""
+    return _registry(request).lineage(name, version=version, alias=alias).to_dict()
+
+
+@router.get("/audit")
+def audit(request: Request, _: Viewer, model: str | None = None) -> dict:
+    """The audit log, oldest first (all entities, or one model's)."""
+    return {"entries": frame_records(_registry(request).audit(model))}
+
+
+@router.get("/audit/verify")
+def verify_audit(request: Request, _: Viewer) -> dict:
+    """Whether the hash chain of the audit log is intact."""
+    return _registry(request).verify_audit_log().to_dict()

@@ -1,0 +1,333 @@
+"""Tracking through an opsloop server: the local store's methods, as calls to the REST API.
+
+When ``OPSLOOP_TRACKING_URI`` is an ``http(s)://`` URL, :func:`opsloop.tracking.start_run`
+and the other functions use :class:`HttpTrackingStore` instead of the database. The run
+object is the same :class:`~opsloop.tracking.ActiveRun`: metric points are buffered in the
+process and sent as one ``POST /runs/{id}/batch`` per flush (four parallel JSON lists), so
+logging a value never waits for the network. One ``httpx.Client`` keeps the connection
+open between calls. ``OPSLOOP_TRACKING_TOKEN`` (or ``token=``) is sent as a Bearer token.
+
+The server answers a client's mistake with a 4xx and a message naming the field; this
+client raises it as the exception the local store would raise (``ValueError`` and its
+subclasses, ``PermissionError``, :class:`~opsloop.store.TamperedArtifactError`), so code
+and tests behave the same against both backends. The run's user is whoever the server
+authenticates, not what the client claims.
+
+>>> store = HttpTrackingStore("http://127.0.0.1:5005/")
+>>> store.base_url
+'http://127.0.0.1:5005'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from opsloop.store.artifacts import TamperedArtifactError
+from opsloop.tracking.capture import CodeVersion, Environment
+from opsloop.tracking.limits import param_text, tag_text
+from opsloop.tracking.local_store import UnknownRunError
+from opsloop.tracking.metric_buffer import MetricBatch
+from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run, empty_history
+from opsloop.tracking.run_search import UnknownExperimentError, frame_from_columns
+
+TOKEN_VARIABLE = "OPSLOOP_TRACKING_TOKEN"
+_TIMEOUT_S = 60.0
+
+
+class HttpTrackingStore:
+    """The tracking backend of an opsloop server at ``base_url``.
+
+    >>> HttpTrackingStore("https://ops.example.com", token="olp_x")._headers["Authorization"]
+    'Bearer olp_x'
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout_s: float = _TIMEOUT_S,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"tracking server URL must start with http:// or https://, got {base_url!r}"
+            )
+        self.base_url = base_url.rstrip("/")
+        token = token if token is not None else os.environ.get(TOKEN_VARIABLE)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(
+            base_url=f"{self.base_url}/api/v1",
+            headers=self._headers,
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpTrackingStore({self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the connection pool (the object reconnects if used again).
+
+        >>> HttpTrackingStore("http://127.0.0.1:1").close()
+        """
+        self._client.close()
+
+    # -- transport ------------------------------------------------------------------------
+
+    def _call(
+        self, method: str, path: str, *, run_id: str | None = None, **kwargs
+    ) -> httpx.Response:
+        response = self._client.request(method, path, **kwargs)
+        if response.status_code < 400:
+            return response
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        detail = body.get("detail", response.text)
+        if isinstance(detail, list):  # FastAPI's validation errors: name each field
+            detail = "; ".join(
+                f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg')}"
+                for item in detail
+            )
+        kind = body.get("error")
+        status = response.status_code
+        if kind == "UnknownRunError" and run_id is not None:
+            raise UnknownRunError(run_id)
+        if kind == "TamperedArtifactError":
+            raise TamperedArtifactError(
+                response.headers.get("X-Opsloop-Expected-Sha256", ""),
+                response.headers.get("X-Opsloop-Found-Sha256", ""),
+                f"{self.base_url}{path}",
+            )
+        if kind == "FileNotFoundError":
+            raise FileNotFoundError(detail)
+        if status in (401, 403):
+            raise PermissionError(f"{self.base_url}: {detail}")
+        if status in (404, 409, 422):
+            raise ValueError(detail)
+        raise RuntimeError(f"{self.base_url}{path}: server answered {status}: {detail}")
+
+    # -- experiments and runs -------------------------------------------------------------
+
+    def create_experiment(self, name: str, description: str | None = None) -> int:
+        """The id of experiment ``name`` on the server, created if needed.
+
+        >>> HttpTrackingStore.create_experiment.__name__
+        'create_experiment'
+        """
+        body = {"name": name, "description": description}
+        return self._call("POST", "/experiments", json=body).json()["experiment_id"]
+
+    def list_experiments(self) -> pd.DataFrame:
+        """One row per experiment: ``name``, ``description``, ``created_ms``, ``runs``.
+
+        >>> HttpTrackingStore.list_experiments.__name__
+        'list_experiments'
+        """
+        rows = self._call("GET", "/experiments").json()["experiments"]
+        return pd.DataFrame(rows, columns=["name", "description", "created_ms", "runs"])
+
+    def create_run(
+        self,
+        experiment: str,
+        *,
+        name: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, object] | None = None,
+        user: str | None = None,
+        command: str | None = None,
+        code: CodeVersion | None = None,
+        environment: Environment | None = None,
+        start_ms: int | None = None,
+    ) -> str:
+        """Start a run on the server; return its id (``user`` is ignored: the server decides).
+
+        >>> HttpTrackingStore.create_run.__name__
+        'create_run'
+        """
+        body = {
+            "experiment": experiment,
+            "name": name,
+            "parent_run_id": parent_run_id,
+            "tags": {key: tag_text(key, value) for key, value in (tags or {}).items()},
+            "command": command,
+            "code": None if code is None else code.to_dict(),
+            "environment": None
+            if environment is None
+            else {
+                "python_version": environment.python_version,
+                "platform": environment.platform,
+                "packages": list(environment.packages),
+            },
+            "start_ms": start_ms,
+        }
+        return self._call("POST", "/runs", run_id=parent_run_id, json=body).json()["run_id"]
+
+    def end_run(self, run_id: str, status: str = "FINISHED", end_ms: int | None = None) -> None:
+        """Set the run's final status and end time.
+
+        >>> HttpTrackingStore.end_run.__name__
+        'end_run'
+        """
+        body = {"status": status, "end_ms": end_ms}
+        self._call("POST", f"/runs/{run_id}/end", run_id=run_id, json=body)
+
+    def write_batch(
+        self,
+        run_id: str,
+        metrics: MetricBatch | None = None,
+        params: Mapping[str, object] | None = None,
+        tags: Mapping[str, object] | None = None,
+        status: str | None = None,
+        end_ms: int | None = None,
+    ) -> None:
+        """Send metric points, params and tags in one request (one transaction on the server).
+
+        With ``status`` the same request ends the run.
+
+        Non-finite values are refused here, before anything is sent, as the local store does.
+
+        >>> HttpTrackingStore("http://127.0.0.1:1").write_batch("r", MetricBatch(
+        ...     ("auc",), np.array([np.nan]), np.array([0]), np.array([0])))
+        Traceback (most recent call last):
+        ValueError: metric 'auc': value must be a finite number, got nan
+        """
+        body: dict[str, object] = {
+            "params": {key: param_text(key, value) for key, value in (params or {}).items()},
+            "tags": {key: tag_text(key, value) for key, value in (tags or {}).items()},
+        }
+        if status is not None:
+            body["status"], body["end_ms"] = status, end_ms
+        if metrics is not None and len(metrics):
+            finite = np.isfinite(metrics.values)
+            if not finite.all():
+                bad = int(np.flatnonzero(~finite)[0])
+                raise ValueError(
+                    f"metric {metrics.keys[bad]!r}: value must be a finite number, "
+                    f"got {metrics.values[bad]}"
+                )
+            body["metrics"] = metrics.to_dict()
+        # Encoded here (not by httpx) to skip a second walk over a large body.
+        content = json.dumps(body, separators=(",", ":"))
+        self._call(
+            "POST",
+            f"/runs/{run_id}/batch",
+            run_id=run_id,
+            content=content,
+            headers={"Content-Type": "application/json"},
+        )
+
+    def log_artifact(
+        self, run_id: str, source: str | Path | bytes, path: str | None = None
+    ) -> ArtifactRecord:
+        """Upload a file (or bytes) and record it in the run under ``path``.
+
+        >>> HttpTrackingStore("http://127.0.0.1:1").log_artifact("r", b"x")
+        Traceback (most recent call last):
+        ValueError: artifact path is required when logging bytes
+        """
+        if isinstance(source, bytes | bytearray):
+            if not path:
+                raise ValueError("artifact path is required when logging bytes")
+            data = bytes(source)
+        else:
+            source = Path(source)
+            if not source.is_file():
+                raise FileNotFoundError(f"artifact path {str(source)!r} is not a file")
+            data = source.read_bytes()
+            path = path or source.name
+        response = self._call(
+            "POST", f"/runs/{run_id}/artifacts", run_id=run_id, params={"path": path}, content=data
+        )
+        return ArtifactRecord(**response.json())
+
+    def log_dataset(self, run_id: str, dataset: DatasetInput) -> None:
+        """Record that the run was given ``dataset``.
+
+        >>> HttpTrackingStore.log_dataset.__name__
+        'log_dataset'
+        """
+        self._call("POST", f"/runs/{run_id}/datasets", run_id=run_id, json=dataset.to_dict())
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        """The run as the server stores it; its ``metric_history`` asks the server too.
+
+        >>> HttpTrackingStore.get_run.__name__
+        'get_run'
+        """
+        data = self._call("GET", f"/runs/{run_id}", run_id=run_id).json()
+        return Run.from_dict(data, history=lambda key: self.metric_history(run_id, key))
+
+    def metric_history(self, run_id: str, key: str) -> pd.DataFrame:
+        """Every point of ``key`` in the run: ``step``, ``value``, ``timestamp`` (UTC).
+
+        >>> HttpTrackingStore.metric_history.__name__
+        'metric_history'
+        """
+        return self.metric_histories([run_id], [key]).drop(columns=["run_id", "key"])
+
+    def metric_histories(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Points of several runs: ``run_id``, ``key``, ``step``, ``value``, ``timestamp``.
+
+        >>> HttpTrackingStore.metric_histories.__name__
+        'metric_histories'
+        """
+        body = {"run_ids": list(run_ids), "keys": None if keys is None else list(keys)}
+        single = run_ids[0] if len(run_ids) == 1 else None
+        data = self._call("POST", "/runs/histories", run_id=single, json=body).json()
+        history = empty_history()
+        return pd.DataFrame(
+            {
+                "run_id": pd.Series(data["run_id"], dtype=object),
+                "key": pd.Series(data["key"], dtype=object),
+                "step": np.array(data["step"], dtype=np.int64),
+                "value": np.array(data["value"], dtype=np.float64),
+                "timestamp": pd.to_datetime(
+                    np.array(data["timestamp_ms"], dtype=np.int64), unit="ms", utc=True
+                ).astype(history["timestamp"].dtype),
+            }
+        )
+
+    def search_runs(
+        self,
+        experiments: str | Iterable[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int | None = None,
+    ) -> pd.DataFrame:
+        """The server's search, as the same DataFrame the local store returns.
+
+        >>> HttpTrackingStore("http://127.0.0.1:1").search_runs(order_by="metrics.auc")
+        Traceback (most recent call last):
+        TypeError: order_by must be a list of clauses such as ['metrics.auc DESC']
+        """
+        if isinstance(order_by, str):
+            raise TypeError("order_by must be a list of clauses such as ['metrics.auc DESC']")
+        names = [experiments] if isinstance(experiments, str) else experiments
+        body = {
+            "experiments": None if names is None else list(names),
+            "filter": filter,
+            "order_by": list(order_by or ()),
+            "max_results": max_results,
+        }
+        try:
+            columns = self._call("POST", "/runs/search", json=body).json()["columns"]
+        except ValueError as error:
+            for name in body["experiments"] or ():
+                if str(error) == str(UnknownExperimentError(name)):
+                    raise UnknownExperimentError(name) from None
+            raise
+        return frame_from_columns(columns)
