@@ -130,23 +130,29 @@ class NumericRedundancy(Step):
             r = r[:-1, :-1]
         else:
             r = correlation_from_moments(pairwise_moments(arrays))
-        present = np.array([columns.n_rows - columns.n_null[name] for name in names])
-        order = keep_order(names, relation, present)
-        drops = []
-        for victim, kept in resolve_pairs(r, self.threshold, order):
-            value = float(r[victim, kept])
-            drops.append(
-                Drop(
-                    names[victim],
-                    self.name,
-                    "pearson_r",
-                    value,
-                    float(self.threshold),
-                    redundant_with=names[kept],
-                    reason=_why(names[kept], "Pearson r", value, relation, victim, kept, present),
-                )
+        return _pair_drops(self, names, r, "pearson_r", "Pearson r", relation, columns)
+
+
+def _pair_drops(step, names, strength, statistic, label, relation, columns) -> StepResult:
+    """One drop per pair above ``step.threshold`` in ``strength``, keeping the column more
+    related to the target, then the better populated, then the earlier."""
+    present = np.array([columns.n_rows - columns.n_null[name] for name in names])
+    order = keep_order(names, relation, present)
+    drops = []
+    for victim, kept in resolve_pairs(strength, step.threshold, order):
+        value = float(strength[victim, kept])
+        drops.append(
+            Drop(
+                names[victim],
+                step.name,
+                statistic,
+                value,
+                float(step.threshold),
+                redundant_with=names[kept],
+                reason=_why(names[kept], label, value, relation, victim, kept, present),
             )
-        return StepResult(tuple(drops))
+        )
+    return StepResult(tuple(drops))
 
 
 def _why(
@@ -230,20 +236,4 @@ class CategoricalRedundancy(Step):
             )
         elif target is not None:
             relation = np.array([correlation_ratio(c, lv, target.numbers) for c, lv in pairs])
-        present = np.array([columns.n_rows - columns.n_null[name] for name in names])
-        order = keep_order(names, relation, present)
-        drops = []
-        for victim, kept in resolve_pairs(v, self.threshold, order):
-            value = float(v[victim, kept])
-            drops.append(
-                Drop(
-                    names[victim],
-                    self.name,
-                    "cramers_v",
-                    value,
-                    float(self.threshold),
-                    redundant_with=names[kept],
-                    reason=_why(names[kept], "Cramér's V", value, relation, victim, kept, present),
-                )
-            )
-        return StepResult(tuple(drops))
+        return _pair_drops(self, names, v, "cramers_v", "Cramér's V", relation, columns)
