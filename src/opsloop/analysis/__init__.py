@@ -4,6 +4,8 @@
 * slices: :func:`slice_metrics` (any scikit-learn metric per slice and intersection),
   :func:`error_tree`, :func:`sliceline`, :func:`compare_models` (McNemar per slice);
 * regression residuals: :func:`residual_analysis`;
+* do we need more data: :func:`learning_curve` (with the fitted gain of more data),
+  :func:`represents_population`;
 * fairness through Fairlearn: :func:`fairness`;
 * explanations: :func:`explain` and the methods it picks from (:func:`ale`,
   :func:`partial_dependence`, :func:`shapley_values`, :func:`permutation_importance`,
@@ -36,6 +38,13 @@ from opsloop.analysis.importance import (
     tree_importances,
 )
 from opsloop.analysis.intervals import wilson_interval
+from opsloop.analysis.learning import (
+    LearningCurve,
+    PowerLawFit,
+    fit_power_law,
+    learning_curve,
+    represents_population,
+)
 from opsloop.analysis.residuals import ResidualAnalysis, durbin_watson_test, residual_analysis
 from opsloop.analysis.sliceline import SliceLineResult, sliceline
 from opsloop.analysis.slices import SliceMetrics, slice_metrics
@@ -78,9 +87,11 @@ __all__ = [
     "GlobalSurrogate",
     "HumanLevel",
     "Importance",
+    "LearningCurve",
     "LocalSurrogate",
     "ModelComparison",
     "PartialDependence",
+    "PowerLawFit",
     "ResidualAnalysis",
     "ShapleyValues",
     "SliceChange",
@@ -95,13 +106,16 @@ __all__ = [
     "error_tree",
     "explain",
     "fairness",
+    "fit_power_law",
     "global_surrogate",
     "grouped_permutation_importance",
     "hlp",
+    "learning_curve",
     "linear_coefficients",
     "local_surrogate",
     "partial_dependence",
     "permutation_importance",
+    "represents_population",
     "residual_analysis",
     "shapley_values",
     "slice_metrics",
