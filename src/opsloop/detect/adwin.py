@@ -18,7 +18,6 @@ import numba
 import numpy as np
 
 from opsloop.detect.base import ScalarDetector, decode_float, encode_float
-from opsloop.detect.presets import preset_params
 from opsloop.detect.validation import positive_int, real_in
 
 # Scalars of the window; bucket levels live in separate arrays.
@@ -238,15 +237,6 @@ class ADWIN(ScalarDetector):
         self.min_window_length = positive_int("ADWIN", "min_window_length", min_window_length)
         self.grace_period = positive_int("ADWIN", "grace_period", grace_period, minimum=0)
         self._init_stream()
-
-    @classmethod
-    def preset(cls, name: str) -> ADWIN:
-        """A detector with the parameters of a named preset (see :mod:`opsloop.detect.presets`).
-
-        >>> ADWIN.preset("monitoring").delta < 0.002
-        True
-        """
-        return cls(**preset_params(cls.__name__, name))
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters.

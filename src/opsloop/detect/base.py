@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from opsloop.detect.presets import preset_params
 from opsloop.detect.validation import InputRule, check_value, check_values
 
 #: Version of the layout written by ``to_state``; bumped when a detector's saved state changes.
@@ -186,6 +187,19 @@ class Detector(ABC):
     def name(self) -> str:
         """The detector's class name, used in messages and saved states."""
         return type(self).__name__
+
+    @classmethod
+    def preset(cls, name: str) -> Detector:
+        """A detector with the parameters of a named preset (see :mod:`opsloop.detect.presets`);
+        a clear error names the presets that exist when ``name`` is not one of them.
+
+        >>> from opsloop.detect import ADWIN, CUSUM, PageHinkley
+        >>> PageHinkley.preset("monitoring").threshold, CUSUM.preset("monitoring").k
+        (26.0, 0.25)
+        >>> ADWIN.preset("monitoring").delta < ADWIN().delta
+        True
+        """
+        return cls(**preset_params(cls.__name__, name))
 
     # -- hooks ---------------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ import numba
 import numpy as np
 
 from opsloop.detect.base import SlotDetector
-from opsloop.detect.presets import preset_params
 from opsloop.detect.validation import one_of, positive_int, real_in
 
 _DRIFT, _N, _MEAN, _SQ, _TARGET, _SIGMA, _UP, _DOWN = range(8)
@@ -159,15 +158,6 @@ class CUSUM(SlotDetector):
         minimum = 2 if sigma is None else (1 if target is None else 0)
         self.warm_start = positive_int("CUSUM", "warm_start", warm_start, minimum=minimum)
         self._init_stream()
-
-    @classmethod
-    def preset(cls, name: str) -> CUSUM:
-        """A detector with the parameters of a named preset (see :mod:`opsloop.detect.presets`).
-
-        >>> CUSUM.preset("monitoring").k
-        0.25
-        """
-        return cls(**preset_params(cls.__name__, name))
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters.

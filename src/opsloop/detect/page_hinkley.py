@@ -14,7 +14,6 @@ import numba
 import numpy as np
 
 from opsloop.detect.base import SlotDetector
-from opsloop.detect.presets import preset_params
 from opsloop.detect.validation import one_of, positive_int, real_in
 
 _DRIFT, _N, _MEAN, _SUM_UP, _SUM_DOWN, _MIN_UP, _MAX_DOWN = range(7)
@@ -125,15 +124,6 @@ class PageHinkley(SlotDetector):
         self.alpha = real_in("PageHinkley", "alpha", alpha, low=0.0, high=1.0)
         self.mode = one_of("PageHinkley", "mode", mode, _MODES)
         self._init_stream()
-
-    @classmethod
-    def preset(cls, name: str) -> PageHinkley:
-        """A detector with the parameters of a named preset (see :mod:`opsloop.detect.presets`).
-
-        >>> PageHinkley.preset("monitoring").threshold
-        26.0
-        """
-        return cls(**preset_params(cls.__name__, name))
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters.
