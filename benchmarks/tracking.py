@@ -161,6 +161,7 @@ def _bulk_insert_runs(backend, runs: int, rng) -> None:
         first = connection.execute(sa.select(sa.func.coalesce(sa.func.max(tables.runs.c.id), 0)))
         base = first.scalar_one() + 1
         ids = range(base, base + runs)
+        values = rng.integers(10, size=(runs, PARAMS))
         connection.execute(
             tables.runs.insert(),
             [
@@ -171,11 +172,14 @@ def _bulk_insert_runs(backend, runs: int, rng) -> None:
                     "status": "FINISHED",
                     "start_ms": i,
                     "metric_seq": 1,
+                    "params_packed": tables.PARAM_SEPARATOR.join(
+                        token for j in range(PARAMS) for token in (f"p{j}", str(values[n, j]))
+                    ),
+                    "param_count": PARAMS,
                 }
-                for i in ids
+                for n, i in enumerate(ids)
             ],
         )
-        values = rng.integers(10, size=(runs, PARAMS))
         connection.execute(
             tables.params.insert(),
             [

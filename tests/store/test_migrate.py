@@ -15,7 +15,7 @@ from opsloop.store.migrate import alembic_config, current_revision, head_revisio
 def test_fresh_database_is_migrated_to_head_and_matches_the_models(store_uri):
     db = Database(store_uri)
     with db.read() as connection:
-        assert current_revision(connection) == head_revision() == "0001"
+        assert current_revision(connection) == head_revision() == "0002"
         names = set(sa.inspect(connection).get_table_names())
         differences = compare_metadata(MigrationContext.configure(connection), tables.metadata)
     assert set(tables.metadata.tables) <= names
@@ -79,3 +79,30 @@ def test_unsupported_database_is_refused():
 
     with pytest.raises(ValueError, match="only sqlite and postgresql"):
         Database("mysql://u@h/db")
+
+
+def test_upgrading_a_store_from_0001_packs_the_params_of_existing_runs(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO experiments (id, name, created_ms) VALUES (1, 'e', 0)"
+        )
+        for pk in (1, 2, 3):
+            connection.exec_driver_sql(
+                "INSERT INTO runs (id, run_id, experiment_id, status, start_ms) "
+                f"VALUES ({pk}, 'r{pk}', 1, 'FINISHED', {pk})"
+            )
+        connection.exec_driver_sql(
+            "INSERT INTO params (run_id, key, value) VALUES "
+            "(1, 'lr', '0.1'), (1, 'depth', '3'), (3, 'model', 'rf')"
+        )
+        upgrade_to_head(connection)
+        rows = connection.execute(
+            sa.select(
+                tables.runs.c.id, tables.runs.c.params_packed, tables.runs.c.param_count
+            ).order_by(tables.runs.c.id)
+        ).all()
+    engine.dispose()
+    assert sorted(rows[0][1].split("\x1f")) == sorted(["lr", "0.1", "depth", "3"])
+    assert [tuple(row) for row in rows[1:]] == [(2, None, 0), (3, "model\x1frf", 1)]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from opsloop.store import tables
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.filter_parser import FilterSyntaxError
 from opsloop.tracking.metric_buffer import MetricBatch
@@ -218,3 +220,36 @@ def test_the_wide_frame_agrees_with_reading_each_run_on_its_own(store):
                 assert value == run.params.get(key)
             elif kind == "tags":
                 assert value == run.tags.get(key)
+
+
+def test_params_logged_in_several_calls_all_reach_the_search_frame(store):
+    run_id = store.create_run("packed")
+    store.write_batch(run_id, params={"a": 1, "b": "x"})
+    store.write_batch(run_id, params={"a": 1, "c": 2.5})  # "a" again, unchanged: no copy
+    other = store.create_run("packed", start_ms=0)
+    frame = store.search_runs("packed")
+    assert frame["run_id"].tolist() == [run_id, other]
+    assert frame["params.a"].tolist() == ["1", None]
+    assert frame["params.b"].tolist() == ["x", None]
+    assert frame["params.c"].tolist() == ["2.5", None]
+    with store.db.read() as connection:
+        packed, count = connection.execute(
+            sa.select(tables.runs.c.params_packed, tables.runs.c.param_count).where(
+                tables.runs.c.run_id == run_id
+            )
+        ).one()
+    assert (packed, count) == ("a\x1f1\x1fb\x1fx\x1fc\x1f2.5", 3)
+
+
+def test_a_param_holding_the_packing_separator_is_read_whole(store):
+    tricky = "left\x1fright"
+    first = store.create_run("sep", start_ms=1)
+    store.write_batch(first, params={"odd": tricky, "key": "v"})
+    second = store.create_run("sep", start_ms=2)
+    store.write_batch(second, params={"odd": "plain"})
+    frame = store.search_runs("sep")
+    assert frame["params.odd"].tolist() == ["plain", tricky]
+    assert frame["params.key"].tolist() == [None, "v"]
+    assert store.search_runs("sep", f"params.odd = 'left{chr(31)}right'")["run_id"].tolist() == [
+        first
+    ]

@@ -42,6 +42,8 @@ metadata = MetaData(
 
 SHA256 = String(64)
 NAME = String(250)
+# Separates keys and values in ``runs.params_packed`` (ASCII unit separator).
+PARAM_SEPARATOR = "\x1f"
 
 experiments = Table(
     "experiments",
@@ -80,6 +82,12 @@ runs = Table(
     Column("git_diff_sha256", SHA256),
     Column("environment_sha256", SHA256, ForeignKey("environments.sha256")),
     Column("metric_seq", BigInteger, nullable=False, server_default="0"),
+    # A read-optimised copy of the run's params, written in the same transaction as the
+    # params rows: key, value, key, value, ... joined by PARAM_SEPARATOR. Params never
+    # change once logged, so the copy cannot go stale; searching many runs then reads one
+    # text per run instead of one row per param.
+    Column("params_packed", Text),
+    Column("param_count", Integer, nullable=False, server_default="0"),
     Index(None, "experiment_id", "start_ms"),
     Index(None, "parent_id"),
 )

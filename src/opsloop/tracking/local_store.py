@@ -327,6 +327,20 @@ class LocalTrackingStore:
         ]
         if rows:
             connection.execute(table.insert(), rows)
+            # The run row's packed copy, in the same transaction (see tables.runs).
+            runs = tables.runs
+            added = tables.PARAM_SEPARATOR.join(
+                token for row in rows for token in (row["key"], row["value"])
+            )
+            packed = sa.case(
+                (runs.c.params_packed.is_(None), sa.literal(added)),
+                else_=runs.c.params_packed + tables.PARAM_SEPARATOR + added,
+            )
+            connection.execute(
+                runs.update()
+                .where(runs.c.id == pk)
+                .values(params_packed=packed, param_count=runs.c.param_count + len(rows))
+            )
 
     def _write_tags(self, connection: Connection, pk: int, values: dict[str, str]) -> None:
         insert = self._insert(tables.tags)

@@ -1,12 +1,12 @@
-"""Search runs in the store: two SQL queries and a vectorised pivot into one DataFrame.
+"""Search runs in the store: a few lean SQL queries and a vectorised pivot into one DataFrame.
 
 The filter (see :mod:`.filter_parser`) is translated to SQL and the database selects the
-runs. The first query returns the chosen runs in order with their attributes; the second
-returns, in long form, every param, tag and latest metric value of those runs in one
-``UNION ALL``. The long rows are placed into the wide frame with numpy fancy indexing
-(row = the run's position, column = the key's code), so building the frame costs a few array
-operations per entity type, not per run. Rows are read as plain tuples and transposed once:
-handing SQLAlchemy ``Row`` objects to the DataFrame constructor costs more than the query.
+runs. The first query returns the chosen runs in order with their attributes; three more
+return, in long form, every param, latest metric value and tag of those runs. The long rows
+are placed into the wide frame with numpy fancy indexing (row = the run's position, column =
+the key's code), so building the frame costs a few array operations per entity type, not per
+run. Rows are read as plain tuples and transposed once: handing SQLAlchemy ``Row`` objects to
+the DataFrame constructor costs more than the query.
 
 >>> import tempfile
 >>> from opsloop.store import ArtifactStore, Database
@@ -21,6 +21,7 @@ handing SQLAlchemy ``Row`` objects to the DataFrame constructor costs more than 
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -83,23 +84,67 @@ def _experiment_ids(connection, experiments: str | Iterable[str] | None) -> list
     return list(ids.values())
 
 
-def _long_values(chosen) -> sa.CompoundSelect:
-    """(run pk, kind, key, text, number) for every param, latest metric and tag of ``chosen``."""
-    params, tags = tables.params, tables.tags
+def _among(column, pks: tuple, dialect: str, chosen):
+    """``column IN`` the runs already chosen, without evaluating the filter again.
+
+    The base query has the chosen runs' keys in hand; handing them back as one bound array
+    (SQLite's ``json_each``, PostgreSQL's ``= ANY``) costs a fraction of re-running the
+    filter's subqueries for every further query.
+    """
+    if dialect == "sqlite":
+        listed = sa.select(sa.column("value")).select_from(
+            sa.func.json_each(sa.bindparam("chosen_pks", json.dumps(list(pks))))
+        )
+        return column.in_(listed)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam("chosen_pks", list(pks), type_=ARRAY(sa.Integer)))
+    return column.in_(chosen)
+
+
+def _entity_values(among) -> dict[str, sa.Select]:
+    """(run pk, key, value) for every latest metric and tag of the chosen runs; metric names.
+
+    Lean queries instead of one ``UNION ALL``: a union needs a kind column and a null in the
+    column the other kinds use, and the driver builds a Python object for every value of every
+    row, so those two columns cost as much as the values themselves. Params come packed on the
+    run rows (see :func:`_unpacked_params`).
+    """
+    tags = tables.tags
     latest, keys = tables.latest_metrics, tables.metric_keys
-    no_text = sa.cast(sa.null(), sa.Text)
-    no_number = sa.cast(sa.null(), sa.Float(precision=53))
-    return sa.union_all(
-        sa.select(params.c.run_id, sa.literal(0), params.c.key, params.c.value, no_number).where(
-            params.c.run_id.in_(chosen)
+    return {
+        # Metric keys are few: their names are joined in numpy by id, not per row in SQL.
+        "metrics": sa.select(latest.c.run_id, latest.c.key_id, latest.c.value).where(
+            among(latest.c.run_id)
         ),
-        sa.select(latest.c.run_id, sa.literal(1), keys.c.name, no_text, latest.c.value)
-        .join(keys, keys.c.id == latest.c.key_id)
-        .where(latest.c.run_id.in_(chosen)),
-        sa.select(tags.c.run_id, sa.literal(2), tags.c.key, tags.c.value, no_number).where(
-            tags.c.run_id.in_(chosen)
-        ),
-    )
+        "tags": sa.select(tags.c.run_id, tags.c.key, tags.c.value).where(among(tags.c.run_id)),
+        "metric_keys": sa.select(keys.c.id, keys.c.name),
+    }
+
+
+def _unpacked_params(packed: tuple, counts: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(run position, key, value) of every param from the runs' packed copies.
+
+    One join and one split in C instead of a database row per param. A key or value that
+    itself holds the separator makes the token count disagree with the counts; the caller
+    then reads the params table instead, so such values are never split wrongly.
+
+    >>> positions, keys, values = _unpacked_params(("a\x1f1\x1fb\x1f2", None, "a\x1f3"), (2, 0, 1))
+    >>> positions.tolist(), keys.tolist(), values.tolist()
+    ([0, 0, 2], ['a', 'b', 'a'], ['1', '2', '3'])
+    """
+    sizes = np.array(counts, dtype=np.int64)
+    present = [text for text in packed if text]
+    tokens = tables.PARAM_SEPARATOR.join(present).split(tables.PARAM_SEPARATOR) if present else []
+    if len(tokens) != 2 * int(sizes.sum()):
+        raise _PackedParamsAmbiguous
+    positions = np.repeat(np.arange(len(sizes)), sizes)
+    return positions, np.array(tokens[0::2], dtype=object), np.array(tokens[1::2], dtype=object)
+
+
+class _PackedParamsAmbiguous(Exception):
+    """A packed copy cannot be split unambiguously (a key or value holds the separator)."""
 
 
 @contextmanager
@@ -126,9 +171,9 @@ def _fetch_columns(connection, statement, width: int) -> list[tuple]:
         # collector run while tens of thousands of them are made only re-walks the heap.
         with _collector_paused():
             rows = result.cursor.fetchall()
+            return list(zip(*rows, strict=True)) if rows else [()] * width
     finally:
         result.close()
-    return list(zip(*rows, strict=True)) if rows else [()] * width
 
 
 def _times(milliseconds: tuple):
@@ -144,26 +189,24 @@ def _optional_bools(values: tuple) -> np.ndarray:
     return out
 
 
-def _wide(positions, kinds, keys, texts, numbers, n_runs: int) -> dict[str, object]:
-    """Columns ``params.*``, ``metrics.*``, ``tags.*`` (keys sorted) from the long rows."""
+def _wide_kind(prefix: str, positions, keys, values, n_runs: int) -> dict[str, object]:
+    """Columns ``<prefix>.<key>`` (keys sorted) from one kind's long rows."""
+    key_codes, names = pd.factorize(keys, sort=True)
+    if prefix == "metrics":
+        grid = np.full((n_runs, len(names)), np.nan)
+        grid[positions, key_codes] = np.asarray(values, dtype=np.float64)
+    else:
+        grid = np.full((n_runs, len(names)), None, dtype=object)
+        grid[positions, key_codes] = values
     out: dict[str, object] = {}
-    for code, prefix in enumerate(_KINDS):
-        mask = kinds == code
-        if not mask.any():
-            continue
-        key_codes, names = pd.factorize(keys[mask], sort=True)
-        if prefix == "metrics":
-            grid = np.full((n_runs, len(names)), np.nan)
-            grid[positions[mask], key_codes] = numbers[mask].astype(np.float64)
-        else:
-            grid = np.full((n_runs, len(names)), None, dtype=object)
-            grid[positions[mask], key_codes] = texts[mask]
-        for column, name in enumerate(names):
-            values = grid[:, column]
-            # Text stays object dtype with None for "not logged", as the run records have it.
-            out[f"{prefix}.{name}"] = (
-                values if prefix == "metrics" else pd.Series(values, dtype=object, copy=False)
-            )
+    for column, name in enumerate(names):
+        values_of_key = grid[:, column]
+        # Text stays object dtype with None for "not logged", as the run records have it.
+        out[f"{prefix}.{name}"] = (
+            values_of_key
+            if prefix == "metrics"
+            else pd.Series(values_of_key, dtype=object, copy=False)
+        )
     return out
 
 
@@ -217,6 +260,8 @@ def search_run_frame(
                 _runs.c.git_dirty,
                 env.c.python_version,
                 env.c.platform,
+                _runs.c.params_packed,
+                _runs.c.param_count,
             )
             .select_from(
                 _runs.join(e, e.c.id == _runs.c.experiment_id)
@@ -226,11 +271,31 @@ def search_run_frame(
             .where(*where)
             .order_by(*order)
             .limit(limit),
-            1 + len(RUN_COLUMNS),
+            3 + len(RUN_COLUMNS),
         )
         n_runs = len(base[0])
-        long = _fetch_columns(connection, _long_values(chosen), 5) if n_runs else [()] * 5
-    pks, *attributes = base
+        long: dict[str, object] = {}
+        pks, *attributes, packed, counts = base
+        if n_runs:
+
+            def among(column):
+                return _among(column, pks, db.dialect, chosen)
+
+            for kind, statement in _entity_values(among).items():
+                long[kind] = _fetch_columns(
+                    connection, statement, 2 if kind == "metric_keys" else 3
+                )
+            try:
+                long["params"] = _unpacked_params(packed, counts)
+            except _PackedParamsAmbiguous:
+                params = tables.params
+                long["params"] = _fetch_columns(
+                    connection,
+                    sa.select(params.c.run_id, params.c.key, params.c.value).where(
+                        among(params.c.run_id)
+                    ),
+                    3,
+                )
     data: dict[str, object] = {}
     for name, values in zip(RUN_COLUMNS, attributes, strict=True):
         if name in ("start_time", "end_time"):
@@ -239,20 +304,22 @@ def search_run_frame(
             data[name] = _optional_bools(values)
         else:
             data[name] = np.array(values, dtype=object)
-    run_pks, kinds, keys, texts, numbers = long
-    if run_pks:
-        positions = pd.Index(np.array(pks, dtype=np.int64)).get_indexer(
-            np.array(run_pks, dtype=np.int64)
-        )
-        wide = _wide(
-            positions,
-            np.array(kinds, dtype=np.int64),
-            np.array(keys, dtype=object),
-            np.array(texts, dtype=object),
-            np.array(numbers, dtype=object),
-            n_runs,
-        )
-        data.update(wide)
+    if n_runs:
+        run_index = pd.Index(np.array(pks, dtype=np.int64))
+        key_ids, key_names = long.pop("metric_keys")
+        metric_names = pd.Series(np.array(key_names, dtype=object), index=np.array(key_ids))
+        for kind in _KINDS:
+            run_pks, keys, values = long[kind]
+            if not len(run_pks):
+                continue
+            if isinstance(run_pks, np.ndarray):  # unpacked params: already positions
+                positions = run_pks
+            else:
+                positions = run_index.get_indexer(np.array(run_pks, dtype=np.int64))
+            keys = np.array(keys, dtype=np.int64 if kind == "metrics" else object)
+            if kind == "metrics":
+                keys = metric_names.to_numpy()[metric_names.index.get_indexer(keys)]
+            data.update(_wide_kind(kind, positions, keys, np.array(values, dtype=object), n_runs))
     return pd.DataFrame(data, index=pd.RangeIndex(n_runs))
 
 
