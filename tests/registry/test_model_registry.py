@@ -207,7 +207,7 @@ def test_bad_input_gets_clear_errors(registry):
     with pytest.raises(ValueError, match="unknown run id 'r0'"):
         registry.register("m", b"x", flavor="onnx", run_id="r0")
     with pytest.raises(
-        ValueError, match="flavor must be one of sklearn, onnx, python, got 'keras'"
+        ValueError, match="flavor must be one of sklearn, onnx, pytorch, python, got 'keras'"
     ):
         registry.register("m", artifact_sha256="0" * 64, flavor="keras")
     with pytest.raises(FileNotFoundError, match=r"no artifact with sha256 0{64} is stored"):
@@ -224,3 +224,38 @@ def test_registering_an_existing_artifact_by_hash(registry):
     sha = registry.artifacts.put_bytes(json.dumps({"w": 1}).encode())
     v = registry.register("m", artifact_sha256=sha, flavor="onnx")
     assert registry.load("m", v.version) == b'{"w": 1}'
+
+
+def test_search_rows_equal_each_version_read_alone_in_four_queries(registry):
+    for index in range(12):
+        registry.register(
+            f"m{index % 3}",
+            f"w{index}".encode(),
+            flavor="onnx",
+            metrics={"auc": index / 20, "loss": 1 - index / 20} if index % 4 else None,
+            tags={"team": f"t{index % 2}", "n": index},
+            description=f"version {index}",
+        )
+    registry.set_alias("m1", "champion", 2)
+    registry.set_alias("m1", "backup", 2)
+    statements = []
+    sa.event.listen(registry.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    frame = registry.search(text="version")
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 4
+    assert len(frame) == 12
+    for row in frame.to_dict("records"):
+        alone = registry.get_version(row["model"], row["version"])
+        assert row["metrics"] == alone.metrics
+        assert row["tags"] == alone.tags
+        assert row["aliases"] == alone.aliases
+        assert (row["flavor"], row["description"], row["artifact_sha256"], row["run_id"]) == (
+            alone.flavor,
+            alone.description,
+            alone.artifact_sha256,
+            alone.run_id,
+        )
+    assert frame.loc[frame["model"].eq("m1") & frame["version"].eq(2), "aliases"].item() == (
+        "backup",
+        "champion",
+    )

@@ -811,19 +811,46 @@ class ModelRegistry:
                 query = query.where(
                     sa.exists().where(vm.c.version_id == _versions.c.id, vm.c.key == key, compare)
                 )
-        query = query.order_by(_versions.c.created_ms.desc(), _versions.c.id.desc())
+        chosen = query.with_only_columns(_versions.c.id)
+        runs = tables.runs
+        rows_query = (
+            query.with_only_columns(
+                _versions.c.id,
+                _models.c.name,
+                _versions.c.version,
+                _versions.c.flavor,
+                _versions.c.description,
+                runs.c.run_id,
+                _versions.c.artifact_sha256,
+            )
+            .outerjoin(runs, runs.c.id == _versions.c.run_id)
+            .order_by(_versions.c.created_ms.desc(), _versions.c.id.desc())
+        )
+        # Four queries in all, whatever the number of versions found: the rows, then each
+        # version's metrics, tags and aliases gathered by version id.
         with self.db.read() as connection:
-            found = connection.execute(query).all()
-            versions = [
-                self._to_version(
-                    connection,
-                    model,
-                    connection.execute(sa.select(_versions).where(_versions.c.id == version_id))
-                    .mappings()
-                    .one(),
-                )
-                for model, version_id, _ in found
-            ]
+            found = connection.execute(rows_query).all()
+            metrics: dict[int, dict] = {}
+            for version_id, key, value in connection.execute(
+                sa.select(vm.c.version_id, vm.c.key, vm.c.value)
+                .where(vm.c.version_id.in_(chosen))
+                .order_by(vm.c.version_id, vm.c.key)
+            ):
+                metrics.setdefault(version_id, {})[key] = value
+            tag_values: dict[int, dict] = {}
+            for version_id, key, value in connection.execute(
+                sa.select(vt.c.version_id, vt.c.key, vt.c.value)
+                .where(vt.c.version_id.in_(chosen))
+                .order_by(vt.c.version_id, vt.c.key)
+            ):
+                tag_values.setdefault(version_id, {})[key] = value
+            aliases: dict[int, list] = {}
+            for version_id, alias_name in connection.execute(
+                sa.select(_aliases.c.version_id, _aliases.c.name)
+                .where(_aliases.c.version_id.in_(chosen))
+                .order_by(_aliases.c.version_id, _aliases.c.name)
+            ):
+                aliases.setdefault(version_id, []).append(alias_name)
         columns = [
             "model",
             "version",
@@ -835,9 +862,21 @@ class ModelRegistry:
             "run_id",
             "artifact_sha256",
         ]
-        return pd.DataFrame(
-            [{c: getattr(v, c) for c in columns} for v in versions], columns=columns
-        )
+        records = [
+            {
+                "model": model,
+                "version": number,
+                "flavor": flavor,
+                "aliases": tuple(aliases.get(version_id, ())),
+                "metrics": metrics.get(version_id, {}),
+                "tags": tag_values.get(version_id, {}),
+                "description": description,
+                "run_id": run_id,
+                "artifact_sha256": sha256,
+            }
+            for version_id, model, number, flavor, description, run_id, sha256 in found
+        ]
+        return pd.DataFrame(records, columns=columns)
 
     def verify_audit_log(self) -> AuditVerification:
         """Check the audit log's hash chain (see :mod:`.audit`).
