@@ -27,6 +27,7 @@ _LAZY = {
     "search_runs": "opsloop.tracking",
     "compare_runs": "opsloop.tracking",
     "ModelRegistry": "opsloop.registry",
+    "open_registry": "opsloop.registry",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -27,6 +27,8 @@ def one_line_errors(command: Callable) -> Callable:
 
     @wraps(command)
     def wrapper(*args, **kwargs):
+        import httpx
+
         from opsloop.data.io import TableReadError
 
         try:
@@ -34,6 +36,8 @@ def one_line_errors(command: Callable) -> Callable:
         except (
             UsageProblem,
             TableReadError,
+            # a server that cannot be reached: refused, timed out, name not resolved
+            httpx.TransportError,
             FileNotFoundError,
             PermissionError,
             ValueError,

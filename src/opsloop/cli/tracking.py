@@ -1,10 +1,12 @@
 """``opsloop runs``, ``opsloop models``, ``opsloop users`` and ``opsloop server``.
 
-Runs are read through the tracking API, so they come from the local store or, when
-``OPSLOOP_TRACKING_URI`` is an ``http(s)://`` URL, from a server. Models and users are
-managed on the local store (``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``), acting
-as the OS user. ``opsloop server`` binds 127.0.0.1 by default and refuses any other address
-until the store has users with API tokens, so it is never open to the network by accident.
+Runs and models are read and changed through the tracking API and
+:func:`opsloop.registry.open_registry`, so they come from the local store or, when
+``OPSLOOP_TRACKING_URI`` is an ``http(s)://`` URL, from a server, acting as the owner of
+``OPSLOOP_TRACKING_TOKEN``. Locally, models are changed as the OS user. Users are managed
+on the local store (``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``).
+``opsloop server`` binds 127.0.0.1 by default and refuses any other address until the store
+has users with API tokens, so it is never open to the network by accident.
 
 Exit codes: 0 success, 2 the command could not run (unknown run or model, permission
 refused, bad option); errors are one line on stderr.
@@ -52,9 +54,9 @@ def _print_frame(frame: pd.DataFrame, title: str | None = None) -> None:
 
 
 def _registry():
-    from opsloop.registry import ModelRegistry
+    from opsloop.registry import open_registry
 
-    return ModelRegistry()
+    return open_registry()
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -148,7 +150,9 @@ def list_models(as_json: JsonFlag = False) -> None:
     """Every registered model with its latest version and aliases."""
     frame = _registry().list_models()
     if as_json:
-        _print_json(json.loads(frame.to_json(orient="records")))
+        from opsloop.server.registry_routes import frame_records
+
+        _print_json(frame_records(frame))
         return
     _print_frame(frame, title=f"{len(frame)} model(s)")
 

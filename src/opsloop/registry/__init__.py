@@ -4,7 +4,10 @@
 metrics, tags), moves aliases such as ``champion`` (protected aliases need approvals from
 distinct approvers), answers lineage and discovery queries, and loads models only after
 verifying their hash. :mod:`.audit` keeps the hash-chained log of every change;
-:mod:`.users` holds users, roles and API tokens; :mod:`.flavors` saves and loads models.
+:mod:`.users` holds users, roles and API tokens; :mod:`.flavors` saves and loads models
+(:mod:`.torch_flavor` the PyTorch ones). :class:`HttpModelRegistry` is the same registry
+through an opsloop server, and :func:`open_registry` picks one or the other by
+``OPSLOOP_TRACKING_URI``, as the tracking API does.
 
 >>> import tempfile
 >>> from opsloop.store import ArtifactStore, Database
@@ -14,9 +17,12 @@ verifying their hash. :mod:`.audit` keeps the hash-chained log of every change;
 """
 
 from opsloop.registry.audit import AuditVerification, verify_audit_log
+from opsloop.registry.backend import open_registry
 from opsloop.registry.flavors import FLAVORS
+from opsloop.registry.http_registry import HttpModelRegistry
 from opsloop.registry.model_registry import ModelRegistry, UnknownModelError
 from opsloop.registry.records import Lineage, ModelVersion
+from opsloop.registry.torch_flavor import registered_torch_builders, torch_builder
 from opsloop.registry.users import (
     ROLES,
     PermissionDenied,
@@ -33,6 +39,7 @@ __all__ = [
     "FLAVORS",
     "ROLES",
     "AuditVerification",
+    "HttpModelRegistry",
     "Lineage",
     "ModelRegistry",
     "ModelVersion",
@@ -44,6 +51,9 @@ __all__ = [
     "get_user",
     "list_users",
     "new_token",
+    "open_registry",
+    "registered_torch_builders",
     "revoke_token",
+    "torch_builder",
     "verify_audit_log",
 ]

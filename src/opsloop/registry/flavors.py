@@ -1,4 +1,4 @@
-"""How a model becomes bytes and back, per flavor: sklearn, onnx, python.
+"""How a model becomes bytes and back, per flavor: sklearn, onnx, pytorch, python.
 
 * ``sklearn``: saved with skops, which stores the object tree without pickle. The types skops
   cannot vouch for (for example ``sklearn.tree._tree.Tree``) are listed at registration and
@@ -8,8 +8,12 @@
 * ``python``: any picklable callable, saved with pickle. Pickle runs code when loaded, so the
   registry deserialises it only from an artifact whose sha256 it recorded itself.
 
-PyTorch is not a flavor yet (torch is an optional dependency that this package does not
-install); save a TorchScript or ONNX export and register it as ``onnx`` or bytes instead.
+* ``pytorch``: a ``torch.nn.Module`` made by a function registered with
+  :func:`~opsloop.registry.torch_flavor.torch_builder`; the state dict is saved with
+  ``torch.save`` and read with ``torch.load(weights_only=True)``, the architecture is rebuilt
+  by that builder from arguments recorded as JSON, so loading runs no code from the artifact
+  (:mod:`.torch_flavor` explains the choice). torch stays optional: it is imported only when
+  a pytorch model is saved or loaded.
 
 >>> from sklearn.linear_model import LinearRegression
 >>> import numpy as np
@@ -24,7 +28,9 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-FLAVORS = ("sklearn", "onnx", "python")
+from opsloop.registry.torch_flavor import dump_torch, is_torch_module, load_torch
+
+FLAVORS = ("sklearn", "onnx", "pytorch", "python")
 
 
 def infer_flavor(model: object) -> str:
@@ -39,6 +45,9 @@ def infer_flavor(model: object) -> str:
         return "sklearn"
     if isinstance(model, bytes | bytearray) or module.startswith("onnx"):
         return "onnx"
+    # Before the callable test: a Module is callable, and must never fall through to pickle.
+    if is_torch_module(model):
+        return "pytorch"
     if callable(model):
         return "python"
     raise TypeError(
@@ -66,6 +75,8 @@ def dump_model(model: object, flavor: str) -> tuple[bytes, dict[str, Any]]:
         raise TypeError(
             f"onnx flavor needs bytes or an onnx.ModelProto, got {type(model).__name__}"
         )
+    if flavor == "pytorch":
+        return dump_torch(model)
     if flavor == "python":
         if not callable(model):
             raise TypeError(f"python flavor needs a callable, got {type(model).__name__}")
@@ -88,6 +99,9 @@ def load_model_bytes(data: bytes, flavor: str, loader: dict[str, Any]) -> object
         return skops.io.loads(data, trusted=list(loader.get("trusted_types", [])))
     if flavor == "onnx":
         return data
+    if flavor == "pytorch":
+        # The artifact itself names its builder, so the loader record is not needed here.
+        return load_torch(data)
     if flavor == "python":
         return pickle.loads(data)
     raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")

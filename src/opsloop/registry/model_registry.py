@@ -257,6 +257,8 @@ class ModelRegistry:
                     "format": "skops",
                     "trusted_types": skops.io.get_untrusted_types(data=data),
                 }
+            elif flavor == "pytorch":
+                loader = {"format": "torch-state-dict"}
             else:
                 loader = {"format": "pickle" if flavor == "python" else "onnx"}
         signature = _signature(input_schema, output_type)

@@ -5,16 +5,22 @@ user, so the registry's own rules apply unchanged: approvals need the approver r
 distinct people, protecting an alias needs admin, and every change lands in the audit log
 under the caller's name.
 
->>> "/api/v1/models/{name}/lineage" in {route.path for route in router.routes}
+Model names and aliases may contain ``/`` (the registry allows it), so they are matched as
+paths; the routes ending in ``/protection``, ``/approvals`` and ``/versions/latest`` are
+declared before the ones they would otherwise be read as.
+
+>>> "/api/v1/models/{name:path}/lineage" in {route.path for route in router.routes}
 True
 """
 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
 from opsloop.server.identity import Editor, Viewer
@@ -26,6 +32,7 @@ from opsloop.server.wire import (
     ProtectionIn,
     VersionIn,
 )
+from opsloop.store import tables
 
 router = APIRouter(prefix="/api/v1")
 
@@ -34,21 +41,51 @@ def _registry(request: Request):
     return request.app.state.registry
 
 
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _missing(value: object) -> bool:
+    return (
+        value is None
+        or value is pd.NaT
+        or value is pd.NA
+        or (isinstance(value, float) and math.isnan(value))
+    )
+
+
 def frame_records(frame: pd.DataFrame) -> list[dict]:
     """A DataFrame as JSON-safe records (NaN and NaT as null, times in ms since the epoch).
+
+    Floats keep every digit (``DataFrame.to_json`` would round them to 10).
 
     >>> frame_records(pd.DataFrame({"a": [1.5, float("nan")],
     ...                             "t": pd.to_datetime([1000, None], unit="ms", utc=True)}))
     [{'a': 1.5, 't': 1000}, {'a': None, 't': None}]
+    >>> frame_records(pd.DataFrame({"m": [{"auc": 0.12345678901234566}]}))[0]["m"]["auc"]
+    0.12345678901234566
     """
-    frame = frame.copy()
+    columns = []
     for name in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[name]):
-            milliseconds = frame[name].to_numpy("datetime64[ms]")
-            as_int = milliseconds.astype(np.int64).astype(object)
-            values = np.where(np.isnat(milliseconds), None, as_int)
-            frame[name] = pd.Series(values, index=frame.index, dtype=object)
-    return json.loads(frame.to_json(orient="records"))
+        series = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            milliseconds = series.to_numpy("datetime64[ms]")
+            values = [
+                None if missing else int(ms)
+                for ms, missing in zip(
+                    milliseconds.astype(np.int64), np.isnat(milliseconds), strict=True
+                )
+            ]
+        else:
+            values = [None if _missing(value) else value for value in series.tolist()]
+        columns.append(values)
+    names = [str(name) for name in frame.columns]
+    records = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    if not columns:
+        records = [{} for _ in range(len(frame))]
+    return json.loads(json.dumps(records, default=_plain, allow_nan=False))
 
 
 @router.get("/models")
@@ -70,7 +107,7 @@ def search_models(body: ModelSearchIn, request: Request, _: Viewer) -> dict:
     return {"versions": frame_records(frame)}
 
 
-@router.post("/models/{name}/versions", status_code=201)
+@router.post("/models/{name:path}/versions", status_code=201)
 def register_version(name: str, body: VersionIn, request: Request, user: Editor) -> dict:
     """Register a new version of ``name`` from an uploaded artifact."""
     version = _registry(request).register(
@@ -89,19 +126,70 @@ def register_version(name: str, body: VersionIn, request: Request, user: Editor)
     return version.to_dict()
 
 
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name:path}/versions/latest")
+def latest_version(name: str, request: Request, _: Viewer) -> dict:
+    """The newest version of a model."""
+    return _registry(request).get_version(name).to_dict()
+
+
+@router.get("/models/{name:path}/versions/{version}")
 def get_version(name: str, version: int, request: Request, _: Viewer) -> dict:
     """One version of a model."""
     return _registry(request).get_version(name, version).to_dict()
 
 
-@router.put("/models/{name}/description", status_code=204)
+def _loader_record(db, name: str, version: int) -> dict:
+    versions, models = tables.model_versions, tables.registered_models
+    with db.read() as connection:
+        text = connection.execute(
+            sa.select(versions.c.loader_json)
+            .join(models, models.c.id == versions.c.model_id)
+            .where(models.c.name == name, versions.c.version == version)
+        ).scalar()
+    return json.loads(text or "{}")
+
+
+@router.get("/models/{name:path}/loader")
+def loader(
+    name: str,
+    request: Request,
+    _: Viewer,
+    version: int | None = None,
+    alias: str | None = None,
+) -> dict:
+    """What a client needs to load a version: the version (with its artifact sha256) and the
+    loader record kept at registration (for skops, the exact types trusted on load)."""
+    registry = _registry(request)
+    found = registry.get_version(name, version, alias)
+    return {"version": found.to_dict(), "loader": _loader_record(registry.db, name, found.version)}
+
+
+@router.put("/models/{name:path}/description", status_code=204)
 def set_description(name: str, body: DescriptionIn, request: Request, user: Editor) -> None:
     """Replace a model's description."""
     _registry(request).set_description(name, body.description, actor=user.name)
 
 
-@router.get("/models/{name}/aliases/{alias}")
+@router.put("/models/{name:path}/aliases/{alias:path}/protection", status_code=204)
+def protect_alias(
+    name: str, alias: str, body: ProtectionIn, request: Request, user: Editor
+) -> None:
+    """Require approvals before the alias moves (the registry checks the admin role)."""
+    _registry(request).protect_alias(
+        name, alias, body.required_approvals, actor=user.name, reason=body.reason
+    )
+
+
+@router.post("/models/{name:path}/aliases/{alias:path}/approvals", status_code=201)
+def approve(name: str, alias: str, body: ApprovalIn, request: Request, user: Viewer) -> dict:
+    """Approve moving the alias to a version (the registry checks the approver role)."""
+    count = _registry(request).approve(
+        name, alias, body.version, actor=user.name, comment=body.comment
+    )
+    return {"approvals": count}
+
+
+@router.get("/models/{name:path}/aliases/{alias:path}")
 def get_alias(
     name: str,
     alias: str,
@@ -116,32 +204,13 @@ def get_alias(
     return registry.get_version(name, alias=alias).to_dict()
 
 
-@router.put("/models/{name}/aliases/{alias}", status_code=204)
+@router.put("/models/{name:path}/aliases/{alias:path}", status_code=204)
 def set_alias(name: str, alias: str, body: AliasIn, request: Request, user: Editor) -> None:
     """Point the alias at a version (protected aliases need their approvals first)."""
     _registry(request).set_alias(name, alias, body.version, actor=user.name, reason=body.reason)
 
 
-@router.put("/models/{name}/aliases/{alias}/protection", status_code=204)
-def protect_alias(
-    name: str, alias: str, body: ProtectionIn, request: Request, user: Editor
-) -> None:
-    """Require approvals before the alias moves (the registry checks the admin role)."""
-    _registry(request).protect_alias(
-        name, alias, body.required_approvals, actor=user.name, reason=body.reason
-    )
-
-
-@router.post("/models/{name}/aliases/{alias}/approvals", status_code=201)
-def approve(name: str, alias: str, body: ApprovalIn, request: Request, user: Viewer) -> dict:
-    """Approve moving the alias to a version (the registry checks the approver role)."""
-    count = _registry(request).approve(
-        name, alias, body.version, actor=user.name, comment=body.comment
-    )
-    return {"approvals": count}
-
-
-@router.get("/models/{name}/lineage")
+@router.get("/models/{name:path}/lineage")
 def lineage(
     name: str,
     request: Request,

@@ -186,13 +186,13 @@ class VersionIn(_Body):
 
 
 class AliasIn(_Body):
-    """Point an alias at a version.
+    """Point an alias at a version (a JSON ``true`` is not a version number).
 
     >>> AliasIn(version=2).reason is None
     True
     """
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, strict=True)
     reason: str | None = None
 
 
@@ -203,7 +203,7 @@ class ApprovalIn(_Body):
     1
     """
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, strict=True)
     comment: str | None = None
 
 
@@ -214,7 +214,7 @@ class ProtectionIn(_Body):
     2
     """
 
-    required_approvals: int = Field(ge=0)
+    required_approvals: int = Field(ge=0, strict=True)
     reason: str | None = None
 
 

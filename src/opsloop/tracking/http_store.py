@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -41,6 +41,99 @@ TOKEN_VARIABLE = "OPSLOOP_TRACKING_TOKEN"
 _TIMEOUT_S = 60.0
 
 
+class ServerConnection:
+    """One opsloop server's ``/api/v1``: a kept-open ``httpx.Client``, the Bearer token, and
+    the rule that turns an error answer back into the exception local code raises.
+
+    The server names the exception class in its error body (``"error"``); ``errors`` maps
+    such names to the exceptions a caller wants back (each called with the server's message).
+    The rest follows one policy: a changed artifact is a
+    :class:`~opsloop.store.TamperedArtifactError` with both hashes, a missing file a
+    ``FileNotFoundError``, 401 and 403 a ``denied`` (``PermissionError`` or a subclass), other
+    client mistakes a ``ValueError`` whose message names the field.
+
+    >>> ServerConnection("http://127.0.0.1:5005/", token="olp_x").headers
+    {'Authorization': 'Bearer olp_x'}
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout_s: float = _TIMEOUT_S,
+        denied: type[PermissionError] = PermissionError,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"tracking server URL must start with http:// or https://, got {base_url!r}"
+            )
+        self.base_url = base_url.rstrip("/")
+        token = token if token is not None else os.environ.get(TOKEN_VARIABLE)
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.denied = denied
+        self.client = httpx.Client(
+            base_url=f"{self.base_url}/api/v1",
+            headers=self.headers,
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool (the client reconnects if used again).
+
+        >>> ServerConnection("http://127.0.0.1:1").close()
+        """
+        self.client.close()
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        errors: Mapping[str, Callable[[str], BaseException]] | None = None,
+        **kwargs,
+    ) -> httpx.Response:
+        """Send one request under ``/api/v1``; an error answer is raised as an exception.
+
+        >>> ServerConnection.call.__name__
+        'call'
+        """
+        response = self.client.request(method, path, **kwargs)
+        if response.status_code < 400:
+            return response
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        detail = body.get("detail", response.text)
+        if isinstance(detail, list):  # FastAPI's validation errors: name each field
+            detail = "; ".join(
+                f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg')}"
+                for item in detail
+            )
+        kind = body.get("error")
+        status = response.status_code
+        if errors and kind in errors:
+            raise errors[kind](detail)
+        if kind == "TamperedArtifactError":
+            raise TamperedArtifactError(
+                response.headers.get("X-Opsloop-Expected-Sha256", ""),
+                response.headers.get("X-Opsloop-Found-Sha256", ""),
+                f"{self.base_url}{path}",
+            )
+        if kind == "FileNotFoundError":
+            raise FileNotFoundError(detail)
+        if status in (401, 403):
+            raise self.denied(f"{self.base_url}: {detail}")
+        if status in (404, 409, 422):
+            raise ValueError(detail)
+        raise RuntimeError(f"{self.base_url}{path}: server answered {status}: {detail}")
+
+
 class HttpTrackingStore:
     """The tracking backend of an opsloop server at ``base_url``.
 
@@ -56,19 +149,11 @@ class HttpTrackingStore:
         transport: httpx.BaseTransport | None = None,
         timeout_s: float = _TIMEOUT_S,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"tracking server URL must start with http:// or https://, got {base_url!r}"
-            )
-        self.base_url = base_url.rstrip("/")
-        token = token if token is not None else os.environ.get(TOKEN_VARIABLE)
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.Client(
-            base_url=f"{self.base_url}/api/v1",
-            headers=self._headers,
-            timeout=timeout_s,
-            transport=transport,
+        self._server = ServerConnection(
+            base_url, token=token, transport=transport, timeout_s=timeout_s
         )
+        self.base_url = self._server.base_url
+        self._headers = self._server.headers
 
     def __repr__(self) -> str:
         return f"HttpTrackingStore({self.base_url!r})"
@@ -78,43 +163,17 @@ class HttpTrackingStore:
 
         >>> HttpTrackingStore("http://127.0.0.1:1").close()
         """
-        self._client.close()
+        self._server.close()
 
     # -- transport ------------------------------------------------------------------------
 
     def _call(
         self, method: str, path: str, *, run_id: str | None = None, **kwargs
     ) -> httpx.Response:
-        response = self._client.request(method, path, **kwargs)
-        if response.status_code < 400:
-            return response
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        detail = body.get("detail", response.text)
-        if isinstance(detail, list):  # FastAPI's validation errors: name each field
-            detail = "; ".join(
-                f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg')}"
-                for item in detail
-            )
-        kind = body.get("error")
-        status = response.status_code
-        if kind == "UnknownRunError" and run_id is not None:
-            raise UnknownRunError(run_id)
-        if kind == "TamperedArtifactError":
-            raise TamperedArtifactError(
-                response.headers.get("X-Opsloop-Expected-Sha256", ""),
-                response.headers.get("X-Opsloop-Found-Sha256", ""),
-                f"{self.base_url}{path}",
-            )
-        if kind == "FileNotFoundError":
-            raise FileNotFoundError(detail)
-        if status in (401, 403):
-            raise PermissionError(f"{self.base_url}: {detail}")
-        if status in (404, 409, 422):
-            raise ValueError(detail)
-        raise RuntimeError(f"{self.base_url}{path}: server answered {status}: {detail}")
+        errors = None
+        if run_id is not None:
+            errors = {"UnknownRunError": lambda _detail: UnknownRunError(run_id)}
+        return self._server.call(method, path, errors=errors, **kwargs)
 
     # -- experiments and runs -------------------------------------------------------------
 

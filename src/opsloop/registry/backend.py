@@ -1,0 +1,47 @@
+"""Which registry to use: the local store or an opsloop server, by ``OPSLOOP_TRACKING_URI``.
+
+The rule is the tracking API's (:func:`opsloop.tracking.api.tracking_backend`): unset, the
+local store (``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``, artifacts under
+``OPSLOOP_ARTIFACT_URI``); an ``http(s)://`` URL, that server's registry with the token in
+``OPSLOOP_TRACKING_TOKEN``; anything else, a database URI. Both answers have the same
+methods, so code and the ``opsloop models`` commands run unchanged against either.
+
+>>> import os, tempfile
+>>> from unittest import mock
+>>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()}, clear=False):
+...     os.environ.pop("OPSLOOP_TRACKING_URI", None) and None
+...     os.environ.pop("OPSLOOP_STORE_URI", None) and None
+...     type(open_registry()).__name__, type(open_registry("http://127.0.0.1:5005")).__name__
+('ModelRegistry', 'HttpModelRegistry')
+"""
+
+from __future__ import annotations
+
+import os
+
+from opsloop.registry.http_registry import HttpModelRegistry, _refuse_actor
+from opsloop.registry.model_registry import ModelRegistry
+from opsloop.tracking.api import TRACKING_VARIABLE
+
+
+def open_registry(
+    uri: str | None = None, *, token: str | None = None, actor: str | None = None
+) -> ModelRegistry | HttpModelRegistry:
+    """The registry at ``uri`` (default ``$OPSLOOP_TRACKING_URI``; unset: the local store).
+
+    ``token`` (default ``$OPSLOOP_TRACKING_TOKEN``) authenticates to a server; ``actor``
+    names the acting user of a local store (default: the OS user) and is refused for a
+    server, where the token decides who acts.
+
+    >>> open_registry("https://ops.example.com", actor="ana")
+    Traceback (most recent call last):
+    ValueError: actor: over HTTP the acting user is the owner of the API token; ...
+    """
+    target = uri or os.environ.get(TRACKING_VARIABLE) or ""
+    if target.startswith(("http://", "https://")):
+        _refuse_actor(actor)
+        return HttpModelRegistry(target, token=token)
+    from opsloop.store import ArtifactStore, open_database
+    from opsloop.store.location import artifact_uri
+
+    return ModelRegistry(open_database(target or None), ArtifactStore(artifact_uri()), actor)

@@ -1,0 +1,404 @@
+"""The model registry through an opsloop server: :class:`ModelRegistry`'s methods over REST.
+
+:class:`HttpModelRegistry` has the public methods of
+:class:`~opsloop.registry.ModelRegistry` and returns the same records and DataFrames.
+Registering saves the model here (the same :mod:`.flavors` code as local use), uploads the
+bytes under their sha256 and registers that hash. Loading asks the server for the version and
+the loader record it kept at registration, downloads the artifact, checks its sha256 here
+against the version's recorded hash and only then deserialises it, trusting what the local
+loader trusts (for skops, exactly the types recorded at registration; pickle only from a hash
+the registry recorded). A server that sends other bytes, or bytes changed on the way, gets a
+:class:`~opsloop.store.TamperedArtifactError` naming both hashes, before anything is loaded.
+
+The connection, the Bearer token (``OPSLOOP_TRACKING_TOKEN`` or ``token=``) and the error
+policy are those of the tracking client (:class:`~opsloop.tracking.http_store.ServerConnection`):
+a server error comes back as the exception local use raises (:class:`UnknownModelError`,
+:class:`~opsloop.registry.PermissionDenied`, ``TamperedArtifactError``, ``ValueError``
+naming the field). The acting user is the one the token belongs to; ``actor=`` cannot be
+claimed over HTTP and is refused.
+
+>>> registry = HttpModelRegistry("http://127.0.0.1:5005/", token="olp_x")
+>>> registry
+HttpModelRegistry('http://127.0.0.1:5005')
+>>> registry.set_alias("churn", "champion", 2, actor="ana")
+Traceback (most recent call last):
+ValueError: actor: over HTTP the acting user is the owner of the API token; ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pandas as pd
+
+from opsloop.registry.audit import AuditVerification
+from opsloop.registry.flavors import FLAVORS, dump_model, infer_flavor, load_model_bytes
+from opsloop.registry.model_registry import UnknownModelError, _signature
+from opsloop.registry.records import Lineage, ModelVersion
+from opsloop.registry.users import PermissionDenied
+from opsloop.store.artifacts import TamperedArtifactError, check_sha256
+from opsloop.tracking.http_store import ServerConnection
+from opsloop.tracking.limits import checked_key, metric_value, tag_text
+
+_ERRORS = {"UnknownModelError": UnknownModelError, "PermissionDenied": PermissionDenied}
+_SEARCH_COLUMNS = [
+    "model",
+    "version",
+    "flavor",
+    "aliases",
+    "metrics",
+    "tags",
+    "description",
+    "run_id",
+    "artifact_sha256",
+]
+_AUDIT_COLUMNS = ["id", "at_ms", "actor", "action", "entity", "reason", "prev_hash", "hash"]
+
+
+def _segment(text: str) -> str:
+    # "/" stays: the server matches names as paths. "." and ".." would be folded away by
+    # URL normalisation, so they travel percent-encoded.
+    parts = quote(text, safe="/").split("/")
+    return "/".join("%2E" * len(part) if part in (".", "..") else part for part in parts)
+
+
+def _refuse_actor(actor: str | None) -> None:
+    if actor is not None:
+        raise ValueError(
+            "actor: over HTTP the acting user is the owner of the API token; open the registry "
+            f"with that user's token instead of passing actor={actor!r}"
+        )
+
+
+def _selector(version: int | None, alias: str | None) -> dict[str, object]:
+    chosen = {"version": version, "alias": alias}
+    return {key: value for key, value in chosen.items() if value is not None}
+
+
+def _version(document: Mapping[str, Any]) -> ModelVersion:
+    return ModelVersion(
+        model=document["model"],
+        version=document["version"],
+        run_id=document["run_id"],
+        artifact_sha256=document["artifact_sha256"],
+        artifact_size=document["artifact_size"],
+        flavor=document["flavor"],
+        signature=document["signature"],
+        metrics=document["metrics"],
+        tags=document["tags"],
+        description=document["description"],
+        created_ms=document["created_ms"],
+        created_by=document["created_by"],
+        aliases=tuple(document["aliases"]),
+    )
+
+
+class HttpModelRegistry:
+    """The registry of the opsloop server at ``base_url``.
+
+    >>> HttpModelRegistry("ftp://example.com")
+    Traceback (most recent call last):
+    ValueError: tracking server URL must start with http:// or https://, got 'ftp://example.com'
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self._server = ServerConnection(
+            base_url, token=token, transport=transport, timeout_s=timeout_s, denied=PermissionDenied
+        )
+        self.base_url = self._server.base_url
+
+    def __repr__(self) -> str:
+        return f"HttpModelRegistry({self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the connection pool (the object reconnects if used again).
+
+        >>> HttpModelRegistry("http://127.0.0.1:1").close()
+        """
+        self._server.close()
+
+    def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return self._server.call(method, path, errors=_ERRORS, **kwargs)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_version(
+        self, name: str, version: int | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        """A version by number, by alias, or the newest one.
+
+        >>> HttpModelRegistry("http://127.0.0.1:1").get_version("m", 1, "champion")
+        Traceback (most recent call last):
+        ValueError: give a version or an alias, not both
+        """
+        if alias is not None and version is not None:
+            raise ValueError("give a version or an alias, not both")
+        if alias is not None:
+            path = f"/models/{_segment(name)}/aliases/{_segment(alias)}"
+        elif version is not None:
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise TypeError(f"version must be an integer, got {version!r}")
+            path = f"/models/{_segment(name)}/versions/{version}"
+        else:
+            path = f"/models/{_segment(name)}/versions/latest"
+        return _version(self._call("GET", path).json())
+
+    def alias_at(self, name: str, alias: str, at_ms: int) -> int | None:
+        """The version ``alias`` pointed at, at time ``at_ms`` (from the audit log).
+
+        >>> HttpModelRegistry.alias_at.__name__
+        'alias_at'
+        """
+        path = f"/models/{_segment(name)}/aliases/{_segment(alias)}"
+        return self._call("GET", path, params={"at_ms": int(at_ms)}).json()["version"]
+
+    def load(self, name: str, version: int | None = None, alias: str | None = None) -> object:
+        """The model object, after verifying the downloaded bytes against the recorded sha256.
+
+        >>> HttpModelRegistry.load.__name__
+        'load'
+        """
+        if version is not None and alias is not None:
+            raise ValueError("give a version or an alias, not both")
+        path = f"/models/{_segment(name)}/loader"
+        answer = self._call("GET", path, params=_selector(version, alias)).json()
+        expected = answer["version"]["artifact_sha256"]
+        check_sha256(expected, "artifact_sha256")
+        artifact = f"/artifacts/{expected}"
+        data = self._call("GET", artifact).content
+        found = hashlib.sha256(data).hexdigest()
+        if found != expected:
+            raise TamperedArtifactError(expected, found, f"{self.base_url}/api/v1{artifact}")
+        return load_model_bytes(data, answer["version"]["flavor"], answer["loader"])
+
+    def lineage(self, name: str, version: int | None = None, alias: str | None = None) -> Lineage:
+        """Version -> artifact -> run -> commit, packages and data hashes.
+
+        >>> HttpModelRegistry.lineage.__name__
+        'lineage'
+        """
+        path = f"/models/{_segment(name)}/lineage"
+        document = self._call("GET", path, params=_selector(version, alias)).json()
+        packages = document["packages"]
+        return Lineage(
+            model=document["model"],
+            version=document["version"],
+            alias=document["alias"],
+            artifact_sha256=document["artifact_sha256"],
+            run_id=document["run_id"],
+            experiment=document["experiment"],
+            git_commit=document["git_commit"],
+            git_branch=document["git_branch"],
+            git_dirty=document["git_dirty"],
+            git_diff_sha256=document["git_diff_sha256"],
+            python_version=document["python_version"],
+            environment_sha256=document["environment_sha256"],
+            packages=None if packages is None else tuple(packages),
+            datasets=tuple(document["datasets"].items()),
+        )
+
+    def list_models(self) -> pd.DataFrame:
+        """One row per model: ``name``, ``description``, ``latest_version``, ``aliases``.
+
+        >>> HttpModelRegistry.list_models.__name__
+        'list_models'
+        """
+        rows = self._call("GET", "/models").json()["models"]
+        frame = pd.DataFrame(
+            rows, columns=["name", "description", "latest_version", "aliases"], dtype=object
+        )
+        frame["latest_version"] = frame["latest_version"].astype("int64")
+        return frame
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        alias: str | None = None,
+        min_metrics: Mapping[str, float] | None = None,
+        max_metrics: Mapping[str, float] | None = None,
+    ) -> pd.DataFrame:
+        """Versions matching all the given conditions, newest first, as a DataFrame.
+
+        >>> HttpModelRegistry("http://127.0.0.1:1").search(min_metrics={"auc": float("nan")})
+        Traceback (most recent call last):
+        ValueError: metric 'auc': value must be a finite number, got nan
+        """
+        body = {
+            "text": text,
+            "tags": {key: str(value) for key, value in (tags or {}).items()},
+            "alias": alias,
+            "min_metrics": {k: metric_value(k, v) for k, v in (min_metrics or {}).items()},
+            "max_metrics": {k: metric_value(k, v) for k, v in (max_metrics or {}).items()},
+        }
+        rows = self._call("POST", "/models/search", json=body).json()["versions"]
+        for row in rows:
+            row["aliases"] = tuple(row["aliases"])
+        return pd.DataFrame(rows, columns=_SEARCH_COLUMNS)
+
+    def verify_audit_log(self) -> AuditVerification:
+        """Check the audit log's hash chain on the server.
+
+        >>> HttpModelRegistry.verify_audit_log.__name__
+        'verify_audit_log'
+        """
+        return AuditVerification(**self._call("GET", "/audit/verify").json())
+
+    def audit(self, name: str | None = None) -> pd.DataFrame:
+        """The audit log (every entity, or those of model ``name``), oldest first.
+
+        >>> HttpModelRegistry.audit.__name__
+        'audit'
+        """
+        params = {} if name is None else {"model": name}
+        rows = self._call("GET", "/audit", params=params).json()["entries"]
+        frame = pd.DataFrame(
+            [{**row, "at_ms": row["time"]} for row in rows], columns=_AUDIT_COLUMNS
+        )
+        # The same steps as the local table, so both backends give identical dtypes.
+        frame.insert(
+            1, "time", pd.to_datetime(frame.pop("at_ms").astype("int64"), unit="ms", utc=True)
+        )
+        frame["reason"] = pd.Series([row["reason"] for row in rows], dtype=object)
+        frame["before"] = pd.Series([row["before"] for row in rows], dtype=object)
+        frame["after"] = pd.Series([row["after"] for row in rows], dtype=object)
+        return frame
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        model: object = None,
+        *,
+        flavor: str | None = None,
+        artifact_sha256: str | None = None,
+        run_id: str | None = None,
+        input_schema: Any = None,
+        output_type: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, object] | None = None,
+        description: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> ModelVersion:
+        """Register a new version of ``name``: save the model here, upload it, register it.
+
+        Without a model, ``artifact_sha256`` names an artifact already on the server.
+
+        >>> registry = HttpModelRegistry("http://127.0.0.1:1")
+        >>> registry.register("m", abs, metrics={"auc": float("inf")})
+        Traceback (most recent call last):
+        ValueError: metric 'auc': value must be a finite number, got inf
+        """
+        _refuse_actor(actor)
+        checked_key("model name", name)
+        signature = _signature(input_schema, output_type)
+        body: dict[str, Any] = {
+            "run_id": run_id,
+            "input_schema": None if signature is None else signature["inputs"],
+            "output_type": output_type,
+            "metrics": {
+                checked_key("metric", k): metric_value(k, v) for k, v in (metrics or {}).items()
+            },
+            "tags": {checked_key("tag", k): tag_text(k, v) for k, v in (tags or {}).items()},
+            "description": description,
+            "reason": reason,
+        }
+        if model is not None:
+            flavor = flavor or infer_flavor(model)
+            data, _ = dump_model(model, flavor)
+            artifact_sha256 = hashlib.sha256(data).hexdigest()
+            self._call("PUT", f"/artifacts/{artifact_sha256}", content=data)
+        else:
+            if artifact_sha256 is None:
+                raise ValueError("register needs a model object or an artifact_sha256")
+            check_sha256(artifact_sha256, "artifact_sha256")
+            if flavor not in FLAVORS:
+                raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
+        body["artifact_sha256"], body["flavor"] = artifact_sha256, flavor
+        answer = self._call("POST", f"/models/{_segment(name)}/versions", json=body)
+        return _version(answer.json())
+
+    def set_description(self, name: str, description: str, *, actor: str | None = None) -> None:
+        """Describe a registered model (searchable by :meth:`search`).
+
+        >>> HttpModelRegistry.set_description.__name__
+        'set_description'
+        """
+        _refuse_actor(actor)
+        self._call(
+            "PUT", f"/models/{_segment(name)}/description", json={"description": description}
+        )
+
+    def protect_alias(
+        self,
+        name: str,
+        alias: str,
+        required_approvals: int,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Require ``required_approvals`` distinct approvers before ``alias`` can move (admin).
+
+        >>> HttpModelRegistry.protect_alias.__name__
+        'protect_alias'
+        """
+        _refuse_actor(actor)
+        checked_key("alias", alias)
+        body = {"required_approvals": required_approvals, "reason": reason}
+        self._call(
+            "PUT", f"/models/{_segment(name)}/aliases/{_segment(alias)}/protection", json=body
+        )
+
+    def approve(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Approve pointing ``alias`` at ``version`` (approver role); return the approvals so far.
+
+        >>> HttpModelRegistry.approve.__name__
+        'approve'
+        """
+        _refuse_actor(actor)
+        checked_key("alias", alias)
+        body = {"version": version, "comment": comment}
+        path = f"/models/{_segment(name)}/aliases/{_segment(alias)}/approvals"
+        return self._call("POST", path, json=body).json()["approvals"]
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Point ``alias`` at ``version`` (protected aliases need their approvals first).
+
+        >>> HttpModelRegistry.set_alias.__name__
+        'set_alias'
+        """
+        _refuse_actor(actor)
+        checked_key("alias", alias)
+        body = {"version": version, "reason": reason}
+        self._call("PUT", f"/models/{_segment(name)}/aliases/{_segment(alias)}", json=body)

@@ -1,0 +1,96 @@
+"""``opsloop models`` against a real server (OPSLOOP_TRACKING_URI) and against the local store:
+the same output, and the server's refusals as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from tests.server.running import running_server
+from tests.store.databases import isolated_home, postgres_store_database, store_uri
+from typer.testing import CliRunner
+
+from opsloop.cli.tracking import models_app
+from opsloop.registry import ModelRegistry, add_user
+from opsloop.server import create_app
+from opsloop.store import ArtifactStore, Database
+from opsloop.store.location import artifact_uri
+
+__all__ = ["isolated_home", "postgres_store_database", "store_uri"]
+
+app = typer.Typer()
+app.add_typer(models_app, name="models")
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["models", *args])
+
+
+@pytest.fixture
+def served(store_uri, monkeypatch):
+    """A server on the store, users with tokens, and the local registry on the same store."""
+    database = Database(store_uri)
+    tokens = {
+        name: add_user(database, name, role)[1]
+        for name, role in (("eda", "editor"), ("ana", "approver"), ("vic", "viewer"))
+    }
+    local = ModelRegistry(database, ArtifactStore(artifact_uri()), actor="eda")
+    local.register("churn", b"\x08\x01", flavor="onnx", metrics={"auc": 0.8123456789012})
+    local.register("churn", b"\x08\x02", flavor="onnx")
+    with running_server(create_app(database, ArtifactStore(artifact_uri()))) as url:
+        monkeypatch.setenv("OPSLOOP_TRACKING_URI", url)
+        yield local, tokens
+    database.dispose()
+
+
+def test_models_commands_work_against_a_server(served, monkeypatch):
+    local, tokens = served
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["eda"])
+    moved = invoke("alias", "churn", "challenger", "2", "--reason", "try")
+    assert moved.exit_code == 0, moved.output
+    assert "churn: challenger -> version 2" in moved.output
+    assert local.get_version("churn", alias="challenger").version == 2
+    assert local.audit("churn")["actor"].tolist()[-1] == "eda"
+
+    shown = json.loads(invoke("show", "churn", "--alias", "challenger", "--json").output)
+    assert shown["version"] == local.get_version("churn", 2).to_dict()
+    assert shown["lineage"] == local.lineage("churn", 2).to_dict()
+    first = json.loads(invoke("show", "churn", "--version", "1", "--json").output)
+    assert first["version"]["metrics"] == {"auc": 0.8123456789012}
+    listed = json.loads(invoke("list", "--json").output)
+    assert listed == [
+        {
+            "name": "churn",
+            "description": None,
+            "latest_version": 2,
+            "aliases": {"challenger": 2},
+        }
+    ]
+    assert "1 model(s)" in invoke("list").output
+
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["vic"])
+    refused = invoke("approve", "churn", "champion", "2")
+    assert refused.exit_code == 2
+    assert "user 'vic' has role 'viewer'; this needs 'approver'" in refused.output
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["ana"])
+    approved = invoke("approve", "churn", "champion", "2", "--comment", "ok")
+    assert approved.exit_code == 0, approved.output
+    assert "churn: 1 approval(s) for champion -> version 2" in approved.output
+    assert local.audit("churn")["actor"].tolist()[-1] == "ana"
+    missing = invoke("show", "ghost")
+    assert missing.exit_code == 2 and "unknown model 'ghost'" in missing.output
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", "olp_forged")
+    forged = invoke("list")
+    assert forged.exit_code == 2 and "unknown or revoked API token" in forged.output
+
+
+def test_the_json_of_the_server_and_the_local_store_is_the_same(served, monkeypatch):
+    _, tokens = served
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["vic"])
+    over_http = [invoke(*command, "--json").output for command in (["list"], ["show", "churn"])]
+    monkeypatch.delenv("OPSLOOP_TRACKING_URI")
+    on_store = [invoke(*command, "--json").output for command in (["list"], ["show", "churn"])]
+    assert over_http == on_store
+    assert json.loads(on_store[1])["version"]["version"] == 2
