@@ -2,7 +2,10 @@
 
 import numpy as np
 import pytest
+from tests.learn.tracked import tracking_home
 from threadpoolctl import threadpool_limits
+
+__all__ = ["digits", "digits_mlp", "digits_teacher", "one_thread", "tracking_home"]
 
 
 @pytest.fixture(autouse=True, scope="module")

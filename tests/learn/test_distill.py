@@ -1,12 +1,15 @@
+import io
 import json
 
 import numpy as np
 import pytest
+from tests.learn.tracked import artifact_bytes, history
 
 torch = pytest.importorskip("torch")
 
 from sklearn.neural_network import MLPClassifier  # noqa: E402
 
+import opsloop  # noqa: E402
 from opsloop.learn.distill import distill, distillation_loss, soft_targets  # noqa: E402
 from opsloop.learn.model_size import count_parameters  # noqa: E402
 
@@ -129,3 +132,56 @@ def test_bad_arguments(digits, digits_teacher):
         distill(shifted, small_student(), data)
     with pytest.raises(TypeError, match="teacher must be a torch module or have predict_proba"):
         distill(object(), small_student(), data)
+
+
+def test_a_run_gets_the_params_the_epoch_losses_the_report_and_the_student(
+    digits, digits_teacher, tracking_home
+):
+    X_train, X_test, y_train, y_test = digits
+    X_train, y_train = X_train[:200], y_train[:200]
+    with opsloop.start_run("distill", capture=False) as run:
+        result = distill(
+            digits_teacher,
+            small_student(8),
+            (X_train, y_train),
+            temperature=3.0,
+            alpha=0.5,
+            epochs=3,
+            batch_size=50,
+            test_data=(X_test, y_test),
+            run=run,
+        )
+    # the epoch losses by hand: the same batches, each loss weighted by its rows
+    student = small_student(8)
+    optimiser = torch.optim.Adam(student.parameters(), lr=1e-2)
+    soft = torch.as_tensor(soft_targets(digits_teacher, X_train, 3.0))
+    inputs, targets = torch.as_tensor(X_train), torch.as_tensor(y_train)
+    generator = torch.Generator().manual_seed(0)
+    expected = []
+    for _ in range(3):
+        order, total = torch.randperm(200, generator=generator), 0.0
+        for start in range(0, 200, 50):
+            batch = order[start : start + 50]
+            optimiser.zero_grad()
+            loss = distillation_loss(
+                student(inputs[batch]), soft[batch], targets[batch], temperature=3.0, alpha=0.5
+            )
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * 50
+        expected.append(total / 200)
+    np.testing.assert_allclose(result.epoch_losses, expected, rtol=1e-6)
+
+    stored = opsloop.get_run(run.run_id)
+    assert history(stored, "train_loss") == ([0, 1, 2], list(result.epoch_losses))
+    for key in ["teacher_accuracy", "student_accuracy", "accuracy_retained", "final_loss"]:
+        assert stored.metrics[key] == getattr(result, key)
+    assert stored.metrics["student_parameters"] == 64 * 8 + 8 + 8 * 10 + 10
+    assert stored.params["temperature"] == "3.0" and stored.params["teacher"] == "Sequential"
+    assert json.loads(artifact_bytes(stored, "distillation.json")) == result.to_dict()
+    weights = torch.load(io.BytesIO(artifact_bytes(stored, "student.pt")), weights_only=True)
+    reloaded = small_student(8)
+    reloaded.load_state_dict(weights)
+    with torch.no_grad():
+        X = torch.as_tensor(X_test)
+        assert torch.equal(reloaded(X), result.student(X))

@@ -1,10 +1,14 @@
+import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_moons
 from sklearn.semi_supervised import LabelPropagation, LabelSpreading
+from tests.learn.tracked import artifact_bytes
 
+import opsloop
 from opsloop.learn.propagation import propagate_labels
 
 
@@ -84,3 +88,28 @@ def test_bad_input(moons):
         propagate_labels(X, y, y_true=y_true[:5])
     with pytest.raises(ValueError, match=r"confidence_levels must lie in \[0, 1\]"):
         propagate_labels(X, y, confidence_levels=(2.0,))
+
+
+def test_a_run_gets_the_report_and_every_rows_label(moons, tracking_home):
+    X, y, y_true = moons
+    knn = LabelPropagation(kernel="knn", n_neighbors=7, max_iter=2000)
+    with opsloop.start_run("propagation", capture=False) as run:
+        result = propagate_labels(
+            X, y, model=knn, y_true=y_true, confidence_levels=(0.5, 0.9), run=run
+        )
+    stored = opsloop.get_run(run.run_id)
+    assert stored.params["method"] == "LabelPropagation"
+    assert stored.params["model.kernel"] == "knn" and stored.params["model.n_neighbors"] == "7"
+    assert stored.params["confidence_levels"] == "0.5,0.9"
+    assert stored.metrics["n_labelled"] == 10 and stored.metrics["n_propagated"] == 190
+    assert stored.metrics["accuracy"] == result.accuracy
+    assert stored.metrics["mean_confidence"] == result.mean_confidence
+    confident = result.confidence[result.propagated]
+    for level in (0.5, 0.9):
+        assert stored.metrics[f"propagated_at_{level}"] == (confident >= level).sum()
+        assert stored.metrics[f"accuracy_at_{level}"] == result.accuracy_at[level]
+    rows = pd.read_csv(io.BytesIO(artifact_bytes(stored, "propagated_labels.csv")))
+    np.testing.assert_array_equal(rows["label"], result.labels)
+    np.testing.assert_allclose(rows["confidence"], result.confidence, rtol=1e-12)
+    assert rows["propagated"].sum() == 190
+    assert json.loads(artifact_bytes(stored, "propagation.json")) == result.to_dict()

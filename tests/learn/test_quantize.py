@@ -1,11 +1,14 @@
+import io
 import json
 
 import numpy as np
 import pytest
+from tests.learn.tracked import artifact_bytes
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchao")
 
+import opsloop  # noqa: E402
 from opsloop.learn.quantize import (  # noqa: E402
     _input_ranges,
     compare_variants,
@@ -98,3 +101,35 @@ def test_bad_arguments(digits, digits_teacher):
         compare_variants(digits_teacher, X_test, y_test, variants=["int8_static"])
     with pytest.raises(ValueError, match="same number of rows"):
         compare_variants(digits_teacher, X_test, y_test[:3], variants=["float32"])
+
+
+def test_a_run_gets_every_number_of_the_report_and_the_compressed_models(
+    digits, digits_teacher, tracking_home
+):
+    import onnxruntime
+
+    _, X_test, _, y_test = digits
+    with opsloop.start_run("quantize", capture=False) as run:
+        report = compare_variants(
+            digits_teacher, X_test, y_test, variants=["float32", "int8_dynamic", "onnx"], run=run
+        )
+    stored = opsloop.get_run(run.run_id)
+    frame = report.to_frame()
+    for variant in frame.index:
+        for column in ["size_bytes", "latency_ms", "accuracy", "accuracy_delta", "size_ratio"]:
+            assert stored.metrics[f"{variant}/{column}"] == frame.loc[variant, column]
+    assert stored.params["variants"] == "float32,int8_dynamic,onnx"
+    assert json.loads(artifact_bytes(stored, "quantization.json")) == report.to_dict()
+    assert {a.path for a in stored.artifacts} == {
+        "quantization.json",
+        "int8_dynamic.pt",
+        "model.onnx",
+    }
+    weights = torch.load(io.BytesIO(artifact_bytes(stored, "int8_dynamic.pt")), weights_only=True)
+    fresh = quantize_dynamic_int8(digits_teacher)
+    assert torch.equal(weights["0.weight"].dequantize(), fresh[0].weight.dequantize())
+    session = onnxruntime.InferenceSession(
+        artifact_bytes(stored, "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    predicted = session.run(None, {"input": X_test})[0].argmax(axis=1)
+    assert (predicted == y_test).mean() == frame.loc["onnx", "accuracy"]

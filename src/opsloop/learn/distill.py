@@ -10,6 +10,10 @@ The :math:`T^2` keeps the soft term's gradients on the scale of the hard term's 
 grows. A teacher is a torch module returning logits or a fitted scikit-learn classifier with
 ``predict_proba``; for the latter the logits are the log-probabilities (softmax of
 :math:`\\log p / T` is :math:`p^{1/T}` renormalised).
+
+Given a run, :func:`distill` logs its hyperparameters, the mean training loss of every epoch
+(``train_loss``), the teacher-vs-student numbers, the report ``distillation.json`` and the
+student's weights ``student.pt``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.learn.model_size import count_parameters, median_latency_ms
+from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics, log_state_dict
 from opsloop.learn.torch_import import import_torch
 
 
@@ -28,7 +33,9 @@ class DistillationResult:
     """Teacher vs student: accuracy on the evaluation data, parameter count, latency per batch.
 
     Accuracies are ``None`` when no evaluation data was given; ``latency_ms`` is the median time
-    to predict one batch of the evaluation (or training) rows.
+    to predict one batch of the evaluation (or training) rows. ``epoch_losses[e]`` is the mean
+    distillation loss over the rows of epoch ``e`` while training; ``final_loss`` the loss of the
+    trained student over all training rows.
     """
 
     temperature: float
@@ -41,6 +48,7 @@ class DistillationResult:
     teacher_latency_ms: float
     student_latency_ms: float
     final_loss: float
+    epoch_losses: tuple[float, ...] = field(repr=False)
     student: Any = field(repr=False, compare=False)
 
     @property
@@ -72,6 +80,7 @@ class DistillationResult:
             "teacher_latency_ms": self.teacher_latency_ms,
             "student_latency_ms": self.student_latency_ms,
             "final_loss": self.final_loss,
+            "epoch_losses": list(self.epoch_losses),
         }
 
 
@@ -168,12 +177,15 @@ def distill(
     lr: float = 1e-2,
     test_data: tuple[np.ndarray, np.ndarray] | None = None,
     random_state: int = 0,
+    run: RunLog | None = None,
 ) -> DistillationResult:
     """Train ``student`` (a torch module returning logits) on ``data`` to imitate ``teacher``.
 
     ``data`` and ``test_data`` are pairs ``(X, y)`` with ``y`` the class index (the column of the
     teacher's ``predict_proba``). The student is trained in place with Adam at ``lr``, in
-    shuffled batches of ``batch_size``; the teacher is only read.
+    shuffled batches of ``batch_size``; the teacher is only read. ``run`` (a run from
+    ``opsloop.start_run``, see :class:`~opsloop.learn.run_log.RunLog`) receives the params,
+    ``train_loss`` per epoch, the report's numbers, ``distillation.json`` and ``student.pt``.
 
     >>> import torch
     >>> from sklearn.linear_model import LogisticRegression
@@ -186,6 +198,7 @@ def distill(
     (1.0, 1.0)
     """
     torch = import_torch()
+    run = checked_run(run)
     if not isinstance(student, torch.nn.Module):
         raise TypeError(f"student must be a torch.nn.Module, got {type(student).__name__}")
     if not temperature > 0:
@@ -199,11 +212,27 @@ def distill(
     if y.max() >= soft.shape[1]:
         raise ValueError(f"data: y holds class {y.max()} but the teacher has {soft.shape[1]}")
     inputs, targets = torch.as_tensor(X), torch.as_tensor(y)
+    if run is not None:
+        run.log_params(
+            {
+                "temperature": temperature,
+                "alpha": alpha,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "lr": lr,
+                "random_state": random_state,
+                "teacher": type(teacher).__name__,
+                "student": type(student).__name__,
+                "n_rows": len(X),
+            }
+        )
     optimiser = torch.optim.Adam(student.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(random_state)
     student.train()
-    for _ in range(epochs):
+    epoch_losses = []
+    for epoch in range(epochs):
         order = torch.randperm(len(X), generator=generator)
+        epoch_sum = 0.0
         for start in range(0, len(X), batch_size):
             batch = order[start : start + batch_size]
             optimiser.zero_grad()
@@ -216,6 +245,10 @@ def distill(
             )
             loss.backward()
             optimiser.step()
+            epoch_sum += float(loss.detach()) * len(batch)
+        epoch_losses.append(epoch_sum / len(X))
+        if run is not None:
+            run.log_metric("train_loss", epoch_losses[-1], step=epoch)
     student.eval()
     with torch.no_grad():
         final = distillation_loss(
@@ -228,7 +261,7 @@ def distill(
         X_eval, y_eval = _check_data(test_data, "test_data")
         teacher_acc = float((_teacher_predict(teacher, X_eval) == y_eval).mean())
         student_acc = float((_student_predict(student, X_eval) == y_eval).mean())
-    return DistillationResult(
+    result = DistillationResult(
         temperature=float(temperature),
         alpha=float(alpha),
         epochs=int(epochs),
@@ -239,5 +272,28 @@ def distill(
         teacher_latency_ms=median_latency_ms(lambda: _teacher_predict(teacher, X_eval)),
         student_latency_ms=median_latency_ms(lambda: _student_predict(student, X_eval)),
         final_loss=float(final),
+        epoch_losses=tuple(epoch_losses),
         student=student,
     )
+    if run is not None:
+        summary = result.to_dict()
+        log_metrics(
+            run,
+            {
+                key: summary[key]
+                for key in (
+                    "teacher_accuracy",
+                    "student_accuracy",
+                    "accuracy_retained",
+                    "teacher_parameters",
+                    "student_parameters",
+                    "size_ratio",
+                    "teacher_latency_ms",
+                    "student_latency_ms",
+                    "final_loss",
+                )
+            },
+        )
+        log_json(run, summary, "distillation.json")
+        log_state_dict(run, student, "student.pt")
+    return result

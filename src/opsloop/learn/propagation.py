@@ -4,7 +4,9 @@ The propagation itself is scikit-learn's :class:`~sklearn.semi_supervised.LabelS
 :class:`~sklearn.semi_supervised.LabelPropagation`; this module adds the report a person needs
 before trusting the new labels: how many rows got a label, with what confidence (the largest
 entry of the row's label distribution), and, where true labels were held back, how many are right
-at each confidence level.
+at each confidence level. Given a run, :func:`propagate_labels` logs the model's settings, the
+report's counts and accuracies, the report ``propagation.json`` and every row's label and
+confidence in ``propagated_labels.csv``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.semi_supervised import LabelSpreading
 from sklearn.semi_supervised._label_propagation import BaseLabelPropagation
+
+from opsloop.learn.run_log import RunLog, checked_run, log_csv, log_json, log_metrics
 
 UNLABELLED = -1
 
@@ -85,11 +89,15 @@ def propagate_labels(
     model: BaseLabelPropagation | None = None,
     y_true: np.ndarray | None = None,
     confidence_levels: Sequence[float] = (0.5, 0.8, 0.95),
+    run: RunLog | None = None,
 ) -> PropagationResult:
     """Fit ``model`` (default ``LabelSpreading()``) on ``X`` with ``y`` (-1 marks unlabelled).
 
     ``y_true``, when given, holds the true label of every row; only the unlabelled rows are
     scored against it. ``confidence_levels`` sets the thresholds of ``count_at``/``accuracy_at``.
+    ``run`` (see :class:`~opsloop.learn.run_log.RunLog`) receives the model's params, the
+    counts, confidences and accuracies (``propagated_at_<level>``, ``accuracy_at_<level>``),
+    ``propagation.json`` and ``propagated_labels.csv``.
 
     >>> from sklearn.datasets import make_moons
     >>> X, y_true = make_moons(200, noise=0.05, random_state=0)
@@ -101,6 +109,7 @@ def propagate_labels(
     >>> result.n_propagated, result.accuracy
     (190, 1.0)
     """
+    run = checked_run(run)
     if model is None:
         model = LabelSpreading()
     if not isinstance(model, BaseLabelPropagation):
@@ -155,7 +164,7 @@ def propagate_labels(
         .reset_index()
     )
     per_class = per_class.astype(object).where(per_class.notna(), None)
-    return PropagationResult(
+    result = PropagationResult(
         method=type(fitted).__name__,
         labels=labels,
         confidence=confidence,
@@ -171,3 +180,39 @@ def propagate_labels(
         per_class=per_class,
         model=fitted,
     )
+    if run is not None:
+        _log_propagation(run, result, levels)
+    return result
+
+
+def _log_propagation(run: RunLog, result: PropagationResult, levels: tuple[float, ...]) -> None:
+    run.log_params(
+        {
+            "method": result.method,
+            **{f"model.{k}": v for k, v in sorted(result.model.get_params().items())},
+            "confidence_levels": ",".join(str(v) for v in levels),
+        }
+    )
+    metrics: dict[str, float | None] = {
+        "n_rows": result.n_rows,
+        "n_labelled": result.n_labelled,
+        "n_propagated": result.n_propagated,
+        "n_unreached": result.n_unreached,
+        "mean_confidence": result.mean_confidence,
+        "accuracy": result.accuracy,
+    }
+    for level in levels:
+        metrics[f"propagated_at_{level}"] = result.count_at[level]
+        if result.accuracy_at is not None:
+            metrics[f"accuracy_at_{level}"] = result.accuracy_at[level]
+    log_metrics(run, metrics)
+    log_json(run, result.to_dict(), "propagation.json")
+    rows = pd.DataFrame(
+        {
+            "row": np.arange(result.n_rows),
+            "label": result.labels,
+            "confidence": result.confidence,
+            "propagated": result.propagated,
+        }
+    )
+    log_csv(run, rows, "propagated_labels.csv")

@@ -10,7 +10,10 @@ configurations below run on the CPU, so no fallback to the old API is needed:
 
 float16 casts the weights and wraps the model so that callers keep passing float32.
 :func:`compare_variants` reports per variant the serialized size, the latency of one batch and the
-accuracy change; :func:`export_onnx` writes an ONNX file and checks it with onnxruntime.
+accuracy change; :func:`export_onnx` writes an ONNX file and checks it with onnxruntime. Given a
+run, :func:`compare_variants` logs each variant's numbers as ``<variant>/<column>``, the report
+``quantization.json`` and each compressed model: ``<variant>.pt`` (its state dict) or
+``model.onnx``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.learn.model_size import median_latency_ms
+from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics, log_state_dict
 from opsloop.learn.torch_import import import_torch
 
 VARIANTS = ("float32", "float16", "int8_dynamic", "int8_static", "onnx")
@@ -240,11 +244,14 @@ def compare_variants(
     calibration: np.ndarray | None = None,
     variants: Sequence[str] = VARIANTS,
     batch_size: int = 256,
+    run: RunLog | None = None,
 ) -> QuantizationReport:
     """Build each of ``variants`` from ``model`` (a classifier returning logits) and measure it.
 
     ``calibration`` (typical inputs) is needed for ``int8_static``; latency is the median time
     for one batch of ``batch_size`` test rows; ``onnx`` is the float32 model run by onnxruntime.
+    ``run`` (see :class:`~opsloop.learn.run_log.RunLog`) receives the params, every number of
+    the report, ``quantization.json`` and the file of each compressed variant.
 
     >>> import torch
     >>> _ = torch.manual_seed(0)
@@ -255,6 +262,7 @@ def compare_variants(
     ['float32', 'int8_dynamic']
     """
     torch = import_torch()
+    run = checked_run(run)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"variants must be among {list(VARIANTS)}, got unknown {unknown}")
@@ -270,6 +278,15 @@ def compare_variants(
     inputs = torch.as_tensor(X)
     batch = inputs[:batch_size]
     base_size = serialized_size(model)
+    if run is not None:
+        run.log_params(
+            {
+                "variants": ",".join(variants),
+                "batch_size": batch_size,
+                "n_rows": len(X),
+                "calibration_rows": 0 if calibration is None else len(calibration),
+            }
+        )
 
     def measure(run, size):
         with torch.no_grad():
@@ -295,14 +312,23 @@ def compare_variants(
                 rows[variant] = measure(
                     lambda x, s=session: s.run(None, {"input": x.numpy()})[0], exported.size_bytes
                 )
+                if run is not None:
+                    run.log_artifact(exported.path, "model.onnx")
             continue
         built = builders[variant]()
         size = base_size if variant == "float32" else serialized_size(built)
         rows[variant] = measure(torch_runner(built), size)
+        if run is not None and variant != "float32":
+            log_state_dict(run, built, f"{variant}.pt")
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "variant"
     with torch.no_grad():
         base_accuracy = float((model(inputs).argmax(dim=1).numpy() == y).mean())
     frame["accuracy_delta"] = frame["accuracy"] - base_accuracy
     frame["size_ratio"] = base_size / frame["size_bytes"]
-    return QuantizationReport(frame)
+    report = QuantizationReport(frame)
+    if run is not None:
+        for variant, row in report.to_dict().items():
+            log_metrics(run, {f"{variant}/{column}": value for column, value in row.items()})
+        log_json(run, report.to_dict(), "quantization.json")
+    return report

@@ -1,10 +1,14 @@
+import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
+from tests.learn.tracked import artifact_bytes, history
 
+import opsloop
 from opsloop.learn.active import STRATEGY_NAMES, compare_strategies
 
 REPEATS = 3
@@ -92,3 +96,38 @@ def test_frame_and_dict(imbalanced):
     assert summary["mean_accuracy_area"]["random"] == pytest.approx(
         imbalanced.area()["random"].mean()
     )
+
+
+def test_a_run_gets_each_strategys_mean_curve_and_the_table(tracking_home):
+    X, y = make_classification(300, n_features=5, n_informative=3, random_state=2)
+    with opsloop.start_run("curves", capture=False) as run:
+        curves = compare_strategies(
+            LogisticRegression(),
+            X[:200],
+            y[:200],
+            X[200:],
+            y[200:],
+            strategies=["margin", "random"],
+            budget=30,
+            repeats=2,
+            run=run,
+        )
+    stored = opsloop.get_run(run.run_id)
+    frame = curves.to_frame()
+    for strategy in ["margin", "random"]:
+        rows = frame[frame["strategy"] == strategy]
+        # the mean over the two repeats at each size, computed from the table itself
+        expected = rows.groupby("labels_spent")["accuracy"].mean()
+        steps, values = history(stored, f"{strategy}/accuracy")
+        assert steps == [10, 20, 30]
+        np.testing.assert_allclose(values, expected.loc[steps].to_numpy(), rtol=1e-12)
+        steps, values = history(stored, f"{strategy}/balanced_accuracy")
+        expected = rows.groupby("labels_spent")["balanced_accuracy"].mean()
+        np.testing.assert_allclose(values, expected.loc[steps].to_numpy(), rtol=1e-12)
+        assert stored.metrics[f"{strategy}/accuracy_area"] == pytest.approx(
+            rows["accuracy"].mean(), rel=1e-12
+        )
+    assert stored.params["strategies"] == "margin,random" and stored.params["repeats"] == "2"
+    table = pd.read_csv(io.BytesIO(artifact_bytes(stored, "learning_curves.csv")))
+    pd.testing.assert_frame_equal(table, frame, check_dtype=False)
+    assert json.loads(artifact_bytes(stored, "learning_curves.json")) == curves.to_dict()

@@ -1,8 +1,12 @@
+import json
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
+from tests.learn.tracked import artifact_bytes, history
 
+import opsloop
 from opsloop.learn.active import SimulatedOracle, active_learning
 
 
@@ -108,3 +112,38 @@ def test_bad_arguments(problem):
         active_learning(LogisticRegression(), X, oracle, budget=20, initial=np.array([400]))
     with pytest.raises(ValueError, match="found only one class"):
         active_learning(LogisticRegression(), X, SimulatedOracle(np.zeros(300)), budget=20)
+
+
+def test_a_run_gets_the_learning_curve_and_the_queries(problem, tracking_home):
+    X, y, Xt, yt = problem
+    with opsloop.start_run("active", capture=False) as run:
+        result = active_learning(
+            LogisticRegression(),
+            X,
+            SimulatedOracle(y),
+            strategy="entropy",
+            budget=30,
+            batch_size=10,
+            initial=10,
+            X_test=Xt,
+            y_test=yt,
+            random_state=1,
+            run=run,
+        )
+    stored = opsloop.get_run(run.run_id)
+    assert history(stored, "labels_spent") == ([0, 1, 2], [10.0, 20.0, 30.0])
+    assert history(stored, "accuracy") == ([10, 20, 30], list(result.accuracy))
+    assert history(stored, "balanced_accuracy") == ([10, 20, 30], list(result.balanced_accuracy))
+    # the last point is the final model's score on the test rows
+    assert result.accuracy[-1] == result.estimator.score(Xt, yt)
+    assert stored.params == {
+        "strategy": "entropy",
+        "estimator": "LogisticRegression",
+        "budget": "30",
+        "batch_size": "10",
+        "initial": "10",
+        "random_state": "1",
+        "n_pool": "300",
+    }
+    report = json.loads(artifact_bytes(stored, "active_learning.json"))
+    assert report["queried"] == list(result.queried) and len(report["queried"]) == 30

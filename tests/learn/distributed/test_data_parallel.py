@@ -1,11 +1,19 @@
+import io
+import json
+import os
 import socket
+import subprocess
+import sys
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.learn.tracked import artifact_bytes, history
 
 torch = pytest.importorskip("torch")
 
+import opsloop  # noqa: E402
 from opsloop.learn.distributed import fit  # noqa: E402
 from opsloop.learn.mlp import mlp  # noqa: E402
 
@@ -24,10 +32,11 @@ def data():
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_on_the_same_global_batch(data):
+def test_two_processes_equal_one_on_the_same_global_batch(data, tracking_home):
     # 90 rows in batches of 25: the last batch (15 rows) and odd batches split unevenly
     single = fit(MODEL, data, epochs=3, batch_size=25, lr=0.1)
-    double = fit(MODEL, data, epochs=3, batch_size=25, lr=0.1, world_size=2)
+    with opsloop.start_run("ddp", capture=False) as run:
+        double = fit(MODEL, data, epochs=3, batch_size=25, lr=0.1, world_size=2, run=run)
     assert double.world_size == 2 and single.world_size == 1
     for name, weights in single.state_dict.items():
         np.testing.assert_allclose(double.state_dict[name], weights, rtol=1e-5, atol=1e-6)
@@ -38,6 +47,30 @@ def test_two_processes_equal_one_on_the_same_global_batch(data):
     assert not np.allclose(rank[0], rank[1])
     seen = np.array([13 * 3 + 8, 12 * 3 + 7])  # 25 rows -> 13 + 12; the last 15 -> 8 + 7
     np.testing.assert_allclose((rank * seen[:, None]).sum(0) / 90, double.losses, rtol=1e-6)
+    assert double.rank_samples == ((47, 47, 47), (43, 43, 43))
+
+    # the spawned ranks' numbers, brought back to this process, are all in the one run
+    stored = opsloop.get_run(run.run_id)
+    assert stored.params["world_size"] == "2" and stored.params["launcher"] == "spawn"
+    assert stored.params["batch_size"] == "25" and stored.params["n_rows"] == "90"
+    for r in range(2):
+        steps, values = history(stored, f"rank{r}/loss")
+        assert steps == [0, 1, 2]
+        np.testing.assert_allclose(values, double.rank_losses[r], rtol=1e-12)
+        assert history(stored, f"rank{r}/samples")[1] == [seen[r]] * 3
+        seconds = history(stored, f"rank{r}/epoch_time_s")[1]
+        np.testing.assert_allclose(seconds, double.rank_epoch_seconds[r], rtol=1e-12)
+        assert min(seconds) > 0
+    np.testing.assert_allclose(history(stored, "loss")[1], double.losses, rtol=1e-12)
+    assert history(stored, "samples")[1] == [90.0] * 3
+    np.testing.assert_allclose(
+        history(stored, "epoch_time_s")[1], np.max(double.rank_epoch_seconds, axis=0)
+    )
+    report = json.loads(artifact_bytes(stored, "distributed_fit.json"))
+    assert report["rank_losses"] == [list(r) for r in double.rank_losses]
+    weights = torch.load(io.BytesIO(artifact_bytes(stored, "model.pt")), weights_only=True)
+    for name, value in double.state_dict.items():
+        np.testing.assert_array_equal(weights[name].numpy(), value)
 
 
 def test_single_process_equals_a_plain_training_loop(data):
@@ -81,6 +114,57 @@ def test_joins_a_torchrun_job_from_the_environment(data, monkeypatch):
     assert not torch.distributed.is_initialized()
     for name, weights in plain.state_dict.items():
         np.testing.assert_allclose(under_torchrun.state_dict[name], weights, rtol=1e-6)
+
+
+def test_one_process_logs_every_epoch_to_the_run(data, tracking_home):
+    with opsloop.start_run("fit", capture=False) as run:
+        result = fit(MODEL, data, epochs=2, batch_size=32, lr=0.1, run=run)
+    stored = opsloop.get_run(run.run_id)
+    assert history(stored, "rank0/samples") == ([0, 1], [90.0, 90.0])
+    # one rank: its loss is the overall loss
+    assert history(stored, "rank0/loss")[1] == pytest.approx(list(result.losses), rel=1e-12)
+    assert history(stored, "loss")[1] == pytest.approx(list(result.losses), rel=1e-12)
+    assert stored.params["launcher"] == "none" and stored.params["lr"] == "0.1"
+    assert {a.path for a in stored.artifacts} == {"distributed_fit.json", "model.pt"}
+    with pytest.raises(TypeError, match="run must have log_params, log_metric and log_artifact"):
+        fit(MODEL, data, epochs=1, run="fit")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_under_torchrun_rank_zero_logs_every_ranks_metrics(data, tracking_home, tmp_path):
+    np.savez(tmp_path / "data.npz", X=data[0], y=data[1])
+    job = Path(__file__).with_name("torchrun_job.py")
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2"]
+    command += ["--master-addr=127.0.0.1", f"--master-port={_free_port()}"]
+    command += [str(job), str(tmp_path)]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=180)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    answers = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    # rank 1 was handed a run too, and wrote nothing to it
+    assert answers[1]["logged"] == {"params": 0, "metrics": 0, "artifacts": 0}
+    # every rank returns the same result, holding both ranks' numbers
+    assert answers[0]["result"] == answers[1]["result"]
+    result = answers[0]["result"]
+    assert result["world_size"] == 2 and result["rank_samples"] == [[45, 45], [45, 45]]
+    single = fit(MODEL, data, epochs=2, batch_size=30, lr=0.1)
+    np.testing.assert_allclose(result["losses"], single.losses, rtol=1e-5)
+
+    stored = opsloop.get_run(answers[0]["run_id"])
+    assert stored.status == "FINISHED"
+    assert stored.params["launcher"] == "torchrun" and stored.params["world_size"] == "2"
+    for r in range(2):
+        assert history(stored, f"rank{r}/loss") == ([0, 1], result["rank_losses"][r])
+        assert history(stored, f"rank{r}/samples") == ([0, 1], [45.0, 45.0])
+        assert history(stored, f"rank{r}/epoch_time_s")[1] == result["rank_epoch_seconds"][r]
+    assert history(stored, "loss")[1] == pytest.approx(result["losses"], rel=1e-12)
+    assert {a.path for a in stored.artifacts} == {"distributed_fit.json", "model.pt"}
 
 
 def test_mse_and_adam(data):

@@ -1,7 +1,11 @@
 """Learning curves of several query strategies on the same problem, labels spent vs accuracy.
 
 Every strategy of one repeat starts from the same random initial rows, so the curves differ only
-by what each strategy chose to ask.
+by what each strategy chose to ask. Given a run, :func:`compare_strategies` logs its settings,
+each strategy's mean curve over repeats (``<strategy>/accuracy`` and
+``<strategy>/balanced_accuracy`` at step = labels spent), the area under each
+(``<strategy>/accuracy_area``), and the curves as ``learning_curves.json`` and
+``learning_curves.csv`` (every round of every repeat).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pandas as pd
 from opsloop.learn.active.loop import active_learning
 from opsloop.learn.active.oracle import SimulatedOracle
 from opsloop.learn.active.strategies import STRATEGY_NAMES, QueryStrategy, make_strategy
+from opsloop.learn.run_log import RunLog, checked_run, log_csv, log_json, log_metrics
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,12 @@ def compare_strategies(
     initial: int = 10,
     repeats: int = 1,
     random_state: int = 0,
+    run: RunLog | None = None,
 ) -> LearningCurves:
     """Run :func:`active_learning` for each strategy, ``repeats`` times, with a simulated oracle.
+
+    ``run`` (see :class:`~opsloop.learn.run_log.RunLog`) receives the settings, the mean curve
+    and area of each strategy, and the curves as JSON and CSV.
 
     >>> from sklearn.datasets import make_classification
     >>> from sklearn.linear_model import LogisticRegression
@@ -80,18 +89,34 @@ def compare_strategies(
     >>> curves.mean_curve().shape
     (3, 2)
     """
+    run = checked_run(run)
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats!r}")
+    chosen = [make_strategy(strategy) for strategy in strategies]
+    if run is not None:
+        run.log_params(
+            {
+                "strategies": ",".join(c.name for c in chosen),
+                "estimator": type(estimator).__name__,
+                "budget": budget,
+                "batch_size": batch_size,
+                "initial": initial,
+                "repeats": repeats,
+                "random_state": random_state,
+                "n_pool": len(X_pool),
+                "n_test": len(X_test),
+            }
+        )
     rows = []
     for repeat in range(repeats):
         seed = random_state + repeat
         first = np.random.default_rng(seed).choice(len(X_pool), size=initial, replace=False)
-        for strategy in strategies:
+        for strategy in chosen:
             result = active_learning(
                 estimator,
                 X_pool,
                 SimulatedOracle(y_pool),
-                strategy=make_strategy(strategy),
+                strategy=strategy,
                 budget=budget,
                 batch_size=batch_size,
                 initial=first,
@@ -102,4 +127,22 @@ def compare_strategies(
             frame = result.to_frame()
             frame.insert(1, "repeat", repeat)
             rows.append(frame)
-    return LearningCurves(pd.concat(rows, ignore_index=True))
+    curves = LearningCurves(pd.concat(rows, ignore_index=True))
+    if run is not None:
+        accuracy, balanced = curves.mean_curve(), curves.mean_curve("balanced_accuracy")
+        for spent in accuracy.index:
+            metrics: dict[str, float | None] = {}
+            for name in accuracy.columns:
+                # repeats whose cold start bought more labels have no point at the first sizes
+                for key, table in (("accuracy", accuracy), ("balanced_accuracy", balanced)):
+                    value = table.loc[spent, name]
+                    metrics[f"{name}/{key}"] = None if pd.isna(value) else float(value)
+            log_metrics(run, metrics, step=int(spent))
+        summary = curves.to_dict()
+        log_metrics(
+            run,
+            {f"{name}/accuracy_area": v for name, v in summary["mean_accuracy_area"].items()},
+        )
+        log_json(run, summary, "learning_curves.json")
+        log_csv(run, curves.to_frame(), "learning_curves.csv")
+    return curves

@@ -1,7 +1,9 @@
 """The active-learning loop: fit, ask the oracle about the most useful rows, refit, within a budget.
 
 The loop works with any scikit-learn classifier that has ``predict_proba``; the estimator given is
-cloned at every round, so it is never modified.
+cloned at every round, so it is never modified. Given a run, the loop logs its settings, the
+learning curve (``accuracy`` and ``balanced_accuracy`` at step = labels spent, ``labels_spent`` at
+step = round) and the report ``active_learning.json`` with the queried rows in order.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from opsloop.learn.active.oracle import Oracle
 from opsloop.learn.active.strategies import QueryStrategy, RandomSampling, make_strategy
+from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,15 @@ def active_learning(
     X_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
     random_state: int | None = None,
+    run: RunLog | None = None,
 ) -> ActiveLearningResult:
     """Label at most ``budget`` pool rows, ``batch_size`` at a time, chosen by ``strategy``.
 
     ``initial`` is the number of random rows labelled first (or their pool positions); they count
     towards the budget. While the labelled rows hold a single class no classifier can be fitted,
     so the loop keeps drawing random batches until a second class appears (a cold start).
+    ``run`` (see :class:`~opsloop.learn.run_log.RunLog`) receives the settings, the curve after
+    every round and ``active_learning.json``.
 
     >>> from sklearn.datasets import make_classification
     >>> from sklearn.linear_model import LogisticRegression
@@ -87,6 +93,7 @@ def active_learning(
     >>> result.labels_spent
     (10, 20, 30, 40)
     """
+    run = checked_run(run)
     X = np.asarray(X_pool)
     n_pool = len(X)
     budget = _positive_int(budget, "budget")
@@ -107,6 +114,18 @@ def active_learning(
             raise ValueError(
                 f"initial positions must be 1 to budget={budget} distinct indices in [0, {n_pool})"
             )
+    if run is not None:
+        run.log_params(
+            {
+                "strategy": chooser.name,
+                "estimator": type(estimator).__name__,
+                "budget": budget,
+                "batch_size": batch_size,
+                "initial": int(first.size),
+                "random_state": random_state,
+                "n_pool": n_pool,
+            }
+        )
     labelled = np.zeros(n_pool, dtype=bool)
     order: list[np.ndarray] = []
     answers: list[np.ndarray] = []
@@ -137,6 +156,12 @@ def active_learning(
             predicted = model.predict(X_test)
             accuracy.append(float(accuracy_score(y_test, predicted)))
             balanced.append(float(balanced_accuracy_score(y_test, predicted)))
+        if run is not None:
+            run.log_metric("labels_spent", spent, step=len(spent_curve) - 1)
+            if X_test is not None:
+                log_metrics(
+                    run, {"accuracy": accuracy[-1], "balanced_accuracy": balanced[-1]}, step=spent
+                )
         pool = np.flatnonzero(~labelled)
         n = min(batch_size, budget - spent, pool.size)
         if n <= 0:
@@ -144,7 +169,7 @@ def active_learning(
         picked = chooser.select(model, X[pool], n, X_labelled=X[idx], y_labelled=y_lab, rng=rng)
         ask(pool[np.asarray(picked, dtype=np.int64)])
         spent += n
-    return ActiveLearningResult(
+    result = ActiveLearningResult(
         strategy=chooser.name,
         queried=tuple(int(i) for i in np.concatenate(order)),
         labels_spent=tuple(spent_curve),
@@ -152,3 +177,6 @@ def active_learning(
         balanced_accuracy=tuple(balanced),
         estimator=model,
     )
+    if run is not None:
+        log_json(run, result.to_dict(), "active_learning.json")
+    return result
