@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 from sklearn.datasets import make_moons
 from sklearn.semi_supervised import LabelPropagation, LabelSpreading
 from tests.learn.tracked import artifact_bytes
@@ -113,3 +114,9 @@ def test_a_run_gets_the_report_and_every_rows_label(moons, tracking_home):
     np.testing.assert_allclose(rows["confidence"], result.confidence, rtol=1e-12)
     assert rows["propagated"].sum() == 190
     assert json.loads(artifact_bytes(stored, "propagation.json")) == result.to_dict()
+    saved = artifact_bytes(stored, "model.skops")
+    # the k-nearest-neighbour kernel holds a KDTree, a type skops asks the reader to trust
+    untrusted = skops.io.get_untrusted_types(data=saved)
+    assert "sklearn.neighbors._kd_tree.KDTree" in untrusted
+    model = skops.io.loads(saved, trusted=untrusted)
+    np.testing.assert_array_equal(model.transduction_, result.model.transduction_)

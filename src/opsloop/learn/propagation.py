@@ -21,7 +21,14 @@ from sklearn.base import clone
 from sklearn.semi_supervised import LabelSpreading
 from sklearn.semi_supervised._label_propagation import BaseLabelPropagation
 
-from opsloop.learn.run_log import RunLog, checked_run, log_csv, log_json, log_metrics
+from opsloop.learn.run_log import (
+    RunLog,
+    checked_run,
+    log_csv,
+    log_json,
+    log_metrics,
+    log_sklearn_model,
+)
 
 UNLABELLED = -1
 
@@ -207,6 +214,7 @@ def _log_propagation(run: RunLog, result: PropagationResult, levels: tuple[float
             metrics[f"accuracy_at_{level}"] = result.accuracy_at[level]
     log_metrics(run, metrics)
     log_json(run, result.to_dict(), "propagation.json")
+    log_sklearn_model(run, result.model, "model.skops")
     rows = pd.DataFrame(
         {
             "row": np.arange(result.n_rows),

@@ -181,6 +181,24 @@ def log_state_dict(run: RunLog, module: Any, name: str) -> None:
         run.log_artifact(path, name)
 
 
+def log_sklearn_model(run: RunLog, estimator: Any, name: str) -> None:
+    """Save a fitted scikit-learn estimator with skops and log it as the artifact ``name``.
+
+    skops stores the object tree without pickle; loading it back lists the types it does not
+    trust by default (for example a tree's ``Tree``) so the reader decides.
+
+    >>> import io, skops.io
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    >>> run = InMemoryRun(); log_sklearn_model(run, model, "model.skops")
+    >>> skops.io.loads(run.artifacts["model.skops"]).predict([[0.9]]).tolist()
+    [1]
+    """
+    import skops.io
+
+    _log_bytes(run, skops.io.dumps(estimator), name)
+
+
 def _log_bytes(run: RunLog, content: bytes, name: str) -> None:
     # the run stores the file's content when it is logged, so the folder can go right after
     with tempfile.TemporaryDirectory() as folder:

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import skops.io
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from tests.learn.tracked import artifact_bytes, history
@@ -147,3 +148,5 @@ def test_a_run_gets_the_learning_curve_and_the_queries(problem, tracking_home):
     }
     report = json.loads(artifact_bytes(stored, "active_learning.json"))
     assert report["queried"] == list(result.queried) and len(report["queried"]) == 30
+    model = skops.io.loads(artifact_bytes(stored, "model.skops"))
+    np.testing.assert_array_equal(model.predict_proba(Xt), result.estimator.predict_proba(Xt))

@@ -18,7 +18,13 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from opsloop.learn.active.oracle import Oracle
 from opsloop.learn.active.strategies import QueryStrategy, RandomSampling, make_strategy
-from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics
+from opsloop.learn.run_log import (
+    RunLog,
+    checked_run,
+    log_json,
+    log_metrics,
+    log_sklearn_model,
+)
 
 
 @dataclass(frozen=True)
@@ -179,4 +185,5 @@ def active_learning(
     )
     if run is not None:
         log_json(run, result.to_dict(), "active_learning.json")
+        log_sklearn_model(run, model, "model.skops")
     return result
