@@ -7,8 +7,8 @@ from types import ModuleType
 TORCH_HINT = "pip install 'opsloop[torch]'"
 
 
-def import_torch() -> ModuleType:
-    """The ``torch`` module, or an ImportError that says how to install it.
+def import_torch(purpose: str = "this part of opsloop.learn") -> ModuleType:
+    """The ``torch`` module, or an ImportError saying that ``purpose`` needs it and how to get it.
 
     >>> import_torch().__name__
     'torch'
@@ -16,5 +16,5 @@ def import_torch() -> ModuleType:
     try:
         import torch
     except ImportError as error:  # pragma: no cover - torch is installed where tests run
-        raise ImportError(f"this part of opsloop.learn needs PyTorch: {TORCH_HINT}") from error
+        raise ImportError(f"{purpose} needs PyTorch: {TORCH_HINT}") from error
     return torch

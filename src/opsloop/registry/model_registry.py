@@ -50,6 +50,19 @@ class UnknownModelError(ValueError):
     """No registered model, version or alias matches."""
 
 
+def _by_version(connection: Connection, version_id, key, value, chosen) -> dict[int, dict]:
+    """``{version id: {key: value}}`` (keys sorted) for the versions ``chosen`` selects.
+
+    With ``value`` None the keys map to None: the dict keeps them in order, as a set would not.
+    """
+    columns = [version_id, key] if value is None else [version_id, key, value]
+    statement = sa.select(*columns).where(version_id.in_(chosen)).order_by(version_id, key)
+    out: dict[int, dict] = {}
+    for row in connection.execute(statement):
+        out.setdefault(row[0], {})[row[1]] = None if value is None else row[2]
+    return out
+
+
 class ModelRegistry:
     """Registered models on a :class:`~opsloop.store.Database` and an ArtifactStore.
 
@@ -832,27 +845,9 @@ class ModelRegistry:
         # version's metrics, tags and aliases gathered by version id.
         with self.db.read() as connection:
             found = connection.execute(rows_query).all()
-            metrics: dict[int, dict] = {}
-            for version_id, key, value in connection.execute(
-                sa.select(vm.c.version_id, vm.c.key, vm.c.value)
-                .where(vm.c.version_id.in_(chosen))
-                .order_by(vm.c.version_id, vm.c.key)
-            ):
-                metrics.setdefault(version_id, {})[key] = value
-            tag_values: dict[int, dict] = {}
-            for version_id, key, value in connection.execute(
-                sa.select(vt.c.version_id, vt.c.key, vt.c.value)
-                .where(vt.c.version_id.in_(chosen))
-                .order_by(vt.c.version_id, vt.c.key)
-            ):
-                tag_values.setdefault(version_id, {})[key] = value
-            aliases: dict[int, list] = {}
-            for version_id, alias_name in connection.execute(
-                sa.select(_aliases.c.version_id, _aliases.c.name)
-                .where(_aliases.c.version_id.in_(chosen))
-                .order_by(_aliases.c.version_id, _aliases.c.name)
-            ):
-                aliases.setdefault(version_id, []).append(alias_name)
+            metrics = _by_version(connection, vm.c.version_id, vm.c.key, vm.c.value, chosen)
+            tag_values = _by_version(connection, vt.c.version_id, vt.c.key, vt.c.value, chosen)
+            aliases = _by_version(connection, _aliases.c.version_id, _aliases.c.name, None, chosen)
         columns = [
             "model",
             "version",
@@ -869,7 +864,7 @@ class ModelRegistry:
                 "model": model,
                 "version": number,
                 "flavor": flavor,
-                "aliases": tuple(aliases.get(version_id, ())),
+                "aliases": tuple(aliases.get(version_id, {})),
                 "metrics": metrics.get(version_id, {}),
                 "tags": tag_values.get(version_id, {}),
                 "description": description,

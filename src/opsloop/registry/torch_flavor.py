@@ -56,7 +56,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-TORCH_HINT = "pip install 'opsloop[torch]'"
+from opsloop.learn.torch_import import import_torch as import_torch_for
+
 ARTIFACT_FORMAT = "opsloop.pytorch.state-dict/1"
 
 _builders: dict[str, Callable[..., Any]] = {}
@@ -70,11 +71,7 @@ def import_torch() -> ModuleType:
     >>> import_torch().__name__
     'torch'
     """
-    try:
-        import torch
-    except ImportError as error:  # pragma: no cover - torch is installed where tests run
-        raise ImportError(f"the pytorch model flavor needs PyTorch: {TORCH_HINT}") from error
-    return torch
+    return import_torch_for("the pytorch model flavor")
 
 
 def is_torch_module(model: object) -> bool:
