@@ -1,4 +1,4 @@
-"""Create the peers' own virtual environments for the drift benchmark.
+"""Create the peers' own virtual environments for the drift and ALE benchmarks.
 
 Evidently 0.7.23 and NannyML 0.13.1 pin library versions that clash with opsloop's (both need
 pandas older than 3), so each gets a venv under ``benchmarks/.envs/<peer>`` made with
@@ -6,9 +6,12 @@ pandas older than 3), so each gets a venv under ``benchmarks/.envs/<peer>`` made
 the same Parquet files as every other contender. Running this again does nothing for a peer
 that is already installed at its pinned version. A failed install is reported and leaves
 that peer unavailable; ``benchmarks/drift.py`` then skips it instead of failing.
+PyALE 1.2.0 (for ``benchmarks/ale.py``) gets the same treatment, with the scikit-learn
+release of the running interpreter pinned so that it loads the models that benchmark pickles.
 
     python benchmarks/envs.py              # every peer
     python benchmarks/envs.py nannyml      # one peer
+    python benchmarks/envs.py pyale        # PyALE, for benchmarks/ale.py
     python benchmarks/envs.py --check      # report only, install nothing
 """
 
@@ -19,6 +22,7 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 ENVS_DIR = Path(__file__).resolve().parent / ".envs"
@@ -57,6 +61,14 @@ PEERS: dict[str, Peer] = {
     "evidently": Peer("evidently", "evidently", "0.7.23", ("pandas<3", "pyarrow")),
     # nannyml 0.13.1 imports statsmodels (in its plots package) without declaring it.
     "nannyml": Peer("nannyml", "nannyml", "0.13.1", ("pandas<3", "pyarrow", "statsmodels")),
+    # PyALE 1.2.0 predates pandas 3 and declares no bound. The ALE benchmark hands it a model
+    # pickled in .venv, so its venv gets the very scikit-learn release that .venv has.
+    "pyale": Peer(
+        "pyale",
+        "PyALE",
+        "1.2.0",
+        ("pandas<3", "pyarrow", f"scikit-learn=={metadata.version('scikit-learn')}"),
+    ),
 }
 
 # Imports the package (not just its metadata): an install whose import fails is no install.

@@ -96,3 +96,63 @@ def test_bad_input(regression):
         durbin_watson_test(y_true, n_permutations=-1)
     with pytest.raises(ValueError, match="order has 3 rows but y_true has 400"):
         residual_analysis(y_true, y_pred, order=[1, 2, 3])
+
+
+def test_result_keeps_fitted_and_residuals_in_row_order(regression):
+    y_true, y_pred, _ = regression
+    order = np.arange(len(y_true))[::-1]
+    result = residual_analysis(y_true, y_pred, order=order, lags=2, n_permutations=0)
+    np.testing.assert_array_equal(result.fitted, y_pred)
+    np.testing.assert_array_equal(result.residuals, y_true - y_pred)
+    with pytest.raises(ValueError, match="read-only"):
+        result.residuals[0] = 1.0
+    assert "residuals" not in result.to_dict() and "fitted" not in result.to_dict()
+
+
+def test_sample_is_seeded_and_without_replacement(regression):
+    y_true, y_pred, _ = regression
+    result = residual_analysis(y_true, y_pred, lags=2, n_permutations=0, seed=5)
+    rows = result.sample(50)
+    expected = np.sort(np.random.default_rng(5).choice(400, size=50, replace=False))
+    np.testing.assert_array_equal(rows, expected)
+    assert len(np.unique(rows)) == 50
+    np.testing.assert_array_equal(result.sample(400), np.arange(400))
+    with pytest.raises(ValueError, match="max_points must be an integer >= 1, got 0"):
+        result.sample(0)
+
+
+def test_binned_means_by_hand():
+    # fitted 1..8, residuals 10 * fitted; 4 bins at quantiles [1, 2.75, 4.5, 6.25, 8]:
+    # {1, 2}, {3, 4}, {5, 6}, {7, 8} (the maximum joins the last bin)
+    fitted = np.arange(1.0, 9.0)
+    result = residual_analysis(11 * fitted, fitted, lags=1, n_permutations=0)
+    table = result.binned_means(4)
+    assert table["n"].tolist() == [2, 2, 2, 2]
+    np.testing.assert_allclose(table["fitted"], [1.5, 3.5, 5.5, 7.5], rtol=1e-15)
+    np.testing.assert_allclose(table["residual"], [15.0, 35.0, 55.0, 75.0], rtol=1e-15)
+    # ties merge bins: two distinct fitted values give at most two bins
+    tied = residual_analysis([1.0, 2.0, 3.0, 5.0], [0.0, 0.0, 1.0, 1.0], lags=1)
+    assert tied.binned_means(10).to_dict("list") == {
+        "fitted": [0.0, 1.0],
+        "residual": [1.5, 3.0],
+        "n": [2, 2],
+    }
+
+
+def test_histogram_and_normal_qq_match_numpy_and_scipy(regression):
+    y_true, y_pred, _ = regression
+    result = residual_analysis(y_true, y_pred, lags=2, n_permutations=0)
+    residuals = y_true - y_pred
+    counts, edges = result.histogram(12)
+    reference_counts, reference_edges = np.histogram(residuals, bins=12)
+    np.testing.assert_array_equal(counts, reference_counts)
+    np.testing.assert_array_equal(edges, reference_edges)
+    theoretical, ordered, slope, intercept, r = result.normal_qq()
+    (osm, osr), (ref_slope, ref_intercept, ref_r) = stats.probplot(residuals, fit=True)
+    np.testing.assert_array_equal(theoretical, osm)
+    np.testing.assert_array_equal(ordered, osr)
+    assert (slope, intercept, r) == pytest.approx((ref_slope, ref_intercept, ref_r), abs=1e-12)
+    # a straight line through the normal quantiles: slope ~ sd, intercept ~ mean
+    assert slope == pytest.approx(residuals.std(ddof=1), rel=0.05)
+    with pytest.raises(ValueError, match="bins must be an integer >= 1, got 0"):
+        result.histogram(0)

@@ -13,6 +13,11 @@ they are autocorrelated in time order.
   ``n_permutations`` shuffles (seeded) give the statistic's null distribution, and the
   two-sided p-value is ``min(1, 2 · min(P(DW* <= DW), P(DW* >= DW)))`` with the usual
   ``(1 + count) / (1 + n_permutations)`` estimates, which never give 0.
+* Plots' data: the result keeps the fitted values and residuals (row order), and gives what
+  a residual-vs-fitted plot, a histogram with its fitted normal and a normal Q-Q plot draw
+  (:meth:`ResidualAnalysis.sample`, :meth:`~ResidualAnalysis.binned_means`,
+  :meth:`~ResidualAnalysis.histogram`, :meth:`~ResidualAnalysis.normal_qq`), so that a report
+  draws them without recomputing anything from the model.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -23,7 +28,7 @@ they are autocorrelated in time order.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +43,16 @@ from opsloop.data.types import infer_column_type
 
 #: Rows × permutations drawn at once by the Durbin-Watson permutation test (memory bound).
 PERMUTATION_BLOCK = 4_000_000
+
+
+def _empty() -> np.ndarray:
+    return _read_only(np.empty(0))
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    values = np.array(values, dtype=np.float64)
+    values.setflags(write=False)
+    return values
 
 
 @dataclass(frozen=True)
@@ -72,9 +87,15 @@ class ResidualAnalysis:
     """Residual summary, correlations with left-out features (highest mutual information
     first), Durbin-Watson with its permutation p-value, and Ljung-Box per lag.
 
+    ``fitted`` and ``residuals`` (``y_true - y_pred``) are read-only float arrays in the
+    rows' given order (not the time order); ``seed`` is the analysis' seed, which also picks
+    :meth:`sample`'s rows. :meth:`to_dict` leaves the two arrays out.
+
     >>> result = residual_analysis([1.0, 2.0, 3.0, 4.0], [1.5, 1.5, 3.5, 3.5], lags=1)
     >>> result.residual_mean, result.durbin_watson
     (0.0, 3.0)
+    >>> result.residuals.tolist(), result.fitted.tolist()
+    ([-0.5, 0.5, -0.5, 0.5], [1.5, 1.5, 3.5, 3.5])
     """
 
     n: int
@@ -85,6 +106,99 @@ class ResidualAnalysis:
     n_permutations: int
     ljung_box: tuple[tuple[int, float, float], ...]
     correlations: tuple[ResidualCorrelation, ...]
+    fitted: np.ndarray = field(default_factory=_empty, repr=False, compare=False)
+    residuals: np.ndarray = field(default_factory=_empty, repr=False, compare=False)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.fitted) != len(self.residuals):
+            raise ValueError(
+                f"fitted has {len(self.fitted)} values but residuals has {len(self.residuals)}"
+            )
+        object.__setattr__(self, "fitted", _read_only(self.fitted))
+        object.__setattr__(self, "residuals", _read_only(self.residuals))
+
+    def sample(self, max_points: int) -> np.ndarray:
+        """Indices of at most ``max_points`` rows, ascending: every row when there are no more
+        than that, else a uniform sample without replacement drawn with :attr:`seed`, so that
+        the same analysis always shows the same points.
+
+        >>> result = residual_analysis(np.arange(10.0), np.zeros(10), lags=1, n_permutations=0)
+        >>> result.sample(20).tolist() == list(range(10)), len(result.sample(4))
+        (True, 4)
+        """
+        _check_count("max_points", max_points, 1)
+        if len(self.residuals) <= max_points:
+            return np.arange(len(self.residuals))
+        rng = np.random.default_rng(self.seed)
+        return np.sort(rng.choice(len(self.residuals), size=int(max_points), replace=False))
+
+    def binned_means(self, bins: int = 20) -> pd.DataFrame:
+        """Mean fitted value and mean residual in (up to) ``bins`` groups of about equal size,
+        cut at quantiles of the fitted values (ties merged): the trend line of a
+        residual-vs-fitted plot, computed on every row. Columns ``fitted``, ``residual``,
+        ``n``, one row per non-empty bin in the order of the fitted values.
+
+        >>> result = residual_analysis([1.0, 2.0, 5.0, 7.0], [1.0, 1.0, 4.0, 4.0], lags=1)
+        >>> result.binned_means(2).to_dict("list")
+        {'fitted': [1.0, 4.0], 'residual': [0.5, 2.0], 'n': [2, 2]}
+        """
+        _check_count("bins", bins, 1)
+        if len(self.fitted) == 0:
+            return pd.DataFrame({"fitted": [], "residual": [], "n": []})
+        edges = np.unique(np.quantile(self.fitted, np.linspace(0.0, 1.0, int(bins) + 1)))
+        position = np.clip(np.searchsorted(edges, self.fitted, side="right") - 1, 0, None)
+        position = np.minimum(position, max(len(edges) - 2, 0))
+        counts = np.bincount(position)
+        present = counts > 0
+        fitted_sum = np.bincount(position, weights=self.fitted)
+        residual_sum = np.bincount(position, weights=self.residuals)
+        return pd.DataFrame(
+            {
+                "fitted": fitted_sum[present] / counts[present],
+                "residual": residual_sum[present] / counts[present],
+                "n": counts[present],
+            }
+        )
+
+    def histogram(self, bins: int | str = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """``(counts, edges)`` of the residuals, from :func:`numpy.histogram` with ``bins``
+        (a count or one of numpy's rules; ``"auto"`` is capped at 100 bins).
+
+        >>> counts, edges = residual_analysis([0.0, 0.5, 3.0], [0.0, 0.0, 0.0]).histogram(3)
+        >>> counts.tolist(), edges.tolist()
+        ([2, 0, 1], [0.0, 1.0, 2.0, 3.0])
+        """
+        if isinstance(bins, str):
+            edges = np.histogram_bin_edges(self.residuals, bins=bins)
+            if len(edges) > 101:
+                edges = np.histogram_bin_edges(self.residuals, bins=100)
+        else:
+            _check_count("bins", bins, 1)
+            edges = np.histogram_bin_edges(self.residuals, bins=int(bins))
+        counts, edges = np.histogram(self.residuals, bins=edges)
+        return counts, edges
+
+    def normal_qq(self) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+        """Normal Q-Q plot data from :func:`scipy.stats.probplot`: ``(theoretical, ordered,
+        slope, intercept, r)``, the standard normal quantiles at Filliben's plotting
+        positions, the sorted residuals and their least-squares line (``slope``,
+        ``intercept``, correlation ``r``; NaN when the residuals are constant).
+
+        >>> theoretical, ordered, slope, intercept, r = residual_analysis(
+        ...     [0.0, 1.0, 2.0], [0.0, 0.0, 0.0]).normal_qq()
+        >>> np.round(theoretical, 4).tolist(), ordered.tolist(), round(intercept, 6)
+        ([-0.8193, 0.0, 0.8193], [0.0, 1.0, 2.0], 1.0)
+        """
+        if len(self.residuals) == 0:
+            return np.empty(0), np.empty(0), np.nan, np.nan, np.nan
+        if len(self.residuals) < 2 or np.ptp(self.residuals) == 0:
+            (theoretical, ordered) = stats.probplot(self.residuals, dist="norm", fit=False)
+            return theoretical, ordered, np.nan, np.nan, np.nan
+        (theoretical, ordered), (slope, intercept, r) = stats.probplot(
+            self.residuals, dist="norm", fit=True
+        )
+        return theoretical, ordered, float(slope), float(intercept), float(r)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe values; Ljung-Box as ``{"lag", "statistic", "p_value"}`` dicts.
@@ -212,7 +326,15 @@ def residual_analysis(
         n_permutations=int(n_permutations),
         ljung_box=ljung_box,
         correlations=tuple(correlations),
+        fitted=predicted,
+        residuals=residuals,
+        seed=int(seed),
     )
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _correlation(

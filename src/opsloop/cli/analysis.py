@@ -6,6 +6,14 @@ file (``.joblib``, ``.pkl``), which executes code when loaded and is therefore r
 ``--trust``. Exit codes: 0 success, 2 the command could not run; errors are one line on
 stderr.
 
+With ``--run RUN_ID`` the report is logged to that tracked run: the HTML page and the JSON
+of ``AnalysisReport.to_dict()`` as the artifacts ``analysis.html`` and ``analysis.json``,
+the headline numbers of ``AnalysisReport.metrics()`` as metrics (step 0) and the slice with
+the most room as the tag ``analysis.top_slice``. The run's status and end time stay as they
+were, so a finished training run can be analysed afterwards. With ``--experiment NAME`` a new
+run is started in that experiment and gets the same. Runs go where the tracking API sends
+them (``OPSLOOP_TRACKING_URI``, else the local store under ``OPSLOOP_HOME``).
+
 >>> from typer.testing import CliRunner
 >>> CliRunner().invoke(app, ["--help"]).exit_code
 0
@@ -14,6 +22,7 @@ stderr.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,6 +90,14 @@ def analyze(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="Log the report to this existing run (artifacts, metrics)."),
+    ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option(help="Start a run in this experiment and log the report to it."),
+    ] = None,
 ) -> None:
     """Analyse MODEL on DATA and print the slices with the most room for improvement."""
     from sklearn.base import is_classifier
@@ -90,6 +107,13 @@ def analyze(
     from opsloop.data.io import read_table
     from opsloop.reports.analysis import AnalysisReport
 
+    if run is not None and experiment is not None:
+        raise UsageProblem("give --run (an existing run) or --experiment (a new run), not both")
+    if run is not None:
+        from opsloop.tracking import tracking_backend
+
+        # Fail before the analysis, which can take long, if the run does not exist.
+        tracking_backend().get_run(run)
     frame = read_table(data)
     tag_columns = [t.strip() for t in tags.split(",") if t.strip()]
     for column in [label, *tag_columns, *(c for c in (human_labels, order) if c)]:
@@ -156,8 +180,64 @@ def analyze(
                 "—" if row.room is None else f"{row.room:.2%}",
             )
         out.print(table)
+    document = json.dumps(report.to_dict(), indent=2) + "\n"
+    page = report.render_html()
     if json_path is not None:
-        json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        json_path.write_text(document, encoding="utf-8")
         out.print(f"JSON written to {json_path}")
     if html is not None:
-        out.print(f"HTML report written to {report.to_html(html)}")
+        html.write_text(page, encoding="utf-8")
+        out.print(f"HTML report written to {html}")
+    if run is not None or experiment is not None:
+        tags = {"analysis.model": model_path.name, "analysis.data": data.name}
+        top = report.errors.top(1) if report.errors is not None else ()
+        if top:
+            tags["analysis.top_slice"] = f"{top[0].tag} = {top[0].value}"
+        logged = {"analysis.html": page.encode("utf-8"), "analysis.json": document.encode()}
+        if run is not None:
+            from opsloop.tracking import tracking_backend
+
+            log_to_run(tracking_backend(), run, logged, report.metrics(), tags)
+            out.print(f"Report logged to run {run}")
+        else:
+            from opsloop.tracking import start_run
+
+            with start_run(experiment, name=f"analysis of {model_path.name}") as started:
+                log_to_run(started.backend, started.run_id, logged, report.metrics(), tags)
+            out.print(f"Report logged to run {started.run_id} in experiment {experiment!r}")
+
+
+def log_to_run(
+    backend: Any,
+    run_id: str,
+    artifacts: dict[str, bytes],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+) -> None:
+    """Log ``artifacts`` (name → content), ``metrics`` (at step 0) and ``tags`` to a run of a
+    tracking backend, leaving its status and end time as they are.
+
+    >>> import tempfile
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> from opsloop.tracking import LocalTrackingStore
+    >>> store = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+    >>> run_id = store.create_run("e"); store.end_run(run_id)
+    >>> log_to_run(store, run_id, {"a.txt": b"hi"}, {"auc": 0.5}, {"k": "v"})
+    >>> run = store.get_run(run_id)
+    >>> run.status, run.metrics, run.tags, [a.path for a in run.artifacts]
+    ('FINISHED', {'auc': 0.5}, {'k': 'v'}, ['a.txt'])
+    """
+    import numpy as np
+
+    from opsloop.tracking.metric_buffer import MetricBatch
+
+    for name, content in artifacts.items():
+        backend.log_artifact(run_id, content, name)
+    now = time.time_ns() // 1_000_000
+    batch = MetricBatch(
+        tuple(metrics),
+        np.array(list(metrics.values()), dtype=np.float64),
+        np.zeros(len(metrics), dtype=np.int64),
+        np.full(len(metrics), now, dtype=np.int64),
+    )
+    backend.write_batch(run_id, metrics=batch, tags=tags)

@@ -4,7 +4,10 @@ explanations, in one standalone HTML file that opens offline.
 
 Every part is optional: the report shows what it was given. Tables are sortable; the charts
 are plotly figures embedded once with the library inlined (see
-:mod:`opsloop.reports.standalone`).
+:mod:`opsloop.reports.standalone`). The residual plots (:func:`residual_figures`) draw what
+the :class:`~opsloop.analysis.residuals.ResidualAnalysis` holds; above
+:data:`MAX_SCATTER_POINTS` rows the residual-vs-fitted plot shows a seeded sample of rows
+(the page says how many) while its trend line is computed on every row.
 
 >>> from opsloop.analysis import error_analysis
 >>> report = AnalysisReport(errors=error_analysis([1, 0], [0, 0], {"g": ["a", "b"]}, hlp=0.0))
@@ -21,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
+from scipy import stats
 
 from opsloop.analysis.comparison import ModelComparison
 from opsloop.analysis.errors import ErrorAnalysis
@@ -36,7 +41,16 @@ from opsloop.reports.standalone import figure_html, plotly_js, template_environm
 #: Slices shown in the room-for-improvement chart.
 CHART_SLICES = 15
 BAR_COLOR = "#4c78a8"
+LINE_COLOR = "#e45756"
 FIGURE_HEIGHT = 380
+#: Rows drawn in the residual-vs-fitted plot; a larger analysis shows a seeded sample.
+MAX_SCATTER_POINTS = 5_000
+#: Order statistics drawn in the normal Q-Q plot; more residuals show evenly spaced ones.
+MAX_QQ_POINTS = 2_000
+#: Equal-count bins of the fitted values behind the residual-vs-fitted trend line.
+TREND_BINS = 20
+#: Points of the fitted normal density drawn over the residual histogram.
+DENSITY_POINTS = 200
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,39 @@ class AnalysisReport:
                 f"({format_share(top[0].room)} of all predictions)"
             )
         return text + "."
+
+    def metrics(self) -> dict[str, float]:
+        """The headline numbers, named for logging to a tracked run: ``analysis.n``,
+        ``analysis.error_rate``, ``analysis.baseline_error_rate`` and ``analysis.top_room``
+        (the room for improvement of the slice :meth:`headline` names) from the error
+        analysis; ``analysis.residual_mean``, ``analysis.residual_std`` and
+        ``analysis.durbin_watson`` from the residuals. Numbers that are missing or not finite
+        are left out.
+
+        >>> from opsloop.analysis import error_analysis
+        >>> errors = error_analysis([1, 0, 1, 1], [0, 0, 1, 1], {"g": list("aabb")}, hlp=0.0,
+        ...                         min_size=1)
+        >>> metrics = AnalysisReport(errors=errors).metrics()
+        >>> metrics["analysis.error_rate"], metrics["analysis.top_room"], len(metrics)
+        (0.25, 0.25, 4)
+        """
+        values: dict[str, float | None] = {}
+        if self.errors is not None:
+            top = self.errors.top(1)
+            values["analysis.n"] = self.errors.n
+            values["analysis.error_rate"] = self.errors.error_rate
+            values["analysis.baseline_error_rate"] = self.errors.baseline_error_rate
+            values["analysis.top_room"] = top[0].room if top else None
+        if self.residuals is not None:
+            values["analysis.n"] = self.residuals.n
+            values["analysis.residual_mean"] = self.residuals.residual_mean
+            values["analysis.residual_std"] = self.residuals.residual_std
+            values["analysis.durbin_watson"] = self.residuals.durbin_watson
+        return {
+            key: float(value)
+            for key, value in values.items()
+            if value is not None and math.isfinite(float(value))
+        }
 
     def render_html(self) -> str:
         """The standalone page as text (what :meth:`to_html` writes).
@@ -346,7 +393,22 @@ class AnalysisReport:
             ],
             caption="Residuals against left-out features",
         )
-        return _section("residuals", "Residuals", [summary, ljung, correlations], [], None)
+        figures, note = [], None
+        if len(r.residuals):
+            drawn = residual_figures(r)
+            figures = [
+                figure_html(figure, f"residuals-{name}", height=FIGURE_HEIGHT)
+                for name, figure in drawn.items()
+            ]
+            shown = min(r.n, MAX_SCATTER_POINTS)
+            note = (
+                f"Residual = observed − fitted. The scatter shows {shown:,} of {r.n:,} rows"
+                + (f" (a uniform random sample, seed {r.seed})" if shown < r.n else "")
+                + f"; the line is the mean residual in {TREND_BINS} equal-count bins of the "
+                "fitted values, over every row. The histogram's curve is the normal with the "
+                "residuals' mean and standard deviation."
+            )
+        return _section("residuals", "Residuals", [summary, ljung, correlations], figures, note)
 
     def _fairness_section(self) -> dict | None:
         if self.fairness is None:
@@ -437,7 +499,7 @@ class AnalysisReport:
         for k, effect in enumerate(e.ale):
             figure = go.Figure(
                 go.Scatter(
-                    x=list(effect.grid),
+                    x=list(effect.edges) if effect.edges else list(effect.grid),
                     y=list(effect.values),
                     mode="lines+markers",
                     marker_color=BAR_COLOR,
@@ -483,6 +545,122 @@ class AnalysisReport:
             )
             sections.append(_section("local", "Local surrogate of one row", [local], [], None))
         return sections
+
+
+def residual_figures(
+    residuals: ResidualAnalysis,
+    *,
+    max_points: int = MAX_SCATTER_POINTS,
+    max_qq_points: int = MAX_QQ_POINTS,
+    trend_bins: int = TREND_BINS,
+) -> dict[str, go.Figure]:
+    """The three residual plots of ``residuals``, by name: ``"fitted"`` (residual vs fitted:
+    at most ``max_points`` rows from :meth:`~ResidualAnalysis.sample`, and the mean residual
+    per bin of :meth:`~ResidualAnalysis.binned_means` over every row), ``"histogram"`` (the
+    residual histogram of :meth:`~ResidualAnalysis.histogram` with the normal of the
+    residuals' mean and standard deviation, scaled to counts) and ``"qq"`` (the normal Q-Q
+    plot of :meth:`~ResidualAnalysis.normal_qq`, at most ``max_qq_points`` evenly spaced
+    order statistics, with the least-squares line).
+
+    >>> from opsloop.analysis import residual_analysis
+    >>> result = residual_analysis([1.0, 3.0, 2.0, 5.0], [1.5, 2.5, 2.5, 4.5], lags=1)
+    >>> figures = residual_figures(result)
+    >>> sorted(figures), figures["fitted"].data[0].y.tolist()
+    (['fitted', 'histogram', 'qq'], [-0.5, 0.5, -0.5, 0.5])
+    """
+    if len(residuals.residuals) == 0:
+        raise ValueError("residuals holds no fitted values and residuals to plot")
+    for name, value in (
+        ("max_points", max_points),
+        ("max_qq_points", max_qq_points),
+        ("trend_bins", trend_bins),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
+    n = len(residuals.residuals)
+    rows = residuals.sample(max_points)
+    trend = residuals.binned_means(trend_bins)
+    fitted = go.Figure(
+        [
+            go.Scattergl(
+                x=residuals.fitted[rows],
+                y=residuals.residuals[rows],
+                mode="markers",
+                marker={"color": BAR_COLOR, "size": 4, "opacity": 0.5},
+                name=f"{len(rows):,} of {n:,} rows",
+            ),
+            go.Scatter(
+                x=trend["fitted"].to_numpy(),
+                y=trend["residual"].to_numpy(),
+                mode="lines+markers",
+                line={"color": LINE_COLOR, "width": 2},
+                name=f"mean residual, {len(trend)} bins of all rows",
+            ),
+        ]
+    )
+    fitted.add_hline(y=0.0, line={"color": "#888", "dash": "dot", "width": 1})
+    sampled = "" if len(rows) == n else ", random sample"
+    _layout(fitted, f"residual vs fitted ({len(rows):,} of {n:,} rows{sampled})")
+    fitted.update_layout(xaxis_title="fitted", yaxis_title="residual")
+
+    counts, edges = residuals.histogram()
+    histogram = go.Figure(
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2.0,
+            y=counts,
+            width=np.diff(edges),
+            marker_color=BAR_COLOR,
+            name="residuals",
+        )
+    )
+    mean, std = residuals.residual_mean, residuals.residual_std
+    title = f"residual distribution ({len(counts)} bins)"
+    if std > 0:
+        grid = np.linspace(edges[0], edges[-1], DENSITY_POINTS)
+        # Expected count of a bin of width w at x: n · w · density(x).
+        expected = n * np.diff(edges).mean() * stats.norm.pdf(grid, loc=mean, scale=std)
+        histogram.add_trace(
+            go.Scatter(
+                x=grid,
+                y=expected,
+                mode="lines",
+                line={"color": LINE_COLOR, "width": 2},
+                name="normal fit",
+            )
+        )
+        title += f" and normal(mean {format_statistic(mean)}, sd {format_statistic(std)})"
+    _layout(histogram, title)
+    histogram.update_layout(xaxis_title="residual", yaxis_title="rows", bargap=0)
+
+    theoretical, ordered, slope, intercept, r = residuals.normal_qq()
+    if n > max_qq_points:
+        keep = np.round(np.linspace(0, n - 1, max_qq_points)).astype(np.int64)
+        theoretical, ordered = theoretical[keep], ordered[keep]
+    qq = go.Figure(
+        go.Scattergl(
+            x=theoretical,
+            y=ordered,
+            mode="markers",
+            marker={"color": BAR_COLOR, "size": 4},
+            name="residuals",
+        )
+    )
+    title = f"normal Q-Q ({len(ordered):,} of {n:,} order statistics"
+    if not np.isnan(slope):
+        ends = np.array([theoretical[0], theoretical[-1]])
+        qq.add_trace(
+            go.Scatter(
+                x=ends,
+                y=intercept + slope * ends,
+                mode="lines",
+                line={"color": LINE_COLOR, "width": 2},
+                name="least-squares line",
+            )
+        )
+        title += f", r = {r:.4f}"
+    _layout(qq, title + ")")
+    qq.update_layout(xaxis_title="standard normal quantile", yaxis_title="residual")
+    return {"fitted": fitted, "histogram": histogram, "qq": qq}
 
 
 def _section(id_: str, title: str, tables: list, figures: list, note: str | None) -> dict:
