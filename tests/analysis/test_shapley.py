@@ -3,6 +3,8 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
 from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from opsloop.analysis.shapley import is_tree_model, shapley_values
 
@@ -40,17 +42,23 @@ def test_tree_regressor_values_add_up(data):
 
 
 @pytest.mark.slow
-def test_model_agnostic_values_of_a_linear_model(data):
-    # shap compiles its numba code on first use: several seconds, hence slow
+def test_linear_regressor_values_are_exact_and_equal_the_permutation_explainers(data):
+    # shap compiles its numba code on first use: several seconds
     X, _ = data
     model = LinearRegression().fit(X, 3 * X["a"] - X["b"])
     rows = X.iloc[:20]
     result = shapley_values(model, rows, background=50, seed=0)
-    assert result.method == "permutation"
+    assert result.method == "linear"
     # for a linear model with independent masking the Shapley value is coef * (x - mean),
     # the mean over the background: here all 20 rows, since fewer than ``background``
     expected = model.coef_ * (rows.to_numpy() - rows.to_numpy().mean(axis=0))
     np.testing.assert_allclose(result.values, expected, atol=1e-9)
+    assert result.base_value == pytest.approx(model.predict(rows).mean(), abs=1e-9)
+    # the same function behind a pipeline goes to the model-agnostic explainer
+    piped = make_pipeline(StandardScaler(), LinearRegression()).fit(X, 3 * X["a"] - X["b"])
+    agnostic = shapley_values(piped, rows, background=50, seed=0)
+    assert agnostic.method == "permutation"
+    np.testing.assert_allclose(agnostic.values, result.values, atol=1e-9)
 
 
 def test_model_agnostic_needs_numbers():
