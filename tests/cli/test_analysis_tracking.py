@@ -163,3 +163,48 @@ def test_run_and_experiment_together_are_refused(files):
     assert result.exit_code == 2
     assert "give --run (an existing run) or --experiment (a new run), not both" in result.output
     assert search_runs().empty
+
+
+def test_a_registered_model_is_analysed_by_alias_version_or_source_run(files, tmp_path):
+    from opsloop.registry import open_registry
+
+    folder, _, model, _ = files
+    with start_run("churn", name="training", capture=False) as training:
+        training.log_metric("auc", 0.81)
+    registry = open_registry()
+    registry.register("churn", model, run_id=training.run_id)
+    registry.set_alias("churn", "champion", 1)
+    expected = analyze(folder, "model.skops", "default", "--json", str(tmp_path / "file.json"))
+    assert expected.exit_code == 0, expected.output
+    from_file = json.loads((tmp_path / "file.json").read_text())
+    for reference, name in (
+        ("models:/churn@champion", "churn@champion"),
+        ("models:/churn/1", "churn v1"),
+        (f"runs:/{training.run_id}", f"churn v1 (run {training.run_id})"),
+    ):
+        out = tmp_path / "registered.json"
+        result = CliRunner().invoke(
+            app,
+            [reference, str(folder / "loans.csv"), "--label", "default", "--json", str(out)],
+        )
+        assert result.exit_code == 0, result.output
+        document = json.loads(out.read_text())
+        assert document["title"] == f"Analysis of {name} on loans.csv"
+        # the same model, loaded from the registry, gives the same analysis
+        assert {k: v for k, v in document.items() if k != "title"} == {
+            k: v for k, v in from_file.items() if k != "title"
+        }
+
+
+def test_unknown_registry_references_are_one_line_and_exit_2(files):
+    folder = files[0]
+    for reference, message in (
+        ("models:/nope@champion", "unknown model 'nope'"),
+        ("models:/nope", "give models:/NAME/VERSION or models:/NAME@ALIAS"),
+        ("runs:/abc", "no registered model version comes from run abc"),
+    ):
+        result = CliRunner().invoke(
+            app, [reference, str(folder / "loans.csv"), "--label", "default"]
+        )
+        assert result.exit_code == 2
+        assert message in result.output

@@ -72,10 +72,60 @@ def load_model(path: Path, trust: bool = False) -> Any:
     raise UsageProblem(f"{path}: unknown model format {suffix!r} (use .skops, .joblib or .pkl)")
 
 
+def resolve_model(reference: str, trust: bool = False) -> tuple[Any, str]:
+    """The model ``reference`` names, and a short name for it.
+
+    A path is a model file (see :func:`load_model`). ``models:/NAME/VERSION`` and
+    ``models:/NAME@ALIAS`` load a registered version through :func:`opsloop.open_registry`
+    (the local store or the server ``OPSLOOP_TRACKING_URI`` names), which verifies the
+    artifact's sha256 before deserialising; ``runs:/RUN_ID`` is the newest version registered
+    from that run.
+
+    >>> resolve_model("models:/churn")
+    Traceback (most recent call last):
+    ...
+    opsloop.cli.console.UsageProblem: models:/churn: give models:/NAME/VERSION or models:/NAME@ALIAS
+    """
+    if reference.startswith("runs:/"):
+        run_id = reference.removeprefix("runs:/").strip("/")
+        registry = _registry()
+        found = registry.search()
+        found = found[found["run_id"] == run_id]
+        if found.empty:
+            raise UsageProblem(f"{reference}: no registered model version comes from run {run_id}")
+        newest = found.iloc[0]  # search lists the newest first
+        name, version = str(newest["model"]), int(newest["version"])
+        return registry.load(name, version), f"{name} v{version} (run {run_id})"
+    if reference.startswith("models:/"):
+        body = reference.removeprefix("models:/")
+        name, at, alias = body.partition("@")
+        if at and name and alias:
+            return _registry().load(name, alias=alias), f"{name}@{alias}"
+        name, slash, version = body.rpartition("/")
+        if slash and name and version.isdigit():
+            return _registry().load(name, int(version)), f"{name} v{version}"
+        raise UsageProblem(f"{reference}: give models:/NAME/VERSION or models:/NAME@ALIAS")
+    path = Path(reference)
+    return load_model(path, trust), path.name
+
+
+def _registry() -> Any:
+    from opsloop.registry import open_registry
+
+    return open_registry()
+
+
 @app.command("analyze")
 @one_line_errors
 def analyze(
-    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="skops or joblib file.")],
+    model_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODEL_OR_RUN",
+            help="skops or joblib file; models:/NAME/VERSION or models:/NAME@ALIAS from the "
+            "registry; runs:/RUN_ID for the newest version registered from that run.",
+        ),
+    ],
     data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file with labels.")],
     label: Annotated[str, typer.Option(help="The label column.")],
     tags: Annotated[str, typer.Option(help="Comma-separated tag columns.")] = "",
@@ -119,7 +169,7 @@ def analyze(
     for column in [label, *tag_columns, *(c for c in (human_labels, order) if c)]:
         if column not in frame.columns:
             raise UsageProblem(f"{data} has no column {column!r}")
-    model = load_model(model_path, trust)
+    model, model_name = resolve_model(model_ref, trust)
     inputs = [str(c) for c in getattr(model, "feature_names_in_", [])]
     if not inputs:
         skip = {label, *(c for c in (human_labels, order) if c)}
@@ -131,7 +181,7 @@ def analyze(
     y = frame[label].to_numpy()
     predicted = model.predict(X)
     tag_frame = frame[tag_columns] if tag_columns else None
-    parts: dict[str, Any] = {"title": f"Analysis of {model_path.name} on {data.name}"}
+    parts: dict[str, Any] = {"title": f"Analysis of {model_name} on {data.name}"}
     if is_classifier(model):
         baseline: Any = hlp
         if human_labels:
@@ -189,7 +239,7 @@ def analyze(
         html.write_text(page, encoding="utf-8")
         out.print(f"HTML report written to {html}")
     if run is not None or experiment is not None:
-        tags = {"analysis.model": model_path.name, "analysis.data": data.name}
+        tags = {"analysis.model": model_name, "analysis.data": data.name}
         top = report.errors.top(1) if report.errors is not None else ()
         if top:
             tags["analysis.top_slice"] = f"{top[0].tag} = {top[0].value}"
@@ -202,7 +252,7 @@ def analyze(
         else:
             from opsloop.tracking import start_run
 
-            with start_run(experiment, name=f"analysis of {model_path.name}") as started:
+            with start_run(experiment, name=f"analysis of {model_name}") as started:
                 log_to_run(started.backend, started.run_id, logged, report.metrics(), tags)
             out.print(f"Report logged to run {started.run_id} in experiment {experiment!r}")
 
