@@ -7,6 +7,12 @@ time in a fresh process (the workers in ``benchmarks/peers/``) so that peak memo
 contender's alone. Repeats are interleaved across contenders, so a burst of load on the
 machine spreads over all of them instead of landing on one.
 
+Each repeat runs every contender twice: cold (the work is the first thing the process does
+after reading the files, so lazy imports and loading compiled kernels are part of it) and
+warm (``--warm``: the worker first runs the same work on the first 1,000 rows of each frame,
+then measures). The report has a table for each; the verdicts and the p-value checks come from
+the cold runs.
+
 Contenders: opsloop's ``compare`` with the reference as a DataFrame and as a saved
 ``ReferenceProfile`` (built here beforehand, untimed; loaded inside the timed work); the
 scipy loop; numpy sorting the numeric columns of both frames (the floor any exact KS test
@@ -50,6 +56,8 @@ WORKERS = HERE / "peers"
 #: A worker that runs longer than this is stopped and its contender reported as failed.
 WORKER_TIMEOUT_S = 3600
 BASELINE = "opsloop"
+#: How each contender's process runs: cold, or after a warm-up on 1,000 rows (``--warm``).
+MODES = ("cold", "warm")
 
 
 @dataclass(frozen=True)
@@ -155,10 +163,10 @@ def availability(contenders: list[Contender]) -> dict[str, tuple[str | None, str
     return out
 
 
-def run_worker(contender: Contender, python: str, inputs: dict, repeat: int) -> dict:
+def run_worker(contender: Contender, python: str, inputs: dict, repeat: int, mode: str) -> dict:
     """One fresh process of the contender's worker; its result, or ``{"error": ...}``."""
     paths = inputs["paths"]
-    result_path = OUT / "runs" / f"{contender.key}_{repeat}.json"
+    result_path = OUT / "runs" / f"{contender.key}_{mode}_{repeat}.json"
     result_path.parent.mkdir(parents=True, exist_ok=True)
     result_path.unlink(missing_ok=True)
     command = [
@@ -175,6 +183,8 @@ def run_worker(contender: Contender, python: str, inputs: dict, repeat: int) -> 
     ]
     if contender.profile:
         command += ["--profile", str(paths["profile"])]
+    if mode == "warm":
+        command.append("--warm")
     env = dict(os.environ, DO_NOT_TRACK="1", NML_DISABLE_USAGE_LOGGING="1")
     try:
         done = subprocess.run(
@@ -189,22 +199,26 @@ def run_worker(contender: Contender, python: str, inputs: dict, repeat: int) -> 
 
 
 def run_all(contenders: list[Contender], pythons: dict, inputs: dict, repeats: int) -> dict:
-    runs: dict[str, list[dict]] = {c.key: [] for c in contenders}
+    """``{mode: {contender key: [result of each repeat]}}``, cold and warm interleaved."""
+    runs: dict[str, dict[str, list[dict]]] = {m: {c.key: [] for c in contenders} for m in MODES}
     for repeat in range(repeats):
         for c in contenders:
             python = pythons[c.key][0]
-            if python is None or any("error" in r for r in runs[c.key]):
-                continue
-            result = run_worker(c, python, inputs, repeat)
-            runs[c.key].append(result)
-            if "error" in result:
-                print(f"  {c.key}: FAILED ({result['error']})", flush=True)
-            else:
-                print(
-                    f"  repeat {repeat + 1}/{repeats} {c.key}: {result['cpu_s']:.2f} CPU-s, "
-                    f"{result['wall_s']:.2f} wall-s, {result['peak_rss_mb']:.0f} MB",
-                    flush=True,
-                )
+            for mode in MODES:
+                if python is None or any("error" in r for r in runs[mode][c.key]):
+                    continue
+                result = run_worker(c, python, inputs, repeat, mode)
+                runs[mode][c.key].append(result)
+                if "error" in result:
+                    print(f"  {c.key} {mode}: FAILED ({result['error']})", flush=True)
+                else:
+                    added = result["work_peak_rss_mb"] - result["rss_before_mb"]
+                    print(
+                        f"  repeat {repeat + 1}/{repeats} {c.key} {mode}: "
+                        f"{result['cpu_s']:.2f} CPU-s, {result['wall_s']:.2f} wall-s, "
+                        f"peak {result['peak_rss_mb']:.0f} MB, work added {added:.0f} MB",
+                        flush=True,
+                    )
     return runs
 
 
@@ -223,6 +237,11 @@ def summarise(c: Contender, runs: list[dict], truth, note: str) -> dict:
         wall_s=statistics.median(r["wall_s"] for r in runs),
         peak_rss_mb=statistics.median(r["peak_rss_mb"] for r in runs),
         rss_before_mb=statistics.median(r["rss_before_mb"] for r in runs),
+        work_peak_rss_mb=statistics.median(r["work_peak_rss_mb"] for r in runs),
+        # The median of each run's own difference, not a difference of two medians.
+        added_mb=statistics.median(r["work_peak_rss_mb"] - r["rss_before_mb"] for r in runs),
+        input_mb=statistics.median(r["input_bytes"] for r in runs) / 2**20,
+        peak_reset=all(r["peak_reset"] for r in runs),
         repeats=len(runs),
     )
     if c.decides:
@@ -360,39 +379,97 @@ def _fmt(value: float, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
-def render(
-    args, inputs: dict, rows: list[dict], runs: dict, agreement: list[dict], info: dict
-) -> str:
-    truth = inputs["truth"]
+def _speed_table(rows: list[dict], truth, memory: bool) -> list[str]:
+    """The contenders' table of one mode; ``memory`` adds the work's own memory columns."""
     base = next((r for r in rows if r["key"] == BASELINE and r["status"] == "ok"), None)
+    header = (
+        "| contender | version | CPU-s (median) | wall-s (median) | peak RSS MB | "
+        f"shifted detected /{len(truth.shifted)} | "
+        f"unchanged flagged /{len(truth.columns) - len(truth.shifted)} | CPU vs opsloop |"
+    )
+    rule = "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    if memory:
+        header += " MB added by the work | added / input arrays |"
+        rule += " ---: | ---: |"
+    lines = [header, rule]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['label']} | {r['status']} |" + " |" * (8 if memory else 6))
+            continue
+        ratio = f"{r['cpu_s'] / base['cpu_s']:.1f}x" if base and base["cpu_s"] > 0 else "n/a"
+        detected = f"{len(r['detected'])}" if "detected" in r else "n/a"
+        flagged = f"{len(r['false_alarms'])}" if "false_alarms" in r else "n/a"
+        line = (
+            f"| {r['label']} | {r['version']} | {_fmt(r['cpu_s'])} | {_fmt(r['wall_s'])} | "
+            f"{_fmt(r['peak_rss_mb'], 0)} | {detected} | {flagged} | {ratio} |"
+        )
+        if memory:
+            line += f" {_fmt(r['added_mb'], 0)} | {r['added_mb'] / r['input_mb']:.2f} |"
+        lines.append(line)
+    return lines
+
+
+def _input_sizes(rows: list[dict]) -> str:
+    """The input arrays' size in words: one number when every contender saw the same."""
+    sizes = {r["key"]: f"{r['input_mb']:,.0f} MB" for r in rows if r["status"] == "ok"}
+    if len(set(sizes.values())) == 1:
+        return f"{next(iter(sizes.values()))} for every contender"
+    return ", ".join(f"{size} for {key}" for key, size in sizes.items())
+
+
+def _drifted(rows: list[dict], key: str) -> dict | None:
+    return next((r.get("drifted") for r in rows if r["key"] == key and r["status"] == "ok"), None)
+
+
+def render(args, inputs: dict, rows: dict, runs: dict, agreement: list[dict], info: dict) -> str:
+    """The markdown report; ``rows`` and ``runs`` are keyed by mode (cold, warm)."""
+    truth = inputs["truth"]
+    cold, warm = rows["cold"], rows["warm"]
+    warm_rows = next(
+        (
+            f"{done[0]['warm_rows']:,}"
+            for done in runs["warm"].values()
+            if done and "warm_rows" in done[0]
+        ),
+        "the first",
+    )
     lines = [
         f"# Drift benchmark: {args.rows:,} rows, {len(truth.columns)} columns",
         "",
         f"`drift_table({args.rows}, seed={args.seed})`: {len(inputs['roles']['numeric'])} "
         f"numeric and {len(inputs['roles']['categorical'])} categorical columns, "
-        f"{len(truth.shifted)} shifted. Each contender ran {args.repeats} time(s), each in a "
-        "fresh process; times are medians of the timed work only (after the Parquet files are "
-        "read; the cached profile's load is inside it). CPU-s is the worker process's CPU "
-        "time (all threads). Peak RSS is the median over repeats of the worker's `ru_maxrss` "
-        "(interpreter, imports and input frames included).",
+        f"{len(truth.shifted)} shifted. Each contender ran {args.repeats} time(s) cold and "
+        f"{args.repeats} time(s) warm, each in a fresh process; times are medians of the "
+        "timed work only (after the Parquet files are read; the cached profile's load is "
+        "inside it). CPU-s is the worker process's CPU time (all threads). Peak RSS is the "
+        "median over repeats of the worker's peak resident memory (`VmHWM`: interpreter, "
+        "imports, input frames and the work included).",
         "",
-        "| contender | version | CPU-s (median) | wall-s (median) | peak RSS MB | "
-        f"shifted detected /{len(truth.shifted)} | "
-        f"unchanged flagged /{len(truth.columns) - len(truth.shifted)} | CPU vs opsloop |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "## Cold: the work is the first thing the process does after reading the files",
+        "",
+        "Lazy imports, loading compiled kernels and other one-time costs are part of the work.",
+        "",
+        *_speed_table(cold, truth, memory=False),
+        "",
+        f"## Warm: after the same work once on the first {warm_rows} rows of each frame",
+        "",
+        "The worker runs the work on the head of each frame it read (for the cached profile: "
+        "the whole saved profile, loaded again, against the current frame's head), collects "
+        "garbage, then measures the full work. *MB added by the work* is the peak resident "
+        "memory during the timed work minus the resident memory just before it (median of "
+        "each run's difference); *input arrays* is the size of every column of both frames as "
+        "a numpy array (`Series.to_numpy().nbytes`): " + _input_sizes(warm) + ".",
+        "",
+        *_speed_table(warm, truth, memory=True),
     ]
-    for r in rows:
-        if r["status"] != "ok":
-            lines.append(f"| {r['label']} | {r['status']} | | | | | | |")
-            continue
-        ratio = f"{r['cpu_s'] / base['cpu_s']:.1f}x" if base and base["cpu_s"] > 0 else "n/a"
-        detected = f"{len(r['detected'])}" if "detected" in r else "n/a"
-        flagged = f"{len(r['false_alarms'])}" if "false_alarms" in r else "n/a"
-        lines.append(
-            f"| {r['label']} | {r['version']} | {_fmt(r['cpu_s'])} | {_fmt(r['wall_s'])} | "
-            f"{_fmt(r['peak_rss_mb'], 0)} | {detected} | {flagged} | {ratio} |"
-        )
-    measured = [r for r in rows if r["status"] == "ok"]
+    changed = [
+        r["key"]
+        for r in warm
+        if r["status"] == "ok" and "drifted" in r and r["drifted"] != _drifted(cold, r["key"])
+    ]
+    if changed:
+        lines += ["", f"Warm verdicts differ from the cold ones for: {', '.join(changed)}."]
+    measured = [(mode, r) for mode in MODES for r in rows[mode] if r["status"] == "ok"]
     if measured:
         lines += [
             "",
@@ -400,22 +477,31 @@ def render(
             "",
             "Resident memory of each worker just before its timed work (interpreter, imports "
             "and input frames: both frames, or only the current one for the cached profile) "
-            "and at its peak; medians over repeats.",
+            "and at its peak during the work (the peak is reset just before the work), and "
+            "what the work added, against the size of the input arrays; medians over repeats.",
             "",
-            "| contender | RSS before work MB | peak RSS MB | peak minus before MB |",
-            "| --- | ---: | ---: | ---: |",
+            "| contender | mode | RSS before work MB | peak during work MB | added MB "
+            "| input arrays MB | added / input arrays |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
-        for r in measured:
-            added = r["peak_rss_mb"] - r["rss_before_mb"]
+        for mode, r in sorted(measured, key=lambda m: list(CONTENDERS).index(m[1]["key"])):
             lines.append(
-                f"| {r['key']} | {_fmt(r['rss_before_mb'], 0)} | {_fmt(r['peak_rss_mb'], 0)} "
-                f"| {_fmt(added, 0)} |"
+                f"| {r['key']} | {mode} | {_fmt(r['rss_before_mb'], 0)} "
+                f"| {_fmt(r['work_peak_rss_mb'], 0)} | {_fmt(r['added_mb'], 0)} "
+                f"| {_fmt(r['input_mb'], 0)} | {r['added_mb'] / r['input_mb']:.2f} |"
             )
-    deciders = [r for r in rows if r["status"] == "ok" and "drifted" in r]
+        unreset = sorted({r["key"] for _, r in measured if not r["peak_reset"]})
+        if unreset:
+            lines += [
+                "",
+                "The peak could not be reset before the work for: "
+                f"{', '.join(unreset)}; their work's peak is the whole process's.",
+            ]
+    deciders = [r for r in cold if r["status"] == "ok" and "drifted" in r]
     if deciders:
         lines += [
             "",
-            "## Verdicts per column",
+            "## Verdicts per column (cold runs)",
             "",
             "`drifted` means the contender flagged the column. Shifts are in the column's "
             "population standard deviations (mean), as a factor on the spread (scale), or as "
@@ -437,7 +523,7 @@ def render(
     if agreement:
         lines += [
             "",
-            "## opsloop p-values against the scipy loop",
+            "## opsloop p-values against the scipy loop (cold runs)",
             "",
             "| contender | test | columns | bit-identical | max abs difference |",
             "| --- | --- | ---: | ---: | ---: |",
@@ -456,9 +542,9 @@ def render(
         "",
         "## Deciding rules (each library's defaults)",
         "",
-        *opsloop_rules(runs),
+        *opsloop_rules(runs["cold"]),
         "- scipy loop: `ks_2samp` / `chi2_contingency`, raw p < 0.05 per column (no correction).",
-        *peer_rules(runs),
+        *peer_rules(runs["cold"]),
         "",
         "## Machine",
         "",
@@ -476,8 +562,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.key}: unavailable ({pythons[c.key][1]})", flush=True)
     inputs = prepare_inputs(args.rows, args.seed)
     runs = run_all(contenders, pythons, inputs, args.repeats)
-    rows = [summarise(c, runs[c.key], inputs["truth"], pythons[c.key][1]) for c in contenders]
-    agreement = p_value_agreement(runs, "opsloop") + p_value_agreement(runs, "opsloop-profile")
+    rows = {
+        mode: [
+            summarise(c, runs[mode][c.key], inputs["truth"], pythons[c.key][1]) for c in contenders
+        ]
+        for mode in MODES
+    }
+    agreement = p_value_agreement(runs["cold"], "opsloop") + p_value_agreement(
+        runs["cold"], "opsloop-profile"
+    )
     info = machine_info(pythons)
     report = render(args, inputs, rows, runs, agreement, info)
     print(report)

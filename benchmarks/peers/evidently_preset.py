@@ -49,7 +49,11 @@ def main() -> None:
         lambda: (pd.read_parquet(args.reference), pd.read_parquet(args.current))
     )
     measure(
-        args, evidently.__version__, lambda: preset_drift(reference, current, args.roles), read_s
+        args,
+        evidently.__version__,
+        lambda frames: preset_drift(*frames, args.roles),
+        [reference, current],
+        read_s,
     )
 
 

@@ -55,7 +55,11 @@ def main() -> None:
         lambda: (pd.read_parquet(args.reference), pd.read_parquet(args.current))
     )
     measure(
-        args, nannyml.__version__, lambda: univariate_drift(reference, current, args.roles), read_s
+        args,
+        nannyml.__version__,
+        lambda frames: univariate_drift(*frames, args.roles),
+        [reference, current],
+        read_s,
     )
 
 

@@ -25,7 +25,7 @@ def main() -> None:
     frames, read_s = timed_read(
         lambda: [pd.read_parquet(args.reference), pd.read_parquet(args.current)]
     )
-    measure(args, np.__version__, lambda: sort_columns(frames, args.roles["numeric"]), read_s)
+    measure(args, np.__version__, lambda f: sort_columns(f, args.roles["numeric"]), frames, read_s)
 
 
 if __name__ == "__main__":

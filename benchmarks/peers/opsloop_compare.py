@@ -2,7 +2,9 @@
 
 With ``--profile`` the reference is a saved :class:`ReferenceProfile`, loaded inside the
 timed work (reading it is part of what a monitoring job pays each time); otherwise the
-reference is the DataFrame, summarised inside ``compare``.
+reference is the DataFrame, summarised inside ``compare``. With ``--warm`` and a profile, the
+warm-up compares the whole saved profile (loaded again) with the current frame's first rows;
+the reference frame is read only after the measurement, to size the inputs.
 """
 
 from __future__ import annotations
@@ -32,13 +34,26 @@ def main() -> None:
     )
     if args.profile is not None:
         current, read_s = timed_read(lambda: pd.read_parquet(args.current))
-        work = lambda: outcome(compare(ReferenceProfile.load(args.profile), current))  # noqa: E731
+        measure(
+            args,
+            opsloop.__version__,
+            # The warm-up too loads the whole saved profile, against the current frame's head.
+            lambda frames: outcome(compare(ReferenceProfile.load(args.profile), frames[0])),
+            [current],
+            read_s,
+            sized=lambda: [pd.read_parquet(args.reference), current],
+        )
     else:
         (reference, current), read_s = timed_read(
             lambda: (pd.read_parquet(args.reference), pd.read_parquet(args.current))
         )
-        work = lambda: outcome(compare(reference, current))  # noqa: E731
-    measure(args, opsloop.__version__, work, read_s)
+        measure(
+            args,
+            opsloop.__version__,
+            lambda frames: outcome(compare(*frames)),
+            [reference, current],
+            read_s,
+        )
 
 
 if __name__ == "__main__":

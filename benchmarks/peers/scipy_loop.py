@@ -46,7 +46,13 @@ def main() -> None:
     (reference, current), read_s = timed_read(
         lambda: (pd.read_parquet(args.reference), pd.read_parquet(args.current))
     )
-    measure(args, scipy.__version__, lambda: drift_loop(reference, current, args.roles), read_s)
+    measure(
+        args,
+        scipy.__version__,
+        lambda frames: drift_loop(*frames, args.roles),
+        [reference, current],
+        read_s,
+    )
 
 
 if __name__ == "__main__":
