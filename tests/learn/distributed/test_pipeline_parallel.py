@@ -1,4 +1,8 @@
 import json
+import os
+import socket
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -148,3 +152,55 @@ def test_bad_split():
         pipeline_fit(STAGES, (X, np.zeros(4, int)), 1, loss="hinge")
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         pipeline_fit(STAGES, (X, np.zeros(4, int)), 0)
+
+
+@pytest.mark.slow
+def test_a_torchrun_job_trains_one_stage_per_rank(data, tracking_home, tmp_path):
+    X, y = data
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    job = Path(__file__).with_name("torchrun_pipeline_job.py")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2"]
+    command += ["--master-addr=127.0.0.1", f"--master-port={port}", str(job), str(tmp_path)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=180)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    answers = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    # rank 1 was handed a run too and wrote nothing to it; both ranks return the same result
+    assert answers[1]["logged"] == 0
+    assert answers[0]["result"] == answers[1]["result"]
+    reference = torch.nn.Sequential(*stage_layers(0), *stage_layers(1))
+    step = torch.optim.SGD(reference.parameters(), lr=0.1)
+    losses = train_in_one_process(
+        reference, X, y, epochs=2, batch_size=16, step=step, loss=torch.nn.functional.cross_entropy
+    )
+    np.testing.assert_allclose(answers[0]["result"]["step_losses"], losses, rtol=1e-5)
+    # stage 0 holds layers 0 and 2 of the unsplit model; stage 1's layer 1 is its layer 4
+    renamed = {"0": "0", "2": "2", "1": "4"}
+    expected = reference.state_dict()
+    assert len(answers[0]["weights"]) == len(expected) == 6
+    for key, value in answers[0]["weights"].items():
+        layer, _, kind = key.partition(".")
+        np.testing.assert_allclose(value, expected[f"{renamed[layer]}.{kind}"].numpy(), rtol=1e-5)
+    stored = opsloop.get_run(answers[0]["run_id"])
+    assert stored.params["stages"] == "2"
+    assert history(stored, "batch_loss")[1] == pytest.approx(losses, rel=1e-5)
+
+
+def test_a_torchrun_job_needs_one_rank_per_stage(data, monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for key, value in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match="the torchrun job has 1 ranks but the model has 2 stages"):
+        pipeline_fit(MODEL, data, 1, split_at=[3], batch_size=8, micro_batches=2)
+    assert not torch.distributed.is_initialized()

@@ -17,13 +17,15 @@ optimiser step per global batch. As each micro-batch's loss is its summed loss d
 global batch size, the accumulated gradient is that of the mean loss over the global batch:
 the step single-process training takes (up to float rounding).
 
-Stages run on the CPU over gloo, in processes spawned here.
+Stages run on the CPU over gloo, in processes spawned here or, for :func:`pipeline_fit`, as
+the ranks of a torchrun job (one stage per rank, on one machine or several).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.learn.distributed.data_parallel import LOSSES, OPTIMISERS, summed_loss
-from opsloop.learn.distributed.launch import spawn
+from opsloop.learn.distributed.launch import launched_by_torchrun, spawn
 from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics
 from opsloop.learn.torch_import import import_torch
 
@@ -338,8 +340,13 @@ def pipeline_fit(
     batches of ``batch_size`` rows, each cut into ``micro_batches`` pieces (fewer when a batch
     has fewer rows) and run through the GPipe schedule, then one ``optimiser`` step per stage.
 
+    Under torchrun this process is one stage of the job (rank ``r`` runs stage ``r``; the job
+    must have one rank per stage) and every rank returns the result; otherwise one local
+    process per stage is spawned.
+
     ``run`` (see :class:`~opsloop.learn.run_log.RunLog`) receives the hyperparameters,
-    ``batch_loss`` at every step, ``loss`` at every epoch and ``pipeline_fit.json``.
+    ``batch_loss`` at every step, ``loss`` at every epoch and ``pipeline_fit.json``; under
+    torchrun only rank 0 writes to it.
 
     Starting the stage processes takes seconds, so the example shows a check; a real call is
     ``pipeline_fit(partial(mlp, [4, 8, 2]), (X, y), epochs=3, split_at=[2])``.
@@ -370,6 +377,9 @@ def pipeline_fit(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     _check_micro_batches(micro_batches, batch_size, "batch_size")
     builders = stage_builders(model, split_at)
+    # Under torchrun every rank calls this; only rank 0 writes to the run.
+    if launched_by_torchrun() and int(os.environ.get("RANK", "0")) != 0:
+        run = None
     if run is not None:
         run.log_params(
             {
@@ -385,7 +395,10 @@ def pipeline_fit(
             }
         )
     args = (builders, X, y, epochs, batch_size, micro_batches, lr, loss, optimiser, seed)
-    raw = spawn(_train_stage, len(builders), args)
+    if launched_by_torchrun():
+        raw = _train_in_torchrun_job(len(builders), args)
+    else:
+        raw = spawn(_train_stage, len(builders), args)
     result = PipelineFitResult(
         stages=len(builders),
         epochs=int(epochs),
@@ -404,3 +417,25 @@ def pipeline_fit(
             log_metrics(run, {"loss": value}, step=epoch)
         log_json(run, result.to_dict(), "pipeline_fit.json")
     return result
+
+
+def _train_in_torchrun_job(stages: int, args: tuple) -> dict:
+    """Train as the stage of this torchrun rank; every rank gets rank 0's gathered answer."""
+    torch = import_torch()
+    dist = torch.distributed
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group("gloo", init_method="env://")
+    try:
+        rank, size = dist.get_rank(), dist.get_world_size()
+        if size != stages:
+            raise ValueError(
+                f"the torchrun job has {size} ranks but the model has {stages} stages; "
+                "start one rank per stage"
+            )
+        answer = [_train_stage(rank, size, *args)]
+        dist.broadcast_object_list(answer, src=0)
+        return answer[0]
+    finally:
+        if created:
+            dist.destroy_process_group()
