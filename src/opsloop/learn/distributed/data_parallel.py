@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from opsloop.learn.distributed.launch import launched_by_torchrun, spawn
+from opsloop.learn.distributed.launch import close_process_group, launched_by_torchrun, spawn
 from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics, log_state_dict
 from opsloop.learn.torch_import import import_torch
 
@@ -308,7 +308,7 @@ def fit(
             raw = _train(rank, size, *args, on_epoch)
         finally:
             if created:
-                dist.destroy_process_group()
+                close_process_group()
     elif world_size == 1:
         logger = run
         if logger is not None:

@@ -8,6 +8,7 @@ file (the ``spawn`` start method cannot return values).
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import tempfile
@@ -32,6 +33,22 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def close_process_group() -> None:
+    """Destroy the default process group, freeing what still holds it first.
+
+    A DDP module sits in reference cycles that hold the process group's work objects; left to
+    the interpreter's shutdown, freeing them aborts the process ("terminate called without an
+    active exception"), so they are collected here, while the interpreter is alive.
+
+    >>> close_process_group()  # no group: nothing to do
+    """
+    torch = import_torch()
+    gc.collect()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    gc.collect()
+
+
 def _entry(rank, world_size, init_method, backend, worker, args, out_path):
     torch = import_torch()
     torch.set_num_threads(1)
@@ -41,8 +58,10 @@ def _entry(rank, world_size, init_method, backend, worker, args, out_path):
         result = worker(rank, world_size, *args)
         if result is not None:
             torch.save(result, out_path)
+        # No rank tears down its connections while another still uses them.
+        dist.barrier()
     finally:
-        dist.destroy_process_group()
+        close_process_group()
 
 
 def spawn(

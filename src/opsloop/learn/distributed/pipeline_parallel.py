@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.learn.distributed.data_parallel import LOSSES, OPTIMISERS, summed_loss
-from opsloop.learn.distributed.launch import launched_by_torchrun, spawn
+from opsloop.learn.distributed.launch import close_process_group, launched_by_torchrun, spawn
 from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics
 from opsloop.learn.torch_import import import_torch
 
@@ -438,4 +438,4 @@ def _train_in_torchrun_job(stages: int, args: tuple) -> dict:
         return answer[0]
     finally:
         if created:
-            dist.destroy_process_group()
+            close_process_group()
