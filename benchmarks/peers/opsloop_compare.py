@@ -1,7 +1,8 @@
 """Worker: ``opsloop.data.drift.compare`` with its defaults, in the main venv.
 
-With ``--profile`` the reference is a saved :class:`ReferenceProfile`, loaded inside the
-timed work (reading it is part of what a monitoring job pays each time); otherwise the
+With ``--profile`` the reference is a saved :class:`ReferenceProfile`, opened with
+``lazy=True`` inside the timed work (each column is read from the file as it is compared;
+reading it is part of what a monitoring job pays each time); otherwise the
 reference is the DataFrame, summarised inside ``compare``. With ``--warm`` and a profile, the
 warm-up compares the whole saved profile (loaded again) with the current frame's first rows;
 the reference frame is read only after the measurement, to size the inputs.
@@ -37,8 +38,11 @@ def main() -> None:
         measure(
             args,
             opsloop.__version__,
-            # The warm-up too loads the whole saved profile, against the current frame's head.
-            lambda frames: outcome(compare(ReferenceProfile.load(args.profile), frames[0])),
+            # The warm-up too opens the saved profile and reads every column, against the current
+            # frame's head. lazy=True: one reference column in memory at a time.
+            lambda frames: outcome(
+                compare(ReferenceProfile.load(args.profile, lazy=True), frames[0])
+            ),
             [current],
             read_s,
             sized=lambda: [pd.read_parquet(args.reference), current],

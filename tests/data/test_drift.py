@@ -228,6 +228,17 @@ def test_reference_profile_round_trip_gives_identical_results(tmp_path):
     profile = drift.ReferenceProfile.from_frame(ref)
     loaded = drift.ReferenceProfile.load(profile.save(tmp_path / "ref.npz"))
     assert drift.compare(loaded, cur).to_dict() == direct.to_dict()
+    lazy = drift.ReferenceProfile.load(tmp_path / "ref.npz", lazy=True)
+    assert list(lazy) == list(profile)
+    assert drift.compare(lazy, cur).to_dict() == direct.to_dict()
+    # each lookup reads the column anew: the profile keeps no sorted values between columns
+    first, again = lazy["salary"].sample.values, lazy["salary"].sample.values
+    assert first is not again
+    np.testing.assert_array_equal(first, profile["salary"].sample.values)
+    # a lazy profile saves like an eager one
+    assert drift.ReferenceProfile.load(lazy.save(tmp_path / "copy.npz"))["salary"].n_valid == (
+        profile["salary"].n_valid
+    )
 
 
 def test_bad_values_missing_columns_and_bad_arguments():

@@ -16,6 +16,7 @@ sketch.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -200,7 +201,9 @@ class ReferenceProfile(Mapping):
         return cls(summarize(frame[c], kinds.get(c), str(c)) for c in names)
 
     def __getitem__(self, name: str) -> ColumnSummary:
-        return self._columns[name]
+        column = self._columns[name]
+        # a profile loaded with lazy=True holds readers: each access reads that column anew
+        return column() if callable(column) else column
 
     def __iter__(self):
         return iter(self._columns)
@@ -221,7 +224,7 @@ class ReferenceProfile(Mapping):
         path = Path(path)
         arrays: dict[str, np.ndarray] = {}
         meta = []
-        for i, col in enumerate(self._columns.values()):
+        for i, col in enumerate(self[name] for name in self._columns):
             entry = {
                 "name": col.name,
                 "kind": col.kind,
@@ -242,28 +245,52 @@ class ReferenceProfile(Mapping):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> ReferenceProfile:
-        """Read a profile written by :meth:`save`."""
-        with np.load(Path(path), allow_pickle=False) as data:
+    def load(cls, path: str | Path, *, lazy: bool = False) -> ReferenceProfile:
+        """Read a profile written by :meth:`save`.
+
+        With ``lazy=True`` only the column list is read now; each column's sorted values are
+        read from the file when that column is looked up, and not kept: :func:`compare` then
+        holds one reference column at a time instead of the whole profile. The file must stay
+        in place while the profile is used.
+
+        >>> import pandas as pd, tempfile, pathlib
+        >>> p = ReferenceProfile.from_frame(pd.DataFrame({"a": [2.0, 1.0], "b": ["u", "v"]}))
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     lazy = ReferenceProfile.load(p.save(pathlib.Path(d) / "ref.npz"), lazy=True)
+        ...     print(list(lazy), lazy["a"].sample.values.tolist(), lazy["b"].counts)
+        ['a', 'b'] [1.0, 2.0] {'u': 1, 'v': 1}
+        """
+        path = Path(path)
+        with np.load(path, allow_pickle=False) as data:
             meta = json.loads(data["meta"].tobytes().decode())
-            columns = []
-            for i, entry in enumerate(meta):
-                sample = counts = None
-                if f"values_{i}" in data:
-                    sample = SortedSample(
-                        data[f"values_{i}"], entry["n_sample_missing"], entry["n_nonfinite"]
-                    )
-                else:
-                    counts = {k: int(v) for k, v in entry["counts"]}
-                columns.append(
-                    ColumnSummary(
-                        entry["name"],
-                        entry["kind"],
-                        entry["n_rows"],
-                        entry["n_missing"],
-                        entry["n_invalid"],
-                        sample,
-                        counts,
-                    )
-                )
-        return cls(columns)
+            if not lazy:
+                return cls(_stored_column(entry, i, data) for i, entry in enumerate(meta))
+        profile = cls(())
+        for i, entry in enumerate(meta):
+            profile._columns[entry["name"]] = functools.partial(_read_stored_column, path, entry, i)
+        return profile
+
+
+def _stored_column(entry: dict, index: int, data) -> ColumnSummary:
+    """Column ``index`` of a saved profile from its metadata and the open ``.npz`` file."""
+    sample = counts = None
+    if f"values_{index}" in data:
+        sample = SortedSample(
+            data[f"values_{index}"], entry["n_sample_missing"], entry["n_nonfinite"]
+        )
+    else:
+        counts = {k: int(v) for k, v in entry["counts"]}
+    return ColumnSummary(
+        entry["name"],
+        entry["kind"],
+        entry["n_rows"],
+        entry["n_missing"],
+        entry["n_invalid"],
+        sample,
+        counts,
+    )
+
+
+def _read_stored_column(path: Path, entry: dict, index: int) -> ColumnSummary:
+    with np.load(path, allow_pickle=False) as data:
+        return _stored_column(entry, index, data)
