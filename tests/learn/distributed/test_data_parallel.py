@@ -1,14 +1,11 @@
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.learn.distributed.launching import as_single_torchrun_rank, run_two_rank_job
 from tests.learn.tracked import artifact_bytes, history
 
 torch = pytest.importorskip("torch")
@@ -96,17 +93,7 @@ def test_single_process_equals_a_plain_training_loop(data):
 
 
 def test_joins_a_torchrun_job_from_the_environment(data, monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    for key, value in {
-        "RANK": "0",
-        "WORLD_SIZE": "1",
-        "LOCAL_RANK": "0",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(port),
-    }.items():
-        monkeypatch.setenv(key, value)
+    as_single_torchrun_rank(monkeypatch)
     under_torchrun = fit(MODEL, data, epochs=1, batch_size=30, world_size=4)
     monkeypatch.delenv("RANK")
     plain = fit(MODEL, data, epochs=1, batch_size=30)
@@ -130,23 +117,10 @@ def test_one_process_logs_every_epoch_to_the_run(data, tracking_home):
         fit(MODEL, data, epochs=1, run="fit")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_under_torchrun_rank_zero_logs_every_ranks_metrics(data, tracking_home, tmp_path):
     np.savez(tmp_path / "data.npz", X=data[0], y=data[1])
-    job = Path(__file__).with_name("torchrun_job.py")
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2"]
-    command += ["--master-addr=127.0.0.1", f"--master-port={_free_port()}"]
-    command += [str(job), str(tmp_path)]
-    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=180)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    answers = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    answers = run_two_rank_job(Path(__file__).with_name("torchrun_job.py"), tmp_path)
     # rank 1 was handed a run too, and wrote nothing to it
     assert answers[1]["logged"] == {"params": 0, "metrics": 0, "artifacts": 0}
     # every rank returns the same result, holding both ranks' numbers

@@ -1,13 +1,10 @@
 import json
-import os
-import socket
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.learn.distributed.launching import as_single_torchrun_rank, run_two_rank_job
 from tests.learn.distributed.stages import built_on_its_rank, stage_layers
 from tests.learn.tracked import artifact_bytes, history
 
@@ -158,16 +155,7 @@ def test_bad_split():
 def test_a_torchrun_job_trains_one_stage_per_rank(data, tracking_home, tmp_path):
     X, y = data
     np.savez(tmp_path / "data.npz", X=X, y=y)
-    job = Path(__file__).with_name("torchrun_pipeline_job.py")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2"]
-    command += ["--master-addr=127.0.0.1", f"--master-port={port}", str(job), str(tmp_path)]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=180)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    answers = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    answers = run_two_rank_job(Path(__file__).with_name("torchrun_pipeline_job.py"), tmp_path)
     # rank 1 was handed a run too and wrote nothing to it; both ranks return the same result
     assert answers[1]["logged"] == 0
     assert answers[0]["result"] == answers[1]["result"]
@@ -190,17 +178,7 @@ def test_a_torchrun_job_trains_one_stage_per_rank(data, tracking_home, tmp_path)
 
 
 def test_a_torchrun_job_needs_one_rank_per_stage(data, monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    for key, value in {
-        "RANK": "0",
-        "WORLD_SIZE": "1",
-        "LOCAL_RANK": "0",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(port),
-    }.items():
-        monkeypatch.setenv(key, value)
+    as_single_torchrun_rank(monkeypatch)
     with pytest.raises(ValueError, match="the torchrun job has 1 ranks but the model has 2 stages"):
         pipeline_fit(MODEL, data, 1, split_at=[3], batch_size=8, micro_batches=2)
     assert not torch.distributed.is_initialized()
