@@ -182,26 +182,39 @@ def audit_entries(db: Database, entity_prefix: str | None = None) -> pd.DataFram
         query = query.where(_log.c.entity.startswith(entity_prefix, autoescape=True))
     with db.read() as connection:
         rows = connection.execute(query).mappings().all()
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "id",
-            "at_ms",
-            "actor",
-            "action",
-            "entity",
-            "reason",
-            "before_json",
-            "after_json",
-            "prev_hash",
-            "hash",
-        ],
+    return audit_frame(
+        {
+            **{k: row[k] for k in _COLUMNS},
+            "before": _parsed(row["before_json"]),
+            "after": _parsed(row["after_json"]),
+        }
+        for row in rows
     )
+
+
+# The logged fields of an entry as the table shows them, before/after aside (parsed JSON).
+_COLUMNS = ("id", "at_ms", "actor", "action", "entity", "reason", "prev_hash", "hash")
+
+
+def audit_frame(entries) -> pd.DataFrame:
+    """The audit table from entries with ``at_ms`` and parsed ``before``/``after`` values.
+
+    Both registries (local, and over HTTP from the server's entries) build it here, so the
+    two give the same columns and dtypes.
+
+    >>> frame = audit_frame([{"id": 1, "at_ms": 0, "actor": "ana", "action": "register",
+    ...     "entity": "model:m", "reason": None, "prev_hash": "0", "hash": "1",
+    ...     "before": None, "after": {"version": 1}}])
+    >>> list(frame.columns)
+    ['id', 'time', 'actor', 'action', 'entity', 'reason', 'prev_hash', 'hash', 'before', 'after']
+    >>> str(frame["time"].iloc[0]), frame["after"].iloc[0]
+    ('1970-01-01 00:00:00+00:00', {'version': 1})
+    """
+    entries = list(entries)
+    frame = pd.DataFrame([{c: e[c] for c in _COLUMNS} for e in entries], columns=list(_COLUMNS))
     frame.insert(1, "time", pd.to_datetime(frame.pop("at_ms").astype("int64"), unit="ms", utc=True))
-    frame = frame.drop(columns=["before_json", "after_json"])
-    frame["reason"] = pd.Series([row["reason"] for row in rows], dtype=object)
-    frame["before"] = pd.Series([_parsed(row["before_json"]) for row in rows], dtype=object)
-    frame["after"] = pd.Series([_parsed(row["after_json"]) for row in rows], dtype=object)
+    for name in ("reason", "before", "after"):
+        frame[name] = pd.Series([e[name] for e in entries], dtype=object)
     return frame
 
 

@@ -35,9 +35,9 @@ from urllib.parse import quote
 import httpx
 import pandas as pd
 
-from opsloop.registry.audit import AuditVerification
+from opsloop.registry.audit import AuditVerification, audit_frame
 from opsloop.registry.flavors import FLAVORS, dump_model, infer_flavor, load_model_bytes
-from opsloop.registry.model_registry import UnknownModelError, _signature
+from opsloop.registry.model_registry import SEARCH_COLUMNS, UnknownModelError, _signature
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.registry.users import PermissionDenied
 from opsloop.store.artifacts import TamperedArtifactError, check_sha256
@@ -45,18 +45,6 @@ from opsloop.tracking.http_store import ServerConnection
 from opsloop.tracking.limits import checked_key, metric_value, tag_text
 
 _ERRORS = {"UnknownModelError": UnknownModelError, "PermissionDenied": PermissionDenied}
-_SEARCH_COLUMNS = [
-    "model",
-    "version",
-    "flavor",
-    "aliases",
-    "metrics",
-    "tags",
-    "description",
-    "run_id",
-    "artifact_sha256",
-]
-_AUDIT_COLUMNS = ["id", "at_ms", "actor", "action", "entity", "reason", "prev_hash", "hash"]
 
 
 def _segment(text: str) -> str:
@@ -246,7 +234,7 @@ class HttpModelRegistry:
         rows = self._call("POST", "/models/search", json=body).json()["versions"]
         for row in rows:
             row["aliases"] = tuple(row["aliases"])
-        return pd.DataFrame(rows, columns=_SEARCH_COLUMNS)
+        return pd.DataFrame(rows, columns=SEARCH_COLUMNS)
 
     def verify_audit_log(self) -> AuditVerification:
         """Check the audit log's hash chain on the server.
@@ -264,17 +252,7 @@ class HttpModelRegistry:
         """
         params = {} if name is None else {"model": name}
         rows = self._call("GET", "/audit", params=params).json()["entries"]
-        frame = pd.DataFrame(
-            [{**row, "at_ms": row["time"]} for row in rows], columns=_AUDIT_COLUMNS
-        )
-        # The same steps as the local table, so both backends give identical dtypes.
-        frame.insert(
-            1, "time", pd.to_datetime(frame.pop("at_ms").astype("int64"), unit="ms", utc=True)
-        )
-        frame["reason"] = pd.Series([row["reason"] for row in rows], dtype=object)
-        frame["before"] = pd.Series([row["before"] for row in rows], dtype=object)
-        frame["after"] = pd.Series([row["after"] for row in rows], dtype=object)
-        return frame
+        return audit_frame({**row, "at_ms": row["time"]} for row in rows)
 
     # -- writes ---------------------------------------------------------------------------
 

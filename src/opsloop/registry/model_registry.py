@@ -50,6 +50,20 @@ class UnknownModelError(ValueError):
     """No registered model, version or alias matches."""
 
 
+#: Columns of :meth:`ModelRegistry.search`'s frame (the HTTP registry's too).
+SEARCH_COLUMNS = (
+    "model",
+    "version",
+    "flavor",
+    "aliases",
+    "metrics",
+    "tags",
+    "description",
+    "run_id",
+    "artifact_sha256",
+)
+
+
 def _by_version(connection: Connection, version_id, key, value, chosen) -> dict[int, dict]:
     """``{version id: {key: value}}`` (keys sorted) for the versions ``chosen`` selects.
 
@@ -848,17 +862,6 @@ class ModelRegistry:
             metrics = _by_version(connection, vm.c.version_id, vm.c.key, vm.c.value, chosen)
             tag_values = _by_version(connection, vt.c.version_id, vt.c.key, vt.c.value, chosen)
             aliases = _by_version(connection, _aliases.c.version_id, _aliases.c.name, None, chosen)
-        columns = [
-            "model",
-            "version",
-            "flavor",
-            "aliases",
-            "metrics",
-            "tags",
-            "description",
-            "run_id",
-            "artifact_sha256",
-        ]
         records = [
             {
                 "model": model,
@@ -873,7 +876,7 @@ class ModelRegistry:
             }
             for version_id, model, number, flavor, description, run_id, sha256 in found
         ]
-        return pd.DataFrame(records, columns=columns)
+        return pd.DataFrame(records, columns=SEARCH_COLUMNS)
 
     def verify_audit_log(self) -> AuditVerification:
         """Check the audit log's hash chain (see :mod:`.audit`).
