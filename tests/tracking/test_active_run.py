@@ -96,14 +96,16 @@ def test_the_background_flusher_writes_without_being_asked(store):
     run.end()
 
 
-def test_a_full_buffer_wakes_the_flusher(store):
+def test_a_full_buffer_is_written_by_the_logging_call_itself(store):
     run = ActiveRun(store, store.create_run("e"), flush_interval_s=3600, max_buffered=10)
-    for step in range(10):
+    for step in range(9):
         run.log_metric("x", float(step), step=step)
-    deadline = time.monotonic() + 10
-    while len(store.metric_history(run.run_id, "x")) < 10:
-        assert time.monotonic() < deadline, "a full buffer did not trigger a flush"
-        time.sleep(0.01)
+    assert len(store.metric_history(run.run_id, "x")) == 0
+    run.log_metric("x", 9.0, step=9)
+    # No waiting: the tenth call returned only once its points were stored.
+    assert store.metric_history(run.run_id, "x")["step"].tolist() == list(range(10))
+    run.log_metrics({"a": 1.0, "b": 2.0}, step=10)
+    assert len(run._metrics) == 2
     run.end()
 
 
@@ -135,6 +137,18 @@ def test_a_failed_flush_loses_nothing_and_is_reported(store):
     stored = store.get_run(run.run_id)
     assert stored.params == {"a": "1"}
     assert store.metric_history(run.run_id, "x")["value"].tolist() == [1.0, 2.0]
+
+
+def test_a_failed_write_of_a_full_buffer_raises_at_the_call_and_loses_nothing(store):
+    backend = FlakyBackend(store)
+    run = ActiveRun(backend, store.create_run("e"), flush_interval_s=3600, max_buffered=3)
+    run.log_metric("x", 0.0, step=0)
+    run.log_metric("x", 1.0, step=1)
+    with pytest.raises(ConnectionError, match="database went away"):
+        run.log_metric("x", 2.0, step=2)
+    run.log_metric("x", 3.0, step=3)
+    assert store.metric_history(run.run_id, "x")["value"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    run.end()
 
 
 def test_log_dataset_records_hash_schema_and_profile(tracking_target):

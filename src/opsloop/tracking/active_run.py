@@ -1,9 +1,13 @@
 """A run being logged: the object ``start_run`` yields, with buffered, batched writes.
 
 Params, tags and metric points are kept in memory and written together by a background
-thread every ``flush_interval_s`` seconds, as soon as ``max_buffered`` points wait, on
-:meth:`ActiveRun.flush` and when the run ends. A batch that fails to write is put back, so a
-later flush retries it; the error is raised to the caller at the next call. Artifacts and
+thread every ``flush_interval_s`` seconds, on :meth:`ActiveRun.flush` and when the run ends.
+When ``max_buffered`` points wait, the logging call itself writes them: a loop that logs
+faster than the store can write then waits for the store, so memory and the size of a
+transaction stay bounded (a background thread alone could not keep up: it competes with the
+logging loop for the interpreter at every row it hands to the database). A batch that fails
+to write is put back, so a later flush retries it; the error is raised to the caller at the
+next call. Artifacts and
 data sets are written at once: they are few, and their content must be stored first.
 
 >>> import tempfile
@@ -136,7 +140,7 @@ class ActiveRun:
         if timestamp_ms is None:
             timestamp_ms = time.time_ns() // 1_000_000
         if self._metrics.append(key, value, step, timestamp_ms) >= self.max_buffered:
-            self._wake.set()
+            self._write_pending()
 
     def log_metrics(
         self, metrics: Mapping[str, float], step: int = 0, timestamp_ms: int | None = None
@@ -162,7 +166,7 @@ class ActiveRun:
             values.append(metric_value(key, value))
         self._metrics.extend(keys, values, [step] * len(keys), [stamp] * len(keys))
         if len(self._metrics) >= self.max_buffered:
-            self._wake.set()
+            self._write_pending()
 
     def log_param(self, key: str, value: object) -> None:
         """Record one param (stored as text; logging it again needs the same value).
