@@ -61,6 +61,21 @@ def entry_hash(
     return hashlib.sha256(document.encode()).hexdigest()
 
 
+def lock_audit_log(connection: Connection) -> None:
+    """Hold the log's lock until the caller's transaction ends (a no-op on SQLite).
+
+    On SQLite every write transaction already holds the database's one write lock. On
+    PostgreSQL a change that reads state, checks it and then writes it with its audit entry
+    takes this lock first, so no concurrent change slips between its check and its write.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").write() as c:
+    ...     lock_audit_log(c)
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+
+
 def append_audit(
     connection: Connection,
     actor: str,
@@ -77,8 +92,7 @@ def append_audit(
     ...     len(append_audit(c, "ana", "create", "model:x", None, None, {"name": "x"}))
     64
     """
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+    lock_audit_log(connection)
     prev = (
         connection.execute(sa.select(_log.c.hash).order_by(_log.c.id.desc()).limit(1)).scalar()
         or GENESIS
@@ -100,6 +114,31 @@ def append_audit(
         )
     )
     return digest
+
+
+def alias_version_at(connection: Connection, model: str, alias: str, at_ms: int) -> int | None:
+    """The version ``model``'s ``alias`` pointed at, at time ``at_ms``, from the log.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> with db.write() as c:
+    ...     _ = append_audit(c, "ana", "set_alias", "model:m/alias:prod", None, None,
+    ...                      {"version": 3})
+    >>> with db.read() as c:
+    ...     alias_version_at(c, "m", "prod", 0), alias_version_at(c, "m", "prod", now_ms() + 1)
+    (None, 3)
+    """
+    after = connection.execute(
+        sa.select(_log.c.after_json)
+        .where(
+            _log.c.entity == f"model:{model}/alias:{alias}",
+            _log.c.action == "set_alias",
+            _log.c.at_ms <= int(at_ms),
+        )
+        .order_by(_log.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return None if after is None else json.loads(after)["version"]
 
 
 @dataclass(frozen=True)

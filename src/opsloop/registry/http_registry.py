@@ -178,23 +178,7 @@ class HttpModelRegistry:
         """
         path = f"/models/{_segment(name)}/lineage"
         document = self._call("GET", path, params=_selector(version, alias)).json()
-        packages = document["packages"]
-        return Lineage(
-            model=document["model"],
-            version=document["version"],
-            alias=document["alias"],
-            artifact_sha256=document["artifact_sha256"],
-            run_id=document["run_id"],
-            experiment=document["experiment"],
-            git_commit=document["git_commit"],
-            git_branch=document["git_branch"],
-            git_dirty=document["git_dirty"],
-            git_diff_sha256=document["git_diff_sha256"],
-            python_version=document["python_version"],
-            environment_sha256=document["environment_sha256"],
-            packages=None if packages is None else tuple(packages),
-            datasets=tuple(document["datasets"].items()),
-        )
+        return Lineage.from_dict(document)
 
     def list_models(self) -> pd.DataFrame:
         """One row per model: ``name``, ``description``, ``latest_version``, ``aliases``.

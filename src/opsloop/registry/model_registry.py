@@ -32,10 +32,17 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.registry.audit import AuditVerification, append_audit, audit_entries, verify_audit_log
+from opsloop.registry.audit import (
+    AuditVerification,
+    alias_version_at,
+    append_audit,
+    audit_entries,
+    verify_audit_log,
+)
 from opsloop.registry.flavors import FLAVORS, dump_model, infer_flavor, load_model_bytes
+from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
-from opsloop.registry.users import PermissionDenied, User
+from opsloop.registry.users import PermissionDenied, acting_user
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, check_sha256
 from opsloop.store.database import Database, now_ms, open_database
@@ -104,25 +111,7 @@ class ModelRegistry:
     # -- identity -------------------------------------------------------------------------
 
     def _user(self, connection: Connection, actor: str | None, role: str) -> str:
-        name = actor or self.actor
-        users = tables.users
-        row = connection.execute(
-            sa.select(users.c.name, users.c.role).where(users.c.name == name)
-        ).first()
-        if row is not None:
-            user = User(row.name, row.role)
-            if not user.can(role):
-                raise PermissionDenied(f"user {name!r} has role {user.role!r}; this needs {role!r}")
-            return name
-        if role == "approver":
-            raise PermissionDenied(
-                f"{name!r} is not a registered user: approvals need a user with the approver "
-                "role (opsloop users add NAME --role approver)"
-            )
-        anyone = connection.execute(sa.select(users.c.id).limit(1)).first()
-        if anyone is not None:
-            raise PermissionDenied(f"{name!r} is not a registered user of this store")
-        return name
+        return acting_user(connection, actor or self.actor, role)
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -624,20 +613,8 @@ class ModelRegistry:
         >>> r.alias_at("m", "prod", 0), r.alias_at("m", "prod", now_ms() + 1)
         (None, 1)
         """
-        log = tables.audit_log
-        after = None
         with self.db.read() as connection:
-            after = connection.execute(
-                sa.select(log.c.after_json)
-                .where(
-                    log.c.entity == f"model:{name}/alias:{alias}",
-                    log.c.action == "set_alias",
-                    log.c.at_ms <= int(at_ms),
-                )
-                .order_by(log.c.id.desc())
-                .limit(1)
-            ).scalar()
-        return None if after is None else json.loads(after)["version"]
+            return alias_version_at(connection, name, alias, at_ms)
 
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> object:
         """The model object, after verifying its artifact against the recorded sha256.
@@ -665,44 +642,15 @@ class ModelRegistry:
         >>> _ = r.register("m", b"x", flavor="onnx"); r.lineage("m", 1).run_id is None
         True
         """
-        runs, env, inputs, e = (
-            tables.runs,
-            tables.environments,
-            tables.run_inputs,
-            tables.experiments,
-        )
-        query = (
-            sa.select(
-                _versions.c.version,
-                _versions.c.artifact_sha256,
-                runs.c.run_id,
-                e.c.name.label("experiment"),
-                runs.c.git_commit,
-                runs.c.git_branch,
-                runs.c.git_dirty,
-                runs.c.git_diff_sha256,
-                env.c.python_version,
-                env.c.sha256.label("environment_sha256"),
-                env.c.packages,
-                inputs.c.name.label("dataset_name"),
-                inputs.c.dataset_sha256,
-            )
-            .select_from(
-                _versions.join(_models, _models.c.id == _versions.c.model_id)
-                .outerjoin(runs, runs.c.id == _versions.c.run_id)
-                .outerjoin(e, e.c.id == runs.c.experiment_id)
-                .outerjoin(env, env.c.sha256 == runs.c.environment_sha256)
-                .outerjoin(inputs, inputs.c.run_id == runs.c.id)
-            )
-            .where(_models.c.name == name)
-            .order_by(inputs.c.name)
-        )
         if alias is not None:
-            query = query.join(
+            start = _versions.join(
                 _aliases, sa.and_(_aliases.c.version_id == _versions.c.id, _aliases.c.name == alias)
             )
+            query = lineage_select(start, _models.c.name == name)
         elif version is not None:
-            query = query.where(_versions.c.version == version)
+            query = lineage_select(
+                _versions, _models.c.name == name, _versions.c.version == version
+            )
         else:
             latest = (
                 sa.select(sa.func.max(_versions.c.version))
@@ -710,7 +658,7 @@ class ModelRegistry:
                 .where(_models.c.name == name)
                 .scalar_subquery()
             )
-            query = query.where(_versions.c.version == latest)
+            query = lineage_select(_versions, _models.c.name == name, _versions.c.version == latest)
         with self.db.read() as connection:
             rows = connection.execute(query).mappings().all()
         if not rows:
@@ -718,27 +666,7 @@ class ModelRegistry:
                 f"alias {alias!r}" if alias else f"version {version}" if version else "any version"
             )
             raise UnknownModelError(f"model {name!r} has no {what}")
-        first = rows[0]
-        return Lineage(
-            model=name,
-            version=first["version"],
-            alias=alias,
-            artifact_sha256=first["artifact_sha256"],
-            run_id=first["run_id"],
-            experiment=first["experiment"],
-            git_commit=first["git_commit"],
-            git_branch=first["git_branch"],
-            git_dirty=first["git_dirty"],
-            git_diff_sha256=first["git_diff_sha256"],
-            python_version=first["python_version"],
-            environment_sha256=first["environment_sha256"],
-            packages=None if first["packages"] is None else tuple(json.loads(first["packages"])),
-            datasets=tuple(
-                (row["dataset_name"], row["dataset_sha256"])
-                for row in rows
-                if row["dataset_name"] is not None
-            ),
-        )
+        return lineage_from_rows(rows, alias)
 
     def list_models(self) -> pd.DataFrame:
         """One row per model: ``name``, ``description``, ``latest_version``, ``aliases``.

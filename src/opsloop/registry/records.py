@@ -118,3 +118,22 @@ class Lineage:
             "packages": None if self.packages is None else list(self.packages),
             "datasets": dict(self.datasets),
         }
+
+    @classmethod
+    def from_dict(cls, document: Mapping) -> Lineage:
+        """The lineage :meth:`to_dict` wrote (as the server sends it).
+
+        >>> lineage = Lineage("m", 1, None, "a" * 64, None, None, None, None, None, None, None,
+        ...                   None, ("pkg==1",), (("train", "b" * 64),))
+        >>> Lineage.from_dict(lineage.to_dict()) == lineage
+        True
+        """
+        packages = document["packages"]
+        fields = {name: document[name] for name in cls.__dataclass_fields__}
+        return cls(
+            **{
+                **fields,
+                "packages": None if packages is None else tuple(packages),
+                "datasets": tuple(document["datasets"].items()),
+            }
+        )

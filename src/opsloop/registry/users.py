@@ -20,6 +20,7 @@ import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from opsloop.store import tables
 from opsloop.store.database import Database, now_ms
@@ -188,3 +189,40 @@ def list_users(db: Database) -> list[User]:
     with db.read() as connection:
         rows = connection.execute(sa.select(users.c.name, users.c.role).order_by(users.c.name))
         return [User(name, role) for name, role in rows]
+
+
+def acting_user(connection: Connection, name: str, role: str) -> str:
+    """Check, inside a transaction, that ``name`` may act with ``role``; return the name.
+
+    While no users are registered, anyone may do anything except approve (approvals need
+    distinct registered approvers). Once users exist, the actor must be one of them, with a
+    role at least ``role``.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> with db.read() as c:
+    ...     acting_user(c, "ana", "editor")
+    'ana'
+    >>> _ = add_user(db, "bo", "viewer")
+    >>> with db.read() as c:
+    ...     acting_user(c, "bo", "editor")
+    Traceback (most recent call last):
+    opsloop.registry.users.PermissionDenied: user 'bo' has role 'viewer'; this needs 'editor'
+    """
+    users = tables.users
+    row = connection.execute(
+        sa.select(users.c.name, users.c.role).where(users.c.name == name)
+    ).first()
+    if row is not None:
+        user = User(row.name, row.role)
+        if not user.can(role):
+            raise PermissionDenied(f"user {name!r} has role {user.role!r}; this needs {role!r}")
+        return name
+    if role == "approver":
+        raise PermissionDenied(
+            f"{name!r} is not a registered user: approvals need a user with the approver "
+            "role (opsloop users add NAME --role approver)"
+        )
+    if connection.execute(sa.select(users.c.id).limit(1)).first() is not None:
+        raise PermissionDenied(f"{name!r} is not a registered user of this store")
+    return name

@@ -288,3 +288,34 @@ api_tokens = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger),
 )
+
+# A deployment's current definition; its history is in the audit log (entity
+# ``deployment:NAME``), written in the same transaction as every change here.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("strategy", String(16), nullable=False),
+    Column("automation", String(32), nullable=False),
+    Column("description", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("updated_by", NAME, nullable=False),
+)
+
+# A variant serves either a fixed version (``version_id``) or whatever an alias of the model
+# points at (``alias``); exactly one of the two is set.
+deployment_variants = Table(
+    "deployment_variants",
+    metadata,
+    Column("deployment_id", Integer, ForeignKey("deployments.id"), primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("weight", Float(precision=53), nullable=False),
+    Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id")),
+    Column("alias", NAME),
+    Index(None, "model_id"),
+)

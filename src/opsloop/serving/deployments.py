@@ -1,0 +1,460 @@
+"""Deployments in the store: define, change and retire them, with history and lineage.
+
+Every change writes the deployment's rows and its entry in the registry's hash-chained
+audit log (entity ``deployment:NAME``, the whole definition before and after, and the
+version each variant served then) in one transaction, so the log answers "what did this
+endpoint serve at time T?" even for variants that follow an alias: the alias's own moves
+are in the same log. :meth:`Deployments.lineage` answers "which data and code produced the
+model now serving?" in one SQL statement: deployment -> variants -> (alias ->) model
+version -> artifact hash -> run -> git commit, packages and data set hashes.
+
+This module keeps the definition; answering requests by it (routing, shadow copies, canary
+steps and rollback) belongs to the serving runtime.
+
+>>> import tempfile
+>>> from opsloop.registry import ModelRegistry
+>>> from opsloop.store import ArtifactStore, Database
+>>> db = Database("sqlite://")
+>>> registry = ModelRegistry(db, ArtifactStore(tempfile.mkdtemp()))
+>>> for _ in range(2):
+...     _ = registry.register("credit", b"onnx bytes", flavor="onnx")
+>>> registry.set_alias("credit", "champion", 1)
+>>> deployments = Deployments(db)
+>>> _ = deployments.deploy(
+...     "credit-api",
+...     [Variant("stable", "credit", alias="champion", weight=0.9),
+...      Variant("canary", "credit", version=2, role="candidate", weight=0.1)],
+...     strategy="canary")
+>>> [(v.variant, v.lineage.version) for v in deployments.lineage("credit-api")]
+[('stable', 1), ('canary', 2)]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.registry.audit import alias_version_at, append_audit, audit_entries, lock_audit_log
+from opsloop.registry.lineage import lineage_from_rows, lineage_select
+from opsloop.registry.model_registry import UnknownModelError
+from opsloop.registry.users import acting_user
+from opsloop.serving.deployment_records import (
+    Deployment,
+    Variant,
+    VariantLineage,
+    check_definition,
+)
+from opsloop.store import tables
+from opsloop.store.database import Database, now_ms, open_database
+from opsloop.tracking.capture import current_user
+from opsloop.tracking.limits import checked_key
+
+_deployments, _variants = tables.deployments, tables.deployment_variants
+_models, _versions, _aliases = tables.registered_models, tables.model_versions, tables.aliases
+
+#: Columns of :meth:`Deployments.list`'s frame.
+LIST_COLUMNS = ("name", "strategy", "automation", "variants", "updated_ms", "updated_by")
+
+
+class UnknownDeploymentError(ValueError):
+    """No deployment has that name (or had it at that time)."""
+
+
+def _entity(name: str) -> str:
+    return f"deployment:{name}"
+
+
+class Deployments:
+    """The deployments of a store (``db``: default the configured store).
+
+    ``actor`` is who makes changes (default: the OS user); once users are registered, an
+    actor needs the editor role to deploy or retire.
+
+    >>> Deployments(Database("sqlite://")).list().columns.tolist()[:3]
+    ['name', 'strategy', 'automation']
+    """
+
+    def __init__(self, db: Database | None = None, *, actor: str | None = None) -> None:
+        self.db = db if db is not None else open_database()
+        self.actor = actor or current_user()
+
+    def __repr__(self) -> str:
+        return f"Deployments({self.db!r}, actor={self.actor!r})"
+
+    # -- changes --------------------------------------------------------------------------
+
+    def deploy(
+        self,
+        name: str,
+        variants: Sequence[Variant],
+        *,
+        strategy: str = "single",
+        automation: str = "full_automation",
+        description: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Deployment:
+        """Create the deployment ``name`` or replace its definition; return it as stored.
+
+        Every variant's model, version or alias must exist. The rules of
+        :func:`~opsloop.serving.deployment_records.check_definition` apply; a broken one
+        raises a ValueError naming it, and nothing is changed.
+
+        >>> import tempfile
+        >>> from opsloop.registry import ModelRegistry
+        >>> from opsloop.store import ArtifactStore
+        >>> db = Database("sqlite://")
+        >>> _ = ModelRegistry(db, ArtifactStore(tempfile.mkdtemp())).register(
+        ...     "credit", b"x", flavor="onnx")
+        >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
+        {'stable': 1}
+        >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=5)])
+        Traceback (most recent call last):
+        opsloop.registry.model_registry.UnknownModelError: variant 'stable': ...no version 5
+        """
+        checked_key("deployment", name)
+        variants = tuple(variants)
+        check_definition(strategy, automation, variants)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = acting_user(connection, actor or self.actor, "editor")
+            targets = [_resolve(connection, variant) for variant in variants]
+            before = self._current(connection, name)
+            at = now_ms()
+            existing = connection.execute(
+                sa.select(_deployments.c.id).where(_deployments.c.name == name)
+            ).scalar()
+            fields = {
+                "strategy": strategy,
+                "automation": automation,
+                "description": description,
+                "updated_ms": at,
+                "updated_by": who,
+            }
+            if existing is None:
+                existing = connection.execute(
+                    _deployments.insert().values(name=name, created_ms=at, **fields)
+                ).inserted_primary_key[0]
+            else:
+                connection.execute(
+                    _deployments.update().where(_deployments.c.id == existing).values(**fields)
+                )
+                connection.execute(_variants.delete().where(_variants.c.deployment_id == existing))
+            connection.execute(
+                _variants.insert(),
+                [
+                    {
+                        "deployment_id": existing,
+                        "name": variant.name,
+                        "position": position,
+                        "role": variant.role,
+                        "weight": float(variant.weight),
+                        "model_id": model_id,
+                        "version_id": version_id if variant.alias is None else None,
+                        "alias": variant.alias,
+                    }
+                    for position, (variant, (model_id, version_id, _)) in enumerate(
+                        zip(variants, targets, strict=True)
+                    )
+                ],
+            )
+            after = Deployment(
+                name=name,
+                strategy=strategy,
+                automation=automation,
+                variants=variants,
+                description=description,
+                updated_ms=at,
+                updated_by=who,
+                serving={
+                    v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)
+                },
+            )
+            append_audit(
+                connection,
+                who,
+                "deploy",
+                _entity(name),
+                reason,
+                None if before is None else _audited(before),
+                _audited(after),
+            )
+        return after
+
+    def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:
+        """Remove the deployment ``name`` (its history stays in the audit log).
+
+        >>> Deployments(Database("sqlite://")).retire("nothing")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'nothing'
+        """
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = acting_user(connection, actor or self.actor, "editor")
+            before = self._current(connection, name)
+            if before is None:
+                raise UnknownDeploymentError(f"no deployment named {name!r}")
+            deployment_id = connection.execute(
+                sa.select(_deployments.c.id).where(_deployments.c.name == name)
+            ).scalar_one()
+            connection.execute(_variants.delete().where(_variants.c.deployment_id == deployment_id))
+            connection.execute(_deployments.delete().where(_deployments.c.id == deployment_id))
+            append_audit(connection, who, "retire", _entity(name), reason, _audited(before), None)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _current(self, connection: Connection, name: str) -> Deployment | None:
+        head = (
+            connection.execute(sa.select(_deployments).where(_deployments.c.name == name))
+            .mappings()
+            .first()
+        )
+        if head is None:
+            return None
+        serving = sa.func.coalesce(_variants.c.version_id, _aliases.c.version_id)
+        rows = connection.execute(
+            sa.select(
+                _variants.c.name,
+                _variants.c.role,
+                _variants.c.weight,
+                _variants.c.alias,
+                _models.c.name.label("model"),
+                _versions.c.version,
+            )
+            .select_from(
+                _variants.join(_models, _models.c.id == _variants.c.model_id)
+                .outerjoin(
+                    _aliases,
+                    sa.and_(
+                        _aliases.c.model_id == _variants.c.model_id,
+                        _aliases.c.name == _variants.c.alias,
+                    ),
+                )
+                .outerjoin(_versions, _versions.c.id == serving)
+            )
+            .where(_variants.c.deployment_id == head["id"])
+            .order_by(_variants.c.position)
+        ).all()
+        variants = tuple(
+            Variant(
+                row.name,
+                row.model,
+                version=None if row.alias is not None else row.version,
+                alias=row.alias,
+                role=row.role,
+                weight=row.weight,
+            )
+            for row in rows
+        )
+        return Deployment(
+            name=name,
+            strategy=head["strategy"],
+            automation=head["automation"],
+            variants=variants,
+            description=head["description"],
+            updated_ms=head["updated_ms"],
+            updated_by=head["updated_by"],
+            serving={row.name: row.version for row in rows},
+        )
+
+    def get(self, name: str) -> Deployment:
+        """The deployment as defined now, with the version each variant serves.
+
+        >>> Deployments(Database("sqlite://")).get("api")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        """
+        with self.db.read() as connection:
+            found = self._current(connection, name)
+        if found is None:
+            raise UnknownDeploymentError(f"no deployment named {name!r}")
+        return found
+
+    def list(self) -> pd.DataFrame:
+        """One row per deployment; ``variants`` reads ``name=MODEL/VERSION`` or
+        ``name=MODEL@ALIAS`` with the role and weight, in order.
+
+        >>> Deployments(Database("sqlite://")).list().empty
+        True
+        """
+        with self.db.read() as connection:
+            heads = (
+                connection.execute(sa.select(_deployments).order_by(_deployments.c.name))
+                .mappings()
+                .all()
+            )
+            rows = connection.execute(
+                sa.select(
+                    _variants.c.deployment_id,
+                    _variants.c.name,
+                    _variants.c.role,
+                    _variants.c.weight,
+                    _variants.c.alias,
+                    _models.c.name.label("model"),
+                    _versions.c.version,
+                )
+                .select_from(
+                    _variants.join(_models, _models.c.id == _variants.c.model_id).outerjoin(
+                        _versions, _versions.c.id == _variants.c.version_id
+                    )
+                )
+                .order_by(_variants.c.deployment_id, _variants.c.position)
+            ).all()
+        described: dict[int, list[str]] = {}
+        for row in rows:
+            ref = f"{row.model}@{row.alias}" if row.alias else f"{row.model}/{row.version}"
+            described.setdefault(row.deployment_id, []).append(
+                f"{row.name}={ref} ({row.role}, {row.weight:g})"
+            )
+        return pd.DataFrame(
+            [
+                {
+                    "name": head["name"],
+                    "strategy": head["strategy"],
+                    "automation": head["automation"],
+                    "variants": "; ".join(described.get(head["id"], [])),
+                    "updated_ms": head["updated_ms"],
+                    "updated_by": head["updated_by"],
+                }
+                for head in heads
+            ],
+            columns=list(LIST_COLUMNS),
+        )
+
+    def lineage(self, name: str, variant: str | None = None) -> tuple[VariantLineage, ...]:
+        """For each variant (or the one named): the lineage of the version it serves now.
+
+        Deployment -> variant -> (alias ->) version -> artifact -> run -> commit, packages
+        and data set hashes, in one SQL statement.
+
+        >>> Deployments(Database("sqlite://")).lineage("api")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        """
+        serving = sa.func.coalesce(_variants.c.version_id, _aliases.c.version_id)
+        start = (
+            _deployments.join(_variants, _variants.c.deployment_id == _deployments.c.id)
+            .outerjoin(
+                _aliases,
+                sa.and_(
+                    _aliases.c.model_id == _variants.c.model_id,
+                    _aliases.c.name == _variants.c.alias,
+                ),
+            )
+            .join(_versions, _versions.c.id == serving)
+        )
+        where = [_deployments.c.name == name]
+        if variant is not None:
+            where.append(_variants.c.name == variant)
+        query = (
+            lineage_select(
+                start,
+                *where,
+                columns=(
+                    _variants.c.name.label("variant"),
+                    _variants.c.role.label("variant_role"),
+                    _variants.c.weight.label("variant_weight"),
+                    _variants.c.alias.label("variant_alias"),
+                    _variants.c.position.label("variant_position"),
+                ),
+            )
+            .order_by(None)
+            .order_by(_variants.c.position, tables.run_inputs.c.name)
+        )
+        with self.db.read() as connection:
+            rows = connection.execute(query).mappings().all()
+        if not rows:
+            self.get(name)  # raises when the deployment does not exist
+            raise UnknownDeploymentError(f"deployment {name!r} has no variant {variant!r}")
+        grouped: dict[str, list] = {}
+        for row in rows:
+            grouped.setdefault(row["variant"], []).append(row)
+        return tuple(
+            VariantLineage(
+                deployment=name,
+                variant=key,
+                role=group[0]["variant_role"],
+                weight=group[0]["variant_weight"],
+                lineage=lineage_from_rows(group, group[0]["variant_alias"]),
+            )
+            for key, group in grouped.items()
+        )
+
+    def at(self, name: str, at_ms: int) -> Deployment | None:
+        """The deployment as it was at ``at_ms`` (``None`` if it did not exist then), with
+        the version each variant served then: its fixed version, or where its alias
+        pointed at that time.
+
+        >>> Deployments(Database("sqlite://")).at("api", now_ms()) is None
+        True
+        """
+        log = tables.audit_log
+        with self.db.read() as connection:
+            row = connection.execute(
+                sa.select(log.c.after_json)
+                .where(
+                    log.c.entity == _entity(name),
+                    log.c.action.in_(("deploy", "retire")),
+                    log.c.at_ms <= int(at_ms),
+                )
+                .order_by(log.c.id.desc())
+                .limit(1)
+            ).first()
+            if row is None or row.after_json is None:
+                return None
+            document = json.loads(row.after_json)
+            variants = tuple(Variant.from_dict(v) for v in document["variants"])
+            serving = {
+                v.name: v.version
+                if v.alias is None
+                else alias_version_at(connection, v.model, v.alias, at_ms)
+                for v in variants
+            }
+        return Deployment.from_dict({**document, "name": name, "serving": serving})
+
+    def history(self, name: str) -> pd.DataFrame:
+        """Every change of the deployment, oldest first (the audit log's entries).
+
+        >>> Deployments(Database("sqlite://")).history("api").empty
+        True
+        """
+        entries = audit_entries(self.db, _entity(name))
+        return entries[entries["entity"] == _entity(name)].reset_index(drop=True)
+
+
+def _resolve(connection: Connection, variant: Variant) -> tuple[int, int, int]:
+    """The model id, version id and version number a variant serves now (checked to exist)."""
+    where = f"variant {variant.name!r}"
+    model_id = connection.execute(
+        sa.select(_models.c.id).where(_models.c.name == variant.model)
+    ).scalar()
+    if model_id is None:
+        raise UnknownModelError(f"{where}: no registered model {variant.model!r}")
+    if variant.alias is not None:
+        found = connection.execute(
+            sa.select(_versions.c.id, _versions.c.version)
+            .join(_aliases, _aliases.c.version_id == _versions.c.id)
+            .where(_aliases.c.model_id == model_id, _aliases.c.name == variant.alias)
+        ).first()
+        missing = f"alias {variant.alias!r}"
+    else:
+        found = connection.execute(
+            sa.select(_versions.c.id, _versions.c.version).where(
+                _versions.c.model_id == model_id, _versions.c.version == variant.version
+            )
+        ).first()
+        missing = f"version {variant.version}"
+    if found is None:
+        raise UnknownModelError(f"{where}: model {variant.model!r} has no {missing}")
+    return model_id, found.id, found.version
+
+
+def _audited(deployment: Deployment) -> dict[str, object]:
+    """What the audit log keeps of a definition: all of it but the name (in the entity)."""
+    document = deployment.to_dict()
+    del document["name"]
+    return document

@@ -1,0 +1,283 @@
+"""Deployments: definitions and their rules, lineage from a deployment, history at time T."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from opsloop.registry import PermissionDenied, UnknownModelError, add_user
+from opsloop.serving import Deployments, UnknownDeploymentError, Variant
+from opsloop.store.database import now_ms
+from opsloop.tracking.capture import CodeVersion, Environment
+from opsloop.tracking.records import DatasetInput
+
+
+@pytest.fixture
+def credit(registry, tracking):
+    """Three versions of ``credit``, each from its own run and commit; champion at 1."""
+    environment = Environment.from_parts("3.11.7", "Linux", ["scikit-learn==1.9.0"])
+    for number in (1, 2, 3):
+        run_id = tracking.create_run(
+            "credit",
+            code=CodeVersion(str(number) * 40, "main", False, None),
+            environment=environment,
+        )
+        tracking.log_dataset(run_id, DatasetInput("train", str(number) * 64, 100, 5))
+        registry.register("credit", f"model {number}".encode(), flavor="onnx", run_id=run_id)
+    registry.set_alias("credit", "champion", 1)
+    return registry
+
+
+def canary(weight: float = 0.1) -> list[Variant]:
+    return [
+        Variant("stable", "credit", alias="champion", weight=1 - weight),
+        Variant("canary", "credit", version=2, role="candidate", weight=weight),
+    ]
+
+
+def pause() -> None:
+    # Changes are timed in milliseconds: keep consecutive ones apart.
+    time.sleep(0.005)
+
+
+def test_a_deployment_is_stored_with_what_each_variant_serves(deployments, credit):
+    made = deployments.deploy(
+        "credit-api", canary(), strategy="canary", description="10% canary", reason="v2 try"
+    )
+    assert made.serving == {"stable": 1, "canary": 2}
+    found = deployments.get("credit-api")
+    assert found == made
+    assert (found.strategy, found.automation, found.updated_by) == (
+        "canary",
+        "full_automation",
+        "owner",
+    )
+    assert found.to_frame().values.tolist() == [
+        ["stable", "primary", 0.9, "credit@champion", 1],
+        ["canary", "candidate", 0.1, "credit/2", 2],
+    ]
+    listed = deployments.list()
+    assert listed[["name", "strategy", "variants"]].values.tolist() == [
+        [
+            "credit-api",
+            "canary",
+            "stable=credit@champion (primary, 0.9); canary=credit/2 (candidate, 0.1)",
+        ]
+    ]
+    # A variant that follows an alias serves wherever the alias moves.
+    credit.set_alias("credit", "champion", 3)
+    assert deployments.get("credit-api").serving == {"stable": 3, "canary": 2}
+
+
+def test_lineage_from_a_deployment_equals_the_registry_lineage_in_one_query(
+    deployments, credit
+):
+    deployments.deploy("credit-api", canary(), strategy="canary")
+    statements = []
+
+    def record(*arguments):
+        statements.append(arguments[2])
+
+    sa.event.listen(credit.db.engine, "before_cursor_execute", record)
+    found = deployments.lineage("credit-api")
+    sa.event.remove(credit.db.engine, "before_cursor_execute", record)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1
+    assert [(v.variant, v.role, v.weight) for v in found] == [
+        ("stable", "primary", 0.9),
+        ("canary", "candidate", 0.1),
+    ]
+    assert found[0].lineage == credit.lineage("credit", alias="champion")
+    assert found[1].lineage == credit.lineage("credit", version=2)
+    assert found[0].lineage.git_commit == "1" * 40
+    assert found[1].lineage.datasets == (("train", "2" * 64),)
+    assert found[1].to_dict()["deployment"] == "credit-api"
+    only = deployments.lineage("credit-api", variant="canary")
+    assert [v.variant for v in only] == ["canary"]
+    credit.set_alias("credit", "champion", 3)
+    assert deployments.lineage("credit-api", "stable")[0].lineage.git_commit == "3" * 40
+    with pytest.raises(UnknownDeploymentError, match="has no variant 'blue'"):
+        deployments.lineage("credit-api", variant="blue")
+    with pytest.raises(UnknownDeploymentError, match="no deployment named 'other'"):
+        deployments.lineage("other")
+
+
+def test_history_answers_what_served_at_time_t(deployments, credit):
+    before = now_ms()
+    pause()
+    deployments.deploy("credit-api", [Variant("stable", "credit", alias="champion")])
+    pause()
+    first = now_ms()
+    pause()
+    credit.set_alias("credit", "champion", 3)
+    pause()
+    second = now_ms()
+    pause()
+    deployments.deploy("credit-api", canary(0.25), strategy="canary", reason="try v2")
+    pause()
+    third = now_ms()
+    pause()
+    deployments.retire("credit-api", reason="moved")
+    pause()
+    after = now_ms()
+    assert deployments.at("credit-api", before) is None
+    assert deployments.at("credit-api", first).serving == {"stable": 1}
+    assert deployments.at("credit-api", second).serving == {"stable": 3}
+    then = deployments.at("credit-api", third)
+    assert (then.strategy, then.serving) == ("canary", {"stable": 3, "canary": 2})
+    assert [v.weight for v in then.variants] == [0.75, 0.25]
+    assert deployments.at("credit-api", after) is None
+    history = deployments.history("credit-api")
+    assert history["action"].tolist() == ["deploy", "deploy", "retire"]
+    assert history["reason"].tolist() == [None, "try v2", "moved"]
+    assert history["before"][0] is None and history["after"][2] is None
+    assert history["after"][0]["serving"] == {"stable": 1}
+    assert history["before"][1]["serving"] == {"stable": 3}
+    assert credit.verify_audit_log().ok
+    with pytest.raises(UnknownDeploymentError, match="no deployment named 'credit-api'"):
+        deployments.get("credit-api")
+    assert deployments.list().empty
+
+
+BROKEN = [
+    (
+        "single",
+        [Variant("a", "credit", version=1), Variant("b", "credit", version=2, weight=0)],
+        "exactly one must have the primary role",
+    ),
+    (
+        "single",
+        [
+            Variant("a", "credit", version=1),
+            Variant("b", "credit", version=2, role="shadow", weight=0),
+        ],
+        "strategy 'single': needs exactly one variant, got 2",
+    ),
+    (
+        "canary",
+        [
+            Variant("a", "credit", version=1, weight=0),
+            Variant("b", "credit", version=2, role="candidate", weight=1),
+        ],
+        "the candidate's share must be between 0 and 1, got 1",
+    ),
+    (
+        "shadow",
+        [Variant("a", "credit", version=1)],
+        "needs the primary and at least one shadow",
+    ),
+    (
+        "shadow",
+        [
+            Variant("a", "credit", version=1),
+            Variant("s", "credit", version=2, role="shadow", weight=0.1),
+        ],
+        "variant 's': a shadow answers no traffic; its weight must be 0",
+    ),
+    (
+        "blue_green",
+        [
+            Variant("blue", "credit", version=1, weight=0.5),
+            Variant("green", "credit", version=2, role="candidate", weight=0.5),
+        ],
+        "one with weight 1 and one on standby at 0, got weights [0.5, 0.5]",
+    ),
+    (
+        "ab",
+        [
+            Variant("a", "credit", version=1),
+            Variant("b", "credit", version=2, role="candidate", weight=0),
+        ],
+        "every live variant needs a positive share, ['b'] have 0",
+    ),
+    (
+        "ab",
+        [
+            Variant("a", "credit", version=1, weight=0.5),
+            Variant("b", "credit", version=2, role="candidate", weight=0.6),
+        ],
+        "the live weights must sum to 1, got 1.1",
+    ),
+    ("rolling", [Variant("a", "credit", version=1)], "strategy must be one of single, shadow"),
+    (
+        "single",
+        [Variant("a", "credit", version=1, alias="champion")],
+        "variant 'a': give a version or an alias of 'credit', not both",
+    ),
+    ("single", [Variant("a", "credit", version=1, role="boss")], "role must be one of"),
+    ("single", [Variant("a", "credit", version=1, weight=float("nan"))], "weight must be a share"),
+    ("single", [Variant("a b,c", "credit", version=1)], "variant key 'a b,c': use letters"),
+    ("single", [], "a deployment needs at least one variant"),
+]
+
+
+@pytest.mark.parametrize(("strategy", "variants", "message"), BROKEN)
+def test_a_broken_definition_names_its_rule_and_changes_nothing(
+    deployments, credit, strategy, variants, message
+):
+    deployments.deploy("credit-api", [Variant("stable", "credit", version=1)])
+    kept = deployments.get("credit-api")
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        deployments.deploy("credit-api", variants, strategy=strategy)
+    assert deployments.get("credit-api") == kept
+    assert len(deployments.history("credit-api")) == 1
+
+
+@pytest.mark.parametrize(
+    ("variant", "message"),
+    [
+        (Variant("a", "debit", version=1), "variant 'a': no registered model 'debit'"),
+        (Variant("a", "credit", version=9), "variant 'a': model 'credit' has no version 9"),
+        (
+            Variant("a", "credit", alias="challenger"),
+            "variant 'a': model 'credit' has no alias 'challenger'",
+        ),
+    ],
+)
+def test_a_variant_must_serve_something_registered(deployments, credit, variant, message):
+    with pytest.raises(UnknownModelError, match=message):
+        deployments.deploy("credit-api", [variant])
+    assert deployments.list().empty
+    assert deployments.history("credit-api").empty
+
+
+def test_automation_levels_are_the_articles_scale(deployments, credit):
+    made = deployments.deploy(
+        "assist", [Variant("stable", "credit", version=1)], automation="ai_assistance"
+    )
+    assert made.automation == "ai_assistance"
+    with pytest.raises(ValueError, match="automation must be one of human_only, shadow, ai_"):
+        deployments.deploy("assist", [Variant("stable", "credit", version=1)], automation="auto")
+
+
+def test_once_users_exist_deploying_needs_the_editor_role(registry, credit):
+    add_user(registry.db, "eda", "editor")
+    add_user(registry.db, "vic", "viewer")
+    variants = [Variant("stable", "credit", version=1)]
+    with pytest.raises(PermissionDenied, match="user 'vic' has role 'viewer'; this needs 'editor'"):
+        Deployments(registry.db, actor="vic").deploy("api", variants)
+    with pytest.raises(PermissionDenied, match="'mallory' is not a registered user"):
+        Deployments(registry.db, actor="mallory").deploy("api", variants)
+    Deployments(registry.db, actor="eda").deploy("api", variants)
+    with pytest.raises(PermissionDenied, match="this needs 'editor'"):
+        Deployments(registry.db, actor="vic").retire("api")
+    assert Deployments(registry.db).history("api")["actor"].tolist() == ["eda"]
+
+
+def test_variants_parse_from_the_command_line_form():
+    assert Variant.parse("canary=credit/4,role=candidate,weight=0.05") == Variant(
+        "canary", "credit", version=4, role="candidate", weight=0.05
+    )
+    assert Variant.parse("stable=team/credit@champion") == Variant(
+        "stable", "team/credit", alias="champion"
+    )
+    for text, message in [
+        ("credit/4", "write NAME=MODEL/VERSION or NAME=MODEL@ALIAS"),
+        ("a=credit/x", "the model must be MODEL/VERSION or MODEL@ALIAS"),
+        ("a=credit/4,size=3", "options are role=ROLE and weight=SHARE"),
+        ("a=credit/4,weight=lots", "weight must be a number, got 'lots'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Variant.parse(text)
