@@ -71,9 +71,7 @@ def test_a_deployment_is_stored_with_what_each_variant_serves(deployments, credi
     assert deployments.get("credit-api").serving == {"stable": 3, "canary": 2}
 
 
-def test_lineage_from_a_deployment_equals_the_registry_lineage_in_one_query(
-    deployments, credit
-):
+def test_lineage_from_a_deployment_equals_the_registry_lineage_in_one_query(deployments, credit):
     deployments.deploy("credit-api", canary(), strategy="canary")
     statements = []
 
