@@ -1,0 +1,106 @@
+"""The architecture's layers hold: lower layers never import higher ones, and no module
+imports, at import time, a module that imports it back."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parents[1] / "src"
+# The map's layers (ARCHITECTURE.md): compute, reports, state, runtime, surfaces.
+LAYER = {
+    "data": 1,
+    "detect": 1,
+    "analysis": 1,
+    "learn": 1,
+    "datasets": 1,
+    "reports": 2,
+    "store": 3,
+    "tracking": 3,
+    "registry": 3,
+    "serving": 4,
+    "monitoring": 4,
+    "server": 5,
+    "ui": 5,
+    "cli": 5,
+}
+# The package's own entry points may reach every layer.
+ENTRY_POINTS = {"opsloop", "opsloop.__main__"}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in (SOURCE / "opsloop").rglob("*.py"):
+        parts = list(path.relative_to(SOURCE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(tree: ast.AST, modules: dict[str, Path], top_level: bool) -> set[str]:
+    """The opsloop modules imported (at module level only, when ``top_level``)."""
+    nodes = tree.body if top_level else ast.walk(tree)
+    imported = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            imported.update(a.name for a in node.names if a.name.startswith("opsloop"))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if not node.module.startswith("opsloop"):
+                continue
+            submodules = {f"{node.module}.{a.name}" for a in node.names} & modules.keys()
+            imported.update(submodules)
+            if len(submodules) < len(node.names):
+                imported.add(node.module)
+    return imported
+
+
+def test_every_package_has_a_layer():
+    packages = {name.split(".")[1] for name in MODULES if name.count(".") >= 1}
+    assert packages - {"__main__"} <= LAYER.keys()
+
+
+@pytest.mark.parametrize("module", sorted(set(MODULES) - ENTRY_POINTS))
+def test_a_module_imports_only_its_layer_and_those_below(module):
+    layer = LAYER[module.split(".")[1]]
+    tree = ast.parse(MODULES[module].read_text())
+    higher = sorted(
+        name
+        for name in _imports(tree, MODULES, top_level=False)
+        if name.count(".") >= 1 and LAYER.get(name.split(".")[1], 0) > layer
+    )
+    assert higher == [], f"{module} (layer {layer}) imports a higher layer: {higher}"
+
+
+def test_no_import_cycles_at_import_time():
+    graph = {
+        name: _imports(ast.parse(path.read_text()), MODULES, top_level=True) & MODULES.keys()
+        for name, path in MODULES.items()
+    }
+    # A depth-first search that reports the first cycle it closes.
+    state: dict[str, int] = {}
+    trail: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        trail.append(name)
+        for target in sorted(graph[name] - {name}):
+            if state.get(target) == 1:
+                return trail[trail.index(target) :] + [target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        state[name] = 2
+        trail.pop()
+        return None
+
+    for name in sorted(graph):
+        if name not in state:
+            cycle = visit(name)
+            assert cycle is None, " -> ".join(cycle)
