@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from tests.registry.conftest import USERS
+from tests.server.running import running_server
 
 from opsloop.registry import PermissionDenied, UnknownModelError, add_user
-from opsloop.serving import Deployments, UnknownDeploymentError, Variant
+from opsloop.server import create_app
+from opsloop.serving import Deployments, HttpDeployments, UnknownDeploymentError, Variant
 from opsloop.store.database import now_ms
-from opsloop.tracking.capture import CodeVersion, Environment
+from opsloop.tracking.capture import CodeVersion, Environment, current_user
 from opsloop.tracking.records import DatasetInput
 
 
@@ -49,10 +53,11 @@ def test_a_deployment_is_stored_with_what_each_variant_serves(deployments, credi
     assert made.serving == {"stable": 1, "canary": 2}
     found = deployments.get("credit-api")
     assert found == made
+    # Locally and through an embedded server alike, the OS user acts.
     assert (found.strategy, found.automation, found.updated_by) == (
         "canary",
         "full_automation",
-        "owner",
+        current_user(),
     )
     assert found.to_frame().values.tolist() == [
         ["stable", "primary", 0.9, "credit@champion", 1],
@@ -71,7 +76,8 @@ def test_a_deployment_is_stored_with_what_each_variant_serves(deployments, credi
     assert deployments.get("credit-api").serving == {"stable": 3, "canary": 2}
 
 
-def test_lineage_from_a_deployment_equals_the_registry_lineage_in_one_query(deployments, credit):
+def test_lineage_from_a_deployment_equals_the_registry_lineage_in_one_query(credit):
+    deployments = Deployments(credit.db)
     deployments.deploy("credit-api", canary(), strategy="canary")
     statements = []
 
@@ -92,6 +98,15 @@ def test_lineage_from_a_deployment_equals_the_registry_lineage_in_one_query(depl
     assert found[0].lineage.git_commit == "1" * 40
     assert found[1].lineage.datasets == (("train", "2" * 64),)
     assert found[1].to_dict()["deployment"] == "credit-api"
+
+
+def test_lineage_follows_the_alias_and_names_what_is_missing(deployments, credit):
+    deployments.deploy("credit-api", canary(), strategy="canary")
+    found = deployments.lineage("credit-api")
+    assert [v.lineage for v in found] == [
+        credit.lineage("credit", alias="champion"),
+        credit.lineage("credit", version=2),
+    ]
     only = deployments.lineage("credit-api", variant="canary")
     assert [v.variant for v in only] == ["canary"]
     credit.set_alias("credit", "champion", 3)
@@ -279,3 +294,52 @@ def test_variants_parse_from_the_command_line_form():
     ]:
         with pytest.raises(ValueError, match=message):
             Variant.parse(text)
+
+
+def test_over_http_the_token_decides_who_deploys(registry, credit):
+    tokens = {name: add_user(registry.db, name, role)[1] for name, role in USERS.items()}
+    variants = [Variant("stable", "credit", version=1)]
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+        viewer = HttpDeployments(url, token=tokens["vic"])
+        editor = HttpDeployments(url, token=tokens["eda"])
+        with pytest.raises(PermissionDenied, match="user 'vic' has role 'viewer'"):
+            viewer.deploy("api", variants)
+        with pytest.raises(ValueError, match="actor: over HTTP the acting user is the owner"):
+            editor.deploy("api", variants, actor="owner")
+        editor.deploy("api", variants, reason="first")
+        assert viewer.get("api").serving == {"stable": 1}
+        with pytest.raises(PermissionDenied, match="this needs 'editor'"):
+            viewer.retire("api")
+        editor.retire("api", reason="done")
+        assert viewer.history("api")[["actor", "action"]].values.tolist() == [
+            ["eda", "deploy"],
+            ["eda", "retire"],
+        ]
+        viewer.close()
+        editor.close()
+
+
+def test_the_server_checks_the_rules_itself(registry, credit):
+    body = {
+        "variants": [
+            {"name": "a", "model": "credit", "version": 1, "weight": 0.5},
+            {"name": "b", "model": "credit", "version": 2, "role": "candidate", "weight": 0.6},
+        ],
+        "strategy": "ab",
+    }
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+        answer = httpx.put(f"{url}/api/v1/deployments/api", json=body)
+        assert answer.status_code == 422
+        assert answer.json()["detail"].startswith("variants: the live weights must sum to 1")
+        body["variants"][1]["weight"] = 0.5
+        body["variants"][1]["model"] = "debit"
+        answer = httpx.put(f"{url}/api/v1/deployments/api", json=body)
+        assert answer.status_code == 404
+        assert answer.json() == {
+            "detail": "variant 'b': no registered model 'debit'",
+            "error": "UnknownModelError",
+        }
+        body["variants"][1]["version"] = True
+        answer = httpx.put(f"{url}/api/v1/deployments/api", json=body)
+        assert answer.status_code == 422 and "version" in answer.text
+    assert Deployments(registry.db).list().empty

@@ -1,12 +1,12 @@
-"""The FastAPI app: tracking, artifact and registry routers under /api/v1/, one error policy.
+"""The FastAPI app: tracking, artifact, registry and deployment routers under /api/v1/.
 
 :func:`create_app` wires one database and one artifact store into the routers. A client's
-mistake never becomes a 500: a ``ValueError`` raised by the store (a
-non-finite metric, a param changed, a bad filter) is a 422 whose message names the field;
-an unknown run, experiment or model is a 404; a refused permission a 403; an artifact whose
-bytes no longer match its hash a 409 naming both hashes. Bodies that break the wire models
-get FastAPI's 422 with the field's location (the wire models fix every type, so a
-``TypeError`` can only be a server bug and stays a 500).
+mistake never becomes a 500: a ``ValueError`` raised by the store (a non-finite metric, a
+param changed, a bad filter, a deployment breaking a rule) is a 422 whose message names the
+field; an unknown run, experiment, model or deployment is a 404; a refused permission a 403;
+an artifact whose bytes no longer match its hash a 409 naming both hashes. Bodies that break
+the wire models get FastAPI's 422 with the field's location (the wire models fix every type,
+so a ``TypeError`` can only be a server bug and stays a 500).
 
 >>> from fastapi.testclient import TestClient
 >>> from opsloop.store import Database
@@ -25,7 +25,8 @@ from fastapi.responses import JSONResponse
 
 from opsloop import __version__
 from opsloop.registry import ModelRegistry, PermissionDenied, UnknownModelError
-from opsloop.server import artifact_routes, registry_routes, tracking_routes
+from opsloop.server import artifact_routes, deployment_routes, registry_routes, tracking_routes
+from opsloop.serving import Deployments, UnknownDeploymentError
 from opsloop.store import ArtifactStore, Database, TamperedArtifactError, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import current_user
@@ -58,7 +59,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid(_request: Request, error: Exception) -> JSONResponse:
         return _error(422, error)
 
-    for kind in (UnknownRunError, UnknownExperimentError, UnknownModelError, FileNotFoundError):
+    for kind in (
+        UnknownRunError,
+        UnknownExperimentError,
+        UnknownModelError,
+        UnknownDeploymentError,
+        FileNotFoundError,
+    ):
         app.add_exception_handler(kind, not_found)
     app.add_exception_handler(TamperedArtifactError, tampered)
     app.add_exception_handler(PermissionDenied, denied)
@@ -93,6 +100,7 @@ def create_app(
     app.state.os_user = current_user()
     app.state.tracking = LocalTrackingStore(database, artifacts)
     app.state.registry = ModelRegistry(database, artifacts, actor="server")
+    app.state.deployments = Deployments(database, actor="server")
     _install_error_handlers(app)
 
     @app.get("/api/v1/health")
@@ -103,4 +111,5 @@ def create_app(
     app.include_router(tracking_routes.router)
     app.include_router(artifact_routes.router)
     app.include_router(registry_routes.router)
+    app.include_router(deployment_routes.router)
     return app

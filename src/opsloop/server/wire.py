@@ -240,3 +240,32 @@ class ModelSearchIn(_Body):
     alias: str | None = None
     min_metrics: dict[str, float] = Field(default_factory=dict)
     max_metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class VariantIn(_Body):
+    """One variant of a deployment: a fixed version or an alias, a role and a weight.
+
+    >>> VariantIn(name="stable", model="credit", alias="champion").weight
+    1.0
+    """
+
+    name: str
+    model: str
+    version: int | None = Field(default=None, ge=1, strict=True)
+    alias: str | None = None
+    role: str = "primary"
+    weight: float = 1.0
+
+
+class DeploymentIn(_Body):
+    """Create a deployment or replace its definition.
+
+    >>> DeploymentIn(variants=[VariantIn(name="a", model="m", version=1)]).strategy
+    'single'
+    """
+
+    variants: list[VariantIn]
+    strategy: str = "single"
+    automation: str = "full_automation"
+    description: str | None = None
+    reason: str | None = None

@@ -3,13 +3,16 @@
 :class:`Deployments` keeps each named endpoint's definition (variants serving model
 versions or aliases, their roles and traffic weights, the strategy and the automation level)
 with its audited history and the lineage of what it serves. :mod:`.deployment_records`
-holds the records and the rules a definition must obey.
+holds the records and the rules a definition must obey. :class:`HttpDeployments` is the
+same through an opsloop server, and :func:`open_deployments` picks one or the other by
+``OPSLOOP_TRACKING_URI``.
 
 >>> from opsloop.store import Database
 >>> Deployments(Database("sqlite://")).list().empty
 True
 """
 
+from opsloop.serving.backend import open_deployments
 from opsloop.serving.deployment_records import (
     AUTOMATION_LEVELS,
     STRATEGIES,
@@ -19,6 +22,7 @@ from opsloop.serving.deployment_records import (
     VariantLineage,
 )
 from opsloop.serving.deployments import Deployments, UnknownDeploymentError
+from opsloop.serving.http_deployments import HttpDeployments
 
 __all__ = [
     "AUTOMATION_LEVELS",
@@ -26,7 +30,9 @@ __all__ = [
     "VARIANT_ROLES",
     "Deployment",
     "Deployments",
+    "HttpDeployments",
     "UnknownDeploymentError",
     "Variant",
     "VariantLineage",
+    "open_deployments",
 ]

@@ -1,0 +1,74 @@
+"""REST routes for deployments: define, change, retire, read, lineage, history, time T.
+
+The caller's name is passed to :class:`~opsloop.serving.Deployments` as the acting user,
+so its rules apply unchanged (editors change deployments, every change is audited under
+the caller's name). Deployment names may contain ``/``; the routes ending in ``/lineage``
+and ``/history`` are declared before the one they would otherwise be read as.
+
+>>> "/api/v1/deployments/{name:path}/lineage" in {route.path for route in router.routes}
+True
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from opsloop.server.identity import Editor, Viewer
+from opsloop.server.registry_routes import frame_records
+from opsloop.server.wire import DeploymentIn
+from opsloop.serving import Variant
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _deployments(request: Request):
+    return request.app.state.deployments
+
+
+@router.get("/deployments")
+def list_deployments(request: Request, _: Viewer) -> dict:
+    """Every deployment with its strategy, automation level and variants."""
+    return {"deployments": frame_records(_deployments(request).list())}
+
+
+@router.get("/deployments/{name:path}/lineage")
+def lineage(name: str, request: Request, _: Viewer, variant: str | None = None) -> dict:
+    """For each variant (or one): the lineage of the version it serves now."""
+    found = _deployments(request).lineage(name, variant=variant)
+    return {"variants": [entry.to_dict() for entry in found]}
+
+
+@router.get("/deployments/{name:path}/history")
+def history(name: str, request: Request, _: Viewer) -> dict:
+    """Every change of the deployment, oldest first."""
+    return {"entries": frame_records(_deployments(request).history(name))}
+
+
+@router.get("/deployments/{name:path}")
+def get_deployment(name: str, request: Request, _: Viewer, at_ms: int | None = None) -> dict:
+    """The deployment now, or (``at_ms``) as it was then (null if it did not exist)."""
+    if at_ms is not None:
+        found = _deployments(request).at(name, at_ms)
+        return {"deployment": None if found is None else found.to_dict()}
+    return _deployments(request).get(name).to_dict()
+
+
+@router.put("/deployments/{name:path}")
+def deploy(name: str, body: DeploymentIn, request: Request, user: Editor) -> dict:
+    """Create the deployment or replace its definition."""
+    made = _deployments(request).deploy(
+        name,
+        [Variant(**variant.model_dump()) for variant in body.variants],
+        strategy=body.strategy,
+        automation=body.automation,
+        description=body.description,
+        actor=user.name,
+        reason=body.reason,
+    )
+    return made.to_dict()
+
+
+@router.delete("/deployments/{name:path}", status_code=204)
+def retire(name: str, request: Request, user: Editor, reason: str | None = None) -> None:
+    """Remove the deployment (its history stays)."""
+    _deployments(request).retire(name, actor=user.name, reason=reason)
