@@ -19,15 +19,20 @@ refused, bad option); errors are one line on stderr.
 from __future__ import annotations
 
 import ipaddress
-import json
 import sys
 from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.table import Table
 
-from opsloop.cli.console import UsageProblem, one_line_errors, out
+from opsloop.cli.console import (
+    JsonFlag,
+    UsageProblem,
+    one_line_errors,
+    out,
+    print_frame,
+    print_json,
+)
 
 runs_app = typer.Typer(no_args_is_help=True, add_completion=False, help="List, show, compare runs.")
 models_app = typer.Typer(
@@ -36,21 +41,6 @@ models_app = typer.Typer(
 users_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Users, roles and API tokens."
 )
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _print_json(document: object) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
-
-
-def _print_frame(frame: pd.DataFrame, title: str | None = None) -> None:
-    table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column), overflow="fold")
-    for row in frame.astype(object).where(frame.notna(), "").itertuples(index=False):
-        table.add_row(*(str(value) for value in row))
-    out.print(table)
 
 
 def _registry():
@@ -80,11 +70,11 @@ def list_runs(
     if as_json:
         from opsloop.server.registry_routes import frame_records
 
-        _print_json(frame_records(frame))
+        print_json(frame_records(frame))
         return
     shown = ["run_id", "experiment", "name", "status", "start_time"]
     shown += [c for c in frame.columns if c.startswith("metrics.")]
-    _print_frame(frame[shown], title=f"{len(frame)} run(s)")
+    print_frame(frame[shown], title=f"{len(frame)} run(s)")
 
 
 @runs_app.command("show")
@@ -95,13 +85,13 @@ def show_run(run_id: str, as_json: JsonFlag = False) -> None:
 
     document = get_run(run_id).to_dict()
     if as_json:
-        _print_json(document)
+        print_json(document)
         return
     environment = document.pop("environment")
     for section in ("params", "metrics", "tags"):
         values = document.pop(section)
         if values:
-            _print_frame(
+            print_frame(
                 pd.DataFrame({"key": list(values), "value": list(values.values())}), title=section
             )
     code = document.pop("code")
@@ -110,15 +100,15 @@ def show_run(run_id: str, as_json: JsonFlag = False) -> None:
     if environment is not None:
         summary["python_version"] = environment["python_version"]
         summary["packages"] = len(environment["packages"])
-    _print_frame(
+    print_frame(
         pd.DataFrame({"field": list(summary), "value": list(summary.values())}), title="run"
     )
     if datasets:
-        _print_frame(
+        print_frame(
             pd.DataFrame(datasets)[["name", "sha256", "n_rows", "n_columns"]], title="datasets"
         )
     if artifacts:
-        _print_frame(pd.DataFrame(artifacts), title="artifacts")
+        print_frame(pd.DataFrame(artifacts), title="artifacts")
 
 
 @runs_app.command("compare")
@@ -132,13 +122,13 @@ def compare(
 
     comparison = compare_runs(run_ids)
     if as_json:
-        _print_json(comparison.to_dict())
+        print_json(comparison.to_dict())
         return
     differing = set(comparison.differing_params())
     params = comparison.params.astype(object)
     params.index = [f"{key} *" if key in differing else key for key in params.index]
-    _print_frame(params.reset_index(names="param"), title="params (* differ)")
-    _print_frame(comparison.metrics.reset_index(names="metric"), title="latest metrics")
+    print_frame(params.reset_index(names="param"), title="params (* differ)")
+    print_frame(comparison.metrics.reset_index(names="metric"), title="latest metrics")
 
 
 # -- models -------------------------------------------------------------------------------
@@ -152,9 +142,9 @@ def list_models(as_json: JsonFlag = False) -> None:
     if as_json:
         from opsloop.server.registry_routes import frame_records
 
-        _print_json(frame_records(frame))
+        print_json(frame_records(frame))
         return
-    _print_frame(frame, title=f"{len(frame)} model(s)")
+    print_frame(frame, title=f"{len(frame)} model(s)")
 
 
 @models_app.command("show")
@@ -173,11 +163,11 @@ def show_model(
         "lineage": registry.lineage(name, version=found.version).to_dict(),
     }
     if as_json:
-        _print_json(document)
+        print_json(document)
         return
     for title, values in document.items():
         flat = {k: v for k, v in values.items() if not isinstance(v, dict | list)}
-        _print_frame(pd.DataFrame({"field": list(flat), "value": list(flat.values())}), title)
+        print_frame(pd.DataFrame({"field": list(flat), "value": list(flat.values())}), title)
 
 
 @models_app.command("alias")
@@ -232,7 +222,7 @@ def list_users() -> None:
     from opsloop.store import open_database
 
     found = users(open_database())
-    _print_frame(pd.DataFrame([u.to_dict() for u in found], columns=["name", "role"]), "users")
+    print_frame(pd.DataFrame([u.to_dict() for u in found], columns=["name", "role"]), "users")
 
 
 # -- server -------------------------------------------------------------------------------

@@ -1,0 +1,193 @@
+"""``opsloop deployments``: define, change, retire and inspect deployments.
+
+Deployments are read and changed through :func:`opsloop.serving.open_deployments`, so they
+come from the local store or, when ``OPSLOOP_TRACKING_URI`` is an ``http(s)://`` URL, from
+a server, acting as the owner of ``OPSLOOP_TRACKING_TOKEN``. Locally, the OS user acts.
+
+A variant is written ``NAME=MODEL/VERSION`` or ``NAME=MODEL@ALIAS``, then ``,role=ROLE``
+and ``,weight=SHARE`` where needed, e.g. ``--variant stable=credit@champion,weight=0.95
+--variant canary=credit/4,role=candidate,weight=0.05 --strategy canary``.
+
+Exit codes: 0 success, 2 the command could not run (unknown deployment or model, a broken
+rule, permission refused); errors are one line on stderr.
+
+>>> from typer.testing import CliRunner
+>>> CliRunner().invoke(deployments_app, ["--help"]).exit_code
+0
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from opsloop.cli.console import (
+    JsonFlag,
+    UsageProblem,
+    one_line_errors,
+    out,
+    print_frame,
+    print_json,
+)
+
+deployments_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Deployments: variants serving model versions, strategy, history, lineage.",
+)
+
+
+def _deployments():
+    from opsloop.serving import open_deployments
+
+    return open_deployments()
+
+
+def _time_ms(text: str) -> int:
+    """Milliseconds since the epoch from digits, or from an ISO 8601 time (UTC if naive)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageProblem(
+            f"--at: give milliseconds since the epoch or an ISO 8601 time, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+@deployments_app.command("deploy")
+@one_line_errors
+def deploy(
+    name: str,
+    variant: Annotated[
+        list[str],
+        typer.Option(help="NAME=MODEL/VERSION or NAME=MODEL@ALIAS[,role=R][,weight=W]; repeat."),
+    ],
+    strategy: Annotated[
+        str, typer.Option(help="single, shadow, canary, blue_green, ab or bandit.")
+    ] = "single",
+    automation: Annotated[
+        str,
+        typer.Option(
+            help="human_only, shadow, ai_assistance, partial_automation or full_automation."
+        ),
+    ] = "full_automation",
+    description: Annotated[str | None, typer.Option(help="What this endpoint is for.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+) -> None:
+    """Create deployment NAME or replace its definition."""
+    from opsloop.serving import Variant
+
+    variants = [Variant.parse(text) for text in variant]
+    made = _deployments().deploy(
+        name,
+        variants,
+        strategy=strategy,
+        automation=automation,
+        description=description,
+        reason=reason,
+    )
+    serving = ", ".join(f"{key} -> version {value}" for key, value in made.serving.items())
+    out.print(f"{name} ({made.strategy}): {serving}")
+
+
+@deployments_app.command("list")
+@one_line_errors
+def list_deployments(as_json: JsonFlag = False) -> None:
+    """Every deployment with its strategy, automation level and variants."""
+    frame = _deployments().list()
+    if as_json:
+        from opsloop.server.registry_routes import frame_records
+
+        print_json(frame_records(frame))
+        return
+    print_frame(frame, title=f"{len(frame)} deployment(s)")
+
+
+@deployments_app.command("show")
+@one_line_errors
+def show(
+    name: str,
+    at: Annotated[
+        str | None,
+        typer.Option(help="As it was at this time (ms since the epoch or ISO 8601)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Deployment NAME: its variants, roles, weights and the version each serves."""
+    deployments = _deployments()
+    if at is None:
+        found = deployments.get(name)
+    else:
+        found = deployments.at(name, _time_ms(at))
+        if found is None:
+            raise UsageProblem(f"deployment {name!r} did not exist at {at}")
+    if as_json:
+        print_json(found.to_dict())
+        return
+    title = f"{found.name}: {found.strategy}, {found.automation}"
+    print_frame(found.to_frame(), title=title)
+
+
+@deployments_app.command("lineage")
+@one_line_errors
+def lineage(
+    name: str,
+    variant: Annotated[str | None, typer.Option(help="Only this variant.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """What each variant serves and where it came from: run, commit, packages, data."""
+    found = _deployments().lineage(name, variant=variant)
+    documents = [entry.to_dict() for entry in found]
+    if as_json:
+        print_json(documents)
+        return
+    rows = [
+        {
+            "variant": d["variant"],
+            "role": d["role"],
+            "weight": d["weight"],
+            "model": f"{d['model']}/{d['version']}",
+            "artifact": d["artifact_sha256"][:12],
+            "run": d["run_id"],
+            "commit": d["git_commit"],
+            "python": d["python_version"],
+            "packages": None if d["packages"] is None else len(d["packages"]),
+            "data": ", ".join(f"{k} {v[:12]}" for k, v in d["datasets"].items()),
+        }
+        for d in documents
+    ]
+    print_frame(pd.DataFrame(rows), title=f"lineage of {name}")
+
+
+@deployments_app.command("history")
+@one_line_errors
+def history(name: str, as_json: JsonFlag = False) -> None:
+    """Every change of deployment NAME, oldest first, from the audit log."""
+    frame = _deployments().history(name)
+    if as_json:
+        from opsloop.server.registry_routes import frame_records
+
+        print_json(frame_records(frame))
+        return
+    shown = frame[["time", "actor", "action", "reason"]].assign(
+        serving=[None if after is None else after.get("serving") for after in frame["after"]]
+    )
+    print_frame(shown, title=f"history of {name}")
+
+
+@deployments_app.command("retire")
+@one_line_errors
+def retire(
+    name: str,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+) -> None:
+    """Remove deployment NAME (its history stays)."""
+    _deployments().retire(name, reason=reason)
+    out.print(f"{name}: retired")

@@ -1,0 +1,119 @@
+"""``opsloop deployments`` through typer's runner on a store per test."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from tests.store.databases import isolated_home, postgres_store_database, store_uri
+from typer.testing import CliRunner
+
+from opsloop.cli.deployments import deployments_app
+from opsloop.registry import ModelRegistry
+from opsloop.serving import Deployments
+from opsloop.store import ArtifactStore, open_database
+from opsloop.store.database import now_ms
+from opsloop.store.location import artifact_uri
+from opsloop.tracking.capture import current_user
+
+__all__ = ["isolated_home", "postgres_store_database", "store_uri"]
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(deployments_app, list(args))
+
+
+@pytest.fixture
+def credit(store_uri):
+    registry = ModelRegistry(open_database(), ArtifactStore(artifact_uri()))
+    for number in (1, 2):
+        registry.register("credit", f"model {number}".encode(), flavor="onnx")
+    registry.set_alias("credit", "champion", 1)
+    return registry
+
+
+def test_deploy_show_list_lineage_history_and_retire(credit):
+    before = now_ms()
+    time.sleep(0.005)
+    made = invoke(
+        "deploy",
+        "credit-api",
+        "--variant",
+        "stable=credit@champion,weight=0.95",
+        "--variant",
+        "canary=credit/2,role=candidate,weight=0.05",
+        "--strategy",
+        "canary",
+        "--reason",
+        "try v2",
+    )
+    assert made.exit_code == 0, made.output
+    assert made.output.strip() == ("credit-api (canary): stable -> version 1, canary -> version 2")
+    shown = json.loads(invoke("show", "credit-api", "--json").output)
+    assert shown == Deployments(credit.db).get("credit-api").to_dict()
+    assert shown["updated_by"] == current_user()
+    table = invoke("show", "credit-api")
+    assert "credit-api: canary, full_automation" in table.output
+    assert "credit@champion" in table.output
+    listed = json.loads(invoke("list", "--json").output)
+    assert [row["name"] for row in listed] == ["credit-api"]
+    lineage = json.loads(invoke("lineage", "credit-api", "--json").output)
+    expected = [entry.to_dict() for entry in Deployments(credit.db).lineage("credit-api")]
+    assert lineage == expected
+    assert [(row["variant"], row["version"]) for row in lineage] == [("stable", 1), ("canary", 2)]
+    assert "lineage of credit-api" in invoke("lineage", "credit-api").output
+    earlier = invoke("show", "credit-api", "--at", str(before))
+    assert earlier.exit_code == 2
+    assert "did not exist at" in earlier.output
+    time.sleep(0.005)
+    between = now_ms()
+    time.sleep(0.005)
+    retired = invoke("retire", "credit-api", "--reason", "done")
+    assert retired.exit_code == 0 and "retired" in retired.output
+    history = json.loads(invoke("history", "credit-api", "--json").output)
+    assert [(row["action"], row["reason"]) for row in history] == [
+        ("deploy", "try v2"),
+        ("retire", "done"),
+    ]
+    assert "history of credit-api" in invoke("history", "credit-api").output
+    then = json.loads(invoke("show", "credit-api", "--at", str(between), "--json").output)
+    assert (then["strategy"], then["serving"]) == ("canary", {"stable": 1, "canary": 2})
+    assert invoke("show", "credit-api", "--at", str(now_ms())).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--variant", "stable=credit"], "the model must be MODEL/VERSION or MODEL@ALIAS"),
+        (["--variant", "stable=credit/9"], "variant 'stable': model 'credit' has no version 9"),
+        (
+            ["--variant", "a=credit/1", "--variant", "b=credit/2,role=candidate,weight=0"],
+            "strategy 'single': needs exactly one variant",
+        ),
+        (["--variant", "a=credit/1", "--strategy", "rolling"], "strategy must be one of"),
+    ],
+)
+def test_a_bad_definition_is_one_line_and_exit_code_2(credit, arguments, message):
+    result = invoke("deploy", "credit-api", *arguments)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert Deployments(credit.db).list().empty
+
+
+def test_an_unknown_deployment_or_a_bad_time_exits_2(credit):
+    missing = invoke("show", "nothing")
+    assert missing.exit_code == 2 and "no deployment named 'nothing'" in missing.output
+    bad_time = invoke("show", "nothing", "--at", "yesterday")
+    assert bad_time.exit_code == 2 and "--at: give milliseconds" in bad_time.output
+
+
+def test_at_reads_an_iso_time(credit):
+    assert invoke("deploy", "api", "--variant", "stable=credit/1").exit_code == 0
+    old = invoke("show", "api", "--at", "2020-01-01T00:00:00")
+    assert old.exit_code == 2 and "did not exist at 2020-01-01T00:00:00" in old.output
+    later = invoke("show", "api", "--at", "2999-01-01T00:00:00+00:00", "--json")
+    assert json.loads(later.output)["serving"] == {"stable": 1}
