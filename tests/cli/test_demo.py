@@ -29,5 +29,10 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path):
     # Both models tracked and registered; the protected alias moved only after approval.
     assert "-> credit-default v1" in text and "-> credit-default v2" in text
     assert "after approval by risk-officer" in text and "hash chain intact" in text
+    # The deployment follows the champion alias; the challenger runs in its shadow.
+    champion = "v2" if "champion -> v2" in text else "v1"
+    challenger = "v1" if champion == "v2" else "v2"
+    assert f"credit-api live (primary, weight 1) serves credit-default {champion}" in text
+    assert f"credit-api shadow (shadow, weight 0) serves credit-default {challenger}" in text
     assert "the three slices with the most room for improvement" in text
     assert "plotly" in paths["analysis_champion"].read_text()

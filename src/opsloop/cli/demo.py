@@ -73,7 +73,7 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
     console.rule("5. error stream")
     stream_path = _error_stream(training, rows, seed, output, console)
 
-    console.rule("6. track, register, approve")
+    console.rule("6. track, register, approve, deploy")
     models = _track_and_register(training, seed, output, console)
 
     console.rule("7. error analysis")
@@ -177,6 +177,7 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
     import opsloop
     from opsloop.registry import ModelRegistry
     from opsloop.registry.users import add_user, get_user
+    from opsloop.serving import Deployments, Variant
 
     home = output / "store"
     shutil.rmtree(home, ignore_errors=True)  # the demo's own store starts empty each time
@@ -248,6 +249,30 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
             f"{(lineage.git_commit or 'none')[:12]}, python {lineage.python_version}, "
             f"{len(lineage.packages or ())} packages, data: {data}"
         )
+        # The endpoint follows the champion alias; the challenger watches in shadow mode.
+        deployments = Deployments(registry.db)
+        deployments.deploy(
+            "credit-api",
+            [
+                Variant("live", "credit-default", alias="champion"),
+                Variant(
+                    "shadow",
+                    "credit-default",
+                    version=results[other]["version"],
+                    role="shadow",
+                    weight=0.0,
+                ),
+            ],
+            strategy="shadow",
+            automation="partial_automation",
+            reason="champion answers, challenger recorded beside it",
+        )
+        for served in deployments.lineage("credit-api"):
+            console.print(
+                f"credit-api {served.variant} ({served.role}, weight {served.weight:g}) serves "
+                f"credit-default v{served.lineage.version}: run {served.lineage.run_id[:8]}, "
+                f"data {served.lineage.datasets[0][1][:12]}"
+            )
     return {"champion": results[best], "challenger": results[other], "test_rows": test_rows}
 
 
