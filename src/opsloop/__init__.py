@@ -28,6 +28,7 @@ _LAZY = {
     "compare_runs": "opsloop.tracking",
     "ModelRegistry": "opsloop.registry",
     "open_registry": "opsloop.registry",
+    "open_deployments": "opsloop.serving",
 }
 
 __all__ = ["__version__", *_LAZY]
