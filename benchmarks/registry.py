@@ -5,7 +5,9 @@ one of 200 tracked runs that captured their code version, environment and two da
 Measured, as medians over repeated queries on a warm store:
 
 - lineage of a version (version -> artifact -> run -> commit, packages, dataset hashes), by
-  version number and through an alias (target: under 50 ms with 10,000 versions);
+  version number and through an alias, and from a deployment (deployment -> its two
+  variants -> alias or version -> ...; one canary deployment per model) (target: under
+  50 ms with 10,000 versions);
 - discovery: free text in descriptions, a tag, a metric bound;
 - registration rate (each version writes its artifact, its record and a hash-chained audit
   entry in one transaction).
@@ -44,6 +46,7 @@ def run(models: int, versions: int, runs: int, repeats: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="opsloop-registry-") as home:
         os.environ["OPSLOOP_HOME"] = home
         from opsloop import ModelRegistry, start_run
+        from opsloop.serving import Deployments, Variant
 
         rng = np.random.default_rng(0)
         run_ids = []
@@ -70,6 +73,18 @@ def run(models: int, versions: int, runs: int, repeats: int) -> dict:
         register_s = time.perf_counter() - started
         total = models * versions
         names = [f"model-{m:03d}" for m in range(models)]
+        deployments = Deployments(registry.db)
+        for name in names:
+            deployments.deploy(
+                f"{name}-api",
+                [
+                    Variant("stable", name, alias="champion", weight=0.9),
+                    Variant("canary", name, version=versions, role="candidate", weight=0.1),
+                ],
+                strategy="canary",
+            )
+        served = deployments.lineage(f"{names[0]}-api")
+        assert [v.lineage.version for v in served] == [versions // 2 + 1, versions]
         picks = rng.integers(models, size=repeats)
         version_picks = iter(rng.integers(1, versions + 1, size=10 * repeats).tolist())
 
@@ -85,6 +100,9 @@ def run(models: int, versions: int, runs: int, repeats: int) -> dict:
             "lineage_alias_ms": _median_ms(
                 lambda: registry.lineage(names[int(rng.integers(models))], alias="champion"),
                 repeats,
+            ),
+            "lineage_deployment_ms": _median_ms(
+                lambda: deployments.lineage(f"{names[int(rng.integers(models))]}-api"), repeats
             ),
             "search_text_ms": _median_ms(lambda: registry.search("segment 7"), repeats),
             "search_tag_ms": _median_ms(lambda: registry.search(tags={"team": "team-3"}), repeats),

@@ -91,7 +91,7 @@ def test_no_import_cycles_at_import_time():
         trail.append(name)
         for target in sorted(graph[name] - {name}):
             if state.get(target) == 1:
-                return trail[trail.index(target) :] + [target]
+                return [*trail[trail.index(target) :], target]
             if target not in state:
                 cycle = visit(target)
                 if cycle:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from opsloop.registry.http_registry import HttpModelRegistry, _refuse_actor
+from opsloop.registry.http_registry import HttpModelRegistry, refuse_actor
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.tracking.api import TRACKING_VARIABLE
 
@@ -39,7 +39,7 @@ def open_registry(
     """
     target = uri or os.environ.get(TRACKING_VARIABLE) or ""
     if target.startswith(("http://", "https://")):
-        _refuse_actor(actor)
+        refuse_actor(actor)
         return HttpModelRegistry(target, token=token)
     from opsloop.store import ArtifactStore, open_database
     from opsloop.store.location import artifact_uri

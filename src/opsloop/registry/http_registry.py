@@ -47,14 +47,23 @@ from opsloop.tracking.limits import checked_key, metric_value, tag_text
 _ERRORS = {"UnknownModelError": UnknownModelError, "PermissionDenied": PermissionDenied}
 
 
-def _segment(text: str) -> str:
+def path_segment(text: str) -> str:
+    """``text`` as a URL path (names may hold ``/``; ``.`` and ``..`` parts are escaped).
+
+    >>> path_segment("team/credit model"), path_segment("..")
+    ('team/credit%20model', '%2E%2E')
+    """
     # "/" stays: the server matches names as paths. "." and ".." would be folded away by
     # URL normalisation, so they travel percent-encoded.
     parts = quote(text, safe="/").split("/")
     return "/".join("%2E" * len(part) if part in (".", "..") else part for part in parts)
 
 
-def _refuse_actor(actor: str | None) -> None:
+def refuse_actor(actor: str | None) -> None:
+    """Refuse ``actor=`` for a server, where the API token decides who acts.
+
+    >>> refuse_actor(None)
+    """
     if actor is not None:
         raise ValueError(
             "actor: over HTTP the acting user is the owner of the API token; open the registry "
@@ -133,13 +142,13 @@ class HttpModelRegistry:
         if alias is not None and version is not None:
             raise ValueError("give a version or an alias, not both")
         if alias is not None:
-            path = f"/models/{_segment(name)}/aliases/{_segment(alias)}"
+            path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}"
         elif version is not None:
             if isinstance(version, bool) or not isinstance(version, int):
                 raise TypeError(f"version must be an integer, got {version!r}")
-            path = f"/models/{_segment(name)}/versions/{version}"
+            path = f"/models/{path_segment(name)}/versions/{version}"
         else:
-            path = f"/models/{_segment(name)}/versions/latest"
+            path = f"/models/{path_segment(name)}/versions/latest"
         return _version(self._call("GET", path).json())
 
     def alias_at(self, name: str, alias: str, at_ms: int) -> int | None:
@@ -148,7 +157,7 @@ class HttpModelRegistry:
         >>> HttpModelRegistry.alias_at.__name__
         'alias_at'
         """
-        path = f"/models/{_segment(name)}/aliases/{_segment(alias)}"
+        path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}"
         return self._call("GET", path, params={"at_ms": int(at_ms)}).json()["version"]
 
     def load(self, name: str, version: int | None = None, alias: str | None = None) -> object:
@@ -159,7 +168,7 @@ class HttpModelRegistry:
         """
         if version is not None and alias is not None:
             raise ValueError("give a version or an alias, not both")
-        path = f"/models/{_segment(name)}/loader"
+        path = f"/models/{path_segment(name)}/loader"
         answer = self._call("GET", path, params=_selector(version, alias)).json()
         expected = answer["version"]["artifact_sha256"]
         check_sha256(expected, "artifact_sha256")
@@ -176,7 +185,7 @@ class HttpModelRegistry:
         >>> HttpModelRegistry.lineage.__name__
         'lineage'
         """
-        path = f"/models/{_segment(name)}/lineage"
+        path = f"/models/{path_segment(name)}/lineage"
         document = self._call("GET", path, params=_selector(version, alias)).json()
         return Lineage.from_dict(document)
 
@@ -265,7 +274,7 @@ class HttpModelRegistry:
         Traceback (most recent call last):
         ValueError: metric 'auc': value must be a finite number, got inf
         """
-        _refuse_actor(actor)
+        refuse_actor(actor)
         checked_key("model name", name)
         signature = _signature(input_schema, output_type)
         body: dict[str, Any] = {
@@ -291,7 +300,7 @@ class HttpModelRegistry:
             if flavor not in FLAVORS:
                 raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
         body["artifact_sha256"], body["flavor"] = artifact_sha256, flavor
-        answer = self._call("POST", f"/models/{_segment(name)}/versions", json=body)
+        answer = self._call("POST", f"/models/{path_segment(name)}/versions", json=body)
         return _version(answer.json())
 
     def set_description(self, name: str, description: str, *, actor: str | None = None) -> None:
@@ -300,9 +309,9 @@ class HttpModelRegistry:
         >>> HttpModelRegistry.set_description.__name__
         'set_description'
         """
-        _refuse_actor(actor)
+        refuse_actor(actor)
         self._call(
-            "PUT", f"/models/{_segment(name)}/description", json={"description": description}
+            "PUT", f"/models/{path_segment(name)}/description", json={"description": description}
         )
 
     def protect_alias(
@@ -319,11 +328,13 @@ class HttpModelRegistry:
         >>> HttpModelRegistry.protect_alias.__name__
         'protect_alias'
         """
-        _refuse_actor(actor)
+        refuse_actor(actor)
         checked_key("alias", alias)
         body = {"required_approvals": required_approvals, "reason": reason}
         self._call(
-            "PUT", f"/models/{_segment(name)}/aliases/{_segment(alias)}/protection", json=body
+            "PUT",
+            f"/models/{path_segment(name)}/aliases/{path_segment(alias)}/protection",
+            json=body,
         )
 
     def approve(
@@ -340,10 +351,10 @@ class HttpModelRegistry:
         >>> HttpModelRegistry.approve.__name__
         'approve'
         """
-        _refuse_actor(actor)
+        refuse_actor(actor)
         checked_key("alias", alias)
         body = {"version": version, "comment": comment}
-        path = f"/models/{_segment(name)}/aliases/{_segment(alias)}/approvals"
+        path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}/approvals"
         return self._call("POST", path, json=body).json()["approvals"]
 
     def set_alias(
@@ -360,7 +371,7 @@ class HttpModelRegistry:
         >>> HttpModelRegistry.set_alias.__name__
         'set_alias'
         """
-        _refuse_actor(actor)
+        refuse_actor(actor)
         checked_key("alias", alias)
         body = {"version": version, "reason": reason}
-        self._call("PUT", f"/models/{_segment(name)}/aliases/{_segment(alias)}", json=body)
+        self._call("PUT", f"/models/{path_segment(name)}/aliases/{path_segment(alias)}", json=body)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from opsloop.registry.http_registry import _refuse_actor
+from opsloop.registry.http_registry import refuse_actor
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.http_deployments import HttpDeployments
 from opsloop.tracking.api import TRACKING_VARIABLE
@@ -29,7 +29,7 @@ def open_deployments(
     """
     target = uri or os.environ.get(TRACKING_VARIABLE) or ""
     if target.startswith(("http://", "https://")):
-        _refuse_actor(actor)
+        refuse_actor(actor)
         return HttpDeployments(target, token=token)
     from opsloop.store import open_database
 

@@ -20,7 +20,7 @@ import httpx
 import pandas as pd
 
 from opsloop.registry.audit import audit_frame
-from opsloop.registry.http_registry import _refuse_actor, _segment
+from opsloop.registry.http_registry import path_segment, refuse_actor
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.users import PermissionDenied
 from opsloop.serving.deployment_records import (
@@ -90,7 +90,7 @@ class HttpDeployments:
         Traceback (most recent call last):
         ValueError: actor: over HTTP the acting user is the owner of the API token; ...
         """
-        _refuse_actor(actor)
+        refuse_actor(actor)
         variants = tuple(variants)
         # The rules hold here too: a broken definition is named before anything is sent.
         check_definition(strategy, automation, variants)
@@ -101,7 +101,7 @@ class HttpDeployments:
             "description": description,
             "reason": reason,
         }
-        return Deployment.from_dict(self._call("PUT", _segment(name), json=body).json())
+        return Deployment.from_dict(self._call("PUT", path_segment(name), json=body).json())
 
     def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:
         """Remove the deployment ``name`` (its history stays in the audit log).
@@ -109,9 +109,9 @@ class HttpDeployments:
         >>> HttpDeployments.retire.__name__
         'retire'
         """
-        _refuse_actor(actor)
+        refuse_actor(actor)
         params = {} if reason is None else {"reason": reason}
-        self._call("DELETE", _segment(name), params=params)
+        self._call("DELETE", path_segment(name), params=params)
 
     def get(self, name: str) -> Deployment:
         """The deployment as defined now, with the version each variant serves.
@@ -119,7 +119,7 @@ class HttpDeployments:
         >>> HttpDeployments.get.__name__
         'get'
         """
-        return Deployment.from_dict(self._call("GET", _segment(name)).json())
+        return Deployment.from_dict(self._call("GET", path_segment(name)).json())
 
     def list(self) -> pd.DataFrame:
         """One row per deployment (the local :meth:`~opsloop.serving.Deployments.list`'s).
@@ -137,7 +137,7 @@ class HttpDeployments:
         'lineage'
         """
         params = {} if variant is None else {"variant": variant}
-        found = self._call("GET", f"{_segment(name)}/lineage", params=params).json()
+        found = self._call("GET", f"{path_segment(name)}/lineage", params=params).json()
         return tuple(VariantLineage.from_dict(entry) for entry in found["variants"])
 
     def at(self, name: str, at_ms: int) -> Deployment | None:
@@ -146,7 +146,7 @@ class HttpDeployments:
         >>> HttpDeployments.at.__name__
         'at'
         """
-        found = self._call("GET", _segment(name), params={"at_ms": int(at_ms)}).json()
+        found = self._call("GET", path_segment(name), params={"at_ms": int(at_ms)}).json()
         return None if found["deployment"] is None else Deployment.from_dict(found["deployment"])
 
     def history(self, name: str) -> pd.DataFrame:
@@ -155,5 +155,5 @@ class HttpDeployments:
         >>> HttpDeployments.history.__name__
         'history'
         """
-        rows = self._call("GET", f"{_segment(name)}/history").json()["entries"]
+        rows = self._call("GET", f"{path_segment(name)}/history").json()["entries"]
         return audit_frame({**row, "at_ms": row["time"]} for row in rows)
