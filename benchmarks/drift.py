@@ -70,6 +70,7 @@ class Contender:
     peer: str | None = None  # a peer's venv (benchmarks/envs.py), or None for the main venv
     profile: bool = False  # pass the saved ReferenceProfile
     decides: bool = True  # False for the floor, which computes no verdict
+    arguments: tuple[str, ...] = ()  # more arguments for the worker
 
 
 CONTENDERS: dict[str, Contender] = {
@@ -81,6 +82,19 @@ CONTENDERS: dict[str, Contender] = {
             "opsloop compare (cached ReferenceProfile)",
             "opsloop_compare",
             profile=True,
+        ),
+        Contender(
+            "opsloop-fast",
+            "opsloop compare, ks_p_value=fast (reference DataFrame)",
+            "opsloop_compare",
+            arguments=("--ks-p-value", "fast"),
+        ),
+        Contender(
+            "opsloop-profile-fast",
+            "opsloop compare, ks_p_value=fast (cached ReferenceProfile)",
+            "opsloop_compare",
+            profile=True,
+            arguments=("--ks-p-value", "fast"),
         ),
         Contender("scipy", "scipy loop (ks_2samp, chi2_contingency, wasserstein)", "scipy_loop"),
         Contender(
@@ -183,6 +197,7 @@ def run_worker(contender: Contender, python: str, inputs: dict, repeat: int, mod
     ]
     if contender.profile:
         command += ["--profile", str(paths["profile"])]
+    command += contender.arguments
     if mode == "warm":
         command.append("--warm")
     env = dict(os.environ, DO_NOT_TRACK="1", NML_DISABLE_USAGE_LOGGING="1")
@@ -277,6 +292,11 @@ def p_value_agreement(runs: dict, key: str) -> list[dict]:
         if not columns:
             continue
         diffs = [abs(ours["p_values"][col] - theirs["p_values"][col]) for col in columns]
+        relative = [
+            diff / theirs["p_values"][col]
+            for diff, col in zip(diffs, columns, strict=True)
+            if theirs["p_values"][col] > 0
+        ]
         identical = sum(ours["p_values"][col] == theirs["p_values"][col] for col in columns)
         rows.append(
             {
@@ -285,6 +305,7 @@ def p_value_agreement(runs: dict, key: str) -> list[dict]:
                 "columns": len(columns),
                 "bit_identical": identical,
                 "max_abs_diff": max(diffs),
+                "max_rel_diff": max(relative, default=0.0),
             }
         )
     other = [
@@ -525,18 +546,19 @@ def render(args, inputs: dict, rows: dict, runs: dict, agreement: list[dict], in
             "",
             "## opsloop p-values against the scipy loop (cold runs)",
             "",
-            "| contender | test | columns | bit-identical | max abs difference |",
-            "| --- | --- | ---: | ---: | ---: |",
+            "| contender | test | columns | bit-identical | max abs difference "
+            "| max relative difference |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
         ]
         for a in agreement:
             if a["test"] == "different tests":
                 lines.append(
-                    f"| {a['contender']} | different tests: {', '.join(a['columns'])} | | | |"
+                    f"| {a['contender']} | different tests: {', '.join(a['columns'])} | | | | |"
                 )
             else:
                 lines.append(
                     f"| {a['contender']} | {a['test']} | {a['columns']} | {a['bit_identical']} "
-                    f"| {a['max_abs_diff']:.3g} |"
+                    f"| {a['max_abs_diff']:.3g} | {a['max_rel_diff']:.3g} |"
                 )
     lines += [
         "",
@@ -568,9 +590,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for mode in MODES
     }
-    agreement = p_value_agreement(runs["cold"], "opsloop") + p_value_agreement(
-        runs["cold"], "opsloop-profile"
-    )
+    agreement = [
+        row
+        for key in ("opsloop", "opsloop-profile", "opsloop-fast", "opsloop-profile-fast")
+        for row in p_value_agreement(runs["cold"], key)
+    ]
     info = machine_info(pythons)
     report = render(args, inputs, rows, runs, agreement, info)
     print(report)

@@ -6,6 +6,7 @@ reading it is part of what a monitoring job pays each time); otherwise the
 reference is the DataFrame, summarised inside ``compare``. With ``--warm`` and a profile, the
 warm-up compares the whole saved profile (loaded again) with the current frame's first rows;
 the reference frame is read only after the measurement, to size the inputs.
+``--ks-p-value fast`` passes ``ks_p_value="fast"`` to ``compare``.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ def outcome(result) -> dict:
 
 
 def main() -> None:
-    args = parse_args(
-        lambda p: p.add_argument("--profile", type=Path, help="saved ReferenceProfile (.npz)")
-    )
+    def extra(parser) -> None:
+        parser.add_argument("--profile", type=Path, help="saved ReferenceProfile (.npz)")
+        parser.add_argument("--ks-p-value", default="scipy", help="compare's ks_p_value")
+
+    args = parse_args(extra)
     if args.profile is not None:
         current, read_s = timed_read(lambda: pd.read_parquet(args.current))
         measure(
@@ -41,7 +44,11 @@ def main() -> None:
             # The warm-up too opens the saved profile and reads every column, against the current
             # frame's head. lazy=True: one reference column in memory at a time.
             lambda frames: outcome(
-                compare(ReferenceProfile.load(args.profile, lazy=True), frames[0])
+                compare(
+                    ReferenceProfile.load(args.profile, lazy=True),
+                    frames[0],
+                    ks_p_value=args.ks_p_value,
+                )
             ),
             [current],
             read_s,
@@ -54,7 +61,7 @@ def main() -> None:
         measure(
             args,
             opsloop.__version__,
-            lambda frames: outcome(compare(*frames)),
+            lambda frames: outcome(compare(*frames, ks_p_value=args.ks_p_value)),
             [reference, current],
             read_s,
         )

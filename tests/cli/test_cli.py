@@ -74,6 +74,18 @@ def test_drift_fail_on_drift_exit_code(tables):
     assert moved.exit_code == 1
 
 
+def test_drift_ks_p_value_option_is_recorded_and_checked(tables, tmp_path):
+    paths, _, _ = tables
+    report_json = tmp_path / "fast.json"
+    arguments = ["drift", str(paths["ref"]), str(paths["cur"]), "--json", str(report_json)]
+    fast = runner.invoke(app, [*arguments, "--ks-p-value", "fast"])
+    assert fast.exit_code == 0, fast.output
+    assert json.loads(report_json.read_text())["dataset"]["ks_p_value"] == "fast"
+    wrong = runner.invoke(app, [*arguments, "--ks-p-value", "quick"])
+    assert wrong.exit_code == 2
+    assert "ks_p_value must be one of scipy, fast, got 'quick'" in wrong.output
+
+
 def test_schema_infer_and_validate(tables, tmp_path):
     paths, _, _ = tables
     schema = tmp_path / "schema.yaml"

@@ -159,6 +159,13 @@ def drift_command(
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     correction: Annotated[str, typer.Option(help="none, bonferroni, holm or bh.")] = "holm",
     fail_on_drift: Annotated[bool, typer.Option(help="Exit 1 when drift is found.")] = False,
+    ks_p_value: Annotated[
+        str,
+        typer.Option(
+            help="scipy: KS p-values bit for bit as scipy's; fast: within 1e-11, much faster "
+            "on large drifted columns."
+        ),
+    ] = "scipy",
 ) -> None:
     """Compare CURRENT with REFERENCE column by column and print the verdicts."""
     from opsloop.reports.drift import drift_report
@@ -167,7 +174,9 @@ def drift_command(
     names = [c.strip() for c in columns.split(",")] if columns else None
     if names is None and not set(ref.columns) & set(cur.columns):
         raise UsageProblem(f"{reference} and {current} have no columns in common")
-    report = drift_report(ref, cur, columns=names, alpha=alpha, correction=correction)
+    report = drift_report(
+        ref, cur, columns=names, alpha=alpha, correction=correction, ks_p_value=ks_p_value
+    )
     print_drift(report)
     if json_path is not None:
         _write_json(report.to_dict(), json_path)
