@@ -239,6 +239,11 @@ def test_reference_profile_round_trip_gives_identical_results(tmp_path):
     assert drift.ReferenceProfile.load(lazy.save(tmp_path / "copy.npz"))["salary"].n_valid == (
         profile["salary"].n_valid
     )
+    # asking whether it holds a column reads nothing: it works with the file gone
+    (tmp_path / "ref.npz").unlink()
+    assert "salary" in lazy and "nothing" not in lazy
+    with pytest.raises(FileNotFoundError):
+        lazy["salary"]
 
 
 def test_bad_values_missing_columns_and_bad_arguments():

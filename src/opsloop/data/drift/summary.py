@@ -205,6 +205,10 @@ class ReferenceProfile(Mapping):
         # a profile loaded with lazy=True holds readers: each access reads that column anew
         return column() if callable(column) else column
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default would look the column up, which reads it from a lazy profile.
+        return name in self._columns
+
     def __iter__(self):
         return iter(self._columns)
 
