@@ -16,7 +16,7 @@ from opsloop.data.drift.smirnov import _SMALL_STIRLING, _one_sided_sf, kstwo_sf
 def _summed_grid():
     # (n, d) where scipy's kstwo.sf answers with 2 * smirnov(n, d): 2.2 <= n d^2 < 370
     # (up to 320 here: beyond it the p-values become subnormal numbers).
-    for n in (141, 1_000, 9_999, 123_457, 500_000):
+    for n in (141, 1_000, 9_999, 123_457, 500_000, 1_000_000):
         for d in np.linspace(math.sqrt(2.2 / n), min(math.sqrt(320 / n), 0.49), 9):
             yield n, float(d)
 
@@ -55,6 +55,8 @@ def test_by_hand_for_two_points():
         (500_000, 0.03),  # n d^2 >= 370: zero
         (1_000, 0.6),  # d >= 0.5
         (1_000, 0.0005),  # n d <= 1
+        (1_000_001, (200 / 1_000_001) ** 0.5),  # scipy estimates the series above a million
+        (10_000_000, (200 / 10_000_000) ** 0.5),
     ],
 )
 def test_outside_the_summed_branch_fast_is_scipy_bit_for_bit(n, d):

@@ -256,6 +256,19 @@ def test_a_variant_must_serve_something_registered(deployments, credit, variant,
     assert deployments.history("credit-api").empty
 
 
+def test_the_time_of_a_change_is_the_time_of_its_history(deployments, credit):
+    # No pauses: the stored definition and its audit entry carry one time.
+    for weight in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        made = deployments.deploy("credit-api", canary(weight), strategy="canary")
+        assert deployments.at("credit-api", made.updated_ms) == made
+
+
+def test_a_deployment_name_is_one_url_segment(deployments, credit):
+    with pytest.raises(ValueError, match="deployment 'api/history': a name may not contain '/'"):
+        deployments.deploy("api/history", [Variant("stable", "credit", version=1)])
+    assert deployments.list().empty
+
+
 def test_automation_levels_are_the_articles_scale(deployments, credit):
     made = deployments.deploy(
         "assist", [Variant("stable", "credit", version=1)], automation="ai_assistance"

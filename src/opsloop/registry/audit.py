@@ -84,8 +84,12 @@ def append_audit(
     reason: str | None,
     before: object,
     after: object,
+    *,
+    at_ms: int | None = None,
 ) -> str:
     """Append one entry inside the caller's write transaction; return its hash.
+
+    ``at_ms`` (default: now) lets a change stamp its rows and its entry with one time.
 
     >>> from opsloop.store import Database
     >>> with Database("sqlite://").write() as c:
@@ -97,7 +101,7 @@ def append_audit(
         connection.execute(sa.select(_log.c.hash).order_by(_log.c.id.desc()).limit(1)).scalar()
         or GENESIS
     )
-    at = now_ms()
+    at = now_ms() if at_ms is None else int(at_ms)
     before_json, after_json = _canonical(before), _canonical(after)
     digest = entry_hash(prev, at, actor, action, entity, reason, before_json, after_json)
     connection.execute(

@@ -14,8 +14,8 @@ The **strategy** says how the live weights may be set: ``single`` (one variant),
 with a share strictly between 0 and 1), ``blue_green`` (two variants, one with all the
 traffic, the other on standby at 0), ``ab`` and ``bandit`` (two or more variants, each with
 a positive share; a bandit's weights are its starting allocation). Shadows may ride along
-any strategy. The **automation** level is the article's scale of human involvement, from
-``human_only`` to ``full_automation``.
+any strategy but ``single``. The **automation** level is the article's scale of human
+involvement, from ``human_only`` to ``full_automation``.
 
 >>> primary = Variant("stable", "credit", alias="champion")
 >>> canary = Variant.parse("canary=credit/4,role=candidate,weight=0.05")

@@ -117,6 +117,9 @@ class Deployments:
         opsloop.registry.model_registry.UnknownModelError: variant 'stable': ...no version 5
         """
         checked_key("deployment", name)
+        if "/" in name:
+            # A name is a URL segment: "api/history" would read as the history of "api".
+            raise ValueError(f"deployment {name!r}: a name may not contain '/'")
         variants = tuple(variants)
         check_definition(strategy, automation, variants)
         with self.db.write() as connection:
@@ -182,6 +185,7 @@ class Deployments:
                 reason,
                 None if before is None else _audited(before),
                 _audited(after),
+                at_ms=at,  # the definition's time is its entry's: at(name, T) agrees
             )
         return after
 

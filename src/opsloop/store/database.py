@@ -124,7 +124,12 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection in a read transaction (one consistent snapshot on SQLite in WAL mode).
+        """A connection in a read transaction: every statement in it sees one snapshot.
+
+        SQLite in WAL mode gives that to every transaction; PostgreSQL's default (READ
+        COMMITTED) gives each statement its own, so a read made of several statements could
+        mix two versions of the data: there the transaction is REPEATABLE READ (which never
+        fails a transaction that only reads).
 
         >>> from opsloop.store import tables
         >>> with Database("sqlite://").read() as c:
@@ -132,6 +137,8 @@ class Database:
         0
         """
         with self._turns, self.engine.connect() as connection, connection.begin():
+            if self.dialect == "postgresql":
+                connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield connection
 
     def dispose(self) -> None:

@@ -2,9 +2,11 @@
 
 ``ks_2samp`` on large samples takes its p-value from ``scipy.stats.kstwo.sf(d, n)``. For most
 ``(n, d)`` that costs microseconds, but where ``2.2 <= n d² < 370`` (p-values from about
-0.03 down to 1e-160, exactly where drift is found) scipy returns ``2 * smirnov(n, d)``, and
-``scipy.special.smirnov`` sums the Birnbaum-Tingey series term by term in double-double
-arithmetic: 0.5 to 1.1 s per call at n = 500,000 (two samples of a million rows).
+0.03 down to the smallest doubles, exactly where drift is found) scipy returns
+``2 * smirnov(n, d)``, and for n up to 1,000,000 ``scipy.special.smirnov`` sums the
+Birnbaum-Tingey series term by term in double-double arithmetic: 0.5 to 1.1 s per call at
+n = 500,000 (two samples of a million rows). Above a million scipy estimates the series
+instead of summing it, quickly.
 
 :func:`kstwo_sf` with ``method="scipy"`` (the default everywhere) calls scipy, so the
 p-value is scipy's, bit for bit. With ``method="fast"`` that one branch sums the same series
@@ -15,7 +17,8 @@ deviance ``x log(x/m) + m - x`` evaluated without cancellation, so every term is
 a few units in the last place. Terms below 1e-40 of the largest one are skipped (the terms
 rise and fall once, so a coarse scan finds where they matter). The result agrees with
 scipy's to about 1e-13 relative (tests check 1e-11 over a grid of ``n`` and ``d``) in about a
-twentieth of the time. Every other branch still calls scipy.
+twentieth of the time. Every other branch, and every n above 1,000,000 (where scipy's
+estimate, not the series, is the number to equal), still calls scipy.
 
 >>> d, n = 0.0197, 500_000
 >>> fast, exact = kstwo_sf(d, n, method="fast"), kstwo_sf(d, n)
@@ -44,6 +47,8 @@ _SMALL_STIRLING = np.array(
 # Terms this far (in log) below the largest one cannot change a double's sum.
 _NEGLIGIBLE_LOG = -92.0
 _STRIDE = 256
+# Above this n scipy's smirnov estimates the series rather than summing it.
+_SCIPY_SUMS_UP_TO_N = 1_000_000
 
 
 @numba.njit(cache=True)
@@ -140,7 +145,7 @@ def _one_sided_sf(n: int, d: float, small: np.ndarray) -> float:  # pragma: no c
 def _summed_branch(d: float, n: int) -> bool:
     """Whether scipy's ``kstwo.sf(d, n)`` answers with ``2 * smirnov(n, d)`` (and no other)."""
     t = n * d
-    return n > 140 and 1.0 < t < n - 1 and d < 0.5 and 2.2 <= t * d < 370.0
+    return 140 < n <= _SCIPY_SUMS_UP_TO_N and 1.0 < t < n - 1 and d < 0.5 and 2.2 <= t * d < 370.0
 
 
 def kstwo_sf(d: float, n: float, *, method: str = "scipy") -> float:
