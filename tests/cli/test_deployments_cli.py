@@ -117,3 +117,19 @@ def test_at_reads_an_iso_time(credit):
     assert old.exit_code == 2 and "did not exist at 2020-01-01T00:00:00" in old.output
     later = invoke("show", "api", "--at", "2999-01-01T00:00:00+00:00", "--json")
     assert json.loads(later.output)["serving"] == {"stable": 1}
+
+
+def test_protect_approve_and_deploy(credit):
+    from opsloop.registry import add_user
+
+    add_user(credit.db, current_user(), "admin")  # the command line acts as the OS user
+    assert invoke("protect", "api", "1", "--reason", "production").exit_code == 0
+    arguments = ["--variant", "stable=credit@champion"]
+    refused = invoke("deploy", "api", *arguments)
+    assert refused.exit_code == 2
+    assert "deployment 'api' is protected: this definition needs 1 approval(s)" in refused.output
+    approved = invoke("approve", "api", *arguments, "--comment", "checked")
+    assert approved.exit_code == 0 and "1 approval(s) for this definition" in approved.output
+    made = invoke("deploy", "api", *arguments)
+    assert made.exit_code == 0, made.output
+    assert json.loads(invoke("show", "api", "--json").output)["required_approvals"] == 1

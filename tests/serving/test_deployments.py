@@ -356,3 +356,84 @@ def test_the_server_checks_the_rules_itself(registry, credit):
         answer = httpx.put(f"{url}/api/v1/deployments/api", json=body)
         assert answer.status_code == 422 and "version" in answer.text
     assert Deployments(registry.db).list().empty
+
+
+@pytest.fixture(params=["local", "http"])
+def acting(request, registry):
+    """``acting(user)``: deployments as one of the registry tests' users, locally with
+    ``actor=user`` or through a real server with that user's token."""
+    tokens = {name: add_user(registry.db, name, role)[1] for name, role in USERS.items()}
+    if request.param == "local":
+        yield lambda user: Deployments(registry.db, actor=user)
+        return
+    clients: list[HttpDeployments] = []
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+
+        def open_as(user: str) -> HttpDeployments:
+            clients.append(HttpDeployments(url, token=tokens[user]))
+            return clients[-1]
+
+        yield open_as
+        for client in clients:
+            client.close()
+
+
+def test_a_protected_deployment_changes_only_as_approved(acting, credit):
+    owner, editor, ana, bo = (acting(user) for user in ("owner", "eda", "ana", "bo"))
+    first = [Variant("stable", "credit", version=1)]
+    editor.deploy("credit-api", first)
+    with pytest.raises(PermissionDenied, match="this needs 'admin'"):
+        editor.protect("credit-api", 2)
+    owner.protect("credit-api", 2, reason="production traffic")
+    assert editor.get("credit-api").required_approvals == 2
+    proposed = canary(0.05)
+    with pytest.raises(PermissionDenied, match="needs 2 approval\\(s\\) from distinct approvers"):
+        editor.deploy("credit-api", proposed, strategy="canary")
+    with pytest.raises(PermissionDenied, match="this needs 'approver'"):
+        editor.approve("credit-api", proposed, strategy="canary")
+    assert ana.approve("credit-api", proposed, strategy="canary", comment="ok") == 1
+    with pytest.raises(ValueError, match="'ana' already approved this definition"):
+        ana.approve("credit-api", proposed, strategy="canary")
+    # An approval is for one definition: another share is not approved by it.
+    assert bo.approve("credit-api", canary(0.5), strategy="canary") == 1
+    with pytest.raises(PermissionDenied, match=r"has 1 \(ana\)"):
+        editor.deploy("credit-api", proposed, strategy="canary")
+    assert bo.approve("credit-api", proposed, strategy="canary") == 2
+    made = editor.deploy("credit-api", proposed, strategy="canary", reason="approved canary")
+    assert made.serving == {"stable": 1, "canary": 2}
+    # The approvals were used up by that change.
+    with pytest.raises(PermissionDenied, match="has 0"):
+        editor.deploy("credit-api", proposed, strategy="canary")
+    with pytest.raises(PermissionDenied, match="this needs 'admin'"):
+        editor.retire("credit-api")
+    history = owner.history("credit-api")
+    assert history["action"].tolist() == [
+        "deploy",
+        "protect",
+        "approve",
+        "approve",
+        "approve",
+        "deploy",
+    ]
+    assert history["after"].iloc[-1]["approved_by"] == ["ana", "bo"]
+    assert history["actor"].iloc[-1] == "eda"
+    owner.retire("credit-api", reason="moved")
+    assert credit.verify_audit_log().ok
+
+
+def test_a_name_can_be_protected_before_its_first_deployment(registry, credit):
+    add_user(registry.db, "owner", "admin")
+    add_user(registry.db, "ana", "approver")
+    owner, ana = Deployments(registry.db, actor="owner"), Deployments(registry.db, actor="ana")
+    owner.protect("new-api", 1)
+    definition = [Variant("stable", "credit", alias="champion")]
+    with pytest.raises(PermissionDenied, match="deployment 'new-api' is protected"):
+        owner.deploy("new-api", definition)
+    ana.approve("new-api", definition)
+    assert owner.deploy("new-api", definition).required_approvals == 1
+    owner.protect("new-api", 0)
+    owner.deploy("new-api", [Variant("stable", "credit", version=3)])
+    with pytest.raises(ValueError, match="required_approvals must be a non-negative integer"):
+        owner.protect("new-api", -1)
+    with pytest.raises(UnknownModelError, match="variant 'stable': no registered model 'x'"):
+        ana.approve("new-api", [Variant("stable", "x", version=1)])

@@ -61,33 +61,39 @@ def _time_ms(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+VariantOption = Annotated[
+    list[str],
+    typer.Option(help="NAME=MODEL/VERSION or NAME=MODEL@ALIAS[,role=R][,weight=W]; repeat."),
+]
+StrategyOption = Annotated[
+    str, typer.Option(help="single, shadow, canary, blue_green, ab or bandit.")
+]
+AutomationOption = Annotated[
+    str,
+    typer.Option(help="human_only, shadow, ai_assistance, partial_automation or full_automation."),
+]
+
+
+def _variants(texts: list[str]):
+    from opsloop.serving import Variant
+
+    return [Variant.parse(text) for text in texts]
+
+
 @deployments_app.command("deploy")
 @one_line_errors
 def deploy(
     name: str,
-    variant: Annotated[
-        list[str],
-        typer.Option(help="NAME=MODEL/VERSION or NAME=MODEL@ALIAS[,role=R][,weight=W]; repeat."),
-    ],
-    strategy: Annotated[
-        str, typer.Option(help="single, shadow, canary, blue_green, ab or bandit.")
-    ] = "single",
-    automation: Annotated[
-        str,
-        typer.Option(
-            help="human_only, shadow, ai_assistance, partial_automation or full_automation."
-        ),
-    ] = "full_automation",
+    variant: VariantOption,
+    strategy: StrategyOption = "single",
+    automation: AutomationOption = "full_automation",
     description: Annotated[str | None, typer.Option(help="What this endpoint is for.")] = None,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
 ) -> None:
-    """Create deployment NAME or replace its definition."""
-    from opsloop.serving import Variant
-
-    variants = [Variant.parse(text) for text in variant]
+    """Create deployment NAME or replace its definition (a protected one needs approvals)."""
     made = _deployments().deploy(
         name,
-        variants,
+        _variants(variant),
         strategy=strategy,
         automation=automation,
         description=description,
@@ -95,6 +101,34 @@ def deploy(
     )
     serving = ", ".join(f"{key} -> version {value}" for key, value in made.serving.items())
     out.print(f"{name} ({made.strategy}): {serving}")
+
+
+@deployments_app.command("protect")
+@one_line_errors
+def protect(
+    name: str,
+    required_approvals: int,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+) -> None:
+    """Require REQUIRED_APPROVALS approvals before NAME changes (admin; 0 unprotects)."""
+    _deployments().protect(name, required_approvals, reason=reason)
+    out.print(f"{name}: changes need {required_approvals} approval(s)")
+
+
+@deployments_app.command("approve")
+@one_line_errors
+def approve(
+    name: str,
+    variant: VariantOption,
+    strategy: StrategyOption = "single",
+    automation: AutomationOption = "full_automation",
+    comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
+) -> None:
+    """Approve deploying exactly this definition as NAME (approver role)."""
+    count = _deployments().approve(
+        name, _variants(variant), strategy=strategy, automation=automation, comment=comment
+    )
+    out.print(f"{name}: {count} approval(s) for this definition")
 
 
 @deployments_app.command("list")

@@ -2,8 +2,8 @@
 
 The caller's name is passed to :class:`~opsloop.serving.Deployments` as the acting user,
 so its rules apply unchanged (editors change deployments, every change is audited under
-the caller's name). Deployment names may contain ``/``; the routes ending in ``/lineage``
-and ``/history`` are declared before the one they would otherwise be read as.
+the caller's name; protecting needs an admin, approving an approver). Deployment names are
+one URL segment (no ``/``), so ``NAME/lineage`` and the like cannot be mistaken for a name.
 
 >>> "/api/v1/deployments/{name:path}/lineage" in {route.path for route in router.routes}
 True
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 
 from opsloop.server.identity import Editor, Viewer
 from opsloop.server.registry_routes import frame_records
-from opsloop.server.wire import DeploymentIn
+from opsloop.server.wire import DeploymentApprovalIn, DeploymentIn, ProtectionIn
 from opsloop.serving import Variant
 
 router = APIRouter(prefix="/api/v1")
@@ -42,6 +42,28 @@ def lineage(name: str, request: Request, _: Viewer, variant: str | None = None) 
 def history(name: str, request: Request, _: Viewer) -> dict:
     """Every change of the deployment, oldest first."""
     return {"entries": frame_records(_deployments(request).history(name))}
+
+
+@router.put("/deployments/{name:path}/protection", status_code=204)
+def protect(name: str, body: ProtectionIn, request: Request, user: Editor) -> None:
+    """Require approvals before the deployment changes (the admin role is checked inside)."""
+    _deployments(request).protect(
+        name, body.required_approvals, actor=user.name, reason=body.reason
+    )
+
+
+@router.post("/deployments/{name:path}/approvals")
+def approve(name: str, body: DeploymentApprovalIn, request: Request, user: Viewer) -> dict:
+    """Approve one definition (the approver role is checked inside); the approvals so far."""
+    count = _deployments(request).approve(
+        name,
+        [Variant(**variant.model_dump()) for variant in body.variants],
+        strategy=body.strategy,
+        automation=body.automation,
+        actor=user.name,
+        comment=body.comment,
+    )
+    return {"approvals": count}
 
 
 @router.get("/deployments/{name:path}")

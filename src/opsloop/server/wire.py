@@ -269,3 +269,15 @@ class DeploymentIn(_Body):
     automation: str = "full_automation"
     description: str | None = None
     reason: str | None = None
+
+
+class DeploymentApprovalIn(_Body):
+    """Approve one definition of a protected deployment.
+
+    >>> DeploymentApprovalIn(variants=[VariantIn(name="a", model="m", version=1)]).comment
+    """
+
+    variants: list[VariantIn]
+    strategy: str = "single"
+    automation: str = "full_automation"
+    comment: str | None = None

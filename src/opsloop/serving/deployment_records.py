@@ -246,6 +246,7 @@ class Deployment:
 
     ``serving`` maps each variant's name to the model version it serves: the fixed version,
     or the one its alias pointed at (``None`` if the alias did not exist then).
+    ``required_approvals`` is how many approvals a change of a protected deployment needs.
 
     >>> d = Deployment("credit-api", "single", "full_automation",
     ...                (Variant("stable", "credit", alias="champion"),), None, 0, "ana",
@@ -262,6 +263,7 @@ class Deployment:
     updated_ms: int
     updated_by: str
     serving: Mapping[str, int | None]
+    required_approvals: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """The fields as a JSON-safe dictionary.
@@ -278,6 +280,7 @@ class Deployment:
             "updated_ms": self.updated_ms,
             "updated_by": self.updated_by,
             "serving": dict(self.serving),
+            "required_approvals": self.required_approvals,
         }
 
     @classmethod
@@ -298,6 +301,7 @@ class Deployment:
             updated_ms=document["updated_ms"],
             updated_by=document["updated_by"],
             serving=dict(document["serving"]),
+            required_approvals=int(document.get("required_approvals", 0)),
         )
 
     def to_frame(self) -> pd.DataFrame:

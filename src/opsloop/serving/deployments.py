@@ -42,6 +42,13 @@ from opsloop.registry.audit import alias_version_at, append_audit, audit_entries
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.users import acting_user
+from opsloop.serving.deployment_approvals import (
+    definition_digest,
+    record_approval,
+    required_approvals,
+    set_protection,
+    use_approvals,
+)
 from opsloop.serving.deployment_records import (
     Deployment,
     Variant,
@@ -126,6 +133,9 @@ class Deployments:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "editor")
             targets = [_resolve(connection, variant) for variant in variants]
+            approvers = use_approvals(
+                connection, name, definition_digest(strategy, automation, variants)
+            )
             before = self._current(connection, name)
             at = now_ms()
             existing = connection.execute(
@@ -176,6 +186,7 @@ class Deployments:
                 serving={
                     v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)
                 },
+                required_approvals=required_approvals(connection, name),
             )
             append_audit(
                 connection,
@@ -184,7 +195,7 @@ class Deployments:
                 _entity(name),
                 reason,
                 None if before is None else _audited(before),
-                _audited(after),
+                {**_audited(after), "approved_by": list(approvers)},
                 at_ms=at,  # the definition's time is its entry's: at(name, T) agrees
             )
         return after
@@ -198,7 +209,9 @@ class Deployments:
         """
         with self.db.write() as connection:
             lock_audit_log(connection)
-            who = acting_user(connection, actor or self.actor, "editor")
+            # Taking a protected endpoint down is an admin's decision.
+            role = "admin" if required_approvals(connection, name) else "editor"
+            who = acting_user(connection, actor or self.actor, role)
             before = self._current(connection, name)
             if before is None:
                 raise UnknownDeploymentError(f"no deployment named {name!r}")
@@ -208,6 +221,95 @@ class Deployments:
             connection.execute(_variants.delete().where(_variants.c.deployment_id == deployment_id))
             connection.execute(_deployments.delete().where(_deployments.c.id == deployment_id))
             append_audit(connection, who, "retire", _entity(name), reason, _audited(before), None)
+
+    def protect(
+        self,
+        name: str,
+        required_approvals: int,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Require ``required_approvals`` approvals by distinct approvers before deployment
+        ``name`` changes (admin role; 0 removes the protection; the name need not be
+        deployed yet). Retiring a protected deployment needs the admin role.
+
+        >>> import tempfile
+        >>> from opsloop.registry import ModelRegistry
+        >>> from opsloop.store import ArtifactStore
+        >>> db = Database("sqlite://")
+        >>> _ = ModelRegistry(db, ArtifactStore(tempfile.mkdtemp())).register(
+        ...     "credit", b"x", flavor="onnx")
+        >>> Deployments(db).protect("api", 2)
+        >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        Traceback (most recent call last):
+        opsloop.registry.users.PermissionDenied: deployment 'api' is protected: ...has 0
+        """
+        checked_key("deployment", name)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = acting_user(connection, actor or self.actor, "admin")
+            before = set_protection(connection, name, required_approvals)
+            append_audit(
+                connection,
+                who,
+                "protect",
+                _entity(name),
+                reason,
+                {"required_approvals": before},
+                {"required_approvals": required_approvals},
+            )
+
+    def approve(
+        self,
+        name: str,
+        variants: Sequence[Variant],
+        *,
+        strategy: str = "single",
+        automation: str = "full_automation",
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Approve deploying exactly this definition as ``name`` (approver role); return how
+        many distinct approvers approved it so far. The definition must be valid and serve
+        registered models.
+
+        >>> import tempfile
+        >>> from opsloop.registry import ModelRegistry
+        >>> from opsloop.store import ArtifactStore
+        >>> db = Database("sqlite://")
+        >>> _ = ModelRegistry(db, ArtifactStore(tempfile.mkdtemp())).register(
+        ...     "credit", b"x", flavor="onnx")
+        >>> Deployments(db, actor="x").approve("api", [Variant("stable", "credit", version=1)])
+        Traceback (most recent call last):
+        opsloop.registry.users.PermissionDenied: 'x' is not a registered user: approvals ...
+        """
+        checked_key("deployment", name)
+        variants = tuple(variants)
+        check_definition(strategy, automation, variants)
+        digest = definition_digest(strategy, automation, variants)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = acting_user(connection, actor or self.actor, "approver")
+            targets = [_resolve(connection, variant) for variant in variants]
+            count = record_approval(connection, name, digest, who, comment)
+            serving = {v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)}
+            append_audit(
+                connection,
+                who,
+                "approve",
+                _entity(name),
+                comment,
+                None,
+                {
+                    "digest": digest,
+                    "strategy": strategy,
+                    "automation": automation,
+                    "variants": [v.to_dict() for v in variants],
+                    "serving": serving,
+                },
+            )
+        return count
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -263,6 +365,7 @@ class Deployments:
             updated_ms=head["updated_ms"],
             updated_by=head["updated_by"],
             serving={row.name: row.version for row in rows},
+            required_approvals=required_approvals(connection, name),
         )
 
     def get(self, name: str) -> Deployment:

@@ -39,6 +39,18 @@ _ERRORS = {
 }
 
 
+def _definition(variants: Sequence[Variant], strategy: str, automation: str) -> dict:
+    """A definition as the server takes it, checked first: a broken one is named before
+    anything is sent (the server checks again)."""
+    variants = tuple(variants)
+    check_definition(strategy, automation, variants)
+    return {
+        "variants": [variant.to_dict() for variant in variants],
+        "strategy": strategy,
+        "automation": automation,
+    }
+
+
 class HttpDeployments:
     """The deployments of the opsloop server at ``base_url``.
 
@@ -91,17 +103,48 @@ class HttpDeployments:
         ValueError: actor: over HTTP the acting user is the owner of the API token; ...
         """
         refuse_actor(actor)
-        variants = tuple(variants)
-        # The rules hold here too: a broken definition is named before anything is sent.
-        check_definition(strategy, automation, variants)
         body = {
-            "variants": [variant.to_dict() for variant in variants],
-            "strategy": strategy,
-            "automation": automation,
+            **_definition(variants, strategy, automation),
             "description": description,
             "reason": reason,
         }
         return Deployment.from_dict(self._call("PUT", path_segment(name), json=body).json())
+
+    def protect(
+        self,
+        name: str,
+        required_approvals: int,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Require approvals before deployment ``name`` changes (admin role).
+
+        >>> HttpDeployments.protect.__name__
+        'protect'
+        """
+        refuse_actor(actor)
+        body = {"required_approvals": required_approvals, "reason": reason}
+        self._call("PUT", f"{path_segment(name)}/protection", json=body)
+
+    def approve(
+        self,
+        name: str,
+        variants: Sequence[Variant],
+        *,
+        strategy: str = "single",
+        automation: str = "full_automation",
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Approve deploying exactly this definition as ``name``; the approvals so far.
+
+        >>> HttpDeployments.approve.__name__
+        'approve'
+        """
+        refuse_actor(actor)
+        body = {**_definition(variants, strategy, automation), "comment": comment}
+        return self._call("POST", f"{path_segment(name)}/approvals", json=body).json()["approvals"]
 
     def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:
         """Remove the deployment ``name`` (its history stays in the audit log).

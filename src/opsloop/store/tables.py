@@ -319,3 +319,26 @@ deployment_variants = Table(
     Column("alias", NAME),
     Index(None, "model_id"),
 )
+
+# A protected deployment changes only to a definition that enough distinct approvers
+# approved (its digest); the approvals are used up by the change. Keyed by name, so a name
+# can be protected before its first deployment.
+protected_deployments = Table(
+    "protected_deployments",
+    metadata,
+    Column("name", NAME, primary_key=True),
+    Column("required_approvals", Integer, nullable=False),
+)
+
+deployment_approvals = Table(
+    "deployment_approvals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("digest", SHA256, nullable=False),
+    Column("approver", NAME, nullable=False),
+    Column("comment", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("consumed", Boolean, nullable=False),
+    Index(None, "deployment", "digest"),
+)

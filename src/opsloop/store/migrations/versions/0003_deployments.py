@@ -1,4 +1,5 @@
-"""Deployments: a named endpoint's variants (model versions or aliases), roles and weights.
+"""Deployments: a named endpoint's variants (model versions or aliases), roles and weights,
+and the protection of a deployment by approvals.
 
 Revision ID: 0003
 Revises: 0002
@@ -61,10 +62,38 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_deployment_variants_model_id"), "deployment_variants", ["model_id"], unique=False
     )
+    op.create_table(
+        "protected_deployments",
+        sa.Column("name", sa.String(length=250), nullable=False),
+        sa.Column("required_approvals", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_protected_deployments")),
+    )
+    op.create_table(
+        "deployment_approvals",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("deployment", sa.String(length=250), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("approver", sa.String(length=250), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=True),
+        sa.Column("created_ms", sa.BigInteger(), nullable=False),
+        sa.Column("consumed", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deployment_approvals")),
+    )
+    op.create_index(
+        op.f("ix_deployment_approvals_deployment_digest"),
+        "deployment_approvals",
+        ["deployment", "digest"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index(
+        op.f("ix_deployment_approvals_deployment_digest"), table_name="deployment_approvals"
+    )
+    op.drop_table("deployment_approvals")
+    op.drop_table("protected_deployments")
     op.drop_index(op.f("ix_deployment_variants_model_id"), table_name="deployment_variants")
     op.drop_table("deployment_variants")
     op.drop_table("deployments")

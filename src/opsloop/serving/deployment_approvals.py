@@ -1,0 +1,156 @@
+"""Protected deployments: a change needs approvals of that exact definition by distinct people.
+
+The registry protects aliases; a deployment that pins a fixed version would bypass that,
+so a deployment can be protected too. An approval names the definition it approves by a
+digest of what decides the serving (strategy, automation level, and each variant's name,
+model, version or alias, role and weight; not the description), so an approval of one
+definition never lets another through. The approvals are used up by the change they allow,
+as the registry's are.
+
+These functions run inside the caller's write transaction; :class:`~.deployments.Deployments`
+calls them.
+
+>>> from opsloop.serving.deployment_records import Variant
+>>> a = definition_digest("single", "full_automation", [Variant("s", "m", version=1)])
+>>> b = definition_digest("single", "full_automation", [Variant("s", "m", version=2)])
+>>> len(a), a == b
+(64, False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.registry.users import PermissionDenied
+from opsloop.serving.deployment_records import Variant
+from opsloop.store import tables
+from opsloop.store.database import now_ms
+
+_protected, _approvals = tables.protected_deployments, tables.deployment_approvals
+
+
+def definition_digest(strategy: str, automation: str, variants: Sequence[Variant]) -> str:
+    """The sha256 of a definition's serving fields, in a canonical JSON form.
+
+    >>> from opsloop.serving.deployment_records import Variant
+    >>> v = Variant("s", "m", alias="champion")
+    >>> definition_digest("single", "shadow", [v]) == definition_digest("single", "shadow", (v,))
+    True
+    """
+    document = {
+        "strategy": strategy,
+        "automation": automation,
+        "variants": [
+            {**variant.to_dict(), "weight": float(variant.weight)} for variant in variants
+        ],
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def required_approvals(connection: Connection, name: str) -> int:
+    """How many approvals a change of deployment ``name`` needs (0: not protected).
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").read() as c:
+    ...     required_approvals(c, "api")
+    0
+    """
+    found = connection.execute(
+        sa.select(_protected.c.required_approvals).where(_protected.c.name == name)
+    ).scalar()
+    return int(found or 0)
+
+
+def set_protection(connection: Connection, name: str, required: int) -> int:
+    """Require ``required`` approvals (0 removes the protection); return the previous count.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> with db.write() as c:
+    ...     set_protection(c, "api", 2), set_protection(c, "api", 0)
+    (0, 2)
+    """
+    if isinstance(required, bool) or not isinstance(required, int) or required < 0:
+        raise ValueError(f"required_approvals must be a non-negative integer, got {required!r}")
+    before = required_approvals(connection, name)
+    connection.execute(_protected.delete().where(_protected.c.name == name))
+    if required:
+        connection.execute(_protected.insert().values(name=name, required_approvals=required))
+    return before
+
+
+def _pending(name: str, digest: str) -> tuple:
+    return (
+        _approvals.c.deployment == name,
+        _approvals.c.digest == digest,
+        _approvals.c.consumed.is_(False),
+    )
+
+
+def record_approval(
+    connection: Connection, name: str, digest: str, approver: str, comment: str | None
+) -> int:
+    """Record ``approver``'s approval of the definition ``digest``; return the approvers so far.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").write() as c:
+    ...     record_approval(c, "api", "a" * 64, "ana", None), record_approval(
+    ...         c, "api", "a" * 64, "bo", "checked")
+    (1, 2)
+    """
+    already = connection.execute(
+        sa.select(_approvals.c.id).where(*_pending(name, digest), _approvals.c.approver == approver)
+    ).first()
+    if already is not None:
+        raise ValueError(f"{approver!r} already approved this definition of deployment {name!r}")
+    connection.execute(
+        _approvals.insert().values(
+            deployment=name,
+            digest=digest,
+            approver=approver,
+            comment=comment,
+            created_ms=now_ms(),
+            consumed=False,
+        )
+    )
+    return connection.execute(
+        sa.select(sa.func.count(sa.distinct(_approvals.c.approver))).where(*_pending(name, digest))
+    ).scalar_one()
+
+
+def use_approvals(connection: Connection, name: str, digest: str) -> tuple[str, ...]:
+    """Check that a protected deployment's new definition has its approvals and use them up;
+    return who approved (nothing for an unprotected deployment).
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> with db.write() as c:
+    ...     _ = set_protection(c, "api", 1)
+    ...     use_approvals(c, "api", "a" * 64)
+    Traceback (most recent call last):
+    opsloop.registry.users.PermissionDenied: deployment 'api' is protected: ...has 0
+    """
+    required = required_approvals(connection, name)
+    if not required:
+        return ()
+    approvers = tuple(
+        sorted(
+            connection.execute(
+                sa.select(_approvals.c.approver).distinct().where(*_pending(name, digest))
+            ).scalars()
+        )
+    )
+    if len(approvers) < required:
+        have = f" ({', '.join(approvers)})" if approvers else ""
+        raise PermissionDenied(
+            f"deployment {name!r} is protected: this definition needs {required} approval(s) "
+            f"from distinct approvers, has {len(approvers)}{have}"
+        )
+    connection.execute(_approvals.update().where(*_pending(name, digest)).values(consumed=True))
+    return approvers
