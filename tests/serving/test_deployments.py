@@ -386,6 +386,7 @@ def test_a_protected_deployment_changes_only_as_approved(acting, credit):
         editor.protect("credit-api", 2)
     owner.protect("credit-api", 2, reason="production traffic")
     assert editor.get("credit-api").required_approvals == 2
+    assert editor.list()[["name", "required_approvals"]].values.tolist() == [["credit-api", 2]]
     proposed = canary(0.05)
     with pytest.raises(PermissionDenied, match="needs 2 approval\\(s\\) from distinct approvers"):
         editor.deploy("credit-api", proposed, strategy="canary")

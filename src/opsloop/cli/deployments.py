@@ -166,6 +166,8 @@ def show(
         print_json(found.to_dict())
         return
     title = f"{found.name}: {found.strategy}, {found.automation}"
+    if found.required_approvals:
+        title += f", protected ({found.required_approvals} approval(s) per change)"
     print_frame(found.to_frame(), title=title)
 
 

@@ -64,7 +64,15 @@ _deployments, _variants = tables.deployments, tables.deployment_variants
 _models, _versions, _aliases = tables.registered_models, tables.model_versions, tables.aliases
 
 #: Columns of :meth:`Deployments.list`'s frame.
-LIST_COLUMNS = ("name", "strategy", "automation", "variants", "updated_ms", "updated_by")
+LIST_COLUMNS = (
+    "name",
+    "strategy",
+    "automation",
+    "variants",
+    "required_approvals",
+    "updated_ms",
+    "updated_by",
+)
 
 
 class UnknownDeploymentError(ValueError):
@@ -388,9 +396,16 @@ class Deployments:
         >>> Deployments(Database("sqlite://")).list().empty
         True
         """
+        protected = tables.protected_deployments
         with self.db.read() as connection:
             heads = (
-                connection.execute(sa.select(_deployments).order_by(_deployments.c.name))
+                connection.execute(
+                    sa.select(_deployments, protected.c.required_approvals)
+                    .select_from(
+                        _deployments.outerjoin(protected, protected.c.name == _deployments.c.name)
+                    )
+                    .order_by(_deployments.c.name)
+                )
                 .mappings()
                 .all()
             )
@@ -424,6 +439,7 @@ class Deployments:
                     "strategy": head["strategy"],
                     "automation": head["automation"],
                     "variants": "; ".join(described.get(head["id"], [])),
+                    "required_approvals": head["required_approvals"] or 0,
                     "updated_ms": head["updated_ms"],
                     "updated_by": head["updated_by"],
                 }
