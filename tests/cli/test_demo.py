@@ -1,6 +1,7 @@
 """The demo, the project's main job, runs end to end and writes what it says."""
 
 import json
+import os
 
 from rich.console import Console
 
@@ -8,9 +9,15 @@ from opsloop.cli.demo import run_demo
 from opsloop.data.schema import Schema
 
 
-def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path):
+def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, monkeypatch):
+    # A configured store or server elsewhere is left alone: the demo keeps its own.
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("OPSLOOP_STORE_URI", elsewhere)
+    monkeypatch.setenv("OPSLOOP_TRACKING_URI", "http://127.0.0.1:9")
     console = Console(record=True, width=200)
     paths = run_demo(tmp_path, rows=4_000, seed=3, console=console)
+    assert not (tmp_path / "elsewhere.db").exists()
+    assert os.environ["OPSLOOP_STORE_URI"] == elsewhere
     for path in paths.values():
         assert path.exists() and path.stat().st_size > 0
     text = console.export_text()

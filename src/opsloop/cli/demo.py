@@ -10,6 +10,9 @@ drift and writes the reports, printing where each file is.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -159,13 +162,28 @@ FEATURES = [
 ]
 
 
+@contextmanager
+def _own_store(home: Path) -> Iterator[None]:
+    """Point the store at ``home`` while the demo tracks and registers, whatever store or
+    server the environment names (the demo must not write into a real one); then restore."""
+    names = ("OPSLOOP_HOME", "OPSLOOP_STORE_URI", "OPSLOOP_TRACKING_URI", "OPSLOOP_ARTIFACT_URI")
+    saved = {name: os.environ.pop(name, None) for name in names}
+    os.environ["OPSLOOP_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _track_and_register(training, seed: int, output: Path, console: Console) -> dict:
     """Train a baseline and a candidate, track both runs, register both versions and move
     the protected ``champion`` alias to the better one once an approver has signed off."""
     import getpass
-    import os
     import shutil
-    from unittest import mock
 
     from sklearn.compose import make_column_transformer
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -193,7 +211,7 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
     )
     candidate = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
     results = {}
-    with mock.patch.dict(os.environ, {"OPSLOOP_HOME": str(home)}):
+    with _own_store(home):
         registry = ModelRegistry()
         me = getpass.getuser()
         for user, role in ((me, "admin"), ("risk-officer", "approver")):
