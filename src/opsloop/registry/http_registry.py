@@ -28,7 +28,7 @@ ValueError: actor: over HTTP the acting user is the owner of the API token; ...
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -94,13 +94,18 @@ def _version(document: Mapping[str, Any]) -> ModelVersion:
     )
 
 
-class HttpModelRegistry:
-    """The registry of the opsloop server at ``base_url``.
+class ServerClient:
+    """What the HTTP registry and deployments share: one :class:`ServerConnection` to the
+    server at ``base_url`` (the token's owner acts), and server errors raised again as the
+    local exception types named in ``errors``.
 
-    >>> HttpModelRegistry("ftp://example.com")
+    >>> ServerClient("ftp://example.com")
     Traceback (most recent call last):
     ValueError: tracking server URL must start with http:// or https://, got 'ftp://example.com'
+    >>> ServerClient("http://127.0.0.1:1").close()
     """
+
+    errors: Mapping[str, Callable[[str], BaseException]] = {}
 
     def __init__(
         self,
@@ -116,17 +121,25 @@ class HttpModelRegistry:
         self.base_url = self._server.base_url
 
     def __repr__(self) -> str:
-        return f"HttpModelRegistry({self.base_url!r})"
+        return f"{type(self).__name__}({self.base_url!r})"
 
     def close(self) -> None:
-        """Close the connection pool (the object reconnects if used again).
-
-        >>> HttpModelRegistry("http://127.0.0.1:1").close()
-        """
+        """Close the connection pool (the object reconnects if used again)."""
         self._server.close()
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return self._server.call(method, path, errors=_ERRORS, **kwargs)
+        return self._server.call(method, path, errors=self.errors, **kwargs)
+
+
+class HttpModelRegistry(ServerClient):
+    """The registry of the opsloop server at ``base_url``.
+
+    >>> HttpModelRegistry("ftp://example.com")
+    Traceback (most recent call last):
+    ValueError: tracking server URL must start with http:// or https://, got 'ftp://example.com'
+    """
+
+    errors = _ERRORS
 
     # -- reads ----------------------------------------------------------------------------
 

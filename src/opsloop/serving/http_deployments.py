@@ -20,7 +20,7 @@ import httpx
 import pandas as pd
 
 from opsloop.registry.audit import audit_frame
-from opsloop.registry.http_registry import path_segment, refuse_actor
+from opsloop.registry.http_registry import ServerClient, path_segment, refuse_actor
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.users import PermissionDenied
 from opsloop.serving.deployment_records import (
@@ -30,7 +30,6 @@ from opsloop.serving.deployment_records import (
     check_definition,
 )
 from opsloop.serving.deployments import LIST_COLUMNS, UnknownDeploymentError
-from opsloop.tracking.http_store import ServerConnection
 
 _ERRORS = {
     "UnknownDeploymentError": UnknownDeploymentError,
@@ -51,7 +50,7 @@ def _definition(variants: Sequence[Variant], strategy: str, automation: str) -> 
     }
 
 
-class HttpDeployments:
+class HttpDeployments(ServerClient):
     """The deployments of the opsloop server at ``base_url``.
 
     >>> HttpDeployments("ftp://example.com")
@@ -59,31 +58,10 @@ class HttpDeployments:
     ValueError: tracking server URL must start with http:// or https://, got 'ftp://example.com'
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str | None = None,
-        transport: httpx.BaseTransport | None = None,
-        timeout_s: float = 60.0,
-    ) -> None:
-        self._server = ServerConnection(
-            base_url, token=token, transport=transport, timeout_s=timeout_s, denied=PermissionDenied
-        )
-        self.base_url = self._server.base_url
-
-    def __repr__(self) -> str:
-        return f"HttpDeployments({self.base_url!r})"
-
-    def close(self) -> None:
-        """Close the connection pool (the object reconnects if used again).
-
-        >>> HttpDeployments("http://127.0.0.1:1").close()
-        """
-        self._server.close()
+    errors = _ERRORS
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
-        return self._server.call(method, f"/deployments/{path}", errors=_ERRORS, **kwargs)
+        return super()._call(method, f"/deployments/{path}", **kwargs)
 
     def deploy(
         self,
@@ -170,7 +148,7 @@ class HttpDeployments:
         >>> HttpDeployments.list.__name__
         'list'
         """
-        rows = self._server.call("GET", "/deployments", errors=_ERRORS).json()["deployments"]
+        rows = super()._call("GET", "/deployments").json()["deployments"]
         return pd.DataFrame(rows, columns=list(LIST_COLUMNS))
 
     def lineage(self, name: str, variant: str | None = None) -> tuple[VariantLineage, ...]:
