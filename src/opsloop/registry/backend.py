@@ -17,11 +17,9 @@ methods, so code and the ``opsloop models`` commands run unchanged against eithe
 
 from __future__ import annotations
 
-import os
-
 from opsloop.registry.http_registry import HttpModelRegistry, refuse_actor
 from opsloop.registry.model_registry import ModelRegistry
-from opsloop.tracking.api import TRACKING_VARIABLE
+from opsloop.tracking.api import is_server, tracking_target
 
 
 def open_registry(
@@ -37,8 +35,8 @@ def open_registry(
     Traceback (most recent call last):
     ValueError: actor: over HTTP the acting user is the owner of the API token; ...
     """
-    target = uri or os.environ.get(TRACKING_VARIABLE) or ""
-    if target.startswith(("http://", "https://")):
+    target = tracking_target(uri)
+    if is_server(target):
         refuse_actor(actor)
         return HttpModelRegistry(target, token=token)
     from opsloop.store import ArtifactStore, open_database

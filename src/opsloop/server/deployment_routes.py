@@ -25,6 +25,10 @@ def _deployments(request: Request):
     return request.app.state.deployments
 
 
+def _variants(body: DeploymentIn | DeploymentApprovalIn) -> list[Variant]:
+    return [Variant(**variant.model_dump()) for variant in body.variants]
+
+
 @router.get("/deployments")
 def list_deployments(request: Request, _: Viewer) -> dict:
     """Every deployment with its strategy, automation level and variants."""
@@ -57,7 +61,7 @@ def approve(name: str, body: DeploymentApprovalIn, request: Request, user: Viewe
     """Approve one definition (the approver role is checked inside); the approvals so far."""
     count = _deployments(request).approve(
         name,
-        [Variant(**variant.model_dump()) for variant in body.variants],
+        _variants(body),
         strategy=body.strategy,
         automation=body.automation,
         actor=user.name,
@@ -80,7 +84,7 @@ def deploy(name: str, body: DeploymentIn, request: Request, user: Editor) -> dic
     """Create the deployment or replace its definition."""
     made = _deployments(request).deploy(
         name,
-        [Variant(**variant.model_dump()) for variant in body.variants],
+        _variants(body),
         strategy=body.strategy,
         automation=body.automation,
         description=body.description,

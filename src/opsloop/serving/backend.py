@@ -10,12 +10,10 @@ anything else, a database URI. Both answers have the same methods.
 
 from __future__ import annotations
 
-import os
-
 from opsloop.registry.http_registry import refuse_actor
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.http_deployments import HttpDeployments
-from opsloop.tracking.api import TRACKING_VARIABLE
+from opsloop.tracking.api import is_server, tracking_target
 
 
 def open_deployments(
@@ -27,8 +25,8 @@ def open_deployments(
     Traceback (most recent call last):
     ValueError: actor: over HTTP the acting user is the owner of the API token; ...
     """
-    target = uri or os.environ.get(TRACKING_VARIABLE) or ""
-    if target.startswith(("http://", "https://")):
+    target = tracking_target(uri)
+    if is_server(target):
         refuse_actor(actor)
         return HttpDeployments(target, token=token)
     from opsloop.store import open_database

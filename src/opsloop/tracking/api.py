@@ -41,6 +41,26 @@ from opsloop.tracking.records import Run
 
 TRACKING_VARIABLE = "OPSLOOP_TRACKING_URI"
 
+
+def tracking_target(uri: str | None = None) -> str:
+    """Where tracking goes: ``uri``, else ``$OPSLOOP_TRACKING_URI``, else ``""`` (the local
+    store). An ``http(s)://`` target is a server (:func:`is_server`); any other is a database.
+
+    >>> tracking_target("https://ops.example.com"), is_server("https://ops.example.com")
+    ('https://ops.example.com', True)
+    """
+    return uri or os.environ.get(TRACKING_VARIABLE) or ""
+
+
+def is_server(target: str) -> bool:
+    """Whether a tracking target names an opsloop server rather than a database.
+
+    >>> is_server("sqlite:///x.db")
+    False
+    """
+    return target.startswith(("http://", "https://"))
+
+
 _backends: dict[tuple, object] = {}
 _backends_lock = threading.Lock()
 _active = threading.local()
@@ -57,8 +77,8 @@ def tracking_backend(uri: str | None = None):
     'LocalTrackingStore'
     >>> _ = home.stop()
     """
-    target = uri or os.environ.get(TRACKING_VARIABLE) or ""
-    if target.startswith(("http://", "https://")):
+    target = tracking_target(uri)
+    if is_server(target):
         key = (os.getpid(), target, os.environ.get(TOKEN_VARIABLE))
         with _backends_lock:
             backend = _backends.get(key)
