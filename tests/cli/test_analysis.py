@@ -95,10 +95,34 @@ def test_errors_are_one_line(files):
         app, [str(folder / "m.pkl"), str(folder / "loans.csv"), "--label", "default"]
     )
     assert result.exit_code == 2
-    assert "pass --trust" in result.output
-    # a forest holds tree objects skops does not trust by default
+    assert "pass trust=True (--trust)" in result.output
+    # A forest's tree objects are beyond skops' defaults but on opsloop's allow-list.
     result = runner.invoke(
         app, [str(folder / "model.skops"), str(folder / "loans.csv"), "--label", "default"]
     )
+    assert result.exit_code == 0, result.output
+
+
+def test_a_corrupt_or_failing_model_is_one_line_naming_the_file_and_step(files, tmp_path):
+    folder, _, _ = files
+    runner = CliRunner()
+    data = str(folder / "loans.csv")
+    (tmp_path / "fake.skops").write_bytes(b"not a zip file")
+    result = runner.invoke(app, [str(tmp_path / "fake.skops"), data, "--label", "default"])
     assert result.exit_code == 2
-    assert "holds types skops does not trust (sklearn.tree._tree.Tree)" in result.output
+    assert "fake.skops: the artifact is not a readable skops file" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    (tmp_path / "fake.joblib").write_bytes(b"\x80\x05garbage")
+    result = runner.invoke(
+        app, [str(tmp_path / "fake.joblib"), data, "--label", "default", "--trust"]
+    )
+    assert result.exit_code == 2
+    assert "fake.joblib: not a readable joblib/pickle file" in result.output
+    # A model whose own predict fails: the step and the model are named, on one line.
+    from sklearn.linear_model import LogisticRegression
+
+    narrow = LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1])
+    skops.io.dump(narrow, tmp_path / "narrow.skops")
+    result = runner.invoke(app, [str(tmp_path / "narrow.skops"), data, "--label", "default"])
+    assert result.exit_code == 2
+    assert "narrow.skops: predict failed on loans.csv (ValueError: " in result.output

@@ -37,7 +37,7 @@ def tracking(database, registry):
 @pytest.fixture
 def server_url(registry):
     """A real server on the registry's database and artifact folder (embedded: no users)."""
-    with running_server(create_app(registry.db, registry.artifacts)) as url:
+    with running_server(create_app(registry.db, registry.artifacts, allow_pickle=True)) as url:
         yield url
 
 
@@ -58,7 +58,7 @@ def acting(request, registry):
         yield lambda user: ModelRegistry(registry.db, registry.artifacts, actor=user)
         return
     clients: list[HttpModelRegistry] = []
-    with running_server(create_app(registry.db, registry.artifacts)) as url:
+    with running_server(create_app(registry.db, registry.artifacts, allow_pickle=True)) as url:
 
         def open_as(user: str) -> HttpModelRegistry:
             clients.append(HttpModelRegistry(url, token=tokens[user]))

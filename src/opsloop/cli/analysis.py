@@ -1,10 +1,12 @@
 """``opsloop analyze``: the model analysis report of a saved model on a labelled data file.
 
-The model is a skops file (``.skops``, loaded with skops' default trusted types; types it
-does not trust are named in the error and can be trusted with ``--trust``) or a joblib/pickle
-file (``.joblib``, ``.pkl``), which executes code when loaded and is therefore read only with
-``--trust``. Exit codes: 0 success, 2 the command could not run; errors are one line on
-stderr.
+The model is a skops file (``.skops``), a joblib/pickle file (``.joblib``, ``.pkl``) or a
+registered version (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``runs:/RUN_ID``). What
+can run code while loading follows :mod:`opsloop.registry.model_trust`, from a file and from
+the registry alike: skops types beyond the fixed allow-list load only when named with
+``--trust-type`` (or with ``--trust``), and a pickle only with ``--trust``; the refusal names
+the types and, for a registered model, who registered it. Exit codes: 0 success, 2 the command
+could not run (a refused, corrupt or failing model included); errors are one line on stderr.
 
 With ``--run RUN_ID`` the report is logged to that tracked run: the HTML page and the JSON
 of ``AnalysisReport.to_dict()`` as the artifacts ``analysis.html`` and ``analysis.json``,
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,54 +41,65 @@ app = typer.Typer(
 )
 
 
-def load_model(path: Path, trust: bool = False) -> Any:
-    """The model saved at ``path`` (skops, or joblib/pickle with ``trust``).
+def load_model(path: Path, trust: bool = False, trusted_types: Iterable[str] = ()) -> Any:
+    """The model saved at ``path``: skops within the allow-list (or ``trusted_types``, or
+    ``trust``), joblib/pickle only with ``trust``.
 
     >>> load_model(Path("model.pkl"))
     Traceback (most recent call last):
     ...
-    opsloop.cli.console.UsageProblem: model.pkl is a pickle (it runs code when loaded); ...
+    opsloop.registry.model_trust.UntrustedModelError: model.pkl is a pickle ...
     """
+    from opsloop.registry.flavors import CorruptModelError, load_model_bytes
+
     suffix = path.suffix.lower()
     if suffix == ".skops":
-        import skops.io
+        flavor = "sklearn"
+    elif suffix in (".joblib", ".pkl", ".pickle"):
+        flavor = "python"
+    else:
+        raise UsageProblem(f"{path}: unknown model format {suffix!r} (use .skops, .joblib or .pkl)")
+    if flavor == "python" and not trust:
+        # Refused before the file is even read.
+        from opsloop.registry.model_trust import refuse_pickle
 
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file")
-        untrusted = skops.io.get_untrusted_types(file=path)
-        if untrusted and not trust:
-            raise UsageProblem(
-                f"{path} holds types skops does not trust ({', '.join(untrusted)}); "
-                "pass --trust to load them"
-            )
-        return skops.io.load(path, trusted=untrusted or None)
-    if suffix in (".joblib", ".pkl", ".pickle"):
-        if not trust:
-            raise UsageProblem(
-                f"{path} is a pickle (it runs code when loaded); pass --trust to load it"
-            )
-        import joblib
+        refuse_pickle(str(path), None, trust)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    if flavor == "sklearn":
+        return load_model_bytes(
+            path.read_bytes(),
+            "sklearn",
+            {},
+            trust=trust,
+            trusted_types=trusted_types,
+            source=str(path),
+        )
+    import joblib
 
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file")
+    try:
         return joblib.load(path)
-    raise UsageProblem(f"{path}: unknown model format {suffix!r} (use .skops, .joblib or .pkl)")
+    except Exception as error:  # a corrupt pickle raises whatever its bytes lead to
+        raise CorruptModelError(f"{path}: not a readable joblib/pickle file ({error})") from None
 
 
-def resolve_model(reference: str, trust: bool = False) -> tuple[Any, str]:
+def resolve_model(
+    reference: str, trust: bool = False, trusted_types: Iterable[str] = ()
+) -> tuple[Any, str]:
     """The model ``reference`` names, and a short name for it.
 
     A path is a model file (see :func:`load_model`). ``models:/NAME/VERSION`` and
     ``models:/NAME@ALIAS`` load a registered version through :func:`opsloop.open_registry`
     (the local store or the server ``OPSLOOP_TRACKING_URI`` names), which verifies the
-    artifact's sha256 before deserialising; ``runs:/RUN_ID`` is the newest version registered
-    from that run.
+    artifact's sha256 before deserialising, by the same trust rules; ``runs:/RUN_ID`` is the
+    newest version registered from that run.
 
     >>> resolve_model("models:/churn")
     Traceback (most recent call last):
     ...
     opsloop.cli.console.UsageProblem: models:/churn: give models:/NAME/VERSION or models:/NAME@ALIAS
     """
+    chosen = {"trust": trust, "trusted_types": tuple(trusted_types)}
     if reference.startswith("runs:/"):
         run_id = reference.removeprefix("runs:/").strip("/")
         registry = _registry()
@@ -95,18 +109,18 @@ def resolve_model(reference: str, trust: bool = False) -> tuple[Any, str]:
             raise UsageProblem(f"{reference}: no registered model version comes from run {run_id}")
         newest = found.iloc[0]  # search lists the newest first
         name, version = str(newest["model"]), int(newest["version"])
-        return registry.load(name, version), f"{name} v{version} (run {run_id})"
+        return registry.load(name, version, **chosen), f"{name} v{version} (run {run_id})"
     if reference.startswith("models:/"):
         body = reference.removeprefix("models:/")
         name, at, alias = body.partition("@")
         if at and name and alias:
-            return _registry().load(name, alias=alias), f"{name}@{alias}"
+            return _registry().load(name, alias=alias, **chosen), f"{name}@{alias}"
         name, slash, version = body.rpartition("/")
         if slash and name and version.isdigit():
-            return _registry().load(name, int(version)), f"{name} v{version}"
+            return _registry().load(name, int(version), **chosen), f"{name} v{version}"
         raise UsageProblem(f"{reference}: give models:/NAME/VERSION or models:/NAME@ALIAS")
     path = Path(reference)
-    return load_model(path, trust), path.name
+    return load_model(path, trust, trusted_types), path.name
 
 
 def _registry() -> Any:
@@ -136,7 +150,17 @@ def analyze(
     order: Annotated[
         str | None, typer.Option(help="Time column for residual autocorrelation (regression).")
     ] = None,
-    trust: Annotated[bool, typer.Option(help="Load types/pickles that can run code.")] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(help="Trust the model: load a pickle, or any type a skops file names."),
+    ] = False,
+    trust_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust-type",
+            help="A type beyond the skops allow-list to trust (repeat for several).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
@@ -169,7 +193,7 @@ def analyze(
     for column in [label, *tag_columns, *(c for c in (human_labels, order) if c)]:
         if column not in frame.columns:
             raise UsageProblem(f"{data} has no column {column!r}")
-    model, model_name = resolve_model(model_ref, trust)
+    model, model_name = resolve_model(model_ref, trust, trust_type or ())
     inputs = [str(c) for c in getattr(model, "feature_names_in_", [])]
     if not inputs:
         skip = {label, *(c for c in (human_labels, order) if c)}
@@ -179,7 +203,12 @@ def analyze(
         raise UsageProblem(f"{data} lacks the model's input columns {missing}")
     X = frame[inputs]
     y = frame[label].to_numpy()
-    predicted = model.predict(X)
+    try:
+        predicted = model.predict(X)
+    except Exception as error:  # the model's own code: report it, naming the step
+        raise UsageProblem(
+            f"{model_name}: predict failed on {data.name} ({type(error).__name__}: {error})"
+        ) from None
     tag_frame = frame[tag_columns] if tag_columns else None
     parts: dict[str, Any] = {"title": f"Analysis of {model_name} on {data.name}"}
     if is_classifier(model):

@@ -246,6 +246,13 @@ def is_loopback(host: str) -> bool:
 def server_command(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5005,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            help="Let admins register pickled models (flavor 'python'), which run code on "
+            "whoever loads them; refused by default."
+        ),
+    ] = False,
 ) -> None:
     """Serve the REST API (tracking, artifacts, registry) from one process.
 
@@ -268,5 +275,5 @@ def server_command(
         )
     if not 0 < port < 65536:
         raise UsageProblem(f"port must be between 1 and 65535, got {port}")
-    app = create_app(database, allow_embedded=local)
+    app = create_app(database, allow_embedded=local, allow_pickle=allow_pickle)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

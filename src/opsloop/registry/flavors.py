@@ -1,12 +1,13 @@
 """How a model becomes bytes and back, per flavor: sklearn, onnx, pytorch, python.
 
 * ``sklearn``: saved with skops, which stores the object tree without pickle. The types skops
-  cannot vouch for (for example ``sklearn.tree._tree.Tree``) are listed at registration and
-  recorded with the version; loading trusts exactly that recorded list, nothing wider.
+  does not trust by default (for example ``sklearn.tree._tree.Tree``) are listed at
+  registration for information; loading judges the file's own types against the fixed
+  allow-list of :mod:`.model_trust`, never against a list taken from the file.
 * ``onnx``: the serialized ONNX model bytes (an ``onnx.ModelProto`` or bytes); loading hands
   back the verified bytes, ready for ``onnxruntime.InferenceSession``.
-* ``python``: any picklable callable, saved with pickle. Pickle runs code when loaded, so the
-  registry deserialises it only from an artifact whose sha256 it recorded itself.
+* ``python``: any picklable callable, saved with pickle. Pickle runs any code it holds when
+  loaded, so loading one needs ``trust=True`` from the loading user (:mod:`.model_trust`).
 
 * ``pytorch``: a ``torch.nn.Module`` made by a function registered with
   :func:`~opsloop.registry.torch_flavor.torch_builder`; the state dict is saved with
@@ -26,11 +27,22 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
+from collections.abc import Iterable
 from typing import Any
 
+from opsloop.registry.model_trust import refuse_pickle, skops_types_to_trust
 from opsloop.registry.torch_flavor import dump_torch, is_torch_module, load_torch
 
 FLAVORS = ("sklearn", "onnx", "pytorch", "python")
+
+#: Flavors whose loading runs code from the artifact: registering one on a server needs the
+#: admin's consent, loading one needs the loading user's ``trust``.
+CODE_FLAVORS = frozenset({"python"})
+
+
+class CorruptModelError(ValueError):
+    """The artifact's bytes are not a readable file of its flavor's format."""
 
 
 def infer_flavor(model: object) -> str:
@@ -66,7 +78,7 @@ def dump_model(model: object, flavor: str) -> tuple[bytes, dict[str, Any]]:
         import skops.io
 
         data = skops.io.dumps(model)
-        return data, {"format": "skops", "trusted_types": skops.io.get_untrusted_types(data=data)}
+        return data, skops_loader(data)
     if flavor == "onnx":
         if isinstance(model, bytes | bytearray):
             return bytes(model), {"format": "onnx"}
@@ -84,24 +96,78 @@ def dump_model(model: object, flavor: str) -> tuple[bytes, dict[str, Any]]:
     raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
 
 
-def load_model_bytes(data: bytes, flavor: str, loader: dict[str, Any]) -> object:
+def skops_loader(data: bytes) -> dict[str, Any]:
+    """The loader record of a skops artifact: its format and, for information, the types it
+    names beyond skops' defaults (loading never trusts them because they are recorded).
+
+    >>> import numpy as np, skops.io
+    >>> from sklearn.tree import DecisionTreeRegressor
+    >>> tree = DecisionTreeRegressor().fit(np.array([[0.0], [1.0]]), [0.0, 1.0])
+    >>> skops_loader(skops.io.dumps(tree))
+    {'format': 'skops', 'types': ['sklearn.tree._tree.Tree']}
+    """
+    import skops.io
+
+    try:
+        types = skops.io.get_untrusted_types(data=data)
+    except (zipfile.BadZipFile, KeyError, TypeError, ValueError) as error:
+        raise CorruptModelError(f"the artifact is not a readable skops file ({error})") from None
+    return {"format": "skops", "types": types}
+
+
+def load_model_bytes(
+    data: bytes,
+    flavor: str,
+    loader: dict[str, Any],
+    *,
+    trust: bool = False,
+    trusted_types: Iterable[str] = (),
+    source: str = "the model",
+    registered_by: str | None = None,
+) -> object:
     """Rebuild a model from bytes whose hash the caller has already verified.
 
-    Only the registry calls this, after checking the artifact against the sha256 it recorded;
-    for ``sklearn`` only the types recorded at registration are trusted.
+    The registry calls this after checking the artifact against the sha256 it recorded. What
+    may run code is refused unless the loading user says otherwise (:mod:`.model_trust`):
+    a pickle needs ``trust``; a skops file's types beyond the allow-list need
+    ``trusted_types`` naming them, or ``trust``. ``source`` and ``registered_by`` name the
+    model and its author in a refusal. The ``loader`` record (what registration noted) is
+    never a source of trust.
 
     >>> load_model_bytes(b"\\x08\\x07", "onnx", {"format": "onnx"})
     b'\\x08\\x07'
+    >>> load_model_bytes(pickle.dumps(abs), "python", {"format": "pickle"}, source="models:/m/1")
+    Traceback (most recent call last):
+    ...
+    opsloop.registry.model_trust.UntrustedModelError: models:/m/1 is a pickle ...
     """
     if flavor == "sklearn":
         import skops.io
 
-        return skops.io.loads(data, trusted=list(loader.get("trusted_types", [])))
+        try:
+            types = skops_types_to_trust(
+                data,
+                trusted_types=trusted_types,
+                trust=trust,
+                source=source,
+                registered_by=registered_by,
+            )
+            return skops.io.loads(data, trusted=types)
+        except (zipfile.BadZipFile, KeyError, TypeError, ValueError) as error:
+            raise CorruptModelError(
+                f"{source}: the artifact is not a readable skops file ({error})"
+            ) from None
     if flavor == "onnx":
         return data
     if flavor == "pytorch":
         # The artifact itself names its builder, so the loader record is not needed here.
         return load_torch(data)
     if flavor == "python":
-        return pickle.loads(data)
+        refuse_pickle(source, registered_by, trust)
+        try:
+            return pickle.loads(data)
+        except (pickle.UnpicklingError, EOFError) as error:
+            raise CorruptModelError(
+                f"{source}: the artifact is not a readable pickle ({error})"
+            ) from None
     raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")

@@ -5,9 +5,10 @@
 Registering saves the model here (the same :mod:`.flavors` code as local use), uploads the
 bytes under their sha256 and registers that hash. Loading asks the server for the version and
 the loader record it kept at registration, downloads the artifact, checks its sha256 here
-against the version's recorded hash and only then deserialises it, trusting what the local
-loader trusts (for skops, exactly the types recorded at registration; pickle only from a hash
-the registry recorded). A server that sends other bytes, or bytes changed on the way, gets a
+against the version's recorded hash and only then deserialises it, here, by the same rules as
+local loading (:mod:`.model_trust`): nothing the server sends widens what is trusted, a
+pickle needs the loading user's ``trust=True`` and skops types beyond the fixed allow-list
+need ``trusted_types``. A server that sends other bytes, or bytes changed on the way, gets a
 :class:`~opsloop.store.TamperedArtifactError` naming both hashes, before anything is loaded.
 
 The connection, the Bearer token (``OPSLOOP_TRACKING_TOKEN`` or ``token=``) and the error
@@ -28,7 +29,7 @@ ValueError: actor: over HTTP the acting user is the owner of the API token; ...
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -173,11 +174,22 @@ class HttpModelRegistry(ServerClient):
         path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}"
         return self._call("GET", path, params={"at_ms": int(at_ms)}).json()["version"]
 
-    def load(self, name: str, version: int | None = None, alias: str | None = None) -> object:
+    def load(
+        self,
+        name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        *,
+        trust: bool = False,
+        trusted_types: Iterable[str] = (),
+    ) -> object:
         """The model object, after verifying the downloaded bytes against the recorded sha256.
 
-        >>> HttpModelRegistry.load.__name__
-        'load'
+        ``trust`` and ``trusted_types`` as in :meth:`ModelRegistry.load`.
+
+        >>> HttpModelRegistry("http://127.0.0.1:1").load("m", 1, "champion")
+        Traceback (most recent call last):
+        ValueError: give a version or an alias, not both
         """
         if version is not None and alias is not None:
             raise ValueError("give a version or an alias, not both")
@@ -190,7 +202,16 @@ class HttpModelRegistry(ServerClient):
         found = hashlib.sha256(data).hexdigest()
         if found != expected:
             raise TamperedArtifactError(expected, found, f"{self.base_url}/api/v1{artifact}")
-        return load_model_bytes(data, answer["version"]["flavor"], answer["loader"])
+        described = answer["version"]
+        return load_model_bytes(
+            data,
+            described["flavor"],
+            answer["loader"],
+            trust=trust,
+            trusted_types=trusted_types,
+            source=f"models:/{name}/{described['version']}",
+            registered_by=described.get("created_by"),
+        )
 
     def lineage(self, name: str, version: int | None = None, alias: str | None = None) -> Lineage:
         """Version -> artifact -> run -> commit, packages and data hashes.

@@ -4,8 +4,12 @@ Every change (a model or version registered, an alias moved or protected, an app
 written with its audit entry in one transaction (:mod:`.audit`). A protected alias moves only
 when enough distinct users with the approver role approved that exact version for that alias;
 the approvals are used up by the move. Loading fetches the artifact, checks its bytes against
-the sha256 recorded at registration and only then deserialises, so a tampered file or a
-pickle the registry did not record is never executed.
+the sha256 recorded at registration and only then deserialises, so a tampered file is never
+read. A hash proves the bytes are the uploader's, not that they are safe: what can run code
+while loading (a pickle, a skops type beyond the fixed allow-list) loads only when the loading
+user trusts it (:mod:`.model_trust`), and the refusal names who registered it. A registry
+built with ``pickle_policy="admins"`` or ``"refuse"`` (a server's) accepts pickled models
+only from admins, or not at all.
 
 Identity: ``actor`` (default: the OS user). While no users are registered, embedded use may
 do anything except approve (approvals need distinct registered approvers). Once users exist,
@@ -25,7 +29,7 @@ an actor must be one of them, with a role high enough for the action.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -39,7 +43,14 @@ from opsloop.registry.audit import (
     audit_entries,
     verify_audit_log,
 )
-from opsloop.registry.flavors import FLAVORS, dump_model, infer_flavor, load_model_bytes
+from opsloop.registry.flavors import (
+    CODE_FLAVORS,
+    FLAVORS,
+    dump_model,
+    infer_flavor,
+    load_model_bytes,
+    skops_loader,
+)
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.registry.users import PermissionDenied, acting_user
@@ -55,6 +66,11 @@ _models, _versions, _aliases = tables.registered_models, tables.model_versions, 
 
 class UnknownModelError(ValueError):
     """No registered model, version or alias matches."""
+
+
+#: Who may register a model whose loading runs code (:data:`~.flavors.CODE_FLAVORS`):
+#: anyone allowed to register (embedded use), admins only, or nobody.
+PICKLE_POLICIES = ("allow", "admins", "refuse")
 
 
 #: Columns of :meth:`ModelRegistry.search`'s frame (the HTTP registry's too).
@@ -91,7 +107,7 @@ class ModelRegistry:
     >>> from opsloop.store import ArtifactStore, Database
     >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()), actor="ana")
     >>> version = r.register("abs", abs, description="absolute value")
-    >>> version.uri, version.flavor, version.created_by, r.load("abs")(-3)
+    >>> version.uri, version.flavor, version.created_by, r.load("abs", trust=True)(-3)
     ('models:/abs/1', 'python', 'ana', 3)
     """
 
@@ -100,10 +116,17 @@ class ModelRegistry:
         database: Database | None = None,
         artifacts: ArtifactStore | None = None,
         actor: str | None = None,
+        *,
+        pickle_policy: str = "allow",
     ) -> None:
+        if pickle_policy not in PICKLE_POLICIES:
+            raise ValueError(
+                f"pickle_policy must be one of {', '.join(PICKLE_POLICIES)}, got {pickle_policy!r}"
+            )
         self.db = database if database is not None else open_database()
         self.artifacts = artifacts if artifacts is not None else ArtifactStore(artifact_uri())
         self.actor = actor or current_user()
+        self.pickle_policy = pickle_policy
 
     def __repr__(self) -> str:
         return f"ModelRegistry({self.db!r}, actor={self.actor!r})"
@@ -266,13 +289,7 @@ class ModelRegistry:
             if not self.artifacts.exists(artifact_sha256):
                 raise FileNotFoundError(f"no artifact with sha256 {artifact_sha256} is stored")
             if flavor == "sklearn":
-                import skops.io
-
-                data = self.artifacts.get_bytes(artifact_sha256)
-                loader = {
-                    "format": "skops",
-                    "trusted_types": skops.io.get_untrusted_types(data=data),
-                }
+                loader = skops_loader(self.artifacts.get_bytes(artifact_sha256))
             elif flavor == "pytorch":
                 loader = {"format": "torch-state-dict"}
             else:
@@ -285,6 +302,8 @@ class ModelRegistry:
         size = self.artifacts.size(artifact_sha256)
         with self.db.write() as connection:
             who = self._user(connection, actor, "editor")
+            if flavor in CODE_FLAVORS:
+                self._check_pickle_policy(connection, who, flavor)
             run_pk = None
             if run_id is not None:
                 run_pk = connection.execute(
@@ -368,6 +387,24 @@ class ModelRegistry:
                 .one()
             )
             return self._to_version(connection, name, row)
+
+    def _check_pickle_policy(self, connection: Connection, who: str, flavor: str) -> None:
+        if self.pickle_policy == "allow":
+            return
+        if self.pickle_policy == "refuse":
+            raise PermissionDenied(
+                f"flavor {flavor!r} is a pickle, which runs code on whoever loads it; this "
+                "registry does not accept it (a server's admin allows it with "
+                "'opsloop server --allow-pickle', for admins only). Save the model as "
+                "skops, ONNX or a PyTorch state dict instead"
+            )
+        try:
+            acting_user(connection, who, "admin")
+        except PermissionDenied:
+            raise PermissionDenied(
+                f"flavor {flavor!r} is a pickle, which runs code on whoever loads it; only "
+                f"admins may register one here, and {who!r} is not an admin"
+            ) from None
 
     def set_description(self, name: str, description: str, *, actor: str | None = None) -> None:
         """Describe a registered model (searchable by :meth:`search`).
@@ -616,11 +653,22 @@ class ModelRegistry:
         with self.db.read() as connection:
             return alias_version_at(connection, name, alias, at_ms)
 
-    def load(self, name: str, version: int | None = None, alias: str | None = None) -> object:
+    def load(
+        self,
+        name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        *,
+        trust: bool = False,
+        trusted_types: Iterable[str] = (),
+    ) -> object:
         """The model object, after verifying its artifact against the recorded sha256.
 
         A changed artifact raises :class:`~opsloop.store.TamperedArtifactError` naming the
-        expected and found hashes, before anything is deserialised.
+        expected and found hashes, before anything is deserialised. A model that would run
+        code while loading raises :class:`~.model_trust.UntrustedModelError` naming who
+        registered it, unless ``trust=True`` (a pickle, or any skops type) or
+        ``trusted_types`` names the skops types beyond the allow-list.
 
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
@@ -631,7 +679,15 @@ class ModelRegistry:
         with self.db.read() as connection:
             row = self._version_row(connection, name, version, alias)
         data = self.artifacts.get_bytes(row["artifact_sha256"])
-        return load_model_bytes(data, row["flavor"], json.loads(row["loader_json"] or "{}"))
+        return load_model_bytes(
+            data,
+            row["flavor"],
+            json.loads(row["loader_json"] or "{}"),
+            trust=trust,
+            trusted_types=trusted_types,
+            source=f"models:/{name}/{row['version']}",
+            registered_by=row["created_by"],
+        )
 
     def lineage(self, name: str, version: int | None = None, alias: str | None = None) -> Lineage:
         """Version -> artifact -> run -> commit, packages and data hashes, in one query.

@@ -78,11 +78,14 @@ def create_app(
     artifacts: ArtifactStore | str | None = None,
     *,
     allow_embedded: bool = True,
+    allow_pickle: bool = False,
 ) -> FastAPI:
     """The opsloop REST app on ``database`` and ``artifacts`` (defaults: the configured store).
 
     ``allow_embedded`` lets requests without a token act as the OS user while the store has
     no users; ``opsloop server`` sets it only when bound to a loopback address.
+    ``allow_pickle`` lets admins register pickled models (flavor ``python``), which run code
+    on whoever loads them; without it nobody can (``opsloop server --allow-pickle``).
 
     >>> from opsloop.store import Database
     >>> app = create_app(Database("sqlite://"), allow_embedded=False)
@@ -99,7 +102,9 @@ def create_app(
     app.state.has_users = False
     app.state.os_user = current_user()
     app.state.tracking = LocalTrackingStore(database, artifacts)
-    app.state.registry = ModelRegistry(database, artifacts, actor="server")
+    app.state.registry = ModelRegistry(
+        database, artifacts, actor="server", pickle_policy="admins" if allow_pickle else "refuse"
+    )
     app.state.deployments = Deployments(database, actor="server")
     _install_error_handlers(app)
 
