@@ -438,3 +438,41 @@ def test_a_name_can_be_protected_before_its_first_deployment(registry, credit):
         owner.protect("new-api", -1)
     with pytest.raises(UnknownModelError, match="variant 'stable': no registered model 'x'"):
         ana.approve("new-api", [Variant("stable", "x", version=1)])
+
+
+def test_a_protected_alias_guards_the_deployments_that_follow_it(acting, credit):
+    owner, editor, ana, bo = (acting(user) for user in ("owner", "eda", "ana", "bo"))
+    credit.protect_alias("credit", "champion", 2)
+    follows = [Variant("stable", "credit", alias="champion")]
+    editor.deploy("credit-api", follows)
+    # Moving the alias needs approvals; pinning a version in its place needs the same.
+    pinned = [Variant("stable", "credit", version=3)]
+    guarded = r"deployment 'credit-api' is guarded: it follows the protected alias credit@champion"
+    with pytest.raises(PermissionDenied, match=guarded):
+        editor.deploy("credit-api", pinned)
+    # Another alias, a canary of another version beside the alias, another model: the same.
+    credit.set_alias("credit", "challenger", 2)
+    credit.register("other", b"other", flavor="onnx")
+    for other, strategy in (
+        ([Variant("stable", "credit", alias="challenger")], "single"),
+        (canary(0.05), "canary"),
+        ([Variant("stable", "other", version=1)], "single"),
+    ):
+        with pytest.raises(PermissionDenied, match="needs 2 approval"):
+            editor.deploy("credit-api", other, strategy=strategy)
+    assert editor.get("credit-api").serving == {"stable": 1}
+    assert ana.approve("credit-api", pinned) == 1
+    with pytest.raises(PermissionDenied, match=r"has 1 \(ana\)"):
+        editor.deploy("credit-api", pinned)
+    assert bo.approve("credit-api", pinned) == 2
+    assert editor.deploy("credit-api", pinned).serving == {"stable": 3}
+    assert owner.history("credit-api")["after"].iloc[-1]["approved_by"] == ["ana", "bo"]
+    # Once pinned, the deployment follows no alias: later changes are the deployment's own.
+    assert editor.deploy("credit-api", [Variant("stable", "credit", version=1)]).serving == {
+        "stable": 1
+    }
+    # Following the same protected alias with other settings needs nothing extra.
+    editor.deploy("credit-api", follows)
+    assert editor.deploy("credit-api", follows, automation="partial_automation").serving == {
+        "stable": 1
+    }

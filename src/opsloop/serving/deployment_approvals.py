@@ -7,6 +7,12 @@ model, version or alias, role and weight; not the description), so an approval o
 definition never lets another through. The approvals are used up by the change they allow,
 as the registry's are.
 
+A protected alias protects the deployments that follow it: once a deployment follows a
+protected alias of a model, a new definition that serves that model any other way (a pinned
+version, another alias) or stops serving it needs the alias's number of approvals of that
+definition, as moving the alias would (:func:`alias_guard`). Otherwise an editor could pin
+any version in place of an alias that approvers guard.
+
 These functions run inside the caller's write transaction; :class:`~.deployments.Deployments`
 calls them.
 
@@ -32,6 +38,7 @@ from opsloop.store import tables
 from opsloop.store.database import now_ms
 
 _protected, _approvals = tables.protected_deployments, tables.deployment_approvals
+_protected_aliases, _models = tables.protected_aliases, tables.registered_models
 
 
 def definition_digest(strategy: str, automation: str, variants: Sequence[Variant]) -> str:
@@ -124,9 +131,45 @@ def record_approval(
     ).scalar_one()
 
 
-def use_approvals(connection: Connection, name: str, digest: str) -> tuple[str, ...]:
+def alias_guard(
+    connection: Connection, followed: Sequence[Variant], variants: Sequence[Variant]
+) -> tuple[int, str]:
+    """The approvals a new definition (``variants``) needs because it stops following a
+    protected alias that the current definition's variants (``followed``) follow, and why.
+
+    Every variant of the new definition that serves the alias's model must follow that same
+    alias, and one must, or the alias's required approvals apply.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").read() as c:
+    ...     alias_guard(c, [Variant("s", "m", alias="champion")], [Variant("s", "m", version=2)])
+    (0, '')
+    """
+    needed, why = 0, ""
+    for model, alias in sorted({(v.model, v.alias) for v in followed if v.alias is not None}):
+        serving = [v for v in variants if v.model == model]
+        if serving and all(v.alias == alias for v in serving):
+            continue
+        required = connection.execute(
+            sa.select(_protected_aliases.c.required_approvals)
+            .join(_models, _models.c.id == _protected_aliases.c.model_id)
+            .where(_models.c.name == model, _protected_aliases.c.name == alias)
+        ).scalar()
+        if required and required > needed:
+            needed = int(required)
+            why = (
+                f"it follows the protected alias {model}@{alias}, and this definition serves "
+                f"{model!r} otherwise"
+            )
+    return needed, why
+
+
+def use_approvals(
+    connection: Connection, name: str, digest: str, guard: tuple[int, str] = (0, "")
+) -> tuple[str, ...]:
     """Check that a protected deployment's new definition has its approvals and use them up;
-    return who approved (nothing for an unprotected deployment).
+    return who approved (nothing for an unprotected deployment). ``guard`` is what
+    :func:`alias_guard` asks for; the larger of the two counts applies.
 
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://")
@@ -136,7 +179,8 @@ def use_approvals(connection: Connection, name: str, digest: str) -> tuple[str, 
     Traceback (most recent call last):
     opsloop.registry.users.PermissionDenied: deployment 'api' is protected: ...has 0
     """
-    required = required_approvals(connection, name)
+    own = required_approvals(connection, name)
+    required = max(own, guard[0])
     if not required:
         return ()
     approvers = tuple(
@@ -148,8 +192,9 @@ def use_approvals(connection: Connection, name: str, digest: str) -> tuple[str, 
     )
     if len(approvers) < required:
         have = f" ({', '.join(approvers)})" if approvers else ""
+        because = "is protected" if own >= guard[0] else f"is guarded: {guard[1]}"
         raise PermissionDenied(
-            f"deployment {name!r} is protected: this definition needs {required} approval(s) "
+            f"deployment {name!r} {because}: this definition needs {required} approval(s) "
             f"from distinct approvers, has {len(approvers)}{have}"
         )
     connection.execute(_approvals.update().where(*_pending(name, digest)).values(consumed=True))

@@ -43,6 +43,7 @@ from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.users import acting_user
 from opsloop.serving.deployment_approvals import (
+    alias_guard,
     definition_digest,
     record_approval,
     required_approvals,
@@ -141,10 +142,11 @@ class Deployments:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "editor")
             targets = [_resolve(connection, variant) for variant in variants]
-            approvers = use_approvals(
-                connection, name, definition_digest(strategy, automation, variants)
-            )
             before = self._current(connection, name)
+            guard = alias_guard(connection, () if before is None else before.variants, variants)
+            approvers = use_approvals(
+                connection, name, definition_digest(strategy, automation, variants), guard
+            )
             at = now_ms()
             existing = connection.execute(
                 sa.select(_deployments.c.id).where(_deployments.c.name == name)
