@@ -15,8 +15,9 @@ import typer
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 from typer.testing import CliRunner
 
-from opsloop.cli.tracking import models_app, runs_app, server_command, users_app
-from opsloop.registry import ModelRegistry, add_user, authenticate
+from opsloop.cli.tracking import models_app, runs_app, server_command
+from opsloop.cli.users import users_app
+from opsloop.registry import ModelRegistry, add_user, authenticate, token_id
 from opsloop.store import open_database
 from opsloop.tracking import start_run
 from opsloop.tracking.capture import current_user
@@ -135,3 +136,31 @@ def test_the_server_module_starts_embedded_and_answers(store_uri, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_users_tokens_revoke_rotate_disable(store_uri):
+    added = invoke("users", "add", "ana", "--role", "editor", "--expires-days", "30")
+    assert added.exit_code == 0, added.output
+    first = added.output.strip().splitlines()[-1]
+    assert f"API token {token_id(first)}, shown once" in added.output
+    second = invoke("users", "token", "ana").output.strip().splitlines()[-1]
+    listed = invoke("users", "tokens", "ana")
+    assert listed.exit_code == 0 and token_id(first) in listed.output
+    assert token_id(second) in listed.output
+    revoked = invoke("users", "revoke", token_id(first))
+    assert revoked.exit_code == 0 and f"revoked API token {token_id(first)}" in revoked.output
+    assert authenticate(open_database(), first) is None
+    assert authenticate(open_database(), second).name == "ana"
+    again = invoke("users", "revoke", token_id(first))
+    assert again.exit_code == 2 and "no active API token with id" in again.output
+    rotated = invoke("users", "rotate", "ana").output.strip().splitlines()[-1]
+    assert authenticate(open_database(), second) is None
+    assert authenticate(open_database(), rotated).name == "ana"
+    assert invoke("users", "disable", "ana").exit_code == 0
+    assert authenticate(open_database(), rotated) is None
+    shown = invoke("users", "list")
+    assert shown.exit_code == 0 and "ana" in shown.output and "editor" in shown.output
+    assert invoke("users", "enable", "ana").exit_code == 0
+    assert authenticate(open_database(), rotated).name == "ana"
+    bad = invoke("users", "add", "bo", "--expires-days", "-1")
+    assert bad.exit_code == 2 and "--expires-days must be positive, got -1.0" in bad.output

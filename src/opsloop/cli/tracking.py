@@ -1,10 +1,9 @@
-"""``opsloop runs``, ``opsloop models``, ``opsloop users`` and ``opsloop server``.
+"""``opsloop runs``, ``opsloop models`` and ``opsloop server`` (``opsloop users``: :mod:`.users`).
 
 Runs and models are read and changed through the tracking API and
 :func:`opsloop.registry.open_registry`, so they come from the local store or, when
 ``OPSLOOP_TRACKING_URI`` is an ``http(s)://`` URL, from a server, acting as the owner of
-``OPSLOOP_TRACKING_TOKEN``. Locally, models are changed as the OS user. Users are managed
-on the local store (``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``).
+``OPSLOOP_TRACKING_TOKEN``. Locally, models are changed as the OS user.
 ``opsloop server`` binds 127.0.0.1 by default and refuses any other address until the store
 has users with API tokens, so it is never open to the network by accident.
 
@@ -19,7 +18,6 @@ refused, bad option); errors are one line on stderr.
 from __future__ import annotations
 
 import ipaddress
-import sys
 from typing import Annotated
 
 import pandas as pd
@@ -37,9 +35,6 @@ from opsloop.cli.console import (
 runs_app = typer.Typer(no_args_is_help=True, add_completion=False, help="List, show, compare runs.")
 models_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Registered models, aliases, approvals."
-)
-users_app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Users, roles and API tokens."
 )
 
 
@@ -194,35 +189,6 @@ def approve(
     """Approve pointing ALIAS of NAME at VERSION (needs the approver role)."""
     count = _registry().approve(name, alias, version, comment=comment)
     out.print(f"{name}: {count} approval(s) for {alias} -> version {version}")
-
-
-# -- users --------------------------------------------------------------------------------
-
-
-@users_app.command("add")
-@one_line_errors
-def add_user(
-    name: str,
-    role: Annotated[str, typer.Option(help="viewer, editor, approver or admin.")] = "viewer",
-) -> None:
-    """Create a user and print their API token (shown once; only its hash is stored)."""
-    from opsloop.registry import add_user as add
-    from opsloop.store import open_database
-
-    user, token = add(open_database(), name, role)
-    out.print(f"user {user.name!r} ({user.role}); API token, shown once:")
-    sys.stdout.write(token + "\n")
-
-
-@users_app.command("list")
-@one_line_errors
-def list_users() -> None:
-    """Every user and role."""
-    from opsloop.registry import list_users as users
-    from opsloop.store import open_database
-
-    found = users(open_database())
-    print_frame(pd.DataFrame([u.to_dict() for u in found], columns=["name", "role"]), "users")
 
 
 # -- server -------------------------------------------------------------------------------

@@ -30,9 +30,13 @@ from opsloop.registry.users import (
     add_user,
     authenticate,
     get_user,
+    list_tokens,
     list_users,
     new_token,
     revoke_token,
+    rotate_token,
+    set_user_disabled,
+    token_id,
 )
 
 __all__ = [
@@ -49,11 +53,15 @@ __all__ = [
     "add_user",
     "authenticate",
     "get_user",
+    "list_tokens",
     "list_users",
     "new_token",
     "open_registry",
     "registered_torch_builders",
     "revoke_token",
+    "rotate_token",
+    "set_user_disabled",
+    "token_id",
     "torch_builder",
     "verify_audit_log",
 ]

@@ -3,8 +3,11 @@
 Roles are ordered: a **viewer** reads; an **editor** also logs runs, registers versions and
 moves unprotected aliases; an **approver** also approves protected alias moves; an **admin**
 also protects aliases and manages users. A token is shown once, when it is made; the store
-keeps only its sha256, so a stolen database yields no usable token. Embedded use (no server)
-acts as the OS user.
+keeps only its sha256, so a stolen database yields no usable token. A token's public id is the
+first 12 hex digits of that hash: lists show it, and a token is revoked by it. A token may
+expire; a disabled user's tokens stop working; :func:`rotate_token` replaces every token of a
+user with one new one. Each of these changes is in the audit log (entity ``user:NAME``).
+Embedded use (no server) acts as the OS user.
 
 >>> from opsloop.store import Database
 >>> db = Database("sqlite://")
@@ -19,6 +22,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -76,18 +80,62 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _new_token(connection, user_id: int) -> str:
+#: Length of a token's public id (hex digits of its sha256).
+TOKEN_ID_LENGTH = 12
+# A token's last use is written when the stored one is older than this, not on every request.
+_LAST_USE_RESOLUTION_MS = 60_000
+
+
+def token_id(token: str) -> str:
+    """The public id of a token: the first 12 hex digits of its sha256.
+
+    >>> token_id("olp_x")
+    'eeea94a2a1f0'
+    """
+    return token_sha256(token)[:TOKEN_ID_LENGTH]
+
+
+def _check_expiry(expires_ms: object) -> int | None:
+    if expires_ms is None:
+        return None
+    if isinstance(expires_ms, bool) or not isinstance(expires_ms, int) or expires_ms <= 0:
+        raise ValueError(
+            f"expires_ms must be a positive integer (ms since the epoch), got {expires_ms!r}"
+        )
+    return expires_ms
+
+
+def _new_token(connection, user_id: int, expires_ms: int | None = None) -> str:
     token = "olp_" + secrets.token_urlsafe(32)
     connection.execute(
         tables.api_tokens.insert().values(
-            sha256=token_sha256(token), user_id=user_id, created_ms=now_ms()
+            sha256=token_sha256(token), user_id=user_id, created_ms=now_ms(), expires_ms=expires_ms
         )
     )
     return token
 
 
-def add_user(db: Database, name: str, role: str) -> tuple[User, str]:
-    """Create a user and a first token; return both (the token is not stored, only its hash).
+def _user_id(connection: Connection, name: str) -> int:
+    found = connection.execute(
+        sa.select(tables.users.c.id).where(tables.users.c.name == name)
+    ).scalar()
+    if found is None:
+        raise ValueError(f"unknown user {name!r}")
+    return found
+
+
+def _audit(connection: Connection, actor: str, action: str, name: str, after: dict) -> None:
+    # Imported here: the audit module imports this one for acting_user.
+    from opsloop.registry.audit import append_audit
+
+    append_audit(connection, actor, action, f"user:{name}", None, None, after)
+
+
+def add_user(
+    db: Database, name: str, role: str, *, expires_ms: int | None = None
+) -> tuple[User, str]:
+    """Create a user and a first token (expiring at ``expires_ms`` if given); return both
+    (the token is not stored, only its hash).
 
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://")
@@ -99,6 +147,7 @@ def add_user(db: Database, name: str, role: str) -> tuple[User, str]:
     if not isinstance(name, str) or not 0 < len(name) <= 250:
         raise ValueError(f"user name must be 1 to 250 characters, got {name!r}")
     _check_role(role)
+    expires_ms = _check_expiry(expires_ms)
     users = tables.users
     with db.write() as connection:
         exists = connection.execute(sa.select(users.c.id).where(users.c.name == name)).scalar()
@@ -110,57 +159,200 @@ def add_user(db: Database, name: str, role: str) -> tuple[User, str]:
         from opsloop.registry.audit import append_audit
 
         append_audit(connection, name, "add_user", f"user:{name}", None, None, {"role": role})
-        return User(name, role), _new_token(connection, user_id)
+        return User(name, role), _new_token(connection, user_id, expires_ms)
 
 
-def new_token(db: Database, name: str) -> str:
-    """Issue another token for an existing user.
+def new_token(db: Database, name: str, *, expires_ms: int | None = None) -> str:
+    """Issue another token for an existing user (expiring at ``expires_ms`` if given).
 
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://"); _ = add_user(db, "bo", "editor")
     >>> authenticate(db, new_token(db, "bo")).role
     'editor'
     """
+    expires_ms = _check_expiry(expires_ms)
     with db.write() as connection:
-        user_id = connection.execute(
-            sa.select(tables.users.c.id).where(tables.users.c.name == name)
-        ).scalar()
-        if user_id is None:
-            raise ValueError(f"unknown user {name!r}")
-        return _new_token(connection, user_id)
+        token = _new_token(connection, _user_id(connection, name), expires_ms)
+        _audit(connection, name, "new_token", name, {"token_id": token_id(token)})
+        return token
 
 
-def revoke_token(db: Database, token: str) -> None:
-    """Make a token unusable from now on.
+def revoke_token(db: Database, token: str, *, actor: str | None = None) -> str:
+    """Make a token unusable from now on; ``token`` is the token itself or its public id.
+    Return the id; an unknown or already revoked token is a ValueError.
 
     >>> from opsloop.store import Database
-    >>> db = Database("sqlite://"); _, t = add_user(db, "cy", "viewer"); revoke_token(db, t)
-    >>> authenticate(db, t) is None
-    True
+    >>> db = Database("sqlite://"); _, t = add_user(db, "cy", "viewer")
+    >>> revoke_token(db, t) == token_id(t), authenticate(db, t) is None
+    (True, True)
+    >>> revoke_token(db, token_id(t))
+    Traceback (most recent call last):
+    ValueError: no active API token with id '...'
     """
-    with db.write() as connection:
-        connection.execute(
-            tables.api_tokens.update()
-            .where(tables.api_tokens.c.sha256 == token_sha256(token))
-            .values(revoked_ms=now_ms())
+    tokens, users = tables.api_tokens, tables.users
+    if token.startswith("olp_"):
+        match = tokens.c.sha256 == token_sha256(token)
+        shown = token_id(token)
+    elif len(token) == TOKEN_ID_LENGTH and all(c in "0123456789abcdef" for c in token):
+        match = tokens.c.sha256.startswith(token, autoescape=True)
+        shown = token
+    else:
+        raise ValueError(
+            f"token: give an API token (olp_...) or its {TOKEN_ID_LENGTH}-digit id, got "
+            f"{token[:16]!r}"
         )
+    with db.write() as connection:
+        found = connection.execute(
+            sa.select(tokens.c.sha256, users.c.name)
+            .join(users, users.c.id == tokens.c.user_id)
+            .where(match, tokens.c.revoked_ms.is_(None))
+        ).all()
+        if not found:
+            raise ValueError(f"no active API token with id {shown!r}")
+        connection.execute(
+            tokens.update().where(tokens.c.sha256 == found[0].sha256).values(revoked_ms=now_ms())
+        )
+        owner = found[0].name
+        _audit(connection, actor or owner, "revoke_token", owner, {"token_id": shown})
+    return shown
 
 
-def authenticate(db: Database, token: str) -> User | None:
-    """The user a valid, unrevoked token belongs to, else ``None``.
+def rotate_token(
+    db: Database, name: str, *, expires_ms: int | None = None, actor: str | None = None
+) -> str:
+    """Revoke every active token of user ``name`` and issue one new token; return it.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://"); _, old = add_user(db, "di", "editor")
+    >>> new = rotate_token(db, "di")
+    >>> authenticate(db, old) is None, authenticate(db, new).name
+    (True, 'di')
+    """
+    expires_ms = _check_expiry(expires_ms)
+    tokens = tables.api_tokens
+    with db.write() as connection:
+        user_id = _user_id(connection, name)
+        at = now_ms()
+        revoked = connection.execute(
+            tokens.update()
+            .where(tokens.c.user_id == user_id, tokens.c.revoked_ms.is_(None))
+            .values(revoked_ms=at)
+        ).rowcount
+        token = _new_token(connection, user_id, expires_ms)
+        _audit(
+            connection,
+            actor or name,
+            "rotate_token",
+            name,
+            {"revoked": revoked, "token_id": token_id(token)},
+        )
+        return token
+
+
+def set_user_disabled(
+    db: Database, name: str, disabled: bool = True, *, actor: str | None = None
+) -> None:
+    """Disable user ``name`` (their tokens stop working, nothing is deleted) or enable them.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://"); _, t = add_user(db, "ed", "viewer")
+    >>> set_user_disabled(db, "ed"); authenticate(db, t) is None
+    True
+    >>> set_user_disabled(db, "ed", False); authenticate(db, t).name
+    'ed'
+    """
+    users = tables.users
+    with db.write() as connection:
+        user_id = _user_id(connection, name)
+        connection.execute(
+            users.update()
+            .where(users.c.id == user_id)
+            .values(disabled_ms=now_ms() if disabled else None)
+        )
+        action = "disable_user" if disabled else "enable_user"
+        _audit(connection, actor or name, action, name, {"disabled": disabled})
+
+
+def authenticate(db: Database, token: str, *, at_ms: int | None = None) -> User | None:
+    """The user a valid token belongs to, else ``None``: the token is known, not revoked,
+    not expired at ``at_ms`` (default now), and its user is not disabled. Its last use is
+    recorded (at most once a minute).
 
     >>> from opsloop.store import Database
     >>> authenticate(Database("sqlite://"), "olp_unknown") is None
     True
+    >>> db = Database("sqlite://"); _, t = add_user(db, "fay", "viewer", expires_ms=1_000)
+    >>> authenticate(db, t, at_ms=999).name, authenticate(db, t, at_ms=1_000)
+    ('fay', None)
     """
     users, tokens = tables.users, tables.api_tokens
+    at = now_ms() if at_ms is None else at_ms
+    digest = token_sha256(token)
     with db.read() as connection:
         row = connection.execute(
-            sa.select(users.c.name, users.c.role)
+            sa.select(users.c.name, users.c.role, tokens.c.last_used_ms)
             .join(tokens, tokens.c.user_id == users.c.id)
-            .where(tokens.c.sha256 == token_sha256(token), tokens.c.revoked_ms.is_(None))
+            .where(
+                tokens.c.sha256 == digest,
+                tokens.c.revoked_ms.is_(None),
+                users.c.disabled_ms.is_(None),
+                sa.or_(tokens.c.expires_ms.is_(None), tokens.c.expires_ms > at),
+            )
         ).first()
-    return None if row is None else User(row.name, row.role)
+    if row is None:
+        return None
+    if row.last_used_ms is None or at - row.last_used_ms >= _LAST_USE_RESOLUTION_MS:
+        with db.write() as connection:
+            connection.execute(
+                tokens.update().where(tokens.c.sha256 == digest).values(last_used_ms=at)
+            )
+    return User(row.name, row.role)
+
+
+#: Columns of :func:`list_tokens`' frame.
+TOKEN_COLUMNS = (
+    "token_id",
+    "user",
+    "created_ms",
+    "expires_ms",
+    "last_used_ms",
+    "revoked_ms",
+)
+
+
+def list_tokens(db: Database, name: str | None = None) -> pd.DataFrame:
+    """Every token (of user ``name``, or all), by user and creation: public id, times of
+    creation, expiry, last use and revocation (missing where none).
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://"); _, t = add_user(db, "gil", "viewer")
+    >>> frame = list_tokens(db, "gil")
+    >>> frame["token_id"].tolist() == [token_id(t)], bool(frame["revoked_ms"].isna().all())
+    (True, True)
+    """
+    users, tokens = tables.users, tables.api_tokens
+    query = (
+        sa.select(
+            tokens.c.sha256,
+            users.c.name,
+            tokens.c.created_ms,
+            tokens.c.expires_ms,
+            tokens.c.last_used_ms,
+            tokens.c.revoked_ms,
+        )
+        .join(users, users.c.id == tokens.c.user_id)
+        .order_by(users.c.name, tokens.c.created_ms, tokens.c.sha256)
+    )
+    if name is not None:
+        query = query.where(users.c.name == name)
+    with db.read() as connection:
+        rows = connection.execute(query).all()
+    frame = pd.DataFrame(
+        [(sha[:TOKEN_ID_LENGTH], *rest) for sha, *rest in rows], columns=list(TOKEN_COLUMNS)
+    )
+    for column in TOKEN_COLUMNS[2:]:
+        frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def get_user(db: Database, name: str) -> User | None:
@@ -211,9 +403,11 @@ def acting_user(connection: Connection, name: str, role: str) -> str:
     """
     users = tables.users
     row = connection.execute(
-        sa.select(users.c.name, users.c.role).where(users.c.name == name)
+        sa.select(users.c.name, users.c.role, users.c.disabled_ms).where(users.c.name == name)
     ).first()
     if row is not None:
+        if row.disabled_ms is not None:
+            raise PermissionDenied(f"user {name!r} is disabled")
         user = User(row.name, row.role)
         if not user.can(role):
             raise PermissionDenied(f"user {name!r} has role {user.role!r}; this needs {role!r}")

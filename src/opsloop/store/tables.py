@@ -278,6 +278,8 @@ users = Table(
     Column("name", NAME, nullable=False, unique=True),
     Column("role", String(16), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    # A disabled user's tokens stop working; the user and their history stay.
+    Column("disabled_ms", BigInteger),
 )
 
 api_tokens = Table(
@@ -287,6 +289,9 @@ api_tokens = Table(
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger),
+    Column("expires_ms", BigInteger),
+    # Written at most once a minute per token, so reads stay reads.
+    Column("last_used_ms", BigInteger),
 )
 
 # A deployment's current definition; its history is in the audit log (entity
