@@ -129,6 +129,9 @@ def test_the_same_governed_scenario_locally_and_over_http(acting, run_id, forest
         "entries": 13,  # the eight above and the five users added
         "first_bad_id": None,
         "problem": None,
+        "head": audit["hash"].iloc[-1],
+        "keyed_entries": 13,
+        "state_problems": [],
     }
     moved_ms = int(audit["time"].iloc[-1].value // 1_000_000)
     assert vic.alias_at("churn", "champion", moved_ms - 1) is None

@@ -119,18 +119,22 @@ def test_the_audit_log_is_a_verifiable_chain_and_tampering_is_found(registry):
     registry.register("m", b"x", flavor="onnx")
     registry.set_alias("m", "champion", 1, reason="go")
     registry.register("m", b"y", flavor="onnx")
-    assert registry.verify_audit_log().to_dict() == {
+    verified = registry.verify_audit_log().to_dict()
+    assert verified == {
         "ok": True,
         "entries": 4,
         "first_bad_id": None,
         "problem": None,
+        "head": registry.audit()["hash"].iloc[-1],
+        "keyed_entries": 4,
+        "state_problems": [],
     }
     log = tables.audit_log
     with registry.db.write() as connection:
         connection.execute(log.update().where(log.c.id == 3).values(reason="rewritten"))
     result = registry.verify_audit_log()
     assert (result.ok, result.first_bad_id, result.entries) == (False, 3, 2)
-    assert "entry 3 was changed" in result.problem
+    assert "entry 3 was changed, or written without this audit key" in result.problem
     with registry.db.write() as connection:
         connection.execute(log.delete().where(log.c.id == 3))
     result = registry.verify_audit_log()

@@ -27,13 +27,14 @@ app.add_typer(schema_app, name="schema")
 
 
 def _register_sub_apps() -> None:
-    from opsloop.cli import analysis, deployments, selection, tracking, users
+    from opsloop.cli import analysis, audit, deployments, selection, tracking, users
 
     app.add_typer(selection.app, name="select")
     app.command("analyze")(analysis.analyze)
     app.add_typer(tracking.runs_app, name="runs")
     app.add_typer(tracking.models_app, name="models")
     app.add_typer(users.users_app, name="users")
+    app.add_typer(audit.audit_app, name="audit")
     app.add_typer(deployments.deployments_app, name="deployments")
     app.command("server")(tracking.server_command)
 

@@ -1,17 +1,27 @@
 """The append-only, hash-chained audit log of every registry change.
 
 Each entry records who, when, what (action and entity), why, and the state before and after,
-and carries ``hash = sha256(previous hash + the entry's canonical JSON)``. The first entry
-follows 64 zeros. Changing, inserting or deleting any entry breaks every later hash, which
-:func:`verify_audit_log` reports with the first entry that fails. The previous-hash column is
-unique, so two writers can never both extend the same entry. Entries are appended in the same
-transaction as the change they describe: no change without its record.
+and carries ``hash = HMAC-SHA256(key, previous hash + the entry's canonical JSON)``, under the
+audit key kept outside the database (:mod:`.audit_key`). The first entry follows 64 zeros.
+Changing, inserting or deleting any entry breaks every later hash, and without the key nobody
+can recompute them, which :func:`verify_audit_log` reports with the first entry that fails.
+The previous-hash column is unique, so two writers can never both extend the same entry.
+Entries are appended in the same transaction as the change they describe: no change without
+its record.
+
+Entries written before the log was keyed are plain ``sha256`` links, allowed only before the
+first keyed entry; once a key exists the newest entry must be keyed (a log rewritten as plain
+links fails), and :func:`seal_audit_log` anchors an older log under the key. Deleting the
+newest entries leaves a valid shorter chain: publish the head (:func:`audit_head`, ``opsloop
+audit head``) and pass it back to :func:`verify_audit_log` to catch that. Verification also
+compares the current aliases, protections and deployments with the state the log implies
+(:mod:`.audit_state`).
 
 >>> from opsloop.store import Database
 >>> db = Database("sqlite://")
 >>> with db.write() as c:
-...     _ = append_audit(c, "ana", "set_alias", "model:churn/alias:champion", "better auc",
-...                  {"version": 1}, {"version": 2})
+...     _ = append_audit(c, "ana", "describe_model", "model:churn", "clearer",
+...                      {"description": None}, {"description": "churn scorer"})
 >>> verify_audit_log(db).ok
 True
 """
@@ -26,6 +36,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.registry.audit_key import audit_key, keyed_hash
+from opsloop.registry.audit_state import state_problems
 from opsloop.store import tables
 from opsloop.store.database import Database, now_ms
 
@@ -48,17 +60,23 @@ def entry_hash(
     reason: str | None,
     before_json: str | None,
     after_json: str | None,
+    key: bytes | None = None,
 ) -> str:
-    """The hash of one entry given its predecessor's hash.
+    """The hash of one entry given its predecessor's hash: HMAC-SHA256 under ``key``, or a
+    plain sha256 (entries written before the log was keyed) without one.
 
     >>> entry_hash(GENESIS, 0, "a", "b", "c", None, None, None)[:12]
     '2a5a9300193a'
+    >>> entry_hash(GENESIS, 0, "a", "b", "c", None, None, None, key=b"k")[:12]
+    'f53326939353'
     """
     document = json.dumps(
         [prev_hash, at_ms, actor, action, entity, reason, before_json, after_json],
         separators=(",", ":"),
-    )
-    return hashlib.sha256(document.encode()).hexdigest()
+    ).encode()
+    if key is None:
+        return hashlib.sha256(document).hexdigest()
+    return keyed_hash(key, document)
 
 
 def lock_audit_log(connection: Connection) -> None:
@@ -103,7 +121,9 @@ def append_audit(
     )
     at = now_ms() if at_ms is None else int(at_ms)
     before_json, after_json = _canonical(before), _canonical(after)
-    digest = entry_hash(prev, at, actor, action, entity, reason, before_json, after_json)
+    digest = entry_hash(
+        prev, at, actor, action, entity, reason, before_json, after_json, key=audit_key()
+    )
     connection.execute(
         _log.insert().values(
             at_ms=at,
@@ -115,6 +135,7 @@ def append_audit(
             after_json=after_json,
             prev_hash=prev,
             hash=digest,
+            keyed=True,
         )
     )
     return digest
@@ -147,7 +168,9 @@ def alias_version_at(connection: Connection, model: str, alias: str, at_ms: int)
 
 @dataclass(frozen=True)
 class AuditVerification:
-    """The result of checking the chain: ``ok``, entries checked, the first bad entry's id.
+    """The result of checking the log: ``ok``, entries checked, the first bad entry's id, the
+    problem (the first one found), the head hash, how many entries are keyed, and every
+    difference between the current state and the state the log implies.
 
     >>> AuditVerification(True, 3, None, None).to_dict()["entries"]
     3
@@ -157,6 +180,9 @@ class AuditVerification:
     entries: int
     first_bad_id: int | None
     problem: str | None
+    head: str | None = None
+    keyed_entries: int = 0
+    state_problems: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """The fields as a JSON-safe dictionary.
@@ -169,28 +195,39 @@ class AuditVerification:
             "entries": self.entries,
             "first_bad_id": self.first_bad_id,
             "problem": self.problem,
+            "head": self.head,
+            "keyed_entries": self.keyed_entries,
+            "state_problems": list(self.state_problems),
         }
 
+    @classmethod
+    def from_dict(cls, document: dict) -> AuditVerification:
+        """The verification :meth:`to_dict` wrote.
 
-def verify_audit_log(db: Database) -> AuditVerification:
-    """Recompute every hash in order and check each entry links to the one before.
+        >>> v = AuditVerification(False, 2, 2, "x", "ab", 1, ("p",))
+        >>> AuditVerification.from_dict(v.to_dict()) == v
+        True
+        """
+        fields = {name: document[name] for name in cls.__dataclass_fields__ if name in document}
+        fields["state_problems"] = tuple(fields.get("state_problems", ()))
+        return cls(**fields)
 
-    >>> from opsloop.store import Database
-    >>> verify_audit_log(Database("sqlite://"))
-    AuditVerification(ok=True, entries=0, first_bad_id=None, problem=None)
-    """
-    with db.read() as connection:
-        rows = connection.execute(sa.select(_log).order_by(_log.c.id)).mappings().all()
-    prev = GENESIS
-    for count, row in enumerate(rows):
+
+def _chain_problem(rows, key: bytes) -> tuple[int | None, str | None]:
+    """The first entry that breaks the chain, and why (``(None, None)`` when none does)."""
+    prev, keyed_seen = GENESIS, False
+    for row in rows:
         if row["prev_hash"] != prev:
-            return AuditVerification(
-                False,
-                count,
-                row["id"],
+            return row["id"], (
                 f"entry {row['id']} follows {row['prev_hash']}, but the entry before it "
-                f"has hash {prev} (an entry was removed or inserted)",
+                f"has hash {prev} (an entry was removed or inserted)"
             )
+        if keyed_seen and not row["keyed"]:
+            return row["id"], (
+                f"entry {row['id']} is a plain sha256 link after keyed entries: it was not "
+                "written with the audit key"
+            )
+        keyed_seen = keyed_seen or bool(row["keyed"])
         expected = entry_hash(
             prev,
             row["at_ms"],
@@ -200,17 +237,91 @@ def verify_audit_log(db: Database) -> AuditVerification:
             row["reason"],
             row["before_json"],
             row["after_json"],
+            key=key if row["keyed"] else None,
         )
         if expected != row["hash"]:
-            return AuditVerification(
-                False,
-                count,
-                row["id"],
-                f"entry {row['id']} was changed: its content hashes to {expected}, "
-                f"the log says {row['hash']}",
+            return row["id"], (
+                f"entry {row['id']} was changed, or written without this audit key: its "
+                f"content hashes to {expected}, the log says {row['hash']}"
             )
         prev = row["hash"]
-    return AuditVerification(True, len(rows), None, None)
+    if rows and not keyed_seen:
+        return rows[-1]["id"], (
+            "no entry is keyed: the log predates the audit key, or was rewritten as plain "
+            "links; seal it (opsloop audit seal) after checking it"
+        )
+    return None, None
+
+
+def verify_audit_log(
+    db: Database, *, head: str | None = None, key: bytes | None = None
+) -> AuditVerification:
+    """Recompute every link in order under the audit key (default: this process's, see
+    :mod:`.audit_key`), check that the entry with hash ``head`` (one published earlier) is
+    still in the log, and compare the current state with the state the log implies.
+
+    >>> from opsloop.store import Database
+    >>> verify_audit_log(Database("sqlite://")).ok
+    True
+    """
+    key = audit_key() if key is None else key
+    with db.read() as connection:
+        rows = connection.execute(sa.select(_log).order_by(_log.c.id)).mappings().all()
+        differences = tuple(state_problems(connection))
+    first_bad, problem = _chain_problem(rows, key)
+    if problem is None and head is not None and head not in {row["hash"] for row in rows}:
+        problem = (
+            f"the published head {head} is not in the log: entries after it were removed, "
+            "or the log was replaced"
+        )
+    if problem is None and differences:
+        problem = f"the state differs from the log: {differences[0]}"
+    # "entries" counts the entries that held, as before a failure the chain stops there.
+    checked = next((i for i, row in enumerate(rows) if row["id"] == first_bad), len(rows))
+    return AuditVerification(
+        ok=problem is None,
+        entries=checked,
+        first_bad_id=first_bad,
+        problem=problem,
+        head=rows[-1]["hash"] if rows else None,
+        keyed_entries=sum(bool(row["keyed"]) for row in rows),
+        state_problems=differences,
+    )
+
+
+def audit_head(db: Database) -> dict[str, object]:
+    """The newest entry's id, time and hash, and how many entries the log holds: publish it
+    to catch a later deletion of entries (:func:`verify_audit_log`'s ``head``).
+
+    >>> from opsloop.store import Database
+    >>> audit_head(Database("sqlite://"))
+    {'id': None, 'at_ms': None, 'hash': None, 'entries': 0}
+    """
+    with db.read() as connection:
+        newest = connection.execute(
+            sa.select(_log.c.id, _log.c.at_ms, _log.c.hash).order_by(_log.c.id.desc()).limit(1)
+        ).first()
+        count = connection.execute(sa.select(sa.func.count()).select_from(_log)).scalar_one()
+    if newest is None:
+        return {"id": None, "at_ms": None, "hash": None, "entries": 0}
+    return {"id": newest.id, "at_ms": newest.at_ms, "hash": newest.hash, "entries": count}
+
+
+def seal_audit_log(db: Database, actor: str, reason: str | None = None) -> str:
+    """Append a keyed ``seal`` entry naming the current head, so a log written before the
+    audit key existed is anchored under it; return the new head hash.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> len(seal_audit_log(db, "ana")), verify_audit_log(db).keyed_entries
+    (64, 1)
+    """
+    with db.write() as connection:
+        lock_audit_log(connection)
+        head = connection.execute(
+            sa.select(_log.c.hash).order_by(_log.c.id.desc()).limit(1)
+        ).scalar()
+        return append_audit(connection, actor, "seal", "audit", reason, None, {"head": head})
 
 
 def audit_entries(db: Database, entity_prefix: str | None = None) -> pd.DataFrame:

@@ -263,13 +263,28 @@ class HttpModelRegistry(ServerClient):
             row["aliases"] = tuple(row["aliases"])
         return pd.DataFrame(rows, columns=SEARCH_COLUMNS)
 
-    def verify_audit_log(self) -> AuditVerification:
-        """Check the audit log's hash chain on the server.
+    def verify_audit_log(self, head: str | None = None) -> AuditVerification:
+        """Check the audit log on the server (which holds its key), as
+        :meth:`ModelRegistry.verify_audit_log` does.
 
-        >>> HttpModelRegistry.verify_audit_log.__name__
-        'verify_audit_log'
+        >>> HttpModelRegistry("http://127.0.0.1:1").verify_audit_log(head="x")
+        Traceback (most recent call last):
+        ValueError: head must be 64 lowercase hex digits, got 'x'
         """
-        return AuditVerification(**self._call("GET", "/audit/verify").json())
+        params = {}
+        if head is not None:
+            check_sha256(head, "head")
+            params["head"] = head
+        return AuditVerification.from_dict(self._call("GET", "/audit/verify", params=params).json())
+
+    def audit_head(self) -> dict[str, object]:
+        """The server's audit log head (newest entry's id, time, hash) and its length.
+
+        >>> HttpModelRegistry("http://127.0.0.1:1", timeout_s=0.5).audit_head()
+        Traceback (most recent call last):
+        httpx.ConnectError: ...
+        """
+        return self._call("GET", "/audit/head").json()
 
     def audit(self, name: str | None = None) -> pd.DataFrame:
         """The audit log (every entity, or those of model ``name``), oldest first.

@@ -41,6 +41,7 @@ from opsloop.registry.audit import (
     alias_version_at,
     append_audit,
     audit_entries,
+    audit_head,
     verify_audit_log,
 )
 from opsloop.registry.flavors import (
@@ -862,16 +863,29 @@ class ModelRegistry:
         ]
         return pd.DataFrame(records, columns=SEARCH_COLUMNS)
 
-    def verify_audit_log(self) -> AuditVerification:
-        """Check the audit log's hash chain (see :mod:`.audit`).
+    def verify_audit_log(self, head: str | None = None) -> AuditVerification:
+        """Check the audit log's keyed chain, that the published ``head`` is still in it, and
+        that the current state is the one it implies (see :mod:`.audit`).
 
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
         >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> r.verify_audit_log().ok
-        True
+        >>> _ = r.register("m", b"x", flavor="onnx")
+        >>> r.verify_audit_log().ok, r.verify_audit_log(head="0" * 64).ok
+        (True, False)
         """
-        return verify_audit_log(self.db)
+        return verify_audit_log(self.db, head=head)
+
+    def audit_head(self) -> dict[str, object]:
+        """The audit log's newest entry (id, time, hash) and its length, to publish.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("m", b"x", flavor="onnx"); r.audit_head()["entries"]
+        2
+        """
+        return audit_head(self.db)
 
     def audit(self, name: str | None = None) -> pd.DataFrame:
         """The audit log (every entity, or those of model ``name``), oldest first.

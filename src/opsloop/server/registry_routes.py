@@ -33,6 +33,7 @@ from opsloop.server.wire import (
     VersionIn,
 )
 from opsloop.store import tables
+from opsloop.store.artifacts import check_sha256
 
 router = APIRouter(prefix="/api/v1")
 
@@ -229,6 +230,15 @@ def audit(request: Request, _: Viewer, model: str | None = None) -> dict:
 
 
 @router.get("/audit/verify")
-def verify_audit(request: Request, _: Viewer) -> dict:
-    """Whether the hash chain of the audit log is intact."""
-    return _registry(request).verify_audit_log().to_dict()
+def verify_audit(request: Request, _: Viewer, head: str | None = None) -> dict:
+    """Whether the keyed chain of the audit log is intact, still holds the published
+    ``head``, and agrees with the current state."""
+    if head is not None:
+        check_sha256(head, "head")
+    return _registry(request).verify_audit_log(head=head).to_dict()
+
+
+@router.get("/audit/head")
+def audit_head(request: Request, _: Viewer) -> dict:
+    """The audit log's newest entry (id, time, hash) and its length, to publish."""
+    return _registry(request).audit_head()

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -268,6 +269,9 @@ audit_log = Table(
     # same predecessor, even when written concurrently.
     Column("prev_hash", SHA256, nullable=False, unique=True),
     Column("hash", SHA256, nullable=False, unique=True),
+    # Keyed entries link by HMAC under the audit key (kept outside the database); entries
+    # written before the log was keyed are plain sha256 links.
+    Column("keyed", Boolean, nullable=False, server_default=false()),
     Index(None, "entity", "at_ms"),
 )
 
