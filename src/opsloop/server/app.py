@@ -133,7 +133,14 @@ def create_app(
     >>> app = create_app(Database("sqlite://"), allow_embedded=False)
     >>> app.state.allow_embedded, app.state.installation_token
     (False, None)
+    >>> create_app(Database("sqlite://"), allow_embedded=False, allowed_hosts="ops.example")
+    Traceback (most recent call last):
+    ValueError: allowed_hosts must be a list of names, got the string 'ops.example'
     """
+    for field, names in (("allowed_hosts", allowed_hosts), ("allowed_origins", allowed_origins)):
+        # A string is iterable too, and would allow each of its characters.
+        if isinstance(names, str):
+            raise ValueError(f"{field} must be a list of names, got the string {names!r}")
     if database is None or isinstance(database, str):
         database = open_database(database)
     if artifacts is None or isinstance(artifacts, str):
