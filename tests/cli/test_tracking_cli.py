@@ -19,6 +19,7 @@ from opsloop.cli.tracking import models_app, runs_app, server_command
 from opsloop.cli.users import users_app
 from opsloop.registry import ModelRegistry, add_user, authenticate, token_id
 from opsloop.store import open_database
+from opsloop.store.installation_token import installation_token_path
 from opsloop.tracking import start_run
 from opsloop.tracking.capture import current_user
 
@@ -112,7 +113,15 @@ def test_the_server_module_starts_embedded_and_answers(store_uri, tmp_path):
         port = probe.getsockname()[1]
     environment = {**os.environ, "OPSLOOP_STORE_URI": store_uri}
     process = subprocess.Popen(
-        [sys.executable, "-m", "opsloop.server", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "opsloop.server",
+            "--port",
+            str(port),
+            "--allowed-hosts",
+            "ops.internal, ops.example",
+        ],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -129,10 +138,19 @@ def test_the_server_module_starts_embedded_and_answers(store_uri, tmp_path):
             assert process.poll() is None, process.stdout.read().decode()
             assert time.monotonic() < deadline, "the server did not answer within 30 s"
             time.sleep(0.05)
-        created = httpx.post(f"{url}/runs", json={"experiment": "served"})
+        # No users: only a request with the installation token it wrote acts as the owner.
+        refused = httpx.post(f"{url}/runs", json={"experiment": "served"})
+        assert refused.status_code == 401 and "installation token" in refused.text
+        token = {"Authorization": f"Bearer {installation_token_path().read_text()}"}
+        created = httpx.post(f"{url}/runs", json={"experiment": "served"}, headers=token)
         assert created.status_code == 201
-        run = httpx.get(f"{url}/runs/{created.json()['run_id']}").json()
+        run = httpx.get(f"{url}/runs/{created.json()['run_id']}", headers=token).json()
         assert run["experiment"] == "served" and run["user"] == current_user()
+        # --allowed-hosts adds names to the loopback ones; any other Host is refused.
+        named = httpx.get(f"{url}/experiments", headers={**token, "Host": "ops.example"})
+        assert named.status_code == 200
+        other = httpx.get(f"{url}/experiments", headers={**token, "Host": "attacker.example"})
+        assert other.status_code == 400 and "--allowed-hosts" in other.text
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -34,7 +34,15 @@ def app(database, artifacts):
     return create_app(database, artifacts)
 
 
+def local_client(app) -> TestClient:
+    """A test client that reaches ``app`` as the owner's clients do: by a loopback name
+    (starlette's default ``testserver`` is not one) with the installation token."""
+    token = app.state.installation_token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return TestClient(app, base_url="http://127.0.0.1:5005", headers=headers)
+
+
 @pytest.fixture
 def client(app):
-    with TestClient(app) as test_client:
+    with local_client(app) as test_client:
         yield test_client

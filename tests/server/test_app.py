@@ -12,9 +12,10 @@ from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.tracking.capture import current_user
 
-from .conftest import TestClient
+from .conftest import local_client
 
 API = "/api/v1"
+OCTETS = {"Content-Type": "application/octet-stream"}
 
 
 def new_run(client, experiment="churn", **fields) -> str:
@@ -155,11 +156,13 @@ def test_artifacts_are_uploaded_under_their_hash_and_verified_on_download(client
     data = b"model weights"
     digest = hashlib.sha256(data).hexdigest()
     wrong = hashlib.sha256(b"other").hexdigest()
-    response = client.put(f"{API}/artifacts/{wrong}", content=data)
+    response = client.put(f"{API}/artifacts/{wrong}", content=data, headers=OCTETS)
     assert response.status_code == 422
     assert f"expected sha256 {wrong}, found sha256 {digest}" in response.json()["detail"]
-    assert client.put(f"{API}/artifacts/not-a-hash", content=data).status_code == 422
-    assert client.put(f"{API}/artifacts/{digest}", content=data).json() == {
+    assert (
+        client.put(f"{API}/artifacts/not-a-hash", content=data, headers=OCTETS).status_code == 422
+    )
+    assert client.put(f"{API}/artifacts/{digest}", content=data, headers=OCTETS).json() == {
         "sha256": digest,
         "size": len(data),
     }
@@ -178,7 +181,10 @@ def test_artifacts_are_uploaded_under_their_hash_and_verified_on_download(client
 def test_run_artifacts_and_datasets_are_recorded(client):
     run_id = new_run(client)
     response = client.post(
-        f"{API}/runs/{run_id}/artifacts", params={"path": "notes.txt"}, content=b"hello"
+        f"{API}/runs/{run_id}/artifacts",
+        params={"path": "notes.txt"},
+        content=b"hello",
+        headers=OCTETS,
     )
     assert response.status_code == 201
     assert response.json() == {
@@ -203,6 +209,7 @@ def test_run_artifacts_and_datasets_are_recorded(client):
 
 def upload(client, data: bytes, headers=None) -> str:
     digest = hashlib.sha256(data).hexdigest()
+    headers = {**OCTETS, **(headers or {})}
     assert client.put(f"{API}/artifacts/{digest}", content=data, headers=headers).status_code == 201
     return digest
 
@@ -232,7 +239,7 @@ def test_tokens_roles_and_embedded_mode(database, client):
 
 
 def test_a_server_that_is_not_embedded_refuses_requests_until_users_exist(database, artifacts):
-    with TestClient(create_app(database, artifacts, allow_embedded=False)) as client:
+    with local_client(create_app(database, artifacts, allow_embedded=False)) as client:
         response = client.get(f"{API}/experiments")
         assert response.status_code == 401 and "not in embedded mode" in response.text
         _, token = add_user(database, "root", "admin")

@@ -16,7 +16,14 @@ API = "/api/v1"
 
 def upload(client, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
-    assert client.put(f"{API}/artifacts/{digest}", content=data).status_code == 201
+    assert (
+        client.put(
+            f"{API}/artifacts/{digest}",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        ).status_code
+        == 201
+    )
     return digest
 
 

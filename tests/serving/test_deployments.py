@@ -332,6 +332,11 @@ def test_over_http_the_token_decides_who_deploys(registry, credit):
         editor.close()
 
 
+def installation(app) -> dict:
+    """The header the owner's clients send to an app with no users."""
+    return {"Authorization": f"Bearer {app.state.installation_token}"}
+
+
 def test_the_server_checks_the_rules_itself(registry, credit):
     body = {
         "variants": [
@@ -340,20 +345,21 @@ def test_the_server_checks_the_rules_itself(registry, credit):
         ],
         "strategy": "ab",
     }
-    with running_server(create_app(registry.db, registry.artifacts)) as url:
-        answer = httpx.put(f"{url}/api/v1/deployments/api", json=body)
+    app = create_app(registry.db, registry.artifacts)
+    with running_server(app) as url, httpx.Client(headers=installation(app)) as http:
+        answer = http.put(f"{url}/api/v1/deployments/api", json=body)
         assert answer.status_code == 422
         assert answer.json()["detail"].startswith("variants: the live weights must sum to 1")
         body["variants"][1]["weight"] = 0.5
         body["variants"][1]["model"] = "debit"
-        answer = httpx.put(f"{url}/api/v1/deployments/api", json=body)
+        answer = http.put(f"{url}/api/v1/deployments/api", json=body)
         assert answer.status_code == 404
         assert answer.json() == {
             "detail": "variant 'b': no registered model 'debit'",
             "error": "UnknownModelError",
         }
         body["variants"][1]["version"] = True
-        answer = httpx.put(f"{url}/api/v1/deployments/api", json=body)
+        answer = http.put(f"{url}/api/v1/deployments/api", json=body)
         assert answer.status_code == 422 and "version" in answer.text
     assert Deployments(registry.db).list().empty
 

@@ -208,10 +208,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _names(value: str) -> list[str]:
+    """The names of a comma-separated option, blanks dropped.
+
+    >>> _names("a.example, b.example,")
+    ['a.example', 'b.example']
+    """
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
 @one_line_errors
 def server_command(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5005,
+    allowed_hosts: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated names the Host header may carry, besides the loopback "
+            "names and the bound address (for example the name a reverse proxy forwards)."
+        ),
+    ] = "",
+    allowed_origins: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated web origins (https://ui.example.com) allowed to call the "
+            "API from a browser; none by default."
+        ),
+    ] = "",
     allow_pickle: Annotated[
         bool,
         typer.Option(
@@ -222,8 +245,10 @@ def server_command(
 ) -> None:
     """Serve the REST API (tracking, artifacts, registry) from one process.
 
-    On a loopback address with no users, requests act as the OS user (embedded mode).
-    Any other address needs users with API tokens first (opsloop users add NAME --role ...).
+    On a loopback address with no users, requests that carry the installation token (the
+    server-token file in OPSLOOP_HOME, which opsloop's clients send on their own) act as the
+    OS user (embedded mode). Any other address needs users with API tokens first (opsloop
+    users add NAME --role ...).
     """
     import uvicorn
 
@@ -241,5 +266,22 @@ def server_command(
         )
     if not 0 < port < 65536:
         raise UsageProblem(f"port must be between 1 and 65535, got {port}")
-    app = create_app(database, allow_embedded=local, allow_pickle=allow_pickle)
+    hosts = _names(allowed_hosts)
+    # An unspecified address (0.0.0.0, ::) is not a name anyone reaches the server by.
+    if host not in ("0.0.0.0", "::"):
+        hosts.append(host)
+    app = create_app(
+        database,
+        allow_embedded=local,
+        allowed_hosts=hosts,
+        allowed_origins=_names(allowed_origins),
+        allow_pickle=allow_pickle,
+    )
+    if app.state.installation_token is not None:
+        from opsloop.store.installation_token import installation_token_path
+
+        out.print(
+            f"no users: requests need the installation token in {installation_token_path()} "
+            "(opsloop's clients of this account send it)"
+        )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
 from pathlib import Path
 
 from opsloop.store.location import opsloop_home
-from opsloop.store.secret_files import secret_file
+from opsloop.store.private_files import write_private_file_once
 
 KEY_VARIABLE = "OPSLOOP_AUDIT_KEY"
 KEY_FILE_VARIABLE = "OPSLOOP_AUDIT_KEY_FILE"
@@ -61,7 +62,8 @@ def audit_key() -> bytes:
             return _from_hex(path.read_text(), str(path))
         except FileNotFoundError:
             raise ValueError(f"{KEY_FILE_VARIABLE}: no such key file {path}") from None
-    return bytes.fromhex(secret_file(opsloop_home() / "audit.key"))
+    path = opsloop_home() / "audit.key"
+    return _from_hex(write_private_file_once(path, secrets.token_hex(32) + "\n"), str(path))
 
 
 def keyed_hash(key: bytes, document: bytes) -> str:

@@ -341,7 +341,12 @@ class HttpModelRegistry(ServerClient):
             flavor = flavor or infer_flavor(model)
             data, _ = dump_model(model, flavor)
             artifact_sha256 = hashlib.sha256(data).hexdigest()
-            self._call("PUT", f"/artifacts/{artifact_sha256}", content=data)
+            self._call(
+                "PUT",
+                f"/artifacts/{artifact_sha256}",
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
         else:
             if artifact_sha256 is None:
                 raise ValueError("register needs a model object or an artifact_sha256")

@@ -7,7 +7,7 @@ functions over :class:`~opsloop.tracking.LocalTrackingStore` and
 :class:`~opsloop.registry.ModelRegistry`.
 
 >>> from opsloop.store import Database
->>> create_app(Database("sqlite://")).title
+>>> create_app(Database("sqlite://"), allow_embedded=False).title
 'opsloop'
 """
 

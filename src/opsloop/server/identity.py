@@ -4,9 +4,11 @@ A token resolves to its user and role through :func:`opsloop.registry.authentica
 store keeps only token hashes). Once any user exists in the store every request needs a
 valid token. Before that, an app built with ``allow_embedded=True`` (a server bound to the
 loopback interface) serves the OS user who started it (``app.state.os_user``) with the
-admin role: on one machine that person already owns the database file. An app that is not
-embedded and has no users refuses everything, so a server reachable from the network is
-never left open.
+admin role, to requests that carry the installation token
+(:mod:`opsloop.store.installation_token`, ``app.state.installation_token``): a file only
+that user can read, so other accounts on the machine and web pages cannot act. An app that
+is not embedded and has no users refuses everything, so a server reachable from the
+network is never left open.
 
 >>> from opsloop.registry import User
 >>> require_role("approver").__name__
@@ -15,6 +17,7 @@ never left open.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Annotated
 
@@ -46,27 +49,43 @@ def caller(request: Request) -> User:
     """
     state = request.app.state
     header = request.headers.get("authorization")
+    token = None
     if header is not None:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise HTTPException(
                 401, "Authorization header must be 'Bearer <token>'", headers=_UNAUTHORIZED
             )
-        user = authenticate(state.db, token.strip())
-        if user is None:
-            raise HTTPException(401, "unknown or revoked API token", headers=_UNAUTHORIZED)
-        return user
+        installation = state.installation_token
+        if installation is None or not hmac.compare_digest(token.encode(), installation.encode()):
+            user = authenticate(state.db, token)
+            if user is None:
+                raise HTTPException(401, "unknown or revoked API token", headers=_UNAUTHORIZED)
+            return user
     # Users are never deleted, so once there is one the answer stays "yes".
     if state.has_users or store_has_users(state.db):
         state.has_users = True
         raise HTTPException(
-            401, "this server needs an API token (Authorization: Bearer ...)", headers=_UNAUTHORIZED
+            401,
+            "this server needs an API token (Authorization: Bearer ...); the installation "
+            "token stops working once the store has users",
+            headers=_UNAUTHORIZED,
         )
     if not state.allow_embedded:
         raise HTTPException(
             401,
             "this server is not in embedded mode and has no users; "
             "create one with 'opsloop users add NAME --role admin'",
+            headers=_UNAUTHORIZED,
+        )
+    if token is None:
+        raise HTTPException(
+            401,
+            "this server has no users, so a request needs its installation token "
+            "(Authorization: Bearer ...): the 'server-token' file in OPSLOOP_HOME of the "
+            "account that started it; opsloop's clients on that account send it to loopback "
+            "servers themselves",
             headers=_UNAUTHORIZED,
         )
     return User(state.os_user, "admin")

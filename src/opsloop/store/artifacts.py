@@ -25,6 +25,9 @@ import uuid
 from pathlib import Path
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from opsloop.store.private_files import private_directory, private_file
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -40,6 +43,15 @@ class TamperedArtifactError(ValueError):
         self.expected = expected
         self.found = found
         self.location = location
+
+
+class MissingArtifactError(FileNotFoundError):
+    """Nothing is stored under the sha256 (``sha256`` is kept so a server can answer
+    without naming the folder it keeps artifacts in)."""
+
+    def __init__(self, sha256: str, root: str) -> None:
+        super().__init__(f"no artifact with sha256 {sha256} in {root}")
+        self.sha256 = sha256
 
 
 def check_sha256(value: object, field: str = "sha256") -> str:
@@ -162,7 +174,7 @@ class ArtifactStore:
         """
         location = self.path(sha256)
         if not self.fs.exists(location):
-            raise FileNotFoundError(f"no artifact with sha256 {sha256} in {self.root}")
+            raise MissingArtifactError(sha256, self.root)
         with self.fs.open(location, "rb") as handle:
             data = handle.read()
         found = hashlib.sha256(data).hexdigest()
@@ -186,8 +198,15 @@ class ArtifactStore:
 
     def _write(self, target: str, chunks) -> None:
         parent = target.rsplit("/", 1)[0]
-        self.fs.makedirs(parent, exist_ok=True)
+        local = isinstance(self.fs, LocalFileSystem)
+        if local:
+            # Models and data are the owner's: folders 0700, blobs 0600, whatever the umask.
+            private_directory(parent)
+        else:
+            self.fs.makedirs(parent, exist_ok=True)
         temporary = f"{target}.{uuid.uuid4().hex}.partial"
+        if local:
+            private_file(temporary)
         with self.fs.open(temporary, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)

@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -33,6 +32,7 @@ from sqlalchemy.pool import StaticPool
 
 from opsloop.store.location import store_uri
 from opsloop.store.migrate import upgrade_to_head
+from opsloop.store.private_files import private_file
 
 BUSY_TIMEOUT_MS = 60_000
 # Any constant works; it only has to be the same in every process migrating one database.
@@ -87,7 +87,9 @@ class Database:
                 connect_args={"check_same_thread": False},
             )
         else:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+            # database file's mode, and the file holds token hashes and the audit log.
+            private_file(url.database)
             engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine, wal=not self._memory)
         return engine

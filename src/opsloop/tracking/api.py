@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from opsloop.store.location import artifact_uri, store_uri
+from opsloop.store.location import artifact_uri, opsloop_home, store_uri
 from opsloop.tracking.active_run import ActiveRun
 from opsloop.tracking.capture import (
     capture_code_version,
@@ -79,7 +79,9 @@ def tracking_backend(uri: str | None = None):
     """
     target = tracking_target(uri)
     if is_server(target):
-        key = (os.getpid(), target, os.environ.get(TOKEN_VARIABLE))
+        # The home is part of the key: without a token, a loopback server gets its
+        # installation token.
+        key = (os.getpid(), target, os.environ.get(TOKEN_VARIABLE), str(opsloop_home()))
         with _backends_lock:
             backend = _backends.get(key)
             if backend is None:

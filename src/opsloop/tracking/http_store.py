@@ -5,7 +5,10 @@ and the other functions use :class:`HttpTrackingStore` instead of the database. 
 object is the same :class:`~opsloop.tracking.ActiveRun`: metric points are buffered in the
 process and sent as one ``POST /runs/{id}/batch`` per flush (four parallel JSON lists), so
 logging a value never waits for the network. One ``httpx.Client`` keeps the connection
-open between calls. ``OPSLOOP_TRACKING_TOKEN`` (or ``token=``) is sent as a Bearer token.
+open between calls. ``OPSLOOP_TRACKING_TOKEN`` (or ``token=``) is sent as a Bearer token;
+without one, a server on a loopback address gets the installation token of this account's
+``OPSLOOP_HOME`` (:mod:`opsloop.store.installation_token`), which is what a server started
+by the same account with no users asks for.
 
 The server answers a client's mistake with a 4xx and a message naming the field; this
 client raises it as the exception the local store would raise (``ValueError`` and its
@@ -20,6 +23,7 @@ authenticates, not what the client claims.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.store.artifacts import TamperedArtifactError
+from opsloop.store.installation_token import read_installation_token
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.limits import param_text, tag_text
 from opsloop.tracking.local_store import UnknownRunError
@@ -39,6 +44,21 @@ from opsloop.tracking.run_search import UnknownExperimentError, frame_from_colum
 
 TOKEN_VARIABLE = "OPSLOOP_TRACKING_TOKEN"
 _TIMEOUT_S = 60.0
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names a server on this machine's loopback interface.
+
+    >>> is_loopback_url("http://[::1]:5005"), is_loopback_url("http://localhost.evil.com")
+    (True, False)
+    """
+    host = httpx.URL(url).host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ServerConnection:
@@ -54,6 +74,16 @@ class ServerConnection:
 
     >>> ServerConnection("http://127.0.0.1:5005/", token="olp_x").headers
     {'Authorization': 'Bearer olp_x'}
+    >>> import os, tempfile
+    >>> from unittest import mock
+    >>> from opsloop.store.installation_token import ensure_installation_token
+    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()}):
+    ...     os.environ.pop(TOKEN_VARIABLE, None) and None
+    ...     local = ensure_installation_token()
+    ...     sent_home = ServerConnection("http://localhost:5005").headers
+    ...     sent_away = ServerConnection("https://ops.example.com").headers
+    >>> sent_home == {"Authorization": f"Bearer {local}"}, sent_away
+    (True, {})
     """
 
     def __init__(
@@ -71,6 +101,8 @@ class ServerConnection:
             )
         self.base_url = base_url.rstrip("/")
         token = token if token is not None else os.environ.get(TOKEN_VARIABLE)
+        if not token and is_loopback_url(self.base_url):
+            token = read_installation_token()
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.denied = denied
         self.client = httpx.Client(
@@ -305,7 +337,12 @@ class HttpTrackingStore:
             data = source.read_bytes()
             path = path or source.name
         response = self._call(
-            "POST", f"/runs/{run_id}/artifacts", run_id=run_id, params={"path": path}, content=data
+            "POST",
+            f"/runs/{run_id}/artifacts",
+            run_id=run_id,
+            params={"path": path},
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
         )
         return ArtifactRecord(**response.json())
 
