@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from opsloop import __version__
 from opsloop.registry import ModelRegistry, PermissionDenied, UnknownModelError
 from opsloop.server import artifact_routes, deployment_routes, registry_routes, tracking_routes
+from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.serving import Deployments, UnknownDeploymentError
 from opsloop.store import ArtifactStore, Database, TamperedArtifactError, open_database
 from opsloop.store.location import artifact_uri
@@ -78,11 +79,13 @@ def create_app(
     artifacts: ArtifactStore | str | None = None,
     *,
     allow_embedded: bool = True,
+    limits: RequestLimits | None = None,
 ) -> FastAPI:
     """The opsloop REST app on ``database`` and ``artifacts`` (defaults: the configured store).
 
     ``allow_embedded`` lets requests without a token act as the OS user while the store has
-    no users; ``opsloop server`` sets it only when bound to a loopback address.
+    no users; ``opsloop server`` sets it only when bound to a loopback address. ``limits``
+    bounds request bodies (default: :meth:`RequestLimits.from_environment`).
 
     >>> from opsloop.store import Database
     >>> app = create_app(Database("sqlite://"), allow_embedded=False)
@@ -102,6 +105,7 @@ def create_app(
     app.state.registry = ModelRegistry(database, artifacts, actor="server")
     app.state.deployments = Deployments(database, actor="server")
     _install_error_handlers(app)
+    install_request_limits(app, limits)
 
     @app.get("/api/v1/health")
     def health() -> dict:
