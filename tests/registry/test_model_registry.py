@@ -263,3 +263,21 @@ def test_search_rows_equal_each_version_read_alone_in_four_queries(registry):
         "backup",
         "champion",
     )
+
+
+def test_out_of_range_numbers_and_nul_are_refused_naming_the_field(registry, acting):
+    registry.register("m", b"x", flavor="onnx", actor="owner")
+    owner = acting("owner")
+    # Each was an OverflowError (a 500 over HTTP) or text PostgreSQL refuses.
+    with pytest.raises(ValueError, match="version"):
+        owner.set_alias("m", "champion", 2**40)
+    with pytest.raises(ValueError, match="required_approvals"):
+        owner.protect_alias("m", "champion", 2**31)
+    with pytest.raises(ValueError, match="at_ms"):
+        owner.alias_at("m", "champion", 10**19)
+    with pytest.raises(ValueError, match="description"):
+        owner.set_description("m", "a\x00b")
+    with pytest.raises(ValueError, match="reason"):
+        owner.set_alias("m", "champion", 1, reason="x" * 10_001)
+    assert registry.get_version("m").aliases == ()
+    assert registry.list_models()["description"].tolist() == [None]

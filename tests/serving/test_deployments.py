@@ -482,3 +482,16 @@ def test_a_protected_alias_guards_the_deployments_that_follow_it(acting, credit)
     assert editor.deploy("credit-api", follows, automation="partial_automation").serving == {
         "stable": 1
     }
+
+
+def test_out_of_range_numbers_and_nul_are_refused_naming_the_field(deployments, credit):
+    # An OverflowError (a 500 over HTTP) before; now a ValueError here and a 422 there.
+    with pytest.raises(ValueError, match="required_approvals"):
+        deployments.protect("api", 2**31)
+    with pytest.raises(ValueError, match="at_ms"):
+        deployments.at("api", 10**19)
+    with pytest.raises(ValueError, match="version"):
+        deployments.deploy("api", [Variant("stable", "credit", version=2**40)])
+    with pytest.raises(ValueError, match="description"):
+        deployments.deploy("api", [Variant("stable", "credit", version=1)], description="a\x00b")
+    assert deployments.list().empty

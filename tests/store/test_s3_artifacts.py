@@ -82,6 +82,23 @@ def test_bytes_round_trip_once_per_content_and_tampering_is_refused(bucket, s3_e
         fresh.get_bytes("0" * 64)
 
 
+def test_an_upload_received_in_pieces_is_stored_on_s3_under_its_hash(bucket, s3_endpoint):
+    # What the server's upload route does: pieces staged locally, then one object under S3.
+    store = ArtifactStore(f"s3://{bucket}/team")
+    data = b"weights" * 300_000
+    with store.receive() as incoming:
+        for start in range(0, len(data), 1 << 20):
+            incoming.write(data[start : start + (1 << 20)])
+        digest = incoming.commit()
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert _objects(bucket, s3_endpoint) == [f"{bucket}/team/{digest[:2]}/{digest}"]
+    assert store.get_bytes(digest) == data
+    with store.receive() as incoming, pytest.raises(ValueError, match="expected sha256 0000"):
+        incoming.write(b"other")
+        incoming.commit(expected="0" * 64)
+    assert _objects(bucket, s3_endpoint) == [f"{bucket}/team/{digest[:2]}/{digest}"]
+
+
 def test_runs_and_registered_models_keep_their_artifacts_on_s3(
     bucket, s3_endpoint, tmp_path, monkeypatch
 ):

@@ -40,6 +40,7 @@ from opsloop.registry.audit_key import audit_key, keyed_hash
 from opsloop.registry.audit_state import state_problems
 from opsloop.store import tables
 from opsloop.store.database import Database, now_ms
+from opsloop.tracking.limits import checked_text
 
 GENESIS = "0" * 64
 _log = tables.audit_log
@@ -114,6 +115,8 @@ def append_audit(
     ...     len(append_audit(c, "ana", "create", "model:x", None, None, {"name": "x"}))
     64
     """
+    if reason is not None:
+        checked_text("reason", reason)
     lock_audit_log(connection)
     prev = (
         connection.execute(sa.select(_log.c.hash).order_by(_log.c.id.desc()).limit(1)).scalar()

@@ -60,7 +60,14 @@ from opsloop.store.artifacts import ArtifactStore, check_sha256
 from opsloop.store.database import Database, now_ms, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import current_user
-from opsloop.tracking.limits import checked_key, metric_value, tag_text
+from opsloop.tracking.limits import (
+    INT32_MAX,
+    checked_int,
+    checked_key,
+    checked_text,
+    metric_value,
+    tag_text,
+)
 
 _models, _versions, _aliases = tables.registered_models, tables.model_versions, tables.aliases
 
@@ -164,8 +171,7 @@ class ModelRegistry:
                 _aliases.c.model_id == model_id, _aliases.c.name == alias
             )
         elif version is not None:
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise TypeError(f"version must be an integer, got {version!r}")
+            checked_int("version", version, 1, INT32_MAX)
             query = query.where(_versions.c.version == version)
         else:
             query = query.order_by(_versions.c.version.desc()).limit(1)
@@ -417,6 +423,7 @@ class ModelRegistry:
         >>> r.list_models()["description"].tolist()
         ['churn scorer']
         """
+        checked_text("description", description)
         with self.db.write() as connection:
             who = self._user(connection, actor, "editor")
             model_id = self._model_id(connection, name)
@@ -464,10 +471,11 @@ class ModelRegistry:
         if (
             isinstance(required_approvals, bool)
             or not isinstance(required_approvals, int)
-            or required_approvals < 0
+            or not 0 <= required_approvals <= INT32_MAX
         ):
             raise ValueError(
-                f"required_approvals must be a non-negative integer, got {required_approvals!r}"
+                f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
+                f"got {required_approvals!r}"
             )
         table = tables.protected_aliases
         with self.db.write() as connection:
@@ -517,6 +525,8 @@ class ModelRegistry:
         opsloop.registry.users.PermissionDenied: 'x' is not a registered user: approvals ...
         """
         checked_key("alias", alias)
+        if comment is not None:
+            checked_text("comment", comment)
         table = tables.approvals
         with self.db.write() as connection:
             who = self._user(connection, actor, "approver")
@@ -651,6 +661,7 @@ class ModelRegistry:
         >>> r.alias_at("m", "prod", 0), r.alias_at("m", "prod", now_ms() + 1)
         (None, 1)
         """
+        checked_int("at_ms", at_ms)
         with self.db.read() as connection:
             return alias_version_at(connection, name, alias, at_ms)
 
@@ -705,6 +716,7 @@ class ModelRegistry:
             )
             query = lineage_select(start, _models.c.name == name)
         elif version is not None:
+            checked_int("version", version, 1, INT32_MAX)
             query = lineage_select(
                 _versions, _models.c.name == name, _versions.c.version == version
             )

@@ -47,6 +47,7 @@ from opsloop.server import artifact_routes, deployment_routes, registry_routes, 
 from opsloop.server.content_types import require_json, require_octets
 from opsloop.server.host_check import HostCheck
 from opsloop.server.identity import store_has_users
+from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.serving import Deployments, UnknownDeploymentError
 from opsloop.store import ArtifactStore, Database, TamperedArtifactError, open_database
 from opsloop.store.artifacts import MissingArtifactError
@@ -120,6 +121,7 @@ def create_app(
     allowed_hosts: Iterable[str] = (),
     allowed_origins: Iterable[str] = (),
     allow_pickle: bool = False,
+    limits: RequestLimits | None = None,
 ) -> FastAPI:
     """The opsloop REST app on ``database`` and ``artifacts`` (defaults: the configured store).
 
@@ -130,7 +132,8 @@ def create_app(
     ``allowed_origins`` names the web origins (``https://ui.example.com``) that may call
     the API from a browser (none by default). ``allow_pickle`` lets admins register pickled
     models (flavor ``python``), which run code on whoever loads them; without it nobody can
-    (``opsloop server --allow-pickle``).
+    (``opsloop server --allow-pickle``). ``limits`` bounds request bodies (default:
+    :meth:`RequestLimits.from_environment`).
 
     >>> from opsloop.store import Database
     >>> app = create_app(Database("sqlite://"), allow_embedded=False)
@@ -161,6 +164,7 @@ def create_app(
     )
     app.state.deployments = Deployments(database, actor="server")
     _install_error_handlers(app)
+    install_request_limits(app, limits)
 
     @app.get("/api/v1/health")
     def health() -> dict:

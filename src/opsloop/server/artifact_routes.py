@@ -5,13 +5,17 @@ refused with both hashes (a 422), so a truncated or altered upload is never stor
 download re-hashes the stored bytes and answers 409 with both hashes if they changed on
 disk. ``POST /runs/{run_id}/artifacts?path=...`` stores a file and records it in the run.
 
+An upload is streamed: each piece is hashed and written to a temporary file as it arrives,
+in a worker thread, so neither the whole body nor its hashing ever sits on the event loop
+(``/health`` answers during a large upload). Its size is bounded by
+:mod:`opsloop.server.limits`.
+
 >>> sorted(route.path for route in router.routes)
 ['/api/v1/artifacts/{sha256}', '/api/v1/artifacts/{sha256}', '/api/v1/runs/{run_id}/artifacts']
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -19,9 +23,31 @@ from starlette.concurrency import run_in_threadpool
 
 from opsloop.server.identity import Editor, Viewer
 from opsloop.store.artifacts import check_sha256
+from opsloop.tracking.local_store import check_artifact_path
 
 router = APIRouter(prefix="/api/v1")
 _OCTETS = "application/octet-stream"
+# Pieces are gathered to this size before a thread writes them: fewer hand-offs, and
+# hashlib releases the GIL on large buffers.
+_PIECE = 1 << 20
+
+
+async def _receive(request: Request, expected: str | None = None) -> tuple[str, int]:
+    """Stream the body into the artifact store; return its sha256 and size."""
+    receiver = await run_in_threadpool(request.app.state.tracking.artifacts.receive)
+    try:
+        pending = bytearray()
+        async for chunk in request.stream():
+            pending += chunk
+            if len(pending) >= _PIECE:
+                piece, pending = pending, bytearray()
+                await run_in_threadpool(receiver.write, piece)
+        if pending:
+            await run_in_threadpool(receiver.write, pending)
+        digest = await run_in_threadpool(receiver.commit, expected)
+    finally:
+        await run_in_threadpool(receiver.discard)
+    return digest, receiver.size
 
 
 @router.put("/artifacts/{sha256}", status_code=201)
@@ -31,13 +57,8 @@ async def upload_artifact(sha256: str, request: Request, _: Editor) -> dict:
         check_sha256(sha256)
     except ValueError as error:
         raise HTTPException(422, str(error)) from error
-    data = await request.body()
-    found = hashlib.sha256(data).hexdigest()
-    if found != sha256:
-        raise HTTPException(422, f"artifact body: expected sha256 {sha256}, found sha256 {found}")
-    artifacts = request.app.state.tracking.artifacts
-    await run_in_threadpool(artifacts.put_bytes, data)
-    return {"sha256": sha256, "size": len(data)}
+    digest, size = await _receive(request, expected=sha256)
+    return {"sha256": digest, "size": size}
 
 
 @router.get("/artifacts/{sha256}")
@@ -55,7 +76,8 @@ async def log_artifact(
     path: Annotated[str, Query(min_length=1, max_length=1000)],
 ) -> dict:
     """Store the body content-addressed and record it in the run under ``path``."""
-    data = await request.body()
+    check_artifact_path(path)
+    digest, _size = await _receive(request)
     store = request.app.state.tracking
-    record = await run_in_threadpool(store.log_artifact, run_id, data, path)
+    record = await run_in_threadpool(store.record_artifact, run_id, path, digest)
     return record.to_dict()

@@ -15,7 +15,14 @@ from fastapi import APIRouter, Request
 
 from opsloop.server.identity import Editor, Viewer
 from opsloop.server.registry_routes import frame_records
-from opsloop.server.wire import DeploymentApprovalIn, DeploymentIn, ProtectionIn
+from opsloop.server.wire import (
+    DeploymentApprovalIn,
+    DeploymentIn,
+    ProtectionIn,
+    QueryName,
+    QueryText,
+    QueryTimeMs,
+)
 from opsloop.serving import Variant
 
 router = APIRouter(prefix="/api/v1")
@@ -36,7 +43,7 @@ def list_deployments(request: Request, _: Viewer) -> dict:
 
 
 @router.get("/deployments/{name:path}/lineage")
-def lineage(name: str, request: Request, _: Viewer, variant: str | None = None) -> dict:
+def lineage(name: str, request: Request, _: Viewer, variant: QueryName | None = None) -> dict:
     """For each variant (or one): the lineage of the version it serves now."""
     found = _deployments(request).lineage(name, variant=variant)
     return {"variants": [entry.to_dict() for entry in found]}
@@ -71,7 +78,9 @@ def approve(name: str, body: DeploymentApprovalIn, request: Request, user: Viewe
 
 
 @router.get("/deployments/{name:path}")
-def get_deployment(name: str, request: Request, _: Viewer, at_ms: int | None = None) -> dict:
+def get_deployment(
+    name: str, request: Request, _: Viewer, at_ms: QueryTimeMs | None = None
+) -> dict:
     """The deployment now, or (``at_ms``) as it was then (null if it did not exist)."""
     if at_ms is not None:
         found = _deployments(request).at(name, at_ms)
@@ -95,6 +104,6 @@ def deploy(name: str, body: DeploymentIn, request: Request, user: Editor) -> dic
 
 
 @router.delete("/deployments/{name:path}", status_code=204)
-def retire(name: str, request: Request, user: Editor, reason: str | None = None) -> None:
+def retire(name: str, request: Request, user: Editor, reason: QueryText | None = None) -> None:
     """Remove the deployment (its history stays)."""
     _deployments(request).retire(name, actor=user.name, reason=reason)

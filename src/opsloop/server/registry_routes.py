@@ -29,7 +29,11 @@ from opsloop.server.wire import (
     ApprovalIn,
     DescriptionIn,
     ModelSearchIn,
+    PathVersion,
     ProtectionIn,
+    QueryName,
+    QueryTimeMs,
+    QueryVersion,
     VersionIn,
 )
 from opsloop.store import tables
@@ -134,7 +138,7 @@ def latest_version(name: str, request: Request, _: Viewer) -> dict:
 
 
 @router.get("/models/{name:path}/versions/{version}")
-def get_version(name: str, version: int, request: Request, _: Viewer) -> dict:
+def get_version(name: str, version: PathVersion, request: Request, _: Viewer) -> dict:
     """One version of a model."""
     return _registry(request).get_version(name, version).to_dict()
 
@@ -155,8 +159,8 @@ def loader(
     name: str,
     request: Request,
     _: Viewer,
-    version: int | None = None,
-    alias: str | None = None,
+    version: QueryVersion | None = None,
+    alias: QueryName | None = None,
 ) -> dict:
     """What a client needs to load a version: the version (with its artifact sha256) and the
     loader record kept at registration (for skops, the exact types trusted on load)."""
@@ -196,7 +200,7 @@ def get_alias(
     alias: str,
     request: Request,
     _: Viewer,
-    at_ms: int | None = None,
+    at_ms: QueryTimeMs | None = None,
 ) -> dict:
     """The version the alias points at now, or (``at_ms``) pointed at then."""
     registry = _registry(request)
@@ -216,15 +220,15 @@ def lineage(
     name: str,
     request: Request,
     _: Viewer,
-    version: int | None = None,
-    alias: str | None = None,
+    version: QueryVersion | None = None,
+    alias: QueryName | None = None,
 ) -> dict:
     """Artifact, run, code, packages and data sets behind a version."""
     return _registry(request).lineage(name, version=version, alias=alias).to_dict()
 
 
 @router.get("/audit")
-def audit(request: Request, _: Viewer, model: str | None = None) -> dict:
+def audit(request: Request, _: Viewer, model: QueryName | None = None) -> dict:
     """The audit log, oldest first (all entities, or one model's)."""
     return {"entries": frame_records(_registry(request).audit(model))}
 

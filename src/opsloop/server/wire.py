@@ -4,17 +4,77 @@ Responses are the records' own ``to_dict()`` forms (runs, versions, lineage), so
 format and the Python API cannot drift apart. Unknown fields are refused rather than
 ignored: a misspelt field is a client's mistake that should be seen.
 
+Every field is bounded by the rule the library applies (:mod:`opsloop.tracking.limits`), so
+the 422 names the field before anything reaches the database: integers are strict (a JSON
+``true`` is not 1) and fit their column, times in milliseconds lie in the span a timestamp
+can show, floats are numbers (not text or booleans), names and texts have a maximum length
+and no NUL character, and lists have a maximum length.
+
 >>> MetricPoints(keys=["auc"], values=[0.5], steps=[0], timestamps_ms=[1]).keys
 ['auc']
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-Scalar = str | int | float | bool
+from opsloop.tracking.filter_parser import MAX_FILTER_LENGTH
+from opsloop.tracking.limits import (
+    INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_BATCH_POINTS,
+    MAX_NAME_LENGTH,
+    MAX_TAG_LENGTH,
+    MAX_TEXT_LENGTH,
+    MAX_TIME_MS,
+    MIN_TIME_MS,
+)
+
+# A list of run ids, keys or experiments is bounded well below the number of bound
+# parameters a database statement may hold (32,766 in SQLite).
+MAX_LIST_LENGTH = 1_000
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError(f"NUL characters are not allowed (at position {text.index(chr(0))})")
+    return text
+
+
+Int64 = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
+Count = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]
+TimeMs = Annotated[int, Field(strict=True, ge=MIN_TIME_MS, le=MAX_TIME_MS)]
+Version = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX)]
+Approvals = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
+# Not refusing NaN here: the library refuses it with the metric's name, and a 422 that
+# echoed a NaN input could not be written as JSON.
+Number = Annotated[float, Field(strict=True)]
+Name = Annotated[str, Field(strict=True, max_length=MAX_NAME_LENGTH), AfterValidator(_no_nul)]
+Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT_LENGTH), AfterValidator(_no_nul)]
+FilterText = Annotated[
+    str, Field(strict=True, max_length=MAX_FILTER_LENGTH), AfterValidator(_no_nul)
+]
+# Tag and param values are checked again by the library (length per kind, NUL); this bound
+# is the larger of the two.
+Scalar = (
+    Annotated[str, Field(max_length=MAX_TAG_LENGTH)]
+    | Annotated[int, Field(strict=True)]
+    | Annotated[float, Field(strict=True)]
+    | bool
+)
+
+
+# Query and path parameters arrive as text, so these are not strict; they keep the bounds.
+# A time asked about ("as it was at T") may lie anywhere in 64 bits, unlike one stored.
+QueryTimeMs = Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX)]
+QueryVersion = Annotated[int, Query(ge=1, le=INT32_MAX)]
+PathVersion = Annotated[int, Path(ge=1, le=INT32_MAX)]
+QueryText = Annotated[str, Query(max_length=MAX_TEXT_LENGTH)]
+QueryName = Annotated[str, Query(max_length=MAX_NAME_LENGTH)]
 
 
 class _Body(BaseModel):
@@ -28,8 +88,8 @@ class ExperimentIn(_Body):
     True
     """
 
-    name: str = Field(min_length=1, max_length=250)
-    description: str | None = None
+    name: Annotated[Name, Field(min_length=1)]
+    description: Text | None = None
 
 
 class CodeIn(_Body):
@@ -39,10 +99,10 @@ class CodeIn(_Body):
     True
     """
 
-    commit: str | None = None
-    branch: str | None = None
-    dirty: bool | None = None
-    diff_sha256: str | None = None
+    commit: Annotated[Name, Field(max_length=64)] | None = None
+    branch: Name | None = None
+    dirty: Annotated[bool, Field(strict=True)] | None = None
+    diff_sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None = None
 
 
 class EnvironmentIn(_Body):
@@ -52,9 +112,9 @@ class EnvironmentIn(_Body):
     []
     """
 
-    python_version: str
-    platform: str
-    packages: list[str]
+    python_version: Annotated[Name, Field(max_length=64)]
+    platform: Name
+    packages: list[Name] = Field(max_length=10_000)
 
 
 class RunIn(_Body):
@@ -64,14 +124,14 @@ class RunIn(_Body):
     {}
     """
 
-    experiment: str = Field(min_length=1, max_length=250)
-    name: str | None = None
-    parent_run_id: str | None = None
-    tags: dict[str, Scalar] = Field(default_factory=dict)
-    command: str | None = None
+    experiment: Annotated[Name, Field(min_length=1)]
+    name: Name | None = None
+    parent_run_id: Name | None = None
+    tags: dict[Name, Scalar] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
+    command: Text | None = None
     code: CodeIn | None = None
     environment: EnvironmentIn | None = None
-    start_ms: int | None = None
+    start_ms: TimeMs | None = None
 
 
 class MetricPoints(_Body):
@@ -83,10 +143,10 @@ class MetricPoints(_Body):
     ...
     """
 
-    keys: list[str]
-    values: list[float]
-    steps: list[int]
-    timestamps_ms: list[int]
+    keys: list[Name] = Field(max_length=MAX_BATCH_POINTS)
+    values: list[Number] = Field(max_length=MAX_BATCH_POINTS)
+    steps: list[Int64] = Field(max_length=MAX_BATCH_POINTS)
+    timestamps_ms: list[TimeMs] = Field(max_length=MAX_BATCH_POINTS)
 
     @model_validator(mode="after")
     def _one_length(self) -> MetricPoints:
@@ -109,10 +169,10 @@ class BatchIn(_Body):
     """
 
     metrics: MetricPoints | None = None
-    params: dict[str, Scalar] = Field(default_factory=dict)
-    tags: dict[str, Scalar] = Field(default_factory=dict)
-    status: str | None = None
-    end_ms: int | None = None
+    params: dict[Name, Scalar] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
+    tags: dict[Name, Scalar] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
+    status: Name | None = None
+    end_ms: TimeMs | None = None
 
 
 class EndRunIn(_Body):
@@ -122,8 +182,8 @@ class EndRunIn(_Body):
     'FINISHED'
     """
 
-    status: str = "FINISHED"
-    end_ms: int | None = None
+    status: Name = "FINISHED"
+    end_ms: TimeMs | None = None
 
 
 class SearchIn(_Body):
@@ -133,10 +193,10 @@ class SearchIn(_Body):
     True
     """
 
-    experiments: list[str] | None = None
-    filter: str | None = None
-    order_by: list[str] = Field(default_factory=list)
-    max_results: int | None = Field(default=None, ge=1)
+    experiments: list[Name] | None = Field(default=None, max_length=MAX_LIST_LENGTH)
+    filter: FilterText | None = None
+    order_by: list[Name] = Field(default_factory=list, max_length=16)
+    max_results: Annotated[Count, Field(ge=1)] | None = None
 
 
 class HistoriesIn(_Body):
@@ -146,8 +206,8 @@ class HistoriesIn(_Body):
     True
     """
 
-    run_ids: list[str] = Field(min_length=1)
-    keys: list[str] | None = None
+    run_ids: list[Name] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
+    keys: list[Name] | None = Field(default=None, max_length=MAX_LIST_LENGTH)
 
 
 class DatasetIn(_Body):
@@ -159,10 +219,10 @@ class DatasetIn(_Body):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str = Field(min_length=1, max_length=250)
+    name: Annotated[Name, Field(min_length=1)]
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
-    n_rows: int = Field(ge=0)
-    n_columns: int = Field(ge=0)
+    n_rows: Count
+    n_columns: Annotated[Count, Field(le=INT32_MAX)]
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     profile: dict[str, Any] | None = None
 
@@ -175,14 +235,14 @@ class VersionIn(_Body):
     """
 
     artifact_sha256: str = Field(pattern="^[0-9a-f]{64}$")
-    flavor: str
-    run_id: str | None = None
+    flavor: Annotated[Name, Field(max_length=32)]
+    run_id: Name | None = None
     input_schema: dict[str, Any] | None = None
-    output_type: str | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
-    tags: dict[str, Scalar] = Field(default_factory=dict)
-    description: str | None = None
-    reason: str | None = None
+    output_type: Name | None = None
+    metrics: dict[Name, Number] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
+    tags: dict[Name, Scalar] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
+    description: Text | None = None
+    reason: Text | None = None
 
 
 class AliasIn(_Body):
@@ -192,8 +252,8 @@ class AliasIn(_Body):
     True
     """
 
-    version: int = Field(ge=1, strict=True)
-    reason: str | None = None
+    version: Version
+    reason: Text | None = None
 
 
 class ApprovalIn(_Body):
@@ -203,8 +263,8 @@ class ApprovalIn(_Body):
     1
     """
 
-    version: int = Field(ge=1, strict=True)
-    comment: str | None = None
+    version: Version
+    comment: Text | None = None
 
 
 class ProtectionIn(_Body):
@@ -214,8 +274,8 @@ class ProtectionIn(_Body):
     2
     """
 
-    required_approvals: int = Field(ge=0, strict=True)
-    reason: str | None = None
+    required_approvals: Approvals
+    reason: Text | None = None
 
 
 class DescriptionIn(_Body):
@@ -225,7 +285,7 @@ class DescriptionIn(_Body):
     'scores churn'
     """
 
-    description: str
+    description: Text
 
 
 class ModelSearchIn(_Body):
@@ -235,11 +295,11 @@ class ModelSearchIn(_Body):
     {}
     """
 
-    text: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    alias: str | None = None
-    min_metrics: dict[str, float] = Field(default_factory=dict)
-    max_metrics: dict[str, float] = Field(default_factory=dict)
+    text: Name | None = None
+    tags: dict[Name, Name] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
+    alias: Name | None = None
+    min_metrics: dict[Name, Number] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
+    max_metrics: dict[Name, Number] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
 
 
 class VariantIn(_Body):
@@ -249,12 +309,12 @@ class VariantIn(_Body):
     1.0
     """
 
-    name: str
-    model: str
-    version: int | None = Field(default=None, ge=1, strict=True)
-    alias: str | None = None
-    role: str = "primary"
-    weight: float = 1.0
+    name: Name
+    model: Name
+    version: Version | None = None
+    alias: Name | None = None
+    role: Name = "primary"
+    weight: Number = 1.0
 
 
 class DeploymentIn(_Body):
@@ -264,11 +324,11 @@ class DeploymentIn(_Body):
     'single'
     """
 
-    variants: list[VariantIn]
-    strategy: str = "single"
-    automation: str = "full_automation"
-    description: str | None = None
-    reason: str | None = None
+    variants: list[VariantIn] = Field(max_length=MAX_LIST_LENGTH)
+    strategy: Name = "single"
+    automation: Name = "full_automation"
+    description: Text | None = None
+    reason: Text | None = None
 
 
 class DeploymentApprovalIn(_Body):
@@ -277,7 +337,7 @@ class DeploymentApprovalIn(_Body):
     >>> DeploymentApprovalIn(variants=[VariantIn(name="a", model="m", version=1)]).comment
     """
 
-    variants: list[VariantIn]
-    strategy: str = "single"
-    automation: str = "full_automation"
-    comment: str | None = None
+    variants: list[VariantIn] = Field(max_length=MAX_LIST_LENGTH)
+    strategy: Name = "single"
+    automation: Name = "full_automation"
+    comment: Text | None = None

@@ -36,6 +36,7 @@ from opsloop.registry.users import PermissionDenied
 from opsloop.serving.deployment_records import Variant
 from opsloop.store import tables
 from opsloop.store.database import now_ms
+from opsloop.tracking.limits import INT32_MAX
 
 _protected, _approvals = tables.protected_deployments, tables.deployment_approvals
 _protected_aliases, _models = tables.protected_aliases, tables.registered_models
@@ -83,8 +84,15 @@ def set_protection(connection: Connection, name: str, required: int) -> int:
     ...     set_protection(c, "api", 2), set_protection(c, "api", 0)
     (0, 2)
     """
-    if isinstance(required, bool) or not isinstance(required, int) or required < 0:
-        raise ValueError(f"required_approvals must be a non-negative integer, got {required!r}")
+    if (
+        isinstance(required, bool)
+        or not isinstance(required, int)
+        or not 0 <= required <= INT32_MAX
+    ):
+        raise ValueError(
+            f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
+            f"got {required!r}"
+        )
     before = required_approvals(connection, name)
     connection.execute(_protected.delete().where(_protected.c.name == name))
     if required:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from opsloop.registry.records import Lineage
-from opsloop.tracking.limits import checked_key
+from opsloop.tracking.limits import INT32_MAX, checked_key
 
 STRATEGIES = ("single", "shadow", "canary", "blue_green", "ab", "bandit")
 #: The article's degrees of automation, from no model in the loop to no human in it.
@@ -158,7 +158,7 @@ def _check_variant(variant: object) -> Variant:
     if variant.version is not None and (
         isinstance(variant.version, bool)
         or not isinstance(variant.version, int)
-        or variant.version < 1
+        or not 1 <= variant.version <= INT32_MAX
     ):
         raise ValueError(f"{where}: version must be a positive integer, got {variant.version!r}")
     if variant.alias is not None:

@@ -59,7 +59,7 @@ from opsloop.serving.deployment_records import (
 from opsloop.store import tables
 from opsloop.store.database import Database, now_ms, open_database
 from opsloop.tracking.capture import current_user
-from opsloop.tracking.limits import checked_key
+from opsloop.tracking.limits import checked_int, checked_key, checked_text
 
 _deployments, _variants = tables.deployments, tables.deployment_variants
 _models, _versions, _aliases = tables.registered_models, tables.model_versions, tables.aliases
@@ -136,6 +136,8 @@ class Deployments:
         if "/" in name:
             # A name is a URL segment: "api/history" would read as the history of "api".
             raise ValueError(f"deployment {name!r}: a name may not contain '/'")
+        if description is not None:
+            checked_text("description", description)
         variants = tuple(variants)
         check_definition(strategy, automation, variants)
         with self.db.write() as connection:
@@ -295,6 +297,8 @@ class Deployments:
         opsloop.registry.users.PermissionDenied: 'x' is not a registered user: approvals ...
         """
         checked_key("deployment", name)
+        if comment is not None:
+            checked_text("comment", comment)
         variants = tuple(variants)
         check_definition(strategy, automation, variants)
         digest = definition_digest(strategy, automation, variants)
@@ -524,7 +528,7 @@ class Deployments:
                 .where(
                     log.c.entity == _entity(name),
                     log.c.action.in_(("deploy", "retire")),
-                    log.c.at_ms <= int(at_ms),
+                    log.c.at_ms <= checked_int("at_ms", at_ms),
                 )
                 .order_by(log.c.id.desc())
                 .limit(1)

@@ -5,7 +5,9 @@ A blob lives at ``<root>/<first two hex digits>/<full sha256>``, so equal conten
 once, and a name can never point at different bytes. Reading recomputes the hash and refuses
 bytes that do not match, naming the expected and the found hash: an artifact changed on disk
 is never handed to a loader. Writes go to a temporary name first and are renamed into place,
-so a crash leaves no half-written blob under a real hash.
+so a crash leaves no half-written blob under a real hash. Bytes that arrive in pieces (an
+upload) go through :meth:`ArtifactStore.receive`: written to a local file while hashed, so
+no blob is ever held in memory whole.
 
 >>> import tempfile
 >>> store = ArtifactStore(tempfile.mkdtemp())
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -162,6 +165,38 @@ class ArtifactStore:
                 self._write(target, iter(lambda: handle.read(_CHUNK), b""))
         return digest
 
+    def receive(self) -> ArtifactReceiver:
+        """A receiver for bytes that arrive in pieces; :meth:`ArtifactReceiver.commit` stores
+        them under their sha256.
+
+        >>> store = ArtifactStore(tempfile.mkdtemp())
+        >>> with store.receive() as incoming:
+        ...     incoming.write(b"wei"); incoming.write(b"ghts")
+        ...     digest = incoming.commit()
+        >>> digest == store.put_bytes(b"weights"), incoming.size
+        (True, 7)
+        """
+        return ArtifactReceiver(self)
+
+    def _staging_directory(self) -> str | None:
+        # A local root stages in its own folder so the finished file is renamed, not copied.
+        if "file" not in _protocols(self.fs):
+            return None
+        staging = f"{self._base}/.incoming"
+        os.makedirs(staging, exist_ok=True)
+        return staging
+
+    def _put_staged(self, staged: str, digest: str) -> None:
+        target = self.path(digest)
+        if self.fs.exists(target):
+            return
+        if "file" in _protocols(self.fs):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(staged, target)
+            return
+        with open(staged, "rb") as handle:
+            self._write(target, iter(lambda: handle.read(_CHUNK), b""))
+
     def get_bytes(self, sha256: str) -> bytes:
         """The blob's bytes after checking they still hash to ``sha256``.
 
@@ -212,3 +247,63 @@ class ArtifactStore:
                 handle.write(chunk)
         # Rename so that a reader never sees a partial file under a real hash.
         self.fs.mv(temporary, target)
+
+
+def _protocols(fs) -> tuple:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+class ArtifactReceiver:
+    """Bytes arriving in pieces, hashed and written to a local temporary file as they come.
+
+    :meth:`commit` stores them under their sha256, or refuses them (a ``ValueError`` naming
+    both hashes) when another hash was expected; leaving the ``with`` block without a commit
+    removes the temporary file.
+
+    >>> store = ArtifactStore(tempfile.mkdtemp())
+    >>> with store.receive() as incoming:
+    ...     incoming.write(b"abc")
+    ...     incoming.commit(expected="0" * 64)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: artifact body: expected sha256 000...000, found sha256 ba7816bf8f01cfea...
+    """
+
+    def __init__(self, store: ArtifactStore) -> None:
+        self._store = store
+        handle, self._path = tempfile.mkstemp(
+            prefix="upload-", suffix=".partial", dir=store._staging_directory()
+        )
+        self._file = os.fdopen(handle, "wb")
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def __enter__(self) -> ArtifactReceiver:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.discard()
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Hash ``chunk`` and append it to the temporary file."""
+        self._digest.update(chunk)
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    def commit(self, expected: str | None = None) -> str:
+        """Store the bytes received under their sha256 and return it."""
+        self._file.close()
+        found = self._digest.hexdigest()
+        try:
+            if expected is not None and found != expected:
+                raise ValueError(f"artifact body: expected sha256 {expected}, found sha256 {found}")
+            self._store._put_staged(self._path, found)
+        finally:
+            self.discard()
+        return found
+
+    def discard(self) -> None:
+        """Remove the temporary file (nothing is stored)."""
+        self._file.close()
+        if os.path.exists(self._path):
+            os.remove(self._path)

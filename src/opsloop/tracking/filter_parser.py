@@ -17,6 +17,10 @@ with other characters. AND binds tighter than OR, and NOT tighter than both. MLf
 has AND only; this one is a real recursive-descent parser, so any nesting works, and errors
 point at the offending position.
 
+A filter is bounded so that no text can exhaust the server: at most 20,000 characters,
+nesting (parentheses and NOT) at most 32 deep, at most 200 comparisons and 1,000 values in
+all, and integers within 64 bits. Beyond a bound the error names it.
+
 >>> tree = parse_filter("metrics.auc > 0.8 and (params.model = 'rf' or not tags.x = 'y')")
 >>> type(tree).__name__, [type(item).__name__ for item in tree.items]
 ('And', ['Comparison', 'Or'])
@@ -26,6 +30,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from opsloop.tracking.limits import INT64_MAX, INT64_MIN
 
 ATTRIBUTES = (
     "run_id",
@@ -41,6 +47,10 @@ ATTRIBUTES = (
 )
 KINDS = ("metrics", "params", "tags", "attributes")
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE")
+MAX_FILTER_LENGTH = 20_000
+MAX_FILTER_DEPTH = 32
+MAX_FILTER_COMPARISONS = 200
+MAX_FILTER_VALUES = 1_000
 
 _TOKEN = re.compile(
     r"""
@@ -148,6 +158,14 @@ class _Parser:
         self.text = text
         self.tokens = _tokens(text)
         self.index = 0
+        self.depth = 0
+        self.comparisons = 0
+        self.values = 0
+
+    def too_large(self, what: str, limit: int) -> FilterSyntaxError:
+        return FilterSyntaxError(
+            f"filter: {what} at position {self.token.position}; the limit is {limit}"
+        )
 
     @property
     def token(self) -> _Token:
@@ -195,13 +213,29 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def factor(self):
-        if self.keyword("NOT"):
-            return Not(self.factor())
-        if self.punct("("):
-            inner = self.expression()
-            if not self.punct(")"):
-                raise self.fail("')'")
-            return inner
+        token = self.token
+        nested = (token.kind == "word" and token.text.upper() == "NOT") or (
+            token.kind == "punct" and token.text == "("
+        )
+        if nested:
+            # Each level is a few Python frames here and in the SQL translation: a bound
+            # depth keeps both far from the recursion limit.
+            if self.depth == MAX_FILTER_DEPTH:
+                raise self.too_large("parentheses and NOT nest too deep", MAX_FILTER_DEPTH)
+            self.depth += 1
+            try:
+                if self.keyword("NOT"):
+                    return Not(self.factor())
+                self.punct("(")
+                inner = self.expression()
+                if not self.punct(")"):
+                    raise self.fail("')'")
+                return inner
+            finally:
+                self.depth -= 1
+        if self.comparisons == MAX_FILTER_COMPARISONS:
+            raise self.too_large("too many comparisons", MAX_FILTER_COMPARISONS)
+        self.comparisons += 1
         return self.comparison()
 
     def field(self) -> Field:
@@ -242,11 +276,24 @@ class _Parser:
         return field
 
     def value(self):
+        if self.values == MAX_FILTER_VALUES:
+            raise self.too_large("too many values", MAX_FILTER_VALUES)
+        self.values += 1
         token = self.token
         self.index += 1
         if token.kind == "number":
-            number = float(token.text)
-            return int(number) if re.fullmatch(r"[-+]?\d+", token.text) else number
+            if not re.fullmatch(r"[-+]?\d+", token.text):
+                return float(token.text)
+            digits = token.text.lstrip("+-").lstrip("0")
+            # Compare lengths first: int() of thousands of digits is slow or refused.
+            number = int(token.text) if len(digits) <= 19 else None
+            if number is None or not INT64_MIN <= number <= INT64_MAX:
+                raise FilterSyntaxError(
+                    f"filter: integer {token.text[:30]} at position {token.position} is "
+                    f"beyond 64 bits ({INT64_MIN} to {INT64_MAX}); write it as a decimal "
+                    "number such as 1e23 to compare with a metric"
+                )
+            return number
         if token.kind == "string":
             quote = token.text[0]
             body = token.text[1:-1].replace(quote * 2, quote)
@@ -297,4 +344,6 @@ def parse_filter(text: str):
     """
     if not isinstance(text, str):
         raise TypeError(f"filter must be a string, got {type(text).__name__}")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise FilterSyntaxError(f"filter: {len(text)} characters; the limit is {MAX_FILTER_LENGTH}")
     return _Parser(text).parse()

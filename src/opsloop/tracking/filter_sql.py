@@ -30,6 +30,7 @@ from opsloop.tracking.filter_parser import (
     Or,
     _Parser,
 )
+from opsloop.tracking.limits import INT64_MAX, INT64_MIN
 
 _runs = tables.runs
 _parent = tables.runs.alias("parent_run")
@@ -77,6 +78,13 @@ def _check_value(field: Field, operator: str, value: object) -> object:
                 continue
             if isinstance(item, bool) or not isinstance(item, int | float):
                 raise ValueError(f"filter: {label} compares with a number, got {item!r}")
+            in_range = INT64_MIN <= item <= INT64_MAX
+            if field.kind == "attributes" and field.name in _TIME_ATTRIBUTES and not in_range:
+                # Times are 64-bit integers in the database: a larger bound would overflow.
+                raise ValueError(
+                    f"filter: {label} compares with milliseconds from {INT64_MIN} to "
+                    f"{INT64_MAX}, got {item!r}"
+                )
         elif field.name == "git_dirty":
             if not isinstance(item, bool) or operator not in ("=", "!="):
                 raise ValueError("filter: git_dirty compares with = or != to TRUE or FALSE")

@@ -36,7 +36,7 @@ import pandas as pd
 from opsloop.store.artifacts import TamperedArtifactError
 from opsloop.store.installation_token import read_installation_token
 from opsloop.tracking.capture import CodeVersion, Environment
-from opsloop.tracking.limits import param_text, tag_text
+from opsloop.tracking.limits import MAX_BATCH_POINTS, param_text, tag_text
 from opsloop.tracking.local_store import UnknownRunError
 from opsloop.tracking.metric_buffer import MetricBatch
 from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run, empty_history
@@ -161,7 +161,7 @@ class ServerConnection:
             raise FileNotFoundError(detail)
         if status in (401, 403):
             raise self.denied(f"{self.base_url}: {detail}")
-        if status in (404, 409, 422):
+        if status in (404, 409, 413, 422):
             raise ValueError(detail)
         raise RuntimeError(f"{self.base_url}{path}: server answered {status}: {detail}")
 
@@ -283,7 +283,10 @@ class HttpTrackingStore:
     ) -> None:
         """Send metric points, params and tags in one request (one transaction on the server).
 
-        With ``status`` the same request ends the run.
+        With ``status`` the same request ends the run. A batch of more than
+        :data:`~opsloop.tracking.limits.MAX_BATCH_POINTS` points (what the server takes in
+        one request) is sent as several requests in logging order; the params, tags and
+        status go with the last, so the run ends only once every point is stored.
 
         Non-finite values are refused here, before anything is sent, as the local store does.
 
@@ -306,7 +309,13 @@ class HttpTrackingStore:
                     f"metric {metrics.keys[bad]!r}: value must be a finite number, "
                     f"got {metrics.values[bad]}"
                 )
+            *earlier, metrics = metrics.pieces(MAX_BATCH_POINTS)
+            for piece in earlier:
+                self._send_batch(run_id, {"params": {}, "tags": {}, "metrics": piece.to_dict()})
             body["metrics"] = metrics.to_dict()
+        self._send_batch(run_id, body)
+
+    def _send_batch(self, run_id: str, body: dict[str, object]) -> None:
         # Encoded here (not by httpx) to skip a second walk over a large body.
         content = json.dumps(body, separators=(",", ":"))
         self._call(
@@ -334,8 +343,17 @@ class HttpTrackingStore:
             source = Path(source)
             if not source.is_file():
                 raise FileNotFoundError(f"artifact path {str(source)!r} is not a file")
-            data = source.read_bytes()
             path = path or source.name
+            # A file is streamed from disk rather than read into memory whole.
+            with source.open("rb") as handle:
+                response = self._call(
+                    "POST",
+                    f"/runs/{run_id}/artifacts",
+                    run_id=run_id,
+                    params={"path": path},
+                    content=handle,
+                )
+            return ArtifactRecord(**response.json())
         response = self._call(
             "POST",
             f"/runs/{run_id}/artifacts",

@@ -38,7 +38,18 @@ from opsloop.store.artifacts import ArtifactStore
 from opsloop.store.database import Database, now_ms, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import CodeVersion, Environment
-from opsloop.tracking.limits import checked_key, param_text, tag_text
+from opsloop.tracking.limits import (
+    INT32_MAX,
+    MAX_TIME_MS,
+    MIN_TIME_MS,
+    checked_int,
+    checked_key,
+    checked_name,
+    checked_text,
+    param_text,
+    tag_text,
+    time_ms,
+)
 from opsloop.tracking.metric_buffer import MetricBatch
 from opsloop.tracking.records import (
     RUN_STATUSES,
@@ -117,6 +128,8 @@ class LocalTrackingStore:
         (1, 2)
         """
         checked_key("experiment", name)
+        if description is not None:
+            checked_text("experiment description", description)
         with self.db.write() as connection:
             experiment_id = self._experiment_id(connection, name, create=True)
             if description is not None:
@@ -175,6 +188,9 @@ class LocalTrackingStore:
         checked_key("experiment", experiment)
         checked_tags = _checked_tags(tags or {})
         code = code or CodeVersion()
+        _check_run_fields(name, user, command, code, environment)
+        if start_ms is not None:
+            start_ms = time_ms("start_ms", start_ms)
         run_id = uuid.uuid4().hex
         with self.db.write() as connection:
             experiment_id = self._experiment_id(connection, experiment, create=True)
@@ -241,6 +257,8 @@ class LocalTrackingStore:
         'FAILED'
         """
         _check_status(status)
+        if end_ms is not None:
+            time_ms("end_ms", end_ms)
         with self.db.write() as connection:
             self._set_status(connection, self._run_pk(connection, run_id), status, end_ms)
 
@@ -281,9 +299,19 @@ class LocalTrackingStore:
         checked_tags = _checked_tags(tags or {})
         if status is not None:
             _check_status(status)
+        if end_ms is not None:
+            time_ms("end_ms", end_ms)
         if metrics is not None and len(metrics):
             for key in set(metrics.keys):
                 checked_key("metric", key)
+            stamps = np.asarray(metrics.timestamps_ms)
+            outside = (stamps < MIN_TIME_MS) | (stamps > MAX_TIME_MS)
+            if outside.any():
+                bad = int(np.flatnonzero(outside)[0])
+                raise ValueError(
+                    f"metric {metrics.keys[bad]!r}: timestamp_ms must be from {MIN_TIME_MS} "
+                    f"to {MAX_TIME_MS}, got {int(stamps[bad])}"
+                )
             if not np.isfinite(metrics.values).all():
                 bad = int(np.flatnonzero(~np.isfinite(metrics.values))[0])
                 raise ValueError(
@@ -455,12 +483,26 @@ class LocalTrackingStore:
         if isinstance(source, bytes | bytearray):
             if not path:
                 raise ValueError("artifact path is required when logging bytes")
+            check_artifact_path(path)
             sha256 = self.artifacts.put_bytes(bytes(source))
         else:
+            path = check_artifact_path(path or Path(source).name)
             sha256 = self.artifacts.put_file(source)
-            path = path or Path(source).name
-        if not isinstance(path, str) or not 0 < len(path) <= 1000:
-            raise ValueError(f"artifact path must be 1 to 1000 characters, got {path!r}")
+        return self.record_artifact(run_id, path, sha256)
+
+    def record_artifact(self, run_id: str, path: str, sha256: str) -> ArtifactRecord:
+        """Record in the run, under ``path``, an artifact already stored under ``sha256``.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> digest = s.artifacts.put_bytes(b"hello")
+        >>> s.record_artifact(s.create_run("e"), "notes.txt", digest).size
+        5
+        """
+        check_artifact_path(path)
+        if not self.artifacts.exists(sha256):
+            raise FileNotFoundError(f"no artifact with sha256 {sha256}")
         record = ArtifactRecord(path, sha256, self.artifacts.size(sha256))
         insert = self._insert(tables.run_artifacts)
         with self.db.write() as connection:
@@ -484,6 +526,8 @@ class LocalTrackingStore:
         10
         """
         checked_key("dataset name", dataset.name)
+        checked_int("n_rows", dataset.n_rows, 0)
+        checked_int("n_columns", dataset.n_columns, 0, INT32_MAX)
         with self.db.write() as connection:
             pk = self._run_pk(connection, run_id)
             connection.execute(
@@ -699,6 +743,33 @@ class LocalTrackingStore:
 def _check_status(status: object) -> None:
     if status not in RUN_STATUSES:
         raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+
+
+def check_artifact_path(path: object) -> str:
+    """``path`` if it can name an artifact of a run: 1 to 1000 characters, no NUL.
+
+    >>> check_artifact_path("model/weights.bin")
+    'model/weights.bin'
+    """
+    if not isinstance(path, str) or not 0 < len(path) <= 1000:
+        raise ValueError(f"artifact path must be 1 to 1000 characters, got {path!r:.80}")
+    return checked_text("artifact path", path, 1000)
+
+
+def _check_run_fields(
+    name: object, user: object, command: object, code: CodeVersion, environment: object
+) -> None:
+    # Each bound is the column's own, so PostgreSQL never refuses what was accepted here.
+    for field, value in (("run name", name), ("user", user), ("git branch", code.branch)):
+        if value is not None:
+            checked_name(field, value)
+    if command is not None:
+        checked_text("command", command)
+    if code.commit is not None:
+        checked_text("git commit", code.commit, 64)
+    if environment is not None:
+        checked_text("python_version", environment.python_version, 64)
+        checked_name("platform", environment.platform)
 
 
 def _checked_tags(values: Mapping[str, object]) -> dict[str, str]:

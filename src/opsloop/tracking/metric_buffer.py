@@ -41,6 +41,23 @@ class MetricBatch:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def pieces(self, size: int) -> list[MetricBatch]:
+        """The points in order, as batches of at most ``size`` points each.
+
+        >>> batch = MetricBatch(("a",) * 5, np.arange(5.0), np.arange(5), np.arange(5))
+        >>> [piece.steps.tolist() for piece in batch.pieces(2)]
+        [[0, 1], [2, 3], [4]]
+        """
+        return [
+            MetricBatch(
+                self.keys[start : start + size],
+                self.values[start : start + size],
+                self.steps[start : start + size],
+                self.timestamps_ms[start : start + size],
+            )
+            for start in range(0, len(self), size)
+        ]
+
     def to_dict(self) -> dict[str, list]:
         """Plain lists, for JSON.
 

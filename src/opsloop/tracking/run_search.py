@@ -33,6 +33,7 @@ from opsloop.store import tables
 from opsloop.store.database import Database
 from opsloop.tracking.filter_parser import parse_filter
 from opsloop.tracking.filter_sql import filter_to_sql, order_to_sql
+from opsloop.tracking.limits import INT64_MAX
 
 _runs = tables.runs
 # Not "parent_run": filter_sql's correlated subqueries use that alias name.
@@ -66,9 +67,13 @@ class UnknownExperimentError(ValueError):
 
 def _checked_limit(max_results: object) -> int | None:
     if max_results is not None and (
-        isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
+        isinstance(max_results, bool)
+        or not isinstance(max_results, int)
+        or not 1 <= max_results <= INT64_MAX
     ):
-        raise ValueError(f"max_results must be a positive integer, got {max_results!r}")
+        raise ValueError(
+            f"max_results must be a positive integer (at most {INT64_MAX}), got {max_results!r}"
+        )
     return max_results  # type: ignore[return-value]
 
 
