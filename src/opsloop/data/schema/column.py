@@ -37,7 +37,16 @@ class ColumnSchema:
         Largest share of null rows allowed, in [0, 1]; ``0.0`` means no nulls at all.
     min, max
         Inclusive range of finite values, for ``int`` and ``float`` columns only; ``None``
-        leaves that side open.
+        leaves that side open. Inferred as the training data's observed range.
+    range_margin
+        How far beyond ``min`` and ``max`` a value may stray, as a fraction of
+        ``max - min``, and still count as a straggler rather than an error (a bound that
+        is not below zero is never moved below zero, nor one not above zero above it).
+        ``0.0``: every value outside the range is an error.
+    max_out_of_range_fraction
+        Tolerance: the share of rows that may lie outside ``[min, max]`` (but within the
+        margin) before ``out_of_range`` is an anomaly. A value beyond the margin is an
+        anomaly whatever the share. ``0.0``: no tolerance.
     domain
         The values a ``category`` column may take (strings, numbers or bools); ``None``
         means any label.
@@ -46,6 +55,9 @@ class ColumnSchema:
     absent_in
         Names of the environments this column does not belong to (e.g. a label in
         ``serving``); see :class:`~opsloop.data.schema.Schema`.
+    id_like
+        The column identifies rows (inferred when every value is distinct): its values are
+        neither range-checked nor held to a domain, since every new batch brings new ids.
 
     >>> ColumnSchema("age", "int", min=0, max=120).to_dict()
     {'type': 'int', 'required': True, 'max_null_fraction': 0.0, 'min': 0, 'max': 120}
@@ -60,9 +72,12 @@ class ColumnSchema:
     max_null_fraction: float = 0.0
     min: int | float | None = None
     max: int | float | None = None
+    range_margin: float = 0.0
+    max_out_of_range_fraction: float = 0.0
     domain: tuple[str | int | float | bool, ...] | None = None
     allow_non_finite: bool = False
     absent_in: tuple[str, ...] = ()
+    id_like: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -73,7 +88,10 @@ class ColumnSchema:
             )
         self._check_bool("required")
         self._check_bool("allow_non_finite")
-        self._set("max_null_fraction", self._fraction())
+        self._check_bool("id_like")
+        self._set("max_null_fraction", self._fraction("max_null_fraction"))
+        self._set("max_out_of_range_fraction", self._fraction("max_out_of_range_fraction"))
+        self._set("range_margin", self._margin())
         self._set("min", self._bound("min"))
         self._set("max", self._bound("max"))
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -100,13 +118,44 @@ class ColumnSchema:
             out["min"] = self.min
         if self.max is not None:
             out["max"] = self.max
+        if self.range_margin:
+            out["range_margin"] = self.range_margin
+        if self.max_out_of_range_fraction:
+            out["max_out_of_range_fraction"] = self.max_out_of_range_fraction
         if self.type == "float":
             out["allow_non_finite"] = self.allow_non_finite
         if self.domain is not None:
             out["domain"] = list(self.domain)
         if self.absent_in:
             out["absent_in"] = list(self.absent_in)
+        if self.id_like:
+            out["id_like"] = True
         return out
+
+    def hard_limits(self) -> tuple[float | None, float | None]:
+        """The bounds beyond which a value is an anomaly whatever the tolerance.
+
+        ``min`` and ``max`` moved outward by ``range_margin`` times the range, neither
+        crossing zero when the range does not reach past it.
+
+        >>> ColumnSchema("age", "int", min=20, max=60, range_margin=0.5).hard_limits()
+        (0.0, 80.0)
+        >>> ColumnSchema("x", "float", max=1.0).hard_limits()
+        (None, 1.0)
+        """
+        low, high = self.min, self.max
+        if low is None or high is None or not self.range_margin:
+            return (
+                None if low is None else float(low),
+                None if high is None else float(high),
+            )
+        spread = self.range_margin * (float(high) - float(low))
+        hard_low, hard_high = float(low) - spread, float(high) + spread
+        if low >= 0:
+            hard_low = max(hard_low, 0.0)
+        if high <= 0:
+            hard_high = min(hard_high, 0.0)
+        return hard_low, hard_high
 
     @classmethod
     def from_dict(cls, name: str, block: Any) -> ColumnSchema:
@@ -147,13 +196,26 @@ class ColumnSchema:
             raise TypeError(self._where(field) + f"expected true or false, got {value!r}")
         self._set(field, bool(value))
 
-    def _fraction(self) -> float:
-        value = self.max_null_fraction
+    def _fraction(self, field: str) -> float:
+        value = getattr(self, field)
         if not _is_number(value):
-            raise TypeError(self._where("max_null_fraction") + f"expected a number, got {value!r}")
+            raise TypeError(self._where(field) + f"expected a number, got {value!r}")
         value = float(value)
         if not 0.0 <= value <= 1.0:
-            raise ValueError(self._where("max_null_fraction") + f"{value} is outside [0, 1]")
+            raise ValueError(self._where(field) + f"{value} is outside [0, 1]")
+        return value
+
+    def _margin(self) -> float:
+        value = self.range_margin
+        if not _is_number(value):
+            raise TypeError(self._where("range_margin") + f"expected a number, got {value!r}")
+        value = float(value)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(self._where("range_margin") + f"must be finite and >= 0, got {value}")
+        if value and self.type not in NUMERIC_TYPES:
+            raise ValueError(
+                self._where("range_margin") + f"applies to int and float columns, not {self.type}"
+            )
         return value
 
     def _bound(self, field: str) -> int | float | None:
