@@ -183,35 +183,56 @@ def drift_command(
         out.print(f"JSON written to {json_path}")
     if html is not None:
         out.print(f"HTML report written to {report.to_html(html)}")
+    if not report.compared:
+        raise UsageProblem(
+            f"no column could be compared ({len(report.skipped)} skipped, listed above), "
+            "so there is no verdict"
+        )
     if fail_on_drift and report.drifted:
         raise typer.Exit(1)
 
 
 def print_drift(report) -> None:
     """Print a drift result as a table and a one-line verdict."""
+    # Both p-values, labelled: the adjusted one is what was compared with alpha.
+    adjusted = f"p adjusted ({report.correction})"
     table = Table()
-    for name in ("column", "kind", "test", "statistic", "p-value", "effect", "drifted"):
+    for name in ("column", "kind", "test", "statistic", "p-value", adjusted, "effect", "drifted"):
         table.add_column(name, justify="left" if name in ("column", "kind", "test") else "right")
     for c in report.columns:
-        p = "" if c.p_adjusted is None else f"{c.p_adjusted:.3g}"
         mark = "[bold red]yes[/]" if c.drifted else "no"
         table.add_row(
             c.column,
             c.kind,
             c.test,
             f"{c.statistic:.4g}",
-            p,
+            _p_text(c.p_value),
+            _p_text(c.p_adjusted),
             f"{c.effect_name} {c.effect:.3g}",
             mark,
         )
-    out.print(table)
+    if report.columns:
+        out.print(table)
+    if report.skipped:
+        skipped = Table(title=f"{len(report.skipped)} columns not compared")
+        skipped.add_column("column")
+        skipped.add_column("reason")
+        for column, reason in report.skipped:
+            skipped.add_row(column, reason)
+        out.print(skipped)
+    if not report.compared:
+        out.print("dataset: nothing compared, no verdict")
+        return
     verdict = "DRIFT" if report.drifted else "no drift"
+    skipped_text = f", {len(report.skipped)} not compared" if report.skipped else ""
     out.print(
         f"dataset: {verdict}: {report.n_drifted} of {len(report.columns)} columns drifted "
-        f"(alpha {report.alpha}, {report.correction} correction)"
+        f"(alpha {report.alpha}, {report.correction} correction){skipped_text}"
     )
-    for column, reason in report.skipped:
-        out.print(f"skipped {column}: {reason}")
+
+
+def _p_text(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
 
 
 @app.command("demo")
