@@ -91,6 +91,7 @@ def schema_validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print anomalies as JSON.")] = False,
 ) -> None:
     """Validate DATA against a schema; exit code 1 when anomalies are found."""
+    from opsloop.data.excerpt import excerpt
     from opsloop.data.schema import Schema, validate
 
     if not schema.exists():
@@ -106,7 +107,7 @@ def schema_validate(
         for name in ("column", "kind", "count", "fraction", "examples"):
             table.add_column(name, justify="right" if name in ("count", "fraction") else "left")
         for anomaly in result:
-            examples = ", ".join(f"row {row}: {value!r}" for row, value in anomaly.examples)
+            examples = ", ".join(f"row {row}: {excerpt(value)}" for row, value in anomaly.examples)
             table.add_row(
                 anomaly.column,
                 anomaly.kind,

@@ -50,10 +50,30 @@ def one_line_errors(command: Callable) -> Callable:
             ValueError,
             TypeError,
         ) as error:
-            err.print(f"error: {error}", markup=False, soft_wrap=True)
+            err.print(f"error: {_one_line(str(error))}", markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+# The longest error line printed: a message that quotes input at length (a library's, or a
+# parser's quoting a whole line of a file) is cut here rather than flooding the terminal.
+_MAX_ERROR_CHARACTERS = 300
+
+
+def _one_line(message: str) -> str:
+    """``message`` on one line, cut to a readable length with what was left out counted.
+
+    >>> _one_line("bad value\\non two lines")
+    'bad value on two lines'
+    >>> _one_line("x" * 1000)[-40:]
+    'xxxxxxxxxxxxx… (700 more characters cut)'
+    """
+    line = " ".join(message.split("\n"))
+    if len(line) <= _MAX_ERROR_CHARACTERS:
+        return line
+    cut = len(line) - _MAX_ERROR_CHARACTERS
+    return f"{line[:_MAX_ERROR_CHARACTERS]}… ({cut:,} more characters cut)"
 
 
 def print_json(document: object) -> None:

@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 import numpy as np
 
+from opsloop.data.excerpt import excerpt
 from opsloop.data.types import ColumnType
 
 COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)
@@ -81,10 +82,11 @@ class ColumnSchema:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise TypeError(f"column name must be a non-empty string, got {self.name!r}")
+            raise TypeError(f"column name must be a non-empty string, got {excerpt(self.name)}")
         if self.type not in COLUMN_TYPES:
             raise ValueError(
-                self._where("type") + f"{self.type!r} is not one of {', '.join(COLUMN_TYPES)}"
+                self._where("type")
+                + f"{excerpt(self.type)} is not one of {', '.join(COLUMN_TYPES)}"
             )
         self._check_bool("required")
         self._check_bool("allow_non_finite")
@@ -168,23 +170,26 @@ class ColumnSchema:
         ValueError: column 'x': unknown field 'maximum'; allowed: type, required, ...
         """
         if not isinstance(name, str):
-            raise TypeError(f"column names must be strings, got {name!r} ({type(name).__name__})")
+            raise TypeError(
+                f"column names must be strings, got {excerpt(name)} ({type(name).__name__})"
+            )
         if not isinstance(block, dict):
             raise TypeError(
-                f"column {name!r}: expected a mapping of fields, got {type(block).__name__}"
+                f"column {excerpt(name)}: expected a mapping of fields, got {type(block).__name__}"
             )
         allowed = [f.name for f in fields(cls) if f.name != "name"]
         unknown = [key for key in block if key not in allowed]
         if unknown:
             raise ValueError(
-                f"column {name!r}: unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}"
+                f"column {excerpt(name)}: unknown field {excerpt(unknown[0])}; "
+                f"allowed: {', '.join(allowed)}"
             )
         if "type" not in block:
-            raise ValueError(f"column {name!r}: field 'type' is missing")
+            raise ValueError(f"column {excerpt(name)}: field 'type' is missing")
         return cls(name=name, **block)
 
     def _where(self, field: str) -> str:
-        return f"column {self.name!r}, field {field!r}: "
+        return f"column {excerpt(self.name)}, field {excerpt(field)}: "
 
     def _set(self, field: str, value: Any) -> None:
         # Normalising (lists to tuples, numpy scalars to Python) on a frozen instance.
@@ -193,13 +198,13 @@ class ColumnSchema:
     def _check_bool(self, field: str) -> None:
         value = getattr(self, field)
         if not isinstance(value, bool | np.bool_):
-            raise TypeError(self._where(field) + f"expected true or false, got {value!r}")
+            raise TypeError(self._where(field) + f"expected true or false, got {excerpt(value)}")
         self._set(field, bool(value))
 
     def _fraction(self, field: str) -> float:
         value = getattr(self, field)
         if not _is_number(value):
-            raise TypeError(self._where(field) + f"expected a number, got {value!r}")
+            raise TypeError(self._where(field) + f"expected a number, got {excerpt(value)}")
         value = float(value)
         if not 0.0 <= value <= 1.0:
             raise ValueError(self._where(field) + f"{value} is outside [0, 1]")
@@ -208,7 +213,9 @@ class ColumnSchema:
     def _margin(self) -> float:
         value = self.range_margin
         if not _is_number(value):
-            raise TypeError(self._where("range_margin") + f"expected a number, got {value!r}")
+            raise TypeError(
+                self._where("range_margin") + f"expected a number, got {excerpt(value)}"
+            )
         value = float(value)
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(self._where("range_margin") + f"must be finite and >= 0, got {value}")
@@ -227,7 +234,7 @@ class ColumnSchema:
                 self._where(field) + f"a range applies to int and float columns, not {self.type}"
             )
         if not _is_number(value):
-            raise TypeError(self._where(field) + f"expected a number, got {value!r}")
+            raise TypeError(self._where(field) + f"expected a number, got {excerpt(value)}")
         value = value.item() if isinstance(value, np.generic) else value
         if not math.isfinite(value):
             raise ValueError(self._where(field) + f"must be finite, got {value}")
@@ -242,13 +249,15 @@ class ColumnSchema:
                 self._where("domain") + f"applies to category columns, not {self.type}"
             )
         if isinstance(values, str) or not isinstance(values, list | tuple):
-            raise TypeError(self._where("domain") + f"expected a list of values, got {values!r}")
+            raise TypeError(
+                self._where("domain") + f"expected a list of values, got {excerpt(values)}"
+            )
         plain = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
         for value in plain:
             if not isinstance(value, str | int | float):  # bool is an int, so bools pass too
                 raise TypeError(
                     self._where("domain")
-                    + f"values must be strings, numbers or bools, got {value!r}"
+                    + f"values must be strings, numbers or bools, got {excerpt(value)}"
                 )
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(self._where("domain") + f"values must be finite, got {value}")
@@ -256,17 +265,17 @@ class ColumnSchema:
         for value in plain:
             key = (type(value), value)  # keeps True, 1 and 1.0 apart
             if key in seen:
-                raise ValueError(self._where("domain") + f"{value!r} is listed twice")
+                raise ValueError(self._where("domain") + f"{excerpt(value)} is listed twice")
             seen.add(key)
         return plain
 
     def _names(self, field: str) -> tuple[str, ...]:
         values = getattr(self, field)
         if isinstance(values, str) or not isinstance(values, list | tuple):
-            raise TypeError(self._where(field) + f"expected a list of names, got {values!r}")
+            raise TypeError(self._where(field) + f"expected a list of names, got {excerpt(values)}")
         for value in values:
             if not isinstance(value, str) or not value:
-                raise TypeError(self._where(field) + f"names must be strings, got {value!r}")
+                raise TypeError(self._where(field) + f"names must be strings, got {excerpt(value)}")
         return tuple(values)
 
 
