@@ -15,7 +15,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from opsloop.cli.console import UsageProblem, err, one_line_errors, out
+from opsloop.cli.console import (
+    FormatOption,
+    UsageProblem,
+    err,
+    one_line_errors,
+    out,
+    output_format,
+    print_table,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -115,7 +123,7 @@ def schema_validate(
                 f"{anomaly.fraction:.4f}",
                 examples,
             )
-        out.print(table)
+        print_table(table)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -125,22 +133,27 @@ def schema_validate(
 def profile_command(
     data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+    fmt: FormatOption = None,
 ) -> None:
     """Profile DATA: counts, missing values, moments, quantiles, top values."""
     from opsloop.data.profile import profile
 
+    chosen = output_format(fmt, as_json)
     result = profile(_read(data))
-    if as_json:
+    if chosen == "json":
         _write_json(result.to_dict(), None)
         return
     frame = result.to_frame()
+    if chosen == "csv":
+        frame.reset_index(names="column").to_csv(sys.stdout, index=False)
+        return
     table = Table(title=f"profile of {data}")
     table.add_column("column")
     for name in frame.columns:
         table.add_column(str(name), justify="right")
     for index, row in frame.iterrows():
         table.add_row(str(index), *(_cell(v) for v in row.tolist()))
-    out.print(table)
+    print_table(table)
 
 
 def _cell(value) -> str:
@@ -213,14 +226,14 @@ def print_drift(report) -> None:
             mark,
         )
     if report.columns:
-        out.print(table)
+        print_table(table)
     if report.skipped:
         skipped = Table(title=f"{len(report.skipped)} columns not compared")
         skipped.add_column("column")
         skipped.add_column("reason")
         for column, reason in report.skipped:
             skipped.add_row(column, reason)
-        out.print(skipped)
+        print_table(skipped)
     if not report.compared:
         out.print("dataset: nothing compared, no verdict")
         return
