@@ -10,7 +10,13 @@ from typer.testing import CliRunner
 
 from opsloop.cli.tracking import runs_app
 from opsloop.store import Database, tables
-from opsloop.tracking import AmbiguousRunIdError, UnknownRunError, get_run, start_run
+from opsloop.tracking import (
+    AmbiguousRunIdError,
+    UnknownRunError,
+    compare_runs,
+    get_run,
+    start_run,
+)
 
 IDS = ("4d6edadb" + "0" * 24, "4d6e1111" + "0" * 24, "9f00aaaa" + "1" * 24)
 
@@ -22,6 +28,7 @@ def known_ids(store_uri):
     for name in ("a", "b", "c"):
         with start_run("prefix", name=name, capture=False) as run:
             run.log_param("name", name)
+            run.log_metric("loss", float(len(created)), step=0)
         created.append(run.run_id)
     database = Database(store_uri)
     with database.write() as connection:
@@ -38,6 +45,13 @@ def test_an_unambiguous_prefix_finds_the_run(known_ids, tracking_target):
     assert get_run("4D6EDA").params == {"name": "a"}
     assert get_run("9f00").run_id == known_ids[2]
     assert get_run(known_ids[1]).run_id == known_ids[1]
+
+
+def test_compare_runs_takes_short_ids_with_their_histories(known_ids, tracking_target):
+    comparison = compare_runs(["4d6edadb", "9f00"])
+    assert comparison.to_dict() == compare_runs([known_ids[0], known_ids[2]]).to_dict()
+    histories = comparison.to_dict()["histories"]
+    assert sorted(h["run_id"] for h in histories) == [known_ids[0], known_ids[2]]
 
 
 def test_an_ambiguous_prefix_lists_the_candidates(known_ids, tracking_target):
