@@ -141,7 +141,7 @@ def test_profile_prints_every_column(tables):
         (["drift", "{ref}", "{bad}"], "cannot read"),
         (["drift", "{ref}", "{other}"], "no columns in common"),
         (["drift", "{ref}", "{ref}", "--correction", "nope"], "correction must be one of"),
-        (["profile", "{dir}"], "unknown format"),
+        (["profile", "{dir}"], "cannot read as a parquet directory"),
         (["schema", "validate", "{ref}", "--schema", "nope.yaml"], "nope.yaml: no such file"),
     ],
 )

@@ -255,12 +255,20 @@ def test_each_column_has_a_section_with_its_statistics(result, page, written):
         assert f'<a href="#column-{index}">{c.column}</a>' in text
         assert f'id="plot-{index}"' in text
         rows = page.table("statistics", section=f"column-{index}")
-        assert rows[0][1] == ["test", "statistic", "p-value", "threshold", "drifted"]
+        assert rows[0][1] == [
+            "test",
+            "statistic",
+            "p-value",
+            "adjusted p-value",
+            "threshold",
+            "drifted",
+        ]
         assert [cells for _, cells in rows[1:]] == [
             [
                 s.test + (" (decides)" if s.test == c.test else ""),
                 f"{s.statistic:.4g}",
                 p_text(s.p_value),
+                p_text(s.p_adjusted),
                 f"{s.threshold:.4g}",
                 "yes" if s.drifted else "no",
             ]

@@ -96,6 +96,67 @@ class TagErrors:
         """
         return {k: _plain(v) for k, v in asdict(self).items()}
 
+    def __str__(self) -> str:
+        """One line: the slice, its size and errors, its rates with intervals.
+
+        >>> print(error_analysis([1, 0], [0, 0], {"g": ["a", "b"]}, hlp=0.0).rows[0])
+        g=a: 1 of 1 rows wrong, error rate 100.0% [20.7%, 100.0%], 100.0% of errors, 50.0% of data, room 50.0% [10.3%, 50.0%] (small)
+        """  # noqa: E501
+        text = (
+            f"{self.tag}={self.value}: {self.errors} of {self.n} rows wrong, error rate "
+            f"{_ranged(self.error_rate, self.error_rate_low, self.error_rate_high)}, "
+            f"{_percent(self.share_of_errors)} of errors, {_percent(self.share_of_data)} of data"
+        )
+        if self.room is not None:
+            text += f", room {_ranged(self.room, self.room_low, self.room_high)}"
+        return text + (" (small)" if self.small else "")
+
+
+class Slices(tuple):
+    """Slices picked from an :class:`ErrorAnalysis` (a tuple of :class:`TagErrors`) that
+    prints as a table, one slice a line, as a pandas frame prints.
+
+    >>> devices = {"d": ["pc", "tv", "tv", "tv"]}
+    >>> print(error_analysis([1, 1, 0, 0], [1, 0, 0, 1], devices, min_size=1).top(2))
+    tag  value  n  errors  error rate            share of errors  share of data
+    d    tv     3       2  66.7% [20.8%, 93.9%]  100.0%           75.0%
+    d    pc     1       0  0.0% [0.0%, 79.3%]    0.0%             25.0%
+    """
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per slice, the columns of :meth:`ErrorAnalysis.to_frame`.
+
+        >>> error_analysis([1], [0], {"g": ["a"]}, min_size=1).top(1).to_frame().shape
+        (1, 19)
+        """
+        return pd.DataFrame([row.to_dict() for row in self], columns=list(COLUMNS))
+
+    def __str__(self) -> str:
+        if not self:
+            return "no slices"
+        has_room = any(row.room is not None for row in self)
+        table = {
+            "tag": [row.tag for row in self],
+            "value": [row.value for row in self],
+            "n": [row.n for row in self],
+            "errors": [row.errors for row in self],
+            "error rate": [
+                _ranged(r.error_rate, r.error_rate_low, r.error_rate_high) for r in self
+            ],
+            "share of errors": [_percent(row.share_of_errors) for row in self],
+            "share of data": [_percent(row.share_of_data) for row in self],
+        }
+        if has_room:
+            table["room"] = [_ranged(r.room, r.room_low, r.room_high) for r in self]
+        if any(row.small for row in self):
+            table["small"] = ["yes" if row.small else "" for row in self]
+        return _text_table(table, right=("n", "errors"))
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return self.to_frame()._repr_html_()
+
 
 @dataclass(frozen=True)
 class ErrorAnalysis:
@@ -114,13 +175,14 @@ class ErrorAnalysis:
     min_size: int
     rows: tuple[TagErrors, ...]
 
-    def top(self, k: int = 3) -> tuple[TagErrors, ...]:
-        """The ``k`` slices with the most room for improvement, small slices left out.
+    def top(self, k: int = 3) -> Slices:
+        """The ``k`` slices with the most room for improvement, small slices left out (a
+        tuple of :class:`TagErrors` that prints as a table).
 
         >>> error_analysis([1, 0], [0, 0], {"g": ["a", "b"]}, hlp=0.0, min_size=1).top(1)[0].value
         'a'
         """
-        return tuple(row for row in self.rows if not row.small)[:k]
+        return Slices(tuple(row for row in self.rows if not row.small)[:k])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe values, rows as a list of dicts.
@@ -145,6 +207,26 @@ class ErrorAnalysis:
         (2, 19)
         """
         return pd.DataFrame([row.to_dict() for row in self.rows], columns=list(COLUMNS))
+
+    def __str__(self) -> str:
+        """The overall numbers, then every slice as a table.
+
+        >>> print(error_analysis([1, 0, 1, 0], [1, 1, 1, 1], {"g": list("aabb")}, hlp=0.25))
+        2 of 4 rows wrong (error rate 50.0%, baseline 25.0%); slices under 30 rows are small
+        tag  value  n  errors  error rate             share of errors  share of data  room                   small
+        g    a      2       1  50.0% [9.5%, 90.5%]    50.0%            50.0%          12.5% [0.0%, 32.7%]    yes
+        g    b      2       1  50.0% [9.5%, 90.5%]    50.0%            50.0%          12.5% [0.0%, 32.7%]    yes
+        """  # noqa: E501
+        baseline = (
+            ""
+            if self.baseline_error_rate is None
+            else f", baseline {_percent(self.baseline_error_rate)}"
+        )
+        head = (
+            f"{self.errors} of {self.n} rows wrong (error rate {_percent(self.error_rate)}"
+            f"{baseline}); slices under {self.min_size} rows are small"
+        )
+        return head + "\n" + str(Slices(self.rows))
 
 
 def error_analysis(
@@ -263,6 +345,33 @@ def _baseline(hlp: Any) -> float | HumanLevel | None:
 
 def _overall(baseline: float | HumanLevel) -> float:
     return baseline.error_rate if isinstance(baseline, HumanLevel) else baseline
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def _ranged(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1%} [{_percent(low)}, {_percent(high)}]"
+
+
+def _text_table(columns: dict[str, list], right: tuple[str, ...]) -> str:
+    # Counts align right, text left, two spaces between columns: what pandas prints.
+    cells = {name: [str(v) for v in values] for name, values in columns.items()}
+    widths = {name: max(len(name), *map(len, values)) for name, values in cells.items()}
+
+    def line(parts: dict[str, str]) -> str:
+        return "  ".join(
+            parts[name].rjust(widths[name]) if name in right else parts[name].ljust(widths[name])
+            for name in cells
+        ).rstrip()
+
+    n = len(next(iter(cells.values())))
+    lines = [line({name: name for name in cells})]
+    lines += [line({name: values[i] for name, values in cells.items()}) for i in range(n)]
+    return "\n".join(lines)
 
 
 def _plain(value: Any) -> Any:

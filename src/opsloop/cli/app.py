@@ -15,7 +15,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from opsloop.cli.console import UsageProblem, err, one_line_errors, out
+from opsloop.cli.console import (
+    FormatOption,
+    UsageProblem,
+    err,
+    one_line_errors,
+    out,
+    output_format,
+    print_table,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -92,6 +100,7 @@ def schema_validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print anomalies as JSON.")] = False,
 ) -> None:
     """Validate DATA against a schema; exit code 1 when anomalies are found."""
+    from opsloop.data.excerpt import excerpt
     from opsloop.data.schema import Schema, validate
 
     if not schema.exists():
@@ -107,7 +116,7 @@ def schema_validate(
         for name in ("column", "kind", "count", "fraction", "examples"):
             table.add_column(name, justify="right" if name in ("count", "fraction") else "left")
         for anomaly in result:
-            examples = ", ".join(f"row {row}: {value!r}" for row, value in anomaly.examples)
+            examples = ", ".join(f"row {row}: {excerpt(value)}" for row, value in anomaly.examples)
             table.add_row(
                 anomaly.column,
                 anomaly.kind,
@@ -115,7 +124,7 @@ def schema_validate(
                 f"{anomaly.fraction:.4f}",
                 examples,
             )
-        out.print(table)
+        print_table(table)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -125,22 +134,27 @@ def schema_validate(
 def profile_command(
     data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+    fmt: FormatOption = None,
 ) -> None:
     """Profile DATA: counts, missing values, moments, quantiles, top values."""
     from opsloop.data.profile import profile
 
+    chosen = output_format(fmt, as_json)
     result = profile(_read(data))
-    if as_json:
+    if chosen == "json":
         _write_json(result.to_dict(), None)
         return
     frame = result.to_frame()
+    if chosen == "csv":
+        frame.reset_index(names="column").to_csv(sys.stdout, index=False)
+        return
     table = Table(title=f"profile of {data}")
     table.add_column("column")
     for name in frame.columns:
         table.add_column(str(name), justify="right")
     for index, row in frame.iterrows():
         table.add_row(str(index), *(_cell(v) for v in row.tolist()))
-    out.print(table)
+    print_table(table)
 
 
 def _cell(value) -> str:
@@ -184,35 +198,56 @@ def drift_command(
         out.print(f"JSON written to {json_path}")
     if html is not None:
         out.print(f"HTML report written to {report.to_html(html)}")
+    if not report.compared:
+        raise UsageProblem(
+            f"no column could be compared ({len(report.skipped)} skipped, listed above), "
+            "so there is no verdict"
+        )
     if fail_on_drift and report.drifted:
         raise typer.Exit(1)
 
 
 def print_drift(report) -> None:
     """Print a drift result as a table and a one-line verdict."""
+    # Both p-values, labelled: the adjusted one is what was compared with alpha.
+    adjusted = f"p adjusted ({report.correction})"
     table = Table()
-    for name in ("column", "kind", "test", "statistic", "p-value", "effect", "drifted"):
+    for name in ("column", "kind", "test", "statistic", "p-value", adjusted, "effect", "drifted"):
         table.add_column(name, justify="left" if name in ("column", "kind", "test") else "right")
     for c in report.columns:
-        p = "" if c.p_adjusted is None else f"{c.p_adjusted:.3g}"
         mark = "[bold red]yes[/]" if c.drifted else "no"
         table.add_row(
             c.column,
             c.kind,
             c.test,
             f"{c.statistic:.4g}",
-            p,
+            _p_text(c.p_value),
+            _p_text(c.p_adjusted),
             f"{c.effect_name} {c.effect:.3g}",
             mark,
         )
-    out.print(table)
+    if report.columns:
+        print_table(table)
+    if report.skipped:
+        skipped = Table(title=f"{len(report.skipped)} columns not compared")
+        skipped.add_column("column")
+        skipped.add_column("reason")
+        for column, reason in report.skipped:
+            skipped.add_row(column, reason)
+        print_table(skipped)
+    if not report.compared:
+        out.print("dataset: nothing compared, no verdict")
+        return
     verdict = "DRIFT" if report.drifted else "no drift"
+    skipped_text = f", {len(report.skipped)} not compared" if report.skipped else ""
     out.print(
         f"dataset: {verdict}: {report.n_drifted} of {len(report.columns)} columns drifted "
-        f"(alpha {report.alpha}, {report.correction} correction)"
+        f"(alpha {report.alpha}, {report.correction} correction){skipped_text}"
     )
-    for column, reason in report.skipped:
-        out.print(f"skipped {column}: {reason}")
+
+
+def _p_text(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
 
 
 @app.command("demo")

@@ -23,6 +23,16 @@ err = Console(stderr=True, highlight=False)
 
 #: The ``--json`` option of the commands that print tables.
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+#: The ``--format`` option of the commands that print one table.
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="table, csv or json. Tables are never cut or wrapped when the output is not a "
+        "terminal.",
+    ),
+]
+OUTPUT_FORMATS = ("table", "csv", "json")
 
 
 class UsageProblem(Exception):
@@ -50,10 +60,30 @@ def one_line_errors(command: Callable) -> Callable:
             ValueError,
             TypeError,
         ) as error:
-            err.print(f"error: {error}", markup=False, soft_wrap=True)
+            err.print(f"error: {_one_line(str(error))}", markup=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+# The longest error line printed: a message that quotes input at length (a library's, or a
+# parser's quoting a whole line of a file) is cut here rather than flooding the terminal.
+_MAX_ERROR_CHARACTERS = 300
+
+
+def _one_line(message: str) -> str:
+    """``message`` on one line, cut to a readable length with what was left out counted.
+
+    >>> _one_line("bad value\\non two lines")
+    'bad value on two lines'
+    >>> _one_line("x" * 1000)[-40:]
+    'xxxxxxxxxxxxx… (700 more characters cut)'
+    """
+    line = " ".join(message.split("\n"))
+    if len(line) <= _MAX_ERROR_CHARACTERS:
+        return line
+    cut = len(line) - _MAX_ERROR_CHARACTERS
+    return f"{line[:_MAX_ERROR_CHARACTERS]}… ({cut:,} more characters cut)"
 
 
 def print_json(document: object) -> None:
@@ -61,11 +91,68 @@ def print_json(document: object) -> None:
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
-def print_frame(frame: pd.DataFrame, title: str | None = None) -> None:
-    """Print ``frame`` as a table (missing values blank)."""
+def output_format(chosen: str | None, as_json: bool = False) -> str:
+    """The format asked for (``--format``, or ``--json``), checked; default ``table``.
+
+    >>> output_format(None), output_format("CSV"), output_format(None, as_json=True)
+    ('table', 'csv', 'json')
+    """
+    if chosen is None:
+        return "json" if as_json else "table"
+    fmt = chosen.lower()
+    if fmt not in OUTPUT_FORMATS:
+        raise UsageProblem(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, got {chosen!r}")
+    if as_json and fmt != "json":
+        raise UsageProblem(f"--json and --format {fmt} ask for two formats; give one")
+    return fmt
+
+
+def print_table(table: Table) -> None:
+    """Print a rich table: to a terminal as rich lays it out, elsewhere (a pipe, a file, a CI
+    log) at its natural width, so no cell is cut short or wrapped mid-word."""
+    if sys.stdout.isatty():
+        out.print(table)
+        return
+    natural = Console(width=1_000_000).measure(table).maximum
+    Console(highlight=False, width=max(natural, 80), soft_wrap=False).print(table)
+
+
+def print_frame(frame: pd.DataFrame, title: str | None = None, fmt: str = "table") -> None:
+    """Print ``frame`` as a table (missing values blank), as CSV or as JSON records; times
+    print in ISO 8601.
+
+    >>> import pandas as pd
+    >>> print_frame(pd.DataFrame({"a": [1], "at": pd.to_datetime([0], unit="ms", utc=True)}),
+    ...             fmt="csv")
+    a,at
+    1,1970-01-01T00:00:00+00:00
+    """
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_datetime64_any_dtype(shown[column].dtype):
+            shown[column] = [None if pd.isna(t) else t.isoformat() for t in shown[column]]
+    if fmt == "csv":
+        shown.to_csv(sys.stdout, index=False)
+        return
+    if fmt == "json":
+        records = shown.astype(object).where(shown.notna(), None).to_dict(orient="records")
+        print_json(records)
+        return
     table = Table(title=title)
-    for column in frame.columns:
+    for column in shown.columns:
         table.add_column(str(column), overflow="fold")
-    for row in frame.astype(object).where(frame.notna(), "").itertuples(index=False):
+    for row in shown.astype(object).where(shown.notna(), "").itertuples(index=False):
         table.add_row(*(str(value) for value in row))
-    out.print(table)
+    print_table(table)
+
+
+def iso_time_ms(value: object) -> object:
+    """Epoch milliseconds as ISO 8601 UTC text (anything else unchanged).
+
+    >>> iso_time_ms(1_700_000_000_123), iso_time_ms(None)
+    ('2023-11-14T22:13:20.123Z', None)
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        stamp = pd.Timestamp(value, unit="ms", tz="UTC")
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    return value

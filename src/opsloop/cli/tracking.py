@@ -24,10 +24,13 @@ import pandas as pd
 import typer
 
 from opsloop.cli.console import (
+    FormatOption,
     JsonFlag,
     UsageProblem,
+    iso_time_ms,
     one_line_errors,
     out,
+    output_format,
     print_frame,
     print_json,
 )
@@ -57,19 +60,21 @@ def list_runs(
     ] = None,
     max_results: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
     as_json: JsonFlag = False,
+    fmt: FormatOption = None,
 ) -> None:
     """Runs matching a filter such as "metrics.auc > 0.8 and params.model = 'rf'"."""
     from opsloop.tracking import search_runs
 
+    chosen = output_format(fmt, as_json)
     frame = search_runs(experiment, filter, order_by or None, max_results)
-    if as_json:
+    if chosen == "json":
         from opsloop.server.registry_routes import frame_records
 
         print_json(frame_records(frame))
         return
     shown = ["run_id", "experiment", "name", "status", "start_time"]
     shown += [c for c in frame.columns if c.startswith("metrics.")]
-    print_frame(frame[shown], title=f"{len(frame)} run(s)")
+    print_frame(frame[shown], title=f"{len(frame)} run(s)", fmt=chosen)
 
 
 @runs_app.command("show")
@@ -92,6 +97,13 @@ def show_run(run_id: str, as_json: JsonFlag = False) -> None:
     code = document.pop("code")
     datasets, artifacts = document.pop("datasets"), document.pop("artifacts")
     summary = {**document, **{f"git_{k}": v for k, v in code.items()}}
+    # Times as ISO 8601 UTC, not epoch milliseconds (the JSON keeps the numbers).
+    summary = {
+        (key[: -len("_ms")] if key.endswith("_ms") else key): (
+            iso_time_ms(value) if key.endswith("_ms") else value
+        )
+        for key, value in summary.items()
+    }
     if environment is not None:
         summary["python_version"] = environment["python_version"]
         summary["packages"] = len(environment["packages"])
@@ -161,8 +173,28 @@ def show_model(
         print_json(document)
         return
     for title, values in document.items():
-        flat = {k: v for k, v in values.items() if not isinstance(v, dict | list)}
+        flat = {
+            (k[: -len("_ms")] if k.endswith("_ms") else k): (
+                iso_time_ms(v) if k.endswith("_ms") else v
+            )
+            for k, v in values.items()
+            if not isinstance(v, dict | list)
+        }
         print_frame(pd.DataFrame({"field": list(flat), "value": list(flat.values())}), title)
+    # What the help promises beside the fields: the data sets and the packages.
+    lineage = document["lineage"]
+    datasets = lineage.get("datasets") or {}
+    if datasets:
+        print_frame(
+            pd.DataFrame({"name": list(datasets), "sha256": list(datasets.values())}), "datasets"
+        )
+    else:
+        out.print("datasets: none recorded with the source run")
+    packages = lineage.get("packages")
+    if packages:
+        print_frame(pd.DataFrame({"package": list(packages)}), f"{len(packages)} packages")
+    else:
+        out.print("packages: none recorded (no source run, or it captured no environment)")
 
 
 @models_app.command("alias")

@@ -73,7 +73,11 @@ def verdict_text(result: DriftResult) -> str:
     >>> r = compare(pd.DataFrame({"c": ["a", "b"] * 50}), pd.DataFrame({"c": ["a", "b"] * 50}))
     >>> verdict_text(r)
     'No drift detected: 0 of 1 columns drifted (0%).'
+    >>> verdict_text(compare(pd.DataFrame({"c": ["a"]}), pd.DataFrame({"c": [None]})))
+    'Nothing compared: all 1 columns were skipped.'
     """
+    if not result.compared:
+        return f"Nothing compared: all {len(result.skipped)} columns were skipped."
     head = "Drift detected" if result.drifted else "No drift detected"
     return (
         f"{head}: {result.n_drifted} of {len(result.columns)} columns drifted "

@@ -36,6 +36,7 @@ from opsloop.tracking.comparison import RunComparison
 from opsloop.tracking.filter_parser import FilterSyntaxError, parse_filter
 from opsloop.tracking.http_store import HttpTrackingStore
 from opsloop.tracking.local_store import (
+    AmbiguousRunIdError,
     LocalTrackingStore,
     UnknownExperimentError,
     UnknownRunError,
@@ -44,6 +45,7 @@ from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run
 
 __all__ = [
     "ActiveRun",
+    "AmbiguousRunIdError",
     "ArtifactRecord",
     "DatasetInput",
     "FilterSyntaxError",

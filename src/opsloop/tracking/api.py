@@ -251,4 +251,5 @@ def compare_runs(run_ids: Sequence[str], *, tracking_uri: str | None = None) -> 
         raise TypeError("run_ids must be a list of run ids, not one string")
     backend = tracking_backend(tracking_uri)
     runs = [backend.get_run(run_id) for run_id in run_ids]
-    return compare(runs, backend.metric_histories(list(run_ids)))
+    # The full ids: a shortened one found its run above but names no metric rows.
+    return compare(runs, backend.metric_histories([run.run_id for run in runs]))

@@ -73,6 +73,27 @@ class UnknownRunError(ValueError):
         self.run_id = run_id
 
 
+class AmbiguousRunIdError(ValueError):
+    """A shortened run id matches more than one run; ``candidates`` lists them."""
+
+    def __init__(self, prefix: str, candidates: list[str], more: bool) -> None:
+        listed = ", ".join(candidates) + (", ..." if more else "")
+        count = f"more than {len(candidates)}" if more else str(len(candidates))
+        super().__init__(
+            f"run id {prefix!r} is ambiguous: {count} runs have ids starting with it "
+            f"({listed}); give more characters"
+        )
+        self.prefix = prefix
+        self.candidates = tuple(candidates)
+
+
+#: The shortest run id prefix accepted, as git's: shorter ones are asked to be longer.
+MIN_RUN_ID_PREFIX = 4
+# How many candidates an ambiguous prefix lists.
+_CANDIDATES_SHOWN = 10
+_RUN_ID_CHARACTERS = frozenset("0123456789abcdef")
+
+
 class LocalTrackingStore:
     """Experiments and runs in a :class:`~opsloop.store.Database`, artifacts in an ArtifactStore.
 
@@ -232,6 +253,52 @@ class LocalTrackingStore:
                 self._write_tags(connection, pk, checked_tags)
         with self._cache_lock:
             self._run_pks[run_id] = pk
+        return run_id
+
+    def resolve_run_id(self, run_id: str) -> str:
+        """The full id of the run whose id is ``run_id`` or starts with it, as git resolves
+        a short commit hash: a prefix of at least :data:`MIN_RUN_ID_PREFIX` characters
+        that matches one run only. An ambiguous prefix raises
+        :class:`AmbiguousRunIdError` listing the candidates.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> run_id = s.create_run("e")
+        >>> s.resolve_run_id(run_id[:8]) == run_id
+        True
+        """
+        with self.db.read() as connection:
+            return self._full_run_id(connection, run_id)
+
+    def _full_run_id(self, connection: Connection, run_id: str) -> str:
+        if not isinstance(run_id, str):
+            raise TypeError(f"run id must be a string, got {type(run_id).__name__}")
+        exact = connection.execute(sa.select(_runs.c.id).where(_runs.c.run_id == run_id)).scalar()
+        prefix = run_id.lower()
+        if (
+            exact is not None
+            or len(prefix) < MIN_RUN_ID_PREFIX
+            or not set(prefix) <= _RUN_ID_CHARACTERS
+        ):
+            return run_id
+        # Ids are lowercase hex, so the prefix holds no LIKE wildcards.
+        found = (
+            connection.execute(
+                sa.select(_runs.c.run_id)
+                .where(_runs.c.run_id.like(prefix + "%"))
+                .order_by(_runs.c.run_id)
+                .limit(_CANDIDATES_SHOWN + 1)
+            )
+            .scalars()
+            .all()
+        )
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise AmbiguousRunIdError(
+                run_id, found[:_CANDIDATES_SHOWN], len(found) > _CANDIDATES_SHOWN
+            )
         return run_id
 
     def _run_pk(self, connection: Connection, run_id: str) -> int:
@@ -555,6 +622,8 @@ class LocalTrackingStore:
     def get_run(self, run_id: str) -> Run:
         """The run with params, latest metrics, tags, code, environment, inputs and artifacts.
 
+        ``run_id`` may be shortened to an unambiguous prefix (see :meth:`resolve_run_id`).
+
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
         >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
@@ -565,24 +634,21 @@ class LocalTrackingStore:
         unknown run id 'nope'
         """
         env = tables.environments
-        query = (
-            sa.select(
-                _runs,
-                tables.experiments.c.name.label("experiment"),
-                _parent.c.run_id.label("parent_run_id"),
-                env.c.python_version,
-                env.c.platform,
-                env.c.packages,
-            )
-            .select_from(
-                _runs.join(tables.experiments, tables.experiments.c.id == _runs.c.experiment_id)
-                .outerjoin(_parent, _parent.c.id == _runs.c.parent_id)
-                .outerjoin(env, env.c.sha256 == _runs.c.environment_sha256)
-            )
-            .where(_runs.c.run_id == run_id)
+        query = sa.select(
+            _runs,
+            tables.experiments.c.name.label("experiment"),
+            _parent.c.run_id.label("parent_run_id"),
+            env.c.python_version,
+            env.c.platform,
+            env.c.packages,
+        ).select_from(
+            _runs.join(tables.experiments, tables.experiments.c.id == _runs.c.experiment_id)
+            .outerjoin(_parent, _parent.c.id == _runs.c.parent_id)
+            .outerjoin(env, env.c.sha256 == _runs.c.environment_sha256)
         )
         with self.db.read() as connection:
-            row = connection.execute(query).mappings().first()
+            run_id = self._full_run_id(connection, run_id)
+            row = connection.execute(query.where(_runs.c.run_id == run_id)).mappings().first()
             if row is None:
                 raise UnknownRunError(run_id)
             pk = row["id"]

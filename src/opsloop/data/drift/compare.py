@@ -40,6 +40,7 @@ least that share of the columns drift.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -72,7 +73,12 @@ PLOT_TOP = 20
 
 @dataclass(frozen=True)
 class ColumnDrift:
-    """The drift verdict of one column, with the statistic that decided it and the others."""
+    """The drift verdict of one column, with the statistic that decided it and the others.
+
+    ``p_value`` is the deciding test's own p-value; ``p_adjusted`` is that p-value after the
+    multiple-testing correction, and it is ``p_adjusted`` that is compared with
+    ``threshold``. :attr:`reason` says so in words.
+    """
 
     column: str
     kind: str
@@ -112,9 +118,41 @@ class ColumnDrift:
             "missing_reference": self.missing_reference,
             "missing_current": self.missing_current,
             "invalid_current": self.invalid_current,
+            "reason": self.reason,
             "statistics": [s.to_dict() for s in self.statistics],
         }
         return out
+
+    @property
+    def reason(self) -> str:
+        """Why the column drifted or not, naming the number that decided.
+
+        >>> import pandas as pd
+        >>> ref = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 50, "d": ["a", "b"] * 50})
+        >>> cur = pd.DataFrame({"c": ["a"] * 80 + ["b"] * 20, "d": ["a", "b"] * 50})
+        >>> print(compare(ref, cur)["c"].reason)
+        chi2 p-value 1.71e-05, adjusted 3.43e-05 < alpha 0.05: drifted
+        >>> print(compare(ref, cur)["d"].reason)
+        chi2 p-value 1, adjusted 1 >= alpha 0.05: stable
+        """
+        if self.p_adjusted is not None:
+            below = self.p_adjusted < self.threshold
+            text = (
+                f"{self.test} p-value {self.p_value:.3g}, adjusted {self.p_adjusted:.3g} "
+                f"{'<' if below else '>='} alpha {self.threshold:g}"
+            )
+        else:
+            below = self.statistic >= self.threshold
+            text = (
+                f"{self.test} {self.statistic:.3g} {'>=' if below else '<'} "
+                f"threshold {self.threshold:g}"
+            )
+        if below and self.min_effect is not None and not self.drifted:
+            return (
+                f"{text}, but {self.effect_name} {self.effect:.3g} < min_effect "
+                f"{self.min_effect:g}: stable"
+            )
+        return f"{text}: {'drifted' if self.drifted else 'stable'}"
 
 
 @dataclass(frozen=True)
@@ -128,6 +166,16 @@ class DriftResult:
     drifted: bool
     skipped: tuple[tuple[str, str], ...] = ()
     ks_p_value: str = "scipy"
+
+    @property
+    def compared(self) -> bool:
+        """Whether any column was compared (when none was, ``drifted`` says nothing).
+
+        >>> import pandas as pd
+        >>> compare(pd.DataFrame({"a": [1.0, 2.0]}), pd.DataFrame({"a": [None, None]})).compared
+        False
+        """
+        return bool(self.columns)
 
     @property
     def n_drifted(self) -> int:
@@ -150,8 +198,10 @@ class DriftResult:
         return {
             "dataset": {
                 "drifted": self.drifted,
+                "compared": self.compared,
                 "n_columns": len(self.columns),
                 "n_drifted": self.n_drifted,
+                "n_skipped": len(self.skipped),
                 "share_drifted": self.share_drifted,
                 "alpha": self.alpha,
                 "correction": self.correction,
@@ -374,9 +424,12 @@ def compare(
     """Compare ``current`` with ``reference`` column by column (see the module's table).
 
     ``reference`` is a DataFrame or a :class:`ReferenceProfile` built from one. Columns
-    default to those the two sides share; a requested column missing from ``current`` is
-    reported in ``skipped``, not silently dropped. ``ks_p_value="fast"`` sums the
-    Kolmogorov-Smirnov series here where scipy's takes up to a second per column (the p-value
+    default to those the two sides share; a column on one side only (or a requested column
+    missing from ``current``) is reported in ``skipped`` with the side it is missing from,
+    not silently dropped. When nothing could be compared the result has no columns and
+    :attr:`DriftResult.compared` is false: no verdict, rather than "no drift".
+    ``ks_p_value="fast"`` sums the Kolmogorov-Smirnov series here where scipy's takes up to a
+    second per column (the p-value
     then agrees with scipy's to 1e-11 relative instead of bit for bit; see
     :mod:`opsloop.data.drift.smirnov`).
 
@@ -410,7 +463,10 @@ def compare(
                 f"reference must be a DataFrame or ReferenceProfile, got {type(reference).__name__}"
             )
         if columns is None:
-            names = [c for c in reference.columns if c in current.columns]
+            if not any(c in current.columns for c in reference.columns):
+                raise ValueError("no common columns to compare")
+            # Every reference column: one missing from current is reported as skipped.
+            names = list(reference.columns)
         else:
             names = list(columns)
         unknown = [c for c in names if c not in reference.columns]
@@ -439,6 +495,9 @@ def compare(
             ref, cur, test, threshold, alpha, bins, min_effect, plots, ks_p_value
         )
         compared.append((_Sizes.of(ref), _Sizes.of(cur), decider, stats, effect, plot))
+    if columns is None:
+        # Columns of the current data that the reference lacks are not compared either.
+        skipped += [(c, "missing from reference") for c in current.columns if c not in names]
     if not compared and not skipped:
         raise ValueError("no common columns to compare")
     p_tests = [d.p_value for _, _, d, _, _, _ in compared if d.p_value is not None]
@@ -450,6 +509,14 @@ def compare(
         needed = _lookup(min_effect, ref.name)
         if needed is not None:
             drifted = drifted and effect >= needed
+        # The deciding statistic shows the column's verdict, reached on the adjusted p-value,
+        # so that no surface shows "drifted" beside a stable column or the other way round.
+        stats = tuple(
+            dataclasses.replace(s, p_adjusted=p_adj, drifted=bool(drifted))
+            if s.test == decider.test
+            else s
+            for s in stats
+        )
         results.append(
             ColumnDrift(
                 column=ref.name,

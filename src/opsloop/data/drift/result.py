@@ -11,7 +11,10 @@ class StatResult:
     """One statistic comparing a reference and a current sample.
 
     ``p_value`` is ``None`` for distances; ``threshold`` is the significance level for a
-    test and the cut-off for a distance. ``drifted`` is the verdict of this statistic alone.
+    test and the cut-off for a distance. ``drifted`` is the verdict of this statistic alone,
+    except for the statistic that decides a column's verdict: that one carries the column's
+    verdict, and its ``p_adjusted`` (the p-value after the multiple-testing correction, which
+    is what was compared with the threshold).
 
     >>> StatResult("psi", 0.31, None, 0.2, True).to_dict()["drifted"]
     True
@@ -22,6 +25,7 @@ class StatResult:
     p_value: float | None
     threshold: float
     drifted: bool
+    p_adjusted: float | None = None
 
     @property
     def is_test(self) -> bool:
@@ -31,7 +35,7 @@ class StatResult:
     def to_dict(self) -> dict:
         """A JSON-safe dictionary (non-finite numbers become ``None``)."""
         out = asdict(self)
-        for key in ("statistic", "p_value"):
+        for key in ("statistic", "p_value", "p_adjusted"):
             value = out[key]
             if value is not None and not math.isfinite(value):
                 out[key] = None

@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from opsloop.data.excerpt import excerpt
+
 #: Every kind of anomaly :func:`~opsloop.data.schema.validate` reports, in report order.
 ANOMALY_KINDS: tuple[str, ...] = (
     "empty_frame",
@@ -71,7 +73,7 @@ class Anomaly:
         if self.detail:
             text += f": {self.detail}"
         if self.examples:
-            shown = ", ".join(f"row {p}: {v!r}" for p, v in self.examples)
+            shown = ", ".join(f"row {p}: {excerpt(v)}" for p, v in self.examples)
             text += f"; e.g. {shown}"
         return text
 

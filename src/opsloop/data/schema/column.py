@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 import numpy as np
 
+from opsloop.data.excerpt import excerpt
 from opsloop.data.types import ColumnType
 
 COLUMN_TYPES: tuple[str, ...] = get_args(ColumnType)
@@ -37,7 +38,16 @@ class ColumnSchema:
         Largest share of null rows allowed, in [0, 1]; ``0.0`` means no nulls at all.
     min, max
         Inclusive range of finite values, for ``int`` and ``float`` columns only; ``None``
-        leaves that side open.
+        leaves that side open. Inferred as the training data's observed range.
+    range_margin
+        How far beyond ``min`` and ``max`` a value may stray, as a fraction of
+        ``max - min``, and still count as a straggler rather than an error (a bound that
+        is not below zero is never moved below zero, nor one not above zero above it).
+        ``0.0``: every value outside the range is an error.
+    max_out_of_range_fraction
+        Tolerance: the share of rows that may lie outside ``[min, max]`` (but within the
+        margin) before ``out_of_range`` is an anomaly. A value beyond the margin is an
+        anomaly whatever the share. ``0.0``: no tolerance.
     domain
         The values a ``category`` column may take (strings, numbers or bools); ``None``
         means any label.
@@ -46,6 +56,9 @@ class ColumnSchema:
     absent_in
         Names of the environments this column does not belong to (e.g. a label in
         ``serving``); see :class:`~opsloop.data.schema.Schema`.
+    id_like
+        The column identifies rows (inferred when every value is distinct): its values are
+        neither range-checked nor held to a domain, since every new batch brings new ids.
 
     >>> ColumnSchema("age", "int", min=0, max=120).to_dict()
     {'type': 'int', 'required': True, 'max_null_fraction': 0.0, 'min': 0, 'max': 120}
@@ -60,20 +73,27 @@ class ColumnSchema:
     max_null_fraction: float = 0.0
     min: int | float | None = None
     max: int | float | None = None
+    range_margin: float = 0.0
+    max_out_of_range_fraction: float = 0.0
     domain: tuple[str | int | float | bool, ...] | None = None
     allow_non_finite: bool = False
     absent_in: tuple[str, ...] = ()
+    id_like: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise TypeError(f"column name must be a non-empty string, got {self.name!r}")
+            raise TypeError(f"column name must be a non-empty string, got {excerpt(self.name)}")
         if self.type not in COLUMN_TYPES:
             raise ValueError(
-                self._where("type") + f"{self.type!r} is not one of {', '.join(COLUMN_TYPES)}"
+                self._where("type")
+                + f"{excerpt(self.type)} is not one of {', '.join(COLUMN_TYPES)}"
             )
         self._check_bool("required")
         self._check_bool("allow_non_finite")
-        self._set("max_null_fraction", self._fraction())
+        self._check_bool("id_like")
+        self._set("max_null_fraction", self._fraction("max_null_fraction"))
+        self._set("max_out_of_range_fraction", self._fraction("max_out_of_range_fraction"))
+        self._set("range_margin", self._margin())
         self._set("min", self._bound("min"))
         self._set("max", self._bound("max"))
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -100,13 +120,44 @@ class ColumnSchema:
             out["min"] = self.min
         if self.max is not None:
             out["max"] = self.max
+        if self.range_margin:
+            out["range_margin"] = self.range_margin
+        if self.max_out_of_range_fraction:
+            out["max_out_of_range_fraction"] = self.max_out_of_range_fraction
         if self.type == "float":
             out["allow_non_finite"] = self.allow_non_finite
         if self.domain is not None:
             out["domain"] = list(self.domain)
         if self.absent_in:
             out["absent_in"] = list(self.absent_in)
+        if self.id_like:
+            out["id_like"] = True
         return out
+
+    def hard_limits(self) -> tuple[float | None, float | None]:
+        """The bounds beyond which a value is an anomaly whatever the tolerance.
+
+        ``min`` and ``max`` moved outward by ``range_margin`` times the range, neither
+        crossing zero when the range does not reach past it.
+
+        >>> ColumnSchema("age", "int", min=20, max=60, range_margin=0.5).hard_limits()
+        (0.0, 80.0)
+        >>> ColumnSchema("x", "float", max=1.0).hard_limits()
+        (None, 1.0)
+        """
+        low, high = self.min, self.max
+        if low is None or high is None or not self.range_margin:
+            return (
+                None if low is None else float(low),
+                None if high is None else float(high),
+            )
+        spread = self.range_margin * (float(high) - float(low))
+        hard_low, hard_high = float(low) - spread, float(high) + spread
+        if low >= 0:
+            hard_low = max(hard_low, 0.0)
+        if high <= 0:
+            hard_high = min(hard_high, 0.0)
+        return hard_low, hard_high
 
     @classmethod
     def from_dict(cls, name: str, block: Any) -> ColumnSchema:
@@ -119,23 +170,26 @@ class ColumnSchema:
         ValueError: column 'x': unknown field 'maximum'; allowed: type, required, ...
         """
         if not isinstance(name, str):
-            raise TypeError(f"column names must be strings, got {name!r} ({type(name).__name__})")
+            raise TypeError(
+                f"column names must be strings, got {excerpt(name)} ({type(name).__name__})"
+            )
         if not isinstance(block, dict):
             raise TypeError(
-                f"column {name!r}: expected a mapping of fields, got {type(block).__name__}"
+                f"column {excerpt(name)}: expected a mapping of fields, got {type(block).__name__}"
             )
         allowed = [f.name for f in fields(cls) if f.name != "name"]
         unknown = [key for key in block if key not in allowed]
         if unknown:
             raise ValueError(
-                f"column {name!r}: unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}"
+                f"column {excerpt(name)}: unknown field {excerpt(unknown[0])}; "
+                f"allowed: {', '.join(allowed)}"
             )
         if "type" not in block:
-            raise ValueError(f"column {name!r}: field 'type' is missing")
+            raise ValueError(f"column {excerpt(name)}: field 'type' is missing")
         return cls(name=name, **block)
 
     def _where(self, field: str) -> str:
-        return f"column {self.name!r}, field {field!r}: "
+        return f"column {excerpt(self.name)}, field {excerpt(field)}: "
 
     def _set(self, field: str, value: Any) -> None:
         # Normalising (lists to tuples, numpy scalars to Python) on a frozen instance.
@@ -144,16 +198,31 @@ class ColumnSchema:
     def _check_bool(self, field: str) -> None:
         value = getattr(self, field)
         if not isinstance(value, bool | np.bool_):
-            raise TypeError(self._where(field) + f"expected true or false, got {value!r}")
+            raise TypeError(self._where(field) + f"expected true or false, got {excerpt(value)}")
         self._set(field, bool(value))
 
-    def _fraction(self) -> float:
-        value = self.max_null_fraction
+    def _fraction(self, field: str) -> float:
+        value = getattr(self, field)
         if not _is_number(value):
-            raise TypeError(self._where("max_null_fraction") + f"expected a number, got {value!r}")
+            raise TypeError(self._where(field) + f"expected a number, got {excerpt(value)}")
         value = float(value)
         if not 0.0 <= value <= 1.0:
-            raise ValueError(self._where("max_null_fraction") + f"{value} is outside [0, 1]")
+            raise ValueError(self._where(field) + f"{value} is outside [0, 1]")
+        return value
+
+    def _margin(self) -> float:
+        value = self.range_margin
+        if not _is_number(value):
+            raise TypeError(
+                self._where("range_margin") + f"expected a number, got {excerpt(value)}"
+            )
+        value = float(value)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(self._where("range_margin") + f"must be finite and >= 0, got {value}")
+        if value and self.type not in NUMERIC_TYPES:
+            raise ValueError(
+                self._where("range_margin") + f"applies to int and float columns, not {self.type}"
+            )
         return value
 
     def _bound(self, field: str) -> int | float | None:
@@ -165,7 +234,7 @@ class ColumnSchema:
                 self._where(field) + f"a range applies to int and float columns, not {self.type}"
             )
         if not _is_number(value):
-            raise TypeError(self._where(field) + f"expected a number, got {value!r}")
+            raise TypeError(self._where(field) + f"expected a number, got {excerpt(value)}")
         value = value.item() if isinstance(value, np.generic) else value
         if not math.isfinite(value):
             raise ValueError(self._where(field) + f"must be finite, got {value}")
@@ -180,13 +249,15 @@ class ColumnSchema:
                 self._where("domain") + f"applies to category columns, not {self.type}"
             )
         if isinstance(values, str) or not isinstance(values, list | tuple):
-            raise TypeError(self._where("domain") + f"expected a list of values, got {values!r}")
+            raise TypeError(
+                self._where("domain") + f"expected a list of values, got {excerpt(values)}"
+            )
         plain = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
         for value in plain:
             if not isinstance(value, str | int | float):  # bool is an int, so bools pass too
                 raise TypeError(
                     self._where("domain")
-                    + f"values must be strings, numbers or bools, got {value!r}"
+                    + f"values must be strings, numbers or bools, got {excerpt(value)}"
                 )
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(self._where("domain") + f"values must be finite, got {value}")
@@ -194,17 +265,17 @@ class ColumnSchema:
         for value in plain:
             key = (type(value), value)  # keeps True, 1 and 1.0 apart
             if key in seen:
-                raise ValueError(self._where("domain") + f"{value!r} is listed twice")
+                raise ValueError(self._where("domain") + f"{excerpt(value)} is listed twice")
             seen.add(key)
         return plain
 
     def _names(self, field: str) -> tuple[str, ...]:
         values = getattr(self, field)
         if isinstance(values, str) or not isinstance(values, list | tuple):
-            raise TypeError(self._where(field) + f"expected a list of names, got {values!r}")
+            raise TypeError(self._where(field) + f"expected a list of names, got {excerpt(values)}")
         for value in values:
             if not isinstance(value, str) or not value:
-                raise TypeError(self._where(field) + f"names must be strings, got {value!r}")
+                raise TypeError(self._where(field) + f"names must be strings, got {excerpt(value)}")
         return tuple(values)
 
 

@@ -1,12 +1,29 @@
 """Infer a :class:`~opsloop.data.schema.Schema` from a training frame.
 
-The inferred schema is as tight as the data allows, so that a batch drawn like the training
-data passes and anything new is reported: the logical type comes from
+The inferred schema is tight enough that anything new is reported, yet loose enough that a
+batch drawn like the training data passes: the logical type comes from
 :func:`opsloop.data.types.infer_column_type`; the allowed null fraction is the observed one
-rounded *up* to four decimals; the range is the observed finite min and max; ``±inf`` is
-allowed only in a float column where it was seen; a category column's domain is its observed
-values when there are at most ``max_categories`` of them. Widen what is too tight by editing
-the schema (:meth:`Schema.update_column` or the YAML).
+rounded *up* to four decimals; ``±inf`` is allowed only in a float column where it was seen;
+a category column's domain is its observed values when there are at most ``max_categories``
+of them. Widen what is too tight by editing the schema (:meth:`Schema.update_column` or the
+YAML).
+
+**Ranges.** ``min`` and ``max`` are the observed finite range. A fresh value of the same
+distribution lands outside the range of ``n`` training values with probability ``2/(n+1)``
+whatever the distribution (exchangeability), so exact bounds would flag unchanged data. Two
+allowances follow from that:
+
+* ``range_margin`` (default ``1.0``): a value up to one range width beyond ``min`` or ``max``
+  is a straggler; beyond that it is an error, reported even if it is the only one. A bound
+  that is not below zero is never widened below zero (nor one not above zero above it), so a
+  negative count or age is always caught.
+* ``max_out_of_range_fraction`` (tolerance): stragglers are an anomaly only when more than
+  ``16/(n+1)`` of the rows are outside the range, eight times the expected share, rounded up
+  to four decimals and at most ``0.5``.
+
+**Identifiers.** An ``int``, ``string`` or ``category`` column whose values are all distinct,
+over at least 100 rows, identifies rows: it is marked ``id_like`` and gets no range and no
+domain, since every batch brings new ids.
 """
 
 from __future__ import annotations
@@ -22,6 +39,12 @@ from opsloop.data.schema.model import Schema
 from opsloop.data.schema.observe import BOOL, FLOAT, INT, STR, conforms, observe, plain_value
 from opsloop.data.types import MAX_CATEGORIES, infer_column_type
 
+# Fewer rows than this say too little for "all distinct" to mean "an identifier".
+_ID_MIN_ROWS = 100
+# Tolerated share of rows outside the range, as a multiple of the expected 2 / (n + 1).
+_TOLERANCE_FACTOR = 8
+_MAX_TOLERANCE = 0.5
+
 # The allowed null fraction is rounded up to this many decimals: readable in YAML, and never
 # below the observed fraction, so the training data itself always passes.
 _NULL_FRACTION_DECIMALS = 4
@@ -33,6 +56,7 @@ def infer_schema(
     max_categories: int = MAX_CATEGORIES,
     environments: Mapping[str, Iterable[str]] | None = None,
     created_at: dt.datetime | None = None,
+    range_margin: float = 1.0,
 ) -> Schema:
     """Infer the schema that ``df`` satisfies (see the module docstring for each field).
 
@@ -49,12 +73,17 @@ def infer_schema(
         not appear in ``serving``. ``None``: no environments.
     created_at
         Time recorded in the schema; default now (UTC).
+    range_margin
+        How far beyond the observed range, as a fraction of its width, a value is a
+        tolerated straggler rather than an error (see the module docstring).
 
     >>> import pandas as pd
     >>> df = pd.DataFrame({"age": [31, 45, None], "plan": ["a", "b", "a"]})
     >>> schema = infer_schema(df, environments={"serving": ["plan"]})
     >>> schema["age"].type, schema["age"].min, schema["age"].max, schema["age"].max_null_fraction
     ('float', 31.0, 45.0, 0.3334)
+    >>> schema["age"].hard_limits(), schema["age"].max_out_of_range_fraction
+    ((17.0, 59.0), 0.5)
     >>> schema["plan"].domain, schema["plan"].absent_in
     (('a', 'b'), ('serving',))
     """
@@ -80,13 +109,19 @@ def infer_schema(
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"column {duplicate!r} appears more than once in the frame")
+    if isinstance(range_margin, bool) or not isinstance(range_margin, int | float):
+        raise TypeError(f"range_margin must be a number, got {range_margin!r}")
+    if not (np.isfinite(range_margin) and range_margin >= 0):
+        raise ValueError(f"range_margin must be finite and >= 0, got {range_margin!r}")
     absent = _absent_in(environments, names)
     if created_at is None:
         created_at = dt.datetime.now(dt.UTC)
     if not isinstance(created_at, dt.datetime):
         raise TypeError(f"created_at must be a datetime, got {created_at!r}")
     columns = tuple(
-        _infer_column(name, df.iloc[:, position], max_categories, absent.get(name, ()))
+        _infer_column(
+            name, df.iloc[:, position], max_categories, absent.get(name, ()), float(range_margin)
+        )
         for position, name in enumerate(names)
     )
     return Schema(
@@ -126,7 +161,11 @@ def _absent_in(
 
 
 def _infer_column(
-    name: str, series: pd.Series, max_categories: int, absent_in: tuple[str, ...]
+    name: str,
+    series: pd.Series,
+    max_categories: int,
+    absent_in: tuple[str, ...],
+    range_margin: float,
 ) -> ColumnSchema:
     column_type = infer_column_type(series)
     seen = observe(series)
@@ -138,15 +177,19 @@ def _infer_column(
     low = high = None
     allow_non_finite = False
     domain = None
-    if column_type in NUMERIC_TYPES and seen.numbers is not None:
+    tolerance = 0.0
+    id_like = _is_id_like(series, column_type, seen.null)
+    if column_type in NUMERIC_TYPES and seen.numbers is not None and not id_like:
         finite = conforming & seen.finite
         if finite.any():
             values = seen.numbers[finite]
             cast = int if column_type == "int" else float
             low, high = cast(values.min()), cast(values.max())
+            n = len(series)
+            tolerance = min(-(-2 * _TOLERANCE_FACTOR * scale // (n + 1)) / scale, _MAX_TOLERANCE)
         if column_type == "float":
             allow_non_finite = bool((conforming & (seen.kind == FLOAT) & ~seen.finite).any())
-    if column_type == "category":
+    if column_type == "category" and not id_like:
         domain = _domain(series, seen.kind, conforming, max_categories)
     return ColumnSchema(
         name=name,
@@ -155,10 +198,22 @@ def _infer_column(
         max_null_fraction=max_null_fraction,
         min=low,
         max=high,
+        range_margin=range_margin if low is not None else 0.0,
+        max_out_of_range_fraction=tolerance,
         domain=domain,
         allow_non_finite=allow_non_finite,
         absent_in=absent_in,
+        id_like=id_like,
     )
+
+
+def _is_id_like(series: pd.Series, column_type: str, null: np.ndarray) -> bool:
+    # Floats are left out: measured quantities are distinct per row without naming anything.
+    if column_type not in ("int", "string", "category") or len(series) < _ID_MIN_ROWS:
+        return False
+    if null.any():
+        return False
+    return bool(series.is_unique)
 
 
 def _domain(

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from opsloop.data.excerpt import excerpt
 from opsloop.data.schema.column import ColumnSchema
 
 
@@ -61,15 +62,17 @@ class Schema:
     def __post_init__(self) -> None:
         columns = self.columns
         if isinstance(columns, ColumnSchema) or not isinstance(columns, list | tuple):
-            raise TypeError(f"schema columns must be a list of ColumnSchema, got {columns!r}")
+            raise TypeError(
+                f"schema columns must be a list of ColumnSchema, got {excerpt(columns)}"
+            )
         for column in columns:
             if not isinstance(column, ColumnSchema):
-                raise TypeError(f"schema columns must be ColumnSchema, got {column!r}")
+                raise TypeError(f"schema columns must be ColumnSchema, got {excerpt(column)}")
         object.__setattr__(self, "columns", tuple(columns))
         names = [c.name for c in columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"schema: column {duplicates[0]!r} is defined more than once")
+            raise ValueError(f"schema: column {excerpt(duplicates[0])} is defined more than once")
         object.__setattr__(self, "version", _count("version", self.version, minimum=1))
         self._check_environments()
         self._check_metadata()
@@ -89,7 +92,7 @@ class Schema:
         for column in self.columns:
             if column.name == name:
                 return column
-        raise KeyError(f"schema has no column {name!r}; columns: {', '.join(self.names)}")
+        raise KeyError(f"schema has no column {excerpt(name)}; columns: {', '.join(self.names)}")
 
     def __contains__(self, name: object) -> bool:
         return name in self.names
@@ -108,7 +111,9 @@ class Schema:
             return self.columns
         if environment not in self.environments:
             known = ", ".join(self.environments) if self.environments else "none defined"
-            raise ValueError(f"unknown environment {environment!r}; schema environments: {known}")
+            raise ValueError(
+                f"unknown environment {excerpt(environment)}; schema environments: {known}"
+            )
         return tuple(c for c in self.columns if environment not in c.absent_in)
 
     # -- editing (each returns a new schema, version + 1) -------------------------------------
@@ -120,7 +125,7 @@ class Schema:
         ('x',)
         """
         if not isinstance(column, ColumnSchema):
-            raise TypeError(f"with_column expects a ColumnSchema, got {column!r}")
+            raise TypeError(f"with_column expects a ColumnSchema, got {excerpt(column)}")
         if column.name in self:
             columns = tuple(column if c.name == column.name else c for c in self.columns)
         else:
@@ -153,7 +158,7 @@ class Schema:
         (('serving',), ('serving',))
         """
         if name in self.environments:
-            raise ValueError(f"environment {name!r} already exists")
+            raise ValueError(f"environment {excerpt(name)} already exists")
         absent = [absent] if isinstance(absent, str) else list(absent)
         for column in absent:
             self[column]
@@ -192,11 +197,13 @@ class Schema:
         ValueError: schema: unknown key 'owner'; allowed: columns, version, ...
         """
         if not isinstance(data, Mapping):
-            raise TypeError(f"schema: expected a mapping at the top level, got {data!r}")
+            raise TypeError(f"schema: expected a mapping at the top level, got {excerpt(data)}")
         allowed = ["columns", *(f.name for f in fields(cls) if f.name != "columns")]
         unknown = [key for key in data if key not in allowed]
         if unknown:
-            raise ValueError(f"schema: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
+            raise ValueError(
+                f"schema: unknown key {excerpt(unknown[0])}; allowed: {', '.join(allowed)}"
+            )
         if "columns" not in data:
             raise ValueError("schema: key 'columns' is missing")
         blocks = data["columns"]
@@ -204,12 +211,15 @@ class Schema:
             blocks = {}
         if not isinstance(blocks, Mapping):
             raise TypeError(
-                f"schema key 'columns': expected a mapping of column name to fields, got {blocks!r}"
+                "schema key 'columns': expected a mapping of column name to fields, "
+                f"got {excerpt(blocks)}"
             )
         columns = tuple(ColumnSchema.from_dict(name, block) for name, block in blocks.items())
         environments = data.get("environments") or ()
         if isinstance(environments, str) or not isinstance(environments, list | tuple):
-            raise TypeError(f"schema key 'environments': expected a list, got {environments!r}")
+            raise TypeError(
+                f"schema key 'environments': expected a list, got {excerpt(environments)}"
+            )
         return cls(
             columns=columns,
             version=data.get("version", 1),
@@ -288,10 +298,14 @@ class Schema:
     def _check_environments(self) -> None:
         environments = self.environments
         if isinstance(environments, str) or not isinstance(environments, list | tuple):
-            raise TypeError(f"schema field 'environments': expected a list, got {environments!r}")
+            raise TypeError(
+                f"schema field 'environments': expected a list, got {excerpt(environments)}"
+            )
         for name in environments:
             if not isinstance(name, str) or not name:
-                raise TypeError(f"schema field 'environments': names must be strings, got {name!r}")
+                raise TypeError(
+                    f"schema field 'environments': names must be strings, got {excerpt(name)}"
+                )
         if len(set(environments)) != len(environments):
             raise ValueError("schema field 'environments': a name is listed twice")
         object.__setattr__(self, "environments", tuple(environments))
@@ -299,7 +313,8 @@ class Schema:
             for name in column.absent_in:
                 if name not in environments:
                     raise ValueError(
-                        f"column {column.name!r}, field 'absent_in': {name!r} is not one of the "
+                        f"column {excerpt(column.name)}, field 'absent_in': {excerpt(name)} "
+                        "is not one of the "
                         f"schema environments ({', '.join(environments) or 'none defined'})"
                     )
 
@@ -309,7 +324,9 @@ class Schema:
             # An unquoted timestamp in hand-written YAML loads as a datetime.
             object.__setattr__(self, "created_at", created.isoformat())
         elif created is not None and not isinstance(created, str):
-            raise TypeError(f"schema field 'created_at': expected ISO 8601 text, got {created!r}")
+            raise TypeError(
+                f"schema field 'created_at': expected ISO 8601 text, got {excerpt(created)}"
+            )
         if self.source_rows is not None:
             object.__setattr__(self, "source_rows", _count("source_rows", self.source_rows, 0))
 
@@ -346,7 +363,7 @@ def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any
         key = loader.construct_object(key_node)
         if key in seen:
             raise ValueError(
-                f"schema: key {key!r} appears twice (line {key_node.start_mark.line + 1})"
+                f"schema: key {excerpt(key)} appears twice (line {key_node.start_mark.line + 1})"
             )
         seen.append(key)
     return loader.construct_mapping(node)
@@ -357,7 +374,7 @@ _SchemaLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _u
 
 def _count(field: str, value: Any, minimum: int) -> int:
     if not isinstance(value, int | np.integer) or isinstance(value, bool):
-        raise TypeError(f"schema field {field!r}: expected an integer, got {value!r}")
+        raise TypeError(f"schema field {excerpt(field)}: expected an integer, got {excerpt(value)}")
     if value < minimum:
-        raise ValueError(f"schema field {field!r}: must be at least {minimum}, got {value}")
+        raise ValueError(f"schema field {excerpt(field)}: must be at least {minimum}, got {value}")
     return int(value)

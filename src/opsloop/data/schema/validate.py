@@ -17,9 +17,13 @@ Rules, per column (a value is checked by the later rules only if it has the righ
 * ``null_fraction_exceeded``: the share of nulls (``None``, ``NaN``, ``pd.NA``, ``NaT``)
   is above ``max_null_fraction``.
 * ``non_finite``: ``±inf`` in a float column whose schema does not set ``allow_non_finite``.
-* ``out_of_range``: a number below ``min`` or above ``max`` (allowed ``±inf`` are not
-  range-checked).
-* ``unknown_category``: a category value outside the recorded domain.
+* ``out_of_range``: numbers below ``min`` or above ``max`` (allowed ``±inf`` are not
+  range-checked), reported with their share of the rows. It is an anomaly when that share is
+  above the column's ``max_out_of_range_fraction``, or when any value lies beyond the margin
+  (:meth:`~opsloop.data.schema.ColumnSchema.hard_limits`). Columns marked ``id_like`` are not
+  range-checked.
+* ``unknown_category``: a category value outside the recorded domain (not checked for
+  ``id_like`` columns).
 
 and for the frame: ``empty_frame`` (no rows), ``missing_column`` (a required column of the
 environment is absent), ``unexpected_column`` (a column the schema does not define, or one it
@@ -64,11 +68,11 @@ def validate(df: pd.DataFrame, schema: Schema, environment: str | None = None) -
     >>> import pandas as pd
     >>> from opsloop.data.schema import infer_schema
     >>> schema = infer_schema(pd.DataFrame({"age": [31, 45, 52]}))
-    >>> result = validate(pd.DataFrame({"age": ["40", 60, 38]}, dtype=object), schema)
+    >>> result = validate(pd.DataFrame({"age": ["40", 160, 38]}, dtype=object), schema)
     >>> print(result)
     2 anomalies in 3 rows (schema version 1):
       age: type_mismatch in 1 row (33.3%): expected int, found str ×1 (1 of them read as numbers); e.g. row 0: '40'
-      age: out_of_range in 1 row (33.3%): 1 above max 52; e.g. row 1: 60
+      age: out_of_range in 1 row (33.3%): 1 above max 52, 1 of them beyond the margin (above 73); e.g. row 1: 160
     """  # noqa: E501
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate expects a pandas DataFrame, got {type(df).__name__}")
@@ -130,10 +134,11 @@ def _check_values(series: pd.Series, column: ColumnSchema) -> list[Anomaly]:
         infinite = conforming & (seen.kind == FLOAT) & ~seen.finite
         if column.type == "float" and not column.allow_non_finite:
             checks.append(("non_finite", infinite, "±inf where allow_non_finite is false"))
-        checks.append(
-            ("out_of_range", *_out_of_range(seen.numbers, column, conforming & ~infinite))
-        )
-    if column.type == "category" and column.domain is not None:
+        if not column.id_like:
+            checks.append(
+                ("out_of_range", *_out_of_range(seen.numbers, column, conforming & ~infinite))
+            )
+    if column.type == "category" and column.domain is not None and not column.id_like:
         unknown = _unknown_categories(series, seen, column.domain, conforming)
         if unknown.any():
             distinct = series.iloc[np.flatnonzero(unknown)].nunique()
@@ -155,16 +160,35 @@ def _out_of_range(
     # Only checked rows are compared: the others hold placeholders (0 or NaN).
     below = np.zeros(len(numbers), dtype=bool)
     above = np.zeros(len(numbers), dtype=bool)
+    beyond = np.zeros(len(numbers), dtype=bool)
+    hard_low, hard_high = column.hard_limits()
     if column.min is not None:
         below[checked] = numbers[checked] < column.min
+        beyond[checked] |= numbers[checked] < hard_low
     if column.max is not None:
         above[checked] = numbers[checked] > column.max
+        beyond[checked] |= numbers[checked] > hard_high
+    outside = below | above
+    share = float(outside.sum()) / len(numbers)
+    if not beyond.any() and share <= column.max_out_of_range_fraction:
+        return np.zeros(len(numbers), dtype=bool), ""
     parts = []
     if below.any():
         parts.append(f"{int(below.sum())} below min {column.min}")
     if above.any():
         parts.append(f"{int(above.sum())} above max {column.max}")
-    return below | above, ", ".join(parts)
+    if beyond.any() and column.range_margin:
+        limits = []
+        if (below & beyond).any():
+            limits.append(f"below {hard_low:g}")
+        if (above & beyond).any():
+            limits.append(f"above {hard_high:g}")
+        parts.append(f"{int(beyond.sum())} of them beyond the margin ({', '.join(limits)})")
+    if share > column.max_out_of_range_fraction and column.max_out_of_range_fraction:
+        parts.append(
+            f"{share:.4g} of the rows, above the tolerance {column.max_out_of_range_fraction:g}"
+        )
+    return outside, ", ".join(parts)
 
 
 def _unknown_categories(
