@@ -98,6 +98,7 @@ def log_batch(run_id: str, body: BatchIn, request: Request, _: Editor) -> Respon
         tags=body.tags,
         status=body.status,
         end_ms=body.end_ms,
+        batch_id=body.batch_id,
     )
     return Response(status_code=204)
 

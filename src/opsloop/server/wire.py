@@ -173,6 +173,8 @@ class BatchIn(_Body):
     tags: dict[Name, Scalar] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
     status: Name | None = None
     end_ms: TimeMs | None = None
+    # The writer's idempotency key: a retried batch with the same key is applied once.
+    batch_id: Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
 
 
 class EndRunIn(_Body):

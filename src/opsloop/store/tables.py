@@ -351,3 +351,13 @@ deployment_approvals = Table(
     Column("consumed", Boolean, nullable=False),
     Index(None, "deployment", "digest"),
 )
+
+# Batches a run has applied, by the writer's idempotency key: a batch sent again (a client's
+# retry after a lost reply) is recognised in the transaction that would write it twice.
+run_batches = Table(
+    "run_batches",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("batch_id", String(64), primary_key=True),
+    Column("created_ms", BigInteger, nullable=False),
+)

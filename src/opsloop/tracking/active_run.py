@@ -5,10 +5,14 @@ thread every ``flush_interval_s`` seconds, on :meth:`ActiveRun.flush` and when t
 When ``max_buffered`` points wait, the logging call itself writes them: a loop that logs
 faster than the store can write then waits for the store, so memory and the size of a
 transaction stay bounded (a background thread alone could not keep up: it competes with the
-logging loop for the interpreter at every row it hands to the database). A batch that fails
-to write is put back, so a later flush retries it; the error is raised to the caller at the
-next call. Artifacts and
-data sets are written at once: they are few, and their content must be stored first.
+logging loop for the interpreter at every row it hands to the database).
+
+Every batch carries an idempotency key. A batch that fails to write is kept, key and all,
+and sent again before anything newer, so a write that did reach the store but whose answer
+was lost (a server killed between commit and reply) is not stored twice. A background
+failure is raised to the caller at its next call, after that call's own value is buffered,
+so a caller that catches the error and carries on loses nothing. Artifacts and data sets are
+written at once: they are few, and their content must be stored first.
 
 >>> import tempfile
 >>> from opsloop.store import ArtifactStore, Database
@@ -28,15 +32,30 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from opsloop.tracking.dataset_digest import dataset_sha256
 from opsloop.tracking.limits import checked_key, metric_step, metric_value, param_text, tag_text
-from opsloop.tracking.metric_buffer import MetricBuffer
+from opsloop.tracking.metric_buffer import MetricBatch, MetricBuffer
 from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One write: its points, params and tags, and the key that makes resending it safe."""
+
+    metrics: MetricBatch
+    params: dict[str, str]
+    tags: dict[str, str]
+    batch_id: str
+
+    def __bool__(self) -> bool:
+        return bool(self.params or self.tags or len(self.metrics))
 
 
 class ActiveRun:
@@ -81,6 +100,8 @@ class ActiveRun:
         self._flush_lock = threading.Lock()
         self._valid_keys: set[str] = set()
         self._error: BaseException | None = None
+        self._unacknowledged: _Batch | None = None
+        self._held = 0  # points in the unacknowledged batch: they count against max_buffered
         self._ended = False
         self._wake = threading.Event()
         self._stop = False
@@ -109,6 +130,9 @@ class ActiveRun:
     def _check_open(self) -> None:
         if self._ended:
             raise ValueError(f"run {self.run_id} has ended; start or resume a run to log to it")
+
+    def _raise_deferred(self) -> None:
+        """Raise a background write's error (called once the caller's own data is buffered)."""
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -127,7 +151,7 @@ class ActiveRun:
         Traceback (most recent call last):
         ValueError: metric 'loss': value must be a finite number, got inf
         """
-        if self._ended or self._error is not None:
+        if self._ended:
             self._check_open()
         if key not in self._valid_keys:
             checked_key("metric", key)
@@ -139,7 +163,10 @@ class ActiveRun:
             step = metric_step(key, step)
         if timestamp_ms is None:
             timestamp_ms = time.time_ns() // 1_000_000
-        if self._metrics.append(key, value, step, timestamp_ms) >= self.max_buffered:
+        waiting = self._metrics.append(key, value, step, timestamp_ms) + self._held
+        if self._error is not None:
+            self._raise_deferred()
+        if waiting >= self.max_buffered:
             self._write_pending()
 
     def log_metrics(
@@ -165,7 +192,8 @@ class ActiveRun:
             keys.append(key)
             values.append(metric_value(key, value))
         self._metrics.extend(keys, values, [step] * len(keys), [stamp] * len(keys))
-        if len(self._metrics) >= self.max_buffered:
+        self._raise_deferred()
+        if len(self._metrics) + self._held >= self.max_buffered:
             self._write_pending()
 
     def log_param(self, key: str, value: object) -> None:
@@ -208,6 +236,7 @@ class ActiveRun:
                 if key not in self._params:
                     self._params[key] = text
                     self._pending_params[key] = text
+        self._raise_deferred()
 
     def set_tag(self, key: str, value: object) -> None:
         """Set a tag (tags may change during the run).
@@ -239,6 +268,7 @@ class ActiveRun:
         checked = {checked_key("tag", k): tag_text(k, v) for k, v in tags.items()}
         with self._pending_lock:
             self._pending_tags.update(checked)
+        self._raise_deferred()
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> ArtifactRecord:
         """Store a file content-addressed and record it in the run (as ``name``, default its
@@ -318,34 +348,41 @@ class ActiveRun:
         {'a': '1'}
         >>> run.end()
         """
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+        self._raise_deferred()
         self._write_pending()
 
+    def _send(self, batch: _Batch, status: str | None) -> None:
+        extra = {} if status is None else {"status": status}
+        self.backend.write_batch(
+            self.run_id,
+            metrics=batch.metrics if len(batch.metrics) else None,
+            params=batch.params,
+            tags=batch.tags,
+            batch_id=batch.batch_id,
+            **extra,
+        )
+
     def _write_pending(self, status: str | None = None) -> bool:
-        """Write what is buffered (with ``status``, also end the run); whether anything was."""
+        """Write what is buffered (with ``status``, also end the run); whether anything was.
+
+        A batch whose write failed is sent again first, under its own key, and newer data
+        waits behind it: the store receives every batch once, in logging order.
+        """
         with self._flush_lock:
+            if self._unacknowledged is not None:
+                # Ending waits for the new batch below, which carries the status.
+                self._send(self._unacknowledged, None)
+                self._unacknowledged, self._held = None, 0
             with self._pending_lock:
                 params, self._pending_params = self._pending_params, {}
                 tags, self._pending_tags = self._pending_tags, {}
-            batch = self._metrics.drain()
-            if not (params or tags or len(batch)):
+            batch = _Batch(self._metrics.drain(), params, tags, uuid.uuid4().hex)
+            if not batch:
                 return False
-            extra = {} if status is None else {"status": status}
             try:
-                self.backend.write_batch(
-                    self.run_id,
-                    metrics=batch if len(batch) else None,
-                    params=params,
-                    tags=tags,
-                    **extra,
-                )
+                self._send(batch, status)
             except BaseException:
-                self._metrics.restore(batch)
-                with self._pending_lock:
-                    self._pending_params = {**params, **self._pending_params}
-                    self._pending_tags = {**tags, **self._pending_tags}
+                self._unacknowledged, self._held = batch, len(batch.metrics)
                 raise
             return True
 

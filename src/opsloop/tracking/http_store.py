@@ -23,9 +23,12 @@ authenticates, not what the client claims.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -37,7 +40,7 @@ from opsloop.store.artifacts import TamperedArtifactError
 from opsloop.store.installation_token import read_installation_token
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.limits import MAX_BATCH_POINTS, param_text, tag_text
-from opsloop.tracking.local_store import UnknownRunError
+from opsloop.tracking.local_store import UnknownRunError, check_batch_id
 from opsloop.tracking.metric_buffer import MetricBatch
 from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run, empty_history
 from opsloop.tracking.run_search import UnknownExperimentError, frame_from_columns
@@ -163,11 +166,32 @@ class ServerConnection:
             raise self.denied(f"{self.base_url}: {detail}")
         if status in (404, 409, 413, 422):
             raise ValueError(detail)
-        raise RuntimeError(f"{self.base_url}{path}: server answered {status}: {detail}")
+        raise ServerError(status, f"{self.base_url}{path}: server answered {status}: {detail}")
+
+
+class ServerError(RuntimeError):
+    """The server answered 5xx: its defect, or it is unavailable (``status``).
+
+    >>> ServerError(503, "down").status
+    503
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# Answers after which a batch is sent again: the request may not have been handled.
+_RETRIED_STATUSES = frozenset({502, 503, 504})
 
 
 class HttpTrackingStore:
     """The tracking backend of an opsloop server at ``base_url``.
+
+    Metric batches are sent with an idempotency key (``batch_id``) and sent again, under the
+    same key, when the connection fails or the server answers 502, 503 or 504, with a
+    doubling pause (50 ms to 2 s) for up to ``retry_s`` seconds: a server that restarts
+    meanwhile stores each batch exactly once.
 
     >>> HttpTrackingStore("https://ops.example.com", token="olp_x")._headers["Authorization"]
     'Bearer olp_x'
@@ -180,12 +204,16 @@ class HttpTrackingStore:
         token: str | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout_s: float = _TIMEOUT_S,
+        retry_s: float = 60.0,
     ) -> None:
+        if not retry_s >= 0:
+            raise ValueError(f"retry_s must be a non-negative number of seconds, got {retry_s!r}")
         self._server = ServerConnection(
             base_url, token=token, transport=transport, timeout_s=timeout_s
         )
         self.base_url = self._server.base_url
         self._headers = self._server.headers
+        self.retry_s = retry_s
 
     def __repr__(self) -> str:
         return f"HttpTrackingStore({self.base_url!r})"
@@ -280,6 +308,7 @@ class HttpTrackingStore:
         tags: Mapping[str, object] | None = None,
         status: str | None = None,
         end_ms: int | None = None,
+        batch_id: str | None = None,
     ) -> None:
         """Send metric points, params and tags in one request (one transaction on the server).
 
@@ -287,6 +316,10 @@ class HttpTrackingStore:
         :data:`~opsloop.tracking.limits.MAX_BATCH_POINTS` points (what the server takes in
         one request) is sent as several requests in logging order; the params, tags and
         status go with the last, so the run ends only once every point is stored.
+
+        ``batch_id`` is the batch's idempotency key (a new random one when not given; each
+        piece of a split batch gets one derived from it): sending the same batch again with
+        the same key, as the retries here do, stores it once.
 
         Non-finite values are refused here, before anything is sent, as the local store does.
 
@@ -309,22 +342,41 @@ class HttpTrackingStore:
                     f"metric {metrics.keys[bad]!r}: value must be a finite number, "
                     f"got {metrics.values[bad]}"
                 )
+        key = check_batch_id(batch_id) if batch_id is not None else uuid.uuid4().hex
+        if metrics is not None and len(metrics):
             *earlier, metrics = metrics.pieces(MAX_BATCH_POINTS)
-            for piece in earlier:
-                self._send_batch(run_id, {"params": {}, "tags": {}, "metrics": piece.to_dict()})
+            for number, piece in enumerate(earlier):
+                self._send_batch(
+                    run_id,
+                    {"params": {}, "tags": {}, "metrics": piece.to_dict()},
+                    _piece_id(key, number),
+                )
             body["metrics"] = metrics.to_dict()
-        self._send_batch(run_id, body)
+            if earlier:
+                key = _piece_id(key, len(earlier))
+        self._send_batch(run_id, body, key)
 
-    def _send_batch(self, run_id: str, body: dict[str, object]) -> None:
+    def _send_batch(self, run_id: str, body: dict[str, object], batch_id: str) -> None:
         # Encoded here (not by httpx) to skip a second walk over a large body.
-        content = json.dumps(body, separators=(",", ":"))
-        self._call(
-            "POST",
-            f"/runs/{run_id}/batch",
-            run_id=run_id,
-            content=content,
-            headers={"Content-Type": "application/json"},
-        )
+        content = json.dumps({**body, "batch_id": batch_id}, separators=(",", ":"))
+        deadline = time.monotonic() + self.retry_s
+        pause = 0.05
+        while True:
+            try:
+                self._call(
+                    "POST",
+                    f"/runs/{run_id}/batch",
+                    run_id=run_id,
+                    content=content,
+                    headers={"Content-Type": "application/json"},
+                )
+                return
+            except (httpx.TransportError, ServerError) as error:
+                retried = not isinstance(error, ServerError) or error.status in _RETRIED_STATUSES
+                if not retried or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)  # the server is restarting or unreachable: back off
+            pause = min(pause * 2, 2.0)
 
     def log_artifact(
         self, run_id: str, source: str | Path | bytes, path: str | None = None
@@ -352,6 +404,7 @@ class HttpTrackingStore:
                     run_id=run_id,
                     params={"path": path},
                     content=handle,
+                    headers={"Content-Type": "application/octet-stream"},
                 )
             return ArtifactRecord(**response.json())
         response = self._call(
@@ -445,3 +498,12 @@ class HttpTrackingStore:
                     raise UnknownExperimentError(name) from None
             raise
         return frame_from_columns(columns)
+
+
+def _piece_id(batch_id: str, number: int) -> str:
+    """The idempotency key of piece ``number`` of a split batch.
+
+    >>> _piece_id("a" * 64, 0) != _piece_id("a" * 64, 1), len(_piece_id("a" * 64, 0))
+    (True, 40)
+    """
+    return hashlib.sha256(f"{batch_id}/{number}".encode()).hexdigest()[:40]

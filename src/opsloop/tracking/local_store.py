@@ -22,6 +22,7 @@ or none of it.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -343,11 +344,16 @@ class LocalTrackingStore:
         tags: Mapping[str, object] | None = None,
         status: str | None = None,
         end_ms: int | None = None,
+        batch_id: str | None = None,
     ) -> None:
         """Write metric points, params and tags of one run in one transaction.
 
         With ``status``, the run's status and end time are set in the same transaction
         (what a run's last flush does: one commit instead of two).
+
+        ``batch_id`` (1 to 64 letters, digits, ``-`` or ``_``) makes the write idempotent: the
+        key is stored with the batch, in its transaction, and a batch sent again under the
+        same key (a retry after a lost reply) writes nothing. Keys are per run.
 
         A param can be logged again with the same value; a different value is refused
         (params describe how the run was configured and do not change). Tags can change.
@@ -385,9 +391,13 @@ class LocalTrackingStore:
                     f"metric {metrics.keys[bad]!r}: value must be a finite number, "
                     f"got {metrics.values[bad]}"
                 )
+        if batch_id is not None:
+            check_batch_id(batch_id)
         new_keys: dict[str, int] = {}
         with self.db.write() as connection:
             pk = self._run_pk(connection, run_id)
+            if batch_id is not None and not _claim_batch(connection, pk, batch_id):
+                return  # applied before, in an earlier transaction
             if checked_params:
                 self._write_params(connection, pk, run_id, checked_params)
             if checked_tags:
@@ -852,3 +862,35 @@ def _pairs(connection: Connection, table: sa.Table, pk: int) -> dict[str, str]:
             sa.select(table.c.key, table.c.value).where(table.c.run_id == pk).order_by(table.c.key)
         ).all()
     )
+
+
+_BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_batch_id(batch_id: object) -> str:
+    """Return ``batch_id`` if it is 1 to 64 letters, digits, ``-`` or ``_``, else raise.
+
+    >>> check_batch_id("a" * 65)
+    Traceback (most recent call last):
+    ValueError: batch_id must be 1 to 64 letters, digits, '-' or '_', got 'aaaaaaaaaaaaaaaa...'
+    """
+    if not isinstance(batch_id, str) or not _BATCH_ID.fullmatch(batch_id):
+        shown = repr(batch_id[:16] + "...") if isinstance(batch_id, str) else repr(batch_id)
+        raise ValueError(f"batch_id must be 1 to 64 letters, digits, '-' or '_', got {shown}")
+    return batch_id
+
+
+def _claim_batch(connection: Connection, run_pk: int, batch_id: str) -> bool:
+    """Record ``batch_id`` for the run in this transaction; False if it was recorded before.
+
+    An insert that does nothing on conflict, so two concurrent writers of one key cannot
+    both apply it: the second waits on the first's row and then sees the conflict.
+    """
+    table = tables.run_batches
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(table)
+        .values(run_id=run_pk, batch_id=batch_id, created_ms=now_ms())
+        .on_conflict_do_nothing()
+    )
+    return connection.execute(statement).rowcount == 1
