@@ -27,6 +27,7 @@ and infinities as the strings ``"inf"`` and ``"-inf"`` (JSON has no literal for 
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -176,7 +177,9 @@ class Detector(ABC):
     (0, 100)
     """
 
-    #: Every concrete detector, by class name, for :func:`detector_from_state`.
+    #: Every detector class, by class name, for :func:`detector_from_state`. The abstract
+    #: bases are here too (whether a class is abstract is known only after
+    #: ``__init_subclass__`` runs), so :func:`detector_from_state` refuses those.
     registry: ClassVar[dict[str, type[Detector]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -263,6 +266,11 @@ class Detector(ABC):
         for key in ("detector", "format", "params", "n_seen", "state"):
             if key not in state:
                 raise ValueError(f"{cls.__name__}.from_state: the saved state has no {key!r} key")
+        if inspect.isabstract(cls):
+            raise ValueError(
+                f"{cls.__name__}.from_state: {cls.__name__} is an abstract base class; "
+                "call from_state on a concrete detector or use detector_from_state"
+            )
         if state["detector"] != cls.__name__:
             raise ValueError(
                 f"{cls.__name__}.from_state: the saved state is for {state['detector']!r}"
@@ -389,8 +397,15 @@ def detector_from_state(state: dict[str, Any]) -> Detector:
     >>> saved = PageHinkley().to_state()
     >>> type(detector_from_state(saved)).__name__
     'PageHinkley'
+    >>> detector_from_state({**saved, "detector": "ScalarDetector"})
+    Traceback (most recent call last):
+    ...
+    ValueError: detector_from_state: 'ScalarDetector' is an abstract base class, not a detector
     """
     name = state.get("detector") if isinstance(state, dict) else None
-    if name not in Detector.registry:
+    cls = Detector.registry.get(name) if isinstance(name, str) else None
+    if cls is None:
         raise ValueError(f"detector_from_state: unknown detector {name!r}")
-    return Detector.registry[name].from_state(state)
+    if inspect.isabstract(cls):
+        raise ValueError(f"detector_from_state: {name!r} is an abstract base class, not a detector")
+    return cls.from_state(state)
