@@ -12,19 +12,22 @@ next item, and so does this class.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
 
 import numba
 import numpy as np
 
 from opsloop.detect.base import ScalarDetector, decode_float, encode_float
-from opsloop.detect.validation import positive_int, real_in
+from opsloop.detect.validation import check_value, positive_int, real_in
 
 # Scalars of the window; bucket levels live in separate arrays.
 _DRIFT, _TOTAL, _VARIANCE, _WIDTH, _PHASE, _N_LEVELS = range(6)
 _SCALARS = ("drift", "total", "variance", "width", "clock_phase", "n_levels")
 #: Bucket levels held; level ``i`` summarises 2**i items, so 64 levels outlast any stream.
 _MAX_LEVELS = 64
+#: Items ``update`` holds at most before giving them to the kernel.
+_MAX_HELD = 1024
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -258,9 +261,11 @@ class ADWIN(ScalarDetector):
         self._variances = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
         self._counts = np.zeros(_MAX_LEVELS, dtype=np.int64)
         self._s[_N_LEVELS] = 1.0
-        # Reused by ``update`` so that one item costs no allocation.
-        self._one = np.empty(1)
-        self._flag = np.empty(1, dtype=np.uint8)
+        # Items read by ``update`` and not yet given to the kernel, and how many more items
+        # may be held before the next one at which ADWIN tests (see ``update``).
+        self._pending = array("d")
+        self._flags = np.empty(_MAX_HELD, dtype=np.uint8)
+        self._hold = min(self.clock, _MAX_HELD)
         self._args = (
             self.delta,
             float(self.clock),
@@ -269,38 +274,81 @@ class ADWIN(ScalarDetector):
             float(self.grace_period),
         )
 
+    def update(self, x: float) -> bool:
+        """Read one item; return whether drift is signalled at it.
+
+        ADWIN can signal only at the items where it tests (every ``clock``-th item since the
+        window started), so the items in between are held and given to the kernel together
+        with the next tested item: one kernel call per ``clock`` items instead of one per
+        item, with the same arithmetic in the same order as ``update_many``.
+        """
+        # ``x - x`` is 0 for a finite float and nan for an infinite or nan one.
+        if type(x) is not float or x - x != 0.0:
+            x = check_value("ADWIN", x, "real")
+        pending = self._pending
+        pending.append(x)
+        if len(pending) < self._hold:
+            return False
+        self._flush()
+        return self._s[_DRIFT] != 0.0
+
+    def _flush(self) -> None:
+        """Give the held items to the kernel; the next test is then ``_hold`` items away."""
+        pending = self._pending
+        held = len(pending)
+        if held:
+            # A view of the held items, released before the array is emptied.
+            xs = np.frombuffer(pending)
+            _run(self._s, self._totals, self._variances, self._counts, xs, *self._args, self._flags)
+            del xs
+            del pending[:]
+            self._n_seen += held
+        # The kernel's phase counts items since the last test, 0 right after one. At most
+        # ``_MAX_HELD`` items are held, so a long clock does not hold a long list.
+        self._hold = min(self.clock - int(self._s[_PHASE]), _MAX_HELD)
+
+    @property
+    def n_seen(self) -> int:
+        """Items read since construction or the last :meth:`reset`."""
+        return self._n_seen + len(self._pending)
+
     def _step(self, x: float) -> None:
-        one = self._one
-        one[0] = x
-        _run(self._s, self._totals, self._variances, self._counts, one, *self._args, self._flag)
+        self._run(np.array([x]))
 
     def _run(self, xs: np.ndarray) -> np.ndarray:
+        self._flush()
         flags = np.empty(xs.size, dtype=np.uint8)
         _run(self._s, self._totals, self._variances, self._counts, xs, *self._args, flags)
+        self._flush()
         return flags
 
     @property
     def drift_detected(self) -> bool:
         """Whether the last item made ADWIN shrink its window."""
-        return bool(self._s[_DRIFT])
+        # Held items were read between tests, where ADWIN does not signal.
+        return not self._pending and bool(self._s[_DRIFT])
 
     @property
     def width(self) -> int:
         """Number of items in the window."""
+        self._flush()
         return int(self._s[_WIDTH])
 
     @property
     def estimation(self) -> float:
         """Mean of the window (0 when it is empty)."""
+        self._flush()
         width = self._s[_WIDTH]
         return float(self._s[_TOTAL] / width) if width > 0 else 0.0
 
     @property
     def variance(self) -> float:
         """Sum of squared deviations from the mean, over the window (River's ``variance``)."""
+        self._flush()
         return float(self._s[_VARIANCE])
 
     def _export_state(self) -> dict[str, Any]:
+        self._flush()
         levels = int(self._s[_N_LEVELS])
         counts = self._counts[:levels]
         return {
@@ -326,3 +374,9 @@ class ADWIN(ScalarDetector):
             self._variances[level, : len(v)] = v
         if math.isnan(self._s[_N_LEVELS]) or int(self._s[_N_LEVELS]) != max(len(totals), 1):
             raise ValueError("ADWIN.from_state: n_levels does not match the bucket levels")
+        phase = self._s[_PHASE]
+        if not (0.0 <= phase < self.clock) or phase != int(phase):
+            raise ValueError(
+                f"ADWIN.from_state: clock_phase must be an integer in [0, {self.clock})"
+            )
+        self._hold = min(self.clock - int(phase), _MAX_HELD)

@@ -256,7 +256,7 @@ class Detector(ABC):
             "detector": self.name,
             "format": STATE_FORMAT,
             "params": self.get_params(),
-            "n_seen": int(self._n_seen),
+            "n_seen": int(self.n_seen),
             "state": self._export_state(),
         }
 
@@ -318,7 +318,7 @@ class ScalarDetector(Detector):
     def update_many(self, xs: np.ndarray) -> DetectionResult:
         """Read a 1-D array of items, exactly as if each was given to :meth:`update` in turn."""
         array = check_values(self.name, xs, self.input_rule)
-        start = self._n_seen
+        start = self.n_seen
         if array.size == 0:
             return DetectionResult.empty(self.name, start)
         flags = self._run(array)
@@ -387,6 +387,39 @@ class SlotDetector(SlotState, ScalarDetector):
     def _run(self, xs: np.ndarray) -> np.ndarray:
         flags = np.empty(xs.size, dtype=np.uint8)
         self._run_kernel(self._s, xs, *self._args, flags)
+        return flags
+
+
+class PythonStepDetector(SlotDetector):
+    """A :class:`SlotDetector` whose ``update`` is plain Python over a list of floats.
+
+    For a rule of a dozen float operations (DDM, EDDM, PageHinkley), calling a compiled kernel
+    for one item costs several times the arithmetic: numba's dispatcher types every argument
+    on every call, and reading the result back from a numpy array makes numpy scalars. So the
+    state is a Python list, ``update`` (written by the subclass) reads and writes it directly,
+    and ``update_many`` copies it into an array for the kernel and back. The subclass's
+    ``update`` repeats the kernel's operations in the same order, so both paths give the same
+    floats; the tests compare both with River item by item.
+    """
+
+    _s: list[float]  # type: ignore[assignment]
+
+    def _start_afresh(self) -> None:
+        super()._start_afresh()
+        self._s = self._initial_slots().tolist()
+
+    def _import_state(self, state: dict[str, Any]) -> None:
+        super()._import_state(state)
+        self._s = np.asarray(self._s).tolist()
+
+    def _step(self, x: float) -> None:
+        self._run(np.array([x]))
+
+    def _run(self, xs: np.ndarray) -> np.ndarray:
+        slots = np.array(self._s, dtype=np.float64)
+        flags = np.empty(xs.size, dtype=np.uint8)
+        self._run_kernel(slots, xs, *self._args, flags)
+        self._s = slots.tolist()
         return flags
 
 
