@@ -21,8 +21,11 @@ import numpy as np
 from opsloop.detect.base import ScalarDetector, decode_float, encode_float
 from opsloop.detect.validation import check_value, positive_int, real_in
 
-# Scalars of the window; bucket levels live in separate arrays.
+# Scalars of the window, then the parameters (read by the kernel from the same array: every
+# array or number passed to a numba function costs a conversion on each call, which matters
+# to ``update``). Bucket levels live in a separate array.
 _DRIFT, _TOTAL, _VARIANCE, _WIDTH, _PHASE, _N_LEVELS = range(6)
+_DELTA, _CLOCK, _MAX_BUCKETS, _MIN_WINDOW, _GRACE = range(6, 11)
 _SCALARS = ("drift", "total", "variance", "width", "clock_phase", "n_levels")
 #: Bucket levels held; level ``i`` summarises 2**i items, so 64 levels outlast any stream.
 _MAX_LEVELS = 64
@@ -86,7 +89,16 @@ def _drop_oldest(totals, variances, counts, n_levels, total, variance, width):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _run(s, totals, variances, counts, xs, delta, clock, max_buckets, min_window, grace, flags):
+def _run(s, buckets, counts, xs, flags):
+    # Reads ``xs``, writing a drift flag per item; returns how many items may come before the
+    # next one at which ADWIN tests (at most ``_MAX_HELD``), for ``ADWIN.update``.
+    totals = buckets[0]
+    variances = buckets[1]
+    delta = s[_DELTA]
+    clock = s[_CLOCK]
+    max_buckets = int(s[_MAX_BUCKETS])
+    min_window = s[_MIN_WINDOW]
+    grace = s[_GRACE]
     # The scalars live in locals for the whole batch: kept in the state array, every bucket
     # write would force the compiler to reload them (it cannot rule out aliasing).
     drift = s[_DRIFT] != 0.0
@@ -177,6 +189,7 @@ def _run(s, totals, variances, counts, xs, delta, clock, max_buckets, min_window
     s[_WIDTH] = width
     s[_PHASE] = phase
     s[_N_LEVELS] = n_levels
+    return min(int(clock - phase), _MAX_HELD)
 
 
 class ADWIN(ScalarDetector):
@@ -257,21 +270,26 @@ class ADWIN(ScalarDetector):
 
     def _start_afresh(self) -> None:
         self._s = np.zeros(len(_SCALARS))
-        self._totals = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
-        self._variances = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
-        self._counts = np.zeros(_MAX_LEVELS, dtype=np.int64)
         self._s[_N_LEVELS] = 1.0
+        self._s = np.concatenate([self._s, self._params()])
+        # Level totals in ``_buckets[0]``, their variances in ``_buckets[1]``.
+        self._buckets = np.zeros((2, _MAX_LEVELS, self.max_buckets + 1))
+        self._counts = np.zeros(_MAX_LEVELS, dtype=np.int64)
         # Items read by ``update`` and not yet given to the kernel, and how many more items
         # may be held before the next one at which ADWIN tests (see ``update``).
         self._pending = array("d")
         self._flags = np.empty(_MAX_HELD, dtype=np.uint8)
         self._hold = min(self.clock, _MAX_HELD)
-        self._args = (
-            self.delta,
-            float(self.clock),
-            self.max_buckets,
-            float(self.min_window_length),
-            float(self.grace_period),
+
+    def _params(self) -> np.ndarray:
+        return np.array(
+            [
+                self.delta,
+                float(self.clock),
+                float(self.max_buckets),
+                float(self.min_window_length),
+                float(self.grace_period),
+            ]
         )
 
     def update(self, x: float) -> bool:
@@ -282,11 +300,19 @@ class ADWIN(ScalarDetector):
         with the next tested item: one kernel call per ``clock`` items instead of one per
         item, with the same arithmetic in the same order as ``update_many``.
         """
-        # ``x - x`` is 0 for a finite float and nan for an infinite or nan one.
-        if type(x) is not float or x - x != 0.0:
-            x = check_value("ADWIN", x, "real")
         pending = self._pending
-        pending.append(x)
+        # The checks cost as much as the rest of ``update``, so they are folded into the
+        # operations it needs anyway: ``x - x`` is 0 for a finite number (nan or an error
+        # otherwise), and the float array refuses what is not a real number. Anything
+        # refused goes to ``check_value``, which raises with the rule broken.
+        try:
+            finite = x - x == 0.0
+            if finite:
+                pending.append(x)
+        except Exception:
+            finite = False
+        if not finite:
+            pending.append(check_value("ADWIN", x, "real"))
         if len(pending) < self._hold:
             return False
         self._flush()
@@ -299,13 +325,10 @@ class ADWIN(ScalarDetector):
         if held:
             # A view of the held items, released before the array is emptied.
             xs = np.frombuffer(pending)
-            _run(self._s, self._totals, self._variances, self._counts, xs, *self._args, self._flags)
+            self._hold = _run(self._s, self._buckets, self._counts, xs, self._flags)
             del xs
             del pending[:]
             self._n_seen += held
-        # The kernel's phase counts items since the last test, 0 right after one. At most
-        # ``_MAX_HELD`` items are held, so a long clock does not hold a long list.
-        self._hold = min(self.clock - int(self._s[_PHASE]), _MAX_HELD)
 
     @property
     def n_seen(self) -> int:
@@ -318,8 +341,7 @@ class ADWIN(ScalarDetector):
     def _run(self, xs: np.ndarray) -> np.ndarray:
         self._flush()
         flags = np.empty(xs.size, dtype=np.uint8)
-        _run(self._s, self._totals, self._variances, self._counts, xs, *self._args, flags)
-        self._flush()
+        self._hold = _run(self._s, self._buckets, self._counts, xs, flags)
         return flags
 
     @property
@@ -352,9 +374,9 @@ class ADWIN(ScalarDetector):
         levels = int(self._s[_N_LEVELS])
         counts = self._counts[:levels]
         return {
-            **{name: encode_float(v) for name, v in zip(_SCALARS, self._s, strict=True)},
-            "bucket_totals": [self._totals[i, : counts[i]].tolist() for i in range(levels)],
-            "bucket_variances": [self._variances[i, : counts[i]].tolist() for i in range(levels)],
+            **{name: encode_float(self._s[i]) for i, name in enumerate(_SCALARS)},
+            "bucket_totals": [self._buckets[0, i, : counts[i]].tolist() for i in range(levels)],
+            "bucket_variances": [self._buckets[1, i, : counts[i]].tolist() for i in range(levels)],
         }
 
     def _import_state(self, state: dict[str, Any]) -> None:
@@ -365,13 +387,14 @@ class ADWIN(ScalarDetector):
         totals, variances = state["bucket_totals"], state["bucket_variances"]
         if len(totals) != len(variances) or len(totals) > _MAX_LEVELS:
             raise ValueError("ADWIN.from_state: bucket_totals and bucket_variances disagree")
-        self._s = np.array([decode_float(state[name]) for name in _SCALARS])
+        scalars = np.array([decode_float(state[name]) for name in _SCALARS])
+        self._s = np.concatenate([scalars, self._params()])
         for level, (t, v) in enumerate(zip(totals, variances, strict=True)):
             if len(t) != len(v) or len(t) > self.max_buckets + 1:
                 raise ValueError(f"ADWIN.from_state: bucket level {level} is malformed")
             self._counts[level] = len(t)
-            self._totals[level, : len(t)] = t
-            self._variances[level, : len(v)] = v
+            self._buckets[0, level, : len(t)] = t
+            self._buckets[1, level, : len(v)] = v
         if math.isnan(self._s[_N_LEVELS]) or int(self._s[_N_LEVELS]) != max(len(totals), 1):
             raise ValueError("ADWIN.from_state: n_levels does not match the bucket levels")
         phase = self._s[_PHASE]

@@ -154,6 +154,7 @@ class PageHinkley(PythonStepDetector):
             _MODES.index(self.mode),
         )
         self._initial = self._s.copy()
+        self._constants = self._args[1:]
 
     def update(self, x: float) -> bool:
         """Read one item; return whether drift is signalled at it."""
@@ -165,32 +166,34 @@ class PageHinkley(PythonStepDetector):
         if s[_DRIFT] != 0.0:
             s[:] = self._initial
         self._n_seen += 1
+        min_instances, delta, threshold, alpha, mode = self._constants
         n = s[_N] + 1.0
         s[_N] = n
-        mean = s[_MEAN] + (1.0 / n) * (x - s[_MEAN])
+        mean = s[_MEAN]
+        mean = mean + (1.0 / n) * (x - mean)
         s[_MEAN] = mean
         dev = x - mean
-        alpha, delta = self.alpha, self.delta
         up = alpha * s[_SUM_UP] + dev - delta
         down = alpha * s[_SUM_DOWN] + dev + delta
         s[_SUM_UP] = up
         s[_SUM_DOWN] = down
-        if up < s[_MIN_UP]:
-            s[_MIN_UP] = up
-        if down > s[_MAX_DOWN]:
-            s[_MAX_DOWN] = down
-        if n >= self._args[1]:
-            threshold, mode = self.threshold, self._args[5]
-            if mode == 0:
-                hit = up - s[_MIN_UP] > threshold
-            elif mode == 1:
-                hit = s[_MAX_DOWN] - down > threshold
-            else:
-                hit = up - s[_MIN_UP] > threshold or s[_MAX_DOWN] - down > threshold
-            if hit:
-                s[_DRIFT] = 1.0
-                return True
-        return False
+        min_up = s[_MIN_UP]
+        if up < min_up:
+            s[_MIN_UP] = min_up = up
+        max_down = s[_MAX_DOWN]
+        if down > max_down:
+            s[_MAX_DOWN] = max_down = down
+        if n < min_instances:
+            return False
+        if mode == 0:
+            hit = up - min_up > threshold
+        elif mode == 1:
+            hit = max_down - down > threshold
+        else:
+            hit = up - min_up > threshold or max_down - down > threshold
+        if hit:
+            s[_DRIFT] = 1.0
+        return hit
 
     @property
     def mean(self) -> float:
