@@ -145,6 +145,10 @@ def test_update_takes_ints_bools_and_numpy_scalars(make):
         (ADWIN, float("nan"), "ADWIN: x = nan breaks the rule 'values are finite"),
         (ADWIN, 1 + 0j, "ADWIN: x must be a real number, got complex"),
         (PageHinkley, "1", "PageHinkley: x must be a real number, got str"),
+        (ADWIN, "1", "ADWIN: x must be a real number, got str"),
+        (ADWIN, np.array([1.0, 2.0]), "ADWIN: x must be a real number, got ndarray"),
+        (ADWIN, np.array([1.0]), "ADWIN: x must be a real number, got ndarray"),
+        (ADWIN, 10.0**308 * 10, "ADWIN: x = inf breaks the rule"),
     ],
 )
 def test_bad_items_are_refused_and_leave_the_detector_as_it_was(make, bad, message):

@@ -21,14 +21,17 @@ import numpy as np
 from opsloop.detect.base import ScalarDetector, decode_float, encode_float
 from opsloop.detect.validation import check_value, positive_int, real_in
 
-# Scalars of the window, then the parameters (read by the kernel from the same array: every
-# array or number passed to a numba function costs a conversion on each call, which matters
-# to ``update``). Bucket levels live in a separate array.
+# The whole state is one float64 array, because every array or number passed to a numba
+# function costs a conversion on each call, which matters to ``update``: the scalars of the
+# window, the parameters, the bucket count of each level (int64, through a view), then the
+# bucket totals and variances of each level.
 _DRIFT, _TOTAL, _VARIANCE, _WIDTH, _PHASE, _N_LEVELS = range(6)
 _DELTA, _CLOCK, _MAX_BUCKETS, _MIN_WINDOW, _GRACE = range(6, 11)
 _SCALARS = ("drift", "total", "variance", "width", "clock_phase", "n_levels")
 #: Bucket levels held; level ``i`` summarises 2**i items, so 64 levels outlast any stream.
 _MAX_LEVELS = 64
+_COUNTS = 11
+_BUCKETS = _COUNTS + _MAX_LEVELS
 #: Items ``update`` holds at most before giving them to the kernel.
 _MAX_HELD = 1024
 
@@ -89,9 +92,11 @@ def _drop_oldest(totals, variances, counts, n_levels, total, variance, width):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _run(s, buckets, counts, xs, flags):
+def _run(s, xs, flags):
     # Reads ``xs``, writing a drift flag per item; returns how many items may come before the
     # next one at which ADWIN tests (at most ``_MAX_HELD``), for ``ADWIN.update``.
+    counts = s[_COUNTS:_BUCKETS].view(np.int64)
+    buckets = s[_BUCKETS:].reshape((2, _MAX_LEVELS, int(s[_MAX_BUCKETS]) + 1))
     totals = buckets[0]
     variances = buckets[1]
     delta = s[_DELTA]
@@ -269,17 +274,22 @@ class ADWIN(ScalarDetector):
         }
 
     def _start_afresh(self) -> None:
-        self._s = np.zeros(len(_SCALARS))
+        self._s = np.zeros(_BUCKETS + 2 * _MAX_LEVELS * (self.max_buckets + 1))
         self._s[_N_LEVELS] = 1.0
-        self._s = np.concatenate([self._s, self._params()])
-        # Level totals in ``_buckets[0]``, their variances in ``_buckets[1]``.
-        self._buckets = np.zeros((2, _MAX_LEVELS, self.max_buckets + 1))
-        self._counts = np.zeros(_MAX_LEVELS, dtype=np.int64)
+        self._s[_DELTA : _GRACE + 1] = self._params()
         # Items read by ``update`` and not yet given to the kernel, and how many more items
         # may be held before the next one at which ADWIN tests (see ``update``).
         self._pending = array("d")
         self._flags = np.empty(_MAX_HELD, dtype=np.uint8)
         self._hold = min(self.clock, _MAX_HELD)
+
+    def _counts(self) -> np.ndarray:
+        """Buckets held at each level (a view of the state)."""
+        return self._s[_COUNTS:_BUCKETS].view(np.int64)
+
+    def _buckets(self) -> np.ndarray:
+        """Bucket totals (``[0]``) and variances (``[1]``) by level (a view of the state)."""
+        return self._s[_BUCKETS:].reshape((2, _MAX_LEVELS, self.max_buckets + 1))
 
     def _params(self) -> np.ndarray:
         return np.array(
@@ -301,17 +311,15 @@ class ADWIN(ScalarDetector):
         item, with the same arithmetic in the same order as ``update_many``.
         """
         pending = self._pending
-        # The checks cost as much as the rest of ``update``, so they are folded into the
-        # operations it needs anyway: ``x - x`` is 0 for a finite number (nan or an error
-        # otherwise), and the float array refuses what is not a real number. Anything
-        # refused goes to ``check_value``, which raises with the rule broken.
+        # The checks cost as much as the rest of ``update``, so they ride on operations it
+        # needs anyway: ``x - x`` is 0 for a finite number, and the float array refuses what
+        # is not a real number. ``check_value`` then raises, naming the rule broken.
         try:
-            finite = x - x == 0.0
-            if finite:
+            if x - x == 0.0:
                 pending.append(x)
-        except Exception:
-            finite = False
-        if not finite:
+            else:
+                raise ArithmeticError  # nan or infinite
+        except (TypeError, ValueError, ArithmeticError):
             pending.append(check_value("ADWIN", x, "real"))
         if len(pending) < self._hold:
             return False
@@ -325,7 +333,7 @@ class ADWIN(ScalarDetector):
         if held:
             # A view of the held items, released before the array is emptied.
             xs = np.frombuffer(pending)
-            self._hold = _run(self._s, self._buckets, self._counts, xs, self._flags)
+            self._hold = _run(self._s, xs, self._flags)
             del xs
             del pending[:]
             self._n_seen += held
@@ -341,7 +349,7 @@ class ADWIN(ScalarDetector):
     def _run(self, xs: np.ndarray) -> np.ndarray:
         self._flush()
         flags = np.empty(xs.size, dtype=np.uint8)
-        self._hold = _run(self._s, self._buckets, self._counts, xs, flags)
+        self._hold = _run(self._s, xs, flags)
         return flags
 
     @property
@@ -372,11 +380,12 @@ class ADWIN(ScalarDetector):
     def _export_state(self) -> dict[str, Any]:
         self._flush()
         levels = int(self._s[_N_LEVELS])
-        counts = self._counts[:levels]
+        counts = self._counts()[:levels]
+        buckets = self._buckets()
         return {
             **{name: encode_float(self._s[i]) for i, name in enumerate(_SCALARS)},
-            "bucket_totals": [self._buckets[0, i, : counts[i]].tolist() for i in range(levels)],
-            "bucket_variances": [self._buckets[1, i, : counts[i]].tolist() for i in range(levels)],
+            "bucket_totals": [buckets[0, i, : counts[i]].tolist() for i in range(levels)],
+            "bucket_variances": [buckets[1, i, : counts[i]].tolist() for i in range(levels)],
         }
 
     def _import_state(self, state: dict[str, Any]) -> None:
@@ -388,13 +397,14 @@ class ADWIN(ScalarDetector):
         if len(totals) != len(variances) or len(totals) > _MAX_LEVELS:
             raise ValueError("ADWIN.from_state: bucket_totals and bucket_variances disagree")
         scalars = np.array([decode_float(state[name]) for name in _SCALARS])
-        self._s = np.concatenate([scalars, self._params()])
+        self._s[: len(_SCALARS)] = scalars
+        counts, buckets = self._counts(), self._buckets()
         for level, (t, v) in enumerate(zip(totals, variances, strict=True)):
             if len(t) != len(v) or len(t) > self.max_buckets + 1:
                 raise ValueError(f"ADWIN.from_state: bucket level {level} is malformed")
-            self._counts[level] = len(t)
-            self._buckets[0, level, : len(t)] = t
-            self._buckets[1, level, : len(v)] = v
+            counts[level] = len(t)
+            buckets[0, level, : len(t)] = t
+            buckets[1, level, : len(v)] = v
         if math.isnan(self._s[_N_LEVELS]) or int(self._s[_N_LEVELS]) != max(len(totals), 1):
             raise ValueError("ADWIN.from_state: n_levels does not match the bucket levels")
         phase = self._s[_PHASE]
