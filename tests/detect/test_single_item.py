@@ -68,7 +68,9 @@ def test_update_gives_rivers_signals_item_by_item(label, ours, theirs, streams, 
     warns = hasattr(reference, "warning_detected")
     drifts, river_drifts, warnings, river_warnings = [], [], [], []
     for i, x in enumerate(xs):
-        if detector.update(x):
+        signal = detector.update(x)
+        assert type(signal) is bool
+        if signal:
             drifts.append(i)
         reference.update(x)
         if reference.drift_detected:

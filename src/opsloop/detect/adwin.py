@@ -324,7 +324,7 @@ class ADWIN(ScalarDetector):
         if len(pending) < self._hold:
             return False
         self._flush()
-        return self._s[_DRIFT] != 0.0
+        return bool(self._s[_DRIFT])
 
     def _flush(self) -> None:
         """Give the held items to the kernel; the next test is then ``_hold`` items away."""
