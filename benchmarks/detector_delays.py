@@ -233,8 +233,12 @@ def grid(
 
 def cases(seed: int) -> list[Case]:
     cusum_defaults = [("defaults (k=0.5, h=5, warm_start=30)", CUSUM)]
+    preset = CUSUM.preset("monitoring")
     cusum_preset = [
-        ("`monitoring` (k=0.25, h=32, warm_start=5000)", lambda: CUSUM.preset("monitoring"))
+        (
+            f"`monitoring` (k={preset.k:g}, h={preset.h:g}, warm_start={preset.warm_start})",
+            lambda: CUSUM.preset("monitoring"),
+        )
     ]
     steady_pairs = ("pairs", labelled(0.5, 0.1, 0.1))
     margins, reference = svm_margins(seed)

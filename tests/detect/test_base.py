@@ -22,7 +22,7 @@ from opsloop.detect import (
     PageHinkley,
     detector_from_state,
 )
-from opsloop.detect.base import WarningDetector
+from opsloop.detect.base import Detector, WarningDetector
 
 from .streams import bernoulli_streams, gaussian_streams
 
@@ -177,6 +177,15 @@ def test_from_state_refuses_another_detector():
         DDM.from_state({k: v for k, v in saved.items() if k != "state"})
     with pytest.raises(ValueError, match="detector_from_state: unknown detector 'Nope'"):
         detector_from_state({"detector": "Nope"})
+
+
+@pytest.mark.parametrize("abstract", ["ScalarDetector", "WarningDetector", "SlotDetector"])
+def test_states_naming_an_abstract_class_are_refused_with_value_error(abstract):
+    saved = {**PageHinkley().to_state(), "detector": abstract}
+    with pytest.raises(ValueError, match=f"'{abstract}' is an abstract base class"):
+        detector_from_state(saved)
+    with pytest.raises(ValueError, match=f"{abstract}.from_state: {abstract} is an abstract"):
+        Detector.registry[abstract].from_state(saved)
 
 
 def test_params_round_trip_through_repr_and_get_params(case):

@@ -12,19 +12,28 @@ next item, and so does this class.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
 
 import numba
 import numpy as np
 
 from opsloop.detect.base import ScalarDetector, decode_float, encode_float
-from opsloop.detect.validation import positive_int, real_in
+from opsloop.detect.validation import check_value, positive_int, real_in
 
-# Scalars of the window; bucket levels live in separate arrays.
+# The whole state is one float64 array, because every array or number passed to a numba
+# function costs a conversion on each call, which matters to ``update``: the scalars of the
+# window, the parameters, the bucket count of each level (int64, through a view), then the
+# bucket totals and variances of each level.
 _DRIFT, _TOTAL, _VARIANCE, _WIDTH, _PHASE, _N_LEVELS = range(6)
+_DELTA, _CLOCK, _MAX_BUCKETS, _MIN_WINDOW, _GRACE = range(6, 11)
 _SCALARS = ("drift", "total", "variance", "width", "clock_phase", "n_levels")
 #: Bucket levels held; level ``i`` summarises 2**i items, so 64 levels outlast any stream.
 _MAX_LEVELS = 64
+_COUNTS = 11
+_BUCKETS = _COUNTS + _MAX_LEVELS
+#: Items ``update`` holds at most before giving them to the kernel.
+_MAX_HELD = 1024
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -83,7 +92,18 @@ def _drop_oldest(totals, variances, counts, n_levels, total, variance, width):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _run(s, totals, variances, counts, xs, delta, clock, max_buckets, min_window, grace, flags):
+def _run(s, xs, flags):
+    # Reads ``xs``, writing a drift flag per item; returns how many items may come before the
+    # next one at which ADWIN tests (at most ``_MAX_HELD``), for ``ADWIN.update``.
+    counts = s[_COUNTS:_BUCKETS].view(np.int64)
+    buckets = s[_BUCKETS:].reshape((2, _MAX_LEVELS, int(s[_MAX_BUCKETS]) + 1))
+    totals = buckets[0]
+    variances = buckets[1]
+    delta = s[_DELTA]
+    clock = s[_CLOCK]
+    max_buckets = int(s[_MAX_BUCKETS])
+    min_window = s[_MIN_WINDOW]
+    grace = s[_GRACE]
     # The scalars live in locals for the whole batch: kept in the state array, every bucket
     # write would force the compiler to reload them (it cannot rule out aliasing).
     drift = s[_DRIFT] != 0.0
@@ -174,6 +194,7 @@ def _run(s, totals, variances, counts, xs, delta, clock, max_buckets, min_window
     s[_WIDTH] = width
     s[_PHASE] = phase
     s[_N_LEVELS] = n_levels
+    return min(int(clock - phase), _MAX_HELD)
 
 
 class ADWIN(ScalarDetector):
@@ -253,60 +274,118 @@ class ADWIN(ScalarDetector):
         }
 
     def _start_afresh(self) -> None:
-        self._s = np.zeros(len(_SCALARS))
-        self._totals = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
-        self._variances = np.zeros((_MAX_LEVELS, self.max_buckets + 1))
-        self._counts = np.zeros(_MAX_LEVELS, dtype=np.int64)
+        self._s = np.zeros(_BUCKETS + 2 * _MAX_LEVELS * (self.max_buckets + 1))
         self._s[_N_LEVELS] = 1.0
-        # Reused by ``update`` so that one item costs no allocation.
-        self._one = np.empty(1)
-        self._flag = np.empty(1, dtype=np.uint8)
-        self._args = (
-            self.delta,
-            float(self.clock),
-            self.max_buckets,
-            float(self.min_window_length),
-            float(self.grace_period),
+        self._s[_DELTA : _GRACE + 1] = self._params()
+        # Items read by ``update`` and not yet given to the kernel, and how many more items
+        # may be held before the next one at which ADWIN tests (see ``update``).
+        self._pending = array("d")
+        self._flags = np.empty(_MAX_HELD, dtype=np.uint8)
+        self._hold = min(self.clock, _MAX_HELD)
+
+    def _counts(self) -> np.ndarray:
+        """Buckets held at each level (a view of the state)."""
+        return self._s[_COUNTS:_BUCKETS].view(np.int64)
+
+    def _buckets(self) -> np.ndarray:
+        """Bucket totals (``[0]``) and variances (``[1]``) by level (a view of the state)."""
+        return self._s[_BUCKETS:].reshape((2, _MAX_LEVELS, self.max_buckets + 1))
+
+    def _params(self) -> np.ndarray:
+        return np.array(
+            [
+                self.delta,
+                float(self.clock),
+                float(self.max_buckets),
+                float(self.min_window_length),
+                float(self.grace_period),
+            ]
         )
 
+    def update(self, x: float) -> bool:
+        """Read one item; return whether drift is signalled at it.
+
+        ADWIN can signal only at the items where it tests (every ``clock``-th item since the
+        window started), so the items in between are held and given to the kernel together
+        with the next tested item: one kernel call per ``clock`` items instead of one per
+        item, with the same arithmetic in the same order as ``update_many``.
+        """
+        pending = self._pending
+        # The checks cost as much as the rest of ``update``, so they ride on operations it
+        # needs anyway: ``x - x`` is 0 for a finite number, and the float array refuses what
+        # is not a real number. ``check_value`` then raises, naming the rule broken.
+        try:
+            if x - x == 0.0:
+                pending.append(x)
+            else:
+                raise ArithmeticError  # nan or infinite
+        except (TypeError, ValueError, ArithmeticError):
+            pending.append(check_value("ADWIN", x, "real"))
+        if len(pending) < self._hold:
+            return False
+        self._flush()
+        return bool(self._s[_DRIFT])
+
+    def _flush(self) -> None:
+        """Give the held items to the kernel; the next test is then ``_hold`` items away."""
+        pending = self._pending
+        held = len(pending)
+        if held:
+            # A view of the held items, released before the array is emptied.
+            xs = np.frombuffer(pending)
+            self._hold = _run(self._s, xs, self._flags)
+            del xs
+            del pending[:]
+            self._n_seen += held
+
+    @property
+    def n_seen(self) -> int:
+        """Items read since construction or the last :meth:`reset`."""
+        return self._n_seen + len(self._pending)
+
     def _step(self, x: float) -> None:
-        one = self._one
-        one[0] = x
-        _run(self._s, self._totals, self._variances, self._counts, one, *self._args, self._flag)
+        self._run(np.array([x]))
 
     def _run(self, xs: np.ndarray) -> np.ndarray:
+        self._flush()
         flags = np.empty(xs.size, dtype=np.uint8)
-        _run(self._s, self._totals, self._variances, self._counts, xs, *self._args, flags)
+        self._hold = _run(self._s, xs, flags)
         return flags
 
     @property
     def drift_detected(self) -> bool:
         """Whether the last item made ADWIN shrink its window."""
-        return bool(self._s[_DRIFT])
+        # Held items were read between tests, where ADWIN does not signal.
+        return not self._pending and bool(self._s[_DRIFT])
 
     @property
     def width(self) -> int:
         """Number of items in the window."""
+        self._flush()
         return int(self._s[_WIDTH])
 
     @property
     def estimation(self) -> float:
         """Mean of the window (0 when it is empty)."""
+        self._flush()
         width = self._s[_WIDTH]
         return float(self._s[_TOTAL] / width) if width > 0 else 0.0
 
     @property
     def variance(self) -> float:
         """Sum of squared deviations from the mean, over the window (River's ``variance``)."""
+        self._flush()
         return float(self._s[_VARIANCE])
 
     def _export_state(self) -> dict[str, Any]:
+        self._flush()
         levels = int(self._s[_N_LEVELS])
-        counts = self._counts[:levels]
+        counts = self._counts()[:levels]
+        buckets = self._buckets()
         return {
-            **{name: encode_float(v) for name, v in zip(_SCALARS, self._s, strict=True)},
-            "bucket_totals": [self._totals[i, : counts[i]].tolist() for i in range(levels)],
-            "bucket_variances": [self._variances[i, : counts[i]].tolist() for i in range(levels)],
+            **{name: encode_float(self._s[i]) for i, name in enumerate(_SCALARS)},
+            "bucket_totals": [buckets[0, i, : counts[i]].tolist() for i in range(levels)],
+            "bucket_variances": [buckets[1, i, : counts[i]].tolist() for i in range(levels)],
         }
 
     def _import_state(self, state: dict[str, Any]) -> None:
@@ -317,12 +396,20 @@ class ADWIN(ScalarDetector):
         totals, variances = state["bucket_totals"], state["bucket_variances"]
         if len(totals) != len(variances) or len(totals) > _MAX_LEVELS:
             raise ValueError("ADWIN.from_state: bucket_totals and bucket_variances disagree")
-        self._s = np.array([decode_float(state[name]) for name in _SCALARS])
+        scalars = np.array([decode_float(state[name]) for name in _SCALARS])
+        self._s[: len(_SCALARS)] = scalars
+        counts, buckets = self._counts(), self._buckets()
         for level, (t, v) in enumerate(zip(totals, variances, strict=True)):
             if len(t) != len(v) or len(t) > self.max_buckets + 1:
                 raise ValueError(f"ADWIN.from_state: bucket level {level} is malformed")
-            self._counts[level] = len(t)
-            self._totals[level, : len(t)] = t
-            self._variances[level, : len(v)] = v
+            counts[level] = len(t)
+            buckets[0, level, : len(t)] = t
+            buckets[1, level, : len(v)] = v
         if math.isnan(self._s[_N_LEVELS]) or int(self._s[_N_LEVELS]) != max(len(totals), 1):
             raise ValueError("ADWIN.from_state: n_levels does not match the bucket levels")
+        phase = self._s[_PHASE]
+        if not (0.0 <= phase < self.clock) or phase != int(phase):
+            raise ValueError(
+                f"ADWIN.from_state: clock_phase must be an integer in [0, {self.clock})"
+            )
+        self._hold = min(self.clock - int(phase), _MAX_HELD)

@@ -27,6 +27,7 @@ and infinities as the strings ``"inf"`` and ``"-inf"`` (JSON has no literal for 
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -176,7 +177,9 @@ class Detector(ABC):
     (0, 100)
     """
 
-    #: Every concrete detector, by class name, for :func:`detector_from_state`.
+    #: Every detector class, by class name, for :func:`detector_from_state`. The abstract
+    #: bases are here too (whether a class is abstract is known only after
+    #: ``__init_subclass__`` runs), so :func:`detector_from_state` refuses those.
     registry: ClassVar[dict[str, type[Detector]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -253,7 +256,7 @@ class Detector(ABC):
             "detector": self.name,
             "format": STATE_FORMAT,
             "params": self.get_params(),
-            "n_seen": int(self._n_seen),
+            "n_seen": int(self.n_seen),
             "state": self._export_state(),
         }
 
@@ -263,6 +266,11 @@ class Detector(ABC):
         for key in ("detector", "format", "params", "n_seen", "state"):
             if key not in state:
                 raise ValueError(f"{cls.__name__}.from_state: the saved state has no {key!r} key")
+        if inspect.isabstract(cls):
+            raise ValueError(
+                f"{cls.__name__}.from_state: {cls.__name__} is an abstract base class; "
+                "call from_state on a concrete detector or use detector_from_state"
+            )
         if state["detector"] != cls.__name__:
             raise ValueError(
                 f"{cls.__name__}.from_state: the saved state is for {state['detector']!r}"
@@ -310,7 +318,7 @@ class ScalarDetector(Detector):
     def update_many(self, xs: np.ndarray) -> DetectionResult:
         """Read a 1-D array of items, exactly as if each was given to :meth:`update` in turn."""
         array = check_values(self.name, xs, self.input_rule)
-        start = self._n_seen
+        start = self.n_seen
         if array.size == 0:
             return DetectionResult.empty(self.name, start)
         flags = self._run(array)
@@ -382,6 +390,39 @@ class SlotDetector(SlotState, ScalarDetector):
         return flags
 
 
+class PythonStepDetector(SlotDetector):
+    """A :class:`SlotDetector` whose ``update`` is plain Python over a list of floats.
+
+    For a rule of a dozen float operations (DDM, EDDM, PageHinkley), calling a compiled kernel
+    for one item costs several times the arithmetic: numba's dispatcher types every argument
+    on every call, and reading the result back from a numpy array makes numpy scalars. So the
+    state is a Python list, ``update`` (written by the subclass) reads and writes it directly,
+    and ``update_many`` copies it into an array for the kernel and back. The subclass's
+    ``update`` repeats the kernel's operations in the same order, so both paths give the same
+    floats; the tests compare both with River item by item.
+    """
+
+    _s: list[float]  # type: ignore[assignment]
+
+    def _start_afresh(self) -> None:
+        super()._start_afresh()
+        self._s = self._initial_slots().tolist()
+
+    def _import_state(self, state: dict[str, Any]) -> None:
+        super()._import_state(state)
+        self._s = np.asarray(self._s).tolist()
+
+    def _step(self, x: float) -> None:
+        self._run(np.array([x]))
+
+    def _run(self, xs: np.ndarray) -> np.ndarray:
+        slots = np.array(self._s, dtype=np.float64)
+        flags = np.empty(xs.size, dtype=np.uint8)
+        self._run_kernel(slots, xs, *self._args, flags)
+        self._s = slots.tolist()
+        return flags
+
+
 def detector_from_state(state: dict[str, Any]) -> Detector:
     """Rebuild any detector from its saved state, whatever its class.
 
@@ -389,8 +430,15 @@ def detector_from_state(state: dict[str, Any]) -> Detector:
     >>> saved = PageHinkley().to_state()
     >>> type(detector_from_state(saved)).__name__
     'PageHinkley'
+    >>> detector_from_state({**saved, "detector": "ScalarDetector"})
+    Traceback (most recent call last):
+    ...
+    ValueError: detector_from_state: 'ScalarDetector' is an abstract base class, not a detector
     """
     name = state.get("detector") if isinstance(state, dict) else None
-    if name not in Detector.registry:
+    cls = Detector.registry.get(name) if isinstance(name, str) else None
+    if cls is None:
         raise ValueError(f"detector_from_state: unknown detector {name!r}")
-    return Detector.registry[name].from_state(state)
+    if inspect.isabstract(cls):
+        raise ValueError(f"detector_from_state: {name!r} is an abstract base class, not a detector")
+    return cls.from_state(state)

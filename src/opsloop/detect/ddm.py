@@ -2,20 +2,22 @@
 
 The update rule is River's ``drift.binary.DDM`` (same parameters, defaults and detections).
 Each item depends on the running minimum of ``p + s`` over all earlier items, a recursion that
-numpy cannot express as whole-array operations, so the loop is a numba kernel; ``update`` and
-``update_many`` both call it, so they cannot disagree.
+numpy cannot express as whole-array operations, so ``update_many``'s loop is a numba kernel.
+``update`` repeats the kernel's operations in plain Python (calling the kernel for one item
+costs more than the arithmetic), and the tests compare both with River item by item.
 """
 
 from __future__ import annotations
 
 import math
+from math import sqrt
 from typing import Any, ClassVar
 
 import numba
 import numpy as np
 
-from opsloop.detect.base import SlotDetector, WarningDetector
-from opsloop.detect.validation import positive_int, real_in
+from opsloop.detect.base import PythonStepDetector, WarningDetector
+from opsloop.detect.validation import check_value, positive_int, real_in
 
 _DRIFT, _WARNING, _N, _P, _P_MIN, _S_MIN, _PS_MIN = range(7)
 
@@ -48,7 +50,7 @@ def _run(s, xs, initial, warm_start, warning_threshold, drift_threshold, flags):
         flags[i] = (1 if s[_DRIFT] != 0.0 else 0) | (2 if s[_WARNING] != 0.0 else 0)
 
 
-class DDM(SlotDetector, WarningDetector):
+class DDM(PythonStepDetector, WarningDetector):
     r"""Drift Detection Method: signals when the error rate rises above its best level.
 
     With :math:`p_i` the error rate of the first :math:`i` items and
@@ -127,6 +129,34 @@ class DDM(SlotDetector, WarningDetector):
     def _start_afresh(self) -> None:
         super()._start_afresh()
         self._args = self._kernel_args()
+        self._initial = self._s.copy()
+
+    def update(self, x: float) -> bool:
+        """Read one item (1 = error); return whether drift is signalled at it."""
+        if type(x) is not float or (x != 0.0 and x != 1.0):
+            x = check_value("DDM", x, "binary")
+        # The kernel ``_step``'s operations, in its order, on the list of slots.
+        s = self._s
+        if s[_DRIFT] != 0.0:
+            s[:] = self._initial
+        self._n_seen += 1
+        n = s[_N] + 1.0
+        s[_N] = n
+        p = s[_P] + (1.0 / n) * (x - s[_P])
+        s[_P] = p
+        sd = sqrt(p * (1.0 - p) / n)
+        if n > self._args[1]:
+            level = p + sd
+            if level <= s[_PS_MIN]:
+                s[_P_MIN] = p
+                s[_S_MIN] = sd
+                s[_PS_MIN] = level
+            s[_WARNING] = 1.0 if level > s[_P_MIN] + self.warning_threshold * s[_S_MIN] else 0.0
+            if level > s[_P_MIN] + self.drift_threshold * s[_S_MIN]:
+                s[_DRIFT] = 1.0
+                s[_WARNING] = 0.0
+                return True
+        return False
 
     @property
     def warning_detected(self) -> bool:

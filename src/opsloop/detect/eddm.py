@@ -2,8 +2,8 @@
 
 The update rule is River's ``drift.binary.EDDM`` (same parameters, defaults and detections).
 The running mean and variance of the gaps between errors and their running maximum make each
-item depend on all earlier ones, so the loop is a numba kernel shared by ``update`` and
-``update_many``.
+item depend on all earlier ones, so ``update_many``'s loop is a numba kernel; ``update``
+repeats its operations in plain Python (see :class:`~opsloop.detect.base.PythonStepDetector`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import numba
 import numpy as np
 
-from opsloop.detect.base import SlotDetector, WarningDetector
-from opsloop.detect.validation import positive_int, real_in
+from opsloop.detect.base import PythonStepDetector, WarningDetector
+from opsloop.detect.validation import check_value, positive_int, real_in
 
 _DRIFT, _WARNING, _N, _LAST_ERROR, _N_ERRORS, _GAP_N, _GAP_MEAN, _GAP_SQ, _P2S_MAX = range(9)
 
@@ -58,7 +58,7 @@ def _run(s, xs, initial, warm_start, alpha, beta, half, flags):
         flags[i] = (1 if s[_DRIFT] != 0.0 else 0) | (2 if s[_WARNING] != 0.0 else 0)
 
 
-class EDDM(SlotDetector, WarningDetector):
+class EDDM(PythonStepDetector, WarningDetector):
     r"""Early Drift Detection Method: signals when errors come closer together.
 
     EDDM tracks the mean :math:`p'_i` and standard deviation :math:`s'_i` of the number of
@@ -136,6 +136,43 @@ class EDDM(SlotDetector, WarningDetector):
     def _start_afresh(self) -> None:
         super()._start_afresh()
         self._args = (self._initial_slots(), float(self.warm_start), self.alpha, self.beta, 0.5)
+        self._initial = self._s.copy()
+
+    def update(self, x: float) -> bool:
+        """Read one item (1 = error); return whether drift is signalled at it."""
+        if type(x) is not float or (x != 0.0 and x != 1.0):
+            x = check_value("EDDM", x, "binary")
+        # The kernel ``_step``'s operations, in its order, on the list of slots.
+        s = self._s
+        if s[_DRIFT] != 0.0:
+            s[:] = self._initial
+        self._n_seen += 1
+        n = s[_N] + 1.0
+        s[_N] = n
+        if x == 0.0:
+            return False
+        s[_N_ERRORS] += 1.0
+        gap = n - s[_LAST_ERROR]
+        mean_old = s[_GAP_MEAN]
+        count = s[_GAP_N] + 1.0
+        s[_GAP_N] = count
+        mean_new = mean_old + (1.0 / count) * (gap - mean_old)
+        s[_GAP_MEAN] = mean_new
+        s[_GAP_SQ] += (gap - mean_old) * (gap - mean_new)
+        s[_LAST_ERROR] = n
+        warm_start = self._args[1]
+        if n > warm_start:
+            var = s[_GAP_SQ] / (count - 1.0) if count > 1.0 else 0.0
+            p2s = mean_new + 2.0 * var**0.5
+            if p2s > s[_P2S_MAX]:
+                s[_P2S_MAX] = p2s
+            elif s[_N_ERRORS] > warm_start:
+                level = p2s / s[_P2S_MAX]
+                if level < self.beta:
+                    s[_DRIFT] = 1.0
+                    return True
+                s[_WARNING] = 1.0 if level < self.alpha else 0.0
+        return False
 
     @property
     def warning_detected(self) -> bool:

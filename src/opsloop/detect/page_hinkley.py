@@ -2,7 +2,8 @@
 
 The update rule is River's ``drift.PageHinkley`` (same parameters, defaults and detections).
 The faded cumulative sums and their running extremes are recursions, and each detection
-restarts them, so the loop is a numba kernel shared by ``update`` and ``update_many``.
+restarts them, so ``update_many``'s loop is a numba kernel; ``update`` repeats its
+operations in plain Python (see :class:`~opsloop.detect.base.PythonStepDetector`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any, ClassVar
 import numba
 import numpy as np
 
-from opsloop.detect.base import SlotDetector
-from opsloop.detect.validation import one_of, positive_int, real_in
+from opsloop.detect.base import PythonStepDetector
+from opsloop.detect.validation import check_value, one_of, positive_int, real_in
 
 _DRIFT, _N, _MEAN, _SUM_UP, _SUM_DOWN, _MIN_UP, _MAX_DOWN = range(7)
 _MODES = ("up", "down", "both")
@@ -56,7 +57,7 @@ def _run(s, xs, initial, min_instances, delta, threshold, alpha, mode, flags):
         flags[i] = 1 if s[_DRIFT] != 0.0 else 0
 
 
-class PageHinkley(SlotDetector):
+class PageHinkley(PythonStepDetector):
     r"""Page-Hinkley test: signals when the mean of a stream moves away from its running mean.
 
     With :math:`\bar x_t` the running mean since the last detection, the test accumulates
@@ -152,6 +153,47 @@ class PageHinkley(SlotDetector):
             self.alpha,
             _MODES.index(self.mode),
         )
+        self._initial = self._s.copy()
+        self._constants = self._args[1:]
+
+    def update(self, x: float) -> bool:
+        """Read one item; return whether drift is signalled at it."""
+        # ``x - x`` is 0 for a finite float and nan for an infinite or nan one.
+        if type(x) is not float or x - x != 0.0:
+            x = check_value("PageHinkley", x, "real")
+        # The kernel ``_step``'s operations, in its order, on the list of slots.
+        s = self._s
+        if s[_DRIFT] != 0.0:
+            s[:] = self._initial
+        self._n_seen += 1
+        min_instances, delta, threshold, alpha, mode = self._constants
+        n = s[_N] + 1.0
+        s[_N] = n
+        mean = s[_MEAN]
+        mean = mean + (1.0 / n) * (x - mean)
+        s[_MEAN] = mean
+        dev = x - mean
+        up = alpha * s[_SUM_UP] + dev - delta
+        down = alpha * s[_SUM_DOWN] + dev + delta
+        s[_SUM_UP] = up
+        s[_SUM_DOWN] = down
+        min_up = s[_MIN_UP]
+        if up < min_up:
+            s[_MIN_UP] = min_up = up
+        max_down = s[_MAX_DOWN]
+        if down > max_down:
+            s[_MAX_DOWN] = max_down = down
+        if n < min_instances:
+            return False
+        if mode == 0:
+            hit = up - min_up > threshold
+        elif mode == 1:
+            hit = max_down - down > threshold
+        else:
+            hit = up - min_up > threshold or max_down - down > threshold
+        if hit:
+            s[_DRIFT] = 1.0
+        return hit
 
     @property
     def mean(self) -> float:

@@ -99,7 +99,7 @@ def check_value(owner: str, x, rule: InputRule, *, name: str = "x") -> float:
     ValueError: HDDM_A: x = 1.5 breaks the rule 'values lie in [0, 1]'
     """
     kind = type(x)
-    if kind is not float and kind is not int:
+    if kind is not float and kind is not int and kind is not bool:
         if isinstance(x, np.ndarray) and x.ndim == 0:
             x = x[()]
         if not isinstance(x, numbers.Real):
