@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -11,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 from sklearn.ensemble import RandomForestClassifier
 
-from opsloop.registry import PermissionDenied, UnknownModelError, add_user
-from opsloop.store import TamperedArtifactError, tables
+from opsloop.registry import ModelRegistry, PermissionDenied, UnknownModelError, add_user
+from opsloop.store import Database, TamperedArtifactError, tables
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.records import DatasetInput
 
@@ -259,3 +261,55 @@ def test_search_rows_equal_each_version_read_alone_in_four_queries(registry):
         "backup",
         "champion",
     )
+
+
+def test_audit_of_a_model_holds_its_entries_only(registry):
+    registry.register("m", b"x", flavor="onnx")
+    registry.register("m2", b"y", flavor="onnx")
+    registry.register("m/x", b"z", flavor="onnx")
+    registry.set_alias("m", "prod/eu", 1)
+    registry.register("m", b"w", flavor="onnx")
+    log = registry.audit("m")
+    assert log["entity"].tolist() == [
+        "model:m",
+        "model:m/version:1",
+        "model:m/alias:prod/eu",
+        "model:m/version:2",
+    ]
+    assert registry.audit("m/x")["entity"].tolist() == ["model:m/x", "model:m/x/version:1"]
+    assert len(registry.audit()) == 8
+    # a name holding what follows a model's name in its entities would make them ambiguous
+    for name in ("m/version:3", "m/alias:prod"):
+        with pytest.raises(ValueError, match=r"model name .* may not contain"):
+            registry.register(name, b"v", flavor="onnx")
+    assert registry.list_models()["name"].tolist() == ["m", "m/x", "m2"]
+
+
+def _register_concurrently(uri: str, artifacts, name: str, workers: int) -> list[int]:
+    """Register ``workers`` versions of ``name`` at once, each worker on its own database
+    connection (its own engine), all released together by a barrier."""
+    barrier = threading.Barrier(workers)
+    databases = [Database(uri) for _ in range(workers)]
+
+    def register(index: int) -> int:
+        registry = ModelRegistry(databases[index], artifacts, actor="owner")
+        barrier.wait()
+        return registry.register(name, f"model {index}".encode(), flavor="onnx").version
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(register, range(workers)))
+    finally:
+        for database in databases:
+            database.dispose()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-model", "existing-model"])
+def test_concurrent_registrations_get_distinct_gap_free_versions(registry, existing):
+    first = [registry.register("race", b"first", flavor="onnx").version] if existing else []
+    versions = _register_concurrently(registry.db.uri, registry.artifacts, "race", 8)
+    assert sorted(first + versions) == list(range(1, len(first) + 9))
+    listed = registry.search("race")["version"].tolist()
+    assert sorted(listed) == list(range(1, len(first) + 9))
+    assert registry.audit("race")["action"].tolist().count("create_model") == 1
+    assert registry.verify_audit_log().ok

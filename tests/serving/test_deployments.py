@@ -438,3 +438,21 @@ def test_a_name_can_be_protected_before_its_first_deployment(registry, credit):
         owner.protect("new-api", -1)
     with pytest.raises(UnknownModelError, match="variant 'stable': no registered model 'x'"):
         ana.approve("new-api", [Variant("stable", "x", version=1)])
+
+
+def test_history_holds_the_named_deployment_only(deployments, credit):
+    deployments.deploy("api", [Variant("stable", "credit", version=1)], reason="first")
+    deployments.deploy("api2", [Variant("stable", "credit", version=2)], reason="other")
+    deployments.deploy("api", [Variant("stable", "credit", version=3)], reason="second")
+    history = deployments.history("api")
+    assert history["entity"].tolist() == ["deployment:api"] * 2
+    assert history["reason"].tolist() == ["first", "second"]
+    assert deployments.history("api2")["reason"].tolist() == ["other"]
+    # the model's audit log holds its own entries, none of the deployments'
+    assert set(credit.audit("credit")["entity"]) == {
+        "model:credit",
+        "model:credit/version:1",
+        "model:credit/version:2",
+        "model:credit/version:3",
+        "model:credit/alias:champion",
+    }

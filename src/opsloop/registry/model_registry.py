@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.registry.audit import (
+    MODEL_PARTS,
     AuditVerification,
     alias_version_at,
     append_audit,
@@ -293,20 +294,9 @@ class ModelRegistry:
                 if run_pk is None:
                     raise ValueError(f"unknown run id {run_id!r}")
             created = now_ms()
-            model_id = connection.execute(
-                sa.select(_models.c.id).where(_models.c.name == name)
-            ).scalar()
-            if model_id is None:
-                model_id = connection.execute(
-                    _models.insert()
-                    .values(name=name, created_ms=created, updated_ms=created)
-                    .returning(_models.c.id)
-                ).scalar_one()
-                append_audit(
-                    connection, who, "create_model", f"model:{name}", reason, None, {"name": name}
-                )
-            else:
-                model_id = self._model_id(connection, name, lock=True)
+            model_id = self._model_to_version(connection, name, who, reason, created)
+            # The model's row is locked (PostgreSQL) or the whole store is (SQLite's BEGIN
+            # IMMEDIATE) until commit, so the next number is this transaction's alone.
             number = (
                 connection.execute(
                     sa.select(sa.func.max(_versions.c.version)).where(
@@ -368,6 +358,39 @@ class ModelRegistry:
                 .one()
             )
             return self._to_version(connection, name, row)
+
+    def _model_to_version(
+        self, connection: Connection, name: str, who: str, reason: str | None, created: int
+    ) -> int:
+        """The id of model ``name``, created on first use, with its row locked until the
+        transaction ends, so that registrations of one model take turns on version numbers.
+
+        Two first registrations can both find no model. The name's unique constraint makes
+        the later insert wait for the earlier transaction and fail once it commits; that
+        registration then goes on with the committed row, as if the model had been there.
+        """
+        try:
+            return self._model_id(connection, name, lock=True)
+        except UnknownModelError:
+            pass
+        ambiguous = [part for part in MODEL_PARTS if part in name]
+        if ambiguous:
+            raise ValueError(
+                f"model name {name!r} may not contain {ambiguous[0]!r}: the audit log's "
+                f"entities of versions and aliases put it after the model's name"
+            )
+        try:
+            with connection.begin_nested():
+                model_id = connection.execute(
+                    _models.insert()
+                    .values(name=name, created_ms=created, updated_ms=created)
+                    .returning(_models.c.id)
+                ).scalar_one()
+        except sa.exc.IntegrityError:
+            # Another registration created the model since we looked (it has committed).
+            return self._model_id(connection, name, lock=True)
+        append_audit(connection, who, "create_model", f"model:{name}", reason, None, {"name": name})
+        return model_id
 
     def set_description(self, name: str, description: str, *, actor: str | None = None) -> None:
         """Describe a registered model (searchable by :meth:`search`).
@@ -818,7 +841,8 @@ class ModelRegistry:
         return verify_audit_log(self.db)
 
     def audit(self, name: str | None = None) -> pd.DataFrame:
-        """The audit log (every entity, or those of model ``name``), oldest first.
+        """The audit log (every entity, or those of model ``name``, its versions and its
+        aliases), oldest first.
 
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
@@ -826,7 +850,7 @@ class ModelRegistry:
         >>> _ = r.register("m", b"x", flavor="onnx"); r.audit("m")["action"].tolist()
         ['create_model', 'register_version']
         """
-        return audit_entries(self.db, None if name is None else f"model:{name}")
+        return audit_entries(self.db, model=name)
 
 
 def _signature(input_schema: Any, output_type: str | None) -> dict | None:
