@@ -15,6 +15,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from opsloop.registry import ModelRegistry, PermissionDenied, UnknownModelError, add_user
 from opsloop.store import Database, TamperedArtifactError, tables
+from opsloop.tracking.active_run import ActiveRun
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.records import DatasetInput
 
@@ -152,7 +153,7 @@ def test_lineage_reaches_commit_packages_and_data_in_one_query(registry, trackin
     statements = []
     sa.event.listen(registry.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     lineage = registry.lineage("churn", alias="champion")
-    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    selects = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     assert len(selects) == 1
     assert lineage.to_dict() == {
         "model": "churn",
@@ -243,7 +244,7 @@ def test_search_rows_equal_each_version_read_alone_in_four_queries(registry):
     statements = []
     sa.event.listen(registry.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     frame = registry.search(text="version")
-    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    selects = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     assert len(selects) == 4
     assert len(frame) == 12
     for row in frame.to_dict("records"):
@@ -313,3 +314,30 @@ def test_concurrent_registrations_get_distinct_gap_free_versions(registry, exist
     assert sorted(listed) == list(range(1, len(first) + 9))
     assert registry.audit("race")["action"].tolist().count("create_model") == 1
     assert registry.verify_audit_log().ok
+
+
+def test_search_sees_the_source_runs_latest_metrics_and_registered_ones_win(registry, tracking):
+    with ActiveRun(tracking, tracking.create_run("churn")) as run:
+        run.log_metrics({"auc": 0.7, "loss": 0.5}, step=0)
+        run.log_metrics({"auc": 0.9}, step=3)  # the latest auc: the highest step
+    registry.register("churn", b"1", flavor="onnx", run_id=run.run_id)
+    registry.register("churn", b"2", flavor="onnx", run_id=run.run_id, metrics={"auc": 0.8})
+    registry.register("churn", b"3", flavor="onnx")
+
+    def found(**kwargs):
+        frame = registry.search(**kwargs)
+        return dict(zip(frame["version"], frame["metrics"], strict=True))
+
+    assert found(min_metrics={"auc": 0.85}) == {1: {"auc": 0.9, "loss": 0.5}}
+    assert found(max_metrics={"auc": 0.85}) == {2: {"auc": 0.8, "loss": 0.5}}
+    assert found(min_metrics={"auc": 0.75}, max_metrics={"loss": 0.5}) == {
+        2: {"auc": 0.8, "loss": 0.5},
+        1: {"auc": 0.9, "loss": 0.5},
+    }
+    assert found(min_metrics={"f1": 0.0}) == {}
+    assert found()[3] == {}
+    # a metric the run logs after registration counts as soon as it is logged
+    with ActiveRun(tracking, run.run_id) as again:
+        again.log_metric("auc", 0.95, step=4)
+    assert sorted(found(min_metrics={"auc": 0.93})) == [1]
+    assert registry.get_version("churn", 2).metrics == {"auc": 0.8}

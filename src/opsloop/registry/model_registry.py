@@ -85,6 +85,65 @@ def _by_version(connection: Connection, version_id, key, value, chosen) -> dict[
     return out
 
 
+def _metric_bound(key: str, limit: float, op: str) -> sa.ColumnElement[bool]:
+    """The versions whose metric ``key`` is at least (``ge``) or at most (``le``) ``limit``:
+    the registered value where there is one, else the source run's latest.
+
+    Uncorrelated ``IN`` lists: the database gathers each once per query (the run's side
+    through the index on key and value) instead of looking it up again for every version.
+    """
+    vm, latest, keys = tables.version_metrics, tables.latest_metrics, tables.metric_keys
+
+    def within(value):
+        return value >= limit if op == "ge" else value <= limit
+
+    key_id = sa.select(keys.c.id).where(keys.c.name == key).scalar_subquery()
+    registered = sa.select(vm.c.version_id).where(vm.c.key == key)
+    return sa.or_(
+        _versions.c.id.in_(registered.where(within(vm.c.value))),
+        sa.and_(
+            _versions.c.id.not_in(registered),
+            _versions.c.run_id.in_(
+                sa.select(latest.c.run_id).where(latest.c.key_id == key_id, within(latest.c.value))
+            ),
+        ),
+    )
+
+
+def _version_metrics(
+    connection: Connection, chosen, runs: Mapping[int, int | None]
+) -> dict[int, dict]:
+    """``{version id: {key: value}}`` (keys sorted) for the versions ``chosen`` selects (``runs``:
+    each one's source run key): its registered metrics, over its run's latest values.
+
+    One query; the chosen versions are found once for both halves (a CTE used twice is
+    materialized by SQLite and PostgreSQL), and a run's metrics come once, not per version.
+    """
+    vm, latest, keys = tables.version_metrics, tables.latest_metrics, tables.metric_keys
+    ids = sa.select(chosen.cte("chosen").c.id)
+    registered = sa.select(vm.c.version_id, sa.null().label("run_id"), vm.c.key, vm.c.value).where(
+        vm.c.version_id.in_(ids)
+    )
+    from_runs = (
+        sa.select(sa.null(), latest.c.run_id, keys.c.name, latest.c.value)
+        .join(keys, keys.c.id == latest.c.key_id)
+        .where(latest.c.run_id.in_(sa.select(_versions.c.run_id).where(_versions.c.id.in_(ids))))
+    )
+    by_version: dict[int, dict] = {}
+    by_run: dict[int, dict] = {}
+    for version_id, run_id, key, value in connection.execute(sa.union_all(registered, from_runs)):
+        if version_id is None:
+            by_run.setdefault(run_id, {})[key] = value
+        else:
+            by_version.setdefault(version_id, {})[key] = value
+    return {
+        version_id: dict(
+            sorted({**by_run.get(run_id, {}), **by_version.get(version_id, {})}.items())
+        )
+        for version_id, run_id in runs.items()
+    }
+
+
 class ModelRegistry:
     """Registered models on a :class:`~opsloop.store.Database` and an ArtifactStore.
 
@@ -753,15 +812,25 @@ class ModelRegistry:
         ``tags`` version tags exactly; ``alias`` versions holding that alias; ``min_metrics``
         and ``max_metrics`` bound version metrics.
 
+        A version's metrics are those given to :meth:`register`, completed by the latest
+        values its source run logged: where both name a metric, the registered value wins.
+        The bounds and the ``metrics`` column both use them.
+
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> from opsloop.tracking.active_run import ActiveRun
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> db, store = Database("sqlite://"), ArtifactStore(tempfile.mkdtemp())
+        >>> r, tracking = ModelRegistry(db, store), LocalTrackingStore(db, store)
+        >>> with ActiveRun(tracking, tracking.create_run("churn")) as run:
+        ...     run.log_metrics({"auc": 0.9, "loss": 0.3})
         >>> _ = r.register("churn", b"x", flavor="onnx", metrics={"auc": 0.8})
-        >>> _ = r.register("churn", b"y", flavor="onnx", metrics={"auc": 0.9})
-        >>> r.search(min_metrics={"auc": 0.85})[["model", "version"]].values.tolist()
-        [['churn', 2]]
+        >>> _ = r.register("churn", b"y", flavor="onnx", run_id=run.run_id, metrics={"loss": 0.2})
+        >>> found = r.search(min_metrics={"auc": 0.85})
+        >>> found[["model", "version"]].values.tolist(), found["metrics"].tolist()
+        ([['churn', 2]], [{'auc': 0.9, 'loss': 0.2}])
         """
-        vm, vt = tables.version_metrics, tables.version_tags
+        vt = tables.version_tags
         query = sa.select(_models.c.name, _versions.c.id, _versions.c.version).join(
             _models, _models.c.id == _versions.c.model_id
         )
@@ -786,11 +855,7 @@ class ModelRegistry:
             )
         for bound, op in ((min_metrics, "ge"), (max_metrics, "le")):
             for key, value in (bound or {}).items():
-                limit = metric_value(key, value)
-                compare = vm.c.value >= limit if op == "ge" else vm.c.value <= limit
-                query = query.where(
-                    sa.exists().where(vm.c.version_id == _versions.c.id, vm.c.key == key, compare)
-                )
+                query = query.where(_metric_bound(key, metric_value(key, value), op))
         chosen = query.with_only_columns(_versions.c.id)
         runs = tables.runs
         rows_query = (
@@ -802,6 +867,7 @@ class ModelRegistry:
                 _versions.c.description,
                 runs.c.run_id,
                 _versions.c.artifact_sha256,
+                _versions.c.run_id.label("run_key"),
             )
             .outerjoin(runs, runs.c.id == _versions.c.run_id)
             .order_by(_versions.c.created_ms.desc(), _versions.c.id.desc())
@@ -810,7 +876,7 @@ class ModelRegistry:
         # version's metrics, tags and aliases gathered by version id.
         with self.db.read() as connection:
             found = connection.execute(rows_query).all()
-            metrics = _by_version(connection, vm.c.version_id, vm.c.key, vm.c.value, chosen)
+            metrics = _version_metrics(connection, chosen, {row[0]: row[-1] for row in found})
             tag_values = _by_version(connection, vt.c.version_id, vt.c.key, vt.c.value, chosen)
             aliases = _by_version(connection, _aliases.c.version_id, _aliases.c.name, None, chosen)
         records = [
@@ -825,7 +891,7 @@ class ModelRegistry:
                 "run_id": run_id,
                 "artifact_sha256": sha256,
             }
-            for version_id, model, number, flavor, description, run_id, sha256 in found
+            for version_id, model, number, flavor, description, run_id, sha256, _ in found
         ]
         return pd.DataFrame(records, columns=SEARCH_COLUMNS)
 
