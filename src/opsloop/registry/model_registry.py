@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -72,19 +73,6 @@ SEARCH_COLUMNS = (
 )
 
 
-def _by_version(connection: Connection, version_id, key, value, chosen) -> dict[int, dict]:
-    """``{version id: {key: value}}`` (keys sorted) for the versions ``chosen`` selects.
-
-    With ``value`` None the keys map to None: the dict keeps them in order, as a set would not.
-    """
-    columns = [version_id, key] if value is None else [version_id, key, value]
-    statement = sa.select(*columns).where(version_id.in_(chosen)).order_by(version_id, key)
-    out: dict[int, dict] = {}
-    for row in connection.execute(statement):
-        out.setdefault(row[0], {})[row[1]] = None if value is None else row[2]
-    return out
-
-
 def _metric_bound(key: str, limit: float, op: str) -> sa.ColumnElement[bool]:
     """The versions whose metric ``key`` is at least (``ge``) or at most (``le``) ``limit``:
     the registered value where there is one, else the source run's latest.
@@ -110,38 +98,71 @@ def _metric_bound(key: str, limit: float, op: str) -> sa.ColumnElement[bool]:
     )
 
 
-def _version_metrics(
-    connection: Connection, chosen, runs: Mapping[int, int | None]
-) -> dict[int, dict]:
-    """``{version id: {key: value}}`` (keys sorted) for the versions ``chosen`` selects (``runs``:
-    each one's source run key): its registered metrics, over its run's latest values.
+@dataclass(frozen=True)
+class _Details:
+    """What a search shows of each found version beside its row, by version id."""
 
-    One query; the chosen versions are found once for both halves (a CTE used twice is
-    materialized by SQLite and PostgreSQL), and a run's metrics come once, not per version.
+    metrics: dict[int, dict[str, float]]
+    tags: dict[int, dict[str, str]]
+    aliases: dict[int, tuple[str, ...]]
+
+
+def _version_details(connection: Connection, chosen, runs: Mapping[int, int | None]) -> _Details:
+    """The metrics, tags and aliases of the versions ``chosen`` selects (``runs``: each one's
+    source run key), keys and aliases sorted by name. A version's metrics are its registered
+    ones over its run's latest values.
+
+    One query, whatever the number of versions: the chosen versions are found once for all
+    its parts (a CTE used more than once is materialized by SQLite and PostgreSQL), and a
+    run's metrics come once, not once per version. Numbers and texts have their own
+    columns, so each part keeps its type.
     """
-    vm, latest, keys = tables.version_metrics, tables.latest_metrics, tables.metric_keys
+    vm, vt, latest, keys = (
+        tables.version_metrics,
+        tables.version_tags,
+        tables.latest_metrics,
+        tables.metric_keys,
+    )
     ids = sa.select(chosen.cte("chosen").c.id)
-    registered = sa.select(vm.c.version_id, sa.null().label("run_id"), vm.c.key, vm.c.value).where(
-        vm.c.version_id.in_(ids)
-    )
-    from_runs = (
-        sa.select(sa.null(), latest.c.run_id, keys.c.name, latest.c.value)
+    none = sa.null()
+    parts = sa.union_all(
+        sa.select(
+            sa.literal("metric").label("part"),
+            vm.c.version_id.label("version_id"),
+            none.label("run_id"),
+            vm.c.key.label("name"),
+            vm.c.value.label("number"),
+            none.label("text"),
+        ).where(vm.c.version_id.in_(ids)),
+        sa.select(sa.literal("run"), none, latest.c.run_id, keys.c.name, latest.c.value, none)
         .join(keys, keys.c.id == latest.c.key_id)
-        .where(latest.c.run_id.in_(sa.select(_versions.c.run_id).where(_versions.c.id.in_(ids))))
-    )
-    by_version: dict[int, dict] = {}
+        .where(latest.c.run_id.in_(sa.select(_versions.c.run_id).where(_versions.c.id.in_(ids)))),
+        sa.select(sa.literal("tag"), vt.c.version_id, none, vt.c.key, none, vt.c.value).where(
+            vt.c.version_id.in_(ids)
+        ),
+        sa.select(
+            sa.literal("alias"), _aliases.c.version_id, none, _aliases.c.name, none, none
+        ).where(_aliases.c.version_id.in_(ids)),
+    ).subquery()
+    registered: dict[int, dict] = {}
     by_run: dict[int, dict] = {}
-    for version_id, run_id, key, value in connection.execute(sa.union_all(registered, from_runs)):
-        if version_id is None:
-            by_run.setdefault(run_id, {})[key] = value
+    tags: dict[int, dict] = {}
+    aliases: dict[int, list] = {}
+    statement = sa.select(parts).order_by(parts.c.version_id, parts.c.name)
+    for part, version_id, run_id, name, number, text in connection.execute(statement):
+        if part == "metric":
+            registered.setdefault(version_id, {})[name] = number
+        elif part == "run":
+            by_run.setdefault(run_id, {})[name] = number
+        elif part == "tag":
+            tags.setdefault(version_id, {})[name] = text
         else:
-            by_version.setdefault(version_id, {})[key] = value
-    return {
-        version_id: dict(
-            sorted({**by_run.get(run_id, {}), **by_version.get(version_id, {})}.items())
-        )
-        for version_id, run_id in runs.items()
-    }
+            aliases.setdefault(version_id, []).append(name)
+    metrics = {}
+    for version_id, run_id in runs.items():
+        own, logged = registered.get(version_id, {}), by_run.get(run_id, {})
+        metrics[version_id] = dict(sorted({**logged, **own}.items())) if logged else own
+    return _Details(metrics, tags, {k: tuple(v) for k, v in aliases.items()})
 
 
 class ModelRegistry:
@@ -872,21 +893,19 @@ class ModelRegistry:
             .outerjoin(runs, runs.c.id == _versions.c.run_id)
             .order_by(_versions.c.created_ms.desc(), _versions.c.id.desc())
         )
-        # Four queries in all, whatever the number of versions found: the rows, then each
-        # version's metrics, tags and aliases gathered by version id.
+        # Two queries in all, whatever the number of versions found: the rows, then every
+        # version's metrics, tags and aliases.
         with self.db.read() as connection:
             found = connection.execute(rows_query).all()
-            metrics = _version_metrics(connection, chosen, {row[0]: row[-1] for row in found})
-            tag_values = _by_version(connection, vt.c.version_id, vt.c.key, vt.c.value, chosen)
-            aliases = _by_version(connection, _aliases.c.version_id, _aliases.c.name, None, chosen)
+            details = _version_details(connection, chosen, {row[0]: row[-1] for row in found})
         records = [
             {
                 "model": model,
                 "version": number,
                 "flavor": flavor,
-                "aliases": tuple(aliases.get(version_id, {})),
-                "metrics": metrics.get(version_id, {}),
-                "tags": tag_values.get(version_id, {}),
+                "aliases": details.aliases.get(version_id, ()),
+                "metrics": details.metrics.get(version_id, {}),
+                "tags": details.tags.get(version_id, {}),
                 "description": description,
                 "run_id": run_id,
                 "artifact_sha256": sha256,
