@@ -323,3 +323,23 @@ def test_concept_shift_is_quiet_without_change():
     y2 = (x2[:, 0] + rng.normal(0, 0.5, 3000) > 0).astype(int)
     frame = lambda a: pd.DataFrame(a, columns=["a", "b"])  # noqa: E731
     assert not drift.concept_shift(frame(x1), y1, frame(x2), y2).drifted
+
+
+def test_threshold_by_test_name_applies_to_the_default_test():
+    ref, cur = _frames(shift=0.05)
+    default = drift.compare(ref, cur)
+    assert default["salary"].test == "ks" and default["salary"].drifted
+    # the default deciding test ("ks" for a numeric column) takes its threshold by name
+    strict = drift.compare(ref, cur, thresholds={"ks": 1e-30})
+    salary = strict["salary"]
+    assert salary.threshold == 1e-30 and not salary.drifted
+    assert salary.p_adjusted == default["salary"].p_adjusted
+    assert {s.test: s.threshold for s in salary.statistics}["ks"] == 1e-30
+    # a column's own entry wins over the test's
+    both = drift.compare(ref, cur, thresholds={"ks": 1e-30, "salary": 0.05})
+    assert both["salary"].threshold == 0.05 and both["salary"].drifted
+    # a distance named in thresholds is judged by it where it is only reported
+    reported = drift.compare(ref, cur, thresholds={"psi": 1e-9})
+    psi = {s.test: s for s in reported["salary"].statistics}["psi"]
+    assert psi.threshold == 1e-9 and psi.drifted == (psi.statistic >= 1e-9)
+    assert reported["salary"].test == "ks"

@@ -20,6 +20,7 @@ from opsloop.registry import (
     open_registry,
 )
 from opsloop.store import TamperedArtifactError
+from opsloop.tracking.active_run import ActiveRun
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.records import DatasetInput
 
@@ -305,3 +306,14 @@ def test_open_registry_follows_the_tracking_uri(registry, server_url, monkeypatc
     assert isinstance(local, ModelRegistry) and local.actor == "ana"
     assert local.db.uri == store_uri
     assert isinstance(open_registry(store_uri), ModelRegistry)
+
+
+def test_search_over_http_sees_the_source_runs_metrics(registry, remote, tracking):
+    with ActiveRun(tracking, tracking.create_run("churn")) as run:
+        run.log_metric("auc", AUC)
+    remote.register("churn", b"\x08\x01", flavor="onnx", run_id=run.run_id)
+    remote.register("churn", b"\x08\x02", flavor="onnx", run_id=run.run_id, metrics={"auc": 0.5})
+    found = remote.search(min_metrics={"auc": 0.9})
+    assert found[["version", "metrics"]].values.tolist() == [[1, {"auc": AUC}]]
+    pd.testing.assert_frame_equal(found, registry.search(min_metrics={"auc": 0.9}))
+    assert remote.search(max_metrics={"auc": 0.6})["version"].tolist() == [2]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -11,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sklearn.ensemble import RandomForestClassifier
 
-from opsloop.registry import PermissionDenied, UnknownModelError, add_user
-from opsloop.store import TamperedArtifactError, tables
+from opsloop.registry import ModelRegistry, PermissionDenied, UnknownModelError, add_user
+from opsloop.store import Database, TamperedArtifactError, tables
+from opsloop.tracking.active_run import ActiveRun
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.records import DatasetInput
 
@@ -154,7 +157,7 @@ def test_lineage_reaches_commit_packages_and_data_in_one_query(registry, trackin
     statements = []
     sa.event.listen(registry.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     lineage = registry.lineage("churn", alias="champion")
-    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    selects = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     assert len(selects) == 1
     assert lineage.to_dict() == {
         "model": "churn",
@@ -230,7 +233,7 @@ def test_registering_an_existing_artifact_by_hash(registry):
     assert registry.load("m", v.version) == b'{"w": 1}'
 
 
-def test_search_rows_equal_each_version_read_alone_in_four_queries(registry):
+def test_search_rows_equal_each_version_read_alone_in_two_queries(registry):
     for index in range(12):
         registry.register(
             f"m{index % 3}",
@@ -245,8 +248,8 @@ def test_search_rows_equal_each_version_read_alone_in_four_queries(registry):
     statements = []
     sa.event.listen(registry.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     frame = registry.search(text="version")
-    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 4
+    selects = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert len(selects) == 2
     assert len(frame) == 12
     for row in frame.to_dict("records"):
         alone = registry.get_version(row["model"], row["version"])
@@ -281,3 +284,82 @@ def test_out_of_range_numbers_and_nul_are_refused_naming_the_field(registry, act
         owner.set_alias("m", "champion", 1, reason="x" * 10_001)
     assert registry.get_version("m").aliases == ()
     assert registry.list_models()["description"].tolist() == [None]
+
+
+def test_audit_of_a_model_holds_its_entries_only(registry):
+    registry.register("m", b"x", flavor="onnx")
+    registry.register("m2", b"y", flavor="onnx")
+    registry.register("m/x", b"z", flavor="onnx")
+    registry.set_alias("m", "prod/eu", 1)
+    registry.register("m", b"w", flavor="onnx")
+    log = registry.audit("m")
+    assert log["entity"].tolist() == [
+        "model:m",
+        "model:m/version:1",
+        "model:m/alias:prod/eu",
+        "model:m/version:2",
+    ]
+    assert registry.audit("m/x")["entity"].tolist() == ["model:m/x", "model:m/x/version:1"]
+    assert len(registry.audit()) == 8
+    # a name holding what follows a model's name in its entities would make them ambiguous
+    for name in ("m/version:3", "m/alias:prod"):
+        with pytest.raises(ValueError, match=r"model name .* may not contain"):
+            registry.register(name, b"v", flavor="onnx")
+    assert registry.list_models()["name"].tolist() == ["m", "m/x", "m2"]
+
+
+def _register_concurrently(uri: str, artifacts, name: str, workers: int) -> list[int]:
+    """Register ``workers`` versions of ``name`` at once, each worker on its own database
+    connection (its own engine), all released together by a barrier."""
+    barrier = threading.Barrier(workers)
+    databases = [Database(uri) for _ in range(workers)]
+
+    def register(index: int) -> int:
+        registry = ModelRegistry(databases[index], artifacts, actor="owner")
+        barrier.wait()
+        return registry.register(name, f"model {index}".encode(), flavor="onnx").version
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(register, range(workers)))
+    finally:
+        for database in databases:
+            database.dispose()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-model", "existing-model"])
+def test_concurrent_registrations_get_distinct_gap_free_versions(registry, existing):
+    first = [registry.register("race", b"first", flavor="onnx").version] if existing else []
+    versions = _register_concurrently(registry.db.uri, registry.artifacts, "race", 8)
+    assert sorted(first + versions) == list(range(1, len(first) + 9))
+    listed = registry.search("race")["version"].tolist()
+    assert sorted(listed) == list(range(1, len(first) + 9))
+    assert registry.audit("race")["action"].tolist().count("create_model") == 1
+    assert registry.verify_audit_log().ok
+
+
+def test_search_sees_the_source_runs_latest_metrics_and_registered_ones_win(registry, tracking):
+    with ActiveRun(tracking, tracking.create_run("churn")) as run:
+        run.log_metrics({"auc": 0.7, "loss": 0.5}, step=0)
+        run.log_metrics({"auc": 0.9}, step=3)  # the latest auc: the highest step
+    registry.register("churn", b"1", flavor="onnx", run_id=run.run_id)
+    registry.register("churn", b"2", flavor="onnx", run_id=run.run_id, metrics={"auc": 0.8})
+    registry.register("churn", b"3", flavor="onnx")
+
+    def found(**kwargs):
+        frame = registry.search(**kwargs)
+        return dict(zip(frame["version"], frame["metrics"], strict=True))
+
+    assert found(min_metrics={"auc": 0.85}) == {1: {"auc": 0.9, "loss": 0.5}}
+    assert found(max_metrics={"auc": 0.85}) == {2: {"auc": 0.8, "loss": 0.5}}
+    assert found(min_metrics={"auc": 0.75}, max_metrics={"loss": 0.5}) == {
+        2: {"auc": 0.8, "loss": 0.5},
+        1: {"auc": 0.9, "loss": 0.5},
+    }
+    assert found(min_metrics={"f1": 0.0}) == {}
+    assert found()[3] == {}
+    # a metric the run logs after registration counts as soon as it is logged
+    with ActiveRun(tracking, run.run_id) as again:
+        again.log_metric("auc", 0.95, step=4)
+    assert sorted(found(min_metrics={"auc": 0.93})) == [1]
+    assert registry.get_version("churn", 2).metrics == {"auc": 0.8}

@@ -495,3 +495,21 @@ def test_out_of_range_numbers_and_nul_are_refused_naming_the_field(deployments, 
     with pytest.raises(ValueError, match="description"):
         deployments.deploy("api", [Variant("stable", "credit", version=1)], description="a\x00b")
     assert deployments.list().empty
+
+
+def test_history_holds_the_named_deployment_only(deployments, credit):
+    deployments.deploy("api", [Variant("stable", "credit", version=1)], reason="first")
+    deployments.deploy("api2", [Variant("stable", "credit", version=2)], reason="other")
+    deployments.deploy("api", [Variant("stable", "credit", version=3)], reason="second")
+    history = deployments.history("api")
+    assert history["entity"].tolist() == ["deployment:api"] * 2
+    assert history["reason"].tolist() == ["first", "second"]
+    assert deployments.history("api2")["reason"].tolist() == ["other"]
+    # the model's audit log holds its own entries, none of the deployments'
+    assert set(credit.audit("credit")["entity"]) == {
+        "model:credit",
+        "model:credit/version:1",
+        "model:credit/version:2",
+        "model:credit/version:3",
+        "model:credit/alias:champion",
+    }

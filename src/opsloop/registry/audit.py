@@ -327,16 +327,49 @@ def seal_audit_log(db: Database, actor: str, reason: str | None = None) -> str:
         return append_audit(connection, actor, "seal", "audit", reason, None, {"head": head})
 
 
-def audit_entries(db: Database, entity_prefix: str | None = None) -> pd.DataFrame:
-    """The log as a table (oldest first), optionally only entities starting with a prefix.
+#: What follows a model's name in the entities of its versions and aliases
+#: (``model:NAME/version:N``, ``model:NAME/alias:A``). A new model's name may not contain
+#: them, so the first one in an entity ends the model's name.
+MODEL_PARTS = ("/version:", "/alias:")
+
+
+def model_entity_clause(name: str) -> sa.ColumnElement[bool]:
+    """The audit entries of model ``name``: its own, its versions' and its aliases'.
+
+    Never those of another model whose name starts with ``name`` (``m2``, ``m/x``).
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> with db.write() as c:
+    ...     for entity in ("model:m", "model:m/version:1", "model:m2", "model:m/x/alias:a"):
+    ...         _ = append_audit(c, "ana", "create", entity, None, None, None)
+    >>> audit_entries(db, model="m")["entity"].tolist()
+    ['model:m', 'model:m/version:1']
+    """
+    own = f"model:{name}"
+    return sa.or_(
+        _log.c.entity == own,
+        *(_log.c.entity.startswith(own + part, autoescape=True) for part in MODEL_PARTS),
+    )
+
+
+def audit_entries(
+    db: Database, *, entity: str | None = None, model: str | None = None
+) -> pd.DataFrame:
+    """The log as a table (oldest first): every entry, those of exactly ``entity``, or those
+    of model ``model`` (see :func:`model_entity_clause`).
 
     >>> from opsloop.store import Database
     >>> list(audit_entries(Database("sqlite://")).columns)[:4]
     ['id', 'time', 'actor', 'action']
     """
+    if entity is not None and model is not None:
+        raise ValueError("give an entity or a model, not both")
     query = sa.select(_log).order_by(_log.c.id)
-    if entity_prefix:
-        query = query.where(_log.c.entity.startswith(entity_prefix, autoescape=True))
+    if entity is not None:
+        query = query.where(_log.c.entity == entity)
+    elif model is not None:
+        query = query.where(model_entity_clause(model))
     with db.read() as connection:
         rows = connection.execute(query).mappings().all()
     return audit_frame(

@@ -247,6 +247,9 @@ class HttpModelRegistry(ServerClient):
     ) -> pd.DataFrame:
         """Versions matching all the given conditions, newest first, as a DataFrame.
 
+        The server's :meth:`ModelRegistry.search` answers: a version's metrics are the
+        registered ones over its source run's latest values.
+
         >>> HttpModelRegistry("http://127.0.0.1:1").search(min_metrics={"auc": float("nan")})
         Traceback (most recent call last):
         ValueError: metric 'auc': value must be a finite number, got nan

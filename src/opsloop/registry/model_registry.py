@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -37,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.registry.audit import (
+    MODEL_PARTS,
     AuditVerification,
     alias_version_at,
     append_audit,
@@ -95,17 +97,96 @@ SEARCH_COLUMNS = (
 )
 
 
-def _by_version(connection: Connection, version_id, key, value, chosen) -> dict[int, dict]:
-    """``{version id: {key: value}}`` (keys sorted) for the versions ``chosen`` selects.
+def _metric_bound(key: str, limit: float, op: str) -> sa.ColumnElement[bool]:
+    """The versions whose metric ``key`` is at least (``ge``) or at most (``le``) ``limit``:
+    the registered value where there is one, else the source run's latest.
 
-    With ``value`` None the keys map to None: the dict keeps them in order, as a set would not.
+    Uncorrelated ``IN`` lists: the database gathers each once per query (the run's side
+    through the index on key and value) instead of looking it up again for every version.
     """
-    columns = [version_id, key] if value is None else [version_id, key, value]
-    statement = sa.select(*columns).where(version_id.in_(chosen)).order_by(version_id, key)
-    out: dict[int, dict] = {}
-    for row in connection.execute(statement):
-        out.setdefault(row[0], {})[row[1]] = None if value is None else row[2]
-    return out
+    vm, latest, keys = tables.version_metrics, tables.latest_metrics, tables.metric_keys
+
+    def within(value):
+        return value >= limit if op == "ge" else value <= limit
+
+    key_id = sa.select(keys.c.id).where(keys.c.name == key).scalar_subquery()
+    registered = sa.select(vm.c.version_id).where(vm.c.key == key)
+    return sa.or_(
+        _versions.c.id.in_(registered.where(within(vm.c.value))),
+        sa.and_(
+            _versions.c.id.not_in(registered),
+            _versions.c.run_id.in_(
+                sa.select(latest.c.run_id).where(latest.c.key_id == key_id, within(latest.c.value))
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Details:
+    """What a search shows of each found version beside its row, by version id."""
+
+    metrics: dict[int, dict[str, float]]
+    tags: dict[int, dict[str, str]]
+    aliases: dict[int, tuple[str, ...]]
+
+
+def _version_details(connection: Connection, chosen, runs: Mapping[int, int | None]) -> _Details:
+    """The metrics, tags and aliases of the versions ``chosen`` selects (``runs``: each one's
+    source run key), keys and aliases sorted by name. A version's metrics are its registered
+    ones over its run's latest values.
+
+    One query, whatever the number of versions: the chosen versions are found once for all
+    its parts (a CTE used more than once is materialized by SQLite and PostgreSQL), and a
+    run's metrics come once, not once per version. Numbers and texts have their own
+    columns, so each part keeps its type.
+    """
+    vm, vt, latest, keys = (
+        tables.version_metrics,
+        tables.version_tags,
+        tables.latest_metrics,
+        tables.metric_keys,
+    )
+    ids = sa.select(chosen.cte("chosen").c.id)
+    none = sa.null()
+    parts = sa.union_all(
+        sa.select(
+            sa.literal("metric").label("part"),
+            vm.c.version_id.label("version_id"),
+            none.label("run_id"),
+            vm.c.key.label("name"),
+            vm.c.value.label("number"),
+            none.label("text"),
+        ).where(vm.c.version_id.in_(ids)),
+        sa.select(sa.literal("run"), none, latest.c.run_id, keys.c.name, latest.c.value, none)
+        .join(keys, keys.c.id == latest.c.key_id)
+        .where(latest.c.run_id.in_(sa.select(_versions.c.run_id).where(_versions.c.id.in_(ids)))),
+        sa.select(sa.literal("tag"), vt.c.version_id, none, vt.c.key, none, vt.c.value).where(
+            vt.c.version_id.in_(ids)
+        ),
+        sa.select(
+            sa.literal("alias"), _aliases.c.version_id, none, _aliases.c.name, none, none
+        ).where(_aliases.c.version_id.in_(ids)),
+    ).subquery()
+    registered: dict[int, dict] = {}
+    by_run: dict[int, dict] = {}
+    tags: dict[int, dict] = {}
+    aliases: dict[int, list] = {}
+    statement = sa.select(parts).order_by(parts.c.version_id, parts.c.name)
+    for part, version_id, run_id, name, number, text in connection.execute(statement):
+        if part == "metric":
+            registered.setdefault(version_id, {})[name] = number
+        elif part == "run":
+            by_run.setdefault(run_id, {})[name] = number
+        elif part == "tag":
+            tags.setdefault(version_id, {})[name] = text
+        else:
+            aliases.setdefault(version_id, []).append(name)
+    metrics = {}
+    for version_id, run_id in runs.items():
+        own, logged = registered.get(version_id, {}), by_run.get(run_id, {})
+        metrics[version_id] = dict(sorted({**logged, **own}.items())) if logged else own
+    return _Details(metrics, tags, {k: tuple(v) for k, v in aliases.items()})
 
 
 class ModelRegistry:
@@ -319,20 +400,9 @@ class ModelRegistry:
                 if run_pk is None:
                     raise ValueError(f"unknown run id {run_id!r}")
             created = now_ms()
-            model_id = connection.execute(
-                sa.select(_models.c.id).where(_models.c.name == name)
-            ).scalar()
-            if model_id is None:
-                model_id = connection.execute(
-                    _models.insert()
-                    .values(name=name, created_ms=created, updated_ms=created)
-                    .returning(_models.c.id)
-                ).scalar_one()
-                append_audit(
-                    connection, who, "create_model", f"model:{name}", reason, None, {"name": name}
-                )
-            else:
-                model_id = self._model_id(connection, name, lock=True)
+            model_id = self._model_to_version(connection, name, who, reason, created)
+            # The model's row is locked (PostgreSQL) or the whole store is (SQLite's BEGIN
+            # IMMEDIATE) until commit, so the next number is this transaction's alone.
             number = (
                 connection.execute(
                     sa.select(sa.func.max(_versions.c.version)).where(
@@ -412,6 +482,39 @@ class ModelRegistry:
                 f"flavor {flavor!r} is a pickle, which runs code on whoever loads it; only "
                 f"admins may register one here, and {who!r} is not an admin"
             ) from None
+
+    def _model_to_version(
+        self, connection: Connection, name: str, who: str, reason: str | None, created: int
+    ) -> int:
+        """The id of model ``name``, created on first use, with its row locked until the
+        transaction ends, so that registrations of one model take turns on version numbers.
+
+        Two first registrations can both find no model. The name's unique constraint makes
+        the later insert wait for the earlier transaction and fail once it commits; that
+        registration then goes on with the committed row, as if the model had been there.
+        """
+        try:
+            return self._model_id(connection, name, lock=True)
+        except UnknownModelError:
+            pass
+        ambiguous = [part for part in MODEL_PARTS if part in name]
+        if ambiguous:
+            raise ValueError(
+                f"model name {name!r} may not contain {ambiguous[0]!r}: the audit log's "
+                f"entities of versions and aliases put it after the model's name"
+            )
+        try:
+            with connection.begin_nested():
+                model_id = connection.execute(
+                    _models.insert()
+                    .values(name=name, created_ms=created, updated_ms=created)
+                    .returning(_models.c.id)
+                ).scalar_one()
+        except sa.exc.IntegrityError:
+            # Another registration created the model since we looked (it has committed).
+            return self._model_id(connection, name, lock=True)
+        append_audit(connection, who, "create_model", f"model:{name}", reason, None, {"name": name})
+        return model_id
 
     def set_description(self, name: str, description: str, *, actor: str | None = None) -> None:
         """Describe a registered model (searchable by :meth:`search`).
@@ -799,15 +902,25 @@ class ModelRegistry:
         ``tags`` version tags exactly; ``alias`` versions holding that alias; ``min_metrics``
         and ``max_metrics`` bound version metrics.
 
+        A version's metrics are those given to :meth:`register`, completed by the latest
+        values its source run logged: where both name a metric, the registered value wins.
+        The bounds and the ``metrics`` column both use them.
+
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> from opsloop.tracking.active_run import ActiveRun
+        >>> from opsloop.tracking.local_store import LocalTrackingStore
+        >>> db, store = Database("sqlite://"), ArtifactStore(tempfile.mkdtemp())
+        >>> r, tracking = ModelRegistry(db, store), LocalTrackingStore(db, store)
+        >>> with ActiveRun(tracking, tracking.create_run("churn")) as run:
+        ...     run.log_metrics({"auc": 0.9, "loss": 0.3})
         >>> _ = r.register("churn", b"x", flavor="onnx", metrics={"auc": 0.8})
-        >>> _ = r.register("churn", b"y", flavor="onnx", metrics={"auc": 0.9})
-        >>> r.search(min_metrics={"auc": 0.85})[["model", "version"]].values.tolist()
-        [['churn', 2]]
+        >>> _ = r.register("churn", b"y", flavor="onnx", run_id=run.run_id, metrics={"loss": 0.2})
+        >>> found = r.search(min_metrics={"auc": 0.85})
+        >>> found[["model", "version"]].values.tolist(), found["metrics"].tolist()
+        ([['churn', 2]], [{'auc': 0.9, 'loss': 0.2}])
         """
-        vm, vt = tables.version_metrics, tables.version_tags
+        vt = tables.version_tags
         query = sa.select(_models.c.name, _versions.c.id, _versions.c.version).join(
             _models, _models.c.id == _versions.c.model_id
         )
@@ -832,11 +945,7 @@ class ModelRegistry:
             )
         for bound, op in ((min_metrics, "ge"), (max_metrics, "le")):
             for key, value in (bound or {}).items():
-                limit = metric_value(key, value)
-                compare = vm.c.value >= limit if op == "ge" else vm.c.value <= limit
-                query = query.where(
-                    sa.exists().where(vm.c.version_id == _versions.c.id, vm.c.key == key, compare)
-                )
+                query = query.where(_metric_bound(key, metric_value(key, value), op))
         chosen = query.with_only_columns(_versions.c.id)
         runs = tables.runs
         rows_query = (
@@ -848,30 +957,29 @@ class ModelRegistry:
                 _versions.c.description,
                 runs.c.run_id,
                 _versions.c.artifact_sha256,
+                _versions.c.run_id.label("run_key"),
             )
             .outerjoin(runs, runs.c.id == _versions.c.run_id)
             .order_by(_versions.c.created_ms.desc(), _versions.c.id.desc())
         )
-        # Four queries in all, whatever the number of versions found: the rows, then each
-        # version's metrics, tags and aliases gathered by version id.
+        # Two queries in all, whatever the number of versions found: the rows, then every
+        # version's metrics, tags and aliases.
         with self.db.read() as connection:
             found = connection.execute(rows_query).all()
-            metrics = _by_version(connection, vm.c.version_id, vm.c.key, vm.c.value, chosen)
-            tag_values = _by_version(connection, vt.c.version_id, vt.c.key, vt.c.value, chosen)
-            aliases = _by_version(connection, _aliases.c.version_id, _aliases.c.name, None, chosen)
+            details = _version_details(connection, chosen, {row[0]: row[-1] for row in found})
         records = [
             {
                 "model": model,
                 "version": number,
                 "flavor": flavor,
-                "aliases": tuple(aliases.get(version_id, {})),
-                "metrics": metrics.get(version_id, {}),
-                "tags": tag_values.get(version_id, {}),
+                "aliases": details.aliases.get(version_id, ()),
+                "metrics": details.metrics.get(version_id, {}),
+                "tags": details.tags.get(version_id, {}),
                 "description": description,
                 "run_id": run_id,
                 "artifact_sha256": sha256,
             }
-            for version_id, model, number, flavor, description, run_id, sha256 in found
+            for version_id, model, number, flavor, description, run_id, sha256, _ in found
         ]
         return pd.DataFrame(records, columns=SEARCH_COLUMNS)
 
@@ -900,7 +1008,8 @@ class ModelRegistry:
         return audit_head(self.db)
 
     def audit(self, name: str | None = None) -> pd.DataFrame:
-        """The audit log (every entity, or those of model ``name``), oldest first.
+        """The audit log (every entity, or those of model ``name``, its versions and its
+        aliases), oldest first.
 
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
@@ -908,7 +1017,7 @@ class ModelRegistry:
         >>> _ = r.register("m", b"x", flavor="onnx"); r.audit("m")["action"].tolist()
         ['create_model', 'register_version']
         """
-        return audit_entries(self.db, None if name is None else f"model:{name}")
+        return audit_entries(self.db, model=name)
 
 
 def _signature(input_schema: Any, output_type: str | None) -> dict | None:

@@ -551,8 +551,7 @@ class Deployments:
         >>> Deployments(Database("sqlite://")).history("api").empty
         True
         """
-        entries = audit_entries(self.db, _entity(name))
-        return entries[entries["entity"] == _entity(name)].reset_index(drop=True)
+        return audit_entries(self.db, entity=_entity(name))
 
 
 def _resolve(connection: Connection, variant: Variant) -> tuple[int, int, int]:

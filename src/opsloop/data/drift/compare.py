@@ -13,15 +13,17 @@ categorical   chi-square test                 Jensen-Shannon distance
 bool          chi-square test                 Jensen-Shannon distance
 ============  ==============================  ==============================
 
-Every column also reports the other cheap statistics of its kind (numeric: Wasserstein,
-PSI, Jensen-Shannon, Hellinger on reference-decile bins; counts: PSI, Jensen-Shannon,
-Hellinger, L-infinity). Any of them, or ``anderson`` for numeric columns, can decide instead
-(``tests={"salary": "psi"}``), with a threshold (``thresholds={"psi": 0.25}``, by test name
-or column name). Distances decide by ``statistic >= threshold`` with defaults from
-:data:`DEFAULT_THRESHOLDS`; tests decide by their p-value, adjusted for the number of columns
-tested (``correction``, Holm by default) and compared with ``alpha``. Very large samples make
-tiny changes significant: ``min_effect`` (a number, or per column) additionally requires the
-effect size to reach it before a column counts as drifted.
+Every column also reports the other cheap statistics of its kind (numeric: Wasserstein, PSI,
+Jensen-Shannon, Hellinger on reference-decile bins; counts: PSI, Jensen-Shannon, Hellinger,
+L-infinity). Any of them, or ``anderson`` for numeric columns, can decide instead
+(``tests={"salary": "psi"}``). ``thresholds`` sets cut-offs by column name (for that column's
+deciding statistic) or by test name (for that statistic in every column, the default deciding
+test included: ``thresholds={"ks": 0.01}``); a column's own entry wins. Distances decide by
+``statistic >= threshold`` with defaults from :data:`DEFAULT_THRESHOLDS`; tests decide by their
+p-value, adjusted for the number of columns tested (``correction``, Holm by default) and
+compared with ``alpha``. Very large samples make tiny changes significant: ``min_effect`` (a
+number, or per column) additionally requires the effect size to reach it before a column counts
+as drifted.
 
 The dataset drifts when any column drifts (with a family-wise or false-discovery correction
 that is what keeps the dataset's error rate at ``alpha``), or, with ``drift_share``, when at
@@ -379,31 +381,62 @@ def _count_plot(labels, rc, cc, ordered: bool = False) -> dict:
     }
 
 
-def _compare_column(ref, cur, test, threshold, alpha, bins, min_effect, plots, ks_p_value):
-    if ref.kind in COUNT_KINDS:
-        allowed = COUNT_TESTS + (("wasserstein",) if ref.kind == "discrete" else ())
+@dataclass(frozen=True)
+class _ColumnComparison:
+    """One compared column before the p-values are adjusted across columns."""
+
+    reference: _Sizes
+    current: _Sizes
+    decider: StatResult
+    statistics: tuple[StatResult, ...]
+    effect_name: str
+    effect: float
+    plot: Mapping
+
+
+def _deciding_test(summary: ColumnSummary, test: str | None) -> str:
+    """The test that decides the column: the one asked for, or its kind's default."""
+    if summary.kind in COUNT_KINDS:
+        allowed = COUNT_TESTS + (("wasserstein",) if summary.kind == "discrete" else ())
         test = test or "chi2"
     else:
         allowed = SAMPLE_TESTS
         test = test or "ks"
     if test not in allowed:
         raise ValueError(
-            f"column {ref.name!r} ({ref.kind}): test must be one of {allowed}, got {test!r}"
+            f"column {summary.name!r} ({summary.kind}): test must be one of {allowed}, got {test!r}"
         )
+    return test
+
+
+def _cut(name: str, p_value, decider: str, column: str, thresholds, alpha: float) -> float:
+    """The threshold of one statistic: the column's own (for its deciding test), else the
+    one named after the statistic, else ``alpha`` for a test or the distance's default."""
+    if thresholds is not None:
+        if name == decider and column in thresholds:
+            return thresholds[column]
+        if name in thresholds:
+            return thresholds[name]
+    return alpha if p_value is not None else DEFAULT_THRESHOLDS[name]
+
+
+def _compare_column(ref, cur, test, thresholds, alpha, bins, plots, ks_p_value):
+    test = _deciding_test(ref, test)
     if ref.kind in COUNT_KINDS:
         values, effect, labels, rc, cc = _count_statistics(ref, cur)
         plot = _count_plot(labels, rc, cc, ordered=ref.kind == "discrete") if plots else {}
     else:
         values, effect = _sample_statistics(ref, cur, bins, test, ks_p_value)
         plot = _sample_plot(ref, cur) if plots else {}
-    stats = []
-    for name, (statistic, p) in values.items():
-        cut = alpha if p is not None else DEFAULT_THRESHOLDS[name]
-        if name == test and threshold is not None:
-            cut = threshold
-        stats.append(verdict(name, statistic, p, cut))
+    stats = tuple(
+        verdict(name, statistic, p, _cut(name, p, test, ref.name, thresholds, alpha))
+        for name, (statistic, p) in values.items()
+    )
     decider = next(s for s in stats if s.test == test)
-    return decider, tuple(stats), effect, plot
+    effect_name, effect_value = effect
+    return _ColumnComparison(
+        _Sizes.of(ref), _Sizes.of(cur), decider, stats, effect_name, float(effect_value), plot
+    )
 
 
 def compare(
@@ -487,35 +520,33 @@ def compare(
             side = "reference" if ref.n_valid == 0 else "current"
             skipped.append((name, f"no valid values in {side}"))
             continue
-        test = _lookup(tests, name)
-        threshold = None
-        if thresholds is not None:
-            threshold = thresholds.get(name, thresholds.get(test or ""))
-        decider, stats, effect, plot = _compare_column(
-            ref, cur, test, threshold, alpha, bins, min_effect, plots, ks_p_value
+        compared.append(
+            _compare_column(
+                ref, cur, _lookup(tests, name), thresholds, alpha, bins, plots, ks_p_value
+            )
         )
-        compared.append((_Sizes.of(ref), _Sizes.of(cur), decider, stats, effect, plot))
     if columns is None:
         # Columns of the current data that the reference lacks are not compared either.
         skipped += [(c, "missing from reference") for c in current.columns if c not in names]
     if not compared and not skipped:
         raise ValueError("no common columns to compare")
-    p_tests = [d.p_value for _, _, d, _, _, _ in compared if d.p_value is not None]
+    p_tests = [c.decider.p_value for c in compared if c.decider.p_value is not None]
     adjusted = iter(adjust_p_values(p_tests, correction))
     results = []
-    for ref, cur, decider, stats, (effect_name, effect), plot in compared:
+    for c in compared:
+        ref, cur, decider = c.reference, c.current, c.decider
         p_adj = float(next(adjusted)) if decider.p_value is not None else None
         drifted = p_adj < decider.threshold if p_adj is not None else decider.drifted
         needed = _lookup(min_effect, ref.name)
         if needed is not None:
-            drifted = drifted and effect >= needed
+            drifted = drifted and c.effect >= needed
         # The deciding statistic shows the column's verdict, reached on the adjusted p-value,
         # so that no surface shows "drifted" beside a stable column or the other way round.
         stats = tuple(
             dataclasses.replace(s, p_adjusted=p_adj, drifted=bool(drifted))
             if s.test == decider.test
             else s
-            for s in stats
+            for s in c.statistics
         )
         results.append(
             ColumnDrift(
@@ -527,8 +558,8 @@ def compare(
                 p_adjusted=p_adj,
                 threshold=decider.threshold,
                 drifted=bool(drifted),
-                effect_name=effect_name,
-                effect=float(effect),
+                effect_name=c.effect_name,
+                effect=c.effect,
                 min_effect=needed,
                 n_reference=ref.n_valid,
                 n_current=cur.n_valid,
@@ -536,7 +567,7 @@ def compare(
                 missing_current=cur.n_missing / cur.n_rows if cur.n_rows else 0.0,
                 invalid_current=cur.n_invalid,
                 statistics=stats,
-                plot=plot,
+                plot=c.plot,
             )
         )
     n_drifted = sum(r.drifted for r in results)
