@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from opsloop.tracking import compare_runs, get_run, search_runs, start_run
 from opsloop.tracking.active_run import ActiveRun
+from opsloop.tracking.metric_buffer import MetricBatch
 
 
 def test_a_run_ends_finished_with_everything_written(tracking_target):
@@ -243,3 +245,29 @@ def test_a_failed_last_flush_still_ends_the_run(store):
     with pytest.raises(ConnectionError, match="database went away"):
         run.end("FINISHED")
     assert store.get_run(run.run_id).status == "FINISHED"
+
+
+def test_a_background_failure_is_raised_after_the_callers_value_is_buffered(store):
+    backend = FlakyBackend(store)
+    run = ActiveRun(backend, store.create_run("e"), flush_interval_s=0.01)
+    run.log_metric("x", 0.0, step=0)
+    deadline = time.monotonic() + 30
+    while run._error is None:  # the background flusher's write failed
+        assert time.monotonic() < deadline, "the background write never ran"
+        time.sleep(0.005)
+    with pytest.raises(ConnectionError, match="database went away"):
+        run.log_metric("x", 1.0, step=1)
+    run.end()
+    # The failing call's own point is kept, and the failed batch is stored once.
+    assert store.metric_history(run.run_id, "x")["step"].tolist() == [0, 1]
+
+
+def test_a_batch_sent_again_under_its_key_is_stored_once(store):
+    run_id = store.create_run("e")
+    batch = MetricBatch(("x",) * 3, np.arange(3.0), np.arange(3), np.full(3, 1_000))
+    for _ in range(2):
+        store.write_batch(run_id, metrics=batch, params={"a": 1}, batch_id="k-1")
+    store.write_batch(run_id, metrics=batch, batch_id="k-2")
+    assert store.metric_history(run_id, "x")["step"].tolist() == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="batch_id must be 1 to 64 letters"):
+        store.write_batch(run_id, metrics=batch, batch_id="has space")

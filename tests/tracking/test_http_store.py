@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,3 +132,40 @@ def test_tokens_decide_who_the_run_belongs_to(store, tmp_path):
         run_id = client.create_run("e", user="someone-else")
         assert client.get_run(run_id).user == "eda"
     database.dispose()
+
+
+class LosesTheFirstBatchReply(httpx.HTTPTransport):
+    """Carries requests to the real server, but loses the answer to the first batch, as a
+    connection cut after the server committed it would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.url.path.endswith("/batch") and not self.lost:
+            self.lost += 1
+            response.read()
+            response.close()
+            raise httpx.ReadError("connection lost after the server answered", request=request)
+        return response
+
+
+def test_a_batch_whose_reply_was_lost_is_resent_and_stored_once(served):
+    local, _ = served
+    with running_server(create_app(local.db, local.artifacts)) as url:
+        transport = LosesTheFirstBatchReply()
+        client = HttpTrackingStore(url, transport=transport)
+        run_id = client.create_run("e")
+        batch = MetricBatch(("x",) * 3, np.arange(3.0), np.arange(3), np.full(3, 1_000))
+        client.write_batch(run_id, metrics=batch, params={"a": 1})
+        assert transport.lost == 1
+        assert local.metric_history(run_id, "x")["step"].tolist() == [0, 1, 2]
+        # Without a retry window the loss is the caller's to see, and nothing is resent.
+        once = HttpTrackingStore(url, transport=LosesTheFirstBatchReply(), retry_s=0)
+        with pytest.raises(httpx.ReadError):
+            once.write_batch(run_id, metrics=batch)
+        assert len(local.metric_history(run_id, "x")) == 6
+        client.close()
+        once.close()
