@@ -25,9 +25,16 @@ RUN = "0" * 32
 def server(tmp_path_factory):
     """One server for the module: these requests are all refused before touching a row."""
     root = tmp_path_factory.mktemp("bounds")
-    database = Database(f"sqlite:///{root / 'store.db'}")
-    app = create_app(database, ArtifactStore(root / "artifacts"))
-    with running_server(app) as url, httpx.Client(base_url=url + API, timeout=30) as client:
+    with pytest.MonkeyPatch.context() as patch:
+        # The module's own home: the server keeps its installation token there.
+        patch.setenv("OPSLOOP_HOME", str(root / "home"))
+        database = Database(f"sqlite:///{root / 'store.db'}")
+        app = create_app(database, ArtifactStore(root / "artifacts"))
+    token = {"Authorization": f"Bearer {app.state.installation_token}"}
+    with (
+        running_server(app) as url,
+        httpx.Client(base_url=url + API, timeout=30, headers=token) as client,
+    ):
         yield client, root
     database.dispose()
 

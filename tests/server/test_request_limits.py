@@ -24,6 +24,7 @@ from opsloop.tracking.metric_buffer import MetricBatch
 from .running import running_server
 
 API = "/api/v1"
+OCTETS = {"Content-Type": "application/octet-stream"}
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +32,17 @@ def server(tmp_path_factory):
     """A server whose bounds are small enough to cross cheaply: 4 MiB of JSON, 2,000 bytes
     of upload."""
     root = tmp_path_factory.mktemp("limits")
-    database = Database(f"sqlite:///{root / 'store.db'}")
     limits = RequestLimits(max_json_bytes=4 << 20, max_upload_bytes=2_000)
-    app = create_app(database, ArtifactStore(root / "artifacts"), limits=limits)
-    with running_server(app) as url, httpx.Client(base_url=url + API, timeout=30) as client:
+    with pytest.MonkeyPatch.context() as patch:
+        # The module's own home: the server keeps its installation token there.
+        patch.setenv("OPSLOOP_HOME", str(root / "home"))
+        database = Database(f"sqlite:///{root / 'store.db'}")
+        app = create_app(database, ArtifactStore(root / "artifacts"), limits=limits)
+    token = {"Authorization": f"Bearer {app.state.installation_token}"}
+    with (
+        running_server(app) as url,
+        httpx.Client(base_url=url + API, timeout=30, headers=token) as client,
+    ):
         yield client, root
     database.dispose()
 
@@ -56,7 +64,7 @@ def test_a_json_body_over_the_limit_is_a_413_naming_the_setting(server):
 def test_a_chunked_body_over_the_limit_is_a_413(server):
     client, _root = server
     pieces = (b"x" * 1_000 for _ in range(3))  # no Content-Length: counted as it arrives
-    response = client.put(f"/artifacts/{'a' * 64}", content=pieces)
+    response = client.put(f"/artifacts/{'a' * 64}", content=pieces, headers=OCTETS)
     assert response.status_code == 413
     assert "OPSLOOP_MAX_UPLOAD_BYTES" in response.json()["detail"]
 
@@ -84,11 +92,11 @@ def test_an_upload_within_the_limit_is_stored_and_a_bad_hash_leaves_nothing(serv
     data = bytes(range(256)) * 7  # 1,792 bytes
     digest = hashlib.sha256(data).hexdigest()
     pieces = (data[start : start + 100] for start in range(0, len(data), 100))
-    response = client.put(f"/artifacts/{digest}", content=pieces)
+    response = client.put(f"/artifacts/{digest}", content=pieces, headers=OCTETS)
     assert response.status_code == 201, response.text
     assert response.json() == {"sha256": digest, "size": len(data)}
     assert client.get(f"/artifacts/{digest}").content == data
-    wrong = client.put(f"/artifacts/{'0' * 64}", content=data)
+    wrong = client.put(f"/artifacts/{'0' * 64}", content=data, headers=OCTETS)
     assert wrong.status_code == 422
     assert f"found sha256 {digest}" in wrong.json()["detail"]
     assert not (root / "artifacts" / "00").exists()
@@ -104,7 +112,10 @@ def test_a_batch_over_the_point_limit_is_refused_and_the_client_splits_it(server
     response = client.post(f"/runs/{run_id}/batch", json={"metrics": batch.to_dict()})
     assert response.status_code == 422
     assert _names(response, "body.metrics.keys"), response.text[:300]
-    remote = HttpTrackingStore(str(client.base_url).rstrip("/").removesuffix(API))
+    remote = HttpTrackingStore(
+        str(client.base_url).rstrip("/").removesuffix(API),
+        token=client.headers["Authorization"].removeprefix("Bearer "),
+    )
     try:
         remote.write_batch(run_id, batch, params={"n": n}, status="FINISHED")
     finally:
