@@ -326,12 +326,25 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
             summaries.append(
                 StepSummary(step.name, n_in, len(result.drops), seconds, step.describe())
             )
+        unjudged = {}
+        for name in active:
+            blind = [s.name for s in steps if s.needs_target and columns.kinds[name] not in s.kinds]
+            if blind:
+                unjudged[name] = (
+                    f"{columns.kinds[name]} column: {', '.join(blind)} cannot measure it against "
+                    "the target, so it is not judged and not kept (encode it as numbers or "
+                    "categories to have it judged)"
+                )
         decisions = []
         for name in names_in:
             kind = columns.kinds.get(name) or (unread_kinds or {}).get(name, "unknown")
             drop = decided.get(name)
             values = {m: measures[m].get(name) for m in _MEASURES}
-            if drop is None:
+            if name in unjudged:
+                decisions.append(
+                    ColumnDecision(name, kind, False, reason=unjudged[name], judged=False, **values)
+                )
+            elif drop is None:
                 decisions.append(ColumnDecision(name, kind, True, **values))
             else:
                 decisions.append(
@@ -357,7 +370,9 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         )
         self.feature_names_in_ = np.asarray(names_in, dtype=object)
         self.n_features_in_ = len(names_in)
-        self.support_ = np.array([name not in decided for name in names_in], dtype=bool)
+        self.support_ = np.array(
+            [name not in decided and name not in unjudged for name in names_in], dtype=bool
+        )
 
     def get_support(self, indices: bool = False) -> np.ndarray:
         """A bool mask over the input columns (or the kept columns' indices).
