@@ -73,7 +73,8 @@ def test_breast_cancer_drops_against_relevance_say_why(breast_cancer_runs):
 def test_one_signal_among_200_columns_is_found_with_few_false_positives():
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(1000, 200)), columns=[f"c{i}" for i in range(200)])
-    y = (X["c7"] + 0.5 * rng.normal(size=1000) > 0).astype(int)
+    # A weak signal (half its variance is noise): the funnel kept five noise columns with it.
+    y = (X["c7"] + rng.normal(size=1000) > 0).astype(int)
     kept = FeatureFunnel(random_state=0).fit(X, y).report_.kept
     assert "c7" in kept
     assert len(kept) - 1 <= 2

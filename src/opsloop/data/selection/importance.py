@@ -60,6 +60,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import stats
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.base import ClassifierMixin, RegressorMixin, clone, is_classifier, is_regressor
@@ -155,6 +156,10 @@ class ModelImportance(Step):
     * ``member_share`` (default 0.1): a member of a correlated group other than its most
       relevant one is kept when it is worth this share on its own (it then says something
       its group's representative does not).
+    * ``fdr`` (default 0.2): of the columns (and groups) that pass, keep those the
+      Benjamini-Hochberg rule keeps at this false discovery rate, on one-sided t-test
+      p-values over the fold means: with hundreds of noise columns some pass 2 standard
+      errors by chance. ``None`` turns it off.
     * ``cv`` (default 5) and ``cv_repeats`` (default 1): folds, and how many times to
       shuffle them anew; fewer folds when a class has fewer rows than ``cv``.
     * ``group_threshold`` (default 0.7): numeric columns correlating by more than this on
@@ -178,6 +183,7 @@ class ModelImportance(Step):
     group_threshold: float | None = 0.7
     min_share: float = 0.015
     member_share: float = 0.1
+    fdr: float | None = 0.2
     cv_repeats: int = 1
     scoring: str = "auto"
     max_rows: int | None = 20_000
@@ -208,6 +214,8 @@ class ModelImportance(Step):
         check_count(self.name, "cv_repeats", self.cv_repeats)
         check_number(self.name, "min_share", self.min_share, 0.0, 1.0)
         check_number(self.name, "member_share", self.member_share, 0.0, 1.0)
+        if self.fdr is not None:
+            check_number(self.name, "fdr", self.fdr, 0.0, 1.0, low_open=True)
         if self.group_threshold is not None:
             check_number(
                 self.name, "group_threshold", self.group_threshold, 0.0, 1.0, low_open=True
@@ -353,6 +361,16 @@ class ModelImportance(Step):
         function = SCORE_FUNCTIONS[function_name]
         return function_name, scorer._scores(columns, names, y, function, function_name, None)
 
+    def _discoveries(self, e: Evidence, stands_for: dict[int, int]) -> dict[int, bool]:
+        """Benjamini-Hochberg at ``fdr`` over the one-sided t-test p-values of the columns
+        (and groups) judged, each tested against ``threshold`` on its fold means."""
+        if self.fdr is None or self.threshold is None or not stands_for:
+            return {}
+        columns = list(stands_for)
+        p_values = e.p_values([stands_for[j] for j in columns], self.threshold)
+        adjusted = stats.false_discovery_control(p_values)
+        return {j: bool(a <= self.fdr) for j, a in zip(columns, adjusted, strict=True)}
+
     def _passes(self, mean: float, se: float, floor: float) -> bool:
         significant = self.threshold is None or mean - self.n_std * se > self.threshold
         return bool(significant and mean >= floor)
@@ -380,6 +398,9 @@ class ModelImportance(Step):
         for j, u in stands_for.items():
             credit[j] = mean[u]
             mask[j] = self._passes(mean[u], se[u], floor)
+        discovered = self._discoveries(e, stands_for)
+        for j in stands_for:
+            mask[j] &= discovered.get(j, True)
         # A member that matters on its own, by a larger share, says more than its group.
         member_floor = floor if self.threshold is None else self.member_share * top
         alone = [
@@ -430,6 +451,14 @@ class ModelImportance(Step):
                 )
                 if not significant:
                     reason, decided = f"{subject} is not {cut}", float(self.threshold)
+                elif not discovered.get(j, True):
+                    p_value = e.p_values([u], self.threshold)[0]
+                    reason, decided = (
+                        f"{subject} has p = {p_value:.2g} (t test over the folds), not among "
+                        f"those Benjamini-Hochberg keeps at a false discovery rate of "
+                        f"{self.fdr:g} over the {len(stands_for)} judged",
+                        float(self.threshold),
+                    )
                 elif mean[u] < floor:
                     reason, decided = f"{subject} is not {share}", float(floor)
                 else:
@@ -467,6 +496,17 @@ class Evidence:
         self.ranked_relevance = np.where(np.isnan(self.relevance), -np.inf, self.relevance)
         shared = [g for g, members in enumerate(self.groups) if members.size > 1]
         self.unit_of_group = {g: len(self.names) + i for i, g in enumerate(shared)}
+
+    def p_values(self, units: list[int], threshold: float) -> np.ndarray:
+        """One-sided p-values of ``mean > threshold`` from a t test on the fold means (a
+        unit with no spread: 0 above the threshold, 1 otherwise)."""
+        units = np.asarray(units, dtype=np.intp)
+        mean, se = self.mean[units], self.se[units]
+        flat = se <= 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (mean - threshold) / np.where(flat, 1.0, se)
+        t = np.where(flat, np.where(mean > threshold, np.inf, -np.inf), t)
+        return stats.t.sf(t, df=max(self.fold_scores.shape[1] - 1, 1))
 
     def figures(self, unit: int) -> str:
         n_folds = self.fold_scores.shape[1]
