@@ -84,3 +84,28 @@ def test_errors_are_one_line_with_exit_code_2(frame, tmp_path):
     assert result.exit_code == 2 and "no such file" in result.output
     result = runner.invoke(app, ["file", str(data), "--target", "y", "--pearson", "2"])
     assert result.exit_code == 2 and "numeric_redundancy: threshold must be" in result.output
+
+
+def test_select_file_on_breast_cancer_keeps_the_strongest_column(tmp_path):
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True).frame
+    rng = np.random.default_rng(0)
+    # What a CSV export adds: a date column (read back as text) and a free-text note.
+    # (the rows come sorted in a way that tells the classes apart, so the dates are shuffled)
+    days = pd.date_range("2021-01-01", periods=len(data), freq="D")
+    data["visited"] = days[rng.permutation(len(data))].strftime("%Y-%m-%d")
+    data["note"] = [f"seen by clinician {i}" for i in rng.permutation(len(data))]
+    path = tmp_path / "breast_cancer.csv"
+    data.to_csv(path, index=False)
+    report = tmp_path / "report.json"
+    result = runner.invoke(app, ["file", str(path), "--target", "target", "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(report.read_text())
+    columns = {c["column"]: c for c in document["columns"]}
+    kept = [name for name, c in columns.items() if c["kept"]]
+    assert {"worst concave points", "worst perimeter", "worst texture"} <= set(kept)
+    assert len(kept) <= 6
+    assert columns["visited"]["kind"] == "numeric" and columns["visited"]["step"] is not None
+    assert document["not_judged"] == ["note"] and not columns["note"]["judged"]
+    assert "not judged (no step reading the target measures text): note" in result.output

@@ -67,12 +67,14 @@ def test_funnel_records_every_drop_with_its_statistic():
     assert copy.value == pytest.approx(frame["salary"].corr(frame["salary_copy"]), abs=1e-9)
     assert report["education_copy"].redundant_with == "education"
     assert report["education_copy"].reason.endswith("which comes first")
-    assert report["purpose"].kind == "text" and report["purpose"].kept
-    kept_scored = [c for c in report.kept if c != "purpose"]
-    assert len(kept_scored) == 8
-    assert {"salary", "loan_amount", "education"} <= set(kept_scored)
+    purpose = report["purpose"]
+    assert purpose.kind == "text" and not purpose.kept and not purpose.judged
+    assert report.not_judged == ["purpose"] and "purpose" not in report.dropped
+    assert purpose.reason.startswith("text column: relevance cannot measure it")
+    assert len(report.kept) == 8
+    assert {"salary", "loan_amount", "education"} <= set(report.kept)
     assert list(funnel.get_feature_names_out()) == report.kept
-    assert funnel.get_support().sum() == 9
+    assert funnel.get_support().sum() == 8
     assert funnel.get_support(indices=True).tolist() == [
         i for i, c in enumerate(frame.columns) if c in report.kept
     ]
@@ -122,14 +124,14 @@ def test_transform_checks_columns_and_arrays_work():
     funnel = FeatureFunnel(steps=[NearZeroVariance()]).fit(X)
     assert funnel.get_feature_names_out().tolist() == ["x0", "x1", "x2"]
     assert funnel.transform(X).shape == (200, 3)
-    with pytest.raises(ValueError, match="expected 4 columns as in fit"):
+    with pytest.raises(ValueError, match="X has 2 features, but FeatureFunnel is expecting 4"):
         funnel.transform(X[:, :2])
     frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     fitted = FeatureFunnel(steps=[NearZeroVariance()]).fit(frame)
     with pytest.raises(ValueError, match="X lacks columns seen in fit: 'a'"):
         fitted.transform(frame.drop(columns="a"))
     assert list(fitted.transform(frame[["d", "c", "b", "a"]]).columns) == ["a", "b", "c"]
-    with pytest.raises(ValueError, match="input_features must equal feature_names_in_"):
+    with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
         fitted.get_feature_names_out(["x", "y", "z", "w"])
 
 
@@ -209,7 +211,7 @@ def test_fewer_rows_than_columns_without_numpy_warnings():
         NumericRedundancy(),
         CategoricalRedundancy(),
         Relevance(k=10),
-        ModelImportance(threshold=None, k=5, test_size=0.5),
+        ModelImportance(threshold=None, k=5, cv=2),
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -16,7 +16,7 @@ from sklearn.feature_selection import (
 )
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold
 
 from opsloop.data.selection import (
     CategoricalRedundancy,
@@ -376,6 +376,26 @@ def test_permutation_scores_equal_sklearn():
         expected = permutation_importance(model, X, target, n_repeats=3, random_state=11)
         got = permutation_scores(model, X, target, n_repeats=3, random_state=11)
         assert np.array_equal(got, expected.importances)
+        # Stacked in batches of a few columns, the same numbers.
+        small = permutation_scores(model, X, target, n_repeats=3, random_state=11, max_cells=5000)
+        assert np.array_equal(small, expected.importances)
+    classifier = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
+    expected = permutation_importance(
+        classifier, X, y, n_repeats=3, random_state=11, scoring="neg_brier_score"
+    )
+    got = permutation_scores(classifier, X, y, n_repeats=3, random_state=11, scoring="brier")
+    assert np.max(np.abs(got - expected.importances)) < 1e-12
+    # A group shuffled together: the columns move with one row order.
+    together = permutation_scores(
+        classifier, X, y, n_repeats=3, random_state=11, groups=[np.array([0, 2])]
+    )
+    X_both = X.copy()
+    order = np.random.RandomState(
+        np.random.RandomState(11).randint(np.iinfo(np.int32).max + 1)
+    ).permutation(800)
+    X_both[:, [0, 2]] = X[order][:, [0, 2]]
+    first = classifier.score(X, y) - classifier.score(X_both, y)
+    assert together[0, 0] == pytest.approx(first, abs=1e-12)
 
 
 def test_model_importance_keeps_the_informative_columns():
@@ -398,8 +418,14 @@ def test_model_importance_top_k_with_model_importances():
     result = run(step, frame, y)
     kept = set(frame.columns) - {d.column for d in result.drops}
     assert kept == {"x0", "x1"}
-    train, _ = train_test_split(np.arange(500), test_size=0.25, random_state=0, stratify=y)
-    coef = np.abs(LogisticRegression().fit(frame.to_numpy()[train], y[train]).coef_[0])
+    # The step's folds: five stratified, shuffled by the first draw of the funnel's seed.
+    seed = np.random.RandomState(0).randint(2**31 - 1, size=1)[0]
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(frame, y)
+    X = frame.to_numpy()
+    coef = np.mean(
+        [np.abs(LogisticRegression().fit(X[train], y[train]).coef_[0]) for train, _ in folds],
+        axis=0,
+    )
     got = [result.measured["importance"][c] for c in frame.columns]
     assert np.max(np.abs(np.array(got) - coef)) < TOL
 
@@ -419,7 +445,7 @@ def test_model_importance_top_k_with_model_importances():
         (Relevance(score_func="anova"), "score_func must be one of auto, chi2"),
         (Relevance(k=-1), "relevance: k must be an integer >= 0, got -1"),
         (ModelImportance(method="shap"), "method must be one of"),
-        (ModelImportance(test_size=1.0), r"test_size must be a number in \(0, 1\), got 1.0"),
+        (ModelImportance(cv=1), "model_importance: cv must be an integer >= 2, got 1"),
         (ModelImportance(k=None, threshold=None), "give k, threshold or both"),
         (ModelImportance(estimator="forest"), "estimator must be a scikit-learn classifier"),
     ],

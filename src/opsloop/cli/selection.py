@@ -34,7 +34,9 @@ PearsonOption = Annotated[float, typer.Option(help="Numeric pairs with |Pearson 
 CramerOption = Annotated[float, typer.Option(help="Categorical pairs with Cramér's V above this.")]
 KOption = Annotated[int, typer.Option("--k", help="Keep this many columns by the F test (0: off).")]
 ModelOption = Annotated[bool, typer.Option(help="Finish with permutation importance.")]
-CutOption = Annotated[float, typer.Option(help="Importance a column must exceed (by 2 sd).")]
+CutOption = Annotated[
+    float, typer.Option(help="Importance a column must exceed (by 2 se over 5 held-out folds).")
+]
 SeedOption = Annotated[int, typer.Option(help="Random seed.")]
 HtmlOption = Annotated[Path | None, typer.Option(help="Write the HTML report here.")]
 JsonOption = Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")]
@@ -88,6 +90,10 @@ def print_report(report) -> None:
         )
     out.print(table)
     out.print(f"kept {len(report.kept)} of {len(report.columns)}: {', '.join(report.kept)}")
+    if report.not_judged:
+        out.print(
+            f"not judged (no step reading the target measures text): {', '.join(report.not_judged)}"
+        )
 
 
 def _write(report, html: Path | None, json_path: Path | None) -> None:

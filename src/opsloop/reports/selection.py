@@ -48,10 +48,19 @@ def headline(report: SelectionReport) -> str:
     >>> from opsloop.data.selection.report import ColumnDecision, SelectionReport
     >>> headline(SelectionReport((ColumnDecision("a", "numeric", True),), (), 3))
     'Kept 1 of 1 columns (100%).'
+    >>> headline(SelectionReport((ColumnDecision("t", "text", False, judged=False),), (), 3))
+    'Kept 0 of 1 columns (0%). Not judged (1, no step reading the target measures them): t.'
     """
     total = len(report.columns)
     share = len(report.kept) / total if total else 0.0
-    return f"Kept {len(report.kept)} of {total} columns ({share:.0%})."
+    line = f"Kept {len(report.kept)} of {total} columns ({share:.0%})."
+    unjudged = report.not_judged
+    if unjudged:
+        shown = ", ".join(unjudged[:5]) + (
+            f" and {len(unjudged) - 5} more" if len(unjudged) > 5 else ""
+        )
+        line += f" Not judged ({len(unjudged)}, no step reading the target measures them): {shown}."
+    return line
 
 
 def funnel_figure(report: SelectionReport) -> go.Figure | None:

@@ -7,10 +7,12 @@ columns. Logical types come from :func:`opsloop.data.types.infer_column_type`, g
 the three kinds the steps know:
 
 * ``numeric``: int, float and bool columns (bool as 0/1), and datetimes (seconds since the
-  epoch, so that a timestamp copied into two columns is caught as redundant);
+  epoch, so that a timestamp copied into two columns is caught as redundant), including
+  text columns whose every value is an ISO 8601 date or timestamp (``2024-03-01``,
+  ``2024-03-01 12:30``, ``2024-03-01T12:30:00Z``), as a CSV file gives them;
 * ``categorical``: pandas categories and strings with few distinct values;
 * ``text``: strings with many distinct values. Only the null and near-zero-variance steps
-  read them; the other steps leave them as they are and the report says so.
+  read them; the funnel reports them as not judged by the steps that read the target.
 
 An ``object`` column that mixes kinds of values (numbers and strings, say) is refused with an
 error naming it: its statistics would depend on how each value happened to be stored.
@@ -26,6 +28,7 @@ error naming it: its statistics would depend on how each value happened to be st
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -110,9 +113,39 @@ def check_uniform_values(name: str, series: pd.Series) -> None:
     )
 
 
+#: An ISO 8601 date, optionally with a time and a zone: what a date column of a CSV holds.
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def is_date_text(series: pd.Series) -> bool:
+    """Whether every non-missing value of a text column is an ISO 8601 date (and parses).
+
+    >>> import pandas as pd
+    >>> is_date_text(pd.Series(["2024-03-01", None, "2024-03-02 10:00"]))
+    True
+    >>> is_date_text(pd.Series(["2024-03-01", "soon"]))
+    False
+    """
+    values = series.dropna()
+    if values.empty or not all(isinstance(v, str) for v in values):
+        return False
+    if not values.astype(str).str.fullmatch(ISO_DATE).all():
+        return False
+    try:
+        pd.to_datetime(values, format="ISO8601", utc=True)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
 def _as_float(series: pd.Series, logical: str) -> np.ndarray:
     if logical == "datetime":
-        stamps = pd.to_datetime(series)
+        text = pd.api.types.is_string_dtype(series.dtype) or pd.api.types.is_object_dtype(
+            series.dtype
+        )
+        stamps = (
+            pd.to_datetime(series, format="ISO8601", utc=True) if text else pd.to_datetime(series)
+        )
         if getattr(stamps.dtype, "tz", None) is not None:
             stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
         nanoseconds = stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)
@@ -160,6 +193,8 @@ def prepare_columns(frame: pd.DataFrame, names: Iterable[str] | None = None) -> 
             )
         check_uniform_values(name, series)
         logical = infer_column_type(series)
+        if logical in ("category", "string") and is_date_text(series):
+            logical = "datetime"
         kind = KIND_OF_TYPE[logical]
         prepared.kinds[name] = kind
         if kind == NUMERIC:

@@ -42,8 +42,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+import scipy.sparse
+from sklearn.base import BaseEstimator
+from sklearn.feature_selection import SelectorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from opsloop.data.selection.columns import FeatureColumns, prepare_columns
 from opsloop.data.selection.importance import ModelImportance
@@ -91,31 +93,55 @@ def as_frame(X: Any) -> pd.DataFrame:
         return X.set_axis([str(c) for c in X.columns], axis=1)
     if isinstance(X, pd.Series):
         raise TypeError("X must be a table (DataFrame or 2-D array), got a Series")
+    refuse_sparse(X)
     array = np.asarray(X)
     if array.ndim != 2:
         raise ValueError(f"X must be two-dimensional, got shape {array.shape}")
     return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
 
 
+def refuse_sparse(X: Any) -> None:
+    """Refuse a sparse matrix: every step reads whole dense columns.
+
+    >>> refuse_sparse(scipy.sparse.csr_matrix(np.eye(2)))
+    Traceback (most recent call last):
+    ...
+    TypeError: FeatureFunnel does not accept sparse input (got csr_matrix); pass X.toarray() ...
+    """
+    if scipy.sparse.issparse(X):
+        raise TypeError(
+            f"FeatureFunnel does not accept sparse input (got {type(X).__name__}); "
+            "pass X.toarray() or a DataFrame"
+        )
+
+
 def check_frame(frame: pd.DataFrame) -> None:
     """Refuse a frame the funnel cannot select from, saying why.
+
+    The messages for no rows and no columns carry scikit-learn's wording too.
 
     >>> check_frame(pd.DataFrame({"a": []}))
     Traceback (most recent call last):
     ...
-    ValueError: X has no rows: there is nothing to measure the columns on
+    ValueError: X has no rows: found 0 sample(s) (shape=(0, 1)) while a minimum of 1 is required.
     """
     if frame.shape[1] == 0:
-        raise ValueError("X has no columns: there is nothing to select")
+        raise ValueError(
+            f"X has no columns: found 0 feature(s) (shape={frame.shape}) while a minimum of 1 "
+            "is required."
+        )
     if frame.shape[0] == 0:
-        raise ValueError("X has no rows: there is nothing to measure the columns on")
+        raise ValueError(
+            f"X has no rows: found 0 sample(s) (shape={frame.shape}) while a minimum of 1 "
+            "is required."
+        )
     names = pd.Index([str(c) for c in frame.columns])
     if names.has_duplicates:
         repeated = sorted(set(names[names.duplicated()]))
         raise ValueError(f"X has duplicate column names {repeated}; rename them first")
 
 
-class FeatureFunnel(TransformerMixin, BaseEstimator):
+class FeatureFunnel(SelectorMixin, BaseEstimator):
     """Select columns by running ``steps`` in order (see :func:`default_steps`).
 
     Parameters:
@@ -130,9 +156,14 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
       the forest, the permutations).
 
     After ``fit``: ``report_`` (every column's decision and the counts per step),
-    ``support_`` (bool per input column), ``feature_names_in_``, ``n_features_in_``.
-    ``transform`` returns the kept columns: a DataFrame for a DataFrame, an array for an
-    array. ``y`` is needed when a step reads the target (relevance, model importance).
+    ``support_`` (bool per input column), ``n_features_in_``, and ``feature_names_in_``
+    when ``X`` was a DataFrame (its column names as text; an array's columns are called
+    ``x0, x1, ...`` in the report, as scikit-learn calls them).
+    ``transform`` returns the kept columns: a DataFrame for a DataFrame (picked by name), an
+    array for an array. ``y`` is needed when a step reads the target (relevance, model
+    importance). Built on scikit-learn's ``SelectorMixin`` (``get_support``,
+    ``get_feature_names_out``, ``inverse_transform``) and checked with its
+    ``check_estimator``. Sparse input is refused: every step reads dense columns.
 
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [None, None, None, 1.0]})
@@ -155,8 +186,13 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True
         tags.input_tags.categorical = True
+        tags.input_tags.sparse = False
         tags.target_tags.required = False
         return tags
+
+    def _get_support_mask(self) -> np.ndarray:
+        check_is_fitted(self, "support_")
+        return self.support_
 
     def _checked_steps(self) -> list[Step]:
         steps = default_steps() if self.steps is None else list(self.steps)
@@ -192,8 +228,15 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         ['b']
         """
         steps = self._checked_steps()
+        refuse_sparse(X)
+        if not isinstance(X, pd.DataFrame | pd.Series):
+            # Arrays get scikit-learn's checks and messages (no rows, no columns, 1-D input).
+            X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=True)
+        self._from_frame = isinstance(X, pd.DataFrame)
         frame = as_frame(X)
         check_frame(frame)
+        if len(frame) == 1 and any(step.needs_target for step in steps):
+            raise ValueError("X has 1 sample: the steps that read the target need at least 2 rows")
         target = self._target(steps, y, len(frame))
         started = time.perf_counter()
         columns = prepare_columns(frame)
@@ -231,6 +274,7 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         from opsloop.data.selection.database import null_fractions, read_columns
 
         steps = self._checked_steps()
+        self._from_frame = True
         started = time.perf_counter()
         stats = null_fractions(source, table, schema=schema, group_size=group_size)
         if target not in stats.columns:
@@ -326,12 +370,25 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
             summaries.append(
                 StepSummary(step.name, n_in, len(result.drops), seconds, step.describe())
             )
+        unjudged = {}
+        for name in active:
+            blind = [s.name for s in steps if s.needs_target and columns.kinds[name] not in s.kinds]
+            if blind:
+                unjudged[name] = (
+                    f"{columns.kinds[name]} column: {', '.join(blind)} cannot measure it against "
+                    "the target, so it is not judged and not kept (encode it as numbers or "
+                    "categories to have it judged)"
+                )
         decisions = []
         for name in names_in:
             kind = columns.kinds.get(name) or (unread_kinds or {}).get(name, "unknown")
             drop = decided.get(name)
             values = {m: measures[m].get(name) for m in _MEASURES}
-            if drop is None:
+            if name in unjudged:
+                decisions.append(
+                    ColumnDecision(name, kind, False, reason=unjudged[name], judged=False, **values)
+                )
+            elif drop is None:
                 decisions.append(ColumnDecision(name, kind, True, **values))
             else:
                 decisions.append(
@@ -355,23 +412,18 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
             target=None if target is None else target.name,
             task=None if target is None else target.task,
         )
-        self.feature_names_in_ = np.asarray(names_in, dtype=object)
         self.n_features_in_ = len(names_in)
-        self.support_ = np.array([name not in decided for name in names_in], dtype=bool)
-
-    def get_support(self, indices: bool = False) -> np.ndarray:
-        """A bool mask over the input columns (or the kept columns' indices).
-
-        >>> import pandas as pd
-        >>> frame = pd.DataFrame({"a": [1.0, 2.0], "b": [None, None]})
-        >>> FeatureFunnel(steps=[NullFraction()]).fit(frame).get_support(indices=True)
-        array([0])
-        """
-        check_is_fitted(self, "support_")
-        return np.flatnonzero(self.support_) if indices else self.support_.copy()
+        self._names = np.asarray(names_in, dtype=object)
+        if self._from_frame:
+            self.feature_names_in_ = self._names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.support_ = np.array(
+            [name not in decided and name not in unjudged for name in names_in], dtype=bool
+        )
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """The kept columns' names, in input order.
+        """The kept columns' names, in input order (``x0, x1, ...`` for an array).
 
         >>> import pandas as pd
         >>> frame = pd.DataFrame({"a": [1.0, 2.0], "b": [None, None]})
@@ -379,14 +431,9 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         ['a']
         """
         check_is_fitted(self, "support_")
-        if input_features is not None:
-            given = np.asarray(input_features, dtype=object)
-            if (
-                given.shape != self.feature_names_in_.shape
-                or (given != self.feature_names_in_).any()
-            ):
-                raise ValueError("input_features must equal feature_names_in_")
-        return self.feature_names_in_[self.support_]
+        if input_features is None:
+            return self._names[self.support_]
+        return super().get_feature_names_out(input_features)
 
     def transform(self, X: Any) -> Any:
         """The kept columns of ``X``: by name for a DataFrame, by position for an array.
@@ -397,10 +444,10 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
         (3, 1)
         """
         check_is_fitted(self, "support_")
-        if isinstance(X, pd.DataFrame):
+        if isinstance(X, pd.DataFrame) and self._from_frame:
             names = [str(c) for c in X.columns]
             present = set(names)
-            missing = [c for c in self.feature_names_in_ if c not in present]
+            missing = [c for c in self._names if c not in present]
             if missing:
                 shown = ", ".join(repr(c) for c in missing[:5])
                 more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -408,9 +455,6 @@ class FeatureFunnel(TransformerMixin, BaseEstimator):
             kept = self.get_feature_names_out()
             lookup = dict(zip(names, X.columns, strict=True))
             return X[[lookup[c] for c in kept]]
-        array = np.asarray(X)
-        if array.ndim != 2 or array.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has shape {array.shape}; expected {self.n_features_in_} columns as in fit"
-            )
+        refuse_sparse(X)
+        array = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=False)
         return array[:, self.support_]

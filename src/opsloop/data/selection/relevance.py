@@ -13,10 +13,11 @@ encoded frame. Encoding, the same for every scoring function:
   levels outscores a numeric column; a column whose signal is weak and non-linear can rank
   below such noise, which is why ``k`` should leave room before the model step.
 
-Text columns are not scored and stay. ``scores`` equal the scoring function's output on that
-encoding, and the kept columns equal ``SelectKBest`` / ``SelectPercentile`` fitted on the
-column scores (NaN scores rank last, as there). Mutual information draws its noise per block
-of columns, so its scores match one scikit-learn call on a block, not on the whole frame.
+Text columns are not scored; the funnel reports them as not judged. ``scores`` equal the
+scoring function's output on that encoding, and the kept columns equal ``SelectKBest`` /
+``SelectPercentile`` fitted on the column scores (NaN scores rank last, as there). Mutual
+information draws its noise per block of columns, so its scores match one scikit-learn call
+on a block, not on the whole frame.
 
 >>> import numpy as np, pandas as pd
 >>> from opsloop.data.selection.columns import prepare_columns
@@ -151,6 +152,7 @@ class Relevance(Step):
     percentile: float | None = None
     name: ClassVar[str] = "relevance"
     needs_target: ClassVar[bool] = True
+    kinds: ClassVar[tuple[str, ...]] = (NUMERIC, CATEGORICAL)
 
     def check(self) -> None:
         if isinstance(self.score_func, str):

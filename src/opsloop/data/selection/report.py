@@ -36,6 +36,7 @@ FRAME_COLUMNS = (
     "threshold",
     "redundant_with",
     "reason",
+    "judged",
     "null_fraction",
     "top_share",
     "relevance",
@@ -73,9 +74,12 @@ class ColumnDecision:
     """The funnel's verdict on one column and the measurements taken on the way.
 
     ``step``, ``statistic``, ``value``, ``threshold`` and ``redundant_with`` describe the
-    drop (all ``None`` for a kept column). ``null_fraction``, ``top_share``, ``relevance``
-    and ``importance`` are what the steps measured, ``None`` where a step did not measure
-    this column (it was dropped before, or the step was not configured).
+    drop (all ``None`` for a kept column). ``judged`` is ``False`` for a column that passed
+    every step it could be measured by but that a step reading the target could not
+    measure (text): it is not kept, and ``reason`` says which steps could not judge it.
+    ``null_fraction``, ``top_share``, ``relevance`` and ``importance`` are what the steps
+    measured, ``None`` where a step did not measure this column (it was dropped before, or
+    the step was not configured).
 
     >>> ColumnDecision("age", "numeric", True, relevance=12.5).to_dict()["relevance"]
     12.5
@@ -90,6 +94,7 @@ class ColumnDecision:
     threshold: float | None = None
     redundant_with: str | None = None
     reason: str = ""
+    judged: bool = True
     null_fraction: float | None = None
     top_share: float | None = None
     relevance: float | None = None
@@ -181,7 +186,16 @@ class SelectionReport:
         >>> SelectionReport((ColumnDecision("a", "numeric", True),), (), 1).dropped
         []
         """
-        return [c.column for c in self.columns if not c.kept]
+        return [c.column for c in self.columns if not c.kept and c.judged]
+
+    @property
+    def not_judged(self) -> list[str]:
+        """The columns no step reading the target could measure (text), in input order.
+
+        >>> SelectionReport((ColumnDecision("t", "text", False, judged=False),), (), 1).not_judged
+        ['t']
+        """
+        return [c.column for c in self.columns if not c.judged]
 
     def dropped_by(self, step: str) -> list[str]:
         """The columns that ``step`` dropped, in input order.
@@ -204,7 +218,7 @@ class SelectionReport:
         """One row per column (see :data:`FRAME_COLUMNS`), in input order.
 
         >>> SelectionReport((ColumnDecision("a", "numeric", True),), (), 1).to_frame().shape
-        (1, 13)
+        (1, 14)
         """
         rows = [c.to_dict() for c in self.columns]
         return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
@@ -233,5 +247,6 @@ class SelectionReport:
             "task": self.task,
             "counts": self.counts,
             "steps": [s.to_dict() for s in self.steps],
+            "not_judged": self.not_judged,
             "columns": [c.to_dict() for c in self.columns],
         }

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from opsloop.data.selection.columns import FeatureColumns
+from opsloop.data.selection.columns import CATEGORICAL, NUMERIC, TEXT, FeatureColumns
 from opsloop.data.selection.report import Drop
 from opsloop.data.selection.target import Target
 
@@ -50,6 +50,9 @@ class Step(ABC):
     name: ClassVar[str] = "step"
     #: Whether the step reads the target (``fit`` then needs ``y``).
     needs_target: ClassVar[bool] = False
+    #: The kinds of column the step can measure; a column of another kind that a step
+    #: reading the target cannot measure is reported as not judged.
+    kinds: ClassVar[tuple[str, ...]] = (NUMERIC, CATEGORICAL, TEXT)
 
     def check(self) -> None:  # noqa: B027 - a step without parameters has nothing to check
         """Raise ``ValueError``/``TypeError`` naming a parameter that breaks its rule.
