@@ -892,5 +892,6 @@ def _claim_batch(connection: Connection, run_pk: int, batch_id: str) -> bool:
         insert(table)
         .values(run_id=run_pk, batch_id=batch_id, created_ms=now_ms())
         .on_conflict_do_nothing()
+        .returning(table.c.batch_id)  # a row back only when it was inserted (rowcount varies)
     )
-    return connection.execute(statement).rowcount == 1
+    return connection.execute(statement).first() is not None
