@@ -363,3 +363,11 @@ def test_search_sees_the_source_runs_latest_metrics_and_registered_ones_win(regi
         again.log_metric("auc", 0.95, step=4)
     assert sorted(found(min_metrics={"auc": 0.93})) == [1]
     assert registry.get_version("churn", 2).metrics == {"auc": 0.8}
+
+
+def test_register_refuses_overlong_or_nul_text_and_stores_nothing(registry):
+    with pytest.raises(ValueError, match="description: NUL characters are not allowed"):
+        registry.register("m", b"\x08\x01", flavor="onnx", description="a\x00b")
+    with pytest.raises(ValueError, match="reason: 10001 characters; the limit is 10000"):
+        registry.register("m", b"\x08\x01", flavor="onnx", reason="x" * 10_001)
+    assert registry.list_models().empty

@@ -363,6 +363,9 @@ class ModelRegistry:
         1
         """
         checked_key("model name", name)
+        for field, text in (("description", description), ("reason", reason)):
+            if text is not None:
+                checked_text(field, text)
         loader: dict[str, Any]
         if model is not None:
             flavor = flavor or infer_flavor(model)
