@@ -480,7 +480,7 @@ class AnalysisReport:
                         ([f, _number(v)], False)
                         for f, v in zip(e.shapley.features, e.shapley.mean_abs, strict=True)
                     ],
-                    caption=f"Shapley values ({e.shapley.method})",
+                    caption=f"Shapley values ({e.shapley.method}, of the {e.shapley.output})",
                 )
             )
         if e.surrogate is not None:

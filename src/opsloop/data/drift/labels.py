@@ -14,7 +14,7 @@
   better out of fold; the p-value is the one-sided paired t-test of the per-row loss
   difference (log-loss for classes, squared error for a continuous target). Extra capacity
   can only hurt the second model under the null, so the test errs on the conservative side.
-  The fits run on one thread by default (``n_jobs``, see :mod:`opsloop.data.drift.threads`).
+  The fits run on one thread by default (``n_jobs``, see :mod:`opsloop.data.threads`).
 
 >>> import numpy as np
 >>> r = prior_shift(np.array([0] * 90 + [1] * 10), np.array([0] * 60 + [1] * 40))
@@ -35,7 +35,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from opsloop.data.drift.distances import chi_square
 from opsloop.data.drift.multivariate import feature_frame
 from opsloop.data.drift.numeric import ks_test
-from opsloop.data.drift.threads import fit_threads
+from opsloop.data.threads import fit_threads
 
 #: A numeric target with at most this many distinct values is treated as class labels.
 MAX_CLASSES = 20

@@ -13,7 +13,7 @@ Mann-Whitney U test that current rows score higher than reference rows (the AUC 
 ``U / (n_ref · n_cur)``). Out-of-fold scores from different folds are not exactly
 exchangeable, so the p-value is approximate; the AUC itself is the effect size.
 
-The fits run on one thread by default (``n_jobs``; see :mod:`opsloop.data.drift.threads`):
+The fits run on one thread by default (``n_jobs``; see :mod:`opsloop.data.threads`):
 the result is the same with any thread count, and idle OpenMP threads on a busy machine cost
 many times the CPU of the fits themselves.
 
@@ -39,7 +39,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from opsloop.data.drift.threads import fit_threads
+from opsloop.data.threads import fit_threads
 from opsloop.data.types import infer_column_type
 
 

@@ -1,11 +1,12 @@
-"""How many threads the model fits of a drift test use.
+"""How many threads the library's repeated model fits and predictions use.
 
-The classifier tests fit a gradient-boosted model per fold. scikit-learn's histogram
-gradient boosting parallelises with OpenMP, and on a machine shared with other work its idle
-threads spin while they wait: on a busy two-core machine ten small fits cost 46.7 CPU-s with
-the default thread count against 2.7 CPU-s with one thread. The tests therefore fit with one
-thread unless told otherwise (``n_jobs``); the fitted models, and so the results, are the same
-whatever the thread count.
+The classifier drift tests fit a gradient-boosted model per fold, and the explanations call
+a model hundreds of times on small batches. scikit-learn's histogram gradient boosting
+parallelises its fits and predictions with OpenMP, and on a machine shared with other work
+its idle threads spin while they wait: on a busy two-core machine ten small fits cost
+46.7 CPU-s with the default thread count against 2.7 CPU-s with one thread. These calls
+therefore run with one thread unless told otherwise (``n_jobs``); the fitted models and the
+predictions, and so the results, are the same whatever the thread count.
 
 >>> from sklearn.ensemble import HistGradientBoostingClassifier  # loads OpenMP
 >>> from threadpoolctl import threadpool_info
