@@ -90,8 +90,11 @@ def test_no_explain_leaves_the_explanations_out(files):
         out_json = folder / f"explain{flag}.json"
         result = CliRunner().invoke(
             app,
-            [str(folder / "regressor.skops"), str(folder / "loans.csv"), "--label", "salary"]
-            + ["--json", str(out_json), "--trust", flag],
+            [
+                str(folder / "regressor.skops"),
+                str(folder / "loans.csv"),
+                *("--label", "salary", "--json", str(out_json), "--trust", flag),
+            ],
         )
         assert result.exit_code == 0, result.output
         outputs[flag] = json.loads(out_json.read_text())

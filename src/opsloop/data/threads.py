@@ -11,8 +11,8 @@ predictions, and so the results, are the same whatever the thread count.
 >>> from sklearn.ensemble import HistGradientBoostingClassifier  # loads OpenMP
 >>> from threadpoolctl import threadpool_info
 >>> with fit_threads(1):
-...     [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"]
-[1]
+...     {p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"}
+{1}
 """
 
 from __future__ import annotations
