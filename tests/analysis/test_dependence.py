@@ -33,3 +33,62 @@ def test_equals_sklearn_on_sampled_rows():
 def test_bad_input():
     with pytest.raises(ValueError, match="X has no column 'z'"):
         partial_dependence(LinearRegression(), pd.DataFrame({"a": [1.0]}), "z")
+
+
+def _sklearn_curve(model, rows, feature, categorical=False, grid_resolution=20):
+    return sklearn_partial_dependence(
+        model,
+        rows,
+        [feature],
+        kind="both",
+        grid_resolution=grid_resolution,
+        categorical_features=[feature] if categorical else None,
+    )
+
+
+def test_one_predict_call_and_sklearns_numbers_bit_for_bit():
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame(
+        {
+            "a": rng.normal(size=300),
+            "b": rng.normal(size=300),
+            "c": rng.choice(["x", "y", "z"], 300),
+            "d": rng.integers(0, 4, 300).astype(float),  # fewer values than grid points
+        }
+    )
+    y = (X["a"] + (X["c"] == "x") + rng.normal(0, 0.5, 300) > 0.5).astype(int)
+    numeric = X[["a", "b", "d"]]
+    boosted = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(numeric, y)
+    for feature in ("a", "d"):
+        curve = partial_dependence(boosted, numeric, feature, max_ice_rows=120, seed=1)
+        pick = np.sort(np.random.default_rng(1).choice(300, 120, replace=False))
+        ref = _sklearn_curve(boosted, numeric.iloc[pick], feature)
+        np.testing.assert_array_equal(curve.grid, ref["grid_values"][0])
+        np.testing.assert_array_equal(curve.average, ref["average"][0])
+        np.testing.assert_array_equal(curve.individual, ref["individual"][0])
+    encode = make_column_transformer(
+        (OneHotEncoder(), ["c"]), remainder=StandardScaler(), verbose_feature_names_out=False
+    )
+    piped = make_pipeline(encode, LogisticRegression()).fit(X, y)
+    curve = partial_dependence(piped, X, "c", max_ice_rows=300)
+    ref = _sklearn_curve(piped, X, "c", categorical=True)
+    assert curve.grid == ("x", "y", "z") == tuple(ref["grid_values"][0])
+    np.testing.assert_array_equal(curve.average, ref["average"][0])
+    np.testing.assert_array_equal(curve.individual, ref["individual"][0])
+    # the model sees every grid point in one call
+    calls = []
+
+    class Counting(LogisticRegression):
+        def predict_proba(self, X):
+            calls.append(len(X))
+            return super().predict_proba(X)
+
+    counted = Counting().fit(numeric, y)
+    partial_dependence(counted, numeric, "a", max_ice_rows=50)
+    assert calls == [50 * 20]

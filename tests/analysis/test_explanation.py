@@ -80,3 +80,35 @@ def test_bad_input(loans):
     with pytest.raises(TypeError, match="X must be a pandas DataFrame"):
         explain(LogisticRegression(), X.to_numpy())
     assert model_kind(object()) == "other"
+
+
+def test_exact_shapley_paths_explain_every_row(loans):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = loans
+    numeric = X[["age", "salary", "loan_amount"]]
+    boosted = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(numeric, y)
+    result = explain(boosted, numeric, y, top=1)
+    assert result.model_kind == "tree" and result.tree_importances is None
+    assert (result.shapley.method, result.shapley.output) == ("tree", "log-odds")
+    assert result.shapley.values.shape == (600, 3)
+    scaled = make_pipeline(StandardScaler(), LogisticRegression()).fit(numeric, y)
+    linear = explain(scaled, numeric, y, top=1, shapley_rows=10)
+    assert (linear.shapley.method, linear.shapley.output) == ("linear", "log-odds")
+    assert linear.shapley.values.shape == (600, 3)  # closed form: no row cap
+
+
+@pytest.mark.slow
+def test_model_agnostic_shapley_explains_a_seeded_sample_of_rows(loans):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from opsloop.analysis.shapley import shapley_values
+
+    X, y = loans
+    numeric = X[["age", "salary", "loan_amount"]]
+    model = KNeighborsClassifier().fit(numeric, y)
+    result = explain(model, numeric, y, top=1, shapley_rows=12, seed=5)
+    picked = np.sort(np.random.default_rng(5).choice(600, 12, replace=False))
+    expected = shapley_values(model, numeric.iloc[picked].reset_index(drop=True), seed=5)
+    assert result.shapley.method == "permutation"
+    np.testing.assert_array_equal(result.shapley.values, expected.values)

@@ -83,6 +83,44 @@ def test_regressor_report_has_residuals(files):
     assert {c["feature"] for c in report["residuals"]["correlations"]} >= {"loan_amount"}
 
 
+def test_no_explain_leaves_the_explanations_out(files):
+    folder, _, _ = files
+    outputs = {}
+    for flag in ("--explain", "--no-explain"):
+        out_json = folder / f"explain{flag}.json"
+        result = CliRunner().invoke(
+            app,
+            [
+                str(folder / "regressor.skops"),
+                str(folder / "loans.csv"),
+                *("--label", "salary", "--json", str(out_json), "--trust", flag),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        outputs[flag] = json.loads(out_json.read_text())
+    assert outputs["--explain"]["explanation"]["shapley"]["method"] == "tree"
+    assert outputs["--no-explain"]["explanation"] is None
+    # everything else is the same report
+    del outputs["--explain"]["explanation"], outputs["--no-explain"]["explanation"]
+    assert outputs["--explain"] == outputs["--no-explain"]
+
+
+def test_cli_and_analysis_import_no_skops():
+    # skops.io imports torch through scikit-learn's array_api_compat: seconds of every run
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, opsloop.cli.app, opsloop.cli.analysis, opsloop.analysis, "
+        "opsloop.reports.analysis; "
+        "from opsloop.analysis import explain, shapley_values; "
+        "print(sorted(m for m in ('skops', 'skops.io', 'torch') if m in sys.modules))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"
+
+
 def test_errors_are_one_line(files):
     folder, _, _ = files
     runner = CliRunner()

@@ -343,3 +343,52 @@ def test_threshold_by_test_name_applies_to_the_default_test():
     psi = {s.test: s for s in reported["salary"].statistics}["psi"]
     assert psi.threshold == 1e-9 and psi.drifted == (psi.statistic >= 1e-9)
     assert reported["salary"].test == "ks"
+
+
+def test_classifier_test_is_the_same_with_any_thread_count_and_sklearn_importances():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.inspection import permutation_importance
+    from sklearn.model_selection import StratifiedKFold
+
+    from opsloop.data.drift.multivariate import feature_frame
+
+    rng = np.random.default_rng(5)
+    n = 400
+    ref = pd.DataFrame(
+        {"a": rng.normal(size=n), "c": rng.choice(["x", "y", "z"], n), "b": rng.normal(size=n)}
+    )
+    cur = pd.DataFrame(
+        {
+            "a": rng.normal(0.4, 1.0, n),
+            "c": rng.choice(["x", "y", "z"], n, p=[0.6, 0.2, 0.2]),
+            "b": rng.normal(size=n),
+        }
+    )
+    one = drift.classifier_two_sample_test(ref, cur, seed=2)
+    every = drift.classifier_two_sample_test(ref, cur, seed=2, n_jobs=2)
+    assert one == every
+    # The importances are scikit-learn's permutation importance on the first fold's model.
+    pooled = pd.concat([ref, cur], ignore_index=True)  # max_rows keeps every row, in order
+    x = feature_frame(pooled, ["a", "c", "b"])
+    y = np.r_[np.zeros(n, dtype=int), np.ones(n, dtype=int)]
+    train, test = next(StratifiedKFold(5, shuffle=True, random_state=2).split(x, y))
+    model = HistGradientBoostingClassifier(
+        max_iter=100, categorical_features="from_dtype", random_state=2
+    ).fit(x.iloc[train], y[train])
+    found = permutation_importance(
+        model, x.iloc[test], y[test], scoring="roc_auc", n_repeats=3, random_state=2
+    ).importances_mean
+    shares = np.maximum(found, 0.0) / np.maximum(found, 0.0).sum()
+    assert dict(one.importances) == dict(zip(["a", "c", "b"], shares.tolist(), strict=True))
+    with pytest.raises(ValueError, match="n_jobs must be a positive integer or None, got 0"):
+        drift.classifier_two_sample_test(ref, cur, n_jobs=0)
+
+
+def test_concept_shift_is_the_same_with_any_thread_count():
+    rng = np.random.default_rng(4)
+    x1, x2 = rng.normal(size=(600, 2)), rng.normal(size=(600, 2))
+    y1, y2 = (x1[:, 0] > 0).astype(int), (x2[:, 0] + x2[:, 1] > 0).astype(int)
+    frame = lambda a: pd.DataFrame(a, columns=["a", "b"])  # noqa: E731
+    one = drift.concept_shift(frame(x1), y1, frame(x2), y2, seed=1)
+    every = drift.concept_shift(frame(x1), y1, frame(x2), y2, seed=1, n_jobs=2)
+    assert one == every and one.drifted

@@ -1,6 +1,11 @@
-"""Partial dependence and individual conditional expectation (ICE) curves, from
-scikit-learn's ``sklearn.inspection.partial_dependence`` (``kind="both"``), packed as a
-result with plain values for reports.
+"""Partial dependence and individual conditional expectation (ICE) curves: the numbers of
+scikit-learn's ``sklearn.inspection.partial_dependence`` (``kind="both"``, brute force, its
+grid: the column's values when fewer than ``grid_resolution``, else evenly spaced between its
+5th and 95th percentiles), packed as a result with plain values for reports.
+
+scikit-learn predicts once per grid point; here every grid point's copy of the rows goes to
+the model in one call, which matters for models with a per-call cost (pipelines, boosted
+trees): twenty calls become one.
 
 >>> import numpy as np, pandas as pd
 >>> from sklearn.linear_model import LinearRegression
@@ -17,7 +22,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import partial_dependence as sklearn_partial_dependence
+from scipy.stats.mstats import mquantiles
+
+from opsloop.analysis.prediction import prediction_function
+
+#: The percentiles between which scikit-learn spaces a numeric grid.
+PERCENTILES = (0.05, 0.95)
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,9 @@ def partial_dependence(
     seed: int = 0,
 ) -> PartialDependence:
     """scikit-learn's partial dependence and ICE of ``feature`` (a category is detected from
-    a non-numeric column); ICE curves are computed on at most ``max_ice_rows`` rows drawn
-    with ``seed``, the average on those same rows.
+    a non-numeric column) on the output :func:`opsloop.analysis.prediction.prediction_function`
+    gives (a classifier's last class, as scikit-learn); ICE curves are computed on at most
+    ``max_ice_rows`` rows drawn with ``seed``, the average on those same rows.
 
     >>> from sklearn.linear_model import LinearRegression
     >>> X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
@@ -85,15 +96,27 @@ def partial_dependence(
     if pd.api.types.is_integer_dtype(X[feature]) and not pd.api.types.is_bool_dtype(X[feature]):
         # scikit-learn refuses integer columns (its grid would be rounded); the grid is real
         rows = rows.astype({feature: np.float64})
-    result = sklearn_partial_dependence(
-        model,
-        rows,
-        [feature],
-        kind="both",
-        grid_resolution=grid_resolution,
-        categorical_features=[feature] if categorical else None,
-    )
-    individual = np.asarray(result["individual"], dtype=np.float64)[-1]
-    average = np.asarray(result["average"], dtype=np.float64)[-1]
-    grid = tuple(v if isinstance(v, str) else float(v) for v in result["grid_values"][0])
+    values = rows[feature].to_numpy()
+    try:
+        uniques = np.unique(values)
+    except TypeError as error:
+        raise ValueError(f"column {feature!r} mixes types that cannot be sorted") from error
+    if categorical or uniques.size < grid_resolution:
+        grid_values = uniques
+    else:
+        low, high = mquantiles(values, prob=PERCENTILES, axis=0)
+        if np.allclose(low, high):
+            raise ValueError(
+                f"column {feature!r}: its 5th and 95th percentiles are too close to build a grid"
+            )
+        grid_values = np.linspace(low, high, num=grid_resolution, endpoint=True)
+    n, k = len(rows), len(grid_values)
+    batch = rows.iloc[np.tile(np.arange(n), k)].reset_index(drop=True)
+    batch[feature] = pd.Series(np.repeat(grid_values, n), dtype=rows[feature].dtype)
+    # (grid point, row): each grid point's predictions are contiguous, so their mean sums in
+    # the same order as scikit-learn's mean of one grid point's predictions
+    predictions = prediction_function(model)(batch).reshape(k, n)
+    average = predictions.mean(axis=1)
+    individual = np.ascontiguousarray(predictions.T, dtype=np.float64)
+    grid = tuple(v if isinstance(v, str) else float(v) for v in grid_values)
     return PartialDependence(str(feature), grid, tuple(float(v) for v in average), individual)

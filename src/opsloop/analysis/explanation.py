@@ -6,10 +6,15 @@ for its ``top`` most important features, a global surrogate tree with its fideli
 local surrogate of the first row. On top of that:
 
 * a linear model (``coef_``, also at the end of a pipeline): coefficients with standardised
-  effects, and model-agnostic Shapley values when every column is numeric;
-* a tree model (scikit-learn trees and ensembles): impurity importances and exact
-  ``TreeExplainer`` Shapley values;
+  effects, and Shapley values when every column is numeric: exact, in closed form, for a
+  linear regressor or binary classifier alone or behind column-wise scalers (see
+  :mod:`opsloop.analysis.shapley`), model-agnostic otherwise;
+* a tree model (scikit-learn trees and ensembles): impurity importances (where the model has
+  them) and exact ``TreeExplainer`` Shapley values;
 * anything else: model-agnostic Shapley values when every column is numeric.
+
+The model-agnostic Shapley explainer calls the model thousands of times per row, so it
+explains ``shapley_rows`` rows drawn with ``seed``; the exact explainers explain every row.
 
 The ``top`` features are ranked by permutation importance when ``y`` is given, else by mean
 absolute Shapley value, else taken in column order.
@@ -42,13 +47,19 @@ from opsloop.analysis.importance import (
     permutation_importance,
     tree_importances,
 )
-from opsloop.analysis.shapley import ShapleyValues, is_tree_model, shapley_values
+from opsloop.analysis.shapley import (
+    ShapleyValues,
+    is_linear_model,
+    is_tree_model,
+    shapley_values,
+)
 from opsloop.analysis.surrogate import (
     GlobalSurrogate,
     LocalSurrogate,
     global_surrogate,
     local_surrogate,
 )
+from opsloop.data.threads import fit_threads
 
 
 @dataclass(frozen=True)
@@ -121,14 +132,18 @@ def explain(
     top: int = 5,
     max_rows: int = 2000,
     scoring: Any = None,
-    shapley_rows: int = 200,
+    shapley_rows: int = 100,
     seed: int = 0,
+    n_jobs: int | None = 1,
 ) -> Explanation:
     """Explain ``model`` on ``X`` (at most ``max_rows`` rows, drawn with ``seed``).
 
     ``y`` enables the permutation importances (scored with ``scoring``, the model's default
     score if ``None``); ``groups`` maps a group name to its columns. ``shapley_rows`` caps
-    the rows the (slow) model-agnostic Shapley explainer explains; 0 skips it.
+    the rows the (slow) model-agnostic Shapley explainer explains, drawn with ``seed``; 0
+    skips it. ``n_jobs`` caps the OpenMP threads of the model's calls (``None``: the
+    library's default; see :mod:`opsloop.data.threads`): the explanations call the model
+    hundreds of times on small batches, where threads cost more than they save.
 
     >>> from sklearn.linear_model import LinearRegression
     >>> X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 2})
@@ -148,6 +163,20 @@ def explain(
         pick = np.sort(np.random.default_rng(seed).choice(len(rows), max_rows, replace=False))
         rows = rows.iloc[pick].reset_index(drop=True)
         target = None if target is None else target.iloc[pick].reset_index(drop=True)
+    with fit_threads(n_jobs):
+        return _explain(model, rows, target, groups, top, scoring, shapley_rows, seed)
+
+
+def _explain(
+    model: Any,
+    rows: pd.DataFrame,
+    target: pd.Series | None,
+    groups: Mapping[str, Sequence[str]] | None,
+    top: int,
+    scoring: Any,
+    shapley_rows: int,
+    seed: int,
+) -> Explanation:
     kind = model_kind(model)
     permutation = grouped = coefficients = impurity = shapley = None
     if target is not None:
@@ -158,11 +187,18 @@ def explain(
             )
     if kind == "linear":
         coefficients = linear_coefficients(model, rows)
-    if kind == "tree":
+    final = model[-1] if isinstance(model, Pipeline) else model
+    if kind == "tree" and hasattr(final, "feature_importances_"):
         impurity = tree_importances(model, rows)
+    numeric = all(pd.api.types.is_numeric_dtype(rows[c]) for c in rows.columns)
+    if is_tree_model(model) or (numeric and is_linear_model(model)):
         shapley = shapley_values(model, rows, seed=seed)
-    elif shapley_rows and all(pd.api.types.is_numeric_dtype(rows[c]) for c in rows.columns):
-        shapley = shapley_values(model, rows.iloc[:shapley_rows], seed=seed)
+    elif shapley_rows and numeric:
+        explained = rows
+        if len(rows) > shapley_rows:
+            rng = np.random.default_rng(seed)
+            explained = rows.iloc[np.sort(rng.choice(len(rows), shapley_rows, replace=False))]
+        shapley = shapley_values(model, explained, seed=seed)
     if permutation is not None:
         ranked = [i.feature for i in permutation]
     elif shapley is not None:

@@ -1,15 +1,21 @@
 """Shapley values through the ``shap`` library: ``TreeExplainer`` (exact, fast) for tree
-models, ``LinearExplainer`` (exact, closed form) for linear regressors, the model-agnostic
+models, ``LinearExplainer`` (exact, closed form) for linear models, the model-agnostic
 ``PermutationExplainer`` over a background sample otherwise. The linear and permutation
 explainers share the background sample and treat features as independent, so for a linear
-regressor both give the same values; the closed form costs one matrix product instead of
-thousands of model calls.
+model both give the same values; the closed form costs one matrix product instead of
+thousands of model calls (and shap's numba compilation, 5-20 s on a process's first call).
 
-The values explain the same number as the other explanations (see
-:mod:`opsloop.analysis.prediction`): a regressor's prediction or a classifier's probability
-of one class; for a tree classifier that is ``TreeExplainer``'s probability output. Each row's
-values add up to the model's output minus ``base_value``. The model-agnostic explainer's first
-call in a process compiles shap's numba code (several seconds).
+A linear model is a scikit-learn linear regressor, or binary classifier, alone or at the end
+of a pipeline whose earlier steps scale each column on its own (``StandardScaler``,
+``MinMaxScaler``, ``MaxAbsScaler``, ``RobustScaler``): the model stays additive in the input
+columns, so each column's value is its coefficient times its scaled distance from the
+background mean.
+
+Each row's values add up to the explained output minus ``base_value``; ``output`` names it:
+``"prediction"`` for a regressor, ``"probability"`` for a classifier explained by the
+model-agnostic explainer (see :mod:`opsloop.analysis.prediction`) or a tree ensemble that
+averages probabilities (random forests, single trees), ``"log-odds"`` for a linear
+classifier and for gradient-boosted trees (``TreeExplainer``'s raw output).
 
 >>> import numpy as np, pandas as pd
 >>> from sklearn.tree import DecisionTreeRegressor
@@ -28,6 +34,8 @@ import numpy as np
 import pandas as pd
 import shap
 from sklearn.base import is_classifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 
 from opsloop.analysis.prediction import prediction_function
 
@@ -37,10 +45,14 @@ TREE_MODULES = (
     "sklearn.ensemble._forest",
     "sklearn.ensemble._gb",
     "sklearn.ensemble._iforest",
+    "sklearn.ensemble._hist_gradient_boosting",
     "xgboost",
     "lightgbm",
     "catboost",
 )
+
+#: Pipeline steps that transform each column on its own, keeping a linear model additive.
+COLUMNWISE_STEPS = (StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler)
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class ShapleyValues:
     base_value: float
     mean_abs: tuple[float, ...]
     values: np.ndarray = field(compare=False, repr=False)
+    output: str = "prediction"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe summary (the per-row values stay in :attr:`values`).
@@ -66,6 +79,7 @@ class ShapleyValues:
         """
         return {
             "method": self.method,
+            "output": self.output,
             "features": list(self.features),
             "base_value": float(self.base_value),
             "mean_abs": [float(v) for v in self.mean_abs],
@@ -81,13 +95,17 @@ class ShapleyValues:
 
 
 def is_tree_model(model: Any) -> bool:
-    """Whether ``TreeExplainer`` can read ``model`` directly.
+    """Whether ``TreeExplainer`` can read ``model`` directly (a histogram gradient boosting
+    model only without categorical splits, which shap does not read).
 
     >>> from sklearn.ensemble import RandomForestRegressor
     >>> is_tree_model(RandomForestRegressor()), is_tree_model(object())
     (True, False)
     """
-    return type(model).__module__.startswith(TREE_MODULES)
+    if not type(model).__module__.startswith(TREE_MODULES):
+        return False
+    categorical = getattr(model, "is_categorical_", None)
+    return categorical is None or not np.any(categorical)
 
 
 def shapley_values(
@@ -121,15 +139,11 @@ def shapley_values(
         if values.ndim == 3:
             column = _class_column(model, target_class)
             values, base = values[:, :, column], base[:, column]
-        method = "tree"
-    elif is_linear_regressor(model):
+        method, output = "tree", _tree_output(model)
+    elif is_linear_model(model):
         _require_numeric(X)
-        masker = shap.maskers.Independent(_background(X, background, seed), max_samples=background)
-        explainer = shap.LinearExplainer(model, masker)
-        explanation = explainer(X.to_numpy(dtype=np.float64))
-        values = np.asarray(explanation.values, dtype=np.float64)
-        base = np.asarray(explanation.base_values, dtype=np.float64)
-        method = "linear"
+        values, base = _linear_values(model, X, _background(X, background, seed), target_class)
+        method, output = "linear", "log-odds" if is_classifier(model) else "prediction"
     else:
         _require_numeric(X)
         predict = prediction_function(model, target_class)
@@ -142,29 +156,64 @@ def shapley_values(
         explanation = explainer(X.to_numpy(dtype=np.float64), silent=True)
         values = np.asarray(explanation.values, dtype=np.float64)
         base = np.asarray(explanation.base_values, dtype=np.float64)
-        method = "permutation"
+        method, output = "permutation", "probability" if is_classifier(model) else "prediction"
     base_value = float(np.mean(base))
     mean_abs = tuple(float(v) for v in np.abs(values).mean(axis=0))
-    return ShapleyValues(method, features, base_value, mean_abs, values)
+    return ShapleyValues(method, features, base_value, mean_abs, values, output)
 
 
-def is_linear_regressor(model: Any) -> bool:
-    """Whether ``model`` is a fitted scikit-learn linear regressor with one output.
-
-    Classifiers are left to the permutation explainer: the explanations here are of the
-    predicted probability, which is not linear in the features.
+def is_linear_model(model: Any) -> bool:
+    """Whether ``model`` is a fitted scikit-learn linear regressor with one output or a
+    binary linear classifier, alone or behind column-wise scalers (see the module).
 
     >>> from sklearn.linear_model import LinearRegression, LogisticRegression
-    >>> X, y = [[0.0], [1.0]], [0, 1]
-    >>> is_linear_regressor(LinearRegression().fit(X, y)), is_linear_regressor(
-    ...     LogisticRegression().fit(X, y))
-    (True, False)
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+    >>> X, y = [[0.0], [1.0], [2.0]], [0, 1, 1]
+    >>> [is_linear_model(m.fit(X, y)) for m in (
+    ...     LinearRegression(), make_pipeline(StandardScaler(), LogisticRegression()),
+    ...     make_pipeline(PolynomialFeatures(), LogisticRegression()))]
+    [True, True, False]
     """
-    return (
-        type(model).__module__.startswith("sklearn.linear_model")
-        and not is_classifier(model)
-        and np.ndim(getattr(model, "coef_", None)) == 1
-    )
+    steps = [step for _, step in model.steps] if isinstance(model, Pipeline) else [model]
+    final, head = steps[-1], steps[:-1]
+    if not all(step in (None, "passthrough") or type(step) in COLUMNWISE_STEPS for step in head):
+        return False
+    if not type(final).__module__.startswith("sklearn.linear_model"):
+        return False
+    coef = getattr(final, "coef_", None)
+    if coef is None:
+        return False
+    if is_classifier(final):
+        return np.shape(coef)[0] == 1 and len(getattr(final, "classes_", ())) == 2
+    return np.ndim(coef) == 1
+
+
+def _linear_values(
+    model: Any, X: pd.DataFrame, background: np.ndarray, target_class: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    final = model[-1] if isinstance(model, Pipeline) else model
+    rows, reference = X.to_numpy(dtype=np.float64), background
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        frame = pd.DataFrame(background, columns=X.columns).astype(X.dtypes.to_dict())
+        rows = np.asarray(model[:-1].transform(X), dtype=np.float64)
+        reference = np.asarray(model[:-1].transform(frame), dtype=np.float64)
+    masker = shap.maskers.Independent(reference, max_samples=len(reference))
+    explanation = shap.LinearExplainer(final, masker)(rows)
+    values = np.asarray(explanation.values, dtype=np.float64)
+    base = np.asarray(explanation.base_values, dtype=np.float64)
+    if is_classifier(final) and _class_column(final, target_class) == 0:
+        # the decision function is the log-odds of the second class; the first's is its negative
+        values, base = -values, -base
+    return values, base
+
+
+def _tree_output(model: Any) -> str:
+    if not is_classifier(model):
+        return "prediction"
+    # forests and single trees average class shares; boosted trees add log-odds
+    averaging = ("sklearn.tree", "sklearn.ensemble._forest")
+    return "probability" if type(model).__module__.startswith(averaging) else "log-odds"
 
 
 def _require_numeric(X: pd.DataFrame) -> None:

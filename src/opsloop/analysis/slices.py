@@ -6,6 +6,10 @@ The rows of each slice are gathered once (one stable ``argsort`` of the group co
 ``groupby.apply``; the values equal Fairlearn's ``MetricFrame.by_group`` on the same data. The
 interval is the percentile bootstrap: ``n_boot`` resamples of the slice's rows with
 replacement, drawn from one generator seeded by ``seed``, so reruns give the same bounds.
+For accuracy, zero-one loss, mean absolute error and mean squared error (scikit-learn's
+functions, called with their defaults) all resamples of a slice are scored in one array
+operation, with the values scikit-learn's per-resample calls give; any other metric is called
+once per resample.
 
 >>> from sklearn.metrics import accuracy_score
 >>> table = slice_metrics([1, 0, 1, 1], [1, 0, 0, 1], {"g": list("aabb")}, accuracy_score,
@@ -189,9 +193,7 @@ def slice_metrics(
                 low = high = None
                 if n_boot and len(members):
                     draws = members[rng.integers(0, len(members), size=(n_boot, len(members)))]
-                    values = np.array(
-                        [_call(metric, truth[d], predicted[d]) for d in draws], dtype=np.float64
-                    )
+                    values = _resampled(metric, truth, predicted, draws, value)
                     values = values[~np.isnan(values)]
                     if len(values):
                         low, high = (float(q) for q in np.quantile(values, [tail, 1.0 - tail]))
@@ -208,6 +210,22 @@ def slice_metrics(
                     )
                 )
     return SliceMetrics(tuple(rows), float(confidence), int(n_boot), int(min_size))
+
+
+def _resampled(
+    metric: Metric, truth: np.ndarray, predicted: np.ndarray, draws: np.ndarray, value: float
+) -> np.ndarray:
+    """``metric`` on each row of ``draws`` (row indices of one resample each)."""
+    if not np.isnan(value):  # the metric accepted these labels on the whole slice
+        if metric is sklearn.metrics.accuracy_score:
+            return (truth[draws] == predicted[draws]).mean(axis=1)
+        if metric is sklearn.metrics.zero_one_loss:
+            return 1 - (truth[draws] == predicted[draws]).mean(axis=1)
+        if metric is sklearn.metrics.mean_absolute_error:
+            return np.abs(predicted[draws] - truth[draws]).mean(axis=1)
+        if metric is sklearn.metrics.mean_squared_error:
+            return ((truth[draws] - predicted[draws]) ** 2).mean(axis=1)
+    return np.array([_call(metric, truth[d], predicted[d]) for d in draws], dtype=np.float64)
 
 
 def _call(metric: Metric, truth: np.ndarray, predicted: np.ndarray) -> float:

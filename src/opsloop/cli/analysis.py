@@ -162,6 +162,13 @@ def analyze(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain/--no-explain",
+            help="Explain the model (importances, Shapley values, dependence, surrogates).",
+        ),
+    ] = True,
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
     run: Annotated[
@@ -242,7 +249,8 @@ def analyze(
                 y, predicted, tag_frame, {"mae": mean_absolute_error}, n_boot=100, seed=seed
             )
             parts["fairness"] = analysis.fairness(y, predicted, tag_frame, task="regression")
-    parts["explanation"] = analysis.explain(model, X, y, seed=seed)
+    if explain:
+        parts["explanation"] = analysis.explain(model, X, y, seed=seed)
     report = AnalysisReport(**parts)
     out.print(report.headline())
     if report.errors is not None:

@@ -480,7 +480,7 @@ class AnalysisReport:
                         ([f, _number(v)], False)
                         for f, v in zip(e.shapley.features, e.shapley.mean_abs, strict=True)
                     ],
-                    caption=f"Shapley values ({e.shapley.method})",
+                    caption=f"Shapley values ({e.shapley.method}, of the {e.shapley.output})",
                 )
             )
         if e.surrogate is not None:
@@ -508,17 +508,20 @@ class AnalysisReport:
             _layout(figure, f"ALE of {effect.feature}")
             effect_figures.append(figure_html(figure, f"ale-{k}", height=300))
         for k, curve in enumerate(e.dependence):
-            figure = go.Figure()
-            for line in curve.individual[:50]:
-                figure.add_trace(
-                    go.Scatter(
-                        x=list(curve.grid),
-                        y=list(line),
-                        mode="lines",
-                        line={"color": "rgba(76,120,168,0.15)"},
-                        showlegend=False,
-                    )
-                )
+            # up to 50 ICE lines per curve: plotly's per-trace validation of that many traces
+            # costs more than the rest of the page, and these plain traces need none
+            ice = [
+                {
+                    "type": "scatter",
+                    "x": list(curve.grid),
+                    "y": list(line),
+                    "mode": "lines",
+                    "line": {"color": "rgba(76,120,168,0.15)"},
+                    "showlegend": False,
+                }
+                for line in curve.individual[:50]
+            ]
+            figure = go.Figure(data=ice, _validate=False)
             figure.add_trace(
                 go.Scatter(
                     x=list(curve.grid),
