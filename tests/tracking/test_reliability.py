@@ -11,7 +11,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from opsloop.store import Database, tables
+from opsloop.store import ArtifactStore, Database, tables
+from opsloop.store.database import now_ms
+from opsloop.tracking.local_store import LocalTrackingStore
 
 WRITER = """
 import sys
@@ -118,4 +120,8 @@ def test_a_killed_writer_leaves_whole_batches_and_a_running_run(tmp_path):
     assert abs(per_key[0][1] - per_key[1][1]) <= 1
     # The latest-value table agrees with the points.
     assert latest_rows == {key_id: max_step for key_id, _, max_step in per_key}
+    # Once no heartbeat came for the lost-run window, the next open marks it FAILED.
+    store = LocalTrackingStore(db, ArtifactStore(tmp_path / "artifacts"), lost_after_s=None)
+    assert store.fail_lost_runs(600, at_ms=now_ms() + 601_000) == [run_id]
+    assert store.get_run(run_id).status == "FAILED"
     db.dispose()

@@ -83,6 +83,9 @@ runs = Table(
     Column("git_diff_sha256", SHA256),
     Column("environment_sha256", SHA256, ForeignKey("environments.sha256")),
     Column("metric_seq", BigInteger, nullable=False, server_default="0"),
+    # When the run's writer last showed it was alive (every write, and an empty write while
+    # it has nothing to log): a RUNNING run silent for too long lost its process.
+    Column("heartbeat_ms", BigInteger),
     # A read-optimised copy of the run's params, written in the same transaction as the
     # params rows: key, value, key, value, ... joined by PARAM_SEPARATOR. Params never
     # change once logged, so the copy cannot go stale; searching many runs then reads one

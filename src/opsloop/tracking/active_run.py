@@ -11,8 +11,11 @@ Every batch carries an idempotency key. A batch that fails to write is kept, key
 and sent again before anything newer, so a write that did reach the store but whose answer
 was lost (a server killed between commit and reply) is not stored twice. A background
 failure is raised to the caller at its next call, after that call's own value is buffered,
-so a caller that catches the error and carries on loses nothing. Artifacts and data sets are
-written at once: they are few, and their content must be stored first.
+so a caller that catches the error and carries on loses nothing. While there is nothing to
+log, the flusher writes an empty batch every ``heartbeat_s`` seconds, so the store can tell a
+run that is quiet from one whose process died (see
+:class:`~opsloop.tracking.local_store.LocalTrackingStore` on lost runs). Artifacts and data
+sets are written at once: they are few, and their content must be stored first.
 
 >>> import tempfile
 >>> from opsloop.store import ArtifactStore, Database
@@ -83,13 +86,18 @@ class ActiveRun:
         *,
         flush_interval_s: float = 1.0,
         max_buffered: int = 200_000,
+        heartbeat_s: float = 30.0,
     ) -> None:
         if not flush_interval_s > 0:
             raise ValueError(f"flush_interval_s must be positive, got {flush_interval_s!r}")
         if isinstance(max_buffered, bool) or not isinstance(max_buffered, int) or max_buffered < 1:
             raise ValueError(f"max_buffered must be a positive integer, got {max_buffered!r}")
+        if not heartbeat_s > 0:
+            raise ValueError(f"heartbeat_s must be positive, got {heartbeat_s!r}")
         self.backend = backend
         self.run_id = run_id
+        self.heartbeat_s = heartbeat_s
+        self._last_write = time.monotonic()
         self.flush_interval_s = flush_interval_s
         self.max_buffered = max_buffered
         self._metrics = MetricBuffer()
@@ -362,8 +370,10 @@ class ActiveRun:
             **extra,
         )
 
-    def _write_pending(self, status: str | None = None) -> bool:
+    def _write_pending(self, status: str | None = None, heartbeat: bool = False) -> bool:
         """Write what is buffered (with ``status``, also end the run); whether anything was.
+        With ``heartbeat``, an empty batch is written when nothing is buffered, so the store
+        knows the run's process is alive.
 
         A batch whose write failed is sent again first, under its own key, and newer data
         waits behind it: the store receives every batch once, in logging order.
@@ -377,14 +387,16 @@ class ActiveRun:
                 params, self._pending_params = self._pending_params, {}
                 tags, self._pending_tags = self._pending_tags, {}
             batch = _Batch(self._metrics.drain(), params, tags, uuid.uuid4().hex)
-            if not batch:
+            if not batch and not heartbeat:
                 return False
             try:
                 self._send(batch, status)
             except BaseException:
-                self._unacknowledged, self._held = batch, len(batch.metrics)
+                if batch:
+                    self._unacknowledged, self._held = batch, len(batch.metrics)
                 raise
-            return True
+            self._last_write = time.monotonic()
+            return bool(batch)
 
     def _flush_periodically(self) -> None:
         while True:
@@ -393,7 +405,8 @@ class ActiveRun:
             if self._stop:
                 return
             try:
-                self._write_pending()
+                due = time.monotonic() - self._last_write >= self.heartbeat_s
+                self._write_pending(heartbeat=due)
             except Exception as error:  # reported to the caller at its next call
                 self._error = error
 

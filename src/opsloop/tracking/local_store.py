@@ -22,6 +22,7 @@ or none of it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import uuid
@@ -101,6 +102,13 @@ class LocalTrackingStore:
     Defaults: the configured database (``OPSLOOP_STORE_URI`` or SQLite in ``OPSLOOP_HOME``)
     and artifact root.
 
+    **Lost runs.** Every write to a run records a heartbeat, and an
+    :class:`~opsloop.tracking.active_run.ActiveRun` with nothing to log writes an empty batch
+    every ``heartbeat_s`` (30 s) to say it is alive. Opening a store marks ``FAILED`` every
+    ``RUNNING`` run whose last heartbeat (or start) is older than ``lost_after_s`` (default
+    ``OPSLOOP_LOST_RUN_S`` or 600 s), with that heartbeat as its end time: its process was
+    killed before it could end it. ``lost_after_s=None`` leaves runs alone.
+
     >>> import tempfile
     >>> from opsloop.store import ArtifactStore, Database
     >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
@@ -109,7 +117,11 @@ class LocalTrackingStore:
     """
 
     def __init__(
-        self, database: Database | None = None, artifacts: ArtifactStore | None = None
+        self,
+        database: Database | None = None,
+        artifacts: ArtifactStore | None = None,
+        *,
+        lost_after_s: float | str | None = "environment",
     ) -> None:
         self.db = database if database is not None else open_database()
         self.artifacts = artifacts if artifacts is not None else ArtifactStore(artifact_uri())
@@ -117,9 +129,39 @@ class LocalTrackingStore:
         self._key_ids: dict[str, int] = {}
         self._cache_lock = threading.Lock()
         self._latest_statement = None
+        if lost_after_s == "environment":
+            lost_after_s = float(os.environ.get(LOST_RUN_VARIABLE, _LOST_AFTER_S))
+        if lost_after_s is not None:
+            self.fail_lost_runs(lost_after_s)
 
     def __repr__(self) -> str:
         return f"LocalTrackingStore({self.db!r}, {self.artifacts!r})"
+
+    def fail_lost_runs(self, lost_after_s: float, *, at_ms: int | None = None) -> list[str]:
+        """Mark ``FAILED`` every ``RUNNING`` run with no heartbeat (or start) in the last
+        ``lost_after_s`` seconds before ``at_ms`` (default now), ending it at its last
+        heartbeat; return their run ids.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> run = s.create_run("e")
+        >>> soon, late = now_ms() + 60_000, now_ms() + 700_000
+        >>> s.fail_lost_runs(600, at_ms=soon), s.fail_lost_runs(600, at_ms=late) == [run]
+        ([], True)
+        >>> s.get_run(run).status, s.get_run(run).end_ms <= soon
+        ('FAILED', True)
+        """
+        if not lost_after_s > 0:
+            raise ValueError(f"lost_after_s must be positive, got {lost_after_s!r}")
+        cutoff = (now_ms() if at_ms is None else at_ms) - round(lost_after_s * 1000)
+        last = sa.func.coalesce(_runs.c.heartbeat_ms, _runs.c.start_ms)
+        lost = sa.and_(_runs.c.status == "RUNNING", last < cutoff)
+        with self.db.write() as connection:
+            found = connection.execute(sa.select(_runs.c.run_id).where(lost)).scalars().all()
+            if found:
+                connection.execute(_runs.update().where(lost).values(status="FAILED", end_ms=last))
+        return list(found)
 
     def _insert(self, table: sa.Table):
         dialect = sqlite if self.db.dialect == "sqlite" else postgresql
@@ -247,6 +289,7 @@ class LocalTrackingStore:
                     git_diff_sha256=code.diff_sha256,
                     environment_sha256=None if environment is None else environment.sha256,
                     metric_seq=0,
+                    heartbeat_ms=now_ms(),
                 )
                 .returning(_runs.c.id)
             ).scalar_one()
@@ -398,6 +441,7 @@ class LocalTrackingStore:
             pk = self._run_pk(connection, run_id)
             if batch_id is not None and not _claim_batch(connection, pk, batch_id):
                 return  # applied before, in an earlier transaction
+            connection.execute(_runs.update().where(_runs.c.id == pk).values(heartbeat_ms=now_ms()))
             if checked_params:
                 self._write_params(connection, pk, run_id, checked_params)
             if checked_tags:
@@ -863,6 +907,10 @@ def _pairs(connection: Connection, table: sa.Table, pk: int) -> dict[str, str]:
         ).all()
     )
 
+
+#: Environment variable: seconds without a heartbeat after which a RUNNING run is lost.
+LOST_RUN_VARIABLE = "OPSLOOP_LOST_RUN_S"
+_LOST_AFTER_S = 600.0
 
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

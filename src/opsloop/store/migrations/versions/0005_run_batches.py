@@ -1,4 +1,5 @@
-"""Idempotent metric batches: the batches each run has applied, by their writer's key.
+"""Idempotent metric batches (the batches each run has applied, by their writer's key) and
+run heartbeats (when a run's writer last showed it was alive).
 
 Revision ID: 0005
 Revises: 0004
@@ -26,8 +27,12 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_run_batches_run_id_runs")),
         sa.PrimaryKeyConstraint("run_id", "batch_id", name=op.f("pk_run_batches")),
     )
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("heartbeat_ms", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("heartbeat_ms")
     op.drop_table("run_batches")
