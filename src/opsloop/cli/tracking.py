@@ -17,7 +17,6 @@ refused, bad option); errors are one line on stderr.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 import pandas as pd
@@ -34,6 +33,7 @@ from opsloop.cli.console import (
     print_frame,
     print_json,
 )
+from opsloop.tracking.http_store import is_loopback
 
 runs_app = typer.Typer(no_args_is_help=True, add_completion=False, help="List, show, compare runs.")
 models_app = typer.Typer(
@@ -224,20 +224,6 @@ def approve(
 
 
 # -- server -------------------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is only reachable from this machine.
-
-    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
-    (True, True, False)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _names(value: str) -> list[str]:

@@ -49,19 +49,27 @@ TOKEN_VARIABLE = "OPSLOOP_TRACKING_TOKEN"
 _TIMEOUT_S = 60.0
 
 
-def is_loopback_url(url: str) -> bool:
-    """Whether ``url`` names a server on this machine's loopback interface.
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is only reachable from this machine.
 
-    >>> is_loopback_url("http://[::1]:5005"), is_loopback_url("http://localhost.evil.com")
-    (True, False)
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+    (True, True, False)
     """
-    host = httpx.URL(url).host
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names a server on this machine's loopback interface.
+
+    >>> is_loopback_url("http://[::1]:5005"), is_loopback_url("http://localhost.evil.com")
+    (True, False)
+    """
+    return is_loopback(httpx.URL(url).host)
 
 
 class ServerConnection:
