@@ -112,7 +112,7 @@ CASES = [
     ("POST", "/experiments", {"name": "e", "description": "x" * 10_001}, "body.description"),
     ("POST", f"/runs/{RUN}/batch", {"params": {"depth": NUL}}, "param 'depth'"),
     ("POST", f"/runs/{RUN}/batch", {"tags": {"x" * 251: "v"}}, f"body.tags.{'x' * 251}.[key]"),
-    ("POST", f"/runs/{RUN}/artifacts?path=a%00b", None, "artifact path"),
+    ("POST", f"/runs/{RUN}/artifacts?path=a%00b", None, "query parameter 'path'"),
     ("PUT", "/models/m/description", {"description": NUL}, "body.description"),
     ("PUT", "/models/m/aliases/a", {"version": 1, "reason": "x" * 10_001}, "body.reason"),
     ("PUT", "/deployments/d", {**_variants(), "description": NUL}, "body.description"),
