@@ -371,3 +371,14 @@ def test_register_refuses_overlong_or_nul_text_and_stores_nothing(registry):
     with pytest.raises(ValueError, match="reason: 10001 characters; the limit is 10000"):
         registry.register("m", b"\x08\x01", flavor="onnx", reason="x" * 10_001)
     assert registry.list_models().empty
+
+
+def test_the_longest_model_and_alias_names_fit_their_audit_entity(registry):
+    # model: + 250 + /alias: + 250 = 513 characters; PostgreSQL enforces the column's length.
+    name, alias = "m" * 250, "a" * 250
+    registry.register(name, b"\x08\x01", flavor="onnx")
+    registry.set_alias(name, alias, 1)
+    entities = registry.audit(name)["entity"].tolist()
+    assert f"model:{name}/alias:{alias}" in entities
+    assert max(len(entity) for entity in entities) == 513
+    assert registry.verify_audit_log().ok

@@ -257,6 +257,10 @@ approvals = Table(
     Index(None, "model_id", "alias", "version_id"),
 )
 
+#: Room for the longest entity: ``model:`` + a 250-character name + ``/alias:`` + a
+#: 250-character alias is 513 characters.
+ENTITY_LENGTH = 600
+
 audit_log = Table(
     "audit_log",
     metadata,
@@ -264,7 +268,7 @@ audit_log = Table(
     Column("at_ms", BigInteger, nullable=False),
     Column("actor", NAME, nullable=False),
     Column("action", String(64), nullable=False),
-    Column("entity", String(500), nullable=False),
+    Column("entity", String(ENTITY_LENGTH), nullable=False),
     Column("reason", Text),
     Column("before_json", Text),
     Column("after_json", Text),
