@@ -157,10 +157,13 @@ class LocalTrackingStore:
         cutoff = (now_ms() if at_ms is None else at_ms) - round(lost_after_s * 1000)
         last = sa.func.coalesce(_runs.c.heartbeat_ms, _runs.c.start_ms)
         lost = sa.and_(_runs.c.status == "RUNNING", last < cutoff)
+        # Read first: opening a store should not take the write lock when nothing is lost.
+        with self.db.read() as connection:
+            if connection.execute(sa.select(_runs.c.id).where(lost).limit(1)).first() is None:
+                return []
         with self.db.write() as connection:
             found = connection.execute(sa.select(_runs.c.run_id).where(lost)).scalars().all()
-            if found:
-                connection.execute(_runs.update().where(lost).values(status="FAILED", end_ms=last))
+            connection.execute(_runs.update().where(lost).values(status="FAILED", end_ms=last))
         return list(found)
 
     def _insert(self, table: sa.Table):
