@@ -45,9 +45,11 @@ from opsloop import __version__
 from opsloop.registry import ModelRegistry, PermissionDenied, UnknownModelError
 from opsloop.server import artifact_routes, deployment_routes, registry_routes, tracking_routes
 from opsloop.server.content_types import require_json, require_octets
+from opsloop.server.error_responses import EVERY_ROUTE, error_responses
 from opsloop.server.host_check import HostCheck
 from opsloop.server.identity import store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
+from opsloop.server.response_models import Health
 from opsloop.serving import Deployments, UnknownDeploymentError
 from opsloop.store import ArtifactStore, Database, TamperedArtifactError, open_database
 from opsloop.store.artifacts import MissingArtifactError
@@ -166,16 +168,21 @@ def create_app(
     _install_error_handlers(app)
     install_request_limits(app, limits)
 
-    @app.get("/api/v1/health")
+    @app.get("/api/v1/health", response_model=Health, responses=error_responses(400))
     def health() -> dict:
         """Liveness and the store's dialect (no authentication needed)."""
         return {"status": "ok", "version": __version__, "database": database.dialect}
 
     json_bodies = [Depends(require_json)]
-    app.include_router(tracking_routes.router, dependencies=json_bodies)
-    app.include_router(artifact_routes.router, dependencies=[Depends(require_octets)])
-    app.include_router(registry_routes.router, dependencies=json_bodies)
-    app.include_router(deployment_routes.router, dependencies=json_bodies)
+    # The error answers each router's routes can give, for the OpenAPI document.
+    stored = error_responses(*EVERY_ROUTE, 403, 404)
+    hashed = error_responses(*EVERY_ROUTE, 403, 404, 409)
+    app.include_router(tracking_routes.router, dependencies=json_bodies, responses=stored)
+    app.include_router(
+        artifact_routes.router, dependencies=[Depends(require_octets)], responses=hashed
+    )
+    app.include_router(registry_routes.router, dependencies=json_bodies, responses=hashed)
+    app.include_router(deployment_routes.router, dependencies=json_bodies, responses=stored)
     origins = list(allowed_origins)
     if origins:
         app.add_middleware(

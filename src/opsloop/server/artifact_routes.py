@@ -22,6 +22,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from opsloop.server.identity import Editor, Viewer
+from opsloop.server.response_models import ArtifactStored
 from opsloop.store.artifacts import check_sha256
 from opsloop.tracking.local_store import check_artifact_path
 
@@ -50,7 +51,7 @@ async def _receive(request: Request, expected: str | None = None) -> tuple[str, 
     return digest, receiver.size
 
 
-@router.put("/artifacts/{sha256}", status_code=201)
+@router.put("/artifacts/{sha256}", status_code=201, response_model=ArtifactStored)
 async def upload_artifact(sha256: str, request: Request, _: Editor) -> dict:
     """Store the request body under ``sha256`` after checking that it hashes to it."""
     try:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 
 from opsloop.server.identity import Editor, Viewer
 from opsloop.server.registry_routes import frame_records
+from opsloop.server.response_models import ApprovalCount
 from opsloop.server.wire import (
     DeploymentApprovalIn,
     DeploymentIn,
@@ -63,7 +64,7 @@ def protect(name: str, body: ProtectionIn, request: Request, user: Editor) -> No
     )
 
 
-@router.post("/deployments/{name:path}/approvals")
+@router.post("/deployments/{name:path}/approvals", response_model=ApprovalCount)
 def approve(name: str, body: DeploymentApprovalIn, request: Request, user: Viewer) -> dict:
     """Approve one definition (the approver role is checked inside); the approvals so far."""
     count = _deployments(request).approve(

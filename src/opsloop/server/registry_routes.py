@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
 from opsloop.server.identity import Editor, Viewer
+from opsloop.server.response_models import ApprovalCount
 from opsloop.server.wire import (
     AliasIn,
     ApprovalIn,
@@ -185,7 +186,11 @@ def protect_alias(
     )
 
 
-@router.post("/models/{name:path}/aliases/{alias:path}/approvals", status_code=201)
+@router.post(
+    "/models/{name:path}/aliases/{alias:path}/approvals",
+    status_code=201,
+    response_model=ApprovalCount,
+)
 def approve(name: str, alias: str, body: ApprovalIn, request: Request, user: Viewer) -> dict:
     """Approve moving the alias to a version (the registry checks the approver role)."""
     count = _registry(request).approve(

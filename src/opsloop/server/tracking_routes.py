@@ -14,6 +14,7 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from opsloop.server.identity import Editor, Viewer
+from opsloop.server.response_models import ExperimentCreated, RunCreated
 from opsloop.server.wire import (
     BatchIn,
     DatasetIn,
@@ -49,7 +50,7 @@ def _history_columns(frame) -> dict[str, list]:
     }
 
 
-@router.post("/experiments", status_code=201)
+@router.post("/experiments", status_code=201, response_model=ExperimentCreated)
 def create_experiment(body: ExperimentIn, request: Request, _: Editor) -> dict:
     """Create an experiment; return its id (the existing id if the name is taken)."""
     return {"experiment_id": _store(request).create_experiment(body.name, body.description)}
@@ -62,7 +63,7 @@ def list_experiments(request: Request, _: Viewer) -> dict:
     return {"experiments": frame.astype(object).where(frame.notna(), None).to_dict("records")}
 
 
-@router.post("/runs", status_code=201)
+@router.post("/runs", status_code=201, response_model=RunCreated)
 def create_run(body: RunIn, request: Request, user: Editor) -> dict:
     """Start a run as the caller; return its run id."""
     environment = None

@@ -1,0 +1,54 @@
+"""The bodies of the simple success answers, declared so the OpenAPI document describes them.
+
+The records that carry a run, a version, a lineage or a deployment are still plain
+dictionaries (their models belong with the service contract); these are the small answers
+whose shape is fixed here.
+
+>>> RunCreated(run_id="4f2a").model_dump()
+{'run_id': '4f2a'}
+>>> ApprovalCount(approvals=True)
+Traceback (most recent call last):
+pydantic_core._pydantic_core.ValidationError: 1 validation error for ApprovalCount
+...
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Health(_Answer):
+    """``GET /health``: liveness, the server's version and its store's dialect."""
+
+    status: str = Field(description="'ok' while the server answers")
+    version: str
+    database: str = Field(description="the store's SQL dialect, such as 'sqlite'")
+
+
+class ExperimentCreated(_Answer):
+    """``POST /experiments``: the experiment's id (the existing one if the name is taken)."""
+
+    experiment_id: int
+
+
+class RunCreated(_Answer):
+    """``POST /runs``: the new run's id."""
+
+    run_id: str
+
+
+class ArtifactStored(_Answer):
+    """``PUT /artifacts/{sha256}``: the verified sha256 and the size in bytes."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class ApprovalCount(_Answer):
+    """How many distinct approvals the change has so far."""
+
+    approvals: int = Field(ge=0)
