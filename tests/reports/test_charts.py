@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from sklearn.linear_model import LinearRegression
 
-from opsloop.analysis import error_analysis
+from opsloop.analysis import error_analysis, explain
 from opsloop.reports.analysis import AnalysisReport
 from opsloop.reports.drift import column_figure, drift_report
 
@@ -146,3 +147,20 @@ def plotted(page: str, div_id: str) -> tuple[list, dict]:
     text = text[end:].lstrip().removeprefix(",").lstrip()
     layout, _ = decoder.raw_decode(text)
     return data, layout
+
+
+def test_every_element_id_in_the_analysis_page_is_unique():
+    # plotly draws into the first element with a figure's id: a section with the same id
+    # took the importance chart and drew it over the tables below.
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    y = 2 * x["a"] + rng.normal(0, 0.5, 300)
+    model = LinearRegression().fit(x, y)
+    truth = rng.integers(0, 2, 300)
+    page = AnalysisReport(
+        errors=error_analysis(truth, truth ^ (rng.random(300) < 0.2), {"g": x["a"] > 0}, hlp=0.1),
+        explanation=explain(model, x, y, top=2, shapley_rows=0),
+    ).render_html()
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert "importance-plot" in ids
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)

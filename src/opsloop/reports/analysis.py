@@ -460,7 +460,9 @@ class AnalysisReport:
                 )
             )
             _layout(figure, "permutation importance" if e.permutation else "impurity importance")
-            figures.append(figure_html(figure, "importance", height=FIGURE_HEIGHT))
+            # Not "importance": that is the section's id, and plotly draws into the first
+            # element with the id it is given.
+            figures.append(figure_html(figure, "importance-plot", height=FIGURE_HEIGHT))
         tables = []
         if e.coefficients:
             tables.append(
