@@ -100,6 +100,7 @@ def test_discrete_axis_spans_the_body_and_folds_the_planted_tails(frames, report
     x = list(figure.data[0].x)
     # Ages run 20-85 on the two sides; the 1% planted from -35 to 145 must not set the span.
     assert (x[0], x[-1]) == (20.0, 85.0)
+    assert list(figure.layout.xaxis.range) == [19.5, 85.5]  # the outer bars drawn whole
     ref, cur = figure.data[0], figure.data[1]
     # Every share is still shown: the tails are counted in the outer bars.
     assert sum(ref.y) == pytest.approx(1.0) and sum(cur.y) == pytest.approx(1.0)

@@ -256,7 +256,14 @@ def _levels_figure(plot: dict) -> go.Figure:
                 hovertemplate="%{customdata}<br>share %{y:.2%}<extra>" + name + "</extra>",
             )
         )
-    figure.update_xaxes(type="linear", title_text=AXIS_TITLES["numeric"])
+    shown_levels = levels[low : high + 1]
+    # Half a step of room on either side, so that the outer bars are drawn whole.
+    half = float(np.diff(shown_levels).min()) / 2 if len(shown_levels) > 1 else 0.5
+    figure.update_xaxes(
+        type="linear",
+        title_text=AXIS_TITLES["numeric"],
+        range=[float(shown_levels[0]) - half, float(shown_levels[-1]) + half],
+    )
     return figure
 
 
