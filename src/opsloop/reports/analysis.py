@@ -36,7 +36,13 @@ from opsloop.analysis.residuals import ResidualAnalysis
 from opsloop.analysis.sliceline import SliceLineResult
 from opsloop.analysis.slices import SliceMetrics
 from opsloop.reports.formatting import format_p_value, format_share, format_statistic
-from opsloop.reports.standalone import figure_html, plotly_js, template_environment
+from opsloop.reports.standalone import (
+    figure_html,
+    plotly_head,
+    share_axis,
+    template_environment,
+    write_report,
+)
 
 #: Slices shown in the room-for-improvement chart.
 CHART_SLICES = 15
@@ -137,8 +143,9 @@ class AnalysisReport:
             if value is not None and math.isfinite(float(value))
         }
 
-    def render_html(self) -> str:
-        """The standalone page as text (what :meth:`to_html` writes).
+    def render_html(self, *, plotly: str = "inline") -> str:
+        """The standalone page as text (what :meth:`to_html` writes); ``plotly`` is
+        ``"inline"`` or ``"beside"`` as there.
 
         >>> "Nothing analysed." in AnalysisReport().render_html()
         True
@@ -173,12 +180,16 @@ class AnalysisReport:
                 headline=self.headline(),
                 facts=facts,
                 sections=sections,
-                plotly_js=plotly_js() if has_figures else None,
+                **plotly_head(plotly, has_figures),
             )
         )
 
-    def to_html(self, path: str | os.PathLike) -> Path:
-        """Write the report as one HTML file that opens offline; return its path.
+    def to_html(self, path: str | os.PathLike, *, plotly: str = "inline") -> Path:
+        """Write the report as an HTML file that opens offline; return its path.
+
+        ``plotly="inline"`` (the default) writes one standalone file with plotly.js inside;
+        ``plotly="beside"`` writes ``plotly.min.js`` into the same folder and references it,
+        so that reports written together share one copy of the library.
 
         >>> import tempfile, pathlib
         >>> with tempfile.TemporaryDirectory() as d:
@@ -187,9 +198,7 @@ class AnalysisReport:
         """
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
-        out = Path(path)
-        out.write_text(self.render_html(), encoding="utf-8")
-        return out
+        return write_report(self.render_html(plotly=plotly), path, plotly)
 
     # sections -------------------------------------------------------------------------
 
@@ -240,9 +249,12 @@ class AnalysisReport:
                     y=[f"{r.tag} = {r.value}" for r in chart][::-1],
                     orientation="h",
                     marker_color=BAR_COLOR,
+                    hovertemplate="%{y}: room %{x:.2%}<extra></extra>",
                 )
             )
             _layout(figure, "room for improvement (share of all predictions)")
+            # Percentages, as in the table beside it.
+            figure.update_xaxes(**share_axis([r.room for r in chart]))
             figures.append(figure_html(figure, "errors-room", height=FIGURE_HEIGHT))
         note = (
             "Room for improvement = max(error rate − baseline error rate, 0) × share of data: "
@@ -448,7 +460,9 @@ class AnalysisReport:
                 )
             )
             _layout(figure, "permutation importance" if e.permutation else "impurity importance")
-            figures.append(figure_html(figure, "importance", height=FIGURE_HEIGHT))
+            # Not "importance": that is the section's id, and plotly draws into the first
+            # element with the id it is given.
+            figures.append(figure_html(figure, "importance-plot", height=FIGURE_HEIGHT))
         tables = []
         if e.coefficients:
             tables.append(

@@ -35,7 +35,13 @@ import plotly.graph_objects as go
 from opsloop.data.drift.compare import ColumnDrift, DriftResult, compare
 from opsloop.data.drift.summary import ReferenceProfile
 from opsloop.reports.formatting import format_share
-from opsloop.reports.standalone import figure_html, plotly_js, template_environment
+from opsloop.reports.standalone import (
+    figure_html,
+    plotly_head,
+    share_axis,
+    template_environment,
+    write_report,
+)
 
 #: What each statistic's short name stands for (shown as a tooltip beside the name).
 STATISTIC_NAMES: dict[str, str] = {
@@ -60,6 +66,9 @@ AXIS_TITLES: dict[str, str] = {
     "datetime": "date",
     "text": "length (characters)",
 }
+#: Share of a sample beyond which a discrete column's plotted span starts and ends (the
+#: histograms' 0.5% and 99.5% quantiles).
+TAIL_SHARE = 0.005
 REFERENCE_COLOR = "#4c78a8"
 CURRENT_COLOR = "#e45756"
 FIGURE_HEIGHT = 320
@@ -105,9 +114,11 @@ def column_figure(column: ColumnDrift) -> go.Figure | None:
     """The reference and current distributions of one column, overlaid; ``None`` without plot data.
 
     Numeric-like columns get a histogram (share of each sample per bin, bars overlaid; the
-    outer bins also hold the tails), count-like columns grouped bars of their most frequent
-    values. Category labels are entity-escaped because plotly reads ``<b>``-style markup in
-    text.
+    outer bins also hold the tails), discrete numeric columns grouped bars at their values on
+    a numeric axis (levels beyond either sample's 0.5% and 99.5% quantiles folded into the
+    outer bars, as the histogram's tails are), other count-like columns grouped bars of their
+    most frequent values. Category labels are entity-escaped because plotly reads
+    ``<b>``-style markup in text. The share axis steps so that no two tick labels are equal.
 
     >>> import pandas as pd
     >>> from opsloop.data.drift.compare import compare
@@ -121,6 +132,8 @@ def column_figure(column: ColumnDrift) -> go.Figure | None:
         return None
     if plot["type"] == "histogram":
         figure = _histogram_figure(column.kind, plot)
+    elif plot["type"] == "bar" and column.kind == "discrete":
+        figure = _levels_figure(plot)
     elif plot["type"] == "bar":
         figure = _bar_figure(plot)
     else:
@@ -135,7 +148,11 @@ def column_figure(column: ColumnDrift) -> go.Figure | None:
         margin={"l": 56, "r": 16, "t": 32, "b": 48},
         font={"family": "system-ui, -apple-system, 'Segoe UI', sans-serif", "size": 12},
         legend={"orientation": "h", "x": 0, "y": 1.12},
-        yaxis={"title": {"text": "share"}, "tickformat": ".0%", "gridcolor": "#e5e7eb"},
+        yaxis={
+            "title": {"text": "share"},
+            "gridcolor": "#e5e7eb",
+            **share_axis([y for trace in figure.data for y in trace.y]),
+        },
         xaxis={"gridcolor": "#f3f4f6"},
         hoverlabel={"namelength": -1},
     )
@@ -201,6 +218,55 @@ def _bar_figure(plot: dict) -> go.Figure:
     return figure
 
 
+def _levels_figure(plot: dict) -> go.Figure:
+    levels = np.asarray([float(label) for label in plot["labels"]])
+    shares = {name: np.asarray(plot[name], dtype=float) for name in ("reference", "current")}
+    # The plotted span: from the lowest 0.5% quantile of the two samples to the highest 99.5%
+    # one, as for histograms, so that a few stray values do not squeeze the body of the
+    # distribution into a corner; the levels beyond are counted in the outer bars.
+    low, high = len(levels) - 1, 0
+    for values in shares.values():
+        if values.sum() <= 0:
+            continue
+        below = np.cumsum(values)
+        above = np.cumsum(values[::-1])[::-1]
+        low = min(low, int(np.argmax(below > TAIL_SHARE + 1e-9)))
+        high = max(high, int(len(values) - 1 - np.argmax(above[::-1] > TAIL_SHARE + 1e-9)))
+    if low > high:  # no values on either side
+        low, high = 0, len(levels) - 1
+    names = [f"{level:.6g}" for level in levels[low : high + 1]]
+    hover = list(names)
+    if low > 0:
+        hover[0] = f"up to {names[0]}"
+    if high < len(levels) - 1:
+        hover[-1] = f"{names[-1]} and above"
+    figure = go.Figure()
+    for name, color in (("reference", REFERENCE_COLOR), ("current", CURRENT_COLOR)):
+        values = shares[name]
+        shown = values[low : high + 1].copy()
+        shown[0] += values[:low].sum()
+        shown[-1] += values[high + 1 :].sum()
+        figure.add_trace(
+            go.Bar(
+                name=name,
+                x=levels[low : high + 1].tolist(),
+                y=shown.tolist(),
+                customdata=hover,
+                marker={"color": color},
+                hovertemplate="%{customdata}<br>share %{y:.2%}<extra>" + name + "</extra>",
+            )
+        )
+    shown_levels = levels[low : high + 1]
+    # Half a step of room on either side, so that the outer bars are drawn whole.
+    half = float(np.diff(shown_levels).min()) / 2 if len(shown_levels) > 1 else 0.5
+    figure.update_xaxes(
+        type="linear",
+        title_text=AXIS_TITLES["numeric"],
+        range=[float(shown_levels[0]) - half, float(shown_levels[-1]) + half],
+    )
+    return figure
+
+
 def _sort_key(value: float | None) -> str:
     """A cell's ``data-sort`` value: numbers sort as numbers, a missing value sorts last."""
     if value is None or math.isnan(value):
@@ -231,11 +297,12 @@ class DriftReport(DriftResult):
         fields = dataclasses.fields(DriftResult)
         return cls(**{f.name: getattr(result, f.name) for f in fields})
 
-    def render_html(self, title: str = "Data drift report") -> str:
+    def render_html(self, title: str = "Data drift report", *, plotly: str = "inline") -> str:
         """The standalone HTML page as text (what :meth:`to_html` writes).
 
         The same report renders to the same text: nothing in it depends on the time or on
-        random identifiers.
+        random identifiers. ``plotly`` is ``"inline"`` (the library in the page) or
+        ``"beside"`` (a relative reference to ``plotly.min.js``, see :meth:`to_html`).
 
         >>> import pandas as pd
         >>> frame = pd.DataFrame({"c": ["a", "b"] * 50})
@@ -266,11 +333,17 @@ class DriftReport(DriftResult):
             sections=sections,
             statistic_names=STATISTIC_NAMES,
             sort_key=_sort_key,
-            plotly_js=plotly_js() if has_figures else None,
+            **plotly_head(plotly, has_figures),
         )
 
-    def to_html(self, path: str | os.PathLike, title: str = "Data drift report") -> Path:
-        """Write the report as one HTML file that opens offline; return its path.
+    def to_html(
+        self, path: str | os.PathLike, title: str = "Data drift report", *, plotly: str = "inline"
+    ) -> Path:
+        """Write the report as an HTML file that opens offline; return its path.
+
+        ``plotly="inline"`` (the default) writes one standalone file with plotly.js inside;
+        ``plotly="beside"`` writes ``plotly.min.js`` into the same folder and references it,
+        so that reports written together share one copy of the library.
 
         >>> import pandas as pd, tempfile, pathlib
         >>> frame = pd.DataFrame({"c": ["a", "b"] * 50})
@@ -281,9 +354,7 @@ class DriftReport(DriftResult):
         """
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
-        out = Path(path)
-        out.write_text(self.render_html(title), encoding="utf-8")
-        return out
+        return write_report(self.render_html(title, plotly=plotly), path, plotly)
 
     def _repr_html_(self) -> str:
         """A compact table for notebooks: the verdict and one row per column, no plots.

@@ -25,7 +25,12 @@ from typing import Any
 import plotly.graph_objects as go
 
 from opsloop.data.selection.report import SelectionReport
-from opsloop.reports.standalone import figure_html, plotly_js, template_environment
+from opsloop.reports.standalone import (
+    figure_html,
+    plotly_head,
+    template_environment,
+    write_report,
+)
 
 FUNNEL_COLOR = "#4c78a8"
 FIGURE_HEIGHT = 340
@@ -124,9 +129,11 @@ class FunnelReport(SelectionReport):
         fields = dataclasses.fields(SelectionReport)
         return cls(**{f.name: getattr(report, f.name) for f in fields})
 
-    def render_html(self, title: str = "Feature selection report") -> str:
+    def render_html(
+        self, title: str = "Feature selection report", *, plotly: str = "inline"
+    ) -> str:
         """The standalone HTML page as text (what :meth:`to_html` writes); the same report
-        renders to the same text.
+        renders to the same text. ``plotly`` is ``"inline"`` or ``"beside"`` as there.
 
         >>> import numpy as np, pandas as pd
         >>> from opsloop.data.selection import FeatureFunnel, NullFraction
@@ -151,11 +158,21 @@ class FunnelReport(SelectionReport):
             else figure_html(figure, "funnel-plot", height=FIGURE_HEIGHT),
             dropped_groups=groups,
             sort_key=_sort_key,
-            plotly_js=plotly_js() if figure is not None else None,
+            **plotly_head(plotly, figure is not None),
         )
 
-    def to_html(self, path: str | os.PathLike, title: str = "Feature selection report") -> Path:
-        """Write the report as one HTML file that opens offline; return its path.
+    def to_html(
+        self,
+        path: str | os.PathLike,
+        title: str = "Feature selection report",
+        *,
+        plotly: str = "inline",
+    ) -> Path:
+        """Write the report as an HTML file that opens offline; return its path.
+
+        ``plotly="inline"`` (the default) writes one standalone file with plotly.js inside;
+        ``plotly="beside"`` writes ``plotly.min.js`` into the same folder and references it,
+        so that reports written together share one copy of the library.
 
         >>> import tempfile, pathlib
         >>> from opsloop.data.selection.report import SelectionReport
@@ -166,9 +183,7 @@ class FunnelReport(SelectionReport):
         """
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
-        out = Path(path)
-        out.write_text(self.render_html(title), encoding="utf-8")
-        return out
+        return write_report(self.render_html(title, plotly=plotly), path, plotly)
 
     def _repr_html_(self) -> str:
         """The funnel's steps as a small table for notebooks (no chart, no column list).
