@@ -36,6 +36,7 @@ from urllib.parse import quote
 import httpx
 import pandas as pd
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit import AuditVerification, audit_frame
 from opsloop.registry.flavors import FLAVORS, dump_model, infer_flavor, load_model_bytes
 from opsloop.registry.model_registry import SEARCH_COLUMNS, UnknownModelError, _signature
@@ -66,7 +67,7 @@ def refuse_actor(actor: str | None) -> None:
     >>> refuse_actor(None)
     """
     if actor is not None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "actor: over HTTP the acting user is the owner of the API token; open the registry "
             f"with that user's token instead of passing actor={actor!r}"
         )
@@ -154,7 +155,7 @@ class HttpModelRegistry(ServerClient):
         ValueError: give a version or an alias, not both
         """
         if alias is not None and version is not None:
-            raise ValueError("give a version or an alias, not both")
+            raise InvalidArgumentError("give a version or an alias, not both")
         if alias is not None:
             path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}"
         elif version is not None:
@@ -192,7 +193,7 @@ class HttpModelRegistry(ServerClient):
         ValueError: give a version or an alias, not both
         """
         if version is not None and alias is not None:
-            raise ValueError("give a version or an alias, not both")
+            raise InvalidArgumentError("give a version or an alias, not both")
         path = f"/models/{path_segment(name)}/loader"
         answer = self._call("GET", path, params=_selector(version, alias)).json()
         expected = answer["version"]["artifact_sha256"]
@@ -352,10 +353,12 @@ class HttpModelRegistry(ServerClient):
             )
         else:
             if artifact_sha256 is None:
-                raise ValueError("register needs a model object or an artifact_sha256")
+                raise InvalidArgumentError("register needs a model object or an artifact_sha256")
             check_sha256(artifact_sha256, "artifact_sha256")
             if flavor not in FLAVORS:
-                raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
+                raise InvalidArgumentError(
+                    f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}"
+                )
         body["artifact_sha256"], body["flavor"] = artifact_sha256, flavor
         answer = self._call("POST", f"/models/{path_segment(name)}/versions", json=body)
         return _version(answer.json())

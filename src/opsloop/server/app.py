@@ -42,6 +42,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from opsloop import __version__
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry import ModelRegistry, PermissionDenied, UnknownModelError
 from opsloop.server import artifact_routes, deployment_routes, registry_routes, tracking_routes
 from opsloop.server.content_types import require_json, require_octets
@@ -146,7 +147,7 @@ def create_app(
     for field, names in (("allowed_hosts", allowed_hosts), ("allowed_origins", allowed_origins)):
         # A string is iterable too, and would allow each of its characters.
         if isinstance(names, str):
-            raise ValueError(f"{field} must be a list of names, got the string {names!r}")
+            raise InvalidArgumentError(f"{field} must be a list of names, got the string {names!r}")
     if database is None or isinstance(database, str):
         database = open_database(database)
     if artifacts is None or isinstance(artifacts, str):

@@ -36,6 +36,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.store.artifacts import TamperedArtifactError
 from opsloop.store.installation_token import read_installation_token
 from opsloop.tracking.capture import CodeVersion, Environment
@@ -107,7 +108,7 @@ class ServerConnection:
         denied: type[PermissionError] = PermissionError,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"tracking server URL must start with http:// or https://, got {base_url!r}"
             )
         self.base_url = base_url.rstrip("/")
@@ -215,7 +216,9 @@ class HttpTrackingStore:
         retry_s: float = 60.0,
     ) -> None:
         if not retry_s >= 0:
-            raise ValueError(f"retry_s must be a non-negative number of seconds, got {retry_s!r}")
+            raise InvalidArgumentError(
+                f"retry_s must be a non-negative number of seconds, got {retry_s!r}"
+            )
         self._server = ServerConnection(
             base_url, token=token, transport=transport, timeout_s=timeout_s
         )
@@ -346,7 +349,7 @@ class HttpTrackingStore:
             finite = np.isfinite(metrics.values)
             if not finite.all():
                 bad = int(np.flatnonzero(~finite)[0])
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"metric {metrics.keys[bad]!r}: value must be a finite number, "
                     f"got {metrics.values[bad]}"
                 )
@@ -397,7 +400,7 @@ class HttpTrackingStore:
         """
         if isinstance(source, bytes | bytearray):
             if not path:
-                raise ValueError("artifact path is required when logging bytes")
+                raise InvalidArgumentError("artifact path is required when logging bytes")
             data = bytes(source)
         else:
             source = Path(source)

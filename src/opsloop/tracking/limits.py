@@ -25,6 +25,8 @@ import math
 import numbers
 import re
 
+from opsloop.errors import InvalidArgumentError
+
 MAX_KEY_LENGTH = 250
 MAX_PARAM_LENGTH = 6_000
 MAX_TAG_LENGTH = 8_000
@@ -51,16 +53,20 @@ def checked_key(kind: str, key: object) -> str:
     if not isinstance(key, str):
         raise TypeError(f"{kind} key must be a string, got {type(key).__name__}: {key!r}")
     if not 0 < len(key) <= MAX_KEY_LENGTH:
-        raise ValueError(f"{kind} key {key[:40]!r}: length must be 1 to {MAX_KEY_LENGTH}")
+        raise InvalidArgumentError(f"{kind} key {key[:40]!r}: length must be 1 to {MAX_KEY_LENGTH}")
     if not _KEY.match(key):
-        raise ValueError(f"{kind} key {key!r}: use letters, digits, spaces and _ - . / : only")
+        raise InvalidArgumentError(
+            f"{kind} key {key!r}: use letters, digits, spaces and _ - . / : only"
+        )
     return key
 
 
 def _refuse_nul(what: str, text: str) -> str:
     if "\x00" in text:
         position = text.index("\x00")
-        raise ValueError(f"{what}: NUL characters are not allowed (at position {position})")
+        raise InvalidArgumentError(
+            f"{what}: NUL characters are not allowed (at position {position})"
+        )
     return text
 
 
@@ -79,7 +85,7 @@ def checked_text(field: str, value: object, max_length: int = MAX_TEXT_LENGTH) -
     if not isinstance(value, str):
         raise TypeError(f"{field} must be a string, got {type(value).__name__}: {value!r:.80}")
     if len(value) > max_length:
-        raise ValueError(f"{field}: {len(value)} characters; the limit is {max_length}")
+        raise InvalidArgumentError(f"{field}: {len(value)} characters; the limit is {max_length}")
     return _refuse_nul(field, value)
 
 
@@ -113,7 +119,9 @@ def checked_int(
         raise TypeError(f"{field} must be an integer, got {type(value).__name__} {value!r:.80}")
     number = int(value)
     if not minimum <= number <= maximum:
-        raise ValueError(f"{field} must be an integer from {minimum} to {maximum}, got {number}")
+        raise InvalidArgumentError(
+            f"{field} must be an integer from {minimum} to {maximum}, got {number}"
+        )
     return number
 
 
@@ -138,7 +146,7 @@ def param_text(key: str, value: object) -> str:
     """
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_PARAM_LENGTH:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"param {key!r}: value is {len(text)} characters; the limit is {MAX_PARAM_LENGTH} "
             "(log large values as an artifact)"
         )
@@ -153,7 +161,7 @@ def tag_text(key: str, value: object) -> str:
     """
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_TAG_LENGTH:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"tag {key!r}: value is {len(text)} characters; the limit is {MAX_TAG_LENGTH}"
         )
     return _refuse_nul(f"tag {key!r}", text)
@@ -174,7 +182,7 @@ def metric_value(key: str, value: object) -> float:
         )
     number = float(value)
     if not math.isfinite(number):
-        raise ValueError(f"metric {key!r}: value must be a finite number, got {number}")
+        raise InvalidArgumentError(f"metric {key!r}: value must be a finite number, got {number}")
     return number
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opsloop.errors import InvalidArgumentError
+
 
 @dataclass(frozen=True)
 class MetricBatch:
@@ -87,7 +89,7 @@ got 1, 0, 0, 0
         stamps = np.asarray(data["timestamps_ms"], dtype=np.int64)
         lengths = (len(keys), len(values), len(steps), len(stamps))
         if len(set(lengths)) != 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "metric batch: keys, values, steps and timestamps_ms need one length, got "
                 + ", ".join(map(str, lengths))
             )
