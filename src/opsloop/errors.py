@@ -1,4 +1,4 @@
-"""The exceptions opsloop raises for a caller's mistake, each with an HTTP status and a code.
+r"""The exceptions opsloop raises for a caller's mistake, each with an HTTP status and a code.
 
 This is a base module: every layer may import it (it imports nothing from opsloop). A
 caller's mistake is an :class:`OpsloopError`; anything else raised inside opsloop is a
@@ -12,7 +12,8 @@ names, so code behaves the same against a local store and a server.
 - :class:`DeniedError`: 403, ``denied``
 - :class:`UnauthenticatedError`: 401, ``unauthenticated``
 
-``InvalidArgumentError`` is also a ``ValueError``, and the named errors keep the bases they
+``InvalidArgumentError`` is also a ``ValueError``, ``DeniedError`` and
+``UnauthenticatedError`` are ``PermissionError``\ s, and the named errors keep the bases they
 had before (``UnknownRunError`` is a ``ValueError``, ``PermissionDenied`` a
 ``PermissionError``), so existing ``except`` clauses still catch them.
 
@@ -74,7 +75,7 @@ class ConflictError(OpsloopError):
     code = "conflict"
 
 
-class DeniedError(OpsloopError):
+class DeniedError(OpsloopError, PermissionError):
     """The acting user is known but not allowed to do this.
 
     >>> DeniedError.status, DeniedError.code
@@ -85,7 +86,7 @@ class DeniedError(OpsloopError):
     code = "denied"
 
 
-class UnauthenticatedError(OpsloopError):
+class UnauthenticatedError(OpsloopError, PermissionError):
     """The request does not say, or does not prove, who is acting.
 
     >>> UnauthenticatedError.status, UnauthenticatedError.code

@@ -104,7 +104,7 @@ def torch_builder(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     True
     >>> torch_builder("doc-linear")(lambda n: torch.nn.Linear(n, 2))
     Traceback (most recent call last):
-    ValueError: torch builder 'doc-linear' is already registered by ...linear
+    opsloop.errors.InvalidArgumentError: torch builder 'doc-linear' is already registered by...
     """
     if not isinstance(name, str) or not name.strip():
         raise InvalidArgumentError(f"torch builder name must be a non-empty string, got {name!r}")
@@ -203,7 +203,7 @@ def dump_torch(module: object) -> tuple[bytes, dict[str, Any]]:
     >>> import torch
     >>> dump_torch(torch.nn.Linear(2, 1))
     Traceback (most recent call last):
-    ValueError: pytorch model: this Linear was not made by a registered builder; ...
+    opsloop.errors.InvalidArgumentError: pytorch model: this Linear was not made by a registered...
     """
     torch = import_torch()
     if not is_torch_module(module):
@@ -240,7 +240,7 @@ def load_torch(data: bytes) -> Any:
 
     >>> load_torch(b"PK\\x03\\x04 not a zip")
     Traceback (most recent call last):
-    ValueError: pytorch model: the artifact is not a torch.save archive: PytorchStreamReader ...
+    opsloop.errors.InvalidArgumentError: pytorch model: the artifact is not a torch.save archive...
     """
     torch = import_torch()
     try:

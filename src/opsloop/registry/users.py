@@ -151,7 +151,7 @@ def add_user(
     >>> _ = add_user(db, "ana", "viewer")
     >>> add_user(db, "ana", "admin")
     Traceback (most recent call last):
-    ValueError: user 'ana' already exists
+    opsloop.errors.InvalidArgumentError: user 'ana' already exists
     """
     if not isinstance(name, str) or not 0 < len(name) <= 250:
         raise InvalidArgumentError(f"user name must be 1 to 250 characters, got {name!r}")

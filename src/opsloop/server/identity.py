@@ -97,7 +97,7 @@ def require_role(role: str) -> Callable[[Request], User]:
 
     >>> require_role("boss")
     Traceback (most recent call last):
-    ValueError: role must be one of viewer, editor, approver, admin, got 'boss'
+    opsloop.errors.InvalidArgumentError: role must be one of viewer, editor, approver, admin,...
     """
     if role not in ROLES:
         raise InvalidArgumentError(f"role must be one of {', '.join(ROLES)}, got {role!r}")

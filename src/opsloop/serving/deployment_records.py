@@ -22,7 +22,7 @@ involvement, from ``human_only`` to ``full_automation``.
 >>> check_definition("canary", "full_automation", (primary.with_weight(0.95), canary))
 >>> check_definition("canary", "full_automation", (primary, canary))
 Traceback (most recent call last):
-ValueError: variants: the live weights must sum to 1, got 1.05 (stable 1, canary 0.05)
+opsloop.errors.InvalidArgumentError: variants: the live weights must sum to 1, got 1.05 (stable...
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Variant:
         Variant(name='shadow', model='credit', version=7, alias=None, role='shadow', weight=0.0)
         >>> Variant.parse("stable=credit")
         Traceback (most recent call last):
-        ValueError: variant 'stable=credit': the model must be MODEL/VERSION or MODEL@ALIAS
+        opsloop.errors.InvalidArgumentError: variant 'stable=credit': the model must be...
         """
         name, equals, rest = text.partition("=")
         parts = rest.split(",")
@@ -197,7 +197,7 @@ def check_definition(strategy: str, automation: str, variants: Sequence[Variant]
     >>> check_definition("single", "full_automation", [Variant("a", "m", version=1)])
     >>> check_definition("ab", "full_automation", [Variant("a", "m", version=1)])
     Traceback (most recent call last):
-    ValueError: strategy 'ab': needs two or more live variants, got 1
+    opsloop.errors.InvalidArgumentError: strategy 'ab': needs two or more live variants, got 1
     """
     if strategy not in STRATEGIES:
         raise InvalidArgumentError(

@@ -54,7 +54,7 @@ class MissingArtifactError(NotFoundError, FileNotFoundError):
     without naming the folder it keeps artifacts in)."""
 
     def __init__(self, sha256: str, root: str | None = None) -> None:
-        where = "" if root is None else f" in {root}"
+        where = " is stored" if root is None else f" in {root}"
         super().__init__(f"no artifact with sha256 {sha256}{where}")
         self.sha256 = sha256
 
@@ -64,7 +64,7 @@ def check_sha256(value: object, field: str = "sha256") -> str:
 
     >>> check_sha256("ab")
     Traceback (most recent call last):
-    ValueError: sha256 must be 64 lowercase hex digits, got 'ab'
+    opsloop.errors.InvalidArgumentError: sha256 must be 64 lowercase hex digits, got 'ab'
     """
     if not isinstance(value, str) or not _SHA256.match(value):
         raise InvalidArgumentError(f"{field} must be 64 lowercase hex digits, got {value!r}")
@@ -268,7 +268,7 @@ class ArtifactReceiver:
     ...     incoming.write(b"abc")
     ...     incoming.commit(expected="0" * 64)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: artifact body: expected sha256 000...000, found sha256 ba7816bf8f01cfea...
+    opsloop.errors.InvalidArgumentError: artifact body: expected sha256 000...000, found sha256...
     """
 
     def __init__(self, store: ArtifactStore) -> None:

@@ -164,7 +164,7 @@ class ActiveRun:
         >>> with ActiveRun(s, s.create_run("e")) as run:
         ...     run.log_metric("loss", float("inf"))
         Traceback (most recent call last):
-        ValueError: metric 'loss': value must be a finite number, got inf
+        opsloop.errors.InvalidArgumentError: metric 'loss': value must be a finite number, got inf
         """
         if self._ended:
             self._check_open()
@@ -222,7 +222,7 @@ class ActiveRun:
         ...     run.log_param("depth", 3)
         ...     run.log_param("depth", 4)
         Traceback (most recent call last):
-        ValueError: param 'depth' is already '3'; cannot change it to '4'
+        opsloop.errors.InvalidArgumentError: param 'depth' is already '3'; cannot change it to '4'
         """
         self.log_params({key: value})
 

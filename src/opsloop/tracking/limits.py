@@ -16,7 +16,7 @@ for versions and counts of approvals), and times in milliseconds must lie betwee
 0.5
 >>> metric_value("loss", float("nan"))
 Traceback (most recent call last):
-ValueError: metric 'loss': value must be a finite number, got nan
+opsloop.errors.InvalidArgumentError: metric 'loss': value must be a finite number, got nan
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def checked_key(kind: str, key: object) -> str:
     'max depth'
     >>> checked_key("metric", "a,b")
     Traceback (most recent call last):
-    ValueError: metric key 'a,b': use letters, digits, spaces and _ - . / : only
+    opsloop.errors.InvalidArgumentError: metric key 'a,b': use letters, digits, spaces and _ -...
     """
     if not isinstance(key, str):
         raise TypeError(f"{kind} key must be a string, got {type(key).__name__}: {key!r}")
@@ -77,10 +77,10 @@ def checked_text(field: str, value: object, max_length: int = MAX_TEXT_LENGTH) -
     'scores churn'
     >>> checked_text("description", "a" + chr(0) + "b")
     Traceback (most recent call last):
-    ValueError: description: NUL characters are not allowed (at position 1)
+    opsloop.errors.InvalidArgumentError: description: NUL characters are not allowed (at position 1)
     >>> checked_text("reason", "x" * 10_001)
     Traceback (most recent call last):
-    ValueError: reason: 10001 characters; the limit is 10000
+    opsloop.errors.InvalidArgumentError: reason: 10001 characters; the limit is 10000
     """
     if not isinstance(value, str):
         raise TypeError(f"{field} must be a string, got {type(value).__name__}: {value!r:.80}")
@@ -96,7 +96,7 @@ def checked_name(field: str, value: object) -> str:
     'baseline'
     >>> checked_name("run name", "x" * 251)
     Traceback (most recent call last):
-    ValueError: run name: 251 characters; the limit is 250
+    opsloop.errors.InvalidArgumentError: run name: 251 characters; the limit is 250
     """
     return checked_text(field, value, MAX_NAME_LENGTH)
 
@@ -110,7 +110,7 @@ def checked_int(
     3
     >>> checked_int("version", 2**40, 1, INT32_MAX)
     Traceback (most recent call last):
-    ValueError: version must be an integer from 1 to 2147483647, got 1099511627776
+    opsloop.errors.InvalidArgumentError: version must be an integer from 1 to 2147483647, got...
     >>> checked_int("version", True, 1, INT32_MAX)
     Traceback (most recent call last):
     TypeError: version must be an integer, got bool True
@@ -132,8 +132,7 @@ def time_ms(field: str, value: object) -> int:
     1700000000000
     >>> time_ms("start_ms", 10**19)
     Traceback (most recent call last):
-    ValueError: start_ms must be an integer from -9223372036854 to 9223372036854, \
-got 10000000000000000000
+    opsloop.errors.InvalidArgumentError: start_ms must be an integer from -9223372036854 to...
     """
     return checked_int(field, value, MIN_TIME_MS, MAX_TIME_MS)
 

@@ -408,7 +408,7 @@ class LocalTrackingStore:
         >>> r = s.create_run("e"); s.write_batch(r, params={"lr": 0.1})
         >>> s.write_batch(r, params={"lr": 0.2})
         Traceback (most recent call last):
-        ValueError: param 'lr' of run ... is already '0.1'; cannot change it to '0.2'
+        opsloop.errors.InvalidArgumentError: param 'lr' of run ... is already '0.1'; cannot...
         """
         checked_params = {
             checked_key("param", k): param_text(k, v) for k, v in (params or {}).items()
@@ -923,7 +923,7 @@ def check_batch_id(batch_id: object) -> str:
 
     >>> check_batch_id("a" * 65)
     Traceback (most recent call last):
-    ValueError: batch_id must be 1 to 64 letters, digits, '-' or '_', got 'aaaaaaaaaaaaaaaa...'
+    opsloop.errors.InvalidArgumentError: batch_id must be 1 to 64 letters, digits, '-' or '_'...
     """
     if not isinstance(batch_id, str) or not _BATCH_ID.fullmatch(batch_id):
         shown = repr(batch_id[:16] + "...") if isinstance(batch_id, str) else repr(batch_id)

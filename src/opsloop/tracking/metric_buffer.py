@@ -80,8 +80,7 @@ class MetricBatch:
         >>> MetricBatch.from_dict({"keys": ["a"], "values": [], "steps": [],
         ...                        "timestamps_ms": []})
         Traceback (most recent call last):
-        ValueError: metric batch: keys, values, steps and timestamps_ms need one length, \
-got 1, 0, 0, 0
+        opsloop.errors.InvalidArgumentError: metric batch: keys, values, steps and timestamps_ms...
         """
         keys = tuple(data["keys"])
         values = np.asarray(data["values"], dtype=np.float64)

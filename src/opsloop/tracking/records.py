@@ -126,7 +126,7 @@ class Run:
         >>> Run("r", "e", None, "RUNNING", 0, None, None, None, None, {}, {}, {}).metric_history(
         ...     "auc")
         Traceback (most recent call last):
-        ValueError: this run was built by hand; it has no store to read metric history from
+        opsloop.errors.InvalidArgumentError: this run was built by hand; it has no store to read...
         """
         return self._history(key)
 
