@@ -145,3 +145,10 @@ def test_a_token_the_server_does_not_know_is_unauthenticated(database, artifacts
         assert answer.status_code == 401 and answer.json()["code"] == "unauthenticated"
         with pytest.raises(UnauthenticatedError, match="unknown or revoked API token"):
             ServerConnection(url, token="olp_forged").call("GET", "/runs/nope")
+
+
+def test_a_body_that_breaks_the_wire_model_is_422_invalid_argument_naming_the_field(client):
+    answer = client.post(f"{API}/runs", json={"experiment": "churn", "start_ms": "soon"})
+    assert answer.status_code == 422
+    assert answer.json()["code"] == "invalid_argument"
+    assert [item["loc"] for item in answer.json()["detail"]] == [["body", "start_ms"]]
