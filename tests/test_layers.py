@@ -11,6 +11,8 @@ import pytest
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 # The map's layers (ARCHITECTURE.md): compute, reports, state, runtime, surfaces.
 LAYER = {
+    # A base module (opsloop.errors) that every layer may import.
+    "errors": 0,
     "data": 1,
     "detect": 1,
     "analysis": 1,

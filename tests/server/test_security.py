@@ -271,6 +271,7 @@ def test_artifact_errors_do_not_show_the_servers_paths(served, artifacts):
     assert missing.status_code == 404
     assert missing.json() == {
         "detail": f"no artifact with sha256 {'0' * 64}",
+        "code": "not_found",
         "error": "FileNotFoundError",
     }
     data = b"model weights"

@@ -356,6 +356,7 @@ def test_the_server_checks_the_rules_itself(registry, credit):
         assert answer.status_code == 404
         assert answer.json() == {
             "detail": "variant 'b': no registered model 'debit'",
+            "code": "not_found",
             "error": "UnknownModelError",
         }
         body["variants"][1]["version"] = True

@@ -36,6 +36,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit_key import audit_key, keyed_hash
 from opsloop.registry.audit_state import state_problems
 from opsloop.store import tables
@@ -364,7 +365,7 @@ def audit_entries(
     ['id', 'time', 'actor', 'action']
     """
     if entity is not None and model is not None:
-        raise ValueError("give an entity or a model, not both")
+        raise InvalidArgumentError("give an entity or a model, not both")
     query = sa.select(_log).order_by(_log.c.id)
     if entity is not None:
         query = query.where(_log.c.entity == entity)

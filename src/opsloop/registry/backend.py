@@ -33,7 +33,7 @@ def open_registry(
 
     >>> open_registry("https://ops.example.com", actor="ana")
     Traceback (most recent call last):
-    ValueError: actor: over HTTP the acting user is the owner of the API token; ...
+    opsloop.errors.InvalidArgumentError: actor: over HTTP the acting user is the owner...
     """
     target = tracking_target(uri)
     if is_server(target):

@@ -31,6 +31,7 @@ import zipfile
 from collections.abc import Iterable
 from typing import Any
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry.model_trust import refuse_pickle, skops_types_to_trust
 from opsloop.registry.torch_flavor import dump_torch, is_torch_module, load_torch
 
@@ -41,7 +42,7 @@ FLAVORS = ("sklearn", "onnx", "pytorch", "python")
 CODE_FLAVORS = frozenset({"python"})
 
 
-class CorruptModelError(ValueError):
+class CorruptModelError(InvalidArgumentError):
     """The artifact's bytes are not a readable file of its flavor's format."""
 
 
@@ -93,7 +94,7 @@ def dump_model(model: object, flavor: str) -> tuple[bytes, dict[str, Any]]:
         if not callable(model):
             raise TypeError(f"python flavor needs a callable, got {type(model).__name__}")
         return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), {"format": "pickle"}
-    raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
+    raise InvalidArgumentError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
 
 
 def skops_loader(data: bytes) -> dict[str, Any]:
@@ -170,4 +171,4 @@ def load_model_bytes(
             raise CorruptModelError(
                 f"{source}: the artifact is not a readable pickle ({error})"
             ) from None
-    raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
+    raise InvalidArgumentError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")

@@ -23,7 +23,7 @@ claimed over HTTP and is refused.
 HttpModelRegistry('http://127.0.0.1:5005')
 >>> registry.set_alias("churn", "champion", 2, actor="ana")
 Traceback (most recent call last):
-ValueError: actor: over HTTP the acting user is the owner of the API token; ...
+opsloop.errors.InvalidArgumentError: actor: over HTTP the acting user is the owner of the API...
 """
 
 from __future__ import annotations
@@ -36,16 +36,32 @@ from urllib.parse import quote
 import httpx
 import pandas as pd
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit import AuditVerification, audit_frame
-from opsloop.registry.flavors import FLAVORS, dump_model, infer_flavor, load_model_bytes
+from opsloop.registry.flavors import (
+    FLAVORS,
+    CorruptModelError,
+    dump_model,
+    infer_flavor,
+    load_model_bytes,
+)
 from opsloop.registry.model_registry import SEARCH_COLUMNS, UnknownModelError, _signature
 from opsloop.registry.records import Lineage, ModelVersion
-from opsloop.registry.users import PermissionDenied
+from opsloop.registry.users import PermissionDenied, UnknownTokenError, UnknownUserError
 from opsloop.store.artifacts import TamperedArtifactError, check_sha256
 from opsloop.tracking.http_store import ServerConnection
 from opsloop.tracking.limits import checked_key, metric_value, tag_text
 
-_ERRORS = {"UnknownModelError": UnknownModelError, "PermissionDenied": PermissionDenied}
+_ERRORS = {
+    kind.__name__: kind
+    for kind in (
+        UnknownModelError,
+        PermissionDenied,
+        UnknownUserError,
+        UnknownTokenError,
+        CorruptModelError,
+    )
+}
 
 
 def path_segment(text: str) -> str:
@@ -66,7 +82,7 @@ def refuse_actor(actor: str | None) -> None:
     >>> refuse_actor(None)
     """
     if actor is not None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "actor: over HTTP the acting user is the owner of the API token; open the registry "
             f"with that user's token instead of passing actor={actor!r}"
         )
@@ -102,7 +118,7 @@ class ServerClient:
 
     >>> ServerClient("ftp://example.com")
     Traceback (most recent call last):
-    ValueError: tracking server URL must start with http:// or https://, got 'ftp://example.com'
+    opsloop.errors.InvalidArgumentError: tracking server URL must start with http:// or https://...
     >>> ServerClient("http://127.0.0.1:1").close()
     """
 
@@ -137,7 +153,7 @@ class HttpModelRegistry(ServerClient):
 
     >>> HttpModelRegistry("ftp://example.com")
     Traceback (most recent call last):
-    ValueError: tracking server URL must start with http:// or https://, got 'ftp://example.com'
+    opsloop.errors.InvalidArgumentError: tracking server URL must start with http:// or https://...
     """
 
     errors = _ERRORS
@@ -151,10 +167,10 @@ class HttpModelRegistry(ServerClient):
 
         >>> HttpModelRegistry("http://127.0.0.1:1").get_version("m", 1, "champion")
         Traceback (most recent call last):
-        ValueError: give a version or an alias, not both
+        opsloop.errors.InvalidArgumentError: give a version or an alias, not both
         """
         if alias is not None and version is not None:
-            raise ValueError("give a version or an alias, not both")
+            raise InvalidArgumentError("give a version or an alias, not both")
         if alias is not None:
             path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}"
         elif version is not None:
@@ -189,10 +205,10 @@ class HttpModelRegistry(ServerClient):
 
         >>> HttpModelRegistry("http://127.0.0.1:1").load("m", 1, "champion")
         Traceback (most recent call last):
-        ValueError: give a version or an alias, not both
+        opsloop.errors.InvalidArgumentError: give a version or an alias, not both
         """
         if version is not None and alias is not None:
-            raise ValueError("give a version or an alias, not both")
+            raise InvalidArgumentError("give a version or an alias, not both")
         path = f"/models/{path_segment(name)}/loader"
         answer = self._call("GET", path, params=_selector(version, alias)).json()
         expected = answer["version"]["artifact_sha256"]
@@ -252,7 +268,7 @@ class HttpModelRegistry(ServerClient):
 
         >>> HttpModelRegistry("http://127.0.0.1:1").search(min_metrics={"auc": float("nan")})
         Traceback (most recent call last):
-        ValueError: metric 'auc': value must be a finite number, got nan
+        opsloop.errors.InvalidArgumentError: metric 'auc': value must be a finite number, got nan
         """
         body = {
             "text": text,
@@ -272,7 +288,7 @@ class HttpModelRegistry(ServerClient):
 
         >>> HttpModelRegistry("http://127.0.0.1:1").verify_audit_log(head="x")
         Traceback (most recent call last):
-        ValueError: head must be 64 lowercase hex digits, got 'x'
+        opsloop.errors.InvalidArgumentError: head must be 64 lowercase hex digits, got 'x'
         """
         params = {}
         if head is not None:
@@ -324,7 +340,7 @@ class HttpModelRegistry(ServerClient):
         >>> registry = HttpModelRegistry("http://127.0.0.1:1")
         >>> registry.register("m", abs, metrics={"auc": float("inf")})
         Traceback (most recent call last):
-        ValueError: metric 'auc': value must be a finite number, got inf
+        opsloop.errors.InvalidArgumentError: metric 'auc': value must be a finite number, got inf
         """
         refuse_actor(actor)
         checked_key("model name", name)
@@ -352,10 +368,12 @@ class HttpModelRegistry(ServerClient):
             )
         else:
             if artifact_sha256 is None:
-                raise ValueError("register needs a model object or an artifact_sha256")
+                raise InvalidArgumentError("register needs a model object or an artifact_sha256")
             check_sha256(artifact_sha256, "artifact_sha256")
             if flavor not in FLAVORS:
-                raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
+                raise InvalidArgumentError(
+                    f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}"
+                )
         body["artifact_sha256"], body["flavor"] = artifact_sha256, flavor
         answer = self._call("POST", f"/models/{path_segment(name)}/versions", json=body)
         return _version(answer.json())

@@ -37,6 +37,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.registry.audit import (
     MODEL_PARTS,
     AuditVerification,
@@ -58,7 +59,7 @@ from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.registry.users import PermissionDenied, acting_user
 from opsloop.store import tables
-from opsloop.store.artifacts import ArtifactStore, check_sha256
+from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
 from opsloop.store.database import Database, now_ms, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import current_user
@@ -70,11 +71,12 @@ from opsloop.tracking.limits import (
     metric_value,
     tag_text,
 )
+from opsloop.tracking.local_store import UnknownRunError
 
 _models, _versions, _aliases = tables.registered_models, tables.model_versions, tables.aliases
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(NotFoundError, ValueError):
     """No registered model, version or alias matches."""
 
 
@@ -209,7 +211,7 @@ class ModelRegistry:
         pickle_policy: str = "allow",
     ) -> None:
         if pickle_policy not in PICKLE_POLICIES:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"pickle_policy must be one of {', '.join(PICKLE_POLICIES)}, got {pickle_policy!r}"
             )
         self.db = database if database is not None else open_database()
@@ -247,7 +249,7 @@ class ModelRegistry:
         query = sa.select(_versions).where(_versions.c.model_id == model_id)
         if alias is not None:
             if version is not None:
-                raise ValueError("give a version or an alias, not both")
+                raise InvalidArgumentError("give a version or an alias, not both")
             query = query.join(_aliases, _aliases.c.version_id == _versions.c.id).where(
                 _aliases.c.model_id == model_id, _aliases.c.name == alias
             )
@@ -373,12 +375,14 @@ class ModelRegistry:
             artifact_sha256 = self.artifacts.put_bytes(data)
         else:
             if artifact_sha256 is None:
-                raise ValueError("register needs a model object or an artifact_sha256")
+                raise InvalidArgumentError("register needs a model object or an artifact_sha256")
             check_sha256(artifact_sha256, "artifact_sha256")
             if flavor not in FLAVORS:
-                raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}")
+                raise InvalidArgumentError(
+                    f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}"
+                )
             if not self.artifacts.exists(artifact_sha256):
-                raise FileNotFoundError(f"no artifact with sha256 {artifact_sha256} is stored")
+                raise MissingArtifactError(artifact_sha256)
             if flavor == "sklearn":
                 loader = skops_loader(self.artifacts.get_bytes(artifact_sha256))
             elif flavor == "pytorch":
@@ -401,7 +405,7 @@ class ModelRegistry:
                     sa.select(tables.runs.c.id).where(tables.runs.c.run_id == run_id)
                 ).scalar()
                 if run_pk is None:
-                    raise ValueError(f"unknown run id {run_id!r}")
+                    raise UnknownRunError(run_id)
             created = now_ms()
             model_id = self._model_to_version(connection, name, who, reason, created)
             # The model's row is locked (PostgreSQL) or the whole store is (SQLite's BEGIN
@@ -502,7 +506,7 @@ class ModelRegistry:
             pass
         ambiguous = [part for part in MODEL_PARTS if part in name]
         if ambiguous:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"model name {name!r} may not contain {ambiguous[0]!r}: the audit log's "
                 f"entities of versions and aliases put it after the model's name"
             )
@@ -579,7 +583,7 @@ class ModelRegistry:
             or not isinstance(required_approvals, int)
             or not 0 <= required_approvals <= INT32_MAX
         ):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
                 f"got {required_approvals!r}"
             )
@@ -649,7 +653,7 @@ class ModelRegistry:
                 )
             ).first()
             if already is not None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{who!r} already approved alias {alias!r} -> version {version} of {name!r}"
                 )
             connection.execute(

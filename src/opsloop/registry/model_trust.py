@@ -38,6 +38,8 @@ import importlib
 import inspect
 from collections.abc import Iterable
 
+from opsloop.errors import DeniedError
+
 #: Packages whose types the allow-list may admit; a name outside them is never imported.
 ALLOWED_PACKAGES = ("sklearn", "numpy", "scipy", "opsloop")
 
@@ -45,7 +47,7 @@ ALLOWED_PACKAGES = ("sklearn", "numpy", "scipy", "opsloop")
 _TEST_MODULE_PARTS = frozenset({"tests", "testing", "_testing"})
 
 
-class UntrustedModelError(PermissionError):
+class UntrustedModelError(DeniedError, PermissionError):
     """A model would run code its loading user did not choose to trust.
 
     >>> str(UntrustedModelError("models:/m/1 is a pickle"))

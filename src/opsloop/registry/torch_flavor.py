@@ -56,6 +56,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.learn.torch_import import import_torch as import_torch_for
 
 ARTIFACT_FORMAT = "opsloop.pytorch.state-dict/1"
@@ -103,10 +104,10 @@ def torch_builder(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     True
     >>> torch_builder("doc-linear")(lambda n: torch.nn.Linear(n, 2))
     Traceback (most recent call last):
-    ValueError: torch builder 'doc-linear' is already registered by ...linear
+    opsloop.errors.InvalidArgumentError: torch builder 'doc-linear' is already registered by...
     """
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"torch builder name must be a non-empty string, got {name!r}")
+        raise InvalidArgumentError(f"torch builder name must be a non-empty string, got {name!r}")
 
     def register(build: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(build):
@@ -128,7 +129,9 @@ def torch_builder(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 
         known = _builders.get(name)
         if known is not None and _where(known) != _where(built):
-            raise ValueError(f"torch builder {name!r} is already registered by {_where(known)}")
+            raise InvalidArgumentError(
+                f"torch builder {name!r} is already registered by {_where(known)}"
+            )
         _builders[name] = built
         return built
 
@@ -166,7 +169,7 @@ def _rebuild(name: str, args: list, kwargs: dict) -> Any:
     build = _builders.get(name)
     if build is None:
         known = ", ".join(registered_torch_builders()) or "none"
-        raise ValueError(
+        raise InvalidArgumentError(
             f"pytorch model: builder {name!r} is not registered in this process (registered: "
             f"{known}); import the module that defines it with @torch_builder({name!r})"
         )
@@ -187,7 +190,7 @@ def _check_rebuilds(name: str, args: list, kwargs: dict, state: dict) -> None:
         missing = sorted(set(found) - set(expected))
         unexpected = sorted(set(expected) - set(found))
         changed = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
-        raise ValueError(
+        raise InvalidArgumentError(
             f"pytorch model: builder {name!r} with the recorded arguments builds a different "
             f"architecture (missing {missing}, unexpected {unexpected}, other shape or dtype "
             f"{changed}); was the module changed after it was built?"
@@ -200,14 +203,14 @@ def dump_torch(module: object) -> tuple[bytes, dict[str, Any]]:
     >>> import torch
     >>> dump_torch(torch.nn.Linear(2, 1))
     Traceback (most recent call last):
-    ValueError: pytorch model: this Linear was not made by a registered builder; ...
+    opsloop.errors.InvalidArgumentError: pytorch model: this Linear was not made by a registered...
     """
     torch = import_torch()
     if not is_torch_module(module):
         raise TypeError(f"pytorch flavor needs a torch.nn.Module, got {type(module).__name__}")
     spec = _built.get(module)
     if spec is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"pytorch model: this {type(module).__name__} was not made by a registered builder; "
             "build it with a function decorated with @opsloop.registry.torch_builder(name)"
         )
@@ -237,7 +240,7 @@ def load_torch(data: bytes) -> Any:
 
     >>> load_torch(b"PK\\x03\\x04 not a zip")
     Traceback (most recent call last):
-    ValueError: pytorch model: the artifact is not a torch.save archive: PytorchStreamReader ...
+    opsloop.errors.InvalidArgumentError: pytorch model: the artifact is not a torch.save archive...
     """
     torch = import_torch()
     try:
@@ -246,17 +249,17 @@ def load_torch(data: bytes) -> Any:
         # torch's first paragraph suggests weights_only=False; the reason is the second one.
         paragraphs = [part.strip() for part in str(error).split("\n\n") if part.strip()]
         reason = paragraphs[1] if len(paragraphs) > 1 else type(error).__name__
-        raise ValueError(
+        raise InvalidArgumentError(
             f"pytorch model: torch.load(weights_only=True) refused the artifact: {reason}"
         ) from None
     except (RuntimeError, EOFError) as error:
         first = str(error).split(". ")[0] or type(error).__name__
-        raise ValueError(
+        raise InvalidArgumentError(
             f"pytorch model: the artifact is not a torch.save archive: {first}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(
+        raise InvalidArgumentError(
             f"pytorch model: artifact format must be {ARTIFACT_FORMAT!r}, got {found!r}"
         )
     module = _rebuild(

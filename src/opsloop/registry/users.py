@@ -26,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.errors import DeniedError, InvalidArgumentError, NotFoundError
 from opsloop.store import tables
 from opsloop.store.database import Database, now_ms
 
@@ -33,8 +34,16 @@ ROLES = ("viewer", "editor", "approver", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 
 
-class PermissionDenied(PermissionError):
+class PermissionDenied(DeniedError, PermissionError):
     """The acting user's role does not allow the action."""
+
+
+class UnknownUserError(NotFoundError, ValueError):
+    """No user has this name."""
+
+
+class UnknownTokenError(NotFoundError, ValueError):
+    """No active API token has this id."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ class User:
 
 def _check_role(role: object) -> str:
     if role not in _RANK:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        raise InvalidArgumentError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     return role  # type: ignore[return-value]
 
 
@@ -99,7 +108,7 @@ def _check_expiry(expires_ms: object) -> int | None:
     if expires_ms is None:
         return None
     if isinstance(expires_ms, bool) or not isinstance(expires_ms, int) or expires_ms <= 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"expires_ms must be a positive integer (ms since the epoch), got {expires_ms!r}"
         )
     return expires_ms
@@ -120,7 +129,7 @@ def _user_id(connection: Connection, name: str) -> int:
         sa.select(tables.users.c.id).where(tables.users.c.name == name)
     ).scalar()
     if found is None:
-        raise ValueError(f"unknown user {name!r}")
+        raise UnknownUserError(f"unknown user {name!r}")
     return found
 
 
@@ -142,17 +151,17 @@ def add_user(
     >>> _ = add_user(db, "ana", "viewer")
     >>> add_user(db, "ana", "admin")
     Traceback (most recent call last):
-    ValueError: user 'ana' already exists
+    opsloop.errors.InvalidArgumentError: user 'ana' already exists
     """
     if not isinstance(name, str) or not 0 < len(name) <= 250:
-        raise ValueError(f"user name must be 1 to 250 characters, got {name!r}")
+        raise InvalidArgumentError(f"user name must be 1 to 250 characters, got {name!r}")
     _check_role(role)
     expires_ms = _check_expiry(expires_ms)
     users = tables.users
     with db.write() as connection:
         exists = connection.execute(sa.select(users.c.id).where(users.c.name == name)).scalar()
         if exists is not None:
-            raise ValueError(f"user {name!r} already exists")
+            raise InvalidArgumentError(f"user {name!r} already exists")
         user_id = connection.execute(
             users.insert().values(name=name, role=role, created_ms=now_ms()).returning(users.c.id)
         ).scalar_one()
@@ -187,7 +196,7 @@ def revoke_token(db: Database, token: str, *, actor: str | None = None) -> str:
     (True, True)
     >>> revoke_token(db, token_id(t))
     Traceback (most recent call last):
-    ValueError: no active API token with id '...'
+    opsloop.registry.users.UnknownTokenError: no active API token with id '...'
     """
     tokens, users = tables.api_tokens, tables.users
     if token.startswith("olp_"):
@@ -197,7 +206,7 @@ def revoke_token(db: Database, token: str, *, actor: str | None = None) -> str:
         match = tokens.c.sha256.startswith(token, autoescape=True)
         shown = token
     else:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"token: give an API token (olp_...) or its {TOKEN_ID_LENGTH}-digit id, got "
             f"{token[:16]!r}"
         )
@@ -208,7 +217,7 @@ def revoke_token(db: Database, token: str, *, actor: str | None = None) -> str:
             .where(match, tokens.c.revoked_ms.is_(None))
         ).all()
         if not found:
-            raise ValueError(f"no active API token with id {shown!r}")
+            raise UnknownTokenError(f"no active API token with id {shown!r}")
         connection.execute(
             tokens.update().where(tokens.c.sha256 == found[0].sha256).values(revoked_ms=now_ms())
         )

@@ -1,12 +1,11 @@
 """The FastAPI app: tracking, artifact, registry and deployment routers under /api/v1/.
 
-:func:`create_app` wires one database and one artifact store into the routers. A client's
-mistake never becomes a 500: a ``ValueError`` raised by the store (a non-finite metric, a
-param changed, a bad filter, a deployment breaking a rule) is a 422 whose message names the
-field; an unknown run, experiment, model or deployment is a 404; a refused permission a 403;
-an artifact whose bytes no longer match its hash a 409 naming both hashes. Bodies that break
-the wire models get FastAPI's 422 with the field's location (the wire models fix every type,
-so a ``TypeError`` can only be a server bug and stays a 500).
+:func:`create_app` wires one database and one artifact store into the routers. Errors are
+answered in one place (:mod:`.errors`): a caller's mistake is an
+:class:`~opsloop.errors.OpsloopError`, answered with its status (404 not found, 422 invalid
+argument, 409 conflict, 403 denied, 401 unauthenticated) and a body naming its ``code``;
+bodies that break the wire models get FastAPI's 422 with the field's location; anything else
+is our defect, a 500 that carries an error id and nothing else, its traceback logged.
 
 Requests are refused before any route when their Host is not an allowed name (400, see
 :mod:`.host_check`), when their body is not the route's type (415, see
@@ -26,8 +25,8 @@ token (401, see :mod:`.identity`). No origin may read answers cross-site unless 
 >>> client.get("/api/v1/health").json()["status"]
 'ok'
 >>> response = client.get("/api/v1/runs/nope")
->>> response.status_code, response.json()["detail"]
-(404, "unknown run id 'nope'")
+>>> response.status_code, response.json()["detail"], response.json()["code"]
+(404, "unknown run id 'nope'", 'not_found')
 >>> client.get("/api/v1/health", headers={"Host": "attacker.example:5005"}).status_code
 400
 >>> _ = home.stop()
@@ -37,82 +36,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 
 from opsloop import __version__
-from opsloop.registry import ModelRegistry, PermissionDenied, UnknownModelError
+from opsloop.errors import InvalidArgumentError
+from opsloop.registry import ModelRegistry
 from opsloop.server import artifact_routes, deployment_routes, registry_routes, tracking_routes
 from opsloop.server.content_types import require_json, require_octets
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
+from opsloop.server.errors import install_error_handlers
 from opsloop.server.host_check import HostCheck
 from opsloop.server.identity import store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.response_models import Health
-from opsloop.serving import Deployments, UnknownDeploymentError
-from opsloop.store import ArtifactStore, Database, TamperedArtifactError, open_database
-from opsloop.store.artifacts import MissingArtifactError
+from opsloop.serving import Deployments
+from opsloop.store import ArtifactStore, Database, open_database
 from opsloop.store.installation_token import ensure_installation_token
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import current_user
-from opsloop.tracking.local_store import LocalTrackingStore, UnknownExperimentError, UnknownRunError
-
-
-def _error(
-    status: int, error: BaseException, message: str | None = None, name: str | None = None
-) -> JSONResponse:
-    # "error" names the exception class, so a client can raise the same one again.
-    return JSONResponse(
-        {
-            "detail": str(error) if message is None else message,
-            "error": type(error).__name__ if name is None else name,
-        },
-        status_code=status,
-    )
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def not_found(_request: Request, error: Exception) -> JSONResponse:
-        # str() of an OSError made with one argument is that argument; keep it plain.
-        message = str(error.args[0]) if error.args else str(error)
-        return _error(404, error, message)
-
-    async def missing(_request: Request, error: MissingArtifactError) -> JSONResponse:
-        # Named as its base class, which clients raise again; the store's location stays here.
-        return _error(404, error, f"no artifact with sha256 {error.sha256}", "FileNotFoundError")
-
-    async def tampered(_request: Request, error: TamperedArtifactError) -> JSONResponse:
-        # The message names both hashes, not where the server keeps the bytes.
-        response = _error(
-            409,
-            error,
-            f"artifact {error.expected} is refused: expected sha256 {error.expected}, "
-            f"found sha256 {error.found}",
-        )
-        response.headers["X-Opsloop-Expected-Sha256"] = error.expected
-        response.headers["X-Opsloop-Found-Sha256"] = error.found
-        return response
-
-    async def denied(_request: Request, error: Exception) -> JSONResponse:
-        return _error(403, error)
-
-    async def invalid(_request: Request, error: Exception) -> JSONResponse:
-        return _error(422, error)
-
-    for kind in (
-        UnknownRunError,
-        UnknownExperimentError,
-        UnknownModelError,
-        UnknownDeploymentError,
-        FileNotFoundError,
-    ):
-        app.add_exception_handler(kind, not_found)
-    app.add_exception_handler(MissingArtifactError, missing)
-    app.add_exception_handler(TamperedArtifactError, tampered)
-    app.add_exception_handler(PermissionDenied, denied)
-    # Starlette picks the most specific handler class first, so the classes above win.
-    app.add_exception_handler(ValueError, invalid)
+from opsloop.tracking.local_store import LocalTrackingStore
 
 
 def create_app(
@@ -143,12 +86,12 @@ def create_app(
     (False, None)
     >>> create_app(Database("sqlite://"), allow_embedded=False, allowed_hosts="ops.example")
     Traceback (most recent call last):
-    ValueError: allowed_hosts must be a list of names, got the string 'ops.example'
+    opsloop.errors.InvalidArgumentError: allowed_hosts must be a list of names, got the string...
     """
     for field, names in (("allowed_hosts", allowed_hosts), ("allowed_origins", allowed_origins)):
         # A string is iterable too, and would allow each of its characters.
         if isinstance(names, str):
-            raise ValueError(f"{field} must be a list of names, got the string {names!r}")
+            raise InvalidArgumentError(f"{field} must be a list of names, got the string {names!r}")
     if database is None or isinstance(database, str):
         database = open_database(database)
     if artifacts is None or isinstance(artifacts, str):
@@ -165,7 +108,7 @@ def create_app(
         database, artifacts, actor="server", pickle_policy="admins" if allow_pickle else "refuse"
     )
     app.state.deployments = Deployments(database, actor="server")
-    _install_error_handlers(app)
+    install_error_handlers(app)
     install_request_limits(app, limits)
 
     @app.get("/api/v1/health", response_model=Health, responses=error_responses(400))

@@ -24,6 +24,7 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry import ROLES, User, authenticate
 from opsloop.store import tables
 
@@ -96,10 +97,10 @@ def require_role(role: str) -> Callable[[Request], User]:
 
     >>> require_role("boss")
     Traceback (most recent call last):
-    ValueError: role must be one of viewer, editor, approver, admin, got 'boss'
+    opsloop.errors.InvalidArgumentError: role must be one of viewer, editor, approver, admin,...
     """
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        raise InvalidArgumentError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
 
     # Async on purpose: a sync dependency costs a hop to the thread pool and back on every
     # request (3-4 ms of a 5 ms request on a busy machine); the token lookup is one indexed

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry.users import PermissionDenied
 from opsloop.serving.deployment_records import Variant
 from opsloop.store import tables
@@ -89,7 +90,7 @@ def set_protection(connection: Connection, name: str, required: int) -> int:
         or not isinstance(required, int)
         or not 0 <= required <= INT32_MAX
     ):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
             f"got {required!r}"
         )
@@ -123,7 +124,9 @@ def record_approval(
         sa.select(_approvals.c.id).where(*_pending(name, digest), _approvals.c.approver == approver)
     ).first()
     if already is not None:
-        raise ValueError(f"{approver!r} already approved this definition of deployment {name!r}")
+        raise InvalidArgumentError(
+            f"{approver!r} already approved this definition of deployment {name!r}"
+        )
     connection.execute(
         _approvals.insert().values(
             deployment=name,

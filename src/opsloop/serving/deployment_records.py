@@ -22,7 +22,7 @@ involvement, from ``human_only`` to ``full_automation``.
 >>> check_definition("canary", "full_automation", (primary.with_weight(0.95), canary))
 >>> check_definition("canary", "full_automation", (primary, canary))
 Traceback (most recent call last):
-ValueError: variants: the live weights must sum to 1, got 1.05 (stable 1, canary 0.05)
+opsloop.errors.InvalidArgumentError: variants: the live weights must sum to 1, got 1.05 (stable...
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry.records import Lineage
 from opsloop.tracking.limits import INT32_MAX, checked_key
 
@@ -89,13 +90,13 @@ class Variant:
         Variant(name='shadow', model='credit', version=7, alias=None, role='shadow', weight=0.0)
         >>> Variant.parse("stable=credit")
         Traceback (most recent call last):
-        ValueError: variant 'stable=credit': the model must be MODEL/VERSION or MODEL@ALIAS
+        opsloop.errors.InvalidArgumentError: variant 'stable=credit': the model must be...
         """
         name, equals, rest = text.partition("=")
         parts = rest.split(",")
         ref, options = parts[0], parts[1:]
         if not equals or not name:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"variant {text!r}: write NAME=MODEL/VERSION or NAME=MODEL@ALIAS, "
                 "then ,role=ROLE and ,weight=SHARE if needed"
             )
@@ -103,14 +104,16 @@ class Variant:
         for option in options:
             key, has_value, value = option.partition("=")
             if key not in ("role", "weight") or not has_value:
-                raise ValueError(f"variant {text!r}: options are role=ROLE and weight=SHARE")
+                raise InvalidArgumentError(
+                    f"variant {text!r}: options are role=ROLE and weight=SHARE"
+                )
             if key == "role":
                 fields["role"] = value
             else:
                 try:
                     fields["weight"] = float(value)
                 except ValueError:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"variant {text!r}: weight must be a number, got {value!r}"
                     ) from None
         if "@" in ref:
@@ -118,7 +121,9 @@ class Variant:
             return cls(name, model, alias=alias, **fields)
         model, slash, version = ref.rpartition("/")
         if not slash or not model or not version.isdigit():
-            raise ValueError(f"variant {text!r}: the model must be MODEL/VERSION or MODEL@ALIAS")
+            raise InvalidArgumentError(
+                f"variant {text!r}: the model must be MODEL/VERSION or MODEL@ALIAS"
+            )
         return cls(name, model, version=int(version), **fields)
 
     def to_dict(self) -> dict[str, object]:
@@ -154,17 +159,21 @@ def _check_variant(variant: object) -> Variant:
     checked_key("variant", variant.name)
     checked_key("model name", variant.model)
     if (variant.version is None) == (variant.alias is None):
-        raise ValueError(f"{where}: give a version or an alias of {variant.model!r}, not both")
+        raise InvalidArgumentError(
+            f"{where}: give a version or an alias of {variant.model!r}, not both"
+        )
     if variant.version is not None and (
         isinstance(variant.version, bool)
         or not isinstance(variant.version, int)
         or not 1 <= variant.version <= INT32_MAX
     ):
-        raise ValueError(f"{where}: version must be a positive integer, got {variant.version!r}")
+        raise InvalidArgumentError(
+            f"{where}: version must be a positive integer, got {variant.version!r}"
+        )
     if variant.alias is not None:
         checked_key("alias", variant.alias)
     if variant.role not in VARIANT_ROLES:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: role must be one of {', '.join(VARIANT_ROLES)}, got {variant.role!r}"
         )
     weight = variant.weight
@@ -174,9 +183,11 @@ def _check_variant(variant: object) -> Variant:
         or not math.isfinite(weight)
         or not 0 <= weight <= 1
     ):
-        raise ValueError(f"{where}: weight must be a share between 0 and 1, got {weight!r}")
+        raise InvalidArgumentError(
+            f"{where}: weight must be a share between 0 and 1, got {weight!r}"
+        )
     if variant.role == "shadow" and weight != 0:
-        raise ValueError(f"{where}: a shadow answers no traffic; its weight must be 0")
+        raise InvalidArgumentError(f"{where}: a shadow answers no traffic; its weight must be 0")
     return variant
 
 
@@ -186,58 +197,70 @@ def check_definition(strategy: str, automation: str, variants: Sequence[Variant]
     >>> check_definition("single", "full_automation", [Variant("a", "m", version=1)])
     >>> check_definition("ab", "full_automation", [Variant("a", "m", version=1)])
     Traceback (most recent call last):
-    ValueError: strategy 'ab': needs two or more live variants, got 1
+    opsloop.errors.InvalidArgumentError: strategy 'ab': needs two or more live variants, got 1
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        raise InvalidArgumentError(
+            f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}"
+        )
     if automation not in AUTOMATION_LEVELS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"automation must be one of {', '.join(AUTOMATION_LEVELS)}, got {automation!r}"
         )
     if isinstance(variants, str | bytes) or not variants:
-        raise ValueError("variants: a deployment needs at least one variant")
+        raise InvalidArgumentError("variants: a deployment needs at least one variant")
     variants = [_check_variant(variant) for variant in variants]
     names = [variant.name for variant in variants]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise ValueError(f"variants: each name must be used once, repeated: {repeated}")
+        raise InvalidArgumentError(f"variants: each name must be used once, repeated: {repeated}")
     primaries = [v.name for v in variants if v.role == "primary"]
     if len(primaries) != 1:
-        raise ValueError(f"variants: exactly one must have the primary role, got {primaries}")
+        raise InvalidArgumentError(
+            f"variants: exactly one must have the primary role, got {primaries}"
+        )
     live = [v for v in variants if v.role != "shadow"]
     shadows = [v for v in variants if v.role == "shadow"]
     total = math.fsum(v.weight for v in live)
     if abs(total - 1.0) > _WEIGHT_TOLERANCE:
         shares = ", ".join(f"{v.name} {v.weight:g}" for v in live)
-        raise ValueError(f"variants: the live weights must sum to 1, got {total:g} ({shares})")
+        raise InvalidArgumentError(
+            f"variants: the live weights must sum to 1, got {total:g} ({shares})"
+        )
     rule = f"strategy {strategy!r}"
     if strategy == "single" and len(variants) != 1:
-        raise ValueError(f"{rule}: needs exactly one variant, got {len(variants)}")
+        raise InvalidArgumentError(f"{rule}: needs exactly one variant, got {len(variants)}")
     if strategy == "shadow" and (len(live) != 1 or not shadows):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{rule}: needs the primary and at least one shadow, got {len(live)} live "
             f"and {len(shadows)} shadow variants"
         )
     if strategy == "canary":
         if len(live) != 2:
-            raise ValueError(f"{rule}: needs the primary and one candidate, got {len(live)} live")
+            raise InvalidArgumentError(
+                f"{rule}: needs the primary and one candidate, got {len(live)} live"
+            )
         share = live[0].weight if live[0].role == "candidate" else live[1].weight
         if not 0 < share < 1:
-            raise ValueError(f"{rule}: the candidate's share must be between 0 and 1, got {share}")
+            raise InvalidArgumentError(
+                f"{rule}: the candidate's share must be between 0 and 1, got {share}"
+            )
     if strategy == "blue_green" and (
         len(live) != 2 or sorted(v.weight for v in live) != [0.0, 1.0]
     ):
         weights = [v.weight for v in live]
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{rule}: needs two live variants, one with weight 1 and one on standby at 0, "
             f"got weights {weights}"
         )
     if strategy in ("ab", "bandit"):
         if len(live) < 2:
-            raise ValueError(f"{rule}: needs two or more live variants, got {len(live)}")
+            raise InvalidArgumentError(f"{rule}: needs two or more live variants, got {len(live)}")
         idle = [v.name for v in live if v.weight == 0]
         if idle:
-            raise ValueError(f"{rule}: every live variant needs a positive share, {idle} have 0")
+            raise InvalidArgumentError(
+                f"{rule}: every live variant needs a positive share, {idle} have 0"
+            )
 
 
 @dataclass(frozen=True)

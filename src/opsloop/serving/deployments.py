@@ -38,6 +38,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.registry.audit import alias_version_at, append_audit, audit_entries, lock_audit_log
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
@@ -76,7 +77,7 @@ LIST_COLUMNS = (
 )
 
 
-class UnknownDeploymentError(ValueError):
+class UnknownDeploymentError(NotFoundError, ValueError):
     """No deployment has that name (or had it at that time)."""
 
 
@@ -135,7 +136,7 @@ class Deployments:
         checked_key("deployment", name)
         if "/" in name:
             # A name is a URL segment: "api/history" would read as the history of "api".
-            raise ValueError(f"deployment {name!r}: a name may not contain '/'")
+            raise InvalidArgumentError(f"deployment {name!r}: a name may not contain '/'")
         if description is not None:
             checked_text("description", description)
         variants = tuple(variants)

@@ -55,7 +55,7 @@ class HttpDeployments(ServerClient):
 
     >>> HttpDeployments("ftp://example.com")
     Traceback (most recent call last):
-    ValueError: tracking server URL must start with http:// or https://, got 'ftp://example.com'
+    opsloop.errors.InvalidArgumentError: tracking server URL must start with http:// or https://...
     """
 
     errors = _ERRORS
@@ -78,7 +78,7 @@ class HttpDeployments(ServerClient):
 
         >>> HttpDeployments("http://127.0.0.1:1").deploy("api", [], actor="ana")
         Traceback (most recent call last):
-        ValueError: actor: over HTTP the acting user is the owner of the API token; ...
+        opsloop.errors.InvalidArgumentError: actor: over HTTP the acting user is the owner...
         """
         refuse_actor(actor)
         body = {

@@ -30,13 +30,14 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
 from opsloop.store.private_files import private_directory, private_file
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 
 
-class TamperedArtifactError(ValueError):
+class TamperedArtifactError(ConflictError, ValueError):
     """The bytes stored for an artifact no longer hash to the sha256 they were stored under."""
 
     def __init__(self, expected: str, found: str, location: str) -> None:
@@ -48,12 +49,13 @@ class TamperedArtifactError(ValueError):
         self.location = location
 
 
-class MissingArtifactError(FileNotFoundError):
+class MissingArtifactError(NotFoundError, FileNotFoundError):
     """Nothing is stored under the sha256 (``sha256`` is kept so a server can answer
     without naming the folder it keeps artifacts in)."""
 
-    def __init__(self, sha256: str, root: str) -> None:
-        super().__init__(f"no artifact with sha256 {sha256} in {root}")
+    def __init__(self, sha256: str, root: str | None = None) -> None:
+        where = " is stored" if root is None else f" in {root}"
+        super().__init__(f"no artifact with sha256 {sha256}{where}")
         self.sha256 = sha256
 
 
@@ -62,10 +64,10 @@ def check_sha256(value: object, field: str = "sha256") -> str:
 
     >>> check_sha256("ab")
     Traceback (most recent call last):
-    ValueError: sha256 must be 64 lowercase hex digits, got 'ab'
+    opsloop.errors.InvalidArgumentError: sha256 must be 64 lowercase hex digits, got 'ab'
     """
     if not isinstance(value, str) or not _SHA256.match(value):
-        raise ValueError(f"{field} must be 64 lowercase hex digits, got {value!r}")
+        raise InvalidArgumentError(f"{field} must be 64 lowercase hex digits, got {value!r}")
     return value
 
 
@@ -266,7 +268,7 @@ class ArtifactReceiver:
     ...     incoming.write(b"abc")
     ...     incoming.commit(expected="0" * 64)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: artifact body: expected sha256 000...000, found sha256 ba7816bf8f01cfea...
+    opsloop.errors.InvalidArgumentError: artifact body: expected sha256 000...000, found sha256...
     """
 
     def __init__(self, store: ArtifactStore) -> None:
@@ -296,7 +298,9 @@ class ArtifactReceiver:
         found = self._digest.hexdigest()
         try:
             if expected is not None and found != expected:
-                raise ValueError(f"artifact body: expected sha256 {expected}, found sha256 {found}")
+                raise InvalidArgumentError(
+                    f"artifact body: expected sha256 {expected}, found sha256 {found}"
+                )
             self._store._put_staged(self._path, found)
         finally:
             self.discard()

@@ -30,6 +30,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.store.location import store_uri
 from opsloop.store.migrate import upgrade_to_head
 from opsloop.store.private_files import private_file
@@ -63,7 +64,7 @@ class Database:
         url = sa.make_url(self.uri)
         self.dialect = url.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"store URI {url.render_as_string(hide_password=True)!r}: "
                 "only sqlite and postgresql databases are supported"
             )

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.tracking.dataset_digest import dataset_sha256
 from opsloop.tracking.limits import checked_key, metric_step, metric_value, param_text, tag_text
 from opsloop.tracking.metric_buffer import MetricBatch, MetricBuffer
@@ -89,11 +90,15 @@ class ActiveRun:
         heartbeat_s: float = 30.0,
     ) -> None:
         if not flush_interval_s > 0:
-            raise ValueError(f"flush_interval_s must be positive, got {flush_interval_s!r}")
+            raise InvalidArgumentError(
+                f"flush_interval_s must be positive, got {flush_interval_s!r}"
+            )
         if isinstance(max_buffered, bool) or not isinstance(max_buffered, int) or max_buffered < 1:
-            raise ValueError(f"max_buffered must be a positive integer, got {max_buffered!r}")
+            raise InvalidArgumentError(
+                f"max_buffered must be a positive integer, got {max_buffered!r}"
+            )
         if not heartbeat_s > 0:
-            raise ValueError(f"heartbeat_s must be positive, got {heartbeat_s!r}")
+            raise InvalidArgumentError(f"heartbeat_s must be positive, got {heartbeat_s!r}")
         self.backend = backend
         self.run_id = run_id
         self.heartbeat_s = heartbeat_s
@@ -137,7 +142,9 @@ class ActiveRun:
 
     def _check_open(self) -> None:
         if self._ended:
-            raise ValueError(f"run {self.run_id} has ended; start or resume a run to log to it")
+            raise InvalidArgumentError(
+                f"run {self.run_id} has ended; start or resume a run to log to it"
+            )
 
     def _raise_deferred(self) -> None:
         """Raise a background write's error (called once the caller's own data is buffered)."""
@@ -157,7 +164,7 @@ class ActiveRun:
         >>> with ActiveRun(s, s.create_run("e")) as run:
         ...     run.log_metric("loss", float("inf"))
         Traceback (most recent call last):
-        ValueError: metric 'loss': value must be a finite number, got inf
+        opsloop.errors.InvalidArgumentError: metric 'loss': value must be a finite number, got inf
         """
         if self._ended:
             self._check_open()
@@ -215,7 +222,7 @@ class ActiveRun:
         ...     run.log_param("depth", 3)
         ...     run.log_param("depth", 4)
         Traceback (most recent call last):
-        ValueError: param 'depth' is already '3'; cannot change it to '4'
+        opsloop.errors.InvalidArgumentError: param 'depth' is already '3'; cannot change it to '4'
         """
         self.log_params({key: value})
 
@@ -237,7 +244,7 @@ class ActiveRun:
             for key, text in checked.items():
                 old = self._params.get(key)
                 if old is not None and old != text:
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"param {key!r} is already {old!r}; cannot change it to {text!r}"
                     )
             for key, text in checked.items():

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.store.location import artifact_uri, opsloop_home, store_uri
 from opsloop.tracking.active_run import ActiveRun
 from opsloop.tracking.capture import (
@@ -162,7 +163,9 @@ def start_run(
     if nested and parent_run_id is None:
         parent = active_run()
         if parent is None:
-            raise ValueError("nested=True needs an active run in this thread to be the parent")
+            raise InvalidArgumentError(
+                "nested=True needs an active run in this thread to be the parent"
+            )
         parent_run_id = parent.run_id
     details = {}
     if capture:

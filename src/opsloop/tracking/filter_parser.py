@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.tracking.limits import INT64_MAX, INT64_MIN
 
 ATTRIBUTES = (
@@ -66,7 +67,7 @@ _TOKEN = re.compile(
 )
 
 
-class FilterSyntaxError(ValueError):
+class FilterSyntaxError(InvalidArgumentError):
     """The filter text is not in the language; the message shows where it went wrong."""
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.store import tables
 from opsloop.tracking.filter_parser import (
     And,
@@ -73,25 +74,29 @@ def _check_value(field: Field, operator: str, value: object) -> object:
     for item in values:
         if field.kind == "metrics" or field.name in _TIME_ATTRIBUTES:
             if operator in ("LIKE", "ILIKE"):
-                raise ValueError(f"filter: {label} is a number; LIKE and ILIKE apply to text")
+                raise InvalidArgumentError(
+                    f"filter: {label} is a number; LIKE and ILIKE apply to text"
+                )
             if field.name in _TIME_ATTRIBUTES and isinstance(item, str):
                 continue
             if isinstance(item, bool) or not isinstance(item, int | float):
-                raise ValueError(f"filter: {label} compares with a number, got {item!r}")
+                raise InvalidArgumentError(f"filter: {label} compares with a number, got {item!r}")
             in_range = INT64_MIN <= item <= INT64_MAX
             if field.kind == "attributes" and field.name in _TIME_ATTRIBUTES and not in_range:
                 # Times are 64-bit integers in the database: a larger bound would overflow.
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"filter: {label} compares with milliseconds from {INT64_MIN} to "
                     f"{INT64_MAX}, got {item!r}"
                 )
         elif field.name == "git_dirty":
             if not isinstance(item, bool) or operator not in ("=", "!="):
-                raise ValueError("filter: git_dirty compares with = or != to TRUE or FALSE")
+                raise InvalidArgumentError(
+                    "filter: git_dirty compares with = or != to TRUE or FALSE"
+                )
         elif isinstance(item, bool):
-            raise ValueError(f"filter: {label} is text; compare it with a quoted string")
+            raise InvalidArgumentError(f"filter: {label} is text; compare it with a quoted string")
         elif operator in ("LIKE", "ILIKE") and not isinstance(item, str):
-            raise ValueError(f"filter: {operator} on {label} needs a quoted pattern")
+            raise InvalidArgumentError(f"filter: {operator} on {label} needs a quoted pattern")
     return value
 
 
@@ -102,7 +107,7 @@ def _coerce(field: Field, value: object) -> object:
         try:
             stamp = pd.Timestamp(value)
         except ValueError as error:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"filter: {field.name} needs milliseconds or an ISO time, got {value!r}"
             ) from error
         if stamp.tzinfo is None:

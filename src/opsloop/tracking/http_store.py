@@ -23,6 +23,7 @@ authenticates, not what the client claims.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import ipaddress
 import json
@@ -36,9 +37,17 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from opsloop.store.artifacts import TamperedArtifactError
+from opsloop.errors import (
+    BY_CODE,
+    DeniedError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnauthenticatedError,
+)
+from opsloop.store.artifacts import MissingArtifactError, TamperedArtifactError
 from opsloop.store.installation_token import read_installation_token
 from opsloop.tracking.capture import CodeVersion, Environment
+from opsloop.tracking.filter_parser import FilterSyntaxError
 from opsloop.tracking.limits import MAX_BATCH_POINTS, param_text, tag_text
 from opsloop.tracking.local_store import UnknownRunError, check_batch_id
 from opsloop.tracking.metric_buffer import MetricBatch
@@ -73,15 +82,21 @@ def is_loopback_url(url: str) -> bool:
 
 
 class ServerConnection:
-    """One opsloop server's ``/api/v1``: a kept-open ``httpx.Client``, the Bearer token, and
+    r"""One opsloop server's ``/api/v1``: a kept-open ``httpx.Client``, the Bearer token, and
     the rule that turns an error answer back into the exception local code raises.
 
     The server names the exception class in its error body (``"error"``); ``errors`` maps
     such names to the exceptions a caller wants back (each called with the server's message).
     The rest follows one policy: a changed artifact is a
-    :class:`~opsloop.store.TamperedArtifactError` with both hashes, a missing file a
-    ``FileNotFoundError``, 401 and 403 a ``denied`` (``PermissionError`` or a subclass), other
-    client mistakes a ``ValueError`` whose message names the field.
+    :class:`~opsloop.store.TamperedArtifactError` with both hashes, a missing one a
+    :class:`~opsloop.store.artifacts.MissingArtifactError` (a ``FileNotFoundError``), 401 and
+    403 a ``denied`` when given (the registry's ``PermissionDenied``), else an
+    :class:`~opsloop.errors.UnauthenticatedError` or a :class:`~opsloop.errors.DeniedError`
+    (all ``PermissionError``\ s), and any other answer with a ``code`` the class of
+    :mod:`opsloop.errors` for it (``InvalidArgumentError``, a ``ValueError``, names the
+    field). An answer with no code (an older server) is a ``ValueError`` for 404, 409, 413 and
+    422, and any 5xx a
+    :class:`ServerError`.
 
     >>> ServerConnection("http://127.0.0.1:5005/", token="olp_x").headers
     {'Authorization': 'Bearer olp_x'}
@@ -104,10 +119,10 @@ class ServerConnection:
         token: str | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout_s: float = _TIMEOUT_S,
-        denied: type[PermissionError] = PermissionError,
+        denied: type[PermissionError] | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"tracking server URL must start with http:// or https://, got {base_url!r}"
             )
         self.base_url = base_url.rstrip("/")
@@ -158,10 +173,11 @@ class ServerConnection:
                 f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg')}"
                 for item in detail
             )
-        kind = body.get("error")
-        status = response.status_code
+        kind, code, status = body.get("error"), body.get("code"), response.status_code
         if errors and kind in errors:
             raise errors[kind](detail)
+        if kind in _KNOWN:
+            raise _KNOWN[kind](detail)
         if kind == "TamperedArtifactError":
             raise TamperedArtifactError(
                 response.headers.get("X-Opsloop-Expected-Sha256", ""),
@@ -169,12 +185,46 @@ class ServerConnection:
                 f"{self.base_url}{path}",
             )
         if kind == "FileNotFoundError":
-            raise FileNotFoundError(detail)
+            # The server's message ends with the hash: "no artifact with sha256 <hash>".
+            raise MissingArtifactError(str(detail).rsplit(" ", 1)[-1])
         if status in (401, 403):
-            raise self.denied(f"{self.base_url}: {detail}")
-        if status in (404, 409, 413, 422):
-            raise ValueError(detail)
+            # A client that names its own denied class (the registry's PermissionDenied) gets
+            # it for both, as before; otherwise each status gets its class.
+            denied = self.denied or (UnauthenticatedError if status == 401 else DeniedError)
+            raise denied(f"{self.base_url}: {detail}")
+        if code in BY_CODE:
+            raise BY_CODE[code](detail)
+        if status in (404, 409, 413, 422):  # an older server, which names no code
+            raise InvalidArgumentError(detail)
         raise ServerError(status, f"{self.base_url}{path}: server answered {status}: {detail}")
+
+
+def _quoted_after(prefix: str, detail: str) -> object:
+    """The value whose repr follows ``prefix`` in ``detail`` (our own messages), else None."""
+    if not detail.startswith(prefix):
+        return None
+    try:
+        return ast.literal_eval(detail[len(prefix) :])
+    except (ValueError, SyntaxError):
+        return None
+
+
+def _unknown_run(detail: str) -> BaseException:
+    run_id = _quoted_after("unknown run id ", detail)
+    return NotFoundError(detail) if run_id is None else UnknownRunError(run_id)
+
+
+def _unknown_experiment(detail: str) -> BaseException:
+    name = _quoted_after("unknown experiment ", detail)
+    return NotFoundError(detail) if name is None else UnknownExperimentError(name)
+
+
+# The exceptions this client raises again when the server names them, from the message.
+_KNOWN: dict[str, Callable[[str], BaseException]] = {
+    "UnknownRunError": _unknown_run,
+    "UnknownExperimentError": _unknown_experiment,
+    **{kind.__name__: kind for kind in (FilterSyntaxError, *BY_CODE.values())},
+}
 
 
 class ServerError(RuntimeError):
@@ -215,7 +265,9 @@ class HttpTrackingStore:
         retry_s: float = 60.0,
     ) -> None:
         if not retry_s >= 0:
-            raise ValueError(f"retry_s must be a non-negative number of seconds, got {retry_s!r}")
+            raise InvalidArgumentError(
+                f"retry_s must be a non-negative number of seconds, got {retry_s!r}"
+            )
         self._server = ServerConnection(
             base_url, token=token, transport=transport, timeout_s=timeout_s
         )
@@ -334,7 +386,7 @@ class HttpTrackingStore:
         >>> HttpTrackingStore("http://127.0.0.1:1").write_batch("r", MetricBatch(
         ...     ("auc",), np.array([np.nan]), np.array([0]), np.array([0])))
         Traceback (most recent call last):
-        ValueError: metric 'auc': value must be a finite number, got nan
+        opsloop.errors.InvalidArgumentError: metric 'auc': value must be a finite number, got nan
         """
         body: dict[str, object] = {
             "params": {key: param_text(key, value) for key, value in (params or {}).items()},
@@ -346,7 +398,7 @@ class HttpTrackingStore:
             finite = np.isfinite(metrics.values)
             if not finite.all():
                 bad = int(np.flatnonzero(~finite)[0])
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"metric {metrics.keys[bad]!r}: value must be a finite number, "
                     f"got {metrics.values[bad]}"
                 )
@@ -393,11 +445,11 @@ class HttpTrackingStore:
 
         >>> HttpTrackingStore("http://127.0.0.1:1").log_artifact("r", b"x")
         Traceback (most recent call last):
-        ValueError: artifact path is required when logging bytes
+        opsloop.errors.InvalidArgumentError: artifact path is required when logging bytes
         """
         if isinstance(source, bytes | bytearray):
             if not path:
-                raise ValueError("artifact path is required when logging bytes")
+                raise InvalidArgumentError("artifact path is required when logging bytes")
             data = bytes(source)
         else:
             source = Path(source)

@@ -16,7 +16,7 @@ for versions and counts of approvals), and times in milliseconds must lie betwee
 0.5
 >>> metric_value("loss", float("nan"))
 Traceback (most recent call last):
-ValueError: metric 'loss': value must be a finite number, got nan
+opsloop.errors.InvalidArgumentError: metric 'loss': value must be a finite number, got nan
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 import numbers
 import re
+
+from opsloop.errors import InvalidArgumentError
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_LENGTH = 6_000
@@ -46,21 +48,25 @@ def checked_key(kind: str, key: object) -> str:
     'max depth'
     >>> checked_key("metric", "a,b")
     Traceback (most recent call last):
-    ValueError: metric key 'a,b': use letters, digits, spaces and _ - . / : only
+    opsloop.errors.InvalidArgumentError: metric key 'a,b': use letters, digits, spaces and _ -...
     """
     if not isinstance(key, str):
         raise TypeError(f"{kind} key must be a string, got {type(key).__name__}: {key!r}")
     if not 0 < len(key) <= MAX_KEY_LENGTH:
-        raise ValueError(f"{kind} key {key[:40]!r}: length must be 1 to {MAX_KEY_LENGTH}")
+        raise InvalidArgumentError(f"{kind} key {key[:40]!r}: length must be 1 to {MAX_KEY_LENGTH}")
     if not _KEY.match(key):
-        raise ValueError(f"{kind} key {key!r}: use letters, digits, spaces and _ - . / : only")
+        raise InvalidArgumentError(
+            f"{kind} key {key!r}: use letters, digits, spaces and _ - . / : only"
+        )
     return key
 
 
 def _refuse_nul(what: str, text: str) -> str:
     if "\x00" in text:
         position = text.index("\x00")
-        raise ValueError(f"{what}: NUL characters are not allowed (at position {position})")
+        raise InvalidArgumentError(
+            f"{what}: NUL characters are not allowed (at position {position})"
+        )
     return text
 
 
@@ -71,15 +77,15 @@ def checked_text(field: str, value: object, max_length: int = MAX_TEXT_LENGTH) -
     'scores churn'
     >>> checked_text("description", "a" + chr(0) + "b")
     Traceback (most recent call last):
-    ValueError: description: NUL characters are not allowed (at position 1)
+    opsloop.errors.InvalidArgumentError: description: NUL characters are not allowed (at position 1)
     >>> checked_text("reason", "x" * 10_001)
     Traceback (most recent call last):
-    ValueError: reason: 10001 characters; the limit is 10000
+    opsloop.errors.InvalidArgumentError: reason: 10001 characters; the limit is 10000
     """
     if not isinstance(value, str):
         raise TypeError(f"{field} must be a string, got {type(value).__name__}: {value!r:.80}")
     if len(value) > max_length:
-        raise ValueError(f"{field}: {len(value)} characters; the limit is {max_length}")
+        raise InvalidArgumentError(f"{field}: {len(value)} characters; the limit is {max_length}")
     return _refuse_nul(field, value)
 
 
@@ -90,7 +96,7 @@ def checked_name(field: str, value: object) -> str:
     'baseline'
     >>> checked_name("run name", "x" * 251)
     Traceback (most recent call last):
-    ValueError: run name: 251 characters; the limit is 250
+    opsloop.errors.InvalidArgumentError: run name: 251 characters; the limit is 250
     """
     return checked_text(field, value, MAX_NAME_LENGTH)
 
@@ -104,7 +110,7 @@ def checked_int(
     3
     >>> checked_int("version", 2**40, 1, INT32_MAX)
     Traceback (most recent call last):
-    ValueError: version must be an integer from 1 to 2147483647, got 1099511627776
+    opsloop.errors.InvalidArgumentError: version must be an integer from 1 to 2147483647, got...
     >>> checked_int("version", True, 1, INT32_MAX)
     Traceback (most recent call last):
     TypeError: version must be an integer, got bool True
@@ -113,7 +119,9 @@ def checked_int(
         raise TypeError(f"{field} must be an integer, got {type(value).__name__} {value!r:.80}")
     number = int(value)
     if not minimum <= number <= maximum:
-        raise ValueError(f"{field} must be an integer from {minimum} to {maximum}, got {number}")
+        raise InvalidArgumentError(
+            f"{field} must be an integer from {minimum} to {maximum}, got {number}"
+        )
     return number
 
 
@@ -124,8 +132,7 @@ def time_ms(field: str, value: object) -> int:
     1700000000000
     >>> time_ms("start_ms", 10**19)
     Traceback (most recent call last):
-    ValueError: start_ms must be an integer from -9223372036854 to 9223372036854, \
-got 10000000000000000000
+    opsloop.errors.InvalidArgumentError: start_ms must be an integer from -9223372036854 to...
     """
     return checked_int(field, value, MIN_TIME_MS, MAX_TIME_MS)
 
@@ -138,7 +145,7 @@ def param_text(key: str, value: object) -> str:
     """
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_PARAM_LENGTH:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"param {key!r}: value is {len(text)} characters; the limit is {MAX_PARAM_LENGTH} "
             "(log large values as an artifact)"
         )
@@ -153,7 +160,7 @@ def tag_text(key: str, value: object) -> str:
     """
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_TAG_LENGTH:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"tag {key!r}: value is {len(text)} characters; the limit is {MAX_TAG_LENGTH}"
         )
     return _refuse_nul(f"tag {key!r}", text)
@@ -174,7 +181,7 @@ def metric_value(key: str, value: object) -> float:
         )
     number = float(value)
     if not math.isfinite(number):
-        raise ValueError(f"metric {key!r}: value must be a finite number, got {number}")
+        raise InvalidArgumentError(f"metric {key!r}: value must be a finite number, got {number}")
     return number
 
 

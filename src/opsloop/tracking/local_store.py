@@ -35,8 +35,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.store import tables
-from opsloop.store.artifacts import ArtifactStore
+from opsloop.store.artifacts import ArtifactStore, MissingArtifactError
 from opsloop.store.database import Database, now_ms, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import CodeVersion, Environment
@@ -67,7 +68,7 @@ _parent = tables.runs.alias("parent_run")
 _POINT_COLUMNS = ("run_id", "key_id", "step", "seq", "timestamp_ms", "value")
 
 
-class UnknownRunError(ValueError):
+class UnknownRunError(NotFoundError, ValueError):
     """No run has this id."""
 
     def __init__(self, run_id: object) -> None:
@@ -75,7 +76,7 @@ class UnknownRunError(ValueError):
         self.run_id = run_id
 
 
-class AmbiguousRunIdError(ValueError):
+class AmbiguousRunIdError(InvalidArgumentError):
     """A shortened run id matches more than one run; ``candidates`` lists them."""
 
     def __init__(self, prefix: str, candidates: list[str], more: bool) -> None:
@@ -153,7 +154,7 @@ class LocalTrackingStore:
         ('FAILED', True)
         """
         if not lost_after_s > 0:
-            raise ValueError(f"lost_after_s must be positive, got {lost_after_s!r}")
+            raise InvalidArgumentError(f"lost_after_s must be positive, got {lost_after_s!r}")
         cutoff = (now_ms() if at_ms is None else at_ms) - round(lost_after_s * 1000)
         last = sa.func.coalesce(_runs.c.heartbeat_ms, _runs.c.start_ms)
         lost = sa.and_(_runs.c.status == "RUNNING", last < cutoff)
@@ -410,7 +411,7 @@ class LocalTrackingStore:
         >>> r = s.create_run("e"); s.write_batch(r, params={"lr": 0.1})
         >>> s.write_batch(r, params={"lr": 0.2})
         Traceback (most recent call last):
-        ValueError: param 'lr' of run ... is already '0.1'; cannot change it to '0.2'
+        opsloop.errors.InvalidArgumentError: param 'lr' of run ... is already '0.1'; cannot...
         """
         checked_params = {
             checked_key("param", k): param_text(k, v) for k, v in (params or {}).items()
@@ -427,13 +428,13 @@ class LocalTrackingStore:
             outside = (stamps < MIN_TIME_MS) | (stamps > MAX_TIME_MS)
             if outside.any():
                 bad = int(np.flatnonzero(outside)[0])
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"metric {metrics.keys[bad]!r}: timestamp_ms must be from {MIN_TIME_MS} "
                     f"to {MAX_TIME_MS}, got {int(stamps[bad])}"
                 )
             if not np.isfinite(metrics.values).all():
                 bad = int(np.flatnonzero(~np.isfinite(metrics.values))[0])
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"metric {metrics.keys[bad]!r}: value must be a finite number, "
                     f"got {metrics.values[bad]}"
                 )
@@ -470,7 +471,7 @@ class LocalTrackingStore:
         )
         for key, old in existing.items():
             if old != values[key]:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"param {key!r} of run {run_id} is already {old!r}; "
                     f"cannot change it to {values[key]!r}"
                 )
@@ -606,7 +607,7 @@ class LocalTrackingStore:
         """
         if isinstance(source, bytes | bytearray):
             if not path:
-                raise ValueError("artifact path is required when logging bytes")
+                raise InvalidArgumentError("artifact path is required when logging bytes")
             check_artifact_path(path)
             sha256 = self.artifacts.put_bytes(bytes(source))
         else:
@@ -626,7 +627,7 @@ class LocalTrackingStore:
         """
         check_artifact_path(path)
         if not self.artifacts.exists(sha256):
-            raise FileNotFoundError(f"no artifact with sha256 {sha256}")
+            raise MissingArtifactError(sha256)
         record = ArtifactRecord(path, sha256, self.artifacts.size(sha256))
         insert = self._insert(tables.run_artifacts)
         with self.db.write() as connection:
@@ -865,7 +866,9 @@ class LocalTrackingStore:
 
 def _check_status(status: object) -> None:
     if status not in RUN_STATUSES:
-        raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+        raise InvalidArgumentError(
+            f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}"
+        )
 
 
 def check_artifact_path(path: object) -> str:
@@ -875,7 +878,7 @@ def check_artifact_path(path: object) -> str:
     'model/weights.bin'
     """
     if not isinstance(path, str) or not 0 < len(path) <= 1000:
-        raise ValueError(f"artifact path must be 1 to 1000 characters, got {path!r:.80}")
+        raise InvalidArgumentError(f"artifact path must be 1 to 1000 characters, got {path!r:.80}")
     return checked_text("artifact path", path, 1000)
 
 
@@ -923,11 +926,13 @@ def check_batch_id(batch_id: object) -> str:
 
     >>> check_batch_id("a" * 65)
     Traceback (most recent call last):
-    ValueError: batch_id must be 1 to 64 letters, digits, '-' or '_', got 'aaaaaaaaaaaaaaaa...'
+    opsloop.errors.InvalidArgumentError: batch_id must be 1 to 64 letters, digits, '-' or '_'...
     """
     if not isinstance(batch_id, str) or not _BATCH_ID.fullmatch(batch_id):
         shown = repr(batch_id[:16] + "...") if isinstance(batch_id, str) else repr(batch_id)
-        raise ValueError(f"batch_id must be 1 to 64 letters, digits, '-' or '_', got {shown}")
+        raise InvalidArgumentError(
+            f"batch_id must be 1 to 64 letters, digits, '-' or '_', got {shown}"
+        )
     return batch_id
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opsloop.errors import InvalidArgumentError
+
 
 @dataclass(frozen=True)
 class MetricBatch:
@@ -78,8 +80,7 @@ class MetricBatch:
         >>> MetricBatch.from_dict({"keys": ["a"], "values": [], "steps": [],
         ...                        "timestamps_ms": []})
         Traceback (most recent call last):
-        ValueError: metric batch: keys, values, steps and timestamps_ms need one length, \
-got 1, 0, 0, 0
+        opsloop.errors.InvalidArgumentError: metric batch: keys, values, steps and timestamps_ms...
         """
         keys = tuple(data["keys"])
         values = np.asarray(data["values"], dtype=np.float64)
@@ -87,7 +88,7 @@ got 1, 0, 0, 0
         stamps = np.asarray(data["timestamps_ms"], dtype=np.int64)
         lengths = (len(keys), len(values), len(steps), len(stamps))
         if len(set(lengths)) != 1:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "metric batch: keys, values, steps and timestamps_ms need one length, got "
                 + ", ".join(map(str, lengths))
             )

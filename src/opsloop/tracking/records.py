@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.tracking.capture import CodeVersion, Environment
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
@@ -75,7 +76,9 @@ class ArtifactRecord:
 
 
 def _no_history(key: str) -> pd.DataFrame:
-    raise ValueError("this run was built by hand; it has no store to read metric history from")
+    raise InvalidArgumentError(
+        "this run was built by hand; it has no store to read metric history from"
+    )
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class Run:
         >>> Run("r", "e", None, "RUNNING", 0, None, None, None, None, {}, {}, {}).metric_history(
         ...     "auc")
         Traceback (most recent call last):
-        ValueError: this run was built by hand; it has no store to read metric history from
+        opsloop.errors.InvalidArgumentError: this run was built by hand; it has no store to read...
         """
         return self._history(key)
 

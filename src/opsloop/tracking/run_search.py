@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.store import tables
 from opsloop.store.database import Database
 from opsloop.tracking.filter_parser import parse_filter
@@ -57,7 +58,7 @@ RUN_COLUMNS = (
 _KINDS = ("params", "metrics", "tags")
 
 
-class UnknownExperimentError(ValueError):
+class UnknownExperimentError(NotFoundError, ValueError):
     """No experiment has this name."""
 
     def __init__(self, name: object) -> None:
@@ -71,7 +72,7 @@ def _checked_limit(max_results: object) -> int | None:
         or not isinstance(max_results, int)
         or not 1 <= max_results <= INT64_MAX
     ):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"max_results must be a positive integer (at most {INT64_MAX}), got {max_results!r}"
         )
     return max_results  # type: ignore[return-value]

@@ -1,0 +1,120 @@
+r"""The exceptions opsloop raises for a caller's mistake, each with an HTTP status and a code.
+
+This is a base module: every layer may import it (it imports nothing from opsloop). A
+caller's mistake is an :class:`OpsloopError`; anything else raised inside opsloop is a
+defect. The server answers an ``OpsloopError`` with its ``status`` and ``code``, and any
+other exception with a 500 carrying an error id; the HTTP clients raise the class the code
+names, so code behaves the same against a local store and a server.
+
+- :class:`NotFoundError`: 404, ``not_found``
+- :class:`InvalidArgumentError`: 422, ``invalid_argument``
+- :class:`ConflictError`: 409, ``conflict``
+- :class:`DeniedError`: 403, ``denied``
+- :class:`UnauthenticatedError`: 401, ``unauthenticated``
+
+``InvalidArgumentError`` is also a ``ValueError``, ``DeniedError`` and
+``UnauthenticatedError`` are ``PermissionError``\ s, and the named errors keep the bases they
+had before (``UnknownRunError`` is a ``ValueError``, ``PermissionDenied`` a
+``PermissionError``), so existing ``except`` clauses still catch them.
+
+>>> error = error_for_code("not_found", "unknown run id 'nope'")
+>>> type(error).__name__, error.status, str(error)
+('NotFoundError', 404, "unknown run id 'nope'")
+>>> isinstance(InvalidArgumentError("x"), ValueError), InvalidArgumentError.status
+(True, 422)
+"""
+
+from __future__ import annotations
+
+
+class OpsloopError(Exception):
+    """A caller's mistake: the request cannot be done as asked (``status``, ``code``).
+
+    >>> OpsloopError("no").code, OpsloopError.status
+    ('error', 400)
+    """
+
+    status: int = 400
+    code: str = "error"
+
+
+class NotFoundError(OpsloopError):
+    """The run, experiment, model, version, alias, deployment, user or artifact named does
+    not exist.
+
+    >>> NotFoundError.status, NotFoundError.code
+    (404, 'not_found')
+    """
+
+    status = 404
+    code = "not_found"
+
+
+class InvalidArgumentError(OpsloopError, ValueError):
+    """An argument breaks a rule; the message names the field and the rule.
+
+    >>> try:
+    ...     raise InvalidArgumentError("max_results must be a positive integer, got 0")
+    ... except ValueError as error:
+    ...     (error.status, error.code)
+    (422, 'invalid_argument')
+    """
+
+    status = 422
+    code = "invalid_argument"
+
+
+class ConflictError(OpsloopError):
+    """The request contradicts what is stored (an artifact whose bytes changed).
+
+    >>> ConflictError.status, ConflictError.code
+    (409, 'conflict')
+    """
+
+    status = 409
+    code = "conflict"
+
+
+class DeniedError(OpsloopError, PermissionError):
+    """The acting user is known but not allowed to do this.
+
+    >>> DeniedError.status, DeniedError.code
+    (403, 'denied')
+    """
+
+    status = 403
+    code = "denied"
+
+
+class UnauthenticatedError(OpsloopError, PermissionError):
+    """The request does not say, or does not prove, who is acting.
+
+    >>> UnauthenticatedError.status, UnauthenticatedError.code
+    (401, 'unauthenticated')
+    """
+
+    status = 401
+    code = "unauthenticated"
+
+
+#: Each code to the class of the hierarchy that carries it.
+BY_CODE: dict[str, type[OpsloopError]] = {
+    kind.code: kind
+    for kind in (
+        NotFoundError,
+        InvalidArgumentError,
+        ConflictError,
+        DeniedError,
+        UnauthenticatedError,
+    )
+}
+
+
+def error_for_code(code: object, message: str) -> OpsloopError | None:
+    """The exception of the hierarchy for ``code`` with ``message``; None for an unknown code.
+
+    >>> type(error_for_code("conflict", "changed")).__name__, error_for_code("teapot", "x")
+    ('ConflictError', None)
+    """
+    kind = BY_CODE.get(code) if isinstance(code, str) else None
+    return None if kind is None else kind(message)
