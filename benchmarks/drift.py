@@ -388,7 +388,8 @@ def peer_rules(runs: dict) -> list[str]:
         lines.append(
             "- Evidently (the preset picks per column; drifted = its test FAILs): "
             + "; ".join(methods)
-            + "."
+            + ". These are effect-size thresholds, not significance tests: a shift whose "
+            "distance is below the threshold is not flagged, however many rows there are."
         )
     for key in ("nannyml", "nannyml-one-chunk"):
         done = [r for r in runs.get(key, []) if "error" not in r]

@@ -367,8 +367,10 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
+        self.home: Path | None = None
         if kind == "opsloop":
-            env["OPSLOOP_HOME"] = str(directory / "opsloop-server")
+            self.home = directory / "opsloop-server"
+            env["OPSLOOP_HOME"] = str(self.home)
             command = [sys.executable, "-m", "opsloop.server", "--port", str(self.port)]
             self.health = f"{self.url}/api/v1/health"
         else:
@@ -654,8 +656,11 @@ def servers(args, env, directory, logging, mlflow_runs, mlflow_per_run) -> dict:
                     ),
                     ("MLflow server, batch", "batch", max(1, args.runs // 10), args.values),
                 ]
+            # opsloop's client sends the server's installation token, which the server keeps
+            # in its OPSLOOP_HOME: the client looks there, as on one account.
+            client_env = {**env, "OPSLOOP_HOME": str(server.home)} if server.home else env
             for key, mode, runs, values in rows:
-                result = _log(env, key, kind, server.url, mode, runs, values)
+                result = _log(client_env, key, kind, server.url, mode, runs, values)
                 logging[key] = {"side": kind, "mode": mode, "where": "server", "runs": [result]}
                 _summarise_log(logging[key])
             _, rss_after = _tree_rss(server.process.pid)
@@ -756,8 +761,8 @@ def markdown(results: dict) -> str:
         if ours in logging and theirs in logging:
             a, b = logging[ours], logging[theirs]
             lines.append(
-                f"\n{ours} ÷ {theirs}: {a['rate'] / b['rate']:,.0f}× per wall second, "
-                f"{a['cpu_rate'] / b['cpu_rate']:,.0f}× per CPU second."
+                f"\n{ours} ÷ {theirs}: {a['rate'] / b['rate']:,.1f}× per wall second, "
+                f"{a['cpu_rate'] / b['cpu_rate']:,.1f}× per CPU second."
             )
     if "search" in results:
         search = results["search"]
