@@ -16,8 +16,9 @@ the cold runs.
 Contenders: opsloop's ``compare`` with the reference as a DataFrame and as a saved
 ``ReferenceProfile`` (built here beforehand, untimed; loaded inside the timed work); the
 scipy loop; numpy sorting the numeric columns of both frames (the floor any exact KS test
-pays); Evidently's ``DataDriftPreset`` and NannyML's ``UnivariateDriftCalculator`` in their
-own venvs (``benchmarks/envs.py`` makes them; a peer whose venv is missing or broken is
+pays); Evidently's ``DataDriftPreset`` and NannyML's ``UnivariateDriftCalculator`` (with its
+default chunking, and with the whole current set as one chunk) in their own venvs
+(``benchmarks/envs.py`` makes them; a peer whose venv is missing or broken is
 reported as unavailable, not fatal).
 
     python benchmarks/drift.py                               # 1,000,000 rows, 3 repeats
@@ -103,9 +104,25 @@ CONTENDERS: dict[str, Contender] = {
             "numpy_sort",
             decides=False,
         ),
-        Contender("evidently", "Evidently DataDriftPreset", "evidently_preset", peer="evidently"),
         Contender(
-            "nannyml", "NannyML UnivariateDriftCalculator", "nannyml_univariate", peer="nannyml"
+            "evidently",
+            "Evidently DataDriftPreset (effect-size thresholds, no significance test)",
+            "evidently_preset",
+            peer="evidently",
+        ),
+        Contender(
+            "nannyml",
+            "NannyML UnivariateDriftCalculator, defaults",
+            "nannyml_univariate",
+            peer="nannyml",
+            arguments=("--chunking", "default"),
+        ),
+        Contender(
+            "nannyml-one-chunk",
+            "NannyML UnivariateDriftCalculator, chunk_size=len(current)",
+            "nannyml_univariate",
+            peer="nannyml",
+            arguments=("--chunking", "one"),
         ),
     )
 }
@@ -245,6 +262,12 @@ def summarise(c: Contender, runs: list[dict], truth, note: str) -> dict:
     errors = [r["error"] for r in runs if "error" in r]
     if errors:
         return {**row, "status": f"failed: {errors[0]}"}
+    if "chunker" in runs[0]:  # NannyML: say how it chunked, as it reported
+        first = runs[0]
+        row["label"] += (
+            f" ({first['chunker']}: {first['reference_chunks']} reference, "
+            f"{first['analysis_chunks']} current chunks)"
+        )
     row.update(
         status="ok",
         version=runs[0]["version"],
@@ -365,31 +388,39 @@ def peer_rules(runs: dict) -> list[str]:
         lines.append(
             "- Evidently (the preset picks per column; drifted = its test FAILs): "
             + "; ".join(methods)
-            + "."
+            + ". These are effect-size thresholds, not significance tests: a shift whose "
+            "distance is below the threshold is not flagged, however many rows there are."
         )
-    nannyml = [r for r in runs.get("nannyml", []) if "error" not in r]
-    if nannyml:
-        thresholds = nannyml[0]["thresholds"]
-        defined = [v for v in thresholds.values() if _is_number(v)]
-        undefined = [c for c, v in thresholds.items() if not _is_number(v)]
-        found = []
-        if defined:
-            found.append(
-                f"{len(defined)} columns got thresholds from {min(defined):.2g} "
-                f"to {max(defined):.2g}"
-            )
-        if undefined:
-            found.append(f"{', '.join(undefined)} got none (NaN), so never alert")
-        found = "; ".join(found)
-        warned = "; ".join(f'"{w}"' for w in nannyml[0]["warnings"])
-        lines.append(
-            "- NannyML: Jensen-Shannon distance alerts above the upper threshold, the mean "
-            "plus 3 standard deviations of the reference chunks' distances to the reference. "
-            "With the whole current set as one chunk the reference is one chunk too, so the "
-            f"threshold is that chunk's distance to itself: here {found}. "
-            f"Warnings raised while it ran: {warned or 'none'}."
-        )
+    for key in ("nannyml", "nannyml-one-chunk"):
+        done = [r for r in runs.get(key, []) if "error" not in r]
+        if done:
+            lines.append(_nannyml_rule(key, done[0]))
     return lines
+
+
+def _nannyml_rule(key: str, run: dict) -> str:
+    """NannyML's rule in one line, with the thresholds and alerts it reported."""
+    thresholds = run["thresholds"]
+    defined = [v for v in thresholds.values() if _is_number(v)]
+    undefined = [c for c, v in thresholds.items() if not _is_number(v)]
+    found = []
+    if defined:
+        found.append(
+            f"{len(defined)} columns got thresholds from {min(defined):.2g} to {max(defined):.2g}"
+        )
+    if undefined:
+        found.append(f"{', '.join(undefined)} got none (NaN), so never alert")
+    alerting = {c: n for c, n in run["alerting_chunks"].items() if n}
+    alerts = ", ".join(f"{c} {n}" for c, n in alerting.items()) or "none"
+    warned = "; ".join(f'"{w}"' for w in run["warnings"])
+    return (
+        f"- NannyML (`{key}`): Jensen-Shannon distance per chunk, alerting above the upper "
+        "threshold, the mean plus 3 standard deviations of the reference chunks' distances "
+        f"to the whole reference. Chunker {run['chunker']}: {run['reference_chunks']} "
+        f"reference and {run['analysis_chunks']} current chunks; a column counts as drifted "
+        f"when any current chunk alerts. Here {'; '.join(found)}. Current chunks alerting per "
+        f"column: {alerts}. Warnings raised while it ran: {warned or 'none'}."
+    )
 
 
 def _is_number(value) -> bool:
@@ -562,7 +593,7 @@ def render(args, inputs: dict, rows: dict, runs: dict, agreement: list[dict], in
                 )
     lines += [
         "",
-        "## Deciding rules (each library's defaults)",
+        "## Deciding rules (as each contender ran)",
         "",
         *opsloop_rules(runs["cold"]),
         "- scipy loop: `ks_2samp` / `chi2_contingency`, raw p < 0.05 per column (no correction).",

@@ -8,10 +8,12 @@ that is already installed at its pinned version. A failed install is reported an
 that peer unavailable; ``benchmarks/drift.py`` then skips it instead of failing.
 PyALE 1.2.0 (for ``benchmarks/ale.py``) gets the same treatment, with the scikit-learn
 release of the running interpreter pinned so that it loads the models that benchmark pickles.
+MLflow 3.17.2 (for ``benchmarks/tracking.py``) gets a venv of its own too.
 
     python benchmarks/envs.py              # every peer
     python benchmarks/envs.py nannyml      # one peer
     python benchmarks/envs.py pyale        # PyALE, for benchmarks/ale.py
+    python benchmarks/envs.py mlflow       # MLflow, for benchmarks/tracking.py
     python benchmarks/envs.py --check      # report only, install nothing
 """
 
@@ -69,6 +71,8 @@ PEERS: dict[str, Peer] = {
         "1.2.0",
         ("pandas<3", "pyarrow", f"scikit-learn=={metadata.version('scikit-learn')}"),
     ),
+    # MLflow 3.17.2 for benchmarks/tracking.py; it pins its own pandas, so nothing extra.
+    "mlflow": Peer("mlflow", "mlflow", "3.17.2", ("pyarrow",)),
 }
 
 # Imports the package (not just its metadata): an install whose import fails is no install.

@@ -19,7 +19,13 @@ MLflow lives in its own venv (``benchmarks/.envs/mlflow``) and is never imported
 file re-runs itself with that venv's python in worker mode (``--worker``), and the workers
 import only what their side needs. MLflow's per-value logging is one database (or HTTP)
 round-trip per value, tens to hundreds per second, so it logs a capped number of values
-(``--mlflow-values``) and its rate is computed from those.
+(``--mlflow-values``) and its rate is computed from those. opsloop's ``log_metric`` buffers
+(a background thread writes every ``flush_interval_s``, 1 s by default), so opsloop's
+per-value logging is measured twice: as it runs by default, and with ``run.flush()`` after
+each value, which writes and commits it before the next as MLflow does (on the same capped
+number of values). Embedded logging rows are the medians of ``--log-repeats`` interleaved
+runs and report values per wall second and per CPU second; ``--only`` measures some parts
+alone (``--only per-value``: the three per-value rows).
 
     .venv/bin/python benchmarks/tracking.py                       # full size
     .venv/bin/python benchmarks/tracking.py --runs 10 --search-runs 100 --large-runs 0
@@ -52,20 +58,28 @@ def _points(values: int):
 
 
 def opsloop_log(uri: str, runs: int, values: int, mode: str, experiment: str) -> dict:
+    import inspect
+
     import numpy as np
 
+    import opsloop
     from opsloop.tracking import start_run, tracking_backend
     from opsloop.tracking.metric_buffer import MetricBatch
 
     params = {f"p{j}": j for j in range(PARAMS)}
     tracking_backend(uri).create_experiment(experiment)
-    started = time.perf_counter()
-    if mode == "per-value":
+    # What "buffered" means in the label: the flush interval start_run runs with.
+    interval = inspect.signature(start_run).parameters["flush_interval_s"].default
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if mode in ("per-value", "per-value-flush"):
+        commit_each = mode == "per-value-flush"
         for _ in range(runs):
             with start_run(experiment, capture=False, tracking_uri=uri) as run:
                 run.log_params(params)
                 for step, value in _points(values):
                     run.log_metric("loss", value, step=step)
+                    if commit_each:  # written and committed before the next value
+                        run.flush()
     else:
         backend = tracking_backend(uri)
         steps = np.arange(values, dtype=np.int64)
@@ -75,8 +89,14 @@ def opsloop_log(uri: str, runs: int, values: int, mode: str, experiment: str) ->
             batch = MetricBatch(("loss",) * values, 1.0 / (steps + 1.0), steps, stamps)
             # One call writes the points and params and ends the run.
             backend.write_batch(run_id, metrics=batch, params=params, status="FINISHED")
-    elapsed = time.perf_counter() - started
-    return {"values": runs * values, "seconds": elapsed}
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return {
+        "values": runs * values,
+        "seconds": elapsed,
+        "cpu_seconds": cpu,
+        "version": opsloop.__version__,
+        "flush_interval_s": interval,
+    }
 
 
 def mlflow_log(uri: str, runs: int, values: int, mode: str, experiment: str) -> dict:
@@ -87,7 +107,7 @@ def mlflow_log(uri: str, runs: int, values: int, mode: str, experiment: str) -> 
     mlflow.set_tracking_uri(uri)
     experiment_id = mlflow.set_experiment(experiment).experiment_id
     params = {f"p{j}": j for j in range(PARAMS)}
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if mode == "per-value":
         for _ in range(runs):
             with mlflow.start_run(experiment_id=experiment_id):
@@ -104,8 +124,13 @@ def mlflow_log(uri: str, runs: int, values: int, mode: str, experiment: str) -> 
             for start in range(0, values, 1000):  # MLflow accepts at most 1,000 per call
                 client.log_batch(run_id, metrics=metrics[start : start + 1000])
             client.set_terminated(run_id)
-    elapsed = time.perf_counter() - started
-    return {"values": runs * values, "seconds": elapsed}
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return {
+        "values": runs * values,
+        "seconds": elapsed,
+        "cpu_seconds": cpu,
+        "version": mlflow.__version__,
+    }
 
 
 def opsloop_search(uri: str, runs: int, repeats: int, bulk: bool) -> dict:
@@ -342,8 +367,10 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
+        self.home: Path | None = None
         if kind == "opsloop":
-            env["OPSLOOP_HOME"] = str(directory / "opsloop-server")
+            self.home = directory / "opsloop-server"
+            env["OPSLOOP_HOME"] = str(self.home)
             command = [sys.executable, "-m", "opsloop.server", "--port", str(self.port)]
             self.health = f"{self.url}/api/v1/health"
         else:
@@ -470,6 +497,9 @@ def concurrency(side: str, processes: int, values: int, directory: Path) -> dict
     }
 
 
+SECTIONS = ("per-value", "batch", "servers", "search", "concurrent")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker")
@@ -480,235 +510,318 @@ def main() -> None:
         "--mlflow-values",
         type=int,
         default=300,
-        help="values MLflow logs one by one (3 runs share them)",
+        help="values logged one by one with a commit each, by MLflow and by opsloop with "
+        "run.flush() after each (3 runs share them)",
     )
     parser.add_argument("--search-runs", type=int, default=1000)
     parser.add_argument("--large-runs", type=int, default=100_000)
     parser.add_argument("--concurrent-values", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--log-repeats",
+        type=int,
+        default=3,
+        help="runs of each embedded logging row, interleaved (the table shows medians)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        help="measure only these parts (embedded per-value rows, embedded batch rows and "
+        "bytes per point, servers, search, concurrent writers); default: all",
+    )
     args = parser.parse_args()
     if args.worker:
         result = WORKERS[args.worker](**json.loads(args.arguments))
         sys.stdout.write(json.dumps(result) + "\n")
         return
+    sections = set(args.only or SECTIONS)
 
     OUT.mkdir(exist_ok=True)
     results: dict[str, object] = {"args": vars(args)}
     with tempfile.TemporaryDirectory(prefix="opsloop-bench-") as temporary:
         directory = Path(temporary)
         env = {"OPSLOOP_HOME": str(directory / "home")}
-        logging: dict[str, dict] = {}
         mlflow_runs = 3
         mlflow_per_run = max(1, args.mlflow_values // mlflow_runs)
-
-        def log(label, side, uri, mode, runs, values):
-            result = run_worker(
-                f"{side}-log",
-                {
-                    "uri": uri,
-                    "runs": runs,
-                    "values": values,
-                    "mode": mode,
-                    "experiment": label.replace(",", ""),
-                },
-                env,
-            )
-            logging[label] = {**result, "rate": result["values"] / result["seconds"]}
-            print(f"{label}: {logging[label]['rate']:,.0f} values/s", flush=True)
-
         ops_db = directory / "opsloop.db"
         ml_db = directory / "mlflow.db"
-        log(
-            "opsloop embedded, per value",
-            "opsloop",
-            f"sqlite:///{ops_db}",
-            "per-value",
-            args.runs,
-            args.values,
-        )
-        log(
-            "opsloop embedded, batch",
-            "opsloop",
-            f"sqlite:///{ops_db}",
-            "batch",
-            args.runs,
-            args.values,
-        )
-        log(
-            "MLflow SQLite, per value",
-            "mlflow",
-            f"sqlite:///{ml_db}",
-            "per-value",
-            mlflow_runs,
-            mlflow_per_run,
-        )
-        log("MLflow SQLite, batch", "mlflow", f"sqlite:///{ml_db}", "batch", args.runs, args.values)
-        disk = {
-            "opsloop": _bytes_per_point(
-                ops_db, ("metrics", "latest_metrics"), 2 * args.runs * args.values
-            ),
-            "mlflow": _bytes_per_point(
-                ml_db,
-                ("metrics", "latest_metrics"),
-                args.runs * args.values + mlflow_runs * mlflow_per_run,
-            ),
-        }
-        servers = {}
-        for kind in ("opsloop", "mlflow"):
-            server = Server(kind, directory)
-            try:
-                if kind == "opsloop":
-                    log(
-                        "opsloop server, per value",
-                        "opsloop",
-                        server.url,
-                        "per-value",
-                        args.runs,
-                        args.values,
-                    )
-                    log(
-                        "opsloop server, batch",
-                        "opsloop",
-                        server.url,
-                        "batch",
-                        args.runs,
-                        args.values,
-                    )
-                else:
-                    log(
-                        "MLflow server, per value",
-                        "mlflow",
-                        server.url,
-                        "per-value",
-                        mlflow_runs,
-                        max(1, mlflow_per_run // 5),
-                    )
-                    log(
-                        "MLflow server, batch",
-                        "mlflow",
-                        server.url,
-                        "batch",
-                        max(1, args.runs // 10),
-                        args.values,
-                    )
-                _, rss_after = _tree_rss(server.process.pid)
-                servers[kind] = {
-                    "ready_s": server.ready_s,
-                    "processes": server.processes,
-                    "rss_ready": server.rss_ready,
-                    "rss_after": rss_after,
-                }
-                print(kind, "server", servers[kind], flush=True)
-            finally:
-                server.stop()
-        search = {
-            "opsloop": run_worker(
-                "opsloop-search",
-                {
-                    "uri": f"sqlite:///{directory / 's1.db'}",
-                    "runs": args.search_runs,
-                    "repeats": args.repeats,
-                    "bulk": False,
-                },
-                env,
-            ),
-            "mlflow": run_worker(
-                "mlflow-search",
-                {
-                    "uri": f"sqlite:///{directory / 's2.db'}",
-                    "runs": args.search_runs,
-                    "repeats": args.repeats,
-                },
-                env,
-            ),
-        }
-        if args.large_runs:
-            search["opsloop_large"] = run_worker(
-                "opsloop-search",
-                {
-                    "uri": f"sqlite:///{directory / 's3.db'}",
-                    "runs": args.large_runs,
-                    "repeats": args.repeats,
-                    "bulk": True,
-                },
-                env,
-            )
-        print("search", search, flush=True)
-        concurrent = [
-            concurrency(side, n, args.concurrent_values, directory)
-            for side in ("opsloop", "mlflow")
-            for n in (4, 8)
-        ]
-        print("concurrent", concurrent, flush=True)
-    results.update(
-        logging=logging, disk=disk, servers=servers, search=search, concurrent=concurrent
-    )
+        ops_uri, ml_uri = f"sqlite:///{ops_db}", f"sqlite:///{ml_db}"
+        # (key, side, uri, mode, runs, values) of each embedded row, measured in turn.
+        embedded = []
+        if "per-value" in sections:
+            embedded += [
+                ("opsloop embedded, per value, buffered", "opsloop", ops_uri, "per-value"),
+                (
+                    "opsloop embedded, per value, committed each",
+                    "opsloop",
+                    ops_uri,
+                    "per-value-flush",
+                ),
+            ]
+        if "batch" in sections:
+            embedded.append(("opsloop embedded, batch", "opsloop", ops_uri, "batch"))
+        if "per-value" in sections:
+            embedded.append(("MLflow SQLite, per value", "mlflow", ml_uri, "per-value"))
+        if "batch" in sections:
+            embedded.append(("MLflow SQLite, batch", "mlflow", ml_uri, "batch"))
+        logging: dict[str, dict] = {}
+        for _ in range(args.log_repeats):
+            for key, side, uri, mode in embedded:
+                # A commit per value runs at hundreds of values a second: those rows log
+                # the same few values on both sides.
+                runs, values = (
+                    (mlflow_runs, mlflow_per_run)
+                    if mode == "per-value-flush" or (side, mode) == ("mlflow", "per-value")
+                    else (args.runs, args.values)
+                )
+                result = _log(env, key, side, uri, mode, runs, values)
+                logging.setdefault(key, {"side": side, "mode": mode, "where": "embedded"})
+                logging[key].setdefault("runs", []).append(result)
+        for row in logging.values():
+            _summarise_log(row)
+        results["logging"] = logging
+        if "batch" in sections:
+            results["disk"] = {
+                "opsloop": _bytes_per_point(
+                    ops_db, ("metrics", "latest_metrics"), _points_written(logging, "opsloop")
+                ),
+                "mlflow": _bytes_per_point(
+                    ml_db, ("metrics", "latest_metrics"), _points_written(logging, "mlflow")
+                ),
+            }
+        if "servers" in sections:
+            results["servers"] = servers(args, env, directory, logging, mlflow_runs, mlflow_per_run)
+        if "search" in sections:
+            results["search"] = search(args, env, directory)
+        if "concurrent" in sections:
+            concurrent = [
+                concurrency(side, n, args.concurrent_values, directory)
+                for side in ("opsloop", "mlflow")
+                for n in (4, 8)
+            ]
+            print("concurrent", concurrent, flush=True)
+            results["concurrent"] = concurrent
     (OUT / "tracking.json").write_text(json.dumps(results, indent=2) + "\n")
     (OUT / "tracking.md").write_text(markdown(results))
     print((OUT / "tracking.md").read_text())
 
 
+def _log(env: dict, key: str, side: str, uri: str, mode: str, runs: int, values: int) -> dict:
+    experiment = key.replace(",", "")
+    arguments = {"uri": uri, "runs": runs, "values": values, "mode": mode}
+    result = run_worker(f"{side}-log", {**arguments, "experiment": experiment}, env)
+    print(
+        f"{key}: {result['values'] / result['seconds']:,.0f} values/s, "
+        f"{result['values'] / result['cpu_seconds']:,.0f} values/CPU-s",
+        flush=True,
+    )
+    return result
+
+
+def _summarise_log(row: dict) -> None:
+    """Medians over a row's runs: of the rates per wall second and per CPU second."""
+    runs = row["runs"]
+    row["values"] = runs[0]["values"]
+    row["version"] = runs[0]["version"]
+    row["flush_interval_s"] = runs[0].get("flush_interval_s")
+    row["seconds"] = statistics.median(r["seconds"] for r in runs)
+    row["rate"] = statistics.median(r["values"] / r["seconds"] for r in runs)
+    row["cpu_rate"] = statistics.median(r["values"] / r["cpu_seconds"] for r in runs)
+
+
+def _points_written(logging: dict, side: str) -> int:
+    """Metric points every embedded row of one side wrote to its SQLite file."""
+    return sum(r["values"] for row in logging.values() if row["side"] == side for r in row["runs"])
+
+
+def servers(args, env, directory, logging, mlflow_runs, mlflow_per_run) -> dict:
+    """Each server started with its defaults, logged to (one run per row), measured, stopped."""
+    measured = {}
+    for kind in ("opsloop", "mlflow"):
+        server = Server(kind, directory)
+        try:
+            if kind == "opsloop":
+                rows = [
+                    ("opsloop server, per value, buffered", "per-value", args.runs, args.values),
+                    ("opsloop server, batch", "batch", args.runs, args.values),
+                ]
+            else:
+                rows = [
+                    (
+                        "MLflow server, per value",
+                        "per-value",
+                        mlflow_runs,
+                        max(1, mlflow_per_run // 5),
+                    ),
+                    ("MLflow server, batch", "batch", max(1, args.runs // 10), args.values),
+                ]
+            # opsloop's client sends the server's installation token, which the server keeps
+            # in its OPSLOOP_HOME: the client looks there, as on one account.
+            client_env = {**env, "OPSLOOP_HOME": str(server.home)} if server.home else env
+            for key, mode, runs, values in rows:
+                result = _log(client_env, key, kind, server.url, mode, runs, values)
+                logging[key] = {"side": kind, "mode": mode, "where": "server", "runs": [result]}
+                _summarise_log(logging[key])
+            _, rss_after = _tree_rss(server.process.pid)
+            measured[kind] = {
+                "ready_s": server.ready_s,
+                "processes": server.processes,
+                "rss_ready": server.rss_ready,
+                "rss_after": rss_after,
+            }
+            print(kind, "server", measured[kind], flush=True)
+        finally:
+            server.stop()
+    return measured
+
+
+def search(args, env, directory) -> dict:
+    found = {
+        "opsloop": run_worker(
+            "opsloop-search",
+            {
+                "uri": f"sqlite:///{directory / 's1.db'}",
+                "runs": args.search_runs,
+                "repeats": args.repeats,
+                "bulk": False,
+            },
+            env,
+        ),
+        "mlflow": run_worker(
+            "mlflow-search",
+            {
+                "uri": f"sqlite:///{directory / 's2.db'}",
+                "runs": args.search_runs,
+                "repeats": args.repeats,
+            },
+            env,
+        ),
+    }
+    if args.large_runs:
+        found["opsloop_large"] = run_worker(
+            "opsloop-search",
+            {
+                "uri": f"sqlite:///{directory / 's3.db'}",
+                "runs": args.large_runs,
+                "repeats": args.repeats,
+                "bulk": True,
+            },
+            env,
+        )
+    print("search", found, flush=True)
+    return found
+
+
+def _label(key: str, row: dict) -> str:
+    """The row's name with what its mode means for durability, from what the worker ran."""
+    if row["side"] == "opsloop" and row["mode"] == "per-value":
+        interval = row["flush_interval_s"]
+        return (
+            f"{key} (a background thread writes every {interval:g} s; up to {interval:g} s "
+            "of values lost on a crash)"
+        )
+    if row["mode"] == "per-value-flush":
+        return f"{key} (`run.flush()` after each `log_metric`: written before the next)"
+    if row["side"] == "mlflow" and row["mode"] == "per-value":
+        return f"{key} (each value written before the next)"
+    return key
+
+
 def markdown(results: dict) -> str:
     args = results["args"]
+    logging = results["logging"]
+    versions = sorted({f"{row['side']} {row['version']}" for row in logging.values()})
     lines = [
         "# Experiment tracking: opsloop against MLflow",
         "",
         f"{args['runs']} runs x {PARAMS} params x {args['values']:,} metric values, one machine "
-        "(2 shared cores), one run of `benchmarks/tracking.py`. MLflow 3.17.2 per-value logging "
-        "is measured on fewer values (it is one round-trip per value); the rate is what counts.",
+        "(2 shared cores), `benchmarks/tracking.py`"
+        + (f" ({', '.join(versions)})" if versions else "")
+        + ". Embedded rows: medians of "
+        f"{args['log_repeats']} interleaved runs, each a fresh process; server rows: one run. "
+        "MLflow's per-value logging is measured on fewer values (it is one round-trip per "
+        "value); the rate is what counts. values/CPU-s divides by the logging process's CPU "
+        "time (all its threads); for server rows that is the client's only, so it is left out.",
         "",
-        "| logging | values | seconds | values/s |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for label, row in results["logging"].items():
-        lines.append(f"| {label} | {row['values']:,} | {row['seconds']:.2f} | {row['rate']:,.0f} |")
-    search = results["search"]
-    lines += [
-        "",
-        "| search `metrics.auc > 0.5` | runs | found | median ms |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for label, key in (("opsloop", "opsloop"), ("MLflow", "mlflow"), ("opsloop", "opsloop_large")):
-        if key in search:
-            row = search[key]
-            lines.append(
-                f"| {label} | {row['runs']:,} | {row['found']:,} | {1000 * row['median_s']:.1f} |"
-            )
-            if "median_selective_s" in row:
-                lines.append(
-                    f"| {label}, `metrics.auc > 0.99` | {row['runs']:,} | "
-                    f"{row['found_selective']:,} | {1000 * row['median_selective_s']:.1f} |"
-                )
-    lines += [
-        "",
-        "| concurrent writers (one SQLite file) | processes | expected | written | "
-        "failed processes | 'database is locked' | seconds |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row, side in zip(
-        results["concurrent"], ("opsloop", "opsloop", "MLflow", "MLflow"), strict=True
-    ):
-        lines.append(
-            f"| {side} | {row['processes']} | {row['expected']:,} | {row['written']:,} | "
-            f"{row['failed_processes']} | {row['locked_errors']} | {row['seconds']:.1f} |"
-        )
-    disk = results["disk"]
-    lines += [
-        "",
-        "| bytes on disk per metric point (point tables + indexes) | bytes |",
-        "| --- | ---: |",
-        f"| opsloop | {disk['opsloop']:.1f} |",
-        f"| MLflow | {disk['mlflow']:.1f} |",
-        "",
-        "| server (defaults) | processes | ready in s | resident MiB at start | "
-        "resident MiB after logging |",
+        "| logging | values | seconds | values/s | values/CPU-s |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for kind, row in results["servers"].items():
+    for key, row in logging.items():
+        cpu = f"{row['cpu_rate']:,.0f}" if row["where"] == "embedded" else ""
         lines.append(
-            f"| {kind} server | {row['processes']} | {row['ready_s']:.2f} | "
-            f"{row['rss_ready'] / 2**20:.0f} | {row['rss_after'] / 2**20:.0f} |"
+            f"| {_label(key, row)} | {row['values']:,} | {row['seconds']:.2f} | "
+            f"{row['rate']:,.0f} | {cpu} |"
         )
+    ratio_pairs = (
+        ("opsloop embedded, per value, committed each", "MLflow SQLite, per value"),
+        ("opsloop embedded, batch", "MLflow SQLite, batch"),
+    )
+    for ours, theirs in ratio_pairs:
+        if ours in logging and theirs in logging:
+            a, b = logging[ours], logging[theirs]
+            lines.append(
+                f"\n{ours} ÷ {theirs}: {a['rate'] / b['rate']:,.1f}× per wall second, "
+                f"{a['cpu_rate'] / b['cpu_rate']:,.1f}× per CPU second."
+            )
+    if "search" in results:
+        search = results["search"]
+        lines += [
+            "",
+            "| search `metrics.auc > 0.5` | runs | found | median ms |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for label, key in (
+            ("opsloop", "opsloop"),
+            ("MLflow", "mlflow"),
+            ("opsloop", "opsloop_large"),
+        ):
+            if key in search:
+                row = search[key]
+                lines.append(
+                    f"| {label} | {row['runs']:,} | {row['found']:,} | "
+                    f"{1000 * row['median_s']:.1f} |"
+                )
+                if "median_selective_s" in row:
+                    lines.append(
+                        f"| {label}, `metrics.auc > 0.99` | {row['runs']:,} | "
+                        f"{row['found_selective']:,} | {1000 * row['median_selective_s']:.1f} |"
+                    )
+    if "concurrent" in results:
+        lines += [
+            "",
+            "| concurrent writers (one SQLite file) | processes | expected | written | "
+            "failed processes | 'database is locked' | seconds |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row, side in zip(
+            results["concurrent"], ("opsloop", "opsloop", "MLflow", "MLflow"), strict=True
+        ):
+            lines.append(
+                f"| {side} | {row['processes']} | {row['expected']:,} | {row['written']:,} | "
+                f"{row['failed_processes']} | {row['locked_errors']} | {row['seconds']:.1f} |"
+            )
+    if "disk" in results:
+        disk = results["disk"]
+        lines += [
+            "",
+            "| bytes on disk per metric point (point tables + indexes) | bytes |",
+            "| --- | ---: |",
+            f"| opsloop | {disk['opsloop']:.1f} |",
+            f"| MLflow | {disk['mlflow']:.1f} |",
+        ]
+    if "servers" in results:
+        lines += [
+            "",
+            "| server (defaults) | processes | ready in s | resident MiB at start | "
+            "resident MiB after logging |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for kind, row in results["servers"].items():
+            lines.append(
+                f"| {kind} server | {row['processes']} | {row['ready_s']:.2f} | "
+                f"{row['rss_ready'] / 2**20:.0f} | {row['rss_after'] / 2**20:.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
