@@ -202,3 +202,18 @@ def test_no_import_cycles_anywhere():
         if name not in state:
             cycle = visit(name)
             assert cycle is None, " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("module", sorted(n for n in MODULES if n.endswith("_routes")))
+def test_routes_hold_no_sql(module):
+    """A route calls the library; the queries live in the state layer."""
+    tree = ast.parse(MODULES[module].read_text())
+    names = {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    names |= {
+        f"{node.module}.{a.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+        for a in node.names
+    }
+    sql = sorted(n for n in names if n.startswith("sqlalchemy") or n == "opsloop.store.tables")
+    assert sql == [], f"{module} imports {sql}"

@@ -88,39 +88,31 @@ def resolve_model(
 ) -> tuple[Any, str]:
     """The model ``reference`` names, and a short name for it.
 
-    A path is a model file (see :func:`load_model`). ``models:/NAME/VERSION`` and
-    ``models:/NAME@ALIAS`` load a registered version through :func:`opsloop.open_registry`
-    (the local store or the server ``OPSLOOP_TRACKING_URI`` names), which verifies the
-    artifact's sha256 before deserialising, by the same trust rules; ``runs:/RUN_ID`` is the
-    newest version registered from that run.
+    A path is a model file (see :func:`load_model`). ``models:/NAME/VERSION``,
+    ``models:/NAME@ALIAS`` and ``runs:/RUN_ID`` are loaded by the registry's
+    ``load_reference`` (see :mod:`opsloop.registry.references`) through
+    :func:`opsloop.open_registry` (the local store or the server ``OPSLOOP_TRACKING_URI``
+    names), which verifies the artifact's sha256 before deserialising, by the same trust rules.
 
     >>> resolve_model("models:/churn")
     Traceback (most recent call last):
     ...
-    opsloop.cli.console.UsageProblem: models:/churn: give models:/NAME/VERSION or models:/NAME@ALIAS
+    ValueError: models:/churn: give models:/NAME/VERSION or models:/NAME@ALIAS
     """
-    chosen = {"trust": trust, "trusted_types": tuple(trusted_types)}
-    if reference.startswith("runs:/"):
-        run_id = reference.removeprefix("runs:/").strip("/")
-        registry = _registry()
-        found = registry.search()
-        found = found[found["run_id"] == run_id]
-        if found.empty:
-            raise UsageProblem(f"{reference}: no registered model version comes from run {run_id}")
-        newest = found.iloc[0]  # search lists the newest first
-        name, version = str(newest["model"]), int(newest["version"])
-        return registry.load(name, version, **chosen), f"{name} v{version} (run {run_id})"
-    if reference.startswith("models:/"):
-        body = reference.removeprefix("models:/")
-        name, at, alias = body.partition("@")
-        if at and name and alias:
-            return _registry().load(name, alias=alias, **chosen), f"{name}@{alias}"
-        name, slash, version = body.rpartition("/")
-        if slash and name and version.isdigit():
-            return _registry().load(name, int(version), **chosen), f"{name} v{version}"
-        raise UsageProblem(f"{reference}: give models:/NAME/VERSION or models:/NAME@ALIAS")
-    path = Path(reference)
-    return load_model(path, trust, trusted_types), path.name
+    from opsloop.registry.references import MODELS_PREFIX, RUNS_PREFIX, parse_model_reference
+
+    if not reference.startswith((MODELS_PREFIX, RUNS_PREFIX)):
+        path = Path(reference)
+        return load_model(path, trust, trusted_types), path.name
+    wanted = parse_model_reference(reference)
+    registry = _registry()
+    version = registry.resolve(reference)
+    model = registry.load(
+        version.model, version.version, trust=trust, trusted_types=tuple(trusted_types)
+    )
+    if wanted.run_id is not None:
+        return model, f"{version.model} v{version.version} (run {wanted.run_id})"
+    return model, wanted.label
 
 
 def _registry() -> Any:

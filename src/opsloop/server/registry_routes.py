@@ -15,9 +15,6 @@ True
 
 from __future__ import annotations
 
-import json
-
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
 from opsloop.reports.frame_records import frame_records
@@ -34,7 +31,6 @@ from opsloop.server.wire import (
     QueryVersion,
     VersionIn,
 )
-from opsloop.store import tables
 from opsloop.store.artifacts import check_sha256
 
 router = APIRouter(prefix="/api/v1")
@@ -94,17 +90,6 @@ def get_version(name: str, version: PathVersion, request: Request, _: Viewer) ->
     return _registry(request).get_version(name, version).to_dict()
 
 
-def _loader_record(db, name: str, version: int) -> dict:
-    versions, models = tables.model_versions, tables.registered_models
-    with db.read() as connection:
-        text = connection.execute(
-            sa.select(versions.c.loader_json)
-            .join(models, models.c.id == versions.c.model_id)
-            .where(models.c.name == name, versions.c.version == version)
-        ).scalar()
-    return json.loads(text or "{}")
-
-
 @router.get("/models/{name:path}/loader")
 def loader(
     name: str,
@@ -117,7 +102,7 @@ def loader(
     loader record kept at registration (for skops, the exact types trusted on load)."""
     registry = _registry(request)
     found = registry.get_version(name, version, alias)
-    return {"version": found.to_dict(), "loader": _loader_record(registry.db, name, found.version)}
+    return {"version": found.to_dict(), "loader": registry.loader_record(name, found.version)}
 
 
 @router.put("/models/{name:path}/description", status_code=204)
