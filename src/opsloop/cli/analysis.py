@@ -173,12 +173,8 @@ def analyze(
     ] = None,
 ) -> None:
     """Analyse MODEL on DATA and print the slices with the most room for improvement."""
-    from sklearn.base import is_classifier
-    from sklearn.metrics import accuracy_score, mean_absolute_error
-
-    from opsloop import analysis
     from opsloop.data.io import read_table
-    from opsloop.reports.analysis import AnalysisReport
+    from opsloop.reports.model_analysis import analyze_model
 
     if run is not None and experiment is not None:
         raise UsageProblem("give --run (an existing run) or --experiment (a new run), not both")
@@ -189,61 +185,24 @@ def analyze(
         tracking_backend().get_run(run)
     frame = read_table(data)
     tag_columns = [t.strip() for t in tags.split(",") if t.strip()]
+    # Checked before the model loads, which can take long: analyze_model checks it too.
     for column in [label, *tag_columns, *(c for c in (human_labels, order) if c)]:
         if column not in frame.columns:
             raise UsageProblem(f"{data} has no column {column!r}")
     model, model_name = resolve_model(model_ref, trust, trust_type or ())
-    inputs = [str(c) for c in getattr(model, "feature_names_in_", [])]
-    if not inputs:
-        skip = {label, *(c for c in (human_labels, order) if c)}
-        inputs = [c for c in frame.columns if c not in skip]
-    missing = [c for c in inputs if c not in frame.columns]
-    if missing:
-        raise UsageProblem(f"{data} lacks the model's input columns {missing}")
-    X = frame[inputs]
-    y = frame[label].to_numpy()
-    try:
-        predicted = model.predict(X)
-    except Exception as error:  # the model's own code: report it, naming the step
-        raise UsageProblem(
-            f"{model_name}: predict failed on {data.name} ({type(error).__name__}: {error})"
-        ) from None
-    tag_frame = frame[tag_columns] if tag_columns else None
-    parts: dict[str, Any] = {"title": f"Analysis of {model_name} on {data.name}"}
-    if is_classifier(model):
-        baseline: Any = hlp
-        if human_labels:
-            baseline = analysis.hlp(frame[human_labels], y, tag_frame)
-        wrong = (predicted != y).astype(float)
-        if tag_frame is not None:
-            parts["errors"] = analysis.error_analysis(y, predicted, tag_frame, hlp=baseline)
-            parts["slices"] = analysis.slice_metrics(
-                y,
-                predicted,
-                tag_frame,
-                {"accuracy": accuracy_score},
-                intersections=True,
-                n_boot=100,
-                seed=seed,
-            )
-            parts["fairness"] = analysis.fairness(y, predicted, tag_frame)
-        slice_source = frame[[*dict.fromkeys([*tag_columns, *inputs])]]
-        parts["tree"] = analysis.error_tree(slice_source, y, predicted, seed=seed)
-        parts["found"] = analysis.sliceline(slice_source, wrong)
-    else:
-        left_out = frame.drop(columns=[*inputs, label])
-        time = frame[order].to_numpy() if order else None
-        parts["residuals"] = analysis.residual_analysis(
-            y, predicted, left_out if left_out.shape[1] else None, order=time, seed=seed
-        )
-        if tag_frame is not None:
-            parts["slices"] = analysis.slice_metrics(
-                y, predicted, tag_frame, {"mae": mean_absolute_error}, n_boot=100, seed=seed
-            )
-            parts["fairness"] = analysis.fairness(y, predicted, tag_frame, task="regression")
-    if explain:
-        parts["explanation"] = analysis.explain(model, X, y, seed=seed)
-    report = AnalysisReport(**parts)
+    report = analyze_model(
+        model,
+        frame,
+        label,
+        tag_columns,
+        hlp=hlp,
+        human_labels=human_labels,
+        order=order,
+        seed=seed,
+        explain=explain,
+        model_name=model_name,
+        data_name=data.name,
+    )
     out.print(report.headline())
     if report.errors is not None:
         table = Table(title="Most room for improvement")
