@@ -93,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["--port", "0"])
     2
     """
-    parser = argparse.ArgumentParser(prog="python -m opsloop.server", description=serve.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m opsloop.server", description="Serve the opsloop REST API."
+    )
     parser.add_argument("--host", default="127.0.0.1", help="Address to bind.")
     parser.add_argument("--port", type=int, default=5005, help="Port to listen on.")
     parser.add_argument("--allowed-hosts", default="", help="Comma-separated Host names.")
