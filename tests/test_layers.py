@@ -133,3 +133,89 @@ def test_no_import_cycles_at_import_time():
         if name not in state:
             cycle = visit(name)
             assert cycle is None, " -> ".join(cycle)
+
+
+SURFACES = {"server", "ui", "cli"}
+# A surface may start another only through that one's entry function: ``opsloop server`` runs
+# :func:`opsloop.server.launch.serve`, which needs nothing of the cli to run.
+SURFACE_ENTRY_POINTS = {"opsloop.server.launch"}
+
+
+def _surface(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) >= 2 and parts[1] in SURFACES else None
+
+
+@pytest.mark.parametrize("module", sorted(name for name in MODULES if _surface(name)))
+def test_no_surface_imports_another(module):
+    """Imports anywhere count: in functions, methods, ``if`` and ``try`` blocks."""
+    own = _surface(module)
+    tree = ast.parse(MODULES[module].read_text())
+    others = sorted(
+        name
+        for name in _imports(tree, MODULES, top_level=False)
+        if _surface(name) not in (None, own) and name not in SURFACE_ENTRY_POINTS
+    )
+    assert others == [], f"{module} (surface {own}) imports another surface: {others}"
+
+
+def test_the_server_entry_point_needs_no_other_surface():
+    """What ``opsloop server`` imports of the server, followed through every import it makes
+    (inside functions too), never reaches the cli or ui."""
+    graph = {
+        name: _imports(ast.parse(path.read_text()), MODULES, top_level=False) & MODULES.keys()
+        for name, path in MODULES.items()
+    }
+    reached, frontier = set(), ["opsloop.server.__main__", *SURFACE_ENTRY_POINTS]
+    while frontier:
+        name = frontier.pop()
+        if name not in reached:
+            reached.add(name)
+            frontier += graph.get(name, ())
+    assert sorted(name for name in reached if _surface(name) in {"cli", "ui"}) == []
+
+
+def test_no_import_cycles_anywhere():
+    """Cycles through imports made inside functions too (a lazy import hides a circle from
+    the import-time test but still ties the two modules together)."""
+    graph = {
+        name: (_imports(ast.parse(path.read_text()), MODULES, top_level=False) - {name})
+        & MODULES.keys()
+        for name, path in MODULES.items()
+    }
+    state: dict[str, int] = {}
+    trail: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        trail.append(name)
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                return [*trail[trail.index(target) :], target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        state[name] = 2
+        trail.pop()
+        return None
+
+    for name in sorted(graph):
+        if name not in state:
+            cycle = visit(name)
+            assert cycle is None, " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("module", sorted(n for n in MODULES if n.endswith("_routes")))
+def test_routes_hold_no_sql(module):
+    """A route calls the library; the queries live in the state layer."""
+    tree = ast.parse(MODULES[module].read_text())
+    names = {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    names |= {
+        f"{node.module}.{a.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+        for a in node.names
+    }
+    sql = sorted(n for n in names if n.startswith("sqlalchemy") or n == "opsloop.store.tables")
+    assert sql == [], f"{module} imports {sql}"

@@ -88,39 +88,31 @@ def resolve_model(
 ) -> tuple[Any, str]:
     """The model ``reference`` names, and a short name for it.
 
-    A path is a model file (see :func:`load_model`). ``models:/NAME/VERSION`` and
-    ``models:/NAME@ALIAS`` load a registered version through :func:`opsloop.open_registry`
-    (the local store or the server ``OPSLOOP_TRACKING_URI`` names), which verifies the
-    artifact's sha256 before deserialising, by the same trust rules; ``runs:/RUN_ID`` is the
-    newest version registered from that run.
+    A path is a model file (see :func:`load_model`). ``models:/NAME/VERSION``,
+    ``models:/NAME@ALIAS`` and ``runs:/RUN_ID`` are loaded by the registry's
+    ``load_reference`` (see :mod:`opsloop.registry.references`) through
+    :func:`opsloop.open_registry` (the local store or the server ``OPSLOOP_TRACKING_URI``
+    names), which verifies the artifact's sha256 before deserialising, by the same trust rules.
 
     >>> resolve_model("models:/churn")
     Traceback (most recent call last):
     ...
-    opsloop.cli.console.UsageProblem: models:/churn: give models:/NAME/VERSION or models:/NAME@ALIAS
+    ValueError: models:/churn: give models:/NAME/VERSION or models:/NAME@ALIAS
     """
-    chosen = {"trust": trust, "trusted_types": tuple(trusted_types)}
-    if reference.startswith("runs:/"):
-        run_id = reference.removeprefix("runs:/").strip("/")
-        registry = _registry()
-        found = registry.search()
-        found = found[found["run_id"] == run_id]
-        if found.empty:
-            raise UsageProblem(f"{reference}: no registered model version comes from run {run_id}")
-        newest = found.iloc[0]  # search lists the newest first
-        name, version = str(newest["model"]), int(newest["version"])
-        return registry.load(name, version, **chosen), f"{name} v{version} (run {run_id})"
-    if reference.startswith("models:/"):
-        body = reference.removeprefix("models:/")
-        name, at, alias = body.partition("@")
-        if at and name and alias:
-            return _registry().load(name, alias=alias, **chosen), f"{name}@{alias}"
-        name, slash, version = body.rpartition("/")
-        if slash and name and version.isdigit():
-            return _registry().load(name, int(version), **chosen), f"{name} v{version}"
-        raise UsageProblem(f"{reference}: give models:/NAME/VERSION or models:/NAME@ALIAS")
-    path = Path(reference)
-    return load_model(path, trust, trusted_types), path.name
+    from opsloop.registry.references import MODELS_PREFIX, RUNS_PREFIX, parse_model_reference
+
+    if not reference.startswith((MODELS_PREFIX, RUNS_PREFIX)):
+        path = Path(reference)
+        return load_model(path, trust, trusted_types), path.name
+    wanted = parse_model_reference(reference)
+    registry = _registry()
+    version = registry.resolve(reference)
+    model = registry.load(
+        version.model, version.version, trust=trust, trusted_types=tuple(trusted_types)
+    )
+    if wanted.run_id is not None:
+        return model, f"{version.model} v{version.version} (run {wanted.run_id})"
+    return model, wanted.label
 
 
 def _registry() -> Any:
@@ -181,12 +173,8 @@ def analyze(
     ] = None,
 ) -> None:
     """Analyse MODEL on DATA and print the slices with the most room for improvement."""
-    from sklearn.base import is_classifier
-    from sklearn.metrics import accuracy_score, mean_absolute_error
-
-    from opsloop import analysis
     from opsloop.data.io import read_table
-    from opsloop.reports.analysis import AnalysisReport
+    from opsloop.reports.model_analysis import analyze_model
 
     if run is not None and experiment is not None:
         raise UsageProblem("give --run (an existing run) or --experiment (a new run), not both")
@@ -197,61 +185,24 @@ def analyze(
         tracking_backend().get_run(run)
     frame = read_table(data)
     tag_columns = [t.strip() for t in tags.split(",") if t.strip()]
+    # Checked before the model loads, which can take long: analyze_model checks it too.
     for column in [label, *tag_columns, *(c for c in (human_labels, order) if c)]:
         if column not in frame.columns:
             raise UsageProblem(f"{data} has no column {column!r}")
     model, model_name = resolve_model(model_ref, trust, trust_type or ())
-    inputs = [str(c) for c in getattr(model, "feature_names_in_", [])]
-    if not inputs:
-        skip = {label, *(c for c in (human_labels, order) if c)}
-        inputs = [c for c in frame.columns if c not in skip]
-    missing = [c for c in inputs if c not in frame.columns]
-    if missing:
-        raise UsageProblem(f"{data} lacks the model's input columns {missing}")
-    X = frame[inputs]
-    y = frame[label].to_numpy()
-    try:
-        predicted = model.predict(X)
-    except Exception as error:  # the model's own code: report it, naming the step
-        raise UsageProblem(
-            f"{model_name}: predict failed on {data.name} ({type(error).__name__}: {error})"
-        ) from None
-    tag_frame = frame[tag_columns] if tag_columns else None
-    parts: dict[str, Any] = {"title": f"Analysis of {model_name} on {data.name}"}
-    if is_classifier(model):
-        baseline: Any = hlp
-        if human_labels:
-            baseline = analysis.hlp(frame[human_labels], y, tag_frame)
-        wrong = (predicted != y).astype(float)
-        if tag_frame is not None:
-            parts["errors"] = analysis.error_analysis(y, predicted, tag_frame, hlp=baseline)
-            parts["slices"] = analysis.slice_metrics(
-                y,
-                predicted,
-                tag_frame,
-                {"accuracy": accuracy_score},
-                intersections=True,
-                n_boot=100,
-                seed=seed,
-            )
-            parts["fairness"] = analysis.fairness(y, predicted, tag_frame)
-        slice_source = frame[[*dict.fromkeys([*tag_columns, *inputs])]]
-        parts["tree"] = analysis.error_tree(slice_source, y, predicted, seed=seed)
-        parts["found"] = analysis.sliceline(slice_source, wrong)
-    else:
-        left_out = frame.drop(columns=[*inputs, label])
-        time = frame[order].to_numpy() if order else None
-        parts["residuals"] = analysis.residual_analysis(
-            y, predicted, left_out if left_out.shape[1] else None, order=time, seed=seed
-        )
-        if tag_frame is not None:
-            parts["slices"] = analysis.slice_metrics(
-                y, predicted, tag_frame, {"mae": mean_absolute_error}, n_boot=100, seed=seed
-            )
-            parts["fairness"] = analysis.fairness(y, predicted, tag_frame, task="regression")
-    if explain:
-        parts["explanation"] = analysis.explain(model, X, y, seed=seed)
-    report = AnalysisReport(**parts)
+    report = analyze_model(
+        model,
+        frame,
+        label,
+        tag_columns,
+        hlp=hlp,
+        human_labels=human_labels,
+        order=order,
+        seed=seed,
+        explain=explain,
+        model_name=model_name,
+        data_name=data.name,
+    )
     out.print(report.headline())
     if report.errors is not None:
         table = Table(title="Most room for improvement")

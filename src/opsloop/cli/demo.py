@@ -20,7 +20,7 @@ from rich.console import Console
 
 def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Console) -> dict:
     """Run the demo, writing into ``output``; return the paths written."""
-    from opsloop.cli.app import print_drift
+    from opsloop.cli.drift_table import print_drift
     from opsloop.data.profile import profile
     from opsloop.data.schema import infer_schema, validate
     from opsloop.datasets import CovariateShift, credit, inject_schema_skew

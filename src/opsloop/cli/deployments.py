@@ -137,7 +137,7 @@ def list_deployments(as_json: JsonFlag = False) -> None:
     """Every deployment with its strategy, automation level and variants."""
     frame = _deployments().list()
     if as_json:
-        from opsloop.server.registry_routes import frame_records
+        from opsloop.reports.frame_records import frame_records
 
         print_json(frame_records(frame))
         return
@@ -208,7 +208,7 @@ def history(name: str, as_json: JsonFlag = False) -> None:
     """Every change of deployment NAME, oldest first, from the audit log."""
     frame = _deployments().history(name)
     if as_json:
-        from opsloop.server.registry_routes import frame_records
+        from opsloop.reports.frame_records import frame_records
 
         print_json(frame_records(frame))
         return

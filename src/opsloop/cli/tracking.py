@@ -25,7 +25,6 @@ import typer
 from opsloop.cli.console import (
     FormatOption,
     JsonFlag,
-    UsageProblem,
     iso_time_ms,
     one_line_errors,
     out,
@@ -33,7 +32,6 @@ from opsloop.cli.console import (
     print_frame,
     print_json,
 )
-from opsloop.tracking.http_store import is_loopback
 
 runs_app = typer.Typer(no_args_is_help=True, add_completion=False, help="List, show, compare runs.")
 models_app = typer.Typer(
@@ -68,7 +66,7 @@ def list_runs(
     chosen = output_format(fmt, as_json)
     frame = search_runs(experiment, filter, order_by or None, max_results)
     if chosen == "json":
-        from opsloop.server.registry_routes import frame_records
+        from opsloop.reports.frame_records import frame_records
 
         print_json(frame_records(frame))
         return
@@ -147,7 +145,7 @@ def list_models(as_json: JsonFlag = False) -> None:
     """Every registered model with its latest version and aliases."""
     frame = _registry().list_models()
     if as_json:
-        from opsloop.server.registry_routes import frame_records
+        from opsloop.reports.frame_records import frame_records
 
         print_json(frame_records(frame))
         return
@@ -226,15 +224,6 @@ def approve(
 # -- server -------------------------------------------------------------------------------
 
 
-def _names(value: str) -> list[str]:
-    """The names of a comma-separated option, blanks dropped.
-
-    >>> _names("a.example, b.example,")
-    ['a.example', 'b.example']
-    """
-    return [name.strip() for name in value.split(",") if name.strip()]
-
-
 @one_line_errors
 def server_command(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -268,38 +257,14 @@ def server_command(
     OS user (embedded mode). Any other address needs users with API tokens first (opsloop
     users add NAME --role ...).
     """
-    import uvicorn
+    # The one place a surface starts another: the server's own entry function.
+    from opsloop.server.launch import names, serve
 
-    from opsloop.server import create_app
-    from opsloop.server.identity import store_has_users
-    from opsloop.store import open_database
-
-    database = open_database()
-    local = is_loopback(host)
-    if not local and not store_has_users(database):
-        raise UsageProblem(
-            f"refusing to bind {host}: the server would be reachable from the network with no "
-            "API tokens; create a user first (opsloop users add NAME --role admin) or bind "
-            "127.0.0.1"
-        )
-    if not 0 < port < 65536:
-        raise UsageProblem(f"port must be between 1 and 65535, got {port}")
-    hosts = _names(allowed_hosts)
-    # An unspecified address (0.0.0.0, ::) is not a name anyone reaches the server by.
-    if host not in ("0.0.0.0", "::"):
-        hosts.append(host)
-    app = create_app(
-        database,
-        allow_embedded=local,
-        allowed_hosts=hosts,
-        allowed_origins=_names(allowed_origins),
-        allow_pickle=allow_pickle,
+    serve(
+        host,
+        port,
+        names(allowed_hosts),
+        names(allowed_origins),
+        allow_pickle,
+        announce=out.print,
     )
-    if app.state.installation_token is not None:
-        from opsloop.store.installation_token import installation_token_path
-
-        out.print(
-            f"no users: requests need the installation token in {installation_token_path()} "
-            "(opsloop's clients of this account send it)"
-        )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

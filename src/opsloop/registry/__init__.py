@@ -22,6 +22,11 @@ from opsloop.registry.flavors import FLAVORS
 from opsloop.registry.http_registry import HttpModelRegistry
 from opsloop.registry.model_registry import ModelRegistry, UnknownModelError
 from opsloop.registry.records import Lineage, ModelVersion
+from opsloop.registry.references import (
+    ModelReference,
+    UnresolvedReferenceError,
+    parse_model_reference,
+)
 from opsloop.registry.torch_flavor import registered_torch_builders, torch_builder
 from opsloop.registry.users import (
     ROLES,
@@ -45,10 +50,12 @@ __all__ = [
     "AuditVerification",
     "HttpModelRegistry",
     "Lineage",
+    "ModelReference",
     "ModelRegistry",
     "ModelVersion",
     "PermissionDenied",
     "UnknownModelError",
+    "UnresolvedReferenceError",
     "User",
     "add_user",
     "authenticate",
@@ -57,6 +64,7 @@ __all__ = [
     "list_users",
     "new_token",
     "open_registry",
+    "parse_model_reference",
     "registered_torch_builders",
     "revoke_token",
     "rotate_token",

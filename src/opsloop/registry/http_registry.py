@@ -47,6 +47,7 @@ from opsloop.registry.flavors import (
 )
 from opsloop.registry.model_registry import SEARCH_COLUMNS, UnknownModelError, _signature
 from opsloop.registry.records import Lineage, ModelVersion
+from opsloop.registry.references import ModelReferences
 from opsloop.registry.users import PermissionDenied, UnknownTokenError, UnknownUserError
 from opsloop.store.artifacts import TamperedArtifactError, check_sha256
 from opsloop.tracking.http_store import ServerConnection
@@ -148,7 +149,7 @@ class ServerClient:
         return self._server.call(method, path, errors=self.errors, **kwargs)
 
 
-class HttpModelRegistry(ServerClient):
+class HttpModelRegistry(ServerClient, ModelReferences):
     """The registry of the opsloop server at ``base_url``.
 
     >>> HttpModelRegistry("ftp://example.com")
@@ -228,6 +229,20 @@ class HttpModelRegistry(ServerClient):
             source=f"models:/{name}/{described['version']}",
             registered_by=described.get("created_by"),
         )
+
+    def loader_record(
+        self, name: str, version: int | None = None, alias: str | None = None
+    ) -> dict[str, Any]:
+        """The loader record kept at registration, as :meth:`ModelRegistry.loader_record`.
+
+        >>> HttpModelRegistry("http://127.0.0.1:1").loader_record("m", 1, "champion")
+        Traceback (most recent call last):
+        ValueError: give a version or an alias, not both
+        """
+        if version is not None and alias is not None:
+            raise ValueError("give a version or an alias, not both")
+        path = f"/models/{path_segment(name)}/loader"
+        return self._call("GET", path, params=_selector(version, alias)).json()["loader"]
 
     def lineage(self, name: str, version: int | None = None, alias: str | None = None) -> Lineage:
         """Version -> artifact -> run -> commit, packages and data hashes.

@@ -57,6 +57,7 @@ from opsloop.registry.flavors import (
 )
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
+from opsloop.registry.references import ModelReferences
 from opsloop.registry.users import PermissionDenied, acting_user
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
@@ -191,7 +192,7 @@ def _version_details(connection: Connection, chosen, runs: Mapping[int, int | No
     return _Details(metrics, tags, {k: tuple(v) for k, v in aliases.items()})
 
 
-class ModelRegistry:
+class ModelRegistry(ModelReferences):
     """Registered models on a :class:`~opsloop.store.Database` and an ArtifactStore.
 
     >>> import tempfile
@@ -810,6 +811,22 @@ class ModelRegistry:
             source=f"models:/{name}/{row['version']}",
             registered_by=row["created_by"],
         )
+
+    def loader_record(
+        self, name: str, version: int | None = None, alias: str | None = None
+    ) -> dict[str, Any]:
+        """The loader record kept at registration: the artifact's format and, for skops, the
+        types it names beyond skops' defaults (recorded for information, never trusted).
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("m", b"x", flavor="onnx"); r.loader_record("m", 1)
+        {'format': 'onnx'}
+        """
+        with self.db.read() as connection:
+            row = self._version_row(connection, name, version, alias)
+        return json.loads(row["loader_json"] or "{}")
 
     def lineage(self, name: str, version: int | None = None, alias: str | None = None) -> Lineage:
         """Version -> artifact -> run -> commit, packages and data hashes, in one query.

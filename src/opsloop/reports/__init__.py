@@ -6,5 +6,6 @@
 """
 
 from opsloop.reports.drift import DriftReport, drift_report
+from opsloop.reports.model_analysis import analyze_model
 
-__all__ = ["DriftReport", "drift_report"]
+__all__ = ["DriftReport", "analyze_model", "drift_report"]

@@ -1,8 +1,8 @@
 """``python -m opsloop.server [--host H] [--port P]``: the same as ``opsloop server``."""
 
-import typer
+import sys
 
-from opsloop.cli.tracking import server_command
+from opsloop.server.launch import main
 
 if __name__ == "__main__":
-    typer.run(server_command)
+    sys.exit(main())

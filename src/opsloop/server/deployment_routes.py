@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from opsloop.reports.frame_records import frame_records
 from opsloop.server.identity import Editor, Viewer
-from opsloop.server.registry_routes import frame_records
 from opsloop.server.response_models import ApprovalCount
 from opsloop.server.wire import (
     DeploymentApprovalIn,

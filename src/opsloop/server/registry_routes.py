@@ -15,14 +15,9 @@ True
 
 from __future__ import annotations
 
-import json
-import math
-
-import numpy as np
-import pandas as pd
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 
+from opsloop.reports.frame_records import frame_records
 from opsloop.server.identity import Editor, Viewer
 from opsloop.server.response_models import ApprovalCount
 from opsloop.server.wire import (
@@ -37,7 +32,6 @@ from opsloop.server.wire import (
     QueryVersion,
     VersionIn,
 )
-from opsloop.store import tables
 from opsloop.store.artifacts import check_sha256
 
 router = APIRouter(prefix="/api/v1")
@@ -45,53 +39,6 @@ router = APIRouter(prefix="/api/v1")
 
 def _registry(request: Request):
     return request.app.state.registry
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _missing(value: object) -> bool:
-    return (
-        value is None
-        or value is pd.NaT
-        or value is pd.NA
-        or (isinstance(value, float) and math.isnan(value))
-    )
-
-
-def frame_records(frame: pd.DataFrame) -> list[dict]:
-    """A DataFrame as JSON-safe records (NaN and NaT as null, times in ms since the epoch).
-
-    Floats keep every digit (``DataFrame.to_json`` would round them to 10).
-
-    >>> frame_records(pd.DataFrame({"a": [1.5, float("nan")],
-    ...                             "t": pd.to_datetime([1000, None], unit="ms", utc=True)}))
-    [{'a': 1.5, 't': 1000}, {'a': None, 't': None}]
-    >>> frame_records(pd.DataFrame({"m": [{"auc": 0.12345678901234566}]}))[0]["m"]["auc"]
-    0.12345678901234566
-    """
-    columns = []
-    for name in frame.columns:
-        series = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(series):
-            milliseconds = series.to_numpy("datetime64[ms]")
-            values = [
-                None if missing else int(ms)
-                for ms, missing in zip(
-                    milliseconds.astype(np.int64), np.isnat(milliseconds), strict=True
-                )
-            ]
-        else:
-            values = [None if _missing(value) else value for value in series.tolist()]
-        columns.append(values)
-    names = [str(name) for name in frame.columns]
-    records = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-    if not columns:
-        records = [{} for _ in range(len(frame))]
-    return json.loads(json.dumps(records, default=_plain, allow_nan=False))
 
 
 @router.get("/models")
@@ -144,17 +91,6 @@ def get_version(name: str, version: PathVersion, request: Request, _: Viewer) ->
     return _registry(request).get_version(name, version).to_dict()
 
 
-def _loader_record(db, name: str, version: int) -> dict:
-    versions, models = tables.model_versions, tables.registered_models
-    with db.read() as connection:
-        text = connection.execute(
-            sa.select(versions.c.loader_json)
-            .join(models, models.c.id == versions.c.model_id)
-            .where(models.c.name == name, versions.c.version == version)
-        ).scalar()
-    return json.loads(text or "{}")
-
-
 @router.get("/models/{name:path}/loader")
 def loader(
     name: str,
@@ -167,7 +103,7 @@ def loader(
     loader record kept at registration (for skops, the exact types trusted on load)."""
     registry = _registry(request)
     found = registry.get_version(name, version, alias)
-    return {"version": found.to_dict(), "loader": _loader_record(registry.db, name, found.version)}
+    return {"version": found.to_dict(), "loader": registry.loader_record(name, found.version)}
 
 
 @router.put("/models/{name:path}/description", status_code=204)

@@ -32,6 +32,7 @@ from opsloop.tracking.api import (
     start_run,
     tracking_backend,
 )
+from opsloop.tracking.artifact_reference import load_artifact
 from opsloop.tracking.comparison import RunComparison
 from opsloop.tracking.filter_parser import FilterSyntaxError, parse_filter
 from opsloop.tracking.http_store import HttpTrackingStore
@@ -58,6 +59,7 @@ __all__ = [
     "active_run",
     "compare_runs",
     "get_run",
+    "load_artifact",
     "parse_filter",
     "search_runs",
     "start_run",

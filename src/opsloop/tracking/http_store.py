@@ -44,7 +44,7 @@ from opsloop.errors import (
     NotFoundError,
     UnauthenticatedError,
 )
-from opsloop.store.artifacts import MissingArtifactError, TamperedArtifactError
+from opsloop.store.artifacts import MissingArtifactError, TamperedArtifactError, check_sha256
 from opsloop.store.installation_token import read_installation_token
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.filter_parser import FilterSyntaxError
@@ -476,6 +476,21 @@ class HttpTrackingStore:
             headers={"Content-Type": "application/octet-stream"},
         )
         return ArtifactRecord(**response.json())
+
+    def read_artifact(self, sha256: str) -> bytes:
+        """The bytes the server stores under ``sha256``, checked against it on arrival:
+        different bytes raise :class:`~opsloop.store.TamperedArtifactError`.
+
+        >>> HttpTrackingStore("http://127.0.0.1:1").read_artifact("ab")
+        Traceback (most recent call last):
+        ValueError: sha256 must be 64 lowercase hex digits, got 'ab'
+        """
+        location = f"/artifacts/{check_sha256(sha256)}"
+        data = self._call("GET", location).content
+        found = hashlib.sha256(data).hexdigest()
+        if found != sha256:
+            raise TamperedArtifactError(sha256, found, f"{self.base_url}/api/v1{location}")
+        return data
 
     def log_dataset(self, run_id: str, dataset: DatasetInput) -> None:
         """Record that the run was given ``dataset``.

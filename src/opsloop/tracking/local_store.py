@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.store import tables
-from opsloop.store.artifacts import ArtifactStore, MissingArtifactError
+from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
 from opsloop.store.database import Database, now_ms, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import CodeVersion, Environment
@@ -614,6 +614,17 @@ class LocalTrackingStore:
             path = check_artifact_path(path or Path(source).name)
             sha256 = self.artifacts.put_file(source)
         return self.record_artifact(run_id, path, sha256)
+
+    def read_artifact(self, sha256: str) -> bytes:
+        """The stored bytes of an artifact, checked against ``sha256`` before they are returned.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> s.read_artifact(s.log_artifact(s.create_run("e"), b"hello", "a.txt").sha256)
+        b'hello'
+        """
+        return self.artifacts.get_bytes(check_sha256(sha256))
 
     def record_artifact(self, run_id: str, path: str, sha256: str) -> ArtifactRecord:
         """Record in the run, under ``path``, an artifact already stored under ``sha256``.

@@ -1,0 +1,120 @@
+"""``analyze_model``: the analyses ``opsloop analyze`` runs, as one library call.
+
+For a classifier: errors by tag against a baseline (human-level performance), accuracy by
+slice with bootstrap intervals, fairness by tag, an error tree and SliceLine's slices with
+the most errors. For a regressor: residual analysis, MAE by slice and fairness. For both,
+unless ``explain=False``: importances, Shapley values, dependence and surrogates.
+
+>>> import numpy as np, pandas as pd
+>>> from sklearn.linear_model import LogisticRegression
+>>> frame = pd.DataFrame({"x": np.arange(40.0) % 8, "region": ["n", "s"] * 20})
+>>> frame["y"] = (frame["x"] > 3).astype(int)
+>>> frame.loc[[0, 2], "y"] = 1  # two labels no model of x gets right, both in region n
+>>> model = LogisticRegression().fit(frame[["x"]], frame["y"])
+>>> report = analyze_model(model, frame, "y", tags=["region"], explain=False)
+>>> report.title, report.errors.errors, [(r.value, r.error_rate) for r in report.errors.rows]
+('Analysis of model on data', 2, [('n', 0.1), ('s', 0.0)])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from opsloop.reports.analysis import AnalysisReport
+
+
+def analyze_model(
+    model: Any,
+    frame: pd.DataFrame,
+    label: str,
+    tags: Sequence[str] = (),
+    *,
+    hlp: float | None = None,
+    human_labels: str | None = None,
+    order: str | None = None,
+    seed: int = 0,
+    explain: bool = True,
+    model_name: str = "model",
+    data_name: str = "data",
+) -> AnalysisReport:
+    """The analysis report of a fitted ``model`` on a labelled ``frame``.
+
+    ``label`` is the label column and ``tags`` the columns errors are broken down by. The
+    model's inputs are its ``feature_names_in_``, else every column but the label,
+    ``human_labels`` and ``order``. ``hlp`` is a baseline (human-level) error rate, or
+    ``human_labels`` a column of a second labeller's labels giving one per tag. ``order`` is a
+    time column for the residuals' autocorrelation (regression). ``seed`` fixes the
+    bootstraps, the error tree and the explanations. ``model_name`` and ``data_name`` go into
+    the title and the error messages.
+
+    A missing column or a model whose ``predict`` fails raises :class:`ValueError` naming it.
+
+    >>> import pandas as pd
+    >>> analyze_model(None, pd.DataFrame({"a": [1]}), "y", data_name="loans.csv")
+    Traceback (most recent call last):
+    ...
+    ValueError: loans.csv has no column 'y'
+    """
+    from sklearn.base import is_classifier
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    from opsloop import analysis
+
+    tag_columns = list(tags)
+    for column in [label, *tag_columns, *(c for c in (human_labels, order) if c)]:
+        if column not in frame.columns:
+            raise ValueError(f"{data_name} has no column {column!r}")
+    inputs = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    if not inputs:
+        skip = {label, *(c for c in (human_labels, order) if c)}
+        inputs = [c for c in frame.columns if c not in skip]
+    missing = [c for c in inputs if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{data_name} lacks the model's input columns {missing}")
+    X = frame[inputs]
+    y = frame[label].to_numpy()
+    try:
+        predicted = model.predict(X)
+    except Exception as error:  # the model's own code: report it, naming the step
+        raise ValueError(
+            f"{model_name}: predict failed on {data_name} ({type(error).__name__}: {error})"
+        ) from None
+    tag_frame = frame[tag_columns] if tag_columns else None
+    parts: dict[str, Any] = {"title": f"Analysis of {model_name} on {data_name}"}
+    if is_classifier(model):
+        baseline: Any = hlp
+        if human_labels:
+            baseline = analysis.hlp(frame[human_labels], y, tag_frame)
+        wrong = (predicted != y).astype(float)
+        if tag_frame is not None:
+            parts["errors"] = analysis.error_analysis(y, predicted, tag_frame, hlp=baseline)
+            parts["slices"] = analysis.slice_metrics(
+                y,
+                predicted,
+                tag_frame,
+                {"accuracy": accuracy_score},
+                intersections=True,
+                n_boot=100,
+                seed=seed,
+            )
+            parts["fairness"] = analysis.fairness(y, predicted, tag_frame)
+        slice_source = frame[[*dict.fromkeys([*tag_columns, *inputs])]]
+        parts["tree"] = analysis.error_tree(slice_source, y, predicted, seed=seed)
+        parts["found"] = analysis.sliceline(slice_source, wrong)
+    else:
+        left_out = frame.drop(columns=[*inputs, label])
+        time = frame[order].to_numpy() if order else None
+        parts["residuals"] = analysis.residual_analysis(
+            y, predicted, left_out if left_out.shape[1] else None, order=time, seed=seed
+        )
+        if tag_frame is not None:
+            parts["slices"] = analysis.slice_metrics(
+                y, predicted, tag_frame, {"mae": mean_absolute_error}, n_boot=100, seed=seed
+            )
+            parts["fairness"] = analysis.fairness(y, predicted, tag_frame, task="regression")
+    if explain:
+        parts["explanation"] = analysis.explain(model, X, y, seed=seed)
+    return AnalysisReport(**parts)

@@ -1,0 +1,120 @@
+"""Start the server: ``opsloop server`` and ``python -m opsloop.server`` both call :func:`serve`.
+
+It binds 127.0.0.1 by default and refuses any other address until the store has users with
+API tokens, so the server is never open to the network by accident.
+
+>>> serve(host="192.0.2.1", port=0)
+Traceback (most recent call last):
+...
+ValueError: port must be between 1 and 65535, got 0
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+from opsloop.tracking.http_store import is_loopback
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 5005,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+    allow_pickle: bool = False,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Serve the REST API on ``host:port`` until interrupted.
+
+    ``allowed_hosts`` are names the Host header may carry besides the loopback names and the
+    bound address; ``allowed_origins`` the web origins allowed to call the API from a browser;
+    ``allow_pickle`` lets admins register pickled models. On a loopback address with no
+    users, requests carrying the installation token act as the OS user; ``announce`` is told
+    where that token is. Any other address raises :class:`ValueError` until the store has
+    users, as does a port outside 1-65535.
+
+    >>> serve(port=70000)
+    Traceback (most recent call last):
+    ...
+    ValueError: port must be between 1 and 65535, got 70000
+    """
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be between 1 and 65535, got {port}")
+    import uvicorn
+
+    from opsloop.server.app import create_app
+    from opsloop.server.identity import store_has_users
+    from opsloop.store import open_database
+
+    database = open_database()
+    local = is_loopback(host)
+    if not local and not store_has_users(database):
+        raise ValueError(
+            f"refusing to bind {host}: the server would be reachable from the network with no "
+            "API tokens; create a user first (opsloop users add NAME --role admin) or bind "
+            "127.0.0.1"
+        )
+    hosts = list(allowed_hosts)
+    # An unspecified address (0.0.0.0, ::) is not a name anyone reaches the server by.
+    if host not in ("0.0.0.0", "::"):
+        hosts.append(host)
+    app = create_app(
+        database,
+        allow_embedded=local,
+        allowed_hosts=hosts,
+        allowed_origins=list(allowed_origins),
+        allow_pickle=allow_pickle,
+    )
+    if app.state.installation_token is not None:
+        from opsloop.store.installation_token import installation_token_path
+
+        announce(
+            f"no users: requests need the installation token in {installation_token_path()} "
+            "(opsloop's clients of this account send it)"
+        )
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def names(value: str) -> list[str]:
+    """The names of a comma-separated option, blanks dropped.
+
+    >>> names("a.example, b.example,")
+    ['a.example', 'b.example']
+    """
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m opsloop.server [--host H] [--port P] ...``: :func:`serve` from arguments.
+
+    A refused address or port is one line on stderr and exit code 2.
+
+    >>> main(["--port", "0"])
+    2
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m opsloop.server", description="Serve the opsloop REST API."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="Address to bind.")
+    parser.add_argument("--port", type=int, default=5005, help="Port to listen on.")
+    parser.add_argument("--allowed-hosts", default="", help="Comma-separated Host names.")
+    parser.add_argument("--allowed-origins", default="", help="Comma-separated web origins.")
+    parser.add_argument(
+        "--allow-pickle", action="store_true", help="Let admins register pickled models."
+    )
+    chosen = parser.parse_args(argv)
+    try:
+        serve(
+            chosen.host,
+            chosen.port,
+            names(chosen.allowed_hosts),
+            names(chosen.allowed_origins),
+            chosen.allow_pickle,
+        )
+    except ValueError as error:
+        import sys
+
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

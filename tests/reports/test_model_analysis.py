@@ -1,0 +1,82 @@
+"""analyze_model: the report opsloop analyze prints, from the library, with its numbers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.metrics import accuracy_score, mean_absolute_error
+
+from opsloop import analysis
+from opsloop.datasets import credit, human_labels
+from opsloop.reports import analyze_model
+
+FEATURES = ["age", "salary", "commission", "loan_amount"]
+
+
+@pytest.fixture(scope="module")
+def loans():
+    df = credit(600, seed=3).drop(columns=["applied_at", "purpose"])
+    df["human"] = human_labels(df, seed=3)
+    return df
+
+
+def test_a_classifier_gets_errors_against_the_human_baseline_slices_and_fairness(loans):
+    model = RandomForestClassifier(n_estimators=8, max_depth=3, random_state=0)
+    model.fit(loans[FEATURES], loans["default"])
+    report = analyze_model(
+        model,
+        loans,
+        "default",
+        tags=["gender", "device"],
+        human_labels="human",
+        seed=4,
+        explain=False,
+        model_name="rf",
+        data_name="loans",
+    )
+    y, predicted = loans["default"].to_numpy(), model.predict(loans[FEATURES])
+    tags = loans[["gender", "device"]]
+    assert report.title == "Analysis of rf on loans"
+    assert report.errors.errors == int((predicted != y).sum())
+    assert report.errors.baseline_error_rate == float(np.mean(loans["human"] != y))
+    expected = analysis.slice_metrics(
+        y, predicted, tags, {"accuracy": accuracy_score}, intersections=True, n_boot=100, seed=4
+    )
+    pd.testing.assert_frame_equal(report.slices.to_frame(), expected.to_frame())
+    assert report.tree is not None and report.found is not None
+    assert report.residuals is None and report.explanation is None
+    # Accuracy by device, by hand.
+    for device, part in loans.groupby("device"):
+        rows = (loans["device"] == device).to_numpy()
+        found = report.slices.to_frame()
+        row = found[(found["tag"] == "device") & (found["value"] == device)].iloc[0]
+        assert row["value_of_metric"] == pytest.approx(float(np.mean(predicted[rows] == y[rows])))
+        assert len(part) == row["n"]
+
+
+def test_a_regressor_gets_residuals_and_mae_by_slice(loans):
+    model = RandomForestRegressor(n_estimators=5, max_depth=3, random_state=0)
+    model.fit(loans[["age", "commission"]], loans["salary"])
+    report = analyze_model(model, loans, "salary", tags=["gender"], explain=False)
+    predicted = model.predict(loans[["age", "commission"]])
+    frame = report.slices.to_frame()
+    for gender in loans["gender"].unique():
+        rows = (loans["gender"] == gender).to_numpy()
+        row = frame[(frame["tag"] == "gender") & (frame["value"] == gender)].iloc[0]
+        assert row["value_of_metric"] == pytest.approx(
+            mean_absolute_error(loans["salary"].to_numpy()[rows], predicted[rows])
+        )
+    assert report.errors is None and report.residuals is not None
+
+
+def test_bad_input_names_the_column_and_the_failing_predict():
+    frame = pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]})
+    with pytest.raises(ValueError, match="data has no column 'region'"):
+        analyze_model(None, frame, "y", tags=["region"])
+
+    class Broken:
+        def predict(self, X):
+            raise RuntimeError("boom")
+
+    with pytest.raises(ValueError, match=r"m: predict failed on d \(RuntimeError: boom\)"):
+        analyze_model(Broken(), frame, "y", model_name="m", data_name="d")
