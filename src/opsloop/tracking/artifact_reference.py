@@ -16,7 +16,7 @@ RUNS_PREFIX = "runs:/"
 
 
 def parse_artifact_reference(reference: str) -> tuple[str, str]:
-    """The run id and artifact path of ``runs:/RUN_ID/PATH``, or an InvalidArgumentError (a ValueError).
+    """The run id and artifact path of ``runs:/RUN_ID/PATH``, or an InvalidArgumentError.
 
     >>> parse_artifact_reference("runs:/4f2a")
     Traceback (most recent call last):
