@@ -183,3 +183,13 @@ def test_a_filter_at_the_limits_is_accepted(server):
     assert response.status_code == 200, response.text
     many = " or ".join(["status = 'a'"] * 200)
     assert client.post("/runs/search", json={"filter": many}).status_code == 200
+
+
+def test_a_refused_large_value_is_not_echoed_whole(server):
+    client, _root = server
+    name = "n" * 1_000_000
+    response = client.post("/experiments", json={"name": name})
+    assert response.status_code == 422
+    assert len(response.content) < 2_000
+    echoed = response.json()["detail"][0]["input"]
+    assert echoed == "n" * 200 + "... (1000000 characters in all)"

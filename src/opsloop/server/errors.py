@@ -28,6 +28,7 @@ whose traceback is logged (logger ``opsloop.server``) under the same id and neve
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
@@ -45,6 +46,26 @@ logger = logging.getLogger("opsloop.server")
 
 # The code of an HTTPException raised by the server itself (authentication, unknown route).
 _CODE_BY_STATUS = {kind.status: kind.code for kind in BY_CODE.values()}
+
+
+#: How much of a refused value a 422 repeats: enough to recognise it, never the whole of a
+#: large one (a 1 MB name would otherwise come back in a 1 MB answer).
+MAX_ECHOED_CHARACTERS = 200
+
+
+def _excerpted(item: dict) -> dict:
+    """A validation error with its ``input`` cut to an excerpt when it is large.
+
+    >>> _excerpted({"loc": ["body", "name"], "input": "x" * 1_000})["input"][-30:]
+    'xx... (1000 characters in all)'
+    >>> _excerpted({"loc": ["body", "n"], "input": 5})["input"]
+    5
+    """
+    value = item.get("input")
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) <= MAX_ECHOED_CHARACTERS:
+        return item
+    return {**item, "input": f"{text[:MAX_ECHOED_CHARACTERS]}... ({len(text)} characters in all)"}
 
 
 def _answer(error: OpsloopError) -> JSONResponse:
@@ -111,7 +132,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def invalid_body(_request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
-        body = {"detail": jsonable_encoder(error.errors()), "code": InvalidArgumentError.code}
+        details = [_excerpted(item) for item in jsonable_encoder(error.errors())]
+        body = {"detail": details, "code": InvalidArgumentError.code}
         return JSONResponse(body, status_code=422)
 
     async def refused(_request: Request, error: Exception) -> JSONResponse:
