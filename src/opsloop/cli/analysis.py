@@ -97,7 +97,7 @@ def resolve_model(
     >>> resolve_model("models:/churn")
     Traceback (most recent call last):
     ...
-    ValueError: models:/churn: give models:/NAME/VERSION or models:/NAME@ALIAS
+    opsloop.errors.InvalidArgumentError: models:/churn: give models:/NAME/VERSION or ...
     """
     from opsloop.registry.references import MODELS_PREFIX, RUNS_PREFIX, parse_model_reference
 

@@ -483,7 +483,7 @@ class HttpTrackingStore:
 
         >>> HttpTrackingStore("http://127.0.0.1:1").read_artifact("ab")
         Traceback (most recent call last):
-        ValueError: sha256 must be 64 lowercase hex digits, got 'ab'
+        opsloop.errors.InvalidArgumentError: sha256 must be 64 lowercase hex digits, got 'ab'
         """
         location = f"/artifacts/{check_sha256(sha256)}"
         data = self._call("GET", location).content
