@@ -104,14 +104,8 @@ def test_a_module_imports_only_its_layer_and_those_below(module):
     assert higher == [], f"{module} (layer {layer}) imports a higher layer: {higher}"
 
 
-def test_no_import_cycles_at_import_time():
-    graph = {
-        # A submodule imports its own packages (they are already being imported): no edge.
-        name: (_imports(ast.parse(path.read_text()), MODULES, top_level=True) - _with_parents(name))
-        & MODULES.keys()
-        for name, path in MODULES.items()
-    }
-    # A depth-first search that reports the first cycle it closes.
+def _assert_no_cycle(graph: dict[str, set[str]]) -> None:
+    """A depth-first search that fails on the first cycle it closes, naming it."""
     state: dict[str, int] = {}
     trail: list[str] = []
 
@@ -133,6 +127,16 @@ def test_no_import_cycles_at_import_time():
         if name not in state:
             cycle = visit(name)
             assert cycle is None, " -> ".join(cycle)
+
+
+def test_no_import_cycles_at_import_time():
+    graph = {
+        # A submodule imports its own packages (they are already being imported): no edge.
+        name: (_imports(ast.parse(path.read_text()), MODULES, top_level=True) - _with_parents(name))
+        & MODULES.keys()
+        for name, path in MODULES.items()
+    }
+    _assert_no_cycle(graph)
 
 
 SURFACES = {"server", "ui", "cli"}
@@ -183,27 +187,7 @@ def test_no_import_cycles_anywhere():
         & MODULES.keys()
         for name, path in MODULES.items()
     }
-    state: dict[str, int] = {}
-    trail: list[str] = []
-
-    def visit(name: str) -> list[str] | None:
-        state[name] = 1
-        trail.append(name)
-        for target in sorted(graph[name]):
-            if state.get(target) == 1:
-                return [*trail[trail.index(target) :], target]
-            if target not in state:
-                cycle = visit(target)
-                if cycle:
-                    return cycle
-        state[name] = 2
-        trail.pop()
-        return None
-
-    for name in sorted(graph):
-        if name not in state:
-            cycle = visit(name)
-            assert cycle is None, " -> ".join(cycle)
+    _assert_no_cycle(graph)
 
 
 @pytest.mark.parametrize("module", sorted(n for n in MODULES if n.endswith("_routes")))

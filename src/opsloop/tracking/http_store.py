@@ -455,24 +455,18 @@ class HttpTrackingStore:
             source = Path(source)
             if not source.is_file():
                 raise FileNotFoundError(f"artifact path {str(source)!r} is not a file")
-            path = path or source.name
             # A file is streamed from disk rather than read into memory whole.
             with source.open("rb") as handle:
-                response = self._call(
-                    "POST",
-                    f"/runs/{run_id}/artifacts",
-                    run_id=run_id,
-                    params={"path": path},
-                    content=handle,
-                    headers={"Content-Type": "application/octet-stream"},
-                )
-            return ArtifactRecord(**response.json())
+                return self._upload_artifact(run_id, path or source.name, handle)
+        return self._upload_artifact(run_id, path, data)
+
+    def _upload_artifact(self, run_id: str, path: str, content) -> ArtifactRecord:
         response = self._call(
             "POST",
             f"/runs/{run_id}/artifacts",
             run_id=run_id,
             params={"path": path},
-            content=data,
+            content=content,
             headers={"Content-Type": "application/octet-stream"},
         )
         return ArtifactRecord(**response.json())
