@@ -20,6 +20,7 @@ LAYER = {
     "datasets": 1,
     "reports": 2,
     "store": 3,
+    "contract": 3,
     "tracking": 3,
     "registry": 3,
     "serving": 4,

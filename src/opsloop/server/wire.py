@@ -19,54 +19,29 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from opsloop.tracking.filter_parser import MAX_FILTER_LENGTH
+from opsloop.contract.wire_types import (
+    MAX_LIST_LENGTH,
+    Approvals,
+    Count,
+    FilterText,
+    Int64,
+    Name,
+    Number,
+    Scalar,
+    Text,
+    TimeMs,
+    Version,
+)
 from opsloop.tracking.limits import (
     INT32_MAX,
     INT64_MAX,
     INT64_MIN,
     MAX_BATCH_POINTS,
     MAX_NAME_LENGTH,
-    MAX_TAG_LENGTH,
     MAX_TEXT_LENGTH,
-    MAX_TIME_MS,
-    MIN_TIME_MS,
 )
-
-# A list of run ids, keys or experiments is bounded well below the number of bound
-# parameters a database statement may hold (32,766 in SQLite).
-MAX_LIST_LENGTH = 1_000
-
-
-def _no_nul(text: str) -> str:
-    if "\x00" in text:
-        raise ValueError(f"NUL characters are not allowed (at position {text.index(chr(0))})")
-    return text
-
-
-Int64 = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
-Count = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]
-TimeMs = Annotated[int, Field(strict=True, ge=MIN_TIME_MS, le=MAX_TIME_MS)]
-Version = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX)]
-Approvals = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
-# Not refusing NaN here: the library refuses it with the metric's name, and a 422 that
-# echoed a NaN input could not be written as JSON.
-Number = Annotated[float, Field(strict=True)]
-Name = Annotated[str, Field(strict=True, max_length=MAX_NAME_LENGTH), AfterValidator(_no_nul)]
-Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT_LENGTH), AfterValidator(_no_nul)]
-FilterText = Annotated[
-    str, Field(strict=True, max_length=MAX_FILTER_LENGTH), AfterValidator(_no_nul)
-]
-# Tag and param values are checked again by the library (length per kind, NUL); this bound
-# is the larger of the two.
-Scalar = (
-    Annotated[str, Field(max_length=MAX_TAG_LENGTH)]
-    | Annotated[int, Field(strict=True)]
-    | Annotated[float, Field(strict=True)]
-    | bool
-)
-
 
 # Query and path parameters arrive as text, so these are not strict; they keep the bounds.
 # A time asked about ("as it was at T") may lie anywhere in 64 bits, unlike one stored.
