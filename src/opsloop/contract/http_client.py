@@ -15,7 +15,7 @@ sends one request and raises an error answer as the library's exception.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -65,6 +65,46 @@ def request_path(operation: Operation, arguments: dict[str, Any]) -> str:
     )
 
 
+def send(client: Any, table: ServiceTable, method: str, arguments: Mapping[str, Any]) -> Any:
+    """Send ``method``'s operation with ``arguments`` (by parameter name, ``actor`` left
+    out) through ``client._call``; the decoded answer. A client's hand-written method
+    (``by_hand``) prepares the arguments, then sends with this.
+
+    >>> from typing import Protocol
+    >>> from opsloop.contract.operation import wrapped
+    >>> class Sizes(Protocol):
+    ...     def size(self, name: str, unit: str | None = None) -> int: ...
+    >>> table = ServiceTable(Sizes, [Operation("size", "GET", "/sizes/{name}",
+    ...                      answer=wrapped("size", int), query=("unit",))])
+    >>> class Recorder:
+    ...     def _call(self, verb, path, **request):
+    ...         self.sent = (verb, path, request)
+    ...         return Answered()
+    >>> class Answered:
+    ...     def json(self):
+    ...         return {"size": 3}
+    >>> client = Recorder()
+    >>> send(client, table, "size", {"name": "a", "unit": "kB"}), client.sent
+    (3, ('GET', '/sizes/a', {'params': {'unit': 'kB'}}))
+    """
+    operation = table.operation(method)
+    parts = table.parameters(operation)
+    request: dict[str, Any] = {}
+    query = {
+        operation.wire_name(name): to_jsonable_python(arguments[name])
+        for name in parts.query
+        if arguments.get(name) is not None
+    }
+    if query:
+        request["params"] = query
+    if parts.body:
+        request["json"] = {name: to_jsonable_python(arguments.get(name)) for name in parts.body}
+    response = client._call(operation.verb, request_path(operation, arguments), **request)
+    if operation.answer.model is None:
+        return None
+    return operation.answer.decode(response.json())
+
+
 def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
     parts = table.parameters(operation)
     method = getattr(table.protocol, operation.method)
@@ -78,25 +118,17 @@ def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
             refuse_actor(arguments.pop(ACTOR))
         if operation.check is not None:
             operation.check(arguments)
-        request: dict[str, Any] = {}
-        query = {
-            name: to_jsonable_python(arguments[name])
-            for name in parts.query
-            if arguments[name] is not None
-        }
-        if query:
-            request["params"] = query
-        if parts.body:
-            request["json"] = {name: to_jsonable_python(arguments[name]) for name in parts.body}
-        response = self._call(operation.verb, request_path(operation, arguments), **request)
-        if operation.answer.model is None:
-            return None
-        return operation.answer.decode(response.json())
+        return send(self, table, operation.method, arguments)
 
     call.__name__ = operation.method
     call.__doc__ = method.__doc__
     call.__signature__ = parts.signature  # type: ignore[attr-defined]
     return call
+
+
+def _hand_written(table: ServiceTable) -> tuple[str, ...]:
+    by_hand = (operation.method for operation in table.operations if operation.by_hand)
+    return (*by_hand, *table.composed)
 
 
 def over_http(table: ServiceTable) -> Callable[[Client], Client]:
@@ -124,9 +156,16 @@ def over_http(table: ServiceTable) -> Callable[[Client], Client]:
 
     def decorate(cls: Client) -> Client:
         for operation in table.operations:
+            if operation.by_hand:
+                continue
             call = _calling(table, operation)
             call.__qualname__ = f"{cls.__qualname__}.{operation.method}"
             setattr(cls, operation.method, call)
+        protocol_methods = {getattr(table.protocol, name) for name in _hand_written(table)}
+        if unwritten := sorted(
+            name for name in _hand_written(table) if getattr(cls, name, None) in protocol_methods
+        ):
+            raise TypeError(f"{cls.__name__}: write these methods by hand: {', '.join(unwritten)}")
         return cls
 
     return decorate

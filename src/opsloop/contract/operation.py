@@ -118,6 +118,13 @@ class Operation:
     and ``check`` an optional check the client runs on the arguments before sending, so
     that a broken argument is named without a round trip (the server checks again).
 
+    Where a method's Python form and its wire form differ: ``local_only`` parameters never
+    travel (a model object; the server's method gets their default), ``wire`` gives the
+    wire's annotation of a body parameter whose Python annotation is wider, ``renamed``
+    gives a query parameter its name on the wire, ``created`` answers 201, and ``by_hand``
+    says the client's method is written by hand (it prepares what travels, then sends with
+    ``_send``), while the route is generated as for any other operation.
+
     >>> Operation("get", "GET", "/things/{name}", answer=wrapped("size", int)).status
     200
     >>> Operation("drop", "DELETE", "/things/{name}").status
@@ -134,6 +141,11 @@ class Operation:
     answer: Answer = NO_CONTENT
     query: tuple[str, ...] = ()
     check: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    local_only: tuple[str, ...] = ()
+    wire: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    created: bool = False
+    by_hand: bool = False
 
     def __post_init__(self) -> None:
         if self.verb not in VERBS:
@@ -149,8 +161,20 @@ class Operation:
 
     @property
     def status(self) -> int:
-        """The success status: 204 for an answer without a body, else 200."""
-        return 204 if self.answer.model is None else 200
+        """The success status: 204 for an answer without a body, 201 for a ``created``
+        one, else 200."""
+        if self.answer.model is None:
+            return 204
+        return 201 if self.created else 200
+
+    def wire_name(self, parameter: str) -> str:
+        """The name ``parameter`` has on the wire.
+
+        >>> Operation("audit", "GET", "/audit", query=("name",),
+        ...           renamed={"name": "model"}).wire_name("name")
+        'model'
+        """
+        return self.renamed.get(parameter, parameter)
 
     def path_parameters(self) -> tuple[str, ...]:
         """The parameters named in the path, in order.
@@ -176,9 +200,11 @@ class Parameters:
 class ServiceTable:
     """A service's Protocol and its operations, checked against each other.
 
-    Every public method of the Protocol must have exactly one operation, and every
-    operation's path and query parameters must be parameters of its method, so the table
-    cannot silently leave a method off the wire.
+    Every public method of the Protocol must have exactly one operation or be ``composed``
+    (written on each side on top of the operations, such as loading a model: the bytes
+    travel, the model object is made where it is used), and every operation's path and
+    query parameters must be parameters of its method, so the table cannot silently leave
+    a method off the wire.
 
     >>> from typing import Protocol
     >>> class Things(Protocol):
@@ -189,9 +215,12 @@ class ServiceTable:
     opsloop.errors.InvalidArgumentError: Things: methods without an operation: drop
     """
 
-    def __init__(self, protocol: type, operations: Iterable[Operation]) -> None:
+    def __init__(
+        self, protocol: type, operations: Iterable[Operation], *, composed: Iterable[str] = ()
+    ) -> None:
         self.protocol = protocol
         self.operations = tuple(operations)
+        self.composed = tuple(composed)
         self.name = protocol.__name__
         methods = {
             name
@@ -202,11 +231,11 @@ class ServiceTable:
         twice = sorted({name for name in given if given.count(name) > 1})
         if twice:
             raise InvalidArgumentError(f"{self.name}: operations given twice: {', '.join(twice)}")
-        if missing := sorted(methods - set(given)):
+        if missing := sorted(methods - set(given) - set(self.composed)):
             raise InvalidArgumentError(
                 f"{self.name}: methods without an operation: {', '.join(missing)}"
             )
-        if unknown := sorted(set(given) - methods):
+        if unknown := sorted((set(given) | set(self.composed)) - methods):
             raise InvalidArgumentError(
                 f"{self.name}: operations that are not methods: {', '.join(unknown)}"
             )
@@ -254,12 +283,13 @@ class ServiceTable:
         signature = inspect.signature(getattr(self.protocol, operation.method))
         names = [name for name in signature.parameters if name != "self"]
         path = operation.path_parameters()
-        for name in (*path, *operation.query):
+        for name in (*path, *operation.query, *operation.local_only):
             if name not in names or name == ACTOR:
                 raise InvalidArgumentError(
                     f"{self.name}.{operation.method}: {name!r} is not a parameter it may send"
                 )
-        body = tuple(name for name in names if name not in path and name not in operation.query)
+        elsewhere = (*path, *operation.query, *operation.local_only)
+        body = tuple(name for name in names if name not in elsewhere)
         acting = ACTOR in body
         return Parameters(
             path=path,
@@ -288,7 +318,8 @@ class ServiceTable:
         for name in parts.body:
             parameter = parts.signature.parameters[name]
             default = ... if parameter.default is inspect.Parameter.empty else parameter.default
-            fields[name] = (parts.hints.get(name, Any), default)
+            annotation = operation.wire.get(name, parts.hints.get(name, Any))
+            fields[name] = (annotation, default)
         title = self.name.removesuffix("Service") + operation.method.title().replace("_", "")
         method = getattr(self.protocol, operation.method)
         model = create_model(f"{title}In", __config__=ConfigDict(extra="forbid"), **fields)

@@ -75,3 +75,5 @@ Scalar = (
     | Annotated[float, Field(strict=True)]
     | bool
 )
+#: A content hash: 64 lowercase hex digits.
+Sha256 = Annotated[str, Field(strict=True, pattern="^[0-9a-f]{64}$")]

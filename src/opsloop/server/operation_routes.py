@@ -54,7 +54,7 @@ def _unwrapped(annotation: Any) -> tuple[Any, bool]:
 _UnionType = type(int | None)
 
 
-def _text_parameter(annotation: Any, where: Callable[..., Param]) -> Any:
+def _text_parameter(annotation: Any, where: Callable[..., Param], alias: str | None = None) -> Any:
     """A wire type as a path or query parameter: the same bounds, without ``strict`` (text
     arrives, and ``"3"`` is the number 3 there).
 
@@ -76,6 +76,8 @@ def _text_parameter(annotation: Any, where: Callable[..., Param]) -> Any:
                             bounds[keyword] = getattr(bound, keyword)
             else:
                 extra.append(item)
+    if alias is not None:
+        bounds["alias"] = alias
     return Annotated[(base | None) if optional else base, where(**bounds), *extra]  # type: ignore[valid-type]
 
 
@@ -106,7 +108,11 @@ def _endpoint(
             inspect.Parameter(
                 name,
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=_text_parameter(parts.hints.get(name, str), Query),
+                annotation=_text_parameter(
+                    parts.hints.get(name, str),
+                    Query,
+                    alias=operation.renamed.get(name),
+                ),
                 default=default,
             )
         )

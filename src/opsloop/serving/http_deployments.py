@@ -19,7 +19,7 @@ opsloop.errors.InvalidArgumentError: actor: over HTTP the acting user is the own
 >>> HttpDeployments("http://127.0.0.1:1").deploy("api", [Variant("a", "m", version=1)],
 ...                                            strategy="canary")
 Traceback (most recent call last):
-opsloop.errors.InvalidArgumentError: strategy 'canary': needs the primary and one candidate, got 1 live
+opsloop.errors.InvalidArgumentError: strategy 'canary': needs the primary and one candidate, ...
 """
 
 from __future__ import annotations
