@@ -25,6 +25,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from opsloop.learn.skops_import import import_skops_io
+
 
 @runtime_checkable
 class RunLog(Protocol):
@@ -194,9 +196,9 @@ def log_sklearn_model(run: RunLog, estimator: Any, name: str) -> None:
     >>> skops.io.loads(run.artifacts["model.skops"]).predict([[0.9]]).tolist()
     [1]
     """
-    import skops.io
+    skops_io = import_skops_io()
 
-    _log_bytes(run, skops.io.dumps(estimator), name)
+    _log_bytes(run, skops_io.dumps(estimator), name)
 
 
 def _log_bytes(run: RunLog, content: bytes, name: str) -> None:
