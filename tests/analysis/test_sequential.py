@@ -186,3 +186,13 @@ def test_mean_gate_round_trip_and_final_decision():
     assert decided.verdict == "fail"
     assert restored.update(True, 0.0) == decided
     assert GateDecision.from_dict(json.loads(json.dumps(decided.to_dict()))) == decided
+
+
+def test_evidence_is_strict_json_before_the_arms_have_data():
+    gate = MeanGate(effect=1.0)
+    gate.update(True, 5.0)
+    text = json.dumps(gate.decision().to_dict(), allow_nan=False)
+    assert json.loads(text)["lower"] is None
+    assert json.loads(text)["statistic"] is None
+    json.dumps(gate.to_dict(), allow_nan=False)
+    json.dumps(RateGate().to_dict(), allow_nan=False)

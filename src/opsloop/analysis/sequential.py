@@ -76,7 +76,7 @@ class GateDecision:
 
     verdict: Verdict
     test: str
-    statistic: float
+    statistic: float | None
     fail_threshold: float
     pass_threshold: float | None
     n_candidate: int
@@ -88,12 +88,21 @@ class GateDecision:
     decided_at: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        """The decision as plain JSON-ready values."""
+        """The decision as plain JSON-ready values (no infinities or NaN: ``None`` instead).
+
+        >>> MeanGate(effect=1.0).decision().to_dict()["lower"] is None
+        True
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateDecision:
-        """The decision ``to_dict`` wrote."""
+        """The decision ``to_dict`` wrote.
+
+        >>> d = RateGate().decision()
+        >>> GateDecision.from_dict(d.to_dict()) == d
+        True
+        """
         return cls(**data)
 
 
@@ -209,16 +218,28 @@ class RateGate:
 
     @property
     def fail_threshold(self) -> float:
-        """:math:`\\log((1-\\beta)/\\alpha)`, or :math:`\\log(1/\\alpha)` without ``beta``."""
+        """:math:`\\log((1-\\beta)/\\alpha)`, or :math:`\\log(1/\\alpha)` without ``beta``.
+
+        >>> round(RateGate(alpha=0.05, beta=0.2).fail_threshold, 4)
+        2.7726
+        """
         return math.log((1.0 - (self.beta or 0.0)) / self.alpha)
 
     @property
     def pass_threshold(self) -> float | None:
-        """:math:`\\log(\\beta/(1-\\alpha))`, or ``None`` without ``beta``."""
+        """:math:`\\log(\\beta/(1-\\alpha))`, or ``None`` without ``beta``.
+
+        >>> round(RateGate(alpha=0.05, beta=0.2).pass_threshold, 4)
+        -1.5581
+        """
         return None if self.beta is None else math.log(self.beta / (1.0 - self.alpha))
 
     def decision(self) -> GateDecision:
-        """The current verdict and its evidence."""
+        """The current verdict and its evidence.
+
+        >>> RateGate().decision().verdict
+        'continue'
+        """
         return GateDecision(
             verdict=self.verdict,
             test=self.test,
@@ -236,12 +257,21 @@ class RateGate:
 
     def update(self, candidate: bool, event: bool, share: float) -> GateDecision:
         """Read one request: was it the candidate's, did the event (an error) happen, and the
-        candidate's traffic share when it was routed."""
+        candidate's traffic share when it was routed.
+
+        >>> round(RateGate(detect_ratio=3.0).update(False, True, share=0.5).statistic, 4)
+        -0.6931
+        """
         return self.update_many([bool(candidate)], [bool(event)], share)
 
     def update_many(self, candidate: Any, event: Any, share: Any) -> GateDecision:
         """Read requests in order (arrays of flags; ``share`` a number or one per request);
-        stops at the first decision, as :meth:`update` one by one would."""
+        stops at the first decision, as :meth:`update` one by one would.
+
+        >>> d = RateGate().update_many([True, False, True], [False, False, True], share=0.1)
+        >>> d.n_candidate, d.n_primary, d.events_candidate
+        (2, 1, 1)
+        """
         is_candidate = _flags("candidate", candidate)
         is_event = _flags("event", event)
         if is_event.shape != is_candidate.shape:
@@ -304,7 +334,11 @@ class RateGate:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """Parameters and state as JSON-ready values (what the store keeps)."""
+        """Parameters and state as JSON-ready values (what the store keeps).
+
+        >>> RateGate().to_dict()["state"]["verdict"]
+        'continue'
+        """
         return {
             "test": self.test,
             "params": self.get_params(),
@@ -321,7 +355,13 @@ class RateGate:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RateGate:
-        """The gate ``to_dict`` wrote, ready to read more requests."""
+        """The gate ``to_dict`` wrote, ready to read more requests.
+
+        >>> gate = RateGate()
+        >>> _ = gate.update(True, True, share=0.1)
+        >>> RateGate.from_dict(gate.to_dict()).events_candidate
+        1
+        """
         if data.get("test") != cls.test:
             raise InvalidArgumentError(f"test must be {cls.test!r}, got {data.get('test')!r}")
         gate = cls(**data["params"])
@@ -357,7 +397,8 @@ class MeanGate:
     margin
         Allowed worsening in the metric's units.
     ratio_margin
-        The candidate's mean may be up to this many times the primary's (1.1: 10% slower).
+        The candidate's mean may be up to this many times the primary's (1.1: 10% slower
+        with ``worse="higher"``; 0.95: 5% lower with ``worse="lower"``).
     worse
         ``"higher"`` (latency, cost) or ``"lower"`` (accuracy, revenue).
     min_samples
@@ -407,11 +448,20 @@ class MeanGate:
         self.decided_at: int | None = None
 
     def update(self, candidate: bool, value: float) -> GateDecision:
-        """Read one observation of the candidate (``True``) or the primary."""
+        """Read one observation of the candidate (``True``) or the primary.
+
+        >>> MeanGate(effect=1.0).update(True, 3.0).n_candidate
+        1
+        """
         return self.update_many([bool(candidate)], [value])
 
     def update_many(self, candidate: Any, values: Any) -> GateDecision:
-        """Read observations in order; stops at the first decision."""
+        """Read observations in order; stops at the first decision.
+
+        >>> d = MeanGate(effect=1.0).update_many([True, False, True], [1.0, 2.0, 3.0])
+        >>> d.n_candidate, d.n_primary, d.verdict
+        (2, 1, 'continue')
+        """
         is_candidate = _flags("candidate", candidate)
         x = np.asarray(values, dtype=np.float64)
         if x.shape != is_candidate.shape:
@@ -478,18 +528,25 @@ class MeanGate:
         return d, half
 
     def decision(self) -> GateDecision:
-        """The current verdict and its evidence."""
+        """The current verdict and its evidence (bounds ``None`` until each arm has two
+        observations).
+
+        >>> gate = MeanGate(effect=1.0)
+        >>> round(gate.update_many([True, True, False, False], [1.0, 3.0, 1.0, 2.0]).upper, 4)
+        4.8016
+        """
         (n_c, n_p), (mean_c, mean_p), (m2_c, m2_p) = self.count, self.mean, self.m2
         d, half = self._bounds(*(np.float64(v) for v in (n_c, mean_c, m2_c, n_p, mean_p, m2_p)))
         d, half = float(d), float(half)
         v = self._variance()
         tau2 = self.effect**2
-        if math.isfinite(half) and v > 0.0:
+        if math.isfinite(half) and v > 0.0 and math.isfinite(v):
             statistic = 0.5 * math.log(v / (v + tau2)) + tau2 * (d - self.margin) ** 2 / (
                 2.0 * v * (v + tau2)
             )
         else:
-            statistic = math.nan
+            statistic = None
+        bounded = math.isfinite(half)
         return GateDecision(
             verdict=self.verdict,
             test=self.test,
@@ -500,8 +557,8 @@ class MeanGate:
             n_primary=n_p,
             events_candidate=None,
             events_primary=None,
-            lower=d - half,
-            upper=d + half,
+            lower=d - half if bounded else None,
+            upper=d + half if bounded else None,
             decided_at=self.decided_at,
         )
 
@@ -527,7 +584,11 @@ class MeanGate:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """Parameters and state as JSON-ready values (what the store keeps)."""
+        """Parameters and state as JSON-ready values (what the store keeps).
+
+        >>> MeanGate(effect=1.0).to_dict()["state"]["count"]
+        [0, 0]
+        """
         return {
             "test": self.test,
             "params": self.get_params(),
@@ -542,7 +603,13 @@ class MeanGate:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MeanGate:
-        """The gate ``to_dict`` wrote, ready to read more observations."""
+        """The gate ``to_dict`` wrote, ready to read more observations.
+
+        >>> gate = MeanGate(effect=1.0)
+        >>> _ = gate.update(False, 2.5)
+        >>> MeanGate.from_dict(gate.to_dict()).mean
+        [0.0, 2.5]
+        """
         if data.get("test") != cls.test:
             raise InvalidArgumentError(f"test must be {cls.test!r}, got {data.get('test')!r}")
         gate = cls(**data["params"])
