@@ -90,7 +90,11 @@ class Assertion:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Assertion:
-        """Parse a rule's dict (``name``, ``when``, ``action``, ``value`` to override)."""
+        """Parse a rule's dict (``name``, ``when``, ``action``, ``value`` to override).
+
+        >>> Assertion.from_dict({"name": "r", "when": "x in [1, 2]", "action": "flag"}).condition
+        ('in', ('field', 'x'), ('const', (1, 2)))
+        """
         if not isinstance(data, dict):
             raise AssertionRuleError(f"a rule must be a dict, got {type(data).__name__}")
         name = data.get("name")
@@ -118,14 +122,23 @@ class Assertion:
         return cls(name, condition, action, data.get("value"), when)
 
     def to_dict(self) -> dict[str, Any]:
-        """The rule as it was written (``from_dict`` of it gives an equal rule)."""
+        """The rule as it was written (``from_dict`` of it gives an equal rule).
+
+        >>> rule = {"name": "r", "when": "x > 1", "action": "override", "value": 0}
+        >>> Assertion.from_dict(rule).to_dict() == rule
+        True
+        """
         data = {"name": self.name, "when": self.source, "action": self.action}
         if self.action == "override":
             data["value"] = self.value
         return data
 
     def fields(self) -> list[str]:
-        """The fields the condition reads, in order of first use."""
+        """The fields the condition reads, in order of first use.
+
+        >>> Assertion.from_dict({"name": "r", "when": "b > a + b", "action": "flag"}).fields()
+        ['b', 'a']
+        """
         found: list[str] = []
 
         def walk(node):
@@ -451,7 +464,13 @@ class AssertionResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Counts per rule and per action, JSON-ready."""
+        """Counts per rule and per action, JSON-ready.
+
+        >>> r = apply_assertions([{"name": "r", "when": "x > 1", "action": "review"}],
+        ...                      pd.DataFrame({"x": [0, 2, 3]}), [1, 1, 1])
+        >>> r.to_dict()
+        {'rules': {'r': 2}, 'actions': {'none': 1, 'review': 2}, 'rows': 3}
+        """
         actions, counts = np.unique(self.actions, return_counts=True)
         return {
             "rules": dict(self.counts),

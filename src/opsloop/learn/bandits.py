@@ -88,17 +88,31 @@ class BanditPolicy:
 
     # -- choosing -------------------------------------------------------------------------
     def choose(self, rng: np.random.Generator) -> str:
-        """One arm's name, drawn with ``rng``."""
+        """One arm's name, drawn with ``rng``.
+
+        >>> UCB1(["a", "b"]).choose(np.random.default_rng(3)) in ("a", "b")
+        True
+        """
         return self.arms[int(self._draw(rng, 1)[0])]
 
     def choose_many(self, rng: np.random.Generator, size: int) -> list[str]:
-        """``size`` choices from the current state (no learning between them)."""
+        """``size`` choices from the current state (no learning between them).
+
+        >>> policy = EpsilonGreedy(["a", "b"], epsilon=0.0)
+        >>> policy.update_many(["a", "b"], [0.0, 1.0])
+        >>> policy.choose_many(np.random.default_rng(0), 3)
+        ['b', 'b', 'b']
+        """
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise InvalidArgumentError(f"{self.name}: size must be an integer >= 0, got {size!r}")
         return [self.arms[i] for i in self._draw(rng, size)]
 
     def shares(self, rng: np.random.Generator | None = None) -> dict[str, float]:
-        """Probability of each arm being chosen now (Thompson: estimated with ``rng``)."""
+        """Probability of each arm being chosen now (Thompson: estimated with ``rng``).
+
+        >>> UCB1(["a", "b", "c"]).shares()
+        {'a': 0.3333333333333333, 'b': 0.3333333333333333, 'c': 0.3333333333333333}
+        """
         return dict(zip(self.arms, (float(p) for p in self._probabilities(rng)), strict=True))
 
     def _draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -121,11 +135,23 @@ class BanditPolicy:
 
     # -- learning -------------------------------------------------------------------------
     def update(self, arm: str, reward: float) -> None:
-        """Learn one reward of ``arm``."""
+        """Learn one reward of ``arm``.
+
+        >>> policy = EpsilonGreedy(["a", "b"])
+        >>> policy.update("b", 2.5)
+        >>> policy.means
+        {'a': nan, 'b': 2.5}
+        """
         self.update_many([arm], [reward])
 
     def update_many(self, arms: Sequence[str], rewards: Any) -> None:
-        """Learn rewards in bulk; order does not matter (the state is per-arm sums)."""
+        """Learn rewards in bulk; order does not matter (the state is per-arm sums).
+
+        >>> policy = BernoulliThompson(["a", "b"])
+        >>> policy.update_many(["a", "b", "a"], [1, 0, 0])
+        >>> policy.counts.tolist(), policy.sums.tolist()
+        ([2, 1], [1.0, 0.0])
+        """
         index = self._indices(arms)
         x = np.asarray(rewards, dtype=np.float64)
         if x.shape != index.shape:
@@ -161,20 +187,34 @@ class BanditPolicy:
 
     @property
     def means(self) -> dict[str, float]:
-        """Observed mean reward per arm (``nan`` before its first reward)."""
+        """Observed mean reward per arm (``nan`` before its first reward).
+
+        >>> policy = UCB1(["a", "b"])
+        >>> policy.update_many(["a", "a"], [1.0, 0.0])
+        >>> policy.means["a"]
+        0.5
+        """
         with np.errstate(invalid="ignore", divide="ignore"):
             return dict(zip(self.arms, (self.sums / self.counts).tolist(), strict=True))
 
     # -- state ----------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
-        """The constructor's parameters other than the arms."""
+        """The constructor's parameters other than the arms.
+
+        >>> EpsilonGreedy(["a", "b"], epsilon=0.2).get_params()
+        {'epsilon': 0.2}
+        """
         return {}
 
     def _state(self) -> dict[str, list]:
         return {"counts": self.counts.tolist(), "sums": self.sums.tolist()}
 
     def to_dict(self) -> dict[str, Any]:
-        """Policy, arms, parameters and per-arm statistics as JSON-ready values."""
+        """Policy, arms, parameters and per-arm statistics as JSON-ready values.
+
+        >>> UCB1(["a", "b"]).to_dict()["state"]
+        {'counts': [0, 0], 'sums': [0.0, 0.0]}
+        """
         return {
             "policy": self.name,
             "arms": list(self.arms),
@@ -323,7 +363,13 @@ class GaussianThompson(BanditPolicy):
 
     def posterior(self) -> dict[str, np.ndarray]:
         """The normal-inverse-gamma parameters per arm: ``mean``, ``count``, ``shape``,
-        ``scale``."""
+        ``scale``.
+
+        >>> policy = GaussianThompson(["a", "b"], prior_count=1.0)
+        >>> policy.update_many(["a", "a"], [2.0, 4.0])
+        >>> policy.posterior()["mean"].tolist()
+        [2.0, 0.0]
+        """
         n = self.counts.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             xbar = np.where(n > 0, self.sums / n, 0.0)
@@ -375,7 +421,11 @@ class UCB1(BanditPolicy):
     reward_rule = "unit"
 
     def ucb_values(self) -> np.ndarray:
-        """Each arm's index; ``inf`` for an arm not yet pulled."""
+        """Each arm's index; ``inf`` for an arm not yet pulled.
+
+        >>> UCB1(["a", "b"]).ucb_values().tolist()
+        [inf, inf]
+        """
         n = self.counts.astype(np.float64)
         t = n.sum()
         with np.errstate(invalid="ignore", divide="ignore"):
