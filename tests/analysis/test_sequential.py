@@ -196,3 +196,23 @@ def test_evidence_is_strict_json_before_the_arms_have_data():
     assert json.loads(text)["statistic"] is None
     json.dumps(gate.to_dict(), allow_nan=False)
     json.dumps(RateGate().to_dict(), allow_nan=False)
+
+
+def test_a_p99_latency_gate_is_a_rate_gate_on_exceedances():
+    rng = np.random.default_rng(21)
+    bound = np.quantile(rng.lognormal(np.log(40.0), 0.4, 100_000), 0.99)  # primary's p99
+    n, share = 40_000, 0.1
+    found = {}
+    for slowdown in (1.0, 1.3):
+        alarms, delays = 0, []
+        for _ in range(200):
+            is_candidate = rng.random(n) < share
+            latency = rng.lognormal(np.log(40.0), 0.4, n) * np.where(is_candidate, slowdown, 1.0)
+            d = RateGate(detect_ratio=3.0).update_many(is_candidate, latency > bound, share)
+            alarms += d.verdict == "fail"
+            delays.append(d.n_candidate if d.verdict == "fail" else np.inf)
+        found[slowdown] = (alarms / 200, np.median(delays))
+    assert found[1.0][0] <= 0.05
+    # 30% slower: about 4.7% of the candidate's requests exceed the primary's p99.
+    assert found[1.3][0] == 1.0
+    assert found[1.3][1] < 150
