@@ -26,10 +26,10 @@ is final: later observations leave the gate unchanged, as a sequential test stop
 decides. The state is a few numbers, ``to_dict()``/``from_dict()`` round-trip it through
 JSON, so several serving workers share one gate through the store.
 
-Written here, not taken from a library: no maintained Python package offers a two-sample
-sequential test with a margin relative to the primary (``statsmodels`` has fixed-horizon tests
-only; ``expan`` and ``spotify-confidence`` are abandoned or fixed-horizon), and the gate
-needs a state small enough to live in the store.
+Written here, not taken from a library: ``statsmodels`` and ``scipy`` test at a fixed
+horizon only, the conditional SPRT with a traffic share that changes per request is a dozen
+lines, and the gate needs a state of a few numbers that the store can hold and several
+workers can update.
 
 >>> gate = RateGate(detect_ratio=3.0)
 >>> decision = gate.update_many([True] * 4, [True] * 4, share=0.1)
