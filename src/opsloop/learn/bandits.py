@@ -23,9 +23,9 @@ statistics as JSON values; :func:`policy_from_dict` restores any policy, so seve
 workers share one policy through the store. Updates are sums, so two workers' updates can
 be applied in any order and give the same state.
 
-Written here rather than taken from a library: the maintained bandit libraries (MABWiser,
-Vowpal Wabbit's contextual bandits) keep their state in Python objects pickled whole, which
-the store cannot hold safely or merge, and we need only these four policies.
+Written here rather than taken from a library: MABWiser documents saving a policy by
+pickling the whole object, which the store will not load (pickles run code) and cannot merge
+between workers, and these four policies are a few lines each on per-arm sums.
 
 >>> import numpy as np
 >>> policy = BernoulliThompson(["a", "b"])
