@@ -185,8 +185,12 @@ class HttpModelRegistry(ServerClient, ModelReferences):
     def alias_at(self, name: str, alias: str, at_ms: int) -> int | None:
         """The version ``alias`` pointed at, at time ``at_ms`` (from the audit log).
 
-        >>> HttpModelRegistry.alias_at.__name__
-        'alias_at'
+        >>> from opsloop.store import now_ms
+        >>> remote = HttpModelRegistry(server_url)
+        >>> _ = remote.register("churn", b"onnx bytes", flavor="onnx")
+        >>> remote.set_alias("churn", "champion", 1)
+        >>> remote.alias_at("churn", "champion", 0), remote.alias_at("churn", "champion", now_ms())
+        (None, 1)
         """
         path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}"
         return self._call("GET", path, params={"at_ms": int(at_ms)}).json()["version"]
@@ -247,8 +251,12 @@ class HttpModelRegistry(ServerClient, ModelReferences):
     def lineage(self, name: str, version: int | None = None, alias: str | None = None) -> Lineage:
         """Version -> artifact -> run -> commit, packages and data hashes.
 
-        >>> HttpModelRegistry.lineage.__name__
-        'lineage'
+        >>> run_id = tracking.create_run("churn")  # the server's store
+        >>> remote = HttpModelRegistry(server_url)
+        >>> _ = remote.register("churn", b"onnx bytes", flavor="onnx", run_id=run_id)
+        >>> lineage = remote.lineage("churn", 1)
+        >>> lineage.run_id == run_id, lineage.experiment
+        (True, 'churn')
         """
         path = f"/models/{path_segment(name)}/lineage"
         document = self._call("GET", path, params=_selector(version, alias)).json()
@@ -257,8 +265,12 @@ class HttpModelRegistry(ServerClient, ModelReferences):
     def list_models(self) -> pd.DataFrame:
         """One row per model: ``name``, ``description``, ``latest_version``, ``aliases``.
 
-        >>> HttpModelRegistry.list_models.__name__
-        'list_models'
+        >>> remote = HttpModelRegistry(server_url)
+        >>> for content in (b"first", b"second"):
+        ...     _ = remote.register("churn", content, flavor="onnx")
+        >>> remote.set_alias("churn", "champion", 1)
+        >>> remote.list_models().to_dict("records")
+        [{'name': 'churn', 'description': None, 'latest_version': 2, 'aliases': {'champion': 1}}]
         """
         rows = self._call("GET", "/models").json()["models"]
         frame = pd.DataFrame(
@@ -323,8 +335,15 @@ class HttpModelRegistry(ServerClient, ModelReferences):
     def audit(self, name: str | None = None) -> pd.DataFrame:
         """The audit log (every entity, or those of model ``name``), oldest first.
 
-        >>> HttpModelRegistry.audit.__name__
-        'audit'
+        >>> remote = HttpModelRegistry(server_url)
+        >>> _ = remote.register("churn", b"onnx bytes", flavor="onnx")
+        >>> _ = remote.register("churn-v2", b"onnx bytes", flavor="onnx")
+        >>> remote.set_alias("churn", "champion", 1, reason="first model")
+        >>> for entry in remote.audit("churn")[["action", "entity", "reason"]].values.tolist():
+        ...     print(*entry)
+        create_model model:churn None
+        register_version model:churn/version:1 None
+        set_alias model:churn/alias:champion first model
         """
         params = {} if name is None else {"model": name}
         rows = self._call("GET", "/audit", params=params).json()["entries"]
@@ -396,8 +415,11 @@ class HttpModelRegistry(ServerClient, ModelReferences):
     def set_description(self, name: str, description: str, *, actor: str | None = None) -> None:
         """Describe a registered model (searchable by :meth:`search`).
 
-        >>> HttpModelRegistry.set_description.__name__
-        'set_description'
+        >>> remote = HttpModelRegistry(server_url)
+        >>> _ = remote.register("churn", b"onnx bytes", flavor="onnx")
+        >>> remote.set_description("churn", "monthly churn score")
+        >>> remote.search("monthly")[["model", "version"]].values.tolist()
+        [['churn', 1]]
         """
         refuse_actor(actor)
         self._call(
@@ -415,8 +437,13 @@ class HttpModelRegistry(ServerClient, ModelReferences):
     ) -> None:
         """Require ``required_approvals`` distinct approvers before ``alias`` can move (admin).
 
-        >>> HttpModelRegistry.protect_alias.__name__
-        'protect_alias'
+        >>> remote = HttpModelRegistry(server_url)
+        >>> _ = remote.register("churn", b"onnx bytes", flavor="onnx")
+        >>> remote.protect_alias("churn", "champion", 2)
+        >>> remote.set_alias("churn", "champion", 1)
+        Traceback (most recent call last):
+        opsloop.registry.users.PermissionDenied: alias 'champion' of model 'churn' is protected:
+        moving it to version 1 needs 2 approvals from distinct approvers, has 0
         """
         refuse_actor(actor)
         checked_key("alias", alias)
@@ -438,8 +465,18 @@ class HttpModelRegistry(ServerClient, ModelReferences):
     ) -> int:
         """Approve pointing ``alias`` at ``version`` (approver role); return the approvals so far.
 
-        >>> HttpModelRegistry.approve.__name__
-        'approve'
+        ``db`` is the server's store; each user acts with their own API token:
+
+        >>> from opsloop.registry import add_user
+        >>> admin = HttpModelRegistry(server_url, token=add_user(db, "ada", "admin")[1])
+        >>> approver = HttpModelRegistry(server_url, token=add_user(db, "ana", "approver")[1])
+        >>> _ = admin.register("churn", b"onnx bytes", flavor="onnx")
+        >>> admin.protect_alias("churn", "champion", 1)
+        >>> approver.approve("churn", "champion", 1, comment="validated on March data")
+        1
+        >>> admin.set_alias("churn", "champion", 1)
+        >>> admin.get_version("churn", alias="champion").version
+        1
         """
         refuse_actor(actor)
         checked_key("alias", alias)
@@ -458,8 +495,12 @@ class HttpModelRegistry(ServerClient, ModelReferences):
     ) -> None:
         """Point ``alias`` at ``version`` (protected aliases need their approvals first).
 
-        >>> HttpModelRegistry.set_alias.__name__
-        'set_alias'
+        >>> remote = HttpModelRegistry(server_url)
+        >>> for content in (b"first", b"second"):
+        ...     _ = remote.register("churn", content, flavor="onnx")
+        >>> remote.set_alias("churn", "champion", 1); remote.set_alias("churn", "champion", 2)
+        >>> remote.get_version("churn", alias="champion").version
+        2
         """
         refuse_actor(actor)
         checked_key("alias", alias)
