@@ -58,9 +58,7 @@ def doctest_stores(
     ):
         monkeypatch.delenv(variable, raising=False)
     used = _names_used(request.node)
-    if "server_url" in used:
-        used |= {"db", "artifacts"}
-    if used & {"registry", "tracking"}:
+    if used & {"db", "artifacts", "registry", "tracking", "server_url"}:
         used |= {"db", "artifacts"}
     provided: dict[str, object] = {}
     if "tmp_path" in used:
