@@ -100,8 +100,12 @@ def wrapped(
     document can grow fields later without breaking its readers.
 
     >>> answer = wrapped("approvals", int, title="ApprovalCount")
-    >>> answer.encode(2), answer.decode({"approvals": 2}), answer.model.__name__
-    ({'approvals': 2}, 2, 'ApprovalCount')
+    >>> answer.encode(2), answer.decode({"approvals": 2})
+    ({'approvals': 2}, 2)
+    >>> answer.model.model_json_schema()["required"], answer.model(approvals="two")
+    Traceback (most recent call last):
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for ApprovalCount
+    ...
     """
     model = create_model(title or f"{key.title().replace('_', '')}Answer", **{key: (kind, ...)})
     return Answer(model, lambda result: {key: encode(result)}, lambda doc: decode(doc[key]))

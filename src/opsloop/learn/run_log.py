@@ -35,7 +35,10 @@ class RunLog(Protocol):
     The signatures are those of ``opsloop.tracking.ActiveRun`` (the object ``start_run``
     yields), so a tracked run is passed as it is.
 
-    >>> isinstance(InMemoryRun(), RunLog), isinstance(object(), RunLog)
+    >>> class MetricsOnly:  # no log_artifact
+    ...     def log_params(self, params): ...
+    ...     def log_metric(self, key, value, step=0): ...
+    >>> isinstance(InMemoryRun(), RunLog), isinstance(MetricsOnly(), RunLog)
     (True, False)
     """
 
@@ -55,10 +58,9 @@ class InMemoryRun:
     ``metrics[key]`` lists ``(step, value)`` in logging order; ``artifacts[name]`` holds the
     bytes of the file as it was when logged.
 
-    >>> import pathlib, tempfile
     >>> run = InMemoryRun()
     >>> run.log_params({"lr": 0.1}); run.log_metric("loss", 0.5, step=1)
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> path = tmp_path / "notes.txt"
     >>> _ = path.write_text("ok")
     >>> run.log_artifact(path)
     'notes.txt'

@@ -24,6 +24,8 @@ compares the current aliases, protections and deployments with the state the log
 ...                      {"description": None}, {"description": "churn scorer"})
 >>> verify_audit_log(db).ok
 True
+
+The examples of the functions start from ``db``, another such empty store.
 """
 
 from __future__ import annotations
@@ -148,8 +150,6 @@ def append_audit(
 def alias_version_at(connection: Connection, model: str, alias: str, at_ms: int) -> int | None:
     """The version ``model``'s ``alias`` pointed at, at time ``at_ms``, from the log.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> with db.write() as c:
     ...     _ = append_audit(c, "ana", "set_alias", "model:m/alias:prod", None, None,
     ...                      {"version": 3})
@@ -315,8 +315,6 @@ def seal_audit_log(db: Database, actor: str, reason: str | None = None) -> str:
     """Append a keyed ``seal`` entry naming the current head, so a log written before the
     audit key existed is anchored under it; return the new head hash.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> len(seal_audit_log(db, "ana")), verify_audit_log(db).keyed_entries
     (64, 1)
     """
@@ -339,8 +337,6 @@ def model_entity_clause(name: str) -> sa.ColumnElement[bool]:
 
     Never those of another model whose name starts with ``name`` (``m2``, ``m/x``).
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> with db.write() as c:
     ...     for entity in ("model:m", "model:m/version:1", "model:m2", "model:m/x/alias:a"):
     ...         _ = append_audit(c, "ana", "create", entity, None, None, None)

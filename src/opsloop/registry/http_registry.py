@@ -117,6 +117,21 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
     >>> HttpModelRegistry("http://127.0.0.1:1").get_version("m", 1, "champion")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: give a version or an alias, not both
+
+    Against a server (``server_url``, one with no users, so it acts as the OS user):
+
+    >>> remote = HttpModelRegistry(server_url)
+    >>> remote.register("churn", b"\\x08\\x01", flavor="onnx", metrics={"auc": 0.91}).version
+    1
+    >>> remote.set_alias("churn", "champion", 1)
+    >>> found = remote.get_version("churn", alias="champion")
+    >>> found.version, found.metrics, remote.load("churn", alias="champion")
+    (1, {'auc': 0.91}, b'\\x08\\x01')
+    >>> remote.alias_at("churn", "champion", 0) is None
+    True
+    >>> remote.get_version("ghost")
+    Traceback (most recent call last):
+    opsloop.registry.model_registry.UnknownModelError: unknown model 'ghost'
     """
 
     errors = _ERRORS

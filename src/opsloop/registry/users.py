@@ -14,6 +14,8 @@ Embedded use (no server) acts as the OS user.
 >>> user, token = add_user(db, "ana", "approver")
 >>> authenticate(db, token).name, token.startswith("olp_")
 ('ana', True)
+
+The examples of the functions start from ``db``, another such empty store.
 """
 
 from __future__ import annotations
@@ -146,8 +148,6 @@ def add_user(
     """Create a user and a first token (expiring at ``expires_ms`` if given); return both
     (the token is not stored, only its hash).
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> _ = add_user(db, "ana", "viewer")
     >>> add_user(db, "ana", "admin")
     Traceback (most recent call last):
@@ -399,8 +399,6 @@ def acting_user(connection: Connection, name: str, role: str) -> str:
     distinct registered approvers). Once users exist, the actor must be one of them, with a
     role at least ``role``.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> with db.read() as c:
     ...     acting_user(c, "ana", "editor")
     'ana'

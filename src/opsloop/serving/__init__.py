@@ -7,9 +7,12 @@ holds the records and the rules a definition must obey. :class:`HttpDeployments`
 same through an opsloop server, and :func:`open_deployments` picks one or the other by
 ``OPSLOOP_TRACKING_URI``.
 
->>> from opsloop.store import Database
->>> Deployments(Database("sqlite://")).list().empty
-True
+>>> from opsloop.registry import ModelRegistry
+>>> from opsloop.store import ArtifactStore, Database
+>>> db = Database("sqlite://")
+>>> _ = ModelRegistry(db, ArtifactStore(tmp_path)).register("credit", b"onnx", flavor="onnx")
+>>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
+{'stable': 1}
 """
 
 from opsloop.serving.backend import open_deployments

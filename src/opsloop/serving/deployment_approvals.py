@@ -21,6 +21,9 @@ calls them.
 >>> b = definition_digest("single", "full_automation", [Variant("s", "m", version=2)])
 >>> len(a), a == b
 (64, False)
+
+The examples that write start from ``db``, an empty in-memory store
+(``Database("sqlite://")``).
 """
 
 from __future__ import annotations
@@ -79,8 +82,6 @@ def required_approvals(connection: Connection, name: str) -> int:
 def set_protection(connection: Connection, name: str, required: int) -> int:
     """Require ``required`` approvals (0 removes the protection); return the previous count.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> with db.write() as c:
     ...     set_protection(c, "api", 2), set_protection(c, "api", 0)
     (0, 2)
@@ -182,8 +183,6 @@ def use_approvals(
     return who approved (nothing for an unprotected deployment). ``guard`` is what
     :func:`alias_guard` asks for; the larger of the two counts applies.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> with db.write() as c:
     ...     _ = set_protection(c, "api", 1)
     ...     use_approvals(c, "api", "a" * 64)

@@ -48,6 +48,19 @@ class HttpDeployments(ServerClient, DeploymentService):
     >>> HttpDeployments("ftp://example.com")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: tracking server URL must start with http:// or https://...
+
+    Against a server (``server_url``, one with no users, so it acts as the OS user) whose
+    registry holds ``credit`` version 1:
+
+    >>> _ = registry.register("credit", b"\\x08\\x01", flavor="onnx")
+    >>> remote = HttpDeployments(server_url)
+    >>> remote.deploy("credit-api", [Variant("stable", "credit", version=1)]).serving
+    {'stable': 1}
+    >>> remote.list()[["name", "variants"]].values.tolist()
+    [['credit-api', 'stable=credit/1 (primary, 1)']]
+    >>> remote.retire("credit-api"); remote.get("credit-api")
+    Traceback (most recent call last):
+    opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'credit-api'
     """
 
     errors = _ERRORS

@@ -43,7 +43,8 @@ _MIGRATION_LOCK_KEY = 0x6F70736C6F6F70
 def now_ms() -> int:
     """Milliseconds since the epoch, the store's unit of time.
 
-    >>> now_ms() > 1_700_000_000_000
+    >>> import time
+    >>> abs(now_ms() - time.time() * 1000) < 1_000
     True
     """
     return time.time_ns() // 1_000_000
@@ -115,10 +116,20 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction: committed on exit, rolled back on error.
 
+        ``db`` is an empty in-memory store:
+
         >>> from opsloop.store import tables
-        >>> db = Database("sqlite://")
         >>> with db.write() as c:
         ...     _ = c.execute(tables.metric_keys.insert().values(name="auc"))
+        >>> try:
+        ...     with db.write() as c:
+        ...         _ = c.execute(tables.metric_keys.insert().values(name="loss"))
+        ...         raise RuntimeError("stopped before the end of the transaction")
+        ... except RuntimeError:
+        ...     pass
+        >>> with db.read() as c:
+        ...     [row.name for row in c.execute(tables.metric_keys.select())]
+        ['auc']
         """
         with self._turns, self.engine.connect() as connection:
             connection.execution_options(opsloop_write=True)
