@@ -42,7 +42,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit_key import audit_key, keyed_hash
 from opsloop.registry.audit_state import state_problems
 from opsloop.store import tables
-from opsloop.store.database import Database, now_ms
+from opsloop.store.database import Database, clock_of
 from opsloop.tracking.limits import checked_text
 
 GENESIS = "0" * 64
@@ -125,7 +125,7 @@ def append_audit(
         connection.execute(sa.select(_log.c.hash).order_by(_log.c.id.desc()).limit(1)).scalar()
         or GENESIS
     )
-    at = now_ms() if at_ms is None else int(at_ms)
+    at = clock_of(connection) if at_ms is None else int(at_ms)
     before_json, after_json = _canonical(before), _canonical(after)
     digest = entry_hash(
         prev, at, actor, action, entity, reason, before_json, after_json, key=audit_key()
@@ -150,6 +150,7 @@ def append_audit(
 def alias_version_at(connection: Connection, model: str, alias: str, at_ms: int) -> int | None:
     """The version ``model``'s ``alias`` pointed at, at time ``at_ms``, from the log.
 
+    >>> from opsloop.store.database import now_ms
     >>> with db.write() as c:
     ...     _ = append_audit(c, "ana", "set_alias", "model:m/alias:prod", None, None,
     ...                      {"version": 3})

@@ -63,7 +63,7 @@ from opsloop.registry.references import ModelReferences
 from opsloop.registry.users import PermissionDenied, acting_user
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
-from opsloop.store.database import Database, now_ms, open_database
+from opsloop.store.database import Database, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import (
@@ -406,7 +406,7 @@ class ModelRegistry(ModelReferences):
                 ).scalar()
                 if run_pk is None:
                     raise UnknownRunError(run_id)
-            created = now_ms()
+            created = self.db.clock()
             model_id = self._model_to_version(connection, name, who, reason, created)
             # The model's row is locked (PostgreSQL) or the whole store is (SQLite's BEGIN
             # IMMEDIATE) until commit, so the next number is this transaction's alone.
@@ -541,7 +541,7 @@ class ModelRegistry(ModelReferences):
             connection.execute(
                 _models.update()
                 .where(_models.c.id == model_id)
-                .values(description=description, updated_ms=now_ms())
+                .values(description=description, updated_ms=self.db.clock())
             )
             append_audit(
                 connection,
@@ -657,7 +657,7 @@ class ModelRegistry(ModelReferences):
                     version_id=row["id"],
                     approver=who,
                     comment=comment,
-                    created_ms=now_ms(),
+                    created_ms=self.db.clock(),
                     consumed=False,
                 )
             )
@@ -737,7 +737,7 @@ class ModelRegistry(ModelReferences):
             )
             connection.execute(
                 _aliases.insert().values(
-                    model_id=model_id, name=alias, version_id=row["id"], updated_ms=now_ms()
+                    model_id=model_id, name=alias, version_id=row["id"], updated_ms=self.db.clock()
                 )
             )
             append_audit(
@@ -755,6 +755,7 @@ class ModelRegistry(ModelReferences):
     def alias_at(self, name: str, alias: str, at_ms: int) -> int | None:
         """The version ``alias`` pointed at, at time ``at_ms`` (from the audit log).
 
+        >>> from opsloop.store.database import now_ms
         >>> _ = registry.register("m", b"x", flavor="onnx"); registry.set_alias("m", "prod", 1)
         >>> registry.alias_at("m", "prod", 0), registry.alias_at("m", "prod", now_ms() + 1)
         (None, 1)

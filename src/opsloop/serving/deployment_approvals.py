@@ -39,7 +39,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.registry.users import PermissionDenied
 from opsloop.serving.deployment_records import Variant
 from opsloop.store import tables
-from opsloop.store.database import now_ms
+from opsloop.store.database import clock_of
 from opsloop.tracking.limits import INT32_MAX
 
 _protected, _approvals = tables.protected_deployments, tables.deployment_approvals
@@ -134,7 +134,7 @@ def record_approval(
             digest=digest,
             approver=approver,
             comment=comment,
-            created_ms=now_ms(),
+            created_ms=clock_of(connection),
             consumed=False,
         )
     )

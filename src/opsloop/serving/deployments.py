@@ -57,7 +57,7 @@ from opsloop.serving.deployment_records import (
     check_definition,
 )
 from opsloop.store import tables
-from opsloop.store.database import Database, now_ms, open_database
+from opsloop.store.database import Database, open_database
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import checked_int, checked_key, checked_text
 
@@ -147,7 +147,7 @@ class Deployments:
             approvers = use_approvals(
                 connection, name, definition_digest(strategy, automation, variants), guard
             )
-            at = now_ms()
+            at = self.db.clock()
             existing = connection.execute(
                 sa.select(_deployments.c.id).where(_deployments.c.name == name)
             ).scalar()
@@ -525,6 +525,7 @@ class Deployments:
         the version each variant served then: its fixed version, or where its alias
         pointed at that time.
 
+        >>> from opsloop.store.database import now_ms
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
         >>> Deployments(db).at("api", 0), Deployments(db).at("api", now_ms()).serving

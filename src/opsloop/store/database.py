@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
 import sqlalchemy as sa
@@ -50,6 +50,26 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def clock_of(connection: Connection) -> int:
+    """Now, in milliseconds, by the clock of the :class:`Database` that opened
+    ``connection`` (the wall clock for a connection opened elsewhere).
+
+    ``db`` is an empty in-memory store; a store opened with another clock stamps its
+    changes by it:
+
+    >>> with Database("sqlite://", clock=lambda: 42).write() as c:
+    ...     clock_of(c)
+    42
+    >>> with db.read() as c:
+    ...     abs(clock_of(c) - now_ms()) < 1_000
+    True
+    """
+    return connection.info.get(_CLOCK, now_ms)()
+
+
+_CLOCK = "opsloop_clock"
+
+
 class Database:
     """An engine on the store's database, migrated on open, with read and write transactions.
 
@@ -60,8 +80,17 @@ class Database:
     'sqlite'
     """
 
-    def __init__(self, uri: str | None = None, *, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        migrate: bool = True,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
         self.uri = uri or store_uri()
+        #: Now in milliseconds, for every time the store records (:func:`now_ms` unless a
+        #: test or a replay gives another clock); read it with ``db.clock()``.
+        self.clock: Callable[[], int] = clock or now_ms
         url = sa.make_url(self.uri)
         self.dialect = url.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
@@ -133,6 +162,7 @@ class Database:
         """
         with self._turns, self.engine.connect() as connection:
             connection.execution_options(opsloop_write=True)
+            connection.info[_CLOCK] = self.clock
             with connection.begin():
                 yield connection
 
@@ -151,6 +181,7 @@ class Database:
         0
         """
         with self._turns, self.engine.connect() as connection, connection.begin():
+            connection.info[_CLOCK] = self.clock
             if self.dialect == "postgresql":
                 connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield connection

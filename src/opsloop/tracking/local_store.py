@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
-from opsloop.store.database import Database, now_ms, open_database
+from opsloop.store.database import Database, clock_of, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.limits import (
@@ -141,6 +141,7 @@ class LocalTrackingStore:
         ``lost_after_s`` seconds before ``at_ms`` (default now), ending it at its last
         heartbeat; return their run ids.
 
+        >>> from opsloop.store.database import now_ms
         >>> run = tracking.create_run("e")
         >>> soon, late = now_ms() + 60_000, now_ms() + 700_000
         >>> tracking.fail_lost_runs(600, at_ms=soon)
@@ -152,7 +153,7 @@ class LocalTrackingStore:
         """
         if not lost_after_s > 0:
             raise InvalidArgumentError(f"lost_after_s must be positive, got {lost_after_s!r}")
-        cutoff = (now_ms() if at_ms is None else at_ms) - round(lost_after_s * 1000)
+        cutoff = (self.db.clock() if at_ms is None else at_ms) - round(lost_after_s * 1000)
         last = sa.func.coalesce(_runs.c.heartbeat_ms, _runs.c.start_ms)
         lost = sa.and_(_runs.c.status == "RUNNING", last < cutoff)
         # Read first: opening a store should not take the write lock when nothing is lost.
@@ -175,7 +176,7 @@ class LocalTrackingStore:
         if create:
             connection.execute(
                 self._insert(table)
-                .values(name=name, created_ms=now_ms())
+                .values(name=name, created_ms=self.db.clock())
                 .on_conflict_do_nothing(index_elements=["name"])
             )
         found = connection.execute(sa.select(table.c.id).where(table.c.name == name)).scalar()
@@ -272,7 +273,7 @@ class LocalTrackingStore:
                     parent_id=parent_pk,
                     name=name,
                     status="RUNNING",
-                    start_ms=now_ms() if start_ms is None else int(start_ms),
+                    start_ms=self.db.clock() if start_ms is None else int(start_ms),
                     user_name=user,
                     command=command,
                     git_commit=code.commit,
@@ -281,7 +282,7 @@ class LocalTrackingStore:
                     git_diff_sha256=code.diff_sha256,
                     environment_sha256=None if environment is None else environment.sha256,
                     metric_seq=0,
-                    heartbeat_ms=now_ms(),
+                    heartbeat_ms=self.db.clock(),
                 )
                 .returning(_runs.c.id)
             ).scalar_one()
@@ -360,7 +361,7 @@ class LocalTrackingStore:
             self._set_status(connection, self._run_pk(connection, run_id), status, end_ms)
 
     def _set_status(self, connection: Connection, pk: int, status: str, end_ms: int | None) -> None:
-        end = None if status == "RUNNING" else (now_ms() if end_ms is None else int(end_ms))
+        end = None if status == "RUNNING" else (self.db.clock() if end_ms is None else int(end_ms))
         connection.execute(_runs.update().where(_runs.c.id == pk).values(status=status, end_ms=end))
 
     # -- writes ---------------------------------------------------------------------------
@@ -424,7 +425,9 @@ class LocalTrackingStore:
             pk = self._run_pk(connection, run_id)
             if batch_id is not None and not _claim_batch(connection, pk, batch_id):
                 return  # applied before, in an earlier transaction
-            connection.execute(_runs.update().where(_runs.c.id == pk).values(heartbeat_ms=now_ms()))
+            connection.execute(
+                _runs.update().where(_runs.c.id == pk).values(heartbeat_ms=self.db.clock())
+            )
             if checked_params:
                 self._write_params(connection, pk, run_id, checked_params)
             if checked_tags:
@@ -643,7 +646,7 @@ class LocalTrackingStore:
                     n_columns=dataset.n_columns,
                     schema_json=_json_or_none(dataset.schema),
                     profile_json=_json_or_none(dataset.profile),
-                    created_ms=now_ms(),
+                    created_ms=self.db.clock(),
                 )
                 .on_conflict_do_nothing(index_elements=["sha256"])
             )
@@ -914,7 +917,7 @@ def _claim_batch(connection: Connection, run_pk: int, batch_id: str) -> bool:
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(table)
-        .values(run_id=run_pk, batch_id=batch_id, created_ms=now_ms())
+        .values(run_id=run_pk, batch_id=batch_id, created_ms=clock_of(connection))
         .on_conflict_do_nothing()
         .returning(table.c.batch_id)  # a row back only when it was inserted (rowcount varies)
     )
