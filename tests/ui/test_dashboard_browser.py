@@ -176,6 +176,37 @@ def test_every_page_loads_and_is_screenshotted(signed_in):
     assert "churn-api (candidate, candidate" in page.locator("ol.lineage").inner_text()
 
 
+def test_no_serious_or_critical_accessibility_violations(signed_in):
+    """axe-core (shipped inside the axe-playwright-python wheel, not fetched) on each page."""
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        missing("axe-playwright-python is not installed (the test extra)")
+    watched, data = signed_in
+    found = {}
+    for path in (
+        "/runs?experiment=churn&size=10",
+        f"/runs/{data.churn_runs[0]}",
+        "/compare?" + "&".join(f"run={r}" for r in data.churn_runs[:2]),
+        "/models",
+        "/models/churn-model",
+        "/models/churn-model/versions/2",
+        "/deployments",
+        "/deployments/churn-api",
+        "/login",
+    ):
+        watched.open(path)
+        results = Axe().run(watched.page).response
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['nodes'][0]['target']}"
+            for v in results["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        if bad:
+            found[path] = bad
+    assert found == {}
+
+
 def test_filter_sort_and_pages_follow_search_runs(signed_in, served):
     watched, data = signed_in
     page = watched.page
