@@ -76,6 +76,9 @@ def test_login_refuses_a_cross_site_form_and_other_bodies(served):
     assert refused.status_code == 403 and "set-cookie" not in refused.headers
     assert "posted from this server" in refused.text
     assert login(url, token, Origin=url).status_code == 303
+    # Behind a proxy ending TLS the page's origin is https, the request http.
+    assert login(url, token, Origin=url.replace("http:", "https:")).status_code == 303
+    assert login(url, token, Origin="null").status_code == 403
     as_json = httpx.post(f"{url}/login", json={"token": token})
     assert as_json.status_code == 415 and "application/x-www-form-urlencoded" in as_json.text
     wrong = login(url, "olp_wrong")

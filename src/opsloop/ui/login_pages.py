@@ -23,12 +23,16 @@ def _local_path(target: str | None) -> str:
 
 
 def _same_origin(request: Request) -> bool:
-    """A form post from this server's own pages: its Origin, when sent, is this server."""
+    """A form post from this server's own pages: its Origin, when sent, names this server.
+
+    The host and port are compared, not the scheme: behind a proxy that ends TLS the page's
+    origin is https while the request reaching us is http. The Host itself was checked
+    against the allowed names before any route.
+    """
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    parts = urlsplit(origin)
-    return parts.scheme == request.url.scheme and parts.netloc == request.headers.get("host")
+    return urlsplit(origin).netloc == request.headers.get("host")
 
 
 def _login_form(request: Request, next_path: str, message: str | None, status: int) -> Response:
