@@ -67,3 +67,14 @@ def histories_by_key(histories: pd.DataFrame) -> dict[str, dict[str, pd.DataFram
     for (key, run_id), group in histories.groupby(["key", "run_id"], sort=True):
         out.setdefault(key, {})[run_id] = group
     return out
+
+
+def is_curve(histories: dict[str, pd.DataFrame]) -> bool:
+    """Whether some run logged the key at more than one point (a single value per run is
+    read better in the table than as a dot on a chart).
+
+    >>> one = pd.DataFrame({"step": [0], "value": [1.0]})
+    >>> is_curve({"a": one, "b": one}), is_curve({"a": pd.concat([one, one])})
+    (False, True)
+    """
+    return any(len(history) > 1 for history in histories.values())

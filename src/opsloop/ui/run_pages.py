@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
-from opsloop.ui.metric_charts import MAX_CHARTS, histories_by_key, metric_figure
+from opsloop.ui.metric_charts import MAX_CHARTS, histories_by_key, is_curve, metric_figure
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
 from opsloop.ui.run_table import PAGE_SIZES, SortKey, run_page, shown_columns
@@ -117,7 +117,7 @@ def run_detail(
     figures = [
         metric_figure(key, [(run.name or run.run_id[:8], grouped[key][run.run_id])])
         for key in chosen
-        if key in grouped
+        if key in grouped and is_curve(grouped[key])
     ]
     return render(
         request,
@@ -150,10 +150,14 @@ def compare_page(
     metric_keys = sorted({k for r in runs for k in r.metrics})
     chosen = [k for k in metric or () if k in metric_keys][:MAX_CHARTS] or metric_keys[:MAX_CHARTS]
     grouped = histories_by_key(tracking.metric_histories([r.run_id for r in runs], chosen))
+    # Curves in the order of the table's columns, so colours follow the runs' order.
     figures = [
-        metric_figure(key, [(labels[r], history) for r, history in grouped[key].items()])
+        metric_figure(
+            key,
+            [(labels[r.run_id], grouped[key][r.run_id]) for r in runs if r.run_id in grouped[key]],
+        )
         for key in chosen
-        if key in grouped
+        if key in grouped and is_curve(grouped[key])
     ]
     return render(
         request,
