@@ -291,6 +291,10 @@ def test_what_served_at_a_time(signed_in):
     assert len(now) == 2 and "90.0%" in now[0] and "10.0%" in now[1]
     history = page.locator("table.audit tbody tr td:nth-child(6)").all_inner_texts()
     assert history == ["canary for version 2", "launch"]
+    # A history entry's time links to what served from then on: the launch, one variant.
+    watched.follow("table.audit tbody tr:last-child td.time a")
+    then = page.locator("table.variants").nth(1).locator("tbody tr").all_inner_texts()
+    assert len(then) == 1 and "100.0%" in then[0]
     # The form: submitting a time keeps it in the field.
     page.fill("#at", pd.Timestamp(data.second_deploy_ms, unit="ms").strftime("%Y-%m-%dT%H:%M:%S"))
     watched.follow("form.search button")
