@@ -4,6 +4,8 @@ document left as it was."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from plotly.offline import get_plotlyjs
@@ -121,6 +123,10 @@ def test_values_are_escaped(served):
         ("/runs?order=up", 422, "order must be asc or desc"),
         ("/runs?filter=metrics.auc+%3E", 422, "filter: expected a number"),
         ("/compare?run=a", 422, "run: compare 2 to 10 runs, got 1"),
+        ("/models?page=x", 422, "page: Input should be a valid integer"),
+        ("/models?page=2", 404, "page: there are pages 1 to 1, got 2"),
+        ("/deployments?page=0", 404, "page: there are pages 1 to 1, got 0"),
+        ("/models/m/versions/first", 422, "version: Input should be a valid integer"),
     ],
 )
 def test_a_callers_mistake_is_a_page_naming_the_field(served, path, status, message):
@@ -167,3 +173,17 @@ def test_a_revoked_token_ends_the_session(database, artifacts):
         after = client.get("/deployments", follow_redirects=False)
         assert after.status_code == 303 and after.headers["location"].startswith("/login")
         assert 'opsloop_session=""' in after.headers["set-cookie"]
+
+
+def test_model_versions_come_fifty_a_page_newest_first(database, artifacts):
+    registry = ModelRegistry(database, artifacts)
+    for i in range(51):
+        registry.register("many", f"v{i}".encode(), flavor="onnx")
+    app = create_app(database, artifacts)
+    with running_server(app) as url, session(url, app.state.installation_token) as client:
+        first = client.get("/models/many").text
+        second = client.get("/models/many?page=2").text
+    first_versions = re.findall(r'/models/many/versions/(\d+)"', first)
+    assert first_versions == [str(v) for v in range(51, 1, -1)]
+    assert re.findall(r'/models/many/versions/(\d+)"', second) == ["1"]
+    assert "page 1 of 2 (51 in all)" in first and 'href="?page=2" rel="next"' in first

@@ -13,6 +13,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
+from opsloop.ui.row_pages import row_page
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
@@ -71,10 +72,10 @@ def traffic(deployment) -> list[dict]:
 
 
 @router.get("/deployments")
-def deployments_page(request: Request, user: Viewer) -> Response:
-    """Every deployment: strategy, automation level, variants."""
-    rows = request.app.state.deployments.list().to_dict("records")
-    return render(request, "deployments.html.j2", deployments=rows)
+def deployments_page(request: Request, user: Viewer, page: int = 1) -> Response:
+    """The deployments, 50 a page: strategy, automation level, variants."""
+    listing = row_page(request.app.state.deployments.list(), page)
+    return render(request, "deployments.html.j2", listing=listing)
 
 
 @router.get("/deployments/{name}")

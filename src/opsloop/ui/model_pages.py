@@ -11,11 +11,11 @@ from opsloop.errors import NotFoundError
 from opsloop.registry import User
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
+from opsloop.ui.row_pages import row_page
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
-VERSIONS_PER_PAGE = 50
 #: The newest audit entries a model page shows.
 AUDIT_SHOWN = 100
 
@@ -27,10 +27,10 @@ def _versions(registry, name: str):
 
 
 @router.get("/models")
-def models_page(request: Request, user: Viewer) -> Response:
-    """Registered models with their latest version and aliases."""
-    models = request.app.state.registry.list_models().to_dict("records")
-    return render(request, "models.html.j2", models=models)
+def models_page(request: Request, user: Viewer, page: int = 1) -> Response:
+    """Registered models with their latest version and aliases, 50 a page."""
+    listing = row_page(request.app.state.registry.list_models(), page)
+    return render(request, "models.html.j2", listing=listing)
 
 
 @router.get("/models/{name}")
@@ -41,20 +41,14 @@ def model_page(request: Request, user: Viewer, name: str, page: int = 1) -> Resp
     described = known[known["name"] == name]
     if described.empty:
         raise NotFoundError(f"unknown model {name!r}")
-    versions = _versions(registry, name)
-    pages = max(1, -(-len(versions) // VERSIONS_PER_PAGE))
-    if page < 1 or page > pages:
-        raise NotFoundError(f"page: model {name!r} has pages 1 to {pages}, got {page}")
-    shown = versions.iloc[(page - 1) * VERSIONS_PER_PAGE : page * VERSIONS_PER_PAGE]
+    listing = row_page(_versions(registry, name), page)
     audit = registry.audit(name)
     newest = audit.iloc[::-1].head(AUDIT_SHOWN).to_dict("records")
     return render(
         request,
         "model.html.j2",
         model=described.iloc[0].to_dict(),
-        versions=shown.to_dict("records"),
-        page=page,
-        pages=pages,
+        listing=listing,
         audit=newest,
         audit_total=len(audit),
     )

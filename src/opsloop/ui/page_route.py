@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
@@ -25,6 +26,12 @@ class PageRoute(APIRoute):
                 return login_redirect(request, error)
             except OpsloopError as error:
                 return render(request, "error.html.j2", status=error.status, message=str(error))
+            except RequestValidationError as error:
+                first = error.errors()[0]
+                field = ".".join(str(part) for part in first["loc"][1:]) or "request"
+                return render(
+                    request, "error.html.j2", status=422, message=f"{field}: {first['msg']}"
+                )
             except HTTPException as error:
                 if error.status_code >= 500:
                     raise
