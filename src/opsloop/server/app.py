@@ -1,4 +1,5 @@
-"""The FastAPI app: tracking, artifact, registry and deployment routers under /api/v1/.
+"""The FastAPI app: tracking, artifact, registry and deployment routers under /api/v1/, and
+the web dashboard (:mod:`opsloop.ui`) at ``/``.
 
 :func:`create_app` wires one database and one artifact store into the routers. Errors are
 answered in one place (:mod:`.errors`): a caller's mistake is an
@@ -42,7 +43,7 @@ from opsloop.server.content_types import require_json, require_octets
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
 from opsloop.server.errors import install_error_handlers
 from opsloop.server.host_check import HostCheck
-from opsloop.server.identity import store_has_users
+from opsloop.server.identity import caller, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.response_models import Health
 from opsloop.serving import Deployments
@@ -51,6 +52,7 @@ from opsloop.store.installation_token import ensure_installation_token
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.local_store import LocalTrackingStore
+from opsloop.ui.mount import install_dashboard
 
 
 def create_app(
@@ -121,6 +123,8 @@ def create_app(
     )
     app.include_router(registry_routes.router, dependencies=json_bodies, responses=hashed)
     app.include_router(deployment_routes.router, dependencies=json_bodies, responses=stored)
+    # The web pages at /, checking sessions with the same token rule as the API.
+    install_dashboard(app, caller)
     origins = list(allowed_origins)
     if origins:
         app.add_middleware(
