@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from pydantic_core import to_jsonable_python
 
-from opsloop.contract.operation import ACTOR, Operation, ServiceTable
+from opsloop.contract.operation import Operation, ServiceTable
 from opsloop.errors import InvalidArgumentError
 
 _PATH_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -75,7 +75,7 @@ def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
         arguments = dict(bound.arguments)
         arguments.pop("self")
         if parts.acting:
-            refuse_actor(arguments.pop(ACTOR))
+            refuse_actor(arguments.pop(parts.caller))
         if operation.check is not None:
             operation.check(arguments)
         request: dict[str, Any] = {}
@@ -86,7 +86,9 @@ def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
         }
         if query:
             request["params"] = query
-        if parts.body:
+        if operation.whole_body is not None:
+            request["json"] = to_jsonable_python(arguments[operation.whole_body])
+        elif parts.body:
             request["json"] = {name: to_jsonable_python(arguments[name]) for name in parts.body}
         response = self._call(operation.verb, request_path(operation, arguments), **request)
         if operation.answer.model is None:
@@ -97,6 +99,34 @@ def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
     call.__doc__ = method.__doc__
     call.__signature__ = parts.signature  # type: ignore[attr-defined]
     return call
+
+
+def operation_call(table: ServiceTable, method: str) -> Callable[..., Any]:
+    """The generated call of ``method``'s operation, for a composed method to build on
+    (assigned to a private name of the client class).
+
+    >>> from typing import Protocol
+    >>> from opsloop.contract.operation import wrapped
+    >>> class Sizes(Protocol):
+    ...     def size(self, name: str) -> int: ...
+    >>> table = ServiceTable(Sizes, [
+    ...     Operation("size", "GET", "/sizes/{name}", answer=wrapped("size", int))],
+    ...     composed=["size"])
+    >>> class Client:
+    ...     _size = operation_call(table, "size")
+    ...     def size(self, name):
+    ...         return self._size(name.lower())
+    ...     def _call(self, verb, path, **request):
+    ...         return Answered(path)
+    >>> class Answered:
+    ...     def __init__(self, path):
+    ...         self.path = path
+    ...     def json(self):
+    ...         return {"size": len(self.path)}
+    >>> Client().size("ABC")
+    10
+    """
+    return _calling(table, table.operation(method))
 
 
 def over_http(table: ServiceTable) -> Callable[[Client], Client]:
@@ -123,7 +153,14 @@ def over_http(table: ServiceTable) -> Callable[[Client], Client]:
     """
 
     def decorate(cls: Client) -> Client:
+        if unwritten := sorted(name for name in table.composed if name not in vars(cls)):
+            raise InvalidArgumentError(
+                f"{cls.__name__}: composed methods the class does not define: "
+                f"{', '.join(unwritten)}"
+            )
         for operation in table.operations:
+            if operation.method in table.composed:
+                continue
             call = _calling(table, operation)
             call.__qualname__ = f"{cls.__qualname__}.{operation.method}"
             setattr(cls, operation.method, call)

@@ -117,11 +117,18 @@ class Operation:
     ``query`` the parameters sent in the query string, ``answer`` how the result is written,
     and ``check`` an optional check the client runs on the arguments before sending, so
     that a broken argument is named without a round trip (the server checks again).
+    ``created`` answers 201 instead of 200 (the operation makes something). ``caller`` is
+    the parameter the server sets to the caller's name and the client never sends
+    (``actor`` unless the method names it otherwise, such as a run's ``user``).
+    ``whole_body`` names the one body parameter whose document is the whole JSON body,
+    rather than a field of it.
 
     >>> Operation("get", "GET", "/things/{name}", answer=wrapped("size", int)).status
     200
     >>> Operation("drop", "DELETE", "/things/{name}").status
     204
+    >>> Operation("add", "POST", "/things", answer=wrapped("id", int), created=True).status
+    201
     >>> Operation("get", "FETCH", "/things/{name}")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: verb: must be one of GET, PUT, POST, DELETE, PATCH, got...
@@ -134,6 +141,9 @@ class Operation:
     answer: Answer = NO_CONTENT
     query: tuple[str, ...] = ()
     check: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    created: bool = False
+    caller: str = ACTOR
+    whole_body: str | None = None
 
     def __post_init__(self) -> None:
         if self.verb not in VERBS:
@@ -149,8 +159,11 @@ class Operation:
 
     @property
     def status(self) -> int:
-        """The success status: 204 for an answer without a body, else 200."""
-        return 204 if self.answer.model is None else 200
+        """The success status: 204 for an answer without a body, else 201 for an operation
+        that creates, else 200."""
+        if self.answer.model is None:
+            return 204
+        return 201 if self.created else 200
 
     def path_parameters(self) -> tuple[str, ...]:
         """The parameters named in the path, in order.
@@ -171,6 +184,7 @@ class Parameters:
     acting: bool
     signature: inspect.Signature
     hints: Mapping[str, Any]
+    caller: str = ACTOR
 
 
 class ServiceTable:
@@ -180,6 +194,12 @@ class ServiceTable:
     operation's path and query parameters must be parameters of its method, so the table
     cannot silently leave a method off the wire.
 
+    ``composed`` names the methods whose client is written by hand on top of the wire
+    (splitting, retrying, streaming bytes, verifying hashes): :func:`~opsloop.contract.
+    http_client.over_http` leaves them to the client class and checks that it defines
+    them. A composed method may still have an operation (its route is generated) or none
+    (it uses routes outside the table).
+
     >>> from typing import Protocol
     >>> class Things(Protocol):
     ...     def get(self, name: str) -> str: ...
@@ -187,11 +207,16 @@ class ServiceTable:
     >>> ServiceTable(Things, [Operation("get", "GET", "/things/{name}")])
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: Things: methods without an operation: drop
+    >>> ServiceTable(Things, [Operation("get", "GET", "/things/{name}")], composed=["drop"])
+    ServiceTable(Things, 1 operations)
     """
 
-    def __init__(self, protocol: type, operations: Iterable[Operation]) -> None:
+    def __init__(
+        self, protocol: type, operations: Iterable[Operation], *, composed: Iterable[str] = ()
+    ) -> None:
         self.protocol = protocol
         self.operations = tuple(operations)
+        self.composed = frozenset(composed)
         self.name = protocol.__name__
         methods = {
             name
@@ -202,7 +227,11 @@ class ServiceTable:
         twice = sorted({name for name in given if given.count(name) > 1})
         if twice:
             raise InvalidArgumentError(f"{self.name}: operations given twice: {', '.join(twice)}")
-        if missing := sorted(methods - set(given)):
+        if strange := sorted(self.composed - methods):
+            raise InvalidArgumentError(
+                f"{self.name}: composed names that are not methods: {', '.join(strange)}"
+            )
+        if missing := sorted(methods - set(given) - self.composed):
             raise InvalidArgumentError(
                 f"{self.name}: methods without an operation: {', '.join(missing)}"
             )
@@ -255,19 +284,26 @@ class ServiceTable:
         names = [name for name in signature.parameters if name != "self"]
         path = operation.path_parameters()
         for name in (*path, *operation.query):
-            if name not in names or name == ACTOR:
+            if name not in names or name == operation.caller:
                 raise InvalidArgumentError(
                     f"{self.name}.{operation.method}: {name!r} is not a parameter it may send"
                 )
         body = tuple(name for name in names if name not in path and name not in operation.query)
-        acting = ACTOR in body
+        acting = operation.caller in body
+        body = tuple(name for name in body if name != operation.caller)
+        if operation.whole_body is not None and body != (operation.whole_body,):
+            raise InvalidArgumentError(
+                f"{self.name}.{operation.method}: whole_body {operation.whole_body!r} must be "
+                f"the only parameter in the body, which holds {', '.join(body) or 'none'}"
+            )
         return Parameters(
             path=path,
             query=operation.query,
-            body=tuple(name for name in body if name != ACTOR),
+            body=body,
             acting=acting,
             signature=signature,
             hints=self._hints[operation.method],
+            caller=operation.caller,
         )
 
     @cached_property
@@ -275,14 +311,15 @@ class ServiceTable:
         return {operation.method: self._make_body(operation) for operation in self.operations}
 
     def body_model(self, operation: Operation) -> type[BaseModel] | None:
-        """The request body's model (``None`` when nothing travels in the body): one field
-        per body parameter, with the Protocol's annotation and default; unknown fields are
-        refused, since a misspelt field is a client's mistake that should be seen."""
+        """The request body's model (``None`` when nothing travels in the body, or when the
+        body is the ``whole_body`` parameter's own document): one field per body parameter,
+        with the Protocol's annotation and default; unknown fields are refused, since a
+        misspelt field is a client's mistake that should be seen."""
         return self._body_models[operation.method]
 
     def _make_body(self, operation: Operation) -> type[BaseModel] | None:
         parts = self.parameters(operation)
-        if not parts.body:
+        if not parts.body or operation.whole_body is not None:
             return None
         fields: dict[str, Any] = {}
         for name in parts.body:

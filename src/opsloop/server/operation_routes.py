@@ -4,10 +4,11 @@ For each :class:`~opsloop.contract.operation.Operation` of a
 :class:`~opsloop.contract.operation.ServiceTable`, :func:`operation_router` adds one route:
 the path's parameters bounded as the Protocol's annotations say, the query's parameters
 likewise, the rest taken from a JSON body whose model the table derives, the caller's role
-checked by :mod:`.identity`, the caller's name passed as ``actor`` where the method takes
-one, and the answer written by the operation's :class:`~opsloop.contract.operation.Answer`
-with its model declared, so the OpenAPI document describes every answer. Errors are the
-library's, mapped to HTTP by :mod:`.errors`.
+checked by :mod:`.identity`, the caller's name passed as ``actor`` (or the operation's
+``caller`` parameter) where the method takes one, and the answer written by the
+operation's :class:`~opsloop.contract.operation.Answer` with its model declared, so the
+OpenAPI document describes every answer. Errors are the library's, mapped to HTTP by
+:mod:`.errors`.
 
 >>> from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS
 >>> router = operation_router(DEPLOYMENT_OPERATIONS, lambda request: None)
@@ -23,11 +24,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import annotated_types
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.params import Param
 from pydantic.fields import FieldInfo
 
-from opsloop.contract.operation import ACTOR, Operation, ServiceTable
+from opsloop.contract.operation import Operation, ServiceTable
 from opsloop.server.identity import editor, viewer
 
 _ROLE = {"viewer": viewer, "editor": editor}
@@ -114,14 +115,24 @@ def _endpoint(
         parameters.append(
             inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=body_model)
         )
+    elif operation.whole_body is not None:
+        parameters.append(
+            inspect.Parameter(
+                "body",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[parts.hints.get(operation.whole_body, Any), Body()],
+            )
+        )
 
     def endpoint(request: Request, caller: Any, **values: Any) -> Any:
         body = values.pop("body", None)
         arguments = dict(values)
-        if body is not None:
+        if operation.whole_body is not None:
+            arguments[operation.whole_body] = body
+        elif body is not None:
             arguments.update({name: getattr(body, name) for name in parts.body})
         if parts.acting:
-            arguments[ACTOR] = caller.name
+            arguments[parts.caller] = caller.name
         result = getattr(service(request), operation.method)(**arguments)
         return None if operation.answer.model is None else operation.answer.encode(result)
 
