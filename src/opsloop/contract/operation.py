@@ -195,10 +195,10 @@ class ServiceTable:
     cannot silently leave a method off the wire.
 
     ``composed`` names the methods whose client is written by hand on top of the wire
-    (splitting, retrying, streaming bytes, verifying hashes): :func:`~opsloop.contract.
-    http_client.over_http` leaves them to the client class and checks that it defines
-    them. A composed method may still have an operation (its route is generated) or none
-    (it uses routes outside the table).
+    (splitting, retrying, streaming bytes, verifying hashes):
+    :func:`~opsloop.contract.http_client.over_http` leaves them to the client class and
+    checks that it defines them. A composed method may still have an operation (its route
+    is generated) or none (it uses routes outside the table).
 
     >>> from typing import Protocol
     >>> class Things(Protocol):
