@@ -4,8 +4,8 @@ The records that carry a run, a version, a lineage or a deployment are still pla
 dictionaries (their models belong with the service contract); these are the small answers
 whose shape is fixed here.
 
->>> RunCreated(run_id="4f2a").model_dump()
-{'run_id': '4f2a'}
+>>> Health(status="ok", version="1.0", database="sqlite").model_dump()["database"]
+'sqlite'
 >>> ApprovalCount(approvals=True)
 Traceback (most recent call last):
 pydantic_core._pydantic_core.ValidationError: 1 validation error for ApprovalCount
@@ -27,18 +27,6 @@ class Health(_Answer):
     status: str = Field(description="'ok' while the server answers")
     version: str
     database: str = Field(description="the store's SQL dialect, such as 'sqlite'")
-
-
-class ExperimentCreated(_Answer):
-    """``POST /experiments``: the experiment's id (the existing one if the name is taken)."""
-
-    experiment_id: int
-
-
-class RunCreated(_Answer):
-    """``POST /runs``: the new run's id."""
-
-    run_id: str
 
 
 class ArtifactStored(_Answer):
