@@ -57,6 +57,8 @@ CASES = [
     ("GET", f"/models/m/version?version={OVER_INT64}", None, "query.version"),
     ("GET", f"/models/m/lineage?version={OVER_INT64}", None, "query.version"),
     ("GET", f"/models/m/loader?version={OVER_INT64}", None, "query.version"),
+    # A published head is a sha256 (the pattern travels to query parameters too).
+    ("GET", "/audit/verify?head=x", None, "query.head"),
     ("POST", "/runs", {"experiment": "e", "start_ms": BIG}, "body.start_ms"),
     ("POST", f"/runs/{RUN}/batch", _metrics(steps=[BIG]), "body.metrics.steps.0"),
     ("POST", f"/runs/{RUN}/batch", _metrics(timestamps_ms=[BIG]), "body.metrics.timestamps_ms.0"),

@@ -12,7 +12,12 @@ bounded types (:mod:`.wire_types`); its :class:`ServiceTable` says how each cros
 '/deployments/{name:path}/lineage'
 """
 
-from opsloop.contract.http_client import over_http, path_segment, refuse_actor
+from opsloop.contract.http_client import (
+    operation_call,
+    over_http,
+    path_segment,
+    refuse_actor,
+)
 from opsloop.contract.operation import (
     NO_CONTENT,
     Answer,
@@ -27,6 +32,7 @@ __all__ = [
     "Answer",
     "Operation",
     "ServiceTable",
+    "operation_call",
     "over_http",
     "path_segment",
     "record",

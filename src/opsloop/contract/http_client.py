@@ -15,13 +15,13 @@ sends one request and raises an error answer as the library's exception.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from pydantic_core import to_jsonable_python
 
-from opsloop.contract.operation import ACTOR, Operation, ServiceTable
+from opsloop.contract.operation import Operation, ServiceTable
 from opsloop.errors import InvalidArgumentError
 
 _PATH_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
@@ -65,46 +65,6 @@ def request_path(operation: Operation, arguments: dict[str, Any]) -> str:
     )
 
 
-def send(client: Any, table: ServiceTable, method: str, arguments: Mapping[str, Any]) -> Any:
-    """Send ``method``'s operation with ``arguments`` (by parameter name, ``actor`` left
-    out) through ``client._call``; the decoded answer. A client's hand-written method
-    (``by_hand``) prepares the arguments, then sends with this.
-
-    >>> from typing import Protocol
-    >>> from opsloop.contract.operation import wrapped
-    >>> class Sizes(Protocol):
-    ...     def size(self, name: str, unit: str | None = None) -> int: ...
-    >>> table = ServiceTable(Sizes, [Operation("size", "GET", "/sizes/{name}",
-    ...                      answer=wrapped("size", int), query=("unit",))])
-    >>> class Recorder:
-    ...     def _call(self, verb, path, **request):
-    ...         self.sent = (verb, path, request)
-    ...         return Answered()
-    >>> class Answered:
-    ...     def json(self):
-    ...         return {"size": 3}
-    >>> client = Recorder()
-    >>> send(client, table, "size", {"name": "a", "unit": "kB"}), client.sent
-    (3, ('GET', '/sizes/a', {'params': {'unit': 'kB'}}))
-    """
-    operation = table.operation(method)
-    parts = table.parameters(operation)
-    request: dict[str, Any] = {}
-    query = {
-        operation.wire_name(name): to_jsonable_python(arguments[name])
-        for name in parts.query
-        if arguments.get(name) is not None
-    }
-    if query:
-        request["params"] = query
-    if parts.body:
-        request["json"] = {name: to_jsonable_python(arguments.get(name)) for name in parts.body}
-    response = client._call(operation.verb, request_path(operation, arguments), **request)
-    if operation.answer.model is None:
-        return None
-    return operation.answer.decode(response.json())
-
-
 def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
     parts = table.parameters(operation)
     method = getattr(table.protocol, operation.method)
@@ -115,10 +75,25 @@ def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
         arguments = dict(bound.arguments)
         arguments.pop("self")
         if parts.acting:
-            refuse_actor(arguments.pop(ACTOR))
+            refuse_actor(arguments.pop(parts.caller))
         if operation.check is not None:
             operation.check(arguments)
-        return send(self, table, operation.method, arguments)
+        request: dict[str, Any] = {}
+        query = {
+            operation.wire_name(name): to_jsonable_python(arguments[name])
+            for name in parts.query
+            if arguments[name] is not None
+        }
+        if query:
+            request["params"] = query
+        if operation.whole_body is not None:
+            request["json"] = to_jsonable_python(arguments[operation.whole_body])
+        elif parts.body:
+            request["json"] = {name: to_jsonable_python(arguments[name]) for name in parts.body}
+        response = self._call(operation.verb, request_path(operation, arguments), **request)
+        if operation.answer.model is None:
+            return None
+        return operation.answer.decode(response.json())
 
     call.__name__ = operation.method
     call.__doc__ = method.__doc__
@@ -126,9 +101,32 @@ def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
     return call
 
 
-def _hand_written(table: ServiceTable) -> tuple[str, ...]:
-    by_hand = (operation.method for operation in table.operations if operation.by_hand)
-    return (*by_hand, *table.composed)
+def operation_call(table: ServiceTable, method: str) -> Callable[..., Any]:
+    """The generated call of ``method``'s operation, for a composed method to build on
+    (assigned to a private name of the client class).
+
+    >>> from typing import Protocol
+    >>> from opsloop.contract.operation import wrapped
+    >>> class Sizes(Protocol):
+    ...     def size(self, name: str) -> int: ...
+    >>> table = ServiceTable(Sizes, [
+    ...     Operation("size", "GET", "/sizes/{name}", answer=wrapped("size", int))],
+    ...     composed=["size"])
+    >>> class Client:
+    ...     _size = operation_call(table, "size")
+    ...     def size(self, name):
+    ...         return self._size(name.lower())
+    ...     def _call(self, verb, path, **request):
+    ...         return Answered(path)
+    >>> class Answered:
+    ...     def __init__(self, path):
+    ...         self.path = path
+    ...     def json(self):
+    ...         return {"size": len(self.path)}
+    >>> Client().size("ABC")
+    10
+    """
+    return _calling(table, table.operation(method))
 
 
 def over_http(table: ServiceTable) -> Callable[[Client], Client]:
@@ -155,17 +153,23 @@ def over_http(table: ServiceTable) -> Callable[[Client], Client]:
     """
 
     def decorate(cls: Client) -> Client:
+        # A composed method may come from a base class (a mixin shared with the local
+        # implementation), but not from the Protocol, whose methods only document.
+        if unwritten := sorted(
+            name
+            for name in table.composed
+            if getattr(cls, name, None) in (None, getattr(table.protocol, name, None))
+        ):
+            raise InvalidArgumentError(
+                f"{cls.__name__}: composed methods the class does not define: "
+                f"{', '.join(unwritten)}"
+            )
         for operation in table.operations:
-            if operation.by_hand:
+            if operation.method in table.composed:
                 continue
             call = _calling(table, operation)
             call.__qualname__ = f"{cls.__qualname__}.{operation.method}"
             setattr(cls, operation.method, call)
-        protocol_methods = {getattr(table.protocol, name) for name in _hand_written(table)}
-        if unwritten := sorted(
-            name for name in _hand_written(table) if getattr(cls, name, None) in protocol_methods
-        ):
-            raise TypeError(f"{cls.__name__}: write these methods by hand: {', '.join(unwritten)}")
         return cls
 
     return decorate

@@ -121,18 +121,23 @@ class Operation:
     ``query`` the parameters sent in the query string, ``answer`` how the result is written,
     and ``check`` an optional check the client runs on the arguments before sending, so
     that a broken argument is named without a round trip (the server checks again).
+    ``created`` answers 201 instead of 200 (the operation makes something). ``caller`` is
+    the parameter the server sets to the caller's name and the client never sends
+    (``actor`` unless the method names it otherwise, such as a run's ``user``).
+    ``whole_body`` names the one body parameter whose document is the whole JSON body,
+    rather than a field of it.
 
-    Where a method's Python form and its wire form differ: ``local_only`` parameters never
-    travel (a model object; the server's method gets their default), ``wire`` gives the
-    wire's annotation of a body parameter whose Python annotation is wider, ``renamed``
-    gives a query parameter its name on the wire, ``created`` answers 201, and ``by_hand``
-    says the client's method is written by hand (it prepares what travels, then sends with
-    ``_send``), while the route is generated as for any other operation.
+    Where a method's Python form and its wire form differ otherwise: ``local_only``
+    parameters never travel (a model object; the server's method gets their default),
+    ``wire`` gives the wire's annotation of a body parameter whose Python annotation is
+    wider, and ``renamed`` gives a query parameter its name on the wire.
 
     >>> Operation("get", "GET", "/things/{name}", answer=wrapped("size", int)).status
     200
     >>> Operation("drop", "DELETE", "/things/{name}").status
     204
+    >>> Operation("add", "POST", "/things", answer=wrapped("id", int), created=True).status
+    201
     >>> Operation("get", "FETCH", "/things/{name}")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: verb: must be one of GET, PUT, POST, DELETE, PATCH, got...
@@ -145,11 +150,12 @@ class Operation:
     answer: Answer = NO_CONTENT
     query: tuple[str, ...] = ()
     check: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    created: bool = False
+    caller: str = ACTOR
+    whole_body: str | None = None
     local_only: tuple[str, ...] = ()
     wire: Mapping[str, Any] = field(default_factory=dict, compare=False)
     renamed: Mapping[str, str] = field(default_factory=dict)
-    created: bool = False
-    by_hand: bool = False
 
     def __post_init__(self) -> None:
         if self.verb not in VERBS:
@@ -165,8 +171,8 @@ class Operation:
 
     @property
     def status(self) -> int:
-        """The success status: 204 for an answer without a body, 201 for a ``created``
-        one, else 200."""
+        """The success status: 204 for an answer without a body, else 201 for an operation
+        that creates, else 200."""
         if self.answer.model is None:
             return 204
         return 201 if self.created else 200
@@ -199,16 +205,21 @@ class Parameters:
     acting: bool
     signature: inspect.Signature
     hints: Mapping[str, Any]
+    caller: str = ACTOR
 
 
 class ServiceTable:
     """A service's Protocol and its operations, checked against each other.
 
-    Every public method of the Protocol must have exactly one operation or be ``composed``
-    (written on each side on top of the operations, such as loading a model: the bytes
-    travel, the model object is made where it is used), and every operation's path and
-    query parameters must be parameters of its method, so the table cannot silently leave
-    a method off the wire.
+    Every public method of the Protocol must have exactly one operation, and every
+    operation's path and query parameters must be parameters of its method, so the table
+    cannot silently leave a method off the wire.
+
+    ``composed`` names the methods whose client is written by hand on top of the wire
+    (splitting, retrying, streaming bytes, verifying hashes):
+    :func:`~opsloop.contract.http_client.over_http` leaves them to the client class and
+    checks that it defines them. A composed method may still have an operation (its route
+    is generated) or none (it uses routes outside the table).
 
     >>> from typing import Protocol
     >>> class Things(Protocol):
@@ -217,6 +228,8 @@ class ServiceTable:
     >>> ServiceTable(Things, [Operation("get", "GET", "/things/{name}")])
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: Things: methods without an operation: drop
+    >>> ServiceTable(Things, [Operation("get", "GET", "/things/{name}")], composed=["drop"])
+    ServiceTable(Things, 1 operations)
     """
 
     def __init__(
@@ -224,7 +237,7 @@ class ServiceTable:
     ) -> None:
         self.protocol = protocol
         self.operations = tuple(operations)
-        self.composed = tuple(composed)
+        self.composed = frozenset(composed)
         self.name = protocol.__name__
         methods = {
             name
@@ -235,11 +248,15 @@ class ServiceTable:
         twice = sorted({name for name in given if given.count(name) > 1})
         if twice:
             raise InvalidArgumentError(f"{self.name}: operations given twice: {', '.join(twice)}")
-        if missing := sorted(methods - set(given) - set(self.composed)):
+        if strange := sorted(self.composed - methods):
+            raise InvalidArgumentError(
+                f"{self.name}: composed names that are not methods: {', '.join(strange)}"
+            )
+        if missing := sorted(methods - set(given) - self.composed):
             raise InvalidArgumentError(
                 f"{self.name}: methods without an operation: {', '.join(missing)}"
             )
-        if unknown := sorted((set(given) | set(self.composed)) - methods):
+        if unknown := sorted(set(given) - methods):
             raise InvalidArgumentError(
                 f"{self.name}: operations that are not methods: {', '.join(unknown)}"
             )
@@ -288,20 +305,27 @@ class ServiceTable:
         names = [name for name in signature.parameters if name != "self"]
         path = operation.path_parameters()
         for name in (*path, *operation.query, *operation.local_only):
-            if name not in names or name == ACTOR:
+            if name not in names or name == operation.caller:
                 raise InvalidArgumentError(
                     f"{self.name}.{operation.method}: {name!r} is not a parameter it may send"
                 )
         elsewhere = (*path, *operation.query, *operation.local_only)
         body = tuple(name for name in names if name not in elsewhere)
-        acting = ACTOR in body
+        acting = operation.caller in body
+        body = tuple(name for name in body if name != operation.caller)
+        if operation.whole_body is not None and body != (operation.whole_body,):
+            raise InvalidArgumentError(
+                f"{self.name}.{operation.method}: whole_body {operation.whole_body!r} must be "
+                f"the only parameter in the body, which holds {', '.join(body) or 'none'}"
+            )
         return Parameters(
             path=path,
             query=operation.query,
-            body=tuple(name for name in body if name != ACTOR),
+            body=body,
             acting=acting,
             signature=signature,
             hints=self._hints[operation.method],
+            caller=operation.caller,
         )
 
     @cached_property
@@ -309,21 +333,21 @@ class ServiceTable:
         return {operation.method: self._make_body(operation) for operation in self.operations}
 
     def body_model(self, operation: Operation) -> type[BaseModel] | None:
-        """The request body's model (``None`` when nothing travels in the body): one field
-        per body parameter, with the Protocol's annotation and default; unknown fields are
-        refused, since a misspelt field is a client's mistake that should be seen."""
+        """The request body's model (``None`` when nothing travels in the body, or when the
+        body is the ``whole_body`` parameter's own document): one field per body parameter,
+        with the Protocol's annotation and default; unknown fields are refused, since a
+        misspelt field is a client's mistake that should be seen."""
         return self._body_models[operation.method]
 
     def _make_body(self, operation: Operation) -> type[BaseModel] | None:
         parts = self.parameters(operation)
-        if not parts.body:
+        if not parts.body or operation.whole_body is not None:
             return None
         fields: dict[str, Any] = {}
         for name in parts.body:
             parameter = parts.signature.parameters[name]
             default = ... if parameter.default is inspect.Parameter.empty else parameter.default
-            annotation = operation.wire.get(name, parts.hints.get(name, Any))
-            fields[name] = (annotation, default)
+            fields[name] = (operation.wire.get(name, parts.hints.get(name, Any)), default)
         title = self.name.removesuffix("Service") + operation.method.title().replace("_", "")
         method = getattr(self.protocol, operation.method)
         model = create_model(f"{title}In", __config__=ConfigDict(extra="forbid"), **fields)

@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from opsloop.contract.http_client import over_http, path_segment, refuse_actor, send
+from opsloop.contract.http_client import operation_call, over_http, path_segment, refuse_actor
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.flavors import (
     FLAVORS,
@@ -236,4 +236,6 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
                     f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}"
                 )
         arguments["artifact_sha256"], arguments["flavor"] = artifact_sha256, flavor
-        return send(self, REGISTRY_OPERATIONS, "register", arguments)
+        return self._register(**arguments)
+
+    _register = operation_call(REGISTRY_OPERATIONS, "register")

@@ -6,11 +6,11 @@
 their signatures against it). :data:`REGISTRY_OPERATIONS` places each operation on the wire;
 the server's routes and the HTTP client are generated from it (:mod:`opsloop.contract`).
 
-Two kinds of method are written on each side by hand, on top of the operations:
-``register`` over HTTP saves the model object here and uploads its bytes before the
-operation registers their hash (``by_hand``); ``load``, ``resolve`` and ``load_reference``
-are ``composed``: the bytes travel, and the model object is made where it is used, by the
-loading user's trust rules (:mod:`.model_trust`), never the server's.
+Four methods are ``composed``: written by hand on the client, on top of the operations.
+``register`` over HTTP saves the model object here and uploads its bytes before its
+operation (whose route is generated) registers their hash; ``load``, ``resolve`` and
+``load_reference`` have no operation: the bytes travel, and the model object is made where
+it is used, by the loading user's trust rules (:mod:`.model_trust`), never the server's.
 
 >>> operation = REGISTRY_OPERATIONS.operation("get_version")
 >>> operation.verb, operation.path, operation.query
@@ -328,7 +328,6 @@ REGISTRY_OPERATIONS = ServiceTable(
             local_only=("model",),
             wire={"input_schema": dict[str, Any] | None},
             created=True,
-            by_hand=True,
         ),
         Operation(
             "get_version",
@@ -388,7 +387,7 @@ REGISTRY_OPERATIONS = ServiceTable(
             "audit", "GET", "/audit", answer=_AUDIT, query=("name",), renamed={"name": "model"}
         ),
     ],
-    composed=("load", "resolve", "load_reference"),
+    composed=("register", "load", "resolve", "load_reference"),
 )
 
 __all__ = ["REGISTRY_OPERATIONS", "AuditEntry", "LineageDocument", "RegistryService"]

@@ -5,6 +5,14 @@ refused with both hashes (a 422), so a truncated or altered upload is never stor
 download re-hashes the stored bytes and answers 409 with both hashes if they changed on
 disk. ``POST /runs/{run_id}/artifacts?path=...`` stores a file and records it in the run.
 
+These routes are written by hand, not generated from the tracking table: their bodies are
+bytes, streamed, and the client checks what it downloads against the hash
+(:meth:`~opsloop.tracking.HttpTrackingStore.read_artifact` and ``log_artifact`` are the
+table's composed methods). Their paths are the service's
+(:data:`~opsloop.tracking.tracking_service.ARTIFACT_PATH`,
+:data:`~opsloop.tracking.tracking_service.RUN_ARTIFACTS_PATH`), and each declares its
+answer for the OpenAPI document.
+
 An upload is streamed: each piece is hashed and written to a temporary file as it arrives,
 in a worker thread, so neither the whole body nor its hashing ever sits on the event loop
 (``/health`` answers during a large upload). Its size is bounded by
@@ -25,9 +33,17 @@ from opsloop.server.identity import Editor, Viewer
 from opsloop.server.response_models import ArtifactStored
 from opsloop.store.artifacts import check_sha256
 from opsloop.tracking.local_store import check_artifact_path
+from opsloop.tracking.tracking_service import ARTIFACT_PATH, RUN_ARTIFACTS_PATH
+from opsloop.tracking.wire_documents import ArtifactDocument
 
 router = APIRouter(prefix="/api/v1")
 _OCTETS = "application/octet-stream"
+_BYTES = {
+    200: {
+        "description": "The stored bytes; the header X-Opsloop-Sha256 repeats their hash",
+        "content": {_OCTETS: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 # Pieces are gathered to this size before a thread writes them: fewer hand-offs, and
 # hashlib releases the GIL on large buffers.
 _PIECE = 1 << 20
@@ -51,7 +67,7 @@ async def _receive(request: Request, expected: str | None = None) -> tuple[str, 
     return digest, receiver.size
 
 
-@router.put("/artifacts/{sha256}", status_code=201, response_model=ArtifactStored)
+@router.put(ARTIFACT_PATH, status_code=201, response_model=ArtifactStored)
 async def upload_artifact(sha256: str, request: Request, _: Editor) -> dict:
     """Store the request body under ``sha256`` after checking that it hashes to it."""
     try:
@@ -62,14 +78,14 @@ async def upload_artifact(sha256: str, request: Request, _: Editor) -> dict:
     return {"sha256": digest, "size": size}
 
 
-@router.get("/artifacts/{sha256}")
+@router.get(ARTIFACT_PATH, response_class=Response, responses=_BYTES)
 def download_artifact(sha256: str, request: Request, _: Viewer) -> Response:
     """The stored bytes, verified against their sha256 before they are sent."""
     data = request.app.state.tracking.artifacts.get_bytes(sha256)
     return Response(data, media_type=_OCTETS, headers={"X-Opsloop-Sha256": sha256})
 
 
-@router.post("/runs/{run_id}/artifacts", status_code=201)
+@router.post(RUN_ARTIFACTS_PATH, status_code=201, response_model=ArtifactDocument)
 async def log_artifact(
     run_id: str,
     request: Request,

@@ -4,10 +4,11 @@ For each :class:`~opsloop.contract.operation.Operation` of a
 :class:`~opsloop.contract.operation.ServiceTable`, :func:`operation_router` adds one route:
 the path's parameters bounded as the Protocol's annotations say, the query's parameters
 likewise, the rest taken from a JSON body whose model the table derives, the caller's role
-checked by :mod:`.identity`, the caller's name passed as ``actor`` where the method takes
-one, and the answer written by the operation's :class:`~opsloop.contract.operation.Answer`
-with its model declared, so the OpenAPI document describes every answer. Errors are the
-library's, mapped to HTTP by :mod:`.errors`.
+checked by :mod:`.identity`, the caller's name passed as ``actor`` (or the operation's
+``caller`` parameter) where the method takes one, and the answer written by the
+operation's :class:`~opsloop.contract.operation.Answer` with its model declared, so the
+OpenAPI document describes every answer. Errors are the library's, mapped to HTTP by
+:mod:`.errors`.
 
 >>> from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS
 >>> router = operation_router(DEPLOYMENT_OPERATIONS, lambda request: None)
@@ -23,11 +24,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import annotated_types
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.params import Param
 from pydantic.fields import FieldInfo
 
-from opsloop.contract.operation import ACTOR, Operation, ServiceTable
+from opsloop.contract.operation import Operation, ServiceTable
 from opsloop.server.identity import editor, viewer
 
 _ROLE = {"viewer": viewer, "editor": editor}
@@ -62,6 +63,9 @@ def _text_parameter(annotation: Any, where: Callable[..., Param], alias: str | N
     >>> bound = _text_parameter(Name | None, Query)
     >>> bound.__metadata__[0].metadata[0].max_length
     250
+    >>> from opsloop.contract.wire_types import Sha256
+    >>> _text_parameter(Sha256, Query).__metadata__[0].metadata[0].pattern
+    '^[0-9a-f]{64}$'
     """
     base, optional = _unwrapped(annotation)
     bounds: dict[str, Any] = {}
@@ -74,6 +78,9 @@ def _text_parameter(annotation: Any, where: Callable[..., Param], alias: str | N
                     for kind, keyword in _BOUNDS.items():
                         if isinstance(bound, kind):
                             bounds[keyword] = getattr(bound, keyword)
+                    # pydantic keeps a pattern in its own metadata class, not annotated_types'.
+                    if getattr(bound, "pattern", None) is not None:
+                        bounds["pattern"] = bound.pattern
             else:
                 extra.append(item)
     if alias is not None:
@@ -120,14 +127,24 @@ def _endpoint(
         parameters.append(
             inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=body_model)
         )
+    elif operation.whole_body is not None:
+        parameters.append(
+            inspect.Parameter(
+                "body",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[parts.hints.get(operation.whole_body, Any), Body()],
+            )
+        )
 
     def endpoint(request: Request, caller: Any, **values: Any) -> Any:
         body = values.pop("body", None)
         arguments = dict(values)
-        if body is not None:
+        if operation.whole_body is not None:
+            arguments[operation.whole_body] = body
+        elif body is not None:
             arguments.update({name: getattr(body, name) for name in parts.body})
         if parts.acting:
-            arguments[ACTOR] = caller.name
+            arguments[parts.caller] = caller.name
         result = getattr(service(request), operation.method)(**arguments)
         return None if operation.answer.model is None else operation.answer.encode(result)
 

@@ -3,11 +3,11 @@
 The services on the contract declare their answers in their operation tables
 (:mod:`opsloop.contract`); these are the small answers of the routes still written by hand.
 
->>> RunCreated(run_id="4f2a").model_dump()
-{'run_id': '4f2a'}
->>> RunCreated(run_id=7)
+>>> Health(status="ok", version="1.0", database="sqlite").model_dump()["database"]
+'sqlite'
+>>> ArtifactStored(sha256="not a hash", size=1)
 Traceback (most recent call last):
-pydantic_core._pydantic_core.ValidationError: 1 validation error for RunCreated
+pydantic_core._pydantic_core.ValidationError: 1 validation error for ArtifactStored
 ...
 """
 
@@ -26,18 +26,6 @@ class Health(_Answer):
     status: str = Field(description="'ok' while the server answers")
     version: str
     database: str = Field(description="the store's SQL dialect, such as 'sqlite'")
-
-
-class ExperimentCreated(_Answer):
-    """``POST /experiments``: the experiment's id (the existing one if the name is taken)."""
-
-    experiment_id: int
-
-
-class RunCreated(_Answer):
-    """``POST /runs``: the new run's id."""
-
-    run_id: str
 
 
 class ArtifactStored(_Answer):

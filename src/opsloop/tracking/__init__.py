@@ -30,7 +30,6 @@ from opsloop.tracking.api import (
 from opsloop.tracking.artifact_reference import load_artifact
 from opsloop.tracking.comparison import RunComparison
 from opsloop.tracking.filter_parser import FilterSyntaxError, parse_filter
-from opsloop.tracking.http_store import HttpTrackingStore
 from opsloop.tracking.local_store import (
     AmbiguousRunIdError,
     LocalTrackingStore,
@@ -38,6 +37,17 @@ from opsloop.tracking.local_store import (
     UnknownRunError,
 )
 from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run
+
+
+def __getattr__(name: str):
+    # The HTTP client is imported on first use: it is generated from the service's table,
+    # whose wire types import this package's limits, so importing it here is circular.
+    if name == "HttpTrackingStore":
+        from opsloop.tracking.http_store import HttpTrackingStore
+
+        return HttpTrackingStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ActiveRun",

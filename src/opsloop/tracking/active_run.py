@@ -40,6 +40,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -48,6 +49,9 @@ from opsloop.tracking.dataset_digest import dataset_sha256
 from opsloop.tracking.limits import checked_key, metric_step, metric_value, param_text, tag_text
 from opsloop.tracking.metric_buffer import MetricBatch, MetricBuffer
 from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run
+
+if TYPE_CHECKING:  # the service imports the wire types, which import this package
+    from opsloop.tracking.tracking_service import TrackingService
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,9 @@ class _Batch:
 class ActiveRun:
     """Log params, metrics, tags, artifacts and data sets to one run of a tracking backend.
 
-    ``backend`` is a :class:`~opsloop.tracking.local_store.LocalTrackingStore` (or any
-    object with its ``write_batch``, ``end_run``, ``log_artifact``, ``log_dataset`` and
-    ``get_run`` methods). Used as a context manager, the
+    ``backend`` is a :class:`~opsloop.tracking.tracking_service.TrackingService`: the local
+    store or a server's client (it uses ``write_batch``, ``end_run``, ``log_artifact``,
+    ``log_dataset`` and ``get_run``). Used as a context manager, the
     run ends FINISHED, FAILED when the block raises, or KILLED on ``KeyboardInterrupt``.
 
     >>> run = ActiveRun(tracking, tracking.create_run("e"), flush_interval_s=60)
@@ -79,7 +83,7 @@ class ActiveRun:
 
     def __init__(
         self,
-        backend,
+        backend: TrackingService,
         run_id: str,
         *,
         flush_interval_s: float = 1.0,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -33,8 +34,10 @@ from opsloop.tracking.capture import (
     current_user,
 )
 from opsloop.tracking.comparison import RunComparison, compare
-from opsloop.tracking.http_store import TOKEN_VARIABLE, HttpTrackingStore
 from opsloop.tracking.records import Run
+
+if TYPE_CHECKING:  # the service imports the wire types, which import this package
+    from opsloop.tracking.tracking_service import TrackingService
 
 TRACKING_VARIABLE = "OPSLOOP_TRACKING_URI"
 
@@ -63,7 +66,7 @@ _backends_lock = threading.Lock()
 _active = threading.local()
 
 
-def tracking_backend(uri: str | None = None):
+def tracking_backend(uri: str | None = None) -> TrackingService:
     """The backend for ``uri`` (default ``$OPSLOOP_TRACKING_URI``), made once per process.
 
     >>> tracking_backend() is tracking_backend()
@@ -77,6 +80,10 @@ def tracking_backend(uri: str | None = None):
     """
     target = tracking_target(uri)
     if is_server(target):
+        # Imported here: the HTTP client is generated from the service's table, whose wire
+        # types import this package's limits, so importing it with the package is circular.
+        from opsloop.tracking.http_store import TOKEN_VARIABLE, HttpTrackingStore
+
         # The home is part of the key: without a token, a loopback server gets its
         # installation token.
         key = (os.getpid(), target, os.environ.get(TOKEN_VARIABLE), str(opsloop_home()))

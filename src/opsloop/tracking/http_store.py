@@ -30,13 +30,15 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
-import pandas as pd
 
+from opsloop.contract.http_client import operation_call, over_http, path_segment, request_path
 from opsloop.errors import (
     BY_CODE,
     DeniedError,
@@ -51,8 +53,14 @@ from opsloop.tracking.filter_parser import FilterSyntaxError
 from opsloop.tracking.limits import MAX_BATCH_POINTS, param_text, tag_text
 from opsloop.tracking.local_store import UnknownRunError, check_batch_id
 from opsloop.tracking.metric_buffer import MetricBatch
-from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run, empty_history
-from opsloop.tracking.run_search import UnknownExperimentError, frame_from_columns
+from opsloop.tracking.records import ArtifactRecord, Run
+from opsloop.tracking.run_search import UnknownExperimentError
+from opsloop.tracking.tracking_service import (
+    ARTIFACT_PATH,
+    RUN_ARTIFACTS_PATH,
+    TRACKING_OPERATIONS,
+    TrackingService,
+)
 
 TOKEN_VARIABLE = "OPSLOOP_TRACKING_TOKEN"
 _TIMEOUT_S = 60.0
@@ -253,8 +261,14 @@ class ServerError(RuntimeError):
 _RETRIED_STATUSES = frozenset({502, 503, 504})
 
 
-class HttpTrackingStore:
+@over_http(TRACKING_OPERATIONS)
+class HttpTrackingStore(TrackingService):
     """The tracking backend of an opsloop server at ``base_url``.
+
+    Its operations are generated from the service's table
+    (:data:`~opsloop.tracking.tracking_service.TRACKING_OPERATIONS`); ``create_run``,
+    ``write_batch``, ``get_run``, ``log_artifact`` and ``read_artifact`` are written here,
+    on top of the wire.
 
     Metric batches are sent with an idempotency key (``batch_id``) and sent again, under the
     same key, when the connection fails or the server answers 502, 503 or 504, with a
@@ -263,9 +277,6 @@ class HttpTrackingStore:
 
     >>> HttpTrackingStore("https://ops.example.com", token="olp_x")._headers["Authorization"]
     'Bearer olp_x'
-
-    The examples of the methods use ``server_url``, an opsloop server running on loopback
-    with an empty store.
     """
 
     def __init__(
@@ -298,40 +309,13 @@ class HttpTrackingStore:
         """
         self._server.close()
 
-    # -- transport ------------------------------------------------------------------------
+    def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return self._server.call(method, path, **kwargs)
 
-    def _call(
-        self, method: str, path: str, *, run_id: str | None = None, **kwargs
-    ) -> httpx.Response:
-        errors = None
-        if run_id is not None:
-            errors = {"UnknownRunError": lambda _detail: UnknownRunError(run_id)}
-        return self._server.call(method, path, errors=errors, **kwargs)
+    # -- composed on the wire's operations ------------------------------------------------
 
-    # -- experiments and runs -------------------------------------------------------------
-
-    def create_experiment(self, name: str, description: str | None = None) -> int:
-        """The id of experiment ``name`` on the server, created if needed.
-
-        >>> remote = HttpTrackingStore(server_url)
-        >>> first = remote.create_experiment("churn", "monthly churn")
-        >>> remote.create_experiment("churn") == first, remote.create_experiment("fraud") == first
-        (True, False)
-        """
-        body = {"name": name, "description": description}
-        return self._call("POST", "/experiments", json=body).json()["experiment_id"]
-
-    def list_experiments(self) -> pd.DataFrame:
-        """One row per experiment: ``name``, ``description``, ``created_ms``, ``runs``.
-
-        >>> remote = HttpTrackingStore(server_url)
-        >>> _ = remote.create_experiment("churn", "monthly churn")
-        >>> _ = remote.create_run("churn"); _ = remote.create_run("churn")
-        >>> remote.list_experiments()[["name", "description", "runs"]].values.tolist()
-        [['churn', 'monthly churn', 2]]
-        """
-        rows = self._call("GET", "/experiments").json()["experiments"]
-        return pd.DataFrame(rows, columns=["name", "description", "created_ms", "runs"])
+    _create_run = operation_call(TRACKING_OPERATIONS, "create_run")
+    _get_run = operation_call(TRACKING_OPERATIONS, "get_run")
 
     def create_run(
         self,
@@ -346,43 +330,42 @@ class HttpTrackingStore:
         environment: Environment | None = None,
         start_ms: int | None = None,
     ) -> str:
-        """Start a run on the server; return its id (``user`` is ignored: the server decides).
+        """Start a run on the server; return its id. ``user`` is not sent: the server
+        records the token's owner. Tag values become text here, as the local store makes
+        them, so a value it refuses is refused before anything is sent.
 
-        >>> remote = HttpTrackingStore(server_url)
-        >>> run = remote.get_run(remote.create_run("churn", name="rf", tags={"team": "risk"}))
-        >>> run.experiment, run.name, run.status, run.tags
-        ('churn', 'rf', 'RUNNING', {'team': 'risk'})
+        >>> HttpTrackingStore("http://127.0.0.1:1").create_run("e", tags={"t": "x" * 9000})
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: tag 't': value is 9000 characters; the limit is 8000
         """
-        body = {
-            "experiment": experiment,
-            "name": name,
-            "parent_run_id": parent_run_id,
-            "tags": {key: tag_text(key, value) for key, value in (tags or {}).items()},
-            "command": command,
-            "code": None if code is None else code.to_dict(),
-            "environment": None
-            if environment is None
-            else {
-                "python_version": environment.python_version,
-                "platform": environment.platform,
-                "packages": list(environment.packages),
-            },
-            "start_ms": start_ms,
-        }
-        return self._call("POST", "/runs", run_id=parent_run_id, json=body).json()["run_id"]
+        return self._create_run(
+            experiment,
+            name=name,
+            parent_run_id=parent_run_id,
+            tags={key: tag_text(key, value) for key, value in (tags or {}).items()},
+            command=command,
+            code=code,
+            environment=environment,
+            start_ms=start_ms,
+        )
 
-    def end_run(self, run_id: str, status: str = "FINISHED", end_ms: int | None = None) -> None:
-        """Set the run's final status and end time.
+    def get_run(self, run_id: str) -> Run:
+        """The run as the server stores it; its ``metric_history`` asks the server too.
 
         >>> remote = HttpTrackingStore(server_url)
         >>> run_id = remote.create_run("churn")
-        >>> remote.end_run(run_id, "KILLED", end_ms=2_000_000_000_000)
+        >>> points = MetricBatch(("loss", "loss"), np.array([0.5, 0.25]), np.array([0, 1]),
+        ...                      np.array([1000, 2000]))
+        >>> remote.write_batch(run_id, points, params={"depth": 3})
         >>> run = remote.get_run(run_id)
-        >>> run.status, run.end_ms
-        ('KILLED', 2000000000000)
+        >>> run.params, run.metric_history("loss")["value"].tolist()
+        ({'depth': '3'}, [0.5, 0.25])
+        >>> remote.get_run("nope")
+        Traceback (most recent call last):
+        opsloop.tracking.local_store.UnknownRunError: unknown run id 'nope'
         """
-        body = {"status": status, "end_ms": end_ms}
-        self._call("POST", f"/runs/{run_id}/end", run_id=run_id, json=body)
+        run = self._get_run(run_id)
+        return replace(run, _history=partial(self.metric_history, run.run_id))
 
     def write_batch(
         self,
@@ -443,14 +426,15 @@ class HttpTrackingStore:
     def _send_batch(self, run_id: str, body: dict[str, object], batch_id: str) -> None:
         # Encoded here (not by httpx) to skip a second walk over a large body.
         content = json.dumps({**body, "batch_id": batch_id}, separators=(",", ":"))
+        operation = TRACKING_OPERATIONS.operation("write_batch")
+        path = request_path(operation, {"run_id": run_id})
         deadline = time.monotonic() + self.retry_s
         pause = 0.05
         while True:
             try:
                 self._call(
-                    "POST",
-                    f"/runs/{run_id}/batch",
-                    run_id=run_id,
+                    operation.verb,
+                    path,
                     content=content,
                     headers={"Content-Type": "application/json"},
                 )
@@ -487,8 +471,7 @@ class HttpTrackingStore:
     def _upload_artifact(self, run_id: str, path: str, content) -> ArtifactRecord:
         response = self._call(
             "POST",
-            f"/runs/{run_id}/artifacts",
-            run_id=run_id,
+            RUN_ARTIFACTS_PATH.format(run_id=path_segment(run_id)),
             params={"path": path},
             content=content,
             headers={"Content-Type": "application/octet-stream"},
@@ -503,115 +486,12 @@ class HttpTrackingStore:
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: sha256 must be 64 lowercase hex digits, got 'ab'
         """
-        location = f"/artifacts/{check_sha256(sha256)}"
+        location = ARTIFACT_PATH.format(sha256=check_sha256(sha256))
         data = self._call("GET", location).content
         found = hashlib.sha256(data).hexdigest()
         if found != sha256:
             raise TamperedArtifactError(sha256, found, f"{self.base_url}/api/v1{location}")
         return data
-
-    def log_dataset(self, run_id: str, dataset: DatasetInput) -> None:
-        """Record that the run was given ``dataset``.
-
-        >>> remote = HttpTrackingStore(server_url)
-        >>> run_id = remote.create_run("churn")
-        >>> remote.log_dataset(run_id, DatasetInput("train", "a" * 64, n_rows=10, n_columns=2))
-        >>> [(d.name, d.n_rows, d.n_columns) for d in remote.get_run(run_id).datasets]
-        [('train', 10, 2)]
-        """
-        self._call("POST", f"/runs/{run_id}/datasets", run_id=run_id, json=dataset.to_dict())
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def get_run(self, run_id: str) -> Run:
-        """The run as the server stores it; its ``metric_history`` asks the server too.
-
-        >>> remote = HttpTrackingStore(server_url)
-        >>> run_id = remote.create_run("churn")
-        >>> remote.write_batch(run_id, params={"depth": 3}, tags={"team": "risk"})
-        >>> run = remote.get_run(run_id)
-        >>> run.run_id == run_id, run.params, run.tags
-        (True, {'depth': '3'}, {'team': 'risk'})
-        >>> remote.get_run("nope")
-        Traceback (most recent call last):
-        opsloop.tracking.local_store.UnknownRunError: unknown run id 'nope'
-        """
-        data = self._call("GET", f"/runs/{run_id}", run_id=run_id).json()
-        return Run.from_dict(data, history=lambda key: self.metric_history(run_id, key))
-
-    def metric_history(self, run_id: str, key: str) -> pd.DataFrame:
-        """Every point of ``key`` in the run: ``step``, ``value``, ``timestamp`` (UTC).
-
-        >>> remote = HttpTrackingStore(server_url)
-        >>> run_id = remote.create_run("churn")
-        >>> points = MetricBatch(("loss", "loss", "auc"), np.array([0.5, 0.25, 0.9]),
-        ...                      np.array([0, 1, 0]), np.array([1000, 2000, 1000]))
-        >>> remote.write_batch(run_id, points)
-        >>> remote.metric_history(run_id, "loss")[["step", "value"]].values.tolist()
-        [[0.0, 0.5], [1.0, 0.25]]
-        """
-        return self.metric_histories([run_id], [key]).drop(columns=["run_id", "key"])
-
-    def metric_histories(
-        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
-    ) -> pd.DataFrame:
-        """Points of several runs: ``run_id``, ``key``, ``step``, ``value``, ``timestamp``.
-
-        >>> remote = HttpTrackingStore(server_url)
-        >>> runs = [remote.create_run("churn") for _ in range(2)]
-        >>> for run_id, loss in zip(runs, (0.5, 0.3)):
-        ...     remote.write_batch(run_id, MetricBatch(("loss", "auc"), np.array([loss, 0.9]),
-        ...                                            np.array([0, 0]), np.array([1000, 1000])))
-        >>> found = remote.metric_histories(runs, ["loss"])
-        >>> found["run_id"].tolist() == runs, found["value"].tolist()
-        (True, [0.5, 0.3])
-        """
-        body = {"run_ids": list(run_ids), "keys": None if keys is None else list(keys)}
-        single = run_ids[0] if len(run_ids) == 1 else None
-        data = self._call("POST", "/runs/histories", run_id=single, json=body).json()
-        history = empty_history()
-        return pd.DataFrame(
-            {
-                "run_id": pd.Series(data["run_id"], dtype=object),
-                "key": pd.Series(data["key"], dtype=object),
-                "step": np.array(data["step"], dtype=np.int64),
-                "value": np.array(data["value"], dtype=np.float64),
-                "timestamp": pd.to_datetime(
-                    np.array(data["timestamp_ms"], dtype=np.int64), unit="ms", utc=True
-                ).astype(history["timestamp"].dtype),
-            }
-        )
-
-    def search_runs(
-        self,
-        experiments: str | Iterable[str] | None = None,
-        filter: str | None = None,
-        order_by: Sequence[str] | None = None,
-        max_results: int | None = None,
-    ) -> pd.DataFrame:
-        """The server's search, as the same DataFrame the local store returns.
-
-        >>> HttpTrackingStore("http://127.0.0.1:1").search_runs(order_by="metrics.auc")
-        Traceback (most recent call last):
-        TypeError: order_by must be a list of clauses such as ['metrics.auc DESC']
-        """
-        if isinstance(order_by, str):
-            raise TypeError("order_by must be a list of clauses such as ['metrics.auc DESC']")
-        names = [experiments] if isinstance(experiments, str) else experiments
-        body = {
-            "experiments": None if names is None else list(names),
-            "filter": filter,
-            "order_by": list(order_by or ()),
-            "max_results": max_results,
-        }
-        try:
-            columns = self._call("POST", "/runs/search", json=body).json()["columns"]
-        except ValueError as error:
-            for name in body["experiments"] or ():
-                if str(error) == str(UnknownExperimentError(name)):
-                    raise UnknownExperimentError(name) from None
-            raise
-        return frame_from_columns(columns)
 
 
 def _piece_id(batch_id: str, number: int) -> str:
