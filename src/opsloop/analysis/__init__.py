@@ -3,6 +3,8 @@
 * error analysis by tag against human-level performance: :func:`hlp`, :func:`error_analysis`;
 * slices: :func:`slice_metrics` (any scikit-learn metric per slice and intersection),
   :func:`error_tree`, :func:`sliceline`, :func:`compare_models` (McNemar per slice);
+* is a candidate model not worse than its baseline: :func:`delong_test` (AUC),
+  :func:`mcnemar_noninferiority_test` (accuracy), :func:`paired_bootstrap_test` (any metric);
 * regression residuals: :func:`residual_analysis`;
 * do we need more data: :func:`learning_curve` (with the fitted gain of more data),
   :func:`represents_population`;
@@ -44,6 +46,14 @@ from opsloop.analysis.learning import (
     fit_power_law,
     learning_curve,
     represents_population,
+)
+from opsloop.analysis.paired_tests import (
+    McNemar,
+    PairedTest,
+    delong_test,
+    mcnemar_noninferiority_test,
+    mcnemar_test,
+    paired_bootstrap_test,
 )
 from opsloop.analysis.residuals import ResidualAnalysis, durbin_watson_test, residual_analysis
 from opsloop.analysis.sliceline import SliceLineResult, sliceline
@@ -89,7 +99,9 @@ __all__ = [
     "Importance",
     "LearningCurve",
     "LocalSurrogate",
+    "McNemar",
     "ModelComparison",
+    "PairedTest",
     "PartialDependence",
     "PowerLawFit",
     "ResidualAnalysis",
@@ -101,6 +113,7 @@ __all__ = [
     "TagErrors",
     "ale",
     "compare_models",
+    "delong_test",
     "durbin_watson_test",
     "error_analysis",
     "error_tree",
@@ -113,6 +126,9 @@ __all__ = [
     "learning_curve",
     "linear_coefficients",
     "local_surrogate",
+    "mcnemar_noninferiority_test",
+    "mcnemar_test",
+    "paired_bootstrap_test",
     "partial_dependence",
     "permutation_importance",
     "represents_population",
