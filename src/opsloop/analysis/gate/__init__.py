@@ -1,0 +1,57 @@
+"""Release gates: a candidate model version checked against a baseline before it ships.
+
+A gate is a declarative, versioned file (``gate.yaml``, :mod:`.spec`) of checks: the task
+metric not worse than the baseline's by more than a margin, judged by a paired test
+(:mod:`opsloop.analysis.paired_tests`); absolute floors; no slice significantly worse
+(:func:`opsloop.analysis.compare_models`, Benjamini-Hochberg across slices); fairness
+disparities within bounds (:func:`opsloop.analysis.fairness`); and the data contract (the
+candidate's signature compatible with the baseline's, :mod:`.contract`, and the evaluation
+data valid against its input schema). :func:`evaluate_gate` runs them on two loaded models
+and a frame and returns a :class:`GateResult` whose every check carries its numbers. Loading
+the versions a reference names and recording the result on the candidate is the registry's
+part (:func:`opsloop.registry.run_gate`).
+
+>>> gate = parse_gate({"version": 1, "label": "y", "checks": [
+...     {"kind": "non_inferiority", "metric": "accuracy", "margin": 0.02}]})
+>>> gate.checks[0].test, gate.baseline
+('mcnemar', 'champion')
+"""
+
+from opsloop.analysis.gate.contract import SignatureBreak, signature_breaks
+from opsloop.analysis.gate.evaluate import evaluate_gate
+from opsloop.analysis.gate.metrics import METRICS, GateMetric
+from opsloop.analysis.gate.result import CheckResult, GateResult
+from opsloop.analysis.gate.spec import (
+    CHECK_KINDS,
+    NOT_AVAILABLE,
+    DataContractCheck,
+    FairnessCheck,
+    FloorCheck,
+    GateSpec,
+    GateSpecError,
+    NonInferiorityCheck,
+    SlicesCheck,
+    load_gate,
+    parse_gate,
+)
+
+__all__ = [
+    "CHECK_KINDS",
+    "METRICS",
+    "NOT_AVAILABLE",
+    "CheckResult",
+    "DataContractCheck",
+    "FairnessCheck",
+    "FloorCheck",
+    "GateMetric",
+    "GateResult",
+    "GateSpec",
+    "GateSpecError",
+    "NonInferiorityCheck",
+    "SignatureBreak",
+    "SlicesCheck",
+    "evaluate_gate",
+    "load_gate",
+    "parse_gate",
+    "signature_breaks",
+]
