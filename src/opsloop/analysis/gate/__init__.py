@@ -9,7 +9,7 @@ candidate's signature compatible with the baseline's, :mod:`.contract`, and the 
 data valid against its input schema). :func:`evaluate_gate` runs them on two loaded models
 and a frame and returns a :class:`GateResult` whose every check carries its numbers. Loading
 the versions a reference names and recording the result on the candidate is the registry's
-part (:func:`opsloop.registry.run_gate`).
+part (:func:`opsloop.registry.release_gate.run_gate`).
 
 >>> gate = parse_gate({"version": 1, "label": "y", "checks": [
 ...     {"kind": "non_inferiority", "metric": "accuracy", "margin": 0.02}]})
