@@ -105,8 +105,12 @@ def test_a_good_candidate_passes_and_the_pass_is_recorded(files):
 
 def test_a_worse_candidate_exits_1_with_the_failed_checks_as_json(files):
     registry, gate, data = files
-    result = gate_run(gate, data, "--candidate", "models:/cancer/3", "--format", "json")
+    page = gate.parent / "gate.html"
+    result = gate_run(
+        gate, data, "--candidate", "models:/cancer/3", "--format", "json", "--html", str(page)
+    )
     assert result.exit_code == 1, result.output
+    assert "gate cancer v4: FAILED, cancer v3 against cancer v1" in page.read_text()
     document = json.loads(result.stdout)
     assert document["passed"] is False
     failed = [c["name"] for c in document["checks"] if c["verdict"] == "fail"]

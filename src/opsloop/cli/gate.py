@@ -10,7 +10,8 @@ sha256 verified, a pickle only with ``--trust``, skops types beyond the allow-li
 
 Exit codes: 0 every check passed, 1 a check failed, 2 the gate could not run (a bad gate
 file, a missing column, an unknown version, a refused model). ``--format github`` prints
-GitHub Actions' annotations: an error for each failed check.
+GitHub Actions' annotations: an error for each failed check. ``--json`` and ``--html`` also
+write the result as JSON and as a standalone HTML page.
 
 >>> from typer.testing import CliRunner
 >>> CliRunner().invoke(gate_app, ["run", "--help"]).exit_code
@@ -55,6 +56,9 @@ def run_command(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the result as JSON here.")
     ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write the result as a standalone HTML page here.")
+    ] = None,
     record: Annotated[
         bool,
         typer.Option("--record/--no-record", help="Record the verdict on the candidate version."),
@@ -92,6 +96,10 @@ def run_command(
     )
     if json_path is not None:
         json_path.write_text(result.to_json() + "\n", encoding="utf-8")
+    if html is not None:
+        from opsloop.reports.gate import write_gate_html
+
+        write_gate_html(result, html)
     if fmt == "json":
         sys.stdout.write(result.to_json() + "\n")
     elif fmt == "github":
