@@ -339,3 +339,23 @@ def test_a_metric_that_does_not_fit_the_task_names_the_check(cancer):
     gate = {**GATE, "checks": [{"kind": "floor", "metric": "mae", "max": 1.0}]}
     with pytest.raises(ValueError, match=r"checks\[0\]\.metric: mae applies to regression"):
         _run(cancer, "good", gate)
+
+
+def test_the_documented_gate_file_parses():
+    import textwrap
+
+    import yaml
+
+    from opsloop.analysis.gate import spec
+
+    block = spec.__doc__.split(".. code-block:: yaml")[1].split(">>>")[0]
+    gate = parse_gate(yaml.safe_load(textwrap.dedent(block)))
+    assert [type(c).__name__ for c in gate.checks] == [
+        "NonInferiorityCheck",
+        "NonInferiorityCheck",
+        "FloorCheck",
+        "SlicesCheck",
+        "FairnessCheck",
+        "DataContractCheck",
+    ]
+    assert (gate.version, gate.baseline, gate.checks[1].n_boot) == (3, "champion", 2000)

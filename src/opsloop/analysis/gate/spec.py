@@ -15,6 +15,10 @@ rule it breaks.
         test: delong           # delong (auc), mcnemar (accuracy) or bootstrap; default by metric
         margin: 0.01
         level: 0.05            # one-sided
+      - kind: non_inferiority
+        metric: f1
+        test: bootstrap        # a paired bootstrap: any metric
+        margin: 0.02
         n_boot: 2000           # bootstrap only
         seed: 0                # bootstrap only
       - kind: floor            # an absolute bound on the candidate's metric
