@@ -189,6 +189,23 @@ def test_a_fairness_breach_fails(cancer):
     assert "demographic_parity_difference across group" in check.reason
 
 
+def test_a_badly_calibrated_candidate_fails_the_calibration_check(cancer):
+    from opsloop.analysis.calibration_error import expected_calibration_error
+
+    squashed = _logistic(C=0.001).fit(cancer["train"][FEATURES], cancer["train"]["target"])
+    cancer = {**cancer, "squashed": squashed}
+    gate = {**GATE, "checks": [{"kind": "calibration", "max_ece": 0.05}]}
+    (good,) = _run(cancer, "good", gate).checks
+    (bad,) = _run(cancer, "squashed", gate).checks
+    test = cancer["test"]
+    for check, model in ((good, cancer["good"]), (bad, squashed)):
+        probability = model.predict_proba(test[FEATURES])[:, 1]
+        assert check.statistic == expected_calibration_error(test["target"], probability).ece
+    assert good.passed and good.statistic < 0.05
+    assert not bad.passed and bad.statistic > 0.2
+    assert "expected calibration error 0.2394 is above the bound 0.05" in bad.reason
+
+
 def test_an_incompatible_signature_fails(cancer):
     schema = infer_schema(cancer["train"][FEATURES]).to_dict()
     schema["columns"]["mean radius"]["type"] = "int"
@@ -296,6 +313,14 @@ def test_the_same_model_as_candidate_and_baseline_passes_with_a_margin(cancer):
             "gate: checks[0].max: 'parity' is not a disparity ending in _difference",
         ),
         (
+            {"version": 1, "label": "y", "checks": [{"kind": "calibration", "bins": 5}]},
+            "gate: checks[0].max_ece is missing",
+        ),
+        (
+            {"version": 1, "label": "y", "checks": [{"kind": "calibration", "max_ece": 2}]},
+            "gate: checks[0].max_ece must be a number in [0, 1], got 2",
+        ),
+        (
             {
                 "version": 1,
                 "label": "y",
@@ -356,6 +381,27 @@ def test_the_documented_gate_file_parses():
         "FloorCheck",
         "SlicesCheck",
         "FairnessCheck",
+        "CalibrationCheck",
         "DataContractCheck",
     ]
     assert (gate.version, gate.baseline, gate.checks[1].n_boot) == (3, "champion", 2000)
+
+
+def test_the_gate_file_in_the_readme_parses():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Release gates", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, flags=re.DOTALL).group(1)
+    gate = parse_gate(yaml.safe_load(block))
+    assert [type(c).__name__ for c in gate.checks] == [
+        "NonInferiorityCheck",
+        "FloorCheck",
+        "SlicesCheck",
+        "FairnessCheck",
+        "CalibrationCheck",
+        "DataContractCheck",
+    ]

@@ -5,6 +5,7 @@
   :func:`error_tree`, :func:`sliceline`, :func:`compare_models` (McNemar per slice);
 * is a candidate model not worse than its baseline: :func:`delong_test` (AUC),
   :func:`mcnemar_noninferiority_test` (accuracy), :func:`paired_bootstrap_test` (any metric);
+* are its probabilities calibrated: :func:`expected_calibration_error`;
 * regression residuals: :func:`residual_analysis`;
 * do we need more data: :func:`learning_curve` (with the fitted gain of more data),
   :func:`represents_population`;
@@ -27,6 +28,7 @@ from typing import Any
 
 from opsloop.analysis.ale import AccumulatedLocalEffects, ale
 from opsloop.analysis.baseline import HumanLevel, SliceRate, hlp
+from opsloop.analysis.calibration_error import CalibrationError, expected_calibration_error
 from opsloop.analysis.comparison import ModelComparison, SliceChange, compare_models
 from opsloop.analysis.errors import ErrorAnalysis, TagErrors, error_analysis
 from opsloop.analysis.errortree import ErrorLeaf, ErrorTree, error_tree
@@ -88,6 +90,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AccumulatedLocalEffects",
+    "CalibrationError",
     "Coefficient",
     "ErrorAnalysis",
     "ErrorLeaf",
@@ -117,6 +120,7 @@ __all__ = [
     "durbin_watson_test",
     "error_analysis",
     "error_tree",
+    "expected_calibration_error",
     "explain",
     "fairness",
     "fit_power_law",

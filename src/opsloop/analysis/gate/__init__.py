@@ -4,7 +4,8 @@ A gate is a declarative, versioned file (``gate.yaml``, :mod:`.spec`) of checks:
 metric not worse than the baseline's by more than a margin, judged by a paired test
 (:mod:`opsloop.analysis.paired_tests`); absolute floors; no slice significantly worse
 (:func:`opsloop.analysis.compare_models`, Benjamini-Hochberg across slices); fairness
-disparities within bounds (:func:`opsloop.analysis.fairness`); and the data contract (the
+disparities within bounds (:func:`opsloop.analysis.fairness`); the expected calibration
+error of the candidate's probabilities within a bound; and the data contract (the
 candidate's signature compatible with the baseline's, :mod:`.contract`, and the evaluation
 data valid against its input schema). :func:`evaluate_gate` runs them on two loaded models
 and a frame and returns a :class:`GateResult` whose every check carries its numbers. Loading
@@ -24,6 +25,7 @@ from opsloop.analysis.gate.result import CheckResult, GateResult
 from opsloop.analysis.gate.spec import (
     CHECK_KINDS,
     NOT_AVAILABLE,
+    CalibrationCheck,
     DataContractCheck,
     FairnessCheck,
     FloorCheck,
@@ -39,6 +41,7 @@ __all__ = [
     "CHECK_KINDS",
     "METRICS",
     "NOT_AVAILABLE",
+    "CalibrationCheck",
     "CheckResult",
     "DataContractCheck",
     "FairnessCheck",

@@ -31,12 +31,14 @@ import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
 
+from opsloop.analysis.calibration_error import expected_calibration_error
 from opsloop.analysis.comparison import compare_models
 from opsloop.analysis.fairness import fairness
 from opsloop.analysis.gate.contract import dropped_columns, input_schema, signature_breaks
 from opsloop.analysis.gate.metrics import METRICS
 from opsloop.analysis.gate.result import CheckResult, GateResult
 from opsloop.analysis.gate.spec import (
+    CalibrationCheck,
     DataContractCheck,
     FairnessCheck,
     FloorCheck,
@@ -143,6 +145,8 @@ def evaluate_gate(
             results.append(context.slices(check, where))
         elif isinstance(check, FairnessCheck):
             results.append(context.fairness(check, where))
+        elif isinstance(check, CalibrationCheck):
+            results.append(context.calibration(check, where))
         else:
             results.append(_data_contract(check, frame, candidate_signature, baseline_signature))
     return GateResult(
@@ -299,6 +303,28 @@ class _Context:
                     r.to_dict() for r in rows if r.verdict == "worse" and r not in worse
                 ][:_MAX_ROWS],
             },
+        )
+
+    def calibration(self, check: CalibrationCheck, where: str) -> CheckResult:
+        if self.task != "binary":
+            raise ValueError(f"{where}: calibration applies to binary classifiers, not {self.task}")
+        if not hasattr(self.cand.model, "predict_proba"):
+            raise ValueError(
+                f"{where}: {self.cand.name} has no predict_proba, so no probabilities to calibrate"
+            )
+        truth = (self.truth == self.positive).astype(np.int64)
+        mine = expected_calibration_error(truth, self.cand.scores(self.positive), bins=check.bins)
+        passed = mine.ece <= check.max_ece
+        verdict = "within" if passed else "above"
+        return CheckResult(
+            kind="calibration",
+            name=check.describe(),
+            passed=passed,
+            reason=f"expected calibration error {mine.ece:.4g} is {verdict} the bound "
+            f"{check.max_ece:g} (largest bin gap {mine.max_gap:.4g})",
+            statistic=mine.ece,
+            threshold=check.max_ece,
+            evidence=mine.to_dict(),
         )
 
     def fairness(self, check: FairnessCheck, where: str) -> CheckResult:

@@ -34,6 +34,9 @@ rule it breaks.
         sensitive: [sex]
         max: {demographic_parity_difference: 0.1, equalized_odds_difference: 0.15}
         min: {demographic_parity_ratio: 0.8}
+      - kind: calibration      # expected calibration error of the candidate's probabilities
+        max_ece: 0.05
+        bins: 10
       - kind: data_contract    # signature compatible with the baseline's; data valid
         signature: true
         schema: true
@@ -64,14 +67,13 @@ from opsloop.data.schema.anomaly import ANOMALY_KINDS
 from opsloop.errors import InvalidArgumentError
 
 #: The gate checks that exist, by ``kind``.
-CHECK_KINDS = ("non_inferiority", "floor", "slices", "fairness", "data_contract")
+CHECK_KINDS = ("non_inferiority", "floor", "slices", "fairness", "calibration", "data_contract")
 #: Checks the issue asks for that this version cannot run yet; a gate result lists them.
 NOT_AVAILABLE = (
     "human-level performance",
     "robustness",
     "privacy",
     "budgets (size, latency, memory)",
-    "calibration",
 )
 
 
@@ -184,6 +186,27 @@ class FairnessCheck:
 
 
 @dataclass(frozen=True)
+class CalibrationCheck:
+    """The expected calibration error of the candidate's probabilities (``bins`` equal-width
+    bins) is at most ``max_ece``.
+
+    >>> CalibrationCheck(0.05).describe()
+    'expected calibration error <= 0.05 (10 bins)'
+    """
+
+    max_ece: float
+    bins: int = 10
+
+    def describe(self) -> str:
+        """One line for people.
+
+        >>> CalibrationCheck(0.1, 5).describe()[-8:]
+        '(5 bins)'
+        """
+        return f"expected calibration error <= {self.max_ece:g} ({self.bins} bins)"
+
+
+@dataclass(frozen=True)
 class DataContractCheck:
     """The candidate's signature is compatible with the baseline's (``signature``) and the
     evaluation data validates against the candidate's input schema (``schema``), anomalies
@@ -211,7 +234,14 @@ class DataContractCheck:
         return "; ".join(parts)
 
 
-Check = NonInferiorityCheck | FloorCheck | SlicesCheck | FairnessCheck | DataContractCheck
+Check = (
+    NonInferiorityCheck
+    | FloorCheck
+    | SlicesCheck
+    | FairnessCheck
+    | CalibrationCheck
+    | DataContractCheck
+)
 
 
 @dataclass(frozen=True)
@@ -239,6 +269,7 @@ _FIELDS = {
     "floor": ("kind", "metric", "min", "max"),
     "slices": ("kind", "tags", "intersections", "margin", "level", "min_size"),
     "fairness": ("kind", "sensitive", "max", "min"),
+    "calibration": ("kind", "max_ece", "bins"),
     "data_contract": ("kind", "signature", "schema", "ignore"),
 }
 
@@ -462,6 +493,13 @@ class _Place:
             if not check.max and not check.min:
                 raise self.fail(where, ": give max (differences) or min (ratios) bounds")
             return check
+        if kind == "calibration":
+            if block.get("max_ece") is None:
+                raise self.fail(f"{prefix}max_ece", " is missing")
+            return CalibrationCheck(
+                self.number(block, "max_ece", prefix, low=0.0, high=1.0, rule="a number in [0, 1]"),
+                self.integer(block, "bins", prefix, minimum=1) or 10,
+            )
         ignore = block.get("ignore") or []
         if not isinstance(ignore, list):
             raise self.fail(f"{prefix}ignore", f" must be a list of anomaly kinds, got {ignore!r}")
