@@ -206,6 +206,27 @@ def test_a_badly_calibrated_candidate_fails_the_calibration_check(cancer):
     assert "expected calibration error 0.2394 is above the bound 0.05" in bad.reason
 
 
+def test_human_level_is_a_paired_test_against_a_second_labeller(cancer):
+    from opsloop.analysis.paired_tests import mcnemar_noninferiority_test
+
+    test = cancer["test"].copy()
+    # a reviewer who gets 8% of the tumours wrong
+    wrong = np.random.default_rng(5).random(len(test)) < 0.08
+    test["reviewer"] = np.where(wrong, 1 - test["target"], test["target"])
+    gate = {
+        **GATE,
+        "checks": [{"kind": "human_level", "human_labels": "reviewer", "margin": 0.01}],
+    }
+    (good,) = _run(cancer, "good", gate, frame=test).checks
+    (weak,) = _run(cancer, "weak", gate, frame=test).checks
+    reference = mcnemar_noninferiority_test(
+        test["target"], cancer["good"].predict(test[FEATURES]), test["reviewer"], margin=0.01
+    )
+    assert good.evidence == reference.to_dict()
+    assert good.passed and good.evidence["baseline"] == 1 - wrong.mean()
+    assert not weak.passed and f"vs people's {1 - wrong.mean():.4g}" in weak.reason
+
+
 def test_an_incompatible_signature_fails(cancer):
     schema = infer_schema(cancer["train"][FEATURES]).to_dict()
     schema["columns"]["mean radius"]["type"] = "int"
@@ -381,6 +402,7 @@ def test_the_documented_gate_file_parses():
         "FloorCheck",
         "SlicesCheck",
         "FairnessCheck",
+        "HumanLevelCheck",
         "CalibrationCheck",
         "DataContractCheck",
     ]
@@ -402,6 +424,7 @@ def test_the_gate_file_in_the_readme_parses():
         "FloorCheck",
         "SlicesCheck",
         "FairnessCheck",
+        "HumanLevelCheck",
         "CalibrationCheck",
         "DataContractCheck",
     ]

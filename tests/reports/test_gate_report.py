@@ -45,7 +45,7 @@ def test_the_page_shows_every_check_with_its_numbers_and_evidence():
         '<td class="num">2.50e-07</td>',
         '<tr class="failed">',
         "sha256 " + "ab" * 32,
-        "Not checked (not available yet): human-level performance, robustness",
+        "Not checked (not available yet): robustness, privacy",
     ):
         assert text in page, text
     assert page.count('<span class="badge stable">pass</span>') == 1

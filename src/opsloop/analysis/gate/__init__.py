@@ -4,7 +4,8 @@ A gate is a declarative, versioned file (``gate.yaml``, :mod:`.spec`) of checks:
 metric not worse than the baseline's by more than a margin, judged by a paired test
 (:mod:`opsloop.analysis.paired_tests`); absolute floors; no slice significantly worse
 (:func:`opsloop.analysis.compare_models`, Benjamini-Hochberg across slices); fairness
-disparities within bounds (:func:`opsloop.analysis.fairness`); the expected calibration
+disparities within bounds (:func:`opsloop.analysis.fairness`); accuracy not below people's
+(a second labeller's labels, paired); the expected calibration
 error of the candidate's probabilities within a bound; and the data contract (the
 candidate's signature compatible with the baseline's, :mod:`.contract`, and the evaluation
 data valid against its input schema). :func:`evaluate_gate` runs them on two loaded models
@@ -31,6 +32,7 @@ from opsloop.analysis.gate.spec import (
     FloorCheck,
     GateSpec,
     GateSpecError,
+    HumanLevelCheck,
     NonInferiorityCheck,
     SlicesCheck,
     load_gate,
@@ -50,6 +52,7 @@ __all__ = [
     "GateResult",
     "GateSpec",
     "GateSpecError",
+    "HumanLevelCheck",
     "NonInferiorityCheck",
     "SignatureBreak",
     "SlicesCheck",

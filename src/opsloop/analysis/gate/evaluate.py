@@ -43,6 +43,7 @@ from opsloop.analysis.gate.spec import (
     FairnessCheck,
     FloorCheck,
     GateSpec,
+    HumanLevelCheck,
     NonInferiorityCheck,
     SlicesCheck,
 )
@@ -145,6 +146,8 @@ def evaluate_gate(
             results.append(context.slices(check, where))
         elif isinstance(check, FairnessCheck):
             results.append(context.fairness(check, where))
+        elif isinstance(check, HumanLevelCheck):
+            results.append(context.human_level(check, where))
         elif isinstance(check, CalibrationCheck):
             results.append(context.calibration(check, where))
         else:
@@ -305,6 +308,28 @@ class _Context:
             },
         )
 
+    def human_level(self, check: HumanLevelCheck, where: str) -> CheckResult:
+        if self.task == "regression":
+            raise ValueError(f"{where}: human_level compares labels; this is a regressor")
+        people = self.frame[check.human_labels]
+        if people.isna().any():
+            raise ValueError(
+                f"{where}.human_labels: column {check.human_labels!r} has missing labels"
+            )
+        test = mcnemar_noninferiority_test(
+            self.truth, self.cand.labels, people.to_numpy(), margin=check.margin, level=check.level
+        )
+        return CheckResult(
+            kind="human_level",
+            name=check.describe(),
+            passed=test.non_inferior,
+            reason=_why(test).replace(" vs ", " vs people's ", 1),
+            statistic=test.statistic,
+            p_value=test.p_value,
+            threshold=check.margin,
+            evidence=test.to_dict(),
+        )
+
     def calibration(self, check: CalibrationCheck, where: str) -> CheckResult:
         if self.task != "binary":
             raise ValueError(f"{where}: calibration applies to binary classifiers, not {self.task}")
@@ -453,6 +478,8 @@ def _columns_of(check: Any) -> tuple[str, ...]:
         return check.tags
     if isinstance(check, FairnessCheck):
         return check.sensitive
+    if isinstance(check, HumanLevelCheck):
+        return (check.human_labels,)
     return ()
 
 

@@ -34,6 +34,10 @@ rule it breaks.
         sensitive: [sex]
         max: {demographic_parity_difference: 0.1, equalized_odds_difference: 0.15}
         min: {demographic_parity_ratio: 0.8}
+      - kind: human_level      # accuracy not below a second labeller's by more than margin,
+        human_labels: reviewer #   paired (McNemar with a margin) on the same rows
+        margin: 0.01
+        level: 0.05
       - kind: calibration      # expected calibration error of the candidate's probabilities
         max_ece: 0.05
         bins: 10
@@ -67,10 +71,17 @@ from opsloop.data.schema.anomaly import ANOMALY_KINDS
 from opsloop.errors import InvalidArgumentError
 
 #: The gate checks that exist, by ``kind``.
-CHECK_KINDS = ("non_inferiority", "floor", "slices", "fairness", "calibration", "data_contract")
+CHECK_KINDS = (
+    "non_inferiority",
+    "floor",
+    "slices",
+    "fairness",
+    "human_level",
+    "calibration",
+    "data_contract",
+)
 #: Checks the issue asks for that this version cannot run yet; a gate result lists them.
 NOT_AVAILABLE = (
-    "human-level performance",
     "robustness",
     "privacy",
     "budgets (size, latency, memory)",
@@ -186,6 +197,32 @@ class FairnessCheck:
 
 
 @dataclass(frozen=True)
+class HumanLevelCheck:
+    """The candidate's accuracy is not below that of people (a second labeller's labels in
+    the column ``human_labels``) by more than ``margin``: McNemar's test with a margin,
+    paired on the same rows, at ``level``.
+
+    >>> HumanLevelCheck("reviewer", 0.01, 0.05).describe()
+    'accuracy not worse than human-level (reviewer) by more than 0.01 (level 0.05)'
+    """
+
+    human_labels: str
+    margin: float
+    level: float
+
+    def describe(self) -> str:
+        """One line for people.
+
+        >>> HumanLevelCheck("h", 0.0, 0.01).describe()[:35]
+        'accuracy not worse than human-level'
+        """
+        return (
+            f"accuracy not worse than human-level ({self.human_labels}) by more than "
+            f"{self.margin:g} (level {self.level:g})"
+        )
+
+
+@dataclass(frozen=True)
 class CalibrationCheck:
     """The expected calibration error of the candidate's probabilities (``bins`` equal-width
     bins) is at most ``max_ece``.
@@ -239,6 +276,7 @@ Check = (
     | FloorCheck
     | SlicesCheck
     | FairnessCheck
+    | HumanLevelCheck
     | CalibrationCheck
     | DataContractCheck
 )
@@ -269,6 +307,7 @@ _FIELDS = {
     "floor": ("kind", "metric", "min", "max"),
     "slices": ("kind", "tags", "intersections", "margin", "level", "min_size"),
     "fairness": ("kind", "sensitive", "max", "min"),
+    "human_level": ("kind", "human_labels", "margin", "level"),
     "calibration": ("kind", "max_ece", "bins"),
     "data_contract": ("kind", "signature", "schema", "ignore"),
 }
@@ -493,6 +532,14 @@ class _Place:
             if not check.max and not check.min:
                 raise self.fail(where, ": give max (differences) or min (ratios) bounds")
             return check
+        if kind == "human_level":
+            level_value = self.number(block, "level", prefix, **level)
+            return HumanLevelCheck(
+                self.text(block, "human_labels", prefix, required=True),
+                self.number(block, "margin", prefix, low=0.0, high=1.0, rule="a number in [0, 1]")
+                or 0.0,
+                0.05 if level_value is None else level_value,
+            )
         if kind == "calibration":
             if block.get("max_ece") is None:
                 raise self.fail(f"{prefix}max_ece", " is missing")
