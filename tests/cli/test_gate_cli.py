@@ -136,6 +136,38 @@ def test_github_annotations_name_each_failed_check(files):
     assert lines[-1].startswith("::error title=release gate::gate cancer v4: FAILED")
 
 
+def test_junit_and_markdown_for_ci(files):
+    import xml.etree.ElementTree as ET
+
+    _, gate, data = files
+    junit, markdown = gate.parent / "gate.xml", gate.parent / "gate.md"
+    result = gate_run(
+        gate,
+        data,
+        "--candidate",
+        "models:/cancer/3",
+        "--format",
+        "markdown",
+        "--junit",
+        str(junit),
+        "--markdown",
+        str(markdown),
+        "--no-record",
+    )
+    assert result.exit_code == 1
+    assert result.stdout == markdown.read_text()
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][2:]
+    assert [row.split(" | ")[1] for row in rows] == ["❌ fail", "❌ fail", "❌ fail", "✅ pass"]
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "3")
+    failed = [case.get("name") for case in suite if case.find("failure") is not None]
+    assert failed == [
+        "auc non-inferiority (delong)",
+        "auc >= 0.9",
+        "no slice of size worse by more than 0.05 (level 0.05)",
+    ]
+
+
 def test_an_explicit_baseline_and_no_record(files):
     registry, gate, data = files
     before = len(registry.audit("cancer"))
@@ -188,8 +220,9 @@ def test_unknown_versions_and_a_missing_champion_exit_2(files):
         missing.output
     )
     bad_format = gate_run(gate, data, "--candidate", "models:/cancer/2", "--format", "xml")
-    assert bad_format.exit_code == 2 and "--format must be one of table, json, github" in (
-        bad_format.output
+    assert (
+        bad_format.exit_code == 2
+        and "--format must be one of table, json, github, markdown" in (bad_format.output)
     )
 
 

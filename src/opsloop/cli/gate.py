@@ -10,8 +10,9 @@ sha256 verified, a pickle only with ``--trust``, skops types beyond the allow-li
 
 Exit codes: 0 every check passed, 1 a check failed, 2 the gate could not run (a bad gate
 file, a missing column, an unknown version, a refused model). ``--format github`` prints
-GitHub Actions' annotations: an error for each failed check. ``--json`` and ``--html`` also
-write the result as JSON and as a standalone HTML page.
+GitHub Actions' annotations: an error for each failed check; ``markdown`` a summary for a
+pull-request comment; ``junit`` JUnit XML. ``--json``, ``--html``, ``--junit`` and
+``--markdown`` also write the result to files.
 
 >>> from typer.testing import CliRunner
 >>> CliRunner().invoke(gate_app, ["run", "--help"]).exit_code
@@ -32,7 +33,7 @@ from opsloop.cli.console import UsageProblem, one_line_errors, out, print_table
 
 gate_app = typer.Typer(no_args_is_help=True, help="Release gates: candidate against baseline.")
 
-GATE_FORMATS = ("table", "json", "github")
+GATE_FORMATS = ("table", "json", "github", "markdown", "junit")
 
 
 @gate_app.command("run")
@@ -51,13 +52,22 @@ def run_command(
         str | None, typer.Option(help="The label column (default: the gate file's label).")
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="table, json or github (annotations).")
+        str,
+        typer.Option(
+            "--format", help="table, json, github (annotations), markdown or junit (XML)."
+        ),
     ] = "table",
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the result as JSON here.")
     ] = None,
     html: Annotated[
         Path | None, typer.Option(help="Also write the result as a standalone HTML page here.")
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write JUnit XML (one test case per check) here.")
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write a markdown summary (a PR comment) here.")
     ] = None,
     record: Annotated[
         bool,
@@ -96,12 +106,20 @@ def run_command(
     )
     if json_path is not None:
         json_path.write_text(result.to_json() + "\n", encoding="utf-8")
-    if html is not None:
-        from opsloop.reports.gate import write_gate_html
+    from opsloop.reports.gate import gate_junit_xml, gate_markdown, write_gate_html
 
+    if html is not None:
         write_gate_html(result, html)
+    if junit is not None:
+        junit.write_text(gate_junit_xml(result) + "\n", encoding="utf-8")
+    if markdown is not None:
+        markdown.write_text(gate_markdown(result) + "\n", encoding="utf-8")
     if fmt == "json":
         sys.stdout.write(result.to_json() + "\n")
+    elif fmt == "markdown":
+        sys.stdout.write(gate_markdown(result) + "\n")
+    elif fmt == "junit":
+        sys.stdout.write(gate_junit_xml(result) + "\n")
     elif fmt == "github":
         for check in result.failed():
             message = _escape(f"{check.name}: {check.reason}")
