@@ -334,6 +334,14 @@ def test_the_same_model_as_candidate_and_baseline_passes_with_a_margin(cancer):
             "gate: checks[0].max: 'parity' is not a disparity ending in _difference",
         ),
         (
+            {"version": 1, "label": "y", "checks": [{"kind": "budget", "rows": 5}]},
+            "gate: checks[0]: give max_size_mb, max_p99_ms or max_peak_mb",
+        ),
+        (
+            {"version": 1, "label": "y", "checks": [{"kind": "budget", "max_p99_ms": 0}]},
+            "gate: checks[0].max_p99_ms must be a number > 0, got 0",
+        ),
+        (
             {"version": 1, "label": "y", "checks": [{"kind": "calibration", "bins": 5}]},
             "gate: checks[0].max_ece is missing",
         ),
@@ -381,6 +389,12 @@ def test_a_gate_file_is_read_safely_and_hashed(tmp_path):
         load_gate(path)
 
 
+def test_a_budget_needs_a_measured_version(cancer):
+    gate = {**GATE, "checks": [{"kind": "budget", "max_p99_ms": 5}]}
+    with pytest.raises(ValueError, match=r"checks\[0\]: a budget is measured on a registered"):
+        _run(cancer, "good", gate)
+
+
 def test_a_metric_that_does_not_fit_the_task_names_the_check(cancer):
     gate = {**GATE, "checks": [{"kind": "floor", "metric": "mae", "max": 1.0}]}
     with pytest.raises(ValueError, match=r"checks\[0\]\.metric: mae applies to regression"):
@@ -403,6 +417,7 @@ def test_the_documented_gate_file_parses():
         "SlicesCheck",
         "FairnessCheck",
         "HumanLevelCheck",
+        "BudgetCheck",
         "CalibrationCheck",
         "DataContractCheck",
     ]

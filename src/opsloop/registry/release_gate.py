@@ -2,7 +2,8 @@
 them (sha256 verified, by the trust rules of :mod:`.model_trust`), evaluate the gate
 (:func:`opsloop.analysis.gate.evaluate_gate`) and record its verdict on the candidate
 (:meth:`ModelRegistry.record_gate`: an audited ``gate_passed`` or ``gate_failed`` entry
-with the gate file's and the data's sha256).
+with the gate file's and the data's sha256). A budget check's size, latency and memory are
+measured first, on the candidate's artifact in a fresh process (:mod:`.budget_probe`).
 
 The baseline is ``models:/NAME@<the gate's baseline alias>`` (``champion`` unless the gate
 says otherwise) of the candidate's model, unless another reference is given.
@@ -31,8 +32,9 @@ from typing import Any
 
 import pandas as pd
 
-from opsloop.analysis.gate import GateResult, GateSpec, evaluate_gate
+from opsloop.analysis.gate import BudgetCheck, GateResult, GateSpec, evaluate_gate, model_inputs
 from opsloop.errors import InvalidArgumentError
+from opsloop.registry.budget_probe import measure_serving_cost
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.references import parse_model_reference
 from opsloop.tracking.dataset_digest import dataset_sha256
@@ -88,6 +90,18 @@ def run_gate(
         registry.load(v.model, v.version, trust=trust, trusted_types=tuple(trusted_types))
         for v in (wanted, against)
     ]
+    serving_cost = None
+    budgets = [check for check in gate.checks if isinstance(check, BudgetCheck)]
+    if budgets:
+        inputs = model_inputs(models[0], wanted.signature, frame, gate.label, data_name, wanted.uri)
+        serving_cost = measure_serving_cost(
+            registry,
+            wanted,
+            frame[inputs],
+            rows=max(check.rows for check in budgets),
+            trust=trust,
+            trusted_types=tuple(trusted_types),
+        )
     base_label = f"{against.model} v{against.version}"
     reference = parse_model_reference(baseline)
     if reference.version is None:
@@ -103,6 +117,7 @@ def run_gate(
         baseline_name=base_label,
         data_name=data_name,
         data_sha256=dataset_sha256(frame),
+        serving_cost=serving_cost,
     )
     if record:
         registry.record_gate(

@@ -5,7 +5,8 @@ metric not worse than the baseline's by more than a margin, judged by a paired t
 (:mod:`opsloop.analysis.paired_tests`); absolute floors; no slice significantly worse
 (:func:`opsloop.analysis.compare_models`, Benjamini-Hochberg across slices); fairness
 disparities within bounds (:func:`opsloop.analysis.fairness`); accuracy not below people's
-(a second labeller's labels, paired); the expected calibration
+(a second labeller's labels, paired); size, latency and memory budgets (measured by the
+registry's part in a fresh process); the expected calibration
 error of the candidate's probabilities within a bound; and the data contract (the
 candidate's signature compatible with the baseline's, :mod:`.contract`, and the evaluation
 data valid against its input schema). :func:`evaluate_gate` runs them on two loaded models
@@ -20,12 +21,13 @@ part (:func:`opsloop.registry.release_gate.run_gate`).
 """
 
 from opsloop.analysis.gate.contract import SignatureBreak, signature_breaks
-from opsloop.analysis.gate.evaluate import evaluate_gate
+from opsloop.analysis.gate.evaluate import evaluate_gate, model_inputs
 from opsloop.analysis.gate.metrics import METRICS, GateMetric
 from opsloop.analysis.gate.result import CheckResult, GateResult
 from opsloop.analysis.gate.spec import (
     CHECK_KINDS,
     NOT_AVAILABLE,
+    BudgetCheck,
     CalibrationCheck,
     DataContractCheck,
     FairnessCheck,
@@ -43,6 +45,7 @@ __all__ = [
     "CHECK_KINDS",
     "METRICS",
     "NOT_AVAILABLE",
+    "BudgetCheck",
     "CalibrationCheck",
     "CheckResult",
     "DataContractCheck",
@@ -58,6 +61,7 @@ __all__ = [
     "SlicesCheck",
     "evaluate_gate",
     "load_gate",
+    "model_inputs",
     "parse_gate",
     "signature_breaks",
 ]

@@ -38,6 +38,7 @@ from opsloop.analysis.gate.contract import dropped_columns, input_schema, signat
 from opsloop.analysis.gate.metrics import METRICS
 from opsloop.analysis.gate.result import CheckResult, GateResult
 from opsloop.analysis.gate.spec import (
+    BudgetCheck,
     CalibrationCheck,
     DataContractCheck,
     FairnessCheck,
@@ -95,12 +96,16 @@ def evaluate_gate(
     baseline_name: str = "baseline",
     data_name: str = "data",
     data_sha256: str | None = None,
+    serving_cost: Mapping[str, float] | None = None,
 ) -> GateResult:
     """Every check of ``gate`` on ``candidate`` against ``baseline`` (fitted models with
     scikit-learn's ``predict``) on ``frame``, which holds the gate's label column.
 
     ``candidate_signature`` and ``baseline_signature`` are the registry's recorded
     signatures (``{"inputs": ..., "output": ...}``); the data contract check needs them.
+    ``serving_cost`` is the candidate's measured cost (``size_bytes``, ``p99_ms``,
+    ``peak_rss_mb``, as :func:`opsloop.registry.budget_probe.measure_serving_cost` gives it),
+    which a budget check needs.
 
     >>> import pandas as pd
     >>> from opsloop.analysis.gate import parse_gate
@@ -123,13 +128,13 @@ def evaluate_gate(
     cand = _Scored(
         candidate,
         frame,
-        _inputs(candidate, candidate_signature, frame, gate.label, data_name, candidate_name),
+        model_inputs(candidate, candidate_signature, frame, gate.label, data_name, candidate_name),
         candidate_name,
     )
     base = _Scored(
         baseline,
         frame,
-        _inputs(baseline, baseline_signature, frame, gate.label, data_name, baseline_name),
+        model_inputs(baseline, baseline_signature, frame, gate.label, data_name, baseline_name),
         baseline_name,
     )
     task = _task(candidate, baseline, candidate_name, baseline_name)
@@ -150,6 +155,8 @@ def evaluate_gate(
             results.append(context.human_level(check, where))
         elif isinstance(check, CalibrationCheck):
             results.append(context.calibration(check, where))
+        elif isinstance(check, BudgetCheck):
+            results.append(_budget(check, serving_cost, where))
         else:
             results.append(_data_contract(check, frame, candidate_signature, baseline_signature))
     return GateResult(
@@ -457,6 +464,45 @@ def _data_contract(
     )
 
 
+def _budget(check: BudgetCheck, cost: Mapping[str, float] | None, where: str) -> CheckResult:
+    if cost is None:
+        raise ValueError(
+            f"{where}: a budget is measured on a registered version in a fresh process; run "
+            "the gate through opsloop.registry.release_gate.run_gate (opsloop gate run)"
+        )
+    measured = {
+        "size": (cost["size_bytes"] / 1e6, check.max_size_mb, "MB", "artifact"),
+        "p99": (cost["p99_ms"], check.max_p99_ms, "ms", "p99 single-row predict"),
+        "peak": (cost["peak_rss_mb"], check.max_peak_mb, "MB", "peak memory"),
+    }
+    over = [
+        f"{label} {value:.4g} {unit} is above {bound:g} {unit}"
+        for value, bound, unit, label in measured.values()
+        if bound is not None and value > bound
+    ]
+    within = [
+        f"{label} {value:.4g} {unit}"
+        for value, bound, unit, label in measured.values()
+        if bound is not None and value <= bound
+    ]
+    # The headline is the measure nearest its bound (the worst one over it, if any).
+    first = max((v for v in measured.values() if v[1] is not None), key=lambda v: v[0] / v[1])
+    return CheckResult(
+        kind="budget",
+        name=check.describe(),
+        passed=not over,
+        reason="; ".join(over) if over else "within budget: " + ", ".join(within),
+        statistic=first[0],
+        threshold=first[1],
+        evidence={
+            **cost,
+            "max_size_mb": check.max_size_mb,
+            "max_p99_ms": check.max_p99_ms,
+            "max_peak_mb": check.max_peak_mb,
+        },
+    )
+
+
 def _why(test: PairedTest) -> str:
     """One line: the two values, the interval of the difference and the decision."""
     change = "drop" if test.higher_is_better else "rise"
@@ -483,7 +529,7 @@ def _columns_of(check: Any) -> tuple[str, ...]:
     return ()
 
 
-def _inputs(
+def model_inputs(
     model: Any,
     signature: Mapping[str, Any] | None,
     frame: pd.DataFrame,
@@ -491,6 +537,14 @@ def _inputs(
     data_name: str,
     model_name: str,
 ) -> list[str]:
+    """The columns of ``frame`` the model reads: its ``feature_names_in_``, else its
+    signature's input columns, else every column but the label.
+
+    >>> import pandas as pd
+    >>> from sklearn.dummy import DummyClassifier
+    >>> model_inputs(DummyClassifier(), None, pd.DataFrame({"a": [1], "y": [0]}), "y", "d", "m")
+    ['a']
+    """
     if not hasattr(model, "predict"):
         raise TypeError(f"{model_name} has no predict method ({type(model).__name__})")
     inputs = [str(c) for c in getattr(model, "feature_names_in_", [])]

@@ -38,6 +38,11 @@ rule it breaks.
         human_labels: reviewer #   paired (McNemar with a margin) on the same rows
         margin: 0.01
         level: 0.05
+      - kind: budget           # measured in a fresh process on the registered artifact
+        max_size_mb: 50
+        max_p99_ms: 20         # single-row predict
+        max_peak_mb: 1000      # the serving process's peak resident memory
+        rows: 200              # single-row predictions timed
       - kind: calibration      # expected calibration error of the candidate's probabilities
         max_ece: 0.05
         bins: 10
@@ -78,14 +83,11 @@ CHECK_KINDS = (
     "fairness",
     "human_level",
     "calibration",
+    "budget",
     "data_contract",
 )
 #: Checks the issue asks for that this version cannot run yet; a gate result lists them.
-NOT_AVAILABLE = (
-    "robustness",
-    "privacy",
-    "budgets (size, latency, memory)",
-)
+NOT_AVAILABLE = ("robustness", "privacy")
 
 
 class GateSpecError(InvalidArgumentError):
@@ -244,6 +246,37 @@ class CalibrationCheck:
 
 
 @dataclass(frozen=True)
+class BudgetCheck:
+    """What serving the candidate costs, measured in a fresh process: its artifact at most
+    ``max_size_mb``, the 99th percentile of ``rows`` single-row predictions at most
+    ``max_p99_ms``, the process's peak memory at most ``max_peak_mb`` (each optional).
+
+    >>> BudgetCheck(max_p99_ms=20.0).describe()
+    'p99 single-row predict <= 20 ms'
+    """
+
+    max_size_mb: float | None = None
+    max_p99_ms: float | None = None
+    max_peak_mb: float | None = None
+    rows: int = 200
+
+    def describe(self) -> str:
+        """One line for people.
+
+        >>> BudgetCheck(max_size_mb=5.0, max_peak_mb=900.0).describe()
+        'artifact <= 5 MB, peak memory <= 900 MB'
+        """
+        parts = []
+        if self.max_size_mb is not None:
+            parts.append(f"artifact <= {self.max_size_mb:g} MB")
+        if self.max_p99_ms is not None:
+            parts.append(f"p99 single-row predict <= {self.max_p99_ms:g} ms")
+        if self.max_peak_mb is not None:
+            parts.append(f"peak memory <= {self.max_peak_mb:g} MB")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class DataContractCheck:
     """The candidate's signature is compatible with the baseline's (``signature``) and the
     evaluation data validates against the candidate's input schema (``schema``), anomalies
@@ -278,6 +311,7 @@ Check = (
     | FairnessCheck
     | HumanLevelCheck
     | CalibrationCheck
+    | BudgetCheck
     | DataContractCheck
 )
 
@@ -309,6 +343,7 @@ _FIELDS = {
     "fairness": ("kind", "sensitive", "max", "min"),
     "human_level": ("kind", "human_labels", "margin", "level"),
     "calibration": ("kind", "max_ece", "bins"),
+    "budget": ("kind", "max_size_mb", "max_p99_ms", "max_peak_mb", "rows"),
     "data_contract": ("kind", "signature", "schema", "ignore"),
 }
 
@@ -540,6 +575,17 @@ class _Place:
                 or 0.0,
                 0.05 if level_value is None else level_value,
             )
+        if kind == "budget":
+            positive = {"low": 1e-12, "rule": "a number > 0"}
+            check = BudgetCheck(
+                self.number(block, "max_size_mb", prefix, **positive),
+                self.number(block, "max_p99_ms", prefix, **positive),
+                self.number(block, "max_peak_mb", prefix, **positive),
+                self.integer(block, "rows", prefix, minimum=1) or 200,
+            )
+            if (check.max_size_mb, check.max_p99_ms, check.max_peak_mb) == (None, None, None):
+                raise self.fail(where, ": give max_size_mb, max_p99_ms or max_peak_mb")
+            return check
         if kind == "calibration":
             if block.get("max_ece") is None:
                 raise self.fail(f"{prefix}max_ece", " is missing")
