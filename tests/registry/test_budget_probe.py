@@ -70,3 +70,9 @@ def test_a_latency_budget_fails_a_slow_candidate(registry, frame):
     assert check.evidence["size_bytes"] == registry.get_version("m", 2).artifact_size
     fast = run_gate(registry, gate, "models:/m/1", frame, baseline="models:/m/2", record=False)
     assert fast.checks[0].passed, fast.checks[0].reason
+
+
+def test_a_measurement_that_takes_too_long_is_one_error(registry, frame):
+    version = registry.register("m", LogisticRegression().fit(frame[["x"]], frame["y"]))
+    with pytest.raises(ValueError, match=r"models:/m/1: measuring its serving cost took over"):
+        measure_serving_cost(registry, version, frame[["x"]], rows=5, timeout_s=0.01)

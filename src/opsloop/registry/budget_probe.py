@@ -85,17 +85,18 @@ def measure_serving_cost(
             "registered_by": version.created_by,
         }
         (Path(folder) / "spec.json").write_text(json.dumps(spec))
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "opsloop.registry.budget_probe",
-                str(Path(folder) / "spec.json"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
+        command = [sys.executable, "-m", "opsloop.registry.budget_probe"]
+        try:
+            done = subprocess.run(
+                [*command, str(Path(folder) / "spec.json")],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+            )
+        except subprocess.TimeoutExpired:
+            raise ValueError(
+                f"{version.uri}: measuring its serving cost took over {timeout_s:g} s"
+            ) from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise ValueError(f"{version.uri}: measuring its serving cost failed ({last})")
