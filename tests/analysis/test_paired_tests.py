@@ -203,3 +203,16 @@ def test_paired_bootstrap_of_an_error_where_lower_is_better():
 def test_bad_margin_or_level_is_named(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         mcnemar_noninferiority_test([1, 0], [1, 0], [1, 0], **kwargs)
+
+
+def test_mcnemar_with_a_margin_passes_a_candidate_on_the_margin_at_the_level():
+    # The candidate is exactly one margin worse (89.5% against 90.5% accurate, 10% of rows
+    # discordant): the null hypothesis holds at its boundary, so it passes `level` of the time.
+    n, runs, passes = 5_000, 400, 0
+    y = np.ones(n, dtype=int)
+    for seed in range(runs):
+        cell = np.random.default_rng(seed).choice(4, size=n, p=(0.85, 0.045, 0.055, 0.05))
+        candidate, baseline = np.isin(cell, (0, 1)).astype(int), np.isin(cell, (0, 2)).astype(int)
+        passes += mcnemar_noninferiority_test(y, candidate, baseline, margin=0.01).non_inferior
+    # binomial(400, 0.05): mean 20, standard deviation 4.4
+    assert 8 <= passes <= 34
