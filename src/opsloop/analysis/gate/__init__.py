@@ -1,6 +1,7 @@
 """Release gates: a candidate model version checked against a baseline before it ships.
 
-A gate is a declarative, versioned file (``gate.yaml``, :mod:`.spec`) of checks: the task
+A gate is a declarative, versioned file (``gate.yaml``, :mod:`.spec`) of checks
+(:mod:`.checks`): the task
 metric not worse than the baseline's by more than a margin, judged by a paired test
 (:mod:`opsloop.analysis.paired_tests`); absolute floors; no slice significantly worse
 (:func:`opsloop.analysis.compare_models`, Benjamini-Hochberg across slices); fairness
@@ -20,11 +21,7 @@ part (:func:`opsloop.registry.release_gate.run_gate`).
 ('mcnemar', 'champion')
 """
 
-from opsloop.analysis.gate.contract import SignatureBreak, signature_breaks
-from opsloop.analysis.gate.evaluate import evaluate_gate, model_inputs
-from opsloop.analysis.gate.metrics import METRICS, GateMetric
-from opsloop.analysis.gate.result import CheckResult, GateResult
-from opsloop.analysis.gate.spec import (
+from opsloop.analysis.gate.checks import (
     CHECK_KINDS,
     NOT_AVAILABLE,
     BudgetCheck,
@@ -32,14 +29,15 @@ from opsloop.analysis.gate.spec import (
     DataContractCheck,
     FairnessCheck,
     FloorCheck,
-    GateSpec,
-    GateSpecError,
     HumanLevelCheck,
     NonInferiorityCheck,
     SlicesCheck,
-    load_gate,
-    parse_gate,
 )
+from opsloop.analysis.gate.contract import SignatureBreak, signature_breaks
+from opsloop.analysis.gate.evaluate import evaluate_gate, model_inputs
+from opsloop.analysis.gate.metrics import METRICS, GateMetric
+from opsloop.analysis.gate.result import CheckResult, GateResult
+from opsloop.analysis.gate.spec import GateSpec, GateSpecError, load_gate, parse_gate
 
 __all__ = [
     "CHECK_KINDS",

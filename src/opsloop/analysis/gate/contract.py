@@ -1,4 +1,6 @@
-"""Can the candidate replace the baseline where the baseline serves? Signature compatibility.
+"""Can the candidate replace the baseline where the baseline serves? Signature compatibility,
+and the data contract check (:func:`data_contract_result`), which also validates the
+evaluation data against the candidate's input schema.
 
 A signature is what the registry records for a model version: ``{"inputs": <schema
 dictionary>, "output": <output type>}`` (see :meth:`opsloop.registry.ModelRegistry.register`).
@@ -27,7 +29,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from opsloop.data.schema import Schema
+import pandas as pd
+
+from opsloop.analysis.gate.checks import DataContractCheck
+from opsloop.analysis.gate.result import CheckResult
+from opsloop.data.schema import Schema, validate
+
+# At most this many anomalies are kept as a check's evidence.
+_MAX_ANOMALIES = 20
 
 #: The value types each column type accepts (as :func:`opsloop.data.schema.validate` does).
 ACCEPTS: dict[str, frozenset[str]] = {
@@ -141,3 +150,60 @@ def dropped_columns(candidate: Mapping[str, Any], baseline: Mapping[str, Any]) -
     if cand is None or base is None:
         return ()
     return tuple(name for name in base.names if name not in cand)
+
+
+def data_contract_result(
+    check: DataContractCheck,
+    frame: pd.DataFrame,
+    candidate_signature: Mapping[str, Any] | None,
+    baseline_signature: Mapping[str, Any] | None,
+) -> CheckResult:
+    """The data contract check: the signature's breaks (:func:`signature_breaks`) and the
+    evaluation data's anomalies against the candidate's input schema, ``check.ignore``
+    kinds aside.
+
+    >>> import pandas as pd
+    >>> sig = {"inputs": {"columns": {"x": {"type": "int"}}}, "output": None}
+    >>> r = data_contract_result(DataContractCheck(), pd.DataFrame({"x": [1.5]}), sig, sig)
+    >>> r.passed, r.reason
+    (False, 'x: type_mismatch in 1 rows')
+    """
+    problems: list[str] = []
+    evidence: dict[str, Any] = {}
+    cand_schema = input_schema(candidate_signature)
+    if check.signature:
+        if cand_schema is None or input_schema(baseline_signature) is None:
+            which = "candidate" if cand_schema is None else "baseline"
+            problems.append(f"the {which} has no recorded input signature to compare")
+        else:
+            breaks = signature_breaks(candidate_signature, baseline_signature)
+            evidence["signature_breaks"] = [b.to_dict() for b in breaks]
+            evidence["dropped_columns"] = list(
+                dropped_columns(candidate_signature, baseline_signature)
+            )
+            problems += [
+                f"{b.kind} of {b.column} ({b.detail})" if b.column else f"{b.kind} ({b.detail})"
+                for b in breaks
+            ]
+    if check.schema:
+        if cand_schema is None:
+            problems.append("the candidate has no recorded input schema to validate the data")
+        else:
+            shown = [c for c in frame.columns if str(c) in cand_schema.names]
+            anomalies = validate(frame[shown], cand_schema)
+            kept = [a for a in anomalies if a.kind not in check.ignore]
+            evidence["anomalies"] = [a.to_dict() for a in kept[:_MAX_ANOMALIES]]
+            evidence["ignored_anomalies"] = sum(1 for a in anomalies if a.kind in check.ignore)
+            problems += [f"{a.column}: {a.kind} in {a.count} rows" for a in kept]
+    reason = "; ".join(problems[:5]) if problems else check.describe()
+    if len(problems) > 5:
+        reason += f"; and {len(problems) - 5} more"
+    return CheckResult(
+        kind="data_contract",
+        name="data contract",
+        passed=not problems,
+        reason=reason,
+        statistic=float(len(problems)),
+        threshold=0.0,
+        evidence=evidence,
+    )

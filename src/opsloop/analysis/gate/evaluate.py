@@ -34,20 +34,19 @@ from sklearn.base import is_classifier
 from opsloop.analysis.calibration_error import expected_calibration_error
 from opsloop.analysis.comparison import compare_models
 from opsloop.analysis.fairness import fairness
-from opsloop.analysis.gate.contract import dropped_columns, input_schema, signature_breaks
-from opsloop.analysis.gate.metrics import METRICS
-from opsloop.analysis.gate.result import CheckResult, GateResult
-from opsloop.analysis.gate.spec import (
+from opsloop.analysis.gate.checks import (
     BudgetCheck,
     CalibrationCheck,
-    DataContractCheck,
     FairnessCheck,
     FloorCheck,
-    GateSpec,
     HumanLevelCheck,
     NonInferiorityCheck,
     SlicesCheck,
 )
+from opsloop.analysis.gate.contract import data_contract_result, input_schema
+from opsloop.analysis.gate.metrics import METRICS
+from opsloop.analysis.gate.result import CheckResult, GateResult
+from opsloop.analysis.gate.spec import GateSpec
 from opsloop.analysis.paired_tests import (
     PairedTest,
     delong_test,
@@ -55,9 +54,8 @@ from opsloop.analysis.paired_tests import (
     paired_bootstrap_test,
 )
 from opsloop.analysis.prediction import prediction_function
-from opsloop.data.schema import validate
 
-# At most this many anomalies or slices are kept as a check's evidence.
+# At most this many slices are kept as a check's evidence.
 _MAX_ROWS = 20
 
 
@@ -158,7 +156,9 @@ def evaluate_gate(
         elif isinstance(check, BudgetCheck):
             results.append(_budget(check, serving_cost, where))
         else:
-            results.append(_data_contract(check, frame, candidate_signature, baseline_signature))
+            results.append(
+                data_contract_result(check, frame, candidate_signature, baseline_signature)
+            )
     return GateResult(
         gate=gate.name or "gate",
         gate_version=gate.version,
@@ -415,53 +415,6 @@ class _Context:
             threshold=worst["bound"],
             evidence={"disparities": [{k: v for k, v in r.items() if k != "slack"} for r in rows]},
         )
-
-
-def _data_contract(
-    check: DataContractCheck,
-    frame: pd.DataFrame,
-    candidate_signature: Mapping[str, Any] | None,
-    baseline_signature: Mapping[str, Any] | None,
-) -> CheckResult:
-    problems: list[str] = []
-    evidence: dict[str, Any] = {}
-    cand_schema = input_schema(candidate_signature)
-    if check.signature:
-        if cand_schema is None or input_schema(baseline_signature) is None:
-            which = "candidate" if cand_schema is None else "baseline"
-            problems.append(f"the {which} has no recorded input signature to compare")
-        else:
-            breaks = signature_breaks(candidate_signature, baseline_signature)
-            evidence["signature_breaks"] = [b.to_dict() for b in breaks]
-            evidence["dropped_columns"] = list(
-                dropped_columns(candidate_signature, baseline_signature)
-            )
-            problems += [
-                f"{b.kind} of {b.column} ({b.detail})" if b.column else f"{b.kind} ({b.detail})"
-                for b in breaks
-            ]
-    if check.schema:
-        if cand_schema is None:
-            problems.append("the candidate has no recorded input schema to validate the data")
-        else:
-            shown = [c for c in frame.columns if str(c) in cand_schema.names]
-            anomalies = validate(frame[shown], cand_schema)
-            kept = [a for a in anomalies if a.kind not in check.ignore]
-            evidence["anomalies"] = [a.to_dict() for a in kept[:_MAX_ROWS]]
-            evidence["ignored_anomalies"] = sum(1 for a in anomalies if a.kind in check.ignore)
-            problems += [f"{a.column}: {a.kind} in {a.count} rows" for a in kept]
-    reason = "; ".join(problems[:5]) if problems else check.describe()
-    if len(problems) > 5:
-        reason += f"; and {len(problems) - 5} more"
-    return CheckResult(
-        kind="data_contract",
-        name="data contract",
-        passed=not problems,
-        reason=reason,
-        statistic=float(len(problems)),
-        threshold=0.0,
-        evidence=evidence,
-    )
 
 
 def _budget(check: BudgetCheck, cost: Mapping[str, float] | None, where: str) -> CheckResult:

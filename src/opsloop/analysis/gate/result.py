@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from opsloop.analysis.gate.spec import NOT_AVAILABLE
+from opsloop.analysis.gate.checks import NOT_AVAILABLE
 
 
 @dataclass(frozen=True)
