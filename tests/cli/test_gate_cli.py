@@ -247,3 +247,19 @@ def test_the_label_option_overrides_the_gate_file(files, tmp_path):
             ).stdout
         )["checks"][0]["statistic"]
     )
+
+
+def test_the_evaluation_data_can_be_a_runs_artifact(files):
+    from opsloop.tracking import start_run
+
+    registry, gate, data = files
+    with start_run("evaluation", capture=False) as run:
+        run.backend.log_artifact(run.run_id, data.read_bytes(), "holdout/eval.csv")
+    reference = f"runs:/{run.run_id}/holdout/eval.csv"
+    result = gate_run(gate, reference, "--candidate", "models:/cancer/2")
+    assert result.exit_code == 0, result.output
+    entry = registry.audit("cancer").iloc[-1]
+    assert entry["after"]["data"] == reference
+    assert entry["after"]["data_sha256"] == dataset_sha256(pd.read_csv(data))
+    missing = gate_run(gate, f"runs:/{run.run_id}/other.csv", "--candidate", "models:/cancer/2")
+    assert missing.exit_code == 2 and "logged no artifact 'other.csv'" in missing.output

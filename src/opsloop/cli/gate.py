@@ -43,7 +43,13 @@ def run_command(
     candidate: Annotated[
         str, typer.Option(help="The candidate: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ID.")
     ],
-    data: Annotated[Path, typer.Option(help="Labelled evaluation data: CSV, Parquet, JSON lines.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Labelled evaluation data: a CSV, Parquet or JSON-lines file, or such a file "
+            "logged to a run (runs:/RUN_ID/PATH)."
+        ),
+    ],
     baseline: Annotated[
         str | None,
         typer.Option(help="The baseline reference (default: the gate's alias, e.g. @champion)."),
@@ -83,7 +89,6 @@ def run_command(
 ) -> None:
     """Check CANDIDATE against the baseline with the checks of GATE; exit 1 if one fails."""
     from opsloop.analysis.gate import load_gate
-    from opsloop.data.io import read_table
     from opsloop.registry import open_registry
     from opsloop.registry.release_gate import run_gate
 
@@ -92,14 +97,14 @@ def run_command(
     gate = load_gate(gate_file)
     if label is not None:
         gate = dataclasses.replace(gate, label=label)
-    frame = read_table(data)
+    frame, data_name = _evaluation_data(data)
     result = run_gate(
         open_registry(),
         gate,
         candidate,
         frame,
         baseline=baseline,
-        data_name=data.name,
+        data_name=data_name,
         trust=trust,
         trusted_types=tuple(trust_type or ()),
         record=record,
@@ -148,6 +153,24 @@ def run_command(
         )
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _evaluation_data(data: str):
+    """The evaluation frame and its name: a file, or a run's artifact (sha256 checked by
+    :func:`opsloop.tracking.load_artifact`) read by its file name's format."""
+    import tempfile
+
+    from opsloop.data.io import read_table
+    from opsloop.tracking.artifact_reference import RUNS_PREFIX, load_artifact
+
+    if not data.startswith(RUNS_PREFIX):
+        path = Path(data)
+        return read_table(path), path.name
+    content = load_artifact(data)
+    with tempfile.TemporaryDirectory(prefix="opsloop-gate-") as folder:
+        path = Path(folder) / Path(data).name
+        path.write_bytes(content)
+        return read_table(path), data
 
 
 def _number(value: float | None) -> str:
