@@ -7,6 +7,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 from statsmodels.stats.contingency_tables import mcnemar
 
 from opsloop.analysis.paired_tests import (
+    bootstrap_bounds,
     delong_covariance,
     delong_test,
     mcnemar_noninferiority_test,
@@ -178,6 +179,32 @@ def test_paired_bootstrap_is_seeded_and_its_decision_agrees_with_its_bound():
             y, a, b, accuracy_score, margin=float(margin), n_boot=500, seed=4
         )
         assert result.non_inferior == (result.ci_low > -margin)
+
+
+def test_paired_bootstrap_decision_agrees_with_its_upper_bound_when_lower_is_better():
+    rng = np.random.default_rng(8)
+    y = rng.normal(size=400)
+    a = y + rng.normal(scale=1.0, size=400)
+    b = y + rng.normal(scale=0.95, size=400)
+    mae = lambda t, p: float(np.mean(np.abs(t - p)))  # noqa: E731
+    for margin in np.linspace(0, 0.15, 16):
+        result = paired_bootstrap_test(
+            y, a, b, mae, higher_is_better=False, margin=float(margin), n_boot=300, seed=1
+        )
+        assert result.non_inferior == (result.ci_high < margin)
+        assert result.ci_low <= result.ci_high
+
+
+def test_bootstrap_bounds_agree_with_the_p_value_on_ties():
+    # Differences on a grid of 1/60 (an error rate of 60 rows): at the margin 5/60 exactly
+    # 5% of them lie at or above it, so p = 0.05 is not below the level, and the upper bound
+    # must not be below the margin either (the 95% quantile from below was 4/60).
+    differences = np.random.default_rng(10).integers(-5, 6, 200) / 60
+    for level in (0.05, 0.1):
+        low, high = bootstrap_bounds(differences, level)
+        for margin in np.unique(np.abs(differences)):
+            assert (np.mean(differences >= margin) < level) == (high < margin)
+            assert (np.mean(differences <= -margin) < level) == (low > -margin)
 
 
 def test_paired_bootstrap_of_an_error_where_lower_is_better():

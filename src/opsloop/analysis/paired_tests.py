@@ -311,10 +311,11 @@ def paired_bootstrap_test(
 
     Each of ``n_boot`` resamples draws rows with replacement (one generator seeded by
     ``seed``) and scores both models on the same rows. For a metric where higher is better
-    the p-value is the share of resampled differences at or below ``-margin`` and the
-    interval's bounds are the ``level`` and ``1 - level`` quantiles (the smallest resampled
-    difference reaching that share), so the bound lies above ``-margin`` exactly when the
-    p-value is below ``level``. Lower-is-better metrics mirror this. Resamples on which the
+    the p-value is the share of resampled differences at or below ``-margin``, and the
+    interval's lower bound the smallest resampled difference whose share at or below it
+    reaches ``level`` (the upper bound likewise from above), so the lower bound lies above
+    ``-margin`` exactly when the p-value is below ``level``. Lower-is-better metrics mirror
+    this with the upper bound and ``+margin``. Resamples on which the
     metric raises ``ValueError`` (e.g. one class only, for AUC) are left out.
 
     >>> from sklearn.metrics import accuracy_score
@@ -345,9 +346,7 @@ def paired_bootstrap_test(
     differences = differences[~np.isnan(differences)]
     if not len(differences):
         raise ValueError("the metric is undefined on every bootstrap resample")
-    low, high = (
-        float(np.quantile(differences, q, method="inverted_cdf")) for q in (level, 1.0 - level)
-    )
+    low, high = bootstrap_bounds(differences, level)
     if higher_is_better:
         p_value = float(np.mean(differences <= -margin))
     else:
@@ -369,6 +368,23 @@ def paired_bootstrap_test(
         standard_error=float(np.std(differences, ddof=1)) if len(differences) > 1 else None,
         non_inferior=bool(p_value < level),
     )
+
+
+def bootstrap_bounds(differences: np.ndarray, level: float) -> tuple[float, float]:
+    """The lower and upper bounds of resampled ``differences`` at ``level`` on each side.
+
+    Each bound is the first resampled difference reached from its own side once a share
+    ``level`` of them lies at or beyond it, so the lower bound is above ``-margin`` exactly
+    when fewer than ``level`` of the differences are at or below ``-margin`` (and the upper
+    bound below ``margin`` exactly when fewer than ``level`` are at or above ``margin``),
+    ties included.
+
+    >>> bootstrap_bounds(np.arange(1.0, 21.0), 0.05)
+    (1.0, 20.0)
+    """
+    low = float(np.quantile(differences, level, method="inverted_cdf"))
+    high = -float(np.quantile(-differences, level, method="inverted_cdf"))
+    return low, high
 
 
 def _difference(metric, truth, candidate, baseline, rows: np.ndarray) -> float:
