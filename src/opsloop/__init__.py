@@ -32,6 +32,8 @@ _LAZY = {
     "ModelRegistry": "opsloop.registry",
     "open_registry": "opsloop.registry",
     "open_deployments": "opsloop.serving",
+    "load_gate": "opsloop.analysis.gate",
+    "run_gate": "opsloop.registry.release_gate",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -3,6 +3,9 @@
 * error analysis by tag against human-level performance: :func:`hlp`, :func:`error_analysis`;
 * slices: :func:`slice_metrics` (any scikit-learn metric per slice and intersection),
   :func:`error_tree`, :func:`sliceline`, :func:`compare_models` (McNemar per slice);
+* is a candidate model not worse than its baseline: :func:`delong_test` (AUC),
+  :func:`mcnemar_noninferiority_test` (accuracy), :func:`paired_bootstrap_test` (any metric);
+* are its probabilities calibrated: :func:`expected_calibration_error`;
 * regression residuals: :func:`residual_analysis`;
 * do we need more data: :func:`learning_curve` (with the fitted gain of more data),
   :func:`represents_population`;
@@ -25,6 +28,7 @@ from typing import Any
 
 from opsloop.analysis.ale import AccumulatedLocalEffects, ale
 from opsloop.analysis.baseline import HumanLevel, SliceRate, hlp
+from opsloop.analysis.calibration_error import CalibrationError, expected_calibration_error
 from opsloop.analysis.comparison import ModelComparison, SliceChange, compare_models
 from opsloop.analysis.errors import ErrorAnalysis, TagErrors, error_analysis
 from opsloop.analysis.errortree import ErrorLeaf, ErrorTree, error_tree
@@ -44,6 +48,14 @@ from opsloop.analysis.learning import (
     fit_power_law,
     learning_curve,
     represents_population,
+)
+from opsloop.analysis.paired_tests import (
+    McNemar,
+    PairedTest,
+    delong_test,
+    mcnemar_noninferiority_test,
+    mcnemar_test,
+    paired_bootstrap_test,
 )
 from opsloop.analysis.residuals import ResidualAnalysis, durbin_watson_test, residual_analysis
 from opsloop.analysis.sliceline import SliceLineResult, sliceline
@@ -78,6 +90,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AccumulatedLocalEffects",
+    "CalibrationError",
     "Coefficient",
     "ErrorAnalysis",
     "ErrorLeaf",
@@ -89,7 +102,9 @@ __all__ = [
     "Importance",
     "LearningCurve",
     "LocalSurrogate",
+    "McNemar",
     "ModelComparison",
+    "PairedTest",
     "PartialDependence",
     "PowerLawFit",
     "ResidualAnalysis",
@@ -101,9 +116,11 @@ __all__ = [
     "TagErrors",
     "ale",
     "compare_models",
+    "delong_test",
     "durbin_watson_test",
     "error_analysis",
     "error_tree",
+    "expected_calibration_error",
     "explain",
     "fairness",
     "fit_power_law",
@@ -113,6 +130,9 @@ __all__ = [
     "learning_curve",
     "linear_coefficients",
     "local_surrogate",
+    "mcnemar_noninferiority_test",
+    "mcnemar_test",
+    "paired_bootstrap_test",
     "partial_dependence",
     "permutation_importance",
     "represents_population",

@@ -750,6 +750,50 @@ class ModelRegistry(ModelReferences):
                 {"version": version},
             )
 
+    def record_gate(
+        self,
+        name: str,
+        version: int,
+        *,
+        passed: bool,
+        gate: Mapping[str, Any],
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> str:
+        """Record a release gate's verdict on a version: an audit entry ``gate_passed`` or
+        ``gate_failed`` on ``model:NAME/version:N`` whose ``after`` is ``gate`` (what was
+        run: the gate file's sha256, the baseline, the data's sha256, the failed checks).
+        Returns the entry's hash.
+
+        >>> import tempfile
+        >>> from opsloop.store import ArtifactStore, Database
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> _ = r.register("m", b"x", flavor="onnx")
+        >>> _ = r.record_gate("m", 1, passed=False, gate={"failed": ["auc >= 0.75"]})
+        >>> r.audit("m")[["action", "entity"]].iloc[-1].tolist()
+        ['gate_failed', 'model:m/version:1']
+        """
+        if not isinstance(passed, bool):
+            raise InvalidArgumentError(f"passed must be true or false, got {passed!r}")
+        if not isinstance(gate, Mapping):
+            raise InvalidArgumentError(f"gate must be a mapping of what was run, got {gate!r}")
+        try:
+            document = json.loads(json.dumps(dict(gate), allow_nan=False))
+        except (TypeError, ValueError) as error:
+            raise InvalidArgumentError(f"gate must be plain JSON values ({error})") from None
+        with self.db.write() as connection:
+            who = self._user(connection, actor, "editor")
+            row = self._version_row(connection, name, version)
+            return append_audit(
+                connection,
+                who,
+                "gate_passed" if passed else "gate_failed",
+                f"model:{name}/version:{row['version']}",
+                reason,
+                None,
+                document,
+            )
+
     # -- reads ----------------------------------------------------------------------------
 
     def alias_at(self, name: str, alias: str, at_ms: int) -> int | None:

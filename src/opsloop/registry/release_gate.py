@@ -1,0 +1,140 @@
+"""Run a release gate on registered versions: resolve the candidate and the baseline, load
+them (sha256 verified, by the trust rules of :mod:`.model_trust`), evaluate the gate
+(:func:`opsloop.analysis.gate.evaluate_gate`) and record its verdict on the candidate
+(:meth:`ModelRegistry.record_gate`: an audited ``gate_passed`` or ``gate_failed`` entry
+with the gate file's and the data's sha256). A budget check's size, latency and memory are
+measured first, on the candidate's artifact in a fresh process (:mod:`.budget_probe`).
+
+The baseline is ``models:/NAME@<the gate's baseline alias>`` (``champion`` unless the gate
+says otherwise) of the candidate's model, unless another reference is given.
+
+>>> import tempfile, numpy as np, pandas as pd
+>>> from sklearn.tree import DecisionTreeClassifier
+>>> from opsloop.analysis.gate import parse_gate
+>>> from opsloop.registry import ModelRegistry
+>>> from opsloop.store import ArtifactStore, Database
+>>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> frame = pd.DataFrame({"x": np.arange(60.0) % 6, "y": (np.arange(60) % 6 > 2).astype(int)})
+>>> model = DecisionTreeClassifier(random_state=0).fit(frame[["x"]], frame["y"])
+>>> _ = r.register("m", model); r.set_alias("m", "champion", 1); _ = r.register("m", model)
+>>> gate = parse_gate({"version": 1, "label": "y",
+...                    "checks": [{"kind": "floor", "metric": "accuracy", "min": 0.9}]})
+>>> run_gate(r, gate, "models:/m/2", frame).headline()
+'gate gate v1: PASSED, m v2 against m v1 (m@champion) on data (60 rows, 1 checks)'
+>>> r.audit("m")["action"].iloc[-1]
+'gate_passed'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from opsloop.analysis.gate import BudgetCheck, GateResult, GateSpec, evaluate_gate, model_inputs
+from opsloop.errors import InvalidArgumentError
+from opsloop.registry.budget_probe import measure_serving_cost
+from opsloop.registry.model_registry import UnknownModelError
+from opsloop.registry.references import parse_model_reference
+from opsloop.tracking.dataset_digest import dataset_sha256
+
+
+def run_gate(
+    registry: Any,
+    gate: GateSpec,
+    candidate: str,
+    frame: pd.DataFrame,
+    *,
+    baseline: str | None = None,
+    data_name: str = "data",
+    trust: bool = False,
+    trusted_types: Iterable[str] = (),
+    record: bool = True,
+    actor: str | None = None,
+) -> GateResult:
+    """Gate ``candidate`` (a model reference) against ``baseline`` (default: the gate's
+    baseline alias of the same model) on ``frame``; with ``record``, write the verdict to
+    the candidate's audit trail.
+
+    >>> import tempfile
+    >>> from opsloop.analysis.gate import parse_gate
+    >>> from opsloop.registry import ModelRegistry
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+    >>> _ = r.register("m", b"x", flavor="onnx")
+    >>> gate = parse_gate({"version": 1, "label": "y", "checks": [{"kind": "data_contract"}]})
+    >>> run_gate(r, gate, "models:/m/1", pd.DataFrame({"y": [1]}))
+    Traceback (most recent call last):
+    ...
+    opsloop.registry.model_registry.UnknownModelError: model 'm' has no alias 'champion'...
+    """
+    if record and not hasattr(registry, "record_gate"):
+        raise InvalidArgumentError(
+            f"{type(registry).__name__} cannot record a gate result yet (a server has no gate "
+            "operation): run the gate with record=False (opsloop gate run --no-record)"
+        )
+    wanted = registry.resolve(candidate)
+    if baseline is None:
+        baseline = f"models:/{wanted.model}@{gate.baseline}"
+        try:
+            against = registry.resolve(baseline)
+        except UnknownModelError as error:
+            raise UnknownModelError(
+                f"{error}: the gate's baseline is {baseline}; give another baseline "
+                "reference, or set 'baseline:' in the gate file"
+            ) from None
+    else:
+        against = registry.resolve(baseline)
+    models = [
+        registry.load(v.model, v.version, trust=trust, trusted_types=tuple(trusted_types))
+        for v in (wanted, against)
+    ]
+    serving_cost = None
+    budgets = [check for check in gate.checks if isinstance(check, BudgetCheck)]
+    if budgets:
+        inputs = model_inputs(models[0], wanted.signature, frame, gate.label, data_name, wanted.uri)
+        serving_cost = measure_serving_cost(
+            registry,
+            wanted,
+            frame[inputs],
+            rows=max(check.rows for check in budgets),
+            trust=trust,
+            trusted_types=tuple(trusted_types),
+        )
+    base_label = f"{against.model} v{against.version}"
+    reference = parse_model_reference(baseline)
+    if reference.version is None:
+        base_label += f" ({reference.label})"
+    result = evaluate_gate(
+        gate,
+        models[0],
+        models[1],
+        frame,
+        candidate_signature=wanted.signature,
+        baseline_signature=against.signature,
+        candidate_name=f"{wanted.model} v{wanted.version}",
+        baseline_name=base_label,
+        data_name=data_name,
+        data_sha256=dataset_sha256(frame),
+        serving_cost=serving_cost,
+    )
+    if record:
+        registry.record_gate(
+            wanted.model,
+            wanted.version,
+            passed=result.passed,
+            gate={
+                "gate": result.gate,
+                "gate_version": result.gate_version,
+                "gate_sha256": result.gate_sha256,
+                "baseline": {"model": against.model, "version": against.version},
+                "data": result.data,
+                "data_sha256": result.data_sha256,
+                "n_rows": result.n_rows,
+                "checks": len(result.checks),
+                "failed": [check.name for check in result.failed()],
+            },
+            actor=actor,
+        )
+    return result

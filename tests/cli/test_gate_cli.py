@@ -1,0 +1,265 @@
+"""``opsloop gate run`` on registered versions trained on scikit-learn's breast cancer data:
+exit codes, output formats, and the verdict recorded in the candidate's audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tests.store.databases import isolated_home, postgres_store_database, store_uri
+from typer.testing import CliRunner
+
+from opsloop.cli.app import app
+from opsloop.registry import ModelRegistry, verify_audit_log
+from opsloop.store import ArtifactStore, Database
+from opsloop.store.location import artifact_uri
+from opsloop.tracking.dataset_digest import dataset_sha256
+
+__all__ = ["isolated_home", "postgres_store_database", "store_uri"]
+
+FEATURES = list(load_breast_cancer().feature_names)
+WEAK = ["mean symmetry", "mean fractal dimension"]
+GATE = """\
+version: 4
+name: cancer
+label: target
+checks:
+  - kind: non_inferiority
+    metric: auc
+    margin: 0.02
+  - kind: floor
+    metric: auc
+    min: 0.9
+  - kind: slices
+    tags: [size]
+    margin: 0.05
+  - kind: data_contract
+    ignore: [out_of_range]
+"""
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def models():
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["size"] = pd.qcut(frame["mean radius"], 3, labels=["small", "medium", "large"]).astype(
+        str
+    )
+    train, test = train_test_split(frame, test_size=0.4, random_state=0, stratify=frame["target"])
+
+    def fit(columns, C=1.0):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+        return model.fit(train[columns], train["target"]), train[columns]
+
+    return {
+        "baseline": fit(FEATURES),
+        "good": fit(FEATURES, C=0.3),
+        "weak": fit(WEAK),
+        "test": test.reset_index(drop=True),
+    }
+
+
+@pytest.fixture
+def files(models, store_uri, tmp_path):
+    """Versions 1 (champion), 2 (good) and 3 (weak) of model 'cancer'; the gate and data."""
+    database = Database(store_uri)
+    registry = ModelRegistry(database, ArtifactStore(artifact_uri()), actor="ci")
+    for name in ("baseline", "good", "weak"):
+        model, inputs = models[name]
+        registry.register("cancer", model, input_schema=inputs, output_type="int")
+    registry.set_alias("cancer", "champion", 1)
+    gate, data = tmp_path / "gate.yaml", tmp_path / "eval.csv"
+    gate.write_text(GATE)
+    models["test"].to_csv(data, index=False)
+    yield registry, gate, data
+    database.dispose()
+
+
+def gate_run(gate, data, *args):
+    return runner.invoke(app, ["gate", "run", str(gate), "--data", str(data), *args])
+
+
+def test_a_good_candidate_passes_and_the_pass_is_recorded(files):
+    registry, gate, data = files
+    result = gate_run(gate, data, "--candidate", "models:/cancer/2")
+    assert result.exit_code == 0, result.output
+    assert "gate cancer v4: PASSED, cancer v2 against cancer v1 (cancer@champion)" in result.output
+    assert "auc non-inferiority (delong)" in result.output
+    entry = registry.audit("cancer").iloc[-1]
+    assert (entry["action"], entry["entity"]) == ("gate_passed", "model:cancer/version:2")
+    recorded = entry["after"]
+    assert recorded["gate_sha256"] == hashlib.sha256(GATE.encode()).hexdigest()
+    assert recorded["gate_version"] == 4 and recorded["failed"] == []
+    assert recorded["baseline"] == {"model": "cancer", "version": 1}
+    assert recorded["data_sha256"] == dataset_sha256(pd.read_csv(data))
+    assert verify_audit_log(registry.db).ok
+
+
+def test_a_worse_candidate_exits_1_with_the_failed_checks_as_json(files):
+    registry, gate, data = files
+    page = gate.parent / "gate.html"
+    result = gate_run(
+        gate, data, "--candidate", "models:/cancer/3", "--format", "json", "--html", str(page)
+    )
+    assert result.exit_code == 1, result.output
+    assert "gate cancer v4: FAILED, cancer v3 against cancer v1" in page.read_text()
+    document = json.loads(result.stdout)
+    assert document["passed"] is False
+    failed = [c["name"] for c in document["checks"] if c["verdict"] == "fail"]
+    assert failed == [
+        "auc non-inferiority (delong)",
+        "auc >= 0.9",
+        "no slice of size worse by more than 0.05 (level 0.05)",
+    ]
+    auc = document["checks"][0]
+    assert auc["threshold"] == 0.02 and auc["p_value"] > 0.05
+    assert auc["evidence"]["baseline"] > 0.99 > 0.8 > auc["evidence"]["candidate"]
+    entry = registry.audit("cancer").iloc[-1]
+    assert (entry["action"], entry["after"]["failed"]) == ("gate_failed", failed)
+
+
+def test_github_annotations_name_each_failed_check(files):
+    _, gate, data = files
+    result = gate_run(gate, data, "--candidate", "models:/cancer/3", "--format", "github")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("::error title=gate check failed::auc non-inferiority (delong): ")
+    assert lines[1].startswith("::error title=gate check failed::auc >= 0.9: auc 0.706")
+    assert lines[-1].startswith("::error title=release gate::gate cancer v4: FAILED")
+
+
+def test_junit_and_markdown_for_ci(files):
+    import xml.etree.ElementTree as ET
+
+    _, gate, data = files
+    junit, markdown = gate.parent / "gate.xml", gate.parent / "gate.md"
+    result = gate_run(
+        gate,
+        data,
+        "--candidate",
+        "models:/cancer/3",
+        "--format",
+        "markdown",
+        "--junit",
+        str(junit),
+        "--markdown",
+        str(markdown),
+        "--no-record",
+    )
+    assert result.exit_code == 1
+    assert result.stdout == markdown.read_text()
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][2:]
+    assert [row.split(" | ")[1] for row in rows] == ["❌ fail", "❌ fail", "❌ fail", "✅ pass"]
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "3")
+    failed = [case.get("name") for case in suite if case.find("failure") is not None]
+    assert failed == [
+        "auc non-inferiority (delong)",
+        "auc >= 0.9",
+        "no slice of size worse by more than 0.05 (level 0.05)",
+    ]
+
+
+def test_an_explicit_baseline_and_no_record(files):
+    registry, gate, data = files
+    before = len(registry.audit("cancer"))
+    result = gate_run(
+        gate,
+        data,
+        "--candidate",
+        "models:/cancer@champion",
+        "--baseline",
+        "models:/cancer/2",
+        "--no-record",
+        "--json",
+        str(gate.parent / "out.json"),
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((gate.parent / "out.json").read_text())["baseline"] == "cancer v2"
+    assert len(registry.audit("cancer")) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("margin: 0.02", "margin: -1"),
+            "error: gate.yaml: checks[0].margin must be a number >= 0",
+        ),
+        (("kind: floor", "kind: ceiling"), "error: gate.yaml: checks[1].kind: 'ceiling' is not"),
+        (("label: target", "label: outcome"), "error: eval.csv has no label column 'outcome'"),
+        (("version: 4", "version: four"), "error: gate.yaml: version must be an integer >= 1"),
+    ],
+)
+def test_a_bad_gate_exits_2_with_one_line_naming_the_field(files, change, message):
+    registry, gate, data = files
+    gate.write_text(GATE.replace(*change))
+    result = gate_run(gate, data, "--candidate", "models:/cancer/2")
+    assert result.exit_code == 2
+    assert result.output.startswith(message), result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert registry.audit("cancer")["action"].iloc[-1] == "set_alias"  # nothing recorded
+
+
+def test_unknown_versions_and_a_missing_champion_exit_2(files):
+    _, gate, data = files
+    unknown = gate_run(gate, data, "--candidate", "models:/cancer/9")
+    assert unknown.exit_code == 2 and "model 'cancer' has no version 9" in unknown.output
+    gate.write_text(GATE.replace("label: target", "label: target\nbaseline: production"))
+    missing = gate_run(gate, data, "--candidate", "models:/cancer/2")
+    assert missing.exit_code == 2
+    assert "has no alias 'production': the gate's baseline is models:/cancer@production" in (
+        missing.output
+    )
+    bad_format = gate_run(gate, data, "--candidate", "models:/cancer/2", "--format", "xml")
+    assert (
+        bad_format.exit_code == 2
+        and "--format must be one of table, json, github, markdown" in (bad_format.output)
+    )
+
+
+def test_the_label_option_overrides_the_gate_file(files, tmp_path):
+    _, gate, data = files
+    renamed = tmp_path / "renamed.csv"
+    pd.read_csv(data).rename(columns={"target": "malignant"}).to_csv(renamed, index=False)
+    result = gate_run(gate, renamed, "--candidate", "models:/cancer/2", "--label", "malignant")
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(
+        json.loads(
+            gate_run(
+                gate,
+                renamed,
+                "--candidate",
+                "models:/cancer/2",
+                "--label",
+                "malignant",
+                "--format",
+                "json",
+                "--no-record",
+            ).stdout
+        )["checks"][0]["statistic"]
+    )
+
+
+def test_the_evaluation_data_can_be_a_runs_artifact(files):
+    from opsloop.tracking import start_run
+
+    registry, gate, data = files
+    with start_run("evaluation", capture=False) as run:
+        run.backend.log_artifact(run.run_id, data.read_bytes(), "holdout/eval.csv")
+    reference = f"runs:/{run.run_id}/holdout/eval.csv"
+    result = gate_run(gate, reference, "--candidate", "models:/cancer/2")
+    assert result.exit_code == 0, result.output
+    entry = registry.audit("cancer").iloc[-1]
+    assert entry["after"]["data"] == reference
+    assert entry["after"]["data_sha256"] == dataset_sha256(pd.read_csv(data))
+    missing = gate_run(gate, f"runs:/{run.run_id}/other.csv", "--candidate", "models:/cancer/2")
+    assert missing.exit_code == 2 and "logged no artifact 'other.csv'" in missing.output

@@ -1,0 +1,72 @@
+"""A gate's verdict on a registered version: recorded in the audit log, by whom it may be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from opsloop.analysis.gate import parse_gate
+from opsloop.errors import InvalidArgumentError
+from opsloop.registry import PermissionDenied, add_user, verify_audit_log
+from opsloop.registry.release_gate import run_gate
+
+GATE = parse_gate(
+    {
+        "version": 1,
+        "label": "y",
+        "checks": [{"kind": "non_inferiority", "metric": "accuracy", "margin": 0.05}],
+    }
+)
+
+
+@pytest.fixture
+def frame():
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    data["y"] = (data["x"] + 0.3 * rng.normal(size=300) > 0).astype(int)
+    return data
+
+
+@pytest.fixture
+def versions(registry, frame):
+    good = LogisticRegression().fit(frame[["x", "z"]], frame["y"])
+    blind = LogisticRegression().fit(frame[["z"]], frame["y"])
+    registry.register("m", good, input_schema=frame[["x", "z"]], output_type="int")
+    registry.register("m", blind, input_schema=frame[["z"]], output_type="int")
+    registry.set_alias("m", "champion", 1)
+    return registry
+
+
+def test_a_failed_gate_is_recorded_on_the_candidate(versions, frame):
+    result = run_gate(versions, GATE, "models:/m/2", frame, data_name="holdout")
+    assert not result.passed
+    entry = versions.audit("m").iloc[-1]
+    assert (entry["action"], entry["entity"], entry["actor"]) == (
+        "gate_failed",
+        "model:m/version:2",
+        "owner",
+    )
+    assert entry["after"]["failed"] == ["accuracy non-inferiority (mcnemar)"]
+    assert entry["after"]["data"] == "holdout" and entry["after"]["n_rows"] == 300
+    assert verify_audit_log(versions.db).ok
+
+
+def test_recording_needs_an_editor(versions):
+    add_user(versions.db, "owner", "admin")
+    add_user(versions.db, "vic", "viewer")
+    with pytest.raises(PermissionDenied):
+        versions.record_gate("m", 1, passed=True, gate={}, actor="vic")
+    with pytest.raises(InvalidArgumentError, match="passed must be true or false"):
+        versions.record_gate("m", 1, passed="yes", gate={})
+    with pytest.raises(InvalidArgumentError, match="gate must be plain JSON values"):
+        versions.record_gate("m", 1, passed=True, gate={"auc": float("nan")})
+
+
+def test_over_http_the_gate_runs_but_is_not_recorded(versions, remote, frame):
+    with pytest.raises(InvalidArgumentError, match="--no-record"):
+        run_gate(remote, GATE, "models:/m/1", frame)
+    result = run_gate(remote, GATE, "models:/m/1", frame, baseline="models:/m/2", record=False)
+    assert result.passed and result.baseline == "m v2"
+    assert versions.audit("m")["action"].iloc[-1] == "set_alias"
