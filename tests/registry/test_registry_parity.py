@@ -61,6 +61,10 @@ SCENARIO = [
     ("alias_at", lambda r, n: r.alias_at(n, "champion", FAR_FUTURE_MS)),
     ("alias_at", lambda r, n: r.alias_at(n, "champion", 0)),
     ("loader_record", lambda r, n: r.loader_record(n, 1)),
+    (
+        "record_gate",
+        lambda r, n: r.record_gate(n, 2, passed=True, gate={"failed": []}, reason="ci") and None,
+    ),
     ("lineage", lambda r, n: r.lineage(n, alias="champion")),
     ("search", lambda r, n: r.search(n, tags={"team": "risk"})),
     ("search", lambda r, n: r.search(n, min_metrics={"auc": 0.5})),
@@ -122,7 +126,7 @@ def test_implementations_have_the_protocols_signatures(implementation):
 def test_the_openapi_document_has_a_response_schema_for_every_registry_route(registry):
     document = create_app(registry.db, registry.artifacts).openapi()
     paths = [p for p in document["paths"] if p.startswith(("/api/v1/models", "/api/v1/audit"))]
-    assert len(paths) == 14
+    assert len(paths) == 15
     for path in paths:
         for verb, operation in document["paths"][path].items():
             status, answer = next(iter(operation["responses"].items()))

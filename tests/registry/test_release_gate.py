@@ -64,9 +64,13 @@ def test_recording_needs_an_editor(versions):
         versions.record_gate("m", 1, passed=True, gate={"auc": float("nan")})
 
 
-def test_over_http_the_gate_runs_but_is_not_recorded(versions, remote, frame):
-    with pytest.raises(InvalidArgumentError, match="--no-record"):
-        run_gate(remote, GATE, "models:/m/1", frame)
+def test_over_http_the_gate_runs_and_the_server_records_it(versions, remote, frame):
     result = run_gate(remote, GATE, "models:/m/1", frame, baseline="models:/m/2", record=False)
     assert result.passed and result.baseline == "m v2"
     assert versions.audit("m")["action"].iloc[-1] == "set_alias"
+    run_gate(remote, GATE, "models:/m/1", frame, baseline="models:/m/2")
+    entry = versions.audit("m").iloc[-1]
+    assert (entry["action"], entry["entity"]) == ("gate_passed", "model:m/version:1")
+    assert entry["after"]["baseline"] == {"model": "m", "version": 2}
+    assert entry["after"]["n_rows"] == len(frame)
+    assert verify_audit_log(versions.db).ok

@@ -13,7 +13,7 @@ the end.
 >>> from sklearn.tree import DecisionTreeClassifier
 >>> from opsloop.registry import ModelRegistry
 >>> from opsloop.store import ArtifactStore, Database
->>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tmp_path))
 >>> X = pd.DataFrame({"x": np.arange(20.0)})
 >>> v = r.register("m", DecisionTreeClassifier().fit(X, np.arange(20) % 2))
 >>> cost = measure_serving_cost(r, v, X, rows=20)

@@ -767,7 +767,7 @@ class ModelRegistry(ModelReferences):
 
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tmp_path))
         >>> _ = r.register("m", b"x", flavor="onnx")
         >>> _ = r.record_gate("m", 1, passed=False, gate={"failed": ["auc >= 0.75"]})
         >>> r.audit("m")[["action", "entity"]].iloc[-1].tolist()

@@ -139,6 +139,20 @@ class RegistryService(Protocol):
         """Approve moving the alias to a version (approver); the approvals so far."""
         ...
 
+    def record_gate(
+        self,
+        name: Name,
+        version: Version,
+        *,
+        passed: Annotated[bool, Field(strict=True)],
+        gate: Mapping[Name, Any],
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> str:
+        """Record a release gate's verdict on a version in the audit log (editor); the
+        entry's hash."""
+        ...
+
     def alias_at(self, name: Name, alias: Name, at_ms: AskedTimeMs) -> int | None:
         """The version the alias pointed at, at ``at_ms`` (null if none)."""
         ...
@@ -365,6 +379,14 @@ REGISTRY_OPERATIONS = ServiceTable(
             "POST",
             "/models/{name:path}/aliases/{alias:path}/approvals",
             answer=wrapped("approvals", Annotated[int, Field(ge=0)], title="ApprovalCount"),
+            created=True,
+        ),
+        Operation(
+            "record_gate",
+            "POST",
+            "/models/{name:path}/versions/{version}/gates",
+            role="editor",
+            answer=wrapped("hash", str, title="GateRecorded"),
             created=True,
         ),
         Operation(

@@ -13,7 +13,7 @@ says otherwise) of the candidate's model, unless another reference is given.
 >>> from opsloop.analysis.gate import parse_gate
 >>> from opsloop.registry import ModelRegistry
 >>> from opsloop.store import ArtifactStore, Database
->>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tmp_path))
 >>> frame = pd.DataFrame({"x": np.arange(60.0) % 6, "y": (np.arange(60) % 6 > 2).astype(int)})
 >>> model = DecisionTreeClassifier(random_state=0).fit(frame[["x"]], frame["y"])
 >>> _ = r.register("m", model); r.set_alias("m", "champion", 1); _ = r.register("m", model)
@@ -33,7 +33,6 @@ from typing import Any
 import pandas as pd
 
 from opsloop.analysis.gate import BudgetCheck, GateResult, GateSpec, evaluate_gate, model_inputs
-from opsloop.errors import InvalidArgumentError
 from opsloop.registry.budget_probe import measure_serving_cost
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.references import parse_model_reference
@@ -61,7 +60,7 @@ def run_gate(
     >>> from opsloop.analysis.gate import parse_gate
     >>> from opsloop.registry import ModelRegistry
     >>> from opsloop.store import ArtifactStore, Database
-    >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+    >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tmp_path))
     >>> _ = r.register("m", b"x", flavor="onnx")
     >>> gate = parse_gate({"version": 1, "label": "y", "checks": [{"kind": "data_contract"}]})
     >>> run_gate(r, gate, "models:/m/1", pd.DataFrame({"y": [1]}))
@@ -69,11 +68,6 @@ def run_gate(
     ...
     opsloop.registry.model_registry.UnknownModelError: model 'm' has no alias 'champion'...
     """
-    if record and not hasattr(registry, "record_gate"):
-        raise InvalidArgumentError(
-            f"{type(registry).__name__} cannot record a gate result yet (a server has no gate "
-            "operation): run the gate with record=False (opsloop gate run --no-record)"
-        )
     wanted = registry.resolve(candidate)
     if baseline is None:
         baseline = f"models:/{wanted.model}@{gate.baseline}"

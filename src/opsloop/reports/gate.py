@@ -52,7 +52,7 @@ def write_gate_html(result: GateResult, path: str | os.PathLike, title: str | No
 
     >>> import tempfile, pathlib
     >>> from opsloop.analysis.gate import GateResult
-    >>> out = pathlib.Path(tempfile.mkdtemp()) / "gate.html"
+    >>> out = tmp_path / "gate.html"
     >>> write_gate_html(GateResult("g", 1, None, "c", "b", "d", 1, ()), out).stat().st_size > 500
     True
     """

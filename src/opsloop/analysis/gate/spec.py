@@ -128,7 +128,7 @@ def load_gate(path: str | Path) -> GateSpec:
     """Read and check the gate file at ``path`` (its sha256 kept on the result).
 
     >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "gate.yaml"
+    >>> path = tmp_path / "gate.yaml"
     >>> _ = path.write_text("version: 1\\nlabel: y\\nchecks:\\n  - kind: slices\\n")
     >>> load_gate(path)
     Traceback (most recent call last):
