@@ -135,7 +135,8 @@ class StoreEventSink:
 class EventRecorder:
     """A bounded buffer of events and the thread that writes them to ``sink`` in batches.
 
-    ``capacity`` bounds the events waiting; ``batch_size`` how many one write takes.
+    ``capacity`` bounds the events waiting; ``batch_size`` how many one write takes;
+    ``linger_s`` how long the writer waits for a batch to fill before writing what it has.
     ``recorded``, ``written``, ``dropped`` (buffer full) and ``lost`` (the sink failed)
     count events.
 
@@ -144,16 +145,25 @@ class EventRecorder:
     opsloop.errors.InvalidArgumentError: event capacity must be a positive integer, got 0
     """
 
-    def __init__(self, sink: EventSink, *, capacity: int = 10_000, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        sink: EventSink,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        linger_s: float = 0.05,
+    ) -> None:
         for field, value in (("event capacity", capacity), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentError(f"{field} must be a positive integer, got {value!r}")
         self.sink = sink
         self.capacity = capacity
         self.batch_size = batch_size
+        self.linger_s = linger_s
         self.recorded = self.written = self.dropped = self.lost = 0
         self._buffer: collections.deque[PredictionEvent] = collections.deque()
         self._writing = 0
+        self._flushing = 0
         self._closed = False
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._drain, name="opsloop-events", daemon=True)
@@ -176,6 +186,12 @@ class EventRecorder:
                 self._changed.wait_for(lambda: self._buffer or self._closed)
                 if not self._buffer and self._closed:
                     return
+                # Gather a batch for a while: one transaction per event would cost the
+                # request path its share of the interpreter under load.
+                self._changed.wait_for(
+                    lambda: len(self._buffer) >= self.batch_size or self._closed or self._flushing,
+                    timeout=self.linger_s,
+                )
                 count = min(len(self._buffer), self.batch_size)
                 batch = [self._buffer.popleft() for _ in range(count)]
                 self._writing = count
@@ -195,9 +211,14 @@ class EventRecorder:
         """Wait until every event recorded so far is written (or lost); ``False`` when
         ``timeout_s`` passed first."""
         with self._changed:
-            return self._changed.wait_for(
-                lambda: not self._buffer and not self._writing, timeout=timeout_s
-            )
+            self._flushing += 1
+            self._changed.notify_all()
+            try:
+                return self._changed.wait_for(
+                    lambda: not self._buffer and not self._writing, timeout=timeout_s
+                )
+            finally:
+                self._flushing -= 1
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write what is buffered (waiting at most ``timeout_s``), then stop."""
