@@ -27,12 +27,14 @@ Errors follow the protocol: ``{"error": message}``, with opsloop's ``code`` besi
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from opsloop import __version__
 from opsloop.errors import InvalidArgumentError, OpsloopError
@@ -369,26 +371,55 @@ def _infer(
     return JSONResponse(document)
 
 
-@router.post("/models/{name}/infer")
-def infer(
+async def _parsed(request: Request) -> InferenceRequest:
+    """The request body as the protocol's request: V2 clients send JSON without always
+    saying so (tritonclient sends no Content-Type), so the body is read as JSON here."""
+    try:
+        document = json.loads(await request.body())
+    except ValueError as error:
+        raise InvalidArgumentError(f"body: not valid JSON ({error})") from None
+    try:
+        return InferenceRequest.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
+            for item in error.errors()[:10]
+        )
+        raise InvalidArgumentError(f"body: {problems}") from None
+
+
+async def _answer(
+    request: Request, name: str, version: str | None, routing_header: str | None
+) -> JSONResponse:
+    try:
+        body = await _parsed(request)
+    except OpsloopError as error:
+        return _protocol_error(error)
+    # The model runs in the thread pool, never on the event loop.
+    return await run_in_threadpool(_infer, request, name, version, body, routing_header)
+
+
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
+
+
+@router.post("/models/{name}/infer", openapi_extra=_BODY)
+async def infer(
     name: str,
     request: Request,
     user: Viewer,
-    body: InferenceRequest,
     x_routing_key: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> JSONResponse:
-    """Answer the input tensors with the deployment's routed variant."""
-    return _infer(request, name, None, body, x_routing_key)
+    """Answer the input tensors (an inference request) with the deployment's routed variant."""
+    return await _answer(request, name, None, x_routing_key)
 
 
-@router.post("/models/{name}/versions/{version}/infer")
-def infer_version(
+@router.post("/models/{name}/versions/{version}/infer", openapi_extra=_BODY)
+async def infer_version(
     name: str,
     version: str,
     request: Request,
     user: Viewer,
-    body: InferenceRequest,
     x_routing_key: Annotated[str | None, Header(max_length=1000)] = None,
 ) -> JSONResponse:
-    """Answer the input tensors with the variant ``version``."""
-    return _infer(request, name, version, body, x_routing_key)
+    """Answer the input tensors (an inference request) with the variant ``version``."""
+    return await _answer(request, name, version, x_routing_key)
