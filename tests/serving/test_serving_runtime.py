@@ -258,3 +258,20 @@ def _poll(condition, deadline_s: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
+
+
+def test_a_model_fitted_on_columns_out_of_name_order_gets_them_in_its_order(registry):
+    # The stored signature keeps columns by name; the model was fitted on (income, age).
+    model, frame = classifier()
+    reordered = frame[["income", "age"]]
+    fitted = type(model)(max_iter=1000).fit(reordered, model.predict(frame))
+    registry.register("reordered", fitted, input_schema=reordered)
+    Deployments(registry.db).deploy("api", [Variant("stable", "reordered", version=1)])
+    runtime = ServingRuntime(registry.db, registry.artifacts)
+    try:
+        answer = runtime.predict("api", [RECORD])
+        expected = fitted.predict(pd.DataFrame([RECORD])[["income", "age"]])
+        assert answer.predictions == expected.tolist()
+        assert runtime.input_schema("api").names == ("income", "age")
+    finally:
+        runtime.close()

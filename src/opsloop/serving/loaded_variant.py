@@ -29,7 +29,7 @@ PyTorch versions are refused with a clear error: their serving is not written ye
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -163,4 +163,22 @@ def load_variant(
     loaded = registry.load(model, version, trust=trust, trusted_types=trusted_types)
     inputs = (record.signature or {}).get("inputs")
     schema = Schema.from_dict(inputs) if inputs else None
+    if schema is not None:
+        schema = _in_model_order(schema, getattr(loaded, "feature_names_in_", None))
     return LoadedVariant(name, role, model, version, record.flavor, schema, loaded)
+
+
+def _in_model_order(schema: Schema, names: object) -> Schema:
+    """The schema with its columns in the order the model was fitted on (the stored
+    signature keeps them by name), so frames built from it are what the model expects.
+
+    >>> from opsloop.data.schema import ColumnSchema
+    >>> schema = Schema((ColumnSchema("a", "int"), ColumnSchema("b", "int")))
+    >>> _in_model_order(schema, np.array(["b", "a"], dtype=object)).names
+    ('b', 'a')
+    """
+    if names is None:
+        return schema
+    order = {str(name): position for position, name in enumerate(names)}
+    columns = sorted(schema.columns, key=lambda c: order.get(c.name, len(order)))
+    return replace(schema, columns=tuple(columns))
