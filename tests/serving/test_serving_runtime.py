@@ -275,3 +275,29 @@ def test_a_model_fitted_on_columns_out_of_name_order_gets_them_in_its_order(regi
         assert runtime.input_schema("api").names == ("income", "age")
     finally:
         runtime.close()
+
+
+def test_two_workers_on_one_store_agree_after_a_weight_change(registry, models):
+    deployments = Deployments(registry.db)
+    split = [
+        Variant("a", "credit", version=1, weight=0.5),
+        Variant("b", "credit", version=2, role="candidate", weight=0.5),
+    ]
+    deployments.deploy("ab", split, strategy="ab")
+    workers = [ServingRuntime(registry.db, registry.artifacts) for _ in range(2)]
+    try:
+        keys = [f"user-{i}" for i in range(40)]
+
+        def routes(worker):
+            return [worker.predict("ab", [RECORD], routing_key=key).variant for key in keys]
+
+        assert routes(workers[0]) == routes(workers[1])
+        deployments.deploy(
+            "ab", [split[0].with_weight(0.1), split[1].with_weight(0.9)], strategy="ab"
+        )
+        after = [routes(worker) for worker in workers]
+        assert after[0] == after[1]
+        assert after[0] == ["a" if routing_share("ab", key) < 0.1 else "b" for key in keys]
+    finally:
+        for worker in workers:
+            worker.close()

@@ -21,10 +21,14 @@ are kept and reused). The guarantee, with the default ``check_interval_s=0``:
 
 The deploy's transaction committed before it returned, and the request's revision read
 starts after that, so it sees the new entry (the store's reads are snapshot reads of
-committed data). Requests already routed when the change commits finish on the variant
-they were given. ``check_interval_s > 0`` trades this for fewer reads: the revision is read
-at most once per interval, so a change is followed within that interval. Several workers
-on the same store each follow the same revision, hence agree after a change.
+committed data). Entries are appended under the log's lock, held to the commit
+(:func:`~opsloop.registry.audit.append_audit`), so ids appear in commit order and a newer
+maximum never hides an older change still to commit. The definition is then read in a
+later transaction than the revision, so it is at least as new. Requests already routed
+when the change commits finish on the variant they were given. ``check_interval_s > 0``
+trades this for fewer reads: the revision is read at most once per interval, so a change
+is followed within that interval. Several workers on the same store each follow the same
+revision, hence agree after a change.
 
 >>> import tempfile
 >>> import pandas as pd

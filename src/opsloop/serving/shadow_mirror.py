@@ -57,6 +57,8 @@ class ShadowMirror:
         self.answered = 0
         self._handler = handler
         self._on_drop = on_drop
+        # Requests offer copies from many threads; a lost increment would hide a drop.
+        self._counting = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=capacity)
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -69,7 +71,8 @@ class ShadowMirror:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            self.dropped += 1
+            with self._counting:
+                self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop()
             return False
