@@ -153,6 +153,7 @@ def test_a_retired_deployment_is_not_found(runtime):
         ({"age": 40, "income": 1.0, "zip": "10115"}, "field 'zip': unexpected_field"),
         ({"age": 400, "income": 50_000.0}, "record 0, field 'age': out_of_range"),
         ({"age": None, "income": 50_000.0}, "record 0, field 'age': null"),
+        ({"age": 40, "income": 10**400}, "record 0, field 'income': out_of_range"),
     ],
 )
 def test_bad_records_are_refused_naming_the_field_and_the_rule(runtime, record, message):
@@ -301,3 +302,21 @@ def test_two_workers_on_one_store_agree_after_a_weight_change(registry, models):
     finally:
         for worker in workers:
             worker.close()
+
+
+def test_an_integer_past_a_floats_range_is_refused_even_without_a_range(registry):
+    from sklearn.linear_model import LinearRegression
+
+    from opsloop.data.schema import ColumnSchema, Schema
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+    model = LinearRegression().fit(frame, [0.0, 1.0, 2.0])
+    registry.register("line", model, input_schema=Schema((ColumnSchema("x", "float"),)))
+    Deployments(registry.db).deploy("api", [Variant("stable", "line", version=1)])
+    runtime = ServingRuntime(registry.db, registry.artifacts)
+    try:
+        assert runtime.predict("api", [{"x": 10**20}]).predictions[0] == pytest.approx(1e20)
+        with pytest.raises(InvalidArgumentError, match=r"field 'x': out_of_range \(a number past"):
+            runtime.predict("api", [{"x": 10**400}])
+    finally:
+        runtime.close()

@@ -120,9 +120,33 @@ def checked_records(records: object, schema: Schema | None) -> pd.DataFrame:
         raise _refuse(problems)
     if schema is not None:
         problems += _broken_rules(frame, schema, environment)
+        reported = {problem.split("'")[1] for problem in problems}
+        problems += _too_large_for_floats(frame, schema, environment, reported)
         if problems:
             raise _refuse(problems)
     return frame
+
+
+def _too_large_for_floats(
+    frame: pd.DataFrame, schema: Schema, environment: str | None, reported: set[str]
+) -> list[str]:
+    """Integers past a float's range in numeric columns (a schema without a range would
+    otherwise pass them to the model, which cannot convert them)."""
+    problems = []
+    for column in schema.expected_columns(environment):
+        series = frame[column.name]
+        if column.type not in ("int", "float") or series.dtype != object:
+            continue
+        if column.name in reported:
+            continue
+        numbers = np.fromiter((_number(v) for v in series.to_numpy()), float, len(series))
+        huge = np.flatnonzero(np.isinf(numbers) & series.map(lambda v: isinstance(v, int)))
+        if len(huge):
+            problems.append(
+                f"record {int(huge[0])}, field {column.name!r}: out_of_range (a number past "
+                "the range of a 64-bit float)"
+            )
+    return problems
 
 
 def _broken_rules(frame: pd.DataFrame, schema: Schema, environment: str | None) -> list[str]:
@@ -148,9 +172,20 @@ def _broken_rules(frame: pd.DataFrame, schema: Schema, environment: str | None) 
     return problems
 
 
+def _number(value: object) -> float:
+    """A value as a float for range checks: NaN when not a number, ±inf past float's range
+    (JSON integers have no bound; ``float(10**400)`` raises)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return float("nan")
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
 def _beyond_limits(series: pd.Series, column) -> list[str]:
     low, high = column.hard_limits()
-    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    numbers = np.fromiter((_number(v) for v in series.to_numpy()), float, len(series))
     beyond = np.zeros(len(numbers), dtype=bool)
     if low is not None:
         beyond |= numbers < low
@@ -160,8 +195,10 @@ def _beyond_limits(series: pd.Series, column) -> list[str]:
     if not len(rows):
         return []
     position = int(rows[0])
+    value = series.iloc[position]
+    value = value.item() if isinstance(value, np.generic) else value
     return [
-        f"record {position}, field {column.name!r}: out_of_range ({excerpt(series.iloc[position])}"
+        f"record {position}, field {column.name!r}: out_of_range ({excerpt(value)}"
         f" is outside [{low:g}, {high:g}], the range {column.min}..{column.max} widened by its "
         f"margin; {len(rows)} record(s))"
     ]
