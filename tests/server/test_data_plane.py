@@ -240,9 +240,18 @@ def test_the_open_inference_protocol_round_trip_with_tritonclient(served, models
         )
         response = result.get_response()
         assert response["id"] == "q1" and response["model_version"] == "stable"
+        # The client's defaults: binary tensors in the request and in the answer.
+        for tensor, values in zip(inputs, (ages, incomes), strict=True):
+            tensor.set_data_from_numpy(values)
+        binary = client.infer("api", inputs, headers=headers)
+        assert binary.as_numpy("predict").tolist() == models[1].predict(frame).tolist()
+        np.testing.assert_allclose(
+            binary.as_numpy("predict_proba"), models[1].predict_proba(frame), atol=1e-15
+        )
+        assert binary.get_output("predict")["parameters"]["binary_data_size"] == 3 * 8
         with pytest.raises(Exception, match="field 'age': type_mismatch"):
             bad = httpclient.InferInput("age", [1], "BYTES")
-            bad.set_data_from_numpy(np.array(["old"], dtype=object), binary_data=False)
+            bad.set_data_from_numpy(np.array(["old"], dtype=object))
             money = httpclient.InferInput("income", [1], "FP64")
             money.set_data_from_numpy(np.array([1.0]), binary_data=False)
             client.infer("api", [bad, money], outputs=outputs, headers=headers)

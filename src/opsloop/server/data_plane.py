@@ -14,8 +14,8 @@ no definition, and an application's token should not need more). On a loopback a
 with no users, the installation token acts as the OS user, as it does for ``opsloop
 server``. The health probes (``/v2/health/live``, ``/v2/health/ready``) need nothing.
 Bodies are bounded as the control plane's are (:mod:`.limits`), must be JSON
-(:mod:`.content_types`; an inference request may also come without a Content-Type, as
-``tritonclient`` sends it, which a browser cannot send cross-site with a token), and errors
+(:mod:`.content_types`; an inference request may also be octets, or come without a
+Content-Type as ``tritonclient`` sends it), and errors
 are answered in the one place (:mod:`.errors`).
 
 >>> import os, tempfile
@@ -46,7 +46,7 @@ from fastapi.responses import Response
 
 from opsloop import __version__
 from opsloop.server import inference_protocol, prediction_routes
-from opsloop.server.content_types import JSON, body_type, require_json
+from opsloop.server.content_types import JSON, OCTETS, body_type, require_json
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
 from opsloop.server.errors import install_error_handlers
 from opsloop.server.host_check import HostCheck
@@ -60,11 +60,14 @@ from opsloop.tracking.capture import current_user
 
 
 async def _json_or_untyped(request: Request) -> None:
-    """Inference bodies: JSON, or no Content-Type at all (what V2 clients send)."""
+    """Inference bodies: JSON, octets (binary tensors after a JSON header) or no
+    Content-Type at all (what V2 clients send); a browser sends none of them cross-site
+    with a token without asking first."""
     header = request.headers.get("content-type")
-    if header is not None and body_type(header) != JSON:
+    if header is not None and body_type(header) not in (JSON, OCTETS):
         raise HTTPException(
-            415, f"Content-Type: this route accepts only {JSON} bodies, got {header!r}"
+            415,
+            f"Content-Type: this route accepts only {JSON} or {OCTETS} bodies, got {header!r}",
         )
 
 

@@ -13,9 +13,8 @@ shape ``[n, k]`` whose columns are the signature's ``k`` inputs in order. Data m
 ``[n]``) and, where the model has probabilities, ``predict_proba`` (``[n, classes]``,
 FP64); ``parameters`` carries the opsloop request id (for feedback), the variant and the
 model version that answered. A routing key comes in the request's ``parameters``
-(``routing_key``) or the ``X-Routing-Key`` header. Only JSON tensor data is read: the
-binary tensor extension (``Inference-Header-Content-Length``) is refused with a 422 that
-says so.
+(``routing_key``) or the ``X-Routing-Key`` header. Tensor data may be JSON or use the
+binary tensor extension (:mod:`.inference_binary`), in the request and in the answer.
 
 Errors follow the protocol: ``{"error": message}``, with opsloop's ``code`` beside it.
 
@@ -32,13 +31,14 @@ import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from opsloop import __version__
 from opsloop.errors import InvalidArgumentError, OpsloopError
 from opsloop.server.identity import Viewer
+from opsloop.server.inference_binary import binary_answer, with_binary_data
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 probes = APIRouter(prefix="/v2", tags=["open inference protocol"])
@@ -336,13 +336,6 @@ def _infer(
     body: InferenceRequest,
     routing_header: str | None,
 ) -> JSONResponse:
-    if request.headers.get("inference-header-content-length") is not None:
-        return _protocol_error(
-            InvalidArgumentError(
-                "binary tensor data is not supported: send the data as JSON "
-                "(tritonclient: binary_data=False)"
-            )
-        )
     runtime = request.app.state.runtime
     parameters = body.parameters or {}
     key = routing_header if routing_header is not None else parameters.get("routing_key")
@@ -368,16 +361,47 @@ def _infer(
     }
     if body.id is not None:
         document["id"] = body.id
-    return JSONResponse(document)
+    binary = _binary_outputs(body, [output["name"] for output in outputs])
+    if not binary:
+        return JSONResponse(document)
+    content, header_length = binary_answer(document, binary)
+    return Response(
+        content,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(header_length)},
+    )
+
+
+def _binary_outputs(body: InferenceRequest, names: list[str]) -> set[str]:
+    """The outputs to answer as binary data: all when the request's ``binary_data_output``
+    is true, each requested output's own ``binary_data`` deciding for it."""
+    every = (body.parameters or {}).get("binary_data_output") is True
+    if not body.outputs:
+        return set(names) if every else set()
+    return {
+        output.name
+        for output in body.outputs
+        if (output.parameters or {}).get("binary_data", every) is True
+    }
 
 
 async def _parsed(request: Request) -> InferenceRequest:
     """The request body as the protocol's request: V2 clients send JSON without always
-    saying so (tritonclient sends no Content-Type), so the body is read as JSON here."""
-    try:
-        document = json.loads(await request.body())
-    except ValueError as error:
-        raise InvalidArgumentError(f"body: not valid JSON ({error})") from None
+    saying so (tritonclient sends no Content-Type), so the body is read as JSON here, with
+    binary tensor data after it when the extension's header says so."""
+    raw = await request.body()
+    header = request.headers.get("inference-header-content-length")
+    if header is not None:
+        if not header.strip().isdigit():
+            raise InvalidArgumentError(
+                f"Inference-Header-Content-Length: must be a number of bytes, got {header!r}"
+            )
+        document = with_binary_data(raw, int(header))
+    else:
+        try:
+            document = json.loads(raw)
+        except ValueError as error:
+            raise InvalidArgumentError(f"body: not valid JSON ({error})") from None
     try:
         return InferenceRequest.model_validate(document)
     except ValidationError as error:
