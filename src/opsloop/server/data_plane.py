@@ -78,7 +78,7 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
     ``has_users``, ``installation_token``, ``os_user``), as both apps' factories set it.
     """
     app.state.runtime = runtime
-    answers = error_responses(*EVERY_ROUTE, 403, 404)
+    answers = error_responses(*EVERY_ROUTE, 403, 404, 503)
     app.include_router(
         prediction_routes.router, dependencies=[Depends(require_json)], responses=answers
     )

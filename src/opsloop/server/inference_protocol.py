@@ -235,7 +235,7 @@ def live() -> dict:
     return {"live": True}
 
 
-@probes.get("/health/ready")
+@probes.get("/health/ready", responses={503: {"description": "some deployment is not ready"}})
 def ready(request: Request) -> JSONResponse:
     """Every deployment this data plane names can answer (200), or not (503)."""
     is_ready = request.app.state.runtime.ready()

@@ -62,7 +62,7 @@ class FeedbackRequest(BaseModel):
 @router.post(
     "/{name}/predict",
     response_model=None,
-    responses={200: {"model": PredictionAnswer}, 503: {"description": "not ready"}},
+    responses={200: {"model": PredictionAnswer}},
 )
 def predict(
     name: str,
