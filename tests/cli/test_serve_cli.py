@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 from tests.serving.served_models import classifier
-from tests.store.databases import isolated_home, store_uri
+from tests.store.databases import isolated_home, postgres_store_database, store_uri
 
 from opsloop.registry import ModelRegistry
 from opsloop.serving import Deployments, Variant
@@ -22,7 +22,7 @@ from opsloop.store import ArtifactStore, Database
 from opsloop.store.installation_token import installation_token_path
 from opsloop.store.location import artifact_uri
 
-__all__ = ["isolated_home", "store_uri"]
+__all__ = ["isolated_home", "postgres_store_database", "store_uri"]
 SOURCE = str(Path(__file__).resolve().parents[2] / "src")
 RECORD = {"age": 40, "income": 52_000.0}
 
