@@ -76,6 +76,19 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
 
     ``app.state`` must hold what :mod:`.identity` reads (``db``, ``allow_embedded``,
     ``has_users``, ``installation_token``, ``os_user``), as both apps' factories set it.
+
+    >>> import os, tempfile
+    >>> from unittest import mock
+    >>> from opsloop.server import create_app
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()}):
+    ...     db = Database("sqlite://")
+    ...     app = create_app(db, ArtifactStore(tempfile.mkdtemp()))
+    ...     install_data_plane(app, ServingRuntime(db, None))
+    >>> {"/api/v1/health", "/v1/deployments/{name}/predict", "/metrics"} <= set(
+    ...     app.openapi()["paths"])
+    True
+    >>> app.state.runtime.close()
     """
     app.state.runtime = runtime
     answers = error_responses(*EVERY_ROUTE, 403, 404, 503)

@@ -347,6 +347,12 @@ class ServingRuntime:
         is given); ``variant`` names one instead (any variant of the deployment, a shadow
         included, for checking it). Bad records raise
         :class:`~opsloop.errors.InvalidArgumentError` naming record, field and rule.
+
+        >>> runtime = ServingRuntime(Database("sqlite://"), None, names=["api"])
+        >>> runtime.predict("other", [{"x": 1}])
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: this data plane does not serve deployment 'other'
+        >>> runtime.close()
         """
         served = self.served(deployment)
         if routing_key is not None and not isinstance(routing_key, str):
