@@ -320,3 +320,29 @@ def test_an_integer_past_a_floats_range_is_refused_even_without_a_range(registry
             runtime.predict("api", [{"x": 10**400}])
     finally:
         runtime.close()
+
+
+def test_a_shadow_taken_out_or_retired_stops_its_worker(runtime, registry):
+    registry.register("broken", Crashing())
+    deployments = Deployments(runtime.db)
+    stable = Variant("stable", "credit", version=1)
+    deployments.deploy(
+        "api",
+        [stable, Variant("copy", "broken", version=1, role="shadow", weight=0)],
+        strategy="shadow",
+    )
+    runtime.predict("api", [RECORD])
+    assert set(runtime._mirrors) == {("api", "copy")}
+    deployments.deploy("api", [stable])
+    runtime.predict("api", [RECORD])
+    assert runtime._mirrors == {}
+    deployments.deploy(
+        "api",
+        [stable, Variant("copy", "broken", version=1, role="shadow", weight=0)],
+        strategy="shadow",
+    )
+    runtime.predict("api", [RECORD])
+    deployments.retire("api")
+    with pytest.raises(UnknownDeploymentError):
+        runtime.predict("api", [RECORD])
+    assert runtime._mirrors == {}

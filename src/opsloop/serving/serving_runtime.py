@@ -224,6 +224,7 @@ class ServingRuntime:
         self.recorder = EventRecorder(sink or StoreEventSink(db), capacity=event_capacity)
         self._served: dict[str, ServedDeployment] = {}
         self._models: dict[tuple[str, int], LoadedVariant] = {}
+        self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
         self._mirrors: dict[tuple[str, str], ShadowMirror] = {}
         self._revision = -1
         self._checked_at = float("-inf")
@@ -251,6 +252,9 @@ class ServingRuntime:
                 if revision > self._revision:
                     self._revision = revision
                     self._served = {}
+                    # Loaded models survive one change: those the new definitions still
+                    # use move back on their next load, the others are let go.
+                    self._stale_models, self._models = self._models, {}
 
     def served(self, name: str) -> ServedDeployment:
         """The deployment ``name`` as defined now (see the module on "now"); 404 when the
@@ -269,7 +273,12 @@ class ServingRuntime:
         with self._lock:
             found = self._served.get(name)
             if found is None:
-                found = self._load(self.deployments.get(name))
+                try:
+                    definition = self.deployments.get(name)
+                except NotFoundError:
+                    self._stop_mirrors(name, keep=())
+                    raise
+                found = self._load(definition)
                 self._served[name] = found
         return found
 
@@ -280,7 +289,8 @@ class ServingRuntime:
             if version is None:
                 served.failures[variant.name] = f"alias {variant.ref} points at no version"
                 continue
-            cached = self._models.get((variant.model, version))
+            key = (variant.model, version)
+            cached = self._models.get(key) or self._stale_models.get(key)
             try:
                 if cached is None:
                     cached = load_variant(
@@ -292,22 +302,26 @@ class ServingRuntime:
                         trust=self.trust,
                         trusted_types=self.trusted_types,
                     )
-                    self._models[(variant.model, version)] = cached
             except OpsloopError as error:
                 served.failures[variant.name] = str(error)
                 logger.warning(
                     "deployment %s: variant %s not loaded: %s", definition.name, variant.name, error
                 )
                 continue
+            self._models[key] = cached
             served.loaded[variant.name] = replace(cached, name=variant.name, role=variant.role)
         served.policy = policy_for(definition)
         self._keep_mirrors(definition)
         return served
 
+    def _stop_mirrors(self, deployment: str, keep: Iterable[str]) -> None:
+        kept = set(keep)
+        for key in [k for k in self._mirrors if k[0] == deployment and k[1] not in kept]:
+            self._mirrors.pop(key).close()
+
     def _keep_mirrors(self, definition: Deployment) -> None:
         shadows = {v.name for v in definition.variants if v.role == "shadow"}
-        for key in [k for k in self._mirrors if k[0] == definition.name and k[1] not in shadows]:
-            self._mirrors.pop(key).close()
+        self._stop_mirrors(definition.name, keep=shadows)
         for shadow in shadows:
             key = (definition.name, shadow)
             if key not in self._mirrors:
