@@ -33,6 +33,7 @@ opsloop.errors.InvalidArgumentError: records: record 0, field 'age': type_mismat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,8 @@ from opsloop.errors import InvalidArgumentError
 
 #: The most records one request may carry; larger batches belong to batch scoring.
 MAX_RECORDS = 10_000
+#: Up to this many records, values are first checked one by one (see ``_passes_quickly``).
+QUICK_RECORDS = 64
 # Anomalies that refuse a request whatever their share of its records.
 _ALWAYS_REFUSED = ("type_mismatch", "non_finite", "unknown_category")
 _ABSENT = object()
@@ -106,7 +109,8 @@ def checked_records(records: object, schema: Schema | None) -> pd.DataFrame:
     else:
         environment = "serving" if "serving" in schema.environments else None
         names = [column.name for column in schema.expected_columns(environment)]
-    frame = pd.DataFrame(_columns(records, names, problems, schema is None), columns=names)
+    columns = _columns(records, names, problems, schema is None)
+    frame = pd.DataFrame(columns, columns=names)
     expected = set(names)
     seen: dict[str, int] = {}
     for position, record in enumerate(records):
@@ -118,7 +122,9 @@ def checked_records(records: object, schema: Schema | None) -> pd.DataFrame:
         problems.append(f"record {position}, field {key!r}: unexpected_field ({rule})")
     if problems:
         raise _refuse(problems)
-    if schema is not None:
+    if schema is not None and not (
+        len(records) <= QUICK_RECORDS and _passes_quickly(columns, schema, environment)
+    ):
         problems += _broken_rules(frame, schema, environment)
         reported = {problem.split("'")[1] for problem in problems}
         problems += _too_large_for_floats(frame, schema, environment, reported)
@@ -147,6 +153,65 @@ def _too_large_for_floats(
                 "the range of a 64-bit float)"
             )
     return problems
+
+
+def _passes_quickly(columns: Mapping[str, list], schema: Schema, environment: str | None) -> bool:
+    """Whether every value obeys its column's rules, judged value by value in Python: for a
+    few records this is many times faster than the frame-wide checks. It only ever says
+    yes where those checks find nothing; on "no" they run and word the refusal."""
+    for column in schema.expected_columns(environment):
+        kind, limits = column.type, None
+        if kind == "datetime":
+            return False  # its parsing rules are the frame-wide checks' alone
+        if kind in ("int", "float") and not column.id_like:
+            limits = column.hard_limits()
+        domain = None
+        if kind == "category" and column.domain is not None and not column.id_like:
+            domain = column.domain
+        for value in columns[column.name]:
+            if value is None or (type(value) is float and value != value):
+                if column.max_null_fraction == 0:
+                    return False
+                continue
+            if not _conforms(value, kind, column.allow_non_finite):
+                return False
+            if kind in ("int", "float"):
+                number = _number(value)
+                if math.isinf(number) and type(value) is int:
+                    return False  # past a float's range
+            if limits is not None:
+                low, high = limits
+                finite = math.isfinite(number)
+                if finite and (
+                    (low is not None and number < low) or (high is not None and number > high)
+                ):
+                    return False
+            if domain is not None and not any(
+                type(allowed) is type(value) and allowed == value for allowed in domain
+            ):
+                return False
+    return True
+
+
+def _conforms(value: object, kind: str, allow_non_finite: bool) -> bool:
+    """Whether a plain JSON value is of the column's logical type (as the frame-wide
+    checks judge it: a whole float is an int, a bool is not a number)."""
+    value_type = type(value)
+    if kind == "bool":
+        return value_type is bool
+    if kind == "string":
+        return value_type is str
+    if kind == "category":
+        return value_type in (str, int, float, bool)
+    if kind == "int":
+        return value_type is int or (
+            value_type is float and math.isfinite(value) and value == math.floor(value)
+        )
+    if kind == "float":
+        return value_type is int or (
+            value_type is float and (allow_non_finite or math.isfinite(value))
+        )
+    return False
 
 
 def _broken_rules(frame: pd.DataFrame, schema: Schema, environment: str | None) -> list[str]:
