@@ -33,7 +33,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from opsloop import __version__
 from opsloop.errors import InvalidArgumentError, OpsloopError
@@ -419,8 +418,8 @@ async def _answer(
         body = await _parsed(request)
     except OpsloopError as error:
         return _protocol_error(error)
-    # The model runs in the thread pool, never on the event loop.
-    return await run_in_threadpool(_infer, request, name, version, body, routing_header)
+    # On the event loop, as the records endpoint (see :mod:`.prediction_routes`).
+    return _infer(request, name, version, body, routing_header)
 
 
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}

@@ -6,8 +6,12 @@ as ``{"records": [...], "routing_key": "user-17"}``; the routing key may also co
 classes where the model has them), the variant and model version that answered, and a
 ``request_id`` for feedback. ``POST /v1/deployments/{name}/feedback`` takes
 ``{"request_id", "label"}`` and/or ``"reward"``; an id the deployment never answered is a
-404. Routes are synchronous on purpose: the model runs in the thread pool, not on the
-event loop. Both need the viewer role (see :mod:`.data_plane`).
+404. Both need the viewer role (see :mod:`.data_plane`).
+
+Predict runs the model on the event loop, as a plain FastAPI ``async def`` endpoint does:
+on a busy machine the hop to the thread pool and back can cost more than a small model's
+whole answer (see :mod:`.identity` on the same choice). Feedback waits for the event
+writer, so it runs in the thread pool.
 
 >>> sorted(route.path for route in router.routes)
 ['/v1/deployments/{name}/feedback', '/v1/deployments/{name}/predict']
@@ -64,7 +68,7 @@ class FeedbackRequest(BaseModel):
     response_model=None,
     responses={200: {"model": PredictionAnswer}},
 )
-def predict(
+async def predict(
     name: str,
     request: Request,
     user: Viewer,
