@@ -186,8 +186,8 @@ def test_a_crashing_shadow_is_invisible_and_its_errors_are_recorded(runtime, reg
     answers = [runtime.predict("api", [RECORD]) for _ in range(2)]
     assert [a.variant for a in answers] == ["stable", "stable"]
     assert answers[0].predictions == models[1].predict(pd.DataFrame([RECORD])).tolist()
-    mirror = runtime._mirrors[("api", "copy")]
-    _poll(lambda: mirror.answered + mirror.failed == 2)
+    _poll(lambda: runtime.shadow_counts("api")["copy"]["failed"] == 2)
+    assert runtime.shadow_counts("api") == {"copy": {"answered": 0, "failed": 2, "dropped": 0}}
     runtime.recorder.flush()
     events = read_prediction_events(runtime.db, "api", role="shadow")
     assert events["request_id"].tolist() == [a.request_id for a in answers]
@@ -213,8 +213,7 @@ def test_a_hanging_shadow_never_delays_the_primary_and_its_drops_are_counted(run
         answers = [runtime.predict("api", [RECORD]) for _ in range(9)]
         assert {a.variant for a in answers} == {"stable"}
         # Two copies wait in the queue (capacity 2); the other seven were dropped.
-        mirror = runtime._mirrors[("api", "slow")]
-        assert mirror.dropped == 7
+        assert runtime.shadow_counts("api")["slow"]["dropped"] == 7
         sample = runtime.metrics.registry.get_sample_value(
             "opsloop_shadow_dropped_total", {"deployment": "api", "variant": "slow"}
         )
@@ -332,10 +331,10 @@ def test_a_shadow_taken_out_or_retired_stops_its_worker(runtime, registry):
         strategy="shadow",
     )
     runtime.predict("api", [RECORD])
-    assert set(runtime._mirrors) == {("api", "copy")}
+    assert set(runtime.shadow_counts("api")) == {"copy"}
     deployments.deploy("api", [stable])
     runtime.predict("api", [RECORD])
-    assert runtime._mirrors == {}
+    assert runtime.shadow_counts("api") == {}
     deployments.deploy(
         "api",
         [stable, Variant("copy", "broken", version=1, role="shadow", weight=0)],
@@ -345,4 +344,4 @@ def test_a_shadow_taken_out_or_retired_stops_its_worker(runtime, registry):
     deployments.retire("api")
     with pytest.raises(UnknownDeploymentError):
         runtime.predict("api", [RECORD])
-    assert runtime._mirrors == {}
+    assert runtime.shadow_counts("api") == {}

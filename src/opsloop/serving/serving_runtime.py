@@ -332,6 +332,23 @@ class ServingRuntime:
                     on_drop=self.metrics.shadow_dropped.labels(definition.name, shadow).inc,
                 )
 
+    def shadow_counts(self, deployment: str) -> dict[str, dict[str, int]]:
+        """Per shadow variant of ``deployment`` that has a worker: the copies it
+        ``answered``, those that ``failed`` and those ``dropped`` because its queue was full.
+
+        >>> ServingRuntime(Database("sqlite://"), None).shadow_counts("api")
+        {}
+        """
+        return {
+            variant: {
+                "answered": mirror.answered,
+                "failed": mirror.failed,
+                "dropped": mirror.dropped,
+            }
+            for (name, variant), mirror in list(self._mirrors.items())
+            if name == deployment
+        }
+
     def ready(self, name: str | None = None) -> bool:
         """Whether deployment ``name`` (default: every deployment this runtime names) can
         answer: defined, and every variant that receives traffic loaded.
@@ -407,13 +424,14 @@ class ServingRuntime:
     def _answer_shadow(self, job: _ShadowJob) -> None:
         shadow, role = job.variant, "shadow"
         started = time.perf_counter()
-        answer, error = None, None
+        answer, error, failure = None, None, None
         try:
             answer = shadow.predict(checked_records(job.records, shadow.schema))
-        except Exception as failure:
-            kind = "invalid_input" if isinstance(failure, InvalidArgumentError) else "model_error"
+        except Exception as caught:
+            failure = caught
+            kind = "invalid_input" if isinstance(caught, InvalidArgumentError) else "model_error"
             self.metrics.failed(job.deployment, shadow.name, role, kind)
-            error = f"{type(failure).__name__}: {failure}"
+            error = f"{type(caught).__name__}: {caught}"
         seconds = time.perf_counter() - started
         if error is None:
             self.metrics.answered(job.deployment, shadow.name, role, seconds)
@@ -428,6 +446,8 @@ class ServingRuntime:
             error,
             seconds,
         )
+        if failure is not None:
+            raise failure  # the mirror counts and logs it, after its event is recorded
 
     def _record(
         self,
