@@ -11,6 +11,7 @@ names, so code behaves the same against a local store and a server.
 - :class:`ConflictError`: 409, ``conflict``
 - :class:`DeniedError`: 403, ``denied``
 - :class:`UnauthenticatedError`: 401, ``unauthenticated``
+- :class:`UnavailableError`: 503, ``unavailable``
 
 ``InvalidArgumentError`` is also a ``ValueError``, ``DeniedError`` and
 ``UnauthenticatedError`` are ``PermissionError``\ s, and the named errors keep the bases they
@@ -100,6 +101,18 @@ class UnauthenticatedError(OpsloopError, PermissionError):
     code = "unauthenticated"
 
 
+class UnavailableError(OpsloopError):
+    """The request is well formed but cannot be answered now: a deployment whose model
+    version could not be loaded (untrusted, unservable) is not ready.
+
+    >>> UnavailableError.status, UnavailableError.code
+    (503, 'unavailable')
+    """
+
+    status = 503
+    code = "unavailable"
+
+
 #: Each code to the class of the hierarchy that carries it.
 BY_CODE: dict[str, type[OpsloopError]] = {
     kind.code: kind
@@ -109,6 +122,7 @@ BY_CODE: dict[str, type[OpsloopError]] = {
         ConflictError,
         DeniedError,
         UnauthenticatedError,
+        UnavailableError,
     )
 }
 

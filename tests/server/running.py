@@ -13,7 +13,9 @@ import uvicorn
 
 
 @contextmanager
-def running_server(app, deadline_s: float = 20.0) -> Iterator[str]:
+def running_server(
+    app, deadline_s: float = 20.0, health_path: str = "/api/v1/health"
+) -> Iterator[str]:
     """Yield the base URL of ``app`` served on 127.0.0.1 once its health check answers."""
     # The socket is bound here, so the port is ours before the server starts.
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -27,7 +29,7 @@ def running_server(app, deadline_s: float = 20.0) -> Iterator[str]:
     try:
         while True:
             try:
-                if httpx.get(f"{url}/api/v1/health", timeout=1.0).status_code == 200:
+                if httpx.get(f"{url}{health_path}", timeout=1.0).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

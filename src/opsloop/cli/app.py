@@ -36,7 +36,16 @@ app.add_typer(schema_app, name="schema")
 
 
 def _register_sub_apps() -> None:
-    from opsloop.cli import analysis, audit, deployments, gate, selection, tracking, users
+    from opsloop.cli import (
+        analysis,
+        audit,
+        data_plane,
+        deployments,
+        gate,
+        selection,
+        tracking,
+        users,
+    )
 
     app.add_typer(selection.app, name="select")
     app.command("analyze")(analysis.analyze)
@@ -47,6 +56,7 @@ def _register_sub_apps() -> None:
     app.add_typer(deployments.deployments_app, name="deployments")
     app.add_typer(gate.gate_app, name="gate")
     app.command("server")(tracking.server_command)
+    app.command("serve")(data_plane.serve_command)
 
 
 _register_sub_apps()

@@ -260,6 +260,24 @@ def server_command(
             "whoever loads them; refused by default."
         ),
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Also answer prediction requests for every deployment (the data plane of "
+            "'opsloop serve') in this process.",
+        ),
+    ] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            help="With --serve: load pickled models (flavor 'python'), which run their code."
+        ),
+    ] = False,
+    trust_type: Annotated[
+        list[str] | None,
+        typer.Option(help="With --serve: a skops type beyond the allow-list to load."),
+    ] = None,
 ) -> None:
     """Serve the REST API (tracking, artifacts, registry) from one process.
 
@@ -278,4 +296,7 @@ def server_command(
         names(allowed_origins),
         allow_pickle,
         announce=out.print,
+        data_plane=serve,
+        trust=trust,
+        trusted_types=trust_type or (),
     )

@@ -1,7 +1,10 @@
-"""Start the server: ``opsloop server`` and ``python -m opsloop.server`` both call :func:`serve`.
+"""Start the servers: ``opsloop server`` and ``python -m opsloop.server`` call :func:`serve`,
+``opsloop serve`` calls :func:`serve_data_plane`.
 
-It binds 127.0.0.1 by default and refuses any other address until the store has users with
-API tokens, so the server is never open to the network by accident.
+Both bind 127.0.0.1 by default and refuse any other address until the store has users with
+API tokens, so a server is never open to the network by accident. ``serve(...,
+data_plane=True)`` (``opsloop server --serve``) mounts the data plane in the control
+plane's process.
 
 >>> serve(host="192.0.2.1", port=0)
 Traceback (most recent call last):
@@ -24,8 +27,17 @@ def serve(
     allowed_origins: Sequence[str] = (),
     allow_pickle: bool = False,
     announce: Callable[[str], None] = print,
+    *,
+    data_plane: bool = False,
+    trust: bool = False,
+    trusted_types: Sequence[str] = (),
 ) -> None:
     """Serve the REST API on ``host:port`` until interrupted.
+
+    With ``data_plane``, the same process also answers prediction requests for every
+    deployment of the store (:mod:`opsloop.server.data_plane`), loading pickled models
+    only with ``trust`` and skops types beyond the allow-list only when named in
+    ``trusted_types``.
 
     ``allowed_hosts`` are names the Host header may carry besides the loopback names and the
     bound address; ``allowed_origins`` the web origins allowed to call the API from a browser;
@@ -39,11 +51,39 @@ def serve(
     ...
     ValueError: port must be between 1 and 65535, got 70000
     """
-    if not 0 < port < 65536:
-        raise ValueError(f"port must be between 1 and 65535, got {port}")
     import uvicorn
 
     from opsloop.server.app import create_app
+
+    database, local, hosts = _checked_address(host, port, allowed_hosts)
+    app = create_app(
+        database,
+        allow_embedded=local,
+        allowed_hosts=hosts,
+        allowed_origins=list(allowed_origins),
+        allow_pickle=allow_pickle,
+    )
+    if data_plane:
+        from opsloop.server.data_plane import install_data_plane
+        from opsloop.serving.serving_runtime import ServingRuntime
+
+        runtime = ServingRuntime(
+            database, app.state.registry.artifacts, trust=trust, trusted_types=trusted_types
+        )
+        install_data_plane(app, runtime)
+    _announce_token(app, announce)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if data_plane:
+            runtime.close()
+
+
+def _checked_address(host: str, port: int, allowed_hosts: Sequence[str]):
+    """The store, whether ``host`` is loopback, and the Host names to allow; a ValueError
+    for a port out of range or a network address while the store has no users."""
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be between 1 and 65535, got {port}")
     from opsloop.server.identity import store_has_users
     from opsloop.store import open_database
 
@@ -59,13 +99,10 @@ def serve(
     # An unspecified address (0.0.0.0, ::) is not a name anyone reaches the server by.
     if host not in ("0.0.0.0", "::"):
         hosts.append(host)
-    app = create_app(
-        database,
-        allow_embedded=local,
-        allowed_hosts=hosts,
-        allowed_origins=list(allowed_origins),
-        allow_pickle=allow_pickle,
-    )
+    return database, local, hosts
+
+
+def _announce_token(app, announce: Callable[[str], None]) -> None:
     if app.state.installation_token is not None:
         from opsloop.store.installation_token import installation_token_path
 
@@ -73,7 +110,56 @@ def serve(
             f"no users: requests need the installation token in {installation_token_path()} "
             "(opsloop's clients of this account send it)"
         )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def serve_data_plane(
+    deployments: Sequence[str] = (),
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    allowed_hosts: Sequence[str] = (),
+    *,
+    trust: bool = False,
+    trusted_types: Sequence[str] = (),
+    check_interval_s: float = 0.0,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Serve the data plane (predictions, the Open Inference Protocol, metrics) on
+    ``host:port`` until interrupted, for the ``deployments`` named (none: every deployment
+    of the store). Those named are loaded before the first request; a variant that cannot
+    be loaded is announced, and its deployment reports not ready.
+
+    >>> serve_data_plane(port=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: port must be between 1 and 65535, got 0
+    """
+    import uvicorn
+
+    from opsloop.server.data_plane import create_data_plane_app
+    from opsloop.store import ArtifactStore
+    from opsloop.store.location import artifact_uri
+
+    database, local, hosts = _checked_address(host, port, allowed_hosts)
+    app = create_data_plane_app(
+        database,
+        ArtifactStore(artifact_uri()),
+        names=list(deployments) or None,
+        allow_embedded=local,
+        allowed_hosts=hosts,
+        trust=trust,
+        trusted_types=trusted_types,
+        check_interval_s=check_interval_s,
+    )
+    runtime = app.state.runtime
+    for name in deployments:
+        served = runtime.served(name)
+        for variant, why in served.failures.items():
+            announce(f"deployment {name}: variant {variant} is not loaded: {why}")
+    _announce_token(app, announce)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        runtime.close()
 
 
 def names(value: str) -> list[str]:

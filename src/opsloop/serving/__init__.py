@@ -13,6 +13,12 @@ same through an opsloop server, and :func:`open_deployments` picks one or the ot
 >>> _ = ModelRegistry(db, ArtifactStore(tmp_path)).register("credit", b"onnx", flavor="onnx")
 >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
 {'stable': 1}
+
+The data plane's runtime answers requests by those definitions: :class:`ServingRuntime`
+(:mod:`.serving_runtime`) loads the variants, validates records against their signatures,
+routes by the strategy (:mod:`.routing`, where other policies register), mirrors requests
+to shadows and records every answer as a :class:`PredictionEvent`
+(:func:`read_prediction_events`, :func:`record_feedback`, :func:`read_feedback`).
 """
 
 from opsloop.serving.backend import open_deployments
@@ -26,6 +32,16 @@ from opsloop.serving.deployment_records import (
 )
 from opsloop.serving.deployments import Deployments, UnknownDeploymentError
 from opsloop.serving.http_deployments import HttpDeployments
+from opsloop.serving.prediction_events import (
+    EventRecorder,
+    EventSink,
+    PredictionEvent,
+    StoreEventSink,
+    read_prediction_events,
+)
+from opsloop.serving.prediction_feedback import read_feedback, record_feedback
+from opsloop.serving.routing import RoutingPolicy, WeightedSplit, register_policy
+from opsloop.serving.serving_runtime import ServedAnswer, ServingRuntime
 
 __all__ = [
     "AUTOMATION_LEVELS",
@@ -33,9 +49,21 @@ __all__ = [
     "VARIANT_ROLES",
     "Deployment",
     "Deployments",
+    "EventRecorder",
+    "EventSink",
     "HttpDeployments",
+    "PredictionEvent",
+    "RoutingPolicy",
+    "ServedAnswer",
+    "ServingRuntime",
+    "StoreEventSink",
     "UnknownDeploymentError",
     "Variant",
     "VariantLineage",
+    "WeightedSplit",
     "open_deployments",
+    "read_feedback",
+    "read_prediction_events",
+    "record_feedback",
+    "register_policy",
 ]

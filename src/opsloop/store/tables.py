@@ -368,3 +368,41 @@ run_batches = Table(
     Column("batch_id", String(64), primary_key=True),
     Column("created_ms", BigInteger, nullable=False),
 )
+
+# One row per answered request and per shadow answer (``role`` primary or shadow), written
+# off the request path by the serving runtime's event recorder; the monitoring reads them
+# back by deployment and time. Inputs and output are JSON text (the records, the answer).
+prediction_events = Table(
+    "prediction_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("variant", NAME, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("model", NAME, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("routing_key", Text),
+    Column("inputs_json", Text, nullable=False),
+    Column("output_json", Text),
+    Column("error", Text),
+    Column("latency_ms", Float(precision=53), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index(None, "deployment", "at_ms"),
+    Index(None, "request_id"),
+)
+
+# Outcomes that arrive after the answer (a label or a reward), joined to the answer by its
+# request id.
+prediction_feedback = Table(
+    "prediction_feedback",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("label_json", Text),
+    Column("reward", Float(precision=53)),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("created_by", NAME, nullable=False),
+    Index(None, "request_id"),
+)

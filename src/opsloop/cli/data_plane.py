@@ -1,0 +1,72 @@
+"""``opsloop serve [DEPLOYMENT ...]``: the data plane, answering prediction requests.
+
+It serves the named deployments (none: every deployment of the store) from the store that
+``opsloop server`` uses, following their definitions as they change. It binds 127.0.0.1 by
+default and refuses any other address until the store has users with API tokens.
+
+Exit codes: 0 stopped, 2 could not start (bad address or port, unknown deployment).
+
+>>> from typer.testing import CliRunner
+>>> import typer
+>>> app = typer.Typer()
+>>> _ = app.command("serve")(serve_command)
+>>> result = CliRunner().invoke(app, ["--port", "0"])
+>>> result.exit_code, "port must be between 1 and 65535" in result.output
+(2, True)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from opsloop.cli.console import one_line_errors, out
+
+
+@one_line_errors
+def serve_command(
+    deployments: Annotated[
+        list[str] | None,
+        typer.Argument(help="Deployments to serve; none: every deployment of the store."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    allowed_hosts: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated names the Host header may carry, besides the loopback "
+            "names and the bound address."
+        ),
+    ] = "",
+    trust: Annotated[
+        bool,
+        typer.Option(help="Load pickled models (flavor 'python'), which run their code."),
+    ] = False,
+    trust_type: Annotated[
+        list[str] | None,
+        typer.Option(help="A skops type beyond the allow-list to load (repeatable)."),
+    ] = None,
+    check_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between reads of the deployments' revision; 0 reads it before "
+            "every request, so no request after a change reaches a variant it took out."
+        ),
+    ] = 0.0,
+) -> None:
+    """Answer prediction requests (POST /v1/deployments/NAME/predict, the Open Inference
+    Protocol under /v2, metrics at /metrics)."""
+    # The one place a surface starts another: the server's own entry function.
+    from opsloop.server.launch import names, serve_data_plane
+
+    serve_data_plane(
+        deployments or (),
+        host,
+        port,
+        names(allowed_hosts),
+        trust=trust,
+        trusted_types=trust_type or (),
+        check_interval_s=check_interval,
+        announce=out.print,
+    )

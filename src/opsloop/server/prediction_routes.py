@@ -1,0 +1,103 @@
+"""The records endpoints of the data plane: predict and feedback, under /v1/deployments/.
+
+``POST /v1/deployments/{name}/predict`` takes records, either bare (``[{"age": 41}]``) or
+as ``{"records": [...], "routing_key": "user-17"}``; the routing key may also come in the
+``X-Routing-Key`` header. It answers the predictions (and the probabilities with their
+classes where the model has them), the variant and model version that answered, and a
+``request_id`` for feedback. ``POST /v1/deployments/{name}/feedback`` takes
+``{"request_id", "label"}`` and/or ``"reward"``; an id the deployment never answered is a
+404. Both need the viewer role (see :mod:`.data_plane`).
+
+Predict runs the model on the event loop, as a plain FastAPI ``async def`` endpoint does:
+on a busy machine the hop to the thread pool and back can cost more than a small model's
+whole answer (see :mod:`.identity` on the same choice). Feedback waits for the event
+writer, so it runs in the thread pool.
+
+>>> sorted(route.path for route in router.routes)
+['/v1/deployments/{name}/feedback', '/v1/deployments/{name}/predict']
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from opsloop.server.identity import Viewer
+from opsloop.serving.prediction_feedback import record_feedback
+
+router = APIRouter(prefix="/v1/deployments", tags=["predictions"])
+
+#: How long feedback waits for the answer's event to reach the store (it is written off
+#: the request path, so feedback sent right after an answer can arrive first).
+FEEDBACK_WAIT_S = 5.0
+
+
+class PredictionRequest(BaseModel):
+    """Records to answer, with an optional routing key (same key, same variant)."""
+
+    records: list[dict[str, Any]] = Field(description="one object of field values per row")
+    routing_key: str | None = Field(default=None, max_length=1000)
+
+
+class PredictionAnswer(BaseModel):
+    """What a deployment answered."""
+
+    request_id: str
+    deployment: str
+    variant: str
+    model: str
+    version: int
+    predictions: list
+    probabilities: list[list[float]] | None = None
+    classes: list | None = None
+
+
+class FeedbackRequest(BaseModel):
+    """The outcome of an answered request: its label, a reward, or both."""
+
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
+    label: Any = None
+    reward: float | None = None
+
+
+@router.post(
+    "/{name}/predict",
+    response_model=None,
+    responses={200: {"model": PredictionAnswer}},
+)
+async def predict(
+    name: str,
+    request: Request,
+    user: Viewer,
+    body: Annotated[list[dict[str, Any]] | PredictionRequest, Body()],
+    x_routing_key: Annotated[str | None, Header(max_length=1000)] = None,
+) -> JSONResponse:
+    """Answer the records with the deployment's current definition."""
+    if isinstance(body, PredictionRequest):
+        records, key = body.records, body.routing_key
+    else:
+        records, key = body, None
+    answer = request.app.state.runtime.predict(
+        name, records, routing_key=x_routing_key if x_routing_key is not None else key
+    )
+    return JSONResponse(answer.to_dict())
+
+
+@router.post("/{name}/feedback", status_code=201)
+def feedback(name: str, request: Request, user: Viewer, body: FeedbackRequest) -> dict:
+    """Keep the label and/or reward of the answer ``request_id``."""
+    runtime = request.app.state.runtime
+    runtime.served(name)  # 404 for a deployment this data plane does not serve
+    runtime.recorder.flush(FEEDBACK_WAIT_S)
+    record_feedback(
+        runtime.db,
+        name,
+        body.request_id,
+        label=body.label,
+        reward=body.reward,
+        actor=user.name,
+    )
+    return {"deployment": name, "request_id": body.request_id}

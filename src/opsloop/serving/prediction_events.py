@@ -1,0 +1,280 @@
+"""Prediction events: every answered request and every shadow answer, recorded off the path.
+
+A :class:`PredictionEvent` says who answered (deployment, variant, its role ``primary`` or
+``shadow``, the model version), for which request (request id, routing key, the input
+records), what (the output, or the error of a failing shadow), how fast and when. The
+serving runtime hands events to an :class:`EventRecorder`: a bounded buffer that a
+background thread drains in batches into an :class:`EventSink`. Recording never waits:
+when the buffer is full the event is dropped and counted. A sink that fails loses its batch
+(counted and logged), never the request.
+
+:class:`StoreEventSink` writes to the store's ``prediction_events`` table, and
+:func:`read_prediction_events` reads them back (the monitoring consumes them from there).
+
+>>> from opsloop.store import Database
+>>> db = Database("sqlite://")
+>>> recorder = EventRecorder(StoreEventSink(db))
+>>> recorder.record(PredictionEvent("api", "stable", "primary", "m", 1, "r1", None,
+...                                 [{"x": 1}], {"predictions": [0]}, None, 0.4, 1000))
+True
+>>> recorder.flush(5.0)
+True
+>>> read_prediction_events(db, "api")[["variant", "request_id", "inputs"]].values.tolist()
+[['stable', 'r1', [{'x': 1}]]]
+>>> recorder.close()
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pandas as pd
+import sqlalchemy as sa
+
+from opsloop.errors import InvalidArgumentError
+from opsloop.store import tables
+from opsloop.store.database import Database
+
+logger = logging.getLogger("opsloop.serving")
+
+_events = tables.prediction_events
+
+#: Columns of :func:`read_prediction_events`'s frame.
+EVENT_COLUMNS = (
+    "deployment",
+    "variant",
+    "role",
+    "model",
+    "version",
+    "request_id",
+    "routing_key",
+    "inputs",
+    "output",
+    "error",
+    "latency_ms",
+    "at_ms",
+)
+
+
+@dataclass(frozen=True)
+class PredictionEvent:
+    """One answer: the deployment and variant, its role (``primary`` or ``shadow``), the
+    model version, the request id and routing key, the input records, the output (``None``
+    with an ``error`` when a shadow failed), the latency in milliseconds and the time in
+    milliseconds since the epoch.
+
+    >>> PredictionEvent("api", "s", "shadow", "m", 2, "r", None, [], None, "boom", 1.0,
+    ...                 5).to_row()["error"]
+    'boom'
+    """
+
+    deployment: str
+    variant: str
+    role: str
+    model: str
+    version: int
+    request_id: str
+    routing_key: str | None
+    inputs: list[dict[str, Any]]
+    output: dict[str, Any] | None
+    error: str | None
+    latency_ms: float
+    at_ms: int
+
+    def to_row(self) -> dict[str, Any]:
+        """The event as a row of the store's ``prediction_events`` table."""
+        return {
+            "deployment": self.deployment,
+            "variant": self.variant,
+            "role": self.role,
+            "model": self.model,
+            "version": self.version,
+            "request_id": self.request_id,
+            "routing_key": self.routing_key,
+            "inputs_json": json.dumps(self.inputs, default=str),
+            "output_json": None if self.output is None else json.dumps(self.output, default=str),
+            "error": self.error,
+            "latency_ms": float(self.latency_ms),
+            "at_ms": int(self.at_ms),
+        }
+
+
+class EventSink(Protocol):
+    """Where recorded events go: ``write`` takes a batch (and may raise; the recorder
+    counts the loss)."""
+
+    def write(self, events: Sequence[PredictionEvent]) -> None:
+        """Keep ``events``."""
+        ...
+
+
+class StoreEventSink:
+    """Writes events to the store's ``prediction_events`` table, one transaction a batch.
+
+    >>> from opsloop.store import Database
+    >>> StoreEventSink(Database("sqlite://")).write([])
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def write(self, events: Sequence[PredictionEvent]) -> None:
+        """Insert ``events`` in one transaction."""
+        if not events:
+            return
+        with self.db.write() as connection:
+            connection.execute(_events.insert(), [event.to_row() for event in events])
+
+
+class EventRecorder:
+    """A bounded buffer of events and the thread that writes them to ``sink`` in batches.
+
+    ``capacity`` bounds the events waiting; ``batch_size`` how many one write takes;
+    ``linger_s`` how long the writer waits for a batch to fill before writing what it has.
+    ``recorded``, ``written``, ``dropped`` (buffer full) and ``lost`` (the sink failed)
+    count events.
+
+    >>> EventRecorder(StoreEventSink(None), capacity=0)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: event capacity must be a positive integer, got 0
+    """
+
+    def __init__(
+        self,
+        sink: EventSink,
+        *,
+        capacity: int = 10_000,
+        batch_size: int = 500,
+        linger_s: float = 0.05,
+    ) -> None:
+        for field, value in (("event capacity", capacity), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{field} must be a positive integer, got {value!r}")
+        self.sink = sink
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.linger_s = linger_s
+        self.recorded = self.written = self.dropped = self.lost = 0
+        self._buffer: collections.deque[PredictionEvent] = collections.deque()
+        self._writing = 0
+        self._flushing = 0
+        self._closed = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._drain, name="opsloop-events", daemon=True)
+        self._thread.start()
+
+    def record(self, event: PredictionEvent) -> bool:
+        """Buffer ``event`` for writing; ``False`` (and counted) when the buffer is full."""
+        with self._changed:
+            if len(self._buffer) >= self.capacity or self._closed:
+                self.dropped += 1
+                return False
+            self._buffer.append(event)
+            self.recorded += 1
+            self._changed.notify_all()
+        return True
+
+    def _drain(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._buffer or self._closed)
+                if not self._buffer and self._closed:
+                    return
+                # Gather a batch for a while: one transaction per event would cost the
+                # request path its share of the interpreter under load.
+                self._changed.wait_for(
+                    lambda: len(self._buffer) >= self.batch_size or self._closed or self._flushing,
+                    timeout=self.linger_s,
+                )
+                count = min(len(self._buffer), self.batch_size)
+                batch = [self._buffer.popleft() for _ in range(count)]
+                self._writing = count
+            try:
+                self.sink.write(batch)
+                written, lost = count, 0
+            except Exception:
+                written, lost = 0, count
+                logger.exception("lost %d prediction events: the sink failed", count)
+            with self._changed:
+                self.written += written
+                self.lost += lost
+                self._writing = 0
+                self._changed.notify_all()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every event recorded so far is written (or lost); ``False`` when
+        ``timeout_s`` passed first."""
+        with self._changed:
+            self._flushing += 1
+            self._changed.notify_all()
+            try:
+                return self._changed.wait_for(
+                    lambda: not self._buffer and not self._writing, timeout=timeout_s
+                )
+            finally:
+                self._flushing -= 1
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is buffered (waiting at most ``timeout_s``), then stop."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._thread.join(timeout=timeout_s)
+
+
+def _decoded(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def read_prediction_events(
+    db: Database,
+    deployment: str | None = None,
+    *,
+    variant: str | None = None,
+    role: str | None = None,
+    request_id: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    limit: int = 100_000,
+) -> pd.DataFrame:
+    """The recorded events, oldest first, with ``inputs`` and ``output`` decoded; filtered by
+    deployment, variant, role, request id and time (``since_ms`` <= ``at_ms`` <
+    ``until_ms``), at most ``limit`` rows.
+
+    >>> from opsloop.store import Database
+    >>> read_prediction_events(Database("sqlite://"), "api").columns.tolist()[:3]
+    ['deployment', 'variant', 'role']
+    """
+    where = []
+    for column, value in (
+        (_events.c.deployment, deployment),
+        (_events.c.variant, variant),
+        (_events.c.role, role),
+        (_events.c.request_id, request_id),
+    ):
+        if value is not None:
+            where.append(column == value)
+    if since_ms is not None:
+        where.append(_events.c.at_ms >= since_ms)
+    if until_ms is not None:
+        where.append(_events.c.at_ms < until_ms)
+    query = sa.select(_events).where(*where).order_by(_events.c.id).limit(int(limit))
+    with db.read() as connection:
+        rows = connection.execute(query).mappings().all()
+    return pd.DataFrame(
+        [
+            {
+                **{name: row[name] for name in EVENT_COLUMNS if name in row},
+                "inputs": _decoded(row["inputs_json"]),
+                "output": _decoded(row["output_json"]),
+            }
+            for row in rows
+        ],
+        columns=list(EVENT_COLUMNS),
+    )

@@ -1,0 +1,143 @@
+"""Outcomes of answered requests (a label, a reward), joined to the answer by request id.
+
+Feedback arrives after the answer: the true label once it is known, or a reward for a
+bandit. :func:`record_feedback` keeps it when a recorded answer of that deployment has the
+request id, and raises :class:`~opsloop.errors.NotFoundError` otherwise; :func:`read_feedback`
+gives it back joined with the primary's answer.
+
+>>> from opsloop.store import Database
+>>> from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+>>> db = Database("sqlite://")
+>>> StoreEventSink(db).write([PredictionEvent("api", "stable", "primary", "m", 1, "r1",
+...     None, [{"x": 1}], {"predictions": [0]}, None, 0.4, 1000)])
+>>> record_feedback(db, "api", "r1", label=1, actor="ana")
+>>> read_feedback(db, "api")[["request_id", "variant", "label", "output"]].values.tolist()
+[['r1', 'stable', 1, {'predictions': [0]}]]
+>>> record_feedback(db, "api", "r2", reward=1.0, actor="ana")
+Traceback (most recent call last):
+opsloop.errors.NotFoundError: deployment 'api' answered no request with id 'r2'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.store import tables
+from opsloop.store.database import Database, now_ms
+
+_events, _feedback = tables.prediction_events, tables.prediction_feedback
+
+#: Columns of :func:`read_feedback`'s frame.
+FEEDBACK_COLUMNS = (
+    "request_id",
+    "variant",
+    "model",
+    "version",
+    "label",
+    "reward",
+    "output",
+    "answered_ms",
+    "created_ms",
+    "created_by",
+)
+
+
+def record_feedback(
+    db: Database,
+    deployment: str,
+    request_id: str,
+    *,
+    label: Any = None,
+    reward: float | None = None,
+    actor: str,
+) -> None:
+    """Keep a ``label`` and/or a ``reward`` for the answer ``request_id`` of ``deployment``.
+
+    >>> record_feedback(Database("sqlite://"), "api", "r1", actor="ana")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: feedback: give a label, a reward or both
+    """
+    if label is None and reward is None:
+        raise InvalidArgumentError("feedback: give a label, a reward or both")
+    if reward is not None and (
+        isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward)
+    ):
+        raise InvalidArgumentError(f"reward: must be a finite number, got {reward!r}")
+    with db.write() as connection:
+        answered = connection.execute(
+            sa.select(_events.c.id)
+            .where(
+                _events.c.request_id == request_id,
+                _events.c.deployment == deployment,
+                _events.c.role == "primary",
+            )
+            .limit(1)
+        ).first()
+        if answered is None:
+            raise NotFoundError(
+                f"deployment {deployment!r} answered no request with id {request_id!r}"
+            )
+        connection.execute(
+            _feedback.insert().values(
+                deployment=deployment,
+                request_id=request_id,
+                label_json=None if label is None else json.dumps(label),
+                reward=None if reward is None else float(reward),
+                created_ms=now_ms(),
+                created_by=actor,
+            )
+        )
+
+
+def read_feedback(db: Database, deployment: str) -> pd.DataFrame:
+    """The feedback of ``deployment``, oldest first, each with the primary answer it is
+    about (variant, model version, output, when it was answered).
+
+    >>> read_feedback(Database("sqlite://"), "api").empty
+    True
+    """
+    query = (
+        sa.select(
+            _feedback.c.request_id,
+            _events.c.variant,
+            _events.c.model,
+            _events.c.version,
+            _feedback.c.label_json,
+            _feedback.c.reward,
+            _events.c.output_json,
+            _events.c.at_ms.label("answered_ms"),
+            _feedback.c.created_ms,
+            _feedback.c.created_by,
+        )
+        .select_from(
+            _feedback.join(
+                _events,
+                sa.and_(
+                    _events.c.request_id == _feedback.c.request_id,
+                    _events.c.deployment == _feedback.c.deployment,
+                    _events.c.role == "primary",
+                ),
+            )
+        )
+        .where(_feedback.c.deployment == deployment)
+        .order_by(_feedback.c.id)
+    )
+    with db.read() as connection:
+        rows = connection.execute(query).mappings().all()
+    return pd.DataFrame(
+        [
+            {
+                **{name: row[name] for name in FEEDBACK_COLUMNS if name in row},
+                "label": None if row["label_json"] is None else json.loads(row["label_json"]),
+                "output": None if row["output_json"] is None else json.loads(row["output_json"]),
+            }
+            for row in rows
+        ],
+        columns=list(FEEDBACK_COLUMNS),
+    )

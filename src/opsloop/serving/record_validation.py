@@ -1,0 +1,269 @@
+"""Check the records of a prediction request against a model version's signature schema.
+
+A request carries records (``[{"age": 41, "plan": "pro"}, ...]``). Before any model sees
+them they become a frame with the signature's columns in the signature's order, and every
+record is held to the :class:`~opsloop.data.schema.Schema` the version was registered with
+(:func:`opsloop.data.schema.validate` does the work on whole columns). A broken rule raises
+:class:`~opsloop.errors.InvalidArgumentError` (422 over HTTP) naming the record, the field
+and the rule. What refuses a request, per record:
+
+* a field the signature requires is absent (``missing_field``), or one it does not define is
+  present (``unexpected_field``);
+* a value of the wrong type (``type_mismatch``: ``"41"`` where an int is expected);
+* a null where the column allows none (``max_null_fraction`` 0); where it allows some, a
+  null is served, since a share of nulls is a property of many requests, not of one;
+* ``±inf`` where the column does not allow it (``non_finite``);
+* a number beyond the column's hard limits (its range widened by its ``range_margin``,
+  :meth:`~opsloop.data.schema.ColumnSchema.hard_limits`); a straggler within the margin is
+  served (``out_of_range``);
+* a category outside the column's domain (``unknown_category``).
+
+A version registered without a signature gets the frame as sent, fields in the order of
+the first record; its records must still all have the same fields.
+
+>>> from opsloop.data.schema import ColumnSchema, Schema
+>>> schema = Schema((ColumnSchema("age", "int", min=18, max=90),
+...                  ColumnSchema("plan", "category", domain=("free", "pro"))))
+>>> checked_records([{"plan": "pro", "age": 41}], schema).to_dict("records")
+[{'age': 41, 'plan': 'pro'}]
+>>> checked_records([{"age": "41", "plan": "pro"}], schema)
+Traceback (most recent call last):
+opsloop.errors.InvalidArgumentError: records: record 0, field 'age': type_mismatch (expected int, found str ×1 (1 of them read as numbers); '41')
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from opsloop.data.excerpt import excerpt
+from opsloop.data.schema import Schema, validate
+from opsloop.errors import InvalidArgumentError
+
+#: The most records one request may carry; larger batches belong to batch scoring.
+MAX_RECORDS = 10_000
+#: Up to this many records, values are first checked one by one (see ``_passes_quickly``).
+QUICK_RECORDS = 64
+# Anomalies that refuse a request whatever their share of its records.
+_ALWAYS_REFUSED = ("type_mismatch", "non_finite", "unknown_category")
+_ABSENT = object()
+
+
+def _refuse(problems: list[str]) -> InvalidArgumentError:
+    shown = "; ".join(problems[:10])
+    more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+    return InvalidArgumentError(f"records: {shown}{more}")
+
+
+def _checked_shape(records: object) -> Sequence[Mapping[str, Any]]:
+    if not isinstance(records, list | tuple) or not records:
+        raise InvalidArgumentError("records: must be a non-empty list of objects")
+    if len(records) > MAX_RECORDS:
+        raise InvalidArgumentError(
+            f"records: at most {MAX_RECORDS} records per request, got {len(records)}"
+        )
+    for position, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise InvalidArgumentError(
+                f"records: record {position} must be an object of fields, got {excerpt(record)}"
+            )
+    return records
+
+
+def _columns(
+    records: Sequence[Mapping[str, Any]], names: Sequence[str], problems: list[str], free: bool
+) -> dict[str, list]:
+    """Each named field's values in record order, noting records that lack it."""
+    columns = {}
+    for name in names:
+        values = [record.get(name, _ABSENT) for record in records]
+        absent = [i for i, value in enumerate(values) if value is _ABSENT]
+        if absent:
+            rule = "record 0 has it" if free else "the signature requires it"
+            problems.append(
+                f"record {absent[0]}, field {name!r}: missing_field ({rule}; "
+                f"{len(absent)} record(s) lack it)"
+            )
+        columns[name] = values
+    return columns
+
+
+def checked_records(records: object, schema: Schema | None) -> pd.DataFrame:
+    """The records as a frame in the signature's column order, or an
+    :class:`~opsloop.errors.InvalidArgumentError` naming the record, field and rule.
+
+    >>> checked_records([{"x": 1.5}, {"x": 2.0}], None)["x"].tolist()
+    [1.5, 2.0]
+    >>> checked_records([{"x": 1.5}, {"y": 2.0}], None)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: records: record 1, field 'x': missing_field (...); record 1, field 'y': unexpected_field (...)
+    """  # noqa: E501
+    records = _checked_shape(records)
+    problems: list[str] = []
+    if schema is None:
+        names = [str(name) for name in records[0]]
+    else:
+        environment = "serving" if "serving" in schema.environments else None
+        names = [column.name for column in schema.expected_columns(environment)]
+    columns = _columns(records, names, problems, schema is None)
+    frame = pd.DataFrame(columns, columns=names)
+    expected = set(names)
+    seen: dict[str, int] = {}
+    for position, record in enumerate(records):
+        for key in record:
+            if key not in expected and key not in seen:
+                seen[key] = position
+    for key, position in seen.items():
+        rule = "the signature does not define it" if schema is not None else "record 0 lacks it"
+        problems.append(f"record {position}, field {key!r}: unexpected_field ({rule})")
+    if problems:
+        raise _refuse(problems)
+    if schema is not None and not (
+        len(records) <= QUICK_RECORDS and _passes_quickly(columns, schema, environment)
+    ):
+        problems += _broken_rules(frame, schema, environment)
+        reported = {problem.split("'")[1] for problem in problems}
+        problems += _too_large_for_floats(frame, schema, environment, reported)
+        if problems:
+            raise _refuse(problems)
+    return frame
+
+
+def _too_large_for_floats(
+    frame: pd.DataFrame, schema: Schema, environment: str | None, reported: set[str]
+) -> list[str]:
+    """Integers past a float's range in numeric columns (a schema without a range would
+    otherwise pass them to the model, which cannot convert them)."""
+    problems = []
+    for column in schema.expected_columns(environment):
+        series = frame[column.name]
+        if column.type not in ("int", "float") or series.dtype != object:
+            continue
+        if column.name in reported:
+            continue
+        numbers = np.fromiter((_number(v) for v in series.to_numpy()), float, len(series))
+        huge = np.flatnonzero(np.isinf(numbers) & series.map(lambda v: isinstance(v, int)))
+        if len(huge):
+            problems.append(
+                f"record {int(huge[0])}, field {column.name!r}: out_of_range (a number past "
+                "the range of a 64-bit float)"
+            )
+    return problems
+
+
+def _passes_quickly(columns: Mapping[str, list], schema: Schema, environment: str | None) -> bool:
+    """Whether every value obeys its column's rules, judged value by value in Python: for a
+    few records this is many times faster than the frame-wide checks. It only ever says
+    yes where those checks find nothing; on "no" they run and word the refusal."""
+    for column in schema.expected_columns(environment):
+        kind, limits = column.type, None
+        if kind == "datetime":
+            return False  # its parsing rules are the frame-wide checks' alone
+        if kind in ("int", "float") and not column.id_like:
+            limits = column.hard_limits()
+        domain = None
+        if kind == "category" and column.domain is not None and not column.id_like:
+            domain = column.domain
+        for value in columns[column.name]:
+            if value is None or (type(value) is float and value != value):
+                if column.max_null_fraction == 0:
+                    return False
+                continue
+            if not _conforms(value, kind, column.allow_non_finite):
+                return False
+            if kind in ("int", "float"):
+                number = _number(value)
+                if math.isinf(number) and type(value) is int:
+                    return False  # past a float's range
+            if limits is not None:
+                low, high = limits
+                finite = math.isfinite(number)
+                if finite and (
+                    (low is not None and number < low) or (high is not None and number > high)
+                ):
+                    return False
+            if domain is not None and not any(
+                type(allowed) is type(value) and allowed == value for allowed in domain
+            ):
+                return False
+    return True
+
+
+def _conforms(value: object, kind: str, allow_non_finite: bool) -> bool:
+    """Whether a plain JSON value is of the column's logical type (as the frame-wide
+    checks judge it: a whole float is an int, a bool is not a number)."""
+    value_type = type(value)
+    if kind == "bool":
+        return value_type is bool
+    if kind == "string":
+        return value_type is str
+    if kind == "category":
+        return value_type in (str, int, float, bool)
+    if kind == "int":
+        return value_type is int or (
+            value_type is float and math.isfinite(value) and value == math.floor(value)
+        )
+    if kind == "float":
+        return value_type is int or (
+            value_type is float and (allow_non_finite or math.isfinite(value))
+        )
+    return False
+
+
+def _broken_rules(frame: pd.DataFrame, schema: Schema, environment: str | None) -> list[str]:
+    problems = []
+    for anomaly in validate(frame, schema, environment):
+        if anomaly.kind in _ALWAYS_REFUSED:
+            position, value = anomaly.examples[0]
+            problems.append(
+                f"record {position}, field {anomaly.column!r}: {anomaly.kind} "
+                f"({anomaly.detail}; {excerpt(value)})"
+            )
+        elif (
+            anomaly.kind == "null_fraction_exceeded"
+            and schema[anomaly.column].max_null_fraction == 0
+        ):
+            position = anomaly.examples[0][0]
+            problems.append(
+                f"record {position}, field {anomaly.column!r}: null (the signature allows "
+                "no nulls in this field)"
+            )
+        elif anomaly.kind == "out_of_range":
+            problems += _beyond_limits(frame[anomaly.column], schema[anomaly.column])
+    return problems
+
+
+def _number(value: object) -> float:
+    """A value as a float for range checks: NaN when not a number, ±inf past float's range
+    (JSON integers have no bound; ``float(10**400)`` raises)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return float("nan")
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
+def _beyond_limits(series: pd.Series, column) -> list[str]:
+    low, high = column.hard_limits()
+    numbers = np.fromiter((_number(v) for v in series.to_numpy()), float, len(series))
+    beyond = np.zeros(len(numbers), dtype=bool)
+    if low is not None:
+        beyond |= numbers < low
+    if high is not None:
+        beyond |= numbers > high
+    rows = np.flatnonzero(beyond)
+    if not len(rows):
+        return []
+    position = int(rows[0])
+    value = series.iloc[position]
+    value = value.item() if isinstance(value, np.generic) else value
+    return [
+        f"record {position}, field {column.name!r}: out_of_range ({excerpt(value)}"
+        f" is outside [{low:g}, {high:g}], the range {column.min}..{column.max} widened by its "
+        f"margin; {len(rows)} record(s))"
+    ]

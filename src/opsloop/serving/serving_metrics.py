@@ -1,0 +1,91 @@
+"""The data plane's Prometheus metrics, per deployment and variant.
+
+Each runtime keeps its own ``prometheus_client`` registry (two runtimes in one process,
+as in tests, never share counts):
+
+* ``opsloop_predictions_total{deployment, variant, role}``: answers given (``role`` is
+  ``primary`` for the variant that answered, ``shadow`` for a shadow's copy);
+* ``opsloop_prediction_errors_total{deployment, variant, role, kind}``: requests refused
+  (``invalid_input``) and answers that failed (``model_error``);
+* ``opsloop_prediction_latency_seconds{deployment, variant, role}``: a histogram of the time
+  the model took, validation included;
+* ``opsloop_shadow_dropped_total{deployment, variant}``: request copies a full shadow queue
+  dropped;
+* ``opsloop_events_dropped_total``: prediction events a full event buffer dropped.
+
+Labels come from the store's deployment and variant names only, never from a request, so
+their number stays bounded.
+
+>>> metrics = ServingMetrics()
+>>> metrics.answered("api", "stable", "primary", 0.002)
+>>> b'opsloop_predictions_total{deployment="api",role="primary",variant="stable"} 1.0' in (
+...     metrics.exposition())
+True
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+#: The media type of :meth:`ServingMetrics.exposition`.
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+# From 0.25 ms: a small model answers in well under a millisecond.
+_LATENCY_BUCKETS = (
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+
+
+class ServingMetrics:
+    """The counters and histogram of one data plane (see the module docstring).
+
+    >>> ServingMetrics().registry is not ServingMetrics().registry
+    True
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        variant_labels = ("deployment", "variant", "role")
+        self.predictions = Counter(
+            "opsloop_predictions",
+            "Answers given, per deployment, variant and role.",
+            variant_labels,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "opsloop_prediction_errors",
+            "Requests refused (invalid_input) and answers that failed (model_error).",
+            (*variant_labels, "kind"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "opsloop_prediction_latency_seconds",
+            "Seconds a variant took to answer, validation included.",
+            variant_labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.shadow_dropped = Counter(
+            "opsloop_shadow_dropped",
+            "Request copies dropped because a shadow's queue was full.",
+            ("deployment", "variant"),
+            registry=self.registry,
+        )
+        self.events_dropped = Counter(
+            "opsloop_events_dropped",
+            "Prediction events dropped because the event buffer was full.",
+            registry=self.registry,
+        )
+
+    def answered(self, deployment: str, variant: str, role: str, seconds: float) -> None:
+        """Count an answer and its latency."""
+        self.predictions.labels(deployment, variant, role).inc()
+        self.latency.labels(deployment, variant, role).observe(seconds)
+
+    def failed(self, deployment: str, variant: str, role: str, kind: str) -> None:
+        """Count a refused request or a failed answer (``kind``)."""
+        self.errors.labels(deployment, variant, role, kind).inc()
+
+    def exposition(self) -> bytes:
+        """Every metric in Prometheus' text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,499 @@
+"""The data plane's runtime: answer prediction requests by a deployment's current definition.
+
+:class:`ServingRuntime` loads each deployment's variants through the registry (sha256
+verified, trust rules applied, see :mod:`.loaded_variant`), checks each request's records
+against the answering version's signature (:mod:`.record_validation`), routes it by the
+strategy's policy (:mod:`.routing`), hands a copy to every shadow off the request path
+(:mod:`.shadow_mirror`), and records every answer as a prediction event without waiting
+(:mod:`.prediction_events`). It counts what it does in Prometheus metrics
+(:mod:`.serving_metrics`).
+
+**Following definition changes.** Every change of a deployment, and every move of an alias
+a variant follows, appends an entry to the registry's audit log in the same transaction
+(:mod:`opsloop.serving.deployments`), so the newest audit entry's id is a revision number
+of everything the data plane depends on. Before routing a request the runtime reads that
+number (one indexed ``max(id)`` read); when it moved, the cached definitions are dropped and
+the next request reads its deployment's definition again (model versions already loaded
+are kept and reused). The guarantee, with the default ``check_interval_s=0``:
+
+    a request whose routing starts after ``Deployments.deploy(...)`` has returned is routed
+    by the new definition; in particular it never reaches a variant whose weight became 0.
+
+The deploy's transaction committed before it returned, and the request's revision read
+starts after that, so it sees the new entry (the store's reads are snapshot reads of
+committed data). Entries are appended under the log's lock, held to the commit
+(:func:`~opsloop.registry.audit.append_audit`), so ids appear in commit order and a newer
+maximum never hides an older change still to commit. The definition is then read in a
+later transaction than the revision, so it is at least as new. Requests already routed
+when the change commits finish on the variant they were given. ``check_interval_s > 0``
+trades this for fewer reads: the revision is read at most once per interval, so a change
+is followed within that interval. Several workers on the same store each follow the same
+revision, hence agree after a change.
+
+>>> import tempfile
+>>> import pandas as pd
+>>> from sklearn.linear_model import LinearRegression
+>>> from opsloop.registry import ModelRegistry
+>>> from opsloop.serving import Deployments, Variant
+>>> from opsloop.store import ArtifactStore, Database
+>>> db, artifacts = Database("sqlite://"), ArtifactStore(tempfile.mkdtemp())
+>>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+>>> registry = ModelRegistry(db, artifacts)
+>>> _ = registry.register("line", LinearRegression().fit(X, [1.0, 3.0, 5.0]), input_schema=X)
+>>> _ = Deployments(db).deploy("api", [Variant("stable", "line", version=1)])
+>>> runtime = ServingRuntime(db, artifacts)
+>>> answer = runtime.predict("api", [{"x": 1.5}])
+>>> answer.variant, [round(p, 6) for p in answer.predictions]
+('stable', [4.0])
+>>> runtime.predict("api", [{"x": "1.5"}])
+Traceback (most recent call last):
+opsloop.errors.InvalidArgumentError: records: record 0, field 'x': type_mismatch (...)
+>>> runtime.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from opsloop.data.schema import Schema
+from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError, UnavailableError
+from opsloop.registry.model_registry import ModelRegistry
+from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.deployments import Deployments
+from opsloop.serving.loaded_variant import LoadedVariant, VariantAnswer, load_variant
+from opsloop.serving.prediction_events import (
+    EventRecorder,
+    EventSink,
+    PredictionEvent,
+    StoreEventSink,
+)
+from opsloop.serving.record_validation import checked_records
+from opsloop.serving.routing import RoutingPolicy, policy_for
+from opsloop.serving.serving_metrics import ServingMetrics
+from opsloop.serving.shadow_mirror import ShadowMirror
+from opsloop.store import tables
+from opsloop.store.artifacts import ArtifactStore
+from opsloop.store.database import Database, now_ms
+
+logger = logging.getLogger("opsloop.serving")
+
+
+@dataclass(frozen=True)
+class ServedAnswer:
+    """The answer to one request: its id, the variant and model version that answered, and
+    the model's answer (predictions, and probabilities with their classes where the model
+    has them).
+
+    >>> ServedAnswer("r", "api", "stable", "m", 1, VariantAnswer([1])).to_dict()["variant"]
+    'stable'
+    """
+
+    request_id: str
+    deployment: str
+    variant: str
+    model: str
+    version: int
+    answer: VariantAnswer
+
+    @property
+    def predictions(self) -> list:
+        """One prediction per record."""
+        return self.answer.predictions
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as a JSON-safe dictionary."""
+        return {
+            "request_id": self.request_id,
+            "deployment": self.deployment,
+            "variant": self.variant,
+            "model": self.model,
+            "version": self.version,
+            **self.answer.to_dict(),
+        }
+
+
+@dataclass
+class ServedDeployment:
+    """A deployment as the runtime serves it: the definition it was read at, its loaded
+    variants, the variants that failed to load (with why) and its routing policy.
+
+    ``ready`` holds when every live variant with a positive weight is loaded.
+    """
+
+    definition: Deployment
+    policy: RoutingPolicy | None
+    loaded: dict[str, LoadedVariant] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        """Whether every variant that can receive traffic is loaded."""
+        return self.policy is not None and all(
+            v.name in self.loaded
+            for v in self.definition.variants
+            if v.role != "shadow" and v.weight > 0
+        )
+
+    @property
+    def shadows(self) -> list[LoadedVariant]:
+        """The loaded shadow variants, in definition order."""
+        return [
+            self.loaded[v.name]
+            for v in self.definition.variants
+            if v.role == "shadow" and v.name in self.loaded
+        ]
+
+    def variant(self, name: str) -> LoadedVariant:
+        """The loaded variant ``name``; 404 when the deployment has none, 503 when it
+        failed to load."""
+        if name in self.loaded:
+            return self.loaded[name]
+        if name in self.failures:
+            raise UnavailableError(
+                f"deployment {self.definition.name!r}, variant {name!r} is not ready: "
+                f"{self.failures[name]}"
+            )
+        raise NotFoundError(f"deployment {self.definition.name!r} has no variant {name!r}")
+
+
+@dataclass(frozen=True)
+class _ShadowJob:
+    variant: LoadedVariant
+    deployment: str
+    records: Sequence[dict]
+    request_id: str
+    routing_key: str | None
+
+
+class ServingRuntime:
+    """Answers prediction requests for the deployments of a store (see the module).
+
+    ``names`` limits the deployments served (default: every deployment of the store, each
+    loaded on its first request). ``trust`` and ``trusted_types`` are the serving user's
+    consent to load pickles and skops types beyond the allow-list
+    (:mod:`opsloop.registry.model_trust`); without them such variants are not ready (503).
+    ``sink`` receives the prediction events (default: the store's table);
+    ``event_capacity`` and ``shadow_capacity`` bound the event buffer and each shadow's
+    queue. ``check_interval_s`` is how often the definitions' revision is read (0: before
+    every request, the strict guarantee of the module docstring).
+
+    >>> ServingRuntime(Database("sqlite://"), None, check_interval_s=-1)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: check_interval_s must be a number >= 0, got -1
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        artifacts: ArtifactStore | None,
+        *,
+        names: Iterable[str] | None = None,
+        trust: bool = False,
+        trusted_types: Iterable[str] = (),
+        sink: EventSink | None = None,
+        event_capacity: int = 10_000,
+        shadow_capacity: int = 1_000,
+        check_interval_s: float = 0.0,
+        metrics: ServingMetrics | None = None,
+    ) -> None:
+        if (
+            isinstance(check_interval_s, bool)
+            or not isinstance(check_interval_s, int | float)
+            or not check_interval_s >= 0
+        ):
+            raise InvalidArgumentError(
+                f"check_interval_s must be a number >= 0, got {check_interval_s!r}"
+            )
+        self.db = db
+        self.names = None if names is None else tuple(names)
+        self.trust = trust
+        self.trusted_types = tuple(trusted_types)
+        self.check_interval_s = float(check_interval_s)
+        self.shadow_capacity = shadow_capacity
+        self.registry = ModelRegistry(db, artifacts, actor="serving")
+        self.deployments = Deployments(db, actor="serving")
+        self.metrics = metrics or ServingMetrics()
+        self.recorder = EventRecorder(sink or StoreEventSink(db), capacity=event_capacity)
+        self._served: dict[str, ServedDeployment] = {}
+        self._models: dict[tuple[str, int], LoadedVariant] = {}
+        self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
+        self._mirrors: dict[tuple[str, str], ShadowMirror] = {}
+        self._revision = -1
+        self._checked_at = float("-inf")
+        self._lock = threading.RLock()
+
+    # -- following the definitions ---------------------------------------------------------
+
+    def revision(self) -> int:
+        """The newest audit entry's id: it moves with every change of a deployment or alias.
+
+        >>> ServingRuntime(Database("sqlite://"), None).revision()
+        0
+        """
+        with self.db.read() as connection:
+            return connection.execute(sa.select(sa.func.max(tables.audit_log.c.id))).scalar() or 0
+
+    def _follow(self) -> None:
+        clock = time.monotonic()
+        if self.check_interval_s and clock - self._checked_at < self.check_interval_s:
+            return
+        revision = self.revision()
+        self._checked_at = clock
+        if revision > self._revision:
+            with self._lock:
+                if revision > self._revision:
+                    self._revision = revision
+                    self._served = {}
+                    # Loaded models survive one change: those the new definitions still
+                    # use move back on their next load, the others are let go.
+                    self._stale_models, self._models = self._models, {}
+
+    def served(self, name: str) -> ServedDeployment:
+        """The deployment ``name`` as defined now (see the module on "now"); 404 when the
+        store has no such deployment or this runtime does not serve it.
+
+        >>> ServingRuntime(Database("sqlite://"), None).served("api")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        """
+        if self.names is not None and name not in self.names:
+            raise NotFoundError(f"this data plane does not serve deployment {name!r}")
+        self._follow()
+        found = self._served.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._served.get(name)
+            if found is None:
+                try:
+                    definition = self.deployments.get(name)
+                except NotFoundError:
+                    self._stop_mirrors(name, keep=())
+                    raise
+                found = self._load(definition)
+                self._served[name] = found
+        return found
+
+    def _load(self, definition: Deployment) -> ServedDeployment:
+        served = ServedDeployment(definition, None)
+        for variant in definition.variants:
+            version = definition.serving.get(variant.name)
+            if version is None:
+                served.failures[variant.name] = f"alias {variant.ref} points at no version"
+                continue
+            key = (variant.model, version)
+            cached = self._models.get(key) or self._stale_models.get(key)
+            try:
+                if cached is None:
+                    cached = load_variant(
+                        self.registry,
+                        variant.name,
+                        variant.role,
+                        variant.model,
+                        version,
+                        trust=self.trust,
+                        trusted_types=self.trusted_types,
+                    )
+            except OpsloopError as error:
+                served.failures[variant.name] = str(error)
+                logger.warning(
+                    "deployment %s: variant %s not loaded: %s", definition.name, variant.name, error
+                )
+                continue
+            self._models[key] = cached
+            served.loaded[variant.name] = replace(cached, name=variant.name, role=variant.role)
+        served.policy = policy_for(definition)
+        self._keep_mirrors(definition)
+        return served
+
+    def _stop_mirrors(self, deployment: str, keep: Iterable[str]) -> None:
+        kept = set(keep)
+        for key in [k for k in self._mirrors if k[0] == deployment and k[1] not in kept]:
+            self._mirrors.pop(key).close()
+
+    def _keep_mirrors(self, definition: Deployment) -> None:
+        shadows = {v.name for v in definition.variants if v.role == "shadow"}
+        self._stop_mirrors(definition.name, keep=shadows)
+        for shadow in shadows:
+            key = (definition.name, shadow)
+            if key not in self._mirrors:
+                self._mirrors[key] = ShadowMirror(
+                    f"{definition.name}/{shadow}",
+                    self._answer_shadow,
+                    capacity=self.shadow_capacity,
+                    on_drop=self.metrics.shadow_dropped.labels(definition.name, shadow).inc,
+                )
+
+    def shadow_counts(self, deployment: str) -> dict[str, dict[str, int]]:
+        """Per shadow variant of ``deployment`` that has a worker: the copies it
+        ``answered``, those that ``failed`` and those ``dropped`` because its queue was full.
+
+        >>> ServingRuntime(Database("sqlite://"), None).shadow_counts("api")
+        {}
+        """
+        return {
+            variant: {
+                "answered": mirror.answered,
+                "failed": mirror.failed,
+                "dropped": mirror.dropped,
+            }
+            for (name, variant), mirror in list(self._mirrors.items())
+            if name == deployment
+        }
+
+    def ready(self, name: str | None = None) -> bool:
+        """Whether deployment ``name`` (default: every deployment this runtime names) can
+        answer: defined, and every variant that receives traffic loaded.
+
+        >>> ServingRuntime(Database("sqlite://"), None, names=()).ready()
+        True
+        """
+        chosen = [name] if name is not None else list(self.names or ())
+        try:
+            return all(self.served(each).ready for each in chosen)
+        except NotFoundError:
+            return False
+
+    # -- answering --------------------------------------------------------------------------
+
+    def predict(
+        self,
+        deployment: str,
+        records: object,
+        *,
+        routing_key: str | None = None,
+        variant: str | None = None,
+    ) -> ServedAnswer:
+        """Answer ``records`` (a list of field -> value objects) with ``deployment``.
+
+        The strategy's policy picks the live variant (sticky by ``routing_key`` when one
+        is given); ``variant`` names one instead (any variant of the deployment, a shadow
+        included, for checking it). Bad records raise
+        :class:`~opsloop.errors.InvalidArgumentError` naming record, field and rule.
+
+        >>> runtime = ServingRuntime(Database("sqlite://"), None, names=["api"])
+        >>> runtime.predict("other", [{"x": 1}])
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: this data plane does not serve deployment 'other'
+        >>> runtime.close()
+        """
+        served = self.served(deployment)
+        if routing_key is not None and not isinstance(routing_key, str):
+            raise InvalidArgumentError(f"routing_key: must be a string, got {routing_key!r}")
+        if variant is None:
+            if served.policy is None:
+                raise UnavailableError(f"deployment {deployment!r} has no routing policy")
+            variant = served.policy.choose(routing_key)
+        loaded = served.variant(variant)
+        role = "primary"
+        started = time.perf_counter()
+        try:
+            frame = checked_records(records, loaded.schema)
+        except InvalidArgumentError:
+            self.metrics.failed(deployment, loaded.name, role, "invalid_input")
+            raise
+        try:
+            answer = loaded.predict(frame)
+        except Exception:
+            self.metrics.failed(deployment, loaded.name, role, "model_error")
+            raise
+        seconds = time.perf_counter() - started
+        self.metrics.answered(deployment, loaded.name, role, seconds)
+        request_id = uuid.uuid4().hex
+        self._record(
+            loaded, deployment, role, request_id, routing_key, records, answer, None, seconds
+        )
+        for shadow in served.shadows:
+            if shadow.name == loaded.name:
+                continue
+            mirror = self._mirrors.get((deployment, shadow.name))
+            if mirror is not None:
+                mirror.offer(_ShadowJob(shadow, deployment, records, request_id, routing_key))
+        return ServedAnswer(
+            request_id, deployment, loaded.name, loaded.model_name, loaded.version, answer
+        )
+
+    def _answer_shadow(self, job: _ShadowJob) -> None:
+        shadow, role = job.variant, "shadow"
+        started = time.perf_counter()
+        answer, error, failure = None, None, None
+        try:
+            answer = shadow.predict(checked_records(job.records, shadow.schema))
+        except Exception as caught:
+            failure = caught
+            kind = "invalid_input" if isinstance(caught, InvalidArgumentError) else "model_error"
+            self.metrics.failed(job.deployment, shadow.name, role, kind)
+            error = f"{type(caught).__name__}: {caught}"
+        seconds = time.perf_counter() - started
+        if error is None:
+            self.metrics.answered(job.deployment, shadow.name, role, seconds)
+        self._record(
+            shadow,
+            job.deployment,
+            role,
+            job.request_id,
+            job.routing_key,
+            job.records,
+            answer,
+            error,
+            seconds,
+        )
+        if failure is not None:
+            raise failure  # the mirror counts and logs it, after its event is recorded
+
+    def _record(
+        self,
+        variant: LoadedVariant,
+        deployment: str,
+        role: str,
+        request_id: str,
+        routing_key: str | None,
+        records: Any,
+        answer: VariantAnswer | None,
+        error: str | None,
+        seconds: float,
+    ) -> None:
+        event = PredictionEvent(
+            deployment=deployment,
+            variant=variant.name,
+            role=role,
+            model=variant.model_name,
+            version=variant.version,
+            request_id=request_id,
+            routing_key=routing_key,
+            inputs=list(records),
+            output=None if answer is None else answer.to_dict(),
+            error=error,
+            latency_ms=seconds * 1000.0,
+            at_ms=now_ms(),
+        )
+        if not self.recorder.record(event):
+            self.metrics.events_dropped.inc()
+
+    def input_schema(self, deployment: str, variant: str | None = None) -> Schema | None:
+        """The input schema of the primary variant's version (or ``variant``'s), ``None``
+        when it was registered without one; the inference protocol's metadata reads it.
+
+        >>> ServingRuntime(Database("sqlite://"), None).input_schema("api")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        """
+        served = self.served(deployment)
+        name = variant or next(v.name for v in served.definition.variants if v.role == "primary")
+        return served.variant(name).schema
+
+    def close(self) -> None:
+        """Stop the shadows' workers and write the buffered events."""
+        with self._lock:
+            for mirror in self._mirrors.values():
+                mirror.close()
+            self._mirrors.clear()
+        self.recorder.close()

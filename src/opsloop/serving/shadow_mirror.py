@@ -1,0 +1,98 @@
+"""Copies of requests for a shadow variant, answered off the request path.
+
+Each shadow variant gets its own :class:`ShadowMirror`: a bounded queue and one worker
+thread. The request path only offers a copy (``offer`` never waits): when the queue is full
+the copy is dropped and counted, never queued without bound. The worker calls the handler
+with each copy; an exception in it is counted and logged, and a handler that hangs holds
+only its own shadow's worker, so its queue fills and further copies are dropped, while the
+primary and the other shadows answer as before.
+
+>>> import threading
+>>> seen, done = [], threading.Event()
+>>> mirror = ShadowMirror("shadow", lambda job: (seen.append(job), done.set()), capacity=2)
+>>> mirror.offer("row"), done.wait(5), seen
+(True, True, ['row'])
+>>> mirror.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from opsloop.errors import InvalidArgumentError
+
+logger = logging.getLogger("opsloop.serving")
+
+
+class ShadowMirror:
+    """A bounded queue of request copies and the worker that answers them (see the module).
+
+    ``capacity`` bounds the copies waiting; ``on_drop`` is called (on the request path,
+    so it must be cheap) for each copy dropped.
+
+    >>> ShadowMirror("s", print, capacity=0)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: shadow capacity must be a positive integer, got 0
+    """
+
+    def __init__(
+        self,
+        name: str,
+        handler: Callable[[Any], None],
+        *,
+        capacity: int = 1000,
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise InvalidArgumentError(
+                f"shadow capacity must be a positive integer, got {capacity!r}"
+            )
+        self.name = name
+        self.dropped = 0
+        self.failed = 0
+        self.answered = 0
+        self._handler = handler
+        self._on_drop = on_drop
+        # Requests offer copies from many threads; a lost increment would hide a drop.
+        self._counting = threading.Lock()
+        self._queue: queue.Queue = queue.Queue(maxsize=capacity)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._work, name=f"opsloop-shadow-{name}", daemon=True
+        )
+        self._thread.start()
+
+    def offer(self, job: Any) -> bool:
+        """Queue a copy for the shadow; ``False`` (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            with self._counting:
+                self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop()
+            return False
+        return True
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                # A timeout, so that a closed mirror's worker ends without a wake-up job.
+                job = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._handler(job)
+                self.answered += 1
+            except Exception:
+                self.failed += 1
+                logger.exception("shadow %s failed on a request copy", self.name)
+
+    def close(self) -> None:
+        """Stop taking copies; the worker ends after its current one (a hung handler's
+        daemon thread is left behind rather than waited for)."""
+        self._stop.set()

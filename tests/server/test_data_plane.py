@@ -1,0 +1,324 @@
+"""The data plane over HTTP: a real server on loopback answering records, feedback, the
+Open Inference Protocol (with tritonclient's V2 client) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from scipy import stats
+from tests.server.running import running_server
+from tests.serving.served_models import classifier
+
+from opsloop.registry import ModelRegistry, add_user
+from opsloop.server import create_app
+from opsloop.server.data_plane import create_data_plane_app, install_data_plane
+from opsloop.serving import Deployments, ServingRuntime, Variant, read_feedback
+from opsloop.serving import read_prediction_events as events_of
+
+RECORD = {"age": 40, "income": 52_000.0}
+PROBE = "/v2/health/live"
+
+
+@pytest.fixture
+def registry(database, artifacts):
+    return ModelRegistry(database, artifacts, actor="owner")
+
+
+@pytest.fixture
+def models(registry):
+    first, frame = classifier(c=1.0)
+    second, _ = classifier(c=0.001, seed=1)
+    registry.register("credit", first, input_schema=frame)
+    registry.register("credit", second, input_schema=frame)
+    return {1: first, 2: second}
+
+
+@pytest.fixture
+def served(registry, models):
+    """A data plane server on the store: its URL, a client with the installation token,
+    and the app (its runtime in ``app.state.runtime``)."""
+    app = create_data_plane_app(registry.db, registry.artifacts)
+    token = app.state.installation_token
+    with (
+        running_server(app, health_path=PROBE) as url,
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as client,
+    ):
+        yield url, client, app
+    app.state.runtime.close()
+
+
+def _metric(text: str, name: str, labels: dict) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
+
+
+def test_predict_answers_the_models_predictions_with_a_request_id(served, models):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    records = [RECORD, {"age": 70, "income": 90_000.0}]
+    response = client.post("/v1/deployments/api/predict", json=records)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    frame = pd.DataFrame(records)
+    assert body["predictions"] == models[1].predict(frame).tolist()
+    np.testing.assert_allclose(body["probabilities"], models[1].predict_proba(frame), atol=1e-15)
+    assert (body["variant"], body["model"], body["version"]) == ("stable", "credit", 1)
+    assert len(body["request_id"]) == 32
+    wrapped = client.post("/v1/deployments/api/predict", json={"records": records})
+    assert wrapped.json()["predictions"] == body["predictions"]
+
+
+def client_db(served):
+    return served[2].state.runtime.db
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "rule"),
+    [
+        ({"age": "forty", "income": 1.0}, "age", "type_mismatch"),
+        ({"age": 40}, "income", "missing_field"),
+        ({"age": 40, "income": 1.0, "zip": 1}, "zip", "unexpected_field"),
+        ({"age": 4000, "income": 1.0}, "age", "out_of_range"),
+    ],
+)
+def test_a_bad_record_is_a_422_naming_the_field_and_the_rule(served, record, field, rule):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    response = client.post("/v1/deployments/api/predict", json=[record])
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_argument"
+    assert f"field {field!r}: {rule}" in response.json()["detail"]
+
+
+def test_an_unknown_deployment_is_404_and_a_body_of_the_wrong_type_415(served):
+    _, client, _ = served
+    assert client.post("/v1/deployments/none/predict", json=[RECORD]).status_code == 404
+    typed = client.post(
+        "/v1/deployments/none/predict", content=b"[]", headers={"Content-Type": "text/plain"}
+    )
+    assert typed.status_code == 415
+
+
+def test_routing_over_http_stays_within_binomial_bounds_and_switches_with_a_deploy(served):
+    _, client, _ = served
+    deployments = Deployments(client_db(served))
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "credit", version=1, weight=0.7),
+            Variant("canary", "credit", version=2, role="candidate", weight=0.3),
+        ],
+        strategy="canary",
+    )
+    n = 300
+    answered = [
+        client.post("/v1/deployments/api/predict", json=[RECORD]).json()["variant"]
+        for _ in range(n)
+    ]
+    low, high = stats.binom.ppf(1e-6, n, 0.3), stats.binom.isf(1e-6, n, 0.3)
+    assert low <= answered.count("canary") <= high
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "credit", version=1, weight=0.0),
+            Variant("canary", "credit", version=2, role="candidate", weight=1.0),
+        ],
+        strategy="blue_green",
+    )
+    after = {
+        client.post("/v1/deployments/api/predict", json=[RECORD]).json()["variant"]
+        for _ in range(30)
+    }
+    assert after == {"canary"}
+
+
+def test_the_routing_key_header_makes_assignment_sticky(served):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy(
+        "ab",
+        [
+            Variant("a", "credit", version=1, weight=0.5),
+            Variant("b", "credit", version=2, role="candidate", weight=0.5),
+        ],
+        strategy="ab",
+    )
+    for key in ("alice", "bob", "carol", "dan"):
+        seen = {
+            client.post(
+                "/v1/deployments/ab/predict", json=[RECORD], headers={"X-Routing-Key": key}
+            ).json()["variant"]
+            for _ in range(5)
+        }
+        assert len(seen) == 1
+
+
+def test_feedback_is_joined_to_the_answer_and_an_unknown_id_is_404(served):
+    _, client, app = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    answer = client.post("/v1/deployments/api/predict", json=[RECORD]).json()
+    given = client.post(
+        "/v1/deployments/api/feedback", json={"request_id": answer["request_id"], "label": 1}
+    )
+    assert given.status_code == 201, given.text
+    unknown = client.post("/v1/deployments/api/feedback", json={"request_id": "f" * 32, "label": 0})
+    assert unknown.status_code == 404
+    assert "answered no request" in unknown.json()["detail"]
+    kept = read_feedback(app.state.runtime.db, "api")
+    assert kept["request_id"].tolist() == [answer["request_id"]]
+    assert kept["label"].tolist() == [1]
+    assert kept["output"].iloc[0]["predictions"] == answer["predictions"]
+    empty = client.post("/v1/deployments/api/feedback", json={"request_id": "abc"})
+    assert empty.status_code == 422
+
+
+def test_events_of_served_requests_are_readable(served):
+    _, client, app = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    ids = [
+        client.post("/v1/deployments/api/predict", json=[RECORD]).json()["request_id"]
+        for _ in range(3)
+    ]
+    assert app.state.runtime.recorder.flush()
+    events = events_of(app.state.runtime.db, "api")
+    assert events["request_id"].tolist() == ids
+    assert events["inputs"].tolist() == [[RECORD]] * 3
+
+
+def test_metrics_count_answers_and_refusals_per_variant(served):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    for _ in range(4):
+        client.post("/v1/deployments/api/predict", json=[RECORD])
+    client.post("/v1/deployments/api/predict", json=[{"age": "x", "income": 1.0}])
+    text = client.get("/metrics").text
+    labels = {"deployment": "api", "variant": "stable", "role": "primary"}
+    assert _metric(text, "opsloop_predictions_total", labels) == 4.0
+    assert _metric(text, "opsloop_prediction_latency_seconds_count", labels) == 4.0
+    refused = {**labels, "kind": "invalid_input"}
+    assert _metric(text, "opsloop_prediction_errors_total", refused) == 1.0
+
+
+def test_the_open_inference_protocol_round_trip_with_tritonclient(served, models):
+    httpclient = pytest.importorskip("tritonclient.http")
+    url, _, app = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    headers = {"Authorization": f"Bearer {app.state.installation_token}"}
+    client = httpclient.InferenceServerClient(url=url.removeprefix("http://"))
+    try:
+        assert client.is_server_live()
+        assert client.is_model_ready("api", headers=headers)
+        metadata = client.get_model_metadata("api", headers=headers)
+        assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [
+            ("age", "INT64"),
+            ("income", "FP64"),
+        ]
+        ages = np.array([25, 40, 70], dtype=np.int64)
+        incomes = np.array([20_000.0, 52_000.0, 90_000.0])
+        inputs = [
+            httpclient.InferInput("age", [3], "INT64"),
+            httpclient.InferInput("income", [3], "FP64"),
+        ]
+        inputs[0].set_data_from_numpy(ages, binary_data=False)
+        inputs[1].set_data_from_numpy(incomes, binary_data=False)
+        outputs = [
+            httpclient.InferRequestedOutput("predict", binary_data=False),
+            httpclient.InferRequestedOutput("predict_proba", binary_data=False),
+        ]
+        result = client.infer("api", inputs, outputs=outputs, headers=headers, request_id="q1")
+        frame = pd.DataFrame({"age": ages, "income": incomes})
+        assert result.as_numpy("predict").tolist() == models[1].predict(frame).tolist()
+        np.testing.assert_allclose(
+            result.as_numpy("predict_proba"), models[1].predict_proba(frame), atol=1e-15
+        )
+        response = result.get_response()
+        assert response["id"] == "q1" and response["model_version"] == "stable"
+        # The client's defaults: binary tensors in the request and in the answer.
+        for tensor, values in zip(inputs, (ages, incomes), strict=True):
+            tensor.set_data_from_numpy(values)
+        binary = client.infer("api", inputs, headers=headers)
+        assert binary.as_numpy("predict").tolist() == models[1].predict(frame).tolist()
+        np.testing.assert_allclose(
+            binary.as_numpy("predict_proba"), models[1].predict_proba(frame), atol=1e-15
+        )
+        assert binary.get_output("predict")["parameters"]["binary_data_size"] == 3 * 8
+        with pytest.raises(Exception, match="field 'age': type_mismatch"):
+            bad = httpclient.InferInput("age", [1], "BYTES")
+            bad.set_data_from_numpy(np.array(["old"], dtype=object))
+            money = httpclient.InferInput("income", [1], "FP64")
+            money.set_data_from_numpy(np.array([1.0]), binary_data=False)
+            client.infer("api", [bad, money], outputs=outputs, headers=headers)
+    finally:
+        client.close()
+
+
+def test_v2_infer_takes_a_matrix_and_a_version_names_the_variant(served, models):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy(
+        "api",
+        [
+            Variant("stable", "credit", version=1, weight=0.5),
+            Variant("other", "credit", version=2, role="candidate", weight=0.5),
+        ],
+        strategy="ab",
+    )
+    body = {
+        "inputs": [
+            {"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [[30, 1e4], [60, 9e4]]}
+        ]
+    }
+    answer = client.post("/v2/models/api/versions/other/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    frame = pd.DataFrame({"age": [30.0, 60.0], "income": [1e4, 9e4]})
+    document = answer.json()
+    assert document["model_version"] == "other"
+    predict = next(o for o in document["outputs"] if o["name"] == "predict")
+    assert predict["shape"] == [2] and predict["data"] == models[2].predict(frame).tolist()
+    wrong = client.post(
+        "/v2/models/api/infer",
+        json={"inputs": [{"name": "age", "shape": [2], "datatype": "INT64", "data": [1]}]},
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["error"] == "inputs[0] ('age').data: shape [2] holds 2 values, got 1"
+    assert client.get("/v2/models/none/ready").status_code == 404
+    assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_a_token_of_a_viewer_may_predict_and_no_token_may_not(registry, models):
+    Deployments(registry.db).deploy("api", [Variant("stable", "credit", version=1)])
+    _, token = add_user(registry.db, "reader", "viewer")
+    app = create_data_plane_app(registry.db, registry.artifacts)
+    with running_server(app, health_path=PROBE) as url:
+        anonymous = httpx.post(f"{url}/v1/deployments/api/predict", json=[RECORD])
+        assert anonymous.status_code == 401
+        allowed = httpx.post(
+            f"{url}/v1/deployments/api/predict",
+            json=[RECORD],
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert allowed.status_code == 200
+    app.state.runtime.close()
+
+
+def test_the_control_plane_can_mount_the_data_plane(registry, models):
+    app = create_app(registry.db, registry.artifacts)
+    runtime = ServingRuntime(registry.db, registry.artifacts)
+    install_data_plane(app, runtime)
+    headers = {"Authorization": f"Bearer {app.state.installation_token}"}
+    with running_server(app) as url:
+        deployed = httpx.put(
+            f"{url}/api/v1/deployments/api",
+            json={"variants": [{"name": "stable", "model": "credit", "version": 2}]},
+            headers=headers,
+        )
+        assert deployed.status_code in (200, 201), deployed.text
+        answer = httpx.post(f"{url}/v1/deployments/api/predict", json=[RECORD], headers=headers)
+        assert answer.status_code == 200 and answer.json()["version"] == 2
+    runtime.close()

@@ -1,0 +1,47 @@
+"""Models for the serving tests: real scikit-learn models on a small numeric table, and
+shadow models that crash or hang (callables, pickled by reference to this module)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+#: Set by :class:`Hanging` when a call has started; :data:`RELEASE` lets the calls finish.
+STARTED = threading.Event()
+RELEASE = threading.Event()
+
+
+def loan_table(n: int = 200, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """``age`` (int, 18-80) and ``income`` (float) and a label that rises with both."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {"age": rng.integers(18, 81, n), "income": rng.normal(50_000.0, 15_000.0, n).round(2)}
+    )
+    score = (frame["age"] - 45) / 15 + (frame["income"] - 50_000.0) / 15_000.0
+    label = (score + rng.normal(0, 0.5, n) > 0).astype(int).to_numpy()
+    return frame, label
+
+
+def classifier(c: float = 1.0, seed: int = 0) -> tuple[LogisticRegression, pd.DataFrame]:
+    """A logistic regression fitted on :func:`loan_table`, and its training frame."""
+    frame, label = loan_table(seed=seed)
+    return LogisticRegression(C=c, max_iter=1000).fit(frame, label), frame
+
+
+class Crashing:
+    """A shadow that fails on every request."""
+
+    def __call__(self, frame: pd.DataFrame) -> list:
+        raise RuntimeError("the shadow model crashed")
+
+
+class Hanging:
+    """A shadow that blocks until :data:`RELEASE` is set."""
+
+    def __call__(self, frame: pd.DataFrame) -> list:
+        STARTED.set()
+        RELEASE.wait()
+        return [0] * len(frame)

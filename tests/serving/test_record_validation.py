@@ -1,0 +1,87 @@
+"""Record validation: the value-by-value check for small requests never accepts what the
+frame-wide checks refuse, and accepts the ordinary records the model was trained on."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import pytest
+
+from opsloop.data.schema import ColumnSchema, Schema, infer_schema
+from opsloop.serving.record_validation import (
+    _broken_rules,
+    _passes_quickly,
+    _too_large_for_floats,
+    checked_records,
+)
+
+SCHEMA = Schema(
+    (
+        ColumnSchema("age", "int", min=18, max=90, range_margin=0.5),
+        ColumnSchema("income", "float", min=0.0, max=1e6, max_null_fraction=0.1),
+        ColumnSchema("score", "float", allow_non_finite=True),
+        ColumnSchema("plan", "category", domain=("free", "pro", 3)),
+        ColumnSchema("active", "bool"),
+        ColumnSchema("note", "string", max_null_fraction=1.0),
+        ColumnSchema("user", "int", id_like=True),
+    )
+)
+VALUES = [
+    None, float("nan"), float("inf"), float("-inf"), 0, 1, -1, 3, 3.0, 3.5, 17, 18, 40, 90, 91,
+    124, 125, 200, 10**20, 10**400, -(10**400), True, False, "3", "free", "pro", "team", "",
+    [1], {"a": 1}, 1e6, 1.5e6, 2e6, -0.5,
+]  # fmt: skip
+
+
+def _judged(records: list[dict]) -> tuple[bool, list[str]]:
+    columns = {name: [r[name] for r in records] for name in SCHEMA.names}
+    frame = pd.DataFrame(columns, columns=list(SCHEMA.names))
+    problems = _broken_rules(frame, SCHEMA, None)
+    problems += _too_large_for_floats(frame, SCHEMA, None, set())
+    return _passes_quickly(columns, SCHEMA, None), problems
+
+
+GOOD = {
+    "age": 40, "income": 5e5, "score": 0.5, "plan": "pro", "active": True, "note": "x",
+    "user": 7,
+}  # fmt: skip
+
+
+def test_quick_acceptance_implies_the_frame_wide_checks_accept():
+    rng = random.Random(0)
+    accepted = refused = 0
+    for _ in range(2000):
+        records = [
+            {
+                name: rng.choice(VALUES) if rng.random() < 0.1 else GOOD[name]
+                for name in SCHEMA.names
+            }
+            for _ in range(rng.randint(1, 3))
+        ]
+        quick, problems = _judged(records)
+        if quick:
+            accepted += 1
+            assert problems == [], records
+        else:
+            refused += 1
+    assert accepted > 200 and refused > 200  # both outcomes were exercised
+
+
+@pytest.mark.parametrize("column", SCHEMA.names)
+def test_each_column_alone_agrees_on_every_value(column):
+    assert _judged([GOOD]) == (True, [])
+    for value in VALUES:
+        quick, problems = _judged([{**GOOD, column: value}])
+        assert quick == (problems == []), (column, value, problems)
+
+
+def test_an_inferred_schema_accepts_its_own_training_rows_quickly():
+    train = pd.DataFrame(
+        {"a": [1, 5, 9], "b": [0.5, 1.5, 2.5], "c": ["x", "y", "x"], "d": [True, False, True]}
+    )
+    schema = infer_schema(train)
+    records = train.to_dict("records")
+    columns = {name: [r[name] for r in records] for name in schema.names}
+    assert _passes_quickly(columns, schema, None)
+    assert checked_records(records, schema).equals(pd.DataFrame(records))
