@@ -22,9 +22,9 @@ are answered in the one place (:mod:`.errors`).
 >>> from unittest import mock
 >>> from fastapi.testclient import TestClient
 >>> from opsloop.store import ArtifactStore, Database
->>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
+>>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": str(tmp_path)})
 >>> _ = home.start()
->>> app = create_data_plane_app(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> app = create_data_plane_app(Database("sqlite://"), ArtifactStore(tmp_path))
 >>> client = TestClient(app, base_url="http://127.0.0.1:8080")
 >>> client.get("/v2/health/live").json()
 {'live': True}
@@ -81,9 +81,9 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
     >>> from unittest import mock
     >>> from opsloop.server import create_app
     >>> from opsloop.store import ArtifactStore, Database
-    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()}):
+    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": str(tmp_path)}):
     ...     db = Database("sqlite://")
-    ...     app = create_app(db, ArtifactStore(tempfile.mkdtemp()))
+    ...     app = create_app(db, ArtifactStore(tmp_path))
     ...     install_data_plane(app, ServingRuntime(db, None))
     >>> {"/api/v1/health", "/v1/deployments/{name}/predict", "/metrics"} <= set(
     ...     app.openapi()["paths"])

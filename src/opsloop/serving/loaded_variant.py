@@ -18,7 +18,7 @@ PyTorch versions are refused with a clear error: their serving is not written ye
 >>> from opsloop.registry import ModelRegistry
 >>> from opsloop.store import ArtifactStore, Database
 >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
->>> registry = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> registry = ModelRegistry(Database("sqlite://"), ArtifactStore(tmp_path))
 >>> _ = registry.register("m", LogisticRegression().fit(X, [0, 0, 1, 1]), input_schema=X)
 >>> loaded = load_variant(registry, "stable", "primary", "m", 1)
 >>> answer = loaded.predict(pd.DataFrame({"x": [0.0, 3.0]}))
@@ -145,7 +145,7 @@ def load_variant(
     >>> import tempfile
     >>> from opsloop.registry import ModelRegistry
     >>> from opsloop.store import ArtifactStore, Database
-    >>> registry = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()),
+    >>> registry = ModelRegistry(Database("sqlite://"), ArtifactStore(tmp_path),
     ...                          actor="eve")
     >>> _ = registry.register("m", abs)
     >>> load_variant(registry, "stable", "primary", "m", 1)

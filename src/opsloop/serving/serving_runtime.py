@@ -36,7 +36,7 @@ revision, hence agree after a change.
 >>> from opsloop.registry import ModelRegistry
 >>> from opsloop.serving import Deployments, Variant
 >>> from opsloop.store import ArtifactStore, Database
->>> db, artifacts = Database("sqlite://"), ArtifactStore(tempfile.mkdtemp())
+>>> db, artifacts = Database("sqlite://"), ArtifactStore(tmp_path)
 >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
 >>> registry = ModelRegistry(db, artifacts)
 >>> _ = registry.register("line", LinearRegression().fit(X, [1.0, 3.0, 5.0]), input_schema=X)
