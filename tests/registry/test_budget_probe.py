@@ -47,29 +47,37 @@ def test_the_fresh_process_loads_by_the_same_trust_rules(registry, frame):
     assert pickle.loads(registry.artifacts.get_bytes(version.artifact_sha256)) is os.getpid
 
 
+def budget_gate(max_p99_ms: float):
+    return parse_gate(
+        {
+            "version": 1,
+            "label": "y",
+            "checks": [
+                {"kind": "budget", "max_p99_ms": max_p99_ms, "max_size_mb": 500, "rows": 30}
+            ],
+        }
+    )
+
+
 def test_a_latency_budget_fails_a_slow_candidate(registry, frame):
     X = frame[["x", "z"]]
     registry.register("m", LogisticRegression().fit(X, frame["y"]), input_schema=X)
     registry.set_alias("m", "champion", 1)
-    # a thousand trees: tens of milliseconds per row, against well under one for the linear
-    # model, so a 10 ms budget tells them apart even on a loaded machine
     forest = RandomForestClassifier(n_estimators=1000, random_state=0).fit(X, frame["y"])
     registry.register("m", forest, input_schema=X)
-    gate = parse_gate(
-        {
-            "version": 1,
-            "label": "y",
-            "checks": [{"kind": "budget", "max_p99_ms": 10, "max_size_mb": 500, "rows": 30}],
-        }
-    )
-    slow = run_gate(registry, gate, "models:/m/2", frame, record=False)
+    # The budgets lie far from both models' costs (a thousand trees take milliseconds per
+    # row; a linear model far less than ten seconds), so a loaded machine cannot flip them:
+    # the test checks the verdict and its evidence, never a speed.
+    slow = run_gate(registry, budget_gate(1), "models:/m/2", frame, record=False)
     (check,) = slow.checks
-    assert not check.passed and check.threshold == 10
-    assert check.statistic == check.evidence["p99_ms"] > 10
-    assert check.reason.startswith("p99 single-row predict ") and "is above 10 ms" in check.reason
+    assert not check.passed and check.threshold == 1
+    assert check.statistic == check.evidence["p99_ms"] > 1
+    assert check.reason.startswith("p99 single-row predict ") and "is above 1 ms" in check.reason
     assert check.evidence["size_bytes"] == registry.get_version("m", 2).artifact_size
+    gate = budget_gate(10_000)
     fast = run_gate(registry, gate, "models:/m/1", frame, baseline="models:/m/2", record=False)
-    assert fast.checks[0].passed, fast.checks[0].reason
+    (check,) = fast.checks
+    assert check.passed and check.statistic == check.evidence["p99_ms"] <= 10_000, check.reason
 
 
 def test_a_measurement_that_takes_too_long_is_one_error(registry, frame):

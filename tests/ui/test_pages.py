@@ -16,6 +16,9 @@ from opsloop.server import create_app
 from opsloop.serving import Deployments, Variant
 from opsloop.tracking import ActiveRun, LocalTrackingStore
 
+# A page on a busy shared machine can take longer than httpx's 5 s default.
+TIMEOUT_S = 60.0
+
 
 @pytest.fixture
 def served(database, artifacts):
@@ -32,7 +35,8 @@ def served(database, artifacts):
 
 def login(url: str, token: str, next_path: str = "/runs", **headers) -> httpx.Response:
     return httpx.post(
-        f"{url}/login",
+        timeout=TIMEOUT_S,
+        url=f"{url}/login",
         data={"token": token, "next": next_path},
         headers=headers,
         follow_redirects=False,
@@ -41,15 +45,18 @@ def login(url: str, token: str, next_path: str = "/runs", **headers) -> httpx.Re
 
 def session(url: str, token: str) -> httpx.Client:
     cookie = login(url, token).cookies["opsloop_session"]
-    return httpx.Client(base_url=url, cookies={"opsloop_session": cookie})
+    return httpx.Client(base_url=url, cookies={"opsloop_session": cookie}, timeout=TIMEOUT_S)
 
 
 def test_pages_send_the_browser_to_log_in(served):
     url, _, _ = served
-    response = httpx.get(f"{url}/runs?filter=x", follow_redirects=False)
+    response = httpx.get(timeout=TIMEOUT_S, url=f"{url}/runs?filter=x", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/login?next=%2Fruns%3Ffilter%3Dx"
-    assert httpx.get(f"{url}/", follow_redirects=False).headers["location"] == "/runs"
+    assert (
+        httpx.get(timeout=TIMEOUT_S, url=f"{url}/", follow_redirects=False).headers["location"]
+        == "/runs"
+    )
 
 
 def test_login_keeps_the_token_in_a_strict_httponly_session_cookie(served):
@@ -81,7 +88,7 @@ def test_login_refuses_a_cross_site_form_and_other_bodies(served):
     # Behind a proxy ending TLS the page's origin is https, the request http.
     assert login(url, token, Origin=url.replace("http:", "https:")).status_code == 303
     assert login(url, token, Origin="null").status_code == 403
-    as_json = httpx.post(f"{url}/login", json={"token": token})
+    as_json = httpx.post(timeout=TIMEOUT_S, url=f"{url}/login", json={"token": token})
     assert as_json.status_code == 415 and "application/x-www-form-urlencoded" in as_json.text
     wrong = login(url, "olp_wrong")
     assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
@@ -92,7 +99,9 @@ def test_login_refuses_a_cross_site_form_and_other_bodies(served):
 
 def test_a_bearer_header_reaches_the_pages_as_it_reaches_the_api(served):
     url, token, _ = served
-    response = httpx.get(f"{url}/runs", headers={"Authorization": f"Bearer {token}"})
+    response = httpx.get(
+        timeout=TIMEOUT_S, url=f"{url}/runs", headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 200
     csp = response.headers["content-security-policy"]
     assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
@@ -147,19 +156,19 @@ def test_what_served_at_a_time_before_the_deployment(served):
 
 def test_static_files_ship_in_the_packages(served):
     url, _, _ = served
-    plotly = httpx.get(f"{url}/ui/static/plotly.min.js")
+    plotly = httpx.get(timeout=TIMEOUT_S, url=f"{url}/ui/static/plotly.min.js")
     assert plotly.status_code == 200 and plotly.text == get_plotlyjs()
     assert (
-        httpx.get(f"{url}/ui/static/charts.js")
+        httpx.get(timeout=TIMEOUT_S, url=f"{url}/ui/static/charts.js")
         .headers["content-type"]
         .startswith("text/javascript")
     )
-    assert httpx.get(f"{url}/ui/static/secrets.txt").status_code == 404
+    assert httpx.get(timeout=TIMEOUT_S, url=f"{url}/ui/static/secrets.txt").status_code == 404
 
 
 def test_the_rest_api_document_holds_no_page(served):
     url, _, _ = served
-    paths = httpx.get(f"{url}/openapi.json").json()["paths"]
+    paths = httpx.get(timeout=TIMEOUT_S, url=f"{url}/openapi.json").json()["paths"]
     assert paths and all(path.startswith("/api/v1/") for path in paths)
 
 

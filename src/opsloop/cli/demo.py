@@ -238,6 +238,8 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
                 run_id=run.run_id,
                 metrics=metrics,
                 description=f"{name} on {len(fit_rows):,} applications",
+                input_schema=fit_rows[FEATURES],
+                output_type="int",
             )
             results[name] = {"model": model, "version": version.version, **metrics}
             console.print(
@@ -294,7 +296,58 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
                 f"credit-default v{served.lineage.version}: run {served.lineage.run_id[:8]}, "
                 f"data {served.lineage.datasets[0][1][:12]}"
             )
+        _serve(registry, test_rows, console)
     return {"champion": results[best], "challenger": results[other], "test_rows": test_rows}
+
+
+def _serve(registry, rows, console: Console, requests: int = 300) -> None:
+    """Answer held-out applications one request at a time through the data plane's runtime,
+    then read back what it recorded: the champion's answers and the shadow's beside them."""
+    import time
+
+    import numpy as np
+
+    from opsloop.serving import ServingRuntime, read_prediction_events
+
+    records = rows[FEATURES].head(requests).to_dict("records")
+    # The challenger's file names two types beyond the fixed allow-list (gradient boosting
+    # keeps a partial of check_array); this demo registered it, so it trusts exactly those.
+    runtime = ServingRuntime(
+        registry.db,
+        registry.artifacts,
+        names=["credit-api"],
+        trusted_types=["functools.partial", "sklearn.utils.validation.check_array"],
+    )
+    try:
+        answers = [runtime.predict("credit-api", [record]) for record in records]
+        # The shadow answers off the request path, behind the champion: let it catch up.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            counts = runtime.shadow_counts("credit-api").get("shadow", {})
+            if sum(counts.values()) >= len(answers):
+                break
+            time.sleep(0.05)
+    finally:
+        runtime.close()  # writes the buffered events
+    events = read_prediction_events(registry.db, "credit-api")
+    outputs = events.pivot_table(
+        index="request_id", columns="role", values="output", aggfunc="first"
+    ).dropna()
+    agree = np.mean(
+        [
+            row["primary"]["predictions"] == row["shadow"]["predictions"]
+            for _, row in outputs.iterrows()
+        ]
+    )
+    latency = events.loc[events["role"] == "primary", "latency_ms"].median()
+    shadow_answered = int(((events["role"] == "shadow") & events["error"].isna()).sum())
+    dropped = counts.get("dropped", 0)
+    console.print(
+        f"credit-api answered {len(answers)} requests (median {latency:.2f} ms in the model "
+        f"path); the shadow answered {shadow_answered} copies off the request path (dropped "
+        f"{dropped}) and agreed with the champion on {agree:.1%}; {len(events)} prediction "
+        "events recorded"
+    )
 
 
 def _analyse(training, models: dict, seed: int, output: Path, console: Console) -> dict:

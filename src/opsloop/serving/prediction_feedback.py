@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.store import tables
-from opsloop.store.database import Database, now_ms
+from opsloop.store.database import Database, clock_of
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
 
@@ -89,7 +89,7 @@ def record_feedback(
                 request_id=request_id,
                 label_json=None if label is None else json.dumps(label),
                 reward=None if reward is None else float(reward),
-                created_ms=now_ms(),
+                created_ms=clock_of(connection),
                 created_by=actor,
             )
         )

@@ -81,7 +81,7 @@ from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore
-from opsloop.store.database import Database, now_ms
+from opsloop.store.database import Database
 
 logger = logging.getLogger("opsloop.serving")
 
@@ -473,7 +473,7 @@ class ServingRuntime:
             output=None if answer is None else answer.to_dict(),
             error=error,
             latency_ms=seconds * 1000.0,
-            at_ms=now_ms(),
+            at_ms=self.db.clock(),
         )
         if not self.recorder.record(event):
             self.metrics.events_dropped.inc()

@@ -61,29 +61,42 @@ class ShadowMirror:
         self._counting = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=capacity)
         self._stop = threading.Event()
+        self._abandoned = threading.Event()
         self._thread = threading.Thread(
             target=self._work, name=f"opsloop-shadow-{name}", daemon=True
         )
         self._thread.start()
 
     def offer(self, job: Any) -> bool:
-        """Queue a copy for the shadow; ``False`` (and counted) when the queue is full."""
+        """Queue a copy for the shadow; ``False`` (and counted) when the queue is full or
+        the mirror is closing."""
+        if self._stop.is_set():
+            self._count_drop()
+            return False
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            with self._counting:
-                self.dropped += 1
-            if self._on_drop is not None:
-                self._on_drop()
+            self._count_drop()
             return False
         return True
 
+    def _count_drop(self) -> None:
+        with self._counting:
+            self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop()
+
     def _work(self) -> None:
-        while not self._stop.is_set():
+        while True:
             try:
                 # A timeout, so that a closed mirror's worker ends without a wake-up job.
                 job = self._queue.get(timeout=0.2)
             except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            if self._abandoned.is_set():  # closing gave up waiting: the rest are drops
+                self._count_drop()
                 continue
             try:
                 self._handler(job)
@@ -92,7 +105,27 @@ class ShadowMirror:
                 self.failed += 1
                 logger.exception("shadow %s failed on a request copy", self.name)
 
-    def close(self) -> None:
-        """Stop taking copies; the worker ends after its current one (a hung handler's
-        daemon thread is left behind rather than waited for)."""
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Stop taking copies, answer those already queued (for at most ``timeout_s``),
+        and count what is left as dropped, so no copy disappears uncounted. A handler that
+        hangs keeps its daemon thread (left behind rather than waited for); the copy it
+        holds is neither answered nor dropped.
+
+        >>> import threading
+        >>> release, seen = threading.Event(), []
+        >>> mirror = ShadowMirror("s", lambda job: (release.wait(5), seen.append(job)))
+        >>> [mirror.offer(n) for n in range(3)], release.set()
+        ([True, True, True], None)
+        >>> mirror.close(); mirror.answered, mirror.dropped, mirror.offer(4), mirror.dropped
+        (3, 0, False, 1)
+        """
         self._stop.set()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._abandoned.set()
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                self._count_drop()
