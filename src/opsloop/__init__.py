@@ -8,10 +8,13 @@ is tested and demonstrated on.
 The tracking API is available at the top level, imported on first use so that
 ``import opsloop`` stays light:
 
+>>> import subprocess, sys
+>>> imports = "import opsloop, sys; print('opsloop.tracking' in sys.modules)"
+>>> subprocess.run([sys.executable, "-c", imports], capture_output=True, text=True).stdout.split()
+['False']
 >>> import opsloop
->>> opsloop.__version__
-'0.1.0'
->>> callable(opsloop.start_run)
+>>> from opsloop.tracking import start_run
+>>> opsloop.start_run is start_run
 True
 """
 

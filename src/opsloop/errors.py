@@ -19,10 +19,13 @@ had before (``UnknownRunError`` is a ``ValueError``, ``PermissionDenied`` a
 ``PermissionError``), so existing ``except`` clauses still catch them.
 
 >>> error = error_for_code("not_found", "unknown run id 'nope'")
->>> type(error).__name__, error.status, str(error)
-('NotFoundError', 404, "unknown run id 'nope'")
->>> isinstance(InvalidArgumentError("x"), ValueError), InvalidArgumentError.status
-(True, 422)
+>>> error, error.status, error.code
+(NotFoundError("unknown run id 'nope'"), 404, 'not_found')
+>>> try:
+...     raise InvalidArgumentError("depth: must be a positive integer, got 0")
+... except ValueError as caught:  # an except clause written for ValueError still catches it
+...     print(caught.status, caught.code, caught)
+422 invalid_argument depth: must be a positive integer, got 0
 """
 
 from __future__ import annotations
@@ -127,8 +130,8 @@ BY_CODE: dict[str, type[OpsloopError]] = {
 def error_for_code(code: object, message: str) -> OpsloopError | None:
     """The exception of the hierarchy for ``code`` with ``message``; None for an unknown code.
 
-    >>> type(error_for_code("conflict", "changed")).__name__, error_for_code("teapot", "x")
-    ('ConflictError', None)
+    >>> error_for_code("conflict", "changed"), error_for_code("teapot", "x")
+    (ConflictError('changed'), None)
     """
     kind = BY_CODE.get(code) if isinstance(code, str) else None
     return None if kind is None else kind(message)

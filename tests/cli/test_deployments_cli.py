@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Iterator
 
 import pytest
+from tests.clock import FakeClock
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 from typer.testing import CliRunner
 
@@ -27,6 +28,15 @@ def invoke(*args: str):
 
 
 @pytest.fixture
+def clock(store_uri) -> Iterator[FakeClock]:
+    """The clock of the store the commands open (request it before the fixtures that write)."""
+    database = open_database()
+    database.clock = FakeClock()
+    yield database.clock
+    database.clock = now_ms  # the store stays open in this process for later tests
+
+
+@pytest.fixture
 def credit(store_uri):
     registry = ModelRegistry(open_database(), ArtifactStore(artifact_uri()))
     for number in (1, 2):
@@ -35,9 +45,9 @@ def credit(store_uri):
     return registry
 
 
-def test_deploy_show_list_lineage_history_and_retire(credit):
-    before = now_ms()
-    time.sleep(0.005)
+def test_deploy_show_list_lineage_history_and_retire(clock, credit):
+    before = clock.advance()
+    clock.advance()
     made = invoke(
         "deploy",
         "credit-api",
@@ -68,9 +78,8 @@ def test_deploy_show_list_lineage_history_and_retire(credit):
     earlier = invoke("show", "credit-api", "--at", str(before))
     assert earlier.exit_code == 2
     assert "did not exist at" in earlier.output
-    time.sleep(0.005)
-    between = now_ms()
-    time.sleep(0.005)
+    between = clock.advance()
+    clock.advance()
     retired = invoke("retire", "credit-api", "--reason", "done")
     assert retired.exit_code == 0 and "retired" in retired.output
     history = json.loads(invoke("history", "credit-api", "--json").output)
@@ -81,7 +90,7 @@ def test_deploy_show_list_lineage_history_and_retire(credit):
     assert "history of credit-api" in invoke("history", "credit-api").output
     then = json.loads(invoke("show", "credit-api", "--at", str(between), "--json").output)
     assert (then["strategy"], then["serving"]) == ("canary", {"stable": 1, "canary": 2})
-    assert invoke("show", "credit-api", "--at", str(now_ms())).exit_code == 2
+    assert invoke("show", "credit-api", "--at", str(clock.advance())).exit_code == 2
 
 
 @pytest.mark.parametrize(

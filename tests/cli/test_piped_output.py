@@ -117,3 +117,62 @@ def test_models_show_lists_datasets_and_packages(model):
         assert package in result.output
     as_json = json.loads(runner.invoke(app, ["models", "show", "churn", "--json"]).output)
     assert as_json["lineage"]["datasets"] == dict(lineage.datasets)
+
+
+def _long_csv(output: str) -> pd.DataFrame:
+    read = pd.read_csv(io.StringIO(output), dtype=str, keep_default_na=False)
+    assert list(read.columns) == ["section", "item", "field", "value"]
+    return read
+
+
+def _field(read: pd.DataFrame, section: str, field: str, item: str = "") -> str:
+    found = read[(read.section == section) & (read.item == item) & (read.field == field)]
+    assert len(found) == 1, (section, item, field)
+    return found["value"].iloc[0]
+
+
+def test_runs_show_takes_format_csv_and_json(model):
+    run_id, _ = model
+    run = get_run(run_id)
+    as_csv = runner.invoke(app, ["runs", "show", run_id[:8], "--format", "csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    read = _long_csv(as_csv.output)
+    assert _field(read, "metrics", "auc") == "0.8"
+    assert _field(read, "run", "run_id") == run_id
+    stamp = pd.Timestamp(run.start_ms, unit="ms", tz="UTC")
+    iso = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{run.start_ms % 1000:03d}Z"
+    assert _field(read, "run", "start") == iso
+    assert _field(read, "run", "packages") == str(len(run.environment.packages))
+    (dataset,) = run.datasets
+    assert _field(read, "datasets", "sha256", item="train") == dataset.sha256
+    assert _field(read, "datasets", "n_rows", item="train") == "3"
+    as_json = runner.invoke(app, ["runs", "show", run_id, "--format", "json"])
+    assert json.loads(as_json.output) == json.loads(
+        runner.invoke(app, ["runs", "show", run_id, "--json"]).output
+    )
+    assert json.loads(as_json.output)["start_ms"] == run.start_ms
+    table = runner.invoke(app, ["runs", "show", run_id, "--format", "table"])
+    assert table.output == runner.invoke(app, ["runs", "show", run_id]).output
+    bad = runner.invoke(app, ["runs", "show", run_id, "--format", "yaml"])
+    assert bad.exit_code == 2 and "--format must be one of table, csv, json" in bad.output
+
+
+def test_models_show_takes_format_csv_and_json(model):
+    run_id, registry = model
+    lineage = registry.lineage("churn", 1)
+    as_csv = runner.invoke(app, ["models", "show", "churn", "--format", "csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    read = _long_csv(as_csv.output)
+    assert _field(read, "version", "flavor") == "onnx"
+    assert _field(read, "lineage", "run_id") == run_id
+    (name, sha256), *_ = lineage.datasets
+    assert _field(read, "datasets", "sha256", item=name) == sha256
+    packages = read[read.section == "packages"]
+    assert packages["item"].tolist() == list(lineage.packages)
+    assert "none recorded" not in as_csv.output  # the notes are for people, not for the CSV
+    as_json = runner.invoke(app, ["models", "show", "churn", "--format", "json"])
+    assert json.loads(as_json.output) == json.loads(
+        runner.invoke(app, ["models", "show", "churn", "--json"]).output
+    )
+    both = runner.invoke(app, ["models", "show", "churn", "--json", "--format", "csv"])
+    assert both.exit_code == 2 and "two formats" in both.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.stats import binomtest
 
 from opsloop.data.schema import ColumnSchema, Schema, infer_schema, validate
 
@@ -66,10 +68,12 @@ def test_infer_types_of_every_dtype():
 
 def test_infer_presence_ranges_and_domains():
     schema = infer_schema(all_types_frame(), created_at=CREATED)
-    # 1 null of 4 rows -> 0.25 exactly; 2 of 4 -> 0.5.
-    assert schema["int_nullable"].max_null_fraction == 0.25
-    assert schema["float_nullable"].max_null_fraction == 0.5
-    assert schema["int"].max_null_fraction == 0.0
+    # 1 and 2 nulls of 4 rows: the 99.9% upper confidence bounds of the null rate, as scipy
+    # computes them (Clopper-Pearson), rounded up; no nulls: none allowed, judged strictly.
+    assert schema["int_nullable"].max_null_fraction == clopper_pearson_upper(1, 4) == 0.936
+    assert schema["float_nullable"].max_null_fraction == clopper_pearson_upper(2, 4) == 0.987
+    assert schema["int_nullable"].null_significance == 0.001
+    assert schema["int"].max_null_fraction == 0.0 and schema["int"].null_significance == 0.0
     assert (schema["int"].min, schema["int"].max) == (1, 4)
     assert type(schema["int"].min) is int
     assert (schema["int_nullable"].min, schema["int_nullable"].max) == (-2, 7)
@@ -87,12 +91,19 @@ def test_infer_presence_ranges_and_domains():
     assert schema["bool"].min is None and schema["bool"].domain is None
 
 
-def test_null_fraction_is_rounded_up_to_four_decimals():
-    # 1/3 = 0.33333... rounds up to 0.3334; 3/10 must stay 0.3 (a float ceil gives 0.3001).
-    third = pd.DataFrame({"x": [1.0, None, 2.0]})
-    tenth = pd.DataFrame({"x": [None] * 3 + [1.0] * 7})
-    assert infer_schema(third)["x"].max_null_fraction == 0.3334
-    assert infer_schema(tenth)["x"].max_null_fraction == 0.3
+def clopper_pearson_upper(nulls: int, rows: int) -> float:
+    """scipy's exact two-sided 99.8% interval has the one-sided 99.9% upper bound."""
+    high = binomtest(nulls, rows).proportion_ci(confidence_level=0.998, method="exact").high
+    return math.ceil(high * 10_000) / 10_000
+
+
+@pytest.mark.parametrize("nulls, rows", [(1, 3), (3, 10), (250, 5_000), (7, 100_000), (9, 9)])
+def test_null_fraction_is_the_upper_confidence_bound_rounded_up(nulls, rows):
+    values = np.where(np.arange(rows) < nulls, np.nan, 1.0)
+    schema = infer_schema(pd.DataFrame({"x": values}))
+    assert schema["x"].max_null_fraction == clopper_pearson_upper(nulls, rows)
+    assert schema["x"].max_null_fraction >= nulls / rows
+    assert validate(pd.DataFrame({"x": values}), schema).ok
 
 
 def test_domain_is_dropped_above_max_categories():

@@ -2,8 +2,10 @@
 
 Serving batches of 20,000 rows drawn from the training distribution must validate clean in
 at least 99 of 100 seeds (exact min/max bounds failed nearly every seed: a fresh value falls
-outside the range of n training values with probability 2/(n+1)), while a planted
-out-of-range value, a string in a numeric column and a new category are caught in every seed.
+outside the range of n training values with probability 2/(n+1); so did the training's exact
+null share, which a fresh batch exceeds about half the time), while a planted out-of-range
+value, a string in a numeric column, a new category, a null where training had none and a
+doubled null share are caught in every seed.
 """
 
 from __future__ import annotations
@@ -18,8 +20,19 @@ SERVE_ROWS = 20_000
 
 
 def draw(rng: np.random.Generator, n: int, first_id: int) -> pd.DataFrame:
+    # Columns with a share of missing values: a fresh batch's share lands above the training
+    # share about half the time, so the allowed share must leave room for chance.
+    referrer = rng.choice(["search", "ad", "friend"], n).astype(object)
+    referrer[rng.uniform(size=n) < 0.3] = None
+    discount = rng.uniform(0.0, 0.2, n)
+    discount[rng.uniform(size=n) < 0.05] = np.nan
+    tenure = pd.array(rng.integers(0, 120, n), dtype="Int64")
+    tenure[rng.uniform(size=n) < 0.002] = pd.NA
     return pd.DataFrame(
         {
+            "referrer": referrer,
+            "discount": discount,
+            "tenure": tenure,
             "customer_id": np.arange(first_id, first_id + n),
             "order_ref": [f"o-{i}" for i in range(first_id, first_id + n)],
             "income": rng.lognormal(10.8, 0.3, n),
@@ -50,6 +63,13 @@ def test_unchanged_data_validates_clean_and_planted_errors_are_caught():
         assert "1 of them beyond the margin (below 0)" in visits.detail, seed
         assert [a.count for a in caught.select("income", "type_mismatch")] == [1], seed
         assert [a.count for a in caught.select("plan", "unknown_category")] == [1], seed
+        # Nulls where training had none, and a doubled share of nulls, are caught.
+        planted.loc[40, "temperature"] = np.nan
+        more_nulls = planted["discount"].notna() & (rng.uniform(size=SERVE_ROWS) < 0.05)
+        planted.loc[more_nulls, "discount"] = np.nan
+        caught = validate(planted, schema)
+        assert [a.count for a in caught.select("temperature", "null_fraction_exceeded")] == [1]
+        assert len(caught.select("discount", "null_fraction_exceeded")) == 1, seed
         clean_rates.append(result.ok)
     assert sum(clean_rates) >= 99, sum(clean_rates)
 

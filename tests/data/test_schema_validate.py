@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import binomtest
 
 from opsloop.data.schema import Anomaly, ColumnSchema, Schema, ValidationResult, validate
 
@@ -104,6 +105,42 @@ def test_null_fraction_equal_to_the_limit_passes():
     assert validate(pd.DataFrame({"x": [1.0, None, 2.0, 3.0]}), schema).ok
     nullable = pd.DataFrame({"x": pd.array([1, None, None, 3], dtype="Int64")})
     assert only(validate(nullable, schema)).fraction == 0.5
+
+
+def test_null_significance_judges_the_null_share_by_a_binomial_test():
+    schema = schema_of(ColumnSchema("x", "float", max_null_fraction=0.05, null_significance=0.001))
+    # 2 nulls in 20 rows (10%) is no evidence against a 5% rate: p = 0.264.
+    few = np.where(np.arange(20) < 2, np.nan, 1.0)
+    assert validate(pd.DataFrame({"x": few}), schema).ok
+    # 140 in 2,000 (7%): above 5% beyond chance, p = scipy's one-sided binomial test.
+    many = np.where(np.arange(2_000) < 140, np.nan, 1.0)
+    anomaly = only(validate(pd.DataFrame({"x": many}), schema))
+    p_value = binomtest(140, 2_000, 0.05, alternative="greater").pvalue
+    assert p_value < 0.001
+    assert (anomaly.kind, anomaly.count, anomaly.fraction) == ("null_fraction_exceeded", 140, 0.07)
+    assert anomaly.detail == (
+        "0.07 of the rows are null, above max_null_fraction 0.05 beyond chance (140 of 2000 "
+        f"rows, binomial p-value {p_value:.3g} below null_significance 0.001)"
+    )
+    # 130 in 2,000 (6.5%): p = 0.0018, chance at this significance.
+    assert binomtest(130, 2_000, 0.05, alternative="greater").pvalue > 0.001
+    some = np.where(np.arange(2_000) < 130, np.nan, 1.0)
+    assert validate(pd.DataFrame({"x": some}), schema).ok
+    # Without null_significance the share alone decides, as before.
+    exact = schema_of(ColumnSchema("x", "float", max_null_fraction=0.05))
+    assert only(validate(pd.DataFrame({"x": few}), exact)).count == 2
+    # A column that allows no nulls catches a single one, significance or not.
+    never = schema_of(ColumnSchema("x", "float", null_significance=0.001))
+    assert only(validate(pd.DataFrame({"x": [1.0, np.nan] + [2.0] * 998}), never)).count == 1
+
+
+def test_null_significance_round_trips_and_is_checked():
+    column = ColumnSchema("x", "float", max_null_fraction=0.06, null_significance=0.001)
+    assert column.to_dict()["null_significance"] == 0.001
+    assert Schema.from_yaml(schema_of(column).to_yaml())["x"] == column
+    assert "null_significance" not in ColumnSchema("x", "float").to_dict()
+    with pytest.raises(ValueError, match=r"column 'x', field 'null_significance': 2\.0 is outside"):
+        ColumnSchema("x", "float", null_significance=2)
 
 
 def test_inf_in_a_float_column():

@@ -302,7 +302,9 @@ def test_registry_over_http_with_protected_alias_approvals_and_audit(database, c
         ).status_code
         == 204
     )
-    champion = client.get(f"{API}/models/churn/aliases/champion", headers=bearer(editor)).json()
+    champion = client.get(
+        f"{API}/models/churn/version", params={"alias": "champion"}, headers=bearer(editor)
+    ).json()
     assert champion["version"] == 1 and "champion" in champion["aliases"]
     lineage = client.get(
         f"{API}/models/churn/lineage", params={"alias": "champion"}, headers=bearer(editor)
@@ -321,7 +323,7 @@ def test_registry_over_http_with_protected_alias_approvals_and_audit(database, c
     actions = [(e["actor"], e["action"]) for e in entries]
     assert ("ada", "protect_alias") in actions and ("eda", "set_alias") in actions
     assert client.get(f"{API}/audit/verify", headers=bearer(editor)).json()["ok"] is True
-    missing = client.get(f"{API}/models/ghost/versions/1", headers=bearer(editor))
+    missing = client.get(f"{API}/models/ghost/version?version=1", headers=bearer(editor))
     assert missing.status_code == 404 and "unknown model 'ghost'" in missing.text
 
 

@@ -67,7 +67,7 @@ def test_a_corrupt_row_is_a_500_with_an_error_id_and_the_traceback_only_in_the_l
     with database.write() as connection:
         connection.execute(sa.update(tables.model_versions).values(signature_json="{not json"))
     with caplog.at_level(logging.ERROR, logger="opsloop.server"):
-        answer = client.get(f"{API}/models/churn/versions/1")
+        answer = client.get(f"{API}/models/churn/version?version=1")
     assert answer.status_code == 500
     error_id = answer.json()["error_id"]
     assert answer.json() == {
@@ -78,9 +78,7 @@ def test_a_corrupt_row_is_a_500_with_an_error_id_and_the_traceback_only_in_the_l
     assert len(error_id) == 32 and int(error_id, 16) >= 0
     assert "Traceback" not in answer.text and "JSONDecodeError" not in answer.text
     [record] = [r for r in caplog.records if error_id in r.getMessage()]
-    assert record.getMessage() == (
-        f"internal error {error_id} on GET {API}/models/churn/versions/1"
-    )
+    assert record.getMessage() == (f"internal error {error_id} on GET {API}/models/churn/version")
     assert record.exc_info is not None and record.exc_info[0].__name__ == "JSONDecodeError"
 
 

@@ -52,9 +52,9 @@ def _metrics(**lists) -> dict:
 CASES = [
     # Integers beyond 64 bits (OverflowError, a 500, before).
     ("PUT", "/deployments/B/protection", {"required_approvals": BIG}, "body.required_approvals"),
-    ("GET", f"/deployments/x?at_ms={OVER_INT64}", None, "query.at_ms"),
-    ("GET", f"/models/m/aliases/a?at_ms={OVER_INT64}", None, "query.at_ms"),
-    ("GET", f"/models/m/versions/{OVER_INT64}", None, "path.version"),
+    ("GET", f"/deployments/x/at?at_ms={OVER_INT64}", None, "query.at_ms"),
+    ("GET", f"/models/m/aliases/a/at?at_ms={OVER_INT64}", None, "query.at_ms"),
+    ("GET", f"/models/m/version?version={OVER_INT64}", None, "query.version"),
     ("GET", f"/models/m/lineage?version={OVER_INT64}", None, "query.version"),
     ("GET", f"/models/m/loader?version={OVER_INT64}", None, "query.version"),
     ("POST", "/runs", {"experiment": "e", "start_ms": BIG}, "body.start_ms"),

@@ -37,9 +37,9 @@ def register(client, name: str, data: bytes, **fields) -> dict:
 def test_the_latest_version_and_a_numbered_one(client):
     register(client, "churn", b"\x08\x01")
     register(client, "churn", b"\x08\x02")
-    assert client.get(f"{API}/models/churn/versions/latest").json()["version"] == 2
-    assert client.get(f"{API}/models/churn/versions/1").json()["version"] == 1
-    missing = client.get(f"{API}/models/ghost/versions/latest")
+    assert client.get(f"{API}/models/churn/version").json()["version"] == 2
+    assert client.get(f"{API}/models/churn/version?version=1").json()["version"] == 1
+    missing = client.get(f"{API}/models/ghost/version")
     assert missing.status_code == 404 and missing.json()["error"] == "UnknownModelError"
 
 
@@ -50,7 +50,7 @@ def test_the_loader_record_is_the_one_kept_at_registration(client, database, art
     data = artifacts.get_bytes(version.artifact_sha256)
     client.put(f"{API}/models/tree/aliases/champion", json={"version": 1})
     answer = client.get(f"{API}/models/tree/loader", params={"alias": "champion"}).json()
-    assert answer["version"] == version.to_dict() | {"aliases": ["champion"]}
+    assert list(answer) == ["loader"]
     # The types are recorded for information: loading judges them by the allow-list.
     assert answer["loader"] == {"format": "skops", "types": skops.io.get_untrusted_types(data=data)}
     assert "sklearn.tree._tree.Tree" in answer["loader"]["types"]
@@ -68,7 +68,7 @@ def test_model_names_and_aliases_may_contain_slashes(client):
         f"{API}/models/risk/churn/aliases/prod/eu/protection", json={"required_approvals": 0}
     )
     assert protected.status_code == 204, protected.text
-    found = client.get(f"{API}/models/risk/churn/aliases/prod/eu").json()
+    found = client.get(f"{API}/models/risk/churn/version", params={"alias": "prod/eu"}).json()
     assert (found["model"], found["version"], found["aliases"]) == ("risk/churn", 1, ["prod/eu"])
     lineage = client.get(f"{API}/models/risk/churn/lineage", params={"alias": "prod/eu"})
     assert lineage.json()["model"] == "risk/churn"

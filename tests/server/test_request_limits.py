@@ -142,7 +142,7 @@ def test_limits_come_from_the_environment(monkeypatch):
     [
         ("/runs/a%00b", "path: NUL characters are not allowed (at position 14)"),
         ("/deployments/a%00b", "path: NUL characters are not allowed (at position 21)"),
-        ("/models/a%00b/versions/latest", "path: NUL characters are not allowed (at position 16)"),
+        ("/models/a%00b/version", "path: NUL characters are not allowed (at position 16)"),
         ("/audit?model=a%00b", "query parameter 'model': NUL characters are not allowed"),
     ],
 )

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.clock import FakeClock
 from tests.registry.conftest import USERS
 from tests.server.running import running_server
 
 from opsloop.registry import PermissionDenied, UnknownModelError, add_user
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, UnknownDeploymentError, Variant
-from opsloop.store.database import now_ms
 from opsloop.tracking.capture import CodeVersion, Environment, current_user
 from opsloop.tracking.records import DatasetInput
 
@@ -41,9 +39,11 @@ def canary(weight: float = 0.1) -> list[Variant]:
     ]
 
 
-def pause() -> None:
-    # Changes are timed in milliseconds: keep consecutive ones apart.
-    time.sleep(0.005)
+@pytest.fixture
+def clock(database) -> FakeClock:
+    """The store's clock, moved by hand (request it before the fixtures that write)."""
+    database.clock = FakeClock()
+    return database.clock
 
 
 def test_a_deployment_is_stored_with_what_each_variant_serves(deployments, credit):
@@ -117,24 +117,21 @@ def test_lineage_follows_the_alias_and_names_what_is_missing(deployments, credit
         deployments.lineage("other")
 
 
-def test_history_answers_what_served_at_time_t(deployments, credit):
-    before = now_ms()
-    pause()
+def test_history_answers_what_served_at_time_t(clock, deployments, credit):
+    # Each change happens at its own time, and each reading time lies between two changes.
+    before = clock.advance()
+    clock.advance()
     deployments.deploy("credit-api", [Variant("stable", "credit", alias="champion")])
-    pause()
-    first = now_ms()
-    pause()
+    first = clock.advance()
+    clock.advance()
     credit.set_alias("credit", "champion", 3)
-    pause()
-    second = now_ms()
-    pause()
+    second = clock.advance()
+    clock.advance()
     deployments.deploy("credit-api", canary(0.25), strategy="canary", reason="try v2")
-    pause()
-    third = now_ms()
-    pause()
+    third = clock.advance()
+    clock.advance()
     deployments.retire("credit-api", reason="moved")
-    pause()
-    after = now_ms()
+    after = clock.advance()
     assert deployments.at("credit-api", before) is None
     assert deployments.at("credit-api", first).serving == {"stable": 1}
     assert deployments.at("credit-api", second).serving == {"stable": 3}

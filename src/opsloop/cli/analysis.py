@@ -255,13 +255,11 @@ def log_to_run(
     """Log ``artifacts`` (name → content), ``metrics`` (at step 0) and ``tags`` to a run of a
     tracking backend, leaving its status and end time as they are.
 
-    >>> import tempfile
-    >>> from opsloop.store import ArtifactStore, Database
-    >>> from opsloop.tracking import LocalTrackingStore
-    >>> store = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-    >>> run_id = store.create_run("e"); store.end_run(run_id)
-    >>> log_to_run(store, run_id, {"a.txt": b"hi"}, {"auc": 0.5}, {"k": "v"})
-    >>> run = store.get_run(run_id)
+    ``tracking`` is an empty local tracking store:
+
+    >>> run_id = tracking.create_run("e"); tracking.end_run(run_id)
+    >>> log_to_run(tracking, run_id, {"a.txt": b"hi"}, {"auc": 0.5}, {"k": "v"})
+    >>> run = tracking.get_run(run_id)
     >>> run.status, run.metrics, run.tags, [a.path for a in run.artifacts]
     ('FINISHED', {'auc': 0.5}, {'k': 'v'}, ['a.txt'])
     """

@@ -146,6 +146,61 @@ def print_frame(frame: pd.DataFrame, title: str | None = None, fmt: str = "table
     print_table(table)
 
 
+#: A section of a command that prints several tables: its name (the ``section`` column of
+#: the CSV), the frame, and the table's title when it differs from the name.
+Section = tuple[str, pd.DataFrame] | tuple[str, pd.DataFrame, str]
+
+
+def sections_frame(sections: list[Section]) -> pd.DataFrame:
+    """Several tables as one long table with the columns section, item, field and value.
+
+    A two-column table whose second column is ``value`` holds one field per row (item
+    blank); in any other table the first column names each row's item and every other column
+    is one of its fields (a one-column table lists items alone).
+
+    >>> import pandas as pd
+    >>> print(sections_frame([
+    ...     ("params", pd.DataFrame({"key": ["depth"], "value": ["3"]})),
+    ...     ("datasets", pd.DataFrame({"name": ["train"], "n_rows": [3], "n_columns": [2]})),
+    ...     ("packages", pd.DataFrame({"package": ["numpy==2.4.6"]})),
+    ... ]).to_csv(index=False).strip())
+    section,item,field,value
+    params,,depth,3
+    datasets,train,n_rows,3
+    datasets,train,n_columns,2
+    packages,numpy==2.4.6,,
+    """
+    rows = []
+    for name, frame, *_ in sections:
+        columns = list(frame.columns)
+        pairs = len(columns) == 2 and columns[1] == "value"
+        for record in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+            if pairs:
+                rows.append((name, None, record[columns[0]], record["value"]))
+            else:
+                item = record[columns[0]]
+                rows.extend((name, item, field, record[field]) for field in columns[1:])
+                if len(columns) == 1:
+                    rows.append((name, item, None, None))
+    return pd.DataFrame(rows, columns=["section", "item", "field", "value"])
+
+
+def print_sections(sections: list[Section], fmt: str = "table") -> None:
+    """Print several tables: each with its title, or (``fmt="csv"``) as one CSV of
+    :func:`sections_frame`'s columns, which a spreadsheet or ``pandas.read_csv`` reads whole.
+
+    >>> import pandas as pd
+    >>> print_sections([("tags", pd.DataFrame({"key": ["team"], "value": ["risk"]}))], "csv")
+    section,item,field,value
+    tags,,team,risk
+    """
+    if fmt == "csv":
+        sections_frame(sections).to_csv(sys.stdout, index=False)
+        return
+    for name, frame, *title in sections:
+        print_frame(frame, title=title[0] if title else name)
+
+
 def iso_time_ms(value: object) -> object:
     """Epoch milliseconds as ISO 8601 UTC text (anything else unchanged).
 

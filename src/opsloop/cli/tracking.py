@@ -25,12 +25,14 @@ import typer
 from opsloop.cli.console import (
     FormatOption,
     JsonFlag,
+    Section,
     iso_time_ms,
     one_line_errors,
     out,
     output_format,
     print_frame,
     print_json,
+    print_sections,
 )
 
 runs_app = typer.Typer(no_args_is_help=True, add_completion=False, help="List, show, compare runs.")
@@ -77,21 +79,24 @@ def list_runs(
 
 @runs_app.command("show")
 @one_line_errors
-def show_run(run_id: str, as_json: JsonFlag = False) -> None:
-    """One run: params, latest metrics, tags, code and environment versions, data, artifacts."""
+def show_run(run_id: str, as_json: JsonFlag = False, fmt: FormatOption = None) -> None:
+    """One run: params, latest metrics, tags, code and environment versions, data, artifacts.
+
+    The CSV is one table of every section's fields (section, item, field, value)."""
     from opsloop.tracking import get_run
 
+    chosen = output_format(fmt, as_json)
     document = get_run(run_id).to_dict()
-    if as_json:
+    if chosen == "json":
         print_json(document)
         return
     environment = document.pop("environment")
+    sections: list[Section] = []
     for section in ("params", "metrics", "tags"):
         values = document.pop(section)
         if values:
-            print_frame(
-                pd.DataFrame({"key": list(values), "value": list(values.values())}), title=section
-            )
+            frame = pd.DataFrame({"key": list(values), "value": list(values.values())})
+            sections.append((section, frame))
     code = document.pop("code")
     datasets, artifacts = document.pop("datasets"), document.pop("artifacts")
     summary = {**document, **{f"git_{k}": v for k, v in code.items()}}
@@ -105,15 +110,15 @@ def show_run(run_id: str, as_json: JsonFlag = False) -> None:
     if environment is not None:
         summary["python_version"] = environment["python_version"]
         summary["packages"] = len(environment["packages"])
-    print_frame(
-        pd.DataFrame({"field": list(summary), "value": list(summary.values())}), title="run"
+    sections.append(
+        ("run", pd.DataFrame({"field": list(summary), "value": list(summary.values())}))
     )
     if datasets:
-        print_frame(
-            pd.DataFrame(datasets)[["name", "sha256", "n_rows", "n_columns"]], title="datasets"
-        )
+        columns = ["name", "sha256", "n_rows", "n_columns"]
+        sections.append(("datasets", pd.DataFrame(datasets)[columns]))
     if artifacts:
-        print_frame(pd.DataFrame(artifacts), title="artifacts")
+        sections.append(("artifacts", pd.DataFrame(artifacts)))
+    print_sections(sections, chosen)
 
 
 @runs_app.command("compare")
@@ -159,17 +164,22 @@ def show_model(
     version: Annotated[int | None, typer.Option(help="Version number (default: latest).")] = None,
     alias: Annotated[str | None, typer.Option(help="Or the version an alias points at.")] = None,
     as_json: JsonFlag = False,
+    fmt: FormatOption = None,
 ) -> None:
-    """A version with its lineage: artifact, run, git commit, packages, data sets."""
+    """A version with its lineage: artifact, run, git commit, packages, data sets.
+
+    The CSV is one table of every section's fields (section, item, field, value)."""
+    chosen = output_format(fmt, as_json)
     registry = _registry()
     found = registry.get_version(name, version=version, alias=alias)
     document = {
         "version": found.to_dict(),
         "lineage": registry.lineage(name, version=found.version).to_dict(),
     }
-    if as_json:
+    if chosen == "json":
         print_json(document)
         return
+    sections: list[Section] = []
     for title, values in document.items():
         flat = {
             (k[: -len("_ms")] if k.endswith("_ms") else k): (
@@ -178,20 +188,21 @@ def show_model(
             for k, v in values.items()
             if not isinstance(v, dict | list)
         }
-        print_frame(pd.DataFrame({"field": list(flat), "value": list(flat.values())}), title)
+        sections.append((title, pd.DataFrame({"field": list(flat), "value": list(flat.values())})))
     # What the help promises beside the fields: the data sets and the packages.
     lineage = document["lineage"]
     datasets = lineage.get("datasets") or {}
     if datasets:
-        print_frame(
-            pd.DataFrame({"name": list(datasets), "sha256": list(datasets.values())}), "datasets"
-        )
-    else:
-        out.print("datasets: none recorded with the source run")
-    packages = lineage.get("packages")
+        frame = pd.DataFrame({"name": list(datasets), "sha256": list(datasets.values())})
+        sections.append(("datasets", frame))
+    packages = lineage.get("packages") or []
     if packages:
-        print_frame(pd.DataFrame({"package": list(packages)}), f"{len(packages)} packages")
-    else:
+        frame = pd.DataFrame({"package": packages})
+        sections.append(("packages", frame, f"{len(packages)} packages"))
+    print_sections(sections, chosen)
+    if chosen == "table" and not datasets:
+        out.print("datasets: none recorded with the source run")
+    if chosen == "table" and not packages:
         out.print("packages: none recorded (no source run, or it captured no environment)")
 
 

@@ -426,10 +426,22 @@ class PythonStepDetector(SlotDetector):
 def detector_from_state(state: dict[str, Any]) -> Detector:
     """Rebuild any detector from its saved state, whatever its class.
 
+    A detector saved mid-stream goes on where it stopped: it flags the shift at position 310,
+    as one that saw the whole stream does.
+
+    >>> import numpy as np
     >>> from opsloop.detect import PageHinkley
-    >>> saved = PageHinkley().to_state()
-    >>> type(detector_from_state(saved)).__name__
-    'PageHinkley'
+    >>> stream = np.r_[np.zeros(300), np.full(300, 5.0)]
+    >>> PageHinkley().update_many(stream).stream_positions().tolist()
+    [310]
+    >>> detector = PageHinkley()
+    >>> _ = detector.update_many(stream[:301])
+    >>> saved = detector.to_state()
+    >>> restored = detector_from_state(saved)
+    >>> isinstance(restored, PageHinkley), restored.n_seen
+    (True, 301)
+    >>> restored.update_many(stream[301:]).stream_positions().tolist()
+    [310]
     >>> detector_from_state({**saved, "detector": "ScalarDetector"})
     Traceback (most recent call last):
     ...

@@ -35,8 +35,8 @@ class ParquetBatches(torch.utils.data.IterableDataset):
     ``label=None`` each item is the features tensor alone. ``rank``/``world_size`` shard the
     row groups between the processes of a distributed job.
 
-    >>> import tempfile, os, pandas as pd
-    >>> folder = tempfile.mkdtemp()
+    >>> import os, pandas as pd
+    >>> folder = tmp_path
     >>> path = os.path.join(folder, "rows.parquet")
     >>> pd.DataFrame({"x": [0.5, 1.5, 2.5], "y": [0, 1, 0]}).to_parquet(path)
     >>> [tuple(t.shape) for t in next(iter(ParquetBatches(path, label="y", batch_size=2)))]
@@ -144,8 +144,8 @@ def make_loader(
     ``prefetch_factor`` batches per worker are read ahead; ``pin_memory="auto"`` pins only when
     CUDA is available (pinning helps copies to a GPU and costs time otherwise).
 
-    >>> import tempfile, os, pandas as pd
-    >>> path = os.path.join(tempfile.mkdtemp(), "rows.parquet")
+    >>> import os, pandas as pd
+    >>> path = os.path.join(tmp_path, "rows.parquet")
     >>> pd.DataFrame({"x": range(10), "y": range(10)}).to_parquet(path)
     >>> sum(len(y) for _, y in make_loader(ParquetBatches(path, label="y", batch_size=4)))
     10

@@ -42,8 +42,13 @@ def count_parameters(model: Any) -> int:
 def median_latency_ms(predict: Callable[[], Any], *, repeats: int = 20, warmup: int = 2) -> float:
     """Median wall time of ``predict()`` in milliseconds, after ``warmup`` untimed calls.
 
-    >>> median_latency_ms(lambda: sum(range(10)), repeats=3) >= 0
-    True
+    >>> calls = []
+    >>> latency = median_latency_ms(lambda: calls.append(1), repeats=5, warmup=2)
+    >>> len(calls), latency >= 0
+    (7, True)
+    >>> median_latency_ms(lambda: None, repeats=0)
+    Traceback (most recent call last):
+    ValueError: repeats must be at least 1, got 0
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats!r}")

@@ -51,9 +51,11 @@ def quantize_dynamic_int8(model: Any) -> Any:
     """A copy of ``model`` whose linear layers hold int8 weights and quantize inputs on the fly.
 
     >>> import torch
-    >>> q = quantize_dynamic_int8(torch.nn.Linear(4, 2))
-    >>> type(q.weight).__name__
-    'Int8Tensor'
+    >>> _ = torch.manual_seed(0)
+    >>> model, x = torch.nn.Linear(4, 2), torch.ones(3, 4)
+    >>> q = quantize_dynamic_int8(model)
+    >>> q.weight.qdata.dtype, (q(x) - model(x)).abs().max().item() < 0.01
+    (torch.int8, True)
     """
     quantization = _torchao_quantization()
     quantized = copy.deepcopy(model).eval()
@@ -94,9 +96,11 @@ def quantize_static_int8(model: Any, calibration: np.ndarray) -> Any:
     largest absolute value it saw divided by 127 (symmetric, per tensor).
 
     >>> import torch
-    >>> q = quantize_static_int8(torch.nn.Linear(4, 2), np.ones((8, 4), dtype="float32"))
-    >>> type(q.weight).__name__
-    'Int8Tensor'
+    >>> _ = torch.manual_seed(0)
+    >>> model, x = torch.nn.Linear(4, 2), torch.ones(3, 4)
+    >>> q = quantize_static_int8(model, np.ones((8, 4), dtype="float32"))
+    >>> q.weight.qdata.dtype, (q(x) - model(x)).abs().max().item() < 0.01
+    (torch.int8, True)
     """
     torch = import_torch()
     quantization = _torchao_quantization()

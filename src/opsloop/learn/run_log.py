@@ -25,6 +25,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from opsloop.learn.skops_import import import_skops_io
+
 
 @runtime_checkable
 class RunLog(Protocol):
@@ -33,7 +35,10 @@ class RunLog(Protocol):
     The signatures are those of ``opsloop.tracking.ActiveRun`` (the object ``start_run``
     yields), so a tracked run is passed as it is.
 
-    >>> isinstance(InMemoryRun(), RunLog), isinstance(object(), RunLog)
+    >>> class MetricsOnly:  # no log_artifact
+    ...     def log_params(self, params): ...
+    ...     def log_metric(self, key, value, step=0): ...
+    >>> isinstance(InMemoryRun(), RunLog), isinstance(MetricsOnly(), RunLog)
     (True, False)
     """
 
@@ -53,10 +58,9 @@ class InMemoryRun:
     ``metrics[key]`` lists ``(step, value)`` in logging order; ``artifacts[name]`` holds the
     bytes of the file as it was when logged.
 
-    >>> import pathlib, tempfile
     >>> run = InMemoryRun()
     >>> run.log_params({"lr": 0.1}); run.log_metric("loss", 0.5, step=1)
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> path = tmp_path / "notes.txt"
     >>> _ = path.write_text("ok")
     >>> run.log_artifact(path)
     'notes.txt'
@@ -194,9 +198,9 @@ def log_sklearn_model(run: RunLog, estimator: Any, name: str) -> None:
     >>> skops.io.loads(run.artifacts["model.skops"]).predict([[0.9]]).tolist()
     [1]
     """
-    import skops.io
+    skops_io = import_skops_io()
 
-    _log_bytes(run, skops.io.dumps(estimator), name)
+    _log_bytes(run, skops_io.dumps(estimator), name)
 
 
 def _log_bytes(run: RunLog, content: bytes, name: str) -> None:

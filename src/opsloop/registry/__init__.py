@@ -9,9 +9,8 @@ verifying their hash. :mod:`.audit` keeps the hash-chained log of every change;
 through an opsloop server, and :func:`open_registry` picks one or the other by
 ``OPSLOOP_TRACKING_URI``, as the tracking API does.
 
->>> import tempfile
 >>> from opsloop.store import ArtifactStore, Database
->>> registry = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> registry = ModelRegistry(Database("sqlite://"), ArtifactStore(tmp_path))
 >>> registry.register("scorer", abs).version
 1
 """

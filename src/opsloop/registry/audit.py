@@ -24,6 +24,8 @@ compares the current aliases, protections and deployments with the state the log
 ...                      {"description": None}, {"description": "churn scorer"})
 >>> verify_audit_log(db).ok
 True
+
+The examples of the functions start from ``db``, another such empty store.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit_key import audit_key, keyed_hash
 from opsloop.registry.audit_state import state_problems
 from opsloop.store import tables
-from opsloop.store.database import Database, now_ms
+from opsloop.store.database import Database, clock_of
 from opsloop.tracking.limits import checked_text
 
 GENESIS = "0" * 64
@@ -123,7 +125,7 @@ def append_audit(
         connection.execute(sa.select(_log.c.hash).order_by(_log.c.id.desc()).limit(1)).scalar()
         or GENESIS
     )
-    at = now_ms() if at_ms is None else int(at_ms)
+    at = clock_of(connection) if at_ms is None else int(at_ms)
     before_json, after_json = _canonical(before), _canonical(after)
     digest = entry_hash(
         prev, at, actor, action, entity, reason, before_json, after_json, key=audit_key()
@@ -148,8 +150,7 @@ def append_audit(
 def alias_version_at(connection: Connection, model: str, alias: str, at_ms: int) -> int | None:
     """The version ``model``'s ``alias`` pointed at, at time ``at_ms``, from the log.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
+    >>> from opsloop.store.database import now_ms
     >>> with db.write() as c:
     ...     _ = append_audit(c, "ana", "set_alias", "model:m/alias:prod", None, None,
     ...                      {"version": 3})
@@ -315,8 +316,6 @@ def seal_audit_log(db: Database, actor: str, reason: str | None = None) -> str:
     """Append a keyed ``seal`` entry naming the current head, so a log written before the
     audit key existed is anchored under it; return the new head hash.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> len(seal_audit_log(db, "ana")), verify_audit_log(db).keyed_entries
     (64, 1)
     """
@@ -339,8 +338,6 @@ def model_entity_clause(name: str) -> sa.ColumnElement[bool]:
 
     Never those of another model whose name starts with ``name`` (``m2``, ``m/x``).
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> with db.write() as c:
     ...     for entity in ("model:m", "model:m/version:1", "model:m2", "model:m/x/alias:a"):
     ...         _ = append_audit(c, "ana", "create", entity, None, None, None)

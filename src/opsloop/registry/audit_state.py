@@ -14,6 +14,8 @@ does not import the serving layer above it.
 >>> with Database("sqlite://").read() as c:
 ...     state_problems(c)
 []
+
+The examples of the functions start from ``db``, another such empty store.
 """
 
 from __future__ import annotations
@@ -158,9 +160,7 @@ def state_problems(connection: Connection) -> list[str]:
     """Every difference between the current aliases, protections and deployments and the
     state the audit log implies (empty when they agree).
 
-    >>> from opsloop.store import Database
     >>> from opsloop.registry.audit import append_audit
-    >>> db = Database("sqlite://")
     >>> with db.write() as c:
     ...     _ = append_audit(c, "ana", "set_alias", "model:m/alias:prod", None, None,
     ...                      {"version": 3})

@@ -6,13 +6,20 @@ local store (``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``, artifacts u
 ``OPSLOOP_TRACKING_TOKEN``; anything else, a database URI. Both answers have the same
 methods, so code and the ``opsloop models`` commands run unchanged against either.
 
->>> import os, tempfile
->>> from unittest import mock
->>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()}, clear=False):
-...     os.environ.pop("OPSLOOP_TRACKING_URI", None) and None
-...     os.environ.pop("OPSLOOP_STORE_URI", None) and None
-...     type(open_registry()).__name__, type(open_registry("http://127.0.0.1:5005")).__name__
-('ModelRegistry', 'HttpModelRegistry')
+With ``OPSLOOP_TRACKING_URI`` unset, every call opens the one local store:
+
+>>> _ = open_registry().register("churn", b"onnx bytes", flavor="onnx")
+>>> open_registry().list_models()["name"].tolist()
+['churn']
+
+A URL opens that server's registry (here a server on ``registry``'s store), a database URI
+that database:
+
+>>> _ = registry.register("fraud", b"onnx bytes", flavor="onnx")
+>>> open_registry(server_url).list_models()["name"].tolist()
+['fraud']
+>>> open_registry(f"sqlite:///{tmp_path}/team.db").list_models()["name"].tolist()
+[]
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.learn.skops_import import import_skops_io
 from opsloop.registry.model_trust import refuse_pickle, skops_types_to_trust
 from opsloop.registry.torch_flavor import dump_torch, is_torch_module, load_torch
 
@@ -76,9 +77,9 @@ def dump_model(model: object, flavor: str) -> tuple[bytes, dict[str, Any]]:
     {'format': 'pickle'}
     """
     if flavor == "sklearn":
-        import skops.io
+        skops_io = import_skops_io()
 
-        data = skops.io.dumps(model)
+        data = skops_io.dumps(model)
         return data, skops_loader(data)
     if flavor == "onnx":
         if isinstance(model, bytes | bytearray):
@@ -107,10 +108,10 @@ def skops_loader(data: bytes) -> dict[str, Any]:
     >>> skops_loader(skops.io.dumps(tree))
     {'format': 'skops', 'types': ['sklearn.tree._tree.Tree']}
     """
-    import skops.io
+    skops_io = import_skops_io()
 
     try:
-        types = skops.io.get_untrusted_types(data=data)
+        types = skops_io.get_untrusted_types(data=data)
     except (zipfile.BadZipFile, KeyError, TypeError, ValueError) as error:
         raise CorruptModelError(f"the artifact is not a readable skops file ({error})") from None
     return {"format": "skops", "types": types}
@@ -143,7 +144,7 @@ def load_model_bytes(
     opsloop.registry.model_trust.UntrustedModelError: models:/m/1 is a pickle ...
     """
     if flavor == "sklearn":
-        import skops.io
+        skops_io = import_skops_io()
 
         try:
             types = skops_types_to_trust(
@@ -153,7 +154,7 @@ def load_model_bytes(
                 source=source,
                 registered_by=registered_by,
             )
-            return skops.io.loads(data, trusted=types)
+            return skops_io.loads(data, trusted=types)
         except (zipfile.BadZipFile, KeyError, TypeError, ValueError) as error:
             raise CorruptModelError(
                 f"{source}: the artifact is not a readable skops file ({error})"

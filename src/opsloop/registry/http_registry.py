@@ -18,6 +18,10 @@ a server error comes back as the exception local use raises (:class:`UnknownMode
 naming the field). The acting user is the one the token belongs to; ``actor=`` cannot be
 claimed over HTTP and is refused.
 
+Generated from the registry's operation table
+(:data:`~opsloop.registry.registry_service.REGISTRY_OPERATIONS`), but for ``register`` and
+``load``, written here over the operations.
+
 >>> registry = HttpModelRegistry("http://127.0.0.1:5005/", token="olp_x")
 >>> registry
 HttpModelRegistry('http://127.0.0.1:5005')
@@ -31,13 +35,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
-import pandas as pd
 
+from opsloop.contract.http_client import over_http, path_segment, refuse_actor, send
 from opsloop.errors import InvalidArgumentError
-from opsloop.registry.audit import AuditVerification, audit_frame
 from opsloop.registry.flavors import (
     FLAVORS,
     CorruptModelError,
@@ -45,13 +47,16 @@ from opsloop.registry.flavors import (
     infer_flavor,
     load_model_bytes,
 )
-from opsloop.registry.model_registry import SEARCH_COLUMNS, UnknownModelError, _signature
-from opsloop.registry.records import Lineage, ModelVersion
+from opsloop.registry.model_registry import UnknownModelError, _signature
+from opsloop.registry.records import ModelVersion
 from opsloop.registry.references import ModelReferences
+from opsloop.registry.registry_service import REGISTRY_OPERATIONS, RegistryService
 from opsloop.registry.users import PermissionDenied, UnknownTokenError, UnknownUserError
 from opsloop.store.artifacts import TamperedArtifactError, check_sha256
 from opsloop.tracking.http_store import ServerConnection
 from opsloop.tracking.limits import checked_key, metric_value, tag_text
+
+__all__ = ["HttpModelRegistry", "ServerClient", "path_segment", "refuse_actor"]
 
 _ERRORS = {
     kind.__name__: kind
@@ -63,53 +68,6 @@ _ERRORS = {
         CorruptModelError,
     )
 }
-
-
-def path_segment(text: str) -> str:
-    """``text`` as a URL path (names may hold ``/``; ``.`` and ``..`` parts are escaped).
-
-    >>> path_segment("team/credit model"), path_segment("..")
-    ('team/credit%20model', '%2E%2E')
-    """
-    # "/" stays: the server matches names as paths. "." and ".." would be folded away by
-    # URL normalisation, so they travel percent-encoded.
-    parts = quote(text, safe="/").split("/")
-    return "/".join("%2E" * len(part) if part in (".", "..") else part for part in parts)
-
-
-def refuse_actor(actor: str | None) -> None:
-    """Refuse ``actor=`` for a server, where the API token decides who acts.
-
-    >>> refuse_actor(None)
-    """
-    if actor is not None:
-        raise InvalidArgumentError(
-            "actor: over HTTP the acting user is the owner of the API token; open the registry "
-            f"with that user's token instead of passing actor={actor!r}"
-        )
-
-
-def _selector(version: int | None, alias: str | None) -> dict[str, object]:
-    chosen = {"version": version, "alias": alias}
-    return {key: value for key, value in chosen.items() if value is not None}
-
-
-def _version(document: Mapping[str, Any]) -> ModelVersion:
-    return ModelVersion(
-        model=document["model"],
-        version=document["version"],
-        run_id=document["run_id"],
-        artifact_sha256=document["artifact_sha256"],
-        artifact_size=document["artifact_size"],
-        flavor=document["flavor"],
-        signature=document["signature"],
-        metrics=document["metrics"],
-        tags=document["tags"],
-        description=document["description"],
-        created_ms=document["created_ms"],
-        created_by=document["created_by"],
-        aliases=tuple(document["aliases"]),
-    )
 
 
 class ServerClient:
@@ -149,47 +107,34 @@ class ServerClient:
         return self._server.call(method, path, errors=self.errors, **kwargs)
 
 
-class HttpModelRegistry(ServerClient, ModelReferences):
+@over_http(REGISTRY_OPERATIONS)
+class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
     """The registry of the opsloop server at ``base_url``.
 
     >>> HttpModelRegistry("ftp://example.com")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: tracking server URL must start with http:// or https://...
+    >>> HttpModelRegistry("http://127.0.0.1:1").get_version("m", 1, "champion")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: give a version or an alias, not both
+
+    Against a server (``server_url``, one with no users, so it acts as the OS user):
+
+    >>> remote = HttpModelRegistry(server_url)
+    >>> remote.register("churn", b"\\x08\\x01", flavor="onnx", metrics={"auc": 0.91}).version
+    1
+    >>> remote.set_alias("churn", "champion", 1)
+    >>> found = remote.get_version("churn", alias="champion")
+    >>> found.version, found.metrics, remote.load("churn", alias="champion")
+    (1, {'auc': 0.91}, b'\\x08\\x01')
+    >>> remote.alias_at("churn", "champion", 0) is None
+    True
+    >>> remote.get_version("ghost")
+    Traceback (most recent call last):
+    opsloop.registry.model_registry.UnknownModelError: unknown model 'ghost'
     """
 
     errors = _ERRORS
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def get_version(
-        self, name: str, version: int | None = None, alias: str | None = None
-    ) -> ModelVersion:
-        """A version by number, by alias, or the newest one.
-
-        >>> HttpModelRegistry("http://127.0.0.1:1").get_version("m", 1, "champion")
-        Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: give a version or an alias, not both
-        """
-        if alias is not None and version is not None:
-            raise InvalidArgumentError("give a version or an alias, not both")
-        if alias is not None:
-            path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}"
-        elif version is not None:
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise TypeError(f"version must be an integer, got {version!r}")
-            path = f"/models/{path_segment(name)}/versions/{version}"
-        else:
-            path = f"/models/{path_segment(name)}/versions/latest"
-        return _version(self._call("GET", path).json())
-
-    def alias_at(self, name: str, alias: str, at_ms: int) -> int | None:
-        """The version ``alias`` pointed at, at time ``at_ms`` (from the audit log).
-
-        >>> HttpModelRegistry.alias_at.__name__
-        'alias_at'
-        """
-        path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}"
-        return self._call("GET", path, params={"at_ms": int(at_ms)}).json()["version"]
 
     def load(
         self,
@@ -202,7 +147,9 @@ class HttpModelRegistry(ServerClient, ModelReferences):
     ) -> object:
         """The model object, after verifying the downloaded bytes against the recorded sha256.
 
-        ``trust`` and ``trusted_types`` as in :meth:`ModelRegistry.load`.
+        ``trust`` and ``trusted_types`` as in :meth:`ModelRegistry.load`. The version is
+        read first and its loader record then asked for by number, so an alias that moves
+        in between cannot pair one version's bytes with another's record.
 
         >>> HttpModelRegistry("http://127.0.0.1:1").load("m", 1, "champion")
         Traceback (most recent call last):
@@ -210,127 +157,25 @@ class HttpModelRegistry(ServerClient, ModelReferences):
         """
         if version is not None and alias is not None:
             raise InvalidArgumentError("give a version or an alias, not both")
-        path = f"/models/{path_segment(name)}/loader"
-        answer = self._call("GET", path, params=_selector(version, alias)).json()
-        expected = answer["version"]["artifact_sha256"]
-        check_sha256(expected, "artifact_sha256")
-        artifact = f"/artifacts/{expected}"
+        found = self.get_version(name, version, alias)
+        loader = self.loader_record(name, found.version)
+        check_sha256(found.artifact_sha256, "artifact_sha256")
+        artifact = f"/artifacts/{found.artifact_sha256}"
         data = self._call("GET", artifact).content
-        found = hashlib.sha256(data).hexdigest()
-        if found != expected:
-            raise TamperedArtifactError(expected, found, f"{self.base_url}/api/v1{artifact}")
-        described = answer["version"]
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != found.artifact_sha256:
+            raise TamperedArtifactError(
+                found.artifact_sha256, digest, f"{self.base_url}/api/v1{artifact}"
+            )
         return load_model_bytes(
             data,
-            described["flavor"],
-            answer["loader"],
+            found.flavor,
+            loader,
             trust=trust,
             trusted_types=trusted_types,
-            source=f"models:/{name}/{described['version']}",
-            registered_by=described.get("created_by"),
+            source=f"models:/{name}/{found.version}",
+            registered_by=found.created_by,
         )
-
-    def loader_record(
-        self, name: str, version: int | None = None, alias: str | None = None
-    ) -> dict[str, Any]:
-        """The loader record kept at registration, as :meth:`ModelRegistry.loader_record`.
-
-        >>> HttpModelRegistry("http://127.0.0.1:1").loader_record("m", 1, "champion")
-        Traceback (most recent call last):
-        ValueError: give a version or an alias, not both
-        """
-        if version is not None and alias is not None:
-            raise ValueError("give a version or an alias, not both")
-        path = f"/models/{path_segment(name)}/loader"
-        return self._call("GET", path, params=_selector(version, alias)).json()["loader"]
-
-    def lineage(self, name: str, version: int | None = None, alias: str | None = None) -> Lineage:
-        """Version -> artifact -> run -> commit, packages and data hashes.
-
-        >>> HttpModelRegistry.lineage.__name__
-        'lineage'
-        """
-        path = f"/models/{path_segment(name)}/lineage"
-        document = self._call("GET", path, params=_selector(version, alias)).json()
-        return Lineage.from_dict(document)
-
-    def list_models(self) -> pd.DataFrame:
-        """One row per model: ``name``, ``description``, ``latest_version``, ``aliases``.
-
-        >>> HttpModelRegistry.list_models.__name__
-        'list_models'
-        """
-        rows = self._call("GET", "/models").json()["models"]
-        frame = pd.DataFrame(
-            rows, columns=["name", "description", "latest_version", "aliases"], dtype=object
-        )
-        frame["latest_version"] = frame["latest_version"].astype("int64")
-        return frame
-
-    def search(
-        self,
-        text: str | None = None,
-        *,
-        tags: Mapping[str, str] | None = None,
-        alias: str | None = None,
-        min_metrics: Mapping[str, float] | None = None,
-        max_metrics: Mapping[str, float] | None = None,
-    ) -> pd.DataFrame:
-        """Versions matching all the given conditions, newest first, as a DataFrame.
-
-        The server's :meth:`ModelRegistry.search` answers: a version's metrics are the
-        registered ones over its source run's latest values.
-
-        >>> HttpModelRegistry("http://127.0.0.1:1").search(min_metrics={"auc": float("nan")})
-        Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: metric 'auc': value must be a finite number, got nan
-        """
-        body = {
-            "text": text,
-            "tags": {key: str(value) for key, value in (tags or {}).items()},
-            "alias": alias,
-            "min_metrics": {k: metric_value(k, v) for k, v in (min_metrics or {}).items()},
-            "max_metrics": {k: metric_value(k, v) for k, v in (max_metrics or {}).items()},
-        }
-        rows = self._call("POST", "/models/search", json=body).json()["versions"]
-        for row in rows:
-            row["aliases"] = tuple(row["aliases"])
-        return pd.DataFrame(rows, columns=SEARCH_COLUMNS)
-
-    def verify_audit_log(self, head: str | None = None) -> AuditVerification:
-        """Check the audit log on the server (which holds its key), as
-        :meth:`ModelRegistry.verify_audit_log` does.
-
-        >>> HttpModelRegistry("http://127.0.0.1:1").verify_audit_log(head="x")
-        Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: head must be 64 lowercase hex digits, got 'x'
-        """
-        params = {}
-        if head is not None:
-            check_sha256(head, "head")
-            params["head"] = head
-        return AuditVerification.from_dict(self._call("GET", "/audit/verify", params=params).json())
-
-    def audit_head(self) -> dict[str, object]:
-        """The server's audit log head (newest entry's id, time, hash) and its length.
-
-        >>> HttpModelRegistry("http://127.0.0.1:1", timeout_s=0.5).audit_head()
-        Traceback (most recent call last):
-        httpx.ConnectError: ...
-        """
-        return self._call("GET", "/audit/head").json()
-
-    def audit(self, name: str | None = None) -> pd.DataFrame:
-        """The audit log (every entity, or those of model ``name``), oldest first.
-
-        >>> HttpModelRegistry.audit.__name__
-        'audit'
-        """
-        params = {} if name is None else {"model": name}
-        rows = self._call("GET", "/audit", params=params).json()["entries"]
-        return audit_frame({**row, "at_ms": row["time"]} for row in rows)
-
-    # -- writes ---------------------------------------------------------------------------
 
     def register(
         self,
@@ -360,7 +205,8 @@ class HttpModelRegistry(ServerClient, ModelReferences):
         refuse_actor(actor)
         checked_key("model name", name)
         signature = _signature(input_schema, output_type)
-        body: dict[str, Any] = {
+        arguments: dict[str, Any] = {
+            "name": name,
             "run_id": run_id,
             "input_schema": None if signature is None else signature["inputs"],
             "output_type": output_type,
@@ -389,79 +235,5 @@ class HttpModelRegistry(ServerClient, ModelReferences):
                 raise InvalidArgumentError(
                     f"flavor must be one of {', '.join(FLAVORS)}, got {flavor!r}"
                 )
-        body["artifact_sha256"], body["flavor"] = artifact_sha256, flavor
-        answer = self._call("POST", f"/models/{path_segment(name)}/versions", json=body)
-        return _version(answer.json())
-
-    def set_description(self, name: str, description: str, *, actor: str | None = None) -> None:
-        """Describe a registered model (searchable by :meth:`search`).
-
-        >>> HttpModelRegistry.set_description.__name__
-        'set_description'
-        """
-        refuse_actor(actor)
-        self._call(
-            "PUT", f"/models/{path_segment(name)}/description", json={"description": description}
-        )
-
-    def protect_alias(
-        self,
-        name: str,
-        alias: str,
-        required_approvals: int,
-        *,
-        actor: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """Require ``required_approvals`` distinct approvers before ``alias`` can move (admin).
-
-        >>> HttpModelRegistry.protect_alias.__name__
-        'protect_alias'
-        """
-        refuse_actor(actor)
-        checked_key("alias", alias)
-        body = {"required_approvals": required_approvals, "reason": reason}
-        self._call(
-            "PUT",
-            f"/models/{path_segment(name)}/aliases/{path_segment(alias)}/protection",
-            json=body,
-        )
-
-    def approve(
-        self,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        actor: str | None = None,
-        comment: str | None = None,
-    ) -> int:
-        """Approve pointing ``alias`` at ``version`` (approver role); return the approvals so far.
-
-        >>> HttpModelRegistry.approve.__name__
-        'approve'
-        """
-        refuse_actor(actor)
-        checked_key("alias", alias)
-        body = {"version": version, "comment": comment}
-        path = f"/models/{path_segment(name)}/aliases/{path_segment(alias)}/approvals"
-        return self._call("POST", path, json=body).json()["approvals"]
-
-    def set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        actor: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        """Point ``alias`` at ``version`` (protected aliases need their approvals first).
-
-        >>> HttpModelRegistry.set_alias.__name__
-        'set_alias'
-        """
-        refuse_actor(actor)
-        checked_key("alias", alias)
-        body = {"version": version, "reason": reason}
-        self._call("PUT", f"/models/{path_segment(name)}/aliases/{path_segment(alias)}", json=body)
+        arguments["artifact_sha256"], arguments["flavor"] = artifact_sha256, flavor
+        return send(self, REGISTRY_OPERATIONS, "register", arguments)

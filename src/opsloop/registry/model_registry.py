@@ -15,10 +15,12 @@ Identity: ``actor`` (default: the OS user). While no users are registered, embed
 do anything except approve (approvals need distinct registered approvers). Once users exist,
 an actor must be one of them, with a role high enough for the action.
 
->>> import tempfile, numpy as np
+``tmp_path`` in the examples is an empty folder:
+
+>>> import numpy as np
 >>> from sklearn.linear_model import LinearRegression
 >>> from opsloop.store import ArtifactStore, Database
->>> registry = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> registry = ModelRegistry(Database("sqlite://"), ArtifactStore(tmp_path))
 >>> model = LinearRegression().fit(np.array([[0.0], [1.0]]), np.array([0.0, 2.0]))
 >>> v1 = registry.register("demand", model, metrics={"rmse": 0.1})
 >>> registry.set_alias("demand", "champion", 1, reason="first model")
@@ -61,7 +63,7 @@ from opsloop.registry.references import ModelReferences
 from opsloop.registry.users import PermissionDenied, acting_user
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
-from opsloop.store.database import Database, now_ms, open_database
+from opsloop.store.database import Database, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import (
@@ -195,12 +197,15 @@ def _version_details(connection: Connection, chosen, runs: Mapping[int, int | No
 class ModelRegistry(ModelReferences):
     """Registered models on a :class:`~opsloop.store.Database` and an ArtifactStore.
 
-    >>> import tempfile
     >>> from opsloop.store import ArtifactStore, Database
-    >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()), actor="ana")
+    >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tmp_path), actor="ana")
     >>> version = r.register("abs", abs, description="absolute value")
     >>> version.uri, version.flavor, version.created_by, r.load("abs", trust=True)(-3)
     ('models:/abs/1', 'python', 'ana', 3)
+
+    The examples of the methods start from ``registry``, an empty
+    ``ModelRegistry(db, artifacts)`` on an in-memory database ``db`` and an artifact folder
+    ``artifacts``.
     """
 
     def __init__(
@@ -320,11 +325,8 @@ class ModelRegistry(ModelReferences):
     ) -> ModelVersion:
         """A version by number, by alias, or the newest one.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
         >>> try:
-        ...     r.get_version("nope")
+        ...     registry.get_version("nope")
         ... except ValueError as error:
         ...     print(error)
         unknown model 'nope'
@@ -359,10 +361,7 @@ class ModelRegistry(ModelReferences):
         :class:`~opsloop.data.schema.Schema`, a DataFrame (its schema is inferred) or a schema
         dictionary; ``output_type`` names what the model returns.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> r.register("m", b"\\x08\\x01", flavor="onnx", output_type="float").version
+        >>> registry.register("m", b"\\x08\\x01", flavor="onnx", output_type="float").version
         1
         """
         checked_key("model name", name)
@@ -407,7 +406,7 @@ class ModelRegistry(ModelReferences):
                 ).scalar()
                 if run_pk is None:
                     raise UnknownRunError(run_id)
-            created = now_ms()
+            created = self.db.clock()
             model_id = self._model_to_version(connection, name, who, reason, created)
             # The model's row is locked (PostgreSQL) or the whole store is (SQLite's BEGIN
             # IMMEDIATE) until commit, so the next number is this transaction's alone.
@@ -527,11 +526,9 @@ class ModelRegistry(ModelReferences):
     def set_description(self, name: str, description: str, *, actor: str | None = None) -> None:
         """Describe a registered model (searchable by :meth:`search`).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"x", flavor="onnx"); r.set_description("m", "churn scorer")
-        >>> r.list_models()["description"].tolist()
+        >>> _ = registry.register("m", b"x", flavor="onnx")
+        >>> registry.set_description("m", "churn scorer")
+        >>> registry.list_models()["description"].tolist()
         ['churn scorer']
         """
         checked_text("description", description)
@@ -544,7 +541,7 @@ class ModelRegistry(ModelReferences):
             connection.execute(
                 _models.update()
                 .where(_models.c.id == model_id)
-                .values(description=description, updated_ms=now_ms())
+                .values(description=description, updated_ms=self.db.clock())
             )
             append_audit(
                 connection,
@@ -569,11 +566,9 @@ class ModelRegistry(ModelReferences):
 
         ``required_approvals=0`` removes the protection.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"x", flavor="onnx"); r.protect_alias("m", "champion", 2)
-        >>> r.set_alias("m", "champion", 1)
+        >>> _ = registry.register("m", b"x", flavor="onnx")
+        >>> registry.protect_alias("m", "champion", 2)
+        >>> registry.set_alias("m", "champion", 1)
         Traceback (most recent call last):
         ...
         opsloop.registry.users.PermissionDenied: alias 'champion' of model 'm' is protected: ...
@@ -627,9 +622,7 @@ class ModelRegistry(ModelReferences):
     ) -> int:
         """Approve pointing ``alias`` at ``version`` (approver role); return the approvals so far.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()), actor="x")
+        >>> r = ModelRegistry(db, artifacts, actor="x")
         >>> _ = r.register("m", b"x", flavor="onnx"); r.approve("m", "champion", 1)
         Traceback (most recent call last):
         ...
@@ -664,7 +657,7 @@ class ModelRegistry(ModelReferences):
                     version_id=row["id"],
                     approver=who,
                     comment=comment,
-                    created_ms=now_ms(),
+                    created_ms=self.db.clock(),
                     consumed=False,
                 )
             )
@@ -694,13 +687,10 @@ class ModelRegistry(ModelReferences):
     ) -> None:
         """Point ``alias`` at ``version`` (moving it if it pointed elsewhere).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
         >>> for _ in range(2):
-        ...     _ = r.register("m", b"x", flavor="onnx")
-        >>> r.set_alias("m", "champion", 1); r.set_alias("m", "champion", 2)
-        >>> r.get_version("m", alias="champion").version
+        ...     _ = registry.register("m", b"x", flavor="onnx")
+        >>> registry.set_alias("m", "champion", 1); registry.set_alias("m", "champion", 2)
+        >>> registry.get_version("m", alias="champion").version
         2
         """
         checked_key("alias", alias)
@@ -747,7 +737,7 @@ class ModelRegistry(ModelReferences):
             )
             connection.execute(
                 _aliases.insert().values(
-                    model_id=model_id, name=alias, version_id=row["id"], updated_ms=now_ms()
+                    model_id=model_id, name=alias, version_id=row["id"], updated_ms=self.db.clock()
                 )
             )
             append_audit(
@@ -765,11 +755,9 @@ class ModelRegistry(ModelReferences):
     def alias_at(self, name: str, alias: str, at_ms: int) -> int | None:
         """The version ``alias`` pointed at, at time ``at_ms`` (from the audit log).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"x", flavor="onnx"); r.set_alias("m", "prod", 1)
-        >>> r.alias_at("m", "prod", 0), r.alias_at("m", "prod", now_ms() + 1)
+        >>> from opsloop.store.database import now_ms
+        >>> _ = registry.register("m", b"x", flavor="onnx"); registry.set_alias("m", "prod", 1)
+        >>> registry.alias_at("m", "prod", 0), registry.alias_at("m", "prod", now_ms() + 1)
         (None, 1)
         """
         checked_int("at_ms", at_ms)
@@ -793,10 +781,7 @@ class ModelRegistry(ModelReferences):
         registered it, unless ``trust=True`` (a pickle, or any skops type) or
         ``trusted_types`` names the skops types beyond the allow-list.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"\\x01", flavor="onnx"); r.load("m")
+        >>> _ = registry.register("m", b"\\x01", flavor="onnx"); registry.load("m")
         b'\\x01'
         """
         with self.db.read() as connection:
@@ -818,10 +803,7 @@ class ModelRegistry(ModelReferences):
         """The loader record kept at registration: the artifact's format and, for skops, the
         types it names beyond skops' defaults (recorded for information, never trusted).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"x", flavor="onnx"); r.loader_record("m", 1)
+        >>> _ = registry.register("m", b"x", flavor="onnx"); registry.loader_record("m", 1)
         {'format': 'onnx'}
         """
         with self.db.read() as connection:
@@ -831,10 +813,7 @@ class ModelRegistry(ModelReferences):
     def lineage(self, name: str, version: int | None = None, alias: str | None = None) -> Lineage:
         """Version -> artifact -> run -> commit, packages and data hashes, in one query.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"x", flavor="onnx"); r.lineage("m", 1).run_id is None
+        >>> _ = registry.register("m", b"x", flavor="onnx"); registry.lineage("m", 1).run_id is None
         True
         """
         if alias is not None:
@@ -867,10 +846,7 @@ class ModelRegistry(ModelReferences):
     def list_models(self) -> pd.DataFrame:
         """One row per model: ``name``, ``description``, ``latest_version``, ``aliases``.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> len(r.list_models())
+        >>> len(registry.list_models())
         0
         """
         latest = (
@@ -930,17 +906,16 @@ class ModelRegistry(ModelReferences):
         values its source run logged: where both name a metric, the registered value wins.
         The bounds and the ``metrics`` column both use them.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
+        ``tracking`` is the tracking store on ``registry``'s database:
+
         >>> from opsloop.tracking.active_run import ActiveRun
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> db, store = Database("sqlite://"), ArtifactStore(tempfile.mkdtemp())
-        >>> r, tracking = ModelRegistry(db, store), LocalTrackingStore(db, store)
         >>> with ActiveRun(tracking, tracking.create_run("churn")) as run:
         ...     run.log_metrics({"auc": 0.9, "loss": 0.3})
-        >>> _ = r.register("churn", b"x", flavor="onnx", metrics={"auc": 0.8})
-        >>> _ = r.register("churn", b"y", flavor="onnx", run_id=run.run_id, metrics={"loss": 0.2})
-        >>> found = r.search(min_metrics={"auc": 0.85})
+        >>> _ = registry.register("churn", b"x", flavor="onnx", metrics={"auc": 0.8})
+        >>> _ = registry.register(
+        ...     "churn", b"y", flavor="onnx", run_id=run.run_id, metrics={"loss": 0.2}
+        ... )
+        >>> found = registry.search(min_metrics={"auc": 0.85})
         >>> found[["model", "version"]].values.tolist(), found["metrics"].tolist()
         ([['churn', 2]], [{'auc': 0.9, 'loss': 0.2}])
         """
@@ -1011,11 +986,8 @@ class ModelRegistry(ModelReferences):
         """Check the audit log's keyed chain, that the published ``head`` is still in it, and
         that the current state is the one it implies (see :mod:`.audit`).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"x", flavor="onnx")
-        >>> r.verify_audit_log().ok, r.verify_audit_log(head="0" * 64).ok
+        >>> _ = registry.register("m", b"x", flavor="onnx")
+        >>> registry.verify_audit_log().ok, registry.verify_audit_log(head="0" * 64).ok
         (True, False)
         """
         return verify_audit_log(self.db, head=head)
@@ -1023,10 +995,7 @@ class ModelRegistry(ModelReferences):
     def audit_head(self) -> dict[str, object]:
         """The audit log's newest entry (id, time, hash) and its length, to publish.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"x", flavor="onnx"); r.audit_head()["entries"]
+        >>> _ = registry.register("m", b"x", flavor="onnx"); registry.audit_head()["entries"]
         2
         """
         return audit_head(self.db)
@@ -1035,11 +1004,10 @@ class ModelRegistry(ModelReferences):
         """The audit log (every entity, or those of model ``name``, its versions and its
         aliases), oldest first.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"x", flavor="onnx"); r.audit("m")["action"].tolist()
-        ['create_model', 'register_version']
+        >>> _ = registry.register("m", b"x", flavor="onnx")
+        >>> _ = registry.register("m2", b"x", flavor="onnx")
+        >>> registry.audit("m")["entity"].tolist()
+        ['model:m', 'model:m/version:1']
         """
         return audit_entries(self.db, model=name)
 

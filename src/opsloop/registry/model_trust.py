@@ -39,6 +39,7 @@ import inspect
 from collections.abc import Iterable
 
 from opsloop.errors import DeniedError
+from opsloop.learn.skops_import import import_skops_io
 
 #: Packages whose types the allow-list may admit; a name outside them is never imported.
 ALLOWED_PACKAGES = ("sklearn", "numpy", "scipy", "opsloop")
@@ -118,9 +119,9 @@ def skops_types_to_trust(
     >>> skops_types_to_trust(skops.io.dumps(tree))
     ['sklearn.tree._tree.Tree']
     """
-    import skops.io
+    skops_io = import_skops_io()
 
-    named = skops.io.get_untrusted_types(data=data)
+    named = skops_io.get_untrusted_types(data=data)
     chosen = set(trusted_types)
     beyond = [name for name in named if name not in chosen and not allowed_type(name)]
     if beyond and not trust:

@@ -70,6 +70,31 @@ class ModelVersion:
             "aliases": list(self.aliases),
         }
 
+    @classmethod
+    def from_dict(cls, document: Mapping) -> ModelVersion:
+        """The version :meth:`to_dict` wrote.
+
+        >>> v = ModelVersion("m", 2, None, "a" * 64, 10, "onnx", None, {"auc": 0.9}, {}, None,
+        ...                  0, "ana", ("champion",))
+        >>> ModelVersion.from_dict(v.to_dict()) == v
+        True
+        """
+        return cls(
+            model=document["model"],
+            version=document["version"],
+            run_id=document["run_id"],
+            artifact_sha256=document["artifact_sha256"],
+            artifact_size=document["artifact_size"],
+            flavor=document["flavor"],
+            signature=document["signature"],
+            metrics=document["metrics"],
+            tags=document["tags"],
+            description=document["description"],
+            created_ms=document["created_ms"],
+            created_by=document["created_by"],
+            aliases=tuple(document["aliases"]),
+        )
+
 
 @dataclass(frozen=True)
 class Lineage:

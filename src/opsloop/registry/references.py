@@ -107,13 +107,12 @@ class ModelReferences:
         """The version ``reference`` names: ``models:/NAME/VERSION``, ``models:/NAME@ALIAS``,
         or ``runs:/RUN_ID`` (the newest version registered from that run).
 
-        >>> import tempfile
-        >>> from opsloop.registry import ModelRegistry
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"a", flavor="onnx"); _ = r.register("m", b"b", flavor="onnx")
-        >>> r.set_alias("m", "champion", 1)
-        >>> r.resolve("models:/m@champion").version, r.resolve("models:/m/2").version
+        ``registry`` is an empty :class:`~opsloop.registry.ModelRegistry`:
+
+        >>> for content in (b"a", b"b"):
+        ...     _ = registry.register("m", content, flavor="onnx")
+        >>> registry.set_alias("m", "champion", 1)
+        >>> registry.resolve("models:/m@champion").version, registry.resolve("models:/m/2").version
         (1, 2)
         """
         wanted = parse_model_reference(reference)
@@ -136,12 +135,10 @@ class ModelReferences:
         its artifact verified against the recorded sha256, a pickle only with ``trust``, skops
         types beyond the allow-list only when named in ``trusted_types`` (or with ``trust``).
 
-        >>> import tempfile
-        >>> from opsloop.registry import ModelRegistry
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> r = ModelRegistry(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = r.register("m", b"\\x01", flavor="onnx")
-        >>> r.load_reference("models:/m/1")
+        ``registry`` is an empty :class:`~opsloop.registry.ModelRegistry`:
+
+        >>> _ = registry.register("m", b"\\x01", flavor="onnx")
+        >>> registry.load_reference("models:/m/1")
         b'\\x01'
         """
         version = self.resolve(reference)

@@ -69,8 +69,14 @@ _built: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def import_torch() -> ModuleType:
     """The ``torch`` module, or an ImportError saying how to install it.
 
-    >>> import_torch().__name__
-    'torch'
+    >>> import sys
+    >>> from unittest import mock
+    >>> with mock.patch.dict(sys.modules, {"torch": None}):  # as if torch were not installed
+    ...     import_torch()
+    Traceback (most recent call last):
+    ImportError: the pytorch model flavor needs PyTorch: pip install 'opsloop[torch]'
+    >>> import_torch().ones(3).sum().item()
+    3.0
     """
     return import_torch_for("the pytorch model flavor")
 
@@ -145,8 +151,11 @@ def _where(function: Callable[..., Any]) -> str:
 def registered_torch_builders() -> tuple[str, ...]:
     """The names of the builders this process registered, sorted.
 
-    >>> isinstance(registered_torch_builders(), tuple)
-    True
+    >>> import torch
+    >>> for name in ("doc-order-b", "doc-order-a"):
+    ...     _ = torch_builder(name)(lambda n: torch.nn.Linear(n, 1))
+    >>> [name for name in registered_torch_builders() if name.startswith("doc-order-")]
+    ['doc-order-a', 'doc-order-b']
     """
     return tuple(sorted(_builders))
 

@@ -14,6 +14,8 @@ Embedded use (no server) acts as the OS user.
 >>> user, token = add_user(db, "ana", "approver")
 >>> authenticate(db, token).name, token.startswith("olp_")
 ('ana', True)
+
+The examples of the functions start from ``db``, another such empty store.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from opsloop.errors import DeniedError, InvalidArgumentError, NotFoundError
 from opsloop.store import tables
-from opsloop.store.database import Database, now_ms
+from opsloop.store.database import Database, clock_of
 
 ROLES = ("viewer", "editor", "approver", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -118,7 +120,10 @@ def _new_token(connection, user_id: int, expires_ms: int | None = None) -> str:
     token = "olp_" + secrets.token_urlsafe(32)
     connection.execute(
         tables.api_tokens.insert().values(
-            sha256=token_sha256(token), user_id=user_id, created_ms=now_ms(), expires_ms=expires_ms
+            sha256=token_sha256(token),
+            user_id=user_id,
+            created_ms=clock_of(connection),
+            expires_ms=expires_ms,
         )
     )
     return token
@@ -146,8 +151,6 @@ def add_user(
     """Create a user and a first token (expiring at ``expires_ms`` if given); return both
     (the token is not stored, only its hash).
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> _ = add_user(db, "ana", "viewer")
     >>> add_user(db, "ana", "admin")
     Traceback (most recent call last):
@@ -163,7 +166,9 @@ def add_user(
         if exists is not None:
             raise InvalidArgumentError(f"user {name!r} already exists")
         user_id = connection.execute(
-            users.insert().values(name=name, role=role, created_ms=now_ms()).returning(users.c.id)
+            users.insert()
+            .values(name=name, role=role, created_ms=clock_of(connection))
+            .returning(users.c.id)
         ).scalar_one()
         from opsloop.registry.audit import append_audit
 
@@ -219,7 +224,9 @@ def revoke_token(db: Database, token: str, *, actor: str | None = None) -> str:
         if not found:
             raise UnknownTokenError(f"no active API token with id {shown!r}")
         connection.execute(
-            tokens.update().where(tokens.c.sha256 == found[0].sha256).values(revoked_ms=now_ms())
+            tokens.update()
+            .where(tokens.c.sha256 == found[0].sha256)
+            .values(revoked_ms=clock_of(connection))
         )
         owner = found[0].name
         _audit(connection, actor or owner, "revoke_token", owner, {"token_id": shown})
@@ -241,7 +248,7 @@ def rotate_token(
     tokens = tables.api_tokens
     with db.write() as connection:
         user_id = _user_id(connection, name)
-        at = now_ms()
+        at = clock_of(connection)
         revoked = connection.execute(
             tokens.update()
             .where(tokens.c.user_id == user_id, tokens.c.revoked_ms.is_(None))
@@ -276,7 +283,7 @@ def set_user_disabled(
         connection.execute(
             users.update()
             .where(users.c.id == user_id)
-            .values(disabled_ms=now_ms() if disabled else None)
+            .values(disabled_ms=clock_of(connection) if disabled else None)
         )
         action = "disable_user" if disabled else "enable_user"
         _audit(connection, actor or name, action, name, {"disabled": disabled})
@@ -295,7 +302,7 @@ def authenticate(db: Database, token: str, *, at_ms: int | None = None) -> User 
     ('fay', None)
     """
     users, tokens = tables.users, tables.api_tokens
-    at = now_ms() if at_ms is None else at_ms
+    at = db.clock() if at_ms is None else at_ms
     digest = token_sha256(token)
     with db.read() as connection:
         row = connection.execute(
@@ -399,8 +406,6 @@ def acting_user(connection: Connection, name: str, role: str) -> str:
     distinct registered approvers). Once users exist, the actor must be one of them, with a
     role at least ``role``.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> with db.read() as c:
     ...     acting_user(c, "ana", "editor")
     'ana'

@@ -1,4 +1,5 @@
-"""The FastAPI app: tracking, artifact, registry and deployment routers under /api/v1/.
+"""The FastAPI app: tracking, artifact, registry and deployment routers under /api/v1/, and
+the web dashboard (:mod:`opsloop.ui`) at ``/``.
 
 :func:`create_app` wires one database and one artifact store into the routers. Errors are
 answered in one place (:mod:`.errors`): a caller's mistake is an
@@ -13,12 +14,8 @@ Requests are refused before any route when their Host is not an allowed name (40
 token (401, see :mod:`.identity`). No origin may read answers cross-site unless listed in
 ``allowed_origins``.
 
->>> import os, tempfile
->>> from unittest import mock
 >>> from fastapi.testclient import TestClient
 >>> from opsloop.store import Database
->>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
->>> _ = home.start()
 >>> app = create_app(Database("sqlite://"))
 >>> token = {"Authorization": f"Bearer {app.state.installation_token}"}
 >>> client = TestClient(app, base_url="http://127.0.0.1:5005", headers=token)
@@ -29,7 +26,6 @@ token (401, see :mod:`.identity`). No origin may read answers cross-site unless 
 (404, "unknown run id 'nope'", 'not_found')
 >>> client.get("/api/v1/health", headers={"Host": "attacker.example:5005"}).status_code
 400
->>> _ = home.stop()
 """
 
 from __future__ import annotations
@@ -47,7 +43,7 @@ from opsloop.server.content_types import require_json, require_octets
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
 from opsloop.server.errors import install_error_handlers
 from opsloop.server.host_check import HostCheck
-from opsloop.server.identity import store_has_users
+from opsloop.server.identity import caller, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.response_models import Health
 from opsloop.serving import Deployments
@@ -56,6 +52,7 @@ from opsloop.store.installation_token import ensure_installation_token
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.local_store import LocalTrackingStore
+from opsloop.ui.mount import install_dashboard
 
 
 def create_app(
@@ -126,6 +123,8 @@ def create_app(
     )
     app.include_router(registry_routes.router, dependencies=json_bodies, responses=hashed)
     app.include_router(deployment_routes.router, dependencies=json_bodies, responses=stored)
+    # The web pages at /, checking sessions with the same token rule as the API.
+    install_dashboard(app, caller)
     origins = list(allowed_origins)
     if origins:
         app.add_middleware(

@@ -40,8 +40,20 @@ def _has_body(request: Request) -> bool:
 def require_body_type(media_type: str) -> Callable[[Request], None]:
     """A dependency refusing (415) a request body whose Content-Type is not ``media_type``.
 
-    >>> require_body_type(JSON).__name__
-    'require_json'
+    >>> from fastapi import Depends, FastAPI
+    >>> from fastapi.testclient import TestClient
+    >>> app = FastAPI()
+    >>> @app.post("/scores", dependencies=[Depends(require_body_type(JSON))])
+    ... def scores() -> dict:
+    ...     return {"stored": True}
+    >>> client = TestClient(app)
+    >>> client.post("/scores", json={"auc": 0.9}).status_code
+    200
+    >>> refused = client.post("/scores", content=b"auc,0.9", headers={"Content-Type": "text/csv"})
+    >>> refused.status_code
+    415
+    >>> print(refused.json()["detail"])
+    Content-Type: this route accepts only application/json bodies, got Content-Type 'text/csv'
     """
 
     async def dependency(request: Request) -> None:

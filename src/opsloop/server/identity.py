@@ -10,9 +10,19 @@ that user can read, so other accounts on the machine and web pages cannot act. A
 is not embedded and has no users refuses everything, so a server reachable from the
 network is never left open.
 
->>> from opsloop.registry import User
->>> require_role("approver").__name__
-'require_approver'
+A store with a viewer (``db`` is an empty in-memory store):
+
+>>> from fastapi.testclient import TestClient
+>>> from opsloop.registry import add_user
+>>> from opsloop.server import create_app
+>>> client = TestClient(create_app(db), base_url="http://127.0.0.1:5005")
+>>> viewer = {"Authorization": f"Bearer {add_user(db, 'vic', 'viewer')[1]}"}
+>>> client.get("/api/v1/experiments", headers=viewer).status_code
+200
+>>> client.post("/api/v1/experiments", json={"name": "churn"}, headers=viewer).json()["detail"]
+"user 'vic' has role 'viewer'; this needs 'editor'"
+>>> client.get("/api/v1/experiments").json()["detail"]
+'this server needs an API token (Authorization: Bearer ...); the installation token stops...'
 """
 
 from __future__ import annotations
@@ -34,9 +44,11 @@ _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 def store_has_users(db) -> bool:
     """Whether any user (hence any token) is registered in the store.
 
-    >>> from opsloop.store import Database
-    >>> store_has_users(Database("sqlite://"))
+    >>> from opsloop.registry import add_user
+    >>> store_has_users(db)
     False
+    >>> _ = add_user(db, "ana", "viewer"); store_has_users(db)
+    True
     """
     with db.read() as connection:
         return connection.execute(sa.select(tables.users.c.id).limit(1)).first() is not None
@@ -45,8 +57,25 @@ def store_has_users(db) -> bool:
 def caller(request: Request) -> User:
     """The user making ``request`` (a FastAPI dependency); 401 when it cannot be resolved.
 
-    >>> caller.__doc__.split()[1]
-    'user'
+    On a loopback server with no users (``db`` is an empty store), the installation token
+    acts as the OS user who started it:
+
+    >>> from fastapi import Depends, FastAPI
+    >>> from fastapi.testclient import TestClient
+    >>> from opsloop.server import create_app
+    >>> app = create_app(db)
+    >>> @app.get("/whoami")
+    ... def whoami(user: User = Depends(caller)) -> dict:
+    ...     return {"name": user.name, "role": user.role}
+    >>> client = TestClient(app, base_url="http://127.0.0.1:5005")
+    >>> token = app.state.installation_token
+    >>> answer = client.get("/whoami", headers={"Authorization": f"Bearer {token}"}).json()
+    >>> answer == {"name": app.state.os_user, "role": "admin"}
+    True
+    >>> client.get("/whoami", headers={"Authorization": f"Basic {token}"}).json()["detail"]
+    "Authorization header must be 'Bearer <token>'"
+    >>> print(client.get("/whoami").json()["detail"])
+    this server has no users, so a request needs its installation token...
     """
     state = request.app.state
     header = request.headers.get("authorization")

@@ -1,14 +1,13 @@
 """The bodies of the simple success answers, declared so the OpenAPI document describes them.
 
-The records that carry a run, a version, a lineage or a deployment are still plain
-dictionaries (their models belong with the service contract); these are the small answers
-whose shape is fixed here.
+The services on the contract declare their answers in their operation tables
+(:mod:`opsloop.contract`); these are the small answers of the routes still written by hand.
 
 >>> RunCreated(run_id="4f2a").model_dump()
 {'run_id': '4f2a'}
->>> ApprovalCount(approvals=True)
+>>> RunCreated(run_id=7)
 Traceback (most recent call last):
-pydantic_core._pydantic_core.ValidationError: 1 validation error for ApprovalCount
+pydantic_core._pydantic_core.ValidationError: 1 validation error for RunCreated
 ...
 """
 
@@ -46,9 +45,3 @@ class ArtifactStored(_Answer):
 
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(ge=0)
-
-
-class ApprovalCount(_Answer):
-    """How many distinct approvals the change has so far."""
-
-    approvals: int = Field(ge=0)

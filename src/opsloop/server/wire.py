@@ -18,63 +18,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from opsloop.tracking.filter_parser import MAX_FILTER_LENGTH
+from opsloop.contract.wire_types import (
+    MAX_LIST_LENGTH,
+    Count,
+    FilterText,
+    Int64,
+    Name,
+    Number,
+    Scalar,
+    Text,
+    TimeMs,
+)
 from opsloop.tracking.limits import (
     INT32_MAX,
-    INT64_MAX,
-    INT64_MIN,
     MAX_BATCH_POINTS,
-    MAX_NAME_LENGTH,
-    MAX_TAG_LENGTH,
-    MAX_TEXT_LENGTH,
-    MAX_TIME_MS,
-    MIN_TIME_MS,
 )
-
-# A list of run ids, keys or experiments is bounded well below the number of bound
-# parameters a database statement may hold (32,766 in SQLite).
-MAX_LIST_LENGTH = 1_000
-
-
-def _no_nul(text: str) -> str:
-    if "\x00" in text:
-        raise ValueError(f"NUL characters are not allowed (at position {text.index(chr(0))})")
-    return text
-
-
-Int64 = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
-Count = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]
-TimeMs = Annotated[int, Field(strict=True, ge=MIN_TIME_MS, le=MAX_TIME_MS)]
-Version = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX)]
-Approvals = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
-# Not refusing NaN here: the library refuses it with the metric's name, and a 422 that
-# echoed a NaN input could not be written as JSON.
-Number = Annotated[float, Field(strict=True)]
-Name = Annotated[str, Field(strict=True, max_length=MAX_NAME_LENGTH), AfterValidator(_no_nul)]
-Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT_LENGTH), AfterValidator(_no_nul)]
-FilterText = Annotated[
-    str, Field(strict=True, max_length=MAX_FILTER_LENGTH), AfterValidator(_no_nul)
-]
-# Tag and param values are checked again by the library (length per kind, NUL); this bound
-# is the larger of the two.
-Scalar = (
-    Annotated[str, Field(max_length=MAX_TAG_LENGTH)]
-    | Annotated[int, Field(strict=True)]
-    | Annotated[float, Field(strict=True)]
-    | bool
-)
-
-
-# Query and path parameters arrive as text, so these are not strict; they keep the bounds.
-# A time asked about ("as it was at T") may lie anywhere in 64 bits, unlike one stored.
-QueryTimeMs = Annotated[int, Query(ge=INT64_MIN, le=INT64_MAX)]
-QueryVersion = Annotated[int, Query(ge=1, le=INT32_MAX)]
-PathVersion = Annotated[int, Path(ge=1, le=INT32_MAX)]
-QueryText = Annotated[str, Query(max_length=MAX_TEXT_LENGTH)]
-QueryName = Annotated[str, Query(max_length=MAX_NAME_LENGTH)]
 
 
 class _Body(BaseModel):
@@ -227,119 +187,3 @@ class DatasetIn(_Body):
     n_columns: Annotated[Count, Field(le=INT32_MAX)]
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     profile: dict[str, Any] | None = None
-
-
-class VersionIn(_Body):
-    """Register a version from an artifact already uploaded (``PUT /artifacts/{sha256}``).
-
-    >>> VersionIn(artifact_sha256="a" * 64, flavor="onnx").run_id is None
-    True
-    """
-
-    artifact_sha256: str = Field(pattern="^[0-9a-f]{64}$")
-    flavor: Annotated[Name, Field(max_length=32)]
-    run_id: Name | None = None
-    input_schema: dict[str, Any] | None = None
-    output_type: Name | None = None
-    metrics: dict[Name, Number] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
-    tags: dict[Name, Scalar] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
-    description: Text | None = None
-    reason: Text | None = None
-
-
-class AliasIn(_Body):
-    """Point an alias at a version (a JSON ``true`` is not a version number).
-
-    >>> AliasIn(version=2).reason is None
-    True
-    """
-
-    version: Version
-    reason: Text | None = None
-
-
-class ApprovalIn(_Body):
-    """Approve moving a protected alias to a version.
-
-    >>> ApprovalIn(version=1, comment="checked").version
-    1
-    """
-
-    version: Version
-    comment: Text | None = None
-
-
-class ProtectionIn(_Body):
-    """Require approvals before an alias moves (0 removes the protection).
-
-    >>> ProtectionIn(required_approvals=2).required_approvals
-    2
-    """
-
-    required_approvals: Approvals
-    reason: Text | None = None
-
-
-class DescriptionIn(_Body):
-    """A model's description.
-
-    >>> DescriptionIn(description="scores churn").description
-    'scores churn'
-    """
-
-    description: Text
-
-
-class ModelSearchIn(_Body):
-    """Search model versions by text, tags, alias and metric bounds.
-
-    >>> ModelSearchIn(text="churn").tags
-    {}
-    """
-
-    text: Name | None = None
-    tags: dict[Name, Name] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
-    alias: Name | None = None
-    min_metrics: dict[Name, Number] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
-    max_metrics: dict[Name, Number] = Field(default_factory=dict, max_length=MAX_LIST_LENGTH)
-
-
-class VariantIn(_Body):
-    """One variant of a deployment: a fixed version or an alias, a role and a weight.
-
-    >>> VariantIn(name="stable", model="credit", alias="champion").weight
-    1.0
-    """
-
-    name: Name
-    model: Name
-    version: Version | None = None
-    alias: Name | None = None
-    role: Name = "primary"
-    weight: Number = 1.0
-
-
-class DeploymentIn(_Body):
-    """Create a deployment or replace its definition.
-
-    >>> DeploymentIn(variants=[VariantIn(name="a", model="m", version=1)]).strategy
-    'single'
-    """
-
-    variants: list[VariantIn] = Field(max_length=MAX_LIST_LENGTH)
-    strategy: Name = "single"
-    automation: Name = "full_automation"
-    description: Text | None = None
-    reason: Text | None = None
-
-
-class DeploymentApprovalIn(_Body):
-    """Approve one definition of a protected deployment.
-
-    >>> DeploymentApprovalIn(variants=[VariantIn(name="a", model="m", version=1)]).comment
-    """
-
-    variants: list[VariantIn] = Field(max_length=MAX_LIST_LENGTH)
-    strategy: Name = "single"
-    automation: Name = "full_automation"
-    comment: Text | None = None

@@ -7,6 +7,7 @@ holds the records and the rules a definition must obey. :class:`HttpDeployments`
 same through an opsloop server, and :func:`open_deployments` picks one or the other by
 ``OPSLOOP_TRACKING_URI``.
 
+<<<<<<< HEAD
 The data plane's runtime answers requests by those definitions: :class:`ServingRuntime`
 (:mod:`.serving_runtime`) loads the variants, validates records against their signatures,
 routes by the strategy (:mod:`.routing`, where other policies register), mirrors requests
@@ -16,6 +17,14 @@ to shadows and records every answer as a :class:`PredictionEvent`
 >>> from opsloop.store import Database
 >>> Deployments(Database("sqlite://")).list().empty
 True
+=======
+>>> from opsloop.registry import ModelRegistry
+>>> from opsloop.store import ArtifactStore, Database
+>>> db = Database("sqlite://")
+>>> _ = ModelRegistry(db, ArtifactStore(tmp_path)).register("credit", b"onnx", flavor="onnx")
+>>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
+{'stable': 1}
+>>>>>>> main
 """
 
 from opsloop.serving.backend import open_deployments

@@ -4,8 +4,22 @@ The rule is the registry's (:func:`opsloop.registry.open_registry`): unset, the 
 store; an ``http(s)://`` URL, that server with the token in ``OPSLOOP_TRACKING_TOKEN``;
 anything else, a database URI. Both answers have the same methods.
 
->>> type(open_deployments("http://127.0.0.1:5005")).__name__
-'HttpDeployments'
+With ``OPSLOOP_TRACKING_URI`` unset, every call opens the one local store:
+
+>>> from opsloop.registry import open_registry
+>>> from opsloop.serving import Variant
+>>> _ = open_registry().register("credit", b"onnx bytes", flavor="onnx")
+>>> _ = open_deployments().deploy("api", [Variant("stable", "credit", version=1)])
+>>> open_deployments().list()["name"].tolist()
+['api']
+
+A URL opens that server's deployments (here a server on ``db``, where ``registry``
+registers):
+
+>>> _ = registry.register("fraud", b"onnx bytes", flavor="onnx")
+>>> _ = Deployments(db).deploy("fraud-api", [Variant("stable", "fraud", version=1)])
+>>> open_deployments(server_url).list()["name"].tolist()
+['fraud-api']
 """
 
 from __future__ import annotations

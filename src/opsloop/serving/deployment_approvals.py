@@ -21,6 +21,9 @@ calls them.
 >>> b = definition_digest("single", "full_automation", [Variant("s", "m", version=2)])
 >>> len(a), a == b
 (64, False)
+
+The examples that write start from ``db``, an empty in-memory store
+(``Database("sqlite://")``).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.registry.users import PermissionDenied
 from opsloop.serving.deployment_records import Variant
 from opsloop.store import tables
-from opsloop.store.database import now_ms
+from opsloop.store.database import clock_of
 from opsloop.tracking.limits import INT32_MAX
 
 _protected, _approvals = tables.protected_deployments, tables.deployment_approvals
@@ -79,8 +82,6 @@ def required_approvals(connection: Connection, name: str) -> int:
 def set_protection(connection: Connection, name: str, required: int) -> int:
     """Require ``required`` approvals (0 removes the protection); return the previous count.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> with db.write() as c:
     ...     set_protection(c, "api", 2), set_protection(c, "api", 0)
     (0, 2)
@@ -133,7 +134,7 @@ def record_approval(
             digest=digest,
             approver=approver,
             comment=comment,
-            created_ms=now_ms(),
+            created_ms=clock_of(connection),
             consumed=False,
         )
     )
@@ -182,8 +183,6 @@ def use_approvals(
     return who approved (nothing for an unprotected deployment). ``guard`` is what
     :func:`alias_guard` asks for; the larger of the two counts applies.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
     >>> with db.write() as c:
     ...     _ = set_protection(c, "api", 1)
     ...     use_approvals(c, "api", "a" * 64)

@@ -32,7 +32,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
+from pydantic import ConfigDict
 
+from opsloop.contract.wire_types import Name, Number, Version
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.records import Lineage
 from opsloop.tracking.limits import INT32_MAX, checked_key
@@ -61,12 +63,16 @@ class Variant:
     'credit@champion'
     """
 
-    name: str
-    model: str
-    version: int | None = None
-    alias: str | None = None
-    role: str = "primary"
-    weight: float = 1.0
+    # The annotations are the wire's bounds, so a variant arriving over HTTP is refused
+    # with the field's name before the rules below run; refusing unknown fields too.
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    name: Name
+    model: Name
+    version: Version | None = None
+    alias: Name | None = None
+    role: Name = "primary"
+    weight: Number = 1.0
 
     @property
     def ref(self) -> str:

@@ -11,11 +11,10 @@ version -> artifact hash -> run -> git commit, packages and data set hashes.
 This module keeps the definition; answering requests by it (routing, shadow copies, canary
 steps and rollback) belongs to the serving runtime.
 
->>> import tempfile
 >>> from opsloop.registry import ModelRegistry
 >>> from opsloop.store import ArtifactStore, Database
 >>> db = Database("sqlite://")
->>> registry = ModelRegistry(db, ArtifactStore(tempfile.mkdtemp()))
+>>> registry = ModelRegistry(db, ArtifactStore(tmp_path))
 >>> for _ in range(2):
 ...     _ = registry.register("credit", b"onnx bytes", flavor="onnx")
 >>> registry.set_alias("credit", "champion", 1)
@@ -58,7 +57,7 @@ from opsloop.serving.deployment_records import (
     check_definition,
 )
 from opsloop.store import tables
-from opsloop.store.database import Database, now_ms, open_database
+from opsloop.store.database import Database, open_database
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import checked_int, checked_key, checked_text
 
@@ -93,6 +92,9 @@ class Deployments:
 
     >>> Deployments(Database("sqlite://")).list().columns.tolist()[:3]
     ['name', 'strategy', 'automation']
+
+    The examples of the methods start from ``db``, an empty in-memory store, and
+    ``registry``, the model registry on it.
     """
 
     def __init__(self, db: Database | None = None, *, actor: str | None = None) -> None:
@@ -121,12 +123,7 @@ class Deployments:
         :func:`~opsloop.serving.deployment_records.check_definition` apply; a broken one
         raises a ValueError naming it, and nothing is changed.
 
-        >>> import tempfile
-        >>> from opsloop.registry import ModelRegistry
-        >>> from opsloop.store import ArtifactStore
-        >>> db = Database("sqlite://")
-        >>> _ = ModelRegistry(db, ArtifactStore(tempfile.mkdtemp())).register(
-        ...     "credit", b"x", flavor="onnx")
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
         {'stable': 1}
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=5)])
@@ -150,7 +147,7 @@ class Deployments:
             approvers = use_approvals(
                 connection, name, definition_digest(strategy, automation, variants), guard
             )
-            at = now_ms()
+            at = self.db.clock()
             existing = connection.execute(
                 sa.select(_deployments.c.id).where(_deployments.c.name == name)
             ).scalar()
@@ -216,7 +213,12 @@ class Deployments:
     def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:
         """Remove the deployment ``name`` (its history stays in the audit log).
 
-        >>> Deployments(Database("sqlite://")).retire("nothing")
+        >>> deployments = Deployments(db)
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = deployments.deploy("api", [Variant("stable", "credit", version=1)])
+        >>> deployments.retire("api"); deployments.list().empty
+        True
+        >>> deployments.retire("nothing")
         Traceback (most recent call last):
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'nothing'
         """
@@ -247,12 +249,7 @@ class Deployments:
         ``name`` changes (admin role; 0 removes the protection; the name need not be
         deployed yet). Retiring a protected deployment needs the admin role.
 
-        >>> import tempfile
-        >>> from opsloop.registry import ModelRegistry
-        >>> from opsloop.store import ArtifactStore
-        >>> db = Database("sqlite://")
-        >>> _ = ModelRegistry(db, ArtifactStore(tempfile.mkdtemp())).register(
-        ...     "credit", b"x", flavor="onnx")
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db).protect("api", 2)
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
         Traceback (most recent call last):
@@ -287,12 +284,7 @@ class Deployments:
         many distinct approvers approved it so far. The definition must be valid and serve
         registered models.
 
-        >>> import tempfile
-        >>> from opsloop.registry import ModelRegistry
-        >>> from opsloop.store import ArtifactStore
-        >>> db = Database("sqlite://")
-        >>> _ = ModelRegistry(db, ArtifactStore(tempfile.mkdtemp())).register(
-        ...     "credit", b"x", flavor="onnx")
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db, actor="x").approve("api", [Variant("stable", "credit", version=1)])
         Traceback (most recent call last):
         opsloop.registry.users.PermissionDenied: 'x' is not a registered user: approvals ...
@@ -386,9 +378,16 @@ class Deployments:
     def get(self, name: str) -> Deployment:
         """The deployment as defined now, with the version each variant serves.
 
-        >>> Deployments(Database("sqlite://")).get("api")
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = registry.register("credit", b"y", flavor="onnx")
+        >>> registry.set_alias("credit", "champion", 2)
+        >>> variants = [Variant("stable", "credit", alias="champion")]
+        >>> _ = Deployments(db).deploy("api", variants)
+        >>> Deployments(db).get("api").serving
+        {'stable': 2}
+        >>> Deployments(db).get("web")
         Traceback (most recent call last):
-        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
         """
         with self.db.read() as connection:
             found = self._current(connection, name)
@@ -400,8 +399,10 @@ class Deployments:
         """One row per deployment; ``variants`` reads ``name=MODEL/VERSION`` or
         ``name=MODEL@ALIAS`` with the role and weight, in order.
 
-        >>> Deployments(Database("sqlite://")).list().empty
-        True
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> Deployments(db).list()[["name", "strategy", "variants"]].values.tolist()
+        [['api', 'single', 'stable=credit/1 (primary, 1)']]
         """
         protected = tables.protected_deployments
         with self.db.read() as connection:
@@ -461,9 +462,14 @@ class Deployments:
         Deployment -> variant -> (alias ->) version -> artifact -> run -> commit, packages
         and data set hashes, in one SQL statement.
 
-        >>> Deployments(Database("sqlite://")).lineage("api")
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> [(v.variant, v.lineage.model, v.lineage.version)
+        ...  for v in Deployments(db).lineage("api")]
+        [('stable', 'credit', 1)]
+        >>> Deployments(db).lineage("web")
         Traceback (most recent call last):
-        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
         """
         serving = sa.func.coalesce(_variants.c.version_id, _aliases.c.version_id)
         start = (
@@ -519,8 +525,11 @@ class Deployments:
         the version each variant served then: its fixed version, or where its alias
         pointed at that time.
 
-        >>> Deployments(Database("sqlite://")).at("api", now_ms()) is None
-        True
+        >>> from opsloop.store.database import now_ms
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> Deployments(db).at("api", 0), Deployments(db).at("api", now_ms()).serving
+        (None, {'stable': 1})
         """
         log = tables.audit_log
         with self.db.read() as connection:
@@ -549,8 +558,12 @@ class Deployments:
     def history(self, name: str) -> pd.DataFrame:
         """Every change of the deployment, oldest first (the audit log's entries).
 
-        >>> Deployments(Database("sqlite://")).history("api").empty
-        True
+        >>> deployments = Deployments(db)
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = deployments.deploy("api", [Variant("stable", "credit", version=1)])
+        >>> deployments.retire("api", reason="replaced by api-v2")
+        >>> deployments.history("api")[["action", "reason"]].values.tolist()
+        [['deploy', None], ['retire', 'replaced by api-v2']]
         """
         return audit_entries(self.db, entity=_entity(name))
 

@@ -9,8 +9,7 @@ so a crash leaves no half-written blob under a real hash. Bytes that arrive in p
 upload) go through :meth:`ArtifactStore.receive`: written to a local file while hashed, so
 no blob is ever held in memory whole.
 
->>> import tempfile
->>> store = ArtifactStore(tempfile.mkdtemp())
+>>> store = ArtifactStore(tmp_path)
 >>> digest = store.put_bytes(b"weights")
 >>> digest[:12]
 '9a129038d9a0'
@@ -74,8 +73,7 @@ def check_sha256(value: object, field: str = "sha256") -> str:
 def sha256_of_file(path: str | os.PathLike) -> str:
     """The sha256 of a local file, read in 1 MiB chunks.
 
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> p = tmp_path / "x"
     >>> _ = p.write_bytes(b"")
     >>> sha256_of_file(p)[:16]
     'e3b0c44298fc1c14'
@@ -151,8 +149,7 @@ class ArtifactStore:
     def put_file(self, path: str | os.PathLike) -> str:
         """Store a local file's content; return its sha256.
 
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "model.bin"
+        >>> p = tmp_path / "model.bin"
         >>> _ = p.write_bytes(b"abc")
         >>> ArtifactStore("memory://doc-file").put_file(p)[:8]
         'ba7816bf'
@@ -169,13 +166,12 @@ class ArtifactStore:
 
     def receive(self) -> ArtifactReceiver:
         """A receiver for bytes that arrive in pieces; :meth:`ArtifactReceiver.commit` stores
-        them under their sha256.
+        them under their sha256. (``artifacts`` is an empty store in a folder.)
 
-        >>> store = ArtifactStore(tempfile.mkdtemp())
-        >>> with store.receive() as incoming:
+        >>> with artifacts.receive() as incoming:
         ...     incoming.write(b"wei"); incoming.write(b"ghts")
         ...     digest = incoming.commit()
-        >>> digest == store.put_bytes(b"weights"), incoming.size
+        >>> digest == artifacts.put_bytes(b"weights"), incoming.size
         (True, 7)
         """
         return ArtifactReceiver(self)
@@ -222,9 +218,8 @@ class ArtifactStore:
     def get_file(self, sha256: str, destination: str | os.PathLike) -> Path:
         """Copy the verified blob to a local file and return its path.
 
-        >>> import tempfile, pathlib
         >>> store = ArtifactStore("memory://doc-copy")
-        >>> out = store.get_file(store.put_bytes(b"x"), pathlib.Path(tempfile.mkdtemp()) / "x")
+        >>> out = store.get_file(store.put_bytes(b"x"), tmp_path / "x")
         >>> out.read_bytes()
         b'x'
         """
@@ -261,10 +256,9 @@ class ArtifactReceiver:
 
     :meth:`commit` stores them under their sha256, or refuses them (a ``ValueError`` naming
     both hashes) when another hash was expected; leaving the ``with`` block without a commit
-    removes the temporary file.
+    removes the temporary file. (``artifacts`` is an empty store in a folder.)
 
-    >>> store = ArtifactStore(tempfile.mkdtemp())
-    >>> with store.receive() as incoming:
+    >>> with artifacts.receive() as incoming:
     ...     incoming.write(b"abc")
     ...     incoming.commit(expected="0" * 64)  # doctest: +ELLIPSIS
     Traceback (most recent call last):

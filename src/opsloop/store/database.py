@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
 import sqlalchemy as sa
@@ -43,10 +43,31 @@ _MIGRATION_LOCK_KEY = 0x6F70736C6F6F70
 def now_ms() -> int:
     """Milliseconds since the epoch, the store's unit of time.
 
-    >>> now_ms() > 1_700_000_000_000
+    >>> import time
+    >>> abs(now_ms() - time.time() * 1000) < 1_000
     True
     """
     return time.time_ns() // 1_000_000
+
+
+def clock_of(connection: Connection) -> int:
+    """Now, in milliseconds, by the clock of the :class:`Database` that opened
+    ``connection`` (the wall clock for a connection opened elsewhere).
+
+    ``db`` is an empty in-memory store; a store opened with another clock stamps its
+    changes by it:
+
+    >>> with Database("sqlite://", clock=lambda: 42).write() as c:
+    ...     clock_of(c)
+    42
+    >>> with db.read() as c:
+    ...     abs(clock_of(c) - now_ms()) < 1_000
+    True
+    """
+    return connection.info.get(_CLOCK, now_ms)()
+
+
+_CLOCK = "opsloop_clock"
 
 
 class Database:
@@ -59,8 +80,17 @@ class Database:
     'sqlite'
     """
 
-    def __init__(self, uri: str | None = None, *, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        uri: str | None = None,
+        *,
+        migrate: bool = True,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
         self.uri = uri or store_uri()
+        #: Now in milliseconds, for every time the store records (:func:`now_ms` unless a
+        #: test or a replay gives another clock); read it with ``db.clock()``.
+        self.clock: Callable[[], int] = clock or now_ms
         url = sa.make_url(self.uri)
         self.dialect = url.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
@@ -115,13 +145,24 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction: committed on exit, rolled back on error.
 
+        ``db`` is an empty in-memory store:
+
         >>> from opsloop.store import tables
-        >>> db = Database("sqlite://")
         >>> with db.write() as c:
         ...     _ = c.execute(tables.metric_keys.insert().values(name="auc"))
+        >>> try:
+        ...     with db.write() as c:
+        ...         _ = c.execute(tables.metric_keys.insert().values(name="loss"))
+        ...         raise RuntimeError("stopped before the end of the transaction")
+        ... except RuntimeError:
+        ...     pass
+        >>> with db.read() as c:
+        ...     [row.name for row in c.execute(tables.metric_keys.select())]
+        ['auc']
         """
         with self._turns, self.engine.connect() as connection:
             connection.execution_options(opsloop_write=True)
+            connection.info[_CLOCK] = self.clock
             with connection.begin():
                 yield connection
 
@@ -140,6 +181,7 @@ class Database:
         0
         """
         with self._turns, self.engine.connect() as connection, connection.begin():
+            connection.info[_CLOCK] = self.clock
             if self.dialect == "postgresql":
                 connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield connection

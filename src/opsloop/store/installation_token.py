@@ -9,13 +9,12 @@ it as a Bearer token to servers on loopback addresses (never to another machine)
 owner's Python code and command line work unchanged while other local accounts cannot act.
 Once the store has users, the token stops working and API tokens take over.
 
->>> import os, stat, tempfile
->>> from unittest import mock
->>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()}):
-...     token = ensure_installation_token()
-...     reused = ensure_installation_token()
-...     mode = oct(stat.S_IMODE(os.stat(installation_token_path()).st_mode))
->>> token == reused, token.startswith("olp_install_"), mode
+The examples run with ``OPSLOOP_HOME`` set to an empty folder:
+
+>>> import os, stat
+>>> token = ensure_installation_token()
+>>> mode = oct(stat.S_IMODE(os.stat(installation_token_path()).st_mode))
+>>> token == ensure_installation_token(), token.startswith("olp_install_"), mode
 (True, True, '0o600')
 """
 
@@ -46,11 +45,13 @@ def installation_token_path() -> Path:
 def ensure_installation_token() -> str:
     """The installation token, generated (256 random bits) and stored on first use.
 
-    >>> import os, tempfile
-    >>> from unittest import mock
-    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()}):
-    ...     len(ensure_installation_token()) > 40
-    True
+    >>> token = ensure_installation_token()
+    >>> installation_token_path().read_text() == token, ensure_installation_token() == token
+    (True, True)
+    >>> installation_token_path().write_text("olp_install_kept")  # an earlier one is kept
+    16
+    >>> ensure_installation_token()
+    'olp_install_kept'
     """
     fresh = _PREFIX + secrets.token_urlsafe(32)
     return write_private_file_once(installation_token_path(), fresh).strip()
@@ -59,10 +60,10 @@ def ensure_installation_token() -> str:
 def read_installation_token() -> str | None:
     """The installation token if this account can read one, else ``None``.
 
-    >>> import os, tempfile
-    >>> from unittest import mock
-    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()}):
-    ...     read_installation_token() is None
+    >>> read_installation_token() is None  # none made yet in this OPSLOOP_HOME
+    True
+    >>> token = ensure_installation_token()
+    >>> read_installation_token() == token
     True
     """
     try:

@@ -28,8 +28,10 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic ``Config`` pointing at the packaged migrations (and ``connection``, if any).
 
-    >>> alembic_config().get_main_option("script_location").endswith("migrations")
-    True
+    >>> import pathlib
+    >>> folder = pathlib.Path(alembic_config().get_main_option("script_location"))
+    >>> (folder / "env.py").is_file(), any((folder / "versions").glob("*.py"))
+    (True, True)
     """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

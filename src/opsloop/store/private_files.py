@@ -7,9 +7,8 @@ the owner unable to write. Folders and files that already exist keep their modes
 shared on purpose (a group-readable folder for a team) is not changed behind its owner's
 back.
 
->>> import os, stat, tempfile
->>> from pathlib import Path
->>> home = private_directory(Path(tempfile.mkdtemp()) / "home" / "store")
+>>> import os, stat
+>>> home = private_directory(tmp_path / "home" / "store")
 >>> oct(stat.S_IMODE(os.stat(home).st_mode)), oct(stat.S_IMODE(os.stat(home.parent).st_mode))
 ('0o700', '0o700')
 """
@@ -28,9 +27,16 @@ FILE_MODE = 0o600
 def private_directory(path: str | os.PathLike) -> Path:
     """Create ``path`` and any missing parents with mode ``0700``; return it.
 
-    >>> import tempfile
-    >>> private_directory(tempfile.mkdtemp()).is_dir()
-    True
+    >>> import stat
+    >>> made = private_directory(tmp_path / "a" / "b")
+    >>> made == tmp_path / "a" / "b", oct(stat.S_IMODE(made.stat().st_mode))
+    (True, '0o700')
+
+    A folder that exists keeps its mode:
+
+    >>> os.chmod(tmp_path, 0o750)
+    >>> oct(stat.S_IMODE(private_directory(tmp_path).stat().st_mode))
+    '0o750'
     """
     path = Path(path).expanduser()
     missing = []
@@ -55,9 +61,8 @@ def private_file(path: str | os.PathLike) -> Path:
     SQLite gives the ``-wal`` and ``-shm`` files of a database the database file's mode,
     so creating the database file this way first keeps all three private.
 
-    >>> import os, stat, tempfile
-    >>> from pathlib import Path
-    >>> made = private_file(Path(tempfile.mkdtemp()) / "store.db")
+    >>> import os, stat
+    >>> made = private_file(tmp_path / "store.db")
     >>> oct(stat.S_IMODE(os.stat(made).st_mode)), made.stat().st_size
     ('0o600', 0)
     """
@@ -81,9 +86,7 @@ def write_private_file_once(path: str | os.PathLike, text: str) -> str:
     if ``path`` exists, so of two processes racing, one wins and both return its text, and
     no reader ever sees a half-written file.
 
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> target = Path(tempfile.mkdtemp()) / "secret"
+    >>> target = tmp_path / "secret"
     >>> write_private_file_once(target, "first"), write_private_file_once(target, "second")
     ('first', 'first')
     """

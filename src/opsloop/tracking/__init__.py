@@ -12,15 +12,10 @@ opsloop server), :mod:`.filter_parser`, :mod:`.filter_sql` and :mod:`.run_search
 :mod:`.records`, :mod:`.comparison`, :mod:`.capture` (code and environment),
 :mod:`.dataset_digest`, :mod:`.limits`.
 
->>> import os, tempfile
->>> from unittest import mock
->>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
->>> _ = home.start()
 >>> with start_run(experiment="churn", capture=False) as run:
 ...     run.log_metric("auc", 0.8)
 >>> get_run(run.run_id).status
 'FINISHED'
->>> _ = home.stop()
 """
 
 from opsloop.tracking.active_run import ActiveRun

@@ -17,10 +17,9 @@ run that is quiet from one whose process died (see
 :class:`~opsloop.tracking.local_store.LocalTrackingStore` on lost runs). Artifacts and data
 sets are written at once: they are few, and their content must be stored first.
 
->>> import tempfile
 >>> from opsloop.store import ArtifactStore, Database
 >>> from opsloop.tracking.local_store import LocalTrackingStore
->>> store = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> store = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tmp_path))
 >>> with ActiveRun(store, store.create_run("churn")) as run:
 ...     run.log_params({"model": "rf", "depth": 5})
 ...     for step in range(3):
@@ -28,6 +27,8 @@ sets are written at once: they are few, and their content must be stored first.
 >>> stored = store.get_run(run.run_id)
 >>> stored.status, stored.params["depth"], round(stored.metrics["loss"], 3)
 ('FINISHED', '5', 0.333)
+
+The examples of the methods start from ``tracking``, another such store, empty.
 """
 
 from __future__ import annotations
@@ -70,12 +71,8 @@ class ActiveRun:
     ``get_run`` methods). Used as a context manager, the
     run ends FINISHED, FAILED when the block raises, or KILLED on ``KeyboardInterrupt``.
 
-    >>> import tempfile
-    >>> from opsloop.store import ArtifactStore, Database
-    >>> from opsloop.tracking.local_store import LocalTrackingStore
-    >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-    >>> run = ActiveRun(s, s.create_run("e"), flush_interval_s=60)
-    >>> run.log_metric("auc", 0.5); run.flush(); s.get_run(run.run_id).metrics
+    >>> run = ActiveRun(tracking, tracking.create_run("e"), flush_interval_s=60)
+    >>> run.log_metric("auc", 0.5); run.flush(); tracking.get_run(run.run_id).metrics
     {'auc': 0.5}
     >>> run.end()
     """
@@ -157,11 +154,7 @@ class ActiveRun:
     ) -> None:
         """Buffer one metric point (a finite number; ``step`` defaults to 0).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> with ActiveRun(s, s.create_run("e")) as run:
+        >>> with ActiveRun(tracking, tracking.create_run("e")) as run:
         ...     run.log_metric("loss", float("inf"))
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: metric 'loss': value must be a finite number, got inf
@@ -189,13 +182,9 @@ class ActiveRun:
     ) -> None:
         """Buffer several metrics at one step.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> with ActiveRun(s, s.create_run("e")) as run:
+        >>> with ActiveRun(tracking, tracking.create_run("e")) as run:
         ...     run.log_metrics({"auc": 0.8, "f1": 0.6}, step=2)
-        >>> s.get_run(run.run_id).metrics
+        >>> tracking.get_run(run.run_id).metrics
         {'auc': 0.8, 'f1': 0.6}
         """
         self._check_open()
@@ -214,11 +203,7 @@ class ActiveRun:
     def log_param(self, key: str, value: object) -> None:
         """Record one param (stored as text; logging it again needs the same value).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> with ActiveRun(s, s.create_run("e")) as run:
+        >>> with ActiveRun(tracking, tracking.create_run("e")) as run:
         ...     run.log_param("depth", 3)
         ...     run.log_param("depth", 4)
         Traceback (most recent call last):
@@ -229,13 +214,9 @@ class ActiveRun:
     def log_params(self, params: Mapping[str, object]) -> None:
         """Record several params.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> with ActiveRun(s, s.create_run("e")) as run:
+        >>> with ActiveRun(tracking, tracking.create_run("e")) as run:
         ...     run.log_params({"a": 1, "b": "x"})
-        >>> s.get_run(run.run_id).params
+        >>> tracking.get_run(run.run_id).params
         {'a': '1', 'b': 'x'}
         """
         self._check_open()
@@ -256,13 +237,9 @@ class ActiveRun:
     def set_tag(self, key: str, value: object) -> None:
         """Set a tag (tags may change during the run).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> with ActiveRun(s, s.create_run("e")) as run:
+        >>> with ActiveRun(tracking, tracking.create_run("e")) as run:
         ...     run.set_tag("stage", "try"); run.set_tag("stage", "final")
-        >>> s.get_run(run.run_id).tags
+        >>> tracking.get_run(run.run_id).tags
         {'stage': 'final'}
         """
         self.set_tags({key: value})
@@ -270,13 +247,9 @@ class ActiveRun:
     def set_tags(self, tags: Mapping[str, object]) -> None:
         """Set several tags.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> with ActiveRun(s, s.create_run("e")) as run:
+        >>> with ActiveRun(tracking, tracking.create_run("e")) as run:
         ...     run.set_tags({"a": 1})
-        >>> s.get_run(run.run_id).tags
+        >>> tracking.get_run(run.run_id).tags
         {'a': '1'}
         """
         self._check_open()
@@ -289,13 +262,9 @@ class ActiveRun:
         """Store a file content-addressed and record it in the run (as ``name``, default its
         file name).
 
-        >>> import tempfile, pathlib
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "report.txt"
+        >>> p = tmp_path / "report.txt"
         >>> _ = p.write_text("ok")
-        >>> with ActiveRun(s, s.create_run("e")) as run:
+        >>> with ActiveRun(tracking, tracking.create_run("e")) as run:
         ...     run.log_artifact(p).path
         'report.txt'
         """
@@ -318,11 +287,8 @@ class ActiveRun:
         The schema comes from :func:`opsloop.data.schema.infer_schema` and the profile from
         :func:`opsloop.data.profile.profile` (turn either off for very wide tables).
 
-        >>> import tempfile, pandas as pd
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> with ActiveRun(s, s.create_run("e")) as run:
+        >>> import pandas as pd
+        >>> with ActiveRun(tracking, tracking.create_run("e")) as run:
         ...     d = run.log_dataset(pd.DataFrame({"x": [1, 2]}), name="train")
         >>> d.n_rows, d.schema["columns"]["x"]["type"], d.profile["n_rows"]
         (2, 'int', 2)
@@ -354,12 +320,8 @@ class ActiveRun:
     def flush(self) -> None:
         """Write everything buffered now (raises if the write fails; nothing is dropped).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> run = ActiveRun(s, s.create_run("e")); run.log_param("a", 1); run.flush()
-        >>> s.get_run(run.run_id).params
+        >>> run = ActiveRun(tracking, tracking.create_run("e")); run.log_param("a", 1); run.flush()
+        >>> tracking.get_run(run.run_id).params
         {'a': '1'}
         >>> run.end()
         """
@@ -420,12 +382,8 @@ class ActiveRun:
     def end(self, status: str = "FINISHED") -> None:
         """Flush, stop the background writer and set the final status (idempotent).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> run = ActiveRun(s, s.create_run("e")); run.end("KILLED"); run.end()
-        >>> s.get_run(run.run_id).status
+        >>> run = ActiveRun(tracking, tracking.create_run("e")); run.end("KILLED"); run.end()
+        >>> tracking.get_run(run.run_id).status
         'KILLED'
         """
         if self._ended:
@@ -448,11 +406,7 @@ class ActiveRun:
     def to_run(self) -> Run:
         """Flush and read the run back from the backend.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> from opsloop.tracking.local_store import LocalTrackingStore
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> with ActiveRun(s, s.create_run("e")) as run:
+        >>> with ActiveRun(tracking, tracking.create_run("e")) as run:
         ...     run.to_run().status
         'RUNNING'
         """

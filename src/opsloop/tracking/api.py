@@ -4,19 +4,15 @@ Where runs go is decided by ``OPSLOOP_TRACKING_URI``: unset, the local store (th
 ``OPSLOOP_STORE_URI`` or SQLite under ``OPSLOOP_HOME``); an ``http(s)://`` URL, an opsloop
 server (:class:`~opsloop.tracking.http_store.HttpTrackingStore`, with the token in
 ``OPSLOOP_TRACKING_TOKEN``); otherwise a database URI. The functions behave the same on
-every backend.
+every backend. (The examples run with ``OPSLOOP_HOME`` set to an empty folder: a fresh
+local store.)
 
->>> import os, tempfile
->>> from unittest import mock
->>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
->>> _ = home.start()
 >>> with start_run(experiment="churn", capture=False) as run:
 ...     run.log_params({"model": "rf"})
 ...     run.log_metric("auc", 0.91)
 >>> found = search_runs("churn", filter="metrics.auc > 0.9 and params.model = 'rf'")
 >>> found["run_id"].tolist() == [run.run_id], get_run(run.run_id).metrics
 (True, {'auc': 0.91})
->>> _ = home.stop()
 """
 
 from __future__ import annotations
@@ -70,13 +66,14 @@ _active = threading.local()
 def tracking_backend(uri: str | None = None):
     """The backend for ``uri`` (default ``$OPSLOOP_TRACKING_URI``), made once per process.
 
-    >>> import os, tempfile
-    >>> from unittest import mock
-    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
-    >>> _ = home.start()
-    >>> type(tracking_backend()).__name__
-    'LocalTrackingStore'
-    >>> _ = home.stop()
+    >>> tracking_backend() is tracking_backend()
+    True
+
+    A URL gives that server's store (here a server on the store ``tracking`` writes to):
+
+    >>> _ = tracking.create_experiment("churn")
+    >>> "churn" in tracking_backend(server_url).list_experiments()["name"].tolist()
+    True
     """
     target = tracking_target(uri)
     if is_server(target):
@@ -103,6 +100,9 @@ def tracking_backend(uri: str | None = None):
 def active_run() -> ActiveRun | None:
     """The innermost run started by :func:`start_run` in this thread and not yet ended.
 
+    >>> with start_run("e", capture=False) as run:
+    ...     active_run() is run
+    True
     >>> active_run() is None
     True
     """
@@ -140,16 +140,11 @@ def start_run(
     ``parent_run_id``). ``capture`` records the git version, environment, command line and
     OS user.
 
-    >>> import os, tempfile
-    >>> from unittest import mock
-    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
-    >>> _ = home.start()
     >>> with start_run("tune", capture=False) as parent:
     ...     with start_run("tune", nested=True, capture=False) as child:
     ...         child.log_metric("loss", 0.1)
     >>> get_run(child.run_id).parent_run_id == parent.run_id
     True
-    >>> _ = home.stop()
     """
     backend = tracking_backend(tracking_uri)
     if run_id is not None:
@@ -192,16 +187,11 @@ def _push(run: ActiveRun) -> None:
 def get_run(run_id: str, *, tracking_uri: str | None = None) -> Run:
     """The stored run: params, latest metrics, tags, versions, inputs, ``metric_history(key)``.
 
-    >>> import os, tempfile
-    >>> from unittest import mock
-    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
-    >>> _ = home.start()
     >>> with start_run("e", capture=False) as run:
     ...     for step in range(3):
     ...         run.log_metric("loss", 1 / (step + 1), step=step)
     >>> get_run(run.run_id).metric_history("loss")["step"].tolist()
     [0, 1, 2]
-    >>> _ = home.stop()
     """
     return tracking_backend(tracking_uri).get_run(run_id)
 
@@ -220,16 +210,11 @@ def search_runs(
     and run attributes) is documented in :mod:`opsloop.tracking.filter_parser`; it runs as
     SQL in the database. ``order_by`` is a list such as ``["metrics.auc DESC"]``.
 
-    >>> import os, tempfile
-    >>> from unittest import mock
-    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
-    >>> _ = home.start()
     >>> for auc in (0.7, 0.9, 0.8):
     ...     with start_run("e", capture=False) as run:
     ...         run.log_metric("auc", auc)
     >>> search_runs("e", order_by=["metrics.auc DESC"])["metrics.auc"].tolist()
     [0.9, 0.8, 0.7]
-    >>> _ = home.stop()
     """
     return tracking_backend(tracking_uri).search_runs(experiment, filter, order_by, max_results)
 
@@ -237,10 +222,6 @@ def search_runs(
 def compare_runs(run_ids: Sequence[str], *, tracking_uri: str | None = None) -> RunComparison:
     """Params and latest metrics side by side, plus every metric history of the runs.
 
-    >>> import os, tempfile
-    >>> from unittest import mock
-    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
-    >>> _ = home.start()
     >>> ids = []
     >>> for depth in (3, 5):
     ...     with start_run("e", capture=False) as run:
@@ -248,7 +229,6 @@ def compare_runs(run_ids: Sequence[str], *, tracking_uri: str | None = None) -> 
     ...         ids.append(run.run_id)
     >>> compare_runs(ids).differing_params()
     ['depth']
-    >>> _ = home.stop()
     """
     if isinstance(run_ids, str):
         raise TypeError("run_ids must be a list of run ids, not one string")

@@ -41,16 +41,11 @@ def load_artifact(reference: str, *, tracking_uri: str | None = None) -> bytes:
     changed artifact raises :class:`~opsloop.store.TamperedArtifactError`. A path the run
     did not log raises :class:`ValueError` listing the paths it did.
 
-    >>> import os, tempfile
-    >>> from unittest import mock
     >>> from opsloop.tracking import start_run
-    >>> home = mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()})
-    >>> _ = home.start()
     >>> with start_run("e", capture=False) as run:
     ...     _ = run.backend.log_artifact(run.run_id, b"auc,0.9\\n", "eval/scores.csv")
     >>> load_artifact(f"runs:/{run.run_id}/eval/scores.csv")
     b'auc,0.9\\n'
-    >>> _ = home.stop()
     """
     run_id, path = parse_artifact_reference(reference)
     backend = tracking_backend(tracking_uri)

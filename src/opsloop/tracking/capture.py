@@ -111,8 +111,7 @@ def _git(directory: Path, *args: str) -> str | None:
 def capture_code_version(directory: str | None = None) -> CodeVersion:
     """The git commit, branch, dirty flag and diff hash of ``directory`` (default: cwd).
 
-    >>> import tempfile
-    >>> capture_code_version(tempfile.mkdtemp())
+    >>> capture_code_version(tmp_path)
     CodeVersion(commit=None, branch=None, dirty=None, diff_sha256=None)
     """
     where = Path(directory or os.getcwd())
@@ -149,8 +148,12 @@ def capture_environment() -> Environment:
 def capture_command_line() -> str:
     """The process's command line, quoted so that it can be pasted into a shell.
 
-    >>> isinstance(capture_command_line(), str)
-    True
+    >>> import shlex
+    >>> from unittest import mock
+    >>> with mock.patch.object(sys, "argv", ["train.py", "--name", "two words"]):
+    ...     line = capture_command_line()
+    >>> line.endswith("train.py --name 'two words'"), shlex.split(line)[1:]
+    (True, ['train.py', '--name', 'two words'])
     """
     return shlex.join([sys.executable, *sys.argv])
 
@@ -158,8 +161,10 @@ def capture_command_line() -> str:
 def current_user() -> str:
     """The OS user name: the identity of embedded use.
 
-    >>> isinstance(current_user(), str)
-    True
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"LOGNAME": "ana"}):  # the first name getpass reads
+    ...     current_user()
+    'ana'
     """
     try:
         return getpass.getuser()

@@ -22,8 +22,12 @@ nesting (parentheses and NOT) at most 32 deep, at most 200 comparisons and 1,000
 all, and integers within 64 bits. Beyond a bound the error names it.
 
 >>> tree = parse_filter("metrics.auc > 0.8 and (params.model = 'rf' or not tags.x = 'y')")
->>> type(tree).__name__, [type(item).__name__ for item in tree.items]
-('And', ['Comparison', 'Or'])
+>>> tree.items[0]
+Comparison(field=Field(kind='metrics', name='auc'), operator='>', value=0.8)
+>>> tree.items[1].items[1]
+Not(item=Comparison(field=Field(kind='tags', name='x'), operator='=', value='y'))
+>>> tree == And((tree.items[0], Or(tree.items[1].items)))
+True
 """
 
 from __future__ import annotations

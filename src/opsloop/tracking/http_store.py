@@ -100,16 +100,16 @@ class ServerConnection:
 
     >>> ServerConnection("http://127.0.0.1:5005/", token="olp_x").headers
     {'Authorization': 'Bearer olp_x'}
-    >>> import os, tempfile
-    >>> from unittest import mock
+
+    Without a token (none given, ``OPSLOOP_TRACKING_TOKEN`` unset), a server on this machine
+    gets the installation token under ``OPSLOOP_HOME`` and any other server none:
+
     >>> from opsloop.store.installation_token import ensure_installation_token
-    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": tempfile.mkdtemp()}):
-    ...     os.environ.pop(TOKEN_VARIABLE, None) and None
-    ...     local = ensure_installation_token()
-    ...     sent_home = ServerConnection("http://localhost:5005").headers
-    ...     sent_away = ServerConnection("https://ops.example.com").headers
-    >>> sent_home == {"Authorization": f"Bearer {local}"}, sent_away
-    (True, {})
+    >>> local = ensure_installation_token()
+    >>> ServerConnection("http://localhost:5005").headers == {"Authorization": f"Bearer {local}"}
+    True
+    >>> ServerConnection("https://ops.example.com").headers
+    {}
     """
 
     def __init__(
@@ -155,8 +155,18 @@ class ServerConnection:
     ) -> httpx.Response:
         """Send one request under ``/api/v1``; an error answer is raised as an exception.
 
-        >>> ServerConnection.call.__name__
-        'call'
+        ``server_url`` is a running opsloop server with one run:
+
+        >>> run_id = tracking.create_run("churn")  # the server's store
+        >>> server = ServerConnection(server_url)
+        >>> server.call("GET", f"/runs/{run_id}").json()["experiment"]
+        'churn'
+        >>> server.call("GET", "/runs/nope")
+        Traceback (most recent call last):
+        opsloop.tracking.local_store.UnknownRunError: unknown run id 'nope'
+        >>> server.call("GET", "/runs/nope", errors={"UnknownRunError": LookupError})
+        Traceback (most recent call last):
+        LookupError: unknown run id 'nope'
         """
         response = self.client.request(method, path, **kwargs)
         if response.status_code < 400:
@@ -253,6 +263,9 @@ class HttpTrackingStore:
 
     >>> HttpTrackingStore("https://ops.example.com", token="olp_x")._headers["Authorization"]
     'Bearer olp_x'
+
+    The examples of the methods use ``server_url``, an opsloop server running on loopback
+    with an empty store.
     """
 
     def __init__(
@@ -300,8 +313,10 @@ class HttpTrackingStore:
     def create_experiment(self, name: str, description: str | None = None) -> int:
         """The id of experiment ``name`` on the server, created if needed.
 
-        >>> HttpTrackingStore.create_experiment.__name__
-        'create_experiment'
+        >>> remote = HttpTrackingStore(server_url)
+        >>> first = remote.create_experiment("churn", "monthly churn")
+        >>> remote.create_experiment("churn") == first, remote.create_experiment("fraud") == first
+        (True, False)
         """
         body = {"name": name, "description": description}
         return self._call("POST", "/experiments", json=body).json()["experiment_id"]
@@ -309,8 +324,11 @@ class HttpTrackingStore:
     def list_experiments(self) -> pd.DataFrame:
         """One row per experiment: ``name``, ``description``, ``created_ms``, ``runs``.
 
-        >>> HttpTrackingStore.list_experiments.__name__
-        'list_experiments'
+        >>> remote = HttpTrackingStore(server_url)
+        >>> _ = remote.create_experiment("churn", "monthly churn")
+        >>> _ = remote.create_run("churn"); _ = remote.create_run("churn")
+        >>> remote.list_experiments()[["name", "description", "runs"]].values.tolist()
+        [['churn', 'monthly churn', 2]]
         """
         rows = self._call("GET", "/experiments").json()["experiments"]
         return pd.DataFrame(rows, columns=["name", "description", "created_ms", "runs"])
@@ -330,8 +348,10 @@ class HttpTrackingStore:
     ) -> str:
         """Start a run on the server; return its id (``user`` is ignored: the server decides).
 
-        >>> HttpTrackingStore.create_run.__name__
-        'create_run'
+        >>> remote = HttpTrackingStore(server_url)
+        >>> run = remote.get_run(remote.create_run("churn", name="rf", tags={"team": "risk"}))
+        >>> run.experiment, run.name, run.status, run.tags
+        ('churn', 'rf', 'RUNNING', {'team': 'risk'})
         """
         body = {
             "experiment": experiment,
@@ -354,8 +374,12 @@ class HttpTrackingStore:
     def end_run(self, run_id: str, status: str = "FINISHED", end_ms: int | None = None) -> None:
         """Set the run's final status and end time.
 
-        >>> HttpTrackingStore.end_run.__name__
-        'end_run'
+        >>> remote = HttpTrackingStore(server_url)
+        >>> run_id = remote.create_run("churn")
+        >>> remote.end_run(run_id, "KILLED", end_ms=2_000_000_000_000)
+        >>> run = remote.get_run(run_id)
+        >>> run.status, run.end_ms
+        ('KILLED', 2000000000000)
         """
         body = {"status": status, "end_ms": end_ms}
         self._call("POST", f"/runs/{run_id}/end", run_id=run_id, json=body)
@@ -489,8 +513,11 @@ class HttpTrackingStore:
     def log_dataset(self, run_id: str, dataset: DatasetInput) -> None:
         """Record that the run was given ``dataset``.
 
-        >>> HttpTrackingStore.log_dataset.__name__
-        'log_dataset'
+        >>> remote = HttpTrackingStore(server_url)
+        >>> run_id = remote.create_run("churn")
+        >>> remote.log_dataset(run_id, DatasetInput("train", "a" * 64, n_rows=10, n_columns=2))
+        >>> [(d.name, d.n_rows, d.n_columns) for d in remote.get_run(run_id).datasets]
+        [('train', 10, 2)]
         """
         self._call("POST", f"/runs/{run_id}/datasets", run_id=run_id, json=dataset.to_dict())
 
@@ -499,8 +526,15 @@ class HttpTrackingStore:
     def get_run(self, run_id: str) -> Run:
         """The run as the server stores it; its ``metric_history`` asks the server too.
 
-        >>> HttpTrackingStore.get_run.__name__
-        'get_run'
+        >>> remote = HttpTrackingStore(server_url)
+        >>> run_id = remote.create_run("churn")
+        >>> remote.write_batch(run_id, params={"depth": 3}, tags={"team": "risk"})
+        >>> run = remote.get_run(run_id)
+        >>> run.run_id == run_id, run.params, run.tags
+        (True, {'depth': '3'}, {'team': 'risk'})
+        >>> remote.get_run("nope")
+        Traceback (most recent call last):
+        opsloop.tracking.local_store.UnknownRunError: unknown run id 'nope'
         """
         data = self._call("GET", f"/runs/{run_id}", run_id=run_id).json()
         return Run.from_dict(data, history=lambda key: self.metric_history(run_id, key))
@@ -508,8 +542,13 @@ class HttpTrackingStore:
     def metric_history(self, run_id: str, key: str) -> pd.DataFrame:
         """Every point of ``key`` in the run: ``step``, ``value``, ``timestamp`` (UTC).
 
-        >>> HttpTrackingStore.metric_history.__name__
-        'metric_history'
+        >>> remote = HttpTrackingStore(server_url)
+        >>> run_id = remote.create_run("churn")
+        >>> points = MetricBatch(("loss", "loss", "auc"), np.array([0.5, 0.25, 0.9]),
+        ...                      np.array([0, 1, 0]), np.array([1000, 2000, 1000]))
+        >>> remote.write_batch(run_id, points)
+        >>> remote.metric_history(run_id, "loss")[["step", "value"]].values.tolist()
+        [[0.0, 0.5], [1.0, 0.25]]
         """
         return self.metric_histories([run_id], [key]).drop(columns=["run_id", "key"])
 
@@ -518,8 +557,14 @@ class HttpTrackingStore:
     ) -> pd.DataFrame:
         """Points of several runs: ``run_id``, ``key``, ``step``, ``value``, ``timestamp``.
 
-        >>> HttpTrackingStore.metric_histories.__name__
-        'metric_histories'
+        >>> remote = HttpTrackingStore(server_url)
+        >>> runs = [remote.create_run("churn") for _ in range(2)]
+        >>> for run_id, loss in zip(runs, (0.5, 0.3)):
+        ...     remote.write_batch(run_id, MetricBatch(("loss", "auc"), np.array([loss, 0.9]),
+        ...                                            np.array([0, 0]), np.array([1000, 1000])))
+        >>> found = remote.metric_histories(runs, ["loss"])
+        >>> found["run_id"].tolist() == runs, found["value"].tolist()
+        (True, [0.5, 0.3])
         """
         body = {"run_ids": list(run_ids), "keys": None if keys is None else list(keys)}
         single = run_ids[0] if len(run_ids) == 1 else None

@@ -7,9 +7,8 @@ inserted with one ``executemany``, and each key's latest value is upserted, keep
 higher step (then the later time). A process killed mid-batch leaves either the whole batch
 or none of it.
 
->>> import pandas as pd, tempfile
 >>> from opsloop.store import ArtifactStore, Database
->>> store = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> store = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tmp_path))
 >>> run_id = store.create_run("churn", name="rf")
 >>> batch = MetricBatch(("auc", "auc"), np.array([0.7, 0.8]), np.array([0, 1]),
 ...                     np.array([1_000, 2_000]))
@@ -17,6 +16,8 @@ or none of it.
 >>> run = store.get_run(run_id)
 >>> run.params, run.metrics, run.metric_history("auc")["value"].tolist()
 ({'model': 'rf'}, {'auc': 0.8}, [0.7, 0.8])
+
+The examples of the methods start from ``tracking``, another such store, empty.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from sqlalchemy.engine import Connection
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
-from opsloop.store.database import Database, now_ms, open_database
+from opsloop.store.database import Database, clock_of, open_database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.limits import (
@@ -110,10 +111,7 @@ class LocalTrackingStore:
     ``OPSLOOP_LOST_RUN_S`` or 600 s), with that heartbeat as its end time: its process was
     killed before it could end it. ``lost_after_s=None`` leaves runs alone.
 
-    >>> import tempfile
-    >>> from opsloop.store import ArtifactStore, Database
-    >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-    >>> s.create_experiment("churn") == s.create_experiment("churn")
+    >>> tracking.create_experiment("churn") == tracking.create_experiment("churn")
     True
     """
 
@@ -143,19 +141,19 @@ class LocalTrackingStore:
         ``lost_after_s`` seconds before ``at_ms`` (default now), ending it at its last
         heartbeat; return their run ids.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> run = s.create_run("e")
+        >>> from opsloop.store.database import now_ms
+        >>> run = tracking.create_run("e")
         >>> soon, late = now_ms() + 60_000, now_ms() + 700_000
-        >>> s.fail_lost_runs(600, at_ms=soon), s.fail_lost_runs(600, at_ms=late) == [run]
-        ([], True)
-        >>> s.get_run(run).status, s.get_run(run).end_ms <= soon
+        >>> tracking.fail_lost_runs(600, at_ms=soon)
+        []
+        >>> tracking.fail_lost_runs(600, at_ms=late) == [run]
+        True
+        >>> tracking.get_run(run).status, tracking.get_run(run).end_ms <= soon
         ('FAILED', True)
         """
         if not lost_after_s > 0:
             raise InvalidArgumentError(f"lost_after_s must be positive, got {lost_after_s!r}")
-        cutoff = (now_ms() if at_ms is None else at_ms) - round(lost_after_s * 1000)
+        cutoff = (self.db.clock() if at_ms is None else at_ms) - round(lost_after_s * 1000)
         last = sa.func.coalesce(_runs.c.heartbeat_ms, _runs.c.start_ms)
         lost = sa.and_(_runs.c.status == "RUNNING", last < cutoff)
         # Read first: opening a store should not take the write lock when nothing is lost.
@@ -178,7 +176,7 @@ class LocalTrackingStore:
         if create:
             connection.execute(
                 self._insert(table)
-                .values(name=name, created_ms=now_ms())
+                .values(name=name, created_ms=self.db.clock())
                 .on_conflict_do_nothing(index_elements=["name"])
             )
         found = connection.execute(sa.select(table.c.id).where(table.c.name == name)).scalar()
@@ -189,10 +187,7 @@ class LocalTrackingStore:
     def create_experiment(self, name: str, description: str | None = None) -> int:
         """The id of experiment ``name``, created if it does not exist.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> s.create_experiment("a"), s.create_experiment("b")
+        >>> tracking.create_experiment("a"), tracking.create_experiment("b")
         (1, 2)
         """
         checked_key("experiment", name)
@@ -211,11 +206,8 @@ class LocalTrackingStore:
     def list_experiments(self) -> pd.DataFrame:
         """One row per experiment: ``name``, ``description``, ``created_ms``, ``runs``.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> _ = s.create_run("churn")
-        >>> s.list_experiments()[["name", "runs"]].to_dict("records")
+        >>> _ = tracking.create_run("churn")
+        >>> tracking.list_experiments()[["name", "runs"]].to_dict("records")
         [{'name': 'churn', 'runs': 1}]
         """
         e = tables.experiments
@@ -247,10 +239,7 @@ class LocalTrackingStore:
     ) -> str:
         """Start a run in ``experiment`` (created if needed); return its new run id.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> len(s.create_run("churn", tags={"team": "risk"}))
+        >>> len(tracking.create_run("churn", tags={"team": "risk"}))
         32
         """
         checked_key("experiment", experiment)
@@ -284,7 +273,7 @@ class LocalTrackingStore:
                     parent_id=parent_pk,
                     name=name,
                     status="RUNNING",
-                    start_ms=now_ms() if start_ms is None else int(start_ms),
+                    start_ms=self.db.clock() if start_ms is None else int(start_ms),
                     user_name=user,
                     command=command,
                     git_commit=code.commit,
@@ -293,7 +282,7 @@ class LocalTrackingStore:
                     git_diff_sha256=code.diff_sha256,
                     environment_sha256=None if environment is None else environment.sha256,
                     metric_seq=0,
-                    heartbeat_ms=now_ms(),
+                    heartbeat_ms=self.db.clock(),
                 )
                 .returning(_runs.c.id)
             ).scalar_one()
@@ -309,11 +298,8 @@ class LocalTrackingStore:
         that matches one run only. An ambiguous prefix raises
         :class:`AmbiguousRunIdError` listing the candidates.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> run_id = s.create_run("e")
-        >>> s.resolve_run_id(run_id[:8]) == run_id
+        >>> run_id = tracking.create_run("e")
+        >>> tracking.resolve_run_id(run_id[:8]) == run_id
         True
         """
         with self.db.read() as connection:
@@ -365,10 +351,7 @@ class LocalTrackingStore:
     def end_run(self, run_id: str, status: str = "FINISHED", end_ms: int | None = None) -> None:
         """Set the run's final status (FINISHED, FAILED or KILLED) and end time.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> r = s.create_run("e"); s.end_run(r, "FAILED"); s.get_run(r).status
+        >>> r = tracking.create_run("e"); tracking.end_run(r, "FAILED"); tracking.get_run(r).status
         'FAILED'
         """
         _check_status(status)
@@ -378,7 +361,7 @@ class LocalTrackingStore:
             self._set_status(connection, self._run_pk(connection, run_id), status, end_ms)
 
     def _set_status(self, connection: Connection, pk: int, status: str, end_ms: int | None) -> None:
-        end = None if status == "RUNNING" else (now_ms() if end_ms is None else int(end_ms))
+        end = None if status == "RUNNING" else (self.db.clock() if end_ms is None else int(end_ms))
         connection.execute(_runs.update().where(_runs.c.id == pk).values(status=status, end_ms=end))
 
     # -- writes ---------------------------------------------------------------------------
@@ -405,11 +388,8 @@ class LocalTrackingStore:
         A param can be logged again with the same value; a different value is refused
         (params describe how the run was configured and do not change). Tags can change.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> r = s.create_run("e"); s.write_batch(r, params={"lr": 0.1})
-        >>> s.write_batch(r, params={"lr": 0.2})
+        >>> r = tracking.create_run("e"); tracking.write_batch(r, params={"lr": 0.1})
+        >>> tracking.write_batch(r, params={"lr": 0.2})
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: param 'lr' of run ... is already '0.1'; cannot...
         """
@@ -445,7 +425,9 @@ class LocalTrackingStore:
             pk = self._run_pk(connection, run_id)
             if batch_id is not None and not _claim_batch(connection, pk, batch_id):
                 return  # applied before, in an earlier transaction
-            connection.execute(_runs.update().where(_runs.c.id == pk).values(heartbeat_ms=now_ms()))
+            connection.execute(
+                _runs.update().where(_runs.c.id == pk).values(heartbeat_ms=self.db.clock())
+            )
             if checked_params:
                 self._write_params(connection, pk, run_id, checked_params)
             if checked_tags:
@@ -598,11 +580,8 @@ class LocalTrackingStore:
     ) -> ArtifactRecord:
         """Store a file (or bytes) content-addressed and record it under ``path`` in the run.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> r = s.create_run("e")
-        >>> s.log_artifact(r, b"hello", "notes.txt").size
+        >>> r = tracking.create_run("e")
+        >>> tracking.log_artifact(r, b"hello", "notes.txt").size
         5
         """
         if isinstance(source, bytes | bytearray):
@@ -618,10 +597,8 @@ class LocalTrackingStore:
     def read_artifact(self, sha256: str) -> bytes:
         """The stored bytes of an artifact, checked against ``sha256`` before they are returned.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> s.read_artifact(s.log_artifact(s.create_run("e"), b"hello", "a.txt").sha256)
+        >>> record = tracking.log_artifact(tracking.create_run("e"), b"hello", "a.txt")
+        >>> tracking.read_artifact(record.sha256)
         b'hello'
         """
         return self.artifacts.get_bytes(check_sha256(sha256))
@@ -629,11 +606,8 @@ class LocalTrackingStore:
     def record_artifact(self, run_id: str, path: str, sha256: str) -> ArtifactRecord:
         """Record in the run, under ``path``, an artifact already stored under ``sha256``.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> digest = s.artifacts.put_bytes(b"hello")
-        >>> s.record_artifact(s.create_run("e"), "notes.txt", digest).size
+        >>> digest = tracking.artifacts.put_bytes(b"hello")
+        >>> tracking.record_artifact(tracking.create_run("e"), "notes.txt", digest).size
         5
         """
         check_artifact_path(path)
@@ -654,11 +628,9 @@ class LocalTrackingStore:
     def log_dataset(self, run_id: str, dataset: DatasetInput) -> None:
         """Record that the run was given ``dataset`` (stored once per content hash).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> r = s.create_run("e"); s.log_dataset(r, DatasetInput("train", "a" * 64, 10, 3))
-        >>> s.get_run(r).datasets[0].n_rows
+        >>> r = tracking.create_run("e")
+        >>> tracking.log_dataset(r, DatasetInput("train", "a" * 64, 10, 3))
+        >>> tracking.get_run(r).datasets[0].n_rows
         10
         """
         checked_key("dataset name", dataset.name)
@@ -674,7 +646,7 @@ class LocalTrackingStore:
                     n_columns=dataset.n_columns,
                     schema_json=_json_or_none(dataset.schema),
                     profile_json=_json_or_none(dataset.profile),
-                    created_ms=now_ms(),
+                    created_ms=self.db.clock(),
                 )
                 .on_conflict_do_nothing(index_elements=["sha256"])
             )
@@ -693,11 +665,8 @@ class LocalTrackingStore:
 
         ``run_id`` may be shortened to an unambiguous prefix (see :meth:`resolve_run_id`).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
         >>> try:
-        ...     s.get_run("nope")
+        ...     tracking.get_run("nope")
         ... except ValueError as error:
         ...     print(error)
         unknown run id 'nope'
@@ -800,10 +769,7 @@ class LocalTrackingStore:
     def metric_history(self, run_id: str, key: str) -> pd.DataFrame:
         """Every point of ``key`` in the run: ``step``, ``value``, ``timestamp`` (UTC).
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> len(s.metric_history(s.create_run("e"), "never-logged"))
+        >>> len(tracking.metric_history(tracking.create_run("e"), "never-logged"))
         0
         """
         return self.metric_histories([run_id], [key]).drop(columns=["run_id", "key"])
@@ -813,10 +779,7 @@ class LocalTrackingStore:
     ) -> pd.DataFrame:
         """Points of several runs (all keys, or ``keys``): run_id, key, step, value, timestamp.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
-        >>> list(s.metric_histories([s.create_run("e")]).columns)
+        >>> list(tracking.metric_histories([tracking.create_run("e")]).columns)
         ['run_id', 'key', 'step', 'value', 'timestamp']
         """
         points, names = tables.metrics, tables.metric_keys
@@ -864,12 +827,9 @@ class LocalTrackingStore:
         The columns are described in :func:`~.run_search.search_run_frame`; the default
         order is newest first.
 
-        >>> import tempfile
-        >>> from opsloop.store import ArtifactStore, Database
-        >>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
         >>> for model in ("rf", "gbm"):
-        ...     s.write_batch(s.create_run("churn"), params={"model": model})
-        >>> s.search_runs("churn", "params.model = 'rf'")["params.model"].tolist()
+        ...     tracking.write_batch(tracking.create_run("churn"), params={"model": model})
+        >>> tracking.search_runs("churn", "params.model = 'rf'")["params.model"].tolist()
         ['rf']
         """
         return search_run_frame(self.db, experiments, filter, order_by, max_results)
@@ -957,7 +917,7 @@ def _claim_batch(connection: Connection, run_pk: int, batch_id: str) -> bool:
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(table)
-        .values(run_id=run_pk, batch_id=batch_id, created_ms=now_ms())
+        .values(run_id=run_pk, batch_id=batch_id, created_ms=clock_of(connection))
         .on_conflict_do_nothing()
         .returning(table.c.batch_id)  # a row back only when it was inserted (rowcount varies)
     )

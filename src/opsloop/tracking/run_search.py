@@ -8,10 +8,9 @@ the key's code), so building the frame costs a few array operations per entity t
 run. Rows are read as plain tuples and transposed once: handing SQLAlchemy ``Row`` objects to
 the DataFrame constructor costs more than the query.
 
->>> import tempfile
 >>> from opsloop.store import ArtifactStore, Database
 >>> from opsloop.tracking.local_store import LocalTrackingStore
->>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tempfile.mkdtemp()))
+>>> s = LocalTrackingStore(Database("sqlite://"), ArtifactStore(tmp_path))
 >>> for depth in (3, 5):
 ...     s.write_batch(s.create_run("e"), params={"depth": depth})
 >>> search_run_frame(s.db, "e", "params.depth = '5'")["params.depth"].tolist()

@@ -36,6 +36,8 @@ class ColumnSchema:
         Whether the column must be present (in the environments it is not absent from).
     max_null_fraction
         Largest share of null rows allowed, in [0, 1]; ``0.0`` means no nulls at all.
+        Inferred as an upper confidence bound of the training share (see
+        ``null_significance``).
     min, max
         Inclusive range of finite values, for ``int`` and ``float`` columns only; ``None``
         leaves that side open. Inferred as the training data's observed range.
@@ -59,6 +61,13 @@ class ColumnSchema:
     id_like
         The column identifies rows (inferred when every value is distinct): its values are
         neither range-checked nor held to a domain, since every new batch brings new ids.
+    null_significance
+        How a batch's null share is judged against ``max_null_fraction``. ``0.0``: any share
+        above it is an anomaly. Above zero: only a share above it beyond chance, where a
+        one-sided binomial test of the batch's null count against ``max_null_fraction``
+        gives a p-value below ``null_significance`` (a batch of 20 rows with 2 nulls is no
+        evidence against 5%; 200 nulls in 2,000 rows is). With ``max_null_fraction`` 0, any
+        null is an anomaly either way.
 
     >>> ColumnSchema("age", "int", min=0, max=120).to_dict()
     {'type': 'int', 'required': True, 'max_null_fraction': 0.0, 'min': 0, 'max': 120}
@@ -79,6 +88,7 @@ class ColumnSchema:
     allow_non_finite: bool = False
     absent_in: tuple[str, ...] = ()
     id_like: bool = False
+    null_significance: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -92,6 +102,7 @@ class ColumnSchema:
         self._check_bool("allow_non_finite")
         self._check_bool("id_like")
         self._set("max_null_fraction", self._fraction("max_null_fraction"))
+        self._set("null_significance", self._fraction("null_significance"))
         self._set("max_out_of_range_fraction", self._fraction("max_out_of_range_fraction"))
         self._set("range_margin", self._margin())
         self._set("min", self._bound("min"))
@@ -116,6 +127,8 @@ class ColumnSchema:
             "required": self.required,
             "max_null_fraction": self.max_null_fraction,
         }
+        if self.null_significance:
+            out["null_significance"] = self.null_significance
         if self.min is not None:
             out["min"] = self.min
         if self.max is not None:

@@ -2,11 +2,10 @@
 
 The inferred schema is tight enough that anything new is reported, yet loose enough that a
 batch drawn like the training data passes: the logical type comes from
-:func:`opsloop.data.types.infer_column_type`; the allowed null fraction is the observed one
-rounded *up* to four decimals; ``±inf`` is allowed only in a float column where it was seen;
-a category column's domain is its observed values when there are at most ``max_categories``
-of them. Widen what is too tight by editing the schema (:meth:`Schema.update_column` or the
-YAML).
+:func:`opsloop.data.types.infer_column_type`; ``±inf`` is allowed only in a float column
+where it was seen; a category column's domain is its observed values when there are at most
+``max_categories`` of them. Widen what is too tight by editing the schema
+(:meth:`Schema.update_column` or the YAML).
 
 **Ranges.** ``min`` and ``max`` are the observed finite range. A fresh value of the same
 distribution lands outside the range of ``n`` training values with probability ``2/(n+1)``
@@ -21,6 +20,14 @@ allowances follow from that:
   ``16/(n+1)`` of the rows are outside the range, eight times the expected share, rounded up
   to four decimals and at most ``0.5``.
 
+**Nulls.** A column without nulls in training allows none (``max_null_fraction`` 0): a null
+there is new. A column with ``k`` nulls in ``n`` rows allows the one-sided upper confidence
+bound of its null rate at confidence ``1 - NULL_SIGNIFICANCE`` (0.999; Clopper-Pearson: the
+``1 - NULL_SIGNIFICANCE`` quantile of Beta(k + 1, n - k)), rounded *up* to four decimals, and
+sets ``null_significance`` to ``NULL_SIGNIFICANCE``: a batch's share above the bound is an
+anomaly only when a binomial test says it is beyond chance at that level. The training
+share itself would be exceeded by about half of all batches drawn like the training data.
+
 **Identifiers.** An ``int``, ``string`` or ``category`` column whose values are all distinct,
 over at least 100 rows, identifies rows: it is marked ``id_like`` and gets no range and no
 domain, since every batch brings new ids.
@@ -29,6 +36,7 @@ domain, since every batch brings new ids.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -46,8 +54,11 @@ _TOLERANCE_FACTOR = 8
 _MAX_TOLERANCE = 0.5
 
 # The allowed null fraction is rounded up to this many decimals: readable in YAML, and never
-# below the observed fraction, so the training data itself always passes.
+# below the bound, so the training data itself always passes.
 _NULL_FRACTION_DECIMALS = 4
+#: Significance of the null-share rules of an inferred schema: the confidence bound of the
+#: training share and the binomial test of a batch each err with at most this probability.
+NULL_SIGNIFICANCE = 0.001
 
 
 def infer_schema(
@@ -81,7 +92,7 @@ def infer_schema(
     >>> df = pd.DataFrame({"age": [31, 45, None], "plan": ["a", "b", "a"]})
     >>> schema = infer_schema(df, environments={"serving": ["plan"]})
     >>> schema["age"].type, schema["age"].min, schema["age"].max, schema["age"].max_null_fraction
-    ('float', 31.0, 45.0, 0.3334)
+    ('float', 31.0, 45.0, 0.9817)
     >>> schema["age"].hard_limits(), schema["age"].max_out_of_range_fraction
     ((17.0, 59.0), 0.5)
     >>> schema["plan"].domain, schema["plan"].absent_in
@@ -170,10 +181,8 @@ def _infer_column(
     column_type = infer_column_type(series)
     seen = observe(series)
     conforming = conforms(seen, column_type)
-    nulls = int(seen.null.sum())
     scale = 10**_NULL_FRACTION_DECIMALS
-    # Integer ceiling of nulls / n * scale: exact, where float ceil(0.3 * 1e4) gives 3001.
-    max_null_fraction = -(-nulls * scale // len(series)) / scale
+    max_null_fraction = null_fraction_bound(int(seen.null.sum()), len(series))
     low = high = None
     allow_non_finite = False
     domain = None
@@ -204,7 +213,30 @@ def _infer_column(
         allow_non_finite=allow_non_finite,
         absent_in=absent_in,
         id_like=id_like,
+        null_significance=NULL_SIGNIFICANCE if max_null_fraction else 0.0,
     )
+
+
+def null_fraction_bound(nulls: int, rows: int) -> float:
+    """The null share an inferred schema allows after ``nulls`` of ``rows`` training rows.
+
+    0 when there were none; otherwise the one-sided Clopper-Pearson upper bound at
+    confidence ``1 - NULL_SIGNIFICANCE``, rounded up to four decimals.
+
+    >>> null_fraction_bound(0, 5_000), null_fraction_bound(250, 5_000)
+    (0.0, 0.0603)
+    >>> null_fraction_bound(1, 4), null_fraction_bound(3, 3)
+    (0.936, 1.0)
+    """
+    if nulls == 0:
+        return 0.0
+    if nulls >= rows:
+        return 1.0
+    from scipy.special import betaincinv
+
+    bound = float(betaincinv(nulls + 1, rows - nulls, 1.0 - NULL_SIGNIFICANCE))
+    scale = 10**_NULL_FRACTION_DECIMALS
+    return min(math.ceil(bound * scale) / scale, 1.0)
 
 
 def _is_id_like(series: pd.Series, column_type: str, null: np.ndarray) -> bool:

@@ -15,7 +15,8 @@ Rules, per column (a value is checked by the later rules only if it has the righ
   validating) is plain. A float column takes ints; a category takes strings, numbers and
   bools (its domain says which).
 * ``null_fraction_exceeded``: the share of nulls (``None``, ``NaN``, ``pd.NA``, ``NaT``)
-  is above ``max_null_fraction``.
+  is above ``max_null_fraction`` (with ``null_significance`` above zero, as an inferred
+  schema sets it: above it beyond chance, by a one-sided binomial test of the null count).
 * ``non_finite``: ``±inf`` in a float column whose schema does not set ``allow_non_finite``.
 * ``out_of_range``: numbers below ``min`` or above ``max`` (allowed ``±inf`` are not
   range-checked), reported with their share of the rows. It is an anomaly when that share is
@@ -123,12 +124,8 @@ def _check_values(series: pd.Series, column: ColumnSchema) -> list[Anomaly]:
     if mismatched.any():
         detail = _mismatch_detail(series, seen, column, mismatched)
         checks.append(("type_mismatch", mismatched, detail))
-    null_fraction = float(seen.null.sum()) / len(series)
-    if null_fraction > column.max_null_fraction:
-        detail = (
-            f"{null_fraction:.4g} of the rows are null, "
-            f"above max_null_fraction {column.max_null_fraction:g}"
-        )
+    detail = _null_share_excess(int(seen.null.sum()), len(series), column)
+    if detail:
         checks.append(("null_fraction_exceeded", seen.null, detail))
     if column.type in NUMERIC_TYPES and seen.numbers is not None:
         infinite = conforming & (seen.kind == FLOAT) & ~seen.finite
@@ -152,6 +149,42 @@ def _check_values(series: pd.Series, column: ColumnSchema) -> list[Anomaly]:
             examples = _examples(series, rows)
             found.append(Anomaly(column.name, kind, count, count / len(rows), examples, detail))
     return found
+
+
+def null_share_p_value(nulls: int, rows: int, allowed: float) -> float:
+    """One-sided binomial p-value of ``nulls`` or more null rows in ``rows`` when each row is
+    null with probability ``allowed`` (scipy's ``binomtest(..., alternative="greater")``).
+
+    >>> round(null_share_p_value(2, 20, 0.05), 4)  # 10% of 20 rows: no evidence against 5%
+    0.2642
+    >>> null_share_p_value(200, 2_000, 0.05) < 1e-9
+    True
+    """
+    if nulls == 0:
+        return 1.0
+    from scipy.special import bdtrc
+
+    # bdtrc(k, n, p) is P(X > k), so P(X >= nulls) is bdtrc(nulls - 1, ...)
+    return float(bdtrc(nulls - 1, rows, allowed))
+
+
+def _null_share_excess(nulls: int, rows: int, column: ColumnSchema) -> str:
+    """Why the null share breaks the column's rule, or "" when it does not."""
+    share = nulls / rows
+    if share <= column.max_null_fraction:
+        return ""
+    limit = (
+        f"{share:.4g} of the rows are null, above max_null_fraction {column.max_null_fraction:g}"
+    )
+    if not column.null_significance:
+        return limit
+    p_value = null_share_p_value(nulls, rows, column.max_null_fraction)
+    if p_value >= column.null_significance:
+        return ""
+    return (
+        f"{limit} beyond chance ({nulls} of {rows} rows, binomial p-value {p_value:.3g} below "
+        f"null_significance {column.null_significance:g})"
+    )
 
 
 def _out_of_range(

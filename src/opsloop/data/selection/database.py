@@ -176,9 +176,19 @@ def open_table(source: Any, table: str, schema: str | None = None) -> Iterator[A
     """The table ``table`` of ``source`` (see the module's list of sources), opened for the
     duration of the ``with`` block.
 
-    >>> with open_table("duckdb:///:memory:", "t") as t:
-    ...     type(t).__name__
-    '_DuckDBTable'
+    >>> import duckdb
+    >>> connection = duckdb.connect()
+    >>> _ = connection.execute("CREATE TABLE loans (id INTEGER, rate DOUBLE)")
+    >>> _ = connection.execute("INSERT INTO loans VALUES (1, 0.5), (2, NULL), (3, 0.5)")
+    >>> with open_table(connection, "loans") as table:  # rows, then non-null and distinct
+    ...     table.column_types(), table.counts(["rate"])
+    ([('id', 'INTEGER'), ('rate', 'DOUBLE')], [3, 2, 1])
+    >>> connection.execute("SELECT count(*) FROM loans").fetchone()  # left open
+    (3,)
+    >>> with open_table(connection, ""):
+    ...     pass
+    Traceback (most recent call last):
+    ValueError: table must be a non-empty name, got ''
     """
     if not isinstance(table, str) or not table:
         raise ValueError(f"table must be a non-empty name, got {table!r}")

@@ -18,8 +18,22 @@ class Oracle(Protocol):
     ``indices`` are positions in the pool, ``rows`` the matching feature rows; the answer is an
     array of labels in the same order.
 
-    >>> isinstance(SimulatedOracle([0, 1]), Oracle)
-    True
+    A review queue that answers from a reviewer's sheet and remembers what it was asked:
+
+    >>> from sklearn.datasets import make_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from opsloop.learn.active import active_learning
+    >>> X, y = make_classification(100, random_state=0)
+    >>> class ReviewQueue:
+    ...     def __init__(self):
+    ...         self.asked = []
+    ...     def label(self, indices, rows):
+    ...         self.asked.extend(indices.tolist())
+    ...         return y[indices]
+    >>> queue = ReviewQueue()
+    >>> _ = active_learning(LogisticRegression(), X, queue, budget=30, random_state=0)
+    >>> len(queue.asked), len(set(queue.asked))
+    (30, 30)
     """
 
     def label(self, indices: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -21,8 +21,14 @@ from opsloop.learn.torch_import import import_torch
 def launched_by_torchrun() -> bool:
     """Whether this process is one rank of a job started by torchrun.
 
-    >>> isinstance(launched_by_torchrun(), bool)
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"RANK": "1", "WORLD_SIZE": "2"}):
+    ...     launched_by_torchrun()
     True
+    >>> with mock.patch.dict(os.environ, {"RANK": "1"}):
+    ...     _ = os.environ.pop("WORLD_SIZE", None)
+    ...     launched_by_torchrun()
+    False
     """
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
@@ -73,8 +79,9 @@ def spawn(
     rank but the one whose answer is wanted; that answer may hold tensors, numbers, strings,
     lists and dicts (it is read back with ``torch.load(weights_only=True)``).
 
-    >>> launched_by_torchrun()
-    False
+    >>> spawn(print, 0)
+    Traceback (most recent call last):
+    ValueError: world_size must be at least 1, got 0
     """
     torch = import_torch()
     if world_size < 1:

@@ -1,0 +1,171 @@
+"""The HTTP client of a service, generated from its operation table.
+
+:func:`over_http` gives a client class one method per operation of a
+:class:`~opsloop.contract.operation.ServiceTable`, with the Protocol's signature and
+docstring: the call's arguments are bound to that signature, the path's parameters are
+escaped into the path, the query's sent as the query string, the rest as the JSON body,
+and the answer decoded into the library's own record. ``actor=`` is refused (over HTTP the
+token's owner acts). The class supplies ``_call(verb, path, **httpx_arguments)``, which
+sends one request and raises an error answer as the library's exception.
+
+>>> path_segment("team/credit model"), path_segment("..")
+('team/credit%20model', '%2E%2E')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from pydantic_core import to_jsonable_python
+
+from opsloop.contract.operation import ACTOR, Operation, ServiceTable
+from opsloop.errors import InvalidArgumentError
+
+_PATH_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
+Client = TypeVar("Client", bound=type)
+
+
+def path_segment(text: str) -> str:
+    """``text`` as a URL path (names may hold ``/``; ``.`` and ``..`` parts are escaped).
+
+    >>> path_segment("a/./b")
+    'a/%2E/b'
+    """
+    # "/" stays: the server matches names as paths. "." and ".." would be folded away by
+    # URL normalisation, so they travel percent-encoded.
+    parts = quote(text, safe="/").split("/")
+    return "/".join("%2E" * len(part) if part in (".", "..") else part for part in parts)
+
+
+def refuse_actor(actor: str | None) -> None:
+    """Refuse ``actor=`` for a server, where the API token decides who acts.
+
+    >>> refuse_actor("ana")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: actor: over HTTP the acting user is the owner of the API...
+    """
+    if actor is not None:
+        raise InvalidArgumentError(
+            "actor: over HTTP the acting user is the owner of the API token; open the registry "
+            f"with that user's token instead of passing actor={actor!r}"
+        )
+
+
+def request_path(operation: Operation, arguments: dict[str, Any]) -> str:
+    """``operation``'s path with its parameters' values escaped into it.
+
+    >>> request_path(Operation("x", "GET", "/d/{name:path}/at"), {"name": "a b"})
+    '/d/a%20b/at'
+    """
+    return _PATH_PARAMETER.sub(
+        lambda found: path_segment(str(arguments[found.group(1)])), operation.path
+    )
+
+
+def send(client: Any, table: ServiceTable, method: str, arguments: Mapping[str, Any]) -> Any:
+    """Send ``method``'s operation with ``arguments`` (by parameter name, ``actor`` left
+    out) through ``client._call``; the decoded answer. A client's hand-written method
+    (``by_hand``) prepares the arguments, then sends with this.
+
+    >>> from typing import Protocol
+    >>> from opsloop.contract.operation import wrapped
+    >>> class Sizes(Protocol):
+    ...     def size(self, name: str, unit: str | None = None) -> int: ...
+    >>> table = ServiceTable(Sizes, [Operation("size", "GET", "/sizes/{name}",
+    ...                      answer=wrapped("size", int), query=("unit",))])
+    >>> class Recorder:
+    ...     def _call(self, verb, path, **request):
+    ...         self.sent = (verb, path, request)
+    ...         return Answered()
+    >>> class Answered:
+    ...     def json(self):
+    ...         return {"size": 3}
+    >>> client = Recorder()
+    >>> send(client, table, "size", {"name": "a", "unit": "kB"}), client.sent
+    (3, ('GET', '/sizes/a', {'params': {'unit': 'kB'}}))
+    """
+    operation = table.operation(method)
+    parts = table.parameters(operation)
+    request: dict[str, Any] = {}
+    query = {
+        operation.wire_name(name): to_jsonable_python(arguments[name])
+        for name in parts.query
+        if arguments.get(name) is not None
+    }
+    if query:
+        request["params"] = query
+    if parts.body:
+        request["json"] = {name: to_jsonable_python(arguments.get(name)) for name in parts.body}
+    response = client._call(operation.verb, request_path(operation, arguments), **request)
+    if operation.answer.model is None:
+        return None
+    return operation.answer.decode(response.json())
+
+
+def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
+    parts = table.parameters(operation)
+    method = getattr(table.protocol, operation.method)
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        bound = parts.signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        arguments.pop("self")
+        if parts.acting:
+            refuse_actor(arguments.pop(ACTOR))
+        if operation.check is not None:
+            operation.check(arguments)
+        return send(self, table, operation.method, arguments)
+
+    call.__name__ = operation.method
+    call.__doc__ = method.__doc__
+    call.__signature__ = parts.signature  # type: ignore[attr-defined]
+    return call
+
+
+def _hand_written(table: ServiceTable) -> tuple[str, ...]:
+    by_hand = (operation.method for operation in table.operations if operation.by_hand)
+    return (*by_hand, *table.composed)
+
+
+def over_http(table: ServiceTable) -> Callable[[Client], Client]:
+    """A class decorator: give the class one HTTP-calling method per operation of ``table``.
+
+    >>> from typing import Protocol
+    >>> from opsloop.contract.operation import wrapped
+    >>> class Echo(Protocol):
+    ...     def echo(self, name: str, loud: bool = False) -> str:
+    ...         '''``name``, shouted if ``loud``.'''
+    >>> table = ServiceTable(Echo, [
+    ...     Operation("echo", "POST", "/echo/{name}", answer=wrapped("text", str))])
+    >>> @over_http(table)
+    ... class Recorder:
+    ...     def _call(self, verb, path, **request):
+    ...         self.sent = (verb, path, request)
+    ...         return Answered()
+    >>> class Answered:
+    ...     def json(self):
+    ...         return {"text": "HI"}
+    >>> client = Recorder()
+    >>> client.echo("a/b", loud=True), client.sent
+    ('HI', ('POST', '/echo/a/b', {'json': {'loud': True}}))
+    """
+
+    def decorate(cls: Client) -> Client:
+        for operation in table.operations:
+            if operation.by_hand:
+                continue
+            call = _calling(table, operation)
+            call.__qualname__ = f"{cls.__qualname__}.{operation.method}"
+            setattr(cls, operation.method, call)
+        protocol_methods = {getattr(table.protocol, name) for name in _hand_written(table)}
+        if unwritten := sorted(
+            name for name in _hand_written(table) if getattr(cls, name, None) in protocol_methods
+        ):
+            raise TypeError(f"{cls.__name__}: write these methods by hand: {', '.join(unwritten)}")
+        return cls
+
+    return decorate

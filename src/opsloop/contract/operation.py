@@ -1,0 +1,331 @@
+"""An operation table: each method of a service's Protocol, as it crosses HTTP.
+
+A service (deployments, the registry, tracking) names its operations once, in a
+``typing.Protocol`` whose parameters carry the wire's bounded types
+(:mod:`opsloop.contract.wire_types`). Its :class:`ServiceTable` adds, for each method, the
+verb, the path, the role a caller needs and how the answer is written (:class:`Answer`).
+Everything else is derived from the Protocol's signature: the parameters in the path's
+``{braces}`` travel in the path, those listed in ``query`` in the query string, the rest in
+a JSON body whose model (:meth:`ServiceTable.body_model`) is built from the annotations and
+defaults, and ``actor`` is never sent (the token's owner acts). The server's routes
+(:mod:`opsloop.server.operation_routes`) and the HTTP client (:func:`~opsloop.contract.
+http_client.over_http`) are both generated from the table, so adding a parameter to an
+operation is one edit, in the Protocol (and the local implementation that satisfies it).
+
+Written here rather than taken from a library: FastAPI generates routes from functions and
+OpenAPI generators generate clients from documents, but nothing generates both from one
+Python signature while keeping the library's own records as the answers.
+
+>>> from typing import Protocol
+>>> from opsloop.contract.wire_types import Name
+>>> class Greeter(Protocol):
+...     def greet(self, name: Name, greeting: str = "hello") -> str:
+...         '''A greeting for ``name``.'''
+>>> table = ServiceTable(Greeter, [
+...     Operation("greet", "POST", "/greetings/{name}", answer=wrapped("text", str))])
+>>> parts = table.parameters(table.operations[0])
+>>> parts.path, parts.query, parts.body, parts.acting
+(('name',), (), ('greeting',), False)
+>>> table.body_model(table.operations[0])(greeting="hi").model_dump()
+{'greeting': 'hi'}
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from opsloop.errors import InvalidArgumentError
+
+VERBS = ("GET", "PUT", "POST", "DELETE", "PATCH")
+ROLES = ("viewer", "editor")
+#: The parameter that names the acting user: set from the caller's token, never sent.
+ACTOR = "actor"
+_PATH_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
+
+
+def _passed(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How an operation's result crosses the wire: the response model that documents it,
+    ``encode`` from the library's result to the JSON document, ``decode`` back.
+
+    ``model=None`` is an answer without a body (HTTP 204).
+
+    >>> from opsloop.serving.deployment_records import Variant
+    >>> answer = record(Variant)
+    >>> answer.decode(answer.encode(Variant("a", "m", version=2))) == Variant("a", "m", version=2)
+    True
+    """
+
+    model: Any
+    encode: Callable[[Any], Any] = _passed
+    decode: Callable[[Any], Any] = _passed
+
+
+#: The answer of an operation that returns nothing.
+NO_CONTENT = Answer(None)
+
+
+def record(kind: type) -> Answer:
+    """The answer for a result record with ``to_dict``/``from_dict`` (a frozen dataclass whose
+    fields are its document's, so the dataclass itself is the response model).
+
+    >>> from opsloop.serving.deployment_records import Variant
+    >>> record(Variant).encode(Variant("a", "m", alias="prod"))["alias"]
+    'prod'
+    """
+    return Answer(kind, kind.to_dict, kind.from_dict)
+
+
+def wrapped(
+    key: str,
+    kind: Any,
+    encode: Callable[[Any], Any] = _passed,
+    decode: Callable[[Any], Any] = _passed,
+    *,
+    title: str | None = None,
+) -> Answer:
+    """The answer ``{key: value}``: a result wrapped in an object under one key, so the
+    document can grow fields later without breaking its readers.
+
+    >>> answer = wrapped("approvals", int, title="ApprovalCount")
+    >>> answer.encode(2), answer.decode({"approvals": 2})
+    ({'approvals': 2}, 2)
+    >>> answer.model.model_json_schema()["required"], answer.model(approvals="two")
+    Traceback (most recent call last):
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for ApprovalCount
+    ...
+    """
+    model = create_model(title or f"{key.title().replace('_', '')}Answer", **{key: (kind, ...)})
+    return Answer(model, lambda result: {key: encode(result)}, lambda doc: decode(doc[key]))
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method of a service on the wire.
+
+    ``method`` is the Protocol's method, ``verb`` and ``path`` (under ``/api/v1``; a
+    ``{name}`` or ``{name:path}`` part is the parameter of that name) where it is served,
+    ``role`` the least role that may call it (the library checks finer rules itself),
+    ``query`` the parameters sent in the query string, ``answer`` how the result is written,
+    and ``check`` an optional check the client runs on the arguments before sending, so
+    that a broken argument is named without a round trip (the server checks again).
+
+    Where a method's Python form and its wire form differ: ``local_only`` parameters never
+    travel (a model object; the server's method gets their default), ``wire`` gives the
+    wire's annotation of a body parameter whose Python annotation is wider, ``renamed``
+    gives a query parameter its name on the wire, ``created`` answers 201, and ``by_hand``
+    says the client's method is written by hand (it prepares what travels, then sends with
+    ``_send``), while the route is generated as for any other operation.
+
+    >>> Operation("get", "GET", "/things/{name}", answer=wrapped("size", int)).status
+    200
+    >>> Operation("drop", "DELETE", "/things/{name}").status
+    204
+    >>> Operation("get", "FETCH", "/things/{name}")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: verb: must be one of GET, PUT, POST, DELETE, PATCH, got...
+    """
+
+    method: str
+    verb: str
+    path: str
+    role: str = "viewer"
+    answer: Answer = NO_CONTENT
+    query: tuple[str, ...] = ()
+    check: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    local_only: tuple[str, ...] = ()
+    wire: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    created: bool = False
+    by_hand: bool = False
+
+    def __post_init__(self) -> None:
+        if self.verb not in VERBS:
+            raise InvalidArgumentError(
+                f"verb: must be one of {', '.join(VERBS)}, got {self.verb!r}"
+            )
+        if self.role not in ROLES:
+            raise InvalidArgumentError(
+                f"role: must be one of {', '.join(ROLES)}, got {self.role!r}"
+            )
+        if not self.path.startswith("/"):
+            raise InvalidArgumentError(f"path: must start with '/', got {self.path!r}")
+
+    @property
+    def status(self) -> int:
+        """The success status: 204 for an answer without a body, 201 for a ``created``
+        one, else 200."""
+        if self.answer.model is None:
+            return 204
+        return 201 if self.created else 200
+
+    def wire_name(self, parameter: str) -> str:
+        """The name ``parameter`` has on the wire.
+
+        >>> Operation("audit", "GET", "/audit", query=("name",),
+        ...           renamed={"name": "model"}).wire_name("name")
+        'model'
+        """
+        return self.renamed.get(parameter, parameter)
+
+    def path_parameters(self) -> tuple[str, ...]:
+        """The parameters named in the path, in order.
+
+        >>> Operation("x", "GET", "/a/{name:path}/b/{version}").path_parameters()
+        ('name', 'version')
+        """
+        return tuple(_PATH_PARAMETER.findall(self.path))
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Where each parameter of an operation travels (see :meth:`ServiceTable.parameters`)."""
+
+    path: tuple[str, ...]
+    query: tuple[str, ...]
+    body: tuple[str, ...]
+    acting: bool
+    signature: inspect.Signature
+    hints: Mapping[str, Any]
+
+
+class ServiceTable:
+    """A service's Protocol and its operations, checked against each other.
+
+    Every public method of the Protocol must have exactly one operation or be ``composed``
+    (written on each side on top of the operations, such as loading a model: the bytes
+    travel, the model object is made where it is used), and every operation's path and
+    query parameters must be parameters of its method, so the table cannot silently leave
+    a method off the wire.
+
+    >>> from typing import Protocol
+    >>> class Things(Protocol):
+    ...     def get(self, name: str) -> str: ...
+    ...     def drop(self, name: str) -> None: ...
+    >>> ServiceTable(Things, [Operation("get", "GET", "/things/{name}")])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: Things: methods without an operation: drop
+    """
+
+    def __init__(
+        self, protocol: type, operations: Iterable[Operation], *, composed: Iterable[str] = ()
+    ) -> None:
+        self.protocol = protocol
+        self.operations = tuple(operations)
+        self.composed = tuple(composed)
+        self.name = protocol.__name__
+        methods = {
+            name
+            for name, value in vars(protocol).items()
+            if callable(value) and not name.startswith("_")
+        }
+        given = [operation.method for operation in self.operations]
+        twice = sorted({name for name in given if given.count(name) > 1})
+        if twice:
+            raise InvalidArgumentError(f"{self.name}: operations given twice: {', '.join(twice)}")
+        if missing := sorted(methods - set(given) - set(self.composed)):
+            raise InvalidArgumentError(
+                f"{self.name}: methods without an operation: {', '.join(missing)}"
+            )
+        if unknown := sorted((set(given) | set(self.composed)) - methods):
+            raise InvalidArgumentError(
+                f"{self.name}: operations that are not methods: {', '.join(unknown)}"
+            )
+        for operation in self.operations:
+            self.parameters(operation)  # refuses a path or query name the method lacks
+
+    def __repr__(self) -> str:
+        return f"ServiceTable({self.name}, {len(self.operations)} operations)"
+
+    def operation(self, method: str) -> Operation:
+        """The operation of ``method``.
+
+        >>> from typing import Protocol
+        >>> class Things(Protocol):
+        ...     def get(self, name: str) -> str: ...
+        >>> ServiceTable(Things, [Operation("get", "GET", "/things/{name}")]).operation(
+        ...     "get").verb
+        'GET'
+        """
+        for operation in self.operations:
+            if operation.method == method:
+                return operation
+        raise InvalidArgumentError(f"{self.name}: no operation {method!r}")
+
+    @cached_property
+    def _hints(self) -> dict[str, dict[str, Any]]:
+        return {
+            operation.method: typing.get_type_hints(
+                getattr(self.protocol, operation.method), include_extras=True
+            )
+            for operation in self.operations
+        }
+
+    def parameters(self, operation: Operation) -> Parameters:
+        """Where each parameter of ``operation`` travels: path, query or body.
+
+        >>> from typing import Protocol
+        >>> class Things(Protocol):
+        ...     def put(self, name: str, size: int, *, actor: str | None = None) -> None: ...
+        >>> table = ServiceTable(Things, [Operation("put", "PUT", "/things/{name}")])
+        >>> parts = table.parameters(table.operations[0])
+        >>> parts.path, parts.body, parts.acting
+        (('name',), ('size',), True)
+        """
+        signature = inspect.signature(getattr(self.protocol, operation.method))
+        names = [name for name in signature.parameters if name != "self"]
+        path = operation.path_parameters()
+        for name in (*path, *operation.query, *operation.local_only):
+            if name not in names or name == ACTOR:
+                raise InvalidArgumentError(
+                    f"{self.name}.{operation.method}: {name!r} is not a parameter it may send"
+                )
+        elsewhere = (*path, *operation.query, *operation.local_only)
+        body = tuple(name for name in names if name not in elsewhere)
+        acting = ACTOR in body
+        return Parameters(
+            path=path,
+            query=operation.query,
+            body=tuple(name for name in body if name != ACTOR),
+            acting=acting,
+            signature=signature,
+            hints=self._hints[operation.method],
+        )
+
+    @cached_property
+    def _body_models(self) -> dict[str, type[BaseModel] | None]:
+        return {operation.method: self._make_body(operation) for operation in self.operations}
+
+    def body_model(self, operation: Operation) -> type[BaseModel] | None:
+        """The request body's model (``None`` when nothing travels in the body): one field
+        per body parameter, with the Protocol's annotation and default; unknown fields are
+        refused, since a misspelt field is a client's mistake that should be seen."""
+        return self._body_models[operation.method]
+
+    def _make_body(self, operation: Operation) -> type[BaseModel] | None:
+        parts = self.parameters(operation)
+        if not parts.body:
+            return None
+        fields: dict[str, Any] = {}
+        for name in parts.body:
+            parameter = parts.signature.parameters[name]
+            default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+            annotation = operation.wire.get(name, parts.hints.get(name, Any))
+            fields[name] = (annotation, default)
+        title = self.name.removesuffix("Service") + operation.method.title().replace("_", "")
+        method = getattr(self.protocol, operation.method)
+        model = create_model(f"{title}In", __config__=ConfigDict(extra="forbid"), **fields)
+        model.__doc__ = (inspect.getdoc(method) or "").split("\n\n")[0]
+        return model

@@ -1,0 +1,394 @@
+"""The model registry's contract: its operations, and how each crosses HTTP.
+
+:class:`RegistryService` names what every registry offers: the local
+:class:`~opsloop.registry.ModelRegistry` and
+:class:`~opsloop.registry.http_registry.HttpModelRegistry` both satisfy it (a test checks
+their signatures against it). :data:`REGISTRY_OPERATIONS` places each operation on the wire;
+the server's routes and the HTTP client are generated from it (:mod:`opsloop.contract`).
+
+Two kinds of method are written on each side by hand, on top of the operations:
+``register`` over HTTP saves the model object here and uploads its bytes before the
+operation registers their hash (``by_hand``); ``load``, ``resolve`` and ``load_reference``
+are ``composed``: the bytes travel, and the model object is made where it is used, by the
+loading user's trust rules (:mod:`.model_trust`), never the server's.
+
+>>> operation = REGISTRY_OPERATIONS.operation("get_version")
+>>> operation.verb, operation.path, operation.query
+('GET', '/models/{name:path}/version', ('version', 'alias'))
+>>> REGISTRY_OPERATIONS.body_model(REGISTRY_OPERATIONS.operation("set_alias"))(version=True)
+Traceback (most recent call last):
+pydantic_core._pydantic_core.ValidationError: 1 validation error for RegistrySetAliasIn
+version
+  Input should be a valid integer [type=int_type, input_value=True, input_type=bool]
+...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Protocol
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from opsloop.contract.operation import Answer, Operation, ServiceTable, record, wrapped
+from opsloop.contract.wire_types import (
+    Approvals,
+    AskedTimeMs,
+    Name,
+    Number,
+    Scalar,
+    Sha256,
+    Text,
+    Version,
+)
+from opsloop.errors import InvalidArgumentError
+from opsloop.registry.audit import AuditVerification, audit_frame
+from opsloop.registry.model_registry import SEARCH_COLUMNS
+from opsloop.registry.records import Lineage, ModelVersion
+from opsloop.reports.frame_records import frame_records
+from opsloop.tracking.limits import metric_value
+
+Flavor = Annotated[str, Field(strict=True, max_length=32)]
+
+
+class RegistryService(Protocol):
+    """Registered models, their versions, aliases, approvals, lineage and the audit log
+    (see :class:`~opsloop.registry.ModelRegistry` for the rules). ``actor`` is the acting
+    user: locally it defaults to the registry's, over HTTP the token's owner acts."""
+
+    def list_models(self) -> pd.DataFrame:
+        """Every registered model with its latest version and aliases."""
+        ...
+
+    def search(
+        self,
+        text: Name | None = None,
+        *,
+        tags: Mapping[Name, Scalar] | None = None,
+        alias: Name | None = None,
+        min_metrics: Mapping[Name, Number] | None = None,
+        max_metrics: Mapping[Name, Number] | None = None,
+    ) -> pd.DataFrame:
+        """Versions matching text, tags, alias and metric bounds, newest first."""
+        ...
+
+    def register(
+        self,
+        name: Name,
+        model: object = None,
+        *,
+        flavor: Flavor | None = None,
+        artifact_sha256: Sha256 | None = None,
+        run_id: Name | None = None,
+        input_schema: Any = None,
+        output_type: Name | None = None,
+        metrics: Mapping[Name, Number] | None = None,
+        tags: Mapping[Name, Scalar] | None = None,
+        description: Text | None = None,
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> ModelVersion:
+        """Register a new version of a model from its object, or from an artifact already
+        stored (``artifact_sha256``)."""
+        ...
+
+    def get_version(
+        self, name: Name, version: Version | None = None, alias: Name | None = None
+    ) -> ModelVersion:
+        """A version by number, by alias, or the newest one."""
+        ...
+
+    def loader_record(
+        self, name: Name, version: Version | None = None, alias: Name | None = None
+    ) -> dict[str, Any]:
+        """The loader record kept at registration (for skops, the types the file names)."""
+        ...
+
+    def lineage(
+        self, name: Name, version: Version | None = None, alias: Name | None = None
+    ) -> Lineage:
+        """Artifact, run, code, packages and data sets behind a version."""
+        ...
+
+    def set_description(self, name: Name, description: Text, *, actor: str | None = None) -> None:
+        """Replace a model's description."""
+        ...
+
+    def protect_alias(
+        self,
+        name: Name,
+        alias: Name,
+        required_approvals: Approvals,
+        *,
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> None:
+        """Require approvals by distinct approvers before the alias moves (admin)."""
+        ...
+
+    def approve(
+        self,
+        name: Name,
+        alias: Name,
+        version: Version,
+        *,
+        actor: str | None = None,
+        comment: Text | None = None,
+    ) -> int:
+        """Approve moving the alias to a version (approver); the approvals so far."""
+        ...
+
+    def alias_at(self, name: Name, alias: Name, at_ms: AskedTimeMs) -> int | None:
+        """The version the alias pointed at, at ``at_ms`` (null if none)."""
+        ...
+
+    def set_alias(
+        self,
+        name: Name,
+        alias: Name,
+        version: Version,
+        *,
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> None:
+        """Point the alias at a version (protected aliases need their approvals first)."""
+        ...
+
+    def audit(self, name: Name | None = None) -> pd.DataFrame:
+        """The audit log, oldest first (all entities, or one model's)."""
+        ...
+
+    def verify_audit_log(self, head: Sha256 | None = None) -> AuditVerification:
+        """Whether the keyed chain of the audit log is intact, still holds the published
+        ``head``, and agrees with the current state."""
+        ...
+
+    def audit_head(self) -> dict[str, object]:
+        """The audit log's newest entry (id, time, hash) and its length, to publish."""
+        ...
+
+    def load(
+        self,
+        name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        *,
+        trust: bool = False,
+        trusted_types: Iterable[str] = (),
+    ) -> object:
+        """The model object, after verifying its artifact against the recorded sha256."""
+        ...
+
+    def resolve(self, reference: str) -> ModelVersion:
+        """The version ``models:/NAME/VERSION``, ``models:/NAME@ALIAS`` or ``runs:/ID``
+        names."""
+        ...
+
+    def load_reference(
+        self, reference: str, *, trust: bool = False, trusted_types: Iterable[str] = ()
+    ) -> object:
+        """The model a reference names, loaded as ``load`` does."""
+        ...
+
+
+class ModelRow(BaseModel):
+    """One registered model."""
+
+    name: str
+    description: str | None
+    latest_version: int
+    aliases: dict[str, int] = Field(description="alias -> version")
+
+
+class VersionRow(BaseModel):
+    """One version found by a search."""
+
+    model: str
+    version: int
+    flavor: str
+    aliases: list[str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    description: str | None
+    run_id: str | None
+    artifact_sha256: str
+
+
+class LineageDocument(BaseModel):
+    """Where a version came from: artifact, run, experiment, code, packages, data sets."""
+
+    model: str
+    version: int
+    alias: str | None
+    artifact_sha256: str
+    run_id: str | None
+    experiment: str | None
+    git_commit: str | None
+    git_branch: str | None
+    git_dirty: bool | None
+    git_diff_sha256: str | None
+    python_version: str | None
+    environment_sha256: str | None
+    packages: list[str] | None
+    datasets: dict[str, str] = Field(description="data set name -> sha256")
+
+
+class AuditEntry(BaseModel):
+    """One entry of the keyed audit log."""
+
+    id: int
+    time: int = Field(description="milliseconds since the epoch")
+    actor: str
+    action: str
+    entity: str
+    reason: str | None
+    prev_hash: str
+    hash: str
+    before: Any
+    after: Any
+
+
+class AuditHead(BaseModel):
+    """The audit log's newest entry and its length (nulls for an empty log)."""
+
+    id: int | None
+    at_ms: int | None
+    hash: str | None
+    entries: int
+
+
+def _models_frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        rows, columns=["name", "description", "latest_version", "aliases"], dtype=object
+    )
+    frame["latest_version"] = frame["latest_version"].astype("int64")
+    return frame
+
+
+def _versions_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{**row, "aliases": tuple(row["aliases"])} for row in rows], columns=SEARCH_COLUMNS
+    )
+
+
+def audit_rows(rows: list[dict]) -> pd.DataFrame:
+    """The audit frame from the wire's entries (``time`` in ms since the epoch).
+
+    >>> audit_rows([{"id": 1, "time": 0, "actor": "ana", "action": "register",
+    ...     "entity": "model:m", "reason": None, "prev_hash": "0", "hash": "1",
+    ...     "before": None, "after": {"version": 1}}])["after"].iloc[0]
+    {'version': 1}
+    """
+    return audit_frame({**row, "at_ms": row["time"]} for row in rows)
+
+
+def _one_selector(arguments: Mapping[str, Any]) -> None:
+    if arguments.get("version") is not None and arguments.get("alias") is not None:
+        raise InvalidArgumentError("give a version or an alias, not both")
+
+
+def _finite_bounds(arguments: Mapping[str, Any]) -> None:
+    for bounds in ("min_metrics", "max_metrics"):
+        for key, value in (arguments.get(bounds) or {}).items():
+            metric_value(key, value)
+
+
+_AUDIT = wrapped("entries", list[AuditEntry], frame_records, audit_rows, title="AuditLog")
+_SELECTED = ("version", "alias")
+
+#: The registry on the wire. More specific paths come first: the server matches routes in
+#: this order, and model names and aliases may hold ``/``.
+REGISTRY_OPERATIONS = ServiceTable(
+    RegistryService,
+    [
+        Operation(
+            "list_models",
+            "GET",
+            "/models",
+            answer=wrapped(
+                "models", list[ModelRow], frame_records, _models_frame, title="ModelList"
+            ),
+        ),
+        Operation(
+            "search",
+            "POST",
+            "/models/search",
+            answer=wrapped(
+                "versions", list[VersionRow], frame_records, _versions_frame, title="VersionList"
+            ),
+            check=_finite_bounds,
+        ),
+        Operation(
+            "register",
+            "POST",
+            "/models/{name:path}/versions",
+            role="editor",
+            answer=record(ModelVersion),
+            local_only=("model",),
+            wire={"input_schema": dict[str, Any] | None},
+            created=True,
+            by_hand=True,
+        ),
+        Operation(
+            "get_version",
+            "GET",
+            "/models/{name:path}/version",
+            answer=record(ModelVersion),
+            query=_SELECTED,
+            check=_one_selector,
+        ),
+        Operation(
+            "loader_record",
+            "GET",
+            "/models/{name:path}/loader",
+            answer=wrapped("loader", dict[str, Any], title="LoaderRecord"),
+            query=_SELECTED,
+            check=_one_selector,
+        ),
+        Operation(
+            "lineage",
+            "GET",
+            "/models/{name:path}/lineage",
+            answer=Answer(LineageDocument, Lineage.to_dict, Lineage.from_dict),
+            query=_SELECTED,
+            check=_one_selector,
+        ),
+        Operation("set_description", "PUT", "/models/{name:path}/description", role="editor"),
+        Operation(
+            "protect_alias",
+            "PUT",
+            "/models/{name:path}/aliases/{alias:path}/protection",
+            role="editor",
+        ),
+        Operation(
+            "approve",
+            "POST",
+            "/models/{name:path}/aliases/{alias:path}/approvals",
+            answer=wrapped("approvals", Annotated[int, Field(ge=0)], title="ApprovalCount"),
+            created=True,
+        ),
+        Operation(
+            "alias_at",
+            "GET",
+            "/models/{name:path}/aliases/{alias:path}/at",
+            answer=wrapped("version", int | None, title="AliasAt"),
+            query=("at_ms",),
+        ),
+        Operation("set_alias", "PUT", "/models/{name:path}/aliases/{alias:path}", role="editor"),
+        Operation(
+            "verify_audit_log",
+            "GET",
+            "/audit/verify",
+            answer=record(AuditVerification),
+            query=("head",),
+        ),
+        Operation("audit_head", "GET", "/audit/head", answer=Answer(AuditHead)),
+        Operation(
+            "audit", "GET", "/audit", answer=_AUDIT, query=("name",), renamed={"name": "model"}
+        ),
+    ],
+    composed=("load", "resolve", "load_reference"),
+)
+
+__all__ = ["REGISTRY_OPERATIONS", "AuditEntry", "LineageDocument", "RegistryService"]

@@ -1,0 +1,258 @@
+"""The deployments service's contract: its operations, and how each crosses HTTP.
+
+:class:`DeploymentService` names what every implementation of deployments offers: the local
+:class:`~opsloop.serving.Deployments` on a database and
+:class:`~opsloop.serving.http_deployments.HttpDeployments` on a server both satisfy it (a
+test checks their signatures against it). :data:`DEPLOYMENT_OPERATIONS` places each
+operation on the wire; the server's routes and the HTTP client are generated from it
+(:mod:`opsloop.contract`), so an operation is written once here and once in the library.
+
+Parameters carry the wire's bounds (:mod:`opsloop.contract.wire_types`): a deployment or
+variant name longer than a name may be, a NUL character, a version that is not a positive
+integer or more than a thousand variants get a 422 naming the field before anything is
+read.
+
+>>> [(op.verb, op.path) for op in DEPLOYMENT_OPERATIONS.operations][:2]
+[('GET', '/deployments'), ('GET', '/deployments/{name:path}/lineage')]
+>>> DEPLOYMENT_OPERATIONS.body_model(DEPLOYMENT_OPERATIONS.operation("deploy"))(
+...     variants=[{"name": "a", "model": "m", "version": 0}])
+Traceback (most recent call last):
+pydantic_core._pydantic_core.ValidationError: 1 validation error for DeploymentDeployIn
+variants.0.version
+  Input should be greater than or equal to 1 ...
+...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Protocol
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from opsloop.contract.operation import Operation, ServiceTable, record, wrapped
+from opsloop.contract.wire_types import (
+    MAX_LIST_LENGTH,
+    Approvals,
+    AskedTimeMs,
+    Name,
+    Text,
+)
+from opsloop.registry.audit import audit_frame
+from opsloop.reports.frame_records import frame_records
+from opsloop.serving.deployment_records import (
+    Deployment,
+    Variant,
+    VariantLineage,
+    check_definition,
+)
+from opsloop.serving.deployments import LIST_COLUMNS
+
+Variants = Annotated[Sequence[Variant], Field(max_length=MAX_LIST_LENGTH)]
+
+
+class DeploymentService(Protocol):
+    """Named endpoints, each serving one or more model versions (see
+    :class:`~opsloop.serving.Deployments` for the rules). ``actor`` is the acting user:
+    locally it defaults to the current user, over HTTP the token's owner acts."""
+
+    def list(self) -> pd.DataFrame:
+        """One row per deployment: its strategy, automation level and variants."""
+        ...
+
+    def lineage(self, name: Name, variant: Name | None = None) -> tuple[VariantLineage, ...]:
+        """For each variant (or the one named): the lineage of the version it serves now."""
+        ...
+
+    def history(self, name: Name) -> pd.DataFrame:
+        """Every change of the deployment, oldest first."""
+        ...
+
+    def protect(
+        self,
+        name: Name,
+        required_approvals: Approvals,
+        *,
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> None:
+        """Require approvals by distinct approvers before the deployment changes (admin)."""
+        ...
+
+    def approve(
+        self,
+        name: Name,
+        variants: Variants,
+        *,
+        strategy: Name = "single",
+        automation: Name = "full_automation",
+        actor: str | None = None,
+        comment: Text | None = None,
+    ) -> int:
+        """Approve deploying exactly this definition (approver); the approvals so far."""
+        ...
+
+    def at(self, name: Name, at_ms: AskedTimeMs) -> Deployment | None:
+        """The deployment as it was at ``at_ms`` (null if it did not exist then)."""
+        ...
+
+    def get(self, name: Name) -> Deployment:
+        """The deployment as defined now, with the version each variant serves."""
+        ...
+
+    def deploy(
+        self,
+        name: Name,
+        variants: Variants,
+        *,
+        strategy: Name = "single",
+        automation: Name = "full_automation",
+        description: Text | None = None,
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> Deployment:
+        """Create the deployment or replace its definition; the deployment as stored."""
+        ...
+
+    def retire(self, name: Name, *, actor: str | None = None, reason: Text | None = None) -> None:
+        """Remove the deployment (its history stays in the audit log)."""
+        ...
+
+
+class DeploymentRow(BaseModel):
+    """One deployment in the list."""
+
+    name: str
+    strategy: str
+    automation: str
+    variants: str = Field(description="NAME=MODEL/VERSION or NAME=MODEL@ALIAS, role, weight")
+    required_approvals: int
+    updated_ms: int
+    updated_by: str
+
+
+class HistoryEntry(BaseModel):
+    """One change of a deployment: an entry of the keyed audit log."""
+
+    id: int
+    time: int = Field(description="milliseconds since the epoch")
+    actor: str
+    action: str
+    entity: str
+    reason: str | None
+    prev_hash: str
+    hash: str
+    before: Any
+    after: Any
+
+
+class VariantLineageDocument(BaseModel):
+    """A variant and the lineage of the version it serves, in one object."""
+
+    deployment: str
+    variant: str
+    role: str
+    weight: float
+    model: str
+    version: int
+    alias: str | None
+    artifact_sha256: str
+    run_id: str | None
+    experiment: str | None
+    git_commit: str | None
+    git_branch: str | None
+    git_dirty: bool | None
+    git_diff_sha256: str | None
+    python_version: str | None
+    environment_sha256: str | None
+    packages: list[str] | None
+    datasets: dict[str, str]
+
+
+def _check_definition(arguments: Mapping[str, Any]) -> None:
+    check_definition(arguments["strategy"], arguments["automation"], tuple(arguments["variants"]))
+
+
+def _list_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(LIST_COLUMNS))
+
+
+def _history_frame(rows: list[dict]) -> pd.DataFrame:
+    return audit_frame({**row, "at_ms": row["time"]} for row in rows)
+
+
+_LINEAGE = wrapped(
+    "variants",
+    list[VariantLineageDocument],
+    lambda found: [entry.to_dict() for entry in found],
+    lambda rows: tuple(VariantLineage.from_dict(row) for row in rows),
+    title="DeploymentLineage",
+)
+_AT = wrapped(
+    "deployment",
+    Deployment | None,
+    lambda found: None if found is None else found.to_dict(),
+    lambda document: None if document is None else Deployment.from_dict(document),
+    title="DeploymentAt",
+)
+
+#: The deployments service on the wire. More specific paths come first: the server matches
+#: routes in this order, and a name may end in what looks like a sub-path.
+DEPLOYMENT_OPERATIONS = ServiceTable(
+    DeploymentService,
+    [
+        Operation(
+            "list",
+            "GET",
+            "/deployments",
+            answer=wrapped(
+                "deployments",
+                list[DeploymentRow],
+                frame_records,
+                _list_frame,
+                title="DeploymentList",
+            ),
+        ),
+        Operation(
+            "lineage",
+            "GET",
+            "/deployments/{name:path}/lineage",
+            answer=_LINEAGE,
+            query=("variant",),
+        ),
+        Operation(
+            "history",
+            "GET",
+            "/deployments/{name:path}/history",
+            answer=wrapped(
+                "entries",
+                list[HistoryEntry],
+                frame_records,
+                _history_frame,
+                title="DeploymentHistory",
+            ),
+        ),
+        Operation("protect", "PUT", "/deployments/{name:path}/protection", role="editor"),
+        Operation(
+            "approve",
+            "POST",
+            "/deployments/{name:path}/approvals",
+            answer=wrapped("approvals", Annotated[int, Field(ge=0)], title="ApprovalCount"),
+            check=_check_definition,
+        ),
+        Operation("at", "GET", "/deployments/{name:path}/at", answer=_AT, query=("at_ms",)),
+        Operation("get", "GET", "/deployments/{name:path}", answer=record(Deployment)),
+        Operation(
+            "deploy",
+            "PUT",
+            "/deployments/{name:path}",
+            role="editor",
+            answer=record(Deployment),
+            check=_check_definition,
+        ),
+        Operation("retire", "DELETE", "/deployments/{name:path}", role="editor", query=("reason",)),
+    ],
+)
+
+__all__ = ["DEPLOYMENT_OPERATIONS", "DeploymentService"]

@@ -1,0 +1,20 @@
+"""The web dashboard (layer 5): experiments, models and deployments as server-rendered pages.
+
+The pages read through the services' Python API (the tracking store, the model registry and
+the deployments the server keeps on ``app.state``), never the database directly. The server
+mounts them with :func:`~opsloop.ui.mount.install_dashboard`, handing over its token check.
+
+Modules: :mod:`.mount` (the entry), :mod:`.run_pages`, :mod:`.model_pages`,
+:mod:`.deployment_pages` and :mod:`.login_pages` (routes), :mod:`.session_check` (the
+session cookie), :mod:`.page_route` (errors as pages), :mod:`.rendering` (templates and
+headers), :mod:`.run_table` (keyset pages of runs), :mod:`.row_pages`,
+:mod:`.metric_charts` and :mod:`.series_downsampling` (min/max per bucket).
+
+>>> from fastapi import FastAPI
+>>> from opsloop.registry import User
+>>> from opsloop.ui.mount import install_dashboard
+>>> app = FastAPI()
+>>> install_dashboard(app, lambda request: User("ana", "viewer"))
+>>> app.url_path_for("runs_page")
+'/runs'
+"""

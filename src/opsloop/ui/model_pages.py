@@ -1,0 +1,89 @@
+"""Model pages: registered models, a model's versions and audit log, one version's lineage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from opsloop.errors import NotFoundError
+from opsloop.registry import User
+from opsloop.ui.page_route import PageRoute
+from opsloop.ui.rendering import render
+from opsloop.ui.row_pages import row_page
+from opsloop.ui.session_check import page_user
+
+router = APIRouter(route_class=PageRoute)
+Viewer = Annotated[User, Depends(page_user)]
+#: The newest audit entries a model page shows.
+AUDIT_SHOWN = 100
+
+
+def _versions(registry, name: str):
+    """Every version of model ``name``, newest first (the registry's search, exact name)."""
+    found = registry.search(name)
+    return found[found["model"] == name].reset_index(drop=True)
+
+
+@router.get("/models")
+def models_page(request: Request, user: Viewer, page: int = 1) -> Response:
+    """Registered models with their latest version and aliases, 50 a page."""
+    listing = row_page(request.app.state.registry.list_models(), page)
+    return render(request, "models.html.j2", listing=listing)
+
+
+@router.get("/models/{name}")
+def model_page(request: Request, user: Viewer, name: str, page: int = 1) -> Response:
+    """A model's versions (metrics, aliases, source run) and its audit log."""
+    registry = request.app.state.registry
+    known = registry.list_models()
+    described = known[known["name"] == name]
+    if described.empty:
+        raise NotFoundError(f"unknown model {name!r}")
+    listing = row_page(_versions(registry, name), page)
+    audit = registry.audit(name)
+    newest = audit.iloc[::-1].head(AUDIT_SHOWN).to_dict("records")
+    return render(
+        request,
+        "model.html.j2",
+        model=described.iloc[0].to_dict(),
+        listing=listing,
+        audit=newest,
+        audit_total=len(audit),
+    )
+
+
+def _serving(deployments, model: str, version: int) -> list[dict]:
+    """The deployments' variants serving ``model`` version ``version`` now."""
+    found = []
+    for name in deployments.list()["name"]:
+        deployment = deployments.get(name)
+        for variant in deployment.variants:
+            if variant.model == model and deployment.serving.get(variant.name) == version:
+                found.append(
+                    {
+                        "deployment": name,
+                        "variant": variant.name,
+                        "role": variant.role,
+                        "weight": variant.weight,
+                    }
+                )
+    return found
+
+
+@router.get("/models/{name}/versions/{version}")
+def version_page(request: Request, user: Viewer, name: str, version: int) -> Response:
+    """One version: metrics, tags, aliases, signature, lineage from data and commit to the
+    deployments serving it."""
+    registry = request.app.state.registry
+    record = registry.get_version(name, version)
+    lineage = registry.lineage(name, version)
+    serving = _serving(request.app.state.deployments, name, version)
+    return render(
+        request,
+        "version.html.j2",
+        version=record,
+        lineage=lineage,
+        serving=serving,
+    )

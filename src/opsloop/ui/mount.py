@@ -1,0 +1,63 @@
+"""Mount the dashboard's pages on an app: the one entry the server calls.
+
+``install_dashboard(app, caller)`` adds the pages (kept out of the OpenAPI document, which
+describes the REST API only) and their static files. ``caller`` is the server's function
+from a request to its user: the dashboard checks sessions with it, so pages and API share
+one rule for tokens and roles, and this surface does not import the server's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from importlib.resources import files
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from plotly.offline import get_plotlyjs
+
+from opsloop.registry import User
+from opsloop.ui import deployment_pages, login_pages, model_pages, run_pages
+
+_STATIC_TYPES = {
+    "dashboard.css": "text/css; charset=utf-8",
+    "charts.js": "text/javascript; charset=utf-8",
+    "plotly.min.js": "text/javascript; charset=utf-8",
+}
+
+
+@cache
+def _static(name: str) -> bytes:
+    if name == "plotly.min.js":
+        return get_plotlyjs().encode("utf-8")
+    return files("opsloop.ui").joinpath("static", name).read_bytes()
+
+
+def static_file(name: str) -> Response:
+    """A file of the dashboard: its style, its chart script, or plotly.js from the installed
+    ``plotly`` package (nothing is loaded from another site)."""
+    if name not in _STATIC_TYPES:
+        raise HTTPException(404, f"no static file {name!r}")
+    return Response(
+        _static(name),
+        media_type=_STATIC_TYPES[name],
+        headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def install_dashboard(app: FastAPI, caller: Callable[[Request], User]) -> None:
+    """Serve the dashboard at ``/`` on ``app``, checking sessions with ``caller``.
+
+    >>> from fastapi import FastAPI
+    >>> app = FastAPI()
+    >>> install_dashboard(app, lambda request: User("ana", "viewer"))
+    >>> app.url_path_for("version_page", name="churn", version=3)
+    '/models/churn/versions/3'
+    """
+    app.state.dashboard_caller = caller
+    pages = APIRouter(include_in_schema=False)
+    pages.add_api_route("/", lambda: RedirectResponse("/runs", status_code=303), methods=["GET"])
+    for module in (run_pages, model_pages, deployment_pages, login_pages):
+        pages.include_router(module.router)
+    pages.add_api_route("/ui/static/{name}", static_file, methods=["GET"])
+    app.include_router(pages)

@@ -1,0 +1,99 @@
+"""Jinja2 rendering of the dashboard's pages, and the headers every page carries.
+
+Pages load scripts only from the server itself (``script-src 'self'``): figures travel as
+JSON data blocks that :file:`static/charts.js` hands to plotly.js, so no inline script
+runs. plotly.js adds its own ``<style>`` elements, hence ``'unsafe-inline'`` for styles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+
+import pandas as pd
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from opsloop import __version__
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    # Pages show a signed-in user's data: never kept by a shared cache.
+    "Cache-Control": "no-store",
+}
+
+
+def format_time(milliseconds: object) -> str:
+    """Milliseconds since the epoch (or a Timestamp) as ``YYYY-MM-DD HH:MM:SS`` UTC.
+
+    >>> format_time(1_700_000_000_000), format_time(None)
+    ('2023-11-14 22:13:20', '')
+    """
+    if milliseconds is None or (not isinstance(milliseconds, str) and pd.isna(milliseconds)):
+        return ""
+    if isinstance(milliseconds, pd.Timestamp):
+        stamp = milliseconds
+    else:
+        stamp = pd.Timestamp(int(milliseconds), unit="ms", tz="UTC")
+    return stamp.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_value(value: object) -> str:
+    """A table cell: numbers to 6 significant digits, missing values empty.
+
+    >>> format_value(0.123456789), format_value(float("nan")), format_value("rf")
+    ('0.123457', '', 'rf')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    if isinstance(value, pd.Timestamp):
+        return format_time(value)
+    if not isinstance(value, str) and pd.isna(value):
+        return ""
+    return str(value)
+
+
+def figure_json(figure: Mapping) -> Markup:
+    """A figure (``{"data": [...], "layout": {...}}``) as JSON safe inside a ``<script>``.
+
+    >>> str(figure_json({"data": [], "layout": {"title": {"text": "</script>"}}}))
+    '{"data": [], "layout": {"title": {"text": "\\\\u003c/script\\\\u003e"}}}'
+    """
+    text = json.dumps(figure, allow_nan=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
+TEMPLATES = Environment(
+    loader=PackageLoader("opsloop.ui", "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+TEMPLATES.filters["time"] = format_time
+TEMPLATES.filters["value"] = format_value
+TEMPLATES.filters["figure"] = figure_json
+TEMPLATES.globals["version"] = __version__
+
+
+def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+    """The page ``template`` rendered with ``context``, the signed-in user and the request.
+
+    >>> TEMPLATES.get_template("login.html.j2").name
+    'login.html.j2'
+    """
+    context.setdefault("user", getattr(request.state, "dashboard_user", None))
+    page = TEMPLATES.get_template(template).render(request=request, **context)
+    return HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)

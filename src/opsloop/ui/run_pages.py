@@ -1,0 +1,171 @@
+"""Experiment pages: the runs table, one run, and 2 to 10 runs compared."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from opsloop.errors import InvalidArgumentError
+from opsloop.registry import User
+from opsloop.ui.metric_charts import MAX_CHARTS, histories_by_key, is_curve, metric_figure
+from opsloop.ui.page_route import PageRoute
+from opsloop.ui.rendering import render
+from opsloop.ui.run_table import PAGE_SIZES, SortKey, run_page, shown_columns
+from opsloop.ui.session_check import page_user
+
+router = APIRouter(route_class=PageRoute)
+Viewer = Annotated[User, Depends(page_user)]
+RUN_ATTRIBUTES = ("run_id", "name", "experiment", "status", "user", "start_time")
+#: Param and metric columns the table shows (those with values on the page, sort key first).
+SHOWN_PER_KIND = 10
+MIN_COMPARED, MAX_COMPARED = 2, 10
+
+
+def _whole(field: str, text: str | None, default: int) -> int:
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or len(text) > 9:
+        raise InvalidArgumentError(f"{field} must be a whole number, got {text[:40]!r}")
+    return int(text)
+
+
+@router.get("/runs")
+def runs_page(
+    request: Request,
+    user: Viewer,
+    experiment: str | None = None,
+    filter: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+    after: str | None = None,
+    size: str | None = None,
+    start: str | None = None,
+) -> Response:
+    """The runs table: filter, sort by any column, pages by cursor."""
+    if order not in (None, "", "asc", "desc"):
+        raise InvalidArgumentError(f"order must be asc or desc, got {order[:40]!r}")
+    descending = order != "asc"
+    page_size = _whole("size", size, 50)
+    first_row = _whole("start", start, 0)
+    tracking = request.app.state.tracking
+    experiments = tracking.list_experiments()["name"].tolist()
+    page = run_page(
+        tracking,
+        experiment=experiment or None,
+        filter=filter or None,
+        sort=sort or None,
+        descending=descending,
+        after=after or None,
+        size=page_size,
+    )
+    key = SortKey.parse(sort) if sort else None
+    always = None if key is None else key.column
+    metrics, hidden_metrics = shown_columns(page.runs, "metrics", SHOWN_PER_KIND, always)
+    params, hidden_params = shown_columns(page.runs, "params", SHOWN_PER_KIND, always)
+    base = {k: v for k, v in (("experiment", experiment), ("filter", filter)) if v} | (
+        {"size": str(page_size)} if page_size != 50 else {}
+    )
+
+    def sort_link(column: str) -> str:
+        flip = key is not None and key.column == column and descending
+        return "/runs?" + urlencode({**base, "sort": column, "order": "asc" if flip else "desc"})
+
+    current = base | ({"sort": sort, "order": "desc" if descending else "asc"} if sort else {})
+    next_link = None
+    if page.next_cursor:
+        next_link = "/runs?" + urlencode(
+            {**current, "after": page.next_cursor, "start": str(first_row + len(page.runs))}
+        )
+    return render(
+        request,
+        "runs.html.j2",
+        runs=page.runs.to_dict("records"),
+        attributes=RUN_ATTRIBUTES,
+        metrics=metrics,
+        params=params,
+        hidden_metrics=hidden_metrics,
+        hidden_params=hidden_params,
+        experiments=experiments,
+        experiment=experiment or "",
+        filter=filter or "",
+        sort=sort or "",
+        sort_column=always,
+        descending=descending,
+        size=page_size,
+        sizes=PAGE_SIZES,
+        first_row=first_row,
+        sort_link=sort_link,
+        first_link="/runs?" + urlencode(current) if after else None,
+        next_link=next_link,
+    )
+
+
+@router.get("/runs/{run_id}")
+def run_detail(
+    request: Request, user: Viewer, run_id: str, metric: Annotated[list[str] | None, Query()] = None
+):
+    """One run: attributes, params, metrics with charts, artifacts, code, data, environment."""
+    tracking = request.app.state.tracking
+    run = tracking.get_run(run_id)
+    keys = sorted(run.metrics)
+    chosen = [k for k in metric or () if k in run.metrics][:MAX_CHARTS] or keys[:MAX_CHARTS]
+    histories = tracking.metric_histories([run.run_id], chosen) if chosen else None
+    grouped = {} if histories is None else histories_by_key(histories)
+    figures = [
+        metric_figure(key, [(run.name or run.run_id[:8], grouped[key][run.run_id])])
+        for key in chosen
+        if key in grouped and is_curve(grouped[key])
+    ]
+    return render(
+        request,
+        "run.html.j2",
+        run=run,
+        figures=figures,
+        charted=chosen,
+        more_keys=len(keys) > len(chosen),
+    )
+
+
+@router.get("/compare")
+def compare_page(
+    request: Request,
+    user: Viewer,
+    run: Annotated[list[str] | None, Query()] = None,
+    metric: Annotated[list[str] | None, Query()] = None,
+):
+    """2 to 10 runs side by side: params (differences marked) and metric curves overlaid."""
+    ids = list(dict.fromkeys(r for r in run or () if r))
+    if not MIN_COMPARED <= len(ids) <= MAX_COMPARED:
+        raise InvalidArgumentError(
+            f"run: compare {MIN_COMPARED} to {MAX_COMPARED} runs, got {len(ids)}"
+        )
+    tracking = request.app.state.tracking
+    runs = [tracking.get_run(r) for r in ids]
+    labels = {r.run_id: f"{r.name or ''} {r.run_id[:8]}".strip() for r in runs}
+    param_keys = sorted({k for r in runs for k in r.params})
+    differing = {k for k in param_keys if len({r.params.get(k) for r in runs}) > 1}
+    metric_keys = sorted({k for r in runs for k in r.metrics})
+    chosen = [k for k in metric or () if k in metric_keys][:MAX_CHARTS] or metric_keys[:MAX_CHARTS]
+    grouped = histories_by_key(tracking.metric_histories([r.run_id for r in runs], chosen))
+    # Curves in the order of the table's columns, so colours follow the runs' order.
+    figures = [
+        metric_figure(
+            key,
+            [(labels[r.run_id], grouped[key][r.run_id]) for r in runs if r.run_id in grouped[key]],
+        )
+        for key in chosen
+        if key in grouped and is_curve(grouped[key])
+    ]
+    return render(
+        request,
+        "compare.html.j2",
+        runs=runs,
+        labels=labels,
+        param_keys=param_keys,
+        differing=differing,
+        metric_keys=metric_keys,
+        figures=figures,
+    )

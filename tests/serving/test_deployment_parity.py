@@ -1,0 +1,129 @@
+"""The deployments contract: the local class and the HTTP client give the same answers for
+every operation of the table, on SQLite and PostgreSQL, and both have the Protocol's
+signatures."""
+
+from __future__ import annotations
+
+import inspect
+
+import pandas as pd
+import pytest
+from tests.server.running import running_server
+
+from opsloop.contract.operation import ACTOR
+from opsloop.registry import add_user
+from opsloop.server import create_app
+from opsloop.serving import Deployments, HttpDeployments, Variant
+from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS, DeploymentService
+
+FAR_FUTURE_MS = 2**62
+
+
+def canary(weight: float) -> list[Variant]:
+    return [
+        Variant("stable", "credit", alias="champion", weight=1 - weight),
+        Variant("canary", "credit", version=2, role="candidate", weight=weight),
+    ]
+
+
+def _plain(value):
+    """A result as plain data, without what differs between two stores by construction:
+    the times of changes, the hashes that cover them, the audit ids (the two sides
+    interleave in one log)."""
+    if isinstance(value, pd.DataFrame):
+        kept = value.drop(
+            columns=["id", "time", "prev_hash", "hash", "updated_ms"], errors="ignore"
+        )
+        return {"columns": list(kept.columns), "rows": kept.to_dict("records")}
+    if hasattr(value, "to_dict"):
+        document = value.to_dict()
+        document.pop("updated_ms", None)
+        return document
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+#: Each operation of the table, called as a user would, in an order that gives every call
+#: something to find. A new operation without a case here fails the coverage test.
+SCENARIO = [
+    ("deploy", lambda d, n: d.deploy(n, canary(0.1), strategy="canary", reason="v2 try")),
+    ("get", lambda d, n: d.get(n)),
+    ("protect", lambda d, n: d.protect(n, 0, reason="no approvals needed yet")),
+    ("approve", lambda d, n: d.approve(n, canary(0.5), strategy="canary", comment="ok")),
+    ("list", lambda d, n: d.list().query("name == @n").reset_index(drop=True)),
+    ("lineage", lambda d, n: d.lineage(n)),
+    ("lineage", lambda d, n: d.lineage(n, variant="canary")),
+    ("at", lambda d, n: d.at(n, FAR_FUTURE_MS)),
+    ("at", lambda d, n: d.at(n, 0)),
+    ("history", lambda d, n: d.history(n)),
+    ("retire", lambda d, n: d.retire(n, reason="done")),
+]
+
+
+def test_every_operation_has_a_parity_case():
+    assert {method for method, _ in SCENARIO} == {
+        operation.method for operation in DEPLOYMENT_OPERATIONS.operations
+    }
+
+
+def _renamed(value, name: str):
+    """``value`` with the deployment's name replaced and times (``*_ms``) left out, also
+    inside the audit log's ``before`` and ``after`` documents."""
+    if isinstance(value, dict):
+        return {key: _renamed(item, name) for key, item in value.items() if not key.endswith("_ms")}
+    if isinstance(value, list):
+        return [_renamed(item, name) for item in value]
+    if isinstance(value, str):
+        return value.replace(name, "NAME")
+    return value
+
+
+def test_local_and_http_give_the_same_answers(registry, tracking):
+    for number in (1, 2):
+        run_id = tracking.create_run("credit")
+        registry.register("credit", f"model {number}".encode(), flavor="onnx", run_id=run_id)
+    registry.set_alias("credit", "champion", 1)
+    # One admin acts on both sides: approving needs a registered user with the role.
+    _, token = add_user(registry.db, "owner", "admin")
+    local = Deployments(registry.db, actor="owner")
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+        remote = HttpDeployments(url, token=token)
+        for method, call in SCENARIO:
+            mine, theirs = call(local, "api-local"), call(remote, "api-http")
+            assert type(mine) is type(theirs), method
+            assert _renamed(_plain(mine), "api-local") == _renamed(_plain(theirs), "api-http"), (
+                method
+            )
+        remote.close()
+
+
+def _parameters(function) -> list[tuple[str, object, object]]:
+    signature = inspect.signature(function)
+    return [
+        (name, parameter.kind, parameter.default)
+        for name, parameter in signature.parameters.items()
+    ]
+
+
+@pytest.mark.parametrize("implementation", [Deployments, HttpDeployments])
+def test_implementations_have_the_protocols_signatures(implementation):
+    for operation in DEPLOYMENT_OPERATIONS.operations:
+        wanted = getattr(DeploymentService, operation.method)
+        found = getattr(implementation, operation.method)
+        assert _parameters(found) == _parameters(wanted), operation.method
+        if ACTOR in inspect.signature(wanted).parameters:
+            assert inspect.signature(found).parameters[ACTOR].default is None
+
+
+def test_the_openapi_document_has_a_response_schema_for_every_deployment_route(registry):
+    document = create_app(registry.db, registry.artifacts).openapi()
+    for path, item in document["paths"].items():
+        if not path.startswith("/api/v1/deployments"):
+            continue
+        for verb, operation in item.items():
+            status, answer = next(iter(operation["responses"].items()))
+            if status == "204":
+                continue
+            schema = answer["content"]["application/json"]["schema"]
+            assert schema != {}, (verb, path)
