@@ -1,0 +1,3 @@
+"""Monitoring: prediction events and labels cut into windows, compared with a reference,
+watched by detectors and policies that raise alerts.
+"""
