@@ -149,7 +149,7 @@ def get_reference(db: Database, deployment: str) -> Reference:
     >>> get_reference(db, "nowhere")
     Traceback (most recent call last):
     opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; set one with set_reference
-    """
+    """  # noqa: E501 - a doctest's expected output is one line
     with db.read() as connection:
         data = connection.execute(
             sa.select(_references.c.reference).where(_references.c.deployment == deployment)
