@@ -151,7 +151,7 @@ def expire_samples(connection: Connection, deployment: str, windowing: Windowing
         .where(
             _windows.c.deployment == deployment,
             _windows.c.window_ms == windowing.window_ms,
-            _windows.c.start_ms < cutoff,
+            _windows.c.start_ms <= cutoff,
             _windows.c.sample.is_not(None),
         )
         .values(sample=None)
