@@ -36,7 +36,16 @@ app.add_typer(schema_app, name="schema")
 
 
 def _register_sub_apps() -> None:
-    from opsloop.cli import analysis, audit, data_plane, deployments, selection, tracking, users
+    from opsloop.cli import (
+        analysis,
+        audit,
+        data_plane,
+        deployments,
+        monitor,
+        selection,
+        tracking,
+        users,
+    )
 
     app.add_typer(selection.app, name="select")
     app.command("analyze")(analysis.analyze)
@@ -45,6 +54,7 @@ def _register_sub_apps() -> None:
     app.add_typer(users.users_app, name="users")
     app.add_typer(audit.audit_app, name="audit")
     app.add_typer(deployments.deployments_app, name="deployments")
+    app.add_typer(monitor.monitor_app, name="monitor")
     app.command("server")(tracking.server_command)
     app.command("serve")(data_plane.serve_command)
 
