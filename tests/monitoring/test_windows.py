@@ -151,3 +151,18 @@ def test_raw_samples_expire_and_profiles_stay(db, clock):
     window = read_window(db, "api", "default", windowing, T0)
     assert window.sample is None
     assert window.profile["x"].numeric.sum == sum(range(20))
+
+
+def test_values_are_read_back_as_json_has_them(db):
+    # Names pandas would take for dates, text that looks like a number, floats whose
+    # shortest text a fast parser rounds: every value as logged.
+    frame = pd.DataFrame(
+        {"created_at": [1_700_000_000_000, 1], "code": ["007", "1e3"], "x": [0.06251, 0.1 + 0.2]}
+    )
+    log_predictions(db, "api", frame, [0, 1], at_ms=T0, request_ids=["a", "b"])
+    update_windows(db, "api", WINDOWING)
+    sample = read_window(db, "api", "default", WINDOWING, T0).sample.frame()
+    by_code = sample.set_index("code")
+    assert by_code.loc["007", "created_at"] == 1_700_000_000_000
+    assert by_code.loc["1e3", "x"] == 0.1 + 0.2
+    assert by_code.loc["007", "x"] == 0.06251

@@ -65,9 +65,12 @@ def _records(inputs: Any) -> list[str]:
     if len(frame) == 0:
         return []
     frame = frame.rename(columns=str)
-    # pandas writes every row as JSON at once; a json.dumps per row costs several times more.
-    lines = frame.to_json(orient="records", lines=True, date_format="iso").splitlines()
-    return [f"[{line}]" for line in lines]
+    # Nulls as JSON null (json.dumps would write NaN, which is not JSON). pandas' own
+    # to_json is not used: it keeps 10 significant digits, and a logged float must come back
+    # bit for bit.
+    plain = frame.astype(object).where(frame.notna(), None)
+    dumps = json.JSONEncoder(default=str, allow_nan=False).encode
+    return [f"[{dumps(record)}]" for record in plain.to_dict("records")]
 
 
 def _plain(value: Any) -> Any:
@@ -75,6 +78,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+def _outputs(predictions: Sequence | np.ndarray) -> list[str]:
+    """Each prediction as the runtime's output JSON, ``{"predictions": [p]}``."""
+    array = np.asarray(predictions)
+    if array.dtype.kind in "iu" or (array.dtype.kind == "f" and np.all(np.isfinite(array))):
+        # Numbers written as JSON writes them (repr), without a json.dumps call per row.
+        return [f'{{"predictions": [{v!r}]}}' for v in array.reshape(-1).tolist()]
+    values = np.asarray(predictions, dtype=object).reshape(-1).tolist()
+    return [json.dumps({"predictions": [_plain(v)]}) for v in values]
 
 
 def _checked_ids(request_ids: Sequence[str], n: int, field: str = "request_ids") -> list[str]:
@@ -116,11 +129,11 @@ def log_predictions(
     if not isinstance(deployment, str) or not deployment:
         raise InvalidArgumentError(f"deployment: a non-empty name, got {deployment!r}")
     lines = _records(inputs)
-    values = [_plain(v) for v in np.asarray(predictions, dtype=object).reshape(-1).tolist()]
+    outputs = _outputs(predictions)
     n = len(lines)
-    if len(values) != n:
+    if len(outputs) != n:
         raise InvalidArgumentError(
-            f"predictions: {len(values)} values for {n} input rows; give one per row"
+            f"predictions: {len(outputs)} values for {n} input rows; give one per row"
         )
     ids = (
         [uuid.uuid4().hex for _ in range(n)]
@@ -143,13 +156,13 @@ def log_predictions(
                 "request_id": request_id,
                 "routing_key": None,
                 "inputs_json": line,
-                "output_json": json.dumps({"predictions": [value]}),
+                "output_json": output,
                 "error": None,
                 "latency_ms": float(lat),
                 "at_ms": int(at),
             }
-            for request_id, line, value, lat, at in zip(
-                ids, lines, values, latency.tolist(), times.tolist(), strict=True
+            for request_id, line, output, lat, at in zip(
+                ids, lines, outputs, latency.tolist(), times.tolist(), strict=True
             )
         ]
         if rows:

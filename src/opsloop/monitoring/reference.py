@@ -61,7 +61,7 @@ class Reference:
             "sample": base64.b64encode(self.sample.to_bytes()).decode(),
             "has_predictions": self.has_predictions,
         }
-        return zlib.compress(json.dumps(state, separators=(",", ":"), default=str).encode())
+        return zlib.compress(json.dumps(state, separators=(",", ":"), default=str).encode(), 1)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Reference:

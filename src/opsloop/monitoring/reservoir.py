@@ -102,7 +102,8 @@ class RowSample:
             "columns": columns,
             "order": list(frame.columns),
         }
-        return zlib.compress(json.dumps(state, separators=(",", ":")).encode())
+        # Level 1: samples are written on every fold; higher levels cost several times more.
+        return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RowSample:
