@@ -166,3 +166,49 @@ def test_values_are_read_back_as_json_has_them(db):
     assert by_code.loc["007", "created_at"] == 1_700_000_000_000
     assert by_code.loc["1e3", "x"] == 0.1 + 0.2
     assert by_code.loc["007", "x"] == 0.06251
+
+
+def test_events_the_serving_runtime_records_fold_into_windows(db):
+    from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+
+    def event(variant, role, request_id, inputs, output, error, latency, at):
+        return PredictionEvent(
+            "api", variant, role, "m", 1, request_id, None, inputs, output, error, latency, at
+        )
+
+    StoreEventSink(db).write(
+        [
+            # A request of two records, answered by the stable variant.
+            event(
+                "stable",
+                "primary",
+                "r1",
+                [{"x": 1.0}, {"x": 3.0}],
+                {"predictions": [0, 1], "probabilities": None, "classes": None},
+                None,
+                4.0,
+                T0,
+            ),
+            # Its shadow failed: no output, an error, in the shadow's own window.
+            event("shadow", "shadow", "r1", [{"x": 1.0}, {"x": 3.0}], None, "boom", 30.0, T0 + 1),
+            event(
+                "stable",
+                "primary",
+                "r2",
+                [{"x": 5.0}],
+                {"predictions": [1], "probabilities": None, "classes": None},
+                None,
+                2.0,
+                T0 + 2,
+            ),
+        ]
+    )
+    assert update_windows(db, "api", WINDOWING) == 3
+    stable = read_window(db, "api", "stable", WINDOWING, T0)
+    shadow = read_window(db, "api", "shadow", WINDOWING, T0)
+    assert (stable.software.requests, stable.software.rows, stable.software.errors) == (2, 3, 0)
+    assert stable.profile["x"].numeric.sum == 9.0
+    assert stable.profile["prediction"].numeric.sum == 2
+    assert sorted(stable.sample.frame()["x"].tolist()) == [1.0, 3.0, 5.0]
+    assert (shadow.software.requests, shadow.software.rows, shadow.software.errors) == (1, 2, 1)
+    assert shadow.profile["prediction"].null_count == 2

@@ -106,9 +106,10 @@ def _records_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame({name: [record.get(name) for record in records] for name in names})
 
 
-def _decode_all(texts: list[str | None]) -> list:
-    # One json.loads for the whole batch: a call per event costs more than the parsing.
-    return json.loads("[" + ",".join("null" if t is None else t for t in texts) + "]")
+def _decode_all(texts: list) -> list:
+    # One json.loads for the whole batch: a call per event costs more than the parsing. A
+    # NULL column value arrives as None or, through a DataFrame, as NaN.
+    return json.loads("[" + ",".join(t if isinstance(t, str) else "null" for t in texts) + "]")
 
 
 def _predictions(output: object, n_rows: int) -> list:
