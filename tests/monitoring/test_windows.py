@@ -212,3 +212,49 @@ def test_events_the_serving_runtime_records_fold_into_windows(db):
     assert sorted(stable.sample.frame()["x"].tolist()) == [1.0, 3.0, 5.0]
     assert (shadow.software.requests, shadow.software.rows, shadow.software.errors) == (1, 2, 1)
     assert shadow.profile["prediction"].null_count == 2
+
+
+FOLDER_SCRIPT = """
+import sys
+from opsloop.monitoring.window_store import update_windows
+from opsloop.monitoring.windowing import Windowing
+from opsloop.store.database import Database
+db = Database(sys.argv[1], clock=lambda: int(sys.argv[2]))
+print("folding", flush=True)
+update_windows(db, "api", Windowing("1h", sample_size=100, seed=7), batch_size=10_000)
+print("done", flush=True)
+"""
+
+
+def test_a_process_killed_while_folding_loses_and_repeats_nothing(store_path, clock):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    n = 40_000
+    rng = np.random.default_rng(4)
+    db = Database(f"sqlite:///{store_path}", clock=clock)
+    frame = pd.DataFrame(rng.normal(size=(n, 5)), columns=list("abcde"))
+    log_predictions(
+        db, "api", frame, rng.integers(0, 2, n), at_ms=T0 + np.sort(rng.integers(0, 3 * HOUR_MS, n))
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", FOLDER_SCRIPT, f"sqlite:///{store_path}", str(clock.now_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout.readline().strip() == "folding"
+    child.send_signal(signal.SIGKILL)  # somewhere in its first transactions
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    update_windows(db, "api", WINDOWING)  # the restart folds what the killed one did not
+    starts = window_starts(db, "api", WINDOWING)["start_ms"]
+    windows = [read_window(db, "api", "default", WINDOWING, s) for s in starts]
+    assert sum(w.software.requests for w in windows) == n
+    assert sum(w.profile.n_rows for w in windows) == n
+    sums = sum(w.profile["a"].numeric.sum for w in windows)
+    assert sums == pytest.approx(frame["a"].sum(), rel=1e-12)
+    db.dispose()
