@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_wine
 from tests.clock import FakeClock
-from tests.store.databases import isolated_home, store_uri
+from tests.store.databases import isolated_home, postgres_store_database, store_uri
 from typer.testing import CliRunner
 
 from opsloop.cli.app import app
@@ -18,7 +18,7 @@ from opsloop.monitoring.reference import set_reference
 from opsloop.store import open_database
 from opsloop.store.database import now_ms
 
-__all__ = ["isolated_home", "store_uri"]
+__all__ = ["isolated_home", "postgres_store_database", "store_uri"]
 
 HOUR_MS = 3_600_000
 T0 = 1_800_000_000_000
