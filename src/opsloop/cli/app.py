@@ -42,6 +42,7 @@ def _register_sub_apps() -> None:
         data_plane,
         deployments,
         gate,
+        monitor,
         selection,
         tracking,
         users,
@@ -55,6 +56,7 @@ def _register_sub_apps() -> None:
     app.add_typer(audit.audit_app, name="audit")
     app.add_typer(deployments.deployments_app, name="deployments")
     app.add_typer(gate.gate_app, name="gate")
+    app.add_typer(monitor.monitor_app, name="monitor")
     app.command("server")(tracking.server_command)
     app.command("serve")(data_plane.serve_command)
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -405,4 +406,72 @@ prediction_feedback = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("created_by", NAME, nullable=False),
     Index(None, "request_id"),
+)
+
+# Monitoring windows: one row per deployment, variant, window length, window start and the
+# worker that wrote it; reading a window merges its workers' rows (profiles, samples and
+# counts all merge). The raw sample expires by a retention setting, the profile is kept.
+monitoring_windows = Table(
+    "monitoring_windows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("variant", NAME, nullable=False),
+    Column("window_ms", BigInteger, nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("worker", NAME, nullable=False),
+    Column("state", LargeBinary, nullable=False),
+    Column("sample", LargeBinary),
+    Column("updated_ms", BigInteger, nullable=False),
+    UniqueConstraint("deployment", "variant", "window_ms", "start_ms", "worker"),
+)
+
+# What a deployment's inputs are compared with: the training data's profile, schema and sample.
+monitoring_references = Table(
+    "monitoring_references",
+    metadata,
+    Column("deployment", NAME, primary_key=True),
+    Column("reference", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("created_by", NAME, nullable=False),
+)
+
+# Named JSON state of a deployment's monitor that must survive a restart: the event cursor,
+# the detectors, the policies' streaks, the label counts.
+monitoring_state = Table(
+    "monitoring_state",
+    metadata,
+    Column("deployment", NAME, primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("state_json", Text, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+# The metrics computed for one closed window (drift per feature, input, output and task
+# metrics, detector alarms), kept for reports of metrics over time.
+monitoring_evaluations = Table(
+    "monitoring_evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("variant", NAME, nullable=False),
+    Column("window_ms", BigInteger, nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("metrics_json", Text, nullable=False),
+    Column("evaluated_ms", BigInteger, nullable=False),
+    UniqueConstraint("deployment", "variant", "window_ms", "start_ms"),
+)
+
+# Alerts raised by monitoring policies, with the evidence that fired them.
+monitoring_alerts = Table(
+    "monitoring_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("variant", NAME, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("evidence_json", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index(None, "deployment", "at_ms"),
 )

@@ -1,0 +1,55 @@
+"""Monitoring: prediction events and labels cut into windows, compared with a reference,
+watched by a detector and by policies that raise alerts.
+
+Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event_log`
+(``log_predictions``, ``log_labels``), :mod:`.reservoir` (the mergeable sample),
+:mod:`.software_metrics`, :mod:`.window_part` (one worker's share of a window),
+:mod:`.window_store` (windows in the store), :mod:`.reference`, :mod:`.window_metrics`,
+:mod:`.policy`, :mod:`.evaluation` (windows evaluated, detector, alerts),
+:mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML report).
+
+>>> import pandas as pd
+>>> db.clock = lambda: 7_200_000  # two hours after the epoch: the first hour has closed
+>>> _ = set_reference(db, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
+>>> ids = log_predictions(db, "api", [{"x": 5.0 + i} for i in range(60)], [1] * 60,
+...                       at_ms=60_000)
+>>> log_labels(db, "api", ids, [1] * 30 + [0] * 30).accepted
+60
+>>> (window,) = evaluate(db, "api", policies=["task_metric < 0.9 -> alert"])
+>>> window.metrics["task_metric"], window.alerts
+(0.5, ('task_metric < 0.9 -> alert',))
+"""
+
+from opsloop.monitoring.evaluation import (
+    WindowEvaluation,
+    evaluate,
+    read_alerts,
+    read_evaluations,
+)
+from opsloop.monitoring.event_log import LabelReceipt, label_counts, log_labels, log_predictions
+from opsloop.monitoring.monitor_report import monitor_report, monitor_status
+from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.reference import Reference, get_reference, set_reference
+from opsloop.monitoring.window_store import read_window, update_windows, window_starts
+from opsloop.monitoring.windowing import Windowing
+
+__all__ = [
+    "LabelReceipt",
+    "Policy",
+    "Reference",
+    "WindowEvaluation",
+    "Windowing",
+    "evaluate",
+    "get_reference",
+    "label_counts",
+    "log_labels",
+    "log_predictions",
+    "monitor_report",
+    "monitor_status",
+    "read_alerts",
+    "read_evaluations",
+    "read_window",
+    "set_reference",
+    "update_windows",
+    "window_starts",
+]

@@ -1,0 +1,282 @@
+"""Prediction events and labels logged from Python: for models served elsewhere and for
+batch jobs, the same rows the serving runtime records.
+
+:func:`log_predictions` writes one event per row into the store's ``prediction_events``
+table (role ``primary``, the output as ``{"predictions": [p]}``), so the windows, the labels
+and :func:`opsloop.serving.prediction_events.read_prediction_events` see them as they see
+served answers.
+
+:func:`log_labels` joins labels to those events by request id, and says what it did with
+each in a :class:`LabelReceipt`:
+
+* **accepted**: the deployment answered the id and it had no label yet: the label is kept
+  (in ``prediction_feedback``, as the feedback endpoint keeps it);
+* **late** (also accepted): the window of the answer had already closed when the label came:
+  an evaluation of that window made before it does not include it, later ones do;
+* **duplicate**: the id already has a label (or appears twice in the call): the first label
+  stands, the new one is not kept;
+* **unknown**: no answer of the deployment has the id: not kept; the receipt lists the ids,
+  so they can be sent again once the answer is recorded.
+
+The counts add up per deployment in the monitor's state (:func:`label_counts`).
+
+>>> db = Database("sqlite://", clock=lambda: 10_000_000)
+>>> ids = log_predictions(db, "api", [{"x": 1.0}, {"x": 2.0}], [1, 0],
+...                       request_ids=["a", "b"], at_ms=9_000_000)
+>>> log_labels(db, "api", ["a", "a", "zz"], [1, 0, 1])
+LabelReceipt(accepted=1, late=0, duplicate=1, unknown=1, unknown_ids=('zz',))
+>>> label_counts(db, "api")
+{'accepted': 1, 'late': 0, 'duplicate': 1, 'unknown': 1}
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.monitor_state import get_state, put_state
+from opsloop.monitoring.windowing import Windowing
+from opsloop.store import tables
+from opsloop.store.database import Database, clock_of
+
+_events, _feedback = tables.prediction_events, tables.prediction_feedback
+_MAX_ID = 64
+_CHUNK = 500
+LABEL_COUNTS = ("accepted", "late", "duplicate", "unknown")
+
+
+def _records(inputs: Any) -> list[str]:
+    if isinstance(inputs, pd.DataFrame):
+        frame = inputs
+    elif isinstance(inputs, Sequence) and all(isinstance(r, dict) for r in inputs):
+        frame = pd.DataFrame.from_records(list(inputs))
+    else:
+        raise InvalidArgumentError(
+            f"inputs: a DataFrame or a list of records (dicts), got {type(inputs).__name__}"
+        )
+    if len(frame) == 0:
+        return []
+    frame = frame.rename(columns=str)
+    # Nulls as JSON null (json.dumps would write NaN, which is not JSON). pandas' own
+    # to_json is not used: it keeps 10 significant digits, and a logged float must come back
+    # bit for bit.
+    plain = frame.astype(object).where(frame.notna(), None)
+    dumps = json.JSONEncoder(default=str, allow_nan=False).encode
+    return [f"[{dumps(record)}]" for record in plain.to_dict("records")]
+
+
+def _plain(value: Any) -> Any:
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _outputs(predictions: Sequence | np.ndarray) -> list[str]:
+    """Each prediction as the runtime's output JSON, ``{"predictions": [p]}``."""
+    array = np.asarray(predictions)
+    if array.dtype.kind in "iu" or (array.dtype.kind == "f" and np.all(np.isfinite(array))):
+        # Numbers written as JSON writes them (repr), without a json.dumps call per row.
+        return [f'{{"predictions": [{v!r}]}}' for v in array.reshape(-1).tolist()]
+    values = np.asarray(predictions, dtype=object).reshape(-1).tolist()
+    return [json.dumps({"predictions": [_plain(v)]}) for v in values]
+
+
+def _checked_ids(request_ids: Sequence[str], n: int, field: str = "request_ids") -> list[str]:
+    ids = [str(i) for i in request_ids]
+    if len(ids) != n:
+        raise InvalidArgumentError(f"{field}: {len(ids)} ids for {n} rows; give one per row")
+    too_long = [i for i in ids if not 0 < len(i) <= _MAX_ID]
+    if too_long:
+        raise InvalidArgumentError(
+            f"{field}: an id must have 1 to {_MAX_ID} characters, got {too_long[0]!r}"
+        )
+    return ids
+
+
+def log_predictions(
+    db: Database,
+    deployment: str,
+    inputs: pd.DataFrame | Sequence[dict],
+    predictions: Sequence | np.ndarray,
+    *,
+    variant: str = "default",
+    request_ids: Sequence[str] | None = None,
+    at_ms: int | Sequence[int] | np.ndarray | None = None,
+    latency_ms: float | Sequence[float] | np.ndarray = 0.0,
+    model: str = "external",
+    version: int = 0,
+) -> list[str]:
+    """Record one prediction event per row of ``inputs`` with its prediction; return the
+    request ids (random ones when ``request_ids`` is not given: give your own to join labels
+    later by them and to make the windows' samples reproducible). ``at_ms`` (one time or
+    one per row) defaults to the store's clock.
+
+    ``db`` is an empty store:
+
+    >>> log_predictions(db, "api", [{"x": 1}], [0, 1])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: predictions: 2 values for 1 input rows; give one per row
+    """
+    if not isinstance(deployment, str) or not deployment:
+        raise InvalidArgumentError(f"deployment: a non-empty name, got {deployment!r}")
+    lines = _records(inputs)
+    outputs = _outputs(predictions)
+    n = len(lines)
+    if len(outputs) != n:
+        raise InvalidArgumentError(
+            f"predictions: {len(outputs)} values for {n} input rows; give one per row"
+        )
+    ids = (
+        [uuid.uuid4().hex for _ in range(n)]
+        if request_ids is None
+        else _checked_ids(request_ids, n)
+    )
+    latency = np.broadcast_to(np.asarray(latency_ms, dtype=float), (n,))
+    if n and (not np.all(np.isfinite(latency)) or np.any(latency < 0)):
+        raise InvalidArgumentError("latency_ms: must be finite and non-negative")
+    with db.write() as connection:
+        now = clock_of(connection)
+        times = np.broadcast_to(np.asarray(now if at_ms is None else at_ms, dtype=np.int64), (n,))
+        rows = [
+            {
+                "deployment": deployment,
+                "variant": variant,
+                "role": "primary",
+                "model": model,
+                "version": int(version),
+                "request_id": request_id,
+                "routing_key": None,
+                "inputs_json": line,
+                "output_json": output,
+                "error": None,
+                "latency_ms": float(lat),
+                "at_ms": int(at),
+            }
+            for request_id, line, output, lat, at in zip(
+                ids, lines, outputs, latency.tolist(), times.tolist(), strict=True
+            )
+        ]
+        if rows:
+            connection.execute(_events.insert(), rows)
+    return ids
+
+
+@dataclass(frozen=True)
+class LabelReceipt:
+    """What :func:`log_labels` did: labels ``accepted`` (of which ``late``), ``duplicate``
+    and ``unknown`` ones not kept, and the ``unknown_ids`` (at most 100)."""
+
+    accepted: int
+    late: int
+    duplicate: int
+    unknown: int
+    unknown_ids: tuple[str, ...]
+
+
+def log_labels(
+    db: Database,
+    deployment: str,
+    request_ids: Sequence[str],
+    labels: Sequence | np.ndarray,
+    *,
+    windowing: Windowing | None = None,
+    actor: str = "monitoring",
+) -> LabelReceipt:
+    """Join ``labels`` to ``deployment``'s answers by request id (the module docstring says
+    what happens to late, duplicate and unknown ones); ``windowing`` says when a window
+    closes (for counting late labels).
+
+    >>> log_labels(db, "api", ["a"], [1, 2])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: labels: 2 labels for 1 request ids; give one per id
+    """
+    windowing = windowing or Windowing()
+    values = [_plain(v) for v in np.asarray(labels, dtype=object).reshape(-1).tolist()]
+    ids = [str(i) for i in request_ids]
+    if len(values) != len(ids):
+        raise InvalidArgumentError(
+            f"labels: {len(values)} labels for {len(ids)} request ids; give one per id"
+        )
+    try:
+        texts = [json.dumps(v) for v in values]
+    except TypeError as error:
+        raise InvalidArgumentError(
+            f"labels: must be JSON values (numbers, text), {error}"
+        ) from None
+    with db.write() as connection:
+        now = clock_of(connection)
+        answered: dict[str, int] = {}
+        labelled: set[str] = set()
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i : i + _CHUNK]
+            answered.update(
+                connection.execute(
+                    sa.select(_events.c.request_id, sa.func.min(_events.c.at_ms))
+                    .where(
+                        _events.c.deployment == deployment,
+                        _events.c.role == "primary",
+                        _events.c.request_id.in_(chunk),
+                    )
+                    .group_by(_events.c.request_id)
+                ).all()
+            )
+            labelled.update(
+                connection.execute(
+                    sa.select(_feedback.c.request_id).where(
+                        _feedback.c.deployment == deployment,
+                        _feedback.c.request_id.in_(chunk),
+                        _feedback.c.label_json.is_not(None),
+                    )
+                ).scalars()
+            )
+        rows, unknown_ids = [], []
+        late = duplicate = 0
+        for request_id, text in zip(ids, texts, strict=True):
+            if request_id not in answered:
+                unknown_ids.append(request_id)
+            elif request_id in labelled:
+                duplicate += 1
+            else:
+                labelled.add(request_id)
+                closes = windowing.start_of(answered[request_id]) + windowing.window_ms
+                late += now >= closes
+                rows.append(
+                    {
+                        "deployment": deployment,
+                        "request_id": request_id,
+                        "label_json": text,
+                        "reward": None,
+                        "created_ms": now,
+                        "created_by": actor,
+                    }
+                )
+        if rows:
+            connection.execute(_feedback.insert(), rows)
+        receipt = LabelReceipt(
+            len(rows), late, duplicate, len(unknown_ids), tuple(unknown_ids[:100])
+        )
+        counts = get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
+        for name in LABEL_COUNTS:
+            counts[name] += getattr(receipt, name)
+        put_state(connection, deployment, "labels", counts)
+    return receipt
+
+
+def label_counts(db: Database, deployment: str) -> dict[str, int]:
+    """The labels counted so far for ``deployment``: accepted, late, duplicate, unknown.
+
+    >>> label_counts(db, "nothing-yet")
+    {'accepted': 0, 'late': 0, 'duplicate': 0, 'unknown': 0}
+    """
+    with db.read() as connection:
+        return get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))

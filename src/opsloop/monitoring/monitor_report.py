@@ -1,0 +1,132 @@
+"""What a person reads about a deployment's monitoring: :func:`monitor_status` (the latest
+windows, label counts, alerts) and :func:`monitor_report` (the standalone HTML report of
+:mod:`opsloop.reports.monitoring`), both from the evaluations in the store.
+
+>>> import pandas as pd
+>>> from opsloop.monitoring.evaluation import evaluate
+>>> from opsloop.monitoring.event_log import log_predictions
+>>> from opsloop.monitoring.reference import set_reference
+>>> db.clock = lambda: 7_200_000
+>>> _ = set_reference(db, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
+>>> _ = log_predictions(db, "api", [{"x": 50.0 + i} for i in range(60)], [0] * 60,
+...                     at_ms=60_000)
+>>> _ = evaluate(db, "api", policies=["drift_share > 0.5 -> alert"])
+>>> status = monitor_status(db, "api")
+>>> status["windows"][0]["drift_share"], status["alerts"][0]["rule"]
+(1.0, 'drift_share > 0.5 -> alert')
+>>> report = monitor_report(db, "api")
+>>> report.drift[["window", "feature", "drifted"]].values.tolist()
+[['1970-01-01 00:00', 'x', True]]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from opsloop.monitoring.evaluation import read_alerts, read_evaluations
+from opsloop.monitoring.event_log import label_counts
+from opsloop.monitoring.windowing import Windowing
+from opsloop.reports.monitoring import MonitoringReport
+
+#: The per-window metrics shown in the status and plotted over time.
+SHOWN_METRICS = (
+    "requests",
+    "error_rate",
+    "latency_p95_ms",
+    "missing_share",
+    "out_of_schema_rate",
+    "drift_share",
+    "task_metric",
+    "error_drift",
+)
+
+
+def window_label(start_ms: int) -> str:
+    """A window's start as UTC text.
+
+    >>> window_label(3_600_000)
+    '1970-01-01 01:00'
+    """
+    return pd.Timestamp(start_ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def monitor_status(
+    db, deployment: str, windowing: Windowing | None = None, *, last: int = 10
+) -> dict[str, Any]:
+    """The ``last`` evaluated windows (per variant, with :data:`SHOWN_METRICS`), the label
+    counts and the alerts of ``deployment``, as a JSON-safe dict."""
+    windowing = windowing or Windowing()
+    evaluations = read_evaluations(db, deployment, windowing)[-last:]
+    alerts = read_alerts(db, deployment)
+    return {
+        "deployment": deployment,
+        "window_ms": windowing.window_ms,
+        "windows": [
+            {
+                "variant": e.variant,
+                "window": window_label(e.start_ms),
+                "start_ms": e.start_ms,
+                **{name: e.metrics.get(name) for name in SHOWN_METRICS},
+            }
+            for e in evaluations
+        ],
+        "labels": label_counts(db, deployment),
+        "alerts": [
+            {
+                "variant": row["variant"],
+                "rule": row["rule"],
+                "action": row["action"],
+                "window": None if row["start_ms"] is None else window_label(row["start_ms"]),
+                "at_ms": int(row["at_ms"]),
+            }
+            for row in alerts.to_dict("records")
+        ],
+    }
+
+
+def monitor_report(
+    db, deployment: str, windowing: Windowing | None = None, *, variant: str | None = None
+) -> MonitoringReport:
+    """The HTML report's tables for ``deployment`` (one ``variant``, or every variant's
+    windows with the variant in the window's label when there are several)."""
+    windowing = windowing or Windowing()
+    evaluations = [
+        e
+        for e in read_evaluations(db, deployment, windowing)
+        if variant is None or e.variant == variant
+    ]
+    several = len({e.variant for e in evaluations}) > 1
+
+    def label(e) -> str:
+        text = window_label(e.start_ms)
+        return f"{text} {e.variant}" if several else text
+
+    drift = pd.DataFrame(
+        [
+            {
+                "window": label(e),
+                "feature": feature,
+                "p_adjusted": values["p_adjusted"],
+                "drifted": values["drifted"],
+            }
+            for e in evaluations
+            for feature, values in e.metrics.get("drift", {}).items()
+        ],
+        columns=["window", "feature", "p_adjusted", "drifted"],
+    )
+    metrics = pd.DataFrame(
+        [{"window": label(e), **{n: e.metrics.get(n) for n in SHOWN_METRICS}} for e in evaluations],
+        columns=["window", *SHOWN_METRICS],
+    )
+    for name in SHOWN_METRICS:
+        metrics[name] = pd.to_numeric(metrics[name], errors="coerce")
+    alarms = [label(e) for e in evaluations if e.metrics.get("error_drift")]
+    alerts = read_alerts(db, deployment)
+    if variant is not None:
+        alerts = alerts[alerts["variant"] == variant]
+    alerts = alerts.assign(
+        window=[None if s is None else window_label(int(s)) for s in alerts["start_ms"]]
+    )
+    return MonitoringReport(deployment, str(windowing.window), drift, metrics, alarms, alerts)

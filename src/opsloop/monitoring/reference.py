@@ -1,0 +1,161 @@
+"""A deployment's reference: what its live inputs (and outputs) are compared with, usually
+the training data. Its profile, its inferred schema (for out-of-schema rates) and a bounded
+seeded sample of its rows (for exact two-sample tests) are kept in the store.
+
+``set_reference(db, deployment, frame)`` sets it explicitly; ``predictions`` (the model's
+outputs on ``frame``) add the reference of the output distribution. Setting it is recorded
+in the audit log (entity ``monitor:DEPLOYMENT``).
+
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]})
+>>> _ = set_reference(db, "api", frame, predictions=[0, 1, 0])
+>>> ref = get_reference(db, "api")
+>>> ref.features, ref.profile["x"].numeric.mean, len(ref.sample), ref.has_predictions
+(('x', 'c'), 2.0, 3, True)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from opsloop.data.profile import Profile, profile
+from opsloop.data.schema import Schema, infer_schema
+from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.monitoring.reservoir import RowSample
+from opsloop.monitoring.window_part import PREDICTION_COLUMN
+from opsloop.registry.audit import append_audit
+from opsloop.store import tables
+from opsloop.store.database import Database, clock_of
+
+_references = tables.monitoring_references
+#: Rows of the reference kept for exact tests, unless ``sample_size`` says otherwise.
+REFERENCE_SAMPLE_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference's input ``features``, ``profile`` (inputs, and the
+    :data:`~opsloop.monitoring.window_part.PREDICTION_COLUMN` when ``has_predictions``),
+    ``schema`` of the inputs and ``sample`` of rows."""
+
+    features: tuple[str, ...]
+    profile: Profile
+    schema: Schema
+    sample: RowSample
+    has_predictions: bool
+
+    def to_bytes(self) -> bytes:
+        """Compressed JSON of everything (:meth:`from_bytes` reads it back)."""
+        state = {
+            "features": list(self.features),
+            "profile": self.profile.to_state(),
+            "schema": self.schema.to_dict(),
+            "sample": base64.b64encode(self.sample.to_bytes()).decode(),
+            "has_predictions": self.has_predictions,
+        }
+        return zlib.compress(json.dumps(state, separators=(",", ":"), default=str).encode(), 1)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Reference:
+        """Rebuild from :meth:`to_bytes`."""
+        state = json.loads(zlib.decompress(data))
+        return cls(
+            tuple(state["features"]),
+            Profile.from_state(state["profile"]),
+            Schema.from_dict(state["schema"]),
+            RowSample.from_bytes(base64.b64decode(state["sample"])),
+            bool(state["has_predictions"]),
+        )
+
+
+def set_reference(
+    db: Database,
+    deployment: str,
+    frame: pd.DataFrame,
+    *,
+    predictions: Sequence | np.ndarray | None = None,
+    sample_size: int = REFERENCE_SAMPLE_SIZE,
+    seed: int = 0,
+    actor: str = "monitoring",
+) -> Reference:
+    """Make ``frame`` (and the model's ``predictions`` on it) ``deployment``'s reference,
+    replacing any earlier one.
+
+    >>> set_reference(db, "api", pd.DataFrame())
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: frame: the reference needs at least one row and column
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidArgumentError(f"frame: a pandas DataFrame, got {type(frame).__name__}")
+    if frame.empty:
+        raise InvalidArgumentError("frame: the reference needs at least one row and column")
+    frame = frame.rename(columns=str).reset_index(drop=True)
+    if PREDICTION_COLUMN in frame.columns:
+        raise InvalidArgumentError(
+            f"frame: the column name {PREDICTION_COLUMN!r} is kept for the model's output"
+        )
+    schema = infer_schema(frame)
+    rows = frame
+    if predictions is not None:
+        values = np.asarray(predictions).reshape(-1)
+        if len(values) != len(frame):
+            raise InvalidArgumentError(
+                f"predictions: {len(values)} values for {len(frame)} rows; give one per row"
+            )
+        rows = frame.assign(**{PREDICTION_COLUMN: values})
+    ids = [str(i) for i in range(len(rows))]
+    reference = Reference(
+        tuple(frame.columns),
+        profile(rows),
+        schema,
+        RowSample.of(rows, ids, sample_size, seed),
+        predictions is not None,
+    )
+    with db.write() as connection:
+        now = clock_of(connection)
+        connection.execute(_references.delete().where(_references.c.deployment == deployment))
+        connection.execute(
+            _references.insert().values(
+                deployment=deployment,
+                reference=reference.to_bytes(),
+                created_ms=now,
+                created_by=actor,
+            )
+        )
+        append_audit(
+            connection,
+            actor,
+            "set_reference",
+            f"monitor:{deployment}",
+            None,
+            None,
+            {"rows": len(frame), "features": list(frame.columns), "sample": len(reference.sample)},
+            at_ms=now,
+        )
+    return reference
+
+
+def get_reference(db: Database, deployment: str) -> Reference:
+    """``deployment``'s reference.
+
+    >>> get_reference(db, "nowhere")
+    Traceback (most recent call last):
+    opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; set one with set_reference
+    """  # noqa: E501 - a doctest's expected output is one line
+    with db.read() as connection:
+        data = connection.execute(
+            sa.select(_references.c.reference).where(_references.c.deployment == deployment)
+        ).scalar()
+    if data is None:
+        raise NotFoundError(
+            f"deployment {deployment!r} has no monitoring reference; set one with set_reference"
+        )
+    return Reference.from_bytes(data)

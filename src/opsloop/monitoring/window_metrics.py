@@ -1,0 +1,169 @@
+"""What is computed for one window against the deployment's reference.
+
+* **Software:** requests, rows, errors and their rate, latency mean and p50/p95 (bucket
+  bounds of the histogram).
+* **Inputs:** ``missing_share``, the share of the reference's feature values that are null or
+  absent, from the window's profile (exact, over every row); ``out_of_schema_rate``, the share
+  of feature values in the window's sample that break the reference's schema
+  (:func:`opsloop.data.schema.validate`: type mismatches, non-finite numbers, values out of
+  range, unknown categories).
+* **Drift per feature:** :func:`opsloop.data.drift.compare` between the reference's sample and
+  the window's reservoir sample: the exact two-sample Kolmogorov-Smirnov test for numbers
+  (``scipy.stats.ks_2samp``'s statistic and p-value, exact below 10,000 rows a side),
+  Pearson's chi-square test for categories, p-values adjusted by Holm's method over the
+  features; ``drift_share`` is the share of compared features that drift at ``alpha``.
+* **Outputs:** the same test on the prediction column, when the reference has predictions.
+* **Task metric,** once labels arrive: accuracy when labels and predictions are classes
+  (integers, text, booleans), mean absolute error otherwise; the per-row error stream (0/1
+  misclassification, or absolute error) in event order feeds the detectors.
+
+>>> import pandas as pd
+>>> from opsloop.monitoring.reference import set_reference
+>>> from opsloop.monitoring.window_part import parts_of_events
+>>> from opsloop.monitoring.windowing import Windowing
+>>> ref = set_reference(db, "api", pd.DataFrame({"x": [float(i) for i in range(50)]}))
+>>> events = pd.DataFrame({"variant": ["a"] * 40, "request_id": [f"r{i}" for i in range(40)],
+...     "inputs_json": [f'[{{"x": {100 + i}}}]' for i in range(40)],
+...     "output_json": ['{"predictions": [1]}'] * 40, "error": [None] * 40,
+...     "latency_ms": [3.0] * 40, "at_ms": [0] * 40})
+>>> window = parts_of_events(events, Windowing())[("a", 0)]
+>>> metrics, errors = window_metrics(window, ref, None)
+>>> metrics["drift_share"], metrics["drift"]["x"]["test"], metrics["out_of_schema_rate"]
+(1.0, 'ks', 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from opsloop.data.drift import compare
+from opsloop.data.schema import validate
+from opsloop.monitoring.reference import Reference
+from opsloop.monitoring.window_part import PREDICTION_COLUMN, WindowPart
+
+#: Anomaly kinds that make a value out of schema (column-level kinds are not per value).
+VALUE_ANOMALIES = ("type_mismatch", "non_finite", "out_of_range", "unknown_category")
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
+def _column_drift(result, name: str) -> dict[str, Any]:
+    column = result[name]
+    return {
+        "test": column.test,
+        "statistic": _finite(column.statistic),
+        "p_value": _finite(column.p_value),
+        "p_adjusted": _finite(column.p_adjusted),
+        "drifted": bool(column.drifted),
+        "n_reference": column.n_reference,
+        "n_current": column.n_current,
+    }
+
+
+def _software(window: WindowPart) -> dict[str, Any]:
+    software = window.software
+    return {
+        "requests": software.requests,
+        "rows": software.rows,
+        "errors": software.errors,
+        "error_rate": software.error_rate,
+        "latency_mean_ms": software.latency_sum_ms / software.requests
+        if software.requests
+        else None,
+        "latency_p50_ms": _finite(software.latency_quantile(0.5)),
+        "latency_p95_ms": _finite(software.latency_quantile(0.95)),
+    }
+
+
+def _missing_share(window: WindowPart, features: tuple[str, ...]) -> float | None:
+    if window.profile is None or window.profile.n_rows == 0:
+        return None
+    n = window.profile.n_rows
+    nulls = sum(window.profile[f].null_count if f in window.profile else n for f in features)
+    return nulls / (n * len(features))
+
+
+def _out_of_schema(sample: pd.DataFrame, reference: Reference) -> float | None:
+    present = [f for f in reference.features if f in sample.columns]
+    if sample.empty or not present:
+        return None
+    result = validate(sample[present], reference.schema)
+    broken = sum(a.count for a in result if a.kind in VALUE_ANOMALIES)
+    return broken / (len(sample) * len(present))
+
+
+def task_errors(labelled: pd.DataFrame) -> tuple[str, float, np.ndarray]:
+    """The task metric of rows with a ``prediction`` and a ``label``: ``("accuracy", value,
+    0/1 errors)`` for classes, ``("mae", value, absolute errors)`` for numbers.
+
+    >>> import pandas as pd
+    >>> task_errors(pd.DataFrame({"prediction": [1, 0, 1], "label": [1, 1, 1]}))[:2]
+    ('accuracy', 0.6666666666666666)
+    >>> task_errors(pd.DataFrame({"prediction": [1.5, 2.0], "label": [1.0, 3.0]}))[:2]
+    ('mae', 0.75)
+    """
+    predictions, labels = labelled["prediction"].tolist(), labelled["label"].tolist()
+
+    def is_class(v: object) -> bool:
+        return isinstance(v, int | str | bool) or (isinstance(v, float) and v.is_integer())
+
+    classes = all(isinstance(v, int | str | bool) for v in labels) and all(
+        is_class(v) for v in predictions
+    )
+    if classes:
+        wrong = np.array([p != y for p, y in zip(predictions, labels, strict=True)], dtype=float)
+        return "accuracy", float((wrong.size - wrong.sum()) / wrong.size), wrong
+    errors = np.abs(np.asarray(predictions, dtype=float) - np.asarray(labels, dtype=float))
+    return "mae", float(errors.mean()), errors
+
+
+def window_metrics(
+    window: WindowPart,
+    reference: Reference,
+    labelled: pd.DataFrame | None,
+    *,
+    alpha: float = 0.05,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The metrics of ``window`` (a JSON-safe dict, see the module docstring) and its error
+    stream (empty without labels). ``labelled`` holds the window's labelled rows, in event
+    order, with ``prediction`` and ``label`` columns."""
+    metrics: dict[str, Any] = _software(window)
+    features = reference.features
+    metrics["missing_share"] = _missing_share(window, features)
+    sample = None if window.sample is None else window.sample.frame()
+    metrics["sample_rows"] = None if sample is None else len(sample)
+    metrics["out_of_schema_rate"] = None if sample is None else _out_of_schema(sample, reference)
+    metrics["drift"], metrics["drift_share"], metrics["output_drift"] = {}, None, None
+    if sample is not None and len(sample):
+        reference_rows = reference.sample.frame()
+        present = [f for f in features if f in sample.columns]
+        if present:
+            result = compare(reference_rows[present], sample[present], alpha=alpha, plots=False)
+            if result.compared:
+                metrics["drift"] = {
+                    c.column: _column_drift(result, c.column) for c in result.columns
+                }
+                metrics["drift_share"] = result.share_drifted
+        if reference.has_predictions and sample[PREDICTION_COLUMN].notna().any():
+            output = compare(
+                reference_rows[[PREDICTION_COLUMN]],
+                sample[[PREDICTION_COLUMN]],
+                alpha=alpha,
+                plots=False,
+            )
+            if output.compared:
+                metrics["output_drift"] = _column_drift(output, PREDICTION_COLUMN)
+    errors = np.array([], dtype=float)
+    metrics["labelled"] = 0 if labelled is None else len(labelled)
+    metrics["task"], metrics["task_metric"] = None, None
+    if labelled is not None and len(labelled):
+        metrics["task"], metrics["task_metric"], errors = task_errors(labelled)
+    return metrics, errors

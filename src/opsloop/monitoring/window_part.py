@@ -1,0 +1,188 @@
+"""One worker's share of one window: a profile of the rows it saw (inputs and the
+``prediction`` column), a bounded sample of those rows, and the software metrics.
+
+Parts merge: profiles exactly for counts and moments (:mod:`opsloop.data.profile`), samples
+exactly (:mod:`.reservoir`), counts by addition. So a window read back is the merge of the
+parts every worker wrote, and equals the part one worker would have written alone.
+
+:func:`parts_of_events` builds the parts of a batch of prediction events, as stored in the
+``prediction_events`` table (inputs and output as JSON text).
+
+>>> import pandas as pd
+>>> events = pd.DataFrame({
+...     "variant": ["a", "a"], "request_id": ["r1", "r2"],
+...     "inputs_json": ['[{"x": 1.0}]', '[{"x": 3.0}]'],
+...     "output_json": ['{"predictions": [0]}', '{"predictions": [1]}'],
+...     "error": [None, None], "latency_ms": [1.0, 2.0], "at_ms": [10, 20]})
+>>> parts = parts_of_events(events, Windowing("1h"))
+>>> part = parts[("a", 0)]
+>>> part.profile["x"].numeric.mean, part.software.requests, len(part.sample)
+(2.0, 2, 2)
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from opsloop.data.profile import Profile, profile
+from opsloop.monitoring.reservoir import RowSample
+from opsloop.monitoring.software_metrics import SoftwareMetrics
+from opsloop.monitoring.windowing import Windowing
+
+#: The column that holds the model's output among a window's rows.
+PREDICTION_COLUMN = "prediction"
+
+
+@dataclass(frozen=True)
+class WindowPart:
+    """A window's ``profile`` (``None`` before any row), ``sample`` (``None`` once expired)
+    and ``software`` metrics."""
+
+    profile: Profile | None
+    sample: RowSample | None
+    software: SoftwareMetrics
+
+    def merge(self, other: WindowPart) -> WindowPart:
+        """Both parts' rows together (a sample expired in either part is gone in the merge).
+
+        >>> import pandas as pd
+        >>> events = pd.DataFrame({"variant": ["a"], "request_id": ["r"],
+        ...     "inputs_json": ['[{"x": 2.0}]'], "output_json": [None], "error": ["boom"],
+        ...     "latency_ms": [3.0], "at_ms": [0]})
+        >>> part = parts_of_events(events, Windowing())[("a", 0)]
+        >>> both = part.merge(part)
+        >>> both.profile.n_rows, both.software.errors
+        (2, 2)
+        """
+        if self.profile is None or other.profile is None:
+            merged = self.profile or other.profile
+        else:
+            merged = self.profile.merge(other.profile)
+        if self.sample is None or other.sample is None:
+            sample = None
+        else:
+            sample = self.sample.merge(other.sample)
+        return WindowPart(merged, sample, self.software.merge(other.software))
+
+    def state_bytes(self) -> bytes:
+        """The profile and software metrics as compressed JSON (the sample is kept apart so
+        that it can expire)."""
+        state = {
+            "profile": None if self.profile is None else self.profile.to_state(),
+            "software": self.software.to_dict(),
+        }
+        return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+
+    @classmethod
+    def from_bytes(cls, state: bytes, sample: bytes | None) -> WindowPart:
+        """Rebuild from :meth:`state_bytes` and the sample's bytes (``None``: expired).
+
+        >>> import pandas as pd
+        >>> events = pd.DataFrame({"variant": ["a"], "request_id": ["r"],
+        ...     "inputs_json": ['[{"x": 2.0}]'], "output_json": ['{"predictions": [1]}'],
+        ...     "error": [None], "latency_ms": [3.0], "at_ms": [0]})
+        >>> part = parts_of_events(events, Windowing())[("a", 0)]
+        >>> back = WindowPart.from_bytes(part.state_bytes(), None)
+        >>> back.profile["x"].numeric.sum, back.sample is None
+        (2.0, True)
+        """
+        data = json.loads(zlib.decompress(state))
+        found = None if data["profile"] is None else Profile.from_state(data["profile"])
+        rows = None if sample is None else RowSample.from_bytes(sample)
+        return cls(found, rows, SoftwareMetrics.from_dict(data["software"]))
+
+
+def _records_frame(records: list[dict]) -> pd.DataFrame:
+    # Column by column from the decoded dicts: pandas' per-row record path costs several
+    # times more, and its JSON reader does not read every float back bit for bit.
+    names = list(dict.fromkeys(name for record in records[:1] for name in record))
+    if any(record.keys() != records[0].keys() for record in records):
+        names = list(dict.fromkeys(name for record in records for name in record))
+    return pd.DataFrame({name: [record.get(name) for record in records] for name in names})
+
+
+def _decode_all(texts: list) -> list:
+    # One json.loads for the whole batch: a call per event costs more than the parsing. A
+    # NULL column value arrives as None or, through a DataFrame, as NaN.
+    return json.loads("[" + ",".join(t if isinstance(t, str) else "null" for t in texts) + "]")
+
+
+def _predictions(output: object, n_rows: int) -> list:
+    predictions = output.get("predictions") if isinstance(output, dict) else None
+    if not isinstance(predictions, list) or len(predictions) != n_rows:
+        return [None] * n_rows
+    return [
+        p if p is None or isinstance(p, int | float | str | bool) else None for p in predictions
+    ]
+
+
+def event_rows(events: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """The rows of a batch of stored events: a frame of the inputs with the
+    :data:`PREDICTION_COLUMN`, the event each row came from, and each row's id (the request
+    id, with ``#i`` for the i-th row of a request of several).
+
+    >>> import pandas as pd
+    >>> events = pd.DataFrame({"request_id": ["r"], "inputs_json": ['[{"x": 1}, {"x": 2}]'],
+    ...                        "output_json": ['{"predictions": [5, 6]}']})
+    >>> frame, owner, ids = event_rows(events)
+    >>> frame.values.tolist(), owner.tolist(), ids
+    ([[1, 5], [2, 6]], [0, 0], ['r#0', 'r#1'])
+    """
+    inputs = _decode_all(events["inputs_json"].tolist())
+    outputs = _decode_all(events["output_json"].tolist())
+    lengths = np.fromiter((len(r) for r in inputs), dtype=np.int64, count=len(inputs))
+    records = [record for event in inputs for record in event]
+    frame = _records_frame(records) if records else pd.DataFrame(index=range(0))
+    predictions: list = []
+    for output, n_rows in zip(outputs, lengths.tolist(), strict=True):
+        predictions.extend(_predictions(output, n_rows))
+    frame[PREDICTION_COLUMN] = pd.Series(predictions, dtype=object).infer_objects()
+    owner = np.repeat(np.arange(len(inputs)), lengths)
+    request_ids = events["request_id"].tolist()
+    row_ids = []
+    for request_id, n_rows in zip(request_ids, lengths.tolist(), strict=True):
+        if n_rows == 1:
+            row_ids.append(request_id)
+        else:
+            row_ids.extend(f"{request_id}#{i}" for i in range(n_rows))
+    return frame, owner, row_ids
+
+
+def parts_of_events(
+    events: pd.DataFrame, windowing: Windowing
+) -> dict[tuple[str, int], WindowPart]:
+    """The window parts of a batch of stored events, by ``(variant, window start)``."""
+    if events.empty:
+        return {}
+    frame, owner, row_ids = event_rows(events)
+    at_ms = events["at_ms"].to_numpy(dtype=np.int64)
+    starts = at_ms - at_ms % windowing.window_ms
+    variants = events["variant"].to_numpy(dtype=object)
+    latency = events["latency_ms"].to_numpy(dtype=float)
+    failed = events["error"].notna().to_numpy()
+    row_ids_array = np.asarray(row_ids, dtype=object)
+    parts = {}
+    groups = pd.DataFrame({"variant": variants, "start": starts}).groupby(
+        ["variant", "start"], sort=True
+    )
+    for (variant, start), index in groups.indices.items():
+        rows_mask = np.isin(owner, index)
+        rows = frame.loc[rows_mask].reset_index(drop=True)
+        software = SoftwareMetrics.of(
+            latency[index],
+            failed[index],
+            len(rows),
+            int(at_ms[index].min()),
+            int(at_ms[index].max()),
+        )
+        found = profile(rows) if len(rows) else None
+        sample = RowSample.of(
+            rows, row_ids_array[rows_mask].tolist(), windowing.sample_size, windowing.seed
+        )
+        parts[(str(variant), int(start))] = WindowPart(found, sample, software)
+    return parts

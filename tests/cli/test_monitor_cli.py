@@ -1,0 +1,99 @@
+"""``opsloop monitor`` through typer's runner on a store per test: evaluate, status, report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_wine
+from tests.clock import FakeClock
+from tests.store.databases import isolated_home, postgres_store_database, store_uri
+from typer.testing import CliRunner
+
+from opsloop.cli.app import app
+from opsloop.monitoring.event_log import log_predictions
+from opsloop.monitoring.reference import set_reference
+from opsloop.store import open_database
+from opsloop.store.database import now_ms
+
+__all__ = ["isolated_home", "postgres_store_database", "store_uri"]
+
+HOUR_MS = 3_600_000
+T0 = 1_800_000_000_000
+RULE = "drift_share > 0.3 for 2 windows -> alert"
+runner = CliRunner()
+
+
+@pytest.fixture
+def clock(store_uri) -> Iterator[FakeClock]:
+    database = open_database()
+    database.clock = FakeClock(T0)
+    yield database.clock
+    database.clock = now_ms
+
+
+@pytest.fixture
+def wine_traffic(clock):
+    """Wine: 100 rows as reference, then four hourly windows of 60 rows, the last two with
+    every feature moved by two standard deviations."""
+    frame = load_wine(as_frame=True).data
+    order = np.random.default_rng(2).permutation(len(frame))
+    reference = frame.iloc[order[:100]].reset_index(drop=True)
+    live = frame.iloc[order[100:]].reset_index(drop=True)
+    db = open_database()
+    set_reference(db, "wine", reference)
+    rng = np.random.default_rng(9)
+    for k in range(4):
+        rows = live.iloc[rng.choice(len(live), 60)].reset_index(drop=True)
+        if k >= 2:
+            rows = rows + 2 * reference.std()
+        times = T0 + k * HOUR_MS + np.arange(60) * 1000
+        log_predictions(
+            db,
+            "wine",
+            rows,
+            np.zeros(60, dtype=int),
+            at_ms=times,
+            request_ids=[f"{k}-{i}" for i in range(60)],
+        )
+    clock.now_ms = T0 + 4 * HOUR_MS
+    return reference
+
+
+def test_evaluate_status_and_report(wine_traffic, tmp_path):
+    result = runner.invoke(app, ["monitor", "evaluate", "wine", "--rule", RULE])
+    assert result.exit_code == 0, result.output
+    assert "4 window(s) evaluated, 1 alert(s) raised" in result.output
+    status = runner.invoke(app, ["monitor", "status", "wine", "--json"])
+    document = json.loads(status.output)
+    assert [w["start_ms"] for w in document["windows"]] == [T0 + k * HOUR_MS for k in range(4)]
+    shares = [w["drift_share"] for w in document["windows"]]
+    assert max(shares[:2]) <= 0.3 < min(shares[2:])
+    assert [(a["rule"], a["window"]) for a in document["alerts"]] == [
+        (RULE, "2027-01-15 11:00")
+    ]  # window 3, T0 + 3 h
+    table = runner.invoke(app, ["monitor", "status", "wine"])
+    assert table.exit_code == 0 and f"{RULE} -> alert" in table.output
+    out = tmp_path / "wine.html"
+    report = runner.invoke(app, ["monitor", "report", "wine", "--html", str(out)])
+    assert report.exit_code == 0, report.output
+    page = out.read_text()
+    assert 'id="monitoring-heatmap"' in page and "1 alert(s) over 4 window(s)" in page
+    for feature in wine_traffic.columns:
+        assert feature in page
+
+
+def test_a_deployment_without_reference_is_one_line_and_exit_2(clock):
+    result = runner.invoke(app, ["monitor", "evaluate", "nothing"])
+    assert result.exit_code == 2
+    assert "deployment 'nothing' has no monitoring reference" in result.output
+
+
+def test_a_bad_rule_names_the_action(clock):
+    result = runner.invoke(
+        app, ["monitor", "evaluate", "wine", "--rule", "drift_share > 1 -> retrain"]
+    )
+    assert result.exit_code == 2
+    assert "action 'retrain' is not available yet" in result.output
