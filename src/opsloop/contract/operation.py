@@ -77,7 +77,7 @@ class Answer:
 NO_CONTENT = Answer(None)
 
 
-def record(kind: type) -> Answer:
+def record(kind: Any) -> Answer:
     """The answer for a result record with ``to_dict``/``from_dict`` (a frozen dataclass whose
     fields are its document's, so the dataclass itself is the response model).
 
@@ -107,7 +107,8 @@ def wrapped(
     pydantic_core._pydantic_core.ValidationError: 1 validation error for ApprovalCount
     ...
     """
-    model = create_model(title or f"{key.title().replace('_', '')}Answer", **{key: (kind, ...)})
+    title = title or f"{key.title().replace('_', '')}Answer"
+    model = create_model(title, **{key: (kind, ...)})  # type: ignore[call-overload]
     return Answer(model, lambda result: {key: encode(result)}, lambda doc: decode(doc[key]))
 
 

@@ -65,7 +65,7 @@ class RegistryService(Protocol):
         self,
         text: Name | None = None,
         *,
-        tags: Mapping[Name, Scalar] | None = None,
+        tags: Mapping[Name, Name] | None = None,
         alias: Name | None = None,
         min_metrics: Mapping[Name, Number] | None = None,
         max_metrics: Mapping[Name, Number] | None = None,

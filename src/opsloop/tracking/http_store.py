@@ -192,9 +192,9 @@ class ServerConnection:
                 for item in detail
             )
         kind, code, status = body.get("error"), body.get("code"), response.status_code
-        if errors and kind in errors:
+        if errors and isinstance(kind, str) and kind in errors:
             raise errors[kind](detail)
-        if kind in _KNOWN:
+        if isinstance(kind, str) and kind in _KNOWN:
             raise _KNOWN[kind](detail)
         if kind == "TamperedArtifactError":
             raise TamperedArtifactError(
@@ -241,7 +241,7 @@ def _unknown_experiment(detail: str) -> BaseException:
 _KNOWN: dict[str, Callable[[str], BaseException]] = {
     "UnknownRunError": _unknown_run,
     "UnknownExperimentError": _unknown_experiment,
-    **{kind.__name__: kind for kind in (FilterSyntaxError, *BY_CODE.values())},
+    **{kind.__name__: kind for kind in (FilterSyntaxError, *BY_CODE.values())},  # type: ignore[misc, attr-defined]
 }
 
 
