@@ -79,6 +79,19 @@ class ConflictError(OpsloopError):
     code = "conflict"
 
 
+class AlreadyDoneError(ConflictError, ValueError):
+    """The change contradicts one already made: a user that exists, a param already set
+    to another value, an approval the same person already gave. A 409, and still a
+    ``ValueError`` for code written before it had its own class.
+
+    >>> try:
+    ...     raise AlreadyDoneError("user 'ana' already exists")
+    ... except ValueError as error:
+    ...     (error.status, error.code)
+    (409, 'conflict')
+    """
+
+
 class DeniedError(OpsloopError, PermissionError):
     """The acting user is known but not allowed to do this.
 

@@ -39,7 +39,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
 from opsloop.registry.audit import (
     MODEL_PARTS,
     AuditVerification,
@@ -647,7 +647,7 @@ class ModelRegistry(ModelReferences):
                 )
             ).first()
             if already is not None:
-                raise InvalidArgumentError(
+                raise AlreadyDoneError(
                     f"{who!r} already approved alias {alias!r} -> version {version} of {name!r}"
                 )
             connection.execute(

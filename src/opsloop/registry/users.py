@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import DeniedError, InvalidArgumentError, NotFoundError
+from opsloop.errors import AlreadyDoneError, DeniedError, InvalidArgumentError, NotFoundError
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 
@@ -154,7 +154,7 @@ def add_user(
     >>> _ = add_user(db, "ana", "viewer")
     >>> add_user(db, "ana", "admin")
     Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: user 'ana' already exists
+    opsloop.errors.AlreadyDoneError: user 'ana' already exists
     """
     if not isinstance(name, str) or not 0 < len(name) <= 250:
         raise InvalidArgumentError(f"user name must be 1 to 250 characters, got {name!r}")
@@ -164,7 +164,7 @@ def add_user(
     with db.write() as connection:
         exists = connection.execute(sa.select(users.c.id).where(users.c.name == name)).scalar()
         if exists is not None:
-            raise InvalidArgumentError(f"user {name!r} already exists")
+            raise AlreadyDoneError(f"user {name!r} already exists")
         user_id = connection.execute(
             users.insert()
             .values(name=name, role=role, created_ms=clock_of(connection))

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import InvalidArgumentError
+from opsloop.errors import AlreadyDoneError, InvalidArgumentError
 from opsloop.registry.users import PermissionDenied
 from opsloop.serving.deployment_records import Variant
 from opsloop.store import tables
@@ -125,7 +125,7 @@ def record_approval(
         sa.select(_approvals.c.id).where(*_pending(name, digest), _approvals.c.approver == approver)
     ).first()
     if already is not None:
-        raise InvalidArgumentError(
+        raise AlreadyDoneError(
             f"{approver!r} already approved this definition of deployment {name!r}"
         )
     connection.execute(

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from opsloop.errors import InvalidArgumentError
+from opsloop.errors import AlreadyDoneError, InvalidArgumentError
 from opsloop.tracking.dataset_digest import dataset_sha256
 from opsloop.tracking.limits import checked_key, metric_step, metric_value, param_text, tag_text
 from opsloop.tracking.metric_buffer import MetricBatch, MetricBuffer
@@ -211,7 +211,7 @@ class ActiveRun:
         ...     run.log_param("depth", 3)
         ...     run.log_param("depth", 4)
         Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: param 'depth' is already '3'; cannot change it to '4'
+        opsloop.errors.AlreadyDoneError: param 'depth' is already '3'; cannot change it to '4'
         """
         self.log_params({key: value})
 
@@ -229,7 +229,7 @@ class ActiveRun:
             for key, text in checked.items():
                 old = self._params.get(key)
                 if old is not None and old != text:
-                    raise InvalidArgumentError(
+                    raise AlreadyDoneError(
                         f"param {key!r} is already {old!r}; cannot change it to {text!r}"
                     )
             for key, text in checked.items():

@@ -41,6 +41,7 @@ import numpy as np
 from opsloop.contract.http_client import operation_call, over_http, path_segment, request_path
 from opsloop.errors import (
     BY_CODE,
+    AlreadyDoneError,
     DeniedError,
     InvalidArgumentError,
     NotFoundError,
@@ -241,7 +242,7 @@ def _unknown_experiment(detail: str) -> BaseException:
 _KNOWN: dict[str, Callable[[str], BaseException]] = {
     "UnknownRunError": _unknown_run,
     "UnknownExperimentError": _unknown_experiment,
-    **{kind.__name__: kind for kind in (FilterSyntaxError, *BY_CODE.values())},  # type: ignore[misc, attr-defined]
+    **{kind.__name__: kind for kind in (FilterSyntaxError, AlreadyDoneError, *BY_CODE.values())},  # type: ignore[misc, attr-defined]
 }
 
 

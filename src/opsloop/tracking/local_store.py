@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
 from opsloop.store.database import Database, clock_of, open_database
@@ -391,7 +391,7 @@ class LocalTrackingStore:
         >>> r = tracking.create_run("e"); tracking.write_batch(r, params={"lr": 0.1})
         >>> tracking.write_batch(r, params={"lr": 0.2})
         Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: param 'lr' of run ... is already '0.1'; cannot...
+        opsloop.errors.AlreadyDoneError: param 'lr' of run ... is already '0.1'; cannot...
         """
         checked_params = {
             checked_key("param", k): param_text(k, v) for k, v in (params or {}).items()
@@ -453,7 +453,7 @@ class LocalTrackingStore:
         )
         for key, old in existing.items():
             if old != values[key]:
-                raise InvalidArgumentError(
+                raise AlreadyDoneError(
                     f"param {key!r} of run {run_id} is already {old!r}; "
                     f"cannot change it to {values[key]!r}"
                 )
