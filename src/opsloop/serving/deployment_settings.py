@@ -1,11 +1,11 @@
 """A deployment's runtime settings: its confidence threshold and its model assertion rules.
 
 They sit beside the definition (variants, strategy, automation level) and change on their
-own: :func:`configure_settings` replaces them as one audited change of the deployment
-(entity ``deployment:NAME``, action ``configure``, the settings before and after), so they
-are versioned with it (``revision`` counts the changes) and the deployment's history shows
-them. Because the change appends to the audit log, a running data plane follows it as it
-follows a definition change (see :mod:`.serving_runtime`).
+own: :meth:`opsloop.serving.Deployments.configure` replaces them as one audited change of
+the deployment (entity ``deployment:NAME``, action ``configure``, the settings before and
+after), so they are versioned with it (``revision`` counts the changes) and the
+deployment's history shows them. Because the change appends to the audit log, a running
+data plane follows it as it follows a definition change (see :mod:`.serving_runtime`).
 
 - ``confidence_threshold``: under ``partial_automation``, an answer whose highest class
   probability is below it goes to the review queue (:mod:`.automation`); ``None`` sends
@@ -20,11 +20,11 @@ follows a definition change (see :mod:`.serving_runtime`).
 >>> _ = ModelRegistry(db, ArtifactStore(tmp_path)).register("m", b"x", flavor="onnx")
 >>> _ = Deployments(db).deploy("api", [Variant("stable", "m", version=1)])
 >>> rules = [{"name": "minor", "when": "age < 18", "action": "override", "value": 0}]
->>> configure_settings(db, "api", confidence_threshold=0.8, assertions=rules, actor="ana").revision
+>>> Deployments(db).configure("api", confidence_threshold=0.8, assertions=rules).revision
 1
 >>> read_settings(db, "api").confidence_threshold
 0.8
->>> configure_settings(db, "api", confidence_threshold=1.5, actor="ana")
+>>> Deployments(db).configure("api", confidence_threshold=1.5)
 Traceback (most recent call last):
 opsloop.errors.InvalidArgumentError: confidence_threshold: must be a number in [0, 1], got 1.5
 """
@@ -42,13 +42,11 @@ from sqlalchemy.engine import Connection
 
 from opsloop.analysis.assertions import parse_assertions
 from opsloop.errors import InvalidArgumentError
-from opsloop.registry.audit import append_audit, lock_audit_log
-from opsloop.registry.users import acting_user
-from opsloop.serving.deployment_approvals import required_approvals
+from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database
 
-_settings, _deployments = tables.deployment_settings, tables.deployments
+_settings = tables.deployment_settings
 
 
 @dataclass(frozen=True)
@@ -141,65 +139,65 @@ def read_settings(db: Database, deployment: str) -> DeploymentSettings:
         return settings_in(connection, deployment)
 
 
-def configure_settings(
-    db: Database,
-    deployment: str,
-    *,
-    confidence_threshold: float | None = None,
-    assertions: Sequence[Mapping[str, Any]] = (),
-    actor: str,
-    reason: str | None = None,
-) -> DeploymentSettings:
-    """Replace the settings of ``deployment`` (which must exist) as one audited change;
-    the settings as stored. An editor may configure; a protected deployment needs an admin.
+def checked_settings(
+    confidence_threshold: object, assertions: Sequence[Mapping[str, Any]]
+) -> tuple[float | None, str]:
+    """The threshold and the rules as stored (the rules as JSON), or an
+    :class:`~opsloop.errors.InvalidArgumentError` naming what is wrong.
+
+    >>> checked_settings(0.5, [{"name": "r", "when": "x >", "action": "flag"}])
+    Traceback (most recent call last):
+    opsloop.analysis.assertions.AssertionRuleError: rule 'r': ...
     """
     threshold = _checked_threshold(confidence_threshold)
     rules = [dict(rule) if isinstance(rule, Mapping) else rule for rule in assertions]
     parse_assertions(rules)  # a broken rule is refused here, naming it
     try:
-        rules_json = json.dumps(rules, allow_nan=False)
+        return threshold, json.dumps(rules, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise InvalidArgumentError(f"assertions: must be plain JSON values ({error})") from None
-    with db.write() as connection:
-        lock_audit_log(connection)
-        role = "admin" if required_approvals(connection, deployment) else "editor"
-        who = acting_user(connection, actor, role)
-        exists = connection.execute(
-            sa.select(_deployments.c.id).where(_deployments.c.name == deployment)
-        ).first()
-        if exists is None:
-            # Imported here: the deployments module imports this one for its methods.
-            from opsloop.serving.deployments import UnknownDeploymentError
 
-            raise UnknownDeploymentError(f"no deployment named {deployment!r}")
-        before = settings_in(connection, deployment)
-        at = db.clock()
-        after = DeploymentSettings(
-            deployment, threshold, tuple(json.loads(rules_json)), before.revision + 1, at, who
+
+def store_settings(
+    connection: Connection,
+    deployment: str,
+    threshold: float | None,
+    rules_json: str,
+    *,
+    actor: str,
+    at_ms: int,
+    reason: str | None = None,
+) -> DeploymentSettings:
+    """Replace the settings of ``deployment`` inside the caller's write transaction, with
+    their audit entry; the settings as stored (the caller checked the deployment, the
+    actor's role and the values with :func:`checked_settings`)."""
+    before = settings_in(connection, deployment)
+    after = DeploymentSettings(
+        deployment, threshold, tuple(json.loads(rules_json)), before.revision + 1, at_ms, actor
+    )
+    values = {
+        "revision": after.revision,
+        "confidence_threshold": threshold,
+        "assertions_json": rules_json,
+        "updated_ms": at_ms,
+        "updated_by": actor,
+    }
+    if before.revision == 0:
+        connection.execute(_settings.insert().values(deployment=deployment, **values))
+    else:
+        connection.execute(
+            _settings.update().where(_settings.c.deployment == deployment).values(**values)
         )
-        values = {
-            "revision": after.revision,
-            "confidence_threshold": threshold,
-            "assertions_json": rules_json,
-            "updated_ms": at,
-            "updated_by": who,
-        }
-        if before.revision == 0:
-            connection.execute(_settings.insert().values(deployment=deployment, **values))
-        else:
-            connection.execute(
-                _settings.update().where(_settings.c.deployment == deployment).values(**values)
-            )
-        append_audit(
-            connection,
-            who,
-            "configure",
-            f"deployment:{deployment}",
-            reason,
-            None if before.revision == 0 else _audited(before),
-            _audited(after),
-            at_ms=at,
-        )
+    append_audit(
+        connection,
+        actor,
+        "configure",
+        f"deployment:{deployment}",
+        reason,
+        None if before.revision == 0 else _audited(before),
+        _audited(after),
+        at_ms=at_ms,
+    )
     return after
 
 
@@ -209,4 +207,10 @@ def _audited(settings: DeploymentSettings) -> dict[str, Any]:
     return document
 
 
-__all__ = ["DeploymentSettings", "configure_settings", "read_settings", "settings_in"]
+__all__ = [
+    "DeploymentSettings",
+    "checked_settings",
+    "read_settings",
+    "settings_in",
+    "store_settings",
+]

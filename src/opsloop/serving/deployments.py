@@ -58,8 +58,9 @@ from opsloop.serving.deployment_records import (
 )
 from opsloop.serving.deployment_settings import (
     DeploymentSettings,
-    configure_settings,
+    checked_settings,
     settings_in,
+    store_settings,
 )
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
@@ -427,7 +428,8 @@ class Deployments:
         reason: str | None = None,
     ) -> DeploymentSettings:
         """Replace the runtime settings of deployment ``name`` as one audited change (see
-        :func:`~opsloop.serving.deployment_settings.configure_settings`).
+        :mod:`.deployment_settings`): an editor may configure, a protected deployment needs
+        an admin.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
@@ -437,15 +439,26 @@ class Deployments:
         1
         >>> Deployments(db).history("api")["action"].tolist()
         ['deploy', 'configure']
+        >>> Deployments(db).configure("web")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
         """
-        return configure_settings(
-            self.db,
-            name,
-            confidence_threshold=confidence_threshold,
-            assertions=assertions,
-            actor=actor or self.actor,
-            reason=reason,
-        )
+        threshold, rules_json = checked_settings(confidence_threshold, assertions)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            role = "admin" if required_approvals(connection, name) else "editor"
+            who = acting_user(connection, actor or self.actor, role)
+            if self._current(connection, name) is None:
+                raise UnknownDeploymentError(f"no deployment named {name!r}")
+            return store_settings(
+                connection,
+                name,
+                threshold,
+                rules_json,
+                actor=who,
+                at_ms=self.db.clock(),
+                reason=reason,
+            )
 
     def list(self) -> pd.DataFrame:
         """One row per deployment; ``variants`` reads ``name=MODEL/VERSION`` or
