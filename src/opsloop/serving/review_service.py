@@ -29,9 +29,10 @@ from pydantic import Field
 from opsloop.contract.operation import Operation, ServiceTable, record, wrapped
 from opsloop.contract.wire_types import MAX_LIST_LENGTH, Name
 from opsloop.serving.review_queue import MAX_LISTED, ReviewItem
-from opsloop.tracking.limits import INT64_MAX
+from opsloop.tracking.limits import INT32_MAX
 
-ItemId = Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
+# Item ids are the store's integer keys (32 bits in PostgreSQL).
+ItemId = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX)]
 Records = Annotated[Sequence[dict[str, Any]], Field(min_length=1, max_length=MAX_LIST_LENGTH)]
 Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_LISTED)]
 
