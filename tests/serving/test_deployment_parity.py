@@ -44,6 +44,11 @@ def _plain(value):
     return value
 
 
+RULES = [
+    {"name": "minor", "when": "age < 18", "action": "override", "value": "decline"},
+    {"name": "unsure", "when": "0.45 <= probability <= 0.55", "action": "review"},
+]
+
 #: Each operation of the table, called as a user would, in an order that gives every call
 #: something to find. A new operation without a case here fails the coverage test.
 SCENARIO = [
@@ -56,6 +61,9 @@ SCENARIO = [
     ("lineage", lambda d, n: d.lineage(n, variant="canary")),
     ("at", lambda d, n: d.at(n, FAR_FUTURE_MS)),
     ("at", lambda d, n: d.at(n, 0)),
+    ("settings", lambda d, n: d.settings(n)),
+    ("configure", lambda d, n: d.configure(n, confidence_threshold=0.8, assertions=RULES)),
+    ("settings", lambda d, n: d.settings(n)),
     ("history", lambda d, n: d.history(n)),
     ("retire", lambda d, n: d.retire(n, reason="done")),
 ]

@@ -38,7 +38,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from opsloop import __version__
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import ModelRegistry
-from opsloop.server import artifact_routes, deployment_routes, registry_routes, tracking_routes
+from opsloop.server import (
+    artifact_routes,
+    deployment_routes,
+    registry_routes,
+    review_routes,
+    tracking_routes,
+)
 from opsloop.server.content_types import require_json, require_octets
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
 from opsloop.server.errors import install_error_handlers
@@ -47,6 +53,7 @@ from opsloop.server.identity import caller, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.response_models import Health
 from opsloop.serving import Deployments
+from opsloop.serving.review_queue import ReviewQueue
 from opsloop.store import ArtifactStore, Database, open_database
 from opsloop.store.installation_token import ensure_installation_token
 from opsloop.store.location import artifact_uri
@@ -105,6 +112,7 @@ def create_app(
         database, artifacts, actor="server", pickle_policy="admins" if allow_pickle else "refuse"
     )
     app.state.deployments = Deployments(database, actor="server")
+    app.state.review_queue = ReviewQueue(database, actor="server")
     install_error_handlers(app)
     install_request_limits(app, limits)
 
@@ -123,6 +131,7 @@ def create_app(
     )
     app.include_router(registry_routes.router, dependencies=json_bodies, responses=hashed)
     app.include_router(deployment_routes.router, dependencies=json_bodies, responses=stored)
+    app.include_router(review_routes.router, dependencies=json_bodies, responses=hashed)
     # The web pages at /, checking sessions with the same token rule as the API.
     install_dashboard(app, caller)
     origins = list(allowed_origins)

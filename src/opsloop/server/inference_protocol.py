@@ -345,7 +345,8 @@ def _infer(
             columns = tuple(c.name for c in schema.columns if "serving" not in c.absent_in)
         records = rows_of(body.inputs, columns)
         answer = runtime.predict(name, records, routing_key=key, variant=version)
-        outputs = _outputs(answer, body.outputs)
+        # A request queued for review has no model answer to give (see serving.automation).
+        outputs = [] if answer.answer is None else _outputs(answer, body.outputs)
     except OpsloopError as error:
         return _protocol_error(error)
     document = {
@@ -356,8 +357,11 @@ def _infer(
             "request_id": answer.request_id,
             "variant": answer.variant,
             "model": f"{answer.model}/{answer.version}",
+            "status": answer.status,
         },
     }
+    if answer.review_item is not None:
+        document["parameters"]["review_item"] = answer.review_item
     if body.id is not None:
         document["id"] = body.id
     binary = _binary_outputs(body, [output["name"] for output in outputs])

@@ -4,7 +4,9 @@
 as ``{"records": [...], "routing_key": "user-17"}``; the routing key may also come in the
 ``X-Routing-Key`` header. It answers the predictions (and the probabilities with their
 classes where the model has them), the variant and model version that answered, and a
-``request_id`` for feedback. ``POST /v1/deployments/{name}/feedback`` takes
+``request_id`` for feedback, with the ``status`` the deployment's automation level gives
+it (``queued`` for review: no predictions, a ``review_item``; see
+:mod:`opsloop.serving.automation`). ``POST /v1/deployments/{name}/feedback`` takes
 ``{"request_id", "label"}`` and/or ``"reward"``; an id the deployment never answered is a
 404. Both need the viewer role (see :mod:`.data_plane`).
 
@@ -50,9 +52,14 @@ class PredictionAnswer(BaseModel):
     variant: str
     model: str
     version: int
-    predictions: list
+    predictions: list | None = Field(description="null while the request waits for review")
     probabilities: list[list[float]] | None = None
     classes: list | None = None
+    status: str = Field(description="answered, suggestion (a person decides) or queued")
+    review_item: int | None = Field(default=None, description="the review queue's item")
+    rules: list[list[str]] | None = Field(
+        default=None, description="the model assertions that fired, per record"
+    )
 
 
 class FeedbackRequest(BaseModel):

@@ -37,6 +37,7 @@ from opsloop.contract.wire_types import (
     Approvals,
     AskedTimeMs,
     Name,
+    Number,
     Text,
 )
 from opsloop.registry.audit import audit_frame
@@ -47,9 +48,11 @@ from opsloop.serving.deployment_records import (
     VariantLineage,
     check_definition,
 )
+from opsloop.serving.deployment_settings import DeploymentSettings
 from opsloop.serving.deployments import LIST_COLUMNS
 
 Variants = Annotated[Sequence[Variant], Field(max_length=MAX_LIST_LENGTH)]
+Rules = Annotated[Sequence[dict[str, Any]], Field(max_length=MAX_LIST_LENGTH)]
 
 
 class DeploymentService(Protocol):
@@ -117,6 +120,22 @@ class DeploymentService(Protocol):
 
     def retire(self, name: Name, *, actor: str | None = None, reason: Text | None = None) -> None:
         """Remove the deployment (its history stays in the audit log)."""
+        ...
+
+    def settings(self, name: Name) -> DeploymentSettings:
+        """The deployment's confidence threshold and model assertion rules."""
+        ...
+
+    def configure(
+        self,
+        name: Name,
+        *,
+        confidence_threshold: Number | None = None,
+        assertions: Rules = (),
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> DeploymentSettings:
+        """Replace the deployment's confidence threshold and assertion rules (audited)."""
         ...
 
 
@@ -240,6 +259,19 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "/deployments/{name:path}/approvals",
             answer=wrapped("approvals", Annotated[int, Field(ge=0)], title="ApprovalCount"),
             check=_check_definition,
+        ),
+        Operation(
+            "settings",
+            "GET",
+            "/deployments/{name:path}/settings",
+            answer=record(DeploymentSettings),
+        ),
+        Operation(
+            "configure",
+            "PUT",
+            "/deployments/{name:path}/settings",
+            role="editor",
+            answer=record(DeploymentSettings),
         ),
         Operation("at", "GET", "/deployments/{name:path}/at", answer=_AT, query=("at_ms",)),
         Operation("get", "GET", "/deployments/{name:path}", answer=record(Deployment)),

@@ -56,6 +56,12 @@ from opsloop.serving.deployment_records import (
     VariantLineage,
     check_definition,
 )
+from opsloop.serving.deployment_settings import (
+    DeploymentSettings,
+    checked_settings,
+    settings_in,
+    store_settings,
+)
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
 from opsloop.tracking.capture import current_user
@@ -394,6 +400,65 @@ class Deployments:
         if found is None:
             raise UnknownDeploymentError(f"no deployment named {name!r}")
         return found
+
+    def settings(self, name: str) -> DeploymentSettings:
+        """The runtime settings of deployment ``name``: its confidence threshold and model
+        assertion rules (see :mod:`.deployment_settings`).
+
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> Deployments(db).settings("api").revision
+        0
+        >>> Deployments(db).settings("web")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
+        """
+        with self.db.read() as connection:
+            if self._current(connection, name) is None:
+                raise UnknownDeploymentError(f"no deployment named {name!r}")
+            return settings_in(connection, name)
+
+    def configure(
+        self,
+        name: str,
+        *,
+        confidence_threshold: float | None = None,
+        assertions: Sequence[dict] = (),
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> DeploymentSettings:
+        """Replace the runtime settings of deployment ``name`` as one audited change (see
+        :mod:`.deployment_settings`): an editor may configure, a protected deployment needs
+        an admin.
+
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> unsure = {"name": "unsure", "when": "0.45 <= probability <= 0.55",
+        ...           "action": "review"}
+        >>> Deployments(db).configure("api", assertions=[unsure]).revision
+        1
+        >>> Deployments(db).history("api")["action"].tolist()
+        ['deploy', 'configure']
+        >>> Deployments(db).configure("web")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
+        """
+        threshold, rules_json = checked_settings(confidence_threshold, assertions)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            role = "admin" if required_approvals(connection, name) else "editor"
+            who = acting_user(connection, actor or self.actor, role)
+            if self._current(connection, name) is None:
+                raise UnknownDeploymentError(f"no deployment named {name!r}")
+            return store_settings(
+                connection,
+                name,
+                threshold,
+                rules_json,
+                actor=who,
+                at_ms=self.db.clock(),
+                reason=reason,
+            )
 
     def list(self) -> pd.DataFrame:
         """One row per deployment; ``variants`` reads ``name=MODEL/VERSION`` or

@@ -59,6 +59,8 @@ EVENT_COLUMNS = (
     "error",
     "latency_ms",
     "at_ms",
+    "disposition",
+    "assertions",
 )
 
 
@@ -67,7 +69,9 @@ class PredictionEvent:
     """One answer: the deployment and variant, its role (``primary`` or ``shadow``), the
     model version, the request id and routing key, the input records, the output (``None``
     with an ``error`` when a shadow failed), the latency in milliseconds and the time in
-    milliseconds since the epoch.
+    milliseconds since the epoch. ``disposition`` says what the client got (``answered``,
+    ``suggestion``, ``queued`` for review, ``logged`` only; see :mod:`.automation`) and
+    ``assertions`` counts the rows each model assertion fired on.
 
     >>> PredictionEvent("api", "s", "shadow", "m", 2, "r", None, [], None, "boom", 1.0,
     ...                 5).to_row()["error"]
@@ -86,6 +90,8 @@ class PredictionEvent:
     error: str | None
     latency_ms: float
     at_ms: int
+    disposition: str | None = None
+    assertions: dict[str, int] | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The event as a row of the store's ``prediction_events`` table."""
@@ -102,6 +108,8 @@ class PredictionEvent:
             "error": self.error,
             "latency_ms": float(self.latency_ms),
             "at_ms": int(self.at_ms),
+            "disposition": self.disposition,
+            "assertions_json": None if self.assertions is None else json.dumps(self.assertions),
         }
 
 
@@ -273,6 +281,7 @@ def read_prediction_events(
                 **{name: row[name] for name in EVENT_COLUMNS if name in row},
                 "inputs": _decoded(row["inputs_json"]),
                 "output": _decoded(row["output_json"]),
+                "assertions": _decoded(row["assertions_json"]),
             }
             for row in rows
         ],

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.store import tables
@@ -83,16 +84,38 @@ def record_feedback(
             raise NotFoundError(
                 f"deployment {deployment!r} answered no request with id {request_id!r}"
             )
-        connection.execute(
-            _feedback.insert().values(
-                deployment=deployment,
-                request_id=request_id,
-                label_json=None if label is None else json.dumps(label),
-                reward=None if reward is None else float(reward),
-                created_ms=clock_of(connection),
-                created_by=actor,
-            )
+        insert_feedback(
+            connection,
+            deployment,
+            request_id,
+            None if label is None else json.dumps(label),
+            None if reward is None else float(reward),
+            actor,
+            clock_of(connection),
         )
+
+
+def insert_feedback(
+    connection: Connection,
+    deployment: str,
+    request_id: str,
+    label_json: str | None,
+    reward: float | None,
+    actor: str,
+    at_ms: int,
+) -> None:
+    """Keep one feedback row inside the caller's transaction, unchecked: the review queue
+    answers requests it holds, whose answer may still be in the event writer's buffer."""
+    connection.execute(
+        _feedback.insert().values(
+            deployment=deployment,
+            request_id=request_id,
+            label_json=label_json,
+            reward=reward,
+            created_ms=at_ms,
+            created_by=actor,
+        )
+    )
 
 
 def read_feedback(db: Database, deployment: str) -> pd.DataFrame:

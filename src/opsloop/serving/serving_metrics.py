@@ -11,10 +11,13 @@ as in tests, never share counts):
   the model took, validation included;
 * ``opsloop_shadow_dropped_total{deployment, variant}``: request copies a full shadow queue
   dropped;
-* ``opsloop_events_dropped_total``: prediction events a full event buffer dropped.
+* ``opsloop_events_dropped_total``: prediction events a full event buffer dropped;
+* ``opsloop_assertion_firings_total{deployment, rule, action}``: records a model assertion
+  fired on;
+* ``opsloop_review_queued_total{deployment, reason}``: requests sent to the review queue.
 
-Labels come from the store's deployment and variant names only, never from a request, so
-their number stays bounded.
+Labels come from the store's deployment, variant and rule names only, never from a
+request, so their number stays bounded.
 
 >>> metrics = ServingMetrics()
 >>> metrics.answered("api", "stable", "primary", 0.002)
@@ -77,6 +80,19 @@ class ServingMetrics:
             registry=self.registry,
         )
 
+        self.assertion_firings = Counter(
+            "opsloop_assertion_firings",
+            "Records a model assertion fired on, per deployment, rule and action.",
+            ("deployment", "rule", "action"),
+            registry=self.registry,
+        )
+        self.review_queued = Counter(
+            "opsloop_review_queued",
+            "Requests sent to the review queue, per deployment and reason.",
+            ("deployment", "reason"),
+            registry=self.registry,
+        )
+
     def answered(self, deployment: str, variant: str, role: str, seconds: float) -> None:
         """Count an answer and its latency."""
         self.predictions.labels(deployment, variant, role).inc()
@@ -85,6 +101,17 @@ class ServingMetrics:
     def failed(self, deployment: str, variant: str, role: str, kind: str) -> None:
         """Count a refused request or a failed answer (``kind``)."""
         self.errors.labels(deployment, variant, role, kind).inc()
+
+    def fired(self, deployment: str, counts: dict[str, int], actions: dict[str, str]) -> None:
+        """Count each rule's firings (``counts``: records per rule, ``actions``: its action).
+
+        >>> metrics = ServingMetrics()
+        >>> metrics.fired("api", {"minor": 2}, {"minor": "override"})
+        >>> metrics.assertion_firings.labels("api", "minor", "override")._value.get()
+        2.0
+        """
+        for rule, count in counts.items():
+            self.assertion_firings.labels(deployment, rule, actions.get(rule, "")).inc(count)
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text exposition format."""

@@ -66,7 +66,9 @@ import sqlalchemy as sa
 from opsloop.data.schema import Schema
 from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError, UnavailableError
 from opsloop.registry.model_registry import ModelRegistry
+from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, oversee
 from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.deployment_settings import read_settings
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.loaded_variant import LoadedVariant, VariantAnswer, load_variant
 from opsloop.serving.prediction_events import (
@@ -76,6 +78,7 @@ from opsloop.serving.prediction_events import (
     StoreEventSink,
 )
 from opsloop.serving.record_validation import checked_records
+from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
@@ -90,7 +93,9 @@ logger = logging.getLogger("opsloop.serving")
 class ServedAnswer:
     """The answer to one request: its id, the variant and model version that answered, and
     the model's answer (predictions, and probabilities with their classes where the model
-    has them).
+    has them). ``status`` is the disposition (:mod:`.automation`): ``answered``,
+    ``suggestion`` or ``queued`` (then ``answer`` is ``None`` and ``review_item`` names the
+    review queue's item); ``rules`` names the model assertions that fired per record.
 
     >>> ServedAnswer("r", "api", "stable", "m", 1, VariantAnswer([1])).to_dict()["variant"]
     'stable'
@@ -101,12 +106,15 @@ class ServedAnswer:
     variant: str
     model: str
     version: int
-    answer: VariantAnswer
+    answer: VariantAnswer | None
+    status: str = "answered"
+    review_item: int | None = None
+    rules: list[list[str]] | None = None
 
     @property
-    def predictions(self) -> list:
-        """One prediction per record."""
-        return self.answer.predictions
+    def predictions(self) -> list | None:
+        """One prediction per record (``None`` when the request waits for a person)."""
+        return None if self.answer is None else self.answer.predictions
 
     def to_dict(self) -> dict[str, Any]:
         """The answer as a JSON-safe dictionary."""
@@ -116,8 +124,14 @@ class ServedAnswer:
             "variant": self.variant,
             "model": self.model,
             "version": self.version,
-            **self.answer.to_dict(),
+            **(_NO_ANSWER if self.answer is None else self.answer.to_dict()),
+            "status": self.status,
+            "review_item": self.review_item,
+            "rules": self.rules,
         }
+
+
+_NO_ANSWER = {"predictions": None, "probabilities": None, "classes": None}
 
 
 @dataclass
@@ -131,6 +145,7 @@ class ServedDeployment:
     definition: Deployment
     policy: RoutingPolicy | None
     loaded: dict[str, LoadedVariant] = field(default_factory=dict)
+    oversight: Oversight = FULL_AUTOMATION
     failures: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -222,6 +237,7 @@ class ServingRuntime:
         self.deployments = Deployments(db, actor="serving")
         self.metrics = metrics or ServingMetrics()
         self.recorder = EventRecorder(sink or StoreEventSink(db), capacity=event_capacity)
+        self.review_queue = ReviewQueue(db, actor="serving")
         self._served: dict[str, ServedDeployment] = {}
         self._models: dict[tuple[str, int], LoadedVariant] = {}
         self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
@@ -311,6 +327,9 @@ class ServingRuntime:
             self._models[key] = cached
             served.loaded[variant.name] = replace(cached, name=variant.name, role=variant.role)
         served.policy = policy_for(definition)
+        served.oversight = Oversight.of(
+            definition.automation, read_settings(self.db, definition.name)
+        )
         self._keep_mirrors(definition)
         return served
 
@@ -400,16 +419,36 @@ class ServingRuntime:
         except InvalidArgumentError:
             self.metrics.failed(deployment, loaded.name, role, "invalid_input")
             raise
-        try:
-            answer = loaded.predict(frame)
-        except Exception:
-            self.metrics.failed(deployment, loaded.name, role, "model_error")
-            raise
+        answer = None
+        if served.oversight.runs_model:
+            try:
+                answer = loaded.predict(frame)
+            except Exception:
+                self.metrics.failed(deployment, loaded.name, role, "model_error")
+                raise
         seconds = time.perf_counter() - started
         self.metrics.answered(deployment, loaded.name, role, seconds)
         request_id = uuid.uuid4().hex
+        decision = served.oversight.decide(frame, answer)
+        item = oversee(
+            decision,
+            deployment=deployment,
+            request_id=request_id,
+            records=list(records),
+            queue=self.review_queue,
+            metrics=self.metrics,
+        )
         self._record(
-            loaded, deployment, role, request_id, routing_key, records, answer, None, seconds
+            loaded,
+            deployment,
+            role,
+            request_id,
+            routing_key,
+            records,
+            answer,
+            None,
+            seconds,
+            decision,
         )
         for shadow in served.shadows:
             if shadow.name == loaded.name:
@@ -418,7 +457,15 @@ class ServingRuntime:
             if mirror is not None:
                 mirror.offer(_ShadowJob(shadow, deployment, records, request_id, routing_key))
         return ServedAnswer(
-            request_id, deployment, loaded.name, loaded.model_name, loaded.version, answer
+            request_id,
+            deployment,
+            loaded.name,
+            loaded.model_name,
+            loaded.version,
+            decision.answer,
+            decision.disposition,
+            item,
+            decision.rules,
         )
 
     def _answer_shadow(self, job: _ShadowJob) -> None:
@@ -460,6 +507,7 @@ class ServingRuntime:
         answer: VariantAnswer | None,
         error: str | None,
         seconds: float,
+        decision: Decision | None = None,
     ) -> None:
         event = PredictionEvent(
             deployment=deployment,
@@ -474,6 +522,8 @@ class ServingRuntime:
             error=error,
             latency_ms=seconds * 1000.0,
             at_ms=self.db.clock(),
+            disposition=None if decision is None else decision.disposition,
+            assertions=None if decision is None else decision.counts,
         )
         if not self.recorder.record(event):
             self.metrics.events_dropped.inc()

@@ -389,6 +389,10 @@ prediction_events = Table(
     Column("error", Text),
     Column("latency_ms", Float(precision=53), nullable=False),
     Column("at_ms", BigInteger, nullable=False),
+    # What the client got (answered, suggestion, queued, logged) and the model assertions
+    # that fired ({rule: rows}); null for events recorded before they existed.
+    Column("disposition", String(16)),
+    Column("assertions_json", Text),
     Index(None, "deployment", "at_ms"),
     Index(None, "request_id"),
 )
@@ -474,4 +478,41 @@ monitoring_alerts = Table(
     Column("evidence_json", Text, nullable=False),
     Column("at_ms", BigInteger, nullable=False),
     Index(None, "deployment", "at_ms"),
+)
+
+# A deployment's runtime settings beside its definition: the confidence threshold below
+# which partial automation sends an answer to review, and the model assertion rules (JSON).
+# Each change is also an entry of the deployment's audit log, so its history is there.
+deployment_settings = Table(
+    "deployment_settings",
+    metadata,
+    Column("deployment", NAME, primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("confidence_threshold", Float(precision=53)),
+    Column("assertions_json", Text, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("updated_by", NAME, nullable=False),
+)
+
+# Requests (or rows asked about by active learning) waiting for a person: open, claimed by
+# a reviewer, then answered with a label that also becomes the request's feedback.
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("request_id", String(64)),
+    Column("reason", String(32), nullable=False),
+    Column("records_json", Text, nullable=False),
+    Column("suggestion_json", Text),
+    Column("rules_json", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("claimed_by", NAME),
+    Column("claimed_ms", BigInteger),
+    Column("label_json", Text),
+    Column("answered_by", NAME),
+    Column("answered_ms", BigInteger),
+    Index(None, "deployment", "state", "id"),
+    Index(None, "request_id"),
 )

@@ -1,0 +1,216 @@
+"""A deployment's runtime settings: its confidence threshold and its model assertion rules.
+
+They sit beside the definition (variants, strategy, automation level) and change on their
+own: :meth:`opsloop.serving.Deployments.configure` replaces them as one audited change of
+the deployment (entity ``deployment:NAME``, action ``configure``, the settings before and
+after), so they are versioned with it (``revision`` counts the changes) and the
+deployment's history shows them. Because the change appends to the audit log, a running
+data plane follows it as it follows a definition change (see :mod:`.serving_runtime`).
+
+- ``confidence_threshold``: under ``partial_automation``, an answer whose highest class
+  probability is below it goes to the review queue (:mod:`.automation`); ``None`` sends
+  none there for want of confidence.
+- ``assertions``: rules of :mod:`opsloop.analysis.assertions`, checked (parsed) here, so a
+  broken rule is refused with its name before it is stored.
+
+>>> from opsloop.registry import ModelRegistry
+>>> from opsloop.store import ArtifactStore, Database
+>>> from opsloop.serving import Deployments, Variant
+>>> db = Database("sqlite://")
+>>> _ = ModelRegistry(db, ArtifactStore(tmp_path)).register("m", b"x", flavor="onnx")
+>>> _ = Deployments(db).deploy("api", [Variant("stable", "m", version=1)])
+>>> rules = [{"name": "minor", "when": "age < 18", "action": "override", "value": 0}]
+>>> Deployments(db).configure("api", confidence_threshold=0.8, assertions=rules).revision
+1
+>>> read_settings(db, "api").confidence_threshold
+0.8
+>>> Deployments(db).configure("api", confidence_threshold=1.5)
+Traceback (most recent call last):
+opsloop.errors.InvalidArgumentError: confidence_threshold: must be a number in [0, 1], got 1.5
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.analysis.assertions import parse_assertions
+from opsloop.errors import InvalidArgumentError
+from opsloop.registry.audit import append_audit
+from opsloop.store import tables
+from opsloop.store.database import Database
+
+_settings = tables.deployment_settings
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """A deployment's confidence threshold and assertion rules, at ``revision`` (0: never
+    configured), last changed at ``updated_ms`` by ``updated_by``.
+
+    >>> DeploymentSettings("api").to_dict()["assertions"]
+    []
+    """
+
+    deployment: str
+    confidence_threshold: float | None = None
+    assertions: tuple[dict[str, Any], ...] = field(default=())
+    revision: int = 0
+    updated_ms: int | None = None
+    updated_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-safe dictionary."""
+        return {
+            "deployment": self.deployment,
+            "confidence_threshold": self.confidence_threshold,
+            "assertions": [dict(rule) for rule in self.assertions],
+            "revision": self.revision,
+            "updated_ms": self.updated_ms,
+            "updated_by": self.updated_by,
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping) -> DeploymentSettings:
+        """The settings :meth:`to_dict` wrote.
+
+        >>> s = DeploymentSettings("api", 0.7, ({"name": "r", "when": "x > 1",
+        ...                                       "action": "flag"},), 2, 5, "ana")
+        >>> DeploymentSettings.from_dict(s.to_dict()) == s
+        True
+        """
+        return cls(
+            deployment=document["deployment"],
+            confidence_threshold=document.get("confidence_threshold"),
+            assertions=tuple(dict(rule) for rule in document.get("assertions") or ()),
+            revision=int(document.get("revision", 0)),
+            updated_ms=document.get("updated_ms"),
+            updated_by=document.get("updated_by"),
+        )
+
+
+def _checked_threshold(value: object) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= 1
+    ):
+        raise InvalidArgumentError(
+            f"confidence_threshold: must be a number in [0, 1], got {value!r}"
+        )
+    return float(value)
+
+
+def settings_in(connection: Connection, deployment: str) -> DeploymentSettings:
+    """The settings of ``deployment`` read on ``connection`` (defaults when never set)."""
+    row = (
+        connection.execute(sa.select(_settings).where(_settings.c.deployment == deployment))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return DeploymentSettings(deployment)
+    return DeploymentSettings(
+        deployment=deployment,
+        confidence_threshold=row["confidence_threshold"],
+        assertions=tuple(json.loads(row["assertions_json"])),
+        revision=row["revision"],
+        updated_ms=row["updated_ms"],
+        updated_by=row["updated_by"],
+    )
+
+
+def read_settings(db: Database, deployment: str) -> DeploymentSettings:
+    """The settings of ``deployment`` now (defaults when never configured).
+
+    >>> read_settings(Database("sqlite://"), "api").revision
+    0
+    """
+    with db.read() as connection:
+        return settings_in(connection, deployment)
+
+
+def checked_settings(
+    confidence_threshold: object, assertions: Sequence[Mapping[str, Any]]
+) -> tuple[float | None, str]:
+    """The threshold and the rules as stored (the rules as JSON), or an
+    :class:`~opsloop.errors.InvalidArgumentError` naming what is wrong.
+
+    >>> checked_settings(0.5, [{"name": "r", "when": "x >", "action": "flag"}])
+    Traceback (most recent call last):
+    opsloop.analysis.assertions.AssertionRuleError: rule 'r': ...
+    """
+    threshold = _checked_threshold(confidence_threshold)
+    rules = [dict(rule) if isinstance(rule, Mapping) else rule for rule in assertions]
+    parse_assertions(rules)  # a broken rule is refused here, naming it
+    try:
+        return threshold, json.dumps(rules, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidArgumentError(f"assertions: must be plain JSON values ({error})") from None
+
+
+def store_settings(
+    connection: Connection,
+    deployment: str,
+    threshold: float | None,
+    rules_json: str,
+    *,
+    actor: str,
+    at_ms: int,
+    reason: str | None = None,
+) -> DeploymentSettings:
+    """Replace the settings of ``deployment`` inside the caller's write transaction, with
+    their audit entry; the settings as stored (the caller checked the deployment, the
+    actor's role and the values with :func:`checked_settings`)."""
+    before = settings_in(connection, deployment)
+    after = DeploymentSettings(
+        deployment, threshold, tuple(json.loads(rules_json)), before.revision + 1, at_ms, actor
+    )
+    values = {
+        "revision": after.revision,
+        "confidence_threshold": threshold,
+        "assertions_json": rules_json,
+        "updated_ms": at_ms,
+        "updated_by": actor,
+    }
+    if before.revision == 0:
+        connection.execute(_settings.insert().values(deployment=deployment, **values))
+    else:
+        connection.execute(
+            _settings.update().where(_settings.c.deployment == deployment).values(**values)
+        )
+    append_audit(
+        connection,
+        actor,
+        "configure",
+        f"deployment:{deployment}",
+        reason,
+        None if before.revision == 0 else _audited(before),
+        _audited(after),
+        at_ms=at_ms,
+    )
+    return after
+
+
+def _audited(settings: DeploymentSettings) -> dict[str, Any]:
+    document = settings.to_dict()
+    document.pop("updated_ms")
+    return document
+
+
+__all__ = [
+    "DeploymentSettings",
+    "checked_settings",
+    "read_settings",
+    "settings_in",
+    "store_settings",
+]

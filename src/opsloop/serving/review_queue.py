@@ -1,0 +1,362 @@
+"""The review queue: requests a person decides, kept in the store until answered.
+
+The serving runtime puts a request here when the deployment's automation level or a model
+assertion says a person decides (see :mod:`.automation`); active learning puts rows here
+through :meth:`ReviewQueue.submit` (see :mod:`.review_oracle`). An item is ``open``, then
+``claimed`` by one reviewer (a second reviewer gets a conflict), then ``answered`` with a
+label. The label of an item that came from a served request is kept as that request's
+feedback in the same transaction (:mod:`.prediction_feedback`), so
+:func:`~opsloop.serving.read_feedback`, the monitoring and retraining see it joined with
+the request's inputs and answer.
+
+>>> from opsloop.store import Database
+>>> queue = ReviewQueue(Database("sqlite://"), actor="ana")
+>>> item = queue.submit("loans", [{"age": 30}])
+>>> item.state, queue.claim(item.id).claimed_by
+('open', 'ana')
+>>> answered = queue.answer(item.id, "approve")
+>>> answered.state, answered.label
+('answered', 'approve')
+>>> queue.answer(item.id, "decline")
+Traceback (most recent call last):
+opsloop.errors.ConflictError: review item 1 is answered already (by 'ana')
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
+from opsloop.registry.users import acting_user
+from opsloop.serving.prediction_feedback import insert_feedback
+from opsloop.store import tables
+from opsloop.store.database import Database, open_database
+from opsloop.tracking.capture import current_user
+from opsloop.tracking.limits import checked_key
+
+_items = tables.review_items
+
+#: Why an item is in the queue: the automation level that sent it, a confidence below the
+#: deployment's threshold, a model assertion, or a question from active learning.
+REVIEW_REASONS = (
+    "human_only",
+    "shadow",
+    "ai_assistance",
+    "low_confidence",
+    "assertion",
+    "active_learning",
+)
+#: An item's states, in the order it passes through them.
+REVIEW_STATES = ("open", "claimed", "answered")
+#: At most this many items come back from one :meth:`ReviewQueue.list`.
+MAX_LISTED = 1_000
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One item of the review queue: the deployment and request it is about (``request_id``
+    is ``None`` for rows submitted by active learning), why it is here, the input
+    ``records``, the model's ``suggestion`` where the reviewer may see it (``ai_assistance``,
+    a low confidence, an assertion; never under ``human_only`` or ``shadow``), the
+    assertion ``rules`` that fired, its ``state``, who claimed and answered it and when, and
+    the ``label`` given.
+
+    >>> ReviewItem(1, "api", "r1", "human_only", [{"x": 1}], None, [], "open", 5).to_dict()[
+    ...     "state"]
+    'open'
+    """
+
+    id: int
+    deployment: str
+    request_id: str | None
+    reason: str
+    records: list[dict[str, Any]]
+    suggestion: dict[str, Any] | None
+    rules: list[str]
+    state: str
+    created_ms: int
+    claimed_by: str | None = None
+    claimed_ms: int | None = None
+    label: Any = field(default=None)
+    answered_by: str | None = None
+    answered_ms: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The item as a JSON-safe dictionary."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, document: Mapping) -> ReviewItem:
+        """The item :meth:`to_dict` wrote.
+
+        >>> item = ReviewItem(2, "api", None, "active_learning", [{"x": 1}], None, [], "open", 5)
+        >>> ReviewItem.from_dict(item.to_dict()) == item
+        True
+        """
+        return cls(**{name: document.get(name) for name in cls.__dataclass_fields__})
+
+
+def _item(row: Mapping) -> ReviewItem:
+    return ReviewItem(
+        id=row["id"],
+        deployment=row["deployment"],
+        request_id=row["request_id"],
+        reason=row["reason"],
+        records=json.loads(row["records_json"]),
+        suggestion=None if row["suggestion_json"] is None else json.loads(row["suggestion_json"]),
+        rules=json.loads(row["rules_json"]),
+        state=row["state"],
+        created_ms=row["created_ms"],
+        claimed_by=row["claimed_by"],
+        claimed_ms=row["claimed_ms"],
+        label=None if row["label_json"] is None else json.loads(row["label_json"]),
+        answered_by=row["answered_by"],
+        answered_ms=row["answered_ms"],
+    )
+
+
+def _json(field_name: str, value: Any) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, default=str)
+    except ValueError as error:
+        raise InvalidArgumentError(f"{field_name}: must be plain JSON values ({error})") from None
+
+
+def enqueue_item(
+    connection: Connection,
+    deployment: str,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    reason: str,
+    at_ms: int,
+    request_id: str | None = None,
+    suggestion: Mapping[str, Any] | None = None,
+    rules: Sequence[str] = (),
+) -> int:
+    """Add an open item inside the caller's transaction; its id."""
+    if reason not in REVIEW_REASONS:
+        raise InvalidArgumentError(
+            f"reason: must be one of {', '.join(REVIEW_REASONS)}, got {reason!r}"
+        )
+    return connection.execute(
+        _items.insert().values(
+            deployment=deployment,
+            request_id=request_id,
+            reason=reason,
+            records_json=_json("records", list(records)),
+            suggestion_json=None if suggestion is None else _json("suggestion", suggestion),
+            rules_json=json.dumps(list(rules)),
+            state="open",
+            created_ms=at_ms,
+        )
+    ).inserted_primary_key[0]
+
+
+class ReviewQueue:
+    """The review queue of a store (see the module). ``actor`` is who acts by default (the
+    OS user unless given); claiming, answering and submitting need the editor role where
+    the store has users.
+
+    >>> ReviewQueue(Database("sqlite://")).get(7)
+    Traceback (most recent call last):
+    opsloop.errors.NotFoundError: no review item 7
+    """
+
+    def __init__(self, db: Database | None = None, *, actor: str | None = None) -> None:
+        self.db = db if db is not None else open_database()
+        self.actor = actor or current_user()
+
+    def __repr__(self) -> str:
+        return f"ReviewQueue({self.db!r}, actor={self.actor!r})"
+
+    def enqueue(
+        self,
+        deployment: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        reason: str,
+        request_id: str | None = None,
+        suggestion: Mapping[str, Any] | None = None,
+        rules: Sequence[str] = (),
+    ) -> ReviewItem:
+        """Add an open item for a served request (the runtime's entry; no role check, the
+        data plane already admitted the request).
+
+        >>> queue = ReviewQueue(Database("sqlite://"))
+        >>> queue.enqueue("api", [{"x": 1}], reason="human_only", request_id="r1").request_id
+        'r1'
+        >>> queue.enqueue("api", [{"x": 1}], reason="bored")
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: reason: must be one of human_only, shadow, ...
+        """
+        with self.db.write() as connection:
+            item_id = enqueue_item(
+                connection,
+                deployment,
+                records,
+                reason=reason,
+                at_ms=self.db.clock(),
+                request_id=request_id,
+                suggestion=suggestion,
+                rules=rules,
+            )
+            return self._read(connection, item_id)
+
+    # -- the contract's operations ---------------------------------------------------------
+
+    def list(
+        self, deployment: str | None = None, *, state: str = "open", limit: int = 100
+    ) -> tuple[ReviewItem, ...]:
+        """Items oldest first: of ``deployment`` (default: every one), in ``state``
+        (``open``, ``claimed``, ``answered`` or ``any``), at most ``limit``.
+
+        >>> ReviewQueue(Database("sqlite://")).list(state="lost")
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: state: must be one of open, claimed, answered, any, ...
+        """
+        if state not in (*REVIEW_STATES, "any"):
+            raise InvalidArgumentError(
+                f"state: must be one of {', '.join(REVIEW_STATES)}, any, got {state!r}"
+            )
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LISTED:
+            raise InvalidArgumentError(
+                f"limit: must be an integer in [1, {MAX_LISTED}], got {limit!r}"
+            )
+        query = sa.select(_items).order_by(_items.c.id).limit(limit)
+        if deployment is not None:
+            query = query.where(_items.c.deployment == deployment)
+        if state != "any":
+            query = query.where(_items.c.state == state)
+        with self.db.read() as connection:
+            return tuple(_item(row) for row in connection.execute(query).mappings())
+
+    def get(self, item_id: int) -> ReviewItem:
+        """The item ``item_id``."""
+        with self.db.read() as connection:
+            return self._read(connection, item_id)
+
+    def submit(
+        self,
+        deployment: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        actor: str | None = None,
+    ) -> ReviewItem:
+        """Ask people for the labels of ``records`` (one item; reason ``active_learning``),
+        under ``deployment``'s queue; nothing is served.
+
+        >>> ReviewQueue(Database("sqlite://")).submit("api", []).records
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: records: give at least one record
+        """
+        checked_key("deployment", deployment)
+        if not records:
+            raise InvalidArgumentError("records: give at least one record")
+        with self.db.write() as connection:
+            acting_user(connection, actor or self.actor, "editor")
+            item_id = enqueue_item(
+                connection, deployment, records, reason="active_learning", at_ms=self.db.clock()
+            )
+            return self._read(connection, item_id)
+
+    def claim(self, item_id: int, *, actor: str | None = None) -> ReviewItem:
+        """Take item ``item_id`` to answer it; claiming one's own claim again is harmless,
+        another reviewer's claim or an answered item is a conflict."""
+        with self.db.write() as connection:
+            who = acting_user(connection, actor or self.actor, "editor")
+            item = self._read(connection, item_id)
+            if item.state == "claimed" and item.claimed_by == who:
+                return item
+            self._check_open(item, who)
+            taken = connection.execute(
+                _items.update()
+                .where(_items.c.id == item_id, _items.c.state == "open")
+                .values(state="claimed", claimed_by=who, claimed_ms=self.db.clock())
+            ).rowcount
+            if taken != 1:  # another reviewer's claim committed first
+                raise ConflictError(f"review item {item_id} was claimed by someone else")
+            return self._read(connection, item_id)
+
+    def claim_next(self, deployment: str, *, actor: str | None = None) -> ReviewItem | None:
+        """Claim the oldest open item of ``deployment``; ``None`` when none is open.
+
+        >>> ReviewQueue(Database("sqlite://")).claim_next("api") is None
+        True
+        """
+        with self.db.write() as connection:
+            who = acting_user(connection, actor or self.actor, "editor")
+            while True:
+                found = connection.execute(
+                    sa.select(_items.c.id)
+                    .where(_items.c.deployment == deployment, _items.c.state == "open")
+                    .order_by(_items.c.id)
+                    .limit(1)
+                ).scalar()
+                if found is None:
+                    return None
+                taken = connection.execute(
+                    _items.update()
+                    .where(_items.c.id == found, _items.c.state == "open")
+                    .values(state="claimed", claimed_by=who, claimed_ms=self.db.clock())
+                ).rowcount
+                if taken == 1:
+                    return self._read(connection, found)
+
+    def answer(self, item_id: int, label: Any, *, actor: str | None = None) -> ReviewItem:
+        """Answer item ``item_id`` with ``label`` (an open item is claimed and answered at
+        once); for a served request the label becomes its feedback."""
+        if label is None:
+            raise InvalidArgumentError("label: give the answer (a JSON value, not null)")
+        label_json = _json("label", label)
+        with self.db.write() as connection:
+            who = acting_user(connection, actor or self.actor, "editor")
+            item = self._read(connection, item_id)
+            if not (item.state == "claimed" and item.claimed_by == who):
+                self._check_open(item, who)
+            at = self.db.clock()
+            changed = connection.execute(
+                _items.update()
+                .where(_items.c.id == item_id, _items.c.state == item.state)
+                .values(
+                    state="answered",
+                    claimed_by=item.claimed_by or who,
+                    claimed_ms=item.claimed_ms or at,
+                    label_json=label_json,
+                    answered_by=who,
+                    answered_ms=at,
+                )
+            ).rowcount
+            if changed != 1:
+                raise ConflictError(f"review item {item_id} changed while being answered")
+            if item.request_id is not None:
+                insert_feedback(
+                    connection, item.deployment, item.request_id, label_json, None, who, at
+                )
+            return self._read(connection, item_id)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_open(item: ReviewItem, who: str) -> None:
+        if item.state == "answered":
+            raise ConflictError(
+                f"review item {item.id} is answered already (by {item.answered_by!r})"
+            )
+        if item.state == "claimed" and item.claimed_by != who:
+            raise ConflictError(f"review item {item.id} is claimed by {item.claimed_by!r}")
+
+    @staticmethod
+    def _read(connection: Connection, item_id: int) -> ReviewItem:
+        row = connection.execute(sa.select(_items).where(_items.c.id == item_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no review item {item_id}")
+        return _item(row)
+
+
+__all__ = ["REVIEW_REASONS", "REVIEW_STATES", "ReviewItem", "ReviewQueue", "enqueue_item"]

@@ -1,0 +1,226 @@
+"""The degrees of automation and model assertions over a real server on loopback: one
+process with the control plane (deployments, review queue) and the data plane, as
+``opsloop server --serve`` runs them. Each request's answer, its review item, a reviewer's
+answer over HTTP, and the label joined to the request as feedback."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.linear_model import LogisticRegression
+from tests.server.running import running_server
+
+from opsloop.analysis.assertions import apply_assertions
+from opsloop.errors import InvalidArgumentError
+from opsloop.registry import ModelRegistry
+from opsloop.server import create_app
+from opsloop.server.data_plane import install_data_plane
+from opsloop.serving import HttpDeployments, ServingRuntime, Variant, read_feedback
+from opsloop.serving import read_prediction_events as events_of
+from opsloop.serving.http_review_queue import HttpReviewQueue
+
+RULES = [
+    {"name": "minor", "when": "age < 18", "action": "override", "value": "decline"},
+    {"name": "unsure", "when": "0.45 <= probability <= 0.55", "action": "review"},
+]
+
+
+def loan_model() -> tuple[LogisticRegression, pd.DataFrame]:
+    """A classifier on ages 10-80 (so a minor's record is inside the signature's range)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"age": rng.integers(10, 81, 300), "income": rng.normal(50_000.0, 15_000.0, 300)}
+    )
+    score = (frame["age"] - 45) / 15 + (frame["income"] - 50_000.0) / 15_000.0
+    label = (score + rng.normal(0, 0.5, 300) > 0).astype(int)
+    return LogisticRegression(max_iter=1000).fit(frame, label), frame
+
+
+@pytest.fixture
+def plane(database, artifacts):
+    """Control and data plane in one server: its URL, an HTTP client, the deployments and
+    review queue clients (all with the installation token), the runtime and the model."""
+    model, frame = loan_model()
+    ModelRegistry(database, artifacts, actor="owner").register("loan", model, input_schema=frame)
+    app = create_app(database, artifacts)
+    runtime = ServingRuntime(database, artifacts)
+    install_data_plane(app, runtime)
+    token = app.state.installation_token
+    with (
+        running_server(app) as url,
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as client,
+    ):
+        deployments, queue = HttpDeployments(url, token=token), HttpReviewQueue(url, token=token)
+        yield client, deployments, queue, runtime, model
+        deployments.close()
+        queue.close()
+    runtime.close()
+
+
+def _predict(client: httpx.Client, records: list[dict]) -> dict:
+    response = client.post("/v1/deployments/loans/predict", json=records)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _confidence(model, records: list[dict]) -> np.ndarray:
+    return model.predict_proba(pd.DataFrame(records)).max(axis=1)
+
+
+SURE = [{"age": 75, "income": 90_000.0}, {"age": 20, "income": 20_000.0}]
+UNSURE = [{"age": 45, "income": 50_000.0}]
+
+
+@pytest.mark.parametrize(
+    ("level", "status", "reason", "returned", "suggested", "logged"),
+    [
+        # level, client's status, review reason, answer returned, shown to the reviewer,
+        # model's answer in the event log
+        ("human_only", "queued", "human_only", False, False, False),
+        ("shadow", "queued", "shadow", False, False, True),
+        ("ai_assistance", "suggestion", "ai_assistance", True, True, True),
+        ("full_automation", "answered", None, True, False, True),
+    ],
+)
+def test_each_level_answers_queues_and_joins_the_reviewers_label(
+    plane, level, status, reason, returned, suggested, logged
+):
+    client, deployments, queue, runtime, model = plane
+    deployments.deploy("loans", [Variant("stable", "loan", version=1)], automation=level)
+    body = _predict(client, SURE)
+    expected = model.predict(pd.DataFrame(SURE)).tolist()
+    assert body["status"] == status
+    assert body["predictions"] == (expected if returned else None)
+    runtime.recorder.flush(10.0)
+    event = events_of(runtime.db, "loans", request_id=body["request_id"]).iloc[0]
+    assert event["disposition"] == status
+    assert (event["output"]["predictions"] if event["output"] else None) == (
+        expected if logged else None
+    )
+    if reason is None:
+        assert body["review_item"] is None
+        assert queue.list("loans", state="any") == ()
+        return
+    item = queue.claim_next("loans")
+    assert (item.id, item.request_id, item.reason) == (
+        body["review_item"],
+        body["request_id"],
+        reason,
+    )
+    assert item.records == SURE
+    assert (item.suggestion["predictions"] if item.suggestion else None) == (
+        expected if suggested else None
+    )
+    assert queue.claim_next("loans") is None
+    answered = queue.answer(item.id, [0, 1])
+    assert (answered.state, answered.label) == ("answered", [0, 1])
+    feedback = read_feedback(runtime.db, "loans")
+    assert feedback[["request_id", "label"]].values.tolist() == [[body["request_id"], [0, 1]]]
+
+
+def test_partial_automation_answers_the_confident_and_queues_the_rest(plane):
+    client, deployments, queue, runtime, model = plane
+    sure, unsure = _confidence(model, SURE).min(), _confidence(model, UNSURE).max()
+    assert unsure < 0.6 < 0.9 < sure  # the records are what their names say
+    deployments.deploy(
+        "loans", [Variant("stable", "loan", version=1)], automation="partial_automation"
+    )
+    deployments.configure("loans", confidence_threshold=0.8)
+    confident = _predict(client, SURE)
+    assert (confident["status"], confident["review_item"]) == ("answered", None)
+    assert confident["predictions"] == model.predict(pd.DataFrame(SURE)).tolist()
+    doubtful = _predict(client, UNSURE)
+    assert (doubtful["status"], doubtful["predictions"]) == ("queued", None)
+    item = queue.get(doubtful["review_item"])
+    assert (item.reason, item.request_id) == ("low_confidence", doubtful["request_id"])
+    assert item.suggestion["predictions"] == model.predict(pd.DataFrame(UNSURE)).tolist()
+    assert [i.id for i in queue.list("loans")] == [item.id]
+    queue.claim(item.id)
+    queue.answer(item.id, [1])
+    runtime.recorder.flush(10.0)
+    feedback = read_feedback(runtime.db, "loans")
+    assert feedback[["request_id", "label"]].values.tolist() == [[doubtful["request_id"], [1]]]
+    # A threshold of 1 trusts no answer short of certain: the second record is not.
+    assert _confidence(model, SURE[1:])[0] < 1.0
+    deployments.configure("loans", confidence_threshold=1.0)
+    assert _predict(client, SURE)["status"] == "queued"
+
+
+def _metric(text: str, name: str, labels: dict) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
+
+
+def test_assertions_override_and_send_to_review_with_their_firings_counted(plane):
+    client, deployments, queue, runtime, model = plane
+    deployments.deploy("loans", [Variant("stable", "loan", version=1)])
+    settings = deployments.configure("loans", assertions=RULES, reason="credit policy 7")
+    assert settings.revision == 1
+    # The income at which a 45-year-old's probability is 0.5: the boundary of the model.
+    (b_age, b_income), b0 = model.coef_[0], model.intercept_[0]
+    boundary = {"age": 45, "income": float(-(b0 + b_age * 45) / b_income)}
+    minors = [{"age": 16, "income": 90_000.0}, {"age": 60, "income": 80_000.0}]
+    assert model.predict(pd.DataFrame(minors)).tolist() == [1, 1]
+    first = _predict(client, minors)
+    assert (first["status"], first["predictions"]) == ("answered", ["decline", 1])
+    assert first["rules"] == [["minor"], []]
+    second = _predict(client, [boundary])
+    assert (second["status"], second["rules"]) == ("queued", [["unsure"]])
+    item = queue.get(second["review_item"])
+    assert (item.reason, item.rules) == ("assertion", ["unsure"])
+    third = _predict(client, [{"age": 15, "income": 40_000.0}, {"age": 17, "income": 1.0e5}])
+    assert third["predictions"] == ["decline", "decline"]
+    metrics = client.get("/metrics").text
+    fired = "opsloop_assertion_firings_total"
+    assert _metric(metrics, fired, {"rule": "minor", "action": "override"}) == 3.0
+    assert _metric(metrics, fired, {"rule": "unsure", "action": "review"}) == 1.0
+    assert _metric(metrics, "opsloop_review_queued_total", {"reason": "assertion"}) == 1.0
+    runtime.recorder.flush(10.0)
+    events = events_of(runtime.db, "loans")
+    assert events["assertions"].tolist() == [{"minor": 1}, {"unsure": 1}, {"minor": 2}]
+    assert events["disposition"].tolist() == ["answered", "queued", "answered"]
+    # The event keeps the model's own answer; the override is the rules' doing.
+    assert events["output"].iloc[0]["predictions"] == [1, 1]
+    # The same rules offline give the same firings on the same rows.
+    rows = pd.DataFrame([*minors, boundary])
+    offline = apply_assertions(RULES, rows, model.predict(rows), model.predict_proba(rows)[:, 1])
+    assert offline.counts == {"minor": 1, "unsure": 1}
+    assert offline.actions.tolist() == ["override", "none", "review"]
+    history = deployments.history("loans")
+    assert history["action"].tolist() == ["deploy", "configure"]
+    assert history["reason"].iloc[1] == "credit policy 7"
+    assert history["after"].iloc[1]["assertions"] == RULES
+
+
+def test_a_broken_rule_or_threshold_is_refused_naming_it(plane):
+    client, deployments, _, _, _ = plane
+    deployments.deploy("loans", [Variant("stable", "loan", version=1)])
+    with pytest.raises(InvalidArgumentError, match="rule 'odd': action must be one of"):
+        deployments.configure("loans", assertions=[{"name": "odd", "when": "age > 1"}])
+    with pytest.raises(InvalidArgumentError, match=r"confidence_threshold: must be a number in"):
+        deployments.configure("loans", confidence_threshold=2.0)
+    response = client.put(
+        "/api/v1/deployments/loans/settings", json={"confidence_threshold": "high"}
+    )
+    assert response.status_code == 422
+    assert "confidence_threshold" in response.text
+    assert deployments.settings("loans").revision == 0
+
+
+def test_a_rule_on_a_field_the_records_lack_is_a_503_not_a_client_error(plane):
+    client, deployments, _, _, _ = plane
+    deployments.deploy("loans", [Variant("stable", "loan", version=1)])
+    deployments.configure(
+        "loans", assertions=[{"name": "big", "when": "loan_amount > 50000", "action": "flag"}]
+    )
+    response = client.post("/v1/deployments/loans/predict", json=SURE)
+    assert response.status_code == 503
+    assert "rule 'big': unknown field 'loan_amount'" in response.json()["detail"]
