@@ -56,6 +56,13 @@ SCENARIO = [
     ("lineage", lambda d, n: d.lineage(n, variant="canary")),
     ("at", lambda d, n: d.at(n, FAR_FUTURE_MS)),
     ("at", lambda d, n: d.at(n, 0)),
+    (
+        "set_rollout",
+        lambda d, n: d.set_rollout(
+            n, steps=[0.2, 0.6, 1.0], min_requests=50, gates={"errors": {"alpha": 0.01}}
+        ),
+    ),
+    ("rollout", lambda d, n: d.rollout(n)),
     ("history", lambda d, n: d.history(n)),
     ("retire", lambda d, n: d.retire(n, reason="done")),
 ]

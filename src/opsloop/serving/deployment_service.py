@@ -48,8 +48,13 @@ from opsloop.serving.deployment_records import (
     check_definition,
 )
 from opsloop.serving.deployments import LIST_COLUMNS
+from opsloop.serving.rollout_policy import DEFAULT_STEPS, GATES
+from opsloop.tracking.limits import INT32_MAX
 
 Variants = Annotated[Sequence[Variant], Field(max_length=MAX_LIST_LENGTH)]
+Steps = Annotated[Sequence[float], Field(min_length=1, max_length=20)]
+Params = Annotated[dict[Name, float], Field(max_length=20)]
+Gates = Annotated[dict[Name, Params], Field(max_length=len(GATES))]
 
 
 class DeploymentService(Protocol):
@@ -117,6 +122,26 @@ class DeploymentService(Protocol):
 
     def retire(self, name: Name, *, actor: str | None = None, reason: Text | None = None) -> None:
         """Remove the deployment (its history stays in the audit log)."""
+        ...
+
+    def set_rollout(
+        self,
+        name: Name,
+        *,
+        steps: Steps = DEFAULT_STEPS,
+        min_requests: Annotated[int, Field(ge=1, le=INT32_MAX)] = 100,
+        gates: Gates | None = None,
+        bandit: Name = "bernoulli_thompson",
+        bandit_params: Params | None = None,
+        seed: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None,
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> dict:
+        """Let a canary ramp by its gates, or a bandit learn from rewards; the rollout."""
+        ...
+
+    def rollout(self, name: Name) -> dict:
+        """The rollout's policy, state and evidence (a bandit's shares)."""
         ...
 
 
@@ -242,6 +267,19 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             check=_check_definition,
         ),
         Operation("at", "GET", "/deployments/{name:path}/at", answer=_AT, query=("at_ms",)),
+        Operation(
+            "set_rollout",
+            "PUT",
+            "/deployments/{name:path}/rollout",
+            role="editor",
+            answer=wrapped("rollout", dict[str, Any], title="Rollout"),
+        ),
+        Operation(
+            "rollout",
+            "GET",
+            "/deployments/{name:path}/rollout",
+            answer=wrapped("rollout", dict[str, Any], title="Rollout"),
+        ),
         Operation("get", "GET", "/deployments/{name:path}", answer=record(Deployment)),
         Operation(
             "deploy",
