@@ -75,13 +75,15 @@ from opsloop.serving.prediction_events import (
     PredictionEvent,
     StoreEventSink,
 )
+from opsloop.serving.prediction_feedback import record_feedback
 from opsloop.serving.record_validation import checked_records
+from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore
-from opsloop.store.database import Database, now_ms
+from opsloop.store.database import Database
 
 logger = logging.getLogger("opsloop.serving")
 
@@ -222,6 +224,7 @@ class ServingRuntime:
         self.deployments = Deployments(db, actor="serving")
         self.metrics = metrics or ServingMetrics()
         self.recorder = EventRecorder(sink or StoreEventSink(db), capacity=event_capacity)
+        self.rollouts = RolloutObserver(db, self.deployments)
         self._served: dict[str, ServedDeployment] = {}
         self._models: dict[tuple[str, int], LoadedVariant] = {}
         self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
@@ -311,6 +314,8 @@ class ServingRuntime:
             self._models[key] = cached
             served.loaded[variant.name] = replace(cached, name=variant.name, role=variant.role)
         served.policy = policy_for(definition)
+        if hasattr(served.policy, "bind_store"):  # a policy whose state is shared (bandit)
+            served.policy.bind_store(self.db)
         self._keep_mirrors(definition)
         return served
 
@@ -388,7 +393,8 @@ class ServingRuntime:
         served = self.served(deployment)
         if routing_key is not None and not isinstance(routing_key, str):
             raise InvalidArgumentError(f"routing_key: must be a string, got {routing_key!r}")
-        if variant is None:
+        routed = variant is None
+        if routed:
             if served.policy is None:
                 raise UnavailableError(f"deployment {deployment!r} has no routing policy")
             variant = served.policy.choose(routing_key)
@@ -404,9 +410,15 @@ class ServingRuntime:
             answer = loaded.predict(frame)
         except Exception:
             self.metrics.failed(deployment, loaded.name, role, "model_error")
+            if routed:
+                self.rollouts.observe(served.definition, loaded.name, failed=True, latency_ms=0.0)
             raise
         seconds = time.perf_counter() - started
         self.metrics.answered(deployment, loaded.name, role, seconds)
+        if routed:
+            self.rollouts.observe(
+                served.definition, loaded.name, failed=False, latency_ms=seconds * 1000.0
+            )
         request_id = uuid.uuid4().hex
         self._record(
             loaded, deployment, role, request_id, routing_key, records, answer, None, seconds
@@ -473,10 +485,34 @@ class ServingRuntime:
             output=None if answer is None else answer.to_dict(),
             error=error,
             latency_ms=seconds * 1000.0,
-            at_ms=now_ms(),
+            at_ms=self.db.clock(),
         )
         if not self.recorder.record(event):
             self.metrics.events_dropped.inc()
+
+    def feedback(
+        self,
+        deployment: str,
+        request_id: str,
+        *,
+        label: Any = None,
+        reward: float | None = None,
+        actor: str,
+        wait_s: float = 5.0,
+    ) -> None:
+        """Keep the ``label`` and/or ``reward`` of answer ``request_id`` (waiting up to
+        ``wait_s`` for its event to reach the store) and pass it to the deployment's
+        rollout: a label to a ramping canary's metric gate, a reward to its bandit.
+
+        >>> ServingRuntime(Database("sqlite://"), None).feedback("api", "r1", label=1,
+        ...                                                     actor="ana")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        """
+        self.served(deployment)
+        self.recorder.flush(wait_s)
+        record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
+        self.rollouts.feedback(deployment, request_id, label=label, reward=reward)
 
     def input_schema(self, deployment: str, variant: str | None = None) -> Schema | None:
         """The input schema of the primary variant's version (or ``variant``'s), ``None``

@@ -1,0 +1,159 @@
+"""What the serving runtime tells the rollouts: each routed answer, each feedback.
+
+:class:`RolloutObserver` feeds a ramping canary's gates with every request the policy
+routed (which arm, did the model raise, its latency, the candidate's share) and with the
+labels sent as feedback, and a bandit with the rewards. Each update is one write
+transaction on the rollout's row (:mod:`.rollout_state`), so workers sharing a store
+count every request once. When the ramp must change the deployment (a step, the last
+step, a rollback) the worker whose update decided it makes the audited deploy
+(:func:`~.canary_rollout.apply_transition`).
+
+A deployment without a ramping canary costs one dictionary lookup per request: whether it
+has one is read once per definition (a ``set_rollout`` is an audited change, so the runtime
+reads the definition again after it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+
+from opsloop.errors import OpsloopError
+from opsloop.serving.bandit_routing import record_reward
+from opsloop.serving.canary_rollout import apply_transition, observe_labels, observe_request
+from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
+from opsloop.store import tables
+from opsloop.store.database import Database
+
+logger = logging.getLogger("opsloop.serving.rollout")
+
+
+def _wrong(output: dict | None, label: Any) -> list[bool]:
+    predictions = (output or {}).get("predictions") or []
+    labels = label if isinstance(label, list) else [label]
+    if len(labels) != len(predictions):
+        return []
+    return [p != y for p, y in zip(predictions, labels, strict=True)]
+
+
+class RolloutObserver:
+    """Feeds the rollouts of ``db``'s deployments; changes are made through
+    ``deployments`` (a :class:`~opsloop.serving.Deployments`).
+
+    >>> from opsloop.serving.deployments import Deployments
+    >>> db = Database("sqlite://")
+    >>> RolloutObserver(db, Deployments(db)).feedback("api", "r1", label=1, reward=None)
+    """
+
+    def __init__(self, db: Database, deployments) -> None:
+        self.db = db
+        self.deployments = deployments
+        self._ramping: dict[str, tuple[Deployment, bool]] = {}
+
+    def _is_ramping(self, definition: Deployment) -> bool:
+        known = self._ramping.get(definition.name)
+        if known is None or known[0] is not definition:
+            document = read_rollout(self.db, definition.name)
+            ramping = (
+                definition.strategy == "canary"
+                and document is not None
+                and document["state"].get("kind") == "canary"
+                and document["state"].get("status") == "ramping"
+            )
+            known = (definition, ramping)
+            self._ramping[definition.name] = known
+        return known[1]
+
+    def observe(
+        self, definition: Deployment, variant: str, *, failed: bool, latency_ms: float
+    ) -> None:
+        """Read one answer the routing policy sent to ``variant``."""
+        if not self._is_ramping(definition):
+            return
+        roles = {v.name: v for v in definition.variants}
+        candidate = roles[variant].role == "candidate"
+        share = next(v.weight for v in definition.variants if v.role == "candidate")
+        if not 0.0 < share < 1.0:
+            return
+        with self.db.write() as connection:
+            found = locked_rollout(connection, definition.name)
+            if found is None or found[1].get("kind") != "canary":
+                return
+            policy, state, set_by = found
+            transition = observe_request(
+                policy,
+                state,
+                candidate=candidate,
+                failed=failed,
+                latency_ms=latency_ms,
+                share=share,
+                at_ms=self.db.clock(),
+            )
+            write_rollout(connection, definition.name, policy, state, set_by, self.db.clock())
+        if transition is not None:
+            self._apply(definition.name, transition, state, set_by)
+
+    def _apply(self, name: str, transition, state: dict, set_by: str) -> None:
+        try:
+            apply_transition(self.deployments, name, transition, state, set_by)
+        except OpsloopError as error:
+            # The state holds the decision; a person can carry it out (or set a new rollout).
+            logger.error(
+                "deployment %s: the rollout's %s failed: %s", name, transition.action, error
+            )
+
+    def feedback(self, deployment: str, request_id: str, *, label: Any, reward: Any) -> None:
+        """Read the feedback on answer ``request_id``: a label into a ramping canary's
+        ``metric`` gate, a reward into a bandit."""
+        events = tables.prediction_events
+        with self.db.read() as connection:
+            answered = (
+                connection.execute(
+                    sa.select(events.c.variant, events.c.output_json, events.c.at_ms)
+                    .where(
+                        events.c.request_id == request_id,
+                        events.c.deployment == deployment,
+                        events.c.role == "primary",
+                    )
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        if answered is None:
+            return
+        if reward is not None:
+            record_reward(self.db, deployment, answered["variant"], reward)
+        if label is None:
+            return
+        output = None if answered["output_json"] is None else json.loads(answered["output_json"])
+        with self.db.write() as connection:
+            found = locked_rollout(connection, deployment)
+            if found is None or found[1].get("kind") != "canary":
+                return
+            policy, state, set_by = found
+            wrong = _wrong(output, label)
+            if not wrong:
+                if "metric" in state["gates"]:
+                    logger.warning(
+                        "deployment %s: label of %s does not match its %s answers; not read",
+                        deployment,
+                        request_id,
+                        len((output or {}).get("predictions") or []),
+                    )
+                return
+            transition = observe_labels(
+                policy,
+                state,
+                candidate=answered["variant"] == state["candidate"],
+                wrong=wrong,
+                answered_ms=answered["at_ms"],
+                at_ms=self.db.clock(),
+            )
+            write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
+        if transition is not None:
+            self._apply(deployment, transition, state, set_by)
