@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from opsloop.errors import OpsloopError
+from opsloop.learn.bandits import policy_from_dict
 from opsloop.serving.bandit_routing import record_reward
 from opsloop.serving.canary_rollout import apply_transition, observe_labels, observe_request
 from opsloop.serving.deployment_records import Deployment
@@ -105,6 +106,16 @@ class RolloutObserver:
             logger.error(
                 "deployment %s: the rollout's %s failed: %s", name, transition.action, error
             )
+
+    def check_reward(self, deployment: str, reward: Any) -> None:
+        """Refuse a reward ``deployment``'s bandit cannot learn (a 0.5 for 0/1 rewards)
+        before anything is kept, by letting a copy of the policy learn it."""
+        if reward is None:
+            return
+        document = read_rollout(self.db, deployment)
+        if document is not None and document["state"].get("kind") == "bandit":
+            copy = policy_from_dict(document["state"]["policy"])
+            copy.update(copy.arms[0], reward)
 
     def feedback(self, deployment: str, request_id: str, *, label: Any, reward: Any) -> None:
         """Read the feedback on answer ``request_id``: a label into a ramping canary's

@@ -510,6 +510,7 @@ class ServingRuntime:
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
         """
         self.served(deployment)
+        self.rollouts.check_reward(deployment, reward)
         self.recorder.flush(wait_s)
         record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
         self.rollouts.feedback(deployment, request_id, label=label, reward=reward)
