@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 from tests.clock import FakeClock
@@ -15,6 +16,9 @@ from tests.serving.served_models import Constant, Flaky
 from opsloop.analysis.sequential import RateGate
 from opsloop.errors import InvalidArgumentError
 from opsloop.serving import Deployments, ServingRuntime, Variant
+from opsloop.serving.canary_rollout import new_canary_state, observe_request
+from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.routing import routing_share
 
 RECORD = {"x": 1.0}
@@ -245,3 +249,44 @@ def test_rollout_settings_are_checked_naming_the_field(registry, clock):
         deployments.set_rollout("api", steps=[0.1, 0.5])
     with pytest.raises(InvalidArgumentError, match="min_requests: must be an integer >= 1"):
         deployments.set_rollout("api", min_requests=0)
+
+
+def test_the_latency_gate_defaults_to_the_primarys_recorded_p99(registry, clock):
+    deployments = _deploy(registry, Flaky(0.0, seed=11), Flaky(0.0, seed=12))
+    latencies = [float(i) for i in range(1, 201)]  # 1 .. 200 ms
+    StoreEventSink(registry.db).write(
+        [
+            PredictionEvent(
+                "api", "stable", "primary", "stable-model", 1, f"r{i}", None, [], {}, None, ms, 0
+            )
+            for i, ms in enumerate(latencies)
+        ]
+    )
+    rollout = deployments.set_rollout("api", gates={"latency": {"detect_ratio": 3.0}})
+    assert rollout["state"]["latency_bound_ms"] == pytest.approx(np.quantile(latencies, 0.99))
+
+
+def test_a_slow_candidate_fails_the_latency_gate_by_the_rate_of_slow_answers():
+    policy = RolloutPolicy(steps=(0.2, 1.0), min_requests=10_000, gates={"latency": {}})
+    state = new_canary_state(policy, "stable", "canary", 100.0, at_ms=0)
+    rng = np.random.default_rng(3)
+    reference, moves = RateGate(), []
+    for i in range(5_000):
+        candidate = bool(rng.random() < 0.2)
+        slow = bool(rng.random() < (0.3 if candidate else 0.01))
+        latency = 150.0 if slow else 20.0
+        reference.update(candidate, slow, share=0.2)
+        move = observe_request(
+            policy, state, candidate=candidate, failed=False, latency_ms=latency, share=0.2, at_ms=i
+        )
+        if move is not None:
+            moves.append((i, move.action))
+            break
+    assert reference.verdict == "fail"
+    assert moves == [(reference.decided_at - 1, "rollback")]
+    assert state["decision"]["gates"]["latency"] == reference.decision().to_dict()
+
+
+def test_too_many_thompson_draws_are_refused():
+    with pytest.raises(InvalidArgumentError, match=r"bandit_params\.draws: at most 100000"):
+        RolloutPolicy(bandit_params={"draws": 10**9})

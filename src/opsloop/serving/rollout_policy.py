@@ -44,6 +44,7 @@ from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 #: The gates a canary can have.
 GATES = ("errors", "latency", "metric")
 DEFAULT_STEPS = (0.05, 0.25, 0.5, 1.0)
+MAX_DRAWS = 100_000
 
 
 def _number(name: str, value: Any) -> float:
@@ -109,6 +110,10 @@ class RolloutPolicy:
             raise InvalidArgumentError(
                 f"bandit: must be one of {', '.join(sorted(BANDIT_POLICIES))}, got {self.bandit!r}"
             )
+        draws = dict(self.bandit_params).get("draws", 0)
+        if isinstance(draws, int | float) and draws > MAX_DRAWS:
+            # Thompson's shares draw this many times per read of the rollout.
+            raise InvalidArgumentError(f"bandit_params.draws: at most {MAX_DRAWS}, got {draws!r}")
         try:
             BANDIT_POLICIES[self.bandit](["a", "b"], **dict(self.bandit_params))
         except TypeError as error:
