@@ -290,3 +290,33 @@ def test_a_slow_candidate_fails_the_latency_gate_by_the_rate_of_slow_answers():
 def test_too_many_thompson_draws_are_refused():
     with pytest.raises(InvalidArgumentError, match=r"bandit_params\.draws: at most 100000"):
         RolloutPolicy(bandit_params={"draws": 10**9})
+
+
+def test_a_candidate_that_disagrees_with_the_primary_beyond_the_margin_is_rolled_back(
+    registry, clock
+):
+    deployments = _deploy(registry, Constant(0), Constant(1))
+    deployments.set_rollout(
+        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"margin": 0.02}}
+    )
+    keys = [f"user-{i}" for i in range(20_000)]
+    # The reference: the candidate always disagrees, the primary never does.
+    reference, expected_stop = RateGate(margin=0.02), None
+    for index, key in enumerate(keys):
+        candidate = _is_candidate(key, 0.1)
+        if reference.update(candidate, candidate, share=0.1).verdict == "fail":
+            expected_stop = index
+            break
+    runtime = _runtime(registry)
+    stop = None
+    try:
+        for index, key in enumerate(keys):
+            runtime.predict("api", [RECORD], routing_key=key)
+            if deployments.get("api").strategy != "canary":
+                stop = index
+                break
+    finally:
+        runtime.close()
+    assert expected_stop is not None and stop == expected_stop
+    assert deployments.rollout("api")["decisions"]["disagreement"] == reference.decision().to_dict()
+    assert "gate 'disagreement' failed" in deployments.history("api").iloc[-1]["reason"]

@@ -158,9 +158,12 @@ def observe_request(
     latency_ms: float,
     share: float,
     at_ms: int,
+    disagrees: bool | None = None,
 ) -> Transition | None:
     """Read one answered request into ``state`` (changed in place); the change the ramp
-    makes now, if any. ``share`` is the candidate's share the request was routed with.
+    makes now, if any. ``share`` is the candidate's share the request was routed with;
+    ``disagrees`` whether the candidate's answer differs from the primary's on the same
+    records (``False`` for the primary's own requests, ``None`` when unknown).
 
     >>> policy = RolloutPolicy(steps=(0.1, 1.0), gates={"errors": {"detect_ratio": 3.0}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -178,6 +181,10 @@ def observe_request(
     if "latency" in state["gates"] and not failed and bound is not None:
         failed_gate = failed_gate or _update_gate(
             state, "latency", [candidate], [latency_ms > bound], share
+        )
+    if "disagreement" in state["gates"] and not failed and disagrees is not None:
+        failed_gate = failed_gate or _update_gate(
+            state, "disagreement", [candidate], [disagrees], share
         )
     if candidate:
         state["step_requests"] += 1

@@ -55,7 +55,7 @@ class RolloutObserver:
         self.deployments = deployments
         self._ramping: dict[str, tuple[Deployment, bool]] = {}
 
-    def _is_ramping(self, definition: Deployment) -> bool:
+    def _ramping_gates(self, definition: Deployment) -> dict | None:
         known = self._ramping.get(definition.name)
         if known is None or known[0] is not definition:
             document = read_rollout(self.db, definition.name)
@@ -65,21 +65,39 @@ class RolloutObserver:
                 and document["state"].get("kind") == "canary"
                 and document["state"].get("status") == "ramping"
             )
-            known = (definition, ramping)
+            known = (definition, document["policy"]["gates"] if ramping else None)
             self._ramping[definition.name] = known
         return known[1]
 
     def observe(
-        self, definition: Deployment, variant: str, *, failed: bool, latency_ms: float
+        self,
+        served: Any,
+        variant: str,
+        *,
+        failed: bool,
+        latency_ms: float,
+        answer: tuple[Any, Any] | None = None,
     ) -> None:
-        """Read one answer the routing policy sent to ``variant``."""
-        if not self._is_ramping(definition):
+        """Read one answer the routing policy sent to ``variant`` of ``served`` (a
+        :class:`~opsloop.serving.serving_runtime.ServedDeployment`); ``answer`` is the
+        checked frame and the variant's answer, when it answered.
+
+        With a ``disagreement`` gate, the primary answers the candidate's frames too (on
+        the request path, for the candidate's share of the traffic only) and a request
+        whose predictions differ is that gate's event; the primary agrees with itself.
+        """
+        definition = served.definition
+        gates = self._ramping_gates(definition)
+        if gates is None:
             return
         roles = {v.name: v for v in definition.variants}
         candidate = roles[variant].role == "candidate"
         share = next(v.weight for v in definition.variants if v.role == "candidate")
         if not 0.0 < share < 1.0:
             return
+        disagrees = None
+        if "disagreement" in gates and answer is not None:
+            disagrees = candidate and self._disagrees(served, *answer)
         with self.db.write() as connection:
             found = locked_rollout(connection, definition.name)
             if found is None or found[1].get("kind") != "canary":
@@ -93,10 +111,26 @@ class RolloutObserver:
                 latency_ms=latency_ms,
                 share=share,
                 at_ms=self.db.clock(),
+                disagrees=disagrees,
             )
             write_rollout(connection, definition.name, policy, state, set_by, self.db.clock())
         if transition is not None:
             self._apply(definition.name, transition, state, set_by)
+
+    @staticmethod
+    def _disagrees(served: Any, frame: Any, answer: Any) -> bool | None:
+        primary = next(v.name for v in served.definition.variants if v.role == "primary")
+        loaded = served.loaded.get(primary)
+        if loaded is None:
+            return None
+        try:
+            reference = loaded.predict(frame)
+        except Exception:  # the primary's own failure is no disagreement of the candidate
+            logger.warning(
+                "deployment %s: the primary failed on a canary's frame", served.definition.name
+            )
+            return None
+        return list(reference.predictions) != list(answer.predictions)
 
     def _apply(self, name: str, transition, state: dict, set_by: str) -> None:
         try:

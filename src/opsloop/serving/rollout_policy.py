@@ -14,6 +14,9 @@ every serving worker.
   - ``errors``: the candidate's error rate (a model that raises);
   - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
     99th percentile latency recorded before the rollout), a p99 gate;
+  - ``disagreement``: its rate of answers that differ from the primary's on the same
+    records (the primary answers the candidate's requests too); the primary never
+    disagrees with itself, so give ``margin``, the share of disagreement allowed;
   - ``metric``: its rate of wrong answers, read from the labels sent as feedback.
 
   A failing gate rolls the deployment back at once.
@@ -42,7 +45,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 
 #: The gates a canary can have.
-GATES = ("errors", "latency", "metric")
+GATES = ("errors", "latency", "disagreement", "metric")
 DEFAULT_STEPS = (0.05, 0.25, 0.5, 1.0)
 MAX_DRAWS = 100_000
 

@@ -411,13 +411,17 @@ class ServingRuntime:
         except Exception:
             self.metrics.failed(deployment, loaded.name, role, "model_error")
             if routed:
-                self.rollouts.observe(served.definition, loaded.name, failed=True, latency_ms=0.0)
+                self.rollouts.observe(served, loaded.name, failed=True, latency_ms=0.0)
             raise
         seconds = time.perf_counter() - started
         self.metrics.answered(deployment, loaded.name, role, seconds)
         if routed:
             self.rollouts.observe(
-                served.definition, loaded.name, failed=False, latency_ms=seconds * 1000.0
+                served,
+                loaded.name,
+                failed=False,
+                latency_ms=seconds * 1000.0,
+                answer=(frame, answer),
             )
         request_id = uuid.uuid4().hex
         self._record(
