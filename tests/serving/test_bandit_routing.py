@@ -11,7 +11,7 @@ from tests.serving.served_models import classifier
 
 from opsloop.learn.bandits import BernoulliThompson
 from opsloop.server.data_plane import create_data_plane_app
-from opsloop.serving import Deployments, Variant, read_feedback
+from opsloop.serving import Deployments, ServingRuntime, Variant, read_feedback
 
 RECORD = {"age": 40, "income": 52_000.0}
 SUCCESS = {"a": 0.2, "b": 0.6}
@@ -104,3 +104,31 @@ def test_a_reward_the_policy_cannot_read_is_refused_naming_it(registry):
     assert sent.status_code == 422, sent.text
     assert "reward" in sent.json()["detail"]
     assert read_feedback(registry.db, "api").empty  # refused before anything was kept
+
+
+def test_a_bandit_without_a_rollout_starts_thompson_sampling_with_its_first_reward(registry):
+    model, frame = classifier()
+    registry.register("credit", model, input_schema=frame)
+    registry.register("credit", model, input_schema=frame)
+    deployments = Deployments(registry.db)
+    deployments.deploy(
+        "api",
+        [
+            Variant("a", "credit", version=1, weight=0.5),
+            Variant("b", "credit", version=2, role="candidate", weight=0.5),
+        ],
+        strategy="bandit",
+    )
+    runtime = ServingRuntime(registry.db, registry.artifacts)
+    try:
+        answer = runtime.predict("api", [RECORD])
+        runtime.feedback("api", answer.request_id, reward=1, actor="ana")
+    finally:
+        runtime.close()
+    rollout = deployments.rollout("api")
+    assert rollout["policy"]["bandit"] == "bernoulli_thompson"
+    counts = {"a": [1, 0], "b": [0, 1]}[answer.variant]
+    assert rollout["state"]["policy"]["state"] == {
+        "counts": counts,
+        "sums": [float(c) for c in counts],
+    }

@@ -5,6 +5,7 @@ metric's gate read from labels sent as feedback."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
@@ -62,7 +63,8 @@ def _serve(runtime, key):
         return None
 
 
-def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(registry, clock):
+def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(registry, clock, caplog):
+    caplog.set_level(logging.INFO, logger="opsloop.serving.rollout")
     deployments = _deploy(registry, Flaky(0.01, seed=1), Flaky(0.05, seed=2))
     deployments.set_rollout("api", steps=[0.1, 0.5, 1.0], min_requests=100_000)
     keys = [f"user-{i}" for i in range(20_000)]
@@ -110,6 +112,10 @@ def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(regis
             f"{expected.n_candidate}, primary {expected.events_primary} of "
             f"{expected.n_primary}); all traffic back on stable"
         )
+        # The log carries the same sentence and evidence.
+        logged = [r for r in caplog.records if r.name == "opsloop.serving.rollout"]
+        assert [r.levelname for r in logged][-1] == "WARNING"
+        assert logged[-1].getMessage() == f"deployment api: {last['reason']}"
         # From the next request on, nothing reaches the candidate.
         after = {_serve(runtime, key) for key in keys[stop + 1 : stop + 500]}
         assert after <= {"stable", None}

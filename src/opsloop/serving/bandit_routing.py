@@ -9,7 +9,8 @@ own generator (seeded by the rollout's ``seed`` when one is set). A routing key 
 pin a bandit's choice: the choice is a draw, as the policy says. Rewards arrive as feedback
 by request id; :func:`record_reward` adds one to the answering arm in one write
 transaction, so workers never lose each other's rewards. Without a rollout the deployment
-routes by its starting weights.
+routes by its starting weights until its first reward, which starts the default rollout
+(Thompson sampling on 0/1 rewards).
 
 >>> from opsloop.serving.deployment_records import Deployment, Variant
 >>> d = Deployment("api", "bandit", "full_automation",
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 from opsloop.learn.bandits import BanditPolicy, policy_from_dict
 from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.serving.routing import policy_for, register_policy, weighted_split
 from opsloop.store.database import Database
@@ -78,15 +81,28 @@ class BanditRouting:
         return policy.choose(self.rng)
 
 
-def record_reward(db: Database, deployment: str, variant: str, reward: float) -> bool:
+def record_reward(
+    db: Database, deployment: str, variant: str, reward: float, *, arms: list[str] | None = None
+) -> bool:
     """Add ``reward`` to arm ``variant`` of ``deployment``'s bandit, in one transaction;
-    whether there was such a bandit arm to learn.
+    whether there was such a bandit arm to learn. A ``bandit`` deployment without a
+    rollout gets the default one (Thompson sampling on 0/1 rewards over its live variants
+    ``arms``) with its first reward.
 
     >>> record_reward(Database("sqlite://"), "api", "a", 1.0)
     False
+    >>> db = Database("sqlite://")
+    >>> record_reward(db, "api", "a", 1.0, arms=["a", "b"])
+    True
+    >>> read_rollout(db, "api")["state"]["policy"]["state"]
+    {'counts': [1, 0], 'sums': [1.0, 0.0]}
     """
     with db.write() as connection:
         found = locked_rollout(connection, deployment)
+        if found is None and arms is not None:
+            policy = RolloutPolicy()
+            fresh = BANDIT_POLICIES[policy.bandit](arms, **policy.bandit_params)
+            found = (policy, {"kind": "bandit", "policy": fresh.to_dict()}, "serving")
         if found is None or found[1].get("kind") != "bandit":
             return False
         policy_document, state, set_by = found

@@ -22,10 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from opsloop.errors import OpsloopError
+from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 from opsloop.learn.bandits import policy_from_dict
 from opsloop.serving.bandit_routing import record_reward
 from opsloop.serving.canary_rollout import apply_transition, observe_labels, observe_request
 from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
 from opsloop.store.database import Database
@@ -87,6 +89,8 @@ class RolloutObserver:
         whose predictions differ is that gate's event; the primary agrees with itself.
         """
         definition = served.definition
+        if definition.strategy != "canary":
+            return
         gates = self._ramping_gates(definition)
         if gates is None:
             return
@@ -149,7 +153,12 @@ class RolloutObserver:
         document = read_rollout(self.db, deployment)
         if document is not None and document["state"].get("kind") == "bandit":
             copy = policy_from_dict(document["state"]["policy"])
-            copy.update(copy.arms[0], reward)
+        elif document is None and self.deployments.get(deployment).strategy == "bandit":
+            policy = RolloutPolicy()
+            copy = BANDIT_POLICIES[policy.bandit](["a", "b"], **policy.bandit_params)
+        else:
+            return
+        copy.update(copy.arms[0], reward)
 
     def feedback(self, deployment: str, request_id: str, *, label: Any, reward: Any) -> None:
         """Read the feedback on answer ``request_id``: a label into a ramping canary's
@@ -172,7 +181,12 @@ class RolloutObserver:
         if answered is None:
             return
         if reward is not None:
-            record_reward(self.db, deployment, answered["variant"], reward)
+            definition = self.deployments.get(deployment)
+            arms = [v.name for v in definition.variants if v.role != "shadow"]
+            bandit = definition.strategy == "bandit"
+            record_reward(
+                self.db, deployment, answered["variant"], reward, arms=arms if bandit else None
+            )
         if label is None:
             return
         output = None if answered["output_json"] is None else json.loads(answered["output_json"])
