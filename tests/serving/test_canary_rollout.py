@@ -326,3 +326,24 @@ def test_a_candidate_that_disagrees_with_the_primary_beyond_the_margin_is_rolled
     assert expected_stop is not None and stop == expected_stop
     assert deployments.rollout("api")["decisions"]["disagreement"] == reference.decision().to_dict()
     assert "gate 'disagreement' failed" in deployments.history("api").iloc[-1]["reason"]
+
+
+def test_a_rollback_the_control_plane_refuses_never_fails_the_request(registry, clock, caplog):
+    deployments = _deploy(registry, Constant(0), Constant(1))
+    deployments.set_rollout(
+        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"margin": 0.02}}
+    )
+    deployments.protect("api", 1)  # a change now needs an approval the ramp does not have
+    runtime = _runtime(registry)
+    try:
+        for i in range(2_000):
+            runtime.predict("api", [RECORD], routing_key=f"user-{i}")
+            if deployments.rollout("api")["state"]["status"] != "ramping":
+                break
+    finally:
+        runtime.close()
+    assert deployments.rollout("api")["state"]["status"] == "rolled_back"
+    assert deployments.get("api").strategy == "canary"  # refused: a person must act
+    failures = [r for r in caplog.records if r.name == "opsloop.serving.rollout"]
+    assert failures[-1].levelname == "ERROR"
+    assert failures[-1].getMessage() == "deployment api: the rollout's rollback failed"

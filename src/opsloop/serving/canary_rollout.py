@@ -13,6 +13,9 @@ when the ramp must change the deployment:
   failed: the candidate gets the next share;
 - ``complete`` when that share is 1 (``blue_green`` with the candidate at 1).
 
+The gates keep their statistics from step to step: the rate test conditions each event on
+the share its request was routed with, so it stays exact while the share moves.
+
 :func:`apply_transition` makes the change through the control plane, an audited
 :meth:`~opsloop.serving.Deployments.deploy` whose reason carries the evidence (the gate,
 its statistic, threshold and samples). The state changes in the same transaction that

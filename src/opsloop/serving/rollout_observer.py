@@ -21,7 +21,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from opsloop.errors import OpsloopError
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 from opsloop.learn.bandits import policy_from_dict
 from opsloop.serving.bandit_routing import record_reward
@@ -139,11 +138,9 @@ class RolloutObserver:
     def _apply(self, name: str, transition, state: dict, set_by: str) -> None:
         try:
             apply_transition(self.deployments, name, transition, state, set_by)
-        except OpsloopError as error:
+        except Exception:  # the answer has left; its request must not fail for this
             # The state holds the decision; a person can carry it out (or set a new rollout).
-            logger.error(
-                "deployment %s: the rollout's %s failed: %s", name, transition.action, error
-            )
+            logger.exception("deployment %s: the rollout's %s failed", name, transition.action)
 
     def check_reward(self, deployment: str, reward: Any) -> None:
         """Refuse a reward ``deployment``'s bandit cannot learn (a 0.5 for 0/1 rewards)
