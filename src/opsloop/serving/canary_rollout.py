@@ -194,6 +194,28 @@ def observe_request(
     return _decide(policy, state, failed_gate, at_ms)
 
 
+def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> None:
+    """Read ``count`` primary requests on which no gate's event happened (no error, not
+    slower than the bound, no disagreement), as :func:`observe_request` one by one would:
+    they move no statistic, only the primary's counts.
+
+    >>> from opsloop.serving.rollout_policy import RolloutPolicy
+    >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=0)
+    >>> observe_quiet_primary(state, 3, 0.05)
+    >>> state["gates"]["errors"]["state"]["n_primary"]
+    3
+    """
+    if state["status"] != "ramping" or count <= 0:
+        return
+    quiet = [False] * count
+    for name in ("errors", "latency", "disagreement"):
+        if name not in state["gates"]:
+            continue
+        if name == "latency" and state.get("latency_bound_ms") is None:
+            continue
+        _update_gate(state, name, quiet, quiet, share)
+
+
 def share_at(state: dict[str, Any], at_ms: int) -> float:
     """The candidate's share when a request answered at ``at_ms`` was routed.
 

@@ -10,13 +10,19 @@ step, a rollback) the worker whose update decided it makes the audited deploy
 
 A deployment without a ramping canary costs one dictionary lookup per request: whether it
 has one is read once per definition (a ``set_rollout`` is an audited change, so the runtime
-reads the definition again after it).
+reads the definition again after it). A primary request on which no gate's event happened
+(no error, not slow, no disagreement) moves no statistic, only the primary's counts, so
+such requests are counted here and written in batches (:data:`QUIET_BATCH`), before the
+next request that carries information, and by :meth:`RolloutObserver.flush` (the runtime's
+``close``): no decision waits on them, and the store sees one write per candidate request
+or event instead of one per request.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +30,12 @@ import sqlalchemy as sa
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 from opsloop.learn.bandits import policy_from_dict
 from opsloop.serving.bandit_routing import record_reward
-from opsloop.serving.canary_rollout import apply_transition, observe_labels, observe_request
+from opsloop.serving.canary_rollout import (
+    apply_transition,
+    observe_labels,
+    observe_quiet_primary,
+    observe_request,
+)
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
@@ -32,6 +43,9 @@ from opsloop.store import tables
 from opsloop.store.database import Database
 
 logger = logging.getLogger("opsloop.serving.rollout")
+
+#: Primary requests without an event counted in memory before they are written.
+QUIET_BATCH = 256
 
 
 def _wrong(output: dict | None, label: Any) -> list[bool]:
@@ -54,9 +68,11 @@ class RolloutObserver:
     def __init__(self, db: Database, deployments) -> None:
         self.db = db
         self.deployments = deployments
-        self._ramping: dict[str, tuple[Deployment, bool]] = {}
+        self._ramping: dict[str, tuple[Deployment, dict | None, float | None]] = {}
+        self._pending: dict[tuple[str, float], int] = {}
+        self._pending_lock = threading.Lock()
 
-    def _ramping_gates(self, definition: Deployment) -> dict | None:
+    def _ramping_gates(self, definition: Deployment) -> tuple[dict | None, float | None]:
         known = self._ramping.get(definition.name)
         if known is None or known[0] is not definition:
             document = read_rollout(self.db, definition.name)
@@ -66,9 +82,11 @@ class RolloutObserver:
                 and document["state"].get("kind") == "canary"
                 and document["state"].get("status") == "ramping"
             )
-            known = (definition, document["policy"]["gates"] if ramping else None)
+            gates = document["policy"]["gates"] if ramping else None
+            bound = document["state"].get("latency_bound_ms") if ramping else None
+            known = (definition, gates, bound)
             self._ramping[definition.name] = known
-        return known[1]
+        return known[1], known[2]
 
     def observe(
         self,
@@ -90,7 +108,7 @@ class RolloutObserver:
         definition = served.definition
         if definition.strategy != "canary":
             return
-        gates = self._ramping_gates(definition)
+        gates, bound = self._ramping_gates(definition)
         if gates is None:
             return
         roles = {v.name: v for v in definition.variants}
@@ -101,11 +119,25 @@ class RolloutObserver:
         disagrees = None
         if "disagreement" in gates and answer is not None:
             disagrees = candidate and self._disagrees(served, *answer)
+        slow = "latency" in gates and bound is not None and latency_ms > bound
+        name = definition.name
+        with self._pending_lock:
+            if not (candidate or failed or slow):
+                key = (name, share)
+                self._pending[key] = self._pending.get(key, 0) + 1
+                if self._pending[key] < QUIET_BATCH:
+                    return
+            pending = [(k[1], self._pending.pop(k)) for k in list(self._pending) if k[0] == name]
         with self.db.write() as connection:
             found = locked_rollout(connection, definition.name)
             if found is None or found[1].get("kind") != "canary":
                 return
             policy, state, set_by = found
+            for pending_share, count in pending:
+                observe_quiet_primary(state, count, pending_share)
+            if not (candidate or failed or slow):  # this request was the batch's last
+                write_rollout(connection, name, policy, state, set_by, self.db.clock())
+                return
             transition = observe_request(
                 policy,
                 state,
@@ -134,6 +166,19 @@ class RolloutObserver:
             )
             return None
         return list(reference.predictions) != list(answer.predictions)
+
+    def flush(self) -> None:
+        """Write the primary requests still counted here (see the module)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        for (name, share), count in pending.items():
+            with self.db.write() as connection:
+                found = locked_rollout(connection, name)
+                if found is None or found[1].get("kind") != "canary":
+                    continue
+                policy, state, set_by = found
+                observe_quiet_primary(state, count, share)
+                write_rollout(connection, name, policy, state, set_by, self.db.clock())
 
     def _apply(self, name: str, transition, state: dict, set_by: str) -> None:
         try:

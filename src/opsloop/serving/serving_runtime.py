@@ -532,7 +532,8 @@ class ServingRuntime:
         return served.variant(name).schema
 
     def close(self) -> None:
-        """Stop the shadows' workers and write the buffered events."""
+        """Stop the shadows' workers and write the buffered events and rollout counts."""
+        self.rollouts.flush()
         with self._lock:
             for mirror in self._mirrors.values():
                 mirror.close()
