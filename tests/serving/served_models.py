@@ -45,3 +45,27 @@ class Hanging:
         STARTED.set()
         RELEASE.wait()
         return [0] * len(frame)
+
+
+class Flaky:
+    """A model that raises on a share ``rate`` of its calls (drawn from a generator seeded
+    with ``seed``, so a fresh copy replays the same calls) and answers 0 otherwise."""
+
+    def __init__(self, rate: float, seed: int) -> None:
+        self.rate = rate
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, frame: pd.DataFrame) -> list:
+        if self.rng.random() < self.rate:
+            raise RuntimeError("the model failed")
+        return [0] * len(frame)
+
+
+class Constant:
+    """A model that answers ``value`` for every record."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __call__(self, frame: pd.DataFrame) -> list:
+        return [self.value] * len(frame)

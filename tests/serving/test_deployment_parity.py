@@ -64,6 +64,13 @@ SCENARIO = [
     ("settings", lambda d, n: d.settings(n)),
     ("configure", lambda d, n: d.configure(n, confidence_threshold=0.8, assertions=RULES)),
     ("settings", lambda d, n: d.settings(n)),
+    (
+        "set_rollout",
+        lambda d, n: d.set_rollout(
+            n, steps=[0.2, 0.6, 1.0], min_requests=50, gates={"errors": {"alpha": 0.01}}
+        ),
+    ),
+    ("rollout", lambda d, n: d.rollout(n)),
     ("history", lambda d, n: d.history(n)),
     ("retire", lambda d, n: d.retire(n, reason="done")),
 ]

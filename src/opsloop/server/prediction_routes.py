@@ -28,7 +28,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from opsloop.server.identity import Viewer
-from opsloop.serving.prediction_feedback import record_feedback
 
 router = APIRouter(prefix="/v1/deployments", tags=["predictions"])
 
@@ -96,15 +95,12 @@ async def predict(
 @router.post("/{name}/feedback", status_code=201)
 def feedback(name: str, request: Request, user: Viewer, body: FeedbackRequest) -> dict:
     """Keep the label and/or reward of the answer ``request_id``."""
-    runtime = request.app.state.runtime
-    runtime.served(name)  # 404 for a deployment this data plane does not serve
-    runtime.recorder.flush(FEEDBACK_WAIT_S)
-    record_feedback(
-        runtime.db,
+    request.app.state.runtime.feedback(
         name,
         body.request_id,
         label=body.label,
         reward=body.reward,
         actor=user.name,
+        wait_s=FEEDBACK_WAIT_S,
     )
     return {"deployment": name, "request_id": body.request_id}

@@ -40,6 +40,7 @@ from opsloop.serving.prediction_events import (
     read_prediction_events,
 )
 from opsloop.serving.prediction_feedback import read_feedback, record_feedback
+from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.routing import RoutingPolicy, WeightedSplit, register_policy
 from opsloop.serving.serving_runtime import ServedAnswer, ServingRuntime
 
@@ -53,6 +54,7 @@ __all__ = [
     "EventSink",
     "HttpDeployments",
     "PredictionEvent",
+    "RolloutPolicy",
     "RoutingPolicy",
     "ServedAnswer",
     "ServingRuntime",

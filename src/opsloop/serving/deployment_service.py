@@ -50,9 +50,14 @@ from opsloop.serving.deployment_records import (
 )
 from opsloop.serving.deployment_settings import DeploymentSettings
 from opsloop.serving.deployments import LIST_COLUMNS
+from opsloop.serving.rollout_policy import DEFAULT_STEPS, GATES
+from opsloop.tracking.limits import INT32_MAX
 
 Variants = Annotated[Sequence[Variant], Field(max_length=MAX_LIST_LENGTH)]
 Rules = Annotated[Sequence[dict[str, Any]], Field(max_length=MAX_LIST_LENGTH)]
+Steps = Annotated[Sequence[float], Field(min_length=1, max_length=20)]
+Params = Annotated[dict[Name, float], Field(max_length=20)]
+Gates = Annotated[dict[Name, Params], Field(max_length=len(GATES))]
 
 
 class DeploymentService(Protocol):
@@ -136,6 +141,25 @@ class DeploymentService(Protocol):
         reason: Text | None = None,
     ) -> DeploymentSettings:
         """Replace the deployment's confidence threshold and assertion rules (audited)."""
+
+    def set_rollout(
+        self,
+        name: Name,
+        *,
+        steps: Steps = DEFAULT_STEPS,
+        min_requests: Annotated[int, Field(ge=1, le=INT32_MAX)] = 100,
+        gates: Gates | None = None,
+        bandit: Name = "bernoulli_thompson",
+        bandit_params: Params | None = None,
+        seed: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None,
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> dict:
+        """Let a canary ramp by its gates, or a bandit learn from rewards; the rollout."""
+        ...
+
+    def rollout(self, name: Name) -> dict:
+        """The rollout's policy, state and evidence (a bandit's shares)."""
         ...
 
 
@@ -274,6 +298,19 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             answer=record(DeploymentSettings),
         ),
         Operation("at", "GET", "/deployments/{name:path}/at", answer=_AT, query=("at_ms",)),
+        Operation(
+            "set_rollout",
+            "PUT",
+            "/deployments/{name:path}/rollout",
+            role="editor",
+            answer=wrapped("rollout", dict[str, Any], title="Rollout"),
+        ),
+        Operation(
+            "rollout",
+            "GET",
+            "/deployments/{name:path}/rollout",
+            answer=wrapped("rollout", dict[str, Any], title="Rollout"),
+        ),
         Operation("get", "GET", "/deployments/{name:path}", answer=record(Deployment)),
         Operation(
             "deploy",

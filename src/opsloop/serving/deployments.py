@@ -62,6 +62,9 @@ from opsloop.serving.deployment_settings import (
     settings_in,
     store_settings,
 )
+from opsloop.serving.rollout_control import rollout_document, set_rollout
+from opsloop.serving.rollout_policy import DEFAULT_STEPS, RolloutPolicy
+from opsloop.serving.rollout_state import delete_rollout
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
 from opsloop.tracking.capture import current_user
@@ -241,6 +244,7 @@ class Deployments:
             ).scalar_one()
             connection.execute(_variants.delete().where(_variants.c.deployment_id == deployment_id))
             connection.execute(_deployments.delete().where(_deployments.c.id == deployment_id))
+            delete_rollout(connection, name)
             append_audit(connection, who, "retire", _entity(name), reason, _audited(before), None)
 
     def protect(
@@ -323,6 +327,64 @@ class Deployments:
                 },
             )
         return count
+
+    def set_rollout(
+        self,
+        name: str,
+        *,
+        steps: Sequence[float] = DEFAULT_STEPS,
+        min_requests: int = 100,
+        gates: dict[str, dict[str, float]] | None = None,
+        bandit: str = "bernoulli_thompson",
+        bandit_params: dict[str, float] | None = None,
+        seed: int | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> dict:
+        """Let deployment ``name``'s traffic move on its own (editor role): a ``canary``
+        ramps through ``steps`` while its ``gates`` hold and rolls back when one fails; a
+        ``bandit`` routes by the ``bandit`` policy learning from rewards (see
+        :mod:`~opsloop.serving.rollout_policy` for every setting). The state starts afresh;
+        a canary's candidate moves to the first step at once. Returns :meth:`rollout`.
+
+        >>> for _ in range(2):
+        ...     _ = registry.register("credit", b"x", flavor="onnx")
+        >>> deployments = Deployments(db)
+        >>> _ = deployments.deploy("api", [Variant("stable", "credit", version=1, weight=0.9),
+        ...     Variant("canary", "credit", version=2, role="candidate", weight=0.1)],
+        ...     strategy="canary")
+        >>> rollout = deployments.set_rollout("api", steps=[0.05, 0.5, 1.0], min_requests=50)
+        >>> rollout["state"]["share"], deployments.get("api").variants[1].weight
+        (0.05, 0.05)
+        >>> deployments.set_rollout("api", steps=[0.5, 0.05, 1.0])
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: steps: must increase, got [0.5, 0.05, 1.0]
+        """
+        checked_key("deployment", name)
+        if reason is not None:
+            checked_text("reason", reason)
+        policy = RolloutPolicy(
+            steps=tuple(steps),
+            min_requests=min_requests,
+            gates={"errors": {}} if gates is None else gates,
+            bandit=bandit,
+            bandit_params=bandit_params or {},
+            seed=seed,
+        )
+        return set_rollout(self, name, policy, actor=actor or self.actor, reason=reason)
+
+    def rollout(self, name: str) -> dict:
+        """Deployment ``name``'s rollout: its policy; its state (a canary's step and
+        share, each gate's statistic, samples and threshold, the last decision with its
+        evidence; a bandit's per-arm sums); a canary's gate ``decisions`` and a bandit's
+        traffic ``shares`` now. 404 when none was set.
+
+        >>> Deployments(db).rollout("api")
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: deployment 'api' has no rollout
+        """
+        checked_key("deployment", name)
+        return rollout_document(self.db, name)
 
     # -- reads ----------------------------------------------------------------------------
 

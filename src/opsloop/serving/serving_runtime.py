@@ -77,8 +77,10 @@ from opsloop.serving.prediction_events import (
     PredictionEvent,
     StoreEventSink,
 )
+from opsloop.serving.prediction_feedback import record_feedback
 from opsloop.serving.record_validation import checked_records
 from opsloop.serving.review_queue import ReviewQueue
+from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
@@ -238,6 +240,7 @@ class ServingRuntime:
         self.metrics = metrics or ServingMetrics()
         self.recorder = EventRecorder(sink or StoreEventSink(db), capacity=event_capacity)
         self.review_queue = ReviewQueue(db, actor="serving")
+        self.rollouts = RolloutObserver(db, self.deployments)
         self._served: dict[str, ServedDeployment] = {}
         self._models: dict[tuple[str, int], LoadedVariant] = {}
         self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
@@ -330,6 +333,8 @@ class ServingRuntime:
         served.oversight = Oversight.of(
             definition.automation, read_settings(self.db, definition.name)
         )
+        if hasattr(served.policy, "bind_store"):  # a policy whose state is shared (bandit)
+            served.policy.bind_store(self.db)
         self._keep_mirrors(definition)
         return served
 
@@ -407,7 +412,8 @@ class ServingRuntime:
         served = self.served(deployment)
         if routing_key is not None and not isinstance(routing_key, str):
             raise InvalidArgumentError(f"routing_key: must be a string, got {routing_key!r}")
-        if variant is None:
+        routed = variant is None
+        if routed:
             if served.policy is None:
                 raise UnavailableError(f"deployment {deployment!r} has no routing policy")
             variant = served.policy.choose(routing_key)
@@ -425,9 +431,19 @@ class ServingRuntime:
                 answer = loaded.predict(frame)
             except Exception:
                 self.metrics.failed(deployment, loaded.name, role, "model_error")
+                if routed:
+                    self.rollouts.observe(served, loaded.name, failed=True, latency_ms=0.0)
                 raise
         seconds = time.perf_counter() - started
         self.metrics.answered(deployment, loaded.name, role, seconds)
+        if routed and answer is not None:  # a request held for a person has no answer
+            self.rollouts.observe(
+                served,
+                loaded.name,
+                failed=False,
+                latency_ms=seconds * 1000.0,
+                answer=(frame, answer),
+            )
         request_id = uuid.uuid4().hex
         decision = served.oversight.decide(frame, answer)
         item = oversee(
@@ -528,6 +544,31 @@ class ServingRuntime:
         if not self.recorder.record(event):
             self.metrics.events_dropped.inc()
 
+    def feedback(
+        self,
+        deployment: str,
+        request_id: str,
+        *,
+        label: Any = None,
+        reward: float | None = None,
+        actor: str,
+        wait_s: float = 5.0,
+    ) -> None:
+        """Keep the ``label`` and/or ``reward`` of answer ``request_id`` (waiting up to
+        ``wait_s`` for its event to reach the store) and pass it to the deployment's
+        rollout: a label to a ramping canary's metric gate, a reward to its bandit.
+
+        >>> ServingRuntime(Database("sqlite://"), None).feedback("api", "r1", label=1,
+        ...                                                     actor="ana")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        """
+        self.served(deployment)
+        self.rollouts.check_reward(deployment, reward)
+        self.recorder.flush(wait_s)
+        record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
+        self.rollouts.feedback(deployment, request_id, label=label, reward=reward)
+
     def input_schema(self, deployment: str, variant: str | None = None) -> Schema | None:
         """The input schema of the primary variant's version (or ``variant``'s), ``None``
         when it was registered without one; the inference protocol's metadata reads it.
@@ -541,7 +582,8 @@ class ServingRuntime:
         return served.variant(name).schema
 
     def close(self) -> None:
-        """Stop the shadows' workers and write the buffered events."""
+        """Stop the shadows' workers and write the buffered events and rollout counts."""
+        self.rollouts.flush()
         with self._lock:
             for mirror in self._mirrors.values():
                 mirror.close()

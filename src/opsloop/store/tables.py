@@ -516,3 +516,16 @@ review_items = Table(
     Index(None, "deployment", "state", "id"),
     Index(None, "request_id"),
 )
+# A deployment's adaptive routing, shared by every serving worker: the rollout policy set
+# through the control plane (a canary's ramp and gates, a bandit's policy) and its state
+# (the ramp's step, the gates' statistics, the bandit's per-arm sums), as JSON. Workers
+# change the state in one write transaction each, so no count is lost between them.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("deployment", NAME, primary_key=True),
+    Column("policy_json", Text, nullable=False),
+    Column("state_json", Text, nullable=False),
+    Column("set_by", NAME, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)

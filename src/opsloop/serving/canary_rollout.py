@@ -1,0 +1,304 @@
+"""A canary's ramp: take the next step while every gate holds, roll back when one fails.
+
+The state (:func:`new_canary_state`) holds the step, the candidate's requests at this step,
+each gate's :class:`~opsloop.analysis.sequential.RateGate` as its ``to_dict`` and the last
+decision. :func:`observe_request` reads one answered request (which arm, did the model
+raise, how long it took, the candidate's share when it was routed) and
+:func:`observe_labels` reads labels sent as feedback; both return a :class:`Transition`
+when the ramp must change the deployment:
+
+- ``rollback`` as soon as one gate fails: all traffic back on the primary (the deployment
+  becomes ``blue_green`` with the candidate on standby at 0);
+- ``step`` when the candidate has answered ``min_requests`` at this step and no gate
+  failed: the candidate gets the next share;
+- ``complete`` when that share is 1 (``blue_green`` with the candidate at 1).
+
+The gates keep their statistics from step to step: the rate test conditions each event on
+the share its request was routed with, so it stays exact while the share moves.
+
+:func:`apply_transition` makes the change through the control plane, an audited
+:meth:`~opsloop.serving.Deployments.deploy` whose reason carries the evidence (the gate,
+its statistic, threshold and samples). The state changes in the same transaction that
+reads the request, so of several workers exactly one makes each change.
+
+>>> from opsloop.serving.rollout_policy import RolloutPolicy
+>>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=2)
+>>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+>>> observe_request(policy, state, candidate=True, failed=False, latency_ms=3.0,
+...                 share=0.1, at_ms=1) is None
+True
+>>> observe_request(policy, state, candidate=True, failed=False, latency_ms=3.0,
+...                 share=0.1, at_ms=2).action
+'complete'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from opsloop.analysis.sequential import RateGate
+from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.rollout_policy import RolloutPolicy
+
+logger = logging.getLogger("opsloop.serving.rollout")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change the ramp makes: ``action`` (``step``, ``complete`` or ``rollback``), the
+    candidate's new ``share`` and the ``evidence`` behind it (JSON-ready)."""
+
+    action: str
+    share: float
+    evidence: dict[str, Any]
+
+    def reason(self, stable: str, candidate: str) -> str:
+        """The audit entry's reason: one sentence, then the evidence as JSON.
+
+        >>> Transition("step", 0.5, {"step": 2}).reason("stable", "canary")
+        'rollout: canary to 50% (every gate holds) evidence={"step": 2}'
+        """
+        if self.action == "rollback":
+            gate = self.evidence["failed_gate"]
+            d = self.evidence["gates"][gate]
+            head = (
+                f"rollout: gate {gate!r} failed ({d['test']} statistic {d['statistic']:.4f} >= "
+                f"threshold {d['fail_threshold']:.4f}; candidate {d['events_candidate']} of "
+                f"{d['n_candidate']}, primary {d['events_primary']} of {d['n_primary']}); "
+                f"all traffic back on {stable}"
+            )
+        else:
+            head = f"rollout: {candidate} to {self.share:.0%} (every gate holds)"
+        return f"{head} evidence={json.dumps(self.evidence, sort_keys=True)}"
+
+
+def new_canary_state(
+    policy: RolloutPolicy,
+    stable: str,
+    candidate: str,
+    latency_bound_ms: float | None,
+    *,
+    at_ms: int,
+) -> dict[str, Any]:
+    """The ramp's state at its first step, every gate fresh.
+
+    >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=7)
+    >>> state["status"], state["share"], list(state["gates"])
+    ('ramping', 0.05, ['errors'])
+    """
+    return {
+        "kind": "canary",
+        "status": "ramping",
+        "stable": stable,
+        "candidate": candidate,
+        "step": 0,
+        "share": policy.steps[0],
+        "step_requests": 0,
+        "steps_taken": [{"share": policy.steps[0], "at_ms": at_ms}],
+        "latency_bound_ms": latency_bound_ms,
+        "gates": {name: policy.rate_gate(name).to_dict() for name in policy.gates},
+        "decision": None,
+    }
+
+
+def _update_gate(
+    state: dict[str, Any], name: str, candidate: Any, event: Any, share: Any
+) -> str | None:
+    gate = RateGate.from_dict(state["gates"][name])
+    verdict = gate.update_many(candidate, event, share).verdict
+    state["gates"][name] = gate.to_dict()
+    return name if verdict == "fail" else None
+
+
+def _decisions(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: RateGate.from_dict(document).decision().to_dict()
+        for name, document in state["gates"].items()
+    }
+
+
+def _decide(
+    policy: RolloutPolicy, state: dict[str, Any], failed_gate: str | None, at_ms: int
+) -> Transition | None:
+    if failed_gate is not None:
+        evidence = {
+            "failed_gate": failed_gate,
+            "step": state["step"],
+            "share": state["share"],
+            "gates": _decisions(state),
+            "at_ms": at_ms,
+        }
+        state.update(status="rolled_back", decision={"action": "rollback", **evidence})
+        return Transition("rollback", 0.0, evidence)
+    if state["step_requests"] < policy.min_requests:
+        return None
+    evidence = {
+        "step": state["step"] + 1,
+        "candidate_requests_at_previous_step": state["step_requests"],
+        "gates": _decisions(state),
+        "at_ms": at_ms,
+    }
+    state["step"] += 1
+    state["share"] = policy.steps[state["step"]]
+    state["step_requests"] = 0
+    state["steps_taken"].append({"share": state["share"], "at_ms": at_ms})
+    action = "complete" if state["share"] >= 1.0 else "step"
+    if action == "complete":
+        state["status"] = "completed"
+    state["decision"] = {"action": action, "share": state["share"], **evidence}
+    return Transition(action, state["share"], evidence)
+
+
+def observe_request(
+    policy: RolloutPolicy,
+    state: dict[str, Any],
+    *,
+    candidate: bool,
+    failed: bool,
+    latency_ms: float,
+    share: float,
+    at_ms: int,
+    disagrees: bool | None = None,
+) -> Transition | None:
+    """Read one answered request into ``state`` (changed in place); the change the ramp
+    makes now, if any. ``share`` is the candidate's share the request was routed with;
+    ``disagrees`` whether the candidate's answer differs from the primary's on the same
+    records (``False`` for the primary's own requests, ``None`` when unknown).
+
+    >>> policy = RolloutPolicy(steps=(0.1, 1.0), gates={"errors": {"detect_ratio": 3.0}})
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> moves = [observe_request(policy, state, candidate=True, failed=True, latency_ms=1.0,
+    ...                          share=0.1, at_ms=i) for i in range(4)]
+    >>> [m and m.action for m in moves], state["status"]
+    ([None, None, None, 'rollback'], 'rolled_back')
+    """
+    if state["status"] != "ramping":
+        return None
+    failed_gate = None
+    if "errors" in state["gates"]:
+        failed_gate = _update_gate(state, "errors", [candidate], [failed], share)
+    bound = state.get("latency_bound_ms")
+    if "latency" in state["gates"] and not failed and bound is not None:
+        failed_gate = failed_gate or _update_gate(
+            state, "latency", [candidate], [latency_ms > bound], share
+        )
+    if "disagreement" in state["gates"] and not failed and disagrees is not None:
+        failed_gate = failed_gate or _update_gate(
+            state, "disagreement", [candidate], [disagrees], share
+        )
+    if candidate:
+        state["step_requests"] += 1
+    return _decide(policy, state, failed_gate, at_ms)
+
+
+def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> None:
+    """Read ``count`` primary requests on which no gate's event happened (no error, not
+    slower than the bound, no disagreement), as :func:`observe_request` one by one would:
+    they move no statistic, only the primary's counts.
+
+    >>> from opsloop.serving.rollout_policy import RolloutPolicy
+    >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=0)
+    >>> observe_quiet_primary(state, 3, 0.05)
+    >>> state["gates"]["errors"]["state"]["n_primary"]
+    3
+    """
+    if state["status"] != "ramping" or count <= 0:
+        return
+    quiet = [False] * count
+    for name in ("errors", "latency", "disagreement"):
+        if name not in state["gates"]:
+            continue
+        if name == "latency" and state.get("latency_bound_ms") is None:
+            continue
+        _update_gate(state, name, quiet, quiet, share)
+
+
+def share_at(state: dict[str, Any], at_ms: int) -> float:
+    """The candidate's share when a request answered at ``at_ms`` was routed.
+
+    >>> share_at({"steps_taken": [{"share": 0.05, "at_ms": 0}, {"share": 0.25, "at_ms": 9}]}, 9)
+    0.25
+    """
+    share = state["steps_taken"][0]["share"]
+    for taken in state["steps_taken"]:
+        if taken["at_ms"] <= at_ms:
+            share = taken["share"]
+    return share
+
+
+def observe_labels(
+    policy: RolloutPolicy,
+    state: dict[str, Any],
+    *,
+    candidate: bool,
+    wrong: list[bool],
+    answered_ms: int,
+    at_ms: int,
+) -> Transition | None:
+    """Read the labels of one answered request (``wrong[i]``: record ``i``'s answer differs
+    from its label) into the ``metric`` gate; the change the ramp makes now, if any.
+
+    >>> policy = RolloutPolicy(gates={"metric": {}})
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> _ = observe_labels(policy, state, candidate=True, wrong=[True], answered_ms=1, at_ms=2)
+    >>> state["gates"]["metric"]["state"]["events_candidate"]
+    1
+    """
+    if state["status"] != "ramping" or "metric" not in state["gates"] or not wrong:
+        return None
+    share = share_at(state, answered_ms)
+    if not 0.0 < share < 1.0:
+        return None
+    failed_gate = _update_gate(state, "metric", [candidate] * len(wrong), wrong, share)
+    if failed_gate is None:
+        return None  # labels never take a step: requests do
+    return _decide(policy, state, failed_gate, at_ms)
+
+
+def transition_variants(
+    definition: Deployment, transition: Transition, stable: str, candidate: str
+):
+    """The variants and strategy that carry out ``transition`` on ``definition``.
+
+    >>> from opsloop.serving.deployment_records import Variant
+    >>> d = Deployment("api", "canary", "full_automation",
+    ...                (Variant("stable", "m", version=1, weight=0.9),
+    ...                 Variant("canary", "m", version=2, role="candidate", weight=0.1)),
+    ...                None, 0, "ana", {"stable": 1, "canary": 2})
+    >>> variants, strategy = transition_variants(d, Transition("rollback", 0.0, {}),
+    ...                                          "stable", "canary")
+    >>> strategy, [v.weight for v in variants]
+    ('blue_green', [1.0, 0.0])
+    """
+    share = transition.share
+    weights = {stable: 1.0 - share, candidate: share}
+    variants = tuple(
+        v.with_weight(weights[v.name]) if v.name in weights else v for v in definition.variants
+    )
+    return variants, "canary" if 0.0 < share < 1.0 else "blue_green"
+
+
+def apply_transition(deployments, name: str, transition: Transition, state: dict, actor: str):
+    """Carry out ``transition`` through the control plane: an audited deploy (by ``actor``,
+    who set the rollout) whose reason carries the evidence. Returns the new definition.
+
+    Takes a :class:`~opsloop.serving.Deployments` (or its HTTP client) as ``deployments``.
+    """
+    definition = deployments.get(name)
+    stable, candidate = state["stable"], state["candidate"]
+    variants, strategy = transition_variants(definition, transition, stable, candidate)
+    reason = transition.reason(stable, candidate)
+    log = logger.warning if transition.action == "rollback" else logger.info
+    log("deployment %s: %s", name, reason)
+    return deployments.deploy(
+        name,
+        variants,
+        strategy=strategy,
+        automation=definition.automation,
+        description=definition.description,
+        actor=actor,
+        reason=reason,
+    )

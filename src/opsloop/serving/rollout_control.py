@@ -1,0 +1,146 @@
+"""Setting and reading a deployment's rollout: the control plane's side of ramps and bandits.
+
+:func:`set_rollout` keeps a :class:`~.rollout_policy.RolloutPolicy` for a ``canary`` or
+``bandit`` deployment with a fresh state, as one audited change (action ``set_rollout``,
+entity ``deployment:NAME``), so the serving workers follow it. A canary's candidate is then
+moved to the first step's share by an audited deploy. :func:`rollout_document` reads the
+policy and state back, with a bandit's current traffic shares.
+:class:`~opsloop.serving.Deployments` offers both as ``set_rollout`` and ``rollout``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from opsloop.analysis.sequential import RateGate
+from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
+from opsloop.learn.bandits import policy_from_dict
+from opsloop.registry.audit import append_audit, lock_audit_log
+from opsloop.registry.users import acting_user
+from opsloop.serving.canary_rollout import Transition, apply_transition, new_canary_state
+from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.rollout_policy import RolloutPolicy
+from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
+from opsloop.store import tables
+from opsloop.store.database import Database
+
+#: Recorded answers of the primary needed to take its p99 latency as the latency bound.
+MIN_LATENCY_SAMPLES = 100
+
+
+def _primary_p99(connection, deployment: str, variant: str) -> float:
+    events = tables.prediction_events
+    latencies = (
+        connection.execute(
+            sa.select(events.c.latency_ms).where(
+                events.c.deployment == deployment,
+                events.c.variant == variant,
+                events.c.role == "primary",
+                events.c.error.is_(None),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if len(latencies) < MIN_LATENCY_SAMPLES:
+        raise InvalidArgumentError(
+            f"gates.latency.bound_ms: give a bound, or let the primary {variant!r} answer "
+            f"{MIN_LATENCY_SAMPLES} requests first (it has {len(latencies)}) so that its p99 "
+            "can be the bound"
+        )
+    return float(np.quantile(np.asarray(latencies), 0.99))
+
+
+def _initial_state(
+    connection, definition: Deployment, policy: RolloutPolicy, at_ms: int
+) -> dict[str, Any]:
+    live = [v for v in definition.variants if v.role != "shadow"]
+    if definition.strategy == "bandit":
+        arms = [v.name for v in live]
+        bandit = BANDIT_POLICIES[policy.bandit](arms, **policy.bandit_params)
+        return {"kind": "bandit", "policy": bandit.to_dict()}
+    if definition.strategy != "canary":
+        raise InvalidArgumentError(
+            f"strategy: deployment {definition.name!r} is {definition.strategy!r}; a rollout "
+            "needs a 'canary' or 'bandit' deployment"
+        )
+    if len(policy.steps) < 2:
+        raise InvalidArgumentError("steps: a canary's ramp needs a share below 1 first")
+    stable = next(v.name for v in live if v.role == "primary")
+    candidate = next(v.name for v in live if v.role != "primary")
+    bound = None
+    if "latency" in policy.gates:
+        bound = policy.gates["latency"].get("bound_ms")
+        if bound is None:
+            bound = _primary_p99(connection, definition.name, stable)
+    return new_canary_state(policy, stable, candidate, bound, at_ms=at_ms)
+
+
+def set_rollout(
+    deployments,
+    name: str,
+    policy: RolloutPolicy,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Keep ``policy`` for deployment ``name`` (editor role), starting its state afresh; a
+    canary's candidate moves to the first step. Returns :func:`rollout_document`.
+
+    ``deployments`` is the :class:`~opsloop.serving.Deployments` acting.
+    """
+    db: Database = deployments.db
+    with db.write() as connection:
+        lock_audit_log(connection)
+        who = acting_user(connection, actor, "editor")
+        definition = deployments._current(connection, name)
+        if definition is None:
+            raise NotFoundError(f"no deployment named {name!r}")
+        at = db.clock()
+        state = _initial_state(connection, definition, policy, at)
+        before = locked_rollout(connection, name)
+        write_rollout(connection, name, policy, state, who, at)
+        append_audit(
+            connection,
+            who,
+            "set_rollout",
+            f"deployment:{name}",
+            reason,
+            None if before is None else {"policy": before[0].to_dict()},
+            {"policy": policy.to_dict()},
+            at_ms=at,
+        )
+    if state["kind"] == "canary":
+        weight = next(v.weight for v in definition.variants if v.name == state["candidate"])
+        if weight != state["share"]:
+            first = Transition("step", state["share"], {"step": 0})
+            apply_transition(deployments, name, first, state, who)
+    return rollout_document(db, name)
+
+
+def rollout_document(db: Database, name: str) -> dict[str, Any]:
+    """Deployment ``name``'s rollout: its policy, state (a canary's step and every gate's
+    statistic, samples and threshold; the last decision with its evidence) and, for a
+    bandit, the traffic ``shares`` now. 404 when it has none.
+
+    >>> rollout_document(Database("sqlite://"), "api")
+    Traceback (most recent call last):
+    opsloop.errors.NotFoundError: deployment 'api' has no rollout
+    """
+    document = read_rollout(db, name)
+    if document is None:
+        raise NotFoundError(f"deployment {name!r} has no rollout")
+    state = document["state"]
+    if state.get("kind") == "bandit":
+        policy = policy_from_dict(state["policy"])
+        document["shares"] = policy.shares(np.random.default_rng(0))
+    elif state.get("kind") == "canary":
+        document["decisions"] = {
+            gate: RateGate.from_dict(saved).decision().to_dict()
+            for gate, saved in state["gates"].items()
+        }
+    return document

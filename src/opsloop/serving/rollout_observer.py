@@ -1,0 +1,260 @@
+"""What the serving runtime tells the rollouts: each routed answer, each feedback.
+
+:class:`RolloutObserver` feeds a ramping canary's gates with every request the policy
+routed (which arm, did the model raise, its latency, the candidate's share) and with the
+labels sent as feedback, and a bandit with the rewards. Each update is one write
+transaction on the rollout's row (:mod:`.rollout_state`), so workers sharing a store
+count every request once. When the ramp must change the deployment (a step, the last
+step, a rollback) the worker whose update decided it makes the audited deploy
+(:func:`~.canary_rollout.apply_transition`).
+
+A deployment without a ramping canary costs one dictionary lookup per request: whether it
+has one is read once per definition (a ``set_rollout`` is an audited change, so the runtime
+reads the definition again after it). A primary request on which no gate's event happened
+(no error, not slow, no disagreement) moves no statistic, only the primary's counts, so
+such requests are counted here and written in batches (:data:`QUIET_BATCH`), before the
+next request that carries information, and by :meth:`RolloutObserver.flush` (the runtime's
+``close``): no decision waits on them, and the store sees one write per candidate request
+or event instead of one per request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
+from opsloop.learn.bandits import policy_from_dict
+from opsloop.serving.bandit_routing import record_reward
+from opsloop.serving.canary_rollout import (
+    apply_transition,
+    observe_labels,
+    observe_quiet_primary,
+    observe_request,
+)
+from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.rollout_policy import RolloutPolicy
+from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
+from opsloop.store import tables
+from opsloop.store.database import Database
+
+logger = logging.getLogger("opsloop.serving.rollout")
+
+#: Primary requests without an event counted in memory before they are written.
+QUIET_BATCH = 256
+
+
+def _wrong(output: dict | None, label: Any) -> list[bool]:
+    predictions = (output or {}).get("predictions") or []
+    labels = label if isinstance(label, list) else [label]
+    if len(labels) != len(predictions):
+        return []
+    return [p != y for p, y in zip(predictions, labels, strict=True)]
+
+
+class RolloutObserver:
+    """Feeds the rollouts of ``db``'s deployments; changes are made through
+    ``deployments`` (a :class:`~opsloop.serving.Deployments`).
+
+    >>> from opsloop.serving.deployments import Deployments
+    >>> db = Database("sqlite://")
+    >>> RolloutObserver(db, Deployments(db)).feedback("api", "r1", label=1, reward=None)
+    """
+
+    def __init__(self, db: Database, deployments) -> None:
+        self.db = db
+        self.deployments = deployments
+        self._ramping: dict[str, tuple[Deployment, dict | None, float | None]] = {}
+        self._pending: dict[tuple[str, float], int] = {}
+        self._pending_lock = threading.Lock()
+
+    def _ramping_gates(self, definition: Deployment) -> tuple[dict | None, float | None]:
+        known = self._ramping.get(definition.name)
+        if known is None or known[0] is not definition:
+            document = read_rollout(self.db, definition.name)
+            ramping = (
+                definition.strategy == "canary"
+                and document is not None
+                and document["state"].get("kind") == "canary"
+                and document["state"].get("status") == "ramping"
+            )
+            gates = document["policy"]["gates"] if ramping else None
+            bound = document["state"].get("latency_bound_ms") if ramping else None
+            known = (definition, gates, bound)
+            self._ramping[definition.name] = known
+        return known[1], known[2]
+
+    def observe(
+        self,
+        served: Any,
+        variant: str,
+        *,
+        failed: bool,
+        latency_ms: float,
+        answer: tuple[Any, Any] | None = None,
+    ) -> None:
+        """Read one answer the routing policy sent to ``variant`` of ``served`` (a
+        :class:`~opsloop.serving.serving_runtime.ServedDeployment`); ``answer`` is the
+        checked frame and the variant's answer, when it answered.
+
+        With a ``disagreement`` gate, the primary answers the candidate's frames too (on
+        the request path, for the candidate's share of the traffic only) and a request
+        whose predictions differ is that gate's event; the primary agrees with itself.
+        """
+        definition = served.definition
+        if definition.strategy != "canary":
+            return
+        gates, bound = self._ramping_gates(definition)
+        if gates is None:
+            return
+        roles = {v.name: v for v in definition.variants}
+        candidate = roles[variant].role == "candidate"
+        share = next(v.weight for v in definition.variants if v.role == "candidate")
+        if not 0.0 < share < 1.0:
+            return
+        disagrees = None
+        if "disagreement" in gates and answer is not None:
+            disagrees = candidate and self._disagrees(served, *answer)
+        slow = "latency" in gates and bound is not None and latency_ms > bound
+        name = definition.name
+        with self._pending_lock:
+            if not (candidate or failed or slow):
+                key = (name, share)
+                self._pending[key] = self._pending.get(key, 0) + 1
+                if self._pending[key] < QUIET_BATCH:
+                    return
+            pending = [(k[1], self._pending.pop(k)) for k in list(self._pending) if k[0] == name]
+        with self.db.write() as connection:
+            found = locked_rollout(connection, definition.name)
+            if found is None or found[1].get("kind") != "canary":
+                return
+            policy, state, set_by = found
+            for pending_share, count in pending:
+                observe_quiet_primary(state, count, pending_share)
+            if not (candidate or failed or slow):  # this request was the batch's last
+                write_rollout(connection, name, policy, state, set_by, self.db.clock())
+                return
+            transition = observe_request(
+                policy,
+                state,
+                candidate=candidate,
+                failed=failed,
+                latency_ms=latency_ms,
+                share=share,
+                at_ms=self.db.clock(),
+                disagrees=disagrees,
+            )
+            write_rollout(connection, definition.name, policy, state, set_by, self.db.clock())
+        if transition is not None:
+            self._apply(definition.name, transition, state, set_by)
+
+    @staticmethod
+    def _disagrees(served: Any, frame: Any, answer: Any) -> bool | None:
+        primary = next(v.name for v in served.definition.variants if v.role == "primary")
+        loaded = served.loaded.get(primary)
+        if loaded is None:
+            return None
+        try:
+            reference = loaded.predict(frame)
+        except Exception:  # the primary's own failure is no disagreement of the candidate
+            logger.warning(
+                "deployment %s: the primary failed on a canary's frame", served.definition.name
+            )
+            return None
+        return list(reference.predictions) != list(answer.predictions)
+
+    def flush(self) -> None:
+        """Write the primary requests still counted here (see the module)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        for (name, share), count in pending.items():
+            with self.db.write() as connection:
+                found = locked_rollout(connection, name)
+                if found is None or found[1].get("kind") != "canary":
+                    continue
+                policy, state, set_by = found
+                observe_quiet_primary(state, count, share)
+                write_rollout(connection, name, policy, state, set_by, self.db.clock())
+
+    def _apply(self, name: str, transition, state: dict, set_by: str) -> None:
+        try:
+            apply_transition(self.deployments, name, transition, state, set_by)
+        except Exception:  # the answer has left; its request must not fail for this
+            # The state holds the decision; a person can carry it out (or set a new rollout).
+            logger.exception("deployment %s: the rollout's %s failed", name, transition.action)
+
+    def check_reward(self, deployment: str, reward: Any) -> None:
+        """Refuse a reward ``deployment``'s bandit cannot learn (a 0.5 for 0/1 rewards)
+        before anything is kept, by letting a copy of the policy learn it."""
+        if reward is None:
+            return
+        document = read_rollout(self.db, deployment)
+        if document is not None and document["state"].get("kind") == "bandit":
+            copy = policy_from_dict(document["state"]["policy"])
+        elif document is None and self.deployments.get(deployment).strategy == "bandit":
+            policy = RolloutPolicy()
+            copy = BANDIT_POLICIES[policy.bandit](["a", "b"], **policy.bandit_params)
+        else:
+            return
+        copy.update(copy.arms[0], reward)
+
+    def feedback(self, deployment: str, request_id: str, *, label: Any, reward: Any) -> None:
+        """Read the feedback on answer ``request_id``: a label into a ramping canary's
+        ``metric`` gate, a reward into a bandit."""
+        events = tables.prediction_events
+        with self.db.read() as connection:
+            answered = (
+                connection.execute(
+                    sa.select(events.c.variant, events.c.output_json, events.c.at_ms)
+                    .where(
+                        events.c.request_id == request_id,
+                        events.c.deployment == deployment,
+                        events.c.role == "primary",
+                    )
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        if answered is None:
+            return
+        if reward is not None:
+            definition = self.deployments.get(deployment)
+            arms = [v.name for v in definition.variants if v.role != "shadow"]
+            bandit = definition.strategy == "bandit"
+            record_reward(
+                self.db, deployment, answered["variant"], reward, arms=arms if bandit else None
+            )
+        if label is None:
+            return
+        output = None if answered["output_json"] is None else json.loads(answered["output_json"])
+        with self.db.write() as connection:
+            found = locked_rollout(connection, deployment)
+            if found is None or found[1].get("kind") != "canary":
+                return
+            policy, state, set_by = found
+            wrong = _wrong(output, label)
+            if not wrong:
+                if "metric" in state["gates"]:
+                    logger.warning(
+                        "deployment %s: label of %s does not match its %s answers; not read",
+                        deployment,
+                        request_id,
+                        len((output or {}).get("predictions") or []),
+                    )
+                return
+            transition = observe_labels(
+                policy,
+                state,
+                candidate=answered["variant"] == state["candidate"],
+                wrong=wrong,
+                answered_ms=answered["at_ms"],
+                at_ms=self.db.clock(),
+            )
+            write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
+        if transition is not None:
+            self._apply(deployment, transition, state, set_by)

@@ -1,0 +1,153 @@
+"""A deployment's rollout policy: a canary's ramp and gates, or a bandit's policy.
+
+Set through the control plane (:meth:`~opsloop.serving.Deployments.set_rollout`), read by
+every serving worker.
+
+- ``steps``: the candidate's traffic shares, one step after another (default 5% -> 25% ->
+  50% -> 100%); increasing, each in (0, 1], the last 1.
+- ``min_requests``: how many requests the candidate answers at a step before the next
+  step is taken (and only while every gate holds).
+- ``gates``: which gates judge the candidate against the primary, each with the
+  parameters of its :class:`~opsloop.analysis.sequential.RateGate` (``alpha``,
+  ``detect_ratio``, ``ratio_margin``, ``margin``):
+
+  - ``errors``: the candidate's error rate (a model that raises);
+  - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
+    99th percentile latency recorded before the rollout), a p99 gate;
+  - ``disagreement``: its rate of answers that differ from the primary's on the same
+    records (the primary answers the candidate's requests too); the primary never
+    disagrees with itself, so give ``margin``, the share of disagreement allowed;
+  - ``metric``: its rate of wrong answers, read from the labels sent as feedback.
+
+  A failing gate rolls the deployment back at once.
+- ``bandit``: a :mod:`opsloop.learn.bandits` policy name for a ``bandit`` deployment
+  (default ``bernoulli_thompson``), ``bandit_params`` its parameters, ``seed`` seeds the
+  bandit's draws (for repeatable simulations; default: fresh entropy).
+
+>>> policy = RolloutPolicy(steps=(0.1, 1.0), gates={"errors": {"alpha": 0.01}})
+>>> policy.to_dict()["steps"], RolloutPolicy.from_dict(policy.to_dict()) == policy
+([0.1, 1.0], True)
+>>> RolloutPolicy(steps=(0.5, 0.25, 1.0))
+Traceback (most recent call last):
+opsloop.errors.InvalidArgumentError: steps: must increase, got [0.5, 0.25, 1.0]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsloop.analysis.sequential import RateGate
+from opsloop.errors import InvalidArgumentError
+from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
+
+#: The gates a canary can have.
+GATES = ("errors", "latency", "disagreement", "metric")
+DEFAULT_STEPS = (0.05, 0.25, 0.5, 1.0)
+MAX_DRAWS = 100_000
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgumentError(f"{name}: must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    """How a deployment's traffic moves on its own (see the module).
+
+    >>> RolloutPolicy(gates={"speed": {}})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: gates: unknown gate 'speed'; gates are ...
+    >>> RolloutPolicy(gates={"errors": {"alpha": 2}})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: gates.errors: alpha must lie strictly between 0 and 1...
+    """
+
+    steps: tuple[float, ...] = DEFAULT_STEPS
+    min_requests: int = 100
+    gates: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: {"errors": {}})
+    bandit: str = "bernoulli_thompson"
+    bandit_params: Mapping[str, float] = field(default_factory=dict)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        steps = [_number(f"steps[{i}]", s) for i, s in enumerate(self.steps)]
+        if not steps or len(steps) > 20:
+            raise InvalidArgumentError(f"steps: give 1 to 20 shares, got {len(steps)}")
+        if any(not 0.0 < s <= 1.0 for s in steps):
+            raise InvalidArgumentError(f"steps: each share must lie in (0, 1], got {steps}")
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise InvalidArgumentError(f"steps: must increase, got {steps}")
+        if steps[-1] != 1.0:
+            raise InvalidArgumentError(f"steps: the last share must be 1, got {steps[-1]}")
+        object.__setattr__(self, "steps", tuple(steps))
+        minimum = self.min_requests
+        if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+            raise InvalidArgumentError(f"min_requests: must be an integer >= 1, got {minimum!r}")
+        gates = {}
+        for name, params in dict(self.gates).items():
+            if name not in GATES:
+                raise InvalidArgumentError(
+                    f"gates: unknown gate {name!r}; gates are {', '.join(GATES)}"
+                )
+            params = dict(params)
+            bound = params.pop("bound_ms", None)
+            if name == "latency" and bound is not None and not _number("bound_ms", bound) > 0:
+                raise InvalidArgumentError(f"gates.latency.bound_ms: must be > 0, got {bound!r}")
+            if bound is not None and name != "latency":
+                raise InvalidArgumentError(f"gates.{name}: bound_ms belongs to the latency gate")
+            try:
+                RateGate(**params)
+            except TypeError as error:
+                raise InvalidArgumentError(f"gates.{name}: {error}") from None
+            except InvalidArgumentError as error:
+                raise InvalidArgumentError(f"gates.{name}: {error}") from None
+            gates[name] = {**params, **({} if bound is None else {"bound_ms": float(bound)})}
+        object.__setattr__(self, "gates", gates)
+        if self.bandit not in BANDIT_POLICIES:
+            raise InvalidArgumentError(
+                f"bandit: must be one of {', '.join(sorted(BANDIT_POLICIES))}, got {self.bandit!r}"
+            )
+        draws = dict(self.bandit_params).get("draws", 0)
+        if isinstance(draws, int | float) and draws > MAX_DRAWS:
+            # Thompson's shares draw this many times per read of the rollout.
+            raise InvalidArgumentError(f"bandit_params.draws: at most {MAX_DRAWS}, got {draws!r}")
+        try:
+            BANDIT_POLICIES[self.bandit](["a", "b"], **dict(self.bandit_params))
+        except TypeError as error:
+            raise InvalidArgumentError(f"bandit_params: {error}") from None
+        object.__setattr__(self, "bandit_params", dict(self.bandit_params))
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise InvalidArgumentError(f"seed: must be an integer or null, got {self.seed!r}")
+
+    def rate_gate(self, name: str) -> RateGate:
+        """A fresh gate ``name`` with this policy's parameters.
+
+        >>> RolloutPolicy().rate_gate("errors").alpha
+        0.05
+        """
+        params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
+        return RateGate(**params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as JSON-ready values."""
+        return {
+            "steps": list(self.steps),
+            "min_requests": self.min_requests,
+            "gates": {name: dict(params) for name, params in self.gates.items()},
+            "bandit": self.bandit,
+            "bandit_params": dict(self.bandit_params),
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> RolloutPolicy:
+        """The policy ``to_dict`` wrote."""
+        return cls(**{**dict(document), "steps": tuple(document["steps"])})

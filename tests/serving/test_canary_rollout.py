@@ -1,0 +1,349 @@
+"""Canary ramps on a real store: a failing candidate rolled back by its gate's own count of
+requests, with the evidence in the audit log; a healthy one ramped to 100%; a restart
+resuming the ramp; two runtimes on one store counting every request once; the task
+metric's gate read from labels sent as feedback."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.clock import FakeClock
+from tests.serving.served_models import Constant, Flaky
+
+from opsloop.analysis.sequential import RateGate
+from opsloop.errors import InvalidArgumentError
+from opsloop.serving import Deployments, ServingRuntime, Variant
+from opsloop.serving.canary_rollout import new_canary_state, observe_request
+from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+from opsloop.serving.rollout_policy import RolloutPolicy
+from opsloop.serving.routing import routing_share
+
+RECORD = {"x": 1.0}
+FRAME = pd.DataFrame([RECORD])
+
+
+@pytest.fixture
+def clock(registry):
+    registry.db.clock = FakeClock()
+    return registry.db.clock
+
+
+def _deploy(registry, primary, candidate, share=0.5):
+    registry.register("stable-model", primary)
+    registry.register("canary-model", candidate)
+    deployments = Deployments(registry.db)
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "stable-model", version=1, weight=1 - share),
+            Variant("canary", "canary-model", version=1, role="candidate", weight=share),
+        ],
+        strategy="canary",
+    )
+    return deployments
+
+
+def _runtime(registry):
+    return ServingRuntime(registry.db, registry.artifacts, trust=True)
+
+
+def _is_candidate(key: str, share: float) -> bool:
+    # The weighted split lays the primary's slice first: shares at or above 1 - s are the canary's.
+    return routing_share("api", key) >= 1.0 - share
+
+
+def _serve(runtime, key):
+    try:
+        return runtime.predict("api", [RECORD], routing_key=key).variant
+    except RuntimeError:
+        return None
+
+
+def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(registry, clock, caplog):
+    caplog.set_level(logging.INFO, logger="opsloop.serving.rollout")
+    deployments = _deploy(registry, Flaky(0.01, seed=1), Flaky(0.05, seed=2))
+    deployments.set_rollout("api", steps=[0.1, 0.5, 1.0], min_requests=100_000)
+    keys = [f"user-{i}" for i in range(20_000)]
+
+    # The reference: the same requests, the same models' errors, a gate read by hand.
+    stable, canary, gate = Flaky(0.01, seed=1), Flaky(0.05, seed=2), RateGate()
+    expected_stop = None
+    for index, key in enumerate(keys):
+        candidate = _is_candidate(key, 0.1)
+        try:
+            (canary if candidate else stable)(FRAME)
+            failed = False
+        except RuntimeError:
+            failed = True
+        if gate.update(candidate, failed, share=0.1).verdict == "fail":
+            expected_stop = index
+            break
+    expected = gate.decision()
+    assert expected.verdict == "fail"
+
+    runtime = _runtime(registry)
+    try:
+        stop = None
+        for index, key in enumerate(keys):
+            _serve(runtime, key)
+            if deployments.rollout("api")["state"]["status"] != "ramping":
+                stop = index
+                break
+        assert stop == expected_stop
+        rollout = deployments.rollout("api")
+        assert rollout["decisions"]["errors"] == expected.to_dict()
+        assert rollout["state"]["decision"]["failed_gate"] == "errors"
+        # Rolled back through the control plane: one audited deploy carrying the evidence.
+        definition = deployments.get("api")
+        assert definition.strategy == "blue_green"
+        assert [(v.name, v.weight) for v in definition.variants] == [
+            ("stable", 1.0),
+            ("canary", 0.0),
+        ]
+        last = deployments.history("api").iloc[-1]
+        assert last["action"] == "deploy"
+        assert last["reason"].startswith(
+            f"rollout: gate 'errors' failed (rate_sprt statistic {expected.statistic:.4f} >= "
+            f"threshold {expected.fail_threshold:.4f}; candidate {expected.events_candidate} of "
+            f"{expected.n_candidate}, primary {expected.events_primary} of "
+            f"{expected.n_primary}); all traffic back on stable"
+        )
+        # The log carries the same sentence and evidence.
+        logged = [r for r in caplog.records if r.name == "opsloop.serving.rollout"]
+        assert [r.levelname for r in logged][-1] == "WARNING"
+        assert logged[-1].getMessage() == f"deployment api: {last['reason']}"
+        # From the next request on, nothing reaches the candidate.
+        after = {_serve(runtime, key) for key in keys[stop + 1 : stop + 500]}
+        assert after <= {"stable", None}
+    finally:
+        runtime.close()
+    assert expected.n_candidate <= 250  # the issue's bound, for this seed
+
+
+def _ramp(runtime, deployments, keys, counts):
+    """Serve ``keys`` in order; count each step's candidate requests by the key hash and
+    the share defined when the request was routed. Stops when the ramp ends."""
+    for key in keys:
+        share = deployments.get("api").variants[1].weight
+        if deployments.get("api").strategy != "canary":
+            return
+        counts[share] = counts.get(share, 0) + _is_candidate(key, share)
+        _serve(runtime, key)
+
+
+def test_a_healthy_canary_ramps_to_100_percent_step_by_step(registry, clock):
+    deployments = _deploy(registry, Flaky(0.01, seed=3), Flaky(0.01, seed=4))
+    deployments.set_rollout("api", steps=[0.1, 0.5, 1.0], min_requests=40)
+    runtime = _runtime(registry)
+    counts: dict[float, int] = {}
+    try:
+        _ramp(runtime, deployments, [f"user-{i}" for i in range(5_000)], counts)
+    finally:
+        runtime.close()
+    assert counts == {0.1: 40, 0.5: 40}
+    rollout = deployments.rollout("api")
+    assert rollout["state"]["status"] == "completed"
+    assert [s["share"] for s in rollout["state"]["steps_taken"]] == [0.1, 0.5, 1.0]
+    definition = deployments.get("api")
+    assert (definition.strategy, [v.weight for v in definition.variants]) == (
+        "blue_green",
+        [0.0, 1.0],
+    )
+    reasons = deployments.history("api")["reason"].dropna().tolist()
+    assert [r.split(" evidence=")[0] for r in reasons] == [
+        "rollout: canary to 10% (every gate holds)",
+        "rollout: canary to 50% (every gate holds)",
+        "rollout: canary to 100% (every gate holds)",
+    ]
+
+
+def test_a_restart_resumes_the_ramp_where_it_was(registry, clock):
+    deployments = _deploy(registry, Flaky(0.0, seed=5), Flaky(0.0, seed=6))
+    deployments.set_rollout("api", steps=[0.1, 1.0], min_requests=40)
+    keys = iter(f"user-{i}" for i in range(5_000))
+    first = _runtime(registry)
+    served = 0
+    try:
+        while served < 25:
+            key = next(keys)
+            served += _is_candidate(key, 0.1)
+            _serve(first, key)
+    finally:
+        first.close()
+    assert deployments.rollout("api")["state"]["step_requests"] == 25
+
+    second = _runtime(registry)  # a new process would read the same rows
+    try:
+        while deployments.get("api").strategy == "canary":
+            key = next(keys)
+            served += _is_candidate(key, 0.1)
+            _serve(second, key)
+    finally:
+        second.close()
+    assert served == 40
+    assert deployments.rollout("api")["state"]["status"] == "completed"
+
+
+def test_two_runtimes_on_one_store_count_every_request_once(registry, clock):
+    deployments = _deploy(registry, Flaky(0.0, seed=7), Flaky(0.0, seed=8))
+    deployments.set_rollout("api", steps=[0.1, 1.0], min_requests=100_000)
+    runtimes = [_runtime(registry), _runtime(registry)]
+    keys = [[f"w{w}-user-{i}" for i in range(150)] for w in range(2)]
+    errors: list[BaseException] = []
+
+    def work(runtime, mine):
+        try:
+            for key in mine:
+                runtime.predict("api", [RECORD], routing_key=key)
+        except BaseException as error:  # surfaced below, in the test's thread
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=work, args=pair) for pair in zip(runtimes, keys, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for runtime in runtimes:
+        runtime.close()
+    assert errors == []
+    gate = deployments.rollout("api")["decisions"]["errors"]
+    candidates = sum(_is_candidate(key, 0.1) for mine in keys for key in mine)
+    assert (gate["n_candidate"], gate["n_primary"]) == (candidates, 300 - candidates)
+    assert deployments.rollout("api")["state"]["step_requests"] == candidates
+
+
+def test_wrong_answers_reported_as_labels_roll_the_canary_back(registry, clock):
+    deployments = _deploy(registry, Constant(0), Constant(1))
+    deployments.set_rollout(
+        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"metric": {"detect_ratio": 3.0}}
+    )
+    runtime = _runtime(registry)
+    labelled = []
+    try:
+        for i in range(2_000):
+            answer = runtime.predict("api", [RECORD], routing_key=f"user-{i}")
+            clock.advance()
+            runtime.feedback("api", answer.request_id, label=0, actor="ana")
+            labelled.append(answer.variant)
+            if deployments.get("api").strategy != "canary":
+                break
+    finally:
+        runtime.close()
+    # Every canary answer is wrong and every stable one right: with a 10% share each wrong
+    # canary answer adds log(0.25 / 0.1) to the statistic, which crosses log(20) at the 4th.
+    assert labelled.count("canary") == 4
+    evidence = deployments.rollout("api")["decisions"]["metric"]
+    assert (evidence["verdict"], evidence["events_candidate"], evidence["events_primary"]) == (
+        "fail",
+        4,
+        0,
+    )
+    assert deployments.history("api").iloc[-1]["reason"].startswith("rollout: gate 'metric' failed")
+
+
+def test_rollout_settings_are_checked_naming_the_field(registry, clock):
+    deployments = _deploy(registry, Flaky(0.0, seed=9), Flaky(0.0, seed=10))
+    with pytest.raises(InvalidArgumentError, match=r"gates\.latency\.bound_ms: give a bound"):
+        deployments.set_rollout("api", gates={"latency": {}})
+    with pytest.raises(InvalidArgumentError, match="steps: the last share must be 1"):
+        deployments.set_rollout("api", steps=[0.1, 0.5])
+    with pytest.raises(InvalidArgumentError, match="min_requests: must be an integer >= 1"):
+        deployments.set_rollout("api", min_requests=0)
+
+
+def test_the_latency_gate_defaults_to_the_primarys_recorded_p99(registry, clock):
+    deployments = _deploy(registry, Flaky(0.0, seed=11), Flaky(0.0, seed=12))
+    latencies = [float(i) for i in range(1, 201)]  # 1 .. 200 ms
+    StoreEventSink(registry.db).write(
+        [
+            PredictionEvent(
+                "api", "stable", "primary", "stable-model", 1, f"r{i}", None, [], {}, None, ms, 0
+            )
+            for i, ms in enumerate(latencies)
+        ]
+    )
+    rollout = deployments.set_rollout("api", gates={"latency": {"detect_ratio": 3.0}})
+    assert rollout["state"]["latency_bound_ms"] == pytest.approx(np.quantile(latencies, 0.99))
+
+
+def test_a_slow_candidate_fails_the_latency_gate_by_the_rate_of_slow_answers():
+    policy = RolloutPolicy(steps=(0.2, 1.0), min_requests=10_000, gates={"latency": {}})
+    state = new_canary_state(policy, "stable", "canary", 100.0, at_ms=0)
+    rng = np.random.default_rng(3)
+    reference, moves = RateGate(), []
+    for i in range(5_000):
+        candidate = bool(rng.random() < 0.2)
+        slow = bool(rng.random() < (0.3 if candidate else 0.01))
+        latency = 150.0 if slow else 20.0
+        reference.update(candidate, slow, share=0.2)
+        move = observe_request(
+            policy, state, candidate=candidate, failed=False, latency_ms=latency, share=0.2, at_ms=i
+        )
+        if move is not None:
+            moves.append((i, move.action))
+            break
+    assert reference.verdict == "fail"
+    assert moves == [(reference.decided_at - 1, "rollback")]
+    assert state["decision"]["gates"]["latency"] == reference.decision().to_dict()
+
+
+def test_too_many_thompson_draws_are_refused():
+    with pytest.raises(InvalidArgumentError, match=r"bandit_params\.draws: at most 100000"):
+        RolloutPolicy(bandit_params={"draws": 10**9})
+
+
+def test_a_candidate_that_disagrees_with_the_primary_beyond_the_margin_is_rolled_back(
+    registry, clock
+):
+    deployments = _deploy(registry, Constant(0), Constant(1))
+    deployments.set_rollout(
+        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"margin": 0.02}}
+    )
+    keys = [f"user-{i}" for i in range(20_000)]
+    # The reference: the candidate always disagrees, the primary never does.
+    reference, expected_stop = RateGate(margin=0.02), None
+    for index, key in enumerate(keys):
+        candidate = _is_candidate(key, 0.1)
+        if reference.update(candidate, candidate, share=0.1).verdict == "fail":
+            expected_stop = index
+            break
+    runtime = _runtime(registry)
+    stop = None
+    try:
+        for index, key in enumerate(keys):
+            runtime.predict("api", [RECORD], routing_key=key)
+            if deployments.get("api").strategy != "canary":
+                stop = index
+                break
+    finally:
+        runtime.close()
+    assert expected_stop is not None and stop == expected_stop
+    assert deployments.rollout("api")["decisions"]["disagreement"] == reference.decision().to_dict()
+    assert "gate 'disagreement' failed" in deployments.history("api").iloc[-1]["reason"]
+
+
+def test_a_rollback_the_control_plane_refuses_never_fails_the_request(registry, clock, caplog):
+    deployments = _deploy(registry, Constant(0), Constant(1))
+    deployments.set_rollout(
+        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"margin": 0.02}}
+    )
+    deployments.protect("api", 1)  # a change now needs an approval the ramp does not have
+    runtime = _runtime(registry)
+    try:
+        for i in range(2_000):
+            runtime.predict("api", [RECORD], routing_key=f"user-{i}")
+            if deployments.rollout("api")["state"]["status"] != "ramping":
+                break
+    finally:
+        runtime.close()
+    assert deployments.rollout("api")["state"]["status"] == "rolled_back"
+    assert deployments.get("api").strategy == "canary"  # refused: a person must act
+    failures = [r for r in caplog.records if r.name == "opsloop.serving.rollout"]
+    assert failures[-1].levelname == "ERROR"
+    assert failures[-1].getMessage() == "deployment api: the rollout's rollback failed"
