@@ -42,6 +42,7 @@ def _register_sub_apps() -> None:
         data_plane,
         deployments,
         gate,
+        score,
         selection,
         tracking,
         users,
@@ -57,6 +58,7 @@ def _register_sub_apps() -> None:
     app.add_typer(gate.gate_app, name="gate")
     app.command("server")(tracking.server_command)
     app.command("serve")(data_plane.serve_command)
+    app.command("score")(score.score_command)
 
 
 _register_sub_apps()
