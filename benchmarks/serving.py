@@ -34,6 +34,7 @@ import os
 import pickle
 import platform
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -303,6 +304,7 @@ def main() -> None:
     from opsloop.store.installation_token import ensure_installation_token
 
     prepared = _prepared(folder, args.models)
+    validation_us = _validation_us(prepared)
     token = ensure_installation_token()
     urls, processes = _servers(prepared, args.models, token)
     results: dict = {}
@@ -331,9 +333,8 @@ def main() -> None:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-    report = _report(
-        results, args.models, args.concurrency, args, loads, _validation_us(prepared), drops
-    )
+        shutil.rmtree(folder, ignore_errors=True)
+    report = _report(results, args.models, args.concurrency, args, loads, validation_us, drops)
     print(report)
     if args.write_results:
         text = RESULTS.read_text()
