@@ -43,6 +43,7 @@ def _register_sub_apps() -> None:
         deployments,
         gate,
         monitor,
+        score,
         selection,
         tracking,
         users,
@@ -59,6 +60,7 @@ def _register_sub_apps() -> None:
     app.add_typer(monitor.monitor_app, name="monitor")
     app.command("server")(tracking.server_command)
     app.command("serve")(data_plane.serve_command)
+    app.command("score")(score.score_command)
 
 
 _register_sub_apps()

@@ -227,3 +227,45 @@ def retire(
     """Remove deployment NAME (its history stays)."""
     _deployments().retire(name, reason=reason)
     out.print(f"{name}: retired")
+
+
+@deployments_app.command("ab-report")
+@one_line_errors
+def ab_report_command(
+    name: str,
+    outcome: Annotated[
+        str | None,
+        typer.Option(
+            help="reward, label (a number) or correct (label equals the prediction); "
+            "default reward when any feedback has one, else label."
+        ),
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Test level; the interval is 1 - alpha.")] = 0.05,
+    power: Annotated[float, typer.Option(help="Power for the sample size needed.")] = 0.8,
+    as_json: JsonFlag = False,
+) -> None:
+    """Each arm of deployment NAME against its primary: outcome rates or means, the
+    difference with its interval and p-value, and the sample size each arm needs."""
+    from opsloop.serving.ab_report import ab_report
+    from opsloop.store import open_database
+    from opsloop.tracking.api import is_server, tracking_target
+
+    if is_server(tracking_target()):
+        raise UsageProblem(
+            "ab-report reads the prediction events from the store; OPSLOOP_TRACKING_URI "
+            "names a server, so set OPSLOOP_STORE_URI to the store instead"
+        )
+    report = ab_report(open_database(), name, outcome=outcome, alpha=alpha, power=power)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    confidence = f"{1 - alpha:.0%}"
+    print_frame(
+        report.to_frame().rename(
+            columns={"ci_low": f"{confidence} low", "ci_high": f"{confidence} high"}
+        ),
+        title=f"A/B report of {name}: {report.outcome} as a {report.kind}, arms against "
+        f"{report.arms[0].variant}",
+    )
+    for note in report.notes:
+        out.print(f"note: {note}", markup=False, soft_wrap=True)

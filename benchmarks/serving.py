@@ -1,0 +1,350 @@
+"""Serving throughput and latency on loopback: opsloop's data plane against a bare FastAPI
+endpoint calling the same model.
+
+Servers, each its own uvicorn process on 127.0.0.1:
+
+* **(a)** a bare FastAPI ``async def`` endpoint: records to a frame, the model's ``predict``
+  (``benchmarks/peers/serving_bare.py``);
+* **(a+proba)** the same answering ``predict_proba`` too, as opsloop's answer carries a
+  classifier's probabilities: the same model work as (c);
+* **(c)** ``opsloop serve`` with one variant: routing, signature validation, per-variant
+  Prometheus metrics and prediction events recorded to the store (SQLite);
+* **(d)** ``opsloop serve`` of a canary at 10% with a shadow receiving 100% of the requests
+  (three models of the same size: stable, canary and shadow).
+
+(b), ``mlflow models serve``, runs only where ``mlflow`` is importable; it is not installed
+here, so the row is absent. Models: a LogisticRegression and a 100-tree RandomForest on 20
+numeric features. Load: single-row JSON requests from a separate process
+(``benchmarks/peers/serving_load.py``: threads, one keep-alive ``http.client`` connection
+each; no ``wrk`` or ``ab`` is installed here), at each concurrency, ``--seconds`` measured
+after ``--warmup``; rounds are interleaved (server order rotated per round) and medians of
+the rounds reported. The load generator shares the machine's cores with the server, so the
+absolute figures are this machine's and the ratios are the result.
+
+    python benchmarks/serving.py                      # 3 rounds × 5 s, about 6 minutes
+    python benchmarks/serving.py --rounds 1 --seconds 2 --models lr   # quick check
+    python benchmarks/serving.py --write-results      # and update RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE.parent / "src"
+RESULTS = HERE / "RESULTS.md"
+SECTION = "## Serving: requests/s and latency against a bare FastAPI endpoint (issue 13)"
+FEATURES = 20
+SERVERS = ("a", "a+proba", "c", "d")
+LABELS = {
+    "a": "(a) bare FastAPI, predict",
+    "a+proba": "(a+proba) bare FastAPI, predict + predict_proba",
+    "c": "(c) opsloop, one variant",
+    "d": "(d) opsloop, canary 10% + shadow 100%",
+}
+
+
+def _port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _models(kind: str, seed: int, X: pd.DataFrame, y: np.ndarray):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    if kind == "lr":
+        rows = np.random.default_rng(seed).choice(len(X), len(X))  # a bootstrap per seed
+        return LogisticRegression(max_iter=1000).fit(X.iloc[rows], y[rows])
+    return RandomForestClassifier(n_estimators=100, random_state=seed).fit(X, y)
+
+
+def _prepared(folder: Path, kinds: list[str]) -> dict:
+    """Register three models of each kind, deploy them as ``KIND-one`` and
+    ``KIND-canary``, and write each kind's stable model for the bare servers."""
+    from opsloop.registry import ModelRegistry
+    from opsloop.serving import Deployments, Variant
+    from opsloop.store import ArtifactStore, open_database
+    from opsloop.store.location import artifact_uri
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(5_000, FEATURES)), columns=[f"f{i}" for i in range(20)])
+    y = (X.to_numpy() @ rng.normal(size=FEATURES) + rng.normal(size=len(X)) > 0).astype(int)
+    db = open_database()
+    registry = ModelRegistry(db, ArtifactStore(artifact_uri()))
+    deployments = Deployments(db)
+    paths = {}
+    for kind in kinds:
+        for seed in (0, 1, 2):
+            registry.register(kind, _models(kind, seed, X, y), input_schema=X)
+        deployments.deploy(f"{kind}-one", [Variant("stable", kind, version=1)])
+        deployments.deploy(
+            f"{kind}-canary",
+            [
+                Variant("stable", kind, version=1, weight=0.9),
+                Variant("canary", kind, version=2, role="candidate", weight=0.1),
+                Variant("shadow", kind, version=3, role="shadow", weight=0.0),
+            ],
+            strategy="canary",
+        )
+        paths[kind] = folder / f"{kind}.pickle"
+        paths[kind].write_bytes(pickle.dumps(_models(kind, 0, X, y)))
+    body = folder / "body.json"
+    body.write_text(json.dumps([X.iloc[0].to_dict()]))
+    return {"models": paths, "body": body, "X": X}
+
+
+def _start(command: list[str], health: str, headers: dict) -> subprocess.Popen:
+    import httpx
+
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy()
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command} stopped: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(health, headers=headers, timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{command} did not answer within 120 s")
+
+
+def _servers(prepared: dict, kinds: list[str], token: str) -> tuple[dict, list]:
+    bare = str(HERE / "peers" / "serving_bare.py")
+    urls, processes = {}, []
+    auth = {"Authorization": f"Bearer {token}"}
+    for kind in kinds:
+        model = str(prepared["models"][kind])
+        for server, extra in (("a", []), ("a+proba", ["--proba"])):
+            port = _port()
+            processes.append(
+                _start(
+                    [sys.executable, bare, model, str(port), *extra],
+                    f"http://127.0.0.1:{port}/health",
+                    {},
+                )
+            )
+            urls[kind, server] = (f"http://127.0.0.1:{port}/predict", "")
+        for server, name in (("c", f"{kind}-one"), ("d", f"{kind}-canary")):
+            port = _port()
+            processes.append(
+                _start(
+                    [sys.executable, "-m", "opsloop", "serve", name, "--port", str(port)],
+                    f"http://127.0.0.1:{port}/v2/health/ready",
+                    auth,
+                )
+            )
+            urls[kind, server] = (f"http://127.0.0.1:{port}/v1/deployments/{name}/predict", token)
+    return urls, processes
+
+
+def _load(url: str, token: str, body: Path, concurrency: int, seconds: float, warmup: float):
+    command = [
+        sys.executable,
+        str(HERE / "peers" / "serving_load.py"),
+        url,
+        str(body),
+        str(concurrency),
+        str(seconds),
+        str(warmup),
+    ]
+    if token:
+        command.append(token)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    found = json.loads(done.stdout)
+    found["rps"] = found["requests"] / found["seconds"]
+    return found
+
+
+def _validation_us(prepared: dict) -> float:
+    """Median microseconds of checking one 20-feature record against its signature."""
+    from opsloop.data.schema import infer_schema
+    from opsloop.serving.record_validation import checked_records
+
+    schema = infer_schema(prepared["X"])
+    record = json.loads(prepared["body"].read_text())
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(2_000):
+            checked_records(record, schema)
+        runs.append((time.perf_counter() - started) / 2_000 * 1e6)
+    return statistics.median(runs)
+
+
+def _metric(url: str, token: str, name: str) -> float:
+    import httpx
+
+    base = url.split("/v1/")[0]
+    text = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def _versions() -> str:
+    names = ("fastapi", "uvicorn", "scikit-learn", "pandas", "pydantic")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
+    packages = ", ".join(f"{name} {metadata.version(name)}" for name in names)
+    return f"opsloop {commit}, Python {platform.python_version()}, {packages}"
+
+
+def _report(results, kinds, concurrencies, args, loads, validation_us, drops) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"`benchmarks/serving.py`: {args.rounds} interleaved rounds of {args.seconds:g} s per "
+        f"server after a {args.warmup:g} s warm-up, medians of the rounds. {_versions()}. "
+        f"{os.cpu_count()} CPU cores shared with the load generator (and with other work: the "
+        f"1-minute load average read before each measurement ran {min(loads):.2f} to "
+        f"{max(loads):.2f}, median {statistics.median(loads):.2f}). The load generator is a "
+        "Python process (threads, one `http.client` keep-alive connection each), not `wrk`, "
+        "which is not installed here; MLflow (b) is not installed, so it is absent.",
+        "",
+        "| model | concurrency | server | requests/s | × (a) | × (a+proba) | p50 ms | p99 ms "
+        "| errors |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    verdicts = []
+    for kind in kinds:
+        for concurrency in concurrencies:
+            med = {}
+            for server in SERVERS:
+                rounds = results[kind, concurrency, server]
+                med[server] = {
+                    key: statistics.median(r[key] for r in rounds)
+                    for key in ("rps", "p50_ms", "p99_ms")
+                }
+                med[server]["errors"] = sum(r["errors"] for r in rounds)
+            for server in SERVERS:
+                m = med[server]
+                lines.append(
+                    f"| {kind} | {concurrency} | {LABELS[server]} | {m['rps']:,.0f} | "
+                    f"{m['rps'] / med['a']['rps']:.2f} | {m['rps'] / med['a+proba']['rps']:.2f} "
+                    f"| {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['errors']} |"
+                )
+            c, a, d = med["c"], med["a"], med["d"]
+            ratio = c["rps"] / a["rps"]
+            verdicts.append(
+                f"- {kind}, concurrency {concurrency}: (c) serves {ratio:.2f}× (a)'s requests/s "
+                f"(target 0.9×: {'met' if ratio >= 0.9 else 'not met'})."
+            )
+            if concurrency == 1:
+                extra = c["p50_ms"] - a["p50_ms"]
+                p50 = d["p50_ms"] / c["p50_ms"] - 1
+                p99 = d["p99_ms"] / c["p99_ms"] - 1
+                verdicts.append(
+                    f"- {kind}, concurrency 1: (c) adds {extra:+.2f} ms p50 to (a) (target "
+                    f"+0.3 ms: {'met' if extra <= 0.3 else 'not met'}); (d)'s p50 is "
+                    f"{p50:+.1%} and p99 {p99:+.1%} of (c)'s (targets 5% and 10%: "
+                    f"{'met' if p50 <= 0.05 and p99 <= 0.10 else 'not met'})."
+                )
+    lines += [
+        "",
+        "Against the issue's targets, as measured in this run:",
+        "",
+        *verdicts,
+        f"- Checking one 20-feature record against its signature (`checked_records`): "
+        f"{validation_us:.0f} µs, median of 5 × 2,000 calls (target 200 µs: "
+        f"{'met' if validation_us <= 200 else 'not met'}).",
+        f"- Dropped during the run, from the servers' `/metrics`: {drops['events']:.0f} "
+        f"prediction events, {drops['shadow']:.0f} shadow copies.",
+        "",
+        "(c) answers with a classifier's probabilities as well as its predictions, hence the "
+        "second column of ratios against (a+proba), which does the same model work. Adaptive "
+        "micro-batching is not written, so its target is not measured.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--models", nargs="+", default=["lr", "rf"], choices=["lr", "rf"])
+    parser.add_argument("--write-results", action="store_true")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="opsloop-serving-bench-"))
+    os.environ["OPSLOOP_HOME"] = str(folder / "home")
+    os.environ["OPSLOOP_STORE_URI"] = f"sqlite:///{folder / 'store.db'}"
+    os.environ.pop("OPSLOOP_TRACKING_URI", None)
+    os.environ["PYTHONPATH"] = str(SOURCE)
+    sys.path.insert(0, str(SOURCE))
+    from opsloop.store.installation_token import ensure_installation_token
+
+    prepared = _prepared(folder, args.models)
+    validation_us = _validation_us(prepared)
+    token = ensure_installation_token()
+    urls, processes = _servers(prepared, args.models, token)
+    results: dict = {}
+    loads = []
+    try:
+        for number in range(args.rounds):
+            order = SERVERS[number % len(SERVERS) :] + SERVERS[: number % len(SERVERS)]
+            for kind in args.models:
+                for concurrency in args.concurrency:
+                    for server in order:
+                        url, key = urls[kind, server]
+                        loads.append(os.getloadavg()[0])
+                        found = _load(
+                            url, key, prepared["body"], concurrency, args.seconds, args.warmup
+                        )
+                        results.setdefault((kind, concurrency, server), []).append(found)
+                        print(kind, concurrency, server, json.dumps(found), flush=True)
+        drops = {"events": 0.0, "shadow": 0.0}
+        for kind in args.models:
+            for server in ("c", "d"):
+                url, key = urls[kind, server]
+                drops["events"] += _metric(url, key, "opsloop_events_dropped_total")
+                drops["shadow"] += _metric(url, key, "opsloop_shadow_dropped_total")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+    report = _report(results, args.models, args.concurrency, args, loads, validation_us, drops)
+    print(report)
+    if args.write_results:
+        text = RESULTS.read_text()
+        pattern = re.compile(re.escape(SECTION) + r".*?(?=^## |\Z)", re.S | re.M)
+        if pattern.search(text):
+            text = pattern.sub(lambda _: report + "\n", text)
+        else:
+            text = text.rstrip("\n") + "\n\n" + report
+        RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""``opsloop score DEPLOYMENT INPUT OUTPUT``: score a CSV or Parquet file with a deployment.
+
+The rows are read in chunks, checked against the signature of the variant that scores them,
+scored by the primary variant (or every variant with ``--all-variants``) and written to
+OUTPUT (CSV or Parquet by its suffix); rejected rows go to a CSV side file with their row
+number, field, rule and values. Every scored row is recorded as a prediction event with role
+``batch``. The work is :func:`opsloop.serving.batch_scoring.score_file`'s; this command
+shows its progress and its summary. It reads the local store (``OPSLOOP_STORE_URI``).
+
+Exit codes: 0 scored (rejected rows included), 2 could not run (unknown deployment, a file
+that cannot be read, a column the signature requires missing from INPUT).
+
+>>> from typer.testing import CliRunner
+>>> import typer
+>>> app = typer.Typer()
+>>> _ = app.command("score")(score_command)
+>>> result = CliRunner().invoke(app, ["api", "in.csv", "out.csv", "--chunk-size", "0"])
+>>> result.exit_code, "chunk_size must be a positive integer, got 0" in result.output
+(2, True)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opsloop.cli.console import JsonFlag, UsageProblem, err, one_line_errors, out, print_json
+
+
+@one_line_errors
+def score_command(
+    deployment: Annotated[str, typer.Argument(help="The deployment that scores the rows.")],
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV or Parquet file.")],
+    output: Annotated[Path, typer.Argument(help="Where the scored rows go (.csv or .parquet).")],
+    all_variants: Annotated[
+        bool,
+        typer.Option("--all-variants", help="Score with every variant: a column each."),
+    ] = False,
+    chunk_size: Annotated[int, typer.Option(help="Rows read and scored at a time.")] = 10_000,
+    rejected: Annotated[
+        Path | None,
+        typer.Option(help="CSV of the rejected rows (default: OUTPUT's name .rejected.csv)."),
+    ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(help="Load pickled models (flavor 'python'), which run their code."),
+    ] = False,
+    trust_type: Annotated[
+        list[str] | None,
+        typer.Option(help="A skops type beyond the allow-list to load (repeatable)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score INPUT with DEPLOYMENT into OUTPUT, chunk by chunk, each row recorded as a
+    prediction event; rows the signature refuses go to a side file with their reason."""
+    from opsloop.serving.serving_runtime import ServingRuntime
+    from opsloop.store import ArtifactStore, open_database
+    from opsloop.store.location import artifact_uri
+    from opsloop.tracking.api import is_server, tracking_target
+
+    if chunk_size < 1:
+        raise UsageProblem(f"--chunk-size: chunk_size must be a positive integer, got {chunk_size}")
+    if is_server(tracking_target()):
+        raise UsageProblem(
+            "score reads the store directly; OPSLOOP_TRACKING_URI names a server, so set "
+            "OPSLOOP_STORE_URI to the store instead"
+        )
+    runtime = ServingRuntime(
+        open_database(),
+        ArtifactStore(artifact_uri()),
+        names=[deployment],
+        trust=trust,
+        trusted_types=trust_type or (),
+    )
+    try:
+        summary = _scored_with_progress(
+            runtime, deployment, input_path, output, all_variants, chunk_size, rejected
+        )
+    finally:
+        runtime.close()
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    out.print(
+        f"{summary.deployment}: {summary.scored:,} of {summary.rows:,} rows scored by "
+        f"{', '.join(summary.variants)} into {summary.output}; {summary.rejected:,} rejected "
+        f"into {summary.rejected_path}; batch {summary.batch_id}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _scored_with_progress(runtime, deployment, input_path, output, all_variants, size, rejected):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from opsloop.serving.batch_scoring import score_file
+
+    # The bar goes to stderr, so the summary (or --json) on stdout stays clean for a pipe.
+    with Progress(
+        TextColumn("scoring {task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%  {task.fields[rows]:,} rows"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(str(input_path), total=None, rows=0)
+
+        def advance(step) -> None:
+            progress.update(task, completed=step.done, total=step.total, rows=step.rows)
+
+        return score_file(
+            runtime,
+            deployment,
+            input_path,
+            output,
+            all_variants=all_variants,
+            chunk_size=size,
+            rejected_path=rejected,
+            on_chunk=advance,
+        )

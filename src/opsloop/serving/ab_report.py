@@ -1,0 +1,230 @@
+"""The A/B report of a deployment: per arm, what it answered and the outcomes it earned, and
+each arm against the primary with the difference, its interval, a p-value and the sample
+size each arm needs for the effect observed.
+
+The arms are the deployment's live variants (every role but ``shadow``), the primary first
+as arm A. A request counts for the arm that answered it (its ``primary``-role prediction
+event); its outcome is the feedback recorded for its request id, the newest when there are
+several (:mod:`.prediction_feedback`). The outcome is one of
+
+* ``reward``: the feedback's reward;
+* ``label``: the feedback's label, which must be a number (a 0/1 conversion, a revenue);
+* ``correct``: whether the label equals the arm's prediction (1 or 0).
+
+Outcomes that are all 0 or 1 are compared as proportions, others as means, by
+:mod:`opsloop.analysis.ab_test` (pooled z-test and Newcombe's interval for proportions,
+Welch for means; each checked there against statsmodels).
+
+>>> from opsloop.store import Database
+>>> ab_report(Database("sqlite://"), "api", outcome="clicks")
+Traceback (most recent call last):
+opsloop.errors.InvalidArgumentError: outcome must be one of reward, label, correct, got 'clicks'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from opsloop.analysis.ab_test import ABTestResult, compare_means, compare_proportions
+from opsloop.errors import InvalidArgumentError
+from opsloop.serving.deployments import Deployments
+from opsloop.serving.prediction_feedback import read_feedback
+from opsloop.store import tables
+from opsloop.store.database import Database
+
+#: What an outcome can be (see the module).
+OUTCOMES = ("reward", "label", "correct")
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """One arm: the variant and the version it served, the requests it answered, the
+    outcomes recorded for them and their mean (a rate for 0/1 outcomes) and sample
+    standard deviation (``nan`` below two outcomes)."""
+
+    variant: str
+    role: str
+    model: str
+    version: int | None
+    requests: int
+    outcomes: int
+    mean: float
+    std: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The arm as plain values."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ABReport:
+    """An A/B report (see the module): the deployment and its strategy, the outcome and
+    how it is compared (``proportion`` or ``mean``), the arms, each other arm against arm A
+    (``comparisons`` maps its variant name to the result), and ``notes`` on comparisons
+    that could not be made.
+
+    >>> ABReport("api", "ab", "reward", "proportion", (), {}, ()).to_dict()["arms"]
+    []
+    """
+
+    deployment: str
+    strategy: str
+    outcome: str
+    kind: str
+    arms: tuple[ArmSummary, ...]
+    comparisons: dict[str, ABTestResult]
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready values (``inf`` and ``nan`` stay floats)."""
+        return {
+            "deployment": self.deployment,
+            "strategy": self.strategy,
+            "outcome": self.outcome,
+            "kind": self.kind,
+            "arms": [arm.to_dict() for arm in self.arms],
+            "comparisons": {name: result.to_dict() for name, result in self.comparisons.items()},
+            "notes": list(self.notes),
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per arm: its counts and mean, and against arm A the difference, the
+        interval, the p-value and the sample size per arm needed."""
+        rows = []
+        for arm in self.arms:
+            result = self.comparisons.get(arm.variant)
+            rows.append(
+                {
+                    **arm.to_dict(),
+                    "difference": None if result is None else result.difference,
+                    "ci_low": None if result is None else result.ci_low,
+                    "ci_high": None if result is None else result.ci_high,
+                    "p_value": None if result is None else result.p_value,
+                    "required_per_arm": None if result is None else result.required_per_arm,
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def _answered(db: Database, deployment: str) -> dict[str, int]:
+    events = tables.prediction_events
+    query = (
+        sa.select(events.c.variant, sa.func.count(sa.distinct(events.c.request_id)))
+        .where(events.c.deployment == deployment, events.c.role == "primary")
+        .group_by(events.c.variant)
+    )
+    with db.read() as connection:
+        return {variant: int(count) for variant, count in connection.execute(query)}
+
+
+def _outcome_values(feedback: pd.DataFrame, outcome: str) -> pd.Series:
+    """Each feedback row's outcome as a number (NaN where the row has none)."""
+    if outcome == "reward":
+        return pd.to_numeric(feedback["reward"], errors="coerce").astype(float)
+    labels = feedback["label"]
+    if outcome == "correct":
+        predicted = [
+            None if output is None else output.get("predictions", [None])[0]
+            for output in feedback["output"]
+        ]
+        return pd.Series(
+            [
+                math.nan if label is None else float(label == guess)
+                for label, guess in zip(labels, predicted, strict=True)
+            ],
+            index=feedback.index,
+        )
+    numbers = []
+    for label in labels:
+        if label is None:
+            numbers.append(math.nan)
+        elif isinstance(label, bool | int | float):
+            numbers.append(float(label))
+        else:
+            raise InvalidArgumentError(
+                f"outcome 'label': labels must be numbers to compare arms, got {label!r}; "
+                "use outcome 'correct' to compare how often each arm was right"
+            )
+    return pd.Series(numbers, index=feedback.index, dtype=float)
+
+
+def ab_report(
+    db: Database,
+    deployment: str,
+    *,
+    outcome: str | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> ABReport:
+    """The A/B report of ``deployment`` (see the module); ``outcome`` defaults to
+    ``reward`` when any feedback carries one, else ``label``. ``alpha`` sets the test's
+    level and the interval's confidence (``1 - alpha``), ``power`` the sample size's.
+
+    >>> from opsloop.store import Database
+    >>> ab_report(Database("sqlite://"), "api")
+    Traceback (most recent call last):
+    opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+    """
+    if outcome is not None and outcome not in OUTCOMES:
+        raise InvalidArgumentError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+    definition = Deployments(db).get(deployment)
+    live = sorted(
+        (v for v in definition.variants if v.role != "shadow"), key=lambda v: v.role != "primary"
+    )
+    if len(live) < 2:
+        raise InvalidArgumentError(
+            f"deployment {deployment!r} has {len(live)} live variant(s); an A/B report "
+            "compares two or more"
+        )
+    feedback = read_feedback(db, deployment)
+    # The newest outcome of a request stands (a corrected label replaces the first).
+    feedback = feedback.drop_duplicates("request_id", keep="last").reset_index(drop=True)
+    if outcome is None:
+        outcome = "reward" if feedback["reward"].notna().any() else "label"
+    values = _outcome_values(feedback, outcome)
+    by_arm = {
+        variant.name: values[(feedback["variant"] == variant.name).to_numpy()].dropna().to_numpy()
+        for variant in live
+    }
+    pooled = np.concatenate(list(by_arm.values()))
+    kind = "proportion" if np.isin(pooled, (0.0, 1.0)).all() else "mean"
+    answered = _answered(db, deployment)
+    arms = tuple(
+        ArmSummary(
+            variant=variant.name,
+            role=variant.role,
+            model=variant.model,
+            version=definition.serving.get(variant.name),
+            requests=answered.get(variant.name, 0),
+            outcomes=len(by_arm[variant.name]),
+            mean=float(by_arm[variant.name].mean()) if len(by_arm[variant.name]) else math.nan,
+            std=float(by_arm[variant.name].std(ddof=1))
+            if len(by_arm[variant.name]) > 1
+            else math.nan,
+        )
+        for variant in live
+    )
+    comparisons, notes = {}, []
+    first = arms[0]
+    least = 1 if kind == "proportion" else 2
+    for arm in arms[1:]:
+        if min(first.outcomes, arm.outcomes) < least:
+            notes.append(
+                f"{arm.variant} against {first.variant}: needs at least {least} outcome(s) "
+                f"per arm, got {first.outcomes} and {arm.outcomes}"
+            )
+            continue
+        a, b = by_arm[first.variant], by_arm[arm.variant]
+        if kind == "proportion":
+            comparisons[arm.variant] = compare_proportions(
+                int(a.sum()), len(a), int(b.sum()), len(b), alpha=alpha, power=power
+            )
+        else:
+            comparisons[arm.variant] = compare_means(a, b, alpha=alpha, power=power)
+    return ABReport(deployment, definition.strategy, outcome, kind, arms, comparisons, tuple(notes))

@@ -1,0 +1,98 @@
+"""``opsloop score`` through typer's runner on a store per test: the file is scored by the
+deployed model, the summary names what was done, and a file it cannot score is one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from tests.store.databases import isolated_home, postgres_store_database, store_uri
+from typer.testing import CliRunner
+
+from opsloop.cli.app import app
+from opsloop.registry import ModelRegistry
+from opsloop.serving import Deployments, Variant, read_prediction_events
+from opsloop.store import ArtifactStore, open_database
+from opsloop.store.location import artifact_uri
+
+__all__ = ["isolated_home", "postgres_store_database", "store_uri"]
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def deployed(store_uri):
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    db = open_database()
+    ModelRegistry(db, ArtifactStore(artifact_uri())).register("cancer", model, input_schema=X)
+    Deployments(db).deploy("api", [Variant("stable", "cancer", version=1)])
+    return model, X
+
+
+def test_score_writes_the_predictions_and_prints_the_summary(deployed, tmp_path):
+    model, X = deployed
+    data = X.astype(object).copy()
+    data.loc[5, "mean area"] = "large"
+    data.to_csv(tmp_path / "in.csv", index=False)
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "api",
+            str(tmp_path / "in.csv"),
+            str(tmp_path / "out.parquet"),
+            "--chunk-size",
+            "50",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["rows"], summary["scored"], summary["rejected"], summary["chunks"]) == (
+        569,
+        568,
+        1,
+        12,
+    )
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    kept = X.drop(index=5)
+    np.testing.assert_array_equal(out["prediction"], model.predict(kept))
+    bad = pd.read_csv(tmp_path / "out.rejected.csv")
+    assert bad[["row", "field", "rule"]].values.tolist() == [[5, "mean area", "type_mismatch"]]
+    events = read_prediction_events(open_database(), "api", role="batch")
+    assert len(events) == 568
+
+
+def test_score_prints_one_line_of_summary(deployed, tmp_path):
+    _, X = deployed
+    X.iloc[:10].to_csv(tmp_path / "in.csv", index=False)
+    result = runner.invoke(app, ["score", "api", str(tmp_path / "in.csv"), str(tmp_path / "o.csv")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("api: 10 of 10 rows scored by stable into ")
+    assert "0 rejected into" in result.stdout
+
+
+def test_a_file_without_a_signature_column_is_one_line_and_exit_code_2(deployed, tmp_path):
+    _, X = deployed
+    X.drop(columns="mean radius").to_csv(tmp_path / "in.csv", index=False)
+    result = runner.invoke(app, ["score", "api", str(tmp_path / "in.csv"), str(tmp_path / "o.csv")])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: input: column 'mean radius' is missing (the signature requires it)"
+    )
+
+
+def test_an_unknown_deployment_is_one_line_and_exit_code_2(store_uri, tmp_path):
+    (tmp_path / "in.csv").write_text("x\n1\n")
+    result = runner.invoke(
+        app, ["score", "ghost", str(tmp_path / "in.csv"), str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: no deployment named 'ghost'"
