@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 from rich.console import Console
 
@@ -41,5 +42,15 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
     challenger = "v1" if champion == "v2" else "v2"
     assert f"credit-api live (primary, weight 1) serves credit-default {champion}" in text
     assert f"credit-api shadow (shadow, weight 0) serves credit-default {challenger}" in text
+    # The data plane answered held-out rows; the shadow answered every copy off the path.
+    flat = " ".join(text.split())  # long lines wrap at the console's width
+    assert "credit-api answered 300 requests" in flat
+    assert "the shadow answered 300 copies off the request path (dropped 0)" in flat
+    assert "600 prediction events recorded" in flat
+    # The challenger's canary either ramped to the end or a gate rolled it back, by itself.
+    assert "credit-api: canary at 10%" in flat
+    outcome = re.search(r"last change: rollout: (.*?) gate errors:", flat)
+    assert outcome is not None
+    assert "all traffic back on live" in outcome.group(1) or "to 100%" in outcome.group(1)
     assert "the three slices with the most room for improvement" in text
     assert "plotly" in paths["analysis_champion"].read_text()

@@ -233,7 +233,8 @@ def demo_command(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Run the main job on generated credit data: schema, validation, profiles, drift,
-    detectors on the error stream, tracked runs, registry approval, error analysis."""
+    detectors on the error stream, tracked runs, registry approval, serving with a shadow,
+    a gated canary that ramps or rolls back, error analysis."""
     from opsloop.cli.demo import run_demo
 
     run_demo(output, rows=rows, seed=seed, console=out)

@@ -4,7 +4,10 @@ Training data comes from :func:`opsloop.datasets.credit`; serving data from the 
 generator with a covariate shift (richer, older applicants applying more on mobile) and two
 kinds of schema skew injected (an unseen device, out-of-range ages). The job infers the
 training schema, validates serving data against it, profiles both sides, compares them for
-drift and writes the reports, printing where each file is.
+drift and writes the reports, printing where each file is. It then trains, tracks and
+registers two models, deploys the champion with the challenger in shadow and answers
+held-out applications through the data plane, then puts the challenger in a canary whose
+sequential gates ramp it or roll it back as labels come back.
 """
 
 from __future__ import annotations
@@ -297,6 +300,7 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
                 f"data {served.lineage.datasets[0][1][:12]}"
             )
         _serve(registry, test_rows, console)
+        _canary(registry, test_rows, results[best]["version"], results[other]["version"], console)
     return {"champion": results[best], "challenger": results[other], "test_rows": test_rows}
 
 
@@ -348,6 +352,84 @@ def _serve(registry, rows, console: Console, requests: int = 300) -> None:
         f"{dropped}) and agreed with the champion on {agree:.1%}; {len(events)} prediction "
         "events recorded"
     )
+
+
+def _canary(
+    registry, rows, champion: int, challenger: int, console: Console, requests: int = 1500
+) -> None:
+    """Put the challenger in a canary that ramps 10% -> 50% -> 100% while its gates hold,
+    send labelled traffic, and print each step or the rollback as it happens."""
+    import getpass
+
+    from opsloop.serving import Deployments, ServingRuntime, Variant
+
+    deployments = Deployments(registry.db)
+    # Pinned to the champion's version number, so the ramp's own changes need no sign-off;
+    # leaving the protected champion alias does, once, from the approver.
+    canary = [
+        Variant("live", "credit-default", version=champion, weight=0.9),
+        Variant("canary", "credit-default", version=challenger, role="candidate", weight=0.1),
+    ]
+    deployments.approve(
+        "credit-api",
+        canary,
+        strategy="canary",
+        automation="full_automation",
+        actor="risk-officer",
+        comment="a canary of the challenger, gated",
+    )
+    deployments.deploy(
+        "credit-api",
+        canary,
+        strategy="canary",
+        automation="full_automation",
+        reason="the challenger takes a share of the traffic",
+    )
+    # Gates against the champion: the challenger's errors, its answers' disagreement with
+    # the champion's on the same records (2% allowed), and its wrong answers once labels
+    # come back as feedback. Each is a sequential test; a failing one rolls back at once.
+    deployments.set_rollout(
+        "credit-api",
+        steps=[0.1, 0.5, 1.0],
+        min_requests=60,
+        gates={"errors": {}, "disagreement": {"margin": 0.02}, "metric": {}},
+        reason="ramp while the gates hold",
+    )
+    console.print("credit-api: canary at 10% (steps 10% -> 50% -> 100%, 60 requests a step)")
+    runtime = ServingRuntime(
+        registry.db,
+        registry.artifacts,
+        names=["credit-api"],
+        trusted_types=["functools.partial", "sklearn.utils.validation.check_array"],
+    )
+    me = getpass.getuser()
+    shown = None
+    try:
+        for number, (_, row) in enumerate(rows.head(requests).iterrows(), start=1):
+            answer = runtime.predict("credit-api", [row[FEATURES].to_dict()])
+            runtime.feedback("credit-api", answer.request_id, label=int(row["default"]), actor=me)
+            now = deployments.get("credit-api")
+            state = (now.strategy, tuple(v.weight for v in now.variants))
+            if state != shown:
+                if shown is not None:
+                    weights = ", ".join(f"{v.name} {v.weight:g}" for v in now.variants)
+                    console.print(f"  after {number} requests: {now.strategy}, {weights}")
+                shown = state
+            if now.strategy != "canary":
+                break
+    finally:
+        runtime.close()
+    last = deployments.history("credit-api").iloc[-1]
+    # The audit entry's reason carries the full evidence as JSON after its sentence.
+    console.print(f"  last change: {last['reason'].split(' evidence=')[0]}")
+    decisions = deployments.rollout("credit-api").get("decisions", {})
+    for gate, decision in decisions.items():
+        console.print(
+            f"  gate {gate}: {decision['verdict']}, statistic {decision['statistic']:.2f} "
+            f"(fails at {decision['fail_threshold']:.2f}); candidate "
+            f"{decision['events_candidate']}/{decision['n_candidate']}, champion "
+            f"{decision['events_primary']}/{decision['n_primary']}"
+        )
 
 
 def _analyse(training, models: dict, seed: int, output: Path, console: Console) -> dict:
