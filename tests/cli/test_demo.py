@@ -47,10 +47,18 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
     assert "credit-api answered 300 requests" in flat
     assert "the shadow answered 300 copies off the request path (dropped 0)" in flat
     assert "600 prediction events recorded" in flat
-    # The challenger's canary either ramped to the end or a gate rolled it back, by itself.
-    assert "credit-api: canary at 10%" in flat
-    outcome = re.search(r"last change: rollout: (.*?) gate errors:", flat)
-    assert outcome is not None
-    assert "all traffic back on live" in outcome.group(1) or "to 100%" in outcome.group(1)
+    # The challenger meets the release gate first; only if it passes, a canary follows that
+    # ramps while its sequential gates hold (or one rolls it back).
+    gate = re.search(r"release gate on credit-default v\d: (passed|FAILED)", flat)
+    assert gate is not None and "auc non-inferiority (delong)" in flat
+    if gate.group(1) == "FAILED":
+        assert "the gate blocks credit-default" in flat and "canary at 10%" not in flat
+    else:
+        assert "credit-api: canary at 10%" in flat
+        # Each gate's sequential statistic against its threshold, whatever the outcome.
+        for gate_name in ("errors", "disagreement", "metric"):
+            assert re.search(rf"gate {gate_name}: (continue|pass|fail), statistic", flat)
+        outcome = re.search(r"last change: rollout: (.*?) gate errors:", flat)
+        assert outcome is None or re.search(r"back on live|to \d+%", outcome.group(1))
     assert "the three slices with the most room for improvement" in text
     assert "plotly" in paths["analysis_champion"].read_text()

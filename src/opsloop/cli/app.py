@@ -234,7 +234,7 @@ def demo_command(
 ) -> None:
     """Run the main job on generated credit data: schema, validation, profiles, drift,
     detectors on the error stream, tracked runs, registry approval, serving with a shadow,
-    a gated canary that ramps or rolls back, error analysis."""
+    a release gate, a canary that ramps or rolls back by its gates, error analysis."""
     from opsloop.cli.demo import run_demo
 
     run_demo(output, rows=rows, seed=seed, console=out)

@@ -6,8 +6,9 @@ kinds of schema skew injected (an unseen device, out-of-range ages). The job inf
 training schema, validates serving data against it, profiles both sides, compares them for
 drift and writes the reports, printing where each file is. It then trains, tracks and
 registers two models, deploys the champion with the challenger in shadow and answers
-held-out applications through the data plane, then puts the challenger in a canary whose
-sequential gates ramp it or roll it back as labels come back.
+held-out applications through the data plane, gates the challenger against the champion
+and, when it passes, puts it in a canary whose sequential gates ramp it or roll it back
+as labels come back.
 """
 
 from __future__ import annotations
@@ -300,7 +301,21 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
                 f"data {served.lineage.datasets[0][1][:12]}"
             )
         _serve(registry, test_rows, console)
-        _canary(registry, test_rows, results[best]["version"], results[other]["version"], console)
+        half = len(test_rows) // 2  # the gate and the canary see different applications
+        _gate(
+            registry,
+            test_rows.iloc[:half],
+            results[best]["version"],
+            results[other]["version"],
+            console,
+        )
+        _canary(
+            registry,
+            test_rows.iloc[half:],
+            results[best]["version"],
+            results[other]["version"],
+            console,
+        )
     return {"champion": results[best], "challenger": results[other], "test_rows": test_rows}
 
 
@@ -352,6 +367,41 @@ def _serve(registry, rows, console: Console, requests: int = 300) -> None:
         f"{dropped}) and agreed with the champion on {agree:.1%}; {len(events)} prediction "
         "events recorded"
     )
+
+
+def _gate(registry, rows, champion: int, challenger: int, console: Console) -> None:
+    """The release gate the challenger passes (or not) before its canary: AUC not worse
+    than the champion's by more than 0.05 (DeLong's paired test), at least 0.75, and no
+    region's error rate up by more than 5 points (Benjamini-Hochberg across regions). The
+    verdict lands in the challenger's audit trail either way."""
+    from opsloop.analysis.gate import parse_gate
+    from opsloop.registry.release_gate import run_gate
+
+    gate = parse_gate(
+        {
+            "version": 1,
+            "name": "credit release",
+            "label": "default",
+            "checks": [
+                {"kind": "non_inferiority", "metric": "auc", "test": "delong", "margin": 0.05},
+                {"kind": "floor", "metric": "auc", "min": 0.75},
+                {"kind": "slices", "tags": ["region"], "margin": 0.05},
+            ],
+        }
+    )
+    result = run_gate(
+        registry,
+        gate,
+        f"models:/credit-default/{challenger}",
+        rows,
+        baseline=f"models:/credit-default/{champion}",
+        data_name="held-out applications",
+        trusted_types=["functools.partial", "sklearn.utils.validation.check_array"],
+    )
+    verdict = "passed" if result.passed else "FAILED"
+    console.print(f"release gate on credit-default v{challenger}: {verdict} ({result.n_rows} rows)")
+    for check in result.checks:
+        console.print(f"  {check.name}: {'pass' if check.passed else 'FAIL'}, {check.reason}")
 
 
 def _canary(
@@ -420,9 +470,14 @@ def _canary(
     finally:
         runtime.close()
     last = deployments.history("credit-api").iloc[-1]
-    # The audit entry's reason carries the full evidence as JSON after its sentence.
-    console.print(f"  last change: {last['reason'].split(' evidence=')[0]}")
-    decisions = deployments.rollout("credit-api").get("decisions", {})
+    rollout = deployments.rollout("credit-api")
+    if last["action"] == "deploy" and str(last["reason"]).startswith("rollout:"):
+        # The audit entry's reason carries the full evidence as JSON after its sentence.
+        console.print(f"  last change: {last['reason'].split(' evidence=')[0]}")
+    else:
+        share = rollout["state"].get("share")
+        console.print(f"  the traffic ran out with the canary still at {share:.0%}")
+    decisions = rollout.get("decisions", {})
     for gate, decision in decisions.items():
         console.print(
             f"  gate {gate}: {decision['verdict']}, statistic {decision['statistic']:.2f} "
