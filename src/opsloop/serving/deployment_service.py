@@ -40,7 +40,7 @@ from opsloop.contract.wire_types import (
     Number,
     Text,
 )
-from opsloop.registry.audit import audit_frame
+from opsloop.registry.registry_service import AuditEntry, LineageDocument, audit_rows
 from opsloop.reports.frame_records import frame_records
 from opsloop.serving.deployment_records import (
     Deployment,
@@ -175,42 +175,13 @@ class DeploymentRow(BaseModel):
     updated_by: str
 
 
-class HistoryEntry(BaseModel):
-    """One change of a deployment: an entry of the keyed audit log."""
-
-    id: int
-    time: int = Field(description="milliseconds since the epoch")
-    actor: str
-    action: str
-    entity: str
-    reason: str | None
-    prev_hash: str
-    hash: str
-    before: Any
-    after: Any
-
-
-class VariantLineageDocument(BaseModel):
+class VariantLineageDocument(LineageDocument):
     """A variant and the lineage of the version it serves, in one object."""
 
     deployment: str
     variant: str
     role: str
     weight: float
-    model: str
-    version: int
-    alias: str | None
-    artifact_sha256: str
-    run_id: str | None
-    experiment: str | None
-    git_commit: str | None
-    git_branch: str | None
-    git_dirty: bool | None
-    git_diff_sha256: str | None
-    python_version: str | None
-    environment_sha256: str | None
-    packages: list[str] | None
-    datasets: dict[str, str]
 
 
 def _check_definition(arguments: Mapping[str, Any]) -> None:
@@ -219,10 +190,6 @@ def _check_definition(arguments: Mapping[str, Any]) -> None:
 
 def _list_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(LIST_COLUMNS))
-
-
-def _history_frame(rows: list[dict]) -> pd.DataFrame:
-    return audit_frame({**row, "at_ms": row["time"]} for row in rows)
 
 
 _LINEAGE = wrapped(
@@ -270,9 +237,9 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "/deployments/{name:path}/history",
             answer=wrapped(
                 "entries",
-                list[HistoryEntry],
+                list[AuditEntry],
                 frame_records,
-                _history_frame,
+                audit_rows,
                 title="DeploymentHistory",
             ),
         ),
