@@ -100,7 +100,14 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
         inference_protocol.router, dependencies=[Depends(_json_or_untyped)], responses=answers
     )
 
-    @app.get("/metrics", response_class=Response, responses=error_responses(400, 401, 403))
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}},
+            **error_responses(400, 401, 403),
+        },
+    )
     def metrics(request: Request, user: Viewer) -> Response:
         """Requests, errors, latency and shadow drops per deployment and variant."""
         return Response(request.app.state.runtime.metrics.exposition(), media_type=CONTENT_TYPE)

@@ -37,6 +37,15 @@ from pydantic import BaseModel, Field, ValidationError
 from opsloop import __version__
 from opsloop.errors import InvalidArgumentError, OpsloopError
 from opsloop.server.identity import Viewer
+from opsloop.server.inference_answers import (
+    BINARY_ANSWER,
+    InferenceAnswer,
+    ModelMetadata,
+    ModelReady,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+)
 from opsloop.server.inference_binary import binary_answer, with_binary_data
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
@@ -228,20 +237,23 @@ def _outputs(answer, requested: list[RequestedOutput] | None) -> list[dict[str, 
     return chosen
 
 
-@probes.get("/health/live")
+@probes.get("/health/live", response_model=ServerLive)
 def live() -> dict:
     """The server process answers."""
     return {"live": True}
 
 
-@probes.get("/health/ready", responses={503: {"description": "some deployment is not ready"}})
+@probes.get(
+    "/health/ready",
+    responses={200: {"model": ServerReady}, 503: {"description": "some deployment is not ready"}},
+)
 def ready(request: Request) -> JSONResponse:
     """Every deployment this data plane names can answer (200), or not (503)."""
     is_ready = request.app.state.runtime.ready()
     return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
 
-@router.get("")
+@router.get("", response_model=ServerMetadata)
 def server_metadata(user: Viewer) -> dict:
     """The server's name, version and protocol extensions."""
     return {"name": "opsloop", "version": __version__, "extensions": []}
@@ -290,13 +302,13 @@ def _model_metadata(request: Request, name: str, version: str | None) -> JSONRes
     )
 
 
-@router.get("/models/{name}")
+@router.get("/models/{name}", responses={200: {"model": ModelMetadata}})
 def model_metadata(name: str, request: Request, user: Viewer) -> JSONResponse:
     """The deployment's variants (as versions), its input signature and its outputs."""
     return _model_metadata(request, name, None)
 
 
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}/versions/{version}", responses={200: {"model": ModelMetadata}})
 def version_metadata(name: str, version: str, request: Request, user: Viewer) -> JSONResponse:
     """One variant's input signature and outputs."""
     return _model_metadata(request, name, version)
@@ -316,13 +328,13 @@ def _model_ready(request: Request, name: str, version: str | None) -> JSONRespon
     return JSONResponse({"name": name, "ready": is_ready}, status_code=200 if is_ready else 503)
 
 
-@router.get("/models/{name}/ready")
+@router.get("/models/{name}/ready", responses={200: {"model": ModelReady}})
 def model_ready(name: str, request: Request, user: Viewer) -> JSONResponse:
     """200 when the deployment can answer, 503 when a live variant is not loaded."""
     return _model_ready(request, name, None)
 
 
-@router.get("/models/{name}/versions/{version}/ready")
+@router.get("/models/{name}/versions/{version}/ready", responses={200: {"model": ModelReady}})
 def version_ready(name: str, version: str, request: Request, user: Viewer) -> JSONResponse:
     """200 when the variant is loaded."""
     return _model_ready(request, name, version)
@@ -426,10 +438,11 @@ async def _answer(
     return _infer(request, name, version, body, routing_header)
 
 
+_INFER_ANSWER: dict[int | str, dict] = {200: {"model": InferenceAnswer, "content": BINARY_ANSWER}}
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
 
 
-@router.post("/models/{name}/infer", openapi_extra=_BODY)
+@router.post("/models/{name}/infer", openapi_extra=_BODY, responses=_INFER_ANSWER)
 async def infer(
     name: str,
     request: Request,
@@ -440,7 +453,9 @@ async def infer(
     return await _answer(request, name, None, x_routing_key)
 
 
-@router.post("/models/{name}/versions/{version}/infer", openapi_extra=_BODY)
+@router.post(
+    "/models/{name}/versions/{version}/infer", openapi_extra=_BODY, responses=_INFER_ANSWER
+)
 async def infer_version(
     name: str,
     version: str,
