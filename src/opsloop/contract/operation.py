@@ -112,6 +112,43 @@ def wrapped(
     return Answer(model, lambda result: {key: encode(result)}, lambda doc: decode(doc[key]))
 
 
+def records(key: str, kind: Any, *, model: Any = None, title: str | None = None) -> Answer:
+    """The answer ``{key: [document, ...]}`` for a tuple of result records (``kind`` with
+    ``to_dict``/``from_dict``); ``model`` documents one document when it is not ``kind``.
+
+    >>> from opsloop.serving.deployment_records import Variant
+    >>> answer = records("variants", Variant, title="Variants")
+    >>> found = (Variant("a", "m", version=1), Variant("b", "m", alias="prod"))
+    >>> answer.decode(answer.encode(found)) == found
+    True
+    """
+    document: Any = model if model is not None else kind
+    return wrapped(
+        key,
+        list[document],
+        lambda found: [entry.to_dict() for entry in found],
+        lambda rows: tuple(kind.from_dict(row) for row in rows),
+        title=title,
+    )
+
+
+def optional_record(key: str, kind: Any, *, title: str | None = None) -> Answer:
+    """The answer ``{key: document | null}`` for a result record that may be absent.
+
+    >>> from opsloop.serving.deployment_records import Variant
+    >>> answer = optional_record("variant", Variant, title="MaybeVariant")
+    >>> answer.encode(None), answer.decode(answer.encode(Variant("a", "m", version=1))).ref
+    ({'variant': None}, 'm/1')
+    """
+    return wrapped(
+        key,
+        kind | None,
+        lambda found: None if found is None else found.to_dict(),
+        lambda document: None if document is None else kind.from_dict(document),
+        title=title,
+    )
+
+
 @dataclass(frozen=True)
 class Operation:
     """One method of a service on the wire.

@@ -308,6 +308,8 @@ def _finite_bounds(arguments: Mapping[str, Any]) -> None:
             metric_value(key, value)
 
 
+#: How many distinct approvals a change has so far (an alias move or a deployment's).
+APPROVAL_COUNT = wrapped("approvals", Annotated[int, Field(ge=0)], title="ApprovalCount")
 _AUDIT = wrapped("entries", list[AuditEntry], frame_records, audit_rows, title="AuditLog")
 _SELECTED = ("version", "alias")
 
@@ -378,7 +380,7 @@ REGISTRY_OPERATIONS = ServiceTable(
             "approve",
             "POST",
             "/models/{name:path}/aliases/{alias:path}/approvals",
-            answer=wrapped("approvals", Annotated[int, Field(ge=0)], title="ApprovalCount"),
+            answer=APPROVAL_COUNT,
             created=True,
         ),
         Operation(

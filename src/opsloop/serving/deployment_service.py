@@ -31,7 +31,14 @@ from typing import Annotated, Any, Protocol
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from opsloop.contract.operation import Operation, ServiceTable, record, wrapped
+from opsloop.contract.operation import (
+    Operation,
+    ServiceTable,
+    optional_record,
+    record,
+    records,
+    wrapped,
+)
 from opsloop.contract.wire_types import (
     MAX_LIST_LENGTH,
     Approvals,
@@ -40,7 +47,12 @@ from opsloop.contract.wire_types import (
     Number,
     Text,
 )
-from opsloop.registry.registry_service import AuditEntry, LineageDocument, audit_rows
+from opsloop.registry.registry_service import (
+    APPROVAL_COUNT,
+    AuditEntry,
+    LineageDocument,
+    audit_rows,
+)
 from opsloop.reports.frame_records import frame_records
 from opsloop.serving.deployment_records import (
     Deployment,
@@ -192,20 +204,10 @@ def _list_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(LIST_COLUMNS))
 
 
-_LINEAGE = wrapped(
-    "variants",
-    list[VariantLineageDocument],
-    lambda found: [entry.to_dict() for entry in found],
-    lambda rows: tuple(VariantLineage.from_dict(row) for row in rows),
-    title="DeploymentLineage",
+_LINEAGE = records(
+    "variants", VariantLineage, model=VariantLineageDocument, title="DeploymentLineage"
 )
-_AT = wrapped(
-    "deployment",
-    Deployment | None,
-    lambda found: None if found is None else found.to_dict(),
-    lambda document: None if document is None else Deployment.from_dict(document),
-    title="DeploymentAt",
-)
+_AT = optional_record("deployment", Deployment, title="DeploymentAt")
 
 #: The deployments service on the wire. More specific paths come first: the server matches
 #: routes in this order, and a name may end in what looks like a sub-path.
@@ -248,7 +250,7 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "approve",
             "POST",
             "/deployments/{name:path}/approvals",
-            answer=wrapped("approvals", Annotated[int, Field(ge=0)], title="ApprovalCount"),
+            answer=APPROVAL_COUNT,
             check=_check_definition,
         ),
         Operation(

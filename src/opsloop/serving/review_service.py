@@ -26,7 +26,13 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import Field
 
-from opsloop.contract.operation import Operation, ServiceTable, record, wrapped
+from opsloop.contract.operation import (
+    Operation,
+    ServiceTable,
+    optional_record,
+    record,
+    records,
+)
 from opsloop.contract.wire_types import MAX_LIST_LENGTH, Name
 from opsloop.serving.review_queue import MAX_LISTED, ReviewItem
 from opsloop.tracking.limits import INT32_MAX
@@ -69,20 +75,8 @@ class ReviewQueueService(Protocol):
         ...
 
 
-_ITEMS = wrapped(
-    "items",
-    list[ReviewItem],
-    lambda items: [item.to_dict() for item in items],
-    lambda rows: tuple(ReviewItem.from_dict(row) for row in rows),
-    title="ReviewItemList",
-)
-_NEXT = wrapped(
-    "item",
-    ReviewItem | None,
-    lambda item: None if item is None else item.to_dict(),
-    lambda document: None if document is None else ReviewItem.from_dict(document),
-    title="ReviewItemClaimed",
-)
+_ITEMS = records("items", ReviewItem, title="ReviewItemList")
+_NEXT = optional_record("item", ReviewItem, title="ReviewItemClaimed")
 
 #: The review queue on the wire.
 REVIEW_OPERATIONS = ServiceTable(
