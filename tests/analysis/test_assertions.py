@@ -221,6 +221,12 @@ def test_backticks_booleans_and_negative_lists():
             {"name": "r", "when": "age < 18", "action": "flag", "severity": 2},
             r"rule 'r': unknown keys \['severity'\]",
         ),
+        # Python refuses int() of 4,300 digits or more: a 500 over HTTP before.
+        (
+            {"name": "r", "when": "age < " + "9" * 9999, "action": "flag"},
+            r"rule 'r': a number has at most 400 characters at position 6 of 'age < 999.*"
+            r"\(10,005 characters\)$",
+        ),
     ],
 )
 def test_bad_rules_name_the_rule_and_field(rule, message):

@@ -203,9 +203,20 @@ def test_assertions_override_and_send_to_review_with_their_firings_counted(plane
 def test_a_broken_rule_or_threshold_is_refused_naming_it(plane):
     client, deployments, _, _, _ = plane
     deployments.deploy("loans", [Variant("stable", "loan", version=1)])
-    with pytest.raises(InvalidArgumentError, match="rule 'odd': action must be one of"):
-        deployments.configure("loans", assertions=[{"name": "odd", "when": "age > 1"}])
-    with pytest.raises(InvalidArgumentError, match=r"confidence_threshold: must be a number in"):
+    # A rule's fields are checked by the request model (the OpenAPI document states
+    # them), its condition by the rules' parser.
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"assertions\.0\.action: .*must be one of flag, override, review, got 'deny'",
+    ):
+        odd = {"name": "odd", "when": "age > 1", "action": "deny"}
+        deployments.configure("loans", assertions=[odd])
+    with pytest.raises(InvalidArgumentError, match="rule 'odd': unexpected character ';'"):
+        odd = {"name": "odd", "when": "age > 1;", "action": "flag"}
+        deployments.configure("loans", assertions=[odd])
+    with pytest.raises(
+        InvalidArgumentError, match=r"confidence_threshold: Input should be less than or equal to 1"
+    ):
         deployments.configure("loans", confidence_threshold=2.0)
     response = client.put(
         "/api/v1/deployments/loans/settings", json={"confidence_threshold": "high"}

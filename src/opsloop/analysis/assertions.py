@@ -53,9 +53,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from opsloop.data.excerpt import excerpt
 from opsloop.errors import InvalidArgumentError
 
 ACTIONS = ("flag", "override", "review")
+_MAX_NUMBER_DIGITS = 400
 _RANK = {"none": 0, "flag": 1, "override": 2, "review": 3}
 _COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 _KEYWORDS = {"and", "or", "not", "in", "true", "false"}
@@ -169,6 +171,11 @@ class _Parser:
             raw = match.group(kind)
             start = match.start(kind)
             if kind == "number":
+                if len(raw) > _MAX_NUMBER_DIGITS:
+                    # int() of thousands of digits is refused by Python itself (and slow).
+                    raise self._error(
+                        f"a number has at most {_MAX_NUMBER_DIGITS} characters", start
+                    )
                 value = float(raw) if any(c in raw for c in ".eE") else int(raw)
                 self.tokens.append(("const", value, start))
             elif kind == "string":
@@ -188,7 +195,7 @@ class _Parser:
                 self.tokens[self.index][2] if self.index < len(self.tokens) else len(self.text)
             )
         return AssertionRuleError(
-            f"rule {self.rule!r}: {message} at position {position} of {self.text!r}"
+            f"rule {self.rule!r}: {message} at position {position} of {excerpt(self.text, 200)}"
         )
 
     def _peek(self) -> tuple[str, Any, int] | None:

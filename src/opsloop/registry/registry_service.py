@@ -35,8 +35,10 @@ from opsloop.contract.operation import Answer, Operation, ServiceTable, record, 
 from opsloop.contract.wire_types import (
     Approvals,
     AskedTimeMs,
+    Key,
     Name,
     Number,
+    OneOf,
     Scalar,
     Sha256,
     Text,
@@ -44,12 +46,13 @@ from opsloop.contract.wire_types import (
 )
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit import AuditVerification, audit_frame
+from opsloop.registry.flavors import FLAVORS
 from opsloop.registry.model_registry import SEARCH_COLUMNS
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.reports.frame_records import frame_records
 from opsloop.tracking.limits import metric_value
 
-Flavor = Annotated[str, Field(strict=True, max_length=32)]
+Flavor = Annotated[str, OneOf(FLAVORS)]
 
 
 class RegistryService(Protocol):
@@ -75,7 +78,7 @@ class RegistryService(Protocol):
 
     def register(
         self,
-        name: Name,
+        name: Key,
         model: object = None,
         *,
         flavor: Flavor | None = None,
@@ -83,8 +86,8 @@ class RegistryService(Protocol):
         run_id: Name | None = None,
         input_schema: Any = None,
         output_type: Name | None = None,
-        metrics: Mapping[Name, Number] | None = None,
-        tags: Mapping[Name, Scalar] | None = None,
+        metrics: Mapping[Key, Number] | None = None,
+        tags: Mapping[Key, Scalar] | None = None,
         description: Text | None = None,
         actor: str | None = None,
         reason: Text | None = None,
@@ -94,31 +97,31 @@ class RegistryService(Protocol):
         ...
 
     def get_version(
-        self, name: Name, version: Version | None = None, alias: Name | None = None
+        self, name: Key, version: Version | None = None, alias: Key | None = None
     ) -> ModelVersion:
         """A version by number, by alias, or the newest one."""
         ...
 
     def loader_record(
-        self, name: Name, version: Version | None = None, alias: Name | None = None
+        self, name: Key, version: Version | None = None, alias: Key | None = None
     ) -> dict[str, Any]:
         """The loader record kept at registration (for skops, the types the file names)."""
         ...
 
     def lineage(
-        self, name: Name, version: Version | None = None, alias: Name | None = None
+        self, name: Key, version: Version | None = None, alias: Key | None = None
     ) -> Lineage:
         """Artifact, run, code, packages and data sets behind a version."""
         ...
 
-    def set_description(self, name: Name, description: Text, *, actor: str | None = None) -> None:
+    def set_description(self, name: Key, description: Text, *, actor: str | None = None) -> None:
         """Replace a model's description."""
         ...
 
     def protect_alias(
         self,
-        name: Name,
-        alias: Name,
+        name: Key,
+        alias: Key,
         required_approvals: Approvals,
         *,
         actor: str | None = None,
@@ -129,8 +132,8 @@ class RegistryService(Protocol):
 
     def approve(
         self,
-        name: Name,
-        alias: Name,
+        name: Key,
+        alias: Key,
         version: Version,
         *,
         actor: str | None = None,
@@ -141,7 +144,7 @@ class RegistryService(Protocol):
 
     def record_gate(
         self,
-        name: Name,
+        name: Key,
         version: Version,
         *,
         passed: Annotated[bool, Field(strict=True)],
@@ -153,14 +156,14 @@ class RegistryService(Protocol):
         entry's hash."""
         ...
 
-    def alias_at(self, name: Name, alias: Name, at_ms: AskedTimeMs) -> int | None:
+    def alias_at(self, name: Key, alias: Key, at_ms: AskedTimeMs) -> int | None:
         """The version the alias pointed at, at ``at_ms`` (null if none)."""
         ...
 
     def set_alias(
         self,
-        name: Name,
-        alias: Name,
+        name: Key,
+        alias: Key,
         version: Version,
         *,
         actor: str | None = None,

@@ -51,6 +51,7 @@ from opsloop.server.errors import install_error_handlers
 from opsloop.server.host_check import HostCheck
 from opsloop.server.identity import caller, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
+from opsloop.server.openapi_document import exact_document
 from opsloop.server.response_models import Health
 from opsloop.serving import Deployments
 from opsloop.serving.review_queue import ReviewQueue
@@ -145,4 +146,5 @@ def create_app(
         )
     # Added last, so it runs first: a request for a name not allowed reaches nothing else.
     app.add_middleware(HostCheck, allowed=list(allowed_hosts))
+    exact_document(app)
     return app

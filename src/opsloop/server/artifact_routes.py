@@ -26,15 +26,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from opsloop.contract.wire_types import NO_NUL_PATTERN
 from opsloop.server.identity import Editor, Viewer
 from opsloop.server.response_models import ArtifactStored
 from opsloop.store.artifacts import check_sha256
 from opsloop.tracking.local_store import check_artifact_path
 from opsloop.tracking.tracking_service import ARTIFACT_PATH, RUN_ARTIFACTS_PATH
-from opsloop.tracking.wire_documents import ArtifactDocument
+from opsloop.tracking.wire_documents import SHA256_PATTERN, ArtifactDocument
 
 router = APIRouter(prefix="/api/v1")
 _OCTETS = "application/octet-stream"
@@ -47,6 +48,9 @@ _BYTES = {
 # Pieces are gathered to this size before a thread writes them: fewer hand-offs, and
 # hashlib releases the GIL on large buffers.
 _PIECE = 1 << 20
+# The hash is checked by the store, which names the rule; the document states it too.
+Sha256Path = Annotated[str, Path(json_schema_extra={"pattern": SHA256_PATTERN})]
+RunIdPath = Annotated[str, Path(max_length=250, json_schema_extra={"pattern": NO_NUL_PATTERN})]
 
 
 async def _receive(request: Request, expected: str | None = None) -> tuple[str, int]:
@@ -68,7 +72,7 @@ async def _receive(request: Request, expected: str | None = None) -> tuple[str, 
 
 
 @router.put(ARTIFACT_PATH, status_code=201, response_model=ArtifactStored)
-async def upload_artifact(sha256: str, request: Request, _: Editor) -> dict:
+async def upload_artifact(sha256: Sha256Path, request: Request, _: Editor) -> dict:
     """Store the request body under ``sha256`` after checking that it hashes to it."""
     try:
         check_sha256(sha256)
@@ -79,7 +83,7 @@ async def upload_artifact(sha256: str, request: Request, _: Editor) -> dict:
 
 
 @router.get(ARTIFACT_PATH, response_class=Response, responses=_BYTES)
-def download_artifact(sha256: str, request: Request, _: Viewer) -> Response:
+def download_artifact(sha256: Sha256Path, request: Request, _: Viewer) -> Response:
     """The stored bytes, verified against their sha256 before they are sent."""
     data = request.app.state.tracking.artifacts.get_bytes(sha256)
     return Response(data, media_type=_OCTETS, headers={"X-Opsloop-Sha256": sha256})
@@ -87,10 +91,12 @@ def download_artifact(sha256: str, request: Request, _: Viewer) -> Response:
 
 @router.post(RUN_ARTIFACTS_PATH, status_code=201, response_model=ArtifactDocument)
 async def log_artifact(
-    run_id: str,
+    run_id: RunIdPath,
     request: Request,
     _: Editor,
-    path: Annotated[str, Query(min_length=1, max_length=1000)],
+    path: Annotated[
+        str, Query(min_length=1, max_length=1000, json_schema_extra={"pattern": NO_NUL_PATTERN})
+    ],
 ) -> dict:
     """Store the body content-addressed and record it in the run under ``path``."""
     check_artifact_path(path)

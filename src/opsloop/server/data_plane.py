@@ -52,6 +52,7 @@ from opsloop.server.errors import install_error_handlers
 from opsloop.server.host_check import HostCheck
 from opsloop.server.identity import Viewer, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
+from opsloop.server.openapi_document import exact_document
 from opsloop.serving.serving_metrics import CONTENT_TYPE
 from opsloop.serving.serving_runtime import ServingRuntime
 from opsloop.store import ArtifactStore, Database
@@ -161,4 +162,5 @@ def create_data_plane_app(
         ),
     )
     app.add_middleware(HostCheck, allowed=list(allowed_hosts))
+    exact_document(app)
     return app

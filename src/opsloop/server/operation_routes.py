@@ -81,6 +81,10 @@ def _text_parameter(annotation: Any, where: Callable[..., Param], alias: str | N
                     # pydantic keeps a pattern in its own metadata class, not annotated_types'.
                     if getattr(bound, "pattern", None) is not None:
                         bounds["pattern"] = bound.pattern
+                # A rule the library checks itself, stated for the document (a key's
+                # characters, no NUL).
+                if isinstance(item.json_schema_extra, dict):
+                    bounds["json_schema_extra"] = item.json_schema_extra
             else:
                 extra.append(item)
     if alias is not None:

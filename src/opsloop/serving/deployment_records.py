@@ -30,11 +30,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Annotated
 
 import pandas as pd
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
-from opsloop.contract.wire_types import Name, Number, Version
+from opsloop.contract.wire_types import Key, OneOf, Version
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.records import Lineage
 from opsloop.tracking.limits import INT32_MAX, checked_key
@@ -67,12 +68,12 @@ class Variant:
     # with the field's name before the rules below run; refusing unknown fields too.
     __pydantic_config__ = ConfigDict(extra="forbid")
 
-    name: Name
-    model: Name
+    name: Key
+    model: Key
     version: Version | None = None
-    alias: Name | None = None
-    role: Name = "primary"
-    weight: Number = 1.0
+    alias: Key | None = None
+    role: Annotated[str, OneOf(VARIANT_ROLES)] = "primary"
+    weight: Annotated[float, Field(strict=True, ge=0, le=1)] = 1.0
 
     @property
     def ref(self) -> str:

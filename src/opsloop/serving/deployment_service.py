@@ -26,11 +26,13 @@ variants.0.version
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, Required
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
+from opsloop.analysis.assertions import ACTIONS
 from opsloop.contract.operation import (
     Operation,
     ServiceTable,
@@ -43,8 +45,9 @@ from opsloop.contract.wire_types import (
     MAX_LIST_LENGTH,
     Approvals,
     AskedTimeMs,
+    Key,
     Name,
-    Number,
+    OneOf,
     Text,
 )
 from opsloop.registry.registry_service import (
@@ -55,6 +58,8 @@ from opsloop.registry.registry_service import (
 )
 from opsloop.reports.frame_records import frame_records
 from opsloop.serving.deployment_records import (
+    AUTOMATION_LEVELS,
+    STRATEGIES,
     Deployment,
     Variant,
     VariantLineage,
@@ -62,14 +67,48 @@ from opsloop.serving.deployment_records import (
 )
 from opsloop.serving.deployment_settings import DeploymentSettings
 from opsloop.serving.deployments import LIST_COLUMNS
-from opsloop.serving.rollout_policy import DEFAULT_STEPS, GATES
+from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES
 from opsloop.tracking.limits import INT32_MAX
 
-Variants = Annotated[Sequence[Variant], Field(max_length=MAX_LIST_LENGTH)]
-Rules = Annotated[Sequence[dict[str, Any]], Field(max_length=MAX_LIST_LENGTH)]
-Steps = Annotated[Sequence[float], Field(min_length=1, max_length=20)]
+Variants = Annotated[Sequence[Variant], Field(min_length=1, max_length=MAX_LIST_LENGTH)]
+Strategy = Annotated[str, OneOf(STRATEGIES)]
+Automation = Annotated[str, OneOf(AUTOMATION_LEVELS)]
+Bandit = Annotated[str, OneOf(tuple(sorted(BANDIT_POLICIES)))]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class AssertionRule(TypedDict, total=False):
+    """A model assertion (see :mod:`opsloop.analysis.assertions`): ``when`` is an
+    expression in its language or its structure; ``override`` needs a ``value``."""
+
+    name: Required[Annotated[Name, Field(min_length=1)]]
+    when: Required[Text | dict[str, Any]]
+    action: Required[Annotated[str, OneOf(ACTIONS)]]
+    value: Any
+    description: Text
+
+
+Rules = Annotated[Sequence[AssertionRule], Field(max_length=MAX_LIST_LENGTH)]
+Threshold = Annotated[float, Field(strict=True, ge=0, le=1)]
+Steps = Annotated[Sequence[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1, max_length=20)]
 Params = Annotated[dict[Name, float], Field(max_length=20)]
-Gates = Annotated[dict[Name, Params], Field(max_length=len(GATES))]
+_Probability = Annotated[float, Field(gt=0, lt=1)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class GateParams(TypedDict, total=False):
+    """A canary gate's parameters (see :class:`~opsloop.analysis.sequential.RateGate`;
+    ``bound_ms`` belongs to the latency gate)."""
+
+    alpha: _Probability
+    beta: _Probability | None
+    detect_ratio: Annotated[float, Field(gt=1)]
+    ratio_margin: Annotated[float, Field(gt=0)]
+    margin: Annotated[float, Field(ge=0, lt=1)]
+    bound_ms: Annotated[float, Field(gt=0)]
+
+
+Gates = Annotated[dict[Annotated[str, OneOf(GATES)], GateParams], Field(max_length=len(GATES))]
 
 
 class DeploymentService(Protocol):
@@ -81,17 +120,17 @@ class DeploymentService(Protocol):
         """One row per deployment: its strategy, automation level and variants."""
         ...
 
-    def lineage(self, name: Name, variant: Name | None = None) -> tuple[VariantLineage, ...]:
+    def lineage(self, name: Key, variant: Key | None = None) -> tuple[VariantLineage, ...]:
         """For each variant (or the one named): the lineage of the version it serves now."""
         ...
 
-    def history(self, name: Name) -> pd.DataFrame:
+    def history(self, name: Key) -> pd.DataFrame:
         """Every change of the deployment, oldest first."""
         ...
 
     def protect(
         self,
-        name: Name,
+        name: Key,
         required_approvals: Approvals,
         *,
         actor: str | None = None,
@@ -102,32 +141,32 @@ class DeploymentService(Protocol):
 
     def approve(
         self,
-        name: Name,
+        name: Key,
         variants: Variants,
         *,
-        strategy: Name = "single",
-        automation: Name = "full_automation",
+        strategy: Strategy = "single",
+        automation: Automation = "full_automation",
         actor: str | None = None,
         comment: Text | None = None,
     ) -> int:
         """Approve deploying exactly this definition (approver); the approvals so far."""
         ...
 
-    def at(self, name: Name, at_ms: AskedTimeMs) -> Deployment | None:
+    def at(self, name: Key, at_ms: AskedTimeMs) -> Deployment | None:
         """The deployment as it was at ``at_ms`` (null if it did not exist then)."""
         ...
 
-    def get(self, name: Name) -> Deployment:
+    def get(self, name: Key) -> Deployment:
         """The deployment as defined now, with the version each variant serves."""
         ...
 
     def deploy(
         self,
-        name: Name,
+        name: Key,
         variants: Variants,
         *,
-        strategy: Name = "single",
-        automation: Name = "full_automation",
+        strategy: Strategy = "single",
+        automation: Automation = "full_automation",
         description: Text | None = None,
         actor: str | None = None,
         reason: Text | None = None,
@@ -135,19 +174,19 @@ class DeploymentService(Protocol):
         """Create the deployment or replace its definition; the deployment as stored."""
         ...
 
-    def retire(self, name: Name, *, actor: str | None = None, reason: Text | None = None) -> None:
+    def retire(self, name: Key, *, actor: str | None = None, reason: Text | None = None) -> None:
         """Remove the deployment (its history stays in the audit log)."""
         ...
 
-    def settings(self, name: Name) -> DeploymentSettings:
+    def settings(self, name: Key) -> DeploymentSettings:
         """The deployment's confidence threshold and model assertion rules."""
         ...
 
     def configure(
         self,
-        name: Name,
+        name: Key,
         *,
-        confidence_threshold: Number | None = None,
+        confidence_threshold: Threshold | None = None,
         assertions: Rules = (),
         actor: str | None = None,
         reason: Text | None = None,
@@ -156,12 +195,12 @@ class DeploymentService(Protocol):
 
     def set_rollout(
         self,
-        name: Name,
+        name: Key,
         *,
         steps: Steps = DEFAULT_STEPS,
         min_requests: Annotated[int, Field(ge=1, le=INT32_MAX)] = 100,
         gates: Gates | None = None,
-        bandit: Name = "bernoulli_thompson",
+        bandit: Bandit = "bernoulli_thompson",
         bandit_params: Params | None = None,
         seed: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None,
         actor: str | None = None,
@@ -170,7 +209,7 @@ class DeploymentService(Protocol):
         """Let a canary ramp by its gates, or a bandit learn from rewards; the rollout."""
         ...
 
-    def rollout(self, name: Name) -> dict:
+    def rollout(self, name: Key) -> dict:
         """The rollout's policy, state and evidence (a bandit's shares)."""
         ...
 

@@ -31,7 +31,7 @@ steps and rollback) belongs to the serving runtime.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -334,7 +334,7 @@ class Deployments:
         *,
         steps: Sequence[float] = DEFAULT_STEPS,
         min_requests: int = 100,
-        gates: dict[str, dict[str, float]] | None = None,
+        gates: Mapping[str, Mapping[str, object]] | None = None,
         bandit: str = "bernoulli_thompson",
         bandit_params: dict[str, float] | None = None,
         seed: int | None = None,
@@ -485,7 +485,7 @@ class Deployments:
         name: str,
         *,
         confidence_threshold: float | None = None,
-        assertions: Sequence[dict] = (),
+        assertions: Sequence[Mapping[str, object]] = (),
         actor: str | None = None,
         reason: str | None = None,
     ) -> DeploymentSettings:

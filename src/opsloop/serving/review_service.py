@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Protocol
 
-from pydantic import Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from opsloop.contract.operation import (
     Operation,
@@ -33,14 +33,25 @@ from opsloop.contract.operation import (
     record,
     records,
 )
-from opsloop.contract.wire_types import MAX_LIST_LENGTH, Name
-from opsloop.serving.review_queue import MAX_LISTED, ReviewItem
+from opsloop.contract.wire_types import MAX_LIST_LENGTH, Key, OneOf, integral
+from opsloop.serving.review_queue import MAX_LISTED, REVIEW_STATES, ReviewItem
 from opsloop.tracking.limits import INT32_MAX
 
 # Item ids are the store's integer keys (32 bits in PostgreSQL).
-ItemId = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX)]
+ItemId = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
 Records = Annotated[Sequence[dict[str, Any]], Field(min_length=1, max_length=MAX_LIST_LENGTH)]
-Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_LISTED)]
+Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_LISTED), BeforeValidator(integral)]
+State = Annotated[str, OneOf((*REVIEW_STATES, "any"))]
+
+
+def _given(label: Any) -> Any:
+    if label is None:
+        raise ValueError("give the answer (a JSON value, not null)")
+    return label
+
+
+#: A person's answer: any JSON value but null.
+Label = Annotated[Any, AfterValidator(_given), Field(json_schema_extra={"not": {"type": "null"}})]
 
 
 class ReviewQueueService(Protocol):
@@ -49,16 +60,16 @@ class ReviewQueueService(Protocol):
     token's owner acts."""
 
     def list(
-        self, deployment: Name | None = None, *, state: Name = "open", limit: Limit = 100
+        self, deployment: Key | None = None, *, state: State = "open", limit: Limit = 100
     ) -> tuple[ReviewItem, ...]:
         """Items oldest first, of a deployment (default: all) in a state (or ``any``)."""
         ...
 
-    def submit(self, deployment: Name, records: Records, *, actor: str | None = None) -> ReviewItem:
+    def submit(self, deployment: Key, records: Records, *, actor: str | None = None) -> ReviewItem:
         """Ask people for the labels of ``records`` (active learning); the item made."""
         ...
 
-    def claim_next(self, deployment: Name, *, actor: str | None = None) -> ReviewItem | None:
+    def claim_next(self, deployment: Key, *, actor: str | None = None) -> ReviewItem | None:
         """Claim the oldest open item of the deployment (null when none is open)."""
         ...
 
@@ -70,7 +81,7 @@ class ReviewQueueService(Protocol):
         """Take the item to answer it (another reviewer's claim is a conflict)."""
         ...
 
-    def answer(self, item_id: ItemId, label: Any, *, actor: str | None = None) -> ReviewItem:
+    def answer(self, item_id: ItemId, label: Label, *, actor: str | None = None) -> ReviewItem:
         """Answer the item; a served request's answer becomes its feedback label."""
         ...
 

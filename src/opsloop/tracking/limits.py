@@ -38,7 +38,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT32_MAX = 2**31 - 1
 # pandas timestamps are int64 nanoseconds: beyond these a stored time could not be read back.
 MIN_TIME_MS, MAX_TIME_MS = INT64_MIN // 1_000_000 + 1, INT64_MAX // 1_000_000
-_KEY = re.compile(r"^[A-Za-z0-9_\-./: ]+$")
+#: The characters a key may hold, as a regular expression (also in the OpenAPI document).
+KEY_PATTERN = r"^[A-Za-z0-9_\-./: ]+$"
+_KEY = re.compile(KEY_PATTERN)
 
 
 def checked_key(kind: str, key: object) -> str:

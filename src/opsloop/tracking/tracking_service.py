@@ -67,8 +67,10 @@ from opsloop.tracking.wire_documents import (
     MetricHistoryColumns,
     Names,
     OrderBy,
+    ParamValues,
     Points,
     RunDocument,
+    RunStatus,
     Values,
 )
 
@@ -124,7 +126,7 @@ class TrackingService(Protocol):
         ...
 
     def end_run(
-        self, run_id: Name, status: Name = "FINISHED", end_ms: TimeMs | None = None
+        self, run_id: Name, status: RunStatus = "FINISHED", end_ms: TimeMs | None = None
     ) -> None:
         """Set the run's status and end time (RUNNING reopens it)."""
         ...
@@ -133,9 +135,9 @@ class TrackingService(Protocol):
         self,
         run_id: Name,
         metrics: Points | None = None,
-        params: Values | None = None,
+        params: ParamValues | None = None,
         tags: Values | None = None,
-        status: Name | None = None,
+        status: RunStatus | None = None,
         end_ms: TimeMs | None = None,
         batch_id: BatchId | None = None,
     ) -> None:

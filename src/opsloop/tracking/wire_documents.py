@@ -32,17 +32,21 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from opsloop.contract.wire_records import sent_as
 from opsloop.contract.wire_types import (
     MAX_LIST_LENGTH,
+    NO_NUL_PATTERN,
     Count,
     Int64,
+    Key,
     Name,
     Number,
+    OneOf,
     Scalar,
     TimeMs,
+    integral,
 )
 from opsloop.tracking.capture import CodeVersion, Environment
-from opsloop.tracking.limits import INT32_MAX, MAX_BATCH_POINTS
+from opsloop.tracking.limits import INT32_MAX, INT64_MAX, MAX_BATCH_POINTS, MAX_PARAM_LENGTH
 from opsloop.tracking.metric_buffer import MetricBatch
-from opsloop.tracking.records import DatasetInput
+from opsloop.tracking.records import RUN_STATUSES, DatasetInput
 
 SHA256_PATTERN = "^[0-9a-f]{64}$"
 
@@ -110,7 +114,7 @@ class MetricPoints(_Body):
     ...
     """
 
-    keys: list[Name] = Field(max_length=MAX_BATCH_POINTS)
+    keys: list[Key] = Field(max_length=MAX_BATCH_POINTS)
     values: list[Number] = Field(max_length=MAX_BATCH_POINTS)
     steps: list[Int64] = Field(max_length=MAX_BATCH_POINTS)
     timestamps_ms: list[TimeMs] = Field(max_length=MAX_BATCH_POINTS)
@@ -136,10 +140,10 @@ class DatasetIn(_Body):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: Annotated[Name, Field(min_length=1)]
+    name: Key
     sha256: str = Field(pattern=SHA256_PATTERN)
     n_rows: Count
-    n_columns: Annotated[Count, Field(le=INT32_MAX)]
+    n_columns: Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     profile: dict[str, Any] | None = None
 
@@ -179,10 +183,20 @@ EnvironmentParts = Annotated[Environment, sent_as(EnvironmentIn, EnvironmentIn.e
 Points = Annotated[MetricBatch, sent_as(MetricPoints, _points)]
 #: A data set a run used, sent as :class:`DatasetIn`.
 Dataset = Annotated[DatasetInput, sent_as(DatasetIn, _dataset)]
-#: An experiment's name: a name, not empty.
-ExperimentName = Annotated[Name, Field(min_length=1)]
-#: Params or tags by key (the library checks each value's length for its kind).
-Values = Annotated[Mapping[Name, Scalar], Field(max_length=MAX_LIST_LENGTH)]
+#: An experiment's name: a key.
+ExperimentName = Key
+#: Tags by key.
+Values = Annotated[Mapping[Key, Scalar], Field(max_length=MAX_LIST_LENGTH)]
+_ParamText = Annotated[
+    str, Field(max_length=MAX_PARAM_LENGTH, json_schema_extra={"pattern": NO_NUL_PATTERN})
+]
+_Number = Annotated[int, Field(strict=True)] | Annotated[float, Field(strict=True)]
+#: Params by key: a param's text is shorter than a tag's.
+ParamValues = Annotated[
+    Mapping[Key, _ParamText | _Number | bool], Field(max_length=MAX_LIST_LENGTH)
+]
+#: A run's status.
+RunStatus = Annotated[str, OneOf(RUN_STATUSES)]
 #: Run ids, metric keys or experiment names asked about together.
 Names = Annotated[Sequence[Name], Field(max_length=MAX_LIST_LENGTH)]
 
@@ -196,7 +210,7 @@ Experiments = Annotated[Names, BeforeValidator(_listed, json_schema_input_type=N
 #: A metric batch's idempotency key.
 BatchId = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 #: How many runs a search returns at most.
-MaxResults = Annotated[Count, Field(ge=1)]
+MaxResults = Annotated[int, Field(strict=True, ge=1, le=INT64_MAX), BeforeValidator(integral)]
 #: A search's order: at most 16 clauses such as ``metrics.auc DESC``.
 OrderBy = Annotated[Sequence[Name], Field(max_length=16)]
 
