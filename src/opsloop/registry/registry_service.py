@@ -50,6 +50,8 @@ from opsloop.reports.frame_records import frame_records
 from opsloop.tracking.limits import metric_value
 
 Flavor = Annotated[str, Field(strict=True, max_length=32)]
+#: No gate (``false``), any gate (``true``), or a gate's name or file sha256.
+GateRequirement = Annotated[bool, Field(strict=True)] | Name
 
 
 class RegistryService(Protocol):
@@ -121,10 +123,13 @@ class RegistryService(Protocol):
         alias: Name,
         required_approvals: Approvals,
         *,
+        require_gate: GateRequirement = False,
         actor: str | None = None,
         reason: Text | None = None,
     ) -> None:
-        """Require approvals by distinct approvers before the alias moves (admin)."""
+        """Require approvals by distinct approvers before the alias moves (admin), and
+        with ``require_gate`` a passed release gate of the version against the alias's
+        current one (``true``: any gate; text: the gate's name or file sha256)."""
         ...
 
     def approve(
@@ -166,7 +171,8 @@ class RegistryService(Protocol):
         actor: str | None = None,
         reason: Text | None = None,
     ) -> None:
-        """Point the alias at a version (protected aliases need their approvals first)."""
+        """Point the alias at a version (protected aliases need their approvals, and a
+        passed gate where they require one, first)."""
         ...
 
     def audit(self, name: Name | None = None) -> pd.DataFrame:
