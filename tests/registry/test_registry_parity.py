@@ -77,6 +77,7 @@ SCENARIO = [
     ("search", lambda r, n: r.search(n, min_metrics={"auc": 0.5})),
     ("audit", lambda r, n: r.audit(n)),
     ("load", lambda r, n: r.load(n, alias="champion")),
+    ("artifact_bytes", lambda r, n: r.artifact_bytes(n, 2)),
     ("resolve", lambda r, n: r.resolve(f"models:/{n}@champion")),
     ("load_reference", lambda r, n: r.load_reference(f"models:/{n}/1")),
 ]

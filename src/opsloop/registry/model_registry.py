@@ -860,6 +860,17 @@ class ModelRegistry(ModelReferences):
             registered_by=row["created_by"],
         )
 
+    def artifact_bytes(self, name: str, version: int) -> bytes:
+        """The bytes of a version's artifact, checked against its recorded sha256 (not
+        deserialised, so no trust is needed).
+
+        >>> _ = registry.register("m", b"\\x01", flavor="onnx"); registry.artifact_bytes("m", 1)
+        b'\\x01'
+        """
+        with self.db.read() as connection:
+            row = self._version_row(connection, name, version)
+        return self.artifacts.get_bytes(row["artifact_sha256"])
+
     def loader_record(
         self, name: str, version: int | None = None, alias: str | None = None
     ) -> dict[str, Any]:

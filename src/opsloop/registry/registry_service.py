@@ -6,11 +6,12 @@
 their signatures against it). :data:`REGISTRY_OPERATIONS` places each operation on the wire;
 the server's routes and the HTTP client are generated from it (:mod:`opsloop.contract`).
 
-Four methods are ``composed``: written by hand on the client, on top of the operations.
+Five methods are ``composed``: written by hand on the client, on top of the operations.
 ``register`` over HTTP saves the model object here and uploads its bytes before its
-operation (whose route is generated) registers their hash; ``load``, ``resolve`` and
-``load_reference`` have no operation: the bytes travel, and the model object is made where
-it is used, by the loading user's trust rules (:mod:`.model_trust`), never the server's.
+operation (whose route is generated) registers their hash; ``load``, ``artifact_bytes``,
+``resolve`` and ``load_reference`` have no operation: the bytes travel, and the model object
+is made where it is used, by the loading user's trust rules (:mod:`.model_trust`), never
+the server's.
 
 >>> operation = REGISTRY_OPERATIONS.operation("get_version")
 >>> operation.verb, operation.path, operation.query
@@ -198,6 +199,11 @@ class RegistryService(Protocol):
         trusted_types: Iterable[str] = (),
     ) -> object:
         """The model object, after verifying its artifact against the recorded sha256."""
+        ...
+
+    def artifact_bytes(self, name: str, version: int) -> bytes:
+        """The bytes of a version's artifact, checked against its recorded sha256 (not
+        deserialised, so no trust is needed)."""
         ...
 
     def resolve(self, reference: str) -> ModelVersion:
@@ -417,7 +423,7 @@ REGISTRY_OPERATIONS = ServiceTable(
             "audit", "GET", "/audit", answer=_AUDIT, query=("name",), renamed={"name": "model"}
         ),
     ],
-    composed=("register", "load", "resolve", "load_reference"),
+    composed=("register", "load", "artifact_bytes", "resolve", "load_reference"),
 )
 
 __all__ = ["REGISTRY_OPERATIONS", "AuditEntry", "LineageDocument", "RegistryService"]
