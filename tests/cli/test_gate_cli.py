@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,11 +15,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tests.server.running import running_server
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 from typer.testing import CliRunner
 
 from opsloop.cli.app import app
-from opsloop.registry import ModelRegistry, verify_audit_log
+from opsloop.registry import ModelRegistry, add_user, verify_audit_log
+from opsloop.server import create_app
 from opsloop.store import ArtifactStore, Database
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.dataset_digest import dataset_sha256
@@ -263,3 +266,86 @@ def test_the_evaluation_data_can_be_a_runs_artifact(files):
     assert entry["after"]["data_sha256"] == dataset_sha256(pd.read_csv(data))
     missing = gate_run(gate, f"runs:/{run.run_id}/other.csv", "--candidate", "models:/cancer/2")
     assert missing.exit_code == 2 and "logged no artifact 'other.csv'" in missing.output
+
+
+@pytest.fixture
+def served(models, store_uri, tmp_path, monkeypatch):
+    """A server on its own store and artifact folder (nothing of it in this OPSLOOP_HOME)
+    holding versions 1 (champion), 2 (good) and 3 (weak) of 'cancer', its champion alias
+    protected by the gate 'cancer'; this side reaches it with an editor's token."""
+    database = Database(store_uri)
+    artifacts = ArtifactStore(tmp_path / "server-artifacts")
+    add_user(database, "owner", "admin")
+    _, editor = add_user(database, "eda", "editor")
+    registry = ModelRegistry(database, artifacts, actor="owner")
+    for name in ("baseline", "good", "weak"):
+        model, inputs = models[name]
+        registry.register("cancer", model, input_schema=inputs, output_type="int")
+    registry.set_alias("cancer", "champion", 1)
+    registry.protect_alias("cancer", "champion", 0, require_gate="cancer")
+    gate, data = tmp_path / "gate.yaml", tmp_path / "eval.csv"
+    gate.write_text(GATE + "  - {kind: budget, max_size_mb: 5, max_p99_ms: 1000, rows: 50}\n")
+    models["test"].to_csv(data, index=False)
+    with running_server(create_app(database, artifacts)) as url:
+        monkeypatch.setenv("OPSLOOP_TRACKING_URI", url)
+        monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", editor)
+        yield registry, gate, data
+    database.dispose()
+
+
+def test_against_a_server_the_gate_loads_measures_and_records_through_it(served):
+    registry, gate, data = served
+    result = gate_run(gate, data, "--candidate", "models:/cancer/2", "--format", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["candidate"] == "cancer v2" and document["baseline"] == (
+        "cancer v1 (cancer@champion)"
+    )
+    budget = document["checks"][-1]
+    version = registry.get_version("cancer", 2)
+    assert budget["kind"] == "budget" and budget["passed"]
+    assert budget["evidence"]["size_bytes"] == version.artifact_size
+    assert budget["evidence"]["rows"] == 50 and budget["evidence"]["p99_ms"] > 0
+    entry = registry.audit("cancer").iloc[-1]
+    assert (entry["action"], entry["entity"], entry["actor"]) == (
+        "gate_passed",
+        "model:cancer/version:2",
+        "eda",
+    )
+    assert entry["after"]["gate"] == "cancer"
+    assert entry["after"]["baseline"] == {"model": "cancer", "version": 1}
+    # The protected champion moves to what passed, and refuses what failed, naming it.
+    moved = runner.invoke(app, ["models", "alias", "cancer", "champion", "2"])
+    assert moved.exit_code == 0, moved.output
+    assert registry.get_version("cancer", alias="champion").version == 2
+    failed = gate_run(gate, data, "--candidate", "models:/cancer/3")
+    assert failed.exit_code == 1, failed.output
+    refused = runner.invoke(app, ["models", "alias", "cancer", "champion", "3"])
+    assert refused.exit_code != 0
+    assert "moving it to version 3 needs a passed release gate 'cancer' against version 2" in (
+        " ".join(refused.output.split())
+    )
+    assert registry.get_version("cancer", alias="champion").version == 2
+    assert verify_audit_log(registry.db).ok
+    # Nothing came from, or went to, an artifact folder on this side.
+    here = Path(artifact_uri())
+    assert not here.exists() or not any(here.rglob("*"))
+
+
+def test_against_a_server_a_budget_over_its_bound_fails(served):
+    registry, gate, data = served
+    gate.write_text(GATE + "  - {kind: budget, max_size_mb: 0.0001, rows: 20}\n")
+    result = gate_run(
+        gate,
+        data,
+        "--candidate",
+        "models:/cancer/2",
+        "--no-record",
+        "--json",
+        str(gate.parent / "out.json"),
+    )
+    assert result.exit_code == 1, result.output
+    budget = json.loads((gate.parent / "out.json").read_text())["checks"][-1]
+    size_mb = registry.get_version("cancer", 2).artifact_size / 1e6
+    assert not budget["passed"]
+    assert budget["reason"] == f"artifact {size_mb:.4g} MB is above 0.0001 MB"

@@ -54,8 +54,15 @@ SCENARIO = [
     ("get_version", lambda r, n: r.get_version(n)),
     ("get_version", lambda r, n: r.get_version(n, 1)),
     ("set_description", lambda r, n: r.set_description(n, f"{n} scores churn")),
-    ("protect_alias", lambda r, n: r.protect_alias(n, "champion", 1, reason="four eyes")),
+    (
+        "protect_alias",
+        lambda r, n: r.protect_alias(n, "champion", 1, require_gate="ci", reason="four eyes"),
+    ),
     ("approve", lambda r, n: r.approve(n, "champion", 2, comment="checked")),
+    (
+        "record_gate",
+        lambda r, n: r.record_gate(n, 2, passed=True, gate={"gate": "ci", "failed": []}) and None,
+    ),
     ("set_alias", lambda r, n: r.set_alias(n, "champion", 2, reason="better auc")),
     ("get_version", lambda r, n: r.get_version(n, alias="champion")),
     ("alias_at", lambda r, n: r.alias_at(n, "champion", FAR_FUTURE_MS)),
@@ -70,6 +77,7 @@ SCENARIO = [
     ("search", lambda r, n: r.search(n, min_metrics={"auc": 0.5})),
     ("audit", lambda r, n: r.audit(n)),
     ("load", lambda r, n: r.load(n, alias="champion")),
+    ("artifact_bytes", lambda r, n: r.artifact_bytes(n, 2)),
     ("resolve", lambda r, n: r.resolve(f"models:/{n}@champion")),
     ("load_reference", lambda r, n: r.load_reference(f"models:/{n}/1")),
 ]

@@ -5,6 +5,7 @@
   :func:`error_tree`, :func:`sliceline`, :func:`compare_models` (McNemar per slice);
 * is a candidate model not worse than its baseline: :func:`delong_test` (AUC),
   :func:`mcnemar_noninferiority_test` (accuracy), :func:`paired_bootstrap_test` (any metric);
+  the AUC of more than two classes: :func:`ovr_auc`, :func:`ovo_auc` (Hand & Till);
 * are its probabilities calibrated: :func:`expected_calibration_error`;
 * regression residuals: :func:`residual_analysis`;
 * do we need more data: :func:`learning_curve` (with the fitted gain of more data),
@@ -49,6 +50,7 @@ from opsloop.analysis.learning import (
     learning_curve,
     represents_population,
 )
+from opsloop.analysis.multiclass_auc import ovo_auc, ovr_auc
 from opsloop.analysis.paired_tests import (
     McNemar,
     PairedTest,
@@ -132,6 +134,8 @@ __all__ = [
     "local_surrogate",
     "mcnemar_noninferiority_test",
     "mcnemar_test",
+    "ovo_auc",
+    "ovr_auc",
     "paired_bootstrap_test",
     "partial_dependence",
     "permutation_importance",

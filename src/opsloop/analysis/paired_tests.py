@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, stats
 
 from opsloop.analysis.labels import as_labels
@@ -316,7 +317,9 @@ def paired_bootstrap_test(
     reaches ``level`` (the upper bound likewise from above), so the lower bound lies above
     ``-margin`` exactly when the p-value is below ``level``. Lower-is-better metrics mirror
     this with the upper bound and ``+margin``. Resamples on which the
-    metric raises ``ValueError`` (e.g. one class only, for AUC) are left out.
+    metric raises ``ValueError`` (e.g. one class only, for AUC) are left out. A model's
+    predictions are labels or scores (one per row), or a matrix with one row per row of
+    ``y_true`` (class scores, for :func:`~opsloop.analysis.multiclass_auc.ovr_auc`).
 
     >>> from sklearn.metrics import accuracy_score
     >>> y = [0, 1] * 50
@@ -330,8 +333,8 @@ def paired_bootstrap_test(
     if not callable(metric):
         raise TypeError(f"metric must be callable as metric(y_true, y_pred), got {metric!r}")
     truth = as_labels(y_true, "y_true")
-    candidate = as_labels(pred_candidate, "pred_candidate", len(truth))
-    baseline = as_labels(pred_baseline, "pred_baseline", len(truth))
+    candidate = _as_predictions(pred_candidate, "pred_candidate", len(truth))
+    baseline = _as_predictions(pred_baseline, "pred_baseline", len(truth))
     observed_c = float(metric(truth, candidate))
     observed_b = float(metric(truth, baseline))
     rng = np.random.default_rng(seed)
@@ -385,6 +388,18 @@ def bootstrap_bounds(differences: np.ndarray, level: float) -> tuple[float, floa
     low = float(np.quantile(differences, level, method="inverted_cdf"))
     high = -float(np.quantile(-differences, level, method="inverted_cdf"))
     return low, high
+
+
+def _as_predictions(values: Any, name: str, n_rows: int) -> np.ndarray:
+    """One prediction per row (checked as labels are), or a matrix with one row per row."""
+    array = np.asarray(values)
+    if array.ndim != 2:
+        return as_labels(values, name, n_rows)
+    if len(array) != n_rows:
+        raise ValueError(f"{name} has {len(array)} rows but y_true has {n_rows}")
+    if pd.isna(array).any():
+        raise ValueError(f"{name} holds missing values")
+    return array
 
 
 def _difference(metric, truth, candidate, baseline, rows: np.ndarray) -> float:

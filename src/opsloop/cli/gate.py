@@ -6,7 +6,9 @@ version against a baseline (the gate's baseline alias of the candidate's model, 
 the verdict on the candidate (an audited ``gate_passed`` or ``gate_failed`` entry with the
 gate file's and the data's sha256). Versions are loaded as ``opsloop analyze`` loads them:
 sha256 verified, a pickle only with ``--trust``, skops types beyond the allow-list only with
-``--trust-type``.
+``--trust-type``. Against a server (``OPSLOOP_TRACKING_URI``) the versions come through its
+registry and are loaded here, budgets are measured here in a fresh process on the
+downloaded artifact, and the verdict is recorded on the server under the token's owner.
 
 Exit codes: 0 every check passed, 1 a check failed, 2 the gate could not run (a bad gate
 file, a missing column, an unknown version, a refused model). ``--format github`` prints

@@ -2,7 +2,8 @@
 
 A change and its audit entry are written in one transaction, so the newest entry of each
 entity says what the state is now: an alias points at the version of its last ``set_alias``;
-a protection requires what its last ``protect_alias`` or ``protect`` set (0: none); a
+a protection requires what its last ``protect_alias`` or ``protect`` set (0: none; an alias's
+release gate too); a
 deployment is the definition of its last ``deploy``, or absent after ``retire``. A row changed
 in the database without its entry (an alias moved by hand in SQL) shows up here, as what the
 log implies and what the table holds.
@@ -25,6 +26,7 @@ import json
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.registry.gate_requirement import decode_requirement
 from opsloop.store import tables
 
 _log = tables.audit_log
@@ -85,6 +87,25 @@ def _protection_problems(connection: Connection) -> list[str]:
             )
         )
     }
+    # Entries written before gates could be required carry no require_gate: none.
+    implied_gates = {
+        entity: entry["after"].get("require_gate", False)
+        for entity, entry in _newest(connection, ("protect_alias",), "model:").items()
+    }
+    held_gates = {
+        f"model:{model}/alias:{alias}": decode_requirement(stored)
+        for model, alias, stored in connection.execute(
+            sa.select(_models.c.name, protected.c.name, protected.c.required_gate_json).join(
+                _models, _models.c.id == protected.c.model_id
+            )
+        )
+    }
+    gates = [
+        f"{entity}: the log says it requires {implied_gates.get(entity, False)!r} as its "
+        f"gate, the table holds {held_gates.get(entity, False)!r}"
+        for entity in sorted(set(implied_gates) | set(held_gates))
+        if implied_gates.get(entity, False) != held_gates.get(entity, False)
+    ]
     deployments = tables.protected_deployments
     held.update(
         (f"deployment:{name}", required)
@@ -97,7 +118,7 @@ def _protection_problems(connection: Connection) -> list[str]:
         f"holds {held.get(entity, 0)}"
         for entity in sorted(set(implied) | set(held))
         if implied.get(entity, 0) != held.get(entity, 0)
-    ]
+    ] + gates
 
 
 def _definition(document: dict) -> dict:

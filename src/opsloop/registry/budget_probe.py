@@ -1,6 +1,7 @@
 """What serving a model version costs, measured in a fresh process: its artifact's size, the
 latency of single-row ``predict`` (median and 99th percentile) and the process's peak memory
-once the model is loaded and has predicted.
+once the model is loaded and has predicted. The registry may be a server's: the artifact is
+downloaded and measured here.
 
 A fresh Python process (``python -m opsloop.registry.budget_probe SPEC``) verifies the
 artifact's sha256, loads it by the trust rules of :mod:`.model_trust` (as the registry
@@ -54,15 +55,19 @@ def measure_serving_cost(
     """Size, single-row latency and peak memory of ``version`` predicting the first ``rows``
     rows of ``inputs`` (its input columns), measured in a fresh process.
 
+    ``registry`` is a local :class:`~opsloop.registry.ModelRegistry` or a server's
+    :class:`~opsloop.registry.HttpModelRegistry`: either way the artifact's bytes come here
+    (sha256 checked) and the fresh process runs on this machine.
+
     >>> measure_serving_cost(object(), None, pd.DataFrame())
     Traceback (most recent call last):
     ...
-    opsloop.errors.InvalidArgumentError: serving costs are measured from a local store's ...
+    opsloop.errors.InvalidArgumentError: registry must be a model registry (with ...
     """
-    if not hasattr(registry, "artifacts") or not hasattr(registry, "loader_record"):
+    if not hasattr(registry, "artifact_bytes") or not hasattr(registry, "loader_record"):
         raise InvalidArgumentError(
-            "serving costs are measured from a local store's artifacts; this registry has "
-            "none here (a server's registry cannot be measured yet)"
+            "registry must be a model registry (with artifact_bytes and loader_record), got "
+            f"{type(registry).__name__}"
         )
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
         raise InvalidArgumentError(f"rows must be an integer >= 1, got {rows!r}")
@@ -71,7 +76,7 @@ def measure_serving_cost(
         raise InvalidArgumentError("inputs has no rows to predict")
     with tempfile.TemporaryDirectory(prefix="opsloop-budget-") as folder:
         artifact = Path(folder) / "artifact"
-        artifact.write_bytes(registry.artifacts.get_bytes(version.artifact_sha256))
+        artifact.write_bytes(registry.artifact_bytes(version.model, version.version))
         sample.to_parquet(Path(folder) / "rows.parquet")
         spec = {
             "artifact": str(artifact),

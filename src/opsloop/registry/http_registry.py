@@ -159,14 +159,7 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
             raise InvalidArgumentError("give a version or an alias, not both")
         found = self.get_version(name, version, alias)
         loader = self.loader_record(name, found.version)
-        check_sha256(found.artifact_sha256, "artifact_sha256")
-        artifact = f"/artifacts/{found.artifact_sha256}"
-        data = self._call("GET", artifact).content
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != found.artifact_sha256:
-            raise TamperedArtifactError(
-                found.artifact_sha256, digest, f"{self.base_url}/api/v1{artifact}"
-            )
+        data = self._download(found)
         return load_model_bytes(
             data,
             found.flavor,
@@ -176,6 +169,28 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
             source=f"models:/{name}/{found.version}",
             registered_by=found.created_by,
         )
+
+    def artifact_bytes(self, name: str, version: int) -> bytes:
+        """The bytes of a version's artifact, downloaded and checked here against the
+        version's recorded sha256.
+
+        >>> remote = HttpModelRegistry(server_url)
+        >>> _ = remote.register("churn", b"\\x08\\x01", flavor="onnx")
+        >>> remote.artifact_bytes("churn", 1)
+        b'\\x08\\x01'
+        """
+        return self._download(self.get_version(name, version))
+
+    def _download(self, found: ModelVersion) -> bytes:
+        check_sha256(found.artifact_sha256, "artifact_sha256")
+        artifact = f"/artifacts/{found.artifact_sha256}"
+        data = self._call("GET", artifact).content
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != found.artifact_sha256:
+            raise TamperedArtifactError(
+                found.artifact_sha256, digest, f"{self.base_url}/api/v1{artifact}"
+            )
+        return data
 
     def register(
         self,

@@ -3,13 +3,14 @@
 Every change (a model or version registered, an alias moved or protected, an approval) is
 written with its audit entry in one transaction (:mod:`.audit`). A protected alias moves only
 when enough distinct users with the approver role approved that exact version for that alias;
-the approvals are used up by the move. Loading fetches the artifact, checks its bytes against
-the sha256 recorded at registration and only then deserialises, so a tampered file is never
-read. A hash proves the bytes are the uploader's, not that they are safe: what can run code
-while loading (a pickle, a skops type beyond the fixed allow-list) loads only when the loading
-user trusts it (:mod:`.model_trust`), and the refusal names who registered it. A registry
-built with ``pickle_policy="admins"`` or ``"refuse"`` (a server's) accepts pickled models
-only from admins, or not at all.
+the approvals are used up by the move. A protection may also require a passed release gate
+of the version against the one the alias points at (:mod:`.gate_requirement`). Loading
+fetches the artifact, checks its bytes against the sha256 recorded at registration and only
+then deserialises, so a tampered file is never read. A hash proves the bytes are the
+uploader's, not that they are safe: what can run code while loading (a pickle, a skops type
+beyond the fixed allow-list) loads only when the loading user trusts it (:mod:`.model_trust`),
+and the refusal names who registered it. A registry built with ``pickle_policy="admins"`` or
+``"refuse"`` (a server's) accepts pickled models only from admins, or not at all.
 
 Identity: ``actor`` (default: the OS user). While no users are registered, embedded use may
 do anything except approve (approvals need distinct registered approvers). Once users exist,
@@ -56,6 +57,13 @@ from opsloop.registry.flavors import (
     infer_flavor,
     load_model_bytes,
     skops_loader,
+)
+from opsloop.registry.gate_requirement import (
+    checked_gate_requirement,
+    decode_requirement,
+    describe_requirement,
+    encode_requirement,
+    gate_problem,
 )
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
@@ -559,12 +567,15 @@ class ModelRegistry(ModelReferences):
         alias: str,
         required_approvals: int,
         *,
+        require_gate: bool | str = False,
         actor: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """Require ``required_approvals`` distinct approvers before ``alias`` can move (admin).
+        """Require ``required_approvals`` distinct approvers before ``alias`` can move (admin),
+        and with ``require_gate`` a passed release gate: ``True`` for any gate, or a gate's
+        name or file sha256 (see :mod:`.gate_requirement`).
 
-        ``required_approvals=0`` removes the protection.
+        ``required_approvals=0`` and ``require_gate=False`` remove the protection.
 
         >>> _ = registry.register("m", b"x", flavor="onnx")
         >>> registry.protect_alias("m", "champion", 2)
@@ -572,8 +583,14 @@ class ModelRegistry(ModelReferences):
         Traceback (most recent call last):
         ...
         opsloop.registry.users.PermissionDenied: alias 'champion' of model 'm' is protected: ...
+        >>> registry.protect_alias("m", "champion", 0, require_gate="credit")
+        >>> registry.set_alias("m", "champion", 1)
+        Traceback (most recent call last):
+        ...
+        opsloop.registry.users.PermissionDenied: ...; version 1 has no gate verdict of 'credit'...
         """
         checked_key("alias", alias)
+        require_gate = checked_gate_requirement(require_gate)
         if (
             isinstance(required_approvals, bool)
             or not isinstance(required_approvals, int)
@@ -587,18 +604,17 @@ class ModelRegistry(ModelReferences):
         with self.db.write() as connection:
             who = self._user(connection, actor, "admin")
             model_id = self._model_id(connection, name)
-            before = connection.execute(
-                sa.select(table.c.required_approvals).where(
-                    table.c.model_id == model_id, table.c.name == alias
-                )
-            ).scalar()
+            before_approvals, before_gate = _alias_protection(connection, model_id, alias)
             connection.execute(
                 table.delete().where(table.c.model_id == model_id, table.c.name == alias)
             )
-            if required_approvals:
+            if required_approvals or require_gate is not False:
                 connection.execute(
                     table.insert().values(
-                        model_id=model_id, name=alias, required_approvals=required_approvals
+                        model_id=model_id,
+                        name=alias,
+                        required_approvals=required_approvals,
+                        required_gate_json=encode_requirement(require_gate),
                     )
                 )
             append_audit(
@@ -607,8 +623,8 @@ class ModelRegistry(ModelReferences):
                 "protect_alias",
                 f"model:{name}/alias:{alias}",
                 reason,
-                {"required_approvals": before or 0},
-                {"required_approvals": required_approvals},
+                {"required_approvals": before_approvals, "require_gate": before_gate},
+                {"required_approvals": required_approvals, "require_gate": require_gate},
             )
 
     def approve(
@@ -694,19 +710,27 @@ class ModelRegistry(ModelReferences):
         2
         """
         checked_key("alias", alias)
-        approvals, protected = tables.approvals, tables.protected_aliases
+        approvals = tables.approvals
         with self.db.write() as connection:
             who = self._user(connection, actor, "editor")
             row = self._version_row(connection, name, version)
             model_id = row["model_id"]
-            required = (
-                connection.execute(
-                    sa.select(protected.c.required_approvals).where(
-                        protected.c.model_id == model_id, protected.c.name == alias
+            required, gate = _alias_protection(connection, model_id, alias)
+            before_version = connection.execute(
+                sa.select(_versions.c.version)
+                .join(_aliases, _aliases.c.version_id == _versions.c.id)
+                .where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
+            ).scalar()
+            if before_version != version:
+                problem = gate_problem(connection, name, version, gate, before_version)
+                if problem is not None:
+                    replaces = (
+                        "" if before_version is None else f" against version {before_version}"
                     )
-                ).scalar()
-                or 0
-            )
+                    raise PermissionDenied(
+                        f"alias {alias!r} of model {name!r} is protected: moving it to version "
+                        f"{version} needs {describe_requirement(gate)}{replaces}; {problem}"
+                    )
             pending = (
                 approvals.c.model_id == model_id,
                 approvals.c.alias == alias,
@@ -727,11 +751,6 @@ class ModelRegistry(ModelReferences):
                         f"has {len(approvers)}{have}"
                     )
                 connection.execute(approvals.update().where(*pending).values(consumed=True))
-            before_version = connection.execute(
-                sa.select(_versions.c.version)
-                .join(_aliases, _aliases.c.version_id == _versions.c.id)
-                .where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
-            ).scalar()
             connection.execute(
                 _aliases.delete().where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
             )
@@ -840,6 +859,17 @@ class ModelRegistry(ModelReferences):
             source=f"models:/{name}/{row['version']}",
             registered_by=row["created_by"],
         )
+
+    def artifact_bytes(self, name: str, version: int) -> bytes:
+        """The bytes of a version's artifact, checked against its recorded sha256 (not
+        deserialised, so no trust is needed).
+
+        >>> _ = registry.register("m", b"\\x01", flavor="onnx"); registry.artifact_bytes("m", 1)
+        b'\\x01'
+        """
+        with self.db.read() as connection:
+            row = self._version_row(connection, name, version)
+        return self.artifacts.get_bytes(row["artifact_sha256"])
 
     def loader_record(
         self, name: str, version: int | None = None, alias: str | None = None
@@ -1054,6 +1084,20 @@ class ModelRegistry(ModelReferences):
         ['model:m', 'model:m/version:1']
         """
         return audit_entries(self.db, model=name)
+
+
+def _alias_protection(connection: Connection, model_id: int, alias: str) -> tuple[int, bool | str]:
+    """The approvals and the release gate that moving ``alias`` needs (0 and ``False``:
+    none)."""
+    protected = tables.protected_aliases
+    row = connection.execute(
+        sa.select(protected.c.required_approvals, protected.c.required_gate_json).where(
+            protected.c.model_id == model_id, protected.c.name == alias
+        )
+    ).first()
+    if row is None:
+        return 0, False
+    return int(row.required_approvals), decode_requirement(row.required_gate_json)
 
 
 def _signature(input_schema: Any, output_type: str | None) -> dict | None:

@@ -6,11 +6,12 @@
 their signatures against it). :data:`REGISTRY_OPERATIONS` places each operation on the wire;
 the server's routes and the HTTP client are generated from it (:mod:`opsloop.contract`).
 
-Four methods are ``composed``: written by hand on the client, on top of the operations.
+Five methods are ``composed``: written by hand on the client, on top of the operations.
 ``register`` over HTTP saves the model object here and uploads its bytes before its
-operation (whose route is generated) registers their hash; ``load``, ``resolve`` and
-``load_reference`` have no operation: the bytes travel, and the model object is made where
-it is used, by the loading user's trust rules (:mod:`.model_trust`), never the server's.
+operation (whose route is generated) registers their hash; ``load``, ``artifact_bytes``,
+``resolve`` and ``load_reference`` have no operation: the bytes travel, and the model object
+is made where it is used, by the loading user's trust rules (:mod:`.model_trust`), never
+the server's.
 
 >>> operation = REGISTRY_OPERATIONS.operation("get_version")
 >>> operation.verb, operation.path, operation.query
@@ -53,6 +54,8 @@ from opsloop.reports.frame_records import frame_records
 from opsloop.tracking.limits import metric_value
 
 Flavor = Annotated[str, OneOf(FLAVORS)]
+#: No gate (``false``), any gate (``true``), or a gate's name or file sha256.
+GateRequirement = Annotated[bool, Field(strict=True)] | Name
 
 
 class RegistryService(Protocol):
@@ -124,10 +127,13 @@ class RegistryService(Protocol):
         alias: Key,
         required_approvals: Approvals,
         *,
+        require_gate: GateRequirement = False,
         actor: str | None = None,
         reason: Text | None = None,
     ) -> None:
-        """Require approvals by distinct approvers before the alias moves (admin)."""
+        """Require approvals by distinct approvers before the alias moves (admin), and
+        with ``require_gate`` a passed release gate of the version against the alias's
+        current one (``true``: any gate; text: the gate's name or file sha256)."""
         ...
 
     def approve(
@@ -169,7 +175,8 @@ class RegistryService(Protocol):
         actor: str | None = None,
         reason: Text | None = None,
     ) -> None:
-        """Point the alias at a version (protected aliases need their approvals first)."""
+        """Point the alias at a version (protected aliases need their approvals, and a
+        passed gate where they require one, first)."""
         ...
 
     def audit(self, name: Name | None = None) -> pd.DataFrame:
@@ -195,6 +202,11 @@ class RegistryService(Protocol):
         trusted_types: Iterable[str] = (),
     ) -> object:
         """The model object, after verifying its artifact against the recorded sha256."""
+        ...
+
+    def artifact_bytes(self, name: str, version: int) -> bytes:
+        """The bytes of a version's artifact, checked against its recorded sha256 (not
+        deserialised, so no trust is needed)."""
         ...
 
     def resolve(self, reference: str) -> ModelVersion:
@@ -414,7 +426,7 @@ REGISTRY_OPERATIONS = ServiceTable(
             "audit", "GET", "/audit", answer=_AUDIT, query=("name",), renamed={"name": "model"}
         ),
     ],
-    composed=("register", "load", "resolve", "load_reference"),
+    composed=("register", "load", "artifact_bytes", "resolve", "load_reference"),
 )
 
 __all__ = ["REGISTRY_OPERATIONS", "AuditEntry", "LineageDocument", "RegistryService"]

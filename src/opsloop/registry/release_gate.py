@@ -4,6 +4,8 @@ them (sha256 verified, by the trust rules of :mod:`.model_trust`), evaluate the 
 (:meth:`ModelRegistry.record_gate`: an audited ``gate_passed`` or ``gate_failed`` entry
 with the gate file's and the data's sha256). A budget check's size, latency and memory are
 measured first, on the candidate's artifact in a fresh process (:mod:`.budget_probe`).
+``registry`` may be a server's (:class:`~opsloop.registry.HttpModelRegistry`): the models
+come through it, are loaded and measured here, and the verdict is recorded there.
 
 The baseline is ``models:/NAME@<the gate's baseline alias>`` (``champion`` unless the gate
 says otherwise) of the candidate's model, unless another reference is given.

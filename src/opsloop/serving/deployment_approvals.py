@@ -11,7 +11,9 @@ A protected alias protects the deployments that follow it: once a deployment fol
 protected alias of a model, a new definition that serves that model any other way (a pinned
 version, another alias) or stops serving it needs the alias's number of approvals of that
 definition, as moving the alias would (:func:`alias_guard`). Otherwise an editor could pin
-any version in place of an alias that approvers guard.
+any version in place of an alias that approvers guard. An alias that requires a passed
+release gate requires it of every version such a definition serves in its place
+(:func:`alias_gate_guard`).
 
 These functions run inside the caller's write transaction; :class:`~.deployments.Deployments`
 calls them.
@@ -36,6 +38,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError
+from opsloop.registry.gate_requirement import (
+    decode_requirement,
+    describe_requirement,
+    gate_problem,
+)
 from opsloop.registry.users import PermissionDenied
 from opsloop.serving.deployment_records import Variant
 from opsloop.store import tables
@@ -44,6 +51,7 @@ from opsloop.tracking.limits import INT32_MAX
 
 _protected, _approvals = tables.protected_deployments, tables.deployment_approvals
 _protected_aliases, _models = tables.protected_aliases, tables.registered_models
+_aliases, _versions = tables.aliases, tables.model_versions
 
 
 def definition_digest(strategy: str, automation: str, variants: Sequence[Variant]) -> str:
@@ -174,6 +182,55 @@ def alias_guard(
                 f"{model!r} otherwise"
             )
     return needed, why
+
+
+def alias_gate_guard(
+    connection: Connection,
+    name: str,
+    followed: Sequence[Variant],
+    variants: Sequence[Variant],
+    serving: Sequence[int],
+) -> None:
+    """Refuse a new definition (``variants``, serving the version numbers ``serving``) that
+    serves a model in place of a protected alias the current definition follows (``followed``)
+    when that alias requires a release gate and a version served otherwise than through the
+    alias lacks a passed verdict against the version the alias points at
+    (:func:`opsloop.registry.gate_requirement.gate_problem`). A shadow variant answers no
+    one, so it needs no gate.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").read() as c:
+    ...     alias_gate_guard(c, "api", [Variant("s", "m", alias="champion")],
+    ...                      [Variant("s", "m", version=2)], [2])
+    """
+    for model, alias in sorted({(v.model, v.alias) for v in followed if v.alias is not None}):
+        found = connection.execute(
+            sa.select(_protected_aliases.c.required_gate_json, _models.c.id)
+            .join(_models, _models.c.id == _protected_aliases.c.model_id)
+            .where(_models.c.name == model, _protected_aliases.c.name == alias)
+        ).first()
+        requirement = decode_requirement(None if found is None else found.required_gate_json)
+        if requirement is False:
+            continue
+        current = connection.execute(
+            sa.select(_versions.c.version)
+            .join(_aliases, _aliases.c.version_id == _versions.c.id)
+            .where(_aliases.c.model_id == found.id, _aliases.c.name == alias)
+        ).scalar()
+        for variant, version in zip(variants, serving, strict=True):
+            if variant.model != model or variant.alias == alias or variant.role == "shadow":
+                continue
+            if version == current:
+                continue
+            problem = gate_problem(connection, model, version, requirement, current)
+            if problem is not None:
+                against = "" if current is None else f" against version {current}"
+                raise PermissionDenied(
+                    f"deployment {name!r} is guarded: it follows the protected alias "
+                    f"{model}@{alias}, and variant {variant.name!r} would serve version "
+                    f"{version} in its place, which needs {describe_requirement(requirement)}"
+                    f"{against}; {problem}"
+                )
 
 
 def use_approvals(

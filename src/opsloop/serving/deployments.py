@@ -43,6 +43,7 @@ from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.users import acting_user
 from opsloop.serving.deployment_approvals import (
+    alias_gate_guard,
     alias_guard,
     definition_digest,
     record_approval,
@@ -152,7 +153,9 @@ class Deployments:
             who = acting_user(connection, actor or self.actor, "editor")
             targets = [_resolve(connection, variant) for variant in variants]
             before = self._current(connection, name)
-            guard = alias_guard(connection, () if before is None else before.variants, variants)
+            followed = () if before is None else before.variants
+            alias_gate_guard(connection, name, followed, variants, [t[2] for t in targets])
+            guard = alias_guard(connection, followed, variants)
             approvers = use_approvals(
                 connection, name, definition_digest(strategy, automation, variants), guard
             )

@@ -242,6 +242,8 @@ protected_aliases = Table(
     Column("model_id", Integer, ForeignKey("registered_models.id"), primary_key=True),
     Column("name", NAME, primary_key=True),
     Column("required_approvals", Integer, nullable=False),
+    # The release gate a move needs, as JSON: true (any gate), or a gate's name or sha256.
+    Column("required_gate_json", Text, nullable=True),
 )
 
 approvals = Table(

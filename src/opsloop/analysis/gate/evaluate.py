@@ -70,6 +70,7 @@ class _Scored:
         except Exception as error:  # the model's own code: report it, naming the model
             raise ValueError(f"{name}: predict failed ({type(error).__name__}: {error})") from None
         self._scores: np.ndarray | None = None
+        self._matrix: np.ndarray | None = None
 
     def scores(self, positive: Any) -> np.ndarray:
         if self._scores is None:
@@ -80,6 +81,27 @@ class _Scored:
                     f"{self.name}: scoring failed ({type(error).__name__}: {error})"
                 ) from None
         return self._scores
+
+    def probabilities(self) -> np.ndarray:
+        """One column per class (in ``classes_`` order): ``predict_proba``, else
+        ``decision_function``."""
+        if self._matrix is None:
+            method = "predict_proba" if hasattr(self.model, "predict_proba") else None
+            method = method or (
+                "decision_function" if hasattr(self.model, "decision_function") else None
+            )
+            if method is None:
+                raise ValueError(
+                    f"{self.name} has neither predict_proba nor decision_function, so no "
+                    "class scores"
+                )
+            try:
+                self._matrix = np.asarray(getattr(self.model, method)(self.X), dtype=np.float64)
+            except Exception as error:  # as above: the model's code
+                raise ValueError(
+                    f"{self.name}: {method} failed ({type(error).__name__}: {error})"
+                ) from None
+        return self._matrix
 
 
 def evaluate_gate(
@@ -190,10 +212,17 @@ class _Context:
         """Truth, candidate values and baseline values, as ``metric`` takes them."""
         spec = METRICS[metric]
         if self.task not in spec.tasks:
+            hint = (
+                "; for more than two classes use auc_ovr or auc_ovo"
+                if metric == "auc" and self.task == "multiclass"
+                else ""
+            )
             raise ValueError(
                 f"{where}.metric: {metric} applies to {' or '.join(spec.tasks)} models, and "
-                f"the candidate is a {self.task} model"
+                f"the candidate is a {self.task} model{hint}"
             )
+        if spec.needs == "probabilities":
+            return self.class_scores()
         if self.task != "binary":
             return self.truth, self.cand.labels, self.base.labels
         truth = (self.truth == self.positive).astype(np.int64)
@@ -201,6 +230,33 @@ class _Context:
             return truth, self.cand.scores(self.positive), self.base.scores(self.positive)
         as_binary = [(s.labels == self.positive).astype(np.int64) for s in (self.cand, self.base)]
         return truth, as_binary[0], as_binary[1]
+
+    def class_scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's class as its index in the candidate's classes, and both models' class
+        scores with their columns in that order."""
+        mine = list(self.cand.model.classes_)
+        theirs = list(self.base.model.classes_)
+        order = pd.Index(theirs).get_indexer(mine)
+        if len(mine) != len(theirs) or (order < 0).any():
+            raise ValueError(
+                f"{self.cand.name} predicts the classes {_plain(mine)} and {self.base.name} "
+                f"{_plain(theirs)}: class scores compare models of the same classes"
+            )
+        codes = pd.Index(mine).get_indexer(self.truth)
+        if (codes < 0).any():
+            unknown = _plain([self.truth[codes < 0][0]])[0]
+            raise ValueError(
+                f"the label column {self.gate.label!r} holds {unknown!r}, which is not one of "
+                f"{self.cand.name}'s classes {_plain(mine)}"
+            )
+        matrices = [scored.probabilities() for scored in (self.cand, self.base)]
+        for scored, matrix in zip((self.cand, self.base), matrices, strict=True):
+            if matrix.shape != (len(self.truth), len(mine)):
+                raise ValueError(
+                    f"{scored.name}'s class scores have shape {matrix.shape}, not one column "
+                    f"per class ({len(mine)})"
+                )
+        return codes, matrices[0], matrices[1][:, order]
 
     def non_inferiority(self, check: NonInferiorityCheck, where: str) -> CheckResult:
         truth, c, b = self.values(check.metric, where)
@@ -470,6 +526,11 @@ def _why(test: PairedTest) -> str:
         f"{values}: a {change} of {test.margin:g} or more is not ruled out "
         f"(p = {test.p_value:.3g} >= {test.level:g})"
     )
+
+
+def _plain(values: list[Any]) -> list[Any]:
+    """Class labels as plain Python values (numpy scalars print as ``np.int64(1)``)."""
+    return [value.item() if hasattr(value, "item") else value for value in values]
 
 
 def _columns_of(check: Any) -> tuple[str, ...]:

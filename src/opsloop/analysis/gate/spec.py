@@ -17,7 +17,9 @@ rule it breaks. Each entry of ``checks`` becomes one of :mod:`.checks`' dataclas
         level: 0.05            # one-sided
       - kind: non_inferiority
         metric: f1
-        test: bootstrap        # a paired bootstrap: any metric
+        test: bootstrap        # a paired bootstrap: any metric; the only test of auc_ovr and
+                               #   auc_ovo, the AUCs of more than two classes (one-vs-rest
+                               #   macro, one-vs-one of Hand & Till)
         margin: 0.02
         n_boot: 2000           # bootstrap only
         seed: 0                # bootstrap only

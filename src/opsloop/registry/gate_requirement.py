@@ -1,0 +1,134 @@
+"""A protected alias that requires a passed release gate: which verdicts count.
+
+An alias's protection may name a gate besides its approvals: ``True`` (any gate), or a
+gate's name or its file's sha256. The alias then moves to a version only when the newest
+verdict of that gate recorded on the version (:meth:`ModelRegistry.record_gate`, an audit
+entry ``gate_passed`` or ``gate_failed``) was run against the version the alias points at
+now, and passed. A verdict against another baseline does not count: the candidate must have
+beaten what it replaces. An alias that points nowhere yet takes a passed verdict against any
+baseline. A deployment that follows the alias is held to the same rule for each version it
+would serve in the alias's place (:mod:`opsloop.serving.deployment_approvals`).
+
+These functions run inside the caller's transaction.
+
+>>> from opsloop.store import Database
+>>> with Database("sqlite://").read() as c:
+...     gate_problem(c, "m", 2, True, 1)
+'version 2 has no gate verdict against version 1 recorded'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.errors import InvalidArgumentError
+from opsloop.store import tables
+from opsloop.tracking.limits import MAX_NAME_LENGTH, checked_text
+
+_log = tables.audit_log
+GATE_ACTIONS = ("gate_passed", "gate_failed")
+
+
+def checked_gate_requirement(value: object) -> bool | str:
+    """``value`` if it is a gate requirement: ``False`` (none), ``True`` (any gate) or a
+    gate's name or sha256 (non-empty text).
+
+    >>> checked_gate_requirement("credit"), checked_gate_requirement(False)
+    ('credit', False)
+    >>> checked_gate_requirement(1)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: require_gate must be true, false, or a gate's name...
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip():
+        return checked_text("require_gate", value, MAX_NAME_LENGTH)
+    raise InvalidArgumentError(
+        f"require_gate must be true, false, or a gate's name or sha256, got {value!r}"
+    )
+
+
+def encode_requirement(requirement: bool | str) -> str | None:
+    """The column's value: JSON, or null for no gate.
+
+    >>> encode_requirement(True), encode_requirement("credit"), encode_requirement(False)
+    ('true', '"credit"', None)
+    """
+    return None if requirement is False else json.dumps(requirement)
+
+
+def decode_requirement(stored: str | None) -> bool | str:
+    """The requirement a column value holds.
+
+    >>> decode_requirement('"credit"'), decode_requirement(None)
+    ('credit', False)
+    """
+    return False if stored is None else json.loads(stored)
+
+
+def describe_requirement(requirement: bool | str) -> str:
+    """The requirement in words.
+
+    >>> describe_requirement(True), describe_requirement("credit")
+    ('a passed release gate', "a passed release gate 'credit'")
+    """
+    return "a passed release gate" + ("" if requirement is True else f" {requirement!r}")
+
+
+def _matches(document: Any, requirement: bool | str, baseline: int | None, model: str) -> bool:
+    if not isinstance(document, dict):
+        return False
+    if requirement is not True and requirement not in (
+        document.get("gate"),
+        document.get("gate_sha256"),
+    ):
+        return False
+    return baseline is None or document.get("baseline") == {"model": model, "version": baseline}
+
+
+def gate_problem(
+    connection: Connection,
+    model: str,
+    version: int,
+    requirement: bool | str,
+    baseline: int | None,
+) -> str | None:
+    """Why ``version`` of ``model`` lacks the passed gate ``requirement`` asks for against
+    version ``baseline`` of the same model (any baseline when ``None``); ``None`` when its
+    newest such verdict passed.
+
+    >>> from opsloop.registry.audit import append_audit
+    >>> with db.write() as c:
+    ...     _ = append_audit(c, "ci", "gate_failed", "model:m/version:2", None, None,
+    ...         {"gate": "credit", "baseline": {"model": "m", "version": 1},
+    ...          "failed": ["auc non-inferiority (delong)"]})
+    ...     print(gate_problem(c, "m", 2, "credit", 1))
+    the newest verdict of gate 'credit' on version 2 against version 1 failed (failed
+    checks: auc non-inferiority (delong))
+    """
+    if requirement is False:
+        return None
+    rows = connection.execute(
+        sa.select(_log.c.action, _log.c.after_json)
+        .where(_log.c.entity == f"model:{model}/version:{version}", _log.c.action.in_(GATE_ACTIONS))
+        .order_by(_log.c.id.desc())
+    )
+    against = "" if baseline is None else f" against version {baseline}"
+    for action, after in rows:
+        document = None if after is None else json.loads(after)
+        if not _matches(document, requirement, baseline, model):
+            continue
+        if action == "gate_passed":
+            return None
+        failed = document.get("failed") or []
+        checks = f" (failed checks: {', '.join(map(str, failed))})" if failed else ""
+        return (
+            f"the newest verdict of gate {document.get('gate')!r} on version {version}"
+            f"{against} failed{checks}"
+        )
+    named = "" if requirement is True else f" of {requirement!r}"
+    return f"version {version} has no gate verdict{named}{against} recorded"
