@@ -5,10 +5,11 @@ the deployments the server keeps on ``app.state``), never the database directly.
 mounts them with :func:`~opsloop.ui.mount.install_dashboard`, handing over its token check.
 
 Modules: :mod:`.mount` (the entry), :mod:`.run_pages`, :mod:`.model_pages`,
-:mod:`.deployment_pages` and :mod:`.login_pages` (routes), :mod:`.session_check` (the
-session cookie), :mod:`.page_route` (errors as pages), :mod:`.rendering` (templates and
-headers), :mod:`.run_table` (keyset pages of runs), :mod:`.row_pages`,
-:mod:`.metric_charts` and :mod:`.series_downsampling` (min/max per bucket).
+:mod:`.deployment_pages` and :mod:`.login_pages` (routes), :mod:`.version_actions` and
+:mod:`.deployment_actions` (forms that change state, checked by :mod:`.form_posts`),
+:mod:`.session_check` (the session cookie), :mod:`.page_route` (errors as pages),
+:mod:`.rendering` (templates and headers), :mod:`.run_table` (keyset pages of runs),
+:mod:`.row_pages`, :mod:`.metric_charts` and :mod:`.series_downsampling` (min/max per bucket).
 
 >>> from fastapi import FastAPI
 >>> from opsloop.registry import User

@@ -58,20 +58,28 @@ def page_user(request: Request) -> User:
 
     An ``Authorization`` header counts as it does for the API; otherwise the session cookie.
     """
-    if request.headers.get("authorization") is not None:
+    header = request.headers.get("authorization")
+    if header is not None:
         try:
             user = request.app.state.dashboard_caller(request)
         except HTTPException as error:
             if error.status_code == 401:
                 raise LoginRequired(str(error.detail)) from None
             raise
+        token = header.partition(" ")[2].strip()
     else:
         token = request.cookies.get(COOKIE)
         if token is None:
             raise LoginRequired("sign in with an API token to see the dashboard")
         user = token_user(request, token)
     request.state.dashboard_user = user
+    request.state.dashboard_token = token
     return user
+
+
+def session_token(request: Request) -> str:
+    """The API token that signed in the page request (after :func:`page_user`)."""
+    return request.state.dashboard_token
 
 
 def login_redirect(request: Request, error: LoginRequired) -> Response:
