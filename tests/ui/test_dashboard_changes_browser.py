@@ -12,6 +12,7 @@ import pytest
 from tests.server.running import running_server
 from tests.ui.dashboard_data import populate
 from tests.ui.test_dashboard_browser import (  # noqa: F401 (fixtures)
+    SCREENSHOTS,
     VIEWPORT,
     Watched,
     isolated,
@@ -20,7 +21,9 @@ from tests.ui.test_dashboard_browser import (  # noqa: F401 (fixtures)
 
 from opsloop.registry import add_user
 from opsloop.server import create_app
-from opsloop.serving import Deployments
+from opsloop.serving import Deployments, read_feedback
+from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+from opsloop.serving.review_queue import ReviewQueue
 from opsloop.store import ArtifactStore, Database
 
 pytestmark = pytest.mark.browser
@@ -35,17 +38,18 @@ def served(tmp_path_factory, isolated):  # noqa: F811
     database = Database(f"sqlite:///{folder / 'store.db'}")
     artifacts = ArtifactStore(folder / "artifacts")
     populate(database, artifacts, long_series=10)
+    queue_review_items(database)
     tokens = {name: add_user(database, name, role)[1] for name, role in ROLES.items()}
     app = create_app(database, artifacts, allow_embedded=False)
     with running_server(app) as url:
-        yield url, tokens, Deployments(database, actor="ada")
+        yield url, tokens, Deployments(database, actor="ada"), database
     database.dispose()
 
 
 @pytest.fixture
 def sign_in(served, playwright_chromium):  # noqa: F811
     """Open a browser session signed in as a user through the login form."""
-    url, tokens, _ = served
+    url, tokens, _, _ = served
     opened = []
 
     def signed_in(name: str) -> Watched:
@@ -61,6 +65,24 @@ def sign_in(served, playwright_chromium):  # noqa: F811
     for context, watched in opened:
         context.close()
         assert [p for p in watched.problems if "status of 422" not in p] == []
+
+
+def queue_review_items(database) -> None:
+    """Three requests a person decides, as the serving runtime records and queues them: the
+    model was unsure of two (its suggestion kept), a model assertion held the third."""
+    queue = ReviewQueue(database)
+    for i, (age, p) in enumerate([(30, 0.55), (47, 0.62), (16, 0.9)]):
+        request_id = f"r{i}"
+        StoreEventSink(database).write(
+            [PredictionEvent("churn-api", "stable", "primary", "churn-model", 1, request_id,
+                             None, [{"age": age}], None, None, 0.4, 1_000 + i, "queued")]
+        )  # fmt: skip
+        suggestion = {"predictions": [int(p > 0.5)], "probabilities": [[1 - p, p]],
+                      "classes": [0, 1]}  # fmt: skip
+        reason = "assertion" if age < 18 else "low_confidence"
+        rules = ["minor"] if age < 18 else []
+        queue.enqueue("churn-api", [{"age": age}], reason=reason, request_id=request_id,
+                      suggestion=suggestion, rules=rules)  # fmt: skip
 
 
 def history_rows(watched: Watched) -> list[list[str]]:
@@ -108,7 +130,7 @@ def test_promote_and_roll_back_then_the_audit_log_shows_both(sign_in):
 
 
 def test_a_protected_change_approved_by_a_second_approver(sign_in, served):
-    _, _, deployments = served
+    _, _, deployments, _ = served
     deployments.protect("churn-api", 2, reason="two people decide")
     try:
         first = sign_in("apo")
@@ -134,7 +156,7 @@ def test_a_protected_change_approved_by_a_second_approver(sign_in, served):
 
 def test_a_viewer_sees_no_button_and_a_refusal_names_the_field(sign_in):
     viewer = sign_in("vic")
-    for path in ("/deployments/churn-api", "/models/churn-model/versions/2"):
+    for path in ("/deployments/churn-api", "/models/churn-model/versions/2", "/review"):
         viewer.open(path)
         assert viewer.page.locator("form.change, button[name=do]").count() == 0
     editor = sign_in("ed")
@@ -154,10 +176,34 @@ def test_pages_with_forms_have_no_serious_accessibility_violations(sign_in):
 
     watched = sign_in("apo")
     found = {}
-    for path in ("/deployments/churn-api", "/models/churn-model/versions/1"):
+    for path in ("/deployments/churn-api", "/models/churn-model/versions/1", "/review"):
         watched.open(path)
         violations = Axe().run(watched.page).response["violations"]
         bad = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
         if bad:
             found[path] = bad
     assert found == {}
+
+
+def test_claim_and_answer_a_review_item(sign_in, served):
+    _, _, _, database = served
+    watched = sign_in("ed")
+    page = watched.page
+    watched.open("/review?deployment=churn-api")
+    assert page.locator("table.review tbody tr").count() == 3
+    assert "55.0% sure" in page.locator("#item-1").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "review.png"))
+    watched.follow("#item-1 button:text('Claim')")
+    assert "The item is yours" in page.locator(".notice").inner_text()
+    assert page.locator("#item-1").count() == 0  # claimed, so no longer listed as open
+    watched.open("/review?state=claimed")
+    assert "claimed by ed" in page.locator("#item-1").inner_text()
+    page.fill("#label-1", "0")
+    assert page.input_value("#kind-1") == "number"  # the suggestion's kind
+    watched.follow("#item-1 button:text('Answer')")
+    assert "The answer is recorded" in page.locator(".notice").inner_text()
+    watched.open("/review?state=answered")
+    assert page.locator("#item-1 td").last.inner_text() == "0"
+    assert read_feedback(database, "churn-api")[["request_id", "label"]].values.tolist() == [
+        ["r0", 0]
+    ]

@@ -22,6 +22,7 @@ from opsloop.ui import (
     deployment_pages,
     login_pages,
     model_pages,
+    review_pages,
     run_pages,
     version_actions,
 )
@@ -70,6 +71,7 @@ def install_dashboard(app: FastAPI, caller: Callable[[Request], User]) -> None:
         version_actions,
         deployment_pages,
         deployment_actions,
+        review_pages,
         login_pages,
     ):
         pages.include_router(module.router)
