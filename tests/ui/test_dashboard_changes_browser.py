@@ -1,7 +1,8 @@
 """Changes made in Debian's Chromium through the dashboard's own forms, against a real
 server on loopback with users of each role: promote and roll back a deployment and find
-both in its audit log; approve a protected change as a second approver; a viewer sees no
-button; a refused change is shown beside its form. Pages with forms pass axe-core.
+both in its audit log; approve a protected change as a second approver; claim and answer a
+review item; a viewer sees no button; a refused change is shown beside its form. The live
+deployment page draws each variant and refreshes in place. These pages pass axe-core.
 
 Uses ``/usr/bin/chromium`` through Playwright, as :mod:`tests.ui.test_dashboard_browser`.
 """
@@ -25,6 +26,7 @@ from opsloop.serving import Deployments, read_feedback
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.store import ArtifactStore, Database
+from opsloop.store.database import now_ms
 
 pytestmark = pytest.mark.browser
 
@@ -207,3 +209,46 @@ def test_claim_and_answer_a_review_item(sign_in, served):
     assert read_feedback(database, "churn-api")[["request_id", "label"]].values.tolist() == [
         ["r0", 0]
     ]
+
+
+def record_answers(database, count: int, at_ms: int) -> None:
+    """``count`` answers of each live variant, about 1 s apart up to ``at_ms``, and a failing
+    shadow copy of each, as the serving runtime records them."""
+    StoreEventSink(database).write(
+        [
+            PredictionEvent("churn-api", variant, role, "churn-model", 1, f"live-{at_ms}-{i}",
+                            None, [], None, error, 2.0 + i % 7 + (i % 53 == 0) * 40,
+                            at_ms - i * 1_000 - i % 3 * 400)
+            for i in range(count)
+            for variant, role, error in (("stable", "primary", None),
+                                         ("candidate", "primary", None),
+                                         ("candidate", "shadow", "boom"))
+        ]
+    )  # fmt: skip
+
+
+def test_the_live_page_draws_each_variant_and_refreshes_in_place(sign_in, served):
+    _, _, _, database = served
+    record_answers(database, 240, now_ms() - 1_000)
+    watched = sign_in("vic")
+    page = watched.page
+    watched.open("/deployments/churn-api/live?window=5m&refresh=1")
+    names = page.locator(".plot").evaluate("p => p.data.map(t => t.name)")
+    assert names[:4] == ["candidate", "candidate p50", "candidate p99", "candidate errors"]
+    assert {"candidate (shadow) errors", "stable p99"} <= set(names)
+    stable = page.locator("table.live tr", has_text="stable")
+    assert stable.locator("td").nth(1).inner_text() == "240"
+    page.screenshot(path=str(SCREENSHOTS / "live.png"))
+    # Twenty more answers: the next refresh shows them without reloading the page.
+    record_answers(database, 20, now_ms())
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('table.live tr')].some(r =>"
+        " r.cells[0].textContent === 'stable' && r.cells[1].textContent === '260')",
+        timeout=30_000,
+    )
+    assert int(page.locator(".plot").get_attribute("data-refreshed")) >= 1
+    assert page.locator("#live-status").inner_text().startswith("Updated")
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []

@@ -63,6 +63,7 @@ from opsloop.serving.deployment_records import (
 from opsloop.serving.deployment_settings import DeploymentSettings
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.rollout_policy import DEFAULT_STEPS, GATES
+from opsloop.serving.traffic_series import MAX_BUCKETS, TrafficSeries
 from opsloop.tracking.limits import INT32_MAX
 
 Variants = Annotated[Sequence[Variant], Field(max_length=MAX_LIST_LENGTH)]
@@ -87,6 +88,18 @@ class DeploymentService(Protocol):
 
     def history(self, name: Name) -> pd.DataFrame:
         """Every change of the deployment, oldest first."""
+        ...
+
+    def traffic(
+        self,
+        name: Name,
+        *,
+        since_ms: AskedTimeMs,
+        until_ms: AskedTimeMs | None = None,
+        buckets: Annotated[int, Field(strict=True, ge=1, le=MAX_BUCKETS)] = 60,
+    ) -> TrafficSeries:
+        """Answers per variant over time (requests/s, latency p50 and p99, errors), from the
+        recorded prediction events, in equal buckets up to ``until_ms`` (default: now)."""
         ...
 
     def protect(
@@ -244,6 +257,13 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
                 audit_rows,
                 title="DeploymentHistory",
             ),
+        ),
+        Operation(
+            "traffic",
+            "GET",
+            "/deployments/{name:path}/traffic",
+            answer=record(TrafficSeries),
+            query=("since_ms", "until_ms", "buckets"),
         ),
         Operation("protect", "PUT", "/deployments/{name:path}/protection", role="editor"),
         Operation(

@@ -8,7 +8,8 @@ mounts them with :func:`~opsloop.ui.mount.install_dashboard`, handing over its t
 Modules: :mod:`.mount` (the entry), :mod:`.run_pages`, :mod:`.model_pages`,
 :mod:`.deployment_pages` and :mod:`.login_pages` (routes), :mod:`.version_actions` and
 :mod:`.deployment_actions` (forms that change state, checked by :mod:`.form_posts`),
-:mod:`.review_pages` (the review queue),
+:mod:`.review_pages` (the review queue), :mod:`.live_pages` and :mod:`.traffic_charts` (a
+deployment's traffic per variant, refreshed in place),
 :mod:`.session_check` (the session cookie), :mod:`.page_route` (errors as pages),
 :mod:`.rendering` (templates and headers), :mod:`.run_table` (keyset pages of runs),
 :mod:`.row_pages`, :mod:`.metric_charts` and :mod:`.series_downsampling` (min/max per bucket).

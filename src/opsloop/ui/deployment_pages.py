@@ -23,7 +23,7 @@ Viewer = Annotated[User, Depends(page_user)]
 HISTORY_SHOWN = 100
 
 
-def moment_ms(text: str) -> int:
+def moment_ms(text: str, field: str = "at") -> int:
     """An ISO time (UTC unless it names a zone; the form's ``YYYY-MM-DDTHH:MM`` too) in
     milliseconds since the epoch.
 
@@ -32,6 +32,9 @@ def moment_ms(text: str) -> int:
     >>> moment_ms("yesterday")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: at: needs an ISO time such as 2026-05-01T12:00, got...
+    >>> moment_ms("soon", "until")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: until: needs an ISO time such as 2026-05-01T12:00, got...
     """
     try:
         stamp = pd.Timestamp(text)
@@ -39,7 +42,7 @@ def moment_ms(text: str) -> int:
         stamp = None
     if stamp is None or pd.isna(stamp):
         raise InvalidArgumentError(
-            f"at: needs an ISO time such as 2026-05-01T12:00, got {text[:40]!r}"
+            f"{field}: needs an ISO time such as 2026-05-01T12:00, got {text[:40]!r}"
         )
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")

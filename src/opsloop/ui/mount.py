@@ -20,6 +20,7 @@ from opsloop.registry import User
 from opsloop.ui import (
     deployment_actions,
     deployment_pages,
+    live_pages,
     login_pages,
     model_pages,
     review_pages,
@@ -30,6 +31,7 @@ from opsloop.ui import (
 _STATIC_TYPES = {
     "dashboard.css": "text/css; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
+    "live.js": "text/javascript; charset=utf-8",
     "plotly.min.js": "text/javascript; charset=utf-8",
 }
 
@@ -71,6 +73,7 @@ def install_dashboard(app: FastAPI, caller: Callable[[Request], User]) -> None:
         version_actions,
         deployment_pages,
         deployment_actions,
+        live_pages,
         review_pages,
         login_pages,
     ):
