@@ -65,23 +65,23 @@ def test_buttons_appear_only_for_the_roles_that_may_use_them(served):
     assert seen == {"vic": [], "ed": ["deploy", "move"], "apo": ["approve", "deploy", "move"]}
 
 
-@pytest.mark.parametrize("given", [None, "0" * 64, "csrf-of-another-session"])
-def test_a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing(served, given):
+def test_a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing(served):
     url, tokens, registry, deployments = served
     before = (weights(deployments), len(deployments.history("api")), len(registry.audit()))
     fields = {"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy"}
-    if given is not None:
-        fields["csrf_token"] = csrf_token(tokens["ada"]) if given.startswith("csrf-") else given
-    with session(url, tokens["ed"]) as client:
-        refused = client.post("/deployments/api/weights", data=fields, follow_redirects=False)
-        alias = client.post(
-            "/models/m/versions/2/alias",
-            data={**fields, "alias": "champion", "do": "move"},
-            follow_redirects=False,
-        )
-    for response in (refused, alias):
-        assert response.status_code == 403
-        assert "csrf_token: missing or not this session&#39;s" in response.text
+    # None, a made-up one, and the token of another user's session.
+    for given in (None, "0" * 64, csrf_token(tokens["ada"])):
+        posted = fields if given is None else {**fields, "csrf_token": given}
+        with session(url, tokens["ed"]) as client:
+            refused = client.post("/deployments/api/weights", data=posted, follow_redirects=False)
+            alias = client.post(
+                "/models/m/versions/2/alias",
+                data={**posted, "alias": "champion", "do": "move"},
+                follow_redirects=False,
+            )
+        for response in (refused, alias):
+            assert response.status_code == 403, given
+            assert "csrf_token: missing or not this session&#39;s" in response.text
     after = (weights(deployments), len(deployments.history("api")), len(registry.audit()))
     assert after == before and registry.get_version("m", alias="champion").version == 1
 
@@ -129,29 +129,29 @@ def test_new_weights_are_the_rest_apis_audited_deploy(served):
     assert by_form["after"]["variants"] == by_rest["after"]["variants"]
 
 
-@pytest.mark.parametrize(
-    ("fields", "status", "message", "invalid"),
-    [
-        ({"weight.stable": "0.9", "weight.cand": "lots"}, 422,
-         "weight.cand: must be a number from 0 to 1, got &#39;lots&#39;", "weight.cand"),
-        ({"weight.stable": "0.9", "weight.cand": "0.3"}, 422,
-         "variants: the live weights must sum to 1, got 1.2", None),
-        ({"weight.stable": "1", "weight.cand": "0"}, 422,
-         "strategy &#39;canary&#39;: ", None),
-    ],
-)  # fmt: skip
-def test_a_refused_change_is_shown_beside_its_form_naming_the_field(
-    served, fields, status, message, invalid
-):
+#: Refused weights: the fields, the page's message, and the field marked invalid.
+REFUSED_WEIGHTS = [
+    ({"weight.stable": "0.9", "weight.cand": "lots"},
+     "weight.cand: must be a number from 0 to 1, got &#39;lots&#39;", "weight.cand"),
+    ({"weight.stable": "0.9", "weight.cand": "0.3"},
+     "variants: the live weights must sum to 1, got 1.2", None),
+    ({"weight.stable": "1", "weight.cand": "0"}, "strategy &#39;canary&#39;: ", None),
+]  # fmt: skip
+
+
+def test_a_refused_change_is_shown_beside_its_form_naming_the_field(served):
     url, tokens, _, deployments = served
-    with session(url, tokens["ed"]) as client:
-        page = post(client, "/deployments/api/weights", tokens["ed"], do="deploy", **fields)
-    assert page.status_code == status
-    assert re.search(r'<p class="error" role="alert" id="problem-weights">' + message, page.text)
-    if invalid is not None:
-        assert re.search(rf'name="{invalid}"[^>]*aria-invalid="true"', page.text)
-    # What was typed is filled in again.
-    assert f'value="{fields["weight.cand"]}"' in page.text
+    for fields, message, invalid in REFUSED_WEIGHTS:
+        with session(url, tokens["ed"]) as client:
+            page = post(client, "/deployments/api/weights", tokens["ed"], do="deploy", **fields)
+        assert page.status_code == 422
+        assert re.search(
+            r'<p class="error" role="alert" id="problem-weights">' + message, page.text
+        )
+        if invalid is not None:
+            assert re.search(rf'name="{invalid}"[^>]*aria-invalid="true"', page.text)
+        # What was typed is filled in again.
+        assert f'value="{fields["weight.cand"]}"' in page.text
     assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
 
 
