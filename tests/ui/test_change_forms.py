@@ -86,6 +86,19 @@ def test_a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing(
     assert after == before and registry.get_version("m", alias="champion").version == 1
 
 
+def test_a_post_without_a_session_goes_to_log_in_and_back_to_its_page(served):
+    url, _, _, deployments = served
+    response = httpx.post(
+        f"{url}/deployments/api/weights",
+        data={"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy"},
+        headers={"Referer": f"{url}/deployments/api?at=x"},
+        timeout=TIMEOUT_S,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fdeployments%2Fapi"
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
+
+
 def test_a_cross_site_post_is_refused_even_with_the_token(served):
     url, tokens, _, deployments = served
     with session(url, tokens["ed"]) as client:

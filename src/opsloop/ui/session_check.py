@@ -14,7 +14,7 @@ itself never reads the cookie, so it cannot be driven cross-site through it.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -83,8 +83,14 @@ def session_token(request: Request) -> str:
 
 
 def login_redirect(request: Request, error: LoginRequired) -> Response:
-    """Where a page without a valid session sends the browser: the login form."""
+    """Where a page without a valid session sends the browser: the login form, then back
+    to the page (for a form's post, the page that posted it: the post itself is not
+    repeated)."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        referer = urlsplit(request.headers.get("referer", ""))
+        same = referer.netloc == request.headers.get("host") and referer.path.startswith("/")
+        target = referer.path if same else "/"
     response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     if COOKIE in request.cookies:
         response.delete_cookie(COOKIE, path="/")
