@@ -71,6 +71,9 @@ def test_a_live_window_refreshes_its_panel(served):
     url, token = served
     with session(url, token) as client:
         page = client.get("/deployments/api/live?window=1h&refresh=2").text
+        links = client.get("/deployments/api").text
+    assert '<a href="/deployments/api/live">' in links
+    assert '<a href="/review?deployment=api">' in links
     assert 'data-refresh="/deployments/api/live/panel?window=1h" data-refresh-s="2"' in page
     assert '<script src="/ui/static/live.js' in page
     assert table_rows(page) == [["No answer recorded in this window."]]
