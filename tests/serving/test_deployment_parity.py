@@ -15,6 +15,7 @@ from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, Variant
 from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS, DeploymentService
+from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 
 FAR_FUTURE_MS = 2**62
 
@@ -72,6 +73,7 @@ SCENARIO = [
     ),
     ("rollout", lambda d, n: d.rollout(n)),
     ("history", lambda d, n: d.history(n)),
+    ("traffic", lambda d, n: d.traffic(n, since_ms=0, until_ms=4_000, buckets=2)),
     ("retire", lambda d, n: d.retire(n, reason="done")),
 ]
 
@@ -102,6 +104,17 @@ def test_local_and_http_give_the_same_answers(registry, tracking):
     # One admin acts on both sides: approving needs a registered user with the role.
     _, token = add_user(registry.db, "owner", "admin")
     local = Deployments(registry.db, actor="owner")
+    # Answers recorded for both deployments, so that their traffic has something to count.
+    StoreEventSink(registry.db).write(
+        [
+            PredictionEvent(name, variant, role, "credit", 1, f"{name}-{i}", None, [], None,
+                            "boom" if role == "shadow" else None, 1.0 + i, 500 * i)
+            for name in ("api-local", "api-http")
+            for i, (variant, role) in enumerate(
+                [("stable", "primary"), ("canary", "primary"), ("stable", "primary"),
+                 ("canary", "shadow"), ("stable", "primary")])
+        ]
+    )  # fmt: skip
     with running_server(create_app(registry.db, registry.artifacts)) as url:
         remote = HttpDeployments(url, token=token)
         for method, call in SCENARIO:

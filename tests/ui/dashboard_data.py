@@ -36,7 +36,7 @@ def _tick_past(moment_ms: int) -> None:
             raise TimeoutError("the clock did not move")
 
 
-def populate(database, artifacts) -> Populated:
+def populate(database, artifacts, long_series: int = LONG_SERIES) -> Populated:
     tracking = LocalTrackingStore(database, artifacts)
     registry = ModelRegistry(database, artifacts, actor="ana")
     deployments = Deployments(database, actor="ana")
@@ -55,8 +55,9 @@ def populate(database, artifacts) -> Populated:
                 run.log_dataset(frame, "train")
         churn.append(run_id)
     long_run = tracking.create_run("fraud", name="long-series")
-    values = np.linspace(1.0, 0.1, LONG_SERIES)
-    values[SPIKE_STEP] = SPIKE_VALUE
+    values = np.linspace(1.0, 0.1, long_series)
+    if long_series > SPIKE_STEP:
+        values[SPIKE_STEP] = SPIKE_VALUE
     with ActiveRun(tracking, long_run) as run:
         run.log_params({"model": "gbm", "depth": 8})
         for step, value in enumerate(values):

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Protocol, Required
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, with_config
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from opsloop.analysis.assertions import ACTIONS
@@ -49,6 +49,7 @@ from opsloop.contract.wire_types import (
     Name,
     OneOf,
     Text,
+    integral,
 )
 from opsloop.registry.registry_service import (
     APPROVAL_COUNT,
@@ -68,6 +69,7 @@ from opsloop.serving.deployment_records import (
 from opsloop.serving.deployment_settings import DeploymentSettings
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES
+from opsloop.serving.traffic_series import MAX_BUCKETS, TrafficSeries
 from opsloop.tracking.limits import INT32_MAX
 
 Variants = Annotated[Sequence[Variant], Field(min_length=1, max_length=MAX_LIST_LENGTH)]
@@ -126,6 +128,20 @@ class DeploymentService(Protocol):
 
     def history(self, name: Key) -> pd.DataFrame:
         """Every change of the deployment, oldest first."""
+        ...
+
+    def traffic(
+        self,
+        name: Key,
+        *,
+        since_ms: AskedTimeMs,
+        until_ms: AskedTimeMs | None = None,
+        buckets: Annotated[
+            int, Field(strict=True, ge=1, le=MAX_BUCKETS), BeforeValidator(integral)
+        ] = 60,
+    ) -> TrafficSeries:
+        """Answers per variant over time (requests/s, latency p50 and p99, errors), from the
+        recorded prediction events, in equal buckets up to ``until_ms`` (default: now)."""
         ...
 
     def protect(
@@ -283,6 +299,13 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
                 audit_rows,
                 title="DeploymentHistory",
             ),
+        ),
+        Operation(
+            "traffic",
+            "GET",
+            "/deployments/{name:path}/traffic",
+            answer=record(TrafficSeries),
+            query=("since_ms", "until_ms", "buckets"),
         ),
         Operation("protect", "PUT", "/deployments/{name:path}/protection", role="editor"),
         Operation(

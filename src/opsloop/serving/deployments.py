@@ -66,6 +66,7 @@ from opsloop.serving.deployment_settings import (
 from opsloop.serving.rollout_control import rollout_document, set_rollout
 from opsloop.serving.rollout_policy import DEFAULT_STEPS, RolloutPolicy
 from opsloop.serving.rollout_state import delete_rollout
+from opsloop.serving.traffic_series import TrafficSeries, traffic_series
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
 from opsloop.tracking.capture import current_user
@@ -684,6 +685,24 @@ class Deployments:
                 for v in variants
             }
         return Deployment.from_dict({**document, "name": name, "serving": serving})
+
+    def traffic(
+        self,
+        name: str,
+        *,
+        since_ms: int,
+        until_ms: int | None = None,
+        buckets: int = 60,
+    ) -> TrafficSeries:
+        """The deployment's answers per variant from ``since_ms`` to ``until_ms`` (default:
+        now) in ``buckets`` equal buckets: requests per second, latency p50 and p99, errors
+        (see :mod:`~opsloop.serving.traffic_series`; a retired deployment's too).
+
+        >>> Deployments(db).traffic("api", since_ms=0, until_ms=60_000).variants
+        []
+        """
+        until = self.db.clock() if until_ms is None else until_ms
+        return traffic_series(self.db, name, since_ms=since_ms, until_ms=until, buckets=buckets)
 
     def history(self, name: str) -> pd.DataFrame:
         """Every change of the deployment, oldest first (the audit log's entries).

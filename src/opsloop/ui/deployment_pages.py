@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
+from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
 from opsloop.ui.row_pages import row_page
@@ -22,7 +23,7 @@ Viewer = Annotated[User, Depends(page_user)]
 HISTORY_SHOWN = 100
 
 
-def moment_ms(text: str) -> int:
+def moment_ms(text: str, field: str = "at") -> int:
     """An ISO time (UTC unless it names a zone; the form's ``YYYY-MM-DDTHH:MM`` too) in
     milliseconds since the epoch.
 
@@ -31,6 +32,9 @@ def moment_ms(text: str) -> int:
     >>> moment_ms("yesterday")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: at: needs an ISO time such as 2026-05-01T12:00, got...
+    >>> moment_ms("soon", "until")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: until: needs an ISO time such as 2026-05-01T12:00, got...
     """
     try:
         stamp = pd.Timestamp(text)
@@ -38,7 +42,7 @@ def moment_ms(text: str) -> int:
         stamp = None
     if stamp is None or pd.isna(stamp):
         raise InvalidArgumentError(
-            f"at: needs an ISO time such as 2026-05-01T12:00, got {text[:40]!r}"
+            f"{field}: needs an ISO time such as 2026-05-01T12:00, got {text[:40]!r}"
         )
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
@@ -79,17 +83,92 @@ def deployments_page(request: Request, user: Viewer, page: int = 1) -> Response:
 
 
 @router.get("/deployments/{name}")
-def deployment_page(request: Request, user: Viewer, name: str, at: str | None = None):
+def deployment_page(
+    request: Request, user: Viewer, name: str, at: str | None = None, done: str | None = None
+) -> Response:
     """A deployment's definition and traffic split, its history, its variants' lineage, and
-    (with ``at``) what it served at that time."""
+    (with ``at``) what it served at that time; for editors and approvers, the forms that
+    change it (see :mod:`.deployment_actions`)."""
+    return deployment_view(request, name, at=at, notice=DONE.get(done or ""))
+
+
+#: What a change made from the deployment page says once done (``?done=``).
+DONE = {
+    "deployed": "The new definition is deployed; the history below shows the change.",
+    "approved": "Your approval is recorded; the definition can be deployed once it has all "
+    "its approvals.",
+}
+
+
+def definition_summary(document: dict) -> str:
+    """A recorded definition in one line: strategy, then each variant, role and weight.
+
+    >>> definition_summary({"strategy": "canary", "variants": [
+    ...     {"name": "a", "model": "m", "version": None, "alias": "champion",
+    ...      "role": "primary", "weight": 0.9},
+    ...     {"name": "b", "model": "m", "version": 2, "alias": None,
+    ...      "role": "candidate", "weight": 0.1}]})
+    'canary: a=m@champion (primary, 0.9), b=m/2 (candidate, 0.1)'
+    """
+    parts = []
+    for v in document["variants"]:
+        ref = f"{v['model']}@{v['alias']}" if v.get("alias") else f"{v['model']}/{v['version']}"
+        parts.append(f"{v['name']}={ref} ({v['role']}, {v['weight']:g})")
+    return f"{document['strategy']}: {', '.join(parts)}"
+
+
+def definition_changes(history: pd.DataFrame) -> tuple[dict | None, list[dict]]:
+    """From a deployment's history (oldest first): the deploy entry a rollback returns to
+    (the one before the newest, or ``None``) and the approvals recorded since the newest
+    deploy (pending: the deploy that uses them has not happened), each with how many
+    distinct people approved its definition so far."""
+    deploys = history[history["action"] == "deploy"]
+    latest = int(deploys["id"].iloc[-1]) if len(deploys) else 0
+    previous = None
+    if len(deploys) > 1:
+        row = deploys.iloc[-2]
+        previous = {
+            "id": int(row["id"]),
+            "time": row["time"],
+            "summary": definition_summary(row["after"]),
+        }
+    approvals = history[(history["action"] == "approve") & (history["id"] > latest)]
+    approvers: dict[str, set] = {}
+    for row in approvals.itertuples():
+        approvers.setdefault(row.after["digest"], set()).add(row.actor)
+    pending = [
+        {
+            "id": int(row.id),
+            "time": row.time,
+            "actor": row.actor,
+            "comment": row.reason,
+            "summary": definition_summary(row.after),
+            "approvals": len(approvers[row.after["digest"]]),
+        }
+        for row in approvals.iloc[::-1].itertuples()
+    ]
+    return previous, pending
+
+
+def deployment_view(
+    request: Request,
+    name: str,
+    *,
+    at: str | None = None,
+    problem: FormProblem | None = None,
+    notice: str | None = None,
+) -> Response:
+    """The deployment page, with a form's ``problem`` shown beside it (and its status)."""
     deployments = request.app.state.deployments
     deployment = deployments.get(name)
     at_ms = moment_ms(at) if at else None
     then = None if at_ms is None else deployments.at(name, at_ms)
     history = deployments.history(name)
+    previous, pending = definition_changes(history)
     return render(
         request,
         "deployment.html.j2",
+        status=200 if problem is None else problem.status,
         deployment=deployment,
         variants=traffic(deployment),
         lineage=deployments.lineage(name),
@@ -100,4 +179,8 @@ def deployment_page(request: Request, user: Viewer, name: str, at: str | None = 
         at_ms=at_ms,
         then=then,
         then_variants=None if then is None else traffic(then),
+        previous=previous,
+        pending=pending,
+        problem=problem,
+        notice=notice,
     )

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from opsloop.errors import NotFoundError
 from opsloop.registry import User
+from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
 from opsloop.ui.row_pages import row_page
@@ -73,17 +74,45 @@ def _serving(deployments, model: str, version: int) -> list[dict]:
 
 
 @router.get("/models/{name}/versions/{version}")
-def version_page(request: Request, user: Viewer, name: str, version: int) -> Response:
+def version_page(
+    request: Request, user: Viewer, name: str, version: int, done: str | None = None
+) -> Response:
     """One version: metrics, tags, aliases, signature, lineage from data and commit to the
-    deployments serving it."""
+    deployments serving it; for editors and approvers, the form that moves or approves an
+    alias (see :mod:`.version_actions`)."""
+    return version_view(request, name, version, notice=DONE.get(done or ""))
+
+
+#: What a change made from the version page says once done (``?done=``).
+DONE = {
+    "moved": "The alias now points at this version.",
+    "approved": "Your approval is recorded in the audit log.",
+}
+
+
+def version_view(
+    request: Request,
+    name: str,
+    version: int,
+    *,
+    problem: FormProblem | None = None,
+    notice: str | None = None,
+) -> Response:
+    """The version page, with a form's ``problem`` shown beside it (and its status)."""
     registry = request.app.state.registry
     record = registry.get_version(name, version)
     lineage = registry.lineage(name, version)
     serving = _serving(request.app.state.deployments, name, version)
+    known = registry.list_models()
+    aliases = known[known["name"] == name]["aliases"]
     return render(
         request,
         "version.html.j2",
+        status=200 if problem is None else problem.status,
         version=record,
         lineage=lineage,
         serving=serving,
+        model_aliases={} if aliases.empty else dict(aliases.iloc[0]),
+        problem=problem,
+        notice=notice,
     )

@@ -17,11 +17,21 @@ from fastapi.responses import RedirectResponse, Response
 from plotly.offline import get_plotlyjs
 
 from opsloop.registry import User
-from opsloop.ui import deployment_pages, login_pages, model_pages, run_pages
+from opsloop.ui import (
+    deployment_actions,
+    deployment_pages,
+    live_pages,
+    login_pages,
+    model_pages,
+    review_pages,
+    run_pages,
+    version_actions,
+)
 
 _STATIC_TYPES = {
     "dashboard.css": "text/css; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
+    "live.js": "text/javascript; charset=utf-8",
     "plotly.min.js": "text/javascript; charset=utf-8",
 }
 
@@ -57,7 +67,16 @@ def install_dashboard(app: FastAPI, caller: Callable[[Request], User]) -> None:
     app.state.dashboard_caller = caller
     pages = APIRouter(include_in_schema=False)
     pages.add_api_route("/", lambda: RedirectResponse("/runs", status_code=303), methods=["GET"])
-    for module in (run_pages, model_pages, deployment_pages, login_pages):
+    for module in (
+        run_pages,
+        model_pages,
+        version_actions,
+        deployment_pages,
+        deployment_actions,
+        live_pages,
+        review_pages,
+        login_pages,
+    ):
         pages.include_router(module.router)
     pages.add_api_route("/ui/static/{name}", static_file, methods=["GET"])
     app.include_router(pages)

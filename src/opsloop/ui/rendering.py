@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from opsloop import __version__
+from opsloop.ui.form_posts import CSRF_FIELD, csrf_token
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -86,6 +87,7 @@ TEMPLATES.filters["time"] = format_time
 TEMPLATES.filters["value"] = format_value
 TEMPLATES.filters["figure"] = figure_json
 TEMPLATES.globals["version"] = __version__
+TEMPLATES.globals["csrf_field"] = CSRF_FIELD
 
 
 def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
@@ -95,5 +97,8 @@ def render(request: Request, template: str, status: int = 200, **context) -> HTM
     'login.html.j2'
     """
     context.setdefault("user", getattr(request.state, "dashboard_user", None))
+    token = getattr(request.state, "dashboard_token", None)
+    # Every form that changes state carries it (see :mod:`.form_posts`).
+    context.setdefault("csrf", None if token is None else csrf_token(token))
     page = TEMPLATES.get_template(template).render(request=request, **context)
     return HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)

@@ -14,7 +14,7 @@ itself never reads the cookie, so it cannot be driven cross-site through it.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -58,25 +58,39 @@ def page_user(request: Request) -> User:
 
     An ``Authorization`` header counts as it does for the API; otherwise the session cookie.
     """
-    if request.headers.get("authorization") is not None:
+    header = request.headers.get("authorization")
+    if header is not None:
         try:
             user = request.app.state.dashboard_caller(request)
         except HTTPException as error:
             if error.status_code == 401:
                 raise LoginRequired(str(error.detail)) from None
             raise
+        token = header.partition(" ")[2].strip()
     else:
         token = request.cookies.get(COOKIE)
         if token is None:
             raise LoginRequired("sign in with an API token to see the dashboard")
         user = token_user(request, token)
     request.state.dashboard_user = user
+    request.state.dashboard_token = token
     return user
 
 
+def session_token(request: Request) -> str:
+    """The API token that signed in the page request (after :func:`page_user`)."""
+    return request.state.dashboard_token
+
+
 def login_redirect(request: Request, error: LoginRequired) -> Response:
-    """Where a page without a valid session sends the browser: the login form."""
+    """Where a page without a valid session sends the browser: the login form, then back
+    to the page (for a form's post, the page that posted it: the post itself is not
+    repeated)."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        referer = urlsplit(request.headers.get("referer", ""))
+        same = referer.netloc == request.headers.get("host") and referer.path.startswith("/")
+        target = referer.path if same else "/"
     response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     if COOKIE in request.cookies:
         response.delete_cookie(COOKIE, path="/")

@@ -1,0 +1,155 @@
+"""Changes made from a deployment's page: new traffic weights, a rollback to an earlier
+definition, and approvals of a protected deployment's next definition.
+
+Each is the deployments service's own audited operation, called as the REST API calls it
+(the same least role, the signed-in user acting): ``deploy`` needs an editor and, for a
+protected deployment, the approvals of exactly that definition first; ``approve`` needs an
+approver, once per person. A rollback is a ``deploy`` of the definition an earlier history
+entry recorded; a pending approval can be approved again by another approver, or deployed,
+from the definition its entry recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError
+from opsloop.registry import User
+from opsloop.serving import Variant
+from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS
+from opsloop.ui.deployment_pages import deployment_view
+from opsloop.ui.form_posts import (
+    FormProblem,
+    chosen_action,
+    posted_form,
+    require_operation_role,
+)
+from opsloop.ui.page_route import PageRoute
+from opsloop.ui.session_check import page_user, session_token
+
+router = APIRouter(route_class=PageRoute)
+Viewer = Annotated[User, Depends(page_user)]
+#: What each button of the deployment's forms does: the service operation it calls.
+DEFINITION_ACTIONS = {"deploy": "deploy", "approve": "approve"}
+
+
+def posted_weights(variants: tuple[Variant, ...], fields: Mapping[str, str]) -> tuple:
+    """``variants`` with the weights of the form's ``weight.NAME`` fields.
+
+    >>> v = (Variant("a", "m", version=1), Variant("b", "m", version=2, role="candidate"))
+    >>> [x.weight for x in posted_weights(v, {"weight.a": "0.75", "weight.b": ".25"})]
+    [0.75, 0.25]
+    >>> posted_weights(v, {"weight.a": "1", "weight.b": "lots"})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: weight.b: must be a number from 0 to 1, got 'lots'
+    """
+    changed = []
+    for variant in variants:
+        field = f"weight.{variant.name}"
+        text = fields.get(field, "").strip()
+        try:
+            weight = float(text)
+        except ValueError:
+            weight = math.nan
+        if not 0.0 <= weight <= 1.0:
+            raise InvalidArgumentError(f"{field}: must be a number from 0 to 1, got {text[:40]!r}")
+        changed.append(variant.with_weight(weight))
+    return tuple(changed)
+
+
+def recorded_definition(history, entry_id: int) -> dict:
+    """The definition a ``deploy`` or ``approve`` entry of a deployment's history recorded:
+    ``strategy``, ``automation`` and ``variants``."""
+    rows = history[history["id"] == entry_id]
+    if rows.empty or rows.iloc[0]["action"] not in ("deploy", "approve"):
+        raise NotFoundError(f"entry: the deployment's history has no definition #{entry_id}")
+    document = rows.iloc[0]["after"]
+    return {
+        "strategy": document["strategy"],
+        "automation": document["automation"],
+        "variants": tuple(Variant.from_dict(v) for v in document["variants"]),
+    }
+
+
+def _change(deployments, user: User, name: str, action: str, definition: dict, note) -> str:
+    if action == "deploy":
+        current = deployments.get(name)
+        deployments.deploy(
+            name,
+            definition["variants"],
+            strategy=definition["strategy"],
+            automation=definition["automation"],
+            description=current.description,
+            actor=user.name,
+            reason=note,
+        )
+        return "deployed"
+    deployments.approve(
+        name,
+        definition["variants"],
+        strategy=definition["strategy"],
+        automation=definition["automation"],
+        actor=user.name,
+        comment=note,
+    )
+    return "approved"
+
+
+def _weights_change(deployments, user: User, name: str, action: str, fields) -> str:
+    current = deployments.get(name)
+    definition = {
+        "strategy": current.strategy,
+        "automation": current.automation,
+        "variants": posted_weights(current.variants, fields),
+    }
+    return _change(deployments, user, name, action, definition, _note(fields))
+
+
+def _restore_change(deployments, user: User, name: str, action: str, fields) -> str:
+    try:
+        entry = int(fields.get("entry", ""))
+    except ValueError:
+        raise InvalidArgumentError(
+            f"entry: must be a history entry's number, got {fields.get('entry', '')[:40]!r}"
+        ) from None
+    definition = recorded_definition(deployments.history(name), entry)
+    note = _note(fields) or f"restored the definition of history entry #{entry}"
+    return _change(deployments, user, name, action, definition, note)
+
+
+def _note(fields: Mapping[str, str]) -> str | None:
+    return fields.get("note", "").strip() or None
+
+
+async def _post(request: Request, user: User, name: str, form: str, change) -> Response:
+    fields = await posted_form(request, session_token(request))
+    action = chosen_action(fields, DEFINITION_ACTIONS)
+    require_operation_role(user, DEPLOYMENT_OPERATIONS, DEFINITION_ACTIONS[action])
+    deployments = request.app.state.deployments
+    try:
+        done = await run_in_threadpool(change, deployments, user, name, action, fields)
+    except OpsloopError as error:
+        message = str(error)
+        field = message.split(":")[0] if message.startswith(("weight.", "entry:")) else None
+        problem = FormProblem.of(form, error, fields, field)
+        return await run_in_threadpool(deployment_view, request, name, problem=problem)
+    return RedirectResponse(f"/deployments/{quote(name, safe='')}?done={done}", status_code=303)
+
+
+@router.post("/deployments/{name}/weights")
+async def weights_form(request: Request, user: Viewer, name: str) -> Response:
+    """Deploy the deployment with new traffic weights, or approve them (protected)."""
+    return await _post(request, user, name, "weights", _weights_change)
+
+
+@router.post("/deployments/{name}/restore")
+async def restore_form(request: Request, user: Viewer, name: str) -> Response:
+    """Deploy (roll back to) or approve the definition a history entry recorded."""
+    return await _post(request, user, name, "restore", _restore_change)

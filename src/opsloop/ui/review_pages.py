@@ -1,0 +1,194 @@
+"""The review queue: items waiting for a person, with the model's suggestion and its
+confidence; claiming one and answering it.
+
+Reading is the review queue service's ``list``; claiming and answering are its ``claim``
+and ``answer``, called as the REST API calls them (editor role, the signed-in user acting),
+so an answer to a served request becomes that request's feedback label in the same
+transaction. The forms are plain HTML, checked as every change is (:mod:`.form_posts`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from opsloop.errors import InvalidArgumentError, OpsloopError
+from opsloop.registry import User
+from opsloop.serving.review_queue import REVIEW_STATES
+from opsloop.serving.review_service import REVIEW_OPERATIONS
+from opsloop.tracking.limits import INT32_MAX
+from opsloop.ui.form_posts import FormProblem, posted_form, require_operation_role
+from opsloop.ui.page_route import PageRoute
+from opsloop.ui.rendering import render
+from opsloop.ui.session_check import page_user, session_token
+
+router = APIRouter(route_class=PageRoute)
+Viewer = Annotated[User, Depends(page_user)]
+# Item ids are the store's integer keys (32 bits in PostgreSQL).
+ItemId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+#: The most items the page lists (oldest first, as the queue hands them out).
+ITEMS_SHOWN = 100
+#: How the answer field's text becomes the label.
+LABEL_KINDS = ("text", "number", "json")
+DONE = {
+    "claimed": "The item is yours to answer.",
+    "answered": "The answer is recorded; for a served request it is now its label.",
+}
+
+
+def posted_label(text: str, kind: str) -> Any:
+    """The label the answer form gives: ``text`` as text, a number, or any JSON value.
+
+    >>> posted_label(" approve ", "text"), posted_label("0.25", "number")
+    ('approve', 0.25)
+    >>> posted_label('{"amount": 3}', "json")
+    {'amount': 3}
+    >>> posted_label("3 apples", "number")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: label: must be a number, got '3 apples'
+    """
+    if kind not in LABEL_KINDS:
+        raise InvalidArgumentError(f"kind: must be one of {', '.join(LABEL_KINDS)}, got {kind!r}")
+    text = text.strip()
+    if not text:
+        raise InvalidArgumentError("label: give the answer")
+    if kind == "text":
+        return text
+    if kind == "number":
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidArgumentError(f"label: must be a number, got {text[:40]!r}")
+        return value
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise InvalidArgumentError(f"label: not JSON ({error})") from None
+
+
+def suggested(suggestion: dict | None) -> list[dict]:
+    """The model's suggestion per record: its prediction and, for a classifier, its
+    confidence (the largest class probability).
+
+    >>> suggested({"predictions": ["no", "yes"], "probabilities": [[0.8, 0.2], [0.4, 0.6]],
+    ...            "classes": ["no", "yes"]})
+    [{'prediction': 'no', 'confidence': 0.8}, {'prediction': 'yes', 'confidence': 0.6}]
+    >>> suggested(None)
+    []
+    """
+    if not suggestion:
+        return []
+    probabilities = suggestion.get("probabilities") or []
+    return [
+        {
+            "prediction": prediction,
+            "confidence": max(probabilities[i]) if i < len(probabilities) else None,
+        }
+        for i, prediction in enumerate(suggestion.get("predictions") or [])
+    ]
+
+
+def _kind_of(item) -> str:
+    shown = suggested(item.suggestion)
+    if shown and isinstance(shown[0]["prediction"], int | float):
+        return "number"
+    return "text"
+
+
+@router.get("/review")
+def review_page(
+    request: Request,
+    user: Viewer,
+    deployment: str | None = None,
+    state: str = "open",
+    done: str | None = None,
+) -> Response:
+    """The review queue: items of a deployment (default: all) in a state, oldest first."""
+    return review_view(request, deployment or None, state, notice=DONE.get(done or ""))
+
+
+def review_view(
+    request: Request,
+    deployment: str | None,
+    state: str,
+    *,
+    problem: FormProblem | None = None,
+    notice: str | None = None,
+) -> Response:
+    """The review page, with an item form's ``problem`` shown beside it (and its status)."""
+    queue = request.app.state.review_queue
+    items = queue.list(deployment, state=state, limit=ITEMS_SHOWN)
+    names = request.app.state.deployments.list()["name"].tolist()
+    return render(
+        request,
+        "review.html.j2",
+        status=200 if problem is None else problem.status,
+        items=[
+            {"item": item, "suggested": suggested(item.suggestion), "kind": _kind_of(item)}
+            for item in items
+        ],
+        deployment=deployment or "",
+        deployments=names,
+        state=state,
+        states=(*REVIEW_STATES, "any"),
+        kinds=LABEL_KINDS,
+        shown=ITEMS_SHOWN,
+        problem=problem,
+        notice=notice,
+    )
+
+
+def _back(fields: dict) -> tuple[str | None, str]:
+    """The listing the form was posted from (its deployment and state)."""
+    return fields.get("deployment") or None, fields.get("state") or "open"
+
+
+def _location(fields: dict, done: str) -> str:
+    deployment, state = _back(fields)
+    query = {"state": state, **({"deployment": deployment} if deployment else {}), "done": done}
+    return f"/review?{urlencode(query)}"
+
+
+async def _post(request: Request, user: User, item_id: int, method: str, change) -> Response:
+    fields = await posted_form(request, session_token(request))
+    require_operation_role(user, REVIEW_OPERATIONS, method)
+    queue = request.app.state.review_queue
+    try:
+        await run_in_threadpool(change, queue, fields)
+    except OpsloopError as error:
+        field = "label" if str(error).startswith(("label:", "kind:")) else None
+        problem = FormProblem.of(f"item-{item_id}", error, fields, field)
+        deployment, state = _back(fields)
+        try:
+            return await run_in_threadpool(review_view, request, deployment, state, problem=problem)
+        except OpsloopError:
+            # The listing it came from cannot be shown again (a broken state): the default.
+            return await run_in_threadpool(review_view, request, None, "open", problem=problem)
+    done = "claimed" if method == "claim" else "answered"
+    return RedirectResponse(_location(fields, done), status_code=303)
+
+
+@router.post("/review/{item_id}/claim")
+async def claim_form(request: Request, user: Viewer, item_id: ItemId) -> Response:
+    """Take an item to answer it (another reviewer's claim is refused, 409)."""
+    return await _post(
+        request, user, item_id, "claim", lambda queue, _: queue.claim(item_id, actor=user.name)
+    )
+
+
+@router.post("/review/{item_id}/answer")
+async def answer_form(request: Request, user: Viewer, item_id: ItemId) -> Response:
+    """Answer an item: its label, as text, a number or JSON."""
+
+    def answer(queue, fields: dict) -> None:
+        label = posted_label(fields.get("label", ""), fields.get("kind", "text"))
+        queue.answer(item_id, label, actor=user.name)
+
+    return await _post(request, user, item_id, "answer", answer)

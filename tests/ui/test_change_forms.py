@@ -1,0 +1,258 @@
+"""Changes from the dashboard's forms over HTTP against a real server on loopback: each form
+calls the same audited operation as the REST API, only for the roles that may, and only
+with this session's CSRF token; a refused change is a page naming the field, and changes
+nothing."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from tests.server.running import running_server
+from tests.ui.test_pages import TIMEOUT_S, session
+
+from opsloop.registry import ModelRegistry, add_user
+from opsloop.server import create_app
+from opsloop.serving import Deployments, Variant
+from opsloop.ui.form_posts import csrf_token
+
+ROLES = {"ada": "admin", "ed": "editor", "apo": "approver", "abe": "approver", "vic": "viewer"}
+
+
+@pytest.fixture
+def served(database, artifacts):
+    """A server with users of each role, model ``m`` (versions 1 and 2, ``champion`` at 1)
+    and deployment ``api``: a canary of version 2 beside the champion."""
+    tokens = {name: add_user(database, name, role)[1] for name, role in ROLES.items()}
+    registry = ModelRegistry(database, artifacts, actor="ada")
+    registry.register("m", b"v1", flavor="onnx")
+    registry.register("m", b"v2", flavor="onnx")
+    registry.set_alias("m", "champion", 1)
+    deployments = Deployments(database, actor="ada")
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "m", alias="champion", weight=0.9),
+            Variant("cand", "m", version=2, role="candidate", weight=0.1),
+        ],
+        strategy="canary",
+        reason="launch",
+    )
+    app = create_app(database, artifacts, allow_embedded=False)
+    with running_server(app) as url:
+        yield url, tokens, registry, deployments
+
+
+def weights(deployments, name: str = "api") -> dict[str, float]:
+    return {v.name: v.weight for v in deployments.get(name).variants}
+
+
+def post(client: httpx.Client, path: str, token: str | None, **fields) -> httpx.Response:
+    data = dict(fields)
+    if token is not None:
+        data["csrf_token"] = csrf_token(token)
+    return client.post(path, data=data, follow_redirects=False)
+
+
+def test_buttons_appear_only_for_the_roles_that_may_use_them(served):
+    url, tokens, _, _ = served
+    seen = {}
+    for name in ("vic", "ed", "apo"):
+        with session(url, tokens[name]) as client:
+            page = client.get("/deployments/api").text + client.get("/models/m/versions/2").text
+        seen[name] = sorted(set(re.findall(r'name="do" value="(\w+)"', page)))
+    assert seen == {"vic": [], "ed": ["deploy", "move"], "apo": ["approve", "deploy", "move"]}
+
+
+def test_a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing(served):
+    url, tokens, registry, deployments = served
+    before = (weights(deployments), len(deployments.history("api")), len(registry.audit()))
+    fields = {"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy"}
+    # None, a made-up one, and the token of another user's session.
+    for given in (None, "0" * 64, csrf_token(tokens["ada"])):
+        posted = fields if given is None else {**fields, "csrf_token": given}
+        with session(url, tokens["ed"]) as client:
+            refused = client.post("/deployments/api/weights", data=posted, follow_redirects=False)
+            alias = client.post(
+                "/models/m/versions/2/alias",
+                data={**posted, "alias": "champion", "do": "move"},
+                follow_redirects=False,
+            )
+        for response in (refused, alias):
+            assert response.status_code == 403, given
+            assert "csrf_token: missing or not this session&#39;s" in response.text
+    after = (weights(deployments), len(deployments.history("api")), len(registry.audit()))
+    assert after == before and registry.get_version("m", alias="champion").version == 1
+
+
+def test_a_post_without_a_session_goes_to_log_in_and_back_to_its_page(served):
+    url, _, _, deployments = served
+    response = httpx.post(
+        f"{url}/deployments/api/weights",
+        data={"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy"},
+        headers={"Referer": f"{url}/deployments/api?at=x"},
+        timeout=TIMEOUT_S,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fdeployments%2Fapi"
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
+
+
+def test_a_cross_site_post_is_refused_even_with_the_token(served):
+    url, tokens, _, deployments = served
+    with session(url, tokens["ed"]) as client:
+        refused = client.post(
+            "/deployments/api/weights",
+            data={"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy",
+                  "csrf_token": csrf_token(tokens["ed"])},
+            headers={"Origin": "http://evil.example"},
+            follow_redirects=False,
+        )  # fmt: skip
+    assert refused.status_code == 403 and "posted from this server" in refused.text
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
+
+
+def test_new_weights_are_the_rest_apis_audited_deploy(served):
+    url, tokens, _, deployments = served
+    token = tokens["ed"]
+    with session(url, token) as client:
+        done = post(
+            client, "/deployments/api/weights", token,
+            **{"weight.stable": "0.5", "weight.cand": "0.5", "note": "half", "do": "deploy"},
+        )  # fmt: skip
+        assert (
+            done.status_code == 303 and done.headers["location"] == "/deployments/api?done=deployed"
+        )
+        assert "The new definition is deployed" in client.get(done.headers["location"]).text
+    assert weights(deployments) == {"stable": 0.5, "cand": 0.5}
+    # The same change through the REST API writes the same kind of entry.
+    rest = httpx.put(
+        f"{url}/api/v1/deployments/api",
+        json={"variants": [v.to_dict() for v in deployments.get("api").variants],
+              "strategy": "canary", "reason": "half"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert rest.status_code == 200
+    by_form, by_rest = deployments.history("api").tail(2).to_dict("records")
+    assert by_form["actor"] == by_rest["actor"] == "ed"
+    assert by_form["action"] == by_rest["action"] == "deploy"
+    assert by_form["reason"] == by_rest["reason"] == "half"
+    assert by_form["after"]["variants"] == by_rest["after"]["variants"]
+
+
+#: Refused weights: the fields, the page's message, and the field marked invalid.
+REFUSED_WEIGHTS = [
+    ({"weight.stable": "0.9", "weight.cand": "lots"},
+     "weight.cand: must be a number from 0 to 1, got &#39;lots&#39;", "weight.cand"),
+    ({"weight.stable": "0.9", "weight.cand": "0.3"},
+     "variants: the live weights must sum to 1, got 1.2", None),
+    ({"weight.stable": "1", "weight.cand": "0"}, "strategy &#39;canary&#39;: ", None),
+]  # fmt: skip
+
+
+def test_a_refused_change_is_shown_beside_its_form_naming_the_field(served):
+    url, tokens, _, deployments = served
+    for fields, message, invalid in REFUSED_WEIGHTS:
+        with session(url, tokens["ed"]) as client:
+            page = post(client, "/deployments/api/weights", tokens["ed"], do="deploy", **fields)
+        assert page.status_code == 422
+        assert re.search(
+            r'<p class="error" role="alert" id="problem-weights">' + message, page.text
+        )
+        if invalid is not None:
+            assert re.search(rf'name="{invalid}"[^>]*aria-invalid="true"', page.text)
+        # What was typed is filled in again.
+        assert f'value="{fields["weight.cand"]}"' in page.text
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
+
+
+def test_a_viewer_cannot_change_anything_even_with_a_valid_form(served):
+    url, tokens, _, deployments = served
+    with session(url, tokens["vic"]) as client:
+        page = post(
+            client, "/deployments/api/weights", tokens["vic"],
+            **{"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy"},
+        )  # fmt: skip
+    assert page.status_code == 403
+    assert "user &#39;vic&#39; has role &#39;viewer&#39;; this needs &#39;editor&#39;" in page.text
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
+
+
+def test_roll_back_to_the_previous_definition(served):
+    url, tokens, _, deployments = served
+    token = tokens["ed"]
+    with session(url, token) as client:
+        post(
+            client, "/deployments/api/weights", token,
+            **{"weight.stable": "0.2", "weight.cand": "0.8", "do": "deploy"},
+        )  # fmt: skip
+        page = client.get("/deployments/api").text
+        launch = int(deployments.history("api")["id"].iloc[0])
+        assert f'name="entry" value="{launch}"' in page
+        done = post(client, "/deployments/api/restore", token, entry=str(launch), do="deploy")
+        assert done.status_code == 303
+        missing = post(client, "/deployments/api/restore", token, entry="999999", do="deploy")
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
+    last = deployments.history("api").iloc[-1]
+    assert (last["actor"], last["reason"]) == (
+        "ed",
+        f"restored the definition of history entry #{launch}",
+    )
+    assert missing.status_code == 404
+    assert "entry: the deployment&#39;s history has no definition #999999" in missing.text
+
+
+def test_a_protected_change_needs_two_approvers_then_deploys(served):
+    url, tokens, _, deployments = served
+    deployments.protect("api", 2, actor="ada")
+    half = {"weight.stable": "0.5", "weight.cand": "0.5"}
+    with session(url, tokens["ed"]) as editor:
+        refused = post(editor, "/deployments/api/weights", tokens["ed"], do="deploy", **half)
+    assert refused.status_code == 403
+    assert "deployment &#39;api&#39; is protected" in refused.text
+    with session(url, tokens["apo"]) as first:
+        assert post(first, "/deployments/api/weights", tokens["apo"], do="approve", **half
+                    ).headers["location"] == "/deployments/api?done=approved"  # fmt: skip
+        again = post(first, "/deployments/api/weights", tokens["apo"], do="approve", **half)
+        assert again.status_code == 409 and "already approved" in again.text
+    approval = int(deployments.history("api")["id"].iloc[-1])
+    with session(url, tokens["abe"]) as second:
+        assert "1 of 2" in second.get("/deployments/api").text
+        post(second, "/deployments/api/restore", tokens["abe"], entry=str(approval), do="approve")
+        assert "2 of 2" in second.get("/deployments/api").text
+    with session(url, tokens["ed"]) as editor:
+        done = post(
+            editor, "/deployments/api/restore", tokens["ed"], entry=str(approval), do="deploy"
+        )
+    assert done.status_code == 303
+    assert weights(deployments) == {"stable": 0.5, "cand": 0.5}
+    assert deployments.history("api").iloc[-1]["after"]["approved_by"] == ["abe", "apo"]
+
+
+def test_an_alias_moves_from_the_version_page_and_a_protected_one_after_approval(served):
+    url, tokens, registry, _ = served
+    with session(url, tokens["ed"]) as editor:
+        moved = post(editor, "/models/m/versions/2/alias", tokens["ed"], alias="staging", do="move")
+        assert moved.headers["location"] == "/models/m/versions/2?done=moved"
+        empty = post(editor, "/models/m/versions/2/alias", tokens["ed"], alias=" ", do="move")
+        assert empty.status_code == 422 and "alias: give the alias to move" in empty.text
+        assert re.search(r'name="alias"[^>]*aria-invalid="true"', empty.text)
+    assert registry.get_version("m", alias="staging").version == 2
+    registry.protect_alias("m", "champion", 1, actor="ada")
+    with session(url, tokens["ed"]) as editor:
+        refused = post(
+            editor, "/models/m/versions/2/alias", tokens["ed"], alias="champion", do="move"
+        )
+        assert refused.status_code == 403 and "protected" in refused.text
+        assert registry.get_version("m", alias="champion").version == 1
+    with session(url, tokens["apo"]) as approver:
+        approved = post(approver, "/models/m/versions/2/alias", tokens["apo"],
+                        alias="champion", note="checked the gate", do="approve")  # fmt: skip
+        assert approved.headers["location"] == "/models/m/versions/2?done=approved"
+    with session(url, tokens["ed"]) as editor:
+        post(editor, "/models/m/versions/2/alias", tokens["ed"], alias="champion", do="move")
+    assert registry.get_version("m", alias="champion").version == 2
+    actions = registry.audit("m")[["actor", "action"]].tail(2).values.tolist()
+    assert actions == [["apo", "approve"], ["ed", "set_alias"]]

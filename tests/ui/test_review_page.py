@@ -1,0 +1,114 @@
+"""The review queue page over HTTP against a real server on loopback: items with the
+model's suggestion and confidence; claiming and answering through the queue's own
+operations, so an answer to a served request becomes its label; one reviewer's claim
+keeps others out; refusals are shown beside the item's form and change nothing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from tests.server.running import running_server
+from tests.ui.test_change_forms import post
+from tests.ui.test_pages import session
+
+from opsloop.registry import add_user
+from opsloop.server import create_app
+from opsloop.serving import read_feedback
+from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+from opsloop.serving.review_queue import ReviewQueue
+
+ROLES = {"ed": "editor", "rae": "editor", "vic": "viewer"}
+SUGGESTION = {"predictions": [1], "probabilities": [[0.2, 0.8]], "classes": [0, 1]}
+
+
+@pytest.fixture
+def served(database, artifacts):
+    """Two items: a served request the model was unsure of (request ``r1``, with the
+    suggestion the runtime keeps) and a row active learning asks about."""
+    tokens = {name: add_user(database, name, role)[1] for name, role in ROLES.items()}
+    StoreEventSink(database).write(
+        [PredictionEvent("loans", "stable", "primary", "m", 1, "r1", None, [{"age": 30}],
+                         None, None, 0.5, 1_000, "queued")]
+    )  # fmt: skip
+    queue = ReviewQueue(database, actor="ed")
+    queue.enqueue(
+        "loans", [{"age": 30}], reason="low_confidence", request_id="r1", suggestion=SUGGESTION
+    )
+    queue.submit("loans", [{"age": 71}])
+    app = create_app(database, artifacts, allow_embedded=False)
+    with running_server(app) as url:
+        yield url, tokens, queue, database
+
+
+def test_the_queue_lists_items_with_the_suggestion_and_its_confidence(served):
+    url, tokens, _, _ = served
+    with session(url, tokens["vic"]) as client:
+        page = client.get("/review?deployment=loans").text
+    rows = re.findall(r'<tr id="item-(\d+)">(.*?)</tr>', page, re.S)
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert "low_confidence" in rows[0][1] and "1 (80.0% sure)" in rows[0][1]
+    assert "active_learning" in rows[1][1] and "not shown" in rows[1][1]
+    assert "<form" not in "".join(row[1] for row in rows)  # a viewer gets no button
+
+
+def test_claim_then_answer_records_the_label_of_the_served_request(served):
+    url, tokens, queue, database = served
+    token = tokens["ed"]
+    with session(url, token) as client:
+        claimed = post(client, "/review/1/claim", token, deployment="loans", state="open")
+        assert claimed.status_code == 303
+        assert claimed.headers["location"] == "/review?state=open&deployment=loans&done=claimed"
+        assert queue.get(1).claimed_by == "ed"
+        answered = post(client, "/review/1/answer", token, label="1", kind="number", state="any")
+        assert answered.headers["location"] == "/review?state=any&done=answered"
+        page = client.get(answered.headers["location"]).text
+    assert "The answer is recorded" in page
+    item = queue.get(1)
+    assert (item.state, item.label, item.answered_by) == ("answered", 1, "ed")
+    feedback = read_feedback(database, "loans")
+    assert feedback[["request_id", "label", "created_by"]].values.tolist() == [["r1", 1, "ed"]]
+
+
+def test_another_reviewers_claim_keeps_the_item(served):
+    url, tokens, queue, _ = served
+    with session(url, tokens["ed"]) as client:
+        post(client, "/review/1/claim", tokens["ed"])
+    with session(url, tokens["rae"]) as client:
+        page = client.get("/review?state=claimed").text
+        assert "claimed by ed" in page and 'action="/review/1/answer"' not in page
+        refused = post(client, "/review/1/answer", tokens["rae"], label="0", kind="number")
+    assert refused.status_code == 409
+    assert "review item 1 is claimed by &#39;ed&#39;" in refused.text
+    assert queue.get(1).state == "claimed"
+
+
+def test_a_label_that_is_not_of_its_kind_is_named_beside_the_item(served):
+    url, tokens, queue, _ = served
+    with session(url, tokens["ed"]) as client:
+        page = post(client, "/review/2/answer", tokens["ed"], label="3 apples", kind="number")
+        answered = post(client, "/review/2/answer", tokens["ed"], label='{"a": [1]}', kind="json")
+    assert page.status_code == 422
+    assert re.search(
+        r'id="problem-item-2"><a href="#item-2">Item 2</a>: '
+        r"label: must be a number, got &#39;3 apples&#39;",
+        page.text,
+    )
+    assert re.search(
+        r'id="label-2" name="label"[^>]*value="3 apples" aria-invalid="true"', page.text
+    )
+    assert answered.status_code == 303 and queue.get(2).label == {"a": [1]}
+
+
+def test_answers_need_the_sessions_csrf_token_and_the_editor_role(served):
+    url, tokens, queue, _ = served
+    with session(url, tokens["ed"]) as client:
+        missing = post(client, "/review/2/answer", None, label="yes")
+        wrong = post(client, "/review/2/answer", tokens["rae"], label="yes")
+    with session(url, tokens["vic"]) as client:
+        viewer = post(client, "/review/2/answer", tokens["vic"], label="yes")
+        huge = post(client, "/review/99999999999/claim", tokens["vic"])
+    assert [r.status_code for r in (missing, wrong, viewer)] == [403, 403, 403]
+    assert "this needs &#39;editor&#39;" in viewer.text
+    assert queue.get(2).state == "open"
+    assert huge.status_code == 422 and "item_id" in huge.text
