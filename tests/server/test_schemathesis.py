@@ -63,6 +63,8 @@ RULES_BEYOND_THE_SCHEMA = (
     '"detail":"filter: ',
     # A ramp's shares increase to 1.
     '"detail":"steps: ',
+    # A window of traffic ends after it starts.
+    "until_ms: must be after since_ms",
 )
 
 

@@ -55,7 +55,7 @@ from opsloop.tracking.limits import metric_value
 
 Flavor = Annotated[str, OneOf(FLAVORS)]
 #: No gate (``false``), any gate (``true``), or a gate's name or file sha256.
-GateRequirement = Annotated[bool, Field(strict=True)] | Name
+GateRequirement = Annotated[bool, Field(strict=True)] | Annotated[Name, Field(min_length=1)]
 
 
 class RegistryService(Protocol):
