@@ -6,6 +6,9 @@ module                                         what it does
 :mod:`~opsloop.learn.robustness.constraints`   what an adversarial tabular row may change
 :mod:`~opsloop.learn.robustness.evasion`       white-box FGSM and PGD (L∞, L2) for torch models
 :mod:`~opsloop.learn.robustness.membership`    membership inference: threshold and shadow models
+:mod:`~opsloop.learn.robustness.blackbox`      black-box evasion by score-based random search
+:mod:`~opsloop.learn.robustness.extraction`    model extraction: surrogate fidelity against N
+:mod:`~opsloop.learn.robustness.poisoning`     label flipping and confident-learning detection
 =============================================  =============================================
 
 The PyTorch attacks import torch only when called.
@@ -15,17 +18,39 @@ The PyTorch attacks import torch only when called.
 [0.0, 0.0]
 """
 
+from opsloop.learn.robustness.blackbox import BlackBoxResult, random_search_attack
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.evasion import AttackCurve, accuracy_under_attack, fgsm, pgd
+from opsloop.learn.robustness.extraction import ExtractionCurve, extraction_curve
 from opsloop.learn.robustness.membership import MembershipResult, shadow_attack, threshold_attack
+from opsloop.learn.robustness.poisoning import (
+    DetectionResult,
+    LabelIssues,
+    PoisoningCurve,
+    find_label_issues,
+    flip_labels,
+    label_flip_curve,
+    label_flip_detection,
+)
 
 __all__ = [
     "AttackCurve",
+    "BlackBoxResult",
+    "DetectionResult",
+    "ExtractionCurve",
     "FeatureConstraints",
+    "LabelIssues",
     "MembershipResult",
+    "PoisoningCurve",
     "accuracy_under_attack",
+    "extraction_curve",
     "fgsm",
+    "find_label_issues",
+    "flip_labels",
+    "label_flip_curve",
+    "label_flip_detection",
     "pgd",
+    "random_search_attack",
     "shadow_attack",
     "threshold_attack",
 ]

@@ -187,6 +187,59 @@ class FeatureConstraints:
                     f"{block[bad[0]].tolist()}"
                 )
 
+    def clip(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with every feature clipped into its range."""
+        return np.clip(X, self.lower.astype(X.dtype), self.upper.astype(X.dtype))
+
+    def repair(self, X0: np.ndarray, X: np.ndarray, eps: float, norm: str) -> np.ndarray:
+        """``X`` moved into the domain, each row still within ``eps`` of its row in ``X0``.
+
+        ``X`` must already be within ``eps`` and the ranges (the attacks project every step). An
+        integer feature's change is truncated towards the original to whole steps; a one-hot
+        group takes its largest entry's category, if the budget allows a switch (1 in L∞; in
+        L2 the changes of all integer and one-hot features together must stay within ``eps``,
+        else they are all undone); in L2 the other features then shrink towards the original so
+        that the row's whole change stays within ``eps``. Immutable features are restored.
+
+        >>> c = FeatureConstraints(4, lower=0, upper=9, integer=[0], one_hot=[[1, 2]])
+        >>> X0 = np.array([[3.0, 1.0, 0.0, 0.5]])
+        >>> c.repair(X0, np.array([[3.9, 0.4, 0.6, 0.9]]), eps=1.0, norm="inf").tolist()
+        [[3.0, 0.0, 1.0, 0.9]]
+        >>> c.repair(X0, np.array([[3.9, 0.4, 0.6, 0.9]]), eps=0.9, norm="inf").tolist()
+        [[3.0, 1.0, 0.0, 0.9]]
+        """
+        X0 = np.asarray(X0)
+        delta = np.asarray(X, dtype=X0.dtype) - X0
+        if self.immutable:
+            delta[:, list(self.immutable)] = 0.0
+        discrete: list[int] = []
+        if self.integer_steps:
+            columns = list(self.integer_steps)
+            steps = np.array(list(self.integer_steps.values()), dtype=X0.dtype)
+            delta[:, columns] = np.trunc(delta[:, columns] / steps) * steps
+            discrete += columns
+        for group in self.one_hot:
+            columns = list(group)
+            original = X0[:, columns]
+            chosen = np.zeros_like(original)
+            rows = np.arange(len(X0))
+            chosen[rows, (X0[:, columns] + delta[:, columns]).argmax(axis=1)] = 1.0
+            delta[:, columns] = original if norm == "inf" and eps < 1 else chosen
+            delta[:, columns] -= original
+            discrete += columns
+        if norm == "l2" and discrete:
+            discrete_size = np.linalg.norm(delta[:, discrete], axis=1)
+            over = discrete_size > eps
+            delta[np.ix_(over, discrete)] = 0.0
+            discrete_size[over] = 0.0
+            continuous = np.setdiff1d(np.arange(delta.shape[1]), discrete)
+            if continuous.size:
+                budget = np.sqrt(np.maximum(eps**2 - discrete_size**2, 0.0))
+                size = np.linalg.norm(delta[:, continuous], axis=1)
+                factor = np.where(size > budget, budget / np.maximum(size, 1e-30), 1.0)
+                delta[:, continuous] *= factor[:, None].astype(delta.dtype)
+        return X0 + delta
+
     @classmethod
     def from_schema(
         cls,
@@ -217,7 +270,9 @@ class FeatureConstraints:
         position = {name: j for j, name in enumerate(names)}
         if len(position) != len(names):
             raise ValueError("feature_names: a name appears more than once")
-        center, scale = dict(center or {}), dict(scale or {})
+        # a pandas Series (frame.mean()) is a mapping too, but has no truth value
+        center = {} if center is None else dict(center)
+        scale = {} if scale is None else dict(scale)
         for given, what in ((center, "center"), (scale, "scale")):
             unknown = sorted(set(given) - set(position))
             if unknown:

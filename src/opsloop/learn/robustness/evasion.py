@@ -137,43 +137,6 @@ def _project(delta: Any, eps: float, norm: str, torch: Any) -> Any:
     return delta * factor
 
 
-def _repair(setup: _Setup, x0: Any, x: Any, eps: float, norm: str) -> Any:
-    """Integer steps and one-hot groups restored, the whole change kept within ``eps``."""
-    constraints, torch = setup.constraints, setup.torch
-    if constraints is None or not (constraints.integer_steps or constraints.one_hot):
-        return x
-    delta = x - x0
-    discrete: list[int] = []
-    if constraints.integer_steps:
-        columns = list(constraints.integer_steps)
-        steps = torch.as_tensor(list(constraints.integer_steps.values()), dtype=setup.dtype)
-        delta[:, columns] = torch.trunc(delta[:, columns] / steps) * steps
-        discrete += columns
-    for group in constraints.one_hot:
-        columns = list(group)
-        block = x[:, columns]
-        chosen = torch.nn.functional.one_hot(block.argmax(dim=1), len(columns)).to(setup.dtype)
-        original = x0[:, columns]
-        if norm == "inf" and eps < 1:
-            chosen = original
-        delta[:, columns] = chosen - original
-        discrete += columns
-    if norm == "l2":
-        discrete_size = torch.linalg.vector_norm(delta[:, discrete], dim=1)
-        over = discrete_size > eps
-        if over.any():
-            rows = over.nonzero().squeeze(1)
-            delta[rows.unsqueeze(1), torch.as_tensor(discrete)] = 0.0
-            discrete_size = torch.where(over, torch.zeros_like(discrete_size), discrete_size)
-        continuous = [j for j in range(delta.shape[1]) if j not in set(discrete)]
-        if continuous:
-            budget = torch.sqrt((eps**2 - discrete_size**2).clamp(min=0.0))
-            size = torch.linalg.vector_norm(delta[:, continuous], dim=1)
-            factor = torch.where(size > budget, budget / size.clamp(min=1e-30), 1.0)
-            delta[:, continuous] = delta[:, continuous] * factor.unsqueeze(1)
-    return x0 + delta
-
-
 def _batches(n: int, batch_size: int | None) -> list[slice]:
     if batch_size is None:
         return [slice(0, n)]
@@ -214,11 +177,13 @@ def _run(
                 with torch.no_grad():
                     x = setup.clip(x + eps_step * _direction(grad, norm, torch))
                     x = x0 + _project(x - x0, eps, norm, torch)
-            with torch.no_grad():
-                out.append(_repair(setup, x0, x, eps, norm))
+            out.append(x.detach())
     finally:
         model.train(was_training)
-    return torch.cat(out).numpy()
+    X_adv = torch.cat(out).numpy()
+    if constraints is not None and (constraints.integer_steps or constraints.one_hot):
+        X_adv = constraints.repair(setup.X.numpy(), X_adv, eps, norm)
+    return X_adv
 
 
 def _random_start(x0: Any, eps: float, norm: str, setup: _Setup, generator: Any) -> Any:
