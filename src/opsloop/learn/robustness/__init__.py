@@ -1,15 +1,20 @@
 """Model security and robustness: attacks that put a number on how a model can be fooled or read.
 
-=============================================  =============================================
-module                                         what it does
-=============================================  =============================================
-:mod:`~opsloop.learn.robustness.constraints`   what an adversarial tabular row may change
-:mod:`~opsloop.learn.robustness.evasion`       white-box FGSM and PGD (L∞, L2) for torch models
-:mod:`~opsloop.learn.robustness.membership`    membership inference: threshold and shadow models
-:mod:`~opsloop.learn.robustness.blackbox`      black-box evasion by score-based random search
-:mod:`~opsloop.learn.robustness.extraction`    model extraction: surrogate fidelity against N
-:mod:`~opsloop.learn.robustness.poisoning`     label flipping and confident-learning detection
-=============================================  =============================================
+=================================================  =========================================
+module                                             what it does
+=================================================  =========================================
+:mod:`~opsloop.learn.robustness.constraints`       what an adversarial tabular row may change
+:mod:`~opsloop.learn.robustness.evasion`           white-box FGSM and PGD (L∞, L2) for torch models
+:mod:`~opsloop.learn.robustness.membership`        membership inference: threshold and shadow models
+:mod:`~opsloop.learn.robustness.blackbox`          black-box evasion by score-based random search
+:mod:`~opsloop.learn.robustness.extraction`        model extraction: surrogate fidelity against N
+:mod:`~opsloop.learn.robustness.poisoning`         label flipping and confident-learning detection
+:mod:`~opsloop.learn.robustness.assessment`        every attack that applies, as one result
+:mod:`~opsloop.learn.robustness.torch_classifier`  a torch module seen through predict_proba
+=================================================  =========================================
+
+:func:`opsloop.reports.robustness.robustness_report` renders :func:`assess_robustness`'s result
+as HTML and logs it to a run.
 
 The PyTorch attacks import torch only when called.
 
@@ -18,6 +23,7 @@ The PyTorch attacks import torch only when called.
 [0.0, 0.0]
 """
 
+from opsloop.learn.robustness.assessment import RobustnessResult, assess_robustness
 from opsloop.learn.robustness.blackbox import BlackBoxResult, random_search_attack
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.evasion import AttackCurve, accuracy_under_attack, fgsm, pgd
@@ -32,6 +38,7 @@ from opsloop.learn.robustness.poisoning import (
     label_flip_curve,
     label_flip_detection,
 )
+from opsloop.learn.robustness.torch_classifier import TorchClassifier
 
 __all__ = [
     "AttackCurve",
@@ -42,7 +49,10 @@ __all__ = [
     "LabelIssues",
     "MembershipResult",
     "PoisoningCurve",
+    "RobustnessResult",
+    "TorchClassifier",
     "accuracy_under_attack",
+    "assess_robustness",
     "extraction_curve",
     "fgsm",
     "find_label_issues",
