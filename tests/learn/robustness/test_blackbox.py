@@ -105,3 +105,9 @@ def test_bad_input_is_named(digits_forest):
         random_search_attack(forest, X, y, eps=0.1, fraction=0)
     with pytest.raises(ValueError, match=r"feature 0 has upper bound 1\.0"):
         random_search_attack(forest, X + 2, y, eps=0.1, constraints=UNIT)
+
+
+def test_an_unknown_label_is_named(digits_forest):
+    forest, X, _ = digits_forest
+    with pytest.raises(ValueError, match="y holds the label 11, which the model does not know"):
+        random_search_attack(forest, X[:3], [1, 2, 11], eps=0.1)

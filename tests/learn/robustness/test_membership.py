@@ -102,3 +102,19 @@ def test_bad_input_is_named():
         threshold_attack(object(), ([[0.0]], [0]), ([[1.0]], [1]))
     with pytest.raises(ValueError, match="n_shadows must be a positive int"):
         shadow_attack(tree, ([[0.0]], [0]), ([[1.0]], [1]), ([[1.0]] * 4, [0, 1] * 2), n_shadows=0)
+
+
+def test_a_model_without_classes_has_one_class_per_probability_column():
+    torch = pytest.importorskip("torch")
+    from opsloop.learn.robustness import TorchClassifier
+
+    X, y = load_digits(return_X_y=True)
+    low = y < 5  # the rows scored hold 5 of the 10 classes the network answers for
+    torch.manual_seed(0)
+    network = TorchClassifier(torch.nn.Linear(64, 10))
+    result = threshold_attack(
+        network, (X[low][:100], y[low][:100]), (X[low][100:200], y[low][100:200])
+    )
+    probabilities = network.predict_proba(X[low][:100])
+    by_hand = np.log(probabilities[np.arange(100), y[low][:100]])
+    np.testing.assert_allclose(result.member_scores, by_hand)

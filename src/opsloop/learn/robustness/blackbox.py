@@ -28,7 +28,11 @@ import numpy as np
 
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.evasion import check_norm
-from opsloop.learn.robustness.membership import class_probabilities
+from opsloop.learn.robustness.membership import (
+    class_probabilities,
+    label_columns,
+    model_classes,
+)
 
 
 @dataclass(frozen=True)
@@ -145,17 +149,11 @@ def random_search_attack(
     if constraints is not None:
         constraints.check(X0)
     n, d = X0.shape
-    own_classes = getattr(model, "classes_", None)
-    if own_classes is not None:
-        classes = np.asarray(own_classes)
-    else:
-        classes = np.arange(np.asarray(model.predict_proba(X0[:1])).shape[1])
+    classes = model_classes(model, X0)
     probabilities = class_probabilities(model, X0, classes)
-    if y is None:
-        labels = probabilities.argmax(axis=1)
-    else:
-        position = {value: i for i, value in enumerate(classes.tolist())}
-        labels = np.array([position[value] for value in np.asarray(y).tolist()], dtype=np.intp)
+    labels = probabilities.argmax(axis=1) if y is None else label_columns(y, classes)
+    if len(labels) != n:
+        raise ValueError(f"y must hold one class per row of X ({n}), got {len(labels)}")
     attacked = probabilities.argmax(axis=1) == labels
     mutable = np.arange(d) if constraints is None else np.flatnonzero(constraints.mutable_mask > 0)
     rng = np.random.default_rng(seed)

@@ -87,7 +87,6 @@ class _Setup:
             constraints.check(X)
         # a copy: the caller's array may be read-only, and is never written to
         self.X = torch.tensor(X, dtype=self.dtype)
-        self.constraints = constraints
         self.lower = self.upper = self.mask = None
         if constraints is not None:
             as_tensor = lambda a: torch.as_tensor(a, dtype=self.dtype)  # noqa: E731

@@ -99,7 +99,12 @@ def class_probabilities(model: Any, X: Any, classes: Any) -> np.ndarray:
     return aligned
 
 
-def _label_columns(y: Any, classes: np.ndarray) -> np.ndarray:
+def label_columns(y: Any, classes: np.ndarray) -> np.ndarray:
+    """The column of each label of ``y`` among ``classes``; a ValueError names an unknown one.
+
+    >>> label_columns(["b", "a"], np.array(["a", "b"])).tolist()
+    [1, 0]
+    """
     y = np.asarray(y)
     position = {value: i for i, value in enumerate(classes.tolist())}
     try:
@@ -110,11 +115,20 @@ def _label_columns(y: Any, classes: np.ndarray) -> np.ndarray:
         ) from None
 
 
-def _classes(model: Any, *labels: Any) -> np.ndarray:
+def model_classes(model: Any, X: Any) -> np.ndarray:
+    """``model.classes_``, or ``0..k-1`` for a model without it (``k`` columns of probabilities).
+
+    >>> from opsloop.learn.robustness.torch_classifier import TorchClassifier
+    >>> import torch
+    >>> model_classes(TorchClassifier(torch.nn.Linear(2, 3)), np.zeros((1, 2))).tolist()
+    [0, 1, 2]
+    """
     own = getattr(model, "classes_", None)
     if own is not None:
         return np.asarray(own)
-    return np.unique(np.concatenate([np.asarray(y) for y in labels]))
+    if not hasattr(model, "predict_proba"):
+        raise TypeError(f"model must have predict_proba, got {type(model).__name__}")
+    return np.arange(np.asarray(model.predict_proba(np.asarray(X)[:1])).shape[1])
 
 
 def membership_scores(model: Any, X: Any, y: Any, score: str = "loss", classes: Any = None):
@@ -130,11 +144,11 @@ def membership_scores(model: Any, X: Any, y: Any, score: str = "loss", classes: 
     """
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-    classes = _classes(model, y) if classes is None else np.asarray(classes)
+    classes = model_classes(model, X) if classes is None else np.asarray(classes)
     probabilities = class_probabilities(model, X, classes)
     if score == "confidence":
         return probabilities.max(axis=1)
-    label_probability = probabilities[np.arange(len(probabilities)), _label_columns(y, classes)]
+    label_probability = probabilities[np.arange(len(probabilities)), label_columns(y, classes)]
     return np.log(np.maximum(label_probability, SMALLEST_PROBABILITY))
 
 
@@ -227,7 +241,7 @@ def threshold_attack(model: Any, members: Any, non_members: Any, score: str = "l
     """
     X_in, y_in = _pair("members", members)
     X_out, y_out = _pair("non_members", non_members)
-    classes = _classes(model, y_in, y_out)
+    classes = model_classes(model, X_in)
     return _result(
         f"{score} threshold",
         membership_scores(model, X_in, y_in, score, classes),
@@ -300,7 +314,7 @@ def shadow_attack(
         raise ValueError(f"n_shadows must be a positive int, got {n_shadows!r}")
     if len(X_shadow) < 4:
         raise ValueError("shadow_data: needs at least 4 rows to split in and out")
-    classes = _classes(model, y_in, y_out, y_shadow)
+    classes = model_classes(model, X_in)
     template = clone(model) if shadow_model is None else shadow_model
     rng = np.random.default_rng(seed)
     features, is_member = [], []
@@ -314,13 +328,13 @@ def shadow_attack(
         shadow.fit(X_shadow[inside], y_shadow[inside])
         for rows, flag in ((inside, 1), (outside, 0)):
             probabilities = class_probabilities(shadow, X_shadow[rows], classes)
-            features.append(attack_features(probabilities, _label_columns(y_shadow[rows], classes)))
+            features.append(attack_features(probabilities, label_columns(y_shadow[rows], classes)))
             is_member.append(np.full(len(rows), flag))
     judge = LogisticRegression(max_iter=1000) if attack_model is None else attack_model
     judge = clone(judge).fit(np.vstack(features), np.concatenate(is_member))
 
     def score(X: np.ndarray, y: np.ndarray) -> np.ndarray:
         probabilities = class_probabilities(model, X, classes)
-        return judge.predict_proba(attack_features(probabilities, _label_columns(y, classes)))[:, 1]
+        return judge.predict_proba(attack_features(probabilities, label_columns(y, classes)))[:, 1]
 
     return _result("shadow model", score(X_in, y_in), score(X_out, y_out))
