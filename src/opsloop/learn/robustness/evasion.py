@@ -13,7 +13,9 @@ Every row of a batch is attacked at once (one forward and one backward pass per 
 whole batch, ``batch_size=None`` means all rows), which is what makes this faster than
 adversarial-robustness-toolbox (ART) at its default batch size of 32. Without integer or one-hot
 constraints, the examples equal ART's ``FastGradientMethod`` and ``ProjectedGradientDescent``
-(with ``num_random_init=0``) for the same model, ``eps``, step and clip range; the tests compare.
+(with ``num_random_init=0``) for the same model, ``eps``, step and clip range; the tests
+compare. The loss is summed over rows, not averaged, so that a row's gradient does not depend on
+the batch it is in.
 
 Labels default to the model's own predictions, as in ART (this avoids "label leaking": the true
 label is not given away by the attack). With :class:`~.constraints.FeatureConstraints`, the
