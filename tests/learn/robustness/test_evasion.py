@@ -237,3 +237,42 @@ def test_bad_input_names_the_feature_and_rule(credit_model, digits_teacher, atta
         pgd(digits_teacher, attacked[0], eps=-0.1)
     with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
         fgsm(lambda x: x, attacked[0], eps=0.1)
+
+
+@pytest.mark.parametrize(("norm", "art_norm", "eps"), [("inf", np.inf, 0.1), ("l2", 2, 1.0)])
+def test_ranges_per_feature_and_fixed_features_equal_arts_clip_and_mask(
+    digits_teacher, attacked, norm, art_norm, eps
+):
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    X, _ = attacked
+    rng = np.random.default_rng(0)
+    upper = np.where(rng.random(64) < 0.5, 1.0, 0.9).astype(np.float32)
+    X = np.minimum(X, upper)
+    fixed = np.flatnonzero(rng.random(64) < 0.25)
+    classifier = PyTorchClassifier(
+        digits_teacher,
+        loss=torch.nn.CrossEntropyLoss(reduction="sum"),
+        input_shape=(64,),
+        nb_classes=10,
+        clip_values=(np.zeros(64, np.float32), upper),
+    )
+    mask = np.ones(64, np.float32)
+    mask[fixed] = 0.0
+    art = ProjectedGradientDescent(
+        classifier,
+        norm=art_norm,
+        eps=eps,
+        eps_step=eps / 10,
+        max_iter=15,
+        batch_size=len(X),
+        verbose=False,
+    ).generate(X, mask=mask)
+    constraints = FeatureConstraints(64, lower=0.0, upper=upper, immutable=fixed.tolist())
+    ours = pgd(
+        digits_teacher, X, eps=eps, eps_step=eps / 10, steps=15, norm=norm, constraints=constraints
+    )
+    np.testing.assert_allclose(ours, art, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(ours[:, fixed], X[:, fixed])
+    assert (ours <= upper).all() and np.abs(ours - X).max() > 0.5 * eps / 10
