@@ -38,7 +38,9 @@ FIGURE_HEIGHT = 320
 COLORS = ("#4c78a8", "#e45756", "#54a24b", "#f58518")
 
 
-def _curve_figure(series: list[tuple[str, Any, Any]], x_title: str, y_title: str) -> go.Figure:
+def _curve_figure(
+    series: list[tuple[str, Any, Any]], x_title: str, y_title: str, x_share: bool = False
+) -> go.Figure:
     figure = go.Figure()
     for (name, x, y), color in zip(series, COLORS, strict=False):
         figure.add_trace(
@@ -47,7 +49,7 @@ def _curve_figure(series: list[tuple[str, Any, Any]], x_title: str, y_title: str
     figure.update_layout(
         template="none",
         margin={"l": 64, "r": 16, "t": 16, "b": 48},
-        xaxis_title=x_title,
+        xaxis={"title": x_title, **({"tickformat": ".0%"} if x_share else {})},
         yaxis={"title": y_title, "range": [0, 1.02], "tickformat": ".0%"},
         font={"family": "system-ui, -apple-system, 'Segoe UI', sans-serif", "size": 12},
     )
@@ -112,7 +114,10 @@ class RobustnessReport(RobustnessResult):
         if self.poisoning is not None and len(self.poisoning.rates) > 1:
             p = self.poisoning
             out["poisoning"] = _curve_figure(
-                [("clean accuracy", p.rates, p.accuracy)], "share of labels flipped", "accuracy"
+                [("clean accuracy", p.rates, p.accuracy)],
+                "share of labels flipped",
+                "accuracy",
+                x_share=True,
             )
         return out
 
