@@ -16,9 +16,13 @@ SCRIPT = textwrap.dedent(
 
     sys.meta_path.insert(0, NoTorch())
     import opsloop.learn
-    from opsloop.learn import distill, quantize, distributed, mlp
+    from opsloop.learn import distill, quantize, distributed, mlp, robustness
     try:
         distill.distill(None, None, None)
+    except ImportError as error:
+        print(error)
+    try:
+        robustness.fgsm(None, [[0.0]], eps=0.1)
     except ImportError as error:
         print(error)
     """
@@ -31,6 +35,7 @@ def test_learn_imports_without_torch_and_says_how_to_get_it():
     )
     assert done.returncode == 0, done.stderr
     assert "pip install 'opsloop[torch]'" in done.stdout
+    assert "white-box evasion needs PyTorch" in done.stdout
 
 
 def test_import_torch_returns_the_module():

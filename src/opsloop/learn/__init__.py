@@ -10,6 +10,7 @@ module                                 what it does
 :mod:`~opsloop.learn.distributed`      data-parallel ``fit`` (DDP), pipeline-parallel training
 :mod:`~opsloop.learn.input_pipeline`   DataLoader streaming of Parquet files
 :mod:`~opsloop.learn.run_log`          what a tracked run must offer (``run=`` everywhere)
+:mod:`~opsloop.learn.robustness`       attacks: evasion, membership inference, extraction, poisoning
 =====================================  ==================================================
 
 Every training and reporting entry takes ``run=``: a run from ``opsloop.start_run`` (or any

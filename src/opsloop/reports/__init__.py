@@ -13,5 +13,6 @@ True
 
 from opsloop.reports.drift import DriftReport, drift_report
 from opsloop.reports.model_analysis import analyze_model
+from opsloop.reports.robustness import RobustnessReport, robustness_report
 
-__all__ = ["DriftReport", "analyze_model", "drift_report"]
+__all__ = ["DriftReport", "RobustnessReport", "analyze_model", "drift_report", "robustness_report"]
