@@ -96,4 +96,4 @@ def test_a_bad_rule_names_the_action(clock):
         app, ["monitor", "evaluate", "wine", "--rule", "drift_share > 1 -> retrain"]
     )
     assert result.exit_code == 2
-    assert "action 'retrain' is not available yet" in result.output
+    assert "retrain needs the option train=..." in result.output
