@@ -16,12 +16,14 @@ import pytest
 from scipy import stats
 
 from opsloop.analysis.gate import parse_gate
-from opsloop.monitoring.evaluation import evaluate, read_alerts
+from opsloop.monitoring.evaluation import _evaluate_window, evaluate, read_alerts
+from opsloop.monitoring.event_log import log_labels, log_predictions
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
-from opsloop.monitoring.reference import set_reference
+from opsloop.monitoring.reference import get_reference, set_reference
 from opsloop.monitoring.training_window import training_window
 from opsloop.monitoring.webhook_action import post_alert
+from opsloop.monitoring.window_store import update_windows
 from opsloop.registry import ModelRegistry
 from opsloop.registry.audit import audit_entries, verify_audit_log
 from opsloop.serving import Deployments, Variant
@@ -134,16 +136,16 @@ def test_error_drift_retrains_from_adwins_cut_and_a_failing_gate_blocks_the_cana
     fired = [e for e in evaluations if e.actions]
     assert [e.start_ms for e in fired] == [T0 + FLIP_AT * HOUR_MS]
     metrics = fired[0].metrics
-    # ADWIN's cut, a position in the error stream, is the time of the first row it kept;
-    # the four windows before the flip fed 600 labelled rows.
-    cut = metrics["error_drift_cut"]
-    assert 4 * PER_WINDOW <= cut < 5 * PER_WINDOW
+    # The change point estimated in ADWIN's window: the four windows before the flip fed
+    # 600 labelled rows, and the labels flip from row 600 on.
+    point = metrics["error_change_point"]
+    assert point == 4 * PER_WINDOW
     times = logged[FLIP_AT][3]
-    assert metrics["error_drift_cut_ms"] == times[cut - 4 * PER_WINDOW]
+    assert metrics["error_change_point_ms"] == times[0]
     (outcome,) = fired[0].actions
-    expected = _expected_rows(logged, FLIP_AT, since_ms=metrics["error_drift_cut_ms"])
-    assert outcome["window"]["start_ms"] == metrics["error_drift_cut_ms"]
-    assert outcome["window"]["new_rows"] == len(expected) == 5 * PER_WINDOW - cut
+    expected = _expected_rows(logged, FLIP_AT, since_ms=metrics["error_change_point_ms"])
+    assert outcome["window"]["start_ms"] == metrics["error_change_point_ms"]
+    assert outcome["window"]["new_rows"] == len(expected) == PER_WINDOW
     assert outcome["window"]["sha256"] == dataset_sha256(expected)
     # A model of the old relationship fails the gate: an alert with its report, no deploy.
     assert outcome["status"] == "blocked"
@@ -308,3 +310,64 @@ def test_covariate_shift_is_data_drift_once_the_error_history_has_caught_up(db, 
         [before, error["history_rows"] - before],
     ]
     assert error["p_value"] == stats.fisher_exact(table, alternative="greater").pvalue
+
+
+def test_a_change_point_in_an_earlier_window_is_timed_from_that_windows_rows(db, clock):
+    # 150 rows an hour, answered right until the last 10 rows of window 3, wrong after:
+    # ADWIN signals in window 4, and the change it saw lies in window 3.
+    set_reference(db, "api", pd.DataFrame({"x": np.arange(100.0)}))
+    rng = np.random.default_rng(4)
+    change = 4 * PER_WINDOW - 10
+    times = {}
+    for k in range(6):
+        predictions = rng.integers(0, 2, PER_WINDOW)
+        position = k * PER_WINDOW + np.arange(PER_WINDOW)
+        labels = np.where(position < change, predictions, 1 - predictions)
+        times[k] = T0 + k * HOUR_MS + np.sort(rng.choice(HOUR_MS, PER_WINDOW, replace=False))
+        ids = log_predictions(
+            db,
+            "api",
+            pd.DataFrame({"x": rng.normal(50, 20, PER_WINDOW)}),
+            predictions,
+            at_ms=times[k],
+        )
+        log_labels(db, "api", ids, labels)
+    clock.now_ms = T0 + 6 * HOUR_MS
+    evaluations = evaluate(db, "api", windowing=WINDOWING, policies=["error_drift > 0 -> alert"])
+    (alarmed,) = [e for e in evaluations if e.metrics["error_drift"]]
+    assert alarmed.start_ms == T0 + 4 * HOUR_MS
+    assert alarmed.metrics["error_change_point"] == change
+    assert alarmed.metrics["error_change_point_ms"] == times[3][change - 3 * PER_WINDOW]
+    evidence = read_alerts(db, "api")["evidence"].iloc[0]
+    assert evidence["change_point_ms"] == alarmed.metrics["error_change_point_ms"]
+
+
+def test_an_action_recorded_before_a_stop_runs_once_at_the_next_evaluation(db, clock, loop):
+    traffic, registry, deployments, context = loop
+    registry.register("cancer-model", traffic.model, input_schema=traffic.train)
+    deployments.deploy("cancer", [Variant("live", "cancer-model", version=2)])
+    rule = Policy.parse("task_metric < 0.5 -> rollback")
+    for k in range(FLIP_AT + 1):
+        traffic.log(db, k, with_labels=True)
+    clock.now_ms = T0 + FLIP_AT * HOUR_MS
+    evaluate(db, "cancer", windowing=WINDOWING, policies=[rule], actions=context)
+    # The window that fires is evaluated and committed; the process stops before acting.
+    clock.now_ms = T0 + (FLIP_AT + 1) * HOUR_MS
+    update_windows(db, "cancer", WINDOWING)
+    _evaluate_window(
+        db,
+        "cancer",
+        "default",
+        T0 + FLIP_AT * HOUR_MS,
+        WINDOWING,
+        get_reference(db, "cancer"),
+        [rule],
+        0.05,
+    )
+    assert deployments.get("cancer").serving == {"live": 2}
+    # The next evaluation, in a new process, acts first; a later one does not act again.
+    assert evaluate(db, "cancer", windowing=WINDOWING, policies=[rule], actions=context) == []
+    assert deployments.get("cancer").serving == {"live": 1}
+    evaluate(db, "cancer", windowing=WINDOWING, policies=[rule], actions=context)
+    actions = audit_entries(db, entity="monitor:cancer")["action"].tolist()
+    assert actions.count("policy_rollback") == 1

@@ -645,6 +645,7 @@ def _close_loop(
     me = getpass.getuser()
     answered: dict[str, int] = {}
     earlier = 0
+    first_rows: dict[str, int] = {}  # per variant, the error stream's position at window 0
     try:
         for k in range(windows):
             rows = stream.iloc[k * per_window : (k + 1) * per_window]
@@ -666,7 +667,7 @@ def _close_loop(
                 if e.start_ms < start:
                     earlier += 1  # the requests of step 6, evaluated with the rest
                     continue
-                _print_window(console, e, start, change_window)
+                _print_window(console, e, start, (change_window, per_window), first_rows)
     finally:
         runtime.close()
         db.clock = now_ms
@@ -683,10 +684,15 @@ def _close_loop(
     return path
 
 
-def _print_window(console: Console, e, start: int, change_window: int) -> None:
-    """One line per evaluated window, then its alerts and what their actions did."""
+def _print_window(console: Console, e, start: int, change: tuple, first_rows: dict) -> None:
+    """One line per evaluated window, then its alerts and what their actions did. ``change``
+    is the window the labelling rule changes in and the rows a window; rows are counted
+    from the first of window 0 (the error stream's position then, per variant)."""
+    change_window, per_window = change
+    change_row = change_window * per_window
     k = (e.start_ms - start) // HOUR_MS
     metrics = e.metrics
+    first = first_rows.setdefault(e.variant, metrics["error_stream_start"])
     when = "after the change" if k >= change_window else "before the change"
     accuracy = metrics["task_metric"]
     console.print(
@@ -694,9 +700,14 @@ def _print_window(console: Console, e, start: int, change_window: int) -> None:
         f"{'-' if accuracy is None else f'{accuracy:.3f}'}, drift share "
         f"{metrics['drift_share'] or 0:.2f}, decay {metrics['decay']['kind']}"
     )
-    if metrics.get("error_drift_cut_ms") is not None:
-        cut = (metrics["error_drift_cut_ms"] - start) / HOUR_MS
-        console.print(f"    ADWIN on the error stream: alarm, its window cut at {cut:.2f} h")
+    if metrics["error_drift_positions"]:
+        alarm = metrics["error_drift_positions"][-1] - first
+        found = metrics.get("error_change_point")
+        estimate = "" if found is None else f"; the change estimated at row {found - first:,}"
+        console.print(
+            f"    ADWIN on the error stream: alarm at row {alarm:,}{estimate} "
+            f"(injected at row {change_row:,})"
+        )
     for rule in e.alerts:
         console.print(f"    alert: {rule}")
     for action in e.actions:

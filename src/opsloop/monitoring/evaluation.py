@@ -23,9 +23,10 @@ An alert is kept in ``monitoring_alerts`` with its evidence (the windows of the 
 the signal's value in each; for drift, the drifted features with statistic and p-value; for
 ``error_drift``, the detector's alarm positions; for the decay signals, the decay) and
 appended to the audit log (action ``alert``, entity ``monitor:DEPLOYMENT``). The evidence
-names the ``change_point_ms``: for ``error_drift``, where ADWIN cut its window at its last
-alarm (the time of the first labelled row it kept, the start of the data that looks like
-now); for any other signal, the start of the streak's first window. A rule whose action is
+names the ``change_point_ms``: for ``error_drift``, the estimated change of the error rate
+inside the window ADWIN kept at its last alarm (:mod:`.change_point`; the time of the first
+labelled row after it, which may lie in an earlier window); for any other signal, the
+start of the streak's first window. A rule whose action is
 not ``alert`` then acts (:mod:`.policy_actions`) with ``actions``, an
 :class:`~opsloop.monitoring.policy_actions.ActionContext` (by default one on ``db``, which
 can call webhooks and roll back; ``retrain`` needs a registry and a gate in it).
@@ -56,12 +57,13 @@ import sqlalchemy as sa
 
 from opsloop.detect import ADWIN, detector_from_state
 from opsloop.monitoring.alert_log import record_alert
+from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.decay_kind import ErrorHistory, decay_kind
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.reference import Reference, get_reference
-from opsloop.monitoring.window_metrics import window_metrics
+from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
     DEFAULT_WORKER,
     read_window,
@@ -138,10 +140,10 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
     )
 
 
-def _position_ms(db, deployment, variant, windowing, position: int) -> int | None:
-    """The time of the labelled row at ``position`` of a variant's error stream, from the
-    evaluated window that fed it (``None`` when none is recorded, or when labels that came
-    later moved the window's rows, in which case that window's start stands in)."""
+def _stream_before(db, deployment, variant, windowing, first: int, start_ms: int):
+    """The times and errors of a variant's error stream from position ``first`` up to the
+    window starting at ``start_ms``, read back from the evaluated windows that fed them
+    (``None`` when none is recorded, or when labels that came later moved their rows)."""
     with db.read() as connection:
         rows = connection.execute(
             sa.select(_evaluations.c.start_ms, _evaluations.c.metrics_json)
@@ -149,19 +151,45 @@ def _position_ms(db, deployment, variant, windowing, position: int) -> int | Non
                 _evaluations.c.deployment == deployment,
                 _evaluations.c.variant == variant,
                 _evaluations.c.window_ms == windowing.window_ms,
+                _evaluations.c.start_ms < start_ms,
             )
             .order_by(_evaluations.c.start_ms.desc())
         ).all()
-    for start, metrics_json in rows:
+    for window_start, metrics_json in rows:
         metrics = json.loads(metrics_json)
-        first = metrics.get("error_stream_start")
-        if first is None or not first <= position < first + metrics["labelled"]:
+        stream_start = metrics.get("error_stream_start")
+        if stream_start is None or stream_start > first:
             continue
-        labelled = _labelled_rows(db, deployment, variant, start, start + windowing.window_ms)
-        if len(labelled) != metrics["labelled"]:
-            return int(start)
-        return int(labelled["at_ms"].iloc[position - first])
+        labelled = _labelled_rows(db, deployment, variant, window_start, start_ms)
+        if not len(labelled):
+            return None
+        _, _, errors = task_errors(labelled)
+        kept = first - stream_start
+        if kept >= len(errors):
+            return None
+        return labelled["at_ms"].to_numpy()[kept:], errors[kept:]
     return None
+
+
+def _change_point(db, deployment, variant, windowing, start, state, errors, labelled, result):
+    """The estimated change in the error stream at the detector's last alarm in this
+    window: its position and time (see :mod:`.change_point`), or ``None``."""
+    last = int(result.drift_indices[-1])
+    # Replayed from the state before the window: ADWIN's kept window at its alarm.
+    replay = ADWIN.preset("monitoring") if state is None else detector_from_state(state)
+    replay.update_many(np.asarray(errors[: last + 1], dtype=float))
+    first = int(result.start) + last - replay.width + 1
+    times = labelled["at_ms"].to_numpy()[: last + 1]
+    stream = np.asarray(errors[: last + 1], dtype=float)
+    if first >= result.start:
+        times, stream = times[first - result.start :], stream[first - result.start :]
+    else:
+        before = _stream_before(db, deployment, variant, windowing, first, start)
+        if before is None or len(before[0]) != result.start - first:
+            return None
+        times, stream = np.r_[before[0], times], np.r_[before[1], stream]
+    point = mean_shift_point(stream, min_length=replay.min_window_length)
+    return first + point, int(times[point])
 
 
 def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list) -> dict:
@@ -177,12 +205,12 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
             "name": "ADWIN",
             "preset": "monitoring",
             "positions": positions,
-            "cut": metrics.get("error_drift_cut"),
+            "change_point": metrics.get("error_change_point"),
         }
     if policy.signal in ("data_drift", "concept_drift"):
         evidence["decay"] = metrics["decay"]
-    cut_ms = metrics.get("error_drift_cut_ms") if policy.signal == "error_drift" else None
-    evidence["change_point_ms"] = streak[0]["start_ms"] if cut_ms is None else cut_ms
+    found = metrics.get("error_change_point_ms") if policy.signal == "error_drift" else None
+    evidence["change_point_ms"] = streak[0]["start_ms"] if found is None else found
     return evidence
 
 
@@ -278,16 +306,11 @@ def _evaluate_window(db, deployment, variant, start, windowing, reference: Refer
         metrics["error_drift_positions"] = positions
         metrics["error_stream_start"] = int(result.start)
         if result.n_drifts:
-            # ADWIN's width grew by one per item after its last cut: the cut's position.
-            last = int(result.drift_indices[-1])
-            kept = detector.width - (len(errors) - 1 - last)
-            cut = int(result.start) + last - kept + 1
-            metrics["error_drift_cut"] = cut
-            metrics["error_drift_cut_ms"] = (
-                int(labelled["at_ms"].iloc[cut - result.start])
-                if cut >= result.start
-                else _position_ms(db, deployment, variant, windowing, cut)
+            found = _change_point(
+                db, deployment, variant, windowing, start, state, errors, labelled, result
             )
+            if found is not None:
+                metrics["error_change_point"], metrics["error_change_point_ms"] = found
         metrics["decay"] = decay_kind(
             metrics["drift_share"], metrics["task"], errors, history, alpha=alpha
         )

@@ -4,13 +4,13 @@ against the one serving, and start its canary only when the gate passes.
 The steps, each one recorded:
 
 1. **The window.** The labelled rows the variant answered from the change point (the
-   alert's ``change_point_ms``: ADWIN's cut for ``error_drift``, else the first window of
-   the rule's streak) to the end of the window that fired, plus ``reference_share`` of the
-   reference (:mod:`.training_window`). Fewer than ``min_rows`` live rows stop here. The
-   latest ``holdout`` share of the live rows, by time, is kept out of training for the
-   gate: the new version is judged on data it did not see, from after the change. An
-   audit entry ``retrain_window`` (entity ``monitor:DEPLOYMENT``) records the range, the
-   row counts and the data's sha256.
+   alert's ``change_point_ms``: for ``error_drift``, the change estimated inside the window
+   ADWIN kept at its alarm, else the first window of the rule's streak) to the end of the
+   window that fired, plus ``reference_share`` of the reference (:mod:`.training_window`).
+   Fewer than ``min_rows`` live rows stop here. The latest ``holdout`` share of the live
+   rows, by time, is kept out of training for the gate: the new version is judged on data
+   it did not see, from after the change. An audit entry ``retrain_window`` (entity
+   ``monitor:DEPLOYMENT``) records the range, the row counts and the data's sha256.
 2. **Training.** The policy's ``train=MODULE:FUNCTION`` is imported and called with the
    training rows (a DataFrame: the inputs and the gate's label column, named as the gate's
    ``label``); it returns a fitted estimator. Naming a function in a policy is trusting it:
