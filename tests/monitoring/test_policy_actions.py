@@ -159,6 +159,21 @@ def test_error_drift_retrains_from_adwins_cut_and_a_failing_gate_blocks_the_cana
     assert failed["status"] == "blocked" and failed["gate"]["passed"] is False
 
 
+def test_a_training_function_that_raises_is_a_failed_action_and_an_alert(db, clock, loop):
+    traffic, _registry, deployments, context = loop
+    rule = "concept_drift > 0 -> retrain(train=tests.monitoring.training_functions:fit_refusing)"
+    evaluations, _ = _run(db, clock, traffic, rule, context)
+    (outcome,) = next(e for e in evaluations if e.actions).actions
+    assert outcome["status"] == "failed"
+    assert outcome["reason"] == "RuntimeError: cannot train on 105 rows today"
+    assert "fit_refusing" in outcome["traceback"]
+    assert deployments.get("cancer").strategy == "single"
+    failed = read_alerts(db, "cancer")["evidence"].iloc[-1]["failed_action"]
+    assert failed["reason"] == outcome["reason"]
+    # The monitor goes on: the windows after it are evaluated.
+    assert evaluations[-1].start_ms == T0 + (FLIP_AT + 1) * HOUR_MS
+
+
 def test_reference_share_adds_labelled_reference_rows(db, clock, loop):
     traffic, _registry, _deployments, context = loop
     rule = f"concept_drift > 0 -> retrain(train={FIT}, reference_share=0.1)"

@@ -20,3 +20,8 @@ def fit_old_relationship(frame: pd.DataFrame):
     """Learn the relationship from before the labels flipped: a model the gate must stop."""
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
     return model.fit(frame.drop(columns=["label"]), 1 - frame["label"])
+
+
+def fit_refusing(frame: pd.DataFrame):
+    """A training function with a bug the monitor must survive."""
+    raise RuntimeError(f"cannot train on {len(frame)} rows today")
