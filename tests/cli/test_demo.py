@@ -62,3 +62,31 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
         assert outcome is None or re.search(r"back on live|to \d+%", outcome.group(1))
     assert "the three slices with the most room for improvement" in text
     assert "plotly" in paths["analysis_champion"].read_text()
+    # The loop closes: the labelling rule of the served traffic changes at window 2; the
+    # windows before show no decay, window 2 shows concept drift (inputs unchanged), the
+    # retraining policy fires on it, trains on that window's rows only, and the new version
+    # meets the gate before its canary starts (or the gate stops it, and nothing deploys).
+    loop = flat.split("8. monitor, retrain, gate, canary", 1)[1]
+    for k in (0, 1):
+        assert f"window {k} (before the change, live): accuracy" in loop
+        assert re.search(rf"window {k} \(before the change, live\): [^)]*decay none", loop)
+    assert re.search(r"window 2 \(after the change, live\): .*? decay concept_drift", loop)
+    # ADWIN signals within a window of the change; the change is estimated near it.
+    adwin = re.search(
+        r"ADWIN on the error stream: alarm at row ([\d,]+); the change estimated at row "
+        r"([\d,]+) \(injected at row 1,200\)",
+        loop,
+    )
+    assert adwin is not None
+    alarm, estimate = (int(g.replace(",", "")) for g in adwin.groups())
+    assert 1_200 <= alarm < 1_800 and abs(estimate - 1_200) <= 50
+    assert "alert: concept_drift > 0 -> retrain(train=opsloop.cli.demo:train_credit_model)" in loop
+    assert "data window: 600 labelled rows served from 2.00 h to 3.00 h" in loop
+    retrain = re.search(r"retrain (done|blocked): gate retrain release v1: (PASSED|FAILED)", loop)
+    assert retrain is not None
+    if retrain.group(1) == "done":
+        assert "canary of credit-default v3 at 10%" in loop
+        assert re.search(r"credit-api now: canary, live v\d 0.9, retrained v3 0.1", loop)
+    else:
+        assert "credit-api now: single" in loop
+    assert "monitoring report ->" in loop

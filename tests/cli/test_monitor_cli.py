@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -85,6 +87,37 @@ def test_evaluate_status_and_report(wine_traffic, tmp_path):
         assert feature in page
 
 
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.server.received.append(
+            json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        )
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_evaluate_calls_the_webhook_and_says_so(wine_traffic):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        rule = f"drift_share > 0.3 for 2 windows -> webhook(url={url})"
+        result = runner.invoke(app, ["monitor", "evaluate", "wine", "--rule", rule])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    assert f"webhook done: delivered to {url} (204)" in result.output
+    assert "2027-01-15 11:00 default: no labels" in result.output
+    (payload,) = server.received
+    assert payload["deployment"] == "wine" and payload["start_ms"] == T0 + 3 * HOUR_MS
+
+
 def test_a_deployment_without_reference_is_one_line_and_exit_2(clock):
     result = runner.invoke(app, ["monitor", "evaluate", "nothing"])
     assert result.exit_code == 2
@@ -96,4 +129,4 @@ def test_a_bad_rule_names_the_action(clock):
         app, ["monitor", "evaluate", "wine", "--rule", "drift_share > 1 -> retrain"]
     )
     assert result.exit_code == 2
-    assert "action 'retrain' is not available yet" in result.output
+    assert "retrain needs the option train=..." in result.output

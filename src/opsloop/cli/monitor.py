@@ -66,9 +66,13 @@ def evaluate_command(
     window: WindowOption = "1h",
     as_json: JsonFlag = False,
 ) -> None:
-    """Fold new events into windows and evaluate the closed ones (policies applied)."""
+    """Fold new events into windows and evaluate the closed ones (policies applied): each
+    labelled window's kind of decay, the alerts raised and what their actions did. Alerts,
+    webhooks and rollbacks run here; retraining needs a registry and a gate, from Python
+    (opsloop.monitoring.ActionContext)."""
     from opsloop.errors import NotFoundError
     from opsloop.monitoring.evaluation import evaluate
+    from opsloop.monitoring.monitor_report import window_label
 
     try:
         done = evaluate(_store(), deployment, windowing=_windowing(window), policies=rule or [])
@@ -76,9 +80,27 @@ def evaluate_command(
         raise UsageProblem(str(error)) from None
     if as_json:
         print_json(
-            [{"variant": e.variant, "start_ms": e.start_ms, "alerts": e.alerts} for e in done]
+            [
+                {
+                    "variant": e.variant,
+                    "start_ms": e.start_ms,
+                    "decay": e.metrics.get("decay"),
+                    "alerts": e.alerts,
+                    "actions": e.actions,
+                }
+                for e in done
+            ]
         )
         return
+    for e in done:
+        kind = (e.metrics.get("decay") or {}).get("kind")
+        if kind not in (None, "none") or e.alerts:
+            shown = f"decay {kind}" if kind is not None else "no labels"
+            out.print(f"{window_label(e.start_ms)} {e.variant}: {shown}", markup=False)
+        for alert in e.alerts:
+            out.print(f"  alert: {alert}", markup=False)
+        for action in e.actions:
+            out.print(f"  {action['action']} {action['status']}: {action['reason']}", markup=False)
     fired = sum(len(e.alerts) for e in done)
     out.print(f"{len(done)} window(s) evaluated, {fired} alert(s) raised", markup=False)
 

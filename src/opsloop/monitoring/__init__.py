@@ -6,7 +6,10 @@ Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event
 :mod:`.software_metrics`, :mod:`.window_part` (one worker's share of a window),
 :mod:`.window_store` (windows in the store), :mod:`.reference`, :mod:`.window_metrics`,
 :mod:`.policy`, :mod:`.evaluation` (windows evaluated, detector, alerts),
-:mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML report).
+:mod:`.decay_kind` (data or concept drift), :mod:`.alert_log`, :mod:`.policy_actions` (what
+a rule does: :mod:`.webhook_action`, :mod:`.rollback_action`, :mod:`.retrain_action` on a
+:mod:`.training_window`), :mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML
+report).
 
 >>> import pandas as pd
 >>> db.clock = lambda: 7_200_000  # two hours after the epoch: the first hour has closed
@@ -29,14 +32,19 @@ from opsloop.monitoring.evaluation import (
 from opsloop.monitoring.event_log import LabelReceipt, label_counts, log_labels, log_predictions
 from opsloop.monitoring.monitor_report import monitor_report, monitor_status
 from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.reference import Reference, get_reference, set_reference
+from opsloop.monitoring.training_window import TrainingWindow, training_window
+from opsloop.monitoring.webhook_action import post_alert
 from opsloop.monitoring.window_store import read_window, update_windows, window_starts
 from opsloop.monitoring.windowing import Windowing
 
 __all__ = [
+    "ActionContext",
     "LabelReceipt",
     "Policy",
     "Reference",
+    "TrainingWindow",
     "WindowEvaluation",
     "Windowing",
     "evaluate",
@@ -46,10 +54,13 @@ __all__ = [
     "log_predictions",
     "monitor_report",
     "monitor_status",
+    "post_alert",
     "read_alerts",
     "read_evaluations",
     "read_window",
+    "run_action",
     "set_reference",
+    "training_window",
     "update_windows",
     "window_starts",
 ]

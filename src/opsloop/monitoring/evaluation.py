@@ -14,10 +14,22 @@ per-row errors of each window's labelled rows in event order; its alarms in a wi
 signal ``error_drift``. A window is evaluated once: labels that arrive after it are counted
 late (:mod:`.event_log`) and are not in its task metric.
 
+With labels, each window also says which kind of decay it shows (``decay``, and the
+signals ``data_drift`` and ``concept_drift``; :mod:`.decay_kind`): inputs that moved with
+a stable error, or an error that rose with stable inputs, judged against the error
+stream's history that the detector holds before the window.
+
 An alert is kept in ``monitoring_alerts`` with its evidence (the windows of the streak and
 the signal's value in each; for drift, the drifted features with statistic and p-value; for
-``error_drift``, the detector's alarm positions) and appended to the audit log (action
-``alert``, entity ``monitor:DEPLOYMENT``).
+``error_drift``, the detector's alarm positions; for the decay signals, the decay) and
+appended to the audit log (action ``alert``, entity ``monitor:DEPLOYMENT``). The evidence
+names the ``change_point_ms``: for ``error_drift``, the estimated change of the error rate
+inside the window ADWIN kept at its last alarm (:mod:`.change_point`; the time of the first
+labelled row after it, which may lie in an earlier window); for any other signal, the
+start of the streak's first window. A rule whose action is
+not ``alert`` then acts (:mod:`.policy_actions`) with ``actions``, an
+:class:`~opsloop.monitoring.policy_actions.ActionContext` (by default one on ``db``, which
+can call webhooks and roll back; ``retrain`` needs a registry and a gate in it).
 
 >>> import pandas as pd
 >>> from opsloop.monitoring.event_log import log_predictions
@@ -44,10 +56,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opsloop.detect import ADWIN, detector_from_state
+from opsloop.monitoring.alert_log import record_alert
+from opsloop.monitoring.change_point import mean_shift_point
+from opsloop.monitoring.decay_kind import ErrorHistory, decay_kind
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.reference import Reference, get_reference
-from opsloop.monitoring.window_metrics import window_metrics
+from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
     DEFAULT_WORKER,
     read_window,
@@ -55,7 +71,6 @@ from opsloop.monitoring.window_store import (
     window_starts,
 )
 from opsloop.monitoring.windowing import Windowing
-from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 
@@ -66,17 +81,19 @@ _evaluations, _alerts = tables.monitoring_evaluations, tables.monitoring_alerts
 @dataclass(frozen=True)
 class WindowEvaluation:
     """One evaluated window: its ``variant`` and ``start_ms``, the ``metrics`` (see
-    :mod:`.window_metrics`, with ``error_drift``) and the rules whose ``alerts`` it fired."""
+    :mod:`.window_metrics`, with ``error_drift`` and ``decay``), the rules whose ``alerts``
+    it fired and the outcomes of their ``actions``."""
 
     variant: str
     start_ms: int
     metrics: dict[str, Any]
     alerts: tuple[str, ...]
+    actions: tuple[dict[str, Any], ...] = ()
 
 
 def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end: int):
     query = (
-        sa.select(_events.c.output_json, _feedback.c.label_json)
+        sa.select(_events.c.output_json, _feedback.c.label_json, _events.c.at_ms)
         .select_from(
             _events.join(
                 _feedback,
@@ -98,8 +115,8 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
     )
     with db.read() as connection:
         rows = connection.execute(query).all()
-    predictions, labels = [], []
-    for output_json, label_json in rows:
+    predictions, labels, times = [], [], []
+    for output_json, label_json, at_ms in rows:
         output = None if output_json is None else json.loads(output_json)
         values = output.get("predictions") if isinstance(output, dict) else None
         label = json.loads(label_json)
@@ -108,16 +125,71 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
         if len(values) == 1 and not isinstance(label, list):
             predictions.append(values[0])
             labels.append(label)
+            times.append(at_ms)
         elif isinstance(label, list) and len(label) == len(values):
             predictions.extend(values)
             labels.extend(label)
+            times.extend([at_ms] * len(values))
     keep = [p is not None and y is not None for p, y in zip(predictions, labels, strict=True)]
     return pd.DataFrame(
         {
             "prediction": [p for p, k in zip(predictions, keep, strict=True) if k],
             "label": [y for y, k in zip(labels, keep, strict=True) if k],
+            "at_ms": [t for t, k in zip(times, keep, strict=True) if k],
         }
     )
+
+
+def _stream_before(db, deployment, variant, windowing, first: int, start_ms: int):
+    """The times and errors of a variant's error stream from position ``first`` up to the
+    window starting at ``start_ms``, read back from the evaluated windows that fed them
+    (``None`` when none is recorded, or when labels that came later moved their rows)."""
+    with db.read() as connection:
+        rows = connection.execute(
+            sa.select(_evaluations.c.start_ms, _evaluations.c.metrics_json)
+            .where(
+                _evaluations.c.deployment == deployment,
+                _evaluations.c.variant == variant,
+                _evaluations.c.window_ms == windowing.window_ms,
+                _evaluations.c.start_ms < start_ms,
+            )
+            .order_by(_evaluations.c.start_ms.desc())
+        ).all()
+    for window_start, metrics_json in rows:
+        metrics = json.loads(metrics_json)
+        stream_start = metrics.get("error_stream_start")
+        if stream_start is None or stream_start > first:
+            continue
+        labelled = _labelled_rows(db, deployment, variant, window_start, start_ms)
+        if not len(labelled):
+            return None
+        _, _, errors = task_errors(labelled)
+        kept = first - stream_start
+        if kept >= len(errors):
+            return None
+        return labelled["at_ms"].to_numpy()[kept:], errors[kept:]
+    return None
+
+
+def _change_point(db, deployment, variant, windowing, start, state, errors, labelled, result):
+    """The estimated change in the error stream at the detector's last alarm in this
+    window: its position and time (see :mod:`.change_point`), or ``None``."""
+    last = int(result.drift_indices[-1])
+    # Replayed from the state before the window: ADWIN's kept window at its alarm.
+    replay = ADWIN.preset("monitoring") if state is None else detector_from_state(state)
+    replay.update_many(np.asarray(errors[: last + 1], dtype=float))
+    first = int(result.start) + last - replay.width + 1
+    times = labelled["at_ms"].to_numpy()[: last + 1]
+    stream = np.asarray(errors[: last + 1], dtype=float)
+    if first >= result.start:
+        times, stream = times[first - result.start :], stream[first - result.start :]
+    else:
+        before = _stream_before(db, deployment, variant, windowing, first, start)
+        if before is None or len(before[0]) != result.start - first:
+            return None
+        times, stream = np.r_[before[0], times], np.r_[before[1], stream]
+    point = mean_shift_point(stream, min_length=replay.min_window_length)
+    return first + point, int(times[point])
 
 
 def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list) -> dict:
@@ -129,7 +201,16 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
             if drift["drifted"]
         }
     if policy.signal == "error_drift":
-        evidence["detector"] = {"name": "ADWIN", "preset": "monitoring", "positions": positions}
+        evidence["detector"] = {
+            "name": "ADWIN",
+            "preset": "monitoring",
+            "positions": positions,
+            "change_point": metrics.get("error_change_point"),
+        }
+    if policy.signal in ("data_drift", "concept_drift"):
+        evidence["decay"] = metrics["decay"]
+    found = metrics.get("error_change_point_ms") if policy.signal == "error_drift" else None
+    evidence["change_point_ms"] = streak[0]["start_ms"] if found is None else found
     return evidence
 
 
@@ -141,11 +222,16 @@ def evaluate(
     policies: Sequence[str | Policy] = (),
     worker: str = DEFAULT_WORKER,
     alpha: float = 0.05,
+    actions: ActionContext | None = None,
 ) -> list[WindowEvaluation]:
     """Fold new events into windows, then evaluate every closed window not evaluated yet
-    (see the module docstring); return the evaluations, oldest first per variant."""
+    and run the actions of the rules that fire (see the module docstring); return the
+    evaluations, oldest first per variant."""
     windowing = windowing or Windowing()
     rules = [p if isinstance(p, Policy) else Policy.parse(p) for p in policies]
+    context = actions if actions is not None else ActionContext(db)
+    context.check(rules)
+    _run_pending(db, deployment, context)
     update_windows(db, deployment, windowing, worker=worker)
     reference = get_reference(db, deployment)
     now = db.clock()
@@ -159,12 +245,46 @@ def evaluate(
             closed = start + windowing.window_ms <= now
             if not closed or (last["start_ms"] is not None and start <= last["start_ms"]):
                 continue
+            evaluation = _evaluate_window(
+                db, deployment, variant, int(start), windowing, reference, rules, alpha
+            )
+            outcomes = tuple(_run_pending(db, deployment, context))
             done.append(
-                _evaluate_window(
-                    db, deployment, variant, int(start), windowing, reference, rules, alpha
+                WindowEvaluation(
+                    evaluation.variant,
+                    evaluation.start_ms,
+                    evaluation.metrics,
+                    evaluation.alerts,
+                    outcomes,
                 )
             )
     return done
+
+
+def _run_pending(db: Database, deployment: str, context: ActionContext) -> list[dict]:
+    """Run the actions recorded as pending, oldest first; each leaves the list before it
+    runs. One this context cannot run (a retrain without a registry) stays pending."""
+    outcomes, kept = [], []
+    while True:
+        with db.write() as connection:
+            pending = get_state(connection, deployment, "pending_actions", [])
+            runnable = [i for i, item in enumerate(pending) if i not in kept]
+            if not runnable:
+                break
+            item = pending[runnable[0]]
+            rule = Policy.parse(item["rule"])
+            if not context.can_run(rule):
+                kept.append(runnable[0])
+                continue
+            put_state(
+                connection,
+                deployment,
+                "pending_actions",
+                [x for i, x in enumerate(pending) if i != runnable[0]],
+            )
+            kept = [i - (i > runnable[0]) for i in kept]
+        outcomes.append(run_action(context, deployment, item["variant"], rule, item["evidence"]))
+    return outcomes
 
 
 def _evaluate_window(db, deployment, variant, start, windowing, reference: Reference, rules, alpha):
@@ -177,12 +297,29 @@ def _evaluate_window(db, deployment, variant, start, windowing, reference: Refer
         now = clock_of(connection)
         state = get_state(connection, deployment, f"detector:{key}")
         detector = ADWIN.preset("monitoring") if state is None else detector_from_state(state)
+        history = None
+        if detector.width > 0:
+            history = ErrorHistory(detector.estimation, detector.width, detector.variance)
         result = detector.update_many(np.asarray(errors, dtype=float))
         positions = [int(p) for p in result.stream_positions()]
         metrics["error_drift"] = result.n_drifts
         metrics["error_drift_positions"] = positions
+        metrics["error_stream_start"] = int(result.start)
+        if result.n_drifts:
+            found = _change_point(
+                db, deployment, variant, windowing, start, state, errors, labelled, result
+            )
+            if found is not None:
+                metrics["error_change_point"], metrics["error_change_point_ms"] = found
+        metrics["decay"] = decay_kind(
+            metrics["drift_share"], metrics["task"], errors, history, alpha=alpha
+        )
+        kind = metrics["decay"]["kind"]
+        metrics["data_drift"] = None if kind is None else int(kind == "data_drift")
+        metrics["concept_drift"] = None if kind is None else int(kind == "concept_drift")
         put_state(connection, deployment, f"detector:{key}", detector.to_state())
         streaks = get_state(connection, deployment, f"policies:{key}", {})
+        pending = get_state(connection, deployment, "pending_actions", [])
         for rule in rules:
             streak = streaks.get(rule.text, [])
             if rule.holds(metrics):
@@ -195,27 +332,19 @@ def _evaluate_window(db, deployment, variant, start, windowing, reference: Refer
                 evidence = _evidence(rule, streak, metrics, positions)
                 evidence["window_ms"] = windowing.window_ms
                 evidence["start_ms"] = start
-                connection.execute(
-                    _alerts.insert().values(
-                        deployment=deployment,
-                        variant=variant,
-                        rule=rule.text,
-                        action=rule.action,
-                        evidence_json=json.dumps(evidence),
-                        at_ms=now,
-                    )
-                )
-                append_audit(
+                record_alert(
                     connection,
-                    "monitoring",
-                    "alert",
-                    f"monitor:{deployment}",
+                    deployment,
+                    variant,
+                    rule.text,
+                    rule.action,
+                    evidence,
                     f"policy {rule.text!r} held in {rule.windows} window(s)",
-                    None,
-                    {"variant": variant, "rule": rule.text, "evidence": evidence},
-                    at_ms=now,
                 )
+                if rule.action != "alert":
+                    pending.append({"rule": rule.text, "variant": variant, "evidence": evidence})
                 fired.append(rule.text)
+        put_state(connection, deployment, "pending_actions", pending)
         put_state(connection, deployment, f"policies:{key}", streaks)
         connection.execute(
             _evaluations.insert().values(

@@ -10,8 +10,22 @@ Signals (per window, see :mod:`.window_metrics`): ``drift_share``, ``missing_sha
 ``latency_p95_ms``, ``requests``, ``output_drift_p_value``, ``output_drift_statistic`` and
 ``error_drift`` (how many times the error-stream detector signalled in the window).
 
-Actions: ``alert`` (record the alert with its evidence). ``rollback``, ``promote``,
-``retrain`` and ``webhook`` are not available yet and are refused by name.
+``data_drift`` and ``concept_drift`` are 1 in a window that shows that kind of decay and 0
+otherwise (:mod:`.decay_kind`; ``None`` without labels).
+
+Actions (every one records the alert with its evidence first; what the action then does is
+in :mod:`.policy_actions`):
+
+* ``alert``: only that;
+* ``webhook(url=URL, timeout_s=5, retries=2)``: POST the alert as JSON to ``URL``;
+* ``rollback`` or ``rollback(to=ALIAS)``: put the deployment back on its previous
+  definition, or on the version the model's alias ``ALIAS`` names;
+* ``retrain(train=MODULE:FUNCTION, reference_share=0, holdout=0.3, min_rows=50)``: train
+  on the labelled data since the change point (plus a share of the reference), gate the new
+  version against the one serving, and start its canary when it passes.
+
+Options are ``key=value`` pairs separated by commas; a value may not hold a comma or a
+parenthesis. ``promote`` is not available yet and is refused by name.
 
 >>> rule = Policy.parse("drift_share > 0.3 for 2 windows -> alert")
 >>> rule.signal, rule.op, rule.threshold, rule.windows, rule.action
@@ -41,10 +55,24 @@ SIGNALS = (
     "output_drift_p_value",
     "output_drift_statistic",
     "error_drift",
+    "data_drift",
+    "concept_drift",
 )
-ACTIONS = ("alert",)
-#: Actions the rules will name once the monitoring can act on deployments and training.
-LATER_ACTIONS = ("rollback", "promote", "retrain", "webhook")
+#: Each action's options: name -> (kind, default); a default of ``None`` marks one needed.
+ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
+    "alert": {},
+    "webhook": {"url": ("url", None), "timeout_s": ("seconds", 5.0), "retries": ("count", 2)},
+    "rollback": {"to": ("name", "")},
+    "retrain": {
+        "train": ("entry_point", None),
+        "reference_share": ("share", 0.0),
+        "holdout": ("fraction", 0.3),
+        "min_rows": ("count", 50),
+    },
+}
+ACTIONS = tuple(ACTION_OPTIONS)
+#: Actions the rules will name once the monitoring can promote through the control plane.
+LATER_ACTIONS = ("promote",)
 _OPERATORS = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -57,8 +85,65 @@ _RULE = re.compile(
     r"^\s*(?:when\s+)?(?P<signal>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>>=|<=|==|!=|>|<)\s*"
     r"(?P<threshold>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
     r"(?:\s+for\s+(?P<windows>\d+)\s+windows?)?\s*(?:->|→|\bthen\b)\s*"
-    r"(?P<action>[A-Za-z_]+)\s*$"
+    r"(?P<action>[A-Za-z_]+)\s*(?:\((?P<options>[^()]*)\))?\s*$"
 )
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _option(text: str, action: str, key: str, kind: str, raw: str) -> Any:
+    where = f"policy {text!r}: {action} option {key}"
+    if kind == "url":
+        if not raw.startswith(("http://", "https://")):
+            raise InvalidArgumentError(f"{where}: an http:// or https:// URL, got {raw!r}")
+        return raw
+    if kind == "name":
+        if not _NAME.match(raw):
+            raise InvalidArgumentError(f"{where}: an alias name, got {raw!r}")
+        return raw
+    if kind == "entry_point":
+        if not _ENTRY_POINT.match(raw):
+            raise InvalidArgumentError(
+                f"{where}: a Python entry point 'package.module:function', got {raw!r}"
+            )
+        return raw
+    try:
+        number = int(raw) if kind == "count" else float(raw)
+    except ValueError:
+        number = None
+    bounds = {
+        "count": (number is not None and number >= 0, "a whole number >= 0"),
+        "seconds": (number is not None and 0 < number <= 60, "seconds in (0, 60]"),
+        "share": (number is not None and 0 <= number <= 1, "a share in [0, 1]"),
+        "fraction": (number is not None and 0 < number < 1, "a fraction in (0, 1)"),
+    }
+    ok, rule = bounds[kind]
+    if not ok:
+        raise InvalidArgumentError(f"{where}: {rule}, got {raw!r}")
+    return number
+
+
+def _options(text: str, action: str, written: str | None) -> tuple[tuple[str, Any], ...]:
+    allowed = ACTION_OPTIONS[action]
+    given: dict[str, str] = {}
+    for part in (written or "").split(","):
+        if not part.strip():
+            continue
+        key, equals, raw = part.partition("=")
+        key = key.strip()
+        if not equals or key not in allowed:
+            names = ", ".join(allowed) or "none"
+            raise InvalidArgumentError(
+                f"policy {text!r}: {action} takes key=value options ({names}), got {part.strip()!r}"
+            )
+        given[key] = raw.strip()
+    values = []
+    for key, (kind, default) in allowed.items():
+        if key not in given and default is None:
+            raise InvalidArgumentError(f"policy {text!r}: {action} needs the option {key}=...")
+        value = _option(text, action, key, kind, given[key]) if key in given else default
+        values.append((key, value))
+    return tuple(values)
 
 
 @dataclass(frozen=True)
@@ -71,6 +156,7 @@ class Policy:
     windows: int
     action: str
     text: str
+    options: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> Policy:
@@ -78,7 +164,13 @@ class Policy:
 
         >>> Policy.parse("error_rate > 0.1 then retrain")
         Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: policy 'error_rate > 0.1 then retrain': action 'retrain' is not available yet (available: alert)
+        opsloop.errors.InvalidArgumentError: policy 'error_rate > 0.1 then retrain': retrain needs the option train=...
+        >>> Policy.parse("error_rate > 0.1 then promote")
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: policy 'error_rate > 0.1 then promote': action 'promote' is not available yet (available: alert, webhook, rollback, retrain)
+        >>> Policy.parse("concept_drift > 0 -> retrain(train=credit.fit:train, holdout=2)")
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: policy 'concept_drift > 0 -> retrain(train=credit.fit:train, holdout=2)': retrain option holdout: a fraction in (0, 1), got '2'
         >>> Policy.parse("__import__('os') -> alert")
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: policy "__import__('os') -> alert": expected 'when <signal> <op> <number> [for N windows] then <action>'
@@ -108,9 +200,25 @@ class Policy:
         windows = int(match.group("windows") or 1)
         if windows < 1:
             raise InvalidArgumentError(f"policy {text!r}: 'for N windows' needs N >= 1")
+        options = _options(text, action, match.group("options"))
         return cls(
-            signal, match.group("op"), float(match.group("threshold")), windows, action, text
+            signal,
+            match.group("op"),
+            float(match.group("threshold")),
+            windows,
+            action,
+            text,
+            options,
         )
+
+    def option(self, name: str) -> Any:
+        """The value of the action's option ``name`` (its default when the rule gives none).
+
+        >>> rule = Policy.parse("error_drift > 0 -> webhook(url=http://127.0.0.1:9/hook)")
+        >>> rule.option("url"), rule.option("retries")
+        ('http://127.0.0.1:9/hook', 2)
+        """
+        return dict(self.options)[name]
 
     def value(self, metrics: dict[str, Any]) -> float | None:
         """The rule's signal in a window's metrics (``None`` when the window has none).

@@ -3,14 +3,16 @@ the training data. Its profile, its inferred schema (for out-of-schema rates) an
 seeded sample of its rows (for exact two-sample tests) are kept in the store.
 
 ``set_reference(db, deployment, frame)`` sets it explicitly; ``predictions`` (the model's
-outputs on ``frame``) add the reference of the output distribution. Setting it is recorded
-in the audit log (entity ``monitor:DEPLOYMENT``).
+outputs on ``frame``) add the reference of the output distribution, and ``labels`` (the true
+answers) the reference's own error, against which a window's error is judged
+(:mod:`.decay_kind`), and rows a retraining may mix in (:mod:`.training_window`). Setting it
+is recorded in the audit log (entity ``monitor:DEPLOYMENT``).
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]})
->>> _ = set_reference(db, "api", frame, predictions=[0, 1, 0])
+>>> _ = set_reference(db, "api", frame, predictions=[0, 1, 0], labels=[0, 1, 1])
 >>> ref = get_reference(db, "api")
->>> ref.features, ref.profile["x"].numeric.mean, len(ref.sample), ref.has_predictions
+>>> ref.features, ref.profile["x"].numeric.mean, len(ref.sample), ref.has_labels
 (('x', 'c'), 2.0, 3, True)
 """
 
@@ -38,19 +40,23 @@ from opsloop.store.database import Database, clock_of
 _references = tables.monitoring_references
 #: Rows of the reference kept for exact tests, unless ``sample_size`` says otherwise.
 REFERENCE_SAMPLE_SIZE = 5000
+#: The sample's column of the reference's labels (a name no input will have).
+LABEL_COLUMN = "__label__"
 
 
 @dataclass(frozen=True)
 class Reference:
     """The reference's input ``features``, ``profile`` (inputs, and the
     :data:`~opsloop.monitoring.window_part.PREDICTION_COLUMN` when ``has_predictions``),
-    ``schema`` of the inputs and ``sample`` of rows."""
+    ``schema`` of the inputs and ``sample`` of rows (with the :data:`LABEL_COLUMN` when
+    ``has_labels``)."""
 
     features: tuple[str, ...]
     profile: Profile
     schema: Schema
     sample: RowSample
     has_predictions: bool
+    has_labels: bool = False
 
     def to_bytes(self) -> bytes:
         """Compressed JSON of everything (:meth:`from_bytes` reads it back)."""
@@ -60,6 +66,7 @@ class Reference:
             "schema": self.schema.to_dict(),
             "sample": base64.b64encode(self.sample.to_bytes()).decode(),
             "has_predictions": self.has_predictions,
+            "has_labels": self.has_labels,
         }
         return zlib.compress(json.dumps(state, separators=(",", ":"), default=str).encode(), 1)
 
@@ -73,6 +80,7 @@ class Reference:
             Schema.from_dict(state["schema"]),
             RowSample.from_bytes(base64.b64decode(state["sample"])),
             bool(state["has_predictions"]),
+            bool(state.get("has_labels", False)),  # references set before labels were kept
         )
 
 
@@ -82,6 +90,7 @@ def set_reference(
     frame: pd.DataFrame,
     *,
     predictions: Sequence | np.ndarray | None = None,
+    labels: Sequence | np.ndarray | None = None,
     sample_size: int = REFERENCE_SAMPLE_SIZE,
     seed: int = 0,
     actor: str = "monitoring",
@@ -98,19 +107,23 @@ def set_reference(
     if frame.empty:
         raise InvalidArgumentError("frame: the reference needs at least one row and column")
     frame = frame.rename(columns=str).reset_index(drop=True)
-    if PREDICTION_COLUMN in frame.columns:
-        raise InvalidArgumentError(
-            f"frame: the column name {PREDICTION_COLUMN!r} is kept for the model's output"
-        )
+    for kept, what in ((PREDICTION_COLUMN, "the model's output"), (LABEL_COLUMN, "labels")):
+        if kept in frame.columns:
+            raise InvalidArgumentError(f"frame: the column name {kept!r} is kept for {what}")
     schema = infer_schema(frame)
     rows = frame
-    if predictions is not None:
-        values = np.asarray(predictions).reshape(-1)
+    for field, values, column in (
+        ("predictions", predictions, PREDICTION_COLUMN),
+        ("labels", labels, LABEL_COLUMN),
+    ):
+        if values is None:
+            continue
+        values = np.asarray(values).reshape(-1)
         if len(values) != len(frame):
             raise InvalidArgumentError(
-                f"predictions: {len(values)} values for {len(frame)} rows; give one per row"
+                f"{field}: {len(values)} values for {len(frame)} rows; give one per row"
             )
-        rows = frame.assign(**{PREDICTION_COLUMN: values})
+        rows = rows.assign(**{column: values})
     ids = [str(i) for i in range(len(rows))]
     reference = Reference(
         tuple(frame.columns),
@@ -118,6 +131,7 @@ def set_reference(
         schema,
         RowSample.of(rows, ids, sample_size, seed),
         predictions is not None,
+        labels is not None,
     )
     with db.write() as connection:
         now = clock_of(connection)
