@@ -309,20 +309,23 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
             )
         _serve(registry, test_rows, console)
         half = len(test_rows) // 2  # the gate and the canary see different applications
-        _gate(
+        passed = _gate(
             registry,
             test_rows.iloc[:half],
             results[best]["version"],
             results[other]["version"],
             console,
         )
-        _canary(
-            registry,
-            test_rows.iloc[half:],
-            results[best]["version"],
-            results[other]["version"],
-            console,
-        )
+        if passed:
+            _canary(
+                registry,
+                test_rows.iloc[half:],
+                results[best]["version"],
+                results[other]["version"],
+                console,
+            )
+        else:
+            console.print(f"the gate blocks credit-default v{results[other]['version']}: no canary")
     return {
         "champion": results[best],
         "challenger": results[other],
@@ -381,11 +384,11 @@ def _serve(registry, rows, console: Console, requests: int = 300) -> None:
     )
 
 
-def _gate(registry, rows, champion: int, challenger: int, console: Console) -> None:
+def _gate(registry, rows, champion: int, challenger: int, console: Console) -> bool:
     """The release gate the challenger passes (or not) before its canary: AUC not worse
     than the champion's by more than 0.05 (DeLong's paired test), at least 0.75, and no
     region's error rate up by more than 5 points (Benjamini-Hochberg across regions). The
-    verdict lands in the challenger's audit trail either way."""
+    verdict lands in the challenger's audit trail either way; whether it passed."""
     from opsloop.analysis.gate import parse_gate
     from opsloop.registry.release_gate import run_gate
 
@@ -414,6 +417,7 @@ def _gate(registry, rows, champion: int, challenger: int, console: Console) -> N
     console.print(f"release gate on credit-default v{challenger}: {verdict} ({result.n_rows} rows)")
     for check in result.checks:
         console.print(f"  {check.name}: {'pass' if check.passed else 'FAIL'}, {check.reason}")
+    return result.passed
 
 
 def _canary(
