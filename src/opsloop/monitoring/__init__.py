@@ -6,7 +6,9 @@ Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event
 :mod:`.software_metrics`, :mod:`.window_part` (one worker's share of a window),
 :mod:`.window_store` (windows in the store), :mod:`.reference`, :mod:`.window_metrics`,
 :mod:`.policy`, :mod:`.evaluation` (windows evaluated, detector, alerts),
-:mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML report).
+:mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML report), and the service
+over them: :mod:`.monitoring_service` (its operations), :mod:`.local_monitoring`
+(``Monitoring`` on a store), :mod:`.http_monitoring` (``HttpMonitoring`` on a server).
 
 >>> import pandas as pd
 >>> db.clock = lambda: 7_200_000  # two hours after the epoch: the first hour has closed
@@ -27,6 +29,8 @@ from opsloop.monitoring.evaluation import (
     read_evaluations,
 )
 from opsloop.monitoring.event_log import LabelReceipt, label_counts, log_labels, log_predictions
+from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.monitor_report import monitor_report, monitor_status
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.reference import Reference, get_reference, set_reference
@@ -34,7 +38,9 @@ from opsloop.monitoring.window_store import read_window, update_windows, window_
 from opsloop.monitoring.windowing import Windowing
 
 __all__ = [
+    "HttpMonitoring",
     "LabelReceipt",
+    "Monitoring",
     "Policy",
     "Reference",
     "WindowEvaluation",

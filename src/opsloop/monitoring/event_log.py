@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -102,6 +102,21 @@ def _checked_ids(request_ids: Sequence[str], n: int, field: str = "request_ids")
     return ids
 
 
+def _per_row(value: Any, n: int, field: str, dtype: Any) -> np.ndarray:
+    """``value`` (one for all rows, or one per row) as ``n`` values.
+
+    >>> _per_row([1.0, 2.0], 3, "latency_ms", float)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: latency_ms: 2 values for 3 rows; give one, or one per row
+    """
+    array = np.asarray(value, dtype=dtype)
+    if array.ndim > 1 or (array.ndim == 1 and len(array) != n):
+        raise InvalidArgumentError(
+            f"{field}: {array.size} values for {n} rows; give one, or one per row"
+        )
+    return np.broadcast_to(array, (n,))
+
+
 def log_predictions(
     db: Database,
     deployment: str,
@@ -140,12 +155,12 @@ def log_predictions(
         if request_ids is None
         else _checked_ids(request_ids, n)
     )
-    latency = np.broadcast_to(np.asarray(latency_ms, dtype=float), (n,))
+    latency = _per_row(latency_ms, n, "latency_ms", float)
     if n and (not np.all(np.isfinite(latency)) or np.any(latency < 0)):
         raise InvalidArgumentError("latency_ms: must be finite and non-negative")
     with db.write() as connection:
         now = clock_of(connection)
-        times = np.broadcast_to(np.asarray(now if at_ms is None else at_ms, dtype=np.int64), (n,))
+        times = _per_row(now if at_ms is None else at_ms, n, "at_ms", np.int64)
         rows = [
             {
                 "deployment": deployment,
@@ -180,6 +195,20 @@ class LabelReceipt:
     duplicate: int
     unknown: int
     unknown_ids: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The receipt as a JSON-safe dict (:meth:`from_dict` reads it back).
+
+        >>> receipt = LabelReceipt(2, 1, 0, 1, ("zz",))
+        >>> LabelReceipt.from_dict(receipt.to_dict()) == receipt, receipt.to_dict()["unknown_ids"]
+        (True, ['zz'])
+        """
+        return {**asdict(self), "unknown_ids": list(self.unknown_ids)}
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> LabelReceipt:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(**{**document, "unknown_ids": tuple(document["unknown_ids"])})
 
 
 def log_labels(
