@@ -6,7 +6,8 @@ needs one process. The routes:
 
 * ``POST /v1/deployments/{name}/predict`` and ``/feedback`` (:mod:`.prediction_routes`);
 * the Open Inference Protocol under ``/v2`` (:mod:`.inference_protocol`);
-* ``GET /metrics``, Prometheus' text format (:mod:`opsloop.serving.serving_metrics`).
+* ``GET /metrics``, Prometheus' text format (:mod:`opsloop.serving.serving_metrics`, with
+  the monitoring's gauges of :mod:`opsloop.monitoring.monitoring_gauges`).
 
 Who may call: the same rule as the control plane (:mod:`.identity`). Predicting, feedback,
 model metadata and metrics need the viewer role (any user with a token: a prediction changes
@@ -109,7 +110,8 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
         },
     )
     def metrics(request: Request, user: Viewer) -> Response:
-        """Requests, errors, latency and shadow drops per deployment and variant."""
+        """Requests, errors, latency and shadow drops per deployment and variant, and the
+        monitoring's latest windows (drift share, task metric) and alerts."""
         return Response(request.app.state.runtime.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
