@@ -40,8 +40,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.json_columns import row_texts
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
@@ -62,15 +64,10 @@ def _records(inputs: Any) -> list[str]:
         raise InvalidArgumentError(
             f"inputs: a DataFrame or a list of records (dicts), got {type(inputs).__name__}"
         )
-    if len(frame) == 0:
-        return []
-    frame = frame.rename(columns=str)
     # Nulls as JSON null (json.dumps would write NaN, which is not JSON). pandas' own
     # to_json is not used: it keeps 10 significant digits, and a logged float must come back
     # bit for bit.
-    plain = frame.astype(object).where(frame.notna(), None)
-    dumps = json.JSONEncoder(default=str, allow_nan=False).encode
-    return [f"[{dumps(record)}]" for record in plain.to_dict("records")]
+    return row_texts(frame)
 
 
 def _plain(value: Any) -> Any:
@@ -117,6 +114,25 @@ def _per_row(value: Any, n: int, field: str, dtype: Any) -> np.ndarray:
     return np.broadcast_to(array, (n,))
 
 
+def _insert_columns(connection: Connection, columns: dict[str, list]) -> None:
+    """Insert the events given column by column."""
+    if connection.dialect.name == "sqlite":
+        # The driver's executemany on tuples: SQLAlchemy's own preparation of each row's
+        # parameters costs more than SQLite's insert of it.
+        compiled = _events.insert().compile(dialect=connection.dialect, column_keys=list(columns))
+        order = compiled.positiontup or list(columns)
+        connection.exec_driver_sql(
+            str(compiled), list(zip(*(columns[k] for k in order), strict=True))
+        )
+    else:
+        # PostgreSQL: SQLAlchemy batches the rows into multi-row INSERTs.
+        names = list(columns)
+        connection.execute(
+            _events.insert(),
+            [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)],
+        )
+
+
 def log_predictions(
     db: Database,
     deployment: str,
@@ -161,27 +177,22 @@ def log_predictions(
     with db.write() as connection:
         now = clock_of(connection)
         times = _per_row(now if at_ms is None else at_ms, n, "at_ms", np.int64)
-        rows = [
-            {
-                "deployment": deployment,
-                "variant": variant,
-                "role": "primary",
-                "model": model,
-                "version": int(version),
-                "request_id": request_id,
-                "routing_key": None,
-                "inputs_json": line,
-                "output_json": output,
-                "error": None,
-                "latency_ms": float(lat),
-                "at_ms": int(at),
+        if n:
+            columns = {
+                "deployment": [deployment] * n,
+                "variant": [variant] * n,
+                "role": ["primary"] * n,
+                "model": [model] * n,
+                "version": [int(version)] * n,
+                "request_id": ids,
+                "routing_key": [None] * n,
+                "inputs_json": lines,
+                "output_json": outputs,
+                "error": [None] * n,
+                "latency_ms": latency.astype(float).tolist(),
+                "at_ms": times.astype(np.int64).tolist(),
             }
-            for request_id, line, output, lat, at in zip(
-                ids, lines, outputs, latency.tolist(), times.tolist(), strict=True
-            )
-        ]
-        if rows:
-            connection.execute(_events.insert(), rows)
+            _insert_columns(connection, columns)
     return ids
 
 
