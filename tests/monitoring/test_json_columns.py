@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from opsloop.errors import InvalidArgumentError
-from opsloop.monitoring.json_columns import row_texts, rows_of_texts
-from opsloop.monitoring.window_part import _records_frame
+from opsloop.monitoring.json_columns import predictions_of_texts, row_texts, rows_of_texts
+from opsloop.monitoring.window_part import _predictions, _records_frame
 
 AWKWARD_FLOATS = [
     0.0, -0.0, 2.0, -3.0, 100.0, 123456.0, 1e15, 1e16, 1e17, 1e21, 1e22, 1e-5, 1e-7, 0.1,
@@ -118,3 +118,59 @@ def test_arrow_parses_the_frame_json_loads_would_build(texts):
 def test_what_arrow_would_read_otherwise_is_left_to_the_standard_library(texts):
     assert rows_of_texts(texts) is None
     assert rows_of_texts(row_texts(_mixed())) is None
+
+
+def _standard_predictions(texts: list, lengths: list[int]) -> list:
+    found: list = []
+    for text, n_rows in zip(texts, lengths, strict=True):
+        found.extend(_predictions(None if text is None else json.loads(text), n_rows))
+    return found
+
+
+OUTPUTS = [
+    pytest.param(
+        ['{"predictions": [1]}', '{"predictions": [0, 1]}', None, '{"predictions": [2]}'],
+        [1, 2, 1, 3],
+        id="ints, a failed answer, a wrong length",
+    ),
+    pytest.param(
+        [
+            '{"predictions": [0.5], "probabilities": [[0.5, 0.5]], "classes": [0, 1]}',
+            '{"predictions": [1]}',
+            '{"predictions": [null]}',
+            '{"predictions": [NaN]}',
+        ],
+        [1, 1, 1, 1],
+        id="floats and ints, other fields, null, NaN",
+    ),
+    pytest.param(['{"predictions": ["yes"]}', '{"other": 1}'], [1, 1], id="text, no predictions"),
+    pytest.param([None, None], [1, 2], id="no output at all"),
+]
+
+
+@pytest.mark.parametrize(("texts", "lengths"), OUTPUTS)
+def test_arrow_reads_the_predictions_json_loads_would(texts, lengths):
+    found = predictions_of_texts(texts, np.array(lengths))
+    expected = _standard_predictions(texts, lengths)
+    assert found is not None
+    # As event_rows makes the prediction column of them.
+    pd.testing.assert_series_equal(
+        pd.Series(found, dtype=object).infer_objects(),
+        pd.Series(expected, dtype=object).infer_objects(),
+        check_exact=True,
+    )
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ['{"predictions": [[1, 2]]}'],
+        ['{"predictions": [{"a": 1}]}'],
+        ['{"predictions": [1]}', '{"predictions": ["a"]}'],
+        ['{"predictions": [true]}', '{"predictions": [1]}'],
+        ["[1]"],
+    ],
+    ids=["lists", "objects", "number and text", "flag and number", "not an object"],
+)
+def test_predictions_arrow_would_read_otherwise_are_left_to_the_standard_library(texts):
+    assert predictions_of_texts(texts, np.ones(len(texts), dtype=np.int64)) is None

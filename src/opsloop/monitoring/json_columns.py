@@ -97,23 +97,72 @@ def row_texts(frame: pd.DataFrame) -> list[str]:
     return pc.binary_join_element_wise(*pieces, "").to_pylist()
 
 
-def rows_of_texts(texts: list) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """The records of a batch of JSON texts (each a list of records) as one frame, and how
-    many records each text held; ``None`` when Arrow cannot give exactly what the standard
-    library would (the module docstring says when)."""
-    if not texts or not all(isinstance(text, str) for text in texts):
-        return None
+def _read(texts: list[str]) -> pa.Array | None:
+    """The JSON values of ``texts``, one per text, as one Arrow array (``None`` when Arrow
+    cannot read them as one column)."""
     # One line per text, each wrapped in an object (the reader reads objects), in one join.
-    body = ('{"r":' + '}\n{"r":'.join(texts) + "}").encode()
+    body = ('{"v":' + '}\n{"v":'.join(texts) + "}").encode()
     # One block: types are inferred over every text, as a DataFrame infers them over all.
     options = pa_json.ReadOptions(use_threads=False, block_size=len(body) + 1)
     try:
         table = pa_json.read_json(io.BytesIO(body), read_options=options)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if table.num_columns != 1 or not pa.types.is_list(table.column(0).type):
+    if table.num_columns != 1 or table.num_rows != len(texts):
         return None
-    lists = table.column(0).combine_chunks()
+    return table.column(0).combine_chunks()
+
+
+def predictions_of_texts(texts: list, lengths: np.ndarray) -> list | None:
+    """The predictions of a batch of outputs (JSON texts ``{"predictions": [...]}``, or
+    missing), one per input row: ``lengths`` says how many rows each event had, and an
+    output without a prediction per row gives ``None`` for each of its rows. ``None`` when
+    Arrow cannot read them as the standard library would.
+
+    >>> predictions_of_texts(['{"predictions": [1, 0]}', None, '{"predictions": [3]}'],
+    ...                      np.array([2, 1, 2]))
+    [1, 0, None, None, None]
+    """
+    texts = [text if isinstance(text, str) else "null" for text in texts]
+    total = int(lengths.sum())
+    if not texts:
+        return []
+    outputs = _read(texts)
+    if outputs is None:
+        return None
+    if outputs.type == pa.null():
+        return [None] * total
+    if not pa.types.is_struct(outputs.type):
+        return None
+    if outputs.type.get_field_index("predictions") < 0:
+        return [None] * total
+    found = outputs.flatten()[outputs.type.get_field_index("predictions")]
+    if found.type == pa.null():
+        return [None] * total
+    if not pa.types.is_list(found.type) or found.type.value_type not in _PLAIN_TYPES:
+        return None
+    given = pc.fill_null(pc.list_value_length(found), -1).to_numpy(zero_copy_only=False)
+    values = found.flatten().to_pylist()
+    predictions: list = []
+    position = 0
+    for count, wanted in zip(given.tolist(), lengths.tolist(), strict=True):
+        if count == wanted:
+            predictions.extend(values[position : position + count])
+        else:
+            predictions.extend([None] * wanted)
+        position += max(count, 0)
+    return predictions
+
+
+def rows_of_texts(texts: list) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The records of a batch of JSON texts (each a list of records) as one frame, and how
+    many records each text held; ``None`` when Arrow cannot give exactly what the standard
+    library would (the module docstring says when)."""
+    if not texts or not all(isinstance(text, str) for text in texts):
+        return None
+    lists = _read(texts)
+    if lists is None or not pa.types.is_list(lists.type):
+        return None
     rows = lists.flatten()
     if lists.null_count or not pa.types.is_struct(rows.type) or rows.type.num_fields == 0:
         return None
