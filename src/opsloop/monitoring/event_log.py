@@ -18,6 +18,10 @@ each in a :class:`LabelReceipt`:
 * **unknown**: no answer of the deployment has the id: not kept; the receipt lists the ids,
   so they can be sent again once the answer is recorded.
 
+Labels sent to the data plane's feedback endpoint are joined the same way
+(:func:`join_labels`), and counted with these; there a duplicate label is refused (409) and
+an unknown id is a 404.
+
 The counts add up per deployment in the monitor's state (:func:`label_counts`).
 
 >>> db = Database("sqlite://", clock=lambda: 10_000_000)
@@ -222,6 +226,83 @@ class LabelReceipt:
         return cls(**{**document, "unknown_ids": tuple(document["unknown_ids"])})
 
 
+def join_labels(
+    connection: Connection,
+    deployment: str,
+    ids: list[str],
+    texts: list[str],
+    *,
+    windowing: Windowing,
+    actor: str,
+    reward: float | None = None,
+) -> LabelReceipt:
+    """Keep the labels ``texts`` (JSON) of the answers ``ids`` of ``deployment`` inside the
+    caller's transaction, and count them (the module docstring says what happens to late,
+    duplicate and unknown ones); ``reward`` is kept beside each label kept. :func:`log_labels`
+    and the data plane's feedback (:func:`opsloop.serving.prediction_feedback.
+    record_feedback`) both join labels with it, so a label is kept and counted one way.
+
+    >>> with db.write() as connection:
+    ...     join_labels(connection, "api", ["nope"], ["1"], windowing=Windowing(), actor="ana")
+    LabelReceipt(accepted=0, late=0, duplicate=0, unknown=1, unknown_ids=('nope',))
+    """
+    now = clock_of(connection)
+    answered: dict[str, int] = {}
+    labelled: set[str] = set()
+    unique = list(dict.fromkeys(ids))
+    for i in range(0, len(unique), _CHUNK):
+        chunk = unique[i : i + _CHUNK]
+        answered.update(
+            connection.execute(
+                sa.select(_events.c.request_id, sa.func.min(_events.c.at_ms))
+                .where(
+                    _events.c.deployment == deployment,
+                    _events.c.role == "primary",
+                    _events.c.request_id.in_(chunk),
+                )
+                .group_by(_events.c.request_id)
+            ).all()
+        )
+        labelled.update(
+            connection.execute(
+                sa.select(_feedback.c.request_id).where(
+                    _feedback.c.deployment == deployment,
+                    _feedback.c.request_id.in_(chunk),
+                    _feedback.c.label_json.is_not(None),
+                )
+            ).scalars()
+        )
+    rows, unknown_ids = [], []
+    late = duplicate = 0
+    for request_id, text in zip(ids, texts, strict=True):
+        if request_id not in answered:
+            unknown_ids.append(request_id)
+        elif request_id in labelled:
+            duplicate += 1
+        else:
+            labelled.add(request_id)
+            closes = windowing.start_of(answered[request_id]) + windowing.window_ms
+            late += now >= closes
+            rows.append(
+                {
+                    "deployment": deployment,
+                    "request_id": request_id,
+                    "label_json": text,
+                    "reward": reward,
+                    "created_ms": now,
+                    "created_by": actor,
+                }
+            )
+    if rows:
+        connection.execute(_feedback.insert(), rows)
+    receipt = LabelReceipt(len(rows), late, duplicate, len(unknown_ids), tuple(unknown_ids[:100]))
+    counts = get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
+    for name in LABEL_COUNTS:
+        counts[name] += getattr(receipt, name)
+    put_state(connection, deployment, "labels", counts)
+    return receipt
+
+
 def log_labels(
     db: Database,
     deployment: str,
@@ -253,62 +334,7 @@ def log_labels(
             f"labels: must be JSON values (numbers, text), {error}"
         ) from None
     with db.write() as connection:
-        now = clock_of(connection)
-        answered: dict[str, int] = {}
-        labelled: set[str] = set()
-        unique = list(dict.fromkeys(ids))
-        for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i : i + _CHUNK]
-            answered.update(
-                connection.execute(
-                    sa.select(_events.c.request_id, sa.func.min(_events.c.at_ms))
-                    .where(
-                        _events.c.deployment == deployment,
-                        _events.c.role == "primary",
-                        _events.c.request_id.in_(chunk),
-                    )
-                    .group_by(_events.c.request_id)
-                ).all()
-            )
-            labelled.update(
-                connection.execute(
-                    sa.select(_feedback.c.request_id).where(
-                        _feedback.c.deployment == deployment,
-                        _feedback.c.request_id.in_(chunk),
-                        _feedback.c.label_json.is_not(None),
-                    )
-                ).scalars()
-            )
-        rows, unknown_ids = [], []
-        late = duplicate = 0
-        for request_id, text in zip(ids, texts, strict=True):
-            if request_id not in answered:
-                unknown_ids.append(request_id)
-            elif request_id in labelled:
-                duplicate += 1
-            else:
-                labelled.add(request_id)
-                closes = windowing.start_of(answered[request_id]) + windowing.window_ms
-                late += now >= closes
-                rows.append(
-                    {
-                        "deployment": deployment,
-                        "request_id": request_id,
-                        "label_json": text,
-                        "reward": None,
-                        "created_ms": now,
-                        "created_by": actor,
-                    }
-                )
-        if rows:
-            connection.execute(_feedback.insert(), rows)
-        receipt = LabelReceipt(
-            len(rows), late, duplicate, len(unknown_ids), tuple(unknown_ids[:100])
-        )
-        counts = get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
-        for name in LABEL_COUNTS:
-            counts[name] += getattr(receipt, name)
-        put_state(connection, deployment, "labels", counts)
+        receipt = join_labels(connection, deployment, ids, texts, windowing=windowing, actor=actor)
     return receipt
 
 

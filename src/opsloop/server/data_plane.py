@@ -93,8 +93,11 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
     """
     app.state.runtime = runtime
     answers = error_responses(*EVERY_ROUTE, 403, 404, 503)
+    # Feedback refuses a second label for an answer (409).
     app.include_router(
-        prediction_routes.router, dependencies=[Depends(require_json)], responses=answers
+        prediction_routes.router,
+        dependencies=[Depends(require_json)],
+        responses=error_responses(*EVERY_ROUTE, 403, 404, 409, 503),
     )
     app.include_router(inference_protocol.probes)
     app.include_router(
