@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +23,8 @@ from opsloop.monitoring.monitoring_service import (
     MONITORING_OPERATIONS,
     MonitoringService,
 )
+from opsloop.monitoring.window_store import read_window, update_windows
+from opsloop.monitoring.windowing import Windowing
 from opsloop.registry import add_user
 from opsloop.registry.users import PermissionDenied
 from opsloop.server import create_app
@@ -83,6 +86,20 @@ SCENARIO = [
     ("status", lambda m, n: m.status(n, last=5)),
     ("alerts", lambda m, n: m.alerts(n)),
     ("alerts", lambda m, n: m.alerts(n, variant="canary")),
+    # A DataFrame and numpy arrays, as a batch job has them.
+    (
+        "log_predictions",
+        lambda m, n: m.log_predictions(
+            n,
+            pd.DataFrame(LIVE[:5]).assign(k=np.arange(5), when=pd.Timestamp("2024-01-02")),
+            np.array(PREDICTIONS[:5]),
+            variant="frame",
+            request_ids=np.array([f"f{i}" for i in range(5)]),
+            at_ms=np.full(5, T0 + 2 * HOUR_MS + 1),
+            latency_ms=np.linspace(0.0, 1.0, 5),
+        ),
+    ),
+    ("windows", lambda m, n: m.windows(n)),
 ]
 
 
@@ -144,6 +161,14 @@ def test_local_and_http_give_the_same_answers(store):
     # The clock is two hours on: every label came after its window closed.
     labels = {"accepted": 50, "late": 50, "duplicate": 2, "unknown": 1}
     assert answers["status"][0]["labels"] == labels
+    # The frame's rows reached both stores alike (dates as their text, as locally).
+    samples = []
+    for name in ("credit-local", "credit-http"):
+        update_windows(db, name)
+        samples.append(read_window(db, name, "frame", Windowing(), T0 + 2 * HOUR_MS).sample.rows)
+    pd.testing.assert_frame_equal(*samples, check_exact=True)
+    assert samples[0]["when"].tolist() == ["2024-01-02 00:00:00"] * 5
+    assert sorted(samples[0]["k"].tolist()) == [0, 1, 2, 3, 4]
 
 
 def test_refusals_are_the_same_on_both_sides(store):
@@ -167,8 +192,18 @@ def test_refusals_are_the_same_on_both_sides(store):
                 side.set_reference("api", [])
         # Bounds the wire states: a 422 naming the field, before anything is read.
         too_many = [{"x": 1.0}] * (MAX_LOGGED_ROWS + 1)
-        with pytest.raises(InvalidArgumentError, match="records"):
-            remote.log_predictions("api", too_many, [0] * (MAX_LOGGED_ROWS + 1))
+        sent = httpx.post(
+            f"{url}/api/v1/monitoring/api/predictions",
+            json={"records": too_many, "predictions": [0] * (MAX_LOGGED_ROWS + 1)},
+            headers={"Authorization": f"Bearer {editor}"},
+        )
+        assert sent.status_code == 422 and sent.json()["detail"][0]["loc"][-1] == "records"
+        # The client sends such a batch in parts, and checks it whole first.
+        with pytest.raises(InvalidArgumentError, match="predictions: 1 values for 10001 input"):
+            remote.log_predictions("api", too_many, [0])
+        ids = remote.log_predictions("big", too_many, np.zeros(MAX_LOGGED_ROWS + 1), at_ms=T0)
+        assert len(set(ids)) == MAX_LOGGED_ROWS + 1
+        assert update_windows(db, "big") == MAX_LOGGED_ROWS + 1
         with pytest.raises(InvalidArgumentError, match="request_ids"):
             remote.log_labels("api", ["x" * 65], [1])
         with pytest.raises(PermissionDenied, match="editor"):

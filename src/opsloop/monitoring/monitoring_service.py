@@ -311,6 +311,9 @@ MONITORING_OPERATIONS = ServiceTable(
             answer=record(ReferenceSummary),
         ),
     ],
+    # The client sends frames and numpy arrays as JSON, and a batch too large for one call
+    # in several.
+    composed=["log_predictions", "set_reference"],
 )
 
 __all__ = ["MAX_LOGGED_ROWS", "MAX_REFERENCE_ROWS", "MONITORING_OPERATIONS", "MonitoringService"]
