@@ -20,10 +20,13 @@ for under 1/10. Medians of ``--runs`` runs.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import platform
 import statistics
 import tempfile
 import time
+import zlib
 from importlib import metadata
 from pathlib import Path
 
@@ -71,6 +74,7 @@ def one_run(folder: Path, events: int, batch: int, seed: int) -> dict[str, float
     done = time.perf_counter()
     assert folded == events
     window = read_window(db, "bench", "default", windowing, T0)
+    held = _fingerprint(window)
     reference = get_reference(db, "bench")
     drift_start = time.perf_counter()
     metrics, _ = window_metrics(window, reference, None)
@@ -82,7 +86,25 @@ def one_run(folder: Path, events: int, batch: int, seed: int) -> dict[str, float
         "fold": done - logged,
         "drift": drift,
         "drift_share": metrics["drift_share"],
+        "window": held,
     }
+
+
+def _without_sketches(value):
+    if isinstance(value, dict):
+        return {k: _without_sketches(v) for k, v in value.items() if k != "kll"}
+    if isinstance(value, list):
+        return [_without_sketches(v) for v in value]
+    return value
+
+
+def _fingerprint(window) -> str:
+    """What the window holds (profile, software metrics, sample), to show that a faster
+    ingest builds the same window: the quantile sketches are left out, since their
+    compaction is randomised and differs from run to run by design."""
+    state = _without_sketches(json.loads(zlib.decompress(window.state_bytes())))
+    text = json.dumps(state, sort_keys=True).encode() + window.sample.to_bytes()
+    return hashlib.sha256(text).hexdigest()[:16]
 
 
 def main() -> None:
@@ -111,6 +133,7 @@ def main() -> None:
         f"ratio to ingest {median['drift'] / ingest:.3f} |"
     )
     print("drift shares found:", [round(r["drift_share"], 2) for r in runs])
+    print("windows built (sha256, sketches left out):", [r["window"] for r in runs])
 
 
 def _installed() -> bool:

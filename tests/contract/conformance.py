@@ -3,6 +3,9 @@ each implementation of a service satisfies its Protocol, parameter by parameter.
 
 from __future__ import annotations
 
+from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.monitoring.local_monitoring import Monitoring
+from opsloop.monitoring.monitoring_service import MonitoringService
 from opsloop.registry.http_registry import HttpModelRegistry
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.registry.registry_service import RegistryService
@@ -35,4 +38,12 @@ def local_tracking(implementation: LocalTrackingStore) -> TrackingService:
 
 
 def http_tracking(implementation: HttpTrackingStore) -> TrackingService:
+    return implementation
+
+
+def local_monitoring(implementation: Monitoring) -> MonitoringService:
+    return implementation
+
+
+def http_monitoring(implementation: HttpMonitoring) -> MonitoringService:
     return implementation

@@ -1,6 +1,7 @@
 """``opsloop monitor``: evaluate a deployment's closed windows against its reference, show
 its status, write its HTML report. Reads and writes the local store (``OPSLOOP_HOME`` or
-``OPSLOOP_STORE_URI``); monitoring over HTTP is not part of the service contract yet.
+``OPSLOOP_STORE_URI``); on a server, the same operations are
+:class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s.
 
 Errors are one line on stderr with exit code 2:
 

@@ -9,7 +9,9 @@ Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event
 :mod:`.decay_kind` (data or concept drift), :mod:`.alert_log`, :mod:`.policy_actions` (what
 a rule does: :mod:`.webhook_action`, :mod:`.rollback_action`, :mod:`.retrain_action` on a
 :mod:`.training_window`), :mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML
-report).
+report), and the service over them: :mod:`.monitoring_service` (its operations),
+:mod:`.local_monitoring` (``Monitoring`` on a store), :mod:`.http_monitoring`
+(``HttpMonitoring`` on a server).
 
 >>> import pandas as pd
 >>> db.clock = lambda: 7_200_000  # two hours after the epoch: the first hour has closed
@@ -30,6 +32,8 @@ from opsloop.monitoring.evaluation import (
     read_evaluations,
 )
 from opsloop.monitoring.event_log import LabelReceipt, label_counts, log_labels, log_predictions
+from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.monitor_report import monitor_report, monitor_status
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
@@ -41,7 +45,9 @@ from opsloop.monitoring.windowing import Windowing
 
 __all__ = [
     "ActionContext",
+    "HttpMonitoring",
     "LabelReceipt",
+    "Monitoring",
     "Policy",
     "Reference",
     "TrainingWindow",

@@ -241,12 +241,22 @@ def evaluate(
         key = f"{variant}:{windowing.window_ms}"
         with db.read() as connection:
             last = get_state(connection, deployment, f"evaluated:{key}", {"start_ms": None})
-        for start in group["start_ms"].tolist():
+        starts_of_variant = group["start_ms"].tolist()
+        for index, start in enumerate(starts_of_variant):
             closed = start + windowing.window_ms <= now
             if not closed or (last["start_ms"] is not None and start <= last["start_ms"]):
                 continue
+            previous = int(starts_of_variant[index - 1]) if index else None
             evaluation = _evaluate_window(
-                db, deployment, variant, int(start), windowing, reference, rules, alpha
+                db,
+                deployment,
+                variant,
+                int(start),
+                windowing,
+                reference,
+                rules,
+                alpha,
+                previous,
             )
             outcomes = tuple(_run_pending(db, deployment, context))
             done.append(
@@ -257,7 +267,7 @@ def evaluate(
                     evaluation.alerts,
                     outcomes,
                 )
-            )
+            )  # fmt: skip
     return done
 
 
@@ -287,11 +297,17 @@ def _run_pending(db: Database, deployment: str, context: ActionContext) -> list[
     return outcomes
 
 
-def _evaluate_window(db, deployment, variant, start, windowing, reference: Reference, rules, alpha):
+def _evaluate_window(
+    db, deployment, variant, start, windowing, reference: Reference, rules, alpha, previous=None
+):
     key = f"{variant}:{windowing.window_ms}"
     window = read_window(db, deployment, variant, windowing, start)
     labelled = _labelled_rows(db, deployment, variant, start, start + windowing.window_ms)
-    metrics, errors = window_metrics(window, reference, labelled, alpha=alpha)
+    # The variant's window before this one (the last that had events), for drift between
+    # consecutive windows.
+    before = None if previous is None else read_window(db, deployment, variant, windowing, previous)
+    metrics, errors = window_metrics(window, reference, labelled, alpha=alpha, previous=before)
+    metrics["previous_start_ms"] = previous
     fired = []
     with db.write() as connection:
         now = clock_of(connection)

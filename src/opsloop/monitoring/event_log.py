@@ -18,6 +18,10 @@ each in a :class:`LabelReceipt`:
 * **unknown**: no answer of the deployment has the id: not kept; the receipt lists the ids,
   so they can be sent again once the answer is recorded.
 
+Labels sent to the data plane's feedback endpoint are joined the same way
+(:func:`join_labels`), and counted with these; there a duplicate label is refused (409) and
+an unknown id is a 404.
+
 The counts add up per deployment in the monitor's state (:func:`label_counts`).
 
 >>> db = Database("sqlite://", clock=lambda: 10_000_000)
@@ -34,14 +38,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.json_columns import row_texts
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
@@ -62,15 +68,10 @@ def _records(inputs: Any) -> list[str]:
         raise InvalidArgumentError(
             f"inputs: a DataFrame or a list of records (dicts), got {type(inputs).__name__}"
         )
-    if len(frame) == 0:
-        return []
-    frame = frame.rename(columns=str)
     # Nulls as JSON null (json.dumps would write NaN, which is not JSON). pandas' own
     # to_json is not used: it keeps 10 significant digits, and a logged float must come back
     # bit for bit.
-    plain = frame.astype(object).where(frame.notna(), None)
-    dumps = json.JSONEncoder(default=str, allow_nan=False).encode
-    return [f"[{dumps(record)}]" for record in plain.to_dict("records")]
+    return row_texts(frame)
 
 
 def _plain(value: Any) -> Any:
@@ -100,6 +101,40 @@ def _checked_ids(request_ids: Sequence[str], n: int, field: str = "request_ids")
             f"{field}: an id must have 1 to {_MAX_ID} characters, got {too_long[0]!r}"
         )
     return ids
+
+
+def _per_row(value: Any, n: int, field: str, dtype: Any) -> np.ndarray:
+    """``value`` (one for all rows, or one per row) as ``n`` values.
+
+    >>> _per_row([1.0, 2.0], 3, "latency_ms", float)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: latency_ms: 2 values for 3 rows; give one, or one per row
+    """
+    array = np.asarray(value, dtype=dtype)
+    if array.ndim > 1 or (array.ndim == 1 and len(array) != n):
+        raise InvalidArgumentError(
+            f"{field}: {array.size} values for {n} rows; give one, or one per row"
+        )
+    return np.broadcast_to(array, (n,))
+
+
+def _insert_columns(connection: Connection, columns: dict[str, list]) -> None:
+    """Insert the events given column by column."""
+    if connection.dialect.name == "sqlite":
+        # The driver's executemany on tuples: SQLAlchemy's own preparation of each row's
+        # parameters costs more than SQLite's insert of it.
+        compiled = _events.insert().compile(dialect=connection.dialect, column_keys=list(columns))
+        order = compiled.positiontup or list(columns)
+        connection.exec_driver_sql(
+            str(compiled), list(zip(*(columns[k] for k in order), strict=True))
+        )
+    else:
+        # PostgreSQL: SQLAlchemy batches the rows into multi-row INSERTs.
+        names = list(columns)
+        connection.execute(
+            _events.insert(),
+            [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)],
+        )
 
 
 def log_predictions(
@@ -140,33 +175,28 @@ def log_predictions(
         if request_ids is None
         else _checked_ids(request_ids, n)
     )
-    latency = np.broadcast_to(np.asarray(latency_ms, dtype=float), (n,))
+    latency = _per_row(latency_ms, n, "latency_ms", float)
     if n and (not np.all(np.isfinite(latency)) or np.any(latency < 0)):
         raise InvalidArgumentError("latency_ms: must be finite and non-negative")
     with db.write() as connection:
         now = clock_of(connection)
-        times = np.broadcast_to(np.asarray(now if at_ms is None else at_ms, dtype=np.int64), (n,))
-        rows = [
-            {
-                "deployment": deployment,
-                "variant": variant,
-                "role": "primary",
-                "model": model,
-                "version": int(version),
-                "request_id": request_id,
-                "routing_key": None,
-                "inputs_json": line,
-                "output_json": output,
-                "error": None,
-                "latency_ms": float(lat),
-                "at_ms": int(at),
+        times = _per_row(now if at_ms is None else at_ms, n, "at_ms", np.int64)
+        if n:
+            columns = {
+                "deployment": [deployment] * n,
+                "variant": [variant] * n,
+                "role": ["primary"] * n,
+                "model": [model] * n,
+                "version": [int(version)] * n,
+                "request_id": ids,
+                "routing_key": [None] * n,
+                "inputs_json": lines,
+                "output_json": outputs,
+                "error": [None] * n,
+                "latency_ms": latency.astype(float).tolist(),
+                "at_ms": times.astype(np.int64).tolist(),
             }
-            for request_id, line, output, lat, at in zip(
-                ids, lines, outputs, latency.tolist(), times.tolist(), strict=True
-            )
-        ]
-        if rows:
-            connection.execute(_events.insert(), rows)
+            _insert_columns(connection, columns)
     return ids
 
 
@@ -180,6 +210,97 @@ class LabelReceipt:
     duplicate: int
     unknown: int
     unknown_ids: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The receipt as a JSON-safe dict (:meth:`from_dict` reads it back).
+
+        >>> receipt = LabelReceipt(2, 1, 0, 1, ("zz",))
+        >>> LabelReceipt.from_dict(receipt.to_dict()) == receipt, receipt.to_dict()["unknown_ids"]
+        (True, ['zz'])
+        """
+        return {**asdict(self), "unknown_ids": list(self.unknown_ids)}
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> LabelReceipt:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(**{**document, "unknown_ids": tuple(document["unknown_ids"])})
+
+
+def join_labels(
+    connection: Connection,
+    deployment: str,
+    ids: list[str],
+    texts: list[str],
+    *,
+    windowing: Windowing,
+    actor: str,
+    reward: float | None = None,
+) -> LabelReceipt:
+    """Keep the labels ``texts`` (JSON) of the answers ``ids`` of ``deployment`` inside the
+    caller's transaction, and count them (the module docstring says what happens to late,
+    duplicate and unknown ones); ``reward`` is kept beside each label kept. :func:`log_labels`
+    and the data plane's feedback (:func:`opsloop.serving.prediction_feedback.
+    record_feedback`) both join labels with it, so a label is kept and counted one way.
+
+    >>> with db.write() as connection:
+    ...     join_labels(connection, "api", ["nope"], ["1"], windowing=Windowing(), actor="ana")
+    LabelReceipt(accepted=0, late=0, duplicate=0, unknown=1, unknown_ids=('nope',))
+    """
+    now = clock_of(connection)
+    answered: dict[str, int] = {}
+    labelled: set[str] = set()
+    unique = list(dict.fromkeys(ids))
+    for i in range(0, len(unique), _CHUNK):
+        chunk = unique[i : i + _CHUNK]
+        answered.update(
+            connection.execute(
+                sa.select(_events.c.request_id, sa.func.min(_events.c.at_ms))
+                .where(
+                    _events.c.deployment == deployment,
+                    _events.c.role == "primary",
+                    _events.c.request_id.in_(chunk),
+                )
+                .group_by(_events.c.request_id)
+            ).all()
+        )
+        labelled.update(
+            connection.execute(
+                sa.select(_feedback.c.request_id).where(
+                    _feedback.c.deployment == deployment,
+                    _feedback.c.request_id.in_(chunk),
+                    _feedback.c.label_json.is_not(None),
+                )
+            ).scalars()
+        )
+    rows, unknown_ids = [], []
+    late = duplicate = 0
+    for request_id, text in zip(ids, texts, strict=True):
+        if request_id not in answered:
+            unknown_ids.append(request_id)
+        elif request_id in labelled:
+            duplicate += 1
+        else:
+            labelled.add(request_id)
+            closes = windowing.start_of(answered[request_id]) + windowing.window_ms
+            late += now >= closes
+            rows.append(
+                {
+                    "deployment": deployment,
+                    "request_id": request_id,
+                    "label_json": text,
+                    "reward": reward,
+                    "created_ms": now,
+                    "created_by": actor,
+                }
+            )
+    if rows:
+        connection.execute(_feedback.insert(), rows)
+    receipt = LabelReceipt(len(rows), late, duplicate, len(unknown_ids), tuple(unknown_ids[:100]))
+    counts = get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
+    for name in LABEL_COUNTS:
+        counts[name] += getattr(receipt, name)
+    put_state(connection, deployment, "labels", counts)
+    return receipt
 
 
 def log_labels(
@@ -213,62 +334,7 @@ def log_labels(
             f"labels: must be JSON values (numbers, text), {error}"
         ) from None
     with db.write() as connection:
-        now = clock_of(connection)
-        answered: dict[str, int] = {}
-        labelled: set[str] = set()
-        unique = list(dict.fromkeys(ids))
-        for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i : i + _CHUNK]
-            answered.update(
-                connection.execute(
-                    sa.select(_events.c.request_id, sa.func.min(_events.c.at_ms))
-                    .where(
-                        _events.c.deployment == deployment,
-                        _events.c.role == "primary",
-                        _events.c.request_id.in_(chunk),
-                    )
-                    .group_by(_events.c.request_id)
-                ).all()
-            )
-            labelled.update(
-                connection.execute(
-                    sa.select(_feedback.c.request_id).where(
-                        _feedback.c.deployment == deployment,
-                        _feedback.c.request_id.in_(chunk),
-                        _feedback.c.label_json.is_not(None),
-                    )
-                ).scalars()
-            )
-        rows, unknown_ids = [], []
-        late = duplicate = 0
-        for request_id, text in zip(ids, texts, strict=True):
-            if request_id not in answered:
-                unknown_ids.append(request_id)
-            elif request_id in labelled:
-                duplicate += 1
-            else:
-                labelled.add(request_id)
-                closes = windowing.start_of(answered[request_id]) + windowing.window_ms
-                late += now >= closes
-                rows.append(
-                    {
-                        "deployment": deployment,
-                        "request_id": request_id,
-                        "label_json": text,
-                        "reward": None,
-                        "created_ms": now,
-                        "created_by": actor,
-                    }
-                )
-        if rows:
-            connection.execute(_feedback.insert(), rows)
-        receipt = LabelReceipt(
-            len(rows), late, duplicate, len(unknown_ids), tuple(unknown_ids[:100])
-        )
-        counts = get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
-        for name in LABEL_COUNTS:
-            counts[name] += getattr(receipt, name)
-        put_state(connection, deployment, "labels", counts)
+        receipt = join_labels(connection, deployment, ids, texts, windowing=windowing, actor=actor)
     return receipt
 
 

@@ -38,6 +38,7 @@ SHOWN_METRICS = (
     "missing_share",
     "out_of_schema_rate",
     "drift_share",
+    "previous_drift_share",
     "task_metric",
     "error_drift",
 )

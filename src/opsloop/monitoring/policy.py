@@ -57,6 +57,7 @@ SIGNALS = (
     "error_drift",
     "data_drift",
     "concept_drift",
+    "previous_drift_share",
 )
 #: Each action's options: name -> (kind, default); a default of ``None`` marks one needed.
 ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {

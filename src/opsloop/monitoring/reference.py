@@ -22,7 +22,7 @@ import base64
 import json
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -82,6 +82,47 @@ class Reference:
             bool(state["has_predictions"]),
             bool(state.get("has_labels", False)),  # references set before labels were kept
         )
+
+
+@dataclass(frozen=True)
+class ReferenceSummary:
+    """What a reference holds, without its data: the input ``features``, how many ``rows``
+    it was made of, how many of them its ``sample`` keeps, and whether it ``has_predictions``.
+
+    >>> import pandas as pd
+    >>> ref = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0, 3.0]}), sample_size=2)
+    >>> ReferenceSummary.of(ref)
+    ReferenceSummary(features=('x',), rows=3, sample=2, has_predictions=False)
+    """
+
+    features: tuple[str, ...]
+    rows: int
+    sample: int
+    has_predictions: bool
+
+    @classmethod
+    def of(cls, reference: Reference) -> ReferenceSummary:
+        """The summary of ``reference``."""
+        return cls(
+            reference.features,
+            reference.profile.n_rows,
+            len(reference.sample),
+            reference.has_predictions,
+        )
+
+    def to_dict(self) -> dict:
+        """The summary as a JSON-safe dict (:meth:`from_dict` reads it back)."""
+        return {**asdict(self), "features": list(self.features)}
+
+    @classmethod
+    def from_dict(cls, document: dict) -> ReferenceSummary:
+        """Rebuild from :meth:`to_dict`.
+
+        >>> summary = ReferenceSummary(("x", "c"), 10, 5, True)
+        >>> ReferenceSummary.from_dict(summary.to_dict()) == summary
+        True
+        """
+        return cls(**{**document, "features": tuple(document["features"])})
 
 
 def set_reference(

@@ -13,6 +13,11 @@
   Pearson's chi-square test for categories, p-values adjusted by Holm's method over the
   features; ``drift_share`` is the share of compared features that drift at ``alpha``.
 * **Outputs:** the same test on the prediction column, when the reference has predictions.
+* **Drift against the previous window:** the same tests between the previous window's sample
+  and this one's, per feature (``previous_drift``, with ``previous_drift_share``), beside
+  the drift against the reference: a slow drift shows against the reference, a sudden one
+  against both, and a change that settled shows against the reference only. ``None`` for a
+  variant's first window and when either sample has expired.
 * **Task metric,** once labels arrive: accuracy when labels and predictions are classes
   (integers, text, booleans), mean absolute error otherwise; the per-row error stream (0/1
   misclassification, or absolute error) in event order feeds the detectors.
@@ -125,16 +130,53 @@ def task_errors(labelled: pd.DataFrame) -> tuple[str, float, np.ndarray]:
     return "mae", float(errors.mean()), errors
 
 
+def _feature_drift(
+    before: pd.DataFrame, after: pd.DataFrame, features: tuple[str, ...], alpha: float
+) -> tuple[dict[str, Any], float | None]:
+    """Drift per feature of ``after`` against ``before`` and the share that drifted
+    (``({}, None)`` when no feature could be compared)."""
+    present = [f for f in features if f in before.columns and f in after.columns]
+    if not present or before.empty or after.empty:
+        return {}, None
+    result = compare(before[present], after[present], alpha=alpha, plots=False)
+    if not result.compared:
+        return {}, None
+    return {c.column: _column_drift(result, c.column) for c in result.columns}, (
+        result.share_drifted
+    )
+
+
 def window_metrics(
     window: WindowPart,
     reference: Reference,
     labelled: pd.DataFrame | None,
     *,
     alpha: float = 0.05,
+    previous: WindowPart | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The metrics of ``window`` (a JSON-safe dict, see the module docstring) and its error
     stream (empty without labels). ``labelled`` holds the window's labelled rows, in event
-    order, with ``prediction`` and ``label`` columns."""
+    order, with ``prediction`` and ``label`` columns; ``previous`` is the variant's window
+    before this one (``None`` for its first).
+
+    >>> import pandas as pd
+    >>> from opsloop.monitoring.reference import set_reference
+    >>> from opsloop.monitoring.window_part import parts_of_events
+    >>> from opsloop.monitoring.windowing import Windowing
+    >>> ref = set_reference(db, "api", pd.DataFrame({"x": [float(i) for i in range(60)]}))
+    >>> def window(offset):
+    ...     events = pd.DataFrame({"variant": ["a"] * 40,
+    ...         "request_id": [f"r{offset}-{i}" for i in range(40)],
+    ...         "inputs_json": [f'[{{"x": {offset + i}}}]' for i in range(40)],
+    ...         "output_json": ['{"predictions": [1]}'] * 40, "error": [None] * 40,
+    ...         "latency_ms": [3.0] * 40, "at_ms": [0] * 40})
+    ...     return parts_of_events(events, Windowing())[("a", 0)]
+    >>> metrics, _ = window_metrics(window(10), ref, None, previous=window(200))
+    >>> metrics["drift_share"], metrics["previous_drift_share"]
+    (0.0, 1.0)
+    >>> window_metrics(window(10), ref, None)[0]["previous_drift"] is None
+    True
+    """
     metrics: dict[str, Any] = _software(window)
     features = reference.features
     metrics["missing_share"] = _missing_share(window, features)
@@ -144,14 +186,9 @@ def window_metrics(
     metrics["drift"], metrics["drift_share"], metrics["output_drift"] = {}, None, None
     if sample is not None and len(sample):
         reference_rows = reference.sample.frame()
-        present = [f for f in features if f in sample.columns]
-        if present:
-            result = compare(reference_rows[present], sample[present], alpha=alpha, plots=False)
-            if result.compared:
-                metrics["drift"] = {
-                    c.column: _column_drift(result, c.column) for c in result.columns
-                }
-                metrics["drift_share"] = result.share_drifted
+        metrics["drift"], metrics["drift_share"] = _feature_drift(
+            reference_rows, sample, features, alpha
+        )
         if reference.has_predictions and sample[PREDICTION_COLUMN].notna().any():
             output = compare(
                 reference_rows[[PREDICTION_COLUMN]],
@@ -161,6 +198,11 @@ def window_metrics(
             )
             if output.compared:
                 metrics["output_drift"] = _column_drift(output, PREDICTION_COLUMN)
+    metrics["previous_drift"], metrics["previous_drift_share"] = None, None
+    if sample is not None and previous is not None and previous.sample is not None:
+        metrics["previous_drift"], metrics["previous_drift_share"] = _feature_drift(
+            previous.sample.frame(), sample, features, alpha
+        )
     errors = np.array([], dtype=float)
     metrics["labelled"] = 0 if labelled is None else len(labelled)
     metrics["task"], metrics["task_metric"] = None, None

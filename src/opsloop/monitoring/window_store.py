@@ -103,7 +103,15 @@ def _fold_batch(
     rows = connection.execute(query).all()
     if not rows:
         return 0
-    events = pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+    # Column by column: a frame built from the rows inspects each row object, and the JSON
+    # texts stay Python strings (object), which the parser reads without a conversion.
+    names = list(query.selected_columns.keys())
+    events = pd.DataFrame(
+        {
+            name: pd.Series(values, dtype=object)
+            for name, values in zip(names, zip(*rows, strict=True), strict=True)
+        }
+    )
     for (variant, start), part in parts_of_events(events, windowing).items():
         _add_part(connection, deployment, variant, windowing.window_ms, start, worker, part)
     put_state(connection, deployment, name, {"event_id": int(events["id"].iloc[-1])})

@@ -19,6 +19,9 @@ from opsloop.errors import InvalidArgumentError
 
 _UNITS_MS = {"s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|min|h|d)\s*$")
+#: The longest duration: times are kept in 64-bit milliseconds, and a window or retention
+#: longer than a century holds nothing a shorter one would not.
+MAX_DURATION_MS = 36_500 * 86_400_000
 
 
 def duration_ms(text: str | int, field_name: str = "window") -> int:
@@ -27,18 +30,25 @@ def duration_ms(text: str | int, field_name: str = "window") -> int:
 
     >>> duration_ms("1h"), duration_ms(250)
     (3600000, 250)
+    >>> duration_ms("9999999d")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: window: at most 36500d (100 years), got '9999999d'
     >>> duration_ms("1 week")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: window: a duration like '5min', '1h' or '1d', got '1 week'
     """
     if isinstance(text, int) and not isinstance(text, bool) and text > 0:
-        return text
-    match = _DURATION.match(text) if isinstance(text, str) else None
-    if match is None or int(match.group(1)) == 0:
-        raise InvalidArgumentError(
-            f"{field_name}: a duration like '5min', '1h' or '1d', got {text!r}"
-        )
-    return int(match.group(1)) * _UNITS_MS[match.group(2)]
+        value = text
+    else:
+        match = _DURATION.match(text) if isinstance(text, str) else None
+        if match is None or int(match.group(1)) == 0:
+            raise InvalidArgumentError(
+                f"{field_name}: a duration like '5min', '1h' or '1d', got {text!r}"
+            )
+        value = int(match.group(1)) * _UNITS_MS[match.group(2)]
+    if value > MAX_DURATION_MS:
+        raise InvalidArgumentError(f"{field_name}: at most 36500d (100 years), got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)

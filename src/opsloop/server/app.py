@@ -37,10 +37,12 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from opsloop import __version__
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.registry import ModelRegistry
 from opsloop.server import (
     artifact_routes,
     deployment_routes,
+    monitoring_routes,
     registry_routes,
     review_routes,
     tracking_routes,
@@ -114,6 +116,7 @@ def create_app(
     )
     app.state.deployments = Deployments(database, actor="server")
     app.state.review_queue = ReviewQueue(database, actor="server")
+    app.state.monitoring = Monitoring(database, actor="server")
     install_error_handlers(app)
     install_request_limits(app, limits)
 
@@ -133,6 +136,7 @@ def create_app(
     app.include_router(registry_routes.router, dependencies=json_bodies, responses=hashed)
     app.include_router(deployment_routes.router, dependencies=json_bodies, responses=stored)
     app.include_router(review_routes.router, dependencies=json_bodies, responses=hashed)
+    app.include_router(monitoring_routes.router, dependencies=json_bodies, responses=stored)
     # The web pages at /, checking sessions with the same token rule as the API.
     install_dashboard(app, caller)
     origins = list(allowed_origins)

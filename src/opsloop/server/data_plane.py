@@ -6,7 +6,8 @@ needs one process. The routes:
 
 * ``POST /v1/deployments/{name}/predict`` and ``/feedback`` (:mod:`.prediction_routes`);
 * the Open Inference Protocol under ``/v2`` (:mod:`.inference_protocol`);
-* ``GET /metrics``, Prometheus' text format (:mod:`opsloop.serving.serving_metrics`).
+* ``GET /metrics``, Prometheus' text format (:mod:`opsloop.serving.serving_metrics`, with
+  the monitoring's gauges of :mod:`opsloop.monitoring.monitoring_gauges`).
 
 Who may call: the same rule as the control plane (:mod:`.identity`). Predicting, feedback,
 model metadata and metrics need the viewer role (any user with a token: a prediction changes
@@ -93,8 +94,11 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
     """
     app.state.runtime = runtime
     answers = error_responses(*EVERY_ROUTE, 403, 404, 503)
+    # Feedback refuses a second label for an answer (409).
     app.include_router(
-        prediction_routes.router, dependencies=[Depends(require_json)], responses=answers
+        prediction_routes.router,
+        dependencies=[Depends(require_json)],
+        responses=error_responses(*EVERY_ROUTE, 403, 404, 409, 503),
     )
     app.include_router(inference_protocol.probes)
     app.include_router(
@@ -110,7 +114,8 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
         },
     )
     def metrics(request: Request, user: Viewer) -> Response:
-        """Requests, errors, latency and shadow drops per deployment and variant."""
+        """Requests, errors, latency and shadow drops per deployment and variant, and the
+        monitoring's latest windows (drift share, task metric) and alerts."""
         return Response(request.app.state.runtime.metrics.exposition(), media_type=CONTENT_TYPE)
 
 

@@ -8,7 +8,8 @@ classes where the model has them), the variant and model version that answered, 
 it (``queued`` for review: no predictions, a ``review_item``; see
 :mod:`opsloop.serving.automation`). ``POST /v1/deployments/{name}/feedback`` takes
 ``{"request_id", "label"}`` and/or ``"reward"``; an id the deployment never answered is a
-404. Both need the viewer role (see :mod:`.data_plane`).
+404, a second label for an answer a 409 (labels are joined as the monitoring's
+``log_labels`` joins them). Both need the viewer role (see :mod:`.data_plane`).
 
 Predict runs the model on the event loop, as a plain FastAPI ``async def`` endpoint does:
 on a busy machine the hop to the thread pool and back can cost more than a small model's

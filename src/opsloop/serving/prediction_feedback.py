@@ -16,7 +16,14 @@ gives it back joined with the primary's answer.
 >>> record_feedback(db, "api", "r2", reward=1.0, actor="ana")
 Traceback (most recent call last):
 opsloop.errors.NotFoundError: deployment 'api' answered no request with id 'r2'
-"""
+
+A label is joined as :func:`opsloop.monitoring.log_labels` joins it, and counted with its
+labels; a second label for the same answer is refused (the first stands):
+
+>>> record_feedback(db, "api", "r1", label=0, actor="ana")
+Traceback (most recent call last):
+opsloop.errors.AlreadyDoneError: label: the answer 'r1' of deployment 'api' has a label already; the first one stands
+"""  # noqa: E501 - a doctest's expected output is one line
 
 from __future__ import annotations
 
@@ -28,7 +35,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
+from opsloop.monitoring.event_log import join_labels
+from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 
@@ -71,6 +80,9 @@ def record_feedback(
     ):
         raise InvalidArgumentError(f"reward: must be a finite number, got {reward!r}")
     with db.write() as connection:
+        if label is not None:
+            _join_label(connection, deployment, request_id, label, reward, actor)
+            return
         answered = connection.execute(
             sa.select(_events.c.id)
             .where(
@@ -92,6 +104,34 @@ def record_feedback(
             None if reward is None else float(reward),
             actor,
             clock_of(connection),
+        )
+
+
+def _join_label(
+    connection: Connection,
+    deployment: str,
+    request_id: str,
+    label: Any,
+    reward: float | None,
+    actor: str,
+) -> None:
+    # The monitoring's join, so that a label is kept and counted (late, duplicate) one way,
+    # whether it came here or through log_labels.
+    receipt = join_labels(
+        connection,
+        deployment,
+        [request_id],
+        [json.dumps(label)],
+        windowing=Windowing(),
+        actor=actor,
+        reward=None if reward is None else float(reward),
+    )
+    if receipt.unknown:
+        raise NotFoundError(f"deployment {deployment!r} answered no request with id {request_id!r}")
+    if receipt.duplicate:
+        raise AlreadyDoneError(
+            f"label: the answer {request_id!r} of deployment {deployment!r} has a label "
+            "already; the first one stands"
         )
 
 

@@ -16,6 +16,10 @@ as in tests, never share counts):
   fired on;
 * ``opsloop_review_queued_total{deployment, reason}``: requests sent to the review queue.
 
+The runtime adds the monitoring's gauges to the same registry (the latest evaluated
+window's drift share and task metric, and the alerts, per deployment and variant; see
+:mod:`opsloop.monitoring.monitoring_gauges`).
+
 Labels come from the store's deployment, variant and rule names only, never from a
 request, so their number stays bounded.
 

@@ -1,0 +1,193 @@
+"""Monitoring on a store, as one object: the operations of
+:class:`~opsloop.monitoring.monitoring_service.MonitoringService` over the module functions
+(:func:`~opsloop.monitoring.event_log.log_predictions`, :func:`~opsloop.monitoring.
+evaluation.evaluate`, ...), so that code written against the service runs the same on a
+store and, with :class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`, on a server.
+
+>>> import pandas as pd
+>>> db.clock = lambda: 7_200_000  # two hours after the epoch: the first hour has closed
+>>> monitoring = Monitoring(db, actor="ana")
+>>> monitoring.set_reference("api", [{"x": i * 0.37} for i in range(200)]).rows
+200
+>>> ids = monitoring.log_predictions("api", [{"x": 5.0 + i} for i in range(60)], [1] * 60,
+...                                  at_ms=60_000)
+>>> monitoring.log_labels("api", ids, [1] * 30 + [0] * 30).accepted
+60
+>>> (window,) = monitoring.evaluate("api", policies=["task_metric < 0.9 -> alert"])
+>>> window.metrics["task_metric"], monitoring.alerts("api")["rule"].tolist()
+(0.5, ['task_metric < 0.9 -> alert'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.evaluation import (
+    WindowEvaluation,
+    evaluate,
+    read_alerts,
+    read_evaluations,
+)
+from opsloop.monitoring.event_log import LabelReceipt, log_labels, log_predictions
+from opsloop.monitoring.monitor_report import monitor_status
+from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
+from opsloop.monitoring.reference import (
+    REFERENCE_SAMPLE_SIZE,
+    ReferenceSummary,
+    get_reference,
+    set_reference,
+)
+from opsloop.monitoring.window_store import window_starts
+from opsloop.monitoring.windowing import Windowing
+from opsloop.store import Database, open_database
+from opsloop.tracking.capture import current_user
+
+__all__ = ["Monitoring"]
+
+
+class Monitoring:
+    """The monitoring of a store (``db``: default the configured store); ``actor`` is who
+    logs labels and sets references (default: the OS user). Each method is the
+    :class:`~opsloop.monitoring.monitoring_service.MonitoringService` operation of the same
+    name."""
+
+    def __init__(self, db: Database | None = None, *, actor: str | None = None) -> None:
+        self.db = db if db is not None else open_database()
+        self.actor = actor or current_user()
+
+    def __repr__(self) -> str:
+        return f"Monitoring({self.db!r}, actor={self.actor!r})"
+
+    def log_predictions(
+        self,
+        deployment: str,
+        records: pd.DataFrame | Sequence[dict],
+        predictions: Sequence | np.ndarray,
+        *,
+        variant: str = "default",
+        request_ids: Sequence[str] | None = None,
+        at_ms: int | Sequence[int] | np.ndarray | None = None,
+        latency_ms: float | Sequence[float] | np.ndarray = 0.0,
+        model: str = "external",
+        version: int = 0,
+    ) -> list[str]:
+        """Record one prediction event per record (see
+        :func:`~opsloop.monitoring.event_log.log_predictions`)."""
+        return log_predictions(
+            self.db,
+            deployment,
+            records,
+            predictions,
+            variant=variant,
+            request_ids=request_ids,
+            at_ms=at_ms,
+            latency_ms=latency_ms,
+            model=model,
+            version=version,
+        )
+
+    def log_labels(
+        self,
+        deployment: str,
+        request_ids: Sequence[str],
+        labels: Sequence | np.ndarray,
+        *,
+        window: str = "1h",
+        actor: str | None = None,
+    ) -> LabelReceipt:
+        """Join labels by request id (see :func:`~opsloop.monitoring.event_log.log_labels`);
+        ``window`` says when a window closes, for counting late labels."""
+        return log_labels(
+            self.db,
+            deployment,
+            request_ids,
+            labels,
+            windowing=Windowing(window),
+            actor=actor or self.actor,
+        )
+
+    def windows(self, deployment: str, *, window: str = "1h") -> pd.DataFrame:
+        """The windows folded so far (see :func:`~opsloop.monitoring.window_store.
+        window_starts`).
+
+        >>> Monitoring(db).windows("nothing-yet").columns.tolist()
+        ['variant', 'start_ms', 'workers']
+        """
+        return window_starts(self.db, deployment, Windowing(window))
+
+    def evaluations(
+        self, deployment: str, *, window: str = "1h", variant: str | None = None
+    ) -> list[WindowEvaluation]:
+        """The evaluated windows, oldest first (one ``variant``'s, or every variant's)."""
+        found = read_evaluations(self.db, deployment, Windowing(window))
+        return [e for e in found if variant is None or e.variant == variant]
+
+    def evaluate(
+        self,
+        deployment: str,
+        *,
+        window: str = "1h",
+        policies: Sequence[str] = (),
+        alpha: float = 0.05,
+    ) -> list[WindowEvaluation]:
+        """Evaluate the closed windows not evaluated yet (see
+        :func:`~opsloop.monitoring.evaluation.evaluate`)."""
+        return evaluate(
+            self.db, deployment, windowing=Windowing(window), policies=policies, alpha=alpha
+        )
+
+    def status(self, deployment: str, *, window: str = "1h", last: int = 10) -> dict:
+        """The latest windows, label counts and alerts (see
+        :func:`~opsloop.monitoring.monitor_report.monitor_status`)."""
+        return monitor_status(self.db, deployment, Windowing(window), last=last)
+
+    def alerts(self, deployment: str, *, variant: str | None = None) -> pd.DataFrame:
+        """The alerts, oldest first (one ``variant``'s, or every variant's).
+
+        >>> Monitoring(db).alerts("nothing-yet").columns.tolist()
+        ['variant', 'rule', 'action', 'start_ms', 'at_ms', 'evidence']
+        """
+        found = read_alerts(self.db, deployment)
+        if variant is not None:
+            found = found[found["variant"] == variant].reset_index(drop=True)
+        return found[list(ALERT_COLUMNS)]
+
+    def set_reference(
+        self,
+        deployment: str,
+        records: pd.DataFrame | Sequence[dict[str, Any]],
+        *,
+        predictions: Sequence | np.ndarray | None = None,
+        sample_size: int = REFERENCE_SAMPLE_SIZE,
+        seed: int = 0,
+        actor: str | None = None,
+    ) -> ReferenceSummary:
+        """Make ``records`` the reference (see
+        :func:`~opsloop.monitoring.reference.set_reference`); what it holds."""
+        frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(records)
+        if frame.empty:
+            raise InvalidArgumentError("records: the reference needs at least one row and column")
+        reference = set_reference(
+            self.db,
+            deployment,
+            frame,
+            predictions=predictions,
+            sample_size=sample_size,
+            seed=seed,
+            actor=actor or self.actor,
+        )
+        return ReferenceSummary.of(reference)
+
+    def reference(self, deployment: str) -> ReferenceSummary:
+        """What the reference holds.
+
+        >>> Monitoring(db).reference("nowhere")
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; ...
+        """
+        return ReferenceSummary.of(get_reference(self.db, deployment))

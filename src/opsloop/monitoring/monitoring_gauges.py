@@ -1,0 +1,173 @@
+"""Monitoring state as Prometheus metrics, read from the store when they are scraped.
+
+:class:`MonitoringGauges` is a ``prometheus_client`` collector: registered in a registry
+(the data plane's, :mod:`opsloop.serving.serving_metrics`), it answers each scrape with the
+latest evaluated window of every deployment, variant and window length, so that every
+worker of a data plane shows the same numbers, the evaluator's, without receiving them:
+
+* ``opsloop_monitoring_drift_share{deployment, variant, window}``: the share of features
+  that drift against the reference;
+* ``opsloop_monitoring_previous_drift_share{deployment, variant, window}``: the same against
+  the variant's previous window;
+* ``opsloop_monitoring_task_metric{deployment, variant, window, task}``: the task metric of
+  the window's labelled rows (``task`` is ``accuracy`` or ``mae``);
+* ``opsloop_monitoring_window_start_seconds{deployment, variant, window}``: when that window
+  started (how fresh the numbers are);
+* ``opsloop_monitoring_alerts_total{deployment, variant}``: alerts the policies raised.
+
+A gauge is left out when the latest window has no value for it (no labels yet, a sample
+expired). ``window`` is the window length as text (``1h``, ``5min``). Labels come from the
+store's names only, so their number stays bounded; ``names`` limits them to the
+deployments a data plane serves.
+
+>>> import pandas as pd
+>>> from prometheus_client import CollectorRegistry, generate_latest
+>>> from opsloop.monitoring import evaluate, log_predictions, set_reference
+>>> db.clock = lambda: 7_200_000
+>>> _ = set_reference(db, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
+>>> _ = log_predictions(db, "api", [{"x": 50.0 + i} for i in range(60)], [0] * 60,
+...                     at_ms=60_000)
+>>> _ = evaluate(db, "api", policies=["drift_share > 0.5 -> alert"])
+>>> registry = CollectorRegistry()
+>>> registry.register(MonitoringGauges(db))
+>>> text = generate_latest(registry).decode()
+>>> 'opsloop_monitoring_drift_share{deployment="api",variant="default",window="1h"} 1.0' in text
+True
+>>> 'opsloop_monitoring_alerts_total{deployment="api",variant="default"} 1.0' in text
+True
+>>> [len(family.samples) for family in MonitoringGauges(db, names=["other"]).collect()]
+[0, 0, 0, 0, 0]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+import sqlalchemy as sa
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from opsloop.store import tables
+from opsloop.store.database import Database
+
+_evaluations, _alerts = tables.monitoring_evaluations, tables.monitoring_alerts
+_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000))
+
+
+def window_text(window_ms: int) -> str:
+    """A window length as the largest whole unit that writes it (``Windowing`` reads it).
+
+    >>> window_text(3_600_000), window_text(300_000), window_text(90_000), window_text(250)
+    ('1h', '5min', '90s', '250')
+    """
+    for unit, size in _UNITS:
+        if window_ms % size == 0:
+            return f"{window_ms // size}{unit}"
+    return str(window_ms)
+
+
+class MonitoringGauges(Collector):
+    """The collector of the monitoring state of ``db`` (of the deployments ``names``, or of
+    all); see the module docstring."""
+
+    def __init__(self, db: Database, names: Iterable[str] | None = None) -> None:
+        self.db = db
+        self.names = None if names is None else tuple(names)
+
+    def _latest(self, connection) -> list:
+        newest = (
+            sa.select(
+                _evaluations.c.deployment,
+                _evaluations.c.variant,
+                _evaluations.c.window_ms,
+                sa.func.max(_evaluations.c.start_ms).label("start_ms"),
+            )
+            .group_by(_evaluations.c.deployment, _evaluations.c.variant, _evaluations.c.window_ms)
+            .subquery()
+        )
+        query = (
+            sa.select(
+                _evaluations.c.deployment,
+                _evaluations.c.variant,
+                _evaluations.c.window_ms,
+                _evaluations.c.start_ms,
+                _evaluations.c.metrics_json,
+            )
+            .join(
+                newest,
+                sa.and_(
+                    newest.c.deployment == _evaluations.c.deployment,
+                    newest.c.variant == _evaluations.c.variant,
+                    newest.c.window_ms == _evaluations.c.window_ms,
+                    newest.c.start_ms == _evaluations.c.start_ms,
+                ),
+            )
+            .order_by(_evaluations.c.deployment, _evaluations.c.variant, _evaluations.c.window_ms)
+        )
+        if self.names is not None:
+            query = query.where(_evaluations.c.deployment.in_(self.names))
+        return connection.execute(query).all()
+
+    def _alert_counts(self, connection) -> list:
+        query = (
+            sa.select(_alerts.c.deployment, _alerts.c.variant, sa.func.count())
+            .group_by(_alerts.c.deployment, _alerts.c.variant)
+            .order_by(_alerts.c.deployment, _alerts.c.variant)
+        )
+        if self.names is not None:
+            query = query.where(_alerts.c.deployment.in_(self.names))
+        return connection.execute(query).all()
+
+    def describe(self) -> list[Metric]:
+        # Names only, so that registering reads nothing from the store.
+        return list(self._families())
+
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+        window = ("deployment", "variant", "window")
+        return (
+            GaugeMetricFamily(
+                "opsloop_monitoring_drift_share",
+                "Share of features drifting against the reference, latest evaluated window.",
+                labels=window,
+            ),
+            GaugeMetricFamily(
+                "opsloop_monitoring_previous_drift_share",
+                "Share of features drifting against the previous window, latest window.",
+                labels=window,
+            ),
+            GaugeMetricFamily(
+                "opsloop_monitoring_task_metric",
+                "Task metric (accuracy or mean absolute error) of the latest window's labels.",
+                labels=(*window, "task"),
+            ),
+            GaugeMetricFamily(
+                "opsloop_monitoring_window_start_seconds",
+                "Start of the latest evaluated window, in seconds since the epoch.",
+                labels=window,
+            ),
+            CounterMetricFamily(
+                "opsloop_monitoring_alerts",
+                "Alerts raised by monitoring policies, per deployment and variant.",
+                labels=("deployment", "variant"),
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        drift, previous, task, start, alerts = self._families()
+        with self.db.read() as connection:
+            latest = self._latest(connection)
+            counts = self._alert_counts(connection)
+        for deployment, variant, window_ms, start_ms, metrics_json in latest:
+            metrics = json.loads(metrics_json)
+            labels = [deployment, variant, window_text(int(window_ms))]
+            start.add_metric(labels, start_ms / 1000.0)
+            if metrics.get("drift_share") is not None:
+                drift.add_metric(labels, metrics["drift_share"])
+            if metrics.get("previous_drift_share") is not None:
+                previous.add_metric(labels, metrics["previous_drift_share"])
+            if metrics.get("task_metric") is not None:
+                task.add_metric([*labels, str(metrics["task"])], metrics["task_metric"])
+        for deployment, variant, count in counts:
+            alerts.add_metric([deployment, variant], count)
+        yield from (drift, previous, task, start, alerts)

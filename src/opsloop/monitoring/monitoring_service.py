@@ -1,0 +1,319 @@
+"""The monitoring service's contract: its operations, and how each crosses HTTP.
+
+:class:`MonitoringService` names what monitoring offers a client: the local
+:class:`~opsloop.monitoring.local_monitoring.Monitoring` on a store and
+:class:`~opsloop.monitoring.http_monitoring.HttpMonitoring` on a server both satisfy it (a
+test checks their signatures against it). :data:`MONITORING_OPERATIONS` places each
+operation on the wire; the server's routes and the HTTP client are generated from it
+(:mod:`opsloop.contract`). Reading needs the viewer role; logging events and labels,
+setting the reference and evaluating need the editor role; the token's owner acts.
+
+A call logs at most :data:`MAX_LOGGED_ROWS` prediction events or labels and sets a
+reference of at most :data:`MAX_REFERENCE_ROWS` rows: ingest over HTTP is bounded, and a
+larger batch is sent in several calls (or logged from Python, which has no such bound).
+
+>>> [(op.verb, op.path) for op in MONITORING_OPERATIONS.operations][:2]
+[('POST', '/monitoring/{deployment:path}/predictions'), ('POST', '/monitoring/{deployment:path}/labels')]
+>>> MONITORING_OPERATIONS.body_model(MONITORING_OPERATIONS.operation("log_labels"))(
+...     request_ids=[""], labels=[1])
+Traceback (most recent call last):
+pydantic_core._pydantic_core.ValidationError: 1 validation error for MonitoringLogLabelsIn
+request_ids.0
+  String should have at least 1 character ...
+...
+"""  # noqa: E501 - a doctest's expected output is one line
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Annotated, Any, Protocol
+
+import pandas as pd
+from pydantic import AfterValidator, BaseModel, Field
+
+from opsloop.contract.operation import Answer, Operation, ServiceTable, record, wrapped
+from opsloop.contract.wire_types import Name, Number, TimeMs, no_nul
+from opsloop.monitoring.evaluation import WindowEvaluation
+from opsloop.monitoring.event_log import LabelReceipt
+from opsloop.monitoring.reference import REFERENCE_SAMPLE_SIZE, ReferenceSummary
+from opsloop.reports.frame_records import frame_records
+from opsloop.tracking.limits import INT32_MAX, MAX_NAME_LENGTH
+
+#: The most prediction events (or labels) one call logs.
+MAX_LOGGED_ROWS = 10_000
+#: The most rows of a reference set in one call.
+MAX_REFERENCE_ROWS = 20_000
+#: The most features a record holds.
+MAX_FEATURES = 1_000
+#: The most policies one evaluation applies.
+MAX_POLICIES = 100
+
+RequestId = Annotated[str, Field(strict=True, min_length=1, max_length=64), AfterValidator(no_nul)]
+WindowLength = Annotated[str, Field(strict=True, min_length=1, max_length=32)]
+# A prediction is a number, a class name or a flag (a bounded text, so that a batch of the
+# most rows fits in the server's bound on a JSON body).
+Prediction = (
+    Annotated[int, Field(strict=True)]
+    | Annotated[float, Field(strict=True)]
+    | Annotated[str, Field(strict=True, max_length=MAX_NAME_LENGTH)]
+    | bool
+    | None
+)
+Feature = Annotated[
+    str, Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(no_nul)
+]
+# A record is a flat object of feature values, as the windows' profiles read them.
+Record = Annotated[dict[Feature, Prediction], Field(max_length=MAX_FEATURES)]
+Records = Annotated[Sequence[Record], Field(max_length=MAX_LOGGED_ROWS)]
+ReferenceRows = Annotated[Sequence[Record], Field(max_length=MAX_REFERENCE_ROWS)]
+Predictions = Annotated[Sequence[Prediction], Field(max_length=MAX_LOGGED_ROWS)]
+ReferencePredictions = Annotated[Sequence[Prediction], Field(max_length=MAX_REFERENCE_ROWS)]
+RequestIds = Annotated[Sequence[RequestId], Field(max_length=MAX_LOGGED_ROWS)]
+Labels = Annotated[Sequence[Any], Field(max_length=MAX_LOGGED_ROWS)]
+Times = TimeMs | Annotated[Sequence[TimeMs], Field(max_length=MAX_LOGGED_ROWS)]
+Latencies = Number | Annotated[Sequence[Number], Field(max_length=MAX_LOGGED_ROWS)]
+ModelVersion = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
+Last = Annotated[int, Field(strict=True, ge=1, le=10_000)]
+PolicyText = Annotated[str, Field(strict=True, max_length=1000), AfterValidator(no_nul)]
+Policies = Annotated[Sequence[PolicyText], Field(max_length=MAX_POLICIES)]
+Alpha = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
+SampleSize = Annotated[int, Field(strict=True, ge=1, le=100_000)]
+Seed = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
+
+
+class MonitoringService(Protocol):
+    """Prediction events and labels cut into windows, compared with a reference, watched by
+    policies (see :mod:`opsloop.monitoring`). ``window`` is the window length (``"5min"``,
+    ``"1h"``, ``"1d"``). ``actor`` is the acting user: locally it defaults to the
+    monitoring's, over HTTP the token's owner acts."""
+
+    def log_predictions(
+        self,
+        deployment: Name,
+        records: Records,
+        predictions: Predictions,
+        *,
+        variant: Name = "default",
+        request_ids: RequestIds | None = None,
+        at_ms: Times | None = None,
+        latency_ms: Latencies = 0.0,
+        model: Name = "external",
+        version: ModelVersion = 0,
+    ) -> list[str]:
+        """Record one prediction event per record with its prediction; the request ids."""
+        ...
+
+    def log_labels(
+        self,
+        deployment: Name,
+        request_ids: RequestIds,
+        labels: Labels,
+        *,
+        window: WindowLength = "1h",
+        actor: str | None = None,
+    ) -> LabelReceipt:
+        """Join labels to the deployment's answers by request id; what was kept and not."""
+        ...
+
+    def windows(self, deployment: Name, *, window: WindowLength = "1h") -> pd.DataFrame:
+        """The windows folded so far: one row per variant and start, with its workers."""
+        ...
+
+    def evaluations(
+        self, deployment: Name, *, window: WindowLength = "1h", variant: Name | None = None
+    ) -> list[WindowEvaluation]:
+        """The evaluated windows, oldest first, with their metrics."""
+        ...
+
+    def evaluate(
+        self,
+        deployment: Name,
+        *,
+        window: WindowLength = "1h",
+        policies: Policies = (),
+        alpha: Alpha = 0.05,
+    ) -> list[WindowEvaluation]:
+        """Fold new events into windows and evaluate the closed ones; the new evaluations."""
+        ...
+
+    def status(self, deployment: Name, *, window: WindowLength = "1h", last: Last = 10) -> dict:
+        """The latest evaluated windows, the label counts and the alerts."""
+        ...
+
+    def alerts(self, deployment: Name, *, variant: Name | None = None) -> pd.DataFrame:
+        """The alerts raised, oldest first, with their evidence."""
+        ...
+
+    def set_reference(
+        self,
+        deployment: Name,
+        records: ReferenceRows,
+        *,
+        predictions: ReferencePredictions | None = None,
+        sample_size: SampleSize = REFERENCE_SAMPLE_SIZE,
+        seed: Seed = 0,
+        actor: str | None = None,
+    ) -> ReferenceSummary:
+        """Make the records (and the model's predictions on them) the reference."""
+        ...
+
+    def reference(self, deployment: Name) -> ReferenceSummary:
+        """What the deployment's reference holds."""
+        ...
+
+
+#: The columns of :meth:`MonitoringService.windows` and :meth:`MonitoringService.alerts`.
+WINDOW_COLUMNS = ("variant", "start_ms", "workers")
+ALERT_COLUMNS = ("variant", "rule", "action", "start_ms", "at_ms", "evidence")
+
+
+class WindowRow(BaseModel):
+    """One folded window of a variant."""
+
+    variant: str
+    start_ms: int
+    workers: int = Field(description="how many workers wrote a part of it")
+
+
+class AlertRow(BaseModel):
+    """One alert: the rule that fired, in which window, and why."""
+
+    variant: str
+    rule: str
+    action: str
+    start_ms: int | None = Field(description="the start of the window that fired it")
+    at_ms: int
+    evidence: dict[str, Any]
+
+
+class WindowEvaluationDocument(BaseModel):
+    """One evaluated window: its metrics and the rules whose alerts it fired."""
+
+    variant: str
+    start_ms: int
+    metrics: dict[str, Any]
+    alerts: list[str]
+
+
+class MonitorStatus(BaseModel):
+    """The latest windows, the label counts and the alerts of a deployment."""
+
+    deployment: str
+    window_ms: int
+    windows: list[dict[str, Any]]
+    labels: dict[str, int]
+    alerts: list[dict[str, Any]]
+
+
+def _evaluation_document(evaluation: WindowEvaluation) -> dict[str, Any]:
+    document = dataclasses.asdict(evaluation)
+    document["alerts"] = list(evaluation.alerts)
+    return document
+
+
+def _evaluation(document: dict[str, Any]) -> WindowEvaluation:
+    return WindowEvaluation(**{**document, "alerts": tuple(document["alerts"])})
+
+
+def _frame(columns: tuple[str, ...]):
+    def build(rows: list[dict]) -> pd.DataFrame:
+        return pd.DataFrame(rows, columns=list(columns))
+
+    return build
+
+
+_EVALUATIONS = wrapped(
+    "windows",
+    list[WindowEvaluationDocument],
+    lambda found: [_evaluation_document(e) for e in found],
+    lambda rows: [_evaluation(row) for row in rows],
+    title="WindowEvaluations",
+)
+
+#: Monitoring on the wire.
+MONITORING_OPERATIONS = ServiceTable(
+    MonitoringService,
+    [
+        Operation(
+            "log_predictions",
+            "POST",
+            "/monitoring/{deployment:path}/predictions",
+            role="editor",
+            answer=wrapped("request_ids", list[str], title="LoggedRequestIds"),
+            created=True,
+        ),
+        Operation(
+            "log_labels",
+            "POST",
+            "/monitoring/{deployment:path}/labels",
+            role="editor",
+            answer=record(LabelReceipt),
+        ),
+        Operation(
+            "windows",
+            "GET",
+            "/monitoring/{deployment:path}/windows",
+            answer=wrapped(
+                "windows",
+                list[WindowRow],
+                frame_records,
+                _frame(WINDOW_COLUMNS),
+                title="MonitoringWindows",
+            ),
+            query=("window",),
+        ),
+        Operation(
+            "evaluations",
+            "GET",
+            "/monitoring/{deployment:path}/evaluations",
+            answer=_EVALUATIONS,
+            query=("window", "variant"),
+        ),
+        Operation(
+            "evaluate",
+            "POST",
+            "/monitoring/{deployment:path}/evaluations",
+            role="editor",
+            answer=_EVALUATIONS,
+        ),
+        Operation(
+            "status",
+            "GET",
+            "/monitoring/{deployment:path}/status",
+            answer=Answer(MonitorStatus),
+            query=("window", "last"),
+        ),
+        Operation(
+            "alerts",
+            "GET",
+            "/monitoring/{deployment:path}/alerts",
+            answer=wrapped(
+                "alerts",
+                list[AlertRow],
+                frame_records,
+                _frame(ALERT_COLUMNS),
+                title="MonitoringAlerts",
+            ),
+            query=("variant",),
+        ),
+        Operation(
+            "set_reference",
+            "PUT",
+            "/monitoring/{deployment:path}/reference",
+            role="editor",
+            answer=record(ReferenceSummary),
+        ),
+        Operation(
+            "reference",
+            "GET",
+            "/monitoring/{deployment:path}/reference",
+            answer=record(ReferenceSummary),
+        ),
+    ],
+    # The client sends frames and numpy arrays as JSON, and a batch too large for one call
+    # in several.
+    composed=["log_predictions", "set_reference"],
+)
+
+__all__ = ["MAX_LOGGED_ROWS", "MAX_REFERENCE_ROWS", "MONITORING_OPERATIONS", "MonitoringService"]

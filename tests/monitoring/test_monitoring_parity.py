@@ -1,0 +1,243 @@
+"""The monitoring contract: the local class and the HTTP client give the same answers for
+every operation of the table, on SQLite and PostgreSQL, and both have the Protocol's
+signatures; refusals are the same errors on both sides, and every route declares its
+answer in the OpenAPI document."""
+
+from __future__ import annotations
+
+import inspect
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from tests.server.running import running_server
+from tests.store.databases import postgres_store_database, store_uri
+
+from opsloop.contract.operation import ACTOR
+from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.monitoring.local_monitoring import Monitoring
+from opsloop.monitoring.monitoring_service import (
+    MAX_LOGGED_ROWS,
+    MONITORING_OPERATIONS,
+    MonitoringService,
+)
+from opsloop.monitoring.window_store import read_window, update_windows
+from opsloop.monitoring.windowing import Windowing
+from opsloop.registry import add_user
+from opsloop.registry.users import PermissionDenied
+from opsloop.server import create_app
+from opsloop.store import ArtifactStore, Database
+
+from .conftest import HOUR_MS, T0
+
+__all__ = ["postgres_store_database", "store_uri"]
+
+_rng = np.random.default_rng(7)
+REFERENCE = [{"x": float(v), "c": c} for v, c in zip(_rng.normal(size=120), "ab" * 60, strict=True)]
+REFERENCE_PREDICTIONS = [int(v) for v in _rng.integers(0, 2, 120)]
+# The first 40 rows of the live traffic moved by 3: their window drifts.
+LIVE = [{"x": float(v) + (3.0 if i < 40 else 0.0), "c": "ab"[i % 2]} for i, v in
+        enumerate(_rng.normal(size=70))]  # fmt: skip
+PREDICTIONS = [int(v) for v in _rng.integers(0, 2, 70)]
+IDS = [f"r{i}" for i in range(70)]
+LABELS = [int(v) for v in _rng.integers(0, 2, 70)]
+RULES = ["drift_share > 0.3 -> alert", "task_metric < 0.99 -> alert"]
+
+#: Each operation, called as a user would, in an order that gives every call something to
+#: find. A new operation without a case here fails the coverage test.
+SCENARIO = [
+    (
+        "set_reference",
+        lambda m, n: m.set_reference(
+            n, REFERENCE, predictions=REFERENCE_PREDICTIONS, sample_size=100, seed=3
+        ),
+    ),
+    ("reference", lambda m, n: m.reference(n)),
+    (
+        "log_predictions",
+        lambda m, n: m.log_predictions(
+            n, LIVE[:40], PREDICTIONS[:40], request_ids=IDS[:40], at_ms=T0 + 1_000, latency_ms=2.5
+        ),
+    ),
+    (
+        "log_predictions",
+        lambda m, n: m.log_predictions(
+            n,
+            LIVE[40:],
+            PREDICTIONS[40:],
+            variant="canary",
+            request_ids=IDS[40:],
+            at_ms=[T0 + HOUR_MS + 1_000 * i for i in range(30)],
+            latency_ms=[0.5 * i for i in range(30)],
+            model="credit",
+            version=2,
+        ),
+    ),
+    ("log_labels", lambda m, n: m.log_labels(n, [*IDS[:50], "zz"], [*LABELS[:50], 1])),
+    ("log_labels", lambda m, n: m.log_labels(n, IDS[:2], [0, 0], window="30min")),
+    ("windows", lambda m, n: m.windows(n)),
+    ("windows", lambda m, n: m.windows(n, window="1d")),
+    ("evaluate", lambda m, n: m.evaluate(n, policies=RULES)),
+    ("evaluate", lambda m, n: m.evaluate(n, policies=RULES, alpha=0.01)),
+    ("evaluations", lambda m, n: m.evaluations(n)),
+    ("evaluations", lambda m, n: m.evaluations(n, variant="canary")),
+    ("status", lambda m, n: m.status(n, last=5)),
+    ("alerts", lambda m, n: m.alerts(n)),
+    ("alerts", lambda m, n: m.alerts(n, variant="canary")),
+    # A DataFrame and numpy arrays, as a batch job has them.
+    (
+        "log_predictions",
+        lambda m, n: m.log_predictions(
+            n,
+            pd.DataFrame(LIVE[:5]).assign(k=np.arange(5), when=pd.Timestamp("2024-01-02")),
+            np.array(PREDICTIONS[:5]),
+            variant="frame",
+            request_ids=np.array([f"f{i}" for i in range(5)]),
+            at_ms=np.full(5, T0 + 2 * HOUR_MS + 1),
+            latency_ms=np.linspace(0.0, 1.0, 5),
+        ),
+    ),
+    ("windows", lambda m, n: m.windows(n)),
+]
+
+
+def test_every_operation_has_a_parity_case():
+    assert {method for method, _ in SCENARIO} == {
+        operation.method for operation in MONITORING_OPERATIONS.operations
+    }
+
+
+def _plain(value, name: str):
+    """A result as plain data, with the deployment's name replaced."""
+    if isinstance(value, pd.DataFrame):
+        return {
+            "columns": list(value.columns),
+            "dtypes": [str(t) for t in value.dtypes],
+            "rows": _plain(value.to_dict("records"), name),
+        }
+    if isinstance(value, list | tuple):
+        return [_plain(item, name) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item, name) for key, item in value.items()}
+    if hasattr(value, "__dataclass_fields__"):
+        return {"type": type(value).__name__, **_plain(vars(value), name)}
+    if isinstance(value, str):
+        return value.replace(name, "NAME")
+    return value
+
+
+@pytest.fixture
+def store(store_uri, tmp_path):
+    db = Database(store_uri, clock=lambda: T0 + 2 * HOUR_MS)
+    yield db, ArtifactStore(tmp_path / "artifacts")
+    db.dispose()
+
+
+def test_local_and_http_give_the_same_answers(store):
+    db, artifacts = store
+    _, token = add_user(db, "eda", "editor")
+    local = Monitoring(db, actor="eda")
+    with running_server(create_app(db, artifacts)) as url:
+        remote = HttpMonitoring(url, token=token)
+        answers = {}
+        for method, call in SCENARIO:
+            mine, theirs = call(local, "credit-local"), call(remote, "credit-http")
+            assert type(mine) is type(theirs), method
+            assert _plain(mine, "credit-local") == _plain(theirs, "credit-http"), method
+            answers.setdefault(method, []).append(theirs)
+        remote.close()
+    # The scenario finds what it should, so the comparison above compares something.
+    first, again = answers["evaluate"]
+    assert [(e.variant, e.start_ms) for e in first] == [("canary", T0 + HOUR_MS), ("default", T0)]
+    assert again == []
+    assert [e.alerts for e in first] == [(RULES[1],), tuple(RULES)]
+    receipt, duplicates = answers["log_labels"]
+    assert (receipt.accepted, receipt.unknown, receipt.unknown_ids) == (50, 1, ("zz",))
+    assert (duplicates.accepted, duplicates.duplicate) == (0, 2)
+    assert answers["log_predictions"][0] == IDS[:40]
+    assert answers["alerts"][1]["rule"].tolist() == [RULES[1]]
+    # The clock is two hours on: every label came after its window closed.
+    labels = {"accepted": 50, "late": 50, "duplicate": 2, "unknown": 1}
+    assert answers["status"][0]["labels"] == labels
+    # The frame's rows reached both stores alike (dates as their text, as locally).
+    samples = []
+    for name in ("credit-local", "credit-http"):
+        update_windows(db, name)
+        samples.append(read_window(db, name, "frame", Windowing(), T0 + 2 * HOUR_MS).sample.rows)
+    pd.testing.assert_frame_equal(*samples, check_exact=True)
+    assert samples[0]["when"].tolist() == ["2024-01-02 00:00:00"] * 5
+    assert sorted(samples[0]["k"].tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_refusals_are_the_same_on_both_sides(store):
+    db, artifacts = store
+    _, editor = add_user(db, "eda", "editor")
+    _, viewer = add_user(db, "vic", "viewer")
+    with running_server(create_app(db, artifacts)) as url:
+        remote = HttpMonitoring(url, token=editor)
+        for side in (Monitoring(db, actor="eda"), remote):
+            with pytest.raises(NotFoundError, match="'nowhere' has no monitoring reference"):
+                side.reference("nowhere")
+            with pytest.raises(InvalidArgumentError, match="window: a duration like"):
+                side.windows("api", window="1 week")
+            with pytest.raises(InvalidArgumentError, match="predictions: 2 values for 1 input"):
+                side.log_predictions("api", [{"x": 1.0}], [0, 1])
+            with pytest.raises(InvalidArgumentError, match="latency_ms: 2 values for 1 rows"):
+                side.log_predictions("api", [{"x": 1.0}], [0], latency_ms=[1.0, 2.0])
+            with pytest.raises(InvalidArgumentError, match="unknown signal 'accuracy'"):
+                side.evaluate("api", policies=["accuracy < 0.9 -> alert"])
+            with pytest.raises(InvalidArgumentError, match="records: the reference needs"):
+                side.set_reference("api", [])
+        # Bounds the wire states: a 422 naming the field, before anything is read.
+        too_many = [{"x": 1.0}] * (MAX_LOGGED_ROWS + 1)
+        sent = httpx.post(
+            f"{url}/api/v1/monitoring/api/predictions",
+            json={"records": too_many, "predictions": [0] * (MAX_LOGGED_ROWS + 1)},
+            headers={"Authorization": f"Bearer {editor}"},
+        )
+        assert sent.status_code == 422 and sent.json()["detail"][0]["loc"][-1] == "records"
+        # The client sends such a batch in parts, and checks it whole first.
+        with pytest.raises(InvalidArgumentError, match="predictions: 1 values for 10001 input"):
+            remote.log_predictions("api", too_many, [0])
+        ids = remote.log_predictions("big", too_many, np.zeros(MAX_LOGGED_ROWS + 1), at_ms=T0)
+        assert len(set(ids)) == MAX_LOGGED_ROWS + 1
+        assert update_windows(db, "big") == MAX_LOGGED_ROWS + 1
+        with pytest.raises(InvalidArgumentError, match="request_ids"):
+            remote.log_labels("api", ["x" * 65], [1])
+        with pytest.raises(PermissionDenied, match="editor"):
+            HttpMonitoring(url, token=viewer).log_predictions("api", [{"x": 1.0}], [0])
+        assert HttpMonitoring(url, token=viewer).windows("api").empty
+        remote.close()
+
+
+def _parameters(function) -> list[tuple[str, object, object]]:
+    signature = inspect.signature(function)
+    return [(n, p.kind, p.default) for n, p in signature.parameters.items()]
+
+
+@pytest.mark.parametrize("implementation", [Monitoring, HttpMonitoring])
+def test_implementations_have_the_protocols_signatures(implementation):
+    for operation in MONITORING_OPERATIONS.operations:
+        wanted = getattr(MonitoringService, operation.method)
+        found = getattr(implementation, operation.method)
+        assert _parameters(found) == _parameters(wanted), operation.method
+        if ACTOR in inspect.signature(wanted).parameters:
+            assert inspect.signature(found).parameters[ACTOR].default is None
+
+
+def test_the_openapi_document_has_a_response_schema_for_every_monitoring_route(tmp_path):
+    db = Database("sqlite://")
+    document = create_app(db, ArtifactStore(tmp_path / "artifacts")).openapi()
+    routes = [
+        (verb, path, operation)
+        for path, item in document["paths"].items()
+        if path.startswith("/api/v1/monitoring")
+        for verb, operation in item.items()
+    ]
+    assert len(routes) == len(MONITORING_OPERATIONS.operations)
+    for verb, path, operation in routes:
+        status, answer = next(iter(operation["responses"].items()))
+        schema = answer["content"]["application/json"]["schema"]
+        assert status in ("200", "201") and schema != {}, (verb, path)
