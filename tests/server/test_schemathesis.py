@@ -53,6 +53,7 @@ RULES_BEYOND_THE_SCHEMA = (
     # those with a list of errors, not with one of these messages.
     '"detail":"variant \'',
     '"detail":"variants: ',
+    '"detail":"strategy ',
     # A model assertion's condition is an expression in the rules' grammar.
     '"error":"AssertionRuleError"',
     # A bandit's parameters are those of the bandit named beside them, and bound_ms is
@@ -63,6 +64,13 @@ RULES_BEYOND_THE_SCHEMA = (
     '"detail":"filter: ',
     # A ramp's shares increase to 1.
     '"detail":"steps: ',
+    # Monitoring: a policy is a rule in its grammar; times and latencies come one for all
+    # rows or one per row; a window is at most 100 years in any unit.
+    '"detail":"policy ',
+    "give one, or one per row",
+    "; give one per row",
+    "; give one per id",
+    "at most 36500d (100 years)",
     # A window of traffic ends after it starts.
     "until_ms: must be after since_ms",
 )

@@ -30,13 +30,14 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Protocol
 
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from opsloop.contract.operation import Answer, Operation, ServiceTable, record, wrapped
-from opsloop.contract.wire_types import Name, Number, TimeMs, no_nul
+from opsloop.contract.wire_types import NO_NUL_PATTERN, Name, Number, TimeMs, integral, no_nul
 from opsloop.monitoring.evaluation import WindowEvaluation
 from opsloop.monitoring.event_log import LabelReceipt
 from opsloop.monitoring.reference import REFERENCE_SAMPLE_SIZE, ReferenceSummary
+from opsloop.monitoring.windowing import DURATION_PATTERN
 from opsloop.reports.frame_records import frame_records
 from opsloop.tracking.limits import INT32_MAX, MAX_NAME_LENGTH
 
@@ -49,8 +50,18 @@ MAX_FEATURES = 1_000
 #: The most policies one evaluation applies.
 MAX_POLICIES = 100
 
-RequestId = Annotated[str, Field(strict=True, min_length=1, max_length=64), AfterValidator(no_nul)]
-WindowLength = Annotated[str, Field(strict=True, min_length=1, max_length=32)]
+_NO_NUL = {"pattern": NO_NUL_PATTERN}
+RequestId = Annotated[
+    str,
+    Field(strict=True, min_length=1, max_length=64, json_schema_extra=_NO_NUL),
+    AfterValidator(no_nul),
+]
+WindowLength = Annotated[
+    str,
+    Field(
+        strict=True, min_length=1, max_length=32, json_schema_extra={"pattern": DURATION_PATTERN}
+    ),
+]
 # A prediction is a number, a class name or a flag (a bounded text, so that a batch of the
 # most rows fits in the server's bound on a JSON body).
 Prediction = (
@@ -61,25 +72,32 @@ Prediction = (
     | None
 )
 Feature = Annotated[
-    str, Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(no_nul)
+    str,
+    Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH, json_schema_extra=_NO_NUL),
+    AfterValidator(no_nul),
 ]
 # A record is a flat object of feature values, as the windows' profiles read them.
 Record = Annotated[dict[Feature, Prediction], Field(max_length=MAX_FEATURES)]
 Records = Annotated[Sequence[Record], Field(max_length=MAX_LOGGED_ROWS)]
-ReferenceRows = Annotated[Sequence[Record], Field(max_length=MAX_REFERENCE_ROWS)]
+ReferenceRows = Annotated[
+    Sequence[Annotated[Record, Field(min_length=1)]],
+    Field(min_length=1, max_length=MAX_REFERENCE_ROWS),
+]
 Predictions = Annotated[Sequence[Prediction], Field(max_length=MAX_LOGGED_ROWS)]
 ReferencePredictions = Annotated[Sequence[Prediction], Field(max_length=MAX_REFERENCE_ROWS)]
 RequestIds = Annotated[Sequence[RequestId], Field(max_length=MAX_LOGGED_ROWS)]
 Labels = Annotated[Sequence[Any], Field(max_length=MAX_LOGGED_ROWS)]
 Times = TimeMs | Annotated[Sequence[TimeMs], Field(max_length=MAX_LOGGED_ROWS)]
 Latencies = Number | Annotated[Sequence[Number], Field(max_length=MAX_LOGGED_ROWS)]
-ModelVersion = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
-Last = Annotated[int, Field(strict=True, ge=1, le=10_000)]
-PolicyText = Annotated[str, Field(strict=True, max_length=1000), AfterValidator(no_nul)]
+ModelVersion = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
+Last = Annotated[int, Field(strict=True, ge=1, le=10_000), BeforeValidator(integral)]
+PolicyText = Annotated[
+    str, Field(strict=True, max_length=1000, json_schema_extra=_NO_NUL), AfterValidator(no_nul)
+]
 Policies = Annotated[Sequence[PolicyText], Field(max_length=MAX_POLICIES)]
 Alpha = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
-SampleSize = Annotated[int, Field(strict=True, ge=1, le=100_000)]
-Seed = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
+SampleSize = Annotated[int, Field(strict=True, ge=1, le=100_000), BeforeValidator(integral)]
+Seed = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
 
 
 class MonitoringService(Protocol):

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from opsloop.errors import InvalidArgumentError
 
 _UNITS_MS = {"s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|min|h|d)\s*$")
+#: A window length: a whole number above 0 and a unit (also the OpenAPI document's rule).
+DURATION_PATTERN = r"^ *0*([1-9][0-9]*) *(s|min|h|d) *$"
+_DURATION = re.compile(DURATION_PATTERN)
 #: The longest duration: times are kept in 64-bit milliseconds, and a window or retention
 #: longer than a century holds nothing a shorter one would not.
 MAX_DURATION_MS = 36_500 * 86_400_000
@@ -41,7 +43,7 @@ def duration_ms(text: str | int, field_name: str = "window") -> int:
         value = text
     else:
         match = _DURATION.match(text) if isinstance(text, str) else None
-        if match is None or int(match.group(1)) == 0:
+        if match is None:
             raise InvalidArgumentError(
                 f"{field_name}: a duration like '5min', '1h' or '1d', got {text!r}"
             )

@@ -36,8 +36,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
-from opsloop.monitoring.event_log import join_labels
-from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 
@@ -116,7 +114,11 @@ def _join_label(
     actor: str,
 ) -> None:
     # The monitoring's join, so that a label is kept and counted (late, duplicate) one way,
-    # whether it came here or through log_labels.
+    # whether it came here or through log_labels. Imported here: monitoring's actions
+    # deploy through this package, so importing monitoring at the top would be a cycle.
+    from opsloop.monitoring.event_log import join_labels
+    from opsloop.monitoring.windowing import Windowing
+
     receipt = join_labels(
         connection,
         deployment,

@@ -65,7 +65,6 @@ import sqlalchemy as sa
 
 from opsloop.data.schema import Schema
 from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError, UnavailableError
-from opsloop.monitoring.monitoring_gauges import MonitoringGauges
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, oversee
 from opsloop.serving.deployment_records import Deployment
@@ -239,7 +238,10 @@ class ServingRuntime:
         self.registry = ModelRegistry(db, artifacts, actor="serving")
         self.deployments = Deployments(db, actor="serving")
         self.metrics = metrics or ServingMetrics()
-        # The monitoring's latest windows and alerts, read from the store at each scrape.
+        # The monitoring's latest windows and alerts, read from the store at each scrape
+        # (imported here: monitoring's actions deploy through this package).
+        from opsloop.monitoring.monitoring_gauges import MonitoringGauges
+
         self.metrics.registry.register(MonitoringGauges(db, self.names))
         self.recorder = EventRecorder(sink or StoreEventSink(db), capacity=event_capacity)
         self.review_queue = ReviewQueue(db, actor="serving")
