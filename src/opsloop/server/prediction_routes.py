@@ -87,7 +87,10 @@ async def predict(
     else:
         records, key = body, None
     answer = request.app.state.runtime.predict(
-        name, records, routing_key=x_routing_key if x_routing_key is not None else key
+        name,
+        records,
+        routing_key=x_routing_key if x_routing_key is not None else key,
+        revision=getattr(request.state, "audit_revision", None),
     )
     return JSONResponse(answer.to_dict())
 

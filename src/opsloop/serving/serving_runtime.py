@@ -61,10 +61,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import sqlalchemy as sa
-
 from opsloop.data.schema import Schema
 from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError, UnavailableError
+from opsloop.registry.audit import newest_audit_id
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, oversee
 from opsloop.serving.deployment_records import Deployment
@@ -78,13 +77,11 @@ from opsloop.serving.prediction_events import (
     StoreEventSink,
 )
 from opsloop.serving.prediction_feedback import record_feedback
-from opsloop.serving.record_validation import checked_records
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
-from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore
 from opsloop.store.database import Database
 
@@ -257,14 +254,14 @@ class ServingRuntime:
         >>> ServingRuntime(Database("sqlite://"), None).revision()
         0
         """
-        with self.db.read() as connection:
-            return connection.execute(sa.select(sa.func.max(tables.audit_log.c.id))).scalar() or 0
+        return newest_audit_id(self.db)
 
-    def _follow(self) -> None:
+    def _follow(self, revision: int | None = None) -> None:
         clock = time.monotonic()
-        if self.check_interval_s and clock - self._checked_at < self.check_interval_s:
-            return
-        revision = self.revision()
+        if revision is None:
+            if self.check_interval_s and clock - self._checked_at < self.check_interval_s:
+                return
+            revision = self.revision()
         self._checked_at = clock
         if revision > self._revision:
             with self._lock:
@@ -275,9 +272,11 @@ class ServingRuntime:
                     # use move back on their next load, the others are let go.
                     self._stale_models, self._models = self._models, {}
 
-    def served(self, name: str) -> ServedDeployment:
+    def served(self, name: str, revision: int | None = None) -> ServedDeployment:
         """The deployment ``name`` as defined now (see the module on "now"); 404 when the
-        store has no such deployment or this runtime does not serve it.
+        store has no such deployment or this runtime does not serve it. ``revision`` is the
+        newest audit id when the caller read it after its request began (the token check
+        does), which spares a second read.
 
         >>> ServingRuntime(Database("sqlite://"), None).served("api")
         Traceback (most recent call last):
@@ -285,7 +284,7 @@ class ServingRuntime:
         """
         if self.names is not None and name not in self.names:
             raise NotFoundError(f"this data plane does not serve deployment {name!r}")
-        self._follow()
+        self._follow(revision)
         found = self._served.get(name)
         if found is not None:
             return found
@@ -395,6 +394,7 @@ class ServingRuntime:
         *,
         routing_key: str | None = None,
         variant: str | None = None,
+        revision: int | None = None,
     ) -> ServedAnswer:
         """Answer ``records`` (a list of field -> value objects) with ``deployment``.
 
@@ -402,6 +402,7 @@ class ServingRuntime:
         is given); ``variant`` names one instead (any variant of the deployment, a shadow
         included, for checking it). Bad records raise
         :class:`~opsloop.errors.InvalidArgumentError` naming record, field and rule.
+        ``revision`` is as for :meth:`served`.
 
         >>> runtime = ServingRuntime(Database("sqlite://"), None, names=["api"])
         >>> runtime.predict("other", [{"x": 1}])
@@ -409,7 +410,7 @@ class ServingRuntime:
         opsloop.errors.NotFoundError: this data plane does not serve deployment 'other'
         >>> runtime.close()
         """
-        served = self.served(deployment)
+        served = self.served(deployment, revision)
         if routing_key is not None and not isinstance(routing_key, str):
             raise InvalidArgumentError(f"routing_key: must be a string, got {routing_key!r}")
         routed = variant is None
@@ -421,7 +422,7 @@ class ServingRuntime:
         role = "primary"
         started = time.perf_counter()
         try:
-            frame = checked_records(records, loaded.schema)
+            frame = loaded.check(records)
         except InvalidArgumentError:
             self.metrics.failed(deployment, loaded.name, role, "invalid_input")
             raise
@@ -489,7 +490,7 @@ class ServingRuntime:
         started = time.perf_counter()
         answer, error, failure = None, None, None
         try:
-            answer = shadow.predict(checked_records(job.records, shadow.schema))
+            answer = shadow.predict(shadow.check(job.records))
         except Exception as caught:
             failure = caught
             kind = "invalid_input" if isinstance(caught, InvalidArgumentError) else "model_error"
@@ -569,7 +570,9 @@ class ServingRuntime:
         record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
         self.rollouts.feedback(deployment, request_id, label=label, reward=reward)
 
-    def input_schema(self, deployment: str, variant: str | None = None) -> Schema | None:
+    def input_schema(
+        self, deployment: str, variant: str | None = None, revision: int | None = None
+    ) -> Schema | None:
         """The input schema of the primary variant's version (or ``variant``'s), ``None``
         when it was registered without one; the inference protocol's metadata reads it.
 
@@ -577,7 +580,7 @@ class ServingRuntime:
         Traceback (most recent call last):
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
         """
-        served = self.served(deployment)
+        served = self.served(deployment, revision)
         name = variant or next(v.name for v in served.definition.variants if v.role == "primary")
         return served.variant(name).schema
 
