@@ -15,6 +15,7 @@ from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, Variant
 from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS, DeploymentService
+from opsloop.serving.deployment_settings import MicroBatching
 
 FAR_FUTURE_MS = 2**62
 
@@ -63,6 +64,11 @@ SCENARIO = [
     ("at", lambda d, n: d.at(n, 0)),
     ("settings", lambda d, n: d.settings(n)),
     ("configure", lambda d, n: d.configure(n, confidence_threshold=0.8, assertions=RULES)),
+    ("settings", lambda d, n: d.settings(n)),
+    (
+        "configure",
+        lambda d, n: d.configure(n, batching=MicroBatching(max_batch_size=16, max_wait_ms=2.5)),
+    ),
     ("settings", lambda d, n: d.settings(n)),
     (
         "set_rollout",

@@ -100,6 +100,7 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
     app.include_router(
         prediction_routes.router, dependencies=[Depends(require_json)], responses=answers
     )
+    app.add_middleware(prediction_routes.PredictArrivals, runtime=runtime)
     app.include_router(inference_protocol.probes)
     app.include_router(
         inference_protocol.router, dependencies=[Depends(_json_or_untyped)], responses=answers

@@ -60,7 +60,7 @@ from opsloop.serving.deployment_records import (
     VariantLineage,
     check_definition,
 )
-from opsloop.serving.deployment_settings import DeploymentSettings
+from opsloop.serving.deployment_settings import DeploymentSettings, MicroBatching
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.rollout_policy import DEFAULT_STEPS, GATES
 from opsloop.tracking.limits import INT32_MAX
@@ -149,10 +149,12 @@ class DeploymentService(Protocol):
         *,
         confidence_threshold: Number | None = None,
         assertions: Rules = (),
+        batching: MicroBatching | None = None,
         actor: str | None = None,
         reason: Text | None = None,
     ) -> DeploymentSettings:
-        """Replace the deployment's confidence threshold and assertion rules (audited)."""
+        """Replace the deployment's confidence threshold, assertion rules and
+        micro-batching (audited)."""
 
     def set_rollout(
         self,

@@ -31,7 +31,8 @@ steps and rollback) belongs to the serving runtime.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -58,6 +59,8 @@ from opsloop.serving.deployment_records import (
 )
 from opsloop.serving.deployment_settings import (
     DeploymentSettings,
+    MicroBatching,
+    checked_batching,
     checked_settings,
     settings_in,
     store_settings,
@@ -486,12 +489,14 @@ class Deployments:
         *,
         confidence_threshold: float | None = None,
         assertions: Sequence[dict] = (),
+        batching: MicroBatching | Mapping[str, Any] | None = None,
         actor: str | None = None,
         reason: str | None = None,
     ) -> DeploymentSettings:
         """Replace the runtime settings of deployment ``name`` as one audited change (see
         :mod:`.deployment_settings`): an editor may configure, a protected deployment needs
-        an admin.
+        an admin. ``batching`` (``{"max_batch_size", "max_wait_ms"}``) turns on
+        micro-batching of its requests.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
@@ -506,6 +511,7 @@ class Deployments:
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
         """
         threshold, rules_json = checked_settings(confidence_threshold, assertions)
+        batched = checked_batching(batching)
         with self.db.write() as connection:
             lock_audit_log(connection)
             role = "admin" if required_approvals(connection, name) else "editor"
@@ -520,6 +526,7 @@ class Deployments:
                 actor=who,
                 at_ms=self.db.clock(),
                 reason=reason,
+                batching=batched,
             )
 
     def list(self) -> pd.DataFrame:

@@ -67,9 +67,10 @@ from opsloop.registry.audit import newest_audit_id
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, oversee
 from opsloop.serving.deployment_records import Deployment
-from opsloop.serving.deployment_settings import read_settings
+from opsloop.serving.deployment_settings import MicroBatching, read_settings
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.loaded_variant import LoadedVariant, VariantAnswer, load_variant
+from opsloop.serving.micro_batching import Arrival, Arrivals, MicroBatcher
 from opsloop.serving.prediction_events import (
     EventRecorder,
     EventSink,
@@ -77,6 +78,7 @@ from opsloop.serving.prediction_events import (
     StoreEventSink,
 )
 from opsloop.serving.prediction_feedback import record_feedback
+from opsloop.serving.record_validation import CheckedRecords
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.routing import RoutingPolicy, policy_for
@@ -146,6 +148,22 @@ class ServedDeployment:
     loaded: dict[str, LoadedVariant] = field(default_factory=dict)
     oversight: Oversight = FULL_AUTOMATION
     failures: dict[str, str] = field(default_factory=dict)
+    batching: MicroBatching | None = None
+    batchers: dict[str, MicroBatcher] = field(default_factory=dict)
+
+    def batcher(
+        self, loaded: LoadedVariant, arrivals: Arrivals, metrics: ServingMetrics
+    ) -> MicroBatcher | None:
+        """The micro-batcher of variant ``loaded`` (made on first use), ``None`` when the
+        deployment's settings do not batch."""
+        if self.batching is None:
+            return None
+        found = self.batchers.get(loaded.name)
+        if found is None:
+            histogram = metrics.batch_records.labels(self.definition.name, loaded.name)
+            found = MicroBatcher(loaded, self.batching, arrivals, on_batch=histogram.observe)
+            self.batchers[loaded.name] = found
+        return found
 
     @property
     def ready(self) -> bool:
@@ -176,6 +194,19 @@ class ServedDeployment:
                 f"{self.failures[name]}"
             )
         raise NotFoundError(f"deployment {self.definition.name!r} has no variant {name!r}")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A routed request with its records checked, on its way to the model."""
+
+    served: ServedDeployment
+    loaded: LoadedVariant
+    routed: bool
+    records: Any
+    routing_key: str | None
+    checked: CheckedRecords
+    started: float
 
 
 @dataclass(frozen=True)
@@ -238,6 +269,8 @@ class ServingRuntime:
         self.recorder = EventRecorder(sink or StoreEventSink(db), capacity=event_capacity)
         self.review_queue = ReviewQueue(db, actor="serving")
         self.rollouts = RolloutObserver(db, self.deployments)
+        #: Prediction requests under way to a micro-batcher (see :mod:`.micro_batching`).
+        self.arrivals = Arrivals()
         self._served: dict[str, ServedDeployment] = {}
         self._models: dict[tuple[str, int], LoadedVariant] = {}
         self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
@@ -329,9 +362,9 @@ class ServingRuntime:
             self._models[key] = cached
             served.loaded[variant.name] = replace(cached, name=variant.name, role=variant.role)
         served.policy = policy_for(definition)
-        served.oversight = Oversight.of(
-            definition.automation, read_settings(self.db, definition.name)
-        )
+        settings = read_settings(self.db, definition.name)
+        served.oversight = Oversight.of(definition.automation, settings)
+        served.batching = settings.batching
         if hasattr(served.policy, "bind_store"):  # a policy whose state is shared (bandit)
             served.policy.bind_store(self.db)
         self._keep_mirrors(definition)
@@ -410,6 +443,65 @@ class ServingRuntime:
         opsloop.errors.NotFoundError: this data plane does not serve deployment 'other'
         >>> runtime.close()
         """
+        request = self._begin(deployment, records, routing_key, variant, revision)
+        answer = None
+        if request.served.oversight.runs_model:
+            try:
+                answer = request.loaded.predict(request.checked)
+            except Exception:
+                self._model_failed(request)
+                raise
+        return self._finish(request, answer)
+
+    async def predict_async(
+        self,
+        deployment: str,
+        records: object,
+        *,
+        routing_key: str | None = None,
+        variant: str | None = None,
+        revision: int | None = None,
+        arrival: Arrival | None = None,
+    ) -> ServedAnswer:
+        """:meth:`predict` on the event loop, where a deployment whose settings turn
+        micro-batching on answers concurrent requests of a variant with one model call
+        (:mod:`.micro_batching`). ``arrival`` is the request's count among those on their
+        way (:attr:`arrivals`), ended once it is ready to join a batch.
+
+        >>> import asyncio
+        >>> runtime = ServingRuntime(Database("sqlite://"), None, names=["api"])
+        >>> asyncio.run(runtime.predict_async("other", [{"x": 1}]))
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: this data plane does not serve deployment 'other'
+        >>> runtime.close()
+        """
+        try:
+            request = self._begin(deployment, records, routing_key, variant, revision)
+        finally:
+            if arrival is not None:
+                arrival.done()
+        answer = None
+        if request.served.oversight.runs_model:
+            batcher = request.served.batcher(request.loaded, self.arrivals, self.metrics)
+            try:
+                if batcher is None:
+                    answer = request.loaded.predict(request.checked)
+                else:
+                    answer = await batcher.answer(request.checked)
+            except Exception:
+                self._model_failed(request)
+                raise
+        return self._finish(request, answer)
+
+    def _begin(
+        self,
+        deployment: str,
+        records: object,
+        routing_key: str | None,
+        variant: str | None,
+        revision: int | None,
+    ) -> _Request:
+        """Route the request and check its records."""
         served = self.served(deployment, revision)
         if routing_key is not None and not isinstance(routing_key, str):
             raise InvalidArgumentError(f"routing_key: must be a string, got {routing_key!r}")
@@ -418,26 +510,30 @@ class ServingRuntime:
             if served.policy is None:
                 raise UnavailableError(f"deployment {deployment!r} has no routing policy")
             variant = served.policy.choose(routing_key)
+        assert variant is not None
         loaded = served.variant(variant)
-        role = "primary"
         started = time.perf_counter()
         try:
-            frame = loaded.check(records)
+            checked = loaded.check(records)
         except InvalidArgumentError:
-            self.metrics.failed(deployment, loaded.name, role, "invalid_input")
+            self.metrics.failed(deployment, loaded.name, "primary", "invalid_input")
             raise
-        answer = None
-        if served.oversight.runs_model:
-            try:
-                answer = loaded.predict(frame)
-            except Exception:
-                self.metrics.failed(deployment, loaded.name, role, "model_error")
-                if routed:
-                    self.rollouts.observe(served, loaded.name, failed=True, latency_ms=0.0)
-                raise
-        seconds = time.perf_counter() - started
+        return _Request(served, loaded, routed, records, routing_key, checked, started)
+
+    def _model_failed(self, request: _Request) -> None:
+        deployment = request.served.definition.name
+        self.metrics.failed(deployment, request.loaded.name, "primary", "model_error")
+        if request.routed:
+            self.rollouts.observe(request.served, request.loaded.name, failed=True, latency_ms=0.0)
+
+    def _finish(self, request: _Request, answer: VariantAnswer | None) -> ServedAnswer:
+        """Count, observe, oversee, record and mirror an answered request."""
+        served, loaded, records = request.served, request.loaded, request.records
+        deployment, routing_key, role = served.definition.name, request.routing_key, "primary"
+        frame = request.checked
+        seconds = time.perf_counter() - request.started
         self.metrics.answered(deployment, loaded.name, role, seconds)
-        if routed and answer is not None:  # a request held for a person has no answer
+        if request.routed and answer is not None:  # a request held for a person has none
             self.rollouts.observe(
                 served,
                 loaded.name,
@@ -451,7 +547,7 @@ class ServingRuntime:
             decision,
             deployment=deployment,
             request_id=request_id,
-            records=list(records),
+            records=list(records),  # type: ignore[call-overload]
             queue=self.review_queue,
             metrics=self.metrics,
         )
