@@ -35,7 +35,11 @@ def _plain(value):
         kept = value.drop(
             columns=["id", "time", "prev_hash", "hash", "updated_ms"], errors="ignore"
         )
-        return {"columns": list(kept.columns), "rows": kept.to_dict("records")}
+        rows = kept.to_dict("records")
+        for row in rows:  # a rollback names the audit id of the entry it restores
+            if isinstance(row.get("after"), dict):
+                row["after"] = {k: v for k, v in row["after"].items() if k != "restores"}
+        return {"columns": list(kept.columns), "rows": rows}
     if hasattr(value, "to_dict"):
         document = value.to_dict()
         document.pop("updated_ms", None)
@@ -77,6 +81,9 @@ SCENARIO = [
         ),
     ),
     ("rollout", lambda d, n: d.rollout(n)),
+    ("deploy", lambda d, n: d.deploy(n, canary(0.3), strategy="canary", reason="wider")),
+    ("rollback", lambda d, n: d.rollback(n, reason="back to 10%")),
+    ("get", lambda d, n: d.get(n)),
     ("history", lambda d, n: d.history(n)),
     ("retire", lambda d, n: d.retire(n, reason="done")),
 ]

@@ -139,6 +139,18 @@ class DeploymentService(Protocol):
         """Remove the deployment (its history stays in the audit log)."""
         ...
 
+    def rollback(
+        self,
+        name: Name,
+        *,
+        away_from: Name | None = None,
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> Deployment:
+        """Restore the definition the last change replaced (or the newest earlier one in
+        which ``away_from`` answers nothing); approvals that covered it then still do."""
+        ...
+
     def settings(self, name: Name) -> DeploymentSettings:
         """The deployment's confidence threshold and model assertion rules."""
         ...
@@ -290,6 +302,13 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             role="editor",
             answer=record(Deployment),
             check=_check_definition,
+        ),
+        Operation(
+            "rollback",
+            "POST",
+            "/deployments/{name:path}/rollback",
+            role="editor",
+            answer=record(Deployment),
         ),
         Operation("retire", "DELETE", "/deployments/{name:path}", role="editor", query=("reason",)),
     ],
