@@ -69,3 +69,12 @@ class Constant:
 
     def __call__(self, frame: pd.DataFrame) -> list:
         return [self.value] * len(frame)
+
+
+class FailsOnNegative:
+    """A model that doubles ``x`` and fails on any frame holding a negative ``x``."""
+
+    def __call__(self, frame: pd.DataFrame) -> list:
+        if (frame["x"] < 0).any():
+            raise RuntimeError("a negative x")
+        return (frame["x"] * 2).tolist()

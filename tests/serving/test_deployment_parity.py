@@ -15,6 +15,7 @@ from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, Variant
 from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS, DeploymentService
+from opsloop.serving.deployment_settings import MicroBatching
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 
 FAR_FUTURE_MS = 2**62
@@ -35,7 +36,11 @@ def _plain(value):
         kept = value.drop(
             columns=["id", "time", "prev_hash", "hash", "updated_ms"], errors="ignore"
         )
-        return {"columns": list(kept.columns), "rows": kept.to_dict("records")}
+        rows = kept.to_dict("records")
+        for row in rows:  # a rollback names the audit id of the entry it restores
+            if isinstance(row.get("after"), dict):
+                row["after"] = {k: v for k, v in row["after"].items() if k != "restores"}
+        return {"columns": list(kept.columns), "rows": rows}
     if hasattr(value, "to_dict"):
         document = value.to_dict()
         document.pop("updated_ms", None)
@@ -66,12 +71,20 @@ SCENARIO = [
     ("configure", lambda d, n: d.configure(n, confidence_threshold=0.8, assertions=RULES)),
     ("settings", lambda d, n: d.settings(n)),
     (
+        "configure",
+        lambda d, n: d.configure(n, batching=MicroBatching(max_batch_size=16, max_wait_ms=2.5)),
+    ),
+    ("settings", lambda d, n: d.settings(n)),
+    (
         "set_rollout",
         lambda d, n: d.set_rollout(
             n, steps=[0.2, 0.6, 1.0], min_requests=50, gates={"errors": {"alpha": 0.01}}
         ),
     ),
     ("rollout", lambda d, n: d.rollout(n)),
+    ("deploy", lambda d, n: d.deploy(n, canary(0.3), strategy="canary", reason="wider")),
+    ("rollback", lambda d, n: d.rollback(n, reason="back to 10%")),
+    ("get", lambda d, n: d.get(n)),
     ("history", lambda d, n: d.history(n)),
     ("traffic", lambda d, n: d.traffic(n, since_ms=0, until_ms=4_000, buckets=2)),
     ("retire", lambda d, n: d.retire(n, reason="done")),

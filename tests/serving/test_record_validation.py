@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from opsloop.data.schema import ColumnSchema, Schema, infer_schema
+from opsloop.errors import InvalidArgumentError
 from opsloop.serving.record_validation import (
+    RecordCheck,
     _broken_rules,
     _passes_quickly,
     _too_large_for_floats,
@@ -85,3 +88,65 @@ def test_an_inferred_schema_accepts_its_own_training_rows_quickly():
     columns = {name: [r[name] for r in records] for name in schema.names}
     assert _passes_quickly(columns, schema, None)
     assert checked_records(records, schema).equals(pd.DataFrame(records))
+
+
+NUMERIC = Schema(
+    (
+        ColumnSchema("age", "int", min=18, max=90, range_margin=0.5),
+        ColumnSchema("income", "float", min=0.0, max=1e6, max_null_fraction=0.1),
+        ColumnSchema("score", "float", allow_non_finite=True),
+        ColumnSchema("user", "int", id_like=True),
+    )
+)
+NUMERIC_GOOD = {"age": 40.0, "income": 5e5, "score": 0.5, "user": 7.0}
+
+
+def test_the_quick_matrix_is_the_frame_the_full_check_builds():
+    """Where the compiled check takes its quick path, the full check accepts the same
+    records and builds the same values with float64 columns; everything else goes the
+    full way and gets its answer (frame or refusal) unchanged."""
+    check = RecordCheck(NUMERIC)
+    rng = random.Random(1)
+    quick = full = 0
+    for _ in range(1500):
+        records = [
+            {
+                name: rng.choice(VALUES) if rng.random() < 0.15 else NUMERIC_GOOD[name]
+                for name in NUMERIC.names
+            }
+            for _ in range(rng.randint(1, 3))
+        ]
+        matrix = check._quick_matrix(records)
+        try:
+            expected = checked_records(records, NUMERIC)
+        except InvalidArgumentError as refusal:
+            assert matrix is None, records
+            with pytest.raises(InvalidArgumentError) as again:
+                check(records)
+            assert str(again.value) == str(refusal)
+            full += 1
+            continue
+        got = check(records)
+        assert got.names == tuple(expected.columns)
+        if matrix is None:
+            assert got.frame is expected or got.frame.equals(expected)
+            full += 1
+        else:
+            quick += 1
+            assert list(expected.dtypes.astype(str)) == ["float64"] * 4
+            np.testing.assert_array_equal(matrix, expected.to_numpy())
+            pd.testing.assert_frame_equal(got.frame, expected)
+    assert quick > 100 and full > 100  # both paths were exercised
+
+
+def test_the_quick_path_leaves_ints_nulls_and_unknown_fields_to_the_full_check():
+    check = RecordCheck(NUMERIC)
+    assert check._quick_matrix([NUMERIC_GOOD]) is not None
+    assert check._quick_matrix([{**NUMERIC_GOOD, "age": 40}]) is None  # an int keeps int64
+    assert check._quick_matrix([{**NUMERIC_GOOD, "income": None}]) is None
+    assert check._quick_matrix([{**NUMERIC_GOOD, "extra": 1.0}]) is None
+    assert check._quick_matrix([{**NUMERIC_GOOD, "age": 40.5}]) is None
+    assert check._quick_matrix([{**NUMERIC_GOOD, "age": 127.0}]) is None  # past the margin (126)
+    assert check._quick_matrix([{**NUMERIC_GOOD, "age": 126.0}]) is not None  # a straggler
+    assert check._quick_matrix([{**NUMERIC_GOOD, "score": float("inf")}]) is not None
+    assert check([{**NUMERIC_GOOD, "age": 40}]).frame["age"].dtype == np.int64

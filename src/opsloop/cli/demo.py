@@ -487,7 +487,7 @@ def _canary(
         runtime.close()
     last = deployments.history("credit-api").iloc[-1]
     rollout = deployments.rollout("credit-api")
-    if last["action"] == "deploy" and str(last["reason"]).startswith("rollout:"):
+    if last["action"] in ("deploy", "rollback") and str(last["reason"]).startswith("rollout:"):
         # The audit entry's reason carries the full evidence as JSON after its sentence.
         console.print(f"  last change: {last['reason'].split(' evidence=')[0]}")
     else:

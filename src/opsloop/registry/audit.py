@@ -294,6 +294,19 @@ def verify_audit_log(
     )
 
 
+def newest_audit_id(db: Database) -> int:
+    """The newest audit entry's id (0 for an empty log): one indexed read. Every change of
+    a deployment, an alias, a user or a token appends an entry in its own transaction, so
+    while this number stands, none of them changed.
+
+    >>> from opsloop.store import Database
+    >>> newest_audit_id(Database("sqlite://"))
+    0
+    """
+    with db.read() as connection:
+        return connection.execute(sa.select(sa.func.max(_log.c.id))).scalar() or 0
+
+
 def audit_head(db: Database) -> dict[str, object]:
     """The newest entry's id, time and hash, and how many entries the log holds: publish it
     to catch a later deletion of entries (:func:`verify_audit_log`'s ``head``).

@@ -140,8 +140,10 @@ def _definition(document: dict) -> dict:
 def _deployment_problems(connection: Connection) -> list[str]:
     implied = {
         entity: _definition(entry["after"])
-        for entity, entry in _newest(connection, ("deploy", "retire"), "deployment:").items()
-        if entry["action"] == "deploy"
+        for entity, entry in _newest(
+            connection, ("deploy", "rollback", "retire"), "deployment:"
+        ).items()
+        if entry["action"] != "retire"
     }
     heads, variants = tables.deployments, tables.deployment_variants
     held: dict[str, dict] = {}

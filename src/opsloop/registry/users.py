@@ -301,12 +301,27 @@ def authenticate(db: Database, token: str, *, at_ms: int | None = None) -> User 
     >>> authenticate(db, t, at_ms=999).name, authenticate(db, t, at_ms=1_000)
     ('fay', None)
     """
+    found = resolve_token(db, token, at_ms=at_ms)
+    return None if found is None else found[0]
+
+
+def resolve_token(
+    db: Database, token: str, *, at_ms: int | None = None
+) -> tuple[User, int | None] | None:
+    """As :func:`authenticate`, with the token's expiry (ms since the epoch, ``None``
+    when it never expires): what a cache of tokens needs to stop trusting one in time.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://"); _, t = add_user(db, "gus", "viewer", expires_ms=5_000)
+    >>> resolve_token(db, t, at_ms=10)
+    (User(name='gus', role='viewer'), 5000)
+    """
     users, tokens = tables.users, tables.api_tokens
     at = db.clock() if at_ms is None else at_ms
     digest = token_sha256(token)
     with db.read() as connection:
         row = connection.execute(
-            sa.select(users.c.name, users.c.role, tokens.c.last_used_ms)
+            sa.select(users.c.name, users.c.role, tokens.c.last_used_ms, tokens.c.expires_ms)
             .join(tokens, tokens.c.user_id == users.c.id)
             .where(
                 tokens.c.sha256 == digest,
@@ -322,7 +337,7 @@ def authenticate(db: Database, token: str, *, at_ms: int | None = None) -> User 
             connection.execute(
                 tokens.update().where(tokens.c.sha256 == digest).values(last_used_ms=at)
             )
-    return User(row.name, row.role)
+    return User(row.name, row.role), row.expires_ms
 
 
 #: Columns of :func:`list_tokens`' frame.

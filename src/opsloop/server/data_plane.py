@@ -9,7 +9,10 @@ needs one process. The routes:
 * ``GET /metrics``, Prometheus' text format (:mod:`opsloop.serving.serving_metrics`, with
   the monitoring's gauges of :mod:`opsloop.monitoring.monitoring_gauges`).
 
-Who may call: the same rule as the control plane (:mod:`.identity`). Predicting, feedback,
+Who may call: the same rule as the control plane (:mod:`.identity`), with the tokens
+remembered while the audit log stands still (:mod:`opsloop.registry.token_cache`; the
+routes then follow the deployments by the audit id the token check read, so a request
+reads it once). Predicting, feedback,
 model metadata and metrics need the viewer role (any user with a token: a prediction changes
 no definition, and an application's token should not need more). On a loopback address
 with no users, the installation token acts as the OS user, as it does for ``opsloop
@@ -46,6 +49,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import Response
 
 from opsloop import __version__
+from opsloop.registry.token_cache import TokenCache
 from opsloop.server import inference_protocol, prediction_routes
 from opsloop.server.content_types import JSON, OCTETS, body_type, require_json
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
@@ -93,6 +97,7 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
     >>> app.state.runtime.close()
     """
     app.state.runtime = runtime
+    app.state.token_cache = TokenCache(app.state.db)
     answers = error_responses(*EVERY_ROUTE, 403, 404, 503)
     # Feedback refuses a second label for an answer (409).
     app.include_router(
@@ -100,6 +105,7 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
         dependencies=[Depends(require_json)],
         responses=error_responses(*EVERY_ROUTE, 403, 404, 409, 503),
     )
+    app.add_middleware(prediction_routes.PredictArrivals, runtime=runtime)
     app.include_router(inference_protocol.probes)
     app.include_router(
         inference_protocol.router, dependencies=[Depends(_json_or_untyped)], responses=answers

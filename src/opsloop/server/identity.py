@@ -1,7 +1,10 @@
 """Who is calling: an API token (``Authorization: Bearer olp_...``) or, embedded, the OS user.
 
 A token resolves to its user and role through :func:`opsloop.registry.authenticate` (the
-store keeps only token hashes). Once any user exists in the store every request needs a
+store keeps only token hashes), or, where the app holds a ``token_cache`` (the data plane
+does), through :class:`~opsloop.registry.token_cache.TokenCache`, which remembers tokens
+while the audit log stands still and leaves the audit id it read in
+``request.state.audit_revision``. Once any user exists in the store every request needs a
 valid token. Before that, an app built with ``allow_embedded=True`` (a server bound to the
 loopback interface) serves the OS user who started it (``app.state.os_user``) with the
 admin role, to requests that carry the installation token
@@ -78,6 +81,11 @@ def caller(request: Request) -> User:
     this server has no users, so a request needs its installation token...
     """
     state = request.app.state
+    cache = getattr(state, "token_cache", None)
+    if cache is not None:
+        # One read of the newest audit id, kept for the route (the data plane follows its
+        # deployments by the same number), instead of reading the tokens on every request.
+        request.state.audit_revision = cache.follow()
     header = request.headers.get("authorization")
     token = None
     if header is not None:
@@ -89,12 +97,12 @@ def caller(request: Request) -> User:
             )
         installation = state.installation_token
         if installation is None or not hmac.compare_digest(token.encode(), installation.encode()):
-            user = authenticate(state.db, token)
+            user = authenticate(state.db, token) if cache is None else cache.user(token)
             if user is None:
                 raise HTTPException(401, "unknown or revoked API token", headers=_UNAUTHORIZED)
             return user
     # Users are never deleted, so once there is one the answer stays "yes".
-    if state.has_users or store_has_users(state.db):
+    if state.has_users or (store_has_users(state.db) if cache is None else cache.has_users()):
         state.has_users = True
         raise HTTPException(
             401,

@@ -348,15 +348,16 @@ def _infer(
     routing_header: str | None,
 ) -> JSONResponse:
     runtime = request.app.state.runtime
+    revision = getattr(request.state, "audit_revision", None)
     parameters = body.parameters or {}
     key = routing_header if routing_header is not None else parameters.get("routing_key")
     try:
-        schema = runtime.input_schema(name, version)
+        schema = runtime.input_schema(name, version, revision)
         columns = None
         if schema is not None:
             columns = tuple(c.name for c in schema.columns if "serving" not in c.absent_in)
         records = rows_of(body.inputs, columns)
-        answer = runtime.predict(name, records, routing_key=key, variant=version)
+        answer = runtime.predict(name, records, routing_key=key, variant=version, revision=revision)
         # A request queued for review has no model answer to give (see serving.automation).
         outputs = [] if answer.answer is None else _outputs(answer, body.outputs)
     except OpsloopError as error:

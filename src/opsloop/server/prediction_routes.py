@@ -13,8 +13,11 @@ it (``queued`` for review: no predictions, a ``review_item``; see
 
 Predict runs the model on the event loop, as a plain FastAPI ``async def`` endpoint does:
 on a busy machine the hop to the thread pool and back can cost more than a small model's
-whole answer (see :mod:`.identity` on the same choice). Feedback waits for the event
-writer, so it runs in the thread pool.
+whole answer (see :mod:`.identity` on the same choice). A deployment whose settings turn
+micro-batching on answers concurrent requests with one model call
+(:mod:`opsloop.serving.micro_batching`); the data plane counts the predict requests under
+way (:class:`PredictArrivals`) so that a batch waits only while others may join it.
+Feedback waits for the event writer, so it runs in the thread pool.
 
 >>> sorted(route.path for route in router.routes)
 ['/v1/deployments/{name}/feedback', '/v1/deployments/{name}/predict']
@@ -27,6 +30,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.server.identity import Viewer
 
@@ -35,6 +39,31 @@ router = APIRouter(prefix="/v1/deployments", tags=["predictions"])
 #: How long feedback waits for the answer's event to reach the store (it is written off
 #: the request path, so feedback sent right after an answer can arrive first).
 FEEDBACK_WAIT_S = 5.0
+
+
+class PredictArrivals:
+    """ASGI middleware: count each predict request among the runtime's arrivals from the
+    moment the app sees it until it joins a batch or ends (see
+    :class:`~opsloop.serving.micro_batching.Arrivals`)."""
+
+    def __init__(self, app: ASGIApp, runtime: Any) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not scope["path"].endswith("/predict")
+        ):
+            await self.app(scope, receive, send)
+            return
+        arrival = self.runtime.arrivals.start()
+        scope.setdefault("state", {})["arrival"] = arrival
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            arrival.done()
 
 
 class PredictionRequest(BaseModel):
@@ -87,8 +116,12 @@ async def predict(
         records, key = body.records, body.routing_key
     else:
         records, key = body, None
-    answer = request.app.state.runtime.predict(
-        name, records, routing_key=x_routing_key if x_routing_key is not None else key
+    answer = await request.app.state.runtime.predict_async(
+        name,
+        records,
+        routing_key=x_routing_key if x_routing_key is not None else key,
+        revision=getattr(request.state, "audit_revision", None),
+        arrival=getattr(request.state, "arrival", None),
     )
     return JSONResponse(answer.to_dict())
 

@@ -47,7 +47,7 @@ the request's feedback (:mod:`.review_queue`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,7 @@ from opsloop.analysis.assertions import Assertion, parse_assertions
 from opsloop.serving.deployment_records import AUTOMATION_LEVELS
 from opsloop.serving.deployment_settings import DeploymentSettings
 from opsloop.serving.loaded_variant import VariantAnswer
+from opsloop.serving.record_validation import CheckedRecords
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.runtime_assertions import check_answer
 from opsloop.serving.serving_metrics import ServingMetrics
@@ -107,13 +108,17 @@ class Oversight:
         """Whether the model is asked at all (not under ``human_only``)."""
         return self.automation != "human_only"
 
-    def decide(self, frame: pd.DataFrame, answer: VariantAnswer | None) -> Decision:
-        """The disposition of the request with records ``frame`` and the model's ``answer``
-        (``None`` under ``human_only``)."""
+    def decide(
+        self, frame: CheckedRecords | pd.DataFrame, answer: VariantAnswer | None
+    ) -> Decision:
+        """The disposition of the request with records ``frame`` (checked) and the model's
+        ``answer`` (``None`` under ``human_only``)."""
         n = len(frame)
         if answer is None:
             return Decision("queued", None, self.automation, None, [[] for _ in range(n)], {}, {})
-        checked = check_answer(self.rules, frame, answer)
+        # Only rules read the records' fields, so only they have the frame built.
+        rows = frame.frame if isinstance(frame, CheckedRecords) and self.rules else frame
+        checked = check_answer(self.rules, cast(pd.DataFrame, rows), answer)
         served = checked.answer
         shown = served.to_dict()
 

@@ -283,7 +283,10 @@ def transition_variants(
 
 def apply_transition(deployments, name: str, transition: Transition, state: dict, actor: str):
     """Carry out ``transition`` through the control plane: an audited deploy (by ``actor``,
-    who set the rollout) whose reason carries the evidence. Returns the new definition.
+    who set the rollout) whose reason carries the evidence. Returns the new definition. On
+    a protected deployment a rollback restores the newest earlier definition in which the
+    candidate answers nothing, under the approvals that covered it
+    (:meth:`~opsloop.serving.Deployments.rollback`); steps still need approvals.
 
     Takes a :class:`~opsloop.serving.Deployments` (or its HTTP client) as ``deployments``.
     """
@@ -293,6 +296,11 @@ def apply_transition(deployments, name: str, transition: Transition, state: dict
     reason = transition.reason(stable, candidate)
     log = logger.warning if transition.action == "rollback" else logger.info
     log("deployment %s: %s", name, reason)
+    if transition.action == "rollback" and definition.required_approvals:
+        # A protected deployment changes only with approvals of the new definition, which
+        # a ramp cannot wait for; it goes back to the newest definition its approvers
+        # covered in which the candidate answers nothing (see Deployments.rollback).
+        return deployments.rollback(name, away_from=candidate, actor=actor, reason=reason)
     return deployments.deploy(
         name,
         variants,

@@ -66,7 +66,7 @@ from opsloop.serving.deployment_records import (
     VariantLineage,
     check_definition,
 )
-from opsloop.serving.deployment_settings import DeploymentSettings
+from opsloop.serving.deployment_settings import DeploymentSettings, MicroBatching
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES
 from opsloop.serving.traffic_series import MAX_BUCKETS, TrafficSeries
@@ -194,6 +194,18 @@ class DeploymentService(Protocol):
         """Remove the deployment (its history stays in the audit log)."""
         ...
 
+    def rollback(
+        self,
+        name: Key,
+        *,
+        away_from: Key | None = None,
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> Deployment:
+        """Restore the definition the last change replaced (or the newest earlier one in
+        which ``away_from`` answers nothing); approvals that covered it then still do."""
+        ...
+
     def settings(self, name: Key) -> DeploymentSettings:
         """The deployment's confidence threshold and model assertion rules."""
         ...
@@ -204,10 +216,12 @@ class DeploymentService(Protocol):
         *,
         confidence_threshold: Threshold | None = None,
         assertions: Rules = (),
+        batching: MicroBatching | None = None,
         actor: str | None = None,
         reason: Text | None = None,
     ) -> DeploymentSettings:
-        """Replace the deployment's confidence threshold and assertion rules (audited)."""
+        """Replace the deployment's confidence threshold, assertion rules and
+        micro-batching (audited)."""
 
     def set_rollout(
         self,
@@ -350,6 +364,13 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             role="editor",
             answer=record(Deployment),
             check=_check_definition,
+        ),
+        Operation(
+            "rollback",
+            "POST",
+            "/deployments/{name:path}/rollback",
+            role="editor",
+            answer=record(Deployment),
         ),
         Operation("retire", "DELETE", "/deployments/{name:path}", role="editor", query=("reason",)),
     ],

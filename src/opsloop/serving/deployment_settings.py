@@ -1,4 +1,4 @@
-"""A deployment's runtime settings: its confidence threshold and its model assertion rules.
+"""A deployment's runtime settings: confidence threshold, model assertions, micro-batching.
 
 They sit beside the definition (variants, strategy, automation level) and change on their
 own: :meth:`opsloop.serving.Deployments.configure` replaces them as one audited change of
@@ -12,6 +12,9 @@ data plane follows it as it follows a definition change (see :mod:`.serving_runt
   none there for want of confidence.
 - ``assertions``: rules of :mod:`opsloop.analysis.assertions`, checked (parsed) here, so a
   broken rule is refused with its name before it is stored.
+- ``batching``: :class:`MicroBatching` (``max_batch_size`` records, ``max_wait_ms``) to
+  answer concurrent requests of a variant with one model call
+  (:mod:`opsloop.serving.micro_batching`); ``None`` answers each request alone.
 
 >>> from opsloop.registry import ModelRegistry
 >>> from opsloop.store import ArtifactStore, Database
@@ -35,12 +38,14 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from pydantic import BeforeValidator, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
 from opsloop.analysis.assertions import parse_assertions
+from opsloop.contract.wire_types import integral
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
@@ -48,11 +53,77 @@ from opsloop.store.database import Database
 
 _settings = tables.deployment_settings
 
+#: The most records one micro-batch may gather, and the longest a request may wait for it.
+MAX_BATCH_SIZE = 1024
+MAX_WAIT_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class MicroBatching:
+    """Micro-batching of a deployment's requests, per variant: concurrent requests are
+    answered by one model call of up to ``max_batch_size`` records, and a request waits at
+    most ``max_wait_ms`` for others to join it (see :mod:`opsloop.serving.micro_batching`).
+
+    >>> MicroBatching(32, 5.0).to_dict()
+    {'max_batch_size': 32, 'max_wait_ms': 5.0}
+    """
+
+    # The annotations are the wire's bounds (the same rules as checked_batching's).
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    max_batch_size: Annotated[
+        int, Field(strict=True, ge=2, le=MAX_BATCH_SIZE), BeforeValidator(integral)
+    ]
+    max_wait_ms: Annotated[float, Field(strict=True, gt=0, le=MAX_WAIT_MS)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-safe dictionary."""
+        return {"max_batch_size": self.max_batch_size, "max_wait_ms": self.max_wait_ms}
+
+
+def checked_batching(value: object) -> MicroBatching | None:
+    """``value`` (a :class:`MicroBatching`, its dictionary or ``None``) as stored, or an
+    :class:`~opsloop.errors.InvalidArgumentError` naming the field and the rule.
+
+    >>> checked_batching({"max_batch_size": 16, "max_wait_ms": 2})
+    MicroBatching(max_batch_size=16, max_wait_ms=2.0)
+    >>> checked_batching({"max_batch_size": 1, "max_wait_ms": 2})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: batching.max_batch_size: must be an integer in [2, 1024], got 1
+    >>> checked_batching({"max_batch_size": 8})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: batching: must have exactly the fields max_batch_size and max_wait_ms, got ['max_batch_size']
+    """  # noqa: E501
+    if value is None:
+        return None
+    if isinstance(value, MicroBatching):
+        value = value.to_dict()
+    if not isinstance(value, Mapping) or set(value) != {"max_batch_size", "max_wait_ms"}:
+        shown = sorted(value) if isinstance(value, Mapping) else value
+        raise InvalidArgumentError(
+            f"batching: must have exactly the fields max_batch_size and max_wait_ms, got {shown!r}"
+        )
+    size, wait = value["max_batch_size"], value["max_wait_ms"]
+    if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= MAX_BATCH_SIZE:
+        raise InvalidArgumentError(
+            f"batching.max_batch_size: must be an integer in [2, {MAX_BATCH_SIZE}], got {size!r}"
+        )
+    if (
+        isinstance(wait, bool)
+        or not isinstance(wait, int | float)
+        or not math.isfinite(wait)
+        or not 0 < wait <= MAX_WAIT_MS
+    ):
+        raise InvalidArgumentError(
+            f"batching.max_wait_ms: must be a number in (0, {MAX_WAIT_MS:g}], got {wait!r}"
+        )
+    return MicroBatching(size, float(wait))
+
 
 @dataclass(frozen=True)
 class DeploymentSettings:
-    """A deployment's confidence threshold and assertion rules, at ``revision`` (0: never
-    configured), last changed at ``updated_ms`` by ``updated_by``.
+    """A deployment's confidence threshold, assertion rules and micro-batching, at
+    ``revision`` (0: never configured), last changed at ``updated_ms`` by ``updated_by``.
 
     >>> DeploymentSettings("api").to_dict()["assertions"]
     []
@@ -64,6 +135,7 @@ class DeploymentSettings:
     revision: int = 0
     updated_ms: int | None = None
     updated_by: str | None = None
+    batching: MicroBatching | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-safe dictionary."""
@@ -74,6 +146,7 @@ class DeploymentSettings:
             "revision": self.revision,
             "updated_ms": self.updated_ms,
             "updated_by": self.updated_by,
+            "batching": None if self.batching is None else self.batching.to_dict(),
         }
 
     @classmethod
@@ -81,10 +154,12 @@ class DeploymentSettings:
         """The settings :meth:`to_dict` wrote.
 
         >>> s = DeploymentSettings("api", 0.7, ({"name": "r", "when": "x > 1",
-        ...                                       "action": "flag"},), 2, 5, "ana")
+        ...                                       "action": "flag"},), 2, 5, "ana",
+        ...                        MicroBatching(8, 2.0))
         >>> DeploymentSettings.from_dict(s.to_dict()) == s
         True
         """
+        batching = document.get("batching")
         return cls(
             deployment=document["deployment"],
             confidence_threshold=document.get("confidence_threshold"),
@@ -92,6 +167,7 @@ class DeploymentSettings:
             revision=int(document.get("revision", 0)),
             updated_ms=document.get("updated_ms"),
             updated_by=document.get("updated_by"),
+            batching=None if batching is None else MicroBatching(**batching),
         )
 
 
@@ -119,6 +195,7 @@ def settings_in(connection: Connection, deployment: str) -> DeploymentSettings:
     )
     if row is None:
         return DeploymentSettings(deployment)
+    batching = row["batching_json"]
     return DeploymentSettings(
         deployment=deployment,
         confidence_threshold=row["confidence_threshold"],
@@ -126,6 +203,7 @@ def settings_in(connection: Connection, deployment: str) -> DeploymentSettings:
         revision=row["revision"],
         updated_ms=row["updated_ms"],
         updated_by=row["updated_by"],
+        batching=None if batching is None else MicroBatching(**json.loads(batching)),
     )
 
 
@@ -167,13 +245,21 @@ def store_settings(
     actor: str,
     at_ms: int,
     reason: str | None = None,
+    batching: MicroBatching | None = None,
 ) -> DeploymentSettings:
     """Replace the settings of ``deployment`` inside the caller's write transaction, with
     their audit entry; the settings as stored (the caller checked the deployment, the
-    actor's role and the values with :func:`checked_settings`)."""
+    actor's role and the values with :func:`checked_settings` and
+    :func:`checked_batching`)."""
     before = settings_in(connection, deployment)
     after = DeploymentSettings(
-        deployment, threshold, tuple(json.loads(rules_json)), before.revision + 1, at_ms, actor
+        deployment,
+        threshold,
+        tuple(json.loads(rules_json)),
+        before.revision + 1,
+        at_ms,
+        actor,
+        batching,
     )
     values = {
         "revision": after.revision,
@@ -181,6 +267,7 @@ def store_settings(
         "assertions_json": rules_json,
         "updated_ms": at_ms,
         "updated_by": actor,
+        "batching_json": None if batching is None else json.dumps(batching.to_dict()),
     }
     if before.revision == 0:
         connection.execute(_settings.insert().values(deployment=deployment, **values))
@@ -209,6 +296,8 @@ def _audited(settings: DeploymentSettings) -> dict[str, Any]:
 
 __all__ = [
     "DeploymentSettings",
+    "MicroBatching",
+    "checked_batching",
     "checked_settings",
     "read_settings",
     "settings_in",

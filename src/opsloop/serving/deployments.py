@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
 from opsloop.registry.audit import alias_version_at, append_audit, audit_entries, lock_audit_log
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
@@ -59,6 +60,8 @@ from opsloop.serving.deployment_records import (
 )
 from opsloop.serving.deployment_settings import (
     DeploymentSettings,
+    MicroBatching,
+    checked_batching,
     checked_settings,
     settings_in,
     store_settings,
@@ -161,55 +164,8 @@ class Deployments:
                 connection, name, definition_digest(strategy, automation, variants), guard
             )
             at = self.db.clock()
-            existing = connection.execute(
-                sa.select(_deployments.c.id).where(_deployments.c.name == name)
-            ).scalar()
-            fields = {
-                "strategy": strategy,
-                "automation": automation,
-                "description": description,
-                "updated_ms": at,
-                "updated_by": who,
-            }
-            if existing is None:
-                existing = connection.execute(
-                    _deployments.insert().values(name=name, created_ms=at, **fields)
-                ).inserted_primary_key[0]
-            else:
-                connection.execute(
-                    _deployments.update().where(_deployments.c.id == existing).values(**fields)
-                )
-                connection.execute(_variants.delete().where(_variants.c.deployment_id == existing))
-            connection.execute(
-                _variants.insert(),
-                [
-                    {
-                        "deployment_id": existing,
-                        "name": variant.name,
-                        "position": position,
-                        "role": variant.role,
-                        "weight": float(variant.weight),
-                        "model_id": model_id,
-                        "version_id": version_id if variant.alias is None else None,
-                        "alias": variant.alias,
-                    }
-                    for position, (variant, (model_id, version_id, _)) in enumerate(
-                        zip(variants, targets, strict=True)
-                    )
-                ],
-            )
-            after = Deployment(
-                name=name,
-                strategy=strategy,
-                automation=automation,
-                variants=variants,
-                description=description,
-                updated_ms=at,
-                updated_by=who,
-                serving={
-                    v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)
-                },
-                required_approvals=required_approvals(connection, name),
+            after = _store_definition(
+                connection, name, strategy, automation, description, variants, targets, who, at
             )
             append_audit(
                 connection,
@@ -250,6 +206,97 @@ class Deployments:
             connection.execute(_deployments.delete().where(_deployments.c.id == deployment_id))
             delete_rollout(connection, name)
             append_audit(connection, who, "retire", _entity(name), reason, _audited(before), None)
+
+    def rollback(
+        self,
+        name: str,
+        *,
+        away_from: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> Deployment:
+        """Undo the last change of deployment ``name``'s definition: restore the definition
+        it replaced, or, with ``away_from``, the newest earlier definition in which that
+        variant answers no request (absent, a shadow or weight 0). Editor role; the
+        deployment as stored.
+
+        **On a protected deployment** a rollback needs no new approvals when approvals
+        already covered the restored definition: it was deployed with at least as many
+        approvers as the deployment (and any protected alias the change stops following,
+        :func:`~.deployment_approvals.alias_guard`) requires now. Its approvers approved it
+        to serve, and going back to it when its successor misbehaves (a canary's failing
+        gate, :mod:`.canary_rollout`) is the change they already allowed. A definition they
+        did not cover (deployed before the protection, or with fewer approvers) needs
+        approvals of it, used up, as a deploy does; and so does every other change.
+
+        The change is one audit entry, action ``rollback``: its ``after`` holds the
+        definition with ``restores`` (the id of the entry that deployed it),
+        ``approved_by`` and ``approvals_reused`` (true when the earlier approvals covered
+        it). A rollback is never undone by another (the definition it left returns only
+        through a deploy), so two rollbacks cannot swap definitions back and forth.
+
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = registry.register("credit", b"y", flavor="onnx")
+        >>> deployments = Deployments(db)
+        >>> _ = deployments.deploy("api", [Variant("stable", "credit", version=1)])
+        >>> _ = deployments.deploy("api", [Variant("stable", "credit", version=2)])
+        >>> deployments.rollback("api", reason="v2 misbehaves").serving
+        {'stable': 1}
+        >>> deployments.history("api")["action"].tolist()
+        ['deploy', 'deploy', 'rollback']
+        >>> deployments.rollback("api")
+        Traceback (most recent call last):
+        opsloop.errors.ConflictError: deployment 'api': its definition is a rollback already; ...
+        """
+        if reason is not None:
+            checked_text("reason", reason)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = acting_user(connection, actor or self.actor, "editor")
+            before = self._current(connection, name)
+            if before is None:
+                raise UnknownDeploymentError(f"no deployment named {name!r}")
+            restores, document = _restorable(connection, name, away_from)
+            variants = tuple(Variant.from_dict(v) for v in document["variants"])
+            strategy, automation = document["strategy"], document["automation"]
+            targets = [_resolve(connection, variant) for variant in variants]
+            guard = alias_guard(connection, before.variants, variants)
+            required = max(required_approvals(connection, name), guard[0])
+            covered = tuple(document.get("approved_by") or ())
+            reused = bool(required) and len(covered) >= required
+            if reused:
+                approvers = covered
+            else:
+                digest = definition_digest(strategy, automation, variants)
+                approvers = use_approvals(connection, name, digest, guard)
+            at = self.db.clock()
+            after = _store_definition(
+                connection,
+                name,
+                strategy,
+                automation,
+                document.get("description"),
+                variants,
+                targets,
+                who,
+                at,
+            )
+            append_audit(
+                connection,
+                who,
+                "rollback",
+                _entity(name),
+                reason,
+                _audited(before),
+                {
+                    **_audited(after),
+                    "approved_by": list(approvers),
+                    "approvals_reused": reused,
+                    "restores": restores,
+                },
+                at_ms=at,
+            )
+        return after
 
     def protect(
         self,
@@ -490,12 +537,14 @@ class Deployments:
         *,
         confidence_threshold: float | None = None,
         assertions: Sequence[Mapping[str, object]] = (),
+        batching: MicroBatching | Mapping[str, Any] | None = None,
         actor: str | None = None,
         reason: str | None = None,
     ) -> DeploymentSettings:
         """Replace the runtime settings of deployment ``name`` as one audited change (see
         :mod:`.deployment_settings`): an editor may configure, a protected deployment needs
-        an admin.
+        an admin. ``batching`` (``{"max_batch_size", "max_wait_ms"}``) turns on
+        micro-batching of its requests.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
@@ -510,6 +559,7 @@ class Deployments:
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
         """
         threshold, rules_json = checked_settings(confidence_threshold, assertions)
+        batched = checked_batching(batching)
         with self.db.write() as connection:
             lock_audit_log(connection)
             role = "admin" if required_approvals(connection, name) else "editor"
@@ -524,6 +574,7 @@ class Deployments:
                 actor=who,
                 at_ms=self.db.clock(),
                 reason=reason,
+                batching=batched,
             )
 
     def list(self) -> pd.DataFrame:
@@ -668,7 +719,7 @@ class Deployments:
                 sa.select(log.c.after_json)
                 .where(
                     log.c.entity == _entity(name),
-                    log.c.action.in_(("deploy", "retire")),
+                    log.c.action.in_(DEFINING_ACTIONS),
                     log.c.at_ms <= checked_int("at_ms", at_ms),
                 )
                 .order_by(log.c.id.desc())
@@ -742,6 +793,110 @@ def _resolve(connection: Connection, variant: Variant) -> tuple[int, int, int]:
     if found is None:
         raise UnknownModelError(f"{where}: model {variant.model!r} has no {missing}")
     return model_id, found.id, found.version
+
+
+#: The audit actions that set or end a deployment's definition.
+DEFINING_ACTIONS = ("deploy", "rollback", "retire")
+
+
+def _answers_nothing(document: dict, variant: str) -> bool:
+    return not any(
+        v["name"] == variant and v["role"] != "shadow" and float(v["weight"]) > 0
+        for v in document["variants"]
+    )
+
+
+def _restorable(connection: Connection, name: str, away_from: str | None) -> tuple[int, dict]:
+    """The id and ``after`` of the audit entry whose definition a rollback of ``name``
+    restores (see :meth:`Deployments.rollback`), or a
+    :class:`~opsloop.errors.ConflictError` saying why there is none."""
+    log = tables.audit_log
+    rows = connection.execute(
+        sa.select(log.c.id, log.c.action, log.c.after_json)
+        .where(log.c.entity == _entity(name), log.c.action.in_(DEFINING_ACTIONS))
+        .order_by(log.c.id.desc())
+    )
+    current = next(rows)
+    if current.action == "rollback":
+        raise ConflictError(
+            f"deployment {name!r}: its definition is a rollback already; what it replaced "
+            "comes back only through a deploy"
+        )
+    for row in rows:
+        if row.action == "retire":
+            break
+        document = json.loads(row.after_json)
+        if away_from is None or _answers_nothing(document, away_from):
+            return row.id, document
+    wanted = "" if away_from is None else f" in which variant {away_from!r} answers nothing"
+    raise ConflictError(
+        f"deployment {name!r}: no earlier definition{wanted} to roll back to since it was "
+        "(re)created"
+    )
+
+
+def _store_definition(
+    connection: Connection,
+    name: str,
+    strategy: str,
+    automation: str,
+    description: str | None,
+    variants: tuple[Variant, ...],
+    targets: list,
+    who: str,
+    at: int,
+) -> Deployment:
+    """Write deployment ``name``'s definition in the caller's transaction (``targets``: each
+    variant's resolved model, version and number); the deployment as stored."""
+    existing = connection.execute(
+        sa.select(_deployments.c.id).where(_deployments.c.name == name)
+    ).scalar()
+    fields = {
+        "strategy": strategy,
+        "automation": automation,
+        "description": description,
+        "updated_ms": at,
+        "updated_by": who,
+    }
+    if existing is None:
+        existing = connection.execute(
+            _deployments.insert().values(name=name, created_ms=at, **fields)
+        ).inserted_primary_key[0]
+    else:
+        connection.execute(
+            _deployments.update().where(_deployments.c.id == existing).values(**fields)
+        )
+        connection.execute(_variants.delete().where(_variants.c.deployment_id == existing))
+    connection.execute(
+        _variants.insert(),
+        [
+            {
+                "deployment_id": existing,
+                "name": variant.name,
+                "position": position,
+                "role": variant.role,
+                "weight": float(variant.weight),
+                "model_id": model_id,
+                "version_id": version_id if variant.alias is None else None,
+                "alias": variant.alias,
+            }
+            for position, (variant, (model_id, version_id, _)) in enumerate(
+                zip(variants, targets, strict=True)
+            )
+        ],
+    )
+    after = Deployment(
+        name=name,
+        strategy=strategy,
+        automation=automation,
+        variants=variants,
+        description=description,
+        updated_ms=at,
+        updated_by=who,
+        serving={v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)},
+        required_approvals=required_approvals(connection, name),
+    )
+    return after
 
 
 def _audited(deployment: Deployment) -> dict[str, object]:

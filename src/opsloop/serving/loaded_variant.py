@@ -29,7 +29,7 @@ PyTorch versions are refused with a clear error: their serving is not written ye
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ import pandas as pd
 from opsloop.data.schema import Schema
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.model_registry import ModelRegistry
+from opsloop.serving.record_validation import CheckedRecords, RecordCheck
 
 #: Flavors the runtime can answer with.
 SERVED_FLAVORS = ("sklearn", "python")
@@ -97,6 +98,25 @@ class LoadedVariant:
     flavor: str
     schema: Schema | None
     model: Any
+    #: The signature's record check, compiled once per loaded version.
+    check: RecordCheck = field(init=False, repr=False, compare=False)
+    # Whether the model is given the checked float matrix itself rather than a frame: a
+    # scikit-learn estimator fitted without column names converts a frame to that very
+    # matrix, at several times the cost; one fitted on a frame keeps getting a frame.
+    _takes_matrix: bool = field(init=False, repr=False, compare=False)
+    # Whether the predictions are the argmax of the probabilities by the model's own
+    # definition, so one call answers both (see ``_predicts_by_probabilities``).
+    _by_probabilities: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check", RecordCheck(self.schema))
+        sklearn = self.flavor == "sklearn"
+        takes_matrix = sklearn and _is_estimator(self.model)
+        takes_matrix = takes_matrix and getattr(self.model, "feature_names_in_", None) is None
+        object.__setattr__(self, "_takes_matrix", takes_matrix)
+        object.__setattr__(
+            self, "_by_probabilities", sklearn and _predicts_by_probabilities(self.model)
+        )
 
     @property
     def ref(self) -> str:
@@ -112,21 +132,79 @@ class LoadedVariant:
         """
         return self.flavor == "sklearn" and hasattr(self.model, "predict_proba")
 
-    def predict(self, frame: pd.DataFrame) -> VariantAnswer:
-        """The model's answer for ``frame`` (already checked against the schema).
+    def model_input(self, checked: CheckedRecords | pd.DataFrame) -> Any:
+        """What the model is given for ``checked``: the float matrix where it takes one
+        (and the columns are in its order), else the frame.
+
+        >>> from sklearn.linear_model import LinearRegression
+        >>> fitted = LinearRegression().fit(np.array([[0.0], [1.0]]), [0.0, 2.0])
+        >>> line = LoadedVariant("s", "primary", "m", 1, "sklearn", None, fitted)
+        >>> type(line.model_input(line.check([{"x": 1.5}]))).__name__
+        'DataFrame'
+        """
+        if isinstance(checked, pd.DataFrame):
+            return checked
+        if (
+            self._takes_matrix
+            and checked.matrix is not None
+            and (self.check.names is None or checked.names == self.check.names)
+        ):
+            return checked.matrix
+        return checked.frame
+
+    def predict(self, checked: CheckedRecords | pd.DataFrame) -> VariantAnswer:
+        """The model's answer for ``checked`` records (checked against the schema by
+        :attr:`check`, or a frame checked by :func:`~.record_validation.checked_records`).
 
         >>> import pandas as pd
         >>> double = LoadedVariant("s", "primary", "m", 1, "python", None, lambda f: f.x * 2)
         >>> double.predict(pd.DataFrame({"x": [1, 2]})).predictions
         [2, 4]
         """
+        given = self.model_input(checked)
         if self.flavor == "python":
-            return VariantAnswer(_plain(self.model(frame)))
-        predictions = _plain(self.model.predict(frame))
+            return VariantAnswer(_plain(self.model(given)))
+        if self._by_probabilities:
+            probabilities = np.asarray(self.model.predict_proba(given), dtype=float)
+            classes = self.model.classes_
+            predictions = _plain(classes.take(np.argmax(probabilities, axis=1), axis=0))
+            return VariantAnswer(predictions, probabilities.tolist(), _plain(classes))
+        predictions = _plain(self.model.predict(given))
         if not self.has_probabilities:
             return VariantAnswer(predictions)
-        probabilities = np.asarray(self.model.predict_proba(frame), dtype=float).tolist()
+        probabilities = np.asarray(self.model.predict_proba(given), dtype=float).tolist()
         return VariantAnswer(predictions, probabilities, _plain(self.model.classes_))
+
+
+def _is_estimator(model: object) -> bool:
+    """Whether ``model`` is a scikit-learn estimator (which converts any input to a
+    numeric array by the same rules).
+
+    >>> _is_estimator(abs)
+    False
+    """
+    from sklearn.base import BaseEstimator
+
+    return isinstance(model, BaseEstimator)
+
+
+def _predicts_by_probabilities(model: object) -> bool:
+    """Whether ``model``'s ``predict`` is, in its own code, the class of highest
+    ``predict_proba``: scikit-learn's random forests and extra trees with one output
+    (``ForestClassifier.predict``). Exact types only, so no subclass's override is missed.
+
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> _predicts_by_probabilities(RandomForestClassifier(n_estimators=2).fit([[0], [1]], [0, 1]))
+    True
+    >>> _predicts_by_probabilities(abs)
+    False
+    """
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+    return (
+        type(model) in (RandomForestClassifier, ExtraTreesClassifier)
+        and getattr(model, "n_outputs_", None) == 1
+    )
 
 
 def load_variant(

@@ -185,7 +185,11 @@ class EventRecorder:
                 return False
             self._buffer.append(event)
             self.recorded += 1
-            self._changed.notify_all()
+            # Wake the writer only when it waits for this: the first event of an empty
+            # buffer, or a full batch. A wake-up per request costs the request path a
+            # switch of the interpreter to a thread that goes straight back to sleep.
+            if len(self._buffer) == 1 or len(self._buffer) >= self.batch_size:
+                self._changed.notify_all()
         return True
 
     def _drain(self) -> None:

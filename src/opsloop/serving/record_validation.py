@@ -21,6 +21,14 @@ and the rule. What refuses a request, per record:
 A version registered without a signature gets the frame as sent, fields in the order of
 the first record; its records must still all have the same fields.
 
+**The serving path.** :class:`RecordCheck` is compiled once per signature and checks a
+request's records on a quick path first: when every column is numeric and every value of a
+few records is a float within its column's rules, the rows go straight into a float matrix
+(the frame built from the same records would hold the same float64 columns), with no frame
+built unless the model needs one. Anything else (an int, a null, a category, a broken rule)
+goes through :func:`checked_records`, which words the refusal. The answer is a
+:class:`CheckedRecords`.
+
 >>> from opsloop.data.schema import ColumnSchema, Schema
 >>> schema = Schema((ColumnSchema("age", "int", min=18, max=90),
 ...                  ColumnSchema("plan", "category", domain=("free", "pro"))))
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -131,6 +140,124 @@ def checked_records(records: object, schema: Schema | None) -> pd.DataFrame:
         if problems:
             raise _refuse(problems)
     return frame
+
+
+class CheckedRecords:
+    """A request's records after the check: the column ``names`` in the signature's order,
+    and either a float ``matrix`` (one row per record, the quick path) or the ``frame``.
+
+    >>> checked = CheckedRecords(("x", "y"), matrix=np.array([[1.0, 2.0]]))
+    >>> len(checked), checked.frame.to_dict("records")
+    (1, [{'x': 1.0, 'y': 2.0}])
+    """
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        *,
+        matrix: np.ndarray | None = None,
+        frame: pd.DataFrame | None = None,
+    ) -> None:
+        if (matrix is None) == (frame is None):
+            raise ValueError("give either the matrix or the frame")
+        self.names = names
+        self.matrix = matrix
+        if frame is not None:
+            self.__dict__["frame"] = frame
+
+    def __len__(self) -> int:
+        return len(self.matrix) if self.matrix is not None else len(self.frame)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The records as a frame with the signature's columns (built once, when asked)."""
+        return pd.DataFrame(self.matrix, columns=list(self.names), copy=False)
+
+
+class RecordCheck:
+    """The check of one signature's records, compiled once (see the module on the serving
+    path); calling it checks a request's records and answers :class:`CheckedRecords`.
+
+    >>> from opsloop.data.schema import ColumnSchema, Schema
+    >>> check = RecordCheck(Schema((ColumnSchema("x", "float", min=0.0, max=1.0),
+    ...                             ColumnSchema("n", "int", min=0, max=9))))
+    >>> check([{"n": 3.0, "x": 0.5}]).matrix.tolist()
+    [[0.5, 3.0]]
+    >>> check([{"n": 3, "x": 0.5}]).frame.dtypes.astype(str).tolist()
+    ['float64', 'int64']
+    >>> check([{"n": 3.5, "x": 0.5}])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: records: record 0, field 'n': type_mismatch (...)
+    """
+
+    def __init__(self, schema: Schema | None) -> None:
+        self.schema = schema
+        self.names: tuple[str, ...] | None = None
+        # Per column: (whole numbers only, low, high, nulls allowed, ±inf allowed).
+        self._rules: tuple[tuple[bool, float | None, float | None, bool, bool], ...] = ()
+        self._quick = False
+        if schema is None:
+            return
+        environment = "serving" if "serving" in schema.environments else None
+        columns = schema.expected_columns(environment)
+        self.names = tuple(column.name for column in columns)
+        self._quick = bool(columns) and all(c.type in ("int", "float") for c in columns)
+        if self._quick:
+            self._rules = tuple(
+                (
+                    column.type == "int",
+                    *((None, None) if column.id_like else column.hard_limits()),
+                    column.max_null_fraction > 0,
+                    column.type == "float" and column.allow_non_finite,
+                )
+                for column in columns
+            )
+
+    def __call__(self, records: object) -> CheckedRecords:
+        matrix = self._quick_matrix(records) if self._quick else None
+        if matrix is not None:
+            assert self.names is not None
+            return CheckedRecords(self.names, matrix=matrix)
+        frame = checked_records(records, self.schema)
+        return CheckedRecords(tuple(str(name) for name in frame.columns), frame=frame)
+
+    def _quick_matrix(self, records: object) -> np.ndarray | None:
+        """The records' float matrix, or ``None`` when they are not all plain floats that
+        obey their columns (then :func:`checked_records` judges them)."""
+        if type(records) is not list or not 0 < len(records) <= QUICK_RECORDS:
+            return None
+        names, rules, rows = self.names, self._rules, []
+        assert names is not None
+        width = len(names)
+        for record in records:
+            if type(record) is not dict or len(record) != width:
+                return None
+            try:
+                row = [record[name] for name in names]
+            except KeyError:
+                return None
+            for value, (whole, low, high, nullable, non_finite) in zip(row, rules, strict=True):
+                if type(value) is not float:
+                    return None
+                if value != value:  # NaN, a null
+                    if not nullable:
+                        return None
+                    continue
+                if value in _INFINITIES:
+                    if not non_finite:
+                        return None
+                    continue
+                if whole and value != math.floor(value):
+                    return None
+                if (low is not None and value < low) or (high is not None and value > high):
+                    return None
+            rows.append(row)
+        # Column-major, as a frame's values come out: a model's arithmetic (BLAS) may round
+        # differently on the other layout, and the answers must not move by an ulp.
+        return np.asfortranarray(np.array(rows, dtype=np.float64))
+
+
+_INFINITIES = (math.inf, -math.inf)
 
 
 def _too_large_for_floats(

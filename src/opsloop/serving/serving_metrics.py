@@ -78,6 +78,13 @@ class ServingMetrics:
             ("deployment", "variant"),
             registry=self.registry,
         )
+        self.batch_records = Histogram(
+            "opsloop_batch_records",
+            "Records per model call of a micro-batched variant.",
+            ("deployment", "variant"),
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=self.registry,
+        )
         self.events_dropped = Counter(
             "opsloop_events_dropped",
             "Prediction events dropped because the event buffer was full.",

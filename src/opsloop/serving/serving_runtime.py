@@ -61,16 +61,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import sqlalchemy as sa
-
 from opsloop.data.schema import Schema
 from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError, UnavailableError
+from opsloop.registry.audit import newest_audit_id
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, oversee
 from opsloop.serving.deployment_records import Deployment
-from opsloop.serving.deployment_settings import read_settings
+from opsloop.serving.deployment_settings import MicroBatching, read_settings
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.loaded_variant import LoadedVariant, VariantAnswer, load_variant
+from opsloop.serving.micro_batching import Arrival, Arrivals, MicroBatcher
 from opsloop.serving.prediction_events import (
     EventRecorder,
     EventSink,
@@ -78,13 +78,12 @@ from opsloop.serving.prediction_events import (
     StoreEventSink,
 )
 from opsloop.serving.prediction_feedback import record_feedback
-from opsloop.serving.record_validation import checked_records
+from opsloop.serving.record_validation import CheckedRecords
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
-from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore
 from opsloop.store.database import Database
 
@@ -149,6 +148,22 @@ class ServedDeployment:
     loaded: dict[str, LoadedVariant] = field(default_factory=dict)
     oversight: Oversight = FULL_AUTOMATION
     failures: dict[str, str] = field(default_factory=dict)
+    batching: MicroBatching | None = None
+    batchers: dict[str, MicroBatcher] = field(default_factory=dict)
+
+    def batcher(
+        self, loaded: LoadedVariant, arrivals: Arrivals, metrics: ServingMetrics
+    ) -> MicroBatcher | None:
+        """The micro-batcher of variant ``loaded`` (made on first use), ``None`` when the
+        deployment's settings do not batch."""
+        if self.batching is None:
+            return None
+        found = self.batchers.get(loaded.name)
+        if found is None:
+            histogram = metrics.batch_records.labels(self.definition.name, loaded.name)
+            found = MicroBatcher(loaded, self.batching, arrivals, on_batch=histogram.observe)
+            self.batchers[loaded.name] = found
+        return found
 
     @property
     def ready(self) -> bool:
@@ -179,6 +194,19 @@ class ServedDeployment:
                 f"{self.failures[name]}"
             )
         raise NotFoundError(f"deployment {self.definition.name!r} has no variant {name!r}")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A routed request with its records checked, on its way to the model."""
+
+    served: ServedDeployment
+    loaded: LoadedVariant
+    routed: bool
+    records: Any
+    routing_key: str | None
+    checked: CheckedRecords
+    started: float
 
 
 @dataclass(frozen=True)
@@ -246,6 +274,8 @@ class ServingRuntime:
         self.recorder = EventRecorder(sink or StoreEventSink(db), capacity=event_capacity)
         self.review_queue = ReviewQueue(db, actor="serving")
         self.rollouts = RolloutObserver(db, self.deployments)
+        #: Prediction requests under way to a micro-batcher (see :mod:`.micro_batching`).
+        self.arrivals = Arrivals()
         self._served: dict[str, ServedDeployment] = {}
         self._models: dict[tuple[str, int], LoadedVariant] = {}
         self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
@@ -262,14 +292,14 @@ class ServingRuntime:
         >>> ServingRuntime(Database("sqlite://"), None).revision()
         0
         """
-        with self.db.read() as connection:
-            return connection.execute(sa.select(sa.func.max(tables.audit_log.c.id))).scalar() or 0
+        return newest_audit_id(self.db)
 
-    def _follow(self) -> None:
+    def _follow(self, revision: int | None = None) -> None:
         clock = time.monotonic()
-        if self.check_interval_s and clock - self._checked_at < self.check_interval_s:
-            return
-        revision = self.revision()
+        if revision is None:
+            if self.check_interval_s and clock - self._checked_at < self.check_interval_s:
+                return
+            revision = self.revision()
         self._checked_at = clock
         if revision > self._revision:
             with self._lock:
@@ -280,9 +310,11 @@ class ServingRuntime:
                     # use move back on their next load, the others are let go.
                     self._stale_models, self._models = self._models, {}
 
-    def served(self, name: str) -> ServedDeployment:
+    def served(self, name: str, revision: int | None = None) -> ServedDeployment:
         """The deployment ``name`` as defined now (see the module on "now"); 404 when the
-        store has no such deployment or this runtime does not serve it.
+        store has no such deployment or this runtime does not serve it. ``revision`` is the
+        newest audit id when the caller read it after its request began (the token check
+        does), which spares a second read.
 
         >>> ServingRuntime(Database("sqlite://"), None).served("api")
         Traceback (most recent call last):
@@ -290,7 +322,7 @@ class ServingRuntime:
         """
         if self.names is not None and name not in self.names:
             raise NotFoundError(f"this data plane does not serve deployment {name!r}")
-        self._follow()
+        self._follow(revision)
         found = self._served.get(name)
         if found is not None:
             return found
@@ -335,9 +367,9 @@ class ServingRuntime:
             self._models[key] = cached
             served.loaded[variant.name] = replace(cached, name=variant.name, role=variant.role)
         served.policy = policy_for(definition)
-        served.oversight = Oversight.of(
-            definition.automation, read_settings(self.db, definition.name)
-        )
+        settings = read_settings(self.db, definition.name)
+        served.oversight = Oversight.of(definition.automation, settings)
+        served.batching = settings.batching
         if hasattr(served.policy, "bind_store"):  # a policy whose state is shared (bandit)
             served.policy.bind_store(self.db)
         self._keep_mirrors(definition)
@@ -400,6 +432,7 @@ class ServingRuntime:
         *,
         routing_key: str | None = None,
         variant: str | None = None,
+        revision: int | None = None,
     ) -> ServedAnswer:
         """Answer ``records`` (a list of field -> value objects) with ``deployment``.
 
@@ -407,6 +440,7 @@ class ServingRuntime:
         is given); ``variant`` names one instead (any variant of the deployment, a shadow
         included, for checking it). Bad records raise
         :class:`~opsloop.errors.InvalidArgumentError` naming record, field and rule.
+        ``revision`` is as for :meth:`served`.
 
         >>> runtime = ServingRuntime(Database("sqlite://"), None, names=["api"])
         >>> runtime.predict("other", [{"x": 1}])
@@ -414,7 +448,66 @@ class ServingRuntime:
         opsloop.errors.NotFoundError: this data plane does not serve deployment 'other'
         >>> runtime.close()
         """
-        served = self.served(deployment)
+        request = self._begin(deployment, records, routing_key, variant, revision)
+        answer = None
+        if request.served.oversight.runs_model:
+            try:
+                answer = request.loaded.predict(request.checked)
+            except Exception:
+                self._model_failed(request)
+                raise
+        return self._finish(request, answer)
+
+    async def predict_async(
+        self,
+        deployment: str,
+        records: object,
+        *,
+        routing_key: str | None = None,
+        variant: str | None = None,
+        revision: int | None = None,
+        arrival: Arrival | None = None,
+    ) -> ServedAnswer:
+        """:meth:`predict` on the event loop, where a deployment whose settings turn
+        micro-batching on answers concurrent requests of a variant with one model call
+        (:mod:`.micro_batching`). ``arrival`` is the request's count among those on their
+        way (:attr:`arrivals`), ended once it is ready to join a batch.
+
+        >>> import asyncio
+        >>> runtime = ServingRuntime(Database("sqlite://"), None, names=["api"])
+        >>> asyncio.run(runtime.predict_async("other", [{"x": 1}]))
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: this data plane does not serve deployment 'other'
+        >>> runtime.close()
+        """
+        try:
+            request = self._begin(deployment, records, routing_key, variant, revision)
+        finally:
+            if arrival is not None:
+                arrival.done()
+        answer = None
+        if request.served.oversight.runs_model:
+            batcher = request.served.batcher(request.loaded, self.arrivals, self.metrics)
+            try:
+                if batcher is None:
+                    answer = request.loaded.predict(request.checked)
+                else:
+                    answer = await batcher.answer(request.checked)
+            except Exception:
+                self._model_failed(request)
+                raise
+        return self._finish(request, answer)
+
+    def _begin(
+        self,
+        deployment: str,
+        records: object,
+        routing_key: str | None,
+        variant: str | None,
+        revision: int | None,
+    ) -> _Request:
+        """Route the request and check its records."""
+        served = self.served(deployment, revision)
         if routing_key is not None and not isinstance(routing_key, str):
             raise InvalidArgumentError(f"routing_key: must be a string, got {routing_key!r}")
         routed = variant is None
@@ -422,26 +515,30 @@ class ServingRuntime:
             if served.policy is None:
                 raise UnavailableError(f"deployment {deployment!r} has no routing policy")
             variant = served.policy.choose(routing_key)
+        assert variant is not None
         loaded = served.variant(variant)
-        role = "primary"
         started = time.perf_counter()
         try:
-            frame = checked_records(records, loaded.schema)
+            checked = loaded.check(records)
         except InvalidArgumentError:
-            self.metrics.failed(deployment, loaded.name, role, "invalid_input")
+            self.metrics.failed(deployment, loaded.name, "primary", "invalid_input")
             raise
-        answer = None
-        if served.oversight.runs_model:
-            try:
-                answer = loaded.predict(frame)
-            except Exception:
-                self.metrics.failed(deployment, loaded.name, role, "model_error")
-                if routed:
-                    self.rollouts.observe(served, loaded.name, failed=True, latency_ms=0.0)
-                raise
-        seconds = time.perf_counter() - started
+        return _Request(served, loaded, routed, records, routing_key, checked, started)
+
+    def _model_failed(self, request: _Request) -> None:
+        deployment = request.served.definition.name
+        self.metrics.failed(deployment, request.loaded.name, "primary", "model_error")
+        if request.routed:
+            self.rollouts.observe(request.served, request.loaded.name, failed=True, latency_ms=0.0)
+
+    def _finish(self, request: _Request, answer: VariantAnswer | None) -> ServedAnswer:
+        """Count, observe, oversee, record and mirror an answered request."""
+        served, loaded, records = request.served, request.loaded, request.records
+        deployment, routing_key, role = served.definition.name, request.routing_key, "primary"
+        frame = request.checked
+        seconds = time.perf_counter() - request.started
         self.metrics.answered(deployment, loaded.name, role, seconds)
-        if routed and answer is not None:  # a request held for a person has no answer
+        if request.routed and answer is not None:  # a request held for a person has none
             self.rollouts.observe(
                 served,
                 loaded.name,
@@ -455,7 +552,7 @@ class ServingRuntime:
             decision,
             deployment=deployment,
             request_id=request_id,
-            records=list(records),
+            records=list(records),  # type: ignore[call-overload]
             queue=self.review_queue,
             metrics=self.metrics,
         )
@@ -494,7 +591,7 @@ class ServingRuntime:
         started = time.perf_counter()
         answer, error, failure = None, None, None
         try:
-            answer = shadow.predict(checked_records(job.records, shadow.schema))
+            answer = shadow.predict(shadow.check(job.records))
         except Exception as caught:
             failure = caught
             kind = "invalid_input" if isinstance(caught, InvalidArgumentError) else "model_error"
@@ -574,7 +671,9 @@ class ServingRuntime:
         record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
         self.rollouts.feedback(deployment, request_id, label=label, reward=reward)
 
-    def input_schema(self, deployment: str, variant: str | None = None) -> Schema | None:
+    def input_schema(
+        self, deployment: str, variant: str | None = None, revision: int | None = None
+    ) -> Schema | None:
         """The input schema of the primary variant's version (or ``variant``'s), ``None``
         when it was registered without one; the inference protocol's metadata reads it.
 
@@ -582,7 +681,7 @@ class ServingRuntime:
         Traceback (most recent call last):
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
         """
-        served = self.served(deployment)
+        served = self.served(deployment, revision)
         name = variant or next(v.name for v in served.definition.variants if v.role == "primary")
         return served.variant(name).schema
 

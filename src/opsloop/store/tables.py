@@ -494,6 +494,8 @@ deployment_settings = Table(
     Column("assertions_json", Text, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
     Column("updated_by", NAME, nullable=False),
+    # {"max_batch_size", "max_wait_ms"} when requests are micro-batched, else null.
+    Column("batching_json", Text),
 )
 
 # Requests (or rows asked about by active learning) waiting for a person: open, claimed by
