@@ -63,6 +63,8 @@ RULES_BEYOND_THE_SCHEMA = (
     '"detail":"filter: ',
     # A ramp's shares increase to 1.
     '"detail":"steps: ',
+    # A time range ends after it starts.
+    '"detail":"until_ms: must be after since_ms',
 )
 
 
