@@ -6,12 +6,14 @@ import json
 import math
 
 import pytest
+from tests.server.running import running_server
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 from typer.testing import CliRunner
 
 from opsloop.analysis.ab_test import compare_proportions
 from opsloop.cli.deployments import deployments_app
 from opsloop.registry import ModelRegistry
+from opsloop.server import create_app
 from opsloop.serving import Deployments, PredictionEvent, StoreEventSink, Variant, record_feedback
 from opsloop.store import ArtifactStore, open_database
 from opsloop.store.location import artifact_uri
@@ -87,3 +89,15 @@ def test_ab_report_of_an_unknown_outcome_is_one_line_and_exit_code_2(answered):
     assert found.stderr.strip() == (
         "error: outcome must be one of reward, label, correct, got 'clicks'"
     )
+
+
+def test_ab_report_through_a_server_gives_the_stores_numbers(answered, monkeypatch):
+    local = runner.invoke(deployments_app, ["ab-report", "ab-api", "--json"])
+    app = create_app(answered, ArtifactStore(artifact_uri()))
+    with running_server(app) as url:
+        monkeypatch.setenv("OPSLOOP_TRACKING_URI", url)
+        monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", app.state.installation_token)
+        remote = runner.invoke(deployments_app, ["ab-report", "ab-api", "--json"])
+    assert remote.exit_code == 0, remote.output
+    assert json.loads(remote.stdout) == json.loads(local.stdout)
+    assert json.loads(remote.stdout)["comparisons"]["b"]["n_b"] == 200

@@ -71,7 +71,7 @@ RULES_BEYOND_THE_SCHEMA = (
     "; give one per row",
     "; give one per id",
     "at most 36500d (100 years)",
-    # A window of traffic ends after it starts.
+    # A time range (traffic, shadow agreement) ends after it starts.
     "until_ms: must be after since_ms",
 )
 

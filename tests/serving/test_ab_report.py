@@ -18,7 +18,6 @@ from tests.serving.served_models import classifier
 from opsloop.analysis.ab_test import compare_proportions
 from opsloop.errors import InvalidArgumentError
 from opsloop.serving import Deployments, ServingRuntime, Variant, record_feedback
-from opsloop.serving.ab_report import ab_report
 
 RECORD = {"age": 40, "income": 52_000.0}
 
@@ -58,7 +57,7 @@ def test_conversion_rates_match_statsmodels(runtime):
         converted = int(rng.random() < rates[answer.variant])
         outcomes[answer.variant].append(converted)
         record_feedback(runtime.db, "ab-api", answer.request_id, reward=converted, actor="ana")
-    report = ab_report(runtime.db, "ab-api")
+    report = Deployments(runtime.db).ab_report("ab-api")
     assert (report.outcome, report.kind, report.strategy) == ("reward", "proportion", "ab")
     routed = {v: sum(a.variant == v for a in answers) for v in "ab"}
     assert [(arm.variant, arm.requests) for arm in report.arms] == [
@@ -94,7 +93,7 @@ def test_mean_outcomes_match_statsmodels_and_the_newest_feedback_stands(runtime)
         record_feedback(runtime.db, "ab-api", answer.request_id, reward=-1.0, actor="ana")
         record_feedback(runtime.db, "ab-api", answer.request_id, reward=revenue, actor="ana")
         values[answer.variant].append(revenue)
-    report = ab_report(runtime.db, "ab-api", alpha=0.1, power=0.9)
+    report = Deployments(runtime.db).ab_report("ab-api", alpha=0.1, power=0.9)
     assert report.kind == "mean"
     a, b = np.array(values["a"]), np.array(values["b"])
     result = report.comparisons["b"]
@@ -123,7 +122,7 @@ def test_correct_compares_how_often_each_arm_was_right(runtime):
         label = position % 2  # half the users default
         truth[answer.request_id] = (answer.variant, int(answer.predictions[0] == label))
         record_feedback(runtime.db, "ab-api", answer.request_id, label=label, actor="ana")
-    report = ab_report(runtime.db, "ab-api", outcome="correct")
+    report = Deployments(runtime.db).ab_report("ab-api", outcome="correct")
     hits = {v: [hit for arm, hit in truth.values() if arm == v] for v in "ab"}
     assert report.kind == "proportion"
     assert [arm.mean for arm in report.arms] == [np.mean(hits["a"]), np.mean(hits["b"])]
@@ -140,7 +139,7 @@ def test_an_arm_without_outcomes_is_noted_not_compared(runtime):
     for answer in answers:
         if answer.variant == "a":
             record_feedback(runtime.db, "ab-api", answer.request_id, reward=1.0, actor="ana")
-    report = ab_report(runtime.db, "ab-api")
+    report = Deployments(runtime.db).ab_report("ab-api")
     assert report.comparisons == {}
     assert report.notes == (
         f"b against a: needs at least 1 outcome(s) per arm, got {report.arms[0].outcomes} and 0",
@@ -152,10 +151,10 @@ def test_text_labels_cannot_be_averaged(runtime):
     answer = _traffic(runtime, 1)[0]
     record_feedback(runtime.db, "ab-api", answer.request_id, label="yes", actor="ana")
     with pytest.raises(InvalidArgumentError, match="labels must be numbers"):
-        ab_report(runtime.db, "ab-api")
+        Deployments(runtime.db).ab_report("ab-api")
 
 
 def test_a_deployment_with_one_live_variant_has_no_ab_report(runtime):
     Deployments(runtime.db).deploy("one", [Variant("a", "credit", version=1)])
     with pytest.raises(InvalidArgumentError, match="has 1 live variant"):
-        ab_report(runtime.db, "one")
+        Deployments(runtime.db).ab_report("one")

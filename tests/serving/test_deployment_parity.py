@@ -5,6 +5,7 @@ signatures."""
 from __future__ import annotations
 
 import inspect
+import math
 
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ from tests.server.running import running_server
 from opsloop.contract.operation import ACTOR
 from opsloop.registry import add_user
 from opsloop.server import create_app
-from opsloop.serving import Deployments, HttpDeployments, Variant
+from opsloop.serving import Deployments, HttpDeployments, Variant, record_feedback
 from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS, DeploymentService
 from opsloop.serving.deployment_settings import MicroBatching
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -87,6 +88,10 @@ SCENARIO = [
     ("get", lambda d, n: d.get(n)),
     ("history", lambda d, n: d.history(n)),
     ("traffic", lambda d, n: d.traffic(n, since_ms=0, until_ms=4_000, buckets=2)),
+    # One canary outcome: its deviation is nan, which must cross the wire as nan.
+    ("ab_report", lambda d, n: d.ab_report(n)),
+    ("ab_report", lambda d, n: d.ab_report(n, outcome="reward", alpha=0.1, power=0.9)),
+    ("shadow_agreement", lambda d, n: d.shadow_agreement(n, since_ms=0, until_ms=4_000)),
     ("retire", lambda d, n: d.retire(n, reason="done")),
 ]
 
@@ -106,6 +111,8 @@ def _renamed(value, name: str):
         return [_renamed(item, name) for item in value]
     if isinstance(value, str):
         return value.replace(name, "NAME")
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"  # nan equals nothing, itself included
     return value
 
 
@@ -128,6 +135,19 @@ def test_local_and_http_give_the_same_answers(registry, tracking):
                  ("canary", "shadow"), ("stable", "primary")])
         ]
     )  # fmt: skip
+    # The canary's shadow copies of two of the stable's requests, and outcomes for the A/B
+    # report: stable 2 of 3, canary 1 of 1.
+    StoreEventSink(registry.db).write(
+        [
+            PredictionEvent(name, "canary", "shadow", "credit", 2, f"{name}-{i}", None, [],
+                            {"predictions": [1]}, None, 2.0, 500 * i + 1)
+            for name in ("api-local", "api-http")
+            for i in (0, 2)
+        ]
+    )  # fmt: skip
+    for name in ("api-local", "api-http"):
+        for i, reward in ((0, 1.0), (1, 1.0), (2, 0.0), (4, 1.0)):
+            record_feedback(registry.db, name, f"{name}-{i}", reward=reward, actor="owner")
     with running_server(create_app(registry.db, registry.artifacts)) as url:
         remote = HttpDeployments(url, token=token)
         for method, call in SCENARIO:

@@ -339,9 +339,7 @@ def _serve(registry, rows, console: Console, requests: int = 300) -> None:
     then read back what it recorded: the champion's answers and the shadow's beside them."""
     import time
 
-    import numpy as np
-
-    from opsloop.serving import ServingRuntime, read_prediction_events
+    from opsloop.serving import Deployments, ServingRuntime, read_prediction_events
 
     records = rows[FEATURES].head(requests).to_dict("records")
     # The challenger's file names two types beyond the fixed allow-list (gradient boosting
@@ -364,22 +362,14 @@ def _serve(registry, rows, console: Console, requests: int = 300) -> None:
     finally:
         runtime.close()  # writes the buffered events
     events = read_prediction_events(registry.db, "credit-api")
-    outputs = events.pivot_table(
-        index="request_id", columns="role", values="output", aggfunc="first"
-    ).dropna()
-    agree = np.mean(
-        [
-            row["primary"]["predictions"] == row["shadow"]["predictions"]
-            for _, row in outputs.iterrows()
-        ]
-    )
+    shadow = Deployments(registry.db).shadow_agreement("credit-api", since_ms=0).variants[0]
     latency = events.loc[events["role"] == "primary", "latency_ms"].median()
-    shadow_answered = int(((events["role"] == "shadow") & events["error"].isna()).sum())
+    agreed = "no answer" if shadow.agreement is None else f"{shadow.agreement:.1%}"
     dropped = counts.get("dropped", 0)
     console.print(
         f"credit-api answered {len(answers)} requests (median {latency:.2f} ms in the model "
-        f"path); the shadow answered {shadow_answered} copies off the request path (dropped "
-        f"{dropped}) and agreed with the champion on {agree:.1%}; {len(events)} prediction "
+        f"path); the shadow answered {shadow.answered} copies off the request path (dropped "
+        f"{dropped}) and agreed with the champion on {agreed}; {len(events)} prediction "
         "events recorded"
     )
 

@@ -246,16 +246,7 @@ def ab_report_command(
 ) -> None:
     """Each arm of deployment NAME against its primary: outcome rates or means, the
     difference with its interval and p-value, and the sample size each arm needs."""
-    from opsloop.serving.ab_report import ab_report
-    from opsloop.store import open_database
-    from opsloop.tracking.api import is_server, tracking_target
-
-    if is_server(tracking_target()):
-        raise UsageProblem(
-            "ab-report reads the prediction events from the store; OPSLOOP_TRACKING_URI "
-            "names a server, so set OPSLOOP_STORE_URI to the store instead"
-        )
-    report = ab_report(open_database(), name, outcome=outcome, alpha=alpha, power=power)
+    report = _deployments().ab_report(name, outcome=outcome, alpha=alpha, power=power)
     if as_json:
         print_json(report.to_dict())
         return

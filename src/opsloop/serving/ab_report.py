@@ -15,8 +15,14 @@ Outcomes that are all 0 or 1 are compared as proportions, others as means, by
 :mod:`opsloop.analysis.ab_test` (pooled z-test and Newcombe's interval for proportions,
 Welch for means; each checked there against statsmodels).
 
+:meth:`opsloop.serving.Deployments.ab_report` gives it by the deployment's name, locally or
+through a server.
+
 >>> from opsloop.store import Database
->>> ab_report(Database("sqlite://"), "api", outcome="clicks")
+>>> from opsloop.serving.deployment_records import Deployment, Variant
+>>> api = Deployment("api", "ab", "full_automation", (Variant("a", "m", version=1),), None,
+...                  0, "ana", {"a": 1})
+>>> ab_report(Database("sqlite://"), api, outcome="clicks")
 Traceback (most recent call last):
 opsloop.errors.InvalidArgumentError: outcome must be one of reward, label, correct, got 'clicks'
 """
@@ -33,7 +39,7 @@ import sqlalchemy as sa
 
 from opsloop.analysis.ab_test import ABTestResult, compare_means, compare_proportions
 from opsloop.errors import InvalidArgumentError
-from opsloop.serving.deployments import Deployments
+from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.prediction_feedback import read_feedback
 from opsloop.store import tables
 from opsloop.store.database import Database
@@ -92,6 +98,25 @@ class ABReport:
             "comparisons": {name: result.to_dict() for name, result in self.comparisons.items()},
             "notes": list(self.notes),
         }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ABReport:
+        """The report :meth:`to_dict` wrote.
+
+        >>> report = ABReport("api", "ab", "reward", "mean", (ArmSummary(
+        ...     "a", "primary", "m", 1, 3, 1, 0.5, math.nan),), {}, ("a note",))
+        >>> ABReport.from_dict(report.to_dict()).arms[0].outcomes
+        1
+        """
+        return cls(
+            document["deployment"],
+            document["strategy"],
+            document["outcome"],
+            document["kind"],
+            tuple(ArmSummary(**arm) for arm in document["arms"]),
+            {name: ABTestResult(**result) for name, result in document["comparisons"].items()},
+            tuple(document["notes"]),
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """One row per arm: its counts and mean, and against arm A the difference, the
@@ -156,24 +181,28 @@ def _outcome_values(feedback: pd.DataFrame, outcome: str) -> pd.Series:
 
 def ab_report(
     db: Database,
-    deployment: str,
+    definition: Deployment,
     *,
     outcome: str | None = None,
     alpha: float = 0.05,
     power: float = 0.8,
 ) -> ABReport:
-    """The A/B report of ``deployment`` (see the module); ``outcome`` defaults to
-    ``reward`` when any feedback carries one, else ``label``. ``alpha`` sets the test's
-    level and the interval's confidence (``1 - alpha``), ``power`` the sample size's.
+    """The A/B report of the deployment ``definition`` (as defined now, see the module);
+    ``outcome`` defaults to ``reward`` when any feedback carries one, else ``label``.
+    ``alpha`` sets the test's level and the interval's confidence (``1 - alpha``),
+    ``power`` the sample size's.
 
     >>> from opsloop.store import Database
-    >>> ab_report(Database("sqlite://"), "api")
+    >>> from opsloop.serving.deployment_records import Deployment, Variant
+    >>> one = Deployment("api", "single", "full_automation", (Variant("a", "m", version=1),),
+    ...                  None, 0, "ana", {"a": 1})
+    >>> ab_report(Database("sqlite://"), one)
     Traceback (most recent call last):
-    opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+    opsloop.errors.InvalidArgumentError: deployment 'api' has 1 live variant(s); an A/B report...
     """
     if outcome is not None and outcome not in OUTCOMES:
         raise InvalidArgumentError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
-    definition = Deployments(db).get(deployment)
+    deployment = definition.name
     live = sorted(
         (v for v in definition.variants if v.role != "shadow"), key=lambda v: v.role != "primary"
     )

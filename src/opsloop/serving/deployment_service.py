@@ -34,6 +34,7 @@ from typing_extensions import TypedDict
 
 from opsloop.analysis.assertions import ACTIONS
 from opsloop.contract.operation import (
+    Answer,
     Operation,
     ServiceTable,
     optional_record,
@@ -58,6 +59,7 @@ from opsloop.registry.registry_service import (
     audit_rows,
 )
 from opsloop.reports.frame_records import frame_records
+from opsloop.serving.ab_report import OUTCOMES, ABReport
 from opsloop.serving.deployment_records import (
     AUTOMATION_LEVELS,
     STRATEGIES,
@@ -69,6 +71,7 @@ from opsloop.serving.deployment_records import (
 from opsloop.serving.deployment_settings import DeploymentSettings, MicroBatching
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES
+from opsloop.serving.shadow_agreement import ShadowAgreement
 from opsloop.serving.traffic_series import MAX_BUCKETS, TrafficSeries
 from opsloop.tracking.limits import INT32_MAX
 
@@ -76,6 +79,8 @@ Variants = Annotated[Sequence[Variant], Field(min_length=1, max_length=MAX_LIST_
 Strategy = Annotated[str, OneOf(STRATEGIES)]
 Automation = Annotated[str, OneOf(AUTOMATION_LEVELS)]
 Bandit = Annotated[str, OneOf(tuple(sorted(BANDIT_POLICIES)))]
+Outcome = Annotated[str, OneOf(OUTCOMES)]
+Probability = Annotated[float, Field(gt=0, lt=1)]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -142,6 +147,25 @@ class DeploymentService(Protocol):
     ) -> TrafficSeries:
         """Answers per variant over time (requests/s, latency p50 and p99, errors), from the
         recorded prediction events, in equal buckets up to ``until_ms`` (default: now)."""
+        ...
+
+    def ab_report(
+        self,
+        name: Key,
+        *,
+        outcome: Outcome | None = None,
+        alpha: Probability = 0.05,
+        power: Probability = 0.8,
+    ) -> ABReport:
+        """Each live arm against the primary: requests, outcomes, their mean, the
+        difference with its interval, the p-value and the sample size each arm needs."""
+        ...
+
+    def shadow_agreement(
+        self, name: Key, *, since_ms: AskedTimeMs, until_ms: AskedTimeMs | None = None
+    ) -> ShadowAgreement:
+        """Per shadow variant over the primary's answers from ``since_ms`` to ``until_ms``
+        (default: now): copies sent, answered, failed, unanswered, and agreement."""
         ...
 
     def protect(
@@ -265,6 +289,69 @@ class VariantLineageDocument(LineageDocument):
     weight: float
 
 
+class _FloatsAsText(BaseModel):
+    # A difference of arms that never differ needs an infinite sample and a lone outcome
+    # has no deviation: inf and nan travel as "Infinity" and "NaN", which read back as
+    # floats, instead of turning into null.
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+
+class ABArmDocument(_FloatsAsText):
+    """One arm of an A/B report: the variant, the version it served, the requests it
+    answered, the outcomes recorded, their mean and sample standard deviation."""
+
+    variant: str
+    role: str
+    model: str
+    version: int | None
+    requests: int
+    outcomes: int
+    mean: float
+    std: float
+
+
+class ABComparisonDocument(_FloatsAsText):
+    """An arm against arm A (see :class:`~opsloop.analysis.ab_test.ABTestResult`)."""
+
+    kind: str
+    n_a: int
+    n_b: int
+    estimate_a: float
+    estimate_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    statistic: float
+    p_value: float
+    effect_size: float
+    alpha: float
+    power: float
+    required_per_arm_exact: float
+    required_per_arm: float
+    test: str
+    interval: str
+
+
+class ABReportDocument(_FloatsAsText):
+    """An A/B report (see :class:`~opsloop.serving.ab_report.ABReport`)."""
+
+    deployment: str
+    strategy: str
+    outcome: str
+    kind: str
+    arms: list[ABArmDocument]
+    comparisons: dict[str, ABComparisonDocument]
+    notes: list[str]
+
+
+def _ab_report(document: dict) -> ABReport:
+    return ABReport.from_dict(ABReportDocument.model_validate(document).model_dump())
+
+
+_AB_REPORT = Answer(ABReportDocument, ABReport.to_dict, _ab_report)
+
+
 def _check_definition(arguments: Mapping[str, Any]) -> None:
     check_definition(arguments["strategy"], arguments["automation"], tuple(arguments["variants"]))
 
@@ -320,6 +407,20 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "/deployments/{name:path}/traffic",
             answer=record(TrafficSeries),
             query=("since_ms", "until_ms", "buckets"),
+        ),
+        Operation(
+            "ab_report",
+            "GET",
+            "/deployments/{name:path}/ab-report",
+            answer=_AB_REPORT,
+            query=("outcome", "alpha", "power"),
+        ),
+        Operation(
+            "shadow_agreement",
+            "GET",
+            "/deployments/{name:path}/shadow-agreement",
+            answer=record(ShadowAgreement),
+            query=("since_ms", "until_ms"),
         ),
         Operation("protect", "PUT", "/deployments/{name:path}/protection", role="editor"),
         Operation(

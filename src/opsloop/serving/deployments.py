@@ -43,6 +43,7 @@ from opsloop.registry.audit import alias_version_at, append_audit, audit_entries
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.users import acting_user
+from opsloop.serving.ab_report import ABReport, ab_report
 from opsloop.serving.deployment_approvals import (
     alias_gate_guard,
     alias_guard,
@@ -69,6 +70,7 @@ from opsloop.serving.deployment_settings import (
 from opsloop.serving.rollout_control import rollout_document, set_rollout
 from opsloop.serving.rollout_policy import DEFAULT_STEPS, RolloutPolicy
 from opsloop.serving.rollout_state import delete_rollout
+from opsloop.serving.shadow_agreement import ShadowAgreement, shadow_agreement
 from opsloop.serving.traffic_series import TrafficSeries, traffic_series
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
@@ -754,6 +756,43 @@ class Deployments:
         """
         until = self.db.clock() if until_ms is None else until_ms
         return traffic_series(self.db, name, since_ms=since_ms, until_ms=until, buckets=buckets)
+
+    def ab_report(
+        self,
+        name: str,
+        *,
+        outcome: str | None = None,
+        alpha: float = 0.05,
+        power: float = 0.8,
+    ) -> ABReport:
+        """Each live arm of the deployment against its primary: requests, outcomes and
+        their mean, the difference with its ``1 - alpha`` interval, the p-value and the
+        sample size per arm for ``power`` (see :mod:`~opsloop.serving.ab_report`).
+
+        >>> Deployments(db).ab_report("api")
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        """
+        checked_key("deployment", name)
+        return ab_report(self.db, self.get(name), outcome=outcome, alpha=alpha, power=power)
+
+    def shadow_agreement(
+        self, name: str, *, since_ms: int, until_ms: int | None = None
+    ) -> ShadowAgreement:
+        """Per shadow variant over the primary's answers from ``since_ms`` to ``until_ms``
+        (default: now): copies sent, answered, failed and unanswered, and agreement with
+        the primary (see :mod:`~opsloop.serving.shadow_agreement`).
+
+        >>> Deployments(db).shadow_agreement("api", since_ms=0, until_ms=60_000).variants
+        []
+        """
+        checked_key("deployment", name)
+        until = self.db.clock() if until_ms is None else until_ms
+        with self.db.read() as connection:
+            current = self._current(connection, name)
+        # A shadow that answered nothing in the window still shows, with its copies unanswered.
+        shadows = tuple(v.name for v in (current.variants if current else ()) if v.role == "shadow")
+        return shadow_agreement(self.db, name, since_ms=since_ms, until_ms=until, shadows=shadows)
 
     def history(self, name: str) -> pd.DataFrame:
         """Every change of the deployment, oldest first (the audit log's entries).

@@ -34,7 +34,15 @@ BUCKETS = 60
 Refresh = Annotated[int, Query(ge=1, le=300)]
 
 
-def _window_ms(window: str) -> int:
+def window_ms(window: str) -> int:
+    """The length of a window the pages offer, in milliseconds.
+
+    >>> window_ms("5m")
+    300000
+    >>> window_ms("2d")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: window: must be one of 5m, 15m, 1h, 6h, 24h, got '2d'
+    """
     if window not in WINDOWS:
         raise InvalidArgumentError(
             f"window: must be one of {', '.join(WINDOWS)}, got {window[:20]!r}"
@@ -72,7 +80,7 @@ def summary(series) -> list[dict]:
 
 
 def _panel_context(request: Request, name: str, window: str, until: str | None) -> dict:
-    span = _window_ms(window)
+    span = window_ms(window)
     deployments = request.app.state.deployments
     deployment = deployments.get(name)  # a 404 naming it when there is none
     until_ms = moment_ms(until, "until") if until else now_ms()

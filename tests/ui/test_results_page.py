@@ -1,0 +1,151 @@
+"""A deployment's results page over HTTP against a real server on loopback: the canary's
+ramp, gate and rollback, the bandit's posteriors and shares, the A/B report (the CLI's
+numbers and statsmodels'), and the shadow's agreement, each equal to numbers derived by
+hand or by a reference; a caller's mistake is a page naming the field."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+
+import pytest
+from scipy import integrate, stats
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+from tests.server.running import running_server
+from tests.ui.results_data import END, REWARDS, populate_results
+from tests.ui.test_pages import session
+from typer.testing import CliRunner
+
+from opsloop.cli.deployments import deployments_app
+from opsloop.server import create_app
+from opsloop.serving import Deployments
+
+
+@pytest.fixture
+def served(database, artifacts, isolated_home):
+    results = populate_results(database, artifacts)
+    app = create_app(database, artifacts)
+    with running_server(app) as url, session(url, app.state.installation_token) as client:
+        yield client, results, database
+
+
+def rows(page: str, table: str) -> list[list[str]]:
+    body = re.search(rf'<table class="{table}">.*?<tbody>(.*?)</tbody>', page, re.S).group(1)
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)
+        ]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    ]
+
+
+def facts(page: str) -> dict[str, str]:
+    block = re.search(r'<dl class="facts canary">(.*?)</dl>', page, re.S).group(1)
+    return {
+        dt: html.unescape(re.sub(r"<[^>]+>", "", dd)).strip()
+        for dt, dd in re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", block, re.S)
+    }
+
+
+def test_the_canary_shows_its_ramp_its_gate_and_its_rollback(served):
+    client, results, _ = served
+    page = client.get("/deployments/canary-api/results")
+    assert page.status_code == 200
+    # By hand: a failing answer at 50% moves the SPRT by log(0.75 / 0.5) (the candidate's
+    # share of errors if it fails 3 times as often, against its traffic share); the gate
+    # fails at log(1 / alpha) = log(20), after ceil(log 20 / log 1.5) = 8 failures. The 10
+    # good answers at 20% are no errors and move nothing.
+    assert results.failures_to_rollback == 8
+    statistic = 8 * math.log(1.5)
+    assert results.gate.log_likelihood_ratio == pytest.approx(statistic, rel=1e-12)
+    assert facts(page.text) | {"set by": ""} == {
+        "status": "rolled_back",
+        "candidate": "canary against stable",
+        "step": "2 of 3 (50.0%)",
+        "candidate's traffic now": "0.0%",
+        "ramp": "20.0% → 50.0% → 100.0%",
+        "requests per step": "10 to the candidate (8 at this step so far)",
+        "set by": "",
+    }
+    params = "alpha=0.05, detect_ratio=3, ratio_margin=1, margin=0"
+    assert rows(page.text, "gates") == [
+        ["errors", "fail", "rate_sprt", f"{statistic:.4f}", f"{math.log(20):.4f}", "",
+         "8 / 18", "0 / 0", params]
+    ]  # fmt: skip
+    changes = rows(page.text, "ramp")
+    assert [(row[3], row[4]) for row in changes] == [
+        ("rolled back", "0.0%"),
+        ("step", "50.0%"),
+        ("step", "20.0%"),
+        ("rollout set", ""),
+    ]
+    assert changes[0][5].startswith(
+        f"rollout: gate 'errors' failed (rate_sprt statistic {statistic:.4f} >= "
+        f"threshold {math.log(20):.4f}; candidate 8 of 18, primary 0 of 0)"
+    )
+    assert "Last decision: <strong>rollback</strong> (gate errors failed)" in page.text
+
+
+def test_the_bandit_shows_each_arms_posterior_and_share(served):
+    client, _, database = served
+    page = client.get("/deployments/bandit-api/results").text
+    shares = Deployments(database).rollout("bandit-api")["shares"]
+    # Beta(1 + successes, 1 + failures): a won 2 of 4, b 4 of 5.
+    assert rows(page, "arms") == [
+        ["a", "4", "2", "0.5000", "Beta(3, 3)", "0.5000", f"{shares['a'] * 100:.1f}%"],
+        ["b", "5", "4", "0.8000", "Beta(5, 2)", "0.7143", f"{shares['b'] * 100:.1f}%"],
+    ]
+    # The share is b's chance of the larger draw, estimated from 10,000 draws.
+    exact, _ = integrate.quad(lambda x: stats.beta(5, 2).pdf(x) * stats.beta(3, 3).cdf(x), 0, 1)
+    assert shares["b"] == pytest.approx(exact, abs=0.02)
+    assert sum(REWARDS["b"]) == 4
+
+
+def test_the_ab_report_gives_the_clis_numbers_and_statsmodels(served):
+    client, _, _ = served
+    page = client.get("/deployments/ab-api/results").text
+    cli = CliRunner().invoke(deployments_app, ["ab-report", "ab-api", "--json"])
+    assert cli.exit_code == 0, cli.output
+    report = json.loads(cli.output)
+    b = report["comparisons"]["b"]
+    # By hand: a (even requests) earned 1, 0, 1, 1, 0; b (odd) 1, 1, 1, 1, 0.
+    assert [(arm["outcomes"], arm["mean"]) for arm in report["arms"]] == [(5, 0.6), (5, 0.8)]
+    _, p_value = proportions_ztest([4, 3], [5, 5])
+    low, high = confint_proportions_2indep(4, 5, 3, 5, method="newcomb", compare="diff")
+    assert (b["p_value"], b["ci_low"], b["ci_high"]) == pytest.approx(
+        (p_value, low, high), abs=1e-12
+    )
+    assert rows(page, "ab") == [
+        ["a", "primary", "m/1", "5", "5", "0.6000", "reference arm"],
+        ["b", "candidate", "m/2", "5", "5", "0.8000", f"{b['difference']:.4f}",
+         f"[{b['ci_low']:.4f}, {b['ci_high']:.4f}]", f"{b['p_value']:.4f}",
+         str(int(b["required_per_arm"]))],
+    ]  # fmt: skip
+    assert "Outcome <strong>reward</strong> compared as a proportion" in page
+    assert "with the 95% interval of the difference" in page
+
+
+def test_the_shadows_agreement_over_a_window(served):
+    client, _, _ = served
+    page = client.get(f"/deployments/ab-api/results?window=1h&until={END}").text
+    # 10 copies: 8 answered of which 1 failed, 2 unanswered; of the 7 answers all but the
+    # one on request 2 agree: 6 / 7.
+    assert rows(page, "shadows") == [["s", "10", "7", "1", "2", "6", f"{6 / 7 * 100:.1f}%"]]
+    earlier = client.get("/deployments/ab-api/results?window=5m&until=2025-12-31T23:00:00")
+    assert rows(earlier.text, "shadows") == [["s", "0", "0", "0", "0", "0", ""]]
+    assert "No rollout is set" in page
+
+
+def test_a_mistake_is_a_page_naming_the_field(served):
+    client, _, _ = served
+    for path, status, message in [
+        ("/deployments/ab-api/results?outcome=clicks", 422, "outcome: must be one of reward"),
+        ("/deployments/ab-api/results?window=2d", 422, "window: must be one of 5m"),
+        ("/deployments/ab-api/results?until=soon", 422, "until: needs an ISO time"),
+        ("/deployments/nope/results", 404, "no deployment named &#39;nope&#39;"),
+    ]:
+        response = client.get(path)
+        assert response.status_code == status and message in response.text, path
