@@ -66,6 +66,47 @@ class ColumnSummary:
             return self.sample.n
         return int(sum(self.counts.values())) if self.counts else 0
 
+    def merge(self, other: ColumnSummary) -> ColumnSummary:
+        """The summary of this sample's rows followed by ``other``'s (two chunks of one
+        column, summarised as the same kind): sorted values merged, counts added, in the
+        order a summary of the whole column lists them.
+
+        >>> import pandas as pd
+        >>> a = summarize(pd.Series([3.0, 1.0]), "numeric")
+        >>> b = summarize(pd.Series([2.0, None]), "numeric")
+        >>> m = a.merge(b)
+        >>> m.sample.values.tolist(), m.n_rows, m.n_missing
+        ([1.0, 2.0, 3.0], 4, 1)
+        """
+        if (self.name, self.kind) != (other.name, other.kind):
+            raise ValueError(
+                f"cannot merge the summary of column {self.name!r} ({self.kind}) with that "
+                f"of column {other.name!r} ({other.kind})"
+            )
+        sample = counts = None
+        if self.sample is not None:
+            values = np.concatenate([self.sample.values, other.sample.values])
+            sample = SortedSample(
+                sort_floats(values),
+                self.sample.n_missing + other.sample.n_missing,
+                self.sample.n_nonfinite + other.sample.n_nonfinite,
+            )
+        else:
+            counts = dict(self.counts)
+            for label, count in other.counts.items():
+                counts[label] = counts.get(label, 0) + count
+            if self.kind == "discrete":  # numeric levels, in value order as _run_counts has them
+                counts = dict(sorted(counts.items()))
+        return ColumnSummary(
+            self.name,
+            self.kind,
+            self.n_rows + other.n_rows,
+            self.n_missing + other.n_missing,
+            self.n_invalid + other.n_invalid,
+            sample,
+            counts,
+        )
+
 
 def column_kind(series: pd.Series) -> str:
     """The drift kind of a reference column (see :class:`ColumnSummary`).
@@ -190,7 +231,28 @@ class ReferenceProfile(Mapping):
         columns: Iterable[str] | None = None,
         kinds: Mapping[str, str] | None = None,
     ) -> ReferenceProfile:
-        """Summarise the given (default: all) columns of ``frame``."""
+        """Summarise the given (default: all) columns of ``frame``: a pandas DataFrame, or a
+        ``dask.dataframe`` summarised partition by partition into the same profile
+        (:mod:`opsloop.data.distributed.drift`), which then serves against in-memory
+        windows like any other.
+
+        >>> import dask, pandas as pd, dask.dataframe as dd
+        >>> ddf = dd.from_pandas(pd.DataFrame({"a": [2.0, 1.0, 3.0]}), npartitions=2)
+        >>> with dask.config.set(scheduler="synchronous"):
+        ...     ReferenceProfile.from_frame(ddf)["a"].sample.values.tolist()
+        [1.0, 2.0, 3.0]
+        """
+        from opsloop.data.distributed.frames import is_dask_frame
+
+        if is_dask_frame(frame):
+            from opsloop.data.distributed.drift import summarize_dask
+
+            names = list(frame.columns) if columns is None else list(columns)
+            missing = [c for c in names if c not in frame.columns]
+            if missing:
+                raise ValueError(f"columns not in the reference: {missing}")
+            kinds = dict(kinds or {})
+            return cls(summarize_dask(frame, c, kinds.get(c)) for c in names)
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"reference must be a pandas DataFrame, got {type(frame).__name__}")
         names = list(frame.columns) if columns is None else list(columns)

@@ -216,7 +216,9 @@ def profile(
     Series (one column, named after the Series or ``"value"``), a 1-D array (one column
     ``"value"``) or a 2-D array (columns ``"0"``, ``"1"``, ...). Image batches go to
     :func:`~opsloop.data.profile.images.profile_images`. The keyword arguments size the
-    sketches (:class:`~opsloop.data.profile.options.SketchOptions`).
+    sketches (:class:`~opsloop.data.profile.options.SketchOptions`). A ``dask.dataframe`` is
+    profiled partition by partition and the profiles merged
+    (:mod:`opsloop.data.distributed.profile`).
 
     >>> import numpy as np
     >>> p = profile(np.array([1.0, np.inf, np.nan, 3.0]))
@@ -225,6 +227,12 @@ def profile(
     (1, 1, 2.0)
     """
     options = SketchOptions(quantile_k, max_exact_values, frequent_lg_size, distinct_lg_k)
+    from opsloop.data.distributed.frames import is_dask_frame
+
+    if is_dask_frame(data):
+        from opsloop.data.distributed.profile import profile_dask
+
+        return profile_dask(data, options)
     frame = _as_frame(data)
     names = [str(name) for name in frame.columns]
     if len(set(names)) != len(names):
