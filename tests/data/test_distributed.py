@@ -25,18 +25,12 @@ PARTS = 3
 
 
 @pytest.fixture(scope="module")
-def client():
+def client(dask_client):
     import cloudpickle
 
     # The workers cannot import this test module: its functions travel by value.
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    with (
-        distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
+    yield dask_client
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 

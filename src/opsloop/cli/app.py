@@ -98,8 +98,9 @@ def schema_infer(
     if exclude_in_serving:
         names = [c.strip() for c in exclude_in_serving.split(",") if c.strip()]
         environments = {"serving": names}
+    frame = read_data(data, dask)
     with computing_on(dask):
-        schema = infer_schema(read_data(data, dask), environments=environments)
+        schema = infer_schema(frame, environments=environments)
     text = schema.to_yaml()
     if output is None:
         sys.stdout.write(text)
@@ -129,8 +130,9 @@ def schema_validate(
     if not schema.exists():
         raise UsageProblem(f"{schema}: no such file")
     contract = Schema.from_yaml(schema)
+    frame = read_data(data, dask)
     with computing_on(dask):
-        result = validate(read_data(data, dask), contract, environment=environment)
+        result = validate(frame, contract, environment=environment)
     if as_json:
         _write_json(result.to_dict(), None)
     elif result.ok:
@@ -170,8 +172,9 @@ def profile_command(
     from opsloop.data.profile import profile
 
     chosen = output_format(fmt, as_json)
+    frame = read_data(data, dask)
     with computing_on(dask):
-        result = profile(read_data(data, dask))
+        result = profile(frame)
     if chosen == "json":
         _write_json(result.to_dict(), None)
         return
@@ -218,10 +221,10 @@ def drift_command(
     from opsloop.reports.drift import drift_report
 
     names = [c.strip() for c in columns.split(",")] if columns else None
+    ref, cur = read_data(reference, dask), read_data(current, dask)
+    if names is None and not set(ref.columns) & set(cur.columns):
+        raise UsageProblem(f"{reference} and {current} have no columns in common")
     with computing_on(dask):
-        ref, cur = read_data(reference, dask), read_data(current, dask)
-        if names is None and not set(ref.columns) & set(cur.columns):
-            raise UsageProblem(f"{reference} and {current} have no columns in common")
         report = drift_report(
             ref, cur, columns=names, alpha=alpha, correction=correction, ks_p_value=ks_p_value
         )

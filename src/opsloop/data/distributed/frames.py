@@ -68,6 +68,12 @@ def parquet_files(path: str | Path) -> list[str]:
         return files
     if not candidate.is_file():
         raise FileNotFoundError(f"{text}: no such file or directory")
+    from opsloop.data.io import table_format
+
+    if table_format(candidate) != "parquet":
+        raise ValueError(
+            f"{text}: Dask reads Parquet here (a .parquet file, a directory or a glob)"
+        )
     return [text]
 
 
@@ -155,14 +161,14 @@ def _promoted(a, b):
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None) -> Iterator:
+def dask_client(scheduler: str | None = None, timeout: str = "10s") -> Iterator:
     """A ``distributed.Client`` for the duration of a ``with`` block: connected to
     ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``), or to a new
     ``LocalCluster`` of worker processes on this machine when it is ``None`` or
     ``"local"``. The client is the default scheduler inside the block and closed after it
-    (the local cluster too).
+    (the local cluster too). ``timeout`` bounds the wait for the scheduler to answer.
 
-    >>> with dask_client("tcp://127.0.0.1:1") as client:  # nothing listens there
+    >>> with dask_client("tcp://127.0.0.1:1", timeout="1s") as client:  # nobody listens
     ...     pass
     Traceback (most recent call last):
     ...
@@ -175,7 +181,7 @@ def dask_client(scheduler: str | None = None) -> Iterator:
             yield client
         return
     try:
-        client = Client(scheduler, timeout="5s")
+        client = Client(scheduler, timeout=timeout)
     except (OSError, TimeoutError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConnectionError(
