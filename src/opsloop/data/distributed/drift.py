@@ -5,9 +5,10 @@
 (:meth:`~opsloop.data.drift.summary.ColumnSummary.merge`): counts are added (chi-square
 and the count distances on exact counts), and each partition's sorted values are merged into
 the column's sorted sample (KS, Wasserstein, Anderson-Darling and the binned distances on
-every value). Comparisons on the merged summaries are therefore the in-memory results. The
-client holds one column's sorted values at a time (8 bytes a value), so a column must fit
-the client's memory; the frame need not.
+every value). Comparisons on the merged summaries are therefore the in-memory results. Up to
+:data:`COLUMNS_PER_PASS` columns are summarised per pass over the partitions, and the client
+holds their sorted values (8 bytes a value): that many columns must fit the client's memory;
+the frame need not.
 
 A reference column whose kind is not given is typed like the pandas path does it: its
 logical type over the whole column (:func:`~opsloop.data.distributed.schema.column_types`),
@@ -32,6 +33,7 @@ for columns that do not fit the client's memory.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +54,13 @@ from opsloop.data.drift.summary import (
 _KIND_OF_TYPE = {"bool": "bool", "category": "categorical", "datetime": "datetime"}
 
 
+#: Columns summarised in one pass over the partitions: the client holds the sorted values
+#: of at most this many columns at a time.
+COLUMNS_PER_PASS = 8
+# A reference column typed as a number: numeric, or discrete when it has few levels.
+_NUMBER = "number"
+
+
 def summarize_dask(ddf, name: str, kind: str | None = None) -> ColumnSummary:
     """The :class:`~opsloop.data.drift.summary.ColumnSummary` of column ``name`` of the
     Dask frame ``ddf`` as ``kind`` (inferred from the whole column when ``None``), equal to
@@ -64,19 +73,54 @@ def summarize_dask(ddf, name: str, kind: str | None = None) -> ColumnSummary:
     >>> s.kind, s.counts
     ('discrete', {1.0: 20, 2.0: 20})
     """
-    if name not in ddf.columns:
-        raise ValueError(f"column {name!r} is not in the frame")
-    if kind is None:
-        logical = column_types(ddf[[name]])[name]
-        if logical in ("int", "float"):
-            return _numeric_or_discrete(ddf, name)
-        kind = _KIND_OF_TYPE.get(logical, "text")
-    parts = map_partitions_checked(ddf, _summarize_partition, name, kind, columns=[name])
-    return functools.reduce(ColumnSummary.merge, parts)
+    return summarize_columns_dask(ddf, {name: kind})[name]
 
 
-def _summarize_partition(partition: pd.DataFrame, name: str, kind: str) -> ColumnSummary:
-    return summarize(partition[name], kind, name)
+def summarize_columns_dask(ddf, kinds: Mapping[str, str | None]) -> dict[str, ColumnSummary]:
+    """:func:`summarize_dask` of several columns (name -> kind, ``None`` to infer it), up
+    to :data:`COLUMNS_PER_PASS` of them per pass over the partitions.
+
+    >>> import dask, pandas as pd, dask.dataframe as dd
+    >>> frame = pd.DataFrame({"x": [0.5, 1.5, 2.5], "c": ["a", "b", "a"]})
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     s = summarize_columns_dask(dd.from_pandas(frame, npartitions=2), {"x": None, "c": None})
+    >>> s["x"].kind, s["x"].sample.values.tolist(), s["c"].kind, s["c"].counts
+    ('numeric', [0.5, 1.5, 2.5], 'categorical', {'a': 2, 'b': 1})
+    """
+    names = list(kinds)
+    missing = [name for name in names if name not in ddf.columns]
+    if missing:
+        raise ValueError(f"columns not in the frame: {missing}")
+    plan = dict(kinds)
+    pending = [name for name in names if plan[name] is None]
+    if pending:
+        types = column_types(ddf[pending])
+        for name in pending:
+            logical = types[name]
+            plan[name] = (
+                _NUMBER if logical in ("int", "float") else _KIND_OF_TYPE.get(logical, "text")
+            )
+    summaries: dict[str, ColumnSummary] = {}
+    for start in range(0, len(names), COLUMNS_PER_PASS):
+        batch = names[start : start + COLUMNS_PER_PASS]
+        batch_plan = {name: plan[name] for name in batch}
+        parts = map_partitions_checked(ddf, _summarize_partition, batch_plan, columns=batch)
+        for name in batch:
+            pieces = [part[name] for part in parts]
+            if batch_plan[name] == _NUMBER:
+                summaries[name] = _numeric_or_discrete(name, pieces)
+            else:
+                summaries[name] = functools.reduce(ColumnSummary.merge, pieces)
+    return {name: summaries[name] for name in names}
+
+
+def _summarize_partition(partition: pd.DataFrame, plan: dict[str, str]) -> dict:
+    return {
+        name: _numeric_partition(partition, name)
+        if kind == _NUMBER
+        else summarize(partition[name], kind, name)
+        for name, kind in plan.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -110,8 +154,7 @@ def _numeric_partition(partition: pd.DataFrame, name: str) -> _NumericPart:
     return _NumericPart(slim, values[starts], counts)
 
 
-def _numeric_or_discrete(ddf, name: str) -> ColumnSummary:
-    parts = map_partitions_checked(ddf, _numeric_partition, name, columns=[name])
+def _numeric_or_discrete(name: str, parts: list[_NumericPart]) -> ColumnSummary:
     n_rows = sum(p.summary.n_rows for p in parts)
     n_missing = sum(p.summary.n_missing for p in parts)
     n_invalid = sum(p.summary.n_invalid for p in parts)

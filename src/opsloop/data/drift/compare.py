@@ -440,7 +440,7 @@ def _compare_column(ref, cur, test, thresholds, alpha, bins, plots, ks_p_value):
 
 
 def _summary(data, name: str, kind: str | None) -> ColumnSummary:
-    """Column ``name`` of a DataFrame, a Dask frame or a profile, summarised as ``kind``."""
+    """Column ``name`` of a DataFrame or a profile, summarised as ``kind``."""
     if isinstance(data, ReferenceProfile):
         summary = data[name]
         if kind is not None and summary.kind != kind:
@@ -450,11 +450,7 @@ def _summary(data, name: str, kind: str | None) -> ColumnSummary:
                 "reference's kinds (ReferenceProfile.from_frame(current, kinds=...))"
             )
         return summary
-    if isinstance(data, pd.DataFrame):
-        return summarize(data[name], kind, name)
-    from opsloop.data.distributed.drift import summarize_dask
-
-    return summarize_dask(data, name, kind)
+    return summarize(data[name], kind, name)
 
 
 def compare(
@@ -535,9 +531,18 @@ def compare(
         profile = None
     skipped: list[tuple[str, str]] = []
     compared = []
+    current_names = list(current) if isinstance(current, ReferenceProfile) else current.columns
+    if is_dask_frame(reference) or is_dask_frame(current):
+        # A Dask side is summarised several columns per pass over its partitions.
+        shared = [name for name in names if name in current_names]
+        if profile is None:
+            profile = ReferenceProfile.from_frame(reference, shared)
+        if is_dask_frame(current):
+            current = ReferenceProfile.from_frame(
+                current, shared, {name: profile[name].kind for name in shared}
+            )
     # Column by column, keeping no sorted copy once its column is done: peak memory stays
     # near the input frames' instead of doubling them.
-    current_names = list(current) if isinstance(current, ReferenceProfile) else current.columns
     for name in names:
         if name not in current_names:
             skipped.append((name, "missing from current"))

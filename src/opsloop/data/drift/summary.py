@@ -245,14 +245,14 @@ class ReferenceProfile(Mapping):
         from opsloop.data.distributed.frames import is_dask_frame
 
         if is_dask_frame(frame):
-            from opsloop.data.distributed.drift import summarize_dask
+            from opsloop.data.distributed.drift import summarize_columns_dask
 
             names = list(frame.columns) if columns is None else list(columns)
             missing = [c for c in names if c not in frame.columns]
             if missing:
                 raise ValueError(f"columns not in the reference: {missing}")
             kinds = dict(kinds or {})
-            return cls(summarize_dask(frame, c, kinds.get(c)) for c in names)
+            return cls(summarize_columns_dask(frame, {c: kinds.get(c) for c in names}).values())
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"reference must be a pandas DataFrame, got {type(frame).__name__}")
         names = list(frame.columns) if columns is None else list(columns)
