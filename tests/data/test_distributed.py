@@ -15,6 +15,7 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 from opsloop.data.distributed import PartitionDtypeError, read_parquet_dask  # noqa: E402
+from opsloop.data.distributed.drift import reference_profile  # noqa: E402
 from opsloop.data.drift import ReferenceProfile, compare  # noqa: E402
 from opsloop.data.profile import profile  # noqa: E402
 from opsloop.data.schema import infer_schema, validate  # noqa: E402
@@ -215,7 +216,7 @@ def test_drift_on_a_dask_current_equals_the_in_memory_result(client, drift_frame
 def test_a_reference_profile_from_dask_serves_in_memory_windows(client, drift_frames, tmp_path):
     reference, current, _ = drift_frames
     ddf = dd.from_pandas(reference, npartitions=3, sort=False)
-    built = ReferenceProfile.from_frame(ddf)
+    built = reference_profile(ddf)
     in_memory = ReferenceProfile.from_frame(reference)
     for name in in_memory:
         a, b = in_memory[name], built[name]

@@ -17,7 +17,13 @@ call on a Dask frame      what is exact
 ``compare(ref, ddf)``,    exact mode: equal to the in-memory result (each partition's
 ``drift_report``          sorted values are merged for KS and Wasserstein; chi-square on
                           exact counts)
+``reference_profile``     the ``ReferenceProfile`` of the frame, as in memory
+(:mod:`.drift`)
 ========================  ==============================================================
+
+``profile``, ``infer_schema`` and ``validate`` are the packages' own
+(``opsloop.data.profile``, ``opsloop.data.schema``), which hand a Dask frame to the modules
+here; ``compare`` and ``drift_report`` take a Dask frame on either side.
 
 The operations run on whatever scheduler Dask is set to use: a ``distributed.Client``
 created by the user (``Client("tcp://scheduler:8786")`` or ``Client(LocalCluster())``), or

@@ -33,7 +33,7 @@ for columns that do not fit the client's memory.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +46,7 @@ from opsloop.data.drift.numeric import SortedSample
 from opsloop.data.drift.summary import (
     MAX_DISCRETE_LEVELS,
     ColumnSummary,
+    ReferenceProfile,
     _is_discrete,
     _run_counts,
     summarize,
@@ -59,6 +60,29 @@ _KIND_OF_TYPE = {"bool": "bool", "category": "categorical", "datetime": "datetim
 COLUMNS_PER_PASS = 8
 # A reference column typed as a number: numeric, or discrete when it has few levels.
 _NUMBER = "number"
+
+
+def reference_profile(
+    ddf, columns: Iterable[str] | None = None, kinds: Mapping[str, str] | None = None
+) -> ReferenceProfile:
+    """The :class:`~opsloop.data.drift.summary.ReferenceProfile` of the given (default: all)
+    columns of the Dask frame ``ddf``, equal to ``ReferenceProfile.from_frame`` of the frame
+    in memory: save it once and compare in-memory windows with it.
+
+    >>> import dask, pandas as pd, dask.dataframe as dd
+    >>> ddf = dd.from_pandas(pd.DataFrame({"a": [2.0, 1.0, 3.0]}), npartitions=2)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     reference_profile(ddf)["a"].sample.values.tolist()
+    [1.0, 2.0, 3.0]
+    """
+    names = list(ddf.columns) if columns is None else list(columns)
+    missing = [name for name in names if name not in ddf.columns]
+    if missing:
+        raise ValueError(f"columns not in the reference: {missing}")
+    kinds = dict(kinds or {})
+    return ReferenceProfile(
+        summarize_columns_dask(ddf, {name: kinds.get(name) for name in names}).values()
+    )
 
 
 def summarize_dask(ddf, name: str, kind: str | None = None) -> ColumnSummary:

@@ -533,12 +533,15 @@ def compare(
     compared = []
     current_names = list(current) if isinstance(current, ReferenceProfile) else current.columns
     if is_dask_frame(reference) or is_dask_frame(current):
+        from opsloop.data.distributed.drift import reference_profile
+
         # A Dask side is summarised several columns per pass over its partitions.
         shared = [name for name in names if name in current_names]
         if profile is None:
-            profile = ReferenceProfile.from_frame(reference, shared)
+            build = reference_profile if is_dask_frame(reference) else ReferenceProfile.from_frame
+            profile = build(reference, shared)
         if is_dask_frame(current):
-            current = ReferenceProfile.from_frame(
+            current = reference_profile(
                 current, shared, {name: profile[name].kind for name in shared}
             )
     # Column by column, keeping no sorted copy once its column is done: peak memory stays

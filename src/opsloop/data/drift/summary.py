@@ -231,28 +231,8 @@ class ReferenceProfile(Mapping):
         columns: Iterable[str] | None = None,
         kinds: Mapping[str, str] | None = None,
     ) -> ReferenceProfile:
-        """Summarise the given (default: all) columns of ``frame``: a pandas DataFrame, or a
-        ``dask.dataframe`` summarised partition by partition into the same profile
-        (:mod:`opsloop.data.distributed.drift`), which then serves against in-memory
-        windows like any other.
-
-        >>> import dask, pandas as pd, dask.dataframe as dd
-        >>> ddf = dd.from_pandas(pd.DataFrame({"a": [2.0, 1.0, 3.0]}), npartitions=2)
-        >>> with dask.config.set(scheduler="synchronous"):
-        ...     ReferenceProfile.from_frame(ddf)["a"].sample.values.tolist()
-        [1.0, 2.0, 3.0]
-        """
-        from opsloop.data.distributed.frames import is_dask_frame
-
-        if is_dask_frame(frame):
-            from opsloop.data.distributed.drift import summarize_columns_dask
-
-            names = list(frame.columns) if columns is None else list(columns)
-            missing = [c for c in names if c not in frame.columns]
-            if missing:
-                raise ValueError(f"columns not in the reference: {missing}")
-            kinds = dict(kinds or {})
-            return cls(summarize_columns_dask(frame, {c: kinds.get(c) for c in names}).values())
+        """Summarise the given (default: all) columns of ``frame`` (a pandas DataFrame; for
+        a ``dask.dataframe``: :func:`opsloop.data.distributed.drift.reference_profile`)."""
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"reference must be a pandas DataFrame, got {type(frame).__name__}")
         names = list(frame.columns) if columns is None else list(columns)

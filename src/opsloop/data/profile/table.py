@@ -216,8 +216,8 @@ def profile(
     Series (one column, named after the Series or ``"value"``), a 1-D array (one column
     ``"value"``) or a 2-D array (columns ``"0"``, ``"1"``, ...). Image batches go to
     :func:`~opsloop.data.profile.images.profile_images`. The keyword arguments size the
-    sketches (:class:`~opsloop.data.profile.options.SketchOptions`). A ``dask.dataframe`` is
-    profiled partition by partition and the profiles merged
+    sketches (:class:`~opsloop.data.profile.options.SketchOptions`).
+    ``opsloop.data.profile.profile`` also takes a ``dask.dataframe``
     (:mod:`opsloop.data.distributed.profile`).
 
     >>> import numpy as np
@@ -227,12 +227,6 @@ def profile(
     (1, 1, 2.0)
     """
     options = SketchOptions(quantile_k, max_exact_values, frequent_lg_size, distinct_lg_k)
-    from opsloop.data.distributed.frames import is_dask_frame
-
-    if is_dask_frame(data):
-        from opsloop.data.distributed.profile import profile_dask
-
-        return profile_dask(data, options)
     frame = _as_frame(data)
     names = [str(name) for name in frame.columns]
     if len(set(names)) != len(names):

@@ -75,9 +75,9 @@ def infer_schema(
     Parameters
     ----------
     df
-        Training data with unique string column names and at least one row: a pandas
-        DataFrame, or a ``dask.dataframe`` (inferred partition by partition with the same
-        result, :mod:`opsloop.data.distributed.schema`).
+        Training data with unique string column names and at least one row
+        (``opsloop.data.schema.infer_schema`` also takes a ``dask.dataframe``:
+        :mod:`opsloop.data.distributed.schema`).
     max_categories
         A category column with more distinct values than this gets no domain (any label
         is then accepted).
@@ -101,18 +101,6 @@ def infer_schema(
     >>> schema["plan"].domain, schema["plan"].absent_in
     (('a', 'b'), ('serving',))
     """
-    from opsloop.data.distributed.frames import is_dask_frame
-
-    if is_dask_frame(df):
-        from opsloop.data.distributed.schema import infer_schema_dask
-
-        return infer_schema_dask(
-            df,
-            max_categories=max_categories,
-            environments=environments,
-            created_at=created_at,
-            range_margin=range_margin,
-        )
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"infer_schema expects a pandas DataFrame, got {type(df).__name__}")
     names = list(df.columns)

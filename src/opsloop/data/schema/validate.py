@@ -57,8 +57,8 @@ def validate(df, schema: Schema, environment: str | None = None) -> ValidationRe
 
     Anomalies come frame first, then columns in schema order (presence, then values), then
     columns the schema does not expect, in frame order. ``environment=None`` expects every
-    column of the schema. A ``dask.dataframe`` is validated partition by partition
-    (:func:`opsloop.data.distributed.validate_dask`), with the same result.
+    column of the schema. ``opsloop.data.schema.validate`` also takes a ``dask.dataframe``
+    (:func:`opsloop.data.distributed.schema.validate_dask`), with the same result.
 
     >>> import pandas as pd
     >>> from opsloop.data.schema import infer_schema
@@ -69,12 +69,6 @@ def validate(df, schema: Schema, environment: str | None = None) -> ValidationRe
       age: type_mismatch in 1 row (33.3%): expected int, found str ×1 (1 of them read as numbers); e.g. row 0: '40'
       age: out_of_range in 1 row (33.3%): 1 above max 52, 1 of them beyond the margin (above 73); e.g. row 1: 160
     """  # noqa: E501
-    from opsloop.data.distributed.frames import is_dask_frame
-
-    if is_dask_frame(df):
-        from opsloop.data.distributed.schema import validate_dask
-
-        return validate_dask(df, schema, environment)
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate expects a pandas DataFrame, got {type(df).__name__}")
     _check_arguments(schema, environment)
