@@ -242,7 +242,7 @@ def main() -> None:
     verdicts: dict[str, set] = {"truth": set(BENCHMARK_SHIFTS)}
     with (
         distributed.LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):

@@ -45,7 +45,7 @@ def infer_schema(df, **options) -> Schema:
     partition with the same result (:func:`opsloop.data.distributed.schema.infer_schema_dask`).
 
     >>> import dask, pandas as pd, dask.dataframe as dd
-    >>> frame = pd.DataFrame({"plan": ["a", "b", "a", "c"]})
+    >>> frame = pd.DataFrame({"plan": ["a", "b", "a", "c", "a", "b"]})
     >>> with dask.config.set(scheduler="synchronous"):
     ...     on_dask = infer_schema(dd.from_pandas(frame, npartitions=2))
     >>> on_dask["plan"].domain, on_dask["plan"] == infer_schema(frame)["plan"]
