@@ -32,7 +32,6 @@ for columns that do not fit the client's memory.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -49,6 +48,7 @@ from opsloop.data.drift.summary import (
     ReferenceProfile,
     _is_discrete,
     _run_counts,
+    merge_summaries,
     summarize,
 )
 
@@ -134,7 +134,7 @@ def summarize_columns_dask(ddf, kinds: Mapping[str, str | None]) -> dict[str, Co
             if batch_plan[name] == _NUMBER:
                 summaries[name] = _numeric_or_discrete(name, pieces)
             else:
-                summaries[name] = functools.reduce(ColumnSummary.merge, pieces)
+                summaries[name] = merge_summaries(pieces)
     return {name: summaries[name] for name in names}
 
 

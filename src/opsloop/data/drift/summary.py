@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +68,7 @@ class ColumnSummary:
 
     def merge(self, other: ColumnSummary) -> ColumnSummary:
         """The summary of this sample's rows followed by ``other``'s (two chunks of one
-        column, summarised as the same kind): sorted values merged, counts added, in the
-        order a summary of the whole column lists them.
+        column, summarised as the same kind); :func:`merge_summaries` merges many at once.
 
         >>> import pandas as pd
         >>> a = summarize(pd.Series([3.0, 1.0]), "numeric")
@@ -78,34 +77,50 @@ class ColumnSummary:
         >>> m.sample.values.tolist(), m.n_rows, m.n_missing
         ([1.0, 2.0, 3.0], 4, 1)
         """
-        if (self.name, self.kind) != (other.name, other.kind):
+        return merge_summaries([self, other])
+
+
+def merge_summaries(summaries: Sequence[ColumnSummary]) -> ColumnSummary:
+    """The summary of the chunks' rows in order (chunks of one column, summarised as the same
+    kind): the sorted values of all chunks sorted once, counts added in the order a summary
+    of the whole column lists them.
+
+    >>> import pandas as pd
+    >>> parts = [summarize(pd.Series(v), "categorical") for v in (["b", "a"], ["c", "b"])]
+    >>> merge_summaries(parts).counts
+    {'b': 2, 'a': 1, 'c': 1}
+    """
+    first = summaries[0]
+    for other in summaries[1:]:
+        if (other.name, other.kind) != (first.name, first.kind):
             raise ValueError(
-                f"cannot merge the summary of column {self.name!r} ({self.kind}) with that "
+                f"cannot merge the summary of column {first.name!r} ({first.kind}) with that "
                 f"of column {other.name!r} ({other.kind})"
             )
-        sample = counts = None
-        if self.sample is not None:
-            values = np.concatenate([self.sample.values, other.sample.values])
-            sample = SortedSample(
-                sort_floats(values),
-                self.sample.n_missing + other.sample.n_missing,
-                self.sample.n_nonfinite + other.sample.n_nonfinite,
-            )
-        else:
-            counts = dict(self.counts)
-            for label, count in other.counts.items():
-                counts[label] = counts.get(label, 0) + count
-            if self.kind == "discrete":  # numeric levels, in value order as _run_counts has them
-                counts = dict(sorted(counts.items()))
-        return ColumnSummary(
-            self.name,
-            self.kind,
-            self.n_rows + other.n_rows,
-            self.n_missing + other.n_missing,
-            self.n_invalid + other.n_invalid,
-            sample,
-            counts,
+    sample = counts = None
+    if first.sample is not None:
+        values = np.concatenate([s.sample.values for s in summaries])
+        sample = SortedSample(
+            sort_floats(values),
+            sum(s.sample.n_missing for s in summaries),
+            sum(s.sample.n_nonfinite for s in summaries),
         )
+    else:
+        counts = {}
+        for summary in summaries:
+            for label, count in summary.counts.items():
+                counts[label] = counts.get(label, 0) + count
+        if first.kind == "discrete":  # numeric levels, in value order as _run_counts has them
+            counts = dict(sorted(counts.items()))
+    return ColumnSummary(
+        first.name,
+        first.kind,
+        sum(s.n_rows for s in summaries),
+        sum(s.n_missing for s in summaries),
+        sum(s.n_invalid for s in summaries),
+        sample,
+        counts,
+    )
 
 
 def column_kind(series: pd.Series) -> str:
