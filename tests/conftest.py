@@ -18,3 +18,17 @@ def postgres_uri() -> str:
             pytest.fail("OPSLOOP_TEST_POSTGRES_URI is not set but PostgreSQL is required")
         pytest.skip("no PostgreSQL server configured (set OPSLOOP_TEST_POSTGRES_URI)")
     return uri
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A ``distributed.Client`` on a real LocalCluster: two single-threaded worker
+    processes on loopback, started once and the default scheduler while it lives."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from opsloop.cli.cluster import DaskOption, computing_on, read_data
 from opsloop.cli.console import (
     FormatOption,
     UsageProblem,
@@ -66,12 +67,6 @@ def _register_sub_apps() -> None:
 _register_sub_apps()
 
 
-def _read(path: Path):
-    from opsloop.data.io import read_table
-
-    return read_table(path)
-
-
 def _write_json(document: dict, path: Path | None) -> None:
     text = json.dumps(document, indent=2, default=str)
     if path is None:
@@ -83,22 +78,29 @@ def _write_json(document: dict, path: Path | None) -> None:
 @schema_app.command("infer")
 @one_line_errors
 def schema_infer(
-    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, Parquet or JSON-lines file; a directory or quoted glob of Parquet files."
+        ),
+    ],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="YAML file.")] = None,
     exclude_in_serving: Annotated[
         str | None,
         typer.Option(help="Comma-separated columns absent at serving time (e.g. the label)."),
     ] = None,
+    dask: DaskOption = None,
 ) -> None:
     """Infer a schema from DATA and write it as YAML."""
     from opsloop.data.schema import infer_schema
 
-    frame = _read(data)
     environments = None
     if exclude_in_serving:
         names = [c.strip() for c in exclude_in_serving.split(",") if c.strip()]
         environments = {"serving": names}
-    schema = infer_schema(frame, environments=environments)
+    frame = read_data(data, dask)
+    with computing_on(dask):
+        schema = infer_schema(frame, environments=environments)
     text = schema.to_yaml()
     if output is None:
         sys.stdout.write(text)
@@ -110,10 +112,16 @@ def schema_infer(
 @schema_app.command("validate")
 @one_line_errors
 def schema_validate(
-    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, Parquet or JSON-lines file; a directory or quoted glob of Parquet files."
+        ),
+    ],
     schema: Annotated[Path, typer.Option("--schema", "-s", help="Schema YAML file.")],
     environment: Annotated[str | None, typer.Option(help="e.g. training or serving.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print anomalies as JSON.")] = False,
+    dask: DaskOption = None,
 ) -> None:
     """Validate DATA against a schema; exit code 1 when anomalies are found."""
     from opsloop.data.excerpt import excerpt
@@ -122,7 +130,9 @@ def schema_validate(
     if not schema.exists():
         raise UsageProblem(f"{schema}: no such file")
     contract = Schema.from_yaml(schema)
-    result = validate(_read(data), contract, environment=environment)
+    frame = read_data(data, dask)
+    with computing_on(dask):
+        result = validate(frame, contract, environment=environment)
     if as_json:
         _write_json(result.to_dict(), None)
     elif result.ok:
@@ -148,15 +158,23 @@ def schema_validate(
 @app.command("profile")
 @one_line_errors
 def profile_command(
-    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON-lines file.")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, Parquet or JSON-lines file; a directory or quoted glob of Parquet files."
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
     fmt: FormatOption = None,
+    dask: DaskOption = None,
 ) -> None:
     """Profile DATA: counts, missing values, moments, quantiles, top values."""
     from opsloop.data.profile import profile
 
     chosen = output_format(fmt, as_json)
-    result = profile(_read(data))
+    frame = read_data(data, dask)
+    with computing_on(dask):
+        result = profile(frame)
     if chosen == "json":
         _write_json(result.to_dict(), None)
         return
@@ -197,17 +215,19 @@ def drift_command(
             "on large drifted columns."
         ),
     ] = "scipy",
+    dask: DaskOption = None,
 ) -> None:
     """Compare CURRENT with REFERENCE column by column and print the verdicts."""
     from opsloop.reports.drift import drift_report
 
-    ref, cur = _read(reference), _read(current)
     names = [c.strip() for c in columns.split(",")] if columns else None
+    ref, cur = read_data(reference, dask), read_data(current, dask)
     if names is None and not set(ref.columns) & set(cur.columns):
         raise UsageProblem(f"{reference} and {current} have no columns in common")
-    report = drift_report(
-        ref, cur, columns=names, alpha=alpha, correction=correction, ks_p_value=ks_p_value
-    )
+    with computing_on(dask):
+        report = drift_report(
+            ref, cur, columns=names, alpha=alpha, correction=correction, ks_p_value=ks_p_value
+        )
     print_drift(report)
     if json_path is not None:
         _write_json(report.to_dict(), json_path)
@@ -242,4 +262,6 @@ def demo_command(
 
 def main() -> None:
     """Entry point of the ``opsloop`` console script."""
-    app()
+    from opsloop.cli.cluster import expand_bare_dask
+
+    app(args=expand_bare_dask(sys.argv[1:]))

@@ -32,6 +32,7 @@ makes it ``category`` or ``string`` by cardinality; a mix is reported as the maj
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -113,3 +114,80 @@ def _value_kind(value: object) -> str:
     if isinstance(value, datetime.datetime | np.datetime64):  # pd.Timestamp included
         return "datetime"
     return "other"
+
+
+@dataclass(frozen=True)
+class TypeEvidence:
+    """What :func:`infer_column_type` reads of a column, kept so that chunks merge: the
+    type the dtype alone decides (``fixed``), else the count of non-null values of each
+    Python kind and the distinct strings (``None`` once more than :data:`MAX_CATEGORIES`).
+    The merged evidence of a column's chunks gives the type of the whole column; the
+    majority kind of an ``object`` column is decided on the merged counts (a tie goes to
+    the kind seen first).
+
+    >>> import pandas as pd
+    >>> a = TypeEvidence.of(pd.Series(["x", "y"] * 30))
+    >>> b = TypeEvidence.of(pd.Series([f"v{i}" for i in range(90)]))
+    >>> a.column_type(), b.column_type(), a.merge(b).column_type()
+    ('category', 'string', 'string')
+    """
+
+    fixed: ColumnType | None = None
+    kinds: dict[str, int] = field(default_factory=dict)
+    strings: frozenset | None = frozenset()
+
+    @classmethod
+    def of(cls, series: pd.Series) -> TypeEvidence:
+        """The evidence of one chunk."""
+        dtype = series.dtype
+        is_text = pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+        if not (is_text or pd.api.types.is_object_dtype(dtype)) or pd.api.types.is_bool_dtype(
+            dtype
+        ):
+            return cls(fixed=infer_column_type(series.iloc[:0]))
+        non_null = series.dropna()
+        if not pd.api.types.is_object_dtype(dtype):
+            return cls(kinds={"str": len(non_null)}, strings=_distinct(non_null))
+        kinds = non_null.map(_value_kind)
+        counts = {str(k): int(c) for k, c in kinds.value_counts(sort=False).items()}
+        return cls(kinds=counts, strings=_distinct(non_null[kinds == "str"]))
+
+    def merge(self, other: TypeEvidence) -> TypeEvidence:
+        """The evidence of both chunks."""
+        if self.fixed is not None or other.fixed is not None:
+            if self.fixed != other.fixed:
+                raise ValueError(
+                    f"chunks of one column have different types: {self.fixed or 'values'} "
+                    f"and {other.fixed or 'values'}"
+                )
+            return self
+        kinds = dict(self.kinds)
+        for kind, count in other.kinds.items():
+            kinds[kind] = kinds.get(kind, 0) + count
+        strings = None
+        if self.strings is not None and other.strings is not None:
+            strings = self.strings | other.strings
+            if len(strings) > MAX_CATEGORIES:
+                strings = None
+        return TypeEvidence(None, kinds, strings)
+
+    def column_type(self) -> ColumnType:
+        """The logical type of the column the evidence was taken from."""
+        if self.fixed is not None:
+            return self.fixed
+        if not self.kinds:
+            return "string"
+        majority = max(self.kinds, key=lambda kind: self.kinds[kind])
+        if majority == "str":
+            distinct = MAX_CATEGORIES + 1 if self.strings is None else len(self.strings)
+            return classify_by_cardinality(distinct, self.kinds["str"])
+        return {"bool": "bool", "int": "int", "float": "float", "datetime": "datetime"}.get(
+            majority, "string"
+        )
+
+
+def _distinct(values: pd.Series) -> frozenset | None:
+    distinct = values.unique()
+    if len(distinct) > MAX_CATEGORIES:
+        return None
+    return frozenset(distinct.tolist())

@@ -439,9 +439,23 @@ def _compare_column(ref, cur, test, thresholds, alpha, bins, plots, ks_p_value):
     )
 
 
+def _summary(data, name: str, kind: str | None) -> ColumnSummary:
+    """Column ``name`` of a DataFrame or a profile, summarised as ``kind``."""
+    if isinstance(data, ReferenceProfile):
+        summary = data[name]
+        if kind is not None and summary.kind != kind:
+            raise ValueError(
+                f"column {name!r} is summarised as {summary.kind} in the current profile but "
+                f"as {kind} in the reference; summarise the current data with the "
+                "reference's kinds (ReferenceProfile.from_frame(current, kinds=...))"
+            )
+        return summary
+    return summarize(data[name], kind, name)
+
+
 def compare(
-    reference: pd.DataFrame | ReferenceProfile,
-    current: pd.DataFrame,
+    reference,
+    current,
     *,
     columns: Iterable[str] | None = None,
     tests: Mapping[str, str] | None = None,
@@ -456,7 +470,11 @@ def compare(
 ) -> DriftResult:
     """Compare ``current`` with ``reference`` column by column (see the module's table).
 
-    ``reference`` is a DataFrame or a :class:`ReferenceProfile` built from one. Columns
+    ``reference`` is a DataFrame or a :class:`ReferenceProfile` built from one; ``current``
+    a DataFrame, or a profile summarised with the reference's kinds. Either side may be a
+    ``dask.dataframe``: its columns are then summarised partition by partition and merged,
+    and the result equals the in-memory one (exact mode, :mod:`opsloop.data.distributed.drift`).
+    Columns
     default to those the two sides share; a column on one side only (or a requested column
     missing from ``current``) is reported in ``skipped`` with the side it is missing from,
     not silently dropped. When nothing could be compared the result has no columns and
@@ -477,8 +495,13 @@ def compare(
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
     if drift_share is not None and not 0 < drift_share <= 1:
         raise ValueError(f"drift_share must lie in (0, 1], got {drift_share}")
-    if not isinstance(current, pd.DataFrame):
-        raise TypeError(f"current must be a pandas DataFrame, got {type(current).__name__}")
+    from opsloop.data.distributed.frames import is_dask_frame
+
+    if not (isinstance(current, pd.DataFrame | ReferenceProfile) or is_dask_frame(current)):
+        raise TypeError(
+            "current must be a pandas DataFrame, a Dask DataFrame or a ReferenceProfile, "
+            f"got {type(current).__name__}"
+        )
     adjust_p_values([], correction)  # validates the name before any work
     if ks_p_value not in KS_P_VALUE_METHODS:
         raise ValueError(
@@ -491,7 +514,7 @@ def compare(
         if unknown:
             raise ValueError(f"columns not in the reference profile: {unknown}")
     else:
-        if not isinstance(reference, pd.DataFrame):
+        if not (isinstance(reference, pd.DataFrame) or is_dask_frame(reference)):
             raise TypeError(
                 f"reference must be a DataFrame or ReferenceProfile, got {type(reference).__name__}"
             )
@@ -508,14 +531,27 @@ def compare(
         profile = None
     skipped: list[tuple[str, str]] = []
     compared = []
+    current_names = list(current) if isinstance(current, ReferenceProfile) else current.columns
+    if is_dask_frame(reference) or is_dask_frame(current):
+        from opsloop.data.distributed.drift import reference_profile
+
+        # A Dask side is summarised several columns per pass over its partitions.
+        shared = [name for name in names if name in current_names]
+        if profile is None:
+            build = reference_profile if is_dask_frame(reference) else ReferenceProfile.from_frame
+            profile = build(reference, shared)
+        if is_dask_frame(current):
+            current = reference_profile(
+                current, shared, {name: profile[name].kind for name in shared}
+            )
     # Column by column, keeping no sorted copy once its column is done: peak memory stays
     # near the input frames' instead of doubling them.
     for name in names:
-        if name not in current.columns:
+        if name not in current_names:
             skipped.append((name, "missing from current"))
             continue
-        ref = profile[name] if profile is not None else summarize(reference[name], None, name)
-        cur = summarize(current[name], ref.kind, name)
+        ref = profile[name] if profile is not None else _summary(reference, name, None)
+        cur = _summary(current, name, ref.kind)
         if ref.n_valid == 0 or cur.n_valid == 0:
             side = "reference" if ref.n_valid == 0 else "current"
             skipped.append((name, f"no valid values in {side}"))
@@ -527,7 +563,7 @@ def compare(
         )
     if columns is None:
         # Columns of the current data that the reference lacks are not compared either.
-        skipped += [(c, "missing from reference") for c in current.columns if c not in names]
+        skipped += [(c, "missing from reference") for c in current_names if c not in names]
     if not compared and not skipped:
         raise ValueError("no common columns to compare")
     p_tests = [c.decider.p_value for c in compared if c.decider.p_value is not None]

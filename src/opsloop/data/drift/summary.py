@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +65,62 @@ class ColumnSummary:
         if self.sample is not None:
             return self.sample.n
         return int(sum(self.counts.values())) if self.counts else 0
+
+    def merge(self, other: ColumnSummary) -> ColumnSummary:
+        """The summary of this sample's rows followed by ``other``'s (two chunks of one
+        column, summarised as the same kind); :func:`merge_summaries` merges many at once.
+
+        >>> import pandas as pd
+        >>> a = summarize(pd.Series([3.0, 1.0]), "numeric")
+        >>> b = summarize(pd.Series([2.0, None]), "numeric")
+        >>> m = a.merge(b)
+        >>> m.sample.values.tolist(), m.n_rows, m.n_missing
+        ([1.0, 2.0, 3.0], 4, 1)
+        """
+        return merge_summaries([self, other])
+
+
+def merge_summaries(summaries: Sequence[ColumnSummary]) -> ColumnSummary:
+    """The summary of the chunks' rows in order (chunks of one column, summarised as the same
+    kind): the sorted values of all chunks sorted once, counts added in the order a summary
+    of the whole column lists them.
+
+    >>> import pandas as pd
+    >>> parts = [summarize(pd.Series(v), "categorical") for v in (["b", "a"], ["c", "b"])]
+    >>> merge_summaries(parts).counts
+    {'b': 2, 'a': 1, 'c': 1}
+    """
+    first = summaries[0]
+    for other in summaries[1:]:
+        if (other.name, other.kind) != (first.name, first.kind):
+            raise ValueError(
+                f"cannot merge the summary of column {first.name!r} ({first.kind}) with that "
+                f"of column {other.name!r} ({other.kind})"
+            )
+    sample = counts = None
+    if first.sample is not None:
+        values = np.concatenate([s.sample.values for s in summaries])
+        sample = SortedSample(
+            sort_floats(values),
+            sum(s.sample.n_missing for s in summaries),
+            sum(s.sample.n_nonfinite for s in summaries),
+        )
+    else:
+        counts = {}
+        for summary in summaries:
+            for label, count in summary.counts.items():
+                counts[label] = counts.get(label, 0) + count
+        if first.kind == "discrete":  # numeric levels, in value order as _run_counts has them
+            counts = dict(sorted(counts.items()))
+    return ColumnSummary(
+        first.name,
+        first.kind,
+        sum(s.n_rows for s in summaries),
+        sum(s.n_missing for s in summaries),
+        sum(s.n_invalid for s in summaries),
+        sample,
+        counts,
+    )
 
 
 def column_kind(series: pd.Series) -> str:
@@ -190,7 +246,8 @@ class ReferenceProfile(Mapping):
         columns: Iterable[str] | None = None,
         kinds: Mapping[str, str] | None = None,
     ) -> ReferenceProfile:
-        """Summarise the given (default: all) columns of ``frame``."""
+        """Summarise the given (default: all) columns of ``frame`` (a pandas DataFrame; for
+        a ``dask.dataframe``: :func:`opsloop.data.distributed.drift.reference_profile`)."""
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"reference must be a pandas DataFrame, got {type(frame).__name__}")
         names = list(frame.columns) if columns is None else list(columns)

@@ -30,7 +30,8 @@ from opsloop.data.profile.images import image_statistics, profile_images
 from opsloop.data.profile.moments import Moments
 from opsloop.data.profile.numeric import DEFAULT_QUANTILES, Histogram, NumericSummary
 from opsloop.data.profile.options import SketchOptions
-from opsloop.data.profile.table import Profile, merge_profiles, profile
+from opsloop.data.profile.table import Profile, merge_profiles
+from opsloop.data.profile.table import profile as profile_frame
 from opsloop.data.profile.text import TextSummary
 
 __all__ = [
@@ -49,5 +50,43 @@ __all__ = [
     "merge_profiles",
     "profile",
     "profile_column",
+    "profile_frame",
     "profile_images",
 ]
+
+
+def profile(
+    data,
+    *,
+    quantile_k: int = SketchOptions.quantile_k,
+    max_exact_values: int = SketchOptions.max_exact_values,
+    frequent_lg_size: int = SketchOptions.frequent_lg_size,
+    distinct_lg_k: int = SketchOptions.distinct_lg_k,
+) -> Profile:
+    """Profile every column of ``data``: a pandas DataFrame, Series or numpy array
+    (:func:`~opsloop.data.profile.table.profile`, here ``profile_frame``), or a
+    ``dask.dataframe``, profiled partition by partition and the profiles merged
+    (:func:`opsloop.data.distributed.profile.profile_dask`). The keyword arguments size the
+    sketches (:class:`SketchOptions`).
+
+    >>> import dask, pandas as pd, dask.dataframe as dd
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0, None, 4.0]})
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     on_dask = profile(dd.from_pandas(frame, npartitions=2))
+    >>> on_dask["x"].numeric.sum == profile(frame)["x"].numeric.sum == 7.0
+    True
+    """
+    from opsloop.data.distributed.frames import is_dask_frame
+
+    if is_dask_frame(data):
+        from opsloop.data.distributed.profile import profile_dask
+
+        options = SketchOptions(quantile_k, max_exact_values, frequent_lg_size, distinct_lg_k)
+        return profile_dask(data, options)
+    return profile_frame(
+        data,
+        quantile_k=quantile_k,
+        max_exact_values=max_exact_values,
+        frequent_lg_size=frequent_lg_size,
+        distinct_lg_k=distinct_lg_k,
+    )

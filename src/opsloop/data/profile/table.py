@@ -217,6 +217,8 @@ def profile(
     ``"value"``) or a 2-D array (columns ``"0"``, ``"1"``, ...). Image batches go to
     :func:`~opsloop.data.profile.images.profile_images`. The keyword arguments size the
     sketches (:class:`~opsloop.data.profile.options.SketchOptions`).
+    ``opsloop.data.profile.profile`` also takes a ``dask.dataframe``
+    (:mod:`opsloop.data.distributed.profile`).
 
     >>> import numpy as np
     >>> p = profile(np.array([1.0, np.inf, np.nan, 3.0]))

@@ -21,9 +21,9 @@ TensorFlow and Arrow batches, while opsloop works on pandas frames directly.
 
 from opsloop.data.schema.anomaly import ANOMALY_KINDS, Anomaly, ValidationResult
 from opsloop.data.schema.column import ColumnSchema
-from opsloop.data.schema.infer import infer_schema
+from opsloop.data.schema.infer import infer_schema as infer_schema_frame
 from opsloop.data.schema.model import Schema
-from opsloop.data.schema.validate import validate
+from opsloop.data.schema.validate import validate as validate_frame
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -32,5 +32,52 @@ __all__ = [
     "Schema",
     "ValidationResult",
     "infer_schema",
+    "infer_schema_frame",
     "validate",
+    "validate_frame",
 ]
+
+
+def infer_schema(df, **options) -> Schema:
+    """Infer the schema that ``df`` satisfies: a pandas DataFrame
+    (:func:`~opsloop.data.schema.infer.infer_schema`, here ``infer_schema_frame``, whose
+    docstring lists the ``options``), or a ``dask.dataframe``, inferred partition by
+    partition with the same result (:func:`opsloop.data.distributed.schema.infer_schema_dask`).
+
+    >>> import dask, pandas as pd, dask.dataframe as dd
+    >>> frame = pd.DataFrame({"plan": ["a", "b", "a", "c", "a", "b"]})
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     on_dask = infer_schema(dd.from_pandas(frame, npartitions=2))
+    >>> on_dask["plan"].domain, on_dask["plan"] == infer_schema(frame)["plan"]
+    (('a', 'b', 'c'), True)
+    """
+    from opsloop.data.distributed.frames import is_dask_frame
+
+    if is_dask_frame(df):
+        from opsloop.data.distributed.schema import infer_schema_dask
+
+        return infer_schema_dask(df, **options)
+    return infer_schema_frame(df, **options)
+
+
+def validate(df, schema: Schema, environment: str | None = None) -> ValidationResult:
+    """Validate ``df`` against ``schema`` in ``environment``: a pandas DataFrame
+    (:func:`~opsloop.data.schema.validate.validate`, here ``validate_frame``, whose
+    docstring has the rules), or a ``dask.dataframe``, validated partition by partition
+    with the same anomalies (:func:`opsloop.data.distributed.schema.validate_dask`).
+
+    >>> import dask, pandas as pd, dask.dataframe as dd
+    >>> schema = Schema((ColumnSchema("n", "int", min=0, max=9),))
+    >>> batch = pd.DataFrame({"n": [1, 2, 30, 4]})
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     on_dask = validate(dd.from_pandas(batch, npartitions=2), schema)
+    >>> on_dask.anomalies == validate(batch, schema).anomalies, on_dask.locate(2)
+    (True, (1, 0))
+    """
+    from opsloop.data.distributed.frames import is_dask_frame
+
+    if is_dask_frame(df):
+        from opsloop.data.distributed.schema import validate_dask
+
+        return validate_dask(df, schema, environment)
+    return validate_frame(df, schema, environment)

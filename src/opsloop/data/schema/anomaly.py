@@ -97,6 +97,32 @@ class ValidationResult:
     n_rows: int
     schema_version: int
     environment: str | None = None
+    #: Rows of each partition, in order, when a partitioned (Dask) frame was validated:
+    #: example positions are then positions in the whole frame, and :meth:`locate` gives
+    #: the partition and the row within it.
+    partition_rows: tuple[int, ...] | None = None
+
+    def locate(self, position: int) -> tuple[int, int]:
+        """The ``(partition, row)`` of row ``position`` of the batch (partition 0 and the
+        position itself when the batch was one pandas frame).
+
+        >>> ValidationResult((), 10, 1, partition_rows=(4, 0, 6)).locate(5)
+        (2, 1)
+        >>> ValidationResult((), 10, 1).locate(11)
+        Traceback (most recent call last):
+        ...
+        IndexError: row 11 is not in the batch of 10 rows
+        """
+        if not 0 <= position < self.n_rows:
+            raise IndexError(f"row {position} is not in the batch of {self.n_rows} rows")
+        if self.partition_rows is None:
+            return 0, position
+        start = 0
+        for partition, rows in enumerate(self.partition_rows):
+            if position < start + rows:
+                return partition, position - start
+            start += rows
+        raise IndexError(f"row {position} is not in the batch of {self.n_rows} rows")
 
     @property
     def ok(self) -> bool:

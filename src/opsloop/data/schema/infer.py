@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ NULL_SIGNIFICANCE = 0.001
 
 
 def infer_schema(
-    df: pd.DataFrame,
+    df,
     *,
     max_categories: int = MAX_CATEGORIES,
     environments: Mapping[str, Iterable[str]] | None = None,
@@ -74,7 +75,9 @@ def infer_schema(
     Parameters
     ----------
     df
-        Training data with unique string column names and at least one row.
+        Training data with unique string column names and at least one row
+        (``opsloop.data.schema.infer_schema`` also takes a ``dask.dataframe``:
+        :mod:`opsloop.data.distributed.schema`).
     max_categories
         A category column with more distinct values than this gets no domain (any label
         is then accepted).
@@ -100,7 +103,43 @@ def infer_schema(
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"infer_schema expects a pandas DataFrame, got {type(df).__name__}")
-    if len(df) == 0:
+    names = list(df.columns)
+    absent, stamp = check_inference_arguments(
+        names, len(df), max_categories, environments, created_at, range_margin
+    )
+    columns = tuple(
+        _infer_column(
+            name, df.iloc[:, position], max_categories, absent.get(name, ()), float(range_margin)
+        )
+        for position, name in enumerate(names)
+    )
+    return Schema(
+        columns=columns,
+        version=1,
+        environments=tuple(environments or ()),
+        created_at=stamp,
+        source_rows=len(df),
+    )
+
+
+def check_inference_arguments(
+    names: list,
+    n_rows: int | None,
+    max_categories: int,
+    environments: Mapping[str, Iterable[str]] | None,
+    created_at: dt.datetime | None,
+    range_margin: float,
+) -> tuple[dict[str, tuple[str, ...]], str]:
+    """Check :func:`infer_schema`'s arguments for a frame with columns ``names`` and
+    ``n_rows`` rows (``None``: not known yet); return each column's environments it is
+    absent from and the creation time as ISO text.
+
+    >>> check_inference_arguments(["a"], 0, 100, None, None, 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: infer_schema: the frame has no rows, so there are no values to learn from
+    """
+    if n_rows == 0:
         raise ValueError(
             "infer_schema: the frame has no rows, so there are no values to learn from"
         )
@@ -110,7 +149,6 @@ def infer_schema(
         or max_categories < 0
     ):
         raise ValueError(f"max_categories must be an integer >= 0, got {max_categories!r}")
-    names = list(df.columns)
     for position, name in enumerate(names):
         if not isinstance(name, str):
             raise TypeError(
@@ -129,19 +167,7 @@ def infer_schema(
         created_at = dt.datetime.now(dt.UTC)
     if not isinstance(created_at, dt.datetime):
         raise TypeError(f"created_at must be a datetime, got {created_at!r}")
-    columns = tuple(
-        _infer_column(
-            name, df.iloc[:, position], max_categories, absent.get(name, ()), float(range_margin)
-        )
-        for position, name in enumerate(names)
-    )
-    return Schema(
-        columns=columns,
-        version=1,
-        environments=tuple(environments or ()),
-        created_at=created_at.isoformat(timespec="seconds"),
-        source_rows=len(df),
-    )
+    return absent, created_at.isoformat(timespec="seconds")
 
 
 def _absent_in(
@@ -179,42 +205,131 @@ def _infer_column(
     range_margin: float,
 ) -> ColumnSchema:
     column_type = infer_column_type(series)
-    seen = observe(series)
-    conforming = conforms(seen, column_type)
-    scale = 10**_NULL_FRACTION_DECIMALS
-    max_null_fraction = null_fraction_bound(int(seen.null.sum()), len(series))
-    low = high = None
-    allow_non_finite = False
-    domain = None
-    tolerance = 0.0
-    id_like = _is_id_like(series, column_type, seen.null)
-    if column_type in NUMERIC_TYPES and seen.numbers is not None and not id_like:
-        finite = conforming & seen.finite
-        if finite.any():
-            values = seen.numbers[finite]
+    seen = ColumnObservations.of(series, column_type, max_categories)
+    return seen.column_schema(name, column_type, absent_in, range_margin, seen.unique)
+
+
+@dataclass(frozen=True)
+class ColumnObservations:
+    """What inferring one column's schema needs of its rows, given its logical type;
+    chunks of a column merge (:meth:`merge`), so a partitioned frame is inferred from the
+    merged observations of its partitions.
+
+    ``low``/``high`` are the extremes of the conforming finite numbers, ``non_finite``
+    whether a conforming ``±inf`` was seen, ``domain`` the distinct conforming values per
+    value kind (``None`` once there are more than ``max_categories``), and ``unique``
+    whether the rows had no null and no repeated value. Merged, ``unique`` only says that
+    each chunk had none: whether chunks share a value the caller checks.
+
+    >>> import pandas as pd
+    >>> a = ColumnObservations.of(pd.Series(["b", "a"]), "category", 10)
+    >>> b = ColumnObservations.of(pd.Series(["c", None]), "category", 10)
+    >>> m = a.merge(b)
+    >>> m.n_rows, m.nulls, m.column_schema("x", "category", (), 1.0, False).domain
+    (4, 1, ('a', 'b', 'c'))
+    """
+
+    n_rows: int
+    nulls: int
+    max_categories: int
+    low: int | float | None = None
+    high: int | float | None = None
+    non_finite: bool = False
+    domain: dict | None = None
+    unique: bool = False
+
+    @classmethod
+    def of(cls, series: pd.Series, column_type: str, max_categories: int) -> ColumnObservations:
+        """Observe ``series`` as a column of logical type ``column_type``."""
+        seen = observe(series)
+        conforming = conforms(seen, column_type)
+        low = high = None
+        non_finite = False
+        if column_type in NUMERIC_TYPES and seen.numbers is not None:
+            finite = conforming & seen.finite
+            if finite.any():
+                values = seen.numbers[finite]
+                low, high = values.min().item(), values.max().item()
+            if column_type == "float":
+                non_finite = bool((conforming & (seen.kind == FLOAT) & ~seen.finite).any())
+        domain = None
+        if column_type == "category":
+            domain = _domain_values(series, seen.kind, conforming, max_categories)
+        nulls = int(seen.null.sum())
+        unique = (
+            column_type in ("int", "string", "category") and nulls == 0 and bool(series.is_unique)
+        )
+        return cls(len(series), nulls, max_categories, low, high, non_finite, domain, unique)
+
+    def merge(self, other: ColumnObservations) -> ColumnObservations:
+        """The observations of both chunks' rows."""
+        domain = None
+        if self.domain is not None and other.domain is not None:
+            domain = {k: self.domain.get(k, set()) | other.domain.get(k, set()) for k in _KINDS}
+            if sum(len(v) for v in domain.values()) > self.max_categories:
+                domain = None
+        return ColumnObservations(
+            self.n_rows + other.n_rows,
+            self.nulls + other.nulls,
+            self.max_categories,
+            _pick(min, self.low, other.low),
+            _pick(max, self.high, other.high),
+            self.non_finite or other.non_finite,
+            domain,
+            self.unique and other.unique,
+        )
+
+    def column_schema(
+        self,
+        name: str,
+        column_type: str,
+        absent_in: tuple[str, ...],
+        range_margin: float,
+        all_distinct: bool,
+    ) -> ColumnSchema:
+        """The inferred :class:`ColumnSchema` (``all_distinct``: no value repeats anywhere
+        in the column, which makes an identifier of it; see the module docstring)."""
+        scale = 10**_NULL_FRACTION_DECIMALS
+        max_null_fraction = null_fraction_bound(self.nulls, self.n_rows)
+        id_like = all_distinct and self.n_rows >= _ID_MIN_ROWS and self.nulls == 0
+        id_like = id_like and column_type in ("int", "string", "category")
+        low = high = None
+        tolerance = 0.0
+        if column_type in NUMERIC_TYPES and not id_like and self.low is not None:
             cast = int if column_type == "int" else float
-            low, high = cast(values.min()), cast(values.max())
-            n = len(series)
+            low, high = cast(self.low), cast(self.high)
+            n = self.n_rows
             tolerance = min(-(-2 * _TOLERANCE_FACTOR * scale // (n + 1)) / scale, _MAX_TOLERANCE)
-        if column_type == "float":
-            allow_non_finite = bool((conforming & (seen.kind == FLOAT) & ~seen.finite).any())
-    if column_type == "category" and not id_like:
-        domain = _domain(series, seen.kind, conforming, max_categories)
-    return ColumnSchema(
-        name=name,
-        type=column_type,
-        required=True,
-        max_null_fraction=max_null_fraction,
-        min=low,
-        max=high,
-        range_margin=range_margin if low is not None else 0.0,
-        max_out_of_range_fraction=tolerance,
-        domain=domain,
-        allow_non_finite=allow_non_finite,
-        absent_in=absent_in,
-        id_like=id_like,
-        null_significance=NULL_SIGNIFICANCE if max_null_fraction else 0.0,
-    )
+        domain = None
+        if column_type == "category" and not id_like and self.domain is not None:
+            domain = tuple(value for kind in _KINDS for value in sorted(self.domain.get(kind, ())))
+        return ColumnSchema(
+            name=name,
+            type=column_type,
+            required=True,
+            max_null_fraction=max_null_fraction,
+            min=low,
+            max=high,
+            range_margin=range_margin if low is not None else 0.0,
+            max_out_of_range_fraction=tolerance,
+            domain=domain,
+            allow_non_finite=column_type == "float" and self.non_finite,
+            absent_in=absent_in,
+            id_like=id_like,
+            null_significance=NULL_SIGNIFICANCE if max_null_fraction else 0.0,
+        )
+
+
+# Value kinds of a domain, in the order the domain lists them.
+_KINDS = (STR, INT, FLOAT, BOOL)
+
+
+def _pick(choose, a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return choose(a, b)
 
 
 def null_fraction_bound(nulls: int, rows: int) -> float:
@@ -239,26 +354,19 @@ def null_fraction_bound(nulls: int, rows: int) -> float:
     return min(math.ceil(bound * scale) / scale, 1.0)
 
 
-def _is_id_like(series: pd.Series, column_type: str, null: np.ndarray) -> bool:
-    # Floats are left out: measured quantities are distinct per row without naming anything.
-    if column_type not in ("int", "string", "category") or len(series) < _ID_MIN_ROWS:
-        return False
-    if null.any():
-        return False
-    return bool(series.is_unique)
-
-
-def _domain(
+def _domain_values(
     series: pd.Series, kind: np.ndarray, conforming: np.ndarray, max_categories: int
-) -> tuple[str | int | float | bool, ...] | None:
-    domain: list[str | int | float | bool] = []
+) -> dict[int, set] | None:
+    domain: dict[int, set] = {}
+    total = 0
     # One kind at a time: pandas hashes True, 1 and 1.0 as the same value.
-    for value_kind in (STR, INT, FLOAT, BOOL):
+    for value_kind in _KINDS:
         rows = np.flatnonzero(conforming & (kind == value_kind))
         if len(rows) == 0:
             continue
         values = series.iloc[rows].unique()
-        if len(domain) + len(values) > max_categories:
+        total += len(values)
+        if total > max_categories:
             return None
-        domain += sorted(plain_value(v) for v in values)
-    return tuple(domain)
+        domain[value_kind] = {plain_value(v) for v in values}
+    return domain

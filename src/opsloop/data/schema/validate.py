@@ -34,37 +34,31 @@ matched as text, so a column labelled ``0`` matches a schema column ``"0"``.
 
 Only ``object`` columns are inspected value by value (by Python type, see
 :mod:`~opsloop.data.schema.observe`); other dtypes are checked with whole-array operations.
+Each column's rows are counted into :class:`~opsloop.data.schema.findings.ColumnFindings`
+and the rules applied to the whole once, so a partitioned frame validated partition by
+partition (:mod:`opsloop.data.distributed`) gets the same anomalies.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Mapping, Sequence
+
 import pandas as pd
 
 from opsloop.data.schema.anomaly import Anomaly, ValidationResult
-from opsloop.data.schema.column import NUMERIC_TYPES, ColumnSchema
+from opsloop.data.schema.findings import ColumnFindings, null_share_p_value
 from opsloop.data.schema.model import Schema
-from opsloop.data.schema.observe import (
-    BOOL,
-    FLOAT,
-    INT,
-    STR,
-    ObservedColumn,
-    conforms,
-    mismatch_labels,
-    observe,
-    plain_value,
-)
 
-_MAX_EXAMPLES = 5
+__all__ = ["assemble_result", "null_share_p_value", "validate"]
 
 
-def validate(df: pd.DataFrame, schema: Schema, environment: str | None = None) -> ValidationResult:
+def validate(df, schema: Schema, environment: str | None = None) -> ValidationResult:
     """Validate ``df`` against ``schema`` in ``environment`` (see the module docstring).
 
     Anomalies come frame first, then columns in schema order (presence, then values), then
     columns the schema does not expect, in frame order. ``environment=None`` expects every
-    column of the schema.
+    column of the schema. ``opsloop.data.schema.validate`` also takes a ``dask.dataframe``
+    (:func:`opsloop.data.distributed.schema.validate_dask`), with the same result.
 
     >>> import pandas as pd
     >>> from opsloop.data.schema import infer_schema
@@ -77,18 +71,41 @@ def validate(df: pd.DataFrame, schema: Schema, environment: str | None = None) -
     """  # noqa: E501
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate expects a pandas DataFrame, got {type(df).__name__}")
-    if not isinstance(schema, Schema):
-        raise TypeError(f"validate expects a Schema, got {type(schema).__name__}")
-    if environment is not None and not isinstance(environment, str):
-        raise TypeError(f"environment must be a string or None, got {environment!r}")
+    _check_arguments(schema, environment)
+    positions = _positions(df.columns)
+    findings = {}
+    if len(df) > 0:
+        for column in schema.expected_columns(environment):
+            if column.name in positions:
+                series = df.iloc[:, positions[column.name][0]]
+                findings[column.name] = ColumnFindings.of(series, column)
+    return assemble_result(list(df.columns), len(df), schema, environment, findings)
+
+
+def assemble_result(
+    labels: Sequence,
+    n: int,
+    schema: Schema,
+    environment: str | None,
+    findings: Mapping[str, ColumnFindings],
+) -> ValidationResult:
+    """The result of validating ``n`` rows with column ``labels``, given the findings of
+    each expected column present (by name): frame-level anomalies from the labels, the
+    others from the findings.
+
+    >>> from opsloop.data.schema import ColumnSchema, Schema
+    >>> schema = Schema((ColumnSchema("x", "int"),))
+    >>> print(assemble_result(["y"], 4, schema, None, {}))
+    2 anomalies in 4 rows (schema version 1):
+      x: missing_column in 4 rows (100.0%): required column of type int is not in the frame
+      y: unexpected_column in 4 rows (100.0%): the schema does not define this column
+    """
+    _check_arguments(schema, environment)
     expected = schema.expected_columns(environment)
-    n = len(df)
     anomalies: list[Anomaly] = []
     if n == 0:
         anomalies.append(Anomaly(None, "empty_frame", 0, 0.0, (), "the batch has no rows"))
-    positions: dict[str, list[int]] = {}
-    for position, label in enumerate(df.columns):
-        positions.setdefault(str(label), []).append(position)
+    positions = _positions(labels)
     for name, found in positions.items():
         if len(found) > 1:
             detail = f"appears {len(found)} times (positions {found}); the first is checked"
@@ -102,8 +119,7 @@ def validate(df: pd.DataFrame, schema: Schema, environment: str | None = None) -
                     Anomaly(column.name, "missing_column", n, 1.0, (), detail + in_environment)
                 )
         elif n > 0:
-            series = df.iloc[:, positions[column.name][0]]
-            anomalies += _check_values(series, column)
+            anomalies += findings[column.name].anomalies(column)
     expected_names = {c.name for c in expected}
     for name in positions:
         if name in expected_names:
@@ -116,152 +132,15 @@ def validate(df: pd.DataFrame, schema: Schema, environment: str | None = None) -
     return ValidationResult(tuple(anomalies), n, schema.version, environment)
 
 
-def _check_values(series: pd.Series, column: ColumnSchema) -> list[Anomaly]:
-    seen = observe(series)
-    conforming = conforms(seen, column.type)
-    checks: list[tuple[str, np.ndarray, str]] = []
-    mismatched = ~seen.null & ~conforming
-    if mismatched.any():
-        detail = _mismatch_detail(series, seen, column, mismatched)
-        checks.append(("type_mismatch", mismatched, detail))
-    detail = _null_share_excess(int(seen.null.sum()), len(series), column)
-    if detail:
-        checks.append(("null_fraction_exceeded", seen.null, detail))
-    if column.type in NUMERIC_TYPES and seen.numbers is not None:
-        infinite = conforming & (seen.kind == FLOAT) & ~seen.finite
-        if column.type == "float" and not column.allow_non_finite:
-            checks.append(("non_finite", infinite, "±inf where allow_non_finite is false"))
-        if not column.id_like:
-            checks.append(
-                ("out_of_range", *_out_of_range(seen.numbers, column, conforming & ~infinite))
-            )
-    if column.type == "category" and column.domain is not None and not column.id_like:
-        unknown = _unknown_categories(series, seen, column.domain, conforming)
-        if unknown.any():
-            distinct = series.iloc[np.flatnonzero(unknown)].nunique()
-            noun = "value" if distinct == 1 else "values"
-            detail = f"{distinct} distinct {noun} not in the domain"
-            checks.append(("unknown_category", unknown, detail))
-    found = []
-    for kind, rows, detail in checks:
-        count = int(rows.sum())
-        if count:
-            examples = _examples(series, rows)
-            found.append(Anomaly(column.name, kind, count, count / len(rows), examples, detail))
-    return found
+def _check_arguments(schema: Schema, environment: str | None) -> None:
+    if not isinstance(schema, Schema):
+        raise TypeError(f"validate expects a Schema, got {type(schema).__name__}")
+    if environment is not None and not isinstance(environment, str):
+        raise TypeError(f"environment must be a string or None, got {environment!r}")
 
 
-def null_share_p_value(nulls: int, rows: int, allowed: float) -> float:
-    """One-sided binomial p-value of ``nulls`` or more null rows in ``rows`` when each row is
-    null with probability ``allowed`` (scipy's ``binomtest(..., alternative="greater")``).
-
-    >>> round(null_share_p_value(2, 20, 0.05), 4)  # 10% of 20 rows: no evidence against 5%
-    0.2642
-    >>> null_share_p_value(200, 2_000, 0.05) < 1e-9
-    True
-    """
-    if nulls == 0:
-        return 1.0
-    from scipy.special import bdtrc
-
-    # bdtrc(k, n, p) is P(X > k), so P(X >= nulls) is bdtrc(nulls - 1, ...)
-    return float(bdtrc(nulls - 1, rows, allowed))
-
-
-def _null_share_excess(nulls: int, rows: int, column: ColumnSchema) -> str:
-    """Why the null share breaks the column's rule, or "" when it does not."""
-    share = nulls / rows
-    if share <= column.max_null_fraction:
-        return ""
-    limit = (
-        f"{share:.4g} of the rows are null, above max_null_fraction {column.max_null_fraction:g}"
-    )
-    if not column.null_significance:
-        return limit
-    p_value = null_share_p_value(nulls, rows, column.max_null_fraction)
-    if p_value >= column.null_significance:
-        return ""
-    return (
-        f"{limit} beyond chance ({nulls} of {rows} rows, binomial p-value {p_value:.3g} below "
-        f"null_significance {column.null_significance:g})"
-    )
-
-
-def _out_of_range(
-    numbers: np.ndarray, column: ColumnSchema, checked: np.ndarray
-) -> tuple[np.ndarray, str]:
-    # Only checked rows are compared: the others hold placeholders (0 or NaN).
-    below = np.zeros(len(numbers), dtype=bool)
-    above = np.zeros(len(numbers), dtype=bool)
-    beyond = np.zeros(len(numbers), dtype=bool)
-    hard_low, hard_high = column.hard_limits()
-    if column.min is not None:
-        below[checked] = numbers[checked] < column.min
-        beyond[checked] |= numbers[checked] < hard_low
-    if column.max is not None:
-        above[checked] = numbers[checked] > column.max
-        beyond[checked] |= numbers[checked] > hard_high
-    outside = below | above
-    share = float(outside.sum()) / len(numbers)
-    if not beyond.any() and share <= column.max_out_of_range_fraction:
-        return np.zeros(len(numbers), dtype=bool), ""
-    parts = []
-    if below.any():
-        parts.append(f"{int(below.sum())} below min {column.min}")
-    if above.any():
-        parts.append(f"{int(above.sum())} above max {column.max}")
-    if beyond.any() and column.range_margin:
-        limits = []
-        if (below & beyond).any():
-            limits.append(f"below {hard_low:g}")
-        if (above & beyond).any():
-            limits.append(f"above {hard_high:g}")
-        parts.append(f"{int(beyond.sum())} of them beyond the margin ({', '.join(limits)})")
-    if share > column.max_out_of_range_fraction and column.max_out_of_range_fraction:
-        parts.append(
-            f"{share:.4g} of the rows, above the tolerance {column.max_out_of_range_fraction:g}"
-        )
-    return outside, ", ".join(parts)
-
-
-def _unknown_categories(
-    series: pd.Series,
-    seen: ObservedColumn,
-    domain: tuple[str | int | float | bool, ...],
-    conforming: np.ndarray,
-) -> np.ndarray:
-    unknown = np.zeros(len(series), dtype=bool)
-    # One kind at a time: pandas hashes True, 1 and 1.0 as the same value.
-    for value_kind, python_type in ((STR, str), (INT, int), (FLOAT, float), (BOOL, bool)):
-        rows = conforming & (seen.kind == value_kind)
-        if not rows.any():
-            continue
-        allowed = [v for v in domain if type(v) is python_type]
-        if rows.all():
-            unknown |= ~series.isin(allowed).to_numpy(dtype=bool)
-        else:
-            where = np.flatnonzero(rows)
-            unknown[where] = ~series.iloc[where].isin(allowed).to_numpy(dtype=bool)
-    return unknown
-
-
-def _mismatch_detail(
-    series: pd.Series, seen: ObservedColumn, column: ColumnSchema, mismatched: np.ndarray
-) -> str:
-    rows = np.flatnonzero(mismatched)
-    counts = pd.Series(mismatch_labels(seen, column.type, rows)).value_counts()
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    found = ", ".join(f"{label} ×{count}" for label, count in ordered)
-    detail = f"expected {column.type}, found {found}"
-    strings = rows[seen.kind[rows] == STR]
-    if column.type in NUMERIC_TYPES and len(strings):
-        as_numbers = pd.to_numeric(series.iloc[strings], errors="coerce")
-        numeric = int(as_numbers.notna().sum())
-        if numeric:
-            detail += f" ({numeric} of them read as numbers)"
-    return detail
-
-
-def _examples(series: pd.Series, rows: np.ndarray) -> tuple[tuple[int, object], ...]:
-    positions = np.flatnonzero(rows)[:_MAX_EXAMPLES]
-    return tuple((int(p), plain_value(series.iloc[p])) for p in positions)
+def _positions(labels) -> dict[str, list[int]]:
+    positions: dict[str, list[int]] = {}
+    for position, label in enumerate(labels):
+        positions.setdefault(str(label), []).append(position)
+    return positions

@@ -1,0 +1,57 @@
+"""Profiles, schemas and drift on a ``dask.dataframe``: data larger than one machine's memory.
+
+Every operation is ``map(summarise a partition) -> reduce(merge)`` on Dask, with the same
+mergeable summaries the pandas path uses, and returns the pandas path's result type:
+
+========================  ==============================================================
+call on a Dask frame      what is exact
+========================  ==============================================================
+``profile(ddf)``          counts, nulls, sums, extremes and exact value counts equal the
+                          pandas profile; moments to float rounding (1e-12 relative);
+                          quantiles, histograms and sketched counts within their sketches'
+                          stated bounds (:mod:`opsloop.data.profile`)
+``infer_schema(ddf)``     equal to ``infer_schema`` of the whole frame
+``validate(ddf, schema)`` equal: counts, fractions, details; example positions are global
+                          ``iloc`` positions; ``result.locate(position)`` gives its
+                          ``(partition, row)``
+``compare(ref, ddf)``,    exact mode: equal to the in-memory result (each partition's
+``drift_report``          sorted values are merged for KS and Wasserstein; chi-square on
+                          exact counts)
+``reference_profile``     the ``ReferenceProfile`` of the frame, as in memory
+(:mod:`.drift`)
+========================  ==============================================================
+
+``profile``, ``infer_schema`` and ``validate`` are the packages' own
+(``opsloop.data.profile``, ``opsloop.data.schema``), which hand a Dask frame to the modules
+here; ``compare`` and ``drift_report`` take a Dask frame on either side.
+
+The operations run on whatever scheduler Dask is set to use: a ``distributed.Client``
+created by the user (``Client("tcp://scheduler:8786")`` or ``Client(LocalCluster())``), or
+Dask's local schedulers. Dask is imported only when a Dask frame is given or a cluster
+started (``pip install opsloop[dask]``): ``import opsloop`` does not import it.
+
+Modules: :mod:`.frames` (recognising, reading and checking Dask frames, connecting to a
+cluster), :mod:`.profile`, :mod:`.schema`, :mod:`.drift`.
+
+>>> import dask, pandas as pd, dask.dataframe as dd
+>>> ddf = dd.from_pandas(pd.DataFrame({"x": [1.0, 2.0, None, 4.0]}), npartitions=2)
+>>> from opsloop.data.profile import profile
+>>> with dask.config.set(scheduler="synchronous"):
+...     p = profile(ddf)
+>>> p.n_rows, p["x"].null_count, p["x"].numeric.mean
+(4, 1, 2.3333333333333335)
+"""
+
+from opsloop.data.distributed.frames import (
+    PartitionDtypeError,
+    dask_client,
+    is_dask_frame,
+    read_parquet_dask,
+)
+
+__all__ = [
+    "PartitionDtypeError",
+    "dask_client",
+    "is_dask_frame",
+    "read_parquet_dask",
+]

@@ -1,0 +1,191 @@
+"""Dask frames: recognising one without importing Dask, reading Parquet lazily, running a
+function on every partition with its dtypes checked, and connecting to a cluster.
+
+**Partitions must agree on their dtypes.** Dask takes a frame's dtypes (its ``meta``) from
+the first file it reads; a partition read from another file may hold a column with another
+dtype (an ``int64`` column that is ``float64`` in one file, because that file had a missing
+value). Every operation here checks each partition against the frame's dtypes and raises
+:class:`PartitionDtypeError` naming the column, the partition and both dtypes, rather than
+profile or validate the column under two types. Cast first where the promotion is wanted
+(``ddf.astype({"amount": "float64"})``); an explicit cast makes every partition agree.
+
+>>> import pandas as pd
+>>> is_dask_frame(pd.DataFrame()), is_dask_frame(None)
+(False, False)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class PartitionDtypeError(ValueError):
+    """A partition of a Dask frame stores a column with another dtype than the frame's."""
+
+
+def is_dask_frame(data: object) -> bool:
+    """Whether ``data`` is a ``dask.dataframe`` DataFrame (checked without importing Dask).
+
+    >>> import dask.dataframe as dd, pandas as pd
+    >>> is_dask_frame(dd.from_pandas(pd.DataFrame({"a": [1]}), npartitions=1))
+    True
+    """
+    module = type(data).__module__
+    return (
+        module.startswith("dask")
+        and hasattr(data, "npartitions")
+        and hasattr(data, "to_delayed")
+        and hasattr(data, "columns")
+    )
+
+
+def parquet_files(path: str | Path) -> list[str]:
+    """The Parquet files ``path`` names: a directory (searched recursively), a glob pattern
+    or one file; a clear error when there are none.
+
+    >>> parquet_files("no/such/dir/*.parquet")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no/such/dir/*.parquet: no Parquet files match
+    """
+    text = str(path)
+    candidate = Path(text)
+    if candidate.is_dir():
+        files = sorted(str(p) for p in candidate.rglob("*.parquet") if p.is_file())
+        if not files:
+            raise FileNotFoundError(f"{text}: is a directory with no .parquet files")
+        return files
+    if glob.has_magic(text):
+        files = sorted(p for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise FileNotFoundError(f"{text}: no Parquet files match")
+        return files
+    if not candidate.is_file():
+        raise FileNotFoundError(f"{text}: no such file or directory")
+    from opsloop.data.io import table_format
+
+    if table_format(candidate) != "parquet":
+        raise ValueError(
+            f"{text}: Dask reads Parquet here (a .parquet file, a directory or a glob)"
+        )
+    return [text]
+
+
+def read_parquet_dask(path: str | Path, columns: Sequence[str] | None = None):
+    """A lazy ``dask.dataframe`` over the Parquet files of ``path`` (a directory, a glob
+    pattern or one file), one partition per file or row group as Dask decides.
+
+    >>> import pandas as pd, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for i in range(2):
+    ...         pd.DataFrame({"x": [i, i + 1]}).to_parquet(pathlib.Path(d) / f"{i}.parquet")
+    ...     ddf = read_parquet_dask(pathlib.Path(d) / "*.parquet")
+    ...     ddf.npartitions, int(ddf["x"].sum().compute(scheduler="synchronous"))
+    (2, 4)
+    """
+    import dask.dataframe as dd
+
+    files = parquet_files(path)
+    return dd.read_parquet(files, columns=list(columns) if columns is not None else None)
+
+
+def map_partitions_checked(
+    ddf, function: Callable[..., Any], *args: Any, columns: Sequence[str] | None = None
+) -> list:
+    """``function(partition, *args)`` on every partition of ``ddf`` (only ``columns`` of
+    it, when given), each partition's dtypes checked first; the results in partition order.
+
+    Runs on Dask's current scheduler (a ``distributed.Client`` when one is active). A failed
+    partition, or a worker lost more often than the scheduler allows, raises: no partial
+    result is ever returned.
+
+    >>> import dask, dask.dataframe as dd, pandas as pd
+    >>> ddf = dd.from_pandas(pd.DataFrame({"x": range(5)}), npartitions=2)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     map_partitions_checked(ddf, len)
+    [3, 2]
+    """
+    import dask
+
+    frame = ddf if columns is None else ddf[list(columns)]
+    dtypes = dict(frame.dtypes.items())
+    parts = frame.to_delayed()
+    tasks = [
+        dask.delayed(_run_checked, pure=True)(part, index, dtypes, function, args)
+        for index, part in enumerate(parts)
+    ]
+    return list(dask.compute(*tasks))
+
+
+def _run_checked(partition: pd.DataFrame, index: int, dtypes: dict, function, args):
+    check_partition_dtypes(partition, index, dtypes)
+    return function(partition, *args)
+
+
+def check_partition_dtypes(partition: pd.DataFrame, index: int, dtypes: dict) -> None:
+    """Raise :class:`PartitionDtypeError` when ``partition`` (number ``index``) stores a
+    column with another dtype than ``dtypes`` (the frame's).
+
+    >>> import numpy as np, pandas as pd
+    >>> check_partition_dtypes(pd.DataFrame({"n": [1.5]}), 3, {"n": np.dtype("int64")})
+    Traceback (most recent call last):
+    ...
+    opsloop.data.distributed.frames.PartitionDtypeError: column 'n' is float64 in partition 3 but int64 in the frame's dtypes (from its first partition); cast it to one dtype first, e.g. ddf.astype({'n': 'float64'})
+    """  # noqa: E501
+    for name, expected in dtypes.items():
+        found = partition[name].dtype
+        if found == expected:
+            continue
+        if isinstance(found, pd.CategoricalDtype) and isinstance(expected, pd.CategoricalDtype):
+            continue  # categories differ between files; the values are what is checked
+        raise PartitionDtypeError(
+            f"column {name!r} is {found} in partition {index} but {expected} in the frame's "
+            "dtypes (from its first partition); cast it to one dtype first, e.g. "
+            f"ddf.astype({{{name!r}: {str(_promoted(found, expected))!r}}})"
+        )
+
+
+def _promoted(a, b):
+    try:
+        import numpy as np
+
+        return np.result_type(a, b)
+    except TypeError:
+        return "object"
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, timeout: str = "10s") -> Iterator:
+    """A ``distributed.Client`` for the duration of a ``with`` block: connected to
+    ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``), or to a new
+    ``LocalCluster`` of worker processes on this machine when it is ``None`` or
+    ``"local"``. The client is the default scheduler inside the block and closed after it
+    (the local cluster too). ``timeout`` bounds the wait for the scheduler to answer.
+
+    >>> with dask_client("tcp://127.0.0.1:1", timeout="1s") as client:  # nobody listens
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    ConnectionError: cannot reach the Dask scheduler at tcp://127.0.0.1:1: ...
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler is None or scheduler == "local":
+        with LocalCluster(processes=True) as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConnectionError(
+            f"cannot reach the Dask scheduler at {scheduler}: {reason}"
+        ) from error
+    with client:
+        yield client
