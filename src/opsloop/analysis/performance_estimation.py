@@ -28,7 +28,8 @@ What it assumes, and what breaks it:
 * the scores on the window lie where the reference had scores: isotonic regression is
   constant outside the reference's range, so a window with many scores outside it is flagged;
 * the reference is large enough for the calibrator: its held-out calibration error is
-  measured by cross-fitting and a window is flagged when it exceeds ``max_ece``.
+  measured by cross-fitting and a window is flagged when it exceeds ``max_ece``; a rate that
+  is not monotone in the score (which isotonic regression cannot follow) shows there too.
 
 Uncertainty. Each estimate comes with a standard error and an interval for the metric that
 will be *realised* on this window once its labels arrive, if the calibrated probabilities
@@ -62,8 +63,10 @@ from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 
-from opsloop.analysis.calibration_error import expected_calibration_error
 from opsloop.analysis.labels import as_labels
+
+#: The calibrators :class:`PerformanceEstimator` can fit on the reference.
+CALIBRATIONS = ("isotonic", "interpolated-isotonic", "none")
 
 #: Rows × draws simulated at once, so that a large window never holds all draws in memory.
 _CELLS_PER_BATCH = 4_000_000
@@ -219,8 +222,13 @@ class PerformanceEstimator:
     draws : int, default 1000
         Simulated label draws for the standard errors of the metrics other than accuracy.
     max_ece : float, default 0.05
-        Largest held-out expected calibration error (10 bins; 5-fold cross-fitted calibrator
-        on the reference) for which an estimate is trusted.
+        Largest held-out calibration error for which an estimate is trusted: the reference's
+        rows are calibrated by a calibrator fitted on the other folds (5-fold cross-fitting),
+        cut into 10 bins of equal count by their *raw* score (the top class's for several
+        classes), and the bins' gaps between the share of positives and the mean calibrated
+        probability are averaged, weighted by rows. Binning by the raw score rather than the
+        calibrated one catches a rate that no monotone map follows (calibrated on average,
+        wrong where the model decides).
     max_outside : float, default 0.05
         Largest share of a window's scores outside the reference's score range (per class)
         for which an estimate is trusted.
@@ -241,10 +249,12 @@ class PerformanceEstimator:
         calibration: str = "isotonic",
         confidence: float = 0.95,
         draws: int = 1000,
+        calibration_draws: int = 100,
         max_ece: float = 0.05,
         max_outside: float = 0.05,
         random_state: int = 0,
     ) -> None:
+        self.calibration_draws = calibration_draws
         self.threshold = threshold
         self.calibration = calibration
         self.confidence = confidence
@@ -263,10 +273,17 @@ class PerformanceEstimator:
         >>> round(est.reference_ece_, 3), est.score_range_.tolist()
         (0.3, [[0.2, 0.9]])
         """
-        if self.calibration not in ("isotonic", "none"):
-            raise ValueError(f"calibration must be 'isotonic' or 'none', got {self.calibration!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(
+                f"calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}"
+            )
         _check_threshold(self.threshold)
         _check_settings(self.confidence, self.draws)
+        draws = self.calibration_draws
+        if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or draws < 0:
+            raise ValueError(f"calibration_draws must be an integer >= 0, got {draws!r}")
+        if draws == 1:
+            raise ValueError("calibration_draws must be 0 (no calibration error) or >= 2")
         for name in ("max_ece", "max_outside"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
@@ -281,6 +298,7 @@ class PerformanceEstimator:
         self.n_classes_ = 2 if probability.ndim == 1 else columns.shape[1]
         self.score_range_ = np.column_stack([columns.min(axis=0), columns.max(axis=0)])
         self.calibrators_ = self._fit_calibrators(truth, columns)
+        self.reference_truth_, self.reference_scores_ = truth, columns
         self.reference_ece_ = self._held_out_ece(truth, probability)
         return self
 
@@ -305,6 +323,7 @@ class PerformanceEstimator:
         self._check_fitted()
         raw = self._window(y_prob)
         calibrated = self._apply(self.calibrators_, raw)
+        spread = self._calibration_variance(raw, y_pred)
         if raw.ndim == 1:
             result = _estimate_binary(
                 raw,
@@ -314,10 +333,11 @@ class PerformanceEstimator:
                 self.confidence,
                 self.draws,
                 self.random_state,
+                spread,
             )
         else:
             result = _estimate_multiclass(
-                raw, calibrated, y_pred, self.confidence, self.draws, self.random_state
+                raw, calibrated, y_pred, self.confidence, self.draws, self.random_state, spread
             )
         columns = _columns(raw)
         outside = (columns < self.score_range_[:, 0]) | (columns > self.score_range_[:, 1])
@@ -344,6 +364,29 @@ class PerformanceEstimator:
             share_outside_reference=share_outside,
         )
 
+    def _calibration_variance(self, raw: np.ndarray, y_pred: Any) -> dict[str, float] | None:
+        # refit the calibrator on bootstrap resamples of the reference: the spread of the
+        # window's estimates is the part of their error that a finite reference causes
+        if self.calibration == "none" or self.calibration_draws == 0:
+            return None
+        if raw.ndim == 1:
+            predicted = _binary_predicted(raw, y_pred, self.threshold)
+        else:
+            predicted = _multiclass_predicted(raw, y_pred)
+        rng = np.random.default_rng(self.random_state)
+        truth, scores = self.reference_truth_, self.reference_scores_
+        estimates: dict[str, list[float]] = {}
+        for _ in range(self.calibration_draws):
+            rows = rng.integers(0, len(truth), len(truth))
+            calibrated = self._apply(self._fit_calibrators(truth[rows], scores[rows]), raw)
+            if raw.ndim == 1:
+                points = _binary_points(raw, calibrated, predicted)
+            else:
+                points = _multiclass_points(calibrated, predicted)
+            for name, value in points.items():
+                estimates.setdefault(name, []).append(value)
+        return {name: float(np.nanvar(v, ddof=1)) for name, v in estimates.items()}
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "calibrators_"):
             raise RuntimeError("PerformanceEstimator is not fitted: call fit() first")
@@ -369,8 +412,9 @@ class PerformanceEstimator:
             targets = [truth]
         else:
             targets = [(truth == k).astype(np.int64) for k in range(columns.shape[1])]
+        interpolate = self.calibration == "interpolated-isotonic"
         return [
-            IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(column, target)
+            _IsotonicCalibrator(interpolate).fit(column, target)
             for column, target in zip(columns.T, targets, strict=True)
         ]
 
@@ -403,11 +447,46 @@ class PerformanceEstimator:
                 calibrators = self._fit_calibrators(truth[train], columns[train])
                 held_out[test] = self._apply(calibrators, probability[test])
         if probability.ndim == 1:
-            return expected_calibration_error(truth, held_out, bins=10).ece
+            return _binned_gap(probability, truth.astype(np.float64), held_out)
         # top-label calibration: the predicted class's probability against being right
-        top = held_out.argmax(axis=1)
-        right = (truth == top).astype(np.int64)
-        return expected_calibration_error(right, held_out[np.arange(len(top)), top]).ece
+        rows = np.arange(len(truth))
+        top = probability.argmax(axis=1)
+        right = (truth == top).astype(np.float64)
+        return _binned_gap(probability[rows, top], right, held_out[rows, top])
+
+
+def _binned_gap(score: np.ndarray, outcome: np.ndarray, probability: np.ndarray) -> float:
+    """Expected calibration error with the rows binned by the *raw* score (10 bins of equal
+    count): a calibrator that merges rows whose rates differ (a rate that is not monotone in
+    the score) is calibrated on average, and only bins of the score the model ranks by show
+    it."""
+    edges = np.quantile(score, np.linspace(0.0, 1.0, 11)[1:-1])
+    ids = np.searchsorted(edges, score, side="right")
+    gaps = np.bincount(ids, weights=outcome - probability, minlength=10)
+    return float(np.sum(np.abs(gaps)) / len(score))
+
+
+class _IsotonicCalibrator:
+    """Isotonic regression from score to label; ``interpolate`` joins its steps by straight
+    lines through each step's mean score, so that rows the model ranks apart keep distinct
+    probabilities (a flat step makes the expected ROC AUC count them as ties)."""
+
+    def __init__(self, interpolate: bool) -> None:
+        self.interpolate = interpolate
+
+    def fit(self, score: np.ndarray, target: np.ndarray) -> _IsotonicCalibrator:
+        self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        fitted = self.isotonic_.fit_transform(score, target)
+        if self.interpolate:
+            values, block = np.unique(fitted, return_inverse=True)
+            self.knots_x_ = np.bincount(block, weights=score) / np.bincount(block)
+            self.knots_y_ = values
+        return self
+
+    def predict(self, score: np.ndarray) -> np.ndarray:
+        if not self.interpolate:
+            return self.isotonic_.predict(score)
+        return np.interp(score, self.knots_x_, self.knots_y_)
 
 
 def _probabilities(values: Any, name: str) -> np.ndarray:
@@ -507,6 +586,25 @@ def _predictions(y_pred: Any, rows: int, allowed: int) -> np.ndarray:
     return predicted.astype(np.int64)
 
 
+def _binary_predicted(score: np.ndarray, y_pred: Any, threshold: float) -> np.ndarray:
+    if y_pred is None:
+        return score >= threshold
+    return _predictions(y_pred, len(score), 2).astype(bool)
+
+
+def _binary_points(
+    score: np.ndarray, probability: np.ndarray, predicted: np.ndarray
+) -> dict[str, float]:
+    confusion = _confusion(probability, predicted)
+    return {
+        "accuracy": (confusion.tp + confusion.tn) / len(probability),
+        "precision": float(_ratio(confusion.tp, confusion.tp + confusion.fp)),
+        "recall": float(_ratio(confusion.tp, confusion.tp + confusion.fn)),
+        "f1": float(_ratio(2 * confusion.tp, 2 * confusion.tp + confusion.fp + confusion.fn)),
+        "roc_auc": _expected_auc(score, probability),
+    }
+
+
 def _estimate_binary(
     score: np.ndarray,
     probability: np.ndarray,
@@ -515,31 +613,29 @@ def _estimate_binary(
     confidence: float,
     draws: int,
     random_state: int,
+    calibration_variance: dict[str, float] | None = None,
 ) -> PerformanceEstimate:
     rows = len(probability)
-    if y_pred is None:
-        predicted = score >= threshold
-    else:
-        predicted = _predictions(y_pred, rows, 2).astype(bool)
-    confusion = _confusion(probability, predicted)
+    predicted = _binary_predicted(score, y_pred, threshold)
+    points = _binary_points(score, probability, predicted)
     right = np.where(predicted, probability, 1.0 - probability)
-    accuracy = (confusion.tp + confusion.tn) / rows
-    accuracy_se = float(np.sqrt(np.sum(right * (1.0 - right)))) / rows
-    precision = _ratio(confusion.tp, confusion.tp + confusion.fp)
-    recall = _ratio(confusion.tp, confusion.tp + confusion.fn)
-    f1 = _ratio(2 * confusion.tp, 2 * confusion.tp + confusion.fp + confusion.fn)
-    auc = _expected_auc(score, probability)
+    variance = {"accuracy": float(np.sum(right * (1.0 - right))) / rows**2}
 
     # the realised metrics of each simulated label draw; ranks give the AUC of a draw as
     # the Mann-Whitney statistic, ties counted half
     ranks = stats.rankdata(score)
     predicted_f = predicted.astype(np.float64)
-    simulated: dict[str, list[np.ndarray]] = {"precision": [], "recall": [], "f1": [], "auc": []}
+    predicted_positive = predicted_f.sum()
+    simulated: dict[str, list[np.ndarray]] = {
+        "precision": [],
+        "recall": [],
+        "f1": [],
+        "roc_auc": [],
+    }
     for labels in _label_draws(probability, draws, random_state):
         labels_f = labels.astype(np.float64)
         tp = labels_f @ predicted_f
         positives = labels_f.sum(axis=1)
-        predicted_positive = predicted_f.sum()
         fp = predicted_positive - tp
         fn = positives - tp
         negatives = rows - positives
@@ -547,24 +643,35 @@ def _estimate_binary(
         simulated["recall"].append(_ratio(tp, positives))
         simulated["f1"].append(_ratio(2 * tp, 2 * tp + fp + fn))
         rank_sum = labels_f @ ranks
-        simulated["auc"].append(
+        simulated["roc_auc"].append(
             _ratio(rank_sum - positives * (positives + 1) / 2.0, positives * negatives)
         )
-    se = {name: float(np.nanstd(np.concatenate(v), ddof=1)) for name, v in simulated.items()}
-    metrics = {
-        "accuracy": _interval("accuracy", accuracy, accuracy_se, confidence),
-        "precision": _interval("precision", float(precision), se["precision"], confidence),
-        "recall": _interval("recall", float(recall), se["recall"], confidence),
-        "f1": _interval("f1", float(f1), se["f1"], confidence),
-        "roc_auc": _interval("roc_auc", auc, se["auc"], confidence),
-    }
+    for name, values in simulated.items():
+        variance[name] = float(np.nanvar(np.concatenate(values), ddof=1))
+    metrics = _with_intervals(points, variance, calibration_variance, confidence)
     return PerformanceEstimate(
         metrics=metrics,
         rows=rows,
-        confusion=confusion,
+        confusion=_confusion(probability, predicted),
         confidence=confidence,
         trusted=True,
     )
+
+
+def _with_intervals(
+    points: dict[str, float],
+    variance: dict[str, float],
+    calibration_variance: dict[str, float] | None,
+    confidence: float,
+) -> dict[str, MetricEstimate]:
+    # the labels' randomness and the calibrator's error are independent: variances add
+    extra = calibration_variance or {}
+    return {
+        name: _interval(
+            name, value, float(np.sqrt(variance[name] + extra.get(name, 0.0))), confidence
+        )
+        for name, value in points.items()
+    }
 
 
 def _macro_f1(tp: np.ndarray, predicted_counts: np.ndarray, true_counts: np.ndarray) -> Any:
@@ -574,6 +681,23 @@ def _macro_f1(tp: np.ndarray, predicted_counts: np.ndarray, true_counts: np.ndar
     return np.nanmean(per_class, axis=-1)
 
 
+def _multiclass_predicted(score: np.ndarray, y_pred: Any) -> np.ndarray:
+    if y_pred is None:
+        return score.argmax(axis=1)
+    return _predictions(y_pred, score.shape[0], score.shape[1])
+
+
+def _multiclass_points(probability: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    rows, classes = probability.shape
+    one_hot = np.zeros((rows, classes))
+    one_hot[np.arange(rows), predicted] = 1.0
+    expected_tp = (probability * one_hot).sum(axis=0)
+    return {
+        "accuracy": float(probability[np.arange(rows), predicted].mean()),
+        "macro_f1": float(_macro_f1(expected_tp, one_hot.sum(axis=0), probability.sum(axis=0))),
+    }
+
+
 def _estimate_multiclass(
     score: np.ndarray,
     probability: np.ndarray,
@@ -581,21 +705,14 @@ def _estimate_multiclass(
     confidence: float,
     draws: int,
     random_state: int,
+    calibration_variance: dict[str, float] | None = None,
 ) -> PerformanceEstimate:
     rows, classes = probability.shape
-    if y_pred is None:
-        predicted = score.argmax(axis=1)
-    else:
-        predicted = _predictions(y_pred, rows, classes)
+    predicted = _multiclass_predicted(score, y_pred)
+    points = _multiclass_points(probability, predicted)
     right = probability[np.arange(rows), predicted]
-    accuracy = float(right.mean())
-    accuracy_se = float(np.sqrt(np.sum(right * (1.0 - right)))) / rows
-    one_hot = np.zeros((rows, classes))
-    one_hot[np.arange(rows), predicted] = 1.0
-    predicted_counts = one_hot.sum(axis=0)
-    expected_tp = (probability * one_hot).sum(axis=0)
-    expected_true = probability.sum(axis=0)
-    macro_f1 = float(_macro_f1(expected_tp, predicted_counts, expected_true))
+    variance = {"accuracy": float(np.sum(right * (1.0 - right))) / rows**2}
+    predicted_counts = np.bincount(predicted, minlength=classes)
 
     rng = np.random.default_rng(random_state)
     cumulative = np.cumsum(probability, axis=1)
@@ -612,11 +729,8 @@ def _estimate_multiclass(
         true_counts = np.stack([(drawn == k).sum(axis=1) for k in range(classes)], axis=1)
         simulated.append(_macro_f1(tp, predicted_counts[None, :], true_counts))
         done += size
-    f1_se = float(np.nanstd(np.concatenate(simulated), ddof=1))
-    metrics = {
-        "accuracy": _interval("accuracy", accuracy, accuracy_se, confidence),
-        "macro_f1": _interval("macro_f1", macro_f1, f1_se, confidence),
-    }
+    variance["macro_f1"] = float(np.nanvar(np.concatenate(simulated), ddof=1))
+    metrics = _with_intervals(points, variance, calibration_variance, confidence)
     return PerformanceEstimate(
         metrics=metrics, rows=rows, confusion=None, confidence=confidence, trusted=True
     )
