@@ -7,6 +7,8 @@
   :func:`mcnemar_noninferiority_test` (accuracy), :func:`paired_bootstrap_test` (any metric);
   the AUC of more than two classes: :func:`ovr_auc`, :func:`ovo_auc` (Hand & Till);
 * are its probabilities calibrated: :func:`expected_calibration_error`;
+* how well does it do on a window whose labels have not arrived: :class:`PerformanceEstimator`
+  (confidence-based performance estimation), :func:`estimate_performance`;
 * regression residuals: :func:`residual_analysis`;
 * do we need more data: :func:`learning_curve` (with the fitted gain of more data),
   :func:`represents_population`;
@@ -59,6 +61,12 @@ from opsloop.analysis.paired_tests import (
     mcnemar_test,
     paired_bootstrap_test,
 )
+from opsloop.analysis.performance_estimation import (
+    PerformanceEstimate,
+    PerformanceEstimator,
+    estimate_performance,
+    expected_confusion,
+)
 from opsloop.analysis.residuals import ResidualAnalysis, durbin_watson_test, residual_analysis
 from opsloop.analysis.sliceline import SliceLineResult, sliceline
 from opsloop.analysis.slices import SliceMetrics, slice_metrics
@@ -108,6 +116,8 @@ __all__ = [
     "ModelComparison",
     "PairedTest",
     "PartialDependence",
+    "PerformanceEstimate",
+    "PerformanceEstimator",
     "PowerLawFit",
     "ResidualAnalysis",
     "ShapleyValues",
@@ -122,7 +132,9 @@ __all__ = [
     "durbin_watson_test",
     "error_analysis",
     "error_tree",
+    "estimate_performance",
     "expected_calibration_error",
+    "expected_confusion",
     "explain",
     "fairness",
     "fit_power_law",
