@@ -59,6 +59,7 @@ from opsloop.detect import ADWIN, detector_from_state
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.decay_kind import ErrorHistory, decay_kind
+from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
@@ -74,7 +75,6 @@ from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 
-_events, _feedback = tables.prediction_events, tables.prediction_feedback
 _evaluations, _alerts = tables.monitoring_evaluations, tables.monitoring_alerts
 
 
@@ -92,31 +92,9 @@ class WindowEvaluation:
 
 
 def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end: int):
-    query = (
-        sa.select(_events.c.output_json, _feedback.c.label_json, _events.c.at_ms)
-        .select_from(
-            _events.join(
-                _feedback,
-                sa.and_(
-                    _feedback.c.request_id == _events.c.request_id,
-                    _feedback.c.deployment == _events.c.deployment,
-                ),
-            )
-        )
-        .where(
-            _events.c.deployment == deployment,
-            _events.c.variant == variant,
-            _events.c.role == "primary",
-            _events.c.at_ms >= start,
-            _events.c.at_ms < end,
-            _feedback.c.label_json.is_not(None),
-        )
-        .order_by(_events.c.at_ms, _events.c.id)
-    )
-    with db.read() as connection:
-        rows = connection.execute(query).all()
+    rows = labelled_events(db, deployment, variant, start, end, "output_json", "at_ms")
     predictions, labels, times = [], [], []
-    for output_json, label_json, at_ms in rows:
+    for output_json, at_ms, label_json in rows:
         output = None if output_json is None else json.loads(output_json)
         values = output.get("predictions") if isinstance(output, dict) else None
         label = json.loads(label_json)

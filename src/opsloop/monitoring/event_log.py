@@ -346,3 +346,37 @@ def label_counts(db: Database, deployment: str) -> dict[str, int]:
     """
     with db.read() as connection:
         return get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
+
+
+def labelled_events(
+    db: Database, deployment: str, variant: str, start_ms: int, end_ms: int, *columns: str
+) -> list[tuple]:
+    """The primary answers of ``variant`` in ``[start_ms, end_ms)`` that have a label, in
+    event order: each row holds the events' ``columns`` and then the label's JSON.
+
+    >>> labelled_events(db, "api", "default", 0, 10, "output_json")
+    []
+    """
+    query = (
+        sa.select(*(_events.c[name] for name in columns), _feedback.c.label_json)
+        .select_from(
+            _events.join(
+                _feedback,
+                sa.and_(
+                    _feedback.c.request_id == _events.c.request_id,
+                    _feedback.c.deployment == _events.c.deployment,
+                ),
+            )
+        )
+        .where(
+            _events.c.deployment == deployment,
+            _events.c.variant == variant,
+            _events.c.role == "primary",
+            _events.c.at_ms >= start_ms,
+            _events.c.at_ms < end_ms,
+            _feedback.c.label_json.is_not(None),
+        )
+        .order_by(_events.c.at_ms, _events.c.id)
+    )
+    with db.read() as connection:
+        return [tuple(row) for row in connection.execute(query).all()]

@@ -26,16 +26,13 @@ import json
 from dataclasses import dataclass
 
 import pandas as pd
-import sqlalchemy as sa
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.reference import LABEL_COLUMN, get_reference
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
-from opsloop.store import tables
 from opsloop.store.database import Database
 from opsloop.tracking.dataset_digest import dataset_sha256
-
-_events, _feedback = tables.prediction_events, tables.prediction_feedback
 
 
 @dataclass(frozen=True)
@@ -69,29 +66,7 @@ def labelled_inputs(
 ) -> pd.DataFrame:
     """The inputs answered by ``variant`` in ``[start_ms, end_ms)`` with their labels in the
     column ``label``, in event order."""
-    query = (
-        sa.select(_events.c.inputs_json, _feedback.c.label_json)
-        .select_from(
-            _events.join(
-                _feedback,
-                sa.and_(
-                    _feedback.c.request_id == _events.c.request_id,
-                    _feedback.c.deployment == _events.c.deployment,
-                ),
-            )
-        )
-        .where(
-            _events.c.deployment == deployment,
-            _events.c.variant == variant,
-            _events.c.role == "primary",
-            _events.c.at_ms >= start_ms,
-            _events.c.at_ms < end_ms,
-            _feedback.c.label_json.is_not(None),
-        )
-        .order_by(_events.c.at_ms, _events.c.id)
-    )
-    with db.read() as connection:
-        rows = connection.execute(query).all()
+    rows = labelled_events(db, deployment, variant, start_ms, end_ms, "inputs_json")
     records, labels = [], []
     for inputs_json, label_json in rows:
         inputs, answer = json.loads(inputs_json), json.loads(label_json)
