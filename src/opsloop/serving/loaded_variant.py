@@ -139,8 +139,9 @@ class LoadedVariant:
         >>> from sklearn.linear_model import LinearRegression
         >>> fitted = LinearRegression().fit(np.array([[0.0], [1.0]]), [0.0, 2.0])
         >>> line = LoadedVariant("s", "primary", "m", 1, "sklearn", None, fitted)
-        >>> type(line.model_input(line.check([{"x": 1.5}]))).__name__
-        'DataFrame'
+        >>> line.model_input(line.check([{"x": 1.5}]))
+             x
+        0  1.5
         """
         if isinstance(checked, pd.DataFrame):
             return checked
