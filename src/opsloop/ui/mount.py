@@ -24,6 +24,7 @@ from opsloop.ui import (
     login_pages,
     model_pages,
     monitoring_pages,
+    report_pages,
     result_pages,
     review_pages,
     run_pages,
@@ -78,6 +79,7 @@ def install_dashboard(app: FastAPI, caller: Callable[[Request], User]) -> None:
         live_pages,
         result_pages,
         monitoring_pages,
+        report_pages,
         review_pages,
         login_pages,
     ):
