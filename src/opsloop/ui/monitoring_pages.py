@@ -19,7 +19,7 @@ hold every number the charts draw, so the page works without JavaScript.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -128,7 +128,7 @@ def monitoring_page(
     shown = evaluations[-WINDOWS_SHOWN:]
     chosen = _chosen(shown, start, start_variant or None)
     status = monitoring.status(name, window=window, last=1)
-    base = f"/deployments/{name}/monitoring"
+    base = f"/deployments/{quote(name, safe='')}/monitoring"
 
     def link(e) -> str:
         query = {"window": window, **({"variant": variant} if variant else {})}
