@@ -214,3 +214,17 @@ def test_a_deployment_without_monitoring_and_the_mistakes(served, database):
         assert response.status_code == status and message in response.text, path
     # Another window length has no evaluations yet.
     assert 'id="no-windows"' in client.get(f"/deployments/{NAME}/monitoring?window=5min").text
+
+
+def test_a_regressions_task_metric_is_its_mean_absolute_error(served, database):
+    client, monitoring, _ = served
+    Deployments(database).deploy("prices", [Variant("stable", "cancer", version=1)])
+    monitoring.set_reference("prices", [{"x": float(i)} for i in range(40)])
+    ids = monitoring.log_predictions(
+        "prices", [{"x": 1.0}, {"x": 2.0}, {"x": 3.0}], [1.5, 2.0, 4.0], at_ms=1_000
+    )
+    monitoring.log_labels("prices", ids, [1.0, 3.0, 4.0])
+    monitoring.evaluate("prices")
+    # By hand: |1.5 - 1| + |2 - 3| + |4 - 4| = 1.5 over 3 rows.
+    (row,) = rows(client.get("/deployments/prices/monitoring").text, "outputs")
+    assert row[6:8] == ["3", "mean absolute error 0.5"]
