@@ -212,8 +212,11 @@ def test_a_deployment_without_monitoring_and_the_mistakes(served, database):
     ]:
         response = client.get(path)
         assert response.status_code == status and message in response.text, path
-    # Another window length has no evaluations yet.
+    # Another window length has no evaluations yet; nor has a variant that never answered.
     assert 'id="no-windows"' in client.get(f"/deployments/{NAME}/monitoring?window=5min").text
+    gone = client.get(f"/deployments/{NAME}/monitoring?variant=gone").text
+    assert "No evaluated window of length 1h for variant gone yet" in gone
+    assert '<option value="gone" selected>gone</option>' in gone
 
 
 def test_a_regressions_task_metric_is_its_mean_absolute_error(served, database):

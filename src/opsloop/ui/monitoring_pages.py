@@ -149,7 +149,10 @@ def monitoring_page(
         window=window,
         windows=WINDOW_LENGTHS,
         variant=variant,
-        variants=[v.name for v in deployment.variants],
+        # A variant the deployment no longer has keeps its windows.
+        variants=sorted(
+            {v.name for v in deployment.variants} | {e.variant for e in shown} | {variant} - {""}
+        ),
         evaluations=shown[::-1],
         total=len(evaluations),
         shown_most=WINDOWS_SHOWN,
