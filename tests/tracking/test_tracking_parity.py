@@ -137,6 +137,11 @@ SCENARIO = [
             [s.experiment], "metrics.auc > 0.5 and params.model = 'rf'", ["metrics.auc DESC"], 1
         ),
     ),
+    ("log_artifact", lambda s: s.store.log_artifact(s.run("CHILD"), b"<p>drift</p>", "drift.HTML")),
+    ("search_artifacts", lambda s: s.store.search_artifacts(s.experiment)),
+    ("search_artifacts", lambda s: s.store.search_artifacts(s.experiment, ".html")),
+    ("search_artifacts", lambda s: s.store.search_artifacts(s.experiment, max_results=1, offset=1)),
+    ("search_artifacts", lambda s: s.store.search_artifacts(s.experiment, "%.txt")),
     (
         "list_experiments",
         lambda s: s.store.list_experiments().query("name == @s.experiment").reset_index(drop=True),
@@ -200,6 +205,19 @@ def test_local_and_http_give_the_same_answers(store, tmp_path):
         {"auc": 0.8, "loss": 0.3, "train/loss": 0.25},
     )
     assert [artifact.path for artifact in run.artifacts] == ["notes/readme.txt", "weights.bin"]
+    # By hand: the child started after the run, so its report comes first; the suffix is
+    # compared without case, and a % in it is a character, not a wildcard.
+    found = store.search_artifacts(local.experiment)
+    assert found[["run_id", "path"]].values.tolist() == [
+        [local.run("CHILD"), "drift.HTML"],
+        [local.run(), "notes/readme.txt"],
+        [local.run(), "weights.bin"],
+    ]
+    assert store.search_artifacts(local.experiment, ".html")["size"].tolist() == [12]
+    assert store.search_artifacts(local.experiment, max_results=1, offset=1)["path"].tolist() == [
+        "notes/readme.txt"
+    ]
+    assert store.search_artifacts(local.experiment, "%.txt").empty
 
 
 def _parameters(function) -> list[tuple[str, object, object]]:
@@ -234,5 +252,5 @@ def test_the_openapi_document_has_a_response_schema_for_every_tracking_route(sto
             (schema,) = [content["schema"] for content in answer["content"].values()]
             assert schema != {}, (verb, path)
             answered += 1
-    # Ten answers with a body: seven generated routes and the three byte routes.
-    assert answered == 10
+    # Eleven answers with a body: eight generated routes and the three byte routes.
+    assert answered == 11

@@ -209,6 +209,14 @@ def test_claim_and_answer_a_review_item(sign_in, served):
     assert read_feedback(database, "churn-api")[["request_id", "label"]].values.tolist() == [
         ["r0", 0]
     ]
+    # "Claim next" takes the oldest open item: item 2, now that item 1 is answered.
+    watched.open("/review?deployment=churn-api")
+    assert page.input_value("#next-deployment") == "churn-api"
+    watched.follow("#claim-next button")
+    assert page.url.endswith("#item-2") and "state=claimed" in page.url
+    notice = page.locator(".notice").inner_text()
+    assert notice == "Item 2, the oldest open item of churn-api, is yours to answer."
+    assert "claimed by ed" in page.locator("#item-2").inner_text()
 
 
 def record_answers(database, count: int, at_ms: int) -> None:

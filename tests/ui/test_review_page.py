@@ -112,3 +112,56 @@ def test_answers_need_the_sessions_csrf_token_and_the_editor_role(served):
     assert "this needs &#39;editor&#39;" in viewer.text
     assert queue.get(2).state == "open"
     assert huge.status_code == 422 and "item_id" in huge.text
+
+
+def test_claim_next_takes_the_oldest_open_item_of_the_deployment(served):
+    url, tokens, queue, _ = served
+    token = tokens["ed"]
+    queue.submit("other", [{"age": 5}])
+    with session(url, token) as client:
+        page = client.get("/review").text
+        # Every deployment with items can be chosen; none is chosen for the whole queue.
+        assert re.search(r'<form method="post" action="/review/next"', page)
+        options = re.findall(r'<option value="([^"]*)"', page.split('id="next-deployment"')[1])
+        assert options[:3] == ["", "loans", "other"]
+        first = post(client, "/review/next", token, deployment="loans", listing="", state="open")
+        assert first.status_code == 303
+        assert first.headers["location"] == (
+            "/review?state=claimed&deployment=loans&done=claimed-next&item=1#item-1"
+        )
+        shown = client.get(first.headers["location"]).text
+        assert "Item 1, the oldest open item of loans, is yours to answer." in shown
+        assert '<tr id="item-1">' in shown and "claimed by ed" in shown
+        # Item 1 is taken: the next is item 2, then none is open.
+        second = post(client, "/review/next", token, deployment="loans", state="open")
+        assert "item=2#item-2" in second.headers["location"]
+        none = post(client, "/review/next", token, deployment="loans", state="any")
+        assert none.headers["location"] == "/review?state=any&deployment=loans&done=none-open"
+        assert (
+            "No item of loans is open: nothing was claimed."
+            in client.get(none.headers["location"]).text
+        )
+    assert [(queue.get(i).state, queue.get(i).claimed_by) for i in (1, 2, 3)] == [
+        ("claimed", "ed"), ("claimed", "ed"), ("open", None)
+    ]  # fmt: skip
+
+
+def test_claim_next_needs_a_deployment_the_editor_role_and_the_csrf_token(served):
+    url, tokens, queue, _ = served
+    with session(url, tokens["ed"]) as client:
+        unnamed = post(client, "/review/next", tokens["ed"], deployment="", listing="loans")
+        forged = post(client, "/review/next", None, deployment="loans")
+    assert unnamed.status_code == 422
+    assert re.search(
+        r'id="problem-claim-next"><a href="#claim-next">Claim next</a>: '
+        r"deployment: choose the deployment whose next item to claim",
+        unnamed.text,
+    )
+    assert re.search(r'id="next-deployment" name="deployment" aria-invalid="true"', unnamed.text)
+    with session(url, tokens["vic"]) as client:
+        viewer_page = client.get("/review?deployment=loans").text
+        viewer = post(client, "/review/next", tokens["vic"], deployment="loans")
+    assert 'action="/review/next"' not in viewer_page  # no button for a viewer
+    assert forged.status_code == 403 and viewer.status_code == 403
+    assert "this needs &#39;editor&#39;" in viewer.text
+    assert queue.get(1).state == "open" and queue.get(2).state == "open"

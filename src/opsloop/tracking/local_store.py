@@ -41,6 +41,7 @@ from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
 from opsloop.store.database import Database, clock_of, open_database
 from opsloop.store.location import artifact_uri
+from opsloop.tracking.artifact_search import search_artifact_frame
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.limits import (
     INT32_MAX,
@@ -602,6 +603,22 @@ class LocalTrackingStore:
         b'hello'
         """
         return self.artifacts.get_bytes(check_sha256(sha256))
+
+    def search_artifacts(
+        self,
+        experiment: str | None = None,
+        suffix: str | None = None,
+        max_results: int = 100,
+        offset: int = 0,
+    ) -> pd.DataFrame:
+        """Artifacts across runs, newest run first (see
+        :func:`~opsloop.tracking.artifact_search.search_artifact_frame`).
+
+        >>> _ = tracking.log_artifact(tracking.create_run("e"), b"<p>", "report.html")
+        >>> tracking.search_artifacts(suffix=".html")["path"].tolist()
+        ['report.html']
+        """
+        return search_artifact_frame(self.db, experiment, suffix, max_results, offset)
 
     def record_artifact(self, run_id: str, path: str, sha256: str) -> ArtifactRecord:
         """Record in the run, under ``path``, an artifact already stored under ``sha256``.

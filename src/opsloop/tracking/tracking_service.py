@@ -52,9 +52,11 @@ import pandas as pd
 from opsloop.contract.operation import Answer, Operation, ServiceTable, wrapped
 from opsloop.contract.wire_types import FilterText, Name, Text, TimeMs
 from opsloop.reports.frame_records import frame_records
+from opsloop.tracking.artifact_search import artifact_frame
 from opsloop.tracking.records import ArtifactRecord, Run, empty_history
 from opsloop.tracking.run_search import frame_from_columns, frame_to_columns
 from opsloop.tracking.wire_documents import (
+    ArtifactRow,
     BatchId,
     Code,
     Dataset,
@@ -66,8 +68,10 @@ from opsloop.tracking.wire_documents import (
     MetricHistoriesColumns,
     MetricHistoryColumns,
     Names,
+    Offset,
     OrderBy,
     ParamValues,
+    PathSuffix,
     Points,
     RunDocument,
     RunStatus,
@@ -168,6 +172,17 @@ class TrackingService(Protocol):
 
     def read_artifact(self, sha256: str) -> bytes:
         """The bytes stored under ``sha256``, checked against it."""
+        ...
+
+    def search_artifacts(
+        self,
+        experiment: ExperimentName | None = None,
+        suffix: PathSuffix | None = None,
+        max_results: MaxResults = 100,
+        offset: Offset = 0,
+    ) -> pd.DataFrame:
+        """Runs' artifacts (of one experiment, or all) whose path ends with ``suffix``
+        (any case), newest run first, after skipping ``offset``: one row each with its run."""
         ...
 
 
@@ -283,6 +298,19 @@ TRACKING_OPERATIONS = ServiceTable(
         ),
         Operation("metric_history", "GET", "/runs/{run_id}/metrics/{key:path}", answer=_HISTORY),
         Operation("get_run", "GET", "/runs/{run_id}", answer=_RUN),
+        Operation(
+            "search_artifacts",
+            "GET",
+            "/artifacts",
+            answer=wrapped(
+                "artifacts",
+                list[ArtifactRow],
+                frame_records,
+                artifact_frame,
+                title="ArtifactList",
+            ),
+            query=("experiment", "suffix", "max_results", "offset"),
+        ),
     ],
     composed=["create_run", "write_batch", "get_run", "log_artifact", "read_artifact"],
 )

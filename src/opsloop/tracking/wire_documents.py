@@ -27,7 +27,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from opsloop.contract.wire_records import sent_as
 from opsloop.contract.wire_types import (
@@ -42,6 +49,7 @@ from opsloop.contract.wire_types import (
     Scalar,
     TimeMs,
     integral,
+    no_nul,
 )
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.limits import INT32_MAX, INT64_MAX, MAX_BATCH_POINTS, MAX_PARAM_LENGTH
@@ -213,6 +221,14 @@ BatchId = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 MaxResults = Annotated[int, Field(strict=True, ge=1, le=INT64_MAX), BeforeValidator(integral)]
 #: A search's order: at most 16 clauses such as ``metrics.auc DESC``.
 OrderBy = Annotated[Sequence[Name], Field(max_length=16)]
+#: How an artifact's path ends (``.html``), compared without regard to case.
+PathSuffix = Annotated[
+    str,
+    Field(strict=True, min_length=1, max_length=100, json_schema_extra={"pattern": NO_NUL_PATTERN}),
+    AfterValidator(no_nul),
+]
+#: How many rows of a listing to skip.
+Offset = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX), BeforeValidator(integral)]
 
 
 # -- answers ----------------------------------------------------------------------------
@@ -225,6 +241,18 @@ class ExperimentRow(BaseModel):
     description: str | None
     created_ms: int = Field(description="milliseconds since the epoch")
     runs: int = Field(description="how many runs it holds")
+
+
+class ArtifactRow(BaseModel):
+    """One artifact of a run, with the run it belongs to."""
+
+    run_id: str
+    experiment: str
+    run_name: str | None
+    start_ms: int = Field(description="when the run started, milliseconds since the epoch")
+    path: str = Field(description="its name in the run")
+    sha256: str
+    size: int = Field(description="bytes")
 
 
 class CodeDocument(BaseModel):

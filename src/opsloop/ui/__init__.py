@@ -1,15 +1,19 @@
-"""The web dashboard (layer 5): experiments, models, deployments and the review queue as
-server-rendered pages.
+"""The web dashboard (layer 5): experiments, models, deployments, monitoring, reports and the
+review queue as server-rendered pages.
 
-The pages read through the services' Python API (the tracking store, the model registry and
-the deployments the server keeps on ``app.state``), never the database directly. The server
+The pages read through the services' Python API (the tracking store, the model registry,
+the deployments, the monitoring and the review queue the server keeps on ``app.state``),
+never the database directly. The server
 mounts them with :func:`~opsloop.ui.mount.install_dashboard`, handing over its token check.
 
 Modules: :mod:`.mount` (the entry), :mod:`.run_pages`, :mod:`.model_pages`,
 :mod:`.deployment_pages` and :mod:`.login_pages` (routes), :mod:`.version_actions` and
 :mod:`.deployment_actions` (forms that change state, checked by :mod:`.form_posts`),
 :mod:`.review_pages` (the review queue), :mod:`.live_pages` and :mod:`.traffic_charts` (a
-deployment's traffic per variant, refreshed in place),
+deployment's traffic per variant, refreshed in place), :mod:`.result_pages` (rollouts, A/B
+and shadows), :mod:`.monitoring_pages` and :mod:`.monitoring_charts` (a deployment's
+monitored windows and alerts), :mod:`.report_pages` (the HTML reports logged in runs,
+opened in a sandbox),
 :mod:`.session_check` (the session cookie), :mod:`.page_route` (errors as pages),
 :mod:`.rendering` (templates and headers), :mod:`.run_table` (keyset pages of runs),
 :mod:`.row_pages`, :mod:`.metric_charts` and :mod:`.series_downsampling` (min/max per bucket).

@@ -23,6 +23,8 @@ from opsloop.ui import (
     live_pages,
     login_pages,
     model_pages,
+    monitoring_pages,
+    report_pages,
     result_pages,
     review_pages,
     run_pages,
@@ -76,6 +78,8 @@ def install_dashboard(app: FastAPI, caller: Callable[[Request], User]) -> None:
         deployment_actions,
         live_pages,
         result_pages,
+        monitoring_pages,
+        report_pages,
         review_pages,
         login_pages,
     ):

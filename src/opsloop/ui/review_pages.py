@@ -13,7 +13,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -39,6 +39,8 @@ DONE = {
     "claimed": "The item is yours to answer.",
     "answered": "The answer is recorded; for a served request it is now its label.",
 }
+#: The form that claims the oldest open item of a deployment.
+CLAIM_NEXT_FORM = "claim-next"
 
 
 def posted_label(text: str, kind: str) -> Any:
@@ -102,6 +104,24 @@ def _kind_of(item) -> str:
     return "text"
 
 
+def claimed_notice(done: str | None, claimed: int | None, deployment: str | None) -> str | None:
+    """The sentence the page shows after a change (``done``): for a claim of the next item,
+    which item was claimed, or that none was open.
+
+    >>> claimed_notice("claimed-next", 7, "loans")
+    'Item 7, the oldest open item of loans, is yours to answer.'
+    >>> claimed_notice("none-open", None, "loans")
+    'No item of loans is open: nothing was claimed.'
+    >>> claimed_notice("answered", None, None)
+    'The answer is recorded; for a served request it is now its label.'
+    """
+    if done == "claimed-next" and claimed is not None:
+        return f"Item {claimed}, the oldest open item of {deployment}, is yours to answer."
+    if done == "none-open":
+        return f"No item of {deployment} is open: nothing was claimed."
+    return DONE.get(done or "")
+
+
 @router.get("/review")
 def review_page(
     request: Request,
@@ -109,9 +129,12 @@ def review_page(
     deployment: str | None = None,
     state: str = "open",
     done: str | None = None,
+    item: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
 ) -> Response:
-    """The review queue: items of a deployment (default: all) in a state, oldest first."""
-    return review_view(request, deployment or None, state, notice=DONE.get(done or ""))
+    """The review queue: items of a deployment (default: all) in a state, oldest first;
+    ``done`` and ``item`` say what the last change did."""
+    notice = claimed_notice(done, item, deployment)
+    return review_view(request, deployment or None, state, notice=notice)
 
 
 def review_view(
@@ -136,6 +159,10 @@ def review_view(
         ],
         deployment=deployment or "",
         deployments=names,
+        # Items may wait for a deployment no longer defined (or one only submitted to).
+        claimable=sorted(
+            {*names, *(i.deployment for i in items), *([deployment] if deployment else [])}
+        ),
         state=state,
         states=(*REVIEW_STATES, "any"),
         kinds=LABEL_KINDS,
@@ -173,6 +200,32 @@ async def _post(request: Request, user: User, item_id: int, method: str, change)
             return await run_in_threadpool(review_view, request, None, "open", problem=problem)
     done = "claimed" if method == "claim" else "answered"
     return RedirectResponse(_location(fields, done), status_code=303)
+
+
+@router.post("/review/next")
+async def claim_next_form(request: Request, user: Viewer) -> Response:
+    """Claim the oldest open item of the chosen deployment (the review service's
+    ``claim_next``); the page then shows that item claimed, or says none was open."""
+    fields = await posted_form(request, session_token(request))
+    require_operation_role(user, REVIEW_OPERATIONS, "claim_next")
+    chosen = fields.get("deployment", "")
+    queue = request.app.state.review_queue
+    try:
+        if not chosen:
+            raise InvalidArgumentError("deployment: choose the deployment whose next item to claim")
+        item = await run_in_threadpool(queue.claim_next, chosen, actor=user.name)
+    except OpsloopError as error:
+        field = "deployment" if str(error).startswith("deployment") else None
+        problem = FormProblem.of(CLAIM_NEXT_FORM, error, fields, field)
+        listing = fields.get("listing") or None
+        return await run_in_threadpool(
+            review_view, request, listing, fields.get("state") or "open", problem=problem
+        )
+    if item is None:
+        query = {"state": fields.get("state") or "open", "deployment": chosen, "done": "none-open"}
+        return RedirectResponse(f"/review?{urlencode(query)}", status_code=303)
+    query = {"state": "claimed", "deployment": chosen, "done": "claimed-next", "item": item.id}
+    return RedirectResponse(f"/review?{urlencode(query)}#item-{item.id}", status_code=303)
 
 
 @router.post("/review/{item_id}/claim")

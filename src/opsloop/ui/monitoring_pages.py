@@ -1,0 +1,169 @@
+"""Monitoring pages: the deployments to choose from, and one deployment's windows over time.
+
+A deployment's page shows, for the evaluated windows of one length (newest
+:data:`WINDOWS_SHOWN`), the article's three kinds of monitoring metrics:
+
+* **inputs:** missing values, out-of-schema values, and per feature the drift test against
+  the reference and against the previous window (statistic, p-value, Holm-adjusted p-value,
+  verdict), with a heatmap of windows × features;
+* **outputs:** the prediction's drift against the reference, and once labels arrive the
+  task metric, the error-rate detector's alarms and the kind of decay (data drift: inputs
+  moved, error stable; concept drift: error rose, inputs stable), with the test behind it;
+* **software:** requests, errors and latency;
+
+then the alerts the policies raised, with their evidence. Everything is read through the
+monitoring service (``evaluations``, ``alerts``, ``reference``, ``status``); the tables
+hold every number the charts draw, so the page works without JavaScript.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from opsloop.errors import NotFoundError
+from opsloop.registry import User
+from opsloop.ui.monitoring_charts import drift_heatmap, input_figure, output_figure, software_figure
+from opsloop.ui.page_route import PageRoute
+from opsloop.ui.rendering import render
+from opsloop.ui.row_pages import row_page
+from opsloop.ui.session_check import page_user
+
+router = APIRouter(route_class=PageRoute)
+Viewer = Annotated[User, Depends(page_user)]
+#: The window lengths the page offers (any other the service accepts works in the address).
+WINDOW_LENGTHS = ("5min", "15min", "1h", "6h", "1d")
+#: The newest evaluated windows a page shows.
+WINDOWS_SHOWN = 200
+Start = Annotated[int | None, Query(ge=0)]
+
+
+def drift_rows(drift: dict[str, dict] | None) -> list[dict[str, Any]]:
+    """A window's per-feature drift results as table rows, drifted features first.
+
+    >>> drift_rows({"a": {"drifted": False, "p_adjusted": 0.4},
+    ...             "b": {"drifted": True, "p_adjusted": 0.01}})
+    [{'drifted': True, 'p_adjusted': 0.01, 'feature': 'b'}, {'drifted': False, 'p_adjusted': 0.4, 'feature': 'a'}]
+    >>> drift_rows(None)
+    []
+    """  # noqa: E501 - a doctest's expected output is one line
+    rows = [{**values, "feature": feature} for feature, values in (drift or {}).items()]
+    return sorted(rows, key=lambda row: not row["drifted"])
+
+
+def alert_rows(alerts) -> list[dict[str, Any]]:
+    """The alerts, newest first, with their evidence arranged for reading: the signal's
+    value in each window of the streak, the drifted features and the change point.
+
+    >>> import pandas as pd
+    >>> alerts = pd.DataFrame([{"variant": "a", "rule": "drift_share > 0.5 -> alert",
+    ...     "action": "alert", "start_ms": 0, "at_ms": 5, "evidence": {"signal": "drift_share",
+    ...     "windows": [{"start_ms": 0, "value": 1.0}], "change_point_ms": 0,
+    ...     "drifted": {"x": {"test": "ks", "statistic": 0.9, "p_value": 0.0,
+    ...                       "p_adjusted": 0.0}}}}])
+    >>> row = alert_rows(alerts)[0]
+    >>> row["signal"], row["streak"], sorted(row["drifted"])
+    ('drift_share', [{'start_ms': 0, 'value': 1.0}], ['x'])
+    """
+    rows = []
+    for alert in alerts.to_dict("records")[::-1]:
+        evidence = alert["evidence"] or {}
+        rows.append(
+            {
+                **alert,
+                "signal": evidence.get("signal"),
+                "streak": evidence.get("windows") or [],
+                "drifted": evidence.get("drifted") or {},
+                "change_point_ms": evidence.get("change_point_ms"),
+                "detector": evidence.get("detector"),
+                "decay": evidence.get("decay"),
+            }
+        )
+    return rows
+
+
+def _reference(monitoring, name: str):
+    try:
+        return monitoring.reference(name)
+    except NotFoundError:  # nothing to compare with yet: the page says so
+        return None
+
+
+def _chosen(evaluations: list, start: int | None, variant: str | None):
+    """The window whose feature tables are shown: the one asked for, or the newest."""
+    if start is None:
+        return evaluations[-1] if evaluations else None
+    for e in evaluations:
+        if e.start_ms == start and (variant is None or e.variant == variant):
+            return e
+    raise NotFoundError(f"start: no evaluated window starts at {start}")
+
+
+@router.get("/monitoring")
+def monitoring_index(request: Request, user: Viewer, page: int = 1) -> Response:
+    """The deployments, 50 a page, each linking to its monitoring."""
+    listing = row_page(request.app.state.deployments.list(), page)
+    return render(request, "monitoring_index.html.j2", listing=listing)
+
+
+@router.get("/deployments/{name}/monitoring")
+def monitoring_page(
+    request: Request,
+    user: Viewer,
+    name: str,
+    window: str = "1h",
+    variant: str = "",
+    start: Start = None,
+    start_variant: str = "",
+) -> Response:
+    """The windows of length ``window`` (of one ``variant``, or all), with the feature
+    tables of the window starting at ``start`` (``start_variant``'s where several variants
+    have one; default the newest window)."""
+    deployment = request.app.state.deployments.get(name)  # a 404 naming it when there is none
+    monitoring = request.app.state.monitoring
+    evaluations = monitoring.evaluations(name, window=window, variant=variant or None)
+    shown = evaluations[-WINDOWS_SHOWN:]
+    chosen = _chosen(shown, start, start_variant or None)
+    status = monitoring.status(name, window=window, last=1)
+    base = f"/deployments/{quote(name, safe='')}/monitoring"
+
+    def link(e) -> str:
+        query = {"window": window, **({"variant": variant} if variant else {})}
+        chosen = {"start": e.start_ms, "start_variant": e.variant}
+        return f"{base}?{urlencode({**query, **chosen})}#features"
+
+    heatmap = drift_heatmap(shown, link)
+    figures = [] if not shown else [
+        *([heatmap] if heatmap else []),
+        input_figure(shown),
+        output_figure(shown),
+        software_figure(shown),
+    ]  # fmt: skip
+    return render(
+        request,
+        "monitoring.html.j2",
+        deployment=deployment,
+        window=window,
+        windows=WINDOW_LENGTHS,
+        variant=variant,
+        # A variant the deployment no longer has keeps its windows.
+        variants=sorted(
+            {v.name for v in deployment.variants} | {e.variant for e in shown} | {variant} - {""}
+        ),
+        evaluations=shown[::-1],
+        total=len(evaluations),
+        shown_most=WINDOWS_SHOWN,
+        chosen=chosen,
+        chosen_link=None if chosen is None else link(chosen),
+        drift=drift_rows(None if chosen is None else chosen.metrics.get("drift")),
+        previous_drift=drift_rows(None if chosen is None else chosen.metrics.get("previous_drift")),
+        reference=_reference(monitoring, name),
+        labels=status["labels"],
+        alerts=alert_rows(monitoring.alerts(name, variant=variant or None)),
+        figures=figures,
+        figure_titles=[f["layout"]["title"]["text"] for f in figures],
+        link=link,
+    )

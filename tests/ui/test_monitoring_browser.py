@@ -1,0 +1,116 @@
+"""The monitoring pages in Debian's Chromium against a real server on loopback: reached from
+the navigation and the deployment's page, they draw their charts with no console error,
+failed request or uncaught exception, a click on the heatmap opens that window's feature
+tables, the tables are there without JavaScript, axe-core finds no serious or critical
+violation, and the pages are screenshotted to ``docs/screenshots/``.
+
+Uses ``/usr/bin/chromium`` through Playwright, as :mod:`tests.ui.test_dashboard_browser`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from tests.server.running import running_server
+from tests.ui.monitoring_data import FEATURES, NAME, SHIFT, SHIFTED, WINDOWS, populate_monitoring
+from tests.ui.test_dashboard_browser import (  # noqa: F401 (fixtures)
+    SCREENSHOTS,
+    VIEWPORT,
+    Watched,
+    isolated,
+    playwright_chromium,
+)
+
+from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.server import create_app
+from opsloop.store import ArtifactStore, Database
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, isolated):  # noqa: F811
+    folder = tmp_path_factory.mktemp("store")
+    database = Database(f"sqlite:///{folder / 'store.db'}")
+    artifacts = ArtifactStore(folder / "artifacts")
+    app = create_app(database, artifacts)
+    with running_server(app) as url:
+        token = app.state.installation_token
+        monitoring = HttpMonitoring(url, token=token)
+        populate_monitoring(database, artifacts, monitoring)
+        yield url, token, monitoring
+    database.dispose()
+
+
+def _log_in(watched: Watched, token: str) -> None:
+    watched.page.goto(f"{watched.origin}/login")
+    watched.page.fill("#token", token)
+    watched.follow("form.login button")
+
+
+def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
+    served,
+    playwright_chromium,  # noqa: F811
+):
+    from axe_playwright_python.sync_playwright import Axe
+
+    url, token, monitoring = served
+    context = playwright_chromium.new_context(viewport=VIEWPORT)
+    watched = Watched(context, url)
+    try:
+        _log_in(watched, token)
+        page = watched.page
+        watched.follow("nav >> text=Monitoring")
+        assert page.url == f"{url}/monitoring"
+        found = {}
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+        def check(name: str) -> None:
+            violations = Axe().run(page).response["violations"]
+            bad = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+            if bad:
+                found[name] = bad
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+        check("monitoring-index")
+        watched.open(f"/deployments/{NAME}")
+        watched.follow("text=Monitoring: drift, task metric, alerts")
+        assert page.url == f"{url}/deployments/{NAME}/monitoring"
+        assert page.locator("[data-drawn=true]").count() == 4
+        assert page.locator("table.inputs tbody tr").count() == WINDOWS
+        check("monitoring")
+        # A click on the shifted window's column of the heatmap opens its feature tables.
+        evaluations = monitoring.evaluations(NAME)
+        box = page.locator("[data-figure=figure-1] .nsewdrag").first.bounding_box()
+        x = box["x"] + box["width"] * (SHIFT + 0.5) / WINDOWS
+        y = box["y"] + box["height"] * 0.5 / len(FEATURES)
+        with page.expect_navigation(wait_until="load"):
+            page.mouse.click(x, y)
+        watched.wait_for_charts()
+        assert f"start={evaluations[SHIFT].start_ms}" in page.url
+        drifted = page.locator("table.drift tbody tr td:first-child").all_inner_texts()
+        assert drifted[: len(SHIFTED)] == SHIFTED
+        check("monitoring-window")
+        assert found == {}
+    finally:
+        context.close()
+    assert watched.problems == []
+
+
+def test_the_monitoring_tables_work_without_javascript(served, playwright_chromium):  # noqa: F811
+    url, token, monitoring = served
+    context = playwright_chromium.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    watched = Watched(context, url)
+    try:
+        _log_in(watched, token)
+        page = watched.page
+        page.goto(f"{url}/deployments/{NAME}/monitoring")
+        assert page.locator("noscript").count() == 1
+        assert page.locator("table.outputs tbody tr").count() == WINDOWS
+        # The window links lead to the feature tables without a chart.
+        start = monitoring.evaluations(NAME)[SHIFT].start_ms
+        with page.expect_navigation(wait_until="load"):
+            page.click(f"table.inputs a[href*='start={start}']")
+        assert page.locator("table.drift tbody tr").count() == len(FEATURES)
+    finally:
+        context.close()
+    assert watched.problems == []

@@ -1,0 +1,233 @@
+"""A deployment's monitoring page over HTTP against a real server on loopback, holding
+breast cancer answers pushed through the monitoring service's HTTP client with a planted
+concept drift and a planted data drift: every number in its tables and charts is the
+service's answer, the drift tests equal scipy's and statsmodels' on the same rows, and a
+caller's mistake is a page naming the field."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from tests.server.running import running_server
+from tests.ui.monitoring_data import (
+    CONCEPT,
+    FEATURES,
+    NAME,
+    REFERENCE_ROWS,
+    SHIFT,
+    SHIFTED,
+    WINDOW_ROWS,
+    WINDOWS,
+    populate_monitoring,
+)
+from tests.ui.test_pages import session
+from tests.ui.test_results_page import rows
+
+from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.server import create_app
+from opsloop.serving import Deployments, Variant
+
+
+@pytest.fixture
+def served(database, artifacts, isolated_home):
+    app = create_app(database, artifacts)
+    with running_server(app) as url:
+        token = app.state.installation_token
+        monitoring = HttpMonitoring(url, token=token)
+        monitored = populate_monitoring(database, artifacts, monitoring)
+        with session(url, token) as client:
+            yield client, monitoring, monitored
+
+
+def pct(x) -> str:
+    return "" if x is None else f"{x * 100:.1f}%"
+
+
+def num(x) -> str:
+    return "" if x is None else f"{x:.4g}"
+
+
+def time_of(start_ms: int) -> str:
+    import pandas as pd
+
+    return pd.Timestamp(start_ms, unit="ms").strftime("%Y-%m-%d %H:%M:%S")
+
+
+def figures(page: str) -> list[dict]:
+    return [
+        json.loads(text)
+        for text in re.findall(r'<script type="application/json" id="figure-\d+">(.*?)</script>',
+                               page, re.S)
+    ]  # fmt: skip
+
+
+def test_the_windows_tables_hold_the_services_numbers(served):
+    client, monitoring, _ = served
+    page = client.get(f"/deployments/{NAME}/monitoring")
+    assert page.status_code == 200
+    evaluations = monitoring.evaluations(NAME)[::-1]
+    assert len(evaluations) == WINDOWS
+    assert rows(page.text, "inputs") == [
+        [time_of(e.start_ms), "stable", str(WINDOW_ROWS), pct(e.metrics["missing_share"]),
+         pct(e.metrics["out_of_schema_rate"]), pct(e.metrics["drift_share"]),
+         pct(e.metrics["previous_drift_share"])]
+        for e in evaluations
+    ]  # fmt: skip
+    kinds = {
+        "none": "no decay",
+        "concept_drift": "concept drift (error rose, inputs stable)",
+        "data_drift_and_error_rise": "data drift and error rise (both at once)",
+    }
+    outputs = rows(page.text, "outputs")
+    for row, e in zip(outputs, evaluations, strict=True):
+        m, o = e.metrics, e.metrics["output_drift"]
+        decay = kinds[m["decay"]["kind"]] if m["decay"]["kind"] else "no labels or history yet"
+        assert row == [
+            time_of(e.start_ms), "stable", o["test"], num(o["statistic"]), num(o["p_value"]),
+            "drifted" if o["drifted"] else "no drift", str(WINDOW_ROWS),
+            f"accuracy {num(m['task_metric'])}", str(m["error_drift"]), decay,
+        ]  # fmt: skip
+    # The planted drifts, as the page reads them (newest first: window 4 is the first row).
+    assert outputs[0][9] == kinds["data_drift_and_error_rise"]
+    assert outputs[WINDOWS - 1 - CONCEPT][9] == kinds["concept_drift"]
+    assert rows(page.text, "software") == [
+        [time_of(e.start_ms), "stable", str(WINDOW_ROWS), str(WINDOW_ROWS), "0", "0.0%",
+         num(e.metrics["latency_mean_ms"]), num(e.metrics["latency_p50_ms"]),
+         num(e.metrics["latency_p95_ms"])]
+        for e in evaluations
+    ]  # fmt: skip
+    # By hand: latencies 2 + (i mod 7) ms over 60 rows: 8 full cycles of 2..8 and 2..5.
+    latencies = 2.0 + np.arange(WINDOW_ROWS) % 7
+    assert evaluations[0].metrics["latency_mean_ms"] == pytest.approx(latencies.mean(), rel=1e-12)
+    # The charts draw the same numbers.
+    drawn = figures(page.text)
+    heatmap, inputs, outputs_figure, software = drawn
+    oldest_first = evaluations[::-1]
+    assert heatmap["data"][0]["y"] == FEATURES
+    assert heatmap["data"][0]["z"][0] == [
+        e.metrics["drift"][FEATURES[0]]["p_adjusted"] for e in oldest_first
+    ]
+    assert inputs["data"][2]["y"] == [e.metrics["drift_share"] for e in oldest_first]
+    assert outputs_figure["data"][0]["y"] == [e.metrics["task_metric"] for e in oldest_first]
+    alarm = outputs_figure["data"][-1]
+    assert alarm["x"] == [time_of(e.start_ms) for e in oldest_first if e.metrics["error_drift"]]
+    assert software["data"][0]["y"] == [WINDOW_ROWS] * WINDOWS
+
+
+def test_a_windows_feature_tables_equal_scipy_and_statsmodels(served):
+    client, monitoring, monitored = served
+    evaluations = monitoring.evaluations(NAME)
+    shifted = evaluations[SHIFT]
+    page = client.get(
+        f"/deployments/{NAME}/monitoring?start={shifted.start_ms}&start_variant=stable"
+    ).text
+    table = rows(page, "drift")
+    # The reference sample keeps all 250 rows and the window's sample all 60: the tests
+    # run on exactly the rows sent.
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True).frame[FEATURES]
+    order = np.random.default_rng(0).permutation(len(data))
+    reference = data.iloc[order].iloc[:REFERENCE_ROWS]
+    window = monitored.windows[SHIFT]
+    found = [stats.ks_2samp(reference[f], window[f]) for f in FEATURES]
+    adjusted = multipletests([r.pvalue for r in found], method="holm")[1]
+    by_feature = {row[0]: row for row in table}
+    assert list(by_feature) == SHIFTED + [f for f in FEATURES if f not in SHIFTED]
+    for feature, result, p_adjusted in zip(FEATURES, found, adjusted, strict=True):
+        served_drift = shifted.metrics["drift"][feature]
+        assert served_drift["statistic"] == pytest.approx(result.statistic, abs=1e-12)
+        assert served_drift["p_value"] == pytest.approx(result.pvalue, rel=1e-9, abs=1e-300)
+        assert served_drift["p_adjusted"] == pytest.approx(p_adjusted, rel=1e-9, abs=1e-300)
+        verdict = "drifted" if feature in SHIFTED else "no drift"
+        assert by_feature[feature] == [
+            feature, "ks", num(served_drift["statistic"]), num(served_drift["p_value"]),
+            num(served_drift["p_adjusted"]), verdict, str(REFERENCE_ROWS), str(WINDOW_ROWS),
+        ]  # fmt: skip
+    # Against the previous window (window 3), the same test on the two windows' rows.
+    previous = {row[0]: row for row in rows(page, "previous-drift")}
+    before = monitored.windows[SHIFT - 1]
+    for feature in FEATURES:
+        result = stats.ks_2samp(before[feature], window[feature])
+        assert previous[feature][2] == num(result.statistic)
+        assert previous[feature][3] == num(result.pvalue)
+    assert f"of {time_of(evaluations[SHIFT - 1].start_ms)} UTC" in page
+    # The decay's test: Fisher's exact test against the history ADWIN kept.
+    error = shifted.metrics["decay"]["error"]
+    assert error["test"] == "fisher_exact"
+    assert f"p-value {num(error['p_value'])} (rose)" in page
+    # The newest window is shown when none is chosen.
+    newest = client.get(f"/deployments/{NAME}/monitoring").text
+    assert f"Features in the window of {time_of(evaluations[-1].start_ms)} UTC" in newest
+
+
+def test_the_alerts_show_the_rules_and_their_evidence(served):
+    client, monitoring, _ = served
+    page = client.get(f"/deployments/{NAME}/monitoring").text
+    alerts = monitoring.alerts(NAME).to_dict("records")[::-1]
+    evaluations = monitoring.evaluations(NAME)
+    table = rows(page, "alerts")
+    # By hand: accuracy falls below 0.8 in the concept window and in the shifted one; the
+    # shifted one also has 3 of 5 features drifted (0.6 > 0.5).
+    assert [(row[2], row[4]) for row in table] == [
+        ("task_metric < 0.8 -> alert", time_of(evaluations[SHIFT].start_ms)),
+        ("drift_share > 0.5 -> alert", time_of(evaluations[SHIFT].start_ms)),
+        ("task_metric < 0.8 -> alert", time_of(evaluations[CONCEPT].start_ms)),
+    ]
+    assert [row[2] for row in table] == [a["rule"] for a in alerts]
+    drift_alert = table[1]
+    assert drift_alert[5] == f"drift_share: 0.6 ({time_of(evaluations[SHIFT].start_ms)})"
+    for feature in SHIFTED:
+        d = alerts[1]["evidence"]["drifted"][feature]
+        assert (
+            f"{feature} (ks {num(d['statistic'])}, adjusted p {num(d['p_adjusted'])})"
+            in (drift_alert[6])
+        )
+    task = monitoring.evaluations(NAME)[CONCEPT].metrics["task_metric"]
+    assert table[2][5] == f"task_metric: {num(task)} ({time_of(evaluations[CONCEPT].start_ms)})"
+
+
+def test_a_deployment_without_monitoring_and_the_mistakes(served, database):
+    client, _, _ = served
+    Deployments(database).deploy("quiet", [Variant("stable", "cancer", version=1)])
+    page = client.get("/deployments/quiet/monitoring").text
+    assert "No reference is set" in page and 'id="no-windows"' in page
+    assert "No alert." in page
+    listing = client.get("/monitoring").text
+    assert f'href="/deployments/{NAME}/monitoring"' in listing
+    assert 'href="/deployments/quiet/monitoring"' in listing
+    deployment = client.get(f"/deployments/{NAME}").text
+    assert f'href="/deployments/{NAME}/monitoring"' in deployment
+    for path, status, message in [
+        (f"/deployments/{NAME}/monitoring?window=2weeks", 422, "window: a duration like"),
+        (f"/deployments/{NAME}/monitoring?start=5", 404, "start: no evaluated window starts at 5"),
+        (f"/deployments/{NAME}/monitoring?start=-1", 422, "start:"),
+        ("/deployments/nope/monitoring", 404, "no deployment named &#39;nope&#39;"),
+        ("/monitoring?page=9", 404, "page: there are pages 1 to 1"),
+    ]:
+        response = client.get(path)
+        assert response.status_code == status and message in response.text, path
+    # Another window length has no evaluations yet; nor has a variant that never answered.
+    assert 'id="no-windows"' in client.get(f"/deployments/{NAME}/monitoring?window=5min").text
+    gone = client.get(f"/deployments/{NAME}/monitoring?variant=gone").text
+    assert "No evaluated window of length 1h for variant gone yet" in gone
+    assert '<option value="gone" selected>gone</option>' in gone
+
+
+def test_a_regressions_task_metric_is_its_mean_absolute_error(served, database):
+    client, monitoring, _ = served
+    Deployments(database).deploy("prices", [Variant("stable", "cancer", version=1)])
+    monitoring.set_reference("prices", [{"x": float(i)} for i in range(40)])
+    ids = monitoring.log_predictions(
+        "prices", [{"x": 1.0}, {"x": 2.0}, {"x": 3.0}], [1.5, 2.0, 4.0], at_ms=1_000
+    )
+    monitoring.log_labels("prices", ids, [1.0, 3.0, 4.0])
+    monitoring.evaluate("prices")
+    # By hand: |1.5 - 1| + |2 - 3| + |4 - 4| = 1.5 over 3 rows.
+    (row,) = rows(client.get("/deployments/prices/monitoring").text, "outputs")
+    assert row[6:8] == ["3", "mean absolute error 0.5"]
