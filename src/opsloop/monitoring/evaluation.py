@@ -19,6 +19,11 @@ signals ``data_drift`` and ``concept_drift``; :mod:`.decay_kind`): inputs that m
 a stable error, or an error that rose with stable inputs, judged against the error
 stream's history that the detector holds before the window.
 
+When the reference keeps the model's probabilities and labels, each window also holds the
+estimate of its metrics from the model's confidence (``estimate``, :mod:`.window_estimate`),
+and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<metric>`` (and
+``_low``, ``_high`` for the interval) and ``estimate_trusted`` act before labels arrive.
+
 An alert is kept in ``monitoring_alerts`` with its evidence (the windows of the streak and
 the signal's value in each; for drift, the drifted features with statistic and p-value; for
 ``error_drift``, the detector's alarm positions; for the decay signals, the decay) and
@@ -64,6 +69,7 @@ from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.reference import Reference, get_reference
+from opsloop.monitoring.window_estimate import scored_rows, window_estimate
 from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
     DEFAULT_WORKER,
@@ -187,6 +193,8 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
         }
     if policy.signal in ("data_drift", "concept_drift"):
         evidence["decay"] = metrics["decay"]
+    if policy.signal.startswith("estimate"):
+        evidence["estimate"] = metrics["estimate"]
     found = metrics.get("error_change_point_ms") if policy.signal == "error_drift" else None
     evidence["change_point_ms"] = streak[0]["start_ms"] if found is None else found
     return evidence
@@ -212,6 +220,8 @@ def evaluate(
     _run_pending(db, deployment, context)
     update_windows(db, deployment, windowing, worker=worker)
     reference = get_reference(db, deployment)
+    # Fitted once for every window of this call: the reference's calibration is the same.
+    estimator = None if reference.scores is None else reference.scores.estimator()
     now = db.clock()
     done = []
     starts = window_starts(db, deployment, windowing)
@@ -235,6 +245,7 @@ def evaluate(
                 rules,
                 alpha,
                 previous,
+                estimator,
             )
             outcomes = tuple(_run_pending(db, deployment, context))
             done.append(
@@ -276,7 +287,16 @@ def _run_pending(db: Database, deployment: str, context: ActionContext) -> list[
 
 
 def _evaluate_window(
-    db, deployment, variant, start, windowing, reference: Reference, rules, alpha, previous=None
+    db,
+    deployment,
+    variant,
+    start,
+    windowing,
+    reference: Reference,
+    rules,
+    alpha,
+    previous=None,
+    estimator=None,
 ):
     key = f"{variant}:{windowing.window_ms}"
     window = read_window(db, deployment, variant, windowing, start)
@@ -286,6 +306,12 @@ def _evaluate_window(
     before = None if previous is None else read_window(db, deployment, variant, windowing, previous)
     metrics, errors = window_metrics(window, reference, labelled, alpha=alpha, previous=before)
     metrics["previous_start_ms"] = previous
+    metrics["estimate"], metrics["estimated_accuracy"] = None, None
+    if estimator is not None:
+        rows = scored_rows(db, deployment, variant, start, start + windowing.window_ms)
+        metrics["estimate"] = window_estimate(estimator, reference.scores, rows)
+        if metrics["estimate"] is not None:
+            metrics["estimated_accuracy"] = metrics["estimate"]["metrics"]["accuracy"]["value"]
     fired = []
     with db.write() as connection:
         now = clock_of(connection)

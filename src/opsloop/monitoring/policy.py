@@ -10,6 +10,14 @@ Signals (per window, see :mod:`.window_metrics`): ``drift_share``, ``missing_sha
 ``latency_p95_ms``, ``requests``, ``output_drift_p_value``, ``output_drift_statistic`` and
 ``error_drift`` (how many times the error-stream detector signalled in the window).
 
+Before labels arrive, the estimate from the model's confidence (:mod:`.window_estimate`;
+``None`` without the reference's probabilities or the window's): ``estimated_<metric>`` for
+``accuracy``, ``precision``, ``recall``, ``f1``, ``roc_auc`` (two classes) and ``macro_f1``
+(more), with ``estimated_<metric>_low`` and ``_high``, the bounds of its interval (a rule
+on ``estimated_accuracy_high < 0.8`` fires only when the interval lies below 0.8);
+``estimate_trusted`` is 1 when the estimator's assumptions held in the window and 0 when
+they broke (scores outside the reference's, a poor calibration).
+
 ``data_drift`` and ``concept_drift`` are 1 in a window that shows that kind of decay and 0
 otherwise (:mod:`.decay_kind`; ``None`` without labels).
 
@@ -43,6 +51,8 @@ from typing import Any
 
 from opsloop.errors import InvalidArgumentError
 
+#: The metrics the label-free estimate gives (:mod:`.window_estimate`).
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "macro_f1")
 SIGNALS = (
     "drift_share",
     "missing_share",
@@ -58,6 +68,12 @@ SIGNALS = (
     "data_drift",
     "concept_drift",
     "previous_drift_share",
+    "estimate_trusted",
+    *(
+        f"estimated_{metric}{bound}"
+        for metric in ESTIMATED_METRICS
+        for bound in ("", "_low", "_high")
+    ),
 )
 #: Each action's options: name -> (kind, default); a default of ``None`` marks one needed.
 ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
@@ -147,6 +163,25 @@ def _options(text: str, action: str, written: str | None) -> tuple[tuple[str, An
     return tuple(values)
 
 
+def _estimated(estimate: dict[str, Any] | None, signal: str) -> float | None:
+    """An ``estimated_*`` signal, or ``estimate_trusted``, of a window's estimate.
+
+    >>> _estimated({"metrics": {"f1": {"value": 0.7, "low": 0.6}}}, "estimated_f1_low")
+    0.6
+    """
+    if estimate is None:
+        return None
+    if signal == "estimate_trusted":
+        return float(bool(estimate["trusted"]))
+    name = signal.removeprefix("estimated_")
+    bound = "value"
+    for suffix in ("_low", "_high"):
+        if name.endswith(suffix):
+            name, bound = name.removesuffix(suffix), suffix[1:]
+    found = estimate["metrics"].get(name)
+    return None if found is None else found.get(bound)
+
+
 @dataclass(frozen=True)
 class Policy:
     """One parsed rule; ``text`` is the rule as written."""
@@ -228,6 +263,8 @@ class Policy:
         ...     {"output_drift": {"p_value": 0.002}})
         0.002
         """
+        if self.signal.startswith("estimate"):
+            return _estimated(metrics.get("estimate"), self.signal)
         if self.signal.startswith("output_drift_"):
             output = metrics.get("output_drift")
             return None if output is None else output.get(self.signal.removeprefix("output_drift_"))
