@@ -31,7 +31,7 @@ when every row has its label, ``covered`` says whether the accuracy's interval h
 >>> found = window_estimate(reference.estimator(), reference,
 ...                         scored_rows(db, "api", "default", 0, 3_600_000))
 >>> found["rows"], found["trusted"], round(found["metrics"]["accuracy"]["value"], 2)
-(50, True, 0.736)
+(50, True, 0.73)
 """
 
 from __future__ import annotations
