@@ -217,7 +217,7 @@ def evaluate(
     rules = [p if isinstance(p, Policy) else Policy.parse(p) for p in policies]
     context = actions if actions is not None else ActionContext(db)
     context.check(rules)
-    _run_pending(db, deployment, context)
+    _run_pending(db, deployment, context, final=False)
     update_windows(db, deployment, windowing, worker=worker)
     reference = get_reference(db, deployment)
     # Fitted once for every window of this call: the reference's calibration is the same.
@@ -247,7 +247,7 @@ def evaluate(
                 previous,
                 estimator,
             )
-            outcomes = tuple(_run_pending(db, deployment, context))
+            outcomes = tuple(o for _, o in _run_pending(db, deployment, context, final=False))
             done.append(
                 WindowEvaluation(
                     evaluation.variant,
@@ -257,12 +257,23 @@ def evaluate(
                     outcomes,
                 )
             )  # fmt: skip
+    # Promotions compare a challenger's windows with the primary's: now all are evaluated.
+    for item, outcome in _run_pending(db, deployment, context, final=True):
+        at = (item["variant"], item["evidence"]["start_ms"])
+        for i, e in enumerate(done):
+            if (e.variant, e.start_ms) == at:
+                done[i] = WindowEvaluation(
+                    e.variant, e.start_ms, e.metrics, e.alerts, (*e.actions, outcome)
+                )
     return done
 
 
-def _run_pending(db: Database, deployment: str, context: ActionContext) -> list[dict]:
+def _run_pending(
+    db: Database, deployment: str, context: ActionContext, *, final: bool
+) -> list[tuple[dict, dict]]:
     """Run the actions recorded as pending, oldest first; each leaves the list before it
-    runs. One this context cannot run (a retrain without a registry) stays pending."""
+    runs. One this context cannot run (a retrain without a registry) stays pending, and so
+    does a promotion until the ``final`` pass. Each item with its outcome."""
     outcomes, kept = [], []
     while True:
         with db.write() as connection:
@@ -272,7 +283,7 @@ def _run_pending(db: Database, deployment: str, context: ActionContext) -> list[
                 break
             item = pending[runnable[0]]
             rule = Policy.parse(item["rule"])
-            if not context.can_run(rule):
+            if not context.can_run(rule) or (rule.action == "promote" and not final):
                 kept.append(runnable[0])
                 continue
             put_state(
@@ -282,7 +293,8 @@ def _run_pending(db: Database, deployment: str, context: ActionContext) -> list[
                 [x for i, x in enumerate(pending) if i != runnable[0]],
             )
             kept = [i - (i > runnable[0]) for i in kept]
-        outcomes.append(run_action(context, deployment, item["variant"], rule, item["evidence"]))
+        outcome = run_action(context, deployment, item["variant"], rule, item["evidence"])
+        outcomes.append((item, outcome))
     return outcomes
 
 

@@ -30,10 +30,15 @@ in :mod:`.policy_actions`):
   definition, or on the version the model's alias ``ALIAS`` names;
 * ``retrain(train=MODULE:FUNCTION, reference_share=0, holdout=0.3, min_rows=50)``: train
   on the labelled data since the change point (plus a share of the reference), gate the new
-  version against the one serving, and start its canary when it passes.
+  version against the one serving, and start its canary when it passes;
+* ``promote`` or ``promote(alias=champion)``: when the rule holds in a challenger's windows
+  (a canary's candidate, a shadow) and the challenger is at least as good as the primary
+  in each of them, make it the primary and move the model's alias to it
+  (:mod:`.promote_action`). Its operator says which way is better, so it is one of ``>``,
+  ``>=``, ``<``, ``<=``.
 
 Options are ``key=value`` pairs separated by commas; a value may not hold a comma or a
-parenthesis. ``promote`` is not available yet and is refused by name.
+parenthesis.
 
 >>> rule = Policy.parse("drift_share > 0.3 for 2 windows -> alert")
 >>> rule.signal, rule.op, rule.threshold, rule.windows, rule.action
@@ -86,10 +91,9 @@ ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
         "holdout": ("fraction", 0.3),
         "min_rows": ("count", 50),
     },
+    "promote": {"alias": ("name", "champion")},
 }
 ACTIONS = tuple(ACTION_OPTIONS)
-#: Actions the rules will name once the monitoring can promote through the control plane.
-LATER_ACTIONS = ("promote",)
 _OPERATORS = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -201,9 +205,9 @@ class Policy:
         >>> Policy.parse("error_rate > 0.1 then retrain")
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: policy 'error_rate > 0.1 then retrain': retrain needs the option train=...
-        >>> Policy.parse("error_rate > 0.1 then promote")
+        >>> Policy.parse("task_metric == 1 then promote")
         Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: policy 'error_rate > 0.1 then promote': action 'promote' is not available yet (available: alert, webhook, rollback, retrain)
+        opsloop.errors.InvalidArgumentError: policy 'task_metric == 1 then promote': promote needs an operator that says which way is better (>, >=, <, <=), got '=='
         >>> Policy.parse("concept_drift > 0 -> retrain(train=credit.fit:train, holdout=2)")
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: policy 'concept_drift > 0 -> retrain(train=credit.fit:train, holdout=2)': retrain option holdout: a fraction in (0, 1), got '2'
@@ -224,14 +228,14 @@ class Policy:
             raise InvalidArgumentError(
                 f"policy {text!r}: unknown signal {signal!r} (signals: {', '.join(SIGNALS)})"
             )
-        if action in LATER_ACTIONS:
-            raise InvalidArgumentError(
-                f"policy {text!r}: action {action!r} is not available yet "
-                f"(available: {', '.join(ACTIONS)})"
-            )
         if action not in ACTIONS:
             raise InvalidArgumentError(
                 f"policy {text!r}: unknown action {action!r} (available: {', '.join(ACTIONS)})"
+            )
+        if action == "promote" and match.group("op") in ("==", "!="):
+            raise InvalidArgumentError(
+                f"policy {text!r}: promote needs an operator that says which way is better "
+                f"(>, >=, <, <=), got {match.group('op')!r}"
             )
         windows = int(match.group("windows") or 1)
         if windows < 1:
