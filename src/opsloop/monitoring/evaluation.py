@@ -19,6 +19,10 @@ signals ``data_drift`` and ``concept_drift``; :mod:`.decay_kind`): inputs that m
 a stable error, or an error that rose with stable inputs, judged against the error
 stream's history that the detector holds before the window.
 
+Each window also holds the memory and CPU time of the serving workers that answered in it
+(``process``, and the signals ``process_rss_bytes`` and ``process_cpu_seconds``;
+:mod:`.process_metrics`).
+
 When the reference keeps the model's probabilities and labels, each window also holds the
 estimate of its metrics from the model's confidence (``estimate``, :mod:`.window_estimate`),
 and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<metric>`` (and
@@ -68,6 +72,7 @@ from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
+from opsloop.monitoring.process_metrics import window_process
 from opsloop.monitoring.reference import Reference, get_reference
 from opsloop.monitoring.window_estimate import scored_rows, window_estimate
 from opsloop.monitoring.window_metrics import task_errors, window_metrics
@@ -318,6 +323,9 @@ def _evaluate_window(
     before = None if previous is None else read_window(db, deployment, variant, windowing, previous)
     metrics, errors = window_metrics(window, reference, labelled, alpha=alpha, previous=before)
     metrics["previous_start_ms"] = previous
+    metrics["process"] = window_process(db, deployment, start, start + windowing.window_ms)
+    for name in ("process_rss_bytes", "process_cpu_seconds"):
+        metrics[name] = None if metrics["process"] is None else metrics["process"][name]
     metrics["estimate"], metrics["estimated_accuracy"] = None, None
     if estimator is not None:
         rows = scored_rows(db, deployment, variant, start, start + windowing.window_ms)

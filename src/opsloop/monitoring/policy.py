@@ -7,8 +7,9 @@ expired) breaks the streak.
 
 Signals (per window, see :mod:`.window_metrics`): ``drift_share``, ``missing_share``,
 ``out_of_schema_rate``, ``error_rate``, ``task_metric``, ``latency_p50_ms``,
-``latency_p95_ms``, ``requests``, ``output_drift_p_value``, ``output_drift_statistic`` and
-``error_drift`` (how many times the error-stream detector signalled in the window).
+``latency_p95_ms``, ``requests``, ``output_drift_p_value``, ``output_drift_statistic``,
+``error_drift`` (how many times the error-stream detector signalled in the window), and the
+serving workers' ``process_rss_bytes`` and ``process_cpu_seconds`` (:mod:`.process_metrics`).
 
 Before labels arrive, the estimate from the model's confidence (:mod:`.window_estimate`;
 ``None`` without the reference's probabilities or the window's): ``estimated_<metric>`` for
@@ -73,6 +74,8 @@ SIGNALS = (
     "data_drift",
     "concept_drift",
     "previous_drift_share",
+    "process_rss_bytes",
+    "process_cpu_seconds",
     "estimate_trusted",
     *(
         f"estimated_{metric}{bound}"
