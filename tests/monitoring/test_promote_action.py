@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 from sklearn.metrics import accuracy_score
+from typer.testing import CliRunner
 
+from opsloop.cli.app import app
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import evaluate, read_alerts
 from opsloop.monitoring.event_log import log_labels, log_predictions
@@ -17,7 +19,7 @@ from opsloop.monitoring.reference import set_reference
 from opsloop.registry import ModelRegistry
 from opsloop.registry.audit import audit_entries, verify_audit_log
 from opsloop.serving import Deployments, Variant
-from opsloop.store import ArtifactStore
+from opsloop.store import ArtifactStore, open_database
 
 from .conftest import HOUR_MS, T0
 from .test_evaluation import WINDOWING, Traffic
@@ -25,12 +27,10 @@ from .test_evaluation import WINDOWING, Traffic
 RULE = "task_metric > 0.9 for 2 windows -> promote"
 
 
-@pytest.fixture
-def canary(db, tmp_path, cancer):
+def _canary(db, registry, cancer):
     """Deployment ``cancer``: ``live`` serves version 1 (primary), ``next`` version 2 as a
     canary's candidate; the champion alias is on version 1."""
     traffic = Traffic(cancer)
-    registry = ModelRegistry(db, ArtifactStore(tmp_path / "artifacts"))
     for _ in range(2):
         registry.register("credit", traffic.model, input_schema=traffic.train)
     registry.set_alias("credit", "champion", 1)
@@ -47,6 +47,11 @@ def canary(db, tmp_path, cancer):
     return traffic, registry, deployments, ActionContext(db, registry=registry)
 
 
+@pytest.fixture
+def canary(db, tmp_path, cancer):
+    return _canary(db, ModelRegistry(db, ArtifactStore(tmp_path / "artifacts")), cancer)
+
+
 def _worse(predictions, labels):
     """The model's answers flipped on every fourth row."""
     flipped = predictions.copy()
@@ -58,19 +63,26 @@ def _right(predictions, labels):
     return labels
 
 
+def _log(db, traffic, k, primary):
+    inputs, predictions, labels, times, ids = traffic.window(k)
+    accuracy = {}
+    for variant, answers in (("live", primary(predictions, labels)), ("next", predictions)):
+        variant_ids = [f"{variant}-{i}" for i in ids]
+        log_predictions(
+            db, "cancer", inputs, answers, variant=variant, at_ms=times, request_ids=variant_ids
+        )
+        log_labels(db, "cancer", variant_ids, labels, windowing=WINDOWING)
+        accuracy[variant] = accuracy_score(labels, answers)
+    return accuracy
+
+
 def _run(db, clock, traffic, context, primary, windows=2):
     """Both variants answer each window's rows: the challenger with the model, the primary
     with what ``primary`` makes of the model's answers and the labels."""
     evaluations, accuracy = [], {"live": [], "next": []}
     for k in range(windows):
-        inputs, predictions, labels, times, ids = traffic.window(k)
-        for variant, answers in (("live", primary(predictions, labels)), ("next", predictions)):
-            variant_ids = [f"{variant}-{i}" for i in ids]
-            log_predictions(
-                db, "cancer", inputs, answers, variant=variant, at_ms=times, request_ids=variant_ids
-            )
-            log_labels(db, "cancer", variant_ids, labels, windowing=WINDOWING)
-            accuracy[variant].append(accuracy_score(labels, answers))
+        for variant, value in _log(db, traffic, k, primary).items():
+            accuracy[variant].append(value)
         clock.now_ms = T0 + (k + 1) * HOUR_MS
         evaluations += evaluate(db, "cancer", windowing=WINDOWING, policies=[RULE], actions=context)
     return evaluations, accuracy
@@ -159,3 +171,21 @@ def test_promote_rules_are_checked():
         Policy.parse("task_metric != 0.5 -> promote")
     with pytest.raises(InvalidArgumentError, match="promote needs ActionContext"):
         ActionContext(None, deployments=object()).check([rule])
+
+
+def test_the_command_line_evaluation_promotes(tmp_path, monkeypatch, cancer):
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "home"))
+    for name in ("OPSLOOP_STORE_URI", "OPSLOOP_TRACKING_URI", "OPSLOOP_ARTIFACT_URI"):
+        monkeypatch.delenv(name, raising=False)
+    db = open_database()
+    traffic, registry, deployments, _ = _canary(db, ModelRegistry(), cancer)
+    now = {"ms": T0}
+    monkeypatch.setattr(db, "clock", lambda: now["ms"])
+    for k in range(2):
+        _log(db, traffic, k, _worse)
+    now["ms"] = T0 + 2 * HOUR_MS
+    result = CliRunner().invoke(app, ["monitor", "evaluate", "cancer", "--rule", RULE])
+    assert result.exit_code == 0, result.output
+    assert "  promote done: 'cancer' promoted 'next': serves credit v2" in result.output
+    assert deployments.get("cancer").serving == {"live": 2}
+    assert registry.get_version("credit", alias="champion").version == 2

@@ -90,14 +90,21 @@ def evaluate_command(
 ) -> None:
     """Fold new events into windows and evaluate the closed ones (policies applied): each
     labelled window's kind of decay, the alerts raised and what their actions did. Alerts,
-    webhooks and rollbacks run here; retraining needs a registry and a gate, from Python
+    webhooks, rollbacks and promotions run here (on the local store's registry); a retrain
+    rule needs a gate: use 'opsloop monitor retrain', or Python
     (opsloop.monitoring.ActionContext)."""
     from opsloop.errors import NotFoundError
     from opsloop.monitoring.evaluation import evaluate
     from opsloop.monitoring.monitor_report import window_label
+    from opsloop.monitoring.policy_actions import ActionContext
+    from opsloop.registry import ModelRegistry
 
+    db = _store()
+    context = ActionContext(db, registry=ModelRegistry(db))
     try:
-        done = evaluate(_store(), deployment, windowing=_windowing(window), policies=rule or [])
+        done = evaluate(
+            db, deployment, windowing=_windowing(window), policies=rule or [], actions=context
+        )
     except NotFoundError as error:
         raise UsageProblem(str(error)) from None
     if as_json:
