@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from opsloop.analysis.performance_estimation import PerformanceEstimator
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.estimate_check import estimate_check
 from opsloop.monitoring.evaluation import evaluate, read_alerts
 from opsloop.monitoring.event_log import log_labels, log_predictions
 from opsloop.monitoring.monitor_report import monitor_status
@@ -185,3 +186,47 @@ def test_the_reference_keeps_probabilities_with_labels_and_checks_them(db, cance
             probabilities=probabilities,
             classes=[0, 1, 2],
         )
+
+
+def test_estimates_are_checked_once_the_labels_arrive_late(db, clock, cancer):
+    traffic = ScoredTraffic(cancer)
+    _set_reference(db, traffic)
+    logged = []
+    for k in range(6):
+        inputs, probabilities, predictions, labels, times, ids = traffic.window(k)
+        log_predictions(
+            db,
+            "cancer",
+            inputs,
+            predictions,
+            probabilities=probabilities,
+            at_ms=times,
+            request_ids=ids,
+        )
+        logged.append((predictions, labels, ids))
+    clock.now_ms = T0 + 6 * HOUR_MS
+    evaluations = evaluate(db, "cancer", windowing=WINDOWING)
+    assert [e.metrics["task_metric"] for e in evaluations] == [None] * 6
+    before = estimate_check(db, "cancer", WINDOWING)
+    assert before["labelled"].tolist() == [0] * 6
+    assert before["covered"].isna().all()
+    # Every label of windows 0 to 4 comes back; half of window 5's.
+    for k, (_, labels, ids) in enumerate(logged):
+        keep = len(ids) if k < 5 else len(ids) // 2
+        log_labels(db, "cancer", ids[:keep], labels[:keep], windowing=WINDOWING)
+    check = estimate_check(db, "cancer", WINDOWING)
+    assert check["estimated_accuracy"].tolist() == [
+        e.metrics["estimated_accuracy"] for e in evaluations
+    ]
+    for k, (predictions, labels, _) in enumerate(logged):
+        row = check.iloc[k]
+        keep = len(labels) if k < 5 else len(labels) // 2
+        assert row["labelled"] == keep
+        assert row["realised_accuracy"] == accuracy_score(labels[:keep], predictions[:keep])
+        if k < 5:
+            assert row["covered"] == (row["low"] <= row["realised_accuracy"] <= row["high"])
+        else:
+            assert row["covered"] is None
+    # The 95% intervals held the realised accuracy in three of the five fully labelled
+    # windows: the first two realised 0.880 and 0.940 against intervals from 0.892 and 0.940.
+    assert check["covered"].iloc[:5].tolist() == [False, False, True, True, True]
