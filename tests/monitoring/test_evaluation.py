@@ -207,7 +207,7 @@ def test_missing_and_out_of_schema_shares(db, clock):
 
 
 def test_policies_are_parsed_before_anything_is_done(db):
-    with pytest.raises(InvalidArgumentError, match="action 'promote' is not available yet"):
+    with pytest.raises(InvalidArgumentError, match=r"promote needs ActionContext\(registry"):
         evaluate(db, "cancer", policies=["drift_share > 0.3 -> promote"])
     with pytest.raises(InvalidArgumentError, match=r"retrain needs ActionContext\(registry"):
         evaluate(db, "cancer", policies=["concept_drift > 0 -> retrain(train=m:f)"])

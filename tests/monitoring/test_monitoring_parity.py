@@ -43,7 +43,14 @@ LIVE = [{"x": float(v) + (3.0 if i < 40 else 0.0), "c": "ab"[i % 2]} for i, v in
 PREDICTIONS = [int(v) for v in _rng.integers(0, 2, 70)]
 IDS = [f"r{i}" for i in range(70)]
 LABELS = [int(v) for v in _rng.integers(0, 2, 70)]
-RULES = ["drift_share > 0.3 -> alert", "task_metric < 0.99 -> alert"]
+REFERENCE_LABELS = [int(v) for v in _rng.integers(0, 2, 120)]
+REFERENCE_SCORES = [float(v) for v in _rng.random(120)]
+SCORES = [[1.0 - v, v] for v in _rng.random(70).tolist()]
+RULES = [
+    "drift_share > 0.3 -> alert",
+    "task_metric < 0.99 -> alert",
+    "estimated_accuracy_low < 0.9 -> alert",
+]
 
 #: Each operation, called as a user would, in an order that gives every call something to
 #: find. A new operation without a case here fails the coverage test.
@@ -51,14 +58,28 @@ SCENARIO = [
     (
         "set_reference",
         lambda m, n: m.set_reference(
-            n, REFERENCE, predictions=REFERENCE_PREDICTIONS, sample_size=100, seed=3
+            n,
+            REFERENCE,
+            predictions=REFERENCE_PREDICTIONS,
+            labels=np.array(["no", "yes"])[REFERENCE_LABELS],
+            probabilities=REFERENCE_SCORES,
+            classes=["no", "yes"],
+            sample_size=100,
+            seed=3,
         ),
     ),
     ("reference", lambda m, n: m.reference(n)),
     (
         "log_predictions",
         lambda m, n: m.log_predictions(
-            n, LIVE[:40], PREDICTIONS[:40], request_ids=IDS[:40], at_ms=T0 + 1_000, latency_ms=2.5
+            n,
+            LIVE[:40],
+            np.array(["no", "yes"])[PREDICTIONS[:40]],
+            request_ids=IDS[:40],
+            at_ms=T0 + 1_000,
+            latency_ms=2.5,
+            probabilities=np.array(SCORES[:40]),
+            classes=np.array(["no", "yes"]),
         ),
     ),
     (
@@ -153,6 +174,10 @@ def test_local_and_http_give_the_same_answers(store):
     assert [(e.variant, e.start_ms) for e in first] == [("canary", T0 + HOUR_MS), ("default", T0)]
     assert again == []
     assert [e.alerts for e in first] == [(RULES[1],), tuple(RULES)]
+    # The estimate from the probabilities sent over HTTP, calibrated on the reference's.
+    assert first[0].metrics["estimate"] is None
+    assert first[1].metrics["estimate"]["rows"] == 40
+    assert answers["reference"][0].scored_rows == 120
     receipt, duplicates = answers["log_labels"]
     assert (receipt.accepted, receipt.unknown, receipt.unknown_ids) == (50, 1, ("zz",))
     assert (duplicates.accepted, duplicates.duplicate) == (0, 2)

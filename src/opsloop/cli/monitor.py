@@ -1,7 +1,9 @@
 """``opsloop monitor``: evaluate a deployment's closed windows against its reference, show
-its status, write its HTML report. Reads and writes the local store (``OPSLOOP_HOME`` or
-``OPSLOOP_STORE_URI``); on a server, the same operations are
-:class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s.
+its status, write its HTML report, retrain it. Reads and writes the local store
+(``OPSLOOP_HOME`` or ``OPSLOOP_STORE_URI``); on a server, the same operations are
+:class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s, except ``retrain``: it runs
+the training function in this process, on the local store only (the server has no
+operation that runs a user's code).
 
 Errors are one line on stderr with exit code 2:
 
@@ -48,6 +50,25 @@ def _windowing(window: str):
     return Windowing(window)
 
 
+def _time_ms(value: str | None, option: str) -> int | None:
+    """A time given as milliseconds since the epoch or as an ISO date and time (UTC unless
+    it says otherwise)."""
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(value)
+    except ValueError:
+        raise UsageProblem(
+            f"{option}: milliseconds since the epoch or an ISO time, got {value!r}"
+        ) from None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+    return int(stamp.value // 1_000_000)
+
+
 def _format(value: object) -> str:
     if value is None:
         return "-"
@@ -69,14 +90,21 @@ def evaluate_command(
 ) -> None:
     """Fold new events into windows and evaluate the closed ones (policies applied): each
     labelled window's kind of decay, the alerts raised and what their actions did. Alerts,
-    webhooks and rollbacks run here; retraining needs a registry and a gate, from Python
+    webhooks, rollbacks and promotions run here (on the local store's registry); a retrain
+    rule needs a gate: use 'opsloop monitor retrain', or Python
     (opsloop.monitoring.ActionContext)."""
     from opsloop.errors import NotFoundError
     from opsloop.monitoring.evaluation import evaluate
     from opsloop.monitoring.monitor_report import window_label
+    from opsloop.monitoring.policy_actions import ActionContext
+    from opsloop.registry import ModelRegistry
 
+    db = _store()
+    context = ActionContext(db, registry=ModelRegistry(db))
     try:
-        done = evaluate(_store(), deployment, windowing=_windowing(window), policies=rule or [])
+        done = evaluate(
+            db, deployment, windowing=_windowing(window), policies=rule or [], actions=context
+        )
     except NotFoundError as error:
         raise UsageProblem(str(error)) from None
     if as_json:
@@ -153,3 +181,83 @@ def report_command(
     report = monitor_report(_store(), deployment, _windowing(window), variant=variant)
     path = report.write(html)
     out.print(f"report written to {path}", markup=False)
+
+
+@monitor_app.command("retrain")
+@one_line_errors
+def retrain_command(
+    deployment: str,
+    train: Annotated[
+        str, typer.Option("--train", help="The training function, package.module:function.")
+    ],
+    gate_file: Annotated[
+        Path, typer.Option("--gate", help="The release gate the new version must pass.")
+    ],
+    variant: Annotated[str, typer.Option(help="Whose answers to learn from.")] = "default",
+    since: Annotated[
+        str | None,
+        typer.Option(help="Learn from this time (ms or ISO); default: the last change point."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Up to this time (ms or ISO); default: the last evaluated window's end."),
+    ] = None,
+    window: WindowOption = "1h",
+    reference_share: Annotated[
+        float, typer.Option(help="Share of the reference's labelled rows to add.")
+    ] = 0.0,
+    holdout: Annotated[
+        float, typer.Option(help="Latest share of the rows kept out for the gate.")
+    ] = 0.3,
+    min_rows: Annotated[int, typer.Option(help="Fewest labelled rows to train on.")] = 50,
+    trust: Annotated[
+        bool, typer.Option(help="Trust the models the gate loads (pickle, any skops type).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Retrain DEPLOYMENT as a retrain policy would: on the labelled rows since the change
+    point, then the release gate, then a canary of the new version when it passes. Runs
+    TRAIN in this process on the local store; exit 1 when it did not start a canary."""
+    from opsloop.analysis.gate import load_gate
+    from opsloop.monitoring.policy_actions import ActionContext
+    from opsloop.monitoring.retrain_request import retrain_on_request
+    from opsloop.registry import ModelRegistry
+
+    registry = ModelRegistry()  # the local store's, whatever server the environment names
+    context = ActionContext(registry.db, registry=registry, gate=load_gate(gate_file), trust=trust)
+    outcome = retrain_on_request(
+        context,
+        deployment,
+        train=train,
+        variant=variant,
+        since_ms=_time_ms(since, "--since"),
+        until_ms=_time_ms(until, "--until"),
+        windowing=_windowing(window),
+        reference_share=reference_share,
+        holdout=holdout,
+        min_rows=min_rows,
+    )
+    if as_json:
+        print_json(outcome)
+    else:
+        from opsloop.monitoring.monitor_report import window_label
+
+        found = outcome.get("window")
+        if found is not None:
+            out.print(
+                f"window: {window_label(found['start_ms'])} to {window_label(found['end_ms'])}, "
+                f"{found['new_rows']} labelled rows and {found['reference_rows']} from the "
+                f"reference (sha256 {found['sha256'][:12]})",
+                markup=False,
+                soft_wrap=True,
+            )
+        if "version" in outcome:
+            out.print(
+                f"registered {outcome['model']} v{outcome['version']} (run {outcome['run_id']}), "
+                f"gated against v{outcome['baseline']}",
+                markup=False,
+                soft_wrap=True,
+            )
+        out.print(f"{outcome['status']}: {outcome['reason']}", markup=False, soft_wrap=True)
+    if outcome["status"] != "done":
+        raise typer.Exit(1)

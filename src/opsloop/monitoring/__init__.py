@@ -6,9 +6,12 @@ Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event
 :mod:`.software_metrics`, :mod:`.window_part` (one worker's share of a window),
 :mod:`.window_store` (windows in the store), :mod:`.reference`, :mod:`.window_metrics`,
 :mod:`.policy`, :mod:`.evaluation` (windows evaluated, detector, alerts),
-:mod:`.decay_kind` (data or concept drift), :mod:`.alert_log`, :mod:`.policy_actions` (what
-a rule does: :mod:`.webhook_action`, :mod:`.rollback_action`, :mod:`.retrain_action` on a
-:mod:`.training_window`), :mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML
+:mod:`.decay_kind` (data or concept drift), :mod:`.window_estimate` (metrics estimated
+before labels, calibrated on :mod:`.reference_scores`; :mod:`.estimate_check` once they
+come), :mod:`.process_metrics` (the serving workers' memory and CPU), :mod:`.alert_log`,
+:mod:`.policy_actions` (what a rule does: :mod:`.webhook_action`, :mod:`.rollback_action`,
+:mod:`.promote_action`, :mod:`.retrain_action` on a :mod:`.training_window`, also on request:
+:mod:`.retrain_request`), :mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML
 report), and the service over them: :mod:`.monitoring_service` (its operations),
 :mod:`.local_monitoring` (``Monitoring`` on a store), :mod:`.http_monitoring`
 (``HttpMonitoring`` on a server).
@@ -25,6 +28,7 @@ report), and the service over them: :mod:`.monitoring_service` (its operations),
 (0.5, ('task_metric < 0.9 -> alert',))
 """
 
+from opsloop.monitoring.estimate_check import estimate_check
 from opsloop.monitoring.evaluation import (
     WindowEvaluation,
     evaluate,
@@ -38,6 +42,7 @@ from opsloop.monitoring.monitor_report import monitor_report, monitor_status
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.reference import Reference, get_reference, set_reference
+from opsloop.monitoring.retrain_request import retrain_on_request
 from opsloop.monitoring.training_window import TrainingWindow, training_window
 from opsloop.monitoring.webhook_action import post_alert
 from opsloop.monitoring.window_store import read_window, update_windows, window_starts
@@ -53,6 +58,7 @@ __all__ = [
     "TrainingWindow",
     "WindowEvaluation",
     "Windowing",
+    "estimate_check",
     "evaluate",
     "get_reference",
     "label_counts",
@@ -64,6 +70,7 @@ __all__ = [
     "read_alerts",
     "read_evaluations",
     "read_window",
+    "retrain_on_request",
     "run_action",
     "set_reference",
     "training_window",

@@ -19,6 +19,15 @@ signals ``data_drift`` and ``concept_drift``; :mod:`.decay_kind`): inputs that m
 a stable error, or an error that rose with stable inputs, judged against the error
 stream's history that the detector holds before the window.
 
+Each window also holds the memory and CPU time of the serving workers that answered in it
+(``process``, and the signals ``process_rss_bytes`` and ``process_cpu_seconds``;
+:mod:`.process_metrics`).
+
+When the reference keeps the model's probabilities and labels, each window also holds the
+estimate of its metrics from the model's confidence (``estimate``, :mod:`.window_estimate`),
+and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<metric>`` (and
+``_low``, ``_high`` for the interval) and ``estimate_trusted`` act before labels arrive.
+
 An alert is kept in ``monitoring_alerts`` with its evidence (the windows of the streak and
 the signal's value in each; for drift, the drifted features with statistic and p-value; for
 ``error_drift``, the detector's alarm positions; for the decay signals, the decay) and
@@ -63,7 +72,9 @@ from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
+from opsloop.monitoring.process_metrics import window_process
 from opsloop.monitoring.reference import Reference, get_reference
+from opsloop.monitoring.window_estimate import scored_rows, window_estimate
 from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
     DEFAULT_WORKER,
@@ -187,6 +198,8 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
         }
     if policy.signal in ("data_drift", "concept_drift"):
         evidence["decay"] = metrics["decay"]
+    if policy.signal.startswith("estimate"):
+        evidence["estimate"] = metrics["estimate"]
     found = metrics.get("error_change_point_ms") if policy.signal == "error_drift" else None
     evidence["change_point_ms"] = streak[0]["start_ms"] if found is None else found
     return evidence
@@ -209,9 +222,11 @@ def evaluate(
     rules = [p if isinstance(p, Policy) else Policy.parse(p) for p in policies]
     context = actions if actions is not None else ActionContext(db)
     context.check(rules)
-    _run_pending(db, deployment, context)
+    _run_pending(db, deployment, context, final=False)
     update_windows(db, deployment, windowing, worker=worker)
     reference = get_reference(db, deployment)
+    # Fitted once for every window of this call: the reference's calibration is the same.
+    estimator = None if reference.scores is None else reference.scores.estimator()
     now = db.clock()
     done = []
     starts = window_starts(db, deployment, windowing)
@@ -235,8 +250,9 @@ def evaluate(
                 rules,
                 alpha,
                 previous,
+                estimator,
             )
-            outcomes = tuple(_run_pending(db, deployment, context))
+            outcomes = tuple(o for _, o in _run_pending(db, deployment, context, final=False))
             done.append(
                 WindowEvaluation(
                     evaluation.variant,
@@ -246,12 +262,23 @@ def evaluate(
                     outcomes,
                 )
             )  # fmt: skip
+    # Promotions compare a challenger's windows with the primary's: now all are evaluated.
+    for item, outcome in _run_pending(db, deployment, context, final=True):
+        at = (item["variant"], item["evidence"]["start_ms"])
+        for i, e in enumerate(done):
+            if (e.variant, e.start_ms) == at:
+                done[i] = WindowEvaluation(
+                    e.variant, e.start_ms, e.metrics, e.alerts, (*e.actions, outcome)
+                )
     return done
 
 
-def _run_pending(db: Database, deployment: str, context: ActionContext) -> list[dict]:
+def _run_pending(
+    db: Database, deployment: str, context: ActionContext, *, final: bool
+) -> list[tuple[dict, dict]]:
     """Run the actions recorded as pending, oldest first; each leaves the list before it
-    runs. One this context cannot run (a retrain without a registry) stays pending."""
+    runs. One this context cannot run (a retrain without a registry) stays pending, and so
+    does a promotion until the ``final`` pass. Each item with its outcome."""
     outcomes, kept = [], []
     while True:
         with db.write() as connection:
@@ -261,7 +288,7 @@ def _run_pending(db: Database, deployment: str, context: ActionContext) -> list[
                 break
             item = pending[runnable[0]]
             rule = Policy.parse(item["rule"])
-            if not context.can_run(rule):
+            if not context.can_run(rule) or (rule.action == "promote" and not final):
                 kept.append(runnable[0])
                 continue
             put_state(
@@ -271,12 +298,22 @@ def _run_pending(db: Database, deployment: str, context: ActionContext) -> list[
                 [x for i, x in enumerate(pending) if i != runnable[0]],
             )
             kept = [i - (i > runnable[0]) for i in kept]
-        outcomes.append(run_action(context, deployment, item["variant"], rule, item["evidence"]))
+        outcome = run_action(context, deployment, item["variant"], rule, item["evidence"])
+        outcomes.append((item, outcome))
     return outcomes
 
 
 def _evaluate_window(
-    db, deployment, variant, start, windowing, reference: Reference, rules, alpha, previous=None
+    db,
+    deployment,
+    variant,
+    start,
+    windowing,
+    reference: Reference,
+    rules,
+    alpha,
+    previous=None,
+    estimator=None,
 ):
     key = f"{variant}:{windowing.window_ms}"
     window = read_window(db, deployment, variant, windowing, start)
@@ -286,6 +323,15 @@ def _evaluate_window(
     before = None if previous is None else read_window(db, deployment, variant, windowing, previous)
     metrics, errors = window_metrics(window, reference, labelled, alpha=alpha, previous=before)
     metrics["previous_start_ms"] = previous
+    metrics["process"] = window_process(db, deployment, start, start + windowing.window_ms)
+    for name in ("process_rss_bytes", "process_cpu_seconds"):
+        metrics[name] = None if metrics["process"] is None else metrics["process"][name]
+    metrics["estimate"], metrics["estimated_accuracy"] = None, None
+    if estimator is not None:
+        rows = scored_rows(db, deployment, variant, start, start + windowing.window_ms)
+        metrics["estimate"] = window_estimate(estimator, reference.scores, rows)
+        if metrics["estimate"] is not None:
+            metrics["estimated_accuracy"] = metrics["estimate"]["metrics"]["accuracy"]["value"]
     fired = []
     with db.write() as connection:
         now = clock_of(connection)

@@ -2,9 +2,11 @@
 batch jobs, the same rows the serving runtime records.
 
 :func:`log_predictions` writes one event per row into the store's ``prediction_events``
-table (role ``primary``, the output as ``{"predictions": [p]}``), so the windows, the labels
-and :func:`opsloop.serving.prediction_events.read_prediction_events` see them as they see
-served answers.
+table (role ``primary``, the output as ``{"predictions": [p]}``, with ``"probabilities"`` and
+``"classes"`` when the model's probabilities are given, as the serving runtime writes
+them), so the windows, the labels and
+:func:`opsloop.serving.prediction_events.read_prediction_events` see them as they see served
+answers.
 
 :func:`log_labels` joins labels to those events by request id, and says what it did with
 each in a :class:`LabelReceipt`:
@@ -91,6 +93,45 @@ def _outputs(predictions: Sequence | np.ndarray) -> list[str]:
     return [json.dumps({"predictions": [_plain(v)]}) for v in values]
 
 
+def _scored_outputs(
+    predictions: Sequence | np.ndarray, probabilities: Any, classes: Sequence | None
+) -> list[str]:
+    """Each prediction with its row of ``probabilities`` and the ``classes``, as the
+    runtime's output JSON.
+
+    >>> _scored_outputs([1], [0.75], None)
+    ['{"predictions": [1], "probabilities": [[0.25, 0.75]], "classes": [0, 1]}']
+    """
+    try:
+        array = np.asarray(probabilities, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("probabilities: numbers, one row per input row") from None
+    if array.ndim == 1:
+        array = np.column_stack([1.0 - array, array])
+    if array.ndim != 2 or array.shape[1] < 2:
+        raise InvalidArgumentError(
+            "probabilities: one column per class (at least two), or the second class's "
+            "probability alone"
+        )
+    if not np.all(np.isfinite(array)) or np.any(array < 0) or np.any(array > 1):
+        raise InvalidArgumentError("probabilities: numbers in [0, 1]")
+    names = list(range(array.shape[1])) if classes is None else [_plain(c) for c in classes]
+    if len(names) != array.shape[1]:
+        raise InvalidArgumentError(
+            f"classes: {len(names)} classes for {array.shape[1]} probability columns; give "
+            "one per column"
+        )
+    values = [_plain(v) for v in np.asarray(predictions, dtype=object).reshape(-1).tolist()]
+    if len(values) != len(array):
+        raise InvalidArgumentError(
+            f"probabilities: {len(array)} rows for {len(values)} predictions; give one per row"
+        )
+    return [
+        json.dumps({"predictions": [v], "probabilities": [row], "classes": names})
+        for v, row in zip(values, array.tolist(), strict=True)
+    ]
+
+
 def _checked_ids(request_ids: Sequence[str], n: int, field: str = "request_ids") -> list[str]:
     ids = [str(i) for i in request_ids]
     if len(ids) != n:
@@ -149,11 +190,16 @@ def log_predictions(
     latency_ms: float | Sequence[float] | np.ndarray = 0.0,
     model: str = "external",
     version: int = 0,
+    probabilities: Sequence | np.ndarray | None = None,
+    classes: Sequence | None = None,
 ) -> list[str]:
     """Record one prediction event per row of ``inputs`` with its prediction; return the
     request ids (random ones when ``request_ids`` is not given: give your own to join labels
     later by them and to make the windows' samples reproducible). ``at_ms`` (one time or
-    one per row) defaults to the store's clock.
+    one per row) defaults to the store's clock. A classifier's ``probabilities`` (one row
+    per input row, one column per class of ``classes``, default ``0 .. k-1``; or the second
+    class's probability alone) let the monitoring estimate its metrics before the labels
+    arrive (:mod:`.window_estimate`).
 
     ``db`` is an empty store:
 
@@ -164,7 +210,12 @@ def log_predictions(
     if not isinstance(deployment, str) or not deployment:
         raise InvalidArgumentError(f"deployment: a non-empty name, got {deployment!r}")
     lines = _records(inputs)
-    outputs = _outputs(predictions)
+    if probabilities is None:
+        if classes is not None:
+            raise InvalidArgumentError("classes: name the columns of probabilities; give those")
+        outputs = _outputs(predictions)
+    else:
+        outputs = _scored_outputs(predictions, probabilities, classes)
     n = len(lines)
     if len(outputs) != n:
         raise InvalidArgumentError(

@@ -76,6 +76,21 @@ def _values(values: Any) -> Any:
     return _plain(values)
 
 
+def _probabilities(values: Any) -> list | None:
+    """A model's probabilities as JSON carries them: a list of rows (or of numbers).
+
+    >>> _probabilities(np.array([[0.25, 0.75]]))
+    [[0.25, 0.75]]
+    """
+    if values is None:
+        return None
+    if isinstance(values, pd.DataFrame):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray | pd.Series):
+        return values.tolist()
+    return [_values(row) for row in values]
+
+
 def _check_per_row(n: int, outputs: Any, ids: Any, times: Any, latency: Any) -> None:
     """Refuse, before a batch is split, what the server would refuse of it whole.
 
@@ -117,6 +132,8 @@ class HttpMonitoring(ServerClient, MonitoringService):
         latency_ms: float | Sequence[float] | np.ndarray = 0.0,
         model: str = "external",
         version: int = 0,
+        probabilities: Sequence | np.ndarray | None = None,
+        classes: Sequence | None = None,
     ) -> list[str]:
         """Record one prediction event per record with its prediction; the request ids.
         A batch of more than :data:`MAX_LOGGED_ROWS` records is sent in several calls
@@ -124,11 +141,17 @@ class HttpMonitoring(ServerClient, MonitoringService):
         rows, outputs = _records(records), _values(predictions)
         ids = None if request_ids is None else [str(i) for i in request_ids]
         times, latency = _values(at_ms), _values(latency_ms)
+        scores = _probabilities(probabilities)
+        names = None if classes is None else _values(classes)
         n = len(rows)
         if n <= MAX_LOGGED_ROWS:
             parts = [slice(None)]
         else:
             _check_per_row(n, outputs, ids, times, latency)
+            if scores is not None and len(scores) != n:
+                raise InvalidArgumentError(
+                    f"probabilities: {len(scores)} rows for {n} predictions; give one per row"
+                )
             parts = [slice(lo, lo + MAX_LOGGED_ROWS) for lo in range(0, n, MAX_LOGGED_ROWS)]
 
         def part(values: Any, rows_of: slice) -> Any:
@@ -147,6 +170,8 @@ class HttpMonitoring(ServerClient, MonitoringService):
                 latency_ms=part(latency, rows_of),
                 model=model,
                 version=version,
+                probabilities=None if scores is None else scores[rows_of],
+                classes=names,
             )
         return found
 
@@ -156,15 +181,22 @@ class HttpMonitoring(ServerClient, MonitoringService):
         records: pd.DataFrame | Sequence[dict[str, Any]],
         *,
         predictions: Sequence | np.ndarray | None = None,
+        labels: Sequence | np.ndarray | None = None,
+        probabilities: Sequence | np.ndarray | None = None,
+        classes: Sequence | None = None,
         sample_size: int = REFERENCE_SAMPLE_SIZE,
         seed: int = 0,
         actor: str | None = None,
     ) -> ReferenceSummary:
-        """Make the records (and the model's predictions on them) the reference."""
+        """Make the records (and the model's predictions, labels and probabilities on
+        them) the reference."""
         return self._set_reference(
             deployment,
             _records(records),
             predictions=None if predictions is None else _values(predictions),
+            labels=None if labels is None else _values(labels),
+            probabilities=_probabilities(probabilities),
+            classes=None if classes is None else _values(classes),
             sample_size=sample_size,
             seed=seed,
             actor=actor,

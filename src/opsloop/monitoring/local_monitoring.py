@@ -75,6 +75,8 @@ class Monitoring:
         latency_ms: float | Sequence[float] | np.ndarray = 0.0,
         model: str = "external",
         version: int = 0,
+        probabilities: Sequence | np.ndarray | None = None,
+        classes: Sequence | None = None,
     ) -> list[str]:
         """Record one prediction event per record (see
         :func:`~opsloop.monitoring.event_log.log_predictions`)."""
@@ -89,6 +91,8 @@ class Monitoring:
             latency_ms=latency_ms,
             model=model,
             version=version,
+            probabilities=probabilities,
+            classes=classes,
         )
 
     def log_labels(
@@ -163,6 +167,9 @@ class Monitoring:
         records: pd.DataFrame | Sequence[dict[str, Any]],
         *,
         predictions: Sequence | np.ndarray | None = None,
+        labels: Sequence | np.ndarray | None = None,
+        probabilities: Sequence | np.ndarray | None = None,
+        classes: Sequence | None = None,
         sample_size: int = REFERENCE_SAMPLE_SIZE,
         seed: int = 0,
         actor: str | None = None,
@@ -177,6 +184,9 @@ class Monitoring:
             deployment,
             frame,
             predictions=predictions,
+            labels=labels,
+            probabilities=probabilities,
+            classes=classes,
             sample_size=sample_size,
             seed=seed,
             actor=actor or self.actor,

@@ -40,6 +40,7 @@ SHOWN_METRICS = (
     "drift_share",
     "previous_drift_share",
     "task_metric",
+    "estimated_accuracy",
     "error_drift",
 )
 

@@ -11,6 +11,12 @@ worker of a data plane shows the same numbers, the evaluator's, without receivin
   the variant's previous window;
 * ``opsloop_monitoring_task_metric{deployment, variant, window, task}``: the task metric of
   the window's labelled rows (``task`` is ``accuracy`` or ``mae``);
+* ``opsloop_monitoring_estimated_metric{deployment, variant, window, metric}``, with
+  ``_low`` and ``_high``: the metrics estimated from the model's confidence before the
+  labels arrive (:mod:`.window_estimate`) and their interval;
+* ``opsloop_monitoring_process_rss_bytes{deployment, variant, window}`` and
+  ``opsloop_monitoring_process_cpu_seconds{...}``: the serving workers' resident memory
+  (the sum of their largest) and CPU seconds in that window (:mod:`.process_metrics`);
 * ``opsloop_monitoring_window_start_seconds{deployment, variant, window}``: when that window
   started (how fresh the numbers are);
 * ``opsloop_monitoring_alerts_total{deployment, variant}``: alerts the policies raised.
@@ -36,7 +42,7 @@ True
 >>> 'opsloop_monitoring_alerts_total{deployment="api",variant="default"} 1.0' in text
 True
 >>> [len(family.samples) for family in MonitoringGauges(db, names=["other"]).collect()]
-[0, 0, 0, 0, 0]
+[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 """
 
 from __future__ import annotations
@@ -142,6 +148,31 @@ class MonitoringGauges(Collector):
                 labels=(*window, "task"),
             ),
             GaugeMetricFamily(
+                "opsloop_monitoring_estimated_metric",
+                "Metric estimated from the model's confidence, latest evaluated window.",
+                labels=(*window, "metric"),
+            ),
+            GaugeMetricFamily(
+                "opsloop_monitoring_estimated_metric_low",
+                "Lower bound of the estimated metric's interval, latest evaluated window.",
+                labels=(*window, "metric"),
+            ),
+            GaugeMetricFamily(
+                "opsloop_monitoring_estimated_metric_high",
+                "Upper bound of the estimated metric's interval, latest evaluated window.",
+                labels=(*window, "metric"),
+            ),
+            GaugeMetricFamily(
+                "opsloop_monitoring_process_rss_bytes",
+                "Resident memory of the serving workers (sum of their largest), latest window.",
+                labels=window,
+            ),
+            GaugeMetricFamily(
+                "opsloop_monitoring_process_cpu_seconds",
+                "CPU seconds the serving workers spent in the latest evaluated window.",
+                labels=window,
+            ),
+            GaugeMetricFamily(
                 "opsloop_monitoring_window_start_seconds",
                 "Start of the latest evaluated window, in seconds since the epoch.",
                 labels=window,
@@ -154,7 +185,7 @@ class MonitoringGauges(Collector):
         )
 
     def collect(self) -> Iterator[Metric]:
-        drift, previous, task, start, alerts = self._families()
+        drift, previous, task, estimated, low, high, rss, cpu, start, alerts = self._families()
         with self.db.read() as connection:
             latest = self._latest(connection)
             counts = self._alert_counts(connection)
@@ -168,6 +199,14 @@ class MonitoringGauges(Collector):
                 previous.add_metric(labels, metrics["previous_drift_share"])
             if metrics.get("task_metric") is not None:
                 task.add_metric([*labels, str(metrics["task"])], metrics["task_metric"])
+            for family, name in ((rss, "process_rss_bytes"), (cpu, "process_cpu_seconds")):
+                if metrics.get(name) is not None:
+                    family.add_metric(labels, metrics[name])
+            estimate = metrics.get("estimate") or {}
+            for name, found in estimate.get("metrics", {}).items():
+                for family, key in ((estimated, "value"), (low, "low"), (high, "high")):
+                    if found[key] is not None:
+                        family.add_metric([*labels, name], found[key])
         for deployment, variant, count in counts:
             alerts.add_metric([deployment, variant], count)
-        yield from (drift, previous, task, start, alerts)
+        yield from (drift, previous, task, estimated, low, high, rss, cpu, start, alerts)

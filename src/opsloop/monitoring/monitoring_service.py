@@ -49,6 +49,8 @@ MAX_REFERENCE_ROWS = 20_000
 MAX_FEATURES = 1_000
 #: The most policies one evaluation applies.
 MAX_POLICIES = 100
+#: The most classes a model's probabilities have.
+MAX_CLASSES = 1_000
 
 _NO_NUL = {"pattern": NO_NUL_PATTERN}
 RequestId = Annotated[
@@ -85,6 +87,16 @@ ReferenceRows = Annotated[
 ]
 Predictions = Annotated[Sequence[Prediction], Field(max_length=MAX_LOGGED_ROWS)]
 ReferencePredictions = Annotated[Sequence[Prediction], Field(max_length=MAX_REFERENCE_ROWS)]
+ReferenceLabels = Annotated[Sequence[Prediction], Field(max_length=MAX_REFERENCE_ROWS)]
+ProbabilityRow = Annotated[Sequence[Number], Field(min_length=2, max_length=MAX_CLASSES)]
+# One row per row (one column per class), or the second class's probability alone.
+Probabilities = Annotated[
+    Sequence[ProbabilityRow] | Sequence[Number], Field(max_length=MAX_LOGGED_ROWS)
+]
+ReferenceProbabilities = Annotated[
+    Sequence[ProbabilityRow] | Sequence[Number], Field(max_length=MAX_REFERENCE_ROWS)
+]
+Classes = Annotated[Sequence[Prediction], Field(min_length=2, max_length=MAX_CLASSES)]
 RequestIds = Annotated[Sequence[RequestId], Field(max_length=MAX_LOGGED_ROWS)]
 Labels = Annotated[Sequence[Any], Field(max_length=MAX_LOGGED_ROWS)]
 Times = TimeMs | Annotated[Sequence[TimeMs], Field(max_length=MAX_LOGGED_ROWS)]
@@ -118,8 +130,11 @@ class MonitoringService(Protocol):
         latency_ms: Latencies = 0.0,
         model: Name = "external",
         version: ModelVersion = 0,
+        probabilities: Probabilities | None = None,
+        classes: Classes | None = None,
     ) -> list[str]:
-        """Record one prediction event per record with its prediction; the request ids."""
+        """Record one prediction event per record with its prediction (and a classifier's
+        probabilities, one column per class); the request ids."""
         ...
 
     def log_labels(
@@ -169,11 +184,15 @@ class MonitoringService(Protocol):
         records: ReferenceRows,
         *,
         predictions: ReferencePredictions | None = None,
+        labels: ReferenceLabels | None = None,
+        probabilities: ReferenceProbabilities | None = None,
+        classes: Classes | None = None,
         sample_size: SampleSize = REFERENCE_SAMPLE_SIZE,
         seed: Seed = 0,
         actor: str | None = None,
     ) -> ReferenceSummary:
-        """Make the records (and the model's predictions on them) the reference."""
+        """Make the records (and the model's predictions, labels and probabilities on
+        them) the reference."""
         ...
 
     def reference(self, deployment: Name) -> ReferenceSummary:

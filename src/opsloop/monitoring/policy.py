@@ -7,8 +7,17 @@ expired) breaks the streak.
 
 Signals (per window, see :mod:`.window_metrics`): ``drift_share``, ``missing_share``,
 ``out_of_schema_rate``, ``error_rate``, ``task_metric``, ``latency_p50_ms``,
-``latency_p95_ms``, ``requests``, ``output_drift_p_value``, ``output_drift_statistic`` and
-``error_drift`` (how many times the error-stream detector signalled in the window).
+``latency_p95_ms``, ``requests``, ``output_drift_p_value``, ``output_drift_statistic``,
+``error_drift`` (how many times the error-stream detector signalled in the window), and the
+serving workers' ``process_rss_bytes`` and ``process_cpu_seconds`` (:mod:`.process_metrics`).
+
+Before labels arrive, the estimate from the model's confidence (:mod:`.window_estimate`;
+``None`` without the reference's probabilities or the window's): ``estimated_<metric>`` for
+``accuracy``, ``precision``, ``recall``, ``f1``, ``roc_auc`` (two classes) and ``macro_f1``
+(more), with ``estimated_<metric>_low`` and ``_high``, the bounds of its interval (a rule
+on ``estimated_accuracy_high < 0.8`` fires only when the interval lies below 0.8);
+``estimate_trusted`` is 1 when the estimator's assumptions held in the window and 0 when
+they broke (scores outside the reference's, a poor calibration).
 
 ``data_drift`` and ``concept_drift`` are 1 in a window that shows that kind of decay and 0
 otherwise (:mod:`.decay_kind`; ``None`` without labels).
@@ -22,10 +31,15 @@ in :mod:`.policy_actions`):
   definition, or on the version the model's alias ``ALIAS`` names;
 * ``retrain(train=MODULE:FUNCTION, reference_share=0, holdout=0.3, min_rows=50)``: train
   on the labelled data since the change point (plus a share of the reference), gate the new
-  version against the one serving, and start its canary when it passes.
+  version against the one serving, and start its canary when it passes;
+* ``promote`` or ``promote(alias=champion)``: when the rule holds in a challenger's windows
+  (a canary's candidate, a shadow) and the challenger is at least as good as the primary
+  in each of them, make it the primary and move the model's alias to it
+  (:mod:`.promote_action`). Its operator says which way is better, so it is one of ``>``,
+  ``>=``, ``<``, ``<=``.
 
 Options are ``key=value`` pairs separated by commas; a value may not hold a comma or a
-parenthesis. ``promote`` is not available yet and is refused by name.
+parenthesis.
 
 >>> rule = Policy.parse("drift_share > 0.3 for 2 windows -> alert")
 >>> rule.signal, rule.op, rule.threshold, rule.windows, rule.action
@@ -43,6 +57,8 @@ from typing import Any
 
 from opsloop.errors import InvalidArgumentError
 
+#: The metrics the label-free estimate gives (:mod:`.window_estimate`).
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "macro_f1")
 SIGNALS = (
     "drift_share",
     "missing_share",
@@ -58,6 +74,14 @@ SIGNALS = (
     "data_drift",
     "concept_drift",
     "previous_drift_share",
+    "process_rss_bytes",
+    "process_cpu_seconds",
+    "estimate_trusted",
+    *(
+        f"estimated_{metric}{bound}"
+        for metric in ESTIMATED_METRICS
+        for bound in ("", "_low", "_high")
+    ),
 )
 #: Each action's options: name -> (kind, default); a default of ``None`` marks one needed.
 ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
@@ -70,10 +94,9 @@ ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
         "holdout": ("fraction", 0.3),
         "min_rows": ("count", 50),
     },
+    "promote": {"alias": ("name", "champion")},
 }
 ACTIONS = tuple(ACTION_OPTIONS)
-#: Actions the rules will name once the monitoring can promote through the control plane.
-LATER_ACTIONS = ("promote",)
 _OPERATORS = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -147,6 +170,25 @@ def _options(text: str, action: str, written: str | None) -> tuple[tuple[str, An
     return tuple(values)
 
 
+def _estimated(estimate: dict[str, Any] | None, signal: str) -> float | None:
+    """An ``estimated_*`` signal, or ``estimate_trusted``, of a window's estimate.
+
+    >>> _estimated({"metrics": {"f1": {"value": 0.7, "low": 0.6}}}, "estimated_f1_low")
+    0.6
+    """
+    if estimate is None:
+        return None
+    if signal == "estimate_trusted":
+        return float(bool(estimate["trusted"]))
+    name = signal.removeprefix("estimated_")
+    bound = "value"
+    for suffix in ("_low", "_high"):
+        if name.endswith(suffix):
+            name, bound = name.removesuffix(suffix), suffix[1:]
+    found = estimate["metrics"].get(name)
+    return None if found is None else found.get(bound)
+
+
 @dataclass(frozen=True)
 class Policy:
     """One parsed rule; ``text`` is the rule as written."""
@@ -166,9 +208,9 @@ class Policy:
         >>> Policy.parse("error_rate > 0.1 then retrain")
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: policy 'error_rate > 0.1 then retrain': retrain needs the option train=...
-        >>> Policy.parse("error_rate > 0.1 then promote")
+        >>> Policy.parse("task_metric == 1 then promote")
         Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: policy 'error_rate > 0.1 then promote': action 'promote' is not available yet (available: alert, webhook, rollback, retrain)
+        opsloop.errors.InvalidArgumentError: policy 'task_metric == 1 then promote': promote needs an operator that says which way is better (>, >=, <, <=), got '=='
         >>> Policy.parse("concept_drift > 0 -> retrain(train=credit.fit:train, holdout=2)")
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: policy 'concept_drift > 0 -> retrain(train=credit.fit:train, holdout=2)': retrain option holdout: a fraction in (0, 1), got '2'
@@ -189,14 +231,14 @@ class Policy:
             raise InvalidArgumentError(
                 f"policy {text!r}: unknown signal {signal!r} (signals: {', '.join(SIGNALS)})"
             )
-        if action in LATER_ACTIONS:
-            raise InvalidArgumentError(
-                f"policy {text!r}: action {action!r} is not available yet "
-                f"(available: {', '.join(ACTIONS)})"
-            )
         if action not in ACTIONS:
             raise InvalidArgumentError(
                 f"policy {text!r}: unknown action {action!r} (available: {', '.join(ACTIONS)})"
+            )
+        if action == "promote" and match.group("op") in ("==", "!="):
+            raise InvalidArgumentError(
+                f"policy {text!r}: promote needs an operator that says which way is better "
+                f"(>, >=, <, <=), got {match.group('op')!r}"
             )
         windows = int(match.group("windows") or 1)
         if windows < 1:
@@ -228,6 +270,8 @@ class Policy:
         ...     {"output_drift": {"p_value": 0.002}})
         0.002
         """
+        if self.signal.startswith("estimate"):
+            return _estimated(metrics.get("estimate"), self.signal)
         if self.signal.startswith("output_drift_"):
             output = metrics.get("output_drift")
             return None if output is None else output.get(self.signal.removeprefix("output_drift_"))

@@ -1,9 +1,10 @@
 """What a policy does once its alert is recorded: call a webhook, roll the deployment back,
-or retrain. :class:`ActionContext` holds what the actions act with; :func:`run_action`
-runs one and records its outcome.
+retrain, or promote a challenger. :class:`ActionContext` holds what the actions act with;
+:func:`run_action` runs one and records its outcome.
 
-Every outcome is an audit entry (action ``policy_webhook``, ``policy_rollback`` or
-``policy_retrain``, entity ``monitor:DEPLOYMENT``) whose reason says what happened and why.
+Every outcome is an audit entry (action ``policy_webhook``, ``policy_rollback``,
+``policy_retrain`` or ``policy_promote``, entity ``monitor:DEPLOYMENT``) whose reason says
+what happened and why.
 An action that did not do its work (a webhook not delivered, a rollback refused by a
 protected deployment, a retrained version that failed its gate, a canary refused) is also
 an alert (action ``alert``) whose evidence is the policy's evidence plus the outcome: the
@@ -12,7 +13,8 @@ refusal in the service's words, or the gate's report.
 The window's evaluation records the action as pending in the same transaction as the
 alert, and the action runs after it commits; a process stopped in between runs it at its
 next :func:`~opsloop.monitoring.evaluation.evaluate` (an action is never run twice: it
-leaves the pending list before it starts).
+leaves the pending list before it starts). A ``promote`` runs at the end of the evaluation,
+when the primary's windows it is compared with are evaluated too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from opsloop.analysis.gate import GateSpec
 from opsloop.errors import InvalidArgumentError, OpsloopError
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.promote_action import promote
 from opsloop.monitoring.retrain_action import retrain
 from opsloop.monitoring.rollback_action import evidence_sentence, rollback
 from opsloop.monitoring.webhook_action import post_alert
@@ -42,7 +45,8 @@ class ActionContext:
     ``deployments`` (default ``Deployments(db)``) rolls back and starts canaries, as
     ``actor`` (default: its own actor). ``registry`` (a
     :class:`~opsloop.registry.ModelRegistry` on the same store) and ``gate`` (a
-    :class:`~opsloop.analysis.gate.GateSpec`) are needed by ``retrain``, with ``trust`` and
+    :class:`~opsloop.analysis.gate.GateSpec`) are needed by ``retrain``; ``promote``
+    needs the ``registry`` (it moves an alias), with ``trust`` and
     ``trusted_types`` for loading the versions the gate compares; the run goes to
     ``experiment``. The canary ramps through ``canary_steps``, ``canary_min_requests`` a
     step, under ``canary_gates`` (see :meth:`~opsloop.serving.Deployments.set_rollout`).
@@ -85,6 +89,8 @@ class ActionContext:
         >>> ActionContext(db).can_run(Policy.parse("error_rate > 0.2 -> rollback"))
         True
         """
+        if rule.action == "promote":
+            return self.registry is not None
         return rule.action != "retrain" or (self.registry is not None and self.gate is not None)
 
     def check(self, rules: list[Policy]) -> None:
@@ -96,8 +102,9 @@ class ActionContext:
         """  # noqa: E501 - a doctest's expected output is one line
         for rule in rules:
             if not self.can_run(rule):
+                needs = "registry=..." if rule.action == "promote" else "registry=..., gate=..."
                 raise InvalidArgumentError(
-                    f"policy {rule.text!r}: retrain needs ActionContext(registry=..., gate=...)"
+                    f"policy {rule.text!r}: {rule.action} needs ActionContext({needs})"
                 )
 
 
@@ -124,6 +131,8 @@ def _act(context: ActionContext, deployment, variant, rule: Policy, evidence) ->
         )
     if rule.action == "retrain":
         return retrain(context, deployment, variant, rule, evidence)
+    if rule.action == "promote":
+        return promote(context, deployment, variant, rule, evidence)
     raise InvalidArgumentError(f"action: no action named {rule.action!r}")
 
 

@@ -5,8 +5,12 @@ seeded sample of its rows (for exact two-sample tests) are kept in the store.
 ``set_reference(db, deployment, frame)`` sets it explicitly; ``predictions`` (the model's
 outputs on ``frame``) add the reference of the output distribution, and ``labels`` (the true
 answers) the reference's own error, against which a window's error is judged
-(:mod:`.decay_kind`), and rows a retraining may mix in (:mod:`.training_window`). Setting it
-is recorded in the audit log (entity ``monitor:DEPLOYMENT``).
+(:mod:`.decay_kind`), and rows a retraining may mix in (:mod:`.training_window`). A
+classifier's ``probabilities`` on ``frame`` (one column per class, in the order of
+``classes``), with the ``labels``, are kept as :class:`~.reference_scores.ReferenceScores`:
+what the estimate of a window's metrics before its labels arrive is calibrated on
+(:mod:`.window_estimate`). Setting it is recorded in the audit log (entity
+``monitor:DEPLOYMENT``).
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]})
@@ -31,6 +35,7 @@ import sqlalchemy as sa
 from opsloop.data.profile import Profile, profile
 from opsloop.data.schema import Schema, infer_schema
 from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.monitoring.reference_scores import ReferenceScores
 from opsloop.monitoring.reservoir import RowSample
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.registry.audit import append_audit
@@ -49,7 +54,8 @@ class Reference:
     """The reference's input ``features``, ``profile`` (inputs, and the
     :data:`~opsloop.monitoring.window_part.PREDICTION_COLUMN` when ``has_predictions``),
     ``schema`` of the inputs and ``sample`` of rows (with the :data:`LABEL_COLUMN` when
-    ``has_labels``)."""
+    ``has_labels``), and the model's ``scores`` on it with the labels (``None`` unless
+    probabilities were given)."""
 
     features: tuple[str, ...]
     profile: Profile
@@ -57,6 +63,7 @@ class Reference:
     sample: RowSample
     has_predictions: bool
     has_labels: bool = False
+    scores: ReferenceScores | None = None
 
     def to_bytes(self) -> bytes:
         """Compressed JSON of everything (:meth:`from_bytes` reads it back)."""
@@ -67,6 +74,7 @@ class Reference:
             "sample": base64.b64encode(self.sample.to_bytes()).decode(),
             "has_predictions": self.has_predictions,
             "has_labels": self.has_labels,
+            "scores": None if self.scores is None else self.scores.to_state(),
         }
         return zlib.compress(json.dumps(state, separators=(",", ":"), default=str).encode(), 1)
 
@@ -81,24 +89,29 @@ class Reference:
             RowSample.from_bytes(base64.b64decode(state["sample"])),
             bool(state["has_predictions"]),
             bool(state.get("has_labels", False)),  # references set before labels were kept
+            None if state.get("scores") is None else ReferenceScores.from_state(state["scores"]),
         )
 
 
 @dataclass(frozen=True)
 class ReferenceSummary:
     """What a reference holds, without its data: the input ``features``, how many ``rows``
-    it was made of, how many of them its ``sample`` keeps, and whether it ``has_predictions``.
+    it was made of, how many of them its ``sample`` keeps, whether it ``has_predictions`` and
+    ``has_labels``, and how many rows' probabilities it keeps to calibrate the estimate on
+    (``scored_rows``).
 
     >>> import pandas as pd
     >>> ref = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0, 3.0]}), sample_size=2)
     >>> ReferenceSummary.of(ref)
-    ReferenceSummary(features=('x',), rows=3, sample=2, has_predictions=False)
-    """
+    ReferenceSummary(features=('x',), rows=3, sample=2, has_predictions=False, has_labels=False, scored_rows=0)
+    """  # noqa: E501 - a doctest's expected output is one line
 
     features: tuple[str, ...]
     rows: int
     sample: int
     has_predictions: bool
+    has_labels: bool = False
+    scored_rows: int = 0
 
     @classmethod
     def of(cls, reference: Reference) -> ReferenceSummary:
@@ -108,6 +121,8 @@ class ReferenceSummary:
             reference.profile.n_rows,
             len(reference.sample),
             reference.has_predictions,
+            reference.has_labels,
+            0 if reference.scores is None else len(reference.scores.labels),
         )
 
     def to_dict(self) -> dict:
@@ -132,12 +147,15 @@ def set_reference(
     *,
     predictions: Sequence | np.ndarray | None = None,
     labels: Sequence | np.ndarray | None = None,
+    probabilities: Sequence | np.ndarray | None = None,
+    classes: Sequence | None = None,
     sample_size: int = REFERENCE_SAMPLE_SIZE,
     seed: int = 0,
     actor: str = "monitoring",
 ) -> Reference:
     """Make ``frame`` (and the model's ``predictions`` on it) ``deployment``'s reference,
-    replacing any earlier one.
+    replacing any earlier one. ``probabilities`` (one row per row of ``frame``, one column
+    per class of ``classes``, default ``0 .. k-1``) need the ``labels``.
 
     >>> set_reference(db, "api", pd.DataFrame())
     Traceback (most recent call last):
@@ -151,6 +169,20 @@ def set_reference(
     for kept, what in ((PREDICTION_COLUMN, "the model's output"), (LABEL_COLUMN, "labels")):
         if kept in frame.columns:
             raise InvalidArgumentError(f"frame: the column name {kept!r} is kept for {what}")
+    scores = None
+    if probabilities is not None:
+        if labels is None:
+            raise InvalidArgumentError(
+                "labels: the probabilities calibrate the estimate against the true labels; "
+                "give the labels too"
+            )
+        if len(probabilities) != len(frame):
+            raise InvalidArgumentError(
+                f"probabilities: {len(probabilities)} rows for {len(frame)} rows; give one per row"
+            )
+        scores = ReferenceScores.of(probabilities, labels, classes, seed=seed)
+    elif classes is not None:
+        raise InvalidArgumentError("classes: name the columns of probabilities; give those too")
     schema = infer_schema(frame)
     rows = frame
     for field, values, column in (
@@ -173,6 +205,7 @@ def set_reference(
         RowSample.of(rows, ids, sample_size, seed),
         predictions is not None,
         labels is not None,
+        scores,
     )
     with db.write() as connection:
         now = clock_of(connection)
@@ -192,7 +225,12 @@ def set_reference(
             f"monitor:{deployment}",
             None,
             None,
-            {"rows": len(frame), "features": list(frame.columns), "sample": len(reference.sample)},
+            {
+                "rows": len(frame),
+                "features": list(frame.columns),
+                "sample": len(reference.sample),
+                "scored_rows": 0 if scores is None else len(scores.labels),
+            },
             at_ms=now,
         )
     return reference

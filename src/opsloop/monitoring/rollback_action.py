@@ -40,8 +40,13 @@ def evidence_sentence(rule: str, evidence: dict[str, Any]) -> str:
     >>> evidence_sentence("drift_share > 0.3 -> alert",
     ...     {"signal": "drift_share", "windows": [{"start_ms": 0, "value": 0.5}]})
     "policy 'drift_share > 0.3 -> alert' held: drift_share 0.5 in the window from 0 ms"
+    >>> evidence_sentence("retrain requested by ana",
+    ...     {"signal": "request", "windows": [], "change_point_ms": 0, "start_ms": 0})
+    'retrain requested by ana, on the data from 0 ms'
     """
     windows = evidence.get("windows", [])
+    if evidence.get("signal") == "request":  # asked for by a person, not a policy
+        return f"{rule}, on the data from {evidence.get('change_point_ms')} ms"
     values = ", ".join(
         f"{evidence.get('signal')} {w['value']:.4g} in the window from {w['start_ms']} ms"
         for w in windows

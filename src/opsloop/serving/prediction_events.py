@@ -38,8 +38,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
-from opsloop.store.database import Database
+from opsloop.store.database import Database, clock_of
 
 logger = logging.getLogger("opsloop.serving")
 
@@ -123,21 +124,30 @@ class EventSink(Protocol):
 
 
 class StoreEventSink:
-    """Writes events to the store's ``prediction_events`` table, one transaction a batch.
+    """Writes events to the store's ``prediction_events`` table, one transaction a batch,
+    with a sample of the process's memory and CPU time when ``sampler`` says one is due
+    (:mod:`.process_samples`; ``None`` samples nothing).
 
     >>> from opsloop.store import Database
     >>> StoreEventSink(Database("sqlite://")).write([])
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, sampler: ProcessSampler | None = None) -> None:
         self.db = db
+        self.sampler = ProcessSampler() if sampler is None else sampler
 
     def write(self, events: Sequence[PredictionEvent]) -> None:
-        """Insert ``events`` in one transaction."""
+        """Insert ``events`` (and a process sample that is due) in one transaction."""
         if not events:
             return
         with self.db.write() as connection:
             connection.execute(_events.insert(), [event.to_row() for event in events])
+            if self.sampler is not None:
+                rows = self.sampler.rows(
+                    (event.deployment for event in events), at_ms=clock_of(connection)
+                )
+                if rows:
+                    connection.execute(tables.process_samples.insert(), rows)
 
 
 class EventRecorder:

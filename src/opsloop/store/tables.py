@@ -399,6 +399,21 @@ prediction_events = Table(
     Index(None, "request_id"),
 )
 
+# What a serving worker's process used while it answered a deployment: its resident memory
+# and its CPU time so far, sampled as it writes its events (the monitoring's windows read
+# them; a worker is ``host:pid``).
+process_samples = Table(
+    "process_samples",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("worker", NAME, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("rss_bytes", BigInteger, nullable=False),
+    Column("cpu_seconds", Float(precision=53), nullable=False),
+    Index(None, "deployment", "at_ms"),
+)
+
 # Outcomes that arrive after the answer (a label or a reward), joined to the answer by its
 # request id.
 prediction_feedback = Table(

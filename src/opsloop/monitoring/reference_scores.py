@@ -1,0 +1,168 @@
+"""The model's probabilities and the true labels on a deployment's reference: what the
+label-free estimate of a window's metrics (:mod:`.window_estimate`) is calibrated on.
+
+Confidence-based performance estimation
+(:class:`~opsloop.analysis.performance_estimation.PerformanceEstimator`) learns how far the
+model's scores can be trusted from labelled rows the model did not train on, so the
+reference keeps, beside its sample, the probability of every class per row and each row's
+true class (as an index into ``classes``, the order of the probability columns, as a
+scikit-learn model's ``classes_``). All rows are kept up to :data:`MAX_SCORED_ROWS`; a
+larger reference keeps a seeded uniform choice of that many, so that the estimate is
+calibrated on the same rows at every evaluation.
+
+>>> scores = ReferenceScores.of([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], [0, 1, 1], [0, 1])
+>>> scores.labels.tolist(), scores.classes, scores.binary
+([0, 1, 1], (0, 1), True)
+>>> ReferenceScores.from_state(scores.to_state()).scores.tolist() == scores.scores.tolist()
+True
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from opsloop.analysis.performance_estimation import PerformanceEstimator
+from opsloop.errors import InvalidArgumentError
+
+#: The most reference rows whose scores are kept for calibrating the estimate.
+MAX_SCORED_ROWS = 50_000
+
+
+def _encoded(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode()
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def class_index(values: Sequence, classes: Sequence, field: str) -> np.ndarray:
+    """The position of each of ``values`` in ``classes``, naming the first that is not one.
+
+    >>> class_index(["no", "yes", "no"], ["no", "yes"], "labels").tolist()
+    [0, 1, 0]
+    >>> class_index([2], [0, 1], "labels")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: labels: 2 is not one of the classes [0, 1]
+    """
+    position = {_plain(c): i for i, c in enumerate(classes)}
+    found = np.empty(len(values), dtype=np.int64)
+    for i, value in enumerate(values):
+        index = position.get(_plain(value))
+        if index is None:
+            raise InvalidArgumentError(
+                f"{field}: {_plain(value)!r} is not one of the classes {list(position)}"
+            )
+        found[i] = index
+    return found
+
+
+@dataclass(frozen=True)
+class ReferenceScores:
+    """The ``classes`` (in the order of the probability columns), the ``scores`` (rows ×
+    classes) and the ``labels`` (index of each row's true class)."""
+
+    classes: tuple
+    scores: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def binary(self) -> bool:
+        """Whether the model has two classes (then the estimate reads the second's
+        probability, with precision, recall, F1 and the ROC AUC)."""
+        return len(self.classes) == 2
+
+    @classmethod
+    def of(
+        cls,
+        probabilities: Any,
+        labels: Sequence | np.ndarray,
+        classes: Sequence | None = None,
+        *,
+        limit: int = MAX_SCORED_ROWS,
+        seed: int = 0,
+    ) -> ReferenceScores:
+        """Check and keep the reference's ``probabilities`` (one column per class, or the
+        second class's probability alone for two classes) with its ``labels``; ``classes``
+        defaults to ``0 .. k-1``.
+
+        >>> ReferenceScores.of([[0.5, 0.6]], [1])
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: probabilities: each row must sum to 1 (row 0 sums to 1.1)
+        """  # noqa: E501 - a doctest's expected output is one line
+        try:
+            array = np.asarray(probabilities, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(
+                "probabilities: numbers, one row per reference row"
+            ) from None
+        if array.ndim == 1:
+            array = np.column_stack([1.0 - array, array])
+        if array.ndim != 2 or array.shape[1] < 2:
+            raise InvalidArgumentError(
+                "probabilities: one column per class (at least two), or the second class's "
+                "probability alone"
+            )
+        if not np.all(np.isfinite(array)) or np.any(array < 0) or np.any(array > 1):
+            raise InvalidArgumentError("probabilities: numbers in [0, 1]")
+        sums = array.sum(axis=1)
+        wrong = np.flatnonzero(np.abs(sums - 1.0) > 1e-6)
+        if wrong.size:
+            raise InvalidArgumentError(
+                f"probabilities: each row must sum to 1 (row {wrong[0]} sums to "
+                f"{sums[wrong[0]]:.6g})"
+            )
+        classes = tuple(range(array.shape[1])) if classes is None else tuple(classes)
+        classes = tuple(_plain(c) for c in classes)
+        if len(classes) != array.shape[1] or len(set(classes)) != len(classes):
+            raise InvalidArgumentError(
+                f"classes: {array.shape[1]} distinct classes, one per probability column, "
+                f"got {list(classes)}"
+            )
+        values = np.asarray(labels, dtype=object).reshape(-1)
+        if len(values) != len(array):
+            raise InvalidArgumentError(
+                f"labels: {len(values)} labels for {len(array)} probability rows; give one per row"
+            )
+        index = class_index(values.tolist(), classes, "labels")
+        if len(array) > limit:
+            kept = np.sort(np.random.default_rng(seed).choice(len(array), limit, replace=False))
+            array, index = array[kept], index[kept]
+        return cls(classes, array, index)
+
+    def estimator(self) -> PerformanceEstimator:
+        """A :class:`~opsloop.analysis.performance_estimation.PerformanceEstimator` (its
+        defaults) fitted on these rows.
+
+        >>> rng = np.random.default_rng(0)
+        >>> p = rng.random(400)
+        >>> scores = ReferenceScores.of(p, (rng.random(400) < p).astype(int))
+        >>> round(scores.estimator().reference_ece_, 3)
+        0.03
+        """
+        estimator = PerformanceEstimator()
+        return estimator.fit(self.labels, self.scores[:, 1] if self.binary else self.scores)
+
+    def to_state(self) -> dict:
+        """A JSON-safe dict of everything, floats bit for bit (:meth:`from_state`)."""
+        return {
+            "classes": list(self.classes),
+            "shape": list(self.scores.shape),
+            "scores": _encoded(self.scores.astype("<f8")),
+            "labels": _encoded(self.labels.astype("<i8")),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> ReferenceScores:
+        """Rebuild from :meth:`to_state`."""
+        rows, columns = state["shape"]
+        scores = np.frombuffer(base64.b64decode(state["scores"]), dtype="<f8").reshape(
+            rows, columns
+        )
+        labels = np.frombuffer(base64.b64decode(state["labels"]), dtype="<i8")
+        return cls(tuple(state["classes"]), scores.astype(np.float64), labels.astype(np.int64))

@@ -1,0 +1,189 @@
+"""A classifier's metrics in a window estimated before its labels arrive: confidence-based
+performance estimation (:mod:`opsloop.analysis.performance_estimation`, equal to NannyML's
+CBPE) calibrated on the reference's probabilities and labels (:mod:`.reference_scores`).
+
+The rows are every primary answer of the variant in the window whose output holds the
+model's probabilities (the serving runtime records them for a model with
+``predict_proba``; :func:`~opsloop.monitoring.event_log.log_predictions` with
+``probabilities=``), not the window's sample, so the estimate is the one
+:class:`~opsloop.analysis.performance_estimation.PerformanceEstimator` (default settings)
+gives on exactly those rows: for two classes on the second class's probability with the
+served predictions, for more on all columns. A row whose classes differ from the
+reference's, or whose prediction is not one of them, is left out and counted
+(``unmatched``).
+
+The estimate (``metrics``: value, standard error and interval per metric) says whether it
+is ``trusted`` and why not (``warnings``: the reference's calibration error, scores outside
+the reference's range). Rows of the window that already have their label when it is
+evaluated are counted (``labelled``) and their accuracy given (``realised_accuracy``);
+when every row has its label, ``covered`` says whether the accuracy's interval held it.
+
+>>> import numpy as np
+>>> import pandas as pd
+>>> from opsloop.monitoring.event_log import log_predictions
+>>> from opsloop.monitoring.reference_scores import ReferenceScores
+>>> rng = np.random.default_rng(1)
+>>> p = rng.random(300)
+>>> reference = ReferenceScores.of(p, (rng.random(300) < p).astype(int))
+>>> q = rng.random(50)
+>>> _ = log_predictions(db, "api", [{"x": 1.0}] * 50, (q >= 0.5).astype(int),
+...                     probabilities=np.column_stack([1 - q, q]), at_ms=0)
+>>> found = window_estimate(reference.estimator(), reference,
+...                         scored_rows(db, "api", "default", 0, 3_600_000))
+>>> found["rows"], found["trusted"], round(found["metrics"]["accuracy"]["value"], 2)
+(50, True, 0.73)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from opsloop.analysis.performance_estimation import PerformanceEstimator
+from opsloop.monitoring.reference_scores import ReferenceScores
+from opsloop.store import tables
+from opsloop.store.database import Database
+
+_events, _feedback = tables.prediction_events, tables.prediction_feedback
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    """A window's answered rows with probabilities: ``classes`` of each row's
+    ``probabilities`` (``None`` when the output had none), the ``predictions`` and the
+    ``labels`` (``None`` where none came yet), in event order."""
+
+    classes: list
+    probabilities: list
+    predictions: list
+    labels: list
+
+
+def _outputs(output: Any, n_rows: int) -> tuple[list, list, list]:
+    if not isinstance(output, dict):
+        return [None] * n_rows, [None] * n_rows, [None] * n_rows
+    predictions, probabilities = output.get("predictions"), output.get("probabilities")
+    classes = output.get("classes")
+    if (
+        not isinstance(predictions, list)
+        or not isinstance(probabilities, list)
+        or not isinstance(classes, list)
+        or len(predictions) != n_rows
+        or len(probabilities) != n_rows
+    ):
+        return [None] * n_rows, [None] * n_rows, [None] * n_rows
+    return [classes] * n_rows, probabilities, predictions
+
+
+def scored_rows(db: Database, deployment: str, variant: str, start_ms: int, end_ms: int):
+    """The rows ``variant`` answered as primary in ``[start_ms, end_ms)``, each with its
+    probabilities, prediction and label (see :class:`ScoredRows`)."""
+    query = (
+        sa.select(_events.c.inputs_json, _events.c.output_json, _feedback.c.label_json)
+        .select_from(
+            _events.outerjoin(
+                _feedback,
+                sa.and_(
+                    _feedback.c.request_id == _events.c.request_id,
+                    _feedback.c.deployment == _events.c.deployment,
+                    _feedback.c.label_json.is_not(None),
+                ),
+            )
+        )
+        .where(
+            _events.c.deployment == deployment,
+            _events.c.variant == variant,
+            _events.c.role == "primary",
+            _events.c.at_ms >= start_ms,
+            _events.c.at_ms < end_ms,
+            _events.c.output_json.is_not(None),
+        )
+        .order_by(_events.c.at_ms, _events.c.id)
+    )
+    classes, probabilities, predictions, labels = [], [], [], []
+    with db.read() as connection:
+        rows = connection.execute(query).all()
+    for inputs_json, output_json, label_json in rows:
+        inputs = json.loads(inputs_json)
+        n_rows = len(inputs) if isinstance(inputs, list) else 1
+        found = _outputs(json.loads(output_json), n_rows)
+        classes += found[0]
+        probabilities += found[1]
+        predictions += found[2]
+        label = None if label_json is None else json.loads(label_json)
+        if n_rows == 1 and not isinstance(label, list):
+            labels.append(label)
+        elif isinstance(label, list) and len(label) == n_rows:
+            labels += label
+        else:
+            labels += [None] * n_rows
+    return ScoredRows(classes, probabilities, predictions, labels)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _matched(reference: ReferenceScores, rows: ScoredRows) -> tuple[np.ndarray, list[int]]:
+    """The rows whose classes are the reference's and whose prediction is one of them."""
+    wanted = list(reference.classes)
+    position = {c: i for i, c in enumerate(wanted)}
+    keep, predicted = [], []
+    for i, (classes, probability, prediction) in enumerate(
+        zip(rows.classes, rows.probabilities, rows.predictions, strict=True)
+    ):
+        if classes != wanted or not isinstance(probability, list):
+            continue
+        if len(probability) != len(wanted) or prediction not in position:
+            continue
+        if any(not isinstance(p, int | float) or isinstance(p, bool) for p in probability):
+            continue
+        keep.append(i)
+        predicted.append(position[prediction])
+    return np.asarray(predicted, dtype=np.int64), keep
+
+
+def window_estimate(
+    estimator: PerformanceEstimator, reference: ReferenceScores, rows: ScoredRows
+) -> dict[str, Any] | None:
+    """The estimate of the window's ``rows`` (see the module docstring) as a JSON-safe
+    dict, or ``None`` when no row has probabilities the reference's classes match."""
+    predicted, keep = _matched(reference, rows)
+    if not keep:
+        return None
+    scores = np.asarray([rows.probabilities[i] for i in keep], dtype=np.float64)
+    if not np.all(np.isfinite(scores)) or np.any(scores < 0) or np.any(scores > 1):
+        return None
+    found = estimator.estimate(scores[:, 1] if reference.binary else scores, y_pred=predicted)
+    labels = [rows.labels[i] for i in keep]
+    position = {c: i for i, c in enumerate(reference.classes)}
+    known = [(p, position.get(y)) for p, y in zip(predicted.tolist(), labels, strict=True)]
+    known = [(p, y) for p, y in known if y is not None]
+    realised = None if not known else sum(p == y for p, y in known) / len(known)
+    accuracy = found["accuracy"]
+    return {
+        "rows": found.rows,
+        "unmatched": len(rows.predictions) - len(keep),
+        "metrics": {
+            name: {
+                "value": _finite(m.value),
+                "standard_error": _finite(m.standard_error),
+                "low": _finite(m.low),
+                "high": _finite(m.high),
+            }
+            for name, m in found.metrics.items()
+        },
+        "confidence": found.confidence,
+        "trusted": found.trusted,
+        "warnings": list(found.warnings),
+        "reference_ece": found.reference_ece,
+        "share_outside_reference": found.share_outside_reference,
+        "labelled": len(known),
+        "realised_accuracy": realised,
+        "covered": accuracy.covers(realised) if len(known) == found.rows else None,
+    }
