@@ -1,3 +1,6 @@
+import math
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -265,3 +268,22 @@ def test_standard_normal_quantile_sets_the_interval_width():
     z = stats.norm.ppf(0.95)
     assert m.low == pytest.approx(max(0.0, m.value - z * m.standard_error))
     assert m.high == pytest.approx(min(1.0, m.value + z * m.standard_error))
+
+
+def test_a_window_that_leaves_metrics_undefined_gives_nan_without_a_warning():
+    # Every row scored 0.02 against a reference where such scores are always negatives: the
+    # calibrated probability is 0, so every draw predicts and finds no positive. Accuracy is
+    # exactly 1 (all 30 rows right, with no spread); precision, recall, F1 and AUC have a
+    # zero denominator in every draw. numpy's nanvar warned "Degrees of freedom <= 0" here,
+    # which failed the monitoring service's evaluation of such a window.
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 400)
+    scores = np.clip(truth * 0.8 + rng.normal(0, 0.1, 400) + 0.1, 0, 1)
+    estimator = PerformanceEstimator().fit(truth, scores)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = estimator.estimate(np.full(30, 0.02))
+    accuracy = found.metrics["accuracy"]
+    assert (accuracy.value, accuracy.low, accuracy.high) == (1.0, 1.0, 1.0)
+    for name in ("precision", "recall", "f1", "roc_auc"):
+        assert math.isnan(found.metrics[name].value), name

@@ -2,8 +2,9 @@
 service: scikit-learn's breast cancer data, a logistic regression trained on the reference
 rows, and five hourly windows of held-out rows answered by it. Windows 0, 1 and 3 are as
 the reference; in window 2 a third of the labels are flipped (planted concept drift); in
-window 4 three of the five features are shifted (planted data drift). Two policies watch
-it."""
+window 4 three of the five features are shifted (planted data drift). The answers carry
+the model's probabilities, so each window has the label-free estimate of its accuracy. Two
+policies watch it."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ POLICIES = ["drift_share > 0.5 -> alert", "task_metric < 0.8 -> alert"]
 class Monitored:
     windows: list[pd.DataFrame]  # the inputs each window was sent
     labels: list[np.ndarray]  # the labels each window was given
+    scores: list[np.ndarray]  # the model's probability of class 1 on each window's rows
+    predictions: list[np.ndarray]  # the model's answers on each window's rows
+    reference_labels: np.ndarray
+    reference_scores: np.ndarray  # the model's probability of class 1 on the reference
 
 
 def populate_monitoring(database, artifacts, monitoring) -> Monitored:
@@ -48,9 +53,17 @@ def populate_monitoring(database, artifacts, monitoring) -> Monitored:
     target = data.target.iloc[order].to_numpy()
     reference, y_reference = inputs.iloc[:REFERENCE_ROWS], target[:REFERENCE_ROWS]
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(reference, y_reference)
-    monitoring.set_reference(NAME, reference, predictions=model.predict(reference))
+    classes = model.classes_.tolist()
+    monitoring.set_reference(
+        NAME,
+        reference,
+        predictions=model.predict(reference),
+        labels=y_reference,
+        probabilities=model.predict_proba(reference),
+        classes=classes,
+    )
     rng = np.random.default_rng(1)
-    windows, labels = [], []
+    windows, labels, scores, predictions = [], [], [], []
     for k in range(WINDOWS):
         first = REFERENCE_ROWS + k * WINDOW_ROWS
         rows = inputs.iloc[first : first + WINDOW_ROWS].copy()
@@ -65,6 +78,8 @@ def populate_monitoring(database, artifacts, monitoring) -> Monitored:
             NAME,
             rows,
             model.predict(rows),
+            probabilities=model.predict_proba(rows),
+            classes=classes,
             variant="stable",
             at_ms=at,
             latency_ms=2.0 + (np.arange(WINDOW_ROWS) % 7),
@@ -74,5 +89,14 @@ def populate_monitoring(database, artifacts, monitoring) -> Monitored:
         monitoring.log_labels(NAME, ids, y.tolist())
         windows.append(rows)
         labels.append(y)
+        scores.append(model.predict_proba(rows)[:, 1])
+        predictions.append(model.predict(rows))
     monitoring.evaluate(NAME, policies=POLICIES)
-    return Monitored(windows, labels)
+    return Monitored(
+        windows,
+        labels,
+        scores,
+        predictions,
+        y_reference,
+        model.predict_proba(reference)[:, 1],
+    )

@@ -28,6 +28,7 @@ from tests.ui.monitoring_data import (
 from tests.ui.test_pages import session
 from tests.ui.test_results_page import rows
 
+from opsloop.analysis.performance_estimation import PerformanceEstimator
 from opsloop.monitoring.http_monitoring import HttpMonitoring
 from opsloop.server import create_app
 from opsloop.serving import Deployments, Variant
@@ -50,6 +51,12 @@ def pct(x) -> str:
 
 def num(x) -> str:
     return "" if x is None else f"{x:.4g}"
+
+
+def estimate_of(estimate) -> str:
+    accuracy = estimate["metrics"]["accuracy"]
+    text = f"{num(accuracy['value'])} [{num(accuracy['low'])}, {num(accuracy['high'])}]"
+    return text if estimate["trusted"] else f"{text} not trusted"
 
 
 def time_of(start_ms: int) -> str:
@@ -90,11 +97,12 @@ def test_the_windows_tables_hold_the_services_numbers(served):
         assert row == [
             time_of(e.start_ms), "stable", o["test"], num(o["statistic"]), num(o["p_value"]),
             "drifted" if o["drifted"] else "no drift", str(WINDOW_ROWS),
-            f"accuracy {num(m['task_metric'])}", str(m["error_drift"]), decay,
+            f"accuracy {num(m['task_metric'])}", estimate_of(m["estimate"]),
+            str(m["error_drift"]), decay,
         ]  # fmt: skip
     # The planted drifts, as the page reads them (newest first: window 4 is the first row).
-    assert outputs[0][9] == kinds["data_drift_and_error_rise"]
-    assert outputs[WINDOWS - 1 - CONCEPT][9] == kinds["concept_drift"]
+    assert outputs[0][10] == kinds["data_drift_and_error_rise"]
+    assert outputs[WINDOWS - 1 - CONCEPT][10] == kinds["concept_drift"]
     assert rows(page.text, "software") == [
         [time_of(e.start_ms), "stable", str(WINDOW_ROWS), str(WINDOW_ROWS), "0", "0.0%",
          num(e.metrics["latency_mean_ms"]), num(e.metrics["latency_p50_ms"]),
@@ -117,6 +125,21 @@ def test_the_windows_tables_hold_the_services_numbers(served):
     alarm = outputs_figure["data"][-1]
     assert alarm["x"] == [time_of(e.start_ms) for e in oldest_first if e.metrics["error_drift"]]
     assert software["data"][0]["y"] == [WINDOW_ROWS] * WINDOWS
+
+
+def test_the_estimated_accuracy_equals_the_estimator_on_the_same_rows(served):
+    client, _, monitored = served
+    page = client.get(f"/deployments/{NAME}/monitoring")
+    # The estimator fitted on the reference's labels and scores, applied to each window's
+    # scores, outside the service: the page shows its numbers.
+    direct = PerformanceEstimator().fit(monitored.reference_labels, monitored.reference_scores)
+    newest_first = range(WINDOWS - 1, -1, -1)
+    for row, k in zip(rows(page.text, "outputs"), newest_first, strict=True):
+        found = direct.estimate(monitored.scores[k], y_pred=monitored.predictions[k])
+        accuracy = found.metrics["accuracy"]
+        expected = f"{num(accuracy.value)} [{num(accuracy.low)}, {num(accuracy.high)}]"
+        assert row[8] == (expected if found.trusted else f"{expected} not trusted")
+        assert accuracy.low <= accuracy.value <= accuracy.high
 
 
 def test_a_windows_feature_tables_equal_scipy_and_statsmodels(served):

@@ -210,6 +210,20 @@ def estimate_performance(
     return _estimate_multiclass(probability, probability, y_pred, confidence, draws, random_state)
 
 
+def _defined_variance(values: Any) -> float:
+    """The sample variance of the values that are not nan (``np.nanvar``, ddof 1); nan
+    without numpy's warning when fewer than two are defined, as for a metric a window
+    leaves undefined in (almost) every draw: precision when nothing is predicted positive.
+
+    >>> _defined_variance([1.0, float("nan"), 3.0]), _defined_variance([float("nan"), 2.0])
+    (2.0, nan)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if np.count_nonzero(~np.isnan(values)) < 2:
+        return float("nan")
+    return float(np.nanvar(values, ddof=1))
+
+
 class PerformanceEstimator:
     """Estimates a classifier's metrics on unlabelled windows after calibrating its scores on
     a labelled reference (confidence-based performance estimation).
@@ -397,7 +411,7 @@ class PerformanceEstimator:
                 points = _multiclass_points(calibrated, predicted)
             for name, value in points.items():
                 estimates.setdefault(name, []).append(value)
-        return {name: float(np.nanvar(v, ddof=1)) for name, v in estimates.items()}
+        return {name: _defined_variance(values) for name, values in estimates.items()}
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "calibrators_"):
@@ -659,7 +673,7 @@ def _estimate_binary(
             _ratio(rank_sum - positives * (positives + 1) / 2.0, positives * negatives)
         )
     for name, values in simulated.items():
-        variance[name] = float(np.nanvar(np.concatenate(values), ddof=1))
+        variance[name] = _defined_variance(np.concatenate(values))
     metrics = _with_intervals(points, variance, calibration_variance, confidence)
     return PerformanceEstimate(
         metrics=metrics,
@@ -741,7 +755,7 @@ def _estimate_multiclass(
         true_counts = np.stack([(drawn == k).sum(axis=1) for k in range(classes)], axis=1)
         simulated.append(_macro_f1(tp, predicted_counts[None, :], true_counts))
         done += size
-    variance["macro_f1"] = float(np.nanvar(np.concatenate(simulated), ddof=1))
+    variance["macro_f1"] = _defined_variance(np.concatenate(simulated))
     metrics = _with_intervals(points, variance, calibration_variance, confidence)
     return PerformanceEstimate(
         metrics=metrics, rows=rows, confusion=None, confidence=confidence, trusted=True
