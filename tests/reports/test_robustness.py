@@ -135,3 +135,32 @@ def test_bad_parts_are_named(digits_parts):
         robustness_report(forest, train, test, parts=["inversion"])
     with pytest.raises(TypeError, match=r"test must be a pair \(X, y\)"):
         robustness_report(forest, train, test[0])
+
+
+def test_defences_are_shown_logged_and_checked(digits_parts, tracking_home):
+    from opsloop.learn.robustness import output_defence_effects
+    from opsloop.reports.formatting import format_statistic
+
+    train, test, attacker = digits_parts
+    forest = RandomForestClassifier(30, random_state=0, n_jobs=1).fit(*train)
+    effects = output_defence_effects(
+        forest, train, test, attacker[0], restrictions=[{"label_only": True}], n_queries=[50]
+    )
+    with opsloop.start_run("robustness", capture=False) as run:
+        report = robustness_report(
+            forest, train, test, parts=["membership"], defences=effects, run=run
+        )
+    (effect,) = report.defences
+    advantage = "membership advantage (loss threshold)"
+    # "before" is the report's own loss-threshold attack on the undefended forest
+    assert effect.value(advantage, "before") == report.membership[0].advantage
+    stored = opsloop.get_run(run.run_id)
+    key = "defence/answers_label_only/membership_advantage_loss_threshold/after"
+    assert stored.metrics[key] == effect.value(advantage) == report.metrics()[key]
+    assert json.loads(artifact_bytes(stored, "robustness.json")) == report.to_dict()
+    assert report.to_dict()["defences"][0]["settings"] == {"label_only": True}
+    page = report.render_html()
+    assert "answers: label only" in page
+    assert f'<td class="num">{format_statistic(effect.value(advantage))}</td>' in page
+    with pytest.raises(TypeError, match="defences: expected DefenceEffect results"):
+        robustness_report(forest, train, test, parts=["membership"], defences=[0.5])

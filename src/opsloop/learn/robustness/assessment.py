@@ -30,6 +30,7 @@ import numpy as np
 
 from opsloop.learn.robustness.blackbox import BlackBoxResult, random_search_attack
 from opsloop.learn.robustness.constraints import FeatureConstraints
+from opsloop.learn.robustness.defence_effect import DefenceEffect
 from opsloop.learn.robustness.evasion import AttackCurve, accuracy_under_attack, check_norm
 from opsloop.learn.robustness.extraction import ExtractionCurve, extraction_curve
 from opsloop.learn.robustness.membership import MembershipResult, shadow_attack, threshold_attack
@@ -48,7 +49,10 @@ PARTS = ("white_box", "black_box", "membership", "extraction", "poisoning")
 class RobustnessResult(Mapping):
     """The numbers of every attack run on one model; read it like a dict of JSON-ready parts.
 
-    ``skipped`` maps each part not run to the reason.
+    ``skipped`` maps each part not run to the reason. ``defences`` holds the measured effect of
+    each defence tried on the model (:func:`~.adversarial_training.adversarial_training`,
+    :func:`~.defensive_distillation.defensive_distillation`,
+    :func:`~.output_defences.output_defence_effects`), added by whoever ran them.
     """
 
     model: str
@@ -62,6 +66,7 @@ class RobustnessResult(Mapping):
     poisoning: PoisoningCurve | None = None
     detection: DetectionResult | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+    defences: tuple[DefenceEffect, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -77,6 +82,7 @@ class RobustnessResult(Mapping):
             "poisoning": None if self.poisoning is None else self.poisoning.to_dict(),
             "detection": None if self.detection is None else self.detection.to_dict(),
             "skipped": dict(self.skipped),
+            "defences": [effect.to_dict() for effect in self.defences],
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -93,7 +99,8 @@ class RobustnessResult(Mapping):
 
         ``white_box/<attack>_<norm>/accuracy@<eps>``, ``black_box/success_rate``,
         ``membership/<attack>/auc`` and ``/advantage``, ``extraction/fidelity@<n>``,
-        ``poisoning/accuracy@<rate>``, ``detection/precision`` and ``/recall``.
+        ``poisoning/accuracy@<rate>``, ``detection/precision`` and ``/recall``, and each
+        defence's ``defence/<defence>/<measure>/before`` and ``/after``.
         """
         out: dict[str, float] = {"clean_accuracy": self.clean_accuracy}
         for curve in self.white_box:
@@ -118,6 +125,8 @@ class RobustnessResult(Mapping):
         if self.detection is not None:
             out["detection/precision"] = self.detection.precision
             out["detection/recall"] = self.detection.recall
+        for effect in self.defences:
+            out.update(effect.metrics())
         return out
 
 
