@@ -7,6 +7,7 @@ module                           what it does
 :mod:`~.evasion`                 white-box FGSM and PGD (L∞, L2) for torch models
 :mod:`~.membership`              membership inference: threshold and shadow models
 :mod:`~.blackbox`                black-box evasion by score-based random search
+:mod:`~.decision_based`          black-box evasion from labels only (HopSkipJump)
 :mod:`~.extraction`              model extraction: surrogate fidelity against N
 :mod:`~.poisoning`               label flipping and confident-learning detection
 :mod:`~.adversarial_training`    PGD adversarial training, before and after
@@ -31,6 +32,7 @@ from opsloop.learn.robustness.adversarial_training import adversarial_training
 from opsloop.learn.robustness.assessment import RobustnessResult, assess_robustness
 from opsloop.learn.robustness.blackbox import BlackBoxResult, random_search_attack
 from opsloop.learn.robustness.constraints import FeatureConstraints
+from opsloop.learn.robustness.decision_based import hop_skip_jump_attack
 from opsloop.learn.robustness.defence_effect import DefenceEffect
 from opsloop.learn.robustness.defensive_distillation import defensive_distillation
 from opsloop.learn.robustness.evasion import (
@@ -79,6 +81,7 @@ __all__ = [
     "fgsm",
     "find_label_issues",
     "flip_labels",
+    "hop_skip_jump_attack",
     "label_flip_curve",
     "label_flip_detection",
     "margin_pgd",

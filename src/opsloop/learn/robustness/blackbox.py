@@ -15,8 +15,8 @@ counted in the success rate. Constraints (:class:`~.constraints.FeatureConstrain
 every query: proposals are clipped to the ranges, immutable features are not drawn, and integer
 and one-hot features are repaired before the model sees them.
 
-A model with ``predict`` only (labels, no scores) needs a decision-based attack
-(HopSkipJump), which is not built yet.
+A model with ``predict`` only (labels, no scores) needs a decision-based attack:
+:func:`~.decision_based.hop_skip_jump_attack`.
 """
 
 from __future__ import annotations
