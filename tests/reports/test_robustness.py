@@ -164,3 +164,47 @@ def test_defences_are_shown_logged_and_checked(digits_parts, tracking_home):
     assert f'<td class="num">{format_statistic(effect.value(advantage))}</td>' in page
     with pytest.raises(TypeError, match="defences: expected DefenceEffect results"):
         robustness_report(forest, train, test, parts=["membership"], defences=[0.5])
+
+
+def test_a_model_with_labels_only_gets_hop_skip_jump(digits_parts):
+    from opsloop.learn.robustness import hop_skip_jump_attack
+
+    class LabelsOnly:
+        def __init__(self, model):
+            self._model = model
+
+        def predict(self, X):
+            return self._model.predict(X)
+
+    train, test, attacker = digits_parts
+    model = LabelsOnly(RandomForestClassifier(10, random_state=0, n_jobs=1).fit(*train))
+    report = robustness_report(
+        model,
+        train,
+        test,
+        parts=["black_box", "membership", "extraction"],
+        eps=(0.0, 1.0),
+        norm=2,
+        max_queries=100,
+        attack_rows=30,
+        shadow_data=attacker,
+        n_queries=(100,),
+    )
+    alone = hop_skip_jump_attack(
+        model, test[0][:30], test[1][:30], eps=1.0, norm=2, max_queries=100, seed=0
+    )
+    assert report.black_box.to_dict() == alone.to_dict()
+    assert report.black_box.attack == "HopSkipJump" and report.black_box.fooled > 0
+    assert report["skipped"]["membership"] == "needs predict_proba (scores to threshold)"
+    assert report.extraction is not None
+    assert "HopSkipJump with a query budget" in report.render_html()
+
+
+def test_a_single_budget_renders_without_a_plot(digits_parts):
+    train, test, attacker = digits_parts
+    forest = RandomForestClassifier(10, random_state=0, n_jobs=1).fit(*train)
+    report = robustness_report(
+        forest, train, test, parts=["extraction"], shadow_data=attacker, n_queries=(100,)
+    )
+    page = report.render_html()
+    assert "Model extraction" in page and 'id="extraction-plot"' not in page

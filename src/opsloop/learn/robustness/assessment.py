@@ -7,7 +7,8 @@ part           what it measures                             needs
 =============  ===========================================  =====================================
 white_box      accuracy under FGSM and PGD over ``eps``      a torch module
 black_box      random-search success rate, perturbation     ``predict_proba`` (a torch module is
-                                                            wrapped)
+                                                            wrapped); HopSkipJump from labels
+                                                            for a model with ``predict`` only
 membership     loss/confidence threshold and shadow AUC,     ``predict_proba``; the shadow attack
                advantage                                    also ``shadow_data`` and a model to
                                                             clone
@@ -30,6 +31,7 @@ import numpy as np
 
 from opsloop.learn.robustness.blackbox import BlackBoxResult, random_search_attack
 from opsloop.learn.robustness.constraints import FeatureConstraints
+from opsloop.learn.robustness.decision_based import hop_skip_jump_attack
 from opsloop.learn.robustness.defence_effect import DefenceEffect
 from opsloop.learn.robustness.evasion import AttackCurve, accuracy_under_attack, check_norm
 from opsloop.learn.robustness.extraction import ExtractionCurve, extraction_curve
@@ -178,7 +180,8 @@ def assess_robustness(
     ----------
     model
         A fitted classifier: a torch module returning logits, or anything with ``predict`` and
-        ``predict_proba`` (scikit-learn's included).
+        ``predict_proba`` (scikit-learn's included). A model with ``predict`` only (labels) gets
+        the decision-based black-box attack (HopSkipJump), and no membership inference.
     train, test
         Pairs ``(X, y)``: the rows the model was trained on (the members) and held-out rows
         (non-members, and the rows attacked).
@@ -225,8 +228,9 @@ def assess_robustness(
     norm = check_norm(norm)
     torch_model = is_torch_module(model)
     classifier = TorchClassifier(model) if torch_model else model
-    if not hasattr(classifier, "predict_proba"):
-        raise TypeError(f"model must be a torch module or have predict_proba, got {model!r}")
+    scores = hasattr(classifier, "predict_proba")
+    if not scores and not hasattr(classifier, "predict"):
+        raise TypeError(f"model must be a torch module or have predict, got {model!r}")
     if estimator is None and not torch_model and _refittable(model):
         from sklearn.base import clone
 
@@ -253,7 +257,18 @@ def assess_robustness(
             )
         else:
             skipped["white_box"] = "needs a torch module (gradients); use black_box"
-    if "black_box" in parts:
+    if "black_box" in parts and not scores:
+        found["black_box"] = hop_skip_jump_attack(
+            classifier,
+            X_test[rows],
+            y_test[rows],
+            eps=black_box_eps if black_box_eps is not None else max(budgets),
+            norm=norm,
+            max_queries=max_queries,
+            constraints=constraints,
+            seed=seed,
+        )
+    elif "black_box" in parts:
         found["black_box"] = random_search_attack(
             classifier,
             X_test[rows],
@@ -264,7 +279,9 @@ def assess_robustness(
             constraints=constraints,
             seed=seed,
         )
-    if "membership" in parts:
+    if "membership" in parts and not scores:
+        skipped["membership"] = "needs predict_proba (scores to threshold)"
+    elif "membership" in parts:
         results = [
             threshold_attack(classifier, (X_train, y_train), (X_test, y_test), score=score)
             for score in ("loss", "confidence")

@@ -42,7 +42,8 @@ class BlackBoxResult:
     ``success_rate`` is the share of attacked rows (those the model got right) that were fooled
     within the budget; ``median_perturbation`` the median distance (in ``norm``) of the fooled
     rows from their originals, and ``median_queries`` the median number of queries they took.
-    ``X_adv`` holds every row: fooled rows replaced, others unchanged.
+    ``X_adv`` holds every row: fooled rows replaced, others unchanged. ``attack`` names the
+    attack that produced it.
     """
 
     norm: str
@@ -56,10 +57,12 @@ class BlackBoxResult:
     X_adv: np.ndarray = field(repr=False, compare=False)
     queries: np.ndarray = field(repr=False, compare=False)
     success: np.ndarray = field(repr=False, compare=False)
+    attack: str = "random search"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (the arrays left out)."""
         return {
+            "attack": self.attack,
             "norm": self.norm,
             "eps": self.eps,
             "max_queries": self.max_queries,

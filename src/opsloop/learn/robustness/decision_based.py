@@ -263,4 +263,5 @@ def hop_skip_jump_attack(
         X_adv=X_adv,
         queries=oracle.queries,
         success=success,
+        attack="HopSkipJump",
     )
