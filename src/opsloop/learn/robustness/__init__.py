@@ -8,6 +8,7 @@ module                           what it does
 :mod:`~.membership`              membership inference: threshold and shadow models
 :mod:`~.blackbox`                black-box evasion by score-based random search
 :mod:`~.decision_based`          black-box evasion from labels only (HopSkipJump)
+:mod:`~.inversion`               model inversion: class representatives (white-box)
 :mod:`~.extraction`              model extraction: surrogate fidelity against N
 :mod:`~.poisoning`               label flipping and confident-learning detection
 :mod:`~.adversarial_training`    PGD adversarial training, before and after
@@ -43,6 +44,7 @@ from opsloop.learn.robustness.evasion import (
     pgd,
 )
 from opsloop.learn.robustness.extraction import ExtractionCurve, extraction_curve
+from opsloop.learn.robustness.inversion import InversionResult, invert_classes
 from opsloop.learn.robustness.membership import MembershipResult, shadow_attack, threshold_attack
 from opsloop.learn.robustness.output_defences import (
     RestrictedOutput,
@@ -67,6 +69,7 @@ __all__ = [
     "DetectionResult",
     "ExtractionCurve",
     "FeatureConstraints",
+    "InversionResult",
     "LabelIssues",
     "MembershipResult",
     "PoisoningCurve",
@@ -82,6 +85,7 @@ __all__ = [
     "find_label_issues",
     "flip_labels",
     "hop_skip_jump_attack",
+    "invert_classes",
     "label_flip_curve",
     "label_flip_detection",
     "margin_pgd",
