@@ -12,6 +12,7 @@ import opsloop
 from opsloop.learn.robustness import (
     accuracy_under_attack,
     extraction_curve,
+    invert_classes,
     label_flip_curve,
     label_flip_detection,
     random_search_attack,
@@ -65,7 +66,10 @@ def test_each_part_is_the_attack_run_alone(digits_parts, forest_report):
     assert report["poisoning"] == label_flip_curve(forest, *train, *test, [0.0, 0.3]).to_dict()
     assert report["detection"] == label_flip_detection(forest, *train, 0.1).to_dict()
     assert report["white_box"] == []
-    assert report["skipped"] == {"white_box": "needs a torch module (gradients); use black_box"}
+    assert report["skipped"] == {
+        "white_box": "needs a torch module (gradients); use black_box",
+        "inversion": "needs a torch module (gradients)",
+    }
     json.dumps(report.to_dict(), allow_nan=False)  # JSON-ready as promised
     assert dict(report).keys() == report.to_dict().keys()
 
@@ -110,10 +114,16 @@ def test_a_torch_model_gets_white_box_curves(digits_parts):
         ("black_box", "not asked for"),
         ("extraction", "not asked for"),
         ("poisoning", "not asked for"),
+        ("inversion", "not asked for"),
         ("membership (shadow model)", "needs shadow_data"),
     )
     assert report.metrics()["white_box/pgd_inf/accuracy@0.1"] == pgd_curve.accuracy[-1]
     assert 'id="white_box-plot"' in report.render_html()
+    inverted = robustness_report(model, train, test, parts=["inversion"])
+    alone = invert_classes(model, *train)
+    assert inverted.inversion == alone and inverted.inversion.identified > 0.5
+    assert inverted.metrics()["inversion/mean_similarity"] == alone.mean_similarity
+    assert "Model inversion" in inverted.render_html()
 
 
 def test_logged_to_a_run(digits_parts, tracking_home):
@@ -131,8 +141,8 @@ def test_logged_to_a_run(digits_parts, tracking_home):
 def test_bad_parts_are_named(digits_parts):
     train, test, _ = digits_parts
     forest = RandomForestClassifier(5, random_state=0).fit(*train)
-    with pytest.raises(ValueError, match="parts: 'inversion' is not one of"):
-        robustness_report(forest, train, test, parts=["inversion"])
+    with pytest.raises(ValueError, match="parts: 'telepathy' is not one of"):
+        robustness_report(forest, train, test, parts=["telepathy"])
     with pytest.raises(TypeError, match=r"test must be a pair \(X, y\)"):
         robustness_report(forest, train, test[0])
 

@@ -65,7 +65,9 @@ def test_more_queries_find_smaller_perturbations(digits_svc):
     ]
     assert sizes[0] > sizes[1] > sizes[2]
     # with eps=None every attacked row that found a start counts
-    assert hop_skip_jump_attack(model, X, y, eps=None, max_queries=100).success_rate == 1.0
+    unbounded = hop_skip_jump_attack(model, X, y, eps=None, max_queries=100)
+    assert unbounded.success_rate == 1.0
+    assert unbounded.to_dict()["eps"] is None and unbounded.to_dict()["attack"] == "HopSkipJump"
 
 
 @pytest.mark.parametrize(("norm", "art_norm", "eps"), [("l2", 2, 1.2), ("inf", np.inf, 0.25)])

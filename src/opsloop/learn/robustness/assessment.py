@@ -15,6 +15,8 @@ membership     loss/confidence threshold and shadow AUC,     ``predict_proba``; 
 extraction     surrogate fidelity and accuracy against N    ``shadow_data`` (the attacker's rows)
 poisoning      clean accuracy against the flip rate; the    a scikit-learn model to refit (the
                flipped rows found again                     model itself, or ``estimator``)
+inversion      each class's reconstructed representative:   a torch module
+               correlation with the class's mean
 =============  ===========================================  =====================================
 
 :func:`opsloop.reports.robustness.robustness_report` renders the result as HTML and logs it to
@@ -35,6 +37,7 @@ from opsloop.learn.robustness.decision_based import hop_skip_jump_attack
 from opsloop.learn.robustness.defence_effect import DefenceEffect
 from opsloop.learn.robustness.evasion import AttackCurve, accuracy_under_attack, check_norm
 from opsloop.learn.robustness.extraction import ExtractionCurve, extraction_curve
+from opsloop.learn.robustness.inversion import InversionResult, invert_classes
 from opsloop.learn.robustness.membership import MembershipResult, shadow_attack, threshold_attack
 from opsloop.learn.robustness.poisoning import (
     DetectionResult,
@@ -44,7 +47,7 @@ from opsloop.learn.robustness.poisoning import (
 )
 from opsloop.learn.robustness.torch_classifier import TorchClassifier, is_torch_module
 
-PARTS = ("white_box", "black_box", "membership", "extraction", "poisoning")
+PARTS = ("white_box", "black_box", "membership", "extraction", "poisoning", "inversion")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class RobustnessResult(Mapping):
     detection: DetectionResult | None = None
     skipped: tuple[tuple[str, str], ...] = ()
     defences: tuple[DefenceEffect, ...] = ()
+    inversion: InversionResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -85,6 +89,7 @@ class RobustnessResult(Mapping):
             "detection": None if self.detection is None else self.detection.to_dict(),
             "skipped": dict(self.skipped),
             "defences": [effect.to_dict() for effect in self.defences],
+            "inversion": None if self.inversion is None else self.inversion.to_dict(),
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -102,7 +107,8 @@ class RobustnessResult(Mapping):
         ``white_box/<attack>_<norm>/accuracy@<eps>``, ``black_box/success_rate``,
         ``membership/<attack>/auc`` and ``/advantage``, ``extraction/fidelity@<n>``,
         ``poisoning/accuracy@<rate>``, ``detection/precision`` and ``/recall``, and each
-        defence's ``defence/<defence>/<measure>/before`` and ``/after``.
+        defence's ``defence/<defence>/<measure>/before`` and ``/after``;
+        ``inversion/mean_similarity`` and ``inversion/identified``.
         """
         out: dict[str, float] = {"clean_accuracy": self.clean_accuracy}
         for curve in self.white_box:
@@ -127,6 +133,9 @@ class RobustnessResult(Mapping):
         if self.detection is not None:
             out["detection/precision"] = self.detection.precision
             out["detection/recall"] = self.detection.recall
+        if self.inversion is not None:
+            out["inversion/mean_similarity"] = self.inversion.mean_similarity
+            out["inversion/identified"] = self.inversion.identified
         for effect in self.defences:
             out.update(effect.metrics())
         return out
@@ -320,6 +329,13 @@ def assess_robustness(
             found["detection"] = label_flip_detection(
                 estimator, X_train, y_train, detection_rate, seed=seed
             )
+    if "inversion" in parts:
+        if not torch_model:
+            skipped["inversion"] = "needs a torch module (gradients)"
+        elif not np.issubdtype(y_train.dtype, np.integer):
+            skipped["inversion"] = "needs class indices 0..k-1 as labels"
+        else:
+            found["inversion"] = invert_classes(model, X_train, y_train, constraints=constraints)
     clean = float(np.mean(np.asarray(classifier.predict(X_test)) == y_test))
     return RobustnessResult(
         model=model_name,

@@ -64,7 +64,8 @@ class BlackBoxResult:
         return {
             "attack": self.attack,
             "norm": self.norm,
-            "eps": self.eps,
+            # no budget (a decision-based attack counting any adversarial point) is null
+            "eps": None if np.isinf(self.eps) else self.eps,
             "max_queries": self.max_queries,
             "attacked": self.attacked,
             "fooled": self.fooled,
