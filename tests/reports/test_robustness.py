@@ -12,6 +12,7 @@ import opsloop
 from opsloop.learn.robustness import (
     accuracy_under_attack,
     extraction_curve,
+    invert_classes,
     label_flip_curve,
     label_flip_detection,
     random_search_attack,
@@ -65,7 +66,10 @@ def test_each_part_is_the_attack_run_alone(digits_parts, forest_report):
     assert report["poisoning"] == label_flip_curve(forest, *train, *test, [0.0, 0.3]).to_dict()
     assert report["detection"] == label_flip_detection(forest, *train, 0.1).to_dict()
     assert report["white_box"] == []
-    assert report["skipped"] == {"white_box": "needs a torch module (gradients); use black_box"}
+    assert report["skipped"] == {
+        "white_box": "needs a torch module (gradients); use black_box",
+        "inversion": "needs a torch module (gradients)",
+    }
     json.dumps(report.to_dict(), allow_nan=False)  # JSON-ready as promised
     assert dict(report).keys() == report.to_dict().keys()
 
@@ -110,10 +114,16 @@ def test_a_torch_model_gets_white_box_curves(digits_parts):
         ("black_box", "not asked for"),
         ("extraction", "not asked for"),
         ("poisoning", "not asked for"),
+        ("inversion", "not asked for"),
         ("membership (shadow model)", "needs shadow_data"),
     )
     assert report.metrics()["white_box/pgd_inf/accuracy@0.1"] == pgd_curve.accuracy[-1]
     assert 'id="white_box-plot"' in report.render_html()
+    inverted = robustness_report(model, train, test, parts=["inversion"])
+    alone = invert_classes(model, *train)
+    assert inverted.inversion == alone and inverted.inversion.identified > 0.5
+    assert inverted.metrics()["inversion/mean_similarity"] == alone.mean_similarity
+    assert "Model inversion" in inverted.render_html()
 
 
 def test_logged_to_a_run(digits_parts, tracking_home):
@@ -131,7 +141,80 @@ def test_logged_to_a_run(digits_parts, tracking_home):
 def test_bad_parts_are_named(digits_parts):
     train, test, _ = digits_parts
     forest = RandomForestClassifier(5, random_state=0).fit(*train)
-    with pytest.raises(ValueError, match="parts: 'inversion' is not one of"):
-        robustness_report(forest, train, test, parts=["inversion"])
+    with pytest.raises(ValueError, match="parts: 'telepathy' is not one of"):
+        robustness_report(forest, train, test, parts=["telepathy"])
     with pytest.raises(TypeError, match=r"test must be a pair \(X, y\)"):
         robustness_report(forest, train, test[0])
+
+
+def test_defences_are_shown_logged_and_checked(digits_parts, tracking_home):
+    from opsloop.learn.robustness import output_defence_effects
+    from opsloop.reports.formatting import format_statistic
+
+    train, test, attacker = digits_parts
+    forest = RandomForestClassifier(30, random_state=0, n_jobs=1).fit(*train)
+    effects = output_defence_effects(
+        forest, train, test, attacker[0], restrictions=[{"label_only": True}], n_queries=[50]
+    )
+    with opsloop.start_run("robustness", capture=False) as run:
+        report = robustness_report(
+            forest, train, test, parts=["membership"], defences=effects, run=run
+        )
+    (effect,) = report.defences
+    advantage = "membership advantage (loss threshold)"
+    # "before" is the report's own loss-threshold attack on the undefended forest
+    assert effect.value(advantage, "before") == report.membership[0].advantage
+    stored = opsloop.get_run(run.run_id)
+    key = "defence/answers_label_only/membership_advantage_loss_threshold/after"
+    assert stored.metrics[key] == effect.value(advantage) == report.metrics()[key]
+    assert json.loads(artifact_bytes(stored, "robustness.json")) == report.to_dict()
+    assert report.to_dict()["defences"][0]["settings"] == {"label_only": True}
+    page = report.render_html()
+    assert "answers: label only" in page
+    assert f'<td class="num">{format_statistic(effect.value(advantage))}</td>' in page
+    with pytest.raises(TypeError, match="defences: expected DefenceEffect results"):
+        robustness_report(forest, train, test, parts=["membership"], defences=[0.5])
+
+
+def test_a_model_with_labels_only_gets_hop_skip_jump(digits_parts):
+    from opsloop.learn.robustness import hop_skip_jump_attack
+
+    class LabelsOnly:
+        def __init__(self, model):
+            self._model = model
+
+        def predict(self, X):
+            return self._model.predict(X)
+
+    train, test, attacker = digits_parts
+    model = LabelsOnly(RandomForestClassifier(10, random_state=0, n_jobs=1).fit(*train))
+    report = robustness_report(
+        model,
+        train,
+        test,
+        parts=["black_box", "membership", "extraction"],
+        eps=(0.0, 1.0),
+        norm=2,
+        max_queries=100,
+        attack_rows=30,
+        shadow_data=attacker,
+        n_queries=(100,),
+    )
+    alone = hop_skip_jump_attack(
+        model, test[0][:30], test[1][:30], eps=1.0, norm=2, max_queries=100, seed=0
+    )
+    assert report.black_box.to_dict() == alone.to_dict()
+    assert report.black_box.attack == "HopSkipJump" and report.black_box.fooled > 0
+    assert report["skipped"]["membership"] == "needs predict_proba (scores to threshold)"
+    assert report.extraction is not None
+    assert "HopSkipJump with a query budget" in report.render_html()
+
+
+def test_a_single_budget_renders_without_a_plot(digits_parts):
+    train, test, attacker = digits_parts
+    forest = RandomForestClassifier(10, random_state=0, n_jobs=1).fit(*train)
+    report = robustness_report(
+        forest, train, test, parts=["extraction"], shadow_data=attacker, n_queries=(100,)
+    )
+    page = report.render_html()
+    assert "Model extraction" in page and 'id="extraction-plot"' not in page

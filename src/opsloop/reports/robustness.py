@@ -25,6 +25,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from opsloop.learn.robustness.assessment import RobustnessResult, assess_robustness
+from opsloop.learn.robustness.defence_effect import DefenceEffect
 from opsloop.learn.run_log import checked_run, log_json, log_metrics
 from opsloop.reports.formatting import format_share
 from opsloop.reports.standalone import (
@@ -174,11 +175,14 @@ def title_of(report: RobustnessResult) -> str:
 
 
 def robustness_report(
-    model: Any, train: Any, test: Any, *, run: Any = None, **options: Any
+    model: Any, train: Any, test: Any, *, run: Any = None, defences: Any = (), **options: Any
 ) -> RobustnessReport:
     """Run :func:`~opsloop.learn.robustness.assessment.assess_robustness` and wrap the result.
 
-    ``options`` are that function's keyword arguments. With ``run`` (from
+    ``options`` are that function's keyword arguments. ``defences`` are
+    :class:`~opsloop.learn.robustness.defence_effect.DefenceEffect` results measured on this
+    model (by ``adversarial_training``, ``defensive_distillation`` or
+    ``output_defence_effects``), shown as before-and-after tables. With ``run`` (from
     ``opsloop.start_run``, or any :class:`~opsloop.learn.run_log.RunLog`), the headline numbers
     are logged as metrics and the report as ``robustness.json`` and ``robustness.html``.
 
@@ -192,9 +196,32 @@ def robustness_report(
     ...                            parts=["membership"], run=run)
     >>> run.metrics["membership/loss_threshold/advantage"]
     [(0, 0.45)]
+
+    With the effect of label-only answers on the same tree:
+
+    >>> from opsloop.learn.robustness import output_defence_effects
+    >>> effects = output_defence_effects(tree, (X[:500], y[:500]), (X[500:800], y[500:800]),
+    ...                                  X[800:], restrictions=[{"label_only": True}],
+    ...                                  n_queries=[100])
+    >>> report = robustness_report(tree, (X[:500], y[:500]), (X[500:800], y[500:800]),
+    ...                            parts=["membership"], defences=effects)
+    >>> report.metrics()["defence/answers_label_only/membership_advantage_loss_threshold/after"]
+    0.45
+    >>> "answers: label only" in report.render_html()
+    True
+
+    An unpruned tree's probabilities are already 0 or 1: label-only answers tell the attack
+    nothing it did not know.
     """
     run = checked_run(run)
-    report = RobustnessReport.from_result(assess_robustness(model, train, test, **options))
+    defences = tuple(defences)
+    for effect in defences:
+        if not isinstance(effect, DefenceEffect):
+            raise TypeError(
+                f"defences: expected DefenceEffect results, got {type(effect).__name__}"
+            )
+    result = assess_robustness(model, train, test, **options)
+    report = RobustnessReport.from_result(dataclasses.replace(result, defences=defences))
     if run is not None:
         report.log_to(run)
     return report

@@ -1,17 +1,23 @@
 """Model security and robustness: attacks that put a number on how a model can be fooled or read.
 
-=================================================  =========================================
-module                                             what it does
-=================================================  =========================================
-:mod:`~opsloop.learn.robustness.constraints`       what an adversarial tabular row may change
-:mod:`~opsloop.learn.robustness.evasion`           white-box FGSM and PGD (L∞, L2) for torch models
-:mod:`~opsloop.learn.robustness.membership`        membership inference: threshold and shadow models
-:mod:`~opsloop.learn.robustness.blackbox`          black-box evasion by score-based random search
-:mod:`~opsloop.learn.robustness.extraction`        model extraction: surrogate fidelity against N
-:mod:`~opsloop.learn.robustness.poisoning`         label flipping and confident-learning detection
-:mod:`~opsloop.learn.robustness.assessment`        every attack that applies, as one result
-:mod:`~opsloop.learn.robustness.torch_classifier`  a torch module seen through predict_proba
-=================================================  =========================================
+===============================  =================================================
+module                           what it does
+===============================  =================================================
+:mod:`~.constraints`             what an adversarial tabular row may change
+:mod:`~.evasion`                 white-box FGSM and PGD (L∞, L2) for torch models
+:mod:`~.membership`              membership inference: threshold and shadow models
+:mod:`~.blackbox`                black-box evasion by score-based random search
+:mod:`~.decision_based`          black-box evasion from labels only (HopSkipJump)
+:mod:`~.inversion`               model inversion: class representatives (white-box)
+:mod:`~.extraction`              model extraction: surrogate fidelity against N
+:mod:`~.poisoning`               label flipping and confident-learning detection
+:mod:`~.adversarial_training`    PGD adversarial training, before and after
+:mod:`~.defensive_distillation`  distillation at temperature T, and its break
+:mod:`~.output_defences`         rounded, top-k or label-only answers
+:mod:`~.defence_effect`          a defence's measures before and after
+:mod:`~.assessment`              every attack that applies, as one result
+:mod:`~.torch_classifier`        a torch module seen through predict_proba
+===============================  =================================================
 
 :func:`opsloop.reports.robustness.robustness_report` renders :func:`assess_robustness`'s result
 as HTML and logs it to a run.
@@ -23,12 +29,28 @@ The PyTorch attacks import torch only when called.
 [0.0, 0.0]
 """
 
+from opsloop.learn.robustness.adversarial_training import adversarial_training
 from opsloop.learn.robustness.assessment import RobustnessResult, assess_robustness
 from opsloop.learn.robustness.blackbox import BlackBoxResult, random_search_attack
 from opsloop.learn.robustness.constraints import FeatureConstraints
-from opsloop.learn.robustness.evasion import AttackCurve, accuracy_under_attack, fgsm, pgd
+from opsloop.learn.robustness.decision_based import hop_skip_jump_attack
+from opsloop.learn.robustness.defence_effect import DefenceEffect
+from opsloop.learn.robustness.defensive_distillation import defensive_distillation
+from opsloop.learn.robustness.evasion import (
+    AttackCurve,
+    accuracy_under_attack,
+    fgsm,
+    margin_pgd,
+    pgd,
+)
 from opsloop.learn.robustness.extraction import ExtractionCurve, extraction_curve
+from opsloop.learn.robustness.inversion import InversionResult, invert_classes
 from opsloop.learn.robustness.membership import MembershipResult, shadow_attack, threshold_attack
+from opsloop.learn.robustness.output_defences import (
+    RestrictedOutput,
+    output_defence_effects,
+    probability_extraction_curve,
+)
 from opsloop.learn.robustness.poisoning import (
     DetectionResult,
     LabelIssues,
@@ -43,23 +65,33 @@ from opsloop.learn.robustness.torch_classifier import TorchClassifier
 __all__ = [
     "AttackCurve",
     "BlackBoxResult",
+    "DefenceEffect",
     "DetectionResult",
     "ExtractionCurve",
     "FeatureConstraints",
+    "InversionResult",
     "LabelIssues",
     "MembershipResult",
     "PoisoningCurve",
+    "RestrictedOutput",
     "RobustnessResult",
     "TorchClassifier",
     "accuracy_under_attack",
+    "adversarial_training",
     "assess_robustness",
+    "defensive_distillation",
     "extraction_curve",
     "fgsm",
     "find_label_issues",
     "flip_labels",
+    "hop_skip_jump_attack",
+    "invert_classes",
     "label_flip_curve",
     "label_flip_detection",
+    "margin_pgd",
+    "output_defence_effects",
     "pgd",
+    "probability_extraction_curve",
     "random_search_attack",
     "shadow_attack",
     "threshold_attack",

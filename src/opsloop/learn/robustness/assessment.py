@@ -7,13 +7,16 @@ part           what it measures                             needs
 =============  ===========================================  =====================================
 white_box      accuracy under FGSM and PGD over ``eps``      a torch module
 black_box      random-search success rate, perturbation     ``predict_proba`` (a torch module is
-                                                            wrapped)
+                                                            wrapped); HopSkipJump from labels
+                                                            for a model with ``predict`` only
 membership     loss/confidence threshold and shadow AUC,     ``predict_proba``; the shadow attack
                advantage                                    also ``shadow_data`` and a model to
                                                             clone
 extraction     surrogate fidelity and accuracy against N    ``shadow_data`` (the attacker's rows)
 poisoning      clean accuracy against the flip rate; the    a scikit-learn model to refit (the
                flipped rows found again                     model itself, or ``estimator``)
+inversion      each class's reconstructed representative:   a torch module
+               correlation with the class's mean
 =============  ===========================================  =====================================
 
 :func:`opsloop.reports.robustness.robustness_report` renders the result as HTML and logs it to
@@ -30,8 +33,11 @@ import numpy as np
 
 from opsloop.learn.robustness.blackbox import BlackBoxResult, random_search_attack
 from opsloop.learn.robustness.constraints import FeatureConstraints
+from opsloop.learn.robustness.decision_based import hop_skip_jump_attack
+from opsloop.learn.robustness.defence_effect import DefenceEffect
 from opsloop.learn.robustness.evasion import AttackCurve, accuracy_under_attack, check_norm
 from opsloop.learn.robustness.extraction import ExtractionCurve, extraction_curve
+from opsloop.learn.robustness.inversion import InversionResult, invert_classes
 from opsloop.learn.robustness.membership import MembershipResult, shadow_attack, threshold_attack
 from opsloop.learn.robustness.poisoning import (
     DetectionResult,
@@ -41,14 +47,17 @@ from opsloop.learn.robustness.poisoning import (
 )
 from opsloop.learn.robustness.torch_classifier import TorchClassifier, is_torch_module
 
-PARTS = ("white_box", "black_box", "membership", "extraction", "poisoning")
+PARTS = ("white_box", "black_box", "membership", "extraction", "poisoning", "inversion")
 
 
 @dataclass(frozen=True)
 class RobustnessResult(Mapping):
     """The numbers of every attack run on one model; read it like a dict of JSON-ready parts.
 
-    ``skipped`` maps each part not run to the reason.
+    ``skipped`` maps each part not run to the reason. ``defences`` holds the measured effect of
+    each defence tried on the model (:func:`~.adversarial_training.adversarial_training`,
+    :func:`~.defensive_distillation.defensive_distillation`,
+    :func:`~.output_defences.output_defence_effects`), added by whoever ran them.
     """
 
     model: str
@@ -62,6 +71,8 @@ class RobustnessResult(Mapping):
     poisoning: PoisoningCurve | None = None
     detection: DetectionResult | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+    defences: tuple[DefenceEffect, ...] = ()
+    inversion: InversionResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -77,6 +88,8 @@ class RobustnessResult(Mapping):
             "poisoning": None if self.poisoning is None else self.poisoning.to_dict(),
             "detection": None if self.detection is None else self.detection.to_dict(),
             "skipped": dict(self.skipped),
+            "defences": [effect.to_dict() for effect in self.defences],
+            "inversion": None if self.inversion is None else self.inversion.to_dict(),
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -93,7 +106,9 @@ class RobustnessResult(Mapping):
 
         ``white_box/<attack>_<norm>/accuracy@<eps>``, ``black_box/success_rate``,
         ``membership/<attack>/auc`` and ``/advantage``, ``extraction/fidelity@<n>``,
-        ``poisoning/accuracy@<rate>``, ``detection/precision`` and ``/recall``.
+        ``poisoning/accuracy@<rate>``, ``detection/precision`` and ``/recall``, and each
+        defence's ``defence/<defence>/<measure>/before`` and ``/after``;
+        ``inversion/mean_similarity`` and ``inversion/identified``.
         """
         out: dict[str, float] = {"clean_accuracy": self.clean_accuracy}
         for curve in self.white_box:
@@ -118,6 +133,11 @@ class RobustnessResult(Mapping):
         if self.detection is not None:
             out["detection/precision"] = self.detection.precision
             out["detection/recall"] = self.detection.recall
+        if self.inversion is not None:
+            out["inversion/mean_similarity"] = self.inversion.mean_similarity
+            out["inversion/identified"] = self.inversion.identified
+        for effect in self.defences:
+            out.update(effect.metrics())
         return out
 
 
@@ -169,7 +189,8 @@ def assess_robustness(
     ----------
     model
         A fitted classifier: a torch module returning logits, or anything with ``predict`` and
-        ``predict_proba`` (scikit-learn's included).
+        ``predict_proba`` (scikit-learn's included). A model with ``predict`` only (labels) gets
+        the decision-based black-box attack (HopSkipJump), and no membership inference.
     train, test
         Pairs ``(X, y)``: the rows the model was trained on (the members) and held-out rows
         (non-members, and the rows attacked).
@@ -216,8 +237,9 @@ def assess_robustness(
     norm = check_norm(norm)
     torch_model = is_torch_module(model)
     classifier = TorchClassifier(model) if torch_model else model
-    if not hasattr(classifier, "predict_proba"):
-        raise TypeError(f"model must be a torch module or have predict_proba, got {model!r}")
+    scores = hasattr(classifier, "predict_proba")
+    if not scores and not hasattr(classifier, "predict"):
+        raise TypeError(f"model must be a torch module or have predict, got {model!r}")
     if estimator is None and not torch_model and _refittable(model):
         from sklearn.base import clone
 
@@ -244,7 +266,18 @@ def assess_robustness(
             )
         else:
             skipped["white_box"] = "needs a torch module (gradients); use black_box"
-    if "black_box" in parts:
+    if "black_box" in parts and not scores:
+        found["black_box"] = hop_skip_jump_attack(
+            classifier,
+            X_test[rows],
+            y_test[rows],
+            eps=black_box_eps if black_box_eps is not None else max(budgets),
+            norm=norm,
+            max_queries=max_queries,
+            constraints=constraints,
+            seed=seed,
+        )
+    elif "black_box" in parts:
         found["black_box"] = random_search_attack(
             classifier,
             X_test[rows],
@@ -255,7 +288,9 @@ def assess_robustness(
             constraints=constraints,
             seed=seed,
         )
-    if "membership" in parts:
+    if "membership" in parts and not scores:
+        skipped["membership"] = "needs predict_proba (scores to threshold)"
+    elif "membership" in parts:
         results = [
             threshold_attack(classifier, (X_train, y_train), (X_test, y_test), score=score)
             for score in ("loss", "confidence")
@@ -294,6 +329,13 @@ def assess_robustness(
             found["detection"] = label_flip_detection(
                 estimator, X_train, y_train, detection_rate, seed=seed
             )
+    if "inversion" in parts:
+        if not torch_model:
+            skipped["inversion"] = "needs a torch module (gradients)"
+        elif not np.issubdtype(y_train.dtype, np.integer):
+            skipped["inversion"] = "needs class indices 0..k-1 as labels"
+        else:
+            found["inversion"] = invert_classes(model, X_train, y_train, constraints=constraints)
     clean = float(np.mean(np.asarray(classifier.predict(X_test)) == y_test))
     return RobustnessResult(
         model=model_name,

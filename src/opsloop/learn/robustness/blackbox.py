@@ -15,8 +15,8 @@ counted in the success rate. Constraints (:class:`~.constraints.FeatureConstrain
 every query: proposals are clipped to the ranges, immutable features are not drawn, and integer
 and one-hot features are repaired before the model sees them.
 
-A model with ``predict`` only (labels, no scores) needs a decision-based attack
-(HopSkipJump), which is not built yet.
+A model with ``predict`` only (labels, no scores) needs a decision-based attack:
+:func:`~.decision_based.hop_skip_jump_attack`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ class BlackBoxResult:
     ``success_rate`` is the share of attacked rows (those the model got right) that were fooled
     within the budget; ``median_perturbation`` the median distance (in ``norm``) of the fooled
     rows from their originals, and ``median_queries`` the median number of queries they took.
-    ``X_adv`` holds every row: fooled rows replaced, others unchanged.
+    ``X_adv`` holds every row: fooled rows replaced, others unchanged. ``attack`` names the
+    attack that produced it.
     """
 
     norm: str
@@ -56,12 +57,15 @@ class BlackBoxResult:
     X_adv: np.ndarray = field(repr=False, compare=False)
     queries: np.ndarray = field(repr=False, compare=False)
     success: np.ndarray = field(repr=False, compare=False)
+    attack: str = "random search"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (the arrays left out)."""
         return {
+            "attack": self.attack,
             "norm": self.norm,
-            "eps": self.eps,
+            # no budget (a decision-based attack counting any adversarial point) is null
+            "eps": None if np.isinf(self.eps) else self.eps,
             "max_queries": self.max_queries,
             "attacked": self.attacked,
             "fooled": self.fooled,

@@ -42,7 +42,7 @@ from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.torch_import import import_torch
 
 NORMS = ("inf", "l2")
-ATTACKS = ("fgsm", "pgd")
+ATTACKS = ("fgsm", "pgd", "margin_pgd")
 
 
 def check_norm(norm: Any) -> str:
@@ -107,11 +107,19 @@ class _Setup:
             raise ValueError(f"y must hold one class per row of X ({len(x)}), got {labels.shape}")
         return labels
 
-    def gradient(self, x: Any, labels: Any) -> Any:
+    def gradient(self, x: Any, labels: Any, loss: str = "cross_entropy") -> Any:
         torch = self.torch
         x = x.detach().requires_grad_(True)
+        logits = self.model(x)
         # summed, not averaged: each row's gradient is its own, whatever the batch size
-        loss = torch.nn.functional.cross_entropy(self.model(x), labels, reduction="sum")
+        if loss == "margin":
+            rows = torch.arange(len(labels))
+            own = logits[rows, labels]
+            others = logits.clone()
+            others[rows, labels] = -torch.inf
+            loss = (others.max(dim=1).values - own).sum()
+        else:
+            loss = torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x)
         if self.mask is not None:
             grad = grad * self.mask
@@ -159,6 +167,7 @@ def _run(
     seed: int,
     constraints: FeatureConstraints | None,
     batch_size: int | None,
+    loss: str = "cross_entropy",
 ) -> np.ndarray:
     setup = _Setup(model, X, constraints)
     torch, model = setup.torch, setup.model
@@ -174,7 +183,7 @@ def _run(
             if random_init:
                 x = setup.clip(x0 + _random_start(x0, eps, norm, setup, generator))
             for _ in range(steps):
-                grad = setup.gradient(x, labels)
+                grad = setup.gradient(x, labels, loss)
                 with torch.no_grad():
                     x = setup.clip(x + eps_step * _direction(grad, norm, torch))
                     x = x0 + _project(x - x0, eps, norm, torch)
@@ -309,6 +318,59 @@ def pgd(
     )
 
 
+def margin_pgd(
+    model: Any,
+    X: Any,
+    y: Any = None,
+    *,
+    eps: float,
+    eps_step: float | None = None,
+    steps: int = 40,
+    norm: Any = "inf",
+    random_init: bool = False,
+    seed: int = 0,
+    constraints: FeatureConstraints | None = None,
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """:func:`pgd` up the logit margin :math:`\\max_{k \\ne y} z_k - z_y` instead of the loss.
+
+    This is Carlini and Wagner's (2017) objective: it is read off the logits, before the
+    softmax, so it keeps its gradient where the softmax saturates and the cross-entropy's
+    gradient is 0 in floating point. That saturation is why defensive distillation seemed to
+    stop gradient attacks, and this loss is how Carlini and Wagner broke it. Parameters are
+    those of :func:`pgd`.
+
+    >>> import torch
+    >>> model = torch.nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.tensor([[1000.0, 0.0], [0.0, 1000.0]]))
+    ...     _ = model.bias.zero_()
+    >>> X = np.array([[1.0, 0.0]])  # class 0 with probability 1 in float32: saturated
+    >>> pgd(model, X, eps=0.6, steps=5).tolist()  # the loss's gradient is 0: nothing moves
+    [[1.0, 0.0]]
+    >>> margin_pgd(model, X, eps=0.6, steps=5).round(6).tolist()
+    [[0.4, 0.6]]
+    """
+    eps = _check_eps("eps", eps)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    eps_step = 2.5 * eps / steps if eps_step is None else _check_eps("eps_step", eps_step)
+    return _run(
+        model,
+        X,
+        y,
+        eps=eps,
+        eps_step=eps_step,
+        steps=steps,
+        norm=check_norm(norm),
+        random_init=bool(random_init),
+        seed=int(seed),
+        constraints=constraints,
+        batch_size=batch_size,
+        loss="margin",
+    )
+
+
 def predict_classes(model: Any, X: Any, batch_size: int | None = None) -> np.ndarray:
     """The class with the largest logit of a torch classifier, for each row of ``X``.
 
@@ -374,7 +436,8 @@ def accuracy_under_attack(
     constraints: FeatureConstraints | None = None,
     batch_size: int | None = None,
 ) -> AttackCurve:
-    """Accuracy on ``X`` attacked with :func:`fgsm` or :func:`pgd` at each budget in ``eps``.
+    """Accuracy on ``X`` attacked with :func:`fgsm`, :func:`pgd` or :func:`margin_pgd` at each
+    budget in ``eps``.
 
     Rows are attacked against their true labels ``y``; PGD uses its default step
     ``2.5 * eps / steps``.
@@ -409,7 +472,7 @@ def accuracy_under_attack(
                 model, X, y, eps=budget, norm=norm, constraints=constraints, batch_size=batch_size
             )
         else:
-            X_adv = pgd(
+            X_adv = (pgd if attack == "pgd" else margin_pgd)(
                 model,
                 X,
                 y,
