@@ -67,6 +67,7 @@ def models():
         "good": fit(FEATURES, C=0.3),
         "weak": fit(WEAK),
         "test": test.reset_index(drop=True),
+        "train": train.reset_index(drop=True),
     }
 
 
@@ -349,3 +350,49 @@ def test_against_a_server_a_budget_over_its_bound_fails(served):
     size_mb = registry.get_version("cancer", 2).artifact_size / 1e6
     assert not budget["passed"]
     assert budget["reason"] == f"artifact {size_mb:.4g} MB is above 0.0001 MB"
+
+
+ATTACKS = """\
+version: 1
+name: attacks
+label: target
+checks:
+  - kind: robustness
+    attack: random_search
+    epsilon: 0.2
+    min_accuracy: {floor}
+    rows: 40
+    queries: 20
+  - kind: privacy
+    attack: threshold
+    max_advantage: 0.3
+"""
+
+
+def test_robustness_and_privacy_checks_with_the_training_rows(files, models, tmp_path):
+    registry, _, data = files
+    members = tmp_path / "train.csv"
+    models["train"].to_csv(members, index=False)
+    gate = tmp_path / "attacks.yaml"
+    gate.write_text(ATTACKS.format(floor=0.3))
+    args = ("--candidate", "models:/cancer/2", "--members", str(members), "--format", "json")
+    passed = gate_run(gate, data, *args)
+    assert passed.exit_code == 0, passed.output
+    robustness, privacy = json.loads(passed.output)["checks"]
+    assert robustness["kind"] == "robustness" and robustness["evidence"]["rows"] == 40
+    assert robustness["evidence"]["candidate"]["constrained_by_schema"] is True
+    assert privacy["evidence"]["members"] == len(models["train"])
+    assert privacy["evidence"]["members_source"]["sha256"] == dataset_sha256(pd.read_csv(members))
+    assert registry.audit("cancer").iloc[-1]["after"]["members_sha256"] == dataset_sha256(
+        pd.read_csv(members)
+    )
+    # A floor the attack breaks: exit 1, the failed check named.
+    gate.write_text(ATTACKS.format(floor=0.99))
+    failed = gate_run(gate, data, *args)
+    assert failed.exit_code == 1, failed.output
+    (check,) = [c for c in json.loads(failed.output)["checks"] if c["verdict"] == "fail"]
+    assert check["kind"] == "robustness" and "is below the floor 0.99" in check["reason"]
+    # Without the training rows, the gate cannot run: exit 2, naming what it needs.
+    missing = gate_run(gate, data, "--candidate", "models:/cancer/2")
+    assert missing.exit_code == 2
+    assert "a privacy check needs the candidate's training rows" in missing.output
