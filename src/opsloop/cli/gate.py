@@ -8,7 +8,8 @@ gate file's and the data's sha256). Versions are loaded as ``opsloop analyze`` l
 sha256 verified, a pickle only with ``--trust``, skops types beyond the allow-list only with
 ``--trust-type``. Against a server (``OPSLOOP_TRACKING_URI``) the versions come through its
 registry and are loaded here, budgets are measured here in a fresh process on the
-downloaded artifact, and the verdict is recorded on the server under the token's owner.
+downloaded artifact, and the verdict is recorded on the server under the token's owner; a
+protected alias counts it only when that owner is a gatekeeper or an admin (CI's token).
 
 Exit codes: 0 every check passed, 1 a check failed, 2 the gate could not run (a bad gate
 file, a missing column, an unknown version, a refused model). ``--format github`` prints

@@ -89,6 +89,7 @@ opsloop.analysis.gate.spec.GateSpecError: gate: checks[0]: give min or max (or b
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,12 +124,15 @@ class GateSpecError(InvalidArgumentError):
 
 @dataclass(frozen=True)
 class GateSpec:
-    """A parsed, checked gate file. ``sha256`` is the hash of the file's bytes (``None``
-    for a gate built from a dictionary), recorded with every result.
+    """A parsed, checked gate file. ``sha256`` is the hash of the file's bytes, or for a
+    gate built from a mapping the hash of its canonical JSON (sorted keys, no spaces),
+    recorded with every result: a protected alias counts only verdicts that carry it.
 
     >>> spec = parse_gate({"version": 2, "label": "y", "checks": [{"kind": "data_contract"}]})
     >>> spec.version, spec.baseline, spec.positive_label
     (2, 'champion', 1)
+    >>> spec.sha256[:12]  # of {"checks":[{"kind":"data_contract"}],"label":"y","version":2}
+    '14b46f600e4a'
     """
 
     version: int
@@ -229,7 +233,12 @@ def parse_gate(document: Any, source: str = "gate") -> GateSpec:
     if not checks:
         raise GateSpecError(f"{source}: checks must list at least one check")
     parsed = tuple(at.check(block, f"checks[{i}]") for i, block in enumerate(checks))
-    return GateSpec(version, label, parsed, name, positive_label, baseline)
+    try:
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise GateSpecError(f"{source}: not plain data ({error})") from None
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return GateSpec(version, label, parsed, name, positive_label, baseline, digest)
 
 
 class _Place:
