@@ -420,6 +420,9 @@ def test_the_documented_gate_file_parses():
         "BudgetCheck",
         "CalibrationCheck",
         "DataContractCheck",
+        "RobustnessCheck",
+        "PrivacyCheck",
+        "PrivacyCheck",
     ]
     assert (gate.version, gate.baseline, gate.checks[1].n_boot) == (3, "champion", 2000)
 

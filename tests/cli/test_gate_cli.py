@@ -48,6 +48,8 @@ checks:
     ignore: [out_of_range]
 """
 runner = CliRunner()
+# What the served fixture opened: the server's URL and its users' tokens.
+_SERVED: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,7 @@ def models():
         "good": fit(FEATURES, C=0.3),
         "weak": fit(WEAK),
         "test": test.reset_index(drop=True),
+        "train": train.reset_index(drop=True),
     }
 
 
@@ -272,11 +275,14 @@ def test_the_evaluation_data_can_be_a_runs_artifact(files):
 def served(models, store_uri, tmp_path, monkeypatch):
     """A server on its own store and artifact folder (nothing of it in this OPSLOOP_HOME)
     holding versions 1 (champion), 2 (good) and 3 (weak) of 'cancer', its champion alias
-    protected by the gate 'cancer'; this side reaches it with an editor's token."""
+    protected by the gate 'cancer'; this side reaches it with a gatekeeper's token (CI's),
+    and ``_SERVED["tokens"]`` holds the editor's too."""
     database = Database(store_uri)
     artifacts = ArtifactStore(tmp_path / "server-artifacts")
     add_user(database, "owner", "admin")
     _, editor = add_user(database, "eda", "editor")
+    _, gatekeeper = add_user(database, "ci", "gatekeeper")
+    _SERVED["tokens"] = {"eda": editor, "ci": gatekeeper}
     registry = ModelRegistry(database, artifacts, actor="owner")
     for name in ("baseline", "good", "weak"):
         model, inputs = models[name]
@@ -288,7 +294,8 @@ def served(models, store_uri, tmp_path, monkeypatch):
     models["test"].to_csv(data, index=False)
     with running_server(create_app(database, artifacts)) as url:
         monkeypatch.setenv("OPSLOOP_TRACKING_URI", url)
-        monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", editor)
+        monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", gatekeeper)
+        _SERVED["url"] = url
         yield registry, gate, data
     database.dispose()
 
@@ -310,12 +317,16 @@ def test_against_a_server_the_gate_loads_measures_and_records_through_it(served)
     assert (entry["action"], entry["entity"], entry["actor"]) == (
         "gate_passed",
         "model:cancer/version:2",
-        "eda",
+        "ci",
     )
-    assert entry["after"]["gate"] == "cancer"
+    assert entry["after"]["gate"] == "cancer" and entry["after"]["recorder_role"] == "gatekeeper"
     assert entry["after"]["baseline"] == {"model": "cancer", "version": 1}
     # The protected champion moves to what passed, and refuses what failed, naming it.
-    moved = runner.invoke(app, ["models", "alias", "cancer", "champion", "2"])
+    moved = runner.invoke(
+        app,
+        ["models", "alias", "cancer", "champion", "2"],
+        env={"OPSLOOP_TRACKING_TOKEN": _SERVED["tokens"]["eda"]},
+    )
     assert moved.exit_code == 0, moved.output
     assert registry.get_version("cancer", alias="champion").version == 2
     failed = gate_run(gate, data, "--candidate", "models:/cancer/3")
@@ -349,3 +360,106 @@ def test_against_a_server_a_budget_over_its_bound_fails(served):
     size_mb = registry.get_version("cancer", 2).artifact_size / 1e6
     assert not budget["passed"]
     assert budget["reason"] == f"artifact {size_mb:.4g} MB is above 0.0001 MB"
+
+
+ATTACKS = """\
+version: 1
+name: attacks
+label: target
+checks:
+  - kind: robustness
+    attack: random_search
+    epsilon: 0.2
+    min_accuracy: {floor}
+    rows: 40
+    queries: 20
+  - kind: privacy
+    attack: threshold
+    max_advantage: 0.3
+"""
+
+
+def test_robustness_and_privacy_checks_with_the_training_rows(files, models, tmp_path):
+    registry, _, data = files
+    members = tmp_path / "train.csv"
+    models["train"].to_csv(members, index=False)
+    gate = tmp_path / "attacks.yaml"
+    gate.write_text(ATTACKS.format(floor=0.3))
+    args = ("--candidate", "models:/cancer/2", "--members", str(members), "--format", "json")
+    passed = gate_run(gate, data, *args)
+    assert passed.exit_code == 0, passed.output
+    robustness, privacy = json.loads(passed.output)["checks"]
+    assert robustness["kind"] == "robustness" and robustness["evidence"]["rows"] == 40
+    assert robustness["evidence"]["candidate"]["constrained_by_schema"] is True
+    assert privacy["evidence"]["members"] == len(models["train"])
+    assert privacy["evidence"]["members_source"]["sha256"] == dataset_sha256(pd.read_csv(members))
+    assert registry.audit("cancer").iloc[-1]["after"]["members_sha256"] == dataset_sha256(
+        pd.read_csv(members)
+    )
+    # A floor the attack breaks: exit 1, the failed check named.
+    gate.write_text(ATTACKS.format(floor=0.99))
+    failed = gate_run(gate, data, *args)
+    assert failed.exit_code == 1, failed.output
+    (check,) = [c for c in json.loads(failed.output)["checks"] if c["verdict"] == "fail"]
+    assert check["kind"] == "robustness" and "is below the floor 0.99" in check["reason"]
+    # Without the training rows, the gate cannot run: exit 2, naming what it needs.
+    missing = gate_run(gate, data, "--candidate", "models:/cancer/2")
+    assert missing.exit_code == 2
+    assert "a privacy check needs the candidate's training rows" in missing.output
+
+
+def test_against_a_server_an_editors_pass_is_recorded_but_does_not_count(served, models):
+    """A pass recorded by an editor, by ``opsloop gate run`` or by hand over HTTP, stays in
+    the audit log and does not move the protected alias; the gatekeeper's pass does."""
+    import httpx
+
+    registry, gate, data = served
+    editor = {"OPSLOOP_TRACKING_TOKEN": _SERVED["tokens"]["eda"]}
+    run = runner.invoke(
+        app,
+        ["gate", "run", str(gate), "--data", str(data), "--candidate", "models:/cancer/2"],
+        env=editor,
+    )
+    assert run.exit_code == 0, run.output
+    assert registry.audit("cancer").iloc[-1]["after"]["recorder_role"] == "editor"
+    sha = hashlib.sha256(gate.read_bytes()).hexdigest()
+    made = {
+        "gate": "cancer",
+        "gate_sha256": sha,
+        "data_sha256": "d" * 64,
+        "baseline": {"model": "cancer", "version": 1},
+        "failed": [],
+    }
+    api = _SERVED["url"] + "/api/v1/models/cancer/versions/2/gates"
+    headers = {"Authorization": "Bearer " + _SERVED["tokens"]["eda"]}
+    recorded = httpx.post(api, json={"passed": True, "gate": made}, headers=headers)
+    assert recorded.status_code == 201, recorded.text
+    # The role is the registry's to write: an editor claiming another is a 422 naming it.
+    claimed = httpx.post(
+        api,
+        json={"passed": True, "gate": {**made, "recorder_role": "gatekeeper"}},
+        headers=headers,
+    )
+    assert claimed.status_code == 422
+    assert "recorder_role is set by the registry" in claimed.text
+    moved = runner.invoke(app, ["models", "alias", "cancer", "champion", "2"], env=editor)
+    assert moved.exit_code == 2
+    said = " ".join(moved.output.split())
+    assert "version 2 has no gate verdict of 'cancer' against version 1 that counts" in said
+    assert "recorded by 'eda' as editor" in said
+    # A gatekeeper's hand-made pass without the data's sha256 does not count either.
+    bare = {k: v for k, v in made.items() if k != "data_sha256"}
+    ci_headers = {"Authorization": "Bearer " + _SERVED["tokens"]["ci"]}
+    assert (
+        httpx.post(api, json={"passed": True, "gate": bare}, headers=ci_headers).status_code == 201
+    )
+    moved = runner.invoke(app, ["models", "alias", "cancer", "champion", "2"], env=editor)
+    assert moved.exit_code == 2
+    assert "recorded by 'ci' without the data's sha256" in " ".join(moved.output.split())
+    # CI's run of the gate, under the gatekeeper's token, counts.
+    ci = gate_run(gate, data, "--candidate", "models:/cancer/2")
+    assert ci.exit_code == 0, ci.output
+    moved = runner.invoke(app, ["models", "alias", "cancer", "champion", "2"], env=editor)
+    assert moved.exit_code == 0, moved.output
+    assert registry.get_version("cancer", alias="champion").version == 2
+    assert verify_audit_log(registry.db).ok

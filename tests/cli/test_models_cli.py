@@ -94,3 +94,65 @@ def test_the_json_of_the_server_and_the_local_store_is_the_same(served, monkeypa
     on_store = [invoke(*command, "--json").output for command in (["list"], ["show", "churn"])]
     assert over_http == on_store
     assert json.loads(on_store[1])["version"]["version"] == 2
+
+
+def test_an_admin_protects_an_alias_with_a_required_gate_over_the_server(served, monkeypatch):
+    local, tokens = served
+    _, admin = add_user(local.db, "ola", "admin")
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["eda"])
+    refused = invoke("protect", "churn", "champion", "--require-gate", "credit")
+    assert refused.exit_code == 2
+    assert "user 'eda' has role 'editor'; this needs 'admin'" in refused.output
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", admin)
+    protected = invoke(
+        "protect",
+        "churn",
+        "champion",
+        "--approvals",
+        "1",
+        "--require-gate",
+        "credit",
+        "--reason",
+        "gated releases",
+    )
+    assert protected.exit_code == 0, protected.output
+    assert (
+        "churn: champion moves only with 1 approval(s) and a passed release gate 'credit'"
+        in protected.output
+    )
+    entry = local.audit("churn").iloc[-1]
+    assert (entry["action"], entry["actor"], entry["reason"]) == (
+        "protect_alias",
+        "ola",
+        "gated releases",
+    )
+    assert entry["after"] == {"required_approvals": 1, "require_gate": "credit"}
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["eda"])
+    moved = invoke("alias", "churn", "champion", "2")
+    assert moved.exit_code == 2
+    assert "needs a passed release gate 'credit'" in moved.output
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", admin)
+    both = invoke("protect", "churn", "champion", "--require-gate", "x", "--require-any-gate")
+    assert both.exit_code == 2 and "not both" in both.output
+    lifted = invoke("protect", "churn", "champion")
+    assert lifted.exit_code == 0 and "churn: champion is not protected" in lifted.output
+    assert local.audit("churn").iloc[-1]["after"] == {
+        "required_approvals": 0,
+        "require_gate": False,
+    }
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["eda"])
+    assert invoke("alias", "churn", "champion", "2").exit_code == 0
+
+
+def test_protect_on_the_local_store(store_uri, monkeypatch):
+    monkeypatch.delenv("OPSLOOP_TRACKING_URI", raising=False)
+    database = Database(store_uri)
+    local = ModelRegistry(database, ArtifactStore(artifact_uri()))
+    local.register("churn", b"\x08\x01", flavor="onnx")
+    protected = invoke("protect", "churn", "champion", "--require-any-gate")
+    assert protected.exit_code == 0, protected.output
+    assert "churn: champion moves only with a passed release gate" in protected.output
+    moved = invoke("alias", "churn", "champion", "1")
+    assert moved.exit_code == 2
+    assert "version 1 has no gate verdict recorded" in moved.output
+    database.dispose()

@@ -14,7 +14,14 @@ from opsloop.tracking.local_store import LocalTrackingStore
 
 __all__ = ["isolated_home", "postgres_store_database", "registry", "store_uri", "tracking"]
 
-USERS = {"owner": "admin", "eda": "editor", "ana": "approver", "bo": "approver", "vic": "viewer"}
+USERS = {
+    "owner": "admin",
+    "eda": "editor",
+    "ana": "approver",
+    "bo": "approver",
+    "vic": "viewer",
+    "cy": "gatekeeper",
+}
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from tests.server.running import running_server
 
 from opsloop.analysis.gate import parse_gate
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry import PermissionDenied, add_user, verify_audit_log
 from opsloop.registry.audit_state import state_problems
 from opsloop.registry.release_gate import run_gate
@@ -52,7 +53,7 @@ def credit(registry, frame):
 
 
 def test_the_alias_moves_only_to_a_version_that_passed_against_the_champion(acting, credit, frame):
-    owner, editor = acting("owner"), acting("eda")
+    owner, editor, ci = acting("owner"), acting("eda"), acting("cy")
     owner.protect_alias("credit", "champion", 0, require_gate=True, reason="gated releases")
     with pytest.raises(
         PermissionDenied,
@@ -62,7 +63,7 @@ def test_the_alias_moves_only_to_a_version_that_passed_against_the_champion(acti
     ):
         editor.set_alias("credit", "champion", 3)
     # Version 2 reads z only: the gate fails, and the failure is what the refusal names.
-    assert not run_gate(editor, GATE, "models:/credit/2", frame).passed
+    assert not run_gate(ci, GATE, "models:/credit/2", frame).passed
     with pytest.raises(
         PermissionDenied,
         match=r"the newest verdict of gate 'credit' on version 2 against version 1 failed "
@@ -70,10 +71,10 @@ def test_the_alias_moves_only_to_a_version_that_passed_against_the_champion(acti
     ):
         editor.set_alias("credit", "champion", 2)
     # A pass against another baseline does not count: version 3 must beat the champion.
-    assert run_gate(editor, GATE, "models:/credit/3", frame, baseline="models:/credit/2").passed
+    assert run_gate(ci, GATE, "models:/credit/3", frame, baseline="models:/credit/2").passed
     with pytest.raises(PermissionDenied, match="version 3 has no gate verdict against version 1"):
         editor.set_alias("credit", "champion", 3)
-    assert run_gate(editor, GATE, "models:/credit/3", frame).passed
+    assert run_gate(ci, GATE, "models:/credit/3", frame).passed
     editor.set_alias("credit", "champion", 3)
     assert editor.get_version("credit", alias="champion").version == 3
     # Version 1 passed against nothing while it was champion: moving back needs a new pass.
@@ -87,12 +88,12 @@ def test_the_alias_moves_only_to_a_version_that_passed_against_the_champion(acti
 
 
 def test_a_named_gate_is_matched_by_name_or_by_its_sha256(acting, credit, frame, tmp_path):
-    owner, editor = acting("owner"), acting("eda")
+    owner, editor, ci = acting("owner"), acting("eda"), acting("cy")
     owner.protect_alias("credit", "champion", 0, require_gate="credit")
-    assert run_gate(editor, OTHER, "models:/credit/3", frame).passed
+    assert run_gate(ci, OTHER, "models:/credit/3", frame).passed
     with pytest.raises(PermissionDenied, match="version 3 has no gate verdict of 'credit'"):
         editor.set_alias("credit", "champion", 3)
-    assert run_gate(editor, GATE, "models:/credit/3", frame).passed
+    assert run_gate(ci, GATE, "models:/credit/3", frame).passed
     editor.set_alias("credit", "champion", 3)
     # Pinned to one revision of the gate file: its sha256.
     path = tmp_path / "gate.yaml"
@@ -104,10 +105,10 @@ def test_a_named_gate_is_matched_by_name_or_by_its_sha256(acting, credit, frame,
 
     pinned = load_gate(path)
     owner.protect_alias("credit", "champion", 0, require_gate=pinned.sha256)
-    assert run_gate(editor, GATE, "models:/credit/1", frame).passed  # same name, no file
+    assert run_gate(ci, GATE, "models:/credit/1", frame).passed  # same name, other text
     with pytest.raises(PermissionDenied, match=f"no gate verdict of '{pinned.sha256}'"):
         editor.set_alias("credit", "champion", 1)
-    assert run_gate(editor, pinned, "models:/credit/1", frame).passed
+    assert run_gate(ci, pinned, "models:/credit/1", frame).passed
     editor.set_alias("credit", "champion", 1)
     # require_gate=False with no approvals lifts the protection.
     owner.protect_alias("credit", "champion", 0)
@@ -116,15 +117,15 @@ def test_a_named_gate_is_matched_by_name_or_by_its_sha256(acting, credit, frame,
 
 
 def test_approvals_and_the_gate_are_both_required(acting, credit, frame):
-    owner, editor, ana = acting("owner"), acting("eda"), acting("ana")
+    owner, editor, ana, ci = acting("owner"), acting("eda"), acting("ana"), acting("cy")
     owner.protect_alias("credit", "champion", 1, require_gate=True)
     assert ana.approve("credit", "champion", 3) == 1
     with pytest.raises(PermissionDenied, match="needs a passed release gate"):
         editor.set_alias("credit", "champion", 3)
     # The refusal used up nothing: the approval still counts once the gate passed.
-    assert run_gate(editor, GATE, "models:/credit/3", frame).passed
+    assert run_gate(ci, GATE, "models:/credit/3", frame).passed
     editor.set_alias("credit", "champion", 3)
-    assert run_gate(editor, GATE, "models:/credit/1", frame, record=True).passed
+    assert run_gate(ci, GATE, "models:/credit/1", frame, record=True).passed
     with pytest.raises(PermissionDenied, match="needs 1 approvals from distinct approvers"):
         editor.set_alias("credit", "champion", 1)
 
@@ -212,3 +213,44 @@ def test_a_deployment_following_the_alias_serves_another_version_only_once_it_pa
     assert run_gate(credit, GATE, "models:/credit/3", frame).passed
     pinned = [Variant("stable", "credit", version=3)]
     assert deploying.deploy("credit-api", pinned).serving == {"stable": 3}
+
+
+def test_only_a_gatekeepers_or_an_admins_verdict_counts(acting, credit, frame):
+    """An editor or an approver may record a verdict, and it stays in the audit log, but a
+    protected alias does not count it; nor a pass without the sha256 of what was run."""
+    owner, editor, ana, ci = acting("owner"), acting("eda"), acting("ana"), acting("cy")
+    owner.protect_alias("credit", "champion", 0, require_gate="credit")
+    made = {
+        "gate": "credit",
+        "gate_sha256": GATE.sha256,
+        "data_sha256": "d" * 64,
+        "baseline": {"model": "credit", "version": 1},
+        "failed": [],
+    }
+    editor.record_gate("credit", 3, passed=True, gate=made)
+    assert run_gate(ana, GATE, "models:/credit/3", frame).passed
+    with pytest.raises(
+        PermissionDenied,
+        match=r"version 3 has no gate verdict of 'credit' against version 1 that counts "
+        r"\(ignored: recorded by 'ana' as approver; recorded by 'eda' as editor\); one counts "
+        r"when a gatekeeper or an admin records it with the gate's and the data's sha256",
+    ):
+        editor.set_alias("credit", "champion", 3)
+    with pytest.raises(InvalidArgumentError, match="gate: recorder_role is set by the registry"):
+        editor.record_gate("credit", 3, passed=True, gate={**made, "recorder_role": "admin"})
+    ci.record_gate("credit", 3, passed=True, gate={**made, "data_sha256": None})
+    ci.record_gate("credit", 3, passed=True, gate={**made, "failed": ["auc >= 0.75"]})
+    with pytest.raises(PermissionDenied) as refused:
+        editor.set_alias("credit", "champion", 3)
+    assert "recorded by 'cy' as a pass with failed checks; recorded by 'cy' without the data's" in (
+        str(refused.value)
+    )
+    entries = owner.audit("credit")
+    roles = entries[entries["action"] == "gate_passed"]["after"].map(lambda a: a["recorder_role"])
+    assert roles.tolist() == ["editor", "approver", "gatekeeper", "gatekeeper"]
+    # The admin's pass counts; so would the gatekeeper's run of the gate.
+    owner.record_gate("credit", 3, passed=True, gate=made)
+    editor.set_alias("credit", "champion", 3)
+    assert run_gate(ci, GATE, "models:/credit/1", frame, baseline="models:/credit/3").passed
+    editor.set_alias("credit", "champion", 1)
+    assert verify_audit_log(credit.db).ok

@@ -127,11 +127,11 @@ def test_the_same_governed_scenario_locally_and_over_http(acting, run_id, forest
     assert audit["after"].iloc[-1] == {"version": 1}
     assert vic.verify_audit_log().to_dict() == {
         "ok": True,
-        "entries": 13,  # the eight above and the five users added
+        "entries": 14,  # the eight above and the six users added
         "first_bad_id": None,
         "problem": None,
         "head": audit["hash"].iloc[-1],
-        "keyed_entries": 13,
+        "keyed_entries": 14,
         "state_problems": [],
     }
     moved_ms = int(audit["time"].iloc[-1].value // 1_000_000)

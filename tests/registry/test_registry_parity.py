@@ -61,7 +61,15 @@ SCENARIO = [
     ("approve", lambda r, n: r.approve(n, "champion", 2, comment="checked")),
     (
         "record_gate",
-        lambda r, n: r.record_gate(n, 2, passed=True, gate={"gate": "ci", "failed": []}) and None,
+        lambda r, n: (
+            r.record_gate(
+                n,
+                2,
+                passed=True,
+                gate={"gate": "ci", "gate_sha256": "a" * 64, "data_sha256": "b" * 64, "failed": []},
+            )
+            and None
+        ),
     ),
     ("set_alias", lambda r, n: r.set_alias(n, "champion", 2, reason="better auc")),
     ("get_version", lambda r, n: r.get_version(n, alias="champion")),

@@ -74,3 +74,59 @@ def test_over_http_the_gate_runs_and_the_server_records_it(versions, remote, fra
     assert entry["after"]["baseline"] == {"model": "m", "version": 2}
     assert entry["after"]["n_rows"] == len(frame)
     assert verify_audit_log(versions.db).ok
+
+
+PRIVACY = parse_gate(
+    {
+        "version": 1,
+        "label": "y",
+        "checks": [{"kind": "privacy", "attack": "threshold", "max_advantage": 0.3}],
+    }
+)
+
+
+def test_a_privacy_check_attacks_only_the_rows_the_candidate_was_trained_on(
+    registry, tracking, frame
+):
+    from opsloop.tracking import DatasetInput
+    from opsloop.tracking.dataset_digest import dataset_sha256
+
+    train, held_out = frame.iloc[:200], frame.iloc[200:]
+    model = LogisticRegression().fit(train[["x", "z"]], train["y"])
+    run = tracking.create_run("credit")
+    tracking.log_dataset(run, DatasetInput("train", dataset_sha256(train), 200, 3))
+    registry.register("m", model, run_id=run, input_schema=train[["x", "z"]])
+    registry.register("m", model)  # no run: its training rows cannot be checked
+    registry.set_alias("m", "champion", 1)
+    result = run_gate(registry, PRIVACY, "models:/m/1", held_out, members=train)
+    source = result.checks[0].evidence["members_source"]
+    assert source["verified"] is True and source["run_id"] == run
+    assert source["sha256"] == dataset_sha256(train)
+    assert registry.audit("m").iloc[-1]["after"]["members_sha256"] == dataset_sha256(train)
+    # Other rows than the ones logged to the run are refused, naming both hashes.
+    with pytest.raises(
+        ValueError,
+        match=r"members: these rows \(sha256 [0-9a-f]{12}\.\.\.\) "
+        r"are not the data set 'train' logged to m v1's run",
+    ):
+        run_gate(registry, PRIVACY, "models:/m/1", held_out, members=held_out)
+    # A data set the run never logged is named.
+    named = parse_gate(
+        {
+            **_document(PRIVACY),
+            "checks": [
+                {"kind": "privacy", "attack": "threshold", "max_advantage": 0.3, "members": "fit"}
+            ],
+        }
+    )
+    with pytest.raises(ValueError, match="logged no data set 'fit' \\(it logged train\\)"):
+        run_gate(registry, named, "models:/m/1", held_out, members=train)
+    # A version with no run runs the check and says its members were not checked.
+    unchecked = run_gate(registry, PRIVACY, "models:/m/2", held_out, members=train)
+    assert "members not checked against the lineage: the version has no run" in (
+        unchecked.checks[0].reason
+    )
+
+
+def _document(gate):
+    return {"version": gate.version, "label": gate.label}

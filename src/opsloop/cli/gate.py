@@ -8,7 +8,8 @@ gate file's and the data's sha256). Versions are loaded as ``opsloop analyze`` l
 sha256 verified, a pickle only with ``--trust``, skops types beyond the allow-list only with
 ``--trust-type``. Against a server (``OPSLOOP_TRACKING_URI``) the versions come through its
 registry and are loaded here, budgets are measured here in a fresh process on the
-downloaded artifact, and the verdict is recorded on the server under the token's owner.
+downloaded artifact, and the verdict is recorded on the server under the token's owner; a
+protected alias counts it only when that owner is a gatekeeper or an admin (CI's token).
 
 Exit codes: 0 every check passed, 1 a check failed, 2 the gate could not run (a bad gate
 file, a missing column, an unknown version, a refused model). ``--format github`` prints
@@ -81,6 +82,14 @@ def run_command(
         bool,
         typer.Option("--record/--no-record", help="Record the verdict on the candidate version."),
     ] = True,
+    members: Annotated[
+        str | None,
+        typer.Option(
+            help="The candidate's training rows, which a privacy check attacks: a file or "
+            "runs:/RUN_ID/PATH; refused unless their sha256 is that of the data set the check "
+            "names in the candidate's lineage."
+        ),
+    ] = None,
     trust: Annotated[
         bool, typer.Option(help="Trust the models: load a pickle, or any type a skops file names.")
     ] = False,
@@ -100,6 +109,7 @@ def run_command(
     if label is not None:
         gate = dataclasses.replace(gate, label=label)
     frame, data_name = _evaluation_data(data)
+    training, members_name = _evaluation_data(members) if members is not None else (None, "")
     result = run_gate(
         open_registry(),
         gate,
@@ -110,6 +120,8 @@ def run_command(
         trust=trust,
         trusted_types=tuple(trust_type or ()),
         record=record,
+        members=training,
+        members_name=members_name or "members",
     )
     if json_path is not None:
         json_path.write_text(result.to_json() + "\n", encoding="utf-8")
@@ -150,9 +162,11 @@ def run_command(
                 check.reason,
             )
         print_table(table)
-        out.print(
-            f"not checked (not available yet): {', '.join(result.not_checked)}", soft_wrap=True
-        )
+        if result.not_checked:
+            out.print(
+                f"not checked (not available yet): {', '.join(result.not_checked)}",
+                soft_wrap=True,
+            )
     if not result.passed:
         raise typer.Exit(1)
 

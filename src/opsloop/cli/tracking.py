@@ -26,6 +26,7 @@ from opsloop.cli.console import (
     FormatOption,
     JsonFlag,
     Section,
+    UsageProblem,
     iso_time_ms,
     one_line_errors,
     out,
@@ -230,6 +231,43 @@ def approve(
     """Approve pointing ALIAS of NAME at VERSION (needs the approver role)."""
     count = _registry().approve(name, alias, version, comment=comment)
     out.print(f"{name}: {count} approval(s) for {alias} -> version {version}")
+
+
+@models_app.command("protect")
+@one_line_errors
+def protect(
+    name: str,
+    alias: str,
+    approvals: Annotated[
+        int, typer.Option(min=0, help="Distinct approvers needed before ALIAS moves.")
+    ] = 0,
+    require_gate: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|SHA256",
+            help="A passed release gate needed too: the gate's name, or its file's sha256.",
+        ),
+    ] = None,
+    require_any_gate: Annotated[
+        bool, typer.Option(help="A passed verdict of any release gate needed too.")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+) -> None:
+    """Protect ALIAS of model NAME (needs the admin role): it moves only with --approvals
+    approvals and, with --require-gate or --require-any-gate, a passed release gate of the
+    version against the one the alias points at. No approvals and no gate lift the
+    protection."""
+    if require_gate is not None and require_any_gate:
+        raise UsageProblem("give --require-gate NAME|SHA256 or --require-any-gate, not both")
+    gate: bool | str = require_gate if require_gate is not None else require_any_gate
+    _registry().protect_alias(name, alias, approvals, require_gate=gate, reason=reason)
+    if not approvals and gate is False:
+        out.print(f"{name}: {alias} is not protected")
+        return
+    needs = [f"{approvals} approval(s)"] if approvals else []
+    if gate is not False:
+        needs.append("a passed release gate" + ("" if gate is True else f" {gate!r}"))
+    out.print(f"{name}: {alias} moves only with {' and '.join(needs)}", soft_wrap=True)
 
 
 # -- server -------------------------------------------------------------------------------

@@ -69,7 +69,9 @@ def _print_token(token: str, what: str) -> None:
 @one_line_errors
 def add_user(
     name: str,
-    role: Annotated[str, typer.Option(help="viewer, editor, approver or admin.")] = "viewer",
+    role: Annotated[
+        str, typer.Option(help="viewer, editor, gatekeeper, approver or admin.")
+    ] = "viewer",
     expires_days: ExpiresDays = None,
 ) -> None:
     """Create a user and print their API token (shown once; only its hash is stored)."""

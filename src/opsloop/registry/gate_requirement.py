@@ -6,7 +6,25 @@ verdict of that gate recorded on the version (:meth:`ModelRegistry.record_gate`,
 entry ``gate_passed`` or ``gate_failed``) was run against the version the alias points at
 now, and passed. A verdict against another baseline does not count: the candidate must have
 beaten what it replaces. An alias that points nowhere yet takes a passed verdict against any
-baseline. A deployment that follows the alias is held to the same rule for each version it
+baseline.
+
+**Who may record a verdict that counts.** Any editor may record a verdict (``record_gate``
+takes what the caller says was run), so a verdict proves only that its recorder vouches for
+it. A protected alias therefore counts only verdicts that
+
+* were recorded by a **gatekeeper** or an **admin** (the role the registry read when it
+  recorded the entry, kept in it as ``recorder_role``; a caller cannot set it). Give the
+  gatekeeper role to the CI pipeline's token that runs ``opsloop gate run``, not to people
+  who edit models: an editor's or an approver's verdict is kept in the audit log but does
+  not count. A store with no users is one person's: there every verdict counts, as every
+  other action is allowed there;
+* carry the sha256 of the gate file (or of the gate's canonical JSON) and of the evaluation
+  data (64 hex digits each), so the audit log names exactly what was run on what; and
+* for a pass, list no failed check.
+
+The server does not run the gate itself (the models are loaded and measured where the gate
+runs), so a gatekeeper's verdict is trusted as that role's word; what the role limits is
+who can give it. A deployment that follows the alias is held to the same rule for each version it
 would serve in the alias's place (:mod:`opsloop.serving.deployment_approvals`).
 
 These functions run inside the caller's transaction.
@@ -20,6 +38,7 @@ These functions run inside the caller's transaction.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +50,11 @@ from opsloop.tracking.limits import MAX_NAME_LENGTH, checked_text
 
 _log = tables.audit_log
 GATE_ACTIONS = ("gate_passed", "gate_failed")
+#: The roles whose recorded gate verdicts a protected alias counts.
+GATE_RECORDERS = ("gatekeeper", "admin")
+#: The key of a recorded verdict that holds its recorder's role, set by the registry.
+RECORDER_ROLE = "recorder_role"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def checked_gate_requirement(value: object) -> bool | str:
@@ -90,6 +114,30 @@ def _matches(document: Any, requirement: bool | str, baseline: int | None, model
     return baseline is None or document.get("baseline") == {"model": model, "version": baseline}
 
 
+def ignored_because(document: dict, action: str, actor: str, open_store: bool) -> str | None:
+    """Why a recorded verdict does not count towards a protected alias; ``None`` when it
+    counts.
+
+    >>> sha = "a" * 64
+    >>> ignored_because({"gate_sha256": sha, "data_sha256": sha, "failed": [],
+    ...                  "recorder_role": "editor"}, "gate_passed", "eda", False)
+    "recorded by 'eda' as editor"
+    >>> ignored_because({"gate_sha256": sha, "failed": [], "recorder_role": "gatekeeper"},
+    ...                 "gate_passed", "ci", False)
+    "recorded by 'ci' without the data's sha256"
+    """
+    if not open_store and document.get(RECORDER_ROLE) not in GATE_RECORDERS:
+        role = document.get(RECORDER_ROLE)
+        return f"recorded by {actor!r} as {role or 'an unregistered user'}"
+    for key, what in (("gate_sha256", "the gate file's"), ("data_sha256", "the data's")):
+        value = document.get(key)
+        if not isinstance(value, str) or _SHA256.fullmatch(value) is None:
+            return f"recorded by {actor!r} without {what} sha256"
+    if action == "gate_passed" and document.get("failed"):
+        return f"recorded by {actor!r} as a pass with failed checks"
+    return None
+
+
 def gate_problem(
     connection: Connection,
     model: str,
@@ -99,12 +147,13 @@ def gate_problem(
 ) -> str | None:
     """Why ``version`` of ``model`` lacks the passed gate ``requirement`` asks for against
     version ``baseline`` of the same model (any baseline when ``None``); ``None`` when its
-    newest such verdict passed.
+    newest such verdict that counts passed.
 
     >>> from opsloop.registry.audit import append_audit
     >>> with db.write() as c:
     ...     _ = append_audit(c, "ci", "gate_failed", "model:m/version:2", None, None,
     ...         {"gate": "credit", "baseline": {"model": "m", "version": 1},
+    ...          "gate_sha256": "a" * 64, "data_sha256": "b" * 64,
     ...          "failed": ["auc non-inferiority (delong)"]})
     ...     print(gate_problem(c, "m", 2, "credit", 1))
     the newest verdict of gate 'credit' on version 2 against version 1 failed (failed
@@ -113,14 +162,21 @@ def gate_problem(
     if requirement is False:
         return None
     rows = connection.execute(
-        sa.select(_log.c.action, _log.c.after_json)
+        sa.select(_log.c.action, _log.c.actor, _log.c.after_json)
         .where(_log.c.entity == f"model:{model}/version:{version}", _log.c.action.in_(GATE_ACTIONS))
         .order_by(_log.c.id.desc())
     )
+    # a store without users is one person's: every verdict there counts
+    open_store = connection.execute(sa.select(tables.users.c.id).limit(1)).first() is None
     against = "" if baseline is None else f" against version {baseline}"
-    for action, after in rows:
+    ignored: list[str] = []
+    for action, actor, after in rows:
         document = None if after is None else json.loads(after)
         if not _matches(document, requirement, baseline, model):
+            continue
+        why = ignored_because(document, action, actor, open_store)
+        if why is not None:
+            ignored.append(why)
             continue
         if action == "gate_passed":
             return None
@@ -131,4 +187,12 @@ def gate_problem(
             f"{against} failed{checks}"
         )
     named = "" if requirement is True else f" of {requirement!r}"
-    return f"version {version} has no gate verdict{named}{against} recorded"
+    if not ignored:
+        return f"version {version} has no gate verdict{named}{against} recorded"
+    shown = "; ".join(dict.fromkeys(ignored[:3]))
+    # The ignored verdicts first: a terminal cuts long errors, and they are what to fix.
+    return (
+        f"version {version} has no gate verdict{named}{against} that counts (ignored: "
+        f"{shown}); one counts when a gatekeeper or an admin records it with the gate's and "
+        "the data's sha256"
+    )

@@ -59,6 +59,7 @@ from opsloop.registry.flavors import (
     skops_loader,
 )
 from opsloop.registry.gate_requirement import (
+    RECORDER_ROLE,
     checked_gate_requirement,
     decode_requirement,
     describe_requirement,
@@ -68,7 +69,7 @@ from opsloop.registry.gate_requirement import (
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.registry.references import ModelReferences
-from opsloop.registry.users import PermissionDenied, acting_user
+from opsloop.registry.users import PermissionDenied, acting_user, user_role
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
 from opsloop.store.database import Database, open_database
@@ -781,8 +782,12 @@ class ModelRegistry(ModelReferences):
     ) -> str:
         """Record a release gate's verdict on a version: an audit entry ``gate_passed`` or
         ``gate_failed`` on ``model:NAME/version:N`` whose ``after`` is ``gate`` (what was
-        run: the gate file's sha256, the baseline, the data's sha256, the failed checks).
-        Returns the entry's hash.
+        run: the gate file's sha256, the baseline, the data's sha256, the failed checks)
+        plus ``recorder_role``, the recording user's role, which the registry sets. Returns
+        the entry's hash.
+
+        Any editor may record a verdict; a protected alias that requires a gate counts only
+        those recorded by a gatekeeper or an admin (see :mod:`.gate_requirement`).
 
         >>> import tempfile
         >>> from opsloop.store import ArtifactStore, Database
@@ -800,9 +805,14 @@ class ModelRegistry(ModelReferences):
             document = json.loads(json.dumps(dict(gate), allow_nan=False))
         except (TypeError, ValueError) as error:
             raise InvalidArgumentError(f"gate must be plain JSON values ({error})") from None
+        if RECORDER_ROLE in document:
+            raise InvalidArgumentError(
+                f"gate: {RECORDER_ROLE} is set by the registry from the recording user's role"
+            )
         with self.db.write() as connection:
             who = self._user(connection, actor, "editor")
             row = self._version_row(connection, name, version)
+            document[RECORDER_ROLE] = user_role(connection, who)
             return append_audit(
                 connection,
                 who,

@@ -34,7 +34,14 @@ from typing import Any
 
 import pandas as pd
 
-from opsloop.analysis.gate import BudgetCheck, GateResult, GateSpec, evaluate_gate, model_inputs
+from opsloop.analysis.gate import (
+    BudgetCheck,
+    GateResult,
+    GateSpec,
+    PrivacyCheck,
+    evaluate_gate,
+    model_inputs,
+)
 from opsloop.registry.budget_probe import measure_serving_cost
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.references import parse_model_reference
@@ -53,10 +60,18 @@ def run_gate(
     trusted_types: Iterable[str] = (),
     record: bool = True,
     actor: str | None = None,
+    members: pd.DataFrame | None = None,
+    members_name: str = "members",
 ) -> GateResult:
     """Gate ``candidate`` (a model reference) against ``baseline`` (default: the gate's
     baseline alias of the same model) on ``frame``; with ``record``, write the verdict to
     the candidate's audit trail.
+
+    ``members`` are the candidate's training rows, which a privacy check attacks: the
+    registry keeps only their hash, so the caller gives the rows, and they are refused unless
+    their sha256 is that of the data set the check names (``members:``, ``train`` by
+    default) in the candidate's lineage. A version with no run, or whose run logged no data
+    set, cannot be checked: the check runs and says so.
 
     >>> import tempfile
     >>> from opsloop.analysis.gate import parse_gate
@@ -98,6 +113,7 @@ def run_gate(
             trust=trust,
             trusted_types=tuple(trusted_types),
         )
+    members_source = _members_source(registry, gate, wanted, members, members_name)
     base_label = f"{against.model} v{against.version}"
     reference = parse_model_reference(baseline)
     if reference.version is None:
@@ -114,6 +130,8 @@ def run_gate(
         data_name=data_name,
         data_sha256=dataset_sha256(frame),
         serving_cost=serving_cost,
+        members=members,
+        members_source=members_source,
     )
     if record:
         registry.record_gate(
@@ -130,7 +148,49 @@ def run_gate(
                 "n_rows": result.n_rows,
                 "checks": len(result.checks),
                 "failed": [check.name for check in result.failed()],
+                **(
+                    {"members_sha256": members_source["sha256"]}
+                    if members_source is not None
+                    else {}
+                ),
             },
             actor=actor,
         )
     return result
+
+
+def _members_source(
+    registry: Any, gate: GateSpec, version: Any, members: pd.DataFrame | None, name: str
+) -> dict[str, Any] | None:
+    """Where the members came from, checked against the candidate's lineage: ``None`` when
+    the gate has no privacy check or no members were given (the check then names what is
+    missing)."""
+    wanted = {check.members for check in gate.checks if isinstance(check, PrivacyCheck)}
+    if not wanted or members is None:
+        return None
+    if len(wanted) > 1:
+        raise ValueError(
+            f"the gate's privacy checks name the members {sorted(wanted)}; one gate run is "
+            "given one set of training rows: name one data set"
+        )
+    (logged_as,) = wanted
+    digest = dataset_sha256(members)
+    lineage = registry.lineage(version.model, version.version)
+    logged = dict(lineage.datasets)
+    source = {"data": name, "sha256": digest, "run_id": lineage.run_id, "data_set": logged_as}
+    if not logged:
+        why = "the version has no run" if lineage.run_id is None else "its run logged no data set"
+        return {**source, "verified": False, "note": why}
+    if logged_as not in logged:
+        raise ValueError(
+            f"{version.model} v{version.version}'s run {lineage.run_id} logged no data set "
+            f"{logged_as!r} (it logged {', '.join(sorted(logged))}): set members: in the gate"
+        )
+    if logged[logged_as] != digest:
+        raise ValueError(
+            f"{name}: these rows (sha256 {digest[:12]}...) are not the data set {logged_as!r} "
+            f"logged to {version.model} v{version.version}'s run {lineage.run_id} (sha256 "
+            f"{logged[logged_as][:12]}...): a privacy check attacks the rows the candidate "
+            "was trained on"
+        )
+    return {**source, "verified": True, "note": f"the data set {logged_as!r} of the run"}

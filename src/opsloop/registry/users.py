@@ -2,7 +2,10 @@
 
 Roles are ordered: a **viewer** reads; an **editor** also logs runs, registers versions and
 moves unprotected aliases; an **approver** also approves protected alias moves; an **admin**
-also protects aliases and manages users. A token is shown once, when it is made; the store
+also protects aliases and manages users. A **gatekeeper** may do what an editor does, and
+one more thing that neither an editor nor an approver may: record release-gate verdicts that
+a protected alias accepts (:mod:`.gate_requirement`); it is the role of a CI pipeline's
+token. An admin may do everything. A token is shown once, when it is made; the store
 keeps only its sha256, so a stolen database yields no usable token. A token's public id is the
 first 12 hex digits of that hash: lists show it, and a token is revoked by it. A token may
 expire; a disabled user's tokens stop working; :func:`rotate_token` replaces every token of a
@@ -29,11 +32,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyDoneError, DeniedError, InvalidArgumentError, NotFoundError
+from opsloop.registry.gate_requirement import GATE_RECORDERS
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 
-ROLES = ("viewer", "editor", "approver", "admin")
-_RANK = {role: rank for rank, role in enumerate(ROLES)}
+ROLES = ("viewer", "editor", "gatekeeper", "approver", "admin")
+# A gatekeeper ranks as an editor; its own permission is outside the order (see User.can).
+_RANK = {"viewer": 0, "editor": 1, "gatekeeper": 1, "approver": 2, "admin": 3}
 
 
 class PermissionDenied(DeniedError, PermissionError):
@@ -60,11 +65,16 @@ class User:
     role: str
 
     def can(self, role: str) -> bool:
-        """Whether this user's role is at least ``role``.
+        """Whether this user's role is at least ``role``; ``"gatekeeper"`` asks for the
+        gatekeeper's own permission, which only gatekeepers and admins hold.
 
-        >>> User("x", "admin").can("approver")
-        True
+        >>> User("x", "admin").can("approver"), User("x", "approver").can("gatekeeper")
+        (True, False)
+        >>> User("ci", "gatekeeper").can("editor"), User("ci", "gatekeeper").can("approver")
+        (True, False)
         """
+        if role == "gatekeeper":
+            return self.role in GATE_RECORDERS
         return _RANK[self.role] >= _RANK[role]
 
     def to_dict(self) -> dict[str, str]:
@@ -412,6 +422,22 @@ def list_users(db: Database) -> list[User]:
     with db.read() as connection:
         rows = connection.execute(sa.select(users.c.name, users.c.role).order_by(users.c.name))
         return [User(name, role) for name, role in rows]
+
+
+def user_role(connection: Connection, name: str) -> str | None:
+    """The role of the enabled user ``name``, inside a transaction; ``None`` when no such
+    user is registered (or it is disabled).
+
+    >>> _ = add_user(db, "cy", "gatekeeper")
+    >>> with db.read() as c:
+    ...     user_role(c, "cy"), user_role(c, "nobody")
+    ('gatekeeper', None)
+    """
+    users = tables.users
+    row = connection.execute(
+        sa.select(users.c.role).where(users.c.name == name, users.c.disabled_ms.is_(None))
+    ).first()
+    return None if row is None else row.role
 
 
 def acting_user(connection: Connection, name: str, role: str) -> str:

@@ -134,7 +134,7 @@ def require_role(role: str) -> Callable[[Request], User]:
 
     >>> require_role("boss")
     Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: role must be one of viewer, editor, approver, admin,...
+    opsloop.errors.InvalidArgumentError: role must be one of viewer, editor, gatekeeper, appr...
     """
     if role not in ROLES:
         raise InvalidArgumentError(f"role must be one of {', '.join(ROLES)}, got {role!r}")

@@ -8,7 +8,9 @@ metric not worse than the baseline's by more than a margin, judged by a paired t
 disparities within bounds (:func:`opsloop.analysis.fairness`); accuracy not below people's
 (a second labeller's labels, paired); size, latency and memory budgets (measured by the
 registry's part in a fresh process); the expected calibration
-error of the candidate's probabilities within a bound; and the data contract (the
+error of the candidate's probabilities within a bound; accuracy under an evasion attack
+and the advantage of a membership-inference attack (:mod:`.attack_checks`, with
+:mod:`opsloop.learn.robustness`); and the data contract (the
 candidate's signature compatible with the baseline's, :mod:`.contract`, and the evaluation
 data valid against its input schema). :func:`evaluate_gate` runs them on two loaded models
 and a frame and returns a :class:`GateResult` whose every check carries its numbers. Loading
@@ -31,6 +33,8 @@ from opsloop.analysis.gate.checks import (
     FloorCheck,
     HumanLevelCheck,
     NonInferiorityCheck,
+    PrivacyCheck,
+    RobustnessCheck,
     SlicesCheck,
 )
 from opsloop.analysis.gate.contract import SignatureBreak, signature_breaks
@@ -55,6 +59,8 @@ __all__ = [
     "GateSpecError",
     "HumanLevelCheck",
     "NonInferiorityCheck",
+    "PrivacyCheck",
+    "RobustnessCheck",
     "SignatureBreak",
     "SlicesCheck",
     "evaluate_gate",

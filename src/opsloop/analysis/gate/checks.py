@@ -19,9 +19,16 @@ CHECK_KINDS = (
     "calibration",
     "budget",
     "data_contract",
+    "robustness",
+    "privacy",
 )
-#: Checks the issue asks for that this version cannot run yet; a gate result lists them.
-NOT_AVAILABLE = ("robustness", "privacy")
+#: Checks a gate cannot run yet; a gate result lists them (none left).
+NOT_AVAILABLE: tuple[str, ...] = ()
+#: The evasion attacks a robustness check runs: a black-box random search on any model with
+#: ``predict_proba``, FGSM and PGD (white-box, gradients) on a torch module.
+ROBUSTNESS_ATTACKS = ("random_search", "fgsm", "pgd")
+#: The membership-inference attacks a privacy check runs.
+PRIVACY_ATTACKS = ("threshold", "shadow")
 
 
 @dataclass(frozen=True)
@@ -234,6 +241,88 @@ class DataContractCheck:
         return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class RobustnessCheck:
+    """The candidate's accuracy on evaluation rows attacked by ``attack`` within ``epsilon``
+    (in ``norm``) is at least ``min_accuracy``, and, with ``margin``, not below the
+    baseline's accuracy under the same attack on the same rows by more than ``margin``
+    (McNemar with a margin on the rows each model still gets right, at ``level``).
+
+    ``rows`` evaluation rows are attacked (all when ``None``; else drawn with ``seed``);
+    ``queries`` bounds the random search per row, ``steps`` the steps of PGD.
+
+    >>> RobustnessCheck("random_search", 0.1, min_accuracy=0.8).describe()
+    'accuracy under random_search (L-inf, epsilon 0.1) >= 0.8'
+    """
+
+    attack: str
+    epsilon: float
+    norm: str = "inf"
+    min_accuracy: float | None = None
+    margin: float | None = None
+    level: float = 0.05
+    rows: int | None = None
+    queries: int = 200
+    steps: int = 40
+    seed: int = 0
+
+    def describe(self) -> str:
+        """One line for people.
+
+        >>> RobustnessCheck("pgd", 0.05, "l2", margin=0.02).describe()[-58:]
+        'not worse than the baseline by more than 0.02 (level 0.05)'
+        """
+        norm = "L-inf" if self.norm == "inf" else "L2"
+        parts = []
+        if self.min_accuracy is not None:
+            parts.append(f">= {self.min_accuracy:g}")
+        if self.margin is not None:
+            parts.append(
+                f"not worse than the baseline by more than {self.margin:g} (level {self.level:g})"
+            )
+        return f"accuracy under {self.attack} ({norm}, epsilon {self.epsilon:g}) " + ", ".join(
+            parts
+        )
+
+
+@dataclass(frozen=True)
+class PrivacyCheck:
+    """A membership-inference ``attack`` on the candidate tells its training rows (the data
+    set logged as ``members`` to the candidate's run) from the evaluation rows with an
+    advantage (largest TPR - FPR) at most ``max_advantage`` and a ROC AUC at most
+    ``max_auc`` (each optional).
+
+    ``threshold`` scores rows by ``score`` (``loss`` or ``confidence``); ``shadow`` trains
+    ``shadows`` copies of the candidate on half of the evaluation rows (drawn with
+    ``seed``) and is scored on the other half.
+
+    >>> PrivacyCheck("threshold", max_advantage=0.1).describe()
+    'membership advantage (threshold, loss) <= 0.1, members: train'
+    """
+
+    attack: str
+    max_advantage: float | None = None
+    max_auc: float | None = None
+    members: str = "train"
+    score: str = "loss"
+    shadows: int = 4
+    seed: int = 0
+
+    def describe(self) -> str:
+        """One line for people.
+
+        >>> PrivacyCheck("shadow", max_auc=0.6).describe()
+        'membership AUC (shadow) <= 0.6, members: train'
+        """
+        how = f"{self.attack}, {self.score}" if self.attack == "threshold" else self.attack
+        bounds = []
+        if self.max_advantage is not None:
+            bounds.append(f"membership advantage ({how}) <= {self.max_advantage:g}")
+        if self.max_auc is not None:
+            bounds.append(f"membership AUC ({how}) <= {self.max_auc:g}")
+        return ", ".join(bounds) + f", members: {self.members}"
+
+
 Check = (
     NonInferiorityCheck
     | FloorCheck
@@ -243,4 +332,6 @@ Check = (
     | CalibrationCheck
     | BudgetCheck
     | DataContractCheck
+    | RobustnessCheck
+    | PrivacyCheck
 )

@@ -34,6 +34,7 @@ from sklearn.base import is_classifier
 from opsloop.analysis.calibration_error import expected_calibration_error
 from opsloop.analysis.comparison import compare_models
 from opsloop.analysis.fairness import fairness
+from opsloop.analysis.gate.attack_checks import as_gate_model, privacy_result, robustness_result
 from opsloop.analysis.gate.checks import (
     BudgetCheck,
     CalibrationCheck,
@@ -41,6 +42,8 @@ from opsloop.analysis.gate.checks import (
     FloorCheck,
     HumanLevelCheck,
     NonInferiorityCheck,
+    PrivacyCheck,
+    RobustnessCheck,
     SlicesCheck,
 )
 from opsloop.analysis.gate.contract import data_contract_result, input_schema
@@ -117,6 +120,8 @@ def evaluate_gate(
     data_name: str = "data",
     data_sha256: str | None = None,
     serving_cost: Mapping[str, float] | None = None,
+    members: pd.DataFrame | None = None,
+    members_source: Mapping[str, Any] | None = None,
 ) -> GateResult:
     """Every check of ``gate`` on ``candidate`` against ``baseline`` (fitted models with
     scikit-learn's ``predict``) on ``frame``, which holds the gate's label column.
@@ -125,7 +130,10 @@ def evaluate_gate(
     signatures (``{"inputs": ..., "output": ...}``); the data contract check needs them.
     ``serving_cost`` is the candidate's measured cost (``size_bytes``, ``p99_ms``,
     ``peak_rss_mb``, as :func:`opsloop.registry.budget_probe.measure_serving_cost` gives it),
-    which a budget check needs.
+    which a budget check needs. ``members`` are the candidate's training rows (with the
+    label column), which a privacy check needs; ``members_source`` says where they came from
+    (kept in the check's evidence). A torch module (logits out) is taken as a classifier of
+    the classes ``0..k-1``.
 
     >>> import pandas as pd
     >>> from opsloop.analysis.gate import parse_gate
@@ -145,6 +153,7 @@ def evaluate_gate(
         raise ValueError(f"{data_name} has no column {missing[0]!r}, which the gate's checks use")
     if frame[gate.label].isna().any():
         raise ValueError(f"{data_name}: the label column {gate.label!r} holds missing values")
+    candidate, baseline = as_gate_model(candidate), as_gate_model(baseline)
     cand = _Scored(
         candidate,
         frame,
@@ -177,6 +186,27 @@ def evaluate_gate(
             results.append(context.calibration(check, where))
         elif isinstance(check, BudgetCheck):
             results.append(_budget(check, serving_cost, where))
+        elif isinstance(check, RobustnessCheck):
+            results.append(
+                context.robustness(check, where, candidate_signature, baseline_signature)
+            )
+        elif isinstance(check, PrivacyCheck):
+            if task == "regression":
+                raise ValueError(
+                    f"{where}: membership attacks read class probabilities; this is a regressor"
+                )
+            results.append(
+                privacy_result(
+                    check,
+                    cand.model,
+                    list(cand.X.columns),
+                    members,
+                    frame,
+                    gate.label,
+                    where,
+                    members_source,
+                )
+            )
         else:
             results.append(
                 data_contract_result(check, frame, candidate_signature, baseline_signature)
@@ -316,6 +346,25 @@ class _Context:
                 "min": check.min,
                 "max": check.max,
             },
+        )
+
+    def robustness(
+        self, check: RobustnessCheck, where: str, candidate_signature, baseline_signature
+    ) -> CheckResult:
+        if self.task == "regression":
+            raise ValueError(
+                f"{where}: a robustness check counts rows still classified right; this is a "
+                "regressor"
+            )
+        return robustness_result(
+            check,
+            (self.cand.model, self.base.model),
+            (list(self.cand.X.columns), list(self.base.X.columns)),
+            (candidate_signature, baseline_signature),
+            (self.cand.name, self.base.name),
+            self.frame,
+            self.truth,
+            where,
         )
 
     def slices(self, check: SlicesCheck, where: str) -> CheckResult:

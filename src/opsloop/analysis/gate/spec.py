@@ -52,6 +52,29 @@ rule it breaks. Each entry of ``checks`` becomes one of :mod:`.checks`' dataclas
         signature: true
         schema: true
         ignore: [out_of_range] # anomaly kinds that do not fail the gate
+      - kind: robustness       # accuracy on evaluation rows attacked within a budget
+        attack: random_search  # random_search (any model with predict_proba; black box),
+                               #   fgsm or pgd (a torch module; gradients)
+        epsilon: 0.1           # the largest change of a row, in norm (the model's inputs)
+        norm: inf              # inf or l2
+        min_accuracy: 0.8      # and/or margin: not below the baseline's accuracy under the
+        margin: 0.02           #   same attack by more than this (paired McNemar, level)
+        level: 0.05
+        rows: 500              # evaluation rows attacked (drawn with seed); default all
+        queries: 200           # random_search only: queries per row (pgd: steps, default 40)
+        seed: 0
+      - kind: privacy          # membership inference: training rows told from evaluation rows
+        attack: threshold      # threshold (Yeom et al.) or shadow (Shokri et al.)
+        score: loss            # threshold: loss or confidence
+        members: train         # the data set logged to the candidate's run that it was
+                               #   trained on; its rows are given to the run (--members)
+        max_advantage: 0.1     # largest TPR - FPR of the attack
+        max_auc: 0.6           # the attack's ROC AUC
+      - kind: privacy
+        attack: shadow         # shadow models trained on half of the evaluation rows
+        max_advantage: 0.1
+        shadows: 4             # shadow only: shadow models
+        seed: 0                # shadow only: draws the halves of the evaluation rows
 
 >>> gate = parse_gate({"version": 1, "label": "y",
 ...                    "checks": [{"kind": "floor", "metric": "auc", "min": 0.75}]})
@@ -66,6 +89,7 @@ opsloop.analysis.gate.spec.GateSpecError: gate: checks[0]: give min or max (or b
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +99,8 @@ import yaml
 
 from opsloop.analysis.gate.checks import (
     CHECK_KINDS,
+    PRIVACY_ATTACKS,
+    ROBUSTNESS_ATTACKS,
     BudgetCheck,
     CalibrationCheck,
     Check,
@@ -83,6 +109,8 @@ from opsloop.analysis.gate.checks import (
     FloorCheck,
     HumanLevelCheck,
     NonInferiorityCheck,
+    PrivacyCheck,
+    RobustnessCheck,
     SlicesCheck,
 )
 from opsloop.analysis.gate.metrics import METRICS
@@ -96,12 +124,15 @@ class GateSpecError(InvalidArgumentError):
 
 @dataclass(frozen=True)
 class GateSpec:
-    """A parsed, checked gate file. ``sha256`` is the hash of the file's bytes (``None``
-    for a gate built from a dictionary), recorded with every result.
+    """A parsed, checked gate file. ``sha256`` is the hash of the file's bytes, or for a
+    gate built from a mapping the hash of its canonical JSON (sorted keys, no spaces),
+    recorded with every result: a protected alias counts only verdicts that carry it.
 
     >>> spec = parse_gate({"version": 2, "label": "y", "checks": [{"kind": "data_contract"}]})
     >>> spec.version, spec.baseline, spec.positive_label
     (2, 'champion', 1)
+    >>> spec.sha256[:12]  # of {"checks":[{"kind":"data_contract"}],"label":"y","version":2}
+    '14b46f600e4a'
     """
 
     version: int
@@ -123,7 +154,31 @@ _FIELDS = {
     "calibration": ("kind", "max_ece", "bins"),
     "budget": ("kind", "max_size_mb", "max_p99_ms", "max_peak_mb", "rows"),
     "data_contract": ("kind", "signature", "schema", "ignore"),
+    "robustness": (
+        "kind",
+        "attack",
+        "epsilon",
+        "norm",
+        "min_accuracy",
+        "margin",
+        "level",
+        "rows",
+        "queries",
+        "steps",
+        "seed",
+    ),
+    "privacy": (
+        "kind",
+        "attack",
+        "max_advantage",
+        "max_auc",
+        "members",
+        "score",
+        "shadows",
+        "seed",
+    ),
 }
+_NORMS = {"inf": "inf", "linf": "inf", "l2": "l2", "2": "l2"}
 
 
 def load_gate(path: str | Path) -> GateSpec:
@@ -178,7 +233,12 @@ def parse_gate(document: Any, source: str = "gate") -> GateSpec:
     if not checks:
         raise GateSpecError(f"{source}: checks must list at least one check")
     parsed = tuple(at.check(block, f"checks[{i}]") for i, block in enumerate(checks))
-    return GateSpec(version, label, parsed, name, positive_label, baseline)
+    try:
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise GateSpecError(f"{source}: not plain data ({error})") from None
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return GateSpec(version, label, parsed, name, positive_label, baseline, digest)
 
 
 class _Place:
@@ -371,6 +431,10 @@ class _Place:
                 self.number(block, "max_ece", prefix, low=0.0, high=1.0, rule="a number in [0, 1]"),
                 self.integer(block, "bins", prefix, minimum=1) or 10,
             )
+        if kind == "robustness":
+            return self.robustness(block, where)
+        if kind == "privacy":
+            return self.privacy(block, where)
         ignore = block.get("ignore") or []
         if not isinstance(ignore, list):
             raise self.fail(f"{prefix}ignore", f" must be a list of anomaly kinds, got {ignore!r}")
@@ -387,6 +451,81 @@ class _Place:
         )
         if not check.signature and not check.schema:
             raise self.fail(where, ": signature and schema are both off, so it checks nothing")
+        return check
+
+    def choice(self, block: dict, key: str, prefix: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(block, key, prefix, required=True)
+        if value not in allowed:
+            raise self.fail(f"{prefix}{key}", f": {value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def only_for(self, block: dict, keys: tuple[str, ...], prefix: str, what: str) -> None:
+        for key in keys:
+            if key in block:
+                raise self.fail(f"{prefix}{key}", f" applies to {what} only")
+
+    def robustness(self, block: dict, where: str) -> RobustnessCheck:
+        prefix = f"{where}."
+        attack = self.choice(block, "attack", prefix, ROBUSTNESS_ATTACKS)
+        if block.get("epsilon") is None:
+            raise self.fail(f"{prefix}epsilon", " is missing")
+        epsilon = self.number(block, "epsilon", prefix, low=1e-300, rule="a number > 0")
+        norm = _NORMS.get(str(block.get("norm", "inf")).lower())
+        if norm is None:
+            raise self.fail(f"{prefix}norm", f" must be inf or l2, got {block['norm']!r}")
+        if attack != "random_search":
+            self.only_for(block, ("queries",), prefix, "attack: random_search")
+        if attack != "pgd":
+            self.only_for(block, ("steps",), prefix, "attack: pgd")
+        share = {"low": 0.0, "high": 1.0, "rule": "a number in [0, 1]"}
+        min_accuracy = self.number(block, "min_accuracy", prefix, **share)
+        margin = self.number(block, "margin", prefix, **share)
+        if min_accuracy is None and margin is None:
+            raise self.fail(where, ": give min_accuracy or margin (or both)")
+        if margin is None:
+            self.only_for(block, ("level",), prefix, "a margin")
+        level = self.number(
+            block,
+            "level",
+            prefix,
+            low=1e-12,
+            high=0.5 - 1e-12,
+            rule="a number strictly between 0 and 0.5",
+        )
+        return RobustnessCheck(
+            attack,
+            epsilon,
+            norm,
+            min_accuracy,
+            margin,
+            0.05 if level is None else level,
+            self.integer(block, "rows", prefix, minimum=1),
+            self.integer(block, "queries", prefix, minimum=2) or 200,
+            self.integer(block, "steps", prefix, minimum=1) or 40,
+            self.integer(block, "seed", prefix) or 0,
+        )
+
+    def privacy(self, block: dict, where: str) -> PrivacyCheck:
+        prefix = f"{where}."
+        attack = self.choice(block, "attack", prefix, PRIVACY_ATTACKS)
+        if attack != "threshold":
+            self.only_for(block, ("score",), prefix, "attack: threshold")
+        else:
+            self.only_for(block, ("shadows", "seed"), prefix, "attack: shadow")
+        share = {"low": 0.0, "high": 1.0, "rule": "a number in [0, 1]"}
+        check = PrivacyCheck(
+            attack,
+            self.number(block, "max_advantage", prefix, **share),
+            self.number(block, "max_auc", prefix, **share),
+            self.text(block, "members", prefix) or "train",
+            self.choice(block, "score", prefix, ("loss", "confidence"))
+            if "score" in block
+            else "loss",
+            self.integer(block, "shadows", prefix, minimum=1) or 4,
+            self.integer(block, "seed", prefix) or 0,
+        )
+        if check.max_advantage is None and check.max_auc is None:
+            raise self.fail(where, ": give max_advantage or max_auc (or both)")
         return check
 
 
