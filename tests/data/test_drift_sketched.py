@@ -48,15 +48,20 @@ def test_sketched_statistics_lie_within_their_bounds_on_heavy_ties(seed):
 
 def test_merged_sketches_count_and_bound_like_one():
     rng = np.random.default_rng(3)
-    chunks = [rng.exponential(size=20_000) for _ in range(4)]
-    first, *others = [SketchedSample.of_values(c, k=200) for c in chunks]
+    chunks = [rng.exponential(size=250_000) for _ in range(8)]
+    first, *others = [SketchedSample.of_values(c) for c in chunks]
     merged = first.merge(others)
-    whole = np.concatenate(chunks)
-    assert merged.n == whole.size and merged.maximum == whole.max()
+    whole = np.sort(np.concatenate(chunks))
+    assert merged.n == whole.size and merged.maximum == whole[-1]
     assert merged.std() == pytest.approx(np.std(whole), rel=1e-12)
+    # The estimated CDF at every value, retained or not, within the stated rank error (a
+    # retained value's share is the sketch's weighted rank, not its place among the kept).
     points, shares = merged.cdf_steps()
-    exact = np.searchsorted(np.sort(whole), points, side="right") / whole.size
-    assert np.abs(shares - exact).max() <= merged.rank_error
+    at = np.searchsorted(points, whole, side="right") - 1
+    estimate = np.where(at >= 0, shares[np.maximum(at, 0)], 0.0)
+    exact = np.searchsorted(whole, whole, side="right") / whole.size
+    assert 0 < merged.rank_error < 0.003
+    assert np.abs(estimate - exact).max() <= merged.rank_error
 
 
 def test_sketch_mode_in_memory_states_its_mode_and_rejects_tests_it_cannot_bound():

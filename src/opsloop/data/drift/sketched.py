@@ -157,8 +157,14 @@ class SketchedSample:
         >>> SketchedSample.of_values([2.0, 1.0, 2.0]).cdf_steps()[1].round(3).tolist()
         [0.333, 1.0]
         """
-        pairs = np.array(list(self.sketch), dtype=np.float64).reshape(-1, 2)
-        return _steps(pairs[:, 0], pairs[:, 1])
+        sketch = self.sketch
+        if sketch.is_empty():
+            return np.empty(0), np.empty(0)
+        # The retained values from iterating; their shares from the sketch's own CDF (the
+        # Python binding's iterator reports every retained value with weight 1).
+        points = np.unique(np.array([item for item, _ in sketch], dtype=np.float64))
+        shares = np.asarray(sketch.get_cdf(points.tolist(), inclusive=True)[:-1])
+        return points, shares
 
 
 def cdf_steps(sample: SortedSample | SketchedSample) -> tuple[np.ndarray, np.ndarray, float]:
