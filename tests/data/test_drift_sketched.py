@@ -78,3 +78,24 @@ def test_sketch_mode_in_memory_states_its_mode_and_rejects_tests_it_cannot_bound
         compare(ref, cur, mode="sketch", tests={"x": "psi"})
     with pytest.raises(ValueError, match="mode must be one of auto, exact, sketch, got 'fast'"):
         compare(ref, cur, mode="fast")
+
+
+def test_the_bound_holds_on_real_pixel_data_of_seventeen_tied_levels():
+    from sklearn.datasets import load_digits
+
+    pixels = load_digits().data  # 1,797 images, 64 pixels of intensity 0-16: ties everywhere
+    first, second = pixels[:900], pixels[900:]
+    checked = 0
+    for column in range(64):
+        a, b = first[:, column], second[:, column]
+        if np.unique(np.r_[a, b]).size < 3:
+            continue  # a border pixel, blank in (nearly) every image
+        # k = 16 keeps far fewer values than 900, so the sketches estimate.
+        ref, cur = SketchedSample.of_values(a, k=16), SketchedSample.of_values(b, k=16)
+        assert ref.rank_error > 0 and cur.rank_error > 0
+        ks = sketch_ks(ref, cur)
+        exact = stats.ks_2samp(a, b, method="asymp")
+        assert ks.bounds[0] <= exact.statistic <= ks.bounds[1], column
+        assert ks.p_value_bounds[0] <= exact.pvalue <= ks.p_value_bounds[1], column
+        checked += 1
+    assert checked >= 50
