@@ -361,7 +361,8 @@ def score_parquet_dask(
         raise ClusterScoringError(
             f"the Dask cluster failed while scoring {current.label}: "
             f"{type(error).__name__}: {reason}; {totals['done']} of {len(partitions)} "
-            f"partitions were scored before it (their rows are in {output}, their events "
+            f"partitions were scored before it (their rows are in {output}, their rejected "
+            f"rows in {rejected_path} up to the first unfinished partition, their events "
             f"recorded with batch id {batch_id})"
         ) from error
     finally:
