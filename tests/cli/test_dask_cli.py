@@ -78,8 +78,40 @@ def test_drift_on_dask_gives_the_in_memory_verdicts(dask_client, folders, tmp_pa
     in_memory = run("drift", train, serve, *fast, "--json", str(tmp_path / "m.json"))
     assert on_dask.exit_code == in_memory.exit_code == 0, on_dask.output
     got = json.loads((tmp_path / "d.json").read_text())
-    assert got == json.loads((tmp_path / "m.json").read_text())
+    want = json.loads((tmp_path / "m.json").read_text())
+    # The same verdicts in the same mode; only the reason for the mode differs.
+    assert got["dataset"].pop("mode_reason").startswith("exact: the sorted values (")
+    assert want["dataset"].pop("mode_reason") == "in-memory data"
+    assert got == want and got["dataset"]["mode"] == "exact"
+    assert "mode: exact (exact: the sorted values (" in on_dask.output
     assert next(c for c in got["columns"] if c["column"] == "salary")["drifted"]
+
+
+def test_drift_sketch_mode_on_dask_is_announced_with_its_bounds(dask_client, folders, tmp_path):
+    address = dask_client.scheduler.address
+    train, serve = str(folders / "train"), str(folders / "serve")
+    path = tmp_path / "s.json"
+    result = run(
+        "drift",
+        train,
+        serve,
+        "--mode",
+        "sketch",
+        "--sketch-k",
+        "100",
+        "--json",
+        str(path),
+        "--dask",
+        address,
+    )
+    assert result.exit_code == 0, result.output
+    assert "mode: sketch (mode='sketch' asked for); KS statistics and p-values" in result.output
+    doc = json.loads(path.read_text())
+    assert doc["dataset"]["mode"] == "sketch"
+    salary = next(c for c in doc["columns"] if c["column"] == "salary")
+    low, high = salary["sketch"]["statistic_bounds"]
+    assert low <= salary["statistic"] <= high and salary["drifted"]
+    assert 0 < salary["sketch"]["rank_error_reference"] < 0.05
 
 
 def test_dask_reads_parquet_only(folders, tmp_path):

@@ -282,3 +282,125 @@ def test_a_computation_that_keeps_killing_workers_fails_loudly(client, tmp_path)
             profile(ddf)
     finally:
         client.run_on_scheduler(set_allowed_failures, value=previous)
+
+
+# -- the sketch mode --------------------------------------------------------------------------
+
+
+def with_ties(frame: pd.DataFrame, seed: int, heavy: float) -> pd.DataFrame:
+    """Adversarial ties: 300 levels (too many to be discrete), one of them holding a
+    ``heavy`` share; and whole numbers whose ties fall where both samples tie."""
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    levels = rng.integers(0, 300, size=n).astype(float)
+    levels[rng.random(n) < heavy] = 150.0
+    frame = frame.assign(tied=levels)
+    return frame.assign(rounded=np.round(rng.normal(heavy * 40, 60, size=n)))
+
+
+@pytest.fixture(scope="module")
+def sketch_frames():
+    shifts = {
+        "x01_lognormal": ColumnShift("mean", 0.05),
+        "c00_2levels": ColumnShift("frequency", 0.05),
+    }
+    reference, current, _ = drift_table(
+        24_000, seed=7, n_numeric=4, n_categorical=2, shifted=shifts
+    )
+    return with_ties(reference, 1, 0.3), with_ties(current, 2, 0.25)
+
+
+def unadjusted(column) -> dict:
+    """A column's document without what the multiple-testing correction decides."""
+    document = column.to_dict()
+    for key in ("p_adjusted", "drifted", "reason", "p_adjusted_bounds", "verdict_certain"):
+        document.pop(key, None)
+    document["statistics"] = [
+        {k: v for k, v in s.items() if k not in ("p_adjusted", "drifted", "p_adjusted_bounds")}
+        for s in document["statistics"]
+    ]
+    return document
+
+
+def test_sketch_mode_bounds_hold_the_exact_statistics_and_chi_square_is_exact(
+    client, sketch_frames
+):
+    reference, current = sketch_frames
+    exact = compare(reference, current, mode="exact")
+    got = compare(
+        dd.from_pandas(reference, npartitions=3, sort=False),
+        dd.from_pandas(current, npartitions=4, sort=False),
+        mode="sketch",
+    )
+    assert (got.mode, got.mode_reason) == ("sketch", "mode='sketch' asked for")
+    assert [c.column for c in got.columns] == [c.column for c in exact.columns]
+    sketched = [c for c in got.columns if c.sketched]
+    assert {c.column for c in sketched} == {
+        "x00_normal",
+        "x01_lognormal",
+        "x02_exponential",
+        "x03_uniform",
+        "tied",
+        "rounded",
+    }
+    for have in got.columns:
+        want = exact[have.column]
+        if not have.sketched:  # counts are exact: chi-square equals the exact mode's
+            assert have.kind in ("categorical", "discrete")
+            assert unadjusted(have) == unadjusted(want)
+            # Holm adjusts it with the sketched columns' p-values: an interval here too.
+            assert have.p_adjusted_bounds[0] <= want.p_adjusted <= have.p_adjusted_bounds[1]
+            continue
+        eps_ref, eps_cur = have.rank_errors
+        assert 0 < eps_ref < 0.01 and 0 < eps_cur < 0.01  # past the sketch's exact range
+        low, high = have.statistic_bounds
+        assert high - low <= 2 * (eps_ref + eps_cur) + 1e-15
+        assert low <= want.statistic <= high, have.column
+        # 24,000 rows a side: the exact mode's p-value is scipy's large-sample one, which
+        # the bound on D carries over to.
+        assert have.p_value_bounds[0] <= want.p_value <= have.p_value_bounds[1], have.column
+        assert have.p_adjusted_bounds[0] <= want.p_adjusted <= have.p_adjusted_bounds[1]
+        w_low, w_high = have.statistics[1].statistic_bounds
+        assert have.statistics[1].test == "wasserstein"
+        assert w_low <= want.statistics[1].statistic <= w_high, have.column
+        document = have.to_dict()["sketch"]
+        assert document["confidence"] == 0.99
+        assert document["statistic_bounds"] == [low, high]
+    assert got["x01_lognormal"].drifted and got["x01_lognormal"].verdict_certain
+    assert got["c00_2levels"].drifted == exact["c00_2levels"].drifted
+
+
+def test_auto_mode_is_exact_when_the_values_fit_and_says_why(client, sketch_frames):
+    reference, current = sketch_frames
+    got = compare(reference, dd.from_pandas(current, npartitions=2, sort=False))
+    assert got.mode == "exact"
+    assert got.mode_reason.startswith("exact: the sorted values (1.1 MiB) against 50% of")
+    assert "(the workers' memory limits (n = 2) " in got.mode_reason
+    assert_same_drift(got, compare(reference, current))
+
+
+def test_auto_mode_sketches_what_does_not_fit_the_workers_memory(sketch_frames):
+    import dask
+
+    reference, current = sketch_frames
+    # A worker whose memory limit (1 MiB) is below the sorted values' 1.1 MiB; its memory
+    # manager is off, so that the limit is only a number to decide by.
+    off = {
+        f"distributed.worker.memory.{k}": False for k in ("target", "spill", "pause", "terminate")
+    }
+    with (
+        dask.config.set(off),
+        distributed.LocalCluster(
+            n_workers=1, processes=False, memory_limit="1MiB", dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        got = compare(reference, dd.from_pandas(current, npartitions=2, sort=False))
+    assert got.mode == "sketch"
+    assert got.mode_reason.startswith(
+        "sketch: the sorted values (1.1 MiB) against 50% of 1.0 MiB "
+        "(the workers' memory limits (n = 1) 1.0 MiB, available here "
+    )
+    assert got.mode_reason.endswith(") do not fit")
+    assert got.to_dict()["dataset"]["mode"] == "sketch"
+    assert all(c.sketched for c in got.columns if c.kind == "numeric")

@@ -215,6 +215,16 @@ def drift_command(
             "on large drifted columns."
         ),
     ] = "scipy",
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="exact, sketch (KS from quantile sketches, with error bounds) or auto: "
+            "exact unless --dask data's sorted values would not fit in memory."
+        ),
+    ] = "auto",
+    sketch_k: Annotated[
+        int, typer.Option(help="The sketches' accuracy k (rank error ~2.8/k per side).")
+    ] = 1000,
     dask: DaskOption = None,
 ) -> None:
     """Compare CURRENT with REFERENCE column by column and print the verdicts."""
@@ -226,7 +236,14 @@ def drift_command(
         raise UsageProblem(f"{reference} and {current} have no columns in common")
     with computing_on(dask):
         report = drift_report(
-            ref, cur, columns=names, alpha=alpha, correction=correction, ks_p_value=ks_p_value
+            ref,
+            cur,
+            columns=names,
+            alpha=alpha,
+            correction=correction,
+            ks_p_value=ks_p_value,
+            mode=mode,
+            sketch_k=sketch_k,
         )
     print_drift(report)
     if json_path is not None:

@@ -38,6 +38,17 @@ def print_drift(report) -> None:
     if not report.compared:
         out.print("dataset: nothing compared, no verdict")
         return
+    if report.mode == "sketch":
+        uncertain = [c.column for c in report.columns if not c.verdict_certain]
+        out.print(
+            f"mode: sketch ({report.mode_reason}); KS statistics and p-values within the "
+            f"sketches' bounds (--json lists them); verdict uncertain within its bound for "
+            f"{len(uncertain)} of {len(report.columns)} columns",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif report.mode_reason != "in-memory data":
+        out.print(f"mode: exact ({report.mode_reason})", markup=False, soft_wrap=True)
     verdict = "DRIFT" if report.drifted else "no drift"
     skipped_text = f", {len(report.skipped)} not compared" if report.skipped else ""
     out.print(

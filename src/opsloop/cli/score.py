@@ -7,8 +7,15 @@ number, field, rule and values. Every scored row is recorded as a prediction eve
 ``batch``. The work is :func:`opsloop.serving.batch_scoring.score_file`'s; this command
 shows its progress and its summary. It reads the local store (``OPSLOOP_STORE_URI``).
 
+With ``--dask [SCHEDULER]`` INPUT is Parquet (a file, a directory or a quoted glob) and is
+scored on a Dask cluster, one row group per task, by
+:func:`opsloop.serving.distributed_scoring.score_parquet_dask`: OUTPUT is then a directory
+of Parquet parts, the model is loaded once per worker (sha256 checked there), and the
+events are recorded here as each partition finishes.
+
 Exit codes: 0 scored (rejected rows included), 2 could not run (unknown deployment, a file
-that cannot be read, a column the signature requires missing from INPUT).
+that cannot be read, a column the signature requires missing from INPUT, the Dask cluster
+failing the batch).
 
 >>> from typer.testing import CliRunner
 >>> import typer
@@ -26,6 +33,7 @@ from typing import Annotated
 
 import typer
 
+from opsloop.cli.cluster import DaskOption, computing_on
 from opsloop.cli.console import JsonFlag, UsageProblem, err, one_line_errors, out, print_json
 
 
@@ -52,6 +60,7 @@ def score_command(
         typer.Option(help="A skops type beyond the allow-list to load (repeatable)."),
     ] = None,
     as_json: JsonFlag = False,
+    dask: DaskOption = None,
 ) -> None:
     """Score INPUT with DEPLOYMENT into OUTPUT, chunk by chunk, each row recorded as a
     prediction event; rows the signature refuses go to a side file with their reason."""
@@ -75,9 +84,14 @@ def score_command(
         trusted_types=trust_type or (),
     )
     try:
-        summary = _scored_with_progress(
-            runtime, deployment, input_path, output, all_variants, chunk_size, rejected
-        )
+        if dask is None:
+            summary = _scored_with_progress(
+                runtime, deployment, input_path, output, all_variants, chunk_size, rejected
+            )
+        else:
+            summary = _scored_on_dask(
+                runtime, deployment, input_path, output, all_variants, rejected, dask
+            )
     finally:
         runtime.close()
     if as_json:
@@ -90,6 +104,23 @@ def score_command(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _scored_on_dask(runtime, deployment, input_path, output, all_variants, rejected, dask):
+    from opsloop.serving.distributed_scoring import ClusterScoringError, score_parquet_dask
+
+    try:
+        with computing_on(dask):
+            return score_parquet_dask(
+                runtime,
+                deployment,
+                input_path,
+                output,
+                all_variants=all_variants,
+                rejected_path=rejected,
+            )
+    except ClusterScoringError as error:
+        raise UsageProblem(str(error)) from error
 
 
 def _scored_with_progress(runtime, deployment, input_path, output, all_variants, size, rejected):

@@ -174,6 +174,40 @@ def score_frame(
     batch_id = batch_id or uuid.uuid4().hex
     if variants is None:
         variants = scoring_variants(runtime, deployment, all_variants)
+    scored, events = score_rows(
+        deployment,
+        frame,
+        variants,
+        all_variants=all_variants,
+        first_row=first_row,
+        batch_id=batch_id,
+        clock=runtime.db.clock,
+    )
+    if events:
+        runtime.recorder.sink.write(events)
+    return scored
+
+
+def score_rows(
+    deployment: str,
+    frame: pd.DataFrame,
+    variants: list[LoadedVariant],
+    *,
+    all_variants: bool,
+    first_row: int,
+    batch_id: str,
+    clock: Callable[[], int],
+) -> tuple[ScoredFrame, list[PredictionEvent]]:
+    """:func:`score_frame`'s work without a runtime: the scored frame and the prediction
+    events (time-stamped by ``clock``), which the caller writes; a Dask worker scores a
+    partition with it (:mod:`.distributed_scoring`).
+
+    >>> double = LoadedVariant("s", "primary", "m", 1, "python", None, lambda f: f.x * 2)
+    >>> scored, events = score_rows("api", pd.DataFrame({"x": [1, 2]}), [double],
+    ...     all_variants=False, first_row=5, batch_id="b", clock=lambda: 0)
+    >>> scored.scored["prediction"].tolist(), [e.request_id for e in events]
+    ([2, 4], ['b-5', 'b-6'])
+    """
     frame = frame.reset_index(drop=True)
     rows = np.arange(first_row, first_row + len(frame))
     columns = {prediction_column(v.name, all_variants) for v in variants} | {"row", "request_id"}
@@ -208,12 +242,8 @@ def score_frame(
             predictions, dtype=None if predictions else float
         )
         if answer is not None:
-            events += _events(
-                runtime, deployment, variant, request_ids, model_frame, answer, seconds
-            )
-    if events:
-        runtime.recorder.sink.write(events)
-    return ScoredFrame(scored, rejected, len(events))
+            events += _events(clock, deployment, variant, request_ids, model_frame, answer, seconds)
+    return ScoredFrame(scored, rejected, len(events)), events
 
 
 def _model_frame(passed: pd.DataFrame, variant: LoadedVariant) -> pd.DataFrame:
@@ -233,7 +263,7 @@ def _model_frame(passed: pd.DataFrame, variant: LoadedVariant) -> pd.DataFrame:
 
 
 def _events(
-    runtime: ServingRuntime,
+    clock: Callable[[], int],
     deployment: str,
     variant: LoadedVariant,
     request_ids: list[str],
@@ -243,7 +273,7 @@ def _events(
 ) -> list[PredictionEvent]:
     # A batch has no per-row latency: each row is charged its share of the chunk's.
     latency_ms = seconds * 1000.0 / len(request_ids)
-    at_ms = runtime.db.clock()
+    at_ms = clock()
     records = model_frame.astype(object).where(model_frame.notna(), None).to_dict("records")
     probabilities = answer.probabilities
     return [

@@ -240,11 +240,30 @@ def load_variant(
             f"answers with {', '.join(SERVED_FLAVORS)} models only"
         )
     loaded = registry.load(model, version, trust=trust, trusted_types=trusted_types)
-    inputs = (record.signature or {}).get("inputs")
+    return variant_of(name, role, model, version, record.flavor, record.signature, loaded)
+
+
+def variant_of(
+    name: str,
+    role: str,
+    model: str,
+    version: int,
+    flavor: str,
+    signature: dict | None,
+    loaded: object,
+) -> LoadedVariant:
+    """The :class:`LoadedVariant` of a model already loaded (sha256 verified by the
+    caller), its schema from the version's ``signature`` in the order the model was fitted.
+
+    >>> variant_of("s", "primary", "m", 1, "python", None, abs).predict(
+    ...     pd.DataFrame({"x": [-1]})).predictions
+    [[1]]
+    """
+    inputs = (signature or {}).get("inputs")
     schema = Schema.from_dict(inputs) if inputs else None
     if schema is not None:
         schema = _in_model_order(schema, getattr(loaded, "feature_names_in_", None))
-    return LoadedVariant(name, role, model, version, record.flavor, schema, loaded)
+    return LoadedVariant(name, role, model, version, flavor, schema, loaded)
 
 
 def _in_model_order(schema: Schema, names: object) -> Schema:

@@ -16,7 +16,12 @@ call on a Dask frame      what is exact
                           ``(partition, row)``
 ``compare(ref, ddf)``,    exact mode: equal to the in-memory result (each partition's
 ``drift_report``          sorted values are merged for KS and Wasserstein; chi-square on
-                          exact counts)
+                          exact counts). Sketch mode: KS and Wasserstein from merged KLL
+                          sketches, each with the interval holding the exact value (99%
+                          confidence) and the p-values' intervals; chi-square exact. The
+                          default (``mode="auto"``) is exact where the sorted values fit
+                          in memory (:func:`.drift.choose_mode` states the rule); the
+                          result states its mode and why
 ``reference_profile``     the ``ReferenceProfile`` of the frame, as in memory
 (:mod:`.drift`)
 ========================  ==============================================================

@@ -16,8 +16,16 @@ and a numeric column with few distinct values is discrete. Partitions send their
 counts instead of their values while they have few distinct values, so a discrete column of
 a billion rows moves a few counts per partition.
 
-Not yet here: a sketch mode (quantile sketches with stated error bounds on every p-value)
-for columns that do not fit the client's memory.
+**Sketch mode.** With ``sketch_k``, each partition sends a KLL sketch of its numeric-like
+values (:class:`~opsloop.data.drift.sketched.SketchedSample`: a few kilobytes, with exact
+counts and moments) instead of the values; the sketches are merged, and KS and Wasserstein
+come with the bounds :mod:`opsloop.data.drift.sketched` states. Count-like columns send
+their exact counts as in the exact mode, so chi-square and the count distances are the
+exact mode's. Numeric columns with few levels are typed discrete from exact level counts,
+as in the exact mode.
+
+**Which mode.** :func:`choose_mode` decides ``compare``'s ``mode="auto"``: exact when the
+exact mode's sorted values fit in half the memory there is to hold them, else sketch.
 
 >>> import dask, numpy as np, pandas as pd, dask.dataframe as dd
 >>> rng = np.random.default_rng(0)
@@ -32,7 +40,8 @@ for columns that do not fit the client's memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +51,7 @@ from opsloop.data.distributed.frames import map_partitions_checked
 from opsloop.data.distributed.schema import column_types
 from opsloop.data.drift.kernels import sort_floats
 from opsloop.data.drift.numeric import SortedSample
+from opsloop.data.drift.sketched import SketchedSample
 from opsloop.data.drift.summary import (
     MAX_DISCRETE_LEVELS,
     ColumnSummary,
@@ -62,12 +72,101 @@ COLUMNS_PER_PASS = 8
 _NUMBER = "number"
 
 
+#: Share of the memory limit the exact mode's sorted values may take (the rest: the copy a
+#: merge sorts into, the partitions in flight).
+EXACT_MEMORY_SHARE = 0.5
+_BYTES_PER_VALUE = 8
+
+
+def choose_mode(mode: str, frames: Sequence, columns: Sequence[str]) -> tuple[str, str]:
+    """``(mode, reason)`` for ``compare`` on Dask ``frames``: ``mode`` itself unless it is
+    ``auto``; then ``exact`` when the exact mode's sorted values fit, ``sketch`` otherwise.
+
+    The rule: the exact mode gathers 8 bytes per value of every numeric-like column (the
+    ``columns`` that are not bool or categorical) of every Dask frame, rows counted, in
+    the calling process, and the workers hold partitions of them while merging. It is
+    chosen when those bytes are at most :data:`EXACT_MEMORY_SHARE` of the smaller of the
+    cluster's memory (the sum of the workers' memory limits when a ``distributed.Client``
+    is active, else this machine's memory) and this machine's available memory.
+
+    >>> import dask, pandas as pd, dask.dataframe as dd
+    >>> ddf = dd.from_pandas(pd.DataFrame({"x": [1.0, 2.0]}), npartitions=1)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     chosen, reason = choose_mode("auto", [ddf], ["x"])
+    >>> chosen, reason.startswith("exact: the sorted values (16 bytes)")
+    ('exact', True)
+    """
+    if mode != "auto":
+        return mode, f"mode={mode!r} asked for"
+    needed = 0
+    for frame in frames:
+        sampled = [
+            name
+            for name in columns
+            if name in frame.columns
+            and not (
+                pd.api.types.is_bool_dtype(frame.dtypes[name])
+                or isinstance(frame.dtypes[name], pd.CategoricalDtype)
+            )
+        ]
+        if sampled:
+            needed += _BYTES_PER_VALUE * len(sampled) * len(frame)
+    cluster, where = _cluster_memory()
+    available = _available_memory()
+    limit = min(cluster, available)
+    sizes = (
+        f"the sorted values ({_size(needed)}) against {EXACT_MEMORY_SHARE:.0%} of "
+        f"{_size(limit)} ({where} {_size(cluster)}, available here {_size(available)})"
+    )
+    if needed <= EXACT_MEMORY_SHARE * limit:
+        return "exact", f"exact: {sizes} fit"
+    return "sketch", f"sketch: {sizes} do not fit"
+
+
+def _cluster_memory() -> tuple[int, str]:
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):  # no distributed client: Dask's local schedulers
+        import psutil
+
+        return int(psutil.virtual_memory().total), "this machine's memory"
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    limits = [int(w.get("memory_limit") or 0) for w in workers]
+    if not limits or min(limits) == 0:  # a worker without a limit may use its machine's
+        import psutil
+
+        return int(psutil.virtual_memory().total), "this machine's memory (unlimited workers)"
+    return sum(limits), f"the workers' memory limits (n = {len(limits)})"
+
+
+def _available_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
 def reference_profile(
-    ddf, columns: Iterable[str] | None = None, kinds: Mapping[str, str] | None = None
+    ddf,
+    columns: Iterable[str] | None = None,
+    kinds: Mapping[str, str] | None = None,
+    *,
+    sketch_k: int | None = None,
 ) -> ReferenceProfile:
     """The :class:`~opsloop.data.drift.summary.ReferenceProfile` of the given (default: all)
     columns of the Dask frame ``ddf``, equal to ``ReferenceProfile.from_frame`` of the frame
-    in memory: save it once and compare in-memory windows with it.
+    in memory: save it once and compare in-memory windows with it. With ``sketch_k`` the
+    numeric-like columns hold sketches instead (the sketch mode; such a profile is for
+    ``compare``, not for saving).
 
     >>> import dask, pandas as pd, dask.dataframe as dd
     >>> ddf = dd.from_pandas(pd.DataFrame({"a": [2.0, 1.0, 3.0]}), npartitions=2)
@@ -81,7 +180,9 @@ def reference_profile(
         raise ValueError(f"columns not in the reference: {missing}")
     kinds = dict(kinds or {})
     return ReferenceProfile(
-        summarize_columns_dask(ddf, {name: kinds.get(name) for name in names}).values()
+        summarize_columns_dask(
+            ddf, {name: kinds.get(name) for name in names}, sketch_k=sketch_k
+        ).values()
     )
 
 
@@ -100,9 +201,12 @@ def summarize_dask(ddf, name: str, kind: str | None = None) -> ColumnSummary:
     return summarize_columns_dask(ddf, {name: kind})[name]
 
 
-def summarize_columns_dask(ddf, kinds: Mapping[str, str | None]) -> dict[str, ColumnSummary]:
+def summarize_columns_dask(
+    ddf, kinds: Mapping[str, str | None], *, sketch_k: int | None = None
+) -> dict[str, ColumnSummary]:
     """:func:`summarize_dask` of several columns (name -> kind, ``None`` to infer it), up
-    to :data:`COLUMNS_PER_PASS` of them per pass over the partitions.
+    to :data:`COLUMNS_PER_PASS` of them per pass over the partitions (all of them in one
+    pass with ``sketch_k``: numeric-like columns sketched, see the module).
 
     >>> import dask, pandas as pd, dask.dataframe as dd
     >>> frame = pd.DataFrame({"x": [0.5, 1.5, 2.5], "c": ["a", "b", "a"]})
@@ -125,10 +229,13 @@ def summarize_columns_dask(ddf, kinds: Mapping[str, str | None]) -> dict[str, Co
                 _NUMBER if logical in ("int", "float") else _KIND_OF_TYPE.get(logical, "text")
             )
     summaries: dict[str, ColumnSummary] = {}
-    for start in range(0, len(names), COLUMNS_PER_PASS):
-        batch = names[start : start + COLUMNS_PER_PASS]
+    per_pass = COLUMNS_PER_PASS if sketch_k is None else max(1, len(names))
+    for start in range(0, len(names), per_pass):
+        batch = names[start : start + per_pass]
         batch_plan = {name: plan[name] for name in batch}
-        parts = map_partitions_checked(ddf, _summarize_partition, batch_plan, columns=batch)
+        parts = map_partitions_checked(
+            ddf, _summarize_partition, batch_plan, sketch_k, columns=batch
+        )
         for name in batch:
             pieces = [part[name] for part in parts]
             if batch_plan[name] == _NUMBER:
@@ -138,13 +245,19 @@ def summarize_columns_dask(ddf, kinds: Mapping[str, str | None]) -> dict[str, Co
     return {name: summaries[name] for name in names}
 
 
-def _summarize_partition(partition: pd.DataFrame, plan: dict[str, str]) -> dict:
+def _summarize_partition(partition: pd.DataFrame, plan: dict[str, str], sketch_k) -> dict:
     return {
-        name: _numeric_partition(partition, name)
+        name: _numeric_partition(partition, name, sketch_k)
         if kind == _NUMBER
-        else summarize(partition[name], kind, name)
+        else _sketched(summarize(partition[name], kind, name), sketch_k)
         for name, kind in plan.items()
     }
+
+
+def _sketched(summary: ColumnSummary, sketch_k: int | None) -> ColumnSummary:
+    if sketch_k is None or summary.sample is None:
+        return summary
+    return dataclasses.replace(summary, sample=SketchedSample.of_sorted(summary.sample, sketch_k))
 
 
 @dataclass(frozen=True)
@@ -162,15 +275,17 @@ class _NumericPart:
         return np.repeat(self.levels, self.counts)
 
 
-def _numeric_partition(partition: pd.DataFrame, name: str) -> _NumericPart:
+def _numeric_partition(partition: pd.DataFrame, name: str, sketch_k) -> _NumericPart:
     summary = summarize(partition[name], "numeric", name)
     values = summary.sample.values
     if values.size == 0:
-        return _NumericPart(summary)
+        return _NumericPart(_sketched(summary, sketch_k))
     starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
     if starts.size > MAX_DISCRETE_LEVELS:
-        return _NumericPart(summary)
+        return _NumericPart(_sketched(summary, sketch_k))
     counts = np.diff(np.r_[starts, values.size])
+    if sketch_k is not None:  # the sketch too, in case other partitions are not discrete
+        return _NumericPart(_sketched(summary, sketch_k), values[starts], counts)
     empty = SortedSample(values[:0], summary.sample.n_missing, summary.sample.n_nonfinite)
     slim = ColumnSummary(
         summary.name, summary.kind, summary.n_rows, summary.n_missing, summary.n_invalid, empty
@@ -198,6 +313,10 @@ def _numeric_or_discrete(name: str, parts: list[_NumericPart]) -> ColumnSummary:
                 n_invalid,
                 counts={float(v): int(c) for v, c in zip(distinct, totals, strict=True)},
             )
+    if isinstance(parts[0].summary.sample, SketchedSample):
+        first, *others = [p.summary.sample for p in parts]
+        sample = first.merge(others)
+        return ColumnSummary(name, "numeric", n_rows, n_missing, n_invalid, sample=sample)
     values = np.concatenate([p.values() for p in parts])
     sample = SortedSample(
         sort_floats(values),

@@ -54,8 +54,16 @@ import pandas as pd
 from opsloop.data.drift.binning import DEFAULT_BINS, bin_counts, quantile_edges, sorted_quantiles
 from opsloop.data.drift.correction import adjust_p_values
 from opsloop.data.drift.distances import chi_square, hellinger, jensen_shannon, l_infinity, psi
-from opsloop.data.drift.numeric import anderson_darling, ks_and_wasserstein
+from opsloop.data.drift.numeric import SortedSample, anderson_darling, ks_and_wasserstein
 from opsloop.data.drift.result import StatResult, verdict
+from opsloop.data.drift.sketched import (
+    DEFAULT_SKETCH_K,
+    SKETCH_CONFIDENCE,
+    SketchedSample,
+    cdf_steps,
+    sketch_ks,
+    sketch_wasserstein,
+)
 from opsloop.data.drift.smirnov import METHODS as KS_P_VALUE_METHODS
 from opsloop.data.drift.summary import COUNT_KINDS, ColumnSummary, ReferenceProfile, summarize
 
@@ -69,6 +77,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 SAMPLE_TESTS = ("ks", "anderson", "wasserstein", "psi", "js", "hellinger")
 COUNT_TESTS = ("chi2", "psi", "js", "hellinger", "linf")
+#: What the sketch mode computes on a numeric-like column (each with its bound).
+SKETCH_TESTS = ("ks", "wasserstein")
+MODES = ("auto", "exact", "sketch")
 PLOT_BINS = 40
 PLOT_TOP = 20
 
@@ -100,9 +111,34 @@ class ColumnDrift:
     invalid_current: int
     statistics: tuple[StatResult, ...] = ()
     plot: Mapping = field(default_factory=dict, repr=False)
+    statistic_bounds: tuple[float, float] | None = None
+    p_value_bounds: tuple[float, float] | None = None
+    p_adjusted_bounds: tuple[float, float] | None = None
+    rank_errors: tuple[float, float] | None = None
+
+    @property
+    def sketched(self) -> bool:
+        """Whether the deciding statistic came from quantile sketches (with bounds)."""
+        return self.statistic_bounds is not None
+
+    @property
+    def verdict_certain(self) -> bool:
+        """Whether the verdict holds anywhere within the bounds: for a test in the sketch
+        mode, when the whole adjusted p-value interval lies on one side of the threshold
+        (an exact test's adjusted p-value has an interval too there, from the sketched
+        columns' p-values it is adjusted with); for a sketched distance, when the
+        statistic's interval does; always in the exact mode."""
+        if self.p_adjusted_bounds is not None:
+            low, high = self.p_adjusted_bounds
+            return high < self.threshold or low >= self.threshold
+        if not self.sketched:
+            return True
+        low, high = self.statistic_bounds
+        return low >= self.threshold or high < self.threshold
 
     def to_dict(self) -> dict:
-        """JSON-safe dictionary (non-finite numbers become ``None``)."""
+        """JSON-safe dictionary (non-finite numbers become ``None``); a sketched column
+        adds its bounds, the sketches' rank errors and confidence, and ``verdict_certain``."""
         out = {
             "column": self.column,
             "kind": self.kind,
@@ -123,6 +159,23 @@ class ColumnDrift:
             "reason": self.reason,
             "statistics": [s.to_dict() for s in self.statistics],
         }
+        if self.sketched:
+            out["sketch"] = {
+                "statistic_bounds": [_finite(v) for v in self.statistic_bounds],
+                "p_value_bounds": None
+                if self.p_value_bounds is None
+                else [_finite(v) for v in self.p_value_bounds],
+                "p_adjusted_bounds": None
+                if self.p_adjusted_bounds is None
+                else [_finite(v) for v in self.p_adjusted_bounds],
+                "rank_error_reference": self.rank_errors[0],
+                "rank_error_current": self.rank_errors[1],
+                "confidence": SKETCH_CONFIDENCE,
+                "verdict_certain": self.verdict_certain,
+            }
+        elif self.p_adjusted_bounds is not None:
+            out["p_adjusted_bounds"] = [_finite(v) for v in self.p_adjusted_bounds]
+            out["verdict_certain"] = self.verdict_certain
         return out
 
     @property
@@ -149,6 +202,13 @@ class ColumnDrift:
                 f"{self.test} {self.statistic:.3g} {'>=' if below else '<'} "
                 f"threshold {self.threshold:g}"
             )
+        if self.sketched:
+            low, high = self.p_adjusted_bounds or self.statistic_bounds
+            what = "adjusted p-value" if self.p_adjusted_bounds else self.test
+            text += (
+                f" (sketched: {what} within [{low:.3g}, {high:.3g}]"
+                f"{'' if self.verdict_certain else ', verdict uncertain within it'})"
+            )
         if below and self.min_effect is not None and not self.drifted:
             return (
                 f"{text}, but {self.effect_name} {self.effect:.3g} < min_effect "
@@ -168,6 +228,8 @@ class DriftResult:
     drifted: bool
     skipped: tuple[tuple[str, str], ...] = ()
     ks_p_value: str = "scipy"
+    mode: str = "exact"
+    mode_reason: str = "in-memory data"
 
     @property
     def compared(self) -> bool:
@@ -209,6 +271,8 @@ class DriftResult:
                 "correction": self.correction,
                 "drift_share": self.drift_share,
                 "ks_p_value": self.ks_p_value,
+                "mode": self.mode,
+                "mode_reason": self.mode_reason,
             },
             "columns": [c.to_dict() for c in self.columns],
             "skipped": [{"column": c, "reason": r} for c, r in self.skipped],
@@ -392,6 +456,18 @@ class _ColumnComparison:
     effect_name: str
     effect: float
     plot: Mapping
+    rank_errors: tuple[float, float] | None = None
+
+
+def _rank_error(sample) -> float:
+    return sample.rank_error if isinstance(sample, SketchedSample) else 0.0
+
+
+def _sketched(summary: ColumnSummary, k: int) -> ColumnSummary:
+    """A numeric-like column's summary with its values replaced by their sketch."""
+    if not isinstance(summary.sample, SortedSample):
+        return summary
+    return dataclasses.replace(summary, sample=SketchedSample.of_sorted(summary.sample, k))
 
 
 def _deciding_test(summary: ColumnSummary, test: str | None) -> str:
@@ -420,8 +496,72 @@ def _cut(name: str, p_value, decider: str, column: str, thresholds, alpha: float
     return alpha if p_value is not None else DEFAULT_THRESHOLDS[name]
 
 
+def _sketch_statistics(ref: ColumnSummary, cur: ColumnSummary, test: str, ks_p_value: str):
+    if test not in SKETCH_TESTS:
+        raise ValueError(
+            f"column {ref.name!r} ({ref.kind}): the sketch mode computes {SKETCH_TESTS}, "
+            f"not {test!r}; use mode='exact' for it"
+        )
+    ks = sketch_ks(ref.sample, cur.sample, ks_p_value=ks_p_value)
+    w = sketch_wasserstein(ref.sample, cur.sample, normalize=True)
+    return {"ks": ks, "wasserstein": w}, ("wasserstein", w.statistic)
+
+
+def _sketch_plot(ref: ColumnSummary, cur: ColumnSummary) -> dict:
+    # The histogram of the estimated CDFs: each share is within the rank errors' sum.
+    steps = [cdf_steps(ref.sample)[:2], cdf_steps(cur.sample)[:2]]
+    tails = [
+        points[np.minimum(np.searchsorted(shares, [0.005, 0.995]), points.size - 1)]
+        for points, shares in steps
+    ]
+    lo, hi = float(min(t[0] for t in tails)), float(max(t[1] for t in tails))
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, PLOT_BINS + 1)
+    shares = []
+    for points, cumulative in steps:
+        at = np.searchsorted(points, edges[1:-1], side="left") - 1
+        below = np.where(at >= 0, cumulative[np.maximum(at, 0)], 0.0)
+        shares.append(np.diff(np.r_[0.0, below, 1.0]).tolist())
+    return {
+        "type": "histogram",
+        "edges": edges.tolist(),
+        "reference": shares[0],
+        "current": shares[1],
+    }
+
+
 def _compare_column(ref, cur, test, thresholds, alpha, bins, plots, ks_p_value):
     test = _deciding_test(ref, test)
+    if ref.kind not in COUNT_KINDS and (
+        isinstance(ref.sample, SketchedSample) or isinstance(cur.sample, SketchedSample)
+    ):
+        bounded, effect = _sketch_statistics(ref, cur, test, ks_p_value)
+        stats = tuple(
+            dataclasses.replace(
+                verdict(
+                    name,
+                    b.statistic,
+                    b.p_value,
+                    _cut(name, b.p_value, test, ref.name, thresholds, alpha),
+                ),
+                statistic_bounds=b.bounds,
+                p_value_bounds=b.p_value_bounds,
+            )
+            for name, b in bounded.items()
+        )
+        decider = next(s for s in stats if s.test == test)
+        plot = _sketch_plot(ref, cur) if plots else {}
+        return _ColumnComparison(
+            _Sizes.of(ref),
+            _Sizes.of(cur),
+            decider,
+            stats,
+            effect[0],
+            float(effect[1]),
+            plot,
+            (_rank_error(ref.sample), _rank_error(cur.sample)),
+        )
     if ref.kind in COUNT_KINDS:
         values, effect, labels, rc, cc = _count_statistics(ref, cur)
         plot = _count_plot(labels, rc, cc, ordered=ref.kind == "discrete") if plots else {}
@@ -467,6 +607,8 @@ def compare(
     bins: int = DEFAULT_BINS,
     plots: bool = True,
     ks_p_value: str = "scipy",
+    mode: str = "auto",
+    sketch_k: int = DEFAULT_SKETCH_K,
 ) -> DriftResult:
     """Compare ``current`` with ``reference`` column by column (see the module's table).
 
@@ -483,6 +625,16 @@ def compare(
     second per column (the p-value
     then agrees with scipy's to 1e-11 relative instead of bit for bit; see
     :mod:`opsloop.data.drift.smirnov`).
+
+    ``mode`` is ``exact``, ``sketch`` or ``auto``. The sketch mode summarises each
+    numeric-like column (both sides) as a KLL sketch of ``sketch_k`` (and exact counts and
+    moments), and computes KS (the default test) and the normalised Wasserstein distance
+    from the sketches, each with the interval that holds the exact value (99% confidence),
+    and the p-value's and adjusted p-value's intervals (:mod:`opsloop.data.drift.sketched`);
+    count-like columns (chi-square) stay exact. ``auto`` is exact for in-memory data and,
+    when a side is a Dask frame, exact where the sorted values fit in memory, otherwise the
+    sketch mode (the rule: :func:`opsloop.data.distributed.drift.choose_mode`). The result
+    states its ``mode`` and ``mode_reason``.
 
     >>> import pandas as pd
     >>> ref = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 50})
@@ -507,6 +659,12 @@ def compare(
         raise ValueError(
             f"ks_p_value must be one of {', '.join(KS_P_VALUE_METHODS)}, got {ks_p_value!r}"
         )
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if isinstance(sketch_k, bool) or not isinstance(sketch_k, int) or not 8 <= sketch_k <= 65535:
+        raise ValueError(f"sketch_k must be an integer in [8, 65535], got {sketch_k!r}")
+    chosen = "exact" if mode == "auto" else mode
+    mode_reason = "in-memory data" if mode == "auto" else f"mode={mode!r} asked for"
     if isinstance(reference, ReferenceProfile):
         profile = reference
         names = list(profile) if columns is None else list(columns)
@@ -533,16 +691,21 @@ def compare(
     compared = []
     current_names = list(current) if isinstance(current, ReferenceProfile) else current.columns
     if is_dask_frame(reference) or is_dask_frame(current):
-        from opsloop.data.distributed.drift import reference_profile
+        from opsloop.data.distributed.drift import choose_mode, reference_profile
 
         # A Dask side is summarised several columns per pass over its partitions.
         shared = [name for name in names if name in current_names]
+        frames = [f for f in (reference, current) if is_dask_frame(f)]
+        chosen, mode_reason = choose_mode(mode, frames, shared)
+        k = sketch_k if chosen == "sketch" else None
         if profile is None:
-            build = reference_profile if is_dask_frame(reference) else ReferenceProfile.from_frame
-            profile = build(reference, shared)
+            if is_dask_frame(reference):
+                profile = reference_profile(reference, shared, sketch_k=k)
+            else:
+                profile = ReferenceProfile.from_frame(reference, shared)
         if is_dask_frame(current):
             current = reference_profile(
-                current, shared, {name: profile[name].kind for name in shared}
+                current, shared, {name: profile[name].kind for name in shared}, sketch_k=k
             )
     # Column by column, keeping no sorted copy once its column is done: peak memory stays
     # near the input frames' instead of doubling them.
@@ -552,6 +715,8 @@ def compare(
             continue
         ref = profile[name] if profile is not None else _summary(reference, name, None)
         cur = _summary(current, name, ref.kind)
+        if chosen == "sketch":
+            ref, cur = _sketched(ref, sketch_k), _sketched(cur, sketch_k)
         if ref.n_valid == 0 or cur.n_valid == 0:
             side = "reference" if ref.n_valid == 0 else "current"
             skipped.append((name, f"no valid values in {side}"))
@@ -566,12 +731,25 @@ def compare(
         skipped += [(c, "missing from reference") for c in current_names if c not in names]
     if not compared and not skipped:
         raise ValueError("no common columns to compare")
-    p_tests = [c.decider.p_value for c in compared if c.decider.p_value is not None]
-    adjusted = iter(adjust_p_values(p_tests, correction))
+    tested = [c.decider for c in compared if c.decider.p_value is not None]
+    adjusted = iter(adjust_p_values([d.p_value for d in tested], correction))
+    # Every correction is non-decreasing in each p-value, so adjusting the interval ends
+    # gives the adjusted p-values' intervals.
+    lows = iter(
+        adjust_p_values([(d.p_value_bounds or (d.p_value,))[0] for d in tested], correction)
+    )
+    highs = iter(
+        adjust_p_values([(d.p_value_bounds or (d.p_value,))[-1] for d in tested], correction)
+    )
     results = []
     for c in compared:
         ref, cur, decider = c.reference, c.current, c.decider
         p_adj = float(next(adjusted)) if decider.p_value is not None else None
+        adj_bounds = None
+        if decider.p_value is not None:
+            adj_bounds = (float(next(lows)), float(next(highs)))
+        if chosen != "sketch":
+            adj_bounds = None
         drifted = p_adj < decider.threshold if p_adj is not None else decider.drifted
         needed = _lookup(min_effect, ref.name)
         if needed is not None:
@@ -579,7 +757,9 @@ def compare(
         # The deciding statistic shows the column's verdict, reached on the adjusted p-value,
         # so that no surface shows "drifted" beside a stable column or the other way round.
         stats = tuple(
-            dataclasses.replace(s, p_adjusted=p_adj, drifted=bool(drifted))
+            dataclasses.replace(
+                s, p_adjusted=p_adj, drifted=bool(drifted), p_adjusted_bounds=adj_bounds
+            )
             if s.test == decider.test
             else s
             for s in c.statistics
@@ -604,6 +784,10 @@ def compare(
                 invalid_current=cur.n_invalid,
                 statistics=stats,
                 plot=c.plot,
+                statistic_bounds=decider.statistic_bounds,
+                p_value_bounds=decider.p_value_bounds,
+                p_adjusted_bounds=adj_bounds,
+                rank_errors=c.rank_errors if decider.statistic_bounds is not None else None,
             )
         )
     n_drifted = sum(r.drifted for r in results)
@@ -619,4 +803,6 @@ def compare(
         bool(dataset_drifted),
         tuple(skipped),
         ks_p_value,
+        chosen,
+        mode_reason,
     )

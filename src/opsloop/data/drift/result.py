@@ -14,7 +14,10 @@ class StatResult:
     test and the cut-off for a distance. ``drifted`` is the verdict of this statistic alone,
     except for the statistic that decides a column's verdict: that one carries the column's
     verdict, and its ``p_adjusted`` (the p-value after the multiple-testing correction, which
-    is what was compared with the threshold).
+    is what was compared with the threshold). A statistic computed from quantile sketches
+    (:mod:`opsloop.data.drift.sketched`) carries the intervals that hold the exact
+    statistic and p-values (``statistic_bounds``, ``p_value_bounds``, ``p_adjusted_bounds``);
+    they are ``None``, and left out of :meth:`to_dict`, for exact statistics.
 
     >>> StatResult("psi", 0.31, None, 0.2, True).to_dict()["drifted"]
     True
@@ -26,6 +29,9 @@ class StatResult:
     threshold: float
     drifted: bool
     p_adjusted: float | None = None
+    statistic_bounds: tuple[float, float] | None = None
+    p_value_bounds: tuple[float, float] | None = None
+    p_adjusted_bounds: tuple[float, float] | None = None
 
     @property
     def is_test(self) -> bool:
@@ -39,6 +45,11 @@ class StatResult:
             value = out[key]
             if value is not None and not math.isfinite(value):
                 out[key] = None
+        for key in ("statistic_bounds", "p_value_bounds", "p_adjusted_bounds"):
+            if out[key] is None:
+                del out[key]
+            else:
+                out[key] = [v if math.isfinite(v) else None for v in out[key]]
         return out
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from opsloop.data.drift.kernels import sort_floats
 from opsloop.data.drift.numeric import SortedSample
+from opsloop.data.drift.sketched import SketchedSample
 from opsloop.data.types import infer_column_type
 
 #: A numeric column with at most this many distinct reference values, each repeated
@@ -82,8 +83,8 @@ class ColumnSummary:
 
 def merge_summaries(summaries: Sequence[ColumnSummary]) -> ColumnSummary:
     """The summary of the chunks' rows in order (chunks of one column, summarised as the same
-    kind): the sorted values of all chunks sorted once, counts added in the order a summary
-    of the whole column lists them.
+    kind): the sorted values of all chunks sorted once (sketches merged, for sketched
+    chunks), counts added in the order a summary of the whole column lists them.
 
     >>> import pandas as pd
     >>> parts = [summarize(pd.Series(v), "categorical") for v in (["b", "a"], ["c", "b"])]
@@ -98,7 +99,9 @@ def merge_summaries(summaries: Sequence[ColumnSummary]) -> ColumnSummary:
                 f"of column {other.name!r} ({other.kind})"
             )
     sample = counts = None
-    if first.sample is not None:
+    if isinstance(first.sample, SketchedSample):
+        sample = first.sample.merge([s.sample for s in summaries[1:]])
+    elif first.sample is not None:
         values = np.concatenate([s.sample.values for s in summaries])
         sample = SortedSample(
             sort_floats(values),
