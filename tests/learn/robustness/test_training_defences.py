@@ -37,7 +37,8 @@ def baseline(digits):
 
 def max_weight_difference(a, b):
     return max(
-        float((p - q).abs().max()) for p, q in zip(a.parameters(), b.parameters(), strict=True)
+        float((p - q).detach().abs().max())
+        for p, q in zip(a.parameters(), b.parameters(), strict=True)
     )
 
 

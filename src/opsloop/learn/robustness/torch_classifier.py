@@ -35,7 +35,12 @@ class TorchClassifier:
         torch = import_torch("a torch classifier")
         parameter = next(iter(self.module.parameters()), None)
         dtype = parameter.dtype if parameter is not None else torch.float32
-        x = torch.as_tensor(np.asarray(X), dtype=dtype)
+        rows = np.asarray(X)
+        if not rows.flags.writeable:
+            # torch warns (once per process, hiding later warnings) on a read-only array,
+            # such as a frame's values under pandas' copy-on-write.
+            rows = rows.copy()
+        x = torch.as_tensor(rows, dtype=dtype)
         was_training = self.module.training
         self.module.eval()
         try:
