@@ -20,6 +20,7 @@ from opsloop.learn.robustness import (
     threshold_attack,
 )
 from opsloop.learn.robustness.torch_classifier import TorchClassifier
+from opsloop.reports.formatting import format_share
 from opsloop.reports.robustness import robustness_report
 
 __all__ = ["tracking_home"]
@@ -218,3 +219,63 @@ def test_a_single_budget_renders_without_a_plot(digits_parts):
     )
     page = report.render_html()
     assert "Model extraction" in page and 'id="extraction-plot"' not in page
+
+
+def test_a_backdoor_is_the_curve_and_detection_run_alone():
+    from sklearn.tree import DecisionTreeClassifier
+
+    from opsloop.learn.robustness import (
+        BackdoorTrigger,
+        FeatureConstraints,
+        backdoor_curve,
+        backdoor_detection,
+    )
+
+    X, y = load_digits(return_X_y=True)
+    train, test = (X[:1000], y[:1000]), (X[1000:], y[1000:])
+    tree = DecisionTreeClassifier(random_state=0).fit(*train)
+    corners = BackdoorTrigger([0, 7, 56, 63], [16, 16, 16, 16])
+    pixels = FeatureConstraints(64, lower=0, upper=16, integer=range(64))
+    report = robustness_report(
+        tree,
+        train,
+        test,
+        parts=["backdoor"],
+        trigger=corners,
+        backdoor_target=4,
+        backdoor_rates=(0.0, 0.02, 0.05),
+        detection_rate=0.05,
+        constraints=pixels,
+    )
+    curve = backdoor_curve(tree, *train, *test, corners, 4, [0.0, 0.02, 0.05])
+    assert report.backdoor == curve
+    assert report.backdoor_detection == backdoor_detection(*train, corners, 4, 0.05)
+    assert report.backdoor_detection.recall == 1.0 == report.backdoor_detection.precision
+    metrics = report.metrics()
+    assert metrics["backdoor/success@0.05"] == curve.success[2] > 0.7
+    assert metrics["backdoor/accuracy@0"] == tree.score(*test)
+    assert report["backdoor"]["target"] == 4
+    json.dumps(report.to_dict(), allow_nan=False)
+    page = report.render_html()
+    assert "Backdoor poisoning: a trigger relabelled to class 4" in page
+    assert 'id="backdoor-plot"' in page
+    assert f"backdoor success {format_share(curve.success[-1])} with 5% of rows" in page
+    # the optional part stays out of a default run, and out of its skipped list
+    default = robustness_report(tree, train, test, parts=["membership"])
+    assert default.backdoor is None and "backdoor" not in default["skipped"]
+    untriggered = robustness_report(tree, train, test, parts=["backdoor"])
+    assert untriggered["skipped"]["backdoor"] == (
+        "needs trigger (a BackdoorTrigger) and backdoor_target"
+    )
+    with pytest.raises(ValueError, match="trigger and backdoor_target: give both or neither"):
+        robustness_report(tree, train, test, parts=["backdoor"], trigger=corners)
+    with pytest.raises(ValueError, match=r"feature 0 has upper bound 16\.0, the trigger sets 17"):
+        robustness_report(
+            tree,
+            train,
+            test,
+            parts=["backdoor"],
+            trigger=BackdoorTrigger([0], [17]),
+            backdoor_target=4,
+            constraints=pixels,
+        )

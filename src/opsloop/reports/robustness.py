@@ -1,8 +1,9 @@
 """The robustness report: every attack of :mod:`opsloop.learn.robustness` on one model, as one
 standalone HTML page (accuracy under white-box attack over ``eps``, black-box success, membership
 inference AUC and advantage, extraction fidelity against queries, clean accuracy against the
-share of flipped labels and how many of them were found again), a dict, and a run's metrics and
-artifacts.
+share of flipped labels and how many of them were found again, a backdoor trigger's success
+against the share of rows poisoned and how many of them were found again), a dict, and a run's
+metrics and artifacts.
 
 >>> from sklearn.datasets import load_digits
 >>> from sklearn.neighbors import KNeighborsClassifier
@@ -81,6 +82,12 @@ def headline(report: RobustnessResult) -> str:
             f"extraction fidelity {format_share(report.extraction.fidelity[-1])} from "
             f"{report.extraction.n_queries[-1]} queries"
         )
+    if report.backdoor is not None:
+        b = report.backdoor
+        parts.append(
+            f"backdoor success {format_share(b.success[-1])} with "
+            f"{format_share(b.rates[-1])} of rows poisoned"
+        )
     return "; ".join(parts) + "."
 
 
@@ -118,6 +125,14 @@ class RobustnessReport(RobustnessResult):
                 [("clean accuracy", p.rates, p.accuracy)],
                 "share of labels flipped",
                 "accuracy",
+                x_share=True,
+            )
+        if self.backdoor is not None and len(self.backdoor.rates) > 1:
+            b = self.backdoor
+            out["backdoor"] = _curve_figure(
+                [("clean accuracy", b.rates, b.accuracy), ("attack success", b.rates, b.success)],
+                "share of rows poisoned",
+                "share of rows",
                 x_share=True,
             )
         return out
@@ -212,6 +227,21 @@ def robustness_report(
 
     An unpruned tree's probabilities are already 0 or 1: label-only answers tell the attack
     nothing it did not know.
+
+    A backdoor: the four corner pixels lit, relabelled to 0, on a share of the rows:
+
+    >>> from opsloop.learn.robustness import BackdoorTrigger
+    >>> report = robustness_report(tree, (X[:1000], y[:1000]), (X[1000:], y[1000:]),
+    ...                            parts=["backdoor"], backdoor_target=0, backdoor_rates=[0, 0.05],
+    ...                            trigger=BackdoorTrigger([0, 7, 56, 63], [16, 16, 16, 16]),
+    ...                            detection_rate=0.05)
+    >>> metrics = report.metrics()
+    >>> [round(metrics[f"backdoor/{m}@{r}"], 3) for m in ("accuracy", "success") for r in (0, 0.05)]
+    [0.778, 0.764, 0.007, 0.765]
+    >>> metrics["backdoor_detection/precision"], metrics["backdoor_detection/recall"]
+    (1.0, 1.0)
+    >>> "Backdoor poisoning" in report.render_html()
+    True
     """
     run = checked_run(run)
     defences = tuple(defences)

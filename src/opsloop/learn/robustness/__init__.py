@@ -11,6 +11,7 @@ module                           what it does
 :mod:`~.inversion`               model inversion: class representatives (white-box)
 :mod:`~.extraction`              model extraction: surrogate fidelity against N
 :mod:`~.poisoning`               label flipping and confident-learning detection
+:mod:`~.backdoor`                backdoor triggers and spectral-signature detection
 :mod:`~.adversarial_training`    PGD adversarial training, before and after
 :mod:`~.defensive_distillation`  distillation at temperature T, and its break
 :mod:`~.output_defences`         rounded, top-k or label-only answers
@@ -31,6 +32,15 @@ The PyTorch attacks import torch only when called.
 
 from opsloop.learn.robustness.adversarial_training import adversarial_training
 from opsloop.learn.robustness.assessment import RobustnessResult, assess_robustness
+from opsloop.learn.robustness.backdoor import (
+    BackdoorCurve,
+    BackdoorDetection,
+    BackdoorTrigger,
+    backdoor_curve,
+    backdoor_detection,
+    poison_backdoor,
+    spectral_signature_rows,
+)
 from opsloop.learn.robustness.blackbox import BlackBoxResult, random_search_attack
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.decision_based import hop_skip_jump_attack
@@ -64,6 +74,9 @@ from opsloop.learn.robustness.torch_classifier import TorchClassifier
 
 __all__ = [
     "AttackCurve",
+    "BackdoorCurve",
+    "BackdoorDetection",
+    "BackdoorTrigger",
     "BlackBoxResult",
     "DefenceEffect",
     "DetectionResult",
@@ -79,6 +92,8 @@ __all__ = [
     "accuracy_under_attack",
     "adversarial_training",
     "assess_robustness",
+    "backdoor_curve",
+    "backdoor_detection",
     "defensive_distillation",
     "extraction_curve",
     "fgsm",
@@ -91,8 +106,10 @@ __all__ = [
     "margin_pgd",
     "output_defence_effects",
     "pgd",
+    "poison_backdoor",
     "probability_extraction_curve",
     "random_search_attack",
     "shadow_attack",
+    "spectral_signature_rows",
     "threshold_attack",
 ]

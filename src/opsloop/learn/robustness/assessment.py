@@ -17,10 +17,13 @@ poisoning      clean accuracy against the flip rate; the    a scikit-learn model
                flipped rows found again                     model itself, or ``estimator``)
 inversion      each class's reconstructed representative:   a torch module
                correlation with the class's mean
+backdoor       clean accuracy and trigger success against   a scikit-learn model to refit, and
+               the poisoned share; the poisoned rows found  ``trigger`` with ``backdoor_target``
+               again by spectral signatures
 =============  ===========================================  =====================================
 
 :func:`opsloop.reports.robustness.robustness_report` renders the result as HTML and logs it to
-a run.
+a run. The ``backdoor`` part runs only when ``parts`` names it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.learn.robustness.backdoor import (
+    BackdoorCurve,
+    BackdoorDetection,
+    BackdoorTrigger,
+    backdoor_curve,
+    backdoor_detection,
+)
 from opsloop.learn.robustness.blackbox import BlackBoxResult, random_search_attack
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.decision_based import hop_skip_jump_attack
@@ -48,6 +58,8 @@ from opsloop.learn.robustness.poisoning import (
 from opsloop.learn.robustness.torch_classifier import TorchClassifier, is_torch_module
 
 PARTS = ("white_box", "black_box", "membership", "extraction", "poisoning", "inversion")
+# run only when named in ``parts``: they need settings no default can guess (a trigger)
+OPTIONAL_PARTS = ("backdoor",)
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,8 @@ class RobustnessResult(Mapping):
     skipped: tuple[tuple[str, str], ...] = ()
     defences: tuple[DefenceEffect, ...] = ()
     inversion: InversionResult | None = None
+    backdoor: BackdoorCurve | None = None
+    backdoor_detection: BackdoorDetection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -90,6 +104,10 @@ class RobustnessResult(Mapping):
             "skipped": dict(self.skipped),
             "defences": [effect.to_dict() for effect in self.defences],
             "inversion": None if self.inversion is None else self.inversion.to_dict(),
+            "backdoor": None if self.backdoor is None else self.backdoor.to_dict(),
+            "backdoor_detection": (
+                None if self.backdoor_detection is None else self.backdoor_detection.to_dict()
+            ),
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -108,7 +126,9 @@ class RobustnessResult(Mapping):
         ``membership/<attack>/auc`` and ``/advantage``, ``extraction/fidelity@<n>``,
         ``poisoning/accuracy@<rate>``, ``detection/precision`` and ``/recall``, and each
         defence's ``defence/<defence>/<measure>/before`` and ``/after``;
-        ``inversion/mean_similarity`` and ``inversion/identified``.
+        ``inversion/mean_similarity`` and ``inversion/identified``;
+        ``backdoor/accuracy@<rate>`` and ``backdoor/success@<rate>``,
+        ``backdoor_detection/precision`` and ``/recall``.
         """
         out: dict[str, float] = {"clean_accuracy": self.clean_accuracy}
         for curve in self.white_box:
@@ -136,6 +156,14 @@ class RobustnessResult(Mapping):
         if self.inversion is not None:
             out["inversion/mean_similarity"] = self.inversion.mean_similarity
             out["inversion/identified"] = self.inversion.identified
+        if self.backdoor is not None:
+            b = self.backdoor
+            for rate, accuracy, success in zip(b.rates, b.accuracy, b.success, strict=True):
+                out[f"backdoor/accuracy@{rate:g}"] = accuracy
+                out[f"backdoor/success@{rate:g}"] = success
+        if self.backdoor_detection is not None:
+            out["backdoor_detection/precision"] = self.backdoor_detection.precision
+            out["backdoor_detection/recall"] = self.backdoor_detection.recall
         for effect in self.defences:
             out.update(effect.metrics())
         return out
@@ -182,6 +210,9 @@ def assess_robustness(
     estimator: Any = None,
     seed: int = 0,
     model_name: str = "model",
+    trigger: BackdoorTrigger | None = None,
+    backdoor_target: Any = None,
+    backdoor_rates: Any = (0.0, 0.05, 0.1),
 ) -> RobustnessResult:
     """Run the attacks in ``parts`` on a fitted ``model`` trained on ``train``.
 
@@ -195,7 +226,8 @@ def assess_robustness(
         Pairs ``(X, y)``: the rows the model was trained on (the members) and held-out rows
         (non-members, and the rows attacked).
     parts
-        Which of :data:`PARTS` to run.
+        Which of :data:`PARTS` to run, and of :data:`OPTIONAL_PARTS` (``"backdoor"``), which
+        run only when named.
     eps, norm, steps, constraints
         Budgets of the white-box curves (FGSM and PGD with ``steps`` steps), their norm, and
         the domain every attack stays in.
@@ -216,6 +248,10 @@ def assess_robustness(
         Seeds every attack.
     model_name
         Name shown in the result.
+    trigger, backdoor_target, backdoor_rates
+        The backdoor part: the trigger a poisoner stamps (checked against ``constraints``), the
+        class it relabels the rows to, and the shares of training rows poisoned for the curve;
+        the detection poisons ``detection_rate`` of the rows.
 
     >>> from sklearn.datasets import load_digits
     >>> from sklearn.tree import DecisionTreeClassifier
@@ -228,9 +264,13 @@ def assess_robustness(
     >>> result["skipped"]["white_box"]
     'not asked for'
     """
-    unknown = sorted(set(parts) - set(PARTS))
+    if trigger is not None and not isinstance(trigger, BackdoorTrigger):
+        raise TypeError(f"trigger must be a BackdoorTrigger, got {type(trigger).__name__}")
+    if (trigger is None) != (backdoor_target is None):
+        raise ValueError("trigger and backdoor_target: give both or neither")
+    unknown = sorted(set(parts) - set(PARTS) - set(OPTIONAL_PARTS))
     if unknown:
-        raise ValueError(f"parts: {unknown[0]!r} is not one of {PARTS}")
+        raise ValueError(f"parts: {unknown[0]!r} is not one of {PARTS + OPTIONAL_PARTS}")
     X_train, y_train = _pair("train", train)
     X_test, y_test = _pair("test", test)
     shadow = None if shadow_data is None else _pair("shadow_data", shadow_data)
@@ -336,6 +376,27 @@ def assess_robustness(
             skipped["inversion"] = "needs class indices 0..k-1 as labels"
         else:
             found["inversion"] = invert_classes(model, X_train, y_train, constraints=constraints)
+    if "backdoor" in parts:
+        if estimator is None:
+            skipped["backdoor"] = "needs estimator (a scikit-learn model to retrain)"
+        elif trigger is None:
+            skipped["backdoor"] = "needs trigger (a BackdoorTrigger) and backdoor_target"
+        else:
+            found["backdoor"] = backdoor_curve(
+                estimator,
+                X_train,
+                y_train,
+                X_test,
+                y_test,
+                trigger,
+                backdoor_target,
+                backdoor_rates,
+                constraints=constraints,
+                seed=seed,
+            )
+            found["backdoor_detection"] = backdoor_detection(
+                X_train, y_train, trigger, backdoor_target, detection_rate, seed=seed
+            )
     clean = float(np.mean(np.asarray(classifier.predict(X_test)) == y_test))
     return RobustnessResult(
         model=model_name,
