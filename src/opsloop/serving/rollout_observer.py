@@ -37,6 +37,7 @@ from opsloop.serving.canary_rollout import (
     observe_request,
 )
 from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.prediction_feedback import record_feedback
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
@@ -186,6 +187,29 @@ class RolloutObserver:
         except Exception:  # the answer has left; its request must not fail for this
             # The state holds the decision; a person can carry it out (or set a new rollout).
             logger.exception("deployment %s: the rollout's %s failed", name, transition.action)
+
+    def admit(self, definition: Deployment) -> None:
+        """Accept serving ``definition``: every rollout is fed from the store here (the
+        data plane on a control plane's URL refuses some, see
+        :mod:`.remote_serving`)."""
+
+    def record_feedback(
+        self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str
+    ) -> None:
+        """Keep the feedback on answer ``request_id`` (:func:`~.prediction_feedback.
+        record_feedback`, after checking that the bandit can learn the reward) and read it
+        (:meth:`feedback`).
+
+        >>> from opsloop.serving.deployments import Deployments
+        >>> db = Database("sqlite://")
+        >>> RolloutObserver(db, Deployments(db)).record_feedback(
+        ...     "api", "r1", label=1, reward=None, actor="ana")
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: deployment 'api' answered no request with id 'r1'
+        """
+        self.check_reward(deployment, reward)
+        record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
+        self.feedback(deployment, request_id, label=label, reward=reward)
 
     def check_reward(self, deployment: str, reward: Any) -> None:
         """Refuse a reward ``deployment``'s bandit cannot learn (a 0.5 for 0/1 rewards)
