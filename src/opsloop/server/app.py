@@ -125,7 +125,9 @@ def create_app(
         """Liveness and the store's dialect (no authentication needed)."""
         return {"status": "ok", "version": __version__, "database": database.dialect}
 
-    @app.get("/api/v1/whoami", response_model=Caller, responses=error_responses(400, 401))
+    @app.get(
+        "/api/v1/whoami", response_model=Caller, responses=error_responses(*EVERY_ROUTE, 403, 404)
+    )
     def whoami(user: Viewer) -> dict:
         """The user the request's token belongs to and their role: a data plane on another
         host checks its callers' tokens here (:mod:`.remote_identity`)."""
@@ -140,7 +142,8 @@ def create_app(
         artifact_routes.router, dependencies=[Depends(require_octets)], responses=hashed
     )
     app.include_router(registry_routes.router, dependencies=json_bodies, responses=hashed)
-    app.include_router(deployment_routes.router, dependencies=json_bodies, responses=stored)
+    # A second label for an answer (feedback) and a second approval conflict.
+    app.include_router(deployment_routes.router, dependencies=json_bodies, responses=hashed)
     app.include_router(review_routes.router, dependencies=json_bodies, responses=hashed)
     app.include_router(monitoring_routes.router, dependencies=json_bodies, responses=stored)
     # The web pages at /, checking sessions with the same token rule as the API.
