@@ -158,6 +158,8 @@ def test_tokens_the_control_plane_refuses_are_refused(registry, models, tokens, 
     # The worker's own token: refused before it listens.
     with pytest.raises(PermissionError, match="unknown or revoked API token"):
         serve_data_plane(port=8080, server_url=control_plane, token="olp_not-a-token")
+    with pytest.raises(PermissionError, match=r"role is 'viewer'; recording events .* 'editor'"):
+        serve_data_plane(port=8080, server_url=control_plane, token=tokens["caller"])
     with data_plane(control_plane, tokens["worker"], tokens["caller"]) as (client, _):
         assert client.post("/v1/deployments/api/predict", json=[RECORD]).status_code == 200
         bad = client.post(
@@ -272,3 +274,20 @@ def test_a_bandit_routes_as_on_the_store_with_rewards_sent_through_the_control_p
     assert served == again
     state = deployments.rollout("api")["state"]["policy"]["state"]
     assert state["counts"] == [sum(v == arm for v, _ in served) for arm in ("a", "b")]
+
+
+def test_a_control_plane_that_does_not_answer_is_a_503(registry, models, tokens):
+    Deployments(registry.db, actor="owner").deploy("api", [Variant("stable", "credit", version=1)])
+    app = create_remote_data_plane_app("http://127.0.0.1:1", token=tokens["worker"])
+    try:
+        with (
+            running_server(app, health_path=PROBE) as url,
+            httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {tokens['caller']}"}, timeout=30
+            ) as client,
+        ):
+            answer = client.post("/v1/deployments/api/predict", json=[RECORD])
+    finally:
+        app.state.runtime.close()
+    assert answer.status_code == 503
+    assert answer.json()["detail"].startswith("the control plane at http://127.0.0.1:1 did not")

@@ -134,7 +134,8 @@ def serve_data_plane(
     (default ``$OPSLOOP_TRACKING_TOKEN``), with no store of its own
     (:func:`~opsloop.server.data_plane.create_remote_data_plane_app`); a token the control
     plane refuses stops it before it listens. Its callers' tokens are checked by the control
-    plane, so it may bind any address.
+    plane, so it may bind any address. Its token must be an editor's (it records events
+    and review items).
 
     >>> serve_data_plane(port=0)
     Traceback (most recent call last):
@@ -178,7 +179,13 @@ def serve_data_plane(
         )
     runtime = app.state.runtime
     try:
-        runtime.revision()  # over HTTP, a refused token stops here, before listening
+        if server_url is not None:  # a refused token stops here, before listening
+            worker = app.state.token_cache.worker()
+            if not worker.can("editor"):
+                raise PermissionError(
+                    f"the data plane's token belongs to {worker.name!r}, whose role is "
+                    f"{worker.role!r}; recording events and review items needs 'editor'"
+                )
         for name in deployments:
             try:
                 served = runtime.served(name)

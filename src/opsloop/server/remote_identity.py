@@ -114,6 +114,16 @@ class ControlPlaneTokens:
             self._users[token] = (found, now)
         return found
 
+    def worker(self) -> User:
+        """The user the data plane itself acts as (the owner of its connection's token);
+        a token the control plane refuses raises.
+
+        >>> ControlPlaneTokens(ServerConnection(server_url), lambda: 0).worker().role
+        'admin'
+        """
+        answer = self.connection.call("GET", "/whoami").json()
+        return User(answer["name"], answer["role"])
+
     def has_users(self) -> bool:
         """Always: on a data plane without a store every request needs a token, which the
         control plane checks (its installation token included, when it has no users)."""

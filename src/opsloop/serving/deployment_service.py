@@ -125,6 +125,7 @@ Gates = Annotated[dict[Annotated[str, OneOf(GATES)], GateParams], Field(max_leng
 RequestId = Annotated[
     str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
 ]
+Count = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -145,7 +146,7 @@ class EventDocument(TypedDict, total=False):
     latency_ms: Required[Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]]
     at_ms: Required[TimeMs]
     disposition: Annotated[str, OneOf(DISPOSITIONS)] | None
-    assertions: dict[Name, Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]] | None
+    assertions: dict[Name, Count] | None
 
 
 Events = Annotated[Sequence[EventDocument], Field(max_length=MAX_EVENTS)]
