@@ -2,7 +2,9 @@
 loopback and data planes pointed at its URL with an editor's API token and no store of
 their own. Predictions are answered, their events and feedback land in the control plane's
 store, a weight change is followed by every worker, tokens the control plane refuses are
-refused, a tampered artifact is not loaded, and a bandit routes exactly as on the store."""
+refused, a tampered artifact is not loaded, and routing state is shared with workers on the
+store: a canary's gates count every request once and roll it back, a bandit routes exactly
+as on the store."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from tests.server.running import running_server
-from tests.serving.served_models import classifier
+from tests.serving.served_models import Flaky, classifier
 
 from opsloop.learn.bandits import BernoulliThompson
 from opsloop.registry import ModelRegistry, add_user
@@ -20,11 +22,20 @@ from opsloop.registry.users import revoke_token
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_remote_data_plane_app
 from opsloop.server.launch import serve_data_plane
-from opsloop.serving import Deployments, HttpDeployments, Variant, read_feedback
+from opsloop.serving import (
+    Deployments,
+    HttpDeployments,
+    ServingRuntime,
+    Variant,
+    read_feedback,
+    remote_runtime,
+)
 from opsloop.serving import read_prediction_events as events_of
 from opsloop.serving.review_queue import ReviewQueue
+from opsloop.serving.routing import routing_share
 
 RECORD = {"age": 40, "income": 52_000.0}
+RECORD_X = {"x": 1.0}
 PROBE = "/v2/health/live"
 SUCCESS = {"a": 0.2, "b": 0.6}
 
@@ -194,25 +205,71 @@ def test_a_tampered_artifact_is_not_loaded(registry, models, tokens, control_pla
     assert ready.status_code != 200 or ready.json().get("ready") is False
 
 
-def test_a_canary_ramping_by_its_gates_is_refused_naming_why(
-    registry, models, tokens, control_plane
-):
+def _canary(registry, primary, candidate, share):
+    registry.register("stable-model", primary)
+    registry.register("canary-model", candidate)
     deployments = Deployments(registry.db, actor="owner")
     deployments.deploy(
-        "api",
+        "ramp",
         [
-            Variant("stable", "credit", version=1, weight=0.9),
-            Variant("canary", "credit", version=2, role="candidate", weight=0.1),
+            Variant("stable", "stable-model", version=1, weight=1 - share),
+            Variant("canary", "canary-model", version=1, role="candidate", weight=share),
         ],
         strategy="canary",
     )
-    with data_plane(control_plane, tokens["worker"], tokens["caller"]) as (client, _):
-        assert client.post("/v1/deployments/api/predict", json=[RECORD]).status_code == 200
-        deployments.set_rollout("api", steps=[0.5, 1.0])
-        refused = client.post("/v1/deployments/api/predict", json=[RECORD])
-    assert refused.status_code == 503
-    assert "its canary ramps by gates" in refused.json()["detail"]
-    assert "opsloop serve' on the store" in refused.json()["detail"]
+    return deployments
+
+
+def test_workers_on_the_url_and_on_the_store_count_every_canary_request_once(registry, tokens):
+    deployments = _canary(registry, Flaky(0.0, seed=7), Flaky(0.0, seed=8), 0.1)
+    deployments.set_rollout("ramp", steps=[0.1, 1.0], min_requests=100_000)
+    with running_server(create_app(registry.db, registry.artifacts, allow_pickle=True)) as url:
+        runtimes = [
+            remote_runtime(url, token=tokens["worker"], trust=True),
+            remote_runtime(url, token=tokens["worker"], trust=True),
+            ServingRuntime(registry.db, registry.artifacts, trust=True),
+        ]
+        keys = [f"w{w}-user-{i}" for w in range(3) for i in range(150)]
+        try:
+            for index, key in enumerate(keys):
+                runtimes[index % 3].predict("ramp", [RECORD_X], routing_key=key)
+        finally:
+            for runtime in runtimes:
+                runtime.close()
+    gate = deployments.rollout("ramp")["decisions"]["errors"]
+    candidates = sum(routing_share("ramp", key) >= 0.9 for key in keys)
+    assert 0 < candidates < len(keys)
+    assert (gate["n_candidate"], gate["n_primary"]) == (candidates, len(keys) - candidates)
+    assert deployments.rollout("ramp")["state"]["step_requests"] == candidates
+
+
+def test_a_failing_canary_is_rolled_back_through_the_control_plane(registry, tokens):
+    deployments = _canary(registry, Flaky(0.0, seed=1), Flaky(1.0, seed=2), 0.5)
+    deployments.set_rollout("ramp", steps=[0.5, 1.0], min_requests=100_000)
+    with running_server(create_app(registry.db, registry.artifacts, allow_pickle=True)) as url:
+        runtime = remote_runtime(url, token=tokens["worker"], trust=True)
+        served = []
+        try:
+            for i in range(500):
+                try:
+                    served.append(runtime.predict("ramp", [RECORD_X], routing_key=f"u{i}").variant)
+                except RuntimeError:
+                    served.append(None)  # the candidate failed
+                if deployments.get("ramp").variants[1].weight == 0.0:
+                    break
+            after = {
+                runtime.predict("ramp", [RECORD_X], routing_key=f"v{i}").variant for i in range(20)
+            }
+        finally:
+            runtime.close()
+    failures = served.count(None)
+    assert 0 < failures < 100  # the gate needed a few dozen of the candidate's failures
+    assert after == {"stable"}
+    state = deployments.rollout("ramp")["state"]
+    assert state["status"] == "rolled_back"
+    assert state["gates"]["errors"]["state"]["n_candidate"] == failures
+    reason = deployments.history("ramp")["reason"].dropna().tolist()[-1]
+    assert reason.startswith("rollout: gate 'errors' failed")
 
 
 def test_a_request_a_person_decides_goes_to_the_control_planes_review_queue(

@@ -86,6 +86,21 @@ SCENARIO = [
             n, steps=[0.2, 0.6, 1.0], min_requests=50, gates={"errors": {"alpha": 0.01}}
         ),
     ),
+    # A data plane on another host reads its answers into the ramp.
+    (
+        "observe_rollout",
+        lambda d, n: d.observe_rollout(
+            n,
+            quiet=[{"share": 0.1, "requests": 3}],
+            request={
+                "candidate": True,
+                "failed": True,
+                "latency_ms": 4.5,
+                "share": 0.1,
+                "disagrees": None,
+            },
+        ),
+    ),
     ("rollout", lambda d, n: d.rollout(n)),
     ("deploy", lambda d, n: d.deploy(n, canary(0.3), strategy="canary", reason="wider")),
     ("rollback", lambda d, n: d.rollback(n, reason="back to 10%")),

@@ -9,7 +9,7 @@ as for the other commands) it needs no store: it reads the definitions, loads th
 versions (sha256 checked here), records its events and feedback through that control plane,
 acting with the API token in the environment variable ``--token-env`` names
 (``OPSLOOP_TRACKING_TOKEN`` by default; an editor's token). Its callers' tokens are checked
-by the control plane. See :mod:`opsloop.serving.remote_serving` for what this mode refuses.
+by the control plane. See :mod:`opsloop.serving.remote_serving` for what this mode leaves out.
 
 Exit codes: 0 stopped, 2 could not start (bad address or port, unknown deployment, a
 token the control plane refuses).

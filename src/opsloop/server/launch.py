@@ -144,8 +144,6 @@ def serve_data_plane(
     """
     import uvicorn
 
-    from opsloop.errors import UnavailableError
-
     if server_url is not None:
         if not 0 < port < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {port}")
@@ -187,11 +185,7 @@ def serve_data_plane(
                     f"{worker.role!r}; recording events and review items needs 'editor'"
                 )
         for name in deployments:
-            try:
-                served = runtime.served(name)
-            except UnavailableError as refused:
-                announce(f"deployment {name}: not served: {refused}")
-                continue
+            served = runtime.served(name)
             for variant, why in served.failures.items():
                 announce(f"deployment {name}: variant {variant} is not loaded: {why}")
         _announce_token(app, announce)

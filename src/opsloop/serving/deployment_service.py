@@ -150,6 +150,27 @@ class EventDocument(TypedDict, total=False):
 
 
 Events = Annotated[Sequence[EventDocument], Field(max_length=MAX_EVENTS)]
+Share = Annotated[float, Field(strict=True, gt=0, lt=1)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class QuietCount(TypedDict):
+    """Primary requests on which no gate's event happened, at one candidate share."""
+
+    share: Share
+    requests: Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RequestObservation(TypedDict):
+    """One answered request a ramping canary's gates read (see
+    :func:`~opsloop.serving.canary_rollout.observe_request`)."""
+
+    candidate: bool
+    failed: bool
+    latency_ms: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+    share: Share
+    disagrees: bool | None
 
 
 class DeploymentService(Protocol):
@@ -299,6 +320,18 @@ class DeploymentService(Protocol):
 
     def rollout(self, name: Key) -> dict:
         """The rollout's policy, state and evidence (a bandit's shares)."""
+        ...
+
+    def observe_rollout(
+        self,
+        name: Key,
+        *,
+        quiet: Annotated[Sequence[QuietCount], Field(max_length=MAX_LIST_LENGTH)] = (),
+        request: RequestObservation | None = None,
+    ) -> None:
+        """Read a data plane's answers into the deployment's ramping canary: ``quiet``
+        primary requests (no gate's event) per candidate share, and one ``request`` that
+        carries an event; the ramp steps or rolls back when its gates decide."""
         ...
 
     def revision(self) -> int:
@@ -514,6 +547,12 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             answer=wrapped("rollout", dict[str, Any], title="Rollout"),
         ),
         Operation("feedback", "POST", "/deployments/{name:path}/feedback"),
+        Operation(
+            "observe_rollout",
+            "POST",
+            "/deployments/{name:path}/rollout/observations",
+            role="editor",
+        ),
         Operation("get", "GET", "/deployments/{name:path}", answer=record(Deployment)),
         Operation(
             "deploy",

@@ -453,6 +453,26 @@ class Deployments:
 
     # -- what a data plane on another host writes and reads -------------------------------
 
+    def observe_rollout(
+        self,
+        name: str,
+        *,
+        quiet: Sequence[Mapping[str, Any]] = (),
+        request: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Read a data plane's answers into ``name``'s ramping canary (see
+        :meth:`~.rollout_observer.RolloutObserver.record`): ``quiet`` as ``{"share",
+        "requests"}`` pairs, ``request`` as ``{"candidate", "failed", "latency_ms",
+        "share", "disagrees"}``. Nothing happens without a canary rollout.
+
+        >>> Deployments(db).observe_rollout("api", quiet=[{"share": 0.1, "requests": 3}])
+        """
+        checked_key("deployment", name)
+        counts = [(float(q["share"]), int(q["requests"])) for q in quiet]
+        RolloutObserver(self.db, self).record(
+            name, counts, None if request is None else dict(request)
+        )
+
     def revision(self) -> int:
         """The newest audit entry's id (0 for an empty log): every change of a deployment,
         its settings or rollout, an alias, a user or a token appends an entry in its own

@@ -17,17 +17,16 @@ credentials:
   counted as lost), into the control plane's ``prediction_events`` table, where its
   monitoring, traffic, A/B and shadow reports read them;
 * requests a person decides, into the control plane's review queue;
-* feedback (labels and rewards) through :class:`RemoteRollouts`: the control plane keeps
-  it and passes it to the deployment's rollout, so a bandit's posteriors are those every
-  worker reads before each choice, as on a store.
+* routing state shared with every other worker, on the store or not: a bandit's
+  posteriors are read before each choice and rewards sent as feedback; a ramping canary's
+  gates read each answer that carries an event (a candidate's answer, an error, a slow
+  answer) at once and the others in batches, as on a store
+  (:class:`RemoteRollouts`), while the locked update of the gates' statistics and the
+  step or rollback they decide are the control plane's.
 
-What this mode refuses: a canary that ramps by its gates. Its gates' statistics move with
-every request, under a lock on the store, and decide the ramp's steps and rollback; a
-worker on another host cannot take that lock, so :meth:`RemoteRollouts.admit` refuses such
-a deployment (503, naming it and why) rather than serve it with gates nobody feeds. A canary
-with fixed weights, shadows, blue/green, A/B and bandits are served. The monitoring's
-gauges (drift share, task metric, alerts) are absent from this data plane's ``/metrics``:
-they are read from the store; the control plane's monitoring has them.
+What this mode leaves out: the monitoring's gauges (drift share, task metric, alerts) are
+absent from this data plane's ``/metrics``: they are read from the store; the control
+plane's monitoring has them.
 
 The token needs the editor role (recording events and review items writes); a caller's
 feedback is kept as the token owner's.
@@ -42,13 +41,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from opsloop.errors import NotFoundError, UnavailableError
+from opsloop.errors import NotFoundError
 from opsloop.registry.http_registry import HttpModelRegistry
-from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.deployment_service import MAX_EVENTS
 from opsloop.serving.http_deployments import HttpDeployments
 from opsloop.serving.http_review_queue import HttpReviewQueue
 from opsloop.serving.prediction_events import PredictionEvent
+from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.serving_runtime import ServingRuntime
 
@@ -76,51 +75,37 @@ class ControlPlaneSink:
             self.deployments.record_events(list(events[start : start + MAX_EVENTS]))
 
 
-class RemoteRollouts:
-    """What a data plane on a control plane's URL tells the rollouts (see the module):
-    feedback goes to the control plane, and a canary that ramps by its gates is refused.
+class RemoteRollouts(RolloutObserver):
+    """What a data plane on a control plane's URL tells the rollouts (see the module): a
+    ramping canary's gates read its answers as on a store, but the store's part (reading
+    the rollout, the locked update, the ramp's step or rollback) is the control plane's,
+    through ``deployments``' ``rollout``, ``observe_rollout`` and ``feedback``.
 
-    >>> from opsloop.serving import Deployments, Variant
-    >>> from opsloop.registry import ModelRegistry
-    >>> from opsloop.store import ArtifactStore, Database
+    >>> from opsloop.serving import Deployments
+    >>> from opsloop.store import Database
     >>> db = Database("sqlite://")
-    >>> _ = ModelRegistry(db, ArtifactStore(tmp_path)).register("m", b"x", flavor="onnx")
-    >>> _ = ModelRegistry(db, ArtifactStore(tmp_path)).register("m", b"y", flavor="onnx")
-    >>> deployments = Deployments(db)
-    >>> canary = deployments.deploy("api", [Variant("a", "m", version=1, weight=0.9),
-    ...     Variant("b", "m", version=2, role="candidate", weight=0.1)], strategy="canary")
-    >>> RemoteRollouts(deployments).admit(canary)
-    >>> _ = deployments.set_rollout("api", steps=[0.5, 1.0])
-    >>> RemoteRollouts(deployments).admit(deployments.get("api"))
-    Traceback (most recent call last):
-    opsloop.errors.UnavailableError: deployment 'api': its canary ramps by gates that ...
+    >>> RemoteRollouts(Deployments(db)).record("api", [(0.1, 3)], None)
     """
 
     def __init__(self, deployments: Any) -> None:
-        self.deployments = deployments
+        super().__init__(None, deployments)
 
-    def admit(self, definition: Deployment) -> None:
-        """Refuse ``definition`` when it is a canary ramping by its gates."""
-        if definition.strategy != "canary":
-            return
+    def _rollout(self, name: str) -> dict | None:
         try:
-            state = self.deployments.rollout(definition.name)["state"]
+            return self.deployments.rollout(name)
         except NotFoundError:
-            return
-        if state.get("kind") == "canary" and state.get("status") == "ramping":
-            raise UnavailableError(
-                f"deployment {definition.name!r}: its canary ramps by gates that every "
-                "request updates in the store, which a data plane on a control plane's URL "
-                "cannot do; serve it with 'opsloop serve' on the store (or 'opsloop server "
-                "--serve'), or give the canary fixed weights"
-            )
+            return None
 
-    def observe(self, served: Any, variant: str, **answer: Any) -> None:
-        """Nothing to feed: only a ramping canary's gates read answers, and
-        :meth:`admit` refused those."""
-
-    def flush(self) -> None:
-        """Nothing is held here."""
+    def record(
+        self, name: str, quiet: list[tuple[float, int]], request: dict[str, Any] | None
+    ) -> None:
+        """Send the answers to the control plane (see
+        :meth:`~.rollout_observer.RolloutObserver.record`)."""
+        self.deployments.observe_rollout(
+            name,
+            quiet=[{"share": share, "requests": count} for share, count in quiet],
+            request=request,
+        )
 
     def record_feedback(
         self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str

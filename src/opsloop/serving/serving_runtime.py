@@ -381,7 +381,6 @@ class ServingRuntime:
             return None
 
     def _load(self, definition: Deployment) -> ServedDeployment:
-        self.rollouts.admit(definition)
         served = ServedDeployment(definition, None)
         for variant in definition.variants:
             version = definition.serving.get(variant.name)
@@ -463,7 +462,7 @@ class ServingRuntime:
         chosen = [name] if name is not None else list(self.names or ())
         try:
             return all(self.served(each).ready for each in chosen)
-        except (NotFoundError, UnavailableError):  # unknown, or refused (see the collaborators)
+        except NotFoundError:
             return False
 
     # -- answering --------------------------------------------------------------------------
