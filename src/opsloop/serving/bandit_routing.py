@@ -12,7 +12,7 @@ transaction, so workers never lose each other's rewards. Without a rollout the d
 routes by its starting weights until its first reward, which starts the default rollout
 (Thompson sampling on 0/1 rewards).
 
->>> from opsloop.serving.deployment_records import Deployment
+>>> from opsloop.serving.deployment_records import Deployment, Variant
 >>> d = Deployment("api", "bandit", "full_automation",
 ...                (Variant("a", "m", version=1, weight=0.5),
 ...                 Variant("b", "m", version=2, role="candidate", weight=0.5)),

@@ -151,6 +151,7 @@ class EventDocument(TypedDict, total=False):
 
 Events = Annotated[Sequence[EventDocument], Field(max_length=MAX_EVENTS)]
 Share = Annotated[float, Field(strict=True, gt=0, lt=1)]
+Flag = Annotated[bool, Field(strict=True)]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -166,11 +167,11 @@ class RequestObservation(TypedDict):
     """One answered request a ramping canary's gates read (see
     :func:`~opsloop.serving.canary_rollout.observe_request`)."""
 
-    candidate: bool
-    failed: bool
+    candidate: Flag
+    failed: Flag
     latency_ms: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
     share: Share
-    disagrees: bool | None
+    disagrees: Flag | None
 
 
 class DeploymentService(Protocol):
