@@ -1,5 +1,6 @@
 """``opsloop serve`` and ``opsloop server --serve`` as processes: they answer predictions for
-the store's deployments, and a deployment that does not exist stops ``serve`` in one line."""
+the store's deployments (``serve`` also on a control plane's URL), and a deployment that does
+not exist stops ``serve`` in one line."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def deployed(store_uri):
     return model
 
 
-def _started(*arguments: str) -> tuple[subprocess.Popen, str]:
+def _started(*arguments: str, health: str = "/v2/health/live") -> tuple[subprocess.Popen, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -53,7 +54,7 @@ def _started(*arguments: str) -> tuple[subprocess.Popen, str]:
     deadline = time.monotonic() + 90
     while True:
         try:
-            if httpx.get(f"{url}/v2/health/live", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{health}", timeout=1).status_code == 200:
                 return process, url
         except httpx.TransportError:
             pass
@@ -89,3 +90,35 @@ def test_serving_an_unknown_deployment_is_one_line_and_exit_code_2(store_uri):
     )
     assert found.returncode == 2
     assert found.stderr.strip() == "error: no deployment named 'ghost'"
+
+
+def test_serve_on_a_control_planes_url_answers_and_a_refused_token_is_one_line(deployed):
+    """``opsloop serve --server URL`` against an ``opsloop server`` process on the store:
+    it answers with the deployed model; with a token the server refuses it stops in one
+    line with exit code 2."""
+    control, control_url = _started("server", health="/api/v1/health")
+    try:
+        process, url = _started("serve", "api", "--server", control_url)
+        try:
+            token = {"Authorization": f"Bearer {installation_token_path().read_text()}"}
+            answer = httpx.post(
+                f"{url}/v1/deployments/api/predict", json=[RECORD], headers=token, timeout=60
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["predictions"] == deployed.predict(pd.DataFrame([RECORD])).tolist()
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        refused = subprocess.run(
+            [sys.executable, "-m", "opsloop", "serve", "--server", control_url,
+             "--token-env", "WORKER_TOKEN", "--port", "5997"],
+            env={**os.environ, "PYTHONPATH": SOURCE, "WORKER_TOKEN": "olp_not-a-token"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # fmt: skip
+    finally:
+        control.terminate()
+        control.wait(timeout=30)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == f"error: {control_url}: unknown or revoked API token"

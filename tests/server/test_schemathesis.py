@@ -73,6 +73,8 @@ RULES_BEYOND_THE_SCHEMA = (
     "at most 36500d (100 years)",
     # A time range (traffic, shadow agreement) ends after it starts.
     "until_ms: must be after since_ms",
+    # Feedback carries a label, a reward or both.
+    "feedback: give a label, a reward or both",
 )
 
 

@@ -14,10 +14,14 @@ from tests.server.running import running_server
 from opsloop.contract.operation import ACTOR
 from opsloop.registry import add_user
 from opsloop.server import create_app
-from opsloop.serving import Deployments, HttpDeployments, Variant, record_feedback
+from opsloop.serving import Deployments, HttpDeployments, Variant, read_feedback, record_feedback
 from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS, DeploymentService
 from opsloop.serving.deployment_settings import MicroBatching
-from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+from opsloop.serving.prediction_events import (
+    PredictionEvent,
+    StoreEventSink,
+    read_prediction_events,
+)
 
 FAR_FUTURE_MS = 2**62
 
@@ -82,6 +86,21 @@ SCENARIO = [
             n, steps=[0.2, 0.6, 1.0], min_requests=50, gates={"errors": {"alpha": 0.01}}
         ),
     ),
+    # A data plane on another host reads its answers into the ramp.
+    (
+        "observe_rollout",
+        lambda d, n: d.observe_rollout(
+            n,
+            quiet=[{"share": 0.1, "requests": 3}],
+            request={
+                "candidate": True,
+                "failed": True,
+                "latency_ms": 4.5,
+                "share": 0.1,
+                "disagrees": None,
+            },
+        ),
+    ),
     ("rollout", lambda d, n: d.rollout(n)),
     ("deploy", lambda d, n: d.deploy(n, canary(0.3), strategy="canary", reason="wider")),
     ("rollback", lambda d, n: d.rollback(n, reason="back to 10%")),
@@ -92,8 +111,18 @@ SCENARIO = [
     ("ab_report", lambda d, n: d.ab_report(n)),
     ("ab_report", lambda d, n: d.ab_report(n, outcome="reward", alpha=0.1, power=0.9)),
     ("shadow_agreement", lambda d, n: d.shadow_agreement(n, since_ms=0, until_ms=4_000)),
+    ("revision", lambda d, n: d.revision() > 0),
+    # A data plane on another host records its answers, then their feedback, through these.
+    ("record_events", lambda d, n: d.record_events([served(n, "late-1"), served(n, "late-2")])),
+    ("feedback", lambda d, n: d.feedback(n, f"{n}-late-1", label=1, reward=1.0)),
     ("retire", lambda d, n: d.retire(n, reason="done")),
 ]
+
+
+def served(name: str, request: str) -> PredictionEvent:
+    """An answer of ``name``'s stable variant, after the traffic's range."""
+    return PredictionEvent(name, "stable", "primary", "credit", 1, f"{name}-{request}", None,
+                           [{"x": 1}], {"predictions": [1]}, None, 2.5, 9_000)  # fmt: skip
 
 
 def test_every_operation_has_a_parity_case():
@@ -157,6 +186,12 @@ def test_local_and_http_give_the_same_answers(registry, tracking):
                 method
             )
         remote.close()
+    for name in ("api-local", "api-http"):  # what the data plane's calls left in the store
+        late = read_feedback(registry.db, name).query("request_id.str.contains('late')")
+        assert late[["request_id", "label", "reward", "created_by"]].values.tolist() == [
+            [f"{name}-late-1", 1, 1.0, "owner"]
+        ]
+        assert (read_prediction_events(registry.db, name)["at_ms"] == 9_000).sum() == 2
 
 
 def _parameters(function) -> list[tuple[str, object, object]]:

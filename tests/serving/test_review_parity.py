@@ -30,6 +30,18 @@ SCENARIO = [
     ("claim", lambda q, n, first: q.claim(first)),
     ("list", lambda q, n, first: q.list(n, state="claimed", limit=5)),
     ("answer", lambda q, n, first: q.answer(first, ["decline", "approve"])),
+    # A data plane on another host puts a served request before a person.
+    (
+        "enqueue",
+        lambda q, n, first: q.enqueue(
+            n,
+            ROWS[:1],
+            reason="low_confidence",
+            request_id="r-17",
+            suggestion={"predictions": ["approve"], "probabilities": [[0.4, 0.6]]},
+            rules=["unsure"],
+        ),
+    ),
     ("claim_next", lambda q, n, first: q.claim_next(n)),
     ("claim_next", lambda q, n, first: q.claim_next(n)),
     ("list", lambda q, n, first: q.list(n, state="any")),

@@ -4,7 +4,15 @@ It serves the named deployments (none: every deployment of the store) from the s
 ``opsloop server`` uses, following their definitions as they change. It binds 127.0.0.1 by
 default and refuses any other address until the store has users with API tokens.
 
-Exit codes: 0 stopped, 2 could not start (bad address or port, unknown deployment).
+With ``--server URL`` (default: ``OPSLOOP_TRACKING_URI`` when it is an ``http(s)://`` URL,
+as for the other commands) it needs no store: it reads the definitions, loads the model
+versions (sha256 checked here), records its events and feedback through that control plane,
+acting with the API token in the environment variable ``--token-env`` names
+(``OPSLOOP_TRACKING_TOKEN`` by default; an editor's token). Its callers' tokens are checked
+by the control plane. See :mod:`opsloop.serving.remote_serving` for what this mode leaves out.
+
+Exit codes: 0 stopped, 2 could not start (bad address or port, unknown deployment, a
+token the control plane refuses).
 
 >>> from typer.testing import CliRunner
 >>> import typer
@@ -13,15 +21,20 @@ Exit codes: 0 stopped, 2 could not start (bad address or port, unknown deploymen
 >>> result = CliRunner().invoke(app, ["--port", "0"])
 >>> result.exit_code, "port must be between 1 and 65535" in result.output
 (2, True)
+>>> result = CliRunner().invoke(app, ["--server", "https://ops.example.com",
+...                                   "--token-env", "NO_SUCH_VARIABLE"], env={})
+>>> result.exit_code, "NO_SUCH_VARIABLE is not set" in result.output
+(2, True)
 """
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 
-from opsloop.cli.console import one_line_errors, out
+from opsloop.cli.console import UsageProblem, one_line_errors, out
 
 
 @one_line_errors
@@ -54,12 +67,32 @@ def serve_command(
             "every request, so no request after a change reaches a variant it took out."
         ),
     ] = 0.0,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="The control plane's URL: serve through it, with no store here "
+            "(default: OPSLOOP_TRACKING_URI when it is an http(s):// URL)."
+        ),
+    ] = None,
+    token_env: Annotated[
+        str,
+        typer.Option(help="The environment variable holding the API token for --server."),
+    ] = "OPSLOOP_TRACKING_TOKEN",
 ) -> None:
     """Answer prediction requests (POST /v1/deployments/NAME/predict, the Open Inference
     Protocol under /v2, metrics at /metrics)."""
     # The one place a surface starts another: the server's own entry function.
     from opsloop.server.launch import names, serve_data_plane
+    from opsloop.tracking.api import is_server, tracking_target
+    from opsloop.tracking.http_store import TOKEN_VARIABLE
 
+    if server is None and is_server(tracking_target()):
+        server = tracking_target()
+    token = None
+    if server is not None:
+        token = os.environ.get(token_env) or None
+        if token is None and token_env != TOKEN_VARIABLE:
+            raise UsageProblem(f"--token-env: the variable {token_env} is not set")
     serve_data_plane(
         deployments or (),
         host,
@@ -69,4 +102,6 @@ def serve_command(
         trusted_types=trust_type or (),
         check_interval_s=check_interval,
         announce=out.print,
+        server_url=server,
+        token=token,
     )

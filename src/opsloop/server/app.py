@@ -51,10 +51,10 @@ from opsloop.server.content_types import require_json, require_octets
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
 from opsloop.server.errors import install_error_handlers
 from opsloop.server.host_check import HostCheck
-from opsloop.server.identity import caller, store_has_users
+from opsloop.server.identity import Viewer, caller, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.openapi_document import exact_document
-from opsloop.server.response_models import Health
+from opsloop.server.response_models import Caller, Health
 from opsloop.serving import Deployments
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.store import ArtifactStore, Database, open_database
@@ -125,6 +125,14 @@ def create_app(
         """Liveness and the store's dialect (no authentication needed)."""
         return {"status": "ok", "version": __version__, "database": database.dialect}
 
+    @app.get(
+        "/api/v1/whoami", response_model=Caller, responses=error_responses(*EVERY_ROUTE, 403, 404)
+    )
+    def whoami(user: Viewer) -> dict:
+        """The user the request's token belongs to and their role: a data plane on another
+        host checks its callers' tokens here (:mod:`.remote_identity`)."""
+        return {"name": user.name, "role": user.role}
+
     json_bodies = [Depends(require_json)]
     # The error answers each router's routes can give, for the OpenAPI document.
     stored = error_responses(*EVERY_ROUTE, 403, 404)
@@ -134,7 +142,8 @@ def create_app(
         artifact_routes.router, dependencies=[Depends(require_octets)], responses=hashed
     )
     app.include_router(registry_routes.router, dependencies=json_bodies, responses=hashed)
-    app.include_router(deployment_routes.router, dependencies=json_bodies, responses=stored)
+    # A second label for an answer (feedback) and a second approval conflict.
+    app.include_router(deployment_routes.router, dependencies=json_bodies, responses=hashed)
     app.include_router(review_routes.router, dependencies=json_bodies, responses=hashed)
     app.include_router(monitoring_routes.router, dependencies=json_bodies, responses=stored)
     # The web pages at /, checking sessions with the same token rule as the API.

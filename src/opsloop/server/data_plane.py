@@ -44,9 +44,11 @@ are answered in the one place (:mod:`.errors`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from opsloop import __version__
 from opsloop.registry.token_cache import TokenCache
@@ -58,11 +60,13 @@ from opsloop.server.host_check import HostCheck
 from opsloop.server.identity import Viewer, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.openapi_document import exact_document
+from opsloop.server.remote_identity import ControlPlaneTokens
 from opsloop.serving.serving_metrics import CONTENT_TYPE
 from opsloop.serving.serving_runtime import ServingRuntime
 from opsloop.store import ArtifactStore, Database
 from opsloop.store.installation_token import ensure_installation_token
 from opsloop.tracking.capture import current_user
+from opsloop.tracking.http_store import ServerConnection
 
 
 async def _json_or_untyped(request: Request) -> None:
@@ -77,11 +81,13 @@ async def _json_or_untyped(request: Request) -> None:
         )
 
 
-def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
-    """Add the data plane's routes to ``app``, answering with ``runtime``.
+def install_data_plane(app: FastAPI, runtime: ServingRuntime, tokens: Any = None) -> None:
+    """Add the data plane's routes to ``app``, answering with ``runtime``; callers' tokens
+    are checked by ``tokens`` (default: a :class:`~opsloop.registry.token_cache.TokenCache`
+    on ``app.state.db``).
 
     ``app.state`` must hold what :mod:`.identity` reads (``db``, ``allow_embedded``,
-    ``has_users``, ``installation_token``, ``os_user``), as both apps' factories set it.
+    ``has_users``, ``installation_token``, ``os_user``), as the apps' factories set it.
 
     >>> import os, tempfile
     >>> from unittest import mock
@@ -97,7 +103,7 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime) -> None:
     >>> app.state.runtime.close()
     """
     app.state.runtime = runtime
-    app.state.token_cache = TokenCache(app.state.db)
+    app.state.token_cache = tokens or TokenCache(app.state.db)
     answers = error_responses(*EVERY_ROUTE, 403, 404, 503)
     # Feedback refuses a second label for an answer (409).
     app.include_router(
@@ -172,6 +178,71 @@ def create_data_plane_app(
             check_interval_s=check_interval_s,
         ),
     )
+    app.add_middleware(HostCheck, allowed=list(allowed_hosts))
+    exact_document(app)
+    return app
+
+
+def create_remote_data_plane_app(
+    server_url: str,
+    *,
+    token: str | None = None,
+    names: Iterable[str] | None = None,
+    allowed_hosts: Iterable[str] = (),
+    trust: bool = False,
+    trusted_types: Iterable[str] = (),
+    check_interval_s: float = 0.0,
+    limits: RequestLimits | None = None,
+) -> FastAPI:
+    """The data plane on the control plane at ``server_url``, acting with ``token``
+    (default ``$OPSLOOP_TRACKING_TOKEN``), with no store of its own (see
+    :mod:`opsloop.serving.remote_serving`). Every request needs an API token, which the
+    control plane checks (:mod:`.remote_identity`); the routes and their rules are those of
+    :func:`create_data_plane_app`. A control plane that cannot be reached is a 503.
+
+    Against a server (``server_url``, one with no users, so its installation token acts as
+    the OS user):
+
+    >>> from fastapi.testclient import TestClient
+    >>> app = create_remote_data_plane_app(server_url)
+    >>> client = TestClient(app, base_url="http://127.0.0.1:8080")
+    >>> client.post("/v1/deployments/api/predict", json=[{"x": 1}]).status_code
+    401
+    >>> bad = {"Authorization": "Bearer olp_unknown"}
+    >>> client.post("/v1/deployments/api/predict", json=[{"x": 1}], headers=bad).json()
+    {'detail': 'unknown or revoked API token', 'code': 'unauthenticated'}
+    >>> app.state.runtime.close()
+    """
+    from opsloop.serving.remote_serving import remote_runtime
+
+    runtime = remote_runtime(
+        server_url,
+        token=token,
+        names=names,
+        trust=trust,
+        trusted_types=trusted_types,
+        check_interval_s=check_interval_s,
+    )
+    app = FastAPI(title="opsloop data plane", version=__version__)
+    app.state.db = None
+    app.state.allow_embedded = False
+    app.state.has_users = True
+    app.state.installation_token = None
+    app.state.os_user = current_user()
+    install_error_handlers(app)
+
+    async def unreachable(_request: Request, error: Exception) -> JSONResponse:
+        body = {"detail": f"the control plane at {server_url} did not answer: {error}"}
+        return JSONResponse({**body, "code": "unavailable"}, status_code=503)
+
+    app.add_exception_handler(httpx.TransportError, unreachable)
+    install_request_limits(app, limits)
+    tokens = ControlPlaneTokens(
+        ServerConnection(server_url, token=token),
+        runtime.revision,
+        check_interval_s=check_interval_s,
+    )
+    install_data_plane(app, runtime, tokens)
     app.add_middleware(HostCheck, allowed=list(allowed_hosts))
     exact_document(app)
     return app

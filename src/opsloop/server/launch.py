@@ -122,11 +122,20 @@ def serve_data_plane(
     trusted_types: Sequence[str] = (),
     check_interval_s: float = 0.0,
     announce: Callable[[str], None] = print,
+    server_url: str | None = None,
+    token: str | None = None,
 ) -> None:
     """Serve the data plane (predictions, the Open Inference Protocol, metrics) on
     ``host:port`` until interrupted, for the ``deployments`` named (none: every deployment
     of the store). Those named are loaded before the first request; a variant that cannot
     be loaded is announced, and its deployment reports not ready.
+
+    With ``server_url`` the data plane runs on that control plane, acting with ``token``
+    (default ``$OPSLOOP_TRACKING_TOKEN``), with no store of its own
+    (:func:`~opsloop.server.data_plane.create_remote_data_plane_app`); a token the control
+    plane refuses stops it before it listens. Its callers' tokens are checked by the control
+    plane, so it may bind any address. Its token must be an editor's (it records events
+    and review items).
 
     >>> serve_data_plane(port=0)
     Traceback (most recent call last):
@@ -135,28 +144,51 @@ def serve_data_plane(
     """
     import uvicorn
 
-    from opsloop.server.data_plane import create_data_plane_app
-    from opsloop.store import ArtifactStore
-    from opsloop.store.location import artifact_uri
+    if server_url is not None:
+        if not 0 < port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, got {port}")
+        from opsloop.server.data_plane import create_remote_data_plane_app
 
-    database, local, hosts = _checked_address(host, port, allowed_hosts)
-    app = create_data_plane_app(
-        database,
-        ArtifactStore(artifact_uri()),
-        names=list(deployments) or None,
-        allow_embedded=local,
-        allowed_hosts=hosts,
-        trust=trust,
-        trusted_types=trusted_types,
-        check_interval_s=check_interval_s,
-    )
+        hosts = list(allowed_hosts) + ([] if host in ("0.0.0.0", "::") else [host])
+        app = create_remote_data_plane_app(
+            server_url,
+            token=token,
+            names=list(deployments) or None,
+            allowed_hosts=hosts,
+            trust=trust,
+            trusted_types=trusted_types,
+            check_interval_s=check_interval_s,
+        )
+    else:
+        from opsloop.server.data_plane import create_data_plane_app
+        from opsloop.store import ArtifactStore
+        from opsloop.store.location import artifact_uri
+
+        database, local, hosts = _checked_address(host, port, allowed_hosts)
+        app = create_data_plane_app(
+            database,
+            ArtifactStore(artifact_uri()),
+            names=list(deployments) or None,
+            allow_embedded=local,
+            allowed_hosts=hosts,
+            trust=trust,
+            trusted_types=trusted_types,
+            check_interval_s=check_interval_s,
+        )
     runtime = app.state.runtime
-    for name in deployments:
-        served = runtime.served(name)
-        for variant, why in served.failures.items():
-            announce(f"deployment {name}: variant {variant} is not loaded: {why}")
-    _announce_token(app, announce)
     try:
+        if server_url is not None:  # a refused token stops here, before listening
+            worker = app.state.token_cache.worker()
+            if not worker.can("editor"):
+                raise PermissionError(
+                    f"the data plane's token belongs to {worker.name!r}, whose role is "
+                    f"{worker.role!r}; recording events and review items needs 'editor'"
+                )
+        for name in deployments:
+            served = runtime.served(name)
+            for variant, why in served.failures.items():
+                announce(f"deployment {name}: variant {variant} is not loaded: {why}")
+        _announce_token(app, announce)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
         runtime.close()

@@ -28,6 +28,13 @@ class Health(_Answer):
     database: str = Field(description="the store's SQL dialect, such as 'sqlite'")
 
 
+class Caller(_Answer):
+    """``GET /whoami``: the user a request's API token belongs to, with their role."""
+
+    name: str
+    role: str = Field(description="viewer, editor, approver or admin")
+
+
 class ArtifactStored(_Answer):
     """``PUT /artifacts/{sha256}``: the verified sha256 and the size in bytes."""
 

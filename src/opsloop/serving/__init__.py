@@ -19,6 +19,8 @@ The data plane's runtime answers requests by those definitions: :class:`ServingR
 routes by the strategy (:mod:`.routing`, where other policies register), mirrors requests
 to shadows and records every answer as a :class:`PredictionEvent`
 (:func:`read_prediction_events`, :func:`record_feedback`, :func:`read_feedback`).
+:func:`remote_runtime` is the same runtime on a control plane's URL, with no store
+(:mod:`.remote_serving`).
 """
 
 from opsloop.serving.backend import open_deployments
@@ -40,6 +42,7 @@ from opsloop.serving.prediction_events import (
     read_prediction_events,
 )
 from opsloop.serving.prediction_feedback import read_feedback, record_feedback
+from opsloop.serving.remote_serving import remote_runtime
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.routing import RoutingPolicy, WeightedSplit, register_policy
 from opsloop.serving.serving_runtime import ServedAnswer, ServingRuntime
@@ -68,4 +71,5 @@ __all__ = [
     "read_prediction_events",
     "record_feedback",
     "register_policy",
+    "remote_runtime",
 ]

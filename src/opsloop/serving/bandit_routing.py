@@ -23,6 +23,9 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
@@ -61,21 +64,43 @@ class BanditRouting:
         self.deployment = deployment
         self.arms = [v.name for v in deployment.variants if v.role != "shadow"]
         self.split = weighted_split(deployment)
-        self.db: Database | None = None
+        self.read: Callable[[str], dict | None] | None = None
         self.rng = np.random.default_rng()
 
     def bind_store(self, db: Database) -> None:
         """Read the shared policy from ``db`` before each choice."""
-        self.db = db
-        document = read_rollout(db, self.deployment.name)
+        self.bind_rollouts(partial(read_rollout, db))
+
+    def bind_rollouts(self, read: Callable[[str], dict | None]) -> None:
+        """Read the shared policy with ``read`` (a deployment's name to its rollout
+        document, ``None`` when it has none) before each choice: from the store, or from
+        the control plane for a data plane on its URL.
+
+        >>> from opsloop.serving.deployment_records import Variant
+        >>> d = Deployment("api", "bandit", "full_automation",
+        ...                (Variant("a", "m", version=1, weight=0.5),
+        ...                 Variant("b", "m", version=2, role="candidate", weight=0.5)),
+        ...                None, 0, "ana", {"a": 1, "b": 2})
+        >>> routing = BanditRouting(d)
+        >>> from opsloop.learn.bandits import EpsilonGreedy
+        >>> greedy = EpsilonGreedy(["a", "b"], epsilon=0.0)
+        >>> for arm, reward in (("a", 0.0), ("b", 1.0)):
+        ...     greedy.update(arm, reward)
+        >>> shared = {"policy": {}, "state": {"kind": "bandit", "policy": greedy.to_dict()}}
+        >>> routing.bind_rollouts(lambda name: shared)
+        >>> {routing.choose(None) for _ in range(5)}
+        {'b'}
+        """
+        self.read = read
+        document = read(self.deployment.name)
         seed = None if document is None else document["policy"].get("seed")
         self.rng = np.random.default_rng(seed)
 
     def choose(self, key: str | None) -> str:
         """The arm the policy draws now (the weighted split without a shared policy)."""
-        if self.db is None:
+        if self.read is None:
             return self.split.choose(key)
-        policy = _bandit(read_rollout(self.db, self.deployment.name), self.arms)
+        policy = _bandit(self.read(self.deployment.name), self.arms)
         if policy is None:
             return self.split.choose(key)
         return policy.choose(self.rng)

@@ -48,8 +48,11 @@ from opsloop.contract.wire_types import (
     AskedTimeMs,
     Key,
     Name,
+    Number,
     OneOf,
     Text,
+    TimeMs,
+    Version,
     integral,
 )
 from opsloop.registry.registry_service import (
@@ -60,6 +63,7 @@ from opsloop.registry.registry_service import (
 )
 from opsloop.reports.frame_records import frame_records
 from opsloop.serving.ab_report import OUTCOMES, ABReport
+from opsloop.serving.automation import DISPOSITIONS
 from opsloop.serving.deployment_records import (
     AUTOMATION_LEVELS,
     STRATEGIES,
@@ -81,6 +85,8 @@ Automation = Annotated[str, OneOf(AUTOMATION_LEVELS)]
 Bandit = Annotated[str, OneOf(tuple(sorted(BANDIT_POLICIES)))]
 Outcome = Annotated[str, OneOf(OUTCOMES)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
+#: The most prediction events one ``record_events`` call keeps (a data plane's batch).
+MAX_EVENTS = 500
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -116,6 +122,56 @@ class GateParams(TypedDict, total=False):
 
 
 Gates = Annotated[dict[Annotated[str, OneOf(GATES)], GateParams], Field(max_length=len(GATES))]
+RequestId = Annotated[
+    str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
+]
+Count = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class EventDocument(TypedDict, total=False):
+    """A prediction event on the wire (see
+    :class:`~opsloop.serving.prediction_events.PredictionEvent`)."""
+
+    deployment: Required[Key]
+    variant: Required[Key]
+    role: Required[Annotated[str, OneOf(("primary", "shadow"))]]
+    model: Required[Name]
+    version: Required[Version]
+    request_id: Required[RequestId]
+    routing_key: Annotated[Text, Field(max_length=1000)] | None
+    inputs: Required[Annotated[list[dict[Name, Any]], Field(max_length=MAX_LIST_LENGTH)]]
+    output: dict[Name, Any] | None
+    error: Text | None
+    latency_ms: Required[Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]]
+    at_ms: Required[TimeMs]
+    disposition: Annotated[str, OneOf(DISPOSITIONS)] | None
+    assertions: dict[Name, Count] | None
+
+
+Events = Annotated[Sequence[EventDocument], Field(max_length=MAX_EVENTS)]
+Share = Annotated[float, Field(strict=True, gt=0, lt=1)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class QuietCount(TypedDict):
+    """Primary requests on which no gate's event happened, at one candidate share."""
+
+    share: Share
+    requests: Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RequestObservation(TypedDict):
+    """One answered request a ramping canary's gates read (see
+    :func:`~opsloop.serving.canary_rollout.observe_request`)."""
+
+    candidate: Flag
+    failed: Flag
+    latency_ms: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+    share: Share
+    disagrees: Flag | None
 
 
 class DeploymentService(Protocol):
@@ -265,6 +321,40 @@ class DeploymentService(Protocol):
 
     def rollout(self, name: Key) -> dict:
         """The rollout's policy, state and evidence (a bandit's shares)."""
+        ...
+
+    def observe_rollout(
+        self,
+        name: Key,
+        *,
+        quiet: Annotated[Sequence[QuietCount], Field(max_length=MAX_LIST_LENGTH)] = (),
+        request: RequestObservation | None = None,
+    ) -> None:
+        """Read a data plane's answers into the deployment's ramping canary: ``quiet``
+        primary requests (no gate's event) per candidate share, and one ``request`` that
+        carries an event; the ramp steps or rolls back when its gates decide."""
+        ...
+
+    def revision(self) -> int:
+        """The newest audit entry's id: it moves with every change of a deployment, its
+        settings or rollout, an alias, a user or a token (0 for an empty log)."""
+        ...
+
+    def record_events(self, events: Events) -> int:
+        """Keep prediction events a data plane answered; how many were kept."""
+        ...
+
+    def feedback(
+        self,
+        name: Key,
+        request_id: RequestId,
+        *,
+        label: Any = None,
+        reward: Number | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """Keep the label and/or reward of the answer ``request_id`` and pass it to the
+        deployment's rollout (a ramping canary's metric gate, a bandit)."""
         ...
 
 
@@ -457,6 +547,13 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "/deployments/{name:path}/rollout",
             answer=wrapped("rollout", dict[str, Any], title="Rollout"),
         ),
+        Operation("feedback", "POST", "/deployments/{name:path}/feedback"),
+        Operation(
+            "observe_rollout",
+            "POST",
+            "/deployments/{name:path}/rollout/observations",
+            role="editor",
+        ),
         Operation("get", "GET", "/deployments/{name:path}", answer=record(Deployment)),
         Operation(
             "deploy",
@@ -474,6 +571,15 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             answer=record(Deployment),
         ),
         Operation("retire", "DELETE", "/deployments/{name:path}", role="editor", query=("reason",)),
+        Operation("revision", "GET", "/serving/revision", answer=wrapped("revision", int)),
+        Operation(
+            "record_events",
+            "POST",
+            "/serving/events",
+            role="editor",
+            answer=wrapped("recorded", int, title="RecordedEvents"),
+            created=True,
+        ),
     ],
 )
 

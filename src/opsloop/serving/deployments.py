@@ -39,7 +39,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
-from opsloop.registry.audit import alias_version_at, append_audit, audit_entries, lock_audit_log
+from opsloop.registry.audit import (
+    alias_version_at,
+    append_audit,
+    audit_entries,
+    lock_audit_log,
+    newest_audit_id,
+)
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.users import acting_user
@@ -67,7 +73,9 @@ from opsloop.serving.deployment_settings import (
     settings_in,
     store_settings,
 )
+from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.rollout_control import rollout_document, set_rollout
+from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_policy import DEFAULT_STEPS, RolloutPolicy
 from opsloop.serving.rollout_state import delete_rollout
 from opsloop.serving.shadow_agreement import ShadowAgreement, shadow_agreement
@@ -90,6 +98,10 @@ LIST_COLUMNS = (
     "updated_ms",
     "updated_by",
 )
+
+
+#: What an event's document may leave out (see :meth:`Deployments.record_events`).
+_UNSAID = {"routing_key": None, "output": None, "error": None}
 
 
 class UnknownDeploymentError(NotFoundError, ValueError):
@@ -438,6 +450,82 @@ class Deployments:
         """
         checked_key("deployment", name)
         return rollout_document(self.db, name)
+
+    # -- what a data plane on another host writes and reads -------------------------------
+
+    def observe_rollout(
+        self,
+        name: str,
+        *,
+        quiet: Sequence[Mapping[str, Any]] = (),
+        request: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Read a data plane's answers into ``name``'s ramping canary (see
+        :meth:`~.rollout_observer.RolloutObserver.record`): ``quiet`` as ``{"share",
+        "requests"}`` pairs, ``request`` as ``{"candidate", "failed", "latency_ms",
+        "share", "disagrees"}``. Nothing happens without a canary rollout.
+
+        >>> Deployments(db).observe_rollout("api", quiet=[{"share": 0.1, "requests": 3}])
+        """
+        checked_key("deployment", name)
+        counts = [(float(q["share"]), int(q["requests"])) for q in quiet]
+        RolloutObserver(self.db, self).record(
+            name, counts, None if request is None else dict(request)
+        )
+
+    def revision(self) -> int:
+        """The newest audit entry's id (0 for an empty log): every change of a deployment,
+        its settings or rollout, an alias, a user or a token appends an entry in its own
+        transaction, so a data plane that reads the same number has seen every change.
+
+        >>> before = Deployments(db).revision()
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> Deployments(db).revision() > before
+        True
+        """
+        return newest_audit_id(self.db)
+
+    def record_events(self, events: Sequence[PredictionEvent | Mapping[str, Any]]) -> int:
+        """Keep ``events`` (prediction events, or their documents) in one transaction; how
+        many were kept.
+
+        >>> from opsloop.serving.prediction_events import read_prediction_events
+        >>> Deployments(db).record_events([{"deployment": "api", "variant": "a",
+        ...     "role": "primary", "model": "m", "version": 1, "request_id": "r1",
+        ...     "inputs": [{"x": 1}], "output": {"predictions": [0]}, "latency_ms": 0.5,
+        ...     "at_ms": 1000}])
+        1
+        >>> read_prediction_events(db, "api")["request_id"].tolist()
+        ['r1']
+        """
+        kept = [
+            e if isinstance(e, PredictionEvent) else PredictionEvent(**{**_UNSAID, **e})
+            for e in events
+        ]
+        StoreEventSink(self.db).write(kept)
+        return len(kept)
+
+    def feedback(
+        self,
+        name: str,
+        request_id: str,
+        *,
+        label: Any = None,
+        reward: float | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """Keep the ``label`` and/or ``reward`` of the answer ``request_id`` of deployment
+        ``name`` (see :func:`~.prediction_feedback.record_feedback`) and pass it to its
+        rollout: a label to a ramping canary's metric gate, a reward to its bandit.
+
+        >>> Deployments(db).feedback("web", "r1", label=1)
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
+        """
+        self.get(name)
+        RolloutObserver(self.db, self).record_feedback(
+            name, request_id, label=label, reward=reward, actor=actor or self.actor
+        )
 
     # -- reads ----------------------------------------------------------------------------
 

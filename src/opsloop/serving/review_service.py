@@ -5,8 +5,9 @@
 :class:`~opsloop.serving.http_review_queue.HttpReviewQueue` on a server both satisfy it
 (a test checks their signatures against it). :data:`REVIEW_OPERATIONS` places each
 operation on the wire; the server's routes and the HTTP client are generated from it
-(:mod:`opsloop.contract`). Reading needs the viewer role, claiming, answering and
-submitting the editor role; the token's owner acts.
+(:mod:`opsloop.contract`). Reading needs the viewer role, claiming, answering,
+submitting and enqueueing (a data plane on another host puts its served requests in the
+queue) the editor role; the token's owner acts.
 
 >>> [(op.verb, op.path) for op in REVIEW_OPERATIONS.operations][:2]
 [('GET', '/review/items'), ('POST', '/review/items')]
@@ -33,8 +34,8 @@ from opsloop.contract.operation import (
     record,
     records,
 )
-from opsloop.contract.wire_types import MAX_LIST_LENGTH, Key, OneOf, integral
-from opsloop.serving.review_queue import MAX_LISTED, REVIEW_STATES, ReviewItem
+from opsloop.contract.wire_types import MAX_LIST_LENGTH, Key, Name, OneOf, integral
+from opsloop.serving.review_queue import MAX_LISTED, REVIEW_REASONS, REVIEW_STATES, ReviewItem
 from opsloop.tracking.limits import INT32_MAX
 
 # Item ids are the store's integer keys (32 bits in PostgreSQL).
@@ -42,6 +43,10 @@ ItemId = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(
 Records = Annotated[Sequence[dict[str, Any]], Field(min_length=1, max_length=MAX_LIST_LENGTH)]
 Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_LISTED), BeforeValidator(integral)]
 State = Annotated[str, OneOf((*REVIEW_STATES, "any"))]
+Reason = Annotated[str, OneOf(REVIEW_REASONS)]
+RequestId = Annotated[
+    str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
+]
 
 
 def _given(label: Any) -> Any:
@@ -67,6 +72,20 @@ class ReviewQueueService(Protocol):
 
     def submit(self, deployment: Key, records: Records, *, actor: str | None = None) -> ReviewItem:
         """Ask people for the labels of ``records`` (active learning); the item made."""
+        ...
+
+    def enqueue(
+        self,
+        deployment: Key,
+        records: Records,
+        *,
+        reason: Reason,
+        request_id: RequestId | None = None,
+        suggestion: dict[str, Any] | None = None,
+        rules: Annotated[Sequence[Name], Field(max_length=MAX_LIST_LENGTH)] = (),
+    ) -> ReviewItem:
+        """Put a served request before a person (a data plane's entry, for the reason its
+        deployment's automation level or assertions give); the item made."""
         ...
 
     def claim_next(self, deployment: Key, *, actor: str | None = None) -> ReviewItem | None:
@@ -100,6 +119,14 @@ REVIEW_OPERATIONS = ServiceTable(
             "submit",
             "POST",
             "/review/items",
+            role="editor",
+            answer=record(ReviewItem),
+            created=True,
+        ),
+        Operation(
+            "enqueue",
+            "POST",
+            "/review/deployments/{deployment:path}/requests",
             role="editor",
             answer=record(ReviewItem),
             created=True,

@@ -37,6 +37,7 @@ from opsloop.serving.canary_rollout import (
     observe_request,
 )
 from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.prediction_feedback import record_feedback
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
@@ -72,10 +73,13 @@ class RolloutObserver:
         self._pending: dict[tuple[str, float], int] = {}
         self._pending_lock = threading.Lock()
 
+    def _rollout(self, name: str) -> dict | None:
+        return read_rollout(self.db, name)
+
     def _ramping_gates(self, definition: Deployment) -> tuple[dict | None, float | None]:
         known = self._ramping.get(definition.name)
         if known is None or known[0] is not definition:
-            document = read_rollout(self.db, definition.name)
+            document = self._rollout(definition.name)
             ramping = (
                 definition.strategy == "canary"
                 and document is not None
@@ -128,29 +132,42 @@ class RolloutObserver:
                 if self._pending[key] < QUIET_BATCH:
                     return
             pending = [(k[1], self._pending.pop(k)) for k in list(self._pending) if k[0] == name]
+        request = None
+        if candidate or failed or slow:  # else this request was the quiet batch's last
+            request = {
+                "candidate": candidate,
+                "failed": failed,
+                "latency_ms": latency_ms,
+                "share": share,
+                "disagrees": disagrees,
+            }
+        self.record(name, pending, request)
+
+    def record(
+        self, name: str, quiet: list[tuple[float, int]], request: dict[str, Any] | None
+    ) -> None:
+        """Read into ``name``'s canary, in one write transaction, the ``quiet`` primary
+        requests (per candidate share, their count) and the answered ``request`` (its
+        ``candidate``, ``failed``, ``latency_ms``, ``share`` and ``disagrees``, see
+        :func:`~.canary_rollout.observe_request`), and make the change the ramp decides.
+
+        >>> from opsloop.serving.deployments import Deployments
+        >>> db = Database("sqlite://")
+        >>> RolloutObserver(db, Deployments(db)).record("api", [(0.1, 3)], None)
+        """
+        transition = None
         with self.db.write() as connection:
-            found = locked_rollout(connection, definition.name)
+            found = locked_rollout(connection, name)
             if found is None or found[1].get("kind") != "canary":
                 return
             policy, state, set_by = found
-            for pending_share, count in pending:
+            for pending_share, count in quiet:
                 observe_quiet_primary(state, count, pending_share)
-            if not (candidate or failed or slow):  # this request was the batch's last
-                write_rollout(connection, name, policy, state, set_by, self.db.clock())
-                return
-            transition = observe_request(
-                policy,
-                state,
-                candidate=candidate,
-                failed=failed,
-                latency_ms=latency_ms,
-                share=share,
-                at_ms=self.db.clock(),
-                disagrees=disagrees,
-            )
-            write_rollout(connection, definition.name, policy, state, set_by, self.db.clock())
+            if request is not None:
+                transition = observe_request(policy, state, at_ms=self.db.clock(), **request)
+            write_rollout(connection, name, policy, state, set_by, self.db.clock())
         if transition is not None:
-            self._apply(definition.name, transition, state, set_by)
+            self._apply(name, transition, state, set_by)
 
     @staticmethod
     def _disagrees(served: Any, frame: Any, answer: Any) -> bool | None:
@@ -172,13 +189,7 @@ class RolloutObserver:
         with self._pending_lock:
             pending, self._pending = self._pending, {}
         for (name, share), count in pending.items():
-            with self.db.write() as connection:
-                found = locked_rollout(connection, name)
-                if found is None or found[1].get("kind") != "canary":
-                    continue
-                policy, state, set_by = found
-                observe_quiet_primary(state, count, share)
-                write_rollout(connection, name, policy, state, set_by, self.db.clock())
+            self.record(name, [(share, count)], None)
 
     def _apply(self, name: str, transition, state: dict, set_by: str) -> None:
         try:
@@ -186,6 +197,24 @@ class RolloutObserver:
         except Exception:  # the answer has left; its request must not fail for this
             # The state holds the decision; a person can carry it out (or set a new rollout).
             logger.exception("deployment %s: the rollout's %s failed", name, transition.action)
+
+    def record_feedback(
+        self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str
+    ) -> None:
+        """Keep the feedback on answer ``request_id`` (:func:`~.prediction_feedback.
+        record_feedback`, after checking that the bandit can learn the reward) and read it
+        (:meth:`feedback`).
+
+        >>> from opsloop.serving.deployments import Deployments
+        >>> db = Database("sqlite://")
+        >>> RolloutObserver(db, Deployments(db)).record_feedback(
+        ...     "api", "r1", label=1, reward=None, actor="ana")
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: deployment 'api' answered no request with id 'r1'
+        """
+        self.check_reward(deployment, reward)
+        record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
+        self.feedback(deployment, request_id, label=label, reward=reward)
 
     def check_reward(self, deployment: str, reward: Any) -> None:
         """Refuse a reward ``deployment``'s bandit cannot learn (a 0.5 for 0/1 rewards)

@@ -57,17 +57,16 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opsloop.data.schema import Schema
 from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError, UnavailableError
-from opsloop.registry.audit import newest_audit_id
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, oversee
 from opsloop.serving.deployment_records import Deployment
-from opsloop.serving.deployment_settings import MicroBatching, read_settings
+from opsloop.serving.deployment_settings import MicroBatching
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.loaded_variant import LoadedVariant, VariantAnswer, load_variant
 from opsloop.serving.micro_batching import Arrival, Arrivals, MicroBatcher
@@ -77,15 +76,15 @@ from opsloop.serving.prediction_events import (
     PredictionEvent,
     StoreEventSink,
 )
-from opsloop.serving.prediction_feedback import record_feedback
 from opsloop.serving.record_validation import CheckedRecords
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.rollout_observer import RolloutObserver
+from opsloop.serving.rollout_state import read_rollout
 from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
 from opsloop.store.artifacts import ArtifactStore
-from opsloop.store.database import Database
+from opsloop.store.database import Database, now_ms
 
 logger = logging.getLogger("opsloop.serving")
 
@@ -230,14 +229,28 @@ class ServingRuntime:
     queue. ``check_interval_s`` is how often the definitions' revision is read (0: before
     every request, the strict guarantee of the module docstring).
 
+    The runtime's collaborators default to those on ``db`` and ``artifacts``; each may be
+    given instead, which is how a data plane runs on a control plane's URL with no store
+    (:mod:`.remote_serving`): ``deployments`` (the definitions, their settings and
+    rollouts, the feedback; a :class:`~.deployment_service.DeploymentService`),
+    ``registry`` (the model versions, loaded sha256-verified), ``review_queue`` (where
+    requests a person decides go), ``rollouts`` (what feeds a canary's gates and a
+    bandit: a :class:`~.rollout_observer.RolloutObserver` or one of its kind),
+    ``revision`` (a function giving the definitions' revision number, default
+    ``deployments.revision``) and ``clock`` (milliseconds since the epoch, stamped on
+    events). Without ``db`` every one of them but the clock and the revision must be given.
+
     >>> ServingRuntime(Database("sqlite://"), None, check_interval_s=-1)
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: check_interval_s must be a number >= 0, got -1
+    >>> ServingRuntime(None, None)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: db: without a store, give deployments, registry, ...
     """
 
     def __init__(
         self,
-        db: Database,
+        db: Database | None,
         artifacts: ArtifactStore | None,
         *,
         names: Iterable[str] | None = None,
@@ -248,6 +261,12 @@ class ServingRuntime:
         shadow_capacity: int = 1_000,
         check_interval_s: float = 0.0,
         metrics: ServingMetrics | None = None,
+        deployments: Any = None,
+        registry: Any = None,
+        review_queue: Any = None,
+        rollouts: Any = None,
+        revision: Callable[[], int] | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         if (
             isinstance(check_interval_s, bool)
@@ -257,23 +276,38 @@ class ServingRuntime:
             raise InvalidArgumentError(
                 f"check_interval_s must be a number >= 0, got {check_interval_s!r}"
             )
+        if db is None and None in (deployments, registry, review_queue, rollouts, sink):
+            raise InvalidArgumentError(
+                "db: without a store, give deployments, registry, review_queue, rollouts and sink"
+            )
         self.db = db
         self.names = None if names is None else tuple(names)
         self.trust = trust
         self.trusted_types = tuple(trusted_types)
         self.check_interval_s = float(check_interval_s)
         self.shadow_capacity = shadow_capacity
-        self.registry = ModelRegistry(db, artifacts, actor="serving")
-        self.deployments = Deployments(db, actor="serving")
+        self.registry = (
+            registry if registry is not None else ModelRegistry(db, artifacts, actor="serving")
+        )
+        self.deployments = (
+            deployments if deployments is not None else Deployments(db, actor="serving")
+        )
         self.metrics = metrics or ServingMetrics()
-        # The monitoring's latest windows and alerts, read from the store at each scrape
-        # (imported here: monitoring's actions deploy through this package).
-        from opsloop.monitoring.monitoring_gauges import MonitoringGauges
+        if db is not None:
+            # The monitoring's latest windows and alerts, read from the store at each
+            # scrape (imported here: monitoring's actions deploy through this package).
+            from opsloop.monitoring.monitoring_gauges import MonitoringGauges
 
-        self.metrics.registry.register(MonitoringGauges(db, self.names))
-        self.recorder = EventRecorder(sink or StoreEventSink(db), capacity=event_capacity)
-        self.review_queue = ReviewQueue(db, actor="serving")
-        self.rollouts = RolloutObserver(db, self.deployments)
+            self.metrics.registry.register(MonitoringGauges(db, self.names))
+        self.clock = clock or (db.clock if db is not None else now_ms)
+        self._read_revision = revision or self.deployments.revision
+        self.recorder = EventRecorder(
+            sink if sink is not None else StoreEventSink(db), capacity=event_capacity
+        )
+        self.review_queue = (
+            review_queue if review_queue is not None else ReviewQueue(db, actor="serving")
+        )
+        self.rollouts = rollouts if rollouts is not None else RolloutObserver(db, self.deployments)
         #: Prediction requests under way to a micro-batcher (see :mod:`.micro_batching`).
         self.arrivals = Arrivals()
         self._served: dict[str, ServedDeployment] = {}
@@ -292,7 +326,7 @@ class ServingRuntime:
         >>> ServingRuntime(Database("sqlite://"), None).revision()
         0
         """
-        return newest_audit_id(self.db)
+        return self._read_revision()
 
     def _follow(self, revision: int | None = None) -> None:
         clock = time.monotonic()
@@ -338,6 +372,14 @@ class ServingRuntime:
                 self._served[name] = found
         return found
 
+    def _rollout_document(self, name: str) -> dict | None:
+        if self.db is not None:
+            return read_rollout(self.db, name)
+        try:
+            return self.deployments.rollout(name)
+        except NotFoundError:
+            return None
+
     def _load(self, definition: Deployment) -> ServedDeployment:
         served = ServedDeployment(definition, None)
         for variant in definition.variants:
@@ -367,11 +409,11 @@ class ServingRuntime:
             self._models[key] = cached
             served.loaded[variant.name] = replace(cached, name=variant.name, role=variant.role)
         served.policy = policy_for(definition)
-        settings = read_settings(self.db, definition.name)
+        settings = self.deployments.settings(definition.name)
         served.oversight = Oversight.of(definition.automation, settings)
         served.batching = settings.batching
-        if hasattr(served.policy, "bind_store"):  # a policy whose state is shared (bandit)
-            served.policy.bind_store(self.db)
+        if hasattr(served.policy, "bind_rollouts"):  # a policy whose state is shared (bandit)
+            served.policy.bind_rollouts(self._rollout_document)
         self._keep_mirrors(definition)
         return served
 
@@ -639,7 +681,7 @@ class ServingRuntime:
             output=None if answer is None else answer.to_dict(),
             error=error,
             latency_ms=seconds * 1000.0,
-            at_ms=self.db.clock(),
+            at_ms=self.clock(),
             disposition=None if decision is None else decision.disposition,
             assertions=None if decision is None else decision.counts,
         )
@@ -666,10 +708,10 @@ class ServingRuntime:
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
         """
         self.served(deployment)
-        self.rollouts.check_reward(deployment, reward)
         self.recorder.flush(wait_s)
-        record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
-        self.rollouts.feedback(deployment, request_id, label=label, reward=reward)
+        self.rollouts.record_feedback(
+            deployment, request_id, label=label, reward=reward, actor=actor
+        )
 
     def input_schema(
         self, deployment: str, variant: str | None = None, revision: int | None = None

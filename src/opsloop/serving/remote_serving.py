@@ -1,0 +1,158 @@
+"""The data plane on a control plane's URL: a serving runtime with no store of its own.
+
+KServe and Seldon split serving the same way: a control plane keeps the definitions, and
+data plane workers, as many as the traffic needs, answer requests by them.
+:func:`remote_runtime` builds a :class:`~.serving_runtime.ServingRuntime` that reaches
+everything through an ``opsloop server`` with an API token and needs no database
+credentials:
+
+* the definitions, their settings and rollouts, and the revision number that moves with
+  every change, through :class:`~.http_deployments.HttpDeployments`;
+* the model versions through :class:`~opsloop.registry.http_registry.HttpModelRegistry`:
+  the artifact is downloaded, its sha256 checked here against the version's recorded hash,
+  and it is loaded here by the same trust rules as local loading (a pickle needs the
+  serving user's ``trust``, skops types beyond the allow-list ``trusted_types``);
+* prediction events through :class:`ControlPlaneSink`, from the recorder's own thread in
+  batches (the request path never waits; a full buffer drops and counts, a failed batch is
+  counted as lost), into the control plane's ``prediction_events`` table, where its
+  monitoring, traffic, A/B and shadow reports read them;
+* requests a person decides, into the control plane's review queue;
+* routing state shared with every other worker, on the store or not: a bandit's
+  posteriors are read before each choice and rewards sent as feedback; a ramping canary's
+  gates read each answer that carries an event (a candidate's answer, an error, a slow
+  answer) at once and the others in batches, as on a store
+  (:class:`RemoteRollouts`), while the locked update of the gates' statistics and the
+  step or rollback they decide are the control plane's.
+
+What this mode leaves out: the monitoring's gauges (drift share, task metric, alerts) are
+absent from this data plane's ``/metrics``: they are read from the store; the control
+plane's monitoring has them.
+
+The token needs the editor role (recording events and review items writes); a caller's
+feedback is kept as the token owner's.
+
+>>> remote_runtime("ftp://ops.example.com")
+Traceback (most recent call last):
+opsloop.errors.InvalidArgumentError: tracking server URL must start with http:// or https://...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opsloop.errors import NotFoundError
+from opsloop.registry.http_registry import HttpModelRegistry
+from opsloop.serving.deployment_service import MAX_EVENTS
+from opsloop.serving.http_deployments import HttpDeployments
+from opsloop.serving.http_review_queue import HttpReviewQueue
+from opsloop.serving.prediction_events import PredictionEvent
+from opsloop.serving.rollout_observer import RolloutObserver
+from opsloop.serving.serving_metrics import ServingMetrics
+from opsloop.serving.serving_runtime import ServingRuntime
+
+
+class ControlPlaneSink:
+    """Writes prediction events through ``deployments``' ``record_events``, at most
+    :data:`~.deployment_service.MAX_EVENTS` a call.
+
+    >>> from opsloop.serving import Deployments
+    >>> from opsloop.serving.prediction_events import read_prediction_events
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> ControlPlaneSink(Deployments(db)).write([PredictionEvent("api", "a", "primary",
+    ...     "m", 1, "r1", None, [{"x": 1}], {"predictions": [0]}, None, 0.4, 1000)])
+    >>> read_prediction_events(db, "api")["request_id"].tolist()
+    ['r1']
+    """
+
+    def __init__(self, deployments: Any) -> None:
+        self.deployments = deployments
+
+    def write(self, events: Sequence[PredictionEvent]) -> None:
+        """Send ``events`` in batches."""
+        for start in range(0, len(events), MAX_EVENTS):
+            self.deployments.record_events(list(events[start : start + MAX_EVENTS]))
+
+
+class RemoteRollouts(RolloutObserver):
+    """What a data plane on a control plane's URL tells the rollouts (see the module): a
+    ramping canary's gates read its answers as on a store, but the store's part (reading
+    the rollout, the locked update, the ramp's step or rollback) is the control plane's,
+    through ``deployments``' ``rollout``, ``observe_rollout`` and ``feedback``.
+
+    >>> from opsloop.serving import Deployments
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> RemoteRollouts(Deployments(db)).record("api", [(0.1, 3)], None)
+    """
+
+    def __init__(self, deployments: Any) -> None:
+        super().__init__(None, deployments)
+
+    def _rollout(self, name: str) -> dict | None:
+        try:
+            return self.deployments.rollout(name)
+        except NotFoundError:
+            return None
+
+    def record(
+        self, name: str, quiet: list[tuple[float, int]], request: dict[str, Any] | None
+    ) -> None:
+        """Send the answers to the control plane (see
+        :meth:`~.rollout_observer.RolloutObserver.record`)."""
+        self.deployments.observe_rollout(
+            name,
+            quiet=[{"share": share, "requests": count} for share, count in quiet],
+            request=request,
+        )
+
+    def record_feedback(
+        self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str
+    ) -> None:
+        """Send the feedback to the control plane, which keeps it (as the token's owner,
+        not ``actor``) and passes it to the rollout."""
+        self.deployments.feedback(deployment, request_id, label=label, reward=reward)
+
+
+def remote_runtime(
+    server_url: str,
+    *,
+    token: str | None = None,
+    names: Iterable[str] | None = None,
+    trust: bool = False,
+    trusted_types: Iterable[str] = (),
+    event_capacity: int = 10_000,
+    shadow_capacity: int = 1_000,
+    check_interval_s: float = 0.0,
+    metrics: ServingMetrics | None = None,
+    timeout_s: float = 60.0,
+) -> ServingRuntime:
+    """A serving runtime on the control plane at ``server_url``, acting with ``token``
+    (default ``$OPSLOOP_TRACKING_TOKEN``; see the module). The other arguments are
+    :class:`~.serving_runtime.ServingRuntime`'s.
+
+    Against a server (``server_url``, one with no users, so it acts as the OS user):
+
+    >>> runtime = remote_runtime(server_url, names=["api"])
+    >>> runtime.revision() >= 0, runtime.ready()
+    (True, False)
+    >>> runtime.close()
+    """
+    deployments = HttpDeployments(server_url, token=token, timeout_s=timeout_s)
+    return ServingRuntime(
+        None,
+        None,
+        names=names,
+        trust=trust,
+        trusted_types=trusted_types,
+        sink=ControlPlaneSink(deployments),
+        event_capacity=event_capacity,
+        shadow_capacity=shadow_capacity,
+        check_interval_s=check_interval_s,
+        metrics=metrics,
+        deployments=deployments,
+        registry=HttpModelRegistry(server_url, token=token, timeout_s=timeout_s),
+        review_queue=HttpReviewQueue(server_url, token=token, timeout_s=timeout_s),
+        rollouts=RemoteRollouts(deployments),
+    )
