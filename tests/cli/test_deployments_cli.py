@@ -163,6 +163,11 @@ def test_protect_with_a_required_gate(credit):
     credit.record_gate("credit", 1, passed=True, gate=verdict)  # an admin's verdict counts
     made = invoke("deploy", "api", "--variant", "stable=credit/1")
     assert made.exit_code == 0, made.output
+    shown = invoke("show", "api")
+    assert "api: single, full_automation, requires a passed release gate 'credit'" in (
+        " ".join(shown.output.split())
+    )
+    assert json.loads(invoke("show", "api", "--json").output)["required_gate"] == "credit"
     anyone = invoke("protect", "api", "1", "--require-any-gate")
     assert anyone.exit_code == 0
     assert "api: changes need 1 approval(s) and a passed release gate" in anyone.output

@@ -62,6 +62,7 @@ def credit(registry, frame):
 def test_traffic_goes_only_to_a_version_that_passed_against_the_primary(deployments, credit, frame):
     deployments.deploy("api", STABLE_1)
     deployments.protect("api", 0, require_gate="credit", reason="gated releases")
+    assert deployments.get("api").required_gate == "credit"
     with pytest.raises(
         PermissionDenied,
         match=r"deployment 'api' is protected: variant 'canary' would serve version 2 of "
@@ -161,7 +162,8 @@ def test_a_primary_following_an_alias_is_the_baseline_and_no_gate_lifts_the_prot
     }
     # No approvals and no gate lift the protection: version 2 deploys ungated.
     deployments.protect("api", 0)
-    assert deployments.deploy("api", canary(2), strategy="canary").serving["canary"] == 2
+    lifted = deployments.deploy("api", canary(2), strategy="canary")
+    assert (lifted.serving["canary"], lifted.required_gate) == (2, False)
     with credit.db.read() as connection:
         assert connection.execute(sa.select(tables.protected_deployments)).all() == []
 

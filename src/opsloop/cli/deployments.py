@@ -191,6 +191,9 @@ def show(
     title = f"{found.name}: {found.strategy}, {found.automation}"
     if found.required_approvals:
         title += f", protected ({found.required_approvals} approval(s) per change)"
+    if found.required_gate is not False:
+        gate = "" if found.required_gate is True else f" {found.required_gate!r}"
+        title += f", requires a passed release gate{gate}"
     print_frame(found.to_frame(), title=title)
 
 

@@ -526,6 +526,7 @@ class Deployments:
             updated_by=head["updated_by"],
             serving={row.name: row.version for row in rows},
             required_approvals=required_approvals(connection, name),
+            required_gate=required_gate(connection, name),
         )
 
     def get(self, name: str) -> Deployment:
@@ -966,6 +967,7 @@ def _store_definition(
         updated_by=who,
         serving={v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)},
         required_approvals=required_approvals(connection, name),
+        required_gate=required_gate(connection, name),
     )
     return after
 
