@@ -142,3 +142,36 @@ def test_protect_approve_and_deploy(credit):
     made = invoke("deploy", "api", *arguments)
     assert made.exit_code == 0, made.output
     assert json.loads(invoke("show", "api", "--json").output)["required_approvals"] == 1
+
+
+def test_protect_with_a_required_gate(credit):
+    from opsloop.registry import add_user
+
+    add_user(credit.db, current_user(), "admin")  # the command line acts as the OS user
+    both = invoke("protect", "api", "0", "--require-gate", "credit", "--require-any-gate")
+    assert both.exit_code == 2 and "not both" in both.output
+    protected = invoke("protect", "api", "0", "--require-gate", "credit", "--reason", "gated")
+    assert protected.exit_code == 0, protected.output
+    assert "api: changes need a passed release gate 'credit'" in protected.output
+    refused = invoke("deploy", "api", "--variant", "stable=credit/1")
+    assert refused.exit_code == 2
+    assert (
+        "variant 'stable' would serve version 1 of model 'credit', which needs a passed "
+        "release gate 'credit'; version 1 has no gate verdict of 'credit' recorded"
+    ) in " ".join(refused.output.split())
+    verdict = {"gate": "credit", "gate_sha256": "a" * 64, "data_sha256": "b" * 64, "failed": []}
+    credit.record_gate("credit", 1, passed=True, gate=verdict)  # an admin's verdict counts
+    made = invoke("deploy", "api", "--variant", "stable=credit/1")
+    assert made.exit_code == 0, made.output
+    shown = invoke("show", "api")
+    assert "api: single, full_automation, requires a passed release gate 'credit'" in (
+        " ".join(shown.output.split())
+    )
+    assert json.loads(invoke("show", "api", "--json").output)["required_gate"] == "credit"
+    anyone = invoke("protect", "api", "1", "--require-any-gate")
+    assert anyone.exit_code == 0
+    assert "api: changes need 1 approval(s) and a passed release gate" in anyone.output
+    history = Deployments(credit.db).history("api")
+    assert history.iloc[-1]["after"] == {"required_approvals": 1, "require_gate": True}
+    lifted = invoke("protect", "api", "0")
+    assert lifted.exit_code == 0 and "api: changes need 0 approval(s)" in lifted.output

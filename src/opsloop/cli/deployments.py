@@ -108,11 +108,34 @@ def deploy(
 def protect(
     name: str,
     required_approvals: int,
+    require_gate: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|SHA256",
+            help="A passed release gate needed too, of each version a change puts traffic "
+            "on: the gate's name, or its file's sha256.",
+        ),
+    ] = None,
+    require_any_gate: Annotated[
+        bool, typer.Option(help="A passed verdict of any release gate needed too.")
+    ] = False,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
 ) -> None:
-    """Require REQUIRED_APPROVALS approvals before NAME changes (admin; 0 unprotects)."""
-    _deployments().protect(name, required_approvals, reason=reason)
-    out.print(f"{name}: changes need {required_approvals} approval(s)")
+    """Require REQUIRED_APPROVALS approvals before NAME changes (admin) and, with
+    --require-gate or --require-any-gate, a passed release gate of each version a change
+    puts traffic on, against the version the primary serves now. No approvals and no gate
+    lift the protection."""
+    if require_gate is not None and require_any_gate:
+        raise UsageProblem("give --require-gate NAME|SHA256 or --require-any-gate, not both")
+    gate: bool | str = require_gate if require_gate is not None else require_any_gate
+    _deployments().protect(name, required_approvals, require_gate=gate, reason=reason)
+    if not required_approvals and gate is False:
+        out.print(f"{name}: changes need 0 approval(s)")
+        return
+    needs = [f"{required_approvals} approval(s)"] if required_approvals else []
+    if gate is not False:
+        needs.append("a passed release gate" + ("" if gate is True else f" {gate!r}"))
+    out.print(f"{name}: changes need {' and '.join(needs)}", soft_wrap=True)
 
 
 @deployments_app.command("approve")
@@ -168,6 +191,9 @@ def show(
     title = f"{found.name}: {found.strategy}, {found.automation}"
     if found.required_approvals:
         title += f", protected ({found.required_approvals} approval(s) per change)"
+    if found.required_gate is not False:
+        gate = "" if found.required_gate is True else f" {found.required_gate!r}"
+        title += f", requires a passed release gate{gate}"
     print_frame(found.to_frame(), title=title)
 
 

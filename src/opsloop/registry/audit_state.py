@@ -90,7 +90,8 @@ def _protection_problems(connection: Connection) -> list[str]:
     # Entries written before gates could be required carry no require_gate: none.
     implied_gates = {
         entity: entry["after"].get("require_gate", False)
-        for entity, entry in _newest(connection, ("protect_alias",), "model:").items()
+        for action, prefix in (("protect_alias", "model:"), ("protect", "deployment:"))
+        for entity, entry in _newest(connection, (action,), prefix).items()
     }
     held_gates = {
         f"model:{model}/alias:{alias}": decode_requirement(stored)
@@ -100,6 +101,15 @@ def _protection_problems(connection: Connection) -> list[str]:
             )
         )
     }
+    held_gates.update(
+        (f"deployment:{name}", decode_requirement(stored))
+        for name, stored in connection.execute(
+            sa.select(
+                tables.protected_deployments.c.name,
+                tables.protected_deployments.c.required_gate_json,
+            )
+        )
+    )
     gates = [
         f"{entity}: the log says it requires {implied_gates.get(entity, False)!r} as its "
         f"gate, the table holds {held_gates.get(entity, False)!r}"

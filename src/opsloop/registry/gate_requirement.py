@@ -1,4 +1,4 @@
-"""A protected alias that requires a passed release gate: which verdicts count.
+"""A protected alias or deployment that requires a passed release gate: which verdicts count.
 
 An alias's protection may name a gate besides its approvals: ``True`` (any gate), or a
 gate's name or its file's sha256. The alias then moves to a version only when the newest
@@ -6,7 +6,9 @@ verdict of that gate recorded on the version (:meth:`ModelRegistry.record_gate`,
 entry ``gate_passed`` or ``gate_failed``) was run against the version the alias points at
 now, and passed. A verdict against another baseline does not count: the candidate must have
 beaten what it replaces. An alias that points nowhere yet takes a passed verdict against any
-baseline.
+baseline. A protected deployment may require a gate the same way, of each version a new
+definition puts traffic on (:mod:`opsloop.serving.deployment_approvals`); its baseline is
+the version its primary serves now.
 
 **Who may record a verdict that counts.** Any editor may record a verdict (``record_gate``
 takes what the caller says was run), so a verdict proves only that its recorder vouches for
@@ -21,6 +23,9 @@ it. A protected alias therefore counts only verdicts that
 * carry the sha256 of the gate file (or of the gate's canonical JSON) and of the evaluation
   data (64 hex digits each), so the audit log names exactly what was run on what; and
 * for a pass, list no failed check.
+
+The same rules, and the same words in a refusal (:func:`missing_gate`), hold for an alias and
+for a deployment.
 
 The server does not run the gate itself (the models are loaded and measured where the gate
 runs), so a gatekeeper's verdict is trusted as that role's word; what the role limits is
@@ -115,8 +120,8 @@ def _matches(document: Any, requirement: bool | str, baseline: int | None, model
 
 
 def ignored_because(document: dict, action: str, actor: str, open_store: bool) -> str | None:
-    """Why a recorded verdict does not count towards a protected alias; ``None`` when it
-    counts.
+    """Why a recorded verdict does not count towards a protected alias or deployment;
+    ``None`` when it counts.
 
     >>> sha = "a" * 64
     >>> ignored_because({"gate_sha256": sha, "data_sha256": sha, "failed": [],
@@ -196,3 +201,33 @@ def gate_problem(
         f"{shown}); one counts when a gatekeeper or an admin records it with the gate's and "
         "the data's sha256"
     )
+
+
+def missing_gate(
+    connection: Connection,
+    model: str,
+    version: int,
+    requirement: bool | str,
+    baseline: int | None,
+) -> str | None:
+    """What serving ``version`` of ``model`` in place of version ``baseline`` (``None``:
+    nothing yet) lacks under the gate ``requirement``, as the tail of a refusal: the gate it
+    needs, against what, and why its verdicts do not do (:func:`gate_problem`). ``None`` when
+    nothing is missing: no gate required, the version is the baseline itself, or its newest
+    counted verdict passed.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").read() as c:
+    ...     print(missing_gate(c, "m", 2, "credit", 1))
+    ...     print(missing_gate(c, "m", 1, "credit", 1))
+    needs a passed release gate 'credit' against version 1; version 2 has no gate verdict of
+    'credit' against version 1 recorded
+    None
+    """
+    if requirement is False or version == baseline:
+        return None
+    problem = gate_problem(connection, model, version, requirement, baseline)
+    if problem is None:
+        return None
+    against = "" if baseline is None else f" against version {baseline}"
+    return f"needs {describe_requirement(requirement)}{against}; {problem}"

@@ -62,9 +62,8 @@ from opsloop.registry.gate_requirement import (
     RECORDER_ROLE,
     checked_gate_requirement,
     decode_requirement,
-    describe_requirement,
     encode_requirement,
-    gate_problem,
+    missing_gate,
 )
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
@@ -722,16 +721,12 @@ class ModelRegistry(ModelReferences):
                 .join(_aliases, _aliases.c.version_id == _versions.c.id)
                 .where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
             ).scalar()
-            if before_version != version:
-                problem = gate_problem(connection, name, version, gate, before_version)
-                if problem is not None:
-                    replaces = (
-                        "" if before_version is None else f" against version {before_version}"
-                    )
-                    raise PermissionDenied(
-                        f"alias {alias!r} of model {name!r} is protected: moving it to version "
-                        f"{version} needs {describe_requirement(gate)}{replaces}; {problem}"
-                    )
+            missing = missing_gate(connection, name, version, gate, before_version)
+            if missing is not None:
+                raise PermissionDenied(
+                    f"alias {alias!r} of model {name!r} is protected: moving it to version "
+                    f"{version} {missing}"
+                )
             pending = (
                 approvals.c.model_id == model_id,
                 approvals.c.alias == alias,

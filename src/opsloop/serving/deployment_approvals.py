@@ -15,6 +15,20 @@ any version in place of an alias that approvers guard. An alias that requires a 
 release gate requires it of every version such a definition serves in its place
 (:func:`alias_gate_guard`).
 
+**A deployment protected on its own may require a passed release gate** too
+(:func:`set_protection`, :func:`deployment_gate_guard`), with the alias's rules
+(:mod:`opsloop.registry.gate_requirement`): a new definition may put traffic (a primary or a
+candidate, at any weight, since a rollout raises a candidate's share without a new definition)
+on a version of a model only when that version's newest counted verdict of the gate, run
+against the **baseline**, passed. The baseline is the version the current definition's
+primary serves, when the primary serves that model: the version that answers the requests
+now, which a candidate must beat. A model the primary does not serve (the deployment is new,
+or its primary serves another model) has no baseline, and a passed verdict against any
+baseline counts, as for an alias that points nowhere yet. The baseline version itself needs
+no verdict, and a shadow answers no one, so it needs none. A variant that follows an alias is
+held to the version the alias points at when the definition is deployed; the alias's later
+moves are the alias's protection's to guard.
+
 These functions run inside the caller's write transaction; :class:`~.deployments.Deployments`
 calls them.
 
@@ -39,12 +53,13 @@ from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError
 from opsloop.registry.gate_requirement import (
+    checked_gate_requirement,
     decode_requirement,
-    describe_requirement,
-    gate_problem,
+    encode_requirement,
+    missing_gate,
 )
 from opsloop.registry.users import PermissionDenied
-from opsloop.serving.deployment_records import Variant
+from opsloop.serving.deployment_records import Deployment, Variant
 from opsloop.store import tables
 from opsloop.store.database import clock_of
 from opsloop.tracking.limits import INT32_MAX
@@ -87,12 +102,32 @@ def required_approvals(connection: Connection, name: str) -> int:
     return int(found or 0)
 
 
-def set_protection(connection: Connection, name: str, required: int) -> int:
-    """Require ``required`` approvals (0 removes the protection); return the previous count.
+def required_gate(connection: Connection, name: str) -> bool | str:
+    """The release gate a change of deployment ``name`` needs (``False``: none).
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").read() as c:
+    ...     required_gate(c, "api")
+    False
+    """
+    found = connection.execute(
+        sa.select(_protected.c.required_gate_json).where(_protected.c.name == name)
+    ).scalar()
+    return decode_requirement(found)
+
+
+def set_protection(
+    connection: Connection, name: str, required: int, gate: bool | str = False
+) -> tuple[int, bool | str]:
+    """Require ``required`` approvals and the release gate ``gate`` (``True``: any gate, or
+    a gate's name or sha256; ``False``: none); no approvals and no gate remove the
+    protection. Return the previous approvals and gate.
 
     >>> with db.write() as c:
-    ...     set_protection(c, "api", 2), set_protection(c, "api", 0)
-    (0, 2)
+    ...     set_protection(c, "api", 2), set_protection(c, "api", 0, "credit")
+    ...     set_protection(c, "api", 0)
+    ((0, False), (2, False))
+    (0, 'credit')
     """
     if (
         isinstance(required, bool)
@@ -103,10 +138,15 @@ def set_protection(connection: Connection, name: str, required: int) -> int:
             f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
             f"got {required!r}"
         )
-    before = required_approvals(connection, name)
+    gate = checked_gate_requirement(gate)
+    before = required_approvals(connection, name), required_gate(connection, name)
     connection.execute(_protected.delete().where(_protected.c.name == name))
-    if required:
-        connection.execute(_protected.insert().values(name=name, required_approvals=required))
+    if required or gate is not False:
+        connection.execute(
+            _protected.insert().values(
+                name=name, required_approvals=required, required_gate_json=encode_requirement(gate)
+            )
+        )
     return before
 
 
@@ -220,17 +260,89 @@ def alias_gate_guard(
         for variant, version in zip(variants, serving, strict=True):
             if variant.model != model or variant.alias == alias or variant.role == "shadow":
                 continue
-            if version == current:
-                continue
-            problem = gate_problem(connection, model, version, requirement, current)
-            if problem is not None:
-                against = "" if current is None else f" against version {current}"
+            missing = missing_gate(connection, model, version, requirement, current)
+            if missing is not None:
                 raise PermissionDenied(
                     f"deployment {name!r} is guarded: it follows the protected alias "
                     f"{model}@{alias}, and variant {variant.name!r} would serve version "
-                    f"{version} in its place, which needs {describe_requirement(requirement)}"
-                    f"{against}; {problem}"
+                    f"{version} in its place, which {missing}"
                 )
+
+
+def gate_baselines(current: Deployment | None) -> dict[str, int]:
+    """The baseline of each model under a deployment's release gate: the version the
+    current definition's primary serves, for the primary's model (nothing for a new
+    deployment).
+
+    >>> from opsloop.serving.deployment_records import Deployment
+    >>> now = Deployment("api", "canary", "full_automation",
+    ...     (Variant("stable", "m", alias="champion", weight=0.9),
+    ...      Variant("canary", "m", version=3, role="candidate", weight=0.1)),
+    ...     None, 0, "ana", {"stable": 2, "canary": 3})
+    >>> gate_baselines(now), gate_baselines(None)
+    ({'m': 2}, {})
+    """
+    if current is None:
+        return {}
+    primary = next(v for v in current.variants if v.role == "primary")
+    served = current.serving.get(primary.name)
+    return {} if served is None else {primary.model: int(served)}
+
+
+def deployment_gate_guard(
+    connection: Connection,
+    name: str,
+    current: Deployment | None,
+    variants: Sequence[Variant],
+    serving: Sequence[int],
+) -> bool | str:
+    """Refuse a new definition (``variants``, serving the version numbers ``serving``) of
+    deployment ``name`` (now ``current``) when the deployment requires a release gate and a
+    version it puts traffic on lacks a passed verdict against its model's baseline
+    (:func:`gate_baselines`); the refusal names the variant, the version, the gate and why.
+    Return the requirement it checked (``False``: none).
+
+    >>> with db.write() as c:
+    ...     _ = set_protection(c, "api", 0, "credit")
+    ...     deployment_gate_guard(c, "api", None, [Variant("s", "m", version=2)], [2])
+    Traceback (most recent call last):
+    opsloop.registry.users.PermissionDenied: deployment 'api' is protected: variant 's' would
+    serve version 2 of model 'm', which needs a passed release gate 'credit'; version 2 has no
+    gate verdict of 'credit' recorded
+    """
+    requirement = required_gate(connection, name)
+    if requirement is False:
+        return False
+    baselines = gate_baselines(current)
+    for variant, version in zip(variants, serving, strict=True):
+        if variant.role == "shadow":
+            continue
+        missing = missing_gate(
+            connection, variant.model, version, requirement, baselines.get(variant.model)
+        )
+        if missing is not None:
+            raise PermissionDenied(
+                f"deployment {name!r} is protected: variant {variant.name!r} would serve "
+                f"version {version} of model {variant.model!r}, which {missing}"
+            )
+    return requirement
+
+
+def gate_covers(checked: object, requirement: bool | str) -> bool:
+    """Whether a definition deployed after passing the gate requirement ``checked`` (what
+    :func:`deployment_gate_guard` returned then; ``None`` for an older entry) passed the
+    requirement ``requirement`` too: the same gate, or any gate where any will do.
+
+    >>> gate_covers("credit", True), gate_covers("credit", "credit"), gate_covers(None, True)
+    (True, True, False)
+    >>> gate_covers("smoke", "credit"), gate_covers(None, False)
+    (False, True)
+    """
+    if requirement is False:
+        return True
+    if checked is None or checked is False:
+        return False
+    return requirement is True or checked == requirement
 
 
 def use_approvals(

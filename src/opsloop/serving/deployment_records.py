@@ -276,7 +276,9 @@ class Deployment:
 
     ``serving`` maps each variant's name to the model version it serves: the fixed version,
     or the one its alias pointed at (``None`` if the alias did not exist then).
-    ``required_approvals`` is how many approvals a change of a protected deployment needs.
+    ``required_approvals`` is how many approvals a change of a protected deployment needs,
+    and ``required_gate`` the release gate each version a change puts traffic on must have
+    passed (``False``: none; ``True``: any; else the gate's name or sha256).
 
     >>> d = Deployment("credit-api", "single", "full_automation",
     ...                (Variant("stable", "credit", alias="champion"),), None, 0, "ana",
@@ -294,6 +296,7 @@ class Deployment:
     updated_by: str
     serving: Mapping[str, int | None]
     required_approvals: int = 0
+    required_gate: bool | str = False
 
     def to_dict(self) -> dict[str, object]:
         """The fields as a JSON-safe dictionary.
@@ -311,6 +314,7 @@ class Deployment:
             "updated_by": self.updated_by,
             "serving": dict(self.serving),
             "required_approvals": self.required_approvals,
+            "required_gate": self.required_gate,
         }
 
     @classmethod
@@ -332,6 +336,8 @@ class Deployment:
             updated_by=document["updated_by"],
             serving=dict(document["serving"]),
             required_approvals=int(document.get("required_approvals", 0)),
+            # Documents written before a gate could be required name none.
+            required_gate=document.get("required_gate", False),
         )
 
     def to_frame(self) -> pd.DataFrame:

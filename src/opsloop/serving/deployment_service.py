@@ -58,6 +58,7 @@ from opsloop.contract.wire_types import (
 from opsloop.registry.registry_service import (
     APPROVAL_COUNT,
     AuditEntry,
+    GateRequirement,
     LineageDocument,
     audit_rows,
 )
@@ -229,10 +230,14 @@ class DeploymentService(Protocol):
         name: Key,
         required_approvals: Approvals,
         *,
+        require_gate: GateRequirement = False,
         actor: str | None = None,
         reason: Text | None = None,
     ) -> None:
-        """Require approvals by distinct approvers before the deployment changes (admin)."""
+        """Require approvals by distinct approvers before the deployment changes (admin),
+        and with ``require_gate`` a passed release gate of each version a new definition
+        puts traffic on, against the version its primary serves now (``true``: any gate;
+        text: the gate's name or file sha256)."""
         ...
 
     def approve(

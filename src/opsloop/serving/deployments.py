@@ -46,6 +46,7 @@ from opsloop.registry.audit import (
     lock_audit_log,
     newest_audit_id,
 )
+from opsloop.registry.gate_requirement import checked_gate_requirement
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
 from opsloop.registry.users import acting_user
@@ -54,8 +55,11 @@ from opsloop.serving.deployment_approvals import (
     alias_gate_guard,
     alias_guard,
     definition_digest,
+    deployment_gate_guard,
+    gate_covers,
     record_approval,
     required_approvals,
+    required_gate,
     set_protection,
     use_approvals,
 )
@@ -172,7 +176,9 @@ class Deployments:
             targets = [_resolve(connection, variant) for variant in variants]
             before = self._current(connection, name)
             followed = () if before is None else before.variants
-            alias_gate_guard(connection, name, followed, variants, [t[2] for t in targets])
+            numbers = [t[2] for t in targets]
+            alias_gate_guard(connection, name, followed, variants, numbers)
+            gate = deployment_gate_guard(connection, name, before, variants, numbers)
             guard = alias_guard(connection, followed, variants)
             approvers = use_approvals(
                 connection, name, definition_digest(strategy, automation, variants), guard
@@ -188,7 +194,7 @@ class Deployments:
                 _entity(name),
                 reason,
                 None if before is None else _audited(before),
-                {**_audited(after), "approved_by": list(approvers)},
+                {**_audited(after), "approved_by": list(approvers), **_passed_gate(gate)},
                 at_ms=at,  # the definition's time is its entry's: at(name, T) agrees
             )
         return after
@@ -243,11 +249,21 @@ class Deployments:
         did not cover (deployed before the protection, or with fewer approvers) needs
         approvals of it, used up, as a deploy does; and so does every other change.
 
+        **On a deployment that requires a release gate** a rollback needs no new verdicts
+        when the restored definition passed that gate when it was deployed (its entry's
+        ``passed_gate``; a definition that passed a named gate passed "any gate" too): its
+        versions beat what they replaced then and served since, and going back to them is the
+        escape a failing canary needs at once, not after a new gate run. A definition deployed
+        before the gate was required, or under another gate, is held to the gate as a deploy
+        is (:func:`~.deployment_approvals.deployment_gate_guard`, against what the primary
+        serves now).
+
         The change is one audit entry, action ``rollback``: its ``after`` holds the
         definition with ``restores`` (the id of the entry that deployed it),
-        ``approved_by`` and ``approvals_reused`` (true when the earlier approvals covered
-        it). A rollback is never undone by another (the definition it left returns only
-        through a deploy), so two rollbacks cannot swap definitions back and forth.
+        ``approved_by``, ``approvals_reused`` (true when the earlier approvals covered
+        it) and, where a gate was passed, ``passed_gate``. A rollback is never undone by
+        another (the definition it left returns only through a deploy), so two rollbacks
+        cannot swap definitions back and forth.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = registry.register("credit", b"y", flavor="onnx")
@@ -274,6 +290,10 @@ class Deployments:
             variants = tuple(Variant.from_dict(v) for v in document["variants"])
             strategy, automation = document["strategy"], document["automation"]
             targets = [_resolve(connection, variant) for variant in variants]
+            gate = document.get("passed_gate", False)
+            if not gate_covers(gate, required_gate(connection, name)):
+                numbers = [t[2] for t in targets]
+                gate = deployment_gate_guard(connection, name, before, variants, numbers)
             guard = alias_guard(connection, before.variants, variants)
             required = max(required_approvals(connection, name), guard[0])
             covered = tuple(document.get("approved_by") or ())
@@ -307,6 +327,7 @@ class Deployments:
                     "approved_by": list(approvers),
                     "approvals_reused": reused,
                     "restores": restores,
+                    **_passed_gate(gate),
                 },
                 at_ms=at,
             )
@@ -317,32 +338,43 @@ class Deployments:
         name: str,
         required_approvals: int,
         *,
+        require_gate: bool | str = False,
         actor: str | None = None,
         reason: str | None = None,
     ) -> None:
         """Require ``required_approvals`` approvals by distinct approvers before deployment
-        ``name`` changes (admin role; 0 removes the protection; the name need not be
-        deployed yet). Retiring a protected deployment needs the admin role.
+        ``name`` changes (admin role; the name need not be deployed yet), and with
+        ``require_gate`` a passed release gate (``True``: any gate, or a gate's name or file
+        sha256) of each version a new definition puts traffic on, against the version its
+        primary serves now (see :mod:`.deployment_approvals`). No approvals and no gate
+        remove the protection. Retiring a deployment that requires approvals needs the
+        admin role.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db).protect("api", 2)
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
         Traceback (most recent call last):
         opsloop.registry.users.PermissionDenied: deployment 'api' is protected: ...has 0
+        >>> Deployments(db).protect("api", 0, require_gate="credit")
+        >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        Traceback (most recent call last):
+        opsloop.registry.users.PermissionDenied: deployment 'api' is protected: variant 'stable'
+        would serve version 1 of model 'credit', which needs a passed release gate 'credit'; ...
         """
         checked_key("deployment", name)
+        require_gate = checked_gate_requirement(require_gate)
         with self.db.write() as connection:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "admin")
-            before = set_protection(connection, name, required_approvals)
+            before, before_gate = set_protection(connection, name, required_approvals, require_gate)
             append_audit(
                 connection,
                 who,
                 "protect",
                 _entity(name),
                 reason,
-                {"required_approvals": before},
-                {"required_approvals": required_approvals},
+                {"required_approvals": before, "require_gate": before_gate},
+                {"required_approvals": required_approvals, "require_gate": require_gate},
             )
 
     def approve(
@@ -582,6 +614,7 @@ class Deployments:
             updated_by=head["updated_by"],
             serving={row.name: row.version for row in rows},
             required_approvals=required_approvals(connection, name),
+            required_gate=required_gate(connection, name),
         )
 
     def get(self, name: str) -> Deployment:
@@ -1022,8 +1055,15 @@ def _store_definition(
         updated_by=who,
         serving={v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)},
         required_approvals=required_approvals(connection, name),
+        required_gate=required_gate(connection, name),
     )
     return after
+
+
+def _passed_gate(gate: bool | str) -> dict[str, object]:
+    """The audit entry's record of the release gate a definition's versions passed (none
+    when no gate was required), which a later rollback to it reads."""
+    return {} if gate is False else {"passed_gate": gate}
 
 
 def _audited(deployment: Deployment) -> dict[str, object]:

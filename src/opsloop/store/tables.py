@@ -347,6 +347,8 @@ protected_deployments = Table(
     metadata,
     Column("name", NAME, primary_key=True),
     Column("required_approvals", Integer, nullable=False),
+    # the release gate a change's versions must have passed: JSON, null for none
+    Column("required_gate_json", Text, nullable=True),
 )
 
 deployment_approvals = Table(
