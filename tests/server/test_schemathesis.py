@@ -71,6 +71,14 @@ RULES_BEYOND_THE_SCHEMA = (
     "; give one per row",
     "; give one per id",
     "at most 36500d (100 years)",
+    # Monitoring's probabilities: one row per row, all rows as long (one column per class,
+    # named by as many classes, which need the probabilities beside them), a reference's
+    # rows summing to 1 and coming with their labels.
+    '"detail":"classes: ',
+    "give the labels too",
+    "probabilities: one column per class",
+    "probabilities: numbers, one row per",
+    "must sum to 1",
     # A time range (traffic, shadow agreement) ends after it starts.
     "until_ms: must be after since_ms",
     # Feedback carries a label, a reward or both.

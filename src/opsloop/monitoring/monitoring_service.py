@@ -88,13 +88,14 @@ ReferenceRows = Annotated[
 Predictions = Annotated[Sequence[Prediction], Field(max_length=MAX_LOGGED_ROWS)]
 ReferencePredictions = Annotated[Sequence[Prediction], Field(max_length=MAX_REFERENCE_ROWS)]
 ReferenceLabels = Annotated[Sequence[Prediction], Field(max_length=MAX_REFERENCE_ROWS)]
-ProbabilityRow = Annotated[Sequence[Number], Field(min_length=2, max_length=MAX_CLASSES)]
+Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
+ProbabilityRow = Annotated[Sequence[Probability], Field(min_length=2, max_length=MAX_CLASSES)]
 # One row per row (one column per class), or the second class's probability alone.
 Probabilities = Annotated[
-    Sequence[ProbabilityRow] | Sequence[Number], Field(max_length=MAX_LOGGED_ROWS)
+    Sequence[ProbabilityRow] | Sequence[Probability], Field(max_length=MAX_LOGGED_ROWS)
 ]
 ReferenceProbabilities = Annotated[
-    Sequence[ProbabilityRow] | Sequence[Number], Field(max_length=MAX_REFERENCE_ROWS)
+    Sequence[ProbabilityRow] | Sequence[Probability], Field(max_length=MAX_REFERENCE_ROWS)
 ]
 Classes = Annotated[Sequence[Prediction], Field(min_length=2, max_length=MAX_CLASSES)]
 RequestIds = Annotated[Sequence[RequestId], Field(max_length=MAX_LOGGED_ROWS)]
