@@ -50,6 +50,10 @@ RULES = [
     "drift_share > 0.3 -> alert",
     "task_metric < 0.99 -> alert",
     "estimated_accuracy_low < 0.9 -> alert",
+    # A streak that has not reached its length, and an action that fails (no deployment
+    # of that name to roll back): the actions operation has a streak and an outcome to show.
+    "drift_share > 0.3 for 2 windows -> alert",
+    "drift_share > 0.3 -> rollback",
 ]
 
 #: Each operation, called as a user would, in an order that gives every call something to
@@ -107,6 +111,9 @@ SCENARIO = [
     ("status", lambda m, n: m.status(n, last=5)),
     ("alerts", lambda m, n: m.alerts(n)),
     ("alerts", lambda m, n: m.alerts(n, variant="canary")),
+    ("actions", lambda m, n: m.actions(n)),
+    ("actions", lambda m, n: m.actions(n, variant="canary", last=1)),
+    ("actions", lambda m, n: m.actions(n, window="1d")),
     # A DataFrame and numpy arrays, as a batch job has them.
     (
         "log_predictions",
@@ -173,7 +180,43 @@ def test_local_and_http_give_the_same_answers(store):
     first, again = answers["evaluate"]
     assert [(e.variant, e.start_ms) for e in first] == [("canary", T0 + HOUR_MS), ("default", T0)]
     assert again == []
-    assert [e.alerts for e in first] == [(RULES[1],), tuple(RULES)]
+    assert [e.alerts for e in first] == [(RULES[1],), (*RULES[:3], RULES[4])]
+    # The action's outcome crosses the wire with its window (it was dropped before).
+    assert first[1].actions == (
+        {
+            "action": "rollback",
+            "rule": RULES[4],
+            "status": "failed",
+            "reason": "UnknownDeploymentError: no deployment named 'credit-http'",
+        },
+    )
+    standing, canary, day = answers["actions"]
+    by_rule = {(p["variant"], p["rule"]): p for p in standing["policies"]}
+    assert len(by_rule) == 2 * len(RULES)
+    # The drifted window (x moved, c did not: half the features) starts a streak of 1 of
+    # the 2 windows the rule needs; the rule of 1 window fired in it.
+    waiting = by_rule[("default", RULES[3])]
+    assert (waiting["streak"], waiting["windows"], waiting["fired"]) == (1, 2, 0)
+    assert waiting["streak_windows"] == [{"start_ms": T0, "value": 0.5}]
+    assert waiting["last_fired_ms"] is None
+    fired = by_rule[("default", RULES[4])]
+    assert (fired["signal"], fired["op"], fired["threshold"], fired["action"]) == (
+        "drift_share", ">", 0.3, "rollback"
+    )  # fmt: skip
+    assert (fired["fired"], fired["last_fired_start_ms"]) == (1, T0)
+    assert fired["last_fired_ms"] == T0 + 2 * HOUR_MS
+    assert by_rule[("canary", RULES[4])]["streak"] == 0
+    (outcome,) = standing["outcomes"]
+    assert standing["outcomes_total"] == 1 and standing["pending"] == []
+    assert (outcome["variant"], outcome["action"], outcome["status"]) == (
+        "default", "rollback", "failed"
+    )  # fmt: skip
+    assert outcome["why"] == (
+        f"policy {RULES[4]!r} held: drift_share 0.5 in the window from {T0} ms"
+    )
+    assert (canary["outcomes"], canary["outcomes_total"]) == ([], 0)
+    assert {p["variant"] for p in canary["policies"]} == {"canary"}
+    assert day["policies"] == [] and day["window_ms"] == 24 * HOUR_MS
     # The estimate from the probabilities sent over HTTP, calibrated on the reference's.
     assert first[0].metrics["estimate"] is None
     assert first[1].metrics["estimate"]["rows"] == 40

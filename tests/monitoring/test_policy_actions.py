@@ -20,6 +20,7 @@ from opsloop.monitoring.evaluation import _evaluate_window, evaluate, read_alert
 from opsloop.monitoring.event_log import log_labels, log_predictions
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
+from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import get_reference, set_reference
 from opsloop.monitoring.training_window import training_window
 from opsloop.monitoring.webhook_action import post_alert
@@ -386,3 +387,65 @@ def test_an_action_recorded_before_a_stop_runs_once_at_the_next_evaluation(db, c
     evaluate(db, "cancer", windowing=WINDOWING, policies=[rule], actions=context)
     actions = audit_entries(db, entity="monitor:cancer")["action"].tolist()
     assert actions.count("policy_rollback") == 1
+
+
+def test_the_actions_read_shows_the_streak_the_pending_action_and_its_outcome(db, clock, loop):
+    traffic, registry, deployments, context = loop
+    registry.register("cancer-model", traffic.model, input_schema=traffic.train)
+    deployments.deploy("cancer", [Variant("live", "cancer-model", version=2)])
+    rule = Policy.parse("task_metric < 0.5 for 2 windows -> rollback")
+    for k in range(FLIP_AT + 2):
+        traffic.log(db, k, with_labels=True)
+    clock.now_ms = T0 + (FLIP_AT + 1) * HOUR_MS
+    found = evaluate(db, "cancer", windowing=WINDOWING, policies=[rule], actions=context)
+    flipped = found[FLIP_AT].metrics["task_metric"]
+    (standing,) = read_actions(db, "cancer", WINDOWING)["policies"]
+    # The labels flip at window 4: one window of the two the rule needs so far.
+    assert (standing["streak"], standing["windows"], standing["fired"]) == (1, 2, 0)
+    assert standing["streak_windows"] == [{"start_ms": T0 + FLIP_AT * HOUR_MS, "value": flipped}]
+    # Window 5 completes the streak and is committed; the process stops before acting.
+    clock.now_ms = T0 + (FLIP_AT + 2) * HOUR_MS
+    update_windows(db, "cancer", WINDOWING)
+    start = T0 + (FLIP_AT + 1) * HOUR_MS
+    reference = get_reference(db, "cancer")
+    fired = _evaluate_window(db, "cancer", "default", start, WINDOWING, reference, [rule], 0.05)
+    after = fired.metrics["task_metric"]
+    read = read_actions(db, "cancer", WINDOWING)
+    (standing,) = read["policies"]
+    assert (standing["streak"], standing["fired"], standing["last_fired_start_ms"]) == (2, 1, start)
+    assert standing["last_fired_ms"] == clock.now_ms
+    (pending,) = read["pending"]
+    assert (pending["variant"], pending["action"], pending["start_ms"]) == (
+        "default",
+        "rollback",
+        start,
+    )
+    assert [w["value"] for w in pending["evidence"]["windows"]] == [flipped, after]
+    assert read["outcomes"] == [] and read["outcomes_total"] == 0
+    # The next evaluation acts: the pending action becomes an outcome, with why it ran.
+    evaluate(db, "cancer", windowing=WINDOWING, policies=[rule], actions=context)
+    read = read_actions(db, "cancer", WINDOWING)
+    assert read["pending"] == []
+    (outcome,) = read["outcomes"]
+    assert (outcome["variant"], outcome["action"], outcome["status"]) == (
+        "default",
+        "rollback",
+        "done",
+    )
+    assert outcome["reason"].startswith("'cancer' rolled back to")
+    assert outcome["evidence"]["from"] == {"live": 2}
+    assert outcome["why"] == (
+        f"policy {rule.text!r} held: task_metric {flipped:.4g} in the window from "
+        f"{T0 + FLIP_AT * HOUR_MS} ms, task_metric {after:.4g} in the window from {start} ms"
+    )
+    assert outcome["actor"] == context.acting and outcome["at_ms"] == clock.now_ms
+    assert deployments.get("cancer").serving == {"live": 1}
+    # Bounded: the newest outcomes first, with the count of all.
+    later = [Policy.parse(f"task_metric < {t} -> rollback") for t in (0.4, 0.3)]
+    ran = [run_action(context, "cancer", "default", r, pending["evidence"]) for r in later]
+    read = read_actions(db, "cancer", WINDOWING, last=2)
+    assert read["outcomes_total"] == 3
+    assert [(o["rule"], o["status"]) for o in read["outcomes"]] == [
+        (r.text, o["status"]) for r, o in zip(later[::-1], ran[::-1], strict=True)
+    ]
+    assert read_actions(db, "cancer", WINDOWING, variant="other")["outcomes_total"] == 0

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import pytest
 from tests.server.running import running_server
-from tests.ui.monitoring_data import FEATURES, NAME, SHIFT, SHIFTED, WINDOWS, populate_monitoring
+from tests.ui.monitoring_data import (
+    FEATURES,
+    NAME,
+    POLICIES,
+    SHIFT,
+    SHIFTED,
+    WINDOWS,
+    populate_monitoring,
+)
 from tests.ui.test_dashboard_browser import (  # noqa: F401 (fixtures)
     SCREENSHOTS,
     VIEWPORT,
@@ -106,6 +114,8 @@ def test_the_monitoring_tables_work_without_javascript(served, playwright_chromi
         page.goto(f"{url}/deployments/{NAME}/monitoring")
         assert page.locator("noscript").count() == 1
         assert page.locator("table.outputs tbody tr").count() == WINDOWS
+        # The policies' streaks are a table too: one row per rule of the one variant.
+        assert page.locator("table.policies tbody tr").count() == len(POLICIES)
         # The window links lead to the feature tables without a chart.
         start = monitoring.evaluations(NAME)[SHIFT].start_ms
         with page.expect_navigation(wait_until="load"):

@@ -17,10 +17,12 @@ from tests.server.running import running_server
 from tests.ui.monitoring_data import (
     CONCEPT,
     FEATURES,
+    HOUR_MS,
     NAME,
     REFERENCE_ROWS,
     SHIFT,
     SHIFTED,
+    START_MS,
     WINDOW_ROWS,
     WINDOWS,
     populate_monitoring,
@@ -29,7 +31,13 @@ from tests.ui.test_pages import session
 from tests.ui.test_results_page import rows
 
 from opsloop.analysis.performance_estimation import PerformanceEstimator
+from opsloop.monitoring.evaluation import _evaluate_window
 from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.reference import get_reference
+from opsloop.monitoring.window_store import update_windows
+from opsloop.monitoring.windowing import Windowing
+from opsloop.registry import ModelRegistry
 from opsloop.server import create_app
 from opsloop.serving import Deployments, Variant
 
@@ -254,3 +262,70 @@ def test_a_regressions_task_metric_is_its_mean_absolute_error(served, database):
     # By hand: |1.5 - 1| + |2 - 3| + |4 - 4| = 1.5 over 3 rows.
     (row,) = rows(client.get("/deployments/prices/monitoring").text, "outputs")
     assert row[6:8] == ["3", "mean absolute error 0.5"]
+
+
+def test_the_policies_streaks_pending_actions_and_outcomes_are_the_services(
+    served, database, artifacts
+):
+    """A deployment whose inputs leave the reference's range from its second window: a
+    rule of 3 windows is 2 windows into its streak, a rollback rule of 1 window fired in
+    the second window and rolled the deployment back; then a window evaluated by a
+    process that stopped before acting leaves its action pending."""
+    client, monitoring, _ = served
+    ModelRegistry(database, artifacts, actor="ana").register("cancer", b"m2", flavor="onnx")
+    deployments = Deployments(database, actor="ana")
+    deployments.deploy("loop-api", [Variant("stable", "cancer", version=1)])
+    deployments.deploy("loop-api", [Variant("stable", "cancer", version=2)])
+    monitoring.set_reference("loop-api", [{"x": i * 0.37} for i in range(200)])
+    waiting = "drift_share > 0.5 for 3 windows -> rollback"
+    acting = "drift_share > 0.5 -> rollback"
+
+    def log(k: int, offset: float) -> None:
+        records = [{"x": offset + 1.11 * i} for i in range(60)]
+        at = [START_MS + k * HOUR_MS + 1_000 * i for i in range(60)]
+        monitoring.log_predictions("loop-api", records, [0] * 60, variant="stable", at_ms=at)
+
+    for k, offset in enumerate([0.05, 100.0, 100.0]):
+        log(k, offset)
+    monitoring.evaluate("loop-api", policies=[waiting, acting])
+    answer = monitoring.actions("loop-api")
+    page = client.get("/deployments/loop-api/monitoring").text
+    # By hand: window 0 is spread like the reference; windows 1 and 2 lie above all of it
+    # (KS statistic 1, one feature of one drifted), so both rules hold in windows 1 and 2.
+    first, second = START_MS + HOUR_MS, START_MS + 2 * HOUR_MS
+    streak = f"1 ({time_of(first)}), 1 ({time_of(second)})"
+    assert rows(page, "policies") == [
+        ["stable", waiting, "2", "3", streak, "0", "", ""],
+        ["stable", acting, "2", "1", streak, "1", time_of(answer["policies"][1]["last_fired_ms"]),
+         time_of(first)],
+    ]  # fmt: skip
+    assert [(p["rule"], p["streak"], p["fired"]) for p in answer["policies"]] == [
+        (waiting, 2, 0),
+        (acting, 2, 1),
+    ]
+    (outcome,) = answer["outcomes"]
+    assert (outcome["action"], outcome["status"]) == ("rollback", "done")
+    assert Deployments(database).get("loop-api").serving == {"stable": 1}
+    assert rows(page, "actions") == [
+        [time_of(outcome["at_ms"]), "stable", acting, "rollback", "done", outcome["reason"],
+         f"{outcome['why']}from: {{\"stable\": 2}}to: {{\"stable\": 1}}"],
+    ]  # fmt: skip
+    assert outcome["why"] == f"policy {acting!r} held: drift_share 1 in the window from {first} ms"
+    assert 'id="no-pending"' in page
+    # Window 3 completes the 3-window streak and is committed; the process stops before
+    # its rollback runs: the page shows it pending.
+    log(3, 100.0)
+    third = START_MS + 3 * HOUR_MS
+    update_windows(database, "loop-api")
+    reference = get_reference(database, "loop-api")
+    rules = [Policy.parse(waiting), Policy.parse(acting)]
+    _evaluate_window(database, "loop-api", "stable", third, Windowing(), reference, rules, 0.05)
+    page = client.get("/deployments/loop-api/monitoring").text
+    assert rows(page, "pending") == [["stable", waiting, "rollback", time_of(third)]]
+    assert monitoring.actions("loop-api")["pending"][0]["start_ms"] == third
+    assert rows(page, "policies")[0][2:4] == ["3", "3"]
+    assert rows(page, "policies")[0][5] == "1"
+    # Another window length has no streaks; a variant filter keeps only its outcomes.
+    assert 'id="no-policies"' in client.get("/deployments/loop-api/monitoring?window=1d").text
+    other = client.get("/deployments/loop-api/monitoring?variant=canary").text
+    assert 'id="no-actions"' in other and "No action was taken for variant canary" in other

@@ -11,7 +11,8 @@ before labels, calibrated on :mod:`.reference_scores`; :mod:`.estimate_check` on
 come), :mod:`.process_metrics` (the serving workers' memory and CPU), :mod:`.alert_log`,
 :mod:`.policy_actions` (what a rule does: :mod:`.webhook_action`, :mod:`.rollback_action`,
 :mod:`.promote_action`, :mod:`.retrain_action` on a :mod:`.training_window`, also on request:
-:mod:`.retrain_request`), :mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML
+:mod:`.retrain_request`), :mod:`.policy_record` (the policies' streaks, the actions
+pending and what the actions did), :mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML
 report), and the service over them: :mod:`.monitoring_service` (its operations),
 :mod:`.local_monitoring` (``Monitoring`` on a store), :mod:`.http_monitoring`
 (``HttpMonitoring`` on a server).
@@ -41,6 +42,7 @@ from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.monitor_report import monitor_report, monitor_status
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
+from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import Reference, get_reference, set_reference
 from opsloop.monitoring.retrain_request import retrain_on_request
 from opsloop.monitoring.training_window import TrainingWindow, training_window
@@ -67,6 +69,7 @@ __all__ = [
     "monitor_report",
     "monitor_status",
     "post_alert",
+    "read_actions",
     "read_alerts",
     "read_evaluations",
     "read_window",

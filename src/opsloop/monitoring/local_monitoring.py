@@ -36,6 +36,7 @@ from opsloop.monitoring.evaluation import (
 from opsloop.monitoring.event_log import LabelReceipt, log_labels, log_predictions
 from opsloop.monitoring.monitor_report import monitor_status
 from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
+from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import (
     REFERENCE_SAMPLE_SIZE,
     ReferenceSummary,
@@ -160,6 +161,22 @@ class Monitoring:
         if variant is not None:
             found = found[found["variant"] == variant].reset_index(drop=True)
         return found[list(ALERT_COLUMNS)]
+
+    def actions(
+        self,
+        deployment: str,
+        *,
+        window: str = "1h",
+        variant: str | None = None,
+        last: int = 50,
+    ) -> dict:
+        """The policies' streaks, the pending actions and the newest ``last`` action
+        outcomes (see :func:`~opsloop.monitoring.policy_record.read_actions`).
+
+        >>> Monitoring(db).actions("nothing-yet")["outcomes_total"]
+        0
+        """
+        return read_actions(self.db, deployment, Windowing(window), variant=variant, last=last)
 
     def set_reference(
         self,

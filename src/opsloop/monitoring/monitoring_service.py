@@ -179,6 +179,19 @@ class MonitoringService(Protocol):
         """The alerts raised, oldest first, with their evidence."""
         ...
 
+    def actions(
+        self,
+        deployment: Name,
+        *,
+        window: WindowLength = "1h",
+        variant: Name | None = None,
+        last: Last = 50,
+    ) -> dict:
+        """Each policy's rule with its current streak on windows of length ``window``, the
+        actions pending, and the newest ``last`` outcomes of the actions the policies took
+        (see :mod:`~opsloop.monitoring.policy_record`)."""
+        ...
+
     def set_reference(
         self,
         deployment: Name,
@@ -226,12 +239,16 @@ class AlertRow(BaseModel):
 
 
 class WindowEvaluationDocument(BaseModel):
-    """One evaluated window: its metrics and the rules whose alerts it fired."""
+    """One evaluated window: its metrics, the rules whose alerts it fired and the outcomes
+    of the actions run after it."""
 
     variant: str
     start_ms: int
     metrics: dict[str, Any]
     alerts: list[str]
+    actions: list[dict[str, Any]] = Field(
+        default=[], description="what each action did: action, rule, status, reason, ..."
+    )
 
 
 class MonitorStatus(BaseModel):
@@ -244,14 +261,75 @@ class MonitorStatus(BaseModel):
     alerts: list[dict[str, Any]]
 
 
+class StreakWindow(BaseModel):
+    """A window of a streak: its start and the signal's value in it."""
+
+    start_ms: int
+    value: Any
+
+
+class PolicyStanding(BaseModel):
+    """One rule on one variant's windows: its streak so far and its firings."""
+
+    variant: str
+    rule: str
+    signal: str | None
+    op: str | None
+    threshold: float | None
+    windows: int | None = Field(description="the consecutive windows the rule needs to fire")
+    action: str | None
+    streak: int = Field(description="the consecutive windows, up to the last, where it held")
+    streak_windows: list[StreakWindow]
+    fired: int = Field(description="how many times it fired on windows of this length")
+    last_fired_ms: int | None
+    last_fired_start_ms: int | None = Field(description="the window that fired it last")
+
+
+class PendingAction(BaseModel):
+    """An action recorded with its alert, not run yet."""
+
+    variant: str
+    rule: str
+    action: str | None
+    start_ms: int | None = Field(description="the start of the window that fired it")
+    evidence: dict[str, Any]
+
+
+class ActionOutcome(BaseModel):
+    """What an action did, as the audit log keeps it."""
+
+    at_ms: int
+    actor: str
+    variant: str | None
+    rule: str | None
+    action: str | None
+    status: str = Field(description="done, failed, refused or blocked")
+    reason: str
+    why: str | None = Field(description="the policy's evidence in words")
+    evidence: dict[str, Any] = Field(description="what the action reported")
+
+
+class PolicyActions(BaseModel):
+    """The policies' streaks, the pending actions and the newest action outcomes."""
+
+    deployment: str
+    window_ms: int
+    policies: list[PolicyStanding]
+    pending: list[PendingAction]
+    outcomes: list[ActionOutcome] = Field(description="newest first")
+    outcomes_total: int = Field(description="how many outcomes there are in all")
+
+
 def _evaluation_document(evaluation: WindowEvaluation) -> dict[str, Any]:
     document = dataclasses.asdict(evaluation)
     document["alerts"] = list(evaluation.alerts)
+    document["actions"] = list(evaluation.actions)
     return document
 
 
 def _evaluation(document: dict[str, Any]) -> WindowEvaluation:
-    return WindowEvaluation(**{**document, "alerts": tuple(document["alerts"])})
+    alerts, actions = tuple(document["alerts"]), tuple(document.get("actions", ()))
+    return WindowEvaluation(**{**document, "alerts": alerts, "actions": actions})
 
 
 def _frame(columns: tuple[str, ...]):
@@ -334,6 +412,13 @@ MONITORING_OPERATIONS = ServiceTable(
                 title="MonitoringAlerts",
             ),
             query=("variant",),
+        ),
+        Operation(
+            "actions",
+            "GET",
+            "/monitoring/{deployment:path}/actions",
+            answer=Answer(PolicyActions),
+            query=("window", "variant", "last"),
         ),
         Operation(
             "set_reference",

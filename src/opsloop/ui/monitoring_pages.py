@@ -11,13 +11,17 @@ A deployment's page shows, for the evaluated windows of one length (newest
   moved, error stable; concept drift: error rose, inputs stable), with the test behind it;
 * **software:** requests, errors and latency;
 
-then the alerts the policies raised, with their evidence. Everything is read through the
-monitoring service (``evaluations``, ``alerts``, ``reference``, ``status``); the tables
-hold every number the charts draw, so the page works without JavaScript.
+then the alerts the policies raised, with their evidence, and the policies' state: each
+rule's current streak against the windows it needs and when it last fired, the actions
+pending, and the newest :data:`ACTIONS_SHOWN` outcomes of the actions (rollback, retrain,
+promote, webhook) with why they ran. Everything is read through the monitoring service
+(``evaluations``, ``alerts``, ``actions``, ``reference``, ``status``); the tables hold
+every number the charts draw, so the page works without JavaScript.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -28,7 +32,7 @@ from opsloop.errors import NotFoundError
 from opsloop.registry import User
 from opsloop.ui.monitoring_charts import drift_heatmap, input_figure, output_figure, software_figure
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.rendering import render
+from opsloop.ui.rendering import format_value, render
 from opsloop.ui.row_pages import row_page
 from opsloop.ui.session_check import page_user
 
@@ -38,6 +42,8 @@ Viewer = Annotated[User, Depends(page_user)]
 WINDOW_LENGTHS = ("5min", "15min", "1h", "6h", "1d")
 #: The newest evaluated windows a page shows.
 WINDOWS_SHOWN = 200
+#: The newest action outcomes a page shows.
+ACTIONS_SHOWN = 50
 Start = Annotated[int | None, Query(ge=0)]
 
 
@@ -83,6 +89,22 @@ def alert_rows(alerts) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def evidence_text(evidence: dict[str, Any]) -> list[str]:
+    """What an action reported, one ``key: value`` line per item (lists and objects as
+    JSON; the traceback of a failed training function is left to the audit log).
+
+    >>> evidence_text({"from": {"live": 2}, "tries": 1, "traceback": "..."})
+    ['from: {"live": 2}', 'tries: 1']
+    """
+    lines = []
+    for key, value in evidence.items():
+        if key == "traceback":
+            continue
+        shown = json.dumps(value) if isinstance(value, dict | list) else format_value(value)
+        lines.append(f"{key}: {shown}")
+    return lines
 
 
 def _reference(monitoring, name: str):
@@ -163,6 +185,10 @@ def monitoring_page(
         reference=_reference(monitoring, name),
         labels=status["labels"],
         alerts=alert_rows(monitoring.alerts(name, variant=variant or None)),
+        actions=monitoring.actions(
+            name, window=window, variant=variant or None, last=ACTIONS_SHOWN
+        ),
+        evidence_text=evidence_text,
         figures=figures,
         figure_titles=[f["layout"]["title"]["text"] for f in figures],
         link=link,
