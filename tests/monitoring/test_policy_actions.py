@@ -22,10 +22,11 @@ from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import get_reference, set_reference
+from opsloop.monitoring.rollback_action import rollback
 from opsloop.monitoring.training_window import training_window
 from opsloop.monitoring.webhook_action import post_alert
 from opsloop.monitoring.window_store import update_windows
-from opsloop.registry import ModelRegistry
+from opsloop.registry import ModelRegistry, add_user
 from opsloop.registry.audit import audit_entries, verify_audit_log
 from opsloop.serving import Deployments, Variant
 from opsloop.store import ArtifactStore
@@ -196,7 +197,7 @@ def test_rollback_returns_to_the_previous_definition_with_the_evidence(db, clock
     assert deployments.get("cancer").serving == {"live": 1}
     last = deployments.history("cancer").iloc[-1]
     accuracy = evaluations[FLIP_AT].metrics["task_metric"]
-    assert last["action"] == "deploy"
+    assert last["action"] == "rollback"
     assert last["reason"].startswith("monitoring rollback to its previous definition")
     assert (
         f"task_metric {accuracy:.4g} in the window from {T0 + FLIP_AT * HOUR_MS} ms"
@@ -204,6 +205,36 @@ def test_rollback_returns_to_the_previous_definition_with_the_evidence(db, clock
     )
     evidence = json.loads(last["reason"].split("evidence=", 1)[1])
     assert evidence["windows"] == [{"start_ms": T0 + FLIP_AT * HOUR_MS, "value": accuracy}]
+
+
+def test_rollback_of_a_protected_deployment_reuses_the_approvals_of_what_it_restores(
+    db, clock, loop
+):
+    # Protected by one approval: v1 and then v2 were each deployed with ana's approval, so
+    # going back to v1 is the change her approval already covered (as a canary's gate
+    # rolls back); no new approval is asked for and the entry says the approvals were reused.
+    traffic, registry, deployments, context = loop
+    registry.register("cancer-model", traffic.model, input_schema=traffic.train)
+    add_user(db, deployments.actor, "admin")  # the loop acts as this user
+    add_user(db, "ana", "approver")
+    deployments.protect("cancer", 1)
+    ana = Deployments(db, actor="ana")
+    for version in (1, 2):
+        definition = [Variant("live", "cancer-model", version=version)]
+        ana.approve("cancer", definition)
+        deployments.deploy("cancer", definition)
+    evaluations, _ = _run(db, clock, traffic, "task_metric < 0.5 -> rollback", context)
+    (outcome,) = next(e for e in evaluations if e.actions).actions
+    assert outcome["status"] == "done", outcome["reason"]
+    assert (outcome["from"], outcome["to"]) == ({"live": 2}, {"live": 1})
+    last = deployments.history("cancer").iloc[-1]
+    assert last["action"] == "rollback"
+    assert (last["after"]["approved_by"], last["after"]["approvals_reused"]) == (["ana"], True)
+    # A second rollback would undo the first: the service refuses it, and so does the loop.
+    again = rollback(deployments, "cancer", "task_metric < 0.5 -> rollback", {"windows": []})
+    assert again["status"] == "refused"
+    assert "its definition is a rollback already" in again["reason"]
+    assert deployments.get("cancer").serving == {"live": 1}
 
 
 def test_rollback_of_a_protected_deployment_is_refused_and_alerts(db, clock, loop):

@@ -2,15 +2,19 @@
 version a named alias of its model points at, through the deployments service's audited
 deploy.
 
-The previous definition is the ``before`` of the deployment's latest ``deploy`` entry in
-its audit log (so a rollback after a rollback goes forward again: it undoes the last
-change, whatever it was). With ``to=ALIAS`` the deployment becomes a ``single`` one whose
-primary variant follows ``MODEL@ALIAS``. The deploy's reason carries the evidence: the
+Without ``to``, the deployments service's own rollback
+(:meth:`~opsloop.serving.Deployments.rollback`) restores the definition the last change
+replaced, as a failing canary's gate does: on a protected deployment it reuses the
+approvals (and the passed release gate) that covered that definition when it served, so the
+loop can undo a bad change without waiting for people, and a rollback is never undone by
+another one. With ``to=ALIAS`` the deployment becomes a ``single`` one whose primary variant
+follows ``MODEL@ALIAS``, through an audited deploy, which a protected deployment allows
+only with approvals of that definition. The change's reason carries the evidence: the
 policy, the windows and the signal's value in each.
 
-A protected deployment changes only with its approvals; without them the deploy is
-denied, nothing changes, and the outcome says ``refused`` with the service's own words
-(the caller records an alert). A deployment with no earlier definition is refused too.
+A change the service refuses (approvals or a gate missing, no earlier definition, the
+definition a rollback already) changes nothing: the outcome says ``refused`` with the
+service's own words (the caller records an alert).
 
 >>> from opsloop.serving import Deployments, Variant
 >>> for _ in range(2):
@@ -29,7 +33,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opsloop.errors import DeniedError
+from opsloop.errors import ConflictError, DeniedError
 from opsloop.serving.deployment_records import Variant
 from opsloop.tracking.limits import MAX_TEXT_LENGTH
 
@@ -66,38 +70,28 @@ def rollback(
     """Roll ``name`` back (see the module docstring); the outcome: ``status`` (``done`` or
     ``refused``), a ``reason``, and for ``done`` the definitions ``from`` and ``to``."""
     current = deployments.get(name)
+    target = "its previous definition"
     if to:
         primary = next(v for v in current.variants if v.role == "primary")
-        variants = (Variant(primary.name, primary.model, alias=to),)
-        strategy, automation = "single", current.automation
         target = f"{primary.model}@{to}"
-    else:
-        history = deployments.history(name)
-        deploys = history[history["action"] == "deploy"]
-        before = deploys["before"].iloc[-1] if len(deploys) else None
-        if not before:
-            return {
-                "status": "refused",
-                "reason": f"deployment {name!r} has no earlier definition to roll back to",
-            }
-        variants = tuple(Variant.from_dict(v) for v in before["variants"])
-        strategy, automation = before["strategy"], before["automation"]
-        target = "its previous definition"
     why = evidence_sentence(rule, evidence)
     reason = f"monitoring rollback to {target}: {why}; evidence={json.dumps(evidence)}"
     if len(reason) > MAX_TEXT_LENGTH:  # many drifted features: the alert keeps them all
         reason = f"monitoring rollback to {target}: {why}"
     try:
-        deployed = deployments.deploy(
-            name,
-            variants,
-            strategy=strategy,
-            automation=automation,
-            description=current.description,
-            actor=actor,
-            reason=reason,
-        )
-    except DeniedError as error:
+        if to:
+            deployed = deployments.deploy(
+                name,
+                (Variant(primary.name, primary.model, alias=to),),
+                strategy="single",
+                automation=current.automation,
+                description=current.description,
+                actor=actor,
+                reason=reason,
+            )
+        else:
+            deployed = deployments.rollback(name, actor=actor, reason=reason)
+    except (DeniedError, ConflictError) as error:
         return {"status": "refused", "reason": f"rollback of {name!r} to {target} refused: {error}"}
     return {
         "status": "done",
