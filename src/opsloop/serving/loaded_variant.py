@@ -108,6 +108,8 @@ class LoadedVariant:
     # definitions: "probabilities" (``_predicts_by_probabilities``), "decision"
     # (``_logistic_link``: "expit" or "softmax"), or ``None``: two calls.
     _one_call: tuple[str, str | None] | None = field(init=False, repr=False, compare=False)
+    # Whether the model is a forest regressor answered tree by tree (``_forest_mean``).
+    _averages_trees: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "check", RecordCheck(self.schema))
@@ -121,6 +123,7 @@ class LoadedVariant:
         elif sklearn and (link := _logistic_link(self.model)) is not None:
             one_call = ("decision", link)
         object.__setattr__(self, "_one_call", one_call)
+        object.__setattr__(self, "_averages_trees", sklearn and _averages_trees(self.model))
 
     @property
     def ref(self) -> str:
@@ -177,12 +180,14 @@ class LoadedVariant:
             way, link = self._one_call
             classes = model.classes_
             if way == "probabilities":
-                probabilities = np.asarray(model.predict_proba(given), dtype=float)
+                probabilities = _forest_mean(model, given)
                 indices = np.argmax(probabilities, axis=1)
             else:
                 indices, probabilities = _from_decision(model.decision_function(given), link)
             predictions = _plain(classes.take(indices, axis=0))
             return VariantAnswer(predictions, probabilities.tolist(), _plain(classes))
+        if self._averages_trees:
+            return VariantAnswer(_plain(_forest_mean(model, given, regression=True)))
         predictions = _plain(model.predict(given))
         if not self.has_probabilities:
             return VariantAnswer(predictions)
@@ -299,6 +304,65 @@ def _from_decision(scores: Any, link: str | None) -> tuple[np.ndarray, np.ndarra
         probabilities = np.stack([1 - positive, positive], axis=1)
         return (scores > 0).astype(np.intp), np.asarray(probabilities, dtype=float)
     return np.argmax(scores, axis=1), np.asarray(softmax(scores, copy=True), dtype=float)
+
+
+def _forest_mean(forest: Any, given: Any, *, regression: bool = False) -> np.ndarray:
+    """A forest's ``predict_proba`` (or a forest regressor's ``predict``): for a float
+    matrix of finite values, its trees' answers summed tree by tree in their order and
+    divided by their number, as the forest's own method does when it runs in one thread
+    (its default), on the float32 matrix its input check makes; anything else goes to the
+    forest's own method.
+
+    Why not always its own method: it runs each tree through scikit-learn's parallel
+    helper, which on every call copies and resets the process's warning filters, and warns
+    when it finds them empty. Python's warning filters are one list for all threads, so
+    with two forests answering at once (a primary on the event loop and a shadow in its
+    worker) each finds the other's list emptied mid-reset and warns, once per tree:
+    thousands of spurious "``delayed`` should be used with ``Parallel``" warnings a minute
+    on a busy server. The trees themselves touch no filters.
+
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, [0, 0, 1, 1])
+    >>> bool((_forest_mean(forest, X) == forest.predict_proba(X)).all())
+    True
+    """
+    if (
+        not isinstance(given, np.ndarray)
+        or given.ndim != 2
+        or given.shape[1] != forest.n_features_in_
+        or forest.n_jobs not in (None, 1)
+        or not np.isfinite(given).all()
+    ):
+        own = forest.predict(given) if regression else forest.predict_proba(given)
+        return np.asarray(own, dtype=float)
+    matrix = given.astype(np.float32)
+    if regression:
+        total = np.zeros(len(matrix), dtype=np.float64)
+        for tree in forest.estimators_:
+            total += tree.predict(matrix, check_input=False)
+    else:
+        total = np.zeros((len(matrix), forest.n_classes_), dtype=np.float64)
+        for tree in forest.estimators_:
+            total += tree.predict_proba(matrix, check_input=False)
+    total /= len(forest.estimators_)
+    return total
+
+
+def _averages_trees(model: object) -> bool:
+    """Whether ``model`` is a scikit-learn forest regressor with one output (exact types),
+    answered by ``_forest_mean``.
+
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> _averages_trees(RandomForestRegressor(n_estimators=2).fit([[0], [1]], [0.0, 1.0]))
+    True
+    """
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+    return (
+        type(model) in (RandomForestRegressor, ExtraTreesRegressor)
+        and getattr(model, "n_outputs_", None) == 1
+    )
 
 
 def _predicts_by_probabilities(model: object) -> bool:
