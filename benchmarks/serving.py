@@ -122,8 +122,7 @@ def _start(command: list[str], health: str, headers: dict) -> subprocess.Popen:
     import httpx
 
     # The server's errors go to a file: a pipe nobody reads while the load runs fills up,
-    # and then the server blocks on its next log line (a forest in two threads at once
-    # logs a scikit-learn warning per tree).
+    # and then the server blocks on its next log line.
     errors = tempfile.NamedTemporaryFile(prefix="opsloop-bench-", suffix=".log")  # noqa: SIM115
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=errors, env=os.environ.copy()
@@ -198,8 +197,9 @@ def _load(url: str, token: str, body: Path, concurrency: int, seconds: float, wa
 
 def _validation_us(prepared: dict) -> dict[str, float]:
     """Median microseconds of checking one 20-feature record against its signature: the
-    serving path (the signature's compiled :class:`RecordCheck`), the same with the frame a
-    model fitted on a frame is given, and the full check (:func:`checked_records`)."""
+    serving path (the signature's compiled :class:`RecordCheck`), the same with the frame
+    that a model which cannot take the float matrix is given, and the full check
+    (:func:`checked_records`)."""
     from opsloop.data.schema import infer_schema
     from opsloop.serving.record_validation import RecordCheck, checked_records
 
@@ -316,8 +316,8 @@ def _report(results, kinds, concurrencies, args, loads, validation_us, drops) ->
         *verdicts,
         f"- Checking one 20-feature record against its signature on the serving path "
         f"(`RecordCheck`, compiled once per signature): {validation_us['check']:.0f} µs, "
-        f"{validation_us['check_frame']:.0f} µs with the frame a model fitted on a frame is "
-        f"given, median of 5 × 2,000 calls (target 200 µs: "
+        f"{validation_us['check_frame']:.0f} µs with the frame that a model which cannot "
+        f"take the float matrix is given, median of 5 × 2,000 calls (target 200 µs: "
         f"{'met' if validation_us['check_frame'] <= 200 else 'not met'}); the full check "
         f"(`checked_records`, taken by records that are not all floats within their rules) "
         f"{validation_us['full']:.0f} µs.",

@@ -5,7 +5,11 @@ coming, and one request's failure kept its own. Over HTTP on a real server too."
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -229,3 +233,73 @@ def test_concurrent_http_requests_get_their_own_answers(registry, batched):
     )
     calls, rows = _histogram(metrics, "forest")
     assert rows == 48 and 1 <= calls <= 48
+
+
+def test_v2_infer_requests_share_model_calls_and_equal_one_by_one_answers(registry, batched):
+    """The Open Inference Protocol's infer goes through the same micro-batcher. The server's
+    event loop is held while 24 requests are sent, so all of them are read together once
+    it is let go: they are answered in calls of at most 16 records, each answer equal bit
+    for bit to the same request's answer alone (and to the forest's own)."""
+    Deployments(registry.db).configure(
+        "forest", batching={"max_batch_size": 16, "max_wait_ms": 1_000}
+    )
+    app = create_data_plane_app(registry.db, registry.artifacts)
+    loops: list = []
+
+    @app.get("/loop-of-the-server")
+    async def loop_of_the_server() -> dict:
+        loops.append(asyncio.get_running_loop())
+        return {}
+
+    token = app.state.installation_token
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    new, _ = _table(n=24, seed=5)
+    bodies = [
+        json.dumps(
+            {"inputs": [{"name": "input", "shape": [1, 6], "datatype": "FP64", "data": row}]}
+        )
+        for row in new.to_numpy().tolist()
+    ]
+    path = "/v2/models/forest/infer"
+    held, release = threading.Event(), threading.Event()
+    with (
+        running_server(app, health_path="/v2/health/live") as url,
+        httpx.Client(base_url=url, headers=headers, timeout=60) as client,
+    ):
+        assert client.get("/loop-of-the-server").status_code == 200
+        loops[0].call_soon_threadsafe(lambda: (held.set(), release.wait(60)))
+        assert held.wait(60)
+        address = urlsplit(url)
+        connections = []
+        try:
+            for body in bodies:  # each sent whole while the loop is held
+                connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+                connection.request("POST", path, body, headers)
+                connections.append(connection)
+        finally:
+            release.set()
+        together = []
+        for connection in connections:
+            response = connection.getresponse()
+            assert response.status == 200, response.read()
+            together.append(json.loads(response.read()))
+            connection.close()
+        calls, rows = _histogram(client.get("/metrics").text, "forest")
+        alone = []
+        for body in bodies:
+            answer = client.post(path, content=body)
+            assert answer.status_code == 200, answer.text
+            alone.append(answer.json())
+    app.state.runtime.close()
+    assert rows == 24 and calls == 2  # 16 + 8 records
+    model = batched["forest"]
+
+    def outputs(answers: list, name: str) -> list:
+        return [
+            next(o["data"] for o in answer["outputs"] if o["name"] == name) for answer in answers
+        ]
+
+    assert outputs(together, "predict") == outputs(alone, "predict")
+    assert [p for [p] in outputs(together, "predict")] == model.predict(new).tolist()
+    assert outputs(together, "predict_proba") == outputs(alone, "predict_proba")
+    np.testing.assert_array_equal(outputs(together, "predict_proba"), model.predict_proba(new))

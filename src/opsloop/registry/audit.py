@@ -303,8 +303,8 @@ def newest_audit_id(db: Database) -> int:
     >>> newest_audit_id(Database("sqlite://"))
     0
     """
-    with db.read() as connection:
-        return connection.execute(sa.select(sa.func.max(_log.c.id))).scalar() or 0
+    # Read on every data plane request, so through the driver (``Database.read_value``).
+    return int(db.read_value(f"SELECT max(id) FROM {_log.name}") or 0)
 
 
 def audit_head(db: Database) -> dict[str, object]:

@@ -15,6 +15,10 @@ FP64); ``parameters`` carries the opsloop request id (for feedback), the variant
 model version that answered. A routing key comes in the request's ``parameters``
 (``routing_key``) or the ``X-Routing-Key`` header. Tensor data may be JSON or use the
 binary tensor extension (:mod:`.inference_binary`), in the request and in the answer.
+An inference request is answered as a records request is: on the event loop, through the
+variant's micro-batcher where the deployment's settings turn batching on
+(:mod:`opsloop.serving.micro_batching`), so concurrent V2 and records requests of one
+variant share model calls.
 
 Errors follow the protocol: ``{"error": message}``, with opsloop's ``code`` beside it.
 
@@ -340,7 +344,7 @@ def version_ready(name: str, version: str, request: Request, user: Viewer) -> JS
     return _model_ready(request, name, version)
 
 
-def _infer(
+async def _infer(
     request: Request,
     name: str,
     version: str | None,
@@ -357,7 +361,16 @@ def _infer(
         if schema is not None:
             columns = tuple(c.name for c in schema.columns if "serving" not in c.absent_in)
         records = rows_of(body.inputs, columns)
-        answer = runtime.predict(name, records, routing_key=key, variant=version, revision=revision)
+        # As the records endpoint: through the variant's micro-batcher where the
+        # deployment's settings turn batching on (see :mod:`.prediction_routes`).
+        answer = await runtime.predict_async(
+            name,
+            records,
+            routing_key=key,
+            variant=version,
+            revision=revision,
+            arrival=getattr(request.state, "arrival", None),
+        )
         # A request queued for review has no model answer to give (see serving.automation).
         outputs = [] if answer.answer is None else _outputs(answer, body.outputs)
     except OpsloopError as error:
@@ -436,7 +449,7 @@ async def _answer(
     except OpsloopError as error:
         return _protocol_error(error)
     # On the event loop, as the records endpoint (see :mod:`.prediction_routes`).
-    return _infer(request, name, version, body, routing_header)
+    return await _infer(request, name, version, body, routing_header)
 
 
 _INFER_ANSWER: dict[int | str, dict] = {200: {"model": InferenceAnswer, "content": BINARY_ANSWER}}

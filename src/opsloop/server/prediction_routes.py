@@ -15,8 +15,9 @@ Predict runs the model on the event loop, as a plain FastAPI ``async def`` endpo
 on a busy machine the hop to the thread pool and back can cost more than a small model's
 whole answer (see :mod:`.identity` on the same choice). A deployment whose settings turn
 micro-batching on answers concurrent requests with one model call
-(:mod:`opsloop.serving.micro_batching`); the data plane counts the predict requests under
-way (:class:`PredictArrivals`) so that a batch waits only while others may join it.
+(:mod:`opsloop.serving.micro_batching`); the data plane counts the prediction requests
+under way, records and inference protocol alike (:class:`PredictArrivals`), so that a batch
+waits only while others may join it.
 Feedback waits for the event writer, so it runs in the thread pool.
 
 >>> sorted(route.path for route in router.routes)
@@ -41,10 +42,15 @@ router = APIRouter(prefix="/v1/deployments", tags=["predictions"])
 FEEDBACK_WAIT_S = 5.0
 
 
+#: The ends of the paths that answer with a model: the records' ``/predict`` and the
+#: inference protocol's ``/infer``.
+_ANSWERING = ("/predict", "/infer")
+
+
 class PredictArrivals:
-    """ASGI middleware: count each predict request among the runtime's arrivals from the
-    moment the app sees it until it joins a batch or ends (see
-    :class:`~opsloop.serving.micro_batching.Arrivals`)."""
+    """ASGI middleware: count each prediction request (records or inference protocol)
+    among the runtime's arrivals from the moment the app sees it until it joins a batch
+    or ends (see :class:`~opsloop.serving.micro_batching.Arrivals`)."""
 
     def __init__(self, app: ASGIApp, runtime: Any) -> None:
         self.app = app
@@ -54,7 +60,7 @@ class PredictArrivals:
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
-            or not scope["path"].endswith("/predict")
+            or not scope["path"].endswith(_ANSWERING)
         ):
             await self.app(scope, receive, send)
             return

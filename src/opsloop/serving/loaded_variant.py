@@ -28,6 +28,7 @@ PyTorch versions are refused with a clear error: their serving is not written ye
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -100,23 +101,29 @@ class LoadedVariant:
     model: Any
     #: The signature's record check, compiled once per loaded version.
     check: RecordCheck = field(init=False, repr=False, compare=False)
-    # Whether the model is given the checked float matrix itself rather than a frame: a
-    # scikit-learn estimator fitted without column names converts a frame to that very
-    # matrix, at several times the cost; one fitted on a frame keeps getting a frame.
-    _takes_matrix: bool = field(init=False, repr=False, compare=False)
-    # Whether the predictions are the argmax of the probabilities by the model's own
-    # definition, so one call answers both (see ``_predicts_by_probabilities``).
-    _by_probabilities: bool = field(init=False, repr=False, compare=False)
+    # The model given the checked float matrix itself rather than a frame (``None``: the
+    # frame), see ``_matrix_model``.
+    _matrix_model: Any = field(init=False, repr=False, compare=False)
+    # How one model call answers both predictions and probabilities, by the model's own
+    # definitions: "probabilities" (``_predicts_by_probabilities``), "decision"
+    # (``_logistic_link``: "expit" or "softmax"), or ``None``: two calls.
+    _one_call: tuple[str, str | None] | None = field(init=False, repr=False, compare=False)
+    # Whether the model is a forest regressor answered tree by tree (``_forest_mean``).
+    _averages_trees: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "check", RecordCheck(self.schema))
         sklearn = self.flavor == "sklearn"
-        takes_matrix = sklearn and _is_estimator(self.model)
-        takes_matrix = takes_matrix and getattr(self.model, "feature_names_in_", None) is None
-        object.__setattr__(self, "_takes_matrix", takes_matrix)
         object.__setattr__(
-            self, "_by_probabilities", sklearn and _predicts_by_probabilities(self.model)
+            self, "_matrix_model", _matrix_model(self.model, self.check.names) if sklearn else None
         )
+        one_call = None
+        if sklearn and _predicts_by_probabilities(self.model):
+            one_call = ("probabilities", None)
+        elif sklearn and (link := _logistic_link(self.model)) is not None:
+            one_call = ("decision", link)
+        object.__setattr__(self, "_one_call", one_call)
+        object.__setattr__(self, "_averages_trees", sklearn and _averages_trees(self.model))
 
     @property
     def ref(self) -> str:
@@ -143,15 +150,19 @@ class LoadedVariant:
              x
         0  1.5
         """
+        return self._given(checked)[1]
+
+    def _given(self, checked: CheckedRecords | pd.DataFrame) -> tuple[Any, Any]:
+        """The model to call and what to give it."""
         if isinstance(checked, pd.DataFrame):
-            return checked
+            return self.model, checked
         if (
-            self._takes_matrix
+            self._matrix_model is not None
             and checked.matrix is not None
             and (self.check.names is None or checked.names == self.check.names)
         ):
-            return checked.matrix
-        return checked.frame
+            return self._matrix_model, checked.matrix
+        return self.model, checked.frame
 
     def predict(self, checked: CheckedRecords | pd.DataFrame) -> VariantAnswer:
         """The model's answer for ``checked`` records (checked against the schema by
@@ -162,19 +173,26 @@ class LoadedVariant:
         >>> double.predict(pd.DataFrame({"x": [1, 2]})).predictions
         [2, 4]
         """
-        given = self.model_input(checked)
+        model, given = self._given(checked)
         if self.flavor == "python":
-            return VariantAnswer(_plain(self.model(given)))
-        if self._by_probabilities:
-            probabilities = np.asarray(self.model.predict_proba(given), dtype=float)
-            classes = self.model.classes_
-            predictions = _plain(classes.take(np.argmax(probabilities, axis=1), axis=0))
+            return VariantAnswer(_plain(model(given)))
+        if self._one_call is not None:
+            way, link = self._one_call
+            classes = model.classes_
+            if way == "probabilities":
+                probabilities = _forest_mean(model, given)
+                indices = np.argmax(probabilities, axis=1)
+            else:
+                indices, probabilities = _from_decision(model.decision_function(given), link)
+            predictions = _plain(classes.take(indices, axis=0))
             return VariantAnswer(predictions, probabilities.tolist(), _plain(classes))
-        predictions = _plain(self.model.predict(given))
+        if self._averages_trees:
+            return VariantAnswer(_plain(_forest_mean(model, given, regression=True)))
+        predictions = _plain(model.predict(given))
         if not self.has_probabilities:
             return VariantAnswer(predictions)
-        probabilities = np.asarray(self.model.predict_proba(given), dtype=float).tolist()
-        return VariantAnswer(predictions, probabilities, _plain(self.model.classes_))
+        probabilities = np.asarray(model.predict_proba(given), dtype=float).tolist()
+        return VariantAnswer(predictions, probabilities, _plain(model.classes_))
 
 
 def _is_estimator(model: object) -> bool:
@@ -187,6 +205,164 @@ def _is_estimator(model: object) -> bool:
     from sklearn.base import BaseEstimator
 
     return isinstance(model, BaseEstimator)
+
+
+def _name_checked_only() -> tuple[type, ...]:
+    """Estimators whose predicting methods use the fitted column names only to check that
+    a frame's columns are the fitted ones (``validate_data``), then compute on the float
+    matrix. Exact types: no subclass, nor a pipeline that selects columns by name."""
+    from sklearn import ensemble, linear_model, tree
+
+    return (
+        linear_model.LogisticRegression,
+        linear_model.LinearRegression,
+        linear_model.Ridge,
+        linear_model.Lasso,
+        linear_model.ElasticNet,
+        ensemble.RandomForestClassifier,
+        ensemble.RandomForestRegressor,
+        ensemble.ExtraTreesClassifier,
+        ensemble.ExtraTreesRegressor,
+        tree.DecisionTreeClassifier,
+        tree.DecisionTreeRegressor,
+    )
+
+
+def _matrix_model(model: object, names: tuple[str, ...] | None) -> Any:
+    """The model to give the checked float matrix, ``None`` when it must get the frame.
+
+    A scikit-learn estimator fitted without column names converts a frame to that very
+    matrix, at several times the cost: it gets the matrix. One fitted on a frame whose
+    columns are the signature's, in its order, gets the matrix too, through a shallow copy
+    without ``feature_names_in_`` (its fitted arrays shared), when it is one of the types
+    that use the names only to check a frame's columns (``_name_checked_only``): the frame
+    it would be given holds the matrix's float64 columns in that order, so it would convert
+    it to the same matrix, and the check it skips holds by construction. Anything else
+    keeps getting the frame.
+
+    >>> from sklearn.linear_model import LinearRegression
+    >>> X = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 0.0, 1.0]})
+    >>> fitted = LinearRegression().fit(X, [0.0, 1.0, 2.0])
+    >>> hasattr(_matrix_model(fitted, ("a", "b")), "feature_names_in_")
+    False
+    >>> _matrix_model(fitted, ("b", "a")) is None  # not the model's order
+    True
+    """
+    if not _is_estimator(model):
+        return None
+    fitted_names = getattr(model, "feature_names_in_", None)
+    if fitted_names is None:
+        return model
+    if type(model) not in _name_checked_only():
+        return None
+    if names is None or tuple(str(name) for name in fitted_names) != names:
+        return None
+    unnamed = copy.copy(model)
+    del unnamed.feature_names_in_
+    return unnamed
+
+
+def _logistic_link(model: object) -> str | None:
+    """How a scikit-learn ``LogisticRegression``'s ``predict_proba`` turns its
+    ``decision_function`` into probabilities, where one call of the latter can answer both
+    (``_from_decision``): ``"expit"`` for two classes (the positive class's probability is
+    the logistic of the score), ``"softmax"`` for more. ``None`` for any other model, and
+    for scikit-learn versions with a ``multi_class`` setting, whose rules differ by it.
+    Exact type only, so no subclass's override is missed.
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> _logistic_link(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
+    'expit'
+    >>> _logistic_link(LogisticRegression().fit([[0.0], [1.0], [2.0]], [0, 1, 2]))
+    'softmax'
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    if type(model) is not LogisticRegression or "multi_class" in model.get_params():
+        return None
+    return "expit" if len(model.classes_) <= 2 else "softmax"
+
+
+def _from_decision(scores: Any, link: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The class indices and probabilities a ``LogisticRegression`` gives for its decision
+    ``scores``, as its own ``predict`` and ``predict_proba`` compute them: two classes, a
+    positive score predicts the second class (a score of exactly 0 the first) and the
+    probabilities are ``[1 - expit(score), expit(score)]``; more, the class of the highest
+    score (the first of equal ones) and the softmax of the scores. The label comes from the
+    score, not from the probabilities, which can tie where the scores do not.
+
+    >>> indices, probabilities = _from_decision(np.array([0.0, 1e-20, -2.0]), "expit")
+    >>> indices.tolist(), probabilities[1].tolist()
+    ([0, 1, 0], [0.5, 0.5])
+    """
+    from scipy.special import expit
+    from sklearn.utils.extmath import softmax
+
+    scores = np.asarray(scores)
+    if link == "expit":
+        positive = expit(scores)
+        probabilities = np.stack([1 - positive, positive], axis=1)
+        return (scores > 0).astype(np.intp), np.asarray(probabilities, dtype=float)
+    return np.argmax(scores, axis=1), np.asarray(softmax(scores, copy=True), dtype=float)
+
+
+def _forest_mean(forest: Any, given: Any, *, regression: bool = False) -> np.ndarray:
+    """A forest's ``predict_proba`` (or a forest regressor's ``predict``): for a float
+    matrix of finite values, its trees' answers summed tree by tree in their order and
+    divided by their number, as the forest's own method does when it runs in one thread
+    (its default), on the float32 matrix its input check makes; anything else goes to the
+    forest's own method.
+
+    Why not always its own method: it runs each tree through scikit-learn's parallel
+    helper, which on every call copies and resets the process's warning filters, and warns
+    when it finds them empty. Python's warning filters are one list for all threads, so
+    with two forests answering at once (a primary on the event loop and a shadow in its
+    worker) each finds the other's list emptied mid-reset and warns, once per tree:
+    thousands of spurious "``delayed`` should be used with ``Parallel``" warnings a minute
+    on a busy server. The trees themselves touch no filters.
+
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, [0, 0, 1, 1])
+    >>> bool((_forest_mean(forest, X) == forest.predict_proba(X)).all())
+    True
+    """
+    if (
+        not isinstance(given, np.ndarray)
+        or given.ndim != 2
+        or given.shape[1] != forest.n_features_in_
+        or forest.n_jobs not in (None, 1)
+        or not np.isfinite(given).all()
+    ):
+        own = forest.predict(given) if regression else forest.predict_proba(given)
+        return np.asarray(own, dtype=float)
+    matrix = given.astype(np.float32)
+    if regression:
+        total = np.zeros(len(matrix), dtype=np.float64)
+        for tree in forest.estimators_:
+            total += tree.predict(matrix, check_input=False)
+    else:
+        total = np.zeros((len(matrix), forest.n_classes_), dtype=np.float64)
+        for tree in forest.estimators_:
+            total += tree.predict_proba(matrix, check_input=False)
+    total /= len(forest.estimators_)
+    return total
+
+
+def _averages_trees(model: object) -> bool:
+    """Whether ``model`` is a scikit-learn forest regressor with one output (exact types),
+    answered by ``_forest_mean``.
+
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> _averages_trees(RandomForestRegressor(n_estimators=2).fit([[0], [1]], [0.0, 1.0]))
+    True
+    """
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+    return (
+        type(model) in (RandomForestRegressor, ExtraTreesRegressor)
+        and getattr(model, "n_outputs_", None) == 1
+    )
 
 
 def _predicts_by_probabilities(model: object) -> bool:

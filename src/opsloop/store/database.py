@@ -186,6 +186,32 @@ class Database:
                 connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield connection
 
+    def read_value(self, sql: str) -> object:
+        """The first value of the first row (``None`` for no row) of one plain SQL
+        ``SELECT``, for a small read made on every request: run on the driver's own pooled
+        connection, it skips SQLAlchemy's statement and result machinery, which costs about
+        ten times such a read on SQLite. A single statement sees one snapshot of committed
+        data by itself, so no transaction is opened for it (a memory database, whose one
+        connection is shared, takes the ordinary path).
+
+        >>> Database("sqlite://").read_value("SELECT 1 + 1")
+        2
+        """
+        if self._memory:
+            with self.read() as connection:
+                return connection.exec_driver_sql(sql).scalar()
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()  # back to the pool, which ends the driver's transaction
+        return None if row is None else row[0]
+
     def dispose(self) -> None:
         """Close the pooled connections (the object can still be used; it reconnects).
 
