@@ -35,6 +35,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.learn.skops_import import import_skops_io
 from opsloop.registry.model_trust import refuse_pickle, skops_types_to_trust
 from opsloop.registry.torch_flavor import dump_torch, is_torch_module, load_torch
+from opsloop.registry.tree_structure import tree_problem
 
 FLAVORS = ("sklearn", "onnx", "pytorch", "python")
 
@@ -154,11 +155,17 @@ def load_model_bytes(
                 source=source,
                 registered_by=registered_by,
             )
-            return skops_io.loads(data, trusted=types)
+            model = skops_io.loads(data, trusted=types)
         except (zipfile.BadZipFile, KeyError, TypeError, ValueError) as error:
             raise CorruptModelError(
                 f"{source}: the artifact is not a readable skops file ({error})"
             ) from None
+        # Trees are on the allow-list only because their node arrays are checked here:
+        # scikit-learn's compiled code follows them without bounds checks.
+        problem = tree_problem(model)
+        if problem:
+            raise CorruptModelError(f"{source}: not loaded, {problem}")
+        return model
     if flavor == "onnx":
         return data
     if flavor == "pytorch":

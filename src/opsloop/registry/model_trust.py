@@ -16,6 +16,11 @@ run code while they load:
   - scipy's sparse matrix and array classes;
   - opsloop's own estimators (subclasses of scikit-learn's ``BaseEstimator``).
 
+  scikit-learn's trees (``sklearn.tree._tree.Tree``, the histogram boosting's
+  ``TreePredictor``) are on it although skops itself does not trust them: their node arrays
+  are indices that scikit-learn's compiled code follows unchecked, so every loaded model's
+  trees are checked before it is handed back (:mod:`.tree_structure`).
+
   Functions are not on the list, even scikit-learn's, numpy's or scipy's: a function stored in
   a model (a ``FunctionTransformer``'s ``func``) is called with data the file chooses, and
   numpy alone holds functions that run a string as code. Classes are constructed only through
