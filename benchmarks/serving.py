@@ -14,8 +14,10 @@ Servers, each its own uvicorn process on 127.0.0.1:
 * **(e)** (c) with adaptive micro-batching on (at most 32 records a call, at most 5 ms of
   waiting for company; :mod:`opsloop.serving.micro_batching`).
 
-(b), ``mlflow models serve``, runs only where ``mlflow`` is importable; it is not installed
-here, so the row is absent. Models: a LogisticRegression and a 100-tree RandomForest on 20
+* **(b)** ``mlflow models serve`` of the same model (saved with ``mlflow.sklearn.save_model``,
+  served with ``--env-manager local`` from its own environment, ``benchmarks/envs.py
+  mlflow``; its defaults: one uvicorn worker, a ``dataframe_records`` body); absent where
+  that environment is not installed. Models: a LogisticRegression and a 100-tree RandomForest on 20
 numeric features. Load: single-row JSON requests from a separate process
 (``benchmarks/peers/serving_load.py``: threads, one keep-alive ``http.client`` connection
 each; no ``wrk`` or ``ab`` is installed here), at each concurrency, ``--seconds`` measured
@@ -54,11 +56,13 @@ SOURCE = HERE.parent / "src"
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Serving: requests/s and latency against a bare FastAPI endpoint (issue 13)"
 FEATURES = 20
-SERVERS = ("a", "a+proba", "c", "d", "e")
+SERVERS = ("a", "a+proba", "b", "c", "d", "e")
+MLFLOW = HERE / ".envs" / "mlflow" / "bin"
 BATCHING = {"max_batch_size": 32, "max_wait_ms": 5.0}
 LABELS = {
     "a": "(a) bare FastAPI, predict",
     "a+proba": "(a+proba) bare FastAPI, predict + predict_proba",
+    "b": "(b) mlflow models serve",
     "c": "(c) opsloop, one variant",
     "d": "(d) opsloop, canary 10% + shadow 100%",
     "e": "(e) opsloop, one variant, micro-batching",
@@ -115,17 +119,26 @@ def _prepared(folder: Path, kinds: list[str]) -> dict:
         paths[kind].write_bytes(pickle.dumps(_models(kind, 0, X, y)))
     body = folder / "body.json"
     body.write_text(json.dumps([X.iloc[0].to_dict()]))
-    return {"models": paths, "body": body, "X": X}
+    mlflow_body = folder / "mlflow-body.json"
+    mlflow_body.write_text(json.dumps({"dataframe_records": [X.iloc[0].to_dict()]}))
+    return {"models": paths, "body": body, "mlflow_body": mlflow_body, "X": X}
 
 
-def _start(command: list[str], health: str, headers: dict) -> subprocess.Popen:
+def servers() -> tuple[str, ...]:
+    """The servers measured: (b) only where MLflow's environment is installed."""
+    return tuple(s for s in SERVERS if s != "b" or (MLFLOW / "mlflow").exists())
+
+
+def _start(
+    command: list[str], health: str, headers: dict, env: dict | None = None
+) -> subprocess.Popen:
     import httpx
 
     # The server's errors go to a file: a pipe nobody reads while the load runs fills up,
     # and then the server blocks on its next log line.
     errors = tempfile.NamedTemporaryFile(prefix="opsloop-bench-", suffix=".log")  # noqa: SIM115
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=errors, env=os.environ.copy()
+        command, stdout=subprocess.DEVNULL, stderr=errors, env=env or os.environ.copy()
     )
     process.errors = errors  # type: ignore[attr-defined]  # kept open as long as the server
     deadline = time.monotonic() + 120
@@ -157,7 +170,26 @@ def _servers(prepared: dict, kinds: list[str], token: str) -> tuple[dict, list]:
                     {},
                 )
             )
-            urls[kind, server] = (f"http://127.0.0.1:{port}/predict", "")
+            urls[kind, server] = (f"http://127.0.0.1:{port}/predict", "", prepared["body"])
+        if "b" in servers():
+            saved = model + ".mlflow"
+            subprocess.run(
+                [str(MLFLOW / "python"), str(HERE / "peers" / "serving_mlflow.py"), model, saved],
+                check=True,
+                capture_output=True,
+            )
+            port = _port()
+            processes.append(
+                _start(
+                    [str(MLFLOW / "mlflow"), "models", "serve", "-m", saved, "--env-manager",
+                     "local", "-h", "127.0.0.1", "-p", str(port)],
+                    f"http://127.0.0.1:{port}/ping",
+                    {},
+                    # MLflow starts the uvicorn of its environment from the PATH.
+                    env={**os.environ, "PATH": f"{MLFLOW}{os.pathsep}{os.environ['PATH']}"},
+                )
+            )  # fmt: skip
+            urls[kind, "b"] = (f"http://127.0.0.1:{port}/invocations", "", prepared["mlflow_body"])
         for server, name in (
             ("c", f"{kind}-one"),
             ("d", f"{kind}-canary"),
@@ -171,7 +203,11 @@ def _servers(prepared: dict, kinds: list[str], token: str) -> tuple[dict, list]:
                     auth,
                 )
             )
-            urls[kind, server] = (f"http://127.0.0.1:{port}/v1/deployments/{name}/predict", token)
+            urls[kind, server] = (
+                f"http://127.0.0.1:{port}/v1/deployments/{name}/predict",
+                token,
+                prepared["body"],
+            )
     return urls, processes
 
 
@@ -246,6 +282,15 @@ def _versions() -> str:
     return f"opsloop {commit}, Python {platform.python_version()}, {packages}"
 
 
+def _mlflow_version() -> str:
+    found = subprocess.run(
+        [str(MLFLOW / "python"), "-c", "import mlflow; print(mlflow.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip() or "(unknown version)"
+
+
 def _report(results, kinds, concurrencies, args, loads, validation_us, drops) -> str:
     lines = [
         SECTION,
@@ -256,7 +301,12 @@ def _report(results, kinds, concurrencies, args, loads, validation_us, drops) ->
         f"1-minute load average read before each measurement ran {min(loads):.2f} to "
         f"{max(loads):.2f}, median {statistics.median(loads):.2f}). The load generator is a "
         "Python process (threads, one `http.client` keep-alive connection each), not `wrk`, "
-        "which is not installed here; MLflow (b) is not installed, so it is absent.",
+        "which is not installed here."
+        + (
+            " MLflow (b) is not installed, so it is absent."
+            if "b" not in servers()
+            else f" MLflow {_mlflow_version()} (b) ran from its own environment."
+        ),
         "",
         "| model | concurrency | server | requests/s | × (a) | × (a+proba) | p50 ms | p99 ms "
         "| errors |",
@@ -266,14 +316,14 @@ def _report(results, kinds, concurrencies, args, loads, validation_us, drops) ->
     for kind in kinds:
         for concurrency in concurrencies:
             med = {}
-            for server in SERVERS:
+            for server in servers():
                 rounds = results[kind, concurrency, server]
                 med[server] = {
                     key: statistics.median(r[key] for r in rounds)
                     for key in ("rps", "p50_ms", "p99_ms")
                 }
                 med[server]["errors"] = sum(r["errors"] for r in rounds)
-            for server in SERVERS:
+            for server in servers():
                 m = med[server]
                 lines.append(
                     f"| {kind} | {concurrency} | {LABELS[server]} | {m['rps']:,.0f} | "
@@ -282,6 +332,13 @@ def _report(results, kinds, concurrencies, args, loads, validation_us, drops) ->
                 )
             c, a, d, e = med["c"], med["a"], med["d"], med["e"]
             ratio = c["rps"] / a["rps"]
+            if "b" in med:
+                verdicts.append(
+                    f"- {kind}, concurrency {concurrency}: MLflow (b) serves "
+                    f"{med['b']['rps'] / a['rps']:.2f}× (a)'s requests/s; opsloop (c) serves "
+                    f"{c['rps'] / med['b']['rps']:.2f}× MLflow's, p50 {c['p50_ms']:.2f} ms "
+                    f"against {med['b']['p50_ms']:.2f}."
+                )
             verdicts.append(
                 f"- {kind}, concurrency {concurrency}: (c) serves {ratio:.2f}× (a)'s requests/s "
                 f"(target 0.9×: {'met' if ratio >= 0.9 else 'not met'})."
@@ -364,24 +421,24 @@ def main() -> None:
     loads = []
     try:
         for number in range(args.rounds):
-            order = SERVERS[number % len(SERVERS) :] + SERVERS[: number % len(SERVERS)]
+            measured = servers()
+            turn = number % len(measured)
+            order = measured[turn:] + measured[:turn]
             for kind in args.models:
                 for concurrency in args.concurrency:
                     for server in order:
-                        url, key = urls[kind, server]
+                        url, key, body = urls[kind, server]
                         loads.append(os.getloadavg()[0])
-                        found = _load(
-                            url, key, prepared["body"], concurrency, args.seconds, args.warmup
-                        )
+                        found = _load(url, key, body, concurrency, args.seconds, args.warmup)
                         results.setdefault((kind, concurrency, server), []).append(found)
                         print(kind, concurrency, server, json.dumps(found), flush=True)
         drops: dict = {"events": 0.0, "shadow": 0.0}
         for kind in args.models:
             for server in ("c", "d", "e"):
-                url, key = urls[kind, server]
+                url, key, _ = urls[kind, server]
                 drops["events"] += _metric(url, key, "opsloop_events_dropped_total")
                 drops["shadow"] += _metric(url, key, "opsloop_shadow_dropped_total")
-            url, key = urls[kind, "e"]
+            url, key, _ = urls[kind, "e"]
             drops["batches", kind] = _metric(url, key, "opsloop_batch_records_count")
             drops["batched", kind] = _metric(url, key, "opsloop_batch_records_sum")
     finally:
