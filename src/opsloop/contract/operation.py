@@ -45,7 +45,9 @@ from pydantic import BaseModel, ConfigDict, create_model
 from opsloop.errors import InvalidArgumentError
 
 VERBS = ("GET", "PUT", "POST", "DELETE", "PATCH")
-ROLES = ("viewer", "editor")
+#: The least roles an operation may ask of its caller at the route (the function checks
+#: again, and may ask more: an approval needs an approver).
+ROLES = ("viewer", "editor", "admin")
 #: The parameter that names the acting user: set from the caller's token, never sent.
 ACTOR = "actor"
 _PATH_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")

@@ -389,7 +389,7 @@ REGISTRY_OPERATIONS = ServiceTable(
             "protect_alias",
             "PUT",
             "/models/{name:path}/aliases/{alias:path}/protection",
-            role="editor",
+            role="admin",
         ),
         Operation(
             "approve",

@@ -29,9 +29,11 @@ from fastapi.params import Param
 from pydantic.fields import FieldInfo
 
 from opsloop.contract.operation import Operation, ServiceTable
-from opsloop.server.identity import editor, viewer
+from opsloop.registry.users import ROLES
+from opsloop.server.identity import require_role
 
-_ROLE = {"viewer": viewer, "editor": editor}
+# The least role of each operation, checked before its function runs (which checks again).
+_ROLE = {role: require_role(role) for role in ROLES}
 _BOUNDS = {
     annotated_types.MaxLen: "max_length",
     annotated_types.MinLen: "min_length",

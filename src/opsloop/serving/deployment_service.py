@@ -517,7 +517,7 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             answer=record(ShadowAgreement),
             query=("since_ms", "until_ms"),
         ),
-        Operation("protect", "PUT", "/deployments/{name:path}/protection", role="editor"),
+        Operation("protect", "PUT", "/deployments/{name:path}/protection", role="admin"),
         Operation(
             "approve",
             "POST",
