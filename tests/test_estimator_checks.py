@@ -1,7 +1,10 @@
 """Every scikit-learn estimator opsloop exposes passes scikit-learn's own estimator checks.
 
-The estimators are found, not listed: every class in the compute packages that derives from
-scikit-learn's ``BaseEstimator``, so a new one is checked the day it is added. An estimator
+The estimators are found, not listed: every public class (a name without a leading
+underscore) in the compute packages that derives from scikit-learn's ``BaseEstimator``, so a
+new one is checked the day it is added. Private adapters that only hand a model to
+scikit-learn's tools inside one module (a gate's view of a torch module as a classifier)
+are not estimators a user fits, and are left out. An estimator
 that legitimately cannot pass a check lists it in ``EXPECTED_FAILURES`` with the reason
 (scikit-learn's ``expected_failed_checks``); none needs to today.
 """
@@ -33,6 +36,7 @@ def opsloop_estimators() -> list[type]:
                     and issubclass(value, BaseEstimator)
                     and value.__module__.startswith(opsloop.__name__ + ".")
                     and not inspect.isabstract(value)
+                    and not value.__name__.startswith("_")
                 ):
                     found[f"{value.__module__}.{value.__qualname__}"] = value
     return [found[name] for name in sorted(found)]

@@ -243,8 +243,11 @@ def _matrix_model(model: object, names: tuple[str, ...] | None) -> Any:
     >>> from sklearn.linear_model import LinearRegression
     >>> X = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 0.0, 1.0]})
     >>> fitted = LinearRegression().fit(X, [0.0, 1.0, 2.0])
-    >>> hasattr(_matrix_model(fitted, ("a", "b")), "feature_names_in_")
-    False
+    >>> unnamed = _matrix_model(fitted, ("a", "b"))
+    >>> unnamed.predict(X.to_numpy()[:1]).tolist() == fitted.predict(X[:1]).tolist()
+    True
+    >>> list(fitted.feature_names_in_)  # the registered model keeps its names
+    ['a', 'b']
     >>> _matrix_model(fitted, ("b", "a")) is None  # not the model's order
     True
     """

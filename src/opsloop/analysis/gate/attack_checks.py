@@ -29,7 +29,7 @@ the level a model that leaks nothing stays below 19 times in 20.
 >>> import numpy as np, pandas as pd
 >>> from sklearn.linear_model import LogisticRegression
 >>> frame = pd.DataFrame({"x": np.linspace(-1, 1, 40)}); frame["y"] = (frame["x"] > 0) * 1
->>> model = FramedModel(LogisticRegression().fit(frame[["x"]], frame["y"]), ["x"])
+>>> model = _FramedModel(LogisticRegression().fit(frame[["x"]], frame["y"]), ["x"])
 >>> model.predict(np.array([[-0.5], [0.5]])).tolist()
 [0, 1]
 """
@@ -59,13 +59,13 @@ from opsloop.learn.robustness.evasion import predict_classes
 from opsloop.learn.robustness.membership import class_probabilities, label_columns
 
 
-class FramedModel(ClassifierMixin, BaseEstimator):
+class _FramedModel(ClassifierMixin, BaseEstimator):
     """A fitted classifier fed the arrays the attacks make, passed to it as a frame of its
     input ``columns`` (a model fitted on a frame reads columns by name). ``fit`` fits a
     clone, so the shadow attack can train copies; ``random_state`` reaches the clone.
 
     >>> from sklearn.tree import DecisionTreeClassifier
-    >>> framed = FramedModel(DecisionTreeClassifier(), ["a"], random_state=3)
+    >>> framed = _FramedModel(DecisionTreeClassifier(), ["a"], random_state=3)
     >>> framed.fit(np.array([[0.0], [1.0]]), [0, 1]).estimator_.random_state
     3
     """
@@ -89,7 +89,7 @@ class FramedModel(ClassifierMixin, BaseEstimator):
         """The wrapped classifier's classes."""
         return np.asarray(self._model().classes_)
 
-    def fit(self, X: Any, y: Any) -> FramedModel:
+    def fit(self, X: Any, y: Any) -> _FramedModel:
         """Fit a clone of ``estimator`` on ``X`` (as a frame) and ``y``."""
         model = clone(self.estimator)
         if self.random_state is not None and "random_state" in model.get_params():
@@ -106,13 +106,13 @@ class FramedModel(ClassifierMixin, BaseEstimator):
         return np.asarray(self._model().predict(self._frame(X)))
 
 
-class TorchGateModel(ClassifierMixin, BaseEstimator):
+class _TorchGateModel(ClassifierMixin, BaseEstimator):
     """A torch module that returns logits, seen by a gate as a classifier of the classes
     ``0..k-1`` (``k`` the width of its output, known after its first prediction). FGSM and
     PGD attack ``module`` itself.
 
     >>> import torch
-    >>> model = TorchGateModel(torch.nn.Identity())
+    >>> model = _TorchGateModel(torch.nn.Identity())
     >>> model.predict(pd.DataFrame({"a": [2.0, 0.0], "b": [1.0, 3.0]})).tolist()
     [0, 1]
     >>> model.classes_.tolist()
@@ -144,7 +144,7 @@ class TorchGateModel(ClassifierMixin, BaseEstimator):
 
 
 def as_gate_model(model: Any) -> Any:
-    """``model``, or a torch module as a :class:`TorchGateModel`.
+    """``model``, or a torch module as a :class:`_TorchGateModel`.
 
     >>> from sklearn.dummy import DummyClassifier
     >>> isinstance(as_gate_model(DummyClassifier()), DummyClassifier)
@@ -152,7 +152,7 @@ def as_gate_model(model: Any) -> Any:
     """
     from opsloop.learn.robustness.torch_classifier import is_torch_module
 
-    return TorchGateModel(model) if is_torch_module(model) else model
+    return _TorchGateModel(model) if is_torch_module(model) else model
 
 
 def _numbers(frame: pd.DataFrame, inputs: list[str], where: str) -> np.ndarray:
@@ -238,7 +238,7 @@ def right_under_attack(
             seed=check.seed,
         )
         return right, right & ~attack.success, attack.to_dict()
-    if not isinstance(model, TorchGateModel):
+    if not isinstance(model, _TorchGateModel):
         raise ValueError(
             f"{where}.attack: {check.attack} follows the model's gradients and needs a torch "
             f"module; {name} is a {type(model).__name__}: use attack: random_search"
@@ -289,10 +289,10 @@ def robustness_result(
     found = []
     for side in sides:
         model, columns = models[side], inputs[side]
-        if isinstance(model, TorchGateModel):
+        if isinstance(model, _TorchGateModel):
             attacked = model
         else:
-            attacked = FramedModel(model, columns)
+            attacked = _FramedModel(model, columns)
         X = _numbers(frame.iloc[rows], columns, where)
         constraints, widened = _constraints(signatures[side], columns, X, where)
         right, after, details = right_under_attack(
@@ -395,13 +395,13 @@ def privacy_result(
         raise ValueError(f"{where}: the members lack the column {missing[0]!r}")
     if members[label].isna().any():
         raise ValueError(f"{where}: the members' label column {label!r} holds missing values")
-    attacked = model if isinstance(model, TorchGateModel) else FramedModel(model, inputs)
+    attacked = model if isinstance(model, _TorchGateModel) else _FramedModel(model, inputs)
     inside = (members[inputs].to_numpy(), members[label].to_numpy())
     X_out, y_out = frame[inputs].to_numpy(), frame[label].to_numpy()
     if check.attack == "threshold":
         result = threshold_attack(attacked, inside, (X_out, y_out), score=check.score)
     else:
-        if isinstance(model, TorchGateModel):
+        if isinstance(model, _TorchGateModel):
             raise ValueError(
                 f"{where}.attack: shadow trains copies of the candidate, and a torch module "
                 "cannot be copied untrained here: use attack: threshold"
