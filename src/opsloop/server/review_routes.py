@@ -4,8 +4,10 @@ The caller's name is passed to :class:`~opsloop.serving.review_queue.ReviewQueue
 acting user (reviewers claim and answer under their own name). The operations, their paths
 and their answers are :data:`~opsloop.serving.review_service.REVIEW_OPERATIONS`.
 
->>> sorted(route.path for route in router.routes)[:2]
-['/api/v1/review/deployments/{deployment:path}/next', '/api/v1/review/items']
+>>> for path in sorted(route.path for route in router.routes)[:2]:
+...     print(path)
+/api/v1/review/deployments/{deployment:path}/next
+/api/v1/review/deployments/{deployment:path}/requests
 """
 
 from __future__ import annotations
