@@ -263,6 +263,42 @@ def fgsm(
     )
 
 
+def _checked_pgd(
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    eps: float,
+    eps_step: float | None,
+    steps: int,
+    norm: Any,
+    random_init: bool,
+    seed: int,
+    constraints: FeatureConstraints | None,
+    batch_size: int | None,
+    loss: str,
+) -> np.ndarray:
+    # pgd and margin_pgd: the same checks and defaults, up a different loss.
+    eps = _check_eps("eps", eps)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    eps_step = 2.5 * eps / steps if eps_step is None else _check_eps("eps_step", eps_step)
+    return _run(
+        model,
+        X,
+        y,
+        eps=eps,
+        eps_step=eps_step,
+        steps=steps,
+        norm=check_norm(norm),
+        random_init=bool(random_init),
+        seed=int(seed),
+        constraints=constraints,
+        batch_size=batch_size,
+        loss=loss,
+    )
+
+
 def pgd(
     model: Any,
     X: Any,
@@ -299,22 +335,19 @@ def pgd(
     >>> float(np.abs(X_adv - X).max()) <= 0.1 + 1e-6
     True
     """
-    eps = _check_eps("eps", eps)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    eps_step = 2.5 * eps / steps if eps_step is None else _check_eps("eps_step", eps_step)
-    return _run(
+    return _checked_pgd(
         model,
         X,
         y,
         eps=eps,
         eps_step=eps_step,
         steps=steps,
-        norm=check_norm(norm),
-        random_init=bool(random_init),
-        seed=int(seed),
+        norm=norm,
+        random_init=random_init,
+        seed=seed,
         constraints=constraints,
         batch_size=batch_size,
+        loss="cross_entropy",
     )
 
 
@@ -351,20 +384,16 @@ def margin_pgd(
     >>> margin_pgd(model, X, eps=0.6, steps=5).round(6).tolist()
     [[0.4, 0.6]]
     """
-    eps = _check_eps("eps", eps)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    eps_step = 2.5 * eps / steps if eps_step is None else _check_eps("eps_step", eps_step)
-    return _run(
+    return _checked_pgd(
         model,
         X,
         y,
         eps=eps,
         eps_step=eps_step,
         steps=steps,
-        norm=check_norm(norm),
-        random_init=bool(random_init),
-        seed=int(seed),
+        norm=norm,
+        random_init=random_init,
+        seed=seed,
         constraints=constraints,
         batch_size=batch_size,
         loss="margin",
