@@ -17,6 +17,7 @@ module                           what it does
 :mod:`~.output_defences`         rounded, top-k or label-only answers
 :mod:`~.defence_effect`          a defence's measures before and after
 :mod:`~.assessment`              every attack that applies, as one result
+:mod:`~.tree_editing`            override a tree's or forest's answer in a region
 :mod:`~.torch_classifier`        a torch module seen through predict_proba
 ===============================  =================================================
 
@@ -71,6 +72,12 @@ from opsloop.learn.robustness.poisoning import (
     label_flip_detection,
 )
 from opsloop.learn.robustness.torch_classifier import TorchClassifier
+from opsloop.learn.robustness.tree_editing import (
+    TreeEdit,
+    TreeRegion,
+    leaf_rule,
+    override_region,
+)
 
 __all__ = [
     "AttackCurve",
@@ -89,6 +96,8 @@ __all__ = [
     "RestrictedOutput",
     "RobustnessResult",
     "TorchClassifier",
+    "TreeEdit",
+    "TreeRegion",
     "accuracy_under_attack",
     "adversarial_training",
     "assess_robustness",
@@ -103,8 +112,10 @@ __all__ = [
     "invert_classes",
     "label_flip_curve",
     "label_flip_detection",
+    "leaf_rule",
     "margin_pgd",
     "output_defence_effects",
+    "override_region",
     "pgd",
     "poison_backdoor",
     "probability_extraction_curve",
