@@ -15,6 +15,7 @@ module                           what it does
 :mod:`~.adversarial_training`    PGD adversarial training, before and after
 :mod:`~.defensive_distillation`  distillation at temperature T, and its break
 :mod:`~.output_defences`         rounded, top-k or label-only answers
+:mod:`~.private_training`        DP-SGD training (Opacus), ε and advantage
 :mod:`~.defence_effect`          a defence's measures before and after
 :mod:`~.assessment`              every attack that applies, as one result
 :mod:`~.tree_editing`            override a tree's or forest's answer in a region
@@ -24,7 +25,7 @@ module                           what it does
 :func:`opsloop.reports.robustness.robustness_report` renders :func:`assess_robustness`'s result
 as HTML and logs it to a run.
 
-The PyTorch attacks import torch only when called.
+The PyTorch attacks import torch only when called (and private training Opacus).
 
 >>> from opsloop.learn.robustness import FeatureConstraints
 >>> FeatureConstraints(2, lower=0, upper=1).lower.tolist()
@@ -71,6 +72,11 @@ from opsloop.learn.robustness.poisoning import (
     label_flip_curve,
     label_flip_detection,
 )
+from opsloop.learn.robustness.private_training import (
+    advantage_bound,
+    dp_epsilon,
+    private_training,
+)
 from opsloop.learn.robustness.torch_classifier import TorchClassifier
 from opsloop.learn.robustness.tree_editing import (
     TreeEdit,
@@ -99,11 +105,13 @@ __all__ = [
     "TreeEdit",
     "TreeRegion",
     "accuracy_under_attack",
+    "advantage_bound",
     "adversarial_training",
     "assess_robustness",
     "backdoor_curve",
     "backdoor_detection",
     "defensive_distillation",
+    "dp_epsilon",
     "extraction_curve",
     "fgsm",
     "find_label_issues",
@@ -118,6 +126,7 @@ __all__ = [
     "override_region",
     "pgd",
     "poison_backdoor",
+    "private_training",
     "probability_extraction_curve",
     "random_search_attack",
     "shadow_attack",
