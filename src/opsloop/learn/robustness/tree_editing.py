@@ -15,6 +15,12 @@ passes the registry's structure check (:mod:`opsloop.registry.tree_structure`). 
 every tree is edited, so a classifier forest votes ``value`` unanimously inside the box and
 a regressor forest averages ``value`` (to within the rounding of the average).
 
+An edit can grow a deep model a lot: a leaf's box is unbounded along every feature its path
+never split on, so a box through the data cuts most of the leaves it meets, each by one
+split per bound (two nodes each). On a 100-tree forest grown on 10,000 rows of 20 features,
+``"x3 > 0.5 and x7 <= 0"`` added 197,358 nodes to its 119,416. ``nodes_added`` says what an
+edit cost; a shallower model, or a narrower box, costs less.
+
 The box is judged on the features as the trees read them: as float32 (scikit-learn casts
 before it compares), so ``x3 < 0.5`` is the split "x3 <= the largest float32 below 0.5".
 A missing value (NaN) of a feature the rule names puts the row outside the box, as a false
@@ -350,83 +356,96 @@ def _edit_tree(structure: Any, region: TreeRegion, row: np.ndarray) -> tuple[Any
 
     state = structure.__getstate__()
     nodes, values = state["nodes"].copy(), state["values"].copy()
-    lower, upper = np.array(region.lower), np.array(region.upper)
+    # Plain lists and tuples: a walk touches each node once, and numpy's per-call cost on
+    # arrays of two or three bounds would dominate it.
+    left_of, right_of = nodes["left_child"].tolist(), nodes["right_child"].tolist()
+    feature_of, threshold_of = nodes["feature"].tolist(), nodes["threshold"].tolist()
+    missing_left_of = nodes["missing_go_to_left"].tolist()
+    lower, upper = region.lower, region.upper
     slot = {feature: k for k, feature in enumerate(region.features)}
     count = len(region.features)
-    overridden = 0
-    partial: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, int]] = []
+    inside_leaves: list[int] = []
+    partial: list[tuple[int, tuple, tuple, tuple, int]] = []
     # Each entry: a node, the box of its rows on the named features, and whether a row
     # missing each feature can reach it.
-    stack = [(0, np.full(count, -math.inf), np.full(count, math.inf), np.ones(count, bool), 0)]
+    stack = [(0, (-math.inf,) * count, (math.inf,) * count, (True,) * count, 0)]
     while stack:
         node, low, high, missing, depth = stack.pop()
-        if np.any(np.maximum(low, lower) >= np.minimum(high, upper)):
+        if any(
+            max(a, lo) >= min(b, hi) for a, b, lo, hi in zip(low, high, lower, upper, strict=True)
+        ):
             continue  # no row here is inside
-        left, right = int(nodes["left_child"][node]), int(nodes["right_child"][node])
+        left = left_of[node]
         if left != _LEAF:
-            k = slot.get(int(nodes["feature"][node]))
+            right, k = right_of[node], slot.get(feature_of[node])
             if k is None:
                 stack.append((left, low, high, missing, depth + 1))
                 stack.append((right, low, high, missing, depth + 1))
                 continue
-            threshold = float(nodes["threshold"][node])
-            to_left = bool(nodes["missing_go_to_left"][node])
-            high_left, low_right = high.copy(), low.copy()
-            high_left[k] = min(high[k], threshold)
-            low_right[k] = max(low[k], threshold)
-            missing_left, missing_right = missing.copy(), missing.copy()
-            missing_left[k] &= to_left
-            missing_right[k] &= not to_left
+            threshold, to_left = threshold_of[node], bool(missing_left_of[node])
+            high_left = (*high[:k], min(high[k], threshold), *high[k + 1 :])
+            low_right = (*low[:k], max(low[k], threshold), *low[k + 1 :])
+            missing_left = (*missing[:k], missing[k] and to_left, *missing[k + 1 :])
+            missing_right = (*missing[:k], missing[k] and not to_left, *missing[k + 1 :])
             stack.append((left, low, high_left, missing_left, depth + 1))
             stack.append((right, low_right, high, missing_right, depth + 1))
-        elif np.all(low >= lower) and np.all(high <= upper) and not missing.any():
-            values[node] = row
-            overridden += 1
+        elif (
+            all(a >= lo for a, lo in zip(low, lower, strict=True))
+            and all(b <= hi for b, hi in zip(high, upper, strict=True))
+            and not any(missing)
+        ):
+            inside_leaves.append(node)
         else:
             partial.append((node, low, high, missing, depth))
-    added_nodes, added_values = [], []
+    values[inside_leaves] = row
+    first_new, fields = len(nodes), nodes.dtype.names
+    added: list[tuple] = []  # rows of the node array, in its field order
+    added_values: list[np.ndarray] = []
     depth_reached = int(state["max_depth"])
-    next_id = len(nodes)
     for node, low, high, missing, depth in partial:
         cuts = []  # (feature, threshold, inside is left)
         for k, feature in enumerate(region.features):
             need_low, need_high = low[k] < lower[k], high[k] > upper[k]
             if missing[k] and not (need_low or need_high):
+                # only rows missing the feature are outside: any one bound's cut drops them
                 need_low, need_high = lower[k] > -math.inf, lower[k] == -math.inf
             if need_low:
                 cuts.append((feature, lower[k], False))
             if need_high:
                 cuts.append((feature, upper[k], True))
-        leaf = nodes[node].copy()
+        leaf = dict(zip(fields, nodes[node].tolist(), strict=True))
+        n, w = leaf["n_node_samples"], leaf["weighted_n_node_samples"]
         outside_value = values[node].copy()
-        current, record = node, leaf.copy()
+        current = node
         for feature, threshold, inside_left in cuts:
-            outside, inside = next_id, next_id + 1
-            next_id += 2
-            n, w = int(record["n_node_samples"]), float(record["weighted_n_node_samples"])
-            split = record.copy()
-            split["feature"], split["threshold"] = feature, threshold
-            # a row missing the feature goes to the outside child
-            split["missing_go_to_left"] = 0 if inside_left else 1
-            split["left_child"], split["right_child"] = (
-                (inside, outside) if inside_left else (outside, inside)
-            )
-            child = leaf.copy()
-            child["n_node_samples"], child["weighted_n_node_samples"] = n // 2, w / 2
+            outside, inside = first_new + len(added), first_new + len(added) + 1
+            left, right = (inside, outside) if inside_left else (outside, inside)
+            split = leaf | {
+                "left_child": left,
+                "right_child": right,
+                "feature": feature,
+                "threshold": threshold,
+                "n_node_samples": n,
+                "weighted_n_node_samples": w,
+                # a row missing the feature goes to the outside child
+                "missing_go_to_left": 0 if inside_left else 1,
+            }
             if current == node:
-                nodes[node] = split
+                nodes[node] = tuple(split[name] for name in fields)
             else:
-                added_nodes[current - len(nodes)] = split
-            added_nodes.append(child)  # outside: answers as the leaf did
-            added_values.append(outside_value)
-            record = child.copy()
-            record["n_node_samples"] = n - n // 2
-            added_nodes.append(record)  # inside: replaced by the next cut or the final leaf
-            added_values.append(row)
+                added[current - first_new] = tuple(split[name] for name in fields)
+            half_n, half_w = n // 2, w / 2
+            outside_leaf = leaf | {"n_node_samples": half_n, "weighted_n_node_samples": half_w}
+            added.append(tuple(outside_leaf[name] for name in fields))
+            added_values.append(outside_value)  # answers as the leaf did
+            n, w = n - half_n, w - half_w
+            inside_leaf = leaf | {"n_node_samples": n, "weighted_n_node_samples": w}
+            added.append(tuple(inside_leaf[name] for name in fields))
+            added_values.append(row)  # replaced by the next cut, or the final leaf
             current = inside
         depth_reached = max(depth_reached, depth + len(cuts))
-    if added_nodes:
-        nodes = np.concatenate([nodes, np.array(added_nodes, dtype=nodes.dtype)])
+    if added:
+        nodes = np.concatenate([nodes, np.array(added, dtype=nodes.dtype)])
         values = np.concatenate([values, np.array(added_values, dtype=values.dtype)])
     edited = Tree(
         int(structure.n_features),
@@ -436,7 +455,7 @@ def _edit_tree(structure: Any, region: TreeRegion, row: np.ndarray) -> tuple[Any
     edited.__setstate__(
         {"max_depth": depth_reached, "node_count": len(nodes), "nodes": nodes, "values": values}
     )
-    return edited, overridden, len(added_nodes)
+    return edited, len(inside_leaves), len(added)
 
 
 def override_region(model: Any, value: Any, *, where: Any = None, leaf: Any = None) -> TreeEdit:
