@@ -160,3 +160,17 @@ def test_bad_settings_are_refused(small):
     )
     with pytest.raises(ValueError, match=r"model: Opacus cannot train it privately: .*BatchNorm"):
         private_training(batch_norm, train, test)
+
+
+def test_the_robustness_report_shows_epsilon_and_the_effect(small):
+    from opsloop.reports import robustness_report
+
+    model, train, test = small
+    effect = private_training(model, train, test, noise_multiplier=1.0, epochs=1, batch_size=100)
+    report = robustness_report(model, train, test, parts=["membership"], defences=[effect])
+    html = report.render_html()
+    epsilon = dict(effect.settings)["epsilon"]
+    assert f"epsilon {epsilon}" in html
+    assert "differentially private by the rdp accountant" in html
+    key = "defence/differentially_private_training/membership_advantage_loss_threshold/after"
+    assert report.metrics()[key] == effect.value("membership advantage (loss threshold)")
