@@ -17,6 +17,7 @@ refused, bad option); errors are one line on stderr.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import pandas as pd
@@ -268,6 +269,50 @@ def protect(
     if gate is not False:
         needs.append("a passed release gate" + ("" if gate is True else f" {gate!r}"))
     out.print(f"{name}: {alias} moves only with {' and '.join(needs)}", soft_wrap=True)
+
+
+@models_app.command("edit")
+@one_line_errors
+def edit_model(
+    name: str,
+    value: Annotated[str, typer.Option(help="The answer inside the region: a class, or a number.")],
+    where: Annotated[
+        str | None,
+        typer.Option(help="The region, e.g. 'x3 > 0.5 and x7 <= 2' (features as the model names)."),
+    ] = None,
+    leaf: Annotated[int | None, typer.Option(help="Or one leaf of a single tree.")] = None,
+    version: Annotated[int | None, typer.Option(help="Version to edit (default: latest).")] = None,
+    alias: Annotated[str | None, typer.Option(help="Or the version an alias points at.")] = None,
+    trust: Annotated[
+        bool, typer.Option(help="Trust the source version (a pickle, any skops type).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+) -> None:
+    """Register a tree or forest version of NAME that answers --value inside a region
+    (--where or --leaf) and as before everywhere else; the edit is kept in its tags."""
+    from opsloop.registry import register_override
+
+    if (where is None) == (leaf is None):
+        raise UsageProblem("give the region as --where RULE or --leaf NODE, one of them")
+    edited = register_override(
+        _registry(),
+        name,
+        value,
+        where=where,
+        leaf=leaf,
+        version=version,
+        alias=alias,
+        trust=trust,
+        reason=reason,
+    )
+    record = json.loads(edited.tags["edit"])
+    region = f"leaf {record['leaf']}" if record["leaf"] is not None else record["where"]
+    out.print(
+        f"{name}: version {edited.version} answers {record['value']!r} where {region} "
+        f"(edited from {edited.tags['edited_from']}; {record['leaves_overridden']} leaves "
+        f"overridden, {record['nodes_added']} nodes added in {record['trees']} tree(s))",
+        soft_wrap=True,
+    )
 
 
 # -- server -------------------------------------------------------------------------------

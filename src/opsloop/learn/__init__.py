@@ -11,6 +11,8 @@ module                                 what it does
 :mod:`~opsloop.learn.input_pipeline`   DataLoader streaming of Parquet files
 :mod:`~opsloop.learn.run_log`          what a tracked run must offer (``run=`` everywhere)
 :mod:`~opsloop.learn.robustness`       attacks: evasion, membership inference, extraction, poisoning
+:mod:`~opsloop.learn.oversampling`     SMOTE rows for a class or a slice (and, in
+                                       ``oversampling_effect``, slice metrics before/after)
 =====================================  ==================================================
 
 Every training and reporting entry takes ``run=``: a run from ``opsloop.start_run`` (or any

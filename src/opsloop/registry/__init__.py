@@ -5,7 +5,8 @@ metrics, tags), moves aliases such as ``champion`` (protected aliases need appro
 distinct approvers), answers lineage and discovery queries, and loads models only after
 verifying their hash. :mod:`.audit` keeps the hash-chained log of every change;
 :mod:`.users` holds users, roles and API tokens; :mod:`.flavors` saves and loads models
-(:mod:`.torch_flavor` the PyTorch ones). :class:`HttpModelRegistry` is the same registry
+(:mod:`.torch_flavor` the PyTorch ones); :func:`register_override` registers a tree model's
+edit (:mod:`.model_editing`). :class:`HttpModelRegistry` is the same registry
 through an opsloop server, and :func:`open_registry` picks one or the other by
 ``OPSLOOP_TRACKING_URI``, as the tracking API does.
 
@@ -19,6 +20,7 @@ from opsloop.registry.audit import AuditVerification, verify_audit_log
 from opsloop.registry.backend import open_registry
 from opsloop.registry.flavors import FLAVORS
 from opsloop.registry.http_registry import HttpModelRegistry
+from opsloop.registry.model_editing import register_override
 from opsloop.registry.model_registry import ModelRegistry, UnknownModelError
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.registry.references import (
@@ -64,6 +66,7 @@ __all__ = [
     "new_token",
     "open_registry",
     "parse_model_reference",
+    "register_override",
     "registered_torch_builders",
     "revoke_token",
     "rotate_token",

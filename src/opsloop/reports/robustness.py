@@ -196,8 +196,8 @@ def robustness_report(
 
     ``options`` are that function's keyword arguments. ``defences`` are
     :class:`~opsloop.learn.robustness.defence_effect.DefenceEffect` results measured on this
-    model (by ``adversarial_training``, ``defensive_distillation`` or
-    ``output_defence_effects``), shown as before-and-after tables. With ``run`` (from
+    model (by ``adversarial_training``, ``defensive_distillation``, ``output_defence_effects``
+    or ``private_training``), shown as before-and-after tables. With ``run`` (from
     ``opsloop.start_run``, or any :class:`~opsloop.learn.run_log.RunLog`), the headline numbers
     are logged as metrics and the report as ``robustness.json`` and ``robustness.html``.
 

@@ -15,15 +15,17 @@ module                           what it does
 :mod:`~.adversarial_training`    PGD adversarial training, before and after
 :mod:`~.defensive_distillation`  distillation at temperature T, and its break
 :mod:`~.output_defences`         rounded, top-k or label-only answers
+:mod:`~.private_training`        DP-SGD training (Opacus), ε and advantage
 :mod:`~.defence_effect`          a defence's measures before and after
 :mod:`~.assessment`              every attack that applies, as one result
+:mod:`~.tree_editing`            override a tree's or forest's answer in a region
 :mod:`~.torch_classifier`        a torch module seen through predict_proba
 ===============================  =================================================
 
 :func:`opsloop.reports.robustness.robustness_report` renders :func:`assess_robustness`'s result
 as HTML and logs it to a run.
 
-The PyTorch attacks import torch only when called.
+The PyTorch attacks import torch only when called (and private training Opacus).
 
 >>> from opsloop.learn.robustness import FeatureConstraints
 >>> FeatureConstraints(2, lower=0, upper=1).lower.tolist()
@@ -70,7 +72,18 @@ from opsloop.learn.robustness.poisoning import (
     label_flip_curve,
     label_flip_detection,
 )
+from opsloop.learn.robustness.private_training import (
+    advantage_bound,
+    dp_epsilon,
+    private_training,
+)
 from opsloop.learn.robustness.torch_classifier import TorchClassifier
+from opsloop.learn.robustness.tree_editing import (
+    TreeEdit,
+    TreeRegion,
+    leaf_rule,
+    override_region,
+)
 
 __all__ = [
     "AttackCurve",
@@ -89,12 +102,16 @@ __all__ = [
     "RestrictedOutput",
     "RobustnessResult",
     "TorchClassifier",
+    "TreeEdit",
+    "TreeRegion",
     "accuracy_under_attack",
+    "advantage_bound",
     "adversarial_training",
     "assess_robustness",
     "backdoor_curve",
     "backdoor_detection",
     "defensive_distillation",
+    "dp_epsilon",
     "extraction_curve",
     "fgsm",
     "find_label_issues",
@@ -103,10 +120,13 @@ __all__ = [
     "invert_classes",
     "label_flip_curve",
     "label_flip_detection",
+    "leaf_rule",
     "margin_pgd",
     "output_defence_effects",
+    "override_region",
     "pgd",
     "poison_backdoor",
+    "private_training",
     "probability_extraction_curve",
     "random_search_attack",
     "shadow_attack",

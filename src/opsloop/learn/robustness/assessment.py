@@ -69,7 +69,8 @@ class RobustnessResult(Mapping):
     ``skipped`` maps each part not run to the reason. ``defences`` holds the measured effect of
     each defence tried on the model (:func:`~.adversarial_training.adversarial_training`,
     :func:`~.defensive_distillation.defensive_distillation`,
-    :func:`~.output_defences.output_defence_effects`), added by whoever ran them.
+    :func:`~.output_defences.output_defence_effects`,
+    :func:`~.private_training.private_training`), added by whoever ran them.
     """
 
     model: str

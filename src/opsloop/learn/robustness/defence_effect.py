@@ -1,8 +1,8 @@
 """What a defence changed: each attack's number before and after it, and the clean-accuracy cost.
 
 Every defence of this package (:mod:`~.adversarial_training`, :mod:`~.defensive_distillation`,
-:mod:`~.output_defences`) reports one :class:`DefenceEffect`: a small table of measures, each
-with its value on the undefended model and on the defended one.
+:mod:`~.output_defences`, :mod:`~.private_training`) reports one :class:`DefenceEffect`: a
+small table of measures, each with its value on the undefended model and on the defended one.
 """
 
 from __future__ import annotations
