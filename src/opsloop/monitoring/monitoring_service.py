@@ -387,7 +387,7 @@ class ActionOutcome(BaseModel):
     variant: str | None
     rule: str | None
     action: str | None
-    status: str = Field(description="done, failed, refused or blocked")
+    status: str = Field(description="done, failed, refused, blocked or queued (a retrain)")
     reason: str
     why: str | None = Field(description="the policy's evidence in words")
     evidence: dict[str, Any] = Field(description="what the action reported")
