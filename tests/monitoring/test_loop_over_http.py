@@ -3,7 +3,7 @@ traffic): a promote rule promotes through the server's registry and deployments 
 caller, under the same protection rules; a retrain rule becomes a queued request that a
 follower on the user's side claims, trains, gates and canaries through the server's
 operations, and reports; two followers never hold the same request; a lease that ran out
-lets another follower take it, and the first one's report is refused."""
+lets another follower take it, and the first one can neither read nor report."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from opsloop.monitoring.http_monitoring import HttpMonitoring
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext
 from opsloop.monitoring.reference import set_reference
-from opsloop.monitoring.retrain_follower import follow_retrains
+from opsloop.monitoring.retrain_follower import follow_retrains, run_claimed
 from opsloop.monitoring.retrain_queue import queue_retrain
 from opsloop.monitoring.training_window import training_window
 from opsloop.registry import HttpModelRegistry, ModelRegistry, add_user
@@ -249,6 +249,11 @@ def test_a_lease_that_ran_out_passes_the_request_to_another_follower(db, clock, 
     assert (second["id"], second["claims"], second["follower"]) == (1, 2, "late")
     with pytest.raises(ConflictError, match="not under this claim"):
         monitoring.report_retrain("api", 1, claim=first["claim"], status="failed", reason="x")
+    # The first follower, late: it can neither read the rows nor report, and says so.
+    stale = run_claimed(monitoring, "api", _follower_context(url, token), first)
+    refusal = "claim: retrain request 1 is claimed, and not under this claim; claim it first"
+    assert (stale["status"], stale["reason"]) == ("failed", f"ConflictError: {refusal}")
+    assert stale["reported"] == f"not reported: {refusal}"
     rows = monitoring.retrain_rows("api", 1, claim=second["claim"])
     assert (rows["total"], rows["rows"], rows["window"]["new_rows"]) == (0, [], 0)
     done = monitoring.report_retrain(

@@ -11,7 +11,9 @@ For each request it claims (only those whose ``train`` is the follower's own):
    release gate on the held-out rows and, when it passes, starts the canary and moves the
    ``challenger`` alias (:func:`~opsloop.monitoring.retrain_action.retrain_on_window`), as
    the token's owner, so every rule of the registry and the deployments applies;
-3. reports the outcome, which the monitoring audits as the action's.
+3. reports the outcome, which the monitoring audits as the action's (a report refused
+   because the claim's lease ran out and another follower took the request is said in the
+   outcome's ``reported``, and the follower goes on).
 
 ``monitoring`` is any :class:`~opsloop.monitoring.monitoring_service.MonitoringService`:
 :class:`~opsloop.monitoring.http_monitoring.HttpMonitoring` with the server's registry,
@@ -112,15 +114,27 @@ def run_claimed(
     )
     reason = str(outcome["reason"])[:MAX_TEXT_LENGTH]
     details = _plain({k: v for k, v in outcome.items() if k not in ("status", "reason")})
-    monitoring.report_retrain(
-        deployment,
-        claimed["id"],
-        claim=claimed["claim"],
-        status=outcome["status"],
-        reason=reason,
-        details=details,
-    )
-    return {"request_id": claimed["id"], "action": "retrain", "rule": claimed["rule"], **outcome}
+    try:
+        monitoring.report_retrain(
+            deployment,
+            claimed["id"],
+            claim=claimed["claim"],
+            status=outcome["status"],
+            reason=reason,
+            details=details,
+        )
+        reported = "reported"
+    except ConflictError as error:
+        # The lease ran out and another follower holds the request now: what was done here
+        # stays done (and audited by the operations that did it), but is not its outcome.
+        reported = f"not reported: {error}"
+    return {
+        "request_id": claimed["id"],
+        "action": "retrain",
+        "rule": claimed["rule"],
+        **outcome,
+        "reported": reported,
+    }
 
 
 def follow_retrains(
