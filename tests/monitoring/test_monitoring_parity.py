@@ -54,7 +54,22 @@ RULES = [
     # of that name to roll back): the actions operation has a streak and an outcome to show.
     "drift_share > 0.3 for 2 windows -> alert",
     "drift_share > 0.3 -> rollback",
+    # Queued for a follower: no training runs where the monitoring runs.
+    "drift_share > 0.3 -> retrain(train=tests.monitoring.training_functions:fit_logistic)",
 ]
+# The claims of each side's retrain request, by deployment name.
+CLAIMS: dict[str, dict] = {}
+# What differs between two claims of the same request: the token and the caller's name.
+_PER_CLAIM = ("claim", "claimed_by")
+
+
+def _claimed(monitoring, name):
+    claimed = monitoring.claim_retrain(
+        name, train=RULES[5].split("train=")[1][:-1], label="label", follower="f", lease_s=60
+    )
+    CLAIMS[name] = claimed
+    return {k: v for k, v in claimed.items() if k not in _PER_CLAIM}
+
 
 #: Each operation, called as a user would, in an order that gives every call something to
 #: find. A new operation without a case here fails the coverage test.
@@ -128,6 +143,22 @@ SCENARIO = [
         ),
     ),
     ("windows", lambda m, n: m.windows(n)),
+    ("retrain_requests", lambda m, n: m.retrain_requests(n)),
+    ("retrain_requests", lambda m, n: m.retrain_requests(n, state="done")),
+    ("claim_retrain", _claimed),
+    ("claim_retrain", lambda m, n: m.claim_retrain(n, train="other.fit:train", label="label")),
+    ("retrain_rows", lambda m, n: m.retrain_rows(n, 1, claim=CLAIMS[n]["claim"], limit=25)),
+    ("retrain_rows", lambda m, n: m.retrain_rows(n, 1, claim=CLAIMS[n]["claim"], offset=25)),
+    (
+        "report_retrain",
+        lambda m, n: {
+            k: v
+            for k, v in m.report_retrain(
+                n, 1, claim=CLAIMS[n]["claim"], status="blocked", reason="gate", details={"v": 2}
+            ).items()
+            if k not in _PER_CLAIM
+        },
+    ),
 ]
 
 
@@ -180,7 +211,7 @@ def test_local_and_http_give_the_same_answers(store):
     first, again = answers["evaluate"]
     assert [(e.variant, e.start_ms) for e in first] == [("canary", T0 + HOUR_MS), ("default", T0)]
     assert again == []
-    assert [e.alerts for e in first] == [(RULES[1],), (*RULES[:3], RULES[4])]
+    assert [e.alerts for e in first] == [(RULES[1],), (*RULES[:3], *RULES[4:])]
     # The action's outcome crosses the wire with its window (it was dropped before).
     assert first[1].actions == (
         {
@@ -189,7 +220,33 @@ def test_local_and_http_give_the_same_answers(store):
             "status": "failed",
             "reason": "UnknownDeploymentError: no deployment named 'credit-http'",
         },
+        {
+            "action": "retrain",
+            "rule": RULES[5],
+            "status": "queued",
+            "reason": "retrain request 1 queued for a follower that runs "
+            "tests.monitoring.training_functions:fit_logistic",
+            "request_id": 1,
+        },
     )
+    # The request, its claim and its rows: the default variant's 40 labelled rows of the
+    # window that fired, in two pages.
+    (queued,), finished = answers["retrain_requests"]
+    assert (queued["state"], queued["start_ms"], queued["end_ms"]) == ("queued", T0, T0 + HOUR_MS)
+    assert finished == []
+    claimed, nothing = answers["claim_retrain"]
+    assert nothing is None
+    assert (claimed["state"], claimed["follower"], claimed["label"]) == ("claimed", "f", "label")
+    assert claimed["expires_ms"] == T0 + 2 * HOUR_MS + 60_000
+    assert (claimed["window"]["new_rows"], claimed["window"]["reference_rows"]) == (40, 0)
+    first_page, second_page = answers["retrain_rows"]
+    assert (len(first_page["rows"]), len(second_page["rows"]), first_page["total"]) == (25, 15, 40)
+    assert first_page["columns"] == ["x", "c", "label"]
+    rows = first_page["rows"] + second_page["rows"]
+    assert [r["x"] for r in rows] == [r["x"] for r in LIVE[:40]]
+    assert [r["label"] for r in rows] == LABELS[:40]
+    (reported,) = answers["report_retrain"]
+    assert (reported["state"], reported["outcome"]["v"]) == ("blocked", 2)
     standing, canary, day = answers["actions"]
     by_rule = {(p["variant"], p["rule"]): p for p in standing["policies"]}
     assert len(by_rule) == 2 * len(RULES)
@@ -206,8 +263,9 @@ def test_local_and_http_give_the_same_answers(store):
     assert (fired["fired"], fired["last_fired_start_ms"]) == (1, T0)
     assert fired["last_fired_ms"] == T0 + 2 * HOUR_MS
     assert by_rule[("canary", RULES[4])]["streak"] == 0
-    (outcome,) = standing["outcomes"]
-    assert standing["outcomes_total"] == 1 and standing["pending"] == []
+    queued_outcome, outcome = standing["outcomes"]
+    assert standing["outcomes_total"] == 2 and standing["pending"] == []
+    assert (queued_outcome["action"], queued_outcome["status"]) == ("retrain", "queued")
     assert (outcome["variant"], outcome["action"], outcome["status"]) == (
         "default", "rollback", "failed"
     )  # fmt: skip

@@ -79,6 +79,8 @@ RULES_BEYOND_THE_SCHEMA = (
     "probabilities: one column per class",
     "probabilities: numbers, one row per",
     "must sum to 1",
+    # A retrain request's label column is not one of the deployment's inputs.
+    "is also an input column of",
     # A time range (traffic, shadow agreement) ends after it starts.
     "until_ms: must be after since_ms",
     # Feedback carries a label, a reward or both.

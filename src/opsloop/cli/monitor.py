@@ -1,9 +1,10 @@
 """``opsloop monitor``: evaluate a deployment's closed windows against its reference, show
 its status, write its HTML report, retrain it. Reads and writes the local store
 (``OPSLOOP_HOME`` or ``OPSLOOP_STORE_URI``); on a server, the same operations are
-:class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s, except ``retrain``: it runs
-the training function in this process, on the local store only (the server has no
-operation that runs a user's code).
+:class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s. ``retrain`` runs the
+training function in this process: on the local store, or, with ``--follow --server URL``,
+for the retrain requests a server's policies queued (the server runs no user code), through
+the server's operations (:mod:`opsloop.monitoring.retrain_follower`).
 
 Errors are one line on stderr with exit code 2:
 
@@ -183,6 +184,63 @@ def report_command(
     out.print(f"report written to {path}", markup=False)
 
 
+def _follow(deployment, *, train, gate, server, token_env, once, poll_s, follower, lease_s,
+            trust, as_json) -> list[dict]:  # fmt: skip
+    """Run ``deployment``'s retrain requests for ``train`` (see
+    :func:`~opsloop.monitoring.retrain_follower.follow_retrains`); the outcomes."""
+    import os
+
+    from opsloop.monitoring.policy_actions import ActionContext
+    from opsloop.monitoring.retrain_follower import follow_retrains
+
+    if server is None:
+        from opsloop.monitoring.local_monitoring import Monitoring
+        from opsloop.registry import ModelRegistry
+
+        registry = ModelRegistry()
+        monitoring = Monitoring(registry.db)
+        context = ActionContext(registry.db, registry=registry, gate=gate, trust=trust)
+    else:
+        from opsloop.monitoring.http_monitoring import HttpMonitoring
+        from opsloop.registry import HttpModelRegistry
+        from opsloop.serving.http_deployments import HttpDeployments
+        from opsloop.tracking.http_store import HttpTrackingStore
+
+        token = os.environ.get(token_env)
+        if not token:
+            raise UsageProblem(f"--token-env: the environment variable {token_env} is not set")
+        monitoring = HttpMonitoring(server, token=token)
+        context = ActionContext(
+            None,
+            registry=HttpModelRegistry(server, token=token),
+            deployments=HttpDeployments(server, token=token),
+            tracking=HttpTrackingStore(server, token=token),
+            gate=gate,
+            trust=trust,
+            remote=True,
+        )
+
+    def shown(outcome: dict) -> None:
+        if not as_json:
+            out.print(
+                f"request {outcome['request_id']}: {outcome['status']}: {outcome['reason']}",
+                markup=False,
+                soft_wrap=True,
+            )
+
+    return follow_retrains(
+        monitoring,
+        deployment,
+        context,
+        train=train,
+        follower=follower,
+        lease_s=lease_s,
+        once=once,
+        poll_s=poll_s,
+        on_outcome=shown,
+    )
+
+
 @monitor_app.command("retrain")
 @one_line_errors
 def retrain_command(
@@ -213,15 +271,71 @@ def retrain_command(
     trust: Annotated[
         bool, typer.Option(help="Trust the models the gate loads (pickle, any skops type).")
     ] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Run the retrain requests that policies queued for TRAIN, as they come.",
+        ),
+    ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(help="With --follow: the opsloop server whose requests to run."),
+    ] = None,
+    token_env: Annotated[
+        str,
+        typer.Option(help="With --server: the environment variable holding the API token."),
+    ] = "OPSLOOP_TRACKING_TOKEN",
+    once: Annotated[
+        bool, typer.Option("--once", help="With --follow: stop when no request is left.")
+    ] = False,
+    poll_s: Annotated[
+        float, typer.Option(help="With --follow: seconds between asks for a request.")
+    ] = 10.0,
+    follower: Annotated[
+        str, typer.Option(help="With --follow: this follower's name, kept with its claims.")
+    ] = "follower",
+    lease_s: Annotated[
+        int, typer.Option(help="With --follow: how long a claim holds, in seconds.")
+    ] = 3600,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrain DEPLOYMENT as a retrain policy would: on the labelled rows since the change
     point, then the release gate, then a canary of the new version when it passes. Runs
-    TRAIN in this process on the local store; exit 1 when it did not start a canary."""
+    TRAIN in this process on the local store; exit 1 when it did not start a canary.
+
+    With --follow, runs instead the retrain requests that policies queued for TRAIN (a
+    server's monitoring queues them, since it runs no user code), on the server given by
+    --server (or the local store): each is claimed, trained here, registered, gated and
+    canaried through the server, and its outcome reported; exit 1 when one did not start
+    a canary."""
     from opsloop.analysis.gate import load_gate
     from opsloop.monitoring.policy_actions import ActionContext
     from opsloop.monitoring.retrain_request import retrain_on_request
     from opsloop.registry import ModelRegistry
+
+    if follow:
+        for value, option in ((since, "--since"), (until, "--until")):
+            if value is not None:
+                raise UsageProblem(f"{option}: not with --follow (each request names its window)")
+        outcomes = _follow(
+            deployment,
+            train=train,
+            gate=load_gate(gate_file),
+            server=server,
+            token_env=token_env,
+            once=once,
+            poll_s=poll_s,
+            follower=follower,
+            lease_s=lease_s,
+            trust=trust,
+            as_json=as_json,
+        )
+        if as_json:
+            print_json(outcomes)
+        if any(o["status"] != "done" for o in outcomes):
+            raise typer.Exit(1)
+        return
 
     registry = ModelRegistry()  # the local store's, whatever server the environment names
     context = ActionContext(registry.db, registry=registry, gate=load_gate(gate_file), trust=trust)

@@ -11,7 +11,9 @@ before labels, calibrated on :mod:`.reference_scores`; :mod:`.estimate_check` on
 come), :mod:`.process_metrics` (the serving workers' memory and CPU), :mod:`.alert_log`,
 :mod:`.policy_actions` (what a rule does: :mod:`.webhook_action`, :mod:`.rollback_action`,
 :mod:`.promote_action`, :mod:`.retrain_action` on a :mod:`.training_window`, also on request:
-:mod:`.retrain_request`), :mod:`.policy_record` (the policies' streaks, the actions
+:mod:`.retrain_request`; queued for a follower where no user code may run:
+:mod:`.retrain_queue`, :mod:`.retrain_follower`), :mod:`.action_outcome` (an action's
+audit entry and alert), :mod:`.policy_record` (the policies' streaks, the actions
 pending and what the actions did), :mod:`.monitor_state`, :mod:`.monitor_report` (status and HTML
 report), and the service over them: :mod:`.monitoring_service` (its operations),
 :mod:`.local_monitoring` (``Monitoring`` on a store), :mod:`.http_monitoring`

@@ -36,12 +36,21 @@ from opsloop.monitoring.evaluation import (
 from opsloop.monitoring.event_log import LabelReceipt, log_labels, log_predictions
 from opsloop.monitoring.monitor_report import monitor_status
 from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
+from opsloop.monitoring.policy_actions import ActionContext
 from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import (
     REFERENCE_SAMPLE_SIZE,
     ReferenceSummary,
     get_reference,
     set_reference,
+)
+from opsloop.monitoring.retrain_queue import (
+    DEFAULT_LEASE_S,
+    MAX_ROWS_PER_PAGE,
+    claim_retrain,
+    report_retrain,
+    retrain_requests,
+    retrain_rows,
 )
 from opsloop.monitoring.window_store import window_starts
 from opsloop.monitoring.windowing import Windowing
@@ -53,13 +62,30 @@ __all__ = ["Monitoring"]
 
 class Monitoring:
     """The monitoring of a store (``db``: default the configured store); ``actor`` is who
-    logs labels and sets references (default: the OS user). Each method is the
-    :class:`~opsloop.monitoring.monitoring_service.MonitoringService` operation of the same
-    name."""
+    logs labels, sets references and acts on policies (default: the OS user). Each method
+    is the :class:`~opsloop.monitoring.monitoring_service.MonitoringService` operation of
+    the same name.
 
-    def __init__(self, db: Database | None = None, *, actor: str | None = None) -> None:
+    The policies' actions act through ``deployments`` (default: the store's) and
+    ``registry`` (a :class:`~opsloop.registry.ModelRegistry` on the same store), as the
+    acting user: with a registry a ``promote`` runs (without one it stays pending). A
+    ``retrain`` is never run here: it is queued for a follower that runs the user's
+    training function where the user trusts it (:mod:`.retrain_queue`), which is how a
+    server runs the same monitoring without running anybody's code.
+    """
+
+    def __init__(
+        self,
+        db: Database | None = None,
+        *,
+        actor: str | None = None,
+        registry: Any = None,
+        deployments: Any = None,
+    ) -> None:
         self.db = db if db is not None else open_database()
         self.actor = actor or current_user()
+        self.registry = registry
+        self.deployments = deployments
 
     def __repr__(self) -> str:
         return f"Monitoring({self.db!r}, actor={self.actor!r})"
@@ -139,11 +165,25 @@ class Monitoring:
         window: str = "1h",
         policies: Sequence[str] = (),
         alpha: float = 0.05,
+        actor: str | None = None,
     ) -> list[WindowEvaluation]:
         """Evaluate the closed windows not evaluated yet (see
-        :func:`~opsloop.monitoring.evaluation.evaluate`)."""
+        :func:`~opsloop.monitoring.evaluation.evaluate`); the actions act as ``actor``
+        (default: the monitoring's), and a retrain is queued."""
+        context = ActionContext(
+            self.db,
+            deployments=self.deployments,
+            registry=self.registry,
+            actor=actor or self.actor,
+            queue_retrains=True,
+        )
         return evaluate(
-            self.db, deployment, windowing=Windowing(window), policies=policies, alpha=alpha
+            self.db,
+            deployment,
+            windowing=Windowing(window),
+            policies=policies,
+            alpha=alpha,
+            actions=context,
         )
 
     def status(self, deployment: str, *, window: str = "1h", last: int = 10) -> dict:
@@ -218,3 +258,77 @@ class Monitoring:
         opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; ...
         """
         return ReferenceSummary.of(get_reference(self.db, deployment))
+
+    def retrain_requests(self, deployment: str, *, state: str | None = None) -> list[dict]:
+        """The retrain requests queued for followers, oldest first (see
+        :func:`~opsloop.monitoring.retrain_queue.retrain_requests`).
+
+        >>> Monitoring(db).retrain_requests("nothing-yet")
+        []
+        """
+        return retrain_requests(self.db, deployment, state=state)
+
+    def claim_retrain(
+        self,
+        deployment: str,
+        *,
+        train: str,
+        label: str,
+        follower: str = "follower",
+        lease_s: int = DEFAULT_LEASE_S,
+        actor: str | None = None,
+    ) -> dict | None:
+        """Claim the oldest request that trains with ``train`` (see
+        :func:`~opsloop.monitoring.retrain_queue.claim_retrain`).
+
+        >>> print(Monitoring(db).claim_retrain("nothing-yet", train="m:f", label="y"))
+        None
+        """
+        return claim_retrain(
+            self.db,
+            deployment,
+            train=train,
+            label=label,
+            follower=follower,
+            lease_s=lease_s,
+            actor=actor or self.actor,
+        )
+
+    def retrain_rows(
+        self,
+        deployment: str,
+        request_id: int,
+        *,
+        claim: str,
+        offset: int = 0,
+        limit: int = MAX_ROWS_PER_PAGE,
+    ) -> dict:
+        """A page of a claimed request's training rows (see
+        :func:`~opsloop.monitoring.retrain_queue.retrain_rows`)."""
+        return retrain_rows(
+            self.db, deployment, request_id, claim=claim, offset=offset, limit=limit
+        )
+
+    def report_retrain(
+        self,
+        deployment: str,
+        request_id: int,
+        *,
+        claim: str,
+        status: str,
+        reason: str,
+        details: dict | None = None,
+        actor: str | None = None,
+    ) -> dict:
+        """Finish a claimed request with its outcome (see
+        :func:`~opsloop.monitoring.retrain_queue.report_retrain`)."""
+        return report_retrain(
+            self.db,
+            deployment,
+            request_id,
+            claim=claim,
+            status=status,
+            reason=reason,
+            details=details,
+            actor=actor or self.actor,
+        )

@@ -1,6 +1,8 @@
 """What a person reads about a deployment's monitoring: :func:`monitor_status` (the latest
 windows, label counts, alerts) and :func:`monitor_report` (the standalone HTML report of
-:mod:`opsloop.reports.monitoring`), both from the evaluations in the store.
+:mod:`opsloop.reports.monitoring`: drift, metrics, the label-free estimate against the
+realised accuracy, the serving workers' memory and CPU, alerts and actions), both from the
+evaluations in the store.
 
 >>> import pandas as pd
 >>> from opsloop.monitoring.evaluation import evaluate
@@ -25,8 +27,10 @@ from typing import Any
 
 import pandas as pd
 
+from opsloop.monitoring.estimate_check import estimate_check
 from opsloop.monitoring.evaluation import read_alerts, read_evaluations
 from opsloop.monitoring.event_log import label_counts
+from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.windowing import Windowing
 from opsloop.reports.monitoring import MonitoringReport
 
@@ -131,4 +135,87 @@ def monitor_report(
     alerts = alerts.assign(
         window=[None if s is None else window_label(int(s)) for s in alerts["start_ms"]]
     )
-    return MonitoringReport(deployment, str(windowing.window), drift, metrics, alarms, alerts)
+    labels = {(e.variant, e.start_ms): label(e) for e in evaluations}
+    # The windows whose policies fired an action other than an alert.
+    acted = list(
+        dict.fromkeys(
+            labels[(a["variant"], int(a["start_ms"]))]
+            for a in alerts.to_dict("records")
+            if a["action"] != "alert"
+            and a["start_ms"] is not None
+            and (a["variant"], int(a["start_ms"])) in labels
+        )
+    )
+    return MonitoringReport(
+        deployment,
+        str(windowing.window),
+        drift,
+        metrics,
+        alarms,
+        alerts,
+        estimate=_estimates(db, deployment, windowing, labels),
+        process=_processes(evaluations, labels),
+        acted=acted,
+        actions=_actions(db, deployment, windowing, variant),
+    )
+
+
+def _estimates(db, deployment: str, windowing: Windowing, labels: dict) -> pd.DataFrame:
+    """Each window's estimated accuracy and interval, and the accuracy realised with the
+    labels joined now (:func:`~opsloop.monitoring.estimate_check.estimate_check`)."""
+    check = estimate_check(db, deployment, windowing)
+    rows = [
+        {
+            "window": labels[(r["variant"], int(r["start_ms"]))],
+            "estimated": r["estimated_accuracy"],
+            "low": r["low"],
+            "high": r["high"],
+            "realised": r["realised_accuracy"],
+            "labelled": r["labelled"],
+            "rows": r["rows"],
+        }
+        for r in check.to_dict("records")
+        if (r["variant"], int(r["start_ms"])) in labels
+    ]
+    columns = ["window", "estimated", "low", "high", "realised", "labelled", "rows"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _processes(evaluations, labels: dict) -> pd.DataFrame:
+    """One row per window and serving worker: its largest resident memory and its CPU
+    time in the window (:mod:`.process_metrics`)."""
+    rows = [
+        {
+            "window": labels[(e.variant, e.start_ms)],
+            "worker": worker,
+            "rss_bytes": values["rss_bytes_max"],
+            "cpu_seconds": values["cpu_seconds"],
+        }
+        for e in evaluations
+        for worker, values in ((e.metrics.get("process") or {}).get("workers") or {}).items()
+    ]
+    return pd.DataFrame(rows, columns=["window", "worker", "rss_bytes", "cpu_seconds"])
+
+
+#: The most action outcomes the report lists (the newest).
+MAX_ACTIONS = 1000
+
+
+def _actions(db, deployment: str, windowing: Windowing, variant: str | None) -> pd.DataFrame:
+    """The actions' outcomes, oldest first, with the policy's evidence in words and what
+    each action reported (:func:`~opsloop.monitoring.policy_record.read_actions`)."""
+    found = read_actions(db, deployment, windowing, variant=variant, last=MAX_ACTIONS)
+    rows = [
+        {
+            "at": pd.Timestamp(o["at_ms"], unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S"),
+            "variant": o["variant"],
+            "action": o["action"],
+            "status": o["status"],
+            "reason": o["reason"],
+            "why": o["why"],
+            "evidence": o["evidence"],
+        }
+        for o in reversed(found["outcomes"])
+    ]
+    columns = ["at", "variant", "action", "status", "reason", "why", "evidence"]
+    return pd.DataFrame(rows, columns=columns)

@@ -6,7 +6,8 @@
 test checks their signatures against it). :data:`MONITORING_OPERATIONS` places each
 operation on the wire; the server's routes and the HTTP client are generated from it
 (:mod:`opsloop.contract`). Reading needs the viewer role; logging events and labels,
-setting the reference and evaluating need the editor role; the token's owner acts.
+setting the reference, evaluating, and claiming, reading and reporting a retrain request
+need the editor role; the token's owner acts.
 
 A call logs at most :data:`MAX_LOGGED_ROWS` prediction events or labels and sets a
 reference of at most :data:`MAX_REFERENCE_ROWS` rows: ingest over HTTP is bounded, and a
@@ -27,16 +28,30 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from opsloop.contract.operation import Answer, Operation, ServiceTable, record, wrapped
-from opsloop.contract.wire_types import NO_NUL_PATTERN, Name, Number, TimeMs, integral, no_nul
+from opsloop.contract.wire_types import (
+    NO_NUL_PATTERN,
+    Name,
+    Number,
+    Text,
+    TimeMs,
+    integral,
+    no_nul,
+)
 from opsloop.monitoring.evaluation import WindowEvaluation
 from opsloop.monitoring.event_log import LabelReceipt
 from opsloop.monitoring.reference import REFERENCE_SAMPLE_SIZE, ReferenceSummary
+from opsloop.monitoring.retrain_queue import (
+    DEFAULT_LEASE_S,
+    FINISHED,
+    MAX_ROWS_PER_PAGE,
+    STATES,
+)
 from opsloop.monitoring.windowing import DURATION_PATTERN
 from opsloop.reports.frame_records import frame_records
 from opsloop.tracking.limits import INT32_MAX, MAX_NAME_LENGTH
@@ -111,6 +126,18 @@ Policies = Annotated[Sequence[PolicyText], Field(max_length=MAX_POLICIES)]
 Alpha = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
 SampleSize = Annotated[int, Field(strict=True, ge=1, le=100_000), BeforeValidator(integral)]
 Seed = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
+RequestState = Literal[STATES]  # type: ignore[valid-type]
+FinishedState = Literal[FINISHED]  # type: ignore[valid-type]
+EntryPoint = Annotated[
+    str,
+    Field(strict=True, max_length=MAX_NAME_LENGTH, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"),
+]
+LeaseSeconds = Annotated[int, Field(strict=True, ge=1, le=7 * 86_400), BeforeValidator(integral)]
+RetrainRequestId = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
+ClaimToken = Annotated[str, Field(strict=True, pattern="^[0-9a-f]{32}$")]
+Offset = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
+PageSize = Annotated[int, Field(strict=True, ge=1, le=MAX_ROWS_PER_PAGE), BeforeValidator(integral)]
+Details = Annotated[dict[Feature, Any], Field(max_length=100)]
 
 
 class MonitoringService(Protocol):
@@ -167,8 +194,13 @@ class MonitoringService(Protocol):
         window: WindowLength = "1h",
         policies: Policies = (),
         alpha: Alpha = 0.05,
+        actor: str | None = None,
     ) -> list[WindowEvaluation]:
-        """Fold new events into windows and evaluate the closed ones; the new evaluations."""
+        """Fold new events into windows and evaluate the closed ones; the new evaluations.
+        Their actions act as ``actor``: a rollback or a promotion goes through the
+        deployments' and the registry's rules (protection, approvals, a protected alias's
+        gate); a retrain is queued for a follower (:mod:`~opsloop.monitoring.retrain_queue`),
+        since no user code runs here."""
         ...
 
     def status(self, deployment: Name, *, window: WindowLength = "1h", last: Last = 10) -> dict:
@@ -211,6 +243,58 @@ class MonitoringService(Protocol):
 
     def reference(self, deployment: Name) -> ReferenceSummary:
         """What the deployment's reference holds."""
+        ...
+
+    def retrain_requests(
+        self, deployment: Name, *, state: RequestState | None = None
+    ) -> list[dict[str, Any]]:
+        """The retrain requests queued for followers, oldest first (those in ``state``, or
+        all), with their outcomes."""
+        ...
+
+    def claim_retrain(
+        self,
+        deployment: Name,
+        *,
+        train: EntryPoint,
+        label: Feature,
+        follower: Name = "follower",
+        lease_s: LeaseSeconds = DEFAULT_LEASE_S,
+        actor: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Claim the oldest retrain request that trains with ``train`` (queued, or claimed
+        under a lease that ran out) for ``lease_s`` seconds, the gate's label column named
+        ``label``; the request with its ``claim`` token and its data ``window``, or
+        ``None``. Of two followers claiming at once, one gets it."""
+        ...
+
+    def retrain_rows(
+        self,
+        deployment: Name,
+        request_id: RetrainRequestId,
+        *,
+        claim: ClaimToken,
+        offset: Offset = 0,
+        limit: PageSize = MAX_ROWS_PER_PAGE,
+    ) -> dict[str, Any]:
+        """A page of a claimed request's training rows (records, the label among them) with
+        the window's range, counts and sha256."""
+        ...
+
+    def report_retrain(
+        self,
+        deployment: Name,
+        request_id: RetrainRequestId,
+        *,
+        claim: ClaimToken,
+        status: FinishedState,
+        reason: Text,
+        details: Details | None = None,
+        actor: str | None = None,
+    ) -> dict[str, Any]:
+        """Finish a claimed request with what the retraining did (``status``, ``reason``,
+        ``details``: version, run, gate report); audited as the action's outcome, an alert
+        unless it is ``done``. The request as finished."""
         ...
 
 
@@ -303,7 +387,7 @@ class ActionOutcome(BaseModel):
     variant: str | None
     rule: str | None
     action: str | None
-    status: str = Field(description="done, failed, refused or blocked")
+    status: str = Field(description="done, failed, refused, blocked or queued (a retrain)")
     reason: str
     why: str | None = Field(description="the policy's evidence in words")
     evidence: dict[str, Any] = Field(description="what the action reported")
@@ -318,6 +402,51 @@ class PolicyActions(BaseModel):
     pending: list[PendingAction]
     outcomes: list[ActionOutcome] = Field(description="newest first")
     outcomes_total: int = Field(description="how many outcomes there are in all")
+
+
+class RetrainRequestDocument(BaseModel):
+    """A retrain request queued for a follower, and what became of it."""
+
+    id: int
+    deployment: str
+    variant: str
+    rule: str
+    train: str = Field(description="the training function the request runs, MODULE:FUNCTION")
+    reference_share: float
+    holdout: float
+    min_rows: int
+    start_ms: int = Field(description="the data window's start: the change point")
+    end_ms: int = Field(description="the data window's end: the end of the window that fired")
+    evidence: dict[str, Any]
+    state: str = Field(description="queued, claimed, done, failed, blocked or refused")
+    queued_ms: int
+    queued_by: str
+    claimed_by: str | None
+    follower: str | None
+    claimed_ms: int | None
+    expires_ms: int | None = Field(description="when the claim's lease runs out")
+    claims: int = Field(description="how many times it was claimed")
+    label: str | None = Field(description="the label column the claim named")
+    finished_ms: int | None
+    outcome: dict[str, Any] | None
+
+
+class RetrainClaim(RetrainRequestDocument):
+    """A claimed request: its ``claim`` token and its data window."""
+
+    claim: str = Field(description="shown to read the rows and to report")
+    window: dict[str, Any] = Field(description="start_ms, end_ms, rows, new_rows, sha256, ...")
+
+
+class RetrainRows(BaseModel):
+    """A page of a claimed request's training rows."""
+
+    request_id: int
+    window: dict[str, Any]
+    columns: list[str]
+    offset: int
+    total: int = Field(description="how many rows the window has in all")
+    rows: list[dict[str, Any]]
 
 
 def _evaluation_document(evaluation: WindowEvaluation) -> dict[str, Any]:
@@ -432,6 +561,34 @@ MONITORING_OPERATIONS = ServiceTable(
             "GET",
             "/monitoring/{deployment:path}/reference",
             answer=record(ReferenceSummary),
+        ),
+        Operation(
+            "retrain_requests",
+            "GET",
+            "/monitoring/{deployment:path}/retrain-requests",
+            answer=wrapped("requests", list[RetrainRequestDocument], title="RetrainRequests"),
+            query=("state",),
+        ),
+        Operation(
+            "claim_retrain",
+            "POST",
+            "/monitoring/{deployment:path}/retrain-requests/claims",
+            role="editor",
+            answer=wrapped("request", RetrainClaim | None, title="MaybeRetrainClaim"),
+        ),
+        Operation(
+            "retrain_rows",
+            "POST",
+            "/monitoring/{deployment:path}/retrain-requests/{request_id}/rows",
+            role="editor",
+            answer=Answer(RetrainRows),
+        ),
+        Operation(
+            "report_retrain",
+            "PUT",
+            "/monitoring/{deployment:path}/retrain-requests/{request_id}/outcome",
+            role="editor",
+            answer=Answer(RetrainRequestDocument),
         ),
     ],
     # The client sends frames and numpy arrays as JSON, and a batch too large for one call

@@ -19,20 +19,20 @@ when the primary's windows it is compared with are evaluated too.
 
 from __future__ import annotations
 
-import json
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.analysis.gate import GateSpec
 from opsloop.errors import InvalidArgumentError, OpsloopError
-from opsloop.monitoring.alert_log import record_alert
+from opsloop.monitoring.action_outcome import record_outcome
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.promote_action import promote
 from opsloop.monitoring.retrain_action import retrain
-from opsloop.monitoring.rollback_action import evidence_sentence, rollback
+from opsloop.monitoring.retrain_queue import queue_retrain
+from opsloop.monitoring.rollback_action import rollback
 from opsloop.monitoring.webhook_action import post_alert
-from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.rollout_policy import DEFAULT_STEPS
 from opsloop.store.database import Database
@@ -53,11 +53,18 @@ class ActionContext:
     ``webhook_backoff_s`` is the first wait between webhook tries; ``seed`` draws the
     reference's share.
 
+    ``queue_retrains`` runs no training here: a ``retrain`` becomes a request queued for a
+    follower that the user trusts to run their code (:mod:`.retrain_queue`), which is what a
+    server's monitoring does. ``tracking`` (default: a local tracking store on the
+    registry's store) records the retraining's run. ``remote`` says the services are a
+    server's, where the token's owner acts: no ``actor`` is sent to them, and ``actor``
+    only names who acts in the reasons written.
+
     >>> ActionContext(db).acting == ActionContext(db).deployments.actor
     True
     """
 
-    db: Database
+    db: Database | None
     deployments: Any = None
     registry: Any = None
     gate: GateSpec | None = None
@@ -71,6 +78,9 @@ class ActionContext:
     webhook_backoff_s: float = 0.5
     seed: int = 0
     sleep: Any = field(default=None, repr=False)
+    queue_retrains: bool = False
+    tracking: Any = None
+    remote: bool = False
 
     def __post_init__(self) -> None:
         if self.deployments is None:
@@ -83,6 +93,15 @@ class ActionContext:
         """Who the actions act as."""
         return self.actor or self.deployments.actor
 
+    @property
+    def actor_argument(self) -> str | None:
+        """The ``actor=`` the services are called with: none for a server's.
+
+        >>> ActionContext(db, actor="ana").actor_argument, ActionContext(db, remote=True).actor_argument
+        ('ana', None)
+        """  # noqa: E501 - a doctest's expected output is one line
+        return None if self.remote else self.acting
+
     def can_run(self, rule: Policy) -> bool:
         """Whether this context holds what ``rule``'s action needs.
 
@@ -91,6 +110,8 @@ class ActionContext:
         """
         if rule.action == "promote":
             return self.registry is not None
+        if rule.action == "retrain" and self.queue_retrains:
+            return True
         return rule.action != "retrain" or (self.registry is not None and self.gate is not None)
 
     def check(self, rules: list[Policy]) -> None:
@@ -129,11 +150,35 @@ def _act(context: ActionContext, deployment, variant, rule: Policy, evidence) ->
             to=rule.option("to"),
             actor=context.acting,
         )
+    if rule.action == "retrain" and context.queue_retrains:
+        return queue_retrain(context.db, deployment, variant, rule, evidence, actor=context.acting)
     if rule.action == "retrain":
         return retrain(context, deployment, variant, rule, evidence)
     if rule.action == "promote":
         return promote(context, deployment, variant, rule, evidence)
     raise InvalidArgumentError(f"action: no action named {rule.action!r}")
+
+
+def attempted(act: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """What ``act()`` returns, or a ``failed`` outcome naming what it raised.
+
+    >>> attempted(lambda: {"status": "done", "reason": "sent"})["status"]
+    'done'
+    >>> attempted(lambda: 1 / 0)["reason"]
+    'ZeroDivisionError: division by zero'
+    """
+    try:
+        return act()
+    except (OpsloopError, ValueError, KeyError) as error:
+        return {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
+    except Exception as error:
+        # The user's training function may raise anything; the monitor records it (with
+        # where it came from) as a failed action and goes on watching.
+        return {
+            "status": "failed",
+            "reason": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(limit=-6),
+        }
 
 
 def run_action(
@@ -151,40 +196,7 @@ def run_action(
     >>> read_alerts(db, "api")["evidence"][0]["failed_action"]["action"]
     'webhook'
     """
-    try:
-        outcome = _act(context, deployment, variant, rule, evidence)
-    except (OpsloopError, ValueError, KeyError) as error:
-        outcome = {"status": "failed", "reason": f"{type(error).__name__}: {error}"}
-    except Exception as error:
-        # The user's training function may raise anything; the monitor records it (with
-        # where it came from) as a failed action and goes on watching.
-        outcome = {
-            "status": "failed",
-            "reason": f"{type(error).__name__}: {error}",
-            "traceback": traceback.format_exc(limit=5),
-        }
+    outcome = attempted(lambda: _act(context, deployment, variant, rule, evidence))
     outcome = {"action": rule.action, "rule": rule.text, **outcome}
-    why = evidence_sentence(rule.text, evidence)
-    with context.db.write() as connection:
-        lock_audit_log(connection)
-        append_audit(
-            connection,
-            context.acting,
-            f"policy_{rule.action}",
-            f"monitor:{deployment}",
-            f"{outcome['status']}: {outcome['reason']} ({why})",
-            None,
-            json.loads(json.dumps({"variant": variant, **outcome}, default=str)),
-        )
-        if outcome["status"] != "done":
-            record_alert(
-                connection,
-                deployment,
-                variant,
-                rule.text,
-                "alert",
-                {**evidence, "failed_action": outcome},
-                f"{rule.action} {outcome['status']}: {outcome['reason']}",
-                actor=context.acting,
-            )
+    record_outcome(context.db, context.acting, deployment, variant, rule.text, evidence, outcome)
     return outcome

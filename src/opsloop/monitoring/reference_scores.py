@@ -20,8 +20,12 @@ True
 from __future__ import annotations
 
 import base64
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,6 +35,14 @@ from opsloop.errors import InvalidArgumentError
 
 #: The most reference rows whose scores are kept for calibrating the estimate.
 MAX_SCORED_ROWS = 50_000
+#: How many fitted calibrations a process keeps, the least recently used dropped first.
+CACHED_CALIBRATIONS = 8
+
+# Fitting the calibration takes seconds on the largest reference, and every evaluation
+# needs it: it is kept per reference content (its sha256), so an evaluation of a reference
+# already seen reuses it, and a new reference (new content) is fitted anew.
+_fitted: OrderedDict[str, PerformanceEstimator] = OrderedDict()
+_fitted_lock = threading.Lock()
 
 
 def _encoded(array: np.ndarray) -> str:
@@ -135,18 +147,51 @@ class ReferenceScores:
             array, index = array[kept], index[kept]
         return cls(classes, array, index)
 
+    @cached_property
+    def sha256(self) -> str:
+        """The sha256 of the classes, the scores and the labels, bit for bit.
+
+        >>> a = ReferenceScores.of([[0.8, 0.2], [0.3, 0.7]], [0, 1])
+        >>> a.sha256 == ReferenceScores.from_state(a.to_state()).sha256
+        True
+        >>> a.sha256 == ReferenceScores.of([[0.8, 0.2], [0.3, 0.7]], [0, 0]).sha256
+        False
+        """
+        digest = hashlib.sha256()
+        digest.update(repr((self.classes, self.scores.shape)).encode())
+        digest.update(np.ascontiguousarray(self.scores, dtype="<f8").tobytes())
+        digest.update(np.ascontiguousarray(self.labels, dtype="<i8").tobytes())
+        return digest.hexdigest()
+
     def estimator(self) -> PerformanceEstimator:
         """A :class:`~opsloop.analysis.performance_estimation.PerformanceEstimator` (its
-        defaults) fitted on these rows.
+        defaults) fitted on these rows: fitted once per process for the same rows (by
+        :attr:`sha256`) and shared, so it is read, never fitted again by the caller.
 
         >>> rng = np.random.default_rng(0)
         >>> p = rng.random(400)
         >>> scores = ReferenceScores.of(p, (rng.random(400) < p).astype(int))
         >>> round(scores.estimator().reference_ece_, 3)
         0.03
+        >>> ReferenceScores.from_state(scores.to_state()).estimator() is scores.estimator()
+        True
         """
-        estimator = PerformanceEstimator()
-        return estimator.fit(self.labels, self.scores[:, 1] if self.binary else self.scores)
+        key = self.sha256
+        with _fitted_lock:
+            found = _fitted.get(key)
+            if found is not None:
+                _fitted.move_to_end(key)
+                return found
+        fitted = PerformanceEstimator().fit(
+            self.labels, self.scores[:, 1] if self.binary else self.scores
+        )
+        with _fitted_lock:
+            # Two threads that fitted the same rows at once keep the first fit.
+            fitted = _fitted.setdefault(key, fitted)
+            _fitted.move_to_end(key)
+            while len(_fitted) > CACHED_CALIBRATIONS:
+                _fitted.popitem(last=False)
+        return fitted
 
     def to_state(self) -> dict:
         """A JSON-safe dict of everything, floats bit for bit (:meth:`from_state`)."""

@@ -104,21 +104,30 @@ def retrain(
     """Run the steps of the module docstring for the alert ``evidence`` of ``rule`` in
     ``variant``'s windows; the outcome: ``status`` (``done``, ``blocked`` by the gate,
     ``refused`` by the deployment, ``failed``), a ``reason``, and what was made."""
-    db, registry, gate = context.db, context.registry, context.gate
-    deployments, actor = context.deployments, context.acting
-    current = deployments.get(deployment)
-    primary = next(v for v in current.variants if v.role == "primary")
-    model, serving = primary.model, current.serving[primary.name]
     window = training_window(
-        db,
+        context.db,
         deployment,
         start_ms=int(evidence["change_point_ms"]),
         end_ms=int(evidence["start_ms"]) + int(evidence["window_ms"]),
-        label=gate.label,
+        label=context.gate.label,
         variant=variant,
         reference_share=rule.option("reference_share"),
         seed=context.seed,
     )
+    return retrain_on_window(context, deployment, rule, evidence, window)
+
+
+def retrain_on_window(
+    context: Any, deployment: str, rule: Any, evidence: dict[str, Any], window: TrainingWindow
+) -> dict[str, Any]:
+    """Steps 2 to 5 of the module docstring on the rows of ``window`` (step 1's audit
+    entry is written here when the context has a store: a follower's server wrote it when
+    the request was claimed, :mod:`.retrain_queue`)."""
+    registry, gate = context.registry, context.gate
+    deployments, actor = context.deployments, context.actor_argument
+    current = deployments.get(deployment)
+    primary = next(v for v in current.variants if v.role == "primary")
+    model, serving = primary.model, current.serving[primary.name]
     outcome: dict[str, Any] = {"window": window.to_dict(), "model": model}
     if window.new_rows < rule.option("min_rows"):
         return {
@@ -128,16 +137,17 @@ def retrain(
             f"needs min_rows={rule.option('min_rows')}",
         }
     train, held = split_window(window, rule.option("holdout"))
-    _audit(
-        db,
-        actor,
-        "retrain_window",
-        deployment,
-        f"policy {rule.text!r}: retrain {model} on the data since the change point",
-        {**window.to_dict(), "train_rows": len(train), "gate_rows": len(held)},
-    )
+    if context.db is not None:
+        _audit(
+            context.db,
+            context.acting,
+            "retrain_window",
+            deployment,
+            f"policy {rule.text!r}: retrain {model} on the data since the change point",
+            {**window.to_dict(), "train_rows": len(train), "gate_rows": len(held)},
+        )
     function = load_entry_point(rule.option("train"))
-    tracking = LocalTrackingStore(registry.db, registry.artifacts)
+    tracking = context.tracking or LocalTrackingStore(registry.db, registry.artifacts)
     run_id = tracking.create_run(
         context.experiment,
         name=f"retrain {deployment}",
@@ -193,7 +203,7 @@ def retrain(
 
 
 def _start_canary(context, current, model, version, rule, outcome, headline) -> dict[str, Any]:
-    deployments, actor = context.deployments, context.acting
+    deployments, actor = context.deployments, context.actor_argument
     first = context.canary_steps[0]
     variants = [
         v.with_weight(1.0 - first) if v.role == "primary" else v

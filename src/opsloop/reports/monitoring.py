@@ -1,12 +1,19 @@
 """A standalone HTML report of a deployment's monitoring: drift per feature over windows as
-a heatmap (windows × features), metrics over time with the detector's alarms marked, and the
-alerts with their evidence.
+a heatmap (windows × features), metrics over time with the detector's alarms and the
+policies' actions marked, the label-free estimate with its interval against the metric
+realised once labels came, the serving workers' memory and CPU time, and the alerts and
+the actions' outcomes with their evidence.
 
 The report takes plain tables, so it needs nothing from the layers that compute them:
 ``drift`` holds one row per window and feature (``window``, ``feature``, ``p_adjusted``,
 ``drifted``), ``metrics`` one row per window (``window`` then any numeric columns),
 ``alarms`` the windows where the detector signalled, ``alerts`` one row per alert
-(``window``, ``variant``, ``rule``, ``action``, ``evidence``).
+(``window``, ``variant``, ``rule``, ``action``, ``evidence``). Optional: ``estimate`` one
+row per window with an estimate (``window``, ``estimated``, ``low``, ``high``,
+``realised``: ``NaN`` until labelled), ``process`` one row per window and worker
+(``window``, ``worker``, ``rss_bytes``, ``cpu_seconds``), ``acted`` the windows whose
+policies fired an action, and ``actions`` one row per action outcome (``at``,
+``variant``, ``action``, ``status``, ``reason``, ``why``, ``evidence``).
 
 >>> import pandas as pd
 >>> drift = pd.DataFrame({"window": ["09:00", "10:00"], "feature": ["x", "x"],
@@ -72,16 +79,93 @@ def _heatmap(drift: pd.DataFrame) -> go.Figure | None:
     return figure
 
 
-def _metric_figure(metrics: pd.DataFrame, name: str, alarms: list) -> go.Figure:
+def _metric_figure(metrics: pd.DataFrame, name: str, alarms: list, acted=()) -> go.Figure:
     figure = go.Figure(
         go.Scatter(x=metrics["window"], y=metrics[name], mode="lines+markers", name=name)
     )
     for window in alarms:
         figure.add_vline(x=window, line_dash="dot", line_color="#b00020")
+    for window in acted:
+        figure.add_vline(x=window, line_dash="dash", line_color="#1b7f3b")
     figure.update_layout(
         title={"text": name}, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False
     )
     return figure
+
+
+def _estimate_figure(estimate: pd.DataFrame) -> go.Figure | None:
+    """The estimate's interval as a band, the estimate as a line, the realised metric as
+    points where labels came.
+
+    >>> table = pd.DataFrame({"window": ["09:00", "10:00"], "estimated": [0.9, 0.8],
+    ...                       "low": [0.85, 0.7], "high": [0.95, 0.9], "realised": [0.93, None]})
+    >>> [trace.name for trace in _estimate_figure(table).data]
+    ['interval high', 'interval low', 'estimated', 'realised']
+    >>> _estimate_figure(table).data[3].y.tolist()
+    [0.93, nan]
+    """
+    if estimate.empty:
+        return None
+    x = estimate["window"]
+    band = {"mode": "lines", "line": {"width": 0}, "hoverinfo": "skip"}
+    figure = go.Figure(
+        [
+            go.Scatter(x=x, y=estimate["high"], name="interval high", **band),
+            go.Scatter(
+                x=x,
+                y=estimate["low"],
+                name="interval low",
+                fill="tonexty",
+                fillcolor="rgba(31, 119, 180, 0.2)",
+                **band,
+            ),
+            go.Scatter(x=x, y=estimate["estimated"], name="estimated", mode="lines+markers"),
+            go.Scatter(
+                x=x,
+                y=pd.to_numeric(estimate["realised"], errors="coerce"),
+                name="realised",
+                mode="markers",
+                marker={"symbol": "diamond", "size": 9, "color": "#b00020"},
+            ),
+        ]
+    )
+    figure.update_layout(
+        title={"text": "estimated accuracy (interval) and realised accuracy"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return figure
+
+
+def _process_figures(process: pd.DataFrame) -> list[go.Figure]:
+    """One figure of resident memory (MiB) and one of CPU time, a line per worker.
+
+    >>> table = pd.DataFrame({"window": ["09:00", "09:00"], "worker": ["a", "b"],
+    ...                       "rss_bytes": [2**20, 2**21], "cpu_seconds": [1.5, 0.5]})
+    >>> rss, cpu = _process_figures(table)
+    >>> [(t.name, t.y.tolist()) for t in rss.data], [t.y.tolist() for t in cpu.data]
+    ([('a', [1.0]), ('b', [2.0])], [[1.5], [0.5]])
+    """
+    if process.empty:
+        return []
+    figures = []
+    for column, title, scale in (
+        ("rss_bytes", "resident memory per worker (MiB, the window's largest)", 2**20),
+        ("cpu_seconds", "CPU time per worker (seconds in the window)", 1),
+    ):
+        figure = go.Figure(
+            [
+                go.Scatter(
+                    x=rows["window"],
+                    y=rows[column] / scale,
+                    name=str(worker),
+                    mode="lines+markers",
+                )
+                for worker, rows in process.groupby("worker", sort=True)
+            ]
+        )
+        figure.update_layout(title={"text": title}, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        figures.append(figure)
+    return figures
 
 
 @dataclass(frozen=True)
@@ -95,6 +179,10 @@ class MonitoringReport:
     metrics: pd.DataFrame
     alarms: list = field(default_factory=list)
     alerts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    estimate: pd.DataFrame = field(default_factory=pd.DataFrame)
+    process: pd.DataFrame = field(default_factory=pd.DataFrame)
+    acted: list = field(default_factory=list)
+    actions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_html(self, plotly: str = "inline") -> str:
         """The report as one HTML page (``plotly``: ``"inline"`` or ``"beside"``)."""
@@ -107,8 +195,27 @@ class MonitoringReport:
             and self.metrics[c].notna().any()
         ]
         figures = [
-            figure_html(_metric_figure(self.metrics, name, self.alarms), f"monitoring-{i}", 260)
+            figure_html(
+                _metric_figure(self.metrics, name, self.alarms, self.acted), f"monitoring-{i}", 260
+            )
             for i, name in enumerate(numeric)
+        ]
+        estimate = _estimate_figure(self.estimate)
+        process = [
+            figure_html(figure, f"monitoring-process-{i}", 280)
+            for i, figure in enumerate(_process_figures(self.process))
+        ]
+        actions = [
+            {
+                "at": row.get("at"),
+                "variant": row.get("variant"),
+                "action": row.get("action"),
+                "status": row.get("status"),
+                "reason": row.get("reason"),
+                "why": row.get("why"),
+                "evidence": json.dumps(row.get("evidence"), default=str)[:2000],
+            }
+            for row in self.actions.to_dict("records")
         ]
         height = max(240, 22 * self.drift["feature"].nunique() + 60) if heatmap else 0
         alerts = [
@@ -141,8 +248,16 @@ class MonitoringReport:
                 if heatmap is None
                 else figure_html(heatmap, "monitoring-heatmap", height),
                 metric_figures=[Markup(f) for f in figures],
+                estimate=None
+                if estimate is None
+                else figure_html(estimate, "monitoring-estimate", 320),
+                process_figures=[Markup(f) for f in process],
                 alerts=alerts,
-                **plotly_head(plotly, bool(figures) or heatmap is not None),
+                actions=actions,
+                **plotly_head(
+                    plotly,
+                    bool(figures) or heatmap is not None or estimate is not None or bool(process),
+                ),
             )
         )
         return page

@@ -116,7 +116,11 @@ def create_app(
     )
     app.state.deployments = Deployments(database, actor="server")
     app.state.review_queue = ReviewQueue(database, actor="server")
-    app.state.monitoring = Monitoring(database, actor="server")
+    # Policies act through the server's registry and deployments as the caller; a retrain is
+    # queued for a follower (the server runs no user code).
+    app.state.monitoring = Monitoring(
+        database, actor="server", registry=app.state.registry, deployments=app.state.deployments
+    )
     install_error_handlers(app)
     install_request_limits(app, limits)
 
@@ -145,7 +149,8 @@ def create_app(
     # A second label for an answer (feedback) and a second approval conflict.
     app.include_router(deployment_routes.router, dependencies=json_bodies, responses=hashed)
     app.include_router(review_routes.router, dependencies=json_bodies, responses=hashed)
-    app.include_router(monitoring_routes.router, dependencies=json_bodies, responses=stored)
+    # A retrain request claimed by another follower, or reported twice.
+    app.include_router(monitoring_routes.router, dependencies=json_bodies, responses=hashed)
     # The web pages at /, checking sessions with the same token rule as the API.
     install_dashboard(app, caller)
     origins = list(allowed_origins)
