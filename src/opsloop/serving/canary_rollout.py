@@ -39,7 +39,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from opsloop.analysis.sequential import RateGate
+from opsloop.analysis.drift_gate import DriftGate
+from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.rollout_policy import RolloutPolicy
 
@@ -63,16 +64,52 @@ class Transition:
         """
         if self.action == "rollback":
             gate = self.evidence["failed_gate"]
-            d = self.evidence["gates"][gate]
             head = (
-                f"rollout: gate {gate!r} failed ({d['test']} statistic {d['statistic']:.4f} >= "
-                f"threshold {d['fail_threshold']:.4f}; candidate {d['events_candidate']} of "
-                f"{d['n_candidate']}, primary {d['events_primary']} of {d['n_primary']}); "
+                f"rollout: gate {gate!r} failed ({_failure(self.evidence['gates'][gate])}); "
                 f"all traffic back on {stable}"
             )
         else:
             head = f"rollout: {candidate} to {self.share:.0%} (every gate holds)"
         return f"{head} evidence={json.dumps(self.evidence, sort_keys=True)}"
+
+
+def _failure(d: dict[str, Any]) -> str:
+    """A failed gate's decision in words: its statistic against its threshold, and the
+    samples behind them."""
+    if d["test"] == DriftGate.test:
+        return (
+            f"{d['test']} look {d['look']}: feature {d['feature']!r} statistic "
+            f"{d['statistic']:.4f}, adjusted p-value {d['p_value']:.3g} <= threshold "
+            f"{d['fail_threshold']:.3g}; candidate {d['n_candidate']} rows, primary "
+            f"{d['n_primary']} rows"
+        )
+    if d["test"] == MeanGate.test:
+        return (
+            f"{d['test']} statistic {d['statistic']:.4f} >= threshold "
+            f"{d['fail_threshold']:.4f}; candidate minus primary in [{-d['upper']:.4f}, "
+            f"{-d['lower']:.4f}]; candidate {d['n_candidate']}, primary {d['n_primary']} rows"
+        )
+    return (
+        f"{d['test']} statistic {d['statistic']:.4f} >= threshold {d['fail_threshold']:.4f}; "
+        f"candidate {d['events_candidate']} of {d['n_candidate']}, primary "
+        f"{d['events_primary']} of {d['n_primary']}"
+    )
+
+
+def gate_decision(document: dict[str, Any]) -> dict[str, Any]:
+    """A stored gate's decision with its evidence, whatever its kind (a rate gate's
+    :class:`~opsloop.analysis.sequential.GateDecision`, a mean gate's, a drift gate's).
+
+    >>> gate_decision(RateGate().to_dict())["verdict"]
+    'continue'
+    >>> gate_decision(DriftGate().to_dict())["fail_threshold"]
+    0.025
+    """
+    if document["test"] == DriftGate.test:
+        return DriftGate.from_dict(document).decision()
+    if document["test"] == MeanGate.test:
+        return MeanGate.from_dict(document).decision().to_dict()
+    return RateGate.from_dict(document).decision().to_dict()
 
 
 def new_canary_state(
@@ -99,7 +136,7 @@ def new_canary_state(
         "step_requests": 0,
         "steps_taken": [{"share": policy.steps[0], "at_ms": at_ms}],
         "latency_bound_ms": latency_bound_ms,
-        "gates": {name: policy.rate_gate(name).to_dict() for name in policy.gates},
+        "gates": {name: policy.gate(name).to_dict() for name in policy.gates},
         "decision": None,
     }
 
@@ -114,10 +151,7 @@ def _update_gate(
 
 
 def _decisions(state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: RateGate.from_dict(document).decision().to_dict()
-        for name, document in state["gates"].items()
-    }
+    return {name: gate_decision(document) for name, document in state["gates"].items()}
 
 
 def _decide(
@@ -162,11 +196,14 @@ def observe_request(
     share: float,
     at_ms: int,
     disagrees: bool | None = None,
+    anomalous: bool | None = None,
 ) -> Transition | None:
     """Read one answered request into ``state`` (changed in place); the change the ramp
     makes now, if any. ``share`` is the candidate's share the request was routed with;
     ``disagrees`` whether the candidate's answer differs from the primary's on the same
-    records (``False`` for the primary's own requests, ``None`` when unknown).
+    records (``False`` for the primary's own requests, ``None`` when unknown);
+    ``anomalous`` whether the answering version's schema flags one of its records
+    (``None`` when unknown).
 
     >>> policy = RolloutPolicy(steps=(0.1, 1.0), gates={"errors": {"detect_ratio": 3.0}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -189,15 +226,20 @@ def observe_request(
         failed_gate = failed_gate or _update_gate(
             state, "disagreement", [candidate], [disagrees], share
         )
+    if "anomalies" in state["gates"] and anomalous is not None:
+        failed_gate = failed_gate or _update_gate(
+            state, "anomalies", [candidate], [anomalous], share
+        )
     if candidate:
         state["step_requests"] += 1
+        state["candidate_requests"] = state.get("candidate_requests", 0) + 1
     return _decide(policy, state, failed_gate, at_ms)
 
 
 def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> None:
     """Read ``count`` primary requests on which no gate's event happened (no error, not
     slower than the bound, no disagreement), as :func:`observe_request` one by one would:
-    they move no statistic, only the primary's counts.
+    they move no statistic, only the primary's counts (an input anomaly is none either).
 
     >>> from opsloop.serving.rollout_policy import RolloutPolicy
     >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=0)
@@ -208,7 +250,7 @@ def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> No
     if state["status"] != "ramping" or count <= 0:
         return
     quiet = [False] * count
-    for name in ("errors", "latency", "disagreement"):
+    for name in ("errors", "latency", "disagreement", "anomalies"):
         if name not in state["gates"]:
             continue
         if name == "latency" and state.get("latency_bound_ms") is None:
@@ -255,6 +297,36 @@ def observe_labels(
     failed_gate = _update_gate(state, "metric", [candidate] * len(wrong), wrong, share)
     if failed_gate is None:
         return None  # labels never take a step: requests do
+    return _decide(policy, state, failed_gate, at_ms)
+
+
+def observe_quality(
+    policy: RolloutPolicy, state: dict[str, Any], gates: dict[str, dict[str, Any]], at_ms: int
+) -> Transition | None:
+    """Keep the quality gates' new states ``gates`` (gate name -> its ``to_dict``, as
+    :mod:`opsloop.monitoring.canary_quality` judged them on the rows each arm answered)
+    in ``state``; a rollback when one failed. A gate that already decided keeps its
+    decision, so a judgement made on an older state changes nothing.
+
+    >>> policy = RolloutPolicy(gates={"drift": {}})
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> failed = DriftGate().to_dict()
+    >>> failed["state"]["verdict"] = "fail"
+    >>> observe_quality(policy, state, {"drift": failed}, at_ms=5).action
+    'rollback'
+    """
+    if state["status"] != "ramping":
+        return None
+    failed_gate = None
+    for name, document in gates.items():
+        kept = state["gates"].get(name)
+        if kept is None or kept["state"]["verdict"] != "continue":
+            continue
+        state["gates"][name] = document
+        if document["state"]["verdict"] == "fail" and failed_gate is None:
+            failed_gate = name
+    if failed_gate is None:
+        return None
     return _decide(policy, state, failed_gate, at_ms)
 
 

@@ -16,6 +16,17 @@ such requests are counted here and written in batches (:data:`QUIET_BATCH`), bef
 next request that carries information, and by :meth:`RolloutObserver.flush` (the runtime's
 ``close``): no decision waits on them, and the store sees one write per candidate request
 or event instead of one per request.
+
+With an ``anomalies`` gate, each answered request is also judged against the answering
+version's schema (:meth:`~.record_validation.RecordCheck.anomalous`): a request with a
+record the schema flags is that gate's event, on either arm.
+
+The quality gates (``drift``, ``estimate``) are judged by monitoring on the rows each arm
+answered (:mod:`opsloop.monitoring.canary_quality`, imported where it is used: monitoring
+acts on deployments through this package). A candidate request asks for that judgement
+every :data:`QUALITY_EVERY` candidate requests and when its step is due, before the step:
+the judgement reads the store, and its outcome is kept in the same write transaction as
+the request, so a failing quality gate rolls back instead of the step.
 """
 
 from __future__ import annotations
@@ -33,12 +44,13 @@ from opsloop.serving.bandit_routing import record_reward
 from opsloop.serving.canary_rollout import (
     apply_transition,
     observe_labels,
+    observe_quality,
     observe_quiet_primary,
     observe_request,
 )
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.prediction_feedback import record_feedback
-from opsloop.serving.rollout_policy import RolloutPolicy
+from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
 from opsloop.store.database import Database
@@ -47,6 +59,8 @@ logger = logging.getLogger("opsloop.serving.rollout")
 
 #: Primary requests without an event counted in memory before they are written.
 QUIET_BATCH = 256
+#: Every this many candidate requests (and before each step) the quality gates are judged.
+QUALITY_EVERY = 50
 
 
 def _wrong(output: dict | None, label: Any) -> list[bool]:
@@ -123,39 +137,52 @@ class RolloutObserver:
         disagrees = None
         if "disagreement" in gates and answer is not None:
             disagrees = candidate and self._disagrees(served, *answer)
+        anomalous = None
+        if "anomalies" in gates and answer is not None:
+            anomalous = self._anomalous(served, variant, answer[0])
         slow = "latency" in gates and bound is not None and latency_ms > bound
         name = definition.name
         with self._pending_lock:
-            if not (candidate or failed or slow):
+            if not (candidate or failed or slow or anomalous):
                 key = (name, share)
                 self._pending[key] = self._pending.get(key, 0) + 1
                 if self._pending[key] < QUIET_BATCH:
                     return
             pending = [(k[1], self._pending.pop(k)) for k in list(self._pending) if k[0] == name]
         request = None
-        if candidate or failed or slow:  # else this request was the quiet batch's last
+        if candidate or failed or slow or anomalous:  # else the quiet batch's last
             request = {
                 "candidate": candidate,
                 "failed": failed,
                 "latency_ms": latency_ms,
                 "share": share,
                 "disagrees": disagrees,
+                "anomalous": anomalous,
             }
-        self.record(name, pending, request)
+        self.record(name, pending, request, judge=any(g in gates for g in QUALITY_GATES))
 
     def record(
-        self, name: str, quiet: list[tuple[float, int]], request: dict[str, Any] | None
+        self,
+        name: str,
+        quiet: list[tuple[float, int]],
+        request: dict[str, Any] | None,
+        *,
+        judge: bool = True,
     ) -> None:
         """Read into ``name``'s canary, in one write transaction, the ``quiet`` primary
         requests (per candidate share, their count) and the answered ``request`` (its
-        ``candidate``, ``failed``, ``latency_ms``, ``share`` and ``disagrees``, see
-        :func:`~.canary_rollout.observe_request`), and make the change the ramp decides.
+        ``candidate``, ``failed``, ``latency_ms``, ``share``, ``disagrees`` and
+        ``anomalous``, see :func:`~.canary_rollout.observe_request`), and make the change
+        the ramp decides. A candidate's request may first have the quality gates judged
+        (see the module; ``judge=False`` when the caller knows the policy has none).
 
         >>> from opsloop.serving.deployments import Deployments
         >>> db = Database("sqlite://")
         >>> RolloutObserver(db, Deployments(db)).record("api", [(0.1, 3)], None)
         """
         transition = None
+        asks = judge and request is not None and request["candidate"]
+        quality = self._judge_quality(name) if asks else None
         with self.db.write() as connection:
             found = locked_rollout(connection, name)
             if found is None or found[1].get("kind") != "canary":
@@ -163,11 +190,42 @@ class RolloutObserver:
             policy, state, set_by = found
             for pending_share, count in quiet:
                 observe_quiet_primary(state, count, pending_share)
-            if request is not None:
+            if quality:
+                transition = observe_quality(policy, state, quality, self.db.clock())
+            if request is not None and transition is None:
                 transition = observe_request(policy, state, at_ms=self.db.clock(), **request)
             write_rollout(connection, name, policy, state, set_by, self.db.clock())
         if transition is not None:
             self._apply(name, transition, state, set_by)
+
+    def _judge_quality(self, name: str) -> dict[str, dict] | None:
+        """The quality gates' new states when a look is due (see the module), else
+        ``None``; a judgement that fails is logged and skipped, never the request."""
+        document = read_rollout(self.db, name)
+        if document is None or document["state"].get("status") != "ramping":
+            return None
+        state = document["state"]
+        if not any(gate in state.get("gates", {}) for gate in QUALITY_GATES):
+            return None
+        policy = RolloutPolicy.from_dict(document["policy"])
+        count = state.get("candidate_requests", 0) + 1
+        if count % QUALITY_EVERY and state["step_requests"] + 1 < policy.min_requests:
+            return None
+        # Monitoring acts on deployments through serving; imported here, not at import.
+        from opsloop.monitoring.canary_quality import judge_quality
+
+        try:
+            return judge_quality(self.db, name, policy, state)
+        except Exception:  # the answer has left; the next look tries again
+            logger.exception("deployment %s: judging the canary's quality gates failed", name)
+            return None
+
+    @staticmethod
+    def _anomalous(served: Any, variant: str, checked: Any) -> bool | None:
+        loaded = served.loaded.get(variant)
+        if loaded is None or not hasattr(checked, "matrix"):
+            return None
+        return bool(loaded.check.anomalous(checked).any())
 
     @staticmethod
     def _disagrees(served: Any, frame: Any, answer: Any) -> bool | None:
