@@ -91,7 +91,7 @@ class DriftGate:
         """
         if n_candidate < self.min_rows or self.verdict != "continue":
             return None
-        look = int(math.floor(math.log2(n_candidate / self.min_rows)))
+        look = math.floor(math.log2(n_candidate / self.min_rows))
         # Guard the float log at exact powers of two.
         while self.min_rows * 2 ** (look + 1) <= n_candidate:
             look += 1
