@@ -242,7 +242,7 @@ def test_a_canary_whose_estimated_accuracy_is_lower_is_rolled_back_before_labels
     means = rollout["state"]["gates"]["estimate"]["state"]["mean"]
     for arm, variant in ((0, "canary"), (1, "stable")):
         count = rollout["state"]["gates"]["estimate"]["state"]["count"][arm]
-        rows, events = _arm_rows(registry.db, variant, count)
+        _, events = _arm_rows(registry.db, variant, count)
         probabilities = np.array([e["probabilities"][0][1] for e in events["output"]])
         predictions = np.array([e["predictions"][0] for e in events["output"]])
         found = estimator.estimate(probabilities, y_pred=predictions)["accuracy"].value

@@ -124,9 +124,9 @@ class GateParams(TypedDict, total=False):
     ratio_margin: Annotated[float, Field(gt=0)]
     margin: Annotated[float, Field(ge=0, lt=1)]
     bound_ms: Annotated[float, Field(gt=0)]
-    min_rows: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX)]
+    min_rows: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX), BeforeValidator(integral)]
     effect: Annotated[float, Field(gt=0, le=1)]
-    min_samples: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX)]
+    min_samples: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX), BeforeValidator(integral)]
 
 
 Gates = Annotated[dict[Annotated[str, OneOf(GATES)], GateParams], Field(max_length=len(GATES))]

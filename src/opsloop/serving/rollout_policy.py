@@ -74,12 +74,24 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
+#: The parameters each kind of gate takes (``bound_ms`` aside, the latency gate's).
+GATE_PARAMS = {
+    "rate": ("alpha", "beta", "detect_ratio", "ratio_margin", "margin"),
+    "drift": ("alpha", "min_rows"),
+    "estimate": ("effect", "alpha", "margin", "ratio_margin", "min_samples"),
+}
+
+
 def _gate(name: str, params: dict[str, Any]) -> RateGate | DriftGate | MeanGate:
+    allowed = GATE_PARAMS.get(name, GATE_PARAMS["rate"])
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InvalidArgumentError(
+            f"{', '.join(allowed)} are its parameters, got {', '.join(map(repr, unknown))}"
+        )
     if name == "drift":
         return DriftGate(**params)
     if name == "estimate":
-        if "worse" in params:
-            raise TypeError("worse is fixed: a lower estimated accuracy is worse")
         count = params.get("min_samples")
         if isinstance(count, float) and count.is_integer():  # a JSON number read as float
             params = {**params, "min_samples": int(count)}
@@ -97,6 +109,9 @@ class RolloutPolicy:
     >>> RolloutPolicy(gates={"errors": {"alpha": 2}})
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: gates.errors: alpha must lie strictly between 0 and 1...
+    >>> RolloutPolicy(gates={"drift": {"effect": 0.1}})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: gates.drift: alpha, min_rows are its parameters, got 'effect'
     """
 
     steps: tuple[float, ...] = DEFAULT_STEPS
