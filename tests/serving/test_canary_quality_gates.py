@@ -252,7 +252,9 @@ def test_a_canary_whose_estimated_accuracy_is_lower_is_rolled_back_before_labels
     assert deployments.get("api").strategy == "blue_green"
 
 
-def test_a_healthy_canary_ramps_to_100_percent_under_every_gate(registry, clock, data):
+def test_a_healthy_canary_ramps_to_100_percent_under_every_gate_across_a_restart(
+    registry, clock, data
+):
     X, y, held_out, held_labels = data
     stable, candidate = _model(X, y), _model(X, y, C=0.5)
     deployments = _deploy(registry, X, stable, candidate, 0.2)
@@ -262,11 +264,28 @@ def test_a_healthy_canary_ramps_to_100_percent_under_every_gate(registry, clock,
     keys = [f"user-{i}" for i in range(3_000)]
     runtime = ServingRuntime(registry.db, registry.artifacts, trust=True)
     try:
-        _run(runtime, deployments, keys, lambda i, k: _record(held_out.iloc[i % 269]), clock)
+        _run(runtime, deployments, keys[:400], lambda i, k: _record(held_out.iloc[i % 269]), clock)
+    finally:
+        runtime.close()
+    # A restart: a new runtime goes on from the state in the store, the drift gate's
+    # looks included.
+    before = deployments.rollout("api")["state"]
+    assert before["status"] == "ramping" and before["gates"]["drift"]["state"]["looks"] >= 0
+    runtime = ServingRuntime(registry.db, registry.artifacts, trust=True)
+    try:
+        _run(
+            runtime,
+            deployments,
+            keys[400:],
+            lambda i, k: _record(held_out.iloc[(i + 400) % 269]),
+            clock,
+        )
     finally:
         runtime.close()
     rollout = deployments.rollout("api")
     assert rollout["state"]["status"] == "completed"
+    drift = rollout["state"]["gates"]["drift"]["state"]
+    assert drift["looks"] >= before["gates"]["drift"]["state"]["looks"]
     assert [s["share"] for s in rollout["state"]["steps_taken"]] == [0.2, 0.5, 1.0]
     decisions = rollout["decisions"]
     assert set(decisions) == set(gates)

@@ -111,7 +111,7 @@ class RolloutPolicy:
     opsloop.errors.InvalidArgumentError: gates.errors: alpha must lie strictly between 0 and 1...
     >>> RolloutPolicy(gates={"drift": {"effect": 0.1}})
     Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: gates.drift: alpha, min_rows are its parameters, got 'effect'
+    opsloop.errors.InvalidArgumentError: gates.drift: alpha, min_rows are its parameters, got...
     """
 
     steps: tuple[float, ...] = DEFAULT_STEPS
