@@ -295,3 +295,49 @@ def test_a_healthy_canary_ramps_to_100_percent_under_every_gate_across_a_restart
     assert decisions["estimate"]["n_candidate"] >= 60
     definition = deployments.get("api")
     assert [(v.name, v.weight) for v in definition.variants] == [("stable", 0.0), ("canary", 1.0)]
+
+
+def test_the_new_gates_are_declared_and_read_back_locally_and_over_http(
+    registry, deployments, data
+):
+    X, y, _, _ = data
+    model = _model(X, y)
+    registry.register("stable-model", model, input_schema=X)
+    registry.register("canary-model", model, input_schema=X)
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "stable-model", version=1, weight=0.9),
+            Variant("canary", "canary-model", version=1, role="candidate", weight=0.1),
+        ],
+        strategy="canary",
+    )
+    gates = {
+        "anomalies": {"detect_ratio": 4.0},
+        "drift": {"alpha": 0.01, "min_rows": 80},
+        "estimate": {"effect": 0.1, "min_samples": 40},
+    }
+    rollout = deployments.set_rollout("api", steps=[0.1, 1.0], gates=gates)
+    assert rollout["policy"]["gates"] == gates
+    decisions = rollout["decisions"]
+    assert decisions["anomalies"]["test"] == "rate_sprt"
+    assert decisions["anomalies"]["fail_threshold"] == pytest.approx(np.log(20))
+    assert decisions["drift"] == {
+        "verdict": "continue",
+        "test": "drift_spending",
+        "look": None,
+        "fail_threshold": 0.005,  # the first look's level: alpha / 2
+        "feature": None,
+        "statistic": None,
+        "p_value": None,
+        "n_candidate": 0,
+        "n_primary": 0,
+        "features": {},
+    }
+    assert decisions["estimate"]["test"] == "mean_msprt"
+    assert decisions["estimate"]["fail_threshold"] == pytest.approx(np.log(20))
+    assert rollout["state"]["gates"]["estimate"]["params"]["worse"] == "lower"
+    with pytest.raises(InvalidArgumentError, match="gates.drift: alpha, min_rows are its"):
+        deployments.set_rollout("api", steps=[0.1, 1.0], gates={"drift": {"effect": 0.1}})
+    with pytest.raises(InvalidArgumentError, match="gates.estimate: .*'detect_ratio'"):
+        deployments.set_rollout("api", steps=[0.1, 1.0], gates={"estimate": {"detect_ratio": 2.0}})
