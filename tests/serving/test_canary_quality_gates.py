@@ -337,7 +337,7 @@ def test_the_new_gates_are_declared_and_read_back_locally_and_over_http(
     assert decisions["estimate"]["test"] == "mean_msprt"
     assert decisions["estimate"]["fail_threshold"] == pytest.approx(np.log(20))
     assert rollout["state"]["gates"]["estimate"]["params"]["worse"] == "lower"
-    with pytest.raises(InvalidArgumentError, match="gates.drift: alpha, min_rows are its"):
+    with pytest.raises(InvalidArgumentError, match=r"gates\.drift: alpha, min_rows are its"):
         deployments.set_rollout("api", steps=[0.1, 1.0], gates={"drift": {"effect": 0.1}})
-    with pytest.raises(InvalidArgumentError, match="gates.estimate: .*'detect_ratio'"):
+    with pytest.raises(InvalidArgumentError, match=r"gates\.estimate: .*'detect_ratio'"):
         deployments.set_rollout("api", steps=[0.1, 1.0], gates={"estimate": {"detect_ratio": 2.0}})

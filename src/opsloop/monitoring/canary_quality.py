@@ -119,7 +119,9 @@ def confidence_rows(events: pd.DataFrame, reference) -> tuple[np.ndarray, np.nda
         if not isinstance(probabilities, list) or not isinstance(predictions, list):
             continue
         for probability, prediction in zip(probabilities, predictions, strict=False):
-            if prediction not in position or len(probability) != len(wanted):
+            if not isinstance(probability, list) or len(probability) != len(wanted):
+                continue
+            if prediction not in position:
                 continue
             arms.append(bool(candidate))
             scores.append(probability)

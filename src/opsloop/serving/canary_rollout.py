@@ -1,11 +1,15 @@
 """A canary's ramp: take the next step while every gate holds, roll back when one fails.
 
 The state (:func:`new_canary_state`) holds the step, the candidate's requests at this step,
-each gate's :class:`~opsloop.analysis.sequential.RateGate` as its ``to_dict`` and the last
-decision. :func:`observe_request` reads one answered request (which arm, did the model
-raise, how long it took, the candidate's share when it was routed) and
-:func:`observe_labels` reads labels sent as feedback; both return a :class:`Transition`
-when the ramp must change the deployment:
+each gate as its ``to_dict`` (a :class:`~opsloop.analysis.sequential.RateGate`, the
+estimate's :class:`~opsloop.analysis.sequential.MeanGate`, the
+:class:`~opsloop.analysis.drift_gate.DriftGate`) and the last decision.
+:func:`observe_request` reads one answered request (which arm, did the model raise, how
+long it took, the candidate's share when it was routed, whether its inputs are anomalous),
+:func:`observe_labels` reads labels sent as feedback, and :func:`observe_quality` the
+quality gates (drift, the estimated accuracy) that :mod:`opsloop.monitoring.canary_quality`
+judged on the recorded answers; each returns a :class:`Transition` when the ramp must
+change the deployment:
 
 - ``rollback`` as soon as one gate fails: all traffic back on the primary (the deployment
   becomes ``blue_green`` with the candidate on standby at 0);
