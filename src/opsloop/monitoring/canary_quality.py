@@ -20,10 +20,10 @@ prediction events of the primary and of the candidate, at most :data:`MAX_EVENTS
 
 :func:`judge_quality` computes their new states from the store (read-only); the serving
 side keeps them in the rollout's row and rolls back when one fails
-(:func:`~opsloop.serving.canary_rollout.observe_quality`), in the same write transaction
-as the request that asked for the look (:class:`~opsloop.serving.rollout_observer.
-RolloutObserver` asks every :data:`~opsloop.serving.rollout_observer.QUALITY_EVERY`
-candidate requests and before each step). Serving imports this module only inside that
+(:func:`~opsloop.serving.canary_rollout.observe_quality`). :class:`~opsloop.serving.
+rollout_observer.RolloutObserver` runs it beside the request path, every
+:data:`~opsloop.serving.rollout_observer.QUALITY_EVERY` candidate requests and while a
+step waits for it. Serving imports this module only inside its judging
 function: monitoring acts on deployments through serving, never the other way at import.
 
 >>> from opsloop.serving.rollout_policy import RolloutPolicy

@@ -25,7 +25,7 @@ the share its request was routed with, so it stays exact while the share moves.
 its statistic, threshold and samples). The state changes in the same transaction that
 reads the request, so of several workers exactly one makes each change.
 
->>> from opsloop.serving.rollout_policy import RolloutPolicy
+>>> from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=2)
 >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
 >>> observe_request(policy, state, candidate=True, failed=False, latency_ms=3.0,
@@ -46,7 +46,7 @@ from typing import Any
 from opsloop.analysis.drift_gate import DriftGate
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.serving.deployment_records import Deployment
-from opsloop.serving.rollout_policy import RolloutPolicy
+from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 
 logger = logging.getLogger("opsloop.serving.rollout")
 
@@ -158,6 +158,44 @@ def _decisions(state: dict[str, Any]) -> dict[str, Any]:
     return {name: gate_decision(document) for name, document in state["gates"].items()}
 
 
+def _awaits_look(policy: RolloutPolicy, state: dict[str, Any]) -> bool:
+    """Whether the step waits for the quality gates to judge rows from this step, read
+    once it was due."""
+    if not any(name in state["gates"] for name in QUALITY_GATES):
+        return False
+    look = state.get("quality_look")
+    return not (
+        look is not None
+        and look["step"] == state["step"]
+        and look["step_requests"] >= policy.min_requests
+    )
+
+
+def quality_due(policy: RolloutPolicy, state: dict[str, Any], every: int) -> bool:
+    """Whether the quality gates should judge now: the ramp has some, and this is a
+    multiple of ``every`` candidate requests or its step waits for them.
+
+    >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=3, gates={"drift": {}})
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> moves = [observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
+    ...                          share=0.1, at_ms=i) for i in range(4)]
+    >>> moves, state["step"], quality_due(policy, state, every=50)
+    ([None, None, None, None], 0, True)
+    >>> _ = observe_quality(policy, state, {}, at_ms=5)  # a look, read once the step was due
+    >>> quality_due(policy, state, every=50)
+    False
+    >>> observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
+    ...                 share=0.1, at_ms=6).action
+    'complete'
+    """
+    if state["status"] != "ramping":
+        return False
+    if not any(name in state["gates"] for name in QUALITY_GATES):
+        return False
+    waits = state["step_requests"] >= policy.min_requests and _awaits_look(policy, state)
+    return waits or state.get("candidate_requests", 0) % every == 0
+
+
 def _decide(
     policy: RolloutPolicy, state: dict[str, Any], failed_gate: str | None, at_ms: int
 ) -> Transition | None:
@@ -171,7 +209,7 @@ def _decide(
         }
         state.update(status="rolled_back", decision={"action": "rollback", **evidence})
         return Transition("rollback", 0.0, evidence)
-    if state["step_requests"] < policy.min_requests:
+    if state["step_requests"] < policy.min_requests or _awaits_look(policy, state):
         return None
     evidence = {
         "step": state["step"] + 1,
@@ -245,7 +283,7 @@ def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> No
     slower than the bound, no disagreement), as :func:`observe_request` one by one would:
     they move no statistic, only the primary's counts (an input anomaly is none either).
 
-    >>> from opsloop.serving.rollout_policy import RolloutPolicy
+    >>> from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
     >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=0)
     >>> observe_quiet_primary(state, 3, 0.05)
     >>> state["gates"]["errors"]["state"]["n_primary"]
@@ -305,12 +343,19 @@ def observe_labels(
 
 
 def observe_quality(
-    policy: RolloutPolicy, state: dict[str, Any], gates: dict[str, dict[str, Any]], at_ms: int
+    policy: RolloutPolicy,
+    state: dict[str, Any],
+    gates: dict[str, dict[str, Any]],
+    at_ms: int,
+    *,
+    seen: tuple[int, int] | None = None,
 ) -> Transition | None:
     """Keep the quality gates' new states ``gates`` (gate name -> its ``to_dict``, as
     :mod:`opsloop.monitoring.canary_quality` judged them on the rows each arm answered)
     in ``state``; a rollback when one failed. A gate that already decided keeps its
-    decision, so a judgement made on an older state changes nothing.
+    decision, so a judgement made on an older state changes nothing. ``seen`` is the
+    step and its candidate requests in the state the judgement read (default: now): a
+    step waits for a judgement read once it was due.
 
     >>> policy = RolloutPolicy(gates={"drift": {}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -321,6 +366,9 @@ def observe_quality(
     """
     if state["status"] != "ramping":
         return None
+    step, step_requests = seen if seen is not None else (state["step"], state["step_requests"])
+    if step == state["step"]:
+        state["quality_look"] = {"step": step, "step_requests": step_requests, "at_ms": at_ms}
     failed_gate = None
     for name, document in gates.items():
         kept = state["gates"].get(name)

@@ -23,10 +23,12 @@ record the schema flags is that gate's event, on either arm.
 
 The quality gates (``drift``, ``estimate``) are judged by monitoring on the rows each arm
 answered (:mod:`opsloop.monitoring.canary_quality`, imported where it is used: monitoring
-acts on deployments through this package). A candidate request asks for that judgement
-every :data:`QUALITY_EVERY` candidate requests and when its step is due, before the step:
-the judgement reads the store, and its outcome is kept in the same write transaction as
-the request, so a failing quality gate rolls back instead of the step.
+acts on deployments through this package). Reading those rows and testing them takes
+longer than a request may wait, so the judgement runs beside the request path, one at a
+time per deployment: a candidate request asks for it every :data:`QUALITY_EVERY`
+candidate requests and while its step is due. A step waits for a judgement made once the
+step was due (:func:`~.canary_rollout.quality_due`); its outcome is kept in one write
+transaction, and a failing quality gate rolls back instead of the step.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from opsloop.serving.canary_rollout import (
     observe_quality,
     observe_quiet_primary,
     observe_request,
+    quality_due,
 )
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.prediction_feedback import record_feedback
@@ -61,6 +64,11 @@ logger = logging.getLogger("opsloop.serving.rollout")
 QUIET_BATCH = 256
 #: Every this many candidate requests (and before each step) the quality gates are judged.
 QUALITY_EVERY = 50
+
+# The deployments whose quality gates are being judged in this process (store, name): one
+# judgement at a time each, whichever observer asked.
+_judging: set[tuple[int, str]] = set()
+_judging_lock = threading.Lock()
 
 
 def _wrong(output: dict | None, label: Any) -> list[bool]:
@@ -86,6 +94,7 @@ class RolloutObserver:
         self._ramping: dict[str, tuple[Deployment, dict | None, float | None]] = {}
         self._pending: dict[tuple[str, float], int] = {}
         self._pending_lock = threading.Lock()
+        self._judges: list[threading.Thread] = []
 
     def _rollout(self, name: str) -> dict | None:
         return read_rollout(self.db, name)
@@ -173,16 +182,15 @@ class RolloutObserver:
         requests (per candidate share, their count) and the answered ``request`` (its
         ``candidate``, ``failed``, ``latency_ms``, ``share``, ``disagrees`` and
         ``anomalous``, see :func:`~.canary_rollout.observe_request`), and make the change
-        the ramp decides. A candidate's request may first have the quality gates judged
-        (see the module; ``judge=False`` when the caller knows the policy has none).
+        the ramp decides. A candidate's request may then ask for the quality gates'
+        judgement (see the module; ``judge=False`` when the caller knows the policy has
+        none).
 
         >>> from opsloop.serving.deployments import Deployments
         >>> db = Database("sqlite://")
         >>> RolloutObserver(db, Deployments(db)).record("api", [(0.1, 3)], None)
         """
-        transition = None
-        asks = judge and request is not None and request["candidate"]
-        quality = self._judge_quality(name) if asks else None
+        transition, look = None, False
         with self.db.write() as connection:
             found = locked_rollout(connection, name)
             if found is None or found[1].get("kind") != "canary":
@@ -190,35 +198,59 @@ class RolloutObserver:
             policy, state, set_by = found
             for pending_share, count in quiet:
                 observe_quiet_primary(state, count, pending_share)
-            if quality:
-                transition = observe_quality(policy, state, quality, self.db.clock())
-            if request is not None and transition is None:
+            if request is not None:
                 transition = observe_request(policy, state, at_ms=self.db.clock(), **request)
+                look = judge and request["candidate"] and quality_due(policy, state, QUALITY_EVERY)
             write_rollout(connection, name, policy, state, set_by, self.db.clock())
         if transition is not None:
             self._apply(name, transition, state, set_by)
+        if look:
+            self._start_judging(name)
 
-    def _judge_quality(self, name: str) -> dict[str, dict] | None:
-        """The quality gates' new states when a look is due (see the module), else
-        ``None``; a judgement that fails is logged and skipped, never the request."""
-        document = read_rollout(self.db, name)
-        if document is None or document["state"].get("status") != "ramping":
-            return None
-        state = document["state"]
-        if not any(gate in state.get("gates", {}) for gate in QUALITY_GATES):
-            return None
-        policy = RolloutPolicy.from_dict(document["policy"])
-        count = state.get("candidate_requests", 0) + 1
-        if count % QUALITY_EVERY and state["step_requests"] + 1 < policy.min_requests:
-            return None
-        # Monitoring acts on deployments through serving; imported here, not at import.
-        from opsloop.monitoring.canary_quality import judge_quality
+    def _start_judging(self, name: str) -> None:
+        key = (id(self.db), name)
+        with _judging_lock:
+            if key in _judging:
+                return
+            _judging.add(key)
+        judge = threading.Thread(
+            target=self._judge, args=(name, key), name=f"canary-quality-{name}", daemon=True
+        )
+        self._judges = [t for t in self._judges if t.is_alive()] + [judge]
+        judge.start()
 
+    def _judge(self, name: str, key: tuple[int, str]) -> None:
+        """Judge ``name``'s quality gates on the store's answers and keep the outcome."""
         try:
-            return judge_quality(self.db, name, policy, state)
-        except Exception:  # the answer has left; the next look tries again
+            document = read_rollout(self.db, name)
+            if document is None or document["state"].get("status") != "ramping":
+                return
+            policy = RolloutPolicy.from_dict(document["policy"])
+            seen = document["state"]
+            # Monitoring acts on deployments through serving; imported here, not at import.
+            from opsloop.monitoring.canary_quality import judge_quality
+
+            judged = judge_quality(self.db, name, policy, seen)
+            with self.db.write() as connection:
+                found = locked_rollout(connection, name)
+                if found is None or found[1].get("kind") != "canary":
+                    return
+                policy, state, set_by = found
+                transition = observe_quality(
+                    policy,
+                    state,
+                    judged,
+                    self.db.clock(),
+                    seen=(seen["step"], seen["step_requests"]),
+                )
+                write_rollout(connection, name, policy, state, set_by, self.db.clock())
+            if transition is not None:
+                self._apply(name, transition, state, set_by)
+        except Exception:  # the answers have left; the next look tries again
             logger.exception("deployment %s: judging the canary's quality gates failed", name)
-            return None
+        finally:
+            with _judging_lock:
+                _judging.discard(key)
 
     @staticmethod
     def _anomalous(served: Any, variant: str, checked: Any) -> bool | None:
@@ -243,11 +275,14 @@ class RolloutObserver:
         return list(reference.predictions) != list(answer.predictions)
 
     def flush(self) -> None:
-        """Write the primary requests still counted here (see the module)."""
+        """Write the primary requests still counted here (see the module), and wait for
+        the quality judgements this observer started."""
         with self._pending_lock:
             pending, self._pending = self._pending, {}
         for (name, share), count in pending.items():
             self.record(name, [(share, count)], None)
+        for judge in list(self._judges):
+            judge.join()
 
     def _apply(self, name: str, transition, state: dict, set_by: str) -> None:
         try:
