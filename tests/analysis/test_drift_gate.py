@@ -39,6 +39,7 @@ def test_a_look_is_scipys_ks_test_with_holm_at_the_look_s_level():
     assert DriftGate.from_dict(gate.to_dict()).decision() == decision
 
 
+@pytest.mark.slow
 def test_false_alarms_stay_below_alpha_when_asked_after_every_batch():
     # 200 canaries with no drift, each asked after every 10 of its rows up to 320: a
     # fixed-level KS test read that often fails far more than 5% of them.
