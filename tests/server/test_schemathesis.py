@@ -56,10 +56,12 @@ RULES_BEYOND_THE_SCHEMA = (
     '"detail":"strategy ',
     # A model assertion's condition is an expression in the rules' grammar.
     '"error":"AssertionRuleError"',
-    # A bandit's parameters are those of the bandit named beside them, and bound_ms is
-    # the latency gate's.
+    # A bandit's parameters are those of the bandit named beside them, bound_ms is the
+    # latency gate's, and each gate's are those of its kind.
     "bandit_params:",
     "bound_ms belongs to the latency gate",
+    # A canary gate takes the parameters of its kind (rate, drift or estimate).
+    "are its parameters, got",
     # A search's filter and order clauses are in the filter language.
     '"detail":"filter: ',
     # A ramp's shares increase to 1.

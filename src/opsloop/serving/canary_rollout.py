@@ -1,11 +1,15 @@
 """A canary's ramp: take the next step while every gate holds, roll back when one fails.
 
 The state (:func:`new_canary_state`) holds the step, the candidate's requests at this step,
-each gate's :class:`~opsloop.analysis.sequential.RateGate` as its ``to_dict`` and the last
-decision. :func:`observe_request` reads one answered request (which arm, did the model
-raise, how long it took, the candidate's share when it was routed) and
-:func:`observe_labels` reads labels sent as feedback; both return a :class:`Transition`
-when the ramp must change the deployment:
+each gate as its ``to_dict`` (a :class:`~opsloop.analysis.sequential.RateGate`, the
+estimate's :class:`~opsloop.analysis.sequential.MeanGate`, the
+:class:`~opsloop.analysis.drift_gate.DriftGate`) and the last decision.
+:func:`observe_request` reads one answered request (which arm, did the model raise, how
+long it took, the candidate's share when it was routed, whether its inputs are anomalous),
+:func:`observe_labels` reads labels sent as feedback, and :func:`observe_quality` the
+quality gates (drift, the estimated accuracy) that :mod:`opsloop.monitoring.canary_quality`
+judged on the recorded answers; each returns a :class:`Transition` when the ramp must
+change the deployment:
 
 - ``rollback`` as soon as one gate fails: all traffic back on the primary (the deployment
   becomes ``blue_green`` with the candidate on standby at 0);
@@ -21,7 +25,7 @@ the share its request was routed with, so it stays exact while the share moves.
 its statistic, threshold and samples). The state changes in the same transaction that
 reads the request, so of several workers exactly one makes each change.
 
->>> from opsloop.serving.rollout_policy import RolloutPolicy
+>>> from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=2)
 >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
 >>> observe_request(policy, state, candidate=True, failed=False, latency_ms=3.0,
@@ -39,9 +43,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from opsloop.analysis.sequential import RateGate
+from opsloop.analysis.drift_gate import DriftGate
+from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.serving.deployment_records import Deployment
-from opsloop.serving.rollout_policy import RolloutPolicy
+from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 
 logger = logging.getLogger("opsloop.serving.rollout")
 
@@ -63,16 +68,52 @@ class Transition:
         """
         if self.action == "rollback":
             gate = self.evidence["failed_gate"]
-            d = self.evidence["gates"][gate]
             head = (
-                f"rollout: gate {gate!r} failed ({d['test']} statistic {d['statistic']:.4f} >= "
-                f"threshold {d['fail_threshold']:.4f}; candidate {d['events_candidate']} of "
-                f"{d['n_candidate']}, primary {d['events_primary']} of {d['n_primary']}); "
+                f"rollout: gate {gate!r} failed ({_failure(self.evidence['gates'][gate])}); "
                 f"all traffic back on {stable}"
             )
         else:
             head = f"rollout: {candidate} to {self.share:.0%} (every gate holds)"
         return f"{head} evidence={json.dumps(self.evidence, sort_keys=True)}"
+
+
+def _failure(d: dict[str, Any]) -> str:
+    """A failed gate's decision in words: its statistic against its threshold, and the
+    samples behind them."""
+    if d["test"] == DriftGate.test:
+        return (
+            f"{d['test']} look {d['look']}: feature {d['feature']!r} statistic "
+            f"{d['statistic']:.4f}, adjusted p-value {d['p_value']:.3g} <= threshold "
+            f"{d['fail_threshold']:.3g}; candidate {d['n_candidate']} rows, primary "
+            f"{d['n_primary']} rows"
+        )
+    if d["test"] == MeanGate.test:
+        return (
+            f"{d['test']} statistic {d['statistic']:.4f} >= threshold "
+            f"{d['fail_threshold']:.4f}; candidate minus primary in [{-d['upper']:.4f}, "
+            f"{-d['lower']:.4f}]; candidate {d['n_candidate']}, primary {d['n_primary']} rows"
+        )
+    return (
+        f"{d['test']} statistic {d['statistic']:.4f} >= threshold {d['fail_threshold']:.4f}; "
+        f"candidate {d['events_candidate']} of {d['n_candidate']}, primary "
+        f"{d['events_primary']} of {d['n_primary']}"
+    )
+
+
+def gate_decision(document: dict[str, Any]) -> dict[str, Any]:
+    """A stored gate's decision with its evidence, whatever its kind (a rate gate's
+    :class:`~opsloop.analysis.sequential.GateDecision`, a mean gate's, a drift gate's).
+
+    >>> gate_decision(RateGate().to_dict())["verdict"]
+    'continue'
+    >>> gate_decision(DriftGate().to_dict())["fail_threshold"]
+    0.025
+    """
+    if document["test"] == DriftGate.test:
+        return DriftGate.from_dict(document).decision()
+    if document["test"] == MeanGate.test:
+        return MeanGate.from_dict(document).decision().to_dict()
+    return RateGate.from_dict(document).decision().to_dict()
 
 
 def new_canary_state(
@@ -99,7 +140,7 @@ def new_canary_state(
         "step_requests": 0,
         "steps_taken": [{"share": policy.steps[0], "at_ms": at_ms}],
         "latency_bound_ms": latency_bound_ms,
-        "gates": {name: policy.rate_gate(name).to_dict() for name in policy.gates},
+        "gates": {name: policy.gate(name).to_dict() for name in policy.gates},
         "decision": None,
     }
 
@@ -114,10 +155,45 @@ def _update_gate(
 
 
 def _decisions(state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: RateGate.from_dict(document).decision().to_dict()
-        for name, document in state["gates"].items()
-    }
+    return {name: gate_decision(document) for name, document in state["gates"].items()}
+
+
+def _awaits_look(policy: RolloutPolicy, state: dict[str, Any]) -> bool:
+    """Whether the step waits for the quality gates to judge rows from this step, read
+    once it was due."""
+    if not any(name in state["gates"] for name in QUALITY_GATES):
+        return False
+    look = state.get("quality_look")
+    return not (
+        look is not None
+        and look["step"] == state["step"]
+        and look["step_requests"] >= policy.min_requests
+    )
+
+
+def quality_due(policy: RolloutPolicy, state: dict[str, Any], every: int) -> bool:
+    """Whether the quality gates should judge now: the ramp has some, and this is a
+    multiple of ``every`` candidate requests or its step waits for them.
+
+    >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=3, gates={"drift": {}})
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> moves = [observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
+    ...                          share=0.1, at_ms=i) for i in range(4)]
+    >>> moves, state["step"], quality_due(policy, state, every=50)
+    ([None, None, None, None], 0, True)
+    >>> _ = observe_quality(policy, state, {}, at_ms=5)  # a look, read once the step was due
+    >>> quality_due(policy, state, every=50)
+    False
+    >>> observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
+    ...                 share=0.1, at_ms=6).action
+    'complete'
+    """
+    if state["status"] != "ramping":
+        return False
+    if not any(name in state["gates"] for name in QUALITY_GATES):
+        return False
+    waits = state["step_requests"] >= policy.min_requests and _awaits_look(policy, state)
+    return waits or state.get("candidate_requests", 0) % every == 0
 
 
 def _decide(
@@ -133,7 +209,7 @@ def _decide(
         }
         state.update(status="rolled_back", decision={"action": "rollback", **evidence})
         return Transition("rollback", 0.0, evidence)
-    if state["step_requests"] < policy.min_requests:
+    if state["step_requests"] < policy.min_requests or _awaits_look(policy, state):
         return None
     evidence = {
         "step": state["step"] + 1,
@@ -162,11 +238,14 @@ def observe_request(
     share: float,
     at_ms: int,
     disagrees: bool | None = None,
+    anomalous: bool | None = None,
 ) -> Transition | None:
     """Read one answered request into ``state`` (changed in place); the change the ramp
     makes now, if any. ``share`` is the candidate's share the request was routed with;
     ``disagrees`` whether the candidate's answer differs from the primary's on the same
-    records (``False`` for the primary's own requests, ``None`` when unknown).
+    records (``False`` for the primary's own requests, ``None`` when unknown);
+    ``anomalous`` whether the answering version's schema flags one of its records
+    (``None`` when unknown).
 
     >>> policy = RolloutPolicy(steps=(0.1, 1.0), gates={"errors": {"detect_ratio": 3.0}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -189,17 +268,22 @@ def observe_request(
         failed_gate = failed_gate or _update_gate(
             state, "disagreement", [candidate], [disagrees], share
         )
+    if "anomalies" in state["gates"] and anomalous is not None:
+        failed_gate = failed_gate or _update_gate(
+            state, "anomalies", [candidate], [anomalous], share
+        )
     if candidate:
         state["step_requests"] += 1
+        state["candidate_requests"] = state.get("candidate_requests", 0) + 1
     return _decide(policy, state, failed_gate, at_ms)
 
 
 def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> None:
     """Read ``count`` primary requests on which no gate's event happened (no error, not
     slower than the bound, no disagreement), as :func:`observe_request` one by one would:
-    they move no statistic, only the primary's counts.
+    they move no statistic, only the primary's counts (an input anomaly is none either).
 
-    >>> from opsloop.serving.rollout_policy import RolloutPolicy
+    >>> from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
     >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=0)
     >>> observe_quiet_primary(state, 3, 0.05)
     >>> state["gates"]["errors"]["state"]["n_primary"]
@@ -208,7 +292,7 @@ def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> No
     if state["status"] != "ramping" or count <= 0:
         return
     quiet = [False] * count
-    for name in ("errors", "latency", "disagreement"):
+    for name in ("errors", "latency", "disagreement", "anomalies"):
         if name not in state["gates"]:
             continue
         if name == "latency" and state.get("latency_bound_ms") is None:
@@ -255,6 +339,46 @@ def observe_labels(
     failed_gate = _update_gate(state, "metric", [candidate] * len(wrong), wrong, share)
     if failed_gate is None:
         return None  # labels never take a step: requests do
+    return _decide(policy, state, failed_gate, at_ms)
+
+
+def observe_quality(
+    policy: RolloutPolicy,
+    state: dict[str, Any],
+    gates: dict[str, dict[str, Any]],
+    at_ms: int,
+    *,
+    seen: tuple[int, int] | None = None,
+) -> Transition | None:
+    """Keep the quality gates' new states ``gates`` (gate name -> its ``to_dict``, as
+    :mod:`opsloop.monitoring.canary_quality` judged them on the rows each arm answered)
+    in ``state``; a rollback when one failed. A gate that already decided keeps its
+    decision, so a judgement made on an older state changes nothing. ``seen`` is the
+    step and its candidate requests in the state the judgement read (default: now): a
+    step waits for a judgement read once it was due.
+
+    >>> policy = RolloutPolicy(gates={"drift": {}})
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> failed = DriftGate().to_dict()
+    >>> failed["state"]["verdict"] = "fail"
+    >>> observe_quality(policy, state, {"drift": failed}, at_ms=5).action
+    'rollback'
+    """
+    if state["status"] != "ramping":
+        return None
+    step, step_requests = seen if seen is not None else (state["step"], state["step_requests"])
+    if step == state["step"]:
+        state["quality_look"] = {"step": step, "step_requests": step_requests, "at_ms": at_ms}
+    failed_gate = None
+    for name, document in gates.items():
+        kept = state["gates"].get(name)
+        if kept is None or kept["state"]["verdict"] != "continue":
+            continue
+        state["gates"][name] = document
+        if document["state"]["verdict"] == "fail" and failed_gate is None:
+            failed_gate = name
+    if failed_gate is None:
+        return None
     return _decide(policy, state, failed_gate, at_ms)
 
 

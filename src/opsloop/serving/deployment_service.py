@@ -26,7 +26,7 @@ variants.0.version
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Protocol, Required
+from typing import Annotated, Any, NotRequired, Protocol, Required
 
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, with_config
@@ -111,8 +111,12 @@ _Probability = Annotated[float, Field(gt=0, lt=1)]
 
 @with_config(ConfigDict(extra="forbid"))
 class GateParams(TypedDict, total=False):
-    """A canary gate's parameters (see :class:`~opsloop.analysis.sequential.RateGate`;
-    ``bound_ms`` belongs to the latency gate)."""
+    """A canary gate's parameters: a rate gate's (see
+    :class:`~opsloop.analysis.sequential.RateGate`; ``bound_ms`` belongs to the latency
+    gate), the drift gate's ``alpha`` and ``min_rows``
+    (:class:`~opsloop.analysis.drift_gate.DriftGate`), the estimate gate's ``effect``,
+    ``alpha``, ``margin``, ``ratio_margin`` and ``min_samples``
+    (:class:`~opsloop.analysis.sequential.MeanGate`)."""
 
     alpha: _Probability
     beta: _Probability | None
@@ -120,6 +124,9 @@ class GateParams(TypedDict, total=False):
     ratio_margin: Annotated[float, Field(gt=0)]
     margin: Annotated[float, Field(ge=0, lt=1)]
     bound_ms: Annotated[float, Field(gt=0)]
+    min_rows: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX), BeforeValidator(integral)]
+    effect: Annotated[float, Field(gt=0, le=1)]
+    min_samples: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX), BeforeValidator(integral)]
 
 
 Gates = Annotated[dict[Annotated[str, OneOf(GATES)], GateParams], Field(max_length=len(GATES))]
@@ -173,6 +180,7 @@ class RequestObservation(TypedDict):
     latency_ms: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
     share: Share
     disagrees: Flag | None
+    anomalous: NotRequired[Flag | None]
 
 
 class DeploymentService(Protocol):

@@ -495,7 +495,8 @@ class Deployments:
         """Read a data plane's answers into ``name``'s ramping canary (see
         :meth:`~.rollout_observer.RolloutObserver.record`): ``quiet`` as ``{"share",
         "requests"}`` pairs, ``request`` as ``{"candidate", "failed", "latency_ms",
-        "share", "disagrees"}``. Nothing happens without a canary rollout.
+        "share", "disagrees", "anomalous"}`` (``anomalous`` may be left out). Nothing
+        happens without a canary rollout.
 
         >>> Deployments(db).observe_rollout("api", quiet=[{"share": 0.1, "requests": 3}])
         """

@@ -29,6 +29,10 @@ built unless the model needs one. Anything else (an int, a null, a category, a b
 goes through :func:`checked_records`, which words the refusal. The answer is a
 :class:`CheckedRecords`.
 
+**Anomalies that are served.** A number outside its column's ``[min, max]`` but within the
+margin is answered; :meth:`RecordCheck.anomalous` says which records hold one (the
+``anomalies`` gate of a canary counts the requests with one, per variant).
+
 >>> from opsloop.data.schema import ColumnSchema, Schema
 >>> schema = Schema((ColumnSchema("age", "int", min=18, max=90),
 ...                  ColumnSchema("plan", "category", domain=("free", "pro"))))
@@ -196,11 +200,25 @@ class RecordCheck:
         # Per column: (whole numbers only, low, high, nulls allowed, ±inf allowed).
         self._rules: tuple[tuple[bool, float | None, float | None, bool, bool], ...] = ()
         self._quick = False
+        # Per numeric column with a range: its position, name, min and max (None: open).
+        self._ranges: tuple[tuple[int, str, float, float], ...] = ()
         if schema is None:
             return
         environment = "serving" if "serving" in schema.environments else None
         columns = schema.expected_columns(environment)
         self.names = tuple(column.name for column in columns)
+        self._ranges = tuple(
+            (
+                position,
+                column.name,
+                -math.inf if column.min is None else float(column.min),
+                math.inf if column.max is None else float(column.max),
+            )
+            for position, column in enumerate(columns)
+            if column.type in ("int", "float")
+            and not column.id_like
+            and (column.min is not None or column.max is not None)
+        )
         self._quick = bool(columns) and all(c.type in ("int", "float") for c in columns)
         if self._quick:
             self._rules = tuple(
@@ -220,6 +238,36 @@ class RecordCheck:
             return CheckedRecords(self.names, matrix=matrix)
         frame = checked_records(records, self.schema)
         return CheckedRecords(tuple(str(name) for name in frame.columns), frame=frame)
+
+    def anomalous(self, checked: CheckedRecords) -> np.ndarray:
+        """Per record of ``checked`` (records this check passed), whether one of its
+        numbers lies outside its column's ``[min, max]``: within the margin it was served,
+        and the schema's :func:`~opsloop.data.schema.validate` counts it ``out_of_range``.
+
+        >>> from opsloop.data.schema import ColumnSchema, Schema
+        >>> check = RecordCheck(Schema((ColumnSchema("x", "float", min=0.0, max=1.0,
+        ...                                          range_margin=1.0),)))
+        >>> check.anomalous(check([{"x": 0.5}, {"x": 1.5}, {"x": 0.0}])).tolist()
+        [False, True, False]
+        >>> check.anomalous(check([{"x": 1}, {"x": 1.5}])).tolist()  # an int: the frame's path
+        [False, True]
+        """
+        found = np.zeros(len(checked), dtype=bool)
+        if not self._ranges:
+            return found
+        if checked.matrix is not None:
+            positions = [r[0] for r in self._ranges]
+            values = checked.matrix[:, positions]
+            low = np.array([r[2] for r in self._ranges])
+            high = np.array([r[3] for r in self._ranges])
+            with np.errstate(invalid="ignore"):
+                return ((values < low) | (values > high)).any(axis=1)
+        frame = checked.frame
+        for _, name, low, high in self._ranges:
+            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                found |= (values < low) | (values > high)
+        return found
 
     def _quick_matrix(self, records: object) -> np.ndarray | None:
         """The records' float matrix, or ``None`` when they are not all plain floats that

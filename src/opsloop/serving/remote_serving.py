@@ -97,10 +97,16 @@ class RemoteRollouts(RolloutObserver):
             return None
 
     def record(
-        self, name: str, quiet: list[tuple[float, int]], request: dict[str, Any] | None
+        self,
+        name: str,
+        quiet: list[tuple[float, int]],
+        request: dict[str, Any] | None,
+        *,
+        judge: bool = True,
     ) -> None:
         """Send the answers to the control plane (see
-        :meth:`~.rollout_observer.RolloutObserver.record`)."""
+        :meth:`~.rollout_observer.RolloutObserver.record`), which judges the quality gates
+        on its store whatever ``judge`` says."""
         self.deployments.observe_rollout(
             name,
             quiet=[{"share": share, "requests": count} for share, count in quiet],

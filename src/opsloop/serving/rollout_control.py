@@ -15,13 +15,17 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from opsloop.analysis.sequential import RateGate
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 from opsloop.learn.bandits import policy_from_dict
 from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.registry.users import acting_user
-from opsloop.serving.canary_rollout import Transition, apply_transition, new_canary_state
+from opsloop.serving.canary_rollout import (
+    Transition,
+    apply_transition,
+    gate_decision,
+    new_canary_state,
+)
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
@@ -140,7 +144,6 @@ def rollout_document(db: Database, name: str) -> dict[str, Any]:
         document["shares"] = policy.shares(np.random.default_rng(0))
     elif state.get("kind") == "canary":
         document["decisions"] = {
-            gate: RateGate.from_dict(saved).decision().to_dict()
-            for gate, saved in state["gates"].items()
+            gate: gate_decision(saved) for gate, saved in state["gates"].items()
         }
     return document

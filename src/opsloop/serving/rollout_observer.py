@@ -16,6 +16,19 @@ such requests are counted here and written in batches (:data:`QUIET_BATCH`), bef
 next request that carries information, and by :meth:`RolloutObserver.flush` (the runtime's
 ``close``): no decision waits on them, and the store sees one write per candidate request
 or event instead of one per request.
+
+With an ``anomalies`` gate, each answered request is also judged against the answering
+version's schema (:meth:`~.record_validation.RecordCheck.anomalous`): a request with a
+record the schema flags is that gate's event, on either arm.
+
+The quality gates (``drift``, ``estimate``) are judged by monitoring on the rows each arm
+answered (:mod:`opsloop.monitoring.canary_quality`, imported where it is used: monitoring
+acts on deployments through this package). Reading those rows and testing them takes
+longer than a request may wait, so the judgement runs beside the request path, one at a
+time per deployment: a candidate request asks for it every :data:`QUALITY_EVERY`
+candidate requests and while its step is due. A step waits for a judgement made once the
+step was due (:func:`~.canary_rollout.quality_due`); its outcome is kept in one write
+transaction, and a failing quality gate rolls back instead of the step.
 """
 
 from __future__ import annotations
@@ -33,12 +46,14 @@ from opsloop.serving.bandit_routing import record_reward
 from opsloop.serving.canary_rollout import (
     apply_transition,
     observe_labels,
+    observe_quality,
     observe_quiet_primary,
     observe_request,
+    quality_due,
 )
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.prediction_feedback import record_feedback
-from opsloop.serving.rollout_policy import RolloutPolicy
+from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
 from opsloop.store.database import Database
@@ -47,6 +62,13 @@ logger = logging.getLogger("opsloop.serving.rollout")
 
 #: Primary requests without an event counted in memory before they are written.
 QUIET_BATCH = 256
+#: Every this many candidate requests (and before each step) the quality gates are judged.
+QUALITY_EVERY = 50
+
+# The deployments whose quality gates are being judged in this process (store, name): one
+# judgement at a time each, whichever observer asked.
+_judging: set[tuple[int, str]] = set()
+_judging_lock = threading.Lock()
 
 
 def _wrong(output: dict | None, label: Any) -> list[bool]:
@@ -72,6 +94,7 @@ class RolloutObserver:
         self._ramping: dict[str, tuple[Deployment, dict | None, float | None]] = {}
         self._pending: dict[tuple[str, float], int] = {}
         self._pending_lock = threading.Lock()
+        self._judges: list[threading.Thread] = []
 
     def _rollout(self, name: str) -> dict | None:
         return read_rollout(self.db, name)
@@ -123,39 +146,51 @@ class RolloutObserver:
         disagrees = None
         if "disagreement" in gates and answer is not None:
             disagrees = candidate and self._disagrees(served, *answer)
+        anomalous = None
+        if "anomalies" in gates and answer is not None:
+            anomalous = self._anomalous(served, variant, answer[0])
         slow = "latency" in gates and bound is not None and latency_ms > bound
         name = definition.name
         with self._pending_lock:
-            if not (candidate or failed or slow):
+            if not (candidate or failed or slow or anomalous):
                 key = (name, share)
                 self._pending[key] = self._pending.get(key, 0) + 1
                 if self._pending[key] < QUIET_BATCH:
                     return
             pending = [(k[1], self._pending.pop(k)) for k in list(self._pending) if k[0] == name]
         request = None
-        if candidate or failed or slow:  # else this request was the quiet batch's last
+        if candidate or failed or slow or anomalous:  # else the quiet batch's last
             request = {
                 "candidate": candidate,
                 "failed": failed,
                 "latency_ms": latency_ms,
                 "share": share,
                 "disagrees": disagrees,
+                "anomalous": anomalous,
             }
-        self.record(name, pending, request)
+        self.record(name, pending, request, judge=any(g in gates for g in QUALITY_GATES))
 
     def record(
-        self, name: str, quiet: list[tuple[float, int]], request: dict[str, Any] | None
+        self,
+        name: str,
+        quiet: list[tuple[float, int]],
+        request: dict[str, Any] | None,
+        *,
+        judge: bool = True,
     ) -> None:
         """Read into ``name``'s canary, in one write transaction, the ``quiet`` primary
         requests (per candidate share, their count) and the answered ``request`` (its
-        ``candidate``, ``failed``, ``latency_ms``, ``share`` and ``disagrees``, see
-        :func:`~.canary_rollout.observe_request`), and make the change the ramp decides.
+        ``candidate``, ``failed``, ``latency_ms``, ``share``, ``disagrees`` and
+        ``anomalous``, see :func:`~.canary_rollout.observe_request`), and make the change
+        the ramp decides. A candidate's request may then ask for the quality gates'
+        judgement (see the module; ``judge=False`` when the caller knows the policy has
+        none).
 
         >>> from opsloop.serving.deployments import Deployments
         >>> db = Database("sqlite://")
         >>> RolloutObserver(db, Deployments(db)).record("api", [(0.1, 3)], None)
         """
-        transition = None
+        transition, look = None, False
         with self.db.write() as connection:
             found = locked_rollout(connection, name)
             if found is None or found[1].get("kind") != "canary":
@@ -165,9 +200,64 @@ class RolloutObserver:
                 observe_quiet_primary(state, count, pending_share)
             if request is not None:
                 transition = observe_request(policy, state, at_ms=self.db.clock(), **request)
+                look = judge and request["candidate"] and quality_due(policy, state, QUALITY_EVERY)
             write_rollout(connection, name, policy, state, set_by, self.db.clock())
         if transition is not None:
             self._apply(name, transition, state, set_by)
+        if look:
+            self._start_judging(name)
+
+    def _start_judging(self, name: str) -> None:
+        key = (id(self.db), name)
+        with _judging_lock:
+            if key in _judging:
+                return
+            _judging.add(key)
+        judge = threading.Thread(
+            target=self._judge, args=(name, key), name=f"canary-quality-{name}", daemon=True
+        )
+        self._judges = [t for t in self._judges if t.is_alive()] + [judge]
+        judge.start()
+
+    def _judge(self, name: str, key: tuple[int, str]) -> None:
+        """Judge ``name``'s quality gates on the store's answers and keep the outcome."""
+        try:
+            document = read_rollout(self.db, name)
+            if document is None or document["state"].get("status") != "ramping":
+                return
+            policy = RolloutPolicy.from_dict(document["policy"])
+            seen = document["state"]
+            # Monitoring acts on deployments through serving; imported here, not at import.
+            from opsloop.monitoring.canary_quality import judge_quality
+
+            judged = judge_quality(self.db, name, policy, seen)
+            with self.db.write() as connection:
+                found = locked_rollout(connection, name)
+                if found is None or found[1].get("kind") != "canary":
+                    return
+                policy, state, set_by = found
+                transition = observe_quality(
+                    policy,
+                    state,
+                    judged,
+                    self.db.clock(),
+                    seen=(seen["step"], seen["step_requests"]),
+                )
+                write_rollout(connection, name, policy, state, set_by, self.db.clock())
+            if transition is not None:
+                self._apply(name, transition, state, set_by)
+        except Exception:  # the answers have left; the next look tries again
+            logger.exception("deployment %s: judging the canary's quality gates failed", name)
+        finally:
+            with _judging_lock:
+                _judging.discard(key)
+
+    @staticmethod
+    def _anomalous(served: Any, variant: str, checked: Any) -> bool | None:
+        loaded = served.loaded.get(variant)
+        if loaded is None or not hasattr(checked, "matrix"):
+            return None
+        return bool(loaded.check.anomalous(checked).any())
 
     @staticmethod
     def _disagrees(served: Any, frame: Any, answer: Any) -> bool | None:
@@ -185,11 +275,14 @@ class RolloutObserver:
         return list(reference.predictions) != list(answer.predictions)
 
     def flush(self) -> None:
-        """Write the primary requests still counted here (see the module)."""
+        """Write the primary requests still counted here (see the module), and wait for
+        the quality judgements this observer started."""
         with self._pending_lock:
             pending, self._pending = self._pending, {}
         for (name, share), count in pending.items():
             self.record(name, [(share, count)], None)
+        for judge in list(self._judges):
+            judge.join()
 
     def _apply(self, name: str, transition, state: dict, set_by: str) -> None:
         try:

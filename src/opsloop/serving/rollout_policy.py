@@ -17,7 +17,20 @@ every serving worker.
   - ``disagreement``: its rate of answers that differ from the primary's on the same
     records (the primary answers the candidate's requests too); the primary never
     disagrees with itself, so give ``margin``, the share of disagreement allowed;
-  - ``metric``: its rate of wrong answers, read from the labels sent as feedback.
+  - ``metric``: its rate of wrong answers, read from the labels sent as feedback;
+  - ``anomalies``: its rate of requests whose inputs the answering version's schema flags
+    while still answering them (a value outside a column's ``[min, max]`` but within its
+    margin; a request refused with a 422 is the client's mistake and counts for no arm);
+
+  and two gates the monitoring layer judges (:mod:`opsloop.monitoring.canary_quality`),
+  on the rows each arm answered since the ramp began:
+
+  - ``drift``: the candidate's inputs against the primary's, column by column, a
+    :class:`~opsloop.analysis.drift_gate.DriftGate` (``alpha``, ``min_rows``);
+  - ``estimate``: the candidate's accuracy estimated from its confidence before labels
+    arrive, against the primary's, a :class:`~opsloop.analysis.sequential.MeanGate` on each
+    row's calibrated probability of its predicted class (``effect``, default 0.05;
+    ``alpha``, ``margin``, ``ratio_margin``, ``min_samples``).
 
   A failing gate rolls the deployment back at once.
 - ``bandit``: a :mod:`opsloop.learn.bandits` policy name for a ``bandit`` deployment
@@ -40,12 +53,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsloop.analysis.sequential import RateGate
+from opsloop.analysis.drift_gate import DriftGate
+from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.errors import InvalidArgumentError
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 
 #: The gates a canary can have.
-GATES = ("errors", "latency", "disagreement", "metric")
+GATES = ("errors", "latency", "disagreement", "metric", "anomalies", "drift", "estimate")
+#: The gates judged by the monitoring layer on the rows each arm answered.
+QUALITY_GATES = ("drift", "estimate")
+#: The estimate gate's default ``effect``: five points of accuracy.
+ESTIMATE_EFFECT = 0.05
 DEFAULT_STEPS = (0.05, 0.25, 0.5, 1.0)
 MAX_DRAWS = 100_000
 
@@ -54,6 +72,31 @@ def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidArgumentError(f"{name}: must be a finite number, got {value!r}")
     return float(value)
+
+
+#: The parameters each kind of gate takes (``bound_ms`` aside, the latency gate's).
+GATE_PARAMS = {
+    "rate": ("alpha", "beta", "detect_ratio", "ratio_margin", "margin"),
+    "drift": ("alpha", "min_rows"),
+    "estimate": ("effect", "alpha", "margin", "ratio_margin", "min_samples"),
+}
+
+
+def _gate(name: str, params: dict[str, Any]) -> RateGate | DriftGate | MeanGate:
+    allowed = GATE_PARAMS.get(name, GATE_PARAMS["rate"])
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InvalidArgumentError(
+            f"{', '.join(allowed)} are its parameters, got {', '.join(map(repr, unknown))}"
+        )
+    if name == "drift":
+        return DriftGate(**params)
+    if name == "estimate":
+        count = params.get("min_samples")
+        if isinstance(count, float) and count.is_integer():  # a JSON number read as float
+            params = {**params, "min_samples": int(count)}
+        return MeanGate(**{"effect": ESTIMATE_EFFECT, **params}, worse="lower")
+    return RateGate(**params)
 
 
 @dataclass(frozen=True)
@@ -66,6 +109,9 @@ class RolloutPolicy:
     >>> RolloutPolicy(gates={"errors": {"alpha": 2}})
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: gates.errors: alpha must lie strictly between 0 and 1...
+    >>> RolloutPolicy(gates={"drift": {"effect": 0.1}})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: gates.drift: alpha, min_rows are its parameters, got...
     """
 
     steps: tuple[float, ...] = DEFAULT_STEPS
@@ -102,7 +148,7 @@ class RolloutPolicy:
             if bound is not None and name != "latency":
                 raise InvalidArgumentError(f"gates.{name}: bound_ms belongs to the latency gate")
             try:
-                RateGate(**params)
+                _gate(name, params)
             except TypeError as error:
                 raise InvalidArgumentError(f"gates.{name}: {error}") from None
             except InvalidArgumentError as error:
@@ -128,13 +174,22 @@ class RolloutPolicy:
             raise InvalidArgumentError(f"seed: must be an integer or null, got {self.seed!r}")
 
     def rate_gate(self, name: str) -> RateGate:
-        """A fresh gate ``name`` with this policy's parameters.
+        """A fresh rate gate ``name`` with this policy's parameters.
 
         >>> RolloutPolicy().rate_gate("errors").alpha
         0.05
         """
         params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
         return RateGate(**params)
+
+    def gate(self, name: str) -> RateGate | DriftGate | MeanGate:
+        """A fresh gate ``name`` of its kind, with this policy's parameters.
+
+        >>> RolloutPolicy(gates={"estimate": {"alpha": 0.01}}).gate("estimate").get_params()
+        {'effect': 0.05, 'alpha': 0.01, 'margin': 0.0, 'ratio_margin': 1.0, 'worse': 'lower', 'min_samples': 30}
+        """  # noqa: E501 - a doctest's expected output is one line
+        params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
+        return _gate(name, params)
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as JSON-ready values."""
