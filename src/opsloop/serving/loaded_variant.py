@@ -533,6 +533,8 @@ def tensor_model_of(
             f"({', '.join(_TENSOR_TYPES)}); the signature has "
             f"{', '.join(others) if others else 'no columns'}"
         )
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InvalidArgumentError(f"threads must be a positive integer, got {threads!r}")
     names = tuple(column.name for column in columns)
     try:
         if flavor == "onnx":

@@ -13,7 +13,7 @@ the version's sha256 first.
 (int, float or bool). The records' columns, in the signature's order, are that tensor's
 columns: the signature is registered from the frame the model was converted from, so it
 names them in the order the model takes them. A fixed width other than ``k`` is refused at
-load, naming both; a free width is checked by answering one row of zeros at load.
+load, naming both; a free width is checked by answering two rows of zeros at load.
 
 **Outputs.** Two layouts are served:
 
