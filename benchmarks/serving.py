@@ -12,7 +12,10 @@ Servers, each its own uvicorn process on 127.0.0.1:
 * **(d)** ``opsloop serve`` of a canary at 10% with a shadow receiving 100% of the requests
   (three models of the same size: stable, canary and shadow);
 * **(e)** (c) with adaptive micro-batching on (at most 32 records a call, at most 5 ms of
-  waiting for company; :mod:`opsloop.serving.micro_batching`).
+  waiting for company; :mod:`opsloop.serving.micro_batching`);
+* **(f)** (c) serving the same model converted to ONNX by skl2onnx (``zipmap=False``),
+  answered by onnxruntime with one intra-op thread (:mod:`opsloop.serving.onnx_variant`);
+  absent where skl2onnx is not installed.
 
 * **(b)** ``mlflow models serve`` of the same model (saved with ``mlflow.sklearn.save_model``,
   served with ``--env-manager local`` from its own environment, ``benchmarks/envs.py
@@ -56,7 +59,7 @@ SOURCE = HERE.parent / "src"
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Serving: requests/s and latency against a bare FastAPI endpoint (issue 13)"
 FEATURES = 20
-SERVERS = ("a", "a+proba", "b", "c", "d", "e")
+SERVERS = ("a", "a+proba", "b", "c", "d", "e", "f")
 MLFLOW = HERE / ".envs" / "mlflow" / "bin"
 BATCHING = {"max_batch_size": 32, "max_wait_ms": 5.0}
 LABELS = {
@@ -66,6 +69,7 @@ LABELS = {
     "c": "(c) opsloop, one variant",
     "d": "(d) opsloop, canary 10% + shadow 100%",
     "e": "(e) opsloop, one variant, micro-batching",
+    "f": "(f) opsloop, one variant, the same model as ONNX",
 }
 
 
@@ -117,6 +121,13 @@ def _prepared(folder: Path, kinds: list[str]) -> dict:
         )
         paths[kind] = folder / f"{kind}.pickle"
         paths[kind].write_bytes(pickle.dumps(_models(kind, 0, X, y)))
+        if "f" in servers():
+            from skl2onnx import to_onnx
+
+            sample = X.to_numpy(dtype=np.float32)[:1]
+            converted = to_onnx(_models(kind, 0, X, y), sample, options={"zipmap": False})
+            registry.register(f"{kind}-onnx", converted, input_schema=X)
+            deployments.deploy(f"{kind}-onnx-one", [Variant("stable", f"{kind}-onnx", version=1)])
     body = folder / "body.json"
     body.write_text(json.dumps([X.iloc[0].to_dict()]))
     mlflow_body = folder / "mlflow-body.json"
@@ -125,8 +136,12 @@ def _prepared(folder: Path, kinds: list[str]) -> dict:
 
 
 def servers() -> tuple[str, ...]:
-    """The servers measured: (b) only where MLflow's environment is installed."""
-    return tuple(s for s in SERVERS if s != "b" or (MLFLOW / "mlflow").exists())
+    """The servers measured: (b) only where MLflow's environment is installed, (f) only
+    where skl2onnx is."""
+    from importlib.util import find_spec
+
+    present = {"b": (MLFLOW / "mlflow").exists(), "f": find_spec("skl2onnx") is not None}
+    return tuple(s for s in SERVERS if present.get(s, True))
 
 
 def _start(
@@ -194,6 +209,7 @@ def _servers(prepared: dict, kinds: list[str], token: str) -> tuple[dict, list]:
             ("c", f"{kind}-one"),
             ("d", f"{kind}-canary"),
             ("e", f"{kind}-batched"),
+            *((("f", f"{kind}-onnx-one"),) if "f" in servers() else ()),
         ):
             port = _port()
             processes.append(
@@ -273,6 +289,7 @@ def _metric(url: str, token: str, name: str) -> float:
 
 def _versions() -> str:
     names = ("fastapi", "uvicorn", "scikit-learn", "pandas", "pydantic")
+    names += ("onnxruntime", "skl2onnx") if "f" in servers() else ()
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
     ).stdout.strip()
@@ -356,6 +373,14 @@ def _report(results, kinds, concurrencies, args, loads, validation_us, drops) ->
                 f"{e['p50_ms']:.2f} ms and p99 {e['p99_ms']:.2f} ms against (c)'s "
                 f"{c['p50_ms']:.2f} and {c['p99_ms']:.2f}, {e['errors']} errors{target}."
             )
+            if "f" in med:
+                f = med["f"]
+                verdicts.append(
+                    f"- {kind}, concurrency {concurrency}: the same model as ONNX (f) serves "
+                    f"{f['rps'] / c['rps']:.2f}× (c)'s requests/s, p50 {f['p50_ms']:.2f} ms and "
+                    f"p99 {f['p99_ms']:.2f} ms against (c)'s {c['p50_ms']:.2f} and "
+                    f"{c['p99_ms']:.2f}, {f['errors']} errors."
+                )
             if concurrency == 1:
                 extra = c["p50_ms"] - a["p50_ms"]
                 p50 = d["p50_ms"] / c["p50_ms"] - 1
@@ -434,7 +459,7 @@ def main() -> None:
                         print(kind, concurrency, server, json.dumps(found), flush=True)
         drops: dict = {"events": 0.0, "shadow": 0.0}
         for kind in args.models:
-            for server in ("c", "d", "e"):
+            for server in ("c", "d", "e", *(("f",) if "f" in servers() else ())):
                 url, key, _ = urls[kind, server]
                 drops["events"] += _metric(url, key, "opsloop_events_dropped_total")
                 drops["shadow"] += _metric(url, key, "opsloop_shadow_dropped_total")

@@ -53,7 +53,8 @@ def test_the_same_governed_scenario_locally_and_over_http(acting, run_id, forest
         "churn",
         model,
         run_id=run_id,
-        input_schema=pd.DataFrame(x, columns=["a", "b", "c"]),
+        # Not in name order: the signature keeps the columns in the model's order.
+        input_schema=pd.DataFrame(x, columns=["c", "a", "b"]),
         output_type="int",
         metrics={"auc": AUC},
         tags={"team": "risk"},
@@ -66,7 +67,8 @@ def test_the_same_governed_scenario_locally_and_over_http(acting, run_id, forest
         "eda",
     )
     assert (first.run_id, first.metrics, first.tags) == (run_id, {"auc": AUC}, {"team": "risk"})
-    assert list(first.signature["inputs"]["columns"]) == ["a", "b", "c"]
+    assert list(first.signature["inputs"]["columns"]) == ["c", "a", "b"]
+    assert list(vic.get_version("churn", 1).signature["inputs"]["columns"]) == ["c", "a", "b"]
     assert first.signature["output"] == "int"
     assert eda.register("churn", model, metrics={"auc": 0.95}).version == 2
     eda.set_alias("churn", "challenger", 2, reason="try it")

@@ -52,6 +52,16 @@ def test_sklearn_versions_round_trip_through_skops(registry, forest):
     assert registry.register("churn", model).version == 2
 
 
+def test_the_signature_keeps_the_columns_in_the_models_order(registry, forest):
+    # A model fitted on a matrix, an ONNX graph or a torch module takes its inputs by
+    # position: the stored signature is the only record of which column goes where.
+    model, x = forest
+    frame = pd.DataFrame(x, columns=["zeta", "alpha", "mid"])
+    registry.register("churn", model, input_schema=frame)
+    stored = registry.get_version("churn", 1).signature["inputs"]
+    assert list(stored["columns"]) == ["zeta", "alpha", "mid"]
+
+
 def test_a_tampered_artifact_is_refused_before_loading(registry):
     v = registry.register("f", abs)
     registry.artifacts.fs.pipe(registry.artifacts.path(v.artifact_sha256), b"not a pickle")

@@ -193,3 +193,20 @@ def test_a_pipeline_that_selects_columns_by_name_keeps_getting_the_frame():
     checked = variant.check(_records(new.head(10)))
     assert isinstance(variant.model_input(checked), pd.DataFrame)
     assert variant.predict(checked).predictions == pipeline.predict(new.head(10)).tolist()
+
+
+def test_a_model_fitted_on_a_matrix_gets_its_columns_in_the_registered_order(registry):
+    # A matrix-fitted model has no column names: the registered signature's order is the
+    # only record of which column is which (it used to come back sorted by name).
+    from opsloop.serving.loaded_variant import load_variant
+
+    frame, label = _table()
+    frame = frame[["f3", "f0", "f4", "f1", "f2"]]
+    model = LogisticRegression().fit(frame.to_numpy(), label)
+    registry.register("m", model, input_schema=frame)
+    variant = load_variant(registry, "s", "primary", "m", 1)
+    new = _table(seed=1)[0].head(20)
+    answer = variant.predict(variant.check(_records(new)))
+    expected = model.predict_proba(new[list(frame.columns)].to_numpy())
+    np.testing.assert_allclose(answer.probabilities, expected, rtol=1e-12)
+    assert answer.predictions == model.predict(new[list(frame.columns)].to_numpy()).tolist()

@@ -435,9 +435,9 @@ class ModelRegistry(ModelReferences):
                     artifact_sha256=artifact_sha256,
                     artifact_size=size,
                     flavor=flavor,
-                    signature_json=None
-                    if signature is None
-                    else json.dumps(signature, sort_keys=True),
+                    # Not sorted: the order of the input columns is the order of the
+                    # model's input tensor (ONNX, PyTorch, a matrix-fitted estimator).
+                    signature_json=None if signature is None else json.dumps(signature),
                     loader_json=json.dumps(loader, sort_keys=True),
                     description=description,
                     created_ms=created,

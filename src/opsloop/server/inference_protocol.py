@@ -265,7 +265,7 @@ def server_metadata(user: Viewer) -> dict:
 
 def _prediction_datatype(variant) -> str:
     """What the variant's predictions are: its classes' type, numbers for a regressor."""
-    if variant.flavor != "sklearn":
+    if variant.flavor not in ("sklearn", "onnx", "pytorch"):
         return "BYTES"  # a callable may answer anything
     classes = getattr(variant.model, "classes_", None)
     return "FP64" if classes is None else _datatype_of(list(classes.tolist()))

@@ -118,11 +118,21 @@ class ShippedVariant:
     registered_by: str
     trust: bool
     trusted_types: tuple[str, ...]
+    #: The version's tags as pairs (an ONNX or PyTorch classifier's ``classes``).
+    tags: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple:
         """What identifies the loaded model in a worker's cache."""
-        return (self.sha256, self.name, self.role, self.flavor, self.trust, self.trusted_types)
+        return (
+            self.sha256,
+            self.name,
+            self.role,
+            self.flavor,
+            self.trust,
+            self.trusted_types,
+            self.tags,
+        )
 
 
 # A worker's loaded variants, kept between tasks; the lock makes a worker with several
@@ -172,6 +182,7 @@ def worker_variant(shipped: ShippedVariant, data: bytes) -> LoadedVariant:
             shipped.flavor,
             shipped.signature,
             model,
+            tags=dict(shipped.tags),
         )
         _LOADED[shipped.key] = loaded
         _LOADS.append(shipped.key)
@@ -407,6 +418,7 @@ def _shipped(runtime: ServingRuntime, variants: list[LoadedVariant]):
                 record.created_by,
                 runtime.trust,
                 tuple(runtime.trusted_types),
+                tuple(sorted(record.tags.items())),
             )
         )
         # Read through the registry: checked against the recorded sha256 here too.

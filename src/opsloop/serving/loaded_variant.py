@@ -8,9 +8,19 @@ serving user passed ``trust``, a skops file only with types on the allow-list or
 ``trusted_types``. A refusal is an :class:`~opsloop.registry.model_trust.UntrustedModelError`
 and nothing is executed.
 
-The runtime serves the ``sklearn`` flavor (anything with ``predict``, and ``predict_proba``
-where the model has it) and the ``python`` flavor (a callable given the frame). ONNX and
-PyTorch versions are refused with a clear error: their serving is not written yet.
+The runtime serves every flavor the registry stores:
+
+* ``sklearn``: anything with ``predict``, and ``predict_proba`` where the model has it;
+* ``python``: a callable given the frame;
+* ``onnx``: an onnxruntime session over the verified bytes (:mod:`.onnx_variant`);
+* ``pytorch``: the module the registry rebuilt from its ``weights_only`` state dict and a
+  registered builder (:mod:`.torch_variant`).
+
+ONNX and PyTorch models take one float tensor whose columns are the signature's, in its
+order, so their versions need a signature of numeric (int, float or bool) columns; their
+input width and outputs are checked at load, and a version that does not fit is refused
+there with what it takes and what the signature has. Their answers follow the same rules
+(:mod:`.tensor_heads`): a classifier's labels and probabilities, or one value per row.
 
 >>> import tempfile
 >>> import numpy as np, pandas as pd
@@ -29,7 +39,7 @@ PyTorch versions are refused with a clear error: their serving is not written ye
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,11 +52,16 @@ from opsloop.registry.model_registry import ModelRegistry
 from opsloop.serving.record_validation import CheckedRecords, RecordCheck
 
 #: Flavors the runtime can answer with.
-SERVED_FLAVORS = ("sklearn", "python")
+SERVED_FLAVORS = ("sklearn", "python", "onnx", "pytorch")
+#: Flavors answered as a float tensor of the signature's columns.
+TENSOR_FLAVORS = ("onnx", "pytorch")
+#: The column types a tensor model's input can hold.
+_TENSOR_TYPES = ("int", "float", "bool")
 
 
 class UnservableModelError(InvalidArgumentError):
-    """A model version the runtime cannot answer with (its flavor is not served yet)."""
+    """A model version the runtime cannot answer with: its flavor is not served, or its
+    inputs or outputs do not fit its signature."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,8 @@ class LoadedVariant:
         >>> LoadedVariant("s", "primary", "m", 1, "python", None, abs).has_probabilities
         False
         """
+        if self.flavor in TENSOR_FLAVORS:
+            return self.model.has_probabilities
         return self.flavor == "sklearn" and hasattr(self.model, "predict_proba")
 
     def model_input(self, checked: CheckedRecords | pd.DataFrame) -> Any:
@@ -154,6 +171,8 @@ class LoadedVariant:
 
     def _given(self, checked: CheckedRecords | pd.DataFrame) -> tuple[Any, Any]:
         """The model to call and what to give it."""
+        if self.flavor in TENSOR_FLAVORS:
+            return self.model, self._tensor_input(checked)
         if isinstance(checked, pd.DataFrame):
             return self.model, checked
         if (
@@ -163,6 +182,16 @@ class LoadedVariant:
         ):
             return self._matrix_model, checked.matrix
         return self.model, checked.frame
+
+    def _tensor_input(self, checked: CheckedRecords | pd.DataFrame) -> np.ndarray:
+        """The float matrix of the signature's columns in its order (nulls as NaN)."""
+        names = self.check.names
+        assert names is not None  # a tensor model is loaded with a signature only
+        if isinstance(checked, CheckedRecords):
+            if checked.matrix is not None and checked.names == names:
+                return checked.matrix
+            checked = checked.frame
+        return checked.loc[:, list(names)].to_numpy(dtype=np.float64, na_value=np.nan)
 
     def predict(self, checked: CheckedRecords | pd.DataFrame) -> VariantAnswer:
         """The model's answer for ``checked`` records (checked against the schema by
@@ -176,6 +205,10 @@ class LoadedVariant:
         model, given = self._given(checked)
         if self.flavor == "python":
             return VariantAnswer(_plain(model(given)))
+        if self.flavor in TENSOR_FLAVORS:
+            predictions, probabilities = model.answer(given)
+            classes = None if model.classes_ is None else _plain(model.classes_)
+            return VariantAnswer(predictions, probabilities, classes)
         if self._one_call is not None:
             way, link = self._one_call
             classes = model.classes_
@@ -396,9 +429,11 @@ def load_variant(
     *,
     trust: bool = False,
     trusted_types: Iterable[str] = (),
+    threads: int = 1,
 ) -> LoadedVariant:
     """Load version ``version`` of ``model`` for the variant ``name`` (sha256 verified, the
-    registry's trust rules applied; see the module docstring).
+    registry's trust rules applied; see the module docstring). ``threads`` bounds the
+    intra-op threads of an ONNX or PyTorch model's calls.
 
     >>> import tempfile
     >>> from opsloop.registry import ModelRegistry
@@ -419,7 +454,17 @@ def load_variant(
             f"answers with {', '.join(SERVED_FLAVORS)} models only"
         )
     loaded = registry.load(model, version, trust=trust, trusted_types=trusted_types)
-    return variant_of(name, role, model, version, record.flavor, record.signature, loaded)
+    return variant_of(
+        name,
+        role,
+        model,
+        version,
+        record.flavor,
+        record.signature,
+        loaded,
+        tags=record.tags,
+        threads=threads,
+    )
 
 
 def variant_of(
@@ -428,11 +473,16 @@ def variant_of(
     model: str,
     version: int,
     flavor: str,
-    signature: dict | None,
+    signature: Mapping | None,
     loaded: object,
+    *,
+    tags: Mapping[str, str] | None = None,
+    threads: int = 1,
 ) -> LoadedVariant:
     """The :class:`LoadedVariant` of a model already loaded (sha256 verified by the
     caller), its schema from the version's ``signature`` in the order the model was fitted.
+    An ONNX model's bytes or a PyTorch module are checked against the signature and made
+    ready to answer (:func:`tensor_model_of`); ``tags`` are the version's (its ``classes``).
 
     >>> variant_of("s", "primary", "m", 1, "python", None, abs).predict(
     ...     pd.DataFrame({"x": [-1]})).predictions
@@ -440,9 +490,66 @@ def variant_of(
     """
     inputs = (signature or {}).get("inputs")
     schema = Schema.from_dict(inputs) if inputs else None
-    if schema is not None:
+    if flavor in TENSOR_FLAVORS:
+        where = f"variant {name!r}: models:/{model}/{version}"
+        output = (signature or {}).get("output")
+        loaded = tensor_model_of(flavor, loaded, schema, output, tags, where, threads)
+    elif schema is not None:
         schema = _in_model_order(schema, getattr(loaded, "feature_names_in_", None))
     return LoadedVariant(name, role, model, version, flavor, schema, loaded)
+
+
+def tensor_model_of(
+    flavor: str,
+    loaded: object,
+    schema: Schema | None,
+    output_type: str | None,
+    tags: Mapping[str, str] | None,
+    where: str,
+    threads: int = 1,
+) -> Any:
+    """An ONNX model's verified bytes or a registry-loaded PyTorch module, ready to answer
+    the float matrix of ``schema``'s columns (:mod:`.onnx_variant`, :mod:`.torch_variant`).
+    The signature must name the columns, all numeric, in the model's order.
+
+    >>> from opsloop.data.schema import ColumnSchema
+    >>> tensor_model_of("onnx", b"", Schema((ColumnSchema("city", "category"),)), None,
+    ...                 None, "models:/m/1")
+    Traceback (most recent call last):
+    opsloop.serving.loaded_variant.UnservableModelError: models:/m/1: an onnx model takes ...
+    """
+    if schema is None:
+        raise UnservableModelError(
+            f"{where}: an {flavor} model takes a float tensor by column position, so its "
+            f"version needs an input signature naming the columns in the model's order "
+            f"(register it with input_schema=)"
+        )
+    environment = "serving" if "serving" in schema.environments else None
+    columns = schema.expected_columns(environment)
+    others = [f"{c.name!r} ({c.type})" for c in columns if c.type not in _TENSOR_TYPES]
+    if not columns or others:
+        raise UnservableModelError(
+            f"{where}: an {flavor} model takes a float tensor of numeric columns "
+            f"({', '.join(_TENSOR_TYPES)}); the signature has "
+            f"{', '.join(others) if others else 'no columns'}"
+        )
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InvalidArgumentError(f"threads must be a positive integer, got {threads!r}")
+    names = tuple(column.name for column in columns)
+    try:
+        if flavor == "onnx":
+            from opsloop.serving.onnx_variant import onnx_model
+
+            if not isinstance(loaded, bytes):
+                raise TypeError(f"{where}: an onnx model is loaded as bytes, got {type(loaded)}")
+            return onnx_model(loaded, names, output_type, tags, where, threads)
+        from opsloop.serving.torch_variant import torch_model
+
+        return torch_model(loaded, names, output_type, tags, where, threads)
+    except UnservableModelError:
+        raise
+    except InvalidArgumentError as error:
+        raise UnservableModelError(str(error)) from None
 
 
 def _in_model_order(schema: Schema, names: object) -> Schema:
