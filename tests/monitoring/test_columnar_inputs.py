@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from opsloop.monitoring.columnar_inputs import input_table
+from opsloop.monitoring.columnar_inputs import MIN_ROWS, input_table
 from opsloop.monitoring.event_log import log_labels, log_predictions
 from opsloop.monitoring.json_columns import row_texts
 from opsloop.monitoring.training_window import training_window
@@ -168,7 +168,7 @@ def _log_as_texts(db, deployment, frame, predictions, ids, at_ms) -> None:
 
 def test_windows_records_and_training_rows_are_those_of_the_texts(db, clock):
     rng = np.random.default_rng(3)
-    n = 300
+    n = 280
     frame = pd.DataFrame(
         {
             "x": rng.normal(size=n),
@@ -216,16 +216,20 @@ def test_windows_records_and_training_rows_are_those_of_the_texts(db, clock):
     assert window.sha256 == expected.sha256 and window.new_rows > 100
 
 
-def test_a_frame_kept_as_text_is_logged_and_read_as_before(db):
-    frame = _as_texts(4)["datetime"]
-    log_predictions(db, "api", frame, [0, 1, 0, 1], request_ids=["a", "b", "c", "d"])
+@pytest.mark.parametrize("rows", [MIN_ROWS - 1, MIN_ROWS])
+def test_few_rows_and_frames_that_would_read_back_otherwise_are_logged_as_text(db, rows):
+    few = pd.DataFrame({"x": np.arange(rows) / 2})
+    log_predictions(db, "few", few, [0] * rows)
+    frame = _as_texts(MIN_ROWS)["datetime"]
+    log_predictions(db, "api", frame, [0] * MIN_ROWS)
     events = read_prediction_events(db, "api")
     assert events["inputs"].tolist()[1] == [{"t": "2024-01-01 01:00:00"}]
+    assert read_prediction_events(db, "few")["inputs"].tolist()[-1] == [{"x": (rows - 1) / 2}]
     with db.read() as connection:
         batches = connection.execute(
             sa.select(sa.func.count()).select_from(tables.prediction_input_batches)
         ).scalar_one()
-    assert batches == 0
+    assert batches == (rows == MIN_ROWS)
 
 
 def test_names_with_quotes_are_kept_as_given(db, clock):

@@ -119,13 +119,18 @@ def test_0015_gives_batched_inputs_back_as_text_on_downgrade_and_keeps_them_on_u
     from opsloop.serving.prediction_events import read_prediction_events
 
     db = Database(store_uri)
-    frame = pd.DataFrame({"x": [1.5, None, 1e-05], "k": ["a", "b", None]})
-    log_predictions(db, "api", frame, [0, 1, 0], request_ids=["a", "b", "c"], at_ms=5)
+    frame = pd.DataFrame({"x": [1.5, None, 1e-05] * 30, "k": ["a", "b", None] * 30})
+    log_predictions(db, "api", frame, [0, 1, 0] * 30, at_ms=5)
     records = [
         [{"x": 1.5, "k": "a"}],
         [{"x": None, "k": "b"}],
         [{"x": 1e-05, "k": None}],
-    ]
+    ] * 30
+    with db.read() as connection:
+        batched = connection.execute(
+            sa.select(sa.func.count()).where(tables.prediction_events.c.input_batch_id.is_not(None))
+        ).scalar_one()
+    assert batched == 90
     assert read_prediction_events(db, "api")["inputs"].tolist() == records
     db.dispose()
     engine = sa.create_engine(store_uri)

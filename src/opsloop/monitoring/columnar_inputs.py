@@ -4,7 +4,8 @@ one Arrow table per batch, and the frame of a fold's events whose inputs are kep
 A batch is kept column by column only where that gives back exactly what its JSON texts
 (:func:`~.json_columns.row_texts`) would: columns of floats (missing values allowed), of
 integers and of booleans (none missing), and of text (missing allowed), under distinct
-names. Any other frame is written as JSON texts, as before.
+names; and only a batch of at least :data:`MIN_ROWS` rows. Any other is written as JSON
+texts, as before.
 
 When folding, :func:`columnar_frame` gives the frame of a batch of events straight from
 their tables when all of them were kept column by column under one schema. Otherwise
@@ -30,6 +31,9 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.json_columns import row_texts
 
 _INT64_MAX = np.iinfo(np.int64).max
+#: The fewest rows a call keeps as a table: a table costs a fixed part (its schema, its
+#: reading back) that only more rows than this repay over the rows' texts.
+MIN_ROWS = 64
 
 
 def _column(series: pd.Series, name: str) -> pa.Array | None:

@@ -6,9 +6,9 @@ table (role ``primary``, the output as ``{"predictions": [p]}``, with ``"probabi
 ``"classes"`` when the model's probabilities are given, as the serving runtime writes
 them), so the windows, the labels and
 :func:`opsloop.serving.prediction_events.read_prediction_events` see them as they see served
-answers. The inputs of a call are kept once, column by column, where they read back as
-their JSON texts would (:mod:`.columnar_inputs`): logging and folding then handle each
-column once rather than each event's text.
+answers. The inputs of a call of many rows are kept once, column by column, where they
+read back as their JSON texts would (:mod:`.columnar_inputs`): logging and folding then
+handle each column once rather than each event's text.
 
 :func:`log_labels` joins labels to those events by request id, and says what it did with
 each in a :class:`LabelReceipt`:
@@ -54,7 +54,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgumentError
-from opsloop.monitoring.columnar_inputs import input_table
+from opsloop.monitoring.columnar_inputs import MIN_ROWS, input_table
 from opsloop.monitoring.json_columns import row_texts
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.windowing import Windowing
@@ -83,7 +83,7 @@ def _records(inputs: Any) -> tuple[int, pa.Table | None, list[str] | None]:
         )
     if len(frame) == 0:
         return 0, None, []
-    table = input_table(frame)
+    table = input_table(frame) if len(frame) >= MIN_ROWS else None
     if table is not None:
         return len(frame), table, None
     # Nulls as JSON null (json.dumps would write NaN, which is not JSON). pandas' own
