@@ -4,7 +4,8 @@ drift against the reference for 25 features.
 Per run, on a fresh SQLite file (WAL) in a temporary folder:
 
 * **log**: ``log_predictions`` writes ``--events`` events (25 numeric features, one
-  prediction) into ``prediction_events``, in calls of ``--batch`` rows;
+  prediction) into ``prediction_events``, in calls of ``--batch`` rows (each call's inputs
+  once, column by column, in ``prediction_input_batches``), with a sample of the process;
 * **fold**: ``update_windows`` folds them into one window (profile of 26 columns, a
   1,000-row reservoir sample, software metrics);
 * **drift**: ``window_metrics`` on that window against a 5,000-row reference sample: exact KS

@@ -1,17 +1,23 @@
 """The serving workers' memory and CPU time in the windows: sampled as each worker writes
-its events, per worker then merged, in the window's evaluation, a policy signal and a gauge;
-the process is read as psutil reads it."""
+its events (and by a process that logs predictions from Python), per worker then merged,
+in the window's evaluation, a policy signal and a gauge; the process is read as psutil
+reads it."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 
 from opsloop.monitoring.evaluation import evaluate
+from opsloop.monitoring.event_log import log_predictions
 from opsloop.monitoring.monitoring_gauges import MonitoringGauges
+from opsloop.monitoring.process_metrics import window_process
 from opsloop.monitoring.reference import set_reference
 from opsloop.monitoring.windowing import Windowing
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -101,3 +107,48 @@ def test_the_process_is_read_as_psutil_reads_it():
     times = process.cpu_times()
     assert min(before, after) * 0.99 <= rss <= max(before, after) * 1.01
     assert cpu == pytest.approx(times.user + times.system, abs=0.05)
+
+
+def _samples(db) -> list[tuple]:
+    samples = tables.process_samples
+    with db.read() as connection:
+        return connection.execute(
+            sa.select(
+                samples.c.deployment,
+                samples.c.worker,
+                samples.c.at_ms,
+                samples.c.rss_bytes,
+                samples.c.cpu_seconds,
+            ).order_by(samples.c.id)
+        ).all()
+
+
+def test_predictions_logged_from_python_sample_the_process_as_psutil_reads_it(db, clock):
+    psutil = pytest.importorskip("psutil")
+    process = psutil.Process()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # spend some CPU so that the times are not zero
+        sum(range(10_000))
+    rss_before, cpu_before = process.memory_info().rss, sum(process.cpu_times()[:2])
+    log_predictions(db, "batch-job", [{"x": 1.0}], [0], at_ms=T0 - 5 * HOUR_MS)
+    rss_after, cpu_after = process.memory_info().rss, sum(process.cpu_times()[:2])
+    [(deployment, worker, at_ms, rss, cpu)] = _samples(db)
+    assert (deployment, worker) == ("batch-job", f"{socket.gethostname()}:{os.getpid()}")
+    assert at_ms == T0  # when the process was read (the store's clock), not the events' time
+    assert min(rss_before, rss_after) * 0.99 <= rss <= max(rss_before, rss_after) * 1.01
+    # psutil counts in clock ticks (1/100 s): the sample lies between its two readings.
+    assert cpu_before - 0.02 <= cpu <= cpu_after + 0.02
+    found = window_process(db, "batch-job", T0, T0 + HOUR_MS)
+    assert found["process_rss_bytes"] == rss and found["workers"][worker]["samples"] == 1
+
+
+def test_logging_samples_the_process_once_per_interval_and_on_request(db, clock):
+    log_predictions(db, "job", [{"x": 1.0}], [0])
+    clock.advance(9_999)
+    log_predictions(db, "job", [{"x": 1.0}], [0])  # within 10 s of the store's clock
+    assert [row[2] for row in _samples(db)] == [T0]
+    clock.advance(1)
+    log_predictions(db, "job", [{"x": 1.0}], [0], sample_process=False)
+    assert len(_samples(db)) == 1
+    log_predictions(db, "job", [{"x": 1.0}], [0])
+    assert [row[2] for row in _samples(db)] == [T0, T0 + 10_000]

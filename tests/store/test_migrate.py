@@ -15,7 +15,7 @@ from opsloop.store.migrate import alembic_config, current_revision, head_revisio
 def test_fresh_database_is_migrated_to_head_and_matches_the_models(store_uri):
     db = Database(store_uri)
     with db.read() as connection:
-        assert current_revision(connection) == head_revision() == "0014"
+        assert current_revision(connection) == head_revision() == "0015"
         names = set(sa.inspect(connection).get_table_names())
         differences = compare_metadata(MigrationContext.configure(connection), tables.metadata)
     assert set(tables.metadata.tables) <= names
@@ -106,3 +106,43 @@ def test_upgrading_a_store_from_0001_packs_the_params_of_existing_runs(tmp_path)
     engine.dispose()
     assert sorted(rows[0][1].split("\x1f")) == sorted(["lr", "0.1", "depth", "3"])
     assert [tuple(row) for row in rows[1:]] == [(2, None, 0), (3, "model\x1frf", 1)]
+
+
+def test_0015_gives_batched_inputs_back_as_text_on_downgrade_and_keeps_them_on_upgrade(
+    store_uri,
+):
+    import json
+
+    import pandas as pd
+
+    from opsloop.monitoring.event_log import log_predictions
+    from opsloop.serving.prediction_events import read_prediction_events
+
+    db = Database(store_uri)
+    frame = pd.DataFrame({"x": [1.5, None, 1e-05] * 30, "k": ["a", "b", None] * 30})
+    log_predictions(db, "api", frame, [0, 1, 0] * 30, at_ms=5)
+    records = [
+        [{"x": 1.5, "k": "a"}],
+        [{"x": None, "k": "b"}],
+        [{"x": 1e-05, "k": None}],
+    ] * 30
+    with db.read() as connection:
+        batched = connection.execute(
+            sa.select(sa.func.count()).where(tables.prediction_events.c.input_batch_id.is_not(None))
+        ).scalar_one()
+    assert batched == 90
+    assert read_prediction_events(db, "api")["inputs"].tolist() == records
+    db.dispose()
+    engine = sa.create_engine(store_uri)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0014")
+        texts = connection.exec_driver_sql(
+            "SELECT inputs_json FROM prediction_events ORDER BY id"
+        ).scalars()
+        assert [json.loads(text) for text in texts] == records
+        assert "prediction_input_batches" not in sa.inspect(connection).get_table_names()
+        upgrade_to_head(connection)
+    engine.dispose()
+    db = Database(store_uri)
+    assert read_prediction_events(db, "api")["inputs"].tolist() == records
+    db.dispose()

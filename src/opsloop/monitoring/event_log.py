@@ -6,7 +6,9 @@ table (role ``primary``, the output as ``{"predictions": [p]}``, with ``"probabi
 ``"classes"`` when the model's probabilities are given, as the serving runtime writes
 them), so the windows, the labels and
 :func:`opsloop.serving.prediction_events.read_prediction_events` see them as they see served
-answers.
+answers. The inputs of a call of many rows are kept once, column by column, where they
+read back as their JSON texts would (:mod:`.columnar_inputs`): logging and folding then
+handle each column once rather than each event's text.
 
 :func:`log_labels` joins labels to those events by request id, and says what it did with
 each in a :class:`LabelReceipt`:
@@ -38,22 +40,28 @@ LabelReceipt(accepted=1, late=0, duplicate=1, unknown=1, unknown_ids=('zz',))
 from __future__ import annotations
 
 import json
+import os
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.columnar_inputs import MIN_ROWS, input_table
 from opsloop.monitoring.json_columns import row_texts
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.windowing import Windowing
+from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.store.input_batches import insert_input_batch
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
 _MAX_ID = 64
@@ -61,7 +69,10 @@ _CHUNK = 500
 LABEL_COUNTS = ("accepted", "late", "duplicate", "unknown")
 
 
-def _records(inputs: Any) -> list[str]:
+def _records(inputs: Any) -> tuple[int, pa.Table | None, list[str] | None]:
+    """How many rows ``inputs`` has, and their values: as one table kept column by column
+    where that reads back as their JSON texts would (:mod:`.columnar_inputs`), else as one
+    JSON text per row."""
     if isinstance(inputs, pd.DataFrame):
         frame = inputs
     elif isinstance(inputs, Sequence) and all(isinstance(r, dict) for r in inputs):
@@ -70,10 +81,16 @@ def _records(inputs: Any) -> list[str]:
         raise InvalidArgumentError(
             f"inputs: a DataFrame or a list of records (dicts), got {type(inputs).__name__}"
         )
+    if len(frame) == 0:
+        return 0, None, []
+    table = input_table(frame) if len(frame) >= MIN_ROWS else None
+    if table is not None:
+        return len(frame), table, None
     # Nulls as JSON null (json.dumps would write NaN, which is not JSON). pandas' own
     # to_json is not used: it keeps 10 significant digits, and a logged float must come back
     # bit for bit.
-    return row_texts(frame)
+    lines = row_texts(frame)
+    return len(lines), None, lines
 
 
 def _plain(value: Any) -> Any:
@@ -159,12 +176,33 @@ def _per_row(value: Any, n: int, field: str, dtype: Any) -> np.ndarray:
     return np.broadcast_to(array, (n,))
 
 
-def _insert_columns(connection: Connection, columns: dict[str, list]) -> None:
-    """Insert the events given column by column."""
+def _insert_columns(connection: Connection, columns: dict[str, list], shared: dict) -> None:
+    """Insert the events given column by column, with the values ``shared`` by all of them
+    (columns left out are null)."""
     if connection.dialect.name == "sqlite":
         # The driver's executemany on tuples: SQLAlchemy's own preparation of each row's
-        # parameters costs more than SQLite's insert of it.
-        compiled = _events.insert().compile(dialect=connection.dialect, column_keys=list(columns))
+        # parameters costs more than SQLite's insert of it. The shared values are written
+        # into the statement (quoted by SQLAlchemy), so that SQLite binds only the values
+        # that differ from row to row; text with a NUL character, which a statement cannot
+        # hold, is bound with every row.
+        n = len(next(iter(columns.values())))
+        bound = {k: v for k, v in shared.items() if isinstance(v, str) and "\x00" in v}
+        columns = {**columns, **{name: [value] * n for name, value in bound.items()}}
+        shared = {k: v for k, v in shared.items() if k not in bound}
+        written = {
+            name: sa.literal_column(
+                str(
+                    sa.literal(value, _events.c[name].type).compile(
+                        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                )
+            )
+            for name, value in shared.items()
+        }
+        statement = _events.insert().values(
+            **{name: sa.bindparam(name) for name in columns}, **written
+        )
+        compiled = statement.compile(dialect=connection.dialect)
         order = compiled.positiontup or list(columns)
         connection.exec_driver_sql(
             str(compiled), list(zip(*(columns[k] for k in order), strict=True))
@@ -174,8 +212,30 @@ def _insert_columns(connection: Connection, columns: dict[str, list]) -> None:
         names = list(columns)
         connection.execute(
             _events.insert(),
-            [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)],
+            [
+                {**shared, **dict(zip(names, row, strict=True))}
+                for row in zip(*columns.values(), strict=True)
+            ],
         )
+
+
+# One sampler per store and process: a sample is due at most every SAMPLE_INTERVAL_S of
+# the store's clock, and a forked child is a worker of its own (``host:pid``).
+_samplers: weakref.WeakKeyDictionary[Database, tuple[int, ProcessSampler]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sample_process(connection: Connection, db: Database, deployment: str) -> None:
+    """Record this process's memory and CPU time for ``deployment`` when a sample is due, as
+    a serving worker does when it writes its events (:mod:`opsloop.serving.process_samples`)."""
+    pid, sampler = _samplers.get(db, (None, None))
+    if pid != os.getpid() or sampler is None:
+        sampler = ProcessSampler()
+        _samplers[db] = (os.getpid(), sampler)
+    rows = sampler.rows([deployment], at_ms=clock_of(connection))
+    if rows:
+        connection.execute(tables.process_samples.insert(), rows)
 
 
 def log_predictions(
@@ -192,6 +252,7 @@ def log_predictions(
     version: int = 0,
     probabilities: Sequence | np.ndarray | None = None,
     classes: Sequence | None = None,
+    sample_process: bool = True,
 ) -> list[str]:
     """Record one prediction event per row of ``inputs`` with its prediction; return the
     request ids (random ones when ``request_ids`` is not given: give your own to join labels
@@ -199,7 +260,10 @@ def log_predictions(
     one per row) defaults to the store's clock. A classifier's ``probabilities`` (one row
     per input row, one column per class of ``classes``, default ``0 .. k-1``; or the second
     class's probability alone) let the monitoring estimate its metrics before the labels
-    arrive (:mod:`.window_estimate`).
+    arrive (:mod:`.window_estimate`). Unless ``sample_process`` is false, the process's
+    memory and CPU time are recorded with the events (at most every 10 s of the store's
+    clock), as a serving worker records its own, for the windows' software metrics
+    (:mod:`.process_metrics`).
 
     ``db`` is an empty store:
 
@@ -209,14 +273,13 @@ def log_predictions(
     """
     if not isinstance(deployment, str) or not deployment:
         raise InvalidArgumentError(f"deployment: a non-empty name, got {deployment!r}")
-    lines = _records(inputs)
+    n, table, lines = _records(inputs)
     if probabilities is None:
         if classes is not None:
             raise InvalidArgumentError("classes: name the columns of probabilities; give those")
         outputs = _outputs(predictions)
     else:
         outputs = _scored_outputs(predictions, probabilities, classes)
-    n = len(lines)
     if len(outputs) != n:
         raise InvalidArgumentError(
             f"predictions: {len(outputs)} values for {n} input rows; give one per row"
@@ -233,21 +296,27 @@ def log_predictions(
         now = clock_of(connection)
         times = _per_row(now if at_ms is None else at_ms, n, "at_ms", np.int64)
         if n:
+            shared = {
+                "deployment": deployment,
+                "variant": variant,
+                "role": "primary",
+                "model": model,
+                "version": int(version),
+            }
             columns = {
-                "deployment": [deployment] * n,
-                "variant": [variant] * n,
-                "role": ["primary"] * n,
-                "model": [model] * n,
-                "version": [int(version)] * n,
                 "request_id": ids,
-                "routing_key": [None] * n,
-                "inputs_json": lines,
                 "output_json": outputs,
-                "error": [None] * n,
                 "latency_ms": latency.astype(float).tolist(),
                 "at_ms": times.astype(np.int64).tolist(),
             }
-            _insert_columns(connection, columns)
+            if table is None:
+                columns["inputs_json"] = lines
+            else:
+                shared["input_batch_id"] = insert_input_batch(connection, deployment, table)
+                columns["input_row"] = list(range(n))
+            _insert_columns(connection, columns, shared)
+            if sample_process:
+                _sample_process(connection, db, deployment)
     return ids
 
 

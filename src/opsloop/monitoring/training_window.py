@@ -32,6 +32,7 @@ from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.reference import LABEL_COLUMN, get_reference
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.store.database import Database
+from opsloop.store.input_batches import event_inputs
 from opsloop.tracking.dataset_digest import dataset_sha256
 
 
@@ -66,10 +67,14 @@ def labelled_inputs(
 ) -> pd.DataFrame:
     """The inputs answered by ``variant`` in ``[start_ms, end_ms)`` with their labels in the
     column ``label``, in event order."""
-    rows = labelled_events(db, deployment, variant, start_ms, end_ms, "inputs_json")
+    rows = labelled_events(
+        db, deployment, variant, start_ms, end_ms, "inputs_json", "input_batch_id", "input_row"
+    )
+    with db.read() as connection:
+        found = event_inputs(connection, [row[:3] for row in rows])
     records, labels = [], []
-    for inputs_json, label_json in rows:
-        inputs, answer = json.loads(inputs_json), json.loads(label_json)
+    for inputs, (*_, label_json) in zip(found, rows, strict=True):
+        answer = json.loads(label_json)
         if not isinstance(inputs, list):
             continue
         if len(inputs) == 1 and not isinstance(answer, list):

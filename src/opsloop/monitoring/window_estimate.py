@@ -109,7 +109,8 @@ def scored_rows(db: Database, deployment: str, variant: str, start_ms: int, end_
     with db.read() as connection:
         rows = connection.execute(query).all()
     for inputs_json, output_json, label_json in rows:
-        inputs = json.loads(inputs_json)
+        # An event logged in a batch (no text of its own) has one record.
+        inputs = None if inputs_json is None else json.loads(inputs_json)
         n_rows = len(inputs) if isinstance(inputs, list) else 1
         found = _outputs(json.loads(output_json), n_rows)
         classes += found[0]

@@ -6,7 +6,8 @@ exactly (:mod:`.reservoir`), counts by addition. So a window read back is the me
 parts every worker wrote, and equals the part one worker would have written alone.
 
 :func:`parts_of_events` builds the parts of a batch of prediction events, as stored in the
-``prediction_events`` table (inputs and output as JSON text).
+``prediction_events`` table (inputs and output as JSON text, or inputs kept column by
+column in a batch: :mod:`.columnar_inputs`).
 
 >>> import pandas as pd
 >>> events = pd.DataFrame({
@@ -28,8 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from opsloop.data.profile import Profile, profile
+from opsloop.monitoring.columnar_inputs import columnar_frame, event_texts
 from opsloop.monitoring.json_columns import predictions_of_texts, rows_of_texts
 from opsloop.monitoring.reservoir import RowSample
 from opsloop.monitoring.software_metrics import SoftwareMetrics
@@ -122,10 +125,29 @@ def _predictions(output: object, n_rows: int) -> list:
     ]
 
 
-def event_rows(events: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+def _batch_refs(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each event's batch id and row there (``None`` for an event with its own text), or
+    ``None`` when no event of ``events`` was kept in a batch."""
+    if "input_batch_id" not in events:
+        return None
+    batch_ids = events["input_batch_id"].to_numpy(dtype=object)
+    kept = pd.notna(batch_ids)
+    if not kept.any():
+        return None
+    rows = events["input_row"].to_numpy(dtype=object)
+    batch_ids = np.where(kept, batch_ids, None)
+    rows = np.where(kept, rows, None)
+    return batch_ids, rows
+
+
+def event_rows(
+    events: pd.DataFrame, batches: dict[int, pa.Table] | None = None
+) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """The rows of a batch of stored events: a frame of the inputs with the
     :data:`PREDICTION_COLUMN`, the event each row came from, and each row's id (the request
-    id, with ``#i`` for the i-th row of a request of several).
+    id, with ``#i`` for the i-th row of a request of several). Events whose inputs were
+    kept in a batch (``input_batch_id``, ``input_row``) take them from ``batches``, the
+    tables of those batches by id.
 
     >>> import pandas as pd
     >>> events = pd.DataFrame({"request_id": ["r"], "inputs_json": ['[{"x": 1}, {"x": 2}]'],
@@ -135,9 +157,20 @@ def event_rows(events: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str
     ([[1, 5], [2, 6]], [0, 0], ['r#0', 'r#1'])
     """
     texts = events["inputs_json"].tolist()
+    refs = _batch_refs(events)
+    parsed = None
+    if refs is not None:
+        batch_ids, rows = refs
+        if all(batch_id is not None for batch_id in batch_ids.tolist()):
+            frame = columnar_frame(batch_ids.astype(np.int64), rows.astype(np.int64), batches)
+            if frame is not None:
+                parsed = frame, np.ones(len(texts), dtype=np.int64)
+        if parsed is None:
+            texts = event_texts(texts, batch_ids, rows, batches)
     # Arrow parses a batch of plain records several times faster than json.loads; what it
     # cannot read exactly as json.loads would is parsed here instead.
-    parsed = rows_of_texts(texts)
+    if parsed is None:
+        parsed = rows_of_texts(texts)
     if parsed is not None:
         frame, lengths = parsed
     else:
@@ -164,12 +197,13 @@ def event_rows(events: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, list[str
 
 
 def parts_of_events(
-    events: pd.DataFrame, windowing: Windowing
+    events: pd.DataFrame, windowing: Windowing, batches: dict[int, pa.Table] | None = None
 ) -> dict[tuple[str, int], WindowPart]:
-    """The window parts of a batch of stored events, by ``(variant, window start)``."""
+    """The window parts of a batch of stored events, by ``(variant, window start)``
+    (``batches``: the tables of the input batches the events point at, by id)."""
     if events.empty:
         return {}
-    frame, owner, row_ids = event_rows(events)
+    frame, owner, row_ids = event_rows(events, batches)
     at_ms = events["at_ms"].to_numpy(dtype=np.int64)
     starts = at_ms - at_ms % windowing.window_ms
     variants = events["variant"].to_numpy(dtype=object)

@@ -33,6 +33,7 @@ from opsloop.monitoring.window_part import WindowPart, parts_of_events
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.store.input_batches import read_input_batches
 
 _events = tables.prediction_events
 _windows = tables.monitoring_windows
@@ -91,6 +92,8 @@ def _fold_batch(
             _events.c.variant,
             _events.c.request_id,
             _events.c.inputs_json,
+            _events.c.input_batch_id,
+            _events.c.input_row,
             _events.c.output_json,
             _events.c.error,
             _events.c.latency_ms,
@@ -100,7 +103,7 @@ def _fold_batch(
         .order_by(_events.c.id)
         .limit(batch_size)
     )
-    rows = connection.execute(query).all()
+    rows = _fetched(connection, query)
     if not rows:
         return 0
     # Column by column: a frame built from the rows inspects each row object, and the JSON
@@ -112,10 +115,25 @@ def _fold_batch(
             for name, values in zip(names, zip(*rows, strict=True), strict=True)
         }
     )
-    for (variant, start), part in parts_of_events(events, windowing).items():
+    batch_ids = events["input_batch_id"]
+    batches = read_input_batches(connection, batch_ids[batch_ids.notna()].tolist())
+    for (variant, start), part in parts_of_events(events, windowing, batches).items():
         _add_part(connection, deployment, variant, windowing.window_ms, start, worker, part)
     put_state(connection, deployment, name, {"event_id": int(events["id"].iloc[-1])})
     return len(events)
+
+
+def _fetched(connection: Connection, query: sa.Select) -> list[tuple]:
+    """The rows of ``query``, as plain tuples."""
+    if connection.dialect.name != "sqlite":
+        return [tuple(row) for row in connection.execute(query).all()]
+    # The driver's own rows: unpacking SQLAlchemy's row objects into columns costs more
+    # than SQLite's reading of them, and these columns need no conversion.
+    compiled = query.compile(dialect=connection.dialect)
+    result = connection.exec_driver_sql(
+        str(compiled), tuple(compiled.params[name] for name in compiled.positiontup or ())
+    )
+    return result.cursor.fetchall()
 
 
 def _add_part(connection, deployment, variant, window_ms, start, worker, part) -> None:

@@ -9,7 +9,9 @@ when the buffer is full the event is dropped and counted. A sink that fails lose
 (counted and logged), never the request.
 
 :class:`StoreEventSink` writes to the store's ``prediction_events`` table, and
-:func:`read_prediction_events` reads them back (the monitoring consumes them from there).
+:func:`read_prediction_events` reads them back (the monitoring consumes them from there),
+with the inputs of the events logged in batches from Python
+(:mod:`opsloop.store.input_batches`) as records, as the runtime's own are.
 
 >>> from opsloop.store import Database
 >>> db = Database("sqlite://")
@@ -41,6 +43,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.store.input_batches import event_inputs
 
 logger = logging.getLogger("opsloop.serving")
 
@@ -289,15 +292,19 @@ def read_prediction_events(
     query = sa.select(_events).where(*where).order_by(_events.c.id).limit(int(limit))
     with db.read() as connection:
         rows = connection.execute(query).mappings().all()
+        inputs = event_inputs(
+            connection,
+            [(row["inputs_json"], row["input_batch_id"], row["input_row"]) for row in rows],
+        )
     return pd.DataFrame(
         [
             {
                 **{name: row[name] for name in EVENT_COLUMNS if name in row},
-                "inputs": _decoded(row["inputs_json"]),
+                "inputs": found,
                 "output": _decoded(row["output_json"]),
                 "assertions": _decoded(row["assertions_json"]),
             }
-            for row in rows
+            for row, found in zip(rows, inputs, strict=True)
         ],
         columns=list(EVENT_COLUMNS),
     )

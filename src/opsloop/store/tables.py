@@ -374,9 +374,24 @@ run_batches = Table(
     Column("created_ms", BigInteger, nullable=False),
 )
 
+# The inputs of a batch of events logged together (``log_predictions``), column by column:
+# one Arrow IPC stream of the batch's rows, so that logging and folding a batch encode and
+# parse its values once per column instead of once per event.
+prediction_input_batches = Table(
+    "prediction_input_batches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("inputs_arrow", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
 # One row per answered request and per shadow answer (``role`` primary or shadow), written
 # off the request path by the serving runtime's event recorder; the monitoring reads them
-# back by deployment and time. Inputs and output are JSON text (the records, the answer).
+# back by deployment and time. Inputs and output are JSON text (the records, the answer);
+# an event logged in a batch instead points at its row of the batch's columnar inputs
+# (``input_batch_id``, ``input_row``) and has no ``inputs_json``: its one record is that row.
 prediction_events = Table(
     "prediction_events",
     metadata,
@@ -388,7 +403,7 @@ prediction_events = Table(
     Column("version", Integer, nullable=False),
     Column("request_id", String(64), nullable=False),
     Column("routing_key", Text),
-    Column("inputs_json", Text, nullable=False),
+    Column("inputs_json", Text),
     Column("output_json", Text),
     Column("error", Text),
     Column("latency_ms", Float(precision=53), nullable=False),
@@ -397,6 +412,8 @@ prediction_events = Table(
     # that fired ({rule: rows}); null for events recorded before they existed.
     Column("disposition", String(16)),
     Column("assertions_json", Text),
+    Column("input_batch_id", Integer, ForeignKey("prediction_input_batches.id")),
+    Column("input_row", Integer),
     Index(None, "deployment", "at_ms"),
     Index(None, "request_id"),
 )
