@@ -108,7 +108,7 @@ def check_mergeable(steps: list[Step]) -> None:
     >>> check_mergeable([NullFraction(), ModelImportance()])
     Traceback (most recent call last):
     ...
-    ValueError: on a Dask frame the funnel runs only steps whose statistics merge across partitions; model_importance fits a model on the rows; run it in memory on a sample of the columns the other steps keep: funnel.transform(ddf).sample(frac=...).compute()
+    ValueError: on a Dask frame the funnel runs only steps whose statistics merge across partitions; model_importance fits a model on the rows; run those in memory on a sample of the columns the other steps keep: funnel.transform(ddf).sample(frac=...).compute()
     """  # noqa: E501
     refused = []
     for step in steps:
@@ -117,10 +117,10 @@ def check_mergeable(steps: list[Step]) -> None:
         if isinstance(step, Relevance):
             if callable(step.score_func):
                 refused.append(f"{step.name} with a score_func of its own (its input is rows)")
-            elif step.score_func in ("mutual_info_classif", "mutual_info_regression"):
+            elif step.score_func != "auto" and step.score_func not in MERGEABLE_SCORES:
                 refused.append(
                     f"{step.name} with {step.score_func} (scikit-learn's estimator reads "
-                    "neighbours among all rows); use f_classif, f_regression or chi2"
+                    f"neighbours among all rows); use one of {', '.join(MERGEABLE_SCORES)}"
                 )
             continue
         if step.name == "near_zero_variance":
@@ -132,7 +132,7 @@ def check_mergeable(steps: list[Step]) -> None:
     if refused:
         raise ValueError(
             "on a Dask frame the funnel runs only steps whose statistics merge across "
-            f"partitions; {'; '.join(refused)}; run it in memory on a sample of the columns "
+            f"partitions; {'; '.join(refused)}; run those in memory on a sample of the columns "
             "the other steps keep: funnel.transform(ddf).sample(frac=...).compute()"
         )
 
