@@ -8,12 +8,14 @@ that is already installed at its pinned version. A failed install is reported an
 that peer unavailable; ``benchmarks/drift.py`` then skips it instead of failing.
 PyALE 1.2.0 (for ``benchmarks/ale.py``) gets the same treatment, with the scikit-learn
 release of the running interpreter pinned so that it loads the models that benchmark pickles.
-MLflow 3.17.2 (for ``benchmarks/tracking.py``) gets a venv of its own too.
+MLflow 3.17.2 (for ``benchmarks/tracking.py``) gets a venv of its own too, and whylogs 1.6.4
+with pyspark 3.5 (for ``benchmarks/spark_profile.py``).
 
     python benchmarks/envs.py              # every peer
     python benchmarks/envs.py nannyml      # one peer
     python benchmarks/envs.py pyale        # PyALE, for benchmarks/ale.py
     python benchmarks/envs.py mlflow       # MLflow, for benchmarks/tracking.py
+    python benchmarks/envs.py whylogs      # whylogs and pyspark, for benchmarks/spark_profile.py
     python benchmarks/envs.py --check      # report only, install nothing
 """
 
@@ -73,6 +75,14 @@ PEERS: dict[str, Peer] = {
     ),
     # MLflow 3.17.2 for benchmarks/tracking.py; it pins its own pandas, so nothing extra.
     "mlflow": Peer("mlflow", "mlflow", "3.17.2", ("pyarrow",)),
+    # whylogs 1.6.4's Spark extra (benchmarks/spark_profile.py) needs pyspark < 4 and
+    # pyarrow < 13, which needs numpy < 2; psutil reads the Spark processes' CPU time.
+    "whylogs": Peer(
+        "whylogs",
+        "whylogs",
+        "1.6.4",
+        ("pyspark==3.5.7", "pyarrow>=8,<13", "pandas<2.2", "numpy<2", "psutil"),
+    ),
 }
 
 # Imports the package (not just its metadata): an install whose import fails is no install.

@@ -404,3 +404,102 @@ def test_auto_mode_sketches_what_does_not_fit_the_workers_memory(sketch_frames):
     assert got.mode_reason.endswith(") do not fit")
     assert got.to_dict()["dataset"]["mode"] == "sketch"
     assert all(c.sketched for c in got.columns if c.kind == "numeric")
+
+
+def flat_merge(ddf, plan: dict, sketch_k: int) -> dict:
+    """The sketch mode's summaries as the client merged them before the tree reduction:
+    every partition's summaries gathered, then merged left to right."""
+    from opsloop.data.distributed.drift import _numeric_or_discrete, _summarize_partition
+    from opsloop.data.distributed.frames import map_partitions_checked
+    from opsloop.data.drift.summary import merge_summaries
+
+    parts = map_partitions_checked(ddf, _summarize_partition, plan, sketch_k)
+    return {
+        name: _numeric_or_discrete(name, [p[name] for p in parts])
+        if kind == "number"
+        else merge_summaries([p[name] for p in parts])
+        for name, kind in plan.items()
+    }
+
+
+def sketch_plan(frame: pd.DataFrame) -> dict:
+    return {
+        name: "number" if pd.api.types.is_numeric_dtype(frame[name]) else "categorical"
+        for name in frame.columns
+    }
+
+
+def test_sketches_merged_on_the_workers_equal_the_flat_merge_in_the_exact_range(client):
+    from opsloop.data.distributed.drift import summarize_columns_dask
+
+    # 900 rows: a k = 1000 sketch still holds every value, so merging in a tree or in a row
+    # gives the same sketch, value for value.
+    reference, _, _ = drift_table(900, seed=3, n_numeric=2, n_categorical=1, shifted={})
+    frame = reference.assign(level=(np.arange(900) % 7).astype(float))
+    ddf = dd.from_pandas(frame, npartitions=9, sort=False)
+    plan = sketch_plan(frame)
+    flat = flat_merge(ddf, plan, 1000)
+    tree = summarize_columns_dask(
+        ddf, {n: None if k == "number" else k for n, k in plan.items()}, sketch_k=1000
+    )
+    assert [tree[n].kind for n in plan] == [flat[n].kind for n in plan]
+    assert {tree[n].kind for n in plan} == {"numeric", "discrete", "categorical"}
+    for name in plan:
+        have, want = tree[name], flat[name]
+        assert (have.n_rows, have.n_missing, have.n_invalid) == (
+            want.n_rows,
+            want.n_missing,
+            want.n_invalid,
+        )
+        assert have.counts == want.counts, name
+        if want.sample is not None:
+            assert have.sample.rank_error == want.sample.rank_error == 0.0
+            for a, b in zip(have.sample.cdf_steps(), want.sample.cdf_steps(), strict=True):
+                np.testing.assert_array_equal(a, b)
+            assert (have.sample.n, have.sample.minimum, have.sample.maximum) == (
+                want.sample.n,
+                want.sample.minimum,
+                want.sample.maximum,
+            )
+            assert have.sample.moments.mean == pytest.approx(want.sample.moments.mean, rel=1e-12)
+
+
+def test_sketches_merged_on_the_workers_keep_the_counts_and_the_rank_bound(client, sketch_frames):
+    from opsloop.data.distributed.drift import summarize_columns_dask
+
+    reference, _ = sketch_frames
+    ddf = dd.from_pandas(reference, npartitions=10, sort=False)  # two levels of merges
+    plan = sketch_plan(reference)
+    flat = flat_merge(ddf, plan, 200)
+    with distributed.get_task_stream(client) as stream:
+        tree = summarize_columns_dask(ddf, dict.fromkeys(plan), sketch_k=200)
+    # Ten partitions' sketches merged on the workers, eight a task: two merges, then one
+    # whose result alone reaches this process.
+    merges = [t for t in stream.data if str(t["key"]).startswith("_merge_in_order")]
+    assert len(merges) == 3
+    for name in plan:
+        have, want = tree[name], flat[name]
+        assert (have.kind, have.n_rows, have.n_missing, have.counts) == (
+            want.kind,
+            want.n_rows,
+            want.n_missing,
+            want.counts,
+        ), name
+        if want.sample is None:
+            continue
+        # KLL compacts at random, so past its exact range two merges of the same sketches
+        # differ; both estimate the true CDF within the stated rank error.
+        values = np.sort(reference[name].to_numpy(dtype=float))
+        values = values[np.isfinite(values)]
+        assert (have.sample.n, have.sample.minimum, have.sample.maximum) == (
+            values.size,
+            values[0],
+            values[-1],
+        )
+        assert have.sample.moments.mean == pytest.approx(want.sample.moments.mean, rel=1e-12)
+        assert have.sample.std() == pytest.approx(want.sample.std(), rel=1e-12)
+        eps = have.sample.rank_error
+        assert 0 < eps < 0.02
+        points, shares = have.sample.cdf_steps()
+        true = np.searchsorted(values, points, side="right") / values.size
+        assert np.abs(shares - true).max() <= eps, name

@@ -135,6 +135,54 @@ def test_the_cli_scores_on_dask_into_a_parquet_directory(
     assert len(read_prediction_events(registry.db, "api", role="batch")) == 566
 
 
+def test_one_progress_bar_follows_local_and_dask_scoring_to_every_row(
+    dask_client, registry, cancer_files, tmp_path
+):
+    import io
+
+    from rich.console import Console
+
+    from opsloop.cli.score import ScoringBar
+
+    folder = cancer_files[2]
+    runtime = ServingRuntime(registry.db, registry.artifacts)
+    seen = {"local": [], "dask": []}
+    bars = {}
+    try:
+        for where in ("local", "dask"):
+            with ScoringBar(str(folder), Console(file=io.StringIO())) as bar:
+
+                def advance(step, bar=bar, where=where):
+                    seen[where].append((step.rows, step.done, step.total))
+                    bar.advance(step)
+
+                if where == "local":
+                    score_file(runtime, "api", folder, tmp_path / "l.parquet", on_chunk=advance)
+                else:
+                    score_parquet_dask(
+                        runtime,
+                        "api",
+                        folder,
+                        tmp_path / "d",
+                        client=dask_client,
+                        on_partition=advance,
+                    )
+            bars[where] = bar.task
+    finally:
+        runtime.close()
+    # Both count rows of the Parquet input: the bar ends full, on all 569 rows.
+    for where, task in bars.items():
+        assert (task.completed, task.total, task.fields["rows"]) == (569, 569, 569), where
+        assert task.percentage == 100.0
+    # On Dask the bar moves once per partition (nine row groups of 64, 64, 62 rows), each
+    # step the rows finished so far.
+    steps = seen["dask"]
+    assert len(steps) == 9 and all(total == 569 for _, _, total in steps)
+    assert [done for _, done, _ in steps] == sorted(done for _, done, _ in steps)
+    assert all(rows == done for rows, done, _ in steps)
+    assert set(np.diff([0, *(rows for rows, _, _ in steps)]).tolist()) <= {64, 62, 61}
+
+
 class ByValue:
     """A callable model pickled by value, so workers need not import this test module."""
 

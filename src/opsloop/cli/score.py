@@ -11,7 +11,8 @@ With ``--dask [SCHEDULER]`` INPUT is Parquet (a file, a directory or a quoted gl
 scored on a Dask cluster, one row group per task, by
 :func:`opsloop.serving.distributed_scoring.score_parquet_dask`: OUTPUT is then a directory
 of Parquet parts, the model is loaded once per worker (sha256 checked there), and the
-events are recorded here as each partition finishes.
+events are recorded here as each partition finishes. The progress bar is the local path's
+(:class:`ScoringBar`), moved after each partition by the rows it finished.
 
 Exit codes: 0 scored (rejected rows included), 2 could not run (unknown deployment, a file
 that cannot be read, a column the signature requires missing from INPUT, the Dask cluster
@@ -106,11 +107,57 @@ def score_command(
     )
 
 
+class ScoringBar:
+    """The progress bar of ``opsloop score``, on stderr (so the summary, or ``--json``, on
+    stdout stays clean for a pipe), the same for the local path and ``--dask``: the share
+    of INPUT done, the rows read, the time left. ``advance`` takes the scorers' progress
+    (:class:`~opsloop.serving.batch_scoring.ChunkProgress`: after each chunk locally,
+    after each partition on Dask, in rows of a Parquet input).
+
+    >>> import io
+    >>> from rich.console import Console
+    >>> from opsloop.serving.batch_scoring import ChunkProgress
+    >>> with ScoringBar("in.parquet", Console(file=io.StringIO())) as bar:
+    ...     bar.advance(ChunkProgress(rows=300, scored=290, rejected=10, done=300, total=1200))
+    >>> bar.task.percentage, bar.task.fields["rows"]
+    (25.0, 300)
+    """
+
+    def __init__(self, label: str, console=None) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("scoring {task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%  {task.fields[rows]:,} rows"),
+            TimeRemainingColumn(),
+            console=err if console is None else console,
+            transient=True,
+        )
+        self._task = self.progress.add_task(label, total=None, rows=0)
+
+    @property
+    def task(self):
+        """The bar's task (rich's), where it stands."""
+        return self.progress.tasks[0]
+
+    def advance(self, step) -> None:
+        """Move the bar to ``step`` (a ``ChunkProgress``)."""
+        self.progress.update(self._task, completed=step.done, total=step.total, rows=step.rows)
+
+    def __enter__(self) -> ScoringBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+
 def _scored_on_dask(runtime, deployment, input_path, output, all_variants, rejected, dask):
     from opsloop.serving.distributed_scoring import ClusterScoringError, score_parquet_dask
 
     try:
-        with computing_on(dask):
+        with computing_on(dask), ScoringBar(str(input_path)) as bar:
             return score_parquet_dask(
                 runtime,
                 deployment,
@@ -118,30 +165,16 @@ def _scored_on_dask(runtime, deployment, input_path, output, all_variants, rejec
                 output,
                 all_variants=all_variants,
                 rejected_path=rejected,
+                on_partition=bar.advance,
             )
     except ClusterScoringError as error:
         raise UsageProblem(str(error)) from error
 
 
 def _scored_with_progress(runtime, deployment, input_path, output, all_variants, size, rejected):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from opsloop.serving.batch_scoring import score_file
 
-    # The bar goes to stderr, so the summary (or --json) on stdout stays clean for a pipe.
-    with Progress(
-        TextColumn("scoring {task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%  {task.fields[rows]:,} rows"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(str(input_path), total=None, rows=0)
-
-        def advance(step) -> None:
-            progress.update(task, completed=step.done, total=step.total, rows=step.rows)
-
+    with ScoringBar(str(input_path)) as bar:
         return score_file(
             runtime,
             deployment,
@@ -150,5 +183,5 @@ def _scored_with_progress(runtime, deployment, input_path, output, all_variants,
             all_variants=all_variants,
             chunk_size=size,
             rejected_path=rejected,
-            on_chunk=advance,
+            on_chunk=bar.advance,
         )

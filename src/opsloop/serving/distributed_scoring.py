@@ -270,7 +270,8 @@ def score_parquet_dask(
     ``output`` (which must not exist or be empty), rejected rows to ``rejected_path``
     (default: :func:`~opsloop.serving.batch_scoring.rejected_path_for`), events to the
     runtime's sink. ``client`` is a ``distributed.Client`` (default: the current one);
-    ``on_partition`` hears after each partition, in the order they finish.
+    ``on_partition`` hears after each partition, in the order they finish, how many rows
+    are done of how many (the row groups' counts, from the Parquet footers).
 
     >>> from opsloop.store import Database
     >>> score_parquet_dask(ServingRuntime(Database("sqlite://"), None), "api", tmp_path,
@@ -319,6 +320,7 @@ def score_parquet_dask(
     )
     output.mkdir(parents=True, exist_ok=True)
     batch_id = uuid.uuid4().hex
+    total_rows = sum(part.rows for part in partitions)
     totals = {"rows": 0, "scored": 0, "rejected": 0, "events": 0, "done": 0}
     empty = None
     failures = _cluster_failures()
@@ -362,13 +364,15 @@ def score_parquet_dask(
                 totals["events"] += len(result["events"])
                 totals["done"] += 1
                 if on_partition is not None:
+                    # Rows, as the local path counts a Parquet input, so that one progress
+                    # bar reads both.
                     on_partition(
                         ChunkProgress(
                             totals["rows"],
                             totals["scored"],
                             totals["rejected"],
-                            totals["done"],
-                            len(partitions),
+                            totals["rows"],
+                            total_rows,
                         )
                     )
     except failures as error:

@@ -24,6 +24,10 @@ call on a Dask frame      what is exact
                           result states its mode and why
 ``reference_profile``     the ``ReferenceProfile`` of the frame, as in memory
 (:mod:`.drift`)
+``FeatureFunnel.fit``     the null, redundancy and relevance (F tests, chi2) steps: the
+(:mod:`.selection`)       in-memory funnel's decisions, values to 1e-9 relative; the steps
+                          that need the rows (near-zero variance, mutual information,
+                          model importance) are refused naming them
 ========================  ==============================================================
 
 ``profile``, ``infer_schema`` and ``validate`` are the packages' own
@@ -35,8 +39,9 @@ created by the user (``Client("tcp://scheduler:8786")`` or ``Client(LocalCluster
 Dask's local schedulers. Dask is imported only when a Dask frame is given or a cluster
 started (``pip install opsloop[dask]``): ``import opsloop`` does not import it.
 
-Modules: :mod:`.frames` (recognising, reading and checking Dask frames, connecting to a
-cluster), :mod:`.profile`, :mod:`.schema`, :mod:`.drift`.
+Modules: :mod:`.frames` (recognising, reading and checking Dask frames, merging partition
+results in a tree on the workers, connecting to a cluster), :mod:`.profile`, :mod:`.schema`,
+:mod:`.drift`, :mod:`.selection`.
 
 >>> import dask, pandas as pd, dask.dataframe as dd
 >>> ddf = dd.from_pandas(pd.DataFrame({"x": [1.0, 2.0, None, 4.0]}), npartitions=2)

@@ -18,8 +18,10 @@ a billion rows moves a few counts per partition.
 
 **Sketch mode.** With ``sketch_k``, each partition sends a KLL sketch of its numeric-like
 values (:class:`~opsloop.data.drift.sketched.SketchedSample`: a few kilobytes, with exact
-counts and moments) instead of the values; the sketches are merged, and KS and Wasserstein
-come with the bounds :mod:`opsloop.data.drift.sketched` states. Count-like columns send
+counts and moments) instead of the values; the sketches are merged on the workers, a tree
+of merges eight partitions a task (:func:`~.frames.reduce_partitions`), so the calling
+process receives one merged sketch per column whatever the number of partitions, and KS and
+Wasserstein come with the bounds :mod:`opsloop.data.drift.sketched` states. Count-like columns send
 their exact counts as in the exact mode, so chi-square and the count distances are the
 exact mode's. Numeric columns with few levels are typed discrete from exact level counts,
 as in the exact mode.
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from opsloop.data.distributed.frames import map_partitions_checked
+from opsloop.data.distributed.frames import map_partitions_checked, reduce_partitions
 from opsloop.data.distributed.schema import column_types
 from opsloop.data.drift.kernels import sort_floats
 from opsloop.data.drift.numeric import SortedSample
@@ -233,9 +235,23 @@ def summarize_columns_dask(
     for start in range(0, len(names), per_pass):
         batch = names[start : start + per_pass]
         batch_plan = {name: plan[name] for name in batch}
-        parts = map_partitions_checked(
-            ddf, _summarize_partition, batch_plan, sketch_k, columns=batch
-        )
+        if sketch_k is None:
+            parts = map_partitions_checked(
+                ddf, _summarize_partition, batch_plan, sketch_k, columns=batch
+            )
+        else:
+            # Sketches merge on the workers, a tree of merges: the client receives one
+            # sketch per column, not one per partition and column (about 24 KB each).
+            parts = [
+                reduce_partitions(
+                    ddf,
+                    _summarize_partition,
+                    _merge_partition_summaries,
+                    batch_plan,
+                    sketch_k,
+                    columns=batch,
+                )
+            ]
         for name in batch:
             pieces = [part[name] for part in parts]
             if batch_plan[name] == _NUMBER:
@@ -252,6 +268,44 @@ def _summarize_partition(partition: pd.DataFrame, plan: dict[str, str], sketch_k
         else _sketched(summarize(partition[name], kind, name), sketch_k)
         for name, kind in plan.items()
     }
+
+
+def _merge_partition_summaries(left: dict, right: dict) -> dict:
+    """Two sketch-mode partition summaries (``_summarize_partition``'s) as one: what the
+    client would merge from both, merged where they are."""
+    return {
+        name: _merge_numeric_parts(part, right[name])
+        if isinstance(part, _NumericPart)
+        else merge_summaries([part, right[name]])
+        for name, part in left.items()
+    }
+
+
+def _merge_numeric_parts(left: _NumericPart, right: _NumericPart) -> _NumericPart:
+    """Two sketch-mode numeric parts as one: counts added, sketches merged, and the value
+    counts added while both sides have them (a side with no values has none to count) and
+    there are at most :data:`MAX_DISCRETE_LEVELS` distinct values, beyond which the column
+    cannot be discrete and only the sketch is kept. :func:`_numeric_or_discrete` gives the
+    same summary for the merged part as for the two."""
+    a, b = left.summary, right.summary
+    summary = ColumnSummary(
+        a.name,
+        a.kind,
+        a.n_rows + b.n_rows,
+        a.n_missing + b.n_missing,
+        a.n_invalid + b.n_invalid,
+        sample=a.sample.merge([b.sample]),
+    )
+    counted = [p for p in (left, right) if p.levels is not None]
+    if any(p.levels is None and p.summary.sample.n > 0 for p in (left, right)) or not counted:
+        return _NumericPart(summary)
+    levels, where = np.unique(np.concatenate([p.levels for p in counted]), return_inverse=True)
+    if levels.size > MAX_DISCRETE_LEVELS:
+        return _NumericPart(summary)
+    counts = np.bincount(
+        where, weights=np.concatenate([p.counts for p in counted]), minlength=levels.size
+    ).astype(np.int64)
+    return _NumericPart(summary, levels, counts)
 
 
 def _sketched(summary: ColumnSummary, sketch_k: int | None) -> ColumnSummary:

@@ -123,6 +123,60 @@ def map_partitions_checked(
     return list(dask.compute(*tasks))
 
 
+#: Partial results merged per task of a tree reduction: the client receives one result, and
+#: no task merges more than this many.
+SPLIT_EVERY = 8
+
+
+def reduce_partitions(
+    ddf,
+    function: Callable[..., Any],
+    merge: Callable[[Any, Any], Any],
+    *args: Any,
+    columns: Sequence[str] | None = None,
+    split_every: int = SPLIT_EVERY,
+) -> Any:
+    """``function(partition, *args)`` on every partition of ``ddf`` (dtypes checked as in
+    :func:`map_partitions_checked`), the results merged on the workers by a tree of
+    ``merge(left, right)`` calls, ``split_every`` results a task: the calling process
+    receives one merged result instead of one per partition.
+
+    Every merge takes its inputs in partition order, left to right, so an associative
+    ``merge`` gives what merging the partitions' results one after the other gives.
+
+    >>> import dask, dask.dataframe as dd, pandas as pd
+    >>> ddf = dd.from_pandas(pd.DataFrame({"x": range(10)}), npartitions=5)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     reduce_partitions(ddf, lambda part: [int(part["x"].sum())], list.__add__,
+    ...                       split_every=2)
+    [1, 5, 9, 13, 17]
+    """
+    import dask
+
+    if split_every < 2:
+        raise ValueError(f"split_every must be at least 2, got {split_every}")
+    frame = ddf if columns is None else ddf[list(columns)]
+    dtypes = dict(frame.dtypes.items())
+    tasks = [
+        dask.delayed(_run_checked, pure=True)(part, index, dtypes, function, args)
+        for index, part in enumerate(frame.to_delayed())
+    ]
+    while len(tasks) > 1:
+        tasks = [
+            dask.delayed(_merge_in_order, pure=True)(merge, *tasks[start : start + split_every])
+            for start in range(0, len(tasks), split_every)
+        ]
+    (result,) = dask.compute(tasks[0])
+    return result
+
+
+def _merge_in_order(merge: Callable[[Any, Any], Any], *results: Any) -> Any:
+    merged = results[0]
+    for result in results[1:]:
+        merged = merge(merged, result)
+    return merged
+
+
 def _run_checked(partition: pd.DataFrame, index: int, dtypes: dict, function, args):
     check_partition_dtypes(partition, index, dtypes)
     return function(partition, *args)

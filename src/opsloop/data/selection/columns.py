@@ -138,7 +138,14 @@ def is_date_text(series: pd.Series) -> bool:
     return True
 
 
-def _as_float(series: pd.Series, logical: str) -> np.ndarray:
+def float_values(series: pd.Series, logical: str) -> np.ndarray:
+    """A numeric column of logical type ``logical`` as float64 (NaN for missing): bool as
+    0/1, datetimes (and ISO 8601 text) as seconds since the epoch.
+
+    >>> import pandas as pd
+    >>> float_values(pd.Series([True, None], dtype="boolean"), "bool").tolist()
+    [1.0, nan]
+    """
     if logical == "datetime":
         text = pd.api.types.is_string_dtype(series.dtype) or pd.api.types.is_object_dtype(
             series.dtype
@@ -159,7 +166,15 @@ def _as_float(series: pd.Series, logical: str) -> np.ndarray:
     return series.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _as_codes(series: pd.Series) -> tuple[np.ndarray, int]:
+def level_codes(series: pd.Series) -> tuple[np.ndarray, int]:
+    """A categorical or text column as integer codes (``-1`` for missing) and its number of
+    levels (a pandas categorical's categories, used or not; else its distinct values).
+
+    >>> import pandas as pd
+    >>> codes, levels = level_codes(pd.Series(["b", None, "a", "b"]))
+    >>> codes.tolist(), levels
+    ([0, -1, 1, 0], 2)
+    """
     if isinstance(series.dtype, pd.CategoricalDtype):
         return series.cat.codes.to_numpy(), len(series.cat.categories)
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
@@ -198,7 +213,7 @@ def prepare_columns(frame: pd.DataFrame, names: Iterable[str] | None = None) -> 
         kind = KIND_OF_TYPE[logical]
         prepared.kinds[name] = kind
         if kind == NUMERIC:
-            values = _as_float(series, logical)
+            values = float_values(series, logical)
             n_missing = int(np.count_nonzero(np.isnan(values)))
             n_infinite = values.size - n_missing - int(np.count_nonzero(np.isfinite(values)))
             if n_infinite:
@@ -209,7 +224,7 @@ def prepare_columns(frame: pd.DataFrame, names: Iterable[str] | None = None) -> 
             prepared.values[name] = values
             prepared.n_null[name] = n_missing
         else:
-            codes, n_levels = _as_codes(series)
+            codes, n_levels = level_codes(series)
             prepared.codes[name] = codes
             prepared.levels[name] = n_levels
             prepared.n_null[name] = int(np.count_nonzero(codes < 0))

@@ -58,15 +58,40 @@ class PairwiseMoments:
     class_sums: np.ndarray | None  # K x p: sum of z_a over rows of class k where a is present
     class_counts: np.ndarray | None  # K x p: rows of class k where a is present
 
+    def merge(self, other: PairwiseMoments) -> PairwiseMoments:
+        """The moments of both blocks' rows (both standardised with the same location).
+
+        >>> a, b = np.array([1.0, 2.0, 4.0]), np.array([2.0, 1.0, 5.0])
+        >>> where = (np.zeros(2), np.ones(2))
+        >>> head = pairwise_moments([a[:1], b[:1]], location=where)
+        >>> tail = pairwise_moments([a[1:], b[1:]], location=where)
+        >>> whole = pairwise_moments([a, b], location=where)
+        >>> bool(np.array_equal(head.merge(tail).gram, whole.gram))
+        True
+        """
+        with_classes = self.class_sums is not None
+        return PairwiseMoments(
+            self.gram + other.gram,
+            self.sums + other.sums,
+            self.squares + other.squares,
+            self.counts + other.counts,
+            self.class_sums + other.class_sums if with_classes else None,
+            self.class_counts + other.class_counts if with_classes else None,
+        )
+
 
 def pairwise_moments(
     columns: Sequence[np.ndarray],
     class_codes: np.ndarray | None = None,
     n_classes: int = 0,
     chunk_rows: int = CHUNK_ROWS,
+    location: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PairwiseMoments:
     """Accumulate :class:`PairwiseMoments` over row chunks of ``columns`` (float64, NaN for
     missing, all of one length). ``class_codes`` (0..n_classes-1 per row) adds class sums.
+    ``location`` (centre, scale per column) standardises the values; by default the first
+    chunk's :func:`rough_location`. Moments of row blocks standardised alike add up
+    (:meth:`PairwiseMoments.merge`) to the moments of all their rows.
 
     >>> m = pairwise_moments([np.array([1.0, np.nan, 3.0]), np.array([1.0, 2.0, 4.0])])
     >>> m.counts.tolist()
@@ -88,7 +113,7 @@ def pairwise_moments(
     chunk = np.empty((rows, p), order="F")
     squared = np.empty((rows, p), order="F")
     missing = np.empty((rows, p), dtype=bool, order="F")
-    centre = scale = None
+    centre, scale = location if location is not None else (None, None)
     for start in range(0, n, chunk_rows):
         stop = min(start + chunk_rows, n)
         m = stop - start
@@ -98,7 +123,7 @@ def pairwise_moments(
         if centre is None:
             # Any centre near the mean keeps the one-pass sums accurate; the first chunk's
             # mean and spread are near enough and cost one pass over one chunk.
-            centre, scale = _rough_location(z)
+            centre, scale = rough_location(z)
         z -= centre
         z /= scale
         np.isnan(z, out=gaps)
@@ -133,9 +158,13 @@ def pairwise_moments(
     return PairwiseMoments(gram, sums, squares, counts, class_sums, class_counts)
 
 
-def _rough_location(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rough_location(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column of ``block``: mean and standard deviation of the present values, with 0
-    and 1 for a column with none (or no spread) in the block."""
+    and 1 for a column with none (or no spread) in the block.
+
+    >>> [a.tolist() for a in rough_location(np.array([[1.0, np.nan], [3.0, np.nan]]))]
+    [[2.0, 0.0], [1.0, 1.0]]
+    """
     present = ~np.isnan(block)
     counts = present.sum(axis=0)
     filled = np.where(present, block, 0.0)

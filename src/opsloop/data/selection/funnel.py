@@ -37,7 +37,7 @@ are NaN, never a reason to drop, and raise no numpy warnings.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from opsloop.data.distributed.frames import is_dask_frame
 from opsloop.data.selection.columns import FeatureColumns, prepare_columns
 from opsloop.data.selection.importance import ModelImportance
 from opsloop.data.selection.nulls import NullFraction
@@ -163,7 +164,9 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
     array for an array. ``y`` is needed when a step reads the target (relevance, model
     importance). Built on scikit-learn's ``SelectorMixin`` (``get_support``,
     ``get_feature_names_out``, ``inverse_transform``) and checked with its
-    ``check_estimator``. Sparse input is refused: every step reads dense columns.
+    ``check_estimator``. Sparse input is refused: every step reads dense columns. A Dask
+    frame ``X`` (with ``y`` a Dask Series partitioned like it) runs the steps whose
+    statistics merge across partitions (:mod:`opsloop.data.distributed.selection`).
 
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [None, None, None, 1.0]})
@@ -228,6 +231,8 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
         ['b']
         """
         steps = self._checked_steps()
+        if is_dask_frame(X):
+            return self._fit_dask(steps, X, y)
         refuse_sparse(X)
         if not isinstance(X, pd.DataFrame | pd.Series):
             # Arrays get scikit-learn's checks and messages (no rows, no columns, 1-D input).
@@ -242,6 +247,32 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
         columns = prepare_columns(frame)
         prepare_seconds = time.perf_counter() - started
         self._run(steps, columns, target, list(columns.names), {}, prepare_seconds)
+        return self
+
+    def _fit_dask(self, steps: list[Step], X: Any, y: Any) -> FeatureFunnel:
+        # The steps whose statistics merge, on sums merged across partitions
+        # (opsloop.data.distributed.selection); the others are refused there.
+        from opsloop.data.distributed.selection import selection_statistics
+
+        if y is None:
+            needing = [s.name for s in steps if s.needs_target]
+            if needing:
+                raise ValueError(f"steps {needing} need a target: pass y to fit")
+        self._from_frame = True
+        started = time.perf_counter()
+        selection = selection_statistics(X, y, steps, self.task)
+        if len(selection.names) != len(set(selection.names)):
+            check_frame(pd.DataFrame(columns=selection.names, index=[0]))
+        prepare_seconds = time.perf_counter() - started
+        self._run(
+            steps,
+            selection,
+            selection.target,
+            list(selection.names),
+            {},
+            prepare_seconds,
+            run_step=selection.run_step,
+        )
         return self
 
     def fit_table(
@@ -343,6 +374,7 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
         prepare_seconds: float,
         unread_kinds: dict[str, str] | None = None,
         fractions: dict[str, float] | None = None,
+        run_step: Callable[[Step, list[str], int | None], StepResult] | None = None,
     ) -> None:
         decided: dict[str, Drop] = {}
         measures: dict[str, dict[str, float | None]] = {m: {} for m in _MEASURES}
@@ -358,7 +390,11 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
             if index in early and isinstance(step, NullFraction):
                 result = StepResult(tuple(pre_drops), pre_measured)
             else:
-                run = step.run(columns, active, target, self.random_state)
+                run = (
+                    step.run(columns, active, target, self.random_state)
+                    if run_step is None
+                    else run_step(step, active, self.random_state)
+                )
                 result = StepResult((*pre_drops, *run.drops), run.measured)
             for measure, values in result.measured.items():
                 measures[measure].update(values)
@@ -444,6 +480,13 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
         (3, 1)
         """
         check_is_fitted(self, "support_")
+        if is_dask_frame(X) and self._from_frame:
+            names = [str(c) for c in X.columns]
+            missing = [c for c in self._names if c not in set(names)]
+            if missing:
+                raise ValueError(f"X lacks columns seen in fit: {missing[:5]}")
+            lookup = dict(zip(names, X.columns, strict=True))
+            return X[[lookup[c] for c in self.get_feature_names_out()]]
         if isinstance(X, pd.DataFrame) and self._from_frame:
             names = [str(c) for c in X.columns]
             present = set(names)

@@ -130,12 +130,23 @@ class NumericRedundancy(Step):
             r = r[:-1, :-1]
         else:
             r = correlation_from_moments(pairwise_moments(arrays))
-        return _pair_drops(self, names, r, "pearson_r", "Pearson r", relation, columns)
+        return pair_drops(self, names, r, "pearson_r", "Pearson r", relation, columns)
 
 
-def _pair_drops(step, names, strength, statistic, label, relation, columns) -> StepResult:
+def pair_drops(step, names, strength, statistic, label, relation, columns) -> StepResult:
     """One drop per pair above ``step.threshold`` in ``strength``, keeping the column more
-    related to the target, then the better populated, then the earlier."""
+    related to the target, then the better populated, then the earlier (``columns`` gives
+    ``n_rows`` and ``n_null``: any object with them, the Dask path's too).
+
+    >>> import pandas as pd
+    >>> from opsloop.data.selection.columns import prepare_columns
+    >>> columns = prepare_columns(pd.DataFrame({"a": [1.0, None], "b": [1.0, 2.0]}))
+    >>> strength = np.array([[1.0, 0.99], [0.99, 1.0]])
+    >>> result = pair_drops(NumericRedundancy(), ["a", "b"], strength, "pearson_r", "r",
+    ...                     None, columns)
+    >>> [(d.column, d.redundant_with) for d in result.drops]
+    [('a', 'b')]
+    """
     present = np.array([columns.n_rows - columns.n_null[name] for name in names])
     order = keep_order(names, relation, present)
     drops = []
@@ -236,4 +247,4 @@ class CategoricalRedundancy(Step):
             )
         elif target is not None:
             relation = np.array([correlation_ratio(c, lv, target.numbers) for c, lv in pairs])
-        return _pair_drops(self, names, v, "cramers_v", "Cramér's V", relation, columns)
+        return pair_drops(self, names, v, "cramers_v", "Cramér's V", relation, columns)

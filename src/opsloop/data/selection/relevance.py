@@ -199,17 +199,39 @@ class Relevance(Step):
     ) -> StepResult:
         if target is None:
             raise ValueError(f"{self.name} needs a target: pass y to fit")
-        function_name = self._function_name(target.task)
+        function_name = self.function_for(target.task)
         function = self.score_func if callable(self.score_func) else SCORE_FUNCTIONS[function_name]
-        expected = _FOR_TASK.get(function_name)
-        if expected is not None and expected != target.task:
-            raise ValueError(
-                f"{self.name}: {function_name} is for {expected} but the target is "
-                f"{target.task}; use score_func='auto' or one for {target.task}"
-            )
         y = target.codes if target.task == "classification" else target.numbers
         names = [n for n in active if columns.kinds[n] in (NUMERIC, CATEGORICAL)]
         scores = self._scores(columns, names, y, function, function_name, random_state)
+        return self.decide(names, scores, function_name)
+
+    def function_for(self, task: str) -> str:
+        """The scoring function's name for a target of ``task``; an error when the function
+        is for the other task.
+
+        >>> Relevance(score_func="f_regression").function_for("classification")
+        Traceback (most recent call last):
+        ...
+        ValueError: relevance: f_regression is for regression but the target is classification; use score_func='auto' or one for classification
+        """  # noqa: E501
+        function_name = self._function_name(task)
+        expected = _FOR_TASK.get(function_name)
+        if expected is not None and expected != task:
+            raise ValueError(
+                f"{self.name}: {function_name} is for {expected} but the target is "
+                f"{task}; use score_func='auto' or one for {task}"
+            )
+        return function_name
+
+    def decide(self, names: list[str], scores: np.ndarray, function_name: str) -> StepResult:
+        """Keep the best ``names`` by ``scores`` (NaN last) under ``k`` or ``percentile``;
+        a drop for each other one, saying its rank and the lowest kept score.
+
+        >>> result = Relevance(k=1).decide(["a", "b"], np.array([2.0, 9.0]), "f_classif")
+        >>> [d.reason for d in result.drops]
+        ['f_classif score 2 ranks 2 of 2, outside the top 1; the lowest kept score is 9']
+        """
         if self.percentile is not None:
             mask = percentile_mask(scores, self.percentile)
         else:

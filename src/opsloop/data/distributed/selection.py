@@ -1,0 +1,665 @@
+"""The feature-selection funnel on a Dask frame: the steps whose statistics merge, computed
+partition by partition and merged on the workers.
+
+``FeatureFunnel(steps=...).fit(ddf, y)`` (``y`` a Dask Series partitioned like ``ddf``, such
+as a column of the same frame) hands the frame to :func:`selection_statistics`: one pass
+reads every partition once and returns sums that add up across partitions, merged in a
+tree on the workers (:func:`~.frames.reduce_partitions`):
+
+* row and null counts (:class:`~opsloop.data.selection.nulls.NullFraction`);
+* the numeric columns' pairwise co-moments, standardised by one location for every
+  partition (:class:`~opsloop.data.selection.correlation.PairwiseMoments`: sums, sums of
+  squares and of products over pairwise-complete rows, per class too), for
+  :class:`~opsloop.data.selection.redundancy.NumericRedundancy`'s Pearson r and the
+  target relation (eta by class, or r with a numeric target);
+* the categorical columns' counts by level and class (or count, sum and sum of squares of
+  a numeric target by level) and every pair's contingency table, for
+  :class:`~opsloop.data.selection.redundancy.CategoricalRedundancy`'s Cramér's V;
+* :class:`~opsloop.data.selection.relevance.Relevance` with ``f_classif``,
+  ``f_regression`` or ``chi2``: each is a function of those sums (the one-way ANOVA's sums
+  of squares, the correlation of the mean-filled column with the target, class sums), so
+  the scores are scikit-learn's on the funnel's encoding, to float rounding.
+
+The result is the in-memory funnel's on the same rows: the same kept and dropped columns
+for the same reasons, and the measured values (r, V, scores) equal to 1e-9 relative, most
+to 1e-12 (the sums are taken in another order). One exception, in the Dask path's favour:
+scikit-learn's F tests sum raw values, so on a column far from zero against its spread
+(a datetime as seconds since 1970: 1.7e9 give or take a day) its score loses digits, and
+the standardised sums here come nearer the exact value (the two differ in the fourth digit
+on such a column; a verdict that turns on that digit can differ). Levels of a categorical
+column are the union of the partitions' (a pandas categorical's categories, used or not, as
+in memory).
+
+**Not mergeable, so refused with an error that names the step:**
+:class:`~opsloop.data.selection.variance.NearZeroVariance` (the top two value counts of a
+numeric column need every value counted), ``Relevance`` with mutual information
+(scikit-learn's estimator reads neighbours among all rows) or a function of its own, and
+:class:`~opsloop.data.selection.importance.ModelImportance` (a model fitted on the rows).
+The fallback is to run them in memory on a sample, after the mergeable steps have
+narrowed the columns: ``funnel.transform(ddf).sample(frac=...).compute()``.
+
+>>> import dask, numpy as np, pandas as pd, dask.dataframe as dd
+>>> from opsloop.data.selection import FeatureFunnel, NumericRedundancy, Relevance
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(size=400)
+>>> frame = pd.DataFrame({"x": x, "x2": 2 * x, "noise": rng.normal(size=400),
+...                       "y": (x > 0).astype(int)})
+>>> ddf = dd.from_pandas(frame, npartitions=4)
+>>> funnel = FeatureFunnel(steps=[NumericRedundancy(), Relevance(k=1)])
+>>> with dask.config.set(scheduler="synchronous"):
+...     _ = funnel.fit(ddf.drop(columns="y"), ddf["y"])
+>>> funnel.report_.kept, funnel.report_["x2"].redundant_with
+(['x'], 'x')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from opsloop.data.distributed.frames import map_partitions_checked, reduce_partitions
+from opsloop.data.distributed.schema import column_types
+from opsloop.data.selection.association import (
+    contingency,
+    cramers_v_of_table,
+    pairwise_contingency,
+)
+from opsloop.data.selection.columns import (
+    CATEGORICAL,
+    KIND_OF_TYPE,
+    NUMERIC,
+    check_uniform_values,
+    float_values,
+    is_date_text,
+)
+from opsloop.data.selection.correlation import (
+    CHUNK_ROWS,
+    PairwiseMoments,
+    correlation_from_moments,
+    correlation_ratio_from_moments,
+    pairwise_moments,
+    rough_location,
+)
+from opsloop.data.selection.nulls import NullFraction
+from opsloop.data.selection.redundancy import (
+    MAX_JOINT_LEVELS,
+    CategoricalRedundancy,
+    NumericRedundancy,
+    pair_drops,
+)
+from opsloop.data.selection.relevance import Relevance
+from opsloop.data.selection.steps import Step, StepResult
+from opsloop.data.selection.target import Target
+
+#: The target's column while it travels with the features' partitions.
+_TARGET = "__opsloop_target__"
+#: The relevance scores computed from merged sums.
+MERGEABLE_SCORES = ("f_classif", "f_regression", "chi2")
+
+
+def check_mergeable(steps: list[Step]) -> None:
+    """Raise ``ValueError`` naming the steps whose statistics do not merge across
+    partitions (see the module), with the fallback.
+
+    >>> from opsloop.data.selection import ModelImportance, NullFraction
+    >>> check_mergeable([NullFraction(), ModelImportance()])
+    Traceback (most recent call last):
+    ...
+    ValueError: on a Dask frame the funnel runs only steps whose statistics merge across partitions; model_importance fits a model on the rows; run those in memory on a sample of the columns the other steps keep: funnel.transform(ddf).sample(frac=...).compute()
+    """  # noqa: E501
+    refused = []
+    for step in steps:
+        if isinstance(step, NullFraction | NumericRedundancy | CategoricalRedundancy):
+            continue
+        if isinstance(step, Relevance):
+            if callable(step.score_func):
+                refused.append(f"{step.name} with a score_func of its own (its input is rows)")
+            elif step.score_func != "auto" and step.score_func not in MERGEABLE_SCORES:
+                refused.append(
+                    f"{step.name} with {step.score_func} (scikit-learn's estimator reads "
+                    f"neighbours among all rows); use one of {', '.join(MERGEABLE_SCORES)}"
+                )
+            continue
+        if step.name == "near_zero_variance":
+            refused.append(f"{step.name} (the top two value counts need every value counted)")
+        elif step.name == "model_importance":
+            refused.append(f"{step.name} fits a model on the rows")
+        else:
+            refused.append(f"{step.name} (not known to merge)")
+    if refused:
+        raise ValueError(
+            "on a Dask frame the funnel runs only steps whose statistics merge across "
+            f"partitions; {'; '.join(refused)}; run those in memory on a sample of the columns "
+            "the other steps keep: funnel.transform(ddf).sample(frac=...).compute()"
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    numeric: tuple[tuple[str, str], ...]  # (name, logical type)
+    categorical: tuple[str, ...]
+    text: tuple[str, ...]
+    task: str | None
+    classes: tuple | None
+    location: tuple[np.ndarray, np.ndarray] | None  # numeric columns, then a numeric target
+    max_levels: int | None  # compare categorical pairs up to this many levels; None: not
+
+
+@dataclass
+class PartitionStatistics:
+    """What the mergeable steps read of some rows, in sums that add across partitions."""
+
+    n_rows: int
+    n_null: dict[str, int]
+    n_infinite: dict[str, int]
+    n_negative: dict[str, int]
+    moments: PairwiseMoments | None
+    class_totals: np.ndarray | None
+    target_sums: np.ndarray  # n, sum and sum of squares of the standardised numeric target
+    levels: dict[str, list] = field(default_factory=dict)
+    level_tables: dict[str, np.ndarray] = field(default_factory=dict)
+    pair_tables: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    over_levels: set[str] = field(default_factory=set)
+
+    def merge(self, other: PartitionStatistics) -> PartitionStatistics:
+        """These rows' statistics and ``other``'s as one (levels united, tables aligned)."""
+        levels, where = {}, {}
+        for name, mine in self.levels.items():
+            theirs = other.levels[name]
+            known = pd.Index(mine, dtype=object).get_indexer(pd.Index(theirs, dtype=object))
+            united = mine + [v for v, at in zip(theirs, known, strict=True) if at < 0]
+            levels[name] = united
+            where[name] = pd.Index(united, dtype=object).get_indexer(pd.Index(theirs, dtype=object))
+        tables = {}
+        for name, table in self.level_tables.items():
+            grown = np.zeros((len(levels[name]), table.shape[1]))
+            grown[: table.shape[0]] = table
+            np.add.at(grown, where[name], other.level_tables[name])
+            tables[name] = grown
+        over = self.over_levels | other.over_levels
+        pairs = {}
+        for (a, b), table in self.pair_tables.items():
+            if a in over or b in over or (a, b) not in other.pair_tables:
+                continue
+            grown = np.zeros((len(levels[a]), len(levels[b])))
+            grown[: table.shape[0], : table.shape[1]] = table
+            np.add.at(grown, (where[a][:, None], where[b][None, :]), other.pair_tables[(a, b)])
+            pairs[(a, b)] = grown
+        return PartitionStatistics(
+            self.n_rows + other.n_rows,
+            _added(self.n_null, other.n_null),
+            _added(self.n_infinite, other.n_infinite),
+            _added(self.n_negative, other.n_negative),
+            None if self.moments is None else self.moments.merge(other.moments),
+            None if self.class_totals is None else self.class_totals + other.class_totals,
+            self.target_sums + other.target_sums,
+            levels,
+            tables,
+            pairs,
+            over,
+        )
+
+
+def _added(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {name: a[name] + b[name] for name in a}
+
+
+def _statistics_of_partition(partition: pd.DataFrame, plan: _Plan) -> PartitionStatistics:
+    n = len(partition)
+    n_null: dict[str, int] = {}
+    n_infinite: dict[str, int] = {}
+    n_negative: dict[str, int] = {}
+    arrays = []
+    for name, logical in plan.numeric:
+        series = partition[name]
+        check_uniform_values(name, series)
+        values = float_values(series, logical)
+        finite = np.isfinite(values)
+        missing = np.isnan(values)
+        n_null[name] = int(missing.sum())
+        n_infinite[name] = int(n - finite.sum() - n_null[name])
+        n_negative[name] = int((values[finite] < 0).sum())
+        arrays.append(np.where(finite | missing, values, np.nan))
+    codes = classes = None
+    target_sums = np.zeros(3)
+    y = None
+    if plan.task == "classification":
+        classes = len(plan.classes)
+        codes = pd.Categorical(partition[_TARGET], categories=list(plan.classes)).codes
+        codes = codes.astype(np.intp)
+    elif plan.task == "regression":
+        centre, scale = plan.location
+        raw = partition[_TARGET].to_numpy(dtype=np.float64)
+        arrays.append(raw)  # pairwise_moments standardises it with the location
+        y = (raw - centre[-1]) / scale[-1]
+        target_sums = np.array([y.size, y.sum(), y @ y])
+    moments = None
+    if arrays:
+        moments = pairwise_moments(arrays, codes, classes or 0, location=plan.location)
+    stats = PartitionStatistics(
+        n,
+        n_null,
+        n_infinite,
+        n_negative,
+        moments,
+        None if codes is None else np.bincount(codes, minlength=classes).astype(np.float64),
+        target_sums,
+    )
+    for name in plan.text:
+        stats.n_null[name] = int(partition[name].isna().sum())
+    local_codes = {}
+    for name in plan.categorical:
+        series = partition[name]
+        check_uniform_values(name, series)
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            level_values = list(series.cat.categories)
+            column = series.cat.codes.to_numpy().astype(np.intp)
+        else:
+            column, uniques = pd.factorize(series, use_na_sentinel=True)
+            level_values = list(uniques)
+        present = column >= 0
+        stats.n_null[name] = int(n - present.sum())
+        stats.levels[name] = level_values
+        if codes is not None:
+            table = contingency(column, len(level_values), codes, classes).astype(np.float64)
+        else:
+            table = np.zeros((len(level_values), 3))
+            if plan.task == "regression":
+                at, ys = column[present], y[present]
+                table[:, 0] = np.bincount(at, minlength=len(level_values))
+                table[:, 1] = np.bincount(at, weights=ys, minlength=len(level_values))
+                table[:, 2] = np.bincount(at, weights=ys * ys, minlength=len(level_values))
+        stats.level_tables[name] = table
+        local_codes[name] = column
+    if plan.max_levels is not None:
+        compared = [c for c in plan.categorical if len(stats.levels[c]) <= plan.max_levels]
+        stats.over_levels = set(plan.categorical) - set(compared)
+        sizes = [max(len(stats.levels[c]), 1) for c in compared]
+        joint = None
+        if sum(sizes) <= MAX_JOINT_LEVELS and compared:
+            joint, offsets = pairwise_contingency([local_codes[c] for c in compared], sizes)
+        for i, a in enumerate(compared):
+            for j in range(i + 1, len(compared)):
+                b = compared[j]
+                la, lb = len(stats.levels[a]), len(stats.levels[b])
+                if joint is not None:
+                    block = joint[offsets[i] : offsets[i] + la, offsets[j] : offsets[j] + lb]
+                else:
+                    block = contingency(local_codes[a], la, local_codes[b], lb)
+                stats.pair_tables[(a, b)] = np.asarray(block, dtype=np.float64)
+    return stats
+
+
+def _merge_statistics(a: PartitionStatistics, b: PartitionStatistics) -> PartitionStatistics:
+    return a.merge(b)
+
+
+def _date_texts(partition: pd.DataFrame, names: list[str]) -> dict[str, bool | None]:
+    # None: no values here to say; is_date_text is about every value of the column.
+    return {
+        name: None if partition[name].notna().sum() == 0 else is_date_text(partition[name])
+        for name in names
+    }
+
+
+def _location_of(partition: pd.DataFrame, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    head = partition.iloc[:CHUNK_ROWS]
+    block = [float_values(head[name], logical) for name, logical in plan.numeric]
+    if plan.task == "regression":
+        block.append(head[_TARGET].to_numpy(dtype=np.float64))
+    matrix = np.column_stack(block) if block else np.empty((len(head), 0))
+    matrix = np.where(np.isinf(matrix), np.nan, matrix)
+    return rough_location(matrix)
+
+
+def _target_of_partition(partition: pd.DataFrame) -> dict:
+    from sklearn.utils.multiclass import type_of_target
+
+    y = partition[_TARGET]
+    present = y.dropna()
+    continuous = bool(len(present)) and type_of_target(present.to_numpy()).startswith("continuous")
+    return {
+        "n": len(y),
+        "missing": int(len(y) - len(present)),
+        "continuous": continuous,
+        "uniques": None if continuous else pd.unique(present.to_numpy()),
+        "low": present.min() if continuous else None,
+        "high": present.max() if continuous else None,
+    }
+
+
+def _target(frame, name: str | None, task: str) -> Target:
+    """The target's task and classes over every partition, with the in-memory path's
+    checks and messages (missing values, a constant or non-numeric target)."""
+    parts = map_partitions_checked(frame, _target_of_partition, columns=[_TARGET])
+    n = sum(p["n"] for p in parts)
+    missing = sum(p["missing"] for p in parts)
+    if n and missing == n:
+        raise ValueError("y has no values: every value is missing")
+    if missing:
+        raise ValueError(
+            f"y has {missing} missing value(s) of {n}; drop those rows (or fill the target) first"
+        )
+    continuous = any(p["continuous"] for p in parts)
+    if task == "auto":
+        task = "regression" if continuous else "classification"
+    if task == "classification" and continuous:
+        raise ValueError(
+            "task='classification' with a continuous y: on a Dask frame a class per distinct "
+            "number is refused; bin y first or use task='regression'"
+        )
+    classes = None
+    if not continuous:
+        seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
+        classes = pd.factorize(np.concatenate(seen), sort=True)[1] if seen else []
+        distinct = len(classes)
+        shown = classes[0] if distinct else "none"
+    else:
+        lows = [p["low"] for p in parts if p["low"] is not None]
+        highs = [p["high"] for p in parts if p["high"] is not None]
+        distinct = 2 if min(lows) != max(highs) else 1
+        shown = min(lows)
+    if distinct < 2:
+        raise ValueError(
+            f"y is constant (every value is {shown}): no step can measure relevance to it"
+        )
+    if task == "classification":
+        labels = pd.Index(classes).tolist()
+        return Target(name, task, np.empty(0), codes=None, classes=labels)
+    dtype = frame.dtypes[_TARGET]
+    if not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)):
+        raise ValueError(f"regression needs a numeric y, got a y of dtype {dtype}")
+    return Target(name, task, np.empty(0))
+
+
+@dataclass
+class DaskSelection:
+    """The merged statistics of a Dask frame and the steps run on them: what
+    ``FeatureFunnel`` needs in place of its prepared columns (``n_rows``, ``names``,
+    ``kinds``, ``n_null``, ``levels``) and :meth:`run_step`."""
+
+    n_rows: int
+    names: list[str]
+    kinds: dict[str, str]
+    n_null: dict[str, int]
+    levels: dict[str, int]
+    numeric: list[str]
+    statistics: PartitionStatistics
+    target: Target | None
+    location: tuple[np.ndarray, np.ndarray] | None  # standardising the numeric columns
+
+    def run_step(self, step: Step, active: list[str], random_state: int | None) -> StepResult:
+        """The step's decision on ``active`` from the merged statistics."""
+        if isinstance(step, NullFraction):
+            return step.run(self, active, self.target, random_state)
+        if isinstance(step, NumericRedundancy):
+            return self._numeric_redundancy(step, active)
+        if isinstance(step, CategoricalRedundancy):
+            return self._categorical_redundancy(step, active)
+        if isinstance(step, Relevance):
+            return self._relevance(step, active)
+        check_mergeable([step])
+        raise AssertionError("unreachable: check_mergeable refuses every other step")
+
+    def _positions(self, names: list[str]) -> np.ndarray:
+        index = {name: i for i, name in enumerate(self.numeric)}
+        return np.array([index[name] for name in names], dtype=np.intp)
+
+    def _numeric_redundancy(self, step: NumericRedundancy, active: list[str]) -> StepResult:
+        names = [n for n in active if self.kinds[n] == NUMERIC]
+        if len(names) < 2:
+            return StepResult()
+        moments = self.statistics.moments
+        at = self._positions(names)
+        r_all = correlation_from_moments(moments)
+        r = r_all[np.ix_(at, at)]
+        relation = None
+        if self.target is not None and self.target.task == "classification":
+            relation = correlation_ratio_from_moments(moments)[at]
+        elif self.target is not None:
+            relation = np.abs(r_all[-1, at])
+        return pair_drops(step, names, r, "pearson_r", "Pearson r", relation, self)
+
+    def _categorical_redundancy(self, step: CategoricalRedundancy, active: list[str]) -> StepResult:
+        stats = self.statistics
+        names = [
+            n
+            for n in active
+            if self.kinds[n] == CATEGORICAL
+            and self.levels[n] <= step.max_levels
+            and n not in stats.over_levels
+        ]
+        if len(names) < 2:
+            return StepResult()
+        p = len(names)
+        v = np.full((p, p), np.nan)
+        for i in range(p):
+            for j in range(i + 1, p):
+                a, b = names[i], names[j]
+                table = stats.pair_tables.get((a, b))
+                if table is None:
+                    table = stats.pair_tables[(b, a)].T
+                v[i, j] = v[j, i] = cramers_v_of_table(table)
+        relation = None
+        if self.target is not None and self.target.task == "classification":
+            relation = np.array([cramers_v_of_table(stats.level_tables[n]) for n in names])
+        elif self.target is not None:
+            relation = np.array([_eta_of_levels(stats.level_tables[n]) for n in names])
+        return pair_drops(step, names, v, "cramers_v", "Cramér's V", relation, self)
+
+    def _relevance(self, step: Relevance, active: list[str]) -> StepResult:
+        if self.target is None:
+            raise ValueError(f"{step.name} needs a target: pass y to fit")
+        function_name = step.function_for(self.target.task)
+        names = [n for n in active if self.kinds[n] in (NUMERIC, CATEGORICAL)]
+        numeric = [n for n in names if self.kinds[n] == NUMERIC]
+        if function_name == "chi2":
+            negative = [n for n in numeric if self.statistics.n_negative[n]]
+            if negative:
+                raise ValueError(
+                    f"{step.name}: chi2 needs non-negative values; columns {negative} "
+                    "have negative ones (use f_classif or mutual_info_classif)"
+                )
+        scores = np.full(len(names), np.nan)
+        if numeric:
+            found = self._numeric_scores(function_name, numeric)
+            for name, score in zip(numeric, found, strict=True):
+                scores[names.index(name)] = score
+        for i, name in enumerate(names):
+            if self.kinds[name] == CATEGORICAL:
+                level_scores = self._level_scores(function_name, name)
+                if not np.isnan(level_scores).all():
+                    scores[i] = np.nanmax(level_scores)
+        return step.decide(names, scores, function_name)
+
+    def _numeric_scores(self, function_name: str, names: list[str]) -> np.ndarray:
+        """Scores of the mean-filled numeric columns, from sums in standardised units (the
+        F tests are free of shift and scale; chi2 goes back to the columns' units)."""
+        m = self.statistics.moments
+        at = self._positions(names)
+        n = float(self.n_rows)
+        present = m.counts[at, at]
+        sums = m.sums[at, at]
+        squares = m.squares[at, at]
+        # As in memory: a column with no values is filled with 0 (in its own units).
+        empty_fill = -self.location[0][at] / self.location[1][at]
+        mean = np.where(present > 0, sums / np.where(present > 0, present, 1), empty_fill)
+        missing = n - present
+        total_sq = squares + missing * mean**2
+        total = sums + missing * mean
+        if function_name == "f_regression":
+            t = m.gram.shape[0] - 1
+            y_total = m.sums[t, t]
+            cross = m.gram[at, t] + mean * (y_total - m.sums[t, at])
+            y_norm_sq = m.squares[t, t] - y_total**2 / n
+            x_norm_sq = total_sq - n * mean**2
+            return _f_regression(cross - mean * y_total, x_norm_sq, y_norm_sq, n)
+        class_n = self.statistics.class_totals[:, None]
+        class_sums = m.class_sums[:, at] + mean * (class_n - m.class_counts[:, at])
+        if function_name == "f_classif":
+            return _f_classif(total_sq, total, class_sums, class_n, n)
+        # chi2 is not shift- or scale-free: back to the columns' own units.
+        centre, scale = self.location[0][at], self.location[1][at]
+        observed = class_sums * scale + class_n * centre
+        return _chi2(observed, total * scale + n * centre, class_n[:, 0] / n)
+
+    def _level_scores(self, function_name: str, name: str) -> np.ndarray:
+        table = self.statistics.level_tables[name]
+        n = float(self.n_rows)
+        if function_name == "f_regression":
+            counts, y_sums = table[:, 0], table[:, 1]
+            _, y_total, y_squares = self.statistics.target_sums
+            return _f_regression(
+                y_sums - counts / n * y_total,
+                counts - n * (counts / n) ** 2,
+                y_squares - y_total**2 / n,
+                n,
+            )
+        counts = table.sum(axis=1)
+        class_n = self.statistics.class_totals[:, None]
+        if function_name == "f_classif":
+            return _f_classif(counts, counts, table.T, class_n, n)
+        return _chi2(table.T, counts, class_n[:, 0] / n)
+
+
+def _f_classif(squares, total, class_sums, class_n, n):
+    """scikit-learn's one-way ANOVA F from the sums it uses (its formula, term by term)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        square_of_sums = total**2
+        sstot = squares - square_of_sums / n
+        ssbn = (class_sums**2 / class_n).sum(axis=0) - square_of_sums / n
+        sswn = sstot - ssbn
+        k = class_n.shape[0]
+        return (ssbn / (k - 1)) / (sswn / (n - k))
+
+
+def _f_regression(cross, x_norm_sq, y_norm_sq, n):
+    """scikit-learn's ``f_regression`` (centred, ``force_finite``) from the centred cross
+    product and the squared norms."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = cross / np.sqrt(x_norm_sq) / np.sqrt(y_norm_sq)
+        r = np.where(np.isnan(r), 0.0, r)
+        r2 = r**2
+        f = r2 / (1 - r2) * (n - 2)
+    f = np.where(np.isinf(f), np.finfo(np.float64).max, f)
+    return np.where(np.isnan(f), 0.0, f)
+
+
+def _chi2(observed, feature_total, class_prob):
+    """scikit-learn's ``chi2`` from class sums (K x p), column sums and class shares."""
+    expected = np.outer(class_prob, feature_total)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ((observed - expected) ** 2 / expected).sum(axis=0)
+
+
+def _eta_of_levels(table: np.ndarray) -> float:
+    """``correlation_ratio`` from a level's count, sum and sum of squares of the target."""
+    counts, sums, squares = table[:, 0], table[:, 1], table[:, 2]
+    n = counts.sum()
+    if n < 2:
+        return float("nan")
+    mean = sums.sum() / n
+    total = squares.sum() - n * mean**2
+    if total <= 1e-12 * squares.sum():
+        return float("nan")
+    filled = counts > 0
+    between = ((sums[filled] - counts[filled] * mean) ** 2 / counts[filled]).sum()
+    return float(np.sqrt(min(1.0, max(0.0, between / total))))
+
+
+def selection_statistics(ddf, y, steps: list[Step], task: str = "auto") -> DaskSelection:
+    """The merged statistics of the Dask frame ``ddf`` (and target ``y``, a Dask Series
+    partitioned like it, or ``None``) that ``steps`` read (see the module).
+
+    >>> import dask, pandas as pd, dask.dataframe as dd
+    >>> frame = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "c": ["u", "v", "u", None]})
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     s = selection_statistics(dd.from_pandas(frame, npartitions=2), None, [])
+    >>> s.n_rows, s.kinds, s.n_null, s.levels
+    (4, {'a': 'numeric', 'c': 'categorical'}, {'a': 1, 'c': 1}, {'c': 2})
+    """
+    check_mergeable(steps)
+    names = [str(c) for c in ddf.columns]
+    if list(ddf.columns) != names:
+        ddf = ddf.rename(columns=dict(zip(ddf.columns, names, strict=True)))
+    if _TARGET in names:
+        raise ValueError(f"X has a column named {_TARGET!r}, which this path reserves")
+    for name in names:
+        dtype = ddf.dtypes[name]
+        if (
+            pd.api.types.is_complex_dtype(dtype)
+            or pd.api.types.is_timedelta64_dtype(dtype)
+            or isinstance(dtype, pd.IntervalDtype | pd.PeriodDtype)
+        ):
+            raise TypeError(
+                f"column {name!r} has dtype {dtype}, which feature selection cannot read; "
+                "convert it to numbers or labels first"
+            )
+    logical = column_types(ddf)
+    texts = [n for n in names if logical[n] in ("category", "string")]
+    if texts:
+        flags = map_partitions_checked(ddf, _date_texts, texts, columns=texts)
+        for name in texts:
+            said = [f[name] for f in flags if f[name] is not None]
+            if said and all(said):
+                logical[name] = "datetime"
+    kinds = {name: KIND_OF_TYPE[logical[name]] for name in names}
+    frame = ddf
+    target = None
+    if y is not None:
+        if not hasattr(y, "npartitions"):
+            raise TypeError(
+                f"with a Dask frame X, y must be a Dask Series partitioned like X (a column "
+                f"of the same frame), got {type(y).__name__}"
+            )
+        try:
+            frame = ddf.assign(**{_TARGET: y})
+        except (ValueError, NotImplementedError) as error:
+            raise ValueError(
+                f"y must be partitioned like X (a column of the same frame): {error}"
+            ) from error
+        target = _target(frame, None if y.name is None else str(y.name), task)
+    numeric = [(n, logical[n]) for n in names if kinds[n] == NUMERIC]
+    redundancy = [s for s in steps if isinstance(s, CategoricalRedundancy)]
+    plan = _Plan(
+        tuple(numeric),
+        tuple(n for n in names if kinds[n] == CATEGORICAL),
+        tuple(n for n in names if kinds[n] not in (NUMERIC, CATEGORICAL)),
+        None if target is None else target.task,
+        None if target is None or target.classes is None else tuple(target.classes),
+        None,
+        redundancy[0].max_levels if redundancy else None,
+    )
+    used = [*names, _TARGET] if target is not None else names
+    location = None
+    if numeric or (target is not None and target.task == "regression"):
+        (location,) = map_partitions_checked(frame.partitions[0], _location_of, plan, columns=used)
+        plan = dataclasses.replace(plan, location=location)
+    stats = reduce_partitions(
+        frame, _statistics_of_partition, _merge_statistics, plan, columns=used
+    )
+    if stats.n_rows == 0:
+        raise ValueError(
+            f"X has no rows: found 0 sample(s) (shape=(0, {len(names)})) while a minimum of 1 "
+            "is required."
+        )
+    for name, count in stats.n_infinite.items():
+        if count:
+            raise ValueError(
+                f"column {name!r} has {count} infinite values; replace them with a number or "
+                "NaN before selection"
+            )
+    return DaskSelection(
+        stats.n_rows,
+        names,
+        kinds,
+        dict(stats.n_null),
+        {name: len(stats.levels[name]) for name in plan.categorical},
+        [name for name, _ in numeric],
+        stats,
+        target,
+        location,
+    )
