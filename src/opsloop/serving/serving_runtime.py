@@ -4,7 +4,8 @@
 verified, trust rules applied, see :mod:`.loaded_variant`), checks each request's records
 against the answering version's signature (:mod:`.record_validation`), routes it by the
 strategy's policy (:mod:`.routing`), hands a copy to every shadow off the request path
-(:mod:`.shadow_mirror`), and records every answer as a prediction event without waiting
+(a thread, :mod:`.shadow_mirror`, or a process of its own, :mod:`.shadow_process`), and
+records every answer as a prediction event without waiting
 (:mod:`.prediction_events`). It counts what it does in Prometheus metrics
 (:mod:`.serving_metrics`).
 
