@@ -219,25 +219,6 @@ class _ShadowJob:
     routing_key: str | None
 
 
-def _shadow_host(
-    isolation: str, db: Database | None, registry: Any, trust: bool, trusted_types: tuple
-) -> ShadowHost | None:
-    """Where shadow processes reach the store; ``None`` for shadows in threads."""
-    if isolation not in ("thread", "process", "auto"):
-        raise InvalidArgumentError(
-            f"shadow_isolation must be 'thread', 'process' or 'auto', got {isolation!r}"
-        )
-    if isolation == "thread":
-        return None
-    host = ShadowHost.of(db, registry, trust=trust, trusted_types=trusted_types)
-    if host is None and isolation == "process":
-        raise InvalidArgumentError(
-            "shadow_isolation: 'process' needs a store another process can open (a file or a "
-            "server, not SQLite in memory, not a control plane's URL)"
-        )
-    return host
-
-
 class ServingRuntime:
     """Answers prediction requests for the deployments of a store (see the module).
 
@@ -320,7 +301,9 @@ class ServingRuntime:
             deployments if deployments is not None else Deployments(db, actor="serving")
         )
         self.metrics = metrics or ServingMetrics()
-        self._shadow_host = _shadow_host(shadow_isolation, db, self.registry, trust, trusted_types)
+        self._shadow_host = ShadowHost.for_isolation(
+            shadow_isolation, db, self.registry, trust=trust, trusted_types=self.trusted_types
+        )
         if db is not None:
             # The monitoring's latest windows and alerts, read from the store at each
             # scrape (imported here: monitoring's actions deploy through this package).

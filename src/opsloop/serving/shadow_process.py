@@ -135,6 +135,39 @@ class ShadowHost:
             return None
         return cls(db.uri, artifacts.root, trust, tuple(trusted_types))
 
+    @classmethod
+    def for_isolation(
+        cls,
+        isolation: str,
+        db: Database | None,
+        registry: Any,
+        *,
+        trust: bool = False,
+        trusted_types: tuple[str, ...] = (),
+    ) -> ShadowHost | None:
+        """The host for a runtime's ``shadow_isolation``: ``None`` for ``"thread"``, and
+        for ``"auto"`` where :meth:`of` finds none; ``"process"`` needs one.
+
+        >>> ShadowHost.for_isolation("process", Database("sqlite://"), None)
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: shadow_isolation: 'process' needs a store ...
+        >>> ShadowHost.for_isolation("auto", Database("sqlite://"), None) is None
+        True
+        """
+        if isolation not in ("thread", "process", "auto"):
+            raise InvalidArgumentError(
+                f"shadow_isolation must be 'thread', 'process' or 'auto', got {isolation!r}"
+            )
+        if isolation == "thread":
+            return None
+        host = cls.of(db, registry, trust=trust, trusted_types=trusted_types)
+        if host is None and isolation == "process":
+            raise InvalidArgumentError(
+                "shadow_isolation: 'process' needs a store another process can open (a file "
+                "or a server, not SQLite in memory, not a control plane's URL)"
+            )
+        return host
+
 
 class ShadowCopy(NamedTuple):
     """One request's copy as the child receives it: the shadow's model version, the
