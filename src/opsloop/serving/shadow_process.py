@@ -95,7 +95,7 @@ class ShadowHost:
     artifacts_root: str
     trust: bool = False
     trusted_types: tuple[str, ...] = ()
-    niceness: int = 10
+    niceness: int = 19
 
     def __post_init__(self) -> None:
         if (
