@@ -583,7 +583,15 @@ def _shadow_report(results, args, loads, drops, path_us) -> str:
     lines += [
         "",
         "The shadow's counts (answered, dropped, restarts) are over the whole run, from "
-        "each server's `/metrics`, warm-ups included.",
+        "each server's `/metrics`, warm-ups included. How to read the rows: (d-canary) "
+        "against (c) is what the canary's routing costs; (d-thread) against (d-canary) what "
+        "a shadow costs when it shares the server's interpreter lock and cores; (d) against "
+        "(d-canary) what is left with the shadow in a process at the lowest priority: one "
+        "`offer` on the request path, a sender and a supervisor thread that take the "
+        "interpreter lock once per batch, and the child's share of the two cores. A shadow "
+        "process that cannot keep up on a busy machine drops copies (counted) rather than "
+        "slowing the primary: the answered/primary column says how much of the traffic it "
+        "saw.",
         "",
         *verdicts,
         "",
