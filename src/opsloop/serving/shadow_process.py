@@ -17,10 +17,10 @@ core. :class:`ShadowProcess` moves the shadow out:
   pickles, and wakes no thread: waking one costs about 15 µs, as much again as the rest
   of the request's shadow work); when ``capacity`` copies are already waiting or being
   answered, the copy is dropped and counted;
-* **a sender thread** looks at the buffer every 5 ms (:data:`SEND_EVERY_S`), pickles the
+* **a sender thread** looks at the buffer every 20 ms (:data:`SEND_EVERY_S`), pickles the
   copies waiting and writes them to the child in one message, and **a supervisor thread**
   reads the child's reports (answers and failures with their latencies, for the counts and
-  the Prometheus metrics), which the child sends at most every 50 ms (:data:`REPORT_S`)
+  the Prometheus metrics), which the child sends at most every 200 ms (:data:`REPORT_S`)
   after writing the events they count. Both take the interpreter lock once per batch, not
   per request.
 
@@ -68,9 +68,9 @@ BATCH = 256
 #: How often the sender looks for copies, in seconds. A sender woken by each copy would
 #: cost the request path a wake-up of another thread (about 15 µs here); a copy waits this
 #: long at most, which no one waits for.
-SEND_EVERY_S = 0.005
+SEND_EVERY_S = 0.02
 #: How often the child writes its events and reports its answers, at most.
-REPORT_S = 0.05
+REPORT_S = 0.2
 #: The longest pause before a restart, after several crashes in a row.
 MAX_PAUSE_S = 30.0
 #: How long a child may take to start (import its libraries, open the store) before it
