@@ -58,8 +58,9 @@ HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent / "src"
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Serving: requests/s and latency against a bare FastAPI endpoint (issue 13)"
+SHADOW_SECTION = "## Serving: what a shadow costs the primary, (d) against (c) (issue 13)"
 FEATURES = 20
-SERVERS = ("a", "a+proba", "b", "c", "d", "e", "f")
+SERVERS = ("a", "a+proba", "b", "c", "d", "d-thread", "d-canary", "e", "f")
 MLFLOW = HERE / ".envs" / "mlflow" / "bin"
 BATCHING = {"max_batch_size": 32, "max_wait_ms": 5.0}
 LABELS = {
@@ -68,6 +69,8 @@ LABELS = {
     "b": "(b) mlflow models serve",
     "c": "(c) opsloop, one variant",
     "d": "(d) opsloop, canary 10% + shadow 100%",
+    "d-thread": "(d-thread) (d) with the shadow in a thread of the server",
+    "d-canary": "(d-canary) (d) without the shadow",
     "e": "(e) opsloop, one variant, micro-batching",
     "f": "(f) opsloop, one variant, the same model as ONNX",
 }
@@ -111,6 +114,14 @@ def _prepared(folder: Path, kinds: list[str]) -> dict:
         deployments.deploy(f"{kind}-batched", [Variant("stable", kind, version=1)])
         deployments.configure(f"{kind}-batched", batching=BATCHING)
         deployments.deploy(
+            f"{kind}-canaryonly",
+            [
+                Variant("stable", kind, version=1, weight=0.9),
+                Variant("canary", kind, version=2, role="candidate", weight=0.1),
+            ],
+            strategy="canary",
+        )
+        deployments.deploy(
             f"{kind}-canary",
             [
                 Variant("stable", kind, version=1, weight=0.9),
@@ -135,13 +146,17 @@ def _prepared(folder: Path, kinds: list[str]) -> dict:
     return {"models": paths, "body": body, "mlflow_body": mlflow_body, "X": X}
 
 
+#: The servers ``--servers`` chose (default: every one).
+CHOSEN = list(SERVERS)
+
+
 def servers() -> tuple[str, ...]:
-    """The servers measured: (b) only where MLflow's environment is installed, (f) only
-    where skl2onnx is."""
+    """The servers measured: those chosen, (b) only where MLflow's environment is installed,
+    (f) only where skl2onnx is."""
     from importlib.util import find_spec
 
     present = {"b": (MLFLOW / "mlflow").exists(), "f": find_spec("skl2onnx") is not None}
-    return tuple(s for s in SERVERS if present.get(s, True))
+    return tuple(s for s in SERVERS if s in CHOSEN and present.get(s, True))
 
 
 def _start(
@@ -177,6 +192,8 @@ def _servers(prepared: dict, kinds: list[str], token: str) -> tuple[dict, list]:
     for kind in kinds:
         model = str(prepared["models"][kind])
         for server, extra in (("a", []), ("a+proba", ["--proba"])):
+            if server not in servers():
+                continue
             port = _port()
             processes.append(
                 _start(
@@ -205,16 +222,20 @@ def _servers(prepared: dict, kinds: list[str], token: str) -> tuple[dict, list]:
                 )
             )  # fmt: skip
             urls[kind, "b"] = (f"http://127.0.0.1:{port}/invocations", "", prepared["mlflow_body"])
-        for server, name in (
-            ("c", f"{kind}-one"),
-            ("d", f"{kind}-canary"),
-            ("e", f"{kind}-batched"),
-            *((("f", f"{kind}-onnx-one"),) if "f" in servers() else ()),
+        for server, name, extra in (
+            ("c", f"{kind}-one", []),
+            ("d", f"{kind}-canary", ["--shadow-isolation", "process"]),
+            ("d-thread", f"{kind}-canary", ["--shadow-isolation", "thread"]),
+            ("d-canary", f"{kind}-canaryonly", []),
+            ("e", f"{kind}-batched", []),
+            ("f", f"{kind}-onnx-one", []),
         ):
+            if server not in servers():
+                continue
             port = _port()
             processes.append(
                 _start(
-                    [sys.executable, "-m", "opsloop", "serve", name, "--port", str(port)],
+                    [sys.executable, "-m", "opsloop", "serve", name, "--port", str(port), *extra],
                     f"http://127.0.0.1:{port}/v2/health/ready",
                     auth,
                 )
@@ -224,7 +245,23 @@ def _servers(prepared: dict, kinds: list[str], token: str) -> tuple[dict, list]:
                 token,
                 prepared["body"],
             )
+            if server in ("d", "d-thread"):
+                _shadow_answering(*urls[kind, server])
     return urls, processes
+
+
+def _shadow_answering(url: str, token: str, body: Path) -> None:
+    """Send requests until the shadow has answered one: a shadow process starting (a fresh
+    interpreter importing scikit-learn) is not what a measurement of serving should see."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    deadline = time.monotonic() + 180
+    while _metric(url, token, "opsloop_predictions_total", 'role="shadow"') < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the shadow behind {url} did not answer within 180 s")
+        httpx.post(url, content=body.read_bytes(), headers=headers).raise_for_status()
+        time.sleep(0.2)
 
 
 def _load(url: str, token: str, body: Path, concurrency: int, seconds: float, warmup: float):
@@ -275,7 +312,76 @@ def _validation_us(prepared: dict) -> dict[str, float]:
     return found
 
 
-def _metric(url: str, token: str, name: str) -> float:
+def _request_path_us(prepared: dict, kinds: list[str], rounds: int) -> dict:
+    """What a shadow costs the request path with no HTTP around it: in this process, the
+    median microseconds of ``ServingRuntime.predict`` on one record for (c), (d) and
+    (d-thread), interleaved over ``rounds`` (300 calls each, 0.5 ms apart, the gap a client's
+    round trip leaves, in which a shadow thread or the sender runs); and the parts of the
+    process shadow's own work: one ``offer`` (the request path's only step) and pickling one
+    copy (the sender's, off the request path)."""
+    import pickle as pickling
+
+    from opsloop.serving import ServingRuntime
+    from opsloop.serving.shadow_process import ShadowCopy
+    from opsloop.store import open_database
+
+    record = json.loads(prepared["body"].read_text())
+    db = open_database()
+    found: dict = {}
+    for kind in kinds:
+        ways = {
+            "c": (f"{kind}-one", "thread"),
+            "d": (f"{kind}-canary", "process"),
+            "d-thread": (f"{kind}-canary", "thread"),
+        }
+        runtimes = {
+            server: ServingRuntime(db, None, shadow_isolation=isolation)
+            for server, (_, isolation) in ways.items()
+        }
+        try:
+            for server, runtime in runtimes.items():
+                runtime.predict(ways[server][0], record)
+            mirror = runtimes["d"]._mirrors[f"{kind}-canary", "shadow"]
+            deadline = time.monotonic() + 180
+            while mirror.answered < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for number in range(rounds):
+                order = list(ways)[number % 3 :] + list(ways)[: number % 3]
+                for server in order:
+                    times = []
+                    for _ in range(300):
+                        started = time.perf_counter()
+                        runtimes[server].predict(ways[server][0], record)
+                        times.append(time.perf_counter() - started)
+                        time.sleep(0.0005)
+                    found.setdefault((kind, server), []).append(statistics.median(times) * 1e6)
+            job = type("Job", (), {})()
+            served = runtimes["d"].served(f"{kind}-canary")
+            job.variant, job.request_id, job.routing_key, job.records = (
+                served.loaded["shadow"],
+                "r",
+                None,
+                record,
+            )
+            offers = []
+            for _ in range(200):
+                started = time.perf_counter()
+                mirror.offer(job)
+                offers.append(time.perf_counter() - started)
+                time.sleep(0.002)
+            found[kind, "offer"] = statistics.median(offers) * 1e6
+            copy = ShadowCopy(kind, 3, "0" * 32, None, record)
+            started = time.perf_counter()
+            for _ in range(2_000):
+                pickling.dumps([copy])
+            found[kind, "pickle"] = (time.perf_counter() - started) / 2_000 * 1e6
+        finally:
+            for runtime in runtimes.values():
+                runtime.close()
+    return found
+
+
+def _metric(url: str, token: str, name: str, having: str = "") -> float:
     import httpx
 
     base = url.split("/v1/")[0]
@@ -283,7 +389,7 @@ def _metric(url: str, token: str, name: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith((name + " ", name + "{"))
+        if line.startswith((name + " ", name + "{")) and having in line
     )
 
 
@@ -421,6 +527,103 @@ def _report(results, kinds, concurrencies, args, loads, validation_us, drops) ->
     return "\n".join(lines)
 
 
+def _shadow_report(results, args, loads, drops, path_us) -> str:
+    """(d) against (c), and the variants of (d) measured, at each concurrency: the
+    median over rounds of each round's ratio (the servers of a round ran minutes apart at
+    most, so a ratio within a round is less exposed to the machine's other work)."""
+    variants = [s for s in ("d", "d-thread", "d-canary") if s in servers()]
+    lines = [
+        SHADOW_SECTION,
+        "",
+        f"`benchmarks/serving.py --servers {' '.join(servers())}`: {args.rounds} interleaved "
+        f"rounds of {args.seconds:g} s per server after a {args.warmup:g} s warm-up. "
+        f"{_versions()}. {os.cpu_count()} CPU cores shared with the load generator and with "
+        f"other people's work: the 1-minute load average read before each measurement ran "
+        f"{min(loads):.2f} to {max(loads):.2f}, median {statistics.median(loads):.2f}, so "
+        "the figures are noisy and only the ratios within a round mean much. Servers: (c) one "
+        "variant; (d) a canary at 10% and a shadow of the same size receiving every request, "
+        "the shadow in a process of its own (`--shadow-isolation process`, the default where "
+        "the store allows); (d-thread) the same deployment with the shadow in a thread of the "
+        "server, as before; (d-canary) the canary without the shadow. Each ratio is the "
+        "median over rounds of the round's (x) / (c).",
+        "",
+        "| model | concurrency | server | requests/s | p50 ms | p99 ms | p50 × (c) | p99 × (c) "
+        "| shadow answered / primary answered | shadow copies dropped | shadow restarts |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    verdicts = []
+    for kind in args.models:
+        for concurrency in args.concurrency:
+            base = results[kind, concurrency, "c"]
+            for server in ("c", *variants):
+                rounds = results[kind, concurrency, server]
+                ratio = {
+                    key: statistics.median(
+                        r[key] / b[key] for r, b in zip(rounds, base, strict=True)
+                    )
+                    for key in ("p50_ms", "p99_ms")
+                }
+                med = {
+                    key: statistics.median(r[key] for r in rounds)
+                    for key in ("rps", "p50_ms", "p99_ms")
+                }
+                shadow = ("", "", "")
+                if server in ("d", "d-thread"):
+                    answered = drops["shadow_answered", kind, server]
+                    primary = drops["primary_answered", kind, server]
+                    shadow = (
+                        f"{answered / max(primary, 1):.3f}",
+                        f"{drops['shadow_dropped', kind, server]:.0f}",
+                        f"{drops['shadow_restarts', kind, server]:.0f}",
+                    )
+                lines.append(
+                    f"| {kind} | {concurrency} | {LABELS[server]} | {med['rps']:,.0f} | "
+                    f"{med['p50_ms']:.2f} | {med['p99_ms']:.2f} | {ratio['p50_ms']:.3f} | "
+                    f"{ratio['p99_ms']:.3f} | {' | '.join(shadow)} |"
+                )
+                if server == "d" and concurrency == 1:
+                    met = ratio["p50_ms"] <= 1.05 and ratio["p99_ms"] <= 1.10
+                    verdicts.append(
+                        f"- {kind}, concurrency 1: (d)'s p50 is {ratio['p50_ms'] - 1:+.1%} and "
+                        f"p99 {ratio['p99_ms'] - 1:+.1%} of (c)'s (targets +5% and +10%: "
+                        f"{'met' if met else 'not met'})."
+                    )
+    for kind in args.models:
+        med = {s: statistics.median(path_us[kind, s]) for s in ("c", "d", "d-thread")}
+        ratio = {
+            s: statistics.median(
+                x / c for x, c in zip(path_us[kind, s], path_us[kind, "c"], strict=True)
+            )
+            for s in ("d", "d-thread")
+        }
+        verdicts.append(
+            f"- {kind}, the request path alone (`ServingRuntime.predict` in the benchmark's "
+            f"process, no HTTP, {args.rounds} interleaved rounds of 300 calls 0.5 ms apart): "
+            f"(c) {med['c']:.0f} µs, (d) {med['d']:.0f} µs ({ratio['d']:.3f}× (c)), (d-thread) "
+            f"{med['d-thread']:.0f} µs ({ratio['d-thread']:.3f}× (c)). Of the process shadow's "
+            f"work, one `offer` (on the request path) takes {path_us[kind, 'offer']:.1f} µs and "
+            f"pickling one copy (the sender thread's, between requests) "
+            f"{path_us[kind, 'pickle']:.1f} µs."
+        )
+    lines += [
+        "",
+        "The shadow's counts (answered, dropped, restarts) are over the whole run, from "
+        "each server's `/metrics`, warm-ups included. How to read the rows: (d-canary) "
+        "against (c) is what the canary's routing costs; (d-thread) against (d-canary) what "
+        "a shadow costs when it shares the server's interpreter lock and cores; (d) against "
+        "(d-canary) what is left with the shadow in a process at the lowest priority: one "
+        "`offer` on the request path, a sender and a supervisor thread that take the "
+        "interpreter lock once per batch, and the child's share of the two cores. A shadow "
+        "process that cannot keep up on a busy machine drops copies (counted) rather than "
+        "slowing the primary: the answered/primary column says how much of the traffic it "
+        "saw.",
+        "",
+        *verdicts,
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -428,8 +631,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--models", nargs="+", default=["lr", "rf"], choices=["lr", "rf"])
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
+    CHOSEN[:] = args.servers
     folder = Path(tempfile.mkdtemp(prefix="opsloop-serving-bench-"))
     os.environ["OPSLOOP_HOME"] = str(folder / "home")
     os.environ["OPSLOOP_STORE_URI"] = f"sqlite:///{folder / 'store.db'}"
@@ -441,6 +646,9 @@ def main() -> None:
     prepared = _prepared(folder, args.models)
     validation_us = _validation_us(prepared)
     token = ensure_installation_token()
+    path_us = {}
+    if {"c", "d"} <= set(servers()):
+        path_us = _request_path_us(prepared, args.models, args.rounds)
     urls, processes = _servers(prepared, args.models, token)
     results: dict = {}
     loads = []
@@ -459,28 +667,47 @@ def main() -> None:
                         print(kind, concurrency, server, json.dumps(found), flush=True)
         drops: dict = {"events": 0.0, "shadow": 0.0}
         for kind in args.models:
-            for server in ("c", "d", "e", *(("f",) if "f" in servers() else ())):
+            for server in {"c", "d", "d-thread", "d-canary", "e", "f"} & set(servers()):
                 url, key, _ = urls[kind, server]
                 drops["events"] += _metric(url, key, "opsloop_events_dropped_total")
                 drops["shadow"] += _metric(url, key, "opsloop_shadow_dropped_total")
-            url, key, _ = urls[kind, "e"]
-            drops["batches", kind] = _metric(url, key, "opsloop_batch_records_count")
-            drops["batched", kind] = _metric(url, key, "opsloop_batch_records_sum")
+                for name, metric, having in (
+                    ("shadow_dropped", "opsloop_shadow_dropped_total", ""),
+                    ("shadow_answered", "opsloop_predictions_total", 'role="shadow"'),
+                    ("primary_answered", "opsloop_predictions_total", 'role="primary"'),
+                    ("shadow_restarts", "opsloop_shadow_restarts_total", ""),
+                ):
+                    drops[name, kind, server] = _metric(url, key, metric, having)
+            if "e" in servers():
+                url, key, _ = urls[kind, "e"]
+                drops["batches", kind] = _metric(url, key, "opsloop_batch_records_count")
+                drops["batched", kind] = _metric(url, key, "opsloop_batch_records_sum")
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
-    report = _report(results, args.models, args.concurrency, args, loads, validation_us, drops)
-    print(report)
+    reports = []
+    if {"a", "a+proba", "c", "d", "e"} <= set(servers()):
+        reports.append(
+            (
+                SECTION,
+                _report(results, args.models, args.concurrency, args, loads, validation_us, drops),
+            )
+        )
+    if {"c", "d"} <= set(servers()):
+        reports.append((SHADOW_SECTION, _shadow_report(results, args, loads, drops, path_us)))
+    for _, report in reports:
+        print(report)
     if args.write_results:
         text = RESULTS.read_text()
-        pattern = re.compile(re.escape(SECTION) + r".*?(?=^## |\Z)", re.S | re.M)
-        if pattern.search(text):
-            text = pattern.sub(lambda _: report + "\n", text)
-        else:
-            text = text.rstrip("\n") + "\n\n" + report
+        for section, report in reports:
+            pattern = re.compile(re.escape(section) + r".*?(?=^## |\Z)", re.S | re.M)
+            if pattern.search(text):
+                text = pattern.sub(lambda _, report=report: report + "\n", text)
+            else:
+                text = text.rstrip("\n") + "\n\n" + report
         RESULTS.write_text(text)
 
 

@@ -3,6 +3,7 @@ shadow models that crash or hang (callables, pickled by reference to this module
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -78,3 +79,29 @@ class FailsOnNegative:
         if (frame["x"] < 0).any():
             raise RuntimeError("a negative x")
         return (frame["x"] * 2).tolist()
+
+
+class ExitsOn:
+    """A classifier's stand-in that ends its process (as a crash would) on any record whose
+    ``age`` is ``age``, and answers ``age % 2`` otherwise."""
+
+    def __init__(self, age: int) -> None:
+        self.age = age
+
+    def __call__(self, frame: pd.DataFrame) -> list:
+        if (frame["age"] == self.age).any():
+            os._exit(3)
+        return (frame["age"] % 2).tolist()
+
+
+class HangsOn:
+    """A model that never returns on a record whose ``age`` is ``age`` (as a model stuck
+    in native code would), and answers ``age % 2`` otherwise."""
+
+    def __init__(self, age: int) -> None:
+        self.age = age
+
+    def __call__(self, frame: pd.DataFrame) -> list:
+        if (frame["age"] == self.age).any():
+            threading.Event().wait()
+        return (frame["age"] % 2).tolist()

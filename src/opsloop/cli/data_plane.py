@@ -67,6 +67,14 @@ def serve_command(
             "every request, so no request after a change reaches a variant it took out."
         ),
     ] = 0.0,
+    shadow_isolation: Annotated[
+        str,
+        typer.Option(
+            help="Where shadow variants answer: process (a process each, so they cost the "
+            "primary almost nothing; needs a store file or server), thread (in this "
+            "process) or auto (process where the store allows)."
+        ),
+    ] = "auto",
     server: Annotated[
         str | None,
         typer.Option(
@@ -101,6 +109,7 @@ def serve_command(
         trust=trust,
         trusted_types=trust_type or (),
         check_interval_s=check_interval,
+        shadow_isolation=shadow_isolation,
         announce=out.print,
         server_url=server,
         token=token,

@@ -143,11 +143,13 @@ def create_data_plane_app(
     check_interval_s: float = 0.0,
     limits: RequestLimits | None = None,
     runtime: ServingRuntime | None = None,
+    shadow_isolation: str = "auto",
 ) -> FastAPI:
     """The data plane on ``database`` and ``artifacts``, serving the deployments ``names``
     (default: every deployment of the store). ``trust`` and ``trusted_types`` are the
     serving user's consent to load pickles and skops types beyond the allow-list;
-    ``check_interval_s`` is :class:`~opsloop.serving.ServingRuntime`'s. ``allow_embedded``
+    ``check_interval_s`` and ``shadow_isolation`` (default: shadows in processes of their
+    own where the store allows) are :class:`~opsloop.serving.ServingRuntime`'s. ``allow_embedded``
     and ``allowed_hosts`` are as for :func:`~opsloop.server.create_app`. A ``runtime``
     given is used as is.
 
@@ -176,6 +178,7 @@ def create_data_plane_app(
             trust=trust,
             trusted_types=trusted_types,
             check_interval_s=check_interval_s,
+            shadow_isolation=shadow_isolation,
         ),
     )
     app.add_middleware(HostCheck, allowed=list(allowed_hosts))

@@ -68,7 +68,11 @@ def serve(
         from opsloop.serving.serving_runtime import ServingRuntime
 
         runtime = ServingRuntime(
-            database, app.state.registry.artifacts, trust=trust, trusted_types=trusted_types
+            database,
+            app.state.registry.artifacts,
+            trust=trust,
+            trusted_types=trusted_types,
+            shadow_isolation="auto",
         )
         install_data_plane(app, runtime)
     _announce_token(app, announce)
@@ -121,6 +125,7 @@ def serve_data_plane(
     trust: bool = False,
     trusted_types: Sequence[str] = (),
     check_interval_s: float = 0.0,
+    shadow_isolation: str = "auto",
     announce: Callable[[str], None] = print,
     server_url: str | None = None,
     token: str | None = None,
@@ -135,7 +140,9 @@ def serve_data_plane(
     (:func:`~opsloop.server.data_plane.create_remote_data_plane_app`); a token the control
     plane refuses stops it before it listens. Its callers' tokens are checked by the control
     plane, so it may bind any address. Its token must be an editor's (it records events
-    and review items).
+    and review items). ``shadow_isolation`` is
+    :class:`~opsloop.serving.ServingRuntime`'s (on a control plane, shadows answer in
+    threads).
 
     >>> serve_data_plane(port=0)
     Traceback (most recent call last):
@@ -174,6 +181,7 @@ def serve_data_plane(
             trust=trust,
             trusted_types=trusted_types,
             check_interval_s=check_interval_s,
+            shadow_isolation=shadow_isolation,
         )
     runtime = app.state.runtime
     try:

@@ -6,11 +6,14 @@ as in tests, never share counts):
 * ``opsloop_predictions_total{deployment, variant, role}``: answers given (``role`` is
   ``primary`` for the variant that answered, ``shadow`` for a shadow's copy);
 * ``opsloop_prediction_errors_total{deployment, variant, role, kind}``: requests refused
-  (``invalid_input``) and answers that failed (``model_error``);
+  (``invalid_input``) and answers that failed (``model_error``; ``process_ended`` for a
+  shadow's copies lost with its process);
 * ``opsloop_prediction_latency_seconds{deployment, variant, role}``: a histogram of the time
   the model took, validation included;
 * ``opsloop_shadow_dropped_total{deployment, variant}``: request copies a full shadow queue
   dropped;
+* ``opsloop_shadow_restarts_total{deployment, variant}``: shadow processes started again
+  after a crash or a hang (:mod:`.shadow_process`);
 * ``opsloop_events_dropped_total``: prediction events a full event buffer dropped;
 * ``opsloop_assertion_firings_total{deployment, rule, action}``: records a model assertion
   fired on;
@@ -75,6 +78,12 @@ class ServingMetrics:
         self.shadow_dropped = Counter(
             "opsloop_shadow_dropped",
             "Request copies dropped because a shadow's queue was full.",
+            ("deployment", "variant"),
+            registry=self.registry,
+        )
+        self.shadow_restarts = Counter(
+            "opsloop_shadow_restarts",
+            "Shadow processes started again after a crash or a hang.",
             ("deployment", "variant"),
             registry=self.registry,
         )

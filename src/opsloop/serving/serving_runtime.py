@@ -4,7 +4,8 @@
 verified, trust rules applied, see :mod:`.loaded_variant`), checks each request's records
 against the answering version's signature (:mod:`.record_validation`), routes it by the
 strategy's policy (:mod:`.routing`), hands a copy to every shadow off the request path
-(:mod:`.shadow_mirror`), and records every answer as a prediction event without waiting
+(a thread, :mod:`.shadow_mirror`, or a process of its own, :mod:`.shadow_process`), and
+records every answer as a prediction event without waiting
 (:mod:`.prediction_events`). It counts what it does in Prometheus metrics
 (:mod:`.serving_metrics`).
 
@@ -83,6 +84,7 @@ from opsloop.serving.rollout_state import read_rollout
 from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
+from opsloop.serving.shadow_process import ShadowHost, ShadowProcess
 from opsloop.store.artifacts import ArtifactStore
 from opsloop.store.database import Database, now_ms
 
@@ -226,8 +228,13 @@ class ServingRuntime:
     (:mod:`opsloop.registry.model_trust`); without them such variants are not ready (503).
     ``sink`` receives the prediction events (default: the store's table);
     ``event_capacity`` and ``shadow_capacity`` bound the event buffer and each shadow's
-    queue. ``check_interval_s`` is how often the definitions' revision is read (0: before
-    every request, the strict guarantee of the module docstring).
+    queue. ``shadow_isolation`` is where shadows answer: ``"thread"``, a thread of this
+    process each (:mod:`.shadow_mirror`); ``"process"``, a process of their own each, which
+    spares the primary the shadow's share of the interpreter lock and of the cores
+    (:mod:`.shadow_process`; it needs a store another process can open); ``"auto"``,
+    ``"process"`` where the store allows it. ``check_interval_s`` is how often the
+    definitions' revision is read (0: before every request, the strict guarantee of the
+    module docstring).
 
     The runtime's collaborators default to those on ``db`` and ``artifacts``; each may be
     given instead, which is how a data plane runs on a control plane's URL with no store
@@ -259,6 +266,7 @@ class ServingRuntime:
         sink: EventSink | None = None,
         event_capacity: int = 10_000,
         shadow_capacity: int = 1_000,
+        shadow_isolation: str = "thread",
         check_interval_s: float = 0.0,
         metrics: ServingMetrics | None = None,
         deployments: Any = None,
@@ -293,6 +301,9 @@ class ServingRuntime:
             deployments if deployments is not None else Deployments(db, actor="serving")
         )
         self.metrics = metrics or ServingMetrics()
+        self._shadow_host = ShadowHost.for_isolation(
+            shadow_isolation, db, self.registry, trust=trust, trusted_types=self.trusted_types
+        )
         if db is not None:
             # The monitoring's latest windows and alerts, read from the store at each
             # scrape (imported here: monitoring's actions deploy through this package).
@@ -313,7 +324,7 @@ class ServingRuntime:
         self._served: dict[str, ServedDeployment] = {}
         self._models: dict[tuple[str, int], LoadedVariant] = {}
         self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
-        self._mirrors: dict[tuple[str, str], ShadowMirror] = {}
+        self._mirrors: dict[tuple[str, str], ShadowMirror | ShadowProcess] = {}
         self._revision = -1
         self._checked_at = float("-inf")
         self._lock = threading.RLock()
@@ -428,12 +439,27 @@ class ServingRuntime:
         for shadow in shadows:
             key = (definition.name, shadow)
             if key not in self._mirrors:
-                self._mirrors[key] = ShadowMirror(
-                    f"{definition.name}/{shadow}",
-                    self._answer_shadow,
-                    capacity=self.shadow_capacity,
-                    on_drop=self.metrics.shadow_dropped.labels(definition.name, shadow).inc,
-                )
+                self._mirrors[key] = self._mirror(definition.name, shadow)
+
+    def _mirror(self, deployment: str, shadow: str) -> ShadowMirror | ShadowProcess:
+        on_drop = self.metrics.shadow_dropped.labels(deployment, shadow).inc
+        name = f"{deployment}/{shadow}"
+        if self._shadow_host is None:
+            return ShadowMirror(
+                name, self._answer_shadow, capacity=self.shadow_capacity, on_drop=on_drop
+            )
+        metrics = self.metrics
+        return ShadowProcess(
+            name,
+            deployment,
+            shadow,
+            self._shadow_host,
+            capacity=self.shadow_capacity,
+            on_drop=on_drop,
+            on_answer=lambda seconds: metrics.answered(deployment, shadow, "shadow", seconds),
+            on_failure=lambda kind: metrics.failed(deployment, shadow, "shadow", kind),
+            on_restart=metrics.shadow_restarts.labels(deployment, shadow).inc,
+        )
 
     def shadow_counts(self, deployment: str) -> dict[str, dict[str, int]]:
         """Per shadow variant of ``deployment`` that has a worker: the copies it

@@ -7,6 +7,10 @@ with each copy; an exception in it is counted and logged, and a handler that han
 only its own shadow's worker, so its queue fills and further copies are dropped, while the
 primary and the other shadows answer as before.
 
+A thread shares the serving process's interpreter lock and cores with the primary, so a
+shadow of the primary's size costs it a good part of its latency; :mod:`.shadow_process`
+answers a shadow in a process of its own instead (``ServingRuntime(shadow_isolation=...)``).
+
 >>> import threading
 >>> seen, done = [], threading.Event()
 >>> mirror = ShadowMirror("shadow", lambda job: (seen.append(job), done.set()), capacity=2)
