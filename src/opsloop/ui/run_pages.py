@@ -11,7 +11,13 @@ from fastapi.responses import Response
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
 from opsloop.ui.compared_runs import compared_runs, runs_by_id
-from opsloop.ui.metric_charts import MAX_CHARTS, histories_by_key, is_curve, metric_figure
+from opsloop.ui.metric_charts import (
+    CHART_BUCKETS,
+    MAX_CHARTS,
+    histories_by_key,
+    is_curve,
+    metric_figure,
+)
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
 from opsloop.ui.run_table import PAGE_SIZES, SortKey, run_page, shown_columns, table_runs
@@ -115,7 +121,9 @@ def run_detail(
     run = tracking.get_run(run_id)
     keys = sorted(run.metrics)
     chosen = [k for k in metric or () if k in run.metrics][:MAX_CHARTS] or keys[:MAX_CHARTS]
-    histories = tracking.metric_histories([run.run_id], chosen) if chosen else None
+    histories = (
+        tracking.metric_histories([run.run_id], chosen, buckets=CHART_BUCKETS) if chosen else None
+    )
     grouped = {} if histories is None else histories_by_key(histories)
     figures = [
         metric_figure(key, [(run.name or run.run_id[:8], grouped[key][run.run_id])])
@@ -184,7 +192,11 @@ def compare_page(
         list(counts)[:MAX_CHARTS]
     )
     ids = [r["run_id"] for r in runs.rows]
-    grouped = histories_by_key(tracking.metric_histories(ids, chosen)) if chosen else {}
+    grouped = (
+        histories_by_key(tracking.metric_histories(ids, chosen, buckets=CHART_BUCKETS))
+        if chosen
+        else {}
+    )
     # Curves in the order of the table's columns, so colours follow the runs' order.
     figures = [
         metric_figure(
