@@ -36,6 +36,7 @@ from opsloop.contract.operation import Answer, Operation, ServiceTable, record, 
 from opsloop.contract.wire_types import NO_NUL_PATTERN, Name, Number, TimeMs, integral, no_nul
 from opsloop.monitoring.evaluation import WindowEvaluation
 from opsloop.monitoring.event_log import LabelReceipt
+from opsloop.monitoring.feature_distribution import FeatureDistribution
 from opsloop.monitoring.reference import REFERENCE_SAMPLE_SIZE, ReferenceSummary
 from opsloop.monitoring.windowing import DURATION_PATTERN
 from opsloop.reports.frame_records import frame_records
@@ -110,6 +111,8 @@ PolicyText = Annotated[
 Policies = Annotated[Sequence[PolicyText], Field(max_length=MAX_POLICIES)]
 Alpha = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
 SampleSize = Annotated[int, Field(strict=True, ge=1, le=100_000), BeforeValidator(integral)]
+#: Bins of a numeric feature's histogram.
+Bins = Annotated[int, Field(strict=True, ge=1, le=1000), BeforeValidator(integral)]
 Seed = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
 
 
@@ -211,6 +214,20 @@ class MonitoringService(Protocol):
 
     def reference(self, deployment: Name) -> ReferenceSummary:
         """What the deployment's reference holds."""
+        ...
+
+    def feature_distribution(
+        self,
+        deployment: Name,
+        feature: Name,
+        *,
+        start_ms: TimeMs,
+        variant: Name,
+        window: WindowLength = "1h",
+        bins: Bins = 20,
+    ) -> FeatureDistribution:
+        """One feature's histogram in the window of ``variant`` starting at ``start_ms``
+        (from its sample) against the reference's sample."""
         ...
 
 
@@ -432,6 +449,13 @@ MONITORING_OPERATIONS = ServiceTable(
             "GET",
             "/monitoring/{deployment:path}/reference",
             answer=record(ReferenceSummary),
+        ),
+        Operation(
+            "feature_distribution",
+            "GET",
+            "/monitoring/{deployment:path}/distribution",
+            answer=record(FeatureDistribution),
+            query=("feature", "start_ms", "variant", "window", "bins"),
         ),
     ],
     # The client sends frames and numpy arrays as JSON, and a batch too large for one call
