@@ -129,6 +129,14 @@ SCENARIO = [
     ("actions", lambda m, n: m.actions(n)),
     ("actions", lambda m, n: m.actions(n, variant="canary", last=1)),
     ("actions", lambda m, n: m.actions(n, window="1d")),
+    (
+        "feature_distribution",
+        lambda m, n: m.feature_distribution(n, "x", start_ms=T0, variant="default", bins=7),
+    ),
+    (
+        "feature_distribution",
+        lambda m, n: m.feature_distribution(n, "c", start_ms=T0 + HOUR_MS, variant="canary"),
+    ),
     # A DataFrame and numpy arrays, as a batch job has them.
     (
         "log_predictions",

@@ -103,3 +103,30 @@ def test_a_broken_range_names_its_field(since, until, buckets, message):
         traffic_series(
             Database("sqlite://"), "api", since_ms=since, until_ms=until, buckets=buckets
         )
+
+
+@pytest.mark.parametrize("per_bucket", [1, 2, 3, 101, 2_345])
+def test_latency_quantiles_are_numpys_to_the_bit(per_bucket):
+    """Latencies are ranked in the database and only those near each quantile's rank read:
+    the p50 and p99 are numpy's on all of the bucket's latencies, ties and all."""
+    rng = np.random.default_rng(per_bucket)
+    n = per_bucket * 3
+    at = np.repeat([SINCE, SINCE + 30_000, UNTIL - 1], per_bucket)
+    # Rounded to a few values so ranks tie, then spread, so interpolation matters.
+    latency = np.round(rng.lognormal(1.0, 1.0, n), 1) + rng.integers(0, 2, n) * 1e-9
+    db = Database("sqlite://")
+    StoreEventSink(db).write(
+        [
+            PredictionEvent("api", "stable", "primary", "m", 1, f"r{i}", None, [], None, None,
+                            float(latency[i]), int(at[i]))
+            for i in range(n)
+        ]
+    )  # fmt: skip
+    series = traffic_series(db, "api", since_ms=SINCE, until_ms=UNTIL, buckets=3)
+    (stable,) = series.variants
+    buckets = (at - SINCE) // series.bucket_ms
+    for k in range(3):
+        mine = latency[buckets == k]
+        p50, p99 = np.quantile(mine, [0.5, 0.99])
+        assert (stable.requests[k], stable.p50_ms[k], stable.p99_ms[k]) == (len(mine), p50, p99)
+    db.dispose()

@@ -130,6 +130,7 @@ SCENARIO = [
     ("metric_histories", lambda s: s.store.metric_histories([s.run(), s.run("CHILD")])),
     ("metric_histories", lambda s: s.store.metric_histories([s.run()], ["loss"])),
     ("metric_histories", lambda s: s.store.metric_histories([])),
+    ("metric_histories", lambda s: s.store.metric_histories([s.run()], ["loss"], buckets=1)),
     ("search_runs", lambda s: s.store.search_runs(s.experiment)),
     (
         "search_runs",

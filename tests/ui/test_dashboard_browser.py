@@ -188,6 +188,7 @@ def test_no_serious_or_critical_accessibility_violations(signed_in):
         "/runs?experiment=churn&size=10",
         f"/runs/{data.churn_runs[0]}",
         "/compare?" + "&".join(f"run={r}" for r in data.churn_runs[:2]),
+        "/compare?experiment=churn&sort=metrics.auc&top=25",
         "/models",
         "/models/churn-model",
         "/models/churn-model/versions/2",
@@ -267,6 +268,23 @@ def test_compare_three_runs_from_the_table(signed_in):
         "plots => plots.map(p => p.data.map(t => [t.name, t.y.length]))"
     )
     assert traces == [[[h, 20] for h in headers]]
+
+
+def test_compare_the_first_runs_of_a_filtered_table(signed_in):
+    watched, _ = signed_in
+    page = watched.page
+    watched.open("/runs?experiment=churn&filter=params.model+%21%3D+%27rf%27&sort=metrics.auc")
+    page.fill("#top", "12")
+    watched.follow("form.compare-top button")
+    assert "top=12" in page.url and "filter=params.model" in page.url
+    # The 12 best by auc of the 20 runs that are not rf, as rows (more than ten runs).
+    names = page.locator("table.runs-as-rows tbody th a").all_inner_texts()
+    expected = [f"trial-{i:02d}" for i in range(29, 0, -1) if i % 3][:12]
+    assert [n.split()[0] for n in names] == expected
+    traces = page.locator(".plot").evaluate_all(
+        "plots => plots.map(p => p.data.map(t => [t.name.split(' ')[0], t.y.length]))"
+    )
+    assert traces == [[[name, 20] for name in expected]]
 
 
 def test_a_long_series_keeps_its_spike(signed_in):

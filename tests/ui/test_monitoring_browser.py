@@ -1,8 +1,9 @@
 """The monitoring pages in Debian's Chromium against a real server on loopback: reached from
 the navigation and the deployment's page, they draw their charts with no console error,
-failed request or uncaught exception, a click on the heatmap opens that window's feature
-tables, the tables are there without JavaScript, axe-core finds no serious or critical
-violation, and the pages are screenshotted to ``docs/screenshots/``.
+failed request or uncaught exception, a click on a cell of the heatmap opens that
+feature's distributions in the window and from there the window's feature tables, the
+tables are there without JavaScript, axe-core finds no serious or critical violation, and
+the pages are screenshotted to ``docs/screenshots/``.
 
 Uses ``/usr/bin/chromium`` through Playwright, as :mod:`tests.ui.test_dashboard_browser`.
 """
@@ -86,7 +87,8 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
         assert page.locator("[data-drawn=true]").count() == 4
         assert page.locator("table.inputs tbody tr").count() == WINDOWS
         check("monitoring")
-        # A click on the shifted window's column of the heatmap opens its feature tables.
+        # A click on a cell of the shifted window's column opens that feature's
+        # distributions in the window; its link back opens the window's feature tables.
         evaluations = monitoring.evaluations(NAME)
         box = page.locator("[data-figure=figure-1] .nsewdrag").first.bounding_box()
         x = box["x"] + box["width"] * (SHIFT + 0.5) / WINDOWS
@@ -94,6 +96,15 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
         with page.expect_navigation(wait_until="load"):
             page.mouse.click(x, y)
         watched.wait_for_charts()
+        assert "/monitoring/distribution?" in page.url
+        assert f"start={evaluations[SHIFT].start_ms}" in page.url
+        # Plotly draws the first feature at the bottom: the top row is the last one.
+        feature = page.locator("h1").inner_text().split(":")[0]
+        assert feature in FEATURES
+        assert page.locator("[data-drawn=true]").count() == 1
+        assert page.locator("table.distribution tbody tr").count() == 20
+        check("monitoring-distribution")
+        watched.follow("text=Back to the window's features")
         assert f"start={evaluations[SHIFT].start_ms}" in page.url
         drifted = page.locator("table.drift tbody tr td:first-child").all_inner_texts()
         assert drifted[: len(SHIFTED)] == SHIFTED

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from opsloop.errors import InvalidArgumentError
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.monitoring.evaluation import (
     WindowEvaluation,
     evaluate,
@@ -34,6 +34,7 @@ from opsloop.monitoring.evaluation import (
     read_evaluations,
 )
 from opsloop.monitoring.event_log import LabelReceipt, log_labels, log_predictions
+from opsloop.monitoring.feature_distribution import FeatureDistribution, feature_distribution
 from opsloop.monitoring.monitor_report import monitor_status
 from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
 from opsloop.monitoring.policy_actions import ActionContext
@@ -52,7 +53,7 @@ from opsloop.monitoring.retrain_queue import (
     retrain_requests,
     retrain_rows,
 )
-from opsloop.monitoring.window_store import window_starts
+from opsloop.monitoring.window_store import read_window, window_starts
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import Database, open_database
 from opsloop.tracking.capture import current_user
@@ -332,3 +333,43 @@ class Monitoring:
             details=details,
             actor=actor or self.actor,
         )
+
+    def feature_distribution(
+        self,
+        deployment: str,
+        feature: str,
+        *,
+        start_ms: int,
+        variant: str,
+        window: str = "1h",
+        bins: int = 20,
+    ) -> FeatureDistribution:
+        """``feature``'s histogram in a window's sample against the reference's sample (see
+        :mod:`~opsloop.monitoring.feature_distribution`).
+
+        >>> Monitoring(db).feature_distribution("nowhere", "x", start_ms=0, variant="a")
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; ...
+        """
+        reference = get_reference(self.db, deployment)
+        if feature not in reference.features:
+            raise NotFoundError(
+                f"feature: the reference of {deployment!r} has no feature {feature!r}"
+            )
+        part = read_window(self.db, deployment, variant, Windowing(window), start_ms)
+        if part is None:
+            raise NotFoundError(
+                f"start_ms: variant {variant!r} of {deployment!r} has no {window} window "
+                f"starting at {start_ms}"
+            )
+        if part.sample is None:
+            raise NotFoundError(
+                f"start_ms: the sample of the window starting at {start_ms} has expired "
+                "(its profile and drift results stay)"
+            )
+        rows = part.sample.frame()
+        values = rows[feature] if feature in rows else pd.Series([None] * len(rows))
+        try:
+            return feature_distribution(values, reference.sample.frame()[feature], bins=bins)
+        except ValueError as error:
+            raise InvalidArgumentError(str(error)) from None

@@ -45,6 +45,7 @@ from opsloop.contract.wire_types import (
 )
 from opsloop.monitoring.evaluation import WindowEvaluation
 from opsloop.monitoring.event_log import LabelReceipt
+from opsloop.monitoring.feature_distribution import FeatureDistribution
 from opsloop.monitoring.reference import REFERENCE_SAMPLE_SIZE, ReferenceSummary
 from opsloop.monitoring.retrain_queue import (
     DEFAULT_LEASE_S,
@@ -125,6 +126,8 @@ PolicyText = Annotated[
 Policies = Annotated[Sequence[PolicyText], Field(max_length=MAX_POLICIES)]
 Alpha = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
 SampleSize = Annotated[int, Field(strict=True, ge=1, le=100_000), BeforeValidator(integral)]
+#: Bins of a numeric feature's histogram.
+Bins = Annotated[int, Field(strict=True, ge=1, le=1000), BeforeValidator(integral)]
 Seed = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
 RequestState = Literal[STATES]  # type: ignore[valid-type]
 FinishedState = Literal[FINISHED]  # type: ignore[valid-type]
@@ -295,6 +298,19 @@ class MonitoringService(Protocol):
         """Finish a claimed request with what the retraining did (``status``, ``reason``,
         ``details``: version, run, gate report); audited as the action's outcome, an alert
         unless it is ``done``. The request as finished."""
+
+    def feature_distribution(
+        self,
+        deployment: Name,
+        feature: Name,
+        *,
+        start_ms: TimeMs,
+        variant: Name,
+        window: WindowLength = "1h",
+        bins: Bins = 20,
+    ) -> FeatureDistribution:
+        """One feature's histogram in the window of ``variant`` starting at ``start_ms``
+        (from its sample) against the reference's sample."""
         ...
 
 
@@ -589,6 +605,13 @@ MONITORING_OPERATIONS = ServiceTable(
             "/monitoring/{deployment:path}/retrain-requests/{request_id}/outcome",
             role="editor",
             answer=Answer(RetrainRequestDocument),
+        ),
+        Operation(
+            "feature_distribution",
+            "GET",
+            "/monitoring/{deployment:path}/distribution",
+            answer=record(FeatureDistribution),
+            query=("feature", "start_ms", "variant", "window", "bins"),
         ),
     ],
     # The client sends frames and numpy arrays as JSON, and a batch too large for one call

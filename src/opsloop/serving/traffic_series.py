@@ -11,7 +11,10 @@ primary refused or failed raise to the client and are counted by the data plane'
 
 At most ``max_events`` events are read, the newest; when a range holds more, the buckets
 before the oldest event read are left empty (``None``) and ``complete`` is false, so a
-busy deployment's page stays quick and never shows a partial count as a whole one.
+busy deployment's page never shows a partial count as a whole one. The events are counted
+and their latencies ranked in the database (``GROUP BY`` and ``row_number()`` per variant,
+role and bucket), and only the few latencies around each quantile's rank come back, so a
+refresh moves a few rows per bucket rather than every event of the window.
 
 >>> from opsloop.store import Database
 >>> from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -34,7 +37,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
 from opsloop.errors import InvalidArgumentError
@@ -111,22 +113,62 @@ def _checked_range(since_ms: int, until_ms: int, buckets: int) -> None:
         )
 
 
+#: The quantiles each bucket reports, as whole percentages (integer arithmetic in SQL).
+_PERCENTS = (50, 99)
+
+
+def _order_statistics(recent):
+    """Per variant, role and bucket, the latencies at the ranks around each quantile's
+    position (``floor((n - 1) q)``, one below and two above: numpy's float position can
+    round to either side of the exact one), found in SQL with a window function."""
+    window = {"partition_by": [recent.c.variant, recent.c.role, recent.c.bucket]}
+    ranked = sa.select(
+        recent.c.variant,
+        recent.c.role,
+        recent.c.bucket,
+        recent.c.latency_ms,
+        sa.func.row_number().over(**window, order_by=recent.c.latency_ms).label("rank"),
+        sa.func.count().over(**window).label("n"),
+        sa.func.sum(recent.c.failed).over(**window).label("errors"),
+    ).subquery()
+    near = sa.or_(
+        *(
+            sa.and_(
+                ranked.c.rank >= (ranked.c.n - 1) * percent // 100,
+                ranked.c.rank <= (ranked.c.n - 1) * percent // 100 + 3,
+            )
+            for percent in _PERCENTS
+        )
+    )
+    return sa.select(
+        ranked.c.variant, ranked.c.role, ranked.c.bucket, ranked.c.n, ranked.c.errors,
+        ranked.c.rank, ranked.c.latency_ms,
+    ).where(near)  # fmt: skip
+
+
+def _quantiles(n: int, ranks: list[int], latencies: list[float]) -> tuple[float, float]:
+    """p50 and p99 of ``n`` sorted latencies of which those at ``ranks`` (1-based) are known:
+    numpy's own quantile of a sorted stand-in holding them at their places (and the nearest
+    known value elsewhere), so the interpolation is numpy's to the bit."""
+    places = np.asarray(ranks) - 1
+    order = np.argsort(places)
+    places, values = places[order], np.asarray(latencies, dtype=np.float64)[order]
+    stand_in = values[np.maximum(np.searchsorted(places, np.arange(n), side="right") - 1, 0)]
+    p50, p99 = np.quantile(stand_in, [0.5, 0.99])
+    return float(p50), float(p99)
+
+
 def _variant_traffic(
-    variant: str, role: str, frame: pd.DataFrame, n: int, seconds: np.ndarray, first: int
+    variant: str, role: str, buckets: dict, n: int, seconds: np.ndarray, first: int
 ) -> VariantTraffic:
-    """The buckets of one variant's events (``bucket`` index, ``latency_ms``, ``failed``);
-    buckets before ``first`` were not read."""
-    index = frame["bucket"].to_numpy()
-    requests = np.bincount(index, minlength=n)
-    errors = np.bincount(index, weights=frame["failed"].to_numpy(float), minlength=n)
-    order = np.lexsort((frame["latency_ms"].to_numpy(), index))
-    latency = frame["latency_ms"].to_numpy()[order]
-    bounds = np.concatenate([[0], np.cumsum(requests)])
+    """One variant's buckets from ``{bucket: (requests, errors, p50, p99)}``; buckets before
+    ``first`` were not read."""
+    requests = np.zeros(n, dtype=np.int64)
+    errors = np.zeros(n, dtype=np.int64)
     p50: list[float | None] = [None] * n
     p99: list[float | None] = [None] * n
-    for k in np.flatnonzero(requests):
-        values = latency[bounds[k] : bounds[k + 1]]
-        p50[k], p99[k] = (float(q) for q in np.quantile(values, [0.5, 0.99]))
+    for k, (count, failed, low, high) in buckets.items():
+        requests[k], errors[k], p50[k], p99[k] = count, failed, low, high
 
     def kept(values: list) -> list:
         return [None if k < first else value for k, value in enumerate(values)]
@@ -165,34 +207,43 @@ def traffic_series(
     n = math.ceil((until_ms - since_ms) / bucket_ms)
     starts = since_ms + bucket_ms * np.arange(n, dtype=np.int64)
     seconds = (np.minimum(starts + bucket_ms, until_ms) - starts) / 1000.0
-    query = (
-        sa.select(
-            _events.c.variant,
-            _events.c.role,
-            _events.c.error.is_not(None).label("failed"),
-            _events.c.latency_ms,
-            _events.c.at_ms,
-        )
-        .where(
-            _events.c.deployment == deployment,
-            _events.c.at_ms >= since_ms,
-            _events.c.at_ms < until_ms,
-        )
-        .order_by(_events.c.at_ms.desc())
-        .limit(max_events + 1)
+    in_range = (
+        _events.c.deployment == deployment,
+        _events.c.at_ms >= since_ms,
+        _events.c.at_ms < until_ms,
+    )
+    beyond = sa.select(sa.func.count()).select_from(
+        sa.select(_events.c.id).where(*in_range).limit(max_events + 1).subquery()
     )
     with db.read() as connection:
-        rows = connection.execute(query).all()
-    complete = len(rows) <= max_events
-    frame = pd.DataFrame(
-        rows[:max_events], columns=["variant", "role", "failed", "latency_ms", "at_ms"]
-    )
-    frame["bucket"] = (frame["at_ms"].to_numpy(np.int64) - since_ms) // bucket_ms
+        complete = connection.execute(beyond).scalar_one() <= max_events
+        # The newest events only when the range holds more (as before); they are counted
+        # and ranked in the database, so what comes back is a few rows per bucket.
+        recent = sa.select(
+            _events.c.variant,
+            _events.c.role,
+            sa.case((_events.c.error.is_not(None), 1), else_=0).label("failed"),
+            _events.c.latency_ms,
+            ((_events.c.at_ms - since_ms) // bucket_ms).label("bucket"),
+        ).where(*in_range)
+        if not complete:
+            recent = recent.order_by(_events.c.at_ms.desc()).limit(max_events)
+        ranked = connection.execute(_order_statistics(recent.subquery())).all()
+    known: dict[tuple, tuple[int, int, list[int], list[float]]] = {}
+    for variant, role, bucket, size, failed, rank, latency in ranked:
+        entry = known.setdefault((variant, role, int(bucket)), (size, int(failed), [], []))
+        entry[2].append(rank)
+        entry[3].append(latency)
+    per_variant: dict[tuple[str, str], dict] = {}
+    for (variant, role, bucket), (size, failed, ranks, latencies) in known.items():
+        p50, p99 = _quantiles(size, ranks, latencies)
+        per_variant.setdefault((variant, role), {})[bucket] = (size, failed, p50, p99)
+    events = sum(entry[0] for entry in known.values())
     # Cut short: the oldest event's bucket may hold events not read, so it is left out too.
-    first = 0 if complete else int(frame["bucket"].min()) + 1
+    first = 0 if complete else min(b for v in per_variant.values() for b in v) + 1
     variants = [
-        _variant_traffic(variant, role, group, n, seconds, first)
-        for (variant, role), group in frame.groupby(["variant", "role"], sort=True)
+        _variant_traffic(variant, role, per_variant[(variant, role)], n, seconds, first)
+        for variant, role in sorted(per_variant)
     ]
     return TrafficSeries(
         deployment,
@@ -201,7 +252,7 @@ def traffic_series(
         bucket_ms,
         [int(s) for s in starts],
         variants,
-        len(frame),
+        events,
         complete,
     )
 

@@ -58,6 +58,7 @@ from opsloop.tracking.run_search import frame_from_columns, frame_to_columns
 from opsloop.tracking.wire_documents import (
     ArtifactRow,
     BatchId,
+    Buckets,
     Code,
     Dataset,
     EnvironmentParts,
@@ -125,8 +126,11 @@ class TrackingService(Protocol):
         """Runs matching the filter, one row each (times in ms, missing values null)."""
         ...
 
-    def metric_histories(self, run_ids: Names, keys: Names | None = None) -> pd.DataFrame:
-        """Points of several runs (all keys, or the keys asked for)."""
+    def metric_histories(
+        self, run_ids: Names, keys: Names | None = None, buckets: Buckets | None = None
+    ) -> pd.DataFrame:
+        """Points of several runs (all keys, or the keys asked for); with ``buckets``, a
+        longer series as the lowest and highest point of each of that many step intervals."""
         ...
 
     def end_run(

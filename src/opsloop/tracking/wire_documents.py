@@ -219,6 +219,8 @@ Experiments = Annotated[Names, BeforeValidator(_listed, json_schema_input_type=N
 BatchId = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 #: How many runs a search returns at most.
 MaxResults = Annotated[int, Field(strict=True, ge=1, le=INT64_MAX), BeforeValidator(integral)]
+#: How many step intervals a long metric series is shrunk to (two points each).
+Buckets = Annotated[int, Field(strict=True, ge=1, le=100_000), BeforeValidator(integral)]
 #: A search's order: at most 16 clauses such as ``metrics.auc DESC``.
 OrderBy = Annotated[Sequence[Name], Field(max_length=16)]
 #: How an artifact's path ends (``.html``), compared without regard to case.

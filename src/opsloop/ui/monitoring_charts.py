@@ -69,16 +69,16 @@ def _layout(title: str, y_title: str, **extra: Any) -> dict:
 
 def drift_heatmap(evaluations: Sequence, link: Any) -> dict | None:
     """Features (rows) × windows (columns), coloured by the adjusted p-value of each
-    feature's test against the reference (dark: small, drifted); ``link(evaluation)`` is
-    the address of a window's feature tables, opened by clicking its column. ``None``
-    without any feature compared.
+    feature's test against the reference (dark: small, drifted); ``link(evaluation,
+    feature)`` is the address of that feature's distributions in the window, opened by
+    clicking its cell. ``None`` without any feature compared.
 
     >>> from opsloop.monitoring.evaluation import WindowEvaluation
     >>> e = WindowEvaluation("a", 0, {"drift": {"x": {"p_adjusted": 0.01, "drifted": True,
     ...     "statistic": 0.5, "test": "ks"}}}, ())
-    >>> figure = drift_heatmap([e], lambda e: "?start=0")
+    >>> figure = drift_heatmap([e], lambda e, feature: f"?start=0&feature={feature}")
     >>> figure["data"][0]["z"], figure["data"][0]["customdata"]
-    ([[0.01]], [['?start=0']])
+    ([[0.01]], [['?start=0&feature=x']])
     """
     features: list[str] = []
     for e in evaluations:
@@ -100,7 +100,7 @@ def drift_heatmap(evaluations: Sequence, link: Any) -> dict | None:
                 for c in cells
             ]
         )
-        links.append([link(e) for e in evaluations])
+        links.append([link(e, feature) for e in evaluations])
     return {
         "data": [
             {

@@ -157,7 +157,11 @@ def monitoring_page(
         chosen = {"start": e.start_ms, "start_variant": e.variant}
         return f"{base}?{urlencode({**query, **chosen})}#features"
 
-    heatmap = drift_heatmap(shown, link)
+    def distribution_link(e, feature: str) -> str:
+        query = {"feature": feature, "window": window, "start": e.start_ms, "variant": e.variant}
+        return f"{base}/distribution?{urlencode(query)}"
+
+    heatmap = drift_heatmap(shown, distribution_link)
     figures = [] if not shown else [
         *([heatmap] if heatmap else []),
         input_figure(shown),
@@ -192,4 +196,5 @@ def monitoring_page(
         figures=figures,
         figure_titles=[f["layout"]["title"]["text"] for f in figures],
         link=link,
+        distribution_link=distribution_link,
     )

@@ -20,6 +20,7 @@ from opsloop.registry import User
 from opsloop.ui import (
     deployment_actions,
     deployment_pages,
+    distribution_pages,
     live_pages,
     login_pages,
     model_pages,
@@ -79,6 +80,7 @@ def install_dashboard(app: FastAPI, caller: Callable[[Request], User]) -> None:
         live_pages,
         result_pages,
         monitoring_pages,
+        distribution_pages,
         report_pages,
         review_pages,
         login_pages,

@@ -1,4 +1,4 @@
-"""Experiment pages: the runs table, one run, and 2 to 10 runs compared."""
+"""Experiment pages: the runs table, one run, and 2 to 1,000 runs compared."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
-from opsloop.ui.metric_charts import MAX_CHARTS, histories_by_key, is_curve, metric_figure
+from opsloop.ui.compared_runs import compared_runs, runs_by_id
+from opsloop.ui.metric_charts import (
+    CHART_BUCKETS,
+    MAX_CHARTS,
+    histories_by_key,
+    is_curve,
+    metric_figure,
+)
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
-from opsloop.ui.run_table import PAGE_SIZES, SortKey, run_page, shown_columns
+from opsloop.ui.run_table import PAGE_SIZES, SortKey, run_page, shown_columns, table_runs
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
@@ -21,7 +28,8 @@ Viewer = Annotated[User, Depends(page_user)]
 RUN_ATTRIBUTES = ("run_id", "name", "experiment", "status", "user", "start_time")
 #: Param and metric columns the table shows (those with values on the page, sort key first).
 SHOWN_PER_KIND = 10
-MIN_COMPARED, MAX_COMPARED = 2, 10
+#: Runs one compare view takes (ticked, or the first of a table's order).
+MIN_COMPARED, MAX_COMPARED = 2, 1000
 
 
 def _whole(field: str, text: str | None, default: int) -> int:
@@ -100,6 +108,7 @@ def runs_page(
         sort_link=sort_link,
         first_link="/runs?" + urlencode(current) if after else None,
         next_link=next_link,
+        max_compared=MAX_COMPARED,
     )
 
 
@@ -112,7 +121,9 @@ def run_detail(
     run = tracking.get_run(run_id)
     keys = sorted(run.metrics)
     chosen = [k for k in metric or () if k in run.metrics][:MAX_CHARTS] or keys[:MAX_CHARTS]
-    histories = tracking.metric_histories([run.run_id], chosen) if chosen else None
+    histories = (
+        tracking.metric_histories([run.run_id], chosen, buckets=CHART_BUCKETS) if chosen else None
+    )
     grouped = {} if histories is None else histories_by_key(histories)
     figures = [
         metric_figure(key, [(run.name or run.run_id[:8], grouped[key][run.run_id])])
@@ -135,37 +146,68 @@ def compare_page(
     user: Viewer,
     run: Annotated[list[str] | None, Query()] = None,
     metric: Annotated[list[str] | None, Query()] = None,
-):
-    """2 to 10 runs side by side: params (differences marked) and metric curves overlaid."""
-    ids = list(dict.fromkeys(r for r in run or () if r))
-    if not MIN_COMPARED <= len(ids) <= MAX_COMPARED:
-        raise InvalidArgumentError(
-            f"run: compare {MIN_COMPARED} to {MAX_COMPARED} runs, got {len(ids)}"
-        )
+    experiment: str | None = None,
+    filter: str | None = None,
+    sort: str | None = None,
+    order: str | None = None,
+    top: str | None = None,
+) -> Response:
+    """Runs side by side: the runs ticked in the table (``run``), or the first ``top`` runs
+    of a table's filter and order; params (differences marked) and metric curves overlaid."""
     tracking = request.app.state.tracking
-    runs = [tracking.get_run(r) for r in ids]
-    labels = {r.run_id: f"{r.name or ''} {r.run_id[:8]}".strip() for r in runs}
-    param_keys = sorted({k for r in runs for k in r.params})
-    differing = {k for k in param_keys if len({r.params.get(k) for r in runs}) > 1}
-    metric_keys = sorted({k for r in runs for k in r.metrics})
-    chosen = [k for k in metric or () if k in metric_keys][:MAX_CHARTS] or metric_keys[:MAX_CHARTS]
-    grouped = histories_by_key(tracking.metric_histories([r.run_id for r in runs], chosen))
+    if top is not None and top != "":
+        if run:
+            raise InvalidArgumentError("top: compare ticked runs or a table's first runs, not both")
+        count = _whole("top", top, 0)
+        if not MIN_COMPARED <= count <= MAX_COMPARED:
+            raise InvalidArgumentError(
+                f"top: compare {MIN_COMPARED} to {MAX_COMPARED} runs, got {count}"
+            )
+        if order not in (None, "", "asc", "desc"):
+            raise InvalidArgumentError(f"order must be asc or desc, got {order[:40]!r}")
+        frame = table_runs(
+            tracking,
+            experiment=experiment or None,
+            filter=filter or None,
+            sort=sort or None,
+            descending=order != "asc",
+            limit=count,
+        )
+        if len(frame) < MIN_COMPARED:
+            raise InvalidArgumentError(
+                f"filter: {len(frame)} runs match; compare needs at least {MIN_COMPARED}"
+            )
+    else:
+        ids = list(dict.fromkeys(r for r in run or () if r))
+        if not MIN_COMPARED <= len(ids) <= MAX_COMPARED:
+            raise InvalidArgumentError(
+                f"run: compare {MIN_COMPARED} to {MAX_COMPARED} runs, got {len(ids)}"
+            )
+        frame = runs_by_id(tracking, ids)
+    runs = compared_runs(frame)
+    counts = runs.metric_counts
+    # Asked-for keys first; otherwise those most runs logged (a curve every run has before a
+    # value a few have), drawn in name order.
+    chosen = [k for k in metric or () if k in counts][:MAX_CHARTS] or sorted(
+        list(counts)[:MAX_CHARTS]
+    )
+    ids = [r["run_id"] for r in runs.rows]
+    grouped = (
+        histories_by_key(tracking.metric_histories(ids, chosen, buckets=CHART_BUCKETS))
+        if chosen
+        else {}
+    )
     # Curves in the order of the table's columns, so colours follow the runs' order.
     figures = [
         metric_figure(
             key,
-            [(labels[r.run_id], grouped[key][r.run_id]) for r in runs if r.run_id in grouped[key]],
+            [
+                (r["label"], grouped[key][r["run_id"]])
+                for r in runs.rows
+                if r["run_id"] in grouped[key]
+            ],
         )
         for key in chosen
         if key in grouped and is_curve(grouped[key])
     ]
-    return render(
-        request,
-        "compare.html.j2",
-        runs=runs,
-        labels=labels,
-        param_keys=param_keys,
-        differing=differing,
-        metric_keys=metric_keys,
-        figures=figures,
-    )
+    return render(request, "compare.html.j2", runs=runs, figures=figures)

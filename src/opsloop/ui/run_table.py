@@ -190,6 +190,42 @@ def _sort_value(row: pd.Series, key: SortKey) -> object:
     return str(value)
 
 
+def table_runs(
+    tracking,
+    *,
+    experiment: str | None = None,
+    filter: str | None = None,
+    sort: str | None = None,
+    descending: bool = True,
+    after: str | None = None,
+    limit: int,
+) -> pd.DataFrame:
+    """The first ``limit`` runs in the table's order (see the module), after the filter
+    condition ``after`` if given: what a page and the compare view of a table read.
+
+    ``tracking`` is an empty local tracking store:
+
+    >>> from opsloop.tracking import ActiveRun
+    >>> for auc in (0.7, 0.9, 0.8):
+    ...     with ActiveRun(tracking, tracking.create_run("churn")) as run:
+    ...         run.log_metric("auc", auc)
+    >>> table_runs(tracking, sort="metrics.auc", descending=False, limit=2)["metrics.auc"].tolist()
+    [0.7, 0.8]
+    """
+    key = None if not sort else SortKey.parse(sort)
+    conditions = [f"({filter})"] if filter and filter.strip() else []
+    if after:
+        conditions.append(after)
+    order = [] if key is None else [f"{key.filter_field} {'DESC' if descending else 'ASC'}"]
+    order += ["start_time DESC", "run_id DESC"]
+    return tracking.search_runs(
+        experiment or None,
+        " AND ".join(conditions) or None,
+        order_by=order,
+        max_results=limit,
+    )
+
+
 def run_page(
     tracking,
     *,
@@ -222,16 +258,14 @@ def run_page(
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE:
         raise InvalidArgumentError(f"size must be a whole number from 1 to {MAX_PAGE_SIZE}")
     key = None if not sort else SortKey.parse(sort)
-    conditions = [f"({filter})"] if filter and filter.strip() else []
-    if after:
-        conditions.append(Cursor.decode(after).condition(key, descending))
-    order = [] if key is None else [f"{key.filter_field} {'DESC' if descending else 'ASC'}"]
-    order += ["start_time DESC", "run_id DESC"]
-    runs = tracking.search_runs(
-        experiment or None,
-        " AND ".join(conditions) or None,
-        order_by=order,
-        max_results=size + 1,
+    runs = table_runs(
+        tracking,
+        experiment=experiment,
+        filter=filter,
+        sort=sort,
+        descending=descending,
+        after=None if not after else Cursor.decode(after).condition(key, descending),
+        limit=size + 1,
     )
     next_cursor = None
     if len(runs) > size:

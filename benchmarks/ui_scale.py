@@ -1,0 +1,586 @@
+"""The dashboard at scale, in Chromium, beside MLflow's UI on the same runs.
+
+One store is filled once (cached under ``benchmarks/out/ui_scale/<size>/``, so reruns only
+measure): ``--runs`` runs (10,000) in experiment ``scale``, each with 10 params, one value of
+each of 10 metric keys drawn from a set of ``--metric-keys`` (2,000; run ``i`` logs keys
+``(10 i + j) mod 2000``, so every key is logged by some runs and a page of runs shows about a
+thousand different keys) and a 20-step ``loss`` curve; three runs in experiment ``long`` with
+one ``loss`` series each of 10,000, 100,000 and 1,000,000 points (a spike in the middle);
+``--models`` models of ``--versions`` versions each (1,000 model versions) and
+``--deployments`` deployments (100). The same runs (names, start times, params, every
+metric point) are logged to an MLflow server (``mlflow server``, SQLite backend, on
+loopback) through MLflow's client with ``log_batch``, from MLflow's own environment
+(``benchmarks/.envs/mlflow``, made by ``benchmarks/envs.py mlflow``).
+
+Measured in Debian's Chromium through Playwright, each load in a fresh browser context (no
+cache, as a first visit), the server being a separate process (``opsloop server``'s app
+under uvicorn; ``mlflow server`` with one worker):
+
+* **runs page**: time from navigation until the newest run's name is visible, on six views
+  (first page of an experiment, of every run, sorted by a sparse metric, filtered on a
+  metric, filtered on a param and sorted by another, the second page by cursor), p50 and p95
+  over every load;
+* **compare**: ``/compare`` of the first 1,000 runs of the table, until every chart is drawn;
+* **metric chart**: the run page of each long series, until its chart is drawn, with the
+  points the chart carries (at most two per pixel bucket, whatever the length);
+* **MLflow**: its runs page of the same experiment (``/#/experiments/<id>``) until the newest
+  run's name is visible;
+* **bytes**: everything the page transferred (encoded, headers included, from Chromium's
+  network events) until no request has been in flight for half a second.
+
+    python benchmarks/ui_scale.py                    # fill once (~15 min), then measure
+    python benchmarks/ui_scale.py --runs 500 --metric-keys 100 --models 2 --versions 5 \\
+        --deployments 3 --repeats 1                  # quick check
+
+Prints a markdown section and writes it to ``benchmarks/out/ui_scale.md``, the raw numbers to
+``benchmarks/out/ui_scale.json``. Servers are stopped in ``finally`` blocks, so none is left
+running when a step fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+MLFLOW_BIN = HERE / ".envs" / "mlflow" / "bin"
+CHROMIUM = os.environ.get("OPSLOOP_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+BASE_MS = 1_767_225_600_000  # 2026-01-01, start of the first run
+KEYS_PER_RUN = 10
+CURVE_STEPS = 20
+PARAMS = 10
+LONG_SERIES = (10_000, 100_000, 1_000_000)
+TIMEOUT_MS = 120_000
+
+
+# -- the data (the same for both sides; numpy's PCG64 streams are stable) ------------------
+
+
+def run_points(i: int, metric_keys: int):
+    """Run ``i``'s name, start, params and metric points (key, value, step, timestamp)."""
+    import numpy as np
+
+    rng = np.random.default_rng(i)
+    start = BASE_MS + 1000 * i
+    params = {f"p{j}": "abcdefgh"[int(v)] for j, v in enumerate(rng.integers(0, 8, PARAMS))}
+    points = [
+        (f"m{(KEYS_PER_RUN * i + j) % metric_keys:04d}", float(v), 0, start + 500)
+        for j, v in enumerate(rng.random(KEYS_PER_RUN))
+    ]
+    rate = 0.02 + 0.1 * float(rng.random())
+    points += [
+        (
+            "loss",
+            float(np.exp(-rate * step) + 0.01 * rng.standard_normal()),
+            step,
+            start + step,
+        )
+        for step in range(CURVE_STEPS)
+    ]
+    return f"run-{i:05d}", start, params, points
+
+
+# -- filling (cached) ----------------------------------------------------------------------
+
+
+def fill_opsloop(folder: Path, args) -> dict:
+    import numpy as np
+
+    from opsloop.registry import ModelRegistry
+    from opsloop.serving import Deployments, Variant
+    from opsloop.store import ArtifactStore, Database
+    from opsloop.tracking import LocalTrackingStore
+    from opsloop.tracking.metric_buffer import MetricBatch
+
+    database = Database(f"sqlite:///{folder / 'opsloop.db'}")
+    artifacts = ArtifactStore(folder / "artifacts")
+    tracking = LocalTrackingStore(database, artifacts)
+    started = time.perf_counter()
+    for i in range(args.runs):
+        name, start, params, points = run_points(i, args.metric_keys)
+        run_id = tracking.create_run("scale", name=name, start_ms=start)
+        keys, values, steps, stamps = zip(*points, strict=True)
+        tracking.write_batch(
+            run_id,
+            MetricBatch(keys, np.array(values), np.array(steps), np.array(stamps)),
+            params=params,
+            status="FINISHED",
+            end_ms=start + CURVE_STEPS,
+        )
+        if i % 1000 == 999:
+            print(f"  opsloop: {i + 1} runs, {time.perf_counter() - started:.0f} s", flush=True)
+    series = {}
+    rng = np.random.default_rng(7)
+    for length in LONG_SERIES:
+        run_id = tracking.create_run("long", name=f"series-{length}", start_ms=BASE_MS)
+        values = np.linspace(1.0, 0.1, length) + 0.01 * rng.standard_normal(length)
+        values[length // 2] = 5.0  # the spike a chart must keep
+        steps = np.arange(length)
+        for lo in range(0, length, 100_000):
+            hi = min(lo + 100_000, length)
+            batch = MetricBatch(
+                ("loss",) * (hi - lo), values[lo:hi], steps[lo:hi], BASE_MS + steps[lo:hi]
+            )
+            tracking.write_batch(run_id, batch)
+        tracking.end_run(run_id)
+        series[str(length)] = run_id
+    registry = ModelRegistry(database, artifacts, actor="bench")
+    for m in range(args.models):
+        for v in range(args.versions):
+            registry.register(
+                f"model-{m:02d}", f"model {m} version {v}".encode(), flavor="onnx",
+                metrics={"auc": 0.5 + v / (2 * args.versions)},
+            )  # fmt: skip
+    deployments = Deployments(database, actor="bench")
+    for d in range(args.deployments):
+        deployments.deploy(
+            f"api-{d:03d}",
+            [Variant("stable", f"model-{d % args.models:02d}", version=1 + d % args.versions)],
+            reason="benchmark",
+        )
+    database.dispose()
+    return {"series": series, "fill_s": time.perf_counter() - started}
+
+
+def mlflow_fill(url: str, runs: int, metric_keys: int, threads: int) -> dict:
+    """Worker (MLflow's environment): the same runs through ``MlflowClient.log_batch``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=url)
+    experiment = client.create_experiment("scale")
+    started = time.perf_counter()
+
+    def log(i: int) -> None:
+        name, start, params, points = run_points(i, metric_keys)
+        run = client.create_run(experiment, start_time=start, run_name=name)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, v, t, s) for k, v, s, t in points],
+            params=[Param(k, v) for k, v in params.items()],
+        )
+        client.set_terminated(run.info.run_id, end_time=start + CURVE_STEPS)
+
+    with ThreadPoolExecutor(threads) as pool:
+        for done, _ in enumerate(pool.map(log, range(runs)), 1):
+            if done % 1000 == 0:
+                print(f"  mlflow: {done} runs, {time.perf_counter() - started:.0f} s", flush=True)
+    return {"experiment_id": experiment, "fill_s": time.perf_counter() - started}
+
+
+# -- servers -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_opsloop(folder: str, port: int) -> None:
+    """Worker: the server's app on the filled store, on loopback, until terminated."""
+    import uvicorn
+
+    from opsloop.server import create_app
+    from opsloop.store import ArtifactStore, Database
+
+    os.environ["OPSLOOP_HOME"] = str(Path(folder) / "home")
+    app = create_app(
+        Database(f"sqlite:///{folder}/opsloop.db"), ArtifactStore(f"{folder}/artifacts")
+    )
+    Path(folder, "home", "token").write_text(app.state.installation_token)
+    # Named TCP, so asyncio turns Nagle's algorithm off (as the test servers do).
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
+
+
+class Server:
+    """A server process (its own session, so it is killed with its children)."""
+
+    def __init__(self, command: list[str], health: str, env: dict | None = None) -> None:
+        self.process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )  # fmt: skip
+        import urllib.request
+
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(health, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited: {self.process.stderr.read()[-2000:]!r}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{health} did not answer")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_opsloop(folder: Path) -> tuple[Server, str, str]:
+    port = _free_port()
+    (folder / "home").mkdir(exist_ok=True)
+    server = Server(
+        [sys.executable, __file__, "--serve-opsloop", str(folder), "--port", str(port)],
+        f"http://127.0.0.1:{port}/api/v1/health",
+    )
+    return server, f"http://127.0.0.1:{port}", (folder / "home" / "token").read_text()
+
+
+def start_mlflow(folder: Path) -> tuple[Server, str]:
+    port = _free_port()
+    env = dict(os.environ, PATH=f"{MLFLOW_BIN}:{os.environ['PATH']}")
+    command = [
+        str(MLFLOW_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--default-artifact-root", str(folder / "mlflow-artifacts"),
+    ]  # fmt: skip
+    return Server(command, f"http://127.0.0.1:{port}/health", env), f"http://127.0.0.1:{port}"
+
+
+def _version(python: str, package: str) -> str:
+    code = f"from importlib.metadata import version; print(version({package!r}))"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+# -- measuring -----------------------------------------------------------------------------
+
+
+def load(browser, url: str, ready, cookie: dict | None = None) -> dict:
+    """One cold load of ``url`` in a fresh context: seconds until ``ready(page)`` returns,
+    and the bytes transferred until the network is idle."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        if cookie:
+            context.add_cookies([cookie])
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        sizes = {"bytes": 0, "requests": 0}
+        pending: set[str] = set()
+
+        def finished(event):
+            sizes["bytes"] += event["encodedDataLength"]
+            sizes["requests"] += 1
+            pending.discard(event["requestId"])
+
+        cdp.on("Network.requestWillBeSent", lambda e: pending.add(e["requestId"]))
+        cdp.on("Network.loadingFinished", finished)
+        cdp.on("Network.loadingFailed", lambda e: pending.discard(e["requestId"]))
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        started = time.perf_counter()
+        response = page.goto(url, wait_until="commit", timeout=TIMEOUT_MS)
+        if response is None or response.status != 200:
+            raise RuntimeError(f"{url}: {response and response.status}")
+        extra = ready(page)
+        seconds = time.perf_counter() - started
+        # Bytes until no request is in flight for half a second (Playwright's networkidle
+        # waits on things a page never finishes, such as an open event stream).
+        quiet_since, deadline = time.monotonic(), time.monotonic() + TIMEOUT_MS / 1000
+        while time.monotonic() - quiet_since < 0.5 and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+            if pending:
+                quiet_since = time.monotonic()
+        return {"s": seconds, **sizes, "errors": errors, **(extra or {})}
+    finally:
+        context.close()
+
+
+def visible(text: str):
+    def ready(page):
+        page.get_by_text(text, exact=True).first.wait_for(state="visible", timeout=TIMEOUT_MS)
+
+    return ready
+
+
+def charts_drawn(page) -> dict:
+    page.wait_for_load_state("domcontentloaded", timeout=TIMEOUT_MS)
+    count = page.locator("[data-figure]").count()
+    page.wait_for_function(
+        f"document.querySelectorAll('[data-drawn=true]').length === {count}",
+        timeout=TIMEOUT_MS,
+    )
+    points = page.evaluate(
+        "() => [...document.querySelectorAll('script[type=\"application/json\"]')]"
+        ".map(s => JSON.parse(s.textContent).data.reduce((n, t) => n + (t.x || []).length, 0))"
+        ".reduce((a, b) => a + b, 0)"
+    )
+    return {"charts": count, "points": points}
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    lo = int(position)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (position - lo)
+
+
+def measure(args, folder: Path, filled: dict) -> dict:
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import sync_playwright
+
+    newest = f"run-{args.runs - 1:05d}"
+    results: dict = {}
+    server = None
+    try:
+        server, base, token = start_opsloop(folder)
+        cookie = {"name": "opsloop_session", "value": token, "url": base}
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page_two = _second_page_link(browser, base, cookie)
+            views = {
+                "experiment": "/runs?experiment=scale",
+                "all runs": "/runs",
+                "sorted by a metric": "/runs?" + urlencode(
+                    {"experiment": "scale", "sort": "metrics.m0007", "order": "desc"}),
+                "metric filter": "/runs?" + urlencode(
+                    {"experiment": "scale", "filter": "metrics.m0042 > 0.5"}),
+                "param filter, param sort": "/runs?" + urlencode(
+                    {"experiment": "scale", "filter": "params.p3 = 'b'", "sort": "params.p1"}),
+                "second page": page_two,
+            }  # fmt: skip
+            # The row each view shows first: the newest run but for the sorted or filtered
+            # views, whose first row is read from the page itself.
+            runs_page = []
+            for _ in range(args.repeats):
+                for view, path in views.items():
+                    first = (
+                        _first_row_name(browser, base + path, cookie)
+                        if view != "experiment" and view != "all runs"
+                        else newest
+                    )
+                    row = load(browser, base + path, visible(first), cookie)
+                    runs_page.append({"view": view, **row})
+            results["runs_page"] = runs_page
+            compare = "/compare?" + urlencode(
+                {"experiment": "scale", "top": str(min(1000, args.runs))}
+            )
+            results["compare"] = [
+                load(browser, base + compare, charts_drawn, cookie) for _ in range(args.repeats)
+            ]
+            results["charts"] = {
+                length: [
+                    load(browser, f"{base}/runs/{run_id}", charts_drawn, cookie)
+                    for _ in range(args.repeats)
+                ]
+                for length, run_id in filled["series"].items()
+            }
+            browser.close()
+    finally:
+        if server is not None:
+            server.stop()
+    if args.skip_mlflow:
+        return results
+    mlflow = None
+    try:
+        mlflow, url = start_mlflow(folder)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            page = f"{url}/#/experiments/{filled['mlflow_experiment']}/runs"
+            results["mlflow_runs_page"] = [
+                load(browser, page, visible(newest)) for _ in range(args.repeats)
+            ]
+            browser.close()
+    finally:
+        if mlflow is not None:
+            mlflow.stop()
+    return results
+
+
+def _first_row_name(browser, url: str, cookie: dict) -> str:
+    context = browser.new_context()
+    try:
+        context.add_cookies([cookie])
+        page = context.new_page()
+        page.goto(url, timeout=TIMEOUT_MS)
+        return page.locator("table.runs tbody tr").first.locator("td a").first.inner_text()
+    finally:
+        context.close()
+
+
+def _second_page_link(browser, base: str, cookie: dict) -> str:
+    context = browser.new_context()
+    try:
+        context.add_cookies([cookie])
+        page = context.new_page()
+        page.goto(base + "/runs?experiment=scale", timeout=TIMEOUT_MS)
+        return page.locator("a[rel=next]").get_attribute("href")
+    finally:
+        context.close()
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def markdown(results: dict, meta: dict) -> str:
+    def kb(rows):
+        return f"{statistics.median(r['bytes'] for r in rows) / 1024:,.0f} KiB"
+
+    def med(rows):
+        return f"{statistics.median(r['s'] for r in rows):.2f} s"
+
+    runs = results["runs_page"]
+    seconds = [r["s"] for r in runs]
+    lines = [
+        "## Dashboard at scale (`ui_scale.py`)",
+        "",
+        f"{meta['runs']:,} runs × {meta['metric_keys']:,} metric keys ({KEYS_PER_RUN} keys and a "
+        f"{CURVE_STEPS}-step curve per run), {meta['models'] * meta['versions']:,} model versions, "
+        f"{meta['deployments']} deployments; opsloop {meta['opsloop']}, MLflow {meta['mlflow']}, "
+        f"Chromium {meta['chromium']}, Playwright {meta['playwright']}; {meta['repeats']} cold "
+        f"loads of each page (fresh browser context); load average {meta['load']}.",
+        "",
+        "| page | target | p50 | p95 | bytes (median) | requests |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| opsloop runs page, {len(views := sorted({r['view'] for r in runs}))} views × "
+        f"{meta['repeats']} | p95 ≤ 1.5 s | {_quantile(seconds, 0.5):.2f} s | "
+        f"{_quantile(seconds, 0.95):.2f} s | {kb(runs)} | "
+        f"{statistics.median(r['requests'] for r in runs):.0f} |",
+    ]
+    for view in views:
+        rows = [r for r in runs if r["view"] == view]
+        lines.append(f"| … {view} | | {med(rows)} | | {kb(rows)} | |")
+    compare = results["compare"]
+    lines.append(
+        f"| opsloop compare, {min(1000, meta['runs'])} runs ({compare[0]['points']:,} points "
+        f"in {compare[0]['charts']} charts) | ≤ 2 s | {med(compare)} | "
+        f"{_quantile([r['s'] for r in compare], 0.95):.2f} s | {kb(compare)} | "
+        f"{compare[0]['requests']} |"
+    )
+    for length, rows in results["charts"].items():
+        lines.append(
+            f"| opsloop run page, {int(length):,}-point series ({rows[0]['points']:,} points "
+            f"sent) | independent of length | {med(rows)} | | {kb(rows)} | {rows[0]['requests']} |"
+        )
+    if "mlflow_runs_page" in results:
+        rows = results["mlflow_runs_page"]
+        lines.append(
+            f"| MLflow runs page, experiment of {meta['runs']:,} runs | | {med(rows)} | "
+            f"{_quantile([r['s'] for r in rows], 0.95):.2f} s | {kb(rows)} | "
+            f"{statistics.median(r['requests'] for r in rows):.0f} |"
+        )
+        ours = [r["s"] for r in runs if r["view"] == "experiment"]
+        lines += [
+            "",
+            f"MLflow's runs page over opsloop's (same experiment, first page): "
+            f"{statistics.median(r['s'] for r in rows) / statistics.median(ours):.1f}× the time, "
+            f"{statistics.median(r['bytes'] for r in rows) / statistics.median(r['bytes'] for r in runs if r['view'] == 'experiment'):.1f}× the bytes.",  # noqa: E501
+        ]
+    lines += [
+        "",
+        f"Filling (once, cached): opsloop {meta['fill_opsloop_s']:.0f} s through "
+        f"`write_batch`, MLflow {meta.get('fill_mlflow_s', float('nan')):.0f} s through "
+        "`MlflowClient.log_batch` to `mlflow server` (one worker, SQLite).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--metric-keys", type=int, default=2_000)
+    parser.add_argument("--models", type=int, default=10)
+    parser.add_argument("--versions", type=int, default=100)
+    parser.add_argument("--deployments", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--mlflow-threads", type=int, default=4)
+    parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--fill-only", action="store_true")
+    parser.add_argument("--serve-opsloop", help=argparse.SUPPRESS)
+    parser.add_argument("--mlflow-fill", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_opsloop:
+        serve_opsloop(args.serve_opsloop, args.port)
+        return
+    if args.mlflow_fill:
+        print(
+            json.dumps(
+                mlflow_fill(args.mlflow_fill, args.runs, args.metric_keys, args.mlflow_threads)
+            )
+        )
+        return
+    size = f"{args.runs}x{args.metric_keys}-{args.models}x{args.versions}-{args.deployments}"
+    folder = OUT / "ui_scale" / size
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "filled.json"
+    filled = json.loads(marker.read_text()) if marker.exists() else {}
+    if "series" not in filled:
+        for stale in ("opsloop.db", "opsloop.db-wal", "opsloop.db-shm"):
+            (folder / stale).unlink(missing_ok=True)
+        print("filling opsloop's store", flush=True)
+        done = fill_opsloop(folder, args)
+        filled.update(series=done["series"], fill_opsloop_s=done["fill_s"])
+        marker.write_text(json.dumps(filled))
+    if "mlflow_experiment" not in filled and not args.skip_mlflow:
+        (folder / "mlflow.db").unlink(missing_ok=True)
+        print("filling MLflow's store", flush=True)
+        mlflow = None
+        try:
+            mlflow, url = start_mlflow(folder)
+            command = [
+                str(MLFLOW_BIN / "python"), __file__, "--mlflow-fill", url, "--runs",
+                str(args.runs), "--metric-keys", str(args.metric_keys),
+                "--mlflow-threads", str(args.mlflow_threads),
+            ]  # fmt: skip
+            worker = subprocess.run(command, capture_output=True, text=True, check=False)
+            if worker.returncode:
+                raise RuntimeError(f"MLflow fill failed: {worker.stderr[-3000:]}")
+            done = json.loads(worker.stdout.strip().splitlines()[-1])
+        finally:
+            if mlflow is not None:
+                mlflow.stop()
+        filled.update(mlflow_experiment=done["experiment_id"], fill_mlflow_s=done["fill_s"])
+        marker.write_text(json.dumps(filled))
+    if args.fill_only:
+        return
+    results = measure(args, folder, filled)
+    from importlib.metadata import version
+
+    meta = {
+        "runs": args.runs, "metric_keys": args.metric_keys, "models": args.models,
+        "versions": args.versions, "deployments": args.deployments, "repeats": args.repeats,
+        "opsloop": version("opsloop"), "playwright": version("playwright"),
+        "mlflow": _version(str(MLFLOW_BIN / "python"), "mlflow") or "absent",
+        "chromium": subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.split()[1],  # noqa: E501
+        "load": f"{os.getloadavg()[0]:.1f}",
+        "fill_opsloop_s": filled["fill_opsloop_s"], "fill_mlflow_s": filled.get("fill_mlflow_s"),
+    }  # fmt: skip
+    report = markdown(results, meta)
+    print(report)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "ui_scale.md").write_text(report)
+    (OUT / "ui_scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
