@@ -196,10 +196,11 @@ def robustness_report(
 
     ``options`` are that function's keyword arguments. ``defences`` are
     :class:`~opsloop.learn.robustness.defence_effect.DefenceEffect` results measured on this
-    model (by ``adversarial_training``, ``defensive_distillation``, ``output_defence_effects``
-    or ``private_training``), shown as before-and-after tables. With ``run`` (from
-    ``opsloop.start_run``, or any :class:`~opsloop.learn.run_log.RunLog`), the headline numbers
-    are logged as metrics and the report as ``robustness.json`` and ``robustness.html``.
+    model (by ``adversarial_training``, ``defensive_distillation``, ``output_defence_effects``,
+    ``private_training`` or ``input_detection_effect``), shown as before-and-after tables. With
+    ``run`` (from ``opsloop.start_run``, or any :class:`~opsloop.learn.run_log.RunLog`), the
+    headline numbers are logged as metrics and the report as ``robustness.json`` and
+    ``robustness.html``.
 
     >>> from sklearn.datasets import load_digits
     >>> from sklearn.tree import DecisionTreeClassifier

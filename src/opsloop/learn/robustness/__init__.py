@@ -16,6 +16,7 @@ module                           what it does
 :mod:`~.defensive_distillation`  distillation at temperature T, and its break
 :mod:`~.output_defences`         rounded, top-k or label-only answers
 :mod:`~.private_training`        DP-SGD training (Opacus), ε and advantage
+:mod:`~.input_anomaly`           flag unusual inputs at a stated false-positive rate
 :mod:`~.defence_effect`          a defence's measures before and after
 :mod:`~.assessment`              every attack that applies, as one result
 :mod:`~.tree_editing`            override a tree's or forest's answer in a region
@@ -56,6 +57,11 @@ from opsloop.learn.robustness.evasion import (
     pgd,
 )
 from opsloop.learn.robustness.extraction import ExtractionCurve, extraction_curve
+from opsloop.learn.robustness.input_anomaly import (
+    InputAnomalyDetector,
+    fit_input_detector,
+    input_detection_effect,
+)
 from opsloop.learn.robustness.inversion import InversionResult, invert_classes
 from opsloop.learn.robustness.membership import MembershipResult, shadow_attack, threshold_attack
 from opsloop.learn.robustness.output_defences import (
@@ -95,6 +101,7 @@ __all__ = [
     "DetectionResult",
     "ExtractionCurve",
     "FeatureConstraints",
+    "InputAnomalyDetector",
     "InversionResult",
     "LabelIssues",
     "MembershipResult",
@@ -115,8 +122,10 @@ __all__ = [
     "extraction_curve",
     "fgsm",
     "find_label_issues",
+    "fit_input_detector",
     "flip_labels",
     "hop_skip_jump_attack",
+    "input_detection_effect",
     "invert_classes",
     "label_flip_curve",
     "label_flip_detection",
