@@ -54,7 +54,7 @@ def test_the_report_plots_the_estimate_the_processes_and_the_actions(db, clock, 
         inputs, probabilities, predictions, labels, times, ids = traffic.window(k)
         log_predictions(
             db, "cancer", inputs, predictions, probabilities=probabilities, at_ms=times,
-            request_ids=ids,
+            request_ids=ids, sample_process=False,  # the samples are the test's own
         )  # fmt: skip
         _samples(db, k)
         logged.append((predictions, labels, ids))
