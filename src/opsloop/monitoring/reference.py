@@ -27,11 +27,13 @@ import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from opsloop.data.drift import ReferenceProfile
 from opsloop.data.profile import Profile, profile
 from opsloop.data.schema import Schema, infer_schema
 from opsloop.errors import InvalidArgumentError, NotFoundError
@@ -64,6 +66,24 @@ class Reference:
     has_predictions: bool
     has_labels: bool = False
     scores: ReferenceScores | None = None
+
+    @cached_property
+    def drift_profile(self) -> ReferenceProfile:
+        """The sample's inputs (and the :data:`PREDICTION_COLUMN` when ``has_predictions``)
+        summarised for the drift tests: numbers sorted, categories counted. Built on first
+        use and kept, so that the windows compared with one reference share one summary
+        instead of sorting the reference's columns again for each window; equal to what
+        :func:`opsloop.data.drift.compare` summarises from :meth:`RowSample.frame`.
+
+        >>> import pandas as pd
+        >>> ref = set_reference(db, "api", pd.DataFrame({"x": [3.0, 1.0, 2.0]}))
+        >>> ref.drift_profile["x"].sample.values.tolist()
+        [1.0, 2.0, 3.0]
+        >>> ref.drift_profile is ref.drift_profile
+        True
+        """
+        columns = list(self.features) + ([PREDICTION_COLUMN] if self.has_predictions else [])
+        return ReferenceProfile.from_frame(self.sample.frame(), columns)
 
     def to_bytes(self) -> bytes:
         """Compressed JSON of everything (:meth:`from_bytes` reads it back)."""
