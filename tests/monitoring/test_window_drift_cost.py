@@ -12,7 +12,7 @@ from scipy import stats
 
 from opsloop.data.drift import compare
 from opsloop.monitoring.event_log import log_predictions
-from opsloop.monitoring.reference import get_reference, set_reference
+from opsloop.monitoring.reference import Reference, get_reference, set_reference
 from opsloop.monitoring.window_metrics import window_metrics
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.monitoring.window_store import read_window, update_windows
@@ -104,3 +104,24 @@ def test_the_reference_is_summarised_once_for_every_window(db, clock):
     assert summary["c"].counts == reference.sample.frame()["c"].value_counts().to_dict()
     assert list(summary) == ["x", "y", "level", "c", PREDICTION_COLUMN]
     assert first["drift_share"] < second["drift_share"]
+
+
+def test_a_reference_read_again_is_not_decoded_again_until_it_changes(db, clock):
+    rng = np.random.default_rng(13)
+    windows = _windows(db, clock, rng)
+    first = get_reference(db, "api")
+    summary = first.drift_profile
+    # Each evaluation reads the reference: unchanged, it is the one decoded before, with
+    # the summary of its columns already made.
+    again = get_reference(db, "api")
+    assert again is first and again.drift_profile is summary
+    decoded = Reference.from_bytes(first.to_bytes())
+    assert (
+        window_metrics(windows[1], again, None)[0] == window_metrics(windows[1], decoded, None)[0]
+    )
+    # A new reference is read as itself.
+    set_reference(db, "api", _rows(rng, 2_000, 1.0))
+    changed = get_reference(db, "api")
+    assert changed is not first and not changed.has_predictions
+    assert changed.sample.frame()["x"].mean() > 0.8
+    assert window_metrics(windows[0], changed, None)[0]["drift"]["x"]["drifted"]
