@@ -36,6 +36,38 @@ def test_ks_equals_scipy_bit_for_bit(n1, n2, shift, ties):
     assert p_value == expected.pvalue
 
 
+def _exact_cases():
+    """Samples within scipy's exact distribution: unequal and equal sizes, ties, a
+    window far from its reference, identical samples, a single value."""
+    rng = np.random.default_rng(17)
+    yield rng.normal(size=5_000), rng.normal(0.3, size=1_000)
+    yield rng.normal(size=5_000), rng.normal(2.0, size=1_000)
+    yield rng.normal(size=1_000), rng.normal(0.1, size=1_000)
+    yield np.round(rng.normal(size=4_000) * 2), np.round(rng.normal(0.2, size=700) * 2)
+    same = rng.exponential(size=300)
+    yield same, same.copy()
+    yield rng.normal(size=10_000), rng.normal(size=9_973)
+    yield np.array([0.5]), rng.normal(size=40)
+
+
+@pytest.mark.parametrize("without_scipy_routine", [False, True])
+def test_exact_ks_equals_scipy_bit_for_bit(monkeypatch, without_scipy_routine):
+    # The exact p-value from scipy's own routine after one merge pass, or ks_2samp itself
+    # where a scipy release no longer has the routine: either way what ks_2samp gives.
+    if without_scipy_routine:
+        from opsloop.data.drift import numeric
+
+        monkeypatch.setattr(numeric, "_attempt_exact_2kssamp", None)
+    for a, b in _exact_cases():
+        expected = stats.ks_2samp(a, b)
+        assert drift.ks_test(a, b) == (expected.statistic, expected.pvalue)
+        d, p, w = drift.numeric.ks_and_wasserstein(
+            drift.SortedSample.from_values(a), drift.SortedSample.from_values(b)
+        )
+        assert (d, p) == (expected.statistic, expected.pvalue)
+        assert w == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-12, abs=1e-15)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_wasserstein_equals_scipy(seed):
     rng = np.random.default_rng(seed)

@@ -23,15 +23,20 @@ what the estimate of a window's metrics before its labels arrive is calibrated o
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from opsloop.data.drift import ReferenceProfile
 from opsloop.data.profile import Profile, profile
 from opsloop.data.schema import Schema, infer_schema
 from opsloop.errors import InvalidArgumentError, NotFoundError
@@ -47,6 +52,10 @@ _references = tables.monitoring_references
 REFERENCE_SAMPLE_SIZE = 5000
 #: The sample's column of the reference's labels (a name no input will have).
 LABEL_COLUMN = "__label__"
+#: Decoded references kept in this process, by the digest of their stored bytes.
+DECODED_KEPT = 8
+_decoded: OrderedDict[bytes, Reference] = OrderedDict()
+_decoded_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,24 @@ class Reference:
     has_predictions: bool
     has_labels: bool = False
     scores: ReferenceScores | None = None
+
+    @cached_property
+    def drift_profile(self) -> ReferenceProfile:
+        """The sample's inputs (and the :data:`PREDICTION_COLUMN` when ``has_predictions``)
+        summarised for the drift tests: numbers sorted, categories counted. Built on first
+        use and kept, so that the windows compared with one reference share one summary
+        instead of sorting the reference's columns again for each window; equal to what
+        :func:`opsloop.data.drift.compare` summarises from :meth:`RowSample.frame`.
+
+        >>> import pandas as pd
+        >>> ref = set_reference(db, "api", pd.DataFrame({"x": [3.0, 1.0, 2.0]}))
+        >>> ref.drift_profile["x"].sample.values.tolist()
+        [1.0, 2.0, 3.0]
+        >>> ref.drift_profile is ref.drift_profile
+        True
+        """
+        columns = list(self.features) + ([PREDICTION_COLUMN] if self.has_predictions else [])
+        return ReferenceProfile.from_frame(self.sample.frame(), columns)
 
     def to_bytes(self) -> bytes:
         """Compressed JSON of everything (:meth:`from_bytes` reads it back)."""
@@ -237,8 +264,13 @@ def set_reference(
 
 
 def get_reference(db: Database, deployment: str) -> Reference:
-    """``deployment``'s reference.
+    """``deployment``'s reference. A reference whose stored bytes were decoded before in
+    this process (one of the last :data:`DECODED_KEPT`) is that same object: treat it as
+    read-only.
 
+    >>> ref = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
+    >>> get_reference(db, "api") is get_reference(db, "api")
+    True
     >>> get_reference(db, "nowhere")
     Traceback (most recent call last):
     opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; set one with set_reference
@@ -251,4 +283,18 @@ def get_reference(db: Database, deployment: str) -> Reference:
         raise NotFoundError(
             f"deployment {deployment!r} has no monitoring reference; set one with set_reference"
         )
-    return Reference.from_bytes(data)
+    # Decoding the sample costs more than a window's drift, and each evaluation reads the
+    # reference anew: the same stored bytes give back the reference already decoded (and
+    # the summary of its columns that the drift tests keep on it).
+    key = hashlib.blake2b(bytes(data), digest_size=32).digest()
+    with _decoded_lock:
+        reference = _decoded.get(key)
+        if reference is not None:
+            _decoded.move_to_end(key)
+            return reference
+    reference = Reference.from_bytes(data)
+    with _decoded_lock:
+        _decoded[key] = reference
+        while len(_decoded) > DECODED_KEPT:
+            _decoded.popitem(last=False)
+    return reference

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from opsloop.data.drift import compare
+from opsloop.data.drift import ReferenceProfile, compare
 from opsloop.data.schema import validate
 from opsloop.monitoring.reference import Reference
 from opsloop.monitoring.window_part import PREDICTION_COLUMN, WindowPart
@@ -131,14 +131,24 @@ def task_errors(labelled: pd.DataFrame) -> tuple[str, float, np.ndarray]:
 
 
 def _feature_drift(
-    before: pd.DataFrame, after: pd.DataFrame, features: tuple[str, ...], alpha: float
+    before: pd.DataFrame | ReferenceProfile,
+    after: pd.DataFrame,
+    features: tuple[str, ...],
+    alpha: float,
 ) -> tuple[dict[str, Any], float | None]:
-    """Drift per feature of ``after`` against ``before`` and the share that drifted
-    (``({}, None)`` when no feature could be compared)."""
-    present = [f for f in features if f in before.columns and f in after.columns]
-    if not present or before.empty or after.empty:
+    """Drift per feature of ``after`` against ``before`` (rows, or the reference's
+    summary of its rows) and the share that drifted (``({}, None)`` when no feature could
+    be compared)."""
+    if isinstance(before, ReferenceProfile):
+        present = [f for f in features if f in before and f in after.columns]
+    else:
+        present = [f for f in features if f in before.columns and f in after.columns]
+        if before.empty:
+            return {}, None
+    if not present or after.empty:
         return {}, None
-    result = compare(before[present], after[present], alpha=alpha, plots=False)
+    base = before if isinstance(before, ReferenceProfile) else before[present]
+    result = compare(base, after[present], columns=present, alpha=alpha, plots=False)
     if not result.compared:
         return {}, None
     return {c.column: _column_drift(result, c.column) for c in result.columns}, (
@@ -184,15 +194,15 @@ def window_metrics(
     metrics["sample_rows"] = None if sample is None else len(sample)
     metrics["out_of_schema_rate"] = None if sample is None else _out_of_schema(sample, reference)
     metrics["drift"], metrics["drift_share"], metrics["output_drift"] = {}, None, None
-    if sample is not None and len(sample):
-        reference_rows = reference.sample.frame()
-        metrics["drift"], metrics["drift_share"] = _feature_drift(
-            reference_rows, sample, features, alpha
-        )
+    if sample is not None and len(sample) and len(reference.sample):
+        # The reference's columns summarised once per reference, not once per window.
+        summary = reference.drift_profile
+        metrics["drift"], metrics["drift_share"] = _feature_drift(summary, sample, features, alpha)
         if reference.has_predictions and sample[PREDICTION_COLUMN].notna().any():
             output = compare(
-                reference_rows[[PREDICTION_COLUMN]],
+                summary,
                 sample[[PREDICTION_COLUMN]],
+                columns=[PREDICTION_COLUMN],
                 alpha=alpha,
                 plots=False,
             )
