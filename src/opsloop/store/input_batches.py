@@ -89,8 +89,10 @@ def input_table(frame: pd.DataFrame) -> pa.Table | None:
     if not names or len(set(names)) != len(names):
         return None
     arrays = []
-    for position, name in enumerate(names):
-        array = _column(frame.iloc[:, position], name)
+    # The columns as the frame yields them (names are distinct here): a positional
+    # ``iloc`` per column costs more than many a column's conversion.
+    for name, (_, series) in zip(names, frame.items(), strict=True):
+        array = _column(series, name)
         if array is None:
             return None
         arrays.append(array)
