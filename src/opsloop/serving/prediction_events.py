@@ -47,6 +47,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.store.event_insert import insert_event_columns
 from opsloop.store.input_batches import (
     MIN_ROWS,
     event_inputs,
@@ -175,16 +176,15 @@ class StoreEventSink:
             return
         with self.db.write() as connection:
             kept = _keep_inputs_by_column(connection, events)
-            rows = []
-            for position, event in enumerate(events):
-                row = event._row()
-                batch, index = kept.get(position, (None, None))
-                row["inputs_json"] = (
-                    json.dumps(event.inputs, default=str) if batch is None else None
-                )
-                row["input_batch_id"], row["input_row"] = batch, index
-                rows.append(row)
-            connection.execute(_events.insert(), rows)
+            rows = [event._row() for event in events]
+            columns = {name: [row[name] for row in rows] for name in rows[0]}
+            columns["inputs_json"] = [
+                None if position in kept else json.dumps(event.inputs, default=str)
+                for position, event in enumerate(events)
+            ]
+            columns["input_batch_id"] = [kept.get(i, (None, None))[0] for i in range(len(rows))]
+            columns["input_row"] = [kept.get(i, (None, None))[1] for i in range(len(rows))]
+            insert_event_columns(connection, columns, {})
             if self.sampler is not None:
                 rows = self.sampler.rows(
                     (event.deployment for event in events), at_ms=clock_of(connection)
