@@ -20,7 +20,12 @@ from opsloop.monitoring.training_window import training_window
 from opsloop.monitoring.window_part import event_rows
 from opsloop.monitoring.window_store import read_window, update_windows
 from opsloop.monitoring.windowing import Windowing
-from opsloop.serving.prediction_events import read_prediction_events
+from opsloop.serving.prediction_events import (
+    EventRecorder,
+    PredictionEvent,
+    StoreEventSink,
+    read_prediction_events,
+)
 from opsloop.store import tables
 
 from .conftest import HOUR_MS, T0
@@ -250,3 +255,144 @@ def test_names_with_quotes_are_kept_as_given(db, clock):
 def test_names_with_a_nul_character_are_kept_as_given(db):
     log_predictions(db, "api", [{"x": 1.0}], [0], variant="a\x00b", at_ms=T0)
     assert read_prediction_events(db, "api")["variant"].tolist() == ["a\x00b"]
+
+
+def _served(deployment: str, n: int, at_ms: list[int], records: list[dict]) -> list:
+    return [
+        PredictionEvent(
+            deployment,
+            "stable",
+            "primary",
+            "m",
+            1,
+            f"r{i}",
+            None,
+            [record],
+            {"predictions": [i % 2]},
+            None,
+            1.0 + i % 5,
+            at,
+        )
+        for i, (record, at) in enumerate(zip(records, at_ms, strict=True))
+    ]
+
+
+def test_a_served_burst_is_kept_by_column_and_folds_as_its_texts(db, clock):
+    rng = np.random.default_rng(11)
+    n = 150
+    records = [
+        {
+            "x": float(rng.normal()),
+            "gap": None if i % 4 == 0 else float(rng.normal()),
+            "k": int(rng.integers(-5, 5)),
+            "on": bool(i % 3 == 0),
+            "plan": None if i % 7 == 0 else str(rng.choice(["free", "pro"])),
+        }
+        for i in range(n)
+    ]
+    at_ms = (T0 + np.sort(rng.integers(0, 2 * HOUR_MS, n))).tolist()
+    # The burst as the runtime records it: one flush of the recorder's writer thread.
+    recorder = EventRecorder(StoreEventSink(db), linger_s=60.0)
+    for event in _served("kept", n, at_ms, records):
+        assert recorder.record(event)
+    assert recorder.flush(30.0) and recorder.written == n
+    recorder.close()
+    # The same events as the sink wrote them before: one JSON text each.
+    with db.write() as connection:
+        connection.execute(
+            tables.prediction_events.insert(),
+            [event.to_row() for event in _served("texts", n, at_ms, records)],
+        )
+    with db.read() as connection:
+        kept = connection.execute(
+            sa.select(sa.func.count()).where(
+                tables.prediction_events.c.deployment == "kept",
+                tables.prediction_events.c.inputs_json.is_(None),
+            )
+        ).scalar_one()
+        batches = connection.execute(
+            sa.select(tables.prediction_input_batches.c.row_count)
+        ).scalars().all()  # fmt: skip
+    assert kept == n and batches == [n]
+    clock.advance(3 * HOUR_MS)
+    windowing = Windowing("1h", sample_size=n)
+    assert update_windows(db, "kept", windowing) == update_windows(db, "texts", windowing) == n
+    for start in (T0, T0 + HOUR_MS):
+        ours = read_window(db, "kept", "stable", windowing, start)
+        theirs = read_window(db, "texts", "stable", windowing, start)
+        pd.testing.assert_frame_equal(ours.sample.rows, theirs.sample.rows)
+        assert _without_sketches(json.loads(zlib.decompress(ours.state_bytes()))) == (
+            _without_sketches(json.loads(zlib.decompress(theirs.state_bytes())))
+        )
+    found = read_prediction_events(db, "kept")["inputs"].tolist()
+    assert found == read_prediction_events(db, "texts")["inputs"].tolist()
+    assert found == [[record] for record in records]
+    # The same types and field order as the JSON texts gave (1 stays 1, not 1.0).
+    assert [list(map(type, row[0].values())) for row in found[:2]] == [
+        [float, type(None), int, bool, type(None)],
+        [float, float, int, bool, str],
+    ]
+    labels = rng.integers(0, 2, n)
+    ids = [f"r{i}" for i in range(n)]
+    assert log_labels(db, "kept", ids, labels) == log_labels(db, "texts", ids, labels)
+    window, expected = (
+        training_window(db, name, start_ms=T0, end_ms=T0 + HOUR_MS, label="y", variant="stable")
+        for name in ("kept", "texts")
+    )
+    pd.testing.assert_frame_equal(window.frame, expected.frame)
+    assert window.sha256 == expected.sha256 and window.new_rows > 50
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        [1, 2.5],  # integers and floats: a table would give 1.0 back for 1
+        [float("nan"), 0.5],  # JSON gives NaN back, a table a missing value
+        [float("inf"), 0.5],
+        [1, None],  # a missing integer
+        ["a", 1],
+        [{"nested": 1}, {"nested": 2}],
+        [2**64, 1],
+    ],
+)
+def test_served_inputs_that_would_read_back_otherwise_stay_text(db, column):
+    records = [{"v": column[i % 2], "x": 0.5} for i in range(MIN_ROWS)]
+    StoreEventSink(db).write(_served("api", MIN_ROWS, [T0] * MIN_ROWS, records))
+    with db.read() as connection:
+        batches = connection.execute(
+            sa.select(sa.func.count()).select_from(tables.prediction_input_batches)
+        ).scalar_one()
+    assert batches == 0
+    found = read_prediction_events(db, "api")["inputs"].tolist()
+    expected = [json.loads(json.dumps([record])) for record in records]
+    assert json.dumps(found) == json.dumps(expected)
+
+
+def test_a_flush_keeps_by_column_only_groups_of_enough_rows_of_the_same_fields(db):
+    first = [{"x": i / 8} for i in range(MIN_ROWS)]
+    few = [{"y": i / 8} for i in range(MIN_ROWS - 1)]
+    events = _served("api", 2 * MIN_ROWS - 1, [T0] * (2 * MIN_ROWS - 1), first + few)
+    # Interleaved, with a request of two records and one of another deployment among them.
+    pairs = zip(events[: MIN_ROWS - 1], events[MIN_ROWS:], strict=True)
+    events = [e for pair in pairs for e in pair] + [events[MIN_ROWS - 1]]
+    two = PredictionEvent("api", "s", "primary", "m", 1, "two", None, [{"x": 1.0}, {"x": 2.0}],
+                          None, None, 1.0, T0)  # fmt: skip
+    other = PredictionEvent("shop", "s", "primary", "m", 1, "o", None, [{"x": 3.0}], None,
+                            None, 1.0, T0)  # fmt: skip
+    StoreEventSink(db).write([two, *events, other])
+    with db.read() as connection:
+        stored = connection.execute(
+            sa.select(
+                tables.prediction_events.c.request_id,
+                tables.prediction_events.c.input_batch_id,
+                tables.prediction_events.c.input_row,
+            ).order_by(tables.prediction_events.c.id)
+        ).all()
+    by_column = {request_id: row for request_id, batch, row in stored if batch is not None}
+    assert sorted(by_column.values()) == list(range(MIN_ROWS))
+    assert {f"r{i}" for i in range(MIN_ROWS)} == set(by_column)
+    assert by_column["r5"] == 5
+    found = read_prediction_events(db)
+    assert found["inputs"].tolist() == [[{"x": 1.0}, {"x": 2.0}]] + [e.inputs for e in events] + [
+        [{"x": 3.0}]
+    ]

@@ -152,3 +152,21 @@ def test_logging_samples_the_process_once_per_interval_and_on_request(db, clock)
     assert len(_samples(db)) == 1
     log_predictions(db, "job", [{"x": 1.0}], [0])
     assert [row[2] for row in _samples(db)] == [T0, T0 + 10_000]
+
+
+def test_a_sink_without_a_sampler_samples_nothing_and_by_default_samples_its_process(db):
+    StoreEventSink(db, sampler=None).write([_event(T0, 0), _event(T0, 1)])
+    with db.read() as connection:
+        none = connection.execute(sa.select(tables.process_samples)).mappings().all()
+    assert none == []
+    StoreEventSink(db).write([_event(T0 + 1, 0)])
+    with db.read() as connection:
+        samples = connection.execute(sa.select(tables.process_samples)).mappings().all()
+        events = connection.execute(
+            sa.select(sa.func.count()).select_from(tables.prediction_events)
+        ).scalar_one()
+    assert events == 3
+    assert [(s["deployment"], s["worker"]) for s in samples] == [
+        ("api", f"{socket.gethostname()}:{os.getpid()}")
+    ]
+    assert samples[0]["rss_bytes"] > 1_000_000 and samples[0]["cpu_seconds"] > 0

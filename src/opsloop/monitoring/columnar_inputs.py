@@ -5,11 +5,12 @@ A batch is kept column by column only where that gives back exactly what its JSO
 (:func:`~.json_columns.row_texts`) would: columns of floats (missing values allowed), of
 integers and of booleans (none missing), and of text (missing allowed), under distinct
 names; and only a batch of at least :data:`MIN_ROWS` rows. Any other is written as JSON
-texts, as before.
+texts, as before. The rule is the store's (:func:`opsloop.store.input_batches.input_table`),
+which the serving runtime's event sink follows too for a flush's events of one record.
 
 When folding, :func:`columnar_frame` gives the frame of a batch of events straight from
 their tables when all of them were kept column by column under one schema. Otherwise
-(events of the serving runtime among them, or batches whose columns differ)
+(events kept as text among them, or batches whose columns differ)
 :func:`event_texts` writes their rows back as JSON texts and the fold parses the whole batch
 as it parses texts, so the frame is the same as if every event had been kept as text.
 
@@ -27,63 +28,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.json_columns import row_texts
+from opsloop.store.input_batches import MIN_ROWS, input_table
 
-_INT64_MAX = np.iinfo(np.int64).max
-#: The fewest rows a call keeps as a table: a table costs a fixed part (its schema, its
-#: reading back) that only more rows than this repay over the rows' texts.
-MIN_ROWS = 64
-
-
-def _column(series: pd.Series, name: str) -> pa.Array | None:
-    kind = series.dtype.kind
-    if kind == "f":
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        if np.isinf(values).any():
-            raise InvalidArgumentError(
-                f"inputs: column {name!r} holds an infinite value, which JSON cannot write"
-            )
-        return pa.array(values, from_pandas=True)
-    if kind in "iub" and series.isna().any():
-        # JSON would read a missing integer back as a float, and a missing boolean as an
-        # object: left to the texts, which give that.
-        return None
-    if kind in "iu":
-        values = series.to_numpy()
-        if kind == "u" and len(values) and values.max() > _INT64_MAX:
-            return None
-        return pa.array(values.astype(np.int64))
-    if kind == "b":
-        return pa.array(series.to_numpy(dtype=bool))
-    if kind == "O":  # objects, text and categories: kept when every value is text
-        values = series.astype(object).where(series.notna(), None).tolist()
-        if not all(value is None or isinstance(value, str) for value in values):
-            return None
-        try:
-            return pa.array(values, type=pa.string())
-        except (pa.ArrowException, UnicodeError):
-            return None  # text that is not valid UTF-8 (a lone surrogate): JSON escapes it
-    return None
-
-
-def input_table(frame: pd.DataFrame) -> pa.Table | None:
-    """``frame`` as a table of one row per event that reads back as its JSON texts do, or
-    ``None`` where some column would not (see the module docstring).
-
-    >>> print(input_table(pd.DataFrame({"n": pd.array([1, None], dtype="Int64")})))
-    None
-    """
-    names = [str(name) for name in frame.columns]
-    if not names or len(set(names)) != len(names):
-        return None
-    arrays = []
-    for position, name in enumerate(names):
-        array = _column(frame.iloc[:, position], name)
-        if array is None:
-            return None
-        arrays.append(array)
-    return pa.table(arrays, names=names)
+__all__ = ["MIN_ROWS", "columnar_frame", "event_texts", "input_table"]
 
 
 def _to_pandas(column: pa.ChunkedArray) -> pd.Series | list:

@@ -61,6 +61,7 @@ from opsloop.monitoring.windowing import Windowing
 from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.store.event_insert import insert_event_columns
 from opsloop.store.input_batches import insert_input_batch
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
@@ -176,49 +177,6 @@ def _per_row(value: Any, n: int, field: str, dtype: Any) -> np.ndarray:
     return np.broadcast_to(array, (n,))
 
 
-def _insert_columns(connection: Connection, columns: dict[str, list], shared: dict) -> None:
-    """Insert the events given column by column, with the values ``shared`` by all of them
-    (columns left out are null)."""
-    if connection.dialect.name == "sqlite":
-        # The driver's executemany on tuples: SQLAlchemy's own preparation of each row's
-        # parameters costs more than SQLite's insert of it. The shared values are written
-        # into the statement (quoted by SQLAlchemy), so that SQLite binds only the values
-        # that differ from row to row; text with a NUL character, which a statement cannot
-        # hold, is bound with every row.
-        n = len(next(iter(columns.values())))
-        bound = {k: v for k, v in shared.items() if isinstance(v, str) and "\x00" in v}
-        columns = {**columns, **{name: [value] * n for name, value in bound.items()}}
-        shared = {k: v for k, v in shared.items() if k not in bound}
-        written = {
-            name: sa.literal_column(
-                str(
-                    sa.literal(value, _events.c[name].type).compile(
-                        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
-                    )
-                )
-            )
-            for name, value in shared.items()
-        }
-        statement = _events.insert().values(
-            **{name: sa.bindparam(name) for name in columns}, **written
-        )
-        compiled = statement.compile(dialect=connection.dialect)
-        order = compiled.positiontup or list(columns)
-        connection.exec_driver_sql(
-            str(compiled), list(zip(*(columns[k] for k in order), strict=True))
-        )
-    else:
-        # PostgreSQL: SQLAlchemy batches the rows into multi-row INSERTs.
-        names = list(columns)
-        connection.execute(
-            _events.insert(),
-            [
-                {**shared, **dict(zip(names, row, strict=True))}
-                for row in zip(*columns.values(), strict=True)
-            ],
-        )
-
-
 # One sampler per store and process: a sample is due at most every SAMPLE_INTERVAL_S of
 # the store's clock, and a forked child is a worker of its own (``host:pid``).
 _samplers: weakref.WeakKeyDictionary[Database, tuple[int, ProcessSampler]] = (
@@ -314,7 +272,7 @@ def log_predictions(
             else:
                 shared["input_batch_id"] = insert_input_batch(connection, deployment, table)
                 columns["input_row"] = list(range(n))
-            _insert_columns(connection, columns, shared)
+            insert_event_columns(connection, columns, shared)
             if sample_process:
                 _sample_process(connection, db, deployment)
     return ids

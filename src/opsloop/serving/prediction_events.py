@@ -10,8 +10,11 @@ when the buffer is full the event is dropped and counted. A sink that fails lose
 
 :class:`StoreEventSink` writes to the store's ``prediction_events`` table, and
 :func:`read_prediction_events` reads them back (the monitoring consumes them from there),
-with the inputs of the events logged in batches from Python
-(:mod:`opsloop.store.input_batches`) as records, as the runtime's own are.
+with the inputs of the events kept in batches (:mod:`opsloop.store.input_batches`) as
+records, as those kept as text are. The sink keeps the inputs of a flush's events once,
+column by column, as :func:`opsloop.monitoring.log_predictions` keeps a call's, when at least
+:data:`~opsloop.store.input_batches.MIN_ROWS` of them are of one record with the same fields
+and read back exactly; the others as one JSON text each.
 
 >>> from opsloop.store import Database
 >>> db = Database("sqlite://")
@@ -29,6 +32,7 @@ True
 from __future__ import annotations
 
 import collections
+import enum
 import json
 import logging
 import threading
@@ -43,7 +47,13 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
-from opsloop.store.input_batches import event_inputs
+from opsloop.store.event_insert import insert_event_columns
+from opsloop.store.input_batches import (
+    MIN_ROWS,
+    event_inputs,
+    insert_input_batch,
+    records_table,
+)
 
 logger = logging.getLogger("opsloop.serving")
 
@@ -99,6 +109,10 @@ class PredictionEvent:
 
     def to_row(self) -> dict[str, Any]:
         """The event as a row of the store's ``prediction_events`` table."""
+        return {**self._row(), "inputs_json": json.dumps(self.inputs, default=str)}
+
+    def _row(self) -> dict[str, Any]:
+        """The row without its inputs."""
         return {
             "deployment": self.deployment,
             "variant": self.variant,
@@ -107,7 +121,6 @@ class PredictionEvent:
             "version": self.version,
             "request_id": self.request_id,
             "routing_key": self.routing_key,
-            "inputs_json": json.dumps(self.inputs, default=str),
             "output_json": None if self.output is None else json.dumps(self.output, default=str),
             "error": self.error,
             "latency_ms": float(self.latency_ms),
@@ -126,31 +139,86 @@ class EventSink(Protocol):
         ...
 
 
+class _Sampling(enum.Enum):
+    PROCESS = "process"
+
+
 class StoreEventSink:
     """Writes events to the store's ``prediction_events`` table, one transaction a batch,
     with a sample of the process's memory and CPU time when ``sampler`` says one is due
-    (:mod:`.process_samples`; ``None`` samples nothing).
+    (:mod:`.process_samples`). By default a sampler of this process (every
+    :data:`~.process_samples.SAMPLE_INTERVAL_S`), as a serving worker needs for its
+    windows' software metrics; ``None`` samples nothing.
 
     >>> from opsloop.store import Database
-    >>> StoreEventSink(Database("sqlite://")).write([])
+    >>> db = Database("sqlite://")
+    >>> event = PredictionEvent("api", "s", "primary", "m", 1, "r", None, [], None, None, 1.0, 5)
+    >>> StoreEventSink(db, sampler=None).write([event])
+    >>> db.read_value("SELECT count(*) FROM process_samples")
+    0
+    >>> StoreEventSink(db).write([event])
+    >>> db.read_value("SELECT count(*) FROM process_samples")
+    1
     """
 
-    def __init__(self, db: Database, *, sampler: ProcessSampler | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        sampler: ProcessSampler | _Sampling | None = _Sampling.PROCESS,
+    ) -> None:
         self.db = db
-        self.sampler = ProcessSampler() if sampler is None else sampler
+        self.sampler = ProcessSampler() if sampler is _Sampling.PROCESS else sampler
 
     def write(self, events: Sequence[PredictionEvent]) -> None:
         """Insert ``events`` (and a process sample that is due) in one transaction."""
         if not events:
             return
         with self.db.write() as connection:
-            connection.execute(_events.insert(), [event.to_row() for event in events])
+            kept = _keep_inputs_by_column(connection, events)
+            rows = [event._row() for event in events]
+            columns = {name: [row[name] for row in rows] for name in rows[0]}
+            columns["inputs_json"] = [
+                None if position in kept else json.dumps(event.inputs, default=str)
+                for position, event in enumerate(events)
+            ]
+            columns["input_batch_id"] = [kept.get(i, (None, None))[0] for i in range(len(rows))]
+            columns["input_row"] = [kept.get(i, (None, None))[1] for i in range(len(rows))]
+            insert_event_columns(connection, columns, {})
             if self.sampler is not None:
                 rows = self.sampler.rows(
                     (event.deployment for event in events), at_ms=clock_of(connection)
                 )
                 if rows:
                     connection.execute(tables.process_samples.insert(), rows)
+
+
+def _keep_inputs_by_column(
+    connection: Any, events: Sequence[PredictionEvent]
+) -> dict[int, tuple[int, int]]:
+    """Keep the inputs of ``events`` of one record once per group of at least ``MIN_ROWS``
+    with the same deployment and fields (in order), column by column where they read back
+    exactly (:func:`~opsloop.store.input_batches.records_table`); return each kept event's
+    ``(batch id, row)`` by its position in ``events``."""
+    groups: dict[tuple, list[int]] = {}
+    for position, event in enumerate(events):
+        if (
+            isinstance(event.inputs, list)
+            and len(event.inputs) == 1
+            and isinstance(event.inputs[0], dict)
+        ):
+            key = (event.deployment, tuple(event.inputs[0]))
+            groups.setdefault(key, []).append(position)
+    kept: dict[int, tuple[int, int]] = {}
+    for (deployment, _), positions in groups.items():
+        if len(positions) < MIN_ROWS:
+            continue
+        table = records_table([events[position].inputs[0] for position in positions])
+        if table is None:
+            continue
+        batch = insert_input_batch(connection, deployment, table)
+        kept.update((position, (batch, row)) for row, position in enumerate(positions))
+    return kept
 
 
 class EventRecorder:
