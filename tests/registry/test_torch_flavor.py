@@ -139,3 +139,34 @@ def test_a_builder_name_belongs_to_one_function():
         torch_builder("registry-tests-scorer")(lambda: torch.nn.Linear(1, 1))
     with pytest.raises(TypeError, match=r"must return a torch\.nn\.Module, got int"):
         torch_builder("registry-tests-not-a-module")(lambda: 3)()
+
+
+def test_one_file_imported_under_two_module_names_keeps_its_builder(tmp_path, monkeypatch):
+    """A file imported twice under different names (a script that is also imported as a
+    module; pytest's importlib mode) registers the same builder twice: allowed. A different
+    function from another file under the same name is still refused."""
+    import importlib.util
+
+    source = tmp_path / "two_names.py"
+    source.write_text(
+        "import torch\n"
+        "from opsloop.registry import torch_builder\n\n"
+        "@torch_builder('registry-tests-two-names')\n"
+        "def build(n):\n"
+        "    return torch.nn.Linear(n, 1)\n"
+    )
+    monkeypatch.delitem(_builders, "registry-tests-two-names", raising=False)
+    loaded = []
+    for name in ("first_name", "second_name"):
+        spec = importlib.util.spec_from_file_location(name, source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        loaded.append(module)
+    assert _builders["registry-tests-two-names"].__module__ == "second_name"
+    assert loaded[1].build(3).in_features == 3
+    other = tmp_path / "other.py"
+    other.write_text(source.read_text())
+    spec = importlib.util.spec_from_file_location("third_name", other)
+    with pytest.raises(ValueError, match="'registry-tests-two-names' is already registered by"):
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    monkeypatch.delitem(_builders, "registry-tests-two-names")

@@ -134,7 +134,7 @@ def torch_builder(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any
             return module
 
         known = _builders.get(name)
-        if known is not None and _where(known) != _where(built):
+        if known is not None and _origin(known) != _origin(built):
             raise InvalidArgumentError(
                 f"torch builder {name!r} is already registered by {_where(known)}"
             )
@@ -146,6 +146,17 @@ def torch_builder(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any
 
 def _where(function: Callable[..., Any]) -> str:
     return f"{function.__module__}.{function.__qualname__}"
+
+
+def _origin(function: Callable[..., Any]) -> tuple[str, str]:
+    # The same file imported under two module names (a script also imported as a module,
+    # pytest's importlib mode) defines the same builder twice: the file and the qualified
+    # name say whether it is the same function, where the module's name does not.
+    try:
+        source = inspect.getfile(inspect.unwrap(function))
+    except TypeError:  # a built-in or a callable object: its module is all there is
+        source = function.__module__
+    return source, function.__qualname__
 
 
 def registered_torch_builders() -> tuple[str, ...]:
