@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.analysis.slices import SliceMetrics, slice_metrics
+from opsloop.learn.labelled_rows import labelled_rows
 from opsloop.learn.oversampling import smote
 
 _KEYS = ["tag", "value", "metric"]
@@ -122,8 +123,8 @@ def oversampling_effect(
     """
     from sklearn.base import clone
 
-    X_train, y_train = _pair("train", train)
-    X_test, y_test = _pair("test", test)
+    X_train, y_train = labelled_rows("train", train)
+    X_test, y_test = labelled_rows("test", test)
     unknown = sorted(
         set(slice_options) - {"intersections", "bins", "n_boot", "confidence", "min_size"}
     )
@@ -144,14 +145,3 @@ def oversampling_effect(
         after=slice_metrics(y_test, oversampled.predict(X_test), tags, metrics, **measured),
         model=oversampled,
     )
-
-
-def _pair(name: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        X, y = value
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (X, y)") from None
-    X, y = np.asarray(X), np.asarray(y)
-    if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
-        raise ValueError(f"{name}: X must be 2-d with as many rows as y, and not empty")
-    return X, y

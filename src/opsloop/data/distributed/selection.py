@@ -71,6 +71,7 @@ from opsloop.data.selection.columns import (
     CATEGORICAL,
     KIND_OF_TYPE,
     NUMERIC,
+    check_readable_dtype,
     check_uniform_values,
     float_values,
     is_date_text,
@@ -588,16 +589,7 @@ def selection_statistics(ddf, y, steps: list[Step], task: str = "auto") -> DaskS
     if _TARGET in names:
         raise ValueError(f"X has a column named {_TARGET!r}, which this path reserves")
     for name in names:
-        dtype = ddf.dtypes[name]
-        if (
-            pd.api.types.is_complex_dtype(dtype)
-            or pd.api.types.is_timedelta64_dtype(dtype)
-            or isinstance(dtype, pd.IntervalDtype | pd.PeriodDtype)
-        ):
-            raise TypeError(
-                f"column {name!r} has dtype {dtype}, which feature selection cannot read; "
-                "convert it to numbers or labels first"
-            )
+        check_readable_dtype(name, ddf.dtypes[name])
     logical = column_types(ddf)
     texts = [n for n in names if logical[n] in ("category", "string")]
     if texts:

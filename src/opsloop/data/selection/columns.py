@@ -91,6 +91,27 @@ class FeatureColumns:
         return [name for name in among if self.kinds[name] == kind]
 
 
+def check_readable_dtype(name: str, dtype: object) -> None:
+    """Raise ``TypeError`` for a dtype feature selection cannot read (complex numbers,
+    durations, intervals, periods), naming the column.
+
+    >>> import numpy as np
+    >>> check_readable_dtype("amount", np.dtype("float64"))
+    >>> check_readable_dtype("wait", np.dtype("timedelta64[ns]"))
+    Traceback (most recent call last):
+    TypeError: column 'wait' has dtype timedelta64[ns], which feature selection cannot read; ...
+    """
+    if (
+        pd.api.types.is_complex_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or isinstance(dtype, pd.IntervalDtype | pd.PeriodDtype)
+    ):
+        raise TypeError(
+            f"column {name!r} has dtype {dtype}, which feature selection cannot read; "
+            "convert it to numbers or labels first"
+        )
+
+
 def check_uniform_values(name: str, series: pd.Series) -> None:
     """Raise ``TypeError`` when an ``object`` column mixes kinds of values.
 
@@ -196,16 +217,7 @@ def prepare_columns(frame: pd.DataFrame, names: Iterable[str] | None = None) -> 
     prepared = FeatureColumns(n_rows=len(frame), names=names, kinds={}, n_null={})
     for name in names:
         series = frame[name]
-        dtype = series.dtype
-        if (
-            pd.api.types.is_complex_dtype(dtype)
-            or pd.api.types.is_timedelta64_dtype(dtype)
-            or isinstance(dtype, pd.IntervalDtype | pd.PeriodDtype)
-        ):
-            raise TypeError(
-                f"column {name!r} has dtype {dtype}, which feature selection cannot read; "
-                "convert it to numbers or labels first"
-            )
+        check_readable_dtype(name, series.dtype)
         check_uniform_values(name, series)
         logical = infer_column_type(series)
         if logical in ("category", "string") and is_date_text(series):

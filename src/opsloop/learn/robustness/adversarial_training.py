@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.learn.labelled_rows import labelled_rows
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.defence_effect import DefenceEffect
 from opsloop.learn.robustness.evasion import accuracy_under_attack, check_norm, pgd
@@ -27,13 +28,8 @@ from opsloop.learn.torch_import import import_torch
 
 
 def _pair(name: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        X, y = value
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (X, y)") from None
-    X, y = np.asarray(X, dtype=np.float32), np.asarray(y)
-    if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
-        raise ValueError(f"{name}: X must be 2-d with as many rows as y, and not empty")
+    X, y = labelled_rows(name, value)
+    X = X.astype(np.float32, copy=False)
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
         raise ValueError(f"{name}: y must hold class indices 0..n_classes-1")
     return X, y.astype(np.int64)

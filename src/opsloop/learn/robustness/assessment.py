@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.learn.labelled_rows import labelled_rows
 from opsloop.learn.robustness.backdoor import (
     BackdoorCurve,
     BackdoorDetection,
@@ -170,17 +171,6 @@ class RobustnessResult(Mapping):
         return out
 
 
-def _pair(name: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        X, y = value
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (X, y)") from None
-    X, y = np.asarray(X), np.asarray(y)
-    if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
-        raise ValueError(f"{name}: X must be 2-d with as many rows as y, and not empty")
-    return X, y
-
-
 def _refittable(model: Any) -> bool:
     try:
         from sklearn.base import clone
@@ -272,9 +262,9 @@ def assess_robustness(
     unknown = sorted(set(parts) - set(PARTS) - set(OPTIONAL_PARTS))
     if unknown:
         raise ValueError(f"parts: {unknown[0]!r} is not one of {PARTS + OPTIONAL_PARTS}")
-    X_train, y_train = _pair("train", train)
-    X_test, y_test = _pair("test", test)
-    shadow = None if shadow_data is None else _pair("shadow_data", shadow_data)
+    X_train, y_train = labelled_rows("train", train)
+    X_test, y_test = labelled_rows("test", test)
+    shadow = None if shadow_data is None else labelled_rows("shadow_data", shadow_data)
     norm = check_norm(norm)
     torch_model = is_torch_module(model)
     classifier = TorchClassifier(model) if torch_model else model

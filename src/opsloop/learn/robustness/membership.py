@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from opsloop.learn.labelled_rows import labelled_rows
+
 SCORES = ("loss", "confidence")
 SMALLEST_PROBABILITY = 1e-12
 
@@ -211,17 +213,6 @@ def _result(attack: str, member_scores: np.ndarray, non_member_scores: np.ndarra
     )
 
 
-def _pair(name: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        X, y = value
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (X, y)") from None
-    X, y = np.asarray(X), np.asarray(y)
-    if len(X) != len(y) or len(X) == 0:
-        raise ValueError(f"{name}: X and y must have the same, non-zero number of rows")
-    return X, y
-
-
 def threshold_attack(model: Any, members: Any, non_members: Any, score: str = "loss"):
     """Loss- or confidence-threshold membership attack on a fitted classifier.
 
@@ -239,8 +230,8 @@ def threshold_attack(model: Any, members: Any, non_members: Any, score: str = "l
     A member scores 0 (probability 1 for its label); a non-member scores 0 where the tree is right
     and log(1e-12) where it is wrong, so the advantage is the tree's test error, 1 - 0.616.
     """
-    X_in, y_in = _pair("members", members)
-    X_out, y_out = _pair("non_members", non_members)
+    X_in, y_in = labelled_rows("members", members, two_d=False)
+    X_out, y_out = labelled_rows("non_members", non_members, two_d=False)
     classes = model_classes(model, X_in)
     return _result(
         f"{score} threshold",
@@ -307,9 +298,9 @@ def shadow_attack(
     from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
 
-    X_in, y_in = _pair("members", members)
-    X_out, y_out = _pair("non_members", non_members)
-    X_shadow, y_shadow = _pair("shadow_data", shadow_data)
+    X_in, y_in = labelled_rows("members", members, two_d=False)
+    X_out, y_out = labelled_rows("non_members", non_members, two_d=False)
+    X_shadow, y_shadow = labelled_rows("shadow_data", shadow_data, two_d=False)
     if isinstance(n_shadows, bool) or not isinstance(n_shadows, int) or n_shadows < 1:
         raise ValueError(f"n_shadows must be a positive int, got {n_shadows!r}")
     if len(X_shadow) < 4:
