@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -105,3 +106,12 @@ class HangsOn:
         if (frame["age"] == self.age).any():
             threading.Event().wait()
         return (frame["age"] % 2).tolist()
+
+
+def poll(condition, deadline_s: float) -> None:
+    """Wait until ``condition()`` holds, failing after ``deadline_s``: for work another thread
+    or process finishes (a shadow's answer, a flush), never to separate timestamps."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from tests.serving import served_models
-from tests.serving.served_models import Crashing, Hanging, classifier
+from tests.serving.served_models import Crashing, Hanging, classifier, poll
 
 from opsloop.errors import InvalidArgumentError, UnavailableError
 from opsloop.serving import (
@@ -186,7 +186,7 @@ def test_a_crashing_shadow_is_invisible_and_its_errors_are_recorded(runtime, reg
     answers = [runtime.predict("api", [RECORD]) for _ in range(2)]
     assert [a.variant for a in answers] == ["stable", "stable"]
     assert answers[0].predictions == models[1].predict(pd.DataFrame([RECORD])).tolist()
-    _poll(lambda: runtime.shadow_counts("api")["copy"]["failed"] == 2)
+    poll(lambda: runtime.shadow_counts("api")["copy"]["failed"] == 2, 10.0)
     assert runtime.shadow_counts("api") == {"copy": {"answered": 0, "failed": 2, "dropped": 0}}
     runtime.recorder.flush()
     events = read_prediction_events(runtime.db, "api", role="shadow")
@@ -249,15 +249,6 @@ def test_a_pickled_variant_without_trust_is_not_ready(registry, models):
             untrusting.predict("api", [RECORD])
     finally:
         untrusting.close()
-
-
-def _poll(condition, deadline_s: float = 10.0) -> None:
-    import time
-
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_a_model_fitted_on_columns_out_of_name_order_gets_them_in_its_order(registry):

@@ -4,12 +4,11 @@ counted while the primary answers every request."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from tests.serving.served_models import ExitsOn, HangsOn, classifier
+from tests.serving.served_models import ExitsOn, HangsOn, classifier, poll
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
@@ -22,13 +21,6 @@ pytestmark = pytest.mark.slow
 
 RECORD = {"age": 40, "income": 52_000.0}
 CRASH = {"age": 99, "income": 10_000.0}  # ExitsOn(age=99) ends its process on this one
-
-
-def _poll(condition, deadline_s: float = 120.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -60,7 +52,7 @@ def test_a_shadow_process_records_what_in_process_scoring_answers(registry, mode
     served = _runtime(registry, "process")
     try:
         answers = [served.predict("api", records) for records in requests]
-        _poll(lambda: served.shadow_counts("api")["copy"]["answered"] == len(requests))
+        poll(lambda: served.shadow_counts("api")["copy"]["answered"] == len(requests), 120.0)
         assert served.shadow_counts("api") == {
             "copy": {"answered": len(requests), "failed": 0, "dropped": 0}
         }
@@ -111,13 +103,13 @@ def test_a_crashing_shadow_process_is_restarted_and_counted(registry, models):
     try:
         first = served.predict("api", [RECORD])
         mirror = served._mirrors["api", "copy"]
-        _poll(lambda: mirror.answered == 1)
+        poll(lambda: mirror.answered == 1, 120.0)
         crash = served.predict("api", [CRASH])
-        _poll(lambda: mirror.restarts == 1)
+        poll(lambda: mirror.restarts == 1, 120.0)
         assert crash.variant == "stable"
         assert crash.predictions == models[1].predict(pd.DataFrame([CRASH])).tolist()
         later = [served.predict("api", [{"age": 30 + n, "income": 40_000.0}]) for n in range(3)]
-        _poll(lambda: mirror.answered == 4)
+        poll(lambda: mirror.answered == 4, 120.0)
         assert served.shadow_counts("api") == {"copy": {"answered": 4, "failed": 1, "dropped": 0}}
         sample = served.metrics.registry.get_sample_value
         assert (
@@ -170,10 +162,10 @@ def test_a_hanging_shadow_process_is_bounded_stopped_and_restarted(registry):
         accepted = [mirror.offer(_copy(77 if n == 0 else 20 + n, f"r{n}")) for n in range(10)]
         assert accepted == [True, True] + [False] * 8
         assert (mirror.dropped, len(drops)) == (8, 8)
-        _poll(lambda: mirror.restarts == 1)
+        poll(lambda: mirror.restarts == 1, 120.0)
         assert (mirror.answered, mirror.failed) == (0, 2)
         assert mirror.offer(_copy(31, "after"))
-        _poll(lambda: mirror.answered == 1)
+        poll(lambda: mirror.answered == 1, 120.0)
         assert mirror.offer(_copy(77, "hangs-again"))
         assert mirror.offer(_copy(32, "queued"))
     finally:

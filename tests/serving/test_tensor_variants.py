@@ -6,11 +6,11 @@ micro-batches, shadows and canaries with their prediction events recorded."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import onnx
 import pytest
+from tests.serving.served_models import poll
 from tests.serving.tensor_models import (
     CANCER_CLASSES,
     cancer,
@@ -169,13 +169,6 @@ def runtime(registry):
     served.close()
 
 
-def _poll(condition, deadline_s: float = 20.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 @pytest.mark.torch
 def test_onnx_and_torch_variants_serve_canaries_and_shadows_with_events(registry, runtime):
     frame, label = cancer()
@@ -211,7 +204,7 @@ def test_onnx_and_torch_variants_serve_canaries_and_shadows_with_events(registry
         runtime.recorder.flush()
         return read_prediction_events(registry.db, "api", role="shadow")
 
-    _poll(lambda: len(shadow_events()) == len(rows))
+    poll(lambda: len(shadow_events()) == len(rows), 20.0)
     shadows = shadow_events()
     assert set(shadows["variant"]) == {"mirror"} and shadows["error"].isna().all()
     logits = module_answer(net, rows).astype(float)
