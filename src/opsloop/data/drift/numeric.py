@@ -7,14 +7,14 @@ with any number of current samples, which is what a cached reference profile is.
 * :func:`ks_test` returns scipy's ``ks_2samp`` statistic and p-value bit for bit. The
   statistic comes from one merge pass over the two sorted samples
   (:func:`opsloop.data.drift.kernels.ecdf_walk`), with the floating-point expressions scipy
-  uses. For samples of at most 10,000 values the p-value is scipy's exact distribution, the
-  routine ``ks_2samp`` calls (``ks_2samp`` itself where that routine gives up, or where a
-  scipy release no longer has it), without ``ks_2samp``'s sorting again and searching the
-  pooled values, which cost more than the exact sum on a 1,000-row window against a
-  5,000-row reference; above 10,000 the p-value comes from scipy's ``kstwo``
-  distribution with scipy's effective sample size, as ``ks_2samp(method="auto")`` does
-  (``ks_p_value="fast"``: the same to 1e-11 relative, in a twentieth of the time where scipy
-  sums the Smirnov series; :mod:`opsloop.data.drift.smirnov`).
+  uses. For samples of at most 10,000 values the p-value is scipy's exact distribution,
+  computed by :mod:`opsloop.data.drift.exact_ks` (the same doubles as the routine
+  ``ks_2samp`` calls, many times faster; ``ks_2samp`` itself where that routine gives up),
+  without ``ks_2samp``'s sorting again and searching the pooled values; above 10,000
+  the p-value comes from scipy's ``kstwo`` distribution with scipy's effective sample
+  size, as ``ks_2samp(method="auto")`` does (``ks_p_value="fast"``: the same to 1e-11
+  relative, in a twentieth of the time where scipy sums the Smirnov series;
+  :mod:`opsloop.data.drift.smirnov`).
 * :func:`wasserstein` is scipy's ``wasserstein_distance`` from the same merge pass (equal to
   rounding), optionally divided by the reference's standard deviation.
 * :func:`anderson_darling` delegates to ``scipy.stats.anderson_ksamp``; its p-value is
@@ -31,18 +31,13 @@ with any number of current samples, which is what a cached reference profile is.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-try:  # scipy's exact two-sided distribution, the one ks_2samp calls below 10,000 values
-    from scipy.stats._stats_py import _attempt_exact_2kssamp
-except ImportError:  # a scipy that moved it: ks_2samp itself is called instead
-    _attempt_exact_2kssamp = None
-
+from opsloop.data.drift.exact_ks import exact_two_sided
 from opsloop.data.drift.kernels import ecdf_walk, sort_floats
 from opsloop.data.drift.smirnov import kstwo_sf
 
@@ -121,12 +116,12 @@ def _exact_ks(ref: SortedSample, cur: SortedSample, max_diff, min_diff) -> tuple
     """``ks_2samp(ref, cur)``'s statistic and p-value below 10,000 values a side, from the
     extremes of ``F_ref - F_cur`` (:func:`ecdf_walk`)."""
     d = max(min(max(-min_diff, 0.0), 1.0), max_diff)
-    if _attempt_exact_2kssamp is not None:
-        found, d, p = _attempt_exact_2kssamp(ref.n, cur.n, math.gcd(ref.n, cur.n), d, "two-sided")
-        if found:
-            # ks_2samp returns the statistic as the exact distribution rounds it (h / lcm).
-            return float(d), float(np.clip(p, 0, 1))
-    # scipy's exact sum failed (it then warns and goes asymptotic) or is not where it was.
+    found, d, p = exact_two_sided(ref.n, cur.n, d)
+    if found:
+        # ks_2samp returns the statistic as the exact distribution rounds it (h / lcm).
+        return float(d), float(np.clip(p, 0, 1))
+    # The exact sum is not a probability (rounding, on equal sizes at the smallest
+    # statistics): ks_2samp then warns and goes asymptotic, so it is asked itself.
     result = stats.ks_2samp(ref.values, cur.values)
     return float(result.statistic), float(result.pvalue)
 
