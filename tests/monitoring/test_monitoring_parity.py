@@ -124,6 +124,7 @@ SCENARIO = [
     ("evaluations", lambda m, n: m.evaluations(n)),
     ("evaluations", lambda m, n: m.evaluations(n, variant="canary")),
     ("status", lambda m, n: m.status(n, last=5)),
+    ("gauges", lambda m, n: m.gauges(deployment=n)),
     ("alerts", lambda m, n: m.alerts(n)),
     ("alerts", lambda m, n: m.alerts(n, variant="canary")),
     ("actions", lambda m, n: m.actions(n)),
@@ -295,6 +296,19 @@ def test_local_and_http_give_the_same_answers(store):
     # The clock is two hours on: every label came after its window closed.
     labels = {"accepted": 50, "late": 50, "duplicate": 2, "unknown": 1}
     assert answers["status"][0]["labels"] == labels
+    # The gauges: the latest window of each variant, and the alerts counted per variant.
+    (gauges,) = answers["gauges"]
+    assert [(w["variant"], w["start_ms"]) for w in gauges["windows"]] == [
+        ("canary", T0 + HOUR_MS), ("default", T0)
+    ]  # fmt: skip
+    default = gauges["windows"][1]["metrics"]
+    assert default["drift_share"] == first[1].metrics["drift_share"] == 0.5
+    assert default["task_metric"] == first[1].metrics["task_metric"]
+    raised = answers["alerts"][0]["variant"].value_counts()
+    assert [(a["variant"], a["count"]) for a in gauges["alerts"]] == [
+        ("canary", raised["canary"]), ("default", raised["default"])
+    ]  # fmt: skip
+    assert raised["default"] == 6  # five rules fired and the failed rollback
     # The frame's rows reached both stores alike (dates as their text, as locally).
     samples = []
     for name in ("credit-local", "credit-http"):

@@ -21,7 +21,12 @@ from opsloop.analysis.sequential import RateGate
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.reference import set_reference
 from opsloop.serving import Deployments, ServingRuntime, Variant
-from opsloop.serving.prediction_events import read_prediction_events
+from opsloop.serving.prediction_events import (
+    PredictionEvent,
+    StoreEventSink,
+    read_prediction_events,
+)
+from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.routing import routing_share
 
 FEATURES = ["mean radius", "mean texture", "mean smoothness", "worst concavity"]
@@ -337,7 +342,70 @@ def test_the_new_gates_are_declared_and_read_back_locally_and_over_http(
     assert decisions["estimate"]["test"] == "mean_msprt"
     assert decisions["estimate"]["fail_threshold"] == pytest.approx(np.log(20))
     assert rollout["state"]["gates"]["estimate"]["params"]["worse"] == "lower"
-    with pytest.raises(InvalidArgumentError, match=r"gates\.drift: alpha, min_rows are its"):
+    with pytest.raises(InvalidArgumentError, match=r"gates\.drift: alpha, min_rows, every are its"):
         deployments.set_rollout("api", steps=[0.1, 1.0], gates={"drift": {"effect": 0.1}})
     with pytest.raises(InvalidArgumentError, match=r"gates\.estimate: .*'detect_ratio'"):
         deployments.set_rollout("api", steps=[0.1, 1.0], gates={"estimate": {"detect_ratio": 2.0}})
+
+
+def test_a_quality_gate_s_every_is_declared_checked_and_read_back(registry, deployments, data):
+    X, y, _, _ = data
+    model = _model(X, y)
+    registry.register("stable-model", model, input_schema=X)
+    registry.register("canary-model", model, input_schema=X)
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "stable-model", version=1, weight=0.9),
+            Variant("canary", "canary-model", version=1, role="candidate", weight=0.1),
+        ],
+        strategy="canary",
+    )
+    gates = {"drift": {"every": 10.0}, "estimate": {"every": 25}}
+    rollout = deployments.set_rollout("api", steps=[0.1, 1.0], gates=gates)
+    assert rollout["policy"]["gates"] == {"drift": {"every": 10}, "estimate": {"every": 25}}
+    assert "every" not in rollout["state"]["gates"]["drift"]["params"]
+    for wrong in (0, 2.5, True, "10"):
+        # Locally the policy's rule, over HTTP the wire's (a 422), each naming the field.
+        with pytest.raises(InvalidArgumentError, match=r"gates\.drift(: |\.)every"):
+            deployments.set_rollout("api", steps=[0.1, 1.0], gates={"drift": {"every": wrong}})
+    with pytest.raises(InvalidArgumentError, match=r"gates\.errors(: .*'every'|\.every)"):
+        deployments.set_rollout("api", steps=[0.1, 1.0], gates={"errors": {"every": 10}})
+
+
+@pytest.mark.parametrize(("every", "looks"), [(None, -1), (10, 0)])
+def test_the_drift_gate_is_judged_every_its_every_candidate_requests(registry, data, every, looks):
+    X, y, held_out, _ = data
+    model = _model(X, y)
+    deployments = _deploy(registry, X, model, model, 0.5)
+    drift = {"min_rows": 10, **({} if every is None else {"every": every})}
+    deployments.set_rollout("api", steps=[0.5, 1.0], min_requests=1_000, gates={"drift": drift})
+    since = deployments.rollout("api")["state"]["steps_taken"][0]["at_ms"]
+    answers = [
+        PredictionEvent(
+            "api",
+            variant,
+            "primary",
+            "m",
+            1,
+            f"{variant}{i}",
+            None,
+            [_record(held_out.iloc[i])],
+            {"predictions": [0]},
+            None,
+            1.0,
+            since + i,
+        )
+        for i in range(10)
+        for variant in ("stable", "canary")
+    ]
+    StoreEventSink(registry.db, sampler=None).write(answers)
+    observer = RolloutObserver(registry.db, deployments)
+    request = {"candidate": True, "failed": False, "latency_ms": 1.0, "share": 0.5}
+    for _ in range(10):
+        observer.record("api", [], {**request, "disagrees": None, "anomalous": None})
+    observer.flush()  # waits for the judgement the tenth candidate request asked for
+    drift_state = deployments.rollout("api")["state"]["gates"]["drift"]["state"]
+    assert drift_state["looks"] == looks
+    if every is not None:
+        assert drift_state["last"]["n_candidate"] == 10 and drift_state["last"]["n_primary"] == 10

@@ -21,10 +21,13 @@ prediction events of the primary and of the candidate, at most :data:`MAX_EVENTS
 :func:`judge_quality` computes their new states from the store (read-only); the serving
 side keeps them in the rollout's row and rolls back when one fails
 (:func:`~opsloop.serving.canary_rollout.observe_quality`). :class:`~opsloop.serving.
-rollout_observer.RolloutObserver` runs it beside the request path, every
-:data:`~opsloop.serving.rollout_observer.QUALITY_EVERY` candidate requests and while a
-step waits for it. Serving imports this module only inside its judging
-function: monitoring acts on deployments through serving, never the other way at import.
+rollout_observer.RolloutObserver` runs it beside the request path, every ``every``
+candidate requests (a gate's parameter, default 50) and while a step waits for it. The
+rows are kept in memory between judgements (:mod:`.canary_arms`), so a judgement reads
+only the events answered since the last one; :func:`arm_events` reads them all, as a
+process that kept nothing does, and gives the same rows. Serving imports this module only
+inside its judging function: monitoring acts on deployments through serving, never the
+other way at import.
 
 >>> from opsloop.serving.rollout_policy import RolloutPolicy
 >>> from opsloop.serving.canary_rollout import new_canary_state
@@ -36,6 +39,7 @@ function: monitoring acts on deployments through serving, never the other way at
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -44,13 +48,11 @@ import pandas as pd
 from opsloop.analysis.drift_gate import DriftGate
 from opsloop.analysis.sequential import MeanGate
 from opsloop.errors import NotFoundError
+from opsloop.monitoring.canary_arms import MAX_EVENTS, CanaryArms, answer_rows, kept_arms
 from opsloop.monitoring.reference import get_reference
 from opsloop.serving.prediction_events import read_prediction_events
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 from opsloop.store.database import Database
-
-#: The most answered requests read per arm (the first since the ramp began).
-MAX_EVENTS = 10_000
 
 
 def arm_events(db: Database, deployment: str, state: dict[str, Any]) -> pd.DataFrame:
@@ -83,17 +85,27 @@ def arm_events(db: Database, deployment: str, state: dict[str, Any]) -> pd.DataF
     return both.sort_values("at_ms", kind="stable").reset_index(drop=True)
 
 
-def _rows(events: pd.DataFrame) -> pd.DataFrame:
-    records = [record for inputs in events["inputs"] for record in inputs]
-    return pd.DataFrame.from_records(records)
-
-
-def _drift(gate: DriftGate, events: pd.DataFrame) -> DriftGate:
-    candidate = _rows(events[events["candidate"]])
-    primary = _rows(events[~events["candidate"]])
-    if len(candidate) and len(primary):
-        gate.look(candidate, primary)
+def _drift(gate: DriftGate, arms: CanaryArms) -> DriftGate:
+    n_candidate, n_primary = arms.count(candidate=True), arms.count(candidate=False)
+    # The frames are built only for a look that the rows open (what ``look`` would judge).
+    if n_candidate and n_primary >= 2 and gate.due(n_candidate) is not None:
+        gate.look(arms.rows(candidate=True), arms.rows(candidate=False))
     return gate
+
+
+def _calibrated(reference, arms: np.ndarray, scores: Any, predicted: Any):
+    """Each row's calibrated probability of its predicted class, by ``reference``."""
+    if not len(arms):
+        return np.zeros(0, dtype=bool), np.zeros(0)
+    array = np.asarray(scores, dtype=np.float64)
+    estimator = reference.estimator()
+    index = np.asarray(predicted)
+    if reference.binary:
+        positive = estimator.calibrate(array[:, 1])
+        confidence = np.where(index == 1, positive, 1.0 - positive)
+    else:
+        confidence = estimator.calibrate(array)[np.arange(len(index)), index]
+    return np.asarray(arms), confidence
 
 
 def confidence_rows(events: pd.DataFrame, reference) -> tuple[np.ndarray, np.ndarray]:
@@ -113,64 +125,59 @@ def confidence_rows(events: pd.DataFrame, reference) -> tuple[np.ndarray, np.nda
     position = {c: i for i, c in enumerate(wanted)}
     arms, scores, predicted = [], [], []
     for candidate, output in zip(events["candidate"], events["output"], strict=True):
-        if not isinstance(output, dict) or output.get("classes") != wanted:
-            continue
-        probabilities, predictions = output.get("probabilities"), output.get("predictions")
-        if not isinstance(probabilities, list) or not isinstance(predictions, list):
-            continue
-        for probability, prediction in zip(probabilities, predictions, strict=False):
-            if not isinstance(probability, list) or len(probability) != len(wanted):
-                continue
-            if prediction not in position:
-                continue
+        for probability, index in answer_rows(output, wanted, position):
             arms.append(bool(candidate))
             scores.append(probability)
-            predicted.append(position[prediction])
-    if not arms:
-        return np.zeros(0, dtype=bool), np.zeros(0)
-    array = np.asarray(scores, dtype=np.float64)
-    estimator = reference.estimator()
-    index = np.asarray(predicted)
-    if reference.binary:
-        positive = estimator.calibrate(array[:, 1])
-        confidence = np.where(index == 1, positive, 1.0 - positive)
-    else:
-        confidence = estimator.calibrate(array)[np.arange(len(index)), index]
-    return np.asarray(arms), confidence
+            predicted.append(index)
+    return _calibrated(reference, np.asarray(arms, dtype=bool), scores, predicted)
 
 
-def _estimate(gate: MeanGate, events: pd.DataFrame, db: Database, deployment: str) -> MeanGate:
+def _estimate(gate: MeanGate, arms: CanaryArms, db: Database, deployment: str) -> MeanGate:
     try:
         reference = get_reference(db, deployment).scores
     except NotFoundError:
         return gate
     if reference is None:
         return gate
-    arms, confidence = confidence_rows(events, reference)
-    if len(arms):
-        gate.update_many(arms, confidence)
+    flags, confidence = _calibrated(reference, *arms.scored_rows(list(reference.classes)))
+    if len(flags):
+        gate.update_many(flags, confidence)
     return gate
 
 
 def judge_quality(
-    db: Database, deployment: str, policy: RolloutPolicy, state: dict[str, Any]
+    db: Database,
+    deployment: str,
+    policy: RolloutPolicy,
+    state: dict[str, Any],
+    *,
+    gates: Iterable[str] | None = None,
+    arms: CanaryArms | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The new state (``to_dict``) of each quality gate of ``policy`` that has not decided
-    in ``state``, judged on the rows each arm answered since the ramp began (see the
-    module). The estimate gate is read afresh from those rows in their order; the drift
-    gate takes the look their count opens, if any. Nothing is written."""
+    """The new state (``to_dict``) of each quality gate of ``policy`` (of those named in
+    ``gates``, default all) that has not decided in ``state``, judged on the rows each arm
+    answered since the ramp began (see the module). The estimate gate is read afresh from
+    those rows in their order; the drift gate takes the look their count opens, if any.
+    The rows are those this process keeps for the ramp (:func:`.canary_arms.kept_arms`),
+    or ``arms``, brought up to date with the store's newer events. Nothing is written."""
+    named = None if gates is None else set(gates)
     wanted = [
         name
         for name in QUALITY_GATES
-        if name in state["gates"] and state["gates"][name]["state"]["verdict"] == "continue"
+        if name in state["gates"]
+        and state["gates"][name]["state"]["verdict"] == "continue"
+        and (named is None or name in named)
     ]
     if not wanted:
         return {}
-    events = arm_events(db, deployment, state)
+    arms = kept_arms(db, deployment, state) if arms is None else arms
     judged = {}
-    if "drift" in wanted:
-        judged["drift"] = _drift(DriftGate.from_dict(state["gates"]["drift"]), events).to_dict()
-    if "estimate" in wanted:
-        gate = policy.gate("estimate")
-        judged["estimate"] = _estimate(gate, events, db, deployment).to_dict()
+    with arms.lock:
+        arms.refresh(db)
+        if "drift" in wanted:
+            gate = DriftGate.from_dict(state["gates"]["drift"])
+            judged["drift"] = _drift(gate, arms).to_dict()
+        if "estimate" in wanted:
+            gate = policy.gate("estimate")
+            judged["estimate"] = _estimate(gate, arms, db, deployment).to_dict()
     return judged

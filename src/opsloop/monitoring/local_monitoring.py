@@ -36,6 +36,7 @@ from opsloop.monitoring.evaluation import (
 from opsloop.monitoring.event_log import LabelReceipt, log_labels, log_predictions
 from opsloop.monitoring.feature_distribution import FeatureDistribution, feature_distribution
 from opsloop.monitoring.monitor_report import monitor_status
+from opsloop.monitoring.monitoring_gauges import gauge_readings
 from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
 from opsloop.monitoring.policy_actions import ActionContext
 from opsloop.monitoring.policy_record import read_actions
@@ -191,6 +192,16 @@ class Monitoring:
         """The latest windows, label counts and alerts (see
         :func:`~opsloop.monitoring.monitor_report.monitor_status`)."""
         return monitor_status(self.db, deployment, Windowing(window), last=last)
+
+    def gauges(self, *, deployment: str | None = None) -> dict:
+        """What the Prometheus gauges show (see
+        :func:`~opsloop.monitoring.monitoring_gauges.gauge_readings`), of ``deployment``
+        or of all.
+
+        >>> Monitoring(db).gauges(deployment="nothing-yet")
+        {'windows': [], 'alerts': []}
+        """
+        return gauge_readings(self.db, None if deployment is None else [deployment])
 
     def alerts(self, deployment: str, *, variant: str | None = None) -> pd.DataFrame:
         """The alerts, oldest first (one ``variant``'s, or every variant's).

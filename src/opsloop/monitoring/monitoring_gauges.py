@@ -22,9 +22,12 @@ worker of a data plane shows the same numbers, the evaluator's, without receivin
 * ``opsloop_monitoring_alerts_total{deployment, variant}``: alerts the policies raised.
 
 A gauge is left out when the latest window has no value for it (no labels yet, a sample
-expired). ``window`` is the window length as text (``1h``, ``5min``). Labels come from the
-store's names only, so their number stays bounded; ``names`` limits them to the
-deployments a data plane serves.
+expired). What the gauges show is read by :func:`gauge_readings` (JSON-ready, so the
+control plane's monitoring serves it as an operation) and written as metrics by
+:func:`gauge_families`; a data plane on a control plane's URL shows the same gauges, read
+through that operation (:mod:`.remote_gauges`). ``window`` is the window length as text
+(``1h``, ``5min``). Labels come from the store's names only, so their number stays
+bounded; ``names`` limits them to the deployments a data plane serves.
 
 >>> import pandas as pd
 >>> from prometheus_client import CollectorRegistry, generate_latest
@@ -73,6 +76,206 @@ def window_text(window_ms: int) -> str:
     return str(window_ms)
 
 
+#: The metrics of an evaluated window that the gauges show.
+GAUGE_METRICS = (
+    "drift_share",
+    "previous_drift_share",
+    "task",
+    "task_metric",
+    "process_rss_bytes",
+    "process_cpu_seconds",
+)
+
+
+def _latest(connection, names: tuple[str, ...] | None) -> list:
+    newest = (
+        sa.select(
+            _evaluations.c.deployment,
+            _evaluations.c.variant,
+            _evaluations.c.window_ms,
+            sa.func.max(_evaluations.c.start_ms).label("start_ms"),
+        )
+        .group_by(_evaluations.c.deployment, _evaluations.c.variant, _evaluations.c.window_ms)
+        .subquery()
+    )
+    query = (
+        sa.select(
+            _evaluations.c.deployment,
+            _evaluations.c.variant,
+            _evaluations.c.window_ms,
+            _evaluations.c.start_ms,
+            _evaluations.c.metrics_json,
+        )
+        .join(
+            newest,
+            sa.and_(
+                newest.c.deployment == _evaluations.c.deployment,
+                newest.c.variant == _evaluations.c.variant,
+                newest.c.window_ms == _evaluations.c.window_ms,
+                newest.c.start_ms == _evaluations.c.start_ms,
+            ),
+        )
+        .order_by(_evaluations.c.deployment, _evaluations.c.variant, _evaluations.c.window_ms)
+    )
+    if names is not None:
+        query = query.where(_evaluations.c.deployment.in_(names))
+    return connection.execute(query).all()
+
+
+def _alert_counts(connection, names: tuple[str, ...] | None) -> list:
+    query = (
+        sa.select(_alerts.c.deployment, _alerts.c.variant, sa.func.count())
+        .group_by(_alerts.c.deployment, _alerts.c.variant)
+        .order_by(_alerts.c.deployment, _alerts.c.variant)
+    )
+    if names is not None:
+        query = query.where(_alerts.c.deployment.in_(names))
+    return connection.execute(query).all()
+
+
+def gauge_readings(db: Database, names: Iterable[str] | None = None) -> dict[str, list]:
+    """What the gauges show, JSON-ready: per deployment, variant and window length the
+    latest evaluated window (``windows``: its ``start_ms`` and the metrics the gauges show,
+    :data:`GAUGE_METRICS` and the ``estimate``), and the ``alerts`` counted per deployment
+    and variant; of the deployments ``names``, or of all.
+
+    >>> import pandas as pd
+    >>> from opsloop.monitoring import evaluate, log_predictions, set_reference
+    >>> db.clock = lambda: 7_200_000
+    >>> _ = set_reference(db, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
+    >>> _ = log_predictions(db, "api", [{"x": 50.0 + i} for i in range(60)], [0] * 60,
+    ...                     at_ms=60_000)
+    >>> _ = evaluate(db, "api", policies=["drift_share > 0.5 -> alert"])
+    >>> readings = gauge_readings(db, names=["api"])
+    >>> readings["windows"][0]["window_ms"], readings["windows"][0]["metrics"]["drift_share"]
+    (3600000, 1.0)
+    >>> readings["alerts"]
+    [{'deployment': 'api', 'variant': 'default', 'count': 1}]
+    >>> gauge_families(readings)[0].samples[0].value
+    1.0
+    """
+    names = None if names is None else tuple(names)
+    with db.read() as connection:
+        latest = _latest(connection, names)
+        counts = _alert_counts(connection, names)
+    windows = []
+    for deployment, variant, window_ms, start_ms, metrics_json in latest:
+        metrics = json.loads(metrics_json)
+        shown = {name: metrics.get(name) for name in GAUGE_METRICS}
+        estimate = metrics.get("estimate") or {}
+        shown["estimate"] = {
+            name: {key: found.get(key) for key in ("value", "low", "high")}
+            for name, found in estimate.get("metrics", {}).items()
+        }
+        windows.append(
+            {
+                "deployment": deployment,
+                "variant": variant,
+                "window_ms": int(window_ms),
+                "start_ms": int(start_ms),
+                "metrics": shown,
+            }
+        )
+    alerts = [
+        {"deployment": deployment, "variant": variant, "count": int(count)}
+        for deployment, variant, count in counts
+    ]
+    return {"windows": windows, "alerts": alerts}
+
+
+def _families() -> tuple[GaugeMetricFamily, ...]:
+    window = ("deployment", "variant", "window")
+    return (
+        GaugeMetricFamily(
+            "opsloop_monitoring_drift_share",
+            "Share of features drifting against the reference, latest evaluated window.",
+            labels=window,
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_previous_drift_share",
+            "Share of features drifting against the previous window, latest window.",
+            labels=window,
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_task_metric",
+            "Task metric (accuracy or mean absolute error) of the latest window's labels.",
+            labels=(*window, "task"),
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_estimated_metric",
+            "Metric estimated from the model's confidence, latest evaluated window.",
+            labels=(*window, "metric"),
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_estimated_metric_low",
+            "Lower bound of the estimated metric's interval, latest evaluated window.",
+            labels=(*window, "metric"),
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_estimated_metric_high",
+            "Upper bound of the estimated metric's interval, latest evaluated window.",
+            labels=(*window, "metric"),
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_process_rss_bytes",
+            "Resident memory of the serving workers (sum of their largest), latest window.",
+            labels=window,
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_process_cpu_seconds",
+            "CPU seconds the serving workers spent in the latest evaluated window.",
+            labels=window,
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_window_start_seconds",
+            "Start of the latest evaluated window, in seconds since the epoch.",
+            labels=window,
+        ),
+        CounterMetricFamily(
+            "opsloop_monitoring_alerts",
+            "Alerts raised by monitoring policies, per deployment and variant.",
+            labels=("deployment", "variant"),
+        ),
+    )
+
+
+def gauge_families(readings: dict[str, list] | None) -> tuple[Metric, ...]:
+    """The metric families of ``readings`` (as :func:`gauge_readings` gives them; ``None``:
+    the families with no samples).
+
+    >>> [f.name for f in gauge_families(None)][:2]
+    ['opsloop_monitoring_drift_share', 'opsloop_monitoring_previous_drift_share']
+    >>> window = {"deployment": "api", "variant": "a", "window_ms": 300_000, "start_ms": 0,
+    ...           "metrics": {"drift_share": 0.25}}
+    >>> drift = gauge_families({"windows": [window], "alerts": []})[0].samples[0]
+    >>> drift.labels, drift.value
+    ({'deployment': 'api', 'variant': 'a', 'window': '5min'}, 0.25)
+    """
+    families = _families()
+    drift, previous, task, estimated, low, high, rss, cpu, start, alerts = families
+    readings = readings or {"windows": [], "alerts": []}
+    for window in readings["windows"]:
+        metrics = window["metrics"]
+        labels = [window["deployment"], window["variant"], window_text(window["window_ms"])]
+        start.add_metric(labels, window["start_ms"] / 1000.0)
+        if metrics.get("drift_share") is not None:
+            drift.add_metric(labels, metrics["drift_share"])
+        if metrics.get("previous_drift_share") is not None:
+            previous.add_metric(labels, metrics["previous_drift_share"])
+        if metrics.get("task_metric") is not None:
+            task.add_metric([*labels, str(metrics["task"])], metrics["task_metric"])
+        for family, name in ((rss, "process_rss_bytes"), (cpu, "process_cpu_seconds")):
+            if metrics.get(name) is not None:
+                family.add_metric(labels, metrics[name])
+        for name, found in (metrics.get("estimate") or {}).items():
+            for family, key in ((estimated, "value"), (low, "low"), (high, "high")):
+                if found.get(key) is not None:
+                    family.add_metric([*labels, name], found[key])
+    for counted in readings["alerts"]:
+        alerts.add_metric([counted["deployment"], counted["variant"]], counted["count"])
+    return families
+
+
 class MonitoringGauges(Collector):
     """The collector of the monitoring state of ``db`` (of the deployments ``names``, or of
     all); see the module docstring."""
@@ -81,132 +284,9 @@ class MonitoringGauges(Collector):
         self.db = db
         self.names = None if names is None else tuple(names)
 
-    def _latest(self, connection) -> list:
-        newest = (
-            sa.select(
-                _evaluations.c.deployment,
-                _evaluations.c.variant,
-                _evaluations.c.window_ms,
-                sa.func.max(_evaluations.c.start_ms).label("start_ms"),
-            )
-            .group_by(_evaluations.c.deployment, _evaluations.c.variant, _evaluations.c.window_ms)
-            .subquery()
-        )
-        query = (
-            sa.select(
-                _evaluations.c.deployment,
-                _evaluations.c.variant,
-                _evaluations.c.window_ms,
-                _evaluations.c.start_ms,
-                _evaluations.c.metrics_json,
-            )
-            .join(
-                newest,
-                sa.and_(
-                    newest.c.deployment == _evaluations.c.deployment,
-                    newest.c.variant == _evaluations.c.variant,
-                    newest.c.window_ms == _evaluations.c.window_ms,
-                    newest.c.start_ms == _evaluations.c.start_ms,
-                ),
-            )
-            .order_by(_evaluations.c.deployment, _evaluations.c.variant, _evaluations.c.window_ms)
-        )
-        if self.names is not None:
-            query = query.where(_evaluations.c.deployment.in_(self.names))
-        return connection.execute(query).all()
-
-    def _alert_counts(self, connection) -> list:
-        query = (
-            sa.select(_alerts.c.deployment, _alerts.c.variant, sa.func.count())
-            .group_by(_alerts.c.deployment, _alerts.c.variant)
-            .order_by(_alerts.c.deployment, _alerts.c.variant)
-        )
-        if self.names is not None:
-            query = query.where(_alerts.c.deployment.in_(self.names))
-        return connection.execute(query).all()
-
     def describe(self) -> list[Metric]:
         # Names only, so that registering reads nothing from the store.
-        return list(self._families())
-
-    def _families(self) -> tuple[GaugeMetricFamily, ...]:
-        window = ("deployment", "variant", "window")
-        return (
-            GaugeMetricFamily(
-                "opsloop_monitoring_drift_share",
-                "Share of features drifting against the reference, latest evaluated window.",
-                labels=window,
-            ),
-            GaugeMetricFamily(
-                "opsloop_monitoring_previous_drift_share",
-                "Share of features drifting against the previous window, latest window.",
-                labels=window,
-            ),
-            GaugeMetricFamily(
-                "opsloop_monitoring_task_metric",
-                "Task metric (accuracy or mean absolute error) of the latest window's labels.",
-                labels=(*window, "task"),
-            ),
-            GaugeMetricFamily(
-                "opsloop_monitoring_estimated_metric",
-                "Metric estimated from the model's confidence, latest evaluated window.",
-                labels=(*window, "metric"),
-            ),
-            GaugeMetricFamily(
-                "opsloop_monitoring_estimated_metric_low",
-                "Lower bound of the estimated metric's interval, latest evaluated window.",
-                labels=(*window, "metric"),
-            ),
-            GaugeMetricFamily(
-                "opsloop_monitoring_estimated_metric_high",
-                "Upper bound of the estimated metric's interval, latest evaluated window.",
-                labels=(*window, "metric"),
-            ),
-            GaugeMetricFamily(
-                "opsloop_monitoring_process_rss_bytes",
-                "Resident memory of the serving workers (sum of their largest), latest window.",
-                labels=window,
-            ),
-            GaugeMetricFamily(
-                "opsloop_monitoring_process_cpu_seconds",
-                "CPU seconds the serving workers spent in the latest evaluated window.",
-                labels=window,
-            ),
-            GaugeMetricFamily(
-                "opsloop_monitoring_window_start_seconds",
-                "Start of the latest evaluated window, in seconds since the epoch.",
-                labels=window,
-            ),
-            CounterMetricFamily(
-                "opsloop_monitoring_alerts",
-                "Alerts raised by monitoring policies, per deployment and variant.",
-                labels=("deployment", "variant"),
-            ),
-        )
+        return list(gauge_families(None))
 
     def collect(self) -> Iterator[Metric]:
-        drift, previous, task, estimated, low, high, rss, cpu, start, alerts = self._families()
-        with self.db.read() as connection:
-            latest = self._latest(connection)
-            counts = self._alert_counts(connection)
-        for deployment, variant, window_ms, start_ms, metrics_json in latest:
-            metrics = json.loads(metrics_json)
-            labels = [deployment, variant, window_text(int(window_ms))]
-            start.add_metric(labels, start_ms / 1000.0)
-            if metrics.get("drift_share") is not None:
-                drift.add_metric(labels, metrics["drift_share"])
-            if metrics.get("previous_drift_share") is not None:
-                previous.add_metric(labels, metrics["previous_drift_share"])
-            if metrics.get("task_metric") is not None:
-                task.add_metric([*labels, str(metrics["task"])], metrics["task_metric"])
-            for family, name in ((rss, "process_rss_bytes"), (cpu, "process_cpu_seconds")):
-                if metrics.get(name) is not None:
-                    family.add_metric(labels, metrics[name])
-            estimate = metrics.get("estimate") or {}
-            for name, found in estimate.get("metrics", {}).items():
-                for family, key in ((estimated, "value"), (low, "low"), (high, "high")):
-                    if found[key] is not None:
-                        family.add_metric([*labels, name], found[key])
-        for deployment, variant, count in counts:
-            alerts.add_metric([deployment, variant], count)
-        yield from (drift, previous, task, estimated, low, high, rss, cpu, start, alerts)
+        yield from gauge_families(gauge_readings(self.db, self.names))

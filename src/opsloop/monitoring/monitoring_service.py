@@ -299,6 +299,13 @@ class MonitoringService(Protocol):
         ``details``: version, run, gate report); audited as the action's outcome, an alert
         unless it is ``done``. The request as finished."""
 
+    def gauges(self, *, deployment: Name | None = None) -> dict:
+        """What the Prometheus gauges show (:mod:`~opsloop.monitoring.monitoring_gauges`):
+        the latest evaluated window of each variant and window length with its drift
+        shares, task metric, estimate and process figures, and the alerts counted per
+        variant; of ``deployment``, or of every deployment."""
+        ...
+
     def feature_distribution(
         self,
         deployment: Name,
@@ -359,6 +366,51 @@ class MonitorStatus(BaseModel):
     windows: list[dict[str, Any]]
     labels: dict[str, int]
     alerts: list[dict[str, Any]]
+
+
+class EstimateBounds(BaseModel):
+    """An estimated metric and its interval."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class GaugeMetrics(BaseModel):
+    """The metrics of an evaluated window that the gauges show."""
+
+    drift_share: float | None = None
+    previous_drift_share: float | None = None
+    task: str | None = None
+    task_metric: float | None = None
+    process_rss_bytes: float | None = None
+    process_cpu_seconds: float | None = None
+    estimate: dict[str, EstimateBounds] = {}
+
+
+class GaugeWindow(BaseModel):
+    """The latest evaluated window of a variant for one window length."""
+
+    deployment: str
+    variant: str
+    window_ms: int
+    start_ms: int
+    metrics: GaugeMetrics
+
+
+class AlertCount(BaseModel):
+    """The alerts raised for a variant."""
+
+    deployment: str
+    variant: str
+    count: int
+
+
+class GaugeReadings(BaseModel):
+    """What the monitoring's Prometheus gauges show."""
+
+    windows: list[GaugeWindow]
+    alerts: list[AlertCount]
 
 
 class StreakWindow(BaseModel):
@@ -605,6 +657,13 @@ MONITORING_OPERATIONS = ServiceTable(
             "/monitoring/{deployment:path}/retrain-requests/{request_id}/outcome",
             role="editor",
             answer=Answer(RetrainRequestDocument),
+        ),
+        Operation(
+            "gauges",
+            "GET",
+            "/monitoring/gauges",
+            answer=Answer(GaugeReadings),
+            query=("deployment",),
         ),
         Operation(
             "feature_distribution",

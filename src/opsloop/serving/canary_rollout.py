@@ -171,29 +171,38 @@ def _awaits_look(policy: RolloutPolicy, state: dict[str, Any]) -> bool:
     )
 
 
-def quality_due(policy: RolloutPolicy, state: dict[str, Any], every: int) -> bool:
-    """Whether the quality gates should judge now: the ramp has some, and this is a
-    multiple of ``every`` candidate requests or its step waits for them.
+def quality_due(policy: RolloutPolicy, state: dict[str, Any]) -> tuple[str, ...]:
+    """The quality gates to judge now: all of the ramp's while its step waits for them,
+    else those whose ``every`` divides the candidate's requests (none when the ramp has
+    none or ended).
 
-    >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=3, gates={"drift": {}})
+    >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=3,
+    ...                        gates={"drift": {"every": 2}, "estimate": {}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
     >>> moves = [observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
-    ...                          share=0.1, at_ms=i) for i in range(4)]
-    >>> moves, state["step"], quality_due(policy, state, every=50)
-    ([None, None, None, None], 0, True)
+    ...                          share=0.1, at_ms=i) for i in range(2)]
+    >>> quality_due(policy, state)
+    ('drift',)
+    >>> moves += [observe_request(policy, state, candidate=True, failed=False,
+    ...                           latency_ms=1.0, share=0.1, at_ms=i) for i in range(2, 4)]
+    >>> moves, state["step"], quality_due(policy, state)
+    ([None, None, None, None], 0, ('drift', 'estimate'))
     >>> _ = observe_quality(policy, state, {}, at_ms=5)  # a look, read once the step was due
-    >>> quality_due(policy, state, every=50)
-    False
+    >>> quality_due(policy, state)
+    ('drift',)
     >>> observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
     ...                 share=0.1, at_ms=6).action
     'complete'
     """
     if state["status"] != "ramping":
-        return False
-    if not any(name in state["gates"] for name in QUALITY_GATES):
-        return False
-    waits = state["step_requests"] >= policy.min_requests and _awaits_look(policy, state)
-    return waits or state.get("candidate_requests", 0) % every == 0
+        return ()
+    present = tuple(name for name in QUALITY_GATES if name in state["gates"])
+    if not present:
+        return ()
+    if state["step_requests"] >= policy.min_requests and _awaits_look(policy, state):
+        return present
+    requests = state.get("candidate_requests", 0)
+    return tuple(name for name in present if requests % policy.quality_every(name) == 0)
 
 
 def _decide(

@@ -116,7 +116,7 @@ class GateParams(TypedDict, total=False):
     gate), the drift gate's ``alpha`` and ``min_rows``
     (:class:`~opsloop.analysis.drift_gate.DriftGate`), the estimate gate's ``effect``,
     ``alpha``, ``margin``, ``ratio_margin`` and ``min_samples``
-    (:class:`~opsloop.analysis.sequential.MeanGate`)."""
+    (:class:`~opsloop.analysis.sequential.MeanGate`), and the quality gates' ``every``."""
 
     alpha: _Probability
     beta: _Probability | None
@@ -127,6 +127,7 @@ class GateParams(TypedDict, total=False):
     min_rows: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX), BeforeValidator(integral)]
     effect: Annotated[float, Field(gt=0, le=1)]
     min_samples: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX), BeforeValidator(integral)]
+    every: Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
 
 
 Gates = Annotated[dict[Annotated[str, OneOf(GATES)], GateParams], Field(max_length=len(GATES))]

@@ -24,9 +24,11 @@ credentials:
   (:class:`RemoteRollouts`), while the locked update of the gates' statistics and the
   step or rollback they decide are the control plane's.
 
-What this mode leaves out: the monitoring's gauges (drift share, task metric, alerts) are
-absent from this data plane's ``/metrics``: they are read from the store; the control
-plane's monitoring has them.
+* the monitoring's gauges on this data plane's ``/metrics`` (drift shares, task metric,
+  estimate, alerts: the same names and labels as a worker on the store shows), read
+  through the control plane's monitoring ``gauges`` operation and asked for at most every
+  ``gauge_refresh_s`` seconds whatever the scrape rate
+  (:class:`~opsloop.monitoring.remote_gauges.RemoteMonitoringGauges`).
 
 The token needs the editor role (recording events and review items writes); a caller's
 feedback is kept as the token owner's.
@@ -133,10 +135,12 @@ def remote_runtime(
     check_interval_s: float = 0.0,
     metrics: ServingMetrics | None = None,
     timeout_s: float = 60.0,
+    gauge_refresh_s: float = 15.0,
 ) -> ServingRuntime:
     """A serving runtime on the control plane at ``server_url``, acting with ``token``
-    (default ``$OPSLOOP_TRACKING_TOKEN``; see the module). The other arguments are
-    :class:`~.serving_runtime.ServingRuntime`'s.
+    (default ``$OPSLOOP_TRACKING_TOKEN``; see the module), whose ``/metrics`` shows the
+    monitoring's gauges read from the control plane at most every ``gauge_refresh_s``
+    seconds. The other arguments are :class:`~.serving_runtime.ServingRuntime`'s.
 
     Against a server (``server_url``, one with no users, so it acts as the OS user):
 
@@ -145,8 +149,18 @@ def remote_runtime(
     (True, False)
     >>> runtime.close()
     """
+    names = None if names is None else tuple(names)
+    # Imported here: monitoring acts on deployments through this package.
+    from opsloop.monitoring.http_monitoring import HttpMonitoring
+    from opsloop.monitoring.remote_gauges import RemoteMonitoringGauges
+
     deployments = HttpDeployments(server_url, token=token, timeout_s=timeout_s)
-    return ServingRuntime(
+    gauges = RemoteMonitoringGauges(
+        HttpMonitoring(server_url, token=token, timeout_s=timeout_s),
+        names,
+        refresh_s=gauge_refresh_s,
+    )
+    runtime = ServingRuntime(
         None,
         None,
         names=names,
@@ -162,3 +176,5 @@ def remote_runtime(
         review_queue=HttpReviewQueue(server_url, token=token, timeout_s=timeout_s),
         rollouts=RemoteRollouts(deployments),
     )
+    runtime.metrics.registry.register(gauges)
+    return runtime

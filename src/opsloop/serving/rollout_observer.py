@@ -25,10 +25,12 @@ The quality gates (``drift``, ``estimate``) are judged by monitoring on the rows
 answered (:mod:`opsloop.monitoring.canary_quality`, imported where it is used: monitoring
 acts on deployments through this package). Reading those rows and testing them takes
 longer than a request may wait, so the judgement runs beside the request path, one at a
-time per deployment: a candidate request asks for it every :data:`QUALITY_EVERY`
-candidate requests and while its step is due. A step waits for a judgement made once the
-step was due (:func:`~.canary_rollout.quality_due`); its outcome is kept in one write
-transaction, and a failing quality gate rolls back instead of the step.
+time per deployment: a candidate request asks for a gate's judgement every ``every``
+candidate requests (the gate's parameter, default
+:data:`~.rollout_policy.QUALITY_EVERY`) and for all of them while its step is due. A step
+waits for a judgement made once the step was due (:func:`~.canary_rollout.quality_due`);
+its outcome is kept in one write transaction, and a failing quality gate rolls back
+instead of the step.
 """
 
 from __future__ import annotations
@@ -62,8 +64,6 @@ logger = logging.getLogger("opsloop.serving.rollout")
 
 #: Primary requests without an event counted in memory before they are written.
 QUIET_BATCH = 256
-#: Every this many candidate requests (and before each step) the quality gates are judged.
-QUALITY_EVERY = 50
 
 # The deployments whose quality gates are being judged in this process (store, name): one
 # judgement at a time each, whichever observer asked.
@@ -190,7 +190,7 @@ class RolloutObserver:
         >>> db = Database("sqlite://")
         >>> RolloutObserver(db, Deployments(db)).record("api", [(0.1, 3)], None)
         """
-        transition, look = None, False
+        transition, due = None, ()
         with self.db.write() as connection:
             found = locked_rollout(connection, name)
             if found is None or found[1].get("kind") != "canary":
@@ -200,27 +200,32 @@ class RolloutObserver:
                 observe_quiet_primary(state, count, pending_share)
             if request is not None:
                 transition = observe_request(policy, state, at_ms=self.db.clock(), **request)
-                look = judge and request["candidate"] and quality_due(policy, state, QUALITY_EVERY)
+                if judge and request["candidate"]:
+                    due = quality_due(policy, state)
             write_rollout(connection, name, policy, state, set_by, self.db.clock())
         if transition is not None:
             self._apply(name, transition, state, set_by)
-        if look:
-            self._start_judging(name)
+        if due:
+            self._start_judging(name, due)
 
-    def _start_judging(self, name: str) -> None:
+    def _start_judging(self, name: str, due: tuple[str, ...]) -> None:
         key = (id(self.db), name)
         with _judging_lock:
             if key in _judging:
                 return
             _judging.add(key)
         judge = threading.Thread(
-            target=self._judge, args=(name, key), name=f"canary-quality-{name}", daemon=True
+            target=self._judge,
+            args=(name, key, due),
+            name=f"canary-quality-{name}",
+            daemon=True,
         )
         self._judges = [t for t in self._judges if t.is_alive()] + [judge]
         judge.start()
 
-    def _judge(self, name: str, key: tuple[int, str]) -> None:
-        """Judge ``name``'s quality gates on the store's answers and keep the outcome."""
+    def _judge(self, name: str, key: tuple[int, str], due: tuple[str, ...]) -> None:
+        """Judge ``name``'s quality gates ``due`` (and all, when the rollout read now
+        waits for them) on the store's answers and keep the outcome."""
         try:
             document = read_rollout(self.db, name)
             if document is None or document["state"].get("status") != "ramping":
@@ -230,7 +235,8 @@ class RolloutObserver:
             # Monitoring acts on deployments through serving; imported here, not at import.
             from opsloop.monitoring.canary_quality import judge_quality
 
-            judged = judge_quality(self.db, name, policy, seen)
+            gates = set(due) | set(quality_due(policy, seen))
+            judged = judge_quality(self.db, name, policy, seen, gates=gates)
             with self.db.write() as connection:
                 found = locked_rollout(connection, name)
                 if found is None or found[1].get("kind") != "canary":

@@ -32,6 +32,9 @@ every serving worker.
     row's calibrated probability of its predicted class (``effect``, default 0.05;
     ``alpha``, ``margin``, ``ratio_margin``, ``min_samples``).
 
+  Each is judged every ``every`` candidate requests (an integer >= 1, default
+  :data:`QUALITY_EVERY`), and before each step.
+
   A failing gate rolls the deployment back at once.
 - ``bandit``: a :mod:`opsloop.learn.bandits` policy name for a ``bandit`` deployment
   (default ``bernoulli_thompson``), ``bandit_params`` its parameters, ``seed`` seeds the
@@ -62,6 +65,8 @@ from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 GATES = ("errors", "latency", "disagreement", "metric", "anomalies", "drift", "estimate")
 #: The gates judged by the monitoring layer on the rows each arm answered.
 QUALITY_GATES = ("drift", "estimate")
+#: How many candidate requests apart a quality gate is judged, unless its ``every`` says.
+QUALITY_EVERY = 50
 #: The estimate gate's default ``effect``: five points of accuracy.
 ESTIMATE_EFFECT = 0.05
 DEFAULT_STEPS = (0.05, 0.25, 0.5, 1.0)
@@ -77,9 +82,18 @@ def _number(name: str, value: Any) -> float:
 #: The parameters each kind of gate takes (``bound_ms`` aside, the latency gate's).
 GATE_PARAMS = {
     "rate": ("alpha", "beta", "detect_ratio", "ratio_margin", "margin"),
-    "drift": ("alpha", "min_rows"),
-    "estimate": ("effect", "alpha", "margin", "ratio_margin", "min_samples"),
+    "drift": ("alpha", "min_rows", "every"),
+    "estimate": ("effect", "alpha", "margin", "ratio_margin", "min_samples", "every"),
 }
+
+
+def _every(value: Any) -> int:
+    """A quality gate's ``every``: a whole number of candidate requests, at least 1."""
+    if isinstance(value, float) and value.is_integer():  # a JSON number read as float
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"every must be an integer >= 1, got {value!r}")
+    return value
 
 
 def _gate(name: str, params: dict[str, Any]) -> RateGate | DriftGate | MeanGate:
@@ -89,6 +103,9 @@ def _gate(name: str, params: dict[str, Any]) -> RateGate | DriftGate | MeanGate:
         raise InvalidArgumentError(
             f"{', '.join(allowed)} are its parameters, got {', '.join(map(repr, unknown))}"
         )
+    if "every" in params:
+        _every(params["every"])
+        params = {k: v for k, v in params.items() if k != "every"}
     if name == "drift":
         return DriftGate(**params)
     if name == "estimate":
@@ -111,7 +128,7 @@ class RolloutPolicy:
     opsloop.errors.InvalidArgumentError: gates.errors: alpha must lie strictly between 0 and 1...
     >>> RolloutPolicy(gates={"drift": {"effect": 0.1}})
     Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: gates.drift: alpha, min_rows are its parameters, got...
+    opsloop.errors.InvalidArgumentError: gates.drift: alpha, min_rows, every are its parameters...
     """
 
     steps: tuple[float, ...] = DEFAULT_STEPS
@@ -153,6 +170,8 @@ class RolloutPolicy:
                 raise InvalidArgumentError(f"gates.{name}: {error}") from None
             except InvalidArgumentError as error:
                 raise InvalidArgumentError(f"gates.{name}: {error}") from None
+            if "every" in params:
+                params["every"] = _every(params["every"])
             gates[name] = {**params, **({} if bound is None else {"bound_ms": float(bound)})}
         object.__setattr__(self, "gates", gates)
         if self.bandit not in BANDIT_POLICIES:
@@ -181,6 +200,18 @@ class RolloutPolicy:
         """
         params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
         return RateGate(**params)
+
+    def quality_every(self, name: str) -> int:
+        """How many candidate requests apart quality gate ``name`` is judged.
+
+        >>> policy = RolloutPolicy(gates={"drift": {"every": 20.0}, "estimate": {}})
+        >>> policy.quality_every("drift"), policy.quality_every("estimate")
+        (20, 50)
+        >>> RolloutPolicy(gates={"drift": {"every": 0}})
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: gates.drift: every must be an integer >= 1, got 0
+        """
+        return int(self.gates[name].get("every", QUALITY_EVERY))
 
     def gate(self, name: str) -> RateGate | DriftGate | MeanGate:
         """A fresh gate ``name`` of its kind, with this policy's parameters.
