@@ -9,7 +9,8 @@ and with ``mode="sketch"`` (KLL, ``--sketch-k``), ``ks_p_value="fast"`` in both,
 
 * CPU seconds (every worker's user + system time plus this process's, which holds the
   scheduler and merges the summaries), wall seconds, peak memory of this process (the
-  client) and of the busiest worker;
+  client; with its resident size when the run starts, so that what the run adds shows)
+  and of the busiest worker;
 * accuracy: for every sketched column, ``|D_sketch - D_exact|`` against the stated bound
   ``eps_ref + eps_cur``; whether the exact p-value lies in the stated interval; the verdicts
   of both modes, and how many sketched verdicts are certain within their bounds.
@@ -42,6 +43,7 @@ def measure(client, reference, current, mode: str, k: int, repeats: int):
         client.run(peak_rss_reset)
         before = client.run(cpu_seconds)
         peak_rss_reset()
+        start = peak_rss_bytes()  # just reset: the client's resident size before the run
         cpu, wall = cpu_seconds(), time.perf_counter()
         outcome = compare(reference, current, ks_p_value="fast", mode=mode, sketch_k=k)
         elapsed, client_cpu = time.perf_counter() - wall, cpu_seconds() - cpu
@@ -51,6 +53,7 @@ def measure(client, reference, current, mode: str, k: int, repeats: int):
                 "cpu_s": client_cpu + sum(after[w] - before[w] for w in after),
                 "wall_s": elapsed,
                 "client_peak_bytes": peak_rss_bytes(),
+                "client_start_bytes": start,
                 "worker_peak_bytes": max(client.run(peak_rss_bytes).values()),
             }
         )
@@ -142,13 +145,14 @@ def main() -> None:
         f"{args.partition_rows:,} rows; KS p-values `fast` in both modes. Medians of "
         f"{args.repeats} runs; CPU is the workers' and the client's user + system time.",
         "",
-        "| mode | CPU s | wall s | client peak | worker peak | sketch / exact CPU |",
+        "| mode | CPU s | wall s | client peak (at start) | worker peak | sketch / exact CPU |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
         f"| exact | {exact['cpu_s']:.1f} | {exact['wall_s']:.1f} | "
-        f"{exact['client_peak_bytes'] / mib:,.0f} MiB | {exact['worker_peak_bytes'] / mib:,.0f} "
-        "MiB | 1 |",
+        f"{exact['client_peak_bytes'] / mib:,.0f} MiB ({exact['client_start_bytes'] / mib:,.0f}"
+        f" MiB) | {exact['worker_peak_bytes'] / mib:,.0f} MiB | 1 |",
         f"| sketch (k = {args.sketch_k}) | {sketch['cpu_s']:.1f} | {sketch['wall_s']:.1f} | "
-        f"{sketch['client_peak_bytes'] / mib:,.0f} MiB | "
+        f"{sketch['client_peak_bytes'] / mib:,.0f} MiB "
+        f"({sketch['client_start_bytes'] / mib:,.0f} MiB) | "
         f"{sketch['worker_peak_bytes'] / mib:,.0f} MiB | {sketch['cpu_s'] / exact['cpu_s']:.2f} |",
         "",
         f"Accuracy over the {found['sketched_columns']} sketched (numeric) columns: the largest "
