@@ -3,10 +3,10 @@ in-memory pandas path.
 
 The data is the drift benchmark's table (``opsloop.datasets.drift_table``: 20 numeric and 5
 categorical columns, 7 of them shifted in the current set), written once as partitioned
-Parquet under ``benchmarks/out/scale/`` (one file per ``--partition-rows`` rows; partition
-``i`` of the current set is ``drift_table(partition_rows, seed=i)``'s current frame, of the
-reference set the reference frame of seed ``1_000_000 + i``) and read lazily with
-``dask.dataframe.read_parquet``.
+Parquet under ``benchmarks/out/scale/`` or ``--data`` (one file per ``--partition-rows``
+rows; partition ``i`` of the current set is ``drift_table(partition_rows, seed=i)``'s
+current frame, of the reference set the reference frame of seed ``1_000_000 + i``) and read
+lazily with ``dask.dataframe.read_parquet``.
 
 Each operation runs on a ``LocalCluster`` of ``--workers`` single-threaded worker processes
 over all ``--rows`` current rows (the reference has ``--reference-rows``), and in memory
@@ -166,7 +166,9 @@ def report(args, figures, verdicts, partition_bytes) -> str:
         "",
         f"`python benchmarks/scale.py --rows {args.rows} --reference-rows "
         f"{args.reference_rows} --partition-rows {args.partition_rows} --workers "
-        f"{args.workers} --repeats {args.repeats}`, {dt.date.today().isoformat()}, "
+        f"{args.workers} --repeats {args.repeats}"
+        f"{'' if args.data == OUT / 'scale' else f' --data {args.data}'}`, "
+        f"{dt.date.today().isoformat()}, "
         f"{platform.machine()} with {os.cpu_count()} cores; {versions}. Dask: a LocalCluster "
         f"of {args.workers} single-threaded worker processes over {args.rows:,} current rows "
         f"({args.rows // args.partition_rows} Parquet files of {args.partition_rows:,} rows, "
@@ -211,12 +213,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", nargs="*", choices=OPERATIONS, default=list(OPERATIONS))
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=OUT / "scale",
+        help="folder of the Parquet files (written there once); default benchmarks/out/scale",
+    )
     args = parser.parse_args()
     args.reference_rows = args.reference_rows or args.rows // 10
 
     import distributed
 
-    data = OUT / "scale"
+    data = args.data
     tag = f"{args.partition_rows}"
     generate(data / f"current-{tag}", args.rows, args.partition_rows, "current")
     generate(data / f"reference-{tag}", args.reference_rows, args.partition_rows, "reference")
@@ -288,7 +296,10 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     (OUT / "scale.md").write_text(text)
     (OUT / "scale.json").write_text(
-        json.dumps({"args": vars(args), "figures": figures, "runs": raw}, indent=2)
+        json.dumps(
+            {"args": {**vars(args), "data": str(args.data)}, "figures": figures, "runs": raw},
+            indent=2,
+        )
     )
     print(text)
 

@@ -3,6 +3,8 @@ decisions and values on the same rows, computed on a real two-worker LocalCluste
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,9 +17,12 @@ from opsloop.data.distributed import read_parquet_dask  # noqa: E402
 from opsloop.data.selection import (  # noqa: E402
     CategoricalRedundancy,
     FeatureFunnel,
+    ModelImportance,
+    NearZeroVariance,
     NullFraction,
     NumericRedundancy,
     Relevance,
+    default_steps,
 )
 from opsloop.datasets import credit  # noqa: E402
 
@@ -43,6 +48,7 @@ def assert_same_report(on_dask, in_memory) -> None:
         assert have.redundant_with == expected.redundant_with, have.column
         assert have.reason == expected.reason, have.column
         assert have.null_fraction == expected.null_fraction  # exact counts
+        assert have.top_share == expected.top_share, have.column  # exact counts
         for name in ("value", "threshold", "relevance"):
             a, b = getattr(have, name), getattr(expected, name)
             assert (a is None) == (b is None), (have.column, name)
@@ -152,10 +158,10 @@ def test_steps_that_do_not_merge_are_refused_naming_them(dask_client, cancer):
     frame, ddf = cancer
     X, y = ddf.drop(columns=["malignant"]), ddf["malignant"]
     with pytest.raises(ValueError) as refused:
-        FeatureFunnel().fit(X, y)  # the default funnel: variance and model steps included
+        FeatureFunnel(steps=[NearZeroVariance(), ModelImportance()]).fit(X, y)
     message = str(refused.value)
     assert message.startswith("on a Dask frame the funnel runs only steps whose statistics")
-    assert "near_zero_variance (the top two value counts need every value counted)" in message
+    assert "near_zero_variance" not in message
     assert "model_importance fits a model on the rows" in message
     assert "funnel.transform(ddf).sample(frac=...).compute()" in message
     with pytest.raises(ValueError, match="relevance with mutual_info_classif"):
@@ -176,3 +182,103 @@ def test_a_target_with_missing_values_is_refused_as_in_memory(dask_client, cance
         FeatureFunnel(steps=steps).fit(ddf.drop(columns=["malignant"]), ddf["malignant"])
     assert str(on_dask.value) == str(in_memory.value)
     assert str(on_dask.value).startswith("y has 2 missing value(s) of 569")
+
+
+def test_the_default_funnel_runs_without_its_model_step_and_says_so(dask_client, cancer):
+    frame, ddf = cancer
+    on_dask = FeatureFunnel().fit(ddf.drop(columns=["malignant"]), ddf["malignant"])
+    in_memory = FeatureFunnel(steps=default_steps()[:-1]).fit(
+        frame.drop(columns=["malignant"]), frame["malignant"]
+    )
+    report = on_dask.report_
+    assert [s.step for s in report.steps] == [s.name for s in default_steps()]
+    not_run = report.steps[-1]
+    assert (not_run.step, not_run.n_in, not_run.n_dropped) == ("model_importance", 23, 0)
+    assert not_run.description.startswith("not run on a Dask frame: model_importance fits")
+    # Nothing in breast cancer is near-constant (no value is any column's majority, so no
+    # share is counted); seven radius, perimeter and area columns are redundant at r 0.95;
+    # the 23 left pass the relevance step's k=50.
+    assert report.counts == [30, 30, 30, 23, 23, 23, 23]
+    assert all(c.top_share is None for c in report.columns)
+    on_dask.report_ = dataclasses.replace(report, steps=report.steps[:-1])
+    assert_same_report(on_dask, in_memory)
+
+
+def test_near_zero_variance_on_diabetes_equals_the_in_memory_step(dask_client):
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    frame = X.assign(progression=y)
+    steps = [NearZeroVariance(top_share=0.5, ratio=1.1), Relevance(score_func="f_regression")]
+    on_dask, in_memory = fitted_both_ways(frame, "progression", steps, task="regression")
+    sex = on_dask.report_["sex"]
+    # sex takes two values, 235 and 207 times of 442: a majority 1.135 times the other.
+    counts = X["sex"].value_counts()
+    assert counts.tolist() == [235, 207]
+    assert sex.step == "near_zero_variance"
+    assert sex.value == 235 / 442
+    assert (
+        sex.reason
+        == "top value in 53.2% of non-missing rows, 1.14x the second (limits 50% and 1.1x)"
+    )
+    assert on_dask.report_.dropped == ["sex"]
+    assert_same_report(on_dask, in_memory)
+
+
+def near_constant_frame(n: int = 6000, seed: int = 3) -> pd.DataFrame:
+    """Columns near-constant or not, with ties, missing values, integers, categories,
+    booleans, text and signed zeros; the top value of "drifting" changes between the first
+    partitions and the rest."""
+    rng = np.random.default_rng(seed)
+    u = rng.random(n)
+    position = np.arange(n)
+    frame = pd.DataFrame(
+        {
+            "constant": 5.0,
+            "flag": np.where(u < 0.97, 0, 1),
+            # 95% ones, the rest split evenly between 2 and 3: the second value's count
+            # is a tie.
+            "tied_second": np.where(u < 0.95, 1.0, np.where(position % 2 == 0, 2.0, 3.0)),
+            # Two values tied at the top: ratio 1.
+            "tied_top": np.where(position % 2 == 0, "left", "right"),
+            "continuous": rng.normal(size=n),
+            "mostly_missing": np.where(rng.random(n) < 0.6, np.nan, np.round(u * 3)),
+            "empty": np.nan,
+            "count": pd.array(np.where(rng.random(n) < 0.99, 1, 2), dtype="Int64"),
+            "level": pd.Categorical(
+                np.where(u < 0.96, "a", np.where(u < 0.98, "b", "c")),
+                categories=["a", "b", "c", "never"],
+            ),
+            "word": np.where(rng.random(n) < 0.93, "x", "y"),
+            "rare": rng.random(n) < 0.01,
+            "signed_zero": np.where(rng.random(n) < 0.5, -0.0, 0.0) + np.where(u > 0.985, 1.0, 0.0),
+            "drifting": np.where(position < n // 5, 7.0, np.where(u < 0.99, 2.0, 7.0)),
+            "ident": [f"id-{i}" for i in position],
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "count"] = pd.NA
+    frame.loc[rng.random(n) < 0.05, "word"] = None
+    frame["target"] = (rng.random(n) < 0.3).astype(int)
+    return frame
+
+
+@pytest.mark.parametrize(
+    "step",
+    [NearZeroVariance(), NearZeroVariance(top_share=0.95, ratio=50), NearZeroVariance(0.3, 2.0)],
+)
+def test_near_zero_variance_equals_the_in_memory_step_on_awkward_columns(dask_client, step):
+    frame = near_constant_frame()
+    steps = [NullFraction(threshold=0.9), step]
+    on_dask, in_memory = fitted_both_ways(frame, "target", steps)
+    report = on_dask.report_
+    assert report["empty"].step == "null_fraction"
+    assert report["constant"].reason == "a single value in every non-missing row"
+    signed = frame["signed_zero"]
+    share = float((signed == 0).mean())  # -0.0 and 0.0 are one value, in memory as here
+    assert report["signed_zero"].top_share == share
+    assert report["tied_top"].top_share == 0.5 and report["tied_top"].kept
+    if step.top_share == 0.9:
+        # flag: 97.x% zeros, over 19 times the ones.
+        zeros = int((frame["flag"] == 0).sum())
+        assert report["flag"].value == zeros / len(frame)
+        assert report["flag"].reason.startswith(f"top value in {zeros / len(frame):.1%}")
+        assert report["continuous"].top_share is None  # no majority: not counted in memory
+    assert_same_report(on_dask, in_memory)

@@ -24,10 +24,12 @@ call on a Dask frame      what is exact
                           result states its mode and why
 ``reference_profile``     the ``ReferenceProfile`` of the frame, as in memory
 (:mod:`.drift`)
-``FeatureFunnel.fit``     the null, redundancy and relevance (F tests, chi2) steps: the
-(:mod:`.selection`)       in-memory funnel's decisions, values to 1e-9 relative; the steps
-                          that need the rows (near-zero variance, mutual information,
-                          model importance) are refused naming them
+``FeatureFunnel.fit``     the null, near-zero-variance, redundancy and relevance (F tests,
+(:mod:`.selection`)       chi2) steps: the in-memory funnel's decisions, values to 1e-9
+                          relative (near-zero variance exact up to 10,000 distinct values a
+                          column, bounded beyond: :mod:`.variance`); the steps that need
+                          the rows (mutual information, model importance) are refused
+                          naming them, and the default funnel runs without its model step
 ========================  ==============================================================
 
 ``profile``, ``infer_schema`` and ``validate`` are the packages' own
@@ -41,7 +43,7 @@ started (``pip install opsloop[dask]``): ``import opsloop`` does not import it.
 
 Modules: :mod:`.frames` (recognising, reading and checking Dask frames, merging partition
 results in a tree on the workers, connecting to a cluster), :mod:`.profile`, :mod:`.schema`,
-:mod:`.drift`, :mod:`.selection`.
+:mod:`.drift`, :mod:`.selection`, :mod:`.variance`.
 
 >>> import dask, pandas as pd, dask.dataframe as dd
 >>> ddf = dd.from_pandas(pd.DataFrame({"x": [1.0, 2.0, None, 4.0]}), npartitions=2)

@@ -7,6 +7,9 @@ reads every partition once and returns sums that add up across partitions, merge
 tree on the workers (:func:`~.frames.reduce_partitions`):
 
 * row and null counts (:class:`~opsloop.data.selection.nulls.NullFraction`);
+* every column's value counts, exact up to ``counted_values`` distinct values and a
+  bounded summary beyond, with a second pass over the values it holds where needed
+  (:class:`~opsloop.data.selection.variance.NearZeroVariance`, in :mod:`.variance`);
 * the numeric columns' pairwise co-moments, standardised by one location for every
   partition (:class:`~opsloop.data.selection.correlation.PairwiseMoments`: sums, sums of
   squares and of products over pairwise-complete rows, per class too), for
@@ -28,15 +31,17 @@ scikit-learn's F tests sum raw values, so on a column far from zero against its 
 the standardised sums here come nearer the exact value (the two differ in the fourth digit
 on such a column; a verdict that turns on that digit can differ). Levels of a categorical
 column are the union of the partitions' (a pandas categorical's categories, used or not, as
-in memory).
+in memory). Near-zero variance is the in-memory step's on every column with at most
+``counted_values`` distinct values (10,000 by default); :mod:`.variance` says what is
+exact beyond that.
 
-**Not mergeable, so refused with an error that names the step:**
-:class:`~opsloop.data.selection.variance.NearZeroVariance` (the top two value counts of a
-numeric column need every value counted), ``Relevance`` with mutual information
-(scikit-learn's estimator reads neighbours among all rows) or a function of its own, and
-:class:`~opsloop.data.selection.importance.ModelImportance` (a model fitted on the rows).
-The fallback is to run them in memory on a sample, after the mergeable steps have
-narrowed the columns: ``funnel.transform(ddf).sample(frac=...).compute()``.
+**Not mergeable, so refused with an error that names the step:** ``Relevance`` with mutual
+information (scikit-learn's estimator reads neighbours among all rows) or a function of its
+own, and :class:`~opsloop.data.selection.importance.ModelImportance` (a model fitted on the
+rows). The fallback is to run them in memory on a sample, after the mergeable steps have
+narrowed the columns: ``funnel.transform(ddf).sample(frac=...).compute()``. The default
+funnel (``FeatureFunnel()``, no steps given) runs its other five steps on a Dask frame and
+lists the model step in its report as not run, with that fallback.
 
 >>> import dask, numpy as np, pandas as pd, dask.dataframe as dd
 >>> from opsloop.data.selection import FeatureFunnel, NumericRedundancy, Relevance
@@ -62,6 +67,12 @@ import pandas as pd
 
 from opsloop.data.distributed.frames import map_partitions_checked, reduce_partitions
 from opsloop.data.distributed.schema import column_types
+from opsloop.data.distributed.variance import (
+    COUNTED_VALUES,
+    ValueCounts,
+    near_zero_variance,
+    present_values,
+)
 from opsloop.data.selection.association import (
     contingency,
     cramers_v_of_table,
@@ -94,6 +105,7 @@ from opsloop.data.selection.redundancy import (
 from opsloop.data.selection.relevance import Relevance
 from opsloop.data.selection.steps import Step, StepResult
 from opsloop.data.selection.target import Target
+from opsloop.data.selection.variance import NearZeroVariance
 
 #: The target's column while it travels with the features' partitions.
 _TARGET = "__opsloop_target__"
@@ -105,15 +117,17 @@ def check_mergeable(steps: list[Step]) -> None:
     """Raise ``ValueError`` naming the steps whose statistics do not merge across
     partitions (see the module), with the fallback.
 
-    >>> from opsloop.data.selection import ModelImportance, NullFraction
-    >>> check_mergeable([NullFraction(), ModelImportance()])
+    >>> from opsloop.data.selection import ModelImportance, NearZeroVariance
+    >>> check_mergeable([NearZeroVariance(), ModelImportance()])
     Traceback (most recent call last):
     ...
     ValueError: on a Dask frame the funnel runs only steps whose statistics merge across partitions; model_importance fits a model on the rows; run those in memory on a sample of the columns the other steps keep: funnel.transform(ddf).sample(frac=...).compute()
     """  # noqa: E501
     refused = []
     for step in steps:
-        if isinstance(step, NullFraction | NumericRedundancy | CategoricalRedundancy):
+        if isinstance(
+            step, NullFraction | NearZeroVariance | NumericRedundancy | CategoricalRedundancy
+        ):
             continue
         if isinstance(step, Relevance):
             if callable(step.score_func):
@@ -124,9 +138,7 @@ def check_mergeable(steps: list[Step]) -> None:
                     f"neighbours among all rows); use one of {', '.join(MERGEABLE_SCORES)}"
                 )
             continue
-        if step.name == "near_zero_variance":
-            refused.append(f"{step.name} (the top two value counts need every value counted)")
-        elif step.name == "model_importance":
+        if step.name == "model_importance":
             refused.append(f"{step.name} fits a model on the rows")
         else:
             refused.append(f"{step.name} (not known to merge)")
@@ -147,6 +159,8 @@ class _Plan:
     classes: tuple | None
     location: tuple[np.ndarray, np.ndarray] | None  # numeric columns, then a numeric target
     max_levels: int | None  # compare categorical pairs up to this many levels; None: not
+    counted: tuple[tuple[str, str, str], ...] = ()  # (name, kind, logical type) to count
+    counted_values: int = COUNTED_VALUES
 
 
 @dataclass
@@ -164,6 +178,7 @@ class PartitionStatistics:
     level_tables: dict[str, np.ndarray] = field(default_factory=dict)
     pair_tables: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     over_levels: set[str] = field(default_factory=set)
+    value_counts: dict[str, ValueCounts] = field(default_factory=dict)
 
     def merge(self, other: PartitionStatistics) -> PartitionStatistics:
         """These rows' statistics and ``other``'s as one (levels united, tables aligned)."""
@@ -201,6 +216,10 @@ class PartitionStatistics:
             tables,
             pairs,
             over,
+            {
+                name: counts.merge(other.value_counts[name])
+                for name, counts in self.value_counts.items()
+            },
         )
 
 
@@ -275,6 +294,9 @@ def _statistics_of_partition(partition: pd.DataFrame, plan: _Plan) -> PartitionS
                 table[:, 2] = np.bincount(at, weights=ys * ys, minlength=len(level_values))
         stats.level_tables[name] = table
         local_codes[name] = column
+    for name, kind, logical in plan.counted:
+        values = present_values(partition[name], kind, logical)
+        stats.value_counts[name] = ValueCounts.of(values, plan.counted_values)
     if plan.max_levels is not None:
         compared = [c for c in plan.categorical if len(stats.levels[c]) <= plan.max_levels]
         stats.over_levels = set(plan.categorical) - set(compared)
@@ -391,11 +413,16 @@ class DaskSelection:
     statistics: PartitionStatistics
     target: Target | None
     location: tuple[np.ndarray, np.ndarray] | None  # standardising the numeric columns
+    logical: dict[str, str] = field(default_factory=dict)
+    frame: object = None  # the Dask frame, for counting held values again
 
     def run_step(self, step: Step, active: list[str], random_state: int | None) -> StepResult:
         """The step's decision on ``active`` from the merged statistics."""
         if isinstance(step, NullFraction):
             return step.run(self, active, self.target, random_state)
+        if isinstance(step, NearZeroVariance):
+            counted = self.statistics.value_counts
+            return near_zero_variance(step, active, self.kinds, self.logical, counted, self.frame)
         if isinstance(step, NumericRedundancy):
             return self._numeric_redundancy(step, active)
         if isinstance(step, CategoricalRedundancy):
@@ -571,9 +598,15 @@ def _eta_of_levels(table: np.ndarray) -> float:
     return float(np.sqrt(min(1.0, max(0.0, between / total))))
 
 
-def selection_statistics(ddf, y, steps: list[Step], task: str = "auto") -> DaskSelection:
+def selection_statistics(
+    ddf, y, steps: list[Step], task: str = "auto", counted_values: int = COUNTED_VALUES
+) -> DaskSelection:
     """The merged statistics of the Dask frame ``ddf`` (and target ``y``, a Dask Series
     partitioned like it, or ``None``) that ``steps`` read (see the module).
+
+    With a :class:`~opsloop.data.selection.variance.NearZeroVariance` step, every column's
+    values are counted, exactly up to ``counted_values`` distinct values a column
+    (:mod:`.variance` says what happens beyond).
 
     >>> import dask, pandas as pd, dask.dataframe as dd
     >>> frame = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "c": ["u", "v", "u", None]})
@@ -616,6 +649,15 @@ def selection_statistics(ddf, y, steps: list[Step], task: str = "auto") -> DaskS
         target = _target(frame, None if y.name is None else str(y.name), task)
     numeric = [(n, logical[n]) for n in names if kinds[n] == NUMERIC]
     redundancy = [s for s in steps if isinstance(s, CategoricalRedundancy)]
+    if (
+        isinstance(counted_values, bool)
+        or not isinstance(counted_values, int)
+        or counted_values < 1
+    ):
+        raise ValueError(f"counted_values must be an integer >= 1, got {counted_values!r}")
+    counted = ()
+    if any(isinstance(s, NearZeroVariance) for s in steps):
+        counted = tuple((n, kinds[n], logical[n]) for n in names)
     plan = _Plan(
         tuple(numeric),
         tuple(n for n in names if kinds[n] == CATEGORICAL),
@@ -624,6 +666,8 @@ def selection_statistics(ddf, y, steps: list[Step], task: str = "auto") -> DaskS
         None if target is None or target.classes is None else tuple(target.classes),
         None,
         redundancy[0].max_levels if redundancy else None,
+        counted,
+        counted_values,
     )
     used = [*names, _TARGET] if target is not None else names
     location = None
@@ -654,4 +698,6 @@ def selection_statistics(ddf, y, steps: list[Step], task: str = "auto") -> DaskS
         stats,
         target,
         location,
+        {name: str(logical[name]) for name in names},
+        ddf,
     )

@@ -36,6 +36,7 @@ are NaN, never a reason to drop, and raise no numpy warnings.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -166,7 +167,9 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
     ``get_feature_names_out``, ``inverse_transform``) and checked with its
     ``check_estimator``. Sparse input is refused: every step reads dense columns. A Dask
     frame ``X`` (with ``y`` a Dask Series partitioned like it) runs the steps whose
-    statistics merge across partitions (:mod:`opsloop.data.distributed.selection`).
+    statistics merge across partitions (:mod:`opsloop.data.distributed.selection`); the
+    default funnel runs there without :class:`ModelImportance`, which its report lists as
+    not run, with the reason.
 
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [None, None, None, 1.0]})
@@ -259,6 +262,12 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
             if needing:
                 raise ValueError(f"steps {needing} need a target: pass y to fit")
         self._from_frame = True
+        skipped = []
+        if self.steps is None:
+            # The default funnel runs without the model step, which fits a model on the
+            # rows; asked for by name, that step is refused (check_mergeable).
+            skipped = [s for s in steps if isinstance(s, ModelImportance)]
+            steps = [s for s in steps if not isinstance(s, ModelImportance)]
         started = time.perf_counter()
         selection = selection_statistics(X, y, steps, self.task)
         if len(selection.names) != len(set(selection.names)):
@@ -273,6 +282,20 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
             prepare_seconds,
             run_step=selection.run_step,
         )
+        n_out = self.report_.counts[-1]
+        not_run = tuple(
+            StepSummary(
+                step.name,
+                n_out,
+                0,
+                0.0,
+                f"not run on a Dask frame: {step.name} fits a model on the rows; run it in "
+                "memory on a sample of the kept columns: "
+                "funnel.transform(ddf).sample(frac=...).compute()",
+            )
+            for step in skipped
+        )
+        self.report_ = dataclasses.replace(self.report_, steps=(*self.report_.steps, *not_run))
         return self
 
     def fit_table(

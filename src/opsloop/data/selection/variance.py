@@ -139,33 +139,52 @@ class NearZeroVariance(Step):
                 codes = columns.codes[name]
                 counts = np.bincount(codes[codes >= 0], minlength=columns.levels[name])
                 top, second, present = _top_two(counts[counts > 0], int(counts.sum()))
-            if present == 0:
-                shares[name] = None
-                drops.append(
-                    Drop(
-                        name,
-                        self.name,
-                        "top_share",
-                        None,
-                        float(self.top_share),
-                        reason="no non-missing values",
-                    )
-                )
-                continue
-            share = top / present if top >= 0 else None
-            shares[name] = share
-            if share is None or share <= self.top_share:
-                continue
-            ratio = math.inf if second == 0 else top / second
-            if ratio > self.ratio:
-                if second == 0:
-                    reason = "a single value in every non-missing row"
-                else:
-                    reason = (
-                        f"top value in {share:.1%} of non-missing rows, {ratio:.3g}x the second "
-                        f"(limits {self.top_share:.0%} and {self.ratio:g}x)"
-                    )
-                drops.append(
-                    Drop(name, self.name, "top_share", share, float(self.top_share), reason=reason)
-                )
+            shares[name], drop = self.decide(name, top, second, present)
+            if drop is not None:
+                drops.append(drop)
         return StepResult(tuple(drops), {"top_share": shares})
+
+    def decide(
+        self, name: str, top: int, second: int, present: int
+    ) -> tuple[float | None, Drop | None]:
+        """The share reported for column ``name`` and its drop, if any, from the counts of
+        its most frequent value (``top``), the second (``second``) and its non-missing
+        rows (``present``).
+
+        ``top`` is ``-1`` where it was not counted (a numeric column with no majority, see
+        :func:`top_two_counts`): the share is then left empty. ``second`` may be ``-1``
+        where the share alone decides.
+
+        >>> step = NearZeroVariance()
+        >>> share, drop = step.decide("flag", 97, 3, 100)
+        >>> share, drop.reason
+        (0.97, 'top value in 97.0% of non-missing rows, 32.3x the second (limits 90% and 19x)')
+        >>> step.decide("coin", -1, -1, 100)
+        (None, None)
+        """
+        if present == 0:
+            drop = Drop(
+                name,
+                self.name,
+                "top_share",
+                None,
+                float(self.top_share),
+                reason="no non-missing values",
+            )
+            return None, drop
+        share = top / present if top >= 0 else None
+        if share is None or share <= self.top_share:
+            return share, None
+        ratio = math.inf if second == 0 else top / second
+        if ratio <= self.ratio:
+            return share, None
+        if second == 0:
+            reason = "a single value in every non-missing row"
+        else:
+            reason = (
+                f"top value in {share:.1%} of non-missing rows, {ratio:.3g}x the second "
+                f"(limits {self.top_share:.0%} and {self.ratio:g}x)"
+            )
+        return share, Drop(
+            name, self.name, "top_share", share, float(self.top_share), reason=reason
+        )
