@@ -303,6 +303,16 @@ def test_many_runs_compared_are_drawn_by_the_server(signed_in):
     assert titles == names
     box = page.locator("svg.line-chart").bounding_box()
     assert box["width"] > 1000 and 250 < box["height"] < 330
+    # The same page with JavaScript off shows the same chart and table.
+    quiet = page.context.browser.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    try:
+        quiet.add_cookies(page.context.cookies())
+        bare = quiet.new_page()
+        bare.goto(page.url)
+        assert bare.locator("svg.line-chart .curves path").count() == 25
+        assert bare.locator("table.runs-as-rows tbody th a").all_inner_texts() == names
+    finally:
+        quiet.close()
 
 
 def test_a_long_series_keeps_its_spike(signed_in):
