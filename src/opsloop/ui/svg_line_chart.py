@@ -93,7 +93,11 @@ def nice_ticks(low: float, high: float, about: int, whole: bool = False) -> list
     [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     >>> nice_ticks(0, 19, 8), nice_ticks(-0.5, 0.5, 8, whole=True)
     ([0.0, 5.0, 10.0, 15.0], [0.0])
+    >>> nice_ticks(3.0, 3.0, 6)  # no range: the one value
+    [3.0]
     """
+    if not high > low:
+        return [low]
     raw = (high - low) / about
     power = 10.0 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
