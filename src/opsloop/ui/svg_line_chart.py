@@ -93,8 +93,8 @@ def nice_ticks(low: float, high: float, about: int, whole: bool = False) -> list
     [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     >>> nice_ticks(0, 19, 8), nice_ticks(-0.5, 0.5, 8, whole=True)
     ([0.0, 5.0, 10.0, 15.0], [0.0])
-    >>> nice_ticks(3.0, 3.0, 6)  # no range: the one value
-    [3.0]
+    >>> nice_ticks(0.0, 3e-13, 3), nice_ticks(3.0, 3.0, 6)  # tiny values; no range at all
+    ([0.0, 1e-13, 2e-13, 3e-13], [3.0])
     """
     if not high > low:
         return [low]
@@ -103,10 +103,12 @@ def nice_ticks(low: float, high: float, about: int, whole: bool = False) -> list
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
     if whole:
         step = max(step, 1.0)
-    first = math.ceil(low / step)
-    count = math.floor(high / step) - first + 1
-    # Multiplying the integer index, not adding the step, keeps 0.6 from being 0.6000000001.
-    return [round((first + i) * step, 12) for i in range(count)]
+    # A hair of slack: 3e-13 / 1e-13 is 2.9999999999999996, and 3e-13 is a tick.
+    first = math.ceil(low / step - 1e-9)
+    count = math.floor(high / step + 1e-9) - first + 1
+    # Rounded to a digit below the step, so 3 * 0.2 is 0.6, not 0.6000000000000001.
+    digits = 1 - math.floor(math.log10(step))
+    return [round((first + i) * step, digits) for i in range(count)]
 
 
 def tick_label(value: float) -> str:
