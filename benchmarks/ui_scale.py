@@ -20,7 +20,9 @@ under uvicorn; ``mlflow server`` with one worker):
   (first page of an experiment, of every run, sorted by a sparse metric, filtered on a
   metric, filtered on a param and sorted by another, the second page by cursor), p50 and p95
   over every load;
-* **compare**: ``/compare`` of the first 1,000 runs of the table, until every chart is drawn;
+* **compare**: ``/compare`` of the first 1,000 runs of the table, until every chart is drawn
+  (plotly's report it; charts the server drew as SVG are drawn by the page's first paint,
+  which is waited for) and the table's rows are laid out;
 * **metric chart**: the run page of each long series, until its chart is drawn, with the
   points the chart carries (at most two per pixel bucket, whatever the length);
 * **MLflow**: its runs page of the same experiment (``/#/experiments/<id>``) until the newest
@@ -31,6 +33,7 @@ under uvicorn; ``mlflow server`` with one worker):
     python benchmarks/ui_scale.py                    # fill once (~15 min), then measure
     python benchmarks/ui_scale.py --runs 500 --metric-keys 100 --models 2 --versions 5 \\
         --deployments 3 --repeats 1                  # quick check
+    python benchmarks/ui_scale.py --skip-mlflow --pages compare   # one measurement
 
 Prints a markdown section and writes it to ``benchmarks/out/ui_scale.md``, the raw numbers to
 ``benchmarks/out/ui_scale.json``. Servers are stopped in ``finally`` blocks, so none is left
@@ -61,6 +64,9 @@ CURVE_STEPS = 20
 PARAMS = 10
 LONG_SERIES = (10_000, 100_000, 1_000_000)
 TIMEOUT_MS = 120_000
+#: What ``--pages`` may pick: the runs page's views, compare, the long-series run pages and
+#: MLflow's runs page.
+PAGES = ("runs", "compare", "charts", "mlflow")
 
 
 # -- the data (the same for both sides; numpy's PCG64 streams are stable) ------------------
@@ -265,6 +271,8 @@ def start_mlflow(folder: Path) -> tuple[Server, str]:
 
 
 def _version(python: str, package: str) -> str:
+    if not Path(python).is_file():  # MLflow's environment is made only when it is measured
+        return ""
     code = f"from importlib.metadata import version; print(version({package!r}))"
     return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
 
@@ -321,18 +329,28 @@ def visible(text: str):
 
 
 def charts_drawn(page) -> dict:
+    """Ready when every chart is drawn: plotly's say so (``data-drawn``); charts drawn on the
+    server as SVG, and tables, are drawn by the first paint after the document is parsed, so
+    that paint is waited for too. Returns the charts, the points they carry and the rows of
+    the page's tables."""
     page.wait_for_load_state("domcontentloaded", timeout=TIMEOUT_MS)
     count = page.locator("[data-figure]").count()
     page.wait_for_function(
         f"document.querySelectorAll('[data-drawn=true]').length === {count}",
         timeout=TIMEOUT_MS,
     )
+    # A frame's callbacks run before its paint; a task queued from one runs after it.
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => setTimeout(done)))")
     points = page.evaluate(
         "() => [...document.querySelectorAll('script[type=\"application/json\"]')]"
         ".map(s => JSON.parse(s.textContent).data.reduce((n, t) => n + (t.x || []).length, 0))"
+        ".concat([...document.querySelectorAll('svg.line-chart .curves path')]"
+        ".map(p => p.getAttribute('d').split(/[ML ]/).filter(Boolean).length))"
         ".reduce((a, b) => a + b, 0)"
     )
-    return {"charts": count, "points": points}
+    svg = page.locator("svg.line-chart").count()
+    rows = page.locator("table tbody tr").count()
+    return {"charts": count + svg, "points": points, "rows": rows}
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -356,6 +374,13 @@ def measure(args, folder: Path, filled: dict) -> dict:
         cookie = {"name": "opsloop_session", "value": token, "url": base}
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            if "compare" in args.pages:
+                results["compare"] = _compare(browser, base, cookie, args)
+            if "runs" not in args.pages:
+                if "charts" in args.pages:
+                    results["charts"] = _charts(browser, base, cookie, args, filled)
+                browser.close()
+                return results
             page_two = _second_page_link(browser, base, cookie)
             views = {
                 "experiment": "/runs?experiment=scale",
@@ -381,24 +406,13 @@ def measure(args, folder: Path, filled: dict) -> dict:
                     row = load(browser, base + path, visible(first), cookie)
                     runs_page.append({"view": view, **row})
             results["runs_page"] = runs_page
-            compare = "/compare?" + urlencode(
-                {"experiment": "scale", "top": str(min(1000, args.runs))}
-            )
-            results["compare"] = [
-                load(browser, base + compare, charts_drawn, cookie) for _ in range(args.repeats)
-            ]
-            results["charts"] = {
-                length: [
-                    load(browser, f"{base}/runs/{run_id}", charts_drawn, cookie)
-                    for _ in range(args.repeats)
-                ]
-                for length, run_id in filled["series"].items()
-            }
+            if "charts" in args.pages:
+                results["charts"] = _charts(browser, base, cookie, args, filled)
             browser.close()
     finally:
         if server is not None:
             server.stop()
-    if args.skip_mlflow:
+    if args.skip_mlflow or "mlflow" not in args.pages:
         return results
     mlflow = None
     try:
@@ -414,6 +428,23 @@ def measure(args, folder: Path, filled: dict) -> dict:
         if mlflow is not None:
             mlflow.stop()
     return results
+
+
+def _compare(browser, base: str, cookie: dict, args) -> list[dict]:
+    from urllib.parse import urlencode
+
+    compare = "/compare?" + urlencode({"experiment": "scale", "top": str(min(1000, args.runs))})
+    return [load(browser, base + compare, charts_drawn, cookie) for _ in range(args.repeats)]
+
+
+def _charts(browser, base: str, cookie: dict, args, filled: dict) -> dict:
+    return {
+        length: [
+            load(browser, f"{base}/runs/{run_id}", charts_drawn, cookie)
+            for _ in range(args.repeats)
+        ]
+        for length, run_id in filled["series"].items()
+    }
 
 
 def _first_row_name(browser, url: str, cookie: dict) -> str:
@@ -448,8 +479,6 @@ def markdown(results: dict, meta: dict) -> str:
     def med(rows):
         return f"{statistics.median(r['s'] for r in rows):.2f} s"
 
-    runs = results["runs_page"]
-    seconds = [r["s"] for r in runs]
     lines = [
         "## Dashboard at scale (`ui_scale.py`)",
         "",
@@ -461,27 +490,33 @@ def markdown(results: dict, meta: dict) -> str:
         "",
         "| page | target | p50 | p95 | bytes (median) | requests |",
         "| --- | --- | --- | --- | --- | --- |",
-        f"| opsloop runs page, {len(views := sorted({r['view'] for r in runs}))} views × "
-        f"{meta['repeats']} | p95 ≤ 1.5 s | {_quantile(seconds, 0.5):.2f} s | "
-        f"{_quantile(seconds, 0.95):.2f} s | {kb(runs)} | "
-        f"{statistics.median(r['requests'] for r in runs):.0f} |",
     ]
-    for view in views:
-        rows = [r for r in runs if r["view"] == view]
-        lines.append(f"| … {view} | | {med(rows)} | | {kb(rows)} | |")
-    compare = results["compare"]
-    lines.append(
-        f"| opsloop compare, {min(1000, meta['runs'])} runs ({compare[0]['points']:,} points "
-        f"in {compare[0]['charts']} charts) | ≤ 2 s | {med(compare)} | "
-        f"{_quantile([r['s'] for r in compare], 0.95):.2f} s | {kb(compare)} | "
-        f"{compare[0]['requests']} |"
-    )
-    for length, rows in results["charts"].items():
+    runs = results.get("runs_page", [])
+    if runs:
+        seconds = [r["s"] for r in runs]
+        lines.append(
+            f"| opsloop runs page, {len(views := sorted({r['view'] for r in runs}))} views × "
+            f"{meta['repeats']} | p95 ≤ 1.5 s | {_quantile(seconds, 0.5):.2f} s | "
+            f"{_quantile(seconds, 0.95):.2f} s | {kb(runs)} | "
+            f"{statistics.median(r['requests'] for r in runs):.0f} |"
+        )
+        for view in views:
+            rows = [r for r in runs if r["view"] == view]
+            lines.append(f"| … {view} | | {med(rows)} | | {kb(rows)} | |")
+    if compare := results.get("compare"):
+        lines.append(
+            f"| opsloop compare, {min(1000, meta['runs'])} runs ({compare[0]['points']:,} "
+            f"points in {compare[0]['charts']} charts, {compare[0]['rows']:,} table rows) | "
+            f"≤ 2 s | {med(compare)} | "
+            f"{_quantile([r['s'] for r in compare], 0.95):.2f} s | {kb(compare)} | "
+            f"{compare[0]['requests']} |"
+        )
+    for length, rows in results.get("charts", {}).items():
         lines.append(
             f"| opsloop run page, {int(length):,}-point series ({rows[0]['points']:,} points "
             f"sent) | independent of length | {med(rows)} | | {kb(rows)} | {rows[0]['requests']} |"
         )
-    if "mlflow_runs_page" in results:
+    if "mlflow_runs_page" in results and runs:
         rows = results["mlflow_runs_page"]
         lines.append(
             f"| MLflow runs page, experiment of {meta['runs']:,} runs | | {med(rows)} | "
@@ -495,11 +530,17 @@ def markdown(results: dict, meta: dict) -> str:
             f"{statistics.median(r['s'] for r in rows) / statistics.median(ours):.1f}× the time, "
             f"{statistics.median(r['bytes'] for r in rows) / statistics.median(r['bytes'] for r in runs if r['view'] == 'experiment'):.1f}× the bytes.",  # noqa: E501
         ]
+    mlflow_fill_s = meta.get("fill_mlflow_s")
     lines += [
         "",
-        f"Filling (once, cached): opsloop {meta['fill_opsloop_s']:.0f} s through "
-        f"`write_batch`, MLflow {meta.get('fill_mlflow_s', float('nan')):.0f} s through "
-        "`MlflowClient.log_batch` to `mlflow server` (one worker, SQLite).",
+        f"Filling (once, cached): opsloop {meta['fill_opsloop_s']:.0f} s through `write_batch`"
+        + (
+            ""
+            if mlflow_fill_s is None
+            else f", MLflow {mlflow_fill_s:.0f} s through `MlflowClient.log_batch` to "
+            "`mlflow server` (one worker, SQLite)"
+        )
+        + ".",
     ]
     return "\n".join(lines) + "\n"
 
@@ -514,6 +555,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mlflow-threads", type=int, default=4)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument(
+        "--pages",
+        nargs="+",
+        choices=PAGES,
+        default=list(PAGES),
+        help="the measurements to make (all by default)",
+    )
     parser.add_argument("--fill-only", action="store_true")
     parser.add_argument("--serve-opsloop", help=argparse.SUPPRESS)
     parser.add_argument("--mlflow-fill", help=argparse.SUPPRESS)
@@ -575,11 +623,11 @@ def main() -> None:
         "load": f"{os.getloadavg()[0]:.1f}",
         "fill_opsloop_s": filled["fill_opsloop_s"], "fill_mlflow_s": filled.get("fill_mlflow_s"),
     }  # fmt: skip
+    OUT.mkdir(exist_ok=True)
+    (OUT / "ui_scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     report = markdown(results, meta)
     print(report)
-    OUT.mkdir(exist_ok=True)
     (OUT / "ui_scale.md").write_text(report)
-    (OUT / "ui_scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -287,6 +287,34 @@ def test_compare_the_first_runs_of_a_filtered_table(signed_in):
     assert traces == [[[name, 20] for name in expected]]
 
 
+def test_many_runs_compared_are_drawn_by_the_server(signed_in):
+    """Beyond twenty runs the curves are SVG written by the server: the page runs no script
+    and loads no plotly.js; each run's curve names it (shown on hover), in the table's order."""
+    watched, _ = signed_in
+    page = watched.page
+    watched.open("/compare?experiment=churn&sort=metrics.auc&order=desc&top=25")
+    assert page.locator("script").count() == 0
+    assert page.evaluate("() => typeof window.Plotly") == "undefined"
+    titles = page.locator("svg.line-chart .curves path").evaluate_all(
+        "paths => paths.map(p => p.querySelector('title').textContent)"
+    )
+    names = page.locator("table.runs-as-rows tbody th a").all_inner_texts()
+    assert [n.split()[0] for n in names] == [f"trial-{i:02d}" for i in range(29, 4, -1)]
+    assert titles == names
+    box = page.locator("svg.line-chart").bounding_box()
+    assert box["width"] > 1000 and 250 < box["height"] < 330
+    # The same page with JavaScript off shows the same chart and table.
+    quiet = page.context.browser.new_context(viewport=VIEWPORT, java_script_enabled=False)
+    try:
+        quiet.add_cookies(page.context.cookies())
+        bare = quiet.new_page()
+        bare.goto(page.url)
+        assert bare.locator("svg.line-chart .curves path").count() == 25
+        assert bare.locator("table.runs-as-rows tbody th a").all_inner_texts() == names
+    finally:
+        quiet.close()
+
+
 def test_a_long_series_keeps_its_spike(signed_in):
     watched, data = signed_in
     watched.open(f"/runs/{data.long_run}")

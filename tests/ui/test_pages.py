@@ -138,6 +138,7 @@ def test_values_are_escaped(served):
         ("/compare?top=x", 422, "top must be a whole number"),
         ("/compare?top=5&run=a&run=b", 422, "top: compare ticked runs or a table"),
         ("/compare?top=5&order=up", 422, "order must be asc or desc"),
+        ("/compare?top=5&start=x", 422, "start must be a whole number"),
         ("/compare?top=5&filter=metrics.auc+%3E+99", 422, "filter: 0 runs match"),
         ("/models?page=x", 422, "page: Input should be a valid integer"),
         ("/models?page=2", 404, "page: there are pages 1 to 1, got 2"),

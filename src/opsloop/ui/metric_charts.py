@@ -1,5 +1,6 @@
-"""Metric charts for the run and compare pages: plotly figure documents built from metric
-histories, each series shrunk on the server to the min and max of each x bucket."""
+"""Metric charts for the run and compare pages, each series shrunk on the server to the min
+and max of each x bucket: plotly figure documents for a few curves, and the curves of many
+runs for :mod:`opsloop.ui.svg_line_chart`."""
 
 from __future__ import annotations
 
@@ -14,50 +15,42 @@ from opsloop.ui.series_downsampling import min_max_downsample
 CHART_BUCKETS = 600
 #: Charts drawn at once; a run with more keys links to the others.
 MAX_CHARTS = 12
-#: Above this many curves a chart draws them as one line broken between runs: a thousand
-#: separate traces would take plotly seconds to lay out, one path does not.
-SEPARATE_TRACES = 20
+#: Up to this many curves a chart is plotly's (zoom, legend, hover); with more it is drawn
+#: on the server as SVG: plotly takes seconds to lay out a thousand traces, and its 4.7 MB
+#: script is parsed again on every cold load.
+INTERACTIVE_CURVES = 20
 #: The points one chart of many curves carries at most (each curve gets an equal share).
 CHART_POINTS = 20 * CHART_BUCKETS
 
 
 def metric_figure(key: str, series: Sequence[tuple[str, pd.DataFrame]]) -> dict:
-    """One chart of metric ``key``: a line per ``(label, history)`` over steps.
+    """One plotly chart of metric ``key``: a line per ``(label, history)`` over steps.
 
     Each history (columns ``step`` and ``value``) is shrunk to at most
-    ``2 * CHART_BUCKETS`` points (with many curves, to their share of
-    :data:`CHART_POINTS`); ``customdata`` is absent, so the document stays small.
+    ``2 * CHART_BUCKETS`` points; ``customdata`` is absent, so the document stays small.
+    Meant for up to :data:`INTERACTIVE_CURVES` curves (more are drawn as SVG).
 
     >>> history = pd.DataFrame({"step": np.arange(5000), "value": np.sin(np.arange(5000))})
     >>> figure = metric_figure("loss", [("run a", history)])
     >>> len(figure["data"][0]["x"]) <= 2 * CHART_BUCKETS, figure["layout"]["title"]["text"]
     (True, 'loss')
-
-    More than :data:`SEPARATE_TRACES` curves share one trace, broken between runs:
-
-    >>> many = metric_figure("loss", [(f"run {i}", history) for i in range(500)])
-    >>> len(many["data"]), many["data"][0]["x"].count(None), len(many["data"][0]["x"]) <= 13_000
-    (1, 500, True)
     """
-    if len(series) > SEPARATE_TRACES:
-        traces = [_joined_trace(series)]
-    else:
-        traces = []
-        for label, history in series:
-            steps, values = min_max_downsample(
-                history["step"].to_numpy(np.int64),
-                history["value"].to_numpy(np.float64),
-                CHART_BUCKETS,
-            )
-            traces.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers" if len(steps) < 50 else "lines",
-                    "name": label,
-                    "x": steps.tolist(),
-                    "y": values.tolist(),
-                }
-            )
+    traces = []
+    for label, history in series:
+        steps, values = min_max_downsample(
+            history["step"].to_numpy(np.int64),
+            history["value"].to_numpy(np.float64),
+            CHART_BUCKETS,
+        )
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers" if len(steps) < 50 else "lines",
+                "name": label,
+                "x": steps.tolist(),
+                "y": values.tolist(),
+            }
+        )
     return {
         "data": traces,
         "layout": {
@@ -70,35 +63,54 @@ def metric_figure(key: str, series: Sequence[tuple[str, pd.DataFrame]]) -> dict:
     }
 
 
-def _joined_trace(series: Sequence[tuple[str, pd.DataFrame]]) -> dict:
-    """Every curve in one trace, a gap (``null``) between runs, each point's run as its hover
-    text; each curve shrunk to its share of :data:`CHART_POINTS`."""
-    buckets = max(1, CHART_POINTS // (2 * len(series)))
-    x: list = []
-    y: list = []
-    text: list = []
-    for label, history in series:
-        steps = history["step"].to_numpy(np.int64)
-        values = history["value"].to_numpy(np.float64)
-        # A short series in step order, without gaps, is what the downsampling would return:
-        # checked here because a thousand calls cost more than the page's query.
-        short = len(steps) <= 2 * buckets and not np.isnan(values).any()
-        if not (short and (np.diff(steps) >= 0).all()):
-            steps, values = min_max_downsample(steps, values, buckets)
-        x += [*steps.tolist(), None]
-        y += [*values.tolist(), None]
-        text += [label] * (len(steps) + 1)
-    return {
-        "type": "scatter",
-        "mode": "lines",
-        "name": f"{len(series)} runs",
-        "x": x,
-        "y": y,
-        "text": text,
-        "hovertemplate": "%{text}<br>step %{x}: %{y}<extra></extra>",
-        "line": {"width": 1},
-        "opacity": 0.6,
-    }
+def compared_curves(
+    histories: pd.DataFrame, runs: Sequence[tuple[str, str]]
+) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """``metric_histories`` rows as each key's curves ``(label, steps, values)``, in the
+    order of ``runs`` (``(run_id, label)`` pairs), for a chart of many curves.
+
+    Each curve is what :func:`min_max_downsample` makes of it with the curve's equal share
+    of :data:`CHART_POINTS` as buckets; a key whose runs have one point each is left out
+    (see :func:`is_curve`). The rows are sorted once for every curve, so a thousand runs
+    cost one sort, not a thousand frames.
+
+    >>> histories = pd.DataFrame({"run_id": ["b", "a", "a", "b", "a"], "key": "loss",
+    ...     "step": [0, 1, 0, 1, 2], "value": [4.0, 2.0, 1.0, 3.0, 9.0]})
+    >>> curves = compared_curves(histories, [("a", "run a"), ("b", "run b")])
+    >>> [(label, x.tolist(), y.tolist()) for label, x, y in curves["loss"]]
+    [('run a', [0, 1, 2], [1.0, 2.0, 9.0]), ('run b', [0, 1], [4.0, 3.0])]
+    """
+    position = {run_id: i for i, (run_id, _) in enumerate(runs)}
+    labels = [label for _, label in runs]
+    run_at = histories["run_id"].map(position).to_numpy(np.int64)
+    key_code, keys = pd.factorize(histories["key"])
+    steps = histories["step"].to_numpy(np.int64)
+    values = histories["value"].to_numpy(np.float64)
+    # By key, then the runs' order, then step; points sharing a step stay in logged order,
+    # as min_max_downsample's stable sort leaves them.
+    order = np.lexsort((np.arange(len(steps)), steps, run_at, key_code))
+    key_code, run_at, steps, values = key_code[order], run_at[order], steps[order], values[order]
+    starts = np.flatnonzero(
+        np.diff(key_code, prepend=-1).astype(bool) | np.diff(run_at, prepend=-1).astype(bool)
+    )
+    ends = np.append(starts[1:], len(steps))
+    curves: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+    for code in np.unique(key_code):
+        mine = key_code[starts] == code
+        first, last = starts[mine], ends[mine]
+        if ((last - first) <= 1).all():
+            continue
+        buckets = max(1, CHART_POINTS // (2 * len(first)))
+        found = []
+        for lo, hi in zip(first.tolist(), last.tolist(), strict=True):
+            x, y = steps[lo:hi], values[lo:hi]
+            # Already in step order: a short series without gaps is what the downsampling
+            # would return, so only the others are shrunk.
+            if hi - lo > 2 * buckets or np.isnan(y).any():
+                x, y = min_max_downsample(x, y, buckets)
+            found.append((labels[run_at[lo]], x, y))
+        curves[str(keys[code])] = found
+    return curves
 
 
 def histories_by_key(histories: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:

@@ -10,10 +10,12 @@ from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
-from opsloop.ui.compared_runs import compared_runs, runs_by_id
+from opsloop.ui.compared_runs import SIDE_BY_SIDE, compared_runs, runs_by_id
 from opsloop.ui.metric_charts import (
     CHART_BUCKETS,
+    INTERACTIVE_CURVES,
     MAX_CHARTS,
+    compared_curves,
     histories_by_key,
     is_curve,
     metric_figure,
@@ -22,6 +24,7 @@ from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
 from opsloop.ui.run_table import PAGE_SIZES, SortKey, run_page, shown_columns, table_runs
 from opsloop.ui.session_check import page_user
+from opsloop.ui.svg_line_chart import line_chart_svg
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
@@ -30,6 +33,9 @@ RUN_ATTRIBUTES = ("run_id", "name", "experiment", "status", "user", "start_time"
 SHOWN_PER_KIND = 10
 #: Runs one compare view takes (ticked, or the first of a table's order).
 MIN_COMPARED, MAX_COMPARED = 2, 1000
+#: Rows of a compare view's table at once (its charts draw every run): a thousand rows of
+#: twenty cells take a browser longer to lay out than the rest of the page.
+COMPARED_ROWS = 100
 
 
 def _whole(field: str, text: str | None, default: int) -> int:
@@ -151,10 +157,13 @@ def compare_page(
     sort: str | None = None,
     order: str | None = None,
     top: str | None = None,
+    start: str | None = None,
 ) -> Response:
     """Runs side by side: the runs ticked in the table (``run``), or the first ``top`` runs
-    of a table's filter and order; params (differences marked) and metric curves overlaid."""
+    of a table's filter and order; params (differences marked) and metric curves overlaid.
+    Beyond ten runs, the table shows :data:`COMPARED_ROWS` of them from row ``start``."""
     tracking = request.app.state.tracking
+    first_row = _whole("start", start, 0)
     if top is not None and top != "":
         if run:
             raise InvalidArgumentError("top: compare ticked runs or a table's first runs, not both")
@@ -191,23 +200,63 @@ def compare_page(
     chosen = [k for k in metric or () if k in counts][:MAX_CHARTS] or sorted(
         list(counts)[:MAX_CHARTS]
     )
+    shown, earlier, later = _table_rows(request, runs.rows, first_row)
     ids = [r["run_id"] for r in runs.rows]
-    grouped = (
-        histories_by_key(tracking.metric_histories(ids, chosen, buckets=CHART_BUCKETS))
-        if chosen
-        else {}
+    histories = tracking.metric_histories(ids, chosen, buckets=CHART_BUCKETS) if chosen else None
+    if histories is None:
+        figures, drawn = [], []
+    elif len(runs.rows) > INTERACTIVE_CURVES:
+        # Drawn here as SVG: no plotly.js for the browser to fetch and parse.
+        curves = compared_curves(histories, [(r["run_id"], r["label"]) for r in runs.rows])
+        figures, drawn = [], [line_chart_svg(key, curves[key]) for key in chosen if key in curves]
+    else:
+        grouped = histories_by_key(histories)
+        # Curves in the order of the table's columns, so colours follow the runs' order.
+        figures = [
+            metric_figure(
+                key,
+                [
+                    (r["label"], grouped[key][r["run_id"]])
+                    for r in runs.rows
+                    if r["run_id"] in grouped[key]
+                ],
+            )
+            for key in chosen
+            if key in grouped and is_curve(grouped[key])
+        ]
+        drawn = []
+    return render(
+        request,
+        "compare.html.j2",
+        runs=runs,
+        shown=shown,
+        first_row=first_row,
+        earlier=earlier,
+        later=later,
+        figures=figures,
+        drawn=drawn,
     )
-    # Curves in the order of the table's columns, so colours follow the runs' order.
-    figures = [
-        metric_figure(
-            key,
-            [
-                (r["label"], grouped[key][r["run_id"]])
-                for r in runs.rows
-                if r["run_id"] in grouped[key]
-            ],
-        )
-        for key in chosen
-        if key in grouped and is_curve(grouped[key])
-    ]
-    return render(request, "compare.html.j2", runs=runs, figures=figures)
+
+
+def _table_rows(
+    request: Request, rows: list[dict], first_row: int
+) -> tuple[list[dict], str | None, str | None]:
+    """The rows a compare view's table shows from ``first_row``, and the links to the rows
+    before and after them (``None`` where there are none); a few runs are shown whole."""
+    if len(rows) <= SIDE_BY_SIDE:
+        return rows, None, None
+    if first_row >= len(rows):
+        raise InvalidArgumentError(f"start: row {first_row} is past the {len(rows)} runs compared")
+    earlier = _rows_link(request, max(0, first_row - COMPARED_ROWS)) if first_row else None
+    later = (
+        _rows_link(request, first_row + COMPARED_ROWS)
+        if first_row + COMPARED_ROWS < len(rows)
+        else None
+    )
+    return rows[first_row : first_row + COMPARED_ROWS], earlier, later
+
+
+def _rows_link(request: Request, first_row: int) -> str:
+    """This compare view with its table from row ``first_row`` (0 without ``start``)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "start"]
+    return "/compare?" + urlencode(query + ([("start", str(first_row))] if first_row > 0 else []))
