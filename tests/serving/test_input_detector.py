@@ -343,3 +343,24 @@ def test_the_gate_s_parameters_are_checked_naming_the_field(deployments, registr
         deployments.set_rollout("api", gates={"input_detector": {"alpha": 2.0}})
     rollout = deployments.set_rollout("api", gates={"input_detector": {"alpha": 0.01}})
     assert rollout["policy"]["gates"] == {"input_detector": {"alpha": 0.01}}
+
+
+def test_the_screen_reads_the_frame_path_and_leaves_unscorable_records_unflagged():
+    import pandas as pd
+
+    from opsloop.learn.robustness.portable_detector import PortableInputDetector
+    from opsloop.serving.input_detector_settings import InputDetectorSetting
+    from opsloop.serving.input_screening import InputScreen
+    from opsloop.serving.record_validation import CheckedRecords
+
+    # score (x - 1)^2 + (y - 2)^2 / 4, flagged above 9
+    detector = PortableInputDetector(
+        ("x", "y"), (1.0, 2.0), ((1.0, 0.0), (0.0, 0.25)), 9.0, 0.05, 19, 19
+    )
+    screen = InputScreen(InputDetectorSetting("api", detector))
+    frame = pd.DataFrame({"y": [2.0, 9.0, None, 2.0], "x": [1, 1, 50, 5], "z": ["a"] * 4})
+    # scores 0, 12.25 (flagged), nan (a null: not flagged), 16 (flagged)
+    assert screen.flagged_records(CheckedRecords(("y", "x", "z"), frame=frame)) == 2
+    matrix = np.array([[5.0, 2.0], [1.0, 7.9]])  # scores 16 and 8.7025
+    assert screen.flagged_records(CheckedRecords(("x", "y"), matrix=matrix)) == 1
+    assert screen.flagged_records(CheckedRecords(("x",), matrix=matrix[:, :1])) is None

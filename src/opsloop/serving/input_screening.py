@@ -64,25 +64,30 @@ class InputScreen:
         self.detector = setting.detector
         self.action = setting.action
         self._features = list(setting.detector.features)
-        self._positions: dict[tuple[str, ...], np.ndarray | None] = {}
+        self._columns: dict[tuple[str, ...], Any] = {}
 
-    def _positions_in(self, names: tuple[str, ...]) -> np.ndarray | None:
-        found = self._positions.get(names)
-        if found is None and names not in self._positions:
+    def _columns_in(self, names: tuple[str, ...]) -> tuple[np.ndarray | None, bool] | None:
+        """Where the detector's features are among ``names`` (``None`` when one is absent),
+        and whether they are all of ``names`` in order (then no copy picks them)."""
+        found = self._columns.get(names, False)
+        if found is False:
             index = {name: i for i, name in enumerate(names)}
+            found = None
             if all(feature in index for feature in self._features):
-                found = np.array([index[f] for f in self._features], dtype=np.intp)
-            self._positions[names] = found
+                positions = np.array([index[f] for f in self._features], dtype=np.intp)
+                found = (positions, list(names) == self._features)
+            self._columns[names] = found  # one assignment: threads see all of it or none
         return found
 
     def flagged_records(self, checked: CheckedRecords) -> int | None:
         """How many of the request's records the detector flags; ``None`` when the
         request's columns lack one of its features (a variant whose signature changed)."""
-        positions = self._positions_in(tuple(checked.names))
-        if positions is None:
+        columns = self._columns_in(tuple(checked.names))
+        if columns is None:
             return None
         if checked.matrix is not None:
-            rows = checked.matrix[:, positions]
+            positions, whole = columns
+            rows = checked.matrix if whole else checked.matrix.take(positions, axis=1)
         else:
             frame = checked.frame[self._features]
             try:

@@ -183,7 +183,8 @@ class PortableInputDetector:
                 f"X: must have shape (rows, {len(self.features)}), got {list(X.shape)}"
             )
         centred = X - self._location  # type: ignore[attr-defined]
-        return np.einsum("ij,ij->i", centred @ self._precision, centred)  # type: ignore[attr-defined]
+        # a row at a time, this is a few microseconds cheaper than einsum
+        return ((centred @ self._precision) * centred).sum(axis=1)  # type: ignore[attr-defined]
 
     def flag(self, X: Any) -> np.ndarray:
         """Whether each row scores above ``threshold``: True for an anomalous row."""
