@@ -708,7 +708,14 @@ class Deployments:
 
     def input_detector(self, name: str) -> InputDetectorSetting:
         """Deployment ``name``'s input anomaly detector and the action on a flagged request
-        (see :mod:`.input_detector_settings`)."""
+        (see :mod:`.input_detector_settings`).
+
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> setting = Deployments(db).input_detector("api")
+        >>> setting.detector, setting.action, setting.revision
+        (None, 'flag', 0)
+        """
         return read_input_detector(self, name)
 
     def set_input_detector(
@@ -724,7 +731,18 @@ class Deployments:
         :class:`~opsloop.learn.robustness.portable_detector.PortableInputDetector` or its
         dictionary; ``None`` removes it) and ``action`` (``flag`` or ``review``) as one
         audited change; its features must be numeric columns of every variant's signature
-        (see :mod:`.input_detector_settings`)."""
+        (see :mod:`.input_detector_settings`).
+
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> Deployments(db).set_input_detector("api", None, action="review").revision
+        1
+        >>> Deployments(db).history("api")["action"].tolist()
+        ['deploy', 'set_input_detector']
+        >>> Deployments(db).set_input_detector("api", None, action="refuse")
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: action: must be one of flag, review, got 'refuse'
+        """
         if reason is not None:
             checked_text("reason", reason)
         return set_input_detector(
