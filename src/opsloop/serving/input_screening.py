@@ -122,6 +122,7 @@ class InputScreening:
             labels,
             registry=registry,
         )
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def screen(
         self, deployment: str, variant: str, screen: InputScreen | None, checked: CheckedRecords
@@ -133,9 +134,16 @@ class InputScreening:
         count = screen.flagged_records(checked)
         if count is None:
             return None
-        self.screened.labels(deployment, variant).inc()
+        children = self._children.get((deployment, variant))
+        if children is None:  # labels() costs a few microseconds a call: looked up once
+            children = (
+                self.screened.labels(deployment, variant),
+                self.flagged.labels(deployment, variant),
+            )
+            self._children[(deployment, variant)] = children
+        children[0].inc()
         if count:
-            self.flagged.labels(deployment, variant).inc()
+            children[1].inc()
         return count
 
 
