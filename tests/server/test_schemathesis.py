@@ -87,6 +87,10 @@ RULES_BEYOND_THE_SCHEMA = (
     "until_ms: must be after since_ms",
     # Feedback carries a label, a reward or both.
     "feedback: give a label, a reward or both",
+    # An input detector's shapes follow its features (one location per feature, a square
+    # symmetric precision), its rank is among its calibration rows, and its features are
+    # distinct numeric columns of every variant's signature.
+    '"detail":"detector',
 )
 
 

@@ -80,6 +80,10 @@ SCENARIO = [
         lambda d, n: d.configure(n, batching=MicroBatching(max_batch_size=16, max_wait_ms=2.5)),
     ),
     ("settings", lambda d, n: d.settings(n)),
+    ("input_detector", lambda d, n: d.input_detector(n)),
+    # Without a signature a version takes no detector; the action alone can be set.
+    ("set_input_detector", lambda d, n: d.set_input_detector(n, None, action="review")),
+    ("input_detector", lambda d, n: d.input_detector(n)),
     (
         "set_rollout",
         lambda d, n: d.set_rollout(

@@ -286,3 +286,62 @@ def ab_report_command(
     )
     for note in report.notes:
         out.print(f"note: {note}", markup=False, soft_wrap=True)
+
+
+@deployments_app.command("set-input-detector")
+@one_line_errors
+def set_input_detector(
+    name: str,
+    fit_on: Annotated[
+        str | None,
+        typer.Option(help="Clean rows (CSV, Parquet or JSON lines) to fit the detector on."),
+    ] = None,
+    fpr: Annotated[float, typer.Option(help="Stated false-positive rate on clean rows.")] = 0.01,
+    features: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated columns to read (default: every column of the data)."),
+    ] = None,
+    calibration: Annotated[
+        float, typer.Option(help="Share of the rows held out to set the threshold.")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seeds which rows are held out.")] = 0,
+    action: Annotated[
+        str, typer.Option(help="flag (answer and count) or review (send to the review queue).")
+    ] = "flag",
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the detector.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fit an input anomaly detector on clean rows and let deployment NAME score every
+    request with it (see opsloop.serving.input_detector_settings)."""
+    if remove == (fit_on is not None):
+        raise UsageProblem("give --fit-on DATA to set a detector, or --remove")
+    detector = None
+    if fit_on is not None:
+        from opsloop.data.io import read_table
+        from opsloop.learn.robustness.portable_detector import fit_portable_detector
+
+        frame = read_table(fit_on)
+        if features is not None:
+            chosen = [f.strip() for f in features.split(",") if f.strip()]
+            missing = [f for f in chosen if f not in frame.columns]
+            if missing:
+                raise UsageProblem(f"--features: {fit_on} has no column(s) {missing}")
+            frame = frame[chosen]
+        try:
+            detector = fit_portable_detector(frame, fpr=fpr, calibration=calibration, seed=seed)
+        except (TypeError, ValueError) as error:
+            raise UsageProblem(f"--fit-on {fit_on}: {error}") from None
+    setting = _deployments().set_input_detector(name, detector, action=action, reason=reason)
+    if as_json:
+        print_json({**setting.summary(), "revision": setting.revision})
+        return
+    if setting.detector is None:
+        out.print(f"{name}: no input detector (action {setting.action})")
+        return
+    found = setting.detector
+    out.print(
+        f"{name}: input detector on {len(found.features)} features, fpr {found.fpr:g}, "
+        f"threshold {found.threshold:.4g} ({found.rank} of {found.calibration_rows} "
+        f"calibration scores), action {setting.action}"
+    )

@@ -248,13 +248,15 @@ def observe_request(
     at_ms: int,
     disagrees: bool | None = None,
     anomalous: bool | None = None,
+    flagged: bool | None = None,
 ) -> Transition | None:
     """Read one answered request into ``state`` (changed in place); the change the ramp
     makes now, if any. ``share`` is the candidate's share the request was routed with;
     ``disagrees`` whether the candidate's answer differs from the primary's on the same
     records (``False`` for the primary's own requests, ``None`` when unknown);
     ``anomalous`` whether the answering version's schema flags one of its records
-    (``None`` when unknown).
+    (``None`` when unknown); ``flagged`` whether the deployment's input detector flags one
+    (``None`` when it was not scored).
 
     >>> policy = RolloutPolicy(steps=(0.1, 1.0), gates={"errors": {"detect_ratio": 3.0}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -281,6 +283,10 @@ def observe_request(
         failed_gate = failed_gate or _update_gate(
             state, "anomalies", [candidate], [anomalous], share
         )
+    if "input_detector" in state["gates"] and flagged is not None:
+        failed_gate = failed_gate or _update_gate(
+            state, "input_detector", [candidate], [flagged], share
+        )
     if candidate:
         state["step_requests"] += 1
         state["candidate_requests"] = state.get("candidate_requests", 0) + 1
@@ -301,7 +307,7 @@ def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> No
     if state["status"] != "ramping" or count <= 0:
         return
     quiet = [False] * count
-    for name in ("errors", "latency", "disagreement", "anomalies"):
+    for name in ("errors", "latency", "disagreement", "anomalies", "input_detector"):
         if name not in state["gates"]:
             continue
         if name == "latency" and state.get("latency_bound_ms") is None:

@@ -55,6 +55,7 @@ from opsloop.contract.wire_types import (
     Version,
     integral,
 )
+from opsloop.learn.robustness.portable_detector import MAX_FEATURES
 from opsloop.registry.registry_service import (
     APPROVAL_COUNT,
     AuditEntry,
@@ -75,6 +76,8 @@ from opsloop.serving.deployment_records import (
 )
 from opsloop.serving.deployment_settings import DeploymentSettings, MicroBatching
 from opsloop.serving.deployments import LIST_COLUMNS
+from opsloop.serving.input_detector_settings import ACTIONS as DETECTOR_ACTIONS
+from opsloop.serving.input_detector_settings import InputDetectorSetting
 from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES
 from opsloop.serving.shadow_agreement import ShadowAgreement
 from opsloop.serving.traffic_series import MAX_BUCKETS, TrafficSeries
@@ -158,6 +161,30 @@ class EventDocument(TypedDict, total=False):
     assertions: dict[Name, Count] | None
 
 
+_DetectorNumber = Annotated[float, Field(strict=False, allow_inf_nan=False)]
+_Row = Annotated[list[_DetectorNumber], Field(min_length=1, max_length=MAX_FEATURES)]
+_Positive = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class DetectorDocument(TypedDict):
+    """An input anomaly detector on the wire (see
+    :class:`~opsloop.learn.robustness.portable_detector.PortableInputDetector`): at most
+    :data:`~opsloop.learn.robustness.portable_detector.MAX_FEATURES` features; the shapes
+    (``location`` one number per feature, ``precision`` a square symmetric matrix) are
+    checked when it is set, naming the field."""
+
+    features: Annotated[
+        list[Annotated[Name, Field(min_length=1)]], Field(min_length=1, max_length=MAX_FEATURES)
+    ]
+    location: _Row
+    precision: Annotated[list[_Row], Field(min_length=1, max_length=MAX_FEATURES)]
+    threshold: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    fpr: Annotated[float, Field(gt=0, lt=1)]
+    rank: _Positive
+    calibration_rows: _Positive
+
+
 Events = Annotated[Sequence[EventDocument], Field(max_length=MAX_EVENTS)]
 Share = Annotated[float, Field(strict=True, gt=0, lt=1)]
 Flag = Annotated[bool, Field(strict=True)]
@@ -182,6 +209,7 @@ class RequestObservation(TypedDict):
     share: Share
     disagrees: Flag | None
     anomalous: NotRequired[Flag | None]
+    flagged: NotRequired[Flag | None]
 
 
 class DeploymentService(Protocol):
@@ -316,6 +344,24 @@ class DeploymentService(Protocol):
     ) -> DeploymentSettings:
         """Replace the deployment's confidence threshold, assertion rules and
         micro-batching (audited)."""
+
+    def input_detector(self, name: Key) -> InputDetectorSetting:
+        """The deployment's input anomaly detector and the action on a flagged request."""
+        ...
+
+    def set_input_detector(
+        self,
+        name: Key,
+        detector: DetectorDocument | None = None,
+        *,
+        action: Annotated[str, OneOf(DETECTOR_ACTIONS)] = "flag",
+        actor: str | None = None,
+        reason: Text | None = None,
+    ) -> InputDetectorSetting:
+        """Replace the deployment's input anomaly detector (null removes it) and the action
+        on a flagged request (audited); its features must be numeric columns of every
+        variant's input signature."""
+        ...
 
     def set_rollout(
         self,
@@ -546,6 +592,19 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "/deployments/{name:path}/settings",
             role="editor",
             answer=record(DeploymentSettings),
+        ),
+        Operation(
+            "input_detector",
+            "GET",
+            "/deployments/{name:path}/input-detector",
+            answer=record(InputDetectorSetting),
+        ),
+        Operation(
+            "set_input_detector",
+            "PUT",
+            "/deployments/{name:path}/input-detector",
+            role="editor",
+            answer=record(InputDetectorSetting),
         ),
         Operation("at", "GET", "/deployments/{name:path}/at", answer=_AT, query=("at_ms",)),
         Operation(

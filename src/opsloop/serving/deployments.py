@@ -77,6 +77,11 @@ from opsloop.serving.deployment_settings import (
     settings_in,
     store_settings,
 )
+from opsloop.serving.input_detector_settings import (
+    InputDetectorSetting,
+    read_input_detector,
+    set_input_detector,
+)
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.rollout_control import rollout_document, set_rollout
 from opsloop.serving.rollout_observer import RolloutObserver
@@ -495,7 +500,7 @@ class Deployments:
         """Read a data plane's answers into ``name``'s ramping canary (see
         :meth:`~.rollout_observer.RolloutObserver.record`): ``quiet`` as ``{"share",
         "requests"}`` pairs, ``request`` as ``{"candidate", "failed", "latency_ms",
-        "share", "disagrees", "anomalous"}`` (``anomalous`` may be left out). Nothing
+        "share", "disagrees", "anomalous", "flagged"}`` (the last two may be left out). Nothing
         happens without a canary rollout.
 
         >>> Deployments(db).observe_rollout("api", quiet=[{"share": 0.1, "requests": 3}])
@@ -700,6 +705,49 @@ class Deployments:
                 reason=reason,
                 batching=batched,
             )
+
+    def input_detector(self, name: str) -> InputDetectorSetting:
+        """Deployment ``name``'s input anomaly detector and the action on a flagged request
+        (see :mod:`.input_detector_settings`).
+
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> setting = Deployments(db).input_detector("api")
+        >>> setting.detector, setting.action, setting.revision
+        (None, 'flag', 0)
+        """
+        return read_input_detector(self, name)
+
+    def set_input_detector(
+        self,
+        name: str,
+        detector: Any = None,
+        *,
+        action: str = "flag",
+        actor: str | None = None,
+        reason: str | None = None,
+    ) -> InputDetectorSetting:
+        """Replace deployment ``name``'s input anomaly detector (a
+        :class:`~opsloop.learn.robustness.portable_detector.PortableInputDetector` or its
+        dictionary; ``None`` removes it) and ``action`` (``flag`` or ``review``) as one
+        audited change; its features must be numeric columns of every variant's signature
+        (see :mod:`.input_detector_settings`).
+
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> Deployments(db).set_input_detector("api", None, action="review").revision
+        1
+        >>> Deployments(db).history("api")["action"].tolist()
+        ['deploy', 'set_input_detector']
+        >>> Deployments(db).set_input_detector("api", None, action="refuse")
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: action: must be one of flag, review, got 'refuse'
+        """
+        if reason is not None:
+            checked_text("reason", reason)
+        return set_input_detector(
+            self, name, detector, action=action, actor=actor or self.actor, reason=reason
+        )
 
     def list(self) -> pd.DataFrame:
         """One row per deployment; ``variants`` reads ``name=MODEL/VERSION`` or

@@ -43,7 +43,8 @@ from opsloop.tracking.limits import checked_key
 _items = tables.review_items
 
 #: Why an item is in the queue: the automation level that sent it, a confidence below the
-#: deployment's threshold, a model assertion, or a question from active learning.
+#: deployment's threshold, a model assertion, a question from active learning, or an input
+#: its deployment's anomaly detector flagged (:mod:`.input_screening`).
 REVIEW_REASONS = (
     "human_only",
     "shadow",
@@ -51,6 +52,7 @@ REVIEW_REASONS = (
     "low_confidence",
     "assertion",
     "active_learning",
+    "input_anomaly",
 )
 #: An item's states, in the order it passes through them.
 REVIEW_STATES = ("open", "claimed", "answered")

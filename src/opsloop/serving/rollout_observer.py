@@ -123,10 +123,12 @@ class RolloutObserver:
         failed: bool,
         latency_ms: float,
         answer: tuple[Any, Any] | None = None,
+        flagged: bool | None = None,
     ) -> None:
         """Read one answer the routing policy sent to ``variant`` of ``served`` (a
         :class:`~opsloop.serving.serving_runtime.ServedDeployment`); ``answer`` is the
-        checked frame and the variant's answer, when it answered.
+        checked frame and the variant's answer, when it answered; ``flagged`` whether the
+        deployment's input detector flagged it (``None`` when it was not scored).
 
         With a ``disagreement`` gate, the primary answers the candidate's frames too (on
         the request path, for the candidate's share of the traffic only) and a request
@@ -150,16 +152,18 @@ class RolloutObserver:
         if "anomalies" in gates and answer is not None:
             anomalous = self._anomalous(served, variant, answer[0])
         slow = "latency" in gates and bound is not None and latency_ms > bound
+        flagged = flagged if "input_detector" in gates else None
+        event = candidate or failed or slow or anomalous or flagged
         name = definition.name
         with self._pending_lock:
-            if not (candidate or failed or slow or anomalous):
+            if not event:
                 key = (name, share)
                 self._pending[key] = self._pending.get(key, 0) + 1
                 if self._pending[key] < QUIET_BATCH:
                     return
             pending = [(k[1], self._pending.pop(k)) for k in list(self._pending) if k[0] == name]
         request = None
-        if candidate or failed or slow or anomalous:  # else the quiet batch's last
+        if event:  # else the quiet batch's last
             request = {
                 "candidate": candidate,
                 "failed": failed,
@@ -167,6 +171,7 @@ class RolloutObserver:
                 "share": share,
                 "disagrees": disagrees,
                 "anomalous": anomalous,
+                **({} if flagged is None else {"flagged": flagged}),
             }
         self.record(name, pending, request, judge=any(g in gates for g in QUALITY_GATES))
 

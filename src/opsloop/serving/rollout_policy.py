@@ -21,6 +21,8 @@ every serving worker.
   - ``anomalies``: its rate of requests whose inputs the answering version's schema flags
     while still answering them (a value outside a column's ``[min, max]`` but within its
     margin; a request refused with a 422 is the client's mistake and counts for no arm);
+  - ``input_detector``: its rate of requests the deployment's input anomaly detector flags
+    (:mod:`.input_screening`; a deployment without one feeds it nothing);
 
   and two gates the monitoring layer judges (:mod:`opsloop.monitoring.canary_quality`),
   on the rows each arm answered since the ramp began:
@@ -62,7 +64,16 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 
 #: The gates a canary can have.
-GATES = ("errors", "latency", "disagreement", "metric", "anomalies", "drift", "estimate")
+GATES = (
+    "errors",
+    "latency",
+    "disagreement",
+    "metric",
+    "anomalies",
+    "input_detector",
+    "drift",
+    "estimate",
+)
 #: The gates judged by the monitoring layer on the rows each arm answered.
 QUALITY_GATES = ("drift", "estimate")
 #: How many candidate requests apart a quality gate is judged, unless its ``every`` says.

@@ -69,6 +69,13 @@ from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, ove
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.deployment_settings import MicroBatching
 from opsloop.serving.deployments import Deployments
+from opsloop.serving.input_screening import (
+    InputScreen,
+    InputScreening,
+    marked,
+    screen_for,
+    screened_decision,
+)
 from opsloop.serving.loaded_variant import LoadedVariant, VariantAnswer, load_variant
 from opsloop.serving.micro_batching import Arrival, Arrivals, MicroBatcher
 from opsloop.serving.prediction_events import (
@@ -151,6 +158,7 @@ class ServedDeployment:
     failures: dict[str, str] = field(default_factory=dict)
     batching: MicroBatching | None = None
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
+    screen: InputScreen | None = None
 
     def batcher(
         self, loaded: LoadedVariant, arrivals: Arrivals, metrics: ServingMetrics
@@ -301,6 +309,7 @@ class ServingRuntime:
             deployments if deployments is not None else Deployments(db, actor="serving")
         )
         self.metrics = metrics or ServingMetrics()
+        self.screening = InputScreening(self.metrics.registry)
         self._shadow_host = ShadowHost.for_isolation(
             shadow_isolation, db, self.registry, trust=trust, trusted_types=self.trusted_types
         )
@@ -423,6 +432,7 @@ class ServingRuntime:
         settings = self.deployments.settings(definition.name)
         served.oversight = Oversight.of(definition.automation, settings)
         served.batching = settings.batching
+        served.screen = screen_for(self.deployments, definition.name)
         if hasattr(served.policy, "bind_rollouts"):  # a policy whose state is shared (bandit)
             served.policy.bind_rollouts(self._rollout_document)
         self._keep_mirrors(definition)
@@ -606,6 +616,7 @@ class ServingRuntime:
         frame = request.checked
         seconds = time.perf_counter() - request.started
         self.metrics.answered(deployment, loaded.name, role, seconds)
+        flagged = self.screening.screen(deployment, loaded.name, served.screen, frame)
         if request.routed and answer is not None:  # a request held for a person has none
             self.rollouts.observe(
                 served,
@@ -613,9 +624,10 @@ class ServingRuntime:
                 failed=False,
                 latency_ms=seconds * 1000.0,
                 answer=(frame, answer),
+                flagged=None if flagged is None else flagged > 0,
             )
         request_id = uuid.uuid4().hex
-        decision = served.oversight.decide(frame, answer)
+        decision = screened_decision(served.oversight.decide(frame, answer), flagged, served.screen)
         item = oversee(
             decision,
             deployment=deployment,
@@ -634,7 +646,7 @@ class ServingRuntime:
             answer,
             None,
             seconds,
-            decision,
+            marked(decision, flagged),
         )
         for shadow in served.shadows:
             if shadow.name == loaded.name:

@@ -532,6 +532,20 @@ deployment_settings = Table(
     Column("batching_json", Text),
 )
 
+# A deployment's input anomaly detector (:mod:`opsloop.serving.input_detector_settings`):
+# its numbers as JSON (bounded: at most 256 features), what the data plane does with a
+# flagged request, and who set it. Each change is also an entry of the deployment's audit log.
+deployment_input_detectors = Table(
+    "deployment_input_detectors",
+    metadata,
+    Column("deployment", NAME, primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("detector_json", Text),
+    Column("action", String(16), nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("updated_by", NAME, nullable=False),
+)
+
 # Requests (or rows asked about by active learning) waiting for a person: open, claimed by
 # a reviewer, then answered with a label that also becomes the request's feedback.
 review_items = Table(

@@ -17,6 +17,7 @@ module                           what it does
 :mod:`~.output_defences`         rounded, top-k or label-only answers
 :mod:`~.private_training`        DP-SGD training (Opacus), ε and advantage
 :mod:`~.input_anomaly`           flag unusual inputs at a stated false-positive rate
+:mod:`~.portable_detector`       that detector as numbers a deployment can carry
 :mod:`~.defence_effect`          a defence's measures before and after
 :mod:`~.assessment`              every attack that applies, as one result
 :mod:`~.tree_editing`            override a tree's or forest's answer in a region

@@ -32,7 +32,8 @@ flagged among :math:`m` new clean rows is beta-binomial, :math:`\\mathrm{BetaBin
 k)` (the tests check the realised rate against it). When :math:`k > n` (too few calibration
 rows for α) no finite threshold keeps the promise, and fitting raises a ValueError.
 
-This is the model-side detector; nothing in the serving runtime calls it yet.
+A deployment carries it folded into numbers (:mod:`.portable_detector`), and the serving
+runtime scores every request with it (:mod:`opsloop.serving.input_screening`).
 
 :func:`input_detection_effect` reports it as a :class:`~.defence_effect.DefenceEffect`: the
 realised false-positive rate on clean rows, the detection rate on each set of adversarial or

@@ -1,0 +1,313 @@
+"""A deployment's input anomaly detector: set through the control plane, read by the data plane.
+
+A deployment may carry one :class:`~opsloop.learn.robustness.portable_detector.
+PortableInputDetector` (numbers only, checked field by field on the way in, never a pickle)
+and an ``action`` for a request it flags:
+
+- ``flag`` (the default): the request is answered as usual, and counted and marked as
+  flagged (see :mod:`.input_screening`);
+- ``review``: the request goes to the review queue (reason ``input_anomaly``) instead of
+  being answered, as a low-confidence answer does under partial automation.
+
+The detector's features must be numeric columns of the input signature of the version every
+variant serves now, so any variant's requests can be scored; a variant whose version has no
+signature cannot be checked and is refused. :meth:`~opsloop.serving.Deployments.
+set_input_detector` replaces the setting as one audited change of the deployment (entity
+``deployment:NAME``, action ``set_input_detector``; the entry records the detector's
+sha256, features, fpr and threshold rather than its matrix), so a running data plane
+follows it as it follows a definition change. An editor may set it; a protected deployment
+needs an admin.
+
+>>> import numpy as np, pandas as pd
+>>> from opsloop.learn.robustness.portable_detector import fit_portable_detector
+>>> from opsloop.registry import ModelRegistry
+>>> from opsloop.store import ArtifactStore, Database
+>>> from opsloop.serving import Deployments, Variant
+>>> from sklearn.linear_model import LinearRegression
+>>> db = Database("sqlite://")
+>>> X = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 2)), columns=["a", "b"])
+>>> registry = ModelRegistry(db, ArtifactStore(tmp_path))
+>>> _ = registry.register("m", LinearRegression().fit(X, X["a"]), input_schema=X)
+>>> _ = Deployments(db).deploy("api", [Variant("stable", "m", version=1)])
+>>> detector = fit_portable_detector(X, fpr=0.05)
+>>> Deployments(db).set_input_detector("api", detector, action="review").revision
+1
+>>> Deployments(db).input_detector("api").detector == detector
+True
+>>> Deployments(db).set_input_detector("api", fit_portable_detector(X.rename(columns={"b": "c"}), fpr=0.05))
+Traceback (most recent call last):
+opsloop.errors.InvalidArgumentError: detector.features: 'c' is not a column of the input signature of variant 'stable' (model 'm' version 1)
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.data.schema import Schema
+from opsloop.data.schema.column import NUMERIC_TYPES
+from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.learn.robustness.portable_detector import PortableInputDetector
+from opsloop.registry.audit import append_audit, lock_audit_log
+from opsloop.registry.users import acting_user
+from opsloop.serving.deployment_approvals import required_approvals
+from opsloop.store import tables
+
+_detectors = tables.deployment_input_detectors
+
+#: What the data plane does with a request the detector flags.
+ACTIONS = ("flag", "review")
+
+
+@dataclass(frozen=True)
+class InputDetectorSetting:
+    """Deployment ``deployment``'s input ``detector`` (``None``: none) and the ``action``
+    on a flagged request, at ``revision`` (0: never set), last set at ``updated_ms`` by
+    ``updated_by``.
+
+    >>> InputDetectorSetting("api").to_dict()["action"]
+    'flag'
+    """
+
+    deployment: str
+    detector: PortableInputDetector | None = None
+    action: str = "flag"
+    revision: int = 0
+    updated_ms: int | None = None
+    updated_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The setting as a JSON-safe dictionary."""
+        return {
+            "deployment": self.deployment,
+            "detector": None if self.detector is None else self.detector.to_dict(),
+            "action": self.action,
+            "revision": self.revision,
+            "updated_ms": self.updated_ms,
+            "updated_by": self.updated_by,
+        }
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> InputDetectorSetting:
+        """The setting :meth:`to_dict` wrote (the detector checked again).
+
+        >>> s = InputDetectorSetting("api", None, "review", 2, 5, "ana")
+        >>> InputDetectorSetting.from_dict(s.to_dict()) == s
+        True
+        """
+        detector = document.get("detector")
+        return cls(
+            deployment=document["deployment"],
+            detector=None if detector is None else PortableInputDetector.from_dict(detector),
+            action=document.get("action", "flag"),
+            revision=int(document.get("revision", 0)),
+            updated_ms=document.get("updated_ms"),
+            updated_by=document.get("updated_by"),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """What the audit log keeps of it: the detector's sha256 (of its canonical JSON),
+        features, fpr and threshold, and the action.
+
+        >>> InputDetectorSetting("api").summary()
+        {'detector': None, 'action': 'flag'}
+        """
+        detector = self.detector
+        if detector is None:
+            return {"detector": None, "action": self.action}
+        return {
+            "detector": {
+                "sha256": detector_sha256(detector),
+                "features": list(detector.features),
+                "fpr": detector.fpr,
+                "threshold": detector.threshold,
+                "calibration_rows": detector.calibration_rows,
+            },
+            "action": self.action,
+        }
+
+
+def detector_sha256(detector: PortableInputDetector) -> str:
+    """The sha256 of the detector's canonical JSON (sorted keys, no spaces).
+
+    >>> d = PortableInputDetector(("x",), (0.0,), ((1.0,),), 4.0, 0.05, 19, 19)
+    >>> canonical = (b'{"calibration_rows":19,"features":["x"],"fpr":0.05,"location":[0.0],'
+    ...              b'"precision":[[1.0]],"rank":19,"threshold":4.0}')
+    >>> detector_sha256(d) == hashlib.sha256(canonical).hexdigest()
+    True
+    """
+    text = json.dumps(detector.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def checked_detector(detector: object, action: object) -> PortableInputDetector | None:
+    """``detector`` (a :class:`PortableInputDetector`, its dictionary or ``None``) as
+    stored, or an :class:`~opsloop.errors.InvalidArgumentError` naming the field and the
+    rule; ``action`` must be one of :data:`ACTIONS`.
+
+    >>> checked_detector({"features": ["x"]}, "flag")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: detector: must have exactly the fields features, ...
+    >>> checked_detector(None, "refuse")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: action: must be one of flag, review, got 'refuse'
+    """
+    if action not in ACTIONS:
+        raise InvalidArgumentError(f"action: must be one of {', '.join(ACTIONS)}, got {action!r}")
+    if detector is None or isinstance(detector, PortableInputDetector):
+        return detector
+    try:
+        return PortableInputDetector.from_dict(detector)
+    except ValueError as error:
+        message = str(error)
+        field = "" if message.startswith("detector") else "detector."
+        raise InvalidArgumentError(f"{field}{message}") from None
+
+
+def _signatures(connection: Connection, definition: Any) -> dict[str, tuple[str, int, Any]]:
+    """Per variant serving a version: its model, version and input schema (``None``
+    without a signature)."""
+    versions, models = tables.model_versions, tables.registered_models
+    found = {}
+    for variant in definition.variants:
+        version = definition.serving.get(variant.name)
+        if version is None:
+            continue
+        signature = connection.execute(
+            sa.select(versions.c.signature_json)
+            .select_from(versions.join(models, models.c.id == versions.c.model_id))
+            .where(models.c.name == variant.model, versions.c.version == version)
+        ).scalar()
+        inputs = None if signature is None else json.loads(signature).get("inputs")
+        schema = None if inputs is None else Schema.from_dict(inputs)
+        found[variant.name] = (variant.model, version, schema)
+    return found
+
+
+def check_features(
+    detector: PortableInputDetector, signatures: Mapping[str, tuple[str, int, Any]]
+) -> None:
+    """Refuse ``detector`` unless each of its features is a numeric column of every
+    variant's input signature (``signatures``: variant -> model, version, schema)."""
+    for variant, (model, version, schema) in signatures.items():
+        where = f"variant {variant!r} (model {model!r} version {version})"
+        if schema is None:
+            raise InvalidArgumentError(
+                f"detector.features: {where} has no input signature to check them against"
+            )
+        columns = {column.name: column for column in schema.columns}
+        for feature in detector.features:
+            column = columns.get(feature)
+            if column is None:
+                raise InvalidArgumentError(
+                    f"detector.features: {feature!r} is not a column of the input signature "
+                    f"of {where}"
+                )
+            if column.type not in NUMERIC_TYPES:
+                raise InvalidArgumentError(
+                    f"detector.features: {feature!r} is a {column.type} column of {where}; "
+                    "the detector reads numbers only"
+                )
+
+
+def input_detector_in(connection: Connection, deployment: str) -> InputDetectorSetting:
+    """The input detector setting of ``deployment`` read on ``connection`` (defaults when
+    never set)."""
+    row = (
+        connection.execute(sa.select(_detectors).where(_detectors.c.deployment == deployment))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return InputDetectorSetting(deployment)
+    document = row["detector_json"]
+    return InputDetectorSetting(
+        deployment=deployment,
+        detector=None
+        if document is None
+        else PortableInputDetector.from_dict(json.loads(document)),
+        action=row["action"],
+        revision=row["revision"],
+        updated_ms=row["updated_ms"],
+        updated_by=row["updated_by"],
+    )
+
+
+def read_input_detector(deployments: Any, name: str) -> InputDetectorSetting:
+    """Deployment ``name``'s input detector setting (404 for an unknown deployment);
+    ``deployments`` is the :class:`~opsloop.serving.Deployments` asking."""
+    with deployments.db.read() as connection:
+        if deployments._current(connection, name) is None:
+            raise NotFoundError(f"no deployment named {name!r}")
+        return input_detector_in(connection, name)
+
+
+def set_input_detector(
+    deployments: Any,
+    name: str,
+    detector: object,
+    *,
+    action: str = "flag",
+    actor: str,
+    reason: str | None = None,
+) -> InputDetectorSetting:
+    """Replace deployment ``name``'s input detector (``None`` removes it) and action, as
+    one audited change (see the module); the setting as stored."""
+    checked = checked_detector(detector, action)
+    db = deployments.db
+    with db.write() as connection:
+        lock_audit_log(connection)
+        role = "admin" if required_approvals(connection, name) else "editor"
+        who = acting_user(connection, actor, role)
+        definition = deployments._current(connection, name)
+        if definition is None:
+            raise NotFoundError(f"no deployment named {name!r}")
+        if checked is not None:
+            check_features(checked, _signatures(connection, definition))
+        before = input_detector_in(connection, name)
+        at = db.clock()
+        after = InputDetectorSetting(name, checked, action, before.revision + 1, at, who)
+        values = {
+            "revision": after.revision,
+            "detector_json": None
+            if checked is None
+            else json.dumps(checked.to_dict(), allow_nan=False),
+            "action": action,
+            "updated_ms": at,
+            "updated_by": who,
+        }
+        if before.revision == 0:
+            connection.execute(_detectors.insert().values(deployment=name, **values))
+        else:
+            connection.execute(
+                _detectors.update().where(_detectors.c.deployment == name).values(**values)
+            )
+        append_audit(
+            connection,
+            who,
+            "set_input_detector",
+            f"deployment:{name}",
+            reason,
+            None if before.revision == 0 else before.summary(),
+            after.summary(),
+            at_ms=at,
+        )
+    return after
+
+
+__all__ = [
+    "ACTIONS",
+    "InputDetectorSetting",
+    "check_features",
+    "checked_detector",
+    "detector_sha256",
+    "input_detector_in",
+    "read_input_detector",
+    "set_input_detector",
+]
