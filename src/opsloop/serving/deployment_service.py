@@ -73,7 +73,11 @@ from opsloop.serving.deployment_records import (
     VariantLineage,
     check_definition,
 )
-from opsloop.serving.deployment_settings import DeploymentSettings, MicroBatching
+from opsloop.serving.deployment_settings import (
+    DeploymentSettings,
+    MicroBatching,
+    OutputRestriction,
+)
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES
 from opsloop.serving.shadow_agreement import ShadowAgreement
@@ -310,11 +314,12 @@ class DeploymentService(Protocol):
         confidence_threshold: Threshold | None = None,
         assertions: Rules = (),
         batching: MicroBatching | None = None,
+        outputs: dict[Key, OutputRestriction] | None = None,
         actor: str | None = None,
         reason: Text | None = None,
     ) -> DeploymentSettings:
-        """Replace the deployment's confidence threshold, assertion rules and
-        micro-batching (audited)."""
+        """Replace the deployment's confidence threshold, assertion rules, micro-batching
+        and its variants' output restrictions (audited)."""
 
     def set_rollout(
         self,

@@ -68,6 +68,7 @@ from opsloop.learn.robustness.output_defences import (
     RestrictedOutput,
     output_defence_effects,
     probability_extraction_curve,
+    restrict_probabilities,
 )
 from opsloop.learn.robustness.poisoning import (
     DetectionResult,
@@ -138,6 +139,7 @@ __all__ = [
     "private_training",
     "probability_extraction_curve",
     "random_search_attack",
+    "restrict_probabilities",
     "shadow_attack",
     "spectral_signature_rows",
     "threshold_attack",
