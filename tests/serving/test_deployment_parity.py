@@ -85,6 +85,13 @@ SCENARIO = [
     ("set_input_detector", lambda d, n: d.set_input_detector(n, None, action="review")),
     ("input_detector", lambda d, n: d.input_detector(n)),
     (
+        "configure",
+        lambda d, n: d.configure(
+            n, outputs={"stable": {"decimals": 3}, "canary": {"label_only": True}}
+        ),
+    ),
+    ("settings", lambda d, n: d.settings(n)),
+    (
         "set_rollout",
         lambda d, n: d.set_rollout(
             n, steps=[0.2, 0.6, 1.0], min_requests=50, gates={"errors": {"alpha": 0.01}}

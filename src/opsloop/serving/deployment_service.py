@@ -74,7 +74,11 @@ from opsloop.serving.deployment_records import (
     VariantLineage,
     check_definition,
 )
-from opsloop.serving.deployment_settings import DeploymentSettings, MicroBatching
+from opsloop.serving.deployment_settings import (
+    DeploymentSettings,
+    MicroBatching,
+    OutputRestriction,
+)
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.input_detector_settings import ACTIONS as DETECTOR_ACTIONS
 from opsloop.serving.input_detector_settings import InputDetectorSetting
@@ -339,11 +343,12 @@ class DeploymentService(Protocol):
         confidence_threshold: Threshold | None = None,
         assertions: Rules = (),
         batching: MicroBatching | None = None,
+        outputs: dict[Key, OutputRestriction] | None = None,
         actor: str | None = None,
         reason: Text | None = None,
     ) -> DeploymentSettings:
-        """Replace the deployment's confidence threshold, assertion rules and
-        micro-batching (audited)."""
+        """Replace the deployment's confidence threshold, assertion rules, micro-batching
+        and its variants' output restrictions (audited)."""
 
     def input_detector(self, name: Key) -> InputDetectorSetting:
         """The deployment's input anomaly detector and the action on a flagged request."""

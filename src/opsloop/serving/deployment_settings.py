@@ -1,4 +1,5 @@
-"""A deployment's runtime settings: confidence threshold, model assertions, micro-batching.
+"""A deployment's runtime settings: confidence threshold, model assertions, micro-batching,
+and what each variant's answers may say.
 
 They sit beside the definition (variants, strategy, automation level) and change on their
 own: :meth:`opsloop.serving.Deployments.configure` replaces them as one audited change of
@@ -15,6 +16,12 @@ data plane follows it as it follows a definition change (see :mod:`.serving_runt
 - ``batching``: :class:`MicroBatching` (``max_batch_size`` records, ``max_wait_ms``) to
   answer concurrent requests of a variant with one model call
   (:mod:`opsloop.serving.micro_batching`); ``None`` answers each request alone.
+- ``outputs``: per variant name, an :class:`OutputRestriction`: its answers' probabilities
+  rounded, cut to the top ``k`` or given as the label only, a defence against membership
+  inference and model extraction through the answers (measured offline by
+  :func:`opsloop.learn.robustness.output_defence_effects`, with the same transform). The
+  predicted class never changes, and the prediction events keep the full probabilities:
+  the store is trusted, a client is not.
 
 >>> from opsloop.registry import ModelRegistry
 >>> from opsloop.store import ArtifactStore, Database
@@ -120,9 +127,127 @@ def checked_batching(value: object) -> MicroBatching | None:
     return MicroBatching(size, float(wait))
 
 
+#: The most decimals an answer's probabilities may be rounded to (a double's digits).
+MAX_DECIMALS = 15
+
+
+@dataclass(frozen=True)
+class OutputRestriction:
+    """What one variant's answers may say: probabilities rounded to ``decimals``, only the
+    ``top_k`` largest kept (the others 0), or ``label_only`` (a one-hot row of the
+    predicted class); see :func:`opsloop.learn.robustness.restrict_probabilities`.
+
+    >>> OutputRestriction(decimals=2, top_k=1).apply([[0.123, 0.877]])
+    [[0.0, 0.88]]
+    >>> OutputRestriction(label_only=True).to_dict()
+    {'decimals': None, 'top_k': None, 'label_only': True}
+    """
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    decimals: (
+        Annotated[int, Field(strict=True, ge=0, le=MAX_DECIMALS), BeforeValidator(integral)] | None
+    ) = None
+    top_k: Annotated[int, Field(strict=True, ge=1), BeforeValidator(integral)] | None = None
+    label_only: Annotated[bool, Field(strict=True)] = False
+
+    def apply(self, probabilities: Sequence[Sequence[float]]) -> list[list[float]]:
+        """``probabilities`` (rows of one value per class) as this variant answers them."""
+        # Imported here: the serving runtime needs it only where a restriction is set.
+        from opsloop.learn.robustness.output_defences import restrict_probabilities
+
+        return restrict_probabilities(
+            probabilities, decimals=self.decimals, top_k=self.top_k, label_only=self.label_only
+        ).tolist()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The restriction as a JSON-safe dictionary."""
+        return {"decimals": self.decimals, "top_k": self.top_k, "label_only": self.label_only}
+
+
+def _checked_count(where: str, value: object, low: int, high: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise InvalidArgumentError(f"{where}: must be an integer {bound}, got {value!r}")
+    return value
+
+
+def checked_outputs(value: object, variants: Sequence[str]) -> dict[str, OutputRestriction]:
+    """``value`` (variant name -> an :class:`OutputRestriction` or its dictionary; ``None``
+    for none) as stored, each naming a variant of ``variants``, or an
+    :class:`~opsloop.errors.InvalidArgumentError` naming the field and the rule.
+
+    >>> checked_outputs({"stable": {"top_k": 1}}, ["stable"])
+    {'stable': OutputRestriction(decimals=None, top_k=1, label_only=False)}
+    >>> checked_outputs({"stable": {"decimals": 16}}, ["stable"])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: outputs.stable.decimals: must be an integer [0, 15], got 16
+    >>> checked_outputs({"canary": {"top_k": 1}}, ["stable"])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: outputs: the deployment has no variant 'canary'
+    >>> checked_outputs({"stable": {}}, ["stable"])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: outputs.stable: restricts nothing; set decimals, top_k or label_only
+    """  # noqa: E501
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(
+            f"outputs: must map variant names to restrictions, got {type(value).__name__}"
+        )
+    checked: dict[str, OutputRestriction] = {}
+    for name, restriction in value.items():
+        if name not in variants:
+            raise InvalidArgumentError(f"outputs: the deployment has no variant {name!r}")
+        where = f"outputs.{name}"
+        if isinstance(restriction, OutputRestriction):
+            restriction = restriction.to_dict()
+        if not isinstance(restriction, Mapping):
+            raise InvalidArgumentError(
+                f"{where}: must be an object of decimals, top_k and label_only"
+            )
+        unknown = sorted(set(restriction) - {"decimals", "top_k", "label_only"})
+        if unknown:
+            raise InvalidArgumentError(
+                f"{where}: unknown fields {unknown}; the fields are decimals, top_k, label_only"
+            )
+        decimals = _checked_count(f"{where}.decimals", restriction.get("decimals"), 0, 15)
+        top_k = _checked_count(f"{where}.top_k", restriction.get("top_k"), 1, None)
+        label_only = restriction.get("label_only", False)
+        if not isinstance(label_only, bool):
+            raise InvalidArgumentError(
+                f"{where}.label_only: must be true or false, got {label_only!r}"
+            )
+        if label_only and (decimals is not None or top_k is not None):
+            raise InvalidArgumentError(
+                f"{where}: label_only answers the predicted class alone; "
+                "decimals and top_k would change nothing, leave them out"
+            )
+        if not label_only and decimals is None and top_k is None:
+            raise InvalidArgumentError(
+                f"{where}: restricts nothing; set decimals, top_k or label_only"
+            )
+        checked[name] = OutputRestriction(decimals, top_k, label_only)
+    return checked
+
+
+def _outputs_from(document: Mapping | None) -> dict[str, OutputRestriction]:
+    return {name: OutputRestriction(**each) for name, each in (document or {}).items()}
+
+
 @dataclass(frozen=True)
 class DeploymentSettings:
-    """A deployment's confidence threshold, assertion rules and micro-batching, at
+    """A deployment's confidence threshold, assertion rules, micro-batching and its
+    variants' output restrictions, at
     ``revision`` (0: never configured), last changed at ``updated_ms`` by ``updated_by``.
 
     >>> DeploymentSettings("api").to_dict()["assertions"]
@@ -136,6 +261,7 @@ class DeploymentSettings:
     updated_ms: int | None = None
     updated_by: str | None = None
     batching: MicroBatching | None = None
+    outputs: dict[str, OutputRestriction] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-safe dictionary."""
@@ -147,6 +273,7 @@ class DeploymentSettings:
             "updated_ms": self.updated_ms,
             "updated_by": self.updated_by,
             "batching": None if self.batching is None else self.batching.to_dict(),
+            "outputs": {name: each.to_dict() for name, each in self.outputs.items()},
         }
 
     @classmethod
@@ -155,7 +282,7 @@ class DeploymentSettings:
 
         >>> s = DeploymentSettings("api", 0.7, ({"name": "r", "when": "x > 1",
         ...                                       "action": "flag"},), 2, 5, "ana",
-        ...                        MicroBatching(8, 2.0))
+        ...                        MicroBatching(8, 2.0), {"s": OutputRestriction(top_k=1)})
         >>> DeploymentSettings.from_dict(s.to_dict()) == s
         True
         """
@@ -168,6 +295,7 @@ class DeploymentSettings:
             updated_ms=document.get("updated_ms"),
             updated_by=document.get("updated_by"),
             batching=None if batching is None else MicroBatching(**batching),
+            outputs=_outputs_from(document.get("outputs")),
         )
 
 
@@ -204,6 +332,7 @@ def settings_in(connection: Connection, deployment: str) -> DeploymentSettings:
         updated_ms=row["updated_ms"],
         updated_by=row["updated_by"],
         batching=None if batching is None else MicroBatching(**json.loads(batching)),
+        outputs=_outputs_from(json.loads(row["outputs_json"] or "{}")),
     )
 
 
@@ -246,11 +375,12 @@ def store_settings(
     at_ms: int,
     reason: str | None = None,
     batching: MicroBatching | None = None,
+    outputs: Mapping[str, OutputRestriction] | None = None,
 ) -> DeploymentSettings:
     """Replace the settings of ``deployment`` inside the caller's write transaction, with
     their audit entry; the settings as stored (the caller checked the deployment, the
-    actor's role and the values with :func:`checked_settings` and
-    :func:`checked_batching`)."""
+    actor's role and the values with :func:`checked_settings`, :func:`checked_batching`
+    and :func:`checked_outputs`)."""
     before = settings_in(connection, deployment)
     after = DeploymentSettings(
         deployment,
@@ -260,6 +390,7 @@ def store_settings(
         at_ms,
         actor,
         batching,
+        dict(outputs or {}),
     )
     values = {
         "revision": after.revision,
@@ -268,6 +399,11 @@ def store_settings(
         "updated_ms": at_ms,
         "updated_by": actor,
         "batching_json": None if batching is None else json.dumps(batching.to_dict()),
+        "outputs_json": (
+            json.dumps({name: each.to_dict() for name, each in after.outputs.items()})
+            if after.outputs
+            else None
+        ),
     }
     if before.revision == 0:
         connection.execute(_settings.insert().values(deployment=deployment, **values))
@@ -297,7 +433,9 @@ def _audited(settings: DeploymentSettings) -> dict[str, Any]:
 __all__ = [
     "DeploymentSettings",
     "MicroBatching",
+    "OutputRestriction",
     "checked_batching",
+    "checked_outputs",
     "checked_settings",
     "read_settings",
     "settings_in",

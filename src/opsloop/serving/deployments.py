@@ -72,7 +72,9 @@ from opsloop.serving.deployment_records import (
 from opsloop.serving.deployment_settings import (
     DeploymentSettings,
     MicroBatching,
+    OutputRestriction,
     checked_batching,
+    checked_outputs,
     checked_settings,
     settings_in,
     store_settings,
@@ -667,13 +669,15 @@ class Deployments:
         confidence_threshold: float | None = None,
         assertions: Sequence[Mapping[str, object]] = (),
         batching: MicroBatching | Mapping[str, Any] | None = None,
+        outputs: Mapping[str, OutputRestriction | Mapping[str, Any]] | None = None,
         actor: str | None = None,
         reason: str | None = None,
     ) -> DeploymentSettings:
         """Replace the runtime settings of deployment ``name`` as one audited change (see
         :mod:`.deployment_settings`): an editor may configure, a protected deployment needs
         an admin. ``batching`` (``{"max_batch_size", "max_wait_ms"}``) turns on
-        micro-batching of its requests.
+        micro-batching of its requests; ``outputs`` (variant name -> ``{"decimals",
+        "top_k", "label_only"}``) restricts what a variant's answers say.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
@@ -683,6 +687,8 @@ class Deployments:
         1
         >>> Deployments(db).history("api")["action"].tolist()
         ['deploy', 'configure']
+        >>> Deployments(db).configure("api", outputs={"stable": {"top_k": 1}}).outputs
+        {'stable': OutputRestriction(decimals=None, top_k=1, label_only=False)}
         >>> Deployments(db).configure("web")
         Traceback (most recent call last):
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
@@ -693,8 +699,10 @@ class Deployments:
             lock_audit_log(connection)
             role = "admin" if required_approvals(connection, name) else "editor"
             who = acting_user(connection, actor or self.actor, role)
-            if self._current(connection, name) is None:
+            current = self._current(connection, name)
+            if current is None:
                 raise UnknownDeploymentError(f"no deployment named {name!r}")
+            restricted = checked_outputs(outputs, [v.name for v in current.variants])
             return store_settings(
                 connection,
                 name,
@@ -704,6 +712,7 @@ class Deployments:
                 at_ms=self.db.clock(),
                 reason=reason,
                 batching=batched,
+                outputs=restricted,
             )
 
     def input_detector(self, name: str) -> InputDetectorSetting:

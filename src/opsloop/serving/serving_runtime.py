@@ -67,7 +67,7 @@ from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError, Un
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, oversee
 from opsloop.serving.deployment_records import Deployment
-from opsloop.serving.deployment_settings import MicroBatching
+from opsloop.serving.deployment_settings import MicroBatching, OutputRestriction
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.input_screening import (
     InputScreen,
@@ -159,6 +159,8 @@ class ServedDeployment:
     batching: MicroBatching | None = None
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
     screen: InputScreen | None = None
+    #: What each variant's answers may say (:class:`.deployment_settings.OutputRestriction`).
+    outputs: dict[str, OutputRestriction] = field(default_factory=dict)
 
     def batcher(
         self, loaded: LoadedVariant, arrivals: Arrivals, metrics: ServingMetrics
@@ -225,6 +227,23 @@ class _ShadowJob:
     records: Sequence[dict]
     request_id: str
     routing_key: str | None
+
+
+def restricted(
+    answer: VariantAnswer | None, restriction: OutputRestriction | None
+) -> VariantAnswer | None:
+    """``answer`` as a client of a variant with ``restriction`` gets it: its probabilities
+    restricted, its predictions unchanged (an answer without probabilities is unchanged).
+
+    >>> answer = VariantAnswer([1], [[0.123, 0.877]], [0, 1])
+    >>> restricted(answer, OutputRestriction(label_only=True)).probabilities
+    [[0.0, 1.0]]
+    >>> restricted(answer, None) is answer
+    True
+    """
+    if restriction is None or answer is None or answer.probabilities is None:
+        return answer
+    return replace(answer, probabilities=restriction.apply(answer.probabilities))
 
 
 class ServingRuntime:
@@ -433,6 +452,7 @@ class ServingRuntime:
         served.oversight = Oversight.of(definition.automation, settings)
         served.batching = settings.batching
         served.screen = screen_for(self.deployments, definition.name)
+        served.outputs = dict(settings.outputs)
         if hasattr(served.policy, "bind_rollouts"):  # a policy whose state is shared (bandit)
             served.policy.bind_rollouts(self._rollout_document)
         self._keep_mirrors(definition)
@@ -660,7 +680,9 @@ class ServingRuntime:
             loaded.name,
             loaded.model_name,
             loaded.version,
-            decision.answer,
+            # Restricted only here, on its way to the client: the event above, the gates
+            # and the review queue keep the model's full answer.
+            restricted(decision.answer, served.outputs.get(loaded.name)),
             decision.disposition,
             item,
             decision.rules,

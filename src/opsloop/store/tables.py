@@ -530,6 +530,8 @@ deployment_settings = Table(
     Column("updated_by", NAME, nullable=False),
     # {"max_batch_size", "max_wait_ms"} when requests are micro-batched, else null.
     Column("batching_json", Text),
+    # {variant: {"decimals", "top_k", "label_only"}} for variants whose answers say less.
+    Column("outputs_json", Text),
 )
 
 # A deployment's input anomaly detector (:mod:`opsloop.serving.input_detector_settings`):

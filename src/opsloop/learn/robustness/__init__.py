@@ -69,6 +69,7 @@ from opsloop.learn.robustness.output_defences import (
     RestrictedOutput,
     output_defence_effects,
     probability_extraction_curve,
+    restrict_probabilities,
 )
 from opsloop.learn.robustness.poisoning import (
     DetectionResult,
@@ -139,6 +140,7 @@ __all__ = [
     "private_training",
     "probability_extraction_curve",
     "random_search_attack",
+    "restrict_probabilities",
     "shadow_attack",
     "spectral_signature_rows",
     "threshold_attack",

@@ -27,6 +27,41 @@ from opsloop.learn.robustness.extraction import ExtractionCurve
 from opsloop.learn.robustness.membership import threshold_attack
 
 
+def restrict_probabilities(
+    probabilities: Any,
+    *,
+    decimals: int | None = None,
+    top_k: int | None = None,
+    label_only: bool = False,
+) -> np.ndarray:
+    """Rows of probabilities (one column per class) as a restricted answer gives them:
+    ``label_only`` a one-hot row of the top class; else the ``top_k`` largest kept and the
+    others 0 (ties broken towards the lower class, as ``argmax`` does), then each rounded to
+    ``decimals``. The serving runtime answers with the same function (per variant, see
+    :mod:`opsloop.serving.deployment_settings`), so what is measured here is what is served.
+
+    >>> p = [[0.125, 0.375, 0.5], [0.5, 0.5, 0.0]]
+    >>> restrict_probabilities(p, top_k=1, decimals=1).tolist()
+    [[0.0, 0.0, 0.5], [0.5, 0.0, 0.0]]
+    >>> restrict_probabilities(p, label_only=True).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    p = np.array(probabilities, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"probabilities must be 2-d (rows, classes), got shape {p.shape}")
+    if label_only:
+        out = np.zeros_like(p)
+        out[np.arange(len(p)), p.argmax(axis=1)] = 1.0
+        return out
+    if top_k is not None and top_k < p.shape[1]:
+        # a stable sort of -p keeps the lower class first among ties, as argmax does
+        dropped = np.argsort(-p, axis=1, kind="stable")[:, top_k:]
+        np.put_along_axis(p, dropped, 0.0, axis=1)
+    if decimals is not None:
+        p = np.round(p, decimals)
+    return p
+
+
 class RestrictedOutput:
     """A fitted classifier whose ``predict_proba`` answers only what the settings allow.
 
@@ -91,21 +126,9 @@ class RestrictedOutput:
 
     def restrict(self, probabilities: Any) -> np.ndarray:
         """Apply the settings to rows of probabilities (one column per class)."""
-        p = np.array(probabilities, dtype=np.float64)
-        if p.ndim != 2:
-            raise ValueError(f"probabilities must be 2-d (rows, classes), got shape {p.shape}")
-        rows = np.arange(len(p))
-        if self.label_only:
-            out = np.zeros_like(p)
-            out[rows, p.argmax(axis=1)] = 1.0
-            return out
-        if self.top_k is not None and self.top_k < p.shape[1]:
-            # a stable sort of -p keeps the lower class first among ties, as argmax does
-            dropped = np.argsort(-p, axis=1, kind="stable")[:, self.top_k :]
-            np.put_along_axis(p, dropped, 0.0, axis=1)
-        if self.decimals is not None:
-            p = np.round(p, self.decimals)
-        return p
+        return restrict_probabilities(
+            probabilities, decimals=self.decimals, top_k=self.top_k, label_only=self.label_only
+        )
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """The model's probabilities, restricted."""
