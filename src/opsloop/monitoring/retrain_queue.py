@@ -19,7 +19,7 @@ for ``lease_s`` seconds: a request claimed by a follower that stopped is claimed
 its lease runs out. The claim answers with a ``claim`` token that the follower shows to
 read the rows (:func:`retrain_rows`) and to report (:func:`report_retrain`); the claim is
 audited (``retrain_window``: the window's range, row counts and sha256, as the local
-action's).
+action's). The rows are read page by page from the window the claim built (:mod:`.claimed_windows`).
 
 **The report** is audited as the local action's outcome is (``policy_retrain``, with an
 alert when it is not ``done``), under the reporting user's name.
@@ -44,6 +44,7 @@ import sqlalchemy as sa
 
 from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
 from opsloop.monitoring.action_outcome import record_outcome
+from opsloop.monitoring.claimed_windows import forget_window, keep_window, kept_window
 from opsloop.monitoring.monitor_state import lock_monitor, put_state
 from opsloop.monitoring.training_window import TrainingWindow, training_window
 from opsloop.registry.audit import append_audit, lock_audit_log
@@ -229,6 +230,7 @@ def claim_retrain(
                 None,
                 {**window.to_dict(), **counts, "request_id": request["id"]},
             )
+        keep_window(db.uri, deployment, request["id"], claimed["claim"], window)
         return {**claimed, "window": window.to_dict()}
     return None
 
@@ -265,9 +267,13 @@ def retrain_rows(
 ) -> dict[str, Any]:
     """The training rows of a claimed request, ``limit`` from ``offset`` (as records, the
     label in the column the claim named; missing values as ``None``), with the whole
-    window's ``window`` (range, counts, sha256) and ``total`` rows."""
+    window's ``window`` (range, counts, sha256) and ``total`` rows. The window is built
+    once a claim in this process (:mod:`.claimed_windows`), not once a page."""
     _, request = _held(db, deployment, request_id, claim)
-    window = _window(db, request, request["label"])
+    window = kept_window(db.uri, deployment, request_id, claim)
+    if window is None:  # claimed in another process, or let go to make room
+        window = _window(db, request, request["label"])
+        keep_window(db.uri, deployment, request_id, claim, window)
     page = window.frame.iloc[offset : offset + limit]
     rows = page.astype(object).where(page.notna(), None).to_dict("records")
     return {
@@ -313,6 +319,7 @@ def report_retrain(
             raise ConflictError(
                 f"claim: retrain request {request_id} changed while it was reported"
             )
+    forget_window(db.uri, deployment, request_id, claim)
     record_outcome(
         db, actor, deployment, request["variant"], request["rule"], request["evidence"], outcome
     )
