@@ -2,7 +2,7 @@
 that claim queued retrain requests at once never hold the same one; evaluators that queue
 requests at once number each one once and lose none; two evaluators of one deployment
 evaluate each window once and run each action once; workers folding events into windows at
-once fold each event once.
+once fold each event once; labels joined at once are each kept and counted once.
 
 Every worker has its own :class:`Database` (its own connections), as a separate process
 would, and the workers start together at a barrier."""
@@ -15,11 +15,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from tests.clock import FakeClock
 from tests.store.databases import postgres_store_database, store_uri
 
 from opsloop.monitoring.evaluation import evaluate, read_alerts, read_evaluations
-from opsloop.monitoring.event_log import log_predictions
+from opsloop.monitoring.event_log import label_counts, log_labels, log_predictions
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext
 from opsloop.monitoring.reference import set_reference
@@ -27,6 +28,7 @@ from opsloop.monitoring.retrain_queue import claim_retrain, queue_retrain, retra
 from opsloop.monitoring.window_store import read_window, update_windows
 from opsloop.monitoring.windowing import Windowing
 from opsloop.registry.audit import audit_entries, verify_audit_log
+from opsloop.store import tables
 from opsloop.store.database import Database
 
 from .conftest import HOUR_MS, T0
@@ -217,3 +219,31 @@ def test_workers_folding_at_once_fold_each_event_once(store, store_uri, clock):
         for k in range(WINDOWS)
     ]
     assert requests == [40, 30] * (WINDOWS // 2)
+
+
+def test_labels_joined_at_once_are_each_kept_and_counted_once(store, store_uri, clock):
+    ids = [f"r{i}" for i in range(40)]
+    log_predictions(store, "api", [{"x": float(i)} for i in range(40)], [0] * 40,
+                    at_ms=T0, request_ids=ids, sample_process=False)  # fmt: skip
+
+    def labelling(db, index, barrier):
+        receipts = []
+        for k in range(10):
+            barrier.wait(timeout=60)
+            # Each worker its own ids, and one id every worker labels (the first one wins).
+            mine = [f"r{4 * k + index}", f"r{4 * k}"]
+            receipts.append(log_labels(db, "api", mine, [index, index], windowing=WINDOWING))
+        return receipts
+
+    receipts = [r for mine in _together(store_uri, clock, 4, labelling) for r in mine]
+    assert sum(r.accepted for r in receipts) == 40
+    assert sum(r.duplicate for r in receipts) == 40
+    assert label_counts(store, "api") == {"accepted": 40, "late": 40, "duplicate": 40,
+                                          "unknown": 0}  # fmt: skip
+    with store.read() as connection:
+        kept = connection.execute(
+            sa.select(tables.prediction_feedback.c.request_id).where(
+                tables.prediction_feedback.c.deployment == "api"
+            )
+        ).scalars()
+        assert sorted(kept) == sorted(ids)
