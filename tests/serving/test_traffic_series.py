@@ -4,6 +4,8 @@ are read leaves its earlier buckets empty rather than partly counted."""
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,19 +32,25 @@ def recorded():
         }
     )
     frame["role"] = np.where(frame["variant"] == "next", "shadow", "primary")
-    frame["error"] = np.where((frame["role"] == "shadow") & (rng.random(n) < 0.2), "boom", None)
+    failed = (frame["role"] == "shadow") & (rng.random(n) < 0.2)
+    frame["error"] = pd.Series(np.where(failed, "boom", None), dtype=object)
     db = Database("sqlite://")
-    StoreEventSink(db).write(
-        [
-            PredictionEvent("api", row.variant, row.role, "m", 1, f"r{i}", None, [], None,
-                            row.error, row.latency_ms, int(row.at_ms))
-            for i, row in enumerate(frame.itertuples())
-        ]
-        + [PredictionEvent("other", "stable", "primary", "m", 1, "x", None, [], None, None,
-                           1.0, SINCE)]
-    )  # fmt: skip
+    StoreEventSink(db).write(_events(frame, "api"))
     yield db, frame
     db.dispose()
+
+
+def _events(frame: pd.DataFrame, deployment: str) -> list[PredictionEvent]:
+    """The answers of ``frame`` by ``deployment``, and one by another deployment."""
+    # An answer without an error carries None (a NaN would be stored as SQLite's NULL but
+    # as PostgreSQL's text 'NaN').
+    return [
+        PredictionEvent(deployment, row.variant, row.role, "m", 1, f"r{i}", None, [], None,
+                        row.error if isinstance(row.error, str) else None, row.latency_ms,
+                        int(row.at_ms))
+        for i, row in enumerate(frame.itertuples())
+    ] + [PredictionEvent("other", "stable", "primary", "m", 1, "x", None, [], None, None,
+                         1.0, SINCE)]  # fmt: skip
 
 
 def test_each_bucket_agrees_with_pandas(recorded):
@@ -130,3 +138,34 @@ def test_latency_quantiles_are_numpys_to_the_bit(per_bucket):
         p50, p99 = np.quantile(mine, [0.5, 0.99])
         assert (stable.requests[k], stable.p50_ms[k], stable.p99_ms[k]) == (len(mine), p50, p99)
     db.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_gives_what_sqlite_gives(recorded, postgres_store_database):
+    """The same answers on both stores, with latencies rounded so that ranks tie, give the
+    same series, cut short or not."""
+    db, frame = recorded
+    tied = frame.assign(variant="tied", latency_ms=np.round(frame["latency_ms"]))
+    StoreEventSink(db).write(_events(tied, "api")[:-1])
+    postgres = Database(postgres_store_database)
+    # A deployment of its own: the session's database is shared with other tests.
+    deployment = f"api-{uuid.uuid4().hex[:8]}"
+    StoreEventSink(postgres).write(_events(frame, deployment) + _events(tied, deployment))
+    # The range holds 714 answers of "api".
+    cases = [(7, 50), (13, 713), (60, 1), (7, 500_000), (1, 500_000), (1_000, 500_000)]
+    try:
+        for buckets, max_events in cases:
+            mine, theirs = (
+                traffic_series(store, name, since_ms=SINCE, until_ms=UNTIL, buckets=buckets,
+                               max_events=max_events).to_dict()
+                for store, name in ((db, "api"), (postgres, deployment))
+            )  # fmt: skip
+            assert theirs.pop("deployment") == deployment and mine.pop("deployment") == "api"
+            assert theirs == mine, (buckets, max_events)
+            assert (mine["events"], mine["complete"]) == (min(max_events, 714), max_events >= 714)
+        assert [(v["variant"], v["role"]) for v in mine["variants"]] == [
+            ("canary", "primary"), ("next", "shadow"), ("stable", "primary"),
+            ("tied", "primary"), ("tied", "shadow"),
+        ]  # fmt: skip
+    finally:
+        postgres.dispose()

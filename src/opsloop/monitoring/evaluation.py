@@ -4,9 +4,11 @@ against the reference, run the error-stream detector, apply the policies, record
 :func:`evaluate` takes the closed windows (ended by the store's clock) not evaluated yet, per
 variant and oldest first. Each window's evaluation, the detector's new state, the policies'
 streaks and the alerts it raises are written in one transaction, so a process stopped
-between two windows resumes at the next one with the detector where it was. One evaluator
-per deployment and window length is expected at a time (a second one's write of the same
-window fails on the unique window key rather than counting it twice).
+between two windows resumes at the next one with the detector where it was. Several
+evaluators of one deployment may run at once (a server's workers, a command line): each
+window's transaction holds the deployment's monitor lock (:func:`.monitor_state.lock_monitor`)
+and first checks that no other evaluator wrote the window, so each window is evaluated
+once, in order, and each action it records runs once.
 
 The detector is ADWIN on its calibrated ``"monitoring"`` preset
 (:mod:`opsloop.detect.presets`: rare false alarms on error-rate streams), reading the
@@ -69,7 +71,7 @@ from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.decay_kind import ErrorHistory, decay_kind
 from opsloop.monitoring.event_log import labelled_events
-from opsloop.monitoring.monitor_state import get_state, put_state
+from opsloop.monitoring.monitor_state import get_state, lock_monitor, put_state
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.process_metrics import window_process
@@ -229,15 +231,16 @@ def evaluate(
     estimator = None if reference.scores is None else reference.scores.estimator()
     now = db.clock()
     done = []
+    # Outcomes of actions run after a window another evaluator wrote: reported with the
+    # next window this one writes.
+    carried: tuple[dict[str, Any], ...] = ()
     starts = window_starts(db, deployment, windowing)
     for variant, group in starts.groupby("variant", sort=True):
         key = f"{variant}:{windowing.window_ms}"
-        with db.read() as connection:
-            last = get_state(connection, deployment, f"evaluated:{key}", {"start_ms": None})
         starts_of_variant = group["start_ms"].tolist()
         for index, start in enumerate(starts_of_variant):
-            closed = start + windowing.window_ms <= now
-            if not closed or (last["start_ms"] is not None and start <= last["start_ms"]):
+            # Read again for each window: another evaluator may have gone past it.
+            if start + windowing.window_ms > now or _evaluated(db, deployment, key, start):
                 continue
             previous = int(starts_of_variant[index - 1]) if index else None
             evaluation = _evaluate_window(
@@ -252,7 +255,11 @@ def evaluate(
                 previous,
                 estimator,
             )
-            outcomes = tuple(o for _, o in _run_pending(db, deployment, context, final=False))
+            ran = _run_pending(db, deployment, context, final=False)
+            outcomes, carried = carried + tuple(o for _, o in ran), ()
+            if evaluation is None:  # another evaluator wrote it first
+                carried = outcomes
+                continue
             done.append(
                 WindowEvaluation(
                     evaluation.variant,
@@ -273,23 +280,37 @@ def evaluate(
     return done
 
 
+def _evaluated(db: Database, deployment: str, key: str, start: int) -> bool:
+    """Whether the window starting at ``start`` (of the variant and length ``key``) was
+    evaluated: the last one evaluated starts there or later."""
+    with db.read() as connection:
+        last = get_state(connection, deployment, f"evaluated:{key}", {"start_ms": None})
+    return last["start_ms"] is not None and start <= last["start_ms"]
+
+
 def _run_pending(
     db: Database, deployment: str, context: ActionContext, *, final: bool
 ) -> list[tuple[dict, dict]]:
     """Run the actions recorded as pending, oldest first; each leaves the list before it
-    runs. One this context cannot run (a retrain without a registry) stays pending, and so
-    does a promotion until the ``final`` pass. Each item with its outcome."""
-    outcomes, kept = [], []
+    runs, under the deployment's monitor lock, so that of evaluators running at once only
+    one takes it. One this context cannot run (a retrain without a registry) stays pending,
+    and so does a promotion until the ``final`` pass. Each item with its outcome."""
+    outcomes = []
+    # The items left pending, by their text: another evaluator may change the list between
+    # two of these transactions, so positions in it are not kept.
+    kept: set[str] = set()
     while True:
         with db.write() as connection:
+            lock_monitor(connection, deployment)
             pending = get_state(connection, deployment, "pending_actions", [])
-            runnable = [i for i, item in enumerate(pending) if i not in kept]
+            texts = [json.dumps(item, sort_keys=True) for item in pending]
+            runnable = [i for i, text in enumerate(texts) if text not in kept]
             if not runnable:
                 break
             item = pending[runnable[0]]
             rule = Policy.parse(item["rule"])
             if not context.can_run(rule) or (rule.action == "promote" and not final):
-                kept.append(runnable[0])
+                kept.add(texts[runnable[0]])
                 continue
             put_state(
                 connection,
@@ -297,7 +318,6 @@ def _run_pending(
                 "pending_actions",
                 [x for i, x in enumerate(pending) if i != runnable[0]],
             )
-            kept = [i - (i > runnable[0]) for i in kept]
         outcome = run_action(context, deployment, item["variant"], rule, item["evidence"])
         outcomes.append((item, outcome))
     return outcomes
@@ -314,7 +334,7 @@ def _evaluate_window(
     alpha,
     previous=None,
     estimator=None,
-):
+) -> WindowEvaluation | None:
     key = f"{variant}:{windowing.window_ms}"
     window = read_window(db, deployment, variant, windowing, start)
     labelled = _labelled_rows(db, deployment, variant, start, start + windowing.window_ms)
@@ -334,6 +354,10 @@ def _evaluate_window(
             metrics["estimated_accuracy"] = metrics["estimate"]["metrics"]["accuracy"]["value"]
     fired = []
     with db.write() as connection:
+        lock_monitor(connection, deployment)
+        last = get_state(connection, deployment, f"evaluated:{key}", {"start_ms": None})
+        if last["start_ms"] is not None and start <= last["start_ms"]:
+            return None  # another evaluator wrote this window while it was computed here
         now = clock_of(connection)
         state = get_state(connection, deployment, f"detector:{key}")
         detector = ADWIN.preset("monitoring") if state is None else detector_from_state(state)

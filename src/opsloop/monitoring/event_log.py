@@ -26,7 +26,9 @@ Labels sent to the data plane's feedback endpoint are joined the same way
 (:func:`join_labels`), and counted with these; there a duplicate label is refused (409) and
 an unknown id is a 404.
 
-The counts add up per deployment in the monitor's state (:func:`label_counts`).
+The counts add up per deployment in the monitor's state (:func:`label_counts`). Joins of
+one deployment's labels take turns on that row (several processes labelling at once on
+PostgreSQL still keep one label per answer and lose no count).
 
 >>> db = Database("sqlite://", clock=lambda: 10_000_000)
 >>> ids = log_predictions(db, "api", [{"x": 1.0}, {"x": 2.0}], [1, 0],
@@ -56,7 +58,7 @@ from sqlalchemy.engine import Connection
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.columnar_inputs import MIN_ROWS, input_table
 from opsloop.monitoring.json_columns import row_texts
-from opsloop.monitoring.monitor_state import get_state, put_state
+from opsloop.monitoring.monitor_state import get_state, locked_state, put_state
 from opsloop.monitoring.windowing import Windowing
 from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
@@ -325,6 +327,9 @@ def join_labels(
     LabelReceipt(accepted=0, late=0, duplicate=0, unknown=1, unknown_ids=('nope',))
     """
     now = clock_of(connection)
+    # The counts' row locked first: joins of one deployment's labels take turns, so two at
+    # once never both keep a label for one answer nor both count from the same total.
+    counts = locked_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
     answered: dict[str, int] = {}
     labelled: set[str] = set()
     unique = list(dict.fromkeys(ids))
@@ -374,7 +379,6 @@ def join_labels(
     if rows:
         connection.execute(_feedback.insert(), rows)
     receipt = LabelReceipt(len(rows), late, duplicate, len(unknown_ids), tuple(unknown_ids[:100]))
-    counts = get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
     for name in LABEL_COUNTS:
         counts[name] += getattr(receipt, name)
     put_state(connection, deployment, "labels", counts)

@@ -13,11 +13,13 @@ Queueing is audited as the action's outcome (``policy_retrain``, status ``queued
 **Claims are exclusive.** :func:`claim_retrain` takes the oldest queued request whose
 ``train`` is the follower's, by a compare-and-swap of its stored document (an update that
 matches only the document it read), so of two followers claiming at once one wins and the
-other takes the next request or none. A claim holds for ``lease_s`` seconds: a request
-claimed by a follower that stopped is claimed again once its lease runs out. The claim
-answers with a ``claim`` token that the follower shows to read the rows
-(:func:`retrain_rows`) and to report (:func:`report_retrain`); the claim is audited
-(``retrain_window``: the window's range, row counts and sha256, as the local action's).
+other takes the next request or none, on SQLite as on PostgreSQL (where the update of a
+row another transaction changed is judged again on the row it committed). A claim holds
+for ``lease_s`` seconds: a request claimed by a follower that stopped is claimed again once
+its lease runs out. The claim answers with a ``claim`` token that the follower shows to
+read the rows (:func:`retrain_rows`) and to report (:func:`report_retrain`); the claim is
+audited (``retrain_window``: the window's range, row counts and sha256, as the local
+action's). The rows are read page by page from the window the claim built (:mod:`.claimed_windows`).
 
 **The report** is audited as the local action's outcome is (``policy_retrain``, with an
 alert when it is not ``done``), under the reporting user's name.
@@ -42,7 +44,8 @@ import sqlalchemy as sa
 
 from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
 from opsloop.monitoring.action_outcome import record_outcome
-from opsloop.monitoring.monitor_state import put_state
+from opsloop.monitoring.claimed_windows import forget_window, keep_window, kept_window
+from opsloop.monitoring.monitor_state import lock_monitor, put_state
 from opsloop.monitoring.training_window import TrainingWindow, training_window
 from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.store import tables
@@ -74,8 +77,10 @@ def queue_retrain(
     ``request_id``)."""
     now = db.clock()
     with db.write() as connection:
-        # Numbered per deployment, in the evaluator's transaction (one evaluator at a time).
-        request_id = len(_stored(connection, deployment)) + 1
+        # Numbered per deployment under its monitor lock, so that evaluators queueing at
+        # once never take the same number.
+        lock_monitor(connection, deployment)
+        request_id = 1 + max((r["id"] for _, r in _stored(connection, deployment)), default=0)
         request = _new_request(request_id, deployment, variant, rule, evidence, now, actor)
         put_state(connection, deployment, f"{PREFIX}{request_id}", request)
     return {
@@ -225,6 +230,7 @@ def claim_retrain(
                 None,
                 {**window.to_dict(), **counts, "request_id": request["id"]},
             )
+        keep_window(db.uri, deployment, request["id"], claimed["claim"], window)
         return {**claimed, "window": window.to_dict()}
     return None
 
@@ -261,9 +267,13 @@ def retrain_rows(
 ) -> dict[str, Any]:
     """The training rows of a claimed request, ``limit`` from ``offset`` (as records, the
     label in the column the claim named; missing values as ``None``), with the whole
-    window's ``window`` (range, counts, sha256) and ``total`` rows."""
+    window's ``window`` (range, counts, sha256) and ``total`` rows. The window is built
+    once a claim in this process (:mod:`.claimed_windows`), not once a page."""
     _, request = _held(db, deployment, request_id, claim)
-    window = _window(db, request, request["label"])
+    window = kept_window(db.uri, deployment, request_id, claim)
+    if window is None:  # claimed in another process, or let go to make room
+        window = _window(db, request, request["label"])
+        keep_window(db.uri, deployment, request_id, claim, window)
     page = window.frame.iloc[offset : offset + limit]
     rows = page.astype(object).where(page.notna(), None).to_dict("records")
     return {
@@ -309,6 +319,7 @@ def report_retrain(
             raise ConflictError(
                 f"claim: retrain request {request_id} changed while it was reported"
             )
+    forget_window(db.uri, deployment, request_id, claim)
     record_outcome(
         db, actor, deployment, request["variant"], request["rule"], request["evidence"], outcome
     )

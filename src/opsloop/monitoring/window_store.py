@@ -28,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.monitoring.monitor_state import get_state, put_state
+from opsloop.monitoring.monitor_state import locked_state, put_state
 from opsloop.monitoring.window_part import WindowPart, parts_of_events
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
@@ -73,19 +73,9 @@ def _fold_batch(
     connection: Connection, deployment: str, windowing: Windowing, worker: str, batch_size: int
 ) -> int:
     name = _cursor_name(windowing)
-    # Written first so that the row exists and is locked (PostgreSQL) for this transaction.
-    cursor = get_state(connection, deployment, name, {"event_id": 0})
-    put_state(connection, deployment, name, cursor)
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            sa.select(tables.monitoring_state.c.name)
-            .where(
-                tables.monitoring_state.c.deployment == deployment,
-                tables.monitoring_state.c.name == name,
-            )
-            .with_for_update()
-        )
-        cursor = get_state(connection, deployment, name)
+    # Read locked: a second worker waits here and then reads the cursor this one moved
+    # (writing the value read before taking the lock would move it back).
+    cursor = locked_state(connection, deployment, name, {"event_id": 0})
     query = (
         sa.select(
             _events.c.id,
