@@ -41,9 +41,10 @@ from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
 from opsloop.store.database import Database, clock_of, open_database
 from opsloop.store.location import artifact_uri
+from opsloop.store.metric_blocks import block_summaries, upsert_sql
 from opsloop.tracking.artifact_search import search_artifact_frame
 from opsloop.tracking.capture import CodeVersion, Environment
-from opsloop.tracking.history_reduction import reduced_points
+from opsloop.tracking.history_reduction import long_series, reduced_points
 from opsloop.tracking.limits import (
     INT32_MAX,
     MAX_TIME_MS,
@@ -557,6 +558,12 @@ class LocalTrackingStore:
             )
         )
         connection.exec_driver_sql(sql, rows)
+        # The series' block summaries, in the same transaction, so a chart never reads a
+        # summary that disagrees with the points.
+        connection.exec_driver_sql(
+            upsert_sql(marker),
+            block_summaries(pk, point_keys, batch.steps, seqs, batch.values),
+        )
         # The latest point per key: highest step, then latest time, then logged last.
         order = np.lexsort((seqs, batch.timestamps_ms, batch.steps, inverse))
         grouped = inverse[order]
@@ -801,8 +808,9 @@ class LocalTrackingStore:
         """Points of several runs (all keys, or ``keys``): run_id, key, step, value, timestamp.
 
         With ``buckets``, a series of more than ``2 * buckets`` points comes back as the
-        lowest and highest point of each of ``buckets`` equal step intervals, found in the
-        database (see :mod:`.history_reduction`): what a chart of a long series draws.
+        lowest and highest point of each of ``buckets`` equal step intervals, found from the
+        block summaries kept as points are written (see :mod:`.history_reduction`): what a
+        chart of a long series draws, at a cost that does not grow with the series.
 
         >>> list(tracking.metric_histories([tracking.create_run("e")]).columns)
         ['run_id', 'key', 'step', 'value', 'timestamp']
@@ -824,19 +832,10 @@ class LocalTrackingStore:
                 chosen &= names.c.name.in_(list(keys))
             rows: list[tuple] = []
             if buckets is not None:
-                series = connection.execute(
-                    sa.select(
-                        points.c.run_id,
-                        points.c.key_id,
-                        names.c.name,
-                        sa.func.min(points.c.step),
-                        sa.func.max(points.c.step),
-                    )
-                    .join(names, names.c.id == points.c.key_id)
-                    .where(chosen)
-                    .group_by(points.c.run_id, points.c.key_id, names.c.name)
-                    .having(sa.func.count() > 2 * buckets)
-                ).all()
+                in_blocks = tables.metric_blocks.c.run_id.in_(list(pks))
+                if keys is not None:
+                    in_blocks &= names.c.name.in_(list(keys))
+                series = long_series(connection, in_blocks, buckets)
                 for run_pk, key_id, name, low, high in series:
                     rows += [
                         (run_pk, name, *point)
