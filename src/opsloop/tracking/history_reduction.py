@@ -52,11 +52,11 @@ def long_series(connection: Connection, chosen, buckets: int) -> list[tuple]:
     ).all()
 
 
-def _merged(ranges: np.ndarray) -> list[tuple[int, int]]:
-    """Inclusive ``[first, last]`` ranges (rows of a sorted array), overlapping or touching
-    ones joined."""
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ``[first, last]`` ranges, sorted, overlapping or touching ones joined (rows
+    come back in no particular order from PostgreSQL)."""
     merged: list[list[int]] = []
-    for first, last in ranges.tolist():
+    for first, last in sorted(ranges):
         if merged and first <= merged[-1][1] + 1:
             merged[-1][1] = max(merged[-1][1], last)
         else:
@@ -113,7 +113,7 @@ def reduced_points(
             rows = connection.execute(select).all()
         else:
             wanted = [(a >> shift, b >> shift) for a, b in straddling]
-            rows = _in_ranges(connection, select, _blocks.c.block, _merged(np.array(wanted)))
+            rows = _in_ranges(connection, select, _blocks.c.block, _merged(wanted))
         found = np.array(rows, dtype=np.float64).reshape(-1, 8)
         # Steps and sequence numbers as integers (they may exceed a float's 53 bits).
         ints = np.array([row[:2] + row[3:5] + row[6:8] for row in rows], dtype=np.int64)
@@ -130,7 +130,7 @@ def reduced_points(
     if straddling:
         points = (_points.c.run_id == run_pk) & (_points.c.key_id == key_id)
         select = sa.select(_points.c.step, _points.c.seq, _points.c.value).where(points)
-        raw = _in_ranges(connection, select, _points.c.step, _merged(np.array(straddling)))
+        raw = _in_ranges(connection, select, _points.c.step, _merged(straddling))
         steps = np.array([row[0] for row in raw], dtype=np.int64)
         seqs = np.array([row[1] for row in raw], dtype=np.int64)
         values = np.array([row[2] for row in raw], dtype=np.float64)

@@ -43,7 +43,9 @@ def upgrade() -> None:
             ["key_id"], ["metric_keys.id"], name=op.f("fk_metric_blocks_key_id_metric_keys")
         ),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_metric_blocks_run_id_runs")),
-        sa.PrimaryKeyConstraint("run_id", "key_id", "level", "block", name=op.f("pk_metric_blocks")),
+        sa.PrimaryKeyConstraint(
+            "run_id", "key_id", "level", "block", name=op.f("pk_metric_blocks")
+        ),
         sqlite_with_rowid=False,
     )
     for level, shift in enumerate(_LEVEL_SHIFTS):
