@@ -187,3 +187,27 @@ def test_summaries_written_in_pieces_give_min_max_downsample_of_the_whole_series
             assert got["value"].min() == whole["value"].min()
             stamps_ms = (got["timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(1, "ms")
             assert stamps_ms.tolist() == (np.abs(want_steps) % 10**9 + 7).tolist()
+
+
+def test_points_written_and_charts_read_through_the_server_keep_the_summaries(store):
+    from tests.server.running import running_server
+
+    from opsloop.server import create_app
+    from opsloop.tracking.http_store import HttpTrackingStore
+
+    rng = np.random.default_rng(16)
+    steps, values = _random_series(rng, "ties on repeated steps")
+    with running_server(create_app(store.db, store.artifacts)) as url:
+        remote = HttpTrackingStore(url)
+        run_id = remote.create_run("e")
+        _write_shuffled(remote, run_id, "loss", steps, values, rng)
+        got = remote.metric_histories([run_id], ["loss"], buckets=50)
+        remote.close()
+    stored, points = _stored(store, run_id)
+    assert stored == _reference_blocks(points)
+    whole = store.metric_history(run_id, "loss")
+    want_steps, want_values = min_max_downsample(
+        whole["step"].to_numpy(), whole["value"].to_numpy(), 50
+    )
+    assert got["step"].tolist() == want_steps.tolist()
+    assert got["value"].tolist() == want_values.tolist()

@@ -139,7 +139,7 @@ def reduced_points(
         highs.append(candidates)
     keep: set[tuple[int, int]] = set()
     for parts, end in ((lows, 0), (highs, -1)):
-        bucket, value, step, seq = (np.concatenate(column) for column in zip(*parts))
+        bucket, value, step, seq = (np.concatenate(column) for column in zip(*parts, strict=True))
         order = np.lexsort((seq, step, value, bucket))
         bucket = bucket[order]
         starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
