@@ -160,9 +160,9 @@ def test_0016_computes_the_summaries_of_points_already_stored_as_writes_keep_the
     db = Database(store_uri)
     store = LocalTrackingStore(db, ArtifactStore(tmp_path / "artifacts"))
     rng = np.random.default_rng(0)
-    for run in range(2):
+    for _run in range(2):
         run_id = store.create_run("e")
-        for piece in range(4):  # values tied, steps repeated and negative, out of order
+        for _piece in range(4):  # values tied, steps repeated and negative, out of order
             n = 3_000
             keys = tuple(rng.choice(["loss", "auc"], n))
             steps = rng.integers(-70_000, 70_000, n)
