@@ -114,16 +114,21 @@ def reduced_points(
         else:
             wanted = [(a >> shift, b >> shift) for a, b in straddling]
             rows = _in_ranges(connection, select, _blocks.c.block, _merged(wanted))
-        found = np.array(rows, dtype=np.float64).reshape(-1, 8)
-        # Steps and sequence numbers as integers (they may exceed a float's 53 bits).
-        ints = np.array([row[:2] + row[3:5] + row[6:8] for row in rows], dtype=np.int64)
-        ints = ints.reshape(-1, 6)
-        first, last = bucket_of(ints[:, 0]), bucket_of(ints[:, 1])
+        columns = list(zip(*rows, strict=True)) or [()] * 8
+        # Steps and sequence numbers as integers: they may exceed a float's 53 bits.
+        step_first, step_last, min_step, min_seq, max_step, max_seq = (
+            np.array(columns[i], dtype=np.int64) for i in (0, 1, 3, 4, 6, 7)
+        )
+        min_value, max_value = (np.array(columns[i], dtype=np.float64) for i in (2, 5))
+        first, last = bucket_of(step_first), bucket_of(step_last)
         inside = first == last
         if inside.any():
-            lows.append((first[inside], found[inside, 2], ints[inside, 2], ints[inside, 3]))
-            highs.append((first[inside], found[inside, 5], ints[inside, 4], ints[inside, 5]))
-        straddling = [(a, b) for a, b in ints[~inside, :2].tolist()]
+            lows.append((first[inside], min_value[inside], min_step[inside], min_seq[inside]))
+            highs.append((first[inside], max_value[inside], max_step[inside], max_seq[inside]))
+        straddling = [
+            (a, b)
+            for a, b in zip(step_first[~inside].tolist(), step_last[~inside].tolist(), strict=True)
+        ]
         if not straddling or level == 0:
             break
         level -= 1
