@@ -498,7 +498,7 @@ def markdown(results: dict, meta: dict) -> str:
     lines += [
         "",
         f"Filling (once, cached): opsloop {meta['fill_opsloop_s']:.0f} s through "
-        f"`write_batch`, MLflow {meta.get('fill_mlflow_s', float('nan')):.0f} s through "
+        f"`write_batch`, MLflow {meta.get('fill_mlflow_s') or float('nan'):.0f} s through "
         "`MlflowClient.log_batch` to `mlflow server` (one worker, SQLite).",
     ]
     return "\n".join(lines) + "\n"
