@@ -27,14 +27,27 @@ from opsloop.store.metric_blocks import LEVEL_SHIFTS
 
 _points = tables.metrics
 _blocks = tables.metric_blocks
-# Step ranges per statement: SQLite parses an OR chain as a tree of that depth (1,000 at most).
+# Step ranges per statement: SQLite allows 500 SELECTs in one compound statement.
 _RANGES_PER_QUERY = 200
+_BLOCK_COLUMNS = "step_first, step_last, min_value, min_step, min_seq, max_value, max_step, max_seq"
+_BLOCKS_IN = (
+    f"SELECT {_BLOCK_COLUMNS} FROM metric_blocks "
+    "WHERE run_id = {m} AND key_id = {m} AND level = {m} AND block BETWEEN {m} AND {m}"
+)
+_BLOCKS_OF_LEVEL = (
+    f"SELECT {_BLOCK_COLUMNS} FROM metric_blocks "
+    "WHERE run_id = :run AND key_id = :key AND level = :level"
+)
+_POINTS_IN = (
+    "SELECT step, seq, value FROM metrics "
+    "WHERE run_id = {m} AND key_id = {m} AND step BETWEEN {m} AND {m}"
+)
 
 
-def long_series(connection: Connection, chosen, buckets: int) -> list[tuple]:
-    """``(run_pk, key_id, key, low step, high step)`` of each series among ``chosen`` (a
-    condition on ``metric_blocks`` and ``metric_keys``) with more than ``2 * buckets``
-    points, from the coarsest summaries (one row per 65,536 steps)."""
+def series_sizes(connection: Connection, chosen) -> list[tuple]:
+    """``(run_pk, key_id, key, points, low step, high step)`` of each series among
+    ``chosen`` (a condition on ``metric_blocks`` and ``metric_keys``), from the coarsest
+    summaries (one row per 65,536 steps)."""
     top = len(LEVEL_SHIFTS) - 1
     names = tables.metric_keys
     return connection.execute(
@@ -42,13 +55,13 @@ def long_series(connection: Connection, chosen, buckets: int) -> list[tuple]:
             _blocks.c.run_id,
             _blocks.c.key_id,
             names.c.name,
+            sa.func.sum(_blocks.c.points),
             sa.func.min(_blocks.c.step_first),
             sa.func.max(_blocks.c.step_last),
         )
         .join(names, names.c.id == _blocks.c.key_id)
         .where(chosen, _blocks.c.level == top)
         .group_by(_blocks.c.run_id, _blocks.c.key_id, names.c.name)
-        .having(sa.func.sum(_blocks.c.points) > 2 * buckets)
     ).all()
 
 
@@ -64,15 +77,21 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in merged]
 
 
-def _in_ranges(connection: Connection, select, column, ranges: list[tuple[int, int]]) -> list:
-    """Rows of ``select`` whose ``column`` lies in one of ``ranges``; each statement's OR of
-    ranges is a set of key-range scans."""
+def _in_ranges(
+    connection: Connection, select: str, fixed: tuple, ranges: list[tuple[int, int]]
+) -> list:
+    """Rows of ``select`` (SQL text whose placeholders are ``{m}``: ``fixed`` values, then a
+    range's first and last) for each of ``ranges``. One branch of a UNION ALL per range: each
+    is a key-range scan, where an OR of ranges makes SQLite scan the whole series; written
+    as text because compiling hundreds of branches costs more than running them."""
+    marker = "?" if connection.dialect.name == "sqlite" else "%s"
+    branch = select.format(m=marker)
     rows: list = []
     for start in range(0, len(ranges), _RANGES_PER_QUERY):
         part = ranges[start : start + _RANGES_PER_QUERY]
-        rows += connection.execute(
-            select.where(sa.or_(*(column.between(a, b) for a, b in part)))
-        ).all()
+        sql = " UNION ALL ".join([branch] * len(part))
+        params = tuple(value for a, b in part for value in (*fixed, a, b))
+        rows += connection.exec_driver_sql(sql, params).all()
     return rows
 
 
@@ -92,28 +111,19 @@ def reduced_points(
 
     width = span / buckets
     level = max([i for i, shift in enumerate(LEVEL_SHIFTS) if 2**shift <= width] or [0])
-    series = (_blocks.c.run_id == run_pk) & (_blocks.c.key_id == key_id)
     # Candidates for each bucket's minimum and maximum: (bucket, value, step, seq).
     lows: list[np.ndarray] = []
     highs: list[np.ndarray] = []
     straddling: list[tuple[int, int]] | None = None  # None: the whole series
     while True:
         shift = LEVEL_SHIFTS[level]
-        select = sa.select(
-            _blocks.c.step_first,
-            _blocks.c.step_last,
-            _blocks.c.min_value,
-            _blocks.c.min_step,
-            _blocks.c.min_seq,
-            _blocks.c.max_value,
-            _blocks.c.max_step,
-            _blocks.c.max_seq,
-        ).where(series, _blocks.c.level == level)
         if straddling is None:
-            rows = connection.execute(select).all()
+            rows = connection.execute(
+                sa.text(_BLOCKS_OF_LEVEL), {"run": run_pk, "key": key_id, "level": level}
+            ).all()
         else:
             wanted = [(a >> shift, b >> shift) for a, b in straddling]
-            rows = _in_ranges(connection, select, _blocks.c.block, _merged(wanted))
+            rows = _in_ranges(connection, _BLOCKS_IN, (run_pk, key_id, level), _merged(wanted))
         columns = list(zip(*rows, strict=True)) or [()] * 8
         # Steps and sequence numbers as integers: they may exceed a float's 53 bits.
         step_first, step_last, min_step, min_seq, max_step, max_seq = (
@@ -133,9 +143,7 @@ def reduced_points(
             break
         level -= 1
     if straddling:
-        points = (_points.c.run_id == run_pk) & (_points.c.key_id == key_id)
-        select = sa.select(_points.c.step, _points.c.seq, _points.c.value).where(points)
-        raw = _in_ranges(connection, select, _points.c.step, _merged(straddling))
+        raw = _in_ranges(connection, _POINTS_IN, (run_pk, key_id), _merged(straddling))
         steps = np.array([row[0] for row in raw], dtype=np.int64)
         seqs = np.array([row[1] for row in raw], dtype=np.int64)
         values = np.array([row[2] for row in raw], dtype=np.float64)

@@ -44,7 +44,7 @@ from opsloop.store.location import artifact_uri
 from opsloop.store.metric_blocks import block_summaries, upsert_sql
 from opsloop.tracking.artifact_search import search_artifact_frame
 from opsloop.tracking.capture import CodeVersion, Environment
-from opsloop.tracking.history_reduction import long_series, reduced_points
+from opsloop.tracking.history_reduction import reduced_points, series_sizes
 from opsloop.tracking.limits import (
     INT32_MAX,
     MAX_TIME_MS,
@@ -827,37 +827,54 @@ class LocalTrackingStore:
         points, names = tables.metrics, tables.metric_keys
         with self.db.read() as connection:
             pks = {self._run_pk(connection, run_id): run_id for run_id in run_ids}
-            chosen = points.c.run_id.in_(list(pks))
-            if keys is not None:
-                chosen &= names.c.name.in_(list(keys))
             rows: list[tuple] = []
+            # (run pks, key ids or None for every key) of each read of whole series.
+            reads: list[tuple[list[int], list[int] | None]] = [(list(pks), None)]
             if buckets is not None:
                 in_blocks = tables.metric_blocks.c.run_id.in_(list(pks))
                 if keys is not None:
                     in_blocks &= names.c.name.in_(list(keys))
-                series = long_series(connection, in_blocks, buckets)
-                for run_pk, key_id, name, low, high in series:
+                short: dict[int, list[int]] = {pk: [] for pk in pks}
+                has_long = set()
+                for run_pk, key_id, name, count, low, high in series_sizes(connection, in_blocks):
+                    if count <= 2 * buckets:
+                        short[run_pk].append(key_id)
+                        continue
+                    has_long.add(run_pk)
                     rows += [
                         (run_pk, name, *point)
                         for point in reduced_points(connection, run_pk, key_id, low, high, buckets)
                     ]
-                if series:
-                    long = [(run_pk, key_id) for run_pk, key_id, *_ in series]
-                    chosen &= sa.tuple_(points.c.run_id, points.c.key_id).not_in(long)
-            query = (
-                sa.select(
-                    points.c.run_id,
-                    names.c.name,
-                    points.c.step,
-                    points.c.value,
-                    points.c.timestamp_ms,
+                # A run with a long series has its short ones read by key, so the long
+                # one is not scanned; runs with the same short keys share one read.
+                by_keys: dict[tuple[int, ...], list[int]] = {}
+                for run_pk in has_long:
+                    if short[run_pk]:
+                        by_keys.setdefault(tuple(sorted(short[run_pk])), []).append(run_pk)
+                reads = [([pk for pk in pks if pk not in has_long], None)]
+                reads += [(runs, list(key_ids)) for key_ids, runs in by_keys.items()]
+            for run_pks, key_ids in reads:
+                if not run_pks:
+                    continue
+                chosen = points.c.run_id.in_(run_pks)
+                if keys is not None:
+                    chosen &= names.c.name.in_(list(keys))
+                if key_ids is not None:
+                    chosen &= points.c.key_id.in_(key_ids)
+                query = (
+                    sa.select(
+                        points.c.run_id,
+                        names.c.name,
+                        points.c.step,
+                        points.c.value,
+                        points.c.timestamp_ms,
+                    )
+                    .join(names, names.c.id == points.c.key_id)
+                    .where(chosen)
+                    .order_by(points.c.run_id, names.c.name, points.c.step, points.c.seq)
                 )
-                .join(names, names.c.id == points.c.key_id)
-                .where(chosen)
-                .order_by(points.c.run_id, names.c.name, points.c.step, points.c.seq)
-            )
-            # Plain tuples: pandas probes each SQLAlchemy row's attributes, 40 µs a row.
-            rows += [tuple(row) for row in connection.execute(query)]
+                # Plain tuples: pandas probes each SQLAlchemy row's attributes, 40 µs a row.
+                rows += [tuple(row) for row in connection.execute(query)]
         frame = pd.DataFrame(rows, columns=["run_pk", "key", "step", "value", "timestamp_ms"])
         if buckets is not None:
             frame = frame.sort_values(["run_pk", "key"], kind="stable")
