@@ -211,3 +211,29 @@ def test_points_written_and_charts_read_through_the_server_keep_the_summaries(st
     )
     assert got["step"].tolist() == want_steps.tolist()
     assert got["value"].tolist() == want_values.tolist()
+
+
+def test_runs_with_long_series_give_their_short_ones_whole_whatever_their_keys(store):
+    rng = np.random.default_rng(5)
+    a, b, c = (store.create_run("e") for _ in range(3))
+    steps, values = _series(rng, 3_000, "spike")
+    for run_id, short_keys in ((a, ["auc"]), (b, ["auc", "f1"]), (c, [])):
+        if run_id != c:
+            _log(store, run_id, "loss", steps, values)
+        for key in short_keys:
+            _log(store, run_id, key, [0, 5, 9], rng.random(3))
+    _log(store, c, "loss", np.arange(30), np.linspace(1, 0, 30))
+    for keys in (None, ["auc", "loss"], ["f1"]):
+        got = store.metric_histories([c, b, a], keys, buckets=20)
+        whole = store.metric_histories([c, b, a], keys)
+        groups = list(whole.groupby(["run_id", "key"], sort=False).groups)
+        assert list(got.groupby(["run_id", "key"], sort=False).groups) == groups
+        for run_id, key in groups:
+            mine = got[(got.run_id == run_id) & (got.key == key)].reset_index(drop=True)
+            theirs = whole[(whole.run_id == run_id) & (whole.key == key)].reset_index(drop=True)
+            if key == "loss" and run_id != c:
+                want_steps, want_values = min_max_downsample(steps, values, 20)
+                assert mine["step"].tolist() == want_steps.tolist()
+                assert mine["value"].tolist() == want_values.tolist()
+            else:
+                assert mine.equals(theirs)
