@@ -6,7 +6,7 @@ The step range ``[low, high]`` is cut into ``buckets`` equal intervals exactly a
 :func:`opsloop.ui.series_downsampling.min_max_downsample` cuts it (the same float
 arithmetic: ``(step - low) / (high - low) * buckets``, truncated, the last bucket closed),
 and each keeps its minimum (the earliest, in step then logging order, among equal values)
-and its maximum (the latest). A bucket's point is a step's monotone function, so a block
+and its maximum (the latest). A point's bucket never decreases as its step grows, so a block
 whose first and last steps fall in one bucket lies wholly in it and its summary stands for
 its points. Reading starts at the coarsest level whose blocks are no wider than a bucket;
 a block that straddles a bucket boundary is replaced by its blocks one level finer, and at
