@@ -15,7 +15,7 @@ from opsloop.store.migrate import alembic_config, current_revision, head_revisio
 def test_fresh_database_is_migrated_to_head_and_matches_the_models(store_uri):
     db = Database(store_uri)
     with db.read() as connection:
-        assert current_revision(connection) == head_revision() == "0017"
+        assert current_revision(connection) == head_revision() == "0018"
         names = set(sa.inspect(connection).get_table_names())
         differences = compare_metadata(MigrationContext.configure(connection), tables.metadata)
     assert set(tables.metadata.tables) <= names
@@ -146,3 +146,38 @@ def test_0015_gives_batched_inputs_back_as_text_on_downgrade_and_keeps_them_on_u
     db = Database(store_uri)
     assert read_prediction_events(db, "api")["inputs"].tolist() == records
     db.dispose()
+
+
+def test_0018_computes_the_summaries_of_points_already_stored_as_writes_keep_them(
+    store_uri, tmp_path
+):
+    import numpy as np
+
+    from opsloop.store import ArtifactStore
+    from opsloop.tracking.local_store import LocalTrackingStore
+    from opsloop.tracking.metric_buffer import MetricBatch
+
+    db = Database(store_uri)
+    store = LocalTrackingStore(db, ArtifactStore(tmp_path / "artifacts"))
+    rng = np.random.default_rng(0)
+    for _run in range(2):
+        run_id = store.create_run("e")
+        for _piece in range(4):  # values tied, steps repeated and negative, out of order
+            n = 3_000
+            keys = tuple(rng.choice(["loss", "auc"], n))
+            steps = rng.integers(-70_000, 70_000, n)
+            batch = MetricBatch(keys, rng.integers(0, 5, n) * 0.5, steps, np.full(n, 9))
+            store.write_batch(run_id, batch)
+    blocks = tables.metric_blocks
+    order = [blocks.c.run_id, blocks.c.key_id, blocks.c.level, blocks.c.block]
+    with db.read() as connection:
+        written = connection.execute(sa.select(blocks).order_by(*order)).all()
+    db.dispose()
+    assert len(written) > 4 * 2 * 2  # every level, run and key
+    engine = sa.create_engine(store_uri)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0017")
+        assert "metric_blocks" not in sa.inspect(connection).get_table_names()
+        upgrade_to_head(connection)
+        assert connection.execute(sa.select(blocks).order_by(*order)).all() == written
+    engine.dispose()

@@ -132,6 +132,28 @@ metrics = Table(
     sqlite_with_rowid=False,
 )
 
+# Per-block summaries of each metric series, kept in the transaction that writes its
+# points, so a chart of a long series reads summaries instead of every point (see
+# opsloop.store.metric_blocks). Level l groups the steps into blocks of 16 ** (l + 1).
+metric_blocks = Table(
+    "metric_blocks",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("key_id", Integer, ForeignKey("metric_keys.id"), primary_key=True),
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("block", BigInteger, primary_key=True, autoincrement=False),
+    Column("points", BigInteger, nullable=False),
+    Column("step_first", BigInteger, nullable=False),
+    Column("step_last", BigInteger, nullable=False),
+    Column("min_value", Float(precision=53), nullable=False),
+    Column("min_step", BigInteger, nullable=False),
+    Column("min_seq", BigInteger, nullable=False),
+    Column("max_value", Float(precision=53), nullable=False),
+    Column("max_step", BigInteger, nullable=False),
+    Column("max_seq", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 latest_metrics = Table(
     "latest_metrics",
     metadata,

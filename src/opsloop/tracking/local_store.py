@@ -41,9 +41,10 @@ from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
 from opsloop.store.database import Database, clock_of, open_database
 from opsloop.store.location import artifact_uri
+from opsloop.store.metric_blocks import block_summaries, upsert_sql
 from opsloop.tracking.artifact_search import search_artifact_frame
 from opsloop.tracking.capture import CodeVersion, Environment
-from opsloop.tracking.history_reduction import reduced_points
+from opsloop.tracking.history_reduction import reduced_points, series_sizes
 from opsloop.tracking.limits import (
     INT32_MAX,
     MAX_TIME_MS,
@@ -557,6 +558,12 @@ class LocalTrackingStore:
             )
         )
         connection.exec_driver_sql(sql, rows)
+        # The series' block summaries, in the same transaction, so a chart never reads a
+        # summary that disagrees with the points.
+        connection.exec_driver_sql(
+            upsert_sql(marker),
+            block_summaries(pk, point_keys, batch.steps, seqs, batch.values),
+        )
         # The latest point per key: highest step, then latest time, then logged last.
         order = np.lexsort((seqs, batch.timestamps_ms, batch.steps, inverse))
         grouped = inverse[order]
@@ -801,8 +808,9 @@ class LocalTrackingStore:
         """Points of several runs (all keys, or ``keys``): run_id, key, step, value, timestamp.
 
         With ``buckets``, a series of more than ``2 * buckets`` points comes back as the
-        lowest and highest point of each of ``buckets`` equal step intervals, found in the
-        database (see :mod:`.history_reduction`): what a chart of a long series draws.
+        lowest and highest point of each of ``buckets`` equal step intervals, found from the
+        block summaries kept as points are written (see :mod:`.history_reduction`): what a
+        chart of a long series draws, at a cost that does not grow with the series.
 
         >>> list(tracking.metric_histories([tracking.create_run("e")]).columns)
         ['run_id', 'key', 'step', 'value', 'timestamp']
@@ -819,46 +827,54 @@ class LocalTrackingStore:
         points, names = tables.metrics, tables.metric_keys
         with self.db.read() as connection:
             pks = {self._run_pk(connection, run_id): run_id for run_id in run_ids}
-            chosen = points.c.run_id.in_(list(pks))
-            if keys is not None:
-                chosen &= names.c.name.in_(list(keys))
             rows: list[tuple] = []
+            # (run pks, key ids or None for every key) of each read of whole series.
+            reads: list[tuple[list[int], list[int] | None]] = [(list(pks), None)]
             if buckets is not None:
-                series = connection.execute(
-                    sa.select(
-                        points.c.run_id,
-                        points.c.key_id,
-                        names.c.name,
-                        sa.func.min(points.c.step),
-                        sa.func.max(points.c.step),
-                    )
-                    .join(names, names.c.id == points.c.key_id)
-                    .where(chosen)
-                    .group_by(points.c.run_id, points.c.key_id, names.c.name)
-                    .having(sa.func.count() > 2 * buckets)
-                ).all()
-                for run_pk, key_id, name, low, high in series:
+                in_blocks = tables.metric_blocks.c.run_id.in_(list(pks))
+                if keys is not None:
+                    in_blocks &= names.c.name.in_(list(keys))
+                short: dict[int, list[int]] = {pk: [] for pk in pks}
+                has_long = set()
+                for run_pk, key_id, name, count, low, high in series_sizes(connection, in_blocks):
+                    if count <= 2 * buckets:
+                        short[run_pk].append(key_id)
+                        continue
+                    has_long.add(run_pk)
                     rows += [
                         (run_pk, name, *point)
                         for point in reduced_points(connection, run_pk, key_id, low, high, buckets)
                     ]
-                if series:
-                    long = [(run_pk, key_id) for run_pk, key_id, *_ in series]
-                    chosen &= sa.tuple_(points.c.run_id, points.c.key_id).not_in(long)
-            query = (
-                sa.select(
-                    points.c.run_id,
-                    names.c.name,
-                    points.c.step,
-                    points.c.value,
-                    points.c.timestamp_ms,
+                # A run with a long series has its short ones read by key, so the long
+                # one is not scanned; runs with the same short keys share one read.
+                by_keys: dict[tuple[int, ...], list[int]] = {}
+                for run_pk in has_long:
+                    if short[run_pk]:
+                        by_keys.setdefault(tuple(sorted(short[run_pk])), []).append(run_pk)
+                reads = [([pk for pk in pks if pk not in has_long], None)]
+                reads += [(runs, list(key_ids)) for key_ids, runs in by_keys.items()]
+            for run_pks, key_ids in reads:
+                if not run_pks:
+                    continue
+                chosen = points.c.run_id.in_(run_pks)
+                if keys is not None:
+                    chosen &= names.c.name.in_(list(keys))
+                if key_ids is not None:
+                    chosen &= points.c.key_id.in_(key_ids)
+                query = (
+                    sa.select(
+                        points.c.run_id,
+                        names.c.name,
+                        points.c.step,
+                        points.c.value,
+                        points.c.timestamp_ms,
+                    )
+                    .join(names, names.c.id == points.c.key_id)
+                    .where(chosen)
+                    .order_by(points.c.run_id, names.c.name, points.c.step, points.c.seq)
                 )
-                .join(names, names.c.id == points.c.key_id)
-                .where(chosen)
-                .order_by(points.c.run_id, names.c.name, points.c.step, points.c.seq)
-            )
-            # Plain tuples: pandas probes each SQLAlchemy row's attributes, 40 µs a row.
-            rows += [tuple(row) for row in connection.execute(query)]
+                # Plain tuples: pandas probes each SQLAlchemy row's attributes, 40 µs a row.
+                rows += [tuple(row) for row in connection.execute(query)]
         frame = pd.DataFrame(rows, columns=["run_pk", "key", "step", "value", "timestamp_ms"])
         if buckets is not None:
             frame = frame.sort_values(["run_pk", "key"], kind="stable")
