@@ -185,6 +185,32 @@ def test_metric_histories_of_several_runs(store):
     assert sorted(zip(frame["run_id"], frame["value"], strict=True)) == sorted([(a, 1.0), (b, 3.0)])
 
 
+def test_metric_histories_of_many_runs_read_their_ids_in_few_queries(store):
+    """1,200 runs (past one query's chunk of 500), asked for in a shuffled order with a
+    repeat: the same points as asking run by run, and the run ids in 3 queries, not 1,200."""
+    runs = [store.create_run("e") for _ in range(1_200)]
+    for i, run in enumerate(runs[:5]):
+        store.write_batch(run, metrics=batch(["k"], [float(i)], [0], [0]))
+    fresh = type(store)(store.db, store.artifacts)  # nothing known of the runs yet
+    asked = runs[::-1] + runs[:1]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(store.db.engine, "before_cursor_execute", count)
+    try:
+        frame = fresh.metric_histories(asked, ["k"])
+    finally:
+        sa.event.remove(store.db.engine, "before_cursor_execute", count)
+    assert sorted(zip(frame["run_id"], frame["value"], strict=True)) == [
+        (run, float(i)) for i, run in sorted(enumerate(runs[:5]), key=lambda p: p[1])
+    ]
+    assert sum("FROM runs" in statement for statement in statements) == 3
+    with pytest.raises(UnknownRunError, match="nope"):
+        fresh.metric_histories([runs[0], "nope"])
+
+
 def test_list_experiments_counts_runs(store):
     store.create_run("b")
     store.create_run("a")

@@ -351,6 +351,25 @@ class LocalTrackingStore:
             self._run_pks[run_id] = pk
         return pk
 
+    def _run_pks_of(self, connection: Connection, run_ids: Sequence[str]) -> list[int]:
+        """:meth:`_run_pk` of each of ``run_ids``, the ones not yet known read in one query
+        per 500 (a compare of 1,000 runs made 1,000 queries)."""
+        for run_id in run_ids:
+            if not isinstance(run_id, str):
+                raise TypeError(f"run id must be a string, got {type(run_id).__name__}")
+        unknown = list(dict.fromkeys(r for r in run_ids if r not in self._run_pks))
+        for start in range(0, len(unknown), 500):
+            chunk = unknown[start : start + 500]
+            found = connection.execute(
+                sa.select(_runs.c.run_id, _runs.c.id).where(_runs.c.run_id.in_(chunk))
+            ).all()
+            with self._cache_lock:
+                self._run_pks.update((run_id, pk) for run_id, pk in found)
+        missing = next((r for r in run_ids if r not in self._run_pks), None)
+        if missing is not None:
+            raise UnknownRunError(missing)
+        return [self._run_pks[run_id] for run_id in run_ids]
+
     def end_run(self, run_id: str, status: str = "FINISHED", end_ms: int | None = None) -> None:
         """Set the run's final status (FINISHED, FAILED or KILLED) and end time.
 
@@ -826,7 +845,7 @@ class LocalTrackingStore:
             raise InvalidArgumentError(f"buckets must be a positive integer, got {buckets!r}")
         points, names = tables.metrics, tables.metric_keys
         with self.db.read() as connection:
-            pks = {self._run_pk(connection, run_id): run_id for run_id in run_ids}
+            pks = dict(zip(self._run_pks_of(connection, run_ids), run_ids, strict=True))
             rows: list[tuple] = []
             # (run pks, key ids or None for every key) of each read of whole series.
             reads: list[tuple[list[int], list[int] | None]] = [(list(pks), None)]
