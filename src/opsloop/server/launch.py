@@ -75,6 +75,7 @@ def serve(
             shadow_isolation="auto",
         )
         install_data_plane(app, runtime)
+        _announce_shadows(runtime, (), announce)
     _announce_token(app, announce)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
@@ -114,6 +115,20 @@ def _announce_token(app, announce: Callable[[str], None]) -> None:
             f"no users: requests need the installation token in {installation_token_path()} "
             "(opsloop's clients of this account send it)"
         )
+
+
+def _announce_shadows(runtime, deployments: Sequence[str], announce) -> None:
+    """Tell where each shadow of the served deployments (none named: all of the store's)
+    answers, and the share of the request copies it answers."""
+    chosen = list(deployments) or runtime.deployments.list()["name"].tolist()
+    where = "in a process of its own" if runtime.shadow_isolation == "process" else "in a thread"
+    for name in chosen:
+        for variant in runtime.deployments.get(name).variants:
+            if variant.role == "shadow":
+                announce(
+                    f"deployment {name}: shadow {variant.name} answers "
+                    f"{variant.shadow_sample * 100:g}% of the request copies, {where}"
+                )
 
 
 def serve_data_plane(
@@ -196,6 +211,7 @@ def serve_data_plane(
             served = runtime.served(name)
             for variant, why in served.failures.items():
                 announce(f"deployment {name}: variant {variant} is not loaded: {why}")
+        _announce_shadows(runtime, deployments, announce)
         _announce_token(app, announce)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

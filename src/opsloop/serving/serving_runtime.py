@@ -4,8 +4,9 @@
 verified, trust rules applied, see :mod:`.loaded_variant`), checks each request's records
 against the answering version's signature (:mod:`.record_validation`), routes it by the
 strategy's policy (:mod:`.routing`), hands a copy to every shadow off the request path
-(a thread, :mod:`.shadow_mirror`, or a process of its own, :mod:`.shadow_process`), and
-records every answer as a prediction event without waiting
+(a thread, :mod:`.shadow_mirror`, or a process of its own, :mod:`.shadow_process`; a
+shadow with a ``shadow_sample`` below 1 gets the copies of that share of the requests,
+:mod:`.shadow_sampling`), and records every answer as a prediction event without waiting
 (:mod:`.prediction_events`). It counts what it does in Prometheus metrics
 (:mod:`.serving_metrics`).
 
@@ -85,6 +86,7 @@ from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
 from opsloop.serving.shadow_process import ShadowHost, ShadowProcess
+from opsloop.serving.shadow_sampling import ShadowSample
 from opsloop.store.artifacts import ArtifactStore
 from opsloop.store.database import Database, now_ms
 
@@ -325,11 +327,21 @@ class ServingRuntime:
         self._models: dict[tuple[str, int], LoadedVariant] = {}
         self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
         self._mirrors: dict[tuple[str, str], ShadowMirror | ShadowProcess] = {}
+        self._samples: dict[tuple[str, str], ShadowSample] = {}
         self._revision = -1
         self._checked_at = float("-inf")
         self._lock = threading.RLock()
 
     # -- following the definitions ---------------------------------------------------------
+
+    @property
+    def shadow_isolation(self) -> str:
+        """Where this runtime's shadows answer: ``"process"`` or ``"thread"``.
+
+        >>> ServingRuntime(Database("sqlite://"), None).shadow_isolation
+        'thread'
+        """
+        return "thread" if self._shadow_host is None else "process"
 
     def revision(self) -> int:
         """The newest audit entry's id: it moves with every change of a deployment or alias.
@@ -432,14 +444,20 @@ class ServingRuntime:
         kept = set(keep)
         for key in [k for k in self._mirrors if k[0] == deployment and k[1] not in kept]:
             self._mirrors.pop(key).close()
+            self._samples.pop(key, None)
 
     def _keep_mirrors(self, definition: Deployment) -> None:
-        shadows = {v.name for v in definition.variants if v.role == "shadow"}
+        shadows = {v.name: v.shadow_sample for v in definition.variants if v.role == "shadow"}
         self._stop_mirrors(definition.name, keep=shadows)
-        for shadow in shadows:
+        for shadow, fraction in shadows.items():
             key = (definition.name, shadow)
             if key not in self._mirrors:
                 self._mirrors[key] = self._mirror(definition.name, shadow)
+            if key in self._samples:
+                self._samples[key].follow(fraction)
+            else:
+                counter = self.metrics.shadow_sampled_out.labels(definition.name, shadow)
+                self._samples[key] = ShadowSample(fraction, counter.inc)
 
     def _mirror(self, deployment: str, shadow: str) -> ShadowMirror | ShadowProcess:
         on_drop = self.metrics.shadow_dropped.labels(deployment, shadow).inc
@@ -463,20 +481,24 @@ class ServingRuntime:
 
     def shadow_counts(self, deployment: str) -> dict[str, dict[str, int]]:
         """Per shadow variant of ``deployment`` that has a worker: the copies it
-        ``answered``, those that ``failed`` and those ``dropped`` because its queue was full.
+        ``answered``, those that ``failed``, those ``dropped`` because its queue was full,
+        and the requests whose copy its ``shadow_sample`` left out (``sampled_out``).
 
         >>> ServingRuntime(Database("sqlite://"), None).shadow_counts("api")
         {}
         """
-        return {
-            variant: {
+        counts = {}
+        for (name, variant), mirror in list(self._mirrors.items()):
+            if name != deployment:
+                continue
+            sample = self._samples.get((name, variant))
+            counts[variant] = {
                 "answered": mirror.answered,
                 "failed": mirror.failed,
                 "dropped": mirror.dropped,
+                "sampled_out": 0 if sample is None else sample.sampled_out,
             }
-            for (name, variant), mirror in list(self._mirrors.items())
-            if name == deployment
-        }
+        return counts
 
     def ready(self, name: str | None = None) -> bool:
         """Whether deployment ``name`` (default: every deployment this runtime names) can
@@ -639,8 +661,10 @@ class ServingRuntime:
         for shadow in served.shadows:
             if shadow.name == loaded.name:
                 continue
-            mirror = self._mirrors.get((deployment, shadow.name))
-            if mirror is not None:
+            key = (deployment, shadow.name)
+            mirror, sample = self._mirrors.get(key), self._samples.get(key)
+            # Sampled before the copy is made: a copy left out costs the machine nothing.
+            if mirror is not None and (sample is None or sample.takes(request_id)):
                 mirror.offer(_ShadowJob(shadow, deployment, records, request_id, routing_key))
         return ServedAnswer(
             request_id,
@@ -760,4 +784,5 @@ class ServingRuntime:
             for mirror in self._mirrors.values():
                 mirror.close()
             self._mirrors.clear()
+            self._samples.clear()
         self.recorder.close()
