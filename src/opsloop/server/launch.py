@@ -156,8 +156,8 @@ def serve_data_plane(
     plane refuses stops it before it listens. Its callers' tokens are checked by the control
     plane, so it may bind any address. Its token must be an editor's (it records events
     and review items). ``shadow_isolation`` is
-    :class:`~opsloop.serving.ServingRuntime`'s (on a control plane, shadows answer in
-    threads).
+    :class:`~opsloop.serving.ServingRuntime`'s (on a control plane, a shadow process
+    reaches it as this process does, :mod:`opsloop.serving.control_plane_shadow_host`).
 
     >>> serve_data_plane(port=0)
     Traceback (most recent call last):
@@ -180,6 +180,7 @@ def serve_data_plane(
             trust=trust,
             trusted_types=trusted_types,
             check_interval_s=check_interval_s,
+            shadow_isolation=shadow_isolation,
         )
     else:
         from opsloop.server.data_plane import create_data_plane_app

@@ -246,8 +246,11 @@ class ServingRuntime:
     requests a person decides go), ``rollouts`` (what feeds a canary's gates and a
     bandit: a :class:`~.rollout_observer.RolloutObserver` or one of its kind),
     ``revision`` (a function giving the definitions' revision number, default
-    ``deployments.revision``) and ``clock`` (milliseconds since the epoch, stamped on
-    events). Without ``db`` every one of them but the clock and the revision must be given.
+    ``deployments.revision``), ``clock`` (milliseconds since the epoch, stamped on
+    events) and ``shadow_host`` (what a shadow process opens instead of ``db``: shadows
+    then answer in processes whatever ``shadow_isolation`` says;
+    :mod:`.control_plane_shadow_host`). Without ``db`` every one of them but the clock, the
+    revision and the shadow host must be given.
 
     >>> ServingRuntime(Database("sqlite://"), None, check_interval_s=-1)
     Traceback (most recent call last):
@@ -277,6 +280,7 @@ class ServingRuntime:
         rollouts: Any = None,
         revision: Callable[[], int] | None = None,
         clock: Callable[[], int] | None = None,
+        shadow_host: Any = None,
     ) -> None:
         if (
             isinstance(check_interval_s, bool)
@@ -303,7 +307,7 @@ class ServingRuntime:
             deployments if deployments is not None else Deployments(db, actor="serving")
         )
         self.metrics = metrics or ServingMetrics()
-        self._shadow_host = ShadowHost.for_isolation(
+        self._shadow_host = shadow_host or ShadowHost.for_isolation(
             shadow_isolation, db, self.registry, trust=trust, trusted_types=self.trusted_types
         )
         if db is not None:
