@@ -730,7 +730,7 @@ def main() -> None:
                 _report(results, args.models, args.concurrency, args, loads, validation_us, drops),
             )
         )
-    if {"c", "d"} <= set(servers()):
+    if "c" in servers() and {"d", "d-sampled", "d-thread", "d-canary"} & set(servers()):
         reports.append((SHADOW_SECTION, _shadow_report(results, args, loads, drops, path_us)))
     for _, report in reports:
         print(report)
