@@ -14,17 +14,21 @@ import sys
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 from tests.server.running import running_server
 from tests.serving.served_models import classifier, loan_table, poll
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.registry import ModelRegistry
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
 from opsloop.serving.shadow_sampling import in_shadow_sample
-from opsloop.store import Database
+from opsloop.store import ArtifactStore, Database
+from opsloop.store.migrate import alembic_config, upgrade_to_head
 
 SAMPLE = 0.25
 PROBE = "/v2/health/live"
@@ -291,3 +295,22 @@ def test_over_http_a_broken_sample_is_a_422_naming_the_field(
         assert http.put(f"{url}/api/v1/deployments/api", json=body).status_code == 200
         shown = http.get(f"{url}/api/v1/deployments/api").json()
     assert [v["shadow_sample"] for v in shown["variants"]] == [1.0, 0.5]
+
+
+def test_shadows_stored_before_migration_0016_answer_every_copy(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database(uri)
+    registry = ModelRegistry(db, ArtifactStore(tmp_path / "artifacts"))
+    for _ in range(2):
+        registry.register("credit", b"onnx bytes", flavor="onnx")
+    Deployments(db).deploy("api", _sampled(0.3), strategy="shadow")
+    db.dispose()
+    engine = sa.create_engine(uri)
+    with engine.begin() as connection:  # the store as 0015 left it, then upgraded
+        command.downgrade(alembic_config(connection), "0015")
+        upgrade_to_head(connection)
+        stored = connection.exec_driver_sql("SELECT shadow_sample FROM deployment_variants")
+        assert stored.scalars().all() == [None, None]
+    engine.dispose()
+    found = Deployments(Database(uri)).get("api")
+    assert [v.shadow_sample for v in found.variants] == [1.0, 1.0]
