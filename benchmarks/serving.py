@@ -11,6 +11,9 @@ Servers, each its own uvicorn process on 127.0.0.1:
   Prometheus metrics and prediction events recorded to the store (SQLite);
 * **(d)** ``opsloop serve`` of a canary at 10% with a shadow receiving 100% of the requests
   (three models of the same size: stable, canary and shadow);
+* **(d-sampled)** (d) with the shadow's ``shadow_sample`` at ``--shadow-sample`` (default
+  0.25): it answers that share of the requests, chosen by a hash of the request id
+  (:mod:`opsloop.serving.shadow_sampling`);
 * **(e)** (c) with adaptive micro-batching on (at most 32 records a call, at most 5 ms of
   waiting for company; :mod:`opsloop.serving.micro_batching`);
 * **(f)** (c) serving the same model converted to ONNX by skl2onnx (``zipmap=False``),
@@ -60,7 +63,7 @@ RESULTS = HERE / "RESULTS.md"
 SECTION = "## Serving: requests/s and latency against a bare FastAPI endpoint (issue 13)"
 SHADOW_SECTION = "## Serving: what a shadow costs the primary, (d) against (c) (issue 13)"
 FEATURES = 20
-SERVERS = ("a", "a+proba", "b", "c", "d", "d-thread", "d-canary", "e", "f")
+SERVERS = ("a", "a+proba", "b", "c", "d", "d-sampled", "d-thread", "d-canary", "e", "f")
 MLFLOW = HERE / ".envs" / "mlflow" / "bin"
 BATCHING = {"max_batch_size": 32, "max_wait_ms": 5.0}
 LABELS = {
@@ -69,6 +72,7 @@ LABELS = {
     "b": "(b) mlflow models serve",
     "c": "(c) opsloop, one variant",
     "d": "(d) opsloop, canary 10% + shadow 100%",
+    "d-sampled": "(d-sampled) (d) with the shadow answering a sample of the copies",
     "d-thread": "(d-thread) (d) with the shadow in a thread of the server",
     "d-canary": "(d-canary) (d) without the shadow",
     "e": "(e) opsloop, one variant, micro-batching",
@@ -130,6 +134,18 @@ def _prepared(folder: Path, kinds: list[str]) -> dict:
             ],
             strategy="canary",
         )
+        deployments.deploy(
+            f"{kind}-sampled",
+            [
+                Variant("stable", kind, version=1, weight=0.9),
+                Variant("canary", kind, version=2, role="candidate", weight=0.1),
+                Variant(
+                    "shadow", kind, version=3, role="shadow", weight=0.0,
+                    shadow_sample=SHADOW_SAMPLE[0],
+                ),
+            ],
+            strategy="canary",
+        )  # fmt: skip
         paths[kind] = folder / f"{kind}.pickle"
         paths[kind].write_bytes(pickle.dumps(_models(kind, 0, X, y)))
         if "f" in servers():
@@ -148,6 +164,8 @@ def _prepared(folder: Path, kinds: list[str]) -> dict:
 
 #: The servers ``--servers`` chose (default: every one).
 CHOSEN = list(SERVERS)
+#: The share of the request copies the shadow of (d-sampled) answers (``--shadow-sample``).
+SHADOW_SAMPLE = [0.25]
 
 
 def servers() -> tuple[str, ...]:
@@ -225,6 +243,7 @@ def _servers(prepared: dict, kinds: list[str], token: str) -> tuple[dict, list]:
         for server, name, extra in (
             ("c", f"{kind}-one", []),
             ("d", f"{kind}-canary", ["--shadow-isolation", "process"]),
+            ("d-sampled", f"{kind}-sampled", ["--shadow-isolation", "process"]),
             ("d-thread", f"{kind}-canary", ["--shadow-isolation", "thread"]),
             ("d-canary", f"{kind}-canaryonly", []),
             ("e", f"{kind}-batched", []),
@@ -245,7 +264,7 @@ def _servers(prepared: dict, kinds: list[str], token: str) -> tuple[dict, list]:
                 token,
                 prepared["body"],
             )
-            if server in ("d", "d-thread"):
+            if server in ("d", "d-sampled", "d-thread"):
                 _shadow_answering(*urls[kind, server])
     return urls, processes
 
@@ -531,7 +550,7 @@ def _shadow_report(results, args, loads, drops, path_us) -> str:
     """(d) against (c), and the variants of (d) measured, at each concurrency: the
     median over rounds of each round's ratio (the servers of a round ran minutes apart at
     most, so a ratio within a round is less exposed to the machine's other work)."""
-    variants = [s for s in ("d", "d-thread", "d-canary") if s in servers()]
+    variants = [s for s in ("d", "d-sampled", "d-thread", "d-canary") if s in servers()]
     lines = [
         SHADOW_SECTION,
         "",
@@ -544,12 +563,15 @@ def _shadow_report(results, args, loads, drops, path_us) -> str:
         "variant; (d) a canary at 10% and a shadow of the same size receiving every request, "
         "the shadow in a process of its own (`--shadow-isolation process`, the default where "
         "the store allows); (d-thread) the same deployment with the shadow in a thread of the "
-        "server, as before; (d-canary) the canary without the shadow. Each ratio is the "
-        "median over rounds of the round's (x) / (c).",
+        "server, as before; (d-canary) the canary without the shadow; (d-sampled) (d) with the "
+        f"shadow's `shadow_sample` at {SHADOW_SAMPLE[0]:g}, so it answers that share of the "
+        "requests (chosen by a hash of the request id). Each ratio is the median over rounds "
+        "of the round's (x) / (c).",
         "",
         "| model | concurrency | server | requests/s | p50 ms | p99 ms | p50 × (c) | p99 × (c) "
-        "| shadow answered / primary answered | shadow copies dropped | shadow restarts |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| shadow answered / primary answered | shadow copies dropped | sampled out "
+        "| shadow restarts |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     verdicts = []
     for kind in args.models:
@@ -567,13 +589,14 @@ def _shadow_report(results, args, loads, drops, path_us) -> str:
                     key: statistics.median(r[key] for r in rounds)
                     for key in ("rps", "p50_ms", "p99_ms")
                 }
-                shadow = ("", "", "")
-                if server in ("d", "d-thread"):
+                shadow = ("", "", "", "")
+                if server in ("d", "d-sampled", "d-thread"):
                     answered = drops["shadow_answered", kind, server]
                     primary = drops["primary_answered", kind, server]
                     shadow = (
                         f"{answered / max(primary, 1):.3f}",
                         f"{drops['shadow_dropped', kind, server]:.0f}",
+                        f"{drops['shadow_sampled_out', kind, server]:.0f}",
                         f"{drops['shadow_restarts', kind, server]:.0f}",
                     )
                 lines.append(
@@ -581,14 +604,15 @@ def _shadow_report(results, args, loads, drops, path_us) -> str:
                     f"{med['p50_ms']:.2f} | {med['p99_ms']:.2f} | {ratio['p50_ms']:.3f} | "
                     f"{ratio['p99_ms']:.3f} | {' | '.join(shadow)} |"
                 )
-                if server == "d" and concurrency == 1:
+                if server in ("d", "d-sampled") and concurrency == 1:
                     met = ratio["p50_ms"] <= 1.05 and ratio["p99_ms"] <= 1.10
                     verdicts.append(
-                        f"- {kind}, concurrency 1: (d)'s p50 is {ratio['p50_ms'] - 1:+.1%} and "
+                        f"- {kind}, concurrency 1: ({server})'s p50 is "
+                        f"{ratio['p50_ms'] - 1:+.1%} and "
                         f"p99 {ratio['p99_ms'] - 1:+.1%} of (c)'s (targets +5% and +10%: "
                         f"{'met' if met else 'not met'})."
                     )
-    for kind in args.models:
+    for kind in args.models if path_us else ():
         med = {s: statistics.median(path_us[kind, s]) for s in ("c", "d", "d-thread")}
         ratio = {
             s: statistics.median(
@@ -632,9 +656,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--models", nargs="+", default=["lr", "rf"], choices=["lr", "rf"])
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--shadow-sample", type=float, default=SHADOW_SAMPLE[0])
+    parser.add_argument(
+        "--no-request-path",
+        action="store_true",
+        help="Skip the in-process request-path timing of (c), (d) and (d-thread).",
+    )
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
     CHOSEN[:] = args.servers
+    SHADOW_SAMPLE[:] = [args.shadow_sample]
     folder = Path(tempfile.mkdtemp(prefix="opsloop-serving-bench-"))
     os.environ["OPSLOOP_HOME"] = str(folder / "home")
     os.environ["OPSLOOP_STORE_URI"] = f"sqlite:///{folder / 'store.db'}"
@@ -647,7 +678,7 @@ def main() -> None:
     validation_us = _validation_us(prepared)
     token = ensure_installation_token()
     path_us = {}
-    if {"c", "d"} <= set(servers()):
+    if {"c", "d", "d-thread"} <= set(servers()) and not args.no_request_path:
         path_us = _request_path_us(prepared, args.models, args.rounds)
     urls, processes = _servers(prepared, args.models, token)
     results: dict = {}
@@ -667,12 +698,15 @@ def main() -> None:
                         print(kind, concurrency, server, json.dumps(found), flush=True)
         drops: dict = {"events": 0.0, "shadow": 0.0}
         for kind in args.models:
-            for server in {"c", "d", "d-thread", "d-canary", "e", "f"} & set(servers()):
+            for server in {"c", "d", "d-sampled", "d-thread", "d-canary", "e", "f"} & set(
+                servers()
+            ):
                 url, key, _ = urls[kind, server]
                 drops["events"] += _metric(url, key, "opsloop_events_dropped_total")
                 drops["shadow"] += _metric(url, key, "opsloop_shadow_dropped_total")
                 for name, metric, having in (
                     ("shadow_dropped", "opsloop_shadow_dropped_total", ""),
+                    ("shadow_sampled_out", "opsloop_shadow_sampled_out_total", ""),
                     ("shadow_answered", "opsloop_predictions_total", 'role="shadow"'),
                     ("primary_answered", "opsloop_predictions_total", 'role="primary"'),
                     ("shadow_restarts", "opsloop_shadow_restarts_total", ""),
@@ -696,7 +730,7 @@ def main() -> None:
                 _report(results, args.models, args.concurrency, args, loads, validation_us, drops),
             )
         )
-    if {"c", "d"} <= set(servers()):
+    if "c" in servers() and {"d", "d-sampled", "d-thread", "d-canary"} & set(servers()):
         reports.append((SHADOW_SECTION, _shadow_report(results, args, loads, drops, path_us)))
     for _, report in reports:
         print(report)

@@ -103,6 +103,10 @@ def test_deploy_show_list_lineage_history_and_retire(clock, credit):
             "strategy 'single': needs exactly one variant",
         ),
         (["--variant", "a=credit/1", "--strategy", "rolling"], "strategy must be one of"),
+        (
+            ["--variant", "a=credit/1", "--variant", "b=credit/2,role=shadow,weight=0,sample=0"],
+            "variant 'b': shadow_sample: must be a share in (0, 1], got 0.0",
+        ),
     ],
 )
 def test_a_bad_definition_is_one_line_and_exit_code_2(credit, arguments, message):
@@ -175,3 +179,25 @@ def test_protect_with_a_required_gate(credit):
     assert history.iloc[-1]["after"] == {"required_approvals": 1, "require_gate": True}
     lifted = invoke("protect", "api", "0")
     assert lifted.exit_code == 0 and "api: changes need 0 approval(s)" in lifted.output
+
+
+def test_a_shadow_answering_a_share_of_the_copies_is_deployed_and_shown(credit):
+    made = invoke(
+        "deploy",
+        "api",
+        "--variant",
+        "stable=credit/1",
+        "--variant",
+        "copy=credit/2,role=shadow,weight=0,sample=0.25",
+        "--strategy",
+        "shadow",
+    )
+    assert made.exit_code == 0, made.output
+    shown = json.loads(invoke("show", "api", "--json").output)
+    assert [v["shadow_sample"] for v in shown["variants"]] == [1.0, 0.25]
+    table = invoke("show", "api").output
+    assert "shadow_sample" in table and "0.25" in table
+    listed = json.loads(invoke("list", "--json").output)
+    assert listed[0]["variants"] == (
+        "stable=credit/1 (primary, 1); copy=credit/2 (shadow, 0, sample 0.25)"
+    )

@@ -79,6 +79,24 @@ def test_the_data_plane_process_answers_with_the_deployed_model(deployed, comman
         process.wait(timeout=30)
 
 
+@pytest.mark.parametrize("command", [("serve", "api"), ("server", "--serve")])
+def test_the_data_plane_announces_each_shadows_share_of_the_copies(deployed, store_uri, command):
+    db = Database(store_uri)
+    Deployments(db).deploy(
+        "api",
+        [
+            Variant("stable", "credit", version=1),
+            Variant("copy", "credit", version=1, role="shadow", weight=0, shadow_sample=0.125),
+        ],
+        strategy="shadow",
+    )
+    db.dispose()
+    process, _ = _started(*command)
+    process.terminate()
+    output = process.communicate(timeout=30)[0].decode()
+    assert "deployment api: shadow copy answers 12.5% of the request copies, in a" in output
+
+
 def test_serving_an_unknown_deployment_is_one_line_and_exit_code_2(store_uri):
     environment = {**os.environ, "PYTHONPATH": SOURCE}
     found = subprocess.run(

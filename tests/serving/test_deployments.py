@@ -60,8 +60,8 @@ def test_a_deployment_is_stored_with_what_each_variant_serves(deployments, credi
         current_user(),
     )
     assert found.to_frame().values.tolist() == [
-        ["stable", "primary", 0.9, "credit@champion", 1],
-        ["canary", "candidate", 0.1, "credit/2", 2],
+        ["stable", "primary", 0.9, "credit@champion", 1, 1.0],
+        ["canary", "candidate", 0.1, "credit/2", 2, 1.0],
     ]
     listed = deployments.list()
     assert listed[["name", "strategy", "variants"]].values.tolist() == [
@@ -296,11 +296,15 @@ def test_variants_parse_from_the_command_line_form():
     assert Variant.parse("stable=team/credit@champion") == Variant(
         "stable", "team/credit", alias="champion"
     )
+    assert Variant.parse("copy=credit/5,role=shadow,weight=0,sample=0.25") == Variant(
+        "copy", "credit", version=5, role="shadow", weight=0.0, shadow_sample=0.25
+    )
     for text, message in [
         ("credit/4", "write NAME=MODEL/VERSION or NAME=MODEL@ALIAS"),
         ("a=credit/x", "the model must be MODEL/VERSION or MODEL@ALIAS"),
-        ("a=credit/4,size=3", "options are role=ROLE and weight=SHARE"),
+        ("a=credit/4,size=3", "options are role=ROLE, weight=SHARE and sample=SHARE"),
         ("a=credit/4,weight=lots", "weight must be a number, got 'lots'"),
+        ("a=credit/4,role=shadow,weight=0,sample=half", "sample must be a number, got 'half'"),
     ]:
         with pytest.raises(ValueError, match=message):
             Variant.parse(text)

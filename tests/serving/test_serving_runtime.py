@@ -187,7 +187,9 @@ def test_a_crashing_shadow_is_invisible_and_its_errors_are_recorded(runtime, reg
     assert [a.variant for a in answers] == ["stable", "stable"]
     assert answers[0].predictions == models[1].predict(pd.DataFrame([RECORD])).tolist()
     poll(lambda: runtime.shadow_counts("api")["copy"]["failed"] == 2, 10.0)
-    assert runtime.shadow_counts("api") == {"copy": {"answered": 0, "failed": 2, "dropped": 0}}
+    assert runtime.shadow_counts("api") == {
+        "copy": {"answered": 0, "failed": 2, "dropped": 0, "sampled_out": 0}
+    }
     runtime.recorder.flush()
     events = read_prediction_events(runtime.db, "api", role="shadow")
     assert events["request_id"].tolist() == [a.request_id for a in answers]

@@ -54,7 +54,7 @@ def test_a_shadow_process_records_what_in_process_scoring_answers(registry, mode
         answers = [served.predict("api", records) for records in requests]
         poll(lambda: served.shadow_counts("api")["copy"]["answered"] == len(requests), 120.0)
         assert served.shadow_counts("api") == {
-            "copy": {"answered": len(requests), "failed": 0, "dropped": 0}
+            "copy": {"answered": len(requests), "failed": 0, "dropped": 0, "sampled_out": 0}
         }
         answered = served.metrics.registry.get_sample_value(
             "opsloop_predictions_total", {"deployment": "api", "variant": "copy", "role": "shadow"}
@@ -110,7 +110,9 @@ def test_a_crashing_shadow_process_is_restarted_and_counted(registry, models):
         assert crash.predictions == models[1].predict(pd.DataFrame([CRASH])).tolist()
         later = [served.predict("api", [{"age": 30 + n, "income": 40_000.0}]) for n in range(3)]
         poll(lambda: mirror.answered == 4, 120.0)
-        assert served.shadow_counts("api") == {"copy": {"answered": 4, "failed": 1, "dropped": 0}}
+        assert served.shadow_counts("api") == {
+            "copy": {"answered": 4, "failed": 1, "dropped": 0, "sampled_out": 0}
+        }
         sample = served.metrics.registry.get_sample_value
         assert (
             sample("opsloop_shadow_restarts_total", {"deployment": "api", "variant": "copy"}) == 1

@@ -71,8 +71,8 @@ def serve_command(
         str,
         typer.Option(
             help="Where shadow variants answer: process (a process each, so they cost the "
-            "primary almost nothing; needs a store file or server), thread (in this "
-            "process) or auto (process where the store allows)."
+            "primary almost nothing; needs a store file or server, or --server), thread (in "
+            "this process) or auto (process where the store or --server allows)."
         ),
     ] = "auto",
     server: Annotated[

@@ -6,7 +6,9 @@ a server, acting as the owner of ``OPSLOOP_TRACKING_TOKEN``. Locally, the OS use
 
 A variant is written ``NAME=MODEL/VERSION`` or ``NAME=MODEL@ALIAS``, then ``,role=ROLE``
 and ``,weight=SHARE`` where needed, e.g. ``--variant stable=credit@champion,weight=0.95
---variant canary=credit/4,role=candidate,weight=0.05 --strategy canary``.
+--variant canary=credit/4,role=candidate,weight=0.05 --strategy canary``. A shadow may
+answer a share of the request copies, ``,sample=SHARE`` (e.g. ``--variant
+copy=credit/5,role=shadow,weight=0,sample=0.25``), to cap what it costs the machine.
 
 Exit codes: 0 success, 2 the command could not run (unknown deployment or model, a broken
 rule, permission refused); errors are one line on stderr.
@@ -63,7 +65,10 @@ def _time_ms(text: str) -> int:
 
 VariantOption = Annotated[
     list[str],
-    typer.Option(help="NAME=MODEL/VERSION or NAME=MODEL@ALIAS[,role=R][,weight=W]; repeat."),
+    typer.Option(
+        help="NAME=MODEL/VERSION or NAME=MODEL@ALIAS[,role=R][,weight=W][,sample=S]; repeat "
+        "(sample: the share of request copies a shadow answers)."
+    ),
 ]
 StrategyOption = Annotated[
     str, typer.Option(help="single, shadow, canary, blue_green, ab or bandit.")

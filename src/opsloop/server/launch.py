@@ -75,6 +75,7 @@ def serve(
             shadow_isolation="auto",
         )
         install_data_plane(app, runtime)
+        _announce_shadows(runtime, (), announce)
     _announce_token(app, announce)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
@@ -116,6 +117,20 @@ def _announce_token(app, announce: Callable[[str], None]) -> None:
         )
 
 
+def _announce_shadows(runtime, deployments: Sequence[str], announce) -> None:
+    """Tell where each shadow of the served deployments (none named: all of the store's)
+    answers, and the share of the request copies it answers."""
+    chosen = list(deployments) or runtime.deployments.list()["name"].tolist()
+    where = "in a process of its own" if runtime.shadow_isolation == "process" else "in a thread"
+    for name in chosen:
+        for variant in runtime.deployments.get(name).variants:
+            if variant.role == "shadow":
+                announce(
+                    f"deployment {name}: shadow {variant.name} answers "
+                    f"{variant.shadow_sample * 100:g}% of the request copies, {where}"
+                )
+
+
 def serve_data_plane(
     deployments: Sequence[str] = (),
     host: str = "127.0.0.1",
@@ -141,8 +156,8 @@ def serve_data_plane(
     plane refuses stops it before it listens. Its callers' tokens are checked by the control
     plane, so it may bind any address. Its token must be an editor's (it records events
     and review items). ``shadow_isolation`` is
-    :class:`~opsloop.serving.ServingRuntime`'s (on a control plane, shadows answer in
-    threads).
+    :class:`~opsloop.serving.ServingRuntime`'s (on a control plane, a shadow process
+    reaches it as this process does, :mod:`opsloop.serving.control_plane_shadow_host`).
 
     >>> serve_data_plane(port=0)
     Traceback (most recent call last):
@@ -165,6 +180,7 @@ def serve_data_plane(
             trust=trust,
             trusted_types=trusted_types,
             check_interval_s=check_interval_s,
+            shadow_isolation=shadow_isolation,
         )
     else:
         from opsloop.server.data_plane import create_data_plane_app
@@ -196,6 +212,7 @@ def serve_data_plane(
             served = runtime.served(name)
             for variant, why in served.failures.items():
                 announce(f"deployment {name}: variant {variant} is not loaded: {why}")
+        _announce_shadows(runtime, deployments, announce)
         _announce_token(app, announce)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

@@ -80,12 +80,19 @@ def definition_digest(strategy: str, automation: str, variants: Sequence[Variant
     document = {
         "strategy": strategy,
         "automation": automation,
-        "variants": [
-            {**variant.to_dict(), "weight": float(variant.weight)} for variant in variants
-        ],
+        "variants": [_digested(variant) for variant in variants],
     }
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _digested(variant: Variant) -> dict[str, object]:
+    document = {**variant.to_dict(), "weight": float(variant.weight)}
+    # A shadow answering every copy digests as before shadows could be sampled, so
+    # approvals given then still cover the same definition.
+    if variant.shadow_sample == 1:
+        del document["shadow_sample"]
+    return document
 
 
 def required_approvals(connection: Connection, name: str) -> int:

@@ -7,7 +7,9 @@ follows), with a role and a share of the live traffic:
 - ``primary``: the variant that answers (one per deployment);
 - ``candidate``: a new model answering a share (the canary, the B arm, the green side);
 - ``shadow``: receives a copy of each request; its answers are recorded, never returned, so
-  its weight is 0.
+  its weight is 0. Its ``shadow_sample`` (a share in (0, 1], default 1) caps what it costs
+  the machine: it answers the copies of that share of the requests, chosen by a hash of the
+  request id (:mod:`.shadow_sampling`).
 
 The **strategy** says how the live weights may be set: ``single`` (one variant), ``shadow``
 (the primary answers everything, one or more shadows watch), ``canary`` (one candidate
@@ -38,6 +40,7 @@ from pydantic import ConfigDict, Field
 from opsloop.contract.wire_types import Key, OneOf, Version
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.records import Lineage
+from opsloop.serving.shadow_sampling import checked_shadow_sample
 from opsloop.tracking.limits import INT32_MAX, checked_key
 
 STRATEGIES = ("single", "shadow", "canary", "blue_green", "ab", "bandit")
@@ -74,6 +77,7 @@ class Variant:
     alias: Key | None = None
     role: Annotated[str, OneOf(VARIANT_ROLES)] = "primary"
     weight: Annotated[float, Field(strict=True, ge=0, le=1)] = 1.0
+    shadow_sample: Annotated[float, Field(strict=True, gt=0, le=1)] = 1.0
 
     @property
     def ref(self) -> str:
@@ -91,10 +95,12 @@ class Variant:
     @classmethod
     def parse(cls, text: str) -> Variant:
         """A variant from ``NAME=MODEL/VERSION`` or ``NAME=MODEL@ALIAS``, then optional
-        ``,role=ROLE`` and ``,weight=SHARE`` (the command line's form).
+        ``,role=ROLE``, ``,weight=SHARE`` and, for a shadow, ``,sample=SHARE`` (its
+        ``shadow_sample``; the command line's form).
 
-        >>> Variant.parse("shadow=credit/7,role=shadow,weight=0")
-        Variant(name='shadow', model='credit', version=7, alias=None, role='shadow', weight=0.0)
+        >>> Variant.parse("shadow=credit/7,role=shadow,weight=0,sample=0.25")
+        Variant(name='shadow', model='credit', version=7, alias=None, role='shadow', \
+weight=0.0, shadow_sample=0.25)
         >>> Variant.parse("stable=credit")
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: variant 'stable=credit': the model must be...
@@ -105,23 +111,23 @@ class Variant:
         if not equals or not name:
             raise InvalidArgumentError(
                 f"variant {text!r}: write NAME=MODEL/VERSION or NAME=MODEL@ALIAS, "
-                "then ,role=ROLE and ,weight=SHARE if needed"
+                "then ,role=ROLE, ,weight=SHARE and ,sample=SHARE if needed"
             )
         fields: dict[str, object] = {}
         for option in options:
             key, has_value, value = option.partition("=")
-            if key not in ("role", "weight") or not has_value:
+            if key not in _OPTIONS or not has_value:
                 raise InvalidArgumentError(
-                    f"variant {text!r}: options are role=ROLE and weight=SHARE"
+                    f"variant {text!r}: options are role=ROLE, weight=SHARE and sample=SHARE"
                 )
             if key == "role":
                 fields["role"] = value
             else:
                 try:
-                    fields["weight"] = float(value)
+                    fields[_OPTIONS[key]] = float(value)
                 except ValueError:
                     raise InvalidArgumentError(
-                        f"variant {text!r}: weight must be a number, got {value!r}"
+                        f"variant {text!r}: {key} must be a number, got {value!r}"
                     ) from None
         if "@" in ref:
             model, _, alias = ref.rpartition("@")
@@ -146,17 +152,25 @@ class Variant:
             "alias": self.alias,
             "role": self.role,
             "weight": self.weight,
+            "shadow_sample": self.shadow_sample,
         }
 
     @classmethod
     def from_dict(cls, document: Mapping) -> Variant:
-        """The variant :meth:`to_dict` wrote.
+        """The variant :meth:`to_dict` wrote (a definition kept before shadows could be
+        sampled has a shadow answer every copy).
 
         >>> v = Variant("a", "m", alias="prod", weight=0.5)
         >>> Variant.from_dict(v.to_dict()) == v
         True
         """
-        return cls(**{name: document[name] for name in cls.__dataclass_fields__})
+        return cls(
+            **{name: document[name] for name in cls.__dataclass_fields__ if name in document}
+        )
+
+
+#: The command line's variant options and the fields they set.
+_OPTIONS = {"role": "role", "weight": "weight", "sample": "shadow_sample"}
 
 
 def _check_variant(variant: object) -> Variant:
@@ -195,6 +209,13 @@ def _check_variant(variant: object) -> Variant:
         )
     if variant.role == "shadow" and weight != 0:
         raise InvalidArgumentError(f"{where}: a shadow answers no traffic; its weight must be 0")
+    checked_shadow_sample(variant.shadow_sample, f"{where}: shadow_sample")
+    if variant.role != "shadow" and variant.shadow_sample != 1:
+        raise InvalidArgumentError(
+            f"{where}: shadow_sample applies to shadows only; a {variant.role} answers its "
+            f"weight's share of the requests, so its sample must be 1, got "
+            f"{variant.shadow_sample!r}"
+        )
     return variant
 
 
@@ -341,10 +362,11 @@ class Deployment:
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per variant: ``variant``, ``role``, ``weight``, ``ref``, ``serving``.
+        """One row per variant: ``variant``, ``role``, ``weight``, ``ref``, ``serving``,
+        ``shadow_sample``.
 
         >>> Deployment("d", "single", "shadow", (), None, 0, "ana", {}).to_frame().shape
-        (0, 5)
+        (0, 6)
         """
         return pd.DataFrame(
             [
@@ -354,10 +376,11 @@ class Deployment:
                     "weight": v.weight,
                     "ref": v.ref,
                     "serving": self.serving.get(v.name),
+                    "shadow_sample": v.shadow_sample,
                 }
                 for v in self.variants
             ],
-            columns=["variant", "role", "weight", "ref", "serving"],
+            columns=["variant", "role", "weight", "ref", "serving", "shadow_sample"],
         )
 
 

@@ -584,6 +584,7 @@ class Deployments:
                 _variants.c.role,
                 _variants.c.weight,
                 _variants.c.alias,
+                _variants.c.shadow_sample,
                 _models.c.name.label("model"),
                 _versions.c.version,
             )
@@ -609,6 +610,8 @@ class Deployments:
                 alias=row.alias,
                 role=row.role,
                 weight=row.weight,
+                # NULL: a shadow stored before it could be sampled answers every copy.
+                shadow_sample=1.0 if row.shadow_sample is None else row.shadow_sample,
             )
             for row in rows
         )
@@ -787,6 +790,7 @@ class Deployments:
                     _variants.c.role,
                     _variants.c.weight,
                     _variants.c.alias,
+                    _variants.c.shadow_sample,
                     _models.c.name.label("model"),
                     _versions.c.version,
                 )
@@ -800,8 +804,10 @@ class Deployments:
         described: dict[int, list[str]] = {}
         for row in rows:
             ref = f"{row.model}@{row.alias}" if row.alias else f"{row.model}/{row.version}"
+            sampled = row.shadow_sample is not None and row.shadow_sample < 1
             described.setdefault(row.deployment_id, []).append(
-                f"{row.name}={ref} ({row.role}, {row.weight:g})"
+                f"{row.name}={ref} ({row.role}, {row.weight:g}"
+                + (f", sample {row.shadow_sample:g})" if sampled else ")")
             )
         return pd.DataFrame(
             [
@@ -959,8 +965,9 @@ class Deployments:
         self, name: str, *, since_ms: int, until_ms: int | None = None
     ) -> ShadowAgreement:
         """Per shadow variant over the primary's answers from ``since_ms`` to ``until_ms``
-        (default: now): copies sent, answered, failed and unanswered, and agreement with
-        the primary (see :mod:`~opsloop.serving.shadow_agreement`).
+        (default: now): copies sent, answered, failed and unanswered, those its
+        ``shadow_sample`` (as defined now) left out, and agreement with the primary on the
+        answered copies (see :mod:`~opsloop.serving.shadow_agreement`).
 
         >>> Deployments(db).shadow_agreement("api", since_ms=0, until_ms=60_000).variants
         []
@@ -970,8 +977,19 @@ class Deployments:
         with self.db.read() as connection:
             current = self._current(connection, name)
         # A shadow that answered nothing in the window still shows, with its copies unanswered.
-        shadows = tuple(v.name for v in (current.variants if current else ()) if v.role == "shadow")
-        return shadow_agreement(self.db, name, since_ms=since_ms, until_ms=until, shadows=shadows)
+        shadows = {
+            v.name: v.shadow_sample
+            for v in (current.variants if current else ())
+            if v.role == "shadow"
+        }
+        return shadow_agreement(
+            self.db,
+            name,
+            since_ms=since_ms,
+            until_ms=until,
+            shadows=tuple(shadows),
+            samples=shadows,
+        )
 
     def history(self, name: str) -> pd.DataFrame:
         """Every change of the deployment, oldest first (the audit log's entries).
@@ -1097,6 +1115,7 @@ def _store_definition(
                 "model_id": model_id,
                 "version_id": version_id if variant.alias is None else None,
                 "alias": variant.alias,
+                "shadow_sample": float(variant.shadow_sample),
             }
             for position, (variant, (model_id, version_id, _)) in enumerate(
                 zip(variants, targets, strict=True)

@@ -17,6 +17,10 @@ credentials:
   counted as lost), into the control plane's ``prediction_events`` table, where its
   monitoring, traffic, A/B and shadow reports read them;
 * requests a person decides, into the control plane's review queue;
+* with ``shadow_isolation`` ``"process"`` or ``"auto"``, each shadow in a process of its
+  own that reaches the control plane in the same way
+  (:mod:`.control_plane_shadow_host`); ``"thread"`` (the default here), a thread of this
+  process;
 * routing state shared with every other worker, on the store or not: a bandit's
   posteriors are read before each choice and rewards sent as feedback; a ramping canary's
   gates read each answer that carries an event (a candidate's answer, an error, a slow
@@ -40,41 +44,18 @@ opsloop.errors.InvalidArgumentError: tracking server URL must start with http://
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-from opsloop.errors import NotFoundError
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.registry.http_registry import HttpModelRegistry
-from opsloop.serving.deployment_service import MAX_EVENTS
+from opsloop.serving.control_plane_shadow_host import ControlPlaneShadowHost
+from opsloop.serving.control_plane_sink import ControlPlaneSink
 from opsloop.serving.http_deployments import HttpDeployments
 from opsloop.serving.http_review_queue import HttpReviewQueue
-from opsloop.serving.prediction_events import PredictionEvent
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.serving_runtime import ServingRuntime
-
-
-class ControlPlaneSink:
-    """Writes prediction events through ``deployments``' ``record_events``, at most
-    :data:`~.deployment_service.MAX_EVENTS` a call.
-
-    >>> from opsloop.serving import Deployments
-    >>> from opsloop.serving.prediction_events import read_prediction_events
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
-    >>> ControlPlaneSink(Deployments(db)).write([PredictionEvent("api", "a", "primary",
-    ...     "m", 1, "r1", None, [{"x": 1}], {"predictions": [0]}, None, 0.4, 1000)])
-    >>> read_prediction_events(db, "api")["request_id"].tolist()
-    ['r1']
-    """
-
-    def __init__(self, deployments: Any) -> None:
-        self.deployments = deployments
-
-    def write(self, events: Sequence[PredictionEvent]) -> None:
-        """Send ``events`` in batches."""
-        for start in range(0, len(events), MAX_EVENTS):
-            self.deployments.record_events(list(events[start : start + MAX_EVENTS]))
 
 
 class RemoteRollouts(RolloutObserver):
@@ -136,6 +117,7 @@ def remote_runtime(
     metrics: ServingMetrics | None = None,
     timeout_s: float = 60.0,
     gauge_refresh_s: float = 15.0,
+    shadow_isolation: str = "thread",
 ) -> ServingRuntime:
     """A serving runtime on the control plane at ``server_url``, acting with ``token``
     (default ``$OPSLOOP_TRACKING_TOKEN``; see the module), whose ``/metrics`` shows the
@@ -149,6 +131,10 @@ def remote_runtime(
     (True, False)
     >>> runtime.close()
     """
+    if shadow_isolation not in ("thread", "process", "auto"):
+        raise InvalidArgumentError(
+            f"shadow_isolation must be 'thread', 'process' or 'auto', got {shadow_isolation!r}"
+        )
     names = None if names is None else tuple(names)
     # Imported here: monitoring acts on deployments through this package.
     from opsloop.monitoring.http_monitoring import HttpMonitoring
@@ -160,6 +146,11 @@ def remote_runtime(
         names,
         refresh_s=gauge_refresh_s,
     )
+    host = None
+    if shadow_isolation != "thread":  # a child reaches the control plane as this process does
+        host = ControlPlaneShadowHost(
+            server_url, token, trust, tuple(trusted_types), timeout_s=timeout_s
+        )
     runtime = ServingRuntime(
         None,
         None,
@@ -175,6 +166,7 @@ def remote_runtime(
         registry=HttpModelRegistry(server_url, token=token, timeout_s=timeout_s),
         review_queue=HttpReviewQueue(server_url, token=token, timeout_s=timeout_s),
         rollouts=RemoteRollouts(deployments),
+        shadow_host=host,
     )
     runtime.metrics.registry.register(gauges)
     return runtime

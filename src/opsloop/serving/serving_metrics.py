@@ -12,6 +12,8 @@ as in tests, never share counts):
   the model took, validation included;
 * ``opsloop_shadow_dropped_total{deployment, variant}``: request copies a full shadow queue
   dropped;
+* ``opsloop_shadow_sampled_out_total{deployment, variant}``: requests whose copy a shadow's
+  ``shadow_sample`` left out (:mod:`.shadow_sampling`), apart from the drops;
 * ``opsloop_shadow_restarts_total{deployment, variant}``: shadow processes started again
   after a crash or a hang (:mod:`.shadow_process`);
 * ``opsloop_events_dropped_total``: prediction events a full event buffer dropped;
@@ -78,6 +80,12 @@ class ServingMetrics:
         self.shadow_dropped = Counter(
             "opsloop_shadow_dropped",
             "Request copies dropped because a shadow's queue was full.",
+            ("deployment", "variant"),
+            registry=self.registry,
+        )
+        self.shadow_sampled_out = Counter(
+            "opsloop_shadow_sampled_out",
+            "Requests whose copy a shadow's sample left out (not sent, not a drop).",
             ("deployment", "variant"),
             registry=self.registry,
         )

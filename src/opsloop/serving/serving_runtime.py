@@ -4,8 +4,9 @@
 verified, trust rules applied, see :mod:`.loaded_variant`), checks each request's records
 against the answering version's signature (:mod:`.record_validation`), routes it by the
 strategy's policy (:mod:`.routing`), hands a copy to every shadow off the request path
-(a thread, :mod:`.shadow_mirror`, or a process of its own, :mod:`.shadow_process`), and
-records every answer as a prediction event without waiting
+(a thread, :mod:`.shadow_mirror`, or a process of its own, :mod:`.shadow_process`; a
+shadow with a ``shadow_sample`` below 1 gets the copies of that share of the requests,
+:mod:`.shadow_sampling`), and records every answer as a prediction event without waiting
 (:mod:`.prediction_events`). It counts what it does in Prometheus metrics
 (:mod:`.serving_metrics`).
 
@@ -92,6 +93,7 @@ from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
 from opsloop.serving.shadow_process import ShadowHost, ShadowProcess
+from opsloop.serving.shadow_sampling import ShadowSample
 from opsloop.store.artifacts import ArtifactStore
 from opsloop.store.database import Database, now_ms
 
@@ -271,8 +273,11 @@ class ServingRuntime:
     requests a person decides go), ``rollouts`` (what feeds a canary's gates and a
     bandit: a :class:`~.rollout_observer.RolloutObserver` or one of its kind),
     ``revision`` (a function giving the definitions' revision number, default
-    ``deployments.revision``) and ``clock`` (milliseconds since the epoch, stamped on
-    events). Without ``db`` every one of them but the clock and the revision must be given.
+    ``deployments.revision``), ``clock`` (milliseconds since the epoch, stamped on
+    events) and ``shadow_host`` (what a shadow process opens instead of ``db``: shadows
+    then answer in processes whatever ``shadow_isolation`` says;
+    :mod:`.control_plane_shadow_host`). Without ``db`` every one of them but the clock, the
+    revision and the shadow host must be given.
 
     >>> ServingRuntime(Database("sqlite://"), None, check_interval_s=-1)
     Traceback (most recent call last):
@@ -302,6 +307,7 @@ class ServingRuntime:
         rollouts: Any = None,
         revision: Callable[[], int] | None = None,
         clock: Callable[[], int] | None = None,
+        shadow_host: Any = None,
     ) -> None:
         if (
             isinstance(check_interval_s, bool)
@@ -329,7 +335,7 @@ class ServingRuntime:
         )
         self.metrics = metrics or ServingMetrics()
         self.screening = InputScreening(self.metrics.registry)
-        self._shadow_host = ShadowHost.for_isolation(
+        self._shadow_host = shadow_host or ShadowHost.for_isolation(
             shadow_isolation, db, self.registry, trust=trust, trusted_types=self.trusted_types
         )
         if db is not None:
@@ -353,11 +359,21 @@ class ServingRuntime:
         self._models: dict[tuple[str, int], LoadedVariant] = {}
         self._stale_models: dict[tuple[str, int], LoadedVariant] = {}
         self._mirrors: dict[tuple[str, str], ShadowMirror | ShadowProcess] = {}
+        self._samples: dict[tuple[str, str], ShadowSample] = {}
         self._revision = -1
         self._checked_at = float("-inf")
         self._lock = threading.RLock()
 
     # -- following the definitions ---------------------------------------------------------
+
+    @property
+    def shadow_isolation(self) -> str:
+        """Where this runtime's shadows answer: ``"process"`` or ``"thread"``.
+
+        >>> ServingRuntime(Database("sqlite://"), None).shadow_isolation
+        'thread'
+        """
+        return "thread" if self._shadow_host is None else "process"
 
     def revision(self) -> int:
         """The newest audit entry's id: it moves with every change of a deployment or alias.
@@ -462,14 +478,20 @@ class ServingRuntime:
         kept = set(keep)
         for key in [k for k in self._mirrors if k[0] == deployment and k[1] not in kept]:
             self._mirrors.pop(key).close()
+            self._samples.pop(key, None)
 
     def _keep_mirrors(self, definition: Deployment) -> None:
-        shadows = {v.name for v in definition.variants if v.role == "shadow"}
+        shadows = {v.name: v.shadow_sample for v in definition.variants if v.role == "shadow"}
         self._stop_mirrors(definition.name, keep=shadows)
-        for shadow in shadows:
+        for shadow, fraction in shadows.items():
             key = (definition.name, shadow)
             if key not in self._mirrors:
                 self._mirrors[key] = self._mirror(definition.name, shadow)
+            if key in self._samples:
+                self._samples[key].follow(fraction)
+            else:
+                counter = self.metrics.shadow_sampled_out.labels(definition.name, shadow)
+                self._samples[key] = ShadowSample(fraction, counter.inc)
 
     def _mirror(self, deployment: str, shadow: str) -> ShadowMirror | ShadowProcess:
         on_drop = self.metrics.shadow_dropped.labels(deployment, shadow).inc
@@ -493,20 +515,24 @@ class ServingRuntime:
 
     def shadow_counts(self, deployment: str) -> dict[str, dict[str, int]]:
         """Per shadow variant of ``deployment`` that has a worker: the copies it
-        ``answered``, those that ``failed`` and those ``dropped`` because its queue was full.
+        ``answered``, those that ``failed``, those ``dropped`` because its queue was full,
+        and the requests whose copy its ``shadow_sample`` left out (``sampled_out``).
 
         >>> ServingRuntime(Database("sqlite://"), None).shadow_counts("api")
         {}
         """
-        return {
-            variant: {
+        counts = {}
+        for (name, variant), mirror in list(self._mirrors.items()):
+            if name != deployment:
+                continue
+            sample = self._samples.get((name, variant))
+            counts[variant] = {
                 "answered": mirror.answered,
                 "failed": mirror.failed,
                 "dropped": mirror.dropped,
+                "sampled_out": 0 if sample is None else sample.sampled_out,
             }
-            for (name, variant), mirror in list(self._mirrors.items())
-            if name == deployment
-        }
+        return counts
 
     def ready(self, name: str | None = None) -> bool:
         """Whether deployment ``name`` (default: every deployment this runtime names) can
@@ -671,8 +697,10 @@ class ServingRuntime:
         for shadow in served.shadows:
             if shadow.name == loaded.name:
                 continue
-            mirror = self._mirrors.get((deployment, shadow.name))
-            if mirror is not None:
+            key = (deployment, shadow.name)
+            mirror, sample = self._mirrors.get(key), self._samples.get(key)
+            # Sampled before the copy is made: a copy left out costs the machine nothing.
+            if mirror is not None and (sample is None or sample.takes(request_id)):
                 mirror.offer(_ShadowJob(shadow, deployment, records, request_id, routing_key))
         return ServedAnswer(
             request_id,
@@ -794,4 +822,5 @@ class ServingRuntime:
             for mirror in self._mirrors.values():
                 mirror.close()
             self._mirrors.clear()
+            self._samples.clear()
         self.recorder.close()

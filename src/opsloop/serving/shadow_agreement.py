@@ -2,12 +2,16 @@
 copies it was sent, the answers it recorded (and the failed ones), the copies with no
 answer recorded, and how often its predictions equalled the primary's on the same request.
 
-The window selects the primary's answers (``since_ms`` <= time < ``until_ms``); every one
-of them was copied to every shadow of the deployment, and a shadow's answer counts for its
-request whenever it was recorded (shadows answer off the request path, a little later).
-A copy with no shadow answer was dropped by the shadow's full queue, or is still waiting
-(the data plane's ``/metrics`` counts the drops exactly). Agreement compares the
-``predictions`` of the two recorded outputs, as a whole list for a request of several rows.
+The window selects the primary's answers (``since_ms`` <= time < ``until_ms``); each of
+them was copied to every shadow whose sample holds its request id (a shadow's
+``shadow_sample``, 1 unless set: :mod:`.shadow_sampling`, whose rule depends on the id
+alone, so it tells here which requests were sampled out). A shadow's answer counts for its
+request whenever it was recorded (shadows answer off the request path, a little later),
+also for a request outside the sample (the sample was larger then). A copy with no shadow
+answer was dropped by the shadow's full queue, or is still waiting (the data plane's
+``/metrics`` counts the drops exactly). Agreement compares the ``predictions`` of the two
+recorded outputs, as a whole list for a request of several rows, and rests on the
+``answered`` copies: a report states that number beside it.
 
 >>> from opsloop.store import Database
 >>> from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -25,6 +29,14 @@ A copy with no shadow answer was dropped by the shadow's full queue, or is still
 (4, 2, 1, 1, 1)
 >>> shadow.agreement
 0.5
+
+At ``shadow_sample`` 0.3, r4 (whose id hashes to 0.31 of the range) was sampled out, so it
+is not an unanswered copy:
+
+>>> shadow = shadow_agreement(db, "api", since_ms=0, until_ms=100, samples={"s": 0.3})
+>>> shadow = shadow.variants[0]
+>>> shadow.copies, shadow.sampled_out, shadow.unanswered, shadow.agreement
+(3, 1, 0, 0.5)
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.serving.shadow_sampling import in_shadow_sample
 from opsloop.store import tables
 from opsloop.store.database import Database
 from opsloop.tracking.limits import checked_key
@@ -48,10 +61,12 @@ MAX_REQUESTS = 200_000
 
 @dataclasses.dataclass(frozen=True)
 class ShadowVariantAgreement:
-    """One shadow over the window: ``copies`` sent (the primary's answers), ``answered``
-    without an error, ``failed`` with one, ``unanswered`` (dropped or still waiting), and of
-    the answered copies ``agreed`` with the primary's predictions; ``agreement`` is
-    ``agreed / answered`` (``None`` when it answered none)."""
+    """One shadow over the window: ``copies`` sent (the primary's answers in its sample),
+    ``answered`` without an error, ``failed`` with one, ``unanswered`` (dropped or still
+    waiting), and of the answered copies ``agreed`` with the primary's predictions;
+    ``agreement`` is ``agreed / answered`` (``None`` when it answered none). ``sample`` is
+    the shadow's ``shadow_sample`` the report applied, and ``sampled_out`` the primary's
+    answers whose copy it left out (``copies + sampled_out`` is the primary's answers)."""
 
     variant: str
     copies: int
@@ -60,6 +75,8 @@ class ShadowVariantAgreement:
     unanswered: int
     agreed: int
     agreement: float | None
+    sample: float = 1.0
+    sampled_out: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,11 +125,13 @@ def shadow_agreement(
     since_ms: int,
     until_ms: int,
     shadows: tuple[str, ...] = (),
+    samples: Mapping[str, float] | None = None,
     max_requests: int = MAX_REQUESTS,
 ) -> ShadowAgreement:
     """Each shadow of ``deployment`` beside its primary over the window (see the module):
     the shadows that recorded an answer to the window's requests, and those named in
-    ``shadows`` (the deployment's now) even when they recorded none.
+    ``shadows`` (the deployment's now) even when they recorded none. ``samples`` gives a
+    shadow's ``shadow_sample`` (1 for one not named).
 
     >>> shadow_agreement(Database("sqlite://"), "api", since_ms=5, until_ms=5)
     Traceback (most recent call last):
@@ -164,6 +183,13 @@ def shadow_agreement(
     variants = []
     for variant in sorted(seen):
         recorded = seen[variant]
+        fraction = (samples or {}).get(variant, 1.0)
+        sampled_out = sum(
+            1
+            for request in answers
+            if request not in recorded and not in_shadow_sample(request, fraction)
+        )
+        copies = len(answers) - sampled_out
         failed = sum(1 for _, error in recorded.values() if error)
         answered = len(recorded) - failed
         agreed = sum(
@@ -174,12 +200,14 @@ def shadow_agreement(
         variants.append(
             ShadowVariantAgreement(
                 variant,
-                len(answers),
+                copies,
                 answered,
                 failed,
-                len(answers) - len(recorded),
+                copies - len(recorded),
                 agreed,
                 agreed / answered if answered else None,
+                fraction,
+                sampled_out,
             )
         )
     return ShadowAgreement(deployment, since_ms, until_ms, len(answers), variants, complete)

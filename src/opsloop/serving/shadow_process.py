@@ -168,6 +168,17 @@ class ShadowHost:
             )
         return host
 
+    def open(self) -> tuple[Any, Any, Callable[[], int]]:
+        """In the child: the registry to load the shadow's version from, the sink of its
+        prediction events and the clock that stamps them (here, the store's)."""
+        from opsloop.registry.model_registry import ModelRegistry
+        from opsloop.serving.prediction_events import StoreEventSink
+        from opsloop.store.artifacts import ArtifactStore
+
+        db = Database(self.store_uri, migrate=False)
+        registry = ModelRegistry(db, ArtifactStore(self.artifacts_root), actor="serving")
+        return registry, StoreEventSink(db), db.clock
+
 
 class ShadowCopy(NamedTuple):
     """One request's copy as the child receives it: the shadow's model version, the
@@ -459,10 +470,11 @@ CHILD = (
 
 
 def answer_copies(jobs_fd: int, reports_fd: int) -> None:
-    """The child process: read what to answer (a :class:`ShadowHost`, the deployment and
-    the variant) from ``jobs_fd``, then answer the copies read from it until ``None`` or the
-    end of the pipe, write their prediction events to the store, and report each batch's
-    answers (latencies in seconds) and failures (kinds) on ``reports_fd``."""
+    """The child process: read what to answer (a :class:`ShadowHost` or one of its kind,
+    :mod:`.control_plane_shadow_host`; the deployment and the variant) from ``jobs_fd``,
+    then answer the copies read from it until ``None`` or the end of the pipe, write their
+    prediction events through the host's sink, and report each batch's answers (latencies
+    in seconds) and failures (kinds) on ``reports_fd``."""
     jobs = Connection(jobs_fd, writable=False)
     reports = Connection(reports_fd, readable=False)
     try:
@@ -471,13 +483,7 @@ def answer_copies(jobs_fd: int, reports_fd: int) -> None:
         return
     # Ctrl-C at the server reaches the whole process group; the server closes its shadows.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from opsloop.registry.model_registry import ModelRegistry
-    from opsloop.serving.prediction_events import StoreEventSink
-    from opsloop.store.artifacts import ArtifactStore
-
-    db = Database(host.store_uri, migrate=False)
-    registry = ModelRegistry(db, ArtifactStore(host.artifacts_root), actor="serving")
-    sink = StoreEventSink(db)
+    registry, sink, clock = host.open()
     loaded: dict = {}
     reports.send(("ready", [], []))
     events: list = []
@@ -504,7 +510,7 @@ def answer_copies(jobs_fd: int, reports_fd: int) -> None:
         if not events:
             since = time.monotonic()
         for copy in copies:
-            event, kind = _answer(copy, host, registry, loaded, deployment, variant, db.clock)
+            event, kind = _answer(copy, host, registry, loaded, deployment, variant, clock)
             events.append(event)
             if kind is None:
                 latencies.append(event.latency_ms / 1000.0)

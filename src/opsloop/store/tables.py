@@ -358,6 +358,8 @@ deployment_variants = Table(
     Column("model_id", Integer, ForeignKey("registered_models.id"), nullable=False),
     Column("version_id", Integer, ForeignKey("model_versions.id")),
     Column("alias", NAME),
+    # a shadow's share of request copies to answer (see serving.shadow_sampling); NULL: 1
+    Column("shadow_sample", Float(precision=53), nullable=True),
     Index(None, "model_id"),
 )
 
