@@ -622,9 +622,19 @@ def _close_loop(
     current = deployments.get("credit-api")
     primary = next(v for v in current.variants if v.role == "primary")
     version = current.serving[primary.name]
+    alone = [Variant("live", "credit-default", version=version)]
+    # When step 6's gate blocked the canary, the deployment still follows the protected
+    # champion alias, so pinning its version needs the approver's sign-off.
+    deployments.approve(
+        "credit-api",
+        alone,
+        automation=current.automation,
+        actor="risk-officer",
+        comment="the version serving now, pinned while monitoring watches",
+    )
     deployments.deploy(
         "credit-api",
-        [Variant("live", "credit-default", version=version)],
+        alone,
         automation=current.automation,
         reason="the version serving now answers alone while monitoring watches",
     )
@@ -669,6 +679,8 @@ def _close_loop(
         experiment="credit-demo",
         canary_steps=(0.1, 0.5, 1.0),
         canary_min_requests=20,
+        # Its errors, and its wrong answers once labels come back, against the primary's.
+        canary_gates={"errors": {}, "metric": {}},
         seed=seed,
     )
     windowing = Windowing("1h", sample_size=per_window, seed=seed)
