@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine with python3, make and a package registry:
-#   make demo   installs into .venv and runs the main job
+#   make demo   installs into .venv, runs the main job, then serves its store until Ctrl-C
 #   make test   installs into .venv, lints and runs the whole suite
 PYTHON ?= python3
 VENV := .venv

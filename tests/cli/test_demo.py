@@ -3,11 +3,22 @@
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
+import httpx
+import pandas as pd
+import pytest
 from rich.console import Console
 
-from opsloop.cli.demo import run_demo
+from opsloop.cli.demo import FEATURES, run_demo
 from opsloop.data.schema import Schema
+
+SOURCE = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, monkeypatch):
@@ -66,7 +77,7 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
     # windows before show no decay, window 2 shows concept drift (inputs unchanged), the
     # retraining policy fires on it, trains on that window's rows only, and the new version
     # meets the gate before its canary starts (or the gate stops it, and nothing deploys).
-    loop = flat.split("8. monitor, retrain, gate, canary", 1)[1]
+    loop = flat.split("8. monitor, retrain, gate, canary, promote", 1)[1]
     for k in (0, 1):
         assert f"window {k} (before the change, live): accuracy" in loop
         assert re.search(rf"window {k} \(before the change, live\): [^)]*decay none", loop)
@@ -82,11 +93,111 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
     assert 1_200 <= alarm < 1_800 and abs(estimate - 1_200) <= 50
     assert "alert: concept_drift > 0 -> retrain(train=opsloop.cli.demo:train_credit_model)" in loop
     assert "data window: 600 labelled rows served from 2.00 h to 3.00 h" in loop
-    retrain = re.search(r"retrain (done|blocked): gate retrain release v1: (PASSED|FAILED)", loop)
-    assert retrain is not None
-    if retrain.group(1) == "done":
-        assert "canary of credit-default v3 at 10%" in loop
-        assert re.search(r"credit-api now: canary, live v\d 0.9, retrained v3 0.1", loop)
-    else:
-        assert "credit-api now: single" in loop
+    # The seeded run: the retrained version passes its gate, its canary ramps 10% -> 50% ->
+    # 100% with each step printed as it happens (routing is random, so the request counts
+    # vary), the approver signs it off and the promotion policy makes it the primary.
+    assert re.search(r"retrain done: gate retrain release v1: PASSED", loop)
+    assert "canary of credit-default v3 at 10%" in loop
+    assert re.search(
+        r"after \d+ requests of the canary: canary, live 0.5, retrained 0.5 "
+        r"rollout: retrained to 50% \(every gate holds\) gate errors: continue, statistic "
+        r"[-\d.]+ \(fails at 3.00\); candidate 0/\d+, champion 0/\d+ gate metric: continue",
+        loop,
+    )
+    assert re.search(
+        r"after \d+ requests of the canary: blue_green, live 0, retrained 1 "
+        r"rollout: retrained to 100% \(every gate holds\)",
+        loop,
+    )
+    assert "risk-officer approves credit-default v3 as champion: its canary completed" in loop
+    promoted = re.search(
+        r"window 3 \(after the change, retrained\): accuracy (0\.\d+).*? alert: task_metric >= "
+        r"0.8 -> promote promote done: 'credit-api' promoted 'retrained': serves "
+        r"credit-default v3, 'champion' moved to it",
+        loop,
+    )
+    assert promoted is not None and float(promoted.group(1)) >= 0.8
+    assert re.search(r"credit-api now: single, live v3 1; requests answered: live \d+", loop)
+    assert "credit-default champion -> v3" in loop
     assert "monitoring report ->" in loop
+    assert loop.rstrip().endswith(
+        "the loop closed: credit-default v3 went through its canary and was promoted: "
+        "credit-api serves it alone (single), champion -> v3"
+    )
+
+
+def _demo(*arguments: str, **popen) -> subprocess.Popen:
+    environment = {**os.environ, "PYTHONPATH": SOURCE}
+    for name in ("OPSLOOP_STORE_URI", "OPSLOOP_TRACKING_URI", "OPSLOOP_ARTIFACT_URI"):
+        environment.pop(name, None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "opsloop", "demo", *arguments],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def test_a_failed_step_exits_1_with_its_reason(tmp_path):
+    # The training data cannot be written where a folder stands: step 1 fails.
+    (tmp_path / "training.parquet").mkdir()
+    process = _demo("--no-serve", "--rows", "200", "--output", str(tmp_path))
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 1, out + err
+    assert err.startswith("demo failed: step 1. data failed: IsADirectoryError")
+    assert str(tmp_path / "training.parquet") in " ".join(err.split())
+    assert "2. schema" not in out
+
+
+@pytest.mark.slow
+def test_the_demo_serves_its_store_until_interrupted(tmp_path):
+    """Without --no-serve the demo, once the loop closed, serves its store: the dashboard
+    (with the token it wrote), the data plane answering with the promoted version; Ctrl-C
+    stops it cleanly."""
+    process = _demo("--rows", "1000", "--seed", "3", "--output", str(tmp_path))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 600
+    url = None
+    while url is None:
+        found = re.search(r"dashboard: (http://127.0.0.1:\d+)(/\S+)", "".join(lines))
+        if found:
+            url, page = found.groups()
+            break
+        assert process.poll() is None, "".join(lines) + process.stderr.read()
+        assert time.monotonic() < deadline, "no dashboard address within 600 s"
+        time.sleep(0.2)
+    try:
+        token = (tmp_path / "dashboard-token").read_text().strip()
+        assert (tmp_path / "dashboard-token").stat().st_mode & 0o077 == 0
+        headers = {"Authorization": f"Bearer {token}"}
+        while True:  # the address is printed just before the server listens
+            try:
+                ready = httpx.get(f"{url}/v2/health/ready", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.1)
+        assert ready.status_code == 200, ready.text
+        dashboard = httpx.get(f"{url}{page}", headers=headers, timeout=30)
+        assert dashboard.status_code == 200 and "credit-api" in dashboard.text
+        assert httpx.get(f"{url}{page}", timeout=30).status_code in (303, 307)  # log in first
+        training = pd.read_parquet(tmp_path / "training.parquet")
+        record = json.loads(training[FEATURES].head(1).to_json(orient="records"))
+        answer = httpx.post(
+            f"{url}/v1/deployments/credit-api/predict", json=record, headers=headers, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["variant"] == "live"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+    text = "".join(lines)
+    assert process.returncode == 0, text + process.stderr.read()
+    assert "the loop closed" in text and "reports:" in text
+    assert str(tmp_path / "monitoring.html") in text
+    assert text.rstrip().endswith("server stopped")

@@ -268,13 +268,34 @@ def demo_command(
     ),
     rows: Annotated[int, typer.Option(help="Rows of training and of serving data.")] = 50_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    no_serve: Annotated[
+        bool,
+        typer.Option(
+            "--no-serve",
+            help="Exit once the loop has run (0 when it closed, 1 with the reason when a "
+            "step failed) instead of serving the demo's store until Ctrl-C.",
+        ),
+    ] = False,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port on 127.0.0.1 to serve on afterwards; a free one by default."),
+    ] = None,
 ) -> None:
     """Run the main job on generated credit data: schema, validation, profiles, drift,
     detectors on the error stream, tracked runs, registry approval, serving with a shadow,
-    a release gate, a canary that ramps or rolls back by its gates, error analysis."""
-    from opsloop.cli.demo import run_demo
+    a release gate, a canary that ramps or rolls back by its gates, error analysis, and the
+    closed loop (monitoring, retraining, gate, canary, promotion). Then serve the demo's
+    store (API, data plane, dashboard) until Ctrl-C, unless --no-serve."""
+    from opsloop.cli.demo import DemoFailed, print_reports, run_demo, serve_demo
 
-    run_demo(output, rows=rows, seed=seed, console=out)
+    try:
+        paths = run_demo(output, rows=rows, seed=seed, console=out)
+    except DemoFailed as error:
+        err.print(f"demo failed: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    print_reports(paths, out)
+    if not no_serve:
+        serve_demo(output, port=port, console=out)
 
 
 def main() -> None:

@@ -10,7 +10,13 @@ held-out applications through the data plane, gates the challenger against the c
 and, when it passes, puts it in a canary whose sequential gates ramp it or roll it back
 as labels come back. Last, it closes the loop: monitoring watches the served traffic,
 whose labelling rule changes part way; the policy that fires retrains on the data since
-the change, gates the new version against the one serving and starts its canary.
+the change, gates the new version against the one serving and starts its canary, which
+ramps while its gates hold; once it has all the traffic, the promotion policy makes it the
+primary and moves the ``champion`` alias to it (or a gate rolls it back, with its evidence).
+
+:func:`run_demo` raises :class:`DemoFailed` with the reason when a step fails or the loop
+does not close; :func:`serve_demo` then serves the demo's store (control plane, data plane
+and dashboard) until interrupted.
 """
 
 from __future__ import annotations
@@ -18,14 +24,40 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from rich.console import Console
 
 
+class DemoFailed(Exception):
+    """A step of the demo failed, or the loop did not close; the message says which and why."""
+
+
+@contextmanager
+def _step(console: Console, title: str) -> Iterator[None]:
+    """A numbered step: its rule on the console, and any error it raises as
+    :class:`DemoFailed` naming the step."""
+    console.rule(title)
+    try:
+        yield
+    except DemoFailed:
+        raise
+    except Exception as error:
+        raise DemoFailed(f"step {title} failed: {type(error).__name__}: {error}") from error
+
+
 def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Console) -> dict:
-    """Run the demo, writing into ``output``; return the paths written."""
+    """Run the demo, writing into ``output``; return the paths written. Raises
+    :class:`DemoFailed` with the reason when a step fails or the loop does not close (the
+    retrained version never reaches a canary, or its canary is neither completed and
+    promoted nor rolled back).
+
+    >>> run_demo(Path("demo-output"), rows=10, console=Console())
+    Traceback (most recent call last):
+    ...
+    ValueError: rows must be at least 100, got 10
+    """
     from opsloop.cli.drift_table import print_drift
     from opsloop.data.profile import profile
     from opsloop.data.schema import infer_schema, validate
@@ -36,62 +68,61 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
     if rows < 100:
         raise ValueError(f"rows must be at least 100, got {rows}")
     output.mkdir(parents=True, exist_ok=True)
-    console.rule("1. data")
-    training = credit(rows, seed)
-    shift = CovariateShift(
-        0,
-        salary_scale=1.15,
-        age_range=(25, 85),
-        device_mix={"mobile": 0.7, "desktop": 0.2, "tablet": 0.1},
-    )
-    serving = credit(rows, seed + 1, changes=[shift]).drop(columns=["default"])
-    serving = inject_schema_skew(serving, "new_category", "device", fraction=0.02, seed=seed)
-    serving = inject_schema_skew(serving, "out_of_range", "age", fraction=0.01, seed=seed)
-    train_path, serve_path = output / "training.parquet", output / "serving.parquet"
-    training.to_parquet(train_path)
-    serving.to_parquet(serve_path)
-    console.print(f"training data: {len(training):,} rows -> {train_path}")
-    console.print(f"serving data:  {len(serving):,} rows (covariate shift, schema skew)")
+    with _step(console, "1. data"):
+        training = credit(rows, seed)
+        shift = CovariateShift(
+            0,
+            salary_scale=1.15,
+            age_range=(25, 85),
+            device_mix={"mobile": 0.7, "desktop": 0.2, "tablet": 0.1},
+        )
+        serving = credit(rows, seed + 1, changes=[shift]).drop(columns=["default"])
+        serving = inject_schema_skew(serving, "new_category", "device", fraction=0.02, seed=seed)
+        serving = inject_schema_skew(serving, "out_of_range", "age", fraction=0.01, seed=seed)
+        train_path, serve_path = output / "training.parquet", output / "serving.parquet"
+        training.to_parquet(train_path)
+        serving.to_parquet(serve_path)
+        console.print(f"training data: {len(training):,} rows -> {train_path}")
+        console.print(f"serving data:  {len(serving):,} rows (covariate shift, schema skew)")
 
-    console.rule("2. schema")
-    schema = infer_schema(training, environments={"serving": ["default"]})
-    schema_path = output / "schema.yaml"
-    schema_path.write_text(schema.to_yaml())
-    console.print(f"schema of {len(schema.columns)} columns inferred -> {schema_path}")
-    result = validate(serving, schema, environment="serving")
-    console.print(f"serving data against the schema: {len(result)} anomalies")
-    for anomaly in result:
-        rows_word = "row" if anomaly.count == 1 else "rows"
-        console.print(f"  {anomaly.column}: {anomaly.kind} ({anomaly.count:,} {rows_word})")
+    with _step(console, "2. schema"):
+        schema = infer_schema(training, environments={"serving": ["default"]})
+        schema_path = output / "schema.yaml"
+        schema_path.write_text(schema.to_yaml())
+        console.print(f"schema of {len(schema.columns)} columns inferred -> {schema_path}")
+        result = validate(serving, schema, environment="serving")
+        console.print(f"serving data against the schema: {len(result)} anomalies")
+        for anomaly in result:
+            rows_word = "row" if anomaly.count == 1 else "rows"
+            console.print(f"  {anomaly.column}: {anomaly.kind} ({anomaly.count:,} {rows_word})")
 
-    console.rule("3. profiles")
-    profiles = {"training": profile(training), "serving": profile(serving)}
-    profile_path = output / "profiles.json"
-    profile_path.write_text(
-        json.dumps({k: v.to_dict() for k, v in profiles.items()}, indent=1, default=str)
-    )
-    console.print(f"profiles of both sides -> {profile_path}")
+    with _step(console, "3. profiles"):
+        profiles = {"training": profile(training), "serving": profile(serving)}
+        profile_path = output / "profiles.json"
+        profile_path.write_text(
+            json.dumps({k: v.to_dict() for k, v in profiles.items()}, indent=1, default=str)
+        )
+        console.print(f"profiles of both sides -> {profile_path}")
 
-    console.rule("4. drift")
-    report = drift_report(training.drop(columns=["default"]), serving)
-    print_drift(report)
-    # The three reports share one plotly.min.js beside them instead of 4.8 MB each.
-    html_path = report.to_html(output / "drift.html", plotly="beside")
-    json_path = output / "drift.json"
-    json_path.write_text(report.to_json(indent=1))
-    console.print(f"drift report -> {html_path} and {json_path}")
+    with _step(console, "4. drift"):
+        report = drift_report(training.drop(columns=["default"]), serving)
+        print_drift(report)
+        # The three reports share one plotly.min.js beside them instead of 4.8 MB each.
+        html_path = report.to_html(output / "drift.html", plotly="beside")
+        json_path = output / "drift.json"
+        json_path.write_text(report.to_json(indent=1))
+        console.print(f"drift report -> {html_path} and {json_path}")
 
-    console.rule("5. error stream")
-    stream_path = _error_stream(training, rows, seed, output, console)
+    with _step(console, "5. error stream"):
+        stream_path = _error_stream(training, rows, seed, output, console)
 
-    console.rule("6. track, register, approve, deploy")
-    models = _track_and_register(training, seed, output, console)
+    with _step(console, "6. track, register, approve, deploy"):
+        models = _track_and_register(training, seed, output, console)
 
-    console.rule("7. error analysis")
-    analysis_paths = _analyse(training, models, seed, output, console)
+    with _step(console, "7. error analysis"):
+        analysis_paths = _analyse(training, models, seed, output, console)
 
-    console.rule("8. monitor, retrain, gate, canary")
-    with _own_store(output / "store"):
+    with _step(console, "8. monitor, retrain, gate, canary, promote"), _own_store(output / "store"):
         monitoring_path = _close_loop(models["registry"], training, seed, output, console)
     return {
         "training": train_path,
@@ -483,13 +514,23 @@ def _canary(
     else:
         share = rollout["state"].get("share")
         console.print(f"  the traffic ran out with the canary still at {share:.0%}")
-    decisions = rollout.get("decisions", {})
-    for gate, decision in decisions.items():
+    _print_gates(console, rollout, "  ")
+
+
+def _print_gates(console: Console, rollout: dict, indent: str) -> None:
+    """Each gate's sequential statistic against its threshold, and the samples behind it."""
+    for gate, decision in rollout.get("decisions", {}).items():
+        # A rate gate counts events among requests; a mean or drift gate only samples.
+        samples = [
+            f"{arm} {decision.get(f'events_{side}', '')}"
+            f"{'/' if f'events_{side}' in decision else ''}{decision[f'n_{side}']}"
+            for arm, side in (("candidate", "candidate"), ("champion", "primary"))
+            if f"n_{side}" in decision
+        ]
         console.print(
-            f"  gate {gate}: {decision['verdict']}, statistic {decision['statistic']:.2f} "
-            f"(fails at {decision['fail_threshold']:.2f}); candidate "
-            f"{decision['events_candidate']}/{decision['n_candidate']}, champion "
-            f"{decision['events_primary']}/{decision['n_primary']}"
+            f"{indent}gate {gate}: {decision['verdict']}, statistic "
+            f"{decision['statistic']:.2f} (fails at {decision['fail_threshold']:.2f})"
+            + (f"; {', '.join(samples)}" if samples else "")
         )
 
 
@@ -561,7 +602,12 @@ def _close_loop(
     """Serve hourly windows of applications (on a simulated clock, an hour a window)
     through the data plane with labels coming back; the labelling rule changes at the
     start of window ``change_window``. Each closed window is evaluated; the retraining
-    policy acts on the window that shows concept drift. Writes the monitoring report."""
+    policy acts on the window that shows concept drift and starts the new version's canary.
+    While the canary ramps, each request carries one application (``per_request`` before),
+    so its gates see enough requests to decide within a window; each step is printed as it
+    happens. Once it has all the traffic, the approver signs off the new version as
+    champion and the promotion policy makes it the primary. Writes the monitoring report;
+    raises :class:`DemoFailed` when the loop did not close."""
     import getpass
 
     from opsloop.analysis.gate import parse_gate
@@ -576,9 +622,19 @@ def _close_loop(
     current = deployments.get("credit-api")
     primary = next(v for v in current.variants if v.role == "primary")
     version = current.serving[primary.name]
+    alone = [Variant("live", "credit-default", version=version)]
+    # When step 6's gate blocked the canary, the deployment still follows the protected
+    # champion alias, so pinning its version needs the approver's sign-off.
+    deployments.approve(
+        "credit-api",
+        alone,
+        automation=current.automation,
+        actor="risk-officer",
+        comment="the version serving now, pinned while monitoring watches",
+    )
     deployments.deploy(
         "credit-api",
-        [Variant("live", "credit-default", version=version)],
+        alone,
         automation=current.automation,
         reason="the version serving now answers alone while monitoring watches",
     )
@@ -611,6 +667,9 @@ def _close_loop(
         "error_drift > 0 -> alert",
         "concept_drift > 0 -> retrain(train=opsloop.cli.demo:train_credit_model)",
     ]
+    # On only while a challenger that completed its canary runs beside the primary: a
+    # promote rule judges every variant's windows, and the primary's own would be refused.
+    promote_rule = "task_metric >= 0.8 -> promote"
     context = ActionContext(
         db,
         deployments=deployments,
@@ -620,6 +679,8 @@ def _close_loop(
         experiment="credit-demo",
         canary_steps=(0.1, 0.5, 1.0),
         canary_min_requests=20,
+        # Its errors, and its wrong answers once labels come back, against the primary's.
+        canary_gates={"errors": {}, "metric": {}},
         seed=seed,
     )
     windowing = Windowing("1h", sample_size=per_window, seed=seed)
@@ -638,14 +699,21 @@ def _close_loop(
     )
     me = getpass.getuser()
     answered: dict[str, int] = {}
-    earlier = 0
     first_rows: dict[str, int] = {}  # per variant, the error stream's position at window 0
+    ramp = _Ramp(deployments, console)
+    outcomes: list[dict] = []
     try:
+        # Step 6's requests close their windows under the same rules, before the loop's.
+        earlier = len(
+            evaluate(db, "credit-api", windowing=windowing, policies=rules, actions=context)
+        )
         for k in range(windows):
             rows = stream.iloc[k * per_window : (k + 1) * per_window]
-            for i in range(0, per_window, per_request):
+            i = 0
+            while i < per_window:
+                size = 1 if ramp.ramping else per_request
                 simulated[0] = start + k * HOUR_MS + i * (HOUR_MS // per_window)
-                part = rows.iloc[i : i + per_request]
+                part = rows.iloc[i : i + size]
                 answer = runtime.predict("credit-api", part[FEATURES].to_dict("records"))
                 answered[answer.variant] = answered.get(answer.variant, 0) + 1
                 runtime.feedback(
@@ -654,14 +722,21 @@ def _close_loop(
                     label=part["default"].astype(int).tolist(),
                     actor=me,
                 )
+                i += size
+                if ramp.ramping:
+                    ramp.after_request()
             simulated[0] = start + (k + 1) * HOUR_MS
+            policies = rules
+            if ramp.completed and deployments.get("credit-api").strategy != "single":
+                ramp.approve_champion(registry)
+                policies = [*rules, promote_rule]
+                console.print(f"  policy on while the challenger runs beside: {promote_rule}")
             for e in evaluate(
-                db, "credit-api", windowing=windowing, policies=rules, actions=context
+                db, "credit-api", windowing=windowing, policies=policies, actions=context
             ):
-                if e.start_ms < start:
-                    earlier += 1  # the requests of step 6, evaluated with the rest
-                    continue
                 _print_window(console, e, start, (change_window, per_window), first_rows)
+                outcomes.extend(e.actions)
+            ramp.follow()
     finally:
         runtime.close()
         db.clock = now_ms
@@ -671,11 +746,114 @@ def _close_loop(
     weights = ", ".join(f"{v.name} v{now.serving[v.name]} {v.weight:g}" for v in now.variants)
     requests = ", ".join(f"{name} {count}" for name, count in sorted(answered.items()))
     console.print(f"credit-api now: {now.strategy}, {weights}; requests answered: {requests}")
+    champion = registry.get_version("credit-default", alias="champion").version
+    console.print(f"credit-default champion -> v{champion}")
     path = monitor_report(db, "credit-api", windowing).write(
         output / "monitoring.html", plotly="beside"
     )
     console.print(f"monitoring report -> {path}")
+    problem = _loop_problem(ramp, outcomes, now, champion)
+    if problem is not None:
+        raise DemoFailed(f"the loop did not close: {problem}")
+    console.print(f"the loop closed: {ramp.summary(now, champion)}")
     return path
+
+
+class _Ramp:
+    """Follows the retrained version's canary from the deployment's definition: prints each
+    change as it happens with the rollout's evidence, and says how the canary ended."""
+
+    def __init__(self, deployments, console: Console) -> None:
+        self.deployments, self.console = deployments, console
+        self.shown: tuple | None = None
+        self.requests = 0  # answered since the canary started
+        self.ramping = self.completed = self.rolled_back = False
+        self.candidate: int | None = None
+        self.approved = False
+
+    def follow(self) -> None:
+        """After a window's evaluation: has a canary started?"""
+        now = self.deployments.get("credit-api")
+        if now.strategy == "canary" and not (self.ramping or self.completed or self.rolled_back):
+            self.ramping, self.shown = True, self._state(now)
+            candidate = next(v for v in now.variants if v.role == "candidate")
+            self.candidate = now.serving[candidate.name]
+
+    def after_request(self) -> None:
+        """After each request of the canary: print a change of the definition with why."""
+        self.requests += 1
+        now = self.deployments.get("credit-api")
+        state = self._state(now)
+        if state == self.shown:
+            return
+        self.shown = state
+        weights = ", ".join(f"{v.name} {v.weight:g}" for v in now.variants)
+        self.console.print(
+            f"  after {self.requests} requests of the canary: {now.strategy}, {weights}"
+        )
+        last = self.deployments.history("credit-api").iloc[-1]
+        # The audit entry's reason carries the full evidence as JSON after its sentence.
+        self.console.print(f"    {str(last['reason']).split(' evidence=')[0]}")
+        rollout = self.deployments.rollout("credit-api")
+        _print_gates(self.console, rollout, "    ")
+        status = rollout["state"].get("status")
+        if status != "ramping":
+            self.ramping = False
+            self.completed, self.rolled_back = status == "completed", status == "rolled_back"
+
+    def approve_champion(self, registry) -> None:
+        """The protected ``champion`` alias moves only with an approver's sign-off, given
+        once the canary has carried all the traffic with every gate holding."""
+        if self.approved:
+            return
+        registry.approve(
+            "credit-default",
+            "champion",
+            self.candidate,
+            actor="risk-officer",
+            comment="its canary took all the traffic with every gate holding",
+        )
+        self.approved = True
+        self.console.print(
+            f"  risk-officer approves credit-default v{self.candidate} as champion: its canary "
+            "completed"
+        )
+
+    def summary(self, now, champion: int) -> str:
+        if self.rolled_back:
+            return f"the canary of credit-default v{self.candidate} was rolled back by its gates"
+        return (
+            f"credit-default v{self.candidate} went through its canary and was promoted: "
+            f"credit-api serves it alone ({now.strategy}), champion -> v{champion}"
+        )
+
+    @staticmethod
+    def _state(definition) -> tuple:
+        return definition.strategy, tuple(v.weight for v in definition.variants)
+
+
+def _loop_problem(ramp: _Ramp, outcomes: list[dict], now, champion: int) -> str | None:
+    """Why the loop did not close, or ``None``: a retrained version reached a canary, and
+    the canary was rolled back by a gate, or completed and promoted."""
+    retrains = [o for o in outcomes if o.get("action") == "retrain"]
+    if ramp.candidate is None:
+        if not retrains:
+            return "no retraining policy fired"
+        return f"the retrained version reached no canary: {retrains[-1]['reason']}"
+    if ramp.rolled_back:
+        return None
+    if ramp.ramping:
+        share = ramp.deployments.rollout("credit-api")["state"].get("share")
+        return f"the traffic ran out with the canary of v{ramp.candidate} still at {share:.0%}"
+    promotions = [o for o in outcomes if o.get("action") == "promote"]
+    serves = set(now.serving.values())
+    if serves != {ramp.candidate} or champion != ramp.candidate:
+        why = promotions[-1]["reason"] if promotions else "no promotion ran"
+        return (
+            f"the canary of v{ramp.candidate} completed, but credit-api serves "
+            f"{sorted(serves)} and champion is v{champion}: {why}"
+        )
+    return None
 
 
 def _print_window(console: Console, e, start: int, change: tuple, first_rows: dict) -> None:
@@ -719,3 +897,66 @@ def _print_window(console: Console, e, start: int, change: tuple, first_rows: di
             for check in gate["checks"]:
                 verdict = "pass" if check["passed"] else "FAIL"
                 console.print(f"      gate {check['name']}: {verdict}, {check['reason']}")
+
+
+def print_reports(paths: dict, console: Console) -> None:
+    """The reports a person opens, one path a line."""
+    console.print("reports:")
+    for key in ("drift_html", "analysis_champion", "analysis_challenger", "monitoring"):
+        if key in paths:
+            console.print(f"  {paths[key]}")
+
+
+def serve_demo(output: Path, *, port: int | None = None, console: Console) -> None:
+    """Serve the demo's store in ``output`` on 127.0.0.1 (control plane, data plane and
+    dashboard, as ``opsloop server --serve``) until Ctrl-C, on ``port`` or a free one.
+    The store has users, so the dashboard needs an API token: a new one for the OS user
+    (the demo's admin) is written to ``output/dashboard-token``, readable by that user only.
+
+    >>> serve_demo(Path("demo-output"), port=70000, console=Console())
+    Traceback (most recent call last):
+    ...
+    ValueError: port must be between 1 and 65535, got 70000
+    """
+    import getpass
+
+    from opsloop.registry.users import new_token
+    from opsloop.server.launch import serve
+    from opsloop.store import open_database
+
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port must be between 1 and 65535, got {port}")
+    with _own_store(output / "store"):
+        port = port or _free_port()
+        me = getpass.getuser()
+        token_path = output / "dashboard-token"
+        token_path.unlink(missing_ok=True)
+        descriptor = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(new_token(open_database(), me) + "\n")
+        console.rule("serving")
+        console.print(f"dashboard: http://127.0.0.1:{port}/deployments/credit-api/monitoring")
+        console.print(f"log in with the API token in {token_path} (user {me}, admin)")
+        console.print(
+            f"predictions: POST http://127.0.0.1:{port}/v1/deployments/credit-api/predict; "
+            "Ctrl-C stops the server"
+        )
+        # uvicorn shuts down cleanly on Ctrl-C first, then passes it on.
+        with suppress(KeyboardInterrupt):
+            serve(
+                "127.0.0.1",
+                port,
+                announce=console.print,
+                data_plane=True,
+                trusted_types=DEMO_TRUSTED_TYPES,
+            )
+        console.print("server stopped")
+
+
+def _free_port() -> int:
+    """A port on 127.0.0.1 nobody listens on now (the system picks it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
