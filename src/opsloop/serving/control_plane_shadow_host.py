@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.serving.shadow_process import check_niceness
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,7 @@ class ControlPlaneShadowHost:
             raise InvalidArgumentError(
                 f"server_url: must start with http:// or https://, got {self.server_url!r}"
             )
-        if (
-            isinstance(self.niceness, bool)
-            or not isinstance(self.niceness, int)
-            or not 0 <= self.niceness <= 19
-        ):
-            raise InvalidArgumentError(
-                f"niceness must be an integer from 0 to 19, got {self.niceness!r}"
-            )
+        check_niceness(self.niceness)
 
     def open(self) -> tuple[Any, Any, Callable[[], int]]:
         """In the child: the control plane's registry, a sink sending the events through

@@ -78,6 +78,18 @@ MAX_PAUSE_S = 30.0
 STARTUP_S = 120.0
 
 
+def check_niceness(niceness: object) -> None:
+    """Refuse a ``niceness`` for a shadow's child that is not an integer from 0 to 19 (the
+    child can only lower its own priority).
+
+    >>> check_niceness(20)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: niceness must be an integer from 0 to 19, got 20
+    """
+    if isinstance(niceness, bool) or not isinstance(niceness, int) or not 0 <= niceness <= 19:
+        raise InvalidArgumentError(f"niceness must be an integer from 0 to 19, got {niceness!r}")
+
+
 @dataclass(frozen=True)
 class ShadowHost:
     """What a shadow process needs to reach the store: its URI, the artifact store's root,
@@ -98,14 +110,7 @@ class ShadowHost:
     niceness: int = 19
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.niceness, bool)
-            or not isinstance(self.niceness, int)
-            or not 0 <= self.niceness <= 19
-        ):
-            raise InvalidArgumentError(
-                f"niceness must be an integer from 0 to 19, got {self.niceness!r}"
-            )
+        check_niceness(self.niceness)
 
     @classmethod
     def of(
