@@ -6,7 +6,7 @@ operations, their paths and their answers are
 :data:`~opsloop.monitoring.monitoring_service.MONITORING_OPERATIONS`.
 
 >>> sorted({route.path for route in router.routes})[:2]
-['/api/v1/monitoring/{deployment:path}/actions', '/api/v1/monitoring/{deployment:path}/alerts']
+['/api/v1/monitoring/gauges', '/api/v1/monitoring/{deployment:path}/actions']
 """
 
 from __future__ import annotations
