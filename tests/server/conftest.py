@@ -5,8 +5,10 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from tests.serving.served_models import classifier
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 
+from opsloop.registry import ModelRegistry
 from opsloop.server import create_app
 from opsloop.store import ArtifactStore, Database
 
@@ -27,6 +29,23 @@ def database(store_uri):
 @pytest.fixture
 def artifacts(tmp_path):
     return ArtifactStore(tmp_path / "artifacts")
+
+
+@pytest.fixture
+def registry(database, artifacts):
+    """The registry on the store, acting as ``owner``."""
+    return ModelRegistry(database, artifacts, actor="owner")
+
+
+@pytest.fixture
+def models(registry):
+    """Two logistic regressions registered as ``credit`` versions 1 and 2 (on
+    :func:`tests.serving.served_models.loan_table`), by version."""
+    first, frame = classifier(c=1.0)
+    second, _ = classifier(c=0.001, seed=1)
+    registry.register("credit", first, input_schema=frame)
+    registry.register("credit", second, input_schema=frame)
+    return {1: first, 2: second}
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
 from tests.server.running import running_server
-from tests.serving.served_models import classifier
 
-from opsloop.registry import ModelRegistry, add_user
+from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app, install_data_plane
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_feedback
@@ -20,20 +19,6 @@ from opsloop.serving import read_prediction_events as events_of
 
 RECORD = {"age": 40, "income": 52_000.0}
 PROBE = "/v2/health/live"
-
-
-@pytest.fixture
-def registry(database, artifacts):
-    return ModelRegistry(database, artifacts, actor="owner")
-
-
-@pytest.fixture
-def models(registry):
-    first, frame = classifier(c=1.0)
-    second, _ = classifier(c=0.001, seed=1)
-    registry.register("credit", first, input_schema=frame)
-    registry.register("credit", second, input_schema=frame)
-    return {1: first, 2: second}
 
 
 @pytest.fixture

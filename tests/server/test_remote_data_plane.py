@@ -17,7 +17,7 @@ from tests.server.running import running_server
 from tests.serving.served_models import Flaky, classifier
 
 from opsloop.learn.bandits import BernoulliThompson
-from opsloop.registry import ModelRegistry, add_user
+from opsloop.registry import add_user
 from opsloop.registry.users import revoke_token
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_remote_data_plane_app
@@ -38,20 +38,6 @@ RECORD = {"age": 40, "income": 52_000.0}
 RECORD_X = {"x": 1.0}
 PROBE = "/v2/health/live"
 SUCCESS = {"a": 0.2, "b": 0.6}
-
-
-@pytest.fixture
-def registry(database, artifacts):
-    return ModelRegistry(database, artifacts, actor="owner")
-
-
-@pytest.fixture
-def models(registry):
-    first, frame = classifier(c=1.0)
-    second, _ = classifier(c=0.001, seed=1)
-    registry.register("credit", first, input_schema=frame)
-    registry.register("credit", second, input_schema=frame)
-    return {1: first, 2: second}
 
 
 @pytest.fixture

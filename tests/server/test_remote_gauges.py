@@ -15,7 +15,7 @@ from tests.server.running import running_server
 from tests.serving.served_models import poll
 
 from opsloop.monitoring import Monitoring
-from opsloop.registry import ModelRegistry, add_user
+from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app, create_remote_data_plane_app
 
@@ -27,11 +27,6 @@ REMOTE_ONLY = {
     "opsloop_monitoring_gauge_read_failures_total",
     "opsloop_monitoring_gauges_age_seconds",
 }
-
-
-@pytest.fixture
-def registry(database, artifacts):
-    return ModelRegistry(database, artifacts, actor="owner")
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 from tests.server.running import running_server
-from tests.serving.served_models import classifier, loan_table, poll
+from tests.serving.served_models import loan_table, poll
 
 from opsloop.errors import InvalidArgumentError
-from opsloop.registry import ModelRegistry, add_user
+from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.serving import Deployments, Variant, remote_runtime
 from opsloop.serving import read_prediction_events as events_of
@@ -23,20 +23,6 @@ from opsloop.serving.shadow_sampling import in_shadow_sample
 
 # Each test starts a fresh interpreter that imports scikit-learn and pandas.
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def registry(database, artifacts):
-    return ModelRegistry(database, artifacts, actor="owner")
-
-
-@pytest.fixture
-def models(registry):
-    first, frame = classifier(c=1.0)
-    second, _ = classifier(c=0.001, seed=1)
-    registry.register("credit", first, input_schema=frame)
-    registry.register("credit", second, input_schema=frame)
-    return {1: first, 2: second}
 
 
 @pytest.fixture

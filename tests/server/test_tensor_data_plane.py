@@ -22,16 +22,10 @@ from tests.serving.tensor_models import (
     trained_mlp,
 )
 
-from opsloop.registry import ModelRegistry
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments, Variant, read_prediction_events
 
 FLOAT32 = {"rtol": 1e-5, "atol": 1e-6}
-
-
-@pytest.fixture
-def registry(database, artifacts):
-    return ModelRegistry(database, artifacts, actor="owner")
 
 
 @pytest.fixture
