@@ -52,10 +52,12 @@ def _model(X, y, C=1.0):
     return make_pipeline(StandardScaler(), LogisticRegression(C=C)).fit(X, y)
 
 
-def _deploy(registry, X, stable, candidate, share):
+def _deploy(registry, X, stable, candidate, share, deployments=None):
+    """A canary of ``candidate`` at ``share`` beside ``stable``, deployed through
+    ``deployments`` (default: the registry's store, used directly)."""
     registry.register("stable-model", stable, input_schema=X)
     registry.register("canary-model", candidate, input_schema=X)
-    deployments = Deployments(registry.db)
+    deployments = deployments or Deployments(registry.db)
     deployments.deploy(
         "api",
         [
@@ -307,16 +309,7 @@ def test_the_new_gates_are_declared_and_read_back_locally_and_over_http(
 ):
     X, y, _, _ = data
     model = _model(X, y)
-    registry.register("stable-model", model, input_schema=X)
-    registry.register("canary-model", model, input_schema=X)
-    deployments.deploy(
-        "api",
-        [
-            Variant("stable", "stable-model", version=1, weight=0.9),
-            Variant("canary", "canary-model", version=1, role="candidate", weight=0.1),
-        ],
-        strategy="canary",
-    )
+    _deploy(registry, X, model, model, 0.1, deployments)
     gates = {
         "anomalies": {"detect_ratio": 4.0},
         "drift": {"alpha": 0.01, "min_rows": 80},
@@ -351,16 +344,7 @@ def test_the_new_gates_are_declared_and_read_back_locally_and_over_http(
 def test_a_quality_gate_s_every_is_declared_checked_and_read_back(registry, deployments, data):
     X, y, _, _ = data
     model = _model(X, y)
-    registry.register("stable-model", model, input_schema=X)
-    registry.register("canary-model", model, input_schema=X)
-    deployments.deploy(
-        "api",
-        [
-            Variant("stable", "stable-model", version=1, weight=0.9),
-            Variant("canary", "canary-model", version=1, role="candidate", weight=0.1),
-        ],
-        strategy="canary",
-    )
+    _deploy(registry, X, model, model, 0.1, deployments)
     gates = {"drift": {"every": 10.0}, "estimate": {"every": 25}}
     rollout = deployments.set_rollout("api", steps=[0.1, 1.0], gates=gates)
     assert rollout["policy"]["gates"] == {"drift": {"every": 10}, "estimate": {"every": 25}}
