@@ -138,6 +138,20 @@ def test_batches_that_differ_fold_as_their_texts_did(frames):
     pd.testing.assert_frame_equal(event_rows(columns, batches)[0], expected)
 
 
+def _assert_same_windows(db, variant: str, n: int) -> None:
+    """The two hourly windows of deployment ``kept`` (columns) and ``texts`` (JSON texts)
+    fold ``n`` events each into the same sample and the same state, sketches aside."""
+    windowing = Windowing("1h", sample_size=n)
+    assert update_windows(db, "kept", windowing) == update_windows(db, "texts", windowing) == n
+    for start in (T0, T0 + HOUR_MS):
+        ours = read_window(db, "kept", variant, windowing, start)
+        theirs = read_window(db, "texts", variant, windowing, start)
+        pd.testing.assert_frame_equal(ours.sample.rows, theirs.sample.rows)
+        assert _without_sketches(json.loads(zlib.decompress(ours.state_bytes()))) == (
+            _without_sketches(json.loads(zlib.decompress(theirs.state_bytes())))
+        )
+
+
 def _without_sketches(value):
     if isinstance(value, dict):
         return {k: _without_sketches(v) for k, v in value.items() if k != "kll"}
@@ -200,15 +214,7 @@ def test_windows_records_and_training_rows_are_those_of_the_texts(db, clock):
         ).scalar_one()
     assert kept == n
     clock.advance(3 * HOUR_MS)
-    windowing = Windowing("1h", sample_size=n)
-    assert update_windows(db, "kept", windowing) == update_windows(db, "texts", windowing) == n
-    for start in (T0, T0 + HOUR_MS):
-        ours = read_window(db, "kept", "default", windowing, start)
-        theirs = read_window(db, "texts", "default", windowing, start)
-        pd.testing.assert_frame_equal(ours.sample.rows, theirs.sample.rows)
-        assert _without_sketches(json.loads(zlib.decompress(ours.state_bytes()))) == (
-            _without_sketches(json.loads(zlib.decompress(theirs.state_bytes())))
-        )
+    _assert_same_windows(db, "default", n)
     records = read_prediction_events(db, "kept")["inputs"].tolist()
     assert records == [json.loads(text) for text in row_texts(frame)]
     assert records[0] == [frame.iloc[0].to_dict()]
@@ -315,15 +321,7 @@ def test_a_served_burst_is_kept_by_column_and_folds_as_its_texts(db, clock):
         ).scalars().all()  # fmt: skip
     assert kept == n and batches == [n]
     clock.advance(3 * HOUR_MS)
-    windowing = Windowing("1h", sample_size=n)
-    assert update_windows(db, "kept", windowing) == update_windows(db, "texts", windowing) == n
-    for start in (T0, T0 + HOUR_MS):
-        ours = read_window(db, "kept", "stable", windowing, start)
-        theirs = read_window(db, "texts", "stable", windowing, start)
-        pd.testing.assert_frame_equal(ours.sample.rows, theirs.sample.rows)
-        assert _without_sketches(json.loads(zlib.decompress(ours.state_bytes()))) == (
-            _without_sketches(json.loads(zlib.decompress(theirs.state_bytes())))
-        )
+    _assert_same_windows(db, "stable", n)
     found = read_prediction_events(db, "kept")["inputs"].tolist()
     assert found == read_prediction_events(db, "texts")["inputs"].tolist()
     assert found == [[record] for record in records]
