@@ -7,8 +7,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from scipy import stats
+from tests.server.exposition import metric_value
 from tests.server.running import running_server
 
 from opsloop.registry import add_user
@@ -35,14 +35,6 @@ def served(registry, models):
     ):
         yield url, client, app
     app.state.runtime.close()
-
-
-def _metric(text: str, name: str, labels: dict) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return None
 
 
 def test_predict_answers_the_models_predictions_with_a_request_id(served, models):
@@ -185,10 +177,10 @@ def test_metrics_count_answers_and_refusals_per_variant(served):
     client.post("/v1/deployments/api/predict", json=[{"age": "x", "income": 1.0}])
     text = client.get("/metrics").text
     labels = {"deployment": "api", "variant": "stable", "role": "primary"}
-    assert _metric(text, "opsloop_predictions_total", labels) == 4.0
-    assert _metric(text, "opsloop_prediction_latency_seconds_count", labels) == 4.0
+    assert metric_value(text, "opsloop_predictions_total", labels) == 4.0
+    assert metric_value(text, "opsloop_prediction_latency_seconds_count", labels) == 4.0
     refused = {**labels, "kind": "invalid_input"}
-    assert _metric(text, "opsloop_prediction_errors_total", refused) == 1.0
+    assert metric_value(text, "opsloop_prediction_errors_total", refused) == 1.0
 
 
 def test_the_open_inference_protocol_round_trip_with_tritonclient(served, models):

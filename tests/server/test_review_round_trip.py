@@ -9,8 +9,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
+from tests.server.exposition import metric_value
 from tests.server.running import running_server
 
 from opsloop.analysis.assertions import apply_assertions
@@ -151,14 +151,6 @@ def test_partial_automation_answers_the_confident_and_queues_the_rest(plane):
     assert _predict(client, SURE)["status"] == "queued"
 
 
-def _metric(text: str, name: str, labels: dict) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return None
-
-
 def test_assertions_override_and_send_to_review_with_their_firings_counted(plane):
     client, deployments, queue, runtime, model = plane
     deployments.deploy("loans", [Variant("stable", "loan", version=1)])
@@ -180,9 +172,9 @@ def test_assertions_override_and_send_to_review_with_their_firings_counted(plane
     assert third["predictions"] == ["decline", "decline"]
     metrics = client.get("/metrics").text
     fired = "opsloop_assertion_firings_total"
-    assert _metric(metrics, fired, {"rule": "minor", "action": "override"}) == 3.0
-    assert _metric(metrics, fired, {"rule": "unsure", "action": "review"}) == 1.0
-    assert _metric(metrics, "opsloop_review_queued_total", {"reason": "assertion"}) == 1.0
+    assert metric_value(metrics, fired, {"rule": "minor", "action": "override"}) == 3.0
+    assert metric_value(metrics, fired, {"rule": "unsure", "action": "review"}) == 1.0
+    assert metric_value(metrics, "opsloop_review_queued_total", {"reason": "assertion"}) == 1.0
     runtime.recorder.flush(10.0)
     events = events_of(runtime.db, "loans")
     assert events["assertions"].tolist() == [{"minor": 1}, {"unsure": 1}, {"minor": 2}]

@@ -11,12 +11,12 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import betabinom
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tests.server.exposition import metric_value
 from tests.server.running import running_server
 
 from opsloop.analysis.sequential import RateGate
@@ -98,14 +98,6 @@ def served(registry):
     app.state.runtime.close()
 
 
-def _metric(text: str, name: str, labels: dict) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return None
-
-
 def test_a_detector_is_set_through_the_contract_audited_and_checked(deployments, registry, cancer):
     X, train, *_ = cancer
     detector = cancer[4]
@@ -180,8 +172,8 @@ def test_clean_requests_are_flagged_at_the_stated_rate_on_every_path(served, reg
     assert law.ppf(0.0005) <= flagged <= law.ppf(0.9995), (flagged, law.mean())
     text = client.get("/metrics").text
     labels = {"deployment": "api", "variant": "stable"}
-    assert _metric(text, "opsloop_input_screened_total", labels) == m
-    assert _metric(text, "opsloop_input_flagged_total", labels) == flagged
+    assert metric_value(text, "opsloop_input_screened_total", labels) == m
+    assert metric_value(text, "opsloop_input_flagged_total", labels) == flagged
     assert app.state.runtime.recorder.flush()
     events = read_prediction_events(registry.db, "api")
     marks = [counts["input_detector"] for counts in events["assertions"]]
@@ -204,8 +196,8 @@ def test_clean_requests_are_flagged_at_the_stated_rate_on_every_path(served, reg
             json=[dict(zip(held.columns, row.tolist(), strict=False))],
         )
     text = client.get("/metrics").text
-    assert _metric(text, "opsloop_input_screened_total", labels) == m + 5
-    assert _metric(text, "opsloop_input_flagged_total", labels) == (
+    assert metric_value(text, "opsloop_input_screened_total", labels) == m + 5
+    assert metric_value(text, "opsloop_input_flagged_total", labels) == (
         flagged + int(detector.flag(rows).any()) + int(detector.flag(attacked[:4]).sum())
     )
 
@@ -239,7 +231,7 @@ def test_the_review_action_sends_flagged_requests_to_the_queue(served, registry,
     answered = client.post("/v1/deployments/api/predict", json=[_record(plain)]).json()
     assert (answered["status"], answered["review_item"]) == ("answered", None)
     text = client.get("/metrics").text
-    assert _metric(text, "opsloop_review_queued_total", {"reason": "input_anomaly"}) == 1
+    assert metric_value(text, "opsloop_review_queued_total", {"reason": "input_anomaly"}) == 1
 
 
 def _is_candidate(key: str, share: float) -> bool:
