@@ -4,6 +4,8 @@ counted while the primary answers every request."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from types import SimpleNamespace
 
 import pandas as pd
@@ -180,6 +182,37 @@ def test_a_hanging_shadow_process_is_bounded_stopped_and_restarted(registry):
     assert events["output"].tolist() == [
         {"predictions": [1], "probabilities": None, "classes": None}  # 31 % 2, no classes
     ]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_a_shadow_process_runs_under_sched_idle_at_its_niceness(registry):
+    idle = ShadowHost.of(registry.db, registry)
+    assert (idle.scheduling, idle.niceness) == ("idle", 19)  # the defaults
+    hosts = {
+        "idle": idle,
+        "normal": dataclasses.replace(idle, scheduling="normal", niceness=5),
+    }
+    mirrors = {name: ShadowProcess(f"api/{name}", "api", name, h) for name, h in hosts.items()}
+    try:
+        # The child sets its policy and niceness before it imports anything, and says it is
+        # ready once it has opened the store.
+        poll(lambda: all(m._ready for m in mirrors.values()), 120.0)
+        children = {name: m._child.pid for name, m in mirrors.items()}
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.sched_getscheduler(children["idle"]) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, children["idle"]) == min(own + 19, 19)
+        assert os.sched_getscheduler(children["normal"]) == os.SCHED_OTHER
+        assert os.getpriority(os.PRIO_PROCESS, children["normal"]) == min(own + 5, 19)
+    finally:
+        for mirror in mirrors.values():
+            mirror.close()
+
+
+def test_a_shadow_host_refuses_an_unknown_scheduling():
+    with pytest.raises(InvalidArgumentError, match="scheduling must be 'idle' or 'normal'"):
+        ShadowHost("sqlite:///x.db", "/a", scheduling="realtime")
+    with pytest.raises(InvalidArgumentError, match="niceness must be an integer from 0 to 19"):
+        ShadowHost("sqlite:///x.db", "/a", niceness=20)
 
 
 def test_process_isolation_needs_a_store_another_process_can_open():

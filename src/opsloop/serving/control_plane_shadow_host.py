@@ -12,7 +12,7 @@ never on its command line; the host's ``repr`` leaves it out.
 
 >>> ControlPlaneShadowHost("https://ops.example.com", token="olp_secret")
 ControlPlaneShadowHost(server_url='https://ops.example.com', trust=False, trusted_types=(), \
-niceness=19, timeout_s=60.0)
+niceness=19, timeout_s=60.0, scheduling='idle')
 >>> ControlPlaneShadowHost("ftp://ops.example.com")
 Traceback (most recent call last):
 opsloop.errors.InvalidArgumentError: server_url: must start with http:// or https://, got ...
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.errors import InvalidArgumentError
-from opsloop.serving.shadow_process import check_niceness
+from opsloop.serving.shadow_process import check_niceness, check_scheduling
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class ControlPlaneShadowHost:
     """What a shadow process needs to reach the control plane at ``server_url``: the
     data plane's ``token`` (``None``: ``$OPSLOOP_TRACKING_TOKEN``, which the child
     inherits), the serving user's ``trust`` and ``trusted_types``, the ``niceness`` added
-    to the child's priority and the HTTP ``timeout_s`` (as for
-    :class:`~.shadow_process.ShadowHost`)."""
+    to the child's priority, the HTTP ``timeout_s`` and the child's ``scheduling``
+    (``"idle"`` or ``"normal"``; as for :class:`~.shadow_process.ShadowHost`)."""
 
     server_url: str
     token: str | None = field(default=None, repr=False)
@@ -42,6 +42,7 @@ class ControlPlaneShadowHost:
     trusted_types: tuple[str, ...] = ()
     niceness: int = 19
     timeout_s: float = 60.0
+    scheduling: str = "idle"
 
     def __post_init__(self) -> None:
         if not self.server_url.startswith(("http://", "https://")):
@@ -49,6 +50,7 @@ class ControlPlaneShadowHost:
                 f"server_url: must start with http:// or https://, got {self.server_url!r}"
             )
         check_niceness(self.niceness)
+        check_scheduling(self.scheduling)
 
     def open(self) -> tuple[Any, Any, Callable[[], int]]:
         """In the child: the control plane's registry, a sink sending the events through

@@ -6,8 +6,8 @@ primary's interpreter lock: every validation, frame and model call of the shadow
 the primary's request cannot run Python, and on a small machine it also takes the primary's
 core. :class:`ShadowProcess` moves the shadow out:
 
-* **the child process** (started with ``spawn``, at a lower scheduling priority,
-  :attr:`ShadowHost.niceness`) opens the store itself, loads the shadow's model version
+* **the child process** (a fresh interpreter, at a lower scheduling priority: see
+  *Scheduling* below) opens the store itself, loads the shadow's model version
   through the registry (sha256 verified, the same trust rules as the serving process),
   checks and answers each copy, and writes its prediction events to the store in one
   transaction per batch, so the shadow's events, its agreement with the primary
@@ -35,6 +35,25 @@ offered ends counted once: ``answered``, ``failed`` or ``dropped``.
 
 The copies a crash or a hang lost have no shadow event; the agreement report counts them
 ``unanswered``.
+
+**Scheduling.** The child runs at :attr:`ShadowHost.niceness` (default 19, the lowest
+priority) and, on Linux, under the ``SCHED_IDLE`` policy (:attr:`ShadowHost.scheduling`
+``"idle"``, the default). Niceness alone is not enough on a small machine: a task at nice
+19 still has a weight of 15 against a normal task's 1024, and a waking normal task
+preempts it only when the scheduler's fairness rules say so, so a primary's request that
+arrives while the shadow answers a copy on the core can wait behind it (a cost that
+shows in the primary's p99 more than in its p50). A ``SCHED_IDLE`` task has a weight of 3,
+a waking normal task preempts it at once, and a core that runs only such tasks counts as
+idle when the scheduler places a waking task; so the shadow runs, in effect, on the time
+the primary and everything else leave idle. When the machine is saturated the child gets
+next to nothing, the bounded buffer fills, and further copies are dropped and counted
+(``dropped``, ``opsloop_shadow_dropped_total``), as a shadow must rather than slow the
+primary; a child starved while it holds copies for longer than ``hang_timeout_s`` is
+stopped and restarted as a hung one would be. ``"normal"`` keeps the usual policy at the
+niceness only. Where ``SCHED_IDLE`` does not exist (not Linux), or the system refuses it,
+the child runs at the niceness only (the refusal is written to its standard error). The
+niceness is applied in both cases: the disk scheduler derives a process's I/O priority
+from it.
 
 >>> ShadowHost.of(Database("sqlite://"), None) is None  # another process cannot open it
 True
@@ -90,17 +109,38 @@ def check_niceness(niceness: object) -> None:
         raise InvalidArgumentError(f"niceness must be an integer from 0 to 19, got {niceness!r}")
 
 
+#: The scheduling a shadow's child may ask for (see the module's *Scheduling*).
+SCHEDULING = ("idle", "normal")
+
+
+def check_scheduling(scheduling: object) -> None:
+    """Refuse a ``scheduling`` for a shadow's child other than ``"idle"`` (Linux's
+    ``SCHED_IDLE`` where there is one) or ``"normal"`` (the niceness only).
+
+    >>> check_scheduling("batch")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: scheduling must be 'idle' or 'normal', got 'batch'
+    """
+    if not isinstance(scheduling, str) or scheduling not in SCHEDULING:
+        raise InvalidArgumentError(f"scheduling must be 'idle' or 'normal', got {scheduling!r}")
+
+
 @dataclass(frozen=True)
 class ShadowHost:
     """What a shadow process needs to reach the store: its URI, the artifact store's root,
     and the serving user's trust (``trust``, ``trusted_types``, as for
     :class:`~.serving_runtime.ServingRuntime`). ``niceness`` is added to the child's
-    scheduling priority (0: the same as the serving process), so that on a busy machine the
-    shadow waits for a core rather than the primary.
+    scheduling priority (0: the same as the serving process), and ``scheduling`` is
+    ``"idle"`` (Linux's ``SCHED_IDLE`` on top of the niceness, where there is one) or
+    ``"normal"`` (the niceness only), so that on a busy machine the shadow waits for a core
+    rather than the primary (see the module's *Scheduling*).
 
     >>> ShadowHost("sqlite:///store.db", "/srv/artifacts", niceness=-1)
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: niceness must be an integer from 0 to 19, got -1
+    >>> ShadowHost("sqlite:///store.db", "/srv/artifacts", scheduling="lowest")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: scheduling must be 'idle' or 'normal', got 'lowest'
     """
 
     store_uri: str
@@ -108,9 +148,11 @@ class ShadowHost:
     trust: bool = False
     trusted_types: tuple[str, ...] = ()
     niceness: int = 19
+    scheduling: str = "idle"
 
     def __post_init__(self) -> None:
         check_niceness(self.niceness)
+        check_scheduling(self.scheduling)
 
     @classmethod
     def of(
@@ -285,7 +327,15 @@ class ShadowProcess:
         jobs_out, jobs_in = os.pipe()
         reports_out, reports_in = os.pipe()
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(jobs_out), str(reports_in), str(self.host.niceness)],
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(jobs_out),
+                str(reports_in),
+                str(self.host.niceness),
+                self.host.scheduling,
+            ],
             pass_fds=(jobs_out, reports_in),
             stdin=subprocess.DEVNULL,
             # The parent's modules (a model's class pickled by reference) import the same.
@@ -465,13 +515,20 @@ class ShadowProcess:
             self._jobs.close()
 
 
-#: The child's program: its priority lowered first (its imports are its heaviest work),
-#: then :func:`answer_copies` on the two pipes' file descriptors.
-CHILD = (
-    "import os, sys; os.nice(int(sys.argv[3])); "
-    "from opsloop.serving.shadow_process import answer_copies; "
-    "answer_copies(int(sys.argv[1]), int(sys.argv[2]))"
-)
+#: The child's program: its niceness and scheduling policy set first (its imports are its
+#: heaviest work, and the threads it starts later inherit the policy), then
+#: :func:`answer_copies` on the two pipes' file descriptors.
+CHILD = """\
+import os, sys
+os.nice(int(sys.argv[3]))
+if sys.argv[4] == "idle" and hasattr(os, "SCHED_IDLE"):
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError as refused:
+        print(f"opsloop shadow: SCHED_IDLE refused ({refused}), at niceness only", file=sys.stderr)
+from opsloop.serving.shadow_process import answer_copies
+answer_copies(int(sys.argv[1]), int(sys.argv[2]))
+"""
 
 
 def answer_copies(jobs_fd: int, reports_fd: int) -> None:
