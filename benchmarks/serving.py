@@ -23,16 +23,32 @@ Servers, each its own uvicorn process on 127.0.0.1:
 * **(b)** ``mlflow models serve`` of the same model (saved with ``mlflow.sklearn.save_model``,
   served with ``--env-manager local`` from its own environment, ``benchmarks/envs.py
   mlflow``; its defaults: one uvicorn worker, a ``dataframe_records`` body); absent where
-  that environment is not installed. Models: a LogisticRegression and a 100-tree RandomForest on 20
-numeric features. Load: single-row JSON requests from a separate process
-(``benchmarks/peers/serving_load.py``: threads, one keep-alive ``http.client`` connection
-each; no ``wrk`` or ``ab`` is installed here), at each concurrency, ``--seconds`` measured
-after ``--warmup``; rounds are interleaved (server order rotated per round) and medians of
-the rounds reported. The load generator shares the machine's cores with the server, so the
-absolute figures are this machine's and the ratios are the result.
+  that environment is not installed.
+
+Models: a LogisticRegression and a 100-tree RandomForest on 20 numeric features. Load:
+single-row JSON requests from a separate process, at each concurrency, ``--seconds``
+measured after ``--warmup``; rounds are interleaved (server order rotated per round) and
+medians of the rounds reported. The load generator (``--load-generator``) is:
+
+* **wrk** (the default where ``wrk`` is on the PATH): ``benchmarks/peers/serving_load.lua``
+  POSTs the body with the JSON content type and the bearer token (from the environment,
+  not the command line), one keep-alive connection per unit of concurrency; the warm-up is
+  a wrk run of its own, not counted, and the measured run's ``done()`` prints the requests,
+  the errors and the latency quantiles in microseconds. wrk counts whole seconds, so
+  ``--seconds`` and ``--warmup`` must be whole numbers. Its percentiles include wrk's
+  correction for coordinated omission: each latency of at least twice the mean interval
+  between a connection's requests also counts, at every mean interval below it, the
+  latencies that the requests it held up would have seen. Answers with a status over 399
+  count as errors (wrk's count; these servers answer no 3xx);
+* **python** (``benchmarks/peers/serving_load.py``): threads, one keep-alive
+  ``http.client`` connection each; any status but 200 counts as an error.
+
+The load generator shares the machine's cores with the server, so the absolute figures are
+this machine's and the ratios are the result.
 
     python benchmarks/serving.py                      # 3 rounds × 5 s, about 8 minutes
     python benchmarks/serving.py --rounds 1 --seconds 2 --models lr   # quick check
+    python benchmarks/serving.py --load-generator python   # the Python load generator
     python benchmarks/serving.py --write-results      # and update RESULTS.md
 """
 
@@ -166,6 +182,10 @@ def _prepared(folder: Path, kinds: list[str]) -> dict:
 CHOSEN = list(SERVERS)
 #: The share of the request copies the shadow of (d-sampled) answers (``--shadow-sample``).
 SHADOW_SAMPLE = [0.25]
+#: The load generator chosen (``--load-generator``): ``"wrk"`` or ``"python"``.
+LOAD_GENERATOR = ["wrk" if shutil.which("wrk") else "python"]
+#: wrk's script: POST the body, print the counts and quantiles when done.
+WRK_SCRIPT = HERE / "peers" / "serving_load.lua"
 
 
 def servers() -> tuple[str, ...]:
@@ -284,6 +304,25 @@ def _shadow_answering(url: str, token: str, body: Path) -> None:
 
 
 def _load(url: str, token: str, body: Path, concurrency: int, seconds: float, warmup: float):
+    """One measurement by the load generator chosen: requests answered (``requests``,
+    ``rps``), ``errors``, the ``seconds`` measured, and ``p50_ms`` and ``p99_ms``."""
+    if LOAD_GENERATOR[0] == "wrk":
+        if warmup > 0:
+            _wrk(url, token, body, concurrency, warmup)  # the warm-up: not counted
+        found = _wrk(url, token, body, concurrency, seconds)
+        answered = found["completed"] - found["status_errors"]
+        measured = found["duration_us"] / 1e6
+        quantiles = {
+            f"{q}_ms": found[f"{q}_us"] / 1000 if found["completed"] else float("nan")
+            for q in ("p50", "p99")
+        }
+        return {
+            "requests": answered,
+            "errors": found["status_errors"] + found["socket_errors"],
+            "seconds": measured,
+            "rps": answered / measured,
+            **quantiles,
+        }
     command = [
         sys.executable,
         str(HERE / "peers" / "serving_load.py"),
@@ -301,6 +340,54 @@ def _load(url: str, token: str, body: Path, concurrency: int, seconds: float, wa
     found = json.loads(done.stdout)
     found["rps"] = found["requests"] / found["seconds"]
     return found
+
+
+def _wrk_threads(concurrency: int) -> int:
+    """wrk's threads for ``concurrency`` connections: as many as the cores allow, dividing
+    the connections evenly (wrk gives each thread connections // threads)."""
+    most = min(concurrency, os.cpu_count() or 1)
+    return max(t for t in range(1, most + 1) if concurrency % t == 0)
+
+
+def _wrk(url: str, token: str, body: Path, concurrency: int, seconds: float) -> dict:
+    """One wrk run: what ``serving_load.lua``'s ``done()`` printed."""
+    command = [
+        "wrk",
+        "--threads", str(_wrk_threads(concurrency)),
+        "--connections", str(concurrency),
+        "--duration", f"{int(seconds)}s",
+        "--timeout", "30s",  # as the Python generator's connections
+        "--script", str(WRK_SCRIPT),
+        url,
+        "--",
+        str(body),
+    ]  # fmt: skip
+    env = {**os.environ, "OPSLOOP_BENCH_TOKEN": token}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("opsloop-load ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"{command} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return json.loads(lines[-1].split(" ", 1)[1])
+
+
+def _generator() -> str:
+    """The load generator that ran, with its version, for the reports."""
+    if LOAD_GENERATOR[0] == "wrk":
+        printed = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+        version = printed.splitlines()[0].split(" Copyright")[0] if printed else "wrk"
+        return (
+            f"`wrk` ({version}) in a process of its own, POSTing the body with "
+            "`benchmarks/peers/serving_load.lua`, one keep-alive connection per unit of "
+            "concurrency, after a warm-up run of its own; its percentiles include wrk's "
+            "correction for coordinated omission (a latency of at least twice the mean "
+            "interval between a connection's requests also counts the latencies of the "
+            "requests it held up), and answers with a status over 399 count as errors"
+        )
+    return (
+        f"a Python process (`benchmarks/peers/serving_load.py`, Python "
+        f"{platform.python_version()}: threads, one `http.client` keep-alive connection "
+        "each; any status but 200 counts as an error)"
+    )
 
 
 def _validation_us(prepared: dict) -> dict[str, float]:
@@ -441,9 +528,8 @@ def _report(results, kinds, concurrencies, args, loads, validation_us, drops) ->
         f"server after a {args.warmup:g} s warm-up, medians of the rounds. {_versions()}. "
         f"{os.cpu_count()} CPU cores shared with the load generator (and with other work: the "
         f"1-minute load average read before each measurement ran {min(loads):.2f} to "
-        f"{max(loads):.2f}, median {statistics.median(loads):.2f}). The load generator is a "
-        "Python process (threads, one `http.client` keep-alive connection each), not `wrk`, "
-        "which is not installed here."
+        f"{max(loads):.2f}, median {statistics.median(loads):.2f}). The load came from "
+        f"{_generator()}."
         + (
             " MLflow (b) is not installed, so it is absent."
             if "b" not in servers()
@@ -559,7 +645,8 @@ def _shadow_report(results, args, loads, drops, path_us) -> str:
         f"{_versions()}. {os.cpu_count()} CPU cores shared with the load generator and with "
         f"other people's work: the 1-minute load average read before each measurement ran "
         f"{min(loads):.2f} to {max(loads):.2f}, median {statistics.median(loads):.2f}, so "
-        "the figures are noisy and only the ratios within a round mean much. Servers: (c) one "
+        f"the figures are noisy and only the ratios within a round mean much. The load came "
+        f"from {_generator()}. Servers: (c) one "
         "variant; (d) a canary at 10% and a shadow of the same size receiving every request, "
         "the shadow in a process of its own (`--shadow-isolation process`, the default where "
         "the store allows); (d-thread) the same deployment with the shadow in a thread of the "
@@ -635,7 +722,8 @@ def _shadow_report(results, args, loads, drops, path_us) -> str:
         "each server's `/metrics`, warm-ups included. How to read the rows: (d-canary) "
         "against (c) is what the canary's routing costs; (d-thread) against (d-canary) what "
         "a shadow costs when it shares the server's interpreter lock and cores; (d) against "
-        "(d-canary) what is left with the shadow in a process at the lowest priority: one "
+        "(d-canary) what is left with the shadow in a process at the lowest priority (nice 19, "
+        "and Linux's `SCHED_IDLE` policy where there is one): one "
         "`offer` on the request path, a sender and a supervisor thread that take the "
         "interpreter lock once per batch, and the child's share of the two cores. A shadow "
         "process that cannot keep up on a busy machine drops copies (counted) rather than "
@@ -658,12 +746,30 @@ def main() -> None:
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
     parser.add_argument("--shadow-sample", type=float, default=SHADOW_SAMPLE[0])
     parser.add_argument(
+        "--load-generator",
+        choices=["wrk", "python"],
+        default=LOAD_GENERATOR[0],
+        help="wrk with benchmarks/peers/serving_load.lua (the default where wrk is on the "
+        "PATH), or the Python one, benchmarks/peers/serving_load.py.",
+    )
+    parser.add_argument(
         "--no-request-path",
         action="store_true",
         help="Skip the in-process request-path timing of (c), (d) and (d-thread).",
     )
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
+    if args.load_generator == "wrk":
+        if not shutil.which("wrk"):
+            parser.error("--load-generator: wrk is not on the PATH; use python")
+        for name in ("seconds", "warmup"):
+            value = getattr(args, name)
+            if not float(value).is_integer() or value < (1 if name == "seconds" else 0):
+                parser.error(
+                    f"--{name}: wrk runs whole seconds, got {value:g} (a whole number, "
+                    f"{'1 or more' if name == 'seconds' else '0 or more'})"
+                )
+    LOAD_GENERATOR[:] = [args.load_generator]
     CHOSEN[:] = args.servers
     SHADOW_SAMPLE[:] = [args.shadow_sample]
     folder = Path(tempfile.mkdtemp(prefix="opsloop-serving-bench-"))

@@ -1,10 +1,11 @@
 """Load for ``benchmarks/serving.py``: POST one JSON body over and over, from a separate
 process, with ``concurrency`` threads each holding one keep-alive connection.
 
-No compiled load generator (``wrk``, ``ab``) is installed on the machine the results come
-from, so this stands in for one: ``http.client`` (no third-party client on the path), one
-connection per thread. Requests started during the warm-up are not counted. It prints one
-JSON line: requests answered, errors, the seconds measured, and latency quantiles in ms.
+The benchmark's Python load generator (``--load-generator python``; the default is ``wrk``
+with ``serving_load.lua`` where ``wrk`` is installed): ``http.client`` (no third-party
+client on the path), one connection per thread. Requests started during the warm-up are
+not counted. It prints one JSON line: requests answered, errors, the seconds measured, and
+latency quantiles in ms.
 
     python benchmarks/peers/serving_load.py URL BODY.json CONCURRENCY SECONDS WARMUP [TOKEN]
 """
