@@ -27,17 +27,20 @@ from opsloop.cli.app import app as cli
 from opsloop.learn.robustness.portable_detector import fit_portable_detector
 from opsloop.monitoring.evaluation import evaluate, read_alerts
 from opsloop.monitoring.event_log import log_predictions
+from opsloop.monitoring.http_monitoring import HttpMonitoring
 from opsloop.monitoring.input_anomalies import (
     InputAnomalyCounts,
     StatedDetector,
     input_anomaly_metrics,
 )
+from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.monitor_report import monitor_report, monitor_status
 from opsloop.monitoring.reference import set_reference
 from opsloop.monitoring.window_part import WindowPart
 from opsloop.monitoring.window_store import read_window, update_windows
 from opsloop.monitoring.windowing import Windowing
 from opsloop.registry import ModelRegistry
+from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments, Variant, read_prediction_events
 from opsloop.serving.prediction_events import EventRecorder, PredictionEvent, StoreEventSink
@@ -172,6 +175,28 @@ def test_windows_count_the_flags_the_rule_fires_and_the_gauge_shows_the_rate(
     report = monitor_report(db, "api")
     assert report.metrics["input_anomaly_rate"].tolist() == rates
     assert "input_anomaly_rate" in report.to_html(plotly="beside")
+
+    # Over REST: the windows' metrics over time and the gauges' readings.
+    with running_server(create_app(db, ArtifactStore(tmp_path / "artifacts"))) as url:
+        remote = HttpMonitoring(url, token="")
+        over_http = remote.evaluations("api")
+        gauges = remote.gauges(deployment="api")
+        standing = remote.actions("api")
+        remote.close()
+    # The rule's standing reads the same locally and over REST: the signal's values.
+    assert standing == Monitoring(db).actions("api")
+    (policy,) = standing["policies"]
+    assert policy["streak_windows"] == [
+        {"start_ms": T0 + k * HOUR_MS, "value": rates[k]} for k in (1, 2)
+    ]
+    assert [e.metrics["input_anomaly"] for e in over_http] == [
+        e.metrics["input_anomaly"] for e in evaluations
+    ]
+    (latest,) = gauges["windows"]
+    assert (latest["metrics"]["input_anomaly_rate"], latest["metrics"]["input_flagged"]) == (
+        rates[2],
+        flagged_last,
+    )
 
 
 def _event(request_id: str, at_ms: int, assertions: dict | None) -> PredictionEvent:
