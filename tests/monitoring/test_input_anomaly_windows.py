@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from scipy.stats import betabinom, binomtest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -35,6 +36,7 @@ from opsloop.monitoring.input_anomalies import (
 )
 from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.monitor_report import monitor_report, monitor_status
+from opsloop.monitoring.monitoring_gauges import MonitoringGauges
 from opsloop.monitoring.reference import set_reference
 from opsloop.monitoring.window_part import WindowPart
 from opsloop.monitoring.window_store import read_window, update_windows
@@ -264,3 +266,28 @@ def test_p_values_are_scipys(flagged, scored):
     # Wider than the binomial's law, the calibrated p-value is larger in the upper tail.
     if flagged / scored > 0.1:
         assert found["p_value"] > found["binomial_p_value"] > 0.0
+
+
+def test_a_deployment_without_detector_has_no_rate_and_no_input_gauges(db, clock, cancer):
+    X, _ = cancer
+    set_reference(db, "plain", X.iloc[:200])
+    for k in range(2):
+        log_predictions(db, "plain", _records(X.iloc[200 + 30 * k : 230 + 30 * k]), [0] * 30,
+                        at_ms=T0 + k * HOUR_MS)  # fmt: skip
+    clock.now_ms = T0 + 2 * HOUR_MS
+    rule = "input_anomaly_rate >= 0 for 2 windows -> alert"
+    evaluations = evaluate(db, "plain", policies=[rule])
+    assert [e.metrics["requests"] for e in evaluations] == [30, 30]
+    for evaluation in evaluations:
+        m = evaluation.metrics
+        assert (m["input_scored"], m["input_flagged"], m["input_anomaly_rate"]) == (None,) * 3
+        assert m["input_anomaly"]["scored"] == 0 and m["input_anomaly"]["fpr"] is None
+    # No rate: the streak never starts, even for a rule every rate would meet.
+    assert [e.alerts for e in evaluations] == [(), ()]
+    registry = CollectorRegistry()
+    registry.register(MonitoringGauges(db, names=["plain"]))
+    text = generate_latest(registry).decode()
+    labels = {"deployment": "plain", "variant": "default", "window": "1h"}
+    assert metric_value(text, "opsloop_monitoring_drift_share", labels) is not None
+    for name in ("anomaly_rate", "scored_requests", "flagged_requests"):
+        assert metric_value(text, f"opsloop_monitoring_input_{name}", labels) is None

@@ -28,7 +28,8 @@ Each window also holds the memory and CPU time of the serving workers that answe
 Each window also holds the requests the deployment's input anomaly detector scored and
 flagged in it (``input_anomaly``, :mod:`.input_anomalies`, judged against the detector the
 deployment carries when the window is evaluated; the signals ``input_anomaly_rate`` and
-``input_anomaly_p_value``, and the counts ``input_scored`` and ``input_flagged``).
+``input_anomaly_p_value``, and the counts ``input_scored`` and ``input_flagged``, ``None``
+when the deployment carries no detector and none of the window's requests was scored).
 
 When the reference keeps the model's probabilities and labels, each window also holds the
 estimate of its metrics from the model's confidence (``estimate``, :mod:`.window_estimate`),
@@ -365,7 +366,11 @@ def _evaluate_window(
         metrics[name] = None if metrics["process"] is None else metrics["process"][name]
     anomalies = input_anomaly_metrics(window.anomalies, input_detector)
     metrics["input_anomaly"] = anomalies
-    metrics["input_scored"], metrics["input_flagged"] = anomalies["scored"], anomalies["flagged"]
+    counted = input_detector is not None or anomalies["scored"] > 0
+    # Without a detector and with nothing scored there is nothing to count: no gauge shows
+    # zeros for every deployment that never had one.
+    metrics["input_scored"] = anomalies["scored"] if counted else None
+    metrics["input_flagged"] = anomalies["flagged"] if counted else None
     metrics["input_anomaly_rate"] = anomalies["rate"]
     metrics["input_anomaly_p_value"] = anomalies["p_value"]
     metrics["estimate"], metrics["estimated_accuracy"] = None, None
