@@ -154,7 +154,11 @@ def status_command(
     for name in ("window", "variant", *SHOWN_METRICS):
         table.add_column(name)
     for row in status["windows"]:
-        table.add_row(*(_format(row[n]) for n in ("window", "variant", *SHOWN_METRICS)))
+        cells = {n: _format(row[n]) for n in ("window", "variant", *SHOWN_METRICS)}
+        if row.get("input_scored"):  # the rate with the counts it comes from
+            rate = cells["input_anomaly_rate"]
+            cells["input_anomaly_rate"] = f"{rate} ({row['input_flagged']}/{row['input_scored']})"
+        table.add_row(*cells.values())
     print_table(table)
     labels = status["labels"]
     out.print(

@@ -25,6 +25,12 @@ Each window also holds the memory and CPU time of the serving workers that answe
 (``process``, and the signals ``process_rss_bytes`` and ``process_cpu_seconds``;
 :mod:`.process_metrics`).
 
+Each window also holds the requests the deployment's input anomaly detector scored and
+flagged in it (``input_anomaly``, :mod:`.input_anomalies`, judged against the detector the
+deployment carries when the window is evaluated; the signals ``input_anomaly_rate`` and
+``input_anomaly_p_value``, and the counts ``input_scored`` and ``input_flagged``, ``None``
+when the deployment carries no detector and none of the window's requests was scored).
+
 When the reference keeps the model's probabilities and labels, each window also holds the
 estimate of its metrics from the model's confidence (``estimate``, :mod:`.window_estimate`),
 and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<metric>`` (and
@@ -37,7 +43,9 @@ appended to the audit log (action ``alert``, entity ``monitor:DEPLOYMENT``). The
 names the ``change_point_ms``: for ``error_drift``, the estimated change of the error rate
 inside the window ADWIN kept at its last alarm (:mod:`.change_point`; the time of the first
 labelled row after it, which may lie in an earlier window); for any other signal, the
-start of the streak's first window. A rule whose action is
+start of the streak's first window. For the input anomaly signals the evidence holds the
+scored and flagged requests of every window of the streak and the last window's
+``input_anomaly`` (with the detector's stated false-positive rate). A rule whose action is
 not ``alert`` then acts (:mod:`.policy_actions`) with ``actions``, an
 :class:`~opsloop.monitoring.policy_actions.ActionContext` (by default one on ``db``, which
 can call webhooks and roll back; ``retrain`` needs a registry and a gate in it).
@@ -71,6 +79,11 @@ from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.decay_kind import ErrorHistory, decay_kind
 from opsloop.monitoring.event_log import labelled_events
+from opsloop.monitoring.input_anomalies import (
+    StatedDetector,
+    input_anomaly_metrics,
+    stated_detector,
+)
 from opsloop.monitoring.monitor_state import get_state, lock_monitor, put_state
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
@@ -202,6 +215,8 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
         evidence["decay"] = metrics["decay"]
     if policy.signal.startswith("estimate"):
         evidence["estimate"] = metrics["estimate"]
+    if policy.signal.startswith("input_"):
+        evidence["input_anomaly"] = metrics["input_anomaly"]
     found = metrics.get("error_change_point_ms") if policy.signal == "error_drift" else None
     evidence["change_point_ms"] = streak[0]["start_ms"] if found is None else found
     return evidence
@@ -229,6 +244,7 @@ def evaluate(
     reference = get_reference(db, deployment)
     # Fitted once for every window of this call: the reference's calibration is the same.
     estimator = None if reference.scores is None else reference.scores.estimator()
+    detector = stated_detector(db, deployment)
     now = db.clock()
     done = []
     # Outcomes of actions run after a window another evaluator wrote: reported with the
@@ -254,6 +270,7 @@ def evaluate(
                 alpha,
                 previous,
                 estimator,
+                detector,
             )
             ran = _run_pending(db, deployment, context, final=False)
             outcomes, carried = carried + tuple(o for _, o in ran), ()
@@ -334,6 +351,7 @@ def _evaluate_window(
     alpha,
     previous=None,
     estimator=None,
+    input_detector: StatedDetector | None = None,
 ) -> WindowEvaluation | None:
     key = f"{variant}:{windowing.window_ms}"
     window = read_window(db, deployment, variant, windowing, start)
@@ -346,6 +364,15 @@ def _evaluate_window(
     metrics["process"] = window_process(db, deployment, start, start + windowing.window_ms)
     for name in ("process_rss_bytes", "process_cpu_seconds"):
         metrics[name] = None if metrics["process"] is None else metrics["process"][name]
+    anomalies = input_anomaly_metrics(window.anomalies, input_detector)
+    metrics["input_anomaly"] = anomalies
+    counted = input_detector is not None or anomalies["scored"] > 0
+    # Without a detector and with nothing scored there is nothing to count: no gauge shows
+    # zeros for every deployment that never had one.
+    metrics["input_scored"] = anomalies["scored"] if counted else None
+    metrics["input_flagged"] = anomalies["flagged"] if counted else None
+    metrics["input_anomaly_rate"] = anomalies["rate"]
+    metrics["input_anomaly_p_value"] = anomalies["p_value"]
     metrics["estimate"], metrics["estimated_accuracy"] = None, None
     if estimator is not None:
         rows = scored_rows(db, deployment, variant, start, start + windowing.window_ms)
@@ -387,7 +414,10 @@ def _evaluate_window(
         for rule in rules:
             streak = streaks.get(rule.text, [])
             if rule.holds(metrics):
-                streak = [*streak, {"start_ms": start, "value": rule.value(metrics)}]
+                held = {"start_ms": start, "value": rule.value(metrics)}
+                if rule.signal.startswith("input_"):
+                    held["scored"], held["flagged"] = anomalies["scored"], anomalies["flagged"]
+                streak = [*streak, held]
             else:
                 streak = []
             streaks[rule.text] = streak

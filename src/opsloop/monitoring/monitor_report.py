@@ -1,8 +1,8 @@
 """What a person reads about a deployment's monitoring: :func:`monitor_status` (the latest
 windows, label counts, alerts) and :func:`monitor_report` (the standalone HTML report of
 :mod:`opsloop.reports.monitoring`: drift, metrics, the label-free estimate against the
-realised accuracy, the serving workers' memory and CPU, alerts and actions), both from the
-evaluations in the store.
+realised accuracy, the serving workers' memory and CPU, the input anomaly rate, alerts and
+actions), both from the evaluations in the store.
 
 >>> import pandas as pd
 >>> from opsloop.monitoring.evaluation import evaluate
@@ -45,6 +45,7 @@ SHOWN_METRICS = (
     "previous_drift_share",
     "task_metric",
     "estimated_accuracy",
+    "input_anomaly_rate",
     "error_drift",
 )
 
@@ -61,8 +62,9 @@ def window_label(start_ms: int) -> str:
 def monitor_status(
     db, deployment: str, windowing: Windowing | None = None, *, last: int = 10
 ) -> dict[str, Any]:
-    """The ``last`` evaluated windows (per variant, with :data:`SHOWN_METRICS`), the label
-    counts and the alerts of ``deployment``, as a JSON-safe dict."""
+    """The ``last`` evaluated windows (per variant, with :data:`SHOWN_METRICS` and the
+    requests the input anomaly detector scored and flagged), the label counts and the
+    alerts of ``deployment``, as a JSON-safe dict."""
     windowing = windowing or Windowing()
     evaluations = read_evaluations(db, deployment, windowing)[-last:]
     alerts = read_alerts(db, deployment)
@@ -75,6 +77,8 @@ def monitor_status(
                 "window": window_label(e.start_ms),
                 "start_ms": e.start_ms,
                 **{name: e.metrics.get(name) for name in SHOWN_METRICS},
+                "input_scored": e.metrics.get("input_scored"),
+                "input_flagged": e.metrics.get("input_flagged"),
             }
             for e in evaluations
         ],

@@ -17,6 +17,11 @@ worker of a data plane shows the same numbers, the evaluator's, without receivin
 * ``opsloop_monitoring_process_rss_bytes{deployment, variant, window}`` and
   ``opsloop_monitoring_process_cpu_seconds{...}``: the serving workers' resident memory
   (the sum of their largest) and CPU seconds in that window (:mod:`.process_metrics`);
+* ``opsloop_monitoring_input_anomaly_rate{deployment, variant, window}``: the share of the
+  requests scored by the deployment's input anomaly detector that it flagged, with
+  ``opsloop_monitoring_input_scored_requests{...}`` and
+  ``opsloop_monitoring_input_flagged_requests{...}``, the counts behind it
+  (:mod:`.input_anomalies`; the rate is left out of a window where none was scored);
 * ``opsloop_monitoring_window_start_seconds{deployment, variant, window}``: when that window
   started (how fresh the numbers are);
 * ``opsloop_monitoring_alerts_total{deployment, variant}``: alerts the policies raised.
@@ -45,7 +50,7 @@ True
 >>> 'opsloop_monitoring_alerts_total{deployment="api",variant="default"} 1.0' in text
 True
 >>> [len(family.samples) for family in MonitoringGauges(db, names=["other"]).collect()]
-[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ GAUGE_METRICS = (
     "task_metric",
     "process_rss_bytes",
     "process_cpu_seconds",
+    "input_anomaly_rate",
+    "input_scored",
+    "input_flagged",
 )
 
 
@@ -227,6 +235,21 @@ def _families() -> tuple[GaugeMetricFamily, ...]:
             labels=window,
         ),
         GaugeMetricFamily(
+            "opsloop_monitoring_input_anomaly_rate",
+            "Share of the requests the input anomaly detector scored that it flagged.",
+            labels=window,
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_input_scored_requests",
+            "Requests the input anomaly detector scored in the latest evaluated window.",
+            labels=window,
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_input_flagged_requests",
+            "Requests the input anomaly detector flagged in the latest evaluated window.",
+            labels=window,
+        ),
+        GaugeMetricFamily(
             "opsloop_monitoring_window_start_seconds",
             "Start of the latest evaluated window, in seconds since the epoch.",
             labels=window,
@@ -252,7 +275,8 @@ def gauge_families(readings: dict[str, list] | None) -> tuple[Metric, ...]:
     ({'deployment': 'api', 'variant': 'a', 'window': '5min'}, 0.25)
     """
     families = _families()
-    drift, previous, task, estimated, low, high, rss, cpu, start, alerts = families
+    drift, previous, task, estimated, low, high, rss, cpu, rate, scored, flagged = families[:11]
+    start, alerts = families[11:]
     readings = readings or {"windows": [], "alerts": []}
     for window in readings["windows"]:
         metrics = window["metrics"]
@@ -264,7 +288,14 @@ def gauge_families(readings: dict[str, list] | None) -> tuple[Metric, ...]:
             previous.add_metric(labels, metrics["previous_drift_share"])
         if metrics.get("task_metric") is not None:
             task.add_metric([*labels, str(metrics["task"])], metrics["task_metric"])
-        for family, name in ((rss, "process_rss_bytes"), (cpu, "process_cpu_seconds")):
+        shown = (
+            (rss, "process_rss_bytes"),
+            (cpu, "process_cpu_seconds"),
+            (rate, "input_anomaly_rate"),
+            (scored, "input_scored"),
+            (flagged, "input_flagged"),
+        )
+        for family, name in shown:
             if metrics.get(name) is not None:
                 family.add_metric(labels, metrics[name])
         for name, found in (metrics.get("estimate") or {}).items():

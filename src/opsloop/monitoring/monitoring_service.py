@@ -385,6 +385,9 @@ class GaugeMetrics(BaseModel):
     task_metric: float | None = None
     process_rss_bytes: float | None = None
     process_cpu_seconds: float | None = None
+    input_anomaly_rate: float | None = None
+    input_scored: int | None = None
+    input_flagged: int | None = None
     estimate: dict[str, EstimateBounds] = {}
 
 

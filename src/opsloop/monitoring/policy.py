@@ -8,8 +8,12 @@ expired) breaks the streak.
 Signals (per window, see :mod:`.window_metrics`): ``drift_share``, ``missing_share``,
 ``out_of_schema_rate``, ``error_rate``, ``task_metric``, ``latency_p50_ms``,
 ``latency_p95_ms``, ``requests``, ``output_drift_p_value``, ``output_drift_statistic``,
-``error_drift`` (how many times the error-stream detector signalled in the window), and the
-serving workers' ``process_rss_bytes`` and ``process_cpu_seconds`` (:mod:`.process_metrics`).
+``error_drift`` (how many times the error-stream detector signalled in the window), the
+serving workers' ``process_rss_bytes`` and ``process_cpu_seconds`` (:mod:`.process_metrics`),
+and the deployment's input anomaly detector's ``input_anomaly_rate`` (flagged requests per
+scored request), ``input_anomaly_p_value`` (small when it flags more than its calibration
+explains), ``input_scored`` and ``input_flagged`` (:mod:`.input_anomalies`; the rate and
+p-value are ``None`` in a window where no request was scored).
 
 Before labels arrive, the estimate from the model's confidence (:mod:`.window_estimate`;
 ``None`` without the reference's probabilities or the window's): ``estimated_<metric>`` for
@@ -77,6 +81,10 @@ SIGNALS = (
     "process_rss_bytes",
     "process_cpu_seconds",
     "estimate_trusted",
+    "input_anomaly_rate",
+    "input_anomaly_p_value",
+    "input_scored",
+    "input_flagged",
     *(
         f"estimated_{metric}{bound}"
         for metric in ESTIMATED_METRICS

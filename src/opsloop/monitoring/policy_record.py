@@ -181,7 +181,11 @@ def read_actions(
                     "rule": text,
                     **fields,
                     "streak": len(streak),
-                    "streak_windows": streak,
+                    # A streak of an input anomaly rule also keeps each window's counts
+                    # for the alert's evidence; the standing shows the signal's values.
+                    "streak_windows": [
+                        {"start_ms": w["start_ms"], "value": w["value"]} for w in streak
+                    ],
                     "fired": len(fired),
                     "last_fired_ms": None if newest is None else int(newest["at_ms"]),
                     "last_fired_start_ms": None if newest is None else newest["start_ms"],

@@ -1,5 +1,6 @@
 """One worker's share of one window: a profile of the rows it saw (inputs and the
-``prediction`` column), a bounded sample of those rows, and the software metrics.
+``prediction`` column), a bounded sample of those rows, the software metrics, and the
+requests the input anomaly detector scored and flagged (:mod:`.input_anomalies`).
 
 Parts merge: profiles exactly for counts and moments (:mod:`opsloop.data.profile`), samples
 exactly (:mod:`.reservoir`), counts by addition. So a window read back is the merge of the
@@ -7,25 +8,29 @@ parts every worker wrote, and equals the part one worker would have written alon
 
 :func:`parts_of_events` builds the parts of a batch of prediction events, as stored in the
 ``prediction_events`` table (inputs and output as JSON text, or inputs kept column by
-column in a batch: :mod:`.columnar_inputs`).
+column in a batch: :mod:`.columnar_inputs`); the events' ``assertions_json`` (when the
+batch has the column) holds the detector's marks.
 
 >>> import pandas as pd
 >>> events = pd.DataFrame({
 ...     "variant": ["a", "a"], "request_id": ["r1", "r2"],
 ...     "inputs_json": ['[{"x": 1.0}]', '[{"x": 3.0}]'],
 ...     "output_json": ['{"predictions": [0]}', '{"predictions": [1]}'],
-...     "error": [None, None], "latency_ms": [1.0, 2.0], "at_ms": [10, 20]})
+...     "error": [None, None], "latency_ms": [1.0, 2.0], "at_ms": [10, 20],
+...     "assertions_json": ['{"input_detector": 1}', None]})
 >>> parts = parts_of_events(events, Windowing("1h"))
 >>> part = parts[("a", 0)]
 >>> part.profile["x"].numeric.mean, part.software.requests, len(part.sample)
 (2.0, 2, 2)
+>>> part.anomalies.scored, part.anomalies.flagged
+(1, 1)
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,6 +38,7 @@ import pyarrow as pa
 
 from opsloop.data.profile import Profile, profile
 from opsloop.monitoring.columnar_inputs import columnar_frame, event_texts
+from opsloop.monitoring.input_anomalies import InputAnomalyCounts, event_marks
 from opsloop.monitoring.json_columns import predictions_of_texts, rows_of_texts
 from opsloop.monitoring.reservoir import RowSample
 from opsloop.monitoring.software_metrics import SoftwareMetrics
@@ -44,12 +50,13 @@ PREDICTION_COLUMN = "prediction"
 
 @dataclass(frozen=True)
 class WindowPart:
-    """A window's ``profile`` (``None`` before any row), ``sample`` (``None`` once expired)
-    and ``software`` metrics."""
+    """A window's ``profile`` (``None`` before any row), ``sample`` (``None`` once expired),
+    ``software`` metrics and input ``anomalies`` counts."""
 
     profile: Profile | None
     sample: RowSample | None
     software: SoftwareMetrics
+    anomalies: InputAnomalyCounts = field(default_factory=InputAnomalyCounts)
 
     def merge(self, other: WindowPart) -> WindowPart:
         """Both parts' rows together (a sample expired in either part is gone in the merge).
@@ -71,7 +78,12 @@ class WindowPart:
             sample = None
         else:
             sample = self.sample.merge(other.sample)
-        return WindowPart(merged, sample, self.software.merge(other.software))
+        return WindowPart(
+            merged,
+            sample,
+            self.software.merge(other.software),
+            self.anomalies.merge(other.anomalies),
+        )
 
     def state_bytes(self) -> bytes:
         """The profile and software metrics as compressed JSON (the sample is kept apart so
@@ -79,12 +91,14 @@ class WindowPart:
         state = {
             "profile": None if self.profile is None else self.profile.to_state(),
             "software": self.software.to_dict(),
+            "input_anomalies": self.anomalies.to_dict(),
         }
         return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
 
     @classmethod
     def from_bytes(cls, state: bytes, sample: bytes | None) -> WindowPart:
-        """Rebuild from :meth:`state_bytes` and the sample's bytes (``None``: expired).
+        """Rebuild from :meth:`state_bytes` and the sample's bytes (``None``: expired). A
+        part kept before parts counted input anomalies has none scored.
 
         >>> import pandas as pd
         >>> events = pd.DataFrame({"variant": ["a"], "request_id": ["r"],
@@ -98,7 +112,12 @@ class WindowPart:
         data = json.loads(zlib.decompress(state))
         found = None if data["profile"] is None else Profile.from_state(data["profile"])
         rows = None if sample is None else RowSample.from_bytes(sample)
-        return cls(found, rows, SoftwareMetrics.from_dict(data["software"]))
+        return cls(
+            found,
+            rows,
+            SoftwareMetrics.from_dict(data["software"]),
+            InputAnomalyCounts.from_dict(data.get("input_anomalies")),
+        )
 
 
 def _records_frame(records: list[dict]) -> pd.DataFrame:
@@ -209,6 +228,11 @@ def parts_of_events(
     variants = events["variant"].to_numpy(dtype=object)
     latency = events["latency_ms"].to_numpy(dtype=float)
     failed = events["error"].notna().to_numpy()
+    if "assertions_json" in events:
+        marks = event_marks(events["assertions_json"].tolist())
+    else:
+        marks = np.full(len(events), -1, dtype=np.int64)
+    lengths = np.bincount(owner, minlength=len(events))
     row_ids_array = np.asarray(row_ids, dtype=object)
     parts = {}
     groups = pd.DataFrame({"variant": variants, "start": starts}).groupby(
@@ -228,5 +252,6 @@ def parts_of_events(
         sample = RowSample.of(
             rows, row_ids_array[rows_mask].tolist(), windowing.sample_size, windowing.seed
         )
-        parts[(str(variant), int(start))] = WindowPart(found, sample, software)
+        anomalies = InputAnomalyCounts.of(marks[index], lengths[index])
+        parts[(str(variant), int(start))] = WindowPart(found, sample, software, anomalies)
     return parts

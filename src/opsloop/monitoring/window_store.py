@@ -88,6 +88,7 @@ def _fold_batch(
             _events.c.error,
             _events.c.latency_ms,
             _events.c.at_ms,
+            _events.c.assertions_json,
         )
         .where(_events.c.deployment == deployment, _events.c.id > cursor["event_id"])
         .order_by(_events.c.id)
