@@ -17,6 +17,7 @@ from opsloop.detect import ADWIN
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.monitoring.evaluation import evaluate, read_alerts, read_evaluations
 from opsloop.monitoring.event_log import log_labels, log_predictions
+from opsloop.monitoring.monitor_report import monitor_report, window_label
 from opsloop.monitoring.reference import get_reference, set_reference
 from opsloop.monitoring.window_store import read_window
 from opsloop.monitoring.windowing import Windowing
@@ -283,3 +284,5 @@ def test_the_error_detector_restarts_when_the_variant_serves_another_version(db,
     assert len(restarts) == 1
     assert "restarts at row 450: it now serves m v2 (was m v1)" in restarts["reason"].iloc[0]
     assert verify_audit_log(db).ok
+    # The report marks the window of the restart.
+    assert monitor_report(db, "cancer", WINDOWING).restarts == [window_label(T0 + 3 * HOUR_MS)]
