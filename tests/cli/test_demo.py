@@ -17,6 +17,8 @@ from rich.console import Console
 
 from opsloop.cli.demo import FEATURES, run_demo
 from opsloop.data.schema import Schema
+from opsloop.registry.audit import audit_entries, verify_audit_log
+from opsloop.store import open_database
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -84,8 +86,8 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
     assert re.search(r"window 2 \(after the change, live\): .*? decay concept_drift", loop)
     # ADWIN signals within a window of the change; the change is estimated near it.
     adwin = re.search(
-        r"ADWIN on the error stream: alarm at row ([\d,]+); the change estimated at row "
-        r"([\d,]+) \(injected at row 1,200\)",
+        r"ADWIN on the error stream of credit-default v1: alarm at row ([\d,]+); the change "
+        r"estimated at row ([\d,]+) \(injected at row 1,200\)",
         loop,
     )
     assert adwin is not None
@@ -110,13 +112,24 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
         loop,
     )
     assert "risk-officer approves credit-default v3 as champion: its canary completed" in loop
+    # The window it was judged on, as a UTC time (the demo's clock is simulated).
     promoted = re.search(
         r"window 3 \(after the change, retrained\): accuracy (0\.\d+).*? alert: task_metric >= "
         r"0.8 -> promote promote done: 'credit-api' promoted 'retrained': serves "
-        r"credit-default v3, 'champion' moved to it",
+        r"credit-default v3, 'champion' moved to it; policy 'task_metric >= 0.8 -> promote' "
+        r"held: task_metric 0\.\d+ in the window from \d{4}-\d\d-\d\dT\d\d:00:00Z",
         loop,
     )
     assert promoted is not None and float(promoted.group(1)) >= 0.8
+    # Once live serves v3, its detector reads v3's errors afresh: no alarm of the version
+    # change is printed as if it were the injected shift, and the restart is shown.
+    window4 = loop.split("window 4 (after the change, live)", 1)[1]
+    assert re.search(
+        r"ADWIN on the error stream of live restarts at row [\d,]+: it now serves "
+        r"credit-default v3 \(was v1\), whose errors are another stream",
+        window4,
+    )
+    assert "injected at row" not in window4
     assert re.search(r"credit-api now: single, live v3 1; requests answered: live \d+", loop)
     assert "credit-default champion -> v3" in loop
     assert "monitoring report ->" in loop
@@ -201,3 +214,67 @@ def test_the_demo_serves_its_store_until_interrupted(tmp_path):
     assert "the loop closed" in text and "reports:" in text
     assert str(tmp_path / "monitoring.html") in text
     assert text.rstrip().endswith("server stopped")
+
+
+def test_a_transient_change_rolls_the_retrained_canary_back(tmp_path):
+    """``--transient-change``: the labelling rule changes back as the retrained version's
+    canary starts, so that version answers worse than the champion; its metric gate rolls
+    it back, the rollback and its evidence are printed and in the audit log, and the demo
+    exits 0 (the loop closed by a rollback, as its help says)."""
+    process = _demo(
+        "--no-serve", "--transient-change", "--rows", "1000", "--seed", "3",
+        "--output", str(tmp_path),
+    )  # fmt: skip
+    out, err = process.communicate(timeout=900)
+    assert process.returncode == 0, out + err
+    flat = " ".join(out.split())
+    loop = flat.split("8. monitor, retrain, gate, canary, promote", 1)[1]
+    assert "changes at the start of window 2 and back at the start of window 3" in loop
+    assert re.search(r"retrain done: gate retrain release v1: PASSED", loop)
+    assert "canary of credit-default v3 at 10%" in loop
+    rollback = re.search(
+        r"after (\d+) requests of the canary: blue_green, live 1, retrained 0 rollout: gate "
+        r"'metric' failed \(rate_sprt statistic ([\d.]+) >= threshold ([\d.]+); candidate "
+        r"(\d+) of (\d+), primary (\d+) of (\d+)\); all traffic back on live "
+        r"gate errors: continue, .*? gate metric: fail, statistic ([\d.]+) \(fails at 3.00\); "
+        r"candidate (\d+)/(\d+), champion (\d+)/(\d+)",
+        loop,
+    )
+    assert rollback is not None, loop
+    statistic, threshold = float(rollback.group(2)), float(rollback.group(3))
+    assert statistic >= threshold == pytest.approx(2.9957, abs=1e-4)  # log(1 / 0.05)
+    wrong, answered = int(rollback.group(4)), int(rollback.group(5))
+    primary_wrong, primary_answered = int(rollback.group(6)), int(rollback.group(7))
+    # The printed gate agrees with the rollout's reason; the candidate erred far more often.
+    assert (wrong, answered, primary_wrong, primary_answered) == tuple(
+        int(rollback.group(i)) for i in (9, 10, 11, 12)
+    )
+    assert wrong / answered > primary_wrong / primary_answered
+    assert "promote done" not in loop and "credit-default champion -> v1" in loop
+    assert (
+        loop.rstrip()
+        .split(" reports:")[0]
+        .endswith("the loop closed: the canary of credit-default v3 was rolled back by its gates")
+    )
+    # The audit log holds the rollback with its evidence, in a hash chain that verifies.
+    environment = {"OPSLOOP_HOME": str(tmp_path / "store")}
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("OPSLOOP_STORE_URI", "OPSLOOP_TRACKING_URI", "OPSLOOP_ARTIFACT_URI"):
+            patch.delenv(name, raising=False)
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        db = open_database()
+        entries = audit_entries(db, entity="deployment:credit-api")
+        assert verify_audit_log(db).ok
+    # The rollout's rollback is a deploy that puts all the traffic back on live.
+    rollbacks = entries[entries["reason"].str.startswith("rollout: gate 'metric' failed", na=False)]
+    assert rollbacks["action"].tolist() == ["deploy"]
+    after = rollbacks["after"].iloc[0]
+    weights = {v["name"]: (v["version"], v["weight"]) for v in after["variants"]}
+    assert weights == {"live": (1, 1.0), "retrained": (3, 0.0)}
+    reason = rollbacks["reason"].iloc[0]
+    evidence = json.loads(reason.split(" evidence=", 1)[1])
+    metric = evidence["gates"]["metric"]
+    assert (evidence["failed_gate"], metric["verdict"]) == ("metric", "fail")
+    assert (metric["events_candidate"], metric["n_candidate"]) == (wrong, answered)
+    assert metric["statistic"] == pytest.approx(statistic, abs=1e-4)

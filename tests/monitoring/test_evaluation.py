@@ -17,10 +17,11 @@ from opsloop.detect import ADWIN
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.monitoring.evaluation import evaluate, read_alerts, read_evaluations
 from opsloop.monitoring.event_log import log_labels, log_predictions
+from opsloop.monitoring.monitor_report import monitor_report, window_label
 from opsloop.monitoring.reference import get_reference, set_reference
 from opsloop.monitoring.window_store import read_window
 from opsloop.monitoring.windowing import Windowing
-from opsloop.registry.audit import verify_audit_log
+from opsloop.registry.audit import audit_entries, verify_audit_log
 from opsloop.store.database import Database
 
 from .conftest import HOUR_MS, T0
@@ -215,3 +216,73 @@ def test_policies_are_parsed_before_anything_is_done(db):
         evaluate(db, "cancer", policies=["os > 1 -> alert"])
     with pytest.raises(NotFoundError, match="no monitoring reference"):
         evaluate(db, "cancer")
+
+
+def _log_version(db, traffic, k, version, *, invert=False, flip=False):
+    """Window ``k`` answered by model version ``version`` (its answers inverted when
+    ``invert``: another model, far worse), labels back at once (flipped when ``flip``)."""
+    inputs, predictions, labels, times, ids = traffic.window(k)
+    predictions = 1 - predictions if invert else predictions
+    labels = 1 - labels if flip else labels
+    ids = [f"v{version}-{i}" for i in ids]
+    log_predictions(
+        db, "cancer", inputs, predictions, at_ms=times, request_ids=ids, model="m", version=version
+    )
+    log_labels(db, "cancer", ids, labels, windowing=WINDOWING)
+    order = np.argsort(times, kind="stable")
+    return (predictions != labels)[order].astype(float)
+
+
+def test_the_error_detector_restarts_when_the_variant_serves_another_version(db, clock, cancer):
+    """The variant's errors after a version change are another model's: the detector reads
+    them afresh (no alarm for the change itself), the restart is recorded with its reason,
+    and a real change in the new version's errors is still found, at the same rows as a
+    detector that read that version alone."""
+    traffic = Traffic(cancer)
+    _reference(db, traffic)
+    first, second = [], []
+    evaluations = []
+    for k in range(8):
+        if k < 3:
+            first.append(_log_version(db, traffic, k, 1))
+        else:  # version 2 answers the opposite of version 1; its labels flip at window 6
+            second.append(_log_version(db, traffic, k, 2, invert=True, flip=k >= 6))
+        clock.now_ms = T0 + (k + 1) * HOUR_MS
+        evaluations += evaluate(
+            db, "cancer", windowing=WINDOWING, policies=["error_drift > 0 -> alert"]
+        )
+    # Read as one stream, the version change is an alarm in window 3.
+    together = ADWIN.preset("monitoring").update_many(np.concatenate(first + second))
+    assert any(3 * PER_WINDOW <= p < 4 * PER_WINDOW for p in together.stream_positions())
+    # Read per version: version 2's own alarms, after the labels flip, on the same axis.
+    alone = ADWIN.preset("monitoring").update_many(np.concatenate(second))
+    expected = [3 * PER_WINDOW + int(p) for p in alone.stream_positions()]
+    found = [p for e in evaluations for p in e.metrics["error_drift_positions"]]
+    assert found == expected and min(found) >= 6 * PER_WINDOW
+    assert next(k for k, e in enumerate(evaluations) if e.alerts) >= 6
+    # The restart: where, when, from which version to which, and why.
+    (restart,) = evaluations[3].metrics["error_stream_restarts"]
+    assert restart["position"] == 3 * PER_WINDOW and restart["rows_read"] == 3 * PER_WINDOW
+    assert restart["at_ms"] == min(traffic.window(3)[3])
+    assert (restart["from"], restart["to"]) == (
+        {"model": "m", "version": 1},
+        {"model": "m", "version": 2},
+    )
+    assert "another model version" in restart["reason"]
+    others = [e for k, e in enumerate(evaluations) if k != 3]
+    assert all(e.metrics["error_stream_restarts"] == [] for e in others)
+    assert evaluations[7].metrics["error_stream_source"] == {
+        "model": "m",
+        "version": 2,
+        "offset": 3 * PER_WINDOW,
+    }
+    # No history of version 2 yet in window 3: its decay is not judged against version 1.
+    assert evaluations[3].metrics["decay"]["kind"] is None
+    assert evaluations[4].metrics["decay"]["error"]["history_rows"] == PER_WINDOW
+    audit = audit_entries(db, entity="monitor:cancer")
+    restarts = audit[audit["action"] == "detector_restart"]
+    assert len(restarts) == 1
+    assert "restarts at row 450: it now serves m v2 (was m v1)" in restarts["reason"].iloc[0]
+    assert verify_audit_log(db).ok
+    # The report marks the window of the restart.
+    assert monitor_report(db, "cancer", WINDOWING).restarts == [window_label(T0 + 3 * HOUR_MS)]

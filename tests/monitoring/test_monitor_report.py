@@ -105,8 +105,8 @@ def test_the_report_plots_the_estimate_the_processes_and_the_actions(db, clock, 
     held = [evaluations[k].metrics["estimated_accuracy"] for k in (3, 4)]
     assert action["why"] == (
         f"policy {RULE!r} held: estimated_accuracy {held[0]:.4g} in the window from "
-        f"{T0 + 3 * HOUR_MS} ms, estimated_accuracy {held[1]:.4g} in the window from "
-        f"{T0 + 4 * HOUR_MS} ms"
+        f"2027-01-15T11:00:00Z, estimated_accuracy {held[1]:.4g} in the window from "
+        "2027-01-15T12:00:00Z"  # T0 + 3 h and T0 + 4 h
     )
     assert action["evidence"]["from"] == {"live": 2} and action["evidence"]["to"] == {"live": 1}
     assert deployments.get("cancer").serving == {"live": 1}

@@ -279,7 +279,7 @@ def test_local_and_http_give_the_same_answers(store):
         "default", "rollback", "failed"
     )  # fmt: skip
     assert outcome["why"] == (
-        f"policy {RULES[4]!r} held: drift_share 0.5 in the window from {T0} ms"
+        f"policy {RULES[4]!r} held: drift_share 0.5 in the window from 2027-01-15T08:00:00Z"
     )
     assert (canary["outcomes"], canary["outcomes_total"]) == ([], 0)
     assert {p["variant"] for p in canary["policies"]} == {"canary"}

@@ -200,7 +200,7 @@ def test_rollback_returns_to_the_previous_definition_with_the_evidence(db, clock
     assert last["action"] == "rollback"
     assert last["reason"].startswith("monitoring rollback to its previous definition")
     assert (
-        f"task_metric {accuracy:.4g} in the window from {T0 + FLIP_AT * HOUR_MS} ms"
+        f"task_metric {accuracy:.4g} in the window from 2027-01-15T12:00:00Z"  # T0 + 4 h
         in (last["reason"])
     )
     evidence = json.loads(last["reason"].split("evidence=", 1)[1])
@@ -467,7 +467,8 @@ def test_the_actions_read_shows_the_streak_the_pending_action_and_its_outcome(db
     assert outcome["evidence"]["from"] == {"live": 2}
     assert outcome["why"] == (
         f"policy {rule.text!r} held: task_metric {flipped:.4g} in the window from "
-        f"{T0 + FLIP_AT * HOUR_MS} ms, task_metric {after:.4g} in the window from {start} ms"
+        f"2027-01-15T12:00:00Z, task_metric {after:.4g} in the window from "
+        "2027-01-15T13:00:00Z"  # T0 + 4 h and T0 + 5 h
     )
     assert outcome["actor"] == context.acting and outcome["at_ms"] == clock.now_ms
     assert deployments.get("cancer").serving == {"live": 1}

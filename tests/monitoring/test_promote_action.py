@@ -124,7 +124,7 @@ def test_a_challenger_worse_than_the_primary_is_refused(db, clock, canary):
     assert outcomes["next"]["status"] == "refused"
     assert outcomes["next"]["reason"] == (
         f"'next' not promoted: the challenger's task_metric {accuracy['next'][0]:.4g} is worse "
-        f"than the primary's 1 in the window from {T0} ms"
+        "than the primary's 1 in the window from 2027-01-15T08:00:00Z"  # T0
     )
     # The primary's own streak fires too, and there is nothing to promote.
     assert (

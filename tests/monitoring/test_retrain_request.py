@@ -47,7 +47,11 @@ def test_a_requested_retrain_learns_from_the_last_change_point(db, clock, loop):
     last = entries.iloc[-1]
     assert last["action"] == "policy_retrain"
     assert last["reason"].startswith("done: ")
-    assert f"retrain requested by {context.acting}, on the data from {start} ms" in last["reason"]
+    # T0 + 4 h, the start of the data, as people read it.
+    assert (
+        f"retrain requested by {context.acting}, on the data from 2027-01-15T12:00:00Z"
+        in last["reason"]
+    )
 
 
 def test_a_requested_retrain_needs_a_registry_a_gate_and_data(db, clock, loop):

@@ -310,7 +310,10 @@ def test_the_policies_streaks_pending_actions_and_outcomes_are_the_services(
         [time_of(outcome["at_ms"]), "stable", acting, "rollback", "done", outcome["reason"],
          f"{outcome['why']}from: {{\"stable\": 2}}to: {{\"stable\": 1}}"],
     ]  # fmt: skip
-    assert outcome["why"] == f"policy {acting!r} held: drift_share 1 in the window from {first} ms"
+    # START_MS is 2026-01-01T00:00:00Z; the window an hour later.
+    assert outcome["why"] == (
+        f"policy {acting!r} held: drift_share 1 in the window from 2026-01-01T01:00:00Z"
+    )
     assert 'id="no-pending"' in page
     # Window 3 completes the 3-window streak and is committed; the process stops before
     # its rollback runs: the page shows it pending.

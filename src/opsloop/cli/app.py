@@ -272,8 +272,20 @@ def demo_command(
         bool,
         typer.Option(
             "--no-serve",
-            help="Exit once the loop has run (0 when it closed, 1 with the reason when a "
-            "step failed) instead of serving the demo's store until Ctrl-C.",
+            help="Exit once the loop has run (0 when it closed: the retrained version "
+            "promoted, or rolled back by its canary's gates; 1 with the reason when a step "
+            "failed or the loop did not close) instead of serving the demo's store until "
+            "Ctrl-C.",
+        ),
+    ] = False,
+    transient_change: Annotated[
+        bool,
+        typer.Option(
+            "--transient-change",
+            help="The labelling rule changes back an hour after it changed, as the "
+            "retrained version's canary starts: that version learnt a rule that no longer "
+            "holds, and its canary's gates roll it back with their evidence (the way to see "
+            "a rollback; the loop closes that way too).",
         ),
     ] = False,
     port: Annotated[
@@ -289,7 +301,9 @@ def demo_command(
     from opsloop.cli.demo import DemoFailed, print_reports, run_demo, serve_demo
 
     try:
-        paths = run_demo(output, rows=rows, seed=seed, console=out)
+        paths = run_demo(
+            output, rows=rows, seed=seed, console=out, transient_change=transient_change
+        )
     except DemoFailed as error:
         err.print(f"demo failed: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(1) from None

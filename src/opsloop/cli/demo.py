@@ -14,6 +14,13 @@ the change, gates the new version against the one serving and starts its canary,
 ramps while its gates hold; once it has all the traffic, the promotion policy makes it the
 primary and moves the ``champion`` alias to it (or a gate rolls it back, with its evidence).
 
+With ``transient_change`` (``opsloop demo --transient-change``) the labelling rule changes
+back to the first one an hour after it changed, as the retrained version's canary starts:
+that version learnt a rule that no longer holds, answers worse than the champion, and its
+canary's metric gate rolls it back, with the evidence printed and in the audit log. It is
+the way to see a rollback; the loop closes that way too. (A model trained on shuffled
+labels would not show one: the release gate's AUC floor stops it before any canary.)
+
 :func:`run_demo` raises :class:`DemoFailed` with the reason when a step fails or the loop
 does not close; :func:`serve_demo` then serves the demo's store (control plane, data plane
 and dashboard) until interrupted.
@@ -47,11 +54,20 @@ def _step(console: Console, title: str) -> Iterator[None]:
         raise DemoFailed(f"step {title} failed: {type(error).__name__}: {error}") from error
 
 
-def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Console) -> dict:
+def run_demo(
+    output: Path,
+    *,
+    rows: int = 50_000,
+    seed: int = 0,
+    console: Console,
+    transient_change: bool = False,
+) -> dict:
     """Run the demo, writing into ``output``; return the paths written. Raises
     :class:`DemoFailed` with the reason when a step fails or the loop does not close (the
     retrained version never reaches a canary, or its canary is neither completed and
-    promoted nor rolled back).
+    promoted nor rolled back). ``transient_change``: the labelling rule changes back an
+    hour after it changed (see the module docstring: the retrained version's canary is
+    rolled back).
 
     >>> run_demo(Path("demo-output"), rows=10, console=Console())
     Traceback (most recent call last):
@@ -123,7 +139,9 @@ def run_demo(output: Path, *, rows: int = 50_000, seed: int = 0, console: Consol
         analysis_paths = _analyse(training, models, seed, output, console)
 
     with _step(console, "8. monitor, retrain, gate, canary, promote"), _own_store(output / "store"):
-        monitoring_path = _close_loop(models["registry"], training, seed, output, console)
+        monitoring_path = _close_loop(
+            models["registry"], training, seed, output, console, reverts=transient_change
+        )
     return {
         "training": train_path,
         "serving": serve_path,
@@ -598,6 +616,7 @@ def _close_loop(
     change_window: int = 2,
     per_window: int = 600,
     per_request: int = 100,
+    reverts: bool = False,
 ) -> Path:
     """Serve hourly windows of applications (on a simulated clock, an hour a window)
     through the data plane with labels coming back; the labelling rule changes at the
@@ -606,12 +625,13 @@ def _close_loop(
     While the canary ramps, each request carries one application (``per_request`` before),
     so its gates see enough requests to decide within a window; each step is printed as it
     happens. Once it has all the traffic, the approver signs off the new version as
-    champion and the promotion policy makes it the primary. Writes the monitoring report;
-    raises :class:`DemoFailed` when the loop did not close."""
+    champion and the promotion policy makes it the primary. With ``reverts`` the rule
+    changes back a window later, as the canary starts, and the canary's gates roll it back.
+    Writes the monitoring report; raises :class:`DemoFailed` when the loop did not close."""
     import getpass
 
     from opsloop.analysis.gate import parse_gate
-    from opsloop.datasets import ConceptShift, credit
+    from opsloop.datasets import DEFAULT_RULE, ConceptShift, credit
     from opsloop.monitoring import ActionContext, Windowing, evaluate, monitor_report
     from opsloop.monitoring.reference import set_reference
     from opsloop.serving import Deployments, ServingRuntime, Variant
@@ -647,11 +667,11 @@ def _close_loop(
         predictions=model.predict(reference[FEATURES]),
         labels=reference["default"].to_numpy(),
     )
-    stream = credit(
-        windows * per_window,
-        seed + 4,
-        changes=[ConceptShift(change_window * per_window, rule=2)],
-    )
+    changes = [ConceptShift(change_window * per_window, rule=2)]
+    if reverts:
+        changes.append(ConceptShift((change_window + 1) * per_window, rule=DEFAULT_RULE))
+    stream = credit(windows * per_window, seed + 4, changes=changes)
+    injected = [c.start for c in changes]
     gate = parse_gate(
         {
             "version": 1,
@@ -692,6 +712,7 @@ def _close_loop(
         f"credit-api serves credit-default v{version}; {windows} hourly windows of "
         f"{per_window} applications (simulated time); the labelling rule changes at the "
         f"start of window {change_window}"
+        + (f" and back at the start of window {change_window + 1}" if reverts else "")
     )
     console.print(f"policies: {'; '.join(rules)}")
     runtime = ServingRuntime(
@@ -734,7 +755,7 @@ def _close_loop(
             for e in evaluate(
                 db, "credit-api", windowing=windowing, policies=policies, actions=context
             ):
-                _print_window(console, e, start, (change_window, per_window), first_rows)
+                _print_window(console, e, start, (change_window, injected), first_rows)
                 outcomes.extend(e.actions)
             ramp.follow()
     finally:
@@ -858,27 +879,50 @@ def _loop_problem(ramp: _Ramp, outcomes: list[dict], now, champion: int) -> str 
 
 def _print_window(console: Console, e, start: int, change: tuple, first_rows: dict) -> None:
     """One line per evaluated window, then its alerts and what their actions did. ``change``
-    is the window the labelling rule changes in and the rows a window; rows are counted
-    from the first of window 0 (the error stream's position then, per variant)."""
-    change_window, per_window = change
-    change_row = change_window * per_window
+    is the window the labelling rule changes in and the rows where it changed, counted from
+    the first of window 0 (the error stream's position then, per variant; a variant that
+    started later counts from its first window). An alarm is compared with those rows only
+    when its detector read the rows through the change: after the variant's version
+    changes, its detector starts afresh on the new version's errors (printed), and an
+    alarm after that is about the new version, not the injected change."""
+    change_window, injected = change
     k = (e.start_ms - start) // HOUR_MS
     metrics = e.metrics
-    first = first_rows.setdefault(e.variant, metrics["error_stream_start"])
+    first, since_window = first_rows.setdefault(e.variant, (metrics["error_stream_start"], k))
     when = "after the change" if k >= change_window else "before the change"
+    if len(injected) > 1 and k > change_window:  # the rule changed back a window later
+        when = "after the change back"
     accuracy = metrics["task_metric"]
     console.print(
         f"  window {k} ({when}, {e.variant}): accuracy "
         f"{'-' if accuracy is None else f'{accuracy:.3f}'}, drift share "
         f"{metrics['drift_share'] or 0:.2f}, decay {metrics['decay']['kind']}"
     )
+    for restart in metrics.get("error_stream_restarts", []):
+        console.print(
+            f"    ADWIN on the error stream of {e.variant} restarts at row "
+            f"{restart['position'] - first:,}: it now serves {restart['to']['model']} "
+            f"v{restart['to']['version']} (was v{restart['from']['version']}), whose errors "
+            "are another stream"
+        )
     if metrics["error_drift_positions"]:
         alarm = metrics["error_drift_positions"][-1] - first
         found = metrics.get("error_change_point")
         estimate = "" if found is None else f"; the change estimated at row {found - first:,}"
+        source = metrics.get("error_stream_source") or {}
+        since = source.get("offset", first) - first
+        of = f" of {source['model']} v{source['version']}" if source else ""
+        # Only the changes the detector's current stream read through can explain it.
+        seen = [row for row in injected if row > since] if since_window == 0 else []
+        if seen:
+            rows = ", ".join(f"{row:,}" for row in seen)
+            against = f"injected at row {rows}" if len(seen) == 1 else f"injected at rows {rows}"
+        elif since_window:
+            against = f"a stream that starts in window {since_window}, after the injection"
+        else:
+            against = f"a stream that starts at row {since:,}, after the injection"
         console.print(
-            f"    ADWIN on the error stream: alarm at row {alarm:,}{estimate} "
-            f"(injected at row {change_row:,})"
+            f"    ADWIN on the error stream{of}: alarm at row {alarm:,}{estimate} ({against})"
         )
     for rule in e.alerts:
         console.print(f"    alert: {rule}")

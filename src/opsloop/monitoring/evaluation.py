@@ -13,13 +13,16 @@ once, in order, and each action it records runs once.
 The detector is ADWIN on its calibrated ``"monitoring"`` preset
 (:mod:`opsloop.detect.presets`: rare false alarms on error-rate streams), reading the
 per-row errors of each window's labelled rows in event order; its alarms in a window are the
-signal ``error_drift``. A window is evaluated once: labels that arrive after it are counted
-late (:mod:`.event_log`) and are not in its task metric.
+signal ``error_drift``. The detector watches one model version's errors: when the variant
+starts serving another version it starts afresh at that version's first labelled row, and
+the restart is kept in the window's ``error_stream_restarts`` and in the audit log (action
+``detector_restart``; :mod:`.error_stream`). A window is evaluated once: labels that arrive
+after it are counted late (:mod:`.event_log`) and are not in its task metric.
 
 With labels, each window also says which kind of decay it shows (``decay``, and the
 signals ``data_drift`` and ``concept_drift``; :mod:`.decay_kind`): inputs that moved with
 a stable error, or an error that rose with stable inputs, judged against the error
-stream's history that the detector holds before the window.
+stream's history that the detector holds before the window (of the same model version).
 
 Each window also holds the memory and CPU time of the serving workers that answered in it
 (``process``, and the signals ``process_rss_bytes`` and ``process_cpu_seconds``;
@@ -74,10 +77,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from opsloop.detect import ADWIN, detector_from_state
+from opsloop.detect import detector_from_state
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
-from opsloop.monitoring.decay_kind import ErrorHistory, decay_kind
+from opsloop.monitoring.decay_kind import decay_kind
+from opsloop.monitoring.error_stream import RESTART_REASON, read_errors
 from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.input_anomalies import (
     StatedDetector,
@@ -98,6 +102,7 @@ from opsloop.monitoring.window_store import (
     window_starts,
 )
 from opsloop.monitoring.windowing import Windowing
+from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 
@@ -118,9 +123,11 @@ class WindowEvaluation:
 
 
 def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end: int):
-    rows = labelled_events(db, deployment, variant, start, end, "output_json", "at_ms")
-    predictions, labels, times = [], [], []
-    for output_json, at_ms, label_json in rows:
+    rows = labelled_events(
+        db, deployment, variant, start, end, "output_json", "at_ms", "model", "version"
+    )
+    predictions, labels, times, versions = [], [], [], []
+    for output_json, at_ms, model, version, label_json in rows:
         output = None if output_json is None else json.loads(output_json)
         values = output.get("predictions") if isinstance(output, dict) else None
         label = json.loads(label_json)
@@ -130,17 +137,22 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
             predictions.append(values[0])
             labels.append(label)
             times.append(at_ms)
+            versions.append((model, version))
         elif isinstance(label, list) and len(label) == len(values):
             predictions.extend(values)
             labels.extend(label)
             times.extend([at_ms] * len(values))
+            versions.extend([(model, version)] * len(values))
     keep = [p is not None and y is not None for p, y in zip(predictions, labels, strict=True)]
     return pd.DataFrame(
         {
             "prediction": [p for p, k in zip(predictions, keep, strict=True) if k],
             "label": [y for y, k in zip(labels, keep, strict=True) if k],
             "at_ms": [t for t, k in zip(times, keep, strict=True) if k],
-        }
+            # Which model version answered: the error stream restarts when it changes.
+            "version": [v for v, k in zip(versions, keep, strict=True) if k],
+        },
+        columns=["prediction", "label", "at_ms", "version"],
     )
 
 
@@ -175,21 +187,26 @@ def _stream_before(db, deployment, variant, windowing, first: int, start_ms: int
     return None
 
 
-def _change_point(db, deployment, variant, windowing, start, state, errors, labelled, result):
+def _change_point(db, deployment, variant, windowing, start, read, errors, labelled):
     """The estimated change in the error stream at the detector's last alarm in this
-    window: its position and time (see :mod:`.change_point`), or ``None``."""
-    last = int(result.drift_indices[-1])
-    # Replayed from the state before the window: ADWIN's kept window at its alarm.
-    replay = ADWIN.preset("monitoring") if state is None else detector_from_state(state)
+    window: its stream position and time (see :mod:`.change_point`), or ``None``."""
+    segment = next(s for s in reversed(read.segments) if s.result.n_drifts)
+    errors = errors[segment.begin : segment.end]
+    times = labelled["at_ms"].to_numpy()[segment.begin : segment.end]
+    result, last = segment.result, int(segment.result.drift_indices[-1])
+    # Replayed from the state before the segment: ADWIN's kept window at its alarm.
+    replay = detector_from_state(segment.state_before)
     replay.update_many(np.asarray(errors[: last + 1], dtype=float))
-    first = int(result.start) + last - replay.width + 1
-    times = labelled["at_ms"].to_numpy()[: last + 1]
-    stream = np.asarray(errors[: last + 1], dtype=float)
-    if first >= result.start:
-        times, stream = times[first - result.start :], stream[first - result.start :]
+    # Stream positions: the detector counts from its own first item, at ``offset``.
+    begin = segment.offset + int(result.start)
+    first = begin + last - replay.width + 1
+    times, stream = times[: last + 1], np.asarray(errors[: last + 1], dtype=float)
+    if first >= begin:
+        times, stream = times[first - begin :], stream[first - begin :]
     else:
+        # Kept from before this window: only a detector that did not restart in it.
         before = _stream_before(db, deployment, variant, windowing, first, start)
-        if before is None or len(before[0]) != result.start - first:
+        if before is None or len(before[0]) != begin - first:
             return None
         times, stream = np.r_[before[0], times], np.r_[before[1], stream]
     point = mean_shift_point(stream, min_length=replay.min_window_length)
@@ -210,6 +227,9 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
             "preset": "monitoring",
             "positions": positions,
             "change_point": metrics.get("error_change_point"),
+            # Whose errors it read: the alarm is about that version since that row.
+            "source": metrics.get("error_stream_source"),
+            "restarts": metrics.get("error_stream_restarts", []),
         }
     if policy.signal in ("data_drift", "concept_drift"):
         evidence["decay"] = metrics["decay"]
@@ -386,29 +406,51 @@ def _evaluate_window(
         if last["start_ms"] is not None and start <= last["start_ms"]:
             return None  # another evaluator wrote this window while it was computed here
         now = clock_of(connection)
-        state = get_state(connection, deployment, f"detector:{key}")
-        detector = ADWIN.preset("monitoring") if state is None else detector_from_state(state)
-        history = None
-        if detector.width > 0:
-            history = ErrorHistory(detector.estimation, detector.width, detector.variance)
-        result = detector.update_many(np.asarray(errors, dtype=float))
-        positions = [int(p) for p in result.stream_positions()]
-        metrics["error_drift"] = result.n_drifts
+        read = read_errors(
+            get_state(connection, deployment, f"detector:{key}"),
+            get_state(connection, deployment, f"detector_source:{key}"),
+            errors,
+            labelled["version"].tolist(),
+            labelled["at_ms"].tolist(),
+        )
+        positions = read.positions
+        metrics["error_drift"] = len(positions)
         metrics["error_drift_positions"] = positions
-        metrics["error_stream_start"] = int(result.start)
-        if result.n_drifts:
-            found = _change_point(
-                db, deployment, variant, windowing, start, state, errors, labelled, result
-            )
+        metrics["error_stream_start"] = read.start
+        metrics["error_stream_restarts"] = read.restarts
+        metrics["error_stream_source"] = read.source
+        if positions:
+            found = _change_point(db, deployment, variant, windowing, start, read, errors, labelled)
             if found is not None:
                 metrics["error_change_point"], metrics["error_change_point_ms"] = found
+        # Judged against the history of the version that answered last in the window.
         metrics["decay"] = decay_kind(
-            metrics["drift_share"], metrics["task"], errors, history, alpha=alpha
+            metrics["drift_share"],
+            metrics["task"],
+            errors[read.history_begin :],
+            read.history,
+            alpha=alpha,
         )
         kind = metrics["decay"]["kind"]
         metrics["data_drift"] = None if kind is None else int(kind == "data_drift")
         metrics["concept_drift"] = None if kind is None else int(kind == "concept_drift")
-        put_state(connection, deployment, f"detector:{key}", detector.to_state())
+        put_state(connection, deployment, f"detector:{key}", read.state)
+        if read.source is not None:
+            put_state(connection, deployment, f"detector_source:{key}", read.source)
+        for restart in read.restarts:
+            append_audit(
+                connection,
+                "monitoring",
+                "detector_restart",
+                f"monitor:{deployment}",
+                f"ADWIN on the error stream of variant {variant!r} restarts at row "
+                f"{restart['position']}: it now serves {restart['to']['model']} "
+                f"v{restart['to']['version']} (was {restart['from']['model']} "
+                f"v{restart['from']['version']}); {RESTART_REASON}",
+                None,
+                {"variant": variant, "window_start_ms": start, **restart},
+                at_ms=now,
+            )
         streaks = get_state(connection, deployment, f"policies:{key}", {})
         pending = get_state(connection, deployment, "pending_actions", [])
         for rule in rules:

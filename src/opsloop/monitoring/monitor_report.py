@@ -133,6 +133,7 @@ def monitor_report(
     for name in SHOWN_METRICS:
         metrics[name] = pd.to_numeric(metrics[name], errors="coerce")
     alarms = [label(e) for e in evaluations if e.metrics.get("error_drift")]
+    restarts = [label(e) for e in evaluations if e.metrics.get("error_stream_restarts")]
     alerts = read_alerts(db, deployment)
     if variant is not None:
         alerts = alerts[alerts["variant"] == variant]
@@ -161,6 +162,7 @@ def monitor_report(
         process=_processes(evaluations, labels),
         acted=acted,
         actions=_actions(db, deployment, windowing, variant),
+        restarts=restarts,
     )
 
 

@@ -88,8 +88,9 @@ def _why(entry_reason: str | None, status: str, reason: str) -> str | None:
     """The policy's evidence in words, from the audit entry's reason, which
     :func:`~opsloop.monitoring.policy_actions.run_action` writes as ``STATUS: REASON (WHY)``.
 
-    >>> _why("done: sent (policy 'a' held: x 1 in the window from 0 ms)", "done", "sent")
-    "policy 'a' held: x 1 in the window from 0 ms"
+    >>> _why("done: sent (policy 'a' held: x 1 in the window from 1970-01-01T00:00:00Z)",
+    ...      "done", "sent")
+    "policy 'a' held: x 1 in the window from 1970-01-01T00:00:00Z"
     >>> _why("written by hand", "done", "sent") is None
     True
     """

@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from opsloop.errors import DeniedError
+from opsloop.monitoring.iso_time import utc_iso
 from opsloop.monitoring.rollback_action import evidence_sentence
 from opsloop.serving.deployment_records import Variant
 from opsloop.store import tables
@@ -73,13 +74,14 @@ def _judged(rule, evidence, values: dict[int, float | None]) -> tuple[list[dict]
             continue
         if theirs is None:
             problem = (
-                f"the primary has no {rule.signal} in the window from {window['start_ms']} ms "
+                f"the primary has no {rule.signal} in the window from "
+                f"{utc_iso(window['start_ms'])} "
                 "to judge the challenger against"
             )
         elif (mine < theirs) if higher else (mine > theirs):
             problem = (
                 f"the challenger's {rule.signal} {mine:.4g} is worse than the primary's "
-                f"{theirs:.4g} in the window from {window['start_ms']} ms"
+                f"{theirs:.4g} in the window from {utc_iso(window['start_ms'])}"
             )
     return compared, problem
 

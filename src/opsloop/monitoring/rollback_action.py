@@ -34,25 +34,26 @@ import json
 from typing import Any
 
 from opsloop.errors import ConflictError, DeniedError
+from opsloop.monitoring.iso_time import utc_iso
 from opsloop.serving.deployment_records import Variant
 from opsloop.tracking.limits import MAX_TEXT_LENGTH
 
 
 def evidence_sentence(rule: str, evidence: dict[str, Any]) -> str:
-    """One line saying why: the rule, then each window's start and the signal's value.
+    """One line saying why: the rule, then each window's start (UTC) and the signal's value.
 
     >>> evidence_sentence("drift_share > 0.3 -> alert",
-    ...     {"signal": "drift_share", "windows": [{"start_ms": 0, "value": 0.5}]})
-    "policy 'drift_share > 0.3 -> alert' held: drift_share 0.5 in the window from 0 ms"
+    ...     {"signal": "share", "windows": [{"start_ms": 3_600_000, "value": 0.5}]})
+    "policy 'drift_share > 0.3 -> alert' held: share 0.5 in the window from 1970-01-01T01:00:00Z"
     >>> evidence_sentence("retrain requested by ana",
     ...     {"signal": "request", "windows": [], "change_point_ms": 0, "start_ms": 0})
-    'retrain requested by ana, on the data from 0 ms'
+    'retrain requested by ana, on the data from 1970-01-01T00:00:00Z'
     """
     windows = evidence.get("windows", [])
     if evidence.get("signal") == "request":  # asked for by a person, not a policy
-        return f"{rule}, on the data from {evidence.get('change_point_ms')} ms"
+        return f"{rule}, on the data from {utc_iso(evidence['change_point_ms'])}"
     values = ", ".join(
-        f"{evidence.get('signal')} {w['value']:.4g} in the window from {w['start_ms']} ms"
+        f"{evidence.get('signal')} {w['value']:.4g} in the window from {utc_iso(w['start_ms'])}"
         for w in windows
     )
     return f"policy {rule!r} held: {values}"

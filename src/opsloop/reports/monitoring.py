@@ -8,7 +8,9 @@ The report takes plain tables, so it needs nothing from the layers that compute 
 ``drift`` holds one row per window and feature (``window``, ``feature``, ``p_adjusted``,
 ``drifted``), ``metrics`` one row per window (``window`` then any numeric columns),
 ``alarms`` the windows where the detector signalled, ``alerts`` one row per alert
-(``window``, ``variant``, ``rule``, ``action``, ``evidence``). Optional: ``estimate`` one
+(``window``, ``variant``, ``rule``, ``action``, ``evidence``). Optional: ``restarts`` the
+windows where the detector started afresh (the variant served another model version),
+``estimate`` one
 row per window with an estimate (``window``, ``estimated``, ``low``, ``high``,
 ``realised``: ``NaN`` until labelled), ``process`` one row per window and worker
 (``window``, ``worker``, ``rss_bytes``, ``cpu_seconds``), ``acted`` the windows whose
@@ -79,7 +81,17 @@ def _heatmap(drift: pd.DataFrame) -> go.Figure | None:
     return figure
 
 
-def _metric_figure(metrics: pd.DataFrame, name: str, alarms: list, acted=()) -> go.Figure:
+def _metric_figure(
+    metrics: pd.DataFrame, name: str, alarms: list, acted=(), restarts=()
+) -> go.Figure:
+    """One metric over the windows, with the detector's alarms, the windows that acted and
+    the detector's restarts marked.
+
+    >>> table = pd.DataFrame({"window": ["09:00", "10:00"], "task_metric": [0.9, 0.5]})
+    >>> figure = _metric_figure(table, "task_metric", ["10:00"], restarts=["09:00"])
+    >>> [(shape.x0, shape.line.dash) for shape in figure.layout.shapes]
+    [('10:00', 'dot'), ('09:00', 'dashdot')]
+    """
     figure = go.Figure(
         go.Scatter(x=metrics["window"], y=metrics[name], mode="lines+markers", name=name)
     )
@@ -87,6 +99,8 @@ def _metric_figure(metrics: pd.DataFrame, name: str, alarms: list, acted=()) -> 
         figure.add_vline(x=window, line_dash="dot", line_color="#b00020")
     for window in acted:
         figure.add_vline(x=window, line_dash="dash", line_color="#1b7f3b")
+    for window in restarts:
+        figure.add_vline(x=window, line_dash="dashdot", line_color="#6b6b6b")
     figure.update_layout(
         title={"text": name}, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False
     )
@@ -183,6 +197,7 @@ class MonitoringReport:
     process: pd.DataFrame = field(default_factory=pd.DataFrame)
     acted: list = field(default_factory=list)
     actions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    restarts: list = field(default_factory=list)
 
     def to_html(self, plotly: str = "inline") -> str:
         """The report as one HTML page (``plotly``: ``"inline"`` or ``"beside"``)."""
@@ -196,7 +211,9 @@ class MonitoringReport:
         ]
         figures = [
             figure_html(
-                _metric_figure(self.metrics, name, self.alarms, self.acted), f"monitoring-{i}", 260
+                _metric_figure(self.metrics, name, self.alarms, self.acted, self.restarts),
+                f"monitoring-{i}",
+                260,
             )
             for i, name in enumerate(numeric)
         ]
