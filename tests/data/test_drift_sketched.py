@@ -4,6 +4,7 @@ value, and within the stated bounds of the exact values where they do not."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -99,3 +100,24 @@ def test_the_bound_holds_on_real_pixel_data_of_seventeen_tied_levels():
         assert ks.p_value_bounds[0] <= exact.pvalue <= ks.p_value_bounds[1], column
         checked += 1
     assert checked >= 50
+
+
+def test_a_verdict_the_sketch_cannot_tell_is_not_counted_as_drift():
+    # 200,000 unchanged rows a side: the critical KS distance at alpha 0.05 is about 0.0043,
+    # far below the k = 200 sketches' rank errors (about 1.3% each), so the sketched
+    # statistic's own error decides the point estimate. Only a shift that clears the whole
+    # interval may count as drift.
+    rng = np.random.default_rng(11)
+    n = 200_000
+    ref = pd.DataFrame({"same": rng.normal(size=n), "moved": rng.normal(size=n)})
+    cur = pd.DataFrame({"same": rng.normal(size=n), "moved": rng.normal(0.5, size=n)})
+    result = compare(ref, cur, mode="sketch", sketch_k=200)
+    same, moved = result["same"], result["moved"]
+    exact = stats.ks_2samp(ref["same"], cur["same"])
+    low, high = same.p_adjusted_bounds
+    assert exact.pvalue > 0.05  # unchanged, as the exact test says
+    assert low < 0.05 <= high and not same.verdict_certain
+    assert not same.drifted
+    assert "verdict uncertain within it, so not drifted): stable" in same.reason
+    assert moved.drifted and moved.verdict_certain and moved.p_adjusted_bounds[1] < 0.05
+    assert result.n_drifted == 1
