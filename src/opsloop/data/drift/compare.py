@@ -205,9 +205,10 @@ class ColumnDrift:
         if self.sketched:
             low, high = self.p_adjusted_bounds or self.statistic_bounds
             what = "adjusted p-value" if self.p_adjusted_bounds else self.test
+            uncertain = ", verdict uncertain within it, so not drifted"
             text += (
                 f" (sketched: {what} within [{low:.3g}, {high:.3g}]"
-                f"{'' if self.verdict_certain else ', verdict uncertain within it, so not drifted'})"
+                f"{'' if self.verdict_certain else uncertain})"
             )
         if below and self.min_effect is not None and not self.drifted:
             return (
@@ -653,10 +654,10 @@ def compare(
     from the sketches, each with the interval that holds the exact value (99% confidence),
     and the p-value's and adjusted p-value's intervals (:mod:`opsloop.data.drift.sketched`);
     a column counts as drifted there only when its whole interval says so (otherwise it is
-    stable with ``verdict_certain`` false); count-like columns (chi-square) stay exact. ``auto`` is exact for in-memory data and,
-    when a side is a Dask frame, exact where the sorted values fit in memory, otherwise the
-    sketch mode (the rule: :func:`opsloop.data.distributed.drift.choose_mode`). The result
-    states its ``mode`` and ``mode_reason``.
+    stable with ``verdict_certain`` false); count-like columns (chi-square) stay exact.
+    ``auto`` is exact for in-memory data and, when a side is a Dask frame, exact where the
+    sorted values fit in memory, otherwise the sketch mode (the rule:
+    :func:`opsloop.data.distributed.drift.choose_mode`). The result states its ``mode`` and ``mode_reason``.
 
     >>> import pandas as pd
     >>> ref = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 50})
