@@ -657,7 +657,8 @@ def compare(
     stable with ``verdict_certain`` false); count-like columns (chi-square) stay exact.
     ``auto`` is exact for in-memory data and, when a side is a Dask frame, exact where the
     sorted values fit in memory, otherwise the sketch mode (the rule:
-    :func:`opsloop.data.distributed.drift.choose_mode`). The result states its ``mode`` and ``mode_reason``.
+    :func:`opsloop.data.distributed.drift.choose_mode`). The result states its ``mode``
+    and ``mode_reason``.
 
     >>> import pandas as pd
     >>> ref = pd.DataFrame({"c": ["a"] * 50 + ["b"] * 50})
