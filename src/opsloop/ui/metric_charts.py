@@ -63,6 +63,23 @@ def metric_figure(key: str, series: Sequence[tuple[str, pd.DataFrame]]) -> dict:
     }
 
 
+def shrunk_curve(label: str, history: pd.DataFrame) -> tuple[str, np.ndarray, np.ndarray]:
+    """One run's curve ``(label, steps, values)`` for :func:`~.svg_line_chart.line_chart_svg`:
+    ``history`` (columns ``step`` and ``value``) shrunk to the min and max of each of
+    :data:`CHART_BUCKETS` step buckets, so a spike survives.
+
+    >>> history = pd.DataFrame({"step": np.arange(5000), "value": np.zeros(5000)})
+    >>> history.loc[2500, "value"] = 9.0
+    >>> label, steps, values = shrunk_curve("run a", history)
+    >>> len(steps) <= 2 * CHART_BUCKETS, float(values.max()), int(steps[values.argmax()])
+    (True, 9.0, 2500)
+    """
+    steps, values = min_max_downsample(
+        history["step"].to_numpy(np.int64), history["value"].to_numpy(np.float64), CHART_BUCKETS
+    )
+    return label, steps, values
+
+
 def compared_curves(
     histories: pd.DataFrame, runs: Sequence[tuple[str, str]]
 ) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
