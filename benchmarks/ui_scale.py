@@ -212,7 +212,7 @@ def serve_opsloop(folder: str, port: int) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
-    settle_before_serving()  # as ``opsloop server`` does
+    settle_before_serving(app)  # as ``opsloop server`` does
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
 
 
