@@ -163,12 +163,16 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fetch_columns(connection, statement, width: int) -> list[tuple]:
+def fetch_columns(connection, statement, width: int) -> list[tuple]:
     """The result's columns as tuples, read from the driver's cursor as plain tuples.
 
     Transposing the driver's tuples costs a fraction of a millisecond per 10,000 rows;
     building and transposing SQLAlchemy ``Row`` objects costs more than the query itself.
     Values therefore arrive as the driver gives them (SQLite booleans as 0/1).
+
+    >>> with Database("sqlite://").read() as connection:
+    ...     fetch_columns(connection, sa.select(sa.literal(1), sa.literal("a")), 2)
+    [(1,), ('a',)]
     """
     result = connection.execute(statement)
     try:
@@ -248,7 +252,7 @@ def search_run_frame(
         chosen = sa.select(_runs.c.id).where(*where)
         if limit is not None:
             chosen = chosen.order_by(*order).limit(limit)
-        base = _fetch_columns(
+        base = fetch_columns(
             connection,
             sa.select(
                 _runs.c.id,
@@ -287,14 +291,12 @@ def search_run_frame(
                 return _among(column, pks, db.dialect, chosen)
 
             for kind, statement in _entity_values(among).items():
-                long[kind] = _fetch_columns(
-                    connection, statement, 2 if kind == "metric_keys" else 3
-                )
+                long[kind] = fetch_columns(connection, statement, 2 if kind == "metric_keys" else 3)
             try:
                 long["params"] = _unpacked_params(packed, counts)
             except _PackedParamsAmbiguous:
                 params = tables.params
-                long["params"] = _fetch_columns(
+                long["params"] = fetch_columns(
                     connection,
                     sa.select(params.c.run_id, params.c.key, params.c.value).where(
                         among(params.c.run_id)
