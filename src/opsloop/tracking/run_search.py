@@ -198,8 +198,13 @@ def _optional_bools(values: tuple) -> np.ndarray:
     return out
 
 
-def _wide_kind(prefix: str, positions, keys, values, n_runs: int) -> dict[str, object]:
-    """Columns ``<prefix>.<key>`` (keys sorted) from one kind's long rows."""
+def _wide_kind(prefix: str, positions, keys, values, n_runs: int) -> pd.DataFrame:
+    """Columns ``<prefix>.<key>`` (keys sorted) from one kind's long rows, as one block.
+
+    The grid goes to pandas whole: handed over as a thousand separate columns, each is
+    checked and then all are copied into one block again, which costs more than the grid.
+    Text stays object dtype with None for "not logged", as the run records have it.
+    """
     key_codes, names = pd.factorize(keys, sort=True)
     if prefix == "metrics":
         grid = np.full((n_runs, len(names)), np.nan)
@@ -207,16 +212,10 @@ def _wide_kind(prefix: str, positions, keys, values, n_runs: int) -> dict[str, o
     else:
         grid = np.full((n_runs, len(names)), None, dtype=object)
         grid[positions, key_codes] = values
-    out: dict[str, object] = {}
-    for column, name in enumerate(names):
-        values_of_key = grid[:, column]
-        # Text stays object dtype with None for "not logged", as the run records have it.
-        out[f"{prefix}.{name}"] = (
-            values_of_key
-            if prefix == "metrics"
-            else pd.Series(values_of_key, dtype=object, copy=False)
-        )
-    return out
+    columns = [f"{prefix}.{name}" for name in names]
+    return pd.DataFrame(
+        grid, index=pd.RangeIndex(n_runs), columns=columns, dtype=grid.dtype, copy=False
+    )
 
 
 def search_run_frame(
@@ -311,6 +310,7 @@ def search_run_frame(
             data[name] = _optional_bools(values)
         else:
             data[name] = np.array(values, dtype=object)
+    frames = [pd.DataFrame(data, index=pd.RangeIndex(n_runs))]
     if n_runs:
         run_index = pd.Index(np.array(pks, dtype=np.int64))
         key_ids, key_names = long.pop("metric_keys")
@@ -326,8 +326,8 @@ def search_run_frame(
             keys = np.array(keys, dtype=np.int64 if kind == "metrics" else object)
             if kind == "metrics":
                 keys = metric_names.to_numpy()[metric_names.index.get_indexer(keys)]
-            data.update(_wide_kind(kind, positions, keys, np.array(values, dtype=object), n_runs))
-    return pd.DataFrame(data, index=pd.RangeIndex(n_runs))
+            frames.append(_wide_kind(kind, positions, keys, np.array(values, dtype=object), n_runs))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, axis=1)
 
 
 def frame_to_columns(frame: pd.DataFrame) -> dict[str, list]:
