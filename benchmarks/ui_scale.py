@@ -200,6 +200,7 @@ def serve_opsloop(folder: str, port: int) -> None:
     import uvicorn
 
     from opsloop.server import create_app
+    from opsloop.server.launch import settle_before_serving
     from opsloop.store import ArtifactStore, Database
 
     os.environ["OPSLOOP_HOME"] = str(Path(folder) / "home")
@@ -211,6 +212,7 @@ def serve_opsloop(folder: str, port: int) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
+    settle_before_serving(app)  # as ``opsloop server`` does
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
 
 

@@ -185,6 +185,40 @@ def test_metric_histories_of_several_runs(store):
     assert sorted(zip(frame["run_id"], frame["value"], strict=True)) == sorted([(a, 1.0), (b, 3.0)])
 
 
+def test_metric_histories_give_every_point_exactly_in_run_key_step_order(store):
+    """The whole frame, column by column and with its dtypes: runs in creation order, keys by
+    name, points by step then logging order; the smallest subnormal and steps past a float's
+    53 bits come back as written."""
+    a, b = store.create_run("e"), store.create_run("e")
+    big = 2**53 + 1
+    store.write_batch(b, metrics=batch(["y", "x", "x"], [7.5, 5e-324, -2.0], [3, 1, 0], [9, 8, 7]))
+    store.write_batch(a, metrics=batch(["x", "x"], [1.0, 0.25], [big, 5], [1_000, 2_000]))
+    frame = store.metric_histories([b, a])
+    want = pd.DataFrame(
+        {
+            "run_id": pd.Series([a, a, b, b, b], dtype=object),
+            "key": pd.Series(["x", "x", "x", "x", "y"], dtype=object),
+            "step": np.array([5, big, 0, 1, 3], dtype=np.int64),
+            "value": [0.25, 1.0, -2.0, 5e-324, 7.5],
+            "timestamp": pd.to_datetime([2_000, 1_000, 7, 8, 9], unit="ms", utc=True).astype(
+                "datetime64[ms, UTC]"
+            ),
+        }
+    )
+    pd.testing.assert_frame_equal(frame, want, check_exact=True)
+    pd.testing.assert_frame_equal(
+        store.metric_histories([a, b], ["y"]), want.iloc[[4]].reset_index(drop=True)
+    )
+    empty = store.metric_histories([a], ["never-logged"])
+    assert empty.dtypes.astype(str).tolist() == [
+        "object",
+        "object",
+        "int64",
+        "float64",
+        "datetime64[ms, UTC]",
+    ]
+
+
 def test_metric_histories_of_many_runs_read_their_ids_in_few_queries(store):
     """1,200 runs (past one query's chunk of 500), asked for in a shuffled order with a
     repeat: the same points as asking run by run, and the run ids in 3 queries, not 1,200."""

@@ -15,16 +15,24 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 import pytest
 from tests.reports.test_browser import CHROMIUM, CHROMIUM_ARGS, missing
 from tests.server.running import running_server
-from tests.ui.dashboard_data import N_CHURN_RUNS, SPIKE_STEP, SPIKE_VALUE, populate
+from tests.ui.dashboard_data import (
+    LONG_SERIES,
+    N_CHURN_RUNS,
+    SPIKE_STEP,
+    SPIKE_VALUE,
+    populate,
+)
 
 from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.store import ArtifactStore, Database
 from opsloop.ui.metric_charts import CHART_BUCKETS
+from opsloop.ui.svg_line_chart import Axes
 
 pytestmark = pytest.mark.browser
 
@@ -187,6 +195,7 @@ def test_no_serious_or_critical_accessibility_violations(signed_in):
     for path in (
         "/runs?experiment=churn&size=10",
         f"/runs/{data.churn_runs[0]}",
+        f"/runs/{data.churn_runs[0]}?chart=interactive",
         "/compare?" + "&".join(f"run={r}" for r in data.churn_runs[:2]),
         "/compare?experiment=churn&sort=metrics.auc&top=25",
         "/models",
@@ -316,9 +325,19 @@ def test_many_runs_compared_are_drawn_by_the_server(signed_in):
 
 
 def test_a_long_series_keeps_its_spike(signed_in):
+    """Drawn on the server (no script), then interactive on request (plotly.js)."""
     watched, data = signed_in
+    page = watched.page
     watched.open(f"/runs/{data.long_run}")
-    x, y = watched.page.locator(".plot").evaluate("p => [p.data[0].x, p.data[0].y]")
+    assert page.locator("script").count() == 0
+    d = page.locator("svg.line-chart .curves path").get_attribute("d")
+    points = [tuple(float(c) for c in pair.split(",")) for pair in re.split(r"[ML ]", d) if pair]
+    assert len(points) <= 2 * CHART_BUCKETS
+    # The highest point drawn (the least y down the viewBox) is the spike, at its step.
+    spike_x = Axes(0.0, LONG_SERIES - 1.0, 0.0, 1.0).x_pixels(np.array(SPIKE_STEP))
+    assert min(points, key=lambda p: p[1])[0] == round(float(spike_x), 1)
+    watched.follow("text=Interactive charts")
+    x, y = page.locator(".plot").evaluate("p => [p.data[0].x, p.data[0].y]")
     assert len(x) <= 2 * CHART_BUCKETS
     assert max(y) == SPIKE_VALUE and x[y.index(SPIKE_VALUE)] == SPIKE_STEP
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from opsloop.ui.series_downsampling import min_max_downsample
+from opsloop.ui.series_downsampling import min_max_downsample, min_max_downsample_runs
 
 
 def bucket_extremes(steps, values, buckets):
@@ -72,3 +72,30 @@ def test_buckets_must_be_a_positive_integer(buckets):
 def test_shapes_must_match():
     with pytest.raises(ValueError, match="one length"):
         min_max_downsample(np.arange(3), np.arange(4.0))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_many_series_at_once_keep_what_each_keeps_alone(seed):
+    """Random series (long and short, ties, repeated and negative steps, NaNs, one step
+    only, all NaN) one after another: each keeps exactly min_max_downsample's points."""
+    rng = np.random.default_rng(seed)
+    buckets = int(rng.integers(1, 12))
+    series = []
+    for _ in range(60):
+        length = int(rng.choice([0, 1, 2, 2 * buckets, 2 * buckets + 1, rng.integers(3, 400)]))
+        steps = np.sort(rng.integers(-50, int(rng.choice([1, 60, 10**6])), length))
+        values = rng.integers(0, 4, length).astype(float)  # many ties
+        values[rng.random(length) < 0.1] = np.nan
+        if rng.random() < 0.05:
+            values[:] = np.nan
+        series.append((steps, values))
+    series = [(s, v) for s, v in series if len(s)]
+    starts = np.cumsum([0] + [len(s) for s, _ in series[:-1]])
+    steps = np.concatenate([s for s, _ in series])
+    values = np.concatenate([v for _, v in series])
+    kept = min_max_downsample_runs(starts, steps, values, buckets)
+    at = np.searchsorted(starts, kept, side="right") - 1
+    for i, (s, v) in enumerate(series):
+        want_x, want_y = min_max_downsample(s, v, buckets)
+        mine = kept[at == i]
+        assert np.array_equal(steps[mine], want_x) and np.array_equal(values[mine], want_y)

@@ -65,7 +65,7 @@ from opsloop.tracking.records import (
     Run,
     empty_history,
 )
-from opsloop.tracking.run_search import UnknownExperimentError, search_run_frame
+from opsloop.tracking.run_search import UnknownExperimentError, fetch_columns, search_run_frame
 
 _runs = tables.runs
 _parent = tables.runs.alias("parent_run")
@@ -844,9 +844,10 @@ class LocalTrackingStore:
         ):
             raise InvalidArgumentError(f"buckets must be a positive integer, got {buckets!r}")
         points, names = tables.metrics, tables.metric_keys
+        # Each read's (run pk, key, step, value, timestamp ms) as five columns.
+        parts: list[list[tuple]] = []
         with self.db.read() as connection:
             pks = dict(zip(self._run_pks_of(connection, run_ids), run_ids, strict=True))
-            rows: list[tuple] = []
             # (run pks, key ids or None for every key) of each read of whole series.
             reads: list[tuple[list[int], list[int] | None]] = [(list(pks), None)]
             if buckets is not None:
@@ -855,15 +856,18 @@ class LocalTrackingStore:
                     in_blocks &= names.c.name.in_(list(keys))
                 short: dict[int, list[int]] = {pk: [] for pk in pks}
                 has_long = set()
+                reduced: list[tuple] = []
                 for run_pk, key_id, name, count, low, high in series_sizes(connection, in_blocks):
                     if count <= 2 * buckets:
                         short[run_pk].append(key_id)
                         continue
                     has_long.add(run_pk)
-                    rows += [
+                    reduced += [
                         (run_pk, name, *point)
                         for point in reduced_points(connection, run_pk, key_id, low, high, buckets)
                     ]
+                if reduced:
+                    parts.append(list(zip(*reduced, strict=True)))
                 # A run with a long series has its short ones read by key, so the long
                 # one is not scanned; runs with the same short keys share one read.
                 by_keys: dict[tuple[int, ...], list[int]] = {}
@@ -892,21 +896,34 @@ class LocalTrackingStore:
                     .where(chosen)
                     .order_by(points.c.run_id, names.c.name, points.c.step, points.c.seq)
                 )
-                # Plain tuples: pandas probes each SQLAlchemy row's attributes, 40 µs a row.
-                rows += [tuple(row) for row in connection.execute(query)]
-        frame = pd.DataFrame(rows, columns=["run_pk", "key", "step", "value", "timestamp_ms"])
+                # The driver's tuples, transposed once: SQLAlchemy's per-row path costs more
+                # than the query for the tens of thousands of points a compare view reads.
+                parts.append(fetch_columns(connection, query, 5))
+        run_pk, key, step, value, timestamp_ms = (
+            np.concatenate([np.array(part[i], dtype=dtype) for part in parts])
+            if parts
+            else np.array([], dtype=dtype)
+            for i, dtype in enumerate((np.int64, object, np.int64, np.float64, np.int64))
+        )
         if buckets is not None:
-            frame = frame.sort_values(["run_pk", "key"], kind="stable")
+            # Reduced series were read first: put every run's keys back together, in order.
+            order = pd.DataFrame({"run_pk": run_pk, "key": key}).sort_values(
+                ["run_pk", "key"], kind="stable"
+            )
+            taken = order.index.to_numpy()
+            run_pk, key, step, value, timestamp_ms = (
+                column[taken] for column in (run_pk, key, step, value, timestamp_ms)
+            )
         history = empty_history()
         out = pd.DataFrame(
             {
-                "run_id": frame["run_pk"].map(pks).astype(object),
-                "key": frame["key"].astype(object),
-                "step": frame["step"].astype("int64"),
-                "value": frame["value"].astype("float64"),
-                "timestamp": pd.to_datetime(
-                    frame["timestamp_ms"].astype("int64"), unit="ms", utc=True
-                ).astype(history["timestamp"].dtype),
+                "run_id": pd.Series(run_pk).map(pks).astype(object),
+                "key": pd.Series(key, dtype=object),
+                "step": step,
+                "value": value,
+                "timestamp": pd.to_datetime(timestamp_ms, unit="ms", utc=True).astype(
+                    history["timestamp"].dtype
+                ),
             }
         )
         return out.reset_index(drop=True)

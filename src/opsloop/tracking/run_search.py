@@ -163,12 +163,16 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fetch_columns(connection, statement, width: int) -> list[tuple]:
+def fetch_columns(connection, statement, width: int) -> list[tuple]:
     """The result's columns as tuples, read from the driver's cursor as plain tuples.
 
     Transposing the driver's tuples costs a fraction of a millisecond per 10,000 rows;
     building and transposing SQLAlchemy ``Row`` objects costs more than the query itself.
     Values therefore arrive as the driver gives them (SQLite booleans as 0/1).
+
+    >>> with Database("sqlite://").read() as connection:
+    ...     fetch_columns(connection, sa.select(sa.literal(1), sa.literal("a")), 2)
+    [(1,), ('a',)]
     """
     result = connection.execute(statement)
     try:
@@ -194,8 +198,13 @@ def _optional_bools(values: tuple) -> np.ndarray:
     return out
 
 
-def _wide_kind(prefix: str, positions, keys, values, n_runs: int) -> dict[str, object]:
-    """Columns ``<prefix>.<key>`` (keys sorted) from one kind's long rows."""
+def _wide_kind(prefix: str, positions, keys, values, n_runs: int) -> pd.DataFrame:
+    """Columns ``<prefix>.<key>`` (keys sorted) from one kind's long rows, as one block.
+
+    The grid goes to pandas whole: handed over as a thousand separate columns, each is
+    checked and then all are copied into one block again, which costs more than the grid.
+    Text stays object dtype with None for "not logged", as the run records have it.
+    """
     key_codes, names = pd.factorize(keys, sort=True)
     if prefix == "metrics":
         grid = np.full((n_runs, len(names)), np.nan)
@@ -203,16 +212,10 @@ def _wide_kind(prefix: str, positions, keys, values, n_runs: int) -> dict[str, o
     else:
         grid = np.full((n_runs, len(names)), None, dtype=object)
         grid[positions, key_codes] = values
-    out: dict[str, object] = {}
-    for column, name in enumerate(names):
-        values_of_key = grid[:, column]
-        # Text stays object dtype with None for "not logged", as the run records have it.
-        out[f"{prefix}.{name}"] = (
-            values_of_key
-            if prefix == "metrics"
-            else pd.Series(values_of_key, dtype=object, copy=False)
-        )
-    return out
+    columns = [f"{prefix}.{name}" for name in names]
+    return pd.DataFrame(
+        grid, index=pd.RangeIndex(n_runs), columns=columns, dtype=grid.dtype, copy=False
+    )
 
 
 def search_run_frame(
@@ -248,7 +251,7 @@ def search_run_frame(
         chosen = sa.select(_runs.c.id).where(*where)
         if limit is not None:
             chosen = chosen.order_by(*order).limit(limit)
-        base = _fetch_columns(
+        base = fetch_columns(
             connection,
             sa.select(
                 _runs.c.id,
@@ -287,14 +290,12 @@ def search_run_frame(
                 return _among(column, pks, db.dialect, chosen)
 
             for kind, statement in _entity_values(among).items():
-                long[kind] = _fetch_columns(
-                    connection, statement, 2 if kind == "metric_keys" else 3
-                )
+                long[kind] = fetch_columns(connection, statement, 2 if kind == "metric_keys" else 3)
             try:
                 long["params"] = _unpacked_params(packed, counts)
             except _PackedParamsAmbiguous:
                 params = tables.params
-                long["params"] = _fetch_columns(
+                long["params"] = fetch_columns(
                     connection,
                     sa.select(params.c.run_id, params.c.key, params.c.value).where(
                         among(params.c.run_id)
@@ -309,6 +310,7 @@ def search_run_frame(
             data[name] = _optional_bools(values)
         else:
             data[name] = np.array(values, dtype=object)
+    frames = [pd.DataFrame(data, index=pd.RangeIndex(n_runs))]
     if n_runs:
         run_index = pd.Index(np.array(pks, dtype=np.int64))
         key_ids, key_names = long.pop("metric_keys")
@@ -324,8 +326,8 @@ def search_run_frame(
             keys = np.array(keys, dtype=np.int64 if kind == "metrics" else object)
             if kind == "metrics":
                 keys = metric_names.to_numpy()[metric_names.index.get_indexer(keys)]
-            data.update(_wide_kind(kind, positions, keys, np.array(values, dtype=object), n_runs))
-    return pd.DataFrame(data, index=pd.RangeIndex(n_runs))
+            frames.append(_wide_kind(kind, positions, keys, np.array(values, dtype=object), n_runs))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, axis=1)
 
 
 def frame_to_columns(frame: pd.DataFrame) -> dict[str, list]:

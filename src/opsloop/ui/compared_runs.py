@@ -62,11 +62,17 @@ def runs_by_id(tracking, run_ids: Sequence[str]) -> pd.DataFrame:
 
 
 def _present(frame: pd.DataFrame, prefix: str) -> pd.Series:
-    """How many runs hold each ``prefix`` column, most first, then by name."""
-    columns = [c for c in frame.columns if c.startswith(prefix)]
-    counts = {c: n for c, n in frame[columns].notna().sum().to_dict().items() if n > 0}
-    order = sorted(counts, key=lambda c: (-counts[c], c))
-    return pd.Series({c[len(prefix) :]: int(counts[c]) for c in order}, dtype="int64")
+    """How many runs hold each ``prefix`` column, most first, then by name.
+
+    Columns are picked by position and counted on the block's array: two thousand metric
+    columns looked up by label, then counted one Series at a time, cost more than the search.
+    """
+    names = frame.columns.tolist()
+    positions = [i for i, name in enumerate(names) if name.startswith(prefix)]
+    counts = frame.iloc[:, positions].notna().to_numpy().sum(axis=0).tolist()
+    held = {names[i][len(prefix) :]: n for i, n in zip(positions, counts, strict=True) if n > 0}
+    order = sorted(held, key=lambda key: (-held[key], key))
+    return pd.Series({key: held[key] for key in order}, dtype="int64")
 
 
 def compared_runs(frame: pd.DataFrame) -> ComparedRuns:

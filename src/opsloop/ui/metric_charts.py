@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from opsloop.ui.series_downsampling import min_max_downsample
+from opsloop.ui.series_downsampling import min_max_downsample, min_max_downsample_runs
 
 #: Buckets per chart: about one per pixel column of a chart in the page.
 CHART_BUCKETS = 600
@@ -63,6 +63,23 @@ def metric_figure(key: str, series: Sequence[tuple[str, pd.DataFrame]]) -> dict:
     }
 
 
+def shrunk_curve(label: str, history: pd.DataFrame) -> tuple[str, np.ndarray, np.ndarray]:
+    """One run's curve ``(label, steps, values)`` for :func:`~.svg_line_chart.line_chart_svg`:
+    ``history`` (columns ``step`` and ``value``) shrunk to the min and max of each of
+    :data:`CHART_BUCKETS` step buckets, so a spike survives.
+
+    >>> history = pd.DataFrame({"step": np.arange(5000), "value": np.zeros(5000)})
+    >>> history.loc[2500, "value"] = 9.0
+    >>> label, steps, values = shrunk_curve("run a", history)
+    >>> len(steps) <= 2 * CHART_BUCKETS, float(values.max()), int(steps[values.argmax()])
+    (True, 9.0, 2500)
+    """
+    steps, values = min_max_downsample(
+        history["step"].to_numpy(np.int64), history["value"].to_numpy(np.float64), CHART_BUCKETS
+    )
+    return label, steps, values
+
+
 def compared_curves(
     histories: pd.DataFrame, runs: Sequence[tuple[str, str]]
 ) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
@@ -71,8 +88,9 @@ def compared_curves(
 
     Each curve is what :func:`min_max_downsample` makes of it with the curve's equal share
     of :data:`CHART_POINTS` as buckets; a key whose runs have one point each is left out
-    (see :func:`is_curve`). The rows are sorted once for every curve, so a thousand runs
-    cost one sort, not a thousand frames.
+    (see :func:`is_curve`). The rows are sorted once for every curve and each key's curves
+    shrunk together (:func:`min_max_downsample_runs`), so a thousand runs cost a few sorts,
+    not a thousand frames or calls.
 
     >>> histories = pd.DataFrame({"run_id": ["b", "a", "a", "b", "a"], "key": "loss",
     ...     "step": [0, 1, 0, 1, 2], "value": [4.0, 2.0, 1.0, 3.0, 9.0]})
@@ -101,14 +119,14 @@ def compared_curves(
         if ((last - first) <= 1).all():
             continue
         buckets = max(1, CHART_POINTS // (2 * len(first)))
-        found = []
-        for lo, hi in zip(first.tolist(), last.tolist(), strict=True):
-            x, y = steps[lo:hi], values[lo:hi]
-            # Already in step order: a short series without gaps is what the downsampling
-            # would return, so only the others are shrunk.
-            if hi - lo > 2 * buckets or np.isnan(y).any():
-                x, y = min_max_downsample(x, y, buckets)
-            found.append((labels[run_at[lo]], x, y))
+        # The key's curves lie one after another: shrunk together, then cut apart.
+        lo, hi = int(first[0]), int(last[-1])
+        kept = lo + min_max_downsample_runs(first - lo, steps[lo:hi], values[lo:hi], buckets)
+        bounds = np.append(np.searchsorted(kept, first), len(kept)).tolist()
+        found = [
+            (labels[run_at[start]], steps[kept[a:b]], values[kept[a:b]])
+            for start, a, b in zip(first.tolist(), bounds[:-1], bounds[1:], strict=True)
+        ]
         curves[str(keys[code])] = found
     return curves
 

@@ -31,6 +31,7 @@ from opsloop.ui import (
     run_pages,
     version_actions,
 )
+from opsloop.ui.rendering import TEMPLATES
 
 _STATIC_TYPES = {
     "dashboard.css": "text/css; charset=utf-8",
@@ -57,6 +58,20 @@ def static_file(name: str) -> Response:
         media_type=_STATIC_TYPES[name],
         headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
     )
+
+
+def compile_templates() -> int:
+    """Compile every page template now (Jinja2 keeps them), so no visitor's first page
+    waits for its template to be parsed and compiled; returns how many there are. A server
+    calls it once before serving.
+
+    >>> compile_templates() == len(TEMPLATES.list_templates()) > 20
+    True
+    """
+    names = TEMPLATES.list_templates()
+    for name in names:
+        TEMPLATES.get_template(name)
+    return len(names)
 
 
 def install_dashboard(app: FastAPI, caller: Callable[[Request], User]) -> None:

@@ -19,6 +19,7 @@ from opsloop.ui.metric_charts import (
     histories_by_key,
     is_curve,
     metric_figure,
+    shrunk_curve,
 )
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
@@ -36,6 +37,8 @@ MIN_COMPARED, MAX_COMPARED = 2, 1000
 #: Rows of a compare view's table at once (its charts draw every run): a thousand rows of
 #: twenty cells take a browser longer to lay out than the rest of the page.
 COMPARED_ROWS = 100
+#: How a run page draws its charts: as SVG (the default, no script) or with plotly.js.
+CHART_KINDS = (None, "", "svg", "interactive")
 
 
 def _whole(field: str, text: str | None, default: int) -> int:
@@ -120,9 +123,21 @@ def runs_page(
 
 @router.get("/runs/{run_id}")
 def run_detail(
-    request: Request, user: Viewer, run_id: str, metric: Annotated[list[str] | None, Query()] = None
+    request: Request,
+    user: Viewer,
+    run_id: str,
+    metric: Annotated[list[str] | None, Query()] = None,
+    chart: str | None = None,
 ):
-    """One run: attributes, params, metrics with charts, artifacts, code, data, environment."""
+    """One run: attributes, params, metrics with charts, artifacts, code, data, environment.
+
+    The charts are SVG drawn here (no script); ``chart=interactive`` draws them with
+    plotly.js instead (zoom, hover values), which the browser then fetches and parses."""
+    if chart not in CHART_KINDS:
+        raise InvalidArgumentError(
+            f"chart must be {' or '.join(k for k in CHART_KINDS if k)}, got {chart[:40]!r}"
+        )
+    interactive = chart == "interactive"
     tracking = request.app.state.tracking
     run = tracking.get_run(run_id)
     keys = sorted(run.metrics)
@@ -131,18 +146,31 @@ def run_detail(
         tracking.metric_histories([run.run_id], chosen, buckets=CHART_BUCKETS) if chosen else None
     )
     grouped = {} if histories is None else histories_by_key(histories)
-    figures = [
-        metric_figure(key, [(run.name or run.run_id[:8], grouped[key][run.run_id])])
+    label = run.name or run.run_id[:8]
+    series = [
+        (key, grouped[key][run.run_id])
         for key in chosen
         if key in grouped and is_curve(grouped[key])
     ]
+    if interactive:
+        figures = [metric_figure(key, [(label, history)]) for key, history in series]
+        drawn = []
+    else:
+        figures = []
+        drawn = [line_chart_svg(key, [shrunk_curve(label, history)]) for key, history in series]
+    picked = [("metric", k) for k in chosen] if metric else []
+    other = [] if interactive else [("chart", "interactive")]
     return render(
         request,
         "run.html.j2",
         run=run,
         figures=figures,
+        drawn=drawn,
         charted=chosen,
         more_keys=len(keys) > len(chosen),
+        interactive=interactive,
+        other_charts=f"/runs/{run.run_id}"
+        + (f"?{urlencode(picked + other)}" if picked or other else ""),
     )
 
 

@@ -1,4 +1,5 @@
-"""Line charts of many curves, drawn on the server as SVG, for the compare view of many runs.
+"""Line charts drawn on the server as SVG: the run page's charts, and the compare view's of
+many runs.
 
 plotly.js is 4.7 MB that a browser parses again on every cold load, and it takes seconds to
 lay out a thousand traces, while a chart of a thousand runs needs neither zoom nor a legend
@@ -6,11 +7,12 @@ of a thousand names. So this is a small renderer of our own, written here becaus
 faster for this one job than any charting library: the server writes one ``<path>`` per
 curve into a fixed ``viewBox``, with a ``<title>`` naming the run (the browser shows it on
 hover), a grid and "nice" ticks, and the browser draws it while it parses the page, with no
-script at all.
+script at all. A run page draws its charts here too (plotly's only when asked for zoom and
+hover values), so its first render does not wait for plotly.js.
 
 The curves are drawn through exactly the points given (already shrunk to the min and max of
-each bucket by :func:`opsloop.ui.metric_charts.shrunk_curves`), each placed to a tenth of a
-unit of the ``viewBox`` (about a tenth of a pixel). A point whose value is not finite is left
+each bucket by :mod:`opsloop.ui.metric_charts`), each placed to a tenth of a unit of the
+``viewBox`` (about a tenth of a pixel). A point whose value is not finite is left
 out: there is nowhere to draw it.
 """
 
