@@ -265,7 +265,9 @@ def local_cluster(n_workers: int | None = None, threads_per_worker: int | None =
     # it starts (or restarts) later.
     with dask.config.set({**QUIET_SETTINGS, "distributed.nanny.pre-spawn-environ": environment}):
         return LocalCluster(
-            n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            **{"processes": True, **kwargs},
         )
 
 
