@@ -9,6 +9,7 @@ current frame, of the reference set the reference frame of seed ``1_000_000 + i`
 lazily with ``dask.dataframe.read_parquet``.
 
 Each operation runs on a ``LocalCluster`` of ``--workers`` single-threaded worker processes
+(opsloop's ``local_cluster``, or Dask's default settings with ``--cluster dask``)
 over all ``--rows`` current rows (the reference has ``--reference-rows``), and in memory
 on the first ``--baseline-rows`` rows (read with pandas beforehand, untimed). Measured, as
 medians of ``--repeats`` runs:
@@ -47,7 +48,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from opsloop.data.distributed import read_parquet_dask
+from opsloop.data.distributed import local_cluster, read_parquet_dask
 from opsloop.data.drift import compare
 from opsloop.data.profile import profile
 from opsloop.data.schema import infer_schema, validate
@@ -167,10 +168,12 @@ def report(args, figures, verdicts, partition_bytes) -> str:
         f"`python benchmarks/scale.py --rows {args.rows} --reference-rows "
         f"{args.reference_rows} --partition-rows {args.partition_rows} --workers "
         f"{args.workers} --repeats {args.repeats}"
-        f"{'' if args.data == OUT / 'scale' else f' --data {args.data}'}`, "
+        f"{'' if args.data == OUT / 'scale' else f' --data {args.data}'}"
+        f"{'' if args.cluster == 'opsloop' else ' --cluster dask'}`, "
         f"{dt.date.today().isoformat()}, "
         f"{platform.machine()} with {os.cpu_count()} cores; {versions}. Dask: a LocalCluster "
-        f"of {args.workers} single-threaded worker processes over {args.rows:,} current rows "
+        f"({'opsloop' if args.cluster == 'opsloop' else 'Dask'}'s settings) of {args.workers} "
+        f"single-threaded worker processes over {args.rows:,} current rows "
         f"({args.rows // args.partition_rows} Parquet files of {args.partition_rows:,} rows, "
         f"{partition_bytes / 2**20:.0f} MiB each in memory) and {args.reference_rows:,} "
         f"reference rows; in memory: pandas on the first {args.baseline_rows:,} current "
@@ -219,6 +222,12 @@ def main() -> None:
         default=OUT / "scale",
         help="folder of the Parquet files (written there once); default benchmarks/out/scale",
     )
+    parser.add_argument(
+        "--cluster",
+        choices=("opsloop", "dask"),
+        default="opsloop",
+        help="the LocalCluster: opsloop's local_cluster (default) or Dask's defaults",
+    )
     args = parser.parse_args()
     args.reference_rows = args.reference_rows or args.rows // 10
 
@@ -248,8 +257,9 @@ def main() -> None:
     figures: dict[str, dict] = {}
     raw: dict[str, dict] = {}
     verdicts: dict[str, set] = {"truth": set(BENCHMARK_SHIFTS)}
+    start_cluster = local_cluster if args.cluster == "opsloop" else distributed.LocalCluster
     with (
-        distributed.LocalCluster(
+        start_cluster(
             n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,

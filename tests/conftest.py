@@ -22,13 +22,14 @@ def postgres_uri() -> str:
 
 @pytest.fixture(scope="session")
 def dask_client():
-    """A ``distributed.Client`` on a real LocalCluster: two single-threaded worker
-    processes on loopback, started once and the default scheduler while it lives."""
+    """A ``distributed.Client`` on a real LocalCluster (opsloop's ``local_cluster``): two
+    single-threaded worker processes on loopback, started once and the default scheduler
+    while it lives."""
     distributed = pytest.importorskip("distributed")
+    from opsloop.data.distributed import local_cluster
+
     with (
-        distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
-        ) as cluster,
+        local_cluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
     ):
         yield client

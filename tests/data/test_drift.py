@@ -11,7 +11,7 @@ from scipy.spatial.distance import jensenshannon
 
 from opsloop.data import drift
 from opsloop.data.drift.binning import bin_counts, quantile_edges, sorted_quantiles
-from opsloop.data.drift.kernels import ecdf_walk, sort_floats
+from opsloop.data.drift.kernels import ecdf_walk, merge_sorted, sort_floats
 
 
 @pytest.mark.parametrize(
@@ -79,6 +79,23 @@ def test_sort_floats_equals_numpy_with_signs_infinities_and_ties():
     x = np.concatenate([rng.normal(size=50_000), [np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324]])
     x = np.concatenate([x, np.round(x[:10_000])])
     np.testing.assert_array_equal(sort_floats(x), np.sort(x))
+
+
+@pytest.mark.parametrize("sizes", [(3_000,), (1_000, 500), (40_000, 0, 25_000, 7), (900,) * 9])
+def test_merge_sorted_is_the_radix_sort_of_the_runs_bit_for_bit(sizes):
+    # Zeros of both signs in every run: a stable merge keeps them in run order (0.0 of the
+    # first run before -0.0 of the second), the radix sort puts every -0.0 first.
+    rng = np.random.default_rng(len(sizes))
+    runs = []
+    for size in sizes:
+        run = np.round(rng.normal(size=size), 1)  # ties, and zeros from rounding
+        run[: min(size, 4)] = [0.0, -0.0, np.inf, -np.inf][: min(size, 4)]
+        runs.append(sort_floats(run))
+    merged = merge_sorted(runs)
+    expected = sort_floats(np.concatenate(runs))
+    assert merged.dtype == np.float64 and merged.size == expected.size
+    np.testing.assert_array_equal(merged.view(np.uint64), expected.view(np.uint64))
+    assert all(merged is not run for run in runs)
 
 
 def test_ecdf_walk_matches_searchsorted_definition():

@@ -37,9 +37,11 @@ call on a Dask frame      what is exact
 here; ``compare`` and ``drift_report`` take a Dask frame on either side.
 
 The operations run on whatever scheduler Dask is set to use: a ``distributed.Client``
-created by the user (``Client("tcp://scheduler:8786")`` or ``Client(LocalCluster())``), or
-Dask's local schedulers. Dask is imported only when a Dask frame is given or a cluster
-started (``pip install opsloop[dask]``): ``import opsloop`` does not import it.
+created by the user (``Client("tcp://scheduler:8786")`` or ``Client(local_cluster())``: a
+``LocalCluster`` whose workers keep freed memory for the next partition and skip Dask's
+CPU-costly diagnostics, :func:`.frames.local_cluster`), or Dask's local schedulers. Dask is
+imported only when a Dask frame is given or a cluster started (``pip install opsloop[dask]``):
+``import opsloop`` does not import it.
 
 Modules: :mod:`.frames` (recognising, reading and checking Dask frames, merging partition
 results in a tree on the workers, connecting to a cluster), :mod:`.profile`, :mod:`.schema`,
@@ -58,6 +60,7 @@ from opsloop.data.distributed.frames import (
     PartitionDtypeError,
     dask_client,
     is_dask_frame,
+    local_cluster,
     read_parquet_dask,
 )
 
@@ -65,5 +68,6 @@ __all__ = [
     "PartitionDtypeError",
     "dask_client",
     "is_dask_frame",
+    "local_cluster",
     "read_parquet_dask",
 ]

@@ -51,7 +51,7 @@ import pandas as pd
 
 from opsloop.data.distributed.frames import map_partitions_checked, reduce_partitions
 from opsloop.data.distributed.schema import column_types
-from opsloop.data.drift.kernels import sort_floats
+from opsloop.data.drift.kernels import merge_sorted
 from opsloop.data.drift.numeric import SortedSample
 from opsloop.data.drift.sketched import SketchedSample
 from opsloop.data.drift.summary import (
@@ -371,9 +371,8 @@ def _numeric_or_discrete(name: str, parts: list[_NumericPart]) -> ColumnSummary:
         first, *others = [p.summary.sample for p in parts]
         sample = first.merge(others)
         return ColumnSummary(name, "numeric", n_rows, n_missing, n_invalid, sample=sample)
-    values = np.concatenate([p.values() for p in parts])
     sample = SortedSample(
-        sort_floats(values),
+        merge_sorted([p.values() for p in parts]),
         sum(p.summary.sample.n_missing for p in parts),
         sum(p.summary.sample.n_nonfinite for p in parts),
     )

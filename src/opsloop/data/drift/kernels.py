@@ -29,6 +29,8 @@ import numpy as np
 _SIGN = np.uint64(0x8000000000000000)
 _MAG = np.uint64(0x7FFFFFFFFFFFFFFF)
 _DIGIT = np.uint64(0xFFFF)
+#: Values from which :func:`sort_floats` radix-sorts (below, numpy's sort).
+_RADIX_FROM = 2048
 
 
 @numba.njit(cache=True, nogil=True)
@@ -85,9 +87,40 @@ def sort_floats(values: np.ndarray) -> np.ndarray:
     [-2.0, 0.0, 0.5, inf]
     """
     values = np.ascontiguousarray(values, dtype=np.float64)
-    if values.size < 2048:  # below this numpy's sort wins and needs no compiled code
+    if values.size < _RADIX_FROM:  # below this numpy's sort wins and needs no compiled code
         return np.sort(values)
     return _radix_sort(values)
+
+
+def merge_sorted(runs: list[np.ndarray]) -> np.ndarray:
+    """The values of ``runs`` (each sorted as :func:`sort_floats` sorts, NaN-free) in one
+    sorted float64 array: the same array, bit for bit, as ``sort_floats`` of their
+    concatenation, at the cost of merging the runs rather than sorting the values again.
+
+    numpy's stable sort (timsort on floats) finds the runs and merges them, in time
+    proportional to the values times the logarithm of the number of runs: a third to a half
+    of the radix sort's time on a few million values. It keeps equal values in run order,
+    and the only equal values with different bits are zeros: ``sort_floats`` puts every
+    ``-0.0`` before every ``0.0``, so the block of zeros is written that way.
+
+    >>> import numpy as np
+    >>> merge_sorted([np.array([-1.0, 0.0, 2.0]), np.array([-0.0, 2.0, np.inf])]).tolist()
+    [-1.0, -0.0, 0.0, 2.0, 2.0, inf]
+    """
+    values = np.concatenate(runs).astype(np.float64, copy=False)  # a new array
+    if len(runs) == 1:
+        return values
+    if values.size < _RADIX_FROM:
+        return sort_floats(values)  # numpy's sort, as sort_floats of so few values
+    merged = np.sort(values, kind="stable")
+    low = int(np.searchsorted(merged, 0.0, side="left"))
+    high = int(np.searchsorted(merged, 0.0, side="right"))
+    if high - low > 1:
+        zeros = merged[low:high]
+        negative = int(np.signbit(zeros).sum())
+        zeros[:negative] = -0.0
+        zeros[negative:] = 0.0
+    return merged
 
 
 @numba.njit(cache=True, nogil=True)

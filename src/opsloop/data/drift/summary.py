@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from opsloop.data.drift.kernels import sort_floats
+from opsloop.data.drift.kernels import merge_sorted, sort_floats
 from opsloop.data.drift.numeric import SortedSample
 from opsloop.data.drift.sketched import SketchedSample
 from opsloop.data.types import infer_column_type
@@ -83,7 +83,7 @@ class ColumnSummary:
 
 def merge_summaries(summaries: Sequence[ColumnSummary]) -> ColumnSummary:
     """The summary of the chunks' rows in order (chunks of one column, summarised as the same
-    kind): the sorted values of all chunks sorted once (sketches merged, for sketched
+    kind): the sorted values of all chunks merged (sketches merged, for sketched
     chunks), counts added in the order a summary of the whole column lists them.
 
     >>> import pandas as pd
@@ -102,9 +102,8 @@ def merge_summaries(summaries: Sequence[ColumnSummary]) -> ColumnSummary:
     if isinstance(first.sample, SketchedSample):
         sample = first.sample.merge([s.sample for s in summaries[1:]])
     elif first.sample is not None:
-        values = np.concatenate([s.sample.values for s in summaries])
         sample = SortedSample(
-            sort_floats(values),
+            merge_sorted([s.sample.values for s in summaries]),
             sum(s.sample.n_missing for s in summaries),
             sum(s.sample.n_nonfinite for s in summaries),
         )
