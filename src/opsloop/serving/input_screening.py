@@ -46,11 +46,13 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
 from opsloop.serving.automation import Decision
+from opsloop.serving.deployment_settings import DETECTOR_COUNT
 from opsloop.serving.input_detector_settings import InputDetectorSetting
 from opsloop.serving.record_validation import CheckedRecords
 
 #: The key of a prediction event's ``assertions`` that counts the records the detector flagged.
-EVENT_KEY = "input_detector"
+#: No model assertion rule may take this name (:mod:`.deployment_settings`).
+EVENT_KEY = DETECTOR_COUNT
 #: The review queue's reason for a request sent there by the detector.
 REVIEW_REASON = "input_anomaly"
 
