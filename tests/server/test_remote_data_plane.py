@@ -334,3 +334,27 @@ def test_a_control_plane_that_does_not_answer_is_a_503(registry, models, tokens)
         app.state.runtime.close()
     assert answer.status_code == 503
     assert answer.json()["detail"].startswith("the control plane at http://127.0.0.1:1 did not")
+
+
+def test_closing_a_runtime_on_the_url_closes_its_http_clients_once(
+    registry, models, tokens, control_plane
+):
+    Deployments(registry.db, actor="owner").deploy("api", [Variant("stable", "credit", version=1)])
+    runtime = remote_runtime(control_plane, token=tokens["worker"], trust=True)
+    assert runtime.predict("api", [RECORD]).variant == "stable"
+    clients = runtime.clients
+    assert {type(c).__name__ for c in clients} == {
+        "HttpDeployments",
+        "HttpModelRegistry",
+        "HttpReviewQueue",
+        "HttpMonitoring",
+    }
+    assert runtime.deployments in clients and runtime.registry in clients
+    assert runtime.review_queue in clients
+    assert [c.closed for c in clients] == [False] * 4
+    runtime.close()
+    assert [c.closed for c in clients] == [True] * 4
+    runtime.close()  # a second close does nothing (its flushes would need the clients)
+    assert [c.closed for c in clients] == [True] * 4
+    # The event was written through the deployments client before it closed.
+    assert len(events_of(registry.db, "api")) == 1

@@ -103,6 +103,18 @@ class ServerClient:
         """Close the connection pool (the object reconnects if used again)."""
         self._server.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the connection pool is closed.
+
+        >>> client = ServerClient("http://127.0.0.1:1")
+        >>> client.closed
+        False
+        >>> client.close(); client.closed
+        True
+        """
+        return self._server.client.is_closed
+
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
         return self._server.call(method, path, errors=self.errors, **kwargs)
 

@@ -122,7 +122,8 @@ def remote_runtime(
     """A serving runtime on the control plane at ``server_url``, acting with ``token``
     (default ``$OPSLOOP_TRACKING_TOKEN``; see the module), whose ``/metrics`` shows the
     monitoring's gauges read from the control plane at most every ``gauge_refresh_s``
-    seconds. The other arguments are :class:`~.serving_runtime.ServingRuntime`'s.
+    seconds. The other arguments are :class:`~.serving_runtime.ServingRuntime`'s. Its
+    :meth:`~.serving_runtime.ServingRuntime.close` closes the HTTP clients it made.
 
     Against a server (``server_url``, one with no users, so it acts as the OS user):
 
@@ -141,11 +142,10 @@ def remote_runtime(
     from opsloop.monitoring.remote_gauges import RemoteMonitoringGauges
 
     deployments = HttpDeployments(server_url, token=token, timeout_s=timeout_s)
-    gauges = RemoteMonitoringGauges(
-        HttpMonitoring(server_url, token=token, timeout_s=timeout_s),
-        names,
-        refresh_s=gauge_refresh_s,
-    )
+    monitoring = HttpMonitoring(server_url, token=token, timeout_s=timeout_s)
+    gauges = RemoteMonitoringGauges(monitoring, names, refresh_s=gauge_refresh_s)
+    registry = HttpModelRegistry(server_url, token=token, timeout_s=timeout_s)
+    review_queue = HttpReviewQueue(server_url, token=token, timeout_s=timeout_s)
     host = None
     if shadow_isolation != "thread":  # a child reaches the control plane as this process does
         host = ControlPlaneShadowHost(
@@ -163,10 +163,11 @@ def remote_runtime(
         check_interval_s=check_interval_s,
         metrics=metrics,
         deployments=deployments,
-        registry=HttpModelRegistry(server_url, token=token, timeout_s=timeout_s),
-        review_queue=HttpReviewQueue(server_url, token=token, timeout_s=timeout_s),
+        registry=registry,
+        review_queue=review_queue,
         rollouts=RemoteRollouts(deployments),
         shadow_host=host,
+        clients=(deployments, registry, review_queue, monitoring),
     )
     runtime.metrics.registry.register(gauges)
     return runtime

@@ -277,7 +277,9 @@ class ServingRuntime:
     events) and ``shadow_host`` (what a shadow process opens instead of ``db``: shadows
     then answer in processes whatever ``shadow_isolation`` says;
     :mod:`.control_plane_shadow_host`). Without ``db`` every one of them but the clock, the
-    revision and the shadow host must be given.
+    revision and the shadow host must be given. ``clients`` are what those collaborators
+    reach a control plane through (objects with a ``close`` method, such as
+    :class:`~opsloop.registry.http_registry.ServerClient`), which :meth:`close` closes last.
 
     >>> ServingRuntime(Database("sqlite://"), None, check_interval_s=-1)
     Traceback (most recent call last):
@@ -308,6 +310,7 @@ class ServingRuntime:
         revision: Callable[[], int] | None = None,
         clock: Callable[[], int] | None = None,
         shadow_host: Any = None,
+        clients: Iterable[Any] = (),
     ) -> None:
         if (
             isinstance(check_interval_s, bool)
@@ -363,6 +366,9 @@ class ServingRuntime:
         self._revision = -1
         self._checked_at = float("-inf")
         self._lock = threading.RLock()
+        #: What the collaborators reach a control plane through, closed by :meth:`close`.
+        self.clients = tuple(clients)
+        self._closed = False
 
     # -- following the definitions ---------------------------------------------------------
 
@@ -816,7 +822,20 @@ class ServingRuntime:
         return served.variant(name).schema
 
     def close(self) -> None:
-        """Stop the shadows' workers and write the buffered events and rollout counts."""
+        """Stop the shadows' workers, write the buffered events and rollout counts, then
+        close the ``clients`` they were written through; closing again does nothing.
+
+        >>> from opsloop.registry.http_registry import ServerClient
+        >>> client = ServerClient("http://127.0.0.1:1")
+        >>> runtime = ServingRuntime(Database("sqlite://"), None, clients=[client])
+        >>> runtime.close(); client.closed
+        True
+        >>> runtime.close()
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self.rollouts.flush()
         with self._lock:
             for mirror in self._mirrors.values():
@@ -824,3 +843,5 @@ class ServingRuntime:
             self._mirrors.clear()
             self._samples.clear()
         self.recorder.close()
+        for client in self.clients:  # last: the flushes above still write through them
+            client.close()
