@@ -81,6 +81,7 @@ from opsloop.serving.deployment_settings import (
 )
 from opsloop.serving.input_detector_settings import (
     InputDetectorSetting,
+    check_new_variants,
     read_input_detector,
     set_input_detector,
 )
@@ -160,7 +161,9 @@ class Deployments:
 
         Every variant's model, version or alias must exist. The rules of
         :func:`~opsloop.serving.deployment_records.check_definition` apply; a broken one
-        raises a ValueError naming it, and nothing is changed.
+        raises a ValueError naming it, and nothing is changed. With an input detector set
+        (:meth:`set_input_detector`), every variant's version must give it its features
+        (:func:`~.input_detector_settings.check_new_variants`).
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
@@ -184,6 +187,7 @@ class Deployments:
             before = self._current(connection, name)
             followed = () if before is None else before.variants
             numbers = [t[2] for t in targets]
+            check_new_variants(connection, name, variants, numbers)
             alias_gate_guard(connection, name, followed, variants, numbers)
             gate = deployment_gate_guard(connection, name, before, variants, numbers)
             guard = alias_guard(connection, followed, variants)
@@ -264,6 +268,10 @@ class Deployments:
         before the gate was required, or under another gate, is held to the gate as a deploy
         is (:func:`~.deployment_approvals.deployment_gate_guard`, against what the primary
         serves now).
+
+        A rollback is not refused for the deployment's input detector: a version it
+        restores from before the detector was set may give it no features, and the data
+        plane counts such requests unscored (:mod:`.input_screening`).
 
         The change is one audit entry, action ``rollback``: its ``after`` holds the
         definition with ``restores`` (the id of the entry that deployed it),
