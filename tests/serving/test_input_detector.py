@@ -247,6 +247,9 @@ def test_a_rollback_to_a_version_the_detector_cannot_score_is_answered_and_count
     finally:
         runtime.close()
     assert [a.version for a in answers] == [2, 2, 2]
+    # A change that keeps the version the rollback restored brings nothing new to refuse.
+    kept = [Variant("stable", "stable-model", version=2)]
+    assert deployments.deploy("api", kept, description="same").serving == {"stable": 2}
     events = read_prediction_events(registry.db, "api")
     assert [counts for counts in events["assertions"]] == [{}, {}, {}]
 

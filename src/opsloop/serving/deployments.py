@@ -162,8 +162,8 @@ class Deployments:
         Every variant's model, version or alias must exist. The rules of
         :func:`~opsloop.serving.deployment_records.check_definition` apply; a broken one
         raises a ValueError naming it, and nothing is changed. With an input detector set
-        (:meth:`set_input_detector`), every variant's version must give it its features
-        (:func:`~.input_detector_settings.check_new_variants`).
+        (:meth:`set_input_detector`), every version the change brings must give it its
+        features (:func:`~.input_detector_settings.check_new_variants`).
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
@@ -187,7 +187,7 @@ class Deployments:
             before = self._current(connection, name)
             followed = () if before is None else before.variants
             numbers = [t[2] for t in targets]
-            check_new_variants(connection, name, variants, numbers)
+            check_new_variants(connection, name, variants, numbers, before)
             alias_gate_guard(connection, name, followed, variants, numbers)
             gate = deployment_gate_guard(connection, name, before, variants, numbers)
             guard = alias_guard(connection, followed, variants)

@@ -12,10 +12,11 @@ and an ``action`` for a request it flags:
 The detector's features must be numeric columns of the input signature of the version every
 variant serves now, so any variant's requests can be scored; a variant whose version has no
 signature cannot be checked and is refused. The rule holds for later changes too: a new
-definition (:meth:`~opsloop.serving.Deployments.deploy`, so a new variant, a blue/green
-switch, a canary's step or a promotion) with a variant the detector cannot score is refused
-naming the variant's field and the feature (:func:`check_new_variants`), and so is moving
-an alias one of its variants follows (:mod:`opsloop.registry.alias_detector_check`). A
+definition (:meth:`~opsloop.serving.Deployments.deploy`: a new variant, a version swap, a
+blue/green standby, a promotion) that brings a version the detector cannot score is refused
+naming the variant's field and the feature (:func:`check_new_variants`; a change that only
+moves traffic between the versions served, as a canary's step does, brings none), and so
+is moving an alias one of its variants follows (:mod:`opsloop.registry.alias_detector_check`). A
 rollback is not refused, being the way back from a failing version; a version it restores
 from before the detector was set may leave requests unscored, which the data plane counts
 (:mod:`.input_screening`). :meth:`~opsloop.serving.Deployments.
@@ -217,18 +218,29 @@ def check_features(
 
 
 def check_new_variants(
-    connection: Connection, name: str, variants: Sequence[Any], numbers: Sequence[int]
+    connection: Connection,
+    name: str,
+    variants: Sequence[Any],
+    numbers: Sequence[int],
+    before: Any = None,
 ) -> None:
     """Refuse a new definition of deployment ``name`` (``variants``, each serving the
-    version of ``numbers``) when its input detector cannot score one variant's records:
-    an :class:`~opsloop.errors.InvalidArgumentError` naming the variant's field
-    (``variants.N``) and the feature its signature lacks. Without a detector, nothing is
-    checked. Called in the definition's write transaction, so the check and the change
-    see the same detector."""
+    version of ``numbers``) when its input detector cannot score the records of a version
+    the change brings (one the definition ``before`` it serves no variant with): an
+    :class:`~opsloop.errors.InvalidArgumentError` naming the variant's field
+    (``variants.N``) and the feature its signature lacks. Versions served already are not
+    checked again, so a change that only moves traffic between them (a canary's step or
+    rollback) is never refused. Without a detector, nothing is checked. Called in the
+    definition's write transaction, so the check and the change see the same detector."""
     setting = input_detector_in(connection, name)
     if setting.detector is None:
         return
+    served = set()
+    if before is not None:
+        served = {(v.model, before.serving.get(v.name)) for v in before.variants}
     for position, (variant, number) in enumerate(zip(variants, numbers, strict=True)):
+        if (variant.model, number) in served:
+            continue
         found = _signatures(connection, _Serving((variant,), {variant.name: number}))
         check_features(
             setting.detector,
