@@ -254,6 +254,48 @@ def test_a_rollback_to_a_version_the_detector_cannot_score_is_answered_and_count
     assert [counts for counts in events["assertions"]] == [{}, {}, {}]
 
 
+def test_a_retired_deployment_s_detector_is_retired_with_it(deployments, registry, cancer):
+    """A deployment re-created under a retired one's name starts without a detector: its
+    deploy is not checked against the old one, and its requests are not screened by it."""
+    held, detector = cancer[3], cancer[4]
+    _register(registry, cancer)
+    _without_radius(registry, cancer)
+    deployments.deploy("api", [Variant("stable", "stable-model", version=1)])
+    deployments.set_input_detector("api", detector, action="review")
+    runtime = ServingRuntime(registry.db, registry.artifacts, trust=True)
+    try:
+        labels = {"deployment": "api", "variant": "stable"}
+        screened = runtime.metrics.registry.get_sample_value
+        runtime.predict("api", [_record(held.iloc[0])])
+        assert screened("opsloop_input_screened_total", labels) == 1.0
+
+        deployments.retire("api", reason="moved to web")
+        history = deployments.history("api")
+        assert history["action"].tolist()[-2:] == ["set_input_detector", "retire"]
+        removed = history.iloc[-2]
+        assert (removed["reason"], removed["after"]) == (
+            "moved to web",
+            {"detector": None, "action": "flag"},
+        )
+        assert removed["before"]["detector"]["sha256"] == detector_sha256(detector)
+        assert removed["before"]["action"] == "review"
+
+        # Version 2 lacks a feature of the old detector: the new deployment may serve it.
+        narrow = deployments.deploy("api", [Variant("stable", "stable-model", version=2)])
+        assert narrow.serving == {"stable": 2}
+        setting = deployments.input_detector("api")
+        assert (setting.detector, setting.action, setting.revision) == (None, "flag", 0)
+        deployments.deploy("api", [Variant("stable", "stable-model", version=1)])
+        runtime.predict("api", [_record(held.iloc[1])])
+        assert screened("opsloop_input_screened_total", labels) == 1.0
+        assert screened("opsloop_input_unscored_total", labels) is None
+    finally:
+        runtime.close()
+    # Set again, the detector's revisions start over.
+    assert deployments.set_input_detector("api", detector).revision == 1
+    assert deployments.history("api").iloc[-1]["before"] is None
+
+
 def test_a_viewer_may_not_set_a_detector(registry, cancer):
     _register(registry, cancer)
     Deployments(registry.db).deploy("api", [Variant("stable", "stable-model", version=1)])

@@ -83,6 +83,7 @@ from opsloop.serving.input_detector_settings import (
     InputDetectorSetting,
     check_new_variants,
     read_input_detector,
+    retire_input_detector,
     set_input_detector,
 )
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -211,7 +212,10 @@ class Deployments:
         return after
 
     def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:
-        """Remove the deployment ``name`` (its history stays in the audit log).
+        """Remove the deployment ``name`` (its history stays in the audit log), with its
+        rollout and its input detector (an audited ``set_input_detector`` entry, see
+        :func:`~.input_detector_settings.retire_input_detector`): a deployment created
+        under the same name later starts without them.
 
         >>> deployments = Deployments(db)
         >>> _ = registry.register("credit", b"x", flavor="onnx")
@@ -236,7 +240,12 @@ class Deployments:
             connection.execute(_variants.delete().where(_variants.c.deployment_id == deployment_id))
             connection.execute(_deployments.delete().where(_deployments.c.id == deployment_id))
             delete_rollout(connection, name)
-            append_audit(connection, who, "retire", _entity(name), reason, _audited(before), None)
+            # A deployment re-created under this name must not inherit the detector.
+            at = self.db.clock()
+            retire_input_detector(connection, name, who, reason, at)
+            append_audit(
+                connection, who, "retire", _entity(name), reason, _audited(before), None, at_ms=at
+            )
 
     def rollback(
         self,

@@ -24,7 +24,8 @@ set_input_detector` replaces the setting as one audited change of the deployment
 ``deployment:NAME``, action ``set_input_detector``; the entry records the detector's
 sha256, features, fpr and threshold rather than its matrix), so a running data plane
 follows it as it follows a definition change. An editor may set it; a protected deployment
-needs an admin.
+needs an admin. Retiring the deployment retires its detector too (:func:`retire_input_detector`),
+so a deployment re-created under the same name starts without one.
 
 >>> import numpy as np, pandas as pd
 >>> from opsloop.learn.robustness.portable_detector import fit_portable_detector
@@ -343,6 +344,40 @@ def set_input_detector(
     return after
 
 
+def retire_input_detector(
+    connection: Connection, name: str, who: str, reason: str | None, at: int
+) -> None:
+    """Delete deployment ``name``'s input detector setting as part of its retire, in the
+    retire's write transaction: a deployment later created under the same name starts
+    without one, rather than being screened, and having its deploys refused, by a detector
+    it never set. When there was a setting, the change is audited as a
+    ``set_input_detector`` entry by the retire's actor with its reason (before: what it
+    held; after: the defaults), so the detector's own history ends where the deployment's
+    does.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").write() as c:
+    ...     retire_input_detector(c, "api", "ana", None, 0)  # never set: nothing to audit
+    ...     c.execute(sa.select(sa.func.count()).select_from(tables.audit_log)).scalar()
+    0
+    """
+    before = input_detector_in(connection, name)
+    if before.revision == 0:
+        return
+    connection.execute(_detectors.delete().where(_detectors.c.deployment == name))
+    after = InputDetectorSetting(name)
+    append_audit(
+        connection,
+        who,
+        "set_input_detector",
+        f"deployment:{name}",
+        reason,
+        before.summary(),
+        after.summary(),
+        at_ms=at,
+    )
+
+
 __all__ = [
     "ACTIONS",
     "InputDetectorSetting",
@@ -352,5 +387,6 @@ __all__ = [
     "detector_sha256",
     "input_detector_in",
     "read_input_detector",
+    "retire_input_detector",
     "set_input_detector",
 ]
