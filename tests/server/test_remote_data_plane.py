@@ -33,6 +33,7 @@ from opsloop.serving import (
 from opsloop.serving import read_prediction_events as events_of
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.routing import routing_share
+from opsloop.tracking.http_store import ClosedClientError
 
 RECORD = {"age": 40, "income": 52_000.0}
 RECORD_X = {"x": 1.0}
@@ -356,5 +357,13 @@ def test_closing_a_runtime_on_the_url_closes_its_http_clients_once(
     assert [c.closed for c in clients] == [True] * 4
     runtime.close()  # a second close does nothing (its flushes would need the clients)
     assert [c.closed for c in clients] == [True] * 4
+    # A closed client refuses a request, naming itself (not an httpx internal error).
+    with pytest.raises(ClosedClientError) as raised:
+        runtime.registry.get_version("credit", 1)
+    assert str(raised.value) == (
+        f"HttpModelRegistry({control_plane!r}) is closed: create a new client to send requests"
+    )
+    with pytest.raises(ClosedClientError, match=r"^HttpDeployments\("):
+        runtime.deployments.get("api")
     # The event was written through the deployments client before it closed.
     assert len(events_of(registry.db, "api")) == 1
