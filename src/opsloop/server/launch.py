@@ -159,7 +159,8 @@ def serve_data_plane(
     and review items). ``shadow_isolation`` is
     :class:`~opsloop.serving.ServingRuntime`'s (on a control plane, a shadow process
     reaches it as this process does, :mod:`opsloop.serving.control_plane_shadow_host`).
-    ``gauge_refresh_s`` (with ``server_url`` only; default 15) is how often, at most, the
+    ``gauge_refresh_s`` (with ``server_url`` only; default
+    :data:`~opsloop.monitoring.remote_gauges.REFRESH_S`) is how often, at most, the
     monitoring gauges shown at ``/metrics`` are read from the control plane.
 
     >>> serve_data_plane(port=0)
@@ -184,7 +185,7 @@ def serve_data_plane(
             trusted_types=trusted_types,
             check_interval_s=check_interval_s,
             shadow_isolation=shadow_isolation,
-            **({} if gauge_refresh_s is None else {"gauge_refresh_s": gauge_refresh_s}),
+            gauge_refresh_s=gauge_refresh_s,
         )
     else:
         if gauge_refresh_s is not None:

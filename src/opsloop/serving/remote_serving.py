@@ -116,13 +116,14 @@ def remote_runtime(
     check_interval_s: float = 0.0,
     metrics: ServingMetrics | None = None,
     timeout_s: float = 60.0,
-    gauge_refresh_s: float = 15.0,
+    gauge_refresh_s: float | None = None,
     shadow_isolation: str = "thread",
 ) -> ServingRuntime:
     """A serving runtime on the control plane at ``server_url``, acting with ``token``
     (default ``$OPSLOOP_TRACKING_TOKEN``; see the module), whose ``/metrics`` shows the
     monitoring's gauges read from the control plane at most every ``gauge_refresh_s``
-    seconds. The other arguments are :class:`~.serving_runtime.ServingRuntime`'s. Its
+    seconds (default :data:`~opsloop.monitoring.remote_gauges.REFRESH_S`). The other
+    arguments are :class:`~.serving_runtime.ServingRuntime`'s. Its
     :meth:`~.serving_runtime.ServingRuntime.close` closes the HTTP clients it made.
 
     Against a server (``server_url``, one with no users, so it acts as the OS user):
@@ -139,7 +140,10 @@ def remote_runtime(
     names = None if names is None else tuple(names)
     # Imported here: monitoring acts on deployments through this package.
     from opsloop.monitoring.http_monitoring import HttpMonitoring
-    from opsloop.monitoring.remote_gauges import RemoteMonitoringGauges
+    from opsloop.monitoring.remote_gauges import REFRESH_S, RemoteMonitoringGauges
+
+    if gauge_refresh_s is None:
+        gauge_refresh_s = REFRESH_S
 
     deployments = HttpDeployments(server_url, token=token, timeout_s=timeout_s)
     monitoring = HttpMonitoring(server_url, token=token, timeout_s=timeout_s)
