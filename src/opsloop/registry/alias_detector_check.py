@@ -7,7 +7,8 @@ each new definition. A variant that follows an alias serves whatever version the
 points at, so moving the alias changes what the deployment serves without a new definition:
 :func:`check_alias_move` refuses the move when such a detector could not score the new
 version's records, which would otherwise leave its requests silently unscored. (The
-refusal is shown in ``tests/serving/test_input_detector.py``, which sets a detector.)
+refusal is shown in ``tests/serving/test_input_detector.py``, which sets a detector, and
+over HTTP, a 422 naming ``version``, in ``tests/server/test_alias_detector_route.py``.)
 """
 
 from __future__ import annotations
