@@ -14,9 +14,13 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+import typer
+from tests.server.exposition import metric_value
 from tests.serving.served_models import classifier
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
+from typer.testing import CliRunner
 
+from opsloop.cli.data_plane import serve_command
 from opsloop.registry import ModelRegistry
 from opsloop.serving import Deployments, Variant
 from opsloop.store import ArtifactStore, Database
@@ -140,3 +144,52 @@ def test_serve_on_a_control_planes_url_answers_and_a_refused_token_is_one_line(d
         control.wait(timeout=30)
     assert refused.returncode == 2
     assert refused.stderr.strip() == f"error: {control_url}: unknown or revoked API token"
+
+
+def _gauge_ages(url: str) -> list[float | None]:
+    """The age of the monitoring gauges that two scrapes in a row of ``url`` show."""
+    token = {"Authorization": f"Bearer {installation_token_path().read_text()}"}
+    ages = []
+    for _ in range(2):
+        scraped = httpx.get(f"{url}/metrics", headers=token, timeout=60)
+        assert scraped.status_code == 200, scraped.text
+        ages.append(metric_value(scraped.text, "opsloop_monitoring_gauges_age_seconds", {}))
+    return ages
+
+
+def test_serve_on_a_url_reads_the_monitoring_gauges_as_often_as_gauge_refresh_says(deployed):
+    """Each scrape of a worker whose gauges are read at most every microsecond reads them
+    afresh (age 0); by default (15 s) the second scrape shows the first one's reading."""
+    control, control_url = _started("server", health="/api/v1/health")
+    try:
+        for arguments, expected in ((("--gauge-refresh", "0.000001"), "fresh"), ((), "kept")):
+            process, url = _started("serve", "api", "--server", control_url, *arguments)
+            try:
+                first, second = _gauge_ages(url)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            assert first == 0.0
+            assert second == 0.0 if expected == "fresh" else second > 0.0
+    finally:
+        control.terminate()
+        control.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--server", "http://127.0.0.1:1", "--gauge-refresh", "0"], "must be a number > 0, got 0"),
+        (["--server", "http://127.0.0.1:1", "--gauge-refresh", "-2.5"], "got -2.5"),
+        (["--gauge-refresh", "5"], "needs --server"),
+    ],
+)
+def test_a_gauge_refresh_that_is_not_positive_or_has_no_server_is_refused(
+    store_uri, arguments, message
+):
+    app = typer.Typer()
+    app.command("serve")(serve_command)
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --gauge-refresh: ")
+    assert message in result.output

@@ -33,6 +33,7 @@ from opsloop.serving import (
 from opsloop.serving import read_prediction_events as events_of
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.routing import routing_share
+from opsloop.tracking.http_store import ClosedClientError
 
 RECORD = {"age": 40, "income": 52_000.0}
 RECORD_X = {"x": 1.0}
@@ -334,3 +335,35 @@ def test_a_control_plane_that_does_not_answer_is_a_503(registry, models, tokens)
         app.state.runtime.close()
     assert answer.status_code == 503
     assert answer.json()["detail"].startswith("the control plane at http://127.0.0.1:1 did not")
+
+
+def test_closing_a_runtime_on_the_url_closes_its_http_clients_once(
+    registry, models, tokens, control_plane
+):
+    Deployments(registry.db, actor="owner").deploy("api", [Variant("stable", "credit", version=1)])
+    runtime = remote_runtime(control_plane, token=tokens["worker"], trust=True)
+    assert runtime.predict("api", [RECORD]).variant == "stable"
+    clients = runtime.clients
+    assert {type(c).__name__ for c in clients} == {
+        "HttpDeployments",
+        "HttpModelRegistry",
+        "HttpReviewQueue",
+        "HttpMonitoring",
+    }
+    assert runtime.deployments in clients and runtime.registry in clients
+    assert runtime.review_queue in clients
+    assert [c.closed for c in clients] == [False] * 4
+    runtime.close()
+    assert [c.closed for c in clients] == [True] * 4
+    runtime.close()  # a second close does nothing (its flushes would need the clients)
+    assert [c.closed for c in clients] == [True] * 4
+    # A closed client refuses a request, naming itself (not an httpx internal error).
+    with pytest.raises(ClosedClientError) as raised:
+        runtime.registry.get_version("credit", 1)
+    assert str(raised.value) == (
+        f"HttpModelRegistry({control_plane!r}) is closed: create a new client to send requests"
+    )
+    with pytest.raises(ClosedClientError, match=r"^HttpDeployments\("):
+        runtime.deployments.get("api")
+    # The event was written through the deployments client before it closed.
+    assert len(events_of(registry.db, "api")) == 1

@@ -10,14 +10,16 @@ from contextlib import contextmanager
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.server.running import running_server
 from tests.serving.served_models import poll
 
-from opsloop.monitoring import Monitoring
+from opsloop.monitoring import Monitoring, remote_gauges
 from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app, create_remote_data_plane_app
+from opsloop.serving.remote_serving import remote_runtime
 
 PROBE = "/v2/health/live"
 HOUR_MS = 3_600_000
@@ -146,3 +148,24 @@ def test_a_worker_on_the_url_shows_the_gauges_a_worker_on_the_store_shows(
             poll(lambda: refreshed()[canary_start] == newer[canary_start], 30)
             shown = refreshed()
             assert {k: v for k, v in shown.items() if k[0] not in REMOTE_ONLY} == newer
+
+
+def test_by_default_a_worker_on_the_url_refreshes_as_often_as_refresh_s_says(
+    registry, tokens, monkeypatch
+):
+    """The default refresh interval is the one constant, ``REFRESH_S``: a worker built
+    without ``gauge_refresh_s`` (the app, and the runtime alone) follows it."""
+    monkeypatch.setattr(remote_gauges, "REFRESH_S", 1e-6)
+    age = ("opsloop_monitoring_gauges_age_seconds", ())
+    with running_server(create_app(registry.db, registry.artifacts)) as control_plane:
+        app = create_remote_data_plane_app(control_plane, token=tokens["worker"])
+        with _scraper(app, tokens["caller"]) as scrape:
+            # Read afresh at each scrape: at the former 15 s the second one showed the first's.
+            assert [scrape()[age], scrape()[age]] == [0.0, 0.0]
+        runtime = remote_runtime(control_plane, token=tokens["worker"])
+        try:
+            ages = [_samples(generate_latest(runtime.metrics.registry).decode())[age]
+                    for _ in range(2)]  # fmt: skip
+        finally:
+            runtime.close()
+        assert ages == [0.0, 0.0]

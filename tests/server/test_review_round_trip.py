@@ -218,6 +218,23 @@ def test_a_broken_rule_or_threshold_is_refused_naming_it(plane):
     assert deployments.settings("loans").revision == 0
 
 
+def test_a_rule_named_as_the_input_detectors_count_is_refused_naming_its_name(plane):
+    """An event's ``assertions`` count the detector's flagged records under
+    ``input_detector``: a rule of that name would add its firings to them."""
+    client, deployments, _, _, _ = plane
+    deployments.deploy("loans", [Variant("stable", "loan", version=1)])
+    rules = [RULES[0], {"name": "input_detector", "when": "age > 70", "action": "flag"}]
+    response = client.put("/api/v1/deployments/loans/settings", json={"assertions": rules})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(
+        "assertions.1.name: 'input_detector' is reserved for the count of records the input "
+        "anomaly detector flagged"
+    )
+    with pytest.raises(InvalidArgumentError, match=r"^assertions\.0\.name: 'input_detector'"):
+        deployments.configure("loans", assertions=rules[1:])
+    assert deployments.settings("loans").revision == 0
+
+
 def test_a_rule_on_a_field_the_records_lack_is_a_503_not_a_client_error(plane):
     client, deployments, _, _, _ = plane
     deployments.deploy("loans", [Variant("stable", "loan", version=1)])

@@ -25,7 +25,7 @@ from opsloop.learn.robustness import FeatureConstraints, pgd
 from opsloop.learn.robustness.portable_detector import fit_portable_detector
 from opsloop.registry import PermissionDenied, add_user
 from opsloop.server.data_plane import create_data_plane_app
-from opsloop.serving import Deployments, Variant, read_prediction_events
+from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
 from opsloop.serving.input_detector_settings import detector_sha256
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.routing import routing_share
@@ -140,6 +140,160 @@ def test_a_detector_is_set_through_the_contract_audited_and_checked(deployments,
     assert deployments.history("api").iloc[-1]["before"]["detector"]["sha256"] == detector_sha256(
         detector
     )
+
+
+def _without_radius(registry, cancer) -> None:
+    """Version 2 of ``stable-model``: fitted and registered without ``mean radius``."""
+    _, train, y, *_ = cancer
+    narrow = train.drop(columns="mean radius")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    registry.register("stable-model", model.fit(narrow, y[:400]), input_schema=narrow)
+
+
+def test_no_later_change_brings_a_version_the_detector_cannot_score(deployments, registry, cancer):
+    detector = cancer[4]
+    _register(registry, cancer)
+    _without_radius(registry, cancer)
+    deployments.deploy("api", [Variant("stable", "stable-model", version=1)])
+    deployments.set_input_detector("api", detector)
+    lacks = (
+        "the input detector of deployment 'api' cannot score this variant's requests (change "
+        "or remove the detector first): 'mean radius' is not a column of the input signature "
+        "of variant '{}' (model 'stable-model' version 2)"
+    )
+    refused = {
+        "a new variant": (
+            [
+                Variant("stable", "stable-model", version=1, weight=0.9),
+                Variant("canary", "stable-model", version=2, role="candidate", weight=0.1),
+            ],
+            "canary",
+            "variants.1: " + lacks.format("canary"),
+        ),
+        "a version swap": (
+            [Variant("stable", "stable-model", version=2)],
+            "single",
+            "variants.0: " + lacks.format("stable"),
+        ),
+        "a blue/green standby": (
+            [
+                Variant("blue", "stable-model", version=1, weight=1.0),
+                Variant("green", "stable-model", version=2, role="candidate", weight=0.0),
+            ],
+            "blue_green",
+            "variants.1: " + lacks.format("green"),
+        ),
+        "a shadow": (
+            [
+                Variant("stable", "stable-model", version=1),
+                Variant("copy", "stable-model", version=2, role="shadow", weight=0.0),
+            ],
+            "shadow",
+            "variants.1: " + lacks.format("copy"),
+        ),
+    }
+    for change, (variants, strategy, message) in refused.items():
+        with pytest.raises(InvalidArgumentError) as raised:
+            deployments.deploy("api", variants, strategy=strategy)
+        assert str(raised.value) == message, change
+    assert deployments.get("api").serving == {"stable": 1}
+    assert deployments.history("api")["action"].tolist() == ["deploy", "set_input_detector"]
+
+    # A variant that follows an alias: the alias may not move to such a version.
+    registry.set_alias("stable-model", "champion", 1)
+    deployments.deploy("web", [Variant("stable", "stable-model", alias="champion")])
+    deployments.set_input_detector("web", detector)
+    with pytest.raises(InvalidArgumentError) as raised:
+        registry.set_alias("stable-model", "champion", 2)
+    assert str(raised.value) == (
+        "version: variant 'stable' of deployment 'web' follows alias 'champion', and the "
+        "deployment's input detector could not score version 2 (change or remove the "
+        "detector first): 'mean radius' is not a column of the input signature of model "
+        "'stable-model' version 2"
+    )
+    assert deployments.get("web").serving == {"stable": 1}
+    # Without the detector, both changes go through.
+    deployments.set_input_detector("web", None)
+    registry.set_alias("stable-model", "champion", 2)
+    assert deployments.get("web").serving == {"stable": 2}
+    deployments.set_input_detector("api", None)
+    assert deployments.deploy("api", refused["a new variant"][0], strategy="canary").serving == {
+        "stable": 1,
+        "canary": 2,
+    }
+
+
+def test_a_rollback_to_a_version_the_detector_cannot_score_is_answered_and_counted(
+    registry, cancer
+):
+    """A rollback is the way back from a failing version and is not refused; the requests of
+    a version it restores from before the detector was set are counted unscored."""
+    held, detector = cancer[3], cancer[4]
+    _register(registry, cancer)
+    _without_radius(registry, cancer)
+    deployments = Deployments(registry.db)
+    deployments.deploy("api", [Variant("stable", "stable-model", version=2)])
+    deployments.deploy("api", [Variant("stable", "stable-model", version=1)])
+    deployments.set_input_detector("api", detector)
+    assert deployments.rollback("api", reason="v1 misbehaves").serving == {"stable": 2}
+    runtime = ServingRuntime(registry.db, registry.artifacts, trust=True)
+    try:
+        records = [_record(held.drop(columns="mean radius").iloc[n]) for n in range(3)]
+        answers = [runtime.predict("api", [record]) for record in records]
+        labels = {"deployment": "api", "variant": "stable"}
+        metrics = runtime.metrics.registry
+        assert metrics.get_sample_value("opsloop_input_unscored_total", labels) == 3.0
+        assert metrics.get_sample_value("opsloop_input_screened_total", labels) is None
+    finally:
+        runtime.close()
+    assert [a.version for a in answers] == [2, 2, 2]
+    # A change that keeps the version the rollback restored brings nothing new to refuse.
+    kept = [Variant("stable", "stable-model", version=2)]
+    assert deployments.deploy("api", kept, description="same").serving == {"stable": 2}
+    events = read_prediction_events(registry.db, "api")
+    assert [counts for counts in events["assertions"]] == [{}, {}, {}]
+
+
+def test_a_retired_deployment_s_detector_is_retired_with_it(deployments, registry, cancer):
+    """A deployment re-created under a retired one's name starts without a detector: its
+    deploy is not checked against the old one, and its requests are not screened by it."""
+    held, detector = cancer[3], cancer[4]
+    _register(registry, cancer)
+    _without_radius(registry, cancer)
+    deployments.deploy("api", [Variant("stable", "stable-model", version=1)])
+    deployments.set_input_detector("api", detector, action="review")
+    runtime = ServingRuntime(registry.db, registry.artifacts, trust=True)
+    try:
+        labels = {"deployment": "api", "variant": "stable"}
+        screened = runtime.metrics.registry.get_sample_value
+        runtime.predict("api", [_record(held.iloc[0])])
+        assert screened("opsloop_input_screened_total", labels) == 1.0
+
+        deployments.retire("api", reason="moved to web")
+        history = deployments.history("api")
+        assert history["action"].tolist()[-2:] == ["set_input_detector", "retire"]
+        removed = history.iloc[-2]
+        assert (removed["reason"], removed["after"]) == (
+            "moved to web",
+            {"detector": None, "action": "flag"},
+        )
+        assert removed["before"]["detector"]["sha256"] == detector_sha256(detector)
+        assert removed["before"]["action"] == "review"
+
+        # Version 2 lacks a feature of the old detector: the new deployment may serve it.
+        narrow = deployments.deploy("api", [Variant("stable", "stable-model", version=2)])
+        assert narrow.serving == {"stable": 2}
+        setting = deployments.input_detector("api")
+        assert (setting.detector, setting.action, setting.revision) == (None, "flag", 0)
+        deployments.deploy("api", [Variant("stable", "stable-model", version=1)])
+        runtime.predict("api", [_record(held.iloc[1])])
+        assert screened("opsloop_input_screened_total", labels) == 1.0
+        assert screened("opsloop_input_unscored_total", labels) is None
+    finally:
+        runtime.close()
+    # Set again, the detector's revisions start over.
+    assert deployments.set_input_detector("api", detector).revision == 1
+    assert deployments.history("api").iloc[-1]["before"] is None
 
 
 def test_a_viewer_may_not_set_a_detector(registry, cancer):

@@ -5,17 +5,19 @@ counted while the primary answers every request."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 from tests.serving.served_models import ExitsOn, HangsOn, classifier, poll
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
 from opsloop.serving.shadow_agreement import shadow_agreement
-from opsloop.serving.shadow_process import ShadowHost, ShadowProcess
+from opsloop.serving.shadow_process import ChildShadow, ShadowHost, ShadowProcess
 from opsloop.store import Database
 
 # Each test starts at least one fresh interpreter that imports scikit-learn and pandas.
@@ -89,6 +91,46 @@ def test_a_shadow_process_records_what_in_process_scoring_answers(registry, mode
             assert expected["probabilities"] == models[2].predict_proba(frame).tolist()
     finally:
         local.close()
+
+
+def test_the_serving_process_holds_no_model_of_a_shadow_its_child_answers(registry):
+    """A 100-tree forest in shadow, answered by its child process: the serving process
+    keeps its model version only (no forest object anywhere in it) while the shadow's
+    answers are recorded; a request that names the shadow loads it here, then."""
+    primary, frame = classifier()
+    labels = primary.predict(frame)
+    forest = RandomForestClassifier(n_estimators=100, random_state=0).fit(frame, labels)
+    expected = forest.predict(pd.DataFrame([RECORD])).tolist()
+    registry.register("credit", primary, input_schema=frame)
+    registry.register("forest", forest, input_schema=frame)
+    del forest
+    Deployments(registry.db).deploy(
+        "api",
+        [
+            Variant("stable", "credit", version=1),
+            Variant("copy", "forest", version=1, role="shadow", weight=0),
+        ],
+        strategy="shadow",
+    )
+    served = _runtime(registry, "process")
+    try:
+        answers = [served.predict("api", [RECORD]) for _ in range(5)]
+        poll(lambda: served.shadow_counts("api")["copy"]["answered"] == 5, 120.0)
+        deployment = served.served("api")
+        assert set(deployment.loaded) == {"stable"}
+        assert deployment.child_shadows == {"copy": ChildShadow("copy", "forest", 1)}
+        gc.collect()
+        assert not [o for o in gc.get_objects() if isinstance(o, RandomForestClassifier)]
+        # Named by a request, the shadow is loaded here and answers as its child does.
+        named = served.predict("api", [RECORD], variant="copy")
+        assert named.answer.predictions == expected
+        assert isinstance(served.served("api").loaded["copy"].model, RandomForestClassifier)
+    finally:
+        served.close()
+    events = read_prediction_events(registry.db, "api", role="shadow")
+    assert sorted(events["request_id"]) == sorted(a.request_id for a in answers)
+    assert set(events["model"]) == {"forest"} and set(events["version"]) == {1}
+    assert [output["predictions"] for output in events["output"]] == [expected] * 5
 
 
 def test_a_crashing_shadow_process_is_restarted_and_counted(registry, models):

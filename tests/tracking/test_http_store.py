@@ -13,7 +13,7 @@ from opsloop.server import create_app
 from opsloop.store import ArtifactStore, Database
 from opsloop.tracking import UnknownExperimentError, UnknownRunError, get_run, start_run
 from opsloop.tracking.capture import CodeVersion, Environment
-from opsloop.tracking.http_store import HttpTrackingStore
+from opsloop.tracking.http_store import ClosedClientError, HttpTrackingStore, ServerConnection
 from opsloop.tracking.metric_buffer import MetricBatch
 
 
@@ -169,3 +169,28 @@ def test_a_batch_whose_reply_was_lost_is_resent_and_stored_once(served):
         assert len(local.metric_history(run_id, "x")) == 6
         client.close()
         once.close()
+
+
+def test_a_closed_client_refuses_requests_naming_itself(served):
+    """close() is final: a request after it is refused at once, naming the client, and a
+    metric batch is not retried against a pool that will never open again."""
+    _, remote = served
+    run_id = remote.create_run("churn")
+    remote.close()
+    closed = (
+        f"HttpTrackingStore({remote.base_url!r}) is closed: create a new client to send requests"
+    )
+    with pytest.raises(ClosedClientError) as raised:
+        remote.get_run(run_id)
+    assert str(raised.value) == closed
+    batch = MetricBatch(("auc",), np.array([0.5]), np.zeros(1, np.int64), np.ones(1, np.int64))
+    with pytest.raises(ClosedClientError) as raised:
+        remote.write_batch(run_id, metrics=batch)
+    assert str(raised.value) == closed
+    remote.close()  # closing again does nothing
+
+    connection = ServerConnection(remote.base_url)
+    assert connection.call("GET", f"/runs/{run_id}").json()["experiment"] == "churn"
+    connection.close()
+    with pytest.raises(ClosedClientError, match=r"^ServerConnection\('http://127\.0\.0\.1:"):
+        connection.call("GET", f"/runs/{run_id}")

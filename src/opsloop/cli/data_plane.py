@@ -10,6 +10,8 @@ versions (sha256 checked here), records its events and feedback through that con
 acting with the API token in the environment variable ``--token-env`` names
 (``OPSLOOP_TRACKING_TOKEN`` by default; an editor's token). Its callers' tokens are checked
 by the control plane. See :mod:`opsloop.serving.remote_serving` for what this mode leaves out.
+``--gauge-refresh SECONDS`` sets how often, at most, it reads the monitoring gauges it shows
+at ``/metrics`` from the control plane (15 s by default).
 
 Exit codes: 0 stopped, 2 could not start (bad address or port, unknown deployment, a
 token the control plane refuses).
@@ -24,6 +26,10 @@ token the control plane refuses).
 >>> result = CliRunner().invoke(app, ["--server", "https://ops.example.com",
 ...                                   "--token-env", "NO_SUCH_VARIABLE"], env={})
 >>> result.exit_code, "NO_SUCH_VARIABLE is not set" in result.output
+(2, True)
+>>> result = CliRunner().invoke(app, ["--server", "https://ops.example.com",
+...                                   "--gauge-refresh", "0"])
+>>> result.exit_code, "--gauge-refresh: must be a number > 0, got 0" in result.output
 (2, True)
 """
 
@@ -86,6 +92,13 @@ def serve_command(
         str,
         typer.Option(help="The environment variable holding the API token for --server."),
     ] = "OPSLOOP_TRACKING_TOKEN",
+    gauge_refresh: Annotated[
+        float | None,
+        typer.Option(
+            help="With --server: seconds between reads of the monitoring gauges shown at "
+            "/metrics from the control plane, whatever the scrape rate (default 15)."
+        ),
+    ] = None,
 ) -> None:
     """Answer prediction requests (POST /v1/deployments/NAME/predict, the Open Inference
     Protocol under /v2, metrics at /metrics)."""
@@ -94,8 +107,15 @@ def serve_command(
     from opsloop.tracking.api import is_server, tracking_target
     from opsloop.tracking.http_store import TOKEN_VARIABLE
 
+    if gauge_refresh is not None and not gauge_refresh > 0:  # NaN included
+        raise UsageProblem(f"--gauge-refresh: must be a number > 0, got {gauge_refresh:g}")
     if server is None and is_server(tracking_target()):
         server = tracking_target()
+    if gauge_refresh is not None and server is None:
+        raise UsageProblem(
+            "--gauge-refresh: needs --server; a data plane on the store reads the "
+            "monitoring gauges at each scrape"
+        )
     token = None
     if server is not None:
         token = os.environ.get(token_env) or None
@@ -113,4 +133,5 @@ def serve_command(
         announce=out.print,
         server_url=server,
         token=token,
+        gauge_refresh_s=gauge_refresh,
     )

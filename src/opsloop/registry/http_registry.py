@@ -92,7 +92,12 @@ class ServerClient:
         timeout_s: float = 60.0,
     ) -> None:
         self._server = ServerConnection(
-            base_url, token=token, transport=transport, timeout_s=timeout_s, denied=PermissionDenied
+            base_url,
+            token=token,
+            transport=transport,
+            timeout_s=timeout_s,
+            denied=PermissionDenied,
+            owner=type(self).__name__,
         )
         self.base_url = self._server.base_url
 
@@ -100,8 +105,28 @@ class ServerClient:
         return f"{type(self).__name__}({self.base_url!r})"
 
     def close(self) -> None:
-        """Close the connection pool (the object reconnects if used again)."""
+        """Close the connection pool, for good: an operation after it is a
+        :class:`~opsloop.tracking.http_store.ClosedClientError` naming this client (closing
+        again does nothing).
+
+        >>> client = ServerClient("http://127.0.0.1:1")
+        >>> client.close(); client._call("GET", "/models")
+        Traceback (most recent call last):
+        opsloop.tracking.http_store.ClosedClientError: ServerClient('http://127.0.0.1:1') is closed: create a new client to send requests
+        """  # noqa: E501
         self._server.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection pool is closed.
+
+        >>> client = ServerClient("http://127.0.0.1:1")
+        >>> client.closed
+        False
+        >>> client.close(); client.closed
+        True
+        """
+        return self._server.client.is_closed
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
         return self._server.call(method, path, errors=self.errors, **kwargs)

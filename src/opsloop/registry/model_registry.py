@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
+from opsloop.registry.alias_detector_check import check_alias_move
 from opsloop.registry.audit import (
     MODEL_PARTS,
     AuditVerification,
@@ -721,6 +722,7 @@ class ModelRegistry(ModelReferences):
                 .join(_aliases, _aliases.c.version_id == _versions.c.id)
                 .where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
             ).scalar()
+            check_alias_move(connection, model_id, name, alias, version, row["signature_json"])
             missing = missing_gate(connection, name, version, gate, before_version)
             if missing is not None:
                 raise PermissionDenied(

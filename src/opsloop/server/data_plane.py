@@ -196,16 +196,17 @@ def create_remote_data_plane_app(
     trusted_types: Iterable[str] = (),
     check_interval_s: float = 0.0,
     limits: RequestLimits | None = None,
-    gauge_refresh_s: float = 15.0,
+    gauge_refresh_s: float | None = None,
     shadow_isolation: str = "thread",
 ) -> FastAPI:
     """The data plane on the control plane at ``server_url``, acting with ``token``
     (default ``$OPSLOOP_TRACKING_TOKEN``), with no store of its own (see
     :mod:`opsloop.serving.remote_serving`, which takes ``shadow_isolation``; its
     ``/metrics`` reads the monitoring's gauges from the control plane at most every
-    ``gauge_refresh_s`` seconds). Every request needs an API token, which the control plane
-    checks (:mod:`.remote_identity`); the routes and their rules are those of
-    :func:`create_data_plane_app`. A control plane that cannot be reached is a 503.
+    ``gauge_refresh_s`` seconds, by default
+    :data:`~opsloop.monitoring.remote_gauges.REFRESH_S`). Every request needs an API token,
+    which the control plane checks (:mod:`.remote_identity`); the routes and their rules are
+    those of :func:`create_data_plane_app`. A control plane that cannot be reached is a 503.
 
     Against a server (``server_url``, one with no users, so its installation token acts as
     the OS user):

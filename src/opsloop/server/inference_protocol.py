@@ -322,7 +322,7 @@ def _model_ready(request: Request, name: str, version: str | None) -> JSONRespon
     runtime = request.app.state.runtime
     try:
         served = runtime.served(name)
-        is_ready = served.ready if version is None else version in served.loaded
+        is_ready = served.ready if version is None else served.answers(version)
         if version is not None and not is_ready:
             served.variant(version)  # 404 for a variant the deployment does not have
     except OpsloopError as error:

@@ -205,6 +205,7 @@ def serve_data_plane(
     announce: Callable[[str], None] = print,
     server_url: str | None = None,
     token: str | None = None,
+    gauge_refresh_s: float | None = None,
 ) -> None:
     """Serve the data plane (predictions, the Open Inference Protocol, metrics) on
     ``host:port`` until interrupted, for the ``deployments`` named (none: every deployment
@@ -219,6 +220,9 @@ def serve_data_plane(
     and review items). ``shadow_isolation`` is
     :class:`~opsloop.serving.ServingRuntime`'s (on a control plane, a shadow process
     reaches it as this process does, :mod:`opsloop.serving.control_plane_shadow_host`).
+    ``gauge_refresh_s`` (with ``server_url`` only; default
+    :data:`~opsloop.monitoring.remote_gauges.REFRESH_S`) is how often, at most, the
+    monitoring gauges shown at ``/metrics`` are read from the control plane.
 
     >>> serve_data_plane(port=0)
     Traceback (most recent call last):
@@ -242,8 +246,14 @@ def serve_data_plane(
             trusted_types=trusted_types,
             check_interval_s=check_interval_s,
             shadow_isolation=shadow_isolation,
+            gauge_refresh_s=gauge_refresh_s,
         )
     else:
+        if gauge_refresh_s is not None:
+            raise ValueError(
+                "gauge_refresh_s: only a data plane on a control plane's URL reads the "
+                "monitoring gauges through it; on the store they are read at each scrape"
+            )
         from opsloop.server.data_plane import create_data_plane_app
         from opsloop.store import ArtifactStore
         from opsloop.store.location import artifact_uri

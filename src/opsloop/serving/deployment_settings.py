@@ -12,7 +12,10 @@ data plane follows it as it follows a definition change (see :mod:`.serving_runt
   probability is below it goes to the review queue (:mod:`.automation`); ``None`` sends
   none there for want of confidence.
 - ``assertions``: rules of :mod:`opsloop.analysis.assertions`, checked (parsed) here, so a
-  broken rule is refused with its name before it is stored.
+  broken rule is refused with its name before it is stored. The name
+  :data:`DETECTOR_COUNT` is reserved: a prediction event's ``assertions`` count the records
+  the deployment's input anomaly detector flagged under it (:mod:`.input_screening`), so a
+  rule of that name would add its firings to the detector's.
 - ``batching``: :class:`MicroBatching` (``max_batch_size`` records, ``max_wait_ms``) to
   answer concurrent requests of a variant with one model call
   (:mod:`opsloop.serving.micro_batching`); ``None`` answers each request alone.
@@ -57,6 +60,10 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database
+
+#: The key of a prediction event's ``assertions`` under which the deployment's input
+#: anomaly detector counts the records it flagged; no rule may take it.
+DETECTOR_COUNT = "input_detector"
 
 _settings = tables.deployment_settings
 
@@ -355,10 +362,19 @@ def checked_settings(
     >>> checked_settings(0.5, [{"name": "r", "when": "x >", "action": "flag"}])
     Traceback (most recent call last):
     opsloop.analysis.assertions.AssertionRuleError: rule 'r': ...
+    >>> checked_settings(None, [{"name": "input_detector", "when": "x > 1", "action": "flag"}])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: assertions.0.name: 'input_detector' is reserved ...
     """
     threshold = _checked_threshold(confidence_threshold)
     rules = [dict(rule) if isinstance(rule, Mapping) else rule for rule in assertions]
     parse_assertions(rules)  # a broken rule is refused here, naming it
+    for position, rule in enumerate(rules):
+        if rule.get("name") == DETECTOR_COUNT:
+            raise InvalidArgumentError(
+                f"assertions.{position}.name: {DETECTOR_COUNT!r} is reserved for the count of "
+                "records the input anomaly detector flagged; give the rule another name"
+            )
     try:
         return threshold, json.dumps(rules, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -431,6 +447,7 @@ def _audited(settings: DeploymentSettings) -> dict[str, Any]:
 
 
 __all__ = [
+    "DETECTOR_COUNT",
     "DeploymentSettings",
     "MicroBatching",
     "OutputRestriction",

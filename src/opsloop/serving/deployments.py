@@ -81,7 +81,9 @@ from opsloop.serving.deployment_settings import (
 )
 from opsloop.serving.input_detector_settings import (
     InputDetectorSetting,
+    check_new_variants,
     read_input_detector,
+    retire_input_detector,
     set_input_detector,
 )
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -160,7 +162,9 @@ class Deployments:
 
         Every variant's model, version or alias must exist. The rules of
         :func:`~opsloop.serving.deployment_records.check_definition` apply; a broken one
-        raises a ValueError naming it, and nothing is changed.
+        raises a ValueError naming it, and nothing is changed. With an input detector set
+        (:meth:`set_input_detector`), every version the change brings must give it its
+        features (:func:`~.input_detector_settings.check_new_variants`).
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
@@ -184,6 +188,7 @@ class Deployments:
             before = self._current(connection, name)
             followed = () if before is None else before.variants
             numbers = [t[2] for t in targets]
+            check_new_variants(connection, name, variants, numbers, before)
             alias_gate_guard(connection, name, followed, variants, numbers)
             gate = deployment_gate_guard(connection, name, before, variants, numbers)
             guard = alias_guard(connection, followed, variants)
@@ -207,7 +212,10 @@ class Deployments:
         return after
 
     def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:
-        """Remove the deployment ``name`` (its history stays in the audit log).
+        """Remove the deployment ``name`` (its history stays in the audit log), with its
+        rollout and its input detector (an audited ``set_input_detector`` entry, see
+        :func:`~.input_detector_settings.retire_input_detector`): a deployment created
+        under the same name later starts without them.
 
         >>> deployments = Deployments(db)
         >>> _ = registry.register("credit", b"x", flavor="onnx")
@@ -232,7 +240,12 @@ class Deployments:
             connection.execute(_variants.delete().where(_variants.c.deployment_id == deployment_id))
             connection.execute(_deployments.delete().where(_deployments.c.id == deployment_id))
             delete_rollout(connection, name)
-            append_audit(connection, who, "retire", _entity(name), reason, _audited(before), None)
+            # A deployment re-created under this name must not inherit the detector.
+            at = self.db.clock()
+            retire_input_detector(connection, name, who, reason, at)
+            append_audit(
+                connection, who, "retire", _entity(name), reason, _audited(before), None, at_ms=at
+            )
 
     def rollback(
         self,
@@ -264,6 +277,10 @@ class Deployments:
         before the gate was required, or under another gate, is held to the gate as a deploy
         is (:func:`~.deployment_approvals.deployment_gate_guard`, against what the primary
         serves now).
+
+        A rollback is not refused for the deployment's input detector: a version it
+        restores from before the detector was set may give it no features, and the data
+        plane counts such requests unscored (:mod:`.input_screening`).
 
         The change is one audit entry, action ``rollback``: its ``after`` holds the
         definition with ``restores`` (the id of the entry that deployed it),

@@ -11,12 +11,21 @@ and an ``action`` for a request it flags:
 
 The detector's features must be numeric columns of the input signature of the version every
 variant serves now, so any variant's requests can be scored; a variant whose version has no
-signature cannot be checked and is refused. :meth:`~opsloop.serving.Deployments.
+signature cannot be checked and is refused. The rule holds for later changes too: a new
+definition (:meth:`~opsloop.serving.Deployments.deploy`: a new variant, a version swap, a
+blue/green standby, a promotion) that brings a version the detector cannot score is refused
+naming the variant's field and the feature (:func:`check_new_variants`; a change that only
+moves traffic between the versions served, as a canary's step does, brings none), and so
+is moving an alias one of its variants follows (:mod:`opsloop.registry.alias_detector_check`). A
+rollback is not refused, being the way back from a failing version; a version it restores
+from before the detector was set may leave requests unscored, which the data plane counts
+(:mod:`.input_screening`). :meth:`~opsloop.serving.Deployments.
 set_input_detector` replaces the setting as one audited change of the deployment (entity
 ``deployment:NAME``, action ``set_input_detector``; the entry records the detector's
 sha256, features, fpr and threshold rather than its matrix), so a running data plane
 follows it as it follows a definition change. An editor may set it; a protected deployment
-needs an admin.
+needs an admin. Retiring the deployment retires its detector too (:func:`retire_input_detector`),
+so a deployment re-created under the same name starts without one.
 
 >>> import numpy as np, pandas as pd
 >>> from opsloop.learn.robustness.portable_detector import fit_portable_detector
@@ -43,7 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +60,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.data.schema import Schema
-from opsloop.data.schema.column import NUMERIC_TYPES
 from opsloop.errors import InvalidArgumentError, NotFoundError
-from opsloop.learn.robustness.portable_detector import PortableInputDetector
+from opsloop.learn.robustness.portable_detector import PortableInputDetector, unreadable_feature
 from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.registry.users import acting_user
 from opsloop.serving.deployment_approvals import required_approvals
@@ -191,29 +199,64 @@ def _signatures(connection: Connection, definition: Any) -> dict[str, tuple[str,
 
 
 def check_features(
-    detector: PortableInputDetector, signatures: Mapping[str, tuple[str, int, Any]]
+    detector: PortableInputDetector,
+    signatures: Mapping[str, tuple[str, int, Any]],
+    field: str = "detector.features",
 ) -> None:
     """Refuse ``detector`` unless each of its features is a numeric column of every
-    variant's input signature (``signatures``: variant -> model, version, schema)."""
+    variant's input signature (``signatures``: variant -> model, version, schema), with
+    an :class:`~opsloop.errors.InvalidArgumentError` that starts with ``field``."""
     for variant, (model, version, schema) in signatures.items():
         where = f"variant {variant!r} (model {model!r} version {version})"
         if schema is None:
             raise InvalidArgumentError(
-                f"detector.features: {where} has no input signature to check them against"
+                f"{field}: {where} has no input signature to check them against"
             )
-        columns = {column.name: column for column in schema.columns}
-        for feature in detector.features:
-            column = columns.get(feature)
-            if column is None:
-                raise InvalidArgumentError(
-                    f"detector.features: {feature!r} is not a column of the input signature "
-                    f"of {where}"
-                )
-            if column.type not in NUMERIC_TYPES:
-                raise InvalidArgumentError(
-                    f"detector.features: {feature!r} is a {column.type} column of {where}; "
-                    "the detector reads numbers only"
-                )
+        columns = {column.name: column.type for column in schema.columns}
+        problem = unreadable_feature(detector.features, columns, where)
+        if problem is not None:
+            raise InvalidArgumentError(f"{field}: {problem}")
+
+
+def check_new_variants(
+    connection: Connection,
+    name: str,
+    variants: Sequence[Any],
+    numbers: Sequence[int],
+    before: Any = None,
+) -> None:
+    """Refuse a new definition of deployment ``name`` (``variants``, each serving the
+    version of ``numbers``) when its input detector cannot score the records of a version
+    the change brings (one the definition ``before`` it serves no variant with): an
+    :class:`~opsloop.errors.InvalidArgumentError` naming the variant's field
+    (``variants.N``) and the feature its signature lacks. Versions served already are not
+    checked again, so a change that only moves traffic between them (a canary's step or
+    rollback) is never refused. Without a detector, nothing is checked. Called in the
+    definition's write transaction, so the check and the change see the same detector."""
+    setting = input_detector_in(connection, name)
+    if setting.detector is None:
+        return
+    served = set()
+    if before is not None:
+        served = {(v.model, before.serving.get(v.name)) for v in before.variants}
+    for position, (variant, number) in enumerate(zip(variants, numbers, strict=True)):
+        if (variant.model, number) in served:
+            continue
+        found = _signatures(connection, _Serving((variant,), {variant.name: number}))
+        check_features(
+            setting.detector,
+            found,
+            f"variants.{position}: the input detector of deployment {name!r} cannot score "
+            "this variant's requests (change or remove the detector first)",
+        )
+
+
+@dataclass(frozen=True)
+class _Serving:
+    """The part of a definition :func:`_signatures` reads."""
+
+    variants: tuple[Any, ...]
+    serving: Mapping[str, int]
 
 
 def input_detector_in(connection: Connection, deployment: str) -> InputDetectorSetting:
@@ -301,13 +344,49 @@ def set_input_detector(
     return after
 
 
+def retire_input_detector(
+    connection: Connection, name: str, who: str, reason: str | None, at: int
+) -> None:
+    """Delete deployment ``name``'s input detector setting as part of its retire, in the
+    retire's write transaction: a deployment later created under the same name starts
+    without one, rather than being screened, and having its deploys refused, by a detector
+    it never set. When there was a setting, the change is audited as a
+    ``set_input_detector`` entry by the retire's actor with its reason (before: what it
+    held; after: the defaults), so the detector's own history ends where the deployment's
+    does.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").write() as c:
+    ...     retire_input_detector(c, "api", "ana", None, 0)  # never set: nothing to audit
+    ...     c.execute(sa.select(sa.func.count()).select_from(tables.audit_log)).scalar()
+    0
+    """
+    before = input_detector_in(connection, name)
+    if before.revision == 0:
+        return
+    connection.execute(_detectors.delete().where(_detectors.c.deployment == name))
+    after = InputDetectorSetting(name)
+    append_audit(
+        connection,
+        who,
+        "set_input_detector",
+        f"deployment:{name}",
+        reason,
+        before.summary(),
+        after.summary(),
+        at_ms=at,
+    )
+
+
 __all__ = [
     "ACTIONS",
     "InputDetectorSetting",
     "check_features",
+    "check_new_variants",
     "checked_detector",
     "detector_sha256",
     "input_detector_in",
     "read_input_detector",
+    "retire_input_detector",
     "set_input_detector",
 ]

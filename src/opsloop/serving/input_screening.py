@@ -14,6 +14,12 @@ What follows a flagged request:
 - ``opsloop_input_screened_total{deployment, variant}`` counts the requests scored and
   ``opsloop_input_flagged_total{deployment, variant}`` those flagged, so the flagged rate
   per variant is their ratio;
+- ``opsloop_input_unscored_total{deployment, variant}`` counts the requests it could not
+  score because the answering version's records lack one of its features. Every change
+  that sets a deployment's versions refuses one its detector cannot score (a definition,
+  an alias move, the detector itself), but a rollback is not refused (it is the way back
+  from a failing version) and may restore a version from before the detector was set:
+  its requests are answered, counted here, and their events carry no detector count;
 - its prediction event counts the flagged records under ``assertions["input_detector"]``
   (0 when none was), so monitoring reads the rate from the events;
 - a ramping canary with an ``input_detector`` gate counts it for the arm that answered;
@@ -35,6 +41,9 @@ What follows a flagged request:
 1
 >>> screening.flagged.labels("api", "stable")._value.get()
 1.0
+>>> screening.screen("api", "old", screen, CheckedRecords(("y",), matrix=np.array([[3.0]])))
+>>> screening.unscored.labels("api", "old")._value.get()
+1.0
 """
 
 from __future__ import annotations
@@ -46,11 +55,13 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 
 from opsloop.serving.automation import Decision
+from opsloop.serving.deployment_settings import DETECTOR_COUNT
 from opsloop.serving.input_detector_settings import InputDetectorSetting
 from opsloop.serving.record_validation import CheckedRecords
 
 #: The key of a prediction event's ``assertions`` that counts the records the detector flagged.
-EVENT_KEY = "input_detector"
+#: No model assertion rule may take this name (:mod:`.deployment_settings`).
+EVENT_KEY = DETECTOR_COUNT
 #: The review queue's reason for a request sent there by the detector.
 REVIEW_REASON = "input_anomaly"
 
@@ -122,6 +133,13 @@ class InputScreening:
             labels,
             registry=registry,
         )
+        self.unscored = Counter(
+            "opsloop_input_unscored",
+            "Requests the input anomaly detector could not score: the answering version's "
+            "records lack one of its features.",
+            labels,
+            registry=registry,
+        )
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def screen(
@@ -133,6 +151,7 @@ class InputScreening:
             return None
         count = screen.flagged_records(checked)
         if count is None:
+            self.unscored.labels(deployment, variant).inc()
             return None
         children = self._children.get((deployment, variant))
         if children is None:  # labels() costs a few microseconds a call: looked up once

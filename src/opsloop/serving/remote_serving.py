@@ -116,13 +116,15 @@ def remote_runtime(
     check_interval_s: float = 0.0,
     metrics: ServingMetrics | None = None,
     timeout_s: float = 60.0,
-    gauge_refresh_s: float = 15.0,
+    gauge_refresh_s: float | None = None,
     shadow_isolation: str = "thread",
 ) -> ServingRuntime:
     """A serving runtime on the control plane at ``server_url``, acting with ``token``
     (default ``$OPSLOOP_TRACKING_TOKEN``; see the module), whose ``/metrics`` shows the
     monitoring's gauges read from the control plane at most every ``gauge_refresh_s``
-    seconds. The other arguments are :class:`~.serving_runtime.ServingRuntime`'s.
+    seconds (default :data:`~opsloop.monitoring.remote_gauges.REFRESH_S`). The other
+    arguments are :class:`~.serving_runtime.ServingRuntime`'s. Its
+    :meth:`~.serving_runtime.ServingRuntime.close` closes the HTTP clients it made.
 
     Against a server (``server_url``, one with no users, so it acts as the OS user):
 
@@ -138,14 +140,16 @@ def remote_runtime(
     names = None if names is None else tuple(names)
     # Imported here: monitoring acts on deployments through this package.
     from opsloop.monitoring.http_monitoring import HttpMonitoring
-    from opsloop.monitoring.remote_gauges import RemoteMonitoringGauges
+    from opsloop.monitoring.remote_gauges import REFRESH_S, RemoteMonitoringGauges
+
+    if gauge_refresh_s is None:
+        gauge_refresh_s = REFRESH_S
 
     deployments = HttpDeployments(server_url, token=token, timeout_s=timeout_s)
-    gauges = RemoteMonitoringGauges(
-        HttpMonitoring(server_url, token=token, timeout_s=timeout_s),
-        names,
-        refresh_s=gauge_refresh_s,
-    )
+    monitoring = HttpMonitoring(server_url, token=token, timeout_s=timeout_s)
+    gauges = RemoteMonitoringGauges(monitoring, names, refresh_s=gauge_refresh_s)
+    registry = HttpModelRegistry(server_url, token=token, timeout_s=timeout_s)
+    review_queue = HttpReviewQueue(server_url, token=token, timeout_s=timeout_s)
     host = None
     if shadow_isolation != "thread":  # a child reaches the control plane as this process does
         host = ControlPlaneShadowHost(
@@ -163,10 +167,11 @@ def remote_runtime(
         check_interval_s=check_interval_s,
         metrics=metrics,
         deployments=deployments,
-        registry=HttpModelRegistry(server_url, token=token, timeout_s=timeout_s),
-        review_queue=HttpReviewQueue(server_url, token=token, timeout_s=timeout_s),
+        registry=registry,
+        review_queue=review_queue,
         rollouts=RemoteRollouts(deployments),
         shadow_host=host,
+        clients=(deployments, registry, review_queue, monitoring),
     )
     runtime.metrics.registry.register(gauges)
     return runtime

@@ -92,7 +92,7 @@ from opsloop.serving.rollout_state import read_rollout
 from opsloop.serving.routing import RoutingPolicy, policy_for
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
-from opsloop.serving.shadow_process import ShadowHost, ShadowProcess
+from opsloop.serving.shadow_process import ChildShadow, ShadowHost, ShadowProcess
 from opsloop.serving.shadow_sampling import ShadowSample
 from opsloop.store.artifacts import ArtifactStore
 from opsloop.store.database import Database, now_ms
@@ -151,6 +151,11 @@ class ServedDeployment:
     variants, the variants that failed to load (with why) and its routing policy.
 
     ``ready`` holds when every live variant with a positive weight is loaded.
+
+    A shadow answered in a process of its own (:mod:`.shadow_process`) is in
+    ``child_shadows``, not ``loaded``: routing a copy to it and recording need its model
+    version only, and its child loads the model. Its model is loaded in this process only
+    when a request names the variant (:meth:`variant`, through ``load_named``).
     """
 
     definition: Deployment
@@ -163,6 +168,10 @@ class ServedDeployment:
     screen: InputScreen | None = None
     #: What each variant's answers may say (:class:`.deployment_settings.OutputRestriction`).
     outputs: dict[str, OutputRestriction] = field(default_factory=dict)
+    #: The shadows answered in a child process, by name (see the class).
+    child_shadows: dict[str, ChildShadow] = field(default_factory=dict)
+    #: Loads the named variant here (a child-answered shadow a request names).
+    load_named: Callable[[str], LoadedVariant] | None = None
 
     def batcher(
         self, loaded: LoadedVariant, arrivals: Arrivals, metrics: ServingMetrics
@@ -188,19 +197,34 @@ class ServedDeployment:
         )
 
     @property
-    def shadows(self) -> list[LoadedVariant]:
-        """The loaded shadow variants, in definition order."""
-        return [
-            self.loaded[v.name]
-            for v in self.definition.variants
-            if v.role == "shadow" and v.name in self.loaded
-        ]
+    def shadows(self) -> list[LoadedVariant | ChildShadow]:
+        """The shadow variants to offer a copy of each request to, in definition order:
+        those answered in a child process as :class:`~.shadow_process.ChildShadow`, the
+        others loaded."""
+        found: list[LoadedVariant | ChildShadow] = []
+        for v in self.definition.variants:
+            if v.role != "shadow":
+                continue
+            if v.name in self.child_shadows:
+                found.append(self.child_shadows[v.name])
+            elif v.name in self.loaded:
+                found.append(self.loaded[v.name])
+        return found
+
+    def answers(self, name: str) -> bool:
+        """Whether variant ``name`` can answer: loaded here, or a shadow answered in a
+        child process (whose model this asks nothing to load)."""
+        return name in self.loaded or name in self.child_shadows
 
     def variant(self, name: str) -> LoadedVariant:
-        """The loaded variant ``name``; 404 when the deployment has none, 503 when it
-        failed to load."""
+        """The loaded variant ``name`` (a child-answered shadow's model is loaded here
+        now); 404 when the deployment has none, 503 when it failed to load."""
         if name in self.loaded:
             return self.loaded[name]
+        if name in self.child_shadows and self.load_named is not None:
+            loaded = self.load_named(name)
+            self.loaded[name] = loaded
+            return loaded
         if name in self.failures:
             raise UnavailableError(
                 f"deployment {self.definition.name!r}, variant {name!r} is not ready: "
@@ -224,7 +248,7 @@ class _Request:
 
 @dataclass(frozen=True)
 class _ShadowJob:
-    variant: LoadedVariant
+    variant: LoadedVariant | ChildShadow
     deployment: str
     records: Sequence[dict]
     request_id: str
@@ -277,7 +301,9 @@ class ServingRuntime:
     events) and ``shadow_host`` (what a shadow process opens instead of ``db``: shadows
     then answer in processes whatever ``shadow_isolation`` says;
     :mod:`.control_plane_shadow_host`). Without ``db`` every one of them but the clock, the
-    revision and the shadow host must be given.
+    revision and the shadow host must be given. ``clients`` are what those collaborators
+    reach a control plane through (objects with a ``close`` method, such as
+    :class:`~opsloop.registry.http_registry.ServerClient`), which :meth:`close` closes last.
 
     >>> ServingRuntime(Database("sqlite://"), None, check_interval_s=-1)
     Traceback (most recent call last):
@@ -308,6 +334,7 @@ class ServingRuntime:
         revision: Callable[[], int] | None = None,
         clock: Callable[[], int] | None = None,
         shadow_host: Any = None,
+        clients: Iterable[Any] = (),
     ) -> None:
         if (
             isinstance(check_interval_s, bool)
@@ -363,6 +390,9 @@ class ServingRuntime:
         self._revision = -1
         self._checked_at = float("-inf")
         self._lock = threading.RLock()
+        #: What the collaborators reach a control plane through, closed by :meth:`close`.
+        self.clients = tuple(clients)
+        self._closed = False
 
     # -- following the definitions ---------------------------------------------------------
 
@@ -435,6 +465,36 @@ class ServingRuntime:
         except NotFoundError:
             return None
 
+    def _loaded(self, variant: Any, version: int) -> LoadedVariant:
+        """Variant ``variant`` of a definition with its version ``version``'s model, loaded
+        once per model version (an :class:`~opsloop.errors.OpsloopError` when it cannot be)."""
+        key = (variant.model, version)
+        cached = self._models.get(key) or self._stale_models.get(key)
+        if cached is None:
+            cached = load_variant(
+                self.registry,
+                variant.name,
+                variant.role,
+                variant.model,
+                version,
+                trust=self.trust,
+                trusted_types=self.trusted_types,
+            )
+        self._models[key] = cached
+        return replace(cached, name=variant.name, role=variant.role)
+
+    def _load_named(self, definition: Deployment, name: str) -> LoadedVariant:
+        """Load variant ``name`` of ``definition`` when a request names it (a shadow
+        otherwise answered in its child process only); 503 when it cannot be loaded."""
+        variant = next(v for v in definition.variants if v.name == name)
+        with self._lock:
+            try:
+                return self._loaded(variant, definition.serving[name])
+            except OpsloopError as error:
+                raise UnavailableError(
+                    f"deployment {definition.name!r}, variant {name!r} is not ready: {error}"
+                ) from None
+
     def _load(self, definition: Deployment) -> ServedDeployment:
         served = ServedDeployment(definition, None)
         for variant in definition.variants:
@@ -442,27 +502,21 @@ class ServingRuntime:
             if version is None:
                 served.failures[variant.name] = f"alias {variant.ref} points at no version"
                 continue
-            key = (variant.model, version)
-            cached = self._models.get(key) or self._stale_models.get(key)
+            if variant.role == "shadow" and self._shadow_host is not None:
+                # Its child process loads and answers it: holding its model here too
+                # would cost this process the model's memory for nothing.
+                served.child_shadows[variant.name] = ChildShadow(
+                    variant.name, variant.model, version
+                )
+                continue
             try:
-                if cached is None:
-                    cached = load_variant(
-                        self.registry,
-                        variant.name,
-                        variant.role,
-                        variant.model,
-                        version,
-                        trust=self.trust,
-                        trusted_types=self.trusted_types,
-                    )
+                served.loaded[variant.name] = self._loaded(variant, version)
             except OpsloopError as error:
                 served.failures[variant.name] = str(error)
                 logger.warning(
                     "deployment %s: variant %s not loaded: %s", definition.name, variant.name, error
                 )
-                continue
-            self._models[key] = cached
-            served.loaded[variant.name] = replace(cached, name=variant.name, role=variant.role)
+        served.load_named = lambda name: self._load_named(definition, name)
         served.policy = policy_for(definition)
         settings = self.deployments.settings(definition.name)
         served.oversight = Oversight.of(definition.automation, settings)
@@ -816,7 +870,20 @@ class ServingRuntime:
         return served.variant(name).schema
 
     def close(self) -> None:
-        """Stop the shadows' workers and write the buffered events and rollout counts."""
+        """Stop the shadows' workers, write the buffered events and rollout counts, then
+        close the ``clients`` they were written through; closing again does nothing.
+
+        >>> from opsloop.registry.http_registry import ServerClient
+        >>> client = ServerClient("http://127.0.0.1:1")
+        >>> runtime = ServingRuntime(Database("sqlite://"), None, clients=[client])
+        >>> runtime.close(); client.closed
+        True
+        >>> runtime.close()
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self.rollouts.flush()
         with self._lock:
             for mirror in self._mirrors.values():
@@ -824,3 +891,5 @@ class ServingRuntime:
             self._mirrors.clear()
             self._samples.clear()
         self.recorder.close()
+        for client in self.clients:  # last: the flushes above still write through them
+            client.close()

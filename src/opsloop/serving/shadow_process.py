@@ -238,12 +238,27 @@ class ShadowCopy(NamedTuple):
     records: list
 
 
+class ChildShadow(NamedTuple):
+    """What the serving process keeps of a shadow variant ``name`` answered in a child
+    process: the model version a copy for it names. The model itself is loaded by the
+    child only, so the serving process does not hold it a second time.
+
+    >>> ChildShadow("copy", "credit", 2).model_name
+    'credit'
+    """
+
+    name: str
+    model_name: str
+    version: int
+
+
 class ShadowProcess:
     """The shadow variant ``variant`` of ``deployment`` answered in a child process (see
     the module).
 
-    ``offer`` takes the runtime's copy of a request (an object with ``variant``,
-    ``request_id``, ``routing_key`` and ``records``). ``capacity`` bounds the copies
+    ``offer`` takes the runtime's copy of a request (an object with ``variant``, one with
+    ``model_name`` and ``version`` such as a :class:`ChildShadow`, ``request_id``,
+    ``routing_key`` and ``records``). ``capacity`` bounds the copies
     offered and not yet answered (waiting here, in the pipe, or in the child). ``on_drop``
     is called on the request path for each copy dropped, so it must be cheap; ``on_answer``
     (with the seconds the shadow took), ``on_failure`` (with the kind: ``invalid_input``,

@@ -129,6 +129,7 @@ class ServerConnection:
         transport: httpx.BaseTransport | None = None,
         timeout_s: float = _TIMEOUT_S,
         denied: type[PermissionError] | None = None,
+        owner: str = "ServerConnection",
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise InvalidArgumentError(
@@ -140,6 +141,8 @@ class ServerConnection:
             token = read_installation_token()
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.denied = denied
+        # The class a closed connection's error names: the client its caller holds.
+        self.owner = owner
         self.client = httpx.Client(
             base_url=f"{self.base_url}/api/v1",
             headers=self.headers,
@@ -148,10 +151,15 @@ class ServerConnection:
         )
 
     def close(self) -> None:
-        """Close the connection pool (the client reconnects if used again).
+        """Close the connection pool, for good: a request after it is a
+        :class:`ClosedClientError` (closing again does nothing).
 
-        >>> ServerConnection("http://127.0.0.1:1").close()
-        """
+        >>> server = ServerConnection("http://127.0.0.1:1")
+        >>> server.close(); server.close()
+        >>> server.call("GET", "/runs/r1")
+        Traceback (most recent call last):
+        opsloop.tracking.http_store.ClosedClientError: ServerConnection('http://127.0.0.1:1') is closed: create a new client to send requests
+        """  # noqa: E501
         self.client.close()
 
     def call(
@@ -177,6 +185,11 @@ class ServerConnection:
         Traceback (most recent call last):
         LookupError: unknown run id 'nope'
         """
+        if self.client.is_closed:
+            # httpx would say only that "the client" is closed, from deep in its stack.
+            raise ClosedClientError(
+                f"{self.owner}({self.base_url!r}) is closed: create a new client to send requests"
+            )
         response = self.client.request(method, path, **kwargs)
         if response.status_code < 400:
             return response
@@ -246,6 +259,14 @@ _KNOWN: dict[str, Callable[[str], BaseException]] = {
 }
 
 
+class ClosedClientError(RuntimeError):
+    """A request through a client after its ``close()``: the message names the client.
+
+    >>> str(ClosedClientError("HttpTrackingStore('http://127.0.0.1:1') is closed"))
+    "HttpTrackingStore('http://127.0.0.1:1') is closed"
+    """
+
+
 class ServerError(RuntimeError):
     """The server answered 5xx: its defect, or it is unavailable (``status``).
 
@@ -294,7 +315,11 @@ class HttpTrackingStore(TrackingService):
                 f"retry_s must be a non-negative number of seconds, got {retry_s!r}"
             )
         self._server = ServerConnection(
-            base_url, token=token, transport=transport, timeout_s=timeout_s
+            base_url,
+            token=token,
+            transport=transport,
+            timeout_s=timeout_s,
+            owner=type(self).__name__,
         )
         self.base_url = self._server.base_url
         self._headers = self._server.headers
@@ -304,10 +329,14 @@ class HttpTrackingStore(TrackingService):
         return f"HttpTrackingStore({self.base_url!r})"
 
     def close(self) -> None:
-        """Close the connection pool (the object reconnects if used again).
+        """Close the connection pool, for good: an operation after it is a
+        :class:`ClosedClientError` naming this client (closing again does nothing).
 
-        >>> HttpTrackingStore("http://127.0.0.1:1").close()
-        """
+        >>> store = HttpTrackingStore("http://127.0.0.1:1")
+        >>> store.close(); store.get_run("r1")
+        Traceback (most recent call last):
+        opsloop.tracking.http_store.ClosedClientError: HttpTrackingStore('http://127.0.0.1:1') is closed: create a new client to send requests
+        """  # noqa: E501
         self._server.close()
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.data.schema.column import NUMERIC_TYPES
 from opsloop.learn.robustness.input_anomaly import InputAnomalyDetector, fit_input_detector
 
 #: The most features a portable detector may have: its precision matrix is at most
@@ -290,10 +291,34 @@ def fit_portable_detector(
     return portable_detector(fitted, names)
 
 
+def unreadable_feature(
+    features: Sequence[str], columns: Mapping[str, str], where: str
+) -> str | None:
+    """Why records with ``columns`` (name -> schema type, the input signature of
+    ``where``) cannot give a detector its ``features``, naming the first feature they
+    lack or hold as other than numbers; ``None`` when they can.
+
+    >>> unreadable_feature(("a", "b"), {"a": "float"}, "model 'm' version 2")
+    "'b' is not a column of the input signature of model 'm' version 2"
+    >>> unreadable_feature(("a",), {"a": "string"}, "model 'm' version 2")
+    "'a' is a string column of model 'm' version 2; the detector reads numbers only"
+    >>> unreadable_feature(("a",), {"a": "int"}, "model 'm' version 2") is None
+    True
+    """
+    for feature in features:
+        kind = columns.get(feature)
+        if kind is None:
+            return f"{feature!r} is not a column of the input signature of {where}"
+        if kind not in NUMERIC_TYPES:
+            return f"{feature!r} is a {kind} column of {where}; the detector reads numbers only"
+    return None
+
+
 __all__ = [
     "FIELDS",
     "MAX_FEATURES",
     "PortableInputDetector",
     "fit_portable_detector",
     "portable_detector",
+    "unreadable_feature",
 ]
