@@ -3,17 +3,25 @@ is still correct" on a concept that changes in one region only."""
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.evaluation import evaluate, read_alerts, read_evaluations
 from opsloop.monitoring.event_log import log_labels, log_predictions
 from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import set_reference
 from opsloop.monitoring.still_correct import still_correct
 from opsloop.monitoring.training_window import training_window, window_start
+from opsloop.monitoring.windowing import Windowing
+from opsloop.store.database import Database
 
 from .conftest import HOUR_MS, T0
 
@@ -143,3 +151,125 @@ def test_still_correct_compares_categories_by_equality():
     recent = pd.DataFrame({"city": ["a", "a", "b", "b"], "y": [1, 1, 0, 0]})
     older = pd.DataFrame({"city": ["a", "b", "a"], "y": [1, 1, 0]})
     assert still_correct(older, recent, "y", neighbours=2).tolist() == [True, False, False]
+
+
+EVALUATOR_SCRIPT = """
+import sys
+from opsloop.monitoring.evaluation import evaluate
+from opsloop.monitoring.windowing import Windowing
+from opsloop.store.database import Database
+db = Database(sys.argv[1], clock=lambda: int(sys.argv[2]))
+print("evaluating", flush=True)
+evaluate(db, "api", windowing=Windowing("1h"), policies=[sys.argv[3]])
+print("done", flush=True)
+"""
+
+WINDOWS = 12
+
+
+def _error_traffic(db) -> None:
+    """Twelve hourly windows of 100 labelled rows: the model is wrong 5% of the time, 60%
+    in windows 4 to 7, then 5% again."""
+    rng = np.random.default_rng(11)
+    rows = pd.DataFrame({"x": np.arange(100.0)})
+    set_reference(db, "api", rows, predictions=[0] * 100, labels=(rng.random(100) < 0.05) * 1)
+    for k in range(WINDOWS):
+        wrong = rng.random(100) < (0.6 if 4 <= k <= 7 else 0.05)
+        ids = [f"w{k}-{i}" for i in range(100)]
+        at = T0 + k * HOUR_MS + np.arange(100) * 1000
+        log_predictions(db, "api", [{"x": float(i)} for i in range(100)], [0] * 100,
+                        at_ms=at, request_ids=ids)  # fmt: skip
+        log_labels(db, "api", ids, wrong.astype(int).tolist())
+
+
+class _BlockingHook(BaseHTTPRequestHandler):
+    """Records each alert posted; while ``server.hold`` is not set, answers none, so the
+    evaluator posting it waits there until the test kills it."""
+
+    def do_POST(self):
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.received.append(payload["windows"][-1]["start_ms"])
+        self.server.posted.set()
+        self.server.hold.wait(timeout=120)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_process_killed_during_evaluation_loses_and_repeats_nothing(tmp_path, clock):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BlockingHook)
+    server.received, server.posted, server.hold = [], threading.Event(), threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rule = (
+        f"error_drift > 0 -> webhook(url=http://127.0.0.1:{server.server_port}/a, "
+        "retries=0, timeout_s=60)"
+    )
+    clock.now_ms = T0 + (WINDOWS + 1) * HOUR_MS
+    windowing = Windowing("1h")
+
+    # The run nobody stops, on a store of its own with the same traffic.
+    whole = Database(f"sqlite:///{tmp_path / 'whole.db'}", clock=clock)
+    _error_traffic(whole)
+    server.hold.set()
+    evaluate(whole, "api", windowing=windowing, policies=[rule])
+    expected_posts, server.received[:] = list(server.received), []
+    server.hold.clear()
+    server.posted.clear()
+    expected = [
+        (e.start_ms, e.metrics["error_drift"]) for e in read_evaluations(whole, "api", windowing)
+    ]
+    alarms = [start for start, drift in expected if drift]
+    # ADWIN on the error stream alarms when the errors rise and again when they fall back.
+    assert len(expected) == WINDOWS and len(alarms) >= 2 and expected_posts == alarms
+
+    # The run killed while its first alarm's webhook is in flight: the windows before it are
+    # evaluated and committed, those after it are not.
+    path = tmp_path / "killed.db"
+    db = Database(f"sqlite:///{path}", clock=clock)
+    _error_traffic(db)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", EVALUATOR_SCRIPT, f"sqlite:///{path}", str(clock.now_ms), rule],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout.readline().strip() == "evaluating"
+    assert server.posted.wait(timeout=120)  # the evaluator is inside the first action
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    server.hold.set()
+    assert server.received == alarms[:1]
+    done_before = [e.start_ms for e in read_evaluations(db, "api", windowing)]
+    assert done_before == [start for start, _ in expected if start <= alarms[0]]
+
+    # Reopened, the store evaluates the rest: every window once, the detector where it was.
+    db.dispose()
+    db = Database(f"sqlite:///{path}", clock=clock)
+    resumed = evaluate(db, "api", windowing=windowing, policies=[rule])
+    assert [e.start_ms for e in resumed] == [s for s, _ in expected if s > alarms[0]]
+    again = [(e.start_ms, e.metrics["error_drift"]) for e in read_evaluations(db, "api", windowing)]
+    assert again == expected
+    alerts = read_alerts(db, "api")
+    assert sorted(alerts["evidence"].map(lambda e: e["windows"][-1]["start_ms"])) == alarms
+    # No action twice: the one in flight when the process died left the pending list before
+    # it ran (at most once); every later alarm's webhook was posted once.
+    assert server.received == expected_posts
+    actions = read_actions(db, "api", windowing)
+    assert actions["pending"] == []
+    # One outcome an action run: none for the one killed, one for each later alarm.
+    assert len(actions["outcomes"]) == len(alarms) - 1
+    assert len(read_actions(whole, "api", windowing)["outcomes"]) == len(alarms)
+    server.shutdown()
+    server.server_close()
+    whole.dispose()
+    db.dispose()
