@@ -15,15 +15,22 @@ from sklearn.neighbors import KNeighborsClassifier
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import evaluate, read_alerts, read_evaluations
 from opsloop.monitoring.event_log import log_labels, log_predictions
+from opsloop.monitoring.monitoring_service import RetrainRequestDocument
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import set_reference
+from opsloop.monitoring.retrain_queue import queue_retrain, retrain_requests
+from opsloop.monitoring.retrain_request import retrain_on_request
 from opsloop.monitoring.still_correct import still_correct
 from opsloop.monitoring.training_window import training_window, window_start
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store.database import Database
 
 from .conftest import HOUR_MS, T0
+from .test_evaluation import PER_WINDOW, WINDOWING
+from .test_policy_actions import FIT, FLIP_AT, _run, loop
+
+__all__ = ["loop"]
 
 RETRAIN = "concept_drift > 0 -> retrain(train=credit.fit:train"
 
@@ -273,3 +280,47 @@ def test_a_process_killed_during_evaluation_loses_and_repeats_nothing(tmp_path, 
     server.server_close()
     whole.dispose()
     db.dispose()
+
+
+def test_a_policy_retrains_on_the_window_it_names(db, clock, loop):
+    traffic, _, _, context = loop
+    rule = f"concept_drift > 0 -> retrain(train={FIT}, window=keep_correct, neighbours=7)"
+    evaluations, _ = _run(db, clock, traffic, rule, context)
+    (outcome,) = [a for e in evaluations for a in e.actions]
+    # The labels flipped everywhere at FLIP_AT: the rows since then, and of the 300 labelled
+    # reference rows and FLIP_AT earlier windows, those the flipped rows still agree with.
+    start = T0 + FLIP_AT * HOUR_MS
+    end = outcome["window"]["end_ms"]
+    window = training_window(
+        db, "cancer", start_ms=start, end_ms=end, label="label", policy="keep_correct",
+        keep_correct=True, neighbours=7,
+    )  # fmt: skip
+    assert outcome["window"] == window.to_dict()
+    assert window.older_rows == 300 + FLIP_AT * PER_WINDOW
+    assert window.reference_rows < window.older_rows
+    assert outcome["window"]["policy"] == "keep_correct"
+
+
+def test_a_queued_retrain_keeps_its_window_policy(db):
+    rule = Policy.parse(
+        f"error_drift > 0 -> retrain(train={FIT}, window=since_date, since=2027-01-15T07:00:00Z)"
+    )
+    evidence = {"change_point_ms": T0, "start_ms": T0, "window_ms": HOUR_MS, "windows": []}
+    queue_retrain(db, "api", "default", rule, evidence, actor="ana")
+    (request,) = retrain_requests(db, "api")
+    assert (request["window_policy"], request["start_ms"]) == ("since_date", T0 - HOUR_MS)
+    assert RetrainRequestDocument(**request).window_policy == "since_date"
+
+
+def test_a_requested_retrain_can_keep_the_correct_rows(db, clock, loop):
+    traffic, _, _, context = loop
+    _run(db, clock, traffic, "concept_drift > 0 -> alert", context)
+    outcome = retrain_on_request(
+        context, "cancer", train=FIT, windowing=WINDOWING, keep_correct=True
+    )
+    assert outcome["window"]["policy"] == "keep_correct"
+    assert outcome["window"]["older_rows"] == 300 + FLIP_AT * PER_WINDOW
+    dated = retrain_on_request(
+        context, "cancer", train=FIT, windowing=WINDOWING, since_ms=T0 + (FLIP_AT + 1) * HOUR_MS
+    )
+    assert (dated["window"]["policy"], dated["window"]["new_rows"]) == ("since_date", PER_WINDOW)
