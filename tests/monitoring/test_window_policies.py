@@ -15,22 +15,26 @@ from sklearn.neighbors import KNeighborsClassifier
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import evaluate, read_alerts, read_evaluations
 from opsloop.monitoring.event_log import log_labels, log_predictions
+from opsloop.monitoring.http_monitoring import HttpMonitoring
 from opsloop.monitoring.monitoring_service import RetrainRequestDocument
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import set_reference
+from opsloop.monitoring.retrain_follower import follow_retrains
 from opsloop.monitoring.retrain_queue import queue_retrain, retrain_requests
 from opsloop.monitoring.retrain_request import retrain_on_request
 from opsloop.monitoring.still_correct import still_correct
 from opsloop.monitoring.training_window import training_window, window_start
 from opsloop.monitoring.windowing import Windowing
+from opsloop.serving import Deployments, Variant
 from opsloop.store.database import Database
 
 from .conftest import HOUR_MS, T0
-from .test_evaluation import PER_WINDOW, WINDOWING
+from .test_evaluation import PER_WINDOW, WINDOWING, Traffic
+from .test_loop_over_http import _follower_context, server
 from .test_policy_actions import FIT, FLIP_AT, _run, loop
 
-__all__ = ["loop"]
+__all__ = ["loop", "server"]
 
 RETRAIN = "concept_drift > 0 -> retrain(train=credit.fit:train"
 
@@ -324,3 +328,32 @@ def test_a_requested_retrain_can_keep_the_correct_rows(db, clock, loop):
         context, "cancer", train=FIT, windowing=WINDOWING, since_ms=T0 + (FLIP_AT + 1) * HOUR_MS
     )
     assert (dated["window"]["policy"], dated["window"]["new_rows"]) == ("since_date", PER_WINDOW)
+
+
+def test_a_window_policy_travels_over_rest_to_the_follower(db, clock, server, cancer):
+    url, registry, token = server
+    monitoring = HttpMonitoring(url, token=token)
+    bad = f"concept_drift > 0 -> retrain(train={FIT}, window=since_date, since=yesterday)"
+    with pytest.raises(InvalidArgumentError, match="retrain option since: an ISO 8601 date"):
+        monitoring.evaluate("cancer", policies=[bad])
+    rule = f"concept_drift > 0 -> retrain(train={FIT}, window=keep_correct, neighbours=7)"
+    traffic = Traffic(cancer, flip_at=FLIP_AT)
+    registry.register("cancer-model", traffic.model, input_schema=traffic.train)
+    Deployments(db).deploy("cancer", [Variant("live", "cancer-model", version=1)])
+    predictions = traffic.model.predict(traffic.train)
+    set_reference(db, "cancer", traffic.train, predictions=predictions, labels=traffic.train_y)
+    for k in range(FLIP_AT + 2):
+        traffic.log(db, k, with_labels=True)
+        clock.now_ms = T0 + (k + 1) * HOUR_MS
+        monitoring.evaluate("cancer", policies=[rule])
+    (request,) = monitoring.retrain_requests("cancer")
+    assert (request["window_policy"], request["neighbours"]) == ("keep_correct", 7)
+    context = _follower_context(url, token)
+    (outcome,) = follow_retrains(monitoring, "cancer", context, train=FIT, once=True)
+    start, end = T0 + FLIP_AT * HOUR_MS, T0 + (FLIP_AT + 1) * HOUR_MS
+    window = training_window(
+        db, "cancer", start_ms=start, end_ms=end, label="label", policy="keep_correct",
+        keep_correct=True, neighbours=7,
+    )  # fmt: skip
+    assert outcome["window"] == window.to_dict()
+    assert window.older_rows == 300 + FLIP_AT * PER_WINDOW
