@@ -272,6 +272,17 @@ def retrain_command(
         float, typer.Option(help="Latest share of the rows kept out for the gate.")
     ] = 0.3,
     min_rows: Annotated[int, typer.Option(help="Fewest labelled rows to train on.")] = 50,
+    keep_correct: Annotated[
+        bool,
+        typer.Option(
+            "--keep-correct",
+            help="Add the older labelled rows the new ones still agree with "
+            "(instead of --reference-share).",
+        ),
+    ] = False,
+    neighbours: Annotated[
+        int, typer.Option(help="--keep-correct: the new rows that judge an older one.")
+    ] = 5,
     trust: Annotated[
         bool, typer.Option(help="Trust the models the gate loads (pickle, any skops type).")
     ] = False,
@@ -354,6 +365,8 @@ def retrain_command(
         reference_share=reference_share,
         holdout=holdout,
         min_rows=min_rows,
+        keep_correct=keep_correct,
+        neighbours=neighbours,
     )
     if as_json:
         print_json(outcome)

@@ -12,7 +12,8 @@ changes), :mod:`.iso_time` (times in reasons people read),
 before labels, calibrated on :mod:`.reference_scores`; :mod:`.estimate_check` once they
 come), :mod:`.process_metrics` (the serving workers' memory and CPU), :mod:`.alert_log`,
 :mod:`.policy_actions` (what a rule does: :mod:`.webhook_action`, :mod:`.rollback_action`,
-:mod:`.promote_action`, :mod:`.retrain_action` on a :mod:`.training_window`, also on request:
+:mod:`.promote_action`, :mod:`.retrain_action` on a :mod:`.training_window` (the older rows
+still correct: :mod:`.still_correct`), also on request:
 :mod:`.retrain_request`; queued for a follower where no user code may run:
 :mod:`.retrain_queue`, :mod:`.retrain_follower`), :mod:`.action_outcome` (an action's
 audit entry and alert), :mod:`.policy_record` (the policies' streaks, the actions

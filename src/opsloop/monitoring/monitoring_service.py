@@ -486,7 +486,16 @@ class RetrainRequestDocument(BaseModel):
     reference_share: float
     holdout: float
     min_rows: int
-    start_ms: int = Field(description="the data window's start: the change point")
+    window_policy: str = Field(
+        "since_change_point",
+        description="the data-window policy: since_change_point, since_date, new_only or "
+        "keep_correct",
+    )
+    neighbours: int = Field(5, description="keep_correct: the new rows that judge an older one")
+    start_ms: int = Field(
+        description="the data window's start: the change point, the policy's date, or the "
+        "first window of the rule's streak"
+    )
     end_ms: int = Field(description="the data window's end: the end of the window that fired")
     evidence: dict[str, Any]
     state: str = Field(description="queued, claimed, done, failed, blocked or refused")

@@ -33,9 +33,10 @@ in :mod:`.policy_actions`):
 * ``webhook(url=URL, timeout_s=5, retries=2)``: POST the alert as JSON to ``URL``;
 * ``rollback`` or ``rollback(to=ALIAS)``: put the deployment back on its previous
   definition, or on the version the model's alias ``ALIAS`` names;
-* ``retrain(train=MODULE:FUNCTION, reference_share=0, holdout=0.3, min_rows=50)``: train
-  on the labelled data since the change point (plus a share of the reference), gate the new
-  version against the one serving, and start its canary when it passes;
+* ``retrain(train=MODULE:FUNCTION, reference_share=0, holdout=0.3, min_rows=50,
+  window=since_change_point, since=DATE, neighbours=5)``: train on a window of labelled data
+  (below), gate the new version against the one serving, and start its canary when it
+  passes;
 * ``promote`` or ``promote(alias=champion)``: when the rule holds in a challenger's windows
   (a canary's candidate, a shadow) and the challenger is at least as good as the primary
   in each of them, make it the primary and move the model's alias to it
@@ -44,6 +45,28 @@ in :mod:`.policy_actions`):
 
 Options are ``key=value`` pairs separated by commas; a value may not hold a comma or a
 parenthesis.
+
+A retraining's ``window`` names the data-window policy (:mod:`.training_window`):
+
+* ``since_change_point`` (the default): discard the data from before the change point and
+  add the new data, the labelled rows from the change point to the end of the window that
+  fired, plus ``reference_share`` of the reference's labelled sample;
+* ``since_date`` with ``since=DATE`` (ISO 8601, ``2027-01-15`` or
+  ``2027-01-15T08:00:00Z``; a time without a zone is UTC): discard the data from before
+  that date, plus ``reference_share`` of the reference;
+* ``new_only``: only the new labelled rows, those of the windows the rule held in (from the
+  first window of its streak), nothing older and no share of the reference;
+* ``keep_correct``: keep the older labelled data that is still correct and add the new
+  data: the rows since the change point, plus those of the reference's labelled sample and
+  of the earlier labelled windows whose label the ``neighbours`` nearest new rows agree
+  with.
+
+>>> Policy.parse("concept_drift > 0 -> retrain(train=m:f, window=since_date, "
+...              "since=2027-01-15T08:00:00Z)").option("since")
+1800000000000
+>>> Policy.parse("concept_drift > 0 -> retrain(train=m:f, window=keep_correct, "
+...              "neighbours=7)").option("window")
+'keep_correct'
 
 >>> rule = Policy.parse("drift_share > 0.3 for 2 windows -> alert")
 >>> rule.signal, rule.op, rule.threshold, rule.windows, rule.action
@@ -57,6 +80,7 @@ from __future__ import annotations
 import operator
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from opsloop.errors import InvalidArgumentError
@@ -101,10 +125,16 @@ ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
         "reference_share": ("share", 0.0),
         "holdout": ("fraction", 0.3),
         "min_rows": ("count", 50),
+        "window": ("window", "since_change_point"),
+        # No date unless the window names one (``since_date``); checked with ``window``.
+        "since": ("date", ""),
+        "neighbours": ("positive", 5),
     },
     "promote": {"alias": ("name", "champion")},
 }
 ACTIONS = tuple(ACTION_OPTIONS)
+#: The data-window policies a retraining may name (see the module docstring).
+WINDOW_POLICIES = ("since_change_point", "since_date", "new_only", "keep_correct")
 _OPERATORS = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -139,12 +169,19 @@ def _option(text: str, action: str, key: str, kind: str, raw: str) -> Any:
                 f"{where}: a Python entry point 'package.module:function', got {raw!r}"
             )
         return raw
+    if kind == "window":
+        if raw not in WINDOW_POLICIES:
+            raise InvalidArgumentError(f"{where}: one of {', '.join(WINDOW_POLICIES)}, got {raw!r}")
+        return raw
+    if kind == "date":
+        return iso_ms(raw, where)
     try:
-        number = int(raw) if kind == "count" else float(raw)
+        number = int(raw) if kind in ("count", "positive") else float(raw)
     except ValueError:
         number = None
     bounds = {
         "count": (number is not None and number >= 0, "a whole number >= 0"),
+        "positive": (number is not None and number >= 1, "a whole number >= 1"),
         "seconds": (number is not None and 0 < number <= 60, "seconds in (0, 60]"),
         "share": (number is not None and 0 <= number <= 1, "a share in [0, 1]"),
         "fraction": (number is not None and 0 < number < 1, "a fraction in (0, 1)"),
@@ -175,7 +212,48 @@ def _options(text: str, action: str, written: str | None) -> tuple[tuple[str, An
             raise InvalidArgumentError(f"policy {text!r}: {action} needs the option {key}=...")
         value = _option(text, action, key, kind, given[key]) if key in given else default
         values.append((key, value))
+    if action == "retrain":
+        _check_window(text, dict(values), given)
     return tuple(values)
+
+
+def _check_window(text: str, values: dict[str, Any], given: dict[str, str]) -> None:
+    """The options that go together with a retraining's ``window``."""
+    where, window = f"policy {text!r}: retrain option", values["window"]
+    if window == "since_date" and "since" not in given:
+        raise InvalidArgumentError(f"{where} since: window=since_date needs since=DATE")
+    if window != "since_date" and "since" in given:
+        raise InvalidArgumentError(f"{where} since: only with window=since_date, got {window}")
+    if window in ("new_only", "keep_correct") and values["reference_share"] > 0:
+        raise InvalidArgumentError(
+            f"{where} reference_share: window={window} takes no share of the reference"
+        )
+    if window != "keep_correct" and "neighbours" in given:
+        raise InvalidArgumentError(
+            f"{where} neighbours: only with window=keep_correct, got {window}"
+        )
+
+
+def iso_ms(text: str, where: str = "since") -> int:
+    """Milliseconds since the epoch of an ISO 8601 date or date and time (UTC when it names
+    no zone); ``where`` names the field in the error.
+
+    >>> iso_ms("2027-01-15"), iso_ms("2027-01-15T09:00:00+01:00")
+    (1799971200000, 1800000000000)
+    >>> iso_ms("15/01/2027")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: since: an ISO 8601 date or date and time (2027-01-15, 2027-01-15T08:00:00Z), got '15/01/2027'
+    """  # noqa: E501 - a doctest's expected output is one line
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{where}: an ISO 8601 date or date and time (2027-01-15, 2027-01-15T08:00:00Z), "
+            f"got {text!r}"
+        ) from None
+    if found.tzinfo is None:
+        found = found.replace(tzinfo=UTC)
+    return round(found.timestamp() * 1000)
 
 
 def _estimated(estimate: dict[str, Any] | None, signal: str) -> float | None:

@@ -3,10 +3,13 @@ against the one serving, and start its canary only when the gate passes.
 
 The steps, each one recorded:
 
-1. **The window.** The labelled rows the variant answered from the change point (the
-   alert's ``change_point_ms``: for ``error_drift``, the change estimated inside the window
-   ADWIN kept at its alarm, else the first window of the rule's streak) to the end of the
-   window that fired, plus ``reference_share`` of the reference (:mod:`.training_window`).
+1. **The window.** The labelled rows the variant answered from the start the policy's
+   ``window`` names to the end of the window that fired (:mod:`.training_window`): by
+   default the change point (the alert's ``change_point_ms``: for ``error_drift``, the
+   change estimated inside the window ADWIN kept at its alarm, else the first window of the
+   rule's streak), else the policy's ``since`` date (``since_date``) or the first window of
+   the streak (``new_only``); plus ``reference_share`` of the reference, or, with
+   ``keep_correct``, the older labelled rows the new ones agree with.
    Fewer than ``min_rows`` live rows stop here. The latest ``holdout`` share of the live
    rows, by time, is kept out of training for the gate: the new version is judged on data
    it did not see, from after the change. An audit entry ``retrain_window`` (entity
@@ -41,7 +44,7 @@ from typing import Any
 import pandas as pd
 
 from opsloop.errors import DeniedError, InvalidArgumentError
-from opsloop.monitoring.training_window import TrainingWindow, training_window
+from opsloop.monitoring.training_window import TrainingWindow, training_window, window_start
 from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.registry.release_gate import run_gate
 from opsloop.serving.deployment_records import Variant
@@ -104,15 +107,19 @@ def retrain(
     """Run the steps of the module docstring for the alert ``evidence`` of ``rule`` in
     ``variant``'s windows; the outcome: ``status`` (``done``, ``blocked`` by the gate,
     ``refused`` by the deployment, ``failed``), a ``reason``, and what was made."""
+    policy = rule.option("window")
     window = training_window(
         context.db,
         deployment,
-        start_ms=int(evidence["change_point_ms"]),
+        start_ms=window_start(policy, evidence, rule.option("since")),
         end_ms=int(evidence["start_ms"]) + int(evidence["window_ms"]),
         label=context.gate.label,
         variant=variant,
         reference_share=rule.option("reference_share"),
         seed=context.seed,
+        policy=policy,
+        keep_correct=policy == "keep_correct",
+        neighbours=rule.option("neighbours"),
     )
     return retrain_on_window(context, deployment, rule, evidence, window)
 

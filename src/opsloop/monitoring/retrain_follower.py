@@ -73,6 +73,8 @@ def claimed_window(
         int(window["new_rows"]),
         int(window["reference_rows"]),
         window["sha256"],
+        window.get("policy", "since_change_point"),
+        int(window.get("older_rows", 0)),
     )
 
 

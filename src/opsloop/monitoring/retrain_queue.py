@@ -6,7 +6,8 @@ their training function on their machine, and reports what happened.
 **A request** keeps what the local action would have used: the ``rule``, the ``variant``
 whose answers to learn from, the policy's evidence (its ``change_point_ms``, the window
 that fired), the data window ``[start_ms, end_ms)`` and the policy's options (``train``,
-``reference_share``, ``holdout``, ``min_rows``). Its ``state`` moves from ``queued`` to
+``reference_share``, ``holdout``, ``min_rows``, the data-window policy ``window_policy`` and its
+``neighbours``). Its ``state`` moves from ``queued`` to
 ``claimed`` to the outcome's status (``done``, ``failed``, ``blocked``, ``refused``).
 Queueing is audited as the action's outcome (``policy_retrain``, status ``queued``).
 
@@ -46,7 +47,7 @@ from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
 from opsloop.monitoring.action_outcome import record_outcome
 from opsloop.monitoring.claimed_windows import forget_window, keep_window, kept_window
 from opsloop.monitoring.monitor_state import lock_monitor, put_state
-from opsloop.monitoring.training_window import TrainingWindow, training_window
+from opsloop.monitoring.training_window import TrainingWindow, training_window, window_start
 from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
@@ -101,7 +102,9 @@ def _new_request(request_id, deployment, variant, rule, evidence, now, actor) ->
         "reference_share": rule.option("reference_share"),
         "holdout": rule.option("holdout"),
         "min_rows": rule.option("min_rows"),
-        "start_ms": int(evidence["change_point_ms"]),
+        "window_policy": rule.option("window"),
+        "neighbours": rule.option("neighbours"),
+        "start_ms": window_start(rule.option("window"), evidence, rule.option("since")),
         "end_ms": int(evidence["start_ms"]) + int(evidence["window_ms"]),
         "evidence": json.loads(json.dumps(evidence, default=str)),
         "state": "queued",
@@ -169,6 +172,10 @@ def _window(db: Database, request: dict[str, Any], label: str) -> TrainingWindow
         label=label,
         variant=request["variant"],
         reference_share=request["reference_share"],
+        # Requests queued before windows had policies have none: the change point's.
+        policy=request.get("window_policy", "since_change_point"),
+        keep_correct=request.get("window_policy") == "keep_correct",
+        neighbours=request.get("neighbours", 5),
     )
 
 

@@ -4,7 +4,10 @@ registration, the release gate, the canary), recorded the same way.
 
 The window starts at ``since_ms``, by default the change point the monitoring recorded last
 for the variant (the ``change_point_ms`` of its latest alert that has one), and ends at
-``until_ms``, by default the end of the variant's latest evaluated window. The outcome is
+``until_ms``, by default the end of the variant's latest evaluated window: the policy's
+``since_change_point`` window, or ``since_date`` when ``since_ms`` is given.
+``keep_correct=True`` adds the older labelled rows still correct (the ``keep_correct``
+window, :mod:`.training_window`) instead of a share of the reference. The outcome is
 audited as a policy's is (action ``policy_retrain``, entity ``monitor:DEPLOYMENT``), the
 reason naming who asked; a retraining that did not do its work is an alert.
 
@@ -20,6 +23,7 @@ from typing import Any
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import read_alerts, read_evaluations
+from opsloop.monitoring.iso_time import utc_iso
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.windowing import Windowing
@@ -51,6 +55,8 @@ def retrain_on_request(
     reference_share: float = 0.0,
     holdout: float = 0.3,
     min_rows: int = 50,
+    keep_correct: bool = False,
+    neighbours: int = 5,
 ) -> dict[str, Any]:
     """Retrain ``deployment`` on ``variant``'s labelled rows of ``[since_ms, until_ms)`` with
     the training function ``train`` (``MODULE:FUNCTION``); the action's outcome (see the
@@ -58,9 +64,15 @@ def retrain_on_request(
     if context.registry is None or context.gate is None:
         raise InvalidArgumentError("retrain needs ActionContext(registry=..., gate=...)")
     windowing = windowing or Windowing()
+    if keep_correct:
+        policy = f"window=keep_correct, neighbours={neighbours}"
+    elif since_ms is not None:
+        policy = f"window=since_date, since={utc_iso(since_ms)}"
+    else:
+        policy = "window=since_change_point"
     rule = Policy.parse(
         f"error_drift >= 0 -> retrain(train={train}, reference_share={reference_share}, "
-        f"holdout={holdout}, min_rows={min_rows})"
+        f"holdout={holdout}, min_rows={min_rows}, {policy})"
     )
     rule = replace(rule, signal="request", text=f"retrain requested by {context.acting}")
     if since_ms is None:

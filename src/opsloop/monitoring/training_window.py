@@ -1,11 +1,18 @@
 """The data a retraining learns from: the labelled rows a deployment answered in a time
 range, joined with their labels by request id, plus an optional share of the reference.
 
-This is the article's "discard the data from before the change point and add the new
-data": the range starts at the detected change (:mod:`.evaluation` records it with each
-alert) and ends when the policy fired. ``reference_share`` keeps that share of the
-reference's labelled sample (seeded), the "keep the data that is still correct" policy;
-the reference needs labels for it (``set_reference(..., labels=...)``).
+The range's start says which data-window policy a retraining follows (a policy's
+``window=``, :mod:`.policy`): the detected change for "discard the data from before the
+change point and add the new data" (:mod:`.evaluation` records it with each alert), a date
+for "discard the data from before a date", the first window the rule held in for "only the
+new data"; it ends when the policy fired. ``reference_share`` adds that share of the
+reference's labelled sample (seeded); the reference needs labels for it
+(``set_reference(..., labels=...)``).
+
+``keep_correct=True`` is "keep the data that is still correct and add the new data": the
+rows of the range, then the older labelled rows (the reference's labelled sample, when it
+has labels, and the labelled rows answered before ``start_ms``) that the new rows agree
+with, by :func:`.still_correct.still_correct` (the ``neighbours`` nearest new rows).
 
 Rows come from the events the deployment's variant answered as ``primary`` (what was
 served, not what a shadow computed); a request with several records gives one row per
@@ -27,9 +34,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from opsloop.errors import InvalidArgumentError
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.reference import LABEL_COLUMN, get_reference
+from opsloop.monitoring.still_correct import still_correct
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.store.database import Database
 from opsloop.store.input_batches import event_inputs
@@ -40,8 +48,10 @@ from opsloop.tracking.dataset_digest import dataset_sha256
 class TrainingWindow:
     """The ``frame`` (inputs and the ``label`` column; live rows in event order, then the
     reference's), the time range ``[start_ms, end_ms)`` its live rows come from, how many
-    rows are live (``new_rows``) and from the reference (``reference_rows``), and the
-    frame's ``sha256`` (:func:`opsloop.tracking.dataset_digest.dataset_sha256`)."""
+    rows are live (``new_rows``) and from before the range (``reference_rows``: the
+    reference's share, or the older rows kept as still correct), the frame's ``sha256``
+    (:func:`opsloop.tracking.dataset_digest.dataset_sha256`), the data-window ``policy``,
+    and how many older rows ``keep_correct`` judged (``older_rows``)."""
 
     frame: pd.DataFrame
     start_ms: int
@@ -49,6 +59,8 @@ class TrainingWindow:
     new_rows: int
     reference_rows: int
     sha256: str
+    policy: str = "since_change_point"
+    older_rows: int = 0
 
     def to_dict(self) -> dict:
         """Everything but the frame, JSON-safe: what lineage records of the window."""
@@ -59,6 +71,8 @@ class TrainingWindow:
             "reference_rows": self.reference_rows,
             "rows": len(self.frame),
             "sha256": self.sha256,
+            "policy": self.policy,
+            "older_rows": self.older_rows,
         }
 
 
@@ -91,6 +105,24 @@ def labelled_inputs(
     return frame.assign(**{label: labels}) if records else pd.DataFrame(columns=[label])
 
 
+def window_start(window: str, evidence: dict, since_ms: int | str = "") -> int:
+    """Where the data-window policy ``window`` starts the range for an alert's
+    ``evidence``: the change point (``since_change_point``, ``keep_correct``), the date
+    ``since_ms`` (``since_date``), or the first window of the rule's streak (``new_only``;
+    the change point when the evidence names no window, as a request's does).
+
+    >>> evidence = {"change_point_ms": 500, "windows": [{"start_ms": 700}, {"start_ms": 800}]}
+    >>> [window_start(w, evidence, 300) for w in ("since_change_point", "since_date", "new_only")]
+    [500, 300, 700]
+    """
+    if window == "since_date":
+        return int(since_ms)
+    windows = evidence.get("windows") or []
+    if window == "new_only" and windows:
+        return int(windows[0]["start_ms"])
+    return int(evidence["change_point_ms"])
+
+
 def training_window(
     db: Database,
     deployment: str,
@@ -101,9 +133,14 @@ def training_window(
     variant: str = "default",
     reference_share: float = 0.0,
     seed: int = 0,
+    policy: str = "since_change_point",
+    keep_correct: bool = False,
+    neighbours: int = 5,
 ) -> TrainingWindow:
     """The labelled rows of ``[start_ms, end_ms)`` and ``reference_share`` of the reference's
-    labelled sample, with labels in the column ``label`` (see the module docstring).
+    labelled sample, with labels in the column ``label``; with ``keep_correct``, the older
+    rows still correct instead (see the module docstring). ``policy`` names the data-window
+    policy the range follows, for the lineage.
 
     >>> training_window(db, "api", start_ms=0, end_ms=1, label="y", reference_share=1.5)
     Traceback (most recent call last):
@@ -113,8 +150,13 @@ def training_window(
         raise InvalidArgumentError(f"reference_share: a share in [0, 1], got {reference_share}")
     if end_ms <= start_ms:
         raise InvalidArgumentError(f"end_ms: after start_ms ({start_ms}), got {end_ms}")
+    if keep_correct and reference_share > 0:
+        raise InvalidArgumentError(
+            "reference_share: keep_correct keeps the reference's rows that are still correct, "
+            f"not a share of them; got {reference_share}"
+        )
     live = labelled_inputs(db, deployment, variant, start_ms, end_ms, label)
-    parts, kept = [live], 0
+    parts, kept, older_rows = [live], 0, 0
     if reference_share > 0:
         reference = get_reference(db, deployment)
         if not reference.has_labels:
@@ -126,6 +168,39 @@ def training_window(
         kept = round(reference_share * len(rows))
         chosen = rows.sample(n=kept, random_state=seed) if kept else rows.iloc[:0]
         parts.append(chosen.rename(columns={LABEL_COLUMN: label}).reset_index(drop=True))
+    if keep_correct and len(live):
+        older = _older_rows(db, deployment, variant, start_ms, label)
+        older_rows = len(older)
+        chosen = older[still_correct(older, live, label, neighbours=neighbours)]
+        kept = len(chosen)
+        parts.append(chosen.reset_index(drop=True))
     frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if kept else live
     frame = frame.reset_index(drop=True)
-    return TrainingWindow(frame, int(start_ms), int(end_ms), len(live), kept, dataset_sha256(frame))
+    return TrainingWindow(
+        frame,
+        int(start_ms),
+        int(end_ms),
+        len(live),
+        kept,
+        dataset_sha256(frame),
+        policy,
+        older_rows,
+    )
+
+
+def _older_rows(
+    db: Database, deployment: str, variant: str, before_ms: int, label: str
+) -> pd.DataFrame:
+    """The labelled rows from before the range: the reference's labelled sample (when it
+    has labels), then the labelled rows ``variant`` answered before ``before_ms``."""
+    parts = []
+    try:
+        reference = get_reference(db, deployment)
+    except NotFoundError:
+        reference = None  # no reference: the older live rows alone
+    if reference is not None and reference.has_labels:
+        rows = reference.sample.frame().drop(columns=[PREDICTION_COLUMN], errors="ignore")
+        parts.append(rows.rename(columns={LABEL_COLUMN: label}))
+    parts.append(labelled_inputs(db, deployment, variant, 0, before_ms, label))
+    found = [p for p in parts if len(p)]
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=[label])
