@@ -158,6 +158,12 @@ def status_command(
         if row.get("input_scored"):  # the rate with the counts it comes from
             rate = cells["input_anomaly_rate"]
             cells["input_anomaly_rate"] = f"{rate} ({row['input_flagged']}/{row['input_scored']})"
+        if row.get("residual_mean_low") is not None:  # the mean with its interval
+            low, high = _format(row["residual_mean_low"]), _format(row["residual_mean_high"])
+            cells["residual_mean"] = f"{cells['residual_mean']} [{low}, {high}]"
+        if row.get("records_per_request_max") is not None:
+            most = _format(row["records_per_request_max"])
+            cells["records_per_request_mean"] = f"{cells['records_per_request_mean']} (max {most})"
         table.add_row(*cells.values())
     print_table(table)
     labels = status["labels"]

@@ -4,7 +4,8 @@ watched by a detector and by policies that raise alerts.
 Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event_log`
 (``log_predictions``, ``log_labels``), :mod:`.reservoir` (the mergeable sample),
 :mod:`.software_metrics`, :mod:`.window_part` (one worker's share of a window),
-:mod:`.window_store` (windows in the store), :mod:`.reference`, :mod:`.window_metrics`,
+:mod:`.window_store` (windows in the store), :mod:`.reference`, :mod:`.window_metrics`
+(with :mod:`.input_length` and a regression's :mod:`.residuals`),
 :mod:`.policy`, :mod:`.evaluation` (windows evaluated, detector, alerts),
 :mod:`.error_stream` (the detector of a variant's errors, restarted when its model version
 changes), :mod:`.iso_time` (times in reasons people read),

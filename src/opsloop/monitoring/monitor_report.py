@@ -1,8 +1,9 @@
 """What a person reads about a deployment's monitoring: :func:`monitor_status` (the latest
 windows, label counts, alerts) and :func:`monitor_report` (the standalone HTML report of
 :mod:`opsloop.reports.monitoring`: drift, metrics, the label-free estimate against the
-realised accuracy, the serving workers' memory and CPU, the input anomaly rate, alerts and
-actions), both from the evaluations in the store.
+realised accuracy, the serving workers' memory and CPU, the input anomaly rate, the input
+length, the residuals with their mean's interval, alerts and actions), both from the
+evaluations in the store.
 
 >>> import pandas as pd
 >>> from opsloop.monitoring.evaluation import evaluate
@@ -46,6 +47,10 @@ SHOWN_METRICS = (
     "task_metric",
     "estimated_accuracy",
     "input_anomaly_rate",
+    "records_per_request_mean",
+    "text_length_drift_share",
+    "residual_mean",
+    "residual_std",
     "error_drift",
 )
 
@@ -62,9 +67,10 @@ def window_label(start_ms: int) -> str:
 def monitor_status(
     db, deployment: str, windowing: Windowing | None = None, *, last: int = 10
 ) -> dict[str, Any]:
-    """The ``last`` evaluated windows (per variant, with :data:`SHOWN_METRICS` and the
-    requests the input anomaly detector scored and flagged), the label counts and the
-    alerts of ``deployment``, as a JSON-safe dict."""
+    """The ``last`` evaluated windows (per variant, with :data:`SHOWN_METRICS`, the
+    requests the input anomaly detector scored and flagged, the interval of the mean
+    residual and the most records of one request), the label counts and the alerts of
+    ``deployment``, as a JSON-safe dict."""
     windowing = windowing or Windowing()
     evaluations = read_evaluations(db, deployment, windowing)[-last:]
     alerts = read_alerts(db, deployment)
@@ -79,6 +85,9 @@ def monitor_status(
                 **{name: e.metrics.get(name) for name in SHOWN_METRICS},
                 "input_scored": e.metrics.get("input_scored"),
                 "input_flagged": e.metrics.get("input_flagged"),
+                "residual_mean_low": e.metrics.get("residual_mean_low"),
+                "residual_mean_high": e.metrics.get("residual_mean_high"),
+                "records_per_request_max": e.metrics.get("records_per_request_max"),
             }
             for e in evaluations
         ],
@@ -163,7 +172,42 @@ def monitor_report(
         acted=acted,
         actions=_actions(db, deployment, windowing, variant),
         restarts=restarts,
+        residuals=_residuals(evaluations, labels),
+        text_lengths=_text_lengths(evaluations, labels),
     )
+
+
+def _residuals(evaluations, labels: dict) -> pd.DataFrame:
+    """One row per window with residuals: the mean with its interval, p05 and p95."""
+    columns = ["window", "mean", "low", "high", "p05", "p95"]
+    rows = [
+        {
+            "window": labels[(e.variant, e.start_ms)],
+            "mean": found["mean"],
+            "low": found["mean_low"],
+            "high": found["mean_high"],
+            "p05": found["p05"],
+            "p95": found["p95"],
+        }
+        for e in evaluations
+        if (found := e.metrics.get("residuals")) is not None
+    ]
+    return pd.DataFrame(rows, columns=columns).astype({c: float for c in columns[1:]})
+
+
+def _text_lengths(evaluations, labels: dict) -> pd.DataFrame:
+    """One row per window and text feature: its mean length and the reference's."""
+    rows = [
+        {
+            "window": labels[(e.variant, e.start_ms)],
+            "feature": feature,
+            "mean": found["mean"],
+            "reference_mean": found["reference_mean"],
+        }
+        for e in evaluations
+        for feature, found in ((e.metrics.get("input_length") or {}).get("text") or {}).items()
+    ]
+    return pd.DataFrame(rows, columns=["window", "feature", "mean", "reference_mean"])
 
 
 def _estimates(db, deployment: str, windowing: Windowing, labels: dict) -> pd.DataFrame:

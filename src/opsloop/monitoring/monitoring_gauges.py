@@ -22,6 +22,12 @@ worker of a data plane shows the same numbers, the evaluator's, without receivin
   ``opsloop_monitoring_input_scored_requests{...}`` and
   ``opsloop_monitoring_input_flagged_requests{...}``, the counts behind it
   (:mod:`.input_anomalies`; the rate is left out of a window where none was scored);
+* ``opsloop_monitoring_residual_mean{deployment, variant, window}``, with ``_low`` and
+  ``_high`` (the bounds of its t-interval) and ``opsloop_monitoring_residual_std{...}``: the
+  residuals (``label - prediction``) of a regression's labelled rows (:mod:`.residuals`);
+* ``opsloop_monitoring_records_per_request_mean{deployment, variant, window}`` and
+  ``opsloop_monitoring_text_length_drift_share{...}``: the input length
+  (:mod:`.input_length`);
 * ``opsloop_monitoring_window_start_seconds{deployment, variant, window}``: when that window
   started (how fresh the numbers are);
 * ``opsloop_monitoring_alerts_total{deployment, variant}``: alerts the policies raised.
@@ -50,7 +56,7 @@ True
 >>> 'opsloop_monitoring_alerts_total{deployment="api",variant="default"} 1.0' in text
 True
 >>> [len(family.samples) for family in MonitoringGauges(db, names=["other"]).collect()]
-[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 """
 
 from __future__ import annotations
@@ -92,7 +98,22 @@ GAUGE_METRICS = (
     "input_anomaly_rate",
     "input_scored",
     "input_flagged",
+    "residual_mean",
+    "residual_mean_low",
+    "residual_mean_high",
+    "residual_std",
+    "records_per_request_mean",
+    "text_length_drift_share",
 )
+#: The gauges of plain per-window metrics after the input anomaly ones: name -> help text.
+_LATER_GAUGES = {
+    "residual_mean": "Mean residual (label - prediction) of the latest window's labels.",
+    "residual_mean_low": "Lower bound of the mean residual's t-interval, latest window.",
+    "residual_mean_high": "Upper bound of the mean residual's t-interval, latest window.",
+    "residual_std": "Standard deviation of the residuals of the latest window's labels.",
+    "records_per_request_mean": "Mean records per request in the latest evaluated window.",
+    "text_length_drift_share": "Share of text features whose lengths drift, latest window.",
+}
 
 
 def _latest(connection, names: tuple[str, ...] | None) -> list:
@@ -249,6 +270,10 @@ def _families() -> tuple[GaugeMetricFamily, ...]:
             "Requests the input anomaly detector flagged in the latest evaluated window.",
             labels=window,
         ),
+        *(
+            GaugeMetricFamily(f"opsloop_monitoring_{name}", text, labels=window)
+            for name, text in _LATER_GAUGES.items()
+        ),
         GaugeMetricFamily(
             "opsloop_monitoring_window_start_seconds",
             "Start of the latest evaluated window, in seconds since the epoch.",
@@ -276,7 +301,8 @@ def gauge_families(readings: dict[str, list] | None) -> tuple[Metric, ...]:
     """
     families = _families()
     drift, previous, task, estimated, low, high, rss, cpu, rate, scored, flagged = families[:11]
-    start, alerts = families[11:]
+    later = families[11 : 11 + len(_LATER_GAUGES)]
+    start, alerts = families[11 + len(_LATER_GAUGES) :]
     readings = readings or {"windows": [], "alerts": []}
     for window in readings["windows"]:
         metrics = window["metrics"]
@@ -294,6 +320,7 @@ def gauge_families(readings: dict[str, list] | None) -> tuple[Metric, ...]:
             (rate, "input_anomaly_rate"),
             (scored, "input_scored"),
             (flagged, "input_flagged"),
+            *zip(later, _LATER_GAUGES, strict=True),
         )
         for family, name in shown:
             if metrics.get(name) is not None:

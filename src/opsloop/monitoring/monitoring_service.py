@@ -388,6 +388,12 @@ class GaugeMetrics(BaseModel):
     input_anomaly_rate: float | None = None
     input_scored: int | None = None
     input_flagged: int | None = None
+    residual_mean: float | None = None
+    residual_mean_low: float | None = None
+    residual_mean_high: float | None = None
+    residual_std: float | None = None
+    records_per_request_mean: float | None = None
+    text_length_drift_share: float | None = None
     estimate: dict[str, EstimateBounds] = {}
 
 

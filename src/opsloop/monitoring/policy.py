@@ -23,6 +23,14 @@ on ``estimated_accuracy_high < 0.8`` fires only when the interval lies below 0.8
 ``estimate_trusted`` is 1 when the estimator's assumptions held in the window and 0 when
 they broke (scores outside the reference's, a poor calibration).
 
+Input length (:mod:`.input_length`): ``text_length_drift_share`` (the share of text
+features whose lengths drift against the reference's), ``records_per_request_mean`` and
+``records_per_request_max``. Once labels arrive, a regression's residuals
+(``label - prediction``, :mod:`.residuals`): ``residual_mean``, ``residual_std``, the bounds
+of the mean's t-interval ``residual_mean_low`` and ``residual_mean_high``, and
+``residual_p_value`` (the t-test of a zero mean); ``residual_mean_low > 0`` holds when the
+model predicts too low beyond chance.
+
 ``data_drift`` and ``concept_drift`` are 1 in a window that shows that kind of decay and 0
 otherwise (:mod:`.decay_kind`; ``None`` without labels).
 
@@ -109,6 +117,14 @@ SIGNALS = (
     "input_anomaly_p_value",
     "input_scored",
     "input_flagged",
+    "text_length_drift_share",
+    "records_per_request_mean",
+    "records_per_request_max",
+    "residual_mean",
+    "residual_std",
+    "residual_mean_low",
+    "residual_mean_high",
+    "residual_p_value",
     *(
         f"estimated_{metric}{bound}"
         for metric in ESTIMATED_METRICS

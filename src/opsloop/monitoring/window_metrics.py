@@ -18,9 +18,18 @@
   the drift against the reference: a slow drift shows against the reference, a sudden one
   against both, and a change that settled shows against the reference only. ``None`` for a
   variant's first window and when either sample has expired.
+* **Input length** (:mod:`.input_length`): ``input_length``, each text feature's length in
+  characters (count, mean, min, max, median and 95th percentile, against the reference's
+  lengths by a Kolmogorov-Smirnov test) and the records per request; the signals
+  ``text_length_drift_share``, ``records_per_request_mean`` and ``records_per_request_max``.
 * **Task metric,** once labels arrive: accuracy when labels and predictions are classes
   (integers, text, booleans), mean absolute error otherwise; the per-row error stream (0/1
   misclassification, or absolute error) in event order feeds the detectors.
+* **Residuals** of a regression, once labels arrive (:mod:`.residuals`): ``residuals``
+  (``label - prediction``: mean, standard deviation, quantiles, the t-interval of the mean
+  at ``1 - alpha`` and the t-test of a zero mean); the signals ``residual_mean``,
+  ``residual_std``, ``residual_mean_low``, ``residual_mean_high`` and
+  ``residual_p_value`` (``None`` for a classifier and without labels).
 
 >>> import pandas as pd
 >>> from opsloop.monitoring.reference import set_reference
@@ -47,9 +56,19 @@ import pandas as pd
 
 from opsloop.data.drift import ReferenceProfile, compare
 from opsloop.data.schema import validate
+from opsloop.monitoring.input_length import input_length_metrics
 from opsloop.monitoring.reference import Reference
+from opsloop.monitoring.residuals import residual_summary
 from opsloop.monitoring.window_part import PREDICTION_COLUMN, WindowPart
 
+#: The residual figures a window holds at the top of its metrics, as policy signals.
+RESIDUAL_SIGNALS = (
+    "residual_mean",
+    "residual_std",
+    "residual_mean_low",
+    "residual_mean_high",
+    "residual_p_value",
+)
 #: Anomaly kinds that make a value out of schema (column-level kinds are not per value).
 VALUE_ANOMALIES = ("type_mismatch", "non_finite", "out_of_range", "unknown_category")
 
@@ -213,9 +232,22 @@ def window_metrics(
         metrics["previous_drift"], metrics["previous_drift_share"] = _feature_drift(
             previous.sample.frame(), sample, features, alpha
         )
+    lengths = input_length_metrics(window, reference, sample, alpha=alpha)
+    metrics["input_length"] = lengths
+    metrics["text_length_drift_share"] = lengths["length_drift_share"]
+    per_request = lengths["records_per_request"]
+    for name in ("mean", "max"):
+        metrics[f"records_per_request_{name}"] = None if per_request is None else per_request[name]
     errors = np.array([], dtype=float)
     metrics["labelled"] = 0 if labelled is None else len(labelled)
     metrics["task"], metrics["task_metric"] = None, None
     if labelled is not None and len(labelled):
         metrics["task"], metrics["task_metric"], errors = task_errors(labelled)
+    residuals = None
+    if labelled is not None and len(labelled):
+        residuals = residual_summary(labelled, confidence=1 - alpha)
+    metrics["residuals"] = residuals
+    for name in RESIDUAL_SIGNALS:
+        key = name.removeprefix("residual_")
+        metrics[name] = None if residuals is None else residuals[key]
     return metrics, errors

@@ -1,6 +1,7 @@
 """One worker's share of one window: a profile of the rows it saw (inputs and the
-``prediction`` column), a bounded sample of those rows, the software metrics, and the
-requests the input anomaly detector scored and flagged (:mod:`.input_anomalies`).
+``prediction`` column), a bounded sample of those rows, the software metrics, the
+requests the input anomaly detector scored and flagged (:mod:`.input_anomalies`), and the
+records per request (the batch sizes, :mod:`.input_length`).
 
 Parts merge: profiles exactly for counts and moments (:mod:`opsloop.data.profile`), samples
 exactly (:mod:`.reservoir`), counts by addition. So a window read back is the merge of the
@@ -24,6 +25,8 @@ batch has the column) holds the detector's marks.
 (2.0, 2, 2)
 >>> part.anomalies.scored, part.anomalies.flagged
 (1, 1)
+>>> part.batch_sizes.count, part.batch_sizes.maximum
+(2, 1)
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 
 from opsloop.data.profile import Profile, profile
+from opsloop.data.profile.numeric import NumericSummary
 from opsloop.monitoring.columnar_inputs import columnar_frame, event_texts
 from opsloop.monitoring.input_anomalies import InputAnomalyCounts, event_marks
 from opsloop.monitoring.json_columns import predictions_of_texts, rows_of_texts
@@ -51,12 +55,14 @@ PREDICTION_COLUMN = "prediction"
 @dataclass(frozen=True)
 class WindowPart:
     """A window's ``profile`` (``None`` before any row), ``sample`` (``None`` once expired),
-    ``software`` metrics and input ``anomalies`` counts."""
+    ``software`` metrics, input ``anomalies`` counts and ``batch_sizes``, the rows of each
+    request (``None`` in a part kept before parts counted them)."""
 
     profile: Profile | None
     sample: RowSample | None
     software: SoftwareMetrics
     anomalies: InputAnomalyCounts = field(default_factory=InputAnomalyCounts)
+    batch_sizes: NumericSummary | None = None
 
     def merge(self, other: WindowPart) -> WindowPart:
         """Both parts' rows together (a sample expired in either part is gone in the merge).
@@ -78,11 +84,18 @@ class WindowPart:
             sample = None
         else:
             sample = self.sample.merge(other.sample)
+        # A part without batch sizes (kept before they were counted) leaves the merge
+        # without them: a summary of some of the window's requests would be read as all.
+        if self.batch_sizes is None or other.batch_sizes is None:
+            sizes = None
+        else:
+            sizes = self.batch_sizes.merge(other.batch_sizes)
         return WindowPart(
             merged,
             sample,
             self.software.merge(other.software),
             self.anomalies.merge(other.anomalies),
+            sizes,
         )
 
     def state_bytes(self) -> bytes:
@@ -92,13 +105,15 @@ class WindowPart:
             "profile": None if self.profile is None else self.profile.to_state(),
             "software": self.software.to_dict(),
             "input_anomalies": self.anomalies.to_dict(),
+            "batch_sizes": None if self.batch_sizes is None else self.batch_sizes.to_state(),
         }
         return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
 
     @classmethod
     def from_bytes(cls, state: bytes, sample: bytes | None) -> WindowPart:
         """Rebuild from :meth:`state_bytes` and the sample's bytes (``None``: expired). A
-        part kept before parts counted input anomalies has none scored.
+        part kept before parts counted input anomalies has none scored, and one kept before
+        they counted batch sizes has ``batch_sizes`` ``None``.
 
         >>> import pandas as pd
         >>> events = pd.DataFrame({"variant": ["a"], "request_id": ["r"],
@@ -106,10 +121,15 @@ class WindowPart:
         ...     "error": [None], "latency_ms": [3.0], "at_ms": [0]})
         >>> part = parts_of_events(events, Windowing())[("a", 0)]
         >>> back = WindowPart.from_bytes(part.state_bytes(), None)
-        >>> back.profile["x"].numeric.sum, back.sample is None
-        (2.0, True)
+        >>> back.profile["x"].numeric.sum, back.sample is None, back.batch_sizes.mean
+        (2.0, True, 1.0)
+        >>> old = zlib.compress(json.dumps({"profile": None, "software":
+        ...     part.software.to_dict()}).encode())
+        >>> WindowPart.from_bytes(old, None).batch_sizes is None
+        True
         """
         data = json.loads(zlib.decompress(state))
+        sizes = data.get("batch_sizes")
         found = None if data["profile"] is None else Profile.from_state(data["profile"])
         rows = None if sample is None else RowSample.from_bytes(sample)
         return cls(
@@ -117,6 +137,7 @@ class WindowPart:
             rows,
             SoftwareMetrics.from_dict(data["software"]),
             InputAnomalyCounts.from_dict(data.get("input_anomalies")),
+            None if sizes is None else NumericSummary.from_state(sizes),
         )
 
 
@@ -253,5 +274,6 @@ def parts_of_events(
             rows, row_ids_array[rows_mask].tolist(), windowing.sample_size, windowing.seed
         )
         anomalies = InputAnomalyCounts.of(marks[index], lengths[index])
-        parts[(str(variant), int(start))] = WindowPart(found, sample, software, anomalies)
+        sizes = NumericSummary.of_values(lengths[index])
+        parts[(str(variant), int(start))] = WindowPart(found, sample, software, anomalies, sizes)
     return parts

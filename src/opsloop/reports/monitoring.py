@@ -1,8 +1,9 @@
 """A standalone HTML report of a deployment's monitoring: drift per feature over windows as
 a heatmap (windows × features), metrics over time with the detector's alarms and the
 policies' actions marked, the label-free estimate with its interval against the metric
-realised once labels came, the serving workers' memory and CPU time, and the alerts and
-the actions' outcomes with their evidence.
+realised once labels came, the residuals' mean with its interval, the text features'
+lengths, the serving workers' memory and CPU time, and the alerts and the actions' outcomes
+with their evidence.
 
 The report takes plain tables, so it needs nothing from the layers that compute them:
 ``drift`` holds one row per window and feature (``window``, ``feature``, ``p_adjusted``,
@@ -13,7 +14,10 @@ windows where the detector started afresh (the variant served another model vers
 ``estimate`` one
 row per window with an estimate (``window``, ``estimated``, ``low``, ``high``,
 ``realised``: ``NaN`` until labelled), ``process`` one row per window and worker
-(``window``, ``worker``, ``rss_bytes``, ``cpu_seconds``), ``acted`` the windows whose
+(``window``, ``worker``, ``rss_bytes``, ``cpu_seconds``), ``residuals`` one row per
+window with labelled regression rows (``window``, ``mean``, ``low``, ``high``: the mean
+residual and its interval, ``p05``, ``p95``), ``text_lengths`` one row per window and text
+feature (``window``, ``feature``, ``mean``, ``reference_mean``), ``acted`` the windows whose
 policies fired an action, and ``actions`` one row per action outcome (``at``,
 ``variant``, ``action``, ``status``, ``reason``, ``why``, ``evidence``).
 
@@ -150,6 +154,78 @@ def _estimate_figure(estimate: pd.DataFrame) -> go.Figure | None:
     return figure
 
 
+def _residual_figure(residuals: pd.DataFrame) -> go.Figure | None:
+    """The mean residual with its interval as a band, the 5th and 95th percentiles as
+    dotted lines and zero (no bias) as a grey line.
+
+    >>> table = pd.DataFrame({"window": ["09:00", "10:00"], "mean": [0.5, 3.0],
+    ...     "low": [-1.0, 1.0], "high": [2.0, 5.0], "p05": [-9.0, -6.0], "p95": [9.0, 12.0]})
+    >>> [trace.name for trace in _residual_figure(table).data]
+    ['interval high', 'interval low', 'mean residual', 'p05', 'p95']
+    >>> _residual_figure(table).data[1].y.tolist()
+    [-1.0, 1.0]
+    """
+    if residuals.empty:
+        return None
+    x = residuals["window"]
+    band = {"mode": "lines", "line": {"width": 0}, "hoverinfo": "skip"}
+    dotted = {"mode": "lines", "line": {"dash": "dot", "color": "#6b6b6b"}}
+    figure = go.Figure(
+        [
+            go.Scatter(x=x, y=residuals["high"], name="interval high", **band),
+            go.Scatter(
+                x=x,
+                y=residuals["low"],
+                name="interval low",
+                fill="tonexty",
+                fillcolor="rgba(31, 119, 180, 0.2)",
+                **band,
+            ),
+            go.Scatter(x=x, y=residuals["mean"], name="mean residual", mode="lines+markers"),
+            go.Scatter(x=x, y=residuals["p05"], name="p05", **dotted),
+            go.Scatter(x=x, y=residuals["p95"], name="p95", **dotted),
+        ]
+    )
+    figure.add_hline(y=0.0, line_color="#9e9e9e")
+    figure.update_layout(
+        title={"text": "residual (label - prediction): mean with its interval, p05 and p95"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return figure
+
+
+def _length_figure(lengths: pd.DataFrame) -> go.Figure | None:
+    """Each text feature's mean length per window (a line) and the reference's (dashed).
+
+    >>> table = pd.DataFrame({"window": ["09:00", "10:00"], "feature": ["t", "t"],
+    ...                       "mean": [4.0, 9.5], "reference_mean": [4.2, 4.2]})
+    >>> [(t.name, t.y.tolist()) for t in _length_figure(table).data]
+    [('t', [4.0, 9.5]), ('t (reference)', [4.2, 4.2])]
+    """
+    if lengths.empty:
+        return None
+    traces = []
+    for feature, rows in lengths.groupby("feature", sort=True):
+        traces.append(
+            go.Scatter(x=rows["window"], y=rows["mean"], name=str(feature), mode="lines+markers")
+        )
+        traces.append(
+            go.Scatter(
+                x=rows["window"],
+                y=rows["reference_mean"],
+                name=f"{feature} (reference)",
+                mode="lines",
+                line={"dash": "dash"},
+            )
+        )
+    figure = go.Figure(traces)
+    figure.update_layout(
+        title={"text": "mean length of text features (characters)"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
+    return figure
+
+
 def _process_figures(process: pd.DataFrame) -> list[go.Figure]:
     """One figure of resident memory (MiB) and one of CPU time, a line per worker.
 
@@ -198,6 +274,8 @@ class MonitoringReport:
     acted: list = field(default_factory=list)
     actions: pd.DataFrame = field(default_factory=pd.DataFrame)
     restarts: list = field(default_factory=list)
+    residuals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    text_lengths: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_html(self, plotly: str = "inline") -> str:
         """The report as one HTML page (``plotly``: ``"inline"`` or ``"beside"``)."""
@@ -218,6 +296,8 @@ class MonitoringReport:
             for i, name in enumerate(numeric)
         ]
         estimate = _estimate_figure(self.estimate)
+        residual = _residual_figure(self.residuals)
+        length = _length_figure(self.text_lengths)
         process = [
             figure_html(figure, f"monitoring-process-{i}", 280)
             for i, figure in enumerate(_process_figures(self.process))
@@ -268,12 +348,23 @@ class MonitoringReport:
                 estimate=None
                 if estimate is None
                 else figure_html(estimate, "monitoring-estimate", 320),
+                residual=None
+                if residual is None
+                else figure_html(residual, "monitoring-residuals", 320),
+                text_length=None
+                if length is None
+                else figure_html(length, "monitoring-text-length", 300),
                 process_figures=[Markup(f) for f in process],
                 alerts=alerts,
                 actions=actions,
                 **plotly_head(
                     plotly,
-                    bool(figures) or heatmap is not None or estimate is not None or bool(process),
+                    bool(figures)
+                    or heatmap is not None
+                    or estimate is not None
+                    or residual is not None
+                    or length is not None
+                    or bool(process),
                 ),
             )
         )
