@@ -47,6 +47,7 @@ SHOWN_METRICS = (
     "estimated_accuracy",
     "input_anomaly_rate",
     "error_drift",
+    "feature_alarms",
 )
 
 
@@ -79,6 +80,11 @@ def monitor_status(
                 **{name: e.metrics.get(name) for name in SHOWN_METRICS},
                 "input_scored": e.metrics.get("input_scored"),
                 "input_flagged": e.metrics.get("input_flagged"),
+                # Which features' detectors signalled, and where in their streams.
+                "feature_alarm_list": [
+                    {k: alarm[k] for k in ("feature", "detector", "position", "change_point")}
+                    for alarm in (e.metrics.get("feature_stream") or {}).get("alarms", [])
+                ],
             }
             for e in evaluations
         ],
@@ -133,6 +139,14 @@ def monitor_report(
     for name in SHOWN_METRICS:
         metrics[name] = pd.to_numeric(metrics[name], errors="coerce")
     alarms = [label(e) for e in evaluations if e.metrics.get("error_drift")]
+    # The heatmap's cells (window, feature) where that feature's detector signalled.
+    feature_alarms = sorted(
+        {
+            (label(e), alarm["feature"])
+            for e in evaluations
+            for alarm in (e.metrics.get("feature_stream") or {}).get("alarms", [])
+        }
+    )
     restarts = [label(e) for e in evaluations if e.metrics.get("error_stream_restarts")]
     alerts = read_alerts(db, deployment)
     if variant is not None:
@@ -163,6 +177,7 @@ def monitor_report(
         acted=acted,
         actions=_actions(db, deployment, windowing, variant),
         restarts=restarts,
+        feature_alarms=feature_alarms,
     )
 
 
