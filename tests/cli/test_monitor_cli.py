@@ -15,7 +15,10 @@ from tests.store.databases import isolated_home, postgres_store_database, store_
 from typer.testing import CliRunner
 
 from opsloop.cli.app import app
+from opsloop.detect import ADWIN
 from opsloop.monitoring.event_log import log_predictions
+from opsloop.monitoring.feature_stream import window_inputs
+from opsloop.monitoring.monitor_report import window_label
 from opsloop.monitoring.reference import set_reference
 from opsloop.store import open_database
 from opsloop.store.database import now_ms
@@ -85,6 +88,40 @@ def test_evaluate_status_and_report(wine_traffic, tmp_path):
     assert 'id="monitoring-heatmap"' in page and "1 alert(s) over 4 window(s)" in page
     for feature in wine_traffic.columns:
         assert feature in page
+
+
+def test_feature_detectors_on_and_their_alarms_in_status(wine_traffic):
+    bad = runner.invoke(app, ["monitor", "features", "wine", "--on", "--max-features", "0"])
+    assert bad.exit_code != 0 and "max_features: must be an integer of at least 1" in bad.output
+    on = runner.invoke(app, ["monitor", "features", "wine", "--on", "--max-features", "3"])
+    assert on.exit_code == 0 and "feature detectors of wine: on (at most 3 features)" in on.output
+    result = runner.invoke(
+        app, ["monitor", "evaluate", "wine", "--rule", "feature_alarms > 0 -> alert"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(runner.invoke(app, ["monitor", "status", "wine", "--json"]).output)
+    found = [
+        (w["window"], a["feature"], a["position"])
+        for w in document["windows"]
+        for a in w["feature_alarm_list"]
+    ]
+    # The first three columns, each read by ADWIN directly: the same alarms, all after the
+    # shift at row 120 (the third window).
+    db = open_database()
+    inputs = window_inputs(db, "wine", "default", T0, T0 + 4 * HOUR_MS)
+    expected = []
+    for name in inputs.columns[:3]:
+        for p in (
+            ADWIN.preset("monitoring")
+            .update_many(inputs[name].to_numpy(float))
+            .drift_indices.tolist()
+        ):
+            expected.append((window_label(T0 + p // 60 * HOUR_MS), name, p))
+    assert sorted(found) == sorted(expected) and expected
+    assert all(p >= 120 for _, _, p in expected)
+    table = runner.invoke(app, ["monitor", "status", "wine"]).output
+    for window, name, p in found:
+        assert f"feature alarm {window} default: {name} (ADWIN) at value {p}" in table
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -119,6 +119,11 @@ SCENARIO = [
     ("log_labels", lambda m, n: m.log_labels(n, IDS[:2], [0, 0], window="30min")),
     ("windows", lambda m, n: m.windows(n)),
     ("windows", lambda m, n: m.windows(n, window="1d")),
+    # The per-feature detectors on, for the first feature: the evaluations hold their alarms.
+    (
+        "set_feature_detectors",
+        lambda m, n: m.set_feature_detectors(n, enabled=True, max_features=1),
+    ),
     ("evaluate", lambda m, n: m.evaluate(n, policies=RULES)),
     ("evaluate", lambda m, n: m.evaluate(n, policies=RULES, alpha=0.01)),
     ("evaluations", lambda m, n: m.evaluations(n)),
@@ -342,6 +347,11 @@ def test_refusals_are_the_same_on_both_sides(store):
                 match=r"records: (the reference needs|Value should have at least 1 item)",
             ):
                 side.set_reference("api", [])
+            with pytest.raises(
+                InvalidArgumentError,
+                match=r"max_features: (must be an integer of at least 1|Input should be greater)",
+            ):
+                side.set_feature_detectors("api", enabled=True, max_features=0)
         # Bounds the wire states: a 422 naming the field, before anything is read.
         too_many = [{"x": 1.0}] * (MAX_LOGGED_ROWS + 1)
         sent = httpx.post(

@@ -170,12 +170,45 @@ def status_command(
     out.print(
         "labels: " + ", ".join(f"{count} {name}" for name, count in labels.items()), markup=False
     )
+    for row in status["windows"]:
+        for alarm in row.get("feature_alarm_list", []):
+            change = alarm["change_point"]
+            out.print(
+                f"feature alarm {row['window']} {row['variant']}: {alarm['feature']} "
+                f"({alarm['detector']}) at value {alarm['position']}"
+                + ("" if change is None else f", change near value {change}"),
+                markup=False,
+            )
     out.print(f"alerts: {len(status['alerts'])}", markup=False)
     for alert in status["alerts"]:
         out.print(
             f"  {alert['window']} {alert['variant']}: {alert['rule']} -> {alert['action']}",
             markup=False,
         )
+
+
+@monitor_app.command("features")
+@one_line_errors
+def features_command(
+    deployment: str,
+    enabled: Annotated[
+        bool, typer.Option("--on/--off", help="Run a streaming detector per input feature.")
+    ],
+    max_features: Annotated[
+        int, typer.Option(help="Watch at most this many numeric features.")
+    ] = 50,
+) -> None:
+    """Turn DEPLOYMENT's per-feature streaming detectors on or off (off by default)."""
+    from opsloop.monitoring.feature_stream import set_feature_detectors
+
+    setting = set_feature_detectors(
+        _store(), deployment, enabled=enabled, max_features=max_features
+    )
+    state = "on" if setting["enabled"] else "off"
+    out.print(
+        f"feature detectors of {deployment}: {state} (at most {setting['max_features']} features)",
+        markup=False,
+    )
 
 
 @monitor_app.command("report")

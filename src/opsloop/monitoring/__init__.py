@@ -8,7 +8,8 @@ Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event
 (with :mod:`.input_length` and a regression's :mod:`.residuals`),
 :mod:`.policy`, :mod:`.evaluation` (windows evaluated, detector, alerts),
 :mod:`.error_stream` (the detector of a variant's errors, restarted when its model version
-changes), :mod:`.iso_time` (times in reasons people read),
+changes), :mod:`.feature_stream` (a detector per input feature, on where a deployment turns
+it on), :mod:`.iso_time` (times in reasons people read),
 :mod:`.decay_kind` (data or concept drift), :mod:`.window_estimate` (metrics estimated
 before labels, calibrated on :mod:`.reference_scores`; :mod:`.estimate_check` once they
 come), :mod:`.process_metrics` (the serving workers' memory and CPU), :mod:`.alert_log`,
@@ -43,6 +44,7 @@ from opsloop.monitoring.evaluation import (
     read_evaluations,
 )
 from opsloop.monitoring.event_log import LabelReceipt, label_counts, log_labels, log_predictions
+from opsloop.monitoring.feature_stream import set_feature_detectors
 from opsloop.monitoring.http_monitoring import HttpMonitoring
 from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.monitor_report import monitor_report, monitor_status
@@ -81,6 +83,7 @@ __all__ = [
     "read_window",
     "retrain_on_request",
     "run_action",
+    "set_feature_detectors",
     "set_reference",
     "training_window",
     "update_windows",

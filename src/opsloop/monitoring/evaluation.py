@@ -34,6 +34,15 @@ deployment carries when the window is evaluated; the signals ``input_anomaly_rat
 ``input_anomaly_p_value``, and the counts ``input_scored`` and ``input_flagged``, ``None``
 when the deployment carries no detector and none of the window's requests was scored).
 
+Where the deployment has them on (:func:`.feature_stream.set_feature_detectors`; off by
+default, for their cost), each numeric input feature has its own ADWIN reading its values in
+event order across windows (:mod:`.feature_stream`); the window holds their alarms
+(``feature_stream``, each with the feature, the detector, its position in the feature's
+stream and the estimated change point) and their count, the signal ``feature_alarms``
+(``None`` where they are off), with the alarms in a rule's evidence. Their state is kept per
+variant beside the error stream's, in the same transaction, and they do not restart when
+the model version changes: the inputs do not depend on it.
+
 When the reference keeps the model's probabilities and labels, each window also holds the
 estimate of its metrics from the model's confidence (``estimate``, :mod:`.window_estimate`),
 and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<metric>`` (and
@@ -78,11 +87,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opsloop.detect import detector_from_state
+from opsloop.monitoring import feature_stream
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.decay_kind import decay_kind
 from opsloop.monitoring.error_stream import RESTART_REASON, read_errors
 from opsloop.monitoring.event_log import labelled_events
+from opsloop.monitoring.feature_stream import feature_detector_setting, read_features, window_inputs
 from opsloop.monitoring.input_anomalies import (
     StatedDetector,
     input_anomaly_metrics,
@@ -237,6 +248,8 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
         evidence["estimate"] = metrics["estimate"]
     if policy.signal.startswith("input_"):
         evidence["input_anomaly"] = metrics["input_anomaly"]
+    if policy.signal == "feature_alarms":
+        evidence["feature_alarms"] = metrics["feature_stream"]["alarms"]
     found = metrics.get("error_change_point_ms") if policy.signal == "error_drift" else None
     evidence["change_point_ms"] = streak[0]["start_ms"] if found is None else found
     return evidence
@@ -265,6 +278,7 @@ def evaluate(
     # Fitted once for every window of this call: the reference's calibration is the same.
     estimator = None if reference.scores is None else reference.scores.estimator()
     detector = stated_detector(db, deployment)
+    features = feature_detector_setting(db, deployment)
     now = db.clock()
     done = []
     # Outcomes of actions run after a window another evaluator wrote: reported with the
@@ -291,6 +305,7 @@ def evaluate(
                 previous,
                 estimator,
                 detector,
+                features,
             )
             ran = _run_pending(db, deployment, context, final=False)
             outcomes, carried = carried + tuple(o for _, o in ran), ()
@@ -372,6 +387,7 @@ def _evaluate_window(
     previous=None,
     estimator=None,
     input_detector: StatedDetector | None = None,
+    features: dict[str, Any] | None = None,
 ) -> WindowEvaluation | None:
     key = f"{variant}:{windowing.window_ms}"
     window = read_window(db, deployment, variant, windowing, start)
@@ -399,6 +415,13 @@ def _evaluate_window(
         metrics["estimate"] = window_estimate(estimator, reference.scores, rows)
         if metrics["estimate"] is not None:
             metrics["estimated_accuracy"] = metrics["estimate"]["metrics"]["accuracy"]["value"]
+    watch = features is not None and features["enabled"]
+    # Read before the lock: the inputs of a closed window do not change.
+    inputs = (
+        window_inputs(db, deployment, variant, start, start + windowing.window_ms)
+        if watch
+        else None
+    )
     fired = []
     with db.write() as connection:
         lock_monitor(connection, deployment)
@@ -435,6 +458,22 @@ def _evaluate_window(
         metrics["data_drift"] = None if kind is None else int(kind == "data_drift")
         metrics["concept_drift"] = None if kind is None else int(kind == "concept_drift")
         put_state(connection, deployment, f"detector:{key}", read.state)
+        metrics["feature_alarms"], metrics["feature_stream"] = None, None
+        if watch:
+            streams = read_features(
+                get_state(connection, deployment, f"feature_detectors:{key}"),
+                inputs,
+                features["max_features"],
+            )
+            put_state(connection, deployment, f"feature_detectors:{key}", streams.state)
+            metrics["feature_alarms"] = len(streams.alarms)
+            metrics["feature_stream"] = {
+                "detector": feature_stream.DETECTOR,
+                "preset": feature_stream.PRESET,
+                "watched": streams.watched,
+                "unwatched": streams.unwatched,
+                "alarms": streams.alarms,
+            }
         if read.source is not None:
             put_state(connection, deployment, f"detector_source:{key}", read.source)
         for restart in read.restarts:

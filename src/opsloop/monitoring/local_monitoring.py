@@ -35,6 +35,7 @@ from opsloop.monitoring.evaluation import (
 )
 from opsloop.monitoring.event_log import LabelReceipt, log_labels, log_predictions
 from opsloop.monitoring.feature_distribution import FeatureDistribution, feature_distribution
+from opsloop.monitoring.feature_stream import MAX_FEATURES, set_feature_detectors
 from opsloop.monitoring.monitor_report import monitor_status
 from opsloop.monitoring.monitoring_gauges import gauge_readings
 from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
@@ -186,6 +187,19 @@ class Monitoring:
             policies=policies,
             alpha=alpha,
             actions=context,
+        )
+
+    def set_feature_detectors(
+        self, deployment: str, *, enabled: bool, max_features: int = MAX_FEATURES
+    ) -> dict:
+        """Turn ``deployment``'s per-feature detectors on or off (see
+        :func:`~opsloop.monitoring.feature_stream.set_feature_detectors`).
+
+        >>> Monitoring(db).set_feature_detectors("api", enabled=True)["max_features"]
+        50
+        """
+        return set_feature_detectors(
+            self.db, deployment, enabled=enabled, max_features=max_features
         )
 
     def status(self, deployment: str, *, window: str = "1h", last: int = 10) -> dict:

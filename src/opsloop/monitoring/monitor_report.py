@@ -52,6 +52,7 @@ SHOWN_METRICS = (
     "residual_mean",
     "residual_std",
     "error_drift",
+    "feature_alarms",
 )
 
 
@@ -88,6 +89,11 @@ def monitor_status(
                 "residual_mean_low": e.metrics.get("residual_mean_low"),
                 "residual_mean_high": e.metrics.get("residual_mean_high"),
                 "records_per_request_max": e.metrics.get("records_per_request_max"),
+                # Which features' detectors signalled, and where in their streams.
+                "feature_alarm_list": [
+                    {k: alarm[k] for k in ("feature", "detector", "position", "change_point")}
+                    for alarm in (e.metrics.get("feature_stream") or {}).get("alarms", [])
+                ],
             }
             for e in evaluations
         ],
@@ -142,6 +148,14 @@ def monitor_report(
     for name in SHOWN_METRICS:
         metrics[name] = pd.to_numeric(metrics[name], errors="coerce")
     alarms = [label(e) for e in evaluations if e.metrics.get("error_drift")]
+    # The heatmap's cells (window, feature) where that feature's detector signalled.
+    feature_alarms = sorted(
+        {
+            (label(e), alarm["feature"])
+            for e in evaluations
+            for alarm in (e.metrics.get("feature_stream") or {}).get("alarms", [])
+        }
+    )
     restarts = [label(e) for e in evaluations if e.metrics.get("error_stream_restarts")]
     alerts = read_alerts(db, deployment)
     if variant is not None:
@@ -174,6 +188,7 @@ def monitor_report(
         restarts=restarts,
         residuals=_residuals(evaluations, labels),
         text_lengths=_text_lengths(evaluations, labels),
+        feature_alarms=feature_alarms,
     )
 
 

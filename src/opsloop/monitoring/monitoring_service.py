@@ -6,7 +6,7 @@
 test checks their signatures against it). :data:`MONITORING_OPERATIONS` places each
 operation on the wire; the server's routes and the HTTP client are generated from it
 (:mod:`opsloop.contract`). Reading needs the viewer role; logging events and labels,
-setting the reference, evaluating, and claiming, reading and reporting a retrain request
+setting the reference, turning the per-feature detectors on or off, evaluating, and claiming, reading and reporting a retrain request
 need the editor role; the token's owner acts.
 
 A call logs at most :data:`MAX_LOGGED_ROWS` prediction events or labels and sets a
@@ -125,6 +125,8 @@ PolicyText = Annotated[
 ]
 Policies = Annotated[Sequence[PolicyText], Field(max_length=MAX_POLICIES)]
 Alpha = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
+#: How many features the per-feature detectors watch at most.
+FeatureLimit = Annotated[int, Field(strict=True, ge=1, le=MAX_FEATURES), BeforeValidator(integral)]
 SampleSize = Annotated[int, Field(strict=True, ge=1, le=100_000), BeforeValidator(integral)]
 #: Bins of a numeric feature's histogram.
 Bins = Annotated[int, Field(strict=True, ge=1, le=1000), BeforeValidator(integral)]
@@ -204,6 +206,13 @@ class MonitoringService(Protocol):
         deployments' and the registry's rules (protection, approvals, a protected alias's
         gate); a retrain is queued for a follower (:mod:`~opsloop.monitoring.retrain_queue`),
         since no user code runs here."""
+        ...
+
+    def set_feature_detectors(
+        self, deployment: Name, *, enabled: bool, max_features: FeatureLimit = 50
+    ) -> dict[str, Any]:
+        """Turn the deployment's per-feature streaming detectors on or off (off by default),
+        watching at most ``max_features`` numeric features; the setting."""
         ...
 
     def status(self, deployment: Name, *, window: WindowLength = "1h", last: Last = 10) -> dict:
@@ -356,6 +365,13 @@ class WindowEvaluationDocument(BaseModel):
     actions: list[dict[str, Any]] = Field(
         default=[], description="what each action did: action, rule, status, reason, ..."
     )
+
+
+class FeatureDetectorSetting(BaseModel):
+    """Whether a deployment's per-feature detectors run, and how many features they watch."""
+
+    enabled: bool
+    max_features: int
 
 
 class MonitorStatus(BaseModel):
@@ -607,6 +623,13 @@ MONITORING_OPERATIONS = ServiceTable(
             "/monitoring/{deployment:path}/evaluations",
             role="editor",
             answer=_EVALUATIONS,
+        ),
+        Operation(
+            "set_feature_detectors",
+            "PUT",
+            "/monitoring/{deployment:path}/feature-detectors",
+            role="editor",
+            answer=Answer(FeatureDetectorSetting),
         ),
         Operation(
             "status",

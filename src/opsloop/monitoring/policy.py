@@ -14,6 +14,8 @@ and the deployment's input anomaly detector's ``input_anomaly_rate`` (flagged re
 scored request), ``input_anomaly_p_value`` (small when it flags more than its calibration
 explains), ``input_scored`` and ``input_flagged`` (:mod:`.input_anomalies`; the rate and
 p-value are ``None`` in a window where no request was scored).
+``feature_alarms`` counts the alarms of the per-feature detectors in the window
+(:mod:`.feature_stream`; ``None`` where the deployment has them off).
 
 Before labels arrive, the estimate from the model's confidence (:mod:`.window_estimate`;
 ``None`` without the reference's probabilities or the window's): ``estimated_<metric>`` for
@@ -125,6 +127,7 @@ SIGNALS = (
     "residual_mean_low",
     "residual_mean_high",
     "residual_p_value",
+    "feature_alarms",
     *(
         f"estimated_{metric}{bound}"
         for metric in ESTIMATED_METRICS

@@ -11,7 +11,8 @@ The report takes plain tables, so it needs nothing from the layers that compute 
 ``alarms`` the windows where the detector signalled, ``alerts`` one row per alert
 (``window``, ``variant``, ``rule``, ``action``, ``evidence``). Optional: ``restarts`` the
 windows where the detector started afresh (the variant served another model version),
-``estimate`` one
+``feature_alarms`` the ``(window, feature)`` cells where that feature's streaming detector
+signalled (marked ◆ in the heatmap, beside × for a drifted feature), ``estimate`` one
 row per window with an estimate (``window``, ``estimated``, ``low``, ``high``,
 ``realised``: ``NaN`` until labelled), ``process`` one row per window and worker
 (``window``, ``worker``, ``rss_bytes``, ``cpu_seconds``), ``residuals`` one row per
@@ -54,7 +55,20 @@ from opsloop.reports.standalone import (
 MAX_LOG_P = 10.0
 
 
-def _heatmap(drift: pd.DataFrame) -> go.Figure | None:
+#: The heatmap's marks: the window's test found the feature drifted; the feature's streaming
+#: detector signalled in the window.
+DRIFT_MARK, ALARM_MARK = "×", "◆"
+
+
+def _heatmap(drift: pd.DataFrame, feature_alarms=()) -> go.Figure | None:
+    """Drift per feature over windows; a cell's text marks a drifted feature and one whose
+    detector signalled (``feature_alarms``: ``(window, feature)`` pairs).
+
+    >>> drift = pd.DataFrame({"window": ["09:00", "10:00"], "feature": ["x", "x"],
+    ...                       "p_adjusted": [0.4, 1e-6], "drifted": [False, True]})
+    >>> _heatmap(drift, [("09:00", "x"), ("10:00", "x")]).data[0].text
+    (['◆', '×◆'],)
+    """
     if drift.empty:
         return None
     windows = list(dict.fromkeys(drift["window"]))
@@ -64,7 +78,14 @@ def _heatmap(drift: pd.DataFrame) -> go.Figure | None:
     z = np.clip(-np.log10(np.clip(strength.to_numpy(), 1e-300, 1.0)), 0.0, MAX_LOG_P)
     marks = drift.pivot(index="feature", columns="window", values="drifted")
     marks = marks.reindex(index=features, columns=windows)
-    text = [["×" if v is True else "" for v in row] for row in marks.to_numpy().tolist()]
+    alarmed = set(map(tuple, feature_alarms))
+    text = [
+        [
+            (DRIFT_MARK if v is True else "") + (ALARM_MARK if (w, f) in alarmed else "")
+            for w, v in zip(windows, row, strict=True)
+        ]
+        for f, row in zip(features, marks.to_numpy().tolist(), strict=True)
+    ]
     figure = go.Figure(
         go.Heatmap(
             z=z,
@@ -276,10 +297,11 @@ class MonitoringReport:
     restarts: list = field(default_factory=list)
     residuals: pd.DataFrame = field(default_factory=pd.DataFrame)
     text_lengths: pd.DataFrame = field(default_factory=pd.DataFrame)
+    feature_alarms: list = field(default_factory=list)
 
     def to_html(self, plotly: str = "inline") -> str:
         """The report as one HTML page (``plotly``: ``"inline"`` or ``"beside"``)."""
-        heatmap = _heatmap(self.drift)
+        heatmap = _heatmap(self.drift, self.feature_alarms)
         numeric = [
             c
             for c in self.metrics.columns
