@@ -13,7 +13,10 @@ the last 4,000 in three ways:
   misspecified logistic model's score does not absorb, so P(label | score) moves and the
   calibration learned on the reference is off (the limit NannyML's documentation names).
 
-Per window: opsloop's ``PerformanceEstimator`` (isotonic calibration, 95% intervals) and,
+Per window: opsloop's ``PerformanceEstimator`` (isotonic calibration, 95% intervals), given
+the reference's and the window's inputs so that it reweights the calibration by their
+density ratio where the inputs moved (``weighting="auto"``), the same estimator without
+the inputs (plain isotonic calibration, NannyML's estimate) and,
 when ``benchmarks/.envs/nannyml`` exists (``python benchmarks/envs.py nannyml``), NannyML's
 CBPE fitted on the same reference with each window as one chunk. Reported: the median
 absolute error against the realised metric, the share of windows within 2 points, the share
@@ -47,12 +50,13 @@ SHIFTS = ("none", "score", "feature")
 
 
 def windows(seed: int, shift: str, count: int, rows: int):
-    """The reference (scores, labels) and ``count`` windows (scores, labels) of one seed."""
+    """The reference (scores, labels, inputs) and ``count`` windows (scores, labels, inputs)
+    of one seed."""
     x, y = make_classification(
         12_000, n_features=10, n_informative=5, flip_y=0.05, random_state=seed
     )
     model = LogisticRegression(max_iter=1000).fit(x[:4000], y[:4000])
-    reference = (model.predict_proba(x[4000:8000])[:, 1], y[4000:8000])
+    reference = (model.predict_proba(x[4000:8000])[:, 1], y[4000:8000], x[4000:8000])
     pool_x, pool_y = x[8000:], y[8000:]
     score = model.predict_proba(pool_x)[:, 1]
     if shift == "none":
@@ -65,14 +69,28 @@ def windows(seed: int, shift: str, count: int, rows: int):
     drawn = [
         rng.choice(len(score), rows, replace=False, p=weight / weight.sum()) for _ in range(count)
     ]
-    return reference, np.stack([score[d] for d in drawn]), np.stack([pool_y[d] for d in drawn])
+    return (
+        reference,
+        np.stack([score[d] for d in drawn]),
+        np.stack([pool_y[d] for d in drawn]),
+        np.stack([pool_x[d] for d in drawn]),
+    )
 
 
-def run_opsloop(reference, window_score, calibration_draws=100):
+def run_opsloop(reference, window_score, window_inputs=None, calibration_draws=100):
+    """Fit and estimate every window; with ``window_inputs`` the calibration is reweighted
+    by the density ratio where the inputs moved (``weighting="auto"``)."""
     started = time.perf_counter()
     estimator = PerformanceEstimator(calibration_draws=calibration_draws)
-    estimator.fit(reference[1], reference[0])
-    estimates = [estimator.estimate(s) for s in window_score]
+    if window_inputs is None:
+        estimator.fit(reference[1], reference[0])
+        estimates = [estimator.estimate(s) for s in window_score]
+    else:
+        estimator.fit(reference[1], reference[0], inputs=reference[2])
+        estimates = [
+            estimator.estimate(s, inputs=x)
+            for s, x in zip(window_score, window_inputs, strict=True)
+        ]
     return estimates, time.perf_counter() - started
 
 
@@ -112,16 +130,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     rows = {shift: [] for shift in SHIFTS}
-    times = {shift: {"opsloop": [], "opsloop-no-bootstrap": [], "nannyml": []} for shift in SHIFTS}
+    times = {
+        shift: {"opsloop": [], "opsloop-no-bootstrap": [], "opsloop-unweighted": [], "nannyml": []}
+        for shift in SHIFTS
+    }
     nannyml_version = None
     for shift in SHIFTS:
         for seed in range(args.seeds):
-            reference, score, label = windows(seed, shift, args.windows, args.window)
-            ours_runs = [run_opsloop(reference, score) for _ in range(args.repeats)]
+            reference, score, label, inputs = windows(seed, shift, args.windows, args.window)
+            ours_runs = [run_opsloop(reference, score, inputs) for _ in range(args.repeats)]
             ours = ours_runs[0][0]
             times[shift]["opsloop"].append(np.median([t for _, t in ours_runs]))
-            lean = [run_opsloop(reference, score, 0)[1] for _ in range(args.repeats)]
+            lean = [run_opsloop(reference, score, inputs, 0)[1] for _ in range(args.repeats)]
             times[shift]["opsloop-no-bootstrap"].append(np.median(lean))
+            plain_runs = [run_opsloop(reference, score) for _ in range(args.repeats)]
+            plain = plain_runs[0][0]
+            times[shift]["opsloop-unweighted"].append(np.median([t for _, t in plain_runs]))
             theirs = run_nannyml(reference, score, args.repeats)
             if theirs is not None:
                 nannyml_version = theirs["nannyml"]
@@ -131,9 +155,17 @@ def main() -> None:
                     "accuracy": accuracy_score(label[i], score[i] >= 0.5),
                     "roc_auc": roc_auc_score(label[i], score[i]),
                 }
-                row = {"trusted": est.trusted}
+                row = {
+                    "trusted": est.trusted,
+                    "weighted": est.weighting == "density-ratio",
+                    "ess": est.density_ratio["effective_sample_size"],
+                }
                 for metric, value in realised.items():
                     row[metric] = (est[metric].value - value, est[metric].covers(value))
+                    row["unweighted_" + metric] = (
+                        plain[i][metric].value - value,
+                        plain[i][metric].covers(value),
+                    )
                     if theirs is not None:
                         se = theirs[metric + "_sampling_error"][i]
                         row["nannyml_" + metric] = (
@@ -170,12 +202,13 @@ def report(args, rows, times, nannyml_version) -> list[str]:
     ]
     for shift in SHIFTS:
         for metric in ("accuracy", "roc_auc"):
-            errors = np.array([r[metric][0] for r in rows[shift]])
-            covered = np.mean([r[metric][1] for r in rows[shift]])
-            lines.append(
-                f"| {shift} | {metric} | opsloop | {np.median(np.abs(errors)):.4f} |"
-                f" {np.mean(np.abs(errors) <= 0.02):.0%} | {covered:.0%} | |"
-            )
+            for tool, key in (("opsloop", metric), ("opsloop unweighted", "unweighted_" + metric)):
+                errors = np.array([r[key][0] for r in rows[shift]])
+                covered = np.mean([r[key][1] for r in rows[shift]])
+                lines.append(
+                    f"| {shift} | {metric} | {tool} | {np.median(np.abs(errors)):.4f} |"
+                    f" {np.mean(np.abs(errors) <= 0.02):.0%} | {covered:.0%} | |"
+                )
             if nannyml_version:
                 theirs = [r["nannyml_" + metric] for r in rows[shift]]
                 errors = np.array([t[0] for t in theirs])
@@ -186,22 +219,32 @@ def report(args, rows, times, nannyml_version) -> list[str]:
                     f" {np.median(np.abs([t[2] for t in theirs])):.2e} |"
                 )
     trusted = {s: np.mean([r["trusted"] for r in rows[s]]) for s in SHIFTS}
+    weighted = {s: np.mean([r["weighted"] for r in rows[s]]) for s in SHIFTS}
+    ess = {s: np.median([r["ess"] for r in rows[s]]) for s in SHIFTS}
     lines += [
         "",
-        "Windows opsloop marked trusted: "
+        "opsloop: the calibration reweighted by the density ratio of the window's inputs"
+        " against the reference's where its domain classifier says the inputs moved"
+        ' (`weighting="auto"`, shift_z ≥ 3); opsloop unweighted: the plain isotonic'
+        " calibration, NannyML's CBPE estimate. Windows reweighted: "
+        + ", ".join(f"{s} {weighted[s]:.0%}" for s in SHIFTS)
+        + "; median effective sample size of the 4,000 weighted reference rows: "
+        + ", ".join(f"{s} {ess[s]:,.0f}" for s in SHIFTS)
+        + ". Windows opsloop marked trusted: "
         + ", ".join(f"{s} {trusted[s]:.0%}" for s in SHIFTS)
-        + ". The checks see the scores only: a shift that moves P(label | score), as"
-        " `feature` does, shows in them only where it pushes scores off the reference's range.",
+        + ".",
         "",
     ]
     if nannyml_version:
         median = {k: np.median([t for s in SHIFTS for t in times[s][k]]) for k in times["none"]}
         ours, lean, theirs = median["opsloop"], median["opsloop-no-bootstrap"], median["nannyml"]
+        plain = median["opsloop-unweighted"]
         lines.append(
             f"Time to fit on 4,000 reference rows and estimate {args.windows} windows (median"
             f" over seeds of the median of {args.repeats} runs): opsloop {ours * 1000:.0f} ms"
             f" (1,000 simulated label draws and 100 calibration bootstraps for the intervals),"
-            f" {lean * 1000:.0f} ms without the calibration bootstrap, NannyML"
+            f" {lean * 1000:.0f} ms without the calibration bootstrap,"
+            f" {plain * 1000:.0f} ms unweighted, NannyML"
             f" {theirs * 1000:.0f} ms (fit + estimate inside its worker process, imports"
             f" excluded; its sampling error is a formula fitted on the reference)."
             f" opsloop / NannyML = {ours / theirs:.2f}, without the bootstrap"

@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from opsloop.analysis.density_ratio import estimate_density_ratio
 from opsloop.analysis.performance_estimation import (
     PerformanceEstimator,
     estimate_performance,
@@ -287,3 +288,110 @@ def test_a_window_that_leaves_metrics_undefined_gives_nan_without_a_warning():
     assert (accuracy.value, accuracy.low, accuracy.high) == (1.0, 1.0, 1.0)
     for name in ("precision", "recall", "f1", "roc_auc"):
         assert math.isnan(found.metrics[name].value), name
+
+
+def _rate(level, x):
+    return np.array([0.1, 0.3, 0.7, 0.9])[level] + 0.08 * np.tanh(x) * np.where(level >= 2, 1, -1)
+
+
+def _shifted_reference(seed, rows=6000):
+    # four score levels; within each, the model is more often right for a larger input x
+    # the score ignores, so a window with more large x has a different P(label | score)
+    # and a higher accuracy
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    level = rng.integers(0, 4, rows)
+    score = np.array([0.2, 0.4, 0.6, 0.8])[level]
+    rate = _rate(level, x)
+    return x, score, (rng.random(rows) < rate).astype(int), level
+
+
+def test_weighted_calibration_equals_the_hand_computed_weighted_rates():
+    x, score, label, _ = _shifted_reference(0)
+    rng = np.random.default_rng(1)
+    window_x = rng.normal(1.0, 1.0, 1000)
+    window_score = np.array([0.2, 0.4, 0.6, 0.8])[rng.integers(0, 4, 1000)]
+    est = PerformanceEstimator(weighting="always", calibration_draws=0).fit(
+        label, score, inputs=x[:, None]
+    )
+    found = est.estimate(window_score, inputs=window_x[:, None])
+    weights = estimate_density_ratio(x[:, None], window_x[:, None]).weights
+    # the rates stay ordered by level, so isotonic regression pools nothing: each level's
+    # calibrated probability is its weighted share of positives
+    rate = {
+        s: np.sum(weights[score == s] * label[score == s]) / weights[score == s].sum()
+        for s in (0.2, 0.4, 0.6, 0.8)
+    }
+    q = np.array([rate[s] for s in window_score])
+    right = np.where(window_score >= 0.5, q, 1 - q)
+    assert found.weighting == "density-ratio"
+    assert found["accuracy"].value == pytest.approx(right.mean())
+    # the labels' part of the interval is unchanged: Poisson-binomial on the weighted q
+    assert found["accuracy"].standard_error == pytest.approx(
+        np.sqrt(np.sum(right * (1 - right))) / 1000
+    )
+    plain = {s: label[score == s].mean() for s in (0.2, 0.4, 0.6, 0.8)}
+    q_plain = np.array([plain[s] for s in window_score])
+    assert found.unweighted["accuracy"] == pytest.approx(
+        np.mean(np.where(window_score >= 0.5, q_plain, 1 - q_plain))
+    )
+    assert found.density_ratio["effective_sample_size"] == pytest.approx(
+        weights.sum() ** 2 / np.sum(weights**2)
+    )
+
+
+def test_weighting_follows_the_window_inputs_under_covariate_shift():
+    x, score, label, _ = _shifted_reference(2, rows=8000)
+    rng = np.random.default_rng(3)
+    window_x = rng.normal(1.0, 1.0, 2000)
+    level = rng.integers(0, 4, 2000)
+    window_score = np.array([0.2, 0.4, 0.6, 0.8])[level]
+    # the window's expected accuracy from the rates that generated it
+    rate = _rate(level, window_x)
+    truth = np.mean(np.where(window_score >= 0.5, rate, 1 - rate))
+    est = PerformanceEstimator(calibration_draws=0).fit(label, score, inputs=x[:, None])
+    found = est.estimate(window_score, inputs=window_x[:, None])
+    assert found.weighting == "density-ratio"  # auto: the inputs moved
+    assert abs(found["accuracy"].value - truth) < 0.01
+    # left unweighted, the estimate keeps the reference's lower accuracy
+    assert found.unweighted["accuracy"] < truth - 0.02
+    assert found.trusted
+
+
+def test_auto_weighting_keeps_the_plain_calibration_when_inputs_did_not_move():
+    x, score, label, _ = _shifted_reference(4)
+    rng = np.random.default_rng(5)
+    window_x = rng.normal(0.0, 1.0, 1000)
+    window_score = np.array([0.2, 0.4, 0.6, 0.8])[rng.integers(0, 4, 1000)]
+    est = PerformanceEstimator(calibration_draws=0).fit(label, score, inputs=x[:, None])
+    found = est.estimate(window_score, inputs=window_x[:, None])
+    plain = est.estimate(window_score)
+    assert found.weighting == "none"
+    assert found.unweighted is None
+    assert found["accuracy"].value == plain["accuracy"].value
+    assert abs(found.density_ratio["shift_z"]) < 3
+
+
+def test_inputs_outside_the_reference_make_the_estimate_untrusted():
+    x, score, label, _ = _shifted_reference(6)
+    rng = np.random.default_rng(7)
+    window_x = rng.normal(5.0, 1.0, 1000)
+    window_score = np.array([0.2, 0.4, 0.6, 0.8])[rng.integers(0, 4, 1000)]
+    est = PerformanceEstimator(calibration_draws=0).fit(label, score, inputs=x[:, None])
+    found = est.estimate(window_score, inputs=window_x[:, None])
+    assert not found.trusted
+    assert any("outside the reference's support" in w for w in found.warnings)
+    assert any("effective sample size" in w for w in found.warnings)
+
+
+def test_window_inputs_need_the_reference_inputs_and_their_shape():
+    est = PerformanceEstimator().fit([0, 1, 0, 1] * 5, [0.2, 0.8, 0.3, 0.7] * 5)
+    with pytest.raises(ValueError, match="pass inputs= to fit"):
+        est.estimate([0.5, 0.6], inputs=[[1.0], [2.0]])
+    est.fit([0, 1, 0, 1] * 5, [0.2, 0.8, 0.3, 0.7] * 5, inputs=np.arange(40.0).reshape(20, 2))
+    with pytest.raises(ValueError, match="inputs must have the reference's 2 columns"):
+        est.estimate([0.5, 0.6], inputs=[[1.0], [2.0]])
+    with pytest.raises(ValueError, match=r"inputs must have one row per score \(2\)"):
+        est.estimate([0.5, 0.6], inputs=[[1.0, 2.0]])
+    with pytest.raises(ValueError, match="weighting must be one of auto, always, never"):
+        PerformanceEstimator(weighting="sometimes").fit([0, 1] * 5, [0.2, 0.8] * 5)

@@ -25,6 +25,15 @@ What it assumes, and what breaks it:
   distribution moves within the region the reference covered) is what the method handles;
   a change of the relationship cannot be seen without labels, and the estimate is then wrong
   with no warning;
+* P(label | score) is the reference's. A covariate shift the score does not absorb (the
+  inputs move along a direction the model underweights) breaks it: given the reference's and
+  the window's inputs, :meth:`PerformanceEstimator.estimate` reweights the reference by the
+  density ratio ``p_window(x) / p_reference(x)``
+  (:func:`~opsloop.analysis.density_ratio.estimate_density_ratio`) and refits the calibrator
+  on it, so that the calibration is the window's; it warns when the window's inputs leave
+  the reference's support or range, or the weighted reference is worth too few rows. The
+  calibrator bootstrap keeps the weights fixed, so the intervals leave out the ratio's own
+  estimation error;
 * the scores on the window lie where the reference had scores: isotonic regression is
   constant outside the reference's range, so a window with many scores outside it is flagged;
 * the reference is large enough for the calibrator: its held-out calibration error is
@@ -69,10 +78,14 @@ from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 
+from opsloop.analysis.density_ratio import estimate_density_ratio, inputs_matrix
 from opsloop.analysis.labels import as_labels
 
 #: The calibrators :class:`PerformanceEstimator` can fit on the reference.
 CALIBRATIONS = ("isotonic", "interpolated-isotonic", "none")
+
+#: When :class:`PerformanceEstimator` reweights its calibration by the density ratio.
+WEIGHTINGS = ("auto", "always", "never")
 
 #: Rows × draws simulated at once, so that a large window never holds all draws in memory.
 _CELLS_PER_BATCH = 4_000_000
@@ -145,6 +158,9 @@ class PerformanceEstimate:
     warnings: tuple[str, ...] = field(default=())
     reference_ece: float | None = None
     share_outside_reference: float | None = None
+    weighting: str = "none"
+    unweighted: dict[str, float] | None = None
+    density_ratio: dict[str, float] | None = None
 
     def __getitem__(self, metric: str) -> MetricEstimate:
         return self.metrics[metric]
@@ -279,7 +295,15 @@ class PerformanceEstimator:
         max_ece: float = 0.05,
         max_outside: float = 0.05,
         random_state: int = 0,
+        weighting: str = "auto",
+        min_shift_z: float = 3.0,
+        max_weight: float = 20.0,
+        min_effective_share: float = 0.1,
     ) -> None:
+        self.weighting = weighting
+        self.min_shift_z = min_shift_z
+        self.max_weight = max_weight
+        self.min_effective_share = min_effective_share
         self.calibration_draws = calibration_draws
         self.threshold = threshold
         self.calibration = calibration
@@ -289,11 +313,13 @@ class PerformanceEstimator:
         self.max_outside = max_outside
         self.random_state = random_state
 
-    def fit(self, y_true: Any, y_prob: Any) -> PerformanceEstimator:
+    def fit(self, y_true: Any, y_prob: Any, *, inputs: Any = None) -> PerformanceEstimator:
         """Fit the calibrator on a labelled reference window and measure its held-out error.
 
         ``y_true`` holds 0/1 labels (binary, ``y_prob`` 1-d) or class indices 0..k-1 (``y_prob``
-        with k columns).
+        with k columns). ``inputs`` (rows × numeric input columns, optional) are the
+        reference's model inputs, kept so that :meth:`estimate` can reweight the calibration
+        to a window whose inputs moved.
 
         >>> est = PerformanceEstimator(calibration="none").fit([0, 1, 1, 0], [0.2, 0.7, 0.9, 0.4])
         >>> round(est.reference_ece_, 3), est.score_range_.tolist()
@@ -310,10 +336,23 @@ class PerformanceEstimator:
             raise ValueError(f"calibration_draws must be an integer >= 0, got {draws!r}")
         if draws == 1:
             raise ValueError("calibration_draws must be 0 (no calibration error) or >= 2")
-        for name in ("max_ece", "max_outside"):
+        for name in ("max_ece", "max_outside", "min_effective_share"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}"
+            )
+        if isinstance(self.min_shift_z, bool) or not isinstance(self.min_shift_z, int | float):
+            raise ValueError(f"min_shift_z must be a number, got {self.min_shift_z!r}")
+        weight_limit = self.max_weight
+        if (
+            isinstance(weight_limit, bool)
+            or not isinstance(weight_limit, int | float)
+            or weight_limit <= 1
+        ):
+            raise ValueError(f"max_weight must be a number > 1, got {weight_limit!r}")
         probability = _probabilities(y_prob, "y_prob")
         truth = as_labels(y_true, "y_true", len(probability))
         columns = _columns(probability)
@@ -321,6 +360,14 @@ class PerformanceEstimator:
             allowed = "0 and 1" if probability.ndim == 1 else f"0..{columns.shape[1] - 1}"
             raise ValueError(f"y_true must hold class indices {allowed}")
         truth = truth.astype(np.int64)
+        self.reference_inputs_ = None
+        if inputs is not None:
+            self.reference_inputs_ = inputs_matrix(inputs, "inputs")
+            if len(self.reference_inputs_) != len(truth):
+                raise ValueError(
+                    f"inputs must have one row per reference row ({len(truth)}),"
+                    f" got {len(self.reference_inputs_)}"
+                )
         self.n_classes_ = 2 if probability.ndim == 1 else columns.shape[1]
         self.score_range_ = np.column_stack([columns.min(axis=0), columns.max(axis=0)])
         self.calibrators_ = self._fit_calibrators(truth, columns)
@@ -339,8 +386,22 @@ class PerformanceEstimator:
         probability = self._window(y_prob)
         return self._apply(self.calibrators_, probability)
 
-    def estimate(self, y_prob: Any, *, y_pred: Any = None) -> PerformanceEstimate:
+    def estimate(
+        self, y_prob: Any, *, y_pred: Any = None, inputs: Any = None
+    ) -> PerformanceEstimate:
         """The estimated metrics of an unlabelled window of raw scores ``y_prob``.
+
+        With the window's ``inputs`` (and the reference's given to :meth:`fit`), the density
+        ratio of the window's inputs against the reference's is estimated
+        (:func:`~opsloop.analysis.density_ratio.estimate_density_ratio`) and, when
+        ``weighting`` is ``"always"``, or ``"auto"`` and the inputs moved (the ratio's domain
+        classifier's ``shift_z`` at least ``min_shift_z``), the calibrator is refitted on the
+        reference weighted by it: the calibration then stands for the window's inputs, not
+        the reference's. The estimate says which was used (``weighting``), keeps the
+        unweighted point estimates (``unweighted``) and the ratio's summary
+        (``density_ratio``), and warns when the window's inputs leave the reference's
+        support or range (share above ``max_outside``) or when the weighted reference is
+        worth fewer than ``min_effective_share`` of its rows.
 
         >>> est = PerformanceEstimator(calibration="none", max_ece=1.0).fit([0, 1], [0.1, 0.9])
         >>> est.estimate([0.95, 0.5]).warnings
@@ -348,8 +409,16 @@ class PerformanceEstimator:
         """
         self._check_fitted()
         raw = self._window(y_prob)
-        calibrated = self._apply(self.calibrators_, raw)
-        spread = self._calibration_variance(raw, y_pred)
+        ratio, weight = self._density_ratio(inputs, len(raw))
+        unweighted = None
+        if weight is None:
+            calibrated = self._apply(self.calibrators_, raw)
+        else:
+            unweighted = self._points(raw, self._apply(self.calibrators_, raw), y_pred)
+            calibrated = self._apply(
+                self._fit_calibrators(self.reference_truth_, self.reference_scores_, weight), raw
+            )
+        spread = self._calibration_variance(raw, y_pred, weight)
         if raw.ndim == 1:
             result = _estimate_binary(
                 raw,
@@ -379,6 +448,8 @@ class PerformanceEstimator:
                 f"{share_outside:.3f} of the scores lie outside the reference range"
                 f" (max_outside {self.max_outside})"
             )
+        if ratio is not None:
+            warnings += self._ratio_warnings(ratio, weight is not None)
         return PerformanceEstimate(
             metrics=result.metrics,
             rows=result.rows,
@@ -388,9 +459,69 @@ class PerformanceEstimator:
             warnings=tuple(warnings),
             reference_ece=self.reference_ece_,
             share_outside_reference=share_outside,
+            weighting="none" if weight is None else "density-ratio",
+            unweighted=unweighted,
+            density_ratio=None if ratio is None else ratio.to_dict(),
         )
 
-    def _calibration_variance(self, raw: np.ndarray, y_pred: Any) -> dict[str, float] | None:
+    def _density_ratio(self, inputs: Any, rows: int):
+        """The window's density ratio (or ``None``) and the calibration weights to use (or
+        ``None`` for the unweighted calibration)."""
+        if inputs is None:
+            return None, None
+        if self.reference_inputs_ is None:
+            raise ValueError("inputs needs the reference's inputs: pass inputs= to fit() too")
+        window = inputs_matrix(inputs, "inputs")
+        if len(window) != rows:
+            raise ValueError(f"inputs must have one row per score ({rows}), got {len(window)}")
+        if window.shape[1] != self.reference_inputs_.shape[1]:
+            raise ValueError(
+                f"inputs must have the reference's {self.reference_inputs_.shape[1]} columns,"
+                f" got {window.shape[1]}"
+            )
+        if self.weighting == "never" or self.calibration == "none":
+            return None, None
+        ratio = estimate_density_ratio(
+            self.reference_inputs_,
+            window,
+            max_weight=self.max_weight,
+            random_state=self.random_state,
+        )
+        moved = ratio.shift_z >= self.min_shift_z
+        use = self.weighting == "always" or moved
+        return ratio, ratio.weights if use else None
+
+    def _ratio_warnings(self, ratio: Any, weighted: bool) -> list[str]:
+        warnings = []
+        if ratio.share_outside_support > self.max_outside:
+            warnings.append(
+                f"{ratio.share_outside_support:.3f} of the window's inputs lie outside the"
+                f" reference's support (density ratio above max_weight {self.max_weight};"
+                f" max_outside {self.max_outside})"
+            )
+        if ratio.share_outside_range > self.max_outside:
+            warnings.append(
+                f"{ratio.share_outside_range:.3f} of the window's inputs lie outside the"
+                f" reference's range (max_outside {self.max_outside})"
+            )
+        share = ratio.effective_sample_size / len(self.reference_truth_)
+        if weighted and share < self.min_effective_share:
+            warnings.append(
+                f"the weighted reference's effective sample size"
+                f" {ratio.effective_sample_size:.0f} is below min_effective_share"
+                f" {self.min_effective_share} of its {len(self.reference_truth_)} rows"
+            )
+        return warnings
+
+    def _points(self, raw: np.ndarray, calibrated: np.ndarray, y_pred: Any) -> dict[str, float]:
+        if raw.ndim == 1:
+            predicted = _binary_predicted(raw, y_pred, self.threshold)
+            return _binary_points(raw, calibrated, predicted)
+        return _multiclass_points(calibrated, _multiclass_predicted(raw, y_pred))
+
+    def _calibration_variance(
+        self, raw: np.ndarray, y_pred: Any, weight: np.ndarray | None = None
+    ) -> dict[str, float] | None:
         # refit the calibrator on bootstrap resamples of the reference: the spread of the
         # window's estimates is the part of their error that a finite reference causes
         if self.calibration == "none" or self.calibration_draws == 0:
@@ -404,7 +535,10 @@ class PerformanceEstimator:
         estimates: dict[str, list[float]] = {}
         for _ in range(self.calibration_draws):
             rows = rng.integers(0, len(truth), len(truth))
-            calibrated = self._apply(self._fit_calibrators(truth[rows], scores[rows]), raw)
+            resampled = None if weight is None else weight[rows]
+            calibrated = self._apply(
+                self._fit_calibrators(truth[rows], scores[rows], resampled), raw
+            )
             if raw.ndim == 1:
                 points = _binary_points(raw, calibrated, predicted)
             else:
@@ -431,7 +565,9 @@ class PerformanceEstimator:
             )
         return probability
 
-    def _fit_calibrators(self, truth: np.ndarray, columns: np.ndarray) -> list[Any]:
+    def _fit_calibrators(
+        self, truth: np.ndarray, columns: np.ndarray, weight: np.ndarray | None = None
+    ) -> list[Any]:
         if self.calibration == "none":
             return []
         if columns.shape[1] == 1:
@@ -440,7 +576,7 @@ class PerformanceEstimator:
             targets = [(truth == k).astype(np.int64) for k in range(columns.shape[1])]
         interpolate = self.calibration == "interpolated-isotonic"
         return [
-            _IsotonicCalibrator(interpolate).fit(column, target)
+            _IsotonicCalibrator(interpolate).fit(column, target, weight)
             for column, target in zip(columns.T, targets, strict=True)
         ]
 
@@ -500,12 +636,17 @@ class _IsotonicCalibrator:
     def __init__(self, interpolate: bool) -> None:
         self.interpolate = interpolate
 
-    def fit(self, score: np.ndarray, target: np.ndarray) -> _IsotonicCalibrator:
+    def fit(
+        self, score: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None
+    ) -> _IsotonicCalibrator:
         self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        fitted = self.isotonic_.fit_transform(score, target)
+        fitted = self.isotonic_.fit_transform(score, target, sample_weight=weight)
         if self.interpolate:
             values, block = np.unique(fitted, return_inverse=True)
-            self.knots_x_ = np.bincount(block, weights=score) / np.bincount(block)
+            mass = np.ones(len(score)) if weight is None else weight
+            self.knots_x_ = np.bincount(block, weights=score * mass) / np.bincount(
+                block, weights=mass
+            )
             self.knots_y_ = values
         return self
 
