@@ -138,6 +138,12 @@ def test_the_monitoring_tables_work_without_javascript(served, playwright_chromi
         with page.expect_navigation(wait_until="load"):
             page.click(f"table.inputs a[href*='start={start}']")
         assert page.locator("table.drift tbody tr").count() == len(FEATURES)
+        # The residuals and the feature detectors' alarms are tables too.
+        page.goto(f"{url}/deployments/diabetes/monitoring")
+        assert page.locator("table.residuals tbody tr").count() == 3
+        page.goto(f"{url}/deployments/texts/monitoring")
+        alarms = monitoring.evaluations("texts")[1].metrics["feature_stream"]["alarms"]
+        assert page.locator("table.feature-alarms tbody tr").count() == len(alarms) > 0
     finally:
         context.close()
     assert watched.problems == []
