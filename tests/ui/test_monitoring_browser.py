@@ -21,6 +21,7 @@ from tests.ui.monitoring_data import (
     WINDOWS,
     populate_monitoring,
 )
+from tests.ui.monitoring_signals_data import populate_residuals, populate_signals
 from tests.ui.test_dashboard_browser import (  # noqa: F401 (fixtures)
     SCREENSHOTS,
     VIEWPORT,
@@ -30,6 +31,7 @@ from tests.ui.test_dashboard_browser import (  # noqa: F401 (fixtures)
 )
 
 from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.registry import ModelRegistry
 from opsloop.server import create_app
 from opsloop.store import ArtifactStore, Database
 
@@ -46,6 +48,9 @@ def served(tmp_path_factory, isolated):  # noqa: F811
         token = app.state.installation_token
         monitoring = HttpMonitoring(url, token=token)
         populate_monitoring(database, artifacts, monitoring)
+        ModelRegistry(database, artifacts, actor="ana").register("m", b"m", flavor="onnx")
+        populate_residuals(database, monitoring)
+        populate_signals(database, monitoring)
         yield url, token, monitoring
     database.dispose()
 
@@ -84,7 +89,8 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
         watched.open(f"/deployments/{NAME}")
         watched.follow("text=Monitoring: drift, task metric, alerts")
         assert page.url == f"{url}/deployments/{NAME}/monitoring"
-        assert page.locator("[data-drawn=true]").count() == 4
+        # The heatmap, inputs, outputs, software and input length.
+        assert page.locator("[data-drawn=true]").count() == 5
         assert page.locator("table.inputs tbody tr").count() == WINDOWS
         check("monitoring")
         # A click on a cell of the shifted window's column opens that feature's
@@ -132,6 +138,53 @@ def test_the_monitoring_tables_work_without_javascript(served, playwright_chromi
         with page.expect_navigation(wait_until="load"):
             page.click(f"table.inputs a[href*='start={start}']")
         assert page.locator("table.drift tbody tr").count() == len(FEATURES)
+        # The residuals and the feature detectors' alarms are tables too.
+        page.goto(f"{url}/deployments/diabetes/monitoring")
+        assert page.locator("table.residuals tbody tr").count() == 3
+        page.goto(f"{url}/deployments/texts/monitoring")
+        alarms = monitoring.evaluations("texts")[1].metrics["feature_stream"]["alarms"]
+        assert page.locator("table.feature-alarms tbody tr").count() == len(alarms) > 0
+    finally:
+        context.close()
+    assert watched.problems == []
+
+
+def test_the_residuals_and_feature_alarms_draw_and_pass_axe(
+    served,
+    playwright_chromium,  # noqa: F811
+):
+    """A regression's page (the residual chart and table) and a page with the per-feature
+    detectors' alarms (crosses on the heatmap, their table), drawn and checked by axe-core;
+    a click on the alarm's cross opens the feature's distributions in its window."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    url, token, monitoring = served
+    context = playwright_chromium.new_context(viewport=VIEWPORT)
+    watched = Watched(context, url)
+    try:
+        _log_in(watched, token)
+        page = watched.page
+        found = {}
+        for name, charts, table in [
+            ("diabetes", 6, "table.residuals"),
+            ("texts", 5, "table.feature-alarms"),
+        ]:
+            watched.open(f"/deployments/{name}/monitoring")
+            assert page.locator("[data-drawn=true]").count() == charts
+            assert page.locator(f"{table} tbody tr").count() >= 1
+            violations = Axe().run(page).response["violations"]
+            bad = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+            if bad:
+                found[name] = bad
+        page.screenshot(path=str(SCREENSHOTS / "monitoring-feature-alarms.png"))
+        # Plotly's points let the pointer through to its drag layer, which finds them.
+        box = page.locator("[data-figure=figure-1] .scatterlayer .point").first.bounding_box()
+        with page.expect_navigation(wait_until="load"):
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        start = monitoring.evaluations("texts")[1].start_ms
+        assert "/monitoring/distribution?" in page.url and f"start={start}" in page.url
+        assert "feature=x" in page.url
+        assert found == {}
     finally:
         context.close()
     assert watched.problems == []

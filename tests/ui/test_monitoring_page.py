@@ -87,12 +87,15 @@ def test_the_windows_tables_hold_the_services_numbers(served):
     assert page.status_code == 200
     evaluations = monitoring.evaluations(NAME)[::-1]
     assert len(evaluations) == WINDOWS
+    # Each row logged is a request of one record; no text feature, no anomaly detector and the
+    # per-feature detectors off: those cells are empty.
     assert rows(page.text, "inputs") == [
         [time_of(e.start_ms), "stable", str(WINDOW_ROWS), pct(e.metrics["missing_share"]),
          pct(e.metrics["out_of_schema_rate"]), pct(e.metrics["drift_share"]),
-         pct(e.metrics["previous_drift_share"])]
+         pct(e.metrics["previous_drift_share"]), "1", "1", "", "", "", ""]
         for e in evaluations
     ]  # fmt: skip
+    assert 'class="feature-alarms"' not in page.text and 'class="residuals"' not in page.text
     kinds = {
         "none": "no decay",
         "concept_drift": "concept drift (error rose, inputs stable)",
@@ -122,7 +125,8 @@ def test_the_windows_tables_hold_the_services_numbers(served):
     assert evaluations[0].metrics["latency_mean_ms"] == pytest.approx(latencies.mean(), rel=1e-12)
     # The charts draw the same numbers.
     drawn = figures(page.text)
-    heatmap, inputs, outputs_figure, software = drawn
+    heatmap, inputs, outputs_figure, software, length = drawn
+    assert length["data"][0]["y"] == [1.0] * WINDOWS
     oldest_first = evaluations[::-1]
     assert heatmap["data"][0]["y"] == FEATURES
     assert heatmap["data"][0]["z"][0] == [

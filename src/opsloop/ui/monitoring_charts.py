@@ -1,7 +1,9 @@
 """The monitoring page's charts, one plotly figure document each, over the evaluated
-windows: the drift heatmap (features × windows, adjusted p-value against the reference),
-the input metrics, the output metrics with the detector's alarms marked, and the software
-metrics. Every number drawn is also in the page's tables."""
+windows: the drift heatmap (features × windows, adjusted p-value against the reference,
+with the per-feature detectors' alarms marked on their cells), the input metrics, the
+output metrics with the detector's alarms marked, the software metrics, and where the
+windows have them the records per request and a regression's mean residual with its
+interval. Every number drawn is also in the page's tables."""
 
 from __future__ import annotations
 
@@ -67,77 +69,144 @@ def _layout(title: str, y_title: str, **extra: Any) -> dict:
     }
 
 
+def feature_alarm_text(alarm: dict) -> str:
+    """One per-feature detector alarm as the heatmap's cell and the page's tables say it.
+
+    >>> feature_alarm_text({"detector": "adwin", "position": 3512, "change_point": 3498})
+    'adwin alarm at value 3512 of the feature, change from value 3498'
+    >>> feature_alarm_text({"detector": "adwin", "position": 7, "change_point": None})
+    'adwin alarm at value 7 of the feature'
+    """
+    text = f"{alarm['detector']} alarm at value {alarm['position']} of the feature"
+    if alarm.get("change_point") is not None:
+        text += f", change from value {alarm['change_point']}"
+    return text
+
+
+def window_alarms(evaluation) -> dict[str, list[dict]]:
+    """A window's per-feature detector alarms by feature (none where the detectors are off).
+
+    >>> from opsloop.monitoring.evaluation import WindowEvaluation
+    >>> e = WindowEvaluation("a", 0, {"feature_stream": {"alarms": [
+    ...     {"feature": "x", "detector": "adwin", "position": 9, "change_point": 4}]}}, ())
+    >>> window_alarms(e)["x"][0]["position"]
+    9
+    >>> window_alarms(WindowEvaluation("a", 0, {"feature_stream": None}, ()))
+    {}
+    """
+    found: dict[str, list[dict]] = {}
+    for alarm in (evaluation.metrics.get("feature_stream") or {}).get("alarms") or []:
+        found.setdefault(alarm["feature"], []).append(alarm)
+    return found
+
+
 def drift_heatmap(evaluations: Sequence, link: Any) -> dict | None:
     """Features (rows) × windows (columns), coloured by the adjusted p-value of each
     feature's test against the reference (dark: small, drifted); ``link(evaluation,
     feature)`` is the address of that feature's distributions in the window, opened by
-    clicking its cell. ``None`` without any feature compared.
+    clicking its cell. A cell where the feature's streaming detector signalled carries a
+    cross (opening the same address), and its hover text the alarm's position in the
+    feature's stream. ``None``
+    without any feature compared or watched.
 
     >>> from opsloop.monitoring.evaluation import WindowEvaluation
     >>> e = WindowEvaluation("a", 0, {"drift": {"x": {"p_adjusted": 0.01, "drifted": True,
-    ...     "statistic": 0.5, "test": "ks"}}}, ())
+    ...     "statistic": 0.5, "test": "ks"}}, "feature_stream": {"alarms": [{"feature": "x",
+    ...     "detector": "adwin", "position": 40, "change_point": None}]}}, ())
     >>> figure = drift_heatmap([e], lambda e, feature: f"?start=0&feature={feature}")
     >>> figure["data"][0]["z"], figure["data"][0]["customdata"]
     ([[0.01]], [['?start=0&feature=x']])
+    >>> figure["data"][1]["x"], figure["data"][1]["y"], figure["data"][1]["text"]
+    (['1970-01-01 00:00:00'], ['x'], ['adwin alarm at value 40 of the feature'])
     """
     features: list[str] = []
-    for e in evaluations:
+    alarms = [window_alarms(e) for e in evaluations]
+    for e, alarmed in zip(evaluations, alarms, strict=True):
         features += [f for f in e.metrics.get("drift") or {} if f not in features]
+        features += [f for f in alarmed if f not in features]
     if not features:
         return None
     several = len({e.variant for e in evaluations}) > 1
     columns = [window_time(e.start_ms) + (f" {e.variant}" if several else "") for e in evaluations]
     z, text, links = [], [], []
+    marked: dict[str, list] = {"x": [], "y": [], "text": [], "customdata": []}
     for feature in features:
         cells = [(e.metrics.get("drift") or {}).get(feature) for e in evaluations]
         z.append([None if c is None else c["p_adjusted"] for c in cells])
-        text.append(
-            [
-                ""
-                if c is None
-                else f"{c['test']} statistic {c['statistic']:.4g}, "
+        row = []
+        for e, column, c, alarmed in zip(evaluations, columns, cells, alarms, strict=True):
+            parts = [] if c is None else [
+                f"{c['test']} statistic {c['statistic']:.4g}, "
                 f"{'drifted' if c['drifted'] else 'no drift'}"
-                for c in cells
-            ]
-        )
+            ]  # fmt: skip
+            said = "; ".join(feature_alarm_text(a) for a in alarmed.get(feature, []))
+            if said:
+                parts.append(said)
+                marked["x"].append(column)
+                marked["y"].append(feature)
+                marked["text"].append(said)
+                marked["customdata"].append(link(e, feature))
+            row.append("<br>".join(parts))
+        text.append(row)
         links.append([link(e, feature) for e in evaluations])
-    return {
-        "data": [
+    data = [
+        {
+            "type": "heatmap",
+            "x": columns,
+            "y": features,
+            "z": z,
+            "text": text,
+            "customdata": links,
+            "zmin": 0.0,
+            "zmax": 1.0,
+            # Small p-values (drift) dark, large ones light.
+            "colorscale": "Blues",
+            "colorbar": {"title": {"text": "adjusted p"}},
+            "hovertemplate": "%{y} at %{x}<br>adjusted p-value %{z:.4g}<br>%{text}<extra></extra>",
+        }
+    ]
+    if marked["x"]:
+        data.append(
             {
-                "type": "heatmap",
-                "x": columns,
-                "y": features,
-                "z": z,
-                "text": text,
-                "customdata": links,
-                "zmin": 0.0,
-                "zmax": 1.0,
-                # Small p-values (drift) dark, large ones light.
-                "colorscale": "Blues",
-                "colorbar": {"title": {"text": "adjusted p"}},
-                "hovertemplate": "%{y} at %{x}<br>adjusted p-value %{z:.4g}<br>%{text}"
-                "<extra></extra>",
+                "type": "scatter",
+                "mode": "markers",
+                "name": "feature detector alarm",
+                **marked,
+                "marker": {"symbol": "x", "size": 14, "color": "#cf222e"},
+                "hovertemplate": "%{y} at %{x}<br>%{text}<extra></extra>",
             }
-        ],
+        )
+    return {
+        "data": data,
         "layout": {
             **_LAYOUT,
             "height": max(260, 60 + 26 * len(features)),
             "title": {"text": "Drift per feature against the reference (click a window)"},
-            "xaxis": {"type": "category", "title": {"text": "window start (UTC)"}},
-            "yaxis": {"automargin": True},
+            "xaxis": {
+                "type": "category",
+                "title": {"text": "window start (UTC)"},
+                # The alarms' crosses sit on the heatmap's columns, in its order.
+                "categoryorder": "array",
+                "categoryarray": columns,
+            },
+            "yaxis": {"automargin": True, "categoryorder": "array", "categoryarray": features},
         },
     }
 
 
 def input_figure(evaluations: Sequence) -> dict:
-    """Shares per window: missing values, out-of-schema values, and features drifted
-    against the reference and against the previous window.
+    """Shares per window: missing values, out-of-schema values, features drifted against
+    the reference and against the previous window, and where some window has them the
+    requests the input anomaly detector flagged and the text features whose lengths drifted.
 
     >>> from opsloop.monitoring.evaluation import WindowEvaluation
     >>> e = WindowEvaluation("a", 0, {"missing_share": 0.1, "out_of_schema_rate": 0.0,
     ...     "drift_share": 0.5, "previous_drift_share": None}, ())
     >>> [(t["name"], t["y"]) for t in input_figure([e])["data"]][:2]
     [('missing values', [0.1]), ('out of schema', [0.0])]
+    >>> flagged = WindowEvaluation("a", 0, {"input_anomaly_rate": 0.25}, ())
+    >>> [(t["name"], t["y"]) for t in input_figure([flagged])["data"]][-1]
+    ('anomalous requests', [0.25])
     """
     series = [
         ("missing values", lambda m: m.get("missing_share"), {}),
@@ -146,6 +215,14 @@ def input_figure(evaluations: Sequence) -> dict:
         ("drifted vs previous window", lambda m: m.get("previous_drift_share"),
          {"line": {"dash": "dot"}}),
     ]  # fmt: skip
+    # Drawn where some window has them: a deployment with no input anomaly detector, or
+    # no text feature, gets no line of empty values.
+    optional = [
+        ("anomalous requests", lambda m: m.get("input_anomaly_rate"), {}),
+        ("text lengths drifted", lambda m: m.get("text_length_drift_share"),
+         {"line": {"dash": "dash"}}),
+    ]  # fmt: skip
+    series += [s for s in optional if any(s[1](e.metrics) is not None for e in evaluations)]
     return {
         "data": _lines(evaluations, series),
         "layout": _layout("Input metrics", "share", yaxis={"range": [0, 1.05]}),
@@ -208,3 +285,73 @@ def software_figure(evaluations: Sequence) -> dict:
         "rangemode": "tozero",
     }
     return {"data": _lines(evaluations, series), "layout": layout}
+
+
+def has_metric(evaluations: Sequence, name: str) -> bool:
+    """Whether some window has a value of metric ``name``.
+
+    >>> from opsloop.monitoring.evaluation import WindowEvaluation
+    >>> has_metric([WindowEvaluation("a", 0, {"residual_mean": None}, ())], "residual_mean")
+    False
+    """
+    return any(e.metrics.get(name) is not None for e in evaluations)
+
+
+def input_length_figure(evaluations: Sequence) -> dict:
+    """Per window: the mean and the most records in one request.
+
+    >>> from opsloop.monitoring.evaluation import WindowEvaluation
+    >>> e = WindowEvaluation("a", 0, {"records_per_request_mean": 1.5,
+    ...     "records_per_request_max": 3}, ())
+    >>> [(t["name"], t["y"]) for t in input_length_figure([e])["data"]]
+    [('records per request, mean', [1.5]), ('records per request, most', [3])]
+    """
+    series = [
+        ("records per request, mean", lambda m: m.get("records_per_request_mean"), {}),
+        ("records per request, most", lambda m: m.get("records_per_request_max"),
+         {"line": {"dash": "dot"}}),
+    ]  # fmt: skip
+    return {"data": _lines(evaluations, series), "layout": _layout("Input length", "records")}
+
+
+def residual_figure(evaluations: Sequence) -> dict:
+    """Per window with labels, a regression's mean residual (label minus prediction) with
+    its 95% t-interval as error bars; zero is an unbiased model.
+
+    >>> from opsloop.monitoring.evaluation import WindowEvaluation
+    >>> e = WindowEvaluation("a", 0, {"residual_mean": 40.0, "residual_mean_low": 35.0,
+    ...     "residual_mean_high": 46.0}, ())
+    >>> trace = residual_figure([e])["data"][0]
+    >>> trace["y"], trace["error_y"]["array"], trace["error_y"]["arrayminus"]
+    ([40.0], [6.0], [5.0])
+    """
+    traces = []
+    grouped = _by_variant(evaluations)
+    for i, (variant, found) in enumerate(grouped.items()):
+        found = [e for e in found if e.metrics.get("residual_mean") is not None]
+        mean = [e.metrics["residual_mean"] for e in found]
+        high = [e.metrics.get("residual_mean_high") for e in found]
+        low = [e.metrics.get("residual_mean_low") for e in found]
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"{variant}: mean residual" if len(grouped) > 1 else "mean residual",
+                "x": [window_time(e.start_ms) for e in found],
+                "y": mean,
+                "marker": {"size": 6, "color": _COLOURS[i % len(_COLOURS)]},
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [
+                        None if h is None else h - m for h, m in zip(high, mean, strict=True)
+                    ],
+                    "arrayminus": [
+                        None if lo is None else m - lo for lo, m in zip(low, mean, strict=True)
+                    ],
+                },
+            }
+        )
+    layout = _layout("Mean residual (label minus prediction), 95% interval", "residual")
+    layout["yaxis"] = {**layout["yaxis"], "rangemode": "normal", "zeroline": True}
+    return {"data": traces, "layout": layout}

@@ -3,12 +3,15 @@
 A deployment's page shows, for the evaluated windows of one length (newest
 :data:`WINDOWS_SHOWN`), the article's three kinds of monitoring metrics:
 
-* **inputs:** missing values, out-of-schema values, and per feature the drift test against
-  the reference and against the previous window (statistic, p-value, Holm-adjusted p-value,
-  verdict), with a heatmap of windows × features;
+* **inputs:** missing values, out-of-schema values, the input length (records per request,
+  text lengths drifted), the requests the input anomaly detector flagged, and per feature
+  the drift test against the reference and against the previous window (statistic,
+  p-value, Holm-adjusted p-value, verdict), with a heatmap of windows × features on which
+  the per-feature streaming detectors' alarms are marked (and listed in a table);
 * **outputs:** the prediction's drift against the reference, and once labels arrive the
   task metric, the error-rate detector's alarms and the kind of decay (data drift: inputs
-  moved, error stable; concept drift: error rose, inputs stable), with the test behind it;
+  moved, error stable; concept drift: error rose, inputs stable), with the test behind it,
+  and a regression's mean residual with its 95% interval;
 * **software:** requests, errors and latency;
 
 then the alerts the policies raised, with their evidence, and the policies' state: each
@@ -30,7 +33,16 @@ from fastapi.responses import Response
 
 from opsloop.errors import NotFoundError
 from opsloop.registry import User
-from opsloop.ui.monitoring_charts import drift_heatmap, input_figure, output_figure, software_figure
+from opsloop.ui.monitoring_charts import (
+    drift_heatmap,
+    feature_alarm_text,
+    has_metric,
+    input_figure,
+    input_length_figure,
+    output_figure,
+    residual_figure,
+    software_figure,
+)
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import format_value, render
 from opsloop.ui.row_pages import row_page
@@ -167,7 +179,15 @@ def monitoring_page(
         input_figure(shown),
         output_figure(shown),
         software_figure(shown),
+        *([input_length_figure(shown)] if has_metric(shown, "records_per_request_mean") else []),
+        *([residual_figure(shown)] if has_metric(shown, "residual_mean") else []),
     ]  # fmt: skip
+    newest_first = shown[::-1]
+    feature_alarms = [
+        {"evaluation": e, **alarm, "text": feature_alarm_text(alarm)}
+        for e in newest_first
+        for alarm in (e.metrics.get("feature_stream") or {}).get("alarms") or []
+    ]
     return render(
         request,
         "monitoring.html.j2",
@@ -179,7 +199,11 @@ def monitoring_page(
         variants=sorted(
             {v.name for v in deployment.variants} | {e.variant for e in shown} | {variant} - {""}
         ),
-        evaluations=shown[::-1],
+        evaluations=newest_first,
+        has_residuals=has_metric(shown, "residual_mean"),
+        # The detectors were on in some window (their count is None where they were off).
+        watched=has_metric(shown, "feature_alarms"),
+        feature_alarms=feature_alarms,
         total=len(evaluations),
         shown_most=WINDOWS_SHOWN,
         chosen=chosen,
