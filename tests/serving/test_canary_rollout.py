@@ -218,6 +218,37 @@ def test_two_runtimes_on_one_store_count_every_request_once(registry, clock):
     assert deployments.rollout("api")["state"]["step_requests"] == candidates
 
 
+@pytest.mark.parametrize("then", ["candidate", "close"])
+def test_a_retired_canary_s_quiet_requests_never_count_for_one_re_created_under_its_name(
+    registry, clock, then
+):
+    """Primary requests counted in memory (fewer than a quiet batch) before a retire are
+    not written into the rollout of a deployment re-created under the same name, neither
+    at its next candidate request nor when the runtime closes."""
+    deployments = _deploy(registry, Flaky(0.0, seed=9), Flaky(0.0, seed=10))
+    deployments.set_rollout("api", steps=[0.1, 1.0], min_requests=100_000)
+    keys = [f"user-{i}" for i in range(400)]
+    primary = [key for key in keys if not _is_candidate(key, 0.1)]
+    candidate = [key for key in keys if _is_candidate(key, 0.1)]
+    runtime = _runtime(registry)
+    try:
+        for key in primary[:30]:
+            assert _serve(runtime, key) == "stable"
+        definition = deployments.get("api").variants
+        deployments.retire("api", reason="renamed")
+        clock.advance()
+        deployments.deploy("api", definition, strategy="canary")
+        deployments.set_rollout("api", steps=[0.1, 1.0], min_requests=100_000)
+        for key in primary[30:33]:
+            assert _serve(runtime, key) == "stable"
+        if then == "candidate":
+            assert _serve(runtime, candidate[0]) == "canary"
+    finally:
+        runtime.close()
+    gate = deployments.rollout("api")["decisions"]["errors"]
+    assert (gate["n_candidate"], gate["n_primary"]) == (int(then == "candidate"), 3)
+
+
 def test_wrong_answers_reported_as_labels_roll_the_canary_back(registry, clock):
     deployments = _deploy(registry, Constant(0), Constant(1))
     deployments.set_rollout(

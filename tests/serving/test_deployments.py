@@ -12,6 +12,7 @@ from tests.server.running import running_server
 from opsloop.registry import PermissionDenied, UnknownModelError, add_user
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, UnknownDeploymentError, Variant
+from opsloop.serving.deployment_settings import DeploymentSettings
 from opsloop.tracking.capture import CodeVersion, Environment, current_user
 from opsloop.tracking.records import DatasetInput
 
@@ -149,6 +150,55 @@ def test_history_answers_what_served_at_time_t(clock, deployments, credit):
     with pytest.raises(UnknownDeploymentError, match="no deployment named 'credit-api'"):
         deployments.get("credit-api")
     assert deployments.list().empty
+
+
+def test_a_retired_deployment_s_settings_are_retired_with_it(deployments, credit):
+    """A deployment re-created under a retired one's name starts with the default settings
+    (no threshold, rules, micro-batching or output restrictions), and the retire records
+    what they were."""
+    deployments.deploy("credit-api", canary(), strategy="canary")
+    rules = [{"name": "minor", "when": "age < 18", "action": "override", "value": 0}]
+    configured = deployments.configure(
+        "credit-api",
+        confidence_threshold=0.8,
+        assertions=rules,
+        batching={"max_batch_size": 16, "max_wait_ms": 2.5},
+        outputs={"canary": {"label_only": True}},
+        reason="tighten",
+    )
+    assert configured.revision == 1
+    deployments.retire("credit-api", reason="moved")
+    history = deployments.history("credit-api")
+    assert history["action"].tolist() == ["deploy", "configure", "configure", "retire"]
+    removed = history.iloc[2]
+    assert (removed["actor"], removed["reason"]) == (current_user(), "moved")
+    assert removed["before"] == {
+        "deployment": "credit-api",
+        "confidence_threshold": 0.8,
+        "assertions": rules,
+        "revision": 1,
+        "updated_by": current_user(),
+        "batching": {"max_batch_size": 16, "max_wait_ms": 2.5},
+        "outputs": {"canary": {"decimals": None, "top_k": None, "label_only": True}},
+    }
+    assert removed["after"] == {
+        "deployment": "credit-api",
+        "confidence_threshold": None,
+        "assertions": [],
+        "revision": 0,
+        "updated_by": None,
+        "batching": None,
+        "outputs": {},
+    }
+    # The settings' entry and the retire's are one change, at one time.
+    assert history["time"].iloc[2] == history["time"].iloc[3]
+
+    deployments.deploy("credit-api", canary(), strategy="canary")
+    assert deployments.settings("credit-api") == DeploymentSettings("credit-api")
+    # Configured again, the settings' revisions start over, from no earlier settings.
+    assert deployments.configure("credit-api", confidence_threshold=0.6).revision == 1
+    assert deployments.history("credit-api").iloc[-1]["before"] is None
+    assert credit.verify_audit_log().ok
 
 
 BROKEN = [

@@ -193,6 +193,45 @@ def test_restrictions_are_checked_audited_and_followed_by_a_running_data_plane(r
     assert deployments.settings("api").outputs["stable"].decimals == 1
 
 
+def test_a_running_data_plane_serves_a_re_created_deployment_without_the_retired_settings(
+    registry,
+):
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0.5, 1.5, 2.5, 3.5]})
+    model = LogisticRegression().fit(frame, [0, 0, 1, 1])
+    registry.register("m", model, input_schema=frame)
+    deployments = Deployments(registry.db)
+    deployments.deploy("api", [Variant("stable", "m", version=1)])
+    every = {"name": "every", "when": "probability >= 0", "action": "override", "value": 7}
+    deployments.configure(
+        "api",
+        assertions=[every],
+        batching={"max_batch_size": 8, "max_wait_ms": 2.0},
+        outputs={"stable": {"label_only": True}},
+    )
+    record, row = {"x": 2.2, "y": 2.7}, pd.DataFrame({"x": [2.2], "y": [2.7]})
+    runtime = ServingRuntime(registry.db, registry.artifacts)
+    try:
+        old = runtime.predict("api", [record])
+        assert (old.predictions, old.answer.probabilities, old.rules) == (
+            [7],
+            [[0.0, 1.0]],
+            [["every"]],
+        )
+        assert runtime.served("api").batching is not None
+        deployments.retire("api", reason="renamed")
+        deployments.deploy("api", [Variant("stable", "m", version=1)])
+        # The same runtime follows: no rule, no restriction, no batching of the old one.
+        new = runtime.predict("api", [record])
+        assert new.predictions == model.predict(row).tolist()
+        assert new.rules == [[]]
+        np.testing.assert_allclose(
+            new.answer.probabilities, model.predict_proba(row), rtol=1e-12, atol=0
+        )
+        assert runtime.served("api").batching is None
+    finally:
+        runtime.close()
+
+
 def test_a_wrong_restriction_over_http_is_a_422_naming_the_field(registry):
     frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
     registry.register("m", LogisticRegression().fit(frame, [0, 0, 1, 1]), input_schema=frame)

@@ -7,6 +7,8 @@ the deployment (entity ``deployment:NAME``, action ``configure``, the settings b
 after), so they are versioned with it (``revision`` counts the changes) and the
 deployment's history shows them. Because the change appends to the audit log, a running
 data plane follows it as it follows a definition change (see :mod:`.serving_runtime`).
+Retiring the deployment retires its settings too (:func:`retire_settings`), so a
+deployment re-created under the same name starts with the defaults.
 
 - ``confidence_threshold``: under ``partial_automation``, an answer whose highest class
   probability is below it goes to the review queue (:mod:`.automation`); ``None`` sends
@@ -440,6 +442,47 @@ def store_settings(
     return after
 
 
+def retire_settings(
+    connection: Connection, deployment: str, who: str, reason: str | None, at_ms: int
+) -> None:
+    """Delete ``deployment``'s settings as part of its retire, in the retire's write
+    transaction: a deployment later created under the same name starts with the defaults
+    (no threshold, no rules, no micro-batching, no output restrictions, revision 0) rather
+    than inheriting them. When it had settings, the change is audited as a ``configure``
+    entry by the retire's actor with its reason (before: what they were; after: the
+    defaults), so the settings' own history ends where the deployment's does.
+
+    >>> db = Database("sqlite://")
+    >>> with db.write() as c:
+    ...     _ = store_settings(c, "api", 0.8, "[]", actor="ana", at_ms=1)
+    ...     retire_settings(c, "api", "bo", "moved", 2)
+    ...     entry = c.execute(sa.select(tables.audit_log).order_by(tables.audit_log.c.id.desc())
+    ...                       ).mappings().first()
+    >>> entry["actor"], entry["action"], entry["reason"], json.loads(entry["before_json"])["confidence_threshold"]
+    ('bo', 'configure', 'moved', 0.8)
+    >>> read_settings(db, "api") == DeploymentSettings("api")
+    True
+    >>> with db.write() as c:  # never configured: nothing to delete, nothing to audit
+    ...     retire_settings(c, "web", "bo", None, 3)
+    ...     c.execute(sa.select(sa.func.count()).select_from(tables.audit_log)).scalar()
+    2
+    """  # noqa: E501
+    before = settings_in(connection, deployment)
+    if before.revision == 0:
+        return
+    connection.execute(_settings.delete().where(_settings.c.deployment == deployment))
+    append_audit(
+        connection,
+        who,
+        "configure",
+        f"deployment:{deployment}",
+        reason,
+        _audited(before),
+        _audited(DeploymentSettings(deployment)),
+        at_ms=at_ms,
+    )
+
+
 def _audited(settings: DeploymentSettings) -> dict[str, Any]:
     document = settings.to_dict()
     document.pop("updated_ms")
@@ -455,6 +498,7 @@ __all__ = [
     "checked_outputs",
     "checked_settings",
     "read_settings",
+    "retire_settings",
     "settings_in",
     "store_settings",
 ]

@@ -76,6 +76,7 @@ from opsloop.serving.deployment_settings import (
     checked_batching,
     checked_outputs,
     checked_settings,
+    retire_settings,
     settings_in,
     store_settings,
 )
@@ -213,7 +214,9 @@ class Deployments:
 
     def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:
         """Remove the deployment ``name`` (its history stays in the audit log), with its
-        rollout and its input detector (an audited ``set_input_detector`` entry, see
+        rollout, its runtime settings (an audited ``configure`` entry, see
+        :func:`~.deployment_settings.retire_settings`) and its input detector (an audited
+        ``set_input_detector`` entry, see
         :func:`~.input_detector_settings.retire_input_detector`): a deployment created
         under the same name later starts without them.
 
@@ -240,8 +243,10 @@ class Deployments:
             connection.execute(_variants.delete().where(_variants.c.deployment_id == deployment_id))
             connection.execute(_deployments.delete().where(_deployments.c.id == deployment_id))
             delete_rollout(connection, name)
-            # A deployment re-created under this name must not inherit the detector.
+            # A deployment re-created under this name must not inherit the settings or the
+            # detector.
             at = self.db.clock()
+            retire_settings(connection, name, who, reason, at)
             retire_input_detector(connection, name, who, reason, at)
             append_audit(
                 connection, who, "retire", _entity(name), reason, _audited(before), None, at_ms=at

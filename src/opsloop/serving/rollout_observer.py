@@ -15,7 +15,9 @@ reads the definition again after it). A primary request on which no gate's event
 such requests are counted here and written in batches (:data:`QUIET_BATCH`), before the
 next request that carries information, and by :meth:`RolloutObserver.flush` (the runtime's
 ``close``): no decision waits on them, and the store sees one write per candidate request
-or event instead of one per request.
+or event instead of one per request. Counts are kept per rollout (its start, the time of
+its first step): those of a rollout that was replaced, or whose deployment was retired
+and re-created under the same name, are dropped rather than written into the new one.
 
 With an ``anomalies`` gate, each answered request is also judged against the answering
 version's schema (:meth:`~.record_validation.RecordCheck.anomalous`): a request with a
@@ -65,6 +67,21 @@ logger = logging.getLogger("opsloop.serving.rollout")
 #: Primary requests without an event counted in memory before they are written.
 QUIET_BATCH = 256
 
+
+def _started(document: dict | None) -> int | None:
+    """The start (its first step's time) of the canary rollout ``document``, which tells a
+    rollout from the one set before it; ``None`` for no canary rollout.
+
+    >>> _started({"state": {"kind": "canary", "steps_taken": [{"share": 0.1, "at_ms": 7}]}})
+    7
+    >>> _started(None) is None
+    True
+    """
+    if document is None or document["state"].get("kind") != "canary":
+        return None
+    return document["state"]["steps_taken"][0]["at_ms"]
+
+
 # The deployments whose quality gates are being judged in this process (store, name): one
 # judgement at a time each, whichever observer asked.
 _judging: set[tuple[int, str]] = set()
@@ -91,15 +108,18 @@ class RolloutObserver:
     def __init__(self, db: Database, deployments) -> None:
         self.db = db
         self.deployments = deployments
-        self._ramping: dict[str, tuple[Deployment, dict | None, float | None]] = {}
-        self._pending: dict[tuple[str, float], int] = {}
+        self._ramping: dict[str, tuple[Deployment, dict | None, float | None, int | None]] = {}
+        # Quiet primary requests by deployment, rollout start and candidate share.
+        self._pending: dict[tuple[str, int | None, float], int] = {}
         self._pending_lock = threading.Lock()
         self._judges: list[threading.Thread] = []
 
     def _rollout(self, name: str) -> dict | None:
         return read_rollout(self.db, name)
 
-    def _ramping_gates(self, definition: Deployment) -> tuple[dict | None, float | None]:
+    def _ramping_gates(
+        self, definition: Deployment
+    ) -> tuple[dict | None, float | None, int | None]:
         known = self._ramping.get(definition.name)
         if known is None or known[0] is not definition:
             document = self._rollout(definition.name)
@@ -111,9 +131,9 @@ class RolloutObserver:
             )
             gates = document["policy"]["gates"] if ramping else None
             bound = document["state"].get("latency_bound_ms") if ramping else None
-            known = (definition, gates, bound)
+            known = (definition, gates, bound, _started(document) if ramping else None)
             self._ramping[definition.name] = known
-        return known[1], known[2]
+        return known[1], known[2], known[3]
 
     def observe(
         self,
@@ -137,7 +157,7 @@ class RolloutObserver:
         definition = served.definition
         if definition.strategy != "canary":
             return
-        gates, bound = self._ramping_gates(definition)
+        gates, bound, started = self._ramping_gates(definition)
         if gates is None:
             return
         roles = {v.name: v for v in definition.variants}
@@ -157,11 +177,15 @@ class RolloutObserver:
         name = definition.name
         with self._pending_lock:
             if not event:
-                key = (name, share)
+                key = (name, started, share)
                 self._pending[key] = self._pending.get(key, 0) + 1
                 if self._pending[key] < QUIET_BATCH:
                     return
-            pending = [(k[1], self._pending.pop(k)) for k in list(self._pending) if k[0] == name]
+            # Counts of an earlier rollout of this name are dropped, not written into this one.
+            mine = [k for k in self._pending if k[0] == name]
+            pending = [(k[2], self._pending.pop(k)) for k in mine if k[1] == started]
+            for key in mine:
+                self._pending.pop(key, None)
         request = None
         if event:  # else the quiet batch's last
             request = {
@@ -290,8 +314,12 @@ class RolloutObserver:
         the quality judgements this observer started."""
         with self._pending_lock:
             pending, self._pending = self._pending, {}
-        for (name, share), count in pending.items():
-            self.record(name, [(share, count)], None)
+        starts: dict[str, int | None] = {}
+        for (name, started, share), count in pending.items():
+            if name not in starts:
+                starts[name] = _started(self._rollout(name))
+            if starts[name] == started:  # else its rollout is gone: nothing to count into
+                self.record(name, [(share, count)], None)
         for judge in list(self._judges):
             judge.join()
 
