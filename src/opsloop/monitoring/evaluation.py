@@ -87,13 +87,18 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opsloop.detect import detector_from_state
-from opsloop.monitoring import feature_stream
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.decay_kind import decay_kind
 from opsloop.monitoring.error_stream import RESTART_REASON, read_errors
 from opsloop.monitoring.event_log import labelled_events
-from opsloop.monitoring.feature_stream import feature_detector_setting, read_features, window_inputs
+from opsloop.monitoring.feature_stream import (
+    DETECTOR,
+    PRESET,
+    feature_detector_setting,
+    read_features,
+    window_inputs,
+)
 from opsloop.monitoring.input_anomalies import (
     StatedDetector,
     input_anomaly_metrics,
@@ -468,8 +473,8 @@ def _evaluate_window(
             put_state(connection, deployment, f"feature_detectors:{key}", streams.state)
             metrics["feature_alarms"] = len(streams.alarms)
             metrics["feature_stream"] = {
-                "detector": feature_stream.DETECTOR,
-                "preset": feature_stream.PRESET,
+                "detector": DETECTOR,
+                "preset": PRESET,
                 "watched": streams.watched,
                 "unwatched": streams.unwatched,
                 "alarms": streams.alarms,
