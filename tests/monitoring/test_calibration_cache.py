@@ -18,7 +18,7 @@ from .test_window_estimate import WINDOWING, ScoredTraffic, _set_reference
 def _fresh(scores):
     """The calibration fitted anew, as every evaluation did before it was kept."""
     return PerformanceEstimator().fit(
-        scores.labels, scores.scores[:, 1] if scores.binary else scores.scores
+        scores.labels, scores.scores[:, 1] if scores.binary else scores.scores, inputs=scores.inputs
     )
 
 
@@ -43,7 +43,7 @@ def test_evaluations_reuse_the_calibration_and_estimate_the_same(db, clock, canc
     assert get_reference(db, "cancer").scores.estimator() is fitted
     for k, evaluation in enumerate(evaluations):
         start = T0 + k * HOUR_MS
-        rows = scored_rows(db, "cancer", "default", start, start + HOUR_MS)
+        rows = scored_rows(db, "cancer", "default", start, start + HOUR_MS, with_inputs=True)
         anew = window_estimate(_fresh(reference.scores), reference.scores, rows)
         assert evaluation.metrics["estimate"] == anew
     # The estimates moved with the shift at window 3, so the comparison compares something.

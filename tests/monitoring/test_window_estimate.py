@@ -79,10 +79,13 @@ def test_the_estimate_equals_performance_estimation_and_tracks_the_realised_accu
 ):
     traffic = ScoredTraffic(cancer)
     _set_reference(db, traffic)
+    # The reference keeps its 30 numeric inputs, so the window's inputs go in too.
     direct = PerformanceEstimator().fit(
-        traffic.reference_y, traffic.model.predict_proba(traffic.reference)[:, 1]
+        traffic.reference_y,
+        traffic.model.predict_proba(traffic.reference)[:, 1],
+        inputs=traffic.reference,
     )
-    fired, realised, estimated = [], [], []
+    fired, realised, estimated, weightings, warned = [], [], [], [], []
     for k in range(6):
         inputs, probabilities, predictions, labels, times, ids = traffic.window(k)
         log_predictions(
@@ -99,7 +102,7 @@ def test_the_estimate_equals_performance_estimation_and_tracks_the_realised_accu
         clock.now_ms = T0 + (k + 1) * HOUR_MS
         (evaluation,) = evaluate(db, "cancer", windowing=WINDOWING, policies=[RULE])
         estimate = evaluation.metrics["estimate"]
-        expected = direct.estimate(probabilities[:, 1], y_pred=predictions)
+        expected = direct.estimate(probabilities[:, 1], y_pred=predictions, inputs=inputs)
         assert estimate["rows"] == PER_WINDOW and estimate["unmatched"] == 0
         for name, metric in expected.metrics.items():
             assert estimate["metrics"][name] == {
@@ -108,7 +111,12 @@ def test_the_estimate_equals_performance_estimation_and_tracks_the_realised_accu
                 "low": metric.low,
                 "high": metric.high,
             }
-        assert estimate["trusted"] is expected.trusted is True
+        assert estimate["trusted"] is expected.trusted
+        assert estimate["warnings"] == list(expected.warnings)
+        assert estimate["weighting"] == expected.weighting
+        assert estimate["density_ratio"] == expected.density_ratio
+        weightings.append(estimate["weighting"])
+        warned.append(len(estimate["warnings"]))
         assert evaluation.metrics["estimated_accuracy"] == expected["accuracy"].value
         # The labels were joined before the window closed: the realised accuracy is
         # scikit-learn's on the same rows, and the window's task metric.
@@ -124,11 +132,17 @@ def test_the_estimate_equals_performance_estimation_and_tracks_the_realised_accu
     assert np.max(np.abs(np.array(estimated) - np.array(realised))) < 0.06
     assert max(estimated[SHIFT_AT:]) < min(estimated[:SHIFT_AT])
     assert max(realised[SHIFT_AT:]) < min(realised[:SHIFT_AT])
-    # Estimated 0.89 and 0.86 in the first two shifted windows: the rule fires in the second.
-    assert fired == [SHIFT_AT + 1]
+    # The shifted windows' inputs moved (the domain classifier tells them from the
+    # reference's), so their calibration is reweighted; windows 1 and 2 have a tenth of
+    # their rows outside the range of the 250 reference rows in one of 30 features.
+    assert weightings == ["none"] * SHIFT_AT + ["density-ratio"] * 3
+    assert warned == [0, 1, 1, 0, 0, 0]
+    # Estimated 0.913, 0.855 and 0.851 in the shifted windows: the rule fires in the third.
+    assert [round(e, 3) for e in estimated[SHIFT_AT:]] == [0.913, 0.855, 0.851]
+    assert fired == [SHIFT_AT + 2]
     (evidence,) = read_alerts(db, "cancer")["evidence"]
-    assert [w["value"] for w in evidence["windows"]] == estimated[SHIFT_AT : SHIFT_AT + 2]
-    assert evidence["estimate"]["metrics"]["accuracy"]["value"] == estimated[SHIFT_AT + 1]
+    assert [w["value"] for w in evidence["windows"]] == estimated[SHIFT_AT + 1 : SHIFT_AT + 3]
+    assert evidence["estimate"]["metrics"]["accuracy"]["value"] == estimated[SHIFT_AT + 2]
 
 
 def test_a_window_without_labels_has_the_estimate_in_status_and_gauges(db, clock, cancer):

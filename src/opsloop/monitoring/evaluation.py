@@ -416,7 +416,14 @@ def _evaluate_window(
     metrics["input_anomaly_p_value"] = anomalies["p_value"]
     metrics["estimate"], metrics["estimated_accuracy"] = None, None
     if estimator is not None:
-        rows = scored_rows(db, deployment, variant, start, start + windowing.window_ms)
+        rows = scored_rows(
+            db,
+            deployment,
+            variant,
+            start,
+            start + windowing.window_ms,
+            with_inputs=reference.scores.inputs is not None,
+        )
         metrics["estimate"] = window_estimate(estimator, reference.scores, rows)
         if metrics["estimate"] is not None:
             metrics["estimated_accuracy"] = metrics["estimate"]["metrics"]["accuracy"]["value"]

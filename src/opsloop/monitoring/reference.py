@@ -7,8 +7,9 @@ outputs on ``frame``) add the reference of the output distribution, and ``labels
 answers) the reference's own error, against which a window's error is judged
 (:mod:`.decay_kind`), and rows a retraining may mix in (:mod:`.training_window`). A
 classifier's ``probabilities`` on ``frame`` (one column per class, in the order of
-``classes``), with the ``labels``, are kept as :class:`~.reference_scores.ReferenceScores`:
-what the estimate of a window's metrics before its labels arrive is calibrated on
+``classes``), with the ``labels`` and the same rows' numeric inputs, are kept as
+:class:`~.reference_scores.ReferenceScores`: what the estimate of a window's metrics before
+its labels arrive is calibrated on, reweighted by the density ratio of the window's inputs
 (:mod:`.window_estimate`). Setting it is recorded in the audit log (entity
 ``monitor:DEPLOYMENT``).
 
@@ -207,7 +208,7 @@ def set_reference(
             raise InvalidArgumentError(
                 f"probabilities: {len(probabilities)} rows for {len(frame)} rows; give one per row"
             )
-        scores = ReferenceScores.of(probabilities, labels, classes, seed=seed)
+        scores = ReferenceScores.of(probabilities, labels, classes, inputs=frame, seed=seed)
     elif classes is not None:
         raise InvalidArgumentError("classes: name the columns of probabilities; give those too")
     schema = infer_schema(frame)

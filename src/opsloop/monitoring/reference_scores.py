@@ -10,11 +10,23 @@ scikit-learn model's ``classes_``). All rows are kept up to :data:`MAX_SCORED_RO
 larger reference keeps a seeded uniform choice of that many, so that the estimate is
 calibrated on the same rows at every evaluation.
 
+Given the reference's ``inputs``, the same rows' numeric inputs are kept beside their
+scores (``features``, ``inputs``): the columns of a numeric type (booleans left out) with no
+missing value. With them the calibration is reweighted by the density ratio of a window's
+inputs against these (:meth:`PerformanceEstimator.estimate
+<opsloop.analysis.performance_estimation.PerformanceEstimator.estimate>`); a reference kept
+before inputs were, or with no such column, has none and its estimate is unweighted.
+
 >>> scores = ReferenceScores.of([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], [0, 1, 1], [0, 1])
 >>> scores.labels.tolist(), scores.classes, scores.binary
 ([0, 1, 1], (0, 1), True)
 >>> ReferenceScores.from_state(scores.to_state()).scores.tolist() == scores.scores.tolist()
 True
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "n": [1.0, None, 2.0], "c": ["a", "b", "a"]})
+>>> kept = ReferenceScores.of([0.2, 0.7, 0.4], [0, 1, 1], inputs=frame)
+>>> kept.features, ReferenceScores.from_state(kept.to_state()).inputs.tolist()
+(('x',), [[1.0], [2.0], [3.0]])
 """
 
 from __future__ import annotations
@@ -29,6 +41,8 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from opsloop.analysis.performance_estimation import PerformanceEstimator
 from opsloop.errors import InvalidArgumentError
@@ -74,14 +88,43 @@ def class_index(values: Sequence, classes: Sequence, field: str) -> np.ndarray:
     return found
 
 
+def _numeric_inputs(
+    inputs: pd.DataFrame | None, rows: int
+) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """The names and values of ``inputs``' numeric columns with no missing value (the
+    density ratio needs finite numbers), or ``((), None)`` when there is none."""
+    if inputs is None:
+        return (), None
+    if not isinstance(inputs, pd.DataFrame):
+        raise InvalidArgumentError(f"inputs: a pandas DataFrame, got {type(inputs).__name__}")
+    if len(inputs) != rows:
+        raise InvalidArgumentError(
+            f"inputs: {len(inputs)} rows for {rows} probability rows; give one per row"
+        )
+    names = []
+    for name in inputs.columns:
+        column = inputs[name]
+        if not is_numeric_dtype(column) or is_bool_dtype(column):
+            continue
+        if np.isfinite(column.to_numpy(dtype=np.float64)).all():
+            names.append(name)
+    if not names:
+        return (), None
+    matrix = inputs[names].to_numpy(dtype=np.float64)
+    return tuple(str(n) for n in names), np.ascontiguousarray(matrix)
+
+
 @dataclass(frozen=True)
 class ReferenceScores:
     """The ``classes`` (in the order of the probability columns), the ``scores`` (rows ×
-    classes) and the ``labels`` (index of each row's true class)."""
+    classes) and the ``labels`` (index of each row's true class), and the same rows'
+    numeric ``inputs`` (rows × ``features``; ``None`` when none are kept)."""
 
     classes: tuple
     scores: np.ndarray
     labels: np.ndarray
+    features: tuple[str, ...] = ()
+    inputs: np.ndarray | None = None
 
     @property
     def binary(self) -> bool:
@@ -96,12 +139,14 @@ class ReferenceScores:
         labels: Sequence | np.ndarray,
         classes: Sequence | None = None,
         *,
+        inputs: pd.DataFrame | None = None,
         limit: int = MAX_SCORED_ROWS,
         seed: int = 0,
     ) -> ReferenceScores:
         """Check and keep the reference's ``probabilities`` (one column per class, or the
         second class's probability alone for two classes) with its ``labels``; ``classes``
-        defaults to ``0 .. k-1``.
+        defaults to ``0 .. k-1``. ``inputs`` (a frame, one row per row of probabilities)
+        keeps the same rows' numeric inputs (see the module docstring).
 
         >>> ReferenceScores.of([[0.5, 0.6]], [1])
         Traceback (most recent call last):
@@ -142,10 +187,12 @@ class ReferenceScores:
                 f"labels: {len(values)} labels for {len(array)} probability rows; give one per row"
             )
         index = class_index(values.tolist(), classes, "labels")
+        features, matrix = _numeric_inputs(inputs, len(array))
         if len(array) > limit:
             kept = np.sort(np.random.default_rng(seed).choice(len(array), limit, replace=False))
             array, index = array[kept], index[kept]
-        return cls(classes, array, index)
+            matrix = None if matrix is None else matrix[kept]
+        return cls(classes, array, index, features, matrix)
 
     @cached_property
     def sha256(self) -> str:
@@ -161,6 +208,9 @@ class ReferenceScores:
         digest.update(repr((self.classes, self.scores.shape)).encode())
         digest.update(np.ascontiguousarray(self.scores, dtype="<f8").tobytes())
         digest.update(np.ascontiguousarray(self.labels, dtype="<i8").tobytes())
+        if self.inputs is not None:
+            digest.update(repr(self.features).encode())
+            digest.update(np.ascontiguousarray(self.inputs, dtype="<f8").tobytes())
         return digest.hexdigest()
 
     def estimator(self) -> PerformanceEstimator:
@@ -183,7 +233,7 @@ class ReferenceScores:
                 _fitted.move_to_end(key)
                 return found
         fitted = PerformanceEstimator().fit(
-            self.labels, self.scores[:, 1] if self.binary else self.scores
+            self.labels, self.scores[:, 1] if self.binary else self.scores, inputs=self.inputs
         )
         with _fitted_lock:
             # Two threads that fitted the same rows at once keep the first fit.
@@ -195,12 +245,16 @@ class ReferenceScores:
 
     def to_state(self) -> dict:
         """A JSON-safe dict of everything, floats bit for bit (:meth:`from_state`)."""
-        return {
+        state = {
             "classes": list(self.classes),
             "shape": list(self.scores.shape),
             "scores": _encoded(self.scores.astype("<f8")),
             "labels": _encoded(self.labels.astype("<i8")),
         }
+        if self.inputs is not None:
+            state["features"] = list(self.features)
+            state["inputs"] = _encoded(self.inputs.astype("<f8"))
+        return state
 
     @classmethod
     def from_state(cls, state: dict) -> ReferenceScores:
@@ -210,4 +264,18 @@ class ReferenceScores:
             rows, columns
         )
         labels = np.frombuffer(base64.b64decode(state["labels"]), dtype="<i8")
-        return cls(tuple(state["classes"]), scores.astype(np.float64), labels.astype(np.int64))
+        features, inputs = (), None
+        # A reference kept before its inputs were has neither key.
+        if state.get("inputs") is not None:
+            features = tuple(state["features"])
+            inputs = np.frombuffer(base64.b64decode(state["inputs"]), dtype="<f8").reshape(
+                rows, len(features)
+            )
+            inputs = inputs.astype(np.float64)
+        return cls(
+            tuple(state["classes"]),
+            scores.astype(np.float64),
+            labels.astype(np.int64),
+            features,
+            inputs,
+        )

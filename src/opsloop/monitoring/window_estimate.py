@@ -12,9 +12,20 @@ served predictions, for more on all columns. A row whose classes differ from the
 reference's, or whose prediction is not one of them, is left out and counted
 (``unmatched``).
 
+When the reference keeps its rows' numeric inputs (:mod:`.reference_scores`), the window's
+rows' inputs (from their events, aligned with their scores) are passed too, so the
+calibration is reweighted by the density ratio of the window's inputs against the
+reference's when they moved: ``weighting`` says which calibration was used
+(``"density-ratio"`` or ``"none"``), ``unweighted`` keeps the unweighted point estimates,
+``density_ratio`` the ratio's summary. ``weighting_note`` says why no ratio was estimated:
+a reference kept before its inputs were (or with no numeric input), a window with fewer
+than :data:`MIN_WEIGHTED_ROWS` rows, or rows lacking a number for one of the reference's
+features.
+
 The estimate (``metrics``: value, standard error and interval per metric) says whether it
 is ``trusted`` and why not (``warnings``: the reference's calibration error, scores outside
-the reference's range). Rows of the window that already have their label when it is
+the reference's range, inputs outside the reference's support or range, a weighted
+reference worth too few rows). Rows of the window that already have their label when it is
 evaluated are counted (``labelled``) and their accuracy given (``realised_accuracy``);
 when every row has its label, ``covered`` says whether the accuracy's interval held it.
 
@@ -32,6 +43,8 @@ when every row has its label, ``covered`` says whether the accuracy's interval h
 ...                         scored_rows(db, "api", "default", 0, 3_600_000))
 >>> found["rows"], found["trusted"], round(found["metrics"]["accuracy"]["value"], 2)
 (50, True, 0.73)
+>>> found["weighting"], found["weighting_note"][:40]
+('none', 'the reference keeps no numeric inputs be')
 """
 
 from __future__ import annotations
@@ -48,20 +61,27 @@ from opsloop.analysis.performance_estimation import PerformanceEstimator
 from opsloop.monitoring.reference_scores import ReferenceScores
 from opsloop.store import tables
 from opsloop.store.database import Database
+from opsloop.store.input_batches import event_inputs
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
+
+#: The fewest rows a window (and the reference) needs for its density ratio: one per fold
+#: of :func:`~opsloop.analysis.density_ratio.estimate_density_ratio`'s cross-fitting.
+MIN_WEIGHTED_ROWS = 5
 
 
 @dataclass(frozen=True)
 class ScoredRows:
     """A window's answered rows with probabilities: ``classes`` of each row's
-    ``probabilities`` (``None`` when the output had none), the ``predictions`` and the
-    ``labels`` (``None`` where none came yet), in event order."""
+    ``probabilities`` (``None`` when the output had none), the ``predictions``, the
+    ``labels`` (``None`` where none came yet) and, when read, each row's ``inputs`` (its
+    record, or ``None``), in event order."""
 
     classes: list
     probabilities: list
     predictions: list
     labels: list
+    inputs: list | None = None
 
 
 def _outputs(output: Any, n_rows: int) -> tuple[list, list, list]:
@@ -80,11 +100,26 @@ def _outputs(output: Any, n_rows: int) -> tuple[list, list, list]:
     return [classes] * n_rows, probabilities, predictions
 
 
-def scored_rows(db: Database, deployment: str, variant: str, start_ms: int, end_ms: int):
+def scored_rows(
+    db: Database,
+    deployment: str,
+    variant: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    with_inputs: bool = False,
+):
     """The rows ``variant`` answered as primary in ``[start_ms, end_ms)``, each with its
-    probabilities, prediction and label (see :class:`ScoredRows`)."""
+    probabilities, prediction and label, and its inputs if ``with_inputs`` (see
+    :class:`ScoredRows`)."""
     query = (
-        sa.select(_events.c.inputs_json, _events.c.output_json, _feedback.c.label_json)
+        sa.select(
+            _events.c.inputs_json,
+            _events.c.output_json,
+            _feedback.c.label_json,
+            _events.c.input_batch_id,
+            _events.c.input_row,
+        )
         .select_from(
             _events.outerjoin(
                 _feedback,
@@ -106,12 +141,23 @@ def scored_rows(db: Database, deployment: str, variant: str, start_ms: int, end_
         .order_by(_events.c.at_ms, _events.c.id)
     )
     classes, probabilities, predictions, labels = [], [], [], []
+    records: list | None = [] if with_inputs else None
     with db.read() as connection:
         rows = connection.execute(query).all()
-    for inputs_json, output_json, label_json in rows:
+        decoded = (
+            event_inputs(connection, [(text, batch, row) for text, _, _, batch, row in rows])
+            if with_inputs
+            else None
+        )
+    for at, (inputs_json, output_json, label_json, _, _) in enumerate(rows):
         # An event logged in a batch (no text of its own) has one record.
-        inputs = None if inputs_json is None else json.loads(inputs_json)
+        if decoded is not None:
+            inputs = decoded[at]
+        else:
+            inputs = None if inputs_json is None else json.loads(inputs_json)
         n_rows = len(inputs) if isinstance(inputs, list) else 1
+        if records is not None:
+            records += inputs if isinstance(inputs, list) else [inputs]
         found = _outputs(json.loads(output_json), n_rows)
         classes += found[0]
         probabilities += found[1]
@@ -123,7 +169,7 @@ def scored_rows(db: Database, deployment: str, variant: str, start_ms: int, end_
             labels += label
         else:
             labels += [None] * n_rows
-    return ScoredRows(classes, probabilities, predictions, labels)
+    return ScoredRows(classes, probabilities, predictions, labels, records)
 
 
 def _finite(value: float) -> float | None:
@@ -149,6 +195,53 @@ def _matched(reference: ReferenceScores, rows: ScoredRows) -> tuple[np.ndarray, 
     return np.asarray(predicted, dtype=np.int64), keep
 
 
+def _inputs_of(
+    reference: ReferenceScores, rows: ScoredRows, keep: list[int]
+) -> tuple[np.ndarray | None, str | None]:
+    """The kept rows' inputs in the reference's ``features`` (rows × features), or ``None``
+    and why not."""
+    if reference.inputs is None:
+        return None, (
+            "the reference keeps no numeric inputs beside its scores (kept before they were, "
+            "or it has no numeric column without missing values): the calibration is not "
+            "reweighted; set the reference again to weight it by the density ratio"
+        )
+    if rows.inputs is None:
+        return None, "the window's inputs were not read: the calibration is not reweighted"
+    if len(keep) < MIN_WEIGHTED_ROWS or len(reference.labels) < MIN_WEIGHTED_ROWS:
+        return None, (
+            f"the density ratio needs at least {MIN_WEIGHTED_ROWS} rows in the window and in "
+            "the reference: the calibration is not reweighted"
+        )
+    matrix = np.empty((len(keep), len(reference.features)), dtype=np.float64)
+    lacking = 0
+    for j, i in enumerate(keep):
+        record = rows.inputs[i]
+        values = [None] * len(reference.features)
+        if isinstance(record, dict):
+            values = [record.get(name) for name in reference.features]
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            lacking += 1
+            continue
+        matrix[j] = values
+    if lacking:
+        return None, (
+            f"{lacking} of the window's {len(keep)} rows lack a finite number for one of the "
+            f"reference's features {list(reference.features)}: the calibration is not "
+            "reweighted"
+        )
+    return matrix, None
+
+
+def _finite_values(values: dict | None) -> dict | None:
+    if values is None:
+        return None
+    return {k: v if isinstance(v, int) else _finite(v) for k, v in values.items()}
+
+
 def window_estimate(
     estimator: PerformanceEstimator, reference: ReferenceScores, rows: ScoredRows
 ) -> dict[str, Any] | None:
@@ -160,7 +253,10 @@ def window_estimate(
     scores = np.asarray([rows.probabilities[i] for i in keep], dtype=np.float64)
     if not np.all(np.isfinite(scores)) or np.any(scores < 0) or np.any(scores > 1):
         return None
-    found = estimator.estimate(scores[:, 1] if reference.binary else scores, y_pred=predicted)
+    inputs, note = _inputs_of(reference, rows, keep)
+    found = estimator.estimate(
+        scores[:, 1] if reference.binary else scores, y_pred=predicted, inputs=inputs
+    )
     labels = [rows.labels[i] for i in keep]
     position = {c: i for i, c in enumerate(reference.classes)}
     known = [(p, position.get(y)) for p, y in zip(predicted.tolist(), labels, strict=True)]
@@ -184,6 +280,10 @@ def window_estimate(
         "warnings": list(found.warnings),
         "reference_ece": found.reference_ece,
         "share_outside_reference": found.share_outside_reference,
+        "weighting": found.weighting,
+        "unweighted": _finite_values(found.unweighted),
+        "density_ratio": _finite_values(found.density_ratio),
+        "weighting_note": note,
         "labelled": len(known),
         "realised_accuracy": realised,
         "covered": accuracy.covers(realised) if len(known) == found.rows else None,
