@@ -19,6 +19,9 @@ def test_actions_take_their_options_with_defaults():
         "reference_share": 0.25,
         "holdout": 0.3,
         "min_rows": 80,
+        "window": "since_change_point",
+        "since": "",
+        "neighbours": 5,
     }
     hook = Policy.parse("error_rate > 0.1 → webhook(url=https://h.example/x?a=1, retries=0)")
     assert (hook.option("url"), hook.option("retries"), hook.option("timeout_s")) == (
