@@ -160,6 +160,7 @@ def status_command(
             cells["input_anomaly_rate"] = f"{rate} ({row['input_flagged']}/{row['input_scored']})"
         table.add_row(*cells.values())
     print_table(table)
+    out.print(f"reference: {status.get('reference') or 'none'}", markup=False)
     labels = status["labels"]
     out.print(
         "labels: " + ", ".join(f"{count} {name}" for name, count in labels.items()), markup=False
