@@ -81,6 +81,7 @@ def test_evaluate_status_and_report(wine_traffic, tmp_path):
     ]  # window 3, T0 + 3 h
     table = runner.invoke(app, ["monitor", "status", "wine"])
     assert table.exit_code == 0 and f"{RULE} -> alert" in table.output
+    assert document["reference"] == "set explicitly" and "reference: set explicitly" in table.output
     out = tmp_path / "wine.html"
     report = runner.invoke(app, ["monitor", "report", "wine", "--html", str(out)])
     assert report.exit_code == 0, report.output

@@ -5,7 +5,7 @@ for each, and a new reference is fitted anew."""
 from __future__ import annotations
 
 from opsloop.analysis.performance_estimation import PerformanceEstimator
-from opsloop.monitoring import reference_scores
+from opsloop.data import reference_scores
 from opsloop.monitoring.evaluation import evaluate
 from opsloop.monitoring.event_log import log_predictions
 from opsloop.monitoring.reference import get_reference, set_reference

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from opsloop.data.profile import profile
+from opsloop.data.row_sample import KEY_COLUMN, row_keys
 from opsloop.monitoring.event_log import log_predictions
-from opsloop.monitoring.reservoir import KEY_COLUMN, row_keys
 from opsloop.monitoring.software_metrics import LATENCY_BOUNDS_MS
 from opsloop.monitoring.window_store import read_window, update_windows, window_starts
 from opsloop.monitoring.windowing import Windowing

@@ -45,6 +45,9 @@ RULES_BEYOND_THE_SCHEMA = (
     # A version is registered over HTTP from a stored artifact, with its flavor.
     "flavor must be one of sklearn, onnx, pytorch, python, got None",
     "register needs a model object or an artifact_sha256",
+    # A version's training reference is compressed JSON in base64 (a profile, a schema and
+    # a sample that agree with each other), built by the client from the training data.
+    '"detail":"training_reference',
     # An upload's bytes hash to the sha256 in its path.
     "artifact body: expected sha256",
     # A deployment's definition: a variant serves a version or follows an alias, its role

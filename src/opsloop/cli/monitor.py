@@ -166,6 +166,7 @@ def status_command(
             cells["records_per_request_mean"] = f"{cells['records_per_request_mean']} (max {most})"
         table.add_row(*cells.values())
     print_table(table)
+    out.print(f"reference: {status.get('reference') or 'none'}", markup=False)
     labels = status["labels"]
     out.print(
         "labels: " + ", ".join(f"{count} {name}" for name, count in labels.items()), markup=False

@@ -2,7 +2,7 @@
 watched by a detector and by policies that raise alerts.
 
 Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event_log`
-(``log_predictions``, ``log_labels``), :mod:`.reservoir` (the mergeable sample),
+(``log_predictions``, ``log_labels``), :mod:`opsloop.data.row_sample` (the mergeable sample),
 :mod:`.software_metrics`, :mod:`.window_part` (one worker's share of a window),
 :mod:`.window_store` (windows in the store), :mod:`.reference`, :mod:`.window_metrics`
 (with :mod:`.input_length` and a regression's :mod:`.residuals`),
@@ -11,7 +11,7 @@ Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event
 changes), :mod:`.feature_stream` (a detector per input feature, on where a deployment turns
 it on), :mod:`.iso_time` (times in reasons people read),
 :mod:`.decay_kind` (data or concept drift), :mod:`.window_estimate` (metrics estimated
-before labels, calibrated on :mod:`.reference_scores`; :mod:`.estimate_check` once they
+before labels, calibrated on :mod:`opsloop.data.reference_scores`; :mod:`.estimate_check` once they
 come), :mod:`.process_metrics` (the serving workers' memory and CPU), :mod:`.alert_log`,
 :mod:`.policy_actions` (what a rule does: :mod:`.webhook_action`, :mod:`.rollback_action`,
 :mod:`.promote_action`, :mod:`.retrain_action` on a :mod:`.training_window` (the older rows

@@ -10,7 +10,7 @@ prediction events of the primary and of the candidate, at most :data:`MAX_EVENTS
 * ``estimate``: the accuracy of each arm estimated from its confidence, before labels
   arrive, as monitoring's windows estimate it (:mod:`.window_estimate`): each row's
   probability of its predicted class, calibrated on the deployment's reference (its
-  probabilities and labels, :mod:`.reference_scores`). Its mean over an arm's rows is
+  probabilities and labels, :mod:`opsloop.data.reference_scores`). Its mean over an arm's rows is
   that arm's estimated accuracy (confidence-based performance estimation); a
   :class:`~opsloop.analysis.sequential.MeanGate` (``worse="lower"``) reads the rows of
   both arms in the order they were answered and fails a candidate whose estimate is
@@ -114,7 +114,7 @@ def confidence_rows(events: pd.DataFrame, reference) -> tuple[np.ndarray, np.nda
     estimated accuracy, as :class:`~opsloop.analysis.performance_estimation.
     PerformanceEstimator` gives it).
 
-    >>> from opsloop.monitoring.reference_scores import ReferenceScores
+    >>> from opsloop.data.reference_scores import ReferenceScores
     >>> scores = ReferenceScores.of([0.1, 0.3, 0.6, 0.9] * 5, [0, 0, 1, 1] * 5)
     >>> events = pd.DataFrame({"candidate": [True], "output": [
     ...     {"predictions": [1], "probabilities": [[0.2, 0.8]], "classes": [0, 1]}]})

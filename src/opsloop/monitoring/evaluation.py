@@ -108,7 +108,7 @@ from opsloop.monitoring.monitor_state import get_state, lock_monitor, put_state
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.process_metrics import window_process
-from opsloop.monitoring.reference import Reference, get_reference
+from opsloop.monitoring.reference import Reference, reference_with_origin
 from opsloop.monitoring.window_estimate import scored_rows, window_estimate
 from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
@@ -279,7 +279,7 @@ def evaluate(
     context.check(rules)
     _run_pending(db, deployment, context, final=False)
     update_windows(db, deployment, windowing, worker=worker)
-    reference = get_reference(db, deployment)
+    reference, origin = reference_with_origin(db, deployment)
     # Fitted once for every window of this call: the reference's calibration is the same.
     estimator = None if reference.scores is None else reference.scores.estimator()
     detector = stated_detector(db, deployment)
@@ -311,6 +311,7 @@ def evaluate(
                 estimator,
                 detector,
                 features,
+                origin,
             )
             ran = _run_pending(db, deployment, context, final=False)
             outcomes, carried = carried + tuple(o for _, o in ran), ()
@@ -393,6 +394,7 @@ def _evaluate_window(
     estimator=None,
     input_detector: StatedDetector | None = None,
     features: dict[str, Any] | None = None,
+    origin: str | None = None,
 ) -> WindowEvaluation | None:
     key = f"{variant}:{windowing.window_ms}"
     window = read_window(db, deployment, variant, windowing, start)
@@ -402,6 +404,9 @@ def _evaluate_window(
     before = None if previous is None else read_window(db, deployment, variant, windowing, previous)
     metrics, errors = window_metrics(window, reference, labelled, alpha=alpha, previous=before)
     metrics["previous_start_ms"] = previous
+    # Which reference the drift was judged against: "set explicitly", or the training data
+    # registered with the version the primary variant served when the window was evaluated.
+    metrics["reference"] = origin
     metrics["process"] = window_process(db, deployment, start, start + windowing.window_ms)
     for name in ("process_rss_bytes", "process_cpu_seconds"):
         metrics[name] = None if metrics["process"] is None else metrics["process"][name]

@@ -45,6 +45,7 @@ from opsloop.monitoring.reference import (
     REFERENCE_SAMPLE_SIZE,
     ReferenceSummary,
     get_reference,
+    reference_with_origin,
     set_reference,
 )
 from opsloop.monitoring.retrain_queue import (
@@ -283,7 +284,7 @@ class Monitoring:
         Traceback (most recent call last):
         opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; ...
         """
-        return ReferenceSummary.of(get_reference(self.db, deployment))
+        return ReferenceSummary.of(*reference_with_origin(self.db, deployment))
 
     def retrain_requests(self, deployment: str, *, state: str | None = None) -> list[dict]:
         """The retrain requests queued for followers, oldest first (see

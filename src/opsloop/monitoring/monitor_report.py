@@ -15,8 +15,8 @@ evaluations in the store.
 ...                     at_ms=60_000)
 >>> _ = evaluate(db, "api", policies=["drift_share > 0.5 -> alert"])
 >>> status = monitor_status(db, "api")
->>> status["windows"][0]["drift_share"], status["alerts"][0]["rule"]
-(1.0, 'drift_share > 0.5 -> alert')
+>>> status["windows"][0]["drift_share"], status["alerts"][0]["rule"], status["reference"]
+(1.0, 'drift_share > 0.5 -> alert', 'set explicitly')
 >>> report = monitor_report(db, "api")
 >>> report.drift[["window", "feature", "drifted"]].values.tolist()
 [['1970-01-01 00:00', 'x', True]]
@@ -28,10 +28,12 @@ from typing import Any
 
 import pandas as pd
 
+from opsloop.errors import NotFoundError
 from opsloop.monitoring.estimate_check import estimate_check
 from opsloop.monitoring.evaluation import read_alerts, read_evaluations
 from opsloop.monitoring.event_log import label_counts
 from opsloop.monitoring.policy_record import read_actions
+from opsloop.monitoring.reference import reference_origin
 from opsloop.monitoring.windowing import Windowing
 from opsloop.reports.monitoring import MonitoringReport
 
@@ -70,14 +72,21 @@ def monitor_status(
 ) -> dict[str, Any]:
     """The ``last`` evaluated windows (per variant, with :data:`SHOWN_METRICS`, the
     requests the input anomaly detector scored and flagged, the interval of the mean
-    residual and the most records of one request), the label counts and the alerts of
-    ``deployment``, as a JSON-safe dict."""
+    residual and the most records of one request), the label counts, the alerts of
+    ``deployment`` and where its reference comes from now (``reference``: ``"set
+    explicitly"``, ``"registered with MODEL vN"``, or ``None`` without one), as a JSON-safe
+    dict."""
     windowing = windowing or Windowing()
+    try:
+        origin = reference_origin(db, deployment)
+    except NotFoundError:
+        origin = None
     evaluations = read_evaluations(db, deployment, windowing)[-last:]
     alerts = read_alerts(db, deployment)
     return {
         "deployment": deployment,
         "window_ms": windowing.window_ms,
+        "reference": origin,
         "windows": [
             {
                 "variant": e.variant,

@@ -379,6 +379,11 @@ class MonitorStatus(BaseModel):
 
     deployment: str
     window_ms: int
+    reference: str | None = Field(
+        default=None,
+        description='where the reference comes from: "set explicitly", "registered with '
+        'MODEL vN" (the version the primary variant serves), or null without one',
+    )
     windows: list[dict[str, Any]]
     labels: dict[str, int]
     alerts: list[dict[str, Any]]

@@ -1,6 +1,6 @@
 """A deployment's reference: what its live inputs (and outputs) are compared with, usually
-the training data. Its profile, its inferred schema (for out-of-schema rates) and a bounded
-seeded sample of its rows (for exact two-sample tests) are kept in the store.
+the training data (:class:`opsloop.data.training_reference.Reference`: its profile, schema
+and a bounded seeded sample of its rows), kept in the store.
 
 ``set_reference(db, deployment, frame)`` sets it explicitly; ``predictions`` (the model's
 outputs on ``frame``) add the reference of the output distribution, and ``labels`` (the true
@@ -8,10 +8,15 @@ answers) the reference's own error, against which a window's error is judged
 (:mod:`.decay_kind`), and rows a retraining may mix in (:mod:`.training_window`). A
 classifier's ``probabilities`` on ``frame`` (one column per class, in the order of
 ``classes``), with the ``labels`` and the same rows' numeric inputs, are kept as
-:class:`~.reference_scores.ReferenceScores`: what the estimate of a window's metrics before
-its labels arrive is calibrated on, reweighted by the density ratio of the window's inputs
-(:mod:`.window_estimate`). Setting it is recorded in the audit log (entity
+:class:`~opsloop.data.reference_scores.ReferenceScores`: what the estimate of a window's
+metrics before its labels arrive is calibrated on, reweighted by the density ratio of the
+window's inputs (:mod:`.window_estimate`). Setting it is recorded in the audit log (entity
 ``monitor:DEPLOYMENT``).
+
+A deployment with no reference set uses the one registered with the model version its
+primary variant serves now (the stable variant while a canary ramps), when that version was
+registered with its training data (``ModelRegistry.register(..., training_data=frame)``);
+:func:`reference_origin` says which. A set reference wins.
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]})
@@ -23,36 +28,30 @@ its labels arrive is calibrated on, reweighted by the density ratio of the windo
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from opsloop.data.drift import ReferenceProfile
-from opsloop.data.profile import Profile, profile
-from opsloop.data.schema import Schema, infer_schema
-from opsloop.errors import InvalidArgumentError, NotFoundError
-from opsloop.monitoring.reference_scores import ReferenceScores
-from opsloop.monitoring.reservoir import RowSample
-from opsloop.monitoring.window_part import PREDICTION_COLUMN
+from opsloop.data.training_reference import (
+    LABEL_COLUMN,
+    REFERENCE_SAMPLE_SIZE,
+    Reference,
+    build_reference,
+)
+from opsloop.errors import NotFoundError
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 
 _references = tables.monitoring_references
-#: Rows of the reference kept for exact tests, unless ``sample_size`` says otherwise.
-REFERENCE_SAMPLE_SIZE = 5000
-#: The sample's column of the reference's labels (a name no input will have).
-LABEL_COLUMN = "__label__"
+#: Where a reference set with :func:`set_reference` came from, in :func:`reference_origin`.
+SET_EXPLICITLY = "set explicitly"
 #: Decoded references kept in this process, by the digest of their stored bytes.
 DECODED_KEPT = 8
 _decoded: OrderedDict[bytes, Reference] = OrderedDict()
@@ -60,78 +59,16 @@ _decoded_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
-class Reference:
-    """The reference's input ``features``, ``profile`` (inputs, and the
-    :data:`~opsloop.monitoring.window_part.PREDICTION_COLUMN` when ``has_predictions``),
-    ``schema`` of the inputs and ``sample`` of rows (with the :data:`LABEL_COLUMN` when
-    ``has_labels``), and the model's ``scores`` on it with the labels (``None`` unless
-    probabilities were given)."""
-
-    features: tuple[str, ...]
-    profile: Profile
-    schema: Schema
-    sample: RowSample
-    has_predictions: bool
-    has_labels: bool = False
-    scores: ReferenceScores | None = None
-
-    @cached_property
-    def drift_profile(self) -> ReferenceProfile:
-        """The sample's inputs (and the :data:`PREDICTION_COLUMN` when ``has_predictions``)
-        summarised for the drift tests: numbers sorted, categories counted. Built on first
-        use and kept, so that the windows compared with one reference share one summary
-        instead of sorting the reference's columns again for each window; equal to what
-        :func:`opsloop.data.drift.compare` summarises from :meth:`RowSample.frame`.
-
-        >>> import pandas as pd
-        >>> ref = set_reference(db, "api", pd.DataFrame({"x": [3.0, 1.0, 2.0]}))
-        >>> ref.drift_profile["x"].sample.values.tolist()
-        [1.0, 2.0, 3.0]
-        >>> ref.drift_profile is ref.drift_profile
-        True
-        """
-        columns = list(self.features) + ([PREDICTION_COLUMN] if self.has_predictions else [])
-        return ReferenceProfile.from_frame(self.sample.frame(), columns)
-
-    def to_bytes(self) -> bytes:
-        """Compressed JSON of everything (:meth:`from_bytes` reads it back)."""
-        state = {
-            "features": list(self.features),
-            "profile": self.profile.to_state(),
-            "schema": self.schema.to_dict(),
-            "sample": base64.b64encode(self.sample.to_bytes()).decode(),
-            "has_predictions": self.has_predictions,
-            "has_labels": self.has_labels,
-            "scores": None if self.scores is None else self.scores.to_state(),
-        }
-        return zlib.compress(json.dumps(state, separators=(",", ":"), default=str).encode(), 1)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Reference:
-        """Rebuild from :meth:`to_bytes`."""
-        state = json.loads(zlib.decompress(data))
-        return cls(
-            tuple(state["features"]),
-            Profile.from_state(state["profile"]),
-            Schema.from_dict(state["schema"]),
-            RowSample.from_bytes(base64.b64decode(state["sample"])),
-            bool(state["has_predictions"]),
-            bool(state.get("has_labels", False)),  # references set before labels were kept
-            None if state.get("scores") is None else ReferenceScores.from_state(state["scores"]),
-        )
-
-
-@dataclass(frozen=True)
 class ReferenceSummary:
     """What a reference holds, without its data: the input ``features``, how many ``rows``
     it was made of, how many of them its ``sample`` keeps, whether it ``has_predictions`` and
-    ``has_labels``, and how many rows' probabilities it keeps to calibrate the estimate on
-    (``scored_rows``).
+    ``has_labels``, how many rows' probabilities it keeps to calibrate the estimate on
+    (``scored_rows``), and where it came from (``origin``, see :func:`reference_origin`).
 
     >>> import pandas as pd
     >>> ref = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0, 3.0]}), sample_size=2)
     >>> ReferenceSummary.of(ref)
-    ReferenceSummary(features=('x',), rows=3, sample=2, has_predictions=False, has_labels=False, scored_rows=0)
+    ReferenceSummary(features=('x',), rows=3, sample=2, has_predictions=False, has_labels=False, scored_rows=0, origin='set explicitly')
     """  # noqa: E501 - a doctest's expected output is one line
 
     features: tuple[str, ...]
@@ -140,10 +77,11 @@ class ReferenceSummary:
     has_predictions: bool
     has_labels: bool = False
     scored_rows: int = 0
+    origin: str = SET_EXPLICITLY
 
     @classmethod
-    def of(cls, reference: Reference) -> ReferenceSummary:
-        """The summary of ``reference``."""
+    def of(cls, reference: Reference, origin: str = SET_EXPLICITLY) -> ReferenceSummary:
+        """The summary of ``reference`` (which came from ``origin``)."""
         return cls(
             reference.features,
             reference.profile.n_rows,
@@ -151,6 +89,7 @@ class ReferenceSummary:
             reference.has_predictions,
             reference.has_labels,
             0 if reference.scores is None else len(reference.scores.labels),
+            origin,
         )
 
     def to_dict(self) -> dict:
@@ -189,52 +128,16 @@ def set_reference(
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: frame: the reference needs at least one row and column
     """
-    if not isinstance(frame, pd.DataFrame):
-        raise InvalidArgumentError(f"frame: a pandas DataFrame, got {type(frame).__name__}")
-    if frame.empty:
-        raise InvalidArgumentError("frame: the reference needs at least one row and column")
-    frame = frame.rename(columns=str).reset_index(drop=True)
-    for kept, what in ((PREDICTION_COLUMN, "the model's output"), (LABEL_COLUMN, "labels")):
-        if kept in frame.columns:
-            raise InvalidArgumentError(f"frame: the column name {kept!r} is kept for {what}")
-    scores = None
-    if probabilities is not None:
-        if labels is None:
-            raise InvalidArgumentError(
-                "labels: the probabilities calibrate the estimate against the true labels; "
-                "give the labels too"
-            )
-        if len(probabilities) != len(frame):
-            raise InvalidArgumentError(
-                f"probabilities: {len(probabilities)} rows for {len(frame)} rows; give one per row"
-            )
-        scores = ReferenceScores.of(probabilities, labels, classes, inputs=frame, seed=seed)
-    elif classes is not None:
-        raise InvalidArgumentError("classes: name the columns of probabilities; give those too")
-    schema = infer_schema(frame)
-    rows = frame
-    for field, values, column in (
-        ("predictions", predictions, PREDICTION_COLUMN),
-        ("labels", labels, LABEL_COLUMN),
-    ):
-        if values is None:
-            continue
-        values = np.asarray(values).reshape(-1)
-        if len(values) != len(frame):
-            raise InvalidArgumentError(
-                f"{field}: {len(values)} values for {len(frame)} rows; give one per row"
-            )
-        rows = rows.assign(**{column: values})
-    ids = [str(i) for i in range(len(rows))]
-    reference = Reference(
-        tuple(frame.columns),
-        profile(rows),
-        schema,
-        RowSample.of(rows, ids, sample_size, seed),
-        predictions is not None,
-        labels is not None,
-        scores,
+    reference = build_reference(
+        frame,
+        predictions=predictions,
+        labels=labels,
+        probabilities=probabilities,
+        classes=classes,
+        sample_size=sample_size,
+        seed=seed,
     )
+    scores = reference.scores
     with db.write() as connection:
         now = clock_of(connection)
         connection.execute(_references.delete().where(_references.c.deployment == deployment))
@@ -254,8 +157,8 @@ def set_reference(
             None,
             None,
             {
-                "rows": len(frame),
-                "features": list(frame.columns),
+                "rows": reference.profile.n_rows,
+                "features": list(reference.features),
                 "sample": len(reference.sample),
                 "scored_rows": 0 if scores is None else len(scores.labels),
             },
@@ -264,9 +167,76 @@ def set_reference(
     return reference
 
 
+def _stored(db: Database, deployment: str) -> tuple[bytes, str] | None:
+    """The stored bytes of ``deployment``'s reference and where it came from: the one set
+    for it, else the one registered with the version its primary variant serves now (the
+    stable one while a canary ramps; through its alias when it follows one)."""
+    with db.read() as connection:
+        data = connection.execute(
+            sa.select(_references.c.reference).where(_references.c.deployment == deployment)
+        ).scalar()
+        if data is not None:
+            return bytes(data), SET_EXPLICITLY
+        # The same resolution as the deployment's definition (opsloop.serving.deployments),
+        # read here from the tables: serving imports monitoring, not the other way round.
+        deployments, variants = tables.deployments, tables.deployment_variants
+        models, versions, aliases = tables.registered_models, tables.model_versions, tables.aliases
+        serving = sa.func.coalesce(variants.c.version_id, aliases.c.version_id)
+        row = connection.execute(
+            sa.select(models.c.name, versions.c.version, tables.version_references.c.reference)
+            .select_from(
+                deployments.join(variants, variants.c.deployment_id == deployments.c.id)
+                .join(models, models.c.id == variants.c.model_id)
+                .outerjoin(
+                    aliases,
+                    sa.and_(
+                        aliases.c.model_id == variants.c.model_id,
+                        aliases.c.name == variants.c.alias,
+                    ),
+                )
+                .join(versions, versions.c.id == serving)
+                .join(
+                    tables.version_references,
+                    tables.version_references.c.version_id == versions.c.id,
+                )
+            )
+            .where(deployments.c.name == deployment, variants.c.role == "primary")
+        ).first()
+    if row is None:
+        return None
+    return bytes(row.reference), f"registered with {row.name} v{row.version}"
+
+
+def reference_origin(db: Database, deployment: str) -> str:
+    """Where ``deployment``'s reference comes from: :data:`SET_EXPLICITLY` (by
+    :func:`set_reference`, which wins), or ``"registered with MODEL vN"``, the training data
+    registered with the version its primary variant serves.
+
+    >>> _ = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0]}))
+    >>> reference_origin(db, "api")
+    'set explicitly'
+    >>> reference_origin(db, "nowhere")
+    Traceback (most recent call last):
+    opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; set one with set_reference or register its model version with training_data
+    """  # noqa: E501 - a doctest's expected output is one line
+    return _found(db, deployment)[1]
+
+
+def _found(db: Database, deployment: str) -> tuple[bytes, str]:
+    stored = _stored(db, deployment)
+    if stored is None:
+        raise NotFoundError(
+            f"deployment {deployment!r} has no monitoring reference; set one with "
+            "set_reference or register its model version with training_data"
+        )
+    return stored
+
+
 def get_reference(db: Database, deployment: str) -> Reference:
-    """``deployment``'s reference. A reference whose stored bytes were decoded before in
-    this process (one of the last :data:`DECODED_KEPT`) is that same object: treat it as
+    """``deployment``'s reference: the one set with :func:`set_reference`, else the one
+    registered with the model version its primary variant serves now (see
+    :func:`reference_origin`). A reference whose stored bytes were decoded before in this
+    process (one of the last :data:`DECODED_KEPT`) is that same object: treat it as
     read-only.
 
     >>> ref = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
@@ -274,28 +244,47 @@ def get_reference(db: Database, deployment: str) -> Reference:
     True
     >>> get_reference(db, "nowhere")
     Traceback (most recent call last):
-    opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; set one with set_reference
+    opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; set one with set_reference or register its model version with training_data
     """  # noqa: E501 - a doctest's expected output is one line
-    with db.read() as connection:
-        data = connection.execute(
-            sa.select(_references.c.reference).where(_references.c.deployment == deployment)
-        ).scalar()
-    if data is None:
-        raise NotFoundError(
-            f"deployment {deployment!r} has no monitoring reference; set one with set_reference"
-        )
+    return reference_with_origin(db, deployment)[0]
+
+
+def reference_with_origin(db: Database, deployment: str) -> tuple[Reference, str]:
+    """:func:`get_reference` and :func:`reference_origin` read together, so that the two
+    agree while another process sets a reference.
+
+    >>> _ = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
+    >>> reference, origin = reference_with_origin(db, "api")
+    >>> reference.features, origin
+    (('x',), 'set explicitly')
+    """
+    data, origin = _found(db, deployment)
     # Decoding the sample costs more than a window's drift, and each evaluation reads the
     # reference anew: the same stored bytes give back the reference already decoded (and
     # the summary of its columns that the drift tests keep on it).
-    key = hashlib.blake2b(bytes(data), digest_size=32).digest()
+    key = hashlib.blake2b(data, digest_size=32).digest()
     with _decoded_lock:
         reference = _decoded.get(key)
         if reference is not None:
             _decoded.move_to_end(key)
-            return reference
+            return reference, origin
     reference = Reference.from_bytes(data)
     with _decoded_lock:
         _decoded[key] = reference
         while len(_decoded) > DECODED_KEPT:
             _decoded.popitem(last=False)
-    return reference
+    return reference, origin
+
+
+__all__ = [
+    "DECODED_KEPT",
+    "LABEL_COLUMN",
+    "REFERENCE_SAMPLE_SIZE",
+    "SET_EXPLICITLY",
+    "Reference",
+    "ReferenceSummary",
+    "get_reference",
+    "reference_origin",
+    "reference_with_origin",
+    "set_reference",
+]

@@ -1,6 +1,6 @@
 """A classifier's metrics in a window estimated before its labels arrive: confidence-based
 performance estimation (:mod:`opsloop.analysis.performance_estimation`, equal to NannyML's
-CBPE) calibrated on the reference's probabilities and labels (:mod:`.reference_scores`).
+CBPE) calibrated on the reference's probabilities and labels (:mod:`opsloop.data.reference_scores`).
 
 The rows are every primary answer of the variant in the window whose output holds the
 model's probabilities (the serving runtime records them for a model with
@@ -32,7 +32,7 @@ when every row has its label, ``covered`` says whether the accuracy's interval h
 >>> import numpy as np
 >>> import pandas as pd
 >>> from opsloop.monitoring.event_log import log_predictions
->>> from opsloop.monitoring.reference_scores import ReferenceScores
+>>> from opsloop.data.reference_scores import ReferenceScores
 >>> rng = np.random.default_rng(1)
 >>> p = rng.random(300)
 >>> reference = ReferenceScores.of(p, (rng.random(300) < p).astype(int))
@@ -58,7 +58,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from opsloop.analysis.performance_estimation import PerformanceEstimator
-from opsloop.monitoring.reference_scores import ReferenceScores
+from opsloop.data.reference_scores import ReferenceScores
 from opsloop.store import tables
 from opsloop.store.database import Database
 from opsloop.store.input_batches import event_inputs

@@ -3,9 +3,10 @@
 requests the input anomaly detector scored and flagged (:mod:`.input_anomalies`), and the
 records per request (the batch sizes, :mod:`.input_length`).
 
-Parts merge: profiles exactly for counts and moments (:mod:`opsloop.data.profile`), samples
-exactly (:mod:`.reservoir`), counts by addition. So a window read back is the merge of the
-parts every worker wrote, and equals the part one worker would have written alone.
+Parts merge: profiles exactly for counts and moments (:mod:`opsloop.data.profile`),
+samples exactly (:mod:`opsloop.data.row_sample`), counts by addition. So a window read back
+is the merge of the parts every worker wrote, and equals the part one worker would have
+written alone.
 
 :func:`parts_of_events` builds the parts of a batch of prediction events, as stored in the
 ``prediction_events`` table (inputs and output as JSON text, or inputs kept column by
@@ -41,15 +42,13 @@ import pyarrow as pa
 
 from opsloop.data.profile import Profile, profile
 from opsloop.data.profile.numeric import NumericSummary
+from opsloop.data.row_sample import RowSample
+from opsloop.data.training_reference import PREDICTION_COLUMN
 from opsloop.monitoring.columnar_inputs import columnar_frame, event_texts
 from opsloop.monitoring.input_anomalies import InputAnomalyCounts, event_marks
 from opsloop.monitoring.json_columns import predictions_of_texts, rows_of_texts
-from opsloop.monitoring.reservoir import RowSample
 from opsloop.monitoring.software_metrics import SoftwareMetrics
 from opsloop.monitoring.windowing import Windowing
-
-#: The column that holds the model's output among a window's rows.
-PREDICTION_COLUMN = "prediction"
 
 
 @dataclass(frozen=True)

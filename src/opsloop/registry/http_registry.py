@@ -37,8 +37,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
+import pandas as pd
 
 from opsloop.contract.http_client import operation_call, over_http, path_segment, refuse_actor
+from opsloop.data.training_reference import build_reference, encode_reference
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.flavors import (
     FLAVORS,
@@ -232,10 +234,14 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
         description: str | None = None,
         actor: str | None = None,
         reason: str | None = None,
+        training_data: pd.DataFrame | None = None,
+        training_reference: str | None = None,
     ) -> ModelVersion:
         """Register a new version of ``name``: save the model here, upload it, register it.
 
-        Without a model, ``artifact_sha256`` names an artifact already on the server.
+        Without a model, ``artifact_sha256`` names an artifact already on the server. The
+        reference of ``training_data`` (its profile, schema and bounded sample) is built
+        here and sent as ``training_reference``, which the server checks.
 
         >>> registry = HttpModelRegistry("http://127.0.0.1:1")
         >>> registry.register("m", abs, metrics={"auc": float("inf")})
@@ -256,6 +262,7 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
             "tags": {checked_key("tag", k): tag_text(k, v) for k, v in (tags or {}).items()},
             "description": description,
             "reason": reason,
+            "training_reference": _sent_reference(training_data, training_reference),
         }
         if model is not None:
             flavor = flavor or infer_flavor(model)
@@ -279,3 +286,22 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
         return self._register(**arguments)
 
     _register = operation_call(REGISTRY_OPERATIONS, "register")
+
+
+def _sent_reference(training_data: Any, training_reference: str | None) -> str | None:
+    """The training data's reference as the server takes it (built here, so that the rows
+    themselves never travel)."""
+    if training_data is None:
+        return training_reference
+    if training_reference is not None:
+        raise InvalidArgumentError(
+            "training_reference: give the training data or its reference, not both"
+        )
+    if not isinstance(training_data, pd.DataFrame):
+        raise InvalidArgumentError(
+            f"training_data: a pandas DataFrame, got {type(training_data).__name__}"
+        )
+    try:
+        return encode_reference(build_reference(training_data))
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(f"training_data: {str(error).removeprefix('frame: ')}") from None

@@ -40,6 +40,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.data.training_reference import Reference, build_reference, decode_reference
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
 from opsloop.registry.alias_detector_check import check_alias_move
 from opsloop.registry.audit import (
@@ -362,6 +363,8 @@ class ModelRegistry(ModelReferences):
         description: str | None = None,
         actor: str | None = None,
         reason: str | None = None,
+        training_data: pd.DataFrame | None = None,
+        training_reference: str | None = None,
     ) -> ModelVersion:
         """Register a new version of ``name`` (the model is created on first use).
 
@@ -370,9 +373,22 @@ class ModelRegistry(ModelReferences):
         :class:`~opsloop.data.schema.Schema`, a DataFrame (its schema is inferred) or a schema
         dictionary; ``output_type`` names what the model returns.
 
+        ``training_data`` (the model's input columns of the rows it was trained on) is kept
+        as the version's reference (its profile, schema and a sample of at most
+        :data:`~opsloop.data.training_reference.REFERENCE_SAMPLE_SIZE` rows, see
+        :func:`~opsloop.data.training_reference.build_reference`): monitoring compares a
+        deployment whose primary variant serves this version with it, unless the deployment
+        has a reference set. ``training_reference`` is that reference already built
+        (:func:`~opsloop.data.training_reference.encode_reference`), as a client sends it.
+
         >>> registry.register("m", b"\\x08\\x01", flavor="onnx", output_type="float").version
         1
+        >>> frame = pd.DataFrame({"x": [0.5, 1.5, 2.5]})
+        >>> v = registry.register("m", b"\\x08\\x01", flavor="onnx", training_data=frame)
+        >>> registry.training_reference("m", v.version).profile["x"].numeric.mean
+        1.5
         """
+        reference = _training_reference(training_data, training_reference)
         checked_key("model name", name)
         for field, text in (("description", description), ("reason", reason)):
             if text is not None:
@@ -462,9 +478,29 @@ class ModelRegistry(ModelReferences):
                         for k, v in checked_tags.items()
                     ],
                 )
+            if reference is not None:
+                connection.execute(
+                    tables.version_references.insert().values(
+                        version_id=version_id,
+                        reference=reference.to_bytes(),
+                        rows=reference.profile.n_rows,
+                        sample_rows=len(reference.sample),
+                    )
+                )
             connection.execute(
                 _models.update().where(_models.c.id == model_id).values(updated_ms=created)
             )
+            registered: dict[str, object] = {
+                "artifact_sha256": artifact_sha256,
+                "flavor": flavor,
+                "run_id": run_id,
+            }
+            if reference is not None:
+                registered["training_reference"] = {
+                    "rows": reference.profile.n_rows,
+                    "sample": len(reference.sample),
+                    "features": list(reference.features),
+                }
             append_audit(
                 connection,
                 who,
@@ -472,7 +508,7 @@ class ModelRegistry(ModelReferences):
                 f"model:{name}/version:{number}",
                 reason,
                 None,
-                {"artifact_sha256": artifact_sha256, "flavor": flavor, "run_id": run_id},
+                registered,
             )
             row = (
                 connection.execute(sa.select(_versions).where(_versions.c.id == version_id))
@@ -480,6 +516,28 @@ class ModelRegistry(ModelReferences):
                 .one()
             )
             return self._to_version(connection, name, row)
+
+    def training_reference(self, name: str, version: int) -> Reference:
+        """The reference of the training data version ``version`` of ``name`` was registered
+        with (see :meth:`register`).
+
+        >>> _ = registry.register("m", b"x", flavor="onnx")
+        >>> registry.training_reference("m", 1)
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: model 'm' version 1 was registered without training data
+        """
+        with self.db.read() as connection:
+            version_id = self._version_row(connection, name, version)["id"]
+            data = connection.execute(
+                sa.select(tables.version_references.c.reference).where(
+                    tables.version_references.c.version_id == version_id
+                )
+            ).scalar()
+        if data is None:
+            raise NotFoundError(
+                f"model {name!r} version {version} was registered without training data"
+            )
+        return Reference.from_bytes(bytes(data))
 
     def _check_pickle_policy(self, connection: Connection, who: str, flavor: str) -> None:
         if self.pickle_policy == "allow":
@@ -1105,6 +1163,29 @@ def _alias_protection(connection: Connection, model_id: int, alias: str) -> tupl
     if row is None:
         return 0, False
     return int(row.required_approvals), decode_requirement(row.required_gate_json)
+
+
+def _training_reference(training_data: Any, training_reference: Any) -> Reference | None:
+    """The reference to keep with a version: built from ``training_data`` here, or decoded
+    from ``training_reference`` (built by a client), checked and bounded alike."""
+    if training_data is not None and training_reference is not None:
+        raise InvalidArgumentError(
+            "training_reference: give the training data or its reference, not both"
+        )
+    if training_data is not None:
+        if not isinstance(training_data, pd.DataFrame):
+            raise InvalidArgumentError(
+                f"training_data: a pandas DataFrame, got {type(training_data).__name__}"
+            )
+        try:
+            return build_reference(training_data)
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(
+                f"training_data: {str(error).removeprefix('frame: ')}"
+            ) from None
+    if training_reference is not None:
+        return decode_reference(training_reference, "training_reference")
+    return None
 
 
 def _signature(input_schema: Any, output_type: str | None) -> dict | None:

@@ -94,9 +94,12 @@ class RegistryService(Protocol):
         description: Text | None = None,
         actor: str | None = None,
         reason: Text | None = None,
+        training_data: pd.DataFrame | None = None,
+        training_reference: str | None = None,
     ) -> ModelVersion:
         """Register a new version of a model from its object, or from an artifact already
-        stored (``artifact_sha256``)."""
+        stored (``artifact_sha256``), with the reference of its ``training_data`` (built by
+        the client and sent as ``training_reference``) for monitoring."""
         ...
 
     def get_version(
@@ -356,7 +359,7 @@ REGISTRY_OPERATIONS = ServiceTable(
             "/models/{name:path}/versions",
             role="editor",
             answer=record(ModelVersion),
-            local_only=("model",),
+            local_only=("model", "training_data"),
             wire={"input_schema": dict[str, Any] | None},
             created=True,
         ),

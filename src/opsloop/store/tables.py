@@ -233,6 +233,18 @@ model_versions = Table(
     Index(None, "artifact_sha256"),
 )
 
+# The reference of a version registered with its training data
+# (:class:`opsloop.data.training_reference.Reference` as bytes): what monitoring compares a
+# deployment serving the version with, when none was set for the deployment.
+version_references = Table(
+    "version_references",
+    metadata,
+    Column("version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("reference", LargeBinary, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("sample_rows", Integer, nullable=False),
+)
+
 version_metrics = Table(
     "version_metrics",
     metadata,

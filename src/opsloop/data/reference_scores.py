@@ -1,5 +1,6 @@
 """The model's probabilities and the true labels on a deployment's reference: what the
-label-free estimate of a window's metrics (:mod:`.window_estimate`) is calibrated on.
+label-free estimate of a window's metrics (:mod:`opsloop.monitoring.window_estimate`) is
+calibrated on.
 
 Confidence-based performance estimation
 (:class:`~opsloop.analysis.performance_estimation.PerformanceEstimator`) learns how far the
