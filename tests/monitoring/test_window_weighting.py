@@ -11,10 +11,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opsloop.analysis.performance_estimation import PerformanceEstimator
+from opsloop.data.reference_scores import ReferenceScores
 from opsloop.monitoring.evaluation import evaluate
 from opsloop.monitoring.event_log import log_labels, log_predictions
 from opsloop.monitoring.reference import Reference, get_reference, set_reference
-from opsloop.data.reference_scores import ReferenceScores
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
 
