@@ -23,7 +23,9 @@ as in tests, never share counts):
 
 The runtime adds the monitoring's gauges to the same registry (the latest evaluated
 window's drift share and task metric, and the alerts, per deployment and variant; see
-:mod:`opsloop.monitoring.monitoring_gauges`).
+:mod:`opsloop.monitoring.monitoring_gauges`), and the canary rollouts' step, weights,
+status and gate evidence (statistic, threshold, samples per arm; see
+:mod:`.rollout_gauges`).
 
 Labels come from the store's deployment, variant and rule names only, never from a
 request, so their number stays bounded.

@@ -87,6 +87,7 @@ from opsloop.serving.prediction_events import (
 )
 from opsloop.serving.record_validation import CheckedRecords
 from opsloop.serving.review_queue import ReviewQueue
+from opsloop.serving.rollout_gauges import RolloutGauges
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_state import read_rollout
 from opsloop.serving.routing import RoutingPolicy, policy_for
@@ -371,6 +372,10 @@ class ServingRuntime:
             from opsloop.monitoring.monitoring_gauges import MonitoringGauges
 
             self.metrics.registry.register(MonitoringGauges(db, self.names))
+        #: The canary rollouts' state and gate evidence on ``/metrics`` (see
+        #: :mod:`.rollout_gauges`), of the deployments named or served so far.
+        self.rollout_gauges = RolloutGauges(self.deployments, self._gauged_names)
+        self.metrics.registry.register(self.rollout_gauges)
         self.clock = clock or (db.clock if db is not None else now_ms)
         self._read_revision = revision or self.deployments.revision
         self.recorder = EventRecorder(
@@ -393,6 +398,13 @@ class ServingRuntime:
         #: What the collaborators reach a control plane through, closed by :meth:`close`.
         self.clients = tuple(clients)
         self._closed = False
+
+    def _gauged_names(self) -> tuple[str, ...]:
+        # The deployments named, else those served so far: a scrape never lists the store.
+        if self.names is not None:
+            return self.names
+        with self._lock:
+            return tuple(self._served)
 
     # -- following the definitions ---------------------------------------------------------
 

@@ -1,0 +1,199 @@
+"""The canary rollouts' state and gate evidence as Prometheus gauges, per deployment.
+
+:class:`RolloutGauges` is a ``prometheus_client`` collector that shows, for each deployment
+a data plane serves that has a canary rollout, what its rollout document
+(``GET /api/v1/deployments/NAME/rollout``) says:
+
+* ``opsloop_rollout_step{deployment}``: the ramp's step index (0 at the first share);
+* ``opsloop_rollout_weight{deployment, variant}``: the share of traffic the ramp gives the
+  candidate (the step's share while ramping, 1 once complete, 0 once rolled back) and the
+  stable variant (the rest);
+* ``opsloop_rollout_state{deployment, state}``: 1 for the ramp's status among ``ramping``,
+  ``completed`` and ``rolled_back``, 0 for the others;
+* ``opsloop_gate_statistic{deployment, gate}`` and ``opsloop_gate_threshold{deployment,
+  gate}``: each gate's test statistic and the threshold that fails it (absent while a gate
+  has none, e.g. a drift gate before its first look);
+* ``opsloop_gate_samples{deployment, gate, arm}``: the requests (rows, for the quality
+  gates) each arm (``candidate``, ``primary``) gave the gate;
+* ``opsloop_gate_failed{deployment, gate}``: 1 for a gate whose verdict is ``fail``.
+
+The documents are read through ``deployments.rollout`` (a
+:class:`~opsloop.serving.Deployments` on a store, an HTTP client on a control plane's URL),
+so both kinds of worker show the same numbers. A read costs a store query or an HTTP call
+per deployment, so the readings are kept for ``refresh_s`` seconds whatever the scrape
+rate; a read that fails is logged and the last readings are shown.
+
+>>> from prometheus_client import CollectorRegistry, generate_latest
+>>> from opsloop.serving import Deployments
+>>> from opsloop.store import Database
+>>> gauges = RolloutGauges(Deployments(Database("sqlite://")), lambda: ["api"])
+>>> registry = CollectorRegistry()
+>>> registry.register(gauges)
+>>> b"opsloop_rollout_step{" in generate_latest(registry), gauges.reads
+(False, 1)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from opsloop.errors import InvalidArgumentError, NotFoundError
+
+logger = logging.getLogger("opsloop.serving.rollout")
+
+#: Seconds the rollout documents read are shown before they are read again.
+REFRESH_S = 5.0
+#: The statuses a canary ramp takes (:mod:`.canary_rollout`).
+STATUSES = ("ramping", "completed", "rolled_back")
+
+
+def _candidate_weight(state: dict[str, Any]) -> float:
+    """The candidate's share of traffic the ramp gives it now.
+
+    >>> _candidate_weight({"status": "rolled_back", "share": 0.1})
+    0.0
+    >>> _candidate_weight({"status": "ramping", "share": 0.25})
+    0.25
+    """
+    if state["status"] == "rolled_back":
+        return 0.0
+    if state["status"] == "completed":
+        return 1.0
+    return float(state["share"])
+
+
+def rollout_families(documents: dict[str, dict[str, Any]]) -> tuple[Metric, ...]:
+    """The gauge families of the canary rollout ``documents`` (deployment -> its
+    rollout document, as ``Deployments.rollout`` gives it); other rollouts add nothing.
+
+    >>> from opsloop.analysis.sequential import RateGate
+    >>> gate = RateGate().decision().to_dict()
+    >>> state = {"kind": "canary", "status": "ramping", "step": 1, "share": 0.5,
+    ...          "stable": "stable", "candidate": "canary"}
+    >>> families = rollout_families({"api": {"state": state, "decisions": {"errors": gate}}})
+    >>> [(s.name, s.labels, s.value) for s in families[1].samples]
+    [('opsloop_rollout_weight', {'deployment': 'api', 'variant': 'canary'}, 0.5), \
+('opsloop_rollout_weight', {'deployment': 'api', 'variant': 'stable'}, 0.5)]
+    >>> families[4].samples[0].value == gate["fail_threshold"]
+    True
+    """
+    step = GaugeMetricFamily(
+        "opsloop_rollout_step", "The canary ramp's step index (0: its first share).",
+        labels=("deployment",),
+    )  # fmt: skip
+    weight = GaugeMetricFamily(
+        "opsloop_rollout_weight",
+        "The share of traffic the canary ramp gives each variant now.",
+        labels=("deployment", "variant"),
+    )
+    status = GaugeMetricFamily(
+        "opsloop_rollout_state",
+        "1 for the canary ramp's status (ramping, completed, rolled_back), 0 for the others.",
+        labels=("deployment", "state"),
+    )
+    statistic = GaugeMetricFamily(
+        "opsloop_gate_statistic", "Each rollout gate's test statistic.",
+        labels=("deployment", "gate"),
+    )  # fmt: skip
+    threshold = GaugeMetricFamily(
+        "opsloop_gate_threshold", "The threshold at which each rollout gate fails.",
+        labels=("deployment", "gate"),
+    )  # fmt: skip
+    samples = GaugeMetricFamily(
+        "opsloop_gate_samples", "Requests (or rows) each arm gave each rollout gate.",
+        labels=("deployment", "gate", "arm"),
+    )  # fmt: skip
+    failed = GaugeMetricFamily(
+        "opsloop_gate_failed", "1 for a rollout gate whose verdict is fail, else 0.",
+        labels=("deployment", "gate"),
+    )  # fmt: skip
+    for name, document in sorted(documents.items()):
+        state = document["state"]
+        if state.get("kind") != "canary":
+            continue
+        step.add_metric([name], state["step"])
+        share = _candidate_weight(state)
+        weight.add_metric([name, state["candidate"]], share)
+        weight.add_metric([name, state["stable"]], 1.0 - share)
+        for known in STATUSES:
+            status.add_metric([name, known], float(state["status"] == known))
+        for gate, decision in sorted(document.get("decisions", {}).items()):
+            if decision.get("statistic") is not None:
+                statistic.add_metric([name, gate], decision["statistic"])
+            if decision.get("fail_threshold") is not None:
+                threshold.add_metric([name, gate], decision["fail_threshold"])
+            for arm in ("candidate", "primary"):
+                if decision.get(f"n_{arm}") is not None:
+                    samples.add_metric([name, gate, arm], decision[f"n_{arm}"])
+            failed.add_metric([name, gate], float(decision["verdict"] == "fail"))
+    return step, weight, status, statistic, threshold, samples, failed
+
+
+class RolloutGauges(Collector):
+    """The rollout gauges (see the module) of the deployments ``names()`` gives, read
+    through ``deployments.rollout`` at most every ``refresh_s`` seconds (``clock`` gives
+    seconds; default a monotonic clock).
+
+    >>> RolloutGauges(None, tuple, refresh_s=-1)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: refresh_s must be a number > 0, got -1
+    """
+
+    def __init__(
+        self,
+        deployments: Any,
+        names: Callable[[], Iterable[str]],
+        *,
+        refresh_s: float = REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(refresh_s, bool) or not isinstance(refresh_s, int | float):
+            raise InvalidArgumentError(f"refresh_s must be a number > 0, got {refresh_s!r}")
+        if not refresh_s > 0:
+            raise InvalidArgumentError(f"refresh_s must be a number > 0, got {refresh_s!r}")
+        self.deployments = deployments
+        self.names = names
+        self.refresh_s = float(refresh_s)
+        self.clock = clock
+        #: Reads of the rollout documents made, one per refresh.
+        self.reads = 0
+        self._documents: dict[str, dict[str, Any]] = {}
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        documents = {}
+        for name in dict.fromkeys(self.names()):
+            try:
+                documents[name] = self.deployments.rollout(name)
+            except NotFoundError:
+                continue
+        return documents
+
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """The rollout documents to show, read again when the last read is ``refresh_s``
+        old."""
+        with self._lock:  # one scrape reads; the others wait for its answer
+            now = self.clock()
+            if self._read_at is None or now - self._read_at >= self.refresh_s:
+                self._read_at = now
+                self.reads += 1
+                try:
+                    self._documents = self._read()
+                except Exception:  # the scrape still answers, with what it has
+                    logger.exception("reading the rollouts for the metrics")
+            return self._documents
+
+    def describe(self) -> list[Metric]:
+        # Names only, so that registering reads nothing.
+        return list(rollout_families({}))
+
+    def collect(self) -> Iterator[Metric]:
+        yield from rollout_families(self.documents())
