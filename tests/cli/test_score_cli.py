@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -15,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 from typer.testing import CliRunner
 
+from opsloop.cli import score as score_cli
 from opsloop.cli.app import app
 from opsloop.registry import ModelRegistry
 from opsloop.serving import Deployments, Variant, read_prediction_events
@@ -96,3 +98,28 @@ def test_an_unknown_deployment_is_one_line_and_exit_code_2(store_uri, tmp_path):
     )
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: no deployment named 'ghost'"
+
+
+def test_score_shows_its_progress_bar_on_a_terminal(deployed, tmp_path, monkeypatch):
+    _, X = deployed
+    X.to_csv(tmp_path / "in.csv", index=False)
+    # rich draws a live bar only on an interactive terminal, which the runner's stderr is
+    # not: the command's stderr console is one here (plain text, wide enough for the path).
+    terminal = Console(
+        stderr=True, force_terminal=True, force_interactive=True, color_system=None, width=400
+    )
+    monkeypatch.setattr(score_cli, "err", terminal)
+    result = runner.invoke(
+        app,
+        ["score", "api", str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), "--chunk-size", "100"],
+    )
+    assert result.exit_code == 0, result.output
+    drawn = [line for line in result.stderr.splitlines() if "scoring " in line]
+    assert drawn, result.stderr
+    # Its last drawing, at the end: all of INPUT, every row read.
+    last = drawn[-1].split("\r")[-1].replace("\x1b[2K", "")
+    assert last.startswith(f"scoring {tmp_path / 'in.csv'} ")
+    assert " 100%  569 rows " in last
+    # The bar is on stderr only: stdout keeps the one line of summary for a pipe.
+    assert "scoring" not in result.stdout
+    assert result.stdout.startswith("api: 569 of 569 rows scored by stable into ")
