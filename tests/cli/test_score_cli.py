@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from opsloop.cli import score as score_cli
 from opsloop.cli.app import app
 from opsloop.registry import ModelRegistry
-from opsloop.serving import Deployments, Variant, read_prediction_events
+from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
+from opsloop.serving.batch_scoring import score_file
 from opsloop.store import ArtifactStore, open_database
 from opsloop.store.location import artifact_uri
 
@@ -123,3 +124,44 @@ def test_score_shows_its_progress_bar_on_a_terminal(deployed, tmp_path, monkeypa
     # The bar is on stderr only: stdout keeps the one line of summary for a pipe.
     assert "scoring" not in result.stdout
     assert result.stdout.startswith("api: 569 of 569 rows scored by stable into ")
+
+
+def test_all_variants_through_the_cli_writes_each_variants_predictions(deployed, tmp_path):
+    model, X = deployed
+    _, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    weak = LogisticRegression(C=1e-4, max_iter=1000).fit(X, y)
+    db = open_database()
+    artifacts = ArtifactStore(artifact_uri())
+    ModelRegistry(db, artifacts).register("cancer", weak, input_schema=X)
+    Deployments(db).deploy(
+        "api",
+        [
+            Variant("stable", "cancer", version=1, weight=0.9),
+            Variant("canary", "cancer", version=2, role="candidate", weight=0.1),
+        ],
+        strategy="canary",
+    )
+    X.to_csv(tmp_path / "in.csv", index=False)
+    result = runner.invoke(
+        app,
+        ["score", "api", str(tmp_path / "in.csv"), str(tmp_path / "cli.csv"), "--all-variants"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "rows scored by stable, canary into" in result.stdout
+    cli = pd.read_csv(tmp_path / "cli.csv")
+    np.testing.assert_array_equal(cli["prediction_stable"], model.predict(X))
+    np.testing.assert_array_equal(cli["prediction_canary"], weak.predict(X))
+    # The two models differ on some rows, so the columns are each variant's own.
+    assert (cli["prediction_stable"] != cli["prediction_canary"]).any()
+    # The library's result on the same file: the same rows and columns, request ids aside.
+    runtime = ServingRuntime(db, artifacts)
+    try:
+        score_file(runtime, "api", tmp_path / "in.csv", tmp_path / "lib.csv", all_variants=True)
+    finally:
+        runtime.close()
+    library = pd.read_csv(tmp_path / "lib.csv")
+    pd.testing.assert_frame_equal(
+        cli.drop(columns="request_id"), library.drop(columns="request_id")
+    )
+    events = read_prediction_events(db, "api", role="batch")
+    assert events.groupby("variant").size().to_dict() == {"canary": 1138, "stable": 1138}
