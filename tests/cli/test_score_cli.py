@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -15,9 +16,11 @@ from sklearn.preprocessing import StandardScaler
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 from typer.testing import CliRunner
 
+from opsloop.cli import score as score_cli
 from opsloop.cli.app import app
 from opsloop.registry import ModelRegistry
-from opsloop.serving import Deployments, Variant, read_prediction_events
+from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
+from opsloop.serving.batch_scoring import score_file
 from opsloop.store import ArtifactStore, open_database
 from opsloop.store.location import artifact_uri
 
@@ -96,3 +99,69 @@ def test_an_unknown_deployment_is_one_line_and_exit_code_2(store_uri, tmp_path):
     )
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: no deployment named 'ghost'"
+
+
+def test_score_shows_its_progress_bar_on_a_terminal(deployed, tmp_path, monkeypatch):
+    _, X = deployed
+    X.to_csv(tmp_path / "in.csv", index=False)
+    # rich draws a live bar only on an interactive terminal, which the runner's stderr is
+    # not: the command's stderr console is one here (plain text, wide enough for the path).
+    terminal = Console(
+        stderr=True, force_terminal=True, force_interactive=True, color_system=None, width=400
+    )
+    monkeypatch.setattr(score_cli, "err", terminal)
+    result = runner.invoke(
+        app,
+        ["score", "api", str(tmp_path / "in.csv"), str(tmp_path / "o.csv"), "--chunk-size", "100"],
+    )
+    assert result.exit_code == 0, result.output
+    drawn = [line for line in result.stderr.splitlines() if "scoring " in line]
+    assert drawn, result.stderr
+    # Its last drawing, at the end: all of INPUT, every row read.
+    last = drawn[-1].split("\r")[-1].replace("\x1b[2K", "")
+    assert last.startswith(f"scoring {tmp_path / 'in.csv'} ")
+    assert " 100%  569 rows " in last
+    # The bar is on stderr only: stdout keeps the one line of summary for a pipe.
+    assert "scoring" not in result.stdout
+    assert result.stdout.startswith("api: 569 of 569 rows scored by stable into ")
+
+
+def test_all_variants_through_the_cli_writes_each_variants_predictions(deployed, tmp_path):
+    model, X = deployed
+    _, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    weak = LogisticRegression(C=1e-4, max_iter=1000).fit(X, y)
+    db = open_database()
+    artifacts = ArtifactStore(artifact_uri())
+    ModelRegistry(db, artifacts).register("cancer", weak, input_schema=X)
+    Deployments(db).deploy(
+        "api",
+        [
+            Variant("stable", "cancer", version=1, weight=0.9),
+            Variant("canary", "cancer", version=2, role="candidate", weight=0.1),
+        ],
+        strategy="canary",
+    )
+    X.to_csv(tmp_path / "in.csv", index=False)
+    result = runner.invoke(
+        app,
+        ["score", "api", str(tmp_path / "in.csv"), str(tmp_path / "cli.csv"), "--all-variants"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "rows scored by stable, canary into" in result.stdout
+    cli = pd.read_csv(tmp_path / "cli.csv")
+    np.testing.assert_array_equal(cli["prediction_stable"], model.predict(X))
+    np.testing.assert_array_equal(cli["prediction_canary"], weak.predict(X))
+    # The two models differ on some rows, so the columns are each variant's own.
+    assert (cli["prediction_stable"] != cli["prediction_canary"]).any()
+    # The library's result on the same file: the same rows and columns, request ids aside.
+    runtime = ServingRuntime(db, artifacts)
+    try:
+        score_file(runtime, "api", tmp_path / "in.csv", tmp_path / "lib.csv", all_variants=True)
+    finally:
+        runtime.close()
+    library = pd.read_csv(tmp_path / "lib.csv")
+    pd.testing.assert_frame_equal(
+        cli.drop(columns="request_id"), library.drop(columns="request_id")
+    )
+    events = read_prediction_events(db, "api", role="batch")
+    assert events.groupby("variant").size().to_dict() == {"canary": 1138, "stable": 1138}

@@ -3,6 +3,8 @@ Open Inference Protocol (with tritonclient's V2 client) and Prometheus metrics."
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import numpy as np
 import pandas as pd
@@ -299,3 +301,49 @@ def test_the_control_plane_can_mount_the_data_plane(registry, models):
         answer = httpx.post(f"{url}/v1/deployments/api/predict", json=[RECORD], headers=headers)
         assert answer.status_code == 200 and answer.json()["version"] == 2
     runtime.close()
+
+
+class HeldSink:
+    """A sink whose writes wait until the test lets them go, as a stalled store would:
+    ``entered`` is set when the recorder's writer is inside ``write``."""
+
+    def __init__(self) -> None:
+        self.entered, self.release, self.events = threading.Event(), threading.Event(), []
+
+    def write(self, events) -> None:
+        self.entered.set()
+        assert self.release.wait(timeout=30)
+        self.events.extend(events)
+
+
+def test_a_full_event_buffer_drops_events_counts_them_and_still_answers(registry, models):
+    Deployments(registry.db).deploy("api", [Variant("stable", "credit", version=1)])
+    sink = HeldSink()
+    runtime = ServingRuntime(registry.db, registry.artifacts, sink=sink, event_capacity=3)
+    app = create_data_plane_app(registry.db, registry.artifacts, runtime=runtime)
+    token = app.state.installation_token
+    try:
+        with (
+            running_server(app, health_path=PROBE) as url,
+            httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ) as client,
+        ):
+            first = client.post("/v1/deployments/api/predict", json=[RECORD])
+            # The writer holds the first event in the stalled sink: the buffer is empty.
+            assert sink.entered.wait(timeout=30)
+            answers = [client.post("/v1/deployments/api/predict", json=[RECORD]) for _ in range(10)]
+            text = client.get("/metrics").text
+            # Three of the ten wait in the buffer; the seven after them are dropped.
+            assert metric_value(text, "opsloop_events_dropped_total", {}) == 7.0
+            assert runtime.recorder.dropped == 7
+            sink.release.set()
+            assert runtime.recorder.flush()
+    finally:
+        sink.release.set()
+        runtime.close()
+    assert [a.status_code for a in [first, *answers]] == [200] * 11
+    assert all(a.json()["variant"] == "stable" for a in answers)
+    # The events kept are the first request's and the three buffered after it, in order.
+    ids = [a.json()["request_id"] for a in [first, *answers]]
+    assert [e.request_id for e in sink.events] == ids[:4]

@@ -192,6 +192,39 @@ def test_assertions_override_and_send_to_review_with_their_firings_counted(plane
     assert history["after"].iloc[1]["assertions"] == RULES
 
 
+def test_a_flag_returns_the_answer_unchanged_and_records_and_counts_the_firing(plane):
+    client, deployments, _, runtime, model = plane
+    deployments.deploy("loans", [Variant("stable", "loan", version=1)])
+    rich = {"name": "rich", "when": "income > 75000", "action": "flag"}
+    deployments.configure("loans", assertions=[rich])
+    records = [
+        {"age": 30, "income": 90_000.0},
+        {"age": 50, "income": 40_000.0},
+        {"age": 70, "income": 80_000.0},
+    ]
+    answer = _predict(client, records)
+    rows = pd.DataFrame(records)
+    # The model's own answer, as if no rule were set: a flag changes nothing returned.
+    assert answer["status"] == "answered"
+    assert answer["predictions"] == model.predict(rows).tolist()
+    np.testing.assert_allclose(answer["probabilities"], model.predict_proba(rows), rtol=1e-12)
+    assert answer["rules"] == [["rich"], [], ["rich"]]
+    assert "review_item" not in answer or answer["review_item"] is None
+    again = _predict(client, records[1:])
+    assert again["rules"] == [[], ["rich"]]
+    metrics = client.get("/metrics").text
+    fired = {"deployment": "loans", "rule": "rich", "action": "flag"}
+    assert metric_value(metrics, "opsloop_assertion_firings_total", fired) == 3.0
+    assert metric_value(metrics, "opsloop_review_queued_total", {"reason": "assertion"}) is None
+    assert runtime.recorder.flush(10.0)
+    events = events_of(runtime.db, "loans")
+    assert events["assertions"].tolist() == [{"rich": 2}, {"rich": 1}]
+    assert events["disposition"].tolist() == ["answered", "answered"]
+    assert events["output"].iloc[0]["predictions"] == answer["predictions"]
+    offline = apply_assertions([rich], rows, model.predict(rows), model.predict_proba(rows)[:, 1])
+    assert offline.actions.tolist() == ["flag", "none", "flag"]
+
+
 def test_a_broken_rule_or_threshold_is_refused_naming_it(plane):
     client, deployments, _, _, _ = plane
     deployments.deploy("loans", [Variant("stable", "loan", version=1)])

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import httpx
 import numpy as np
+import pytest
 from tests.server.running import running_server
 from tests.serving.served_models import classifier
 
-from opsloop.learn.bandits import BernoulliThompson
+from opsloop.learn.bandits import POLICIES, BernoulliThompson
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_feedback
 
@@ -132,3 +133,73 @@ def test_a_bandit_without_a_rollout_starts_thompson_sampling_with_its_first_rewa
         "counts": counts,
         "sums": [float(c) for c in counts],
     }
+
+
+# Real-valued rewards per arm: normal for Gaussian Thompson sampling, and in [0, 1] (the
+# range UCB1's bound assumes) for UCB1 and epsilon-greedy, with b the better arm.
+REAL_REWARDS = {
+    "gaussian_thompson": lambda rng, arm: float(rng.normal({"a": 1.0, "b": 2.5}[arm], 1.0)),
+    "ucb1": lambda rng, arm: float(rng.beta(*{"a": (2, 5), "b": (5, 2)}[arm])),
+    "epsilon_greedy": lambda rng, arm: float(rng.beta(*{"a": (2, 5), "b": (5, 2)}[arm])),
+}
+PARAMS = {
+    "gaussian_thompson": {"prior_count": 0.01},
+    "ucb1": {},
+    "epsilon_greedy": {"epsilon": 0.2},
+}
+
+
+@pytest.mark.parametrize("bandit", sorted(REAL_REWARDS))
+def test_real_valued_rewards_route_as_the_same_policy_replayed_offline(registry, bandit):
+    for c, seed in ((1.0, 0), (0.001, 1)):
+        model, frame = classifier(c=c, seed=seed)
+        registry.register("credit", model, input_schema=frame)
+    deployments = Deployments(registry.db)
+    deployments.deploy(
+        "api",
+        [
+            Variant("a", "credit", version=1, weight=0.5),
+            Variant("b", "credit", version=2, role="candidate", weight=0.5),
+        ],
+        strategy="bandit",
+    )
+    deployments.set_rollout("api", bandit=bandit, bandit_params=PARAMS[bandit], seed=5)
+    app = create_data_plane_app(registry.db, registry.artifacts)
+    headers = {"Authorization": f"Bearer {app.state.installation_token}"}
+    rewards, served = np.random.default_rng(13), []
+    try:
+        with (
+            running_server(app, health_path="/v2/health/live") as url,
+            httpx.Client(base_url=url, headers=headers, timeout=30) as client,
+        ):
+            for _ in range(80):
+                answer = client.post("/v1/deployments/api/predict", json=[RECORD])
+                assert answer.status_code == 200, answer.text
+                variant = answer.json()["variant"]
+                reward = REAL_REWARDS[bandit](rewards, variant)
+                sent = client.post(
+                    "/v1/deployments/api/feedback",
+                    json={"request_id": answer.json()["request_id"], "reward": reward},
+                )
+                assert sent.status_code == 201, sent.text
+                served.append((variant, reward))
+    finally:
+        app.state.runtime.close()
+
+    # The reference: the same policy, parameters, seed and rewards, without a server.
+    reference = POLICIES[bandit](["a", "b"], **PARAMS[bandit])
+    draws, replay, again = np.random.default_rng(5), np.random.default_rng(13), []
+    for _ in range(80):
+        arm = reference.choose(draws)
+        reward = REAL_REWARDS[bandit](replay, arm)
+        reference.update(arm, reward)
+        again.append((arm, reward))
+    assert served == again
+    assert {arm for arm, _ in served} == {"a", "b"}  # both arms were learned
+    # The shared state (counts, sums and, for Gaussian sampling, the squared deviations)
+    # is the replay's, so every real reward reached it once and unrounded.
+    shared = deployments.rollout("api")["state"]["policy"]
+    assert shared == reference.to_dict()
+    assert shared["state"]["sums"] == [
+        pytest.approx(sum(r for v, r in served if v == arm), rel=1e-12) for arm in ("a", "b")
+    ]
