@@ -52,3 +52,11 @@ def test_readme_command_line_examples_run_as_written(tmp_path, monkeypatch):
         assert result.exit_code in allowed, f"{line}\n{result.output}"
     assert (tmp_path / "drift.html").stat().st_size > 100_000
     assert (tmp_path / "schema.yaml").exists()
+
+
+def test_readme_shows_every_screenshot():
+    text = README.read_text()
+    shots = sorted((README.parent / "docs" / "screenshots").glob("*.png"))
+    assert len(shots) >= 21
+    missing = [p.name for p in shots if f"(docs/screenshots/{p.name})" not in text]
+    assert missing == []

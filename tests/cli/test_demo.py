@@ -19,6 +19,7 @@ from opsloop.cli.demo import FEATURES, run_demo
 from opsloop.data.schema import Schema
 from opsloop.registry.audit import audit_entries, verify_audit_log
 from opsloop.store import open_database
+from opsloop.tracking import tracking_backend
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -80,6 +81,8 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
     # retraining policy fires on it, trains on that window's rows only, and the new version
     # meets the gate before its canary starts (or the gate stops it, and nothing deploys).
     loop = flat.split("8. monitor, retrain, gate, canary, promote", 1)[1]
+    loop, logged = loop.split("9. reports logged", 1)
+    loop = loop.rstrip(" ─")  # the next step's rule
     for k in (0, 1):
         assert f"window {k} (before the change, live): accuracy" in loop
         assert re.search(rf"window {k} \(before the change, live\): [^)]*decay none", loop)
@@ -137,6 +140,24 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
         "the loop closed: credit-default v3 went through its canary and was promoted: "
         "credit-api serves it alone (single), champion -> v3"
     )
+    # Its four HTML reports are logged in its store, where the Reports page finds them.
+    assert "4 reports logged to the run 'demo reports'" in logged
+    for name in ("OPSLOOP_STORE_URI", "OPSLOOP_TRACKING_URI"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "store"))
+    backend = tracking_backend()
+    listed = backend.search_artifacts(suffix=".html", max_results=51, offset=0)
+    assert sorted(listed["path"]) == [
+        "analysis_challenger.html",
+        "analysis_champion.html",
+        "drift.html",
+        "monitoring.html",
+    ]
+    (run_id,) = set(listed["run_id"])
+    assert backend.get_run(run_id).name == "demo reports"
+    drift_page = backend.read_artifact(listed.set_index("path").loc["drift.html", "sha256"])
+    # plotly.js inside: the dashboard's sandbox loads nothing from beside the page.
+    assert b'src="plotly.min.js"' not in drift_page and len(drift_page) > 1_000_000
 
 
 def _demo(*arguments: str, **popen) -> subprocess.Popen:
@@ -229,6 +250,7 @@ def test_a_transient_change_rolls_the_retrained_canary_back(tmp_path):
     assert process.returncode == 0, out + err
     flat = " ".join(out.split())
     loop = flat.split("8. monitor, retrain, gate, canary, promote", 1)[1]
+    loop = loop.split("9. reports logged", 1)[0].rstrip(" ─")  # the next step's rule
     assert "changes at the start of window 2 and back at the start of window 3" in loop
     assert re.search(r"retrain done: gate retrain release v1: PASSED", loop)
     assert "canary of credit-default v3 at 10%" in loop
@@ -251,10 +273,8 @@ def test_a_transient_change_rolls_the_retrained_canary_back(tmp_path):
     )
     assert wrong / answered > primary_wrong / primary_answered
     assert "promote done" not in loop and "credit-default champion -> v1" in loop
-    assert (
-        loop.rstrip()
-        .split(" reports:")[0]
-        .endswith("the loop closed: the canary of credit-default v3 was rolled back by its gates")
+    assert loop.endswith(
+        "the loop closed: the canary of credit-default v3 was rolled back by its gates"
     )
     # The audit log holds the rollback with its evidence, in a hash chain that verifies.
     environment = {"OPSLOOP_HOME": str(tmp_path / "store")}

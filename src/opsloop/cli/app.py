@@ -26,6 +26,7 @@ from opsloop.cli.console import (
     print_table,
 )
 from opsloop.cli.drift_table import print_drift
+from opsloop.cli.report_run import RunOption, check_report_run, log_report
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -226,9 +227,12 @@ def drift_command(
         int, typer.Option(help="The sketches' accuracy k (rank error ~2.8/k per side).")
     ] = 1000,
     dask: DaskOption = None,
+    run: RunOption = None,
 ) -> None:
     """Compare CURRENT with REFERENCE column by column and print the verdicts."""
     from opsloop.reports.drift import drift_report
+
+    check_report_run(run, html)
 
     names = [c.strip() for c in columns.split(",")] if columns else None
     ref, cur = read_data(reference, dask), read_data(current, dask)
@@ -251,6 +255,7 @@ def drift_command(
         out.print(f"JSON written to {json_path}")
     if html is not None:
         out.print(f"HTML report written to {report.to_html(html)}")
+        log_report(run, html)
     if not report.compared:
         raise UsageProblem(
             f"no column could be compared ({len(report.skipped)} skipped, listed above), "

@@ -13,6 +13,9 @@ whose labelling rule changes part way; the policy that fires retrains on the dat
 the change, gates the new version against the one serving and starts its canary, which
 ramps while its gates hold; once it has all the traffic, the promotion policy makes it the
 primary and moves the ``champion`` alias to it (or a gate rolls it back, with its evidence).
+Its HTML reports (drift, the two error analyses, monitoring) are logged to the run ``demo
+reports`` of the ``credit-demo`` experiment in the demo's store, so the dashboard's Reports
+page lists and opens them.
 
 With ``transient_change`` (``opsloop demo --transient-change``) the labelling rule changes
 back to the first one an hour after it changed, as the retrained version's canary starts:
@@ -125,6 +128,9 @@ def run_demo(
         print_drift(report)
         # The three reports share one plotly.min.js beside them instead of 4.8 MB each.
         html_path = report.to_html(output / "drift.html", plotly="beside")
+        # The copies logged to the store carry plotly.js inside: the dashboard shows a report
+        # in a sandbox that loads nothing beside it.
+        pages = {"drift.html": report.render_html(plotly="inline")}
         json_path = output / "drift.json"
         json_path.write_text(report.to_json(indent=1))
         console.print(f"drift report -> {html_path} and {json_path}")
@@ -136,11 +142,18 @@ def run_demo(
         models = _track_and_register(training, seed, output, console)
 
     with _step(console, "7. error analysis"):
-        analysis_paths = _analyse(training, models, seed, output, console)
+        analysis_paths = _analyse(training, models, seed, output, console, pages)
 
     with _step(console, "8. monitor, retrain, gate, canary, promote"), _own_store(output / "store"):
         monitoring_path = _close_loop(
-            models["registry"], training, seed, output, console, reverts=transient_change
+            models["registry"], training, seed, output, console, pages, reverts=transient_change
+        )
+
+    with _step(console, "9. reports logged"), _own_store(output / "store"):
+        run_id = log_demo_reports(pages)
+        console.print(
+            f"{len(pages)} reports logged to the run 'demo reports' ({run_id}) of credit-demo: "
+            "the dashboard's Reports page lists them"
         )
     return {
         "training": train_path,
@@ -552,9 +565,11 @@ def _print_gates(console: Console, rollout: dict, indent: str) -> None:
         )
 
 
-def _analyse(training, models: dict, seed: int, output: Path, console: Console) -> dict:
+def _analyse(
+    training, models: dict, seed: int, output: Path, console: Console, pages: dict
+) -> dict:
     """Error analysis of champion and challenger against human-level performance by gender,
-    region and device; one HTML report each."""
+    region and device; one HTML report each (its standalone page added to ``pages``)."""
     from opsloop.analysis import error_analysis, hlp
     from opsloop.datasets import human_labels
     from opsloop.reports.analysis import AnalysisReport
@@ -566,9 +581,9 @@ def _analyse(training, models: dict, seed: int, output: Path, console: Console) 
     for role in ("champion", "challenger"):
         predicted = models[role]["model"].predict(test_rows[FEATURES])
         table = error_analysis(test_rows["default"], predicted, tags, hlp=human)
-        path = AnalysisReport(errors=table, title=f"credit-default {role}").to_html(
-            output / f"analysis_{role}.html", plotly="beside"
-        )
+        analysis = AnalysisReport(errors=table, title=f"credit-default {role}")
+        path = analysis.to_html(output / f"analysis_{role}.html", plotly="beside")
+        pages[f"analysis_{role}.html"] = analysis.render_html(plotly="inline")
         paths[f"analysis_{role}"] = path
         console.print(f"{role}: the three slices with the most room for improvement")
         for row in table.top(3):
@@ -612,6 +627,7 @@ def _close_loop(
     seed: int,
     output: Path,
     console: Console,
+    pages: dict,
     windows: int = 5,
     change_window: int = 2,
     per_window: int = 600,
@@ -769,9 +785,9 @@ def _close_loop(
     console.print(f"credit-api now: {now.strategy}, {weights}; requests answered: {requests}")
     champion = registry.get_version("credit-default", alias="champion").version
     console.print(f"credit-default champion -> v{champion}")
-    path = monitor_report(db, "credit-api", windowing).write(
-        output / "monitoring.html", plotly="beside"
-    )
+    monitoring = monitor_report(db, "credit-api", windowing)
+    path = monitoring.write(output / "monitoring.html", plotly="beside")
+    pages["monitoring.html"] = monitoring.to_html(plotly="inline")
     console.print(f"monitoring report -> {path}")
     problem = _loop_problem(ramp, outcomes, now, champion)
     if problem is not None:
@@ -941,6 +957,25 @@ def _print_window(console: Console, e, start: int, change: tuple, first_rows: di
             for check in gate["checks"]:
                 verdict = "pass" if check["passed"] else "FAIL"
                 console.print(f"      gate {check['name']}: {verdict}, {check['reason']}")
+
+
+def log_demo_reports(pages: dict[str, str]) -> str:
+    """Log the demo's reports (artifact name → standalone HTML page) to a new run named
+    ``demo reports`` in the ``credit-demo`` experiment of the current store, so the
+    dashboard's Reports page lists them; the run's id.
+
+    >>> run_id = log_demo_reports({"drift.html": "<p>drift</p>"})
+    >>> from opsloop.tracking import tracking_backend
+    >>> run = tracking_backend().get_run(run_id)
+    >>> run.name, run.status, [a.path for a in run.artifacts]
+    ('demo reports', 'FINISHED', ['drift.html'])
+    """
+    import opsloop
+
+    with opsloop.start_run(experiment="credit-demo", name="demo reports") as run:
+        for name, page in pages.items():
+            run.backend.log_artifact(run.run_id, page.encode("utf-8"), name)
+    return run.run_id
 
 
 def print_reports(paths: dict, console: Console) -> None:

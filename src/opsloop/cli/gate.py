@@ -33,6 +33,7 @@ import typer
 from rich.table import Table
 
 from opsloop.cli.console import UsageProblem, one_line_errors, out, print_table
+from opsloop.cli.report_run import RunOption, check_report_run, log_report
 
 gate_app = typer.Typer(no_args_is_help=True, help="Release gates: candidate against baseline.")
 
@@ -97,6 +98,7 @@ def run_command(
         list[str] | None,
         typer.Option("--trust-type", help="A skops type beyond the allow-list to trust."),
     ] = None,
+    run: RunOption = None,
 ) -> None:
     """Check CANDIDATE against the baseline with the checks of GATE; exit 1 if one fails."""
     from opsloop.analysis.gate import load_gate
@@ -105,6 +107,7 @@ def run_command(
 
     if fmt not in GATE_FORMATS:
         raise UsageProblem(f"--format must be one of {', '.join(GATE_FORMATS)}, got {fmt!r}")
+    check_report_run(run, html)
     gate = load_gate(gate_file)
     if label is not None:
         gate = dataclasses.replace(gate, label=label)
@@ -129,6 +132,7 @@ def run_command(
 
     if html is not None:
         write_gate_html(result, html)
+        log_report(run, html)
     if junit is not None:
         junit.write_text(gate_junit_xml(result) + "\n", encoding="utf-8")
     if markdown is not None:

@@ -29,6 +29,7 @@ from opsloop.cli.console import (
     print_json,
     print_table,
 )
+from opsloop.cli.report_run import RunOption, check_report_run, log_report
 
 monitor_app = typer.Typer(
     no_args_is_help=True,
@@ -219,13 +220,17 @@ def report_command(
     html: Annotated[Path, typer.Option("--html", help="Write the standalone report here.")],
     window: WindowOption = "1h",
     variant: Annotated[str | None, typer.Option(help="Only this variant's windows.")] = None,
+    run: RunOption = None,
 ) -> None:
     """Write DEPLOYMENT's report: drift heatmap, metrics over time, alerts."""
     from opsloop.monitoring.monitor_report import monitor_report
 
+    check_report_run(run, html)
+
     report = monitor_report(_store(), deployment, _windowing(window), variant=variant)
     path = report.write(html)
     out.print(f"report written to {path}", markup=False)
+    log_report(run, path)
 
 
 def _follow(deployment, *, train, gate, server, token_env, once, poll_s, follower, lease_s,

@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 from opsloop.cli.console import one_line_errors, out
+from opsloop.cli.report_run import RunOption, check_report_run, log_report
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -96,7 +97,7 @@ def print_report(report) -> None:
         )
 
 
-def _write(report, html: Path | None, json_path: Path | None) -> None:
+def _write(report, html: Path | None, json_path: Path | None, run: str | None) -> None:
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         out.print(f"JSON written to {json_path}")
@@ -104,6 +105,7 @@ def _write(report, html: Path | None, json_path: Path | None) -> None:
         from opsloop.reports.selection import selection_report
 
         out.print(f"HTML report written to {selection_report(report).to_html(html)}")
+        log_report(run, html)
 
 
 @app.command("file")
@@ -122,8 +124,10 @@ def select_file(
     seed: SeedOption = 0,
     html: HtmlOption = None,
     json_path: JsonOption = None,
+    run: RunOption = None,
 ) -> None:
     """Run the funnel on DATA and print what each step dropped."""
+    check_report_run(run, html)
     from opsloop.data.io import read_table
     from opsloop.data.selection import FeatureFunnel
 
@@ -136,7 +140,7 @@ def select_file(
     )
     funnel = FeatureFunnel(steps=steps, random_state=seed).fit(frame, y)
     print_report(funnel.report_)
-    _write(funnel.report_, html, json_path)
+    _write(funnel.report_, html, json_path, run)
 
 
 @app.command("table")
@@ -159,8 +163,10 @@ def select_table(
     seed: SeedOption = 0,
     html: HtmlOption = None,
     json_path: JsonOption = None,
+    run: RunOption = None,
 ) -> None:
     """Run the funnel on a database TABLE, reading only the columns that can pass."""
+    check_report_run(run, html)
     from opsloop.data.selection import FeatureFunnel
 
     steps = build_steps(
@@ -169,7 +175,7 @@ def select_table(
     funnel = FeatureFunnel(steps=steps, random_state=seed)
     funnel.fit_table(source, table, target=target, schema=schema)
     print_report(funnel.report_)
-    _write(funnel.report_, html, json_path)
+    _write(funnel.report_, html, json_path, run)
 
 
 @app.command("nulls")
