@@ -257,7 +257,12 @@ def switch(
 ) -> None:
     """Switch blue/green deployment NAME: the standby variant takes all the traffic (again
     to switch back; a protected one needs approvals of the swapped definition)."""
-    made = _deployments().switch(name, reason=reason)
+    from opsloop.errors import ConflictError
+
+    try:
+        made = _deployments().switch(name, reason=reason)
+    except ConflictError as error:  # not blue/green: the user's mistake, one line
+        raise UsageProblem(str(error)) from None
     live = next(v.name for v in made.variants if v.role != "shadow" and v.weight == 1.0)
     out.print(f"{name}: {live} takes all the traffic (version {made.serving[live]})")
 
