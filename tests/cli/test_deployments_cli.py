@@ -201,3 +201,28 @@ def test_a_shadow_answering_a_share_of_the_copies_is_deployed_and_shown(credit):
     assert listed[0]["variants"] == (
         "stable=credit/1 (primary, 1); copy=credit/2 (shadow, 0, sample 0.25)"
     )
+
+
+def test_switch_moves_all_traffic_to_the_standby_and_back(credit):
+    deployed = invoke(
+        "deploy",
+        "bg",
+        "--variant",
+        "blue=credit/1,weight=1",
+        "--variant",
+        "green=credit/2,role=candidate,weight=0",
+        "--strategy",
+        "blue_green",
+    )
+    assert deployed.exit_code == 0, deployed.output
+    there = invoke("switch", "bg", "--reason", "v2 goes live")
+    assert there.exit_code == 0, there.output
+    assert there.output.strip() == "bg: green takes all the traffic (version 2)"
+    back = invoke("switch", "bg")
+    assert back.output.strip() == "bg: blue takes all the traffic (version 1)"
+    history = Deployments(credit.db).history("bg")
+    assert history["reason"].tolist() == [None, "v2 goes live", "switch blue/green: green -> blue"]
+    assert invoke("deploy", "one", "--variant", "stable=credit/1").exit_code == 0
+    refused = invoke("switch", "one")
+    assert refused.exit_code == 2
+    assert refused.output.startswith("error: strategy: deployment 'one' is 'single'")

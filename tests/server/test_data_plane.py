@@ -119,6 +119,31 @@ def test_routing_over_http_stays_within_binomial_bounds_and_switches_with_a_depl
     assert after == {"canary"}
 
 
+def test_a_blue_green_switch_and_switch_back_move_every_request(served):
+    _, client, _ = served
+    deployments = Deployments(client_db(served))
+    deployments.deploy(
+        "bg",
+        [
+            Variant("blue", "credit", version=1, weight=1.0),
+            Variant("green", "credit", version=2, role="candidate", weight=0.0),
+        ],
+        strategy="blue_green",
+    )
+
+    def answered() -> set[str]:
+        return {
+            client.post("/v1/deployments/bg/predict", json=[RECORD]).json()["variant"]
+            for _ in range(30)
+        }
+
+    assert answered() == {"blue"}
+    deployments.switch("bg")
+    assert answered() == {"green"}
+    deployments.switch("bg")
+    assert answered() == {"blue"}
+
+
 def test_the_routing_key_header_makes_assignment_sticky(served):
     _, client, _ = served
     Deployments(client_db(served)).deploy(

@@ -12,9 +12,17 @@ import pytest
 from tests.server.running import running_server
 
 from opsloop.contract.operation import ACTOR
-from opsloop.registry import add_user
+from opsloop.errors import ConflictError
+from opsloop.registry import PermissionDenied, add_user
 from opsloop.server import create_app
-from opsloop.serving import Deployments, HttpDeployments, Variant, read_feedback, record_feedback
+from opsloop.serving import (
+    Deployments,
+    HttpDeployments,
+    UnknownDeploymentError,
+    Variant,
+    read_feedback,
+    record_feedback,
+)
 from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS, DeploymentService
 from opsloop.serving.deployment_settings import MicroBatching
 from opsloop.serving.prediction_events import (
@@ -30,6 +38,13 @@ def canary(weight: float) -> list[Variant]:
     return [
         Variant("stable", "credit", alias="champion", weight=1 - weight),
         Variant("canary", "credit", version=2, role="candidate", weight=weight),
+    ]
+
+
+def blue_green() -> list[Variant]:
+    return [
+        Variant("stable", "credit", alias="champion", weight=1.0),
+        Variant("canary", "credit", version=2, role="candidate", weight=0.0),
     ]
 
 
@@ -122,6 +137,11 @@ SCENARIO = [
     ("ab_report", lambda d, n: d.ab_report(n)),
     ("ab_report", lambda d, n: d.ab_report(n, outcome="reward", alpha=0.1, power=0.9)),
     ("shadow_agreement", lambda d, n: d.shadow_agreement(n, since_ms=0, until_ms=4_000)),
+    # Blue/green: stable takes all, then the standby canary does, then stable again.
+    ("deploy", lambda d, n: d.deploy(n, blue_green(), strategy="blue_green", reason="bg")),
+    ("switch", lambda d, n: d.switch(n, reason="canary goes live")),
+    ("switch", lambda d, n: d.switch(n)),
+    ("history", lambda d, n: d.history(n).tail(3).reset_index(drop=True)),
     ("revision", lambda d, n: d.revision() > 0),
     # A data plane on another host records its answers, then their feedback, through these.
     ("record_events", lambda d, n: d.record_events([served(n, "late-1"), served(n, "late-2")])),
@@ -234,3 +254,65 @@ def test_the_openapi_document_has_a_response_schema_for_every_deployment_route(r
                 continue
             schema = answer["content"]["application/json"]["schema"]
             assert schema != {}, (verb, path)
+
+
+def test_a_switch_and_a_switch_back_over_http_and_locally(registry):
+    registry.register("credit", b"model 1", flavor="onnx")
+    registry.register("credit", b"model 2", flavor="onnx")
+    registry.set_alias("credit", "champion", 1)
+    _, token = add_user(registry.db, "owner", "admin")
+    local = Deployments(registry.db, actor="owner")
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+        remote = HttpDeployments(url, token=token)
+        for side, name in ((local, "bg-local"), (remote, "bg-http")):
+            side.deploy(name, blue_green(), strategy="blue_green")
+            side.deploy(f"{name}-c", canary(0.2), strategy="canary")
+            first = side.switch(name, reason="v2 goes live")
+            assert [(v.name, v.weight) for v in first.variants] == [
+                ("stable", 0.0),
+                ("canary", 1.0),
+            ]
+            assert first.serving == {"stable": 1, "canary": 2}
+            back = side.switch(name)
+            assert [(v.name, v.weight) for v in back.variants] == [
+                ("stable", 1.0),
+                ("canary", 0.0),
+            ]
+            entries = side.history(name)
+            assert entries["action"].tolist() == ["deploy", "deploy", "deploy"]
+            assert entries["reason"].tolist()[1:] == [
+                "v2 goes live",
+                "switch blue/green: canary -> stable",
+            ]
+            assert [e.get("switched") for e in entries["after"]] == [
+                None,
+                {"from": "stable", "to": "canary"},
+                {"from": "canary", "to": "stable"},
+            ]
+            assert entries["actor"].tolist() == ["owner"] * 3
+            # A canary does not switch: a 409 naming the strategy, and nothing changes.
+            with pytest.raises(ConflictError, match=r"^strategy: .*'canary'; only a 'blue_green'"):
+                side.switch(f"{name}-c")
+            assert len(side.history(f"{name}-c")) == 1
+            with pytest.raises(UnknownDeploymentError):
+                side.switch(f"{name}-none")
+        remote.close()
+
+
+def test_a_protected_switch_needs_approvals_of_the_swapped_definition(registry):
+    registry.register("credit", b"model 1", flavor="onnx")
+    registry.register("credit", b"model 2", flavor="onnx")
+    registry.set_alias("credit", "champion", 1)
+    add_user(registry.db, "owner", "admin")
+    add_user(registry.db, "apo", "approver")
+    deployments = Deployments(registry.db, actor="owner")
+    deployments.deploy("bg", blue_green(), strategy="blue_green")
+    deployments.protect("bg", 1)
+    with pytest.raises(PermissionDenied, match="protected"):
+        deployments.switch("bg")
+    assert deployments.get("bg").variants[0].weight == 1.0
+    swapped = [v.with_weight(1.0 - v.weight) for v in blue_green()]
+    deployments.approve("bg", swapped, strategy="blue_green", actor="apo")
+    switched = deployments.switch("bg")
+    assert switched.variants[1].weight == 1.0
+    assert deployments.history("bg")["after"].iloc[-1]["approved_by"] == ["apo"]

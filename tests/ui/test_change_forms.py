@@ -256,3 +256,46 @@ def test_an_alias_moves_from_the_version_page_and_a_protected_one_after_approval
     assert registry.get_version("m", alias="champion").version == 2
     actions = registry.audit("m")[["actor", "action"]].tail(2).values.tolist()
     assert actions == [["apo", "approve"], ["ed", "set_alias"]]
+
+
+def test_the_switch_button_is_an_editors_and_switches_blue_green(served):
+    url, tokens, _, deployments = served
+    deployments.deploy(
+        "bg",
+        [
+            Variant("blue", "m", alias="champion", weight=1.0),
+            Variant("green", "m", version=2, role="candidate", weight=0.0),
+        ],
+        strategy="blue_green",
+    )
+    shown = {}
+    for name in ("vic", "ed"):
+        with session(url, tokens[name]) as client:
+            page = client.get("/deployments/bg").text
+        shown[name] = "Switch blue/green" in page and 'action="/deployments/bg/switch"' in page
+    assert shown == {"vic": False, "ed": True}
+    # A deployment that is not blue/green has no switch to offer.
+    with session(url, tokens["ed"]) as client:
+        assert "Switch blue/green" not in client.get("/deployments/api").text
+    # A viewer's post is refused before anything changes.
+    with session(url, tokens["vic"]) as client:
+        refused = post(client, "/deployments/bg/switch", tokens["vic"], do="switch")
+    assert refused.status_code == 403 and weights(deployments, "bg") == {"blue": 1.0, "green": 0.0}
+    with session(url, tokens["ed"]) as client:
+        done = post(client, "/deployments/bg/switch", tokens["ed"], note="green live", do="switch")
+        assert done.status_code == 303
+        assert done.headers["location"] == "/deployments/bg?done=switched"
+        assert "The blue/green switch is made" in client.get(done.headers["location"]).text
+        assert weights(deployments, "bg") == {"blue": 0.0, "green": 1.0}
+        back = post(client, "/deployments/bg/switch", tokens["ed"], do="switch")
+        assert back.status_code == 303
+        # A canary posted to the switch is refused on its page, naming the strategy.
+        wrong = post(client, "/deployments/api/switch", tokens["ed"], do="switch")
+    assert weights(deployments, "bg") == {"blue": 1.0, "green": 0.0}
+    assert wrong.status_code == 409 and "strategy: deployment &#39;api&#39; is" in wrong.text
+    history = deployments.history("bg")
+    assert history[["actor", "reason"]].values.tolist()[1:] == [
+        ["ed", "green live"],
+        ["ed", "switch blue/green: green -> blue"],
+    ]
+    assert history["after"].iloc[1]["switched"] == {"from": "blue", "to": "green"}

@@ -249,6 +249,24 @@ def history(name: str, as_json: JsonFlag = False) -> None:
     print_frame(shown, title=f"history of {name}")
 
 
+@deployments_app.command("switch")
+@one_line_errors
+def switch(
+    name: str,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+) -> None:
+    """Switch blue/green deployment NAME: the standby variant takes all the traffic (again
+    to switch back; a protected one needs approvals of the swapped definition)."""
+    from opsloop.errors import ConflictError
+
+    try:
+        made = _deployments().switch(name, reason=reason)
+    except ConflictError as error:  # not blue/green: the user's mistake, one line
+        raise UsageProblem(str(error)) from None
+    live = next(v.name for v in made.variants if v.role != "shadow" and v.weight == 1.0)
+    out.print(f"{name}: {live} takes all the traffic (version {made.serving[live]})")
+
+
 @deployments_app.command("retire")
 @one_line_errors
 def retire(

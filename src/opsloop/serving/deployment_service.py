@@ -332,6 +332,14 @@ class DeploymentService(Protocol):
         which ``away_from`` answers nothing); approvals that covered it then still do."""
         ...
 
+    def switch(
+        self, name: Key, *, actor: str | None = None, reason: Text | None = None
+    ) -> Deployment:
+        """Switch a blue/green deployment: the standby variant takes all the traffic and the
+        other goes on standby, in one audited change (a protected one needs approvals of the
+        swapped definition); switching again switches back."""
+        ...
+
     def settings(self, name: Key) -> DeploymentSettings:
         """The deployment's confidence threshold and model assertion rules."""
         ...
@@ -645,6 +653,13 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "rollback",
             "POST",
             "/deployments/{name:path}/rollback",
+            role="editor",
+            answer=record(Deployment),
+        ),
+        Operation(
+            "switch",
+            "POST",
+            "/deployments/{name:path}/switch",
             role="editor",
             answer=record(Deployment),
         ),

@@ -185,31 +185,123 @@ class Deployments:
         with self.db.write() as connection:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "editor")
-            targets = [_resolve(connection, variant) for variant in variants]
             before = self._current(connection, name)
-            followed = () if before is None else before.variants
-            numbers = [t[2] for t in targets]
-            check_new_variants(connection, name, variants, numbers, before)
-            alias_gate_guard(connection, name, followed, variants, numbers)
-            gate = deployment_gate_guard(connection, name, before, variants, numbers)
-            guard = alias_guard(connection, followed, variants)
-            approvers = use_approvals(
-                connection, name, definition_digest(strategy, automation, variants), guard
+            return self._define(
+                connection, who, name, before, strategy, automation, description, variants, reason
             )
-            at = self.db.clock()
-            after = _store_definition(
-                connection, name, strategy, automation, description, variants, targets, who, at
+
+    def switch(
+        self, name: str, *, actor: str | None = None, reason: str | None = None
+    ) -> Deployment:
+        """Switch the blue/green deployment ``name``: the variant on standby takes all the
+        traffic and the one that had it goes on standby, in one audited change (editor
+        role); the deployment as stored. Switching again switches back.
+
+        The change is a ``deploy`` of the swapped definition, checked as a deploy is: a
+        protected deployment needs approvals of exactly the swapped definition, a required
+        release gate must have been passed by the version that takes the traffic, and an
+        input detector must be able to score it. Its audit entry's ``after`` says
+        ``switched`` (``{"from": ..., "to": ...}``, the variants' names) and, without a
+        ``reason``, the reason says which way it switched. A rollback undoes it as it
+        undoes any deploy.
+
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> _ = registry.register("credit", b"y", flavor="onnx")
+        >>> deployments = Deployments(db)
+        >>> _ = deployments.deploy("api", [
+        ...     Variant("blue", "credit", version=1, weight=1.0),
+        ...     Variant("green", "credit", version=2, role="candidate", weight=0.0)],
+        ...     strategy="blue_green")
+        >>> [(v.name, v.weight) for v in deployments.switch("api").variants]
+        [('blue', 0.0), ('green', 1.0)]
+        >>> deployments.history("api")["reason"].iloc[-1]
+        'switch blue/green: blue -> green'
+        >>> [(v.name, v.weight) for v in deployments.switch("api").variants]
+        [('blue', 1.0), ('green', 0.0)]
+        >>> _ = deployments.deploy("one", [Variant("stable", "credit", version=1)])
+        >>> deployments.switch("one")
+        Traceback (most recent call last):
+        opsloop.errors.ConflictError: strategy: deployment 'one' is 'single'; only a ...
+        """
+        if reason is not None:
+            checked_text("reason", reason)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = acting_user(connection, actor or self.actor, "editor")
+            before = self._current(connection, name)
+            if before is None:
+                raise UnknownDeploymentError(f"no deployment named {name!r}")
+            if before.strategy != "blue_green":
+                raise ConflictError(
+                    f"strategy: deployment {name!r} is {before.strategy!r}; only a "
+                    "'blue_green' deployment switches"
+                )
+            live = [v for v in before.variants if v.role != "shadow"]
+            # check_definition keeps a blue/green deployment at exactly one live variant
+            # with weight 1 and one at 0.
+            old = next(v.name for v in live if v.weight == 1.0)
+            new = next(v.name for v in live if v.name != old)
+            swapped = {old: 0.0, new: 1.0}
+            variants = tuple(
+                v.with_weight(swapped[v.name]) if v.name in swapped else v for v in before.variants
             )
-            append_audit(
+            return self._define(
                 connection,
                 who,
-                "deploy",
-                _entity(name),
-                reason,
-                None if before is None else _audited(before),
-                {**_audited(after), "approved_by": list(approvers), **_passed_gate(gate)},
-                at_ms=at,  # the definition's time is its entry's: at(name, T) agrees
+                name,
+                before,
+                before.strategy,
+                before.automation,
+                before.description,
+                variants,
+                reason or f"switch blue/green: {old} -> {new}",
+                {"switched": {"from": old, "to": new}},
             )
+
+    def _define(
+        self,
+        connection: Connection,
+        who: str,
+        name: str,
+        before: Deployment | None,
+        strategy: str,
+        automation: str,
+        description: str | None,
+        variants: tuple[Variant, ...],
+        reason: str | None,
+        noted: Mapping[str, object] | None = None,
+    ) -> Deployment:
+        """Store ``variants`` as ``name``'s definition under the deploy rules, with its
+        ``deploy`` audit entry (``noted`` added to its ``after``), in ``connection``."""
+        targets = [_resolve(connection, variant) for variant in variants]
+        followed = () if before is None else before.variants
+        numbers = [t[2] for t in targets]
+        check_new_variants(connection, name, variants, numbers, before)
+        alias_gate_guard(connection, name, followed, variants, numbers)
+        gate = deployment_gate_guard(connection, name, before, variants, numbers)
+        guard = alias_guard(connection, followed, variants)
+        approvers = use_approvals(
+            connection, name, definition_digest(strategy, automation, variants), guard
+        )
+        at = self.db.clock()
+        after = _store_definition(
+            connection, name, strategy, automation, description, variants, targets, who, at
+        )
+        append_audit(
+            connection,
+            who,
+            "deploy",
+            _entity(name),
+            reason,
+            None if before is None else _audited(before),
+            {
+                **_audited(after),
+                "approved_by": list(approvers),
+                **_passed_gate(gate),
+                **(noted or {}),
+            },
+            at_ms=at,  # the definition's time is its entry's: at(name, T) agrees
+        )
         return after
 
     def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:

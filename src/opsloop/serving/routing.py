@@ -8,7 +8,7 @@ whenever the deployment's definition changes).
 
 Every strategy written so far routes by the weights (:class:`WeightedSplit`): ``single``
 (one variant, weight 1), ``shadow`` (the primary at 1), ``canary`` (the candidate at its
-fixed share), ``blue_green`` (the side at 1; switching is a deploy that swaps the weights),
+fixed share), ``blue_green`` (the side at 1; :meth:`~.Deployments.switch` swaps the weights),
 ``ab``; ``bandit`` deployments are routed by :mod:`.bandit_routing` (it registers itself).
 
 With a routing key the choice is sticky: the key and the deployment's name are hashed

@@ -1,12 +1,13 @@
 """Changes made from a deployment's page: new traffic weights, a rollback to an earlier
-definition, and approvals of a protected deployment's next definition.
+definition, a blue/green switch, and approvals of a protected deployment's next definition.
 
 Each is the deployments service's own audited operation, called as the REST API calls it
 (the same least role, the signed-in user acting): ``deploy`` needs an editor and, for a
 protected deployment, the approvals of exactly that definition first; ``approve`` needs an
 approver, once per person. A rollback is a ``deploy`` of the definition an earlier history
-entry recorded; a pending approval can be approved again by another approver, or deployed,
-from the definition its entry recorded.
+entry recorded; a blue/green switch is the service's ``switch`` (editor); a pending
+approval can be approved again by another approver, or deployed, from the definition its
+entry recorded.
 """
 
 from __future__ import annotations
@@ -147,6 +148,20 @@ async def _post(request: Request, user: User, name: str, form: str, change) -> R
 async def weights_form(request: Request, user: Viewer, name: str) -> Response:
     """Deploy the deployment with new traffic weights, or approve them (protected)."""
     return await _post(request, user, name, "weights", _weights_change)
+
+
+@router.post("/deployments/{name}/switch")
+async def switch_form(request: Request, user: Viewer, name: str) -> Response:
+    """Switch a blue/green deployment (the service's audited ``switch``, editor role)."""
+    fields = await posted_form(request, session_token(request))
+    require_operation_role(user, DEPLOYMENT_OPERATIONS, "switch")
+    deployments = request.app.state.deployments
+    try:
+        await run_in_threadpool(deployments.switch, name, actor=user.name, reason=_note(fields))
+    except OpsloopError as error:
+        problem = FormProblem.of("switch", error, fields)
+        return await run_in_threadpool(deployment_view, request, name, problem=problem)
+    return RedirectResponse(f"/deployments/{quote(name, safe='')}?done=switched", status_code=303)
 
 
 @router.post("/deployments/{name}/restore")

@@ -95,6 +95,8 @@ def deployment_page(
 #: What a change made from the deployment page says once done (``?done=``).
 DONE = {
     "deployed": "The new definition is deployed; the history below shows the change.",
+    "switched": "The blue/green switch is made: the standby variant takes all the traffic; "
+    "the history below shows the change.",
     "approved": "Your approval is recorded; the definition can be deployed once it has all "
     "its approvals.",
 }
