@@ -47,6 +47,7 @@ def one_line_errors(command: Callable) -> Callable:
         import httpx
 
         from opsloop.data.io import TableReadError
+        from opsloop.errors import ConflictError, NotFoundError
 
         try:
             return command(*args, **kwargs)
@@ -55,6 +56,9 @@ def one_line_errors(command: Callable) -> Callable:
             TableReadError,
             # a server that cannot be reached: refused, timed out, name not resolved
             httpx.TransportError,
+            # the state a command meets: a name that does not exist, a change that conflicts
+            NotFoundError,
+            ConflictError,
             FileNotFoundError,
             PermissionError,
             ValueError,
