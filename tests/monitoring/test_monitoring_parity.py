@@ -143,6 +143,11 @@ SCENARIO = [
         "feature_distribution",
         lambda m, n: m.feature_distribution(n, "c", start_ms=T0 + HOUR_MS, variant="canary"),
     ),
+    # The model's output, drawn like a feature: the reference keeps its predictions.
+    (
+        "feature_distribution",
+        lambda m, n: m.feature_distribution(n, "prediction", start_ms=T0, variant="default"),
+    ),
     # A DataFrame and numpy arrays, as a batch job has them.
     (
         "log_predictions",
@@ -335,6 +340,9 @@ def test_refusals_are_the_same_on_both_sides(store):
                 side.reference("nowhere")
             with pytest.raises(InvalidArgumentError, match="window: a duration like"):
                 side.windows("api", window="1 week")
+            side.set_reference("plain", [{"x": 1.0}, {"x": 2.0}])  # without predictions
+            with pytest.raises(NotFoundError, match="no feature 'prediction' and holds no"):
+                side.feature_distribution("plain", "prediction", start_ms=T0, variant="a")
             with pytest.raises(InvalidArgumentError, match="predictions: 2 values for 1 input"):
                 side.log_predictions("api", [{"x": 1.0}], [0, 1])
             with pytest.raises(InvalidArgumentError, match="latency_ms: 2 values for 1 rows"):

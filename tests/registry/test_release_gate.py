@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
 
 from opsloop.analysis.gate import parse_gate
 from opsloop.errors import InvalidArgumentError
@@ -130,3 +131,25 @@ def test_a_privacy_check_attacks_only_the_rows_the_candidate_was_trained_on(
 
 def _document(gate):
     return {"version": gate.version, "label": gate.label}
+
+
+def test_the_recorded_verdict_keeps_each_checks_numbers(versions, frame):
+    gate = parse_gate(
+        {
+            "version": 1,
+            "label": "y",
+            "checks": [
+                {"kind": "floor", "metric": "accuracy", "min": 0.9},
+                {"kind": "non_inferiority", "metric": "accuracy", "margin": 0.05},
+            ],
+        }
+    )
+    run_gate(versions, gate, "models:/m/2", frame)
+    floor, inferiority = versions.audit("m").iloc[-1]["after"]["results"]
+    blind = versions.load("m", 2)
+    accuracy = accuracy_score(frame["y"], blind.predict(frame[["z"]]))
+    assert (floor["kind"], floor["verdict"], floor["threshold"]) == ("floor", "fail", 0.9)
+    assert floor["statistic"] == pytest.approx(accuracy) and accuracy < 0.9
+    assert (inferiority["kind"], inferiority["verdict"]) == ("non_inferiority", "fail")
+    assert inferiority["threshold"] == 0.05 and inferiority["p_value"] == pytest.approx(1.0)
+    assert set(floor) == {"kind", "name", "verdict", "reason", "statistic", "p_value", "threshold"}

@@ -40,6 +40,7 @@ class Monitored:
     predictions: list[np.ndarray]  # the model's answers on each window's rows
     reference_labels: np.ndarray
     reference_scores: np.ndarray  # the model's probability of class 1 on the reference
+    reference_predictions: np.ndarray  # the model's answers on the reference rows
 
 
 def populate_monitoring(database, artifacts, monitoring) -> Monitored:
@@ -99,4 +100,5 @@ def populate_monitoring(database, artifacts, monitoring) -> Monitored:
         predictions,
         y_reference,
         model.predict_proba(reference)[:, 1],
+        model.predict(reference),
     )

@@ -89,8 +89,9 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
         watched.open(f"/deployments/{NAME}")
         watched.follow("text=Monitoring: drift, task metric, alerts")
         assert page.url == f"{url}/deployments/{NAME}/monitoring"
-        # The heatmap, inputs, outputs, software and input length.
-        assert page.locator("[data-drawn=true]").count() == 5
+        # The heatmap, inputs, outputs, accuracy, the predictions' distribution, software
+        # and input length.
+        assert page.locator("[data-drawn=true]").count() == 7
         assert page.locator("table.inputs tbody tr").count() == WINDOWS
         check("monitoring")
         # A click on a cell of the shifted window's column opens that feature's
@@ -166,7 +167,7 @@ def test_the_residuals_and_feature_alarms_draw_and_pass_axe(
         page = watched.page
         found = {}
         for name, charts, table in [
-            ("diabetes", 6, "table.residuals"),
+            ("diabetes", 7, "table.residuals"),  # with the predictions' distribution
             ("texts", 5, "table.feature-alarms"),
         ]:
             watched.open(f"/deployments/{name}/monitoring")

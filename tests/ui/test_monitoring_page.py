@@ -12,6 +12,7 @@ import re
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.metrics import accuracy_score
 from statsmodels.stats.multitest import multipletests
 from tests.server.running import running_server
 from tests.ui.monitoring_data import (
@@ -125,7 +126,7 @@ def test_the_windows_tables_hold_the_services_numbers(served):
     assert evaluations[0].metrics["latency_mean_ms"] == pytest.approx(latencies.mean(), rel=1e-12)
     # The charts draw the same numbers.
     drawn = figures(page.text)
-    heatmap, inputs, outputs_figure, software, length = drawn
+    heatmap, inputs, outputs_figure, _, _, software, length = drawn
     assert length["data"][0]["y"] == [1.0] * WINDOWS
     oldest_first = evaluations[::-1]
     assert heatmap["data"][0]["y"] == FEATURES
@@ -152,6 +153,61 @@ def test_the_estimated_accuracy_equals_the_estimator_on_the_same_rows(served):
         expected = f"{num(accuracy.value)} [{num(accuracy.low)}, {num(accuracy.high)}]"
         assert row[8] == (expected if found.trusted else f"{expected} not trusted")
         assert accuracy.low <= accuracy.value <= accuracy.high
+
+
+def test_the_accuracy_chart_draws_the_estimate_the_realised_accuracy_and_the_error_rate(served):
+    client, monitoring, monitored = served
+    page = client.get(f"/deployments/{NAME}/monitoring")
+    accuracy = figures(page.text)[3]
+    assert accuracy["layout"]["title"]["text"].startswith("Accuracy")
+    estimated, realised, error_rate, alarms = accuracy["data"]
+    # The estimate is the service's (its agreement with the estimator is tested above).
+    evaluations = monitoring.evaluations(NAME)
+    found = [e.metrics["estimate"]["metrics"]["accuracy"] for e in evaluations]
+    assert estimated["y"] == [a["value"] for a in found]
+    assert estimated["error_y"]["array"] == pytest.approx([a["high"] - a["value"] for a in found])
+    assert estimated["error_y"]["arrayminus"] == pytest.approx(
+        [a["value"] - a["low"] for a in found]
+    )
+    assert all(0 <= a["low"] <= a["value"] <= a["high"] <= 1 for a in found)
+    by_sklearn = [
+        accuracy_score(monitored.labels[k], monitored.predictions[k]) for k in range(WINDOWS)
+    ]
+    assert realised["y"] == pytest.approx(by_sklearn, rel=1e-12)
+    assert error_rate["y"] == pytest.approx([1 - a for a in by_sklearn], rel=1e-12)
+    # The planted concept drift: a third of window 2's labels flipped.
+    assert by_sklearn[CONCEPT] < min(by_sklearn[:CONCEPT])
+    alarmed = [k for k, e in enumerate(evaluations) if e.metrics["error_drift"]]
+    assert alarms["x"] == [time_of(evaluations[k].start_ms) for k in alarmed]
+    assert alarms["y"] == pytest.approx([1 - by_sklearn[k] for k in alarmed], rel=1e-12)
+
+
+def test_the_latest_windows_predictions_are_drawn_against_the_references(served):
+    client, monitoring, monitored = served
+    page = client.get(f"/deployments/{NAME}/monitoring")
+    drawn = figures(page.text)[4]
+    window = monitored.predictions[WINDOWS - 1].astype(float)
+    reference = monitored.reference_predictions.astype(float)
+    edges = np.histogram_bin_edges(np.concatenate([window, reference]), bins=20)
+    window_counts = np.histogram(window, edges)[0].tolist()
+    reference_counts = np.histogram(reference, edges)[0].tolist()
+    window_bars, reference_bars = drawn["data"]
+    assert window_bars["customdata"] == window_counts
+    assert window_bars["y"] == [c / WINDOW_ROWS for c in window_counts]
+    assert reference_bars["y"] == [c / REFERENCE_ROWS for c in reference_counts]
+    start = monitoring.evaluations(NAME)[-1].start_ms
+    assert drawn["layout"]["title"]["text"] == (
+        f"Predictions in the window of {time_of(start)} UTC (stable) against the reference"
+    )
+    table = rows(page.text, "output-distribution")
+    assert [(int(w), int(r)) for _, w, r in table] == list(
+        zip(window_counts, reference_counts, strict=True)
+    )
+    # Both classes are answered in the window and in the reference.
+    assert (table[0][1:], table[-1][1:]) == (
+        [str(int((window == 0).sum())), str(int((reference == 0).sum()))],
+        [str(int((window == 1).sum())), str(int((reference == 1).sum()))],
+    )
 
 
 def test_a_windows_feature_tables_equal_scipy_and_statsmodels(served):

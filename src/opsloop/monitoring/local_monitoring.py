@@ -56,6 +56,7 @@ from opsloop.monitoring.retrain_queue import (
     retrain_requests,
     retrain_rows,
 )
+from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.monitoring.window_store import read_window, window_starts
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import Database, open_database
@@ -371,16 +372,21 @@ class Monitoring:
         bins: int = 20,
     ) -> FeatureDistribution:
         """``feature``'s histogram in a window's sample against the reference's sample (see
-        :mod:`~opsloop.monitoring.feature_distribution`).
+        :mod:`~opsloop.monitoring.feature_distribution`); ``feature`` may be ``prediction``,
+        the model's output, where the reference holds the model's predictions.
 
         >>> Monitoring(db).feature_distribution("nowhere", "x", start_ms=0, variant="a")
         Traceback (most recent call last):
         opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; ...
         """
         reference = get_reference(self.db, deployment)
-        if feature not in reference.features:
+        # The model's output is drawn like a feature once the reference holds its
+        # predictions on the reference rows (the output-drift test compares the same two).
+        output = feature == PREDICTION_COLUMN and reference.has_predictions
+        if feature not in reference.features and not output:
             raise NotFoundError(
                 f"feature: the reference of {deployment!r} has no feature {feature!r}"
+                + ("" if feature != PREDICTION_COLUMN else " and holds no predictions")
             )
         part = read_window(self.db, deployment, variant, Windowing(window), start_ms)
         if part is None:

@@ -36,6 +36,7 @@ import pandas as pd
 
 from opsloop.analysis.gate import (
     BudgetCheck,
+    CheckResult,
     GateResult,
     GateSpec,
     PrivacyCheck,
@@ -148,6 +149,9 @@ def run_gate(
                 "n_rows": result.n_rows,
                 "checks": len(result.checks),
                 "failed": [check.name for check in result.failed()],
+                # Each check's headline numbers, so the verdict can be read later (the
+                # dashboard's version page) without rerunning the gate; evidence stays out.
+                "results": [_recorded_check(check) for check in result.checks],
                 **(
                     {"members_sha256": members_source["sha256"]}
                     if members_source is not None
@@ -157,6 +161,16 @@ def run_gate(
             actor=actor,
         )
     return result
+
+
+def _recorded_check(check: CheckResult) -> dict[str, Any]:
+    """What the audit entry keeps of one check: its verdict and headline numbers."""
+    plain = check.to_dict()
+    return {key: plain[key] for key in RECORDED_CHECK_FIELDS}
+
+
+#: The fields of each check a recorded verdict keeps (``results`` of the audit entry).
+RECORDED_CHECK_FIELDS = ("kind", "name", "verdict", "reason", "statistic", "p_value", "threshold")
 
 
 def _members_source(

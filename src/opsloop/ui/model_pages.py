@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from opsloop.errors import NotFoundError
 from opsloop.registry import User
 from opsloop.ui.form_posts import FormProblem
+from opsloop.ui.gate_verdicts import version_gate_verdicts
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
 from opsloop.ui.row_pages import row_page
@@ -77,7 +78,8 @@ def _serving(deployments, model: str, version: int) -> list[dict]:
 def version_page(
     request: Request, user: Viewer, name: str, version: int, done: str | None = None
 ) -> Response:
-    """One version: metrics, tags, aliases, signature, lineage from data and commit to the
+    """One version: metrics, tags, aliases, signature, the release gates' verdicts on it
+    (each check's statistic, threshold and verdict), lineage from data and commit to the
     deployments serving it; for editors and approvers, the form that moves or approves an
     alias (see :mod:`.version_actions`)."""
     return version_view(request, name, version, notice=DONE.get(done or ""))
@@ -111,6 +113,7 @@ def version_view(
         status=200 if problem is None else problem.status,
         version=record,
         lineage=lineage,
+        gates=version_gate_verdicts(registry.audit(name), name, version),
         serving=serving,
         model_aliases={} if aliases.empty else dict(aliases.iloc[0]),
         problem=problem,

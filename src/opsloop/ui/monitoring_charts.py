@@ -261,6 +261,104 @@ def output_figure(evaluations: Sequence) -> dict:
     return {"data": traces, "layout": layout}
 
 
+def _estimated_accuracy(metrics: dict) -> dict | None:
+    """A window's label-free accuracy estimate (value, low, high), if it has one."""
+    estimate = metrics.get("estimate") or {}
+    return (estimate.get("metrics") or {}).get("accuracy")
+
+
+def _realised_accuracy(metrics: dict) -> float | None:
+    return metrics.get("task_metric") if metrics.get("task") == "accuracy" else None
+
+
+def _error_rate(metrics: dict) -> float | None:
+    accuracy = _realised_accuracy(metrics)
+    return None if accuracy is None else 1.0 - accuracy
+
+
+def has_accuracy(evaluations: Sequence) -> bool:
+    """Whether some window has an estimated or a realised accuracy.
+
+    >>> from opsloop.monitoring.evaluation import WindowEvaluation
+    >>> has_accuracy([WindowEvaluation("a", 0, {"task": "mae", "task_metric": 2.0}, ())])
+    False
+    """
+    return any(
+        _estimated_accuracy(e.metrics) or _realised_accuracy(e.metrics) is not None
+        for e in evaluations
+    )
+
+
+def accuracy_figure(evaluations: Sequence) -> dict:
+    """Per window: the accuracy estimated without labels with its interval (error bars),
+    the realised accuracy once labels arrive, the error rate (one minus it), and the
+    error-rate detector's alarms (crosses on the error rate).
+
+    >>> from opsloop.monitoring.evaluation import WindowEvaluation
+    >>> e = WindowEvaluation("a", 0, {"task": "accuracy", "task_metric": 0.75,
+    ...     "error_drift": 1, "estimate": {"metrics": {"accuracy":
+    ...     {"value": 0.8, "low": 0.7, "high": 0.85}}}}, ())
+    >>> traces = accuracy_figure([e])["data"]
+    >>> [(t["name"], t["y"]) for t in traces]
+    [('estimated accuracy', [0.8]), ('realised accuracy', [0.75]), ('error rate', [0.25]), ('error-rate alarm', [0.25])]
+    >>> [round(v, 6) for v in traces[0]["error_y"]["array"] + traces[0]["error_y"]["arrayminus"]]
+    [0.05, 0.1]
+    """  # noqa: E501 - a doctest's expected output is one line
+    grouped = _by_variant(evaluations)
+    several = len(grouped) > 1
+    traces = []
+    for variant, found in grouped.items():
+        estimates = [_estimated_accuracy(e.metrics) or {} for e in found]
+        values = [a.get("value") for a in estimates]
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"{variant}: estimated accuracy" if several else "estimated accuracy",
+                "x": [window_time(e.start_ms) for e in found],
+                "y": values,
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [
+                        None if v is None or a.get("high") is None else a["high"] - v
+                        for v, a in zip(values, estimates, strict=True)
+                    ],
+                    "arrayminus": [
+                        None if v is None or a.get("low") is None else v - a["low"]
+                        for v, a in zip(values, estimates, strict=True)
+                    ],
+                },
+                "line": {"dash": "dot"},
+            }
+        )
+        traces.extend(
+            _lines(
+                found,
+                [
+                    ("realised accuracy", _realised_accuracy, {}),
+                    ("error rate", _error_rate, {"line": {"dash": "dash"}}),
+                ],
+            )
+        )
+        if several:  # _lines names a single variant's traces without it
+            for trace in traces[-2:]:
+                trace["name"] = f"{variant}: {trace['name']}"
+    alarms = [e for e in evaluations if e.metrics.get("error_drift")]
+    traces.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "error-rate alarm",
+            "x": [window_time(e.start_ms) for e in alarms],
+            "y": [_error_rate(e.metrics) for e in alarms],
+            "marker": {"symbol": "x", "size": 14, "color": "#cf222e"},
+        }
+    )
+    layout = _layout("Accuracy: estimated, realised, and the error rate", "share of rows")
+    return {"data": traces, "layout": layout}
+
+
 def software_figure(evaluations: Sequence) -> dict:
     """Per window: requests (left axis) and latency p50 and p95 in ms (right axis).
 

@@ -32,10 +32,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from opsloop.errors import NotFoundError
+from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.registry import User
+from opsloop.ui.distribution_pages import bin_labels, distribution_figure
 from opsloop.ui.monitoring_charts import (
+    accuracy_figure,
     drift_heatmap,
     feature_alarm_text,
+    has_accuracy,
     has_metric,
     input_figure,
     input_length_figure,
@@ -44,7 +48,7 @@ from opsloop.ui.monitoring_charts import (
     software_figure,
 )
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.rendering import format_value, render
+from opsloop.ui.rendering import format_time, format_value, render
 from opsloop.ui.row_pages import row_page
 from opsloop.ui.session_check import page_user
 
@@ -126,6 +130,20 @@ def _reference(monitoring, name: str):
         return None
 
 
+def _output_distribution(monitoring, name: str, window: str, chosen):
+    """The predictions' histogram in the ``chosen`` window against the reference's, or
+    ``None`` where there is none to draw (no window, no predictions kept with the reference,
+    or the window's sample expired)."""
+    if chosen is None:
+        return None
+    try:
+        return monitoring.feature_distribution(
+            name, PREDICTION_COLUMN, start_ms=chosen.start_ms, variant=chosen.variant, window=window
+        )
+    except NotFoundError:
+        return None
+
+
 def _chosen(evaluations: list, start: int | None, variant: str | None):
     """The window whose feature tables are shown: the one asked for, or the newest."""
     if start is None:
@@ -174,10 +192,19 @@ def monitoring_page(
         return f"{base}/distribution?{urlencode(query)}"
 
     heatmap = drift_heatmap(shown, distribution_link)
+    outputs = _output_distribution(monitoring, name, window, chosen)
+    if outputs is not None:
+        output_chart = distribution_figure(PREDICTION_COLUMN, outputs)
+        output_chart["layout"]["title"]["text"] = (
+            f"Predictions in the window of {format_time(chosen.start_ms)} UTC "
+            f"({chosen.variant}) against the reference"
+        )
     figures = [] if not shown else [
         *([heatmap] if heatmap else []),
         input_figure(shown),
         output_figure(shown),
+        *([accuracy_figure(shown)] if has_accuracy(shown) else []),
+        *([output_chart] if outputs is not None else []),
         software_figure(shown),
         *([input_length_figure(shown)] if has_metric(shown, "records_per_request_mean") else []),
         *([residual_figure(shown)] if has_metric(shown, "residual_mean") else []),
@@ -209,6 +236,9 @@ def monitoring_page(
         chosen=chosen,
         chosen_link=None if chosen is None else link(chosen),
         drift=drift_rows(None if chosen is None else chosen.metrics.get("drift")),
+        outputs=outputs,
+        output_labels=None if outputs is None else bin_labels(outputs),
+        output_link=None if chosen is None else distribution_link(chosen, PREDICTION_COLUMN),
         previous_drift=drift_rows(None if chosen is None else chosen.metrics.get("previous_drift")),
         reference=_reference(monitoring, name),
         labels=status["labels"],
