@@ -41,6 +41,7 @@ class Monitored:
     reference_labels: np.ndarray
     reference_scores: np.ndarray  # the model's probability of class 1 on the reference
     reference_predictions: np.ndarray  # the model's answers on the reference rows
+    reference_inputs: pd.DataFrame  # the reference's rows, which weight the estimate
 
 
 def populate_monitoring(database, artifacts, monitoring) -> Monitored:
@@ -101,4 +102,5 @@ def populate_monitoring(database, artifacts, monitoring) -> Monitored:
         y_reference,
         model.predict_proba(reference)[:, 1],
         model.predict(reference),
+        reference,
     )

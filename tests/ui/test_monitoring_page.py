@@ -143,12 +143,16 @@ def test_the_windows_tables_hold_the_services_numbers(served):
 def test_the_estimated_accuracy_equals_the_estimator_on_the_same_rows(served):
     client, _, monitored = served
     page = client.get(f"/deployments/{NAME}/monitoring")
-    # The estimator fitted on the reference's labels and scores, applied to each window's
-    # scores, outside the service: the page shows its numbers.
-    direct = PerformanceEstimator().fit(monitored.reference_labels, monitored.reference_scores)
+    # The estimator fitted on the reference's labels, scores and inputs, applied to each
+    # window's scores and inputs, outside the service: the page shows its numbers.
+    direct = PerformanceEstimator().fit(
+        monitored.reference_labels, monitored.reference_scores, inputs=monitored.reference_inputs
+    )
     newest_first = range(WINDOWS - 1, -1, -1)
     for row, k in zip(rows(page.text, "outputs"), newest_first, strict=True):
-        found = direct.estimate(monitored.scores[k], y_pred=monitored.predictions[k])
+        found = direct.estimate(
+            monitored.scores[k], y_pred=monitored.predictions[k], inputs=monitored.windows[k]
+        )
         accuracy = found.metrics["accuracy"]
         expected = f"{num(accuracy.value)} [{num(accuracy.low)}, {num(accuracy.high)}]"
         assert row[8] == (expected if found.trusted else f"{expected} not trusted")
