@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from opsloop.cli.deployments import deployments_app
 from opsloop.server import create_app
-from opsloop.serving import Deployments
+from opsloop.serving import Deployments, Variant
 
 
 @pytest.fixture
@@ -87,6 +87,18 @@ def test_the_canary_shows_its_ramp_its_gate_and_its_rollback(served):
         f"threshold {math.log(20):.4f}; candidate 8 of 18, primary 0 of 0)"
     )
     assert "Last decision: <strong>rollback</strong> (gate errors failed)" in page.text
+
+
+def test_a_rollout_whose_candidate_is_gone_still_shows(served, database):
+    # A promotion can redeploy the candidate's version under another name; the rollout's
+    # record stays and names a variant the deployment no longer has.
+    client, _, _ = served
+    Deployments(database).deploy(
+        "canary-api", [Variant("live", "m", version=2)], reason="version 2 answers alone"
+    )
+    page = client.get("/deployments/canary-api/results")
+    assert page.status_code == 200, page.text[-500:]
+    assert facts(page.text)["candidate's traffic now"] == "none: canary is no longer a variant"
 
 
 def test_the_bandit_shows_each_arms_posterior_and_share(served):
