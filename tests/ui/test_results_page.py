@@ -9,18 +9,20 @@ import html
 import json
 import math
 import re
+from types import SimpleNamespace
 
 import pytest
 from scipy import integrate, stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 from tests.server.running import running_server
-from tests.ui.results_data import END, REWARDS, populate_results
+from tests.ui.results_data import END, MIN_REQUESTS, REWARDS, STEPS, populate_results
 from tests.ui.test_pages import session
 from typer.testing import CliRunner
 
 from opsloop.cli.deployments import deployments_app
 from opsloop.server import create_app
-from opsloop.serving import Deployments
+from opsloop.serving import Deployments, Variant
+from opsloop.serving.rollout_observer import RolloutObserver
 
 
 @pytest.fixture
@@ -87,6 +89,42 @@ def test_the_canary_shows_its_ramp_its_gate_and_its_rollback(served):
         f"threshold {math.log(20):.4f}; candidate 8 of 18, primary 0 of 0)"
     )
     assert "Last decision: <strong>rollback</strong> (gate errors failed)" in page.text
+
+
+def test_a_rollout_whose_candidate_is_gone_still_shows(served, database):
+    # A promotion can redeploy the candidate's version under another name; the rollout's
+    # record stays and names a variant the deployment no longer has.
+    client, _, _ = served
+    Deployments(database).deploy(
+        "canary-api", [Variant("live", "m", version=2)], reason="version 2 answers alone"
+    )
+    page = client.get("/deployments/canary-api/results")
+    assert page.status_code == 200, page.text[-500:]
+    assert facts(page.text)["candidate's traffic now"] == "none: canary is no longer a variant"
+
+
+def test_a_canary_that_stepped_shows_its_last_step(served, database):
+    # Every decision but a rollback names no failed gate.
+    client, _, _ = served
+    deployments = Deployments(database)
+    deployments.deploy(
+        "step-api",
+        [
+            Variant("stable", "m", version=1, weight=0.8),
+            Variant("canary", "m", version=2, role="candidate", weight=0.2),
+        ],
+        strategy="canary",
+        reason="try version 2",
+    )
+    deployments.set_rollout("step-api", steps=STEPS, min_requests=MIN_REQUESTS)
+    observer = RolloutObserver(database, deployments)
+    for _ in range(MIN_REQUESTS):
+        served_now = SimpleNamespace(definition=deployments.get("step-api"))
+        observer.observe(served_now, "canary", failed=False, latency_ms=1.0)
+    page = client.get("/deployments/step-api/results")
+    assert page.status_code == 200, page.text[-500:]
+    assert facts(page.text)["step"] == "2 of 3 (50.0%)"
+    assert "Last decision: <strong>step</strong>, candidate at 50.0%" in page.text
 
 
 def test_the_bandit_shows_each_arms_posterior_and_share(served):
