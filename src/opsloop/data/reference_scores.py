@@ -115,6 +115,33 @@ def _numeric_inputs(
     return tuple(str(n) for n in names), np.ascontiguousarray(matrix)
 
 
+def probability_matrix(probabilities: Any, row: str) -> np.ndarray:
+    """``probabilities`` as a float matrix, one column per class (at least two), each value
+    in [0, 1]; a vector is the second of two classes' probability. ``row`` names what one
+    row stands for, in the error.
+
+    >>> probability_matrix([0.25, 1.0], "input row").tolist()
+    [[0.75, 0.25], [0.0, 1.0]]
+    >>> probability_matrix([[0.5, 1.5]], "input row")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: probabilities: numbers in [0, 1]
+    """
+    try:
+        array = np.asarray(probabilities, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"probabilities: numbers, one row per {row}") from None
+    if array.ndim == 1:
+        array = np.column_stack([1.0 - array, array])
+    if array.ndim != 2 or array.shape[1] < 2:
+        raise InvalidArgumentError(
+            "probabilities: one column per class (at least two), or the second class's "
+            "probability alone"
+        )
+    if not np.all(np.isfinite(array)) or np.any(array < 0) or np.any(array > 1):
+        raise InvalidArgumentError("probabilities: numbers in [0, 1]")
+    return array
+
+
 @dataclass(frozen=True)
 class ReferenceScores:
     """The ``classes`` (in the order of the probability columns), the ``scores`` (rows ×
@@ -153,21 +180,7 @@ class ReferenceScores:
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: probabilities: each row must sum to 1 (row 0 sums to 1.1)
         """  # noqa: E501 - a doctest's expected output is one line
-        try:
-            array = np.asarray(probabilities, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(
-                "probabilities: numbers, one row per reference row"
-            ) from None
-        if array.ndim == 1:
-            array = np.column_stack([1.0 - array, array])
-        if array.ndim != 2 or array.shape[1] < 2:
-            raise InvalidArgumentError(
-                "probabilities: one column per class (at least two), or the second class's "
-                "probability alone"
-            )
-        if not np.all(np.isfinite(array)) or np.any(array < 0) or np.any(array > 1):
-            raise InvalidArgumentError("probabilities: numbers in [0, 1]")
+        array = probability_matrix(probabilities, "reference row")
         sums = array.sum(axis=1)
         wrong = np.flatnonzero(np.abs(sums - 1.0) > 1e-6)
         if wrong.size:

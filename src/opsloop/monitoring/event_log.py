@@ -55,6 +55,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.data.reference_scores import probability_matrix
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.columnar_inputs import MIN_ROWS, input_table
 from opsloop.monitoring.json_columns import row_texts
@@ -122,19 +123,7 @@ def _scored_outputs(
     >>> _scored_outputs([1], [0.75], None)
     ['{"predictions": [1], "probabilities": [[0.25, 0.75]], "classes": [0, 1]}']
     """
-    try:
-        array = np.asarray(probabilities, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError("probabilities: numbers, one row per input row") from None
-    if array.ndim == 1:
-        array = np.column_stack([1.0 - array, array])
-    if array.ndim != 2 or array.shape[1] < 2:
-        raise InvalidArgumentError(
-            "probabilities: one column per class (at least two), or the second class's "
-            "probability alone"
-        )
-    if not np.all(np.isfinite(array)) or np.any(array < 0) or np.any(array > 1):
-        raise InvalidArgumentError("probabilities: numbers in [0, 1]")
+    array = probability_matrix(probabilities, "input row")
     names = list(range(array.shape[1])) if classes is None else [_plain(c) for c in classes]
     if len(names) != array.shape[1]:
         raise InvalidArgumentError(
