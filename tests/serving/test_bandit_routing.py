@@ -18,10 +18,8 @@ RECORD = {"age": 40, "income": 52_000.0}
 SUCCESS = {"a": 0.2, "b": 0.6}
 
 
-def test_a_bandit_moves_traffic_to_the_variant_with_the_better_rewards(registry):
-    for c, seed in ((1.0, 0), (0.001, 1)):
-        model, frame = classifier(c=c, seed=seed)
-        registry.register("credit", model, input_schema=frame)
+def _bandit_deployment(registry) -> Deployments:
+    """Deploy "api" as a bandit between versions 1 (a) and 2 (b) of "credit", half each."""
     deployments = Deployments(registry.db)
     deployments.deploy(
         "api",
@@ -31,6 +29,14 @@ def test_a_bandit_moves_traffic_to_the_variant_with_the_better_rewards(registry)
         ],
         strategy="bandit",
     )
+    return deployments
+
+
+def test_a_bandit_moves_traffic_to_the_variant_with_the_better_rewards(registry):
+    for c, seed in ((1.0, 0), (0.001, 1)):
+        model, frame = classifier(c=c, seed=seed)
+        registry.register("credit", model, input_schema=frame)
+    deployments = _bandit_deployment(registry)
     deployments.set_rollout("api", bandit="bernoulli_thompson", seed=7)
     app = create_data_plane_app(registry.db, registry.artifacts)
     headers = {"Authorization": f"Bearer {app.state.installation_token}"}
@@ -78,15 +84,7 @@ def test_a_reward_the_policy_cannot_read_is_refused_naming_it(registry):
     model, frame = classifier()
     registry.register("credit", model, input_schema=frame)
     registry.register("credit", model, input_schema=frame)
-    deployments = Deployments(registry.db)
-    deployments.deploy(
-        "api",
-        [
-            Variant("a", "credit", version=1, weight=0.5),
-            Variant("b", "credit", version=2, role="candidate", weight=0.5),
-        ],
-        strategy="bandit",
-    )
+    deployments = _bandit_deployment(registry)
     deployments.set_rollout("api")
     app = create_data_plane_app(registry.db, registry.artifacts)
     headers = {"Authorization": f"Bearer {app.state.installation_token}"}
@@ -111,15 +109,7 @@ def test_a_bandit_without_a_rollout_starts_thompson_sampling_with_its_first_rewa
     model, frame = classifier()
     registry.register("credit", model, input_schema=frame)
     registry.register("credit", model, input_schema=frame)
-    deployments = Deployments(registry.db)
-    deployments.deploy(
-        "api",
-        [
-            Variant("a", "credit", version=1, weight=0.5),
-            Variant("b", "credit", version=2, role="candidate", weight=0.5),
-        ],
-        strategy="bandit",
-    )
+    deployments = _bandit_deployment(registry)
     runtime = ServingRuntime(registry.db, registry.artifacts)
     try:
         answer = runtime.predict("api", [RECORD])
@@ -154,15 +144,7 @@ def test_real_valued_rewards_route_as_the_same_policy_replayed_offline(registry,
     for c, seed in ((1.0, 0), (0.001, 1)):
         model, frame = classifier(c=c, seed=seed)
         registry.register("credit", model, input_schema=frame)
-    deployments = Deployments(registry.db)
-    deployments.deploy(
-        "api",
-        [
-            Variant("a", "credit", version=1, weight=0.5),
-            Variant("b", "credit", version=2, role="candidate", weight=0.5),
-        ],
-        strategy="bandit",
-    )
+    deployments = _bandit_deployment(registry)
     deployments.set_rollout("api", bandit=bandit, bandit_params=PARAMS[bandit], seed=5)
     app = create_data_plane_app(registry.db, registry.artifacts)
     headers = {"Authorization": f"Bearer {app.state.installation_token}"}
