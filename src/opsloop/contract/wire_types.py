@@ -99,6 +99,8 @@ Approvals = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), _INTEGRAL]
 # Not refusing NaN here: the library refuses it with the metric's name, and a 422 that
 # echoed a NaN input could not be written as JSON.
 Number = Annotated[float, Field(strict=True)]
+# A JSON true or false only: lax parsing would take 1, "yes" or "on" for true.
+Flag = Annotated[bool, Field(strict=True)]
 # The rules the library checks with its own message (a NUL with its position, a key's
 # characters) are stated in the document too, so that what it allows is what is accepted.
 NO_NUL_PATTERN = "^[^\\x00]*$"

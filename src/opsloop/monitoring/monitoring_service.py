@@ -36,6 +36,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 from opsloop.contract.operation import Answer, Operation, ServiceTable, record, wrapped
 from opsloop.contract.wire_types import (
     NO_NUL_PATTERN,
+    Flag,
     Name,
     Number,
     Text,
@@ -209,7 +210,7 @@ class MonitoringService(Protocol):
         ...
 
     def set_feature_detectors(
-        self, deployment: Name, *, enabled: bool, max_features: FeatureLimit = 50
+        self, deployment: Name, *, enabled: Flag, max_features: FeatureLimit = 50
     ) -> dict[str, Any]:
         """Turn the deployment's per-feature streaming detectors on or off (off by default),
         watching at most ``max_features`` numeric features; the setting."""

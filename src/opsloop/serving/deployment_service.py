@@ -46,6 +46,7 @@ from opsloop.contract.wire_types import (
     MAX_LIST_LENGTH,
     Approvals,
     AskedTimeMs,
+    Flag,
     Key,
     Name,
     Number,
@@ -191,7 +192,6 @@ class DetectorDocument(TypedDict):
 
 Events = Annotated[Sequence[EventDocument], Field(max_length=MAX_EVENTS)]
 Share = Annotated[float, Field(strict=True, gt=0, lt=1)]
-Flag = Annotated[bool, Field(strict=True)]
 
 
 @with_config(ConfigDict(extra="forbid"))
