@@ -299,3 +299,89 @@ def test_the_switch_button_is_an_editors_and_switches_blue_green(served):
         ["ed", "switch blue/green: green -> blue"],
     ]
     assert history["after"].iloc[1]["switched"] == {"from": "blue", "to": "green"}
+
+
+def test_promote_a_candidate_is_the_rest_apis_audited_deploy_of_it_alone(served):
+    url, tokens, registry, deployments = served
+    shown = {}
+    for name in ("vic", "ed"):
+        with session(url, tokens[name]) as client:
+            page = client.get("/deployments/api").text
+        shown[name] = re.findall(r'name="variant" value="(\w+)"', page)
+    # Only the challenger is offered, and only to an editor; no approval on an open deployment.
+    assert shown == {"vic": [], "ed": ["cand"]}
+    assert "Approve promoting" not in page and "serves m v2 to all the traffic" in page
+    with session(url, tokens["ed"]) as client:
+        done = post(client, "/deployments/api/promote", tokens["ed"], variant="cand", do="deploy")
+        assert done.headers["location"] == "/deployments/api?done=promoted"
+        assert "The challenger is promoted" in client.get(done.headers["location"]).text
+    promoted = deployments.get("api")
+    assert (promoted.strategy, promoted.serving) == ("single", {"stable": 2})
+    only = promoted.variants[0]
+    assert (only.name, only.model, only.version, only.alias, only.role, only.weight) == (
+        "stable", "m", 2, None, "primary", 1.0
+    )  # fmt: skip
+    last = deployments.history("api").iloc[-1]
+    assert (last["actor"], last["action"], last["reason"]) == (
+        "ed",
+        "deploy",
+        "promoted 'cand' (m v2) to serve all traffic",
+    )
+    # The aliases stay where they were: that is the version page's change.
+    assert registry.get_version("m", alias="champion").version == 1
+    # The REST API's deploy of the same definition records the same definition.
+    rest = httpx.put(
+        f"{url}/api/v1/deployments/api",
+        json={"variants": [{"name": "stable", "model": "m", "version": 2}],
+              "strategy": "single", "reason": "by hand"},
+        headers={"Authorization": f"Bearer {tokens['ed']}"},
+        timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert rest.status_code == 200
+    by_form, by_rest = deployments.history("api").tail(2).to_dict("records")
+    assert by_form["after"]["variants"] == by_rest["after"]["variants"]
+    assert by_form["after"]["strategy"] == by_rest["after"]["strategy"] == "single"
+
+
+def test_a_refused_promotion_names_the_variant_and_changes_nothing(served):
+    url, tokens, _, deployments = served
+    with session(url, tokens["ed"]) as client:
+        primary = post(client, "/deployments/api/promote", tokens["ed"], variant="stable",
+                       do="deploy")  # fmt: skip
+        absent = post(client, "/deployments/api/promote", tokens["ed"], variant="nope",
+                      do="deploy")  # fmt: skip
+    with session(url, tokens["vic"]) as client:
+        viewer = post(client, "/deployments/api/promote", tokens["vic"], variant="cand",
+                      do="deploy")  # fmt: skip
+    assert primary.status_code == 422
+    assert (
+        '<p class="error" role="alert" id="problem-promote">variant: &#39;stable&#39; is the '
+        "primary of &#39;api&#39;: nothing to promote"
+    ) in primary.text
+    assert absent.status_code == 404
+    assert "variant: deployment &#39;api&#39; has no variant &#39;nope&#39;" in absent.text
+    assert viewer.status_code == 403
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
+    assert len(deployments.history("api")) == 1
+
+
+def test_a_protected_promotion_is_approved_by_two_then_deployed(served):
+    url, tokens, _, deployments = served
+    deployments.protect("api", 2, actor="ada")
+    with session(url, tokens["ed"]) as editor:
+        refused = post(editor, "/deployments/api/promote", tokens["ed"], variant="cand",
+                       do="deploy")  # fmt: skip
+    assert refused.status_code == 403 and "deployment &#39;api&#39; is protected" in refused.text
+    for name in ("apo", "abe"):
+        with session(url, tokens[name]) as approver:
+            assert "Approve promoting cand" in approver.get("/deployments/api").text
+            approved = post(approver, "/deployments/api/promote", tokens[name], variant="cand",
+                            do="approve")  # fmt: skip
+        assert approved.headers["location"] == "/deployments/api?done=approved"
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
+    with session(url, tokens["ed"]) as editor:
+        done = post(editor, "/deployments/api/promote", tokens["ed"], variant="cand",
+                    do="deploy")  # fmt: skip
+    assert done.headers["location"] == "/deployments/api?done=promoted"
+    assert deployments.get("api").serving == {"stable": 2}
+    assert deployments.history("api").iloc[-1]["after"]["approved_by"] == ["abe", "apo"]

@@ -1,11 +1,15 @@
 """Changes made from a deployment's page: new traffic weights, a rollback to an earlier
-definition, a blue/green switch, and approvals of a protected deployment's next definition.
+definition, a blue/green switch, the promotion of a challenger, and approvals of a
+protected deployment's next definition.
 
 Each is the deployments service's own audited operation, called as the REST API calls it
 (the same least role, the signed-in user acting): ``deploy`` needs an editor and, for a
 protected deployment, the approvals of exactly that definition first; ``approve`` needs an
 approver, once per person. A rollback is a ``deploy`` of the definition an earlier history
-entry recorded; a blue/green switch is the service's ``switch`` (editor); a pending
+entry recorded; a promotion is a ``deploy`` of a ``single`` deployment whose primary
+serves the version the challenger serves now (what the monitoring's ``promote`` action
+deploys; the model's aliases stay where they are, moved from the version's page); a
+blue/green switch is the service's ``switch`` (editor); a pending
 approval can be approved again by another approver, or deployed, from the definition its
 entry recorded.
 """
@@ -125,6 +129,60 @@ def _restore_change(deployments, user: User, name: str, action: str, fields) -> 
     return _change(deployments, user, name, action, definition, note)
 
 
+def promoted_definition(deployment, variant: str) -> dict:
+    """The definition that promotes ``variant`` of ``deployment``: a ``single`` deployment
+    whose primary (under its own name) serves the version ``variant`` serves now.
+
+    >>> from opsloop.serving import Deployment, Variant
+    >>> d = Deployment("api", "canary", "human_in_the_loop",
+    ...                (Variant("stable", "m", alias="champion", weight=0.9),
+    ...                 Variant("cand", "m", version=2, role="candidate", weight=0.1)),
+    ...                None, 0, "ana", {"stable": 1, "cand": 2})
+    >>> promoted = promoted_definition(d, "cand")
+    >>> promoted["strategy"], promoted["automation"], promoted["variants"]
+    ('single', 'human_in_the_loop', (Variant(name='stable', model='m', version=2, \
+alias=None, role='primary', weight=1.0, shadow_sample=1.0),))
+    >>> promoted_definition(d, "stable")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: variant: 'stable' is the primary of 'api': nothing...
+    >>> promoted_definition(d, "other")
+    Traceback (most recent call last):
+    opsloop.errors.NotFoundError: variant: deployment 'api' has no variant 'other'
+    """
+    challenger = next((v for v in deployment.variants if v.name == variant), None)
+    if challenger is None:
+        raise NotFoundError(
+            f"variant: deployment {deployment.name!r} has no variant {variant[:250]!r}"
+        )
+    if challenger.role == "primary":
+        raise InvalidArgumentError(
+            f"variant: {variant!r} is the primary of {deployment.name!r}: nothing to promote"
+        )
+    version = deployment.serving.get(variant)
+    if version is None:
+        raise InvalidArgumentError(
+            f"variant: {variant!r} serves no version of {challenger.model!r} to promote"
+        )
+    primary = next(v for v in deployment.variants if v.role == "primary")
+    return {
+        "strategy": "single",
+        "automation": deployment.automation,
+        "variants": (Variant(primary.name, challenger.model, version=version),),
+    }
+
+
+def _promote_change(deployments, user: User, name: str, action: str, fields) -> str:
+    current = deployments.get(name)
+    variant = fields.get("variant", "")
+    definition = promoted_definition(current, variant)
+    promoted = definition["variants"][0]
+    note = _note(fields) or (
+        f"promoted {variant!r} ({promoted.model} v{promoted.version}) to serve all traffic"
+    )
+    done = _change(deployments, user, name, action, definition, note)
+    return "promoted" if done == "deployed" else done
+
+
 def _note(fields: Mapping[str, str]) -> str | None:
     return fields.get("note", "").strip() or None
 
@@ -138,7 +196,9 @@ async def _post(request: Request, user: User, name: str, form: str, change) -> R
         done = await run_in_threadpool(change, deployments, user, name, action, fields)
     except OpsloopError as error:
         message = str(error)
-        field = message.split(":")[0] if message.startswith(("weight.", "entry:")) else None
+        field = (
+            message.split(":")[0] if message.startswith(("weight.", "entry:", "variant:")) else None
+        )
         problem = FormProblem.of(form, error, fields, field)
         return await run_in_threadpool(deployment_view, request, name, problem=problem)
     return RedirectResponse(f"/deployments/{quote(name, safe='')}?done={done}", status_code=303)
@@ -148,6 +208,13 @@ async def _post(request: Request, user: User, name: str, form: str, change) -> R
 async def weights_form(request: Request, user: Viewer, name: str) -> Response:
     """Deploy the deployment with new traffic weights, or approve them (protected)."""
     return await _post(request, user, name, "weights", _weights_change)
+
+
+@router.post("/deployments/{name}/promote")
+async def promote_form(request: Request, user: Viewer, name: str) -> Response:
+    """Promote a challenger (a candidate or a shadow): deploy it as the only variant, under
+    the primary's name, at the version it serves now; or approve that (protected)."""
+    return await _post(request, user, name, "promote", _promote_change)
 
 
 @router.post("/deployments/{name}/switch")

@@ -97,6 +97,8 @@ DONE = {
     "deployed": "The new definition is deployed; the history below shows the change.",
     "switched": "The blue/green switch is made: the standby variant takes all the traffic; "
     "the history below shows the change.",
+    "promoted": "The challenger is promoted: it alone serves all the traffic now; the "
+    "history below shows the change.",
     "approved": "Your approval is recorded; the definition can be deployed once it has all "
     "its approvals.",
 }
