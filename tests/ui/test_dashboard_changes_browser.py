@@ -1,6 +1,8 @@
 """Changes made in Debian's Chromium through the dashboard's own forms, against a real
 server on loopback with users of each role: promote and roll back a deployment and find
-both in its audit log; approve a protected change as a second approver; claim and answer a
+both in its audit log; promote a canary's candidate, roll it back and switch a blue/green
+deployment from their deployment pages, and find each in the REST API's history under the
+user who clicked; approve a protected change as a second approver; claim and answer a
 review item; a viewer sees no button; a refused change is shown beside its form. The live
 deployment page draws each variant and refreshes in place. These pages pass axe-core.
 
@@ -9,6 +11,7 @@ Uses ``/usr/bin/chromium`` through Playwright, as :mod:`tests.ui.test_dashboard_
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from tests.server.running import running_server
 from tests.ui.dashboard_data import populate
@@ -22,7 +25,7 @@ from tests.ui.test_dashboard_browser import (  # noqa: F401 (fixtures)
 
 from opsloop.registry import add_user
 from opsloop.server import create_app
-from opsloop.serving import Deployments, read_feedback
+from opsloop.serving import Deployments, Variant, read_feedback
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.store import ArtifactStore, Database
@@ -129,6 +132,82 @@ def test_promote_and_roll_back_then_the_audit_log_shows_both(sign_in):
         "set_alias",
         "v2 won the canary",
     ]
+
+
+def rest_history(served, name: str) -> list[list]:
+    """A deployment's history read through the REST API as its admin: actor, action, reason
+    the variants each change left serving, and what a blue/green switch switched (oldest
+    first)."""
+    url, tokens, _, _ = served
+    answer = httpx.get(
+        f"{url}/api/v1/deployments/{name}/history",
+        headers={"Authorization": f"Bearer {tokens['ada']}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    return [
+        [e["actor"], e["action"], e["reason"], [(v["name"], v["version"], v["weight"])
+                                                 for v in e["after"]["variants"]],
+         e["after"].get("switched")]
+        for e in answer.json()["entries"]
+    ]  # fmt: skip
+
+
+def test_promote_roll_back_and_switch_from_the_deployment_page_are_in_the_audit_log(
+    sign_in, served
+):
+    _, _, deployments, _ = served
+    canary = [
+        Variant("stable", "churn-model", version=1, weight=0.9),
+        Variant("candidate", "churn-model", version=2, role="candidate", weight=0.1),
+    ]
+    deployments.deploy("promo-api", canary, strategy="canary", reason="canary of v2")
+    deployments.deploy(
+        "bg-api",
+        [Variant("blue", "churn-model", version=1, weight=1.0),
+         Variant("green", "churn-model", version=2, role="candidate", weight=0.0)],
+        strategy="blue_green",
+        reason="blue live",
+    )  # fmt: skip
+    watched = sign_in("ed")
+    page = watched.page
+    watched.open("/deployments/promo-api")
+    page.fill("form.promote input[name=note]", "v2 won the canary")
+    watched.follow("form.promote button:text('Promote candidate')")
+    assert "The challenger is promoted" in page.locator(".notice").inner_text()
+    rows = page.locator("table.variants").first.locator("tbody tr").all_inner_texts()
+    assert len(rows) == 1 and "stable" in rows[0] and "100.0%" in rows[0]
+    assert page.locator("form.promote").count() == 0  # a single deployment has no challenger
+    page.fill("#rollback-note", "too soon")
+    watched.follow("form.rollback button")
+    rows = page.locator("table.variants").first.locator("tbody tr").all_inner_texts()
+    assert "90.0%" in rows[0] and "candidate" in rows[1] and "10.0%" in rows[1]
+    watched.open("/deployments/bg-api")
+    page.fill("#switch-note", "green takes over")
+    watched.follow("form.switch button")
+    assert "The blue/green switch is made" in page.locator(".notice").inner_text()
+    assert "All traffic goes to green" in page.locator("form.switch").inner_text()
+    assert rest_history(served, "promo-api") == [
+        ["ada", "deploy", "canary of v2", [("stable", 1, 0.9), ("candidate", 2, 0.1)], None],
+        ["ed", "deploy", "v2 won the canary", [("stable", 2, 1.0)], None],
+        ["ed", "deploy", "too soon", [("stable", 1, 0.9), ("candidate", 2, 0.1)], None],
+    ]
+    assert rest_history(served, "bg-api") == [
+        ["ada", "deploy", "blue live", [("blue", 1, 1.0), ("green", 2, 0.0)], None],
+        ["ed", "deploy", "green takes over", [("blue", 1, 0.0), ("green", 2, 1.0)],
+         {"from": "blue", "to": "green"}],
+    ]  # fmt: skip
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = {}
+    for path in ("/deployments/promo-api", "/deployments/bg-api"):
+        watched.open(path)
+        assert page.locator("form.change").count() >= 2  # weights, and promote or switch
+        violations = Axe().run(page).response["violations"]
+        bad = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+        if bad:
+            found[path] = bad
+    assert found == {}
 
 
 def test_a_protected_change_approved_by_a_second_approver(sign_in, served):
