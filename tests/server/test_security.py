@@ -8,6 +8,8 @@ import hashlib
 import os
 import stat
 import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -15,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opsloop.cli.tracking import runs_app
-from opsloop.registry import add_user, open_registry
+from opsloop.registry import ModelRegistry, add_user, open_registry
 from opsloop.server import create_app
 from opsloop.store.installation_token import installation_token_path
 from opsloop.tracking.capture import current_user
@@ -292,3 +294,116 @@ def test_artifact_errors_do_not_show_the_servers_paths(served, artifacts):
     # The client still raises the local exception types.
     with pytest.raises(FileNotFoundError, match="no artifact with sha256 0000"):
         ServerConnection(url).call("GET", f"/artifacts/{'0' * 64}")
+
+
+# -- anonymous requests --------------------------------------------------------------------
+
+
+@pytest.fixture
+def with_users(database, artifacts):
+    """A store with an editor and deployment ``api`` (a canary of version 2 of model ``m``):
+    what the dashboard would offer an editor to change."""
+    from opsloop.serving import Deployments, Variant
+
+    _, editor = add_user(database, "ed", "editor")
+    registry = ModelRegistry(database, artifacts, actor="ed")
+    registry.register("m", b"v1", flavor="onnx")
+    registry.register("m", b"v2", flavor="onnx")
+    deployments = Deployments(database, actor="ed")
+    deployments.deploy(
+        "api",
+        [Variant("stable", "m", version=1, weight=0.9),
+         Variant("cand", "m", version=2, role="candidate", weight=0.1)],
+        strategy="canary",
+    )  # fmt: skip
+    return editor, deployments
+
+
+#: Dashboard pages that show an editor forms that change state.
+PAGES_WITH_FORMS = ("/deployments/api", "/models/m/versions/2", "/review")
+#: Changes made through the REST API and through the dashboard's forms.
+REST_CHANGES = [
+    ("POST", "/experiments", {"name": "x"}),
+    ("PUT", "/deployments/api", {"variants": [{"name": "stable", "model": "m", "version": 2}]}),
+    ("POST", "/deployments/api/switch", {}),
+    ("PUT", "/models/m/aliases/champion", {"version": 2}),
+    ("POST", "/deployments/api/feedback", {"request_id": "r1", "label": 1}),
+    ("POST", "/runs/search", {}),  # a read sent as a POST: anonymous requests GET only
+]
+FORM_CHANGES = [
+    ("/deployments/api/weights", {"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy"}),
+    ("/deployments/api/promote", {"variant": "cand", "do": "deploy"}),
+    ("/models/m/versions/2/alias", {"alias": "champion", "do": "move"}),
+    ("/review/next", {"deployment": "api"}),
+]
+
+
+def test_by_default_a_request_without_a_token_reads_nothing(database, artifacts, with_users):
+    with running_server(create_app(database, artifacts, allow_embedded=False)) as url:
+        assert create_app(database, artifacts).state.anonymous == "none"
+        api = httpx.get(f"{url}{API}/deployments")
+        page = httpx.get(f"{url}/deployments/api", follow_redirects=False)
+        health = httpx.get(f"{url}{API}/health")
+    assert api.status_code == 401 and "needs an API token" in api.json()["detail"]
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login?next=%2Fdeployments%2Fapi"
+    assert health.status_code == 200
+
+
+def test_anonymous_read_shows_pages_and_reads_without_a_button_or_a_change(
+    database, artifacts, with_users
+):
+    editor, deployments = with_users
+    before = (deployments.get("api"), len(deployments.history("api")))
+    app = create_app(database, artifacts, allow_embedded=False, anonymous="read")
+    with running_server(app) as url:
+        whoami = httpx.get(f"{url}{API}/whoami").json()
+        listed = httpx.get(f"{url}{API}/deployments").json()
+        history = httpx.get(f"{url}{API}/deployments/api/history").json()["entries"]
+        pages = {path: httpx.get(f"{url}{path}", timeout=60) for path in PAGES_WITH_FORMS}
+        rest = [
+            httpx.request(method, f"{url}{API}{path}", json=body, timeout=60)
+            for method, path, body in REST_CHANGES
+        ]
+        forms = [
+            httpx.post(f"{url}{path}", data=fields, follow_redirects=False, timeout=60)
+            for path, fields in FORM_CHANGES
+        ]
+        wrong_token = httpx.get(f"{url}{API}/deployments", headers=bearer("olp_wrong"))
+        # The same pages signed in as the editor still offer their forms.
+        login = httpx.post(f"{url}/login", data={"token": editor, "next": "/deployments/api"})
+        signed_in = httpx.get(f"{url}/deployments/api", cookies=login.cookies, timeout=60)
+    assert whoami == {"name": "anonymous", "role": "viewer"}
+    assert [d["name"] for d in listed["deployments"]] == ["api"]
+    assert [(e["actor"], e["action"]) for e in history] == [("ed", "deploy")]
+    for path, page in pages.items():
+        assert page.status_code == 200, path
+        assert 'method="post"' not in page.text and 'name="do"' not in page.text, path
+        assert 'name="csrf_token"' not in page.text, path
+        assert "Not signed in: reading only" in page.text and ">Log in</a>" in page.text, path
+    assert "Deployment api" in pages["/deployments/api"].text
+    for (method, path, _), answer in zip(REST_CHANGES, rest, strict=True):
+        assert answer.status_code == 401, (method, path, answer.text)
+        assert answer.json()["detail"].startswith("this server lets requests without an API")
+    for (path, _), answer in zip(FORM_CHANGES, forms, strict=True):
+        assert answer.status_code == 303, path
+        assert answer.headers["location"].startswith("/login?next="), path
+    assert wrong_token.status_code == 401 and "unknown or revoked" in wrong_token.text
+    assert 'action="/deployments/api/promote"' in signed_in.text
+    assert "Not signed in" not in signed_in.text
+    after = (deployments.get("api"), len(deployments.history("api")))
+    assert after == before
+    model_audit = ModelRegistry(database, artifacts).audit("m")
+    assert "set_alias" not in model_audit["action"].tolist() and len(model_audit) == 3
+
+
+def test_the_anonymous_setting_names_its_choices(tmp_path):
+    source = str(Path(__file__).resolve().parents[2] / "src")
+    environment = {**os.environ, "OPSLOOP_HOME": str(tmp_path), "PYTHONPATH": source}
+    environment.pop("OPSLOOP_TRACKING_URI", None)
+    found = subprocess.run(
+        [sys.executable, "-m", "opsloop", "server", "--anonymous", "write"],
+        capture_output=True, text=True, env=environment, timeout=120,
+    )  # fmt: skip
+    assert found.returncode == 2
+    assert found.stderr == "error: anonymous: must be one of none, read, got 'write'\n"

@@ -361,6 +361,14 @@ def server_command(
         list[str] | None,
         typer.Option(help="With --serve: a skops type beyond the allow-list to load."),
     ] = None,
+    anonymous: Annotated[
+        str,
+        typer.Option(
+            help="What a request without an API token may do, on the API and the dashboard: "
+            "'none' (sign in first) or 'read' (read what a viewer reads; any change still "
+            "needs a token)."
+        ),
+    ] = "none",
 ) -> None:
     """Serve the REST API (tracking, artifacts, registry) from one process.
 
@@ -382,4 +390,5 @@ def server_command(
         data_plane=serve,
         trust=trust,
         trusted_types=trust_type or (),
+        anonymous=anonymous,
     )

@@ -51,7 +51,7 @@ from opsloop.server.content_types import require_json, require_octets
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
 from opsloop.server.errors import install_error_handlers
 from opsloop.server.host_check import HostCheck
-from opsloop.server.identity import Viewer, caller, store_has_users
+from opsloop.server.identity import Viewer, anonymous_access, caller, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.openapi_document import exact_document
 from opsloop.server.response_models import Caller, Health
@@ -74,6 +74,7 @@ def create_app(
     allowed_origins: Iterable[str] = (),
     allow_pickle: bool = False,
     limits: RequestLimits | None = None,
+    anonymous: str = "none",
 ) -> FastAPI:
     """The opsloop REST app on ``database`` and ``artifacts`` (defaults: the configured store).
 
@@ -85,7 +86,9 @@ def create_app(
     the API from a browser (none by default). ``allow_pickle`` lets admins register pickled
     models (flavor ``python``), which run code on whoever loads them; without it nobody can
     (``opsloop server --allow-pickle``). ``limits`` bounds request bodies (default:
-    :meth:`RequestLimits.from_environment`).
+    :meth:`RequestLimits.from_environment`). ``anonymous`` is what a request without a
+    token may do, on the API and the dashboard alike: ``none`` (nothing) or ``read`` (read
+    what a viewer reads, change nothing; see :mod:`.identity`).
 
     >>> from opsloop.store import Database
     >>> app = create_app(Database("sqlite://"), allow_embedded=False)
@@ -94,11 +97,15 @@ def create_app(
     >>> create_app(Database("sqlite://"), allow_embedded=False, allowed_hosts="ops.example")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: allowed_hosts must be a list of names, got the string...
+    >>> create_app(Database("sqlite://"), anonymous="all")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: anonymous: must be one of none, read, got 'all'
     """
     for field, names in (("allowed_hosts", allowed_hosts), ("allowed_origins", allowed_origins)):
         # A string is iterable too, and would allow each of its characters.
         if isinstance(names, str):
             raise InvalidArgumentError(f"{field} must be a list of names, got the string {names!r}")
+    anonymous_access(anonymous)
     if database is None or isinstance(database, str):
         database = open_database(database)
     if artifacts is None or isinstance(artifacts, str):
@@ -106,6 +113,7 @@ def create_app(
     app = FastAPI(title="opsloop", version=__version__)
     app.state.db = database
     app.state.allow_embedded = allow_embedded
+    app.state.anonymous = anonymous
     app.state.has_users = store_has_users(database)
     embedded = allow_embedded and not app.state.has_users
     app.state.installation_token = ensure_installation_token() if embedded else None

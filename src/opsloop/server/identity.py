@@ -13,6 +13,13 @@ that user can read, so other accounts on the machine and web pages cannot act. A
 is not embedded and has no users refuses everything, so a server reachable from the
 network is never left open.
 
+A request with no ``Authorization`` header at all is anonymous. What it may do is the
+server's setting ``anonymous`` (``opsloop server --anonymous``, ``app.state.anonymous``):
+``none`` (the default) refuses it with a 401, ``read`` lets it read what a viewer reads
+(``GET`` and ``HEAD``, as the user :data:`ANONYMOUS`) and refuses anything else with a 401,
+including the searches sent as ``POST``, so a change always names a user. A token that is
+sent and is wrong is a 401 under either setting, never read as anonymous.
+
 A store with a viewer (``db`` is an empty in-memory store):
 
 >>> from fastapi.testclient import TestClient
@@ -42,6 +49,28 @@ from opsloop.registry import ROLES, User, authenticate
 from opsloop.store import tables
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+#: What a request without a token may do: nothing, or read as a viewer.
+ANONYMOUS_ACCESS = ("none", "read")
+#: Who an anonymous request is, where the server lets it read.
+ANONYMOUS = User("anonymous", "viewer")
+#: The methods that only read.
+_READING = ("GET", "HEAD")
+
+
+def anonymous_access(setting: str) -> str:
+    """``setting`` checked as the server's ``anonymous`` setting.
+
+    >>> anonymous_access("read")
+    'read'
+    >>> anonymous_access("write")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: anonymous: must be one of none, read, got 'write'
+    """
+    if setting not in ANONYMOUS_ACCESS:
+        raise InvalidArgumentError(
+            f"anonymous: must be one of {', '.join(ANONYMOUS_ACCESS)}, got {setting!r}"
+        )
+    return setting
 
 
 def store_has_users(db) -> bool:
@@ -88,6 +117,15 @@ def caller(request: Request) -> User:
         request.state.audit_revision = cache.follow()
     header = request.headers.get("authorization")
     token = None
+    if header is None and getattr(state, "anonymous", "none") == "read":
+        if request.method in _READING:
+            return ANONYMOUS
+        raise HTTPException(
+            401,
+            "this server lets requests without an API token read only; a change needs one "
+            "(Authorization: Bearer ...)",
+            headers=_UNAUTHORIZED,
+        )
     if header is not None:
         scheme, _, token = header.partition(" ")
         token = token.strip()

@@ -33,6 +33,7 @@ def serve(
     data_plane: bool = False,
     trust: bool = False,
     trusted_types: Sequence[str] = (),
+    anonymous: str = "none",
 ) -> None:
     """Serve the REST API on ``host:port`` until interrupted.
 
@@ -43,7 +44,9 @@ def serve(
 
     ``allowed_hosts`` are names the Host header may carry besides the loopback names and the
     bound address; ``allowed_origins`` the web origins allowed to call the API from a browser;
-    ``allow_pickle`` lets admins register pickled models. On a loopback address with no
+    ``allow_pickle`` lets admins register pickled models; ``anonymous`` what a request
+    without a token may do (``none``, or ``read`` as a viewer: see
+    :mod:`~opsloop.server.identity`). On a loopback address with no
     users, requests carrying the installation token act as the OS user; ``announce`` is told
     where that token is. Any other address raises :class:`ValueError` until the store has
     users, as does a port outside 1-65535.
@@ -52,11 +55,17 @@ def serve(
     Traceback (most recent call last):
     ...
     ValueError: port must be between 1 and 65535, got 70000
+    >>> serve(port=5005, anonymous="write")
+    Traceback (most recent call last):
+    ...
+    opsloop.errors.InvalidArgumentError: anonymous: must be one of none, read, got 'write'
     """
     import uvicorn
 
     from opsloop.server.app import create_app
+    from opsloop.server.identity import anonymous_access
 
+    anonymous_access(anonymous)
     database, local, hosts = _checked_address(host, port, allowed_hosts)
     app = create_app(
         database,
@@ -64,6 +73,7 @@ def serve(
         allowed_hosts=hosts,
         allowed_origins=list(allowed_origins),
         allow_pickle=allow_pickle,
+        anonymous=anonymous,
     )
     if data_plane:
         from opsloop.server.data_plane import install_data_plane
@@ -318,6 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--allow-pickle", action="store_true", help="Let admins register pickled models."
     )
+    parser.add_argument(
+        "--anonymous",
+        default="none",
+        help="What a request without a token may do: none (the default) or read.",
+    )
     chosen = parser.parse_args(argv)
     try:
         serve(
@@ -326,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             names(chosen.allowed_hosts),
             names(chosen.allowed_origins),
             chosen.allow_pickle,
+            anonymous=chosen.anonymous,
         )
     except ValueError as error:
         import sys

@@ -9,6 +9,11 @@ is one rule for who may see what. The cookie is HttpOnly (page scripts cannot re
 SameSite=Strict (no other site's page or form sends it), Secure over HTTPS, and ends with
 the browser session; revoking the token ends the session at its next request. The REST API
 itself never reads the cookie, so it cannot be driven cross-site through it.
+
+A request with neither a header nor a cookie is put to the same check without a token: on
+a server whose settings let anonymous requests read, a page is shown to the anonymous
+viewer the check names (no session, so no form that changes state), and a form's post is
+refused by that check and sent to log in; otherwise every page sends the browser to log in.
 """
 
 from __future__ import annotations
@@ -53,10 +58,22 @@ def token_user(request: Request, token: str) -> User:
         raise
 
 
+def _anonymous_user(request: Request) -> User:
+    """Who a request without a token is, by the server's check; :class:`LoginRequired` if
+    the server's settings let no such request in."""
+    try:
+        return request.app.state.dashboard_caller(request)
+    except HTTPException as error:
+        if error.status_code == 401:
+            raise LoginRequired("sign in with an API token to see the dashboard") from None
+        raise
+
+
 def page_user(request: Request) -> User:
     """The signed-in user of a page request (a FastAPI dependency).
 
-    An ``Authorization`` header counts as it does for the API; otherwise the session cookie.
+    An ``Authorization`` header counts as it does for the API; otherwise the session cookie;
+    with neither, the server's rule for a request without a token.
     """
     header = request.headers.get("authorization")
     if header is not None:
@@ -70,16 +87,21 @@ def page_user(request: Request) -> User:
     else:
         token = request.cookies.get(COOKIE)
         if token is None:
-            raise LoginRequired("sign in with an API token to see the dashboard")
-        user = token_user(request, token)
+            user = _anonymous_user(request)
+        else:
+            user = token_user(request, token)
     request.state.dashboard_user = user
     request.state.dashboard_token = token
     return user
 
 
 def session_token(request: Request) -> str:
-    """The API token that signed in the page request (after :func:`page_user`)."""
-    return request.state.dashboard_token
+    """The API token that signed in the page request (after :func:`page_user`); a
+    :class:`LoginRequired` for an anonymous one, which has no session to post a form in."""
+    token = request.state.dashboard_token
+    if token is None:
+        raise LoginRequired("sign in with an API token to change anything")
+    return token
 
 
 def login_redirect(request: Request, error: LoginRequired) -> Response:
