@@ -339,3 +339,39 @@ def test_the_live_page_draws_each_variant_and_refreshes_in_place(sign_in, served
 
     violations = Axe().run(page).response["violations"]
     assert [v["id"] for v in violations if v["impact"] in ("serious", "critical")] == []
+
+
+def test_an_anonymous_reader_sees_pages_without_a_button_where_the_server_allows(
+    served,
+    playwright_chromium,  # noqa: F811
+):
+    _, tokens, _, database = served
+    app = create_app(database, allow_embedded=False, anonymous="read")
+    context = playwright_chromium.new_context(viewport=VIEWPORT)
+    from axe_playwright_python.sync_playwright import Axe
+
+    try:
+        with running_server(app) as url:
+            watched = Watched(context, url)
+            page = watched.page
+            found = {}
+            for path in ("/deployments/churn-api", "/models/churn-model/versions/2", "/review"):
+                watched.open(path)
+                assert page.locator("form[method=post], button[name=do]").count() == 0, path
+                assert page.locator("header .session").inner_text().startswith("Not signed in")
+                violations = Axe().run(page).response["violations"]
+                bad = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+                if bad:
+                    found[path] = bad
+            # Its link logs in and comes back to the page, now with the forms.
+            watched.follow("header .session a")
+            assert page.url == f"{url}/login?next=/review"
+            page.fill("#token", tokens["ed"])
+            watched.follow("form.login button")
+            assert page.url == f"{url}/review"
+            assert page.locator("header .session").inner_text().startswith("ed (editor)")
+            assert page.locator("table.review button:text('Claim')").count() >= 1
+    finally:
+        context.close()
+    assert found == {}
+    assert watched.problems == []
