@@ -94,7 +94,7 @@ def _fold_batch(
         .order_by(_events.c.id)
         .limit(batch_size)
     )
-    rows = _fetched(connection, query)
+    rows = fetched_rows(connection, query)
     if not rows:
         return 0
     # Column by column: a frame built from the rows inspects each row object, and the JSON
@@ -114,8 +114,13 @@ def _fold_batch(
     return len(events)
 
 
-def _fetched(connection: Connection, query: sa.Select) -> list[tuple]:
-    """The rows of ``query``, as plain tuples."""
+def fetched_rows(connection: Connection, query: sa.Select) -> list[tuple]:
+    """The rows of ``query``, as plain tuples (the driver's own rows on SQLite).
+
+    >>> with Database("sqlite://").read() as connection:
+    ...     fetched_rows(connection, sa.select(sa.literal(2) + 3, sa.literal("a")))
+    [(5, 'a')]
+    """
     if connection.dialect.name != "sqlite":
         return [tuple(row) for row in connection.execute(query).all()]
     # The driver's own rows: unpacking SQLAlchemy's row objects into columns costs more
