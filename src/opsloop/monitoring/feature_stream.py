@@ -70,13 +70,12 @@ model that answers them, so a change of version is no change of the feature's st
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from scipy.special import ndtri
 
 from opsloop.data.training_reference import Reference
 from opsloop.detect import ADWIN, detector_from_state
@@ -84,6 +83,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.columnar_inputs import columnar_frame
 from opsloop.monitoring.monitor_state import get_state, put_state
+from opsloop.monitoring.normal_scores import ReferenceRanks
 from opsloop.monitoring.window_part import PREDICTION_COLUMN, event_rows
 from opsloop.monitoring.window_store import fetched_rows
 from opsloop.store import tables
@@ -111,6 +111,8 @@ class FeatureReference:
 
     sorted: dict[str, np.ndarray]
     digests: dict[str, str]
+    # Each feature's ranking of values, made on its first use and kept with the reference.
+    _ranks: dict[str, ReferenceRanks] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> FeatureReference:
@@ -135,22 +137,16 @@ class FeatureReference:
     def normal_scores(self, name: str, values: np.ndarray) -> np.ndarray:
         """``values`` of feature ``name`` as normal scores: the standard normal quantile of
         each value's mid-rank among the reference's ``n`` values, ``(below + ties / 2 +
-        1/2) / (n + 1)``. Standard normal (up to the reference's granularity) for values of
-        the reference's distribution, whatever its shape.
+        1/2) / (n + 1)`` (:mod:`.normal_scores`). Standard normal (up to the reference's
+        granularity) for values of the reference's distribution, whatever its shape.
 
         >>> ref = FeatureReference.of(pd.DataFrame({"x": [0.0, 0.0, 1.0, 5.0]}))
         >>> ref.normal_scores("x", np.array([0.0, 1.0, 100.0, -1.0])).round(3).tolist()
         [-0.524, 0.253, 1.282, -1.282]
         """
-        reference = self.sorted[name]
-        below = np.searchsorted(reference, values, side="left")
-        upto = below.copy()
-        # A second search only for the values the reference holds: most of a continuous
-        # feature's values are in no tie, and the search is most of the scores' cost.
-        tied = reference[np.minimum(below, len(reference) - 1)] == values
-        if tied.any():
-            upto[tied] = np.searchsorted(reference, values[tied], side="right")
-        return ndtri((below + upto + 1.0) / (2.0 * (len(reference) + 1)))
+        if name not in self._ranks:
+            self._ranks[name] = ReferenceRanks(self.sorted[name])
+        return self._ranks[name].normal_scores(values)
 
 
 @dataclass(frozen=True)
