@@ -70,6 +70,7 @@ model that answers them, so a change of version is no change of the feature's st
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,7 @@ from opsloop.monitoring.columnar_inputs import columnar_frame
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.normal_scores import ReferenceRanks
 from opsloop.monitoring.window_part import PREDICTION_COLUMN, event_rows
-from opsloop.monitoring.window_store import fetched_rows
+from opsloop.monitoring.window_store import fetched_rows, iterated_rows
 from opsloop.store import tables
 from opsloop.store.database import Database
 from opsloop.store.input_batches import read_input_batches
@@ -293,19 +294,23 @@ def window_inputs(
     )
     order = (_events.c.at_ms, _events.c.id)
     with db.read() as connection:
-        # The inputs' references only, as the driver gives them: reading every event's
-        # outputs and request id too, through SQLAlchemy's rows, cost more than the
-        # detectors themselves.
-        refs = fetched_rows(
-            connection,
-            sa.select(_events.c.input_batch_id, _events.c.input_row).where(where).order_by(*order),
+        # The inputs' references only, as the driver gives them, taken into one array row
+        # by row: reading every event's outputs and request id too, through SQLAlchemy's
+        # rows, cost more than the detectors themselves, and holding every row as a tuple
+        # made the garbage collector walk the whole process's objects, often more than
+        # the read itself.
+        query = sa.select(
+            sa.func.coalesce(_events.c.input_batch_id, -1),
+            sa.func.coalesce(_events.c.input_row, -1),
         )
-        if not refs:
+        rows_found = iterated_rows(connection, query.where(where).order_by(*order))
+        refs = np.fromiter(itertools.chain.from_iterable(rows_found), dtype=np.int64)
+        if not len(refs):
             return pd.DataFrame()
-        batch_ids, rows = (np.array(column, dtype=object) for column in zip(*refs, strict=True))
-        if all(batch_id is not None for batch_id in batch_ids.tolist()):
-            batches = read_input_batches(connection, batch_ids.tolist())
-            frame = columnar_frame(batch_ids.astype(np.int64), rows.astype(np.int64), batches)
+        batch_ids, rows = refs[0::2], refs[1::2]
+        if (batch_ids >= 0).all():
+            batches = read_input_batches(connection, np.unique(batch_ids).tolist())
+            frame = columnar_frame(batch_ids, rows, batches)
             if frame is not None:
                 return frame
         # Events kept as text among them (or batches of other columns): parsed as the fold

@@ -24,6 +24,8 @@ cycle.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -121,15 +123,26 @@ def fetched_rows(connection: Connection, query: sa.Select) -> list[tuple]:
     ...     fetched_rows(connection, sa.select(sa.literal(2) + 3, sa.literal("a")))
     [(5, 'a')]
     """
+    return list(iterated_rows(connection, query))
+
+
+def iterated_rows(connection: Connection, query: sa.Select) -> Iterator[tuple]:
+    """The rows of ``query`` one by one, as plain tuples (the driver's own rows on
+    SQLite): a reader that keeps only what it takes from each row leaves no row alive.
+
+    >>> with Database("sqlite://").read() as connection:
+    ...     [x for row in iterated_rows(connection, sa.select(sa.literal(7))) for x in row]
+    [7]
+    """
     if connection.dialect.name != "sqlite":
-        return [tuple(row) for row in connection.execute(query).all()]
+        return (tuple(row) for row in connection.execute(query))
     # The driver's own rows: unpacking SQLAlchemy's row objects into columns costs more
     # than SQLite's reading of them, and these columns need no conversion.
     compiled = query.compile(dialect=connection.dialect)
     result = connection.exec_driver_sql(
         str(compiled), tuple(compiled.params[name] for name in compiled.positiontup or ())
     )
-    return result.cursor.fetchall()
+    return iter(result.cursor)
 
 
 def _add_part(connection, deployment, variant, window_ms, start, worker, part) -> None:
