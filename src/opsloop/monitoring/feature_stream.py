@@ -344,9 +344,12 @@ def set_feature_detectors(
     db: Database, deployment: str, *, enabled: bool, max_features: int = MAX_FEATURES
 ) -> dict[str, Any]:
     """Turn the per-feature detectors of ``deployment`` on or off, watching at most
-    ``max_features`` features; return the setting. They are off by default: reading every
-    window's inputs again costs most of what folding them did (``benchmarks/
-    monitoring_ingest.py``). Turned off and on again, the detectors resume where they were.
+    ``max_features`` features; return the setting. They are off by default for their cost,
+    not their false alarms (calibrated on normal scores, see the module docstring): reading
+    a window's inputs again and through one ADWIN per feature costs about a third of what
+    logging and folding them did for 25 features, a fifth in ADWIN itself (``benchmarks/
+    monitoring_ingest.py``, ``benchmarks/RESULTS.md``), over the tenth a window's evaluation
+    is meant to stay under. Turned off and on again, the detectors resume where they were.
 
     >>> db = Database("sqlite://")
     >>> set_feature_detectors(db, "api", enabled=True, max_features=10)
