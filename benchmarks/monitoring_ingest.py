@@ -16,7 +16,8 @@ Per run, on a fresh SQLite file (WAL) in a temporary folder:
 
 * **feature detectors**: the window's inputs read back in event order
   (``feature_stream.window_inputs``) and one ADWIN (``"monitoring"`` preset) per feature
-  reading them (``read_features``): what a window costs with the per-feature detectors on.
+  reading their normal scores against the reference (``read_features``, the reference's
+  sorted columns included): what a window costs with the per-feature detectors on.
 
 Ingest speed is events / (log + fold). The window cost is drift / (log + fold): the issue asks
 for under 1/10. Medians of ``--runs`` runs.
@@ -52,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.monitoring.event_log import log_predictions
-from opsloop.monitoring.feature_stream import read_features, window_inputs
+from opsloop.monitoring.feature_stream import FeatureReference, read_features, window_inputs
 from opsloop.monitoring.reference import get_reference, set_reference
 from opsloop.monitoring.window_metrics import window_metrics
 from opsloop.monitoring.window_store import read_window, update_windows
@@ -114,7 +115,7 @@ def one_run(folder: Path, events: int, batch: int, seed: int) -> dict[str, float
     features_cpu_start, features_start = time.process_time(), time.perf_counter()
     frame = window_inputs(db, "bench", "default", T0, T0 + HOUR_MS)
     features_read = time.perf_counter()
-    streams = read_features(None, frame)
+    streams = read_features(None, frame, FeatureReference.of_reference(reference))
     features_done = time.perf_counter()
     features_cpu = time.process_time() - features_cpu_start
     assert len(streams.watched) == FEATURES and len(frame) == events

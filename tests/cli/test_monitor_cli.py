@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from opsloop.cli.app import app
 from opsloop.detect import ADWIN
 from opsloop.monitoring.event_log import log_predictions
-from opsloop.monitoring.feature_stream import window_inputs
+from opsloop.monitoring.feature_stream import FeatureReference, window_inputs
 from opsloop.monitoring.monitor_report import window_label
 from opsloop.monitoring.reference import set_reference
 from opsloop.store import open_database
@@ -106,17 +106,15 @@ def test_feature_detectors_on_and_their_alarms_in_status(wine_traffic):
         for w in document["windows"]
         for a in w["feature_alarm_list"]
     ]
-    # The first three columns, each read by ADWIN directly: the same alarms, all after the
-    # shift at row 120 (the third window).
+    # The first three columns, each read by ADWIN directly as normal scores against the
+    # reference: the same alarms, all after the shift at row 120 (the third window).
     db = open_database()
     inputs = window_inputs(db, "wine", "default", T0, T0 + 4 * HOUR_MS)
+    reference = FeatureReference.of(wine_traffic)
     expected = []
     for name in inputs.columns[:3]:
-        for p in (
-            ADWIN.preset("monitoring")
-            .update_many(inputs[name].to_numpy(float))
-            .drift_indices.tolist()
-        ):
+        scores = reference.normal_scores(name, inputs[name].to_numpy(float))
+        for p in ADWIN.preset("monitoring").update_many(scores).drift_indices.tolist():
             expected.append((window_label(T0 + p // 60 * HOUR_MS), name, p))
     assert sorted(found) == sorted(expected) and expected
     assert all(p >= 120 for _, _, p in expected)

@@ -1,5 +1,6 @@
 """Streaming detectors per input feature: alarms equal ADWIN (and River's ADWIN) fed each
-feature's values directly, across windows and across a reopened store."""
+feature's normal scores against the reference directly, across windows and across a
+reopened store."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from tests.detect.streams import river_signals
 from opsloop.detect import ADWIN
 from opsloop.detect.presets import preset_params
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.event_log import log_predictions
 from opsloop.monitoring.feature_stream import (
+    FeatureReference,
     feature_detector_setting,
     read_features,
     set_feature_detectors,
+    window_inputs,
 )
 from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.monitor_report import monitor_report, monitor_status, window_label
@@ -40,8 +44,18 @@ def traffic(cancer) -> pd.DataFrame:
     return rows
 
 
+@pytest.fixture(scope="module")
+def reference(traffic) -> FeatureReference:
+    """The first window's rows, as the windows' tests set them as the reference."""
+    return FeatureReference.of(traffic.iloc[:PER_WINDOW])
+
+
 def _direct(values: np.ndarray) -> list[int]:
     return ADWIN.preset("monitoring").update_many(values).drift_indices.tolist()
+
+
+def _scores(reference: FeatureReference, traffic: pd.DataFrame, name: str) -> np.ndarray:
+    return reference.normal_scores(name, traffic[name].to_numpy())
 
 
 def _log(monitoring: Monitoring, traffic: pd.DataFrame) -> None:
@@ -69,30 +83,36 @@ def _alarms(evaluations) -> list[tuple]:
     ]
 
 
-def test_read_in_windows_equals_the_detector_fed_directly(traffic):
+def test_read_in_windows_equals_the_detector_fed_directly(traffic, reference):
     state, alarms = None, []
     for k in range(WINDOWS):
-        read = read_features(state, traffic.iloc[k * PER_WINDOW : (k + 1) * PER_WINDOW])
+        window = traffic.iloc[k * PER_WINDOW : (k + 1) * PER_WINDOW]
+        read = read_features(state, window, reference)
         state, alarms = read.state, alarms + read.alarms
-    assert read.watched == list(traffic.columns)
-    values = traffic[SHIFTED].to_numpy()
+    assert read.watched == list(traffic.columns) and read.restarted == []
+    values = _scores(reference, traffic, SHIFTED)
     direct = _direct(values)
     river, _ = river_signals(drift.ADWIN(**preset_params("ADWIN", "monitoring")), values)
     assert direct == river and len(direct) >= 1
     assert [a["position"] for a in alarms if a["feature"] == SHIFTED] == direct
-    # Found within 100 values of the planted shift, and placed within 50 of it.
+    # Found within 100 values of the planted shift. ADWIN's kept window at the alarm reaches
+    # back before the window's first value (3,000), which the window does not hold: no
+    # estimate of the change point; read in one piece, it is placed within 50 of the shift.
     first = next(a for a in alarms if a["feature"] == SHIFTED)
     assert SHIFT_AT <= first["position"] < SHIFT_AT + 100
-    assert abs(first["change_point"] - SHIFT_AT) <= 50
-    # Every feature's alarms are the detector's fed that feature directly. The unshifted
-    # ones signal only on the two most skewed features (skewness 3.4 and 5.4; the preset's
-    # rate is stated for Gaussian values, see the next test): once each, in the first
-    # 1,000 values, where ADWIN's estimate of a heavy tail is roughest.
+    assert first["change_point"] is None
+    whole = read_features(None, traffic, reference).alarms
+    assert [a["position"] for a in whole] == [first["position"]]
+    assert abs(whole[0]["change_point"] - SHIFT_AT) <= 50
+    # Every feature's alarms are the detector's fed that feature's scores directly. No
+    # unshifted one signals: fed raw values, the two most skewed (skewness 3.4 and 5.4)
+    # did, in their first 1,000 values, where ADWIN's estimate of a heavy tail is roughest.
     for name in traffic.columns:
         found = [a["position"] for a in alarms if a["feature"] == name]
-        assert found == _direct(traffic[name].to_numpy())
-    others = {a["feature"]: a["position"] for a in alarms if a["feature"] != SHIFTED}
-    assert others == {"perimeter error": 739, "area error": 735}
+        assert found == _direct(_scores(reference, traffic, name))
+    assert {a["feature"] for a in alarms} == {SHIFTED}
+    raw = {name: _direct(traffic[name].to_numpy()) for name in traffic.columns}
+    assert raw["perimeter error"] == [739] and raw["area error"] == [735]
 
 
 def test_no_false_alarm_on_gaussian_features_like_the_data(cancer):
@@ -104,24 +124,82 @@ def test_no_false_alarm_on_gaussian_features_like_the_data(cancer):
         rng.normal(data.mean(), data.std(), size=(WINDOWS * PER_WINDOW, data.shape[1])),
         columns=data.columns,
     )
+    reference = FeatureReference.of(frame.iloc[:PER_WINDOW])
     state, alarms = None, []
     for k in range(WINDOWS):
-        read = read_features(state, frame.iloc[k * PER_WINDOW : (k + 1) * PER_WINDOW])
+        read = read_features(state, frame.iloc[k * PER_WINDOW : (k + 1) * PER_WINDOW], reference)
         state, alarms = read.state, alarms + read.alarms
     assert alarms == []
-    assert all(state[name]["n_seen"] == WINDOWS * PER_WINDOW for name in data.columns)
+    assert all(state["detectors"][name]["n_seen"] == WINDOWS * PER_WINDOW for name in data.columns)
 
 
 def test_limit_on_features_and_missing_values_skipped():
     frame = pd.DataFrame(
         {"a": [1.0, np.nan, 3.0], "b": [1, 2, 3], "c": [True, False, True], "d": [0.5] * 3}
     )
-    read = read_features(None, frame, max_features=2)
+    reference = FeatureReference.of(frame)
+    read = read_features(None, frame, reference, max_features=2)
     assert read.watched == ["a", "b"] and read.unwatched == 1
-    assert read.state["a"]["n_seen"] == 2 and read.state["b"]["n_seen"] == 3
+    detectors = read.state["detectors"]
+    assert detectors["a"]["n_seen"] == 2 and detectors["b"]["n_seen"] == 3
     # Watched features stay watched; the limit leaves later ones out.
-    again = read_features(read.state, frame[["d", "b", "a"]], max_features=2)
-    assert again.watched == ["a", "b"] and again.state["a"]["n_seen"] == 4
+    again = read_features(read.state, frame[["d", "b", "a"]], reference, max_features=2)
+    assert again.watched == ["a", "b"] and again.state["detectors"]["a"]["n_seen"] == 4
+
+
+def test_features_the_reference_lacks_are_not_watched():
+    reference = FeatureReference.of(pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}))
+    frame = pd.DataFrame({"a": [1.5], "b": [3.0], "c": [4]})
+    read = read_features(None, frame, reference)
+    assert read.watched == ["a"] and read.unreferenced == ["b", "c"]
+    assert list(read.state["detectors"]) == ["a"]
+
+
+def test_a_changed_reference_restarts_the_feature_detector():
+    rng = np.random.default_rng(2)
+    first = FeatureReference.of(pd.DataFrame({"x": rng.normal(size=500), "y": [1.0] * 500}))
+    frame = pd.DataFrame({"x": rng.normal(size=300), "y": [1.0] * 300})
+    read = read_features(None, frame, first)
+    again = read_features(read.state, frame, first)
+    assert again.restarted == [] and again.state["detectors"]["x"]["n_seen"] == 600
+    # x's reference values change, y's stay: only x starts afresh.
+    second = FeatureReference(
+        {"x": np.sort(rng.normal(size=500)), "y": first.sorted["y"]},
+        {"x": "another", "y": first.digests["y"]},
+    )
+    changed = read_features(again.state, frame, second)
+    assert changed.restarted == ["x"]
+    assert changed.state["detectors"]["x"]["n_seen"] == 300
+    assert changed.state["detectors"]["y"]["n_seen"] == 900
+    assert changed.state["references"] == second.digests
+    # A state of detectors that read raw values (kept before the scores) starts afresh.
+    old = {"x": ADWIN.preset("monitoring").to_state()}
+    assert read_features(old, frame, first).state["detectors"]["x"]["n_seen"] == 300
+
+
+def test_window_inputs_in_event_order_from_batches_and_texts(db):
+    """Events kept column by column (a batch of 1,000 rows) and as text (two single
+    requests) read back in time order, as one frame."""
+    rng = np.random.default_rng(4)
+    batch = pd.DataFrame({"x": rng.normal(size=1000), "k": rng.integers(0, 9, 1000)})
+    times = T0 + 2 * np.arange(1000)
+    log_predictions(db, "api", batch, [0] * 1000, at_ms=times, request_ids=list(range(1000)))
+    columnar = window_inputs(db, "api", "default", T0, T0 + HOUR_MS)
+    pd.testing.assert_frame_equal(columnar, batch)
+    log_predictions(db, "api", [{"x": 0.5, "k": 3}], [1], at_ms=T0 + 1, request_ids=["a"])
+    log_predictions(db, "api", [{"x": 0.25, "k": 4}], [1], at_ms=T0 + 5, request_ids=["b"])
+    mixed = window_inputs(db, "api", "default", T0, T0 + HOUR_MS)
+    expected = pd.concat(
+        [
+            batch.iloc[:1],
+            pd.DataFrame({"x": [0.5], "k": [3]}),
+            batch.iloc[1:3],
+            pd.DataFrame({"x": [0.25], "k": [4]}),
+            batch.iloc[3:],
+        ],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(mixed, expected)
 
 
 def test_setting_is_off_by_default_and_checked(db):
@@ -145,7 +223,7 @@ def test_off_by_default_in_windows(db, clock, traffic):
     assert monitoring.alerts("api").empty
 
 
-def test_resumes_after_a_restart_as_one_uninterrupted_run(tmp_path, traffic):
+def test_resumes_after_a_restart_as_one_uninterrupted_run(tmp_path, traffic, reference):
     policies = ["feature_alarms > 0 -> alert"]
     # One uninterrupted run.
     whole = Database(f"sqlite:///{tmp_path / 'whole.db'}", clock=FakeClock(T0))
@@ -171,21 +249,24 @@ def test_resumes_after_a_restart_as_one_uninterrupted_run(tmp_path, traffic):
     after = second.evaluate("api", policies=policies)
     assert len(before) == 3 and len(after) == 3
     assert _alarms(before) + _alarms(after) == _alarms(uninterrupted)
-    # Each feature's alarms are those of ADWIN fed its values directly, though the model
-    # version changed after two windows: the feature detectors do not restart.
+    # Each feature's alarms are those of ADWIN fed its scores against the reference
+    # directly, though the model version changed after two windows: the feature detectors
+    # do not restart.
     for name in traffic.columns:
         found = [a[3] for a in _alarms(uninterrupted) if a[1] == name]
-        assert found == _direct(traffic[name].to_numpy())
-    direct = _direct(traffic[SHIFTED].to_numpy())
+        assert found == _direct(_scores(reference, traffic, name))
+    direct = _direct(_scores(reference, traffic, SHIFTED))
     every = [a[3] for a in _alarms(uninterrupted)]
     assert [e.metrics["feature_alarms"] for e in uninterrupted] == [
         sum(k * PER_WINDOW <= p < (k + 1) * PER_WINDOW for p in every) for k in range(WINDOWS)
     ]
-    # The rule fires in each window with an alarm after one without (the early alarms of the
-    # skewed features in the first, the shift in the fourth), the window's alarms as
-    # evidence.
+    # The rule fires in each window with an alarm after one without (the shift's, in the
+    # fourth), the window's alarms as evidence.
     counts = [e.metrics["feature_alarms"] for e in uninterrupted]
-    assert counts[0] == 2 and counts[3] >= 1 and counts[1] == counts[2] == 0
+    assert counts[3] >= 1 and counts[:3] == [0, 0, 0]
+    stream = uninterrupted[0].metrics["feature_stream"]
+    assert stream["scale"] == "normal score against the reference"
+    assert stream["unreferenced"] == [] and stream["restarted"] == []
     fired = [T0 + k * HOUR_MS for k in range(WINDOWS) if counts[k] and not (k and counts[k - 1])]
     alerts = second.alerts("api")
     assert sorted(alerts["start_ms"].tolist()) == fired

@@ -16,7 +16,9 @@ from tests.ui.test_pages import session
 from tests.ui.test_results_page import rows
 
 from opsloop.detect import ADWIN
+from opsloop.monitoring.feature_stream import FeatureReference
 from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.monitoring.reference import get_reference
 from opsloop.registry import ModelRegistry
 from opsloop.server import create_app
 
@@ -73,8 +75,10 @@ def test_input_length_anomaly_marks_and_feature_alarms_are_shown(served, databas
         ["1", "1", "100.0%", "50.0%", "200 of 400"],
         ["2", "2", "0.0%", "10.0%", "40 of 400"],
     ]
-    # The per-feature detector's alarms are ADWIN's fed the values of x in their order.
-    direct = ADWIN.preset("monitoring").update_many(xs).drift_indices.tolist()
+    # The per-feature detector's alarms are ADWIN's fed the values of x in their order, as
+    # normal scores against the reference's.
+    scores = FeatureReference.of_reference(get_reference(database, "texts")).normal_scores("x", xs)
+    direct = ADWIN.preset("monitoring").update_many(scores).drift_indices.tolist()
     assert direct and all(p >= 800 for p in direct)
     alarms = rows(page, "feature-alarms")
     assert [(row[0], row[2], row[4]) for row in alarms] == [

@@ -35,8 +35,9 @@ deployment carries when the window is evaluated; the signals ``input_anomaly_rat
 when the deployment carries no detector and none of the window's requests was scored).
 
 Where the deployment has them on (:func:`.feature_stream.set_feature_detectors`; off by
-default, for their cost), each numeric input feature has its own ADWIN reading its values in
-event order across windows (:mod:`.feature_stream`); the window holds their alarms
+default, for their cost), each numeric input feature has its own ADWIN reading its values'
+normal scores against the reference in event order across windows (:mod:`.feature_stream`:
+calibrated whatever the feature's distribution); the window holds their alarms
 (``feature_stream``, each with the feature, the detector, its position in the feature's
 stream and the estimated change point) and their count, the signal ``feature_alarms``
 (``None`` where they are off), with the alarms in a rule's evidence. Their state is kept per
@@ -95,6 +96,8 @@ from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.feature_stream import (
     DETECTOR,
     PRESET,
+    SCALE,
+    FeatureReference,
     feature_detector_setting,
     read_features,
     window_inputs,
@@ -284,6 +287,9 @@ def evaluate(
     estimator = None if reference.scores is None else reference.scores.estimator()
     detector = stated_detector(db, deployment)
     features = feature_detector_setting(db, deployment)
+    if features["enabled"]:
+        # What the feature detectors score the inputs against: the same for every window.
+        features = {**features, "reference": FeatureReference.of_reference(reference)}
     now = db.clock()
     done = []
     # Outcomes of actions run after a window another evaluator wrote: reported with the
@@ -480,6 +486,7 @@ def _evaluate_window(
             streams = read_features(
                 get_state(connection, deployment, f"feature_detectors:{key}"),
                 inputs,
+                features["reference"],
                 features["max_features"],
             )
             put_state(connection, deployment, f"feature_detectors:{key}", streams.state)
@@ -487,8 +494,11 @@ def _evaluate_window(
             metrics["feature_stream"] = {
                 "detector": DETECTOR,
                 "preset": PRESET,
+                "scale": SCALE,
                 "watched": streams.watched,
                 "unwatched": streams.unwatched,
+                "unreferenced": streams.unreferenced,
+                "restarted": streams.restarted,
                 "alarms": streams.alarms,
             }
         if read.source is not None:

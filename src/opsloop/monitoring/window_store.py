@@ -24,6 +24,8 @@ cycle.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -94,7 +96,7 @@ def _fold_batch(
         .order_by(_events.c.id)
         .limit(batch_size)
     )
-    rows = _fetched(connection, query)
+    rows = fetched_rows(connection, query)
     if not rows:
         return 0
     # Column by column: a frame built from the rows inspects each row object, and the JSON
@@ -114,17 +116,33 @@ def _fold_batch(
     return len(events)
 
 
-def _fetched(connection: Connection, query: sa.Select) -> list[tuple]:
-    """The rows of ``query``, as plain tuples."""
+def fetched_rows(connection: Connection, query: sa.Select) -> list[tuple]:
+    """The rows of ``query``, as plain tuples (the driver's own rows on SQLite).
+
+    >>> with Database("sqlite://").read() as connection:
+    ...     fetched_rows(connection, sa.select(sa.literal(2) + 3, sa.literal("a")))
+    [(5, 'a')]
+    """
+    return list(iterated_rows(connection, query))
+
+
+def iterated_rows(connection: Connection, query: sa.Select) -> Iterator[tuple]:
+    """The rows of ``query`` one by one, as plain tuples (the driver's own rows on
+    SQLite): a reader that keeps only what it takes from each row leaves no row alive.
+
+    >>> with Database("sqlite://").read() as connection:
+    ...     [x for row in iterated_rows(connection, sa.select(sa.literal(7))) for x in row]
+    [7]
+    """
     if connection.dialect.name != "sqlite":
-        return [tuple(row) for row in connection.execute(query).all()]
+        return (tuple(row) for row in connection.execute(query))
     # The driver's own rows: unpacking SQLAlchemy's row objects into columns costs more
     # than SQLite's reading of them, and these columns need no conversion.
     compiled = query.compile(dialect=connection.dialect)
     result = connection.exec_driver_sql(
         str(compiled), tuple(compiled.params[name] for name in compiled.positiontup or ())
     )
-    return result.cursor.fetchall()
+    return iter(result.cursor)
 
 
 def _add_part(connection, deployment, variant, window_ms, start, worker, part) -> None:
