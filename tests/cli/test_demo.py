@@ -254,9 +254,9 @@ def test_a_failed_step_exits_1_with_its_reason(tmp_path):
 
 @pytest.mark.slow
 def test_the_demo_serves_its_store_until_interrupted(tmp_path):
-    """Without --no-serve the demo, once the loop closed, serves its store: the dashboard
-    (with the token it wrote), the data plane answering with the promoted version; Ctrl-C
-    stops it cleanly."""
+    """Without --no-serve the demo, once the loop closed, keeps serving its store with the
+    server its traffic went to: the dashboard (with the token it wrote), the data plane
+    answering with the promoted version; Ctrl-C stops it cleanly."""
     process = _demo("--rows", "1000", "--seed", "3", "--output", str(tmp_path))
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
@@ -283,6 +283,15 @@ def test_the_demo_serves_its_store_until_interrupted(tmp_path):
                 assert time.monotonic() < deadline, "the server did not answer"
                 time.sleep(0.1)
         assert ready.status_code == 200, ready.text
+        # The server serving now is the one the demo's traffic went to: its counts per
+        # variant are those the demo printed it sent.
+        flat = " ".join("".join(lines).split())
+        sent = re.search(r"the demo sent (\d+) prediction requests .*?\(answered by (.*?)\)", flat)
+        printed = dict(part.rsplit(" ", 1) for part in sent.group(2).split(", "))
+        metrics = httpx.get(f"{url}/metrics", headers=headers, timeout=30).text
+        answered = {v: n for (v, role), n in _served_counts(metrics).items() if role == "primary"}
+        assert answered == {name: int(count) for name, count in printed.items()}
+        assert sum(answered.values()) == int(sent.group(1))
         dashboard = httpx.get(f"{url}{page}", headers=headers, timeout=30)
         assert dashboard.status_code == 200 and "credit-api" in dashboard.text
         assert httpx.get(f"{url}{page}", timeout=30).status_code in (303, 307)  # log in first
