@@ -552,7 +552,7 @@ def _canary(
             shown = state
         if now.strategy != "canary":
             break
-    server.settle("credit-api", 0)  # the primary's quiet requests, counted in batches
+    server.settle("credit-api")  # the primary's quiet requests, counted in batches
     last = deployments.history("credit-api").iloc[-1]
     rollout = deployments.rollout("credit-api")
     if last["action"] in ("deploy", "rollback") and str(last["reason"]).startswith("rollout:"):
@@ -781,7 +781,7 @@ def _close_loop(
                 outcomes.extend(e.actions)
             ramp.follow()
         # The served runtime's buffered counts are written on the simulated clock too.
-        server.settle("credit-api", 0)
+        server.settle("credit-api")
     finally:
         db.clock = now_ms
     if earlier:

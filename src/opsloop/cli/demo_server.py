@@ -83,6 +83,8 @@ class DemoServer:
         from opsloop.server.data_plane import install_data_plane
         from opsloop.serving.serving_runtime import ServingRuntime
 
+        if self.url is not None:
+            raise RuntimeError(f"the demo's server is already serving at {self.url}")
         app = create_app(db, artifacts)
         # The store's clock read at each event, not once: the demo simulates its hours
         # by setting the store's clock while the server runs. Shadows answer in threads,
@@ -152,7 +154,7 @@ class DemoServer:
         )
         self.labels += 1
 
-    def settle(self, deployment: str, requests: int, deadline_s: float = 60.0) -> dict:
+    def settle(self, deployment: str, requests: int = 0, deadline_s: float = 60.0) -> dict:
         """Wait until each shadow of ``deployment`` has dealt with ``requests`` copies
         (answered, failed, dropped or sampled out: they answer off the request path, behind
         the primary), then until the served runtime has written its events and its
