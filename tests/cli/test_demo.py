@@ -13,29 +13,48 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from opsloop.cli.demo import FEATURES, run_demo
+from opsloop.cli.demo_server import DemoServer
 from opsloop.data.schema import Schema
 from opsloop.registry.audit import audit_entries, verify_audit_log
+from opsloop.serving import read_prediction_events
 from opsloop.store import open_database
 from opsloop.tracking import tracking_backend
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "src")
 
 
-def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The demo run once in this process with a server the test holds: its output folder,
+    the paths it returned, what it printed, and what the server's /metrics showed after."""
+    tmp_path = tmp_path_factory.mktemp("demo")
     # A configured store or server elsewhere is left alone: the demo keeps its own.
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    monkeypatch.setenv("OPSLOOP_STORE_URI", elsewhere)
-    monkeypatch.setenv("OPSLOOP_TRACKING_URI", "http://127.0.0.1:9")
-    console = Console(record=True, width=200)
-    paths = run_demo(tmp_path, rows=4_000, seed=3, console=console)
-    assert not (tmp_path / "elsewhere.db").exists()
-    assert os.environ["OPSLOOP_STORE_URI"] == elsewhere
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPSLOOP_STORE_URI", elsewhere)
+        patch.setenv("OPSLOOP_TRACKING_URI", "http://127.0.0.1:9")
+        console = Console(record=True, width=200)
+        with DemoServer() as server:
+            paths = run_demo(tmp_path, rows=4_000, seed=3, console=console, server=server)
+            metrics = httpx.get(
+                f"{server.url}/metrics",
+                headers={"Authorization": f"Bearer {server.token}"},
+                timeout=60,
+            )
+        assert not (tmp_path / "elsewhere.db").exists()
+        assert os.environ["OPSLOOP_STORE_URI"] == elsewhere
+    assert metrics.status_code == 200, metrics.text
+    return tmp_path, paths, console.export_text(), metrics.text
+
+
+def test_demo_writes_every_artifact_and_finds_the_planted_problems(demo_run, monkeypatch):
+    tmp_path, paths, text, _ = demo_run
     for path in paths.values():
         assert path.exists() and path.stat().st_size > 0
-    text = console.export_text()
     # Schema skew planted in serving data: an unseen device and out-of-range ages.
     assert "device: unknown_category (80 rows)" in text
     assert "age: out_of_range" in text
@@ -143,7 +162,7 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
     # Its four HTML reports are logged in its store, where the Reports page finds them.
     assert "4 reports logged to the run 'demo reports'" in logged
     for name in ("OPSLOOP_STORE_URI", "OPSLOOP_TRACKING_URI"):
-        monkeypatch.delenv(name)
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "store"))
     backend = tracking_backend()
     listed = backend.search_artifacts(suffix=".html", max_results=51, offset=0)
@@ -158,6 +177,54 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(tmp_path, mon
     drift_page = backend.read_artifact(listed.set_index("path").loc["drift.html", "sha256"])
     # plotly.js inside: the dashboard's sandbox loads nothing from beside the page.
     assert b'src="plotly.min.js"' not in drift_page and len(drift_page) > 1_000_000
+
+
+def _served_counts(exposition: str) -> dict[tuple[str, str], int]:
+    """``opsloop_predictions_total`` of credit-api per (variant, role), from /metrics."""
+    counts = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "opsloop_predictions_total" and labels["deployment"] == "credit-api":
+                counts[labels["variant"], labels["role"]] = int(sample.value)
+    return counts
+
+
+def test_the_demo_sends_its_traffic_over_http_to_the_server_it_started(demo_run, monkeypatch):
+    """Every request the demo reports was answered by the served process: its /metrics
+    counts, per variant, what the demo printed it sent, and the store holds no answer the
+    served runtime did not give (the demo answers nothing in its own process)."""
+    tmp_path, _, text, metrics = demo_run
+    flat = " ".join(text.split())
+    sent = re.search(
+        r"the demo sent (\d+) prediction requests over HTTP to the data plane at "
+        r"http://127\.0\.0\.1:\d+ \(answered by (.*?)\) and (\d+) labels to its feedback endpoint",
+        flat,
+    )
+    assert sent is not None, flat
+    printed = {
+        name: int(count)
+        for name, count in (part.rsplit(" ", 1) for part in sent.group(2).split(", "))
+    }
+    counts = _served_counts(metrics)
+    answered = {variant: n for (variant, role), n in counts.items() if role == "primary"}
+    assert answered == printed and sum(answered.values()) == int(sent.group(1))
+    # Step 6 sent 300 single requests before the gate, each copied to the shadow.
+    assert counts["shadow", "shadow"] == 300
+    loop = re.search(r"requests answered: ((?:\w+ \d+(?:, )?)+)", flat).group(1)
+    in_loop = sum(int(part.rsplit(" ", 1)[1]) for part in loop.split(", "))
+    canary = int(sent.group(1)) - 300 - in_loop
+    assert canary > 0 if "canary at 10%" in flat else canary == 0
+    # Each request after step 6's first 300 had its labels sent back, in one feedback each.
+    assert int(sent.group(3)) == int(sent.group(1)) - 300
+    # The store's answers are the served runtime's: one event per request it answered.
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "store"))
+    for name in ("OPSLOOP_STORE_URI", "OPSLOOP_TRACKING_URI", "OPSLOOP_ARTIFACT_URI"):
+        monkeypatch.delenv(name, raising=False)
+    events = read_prediction_events(open_database(), "credit-api")
+    answers = events[events["role"] != "shadow"]
+    assert answers["request_id"].nunique() == len(answers) == int(sent.group(1))
+    assert (events["role"] == "shadow").sum() == 300
 
 
 def _demo(*arguments: str, **popen) -> subprocess.Popen:
@@ -187,9 +254,9 @@ def test_a_failed_step_exits_1_with_its_reason(tmp_path):
 
 @pytest.mark.slow
 def test_the_demo_serves_its_store_until_interrupted(tmp_path):
-    """Without --no-serve the demo, once the loop closed, serves its store: the dashboard
-    (with the token it wrote), the data plane answering with the promoted version; Ctrl-C
-    stops it cleanly."""
+    """Without --no-serve the demo, once the loop closed, keeps serving its store with the
+    server its traffic went to: the dashboard (with the token it wrote), the data plane
+    answering with the promoted version; Ctrl-C stops it cleanly."""
     process = _demo("--rows", "1000", "--seed", "3", "--output", str(tmp_path))
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
@@ -216,6 +283,15 @@ def test_the_demo_serves_its_store_until_interrupted(tmp_path):
                 assert time.monotonic() < deadline, "the server did not answer"
                 time.sleep(0.1)
         assert ready.status_code == 200, ready.text
+        # The server serving now is the one the demo's traffic went to: its counts per
+        # variant are those the demo printed it sent.
+        flat = " ".join("".join(lines).split())
+        sent = re.search(r"the demo sent (\d+) prediction requests .*?\(answered by (.*?)\)", flat)
+        printed = dict(part.rsplit(" ", 1) for part in sent.group(2).split(", "))
+        metrics = httpx.get(f"{url}/metrics", headers=headers, timeout=30).text
+        answered = {v: n for (v, role), n in _served_counts(metrics).items() if role == "primary"}
+        assert answered == {name: int(count) for name, count in printed.items()}
+        assert sum(answered.values()) == int(sent.group(1))
         dashboard = httpx.get(f"{url}{page}", headers=headers, timeout=30)
         assert dashboard.status_code == 200 and "credit-api" in dashboard.text
         assert httpx.get(f"{url}{page}", timeout=30).status_code in (303, 307)  # log in first

@@ -295,26 +295,40 @@ def demo_command(
     ] = False,
     port: Annotated[
         int | None,
-        typer.Option(help="Port on 127.0.0.1 to serve on afterwards; a free one by default."),
+        typer.Option(
+            help="Port on 127.0.0.1 of the demo's server (control plane and data plane), "
+            "which takes the demo's traffic over HTTP and, without --no-serve, serves the "
+            "demo's store afterwards; a free one by default."
+        ),
     ] = None,
 ) -> None:
     """Run the main job on generated credit data: schema, validation, profiles, drift,
     detectors on the error stream, tracked runs, registry approval, serving with a shadow,
     a release gate, a canary that ramps or rolls back by its gates, error analysis, and the
-    closed loop (monitoring, retraining, gate, canary, promotion). Then serve the demo's
-    store (API, data plane, dashboard) until Ctrl-C, unless --no-serve."""
+    closed loop (monitoring, retraining, gate, canary, promotion). The demo starts its
+    server (API, data plane, dashboard) as it deploys and sends its traffic to it over HTTP;
+    the server then serves the demo's store until Ctrl-C, unless --no-serve."""
     from opsloop.cli.demo import DemoFailed, print_reports, run_demo, serve_demo
+    from opsloop.cli.demo_server import DemoServer
 
-    try:
-        paths = run_demo(
-            output, rows=rows, seed=seed, console=out, transient_change=transient_change
-        )
-    except DemoFailed as error:
-        err.print(f"demo failed: {error}", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    print_reports(paths, out)
-    if not no_serve:
-        serve_demo(output, port=port, console=out)
+    # The server starts with the deployment and takes the demo's traffic over HTTP; with
+    # --no-serve it stops once the loop has run.
+    with DemoServer(port) as server:
+        try:
+            paths = run_demo(
+                output,
+                rows=rows,
+                seed=seed,
+                console=out,
+                transient_change=transient_change,
+                server=server,
+            )
+        except DemoFailed as error:
+            err.print(f"demo failed: {error}", markup=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        print_reports(paths, out)
+        if not no_serve:
+            serve_demo(output, server, console=out)
 
 
 def main() -> None:

@@ -25,8 +25,11 @@ the way to see a rollback; the loop closes that way too. (A model trained on shu
 labels would not show one: the release gate's AUC floor stops it before any canary.)
 
 :func:`run_demo` raises :class:`DemoFailed` with the reason when a step fails or the loop
-does not close; :func:`serve_demo` then serves the demo's store (control plane, data plane
-and dashboard) until interrupted.
+does not close. The demo sends its traffic as an application would: over HTTP, to a server
+(control plane and data plane in one app, :mod:`opsloop.cli.demo_server`) it starts on its
+store as it deploys, so the canary's steps and rollbacks it prints are those the served
+runtime made. :func:`serve_demo` then keeps that server serving the demo's store (control
+plane, data plane and dashboard) until interrupted.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from rich.console import Console
+
+from opsloop.cli.demo_server import DEMO_TRUSTED_TYPES, DemoServer
 
 
 class DemoFailed(Exception):
@@ -64,8 +69,12 @@ def run_demo(
     seed: int = 0,
     console: Console,
     transient_change: bool = False,
+    server: DemoServer | None = None,
 ) -> dict:
-    """Run the demo, writing into ``output``; return the paths written. Raises
+    """Run the demo, writing into ``output``; return the paths written. Its traffic goes
+    over HTTP to ``server`` (a :class:`~opsloop.cli.demo_server.DemoServer` not yet
+    started, which the demo starts on its store and leaves running; by default one of its
+    own, stopped before this returns). Raises
     :class:`DemoFailed` with the reason when a step fails or the loop does not close (the
     retrained version never reaches a canary, or its canary is neither completed and
     promoted nor rolled back). ``transient_change``: the labelling rule changes back an
@@ -77,6 +86,19 @@ def run_demo(
     ...
     ValueError: rows must be at least 100, got 10
     """
+    if rows < 100:
+        raise ValueError(f"rows must be at least 100, got {rows}")
+    output.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        if server is None:
+            server = stack.enter_context(DemoServer())
+        return _run_steps(output, rows, seed, console, transient_change, server)
+
+
+def _run_steps(
+    output: Path, rows: int, seed: int, console: Console, transient_change: bool, server
+) -> dict:
+    """The demo's steps (see :func:`run_demo`), sending its traffic to ``server``."""
     from opsloop.cli.drift_table import print_drift
     from opsloop.data.profile import profile
     from opsloop.data.schema import infer_schema, validate
@@ -84,9 +106,6 @@ def run_demo(
     from opsloop.reports.drift import drift_report
     from opsloop.reports.standalone import PLOTLY_FILE
 
-    if rows < 100:
-        raise ValueError(f"rows must be at least 100, got {rows}")
-    output.mkdir(parents=True, exist_ok=True)
     with _step(console, "1. data"):
         training = credit(rows, seed)
         shift = CovariateShift(
@@ -139,14 +158,21 @@ def run_demo(
         stream_path = _error_stream(training, rows, seed, output, console)
 
     with _step(console, "6. track, register, approve, deploy"):
-        models = _track_and_register(training, seed, output, console)
+        models = _track_and_register(training, seed, output, console, server)
 
     with _step(console, "7. error analysis"):
         analysis_paths = _analyse(training, models, seed, output, console, pages)
 
     with _step(console, "8. monitor, retrain, gate, canary, promote"), _own_store(output / "store"):
         monitoring_path = _close_loop(
-            models["registry"], training, seed, output, console, pages, reverts=transient_change
+            models["registry"],
+            server,
+            training,
+            seed,
+            output,
+            console,
+            pages,
+            reverts=transient_change,
         )
 
     with _step(console, "9. reports logged"), _own_store(output / "store"):
@@ -255,9 +281,11 @@ def _own_store(home: Path) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _track_and_register(training, seed: int, output: Path, console: Console) -> dict:
+def _track_and_register(training, seed: int, output: Path, console: Console, server) -> dict:
     """Train a baseline and a candidate, track both runs, register both versions and move
-    the protected ``champion`` alias to the better one once an approver has signed off."""
+    the protected ``champion`` alias to the better one once an approver has signed off;
+    start ``server`` on the store, deploy the champion with the challenger in its shadow,
+    and send the held-out applications to it (then the gate, and the canary)."""
     import getpass
     import shutil
 
@@ -345,6 +373,11 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
             f"{(lineage.git_commit or 'none')[:12]}, python {lineage.python_version}, "
             f"{len(lineage.packages or ())} packages, data: {data}"
         )
+        server.start(registry.db, registry.artifacts, me)
+        console.print(
+            f"server (control plane and data plane) at {server.url}: the demo's traffic "
+            "goes there over HTTP, as an application's would"
+        )
         # The endpoint follows the champion alias; the challenger watches in shadow mode.
         deployments = Deployments(registry.db)
         deployments.deploy(
@@ -369,7 +402,7 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
                 f"credit-default v{served.lineage.version}: run {served.lineage.run_id[:8]}, "
                 f"data {served.lineage.datasets[0][1][:12]}"
             )
-        _serve(registry, test_rows, console)
+        _serve(registry, server, test_rows, console)
         half = len(test_rows) // 2  # the gate and the canary see different applications
         passed = _gate(
             registry,
@@ -381,6 +414,7 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
         if passed:
             _canary(
                 registry,
+                server,
                 test_rows.iloc[half:],
                 results[best]["version"],
                 results[other]["version"],
@@ -396,33 +430,15 @@ def _track_and_register(training, seed: int, output: Path, console: Console) -> 
     }
 
 
-def _serve(registry, rows, console: Console, requests: int = 300) -> None:
-    """Answer held-out applications one request at a time through the data plane's runtime,
-    then read back what it recorded: the champion's answers and the shadow's beside them."""
-    import time
-
-    from opsloop.serving import Deployments, ServingRuntime, read_prediction_events
+def _serve(registry, server, rows, console: Console, requests: int = 300) -> None:
+    """Send held-out applications to the data plane one request at a time, then read back
+    what the served runtime recorded: the champion's answers and the shadow's beside them."""
+    from opsloop.serving import Deployments, read_prediction_events
 
     records = rows[FEATURES].head(requests).to_dict("records")
-    # The challenger's file names two types beyond the fixed allow-list (gradient boosting
-    # keeps a partial of check_array); this demo registered it, so it trusts exactly those.
-    runtime = ServingRuntime(
-        registry.db,
-        registry.artifacts,
-        names=["credit-api"],
-        trusted_types=["functools.partial", "sklearn.utils.validation.check_array"],
-    )
-    try:
-        answers = [runtime.predict("credit-api", [record]) for record in records]
-        # The shadow answers off the request path, behind the champion: let it catch up.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            counts = runtime.shadow_counts("credit-api").get("shadow", {})
-            if sum(counts.values()) >= len(answers):
-                break
-            time.sleep(0.05)
-    finally:
-        runtime.close()  # writes the buffered events
+    answers = [server.predict("credit-api", [record]) for record in records]
+    # The shadow answers off the request path, behind the champion: let it catch up.
+    counts = server.settle("credit-api", len(answers)).get("shadow", {})
     events = read_prediction_events(registry.db, "credit-api")
     shadow = Deployments(registry.db).shadow_agreement("credit-api", since_ms=0).variants[0]
     latency = events.loc[events["role"] == "primary", "latency_ms"].median()
@@ -473,13 +489,18 @@ def _gate(registry, rows, champion: int, challenger: int, console: Console) -> b
 
 
 def _canary(
-    registry, rows, champion: int, challenger: int, console: Console, requests: int = 1500
+    registry,
+    server,
+    rows,
+    champion: int,
+    challenger: int,
+    console: Console,
+    requests: int = 1500,
 ) -> None:
     """Put the challenger in a canary that ramps 10% -> 50% -> 100% while its gates hold,
-    send labelled traffic, and print each step or the rollback as it happens."""
-    import getpass
-
-    from opsloop.serving import Deployments, ServingRuntime, Variant
+    send labelled traffic to the data plane (each label through its feedback endpoint),
+    and print each step or the rollback as the served runtime makes it."""
+    from opsloop.serving import Deployments, Variant
 
     deployments = Deployments(registry.db)
     # Pinned to the champion's version number, so the ramp's own changes need no sign-off;
@@ -514,29 +535,24 @@ def _canary(
         reason="ramp while the gates hold",
     )
     console.print("credit-api: canary at 10% (steps 10% -> 50% -> 100%, 60 requests a step)")
-    runtime = ServingRuntime(
-        registry.db,
-        registry.artifacts,
-        names=["credit-api"],
-        trusted_types=["functools.partial", "sklearn.utils.validation.check_array"],
-    )
-    me = getpass.getuser()
     shown = None
-    try:
-        for number, (_, row) in enumerate(rows.head(requests).iterrows(), start=1):
-            answer = runtime.predict("credit-api", [row[FEATURES].to_dict()])
-            runtime.feedback("credit-api", answer.request_id, label=int(row["default"]), actor=me)
-            now = deployments.get("credit-api")
-            state = (now.strategy, tuple(v.weight for v in now.variants))
-            if state != shown:
-                if shown is not None:
-                    weights = ", ".join(f"{v.name} {v.weight:g}" for v in now.variants)
-                    console.print(f"  after {number} requests: {now.strategy}, {weights}")
-                shown = state
-            if now.strategy != "canary":
-                break
-    finally:
-        runtime.close()
+    chosen = rows.head(requests)
+    records = chosen[FEATURES].to_dict("records")
+    for number, (record, label) in enumerate(
+        zip(records, chosen["default"].astype(int).tolist(), strict=True), start=1
+    ):
+        answer = server.predict("credit-api", [record])
+        server.feedback("credit-api", answer["request_id"], label)
+        now = deployments.get("credit-api")
+        state = (now.strategy, tuple(v.weight for v in now.variants))
+        if state != shown:
+            if shown is not None:
+                weights = ", ".join(f"{v.name} {v.weight:g}" for v in now.variants)
+                console.print(f"  after {number} requests: {now.strategy}, {weights}")
+            shown = state
+        if now.strategy != "canary":
+            break
+    server.settle("credit-api")  # the primary's quiet requests, counted in batches
     last = deployments.history("credit-api").iloc[-1]
     rollout = deployments.rollout("credit-api")
     if last["action"] in ("deploy", "rollback") and str(last["reason"]).startswith("rollout:"):
@@ -596,9 +612,6 @@ def _analyse(
     return paths
 
 
-#: What the demo's models may load beyond the fixed allow-list: gradient boosting keeps a
-#: partial of check_array, and this demo registered those models itself.
-DEMO_TRUSTED_TYPES = ("functools.partial", "sklearn.utils.validation.check_array")
 HOUR_MS = 3_600_000
 
 
@@ -623,6 +636,7 @@ def train_credit_model(frame):
 
 def _close_loop(
     registry,
+    server,
     training,
     seed: int,
     output: Path,
@@ -634,23 +648,22 @@ def _close_loop(
     per_request: int = 100,
     reverts: bool = False,
 ) -> Path:
-    """Serve hourly windows of applications (on a simulated clock, an hour a window)
-    through the data plane with labels coming back; the labelling rule changes at the
-    start of window ``change_window``. Each closed window is evaluated; the retraining
-    policy acts on the window that shows concept drift and starts the new version's canary.
-    While the canary ramps, each request carries one application (``per_request`` before),
-    so its gates see enough requests to decide within a window; each step is printed as it
-    happens. Once it has all the traffic, the approver signs off the new version as
-    champion and the promotion policy makes it the primary. With ``reverts`` the rule
-    changes back a window later, as the canary starts, and the canary's gates roll it back.
-    Writes the monitoring report; raises :class:`DemoFailed` when the loop did not close."""
-    import getpass
-
+    """Send hourly windows of applications (on a simulated clock, an hour a window) to
+    ``server``'s data plane, their labels coming back through its feedback endpoint; the
+    labelling rule changes at the start of window ``change_window``. Each closed window is
+    evaluated; the retraining policy acts on the window that shows concept drift and starts
+    the new version's canary. While the canary ramps, each request carries one application
+    (``per_request`` before), so its gates see enough requests to decide within a window;
+    each step is printed as it happens. Once it has all the traffic, the approver signs off
+    the new version as champion and the promotion policy makes it the primary. With
+    ``reverts`` the rule changes back a window later, as the canary starts, and the canary's
+    gates roll it back. Writes the monitoring report; raises :class:`DemoFailed` when the
+    loop did not close."""
     from opsloop.analysis.gate import parse_gate
     from opsloop.datasets import DEFAULT_RULE, ConceptShift, credit
     from opsloop.monitoring import ActionContext, Windowing, evaluate, monitor_report
     from opsloop.monitoring.reference import set_reference
-    from opsloop.serving import Deployments, ServingRuntime, Variant
+    from opsloop.serving import Deployments, Variant
     from opsloop.store.database import now_ms
 
     db = registry.db
@@ -731,10 +744,6 @@ def _close_loop(
         + (f" and back at the start of window {change_window + 1}" if reverts else "")
     )
     console.print(f"policies: {'; '.join(rules)}")
-    runtime = ServingRuntime(
-        db, registry.artifacts, names=["credit-api"], trusted_types=DEMO_TRUSTED_TYPES
-    )
-    me = getpass.getuser()
     answered: dict[str, int] = {}
     first_rows: dict[str, int] = {}  # per variant, the error stream's position at window 0
     ramp = _Ramp(deployments, console)
@@ -751,13 +760,10 @@ def _close_loop(
                 size = 1 if ramp.ramping else per_request
                 simulated[0] = start + k * HOUR_MS + i * (HOUR_MS // per_window)
                 part = rows.iloc[i : i + size]
-                answer = runtime.predict("credit-api", part[FEATURES].to_dict("records"))
-                answered[answer.variant] = answered.get(answer.variant, 0) + 1
-                runtime.feedback(
-                    "credit-api",
-                    answer.request_id,
-                    label=part["default"].astype(int).tolist(),
-                    actor=me,
+                answer = server.predict("credit-api", part[FEATURES].to_dict("records"))
+                answered[answer["variant"]] = answered.get(answer["variant"], 0) + 1
+                server.feedback(
+                    "credit-api", answer["request_id"], part["default"].astype(int).tolist()
                 )
                 i += size
                 if ramp.ramping:
@@ -774,8 +780,9 @@ def _close_loop(
                 _print_window(console, e, start, (change_window, injected), first_rows)
                 outcomes.extend(e.actions)
             ramp.follow()
+        # The served runtime's buffered counts are written on the simulated clock too.
+        server.settle("credit-api")
     finally:
-        runtime.close()
         db.clock = now_ms
     if earlier:
         console.print(f"  (and {earlier} window(s) of step 6's requests, per variant)")
@@ -783,6 +790,12 @@ def _close_loop(
     weights = ", ".join(f"{v.name} v{now.serving[v.name]} {v.weight:g}" for v in now.variants)
     requests = ", ".join(f"{name} {count}" for name, count in sorted(answered.items()))
     console.print(f"credit-api now: {now.strategy}, {weights}; requests answered: {requests}")
+    by_variant = ", ".join(f"{name} {count}" for name, count in sorted(server.sent.items()))
+    console.print(
+        f"the demo sent {sum(server.sent.values())} prediction requests over HTTP to the data "
+        f"plane at {server.url} (answered by {by_variant}) and {server.labels} labels to its "
+        "feedback endpoint"
+    )
     champion = registry.get_version("credit-default", alias="champion").version
     console.print(f"credit-default champion -> v{champion}")
     monitoring = monitor_report(db, "credit-api", windowing)
@@ -986,56 +999,36 @@ def print_reports(paths: dict, console: Console) -> None:
             console.print(f"  {paths[key]}")
 
 
-def serve_demo(output: Path, *, port: int | None = None, console: Console) -> None:
-    """Serve the demo's store in ``output`` on 127.0.0.1 (control plane, data plane and
-    dashboard, as ``opsloop server --serve``) until Ctrl-C, on ``port`` or a free one.
-    The store has users, so the dashboard needs an API token: a new one for the OS user
-    (the demo's admin) is written to ``output/dashboard-token``, readable by that user only.
+def serve_demo(output: Path, server: DemoServer, *, console: Console) -> None:
+    """Keep ``server``, which :func:`run_demo` started on the demo's store in ``output``
+    and sent its traffic to (control plane, data plane and dashboard, as ``opsloop server
+    --serve``), serving until Ctrl-C, then stop it. The store has users, so the dashboard
+    needs an API token: one of the OS user (the demo's admin) is written to
+    ``output/dashboard-token``, readable by that user only.
 
-    >>> serve_demo(Path("demo-output"), port=70000, console=Console())
+    >>> serve_demo(Path("demo-output"), DemoServer(), console=Console())
     Traceback (most recent call last):
     ...
-    ValueError: port must be between 1 and 65535, got 70000
+    RuntimeError: the demo's server is not started (run_demo starts it)
     """
     import getpass
 
-    from opsloop.registry.users import new_token
-    from opsloop.server.launch import serve
-    from opsloop.store import open_database
-
-    if port is not None and not 0 < port < 65536:
-        raise ValueError(f"port must be between 1 and 65535, got {port}")
+    if server.url is None:
+        raise RuntimeError("the demo's server is not started (run_demo starts it)")
     with _own_store(output / "store"):
-        port = port or _free_port()
         me = getpass.getuser()
         token_path = output / "dashboard-token"
         token_path.unlink(missing_ok=True)
         descriptor = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
-            file.write(new_token(open_database(), me) + "\n")
+            file.write(f"{server.token}\n")
         console.rule("serving")
-        console.print(f"dashboard: http://127.0.0.1:{port}/deployments/credit-api/monitoring")
+        console.print(f"dashboard: {server.url}/deployments/credit-api/monitoring")
         console.print(f"log in with the API token in {token_path} (user {me}, admin)")
         console.print(
-            f"predictions: POST http://127.0.0.1:{port}/v1/deployments/credit-api/predict; "
+            f"predictions: POST {server.url}/v1/deployments/credit-api/predict; "
             "Ctrl-C stops the server"
         )
-        # uvicorn shuts down cleanly on Ctrl-C first, then passes it on.
-        with suppress(KeyboardInterrupt):
-            serve(
-                "127.0.0.1",
-                port,
-                announce=console.print,
-                data_plane=True,
-                trusted_types=DEMO_TRUSTED_TYPES,
-            )
+        server.wait()
+        server.stop()
         console.print("server stopped")
-
-
-def _free_port() -> int:
-    """A port on 127.0.0.1 nobody listens on now (the system picks it)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
