@@ -8,6 +8,7 @@ serving process is killed."""
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,7 +16,7 @@ import httpx
 import pandas as pd
 import pytest
 from tests.server.exposition import metric_value
-from tests.server.running import running_server, started_process
+from tests.server.running import launched_process, running_server, wait_answering
 from tests.serving.served_models import Crashing, Flaky, HangsOn, classifier, loan_table, poll
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 
@@ -54,26 +55,46 @@ def registry(store_uri):
 
 
 @contextmanager
-def serving(
-    *arguments: str, health: str = "/v2/health/live"
-) -> Iterator[tuple[subprocess.Popen, str, httpx.Client]]:
-    """``opsloop ARGUMENTS`` started on loopback: the process, its URL and a client with
-    the installation token; the process is stopped on the way out."""
-    process, url = started_process(*arguments, health=health)
-    token = installation_token_path().read_text()
+def serving_all(
+    *commands: tuple[str, ...], health: str = "/v2/health/live"
+) -> Iterator[list[tuple[subprocess.Popen, httpx.Client]]]:
+    """``opsloop COMMAND`` for each command, started at once on loopback: each process
+    and a client of it with the installation token; the processes are stopped on the way
+    out. Their output is read as it comes (a full pipe would block a server that logs)."""
+    launched = [launched_process(*command) for command in commands]
+    clients = []
     try:
-        with httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60
-        ) as client:
-            yield process, url, client
+        for process, url in launched:
+            wait_answering(process, url, health)
+        for process, _ in launched:
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+        token = installation_token_path().read_text()
+        for _, url in launched:
+            clients.append(
+                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+            )
+        yield [(process, client) for (process, _), client in zip(launched, clients, strict=True)]
     finally:
-        if process.poll() is None:
-            process.terminate()
+        for client in clients:
+            client.close()
+        for process, _ in launched:
+            if process.poll() is None:
+                process.terminate()
+        for process, _ in launched:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def serving(
+    *arguments: str, health: str = "/v2/health/live"
+) -> Iterator[tuple[subprocess.Popen, httpx.Client]]:
+    """:func:`serving_all` of one command."""
+    with serving_all(arguments, health=health) as [served]:
+        yield served
 
 
 def _predict(client: httpx.Client, key: str, record: dict = RECORD) -> httpx.Response:
@@ -117,8 +138,8 @@ def _ramp(client, definition, keys, counts) -> None:
 def test_a_healthy_canary_ramps_to_100_percent_over_http(registry):
     """``opsloop server --serve``: the ramp set through the REST API, each step an
     acknowledged change the next request follows, the audited steps read back over REST."""
-    with serving("server", "--serve", health="/api/v1/health") as (_, url, client):
-        control = HttpDeployments(url, token=installation_token_path().read_text())
+    with serving("server", "--serve", health="/api/v1/health") as (_, client):
+        control = HttpDeployments(str(client.base_url), token=installation_token_path().read_text())
         try:
             _canary(control, 0.5)
             started = control.set_rollout("api", steps=[0.1, 0.5, 1.0], min_requests=20)
@@ -183,7 +204,7 @@ def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(regis
     assert stop is not None
     expected = expected[: stop + 41]
     served, refused = [], set()
-    with serving("serve", "api", "--trust") as (_, _, client):
+    with serving("serve", "api", "--trust") as (_, client):
         for key in keys[: len(expected)]:
             answer = _predict(client, key, RECORD_X)
             served.append(answer.json()["variant"] if answer.status_code == 200 else None)
@@ -214,8 +235,10 @@ def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(regis
 
 def test_a_crashing_and_a_hanging_shadow_are_never_visible_to_clients(registry):
     """``opsloop serve`` with a shadow that raises on every copy and one that never
-    returns from a record of a given age: every request is answered by the primary, the
-    hanging shadow answered the copies before it hung and none after."""
+    returns from a record of a given age (each in a process of its own, the default where
+    the store allows): every request is answered by the primary within the client's
+    timeout, the crashing shadow's failures are counted, the hanging shadow answered the
+    copies before it hung and none after."""
     frame, _ = loan_table(n=12, seed=2)
     hang_age = int(frame["age"].iloc[6])
     before = [r for r in frame.to_dict("records") if r["age"] != hang_age][:5]
@@ -249,7 +272,7 @@ def test_a_crashing_and_a_hanging_shadow_are_never_visible_to_clients(registry):
         found = metric_value(text, name, {"variant": variant, "role": "shadow", **labels})
         return found or 0.0
 
-    with serving("serve", "api", "--trust") as (_, _, client):
+    with serving("serve", "api", "--trust") as (_, client):
         first = answered(client, before, 0)
         # The hanging shadow answers what comes before its record (the copies' work is done
         # by another thread or process, so it is waited for).
@@ -282,8 +305,7 @@ def test_two_serve_workers_on_one_store_agree_once_a_weight_change_is_acknowledg
     assert 0 < len(canary_keys) < len(keys)
     with (
         running_server(create_app(registry.db, registry.artifacts)) as control_url,
-        serving("serve", "api") as (_, _, first),
-        serving("serve", "api") as (_, _, second),
+        serving_all(("serve", "api"), ("serve", "api")) as [(_, first), (_, second)],
     ):
         for worker in (first, second):
             routed = [_predict(worker, key).json()["variant"] for key in keys]
@@ -317,7 +339,7 @@ def test_a_serve_process_killed_mid_ramp_is_resumed_at_its_step_by_the_next(regi
     deployments.set_rollout("api", steps=[0.25, 0.5, 1.0], min_requests=10)
     keys = iter(f"user-{i}" for i in range(2_000))
     counts: dict[float, int] = {}
-    with serving("serve", "api") as (process, _, client):
+    with serving("serve", "api") as (process, client):
         while counts.get(0.5, 0) < 4:
             share = deployments.get("api").variants[1].weight
             key = next(keys)
@@ -329,7 +351,7 @@ def test_a_serve_process_killed_mid_ramp_is_resumed_at_its_step_by_the_next(regi
         process.wait()
     state = deployments.rollout("api")["state"]
     assert (state["share"], state["step_requests"]) == (0.5, 4)
-    with serving("serve", "api") as (_, _, client):
+    with serving("serve", "api") as (_, client):
         _ramp(client, lambda: deployments.get("api"), keys, counts)
     assert counts == {0.25: 10, 0.5: 10}
     rollout = deployments.rollout("api")

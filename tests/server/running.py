@@ -60,6 +60,14 @@ def started_process(
     """``python -m opsloop ARGUMENTS --port P`` on a free loopback port, once its health
     check answers: the process (its output piped) and its base URL. This checkout's code
     and the tests' modules are importable there (pickled test models refer to them)."""
+    process, url = launched_process(*arguments)
+    wait_answering(process, url, health, deadline_s)
+    return process, url
+
+
+def launched_process(*arguments: str) -> tuple[subprocess.Popen, str]:
+    """:func:`started_process` without waiting for its health check, so that several
+    processes start at once."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -70,14 +78,24 @@ def started_process(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_answering(
+    process: subprocess.Popen, url: str, health: str = "/v2/health/live", deadline_s: float = 90.0
+) -> None:
+    """Wait until ``url``'s health check answers; a process that ended fails with its
+    output, one that is still silent at the deadline is killed."""
     deadline = time.monotonic() + deadline_s
     while True:
         try:
             if httpx.get(f"{url}{health}", timeout=1).status_code == 200:
-                return process, url
+                return
         except httpx.TransportError:
             pass
         assert process.poll() is None, process.stdout.read().decode()
-        assert time.monotonic() < deadline, f"the server did not answer within {deadline_s} s"
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"the server did not answer within {deadline_s} s")
         time.sleep(0.05)
