@@ -5,10 +5,8 @@ not exist stops ``serve`` in one line."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +14,7 @@ import pandas as pd
 import pytest
 import typer
 from tests.server.exposition import metric_value
+from tests.server.running import started_process
 from tests.serving.served_models import classifier
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 from typer.testing import CliRunner
@@ -43,33 +42,9 @@ def deployed(store_uri):
     return model
 
 
-def _started(*arguments: str, health: str = "/v2/health/live") -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    environment = {**os.environ, "PYTHONPATH": SOURCE}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "opsloop", *arguments, "--port", str(port)],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}{health}", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.stdout.read().decode()
-        assert time.monotonic() < deadline, "the server did not answer within 90 s"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("command", [("serve", "api"), ("server", "--serve")])
 def test_the_data_plane_process_answers_with_the_deployed_model(deployed, command):
-    process, url = _started(*command)
+    process, url = started_process(*command)
     try:
         token = {"Authorization": f"Bearer {installation_token_path().read_text()}"}
         answer = httpx.post(
@@ -95,7 +70,7 @@ def test_the_data_plane_announces_each_shadows_share_of_the_copies(deployed, sto
         strategy="shadow",
     )
     db.dispose()
-    process, _ = _started(*command)
+    process, _ = started_process(*command)
     process.terminate()
     output = process.communicate(timeout=30)[0].decode()
     assert "deployment api: shadow copy answers 12.5% of the request copies, in a" in output
@@ -118,9 +93,9 @@ def test_serve_on_a_control_planes_url_answers_and_a_refused_token_is_one_line(d
     """``opsloop serve --server URL`` against an ``opsloop server`` process on the store:
     it answers with the deployed model; with a token the server refuses it stops in one
     line with exit code 2."""
-    control, control_url = _started("server", health="/api/v1/health")
+    control, control_url = started_process("server", health="/api/v1/health")
     try:
-        process, url = _started("serve", "api", "--server", control_url)
+        process, url = started_process("serve", "api", "--server", control_url)
         try:
             token = {"Authorization": f"Bearer {installation_token_path().read_text()}"}
             answer = httpx.post(
@@ -160,10 +135,10 @@ def _gauge_ages(url: str) -> list[float | None]:
 def test_serve_on_a_url_reads_the_monitoring_gauges_as_often_as_gauge_refresh_says(deployed):
     """Each scrape of a worker whose gauges are read at most every microsecond reads them
     afresh (age 0); by default (15 s) the second scrape shows the first one's reading."""
-    control, control_url = _started("server", health="/api/v1/health")
+    control, control_url = started_process("server", health="/api/v1/health")
     try:
         for arguments, expected in ((("--gauge-refresh", "0.000001"), "fresh"), ((), "kept")):
-            process, url = _started("serve", "api", "--server", control_url, *arguments)
+            process, url = started_process("serve", "api", "--server", control_url, *arguments)
             try:
                 first, second = _gauge_ages(url)
             finally:

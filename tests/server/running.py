@@ -1,15 +1,22 @@
-"""Run the real app with uvicorn in a thread on a free loopback port, for client tests."""
+"""Run the real app with uvicorn in a thread on a free loopback port, for client tests, or
+an ``opsloop`` command as a process of its own on one."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -45,3 +52,50 @@ def running_server(
         server.should_exit = True
         thread.join(timeout=deadline_s)
         listener.close()
+
+
+def started_process(
+    *arguments: str, health: str = "/v2/health/live", deadline_s: float = 90.0
+) -> tuple[subprocess.Popen, str]:
+    """``python -m opsloop ARGUMENTS --port P`` on a free loopback port, once its health
+    check answers: the process (its output piped) and its base URL. This checkout's code
+    and the tests' modules are importable there (pickled test models refer to them)."""
+    process, url = launched_process(*arguments)
+    wait_answering(process, url, health, deadline_s)
+    return process, url
+
+
+def launched_process(*arguments: str) -> tuple[subprocess.Popen, str]:
+    """:func:`started_process` without waiting for its health check, so that several
+    processes start at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opsloop", *arguments, "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": path},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_answering(
+    process: subprocess.Popen, url: str, health: str = "/v2/health/live", deadline_s: float = 90.0
+) -> None:
+    """Wait until ``url``'s health check answers; a process that ended fails with its
+    output, one that is still silent at the deadline is killed."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            if httpx.get(f"{url}{health}", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.stdout.read().decode()
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"the server did not answer within {deadline_s} s")
+        time.sleep(0.05)
