@@ -53,6 +53,35 @@ def test_a_token_is_remembered_until_the_audit_log_moves_or_its_time_is_up(tmp_p
     assert cache.user(other) is None
 
 
+def test_with_a_check_interval_the_audit_log_is_read_once_an_interval(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    monotonic = Clock(0.0)
+    _, token = add_user(db, "ana", "viewer")
+    cache = TokenCache(db, check_interval_s=5.0, monotonic=monotonic)
+    first = cache.follow()
+    assert cache.user(token).name == "ana"
+    revoke_token(db, token)
+    # Within the interval the revision read stands, so the revocation is not seen yet...
+    monotonic.now = 4.9
+    assert cache.follow() == first
+    assert cache.user(token).name == "ana"
+    # ...and once it passed, the next follow reads the moved revision and forgets the token.
+    monotonic.now = 5.0
+    assert cache.follow() > first
+    assert cache.user(token) is None
+
+
+def test_serve_with_a_check_interval_reads_the_revision_once_an_interval(database, artifacts):
+    timed = create_data_plane_app(database, artifacts, check_interval_s=30.0)
+    every = create_data_plane_app(database, artifacts)
+    try:
+        assert timed.state.token_cache.check_interval_s == 30.0
+        assert every.state.token_cache.check_interval_s == 0
+    finally:
+        timed.state.runtime.close()
+        every.state.runtime.close()
+
+
 @pytest.fixture
 def served(database, artifacts):
     registry = ModelRegistry(database, artifacts, actor="owner")

@@ -15,6 +15,9 @@ The guarantee: a request whose :meth:`TokenCache.follow` starts after
 :func:`~.users.revoke_token` (or :func:`~.users.set_user_disabled`) has returned is
 refused. The change committed its audit entry before it returned, the request reads the
 newest id after that, sees it moved and forgets every token before looking its own up.
+With ``check_interval_s > 0`` (a server that follows its deployments at most once an
+interval, ``opsloop serve --check-interval``) the id is read at most once per interval, so
+a revocation is followed within that interval, as the deployments' changes are.
 
 >>> from opsloop.registry.users import add_user, revoke_token
 >>> from opsloop.store import Database
@@ -47,11 +50,16 @@ TOKEN_TTL_S = 60.0
 
 class TokenCache:
     """Users by token, valid at the audit revision last read by :meth:`follow` (see the
-    module). ``capacity`` bounds the tokens remembered (the oldest go first).
+    module). ``capacity`` bounds the tokens remembered (the oldest go first);
+    ``check_interval_s`` is how long a revision read stands before :meth:`follow` reads it
+    again (0: on every call).
 
     >>> TokenCache(Database("sqlite://"), ttl_s=0)
     Traceback (most recent call last):
     ValueError: ttl_s must be > 0, got 0
+    >>> TokenCache(Database("sqlite://"), check_interval_s=-1)
+    Traceback (most recent call last):
+    ValueError: check_interval_s must be a number >= 0, got -1
     """
 
     def __init__(
@@ -60,10 +68,19 @@ class TokenCache:
         *,
         ttl_s: float = TOKEN_TTL_S,
         capacity: int = 10_000,
+        check_interval_s: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not ttl_s > 0:
             raise ValueError(f"ttl_s must be > 0, got {ttl_s!r}")
+        if (
+            isinstance(check_interval_s, bool)
+            or not isinstance(check_interval_s, int | float)
+            or not check_interval_s >= 0
+        ):
+            raise ValueError(f"check_interval_s must be a number >= 0, got {check_interval_s!r}")
+        self.check_interval_s = float(check_interval_s)
+        self._read_at = float("-inf")
         self.db = db
         self.ttl_s = float(ttl_s)
         self.capacity = capacity
@@ -76,13 +93,18 @@ class TokenCache:
         self._lock = threading.Lock()
 
     def follow(self) -> int:
-        """Read the newest audit id, forget everything when it moved, and return it.
+        """Read the newest audit id (again once ``check_interval_s`` passed), forget
+        everything when it moved, and return it.
 
         >>> TokenCache(Database("sqlite://")).follow()
         0
         """
+        now = self._monotonic()
+        if self.check_interval_s and now - self._read_at < self.check_interval_s:
+            return self._revision
         revision = newest_audit_id(self.db)
         with self._lock:
+            self._read_at = now
             if revision != self._revision:
                 self._revision = revision
                 self._users = {}

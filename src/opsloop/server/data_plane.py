@@ -103,7 +103,9 @@ def install_data_plane(app: FastAPI, runtime: ServingRuntime, tokens: Any = None
     >>> app.state.runtime.close()
     """
     app.state.runtime = runtime
-    app.state.token_cache = tokens or TokenCache(app.state.db)
+    app.state.token_cache = tokens or TokenCache(
+        app.state.db, check_interval_s=runtime.check_interval_s
+    )
     answers = error_responses(*EVERY_ROUTE, 403, 404, 503)
     # Feedback refuses a second label for an answer (409).
     app.include_router(
