@@ -520,6 +520,9 @@ class RetrainRequestDocument(BaseModel):
         "keep_correct",
     )
     neighbours: int = Field(5, description="keep_correct: the new rows that judge an older one")
+    tolerance: float = Field(
+        3.0, description="keep_correct on numeric labels: agreement in noise deviations"
+    )
     start_ms: int = Field(
         description="the data window's start: the change point, the policy's date, or the "
         "first window of the rule's streak"

@@ -104,6 +104,7 @@ def _new_request(request_id, deployment, variant, rule, evidence, now, actor) ->
         "min_rows": rule.option("min_rows"),
         "window_policy": rule.option("window"),
         "neighbours": rule.option("neighbours"),
+        "tolerance": rule.option("tolerance"),
         "start_ms": window_start(rule.option("window"), evidence, rule.option("since")),
         "end_ms": int(evidence["start_ms"]) + int(evidence["window_ms"]),
         "evidence": json.loads(json.dumps(evidence, default=str)),
@@ -176,6 +177,7 @@ def _window(db: Database, request: dict[str, Any], label: str) -> TrainingWindow
         policy=request.get("window_policy", "since_change_point"),
         keep_correct=request.get("window_policy") == "keep_correct",
         neighbours=request.get("neighbours", 5),
+        tolerance=request.get("tolerance", 3.0),
     )
 
 
