@@ -27,8 +27,9 @@ from opsloop.monitoring.running_actions import finish_action
 from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.store.database import Database
 
-#: The statuses of an action that did its work, or handed it on: no alert for them.
-NOT_FAILED = ("done", "queued")
+#: The statuses of an action that did its work, handed it on, or was called off with its
+#: deployment's retire: no alert for them.
+NOT_FAILED = ("done", "queued", "cancelled")
 
 
 def record_outcome(

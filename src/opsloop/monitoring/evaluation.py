@@ -87,7 +87,6 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opsloop.detect import detector_from_state
-from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.action_outcome import record_outcome_in
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
@@ -108,7 +107,7 @@ from opsloop.monitoring.input_anomalies import (
 )
 from opsloop.monitoring.iso_time import utc_iso
 from opsloop.monitoring.monitor_state import get_state, lock_monitor, put_state
-from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.policy import Policy, rule_action
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.process_metrics import window_process
 from opsloop.monitoring.reference import Reference, reference_with_origin
@@ -411,7 +410,7 @@ def _record_interrupted(
             return found
         again = []
         for entry in interrupted:
-            action = _rule_action(entry["rule"])
+            action = rule_action(entry["rule"])
             process = entry["process"]
             resent = action == "webhook"
             then = (
@@ -446,19 +445,6 @@ def _record_interrupted(
             pending = get_state(connection, deployment, "pending_actions", [])
             put_state(connection, deployment, "pending_actions", [*again, *pending])
     return found
-
-
-def _rule_action(text: str) -> str:
-    """The action a rule names (read from its text: a rule of a grammar this version no
-    longer reads still names its action after its arrow).
-
-    >>> _rule_action("error_rate > 0.1 -> webhook(url=http://h/, retries=0)")
-    'webhook'
-    """
-    try:
-        return Policy.parse(text).action
-    except InvalidArgumentError:
-        return text.rsplit("->", 1)[-1].strip().split("(", 1)[0].strip() or "unknown"
 
 
 def _evaluate_window(

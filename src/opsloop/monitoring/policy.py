@@ -259,6 +259,19 @@ def _check_window(text: str, values: dict[str, Any], given: dict[str, str]) -> N
             )
 
 
+def rule_action(text: str) -> str:
+    """The action a rule names (read from its text: a rule of a grammar this version no
+    longer reads still names its action after its arrow).
+
+    >>> rule_action("error_rate > 0.1 -> webhook(url=http://h/, retries=0)")
+    'webhook'
+    """
+    try:
+        return Policy.parse(text).action
+    except InvalidArgumentError:
+        return text.rsplit("->", 1)[-1].strip().split("(", 1)[0].strip() or "unknown"
+
+
 def iso_ms(text: str, where: str = "since") -> int:
     """Milliseconds since the epoch of an ISO 8601 date or date and time (UTC when it names
     no zone); ``where`` names the field in the error.

@@ -16,7 +16,8 @@ needs neither the monitor's state rows nor the whole audit log.
   evaluation records such an action as ``interrupted``);
 * ``outcomes``: the newest ``last`` outcomes of the actions, newest first, from the audit
   log (actions ``policy_webhook``, ``policy_rollback``, ``policy_retrain``,
-  ``policy_promote`` of entity ``monitor:DEPLOYMENT``), with what each action reported as
+  ``policy_promote`` of entity ``monitor:DEPLOYMENT``; those since a deployment of this
+  name was last retired), with what each action reported as
   its ``evidence`` and the policy's evidence in words (``why``); ``outcomes_total`` counts
   them all.
 
@@ -105,9 +106,21 @@ def _why(entry_reason: str | None, status: str, reason: str) -> str | None:
 
 
 def _outcomes(connection, deployment: str, variant: str | None, last: int):
+    entity = f"monitor:{deployment}"
+    # A deployment retired under this name left its outcomes with its history
+    # (:mod:`.retired_monitoring`): the monitor's outcomes are those since.
+    retired = (
+        sa.select(sa.func.max(_log.c.id))
+        .where(_log.c.entity == entity, _log.c.action == "retire")
+        .scalar_subquery()
+    )
     query = (
         sa.select(_log.c.at_ms, _log.c.actor, _log.c.reason, _log.c.after_json)
-        .where(_log.c.entity == f"monitor:{deployment}", _log.c.action.in_(OUTCOME_ACTIONS))
+        .where(
+            _log.c.entity == entity,
+            _log.c.action.in_(OUTCOME_ACTIONS),
+            _log.c.id > sa.func.coalesce(retired, 0),
+        )
         .order_by(_log.c.id.desc())
     )
     rows, total = [], 0

@@ -54,9 +54,11 @@ from opsloop.store.database import Database, clock_of
 
 #: The name prefix of a request's state row (``retrain_request:ID``).
 PREFIX = "retrain_request:"
-#: The states a request passes through; the last four are a finished request's.
-STATES = ("queued", "claimed", "done", "failed", "blocked", "refused")
-FINISHED = STATES[2:]
+#: The outcomes a follower reports, a finished request's states.
+FINISHED = ("done", "failed", "blocked", "refused")
+#: The states a request passes through; ``cancelled``: its deployment was retired before
+#: it finished (:mod:`.retired_monitoring`).
+STATES = ("queued", "claimed", *FINISHED, "cancelled")
 #: How long a claim holds by default, in seconds.
 DEFAULT_LEASE_S = 3600
 #: The most rows :func:`retrain_rows` gives at a time.
@@ -139,7 +141,7 @@ def retrain_requests(
 
     >>> retrain_requests(db, "api", state="waiting")
     Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: state: one of queued, claimed, done, failed, blocked, refused, got 'waiting'
+    opsloop.errors.InvalidArgumentError: state: one of queued, claimed, done, failed, blocked, refused, cancelled, got 'waiting'
     """  # noqa: E501 - a doctest's expected output is one line
     if state is not None and state not in STATES:
         raise InvalidArgumentError(f"state: one of {', '.join(STATES)}, got {state!r}")
