@@ -6,18 +6,21 @@ through the public API."""
 
 from __future__ import annotations
 
+import socket
+
 import pandas as pd
 import pytest
 
 from opsloop.errors import ConflictError, NotFoundError
 from opsloop.monitoring.evaluation import evaluate, read_alerts, read_evaluations
 from opsloop.monitoring.event_log import log_labels, log_predictions
-from opsloop.monitoring.monitor_state import put_state
+from opsloop.monitoring.monitor_state import lock_monitor, put_state
 from opsloop.monitoring.policy import Policy
-from opsloop.monitoring.policy_actions import ActionContext
+from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import get_reference, set_reference
 from opsloop.monitoring.retrain_queue import queue_retrain, retrain_requests
+from opsloop.monitoring.running_actions import start_action
 from opsloop.registry.audit import audit_entries, verify_audit_log
 from opsloop.serving import Deployments, Variant
 from opsloop.serving.review_queue import ReviewQueue
@@ -78,6 +81,15 @@ def test_a_deployment_re_created_under_a_retired_name_inherits_nothing(registry)
     claimed = queue.submit("api", [{"x": 1.0}])
     queue.claim(claimed.id)
     still_open = queue.submit("api", [{"x": 2.0}])
+    # A webhook in flight (to a port nobody listens on: it will fail) while it is retired.
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    webhook = Policy.parse(f"task_metric < 0.9 -> webhook(url=http://127.0.0.1:{port}/, retries=0)")
+    with db.write() as connection:
+        lock_monitor(connection, "api")
+        item = {"rule": webhook.text, "variant": "stable", "evidence": evidence}
+        in_flight = start_action(connection, "api", item, now_ms=db.clock())
 
     deployments.retire("api", reason="moved to api-v2")
 
@@ -123,10 +135,23 @@ def test_a_deployment_re_created_under_a_retired_name_inherits_nothing(registry)
     (window,) = evaluate(db, "api", policies=[ALERT], actions=ActionContext(db))
     assert (window.start_ms, window.metrics["requests"], window.actions) == (T0, 10, ())
     assert deployments.get("api").variants[0].version == 1
+    # The webhook in flight ends after the new deployment exists: its outcome and its alert
+    # go with the retired deployment's history, not to the new one.
+    outcome = run_action(
+        ActionContext(db), "api", "stable", webhook, evidence, action_id=in_flight["id"]
+    )
+    assert outcome["status"] == "failed"
+    # (The new deployment's alerts are its own window's.)
+    assert read_alerts(db, "api")["rule"].tolist() == [ALERT]
+    assert read_actions(db, "api")["outcomes"] == []
+    (kept_outcome,) = read_actions(db, "api/retired-1")["outcomes"]
+    assert (kept_outcome["action"], kept_outcome["status"]) == ("webhook", "failed")
+    assert read_actions(db, "api/retired-1")["running"] == []
 
     # The retired deployment's history, under its history name.
     kept = "api/retired-1"
-    assert read_alerts(db, kept)["rule"].tolist() == [ALERT]
+    # The policy's alert, and the one the failed webhook recorded.
+    assert read_alerts(db, kept)["rule"].tolist() == [ALERT, webhook.text]
     assert [e.metrics["requests"] for e in read_evaluations(db, kept)] == [60]
     assert [r["state"] for r in retrain_requests(db, kept)] == ["cancelled"]
     assert [i.id for i in queue.list(kept, state="cancelled")] == [claimed.id, still_open.id]

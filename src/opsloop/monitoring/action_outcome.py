@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.monitor_state import lock_monitor
 from opsloop.monitoring.rollback_action import evidence_sentence
-from opsloop.monitoring.running_actions import finish_action
+from opsloop.monitoring.running_actions import action_home, finish_action
 from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.store.database import Database
 
@@ -50,6 +50,8 @@ def record_outcome(
         if action_id is not None:
             # The monitor's lock before the audit log's, the order every writer takes them.
             lock_monitor(connection, deployment)
+            # Retired while it ran: the outcome goes with the retired deployment's history.
+            deployment = action_home(connection, deployment, action_id)
             finish_action(connection, deployment, action_id)
         record_outcome_in(connection, actor, deployment, variant, rule, evidence, outcome)
 

@@ -27,7 +27,9 @@ a deployment's monitor shows (:func:`~.policy_record.read_actions`) are those af
 last of these.
 
 An action in flight when the deployment is retired (:mod:`.running_actions`) is left to
-finish; it is kept with the history.
+finish; it moves with the history, and its outcome is recorded there (audit entity
+``monitor:NAME/retired-N``, and its alert), never with a deployment created later under
+the name.
 
 >>> from opsloop.store import Database
 >>> from opsloop.monitoring.evaluation import read_alerts

@@ -35,18 +35,22 @@ entries say which), and doing it twice is not the same as once.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.monitoring.monitor_state import get_state, put_state
+from opsloop.store import tables
 
 #: The monitor state that holds the actions in flight.
 RUNNING = "running_actions"
+_state = tables.monitoring_state
 # Beyond a webhook's own bound: the time a loaded machine may add to its tries.
 _WEBHOOK_GRACE_MS = 60_000
 
@@ -136,6 +140,32 @@ def finish_action(connection: Connection, deployment: str, action_id: str) -> No
         put_state(connection, deployment, RUNNING, left)
 
 
+def action_home(connection: Connection, deployment: str, action_id: str) -> str:
+    """Where the action ``action_id`` of ``deployment`` is in flight: ``deployment``, or the
+    history name a retire moved it to while it ran (``NAME/retired-N``, see
+    :mod:`.retired_monitoring`), so that its outcome is recorded with the deployment that
+    ran it and not with one created later under the same name.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").write() as c:
+    ...     entry = start_action(c, "api/retired-1", {"rule": "r", "variant": "v"}, now_ms=0)
+    ...     action_home(c, "api", entry["id"]), action_home(c, "api", "unknown")
+    ('api/retired-1', 'api')
+    """
+    if any(e["id"] == action_id for e in running_actions(connection, deployment)):
+        return deployment
+    retired = f"{deployment}/retired-"
+    rows = connection.execute(
+        sa.select(_state.c.deployment, _state.c.state_json).where(
+            _state.c.name == RUNNING, _state.c.deployment.startswith(retired, autoescape=True)
+        )
+    )
+    for home, text in rows:
+        if any(e["id"] == action_id for e in json.loads(text)):
+            return home
+    return deployment
+
+
 def take_interrupted(connection: Connection, deployment: str, *, now_ms: int) -> list[dict]:
     """Take out of the actions in flight, and return, those whose process is gone (see the
     module docstring); the caller's transaction holds the monitor lock and records their
@@ -154,6 +184,7 @@ def take_interrupted(connection: Connection, deployment: str, *, now_ms: int) ->
 
 __all__ = [
     "RUNNING",
+    "action_home",
     "finish_action",
     "running_actions",
     "start_action",
