@@ -546,7 +546,10 @@ class RetrainRequestDocument(BaseModel):
     )
     end_ms: int = Field(description="the data window's end: the end of the window that fired")
     evidence: dict[str, Any]
-    state: str = Field(description="queued, claimed, done, failed, blocked or refused")
+    state: str = Field(
+        description="queued, claimed, done, failed, blocked, refused or cancelled (its "
+        "deployment was retired)"
+    )
     queued_ms: int
     queued_by: str
     claimed_by: str | None
