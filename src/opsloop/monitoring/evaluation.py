@@ -280,6 +280,8 @@ def evaluate(
     rules = [p if isinstance(p, Policy) else Policy.parse(p) for p in policies]
     context = actions if actions is not None else ActionContext(db)
     context.check(rules)
+    # Actions a dead process left in flight get their outcome first (webhooks run again).
+    _record_interrupted(db, deployment, context)
     _run_pending(db, deployment, context, final=False)
     update_windows(db, deployment, windowing, worker=worker)
     reference, origin = reference_with_origin(db, deployment)
@@ -356,9 +358,8 @@ def _run_pending(
     actions in flight before it runs, under the deployment's monitor lock, so that of
     evaluators running at once only one takes it. One this context cannot run (a retrain
     without a registry) stays pending, and so does a promotion until the ``final`` pass.
-    Actions whose process died in flight get their outcome first
-    (:func:`_record_interrupted`). Each item with its outcome."""
-    outcomes = _record_interrupted(db, deployment, context)
+    Each item with its outcome."""
+    outcomes = []
     # The items left pending, by their text: another evaluator may change the list between
     # two of these transactions, so positions in it are not kept.
     kept: set[str] = set()
