@@ -22,6 +22,7 @@ def test_actions_take_their_options_with_defaults():
         "window": "since_change_point",
         "since": "",
         "neighbours": 5,
+        "tolerance": 3.0,
     }
     hook = Policy.parse("error_rate > 0.1 → webhook(url=https://h.example/x?a=1, retries=0)")
     assert (hook.option("url"), hook.option("retries"), hook.option("timeout_s")) == (

@@ -200,6 +200,7 @@ class _BlockingHook(BaseHTTPRequestHandler):
     def do_POST(self):
         payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.received.append(payload["windows"][-1]["start_ms"])
+        self.server.keys.append(self.headers["Idempotency-Key"])
         self.server.posted.set()
         self.server.hold.wait(timeout=120)
         self.send_response(200)
@@ -210,7 +211,7 @@ class _BlockingHook(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_process_killed_during_evaluation_loses_and_repeats_nothing(tmp_path, clock):
+def test_a_process_killed_during_evaluation_loses_nothing_and_resends_its_webhook(tmp_path, clock):
     import os
     import signal
     import subprocess
@@ -218,6 +219,7 @@ def test_a_process_killed_during_evaluation_loses_and_repeats_nothing(tmp_path, 
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _BlockingHook)
     server.received, server.posted, server.hold = [], threading.Event(), threading.Event()
+    server.keys = []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     rule = (
         f"error_drift > 0 -> webhook(url=http://127.0.0.1:{server.server_port}/a, "
@@ -231,7 +233,7 @@ def test_a_process_killed_during_evaluation_loses_and_repeats_nothing(tmp_path, 
     _error_traffic(whole)
     server.hold.set()
     evaluate(whole, "api", windowing=windowing, policies=[rule])
-    expected_posts, server.received[:] = list(server.received), []
+    expected_posts, server.received[:], server.keys[:] = list(server.received), [], []
     server.hold.clear()
     server.posted.clear()
     expected = [
@@ -260,6 +262,13 @@ def test_a_process_killed_during_evaluation_loses_and_repeats_nothing(tmp_path, 
     assert child.returncode == -signal.SIGKILL
     server.hold.set()
     assert server.received == alarms[:1]
+    # The webhook in flight has no outcome, and says so: it is running, in the dead process.
+    stopped = read_actions(db, "api", windowing)
+    assert stopped["outcomes"] == [] and stopped["pending"] == []
+    (running,) = stopped["running"]
+    assert (running["action"], running["rule"]) == ("webhook", rule)
+    assert running["worker"].endswith(f":{child.pid}")
+    assert running["action_id"] == server.keys[0]
     done_before = [e.start_ms for e in read_evaluations(db, "api", windowing)]
     assert done_before == [start for start, _ in expected if start <= alarms[0]]
 
@@ -271,14 +280,24 @@ def test_a_process_killed_during_evaluation_loses_and_repeats_nothing(tmp_path, 
     again = [(e.start_ms, e.metrics["error_drift"]) for e in read_evaluations(db, "api", windowing)]
     assert again == expected
     alerts = read_alerts(db, "api")
-    assert sorted(alerts["evidence"].map(lambda e: e["windows"][-1]["start_ms"])) == alarms
-    # No action twice: the one in flight when the process died left the pending list before
-    # it ran (at most once); every later alarm's webhook was posted once.
-    assert server.received == expected_posts
+    fired = alerts[alerts["action"] == "webhook"]
+    assert sorted(fired["evidence"].map(lambda e: e["windows"][-1]["start_ms"])) == alarms
+    # The webhook in flight when the process died is recorded as interrupted (an alert, as
+    # every action that did not do its work) and sent again with the same Idempotency-Key;
+    # every later alarm's webhook was posted once.
+    (failed,) = alerts[alerts["action"] == "alert"]["evidence"]
+    assert failed["failed_action"]["status"] == "interrupted"
+    assert failed["windows"][-1]["start_ms"] == alarms[0]
+    assert server.received == [alarms[0], *expected_posts]
+    assert server.keys[0] == server.keys[1] == running["action_id"]
+    assert len(set(server.keys)) == len(alarms)
     actions = read_actions(db, "api", windowing)
-    assert actions["pending"] == []
-    # One outcome an action run: none for the one killed, one for each later alarm.
-    assert len(actions["outcomes"]) == len(alarms) - 1
+    assert actions["pending"] == [] and actions["running"] == []
+    # Oldest first: the interrupted try, its second try delivered, then each later alarm's.
+    outcomes = actions["outcomes"][::-1]
+    assert [o["status"] for o in outcomes] == ["interrupted"] + ["done"] * len(alarms)
+    assert outcomes[0]["evidence"]["action_id"] == outcomes[1]["evidence"]["action_id"]
+    assert f"{child.pid}" in outcomes[0]["reason"] and "sent again" in outcomes[0]["reason"]
     assert len(read_actions(whole, "api", windowing)["outcomes"]) == len(alarms)
     server.shutdown()
     server.server_close()

@@ -217,12 +217,15 @@ def test_local_and_http_give_the_same_answers(registry, tracking):
                 method
             )
         remote.close()
-    for name in ("api-local", "api-http"):  # what the data plane's calls left in the store
-        late = read_feedback(registry.db, name).query("request_id.str.contains('late')")
+    # What the data plane's calls left in the store, kept by the retire under the history name.
+    for name in ("api-local", "api-http"):
+        kept = f"{name}/retired-1"
+        late = read_feedback(registry.db, kept).query("request_id.str.contains('late')")
         assert late[["request_id", "label", "reward", "created_by"]].values.tolist() == [
             [f"{name}-late-1", 1, 1.0, "owner"]
         ]
-        assert (read_prediction_events(registry.db, name)["at_ms"] == 9_000).sum() == 2
+        assert (read_prediction_events(registry.db, kept)["at_ms"] == 9_000).sum() == 2
+        assert read_prediction_events(registry.db, name).empty
 
 
 def _parameters(function) -> list[tuple[str, object, object]]:

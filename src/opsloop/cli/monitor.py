@@ -328,6 +328,13 @@ def retrain_command(
     neighbours: Annotated[
         int, typer.Option(help="--keep-correct: the new rows that judge an older one.")
     ] = 5,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            help="--keep-correct on numeric labels: how many deviations of the new labels' "
+            "noise an older label may be from its neighbours' median."
+        ),
+    ] = 3.0,
     trust: Annotated[
         bool, typer.Option(help="Trust the models the gate loads (pickle, any skops type).")
     ] = False,
@@ -412,6 +419,7 @@ def retrain_command(
         min_rows=min_rows,
         keep_correct=keep_correct,
         neighbours=neighbours,
+        tolerance=tolerance,
     )
     if as_json:
         print_json(outcome)

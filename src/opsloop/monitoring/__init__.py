@@ -13,6 +13,8 @@ it on), :mod:`.iso_time` (times in reasons people read),
 :mod:`.decay_kind` (data or concept drift), :mod:`.window_estimate` (metrics estimated
 before labels, calibrated on :mod:`opsloop.data.reference_scores`; :mod:`.estimate_check` once they
 come), :mod:`.process_metrics` (the serving workers' memory and CPU), :mod:`.alert_log`,
+:mod:`.running_actions` (actions in flight, and those a dead process left),
+:mod:`.retired_monitoring` (what a deployment's retire does to its history),
 :mod:`.policy_actions` (what a rule does: :mod:`.webhook_action`, :mod:`.rollback_action`,
 :mod:`.promote_action`, :mod:`.retrain_action` on a :mod:`.training_window` (the older rows
 still correct: :mod:`.still_correct`), also on request:

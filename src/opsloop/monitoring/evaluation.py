@@ -88,6 +88,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opsloop.detect import detector_from_state
+from opsloop.monitoring.action_outcome import record_outcome_in
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.decay_kind import decay_kind
@@ -107,11 +108,13 @@ from opsloop.monitoring.input_anomalies import (
     input_anomaly_metrics,
     stated_detector,
 )
+from opsloop.monitoring.iso_time import utc_iso
 from opsloop.monitoring.monitor_state import get_state, lock_monitor, put_state
-from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.policy import Policy, rule_action
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.process_metrics import window_process
 from opsloop.monitoring.reference import Reference, reference_with_origin
+from opsloop.monitoring.running_actions import start_action, take_interrupted, webhook_deadline_ms
 from opsloop.monitoring.window_estimate import scored_rows, window_estimate
 from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
@@ -280,6 +283,8 @@ def evaluate(
     rules = [p if isinstance(p, Policy) else Policy.parse(p) for p in policies]
     context = actions if actions is not None else ActionContext(db)
     context.check(rules)
+    # Actions a dead process left in flight get their outcome first (webhooks run again).
+    _record_interrupted(db, deployment, context)
     _run_pending(db, deployment, context, final=False)
     update_windows(db, deployment, windowing, worker=worker)
     reference, origin = reference_with_origin(db, deployment)
@@ -355,10 +360,11 @@ def _evaluated(db: Database, deployment: str, key: str, start: int) -> bool:
 def _run_pending(
     db: Database, deployment: str, context: ActionContext, *, final: bool
 ) -> list[tuple[dict, dict]]:
-    """Run the actions recorded as pending, oldest first; each leaves the list before it
-    runs, under the deployment's monitor lock, so that of evaluators running at once only
-    one takes it. One this context cannot run (a retrain without a registry) stays pending,
-    and so does a promotion until the ``final`` pass. Each item with its outcome."""
+    """Run the actions recorded as pending, oldest first; each leaves the list for the
+    actions in flight before it runs, under the deployment's monitor lock, so that of
+    evaluators running at once only one takes it. One this context cannot run (a retrain
+    without a registry) stays pending, and so does a promotion until the ``final`` pass.
+    Each item with its outcome."""
     outcomes = []
     # The items left pending, by their text: another evaluator may change the list between
     # two of these transactions, so positions in it are not kept.
@@ -382,9 +388,70 @@ def _run_pending(
                 "pending_actions",
                 [x for i, x in enumerate(pending) if i != runnable[0]],
             )
-        outcome = run_action(context, deployment, item["variant"], rule, item["evidence"])
+            deadline = None
+            if rule.action == "webhook":
+                deadline = webhook_deadline_ms(
+                    rule.option("timeout_s"), rule.option("retries"), context.webhook_backoff_s
+                )
+            entry = start_action(
+                connection, deployment, item, now_ms=db.clock(), deadline_ms=deadline
+            )
+        outcome = run_action(
+            context, deployment, item["variant"], rule, item["evidence"], action_id=entry["id"]
+        )
         outcomes.append((item, outcome))
     return outcomes
+
+
+def _record_interrupted(
+    db: Database, deployment: str, context: ActionContext
+) -> list[tuple[dict, dict]]:
+    """Give the actions whose process died in flight their outcome, ``interrupted``, and
+    put a webhook back first in the pending list with its ``id``, to be sent again with the
+    same ``Idempotency-Key`` (see :mod:`.running_actions`). Each item with its outcome."""
+    found = []
+    with db.write() as connection:
+        lock_monitor(connection, deployment)
+        interrupted = take_interrupted(connection, deployment, now_ms=db.clock())
+        if not interrupted:
+            return found
+        again = []
+        for entry in interrupted:
+            action = rule_action(entry["rule"])
+            process = entry["process"]
+            resent = action == "webhook"
+            then = (
+                "sent again with the same Idempotency-Key"
+                if resent
+                else "not run again: its own audit entries say what it did"
+            )
+            outcome = {
+                "action": action,
+                "rule": entry["rule"],
+                "status": "interrupted",
+                "reason": f"the process that ran it ({process['host']}:{process['pid']}, from "
+                f"{utc_iso(entry['started_ms'])}) stopped before it recorded an outcome; {then}",
+                "action_id": entry["id"],
+                "started_ms": entry["started_ms"],
+                "process": process,
+            }
+            record_outcome_in(
+                connection,
+                context.acting,
+                deployment,
+                entry["variant"],
+                entry["rule"],
+                entry["evidence"],
+                outcome,
+            )
+            found.append((entry, outcome))
+            if resent:
+                item = {k: entry[k] for k in ("rule", "variant", "evidence", "id")}
+                again.append({**item, "interrupted": entry.get("interrupted", 0) + 1})
+        if again:
+            pending = get_state(connection, deployment, "pending_actions", [])
+            put_state(connection, deployment, "pending_actions", [*again, *pending])
+    return found
 
 
 def _evaluate_window(

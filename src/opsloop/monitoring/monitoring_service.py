@@ -478,6 +478,17 @@ class PendingAction(BaseModel):
     evidence: dict[str, Any]
 
 
+class RunningAction(BaseModel):
+    """An action in flight: its outcome is not recorded yet."""
+
+    variant: str
+    rule: str
+    action: str | None
+    action_id: str = Field(description="its id; a webhook's Idempotency-Key")
+    started_ms: int
+    worker: str = Field(description="the process that runs it, HOST:PID")
+
+
 class ActionOutcome(BaseModel):
     """What an action did, as the audit log keeps it."""
 
@@ -486,7 +497,10 @@ class ActionOutcome(BaseModel):
     variant: str | None
     rule: str | None
     action: str | None
-    status: str = Field(description="done, failed, refused, blocked or queued (a retrain)")
+    status: str = Field(
+        description="done, failed, refused, blocked, queued (a retrain) or interrupted (its "
+        "process died while it ran)"
+    )
     reason: str
     why: str | None = Field(description="the policy's evidence in words")
     evidence: dict[str, Any] = Field(description="what the action reported")
@@ -499,6 +513,9 @@ class PolicyActions(BaseModel):
     window_ms: int
     policies: list[PolicyStanding]
     pending: list[PendingAction]
+    running: list[RunningAction] = Field(
+        default_factory=list, description="the actions in flight, oldest first"
+    )
     outcomes: list[ActionOutcome] = Field(description="newest first")
     outcomes_total: int = Field(description="how many outcomes there are in all")
 
@@ -520,13 +537,19 @@ class RetrainRequestDocument(BaseModel):
         "keep_correct",
     )
     neighbours: int = Field(5, description="keep_correct: the new rows that judge an older one")
+    tolerance: float = Field(
+        3.0, description="keep_correct on numeric labels: agreement in noise deviations"
+    )
     start_ms: int = Field(
         description="the data window's start: the change point, the policy's date, or the "
         "first window of the rule's streak"
     )
     end_ms: int = Field(description="the data window's end: the end of the window that fired")
     evidence: dict[str, Any]
-    state: str = Field(description="queued, claimed, done, failed, blocked or refused")
+    state: str = Field(
+        description="queued, claimed, done, failed, blocked, refused or cancelled (its "
+        "deployment was retired)"
+    )
     queued_ms: int
     queued_by: str
     claimed_by: str | None

@@ -44,8 +44,8 @@ in :mod:`.policy_actions`):
 * ``rollback`` or ``rollback(to=ALIAS)``: put the deployment back on its previous
   definition, or on the version the model's alias ``ALIAS`` names;
 * ``retrain(train=MODULE:FUNCTION, reference_share=0, holdout=0.3, min_rows=50,
-  window=since_change_point, since=DATE, neighbours=5)``: train on a window of labelled data
-  (below), gate the new version against the one serving, and start its canary when it
+  window=since_change_point, since=DATE, neighbours=5, tolerance=3)``: train on a window of
+  labelled data (below), gate the new version against the one serving, and start its canary when it
   passes;
 * ``promote`` or ``promote(alias=champion)``: when the rule holds in a challenger's windows
   (a canary's candidate, a shadow) and the challenger is at least as good as the primary
@@ -69,7 +69,8 @@ A retraining's ``window`` names the data-window policy (:mod:`.training_window`)
 * ``keep_correct``: keep the older labelled data that is still correct and add the new
   data: the rows since the change point, plus those of the reference's labelled sample and
   of the earlier labelled windows whose label the ``neighbours`` nearest new rows agree
-  with.
+  with (for numeric labels: within ``tolerance`` deviations of the new labels' noise, see
+  :mod:`.still_correct`).
 
 >>> Policy.parse("concept_drift > 0 -> retrain(train=m:f, window=since_date, "
 ...              "since=2027-01-15T08:00:00Z)").option("since")
@@ -87,6 +88,7 @@ A retraining's ``window`` names the data-window policy (:mod:`.training_window`)
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass
@@ -148,6 +150,8 @@ ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
         # No date unless the window names one (``since_date``); checked with ``window``.
         "since": ("date", ""),
         "neighbours": ("positive", 5),
+        # keep_correct on numeric labels: agreement within this many noise deviations.
+        "tolerance": ("deviations", 3.0),
     },
     "promote": {"alias": ("name", "champion")},
 }
@@ -204,6 +208,7 @@ def _option(text: str, action: str, key: str, kind: str, raw: str) -> Any:
         "seconds": (number is not None and 0 < number <= 60, "seconds in (0, 60]"),
         "share": (number is not None and 0 <= number <= 1, "a share in [0, 1]"),
         "fraction": (number is not None and 0 < number < 1, "a fraction in (0, 1)"),
+        "deviations": (number is not None and 0 <= number < math.inf, "a number >= 0"),
     }
     ok, rule = bounds[kind]
     if not ok:
@@ -247,10 +252,24 @@ def _check_window(text: str, values: dict[str, Any], given: dict[str, str]) -> N
         raise InvalidArgumentError(
             f"{where} reference_share: window={window} takes no share of the reference"
         )
-    if window != "keep_correct" and "neighbours" in given:
-        raise InvalidArgumentError(
-            f"{where} neighbours: only with window=keep_correct, got {window}"
-        )
+    for key in ("neighbours", "tolerance"):
+        if window != "keep_correct" and key in given:
+            raise InvalidArgumentError(
+                f"{where} {key}: only with window=keep_correct, got {window}"
+            )
+
+
+def rule_action(text: str) -> str:
+    """The action a rule names (read from its text: a rule of a grammar this version no
+    longer reads still names its action after its arrow).
+
+    >>> rule_action("error_rate > 0.1 -> webhook(url=http://h/, retries=0)")
+    'webhook'
+    """
+    try:
+        return Policy.parse(text).action
+    except InvalidArgumentError:
+        return text.rsplit("->", 1)[-1].strip().split("(", 1)[0].strip() or "unknown"
 
 
 def iso_ms(text: str, where: str = "since") -> int:

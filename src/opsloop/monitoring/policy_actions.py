@@ -12,8 +12,11 @@ refusal in the service's words, or the gate's report.
 
 The window's evaluation records the action as pending in the same transaction as the
 alert, and the action runs after it commits; a process stopped in between runs it at its
-next :func:`~opsloop.monitoring.evaluation.evaluate` (an action is never run twice: it
-leaves the pending list before it starts). A ``promote`` runs at the end of the evaluation,
+next :func:`~opsloop.monitoring.evaluation.evaluate`. An action leaves the pending list
+for the actions in flight before it starts, so two evaluators never both run it; one whose
+process died before its outcome was recorded gets the outcome ``interrupted`` at the next
+evaluation, and a webhook is sent again with the same ``Idempotency-Key``
+(:mod:`.running_actions`). A ``promote`` runs at the end of the evaluation,
 when the primary's windows it is compared with are evaluated too.
 """
 
@@ -129,7 +132,9 @@ class ActionContext:
                 )
 
 
-def _act(context: ActionContext, deployment, variant, rule: Policy, evidence) -> dict[str, Any]:
+def _act(
+    context: ActionContext, deployment, variant, rule: Policy, evidence, action_id=None
+) -> dict[str, Any]:
     if rule.action == "webhook":
         payload = {"deployment": deployment, "variant": variant, "rule": rule.text, **evidence}
         extra = {} if context.sleep is None else {"sleep": context.sleep}
@@ -139,6 +144,7 @@ def _act(context: ActionContext, deployment, variant, rule: Policy, evidence) ->
             timeout_s=rule.option("timeout_s"),
             retries=rule.option("retries"),
             backoff_s=context.webhook_backoff_s,
+            idempotency_key=action_id,
             **extra,
         )
     if rule.action == "rollback":
@@ -182,10 +188,18 @@ def attempted(act: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_action(
-    context: ActionContext, deployment: str, variant: str, rule: Policy, evidence: dict
+    context: ActionContext,
+    deployment: str,
+    variant: str,
+    rule: Policy,
+    evidence: dict,
+    *,
+    action_id: str | None = None,
 ) -> dict[str, Any]:
     """Run ``rule``'s action for the alert ``evidence``; record and return its outcome
-    (``action``, ``status``, ``reason`` and what the action reports).
+    (``action``, ``status``, ``reason`` and what the action reports). ``action_id`` names
+    the action in flight it is (:mod:`.running_actions`): a webhook sends it as its
+    ``Idempotency-Key``, and the outcome takes it out of the actions in flight.
 
     >>> context = ActionContext(db)
     >>> rule = Policy.parse("error_rate > 0.1 -> webhook(url=http://127.0.0.1:9/, retries=0)")
@@ -196,7 +210,18 @@ def run_action(
     >>> read_alerts(db, "api")["evidence"][0]["failed_action"]["action"]
     'webhook'
     """
-    outcome = attempted(lambda: _act(context, deployment, variant, rule, evidence))
+    outcome = attempted(lambda: _act(context, deployment, variant, rule, evidence, action_id))
     outcome = {"action": rule.action, "rule": rule.text, **outcome}
-    record_outcome(context.db, context.acting, deployment, variant, rule.text, evidence, outcome)
+    if action_id is not None:
+        outcome["action_id"] = action_id
+    record_outcome(
+        context.db,
+        context.acting,
+        deployment,
+        variant,
+        rule.text,
+        evidence,
+        outcome,
+        action_id=action_id,
+    )
     return outcome

@@ -2,7 +2,7 @@
 from what the evaluation stores (:mod:`.evaluation`, :mod:`.policy_actions`), so a reader
 needs neither the monitor's state rows nor the whole audit log.
 
-:func:`read_actions` gives three lists:
+:func:`read_actions` gives four lists:
 
 * ``policies``: every rule applied to a variant's windows of one length, with its current
   streak (the consecutive windows, newest last, in which its condition held, as of the last
@@ -11,9 +11,13 @@ needs neither the monitor's state rows nor the whole audit log.
 * ``pending``: the actions recorded with their alert and not run yet (a process stopped
   before it ran them, a ``retrain`` whose evaluation had no registry, a ``promote`` that
   waits for the primary's windows);
+* ``running``: the actions in flight, whose outcome is not recorded yet: running now, or
+  run by a process that died and not yet found so (:mod:`.running_actions`; the next
+  evaluation records such an action as ``interrupted``);
 * ``outcomes``: the newest ``last`` outcomes of the actions, newest first, from the audit
   log (actions ``policy_webhook``, ``policy_rollback``, ``policy_retrain``,
-  ``policy_promote`` of entity ``monitor:DEPLOYMENT``), with what each action reported as
+  ``policy_promote`` of entity ``monitor:DEPLOYMENT``; those since a deployment of this
+  name was last retired), with what each action reported as
   its ``evidence`` and the policy's evidence in words (``why``); ``outcomes_total`` counts
   them all.
 
@@ -42,6 +46,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import read_alerts
 from opsloop.monitoring.monitor_state import get_state
 from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.running_actions import running_actions
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
 from opsloop.store.database import Database
@@ -101,9 +106,21 @@ def _why(entry_reason: str | None, status: str, reason: str) -> str | None:
 
 
 def _outcomes(connection, deployment: str, variant: str | None, last: int):
+    entity = f"monitor:{deployment}"
+    # A deployment retired under this name left its outcomes with its history
+    # (:mod:`.retired_monitoring`): the monitor's outcomes are those since.
+    retired = (
+        sa.select(sa.func.max(_log.c.id))
+        .where(_log.c.entity == entity, _log.c.action == "retire")
+        .scalar_subquery()
+    )
     query = (
         sa.select(_log.c.at_ms, _log.c.actor, _log.c.reason, _log.c.after_json)
-        .where(_log.c.entity == f"monitor:{deployment}", _log.c.action.in_(OUTCOME_ACTIONS))
+        .where(
+            _log.c.entity == entity,
+            _log.c.action.in_(OUTCOME_ACTIONS),
+            _log.c.id > sa.func.coalesce(retired, 0),
+        )
         .order_by(_log.c.id.desc())
     )
     rows, total = [], 0
@@ -160,6 +177,7 @@ def read_actions(
             for v in variants
         }
         pending = get_state(connection, deployment, "pending_actions", [])
+        running = running_actions(connection, deployment)
         outcomes, total = _outcomes(connection, deployment, variant, last)
     policies = []
     for v in variants:
@@ -205,6 +223,18 @@ def read_actions(
                 "evidence": item["evidence"],
             }
             for item in pending
+            if variant is None or item["variant"] == variant
+        ],
+        "running": [
+            {
+                "variant": item["variant"],
+                "rule": item["rule"],
+                "action": _rule_fields(item["rule"])["action"],
+                "action_id": item["id"],
+                "started_ms": item["started_ms"],
+                "worker": f"{item['process']['host']}:{item['process']['pid']}",
+            }
+            for item in running
             if variant is None or item["variant"] == variant
         ],
         "outcomes": outcomes,

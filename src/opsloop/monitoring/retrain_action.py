@@ -120,6 +120,7 @@ def retrain(
         policy=policy,
         keep_correct=policy == "keep_correct",
         neighbours=rule.option("neighbours"),
+        tolerance=rule.option("tolerance"),
     )
     return retrain_on_window(context, deployment, rule, evidence, window)
 

@@ -54,9 +54,11 @@ from opsloop.store.database import Database, clock_of
 
 #: The name prefix of a request's state row (``retrain_request:ID``).
 PREFIX = "retrain_request:"
-#: The states a request passes through; the last four are a finished request's.
-STATES = ("queued", "claimed", "done", "failed", "blocked", "refused")
-FINISHED = STATES[2:]
+#: The outcomes a follower reports, a finished request's states.
+FINISHED = ("done", "failed", "blocked", "refused")
+#: The states a request passes through; ``cancelled``: its deployment was retired before
+#: it finished (:mod:`.retired_monitoring`).
+STATES = ("queued", "claimed", *FINISHED, "cancelled")
 #: How long a claim holds by default, in seconds.
 DEFAULT_LEASE_S = 3600
 #: The most rows :func:`retrain_rows` gives at a time.
@@ -104,6 +106,7 @@ def _new_request(request_id, deployment, variant, rule, evidence, now, actor) ->
         "min_rows": rule.option("min_rows"),
         "window_policy": rule.option("window"),
         "neighbours": rule.option("neighbours"),
+        "tolerance": rule.option("tolerance"),
         "start_ms": window_start(rule.option("window"), evidence, rule.option("since")),
         "end_ms": int(evidence["start_ms"]) + int(evidence["window_ms"]),
         "evidence": json.loads(json.dumps(evidence, default=str)),
@@ -138,7 +141,7 @@ def retrain_requests(
 
     >>> retrain_requests(db, "api", state="waiting")
     Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: state: one of queued, claimed, done, failed, blocked, refused, got 'waiting'
+    opsloop.errors.InvalidArgumentError: state: one of queued, claimed, done, failed, blocked, refused, cancelled, got 'waiting'
     """  # noqa: E501 - a doctest's expected output is one line
     if state is not None and state not in STATES:
         raise InvalidArgumentError(f"state: one of {', '.join(STATES)}, got {state!r}")
@@ -176,6 +179,7 @@ def _window(db: Database, request: dict[str, Any], label: str) -> TrainingWindow
         policy=request.get("window_policy", "since_change_point"),
         keep_correct=request.get("window_policy") == "keep_correct",
         neighbours=request.get("neighbours", 5),
+        tolerance=request.get("tolerance", 3.0),
     )
 
 

@@ -57,6 +57,7 @@ def retrain_on_request(
     min_rows: int = 50,
     keep_correct: bool = False,
     neighbours: int = 5,
+    tolerance: float = 3.0,
 ) -> dict[str, Any]:
     """Retrain ``deployment`` on ``variant``'s labelled rows of ``[since_ms, until_ms)`` with
     the training function ``train`` (``MODULE:FUNCTION``); the action's outcome (see the
@@ -65,7 +66,7 @@ def retrain_on_request(
         raise InvalidArgumentError("retrain needs ActionContext(registry=..., gate=...)")
     windowing = windowing or Windowing()
     if keep_correct:
-        policy = f"window=keep_correct, neighbours={neighbours}"
+        policy = f"window=keep_correct, neighbours={neighbours}, tolerance={tolerance}"
     elif since_ms is not None:
         policy = f"window=since_date, since={utc_iso(since_ms)}"
     else:

@@ -12,7 +12,8 @@ reference's labelled sample (seeded); the reference needs labels for it
 ``keep_correct=True`` is "keep the data that is still correct and add the new data": the
 rows of the range, then the older labelled rows (the reference's labelled sample, when it
 has labels, and the labelled rows answered before ``start_ms``) that the new rows agree
-with, by :func:`.still_correct.still_correct` (the ``neighbours`` nearest new rows).
+with, by :func:`.still_correct.still_correct` (the ``neighbours`` nearest new rows; for numeric
+labels, within ``tolerance`` deviations of the new labels' noise).
 
 Rows come from the events the deployment's variant answered as ``primary`` (what was
 served, not what a shadow computed); a request with several records gives one row per
@@ -136,6 +137,7 @@ def training_window(
     policy: str = "since_change_point",
     keep_correct: bool = False,
     neighbours: int = 5,
+    tolerance: float = 3.0,
 ) -> TrainingWindow:
     """The labelled rows of ``[start_ms, end_ms)`` and ``reference_share`` of the reference's
     labelled sample, with labels in the column ``label``; with ``keep_correct``, the older
@@ -171,7 +173,9 @@ def training_window(
     if keep_correct and len(live):
         older = _older_rows(db, deployment, variant, start_ms, label)
         older_rows = len(older)
-        chosen = older[still_correct(older, live, label, neighbours=neighbours)]
+        chosen = older[
+            still_correct(older, live, label, neighbours=neighbours, tolerance=tolerance)
+        ]
         kept = len(chosen)
         parts.append(chosen.reset_index(drop=True))
     frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if kept else live

@@ -3,7 +3,10 @@
 A try that gets a 2xx answer delivers the alert. A connection failure, a time-out or a
 5xx or 429 answer is tried again, up to ``retries`` more times, waiting ``backoff_s``,
 doubled each time, between tries (the ``sleep`` is injectable, so a test need not wait);
-another 4xx is the receiver refusing this alert and is not retried. The outcome says how
+another 4xx is the receiver refusing this alert and is not retried. With an
+``idempotency_key`` every try carries it as its ``Idempotency-Key`` header, so a receiver
+can tell a try it already took (one whose answer was lost, or one sent again after the
+monitor's process died during it, see :mod:`.running_actions`). The outcome says how
 many tries were made and what the last one got; it never raises for the receiver's sake,
 so a dead webhook cannot stop the monitor.
 
@@ -35,6 +38,7 @@ def post_alert(
     retries: int = 2,
     backoff_s: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """POST ``payload`` as JSON to ``url``; the outcome: ``status`` (``done`` or
     ``failed``), ``tries``, the last ``http_status`` (``None`` when no answer came) and a
@@ -47,14 +51,15 @@ def post_alert(
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise InvalidArgumentError(f"url: an http:// or https:// URL, got {url!r}")
     body = json.dumps(payload, default=str).encode()
+    headers = {"Content-Type": "application/json"}
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
     reason, http_status, tries = "", None, 0
     for attempt in range(retries + 1):
         if attempt:
             sleep(backoff_s * 2 ** (attempt - 1))
         tries += 1
-        request = urllib.request.Request(
-            url, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(url, data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as answer:
                 http_status = answer.status

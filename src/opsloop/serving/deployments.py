@@ -88,10 +88,11 @@ from opsloop.serving.input_detector_settings import (
     set_input_detector,
 )
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+from opsloop.serving.review_queue import retire_review_items
 from opsloop.serving.rollout_control import rollout_document, set_rollout
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_policy import DEFAULT_STEPS, RolloutPolicy
-from opsloop.serving.rollout_state import delete_rollout
+from opsloop.serving.rollout_state import retire_rollout
 from opsloop.serving.shadow_agreement import ShadowAgreement, shadow_agreement
 from opsloop.serving.traffic_series import TrafficSeries, traffic_series
 from opsloop.store import tables
@@ -306,11 +307,23 @@ class Deployments:
 
     def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:
         """Remove the deployment ``name`` (its history stays in the audit log), with its
-        rollout, its runtime settings (an audited ``configure`` entry, see
-        :func:`~.deployment_settings.retire_settings`) and its input detector (an audited
-        ``set_input_detector`` entry, see
+        rollout (an audited ``set_rollout`` entry whose ``before`` is where it stood, see
+        :func:`~.rollout_state.retire_rollout`), its runtime settings (an audited
+        ``configure`` entry, see :func:`~.deployment_settings.retire_settings`) and its
+        input detector (an audited ``set_input_detector`` entry, see
         :func:`~.input_detector_settings.retire_input_detector`): a deployment created
         under the same name later starts without them.
+
+        What was recorded under the name is kept as history under ``NAME/retired-N`` (N
+        counts the name's retires), a name no deployment can take: the prediction events,
+        labels, monitoring windows, evaluations, alerts, reference and monitor state
+        (:mod:`opsloop.monitoring.retired_monitoring`, which also cancels the monitor's
+        pending actions and retrain requests) and the review items (those still open or
+        claimed are cancelled, :func:`~.review_queue.retire_review_items`). A deployment
+        created later under the same name starts with no traffic, windows, alerts or
+        queue. A second audit entry, action ``retire`` of entity ``monitor:NAME``, names the
+        history (``after``: ``{"history": "NAME/retired-N", ...}``) and counts what was
+        cancelled.
 
         >>> deployments = Deployments(db)
         >>> _ = registry.register("credit", b"x", flavor="onnx")
@@ -321,7 +334,14 @@ class Deployments:
         Traceback (most recent call last):
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'nothing'
         """
+        # The monitoring keeps its state by the deployment's name; it never imports this
+        # module, so the import runs only here.
+        from opsloop.monitoring.monitor_state import lock_monitor
+        from opsloop.monitoring.retired_monitoring import history_name, retire_monitoring
+
         with self.db.write() as connection:
+            # The monitor's lock before the audit log's, the order the monitoring takes them.
+            lock_monitor(connection, name)
             lock_audit_log(connection)
             # Taking a protected endpoint down is an admin's decision.
             role = "admin" if required_approvals(connection, name) else "editor"
@@ -334,14 +354,29 @@ class Deployments:
             ).scalar_one()
             connection.execute(_variants.delete().where(_variants.c.deployment_id == deployment_id))
             connection.execute(_deployments.delete().where(_deployments.c.id == deployment_id))
-            delete_rollout(connection, name)
-            # A deployment re-created under this name must not inherit the settings or the
-            # detector.
+            # A deployment re-created under this name must not inherit the rollout, the
+            # settings, the detector, the monitoring or the review queue.
             at = self.db.clock()
+            retire_rollout(connection, name, who, reason, at)
             retire_settings(connection, name, who, reason, at)
             retire_input_detector(connection, name, who, reason, at)
+            history = history_name(connection, name)
+            cancelled = retire_monitoring(connection, name, history, who, reason)
+            cancelled["review_items_cancelled"] = retire_review_items(connection, name, history)
             append_audit(
                 connection, who, "retire", _entity(name), reason, _audited(before), None, at_ms=at
+            )
+            # Where the monitoring's history went and what was called off, on the monitor's
+            # entity: the deployment's entries keep ``after`` null for a retire.
+            append_audit(
+                connection,
+                who,
+                "retire",
+                f"monitor:{name}",
+                reason,
+                None,
+                {"history": history, **cancelled},
+                at_ms=at,
             )
 
     def rollback(
@@ -1048,7 +1083,8 @@ class Deployments:
     ) -> TrafficSeries:
         """The deployment's answers per variant from ``since_ms`` to ``until_ms`` (default:
         now) in ``buckets`` equal buckets: requests per second, latency p50 and p99, errors
-        (see :mod:`~opsloop.serving.traffic_series`; a retired deployment's too).
+        (see :mod:`~opsloop.serving.traffic_series`; a retired deployment's under its history
+        name, ``NAME/retired-N``, see :meth:`retire`).
 
         >>> Deployments(db).traffic("api", since_ms=0, until_ms=60_000).variants
         []

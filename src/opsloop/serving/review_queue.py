@@ -54,8 +54,9 @@ REVIEW_REASONS = (
     "active_learning",
     "input_anomaly",
 )
-#: An item's states, in the order it passes through them.
-REVIEW_STATES = ("open", "claimed", "answered")
+#: An item's states, in the order it passes through them; an item still open or claimed
+#: when its deployment is retired is ``cancelled`` (:func:`retire_review_items`).
+REVIEW_STATES = ("open", "claimed", "answered", "cancelled")
 #: At most this many items come back from one :meth:`ReviewQueue.list`.
 MAX_LISTED = 1_000
 
@@ -216,11 +217,11 @@ class ReviewQueue:
         self, deployment: str | None = None, *, state: str = "open", limit: int = 100
     ) -> tuple[ReviewItem, ...]:
         """Items oldest first: of ``deployment`` (default: every one), in ``state``
-        (``open``, ``claimed``, ``answered`` or ``any``), at most ``limit``.
+        (``open``, ``claimed``, ``answered``, ``cancelled`` or ``any``), at most ``limit``.
 
         >>> ReviewQueue(Database("sqlite://")).list(state="lost")
         Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: state: must be one of open, claimed, answered, any, ...
+        opsloop.errors.InvalidArgumentError: state: must be one of open, claimed, answered, ...
         """
         if state not in (*REVIEW_STATES, "any"):
             raise InvalidArgumentError(
@@ -346,6 +347,11 @@ class ReviewQueue:
 
     @staticmethod
     def _check_open(item: ReviewItem, who: str) -> None:
+        if item.state == "cancelled":
+            raise ConflictError(
+                f"review item {item.id} is cancelled: its deployment was retired (its items "
+                f"are kept under {item.deployment!r})"
+            )
         if item.state == "answered":
             raise ConflictError(
                 f"review item {item.id} is answered already (by {item.answered_by!r})"
@@ -361,4 +367,38 @@ class ReviewQueue:
         return _item(row)
 
 
-__all__ = ["REVIEW_REASONS", "REVIEW_STATES", "ReviewItem", "ReviewQueue", "enqueue_item"]
+def retire_review_items(connection: Connection, deployment: str, history: str) -> int:
+    """As part of ``deployment``'s retire, in the retire's write transaction: cancel its
+    items still open or claimed (nobody answers for a deployment that is gone) and keep all
+    its items under the name ``history``, so a deployment later created under the same name
+    starts with an empty queue; how many were cancelled.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> with db.write() as c:
+    ...     _ = enqueue_item(c, "api", [{"x": 1}], reason="active_learning", at_ms=0)
+    ...     retire_review_items(c, "api", "api/retired-1")
+    1
+    >>> queue = ReviewQueue(db)
+    >>> queue.list("api", state="any"), queue.list("api/retired-1", state="cancelled")[0].id
+    ((), 1)
+    """
+    cancelled = connection.execute(
+        _items.update()
+        .where(_items.c.deployment == deployment, _items.c.state.in_(("open", "claimed")))
+        .values(state="cancelled")
+    ).rowcount
+    connection.execute(
+        _items.update().where(_items.c.deployment == deployment).values(deployment=history)
+    )
+    return cancelled
+
+
+__all__ = [
+    "REVIEW_REASONS",
+    "REVIEW_STATES",
+    "ReviewItem",
+    "ReviewQueue",
+    "enqueue_item",
+    "retire_review_items",
+]

@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsloop.registry.audit import append_audit
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.store import tables
 from opsloop.store.database import Database
@@ -83,13 +84,40 @@ def write_rollout(
         connection.execute(_rollouts.insert().values(deployment=deployment, **values))
 
 
-def delete_rollout(connection: Connection, deployment: str) -> None:
-    """Forget ``deployment``'s rollout (its history stays in the audit log).
+def retire_rollout(
+    connection: Connection, deployment: str, actor: str, reason: str | None, at_ms: int
+) -> dict[str, Any] | None:
+    """Delete ``deployment``'s rollout as part of its retire, in the retire's write
+    transaction, so a deployment later created under the same name starts without a ramp,
+    gates or bandit sums; audited as a ``set_rollout`` entry by the retire's actor with its
+    reason, whose ``before`` is the evidence of where it stood (its policy, and its state:
+    a canary's step and gate statistics, a bandit's sums) and ``after`` null. What was
+    deleted, or ``None`` when it had none (then nothing is audited).
 
-    >>> with Database("sqlite://").write() as c:
-    ...     delete_rollout(c, "api")
+    >>> from opsloop.registry.audit import audit_entries
+    >>> db = Database("sqlite://")
+    >>> with db.write() as c:
+    ...     write_rollout(c, "api", RolloutPolicy(), {"kind": "canary", "step": 2}, "ana", 5)
+    ...     retire_rollout(c, "api", "bo", "moved", 6)["state"]
+    {'kind': 'canary', 'step': 2}
+    >>> entry = audit_entries(db, entity="deployment:api").iloc[-1]
+    >>> entry["action"], entry["before"]["state"]["step"], entry["after"]
+    ('set_rollout', 2, None)
+    >>> with db.write() as c:
+    ...     retire_rollout(c, "api", "bo", None, 7) is None
+    True
     """
+    found = locked_rollout(connection, deployment)
+    if found is None:
+        return None
+    policy, state, set_by = found
+    before = {"policy": policy.to_dict(), "state": state, "set_by": set_by}
     connection.execute(_rollouts.delete().where(_rollouts.c.deployment == deployment))
+    append_audit(
+        connection, actor, "set_rollout", f"deployment:{deployment}", reason, before, None,
+        at_ms=at_ms,
+    )  # fmt: skip
+    return before
 
 
 def read_rollout(db: Database, deployment: str) -> dict[str, Any] | None:

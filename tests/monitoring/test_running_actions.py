@@ -1,0 +1,94 @@
+"""Actions in flight whose process died (:mod:`opsloop.monitoring.running_actions`): the
+next evaluation records them as interrupted; only a webhook is run again. (A webhook killed
+mid-call against a real receiver: tests.monitoring.test_window_policies.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+
+from opsloop.monitoring.evaluation import evaluate, read_alerts
+from opsloop.monitoring.policy_actions import ActionContext
+from opsloop.monitoring.policy_record import read_actions
+from opsloop.monitoring.reference import set_reference
+from opsloop.monitoring.running_actions import start_action, webhook_deadline_ms
+from opsloop.registry import ModelRegistry
+from opsloop.serving import Deployments, Variant
+from opsloop.store import ArtifactStore
+
+from .conftest import T0
+
+ROLLBACK = "error_rate > 0.1 -> rollback"
+EVIDENCE = {"signal": "error_rate", "windows": [{"start_ms": T0, "value": 0.3}], "start_ms": T0}
+# What the monitor compares inputs with (no events here: only the actions are evaluated).
+REFERENCE = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+
+TAKE_AND_EXIT = """
+import sys
+from opsloop.monitoring.monitor_state import lock_monitor
+from opsloop.monitoring.running_actions import start_action
+from opsloop.store.database import Database
+db = Database(sys.argv[1])
+item = {"rule": sys.argv[2], "variant": "live", "evidence": {"start_ms": 0, "windows": []}}
+with db.write() as connection:
+    lock_monitor(connection, "api")
+    print(start_action(connection, "api", item, now_ms=0)["id"])
+"""
+
+
+def test_a_rollback_whose_process_died_is_interrupted_and_not_run_again(db, store_path, tmp_path):
+    set_reference(db, "api", REFERENCE)
+    registry = ModelRegistry(db, ArtifactStore(tmp_path / "artifacts"))
+    registry.register("m", b"one", flavor="onnx")
+    registry.register("m", b"two", flavor="onnx")
+    deployments = Deployments(db)
+    deployments.deploy("api", [Variant("live", "m", version=1)])
+    deployments.deploy("api", [Variant("live", "m", version=2)])
+    # A process takes the rollback and exits before it runs it or records anything.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    taken = subprocess.run(
+        [sys.executable, "-c", TAKE_AND_EXIT, f"sqlite:///{store_path}", ROLLBACK],
+        capture_output=True, text=True, env=env, check=True, timeout=120,
+    )  # fmt: skip
+    action_id = taken.stdout.strip()
+    (running,) = read_actions(db, "api")["running"]
+    assert (running["action"], running["action_id"]) == ("rollback", action_id)
+
+    evaluate(db, "api", actions=ActionContext(db))
+    actions = read_actions(db, "api")
+    assert actions["running"] == [] and actions["pending"] == []
+    (outcome,) = actions["outcomes"]
+    assert (outcome["action"], outcome["status"]) == ("rollback", "interrupted")
+    assert outcome["evidence"]["action_id"] == action_id
+    assert "not run again" in outcome["reason"]
+    # Not run again: version 2 still serves, and the deployment's history has no rollback.
+    assert deployments.get("api").variants[0].version == 2
+    assert deployments.history("api")["action"].tolist() == ["deploy", "deploy"]
+    (alert,) = read_alerts(db, "api")["evidence"]
+    assert alert["failed_action"]["status"] == "interrupted"
+
+
+def test_a_webhook_past_its_deadline_is_interrupted_even_while_its_process_runs(db, clock):
+    rule = "error_rate > 0.1 -> webhook(url=http://127.0.0.1:9/, timeout_s=2, retries=1)"
+    set_reference(db, "api", REFERENCE)
+    item = {"rule": rule, "variant": "live", "evidence": EVIDENCE}
+    # Two tries of 2 s and a wait of 0.5 s, doubled, and a minute: 69 s.
+    deadline = webhook_deadline_ms(2.0, 1, 0.5)
+    assert deadline == 69_000
+    with db.write() as connection:
+        entry = start_action(connection, "api", item, now_ms=clock.now_ms, deadline_ms=deadline)
+    clock.now_ms += deadline  # at its deadline it may still be trying
+    evaluate(db, "api", actions=ActionContext(db, webhook_backoff_s=0.0))
+    assert [r["action_id"] for r in read_actions(db, "api")["running"]] == [entry["id"]]
+    clock.now_ms += 1
+    evaluate(db, "api", actions=ActionContext(db, webhook_backoff_s=0.0))
+    actions = read_actions(db, "api")
+    assert actions["running"] == [] and actions["pending"] == []
+    # Newest first: sent again (nobody listens on port 9), after the interrupted one.
+    second, first = actions["outcomes"]
+    assert (first["status"], second["status"]) == ("interrupted", "failed")
+    assert first["evidence"]["action_id"] == second["evidence"]["action_id"] == entry["id"]
+    assert second["evidence"]["tries"] == 2
