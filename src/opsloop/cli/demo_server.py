@@ -36,17 +36,17 @@ class DemoServer:
     block). ``sent`` counts the prediction requests the demo sent, per variant that
     answered; ``labels`` the answers whose labels it sent back.
 
-    >>> import getpass, tempfile
+    >>> import getpass
     >>> from opsloop.registry.users import add_user
     >>> from opsloop.store import ArtifactStore, Database
     >>> db = Database("sqlite://")
     >>> _ = add_user(db, getpass.getuser(), "admin")
     >>> with DemoServer() as server:
-    ...     server.start(db, ArtifactStore(tempfile.mkdtemp()), getpass.getuser())
+    ...     server.start(db, ArtifactStore(tmp_path), getpass.getuser())
     ...     httpx.get(f"{server.url}/v2/health/live").json()
     {'live': True}
     >>> with DemoServer() as server:
-    ...     server.start(db, ArtifactStore(tempfile.mkdtemp()), getpass.getuser())
+    ...     server.start(db, ArtifactStore(tmp_path), getpass.getuser())
     ...     server.predict("api", [{"age": 41}])
     Traceback (most recent call last):
     ...
