@@ -70,7 +70,9 @@ def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(regis
     keys = [f"user-{i}" for i in range(20_000)]
 
     # The reference: the same requests, the same models' errors, a gate read by hand.
-    stable, canary, gate = Flaky(0.01, seed=1), Flaky(0.05, seed=2), RateGate()
+    # Its threshold is the exact one for the ramp's shares below 1 (10% and 50%).
+    stable, canary = Flaky(0.01, seed=1), Flaky(0.05, seed=2)
+    gate = RateGate(shares=[0.1, 0.5])
     expected_stop = None
     for index, key in enumerate(keys):
         candidate = _is_candidate(key, 0.1)
@@ -267,14 +269,16 @@ def test_wrong_answers_reported_as_labels_roll_the_canary_back(registry, clock):
     finally:
         runtime.close()
     # Every canary answer is wrong and every stable one right: with a 10% share each wrong
-    # canary answer adds log(0.25 / 0.1) to the statistic, which crosses log(20) at the 4th.
-    assert labelled.count("canary") == 4
+    # canary answer adds log(0.25 / 0.1) = 0.916 to the statistic, which crosses the exact
+    # threshold for a 10% share, 2.662 (Ville's log 20 = 2.996 would need a 4th), at the 3rd.
+    assert labelled.count("canary") == 3
     evidence = deployments.rollout("api")["decisions"]["metric"]
     assert (evidence["verdict"], evidence["events_candidate"], evidence["events_primary"]) == (
         "fail",
-        4,
+        3,
         0,
     )
+    assert evidence["fail_threshold"] == pytest.approx(2.662)
     assert deployments.history("api").iloc[-1]["reason"].startswith("rollout: gate 'metric' failed")
 
 
@@ -307,7 +311,7 @@ def test_a_slow_candidate_fails_the_latency_gate_by_the_rate_of_slow_answers():
     policy = RolloutPolicy(steps=(0.2, 1.0), min_requests=10_000, gates={"latency": {}})
     state = new_canary_state(policy, "stable", "canary", 100.0, at_ms=0)
     rng = np.random.default_rng(3)
-    reference, moves = RateGate(), []
+    reference, moves = RateGate(shares=[0.2]), []
     for i in range(5_000):
         candidate = bool(rng.random() < 0.2)
         slow = bool(rng.random() < (0.3 if candidate else 0.01))

@@ -43,6 +43,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from opsloop.analysis.drift_gate import DriftGate
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.serving.deployment_records import Deployment
@@ -149,6 +151,11 @@ def _update_gate(
     state: dict[str, Any], name: str, candidate: Any, event: Any, share: Any
 ) -> str | None:
     gate = RateGate.from_dict(state["gates"][name])
+    if gate.shares is not None and not np.isclose(share, gate.shares).any():
+        # A weight set by hand mid-ramp: the gate's exact threshold holds for the ramp's
+        # shares only, and leaving out requests chosen by their share (never by their
+        # outcome) keeps it true.
+        return None
     verdict = gate.update_many(candidate, event, share).verdict
     state["gates"][name] = gate.to_dict()
     return name if verdict == "fail" else None
@@ -258,12 +265,15 @@ def observe_request(
     (``None`` when unknown); ``flagged`` whether the deployment's input detector flags one
     (``None`` when it was not scored).
 
+    Three candidate errors at a 10% share reach :math:`3 \\log 2.5 = 2.749`, past the
+    gate's exact threshold for that share (2.662):
+
     >>> policy = RolloutPolicy(steps=(0.1, 1.0), gates={"errors": {"detect_ratio": 3.0}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
     >>> moves = [observe_request(policy, state, candidate=True, failed=True, latency_ms=1.0,
     ...                          share=0.1, at_ms=i) for i in range(4)]
     >>> [m and m.action for m in moves], state["status"]
-    ([None, None, None, 'rollback'], 'rolled_back')
+    ([None, None, 'rollback', None], 'rolled_back')
     """
     if state["status"] != "ramping":
         return None

@@ -9,7 +9,8 @@ every serving worker.
   step is taken (and only while every gate holds).
 - ``gates``: which gates judge the candidate against the primary, each with the
   parameters of its :class:`~opsloop.analysis.sequential.RateGate` (``alpha``,
-  ``detect_ratio``, ``ratio_margin``, ``margin``):
+  ``detect_ratio``, ``ratio_margin``, ``margin``; its ``shares`` are the steps below 1,
+  so its fail threshold spends exactly ``alpha`` for them):
 
   - ``errors``: the candidate's error rate (a model that raises);
   - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
@@ -107,7 +108,9 @@ def _every(value: Any) -> int:
     return value
 
 
-def _gate(name: str, params: dict[str, Any]) -> RateGate | DriftGate | MeanGate:
+def _gate(
+    name: str, params: dict[str, Any], shares: tuple[float, ...] | None = None
+) -> RateGate | DriftGate | MeanGate:
     allowed = GATE_PARAMS.get(name, GATE_PARAMS["rate"])
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -124,7 +127,7 @@ def _gate(name: str, params: dict[str, Any]) -> RateGate | DriftGate | MeanGate:
         if isinstance(count, float) and count.is_integer():  # a JSON number read as float
             params = {**params, "min_samples": int(count)}
         return MeanGate(**{"effect": ESTIMATE_EFFECT, **params}, worse="lower")
-    return RateGate(**params)
+    return RateGate(**params, shares=shares)
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,18 @@ class RolloutPolicy:
         ):
             raise InvalidArgumentError(f"seed: must be an integer or null, got {self.seed!r}")
 
+    @property
+    def canary_shares(self) -> tuple[float, ...] | None:
+        """The candidate's shares before it takes all the traffic: a rate gate's fail
+        threshold is computed for them (see :class:`~opsloop.analysis.sequential.RateGate`).
+
+        >>> RolloutPolicy().canary_shares
+        (0.05, 0.25, 0.5)
+        >>> round(RolloutPolicy(steps=(0.1, 1.0)).rate_gate("errors").fail_threshold, 3)
+        2.662
+        """
+        return tuple(s for s in self.steps if s < 1.0) or None
+
     def rate_gate(self, name: str) -> RateGate:
         """A fresh rate gate ``name`` with this policy's parameters.
 
@@ -210,7 +225,7 @@ class RolloutPolicy:
         0.05
         """
         params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
-        return RateGate(**params)
+        return RateGate(**params, shares=self.canary_shares)
 
     def quality_every(self, name: str) -> int:
         """How many candidate requests apart quality gate ``name`` is judged.
@@ -231,7 +246,7 @@ class RolloutPolicy:
         {'effect': 0.05, 'alpha': 0.01, 'margin': 0.0, 'ratio_margin': 1.0, 'worse': 'lower', 'min_samples': 30}
         """  # noqa: E501 - a doctest's expected output is one line
         params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
-        return _gate(name, params)
+        return _gate(name, params, self.canary_shares)
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as JSON-ready values."""
