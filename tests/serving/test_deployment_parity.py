@@ -106,6 +106,8 @@ SCENARIO = [
         ),
     ),
     ("settings", lambda d, n: d.settings(n)),
+    ("configure", lambda d, n: d.configure(n, routing_key_field="user_id")),
+    ("settings", lambda d, n: d.settings(n)),
     (
         "set_rollout",
         lambda d, n: d.set_rollout(

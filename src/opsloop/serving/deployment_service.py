@@ -352,11 +352,13 @@ class DeploymentService(Protocol):
         assertions: Rules = (),
         batching: MicroBatching | None = None,
         outputs: dict[Key, OutputRestriction] | None = None,
+        routing_key_field: Key | None = None,
         actor: str | None = None,
         reason: Text | None = None,
     ) -> DeploymentSettings:
-        """Replace the deployment's confidence threshold, assertion rules, micro-batching
-        and its variants' output restrictions (audited)."""
+        """Replace the deployment's confidence threshold, assertion rules, micro-batching,
+        its variants' output restrictions and the records' field that routes a request
+        without a routing key (audited)."""
 
     def input_detector(self, name: Key) -> InputDetectorSetting:
         """The deployment's input anomaly detector and the action on a flagged request."""
