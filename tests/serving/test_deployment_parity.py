@@ -130,6 +130,14 @@ SCENARIO = [
         ),
     ),
     ("rollout", lambda d, n: d.rollout(n)),
+    # A regression's metric gate: a loss, its effect in the loss's units.
+    (
+        "set_rollout",
+        lambda d, n: d.set_rollout(
+            n, steps=[0.2, 1.0], gates={"metric": {"loss": "absolute", "effect": 2.5}}
+        ),
+    ),
+    ("rollout", lambda d, n: d.rollout(n)),
     ("deploy", lambda d, n: d.deploy(n, canary(0.3), strategy="canary", reason="wider")),
     ("rollback", lambda d, n: d.rollback(n, reason="back to 10%")),
     ("get", lambda d, n: d.get(n)),
