@@ -47,7 +47,8 @@ def test_the_threshold_spends_alpha_and_no_more(share):
 def test_shares_in_any_order_need_at_least_each_shares_threshold():
     alone = [exact_rate_threshold(0.05, 3.0, (s,)) for s in (0.05, 0.25)]
     both = exact_rate_threshold(0.05, 3.0, (0.05, 0.25))
-    assert max(alone) <= both <= math.log(20) + 0.002
+    assert max(alone) <= both <= math.log(20)
+    assert exact_rate_threshold(0.05, 3.0, (0.05, 0.25, 0.5)) == math.log(20)
 
 
 def test_the_gate_fails_at_the_exact_threshold_and_refuses_other_shares():

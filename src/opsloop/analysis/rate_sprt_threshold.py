@@ -16,8 +16,8 @@ of the shares, even one chosen by looking at the statistic. Starting from Ville'
 :math:`e^{-x}` (which the recursion never raises) and iterating on a grid of step ``h``
 where each jump is rounded towards the threshold and the far end keeps Ville's bound, every
 iterate is an upper bound on the true crossing probability, at every iteration; the threshold
-returned is the smallest grid point whose bound is at most :math:`\alpha`. So the guarantee
-holds by construction, and it is never above :math:`\log(1/\alpha)` rounded up to the grid.
+returned is the smallest grid point whose bound is at most :math:`\alpha`, or Ville's
+:math:`\log(1/\alpha)` if that is smaller. So the guarantee holds by construction.
 
 For one share the gain is large (10% share, ``detect_ratio=3``: 2.662 instead of 2.996); when
 the shares of a whole ramp may alternate in any order, an adversary can steer the walk so that
@@ -98,4 +98,5 @@ def _threshold(alpha: float, detect_ratio: float, shares: tuple, ratio_margin: f
         bound[1:] = new
         if change < 1e-12:
             break
-    return float(x[int(np.argmax(bound <= alpha))])
+    # Ville's threshold is valid too: never return more than it.
+    return min(float(x[int(np.argmax(bound <= alpha))]), math.log(1.0 / alpha))
