@@ -125,7 +125,7 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(demo_run, mon
     assert re.search(
         r"after \d+ requests of the canary: canary, live 0.5, retrained 0.5 "
         r"rollout: retrained to 50% \(every gate holds\) gate errors: continue, statistic "
-        r"[-\d.]+ \(fails at 3.00\); candidate 0/\d+, champion 0/\d+ gate metric: continue",
+        r"[-\d.]+ \(fails at 2.93\); candidate 0/\d+, champion 0/\d+ gate metric: continue",
         loop,
     )
     assert re.search(
@@ -334,13 +334,15 @@ def test_a_transient_change_rolls_the_retrained_canary_back(tmp_path):
         r"after (\d+) requests of the canary: blue_green, live 1, retrained 0 rollout: gate "
         r"'metric' failed \(rate_sprt statistic ([\d.]+) >= threshold ([\d.]+); candidate "
         r"(\d+) of (\d+), primary (\d+) of (\d+)\); all traffic back on live "
-        r"gate errors: continue, .*? gate metric: fail, statistic ([\d.]+) \(fails at 3.00\); "
+        r"gate errors: continue, .*? gate metric: fail, statistic ([\d.]+) \(fails at 2.93\); "
         r"candidate (\d+)/(\d+), champion (\d+)/(\d+)",
         loop,
     )
     assert rollback is not None, loop
     statistic, threshold = float(rollback.group(2)), float(rollback.group(3))
-    assert statistic >= threshold == pytest.approx(2.9957, abs=1e-4)  # log(1 / 0.05)
+    # The exact threshold for the ramp's shares 10% and 50% (Ville's log(1 / 0.05) = 2.9957
+    # would leave part of alpha unspent).
+    assert statistic >= threshold == pytest.approx(2.934, abs=1e-4)
     wrong, answered = int(rollback.group(4)), int(rollback.group(5))
     primary_wrong, primary_answered = int(rollback.group(6)), int(rollback.group(7))
     # The printed gate agrees with the rollout's reason; the candidate erred far more often.

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from tests.clock import FakeClock
 
 from opsloop.analysis.performance_estimation import PerformanceEstimator
+from opsloop.analysis.rate_sprt_threshold import exact_rate_threshold
 from opsloop.analysis.sequential import RateGate
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.reference import set_reference
@@ -108,7 +109,7 @@ def test_a_canary_fed_anomalous_inputs_is_rolled_back_with_its_gate_s_evidence(
 
     keys = [f"user-{i}" for i in range(5_000)]
     # The reference: the same requests judged by hand against the training data's range.
-    gate, expected_stop = RateGate(), None
+    gate, expected_stop = RateGate(shares=[0.2]), None
     for index, key in enumerate(keys):
         record = record_of(index, key)
         anomalous = any(not X[name].min() <= record[name] <= X[name].max() for name in NAMES)
@@ -319,7 +320,9 @@ def test_the_new_gates_are_declared_and_read_back_locally_and_over_http(
     assert rollout["policy"]["gates"] == gates
     decisions = rollout["decisions"]
     assert decisions["anomalies"]["test"] == "rate_sprt"
-    assert decisions["anomalies"]["fail_threshold"] == pytest.approx(np.log(20))
+    # The exact threshold for a 10% share and a fourfold rate, below Ville's log(20).
+    assert decisions["anomalies"]["fail_threshold"] == exact_rate_threshold(0.05, 4.0, (0.1,))
+    assert decisions["anomalies"]["fail_threshold"] == pytest.approx(2.588)
     assert decisions["drift"] == {
         "verdict": "continue",
         "test": "drift_spending",

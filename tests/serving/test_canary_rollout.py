@@ -14,10 +14,10 @@ import pytest
 from tests.clock import FakeClock
 from tests.serving.served_models import Constant, Flaky
 
-from opsloop.analysis.sequential import RateGate
+from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.errors import InvalidArgumentError
 from opsloop.serving import Deployments, ServingRuntime, Variant
-from opsloop.serving.canary_rollout import new_canary_state, observe_request
+from opsloop.serving.canary_rollout import new_canary_state, observe_labels, observe_request
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.routing import routing_share
@@ -70,7 +70,9 @@ def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(regis
     keys = [f"user-{i}" for i in range(20_000)]
 
     # The reference: the same requests, the same models' errors, a gate read by hand.
-    stable, canary, gate = Flaky(0.01, seed=1), Flaky(0.05, seed=2), RateGate()
+    # Its threshold is the exact one for the ramp's shares below 1 (10% and 50%).
+    stable, canary = Flaky(0.01, seed=1), Flaky(0.05, seed=2)
+    gate = RateGate(shares=[0.1, 0.5])
     expected_stop = None
     for index, key in enumerate(keys):
         candidate = _is_candidate(key, 0.1)
@@ -267,14 +269,16 @@ def test_wrong_answers_reported_as_labels_roll_the_canary_back(registry, clock):
     finally:
         runtime.close()
     # Every canary answer is wrong and every stable one right: with a 10% share each wrong
-    # canary answer adds log(0.25 / 0.1) to the statistic, which crosses log(20) at the 4th.
-    assert labelled.count("canary") == 4
+    # canary answer adds log(0.25 / 0.1) = 0.916 to the statistic, which crosses the exact
+    # threshold for a 10% share, 2.662 (Ville's log 20 = 2.996 would need a 4th), at the 3rd.
+    assert labelled.count("canary") == 3
     evidence = deployments.rollout("api")["decisions"]["metric"]
     assert (evidence["verdict"], evidence["events_candidate"], evidence["events_primary"]) == (
         "fail",
-        4,
+        3,
         0,
     )
+    assert evidence["fail_threshold"] == pytest.approx(2.662)
     assert deployments.history("api").iloc[-1]["reason"].startswith("rollout: gate 'metric' failed")
 
 
@@ -307,7 +311,7 @@ def test_a_slow_candidate_fails_the_latency_gate_by_the_rate_of_slow_answers():
     policy = RolloutPolicy(steps=(0.2, 1.0), min_requests=10_000, gates={"latency": {}})
     state = new_canary_state(policy, "stable", "canary", 100.0, at_ms=0)
     rng = np.random.default_rng(3)
-    reference, moves = RateGate(), []
+    reference, moves = RateGate(shares=[0.2]), []
     for i in range(5_000):
         candidate = bool(rng.random() < 0.2)
         slow = bool(rng.random() < (0.3 if candidate else 0.01))
@@ -378,3 +382,74 @@ def test_a_rollback_the_control_plane_refuses_never_fails_the_request(registry, 
     failures = [r for r in caplog.records if r.name == "opsloop.serving.rollout"]
     assert failures[-1].levelname == "ERROR"
     assert failures[-1].getMessage() == "deployment api: the rollout's rollback failed"
+
+
+def test_a_regression_canary_is_judged_by_its_mean_absolute_error_against_the_primarys():
+    # By hand: the primary's errors 1.0 and 1.2 (one request of two records), then the
+    # candidate's 5.0 and 7.0. d = 6 - 1.1 = 4.9; V = s_c^2/2 + s_p^2/2 = 2/2 + 0.02/2 = 1.01;
+    # with tau = effect = 1 the radius is sqrt(V (V + 1) (2 log 20 + log((V + 1)/V)))
+    # = sqrt(1.01 * 2.01 * 6.679...) = 3.682..., so the interval [1.218, 8.582] lies above
+    # 0: rollback (candidate errors of 3.0 and 5.0, d = 2.9, would still be inside).
+    policy = RolloutPolicy(
+        steps=(0.1, 1.0), gates={"metric": {"loss": "absolute", "effect": 1.0, "min_samples": 2}}
+    )
+    state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    assert state["gates"]["metric"]["test"] == "mean_msprt"
+    assert (
+        observe_labels(policy, state, candidate=False, losses=[1.0, 1.2], answered_ms=1, at_ms=2)
+        is None
+    )
+    move = observe_labels(policy, state, candidate=True, losses=[5.0, 7.0], answered_ms=3, at_ms=4)
+    assert move is not None and move.action == "rollback"
+    evidence = state["decision"]["gates"]["metric"]
+    v = np.var([5.0, 7.0], ddof=1) / 2 + np.var([1.0, 1.2], ddof=1) / 2
+    assert v == pytest.approx(1.01, rel=1e-12)
+    radius = np.sqrt(v * (v + 1.0) * (2 * np.log(20) + np.log((v + 1.0) / v)))
+    assert radius == pytest.approx(3.6824, abs=1e-4)
+    assert evidence["lower"] == pytest.approx(4.9 - radius, rel=1e-12)
+    assert evidence["upper"] == pytest.approx(4.9 + radius, rel=1e-12)
+    assert (evidence["verdict"], evidence["n_candidate"], evidence["n_primary"]) == ("fail", 2, 2)
+    statistic = 0.5 * np.log(v / (v + 1.0)) + 4.9**2 / (2 * v * (v + 1.0))
+    assert evidence["statistic"] == pytest.approx(statistic, rel=1e-12)
+    assert "candidate minus primary in [1.2176, 8.5824]" in move.reason("stable", "canary")
+    # A classifier's parameters are refused with a loss, and a loss needs its effect.
+    with pytest.raises(InvalidArgumentError, match=r"gates\.metric: effect is required"):
+        RolloutPolicy(gates={"metric": {"loss": "squared"}})
+    with pytest.raises(InvalidArgumentError, match=r"gates\.metric: loss must be one of"):
+        RolloutPolicy(gates={"metric": {"loss": "huber", "effect": 1.0}})
+    with pytest.raises(InvalidArgumentError, match=r"gates\.metric: .* are its parameters"):
+        RolloutPolicy(gates={"metric": {"loss": "absolute", "effect": 1.0, "detect_ratio": 3}})
+
+
+def test_a_regression_canary_with_larger_errors_is_rolled_back_by_labels_sent_as_feedback(
+    registry, clock
+):
+    deployments = _deploy(registry, Constant(0.0), Constant(2.0), share=0.3)
+    gate_params = {"loss": "squared", "effect": 0.5, "min_samples": 5}
+    deployments.set_rollout(
+        "api", steps=[0.3, 1.0], min_requests=100_000, gates={"metric": gate_params}
+    )
+    # The reference: a mean gate read by hand with the same squared errors in the same order.
+    reference = MeanGate(effect=0.5, min_samples=5, worse="higher")
+    runtime = _runtime(registry)
+    labelled = []
+    try:
+        for i in range(2_000):
+            answer = runtime.predict("api", [RECORD], routing_key=f"user-{i}")
+            clock.advance()
+            label = (i % 7) / 7
+            runtime.feedback("api", answer.request_id, label=label, actor="ana")
+            labelled.append(answer.variant)
+            error = (answer.predictions[0] - label) ** 2
+            decided = reference.update(answer.variant == "canary", error).verdict
+            if deployments.get("api").strategy != "canary":
+                break
+            assert decided == "continue"
+    finally:
+        runtime.close()
+    assert reference.decision().verdict == "fail"
+    evidence = deployments.rollout("api")["decisions"]["metric"]
+    assert evidence == reference.decision().to_dict()
+    assert evidence["n_candidate"] + evidence["n_primary"] == len(labelled)
+    assert evidence["lower"] > 0.0
+    assert deployments.history("api").iloc[-1]["reason"].startswith("rollout: gate 'metric' failed")

@@ -106,6 +106,8 @@ SCENARIO = [
         ),
     ),
     ("settings", lambda d, n: d.settings(n)),
+    ("configure", lambda d, n: d.configure(n, routing_key_field="user_id")),
+    ("settings", lambda d, n: d.settings(n)),
     (
         "set_rollout",
         lambda d, n: d.set_rollout(
@@ -125,6 +127,14 @@ SCENARIO = [
                 "share": 0.1,
                 "disagrees": None,
             },
+        ),
+    ),
+    ("rollout", lambda d, n: d.rollout(n)),
+    # A regression's metric gate: a loss, its effect in the loss's units.
+    (
+        "set_rollout",
+        lambda d, n: d.set_rollout(
+            n, steps=[0.2, 1.0], gates={"metric": {"loss": "absolute", "effect": 2.5}}
         ),
     ),
     ("rollout", lambda d, n: d.rollout(n)),

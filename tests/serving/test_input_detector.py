@@ -419,7 +419,7 @@ def test_a_canary_fed_pgd_examples_is_rolled_back_by_the_input_detector_gate(reg
 
     keys = [f"user-{i}" for i in range(3_000)]
     # The reference: the same requests judged by hand with the detector and a rate gate.
-    gate, expected_stop = RateGate(), None
+    gate, expected_stop = RateGate(shares=[0.2]), None
     for index, key in enumerate(keys):
         flagged = bool(detector.flag(row_of(index, key)[None])[0])
         if gate.update(_is_candidate(key, 0.2), flagged, share=0.2).verdict == "fail":

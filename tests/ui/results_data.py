@@ -49,7 +49,7 @@ def _canary(registry: ModelRegistry, deployments: Deployments) -> Results:
     )
     deployments.set_rollout("canary-api", steps=STEPS, min_requests=MIN_REQUESTS)
     observer = RolloutObserver(registry.db, deployments)
-    gate = RateGate()
+    gate = RateGate(shares=[s for s in STEPS if s < 1])
 
     def answer(failed: bool) -> None:
         served = SimpleNamespace(definition=deployments.get("canary-api"))

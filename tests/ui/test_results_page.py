@@ -58,9 +58,12 @@ def test_the_canary_shows_its_ramp_its_gate_and_its_rollback(served):
     assert page.status_code == 200
     # By hand: a failing answer at 50% moves the SPRT by log(0.75 / 0.5) (the candidate's
     # share of errors if it fails 3 times as often, against its traffic share); the gate
-    # fails at log(1 / alpha) = log(20), after ceil(log 20 / log 1.5) = 8 failures. The 10
-    # good answers at 20% are no errors and move nothing.
-    assert results.failures_to_rollback == 8
+    # fails at its exact threshold for the shares 20% and 50%, 2.914 (Ville's log(20) would
+    # not change the count), after ceil(2.914 / log 1.5) = 8 failures. The 10 good answers
+    # at 20% are no errors and move nothing.
+    threshold = results.gate.fail_threshold
+    assert threshold == pytest.approx(2.914) and threshold < math.log(20)
+    assert results.failures_to_rollback == math.ceil(threshold / math.log(1.5)) == 8
     statistic = 8 * math.log(1.5)
     assert results.gate.log_likelihood_ratio == pytest.approx(statistic, rel=1e-12)
     assert facts(page.text) | {"set by": ""} == {
@@ -72,9 +75,9 @@ def test_the_canary_shows_its_ramp_its_gate_and_its_rollback(served):
         "requests per step": "10 to the candidate (8 at this step so far)",
         "set by": "",
     }
-    params = "alpha=0.05, detect_ratio=3, ratio_margin=1, margin=0"
+    params = "alpha=0.05, detect_ratio=3, ratio_margin=1, margin=0, shares=[0.2, 0.5]"
     assert rows(page.text, "gates") == [
-        ["errors", "fail", "rate_sprt", f"{statistic:.4f}", f"{math.log(20):.4f}", "",
+        ["errors", "fail", "rate_sprt", f"{statistic:.4f}", f"{threshold:.4f}", "",
          "8 / 18", "0 / 0", params]
     ]  # fmt: skip
     changes = rows(page.text, "ramp")
@@ -86,7 +89,7 @@ def test_the_canary_shows_its_ramp_its_gate_and_its_rollback(served):
     ]
     assert changes[0][5].startswith(
         f"rollout: gate 'errors' failed (rate_sprt statistic {statistic:.4f} >= "
-        f"threshold {math.log(20):.4f}; candidate 8 of 18, primary 0 of 0)"
+        f"threshold {threshold:.4f}; candidate 8 of 18, primary 0 of 0)"
     )
     assert "Last decision: <strong>rollback</strong> (gate errors failed)" in page.text
 

@@ -53,6 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from opsloop.analysis.rate_sprt_threshold import exact_rate_threshold
 from opsloop.errors import InvalidArgumentError
 
 Verdict = Literal["continue", "pass", "fail"]
@@ -122,6 +123,19 @@ def _positive(name: str, value: float, *, minimum: float = 0.0, strict: bool = T
     return float(value)
 
 
+def _shares(values: Any) -> list[float]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise InvalidArgumentError(f"shares must be a list of numbers, got {values!r}")
+    shares = list(values)
+    if not shares or not all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and 0.0 < s < 1.0 for s in shares
+    ):
+        raise InvalidArgumentError(
+            f"shares must be numbers strictly between 0 and 1, at least one, got {values!r}"
+        )
+    return sorted({float(s) for s in shares})
+
+
 def _flags(name: str, values: Any) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
@@ -169,6 +183,14 @@ class RateGate:
         \text{margin} / \tilde p_p` with the primary's rate :math:`\tilde p_p = (k_p + 1/2) /
         (n_p + 1)` from the requests *before* each event; the primary's estimated rate makes
         the bound approximate rather than exact (the benchmark measures it).
+    shares
+        The candidate's traffic shares the gate will see (a canary's ramp steps below 1).
+        ``None`` (default): any share, and the fail threshold is Ville's
+        :math:`\log((1-\beta)/\alpha)`. Given (and with ``margin=0``), the fail threshold is
+        the smallest whose false-alarm chance is at most ``alpha`` for any sequence of these
+        shares, computed exactly (:mod:`~opsloop.analysis.rate_sprt_threshold`): Ville's
+        bound wastes the part of ``alpha`` the statistic's overshoot leaves unspent.
+        A share outside them is refused.
 
     Examples
     --------
@@ -188,6 +210,12 @@ class RateGate:
     'fail'
     >>> RateGate.from_dict(gate.to_dict()).decision() == gate.decision()
     True
+
+    Told that the share is always 10%, the gate fails at 2.662, where the false-alarm chance
+    is still at most 5%:
+
+    >>> round(RateGate(shares=(0.1,)).fail_threshold, 3)
+    2.662
     """
 
     test = "rate_sprt"
@@ -200,6 +228,7 @@ class RateGate:
         detect_ratio: float = 3.0,
         ratio_margin: float = 1.0,
         margin: float = 0.0,
+        shares: tuple[float, ...] | list[float] | None = None,
     ) -> None:
         self.alpha = _probability("alpha", alpha)
         self.beta = _probability("beta", beta, allow_none=True)
@@ -208,6 +237,12 @@ class RateGate:
         self.margin = _positive("margin", margin, strict=False)
         if self.margin >= 1.0:
             raise InvalidArgumentError(f"margin is an absolute rate below 1, got {margin!r}")
+        self.shares = None if shares is None else tuple(_shares(shares))
+        self._exact_threshold = None
+        if self.shares is not None and self.margin == 0.0:
+            self._exact_threshold = exact_rate_threshold(
+                self.alpha, self.detect_ratio, self.shares, self.ratio_margin
+            )
         self.log_likelihood_ratio = 0.0
         self.n_candidate = 0
         self.n_primary = 0
@@ -218,11 +253,14 @@ class RateGate:
 
     @property
     def fail_threshold(self) -> float:
-        """:math:`\\log((1-\\beta)/\\alpha)`, or :math:`\\log(1/\\alpha)` without ``beta``.
+        """:math:`\\log((1-\\beta)/\\alpha)`, or :math:`\\log(1/\\alpha)` without ``beta``;
+        the exact threshold for ``alpha`` when ``shares`` are given.
 
         >>> round(RateGate(alpha=0.05, beta=0.2).fail_threshold, 4)
         2.7726
         """
+        if self._exact_threshold is not None:
+            return self._exact_threshold
         return math.log((1.0 - (self.beta or 0.0)) / self.alpha)
 
     @property
@@ -284,6 +322,14 @@ class RateGate:
             raise InvalidArgumentError(
                 f"share[{bad}] = {float(shares[bad])!r} breaks the rule 0 < share < 1"
             )
+        if self.shares is not None and shares.size:
+            known = np.isclose(shares[:, None], np.asarray(self.shares)[None, :]).any(axis=1)
+            if not known.all():
+                bad = int(np.argmax(~known))
+                raise InvalidArgumentError(
+                    f"share[{bad}] = {float(shares[bad])!r} is not one of the gate's shares "
+                    f"{list(self.shares)}"
+                )
         if self.verdict != "continue" or is_candidate.size == 0:
             return self.decision()
         primary_event = is_event & ~is_candidate
@@ -331,6 +377,7 @@ class RateGate:
             "detect_ratio": self.detect_ratio,
             "ratio_margin": self.ratio_margin,
             "margin": self.margin,
+            "shares": None if self.shares is None else list(self.shares),
         }
 
     def to_dict(self) -> dict[str, Any]:

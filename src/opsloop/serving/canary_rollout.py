@@ -43,6 +43,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from opsloop.analysis.drift_gate import DriftGate
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.serving.deployment_records import Deployment
@@ -69,7 +71,8 @@ class Transition:
         if self.action == "rollback":
             gate = self.evidence["failed_gate"]
             head = (
-                f"rollout: gate {gate!r} failed ({_failure(self.evidence['gates'][gate])}); "
+                f"rollout: gate {gate!r} failed "
+                f"({_failure(self.evidence['gates'][gate], gate)}); "
                 f"all traffic back on {stable}"
             )
         else:
@@ -77,7 +80,7 @@ class Transition:
         return f"{head} evidence={json.dumps(self.evidence, sort_keys=True)}"
 
 
-def _failure(d: dict[str, Any]) -> str:
+def _failure(d: dict[str, Any], gate: str) -> str:
     """A failed gate's decision in words: its statistic against its threshold, and the
     samples behind them."""
     if d["test"] == DriftGate.test:
@@ -88,10 +91,13 @@ def _failure(d: dict[str, Any]) -> str:
             f"{d['n_primary']} rows"
         )
     if d["test"] == MeanGate.test:
+        # The estimate gate judges accuracy, worse when lower: its bounds are of the
+        # primary minus the candidate. A loss (the metric gate's) is worse when higher.
+        low, high = (-d["upper"], -d["lower"]) if gate == "estimate" else (d["lower"], d["upper"])
         return (
             f"{d['test']} statistic {d['statistic']:.4f} >= threshold "
-            f"{d['fail_threshold']:.4f}; candidate minus primary in [{-d['upper']:.4f}, "
-            f"{-d['lower']:.4f}]; candidate {d['n_candidate']}, primary {d['n_primary']} rows"
+            f"{d['fail_threshold']:.4f}; candidate minus primary in [{low:.4f}, "
+            f"{high:.4f}]; candidate {d['n_candidate']}, primary {d['n_primary']} rows"
         )
     return (
         f"{d['test']} statistic {d['statistic']:.4f} >= threshold {d['fail_threshold']:.4f}; "
@@ -149,6 +155,11 @@ def _update_gate(
     state: dict[str, Any], name: str, candidate: Any, event: Any, share: Any
 ) -> str | None:
     gate = RateGate.from_dict(state["gates"][name])
+    if gate.shares is not None and not np.isclose(share, gate.shares).any():
+        # A weight set by hand mid-ramp: the gate's exact threshold holds for the ramp's
+        # shares only, and leaving out requests chosen by their share (never by their
+        # outcome) keeps it true.
+        return None
     verdict = gate.update_many(candidate, event, share).verdict
     state["gates"][name] = gate.to_dict()
     return name if verdict == "fail" else None
@@ -258,12 +269,15 @@ def observe_request(
     (``None`` when unknown); ``flagged`` whether the deployment's input detector flags one
     (``None`` when it was not scored).
 
+    Three candidate errors at a 10% share reach :math:`3 \\log 2.5 = 2.749`, past the
+    gate's exact threshold for that share (2.662):
+
     >>> policy = RolloutPolicy(steps=(0.1, 1.0), gates={"errors": {"detect_ratio": 3.0}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
     >>> moves = [observe_request(policy, state, candidate=True, failed=True, latency_ms=1.0,
     ...                          share=0.1, at_ms=i) for i in range(4)]
     >>> [m and m.action for m in moves], state["status"]
-    ([None, None, None, 'rollback'], 'rolled_back')
+    ([None, None, 'rollback', None], 'rolled_back')
     """
     if state["status"] != "ramping":
         return None
@@ -333,20 +347,42 @@ def observe_labels(
     state: dict[str, Any],
     *,
     candidate: bool,
-    wrong: list[bool],
+    wrong: list[bool] | None = None,
+    losses: list[float] | None = None,
     answered_ms: int,
     at_ms: int,
 ) -> Transition | None:
-    """Read the labels of one answered request (``wrong[i]``: record ``i``'s answer differs
-    from its label) into the ``metric`` gate; the change the ramp makes now, if any.
+    """Read the labels of one answered request into the ``metric`` gate; the change the
+    ramp makes now, if any. A classifier's gate reads ``wrong`` (``wrong[i]``: record
+    ``i``'s answer differs from its label); a regression's (``loss`` ``absolute`` or
+    ``squared``) reads ``losses``, each record's loss.
 
     >>> policy = RolloutPolicy(gates={"metric": {}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
     >>> _ = observe_labels(policy, state, candidate=True, wrong=[True], answered_ms=1, at_ms=2)
     >>> state["gates"]["metric"]["state"]["events_candidate"]
     1
+    >>> policy = RolloutPolicy(gates={"metric": {"loss": "absolute", "effect": 1.0}})
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> _ = observe_labels(policy, state, candidate=False, losses=[0.5, 1.5], answered_ms=1,
+    ...                    at_ms=2)
+    >>> state["gates"]["metric"]["state"]["mean"]
+    [0.0, 1.0]
     """
-    if state["status"] != "ramping" or "metric" not in state["gates"] or not wrong:
+    if state["status"] != "ramping" or "metric" not in state["gates"]:
+        return None
+    document = state["gates"]["metric"]
+    if document["test"] == MeanGate.test:
+        if not losses:
+            return None
+        gate = MeanGate.from_dict(document)
+        verdict = gate.update_many([candidate] * len(losses), losses).verdict
+        state["gates"]["metric"] = gate.to_dict()
+        failed_gate = "metric" if verdict == "fail" else None
+        if failed_gate is None:
+            return None
+        return _decide(policy, state, failed_gate, at_ms)
+    if not wrong:
         return None
     share = share_at(state, answered_ms)
     if not 0.0 < share < 1.0:

@@ -83,7 +83,7 @@ from opsloop.serving.deployment_settings import (
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.input_detector_settings import ACTIONS as DETECTOR_ACTIONS
 from opsloop.serving.input_detector_settings import InputDetectorSetting
-from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES
+from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES, METRIC_LOSSES
 from opsloop.serving.shadow_agreement import ShadowAgreement
 from opsloop.serving.traffic_series import MAX_BUCKETS, TrafficSeries
 from opsloop.tracking.limits import INT32_MAX
@@ -124,16 +124,19 @@ class GateParams(TypedDict, total=False):
     gate), the drift gate's ``alpha`` and ``min_rows``
     (:class:`~opsloop.analysis.drift_gate.DriftGate`), the estimate gate's ``effect``,
     ``alpha``, ``margin``, ``ratio_margin`` and ``min_samples``
-    (:class:`~opsloop.analysis.sequential.MeanGate`), and the quality gates' ``every``."""
+    (:class:`~opsloop.analysis.sequential.MeanGate`), the metric gate's ``loss`` (a
+    regression's ``effect`` and ``margin`` are in the loss's units, so unbounded here; the
+    rollout policy checks each gate's own range), and the quality gates' ``every``."""
 
     alpha: _Probability
     beta: _Probability | None
     detect_ratio: Annotated[float, Field(gt=1)]
     ratio_margin: Annotated[float, Field(gt=0)]
-    margin: Annotated[float, Field(ge=0, lt=1)]
+    margin: Annotated[float, Field(ge=0)]
     bound_ms: Annotated[float, Field(gt=0)]
     min_rows: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX), BeforeValidator(integral)]
-    effect: Annotated[float, Field(gt=0, le=1)]
+    effect: Annotated[float, Field(gt=0)]
+    loss: Annotated[str, OneOf(METRIC_LOSSES)]
     min_samples: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX), BeforeValidator(integral)]
     every: Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
 
@@ -352,11 +355,13 @@ class DeploymentService(Protocol):
         assertions: Rules = (),
         batching: MicroBatching | None = None,
         outputs: dict[Key, OutputRestriction] | None = None,
+        routing_key_field: Key | None = None,
         actor: str | None = None,
         reason: Text | None = None,
     ) -> DeploymentSettings:
-        """Replace the deployment's confidence threshold, assertion rules, micro-batching
-        and its variants' output restrictions (audited)."""
+        """Replace the deployment's confidence threshold, assertion rules, micro-batching,
+        its variants' output restrictions and the records' field that routes a request
+        without a routing key (audited)."""
 
     def input_detector(self, name: Key) -> InputDetectorSetting:
         """The deployment's input anomaly detector and the action on a flagged request."""

@@ -27,6 +27,12 @@ deployment re-created under the same name starts with the defaults.
   :func:`opsloop.learn.robustness.output_defence_effects`, with the same transform). The
   predicted class never changes, and the prediction events keep the full probabilities:
   the store is trusted, a client is not.
+- ``routing_key_field``: the field of a request's records whose value is its routing key
+  when the request brings none (no ``X-Routing-Key`` header, no ``routing_key``), so an A/B
+  test is sticky per ``user_id`` without the client sending a header; every record of such
+  a request must carry the field, with one value (:func:`.routing.routing_key_of`). The
+  field is taken out of the records before they are checked and answered, unless the
+  answering version's input signature has a column of that name.
 
 >>> from opsloop.registry import ModelRegistry
 >>> from opsloop.store import ArtifactStore, Database
@@ -271,6 +277,7 @@ class DeploymentSettings:
     updated_by: str | None = None
     batching: MicroBatching | None = None
     outputs: dict[str, OutputRestriction] = field(default_factory=dict)
+    routing_key_field: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-safe dictionary."""
@@ -283,6 +290,7 @@ class DeploymentSettings:
             "updated_by": self.updated_by,
             "batching": None if self.batching is None else self.batching.to_dict(),
             "outputs": {name: each.to_dict() for name, each in self.outputs.items()},
+            "routing_key_field": self.routing_key_field,
         }
 
     @classmethod
@@ -305,6 +313,7 @@ class DeploymentSettings:
             updated_by=document.get("updated_by"),
             batching=None if batching is None else MicroBatching(**batching),
             outputs=_outputs_from(document.get("outputs")),
+            routing_key_field=document.get("routing_key_field"),
         )
 
 
@@ -342,6 +351,7 @@ def settings_in(connection: Connection, deployment: str) -> DeploymentSettings:
         updated_by=row["updated_by"],
         batching=None if batching is None else MicroBatching(**json.loads(batching)),
         outputs=_outputs_from(json.loads(row["outputs_json"] or "{}")),
+        routing_key_field=row["routing_key_field"],
     )
 
 
@@ -394,6 +404,7 @@ def store_settings(
     reason: str | None = None,
     batching: MicroBatching | None = None,
     outputs: Mapping[str, OutputRestriction] | None = None,
+    routing_key_field: str | None = None,
 ) -> DeploymentSettings:
     """Replace the settings of ``deployment`` inside the caller's write transaction, with
     their audit entry; the settings as stored (the caller checked the deployment, the
@@ -409,6 +420,7 @@ def store_settings(
         actor,
         batching,
         dict(outputs or {}),
+        routing_key_field,
     )
     values = {
         "revision": after.revision,
@@ -422,6 +434,7 @@ def store_settings(
             if after.outputs
             else None
         ),
+        "routing_key_field": routing_key_field,
     }
     if before.revision == 0:
         connection.execute(_settings.insert().values(deployment=deployment, **values))

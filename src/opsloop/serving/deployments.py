@@ -822,6 +822,7 @@ class Deployments:
         assertions: Sequence[Mapping[str, object]] = (),
         batching: MicroBatching | Mapping[str, Any] | None = None,
         outputs: Mapping[str, OutputRestriction | Mapping[str, Any]] | None = None,
+        routing_key_field: str | None = None,
         actor: str | None = None,
         reason: str | None = None,
     ) -> DeploymentSettings:
@@ -829,7 +830,9 @@ class Deployments:
         :mod:`.deployment_settings`): an editor may configure, a protected deployment needs
         an admin. ``batching`` (``{"max_batch_size", "max_wait_ms"}``) turns on
         micro-batching of its requests; ``outputs`` (variant name -> ``{"decimals",
-        "top_k", "label_only"}``) restricts what a variant's answers say.
+        "top_k", "label_only"}``) restricts what a variant's answers say;
+        ``routing_key_field`` names the records' field whose value routes a request that
+        brings no routing key (sticky A/B assignment per user).
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
@@ -841,12 +844,19 @@ class Deployments:
         ['deploy', 'configure']
         >>> Deployments(db).configure("api", outputs={"stable": {"top_k": 1}}).outputs
         {'stable': OutputRestriction(decimals=None, top_k=1, label_only=False)}
+        >>> Deployments(db).configure("api", routing_key_field="user_id").routing_key_field
+        'user_id'
+        >>> Deployments(db).configure("api", routing_key_field="")
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: routing_key_field key '': length must be 1 to 250
         >>> Deployments(db).configure("web")
         Traceback (most recent call last):
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
         """
         threshold, rules_json = checked_settings(confidence_threshold, assertions)
         batched = checked_batching(batching)
+        if routing_key_field is not None:
+            checked_key("routing_key_field", routing_key_field)
         with self.db.write() as connection:
             lock_audit_log(connection)
             role = "admin" if required_approvals(connection, name) else "editor"
@@ -865,6 +875,7 @@ class Deployments:
                 reason=reason,
                 batching=batched,
                 outputs=restricted,
+                routing_key_field=routing_key_field,
             )
 
     def input_detector(self, name: str) -> InputDetectorSetting:

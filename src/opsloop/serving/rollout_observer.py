@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from typing import Any
 
@@ -94,6 +95,25 @@ def _wrong(output: dict | None, label: Any) -> list[bool]:
     if len(labels) != len(predictions):
         return []
     return [p != y for p, y in zip(predictions, labels, strict=True)]
+
+
+def _losses(output: dict | None, label: Any, loss: str) -> list[float]:
+    """Each record's absolute or squared error; empty when the label does not match the
+    answers or a value is not a finite number."""
+    predictions = (output or {}).get("predictions") or []
+    labels = label if isinstance(label, list) else [label]
+    if len(labels) != len(predictions):
+        return []
+    values = []
+    for p, y in zip(predictions, labels, strict=True):
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in (p, y)
+        )
+        if not numbers:
+            return []
+        values.append(abs(p - y) if loss == "absolute" else (p - y) ** 2)
+    return values
 
 
 class RolloutObserver:
@@ -398,11 +418,16 @@ class RolloutObserver:
             if found is None or found[1].get("kind") != "canary":
                 return
             policy, state, set_by = found
-            wrong = _wrong(output, label)
-            if not wrong:
+            loss = policy.gates.get("metric", {}).get("loss", "error_rate")
+            if loss == "error_rate":
+                wrong, losses = _wrong(output, label), None
+            else:
+                wrong, losses = None, _losses(output, label, loss)
+            if not (wrong or losses):
                 if "metric" in state["gates"]:
                     logger.warning(
-                        "deployment %s: label of %s does not match its %s answers; not read",
+                        "deployment %s: label of %s does not match its %s answers (in count, "
+                        "or as a number where a loss is judged); not read",
                         deployment,
                         request_id,
                         len((output or {}).get("predictions") or []),
@@ -413,6 +438,7 @@ class RolloutObserver:
                 state,
                 candidate=answered["variant"] == state["candidate"],
                 wrong=wrong,
+                losses=losses,
                 answered_ms=answered["at_ms"],
                 at_ms=self.db.clock(),
             )

@@ -9,7 +9,8 @@ every serving worker.
   step is taken (and only while every gate holds).
 - ``gates``: which gates judge the candidate against the primary, each with the
   parameters of its :class:`~opsloop.analysis.sequential.RateGate` (``alpha``,
-  ``detect_ratio``, ``ratio_margin``, ``margin``):
+  ``detect_ratio``, ``ratio_margin``, ``margin``; its ``shares`` are the steps below 1,
+  so its fail threshold spends exactly ``alpha`` for them):
 
   - ``errors``: the candidate's error rate (a model that raises);
   - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
@@ -17,7 +18,12 @@ every serving worker.
   - ``disagreement``: its rate of answers that differ from the primary's on the same
     records (the primary answers the candidate's requests too); the primary never
     disagrees with itself, so give ``margin``, the share of disagreement allowed;
-  - ``metric``: its rate of wrong answers, read from the labels sent as feedback;
+  - ``metric``: its rate of wrong answers, read from the labels sent as feedback; for a
+    regression, ``loss`` ``"absolute"`` or ``"squared"`` judges each answer's absolute or
+    squared error instead, with a :class:`~opsloop.analysis.sequential.MeanGate` on the
+    difference of the arms' mean losses (``effect``, the worsening of the mean loss that
+    matters, in the loss's units, required; ``alpha``, ``margin``, ``ratio_margin``,
+    ``min_samples``); ``loss`` ``"error_rate"`` (default) is the classifier's rate gate;
   - ``anomalies``: its rate of requests whose inputs the answering version's schema flags
     while still answering them (a value outside a column's ``[min, max]`` but within its
     margin; a request refused with a 422 is the client's mistake and counts for no arm);
@@ -95,7 +101,10 @@ GATE_PARAMS = {
     "rate": ("alpha", "beta", "detect_ratio", "ratio_margin", "margin"),
     "drift": ("alpha", "min_rows", "every"),
     "estimate": ("effect", "alpha", "margin", "ratio_margin", "min_samples", "every"),
+    "metric_loss": ("loss", "effect", "alpha", "margin", "ratio_margin", "min_samples"),
 }
+#: What the metric gate may judge: a classifier's wrong answers, or a regression's errors.
+METRIC_LOSSES = ("error_rate", "absolute", "squared")
 
 
 def _every(value: Any) -> int:
@@ -107,7 +116,21 @@ def _every(value: Any) -> int:
     return value
 
 
-def _gate(name: str, params: dict[str, Any]) -> RateGate | DriftGate | MeanGate:
+def _gate(
+    name: str, params: dict[str, Any], shares: tuple[float, ...] | None = None
+) -> RateGate | DriftGate | MeanGate:
+    loss = params.get("loss", "error_rate") if name == "metric" else None
+    if loss is not None and loss not in METRIC_LOSSES:
+        raise InvalidArgumentError(f"loss must be one of {', '.join(METRIC_LOSSES)}, got {loss!r}")
+    if loss is not None and loss != "error_rate":
+        name = "metric_loss"
+        if "effect" not in params:
+            raise InvalidArgumentError(
+                f"effect is required with loss {loss!r}: the worsening of the mean loss that "
+                "matters, in the loss's units"
+            )
+    elif loss is not None:
+        params = {k: v for k, v in params.items() if k != "loss"}
     allowed = GATE_PARAMS.get(name, GATE_PARAMS["rate"])
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -119,12 +142,20 @@ def _gate(name: str, params: dict[str, Any]) -> RateGate | DriftGate | MeanGate:
         params = {k: v for k, v in params.items() if k != "every"}
     if name == "drift":
         return DriftGate(**params)
-    if name == "estimate":
+    if name in ("estimate", "metric_loss"):
         count = params.get("min_samples")
         if isinstance(count, float) and count.is_integer():  # a JSON number read as float
             params = {**params, "min_samples": int(count)}
+        if name == "metric_loss":
+            return MeanGate(**{k: v for k, v in params.items() if k != "loss"}, worse="higher")
+        effect, margin = params.get("effect", ESTIMATE_EFFECT), params.get("margin", 0.0)
+        # The estimate gate's effect and margin are shares of accuracy.
+        if isinstance(effect, int | float) and not 0 < effect <= 1:
+            raise InvalidArgumentError(f"effect must lie in (0, 1] (accuracy), got {effect!r}")
+        if isinstance(margin, int | float) and not 0 <= margin < 1:
+            raise InvalidArgumentError(f"margin must lie in [0, 1) (accuracy), got {margin!r}")
         return MeanGate(**{"effect": ESTIMATE_EFFECT, **params}, worse="lower")
-    return RateGate(**params)
+    return RateGate(**params, shares=shares)
 
 
 @dataclass(frozen=True)
@@ -203,6 +234,18 @@ class RolloutPolicy:
         ):
             raise InvalidArgumentError(f"seed: must be an integer or null, got {self.seed!r}")
 
+    @property
+    def canary_shares(self) -> tuple[float, ...] | None:
+        """The candidate's shares before it takes all the traffic: a rate gate's fail
+        threshold is computed for them (see :class:`~opsloop.analysis.sequential.RateGate`).
+
+        >>> RolloutPolicy().canary_shares
+        (0.05, 0.25, 0.5)
+        >>> round(RolloutPolicy(steps=(0.1, 1.0)).rate_gate("errors").fail_threshold, 3)
+        2.662
+        """
+        return tuple(s for s in self.steps if s < 1.0) or None
+
     def rate_gate(self, name: str) -> RateGate:
         """A fresh rate gate ``name`` with this policy's parameters.
 
@@ -210,7 +253,7 @@ class RolloutPolicy:
         0.05
         """
         params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
-        return RateGate(**params)
+        return RateGate(**params, shares=self.canary_shares)
 
     def quality_every(self, name: str) -> int:
         """How many candidate requests apart quality gate ``name`` is judged.
@@ -231,7 +274,7 @@ class RolloutPolicy:
         {'effect': 0.05, 'alpha': 0.01, 'margin': 0.0, 'ratio_margin': 1.0, 'worse': 'lower', 'min_samples': 30}
         """  # noqa: E501 - a doctest's expected output is one line
         params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
-        return _gate(name, params)
+        return _gate(name, params, self.canary_shares)
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as JSON-ready values."""

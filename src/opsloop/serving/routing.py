@@ -30,7 +30,7 @@ import bisect
 import hashlib
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from opsloop.errors import InvalidArgumentError
@@ -53,6 +53,53 @@ def routing_share(deployment: str, key: str) -> float:
     """
     digest = hashlib.sha256(f"{deployment}\x1f{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+#: The longest routing key, as the ``X-Routing-Key`` header allows.
+MAX_ROUTING_KEY = 1000
+
+
+def routing_key_of(records: object, field: str) -> str:
+    """The routing key a request's ``records`` carry in ``field`` (a deployment's
+    ``routing_key_field``): every record must have it, with one value, a string or an
+    integer (an integer routes as its decimal text, so ``17`` and ``"17"`` are one key).
+
+    >>> routing_key_of([{"user_id": 17, "age": 41}, {"user_id": 17, "age": 9}], "user_id")
+    '17'
+    >>> routing_key_of([{"age": 41}], "user_id")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: records[0].user_id: missing; this deployment routes by it
+    >>> routing_key_of([{"user_id": "a"}, {"user_id": "b"}], "user_id")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: records[1].user_id: 'b' differs from records[0]'s 'a'; one request is routed as one
+    """  # noqa: E501
+    if not isinstance(records, Sequence) or isinstance(records, str | bytes) or not records:
+        raise InvalidArgumentError(
+            f"records: must be a non-empty list of objects; this deployment routes by {field!r}"
+        )
+    key = None
+    for position, record in enumerate(records):
+        where = f"records[{position}].{field}"
+        if not isinstance(record, Mapping) or field not in record:
+            raise InvalidArgumentError(f"{where}: missing; this deployment routes by it")
+        value = record[field]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise InvalidArgumentError(
+                f"{where}: must be a string or an integer to route by, got {value!r}"
+            )
+        if len(str(value)) > MAX_ROUTING_KEY:
+            raise InvalidArgumentError(
+                f"{where}: a routing key has at most {MAX_ROUTING_KEY} characters, "
+                f"got {len(str(value))}"
+            )
+        if key is None:
+            key = value
+        elif str(value) != str(key):
+            raise InvalidArgumentError(
+                f"{where}: {value!r} differs from records[0]'s {key!r}; "
+                "one request is routed as one"
+            )
+    return str(key)
 
 
 class WeightedSplit:

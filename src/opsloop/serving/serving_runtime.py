@@ -90,7 +90,7 @@ from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.rollout_gauges import RolloutGauges
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_state import read_rollout
-from opsloop.serving.routing import RoutingPolicy, policy_for
+from opsloop.serving.routing import RoutingPolicy, policy_for, routing_key_of
 from opsloop.serving.serving_metrics import ServingMetrics
 from opsloop.serving.shadow_mirror import ShadowMirror
 from opsloop.serving.shadow_process import ChildShadow, ShadowHost, ShadowProcess
@@ -169,6 +169,8 @@ class ServedDeployment:
     screen: InputScreen | None = None
     #: What each variant's answers may say (:class:`.deployment_settings.OutputRestriction`).
     outputs: dict[str, OutputRestriction] = field(default_factory=dict)
+    #: The records' field whose value routes a request that brings no routing key.
+    routing_key_field: str | None = None
     #: The shadows answered in a child process, by name (see the class).
     child_shadows: dict[str, ChildShadow] = field(default_factory=dict)
     #: Loads the named variant here (a child-answered shadow a request names).
@@ -271,6 +273,11 @@ def restricted(
     if restriction is None or answer is None or answer.probabilities is None:
         return answer
     return replace(answer, probabilities=restriction.apply(answer.probabilities))
+
+
+def _has_column(loaded: LoadedVariant, name: str) -> bool:
+    schema = loaded.schema
+    return schema is not None and any(column.name == name for column in schema.columns)
 
 
 class ServingRuntime:
@@ -535,6 +542,7 @@ class ServingRuntime:
         served.batching = settings.batching
         served.screen = screen_for(self.deployments, definition.name)
         served.outputs = dict(settings.outputs)
+        served.routing_key_field = settings.routing_key_field
         if hasattr(served.policy, "bind_rollouts"):  # a policy whose state is shared (bandit)
             served.policy.bind_rollouts(self._rollout_document)
         self._keep_mirrors(definition)
@@ -701,12 +709,19 @@ class ServingRuntime:
         if routing_key is not None and not isinstance(routing_key, str):
             raise InvalidArgumentError(f"routing_key: must be a string, got {routing_key!r}")
         routed = variant is None
+        routing_field = None
+        if routed and routing_key is None and served.routing_key_field is not None:
+            routing_field = served.routing_key_field
+            routing_key = routing_key_of(records, routing_field)
         if routed:
             if served.policy is None:
                 raise UnavailableError(f"deployment {deployment!r} has no routing policy")
             variant = served.policy.choose(routing_key)
         assert variant is not None
         loaded = served.variant(variant)
+        if routing_field is not None and not _has_column(loaded, routing_field):
+            # The routing field (a user id) is the request's, not the model's input.
+            records = [{k: v for k, v in r.items() if k != routing_field} for r in records]
         started = time.perf_counter()
         try:
             checked = loaded.check(records)

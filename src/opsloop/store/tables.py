@@ -568,6 +568,8 @@ deployment_settings = Table(
     Column("batching_json", Text),
     # {variant: {"decimals", "top_k", "label_only"}} for variants whose answers say less.
     Column("outputs_json", Text),
+    # The records' field whose value routes a request that brings no routing key, or null.
+    Column("routing_key_field", NAME),
 )
 
 # A deployment's input anomaly detector (:mod:`opsloop.serving.input_detector_settings`):

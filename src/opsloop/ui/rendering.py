@@ -53,9 +53,13 @@ def format_value(value: object) -> str:
 
     >>> format_value(0.123456789), format_value(float("nan")), format_value("rf")
     ('0.123457', '', 'rf')
+    >>> format_value([0.05, 0.25])
+    '[0.05, 0.25]'
     """
     if value is None:
         return ""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.6g}"
     if isinstance(value, pd.Timestamp):
