@@ -114,17 +114,18 @@ SCENARIO = [
             n, steps=[0.2, 0.6, 1.0], min_requests=50, gates={"errors": {"alpha": 0.01}}
         ),
     ),
-    # A data plane on another host reads its answers into the ramp.
+    # A data plane on another host reads its answers into the ramp, at the ramp's first
+    # share (the rate gates skip requests sent at a share outside the ramp).
     (
         "observe_rollout",
         lambda d, n: d.observe_rollout(
             n,
-            quiet=[{"share": 0.1, "requests": 3}],
+            quiet=[{"share": 0.2, "requests": 3}],
             request={
                 "candidate": True,
                 "failed": True,
                 "latency_ms": 4.5,
-                "share": 0.1,
+                "share": 0.2,
                 "disagrees": None,
             },
         ),
