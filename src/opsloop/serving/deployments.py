@@ -96,6 +96,7 @@ from opsloop.serving.shadow_agreement import ShadowAgreement, shadow_agreement
 from opsloop.serving.traffic_series import TrafficSeries, traffic_series
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
+from opsloop.store.page_bounds import page_bounds
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import checked_int, checked_key, checked_text
 
@@ -875,15 +876,20 @@ class Deployments:
             self, name, detector, action=action, actor=actor or self.actor, reason=reason
         )
 
-    def list(self) -> pd.DataFrame:
-        """One row per deployment; ``variants`` reads ``name=MODEL/VERSION`` or
+    def list(self, *, limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+        """One row per deployment, by name: the ``limit`` deployments (default: all) after
+        the first ``offset``; ``variants`` reads ``name=MODEL/VERSION`` or
         ``name=MODEL@ALIAS`` with the role and weight, in order.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
         >>> Deployments(db).list()[["name", "strategy", "variants"]].values.tolist()
         [['api', 'single', 'stable=credit/1 (primary, 1)']]
+        >>> _ = Deployments(db).deploy("web", [Variant("stable", "credit", version=1)])
+        >>> Deployments(db).list(limit=1, offset=1)["name"].tolist()
+        ['web']
         """
+        limit, offset = page_bounds(limit, offset)
         protected = tables.protected_deployments
         with self.db.read() as connection:
             heads = (
@@ -893,6 +899,8 @@ class Deployments:
                         _deployments.outerjoin(protected, protected.c.name == _deployments.c.name)
                     )
                     .order_by(_deployments.c.name)
+                    .limit(limit)
+                    .offset(offset)
                 )
                 .mappings()
                 .all()
@@ -913,6 +921,7 @@ class Deployments:
                         _versions, _versions.c.id == _variants.c.version_id
                     )
                 )
+                .where(_variants.c.deployment_id.in_([head["id"] for head in heads]))
                 .order_by(_variants.c.deployment_id, _variants.c.position)
             ).all()
         described: dict[int, list[str]] = {}
@@ -1105,8 +1114,18 @@ class Deployments:
             samples=shadows,
         )
 
-    def history(self, name: str) -> pd.DataFrame:
-        """Every change of the deployment, oldest first (the audit log's entries).
+    def history(
+        self,
+        name: str,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+        action: str | None = None,
+    ) -> pd.DataFrame:
+        """Every change of the deployment, oldest first (the audit log's entries); with
+        ``action``, the changes of that action only (``deploy``, ``approve``...); with
+        ``before``, those whose entry id is lower; with ``last``, the newest ``last`` of
+        those (a page of a long history).
 
         >>> deployments = Deployments(db)
         >>> _ = registry.register("credit", b"x", flavor="onnx")
@@ -1114,8 +1133,12 @@ class Deployments:
         >>> deployments.retire("api", reason="replaced by api-v2")
         >>> deployments.history("api")[["action", "reason"]].values.tolist()
         [['deploy', None], ['retire', 'replaced by api-v2']]
+        >>> deployments.history("api", last=1)["action"].tolist()
+        ['retire']
+        >>> deployments.history("api", action="deploy")["action"].tolist()
+        ['deploy']
         """
-        return audit_entries(self.db, entity=_entity(name))
+        return audit_entries(self.db, entity=_entity(name), last=last, before=before, action=action)
 
 
 def _resolve(connection: Connection, variant: Variant) -> tuple[int, int, int]:
