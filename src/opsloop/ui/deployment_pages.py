@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
@@ -14,13 +14,15 @@ from opsloop.registry import User
 from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
-from opsloop.ui.row_pages import row_page
+from opsloop.ui.row_pages import PageNumber, log_page, row_page
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
-#: The newest history entries a deployment page shows.
+#: The history entries a deployment page shows at a time, newest first.
 HISTORY_SHOWN = 100
+#: The newest approvals recorded since the last deploy that a deployment page lists.
+PENDING_SHOWN = 100
 
 
 def moment_ms(text: str, field: str = "at") -> int:
@@ -76,20 +78,29 @@ def traffic(deployment) -> list[dict]:
 
 
 @router.get("/deployments")
-def deployments_page(request: Request, user: Viewer, page: int = 1) -> Response:
+def deployments_page(request: Request, user: Viewer, page: PageNumber = 1) -> Response:
     """The deployments, 50 a page: strategy, automation level, variants."""
-    listing = row_page(request.app.state.deployments.list(), page)
+    deployments = request.app.state.deployments
+    listing = row_page(lambda limit, offset: deployments.list(limit=limit, offset=offset), page)
     return render(request, "deployments.html.j2", listing=listing)
 
 
 @router.get("/deployments/{name}")
 def deployment_page(
-    request: Request, user: Viewer, name: str, at: str | None = None, done: str | None = None
+    request: Request,
+    user: Viewer,
+    name: str,
+    at: str | None = None,
+    done: str | None = None,
+    history_before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
-    """A deployment's definition and traffic split, its history, its variants' lineage, and
-    (with ``at``) what it served at that time; for editors and approvers, the forms that
-    change it (see :mod:`.deployment_actions`)."""
-    return deployment_view(request, name, at=at, notice=DONE.get(done or ""))
+    """A deployment's definition and traffic split, its history (100 changes at a time,
+    ``history_before``: those older than that entry), its variants' lineage, and (with
+    ``at``) what it served at that time; for editors and approvers, the forms that change
+    it (see :mod:`.deployment_actions`)."""
+    return deployment_view(
+        request, name, at=at, notice=DONE.get(done or ""), history_before=history_before
+    )
 
 
 #: What a change made from the deployment page says once done (``?done=``).
@@ -119,12 +130,14 @@ def definition_summary(document: dict) -> str:
     return f"{document['strategy']}: {', '.join(parts)}"
 
 
-def definition_changes(history: pd.DataFrame) -> tuple[dict | None, list[dict]]:
-    """From a deployment's history (oldest first): the deploy entry a rollback returns to
-    (the one before the newest, or ``None``) and the approvals recorded since the newest
-    deploy (pending: the deploy that uses them has not happened), each with how many
-    distinct people approved its definition so far."""
-    deploys = history[history["action"] == "deploy"]
+def definition_changes(
+    deploys: pd.DataFrame, approvals: pd.DataFrame
+) -> tuple[dict | None, list[dict]]:
+    """From a deployment's last two deploys and its newest approvals (history entries,
+    oldest first): the deploy entry a rollback returns to (the one before the newest, or
+    ``None``) and the approvals recorded since the newest deploy (pending: the deploy that
+    uses them has not happened), each with how many distinct people approved its
+    definition so far."""
     latest = int(deploys["id"].iloc[-1]) if len(deploys) else 0
     previous = None
     if len(deploys) > 1:
@@ -134,7 +147,7 @@ def definition_changes(history: pd.DataFrame) -> tuple[dict | None, list[dict]]:
             "time": row["time"],
             "summary": definition_summary(row["after"]),
         }
-    approvals = history[(history["action"] == "approve") & (history["id"] > latest)]
+    approvals = approvals[approvals["id"] > latest]
     approvers: dict[str, set] = {}
     for row in approvals.itertuples():
         approvers.setdefault(row.after["digest"], set()).add(row.actor)
@@ -159,14 +172,22 @@ def deployment_view(
     at: str | None = None,
     problem: FormProblem | None = None,
     notice: str | None = None,
+    history_before: int | None = None,
 ) -> Response:
     """The deployment page, with a form's ``problem`` shown beside it (and its status)."""
     deployments = request.app.state.deployments
     deployment = deployments.get(name)
     at_ms = moment_ms(at) if at else None
     then = None if at_ms is None else deployments.at(name, at_ms)
-    history = deployments.history(name)
-    previous, pending = definition_changes(history)
+    history, older = log_page(
+        lambda last, before: deployments.history(name, last=last, before=before),
+        history_before,
+        HISTORY_SHOWN,
+    )
+    previous, pending = definition_changes(
+        deployments.history(name, action="deploy", last=2),
+        deployments.history(name, action="approve", last=PENDING_SHOWN),
+    )
     return render(
         request,
         "deployment.html.j2",
@@ -174,8 +195,10 @@ def deployment_view(
         deployment=deployment,
         variants=traffic(deployment),
         lineage=deployments.lineage(name),
-        history=history.iloc[::-1].head(HISTORY_SHOWN).to_dict("records"),
-        history_total=len(history),
+        history=history,
+        history_before=history_before,
+        history_older=older,
+        history_shown=HISTORY_SHOWN,
         # The form's datetime-local field takes only YYYY-MM-DDTHH:MM:SS.
         at="" if at_ms is None else pd.Timestamp(at_ms, unit="ms").strftime("%Y-%m-%dT%H:%M:%S"),
         at_ms=at_ms,

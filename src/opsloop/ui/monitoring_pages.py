@@ -49,7 +49,7 @@ from opsloop.ui.monitoring_charts import (
 )
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import format_time, format_value, render
-from opsloop.ui.row_pages import row_page
+from opsloop.ui.row_pages import PageNumber, row_page
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
@@ -60,6 +60,8 @@ WINDOW_LENGTHS = ("5min", "15min", "1h", "6h", "1d")
 WINDOWS_SHOWN = 200
 #: The newest action outcomes a page shows.
 ACTIONS_SHOWN = 50
+#: The newest alerts a page shows.
+ALERTS_SHOWN = 100
 Start = Annotated[int | None, Query(ge=0)]
 
 
@@ -155,9 +157,10 @@ def _chosen(evaluations: list, start: int | None, variant: str | None):
 
 
 @router.get("/monitoring")
-def monitoring_index(request: Request, user: Viewer, page: int = 1) -> Response:
+def monitoring_index(request: Request, user: Viewer, page: PageNumber = 1) -> Response:
     """The deployments, 50 a page, each linking to its monitoring."""
-    listing = row_page(request.app.state.deployments.list(), page)
+    deployments = request.app.state.deployments
+    listing = row_page(lambda limit, offset: deployments.list(limit=limit, offset=offset), page)
     return render(request, "monitoring_index.html.j2", listing=listing)
 
 
@@ -176,7 +179,10 @@ def monitoring_page(
     have one; default the newest window)."""
     deployment = request.app.state.deployments.get(name)  # a 404 naming it when there is none
     monitoring = request.app.state.monitoring
-    evaluations = monitoring.evaluations(name, window=window, variant=variant or None)
+    # One window more than shown says whether older ones exist.
+    evaluations = monitoring.evaluations(
+        name, window=window, variant=variant or None, last=WINDOWS_SHOWN + 1
+    )
     shown = evaluations[-WINDOWS_SHOWN:]
     chosen = _chosen(shown, start, start_variant or None)
     status = monitoring.status(name, window=window, last=1)
@@ -210,6 +216,7 @@ def monitoring_page(
         *([residual_figure(shown)] if has_metric(shown, "residual_mean") else []),
     ]  # fmt: skip
     newest_first = shown[::-1]
+    alerts = alert_rows(monitoring.alerts(name, variant=variant or None, last=ALERTS_SHOWN + 1))
     feature_alarms = [
         {"evaluation": e, **alarm, "text": feature_alarm_text(alarm)}
         for e in newest_first
@@ -231,7 +238,7 @@ def monitoring_page(
         # The detectors were on in some window (their count is None where they were off).
         watched=has_metric(shown, "feature_alarms"),
         feature_alarms=feature_alarms,
-        total=len(evaluations),
+        older_windows=len(evaluations) > len(shown),
         shown_most=WINDOWS_SHOWN,
         chosen=chosen,
         chosen_link=None if chosen is None else link(chosen),
@@ -242,7 +249,8 @@ def monitoring_page(
         previous_drift=drift_rows(None if chosen is None else chosen.metrics.get("previous_drift")),
         reference=_reference(monitoring, name),
         labels=status["labels"],
-        alerts=alert_rows(monitoring.alerts(name, variant=variant or None)),
+        alerts=alerts[:ALERTS_SHOWN],
+        older_alerts=len(alerts) > ALERTS_SHOWN,
         actions=monitoring.actions(
             name, window=window, variant=variant or None, last=ACTIONS_SHOWN
         ),
