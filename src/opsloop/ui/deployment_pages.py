@@ -4,6 +4,7 @@ at a chosen time."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,6 +15,7 @@ from opsloop.registry import User
 from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
+from opsloop.ui.rollout_state import bandit_arms, canary_gates, rollout_of
 from opsloop.ui.row_pages import PageNumber, log_page, row_page
 from opsloop.ui.session_check import page_user
 
@@ -21,6 +23,7 @@ router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
 #: The history entries a deployment page shows at a time, newest first.
 HISTORY_SHOWN = 100
+Refresh = Annotated[int, Query(ge=0, le=300)]
 #: The newest approvals recorded since the last deploy that a deployment page lists.
 PENDING_SHOWN = 100
 
@@ -93,14 +96,48 @@ def deployment_page(
     at: str | None = None,
     done: str | None = None,
     history_before: Annotated[int | None, Query(ge=1)] = None,
+    refresh: Refresh = 5,
 ) -> Response:
     """A deployment's definition and traffic split, its history (100 changes at a time,
     ``history_before``: those older than that entry), its variants' lineage, and (with
     ``at``) what it served at that time; for editors and approvers, the forms that change
-    it (see :mod:`.deployment_actions`)."""
+    it (see :mod:`.deployment_actions`). The traffic split, the rollout's step and gates
+    and the newest change are refreshed in place every ``refresh`` seconds (0: never) from
+    :func:`status_fragment`."""
     return deployment_view(
-        request, name, at=at, notice=DONE.get(done or ""), history_before=history_before
+        request,
+        name,
+        at=at,
+        notice=DONE.get(done or ""),
+        history_before=history_before,
+        refresh=refresh,
     )
+
+
+@router.get("/deployments/{name}/status")
+def status_fragment(request: Request, user: Viewer, name: str) -> Response:
+    """The deployment page's live status alone (traffic split, rollout, newest change)."""
+    deployments = request.app.state.deployments
+    return render(
+        request, "deployment_status.html.j2", **status_context(deployments, deployments.get(name))
+    )
+
+
+def status_context(deployments, deployment) -> dict:
+    """What the live status shows: the variants' traffic, the rollout (a canary's step and
+    gates, a bandit's arms) and the newest change of the history."""
+    rollout = rollout_of(deployments, deployment.name)
+    kind = None if rollout is None else rollout["state"].get("kind")
+    newest = deployments.history(deployment.name, last=1).to_dict("records")
+    return {
+        "deployment": deployment,
+        "variants": traffic(deployment),
+        "rollout": rollout,
+        "kind": kind,
+        "gates": canary_gates(rollout) if kind == "canary" else [],
+        "arms": bandit_arms(rollout) if kind == "bandit" else [],
+        "newest_change": newest[0] if newest else None,
+    }
 
 
 #: What a change made from the deployment page says once done (``?done=``).
@@ -173,6 +210,7 @@ def deployment_view(
     problem: FormProblem | None = None,
     notice: str | None = None,
     history_before: int | None = None,
+    refresh: int = 0,
 ) -> Response:
     """The deployment page, with a form's ``problem`` shown beside it (and its status)."""
     deployments = request.app.state.deployments
@@ -192,8 +230,9 @@ def deployment_view(
         request,
         "deployment.html.j2",
         status=200 if problem is None else problem.status,
-        deployment=deployment,
-        variants=traffic(deployment),
+        **status_context(deployments, deployment),
+        refresh=refresh or None,
+        status_url=f"/deployments/{quote(name, safe='')}/status",
         lineage=deployments.lineage(name),
         history=history,
         history_before=history_before,

@@ -62,7 +62,10 @@ WINDOWS_SHOWN = 200
 ACTIONS_SHOWN = 50
 #: The newest alerts a page shows.
 ALERTS_SHOWN = 100
+#: The newest windows the live "latest windows" part shows.
+LATEST_SHOWN = 5
 Start = Annotated[int | None, Query(ge=0)]
+Refresh = Annotated[int, Query(ge=0, le=300)]
 
 
 def drift_rows(drift: dict[str, dict] | None) -> list[dict[str, Any]]:
@@ -173,10 +176,13 @@ def monitoring_page(
     variant: str = "",
     start: Start = None,
     start_variant: str = "",
+    refresh: Refresh = 10,
 ) -> Response:
     """The windows of length ``window`` (of one ``variant``, or all), with the feature
     tables of the window starting at ``start`` (``start_variant``'s where several variants
-    have one; default the newest window)."""
+    have one; default the newest window). The newest windows and the alerts are refreshed
+    in place every ``refresh`` seconds (0: never) from :func:`latest_fragment` and
+    :func:`alerts_fragment`."""
     deployment = request.app.state.deployments.get(name)  # a 404 naming it when there is none
     monitoring = request.app.state.monitoring
     # One window more than shown says whether older ones exist.
@@ -251,6 +257,11 @@ def monitoring_page(
         labels=status["labels"],
         alerts=alerts[:ALERTS_SHOWN],
         older_alerts=len(alerts) > ALERTS_SHOWN,
+        latest=newest_first[:LATEST_SHOWN],
+        newest_alert=alerts[0] if alerts else None,
+        refresh=refresh or None,
+        latest_url=f"{base}/latest?{urlencode(_selection(window, variant))}",
+        alerts_url=f"{base}/alerts?{urlencode(_selection(window, variant))}",
         actions=monitoring.actions(
             name, window=window, variant=variant or None, last=ACTIONS_SHOWN
         ),
@@ -259,4 +270,45 @@ def monitoring_page(
         figure_titles=[f["layout"]["title"]["text"] for f in figures],
         link=link,
         distribution_link=distribution_link,
+    )
+
+
+def _selection(window: str, variant: str) -> dict[str, str]:
+    return {"window": window, **({"variant": variant} if variant else {})}
+
+
+@router.get("/deployments/{name}/monitoring/latest")
+def latest_fragment(
+    request: Request, user: Viewer, name: str, window: str = "1h", variant: str = ""
+) -> Response:
+    """The monitoring page's newest windows alone (and the newest alert), for its refresh."""
+    request.app.state.deployments.get(name)  # a 404 naming it when there is none
+    monitoring = request.app.state.monitoring
+    latest = monitoring.evaluations(name, window=window, variant=variant or None, last=LATEST_SHOWN)
+    alerts = alert_rows(monitoring.alerts(name, variant=variant or None, last=1))
+    return render(
+        request,
+        "monitoring_latest.html.j2",
+        latest=latest[::-1],
+        newest_alert=alerts[0] if alerts else None,
+        window=window,
+        variant=variant,
+    )
+
+
+@router.get("/deployments/{name}/monitoring/alerts")
+def alerts_fragment(
+    request: Request, user: Viewer, name: str, window: str = "1h", variant: str = ""
+) -> Response:
+    """The monitoring page's alerts alone (the newest 100), for its refresh."""
+    request.app.state.deployments.get(name)
+    found = alert_rows(
+        request.app.state.monitoring.alerts(name, variant=variant or None, last=ALERTS_SHOWN + 1)
+    )
+    return render(
+        request,
+        "monitoring_alerts.html.j2",
+        alerts=found[:ALERTS_SHOWN],
+        older_alerts=len(found) > ALERTS_SHOWN,
+        variant=variant,
     )
