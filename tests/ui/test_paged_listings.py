@@ -144,6 +144,12 @@ def test_the_rest_api_takes_the_same_bounds(store):
                                             f"model:many/version:{VERSIONS}"]  # fmt: skip
         assert older["id"].tolist() == [audit["id"].iloc[0] - 2, audit["id"].iloc[0] - 1]
         assert deployments.list(limit=1, offset=DEPLOYMENTS - 1)["name"].tolist() == ["d050"]
+        # The deployments serving a version: "busy" serves version 3 since its last change.
+        serving_one = deployments.list(model="many", version=1)["name"].tolist()
+        assert serving_one == [f"d{d:03d}" for d in range(DEPLOYMENTS - 1)]
+        assert deployments.list(model="many", version=3)["name"].tolist() == ["busy"]
+        assert deployments.list(model="many", version=2).empty
+        assert len(deployments.list(model="many")) == DEPLOYMENTS
         history = deployments.history("busy", last=3)
         assert history["reason"].tolist() == [
             f"c{CHANGES - 3}",
@@ -160,7 +166,19 @@ def test_the_rest_api_takes_the_same_bounds(store):
         ("/api/v1/deployments?offset=-1", "offset"),
         ("/api/v1/audit?last=10001", "last"),
         ("/api/v1/deployments/busy/history?before=0", "before"),
+        ("/api/v1/deployments?version=1", "version"),
     ):
         response = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {token}"},
                              timeout=TIMEOUT_S)  # fmt: skip
         assert response.status_code == 422 and field in response.text, path
+
+
+def test_a_versions_page_names_the_deployments_serving_it(store):
+    url, token = store
+    with session(url, token) as client:
+        three = client.get("/models/many/versions/3").text
+        two = client.get("/models/many/versions/2").text
+    served_by = re.search(r"<li>Served by:(.*?)</li>", three, re.S).group(1)
+    assert re.findall(r'<a href="/deployments/([^"]+)">', served_by) == ["busy"]
+    assert "(stable, primary, weight 1)" in served_by
+    assert "no deployment now" in re.search(r"<li>Served by:(.*?)</li>", two, re.S).group(1)

@@ -224,9 +224,17 @@ class DeploymentService(Protocol):
     :class:`~opsloop.serving.Deployments` for the rules). ``actor`` is the acting user:
     locally it defaults to the current user, over HTTP the token's owner acts."""
 
-    def list(self, *, limit: PageRows | None = None, offset: Offset = 0) -> pd.DataFrame:
+    def list(
+        self,
+        *,
+        limit: PageRows | None = None,
+        offset: Offset = 0,
+        model: Key | None = None,
+        version: Version | None = None,
+    ) -> pd.DataFrame:
         """One row per deployment by name, its strategy, automation level and variants: the
-        ``limit`` deployments (default: all) after the first ``offset``."""
+        ``limit`` deployments (default: all) after the first ``offset``; with ``model``,
+        those serving it now (with ``version``, that version of it)."""
         ...
 
     def lineage(self, name: Key, variant: Key | None = None) -> tuple[VariantLineage, ...]:
@@ -550,7 +558,7 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "list",
             "GET",
             "/deployments",
-            query=("limit", "offset"),
+            query=("limit", "offset", "model", "version"),
             answer=wrapped(
                 "deployments",
                 list[DeploymentRow],

@@ -876,10 +876,19 @@ class Deployments:
             self, name, detector, action=action, actor=actor or self.actor, reason=reason
         )
 
-    def list(self, *, limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        model: str | None = None,
+        version: int | None = None,
+    ) -> pd.DataFrame:
         """One row per deployment, by name: the ``limit`` deployments (default: all) after
-        the first ``offset``; ``variants`` reads ``name=MODEL/VERSION`` or
-        ``name=MODEL@ALIAS`` with the role and weight, in order.
+        the first ``offset``; with ``model``, only those with a variant serving that model
+        now (with ``version`` too, that version of it, fixed or through an alias);
+        ``variants`` reads ``name=MODEL/VERSION`` or ``name=MODEL@ALIAS`` with the role and
+        weight, in order.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
@@ -888,19 +897,28 @@ class Deployments:
         >>> _ = Deployments(db).deploy("web", [Variant("stable", "credit", version=1)])
         >>> Deployments(db).list(limit=1, offset=1)["name"].tolist()
         ['web']
+        >>> _ = registry.register("credit", b"y", flavor="onnx")
+        >>> _ = Deployments(db).deploy("web", [Variant("stable", "credit", version=2)])
+        >>> Deployments(db).list(model="credit", version=2)["name"].tolist()
+        ['web']
+        >>> registry.set_alias("credit", "prod", 1)
+        >>> _ = Deployments(db).deploy("app", [Variant("stable", "credit", alias="prod")])
+        >>> Deployments(db).list(model="credit", version=1)["name"].tolist()
+        ['api', 'app']
         """
         limit, offset = page_bounds(limit, offset)
+        if version is not None and model is None:
+            raise InvalidArgumentError("version: give the model whose version it is")
         protected = tables.protected_deployments
+        heads_query = sa.select(_deployments, protected.c.required_approvals).select_from(
+            _deployments.outerjoin(protected, protected.c.name == _deployments.c.name)
+        )
+        if model is not None:
+            heads_query = heads_query.where(_deployments.c.id.in_(_serving(model, version)))
         with self.db.read() as connection:
             heads = (
                 connection.execute(
-                    sa.select(_deployments, protected.c.required_approvals)
-                    .select_from(
-                        _deployments.outerjoin(protected, protected.c.name == _deployments.c.name)
-                    )
-                    .order_by(_deployments.c.name)
-                    .limit(limit)
-                    .offset(offset)
+                    heads_query.order_by(_deployments.c.name).limit(limit).offset(offset)
                 )
                 .mappings()
                 .all()
@@ -1139,6 +1157,29 @@ class Deployments:
         ['deploy']
         """
         return audit_entries(self.db, entity=_entity(name), last=last, before=before, action=action)
+
+
+def _serving(model: str, version: int | None) -> sa.Select:
+    """The ids of the deployments with a variant serving ``model`` now (``version`` of it,
+    fixed or through an alias, if given)."""
+    serving = sa.func.coalesce(_variants.c.version_id, _aliases.c.version_id)
+    query = (
+        sa.select(_variants.c.deployment_id)
+        .join(_models, _models.c.id == _variants.c.model_id)
+        .outerjoin(
+            _aliases,
+            sa.and_(
+                _aliases.c.model_id == _variants.c.model_id,
+                _aliases.c.name == _variants.c.alias,
+            ),
+        )
+        .where(_models.c.name == model)
+    )
+    if version is not None:
+        query = query.join(_versions, _versions.c.id == serving).where(
+            _versions.c.version == version
+        )
+    return query
 
 
 def _resolve(connection: Connection, variant: Variant) -> tuple[int, int, int]:

@@ -123,12 +123,14 @@ def status_fragment(request: Request, user: Viewer, name: str) -> Response:
     )
 
 
-def status_context(deployments, deployment) -> dict:
+def status_context(deployments, deployment, newest: list[dict] | None = None) -> dict:
     """What the live status shows: the variants' traffic, the rollout (a canary's step and
-    gates, a bandit's arms) and the newest change of the history."""
+    gates, a bandit's arms) and the newest change of the history (read unless ``newest``,
+    the history's newest entries, is given)."""
     rollout = rollout_of(deployments, deployment.name)
     kind = None if rollout is None else rollout["state"].get("kind")
-    newest = deployments.history(deployment.name, last=1).to_dict("records")
+    if newest is None:
+        newest = deployments.history(deployment.name, last=1).to_dict("records")
     return {
         "deployment": deployment,
         "variants": traffic(deployment),
@@ -230,7 +232,7 @@ def deployment_view(
         request,
         "deployment.html.j2",
         status=200 if problem is None else problem.status,
-        **status_context(deployments, deployment),
+        **status_context(deployments, deployment, None if history_before else history),
         refresh=refresh or None,
         status_url=f"/deployments/{quote(name, safe='')}/status",
         lineage=deployments.lineage(name),

@@ -72,9 +72,10 @@ def model_page(
 
 
 def _serving(deployments, model: str, version: int) -> list[dict]:
-    """The deployments' variants serving ``model`` version ``version`` now."""
+    """The deployments' variants serving ``model`` version ``version`` now (the deployments
+    serving it are found by the service; only theirs are read)."""
     found = []
-    for name in deployments.list()["name"]:
+    for name in deployments.list(model=model, version=version)["name"]:
         deployment = deployments.get(name)
         for variant in deployment.variants:
             if variant.model == model and deployment.serving.get(variant.name) == version:
