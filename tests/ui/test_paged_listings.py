@@ -150,6 +150,7 @@ def test_the_rest_api_takes_the_same_bounds(store):
         assert deployments.list(model="many", version=3)["name"].tolist() == ["busy"]
         assert deployments.list(model="many", version=2).empty
         assert len(deployments.list(model="many")) == DEPLOYMENTS
+        assert deployments.list(version=3)["name"].tolist() == ["busy"]
         history = deployments.history("busy", last=3)
         assert history["reason"].tolist() == [
             f"c{CHANGES - 3}",
@@ -166,7 +167,7 @@ def test_the_rest_api_takes_the_same_bounds(store):
         ("/api/v1/deployments?offset=-1", "offset"),
         ("/api/v1/audit?last=10001", "last"),
         ("/api/v1/deployments/busy/history?before=0", "before"),
-        ("/api/v1/deployments?version=1", "version"),
+        ("/api/v1/deployments?version=0", "version"),
     ):
         response = httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {token}"},
                              timeout=TIMEOUT_S)  # fmt: skip

@@ -233,8 +233,9 @@ class DeploymentService(Protocol):
         version: Version | None = None,
     ) -> pd.DataFrame:
         """One row per deployment by name, its strategy, automation level and variants: the
-        ``limit`` deployments (default: all) after the first ``offset``; with ``model``,
-        those serving it now (with ``version``, that version of it)."""
+        ``limit`` deployments (default: all) after the first ``offset``; with ``model`` or
+        ``version``, those serving that model, or that version (of that model if given),
+        now."""
         ...
 
     def lineage(self, name: Key, variant: Key | None = None) -> tuple[VariantLineage, ...]:

@@ -885,8 +885,9 @@ class Deployments:
         version: int | None = None,
     ) -> pd.DataFrame:
         """One row per deployment, by name: the ``limit`` deployments (default: all) after
-        the first ``offset``; with ``model``, only those with a variant serving that model
-        now (with ``version`` too, that version of it, fixed or through an alias);
+        the first ``offset``; with ``model`` or ``version``, only those with a variant
+        serving that model now, or that version (of that model, if given; fixed or through
+        an alias);
         ``variants`` reads ``name=MODEL/VERSION`` or ``name=MODEL@ALIAS`` with the role and
         weight, in order.
 
@@ -907,13 +908,11 @@ class Deployments:
         ['api', 'app']
         """
         limit, offset = page_bounds(limit, offset)
-        if version is not None and model is None:
-            raise InvalidArgumentError("version: give the model whose version it is")
         protected = tables.protected_deployments
         heads_query = sa.select(_deployments, protected.c.required_approvals).select_from(
             _deployments.outerjoin(protected, protected.c.name == _deployments.c.name)
         )
-        if model is not None:
+        if model is not None or version is not None:
             heads_query = heads_query.where(_deployments.c.id.in_(_serving(model, version)))
         with self.db.read() as connection:
             heads = (
@@ -1159,9 +1158,9 @@ class Deployments:
         return audit_entries(self.db, entity=_entity(name), last=last, before=before, action=action)
 
 
-def _serving(model: str, version: int | None) -> sa.Select:
-    """The ids of the deployments with a variant serving ``model`` now (``version`` of it,
-    fixed or through an alias, if given)."""
+def _serving(model: str | None, version: int | None) -> sa.Select:
+    """The ids of the deployments with a variant serving now ``model`` (any model if
+    ``None``), in ``version`` (any if ``None``), fixed or through an alias."""
     serving = sa.func.coalesce(_variants.c.version_id, _aliases.c.version_id)
     query = (
         sa.select(_variants.c.deployment_id)
@@ -1173,8 +1172,9 @@ def _serving(model: str, version: int | None) -> sa.Select:
                 _aliases.c.name == _variants.c.alias,
             ),
         )
-        .where(_models.c.name == model)
     )
+    if model is not None:
+        query = query.where(_models.c.name == model)
     if version is not None:
         query = query.join(_versions, _versions.c.id == serving).where(
             _versions.c.version == version
