@@ -6,11 +6,13 @@ each of 10 metric keys drawn from a set of ``--metric-keys`` (2,000; run ``i`` l
 ``(10 i + j) mod 2000``, so every key is logged by some runs and a page of runs shows about a
 thousand different keys) and a 20-step ``loss`` curve; three runs in experiment ``long`` with
 one ``loss`` series each of 10,000, 100,000 and 1,000,000 points (a spike in the middle);
-``--models`` models of ``--versions`` versions each (1,000 model versions) and
-``--deployments`` deployments (100). The same runs (names, start times, params, every
-metric point) are logged to an MLflow server (``mlflow server``, SQLite backend, on
-loopback) through MLflow's client with ``log_batch``, from MLflow's own environment
-(``benchmarks/.envs/mlflow``, made by ``benchmarks/envs.py mlflow``).
+``--models`` models (4), the first of ``--versions`` versions (1,000) and the others of 20,
+with a ``champion`` alias moved to every tenth version (each move an audit entry), and
+``--deployments`` deployments (100), each deployed, ramped as a canary in two steps and
+promoted (four history entries; ``api-000`` 300 more). The same runs (names, start
+times, params, every metric point) are logged to an MLflow server (``mlflow server``,
+SQLite backend, on loopback) through MLflow's client with ``log_batch``, from MLflow's own
+environment (``benchmarks/.envs/mlflow``, made by ``benchmarks/envs.py mlflow``).
 
 Measured in Debian's Chromium through Playwright, each load in a fresh browser context (no
 cache, as a first visit), the server being a separate process (``opsloop server``'s app
@@ -25,6 +27,10 @@ under uvicorn; ``mlflow server`` with one worker):
   which is waited for) and the table's rows are laid out;
 * **metric chart**: the run page of each long series, until its chart is drawn, with the
   points the chart carries (at most two per pixel bucket, whatever the length);
+* **models and deployments**: the models list, the first and last page of the model of
+  1,000 versions (with its audit log), the deployments list, and the page of a deployment
+  of 304 changes and of one of four (definition, lineage, the newest 100 history entries),
+  until the newest row (or the heading) is visible, p50 and p95 of each view's loads;
 * **MLflow**: its runs page of the same experiment (``/#/experiments/<id>``) until the newest
   run's name is visible;
 * **bytes**: everything the page transferred (encoded, headers included, from Chromium's
@@ -34,6 +40,8 @@ under uvicorn; ``mlflow server`` with one worker):
     python benchmarks/ui_scale.py --runs 500 --metric-keys 100 --models 2 --versions 5 \\
         --deployments 3 --repeats 1                  # quick check
     python benchmarks/ui_scale.py --skip-mlflow --pages compare   # one measurement
+    python benchmarks/ui_scale.py --runs 200 --metric-keys 100 --skip-mlflow --repeats 5 \\
+        --pages models deployments              # the model and deployment pages alone
 
 Prints a markdown section and writes it to ``benchmarks/out/ui_scale.md``, the raw numbers to
 ``benchmarks/out/ui_scale.json``. Servers are stopped in ``finally`` blocks, so none is left
@@ -64,9 +72,13 @@ CURVE_STEPS = 20
 PARAMS = 10
 LONG_SERIES = (10_000, 100_000, 1_000_000)
 TIMEOUT_MS = 120_000
+#: Versions of each model but the first (which has ``--versions``).
+SMALL_MODEL_VERSIONS = 20
+#: Changes of deployment ``api-000`` beyond its first four, so its history has pages.
+BUSY_CHANGES = 300
 #: What ``--pages`` may pick: the runs page's views, compare, the long-series run pages and
 #: MLflow's runs page.
-PAGES = ("runs", "compare", "charts", "mlflow")
+PAGES = ("runs", "compare", "charts", "mlflow", "models", "deployments")
 
 
 # -- the data (the same for both sides; numpy's PCG64 streams are stable) ------------------
@@ -102,8 +114,6 @@ def run_points(i: int, metric_keys: int):
 def fill_opsloop(folder: Path, args) -> dict:
     import numpy as np
 
-    from opsloop.registry import ModelRegistry
-    from opsloop.serving import Deployments, Variant
     from opsloop.store import ArtifactStore, Database
     from opsloop.tracking import LocalTrackingStore
     from opsloop.tracking.metric_buffer import MetricBatch
@@ -140,22 +150,60 @@ def fill_opsloop(folder: Path, args) -> dict:
             tracking.write_batch(run_id, batch)
         tracking.end_run(run_id)
         series[str(length)] = run_id
-    registry = ModelRegistry(database, artifacts, actor="bench")
-    for m in range(args.models):
-        for v in range(args.versions):
-            registry.register(
-                f"model-{m:02d}", f"model {m} version {v}".encode(), flavor="onnx",
-                metrics={"auc": 0.5 + v / (2 * args.versions)},
-            )  # fmt: skip
-    deployments = Deployments(database, actor="bench")
-    for d in range(args.deployments):
-        deployments.deploy(
-            f"api-{d:03d}",
-            [Variant("stable", f"model-{d % args.models:02d}", version=1 + d % args.versions)],
-            reason="benchmark",
-        )
+    fill_registry(database, artifacts, args)
     database.dispose()
     return {"series": series, "fill_s": time.perf_counter() - started}
+
+
+def model_name(m: int) -> str:
+    return f"model-{m:02d}"
+
+
+def fill_registry(database, artifacts, args) -> None:
+    """The model versions and deployments: ``model-00`` with ``--versions`` versions (its
+    ``champion`` alias moved to every tenth, each move an audit entry), ``--models`` - 1
+    more models of :data:`SMALL_MODEL_VERSIONS` versions each; ``--deployments``
+    deployments, each deployed, ramped as a canary over two steps and promoted (four
+    history entries), and ``api-000`` taken through :data:`BUSY_CHANGES` more changes."""
+    from opsloop.registry import ModelRegistry
+    from opsloop.serving import Deployments, Variant
+
+    registry = ModelRegistry(database, artifacts, actor="bench")
+    started = time.perf_counter()
+    for m in range(args.models):
+        versions = args.versions if m == 0 else SMALL_MODEL_VERSIONS
+        for v in range(versions):
+            registry.register(
+                model_name(m), f"model {m} version {v}".encode(), flavor="onnx",
+                metrics={"auc": 0.5 + v / (2 * versions)}, tags={"team": "risk"},
+                description=f"version {v + 1} of model {m}",
+            )  # fmt: skip
+            if v % 10 == 9:
+                registry.set_alias(model_name(m), "champion", v + 1, reason="better auc")
+        print(f"  registry: {model_name(m)}, {time.perf_counter() - started:.0f} s", flush=True)
+    registry.set_alias(model_name(0), "challenger", args.versions, reason="newest")
+    deployments = Deployments(database, actor="bench")
+
+    def ramp(name: str, model: str, old: int, new: int) -> None:
+        for share in (0.1, 0.5):
+            deployments.deploy(
+                name,
+                [Variant("stable", model, version=old, weight=1 - share),
+                 Variant("canary", model, version=new, role="candidate", weight=share)],
+                strategy="canary", reason=f"canary at {share:.0%}",
+            )  # fmt: skip
+        deployments.deploy(name, [Variant("stable", model, version=new)], reason="promoted")
+
+    for d in range(args.deployments):
+        m = d % args.models
+        versions = args.versions if m == 0 else SMALL_MODEL_VERSIONS
+        old = 1 + d % (versions - 1)
+        name = f"api-{d:03d}"
+        deployments.deploy(name, [Variant("stable", model_name(m), version=old)], reason="first")
+        ramp(name, model_name(m), old, old + 1)
+    for change in range(BUSY_CHANGES // 3):
+        ramp("api-000", model_name(0), 2 + change % 2, 3 - change % 2)
+    print(f"  deployments: {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def mlflow_fill(url: str, runs: int, metric_keys: int, threads: int) -> dict:
@@ -378,6 +426,9 @@ def measure(args, folder: Path, filled: dict) -> dict:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             if "compare" in args.pages:
                 results["compare"] = _compare(browser, base, cookie, args)
+            for kind in ("models", "deployments"):
+                if kind in args.pages:
+                    results[kind] = _registry_pages(browser, base, cookie, args, kind)
             if "runs" not in args.pages:
                 if "charts" in args.pages:
                     results["charts"] = _charts(browser, base, cookie, args, filled)
@@ -430,6 +481,45 @@ def measure(args, folder: Path, filled: dict) -> dict:
         if mlflow is not None:
             mlflow.stop()
     return results
+
+
+def registry_views(args) -> dict[str, dict[str, tuple[str, str]]]:
+    """The model and deployment pages measured: each view's path and the text whose
+    appearance ends its load (the newest row, or the page's heading)."""
+    return {
+        "models": {
+            f"models list ({args.models} models)": ("/models", model_name(0)),
+            f"model of {args.versions:,} versions (first page)": (
+                f"/models/{model_name(0)}", str(args.versions)),
+            f"model of {args.versions:,} versions (last page)": (
+                f"/models/{model_name(0)}?page={-(-args.versions // 50)}", "1"),
+        },
+        "deployments": {
+            f"deployments list ({args.deployments})": ("/deployments", "api-000"),
+            f"deployment of {4 + BUSY_CHANGES // 3 * 3} changes": (
+                "/deployments/api-000", "Deployment api-000"),
+            "deployment of 4 changes": ("/deployments/api-001", "Deployment api-001"),
+        },
+    }  # fmt: skip
+
+
+def rows_shown(text: str):
+    """Ready when ``text`` is visible; returns the table rows the page holds."""
+
+    def ready(page):
+        page.get_by_text(text, exact=True).first.wait_for(state="visible", timeout=TIMEOUT_MS)
+        return {"rows": page.locator("table tbody tr").count()}
+
+    return ready
+
+
+def _registry_pages(browser, base: str, cookie: dict, args, kind: str) -> list[dict]:
+    views = registry_views(args)[kind]
+    return [
+        {"view": view, **load(browser, base + path, rows_shown(text), cookie)}
+        for _ in range(args.repeats)
+        for view, (path, text) in views.items()
+    ]
 
 
 def _compare(browser, base: str, cookie: dict, args) -> list[dict]:
@@ -485,8 +575,10 @@ def markdown(results: dict, meta: dict) -> str:
         "## Dashboard at scale (`ui_scale.py`)",
         "",
         f"{meta['runs']:,} runs × {meta['metric_keys']:,} metric keys ({KEYS_PER_RUN} keys and a "
-        f"{CURVE_STEPS}-step curve per run), {meta['models'] * meta['versions']:,} model versions, "
-        f"{meta['deployments']} deployments; opsloop {meta['opsloop']}, MLflow {meta['mlflow']}, "
+        f"{CURVE_STEPS}-step curve per run), {meta['models']} models of {meta['versions']:,} "
+        f"versions (the first) and {SMALL_MODEL_VERSIONS} (each other), {meta['deployments']} "
+        f"deployments of four changes ({4 + BUSY_CHANGES // 3 * 3} for api-000); "
+        f"opsloop {meta['opsloop']}, MLflow {meta['mlflow']}, "
         f"Chromium {meta['chromium']}, Playwright {meta['playwright']}; {meta['repeats']} cold "
         f"loads of each page (fresh browser context); load average {meta['load']}.",
         "",
@@ -513,6 +605,16 @@ def markdown(results: dict, meta: dict) -> str:
             f"{_quantile([r['s'] for r in compare], 0.95):.2f} s | {kb(compare)} | "
             f"{compare[0]['requests']} |"
         )
+    for kind in ("models", "deployments"):
+        measured = results.get(kind, [])
+        for view in dict.fromkeys(r["view"] for r in measured):
+            rows = [r for r in measured if r["view"] == view]
+            seconds = [r["s"] for r in rows]
+            lines.append(
+                f"| opsloop {view}, {rows[0]['rows']} table rows | | "
+                f"{_quantile(seconds, 0.5):.2f} s | {_quantile(seconds, 0.95):.2f} s | "
+                f"{kb(rows)} | {rows[0]['requests']} |"
+            )
     for length, rows in results.get("charts", {}).items():
         lines.append(
             f"| opsloop run page, {int(length):,}-point series ({rows[0]['points']:,} points "
@@ -551,8 +653,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--metric-keys", type=int, default=2_000)
-    parser.add_argument("--models", type=int, default=10)
-    parser.add_argument("--versions", type=int, default=100)
+    parser.add_argument("--models", type=int, default=4)
+    parser.add_argument("--versions", type=int, default=1_000)
     parser.add_argument("--deployments", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mlflow-threads", type=int, default=4)
@@ -579,7 +681,8 @@ def main() -> None:
             )
         )
         return
-    size = f"{args.runs}x{args.metric_keys}-{args.models}x{args.versions}-{args.deployments}"
+    # "-h": the fill with aliases, audit entries and deployment histories.
+    size = f"{args.runs}x{args.metric_keys}-{args.models}x{args.versions}-{args.deployments}-h"
     folder = OUT / "ui_scale" / size
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / "filled.json"

@@ -73,6 +73,12 @@ def _claimed(monitoring, name):
 
 #: Each operation, called as a user would, in an order that gives every call something to
 #: find. A new operation without a case here fails the coverage test.
+def _newest(last: list, whole: list) -> list:
+    """``last``, checked to be the newest entry of ``whole`` (which holds older ones)."""
+    assert len(whole) > 1 and last == whole[-1:]
+    return last
+
+
 SCENARIO = [
     (
         "set_reference",
@@ -128,10 +134,18 @@ SCENARIO = [
     ("evaluate", lambda m, n: m.evaluate(n, policies=RULES, alpha=0.01)),
     ("evaluations", lambda m, n: m.evaluations(n)),
     ("evaluations", lambda m, n: m.evaluations(n, variant="canary")),
+    # The newest window alone: the tail of the whole list.
+    ("evaluations", lambda m, n: _newest(m.evaluations(n, last=1), m.evaluations(n))),
     ("status", lambda m, n: m.status(n, last=5)),
     ("gauges", lambda m, n: m.gauges(deployment=n)),
     ("alerts", lambda m, n: m.alerts(n)),
     ("alerts", lambda m, n: m.alerts(n, variant="canary")),
+    (
+        "alerts",
+        lambda m, n: _newest(
+            m.alerts(n, last=1).to_dict("records"), m.alerts(n).to_dict("records")
+        ),
+    ),
     ("actions", lambda m, n: m.actions(n)),
     ("actions", lambda m, n: m.actions(n, variant="canary", last=1)),
     ("actions", lambda m, n: m.actions(n, window="1d")),

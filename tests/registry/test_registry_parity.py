@@ -84,6 +84,9 @@ SCENARIO = [
     ("search", lambda r, n: r.search(n, tags={"team": "risk"})),
     ("search", lambda r, n: r.search(n, min_metrics={"auc": 0.5})),
     ("audit", lambda r, n: r.audit(n)),
+    ("audit", lambda r, n: r.audit(n, last=2)),
+    ("search", lambda r, n: r.search(model=n, limit=1, offset=1)),
+    ("list_models", lambda r, n: r.list_models(n)),
     ("load", lambda r, n: r.load(n, alias="champion")),
     ("artifact_bytes", lambda r, n: r.artifact_bytes(n, 2)),
     ("resolve", lambda r, n: r.resolve(f"models:/{n}@champion")),
@@ -91,6 +94,7 @@ SCENARIO = [
 ]
 SAME_MOMENT = [
     ("list_models", lambda r: r.list_models()),
+    ("list_models", lambda r: r.list_models(limit=1, offset=1)),
     ("audit_head", lambda r: r.audit_head()),
     ("verify_audit_log", lambda r: r.verify_audit_log()),
 ]

@@ -153,6 +153,8 @@ SCENARIO = [
     ("switch", lambda d, n: d.switch(n, reason="canary goes live")),
     ("switch", lambda d, n: d.switch(n)),
     ("history", lambda d, n: d.history(n).tail(3).reset_index(drop=True)),
+    ("history", lambda d, n: d.history(n, last=2, action="deploy")),
+    ("list", lambda d, n: len(d.list(limit=1, offset=1)) + len(d.list(limit=1_000))),
     ("revision", lambda d, n: d.revision() > 0),
     # A data plane on another host records its answers, then their feedback, through these.
     ("record_events", lambda d, n: d.record_events([served(n, "late-1"), served(n, "late-2")])),

@@ -303,7 +303,7 @@ def test_a_deployment_without_monitoring_and_the_mistakes(served, database):
         (f"/deployments/{NAME}/monitoring?start=5", 404, "start: no evaluated window starts at 5"),
         (f"/deployments/{NAME}/monitoring?start=-1", 422, "start:"),
         ("/deployments/nope/monitoring", 404, "no deployment named &#39;nope&#39;"),
-        ("/monitoring?page=9", 404, "page: there are pages 1 to 1"),
+        ("/monitoring?page=9", 404, "page: there is no page 9"),
     ]:
         response = client.get(path)
         assert response.status_code == status and message in response.text, path

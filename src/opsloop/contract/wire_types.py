@@ -96,6 +96,15 @@ TimeMs = Annotated[int, Field(strict=True, ge=MIN_TIME_MS, le=MAX_TIME_MS), _INT
 AskedTimeMs = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX), _INTEGRAL]
 Version = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), _INTEGRAL]
 Approvals = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), _INTEGRAL]
+#: The most rows one page of a listing may ask for.
+MAX_PAGE_ROWS = 10_000
+#: How many rows a page of a listing holds (``limit``), or the newest entries of a log
+#: (``last``).
+PageRows = Annotated[int, Field(strict=True, ge=1, le=MAX_PAGE_ROWS), _INTEGRAL]
+#: How many rows of a listing come before its page.
+Offset = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), _INTEGRAL]
+#: An audit entry's id: a log's page ends before (``before``) one of them.
+EntryId = Annotated[int, Field(strict=True, ge=1, le=INT64_MAX), _INTEGRAL]
 # Not refusing NaN here: the library refuses it with the metric's name, and a 422 that
 # echoed a NaN input could not be written as JSON.
 Number = Annotated[float, Field(strict=True)]

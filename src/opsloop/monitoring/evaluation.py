@@ -630,45 +630,68 @@ def _evaluate_window(
 
 
 def read_evaluations(
-    db: Database, deployment: str, windowing: Windowing | None = None
+    db: Database,
+    deployment: str,
+    windowing: Windowing | None = None,
+    *,
+    variant: str | None = None,
+    last: int | None = None,
 ) -> list[WindowEvaluation]:
-    """The evaluated windows of ``deployment``, oldest first.
+    """The evaluated windows of ``deployment`` (of one ``variant``, or all), oldest first:
+    the newest ``last`` of them, or all.
 
     >>> read_evaluations(db, "nothing-yet")
     []
     """
     windowing = windowing or Windowing()
+    query = sa.select(
+        _evaluations.c.variant, _evaluations.c.start_ms, _evaluations.c.metrics_json
+    ).where(
+        _evaluations.c.deployment == deployment,
+        _evaluations.c.window_ms == windowing.window_ms,
+    )
+    if variant is not None:
+        query = query.where(_evaluations.c.variant == variant)
+    if last is None:
+        query = query.order_by(_evaluations.c.start_ms, _evaluations.c.variant)
+    else:
+        query = query.order_by(_evaluations.c.start_ms.desc(), _evaluations.c.variant.desc()).limit(
+            last
+        )
     with db.read() as connection:
-        rows = connection.execute(
-            sa.select(_evaluations.c.variant, _evaluations.c.start_ms, _evaluations.c.metrics_json)
-            .where(
-                _evaluations.c.deployment == deployment,
-                _evaluations.c.window_ms == windowing.window_ms,
-            )
-            .order_by(_evaluations.c.start_ms, _evaluations.c.variant)
-        ).all()
+        rows = connection.execute(query).all()
+    if last is not None:
+        rows = rows[::-1]
     return [WindowEvaluation(v, int(s), json.loads(m), ()) for v, s, m in rows]
 
 
-def read_alerts(db: Database, deployment: str) -> pd.DataFrame:
-    """The alerts of ``deployment``, oldest first: ``variant``, ``rule``, ``action``,
-    ``start_ms`` (of the window that fired it), ``at_ms`` and the ``evidence``.
+def read_alerts(
+    db: Database, deployment: str, *, variant: str | None = None, last: int | None = None
+) -> pd.DataFrame:
+    """The alerts of ``deployment`` (of one ``variant``, or all), oldest first: the newest
+    ``last`` of them, or all; ``variant``, ``rule``, ``action``, ``start_ms`` (of the window
+    that fired it), ``at_ms`` and the ``evidence``.
 
     >>> read_alerts(db, "nothing-yet").columns.tolist()
     ['variant', 'rule', 'action', 'start_ms', 'at_ms', 'evidence']
     """
+    query = sa.select(
+        _alerts.c.variant,
+        _alerts.c.rule,
+        _alerts.c.action,
+        _alerts.c.evidence_json,
+        _alerts.c.at_ms,
+    ).where(_alerts.c.deployment == deployment)
+    if variant is not None:
+        query = query.where(_alerts.c.variant == variant)
+    if last is None:
+        query = query.order_by(_alerts.c.id)
+    else:
+        query = query.order_by(_alerts.c.id.desc()).limit(last)
     with db.read() as connection:
-        rows = connection.execute(
-            sa.select(
-                _alerts.c.variant,
-                _alerts.c.rule,
-                _alerts.c.action,
-                _alerts.c.evidence_json,
-                _alerts.c.at_ms,
-            )
-            .where(_alerts.c.deployment == deployment)
-            .order_by(_alerts.c.id)
-        ).all()
+        rows = connection.execute(query).all()
+    if last is not None:
+        rows = rows[::-1]
     records = []
     for variant, rule, action, evidence_json, at_ms in rows:
         evidence = json.loads(evidence_json)

@@ -157,11 +157,17 @@ class Monitoring:
         return window_starts(self.db, deployment, Windowing(window))
 
     def evaluations(
-        self, deployment: str, *, window: str = "1h", variant: str | None = None
+        self,
+        deployment: str,
+        *,
+        window: str = "1h",
+        variant: str | None = None,
+        last: int | None = None,
     ) -> list[WindowEvaluation]:
-        """The evaluated windows, oldest first (one ``variant``'s, or every variant's)."""
-        found = read_evaluations(self.db, deployment, Windowing(window))
-        return [e for e in found if variant is None or e.variant == variant]
+        """The evaluated windows, oldest first (one ``variant``'s, or every variant's): the
+        newest ``last`` of them, or all."""
+        _check_last(last)
+        return read_evaluations(self.db, deployment, Windowing(window), variant=variant, last=last)
 
     def evaluate(
         self,
@@ -219,15 +225,17 @@ class Monitoring:
         """
         return gauge_readings(self.db, None if deployment is None else [deployment])
 
-    def alerts(self, deployment: str, *, variant: str | None = None) -> pd.DataFrame:
-        """The alerts, oldest first (one ``variant``'s, or every variant's).
+    def alerts(
+        self, deployment: str, *, variant: str | None = None, last: int | None = None
+    ) -> pd.DataFrame:
+        """The alerts, oldest first (one ``variant``'s, or every variant's): the newest
+        ``last`` of them, or all.
 
         >>> Monitoring(db).alerts("nothing-yet").columns.tolist()
         ['variant', 'rule', 'action', 'start_ms', 'at_ms', 'evidence']
         """
-        found = read_alerts(self.db, deployment)
-        if variant is not None:
-            found = found[found["variant"] == variant].reset_index(drop=True)
+        _check_last(last)
+        found = read_alerts(self.db, deployment, variant=variant, last=last)
         return found[list(ALERT_COLUMNS)]
 
     def actions(
@@ -405,3 +413,8 @@ class Monitoring:
             return feature_distribution(values, reference.sample.frame()[feature], bins=bins)
         except ValueError as error:
             raise InvalidArgumentError(str(error)) from None
+
+
+def _check_last(last: int | None) -> None:
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise InvalidArgumentError(f"last: must be a whole number of at least 1, got {last!r}")

@@ -188,9 +188,15 @@ class MonitoringService(Protocol):
         ...
 
     def evaluations(
-        self, deployment: Name, *, window: WindowLength = "1h", variant: Name | None = None
+        self,
+        deployment: Name,
+        *,
+        window: WindowLength = "1h",
+        variant: Name | None = None,
+        last: Last | None = None,
     ) -> list[WindowEvaluation]:
-        """The evaluated windows, oldest first, with their metrics."""
+        """The evaluated windows, oldest first, with their metrics: the newest ``last``, or
+        all."""
         ...
 
     def evaluate(
@@ -220,8 +226,11 @@ class MonitoringService(Protocol):
         """The latest evaluated windows, the label counts and the alerts."""
         ...
 
-    def alerts(self, deployment: Name, *, variant: Name | None = None) -> pd.DataFrame:
-        """The alerts raised, oldest first, with their evidence."""
+    def alerts(
+        self, deployment: Name, *, variant: Name | None = None, last: Last | None = None
+    ) -> pd.DataFrame:
+        """The alerts raised, oldest first, with their evidence: the newest ``last``, or
+        all."""
         ...
 
     def actions(
@@ -644,7 +653,7 @@ MONITORING_OPERATIONS = ServiceTable(
             "GET",
             "/monitoring/{deployment:path}/evaluations",
             answer=_EVALUATIONS,
-            query=("window", "variant"),
+            query=("window", "variant", "last"),
         ),
         Operation(
             "evaluate",
@@ -678,7 +687,7 @@ MONITORING_OPERATIONS = ServiceTable(
                 _frame(ALERT_COLUMNS),
                 title="MonitoringAlerts",
             ),
-            query=("variant",),
+            query=("variant", "last"),
         ),
         Operation(
             "actions",

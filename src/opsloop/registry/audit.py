@@ -365,24 +365,52 @@ def model_entity_clause(name: str) -> sa.ColumnElement[bool]:
 
 
 def audit_entries(
-    db: Database, *, entity: str | None = None, model: str | None = None
+    db: Database,
+    *,
+    entity: str | None = None,
+    model: str | None = None,
+    last: int | None = None,
+    before: int | None = None,
+    action: str | None = None,
 ) -> pd.DataFrame:
     """The log as a table (oldest first): every entry, those of exactly ``entity``, or those
-    of model ``model`` (see :func:`model_entity_clause`).
+    of model ``model`` (see :func:`model_entity_clause`); with ``action``, only entries of
+    that action; with ``before``, only entries whose id is lower; with ``last``, only the
+    newest ``last`` of those (a page of a long log, read from its index, not the whole log).
 
     >>> from opsloop.store import Database
     >>> list(audit_entries(Database("sqlite://")).columns)[:4]
     ['id', 'time', 'actor', 'action']
+    >>> with db.write() as c:
+    ...     for n in range(5):
+    ...         _ = append_audit(c, "ana", "move", "model:p", None, None, n)
+    >>> audit_entries(db, model="p", last=2)["after"].tolist()
+    [3, 4]
+    >>> newest = audit_entries(db, model="p", last=2)["id"].iloc[0]
+    >>> audit_entries(db, model="p", last=2, before=int(newest))["after"].tolist()
+    [1, 2]
     """
     if entity is not None and model is not None:
         raise InvalidArgumentError("give an entity or a model, not both")
-    query = sa.select(_log).order_by(_log.c.id)
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise InvalidArgumentError(f"last: must be a whole number of at least 1, got {last!r}")
+    query = sa.select(_log)
     if entity is not None:
         query = query.where(_log.c.entity == entity)
     elif model is not None:
         query = query.where(model_entity_clause(model))
+    if action is not None:
+        query = query.where(_log.c.action == action)
+    if before is not None:
+        query = query.where(_log.c.id < before)
+    if last is None:
+        query = query.order_by(_log.c.id)
+    else:
+        query = query.order_by(_log.c.id.desc()).limit(last)
     with db.read() as connection:
         rows = connection.execute(query).mappings().all()
+    if last is not None:
+        rows = rows[::-1]
     return audit_frame(
         {
             **{k: row[k] for k in _COLUMNS},

@@ -75,6 +75,7 @@ from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
 from opsloop.store.database import Database, open_database
 from opsloop.store.location import artifact_uri
+from opsloop.store.page_bounds import page_bounds
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import (
     INT32_MAX,
@@ -982,29 +983,38 @@ class ModelRegistry(ModelReferences):
             raise UnknownModelError(f"model {name!r} has no {what}")
         return lineage_from_rows(rows, alias)
 
-    def list_models(self) -> pd.DataFrame:
-        """One row per model: ``name``, ``description``, ``latest_version``, ``aliases``.
+    def list_models(
+        self, name: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> pd.DataFrame:
+        """One row per model: ``name``, ``description``, ``latest_version``, ``aliases``;
+        by name, the ``limit`` models (default: all) after the first ``offset``, or the one
+        model called ``name`` (no row if there is none).
 
-        >>> len(registry.list_models())
-        0
+        >>> for model in ("b", "a", "c"):
+        ...     _ = registry.register(model, b"x", flavor="onnx")
+        >>> registry.list_models(limit=2, offset=1)["name"].tolist()
+        ['b', 'c']
+        >>> registry.list_models("c")["latest_version"].tolist(), len(registry.list_models("d"))
+        ([1], 0)
         """
+        limit, offset = page_bounds(limit, offset)
         latest = (
             sa.select(sa.func.max(_versions.c.version))
             .where(_versions.c.model_id == _models.c.id)
             .scalar_subquery()
         )
+        query = sa.select(
+            _models.c.id, _models.c.name, _models.c.description, latest.label("latest_version")
+        ).order_by(_models.c.name)
+        if name is not None:
+            query = query.where(_models.c.name == name)
+        query = query.limit(limit).offset(offset)
         with self.db.read() as connection:
-            rows = connection.execute(
-                sa.select(
-                    _models.c.id,
-                    _models.c.name,
-                    _models.c.description,
-                    latest.label("latest_version"),
-                ).order_by(_models.c.name)
-            ).all()
+            rows = connection.execute(query).all()
             alias_rows = connection.execute(
                 sa.select(_aliases.c.model_id, _aliases.c.name, _versions.c.version)
                 .join(_versions, _versions.c.id == _aliases.c.version_id)
+                .where(_aliases.c.model_id.in_([row.id for row in rows]))
                 .order_by(_aliases.c.name)
             ).all()
         aliases: dict[int, dict[str, int]] = {}
@@ -1034,12 +1044,16 @@ class ModelRegistry(ModelReferences):
         alias: str | None = None,
         min_metrics: Mapping[str, float] | None = None,
         max_metrics: Mapping[str, float] | None = None,
+        model: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> pd.DataFrame:
-        """Versions matching all the given conditions, newest first, as a DataFrame.
+        """Versions matching all the given conditions, newest first, as a DataFrame: the
+        ``limit`` versions (default: all) after the first ``offset``.
 
         ``text`` matches model names and model or version descriptions (case-insensitive);
         ``tags`` version tags exactly; ``alias`` versions holding that alias; ``min_metrics``
-        and ``max_metrics`` bound version metrics.
+        and ``max_metrics`` bound version metrics; ``model`` is a model's exact name.
 
         A version's metrics are those given to :meth:`register`, completed by the latest
         values its source run logged: where both name a metric, the registered value wins.
@@ -1057,7 +1071,10 @@ class ModelRegistry(ModelReferences):
         >>> found = registry.search(min_metrics={"auc": 0.85})
         >>> found[["model", "version"]].values.tolist(), found["metrics"].tolist()
         ([['churn', 2]], [{'auc': 0.9, 'loss': 0.2}])
+        >>> registry.search(model="churn", limit=1, offset=1)["version"].tolist()
+        [1]
         """
+        limit, offset = page_bounds(limit, offset)
         vt = tables.version_tags
         query = sa.select(_models.c.name, _versions.c.id, _versions.c.version).join(
             _models, _models.c.id == _versions.c.model_id
@@ -1081,10 +1098,19 @@ class ModelRegistry(ModelReferences):
             query = query.where(
                 sa.exists().where(_aliases.c.version_id == _versions.c.id, _aliases.c.name == alias)
             )
+        if model is not None:
+            query = query.where(_models.c.name == model)
         for bound, op in ((min_metrics, "ge"), (max_metrics, "le")):
             for key, value in (bound or {}).items():
                 query = query.where(_metric_bound(key, metric_value(key, value), op))
-        chosen = query.with_only_columns(_versions.c.id)
+        newest_first = (_versions.c.created_ms.desc(), _versions.c.id.desc())
+        # The page's versions only: their details are read for the rows shown.
+        chosen = (
+            query.with_only_columns(_versions.c.id)
+            .order_by(*newest_first)
+            .limit(limit)
+            .offset(offset)
+        )
         runs = tables.runs
         rows_query = (
             query.with_only_columns(
@@ -1098,7 +1124,9 @@ class ModelRegistry(ModelReferences):
                 _versions.c.run_id.label("run_key"),
             )
             .outerjoin(runs, runs.c.id == _versions.c.run_id)
-            .order_by(_versions.c.created_ms.desc(), _versions.c.id.desc())
+            .order_by(*newest_first)
+            .limit(limit)
+            .offset(offset)
         )
         # Two queries in all, whatever the number of versions found: the rows, then every
         # version's metrics, tags and aliases.
@@ -1139,16 +1167,21 @@ class ModelRegistry(ModelReferences):
         """
         return audit_head(self.db)
 
-    def audit(self, name: str | None = None) -> pd.DataFrame:
+    def audit(
+        self, name: str | None = None, *, last: int | None = None, before: int | None = None
+    ) -> pd.DataFrame:
         """The audit log (every entity, or those of model ``name``, its versions and its
-        aliases), oldest first.
+        aliases), oldest first; with ``before``, the entries whose id is lower, and with
+        ``last``, the newest ``last`` of those (a page of a long log).
 
         >>> _ = registry.register("m", b"x", flavor="onnx")
         >>> _ = registry.register("m2", b"x", flavor="onnx")
         >>> registry.audit("m")["entity"].tolist()
         ['model:m', 'model:m/version:1']
+        >>> registry.audit("m", last=1)["entity"].tolist()
+        ['model:m/version:1']
         """
-        return audit_entries(self.db, model=name)
+        return audit_entries(self.db, model=name, last=last, before=before)
 
 
 def _alias_protection(connection: Connection, model_id: int, alias: str) -> tuple[int, bool | str]:

@@ -36,10 +36,13 @@ from opsloop.contract.operation import Answer, Operation, ServiceTable, record, 
 from opsloop.contract.wire_types import (
     Approvals,
     AskedTimeMs,
+    EntryId,
     Key,
     Name,
     Number,
+    Offset,
     OneOf,
+    PageRows,
     Scalar,
     Sha256,
     Text,
@@ -63,8 +66,11 @@ class RegistryService(Protocol):
     (see :class:`~opsloop.registry.ModelRegistry` for the rules). ``actor`` is the acting
     user: locally it defaults to the registry's, over HTTP the token's owner acts."""
 
-    def list_models(self) -> pd.DataFrame:
-        """Every registered model with its latest version and aliases."""
+    def list_models(
+        self, name: Key | None = None, *, limit: PageRows | None = None, offset: Offset = 0
+    ) -> pd.DataFrame:
+        """Registered models by name with their latest version and aliases: the ``limit``
+        models (default: all) after the first ``offset``, or the one called ``name``."""
         ...
 
     def search(
@@ -75,8 +81,12 @@ class RegistryService(Protocol):
         alias: Name | None = None,
         min_metrics: Mapping[Name, Number] | None = None,
         max_metrics: Mapping[Name, Number] | None = None,
+        model: Key | None = None,
+        limit: PageRows | None = None,
+        offset: Offset = 0,
     ) -> pd.DataFrame:
-        """Versions matching text, tags, alias and metric bounds, newest first."""
+        """Versions matching text, tags, alias, metric bounds and a model's exact name,
+        newest first: the ``limit`` versions (default: all) after the first ``offset``."""
         ...
 
     def register(
@@ -182,8 +192,15 @@ class RegistryService(Protocol):
         passed gate where they require one, first)."""
         ...
 
-    def audit(self, name: Name | None = None) -> pd.DataFrame:
-        """The audit log, oldest first (all entities, or one model's)."""
+    def audit(
+        self,
+        name: Name | None = None,
+        *,
+        last: PageRows | None = None,
+        before: EntryId | None = None,
+    ) -> pd.DataFrame:
+        """The audit log, oldest first (all entities, or one model's); with ``before``, the
+        entries whose id is lower, and with ``last``, the newest ``last`` of those."""
         ...
 
     def verify_audit_log(self, head: Sha256 | None = None) -> AuditVerification:
@@ -340,6 +357,7 @@ REGISTRY_OPERATIONS = ServiceTable(
             "list_models",
             "GET",
             "/models",
+            query=("name", "limit", "offset"),
             answer=wrapped(
                 "models", list[ModelRow], frame_records, _models_frame, title="ModelList"
             ),
@@ -426,7 +444,12 @@ REGISTRY_OPERATIONS = ServiceTable(
         ),
         Operation("audit_head", "GET", "/audit/head", answer=Answer(AuditHead)),
         Operation(
-            "audit", "GET", "/audit", answer=_AUDIT, query=("name",), renamed={"name": "model"}
+            "audit",
+            "GET",
+            "/audit",
+            answer=_AUDIT,
+            query=("name", "last", "before"),
+            renamed={"name": "model"},
         ),
     ],
     composed=("register", "load", "artifact_bytes", "resolve", "load_reference"),

@@ -46,11 +46,14 @@ from opsloop.contract.wire_types import (
     MAX_LIST_LENGTH,
     Approvals,
     AskedTimeMs,
+    EntryId,
     Flag,
     Key,
     Name,
     Number,
+    Offset,
     OneOf,
+    PageRows,
     Text,
     TimeMs,
     Version,
@@ -224,16 +227,35 @@ class DeploymentService(Protocol):
     :class:`~opsloop.serving.Deployments` for the rules). ``actor`` is the acting user:
     locally it defaults to the current user, over HTTP the token's owner acts."""
 
-    def list(self) -> pd.DataFrame:
-        """One row per deployment: its strategy, automation level and variants."""
+    def list(
+        self,
+        *,
+        limit: PageRows | None = None,
+        offset: Offset = 0,
+        model: Key | None = None,
+        version: Version | None = None,
+    ) -> pd.DataFrame:
+        """One row per deployment by name, its strategy, automation level and variants: the
+        ``limit`` deployments (default: all) after the first ``offset``; with ``model`` or
+        ``version``, those serving that model, or that version (of that model if given),
+        now."""
         ...
 
     def lineage(self, name: Key, variant: Key | None = None) -> tuple[VariantLineage, ...]:
         """For each variant (or the one named): the lineage of the version it serves now."""
         ...
 
-    def history(self, name: Key) -> pd.DataFrame:
-        """Every change of the deployment, oldest first."""
+    def history(
+        self,
+        name: Key,
+        *,
+        last: PageRows | None = None,
+        before: EntryId | None = None,
+        action: Key | None = None,
+    ) -> pd.DataFrame:
+        """Every change of the deployment, oldest first; with ``action``, those of that
+        action only; with ``before``, those whose entry id is lower; with ``last``, the
+        newest ``last`` of those."""
         ...
 
     def traffic(
@@ -542,6 +564,7 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "list",
             "GET",
             "/deployments",
+            query=("limit", "offset", "model", "version"),
             answer=wrapped(
                 "deployments",
                 list[DeploymentRow],
@@ -561,6 +584,7 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "history",
             "GET",
             "/deployments/{name:path}/history",
+            query=("last", "before", "action"),
             answer=wrapped(
                 "entries",
                 list[AuditEntry],

@@ -97,6 +97,7 @@ from opsloop.serving.shadow_agreement import ShadowAgreement, shadow_agreement
 from opsloop.serving.traffic_series import TrafficSeries, traffic_series
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
+from opsloop.store.page_bounds import page_bounds
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import checked_int, checked_key, checked_text
 
@@ -921,24 +922,48 @@ class Deployments:
             self, name, detector, action=action, actor=actor or self.actor, reason=reason
         )
 
-    def list(self) -> pd.DataFrame:
-        """One row per deployment; ``variants`` reads ``name=MODEL/VERSION`` or
-        ``name=MODEL@ALIAS`` with the role and weight, in order.
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        model: str | None = None,
+        version: int | None = None,
+    ) -> pd.DataFrame:
+        """One row per deployment, by name: the ``limit`` deployments (default: all) after
+        the first ``offset``; with ``model`` or ``version``, only those with a variant
+        serving that model now, or that version (of that model, if given; fixed or through
+        an alias);
+        ``variants`` reads ``name=MODEL/VERSION`` or ``name=MODEL@ALIAS`` with the role and
+        weight, in order.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
         >>> Deployments(db).list()[["name", "strategy", "variants"]].values.tolist()
         [['api', 'single', 'stable=credit/1 (primary, 1)']]
+        >>> _ = Deployments(db).deploy("web", [Variant("stable", "credit", version=1)])
+        >>> Deployments(db).list(limit=1, offset=1)["name"].tolist()
+        ['web']
+        >>> _ = registry.register("credit", b"y", flavor="onnx")
+        >>> _ = Deployments(db).deploy("web", [Variant("stable", "credit", version=2)])
+        >>> Deployments(db).list(model="credit", version=2)["name"].tolist()
+        ['web']
+        >>> registry.set_alias("credit", "prod", 1)
+        >>> _ = Deployments(db).deploy("app", [Variant("stable", "credit", alias="prod")])
+        >>> Deployments(db).list(model="credit", version=1)["name"].tolist()
+        ['api', 'app']
         """
+        limit, offset = page_bounds(limit, offset)
         protected = tables.protected_deployments
+        heads_query = sa.select(_deployments, protected.c.required_approvals).select_from(
+            _deployments.outerjoin(protected, protected.c.name == _deployments.c.name)
+        )
+        if model is not None or version is not None:
+            heads_query = heads_query.where(_deployments.c.id.in_(_serving(model, version)))
         with self.db.read() as connection:
             heads = (
                 connection.execute(
-                    sa.select(_deployments, protected.c.required_approvals)
-                    .select_from(
-                        _deployments.outerjoin(protected, protected.c.name == _deployments.c.name)
-                    )
-                    .order_by(_deployments.c.name)
+                    heads_query.order_by(_deployments.c.name).limit(limit).offset(offset)
                 )
                 .mappings()
                 .all()
@@ -959,6 +984,7 @@ class Deployments:
                         _versions, _versions.c.id == _variants.c.version_id
                     )
                 )
+                .where(_variants.c.deployment_id.in_([head["id"] for head in heads]))
                 .order_by(_variants.c.deployment_id, _variants.c.position)
             ).all()
         described: dict[int, list[str]] = {}
@@ -1152,8 +1178,18 @@ class Deployments:
             samples=shadows,
         )
 
-    def history(self, name: str) -> pd.DataFrame:
-        """Every change of the deployment, oldest first (the audit log's entries).
+    def history(
+        self,
+        name: str,
+        *,
+        last: int | None = None,
+        before: int | None = None,
+        action: str | None = None,
+    ) -> pd.DataFrame:
+        """Every change of the deployment, oldest first (the audit log's entries); with
+        ``action``, the changes of that action only (``deploy``, ``approve``...); with
+        ``before``, those whose entry id is lower; with ``last``, the newest ``last`` of
+        those (a page of a long history).
 
         >>> deployments = Deployments(db)
         >>> _ = registry.register("credit", b"x", flavor="onnx")
@@ -1161,8 +1197,36 @@ class Deployments:
         >>> deployments.retire("api", reason="replaced by api-v2")
         >>> deployments.history("api")[["action", "reason"]].values.tolist()
         [['deploy', None], ['retire', 'replaced by api-v2']]
+        >>> deployments.history("api", last=1)["action"].tolist()
+        ['retire']
+        >>> deployments.history("api", action="deploy")["action"].tolist()
+        ['deploy']
         """
-        return audit_entries(self.db, entity=_entity(name))
+        return audit_entries(self.db, entity=_entity(name), last=last, before=before, action=action)
+
+
+def _serving(model: str | None, version: int | None) -> sa.Select:
+    """The ids of the deployments with a variant serving now ``model`` (any model if
+    ``None``), in ``version`` (any if ``None``), fixed or through an alias."""
+    serving = sa.func.coalesce(_variants.c.version_id, _aliases.c.version_id)
+    query = (
+        sa.select(_variants.c.deployment_id)
+        .join(_models, _models.c.id == _variants.c.model_id)
+        .outerjoin(
+            _aliases,
+            sa.and_(
+                _aliases.c.model_id == _variants.c.model_id,
+                _aliases.c.name == _variants.c.alias,
+            ),
+        )
+    )
+    if model is not None:
+        query = query.where(_models.c.name == model)
+    if version is not None:
+        query = query.join(_versions, _versions.c.id == serving).where(
+            _versions.c.version == version
+        )
+    return query
 
 
 def _resolve(connection: Connection, variant: Variant) -> tuple[int, int, int]:

@@ -1,6 +1,10 @@
 """The web dashboard (layer 5): experiments, models, deployments, monitoring, reports and the
 review queue as server-rendered pages.
 
+Parts of a page that change while a deployment runs (the deployment's status, monitoring's
+newest windows and alerts, the live traffic panel) are fragments the page refetches in
+place (:file:`static/fragments.js`, :file:`static/live.js`).
+
 The pages read through the services' Python API (the tracking store, the model registry,
 the deployments, the monitoring and the review queue the server keeps on ``app.state``),
 never the database directly. The server
@@ -9,6 +13,8 @@ mounts them with :func:`~opsloop.ui.mount.install_dashboard`, handing over its t
 Modules: :mod:`.mount` (the entry), :mod:`.run_pages`, :mod:`.model_pages`,
 :mod:`.deployment_pages` and :mod:`.login_pages` (routes), :mod:`.version_actions` and
 :mod:`.deployment_actions` (forms that change state, checked by :mod:`.form_posts`),
+:mod:`.rollout_state` (a canary's gates and a bandit's arms, on the deployment page's live
+status and the results page),
 :mod:`.review_pages` (the review queue), :mod:`.live_pages` and :mod:`.traffic_charts` (a
 deployment's traffic per variant, refreshed in place), :mod:`.result_pages` (rollouts, A/B
 and shadows), :mod:`.monitoring_pages` and :mod:`.monitoring_charts` (a deployment's
@@ -16,7 +22,8 @@ monitored windows and alerts), :mod:`.report_pages` (the HTML reports logged in 
 opened in a sandbox),
 :mod:`.session_check` (the session cookie), :mod:`.page_route` (errors as pages),
 :mod:`.rendering` (templates and headers), :mod:`.run_table` (keyset pages of runs),
-:mod:`.row_pages`, :mod:`.metric_charts` and :mod:`.series_downsampling` (min/max per bucket).
+:mod:`.row_pages` (listings and logs read a page at a time), :mod:`.metric_charts` and
+:mod:`.series_downsampling` (min/max per bucket).
 
 >>> from fastapi import FastAPI
 >>> from opsloop.registry import User

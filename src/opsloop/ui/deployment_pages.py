@@ -4,9 +4,10 @@ at a chosen time."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
@@ -14,13 +15,17 @@ from opsloop.registry import User
 from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
-from opsloop.ui.row_pages import row_page
+from opsloop.ui.rollout_state import bandit_arms, canary_gates, rollout_of
+from opsloop.ui.row_pages import PageNumber, log_page, row_page
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
-#: The newest history entries a deployment page shows.
+#: The history entries a deployment page shows at a time, newest first.
 HISTORY_SHOWN = 100
+Refresh = Annotated[int, Query(ge=0, le=300)]
+#: The newest approvals recorded since the last deploy that a deployment page lists.
+PENDING_SHOWN = 100
 
 
 def moment_ms(text: str, field: str = "at") -> int:
@@ -76,20 +81,65 @@ def traffic(deployment) -> list[dict]:
 
 
 @router.get("/deployments")
-def deployments_page(request: Request, user: Viewer, page: int = 1) -> Response:
+def deployments_page(request: Request, user: Viewer, page: PageNumber = 1) -> Response:
     """The deployments, 50 a page: strategy, automation level, variants."""
-    listing = row_page(request.app.state.deployments.list(), page)
+    deployments = request.app.state.deployments
+    listing = row_page(lambda limit, offset: deployments.list(limit=limit, offset=offset), page)
     return render(request, "deployments.html.j2", listing=listing)
 
 
 @router.get("/deployments/{name}")
 def deployment_page(
-    request: Request, user: Viewer, name: str, at: str | None = None, done: str | None = None
+    request: Request,
+    user: Viewer,
+    name: str,
+    at: str | None = None,
+    done: str | None = None,
+    history_before: Annotated[int | None, Query(ge=1)] = None,
+    refresh: Refresh = 5,
 ) -> Response:
-    """A deployment's definition and traffic split, its history, its variants' lineage, and
-    (with ``at``) what it served at that time; for editors and approvers, the forms that
-    change it (see :mod:`.deployment_actions`)."""
-    return deployment_view(request, name, at=at, notice=DONE.get(done or ""))
+    """A deployment's definition and traffic split, its history (100 changes at a time,
+    ``history_before``: those older than that entry), its variants' lineage, and (with
+    ``at``) what it served at that time; for editors and approvers, the forms that change
+    it (see :mod:`.deployment_actions`). The traffic split, the rollout's step and gates
+    and the newest change are refreshed in place every ``refresh`` seconds (0: never) from
+    :func:`status_fragment`."""
+    return deployment_view(
+        request,
+        name,
+        at=at,
+        notice=DONE.get(done or ""),
+        history_before=history_before,
+        refresh=refresh,
+    )
+
+
+@router.get("/deployments/{name}/status")
+def status_fragment(request: Request, user: Viewer, name: str) -> Response:
+    """The deployment page's live status alone (traffic split, rollout, newest change)."""
+    deployments = request.app.state.deployments
+    return render(
+        request, "deployment_status.html.j2", **status_context(deployments, deployments.get(name))
+    )
+
+
+def status_context(deployments, deployment, newest: list[dict] | None = None) -> dict:
+    """What the live status shows: the variants' traffic, the rollout (a canary's step and
+    gates, a bandit's arms) and the newest change of the history (read unless ``newest``,
+    the history's newest entries, is given)."""
+    rollout = rollout_of(deployments, deployment.name)
+    kind = None if rollout is None else rollout["state"].get("kind")
+    if newest is None:
+        newest = deployments.history(deployment.name, last=1).to_dict("records")
+    return {
+        "deployment": deployment,
+        "variants": traffic(deployment),
+        "rollout": rollout,
+        "kind": kind,
+        "gates": canary_gates(rollout) if kind == "canary" else [],
+        "arms": bandit_arms(rollout) if kind == "bandit" else [],
+        "newest_change": newest[0] if newest else None,
+    }
 
 
 #: What a change made from the deployment page says once done (``?done=``).
@@ -121,12 +171,14 @@ def definition_summary(document: dict) -> str:
     return f"{document['strategy']}: {', '.join(parts)}"
 
 
-def definition_changes(history: pd.DataFrame) -> tuple[dict | None, list[dict]]:
-    """From a deployment's history (oldest first): the deploy entry a rollback returns to
-    (the one before the newest, or ``None``) and the approvals recorded since the newest
-    deploy (pending: the deploy that uses them has not happened), each with how many
-    distinct people approved its definition so far."""
-    deploys = history[history["action"] == "deploy"]
+def definition_changes(
+    deploys: pd.DataFrame, approvals: pd.DataFrame
+) -> tuple[dict | None, list[dict]]:
+    """From a deployment's last two deploys and its newest approvals (history entries,
+    oldest first): the deploy entry a rollback returns to (the one before the newest, or
+    ``None``) and the approvals recorded since the newest deploy (pending: the deploy that
+    uses them has not happened), each with how many distinct people approved its
+    definition so far."""
     latest = int(deploys["id"].iloc[-1]) if len(deploys) else 0
     previous = None
     if len(deploys) > 1:
@@ -136,7 +188,7 @@ def definition_changes(history: pd.DataFrame) -> tuple[dict | None, list[dict]]:
             "time": row["time"],
             "summary": definition_summary(row["after"]),
         }
-    approvals = history[(history["action"] == "approve") & (history["id"] > latest)]
+    approvals = approvals[approvals["id"] > latest]
     approvers: dict[str, set] = {}
     for row in approvals.itertuples():
         approvers.setdefault(row.after["digest"], set()).add(row.actor)
@@ -161,23 +213,35 @@ def deployment_view(
     at: str | None = None,
     problem: FormProblem | None = None,
     notice: str | None = None,
+    history_before: int | None = None,
+    refresh: int = 0,
 ) -> Response:
     """The deployment page, with a form's ``problem`` shown beside it (and its status)."""
     deployments = request.app.state.deployments
     deployment = deployments.get(name)
     at_ms = moment_ms(at) if at else None
     then = None if at_ms is None else deployments.at(name, at_ms)
-    history = deployments.history(name)
-    previous, pending = definition_changes(history)
+    history, older = log_page(
+        lambda last, before: deployments.history(name, last=last, before=before),
+        history_before,
+        HISTORY_SHOWN,
+    )
+    previous, pending = definition_changes(
+        deployments.history(name, action="deploy", last=2),
+        deployments.history(name, action="approve", last=PENDING_SHOWN),
+    )
     return render(
         request,
         "deployment.html.j2",
         status=200 if problem is None else problem.status,
-        deployment=deployment,
-        variants=traffic(deployment),
+        **status_context(deployments, deployment, None if history_before else history),
+        refresh=refresh or None,
+        status_url=f"/deployments/{quote(name, safe='')}/status",
         lineage=deployments.lineage(name),
-        history=history.iloc[::-1].head(HISTORY_SHOWN).to_dict("records"),
-        history_total=len(history),
+        history=history,
+        history_before=history_before,
+        history_older=older,
+        history_shown=HISTORY_SHOWN,
         # The form's datetime-local field takes only YYYY-MM-DDTHH:MM:SS.
         at="" if at_ms is None else pd.Timestamp(at_ms, unit="ms").strftime("%Y-%m-%dT%H:%M:%S"),
         at_ms=at_ms,

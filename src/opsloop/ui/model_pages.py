@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from opsloop.errors import NotFoundError
@@ -13,53 +13,69 @@ from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.gate_verdicts import version_gate_verdicts
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
-from opsloop.ui.row_pages import row_page
+from opsloop.ui.row_pages import PageNumber, log_page, row_page
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
-#: The newest audit entries a model page shows.
+#: The audit entries a model page shows at a time, newest first.
 AUDIT_SHOWN = 100
 
 
-def _versions(registry, name: str):
-    """Every version of model ``name``, newest first (the registry's search, exact name)."""
-    found = registry.search(name)
-    return found[found["model"] == name].reset_index(drop=True)
+def model_record(registry, name: str) -> dict:
+    """Model ``name``'s row of the registry's listing (description, latest version,
+    aliases); a 404 naming it when there is none."""
+    found = registry.list_models(name)
+    if found.empty:
+        raise NotFoundError(f"unknown model {name!r}")
+    return found.iloc[0].to_dict()
 
 
 @router.get("/models")
-def models_page(request: Request, user: Viewer, page: int = 1) -> Response:
+def models_page(request: Request, user: Viewer, page: PageNumber = 1) -> Response:
     """Registered models with their latest version and aliases, 50 a page."""
-    listing = row_page(request.app.state.registry.list_models(), page)
+    registry = request.app.state.registry
+    listing = row_page(lambda limit, offset: registry.list_models(limit=limit, offset=offset), page)
     return render(request, "models.html.j2", listing=listing)
 
 
 @router.get("/models/{name}")
-def model_page(request: Request, user: Viewer, name: str, page: int = 1) -> Response:
-    """A model's versions (metrics, aliases, source run) and its audit log."""
+def model_page(
+    request: Request,
+    user: Viewer,
+    name: str,
+    page: PageNumber = 1,
+    audit_before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """A model's versions (metrics, aliases, source run), 50 a page, and its audit log,
+    100 entries at a time (``audit_before``: those older than that entry)."""
     registry = request.app.state.registry
-    known = registry.list_models()
-    described = known[known["name"] == name]
-    if described.empty:
-        raise NotFoundError(f"unknown model {name!r}")
-    listing = row_page(_versions(registry, name), page)
-    audit = registry.audit(name)
-    newest = audit.iloc[::-1].head(AUDIT_SHOWN).to_dict("records")
+    model = model_record(registry, name)
+    listing = row_page(
+        lambda limit, offset: registry.search(model=name, limit=limit, offset=offset), page
+    )
+    audit, older = log_page(
+        lambda last, before: registry.audit(name, last=last, before=before),
+        audit_before,
+        AUDIT_SHOWN,
+    )
     return render(
         request,
         "model.html.j2",
-        model=described.iloc[0].to_dict(),
+        model=model,
         listing=listing,
-        audit=newest,
-        audit_total=len(audit),
+        audit=audit,
+        audit_before=audit_before,
+        audit_older=older,
+        audit_shown=AUDIT_SHOWN,
     )
 
 
 def _serving(deployments, model: str, version: int) -> list[dict]:
-    """The deployments' variants serving ``model`` version ``version`` now."""
+    """The deployments' variants serving ``model`` version ``version`` now (the deployments
+    serving it are found by the service; only theirs are read)."""
     found = []
-    for name in deployments.list()["name"]:
+    for name in deployments.list(model=model, version=version)["name"]:
         deployment = deployments.get(name)
         for variant in deployment.variants:
             if variant.model == model and deployment.serving.get(variant.name) == version:
@@ -105,8 +121,7 @@ def version_view(
     record = registry.get_version(name, version)
     lineage = registry.lineage(name, version)
     serving = _serving(request.app.state.deployments, name, version)
-    known = registry.list_models()
-    aliases = known[known["name"] == name]["aliases"]
+    aliases = registry.list_models(name)["aliases"]
     return render(
         request,
         "version.html.j2",

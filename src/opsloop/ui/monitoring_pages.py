@@ -49,7 +49,7 @@ from opsloop.ui.monitoring_charts import (
 )
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import format_time, format_value, render
-from opsloop.ui.row_pages import row_page
+from opsloop.ui.row_pages import PageNumber, row_page
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
@@ -60,7 +60,12 @@ WINDOW_LENGTHS = ("5min", "15min", "1h", "6h", "1d")
 WINDOWS_SHOWN = 200
 #: The newest action outcomes a page shows.
 ACTIONS_SHOWN = 50
+#: The newest alerts a page shows.
+ALERTS_SHOWN = 100
+#: The newest windows the live "latest windows" part shows.
+LATEST_SHOWN = 5
 Start = Annotated[int | None, Query(ge=0)]
+Refresh = Annotated[int, Query(ge=0, le=300)]
 
 
 def drift_rows(drift: dict[str, dict] | None) -> list[dict[str, Any]]:
@@ -155,9 +160,10 @@ def _chosen(evaluations: list, start: int | None, variant: str | None):
 
 
 @router.get("/monitoring")
-def monitoring_index(request: Request, user: Viewer, page: int = 1) -> Response:
+def monitoring_index(request: Request, user: Viewer, page: PageNumber = 1) -> Response:
     """The deployments, 50 a page, each linking to its monitoring."""
-    listing = row_page(request.app.state.deployments.list(), page)
+    deployments = request.app.state.deployments
+    listing = row_page(lambda limit, offset: deployments.list(limit=limit, offset=offset), page)
     return render(request, "monitoring_index.html.j2", listing=listing)
 
 
@@ -170,13 +176,19 @@ def monitoring_page(
     variant: str = "",
     start: Start = None,
     start_variant: str = "",
+    refresh: Refresh = 10,
 ) -> Response:
     """The windows of length ``window`` (of one ``variant``, or all), with the feature
     tables of the window starting at ``start`` (``start_variant``'s where several variants
-    have one; default the newest window)."""
+    have one; default the newest window). The newest windows and the alerts are refreshed
+    in place every ``refresh`` seconds (0: never) from :func:`latest_fragment` and
+    :func:`alerts_fragment`."""
     deployment = request.app.state.deployments.get(name)  # a 404 naming it when there is none
     monitoring = request.app.state.monitoring
-    evaluations = monitoring.evaluations(name, window=window, variant=variant or None)
+    # One window more than shown says whether older ones exist.
+    evaluations = monitoring.evaluations(
+        name, window=window, variant=variant or None, last=WINDOWS_SHOWN + 1
+    )
     shown = evaluations[-WINDOWS_SHOWN:]
     chosen = _chosen(shown, start, start_variant or None)
     status = monitoring.status(name, window=window, last=1)
@@ -210,6 +222,7 @@ def monitoring_page(
         *([residual_figure(shown)] if has_metric(shown, "residual_mean") else []),
     ]  # fmt: skip
     newest_first = shown[::-1]
+    alerts = alert_rows(monitoring.alerts(name, variant=variant or None, last=ALERTS_SHOWN + 1))
     feature_alarms = [
         {"evaluation": e, **alarm, "text": feature_alarm_text(alarm)}
         for e in newest_first
@@ -231,7 +244,7 @@ def monitoring_page(
         # The detectors were on in some window (their count is None where they were off).
         watched=has_metric(shown, "feature_alarms"),
         feature_alarms=feature_alarms,
-        total=len(evaluations),
+        older_windows=len(evaluations) > len(shown),
         shown_most=WINDOWS_SHOWN,
         chosen=chosen,
         chosen_link=None if chosen is None else link(chosen),
@@ -242,7 +255,13 @@ def monitoring_page(
         previous_drift=drift_rows(None if chosen is None else chosen.metrics.get("previous_drift")),
         reference=_reference(monitoring, name),
         labels=status["labels"],
-        alerts=alert_rows(monitoring.alerts(name, variant=variant or None)),
+        alerts=alerts[:ALERTS_SHOWN],
+        older_alerts=len(alerts) > ALERTS_SHOWN,
+        latest=newest_first[:LATEST_SHOWN],
+        newest_alert=alerts[0] if alerts else None,
+        refresh=refresh or None,
+        latest_url=f"{base}/latest?{urlencode(_selection(window, variant))}",
+        alerts_url=f"{base}/alerts?{urlencode(_selection(window, variant))}",
         actions=monitoring.actions(
             name, window=window, variant=variant or None, last=ACTIONS_SHOWN
         ),
@@ -251,4 +270,45 @@ def monitoring_page(
         figure_titles=[f["layout"]["title"]["text"] for f in figures],
         link=link,
         distribution_link=distribution_link,
+    )
+
+
+def _selection(window: str, variant: str) -> dict[str, str]:
+    return {"window": window, **({"variant": variant} if variant else {})}
+
+
+@router.get("/deployments/{name}/monitoring/latest")
+def latest_fragment(
+    request: Request, user: Viewer, name: str, window: str = "1h", variant: str = ""
+) -> Response:
+    """The monitoring page's newest windows alone (and the newest alert), for its refresh."""
+    request.app.state.deployments.get(name)  # a 404 naming it when there is none
+    monitoring = request.app.state.monitoring
+    latest = monitoring.evaluations(name, window=window, variant=variant or None, last=LATEST_SHOWN)
+    alerts = alert_rows(monitoring.alerts(name, variant=variant or None, last=1))
+    return render(
+        request,
+        "monitoring_latest.html.j2",
+        latest=latest[::-1],
+        newest_alert=alerts[0] if alerts else None,
+        window=window,
+        variant=variant,
+    )
+
+
+@router.get("/deployments/{name}/monitoring/alerts")
+def alerts_fragment(
+    request: Request, user: Viewer, name: str, window: str = "1h", variant: str = ""
+) -> Response:
+    """The monitoring page's alerts alone (the newest 100), for its refresh."""
+    request.app.state.deployments.get(name)
+    found = alert_rows(
+        request.app.state.monitoring.alerts(name, variant=variant or None, last=ALERTS_SHOWN + 1)
+    )
+    return render(
+        request,
+        "monitoring_alerts.html.j2",
+        alerts=found[:ALERTS_SHOWN],
+        older_alerts=len(found) > ALERTS_SHOWN,
+        variant=variant,
     )

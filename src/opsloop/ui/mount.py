@@ -37,6 +37,7 @@ _STATIC_TYPES = {
     "dashboard.css": "text/css; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "live.js": "text/javascript; charset=utf-8",
+    "fragments.js": "text/javascript; charset=utf-8",
     "plotly.min.js": "text/javascript; charset=utf-8",
 }
 

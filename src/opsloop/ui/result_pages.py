@@ -23,8 +23,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from opsloop.errors import InvalidArgumentError, NotFoundError
-from opsloop.learn.bandits import GaussianThompson, policy_from_dict
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
 from opsloop.serving.ab_report import OUTCOMES
 from opsloop.store.database import now_ms
@@ -32,12 +31,15 @@ from opsloop.ui.deployment_pages import moment_ms
 from opsloop.ui.live_pages import WINDOWS, window_ms
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
+from opsloop.ui.rollout_state import bandit_arms, canary_gates, rollout_of
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
 #: The prefix of the audit reason of every change a rollout makes.
 ROLLOUT_REASON = "rollout: "
+#: The newest history entries the page looks through for the rollout's changes.
+HISTORY_READ = 500
 
 
 def rollout_changes(history: pd.DataFrame) -> list[dict[str, Any]]:
@@ -80,81 +82,6 @@ def rollout_changes(history: pd.DataFrame) -> list[dict[str, Any]]:
     return changes[::-1]
 
 
-def bandit_arms(rollout: dict[str, Any]) -> list[dict[str, Any]]:
-    """A bandit rollout's arms: rewards counted and summed, their mean, the posterior where
-    the policy keeps one (``Beta(a, b)`` for Bernoulli Thompson sampling, the normal's mean
-    for Gaussian), and the share of traffic the arm gets now.
-
-    >>> arms = bandit_arms({"state": {"kind": "bandit", "policy": {
-    ...     "policy": "bernoulli_thompson", "arms": ["a", "b"],
-    ...     "params": {"prior_a": 1.0, "prior_b": 1.0, "draws": 100},
-    ...     "state": {"counts": [4, 0], "sums": [3.0, 0.0]}}}, "shares": {"a": 0.9, "b": 0.1}})
-    >>> [(a["arm"], a["mean"], a["posterior"], a["posterior_mean"], a["share"]) for a in arms]
-    [('a', 0.75, 'Beta(4, 2)', 0.6666666666666666, 0.9), ('b', None, 'Beta(1, 1)', 0.5, 0.1)]
-    """
-    document = rollout["state"]["policy"]
-    policy = policy_from_dict(document)
-    counts, sums = policy.counts, policy.sums
-    posteriors: list[tuple[str, float] | None] = [None] * len(policy.arms)
-    if document["policy"] == "bernoulli_thompson":
-        a = document["params"]["prior_a"] + sums
-        b = document["params"]["prior_b"] + counts - sums
-        posteriors = [
-            (f"Beta({x:g}, {y:g})", float(x / (x + y))) for x, y in zip(a, b, strict=True)
-        ]
-    elif isinstance(policy, GaussianThompson):
-        post = policy.posterior()
-        posteriors = [
-            (f"mean {m:.4g}, count {k:g}, shape {s:g}, scale {c:.4g}", float(m))
-            for m, k, s, c in zip(
-                post["mean"], post["count"], post["shape"], post["scale"], strict=True
-            )
-        ]
-    shares = rollout.get("shares", {})
-    return [
-        {
-            "arm": arm,
-            "rewards": int(n),
-            "reward_sum": float(total),
-            "mean": float(total / n) if n else None,
-            "posterior": None if posterior is None else posterior[0],
-            "posterior_mean": None if posterior is None else posterior[1],
-            "share": shares.get(arm),
-        }
-        for arm, n, total, posterior in zip(policy.arms, counts, sums, posteriors, strict=True)
-    ]
-
-
-def canary_gates(rollout: dict[str, Any]) -> list[dict[str, Any]]:
-    """A canary rollout's gates: each one's decision now (verdict, statistic, thresholds,
-    counts) with the parameters it runs with (the defaults filled in; unset ones left out).
-
-    >>> canary_gates({"state": {"gates": {"errors": {"params": {"alpha": 0.01, "beta": None}}}},
-    ...               "decisions": {"errors": {"verdict": "continue", "statistic": 0.5}}})
-    [{'gate': 'errors', 'params': {'alpha': 0.01}, 'verdict': 'continue', 'statistic': 0.5}]
-    """
-    gates = rollout["state"]["gates"]
-    return [
-        {
-            "gate": name,
-            "params": {
-                key: value
-                for key, value in gates.get(name, {}).get("params", {}).items()
-                if value is not None
-            },
-            **decision,
-        }
-        for name, decision in rollout.get("decisions", {}).items()
-    ]
-
-
-def _rollout(deployments: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return deployments.rollout(name)
-    except NotFoundError:  # no rollout was set: the page says so
-        return None
-
-
 @router.get("/deployments/{name}/results")
 def results_page(
     request: Request,
@@ -174,7 +101,7 @@ def results_page(
     span = window_ms(window)
     deployments = request.app.state.deployments
     deployment = deployments.get(name)
-    rollout = _rollout(deployments, name)
+    rollout = rollout_of(deployments, name)
     kind = None if rollout is None else rollout["state"].get("kind")
     live = [v for v in deployment.variants if v.role != "shadow"]
     report, report_problem = None, None
@@ -193,7 +120,8 @@ def results_page(
         kind=kind,
         gates=canary_gates(rollout) if kind == "canary" else [],
         arms=bandit_arms(rollout) if kind == "bandit" else [],
-        changes=rollout_changes(deployments.history(name)),
+        changes=rollout_changes(deployments.history(name, last=HISTORY_READ)),
+        history_read=HISTORY_READ,
         report=report,
         report_problem=report_problem,
         confidence=None if report is None else _confidence(report),
