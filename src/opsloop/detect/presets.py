@@ -96,6 +96,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "CUSUM": {
         "monitoring": {"k": 0.25, "h": 36.0, "warm_start": 1000},
+        "normal_scores": {"k": 0.25, "h": 28.3, "warm_start": 0, "target": 0.0, "sigma": 1.0},
     },
     "ADWIN": {
         "monitoring": {"delta": 0.0003, "clock": 4},

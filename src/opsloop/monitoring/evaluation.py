@@ -94,8 +94,6 @@ from opsloop.monitoring.decay_kind import decay_kind
 from opsloop.monitoring.error_stream import RESTART_REASON, read_errors
 from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.feature_stream import (
-    DETECTOR,
-    PRESET,
     SCALE,
     FeatureReference,
     feature_detector_setting,
@@ -488,12 +486,13 @@ def _evaluate_window(
                 inputs,
                 features["reference"],
                 features["max_features"],
+                features["detector"],
             )
             put_state(connection, deployment, f"feature_detectors:{key}", streams.state)
             metrics["feature_alarms"] = len(streams.alarms)
             metrics["feature_stream"] = {
-                "detector": DETECTOR,
-                "preset": PRESET,
+                "detector": streams.detector,
+                "preset": streams.preset,
                 "scale": SCALE,
                 "watched": streams.watched,
                 "unwatched": streams.unwatched,
