@@ -35,9 +35,10 @@ deployment carries when the window is evaluated; the signals ``input_anomaly_rat
 when the deployment carries no detector and none of the window's requests was scored).
 
 Where the deployment has them on (:func:`.feature_stream.set_feature_detectors`; off by
-default, for their cost), each numeric input feature has its own ADWIN reading its values'
-normal scores against the reference in event order across windows (:mod:`.feature_stream`:
-calibrated whatever the feature's distribution); the window holds their alarms
+default, for their cost), each numeric input feature has its own ADWIN (or, where the
+setting says, CUSUM) reading its values' normal scores against the reference in event order
+across windows (:mod:`.feature_stream`: calibrated whatever the feature's distribution);
+the window holds their alarms
 (``feature_stream``, each with the feature, the detector, its position in the feature's
 stream and the estimated change point) and their count, the signal ``feature_alarms``
 (``None`` where they are off), with the alarms in a rule's evidence. Their state is kept per
