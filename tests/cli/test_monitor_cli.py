@@ -17,7 +17,11 @@ from typer.testing import CliRunner
 from opsloop.cli.app import app
 from opsloop.detect import ADWIN
 from opsloop.monitoring.event_log import log_predictions
-from opsloop.monitoring.feature_stream import FeatureReference, window_inputs
+from opsloop.monitoring.feature_stream import (
+    FeatureReference,
+    feature_detector_setting,
+    window_inputs,
+)
 from opsloop.monitoring.monitor_report import window_label
 from opsloop.monitoring.reference import set_reference
 from opsloop.store import open_database
@@ -95,7 +99,8 @@ def test_feature_detectors_on_and_their_alarms_in_status(wine_traffic):
     bad = runner.invoke(app, ["monitor", "features", "wine", "--on", "--max-features", "0"])
     assert bad.exit_code != 0 and "max_features: must be an integer of at least 1" in bad.output
     on = runner.invoke(app, ["monitor", "features", "wine", "--on", "--max-features", "3"])
-    assert on.exit_code == 0 and "feature detectors of wine: on (at most 3 features)" in on.output
+    assert on.exit_code == 0
+    assert "feature detectors of wine: on (ADWIN, at most 3 features)" in on.output
     result = runner.invoke(
         app, ["monitor", "evaluate", "wine", "--rule", "feature_alarms > 0 -> alert"]
     )
@@ -121,6 +126,12 @@ def test_feature_detectors_on_and_their_alarms_in_status(wine_traffic):
     table = runner.invoke(app, ["monitor", "status", "wine"]).output
     for window, name, p in found:
         assert f"feature alarm {window} default: {name} (ADWIN) at value {p}" in table
+    # CUSUM instead, for the windows to come; an unknown detector is refused by name.
+    bad = runner.invoke(app, ["monitor", "features", "wine", "--on", "--detector", "KSWIN"])
+    assert bad.exit_code != 0 and "detector: must be one of ADWIN, CUSUM" in bad.output
+    on = runner.invoke(app, ["monitor", "features", "wine", "--on", "--detector", "CUSUM"])
+    assert "feature detectors of wine: on (CUSUM, at most 50 features)" in on.output
+    assert feature_detector_setting(db, "wine")["detector"] == "CUSUM"
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -1,6 +1,6 @@
-"""Streaming detectors per input feature: alarms equal ADWIN (and River's ADWIN) fed each
-feature's normal scores against the reference directly, across windows and across a
-reopened store."""
+"""Streaming detectors per input feature: alarms equal ADWIN (and River's ADWIN) or CUSUM
+fed each feature's normal scores against the reference directly, across windows and across
+a reopened store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from river import drift
 from tests.clock import FakeClock
 from tests.detect.streams import river_signals
 
-from opsloop.detect import ADWIN
+from opsloop.detect import ADWIN, CUSUM
 from opsloop.detect.presets import preset_params
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.event_log import log_predictions
@@ -24,6 +24,7 @@ from opsloop.monitoring.feature_stream import (
 )
 from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.monitor_report import monitor_report, monitor_status, window_label
+from opsloop.monitoring.monitor_state import put_state
 from opsloop.store.database import Database
 
 from .conftest import HOUR_MS, T0
@@ -52,6 +53,21 @@ def reference(traffic) -> FeatureReference:
 
 def _direct(values: np.ndarray) -> list[int]:
     return ADWIN.preset("monitoring").update_many(values).drift_indices.tolist()
+
+
+def _cusum() -> CUSUM:
+    """CUSUM's preset for normal scores, its threshold for the reference's 1,000 values: the
+    rate averaged over the reference's sampling error is the stated one."""
+    return CUSUM(**{**preset_params("CUSUM", "normal_scores"), "h": 31.387983700962426})
+
+
+def _listed(detector: str, values: np.ndarray) -> list[int]:
+    """The positions of the alarms listed for a feature whose ``values`` are read in windows
+    of ``PER_WINDOW``: ADWIN's every alarm; CUSUM's first in each window."""
+    if detector == "ADWIN":
+        return _direct(values)
+    found = _cusum().update_many(values).drift_indices
+    return sorted({int(found[found // PER_WINDOW == k].min()) for k in set(found // PER_WINDOW)})
 
 
 def _scores(reference: FeatureReference, traffic: pd.DataFrame, name: str) -> np.ndarray:
@@ -87,7 +103,7 @@ def test_read_in_windows_equals_the_detector_fed_directly(traffic, reference):
     state, alarms = None, []
     for k in range(WINDOWS):
         window = traffic.iloc[k * PER_WINDOW : (k + 1) * PER_WINDOW]
-        read = read_features(state, window, reference)
+        read = read_features(state, window, reference, detector="ADWIN")
         state, alarms = read.state, alarms + read.alarms
     assert read.watched == list(traffic.columns) and read.restarted == []
     values = _scores(reference, traffic, SHIFTED)
@@ -101,7 +117,7 @@ def test_read_in_windows_equals_the_detector_fed_directly(traffic, reference):
     first = next(a for a in alarms if a["feature"] == SHIFTED)
     assert SHIFT_AT <= first["position"] < SHIFT_AT + 100
     assert first["change_point"] is None
-    whole = read_features(None, traffic, reference).alarms
+    whole = read_features(None, traffic, reference, detector="ADWIN").alarms
     assert [a["position"] for a in whole] == [first["position"]]
     assert abs(whole[0]["change_point"] - SHIFT_AT) <= 50
     # Every feature's alarms are the detector's fed that feature's scores directly. No
@@ -115,9 +131,54 @@ def test_read_in_windows_equals_the_detector_fed_directly(traffic, reference):
     assert raw["perimeter error"] == [739] and raw["area error"] == [735]
 
 
-def test_no_false_alarm_on_gaussian_features_like_the_data(cancer):
+def _page_change_point(values: np.ndarray, at: int, h: float, k: float) -> int:
+    """Page's estimate, by the recursion itself: the value after the signalling sum's last
+    zero before the alarm at ``at`` (from a chart at zero at the stream's start)."""
+    up = down = 0.0
+    last_up = last_down = -1
+    for i, z in enumerate(values[: at + 1].tolist()):
+        up, down = max(0.0, up + z - k), max(0.0, down - z - k)
+        if i < at:
+            last_up = i if up == 0.0 else last_up
+            last_down = i if down == 0.0 else last_down
+    return (last_up if up > h else last_down) + 1
+
+
+def test_cusum_read_in_windows_lists_each_window_first_alarm(traffic, reference):
+    """CUSUM on the scores, read in six windows: each window lists the chart's first alarm
+    with the number of its signals there, as the chart fed the whole stream at once gives
+    them; Page's change point is the value after the sum's last zero."""
+    state, alarms = None, []
+    for k in range(WINDOWS):
+        window = traffic.iloc[k * PER_WINDOW : (k + 1) * PER_WINDOW]
+        read = read_features(state, window, reference, detector="CUSUM")
+        assert (read.detector, read.preset) == ("CUSUM", "normal_scores")
+        state, alarms = read.state, alarms + read.alarms
+    values = _scores(reference, traffic, SHIFTED)
+    signals = _cusum().update_many(values).drift_indices
+    assert {a["feature"] for a in alarms} == {SHIFTED}
+    listed = [a for a in alarms if a["feature"] == SHIFTED]
+    assert [a["position"] for a in listed] == _listed("CUSUM", values)
+    assert [a["signals"] for a in listed] == [
+        int((signals // PER_WINDOW == a["position"] // PER_WINDOW).sum()) for a in listed
+    ]
+    # One standard deviation: found within 100 values, and after it, every few dozen.
+    assert SHIFT_AT <= listed[0]["position"] < SHIFT_AT + 100
+    assert listed[0]["signals"] > 5
+    assert listed[0]["change_point"] == _page_change_point(
+        values, listed[0]["position"], 28.3, 0.25
+    )
+    assert abs(listed[0]["change_point"] - SHIFT_AT) <= 50
+    # Every window's detectors are those fed the feature's scores at once.
+    whole = _cusum()
+    whole.update_many(values)
+    assert state["detectors"][SHIFTED] == whole.to_state()
+
+
+@pytest.mark.parametrize("detector", ["CUSUM", "ADWIN"])
+def test_no_false_alarm_on_gaussian_features_like_the_data(cancer, detector):
     """The 30 features' means and standard deviations, Gaussian values: 180,000 unchanged
-    values, where the preset's stated rate (0.01 per 100,000) expects 0.02 alarms."""
+    values, where the presets' stated rate (0.01 per 100,000) expects 0.02 alarms."""
     data, _ = cancer
     rng = np.random.default_rng(5)
     frame = pd.DataFrame(
@@ -127,7 +188,8 @@ def test_no_false_alarm_on_gaussian_features_like_the_data(cancer):
     reference = FeatureReference.of(frame.iloc[:PER_WINDOW])
     state, alarms = None, []
     for k in range(WINDOWS):
-        read = read_features(state, frame.iloc[k * PER_WINDOW : (k + 1) * PER_WINDOW], reference)
+        window = frame.iloc[k * PER_WINDOW : (k + 1) * PER_WINDOW]
+        read = read_features(state, window, reference, detector=detector)
         state, alarms = read.state, alarms + read.alarms
     assert alarms == []
     assert all(state["detectors"][name]["n_seen"] == WINDOWS * PER_WINDOW for name in data.columns)
@@ -172,6 +234,20 @@ def test_a_changed_reference_restarts_the_feature_detector():
     assert changed.state["detectors"]["x"]["n_seen"] == 300
     assert changed.state["detectors"]["y"]["n_seen"] == 900
     assert changed.state["references"] == second.digests
+    # Another detector starts each feature afresh, on its preset.
+    other = read_features(changed.state, frame, second, detector="CUSUM")
+    assert other.restarted == ["x", "y"]
+    assert other.state["detectors"]["x"]["detector"] == "CUSUM"
+    assert other.state["detectors"]["x"]["n_seen"] == 300
+    # Its threshold is the one for 500 reference values (Siegmund's ARL averaged over
+    # the reference's sampling error: 36.2, where 28.3 is the population's).
+    assert other.state["detectors"]["x"]["params"]["h"] == pytest.approx(36.2, abs=0.01)
+    assert read_features(other.state, frame, second, detector="CUSUM").restarted == []
+    # Under CUSUM's 265 reference values its calibration has no threshold: ADWIN.
+    small = FeatureReference.of(pd.DataFrame({"x": rng.normal(size=264)}))
+    few = read_features(None, frame, small, detector="CUSUM")
+    assert few.state["detectors"]["x"]["detector"] == "ADWIN"
+    assert read_features(few.state, frame, small, detector="CUSUM").restarted == []
     # A state of detectors that read raw values (kept before the scores) starts afresh.
     old = {"x": ADWIN.preset("monitoring").to_state()}
     assert read_features(old, frame, first).state["detectors"]["x"]["n_seen"] == 300
@@ -203,7 +279,13 @@ def test_window_inputs_in_event_order_from_batches_and_texts(db):
 
 
 def test_setting_is_off_by_default_and_checked(db):
-    assert feature_detector_setting(db, "api") == {"enabled": False, "max_features": 50}
+    assert feature_detector_setting(db, "api") == {
+        "enabled": False,
+        "max_features": 50,
+        "detector": "ADWIN",
+    }
+    with pytest.raises(InvalidArgumentError, match=r"^detector: must be one of ADWIN, CUSUM"):
+        set_feature_detectors(db, "api", enabled=True, detector="KSWIN")
     with pytest.raises(InvalidArgumentError, match=r"^max_features: .*at least 1, got 0"):
         set_feature_detectors(db, "api", enabled=True, max_features=0)
     with pytest.raises(InvalidArgumentError, match=r"^max_features: .*got 2.5"):
@@ -211,6 +293,10 @@ def test_setting_is_off_by_default_and_checked(db):
     with pytest.raises(InvalidArgumentError, match=r"^enabled: must be true or false"):
         set_feature_detectors(db, "api", enabled=1)
     assert feature_detector_setting(db, "api")["enabled"] is False
+    # A setting saved before the detector could be chosen ran ADWIN, and goes on with it.
+    with db.write() as connection:
+        put_state(connection, "old", "feature_detectors", {"enabled": True, "max_features": 5})
+    assert feature_detector_setting(db, "old")["detector"] == "ADWIN"
 
 
 def test_off_by_default_in_windows(db, clock, traffic):
@@ -223,13 +309,14 @@ def test_off_by_default_in_windows(db, clock, traffic):
     assert monitoring.alerts("api").empty
 
 
-def test_resumes_after_a_restart_as_one_uninterrupted_run(tmp_path, traffic, reference):
+@pytest.mark.parametrize("detector", ["CUSUM", "ADWIN"])
+def test_resumes_after_a_restart_as_one_uninterrupted_run(tmp_path, traffic, reference, detector):
     policies = ["feature_alarms > 0 -> alert"]
     # One uninterrupted run.
     whole = Database(f"sqlite:///{tmp_path / 'whole.db'}", clock=FakeClock(T0))
     one = Monitoring(whole)
     one.set_reference("api", traffic.iloc[:1000])
-    one.set_feature_detectors("api", enabled=True)
+    one.set_feature_detectors("api", enabled=True, detector=detector)
     _log(one, traffic)
     whole.clock.now_ms = T0 + WINDOWS * HOUR_MS
     uninterrupted = one.evaluate("api", policies=policies)
@@ -239,7 +326,7 @@ def test_resumes_after_a_restart_as_one_uninterrupted_run(tmp_path, traffic, ref
     first_db = Database(f"sqlite:///{path}", clock=FakeClock(T0))
     first = Monitoring(first_db)
     first.set_reference("api", traffic.iloc[:1000])
-    first.set_feature_detectors("api", enabled=True)
+    first.set_feature_detectors("api", enabled=True, detector=detector)
     _log(first, traffic)
     first_db.clock.now_ms = T0 + 3 * HOUR_MS
     before = first.evaluate("api", policies=policies)
@@ -249,13 +336,14 @@ def test_resumes_after_a_restart_as_one_uninterrupted_run(tmp_path, traffic, ref
     after = second.evaluate("api", policies=policies)
     assert len(before) == 3 and len(after) == 3
     assert _alarms(before) + _alarms(after) == _alarms(uninterrupted)
-    # Each feature's alarms are those of ADWIN fed its scores against the reference
+    # Each feature's alarms are those of the detector fed its scores against the reference
     # directly, though the model version changed after two windows: the feature detectors
     # do not restart.
     for name in traffic.columns:
         found = [a[3] for a in _alarms(uninterrupted) if a[1] == name]
-        assert found == _direct(_scores(reference, traffic, name))
-    direct = _direct(_scores(reference, traffic, SHIFTED))
+        assert found == _listed(detector, _scores(reference, traffic, name))
+    assert {a[2] for a in _alarms(uninterrupted)} == {detector}
+    direct = _listed(detector, _scores(reference, traffic, SHIFTED))
     every = [a[3] for a in _alarms(uninterrupted)]
     assert [e.metrics["feature_alarms"] for e in uninterrupted] == [
         sum(k * PER_WINDOW <= p < (k + 1) * PER_WINDOW for p in every) for k in range(WINDOWS)

@@ -130,6 +130,11 @@ SCENARIO = [
         "set_feature_detectors",
         lambda m, n: m.set_feature_detectors(n, enabled=True, max_features=1),
     ),
+    # Then CUSUM on its scores: the setting says which, the windows' alarms name it.
+    (
+        "set_feature_detectors",
+        lambda m, n: m.set_feature_detectors(n, enabled=True, max_features=1, detector="CUSUM"),
+    ),
     ("evaluate", lambda m, n: m.evaluate(n, policies=RULES)),
     ("evaluate", lambda m, n: m.evaluate(n, policies=RULES, alpha=0.01)),
     ("evaluations", lambda m, n: m.evaluations(n)),
@@ -380,6 +385,11 @@ def test_refusals_are_the_same_on_both_sides(store):
                 match=r"max_features: (must be an integer of at least 1|Input should be greater)",
             ):
                 side.set_feature_detectors("api", enabled=True, max_features=0)
+            with pytest.raises(
+                InvalidArgumentError,
+                match=r"detector: (must be one of ADWIN, CUSUM|Input should be)",
+            ):
+                side.set_feature_detectors("api", enabled=True, detector="KSWIN")
         # Bounds the wire states: a 422 naming the field, before anything is read.
         too_many = [{"x": 1.0}] * (MAX_LOGGED_ROWS + 1)
         sent = httpx.post(

@@ -199,16 +199,20 @@ def features_command(
     max_features: Annotated[
         int, typer.Option(help="Watch at most this many numeric features.")
     ] = 50,
+    detector: Annotated[
+        str, typer.Option(help="ADWIN, or CUSUM (against the reference; half the cost).")
+    ] = "ADWIN",
 ) -> None:
     """Turn DEPLOYMENT's per-feature streaming detectors on or off (off by default)."""
     from opsloop.monitoring.feature_stream import set_feature_detectors
 
     setting = set_feature_detectors(
-        _store(), deployment, enabled=enabled, max_features=max_features
+        _store(), deployment, enabled=enabled, max_features=max_features, detector=detector
     )
     state = "on" if setting["enabled"] else "off"
     out.print(
-        f"feature detectors of {deployment}: {state} (at most {setting['max_features']} features)",
+        f"feature detectors of {deployment}: {state} ({setting['detector']}, "
+        f"at most {setting['max_features']} features)",
         markup=False,
     )
 

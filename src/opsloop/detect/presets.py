@@ -52,6 +52,19 @@ long-running one: with the old ``h=32``, 0.12 per 100,000 items in the first 10,
 (0.055 over 4,000 fresh detectors, 40,000,000 items; a sample of 2,000,000 items, as in the
 table, sees between 0 and 5 such alarms).
 
+CUSUM's ``"normal_scores"`` preset is for a stream whose in-control distribution is known
+to be standard normal: the normal scores of a feature against its reference
+(:mod:`opsloop.monitoring.feature_stream`). Its target and standard deviation are fixed
+(0 and 1), so it has no warm-up and nothing estimated, and its threshold is not tuned by
+trial but derived: ``h = 28.3`` is where Siegmund's approximation of the average run length
+of a chart with ``k = 0.25`` on N(0, 1) values, ``(exp(2kb) - 2kb - 1) / (2k²)`` with
+``b = h + 1.166``, is 20,000,000 on each side, 0.01 false alarms per 100,000 values in all,
+ADWIN's measured rate. ``benchmarks/normal_score_cusum.py`` checks it by simulation:
+1,000,000,000 values, 116 alarms where it predicts 99.9 (the 99% Poisson range is 75 to
+127), and a mean delay of 110.7 for a half standard deviation from a chart at zero, where
+it predicts 109.9. Scores against a reference *sample* need a higher threshold, which
+:func:`opsloop.monitoring.score_cusum.cusum_threshold` gives.
+
 The classes' own defaults stay River's (CUSUM's are the textbook ``k=0.5, h=5``), so that
 ``DDM()`` is River's ``DDM()``; they are not meant to be left on. On the same error stream
 they give, per 100,000 unchanged items: CUSUM 133 false alarms (6.0 on average in a fresh
@@ -96,6 +109,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "CUSUM": {
         "monitoring": {"k": 0.25, "h": 36.0, "warm_start": 1000},
+        "normal_scores": {"k": 0.25, "h": 28.3, "warm_start": 0, "target": 0.0, "sigma": 1.0},
     },
     "ADWIN": {
         "monitoring": {"delta": 0.0003, "clock": 4},

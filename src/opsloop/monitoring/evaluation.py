@@ -35,9 +35,10 @@ deployment carries when the window is evaluated; the signals ``input_anomaly_rat
 when the deployment carries no detector and none of the window's requests was scored).
 
 Where the deployment has them on (:func:`.feature_stream.set_feature_detectors`; off by
-default, for their cost), each numeric input feature has its own ADWIN reading its values'
-normal scores against the reference in event order across windows (:mod:`.feature_stream`:
-calibrated whatever the feature's distribution); the window holds their alarms
+default, for their cost), each numeric input feature has its own ADWIN (or, where the
+setting says, CUSUM) reading its values' normal scores against the reference in event order
+across windows (:mod:`.feature_stream`: calibrated whatever the feature's distribution);
+the window holds their alarms
 (``feature_stream``, each with the feature, the detector, its position in the feature's
 stream and the estimated change point) and their count, the signal ``feature_alarms``
 (``None`` where they are off), with the alarms in a rule's evidence. Their state is kept per
@@ -95,8 +96,6 @@ from opsloop.monitoring.decay_kind import decay_kind
 from opsloop.monitoring.error_stream import RESTART_REASON, read_errors
 from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.feature_stream import (
-    DETECTOR,
-    PRESET,
     SCALE,
     FeatureReference,
     feature_detector_setting,
@@ -555,12 +554,13 @@ def _evaluate_window(
                 inputs,
                 features["reference"],
                 features["max_features"],
+                features["detector"],
             )
             put_state(connection, deployment, f"feature_detectors:{key}", streams.state)
             metrics["feature_alarms"] = len(streams.alarms)
             metrics["feature_stream"] = {
-                "detector": DETECTOR,
-                "preset": PRESET,
+                "detector": streams.detector,
+                "preset": streams.preset,
                 "scale": SCALE,
                 "watched": streams.watched,
                 "unwatched": streams.unwatched,

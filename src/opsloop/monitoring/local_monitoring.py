@@ -35,7 +35,11 @@ from opsloop.monitoring.evaluation import (
 )
 from opsloop.monitoring.event_log import LabelReceipt, log_labels, log_predictions
 from opsloop.monitoring.feature_distribution import FeatureDistribution, feature_distribution
-from opsloop.monitoring.feature_stream import MAX_FEATURES, set_feature_detectors
+from opsloop.monitoring.feature_stream import (
+    DEFAULT_DETECTOR,
+    MAX_FEATURES,
+    set_feature_detectors,
+)
 from opsloop.monitoring.monitor_report import monitor_status
 from opsloop.monitoring.monitoring_gauges import gauge_readings
 from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
@@ -198,7 +202,12 @@ class Monitoring:
         )
 
     def set_feature_detectors(
-        self, deployment: str, *, enabled: bool, max_features: int = MAX_FEATURES
+        self,
+        deployment: str,
+        *,
+        enabled: bool,
+        max_features: int = MAX_FEATURES,
+        detector: str = DEFAULT_DETECTOR,
     ) -> dict:
         """Turn ``deployment``'s per-feature detectors on or off (see
         :func:`~opsloop.monitoring.feature_stream.set_feature_detectors`).
@@ -207,7 +216,7 @@ class Monitoring:
         50
         """
         return set_feature_detectors(
-            self.db, deployment, enabled=enabled, max_features=max_features
+            self.db, deployment, enabled=enabled, max_features=max_features, detector=detector
         )
 
     def status(self, deployment: str, *, window: str = "1h", last: int = 10) -> dict:

@@ -128,6 +128,7 @@ Policies = Annotated[Sequence[PolicyText], Field(max_length=MAX_POLICIES)]
 Alpha = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
 #: How many features the per-feature detectors watch at most.
 FeatureLimit = Annotated[int, Field(strict=True, ge=1, le=MAX_FEATURES), BeforeValidator(integral)]
+FeatureDetector = Literal["ADWIN", "CUSUM"]
 SampleSize = Annotated[int, Field(strict=True, ge=1, le=100_000), BeforeValidator(integral)]
 #: Bins of a numeric feature's histogram.
 Bins = Annotated[int, Field(strict=True, ge=1, le=1000), BeforeValidator(integral)]
@@ -216,10 +217,16 @@ class MonitoringService(Protocol):
         ...
 
     def set_feature_detectors(
-        self, deployment: Name, *, enabled: Flag, max_features: FeatureLimit = 50
+        self,
+        deployment: Name,
+        *,
+        enabled: Flag,
+        max_features: FeatureLimit = 50,
+        detector: FeatureDetector = "ADWIN",
     ) -> dict[str, Any]:
         """Turn the deployment's per-feature streaming detectors on or off (off by default),
-        watching at most ``max_features`` numeric features; the setting."""
+        watching at most ``max_features`` numeric features with ``detector`` (CUSUM or
+        ADWIN); the setting."""
         ...
 
     def status(self, deployment: Name, *, window: WindowLength = "1h", last: Last = 10) -> dict:
@@ -378,10 +385,12 @@ class WindowEvaluationDocument(BaseModel):
 
 
 class FeatureDetectorSetting(BaseModel):
-    """Whether a deployment's per-feature detectors run, and how many features they watch."""
+    """Whether a deployment's per-feature detectors run, how many features they watch, and
+    with which detector."""
 
     enabled: bool
     max_features: int
+    detector: str
 
 
 class MonitorStatus(BaseModel):
