@@ -207,7 +207,9 @@ def report(us: dict[str, float], rounds: int, calls: int) -> str:
         f"µs (target {TARGET_US:.0f} µs: {verdict}); {us['total'] / us['bare_total']:.2f}× "
         f"the bare endpoint's parsing to its frame ({us['bare_total']:.0f} µs), which "
         "checks nothing.",
-        f"- Versions: {_versions()}; {platform.machine()}, {os.cpu_count()} cores.",
+        f"- Versions: {_versions()}; {platform.machine()}, {os.cpu_count()} cores, load "
+        f"average {os.getloadavg()[0]:.1f} when it ended (the cores are shared: the figures "
+        "are this machine's, the ratio is the result).",
         "",
     ]
     return "\n".join(lines)
