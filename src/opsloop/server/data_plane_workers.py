@@ -1,8 +1,9 @@
 """``opsloop serve --workers N``: the data plane in N uvicorn worker processes on one port.
 
-:func:`serve_workers` runs in the process the command started. It passes the command's
-settings to the workers in one environment variable (:data:`SETTINGS_VARIABLE`, JSON) and
-has uvicorn start N processes that share the listening socket; each calls
+:func:`opsloop.server.launch.serve_data_plane` runs in the process the command started.
+It passes the command's settings to the workers in one environment variable
+(:data:`~opsloop.server.launch.SETTINGS_VARIABLE`, JSON) and has uvicorn start N processes
+that share the listening socket; each calls
 :func:`worker_app`, which builds the same app as a single ``opsloop serve``
 (:func:`opsloop.server.launch.data_plane_app`): it loads the variants itself and follows
 the definitions in the store (or through the control plane), as separate ``opsloop serve``
@@ -38,26 +39,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import threading
 
-from opsloop.serving.serving_metrics import MULTIPROCESS_VARIABLE, multiprocess_directory
-
-#: The environment variable that carries the command's settings to its workers.
-SETTINGS_VARIABLE = "OPSLOOP_DATA_PLANE_SETTINGS"
-#: Seconds a worker may take to answer its supervisor's ping before it is replaced.
-HEALTHCHECK_S = 60
-#: What uvicorn imports in each worker.
-FACTORY = "opsloop.server.data_plane_workers:worker_app"
+from opsloop.server.launch import SETTINGS_VARIABLE, data_plane_app, settle_before_serving
 
 
 def worker_app():
     """The data plane app of one worker, from the settings in :data:`SETTINGS_VARIABLE`;
     its runtime closes when the worker stops (its shadow processes end, its buffered
     events are written)."""
-    from opsloop.server.launch import data_plane_app, settle_before_serving
-
     settings = json.loads(os.environ[SETTINGS_VARIABLE])
     # The parent announced the shadows and the token once; the workers need not repeat it.
     app = data_plane_app(settings, announce=lambda line: None)
@@ -72,41 +62,3 @@ def worker_app():
         raise
     app.router.on_shutdown.append(app.state.runtime.close)
     return app
-
-
-def serve_workers(settings: dict, workers: int) -> None:
-    """Serve :func:`worker_app` in ``workers`` processes on ``settings``' host and port
-    until interrupted (see the module for the metrics directory).
-
-    >>> serve_workers({"host": "127.0.0.1", "port": 8080}, 1)
-    Traceback (most recent call last):
-    ...
-    ValueError: workers must be a whole number >= 2, got 1
-    """
-    import uvicorn
-
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 2:
-        raise ValueError(f"workers must be a whole number >= 2, got {workers!r}")
-    made = None
-    if multiprocess_directory() is None:
-        made = tempfile.mkdtemp(prefix="opsloop-metrics-")
-        os.environ[MULTIPROCESS_VARIABLE] = made
-    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
-    try:
-        uvicorn.run(
-            FACTORY,
-            factory=True,
-            host=settings["host"],
-            port=settings["port"],
-            workers=workers,
-            # A worker loading large models may hold the interpreter lock for seconds,
-            # too long for uvicorn's default 5 s answer to the supervisor's ping.
-            timeout_worker_healthcheck=HEALTHCHECK_S,
-            log_level="warning",
-            access_log=False,
-        )
-    finally:
-        os.environ.pop(SETTINGS_VARIABLE, None)
-        if made is not None:
-            os.environ.pop(MULTIPROCESS_VARIABLE, None)
-            shutil.rmtree(made, ignore_errors=True)

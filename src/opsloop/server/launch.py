@@ -17,9 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
+import os
 from collections.abc import Callable, Sequence
 
 from opsloop.tracking.http_store import is_loopback
+
+#: The environment variable that carries ``opsloop serve``'s settings to its workers.
+SETTINGS_VARIABLE = "OPSLOOP_DATA_PLANE_SETTINGS"
+#: Seconds a worker may take to answer its supervisor's ping before it is replaced.
+HEALTHCHECK_S = 60
+#: What uvicorn imports in each worker (:mod:`opsloop.server.data_plane_workers`).
+WORKER_FACTORY = "opsloop.server.data_plane_workers:worker_app"
 
 
 def serve(
@@ -271,8 +280,6 @@ def serve_data_plane(
         # its variants again, so this process lets its copies go before they start.
         app.state.runtime.close()
         del app
-        from opsloop.server.data_plane_workers import serve_workers
-
         serve_workers(settings, workers)
         return
     try:
@@ -354,6 +361,50 @@ def data_plane_app(settings: dict, announce: Callable[[str], None] = print):
         runtime.close()
         raise
     return app
+
+
+def serve_workers(settings: dict, workers: int) -> None:
+    """Serve :func:`worker_app` in ``workers`` processes on ``settings``' host and port
+    until interrupted (see :mod:`opsloop.server.data_plane_workers` for the metrics
+    directory and the shadow processes).
+
+    >>> serve_workers({"host": "127.0.0.1", "port": 8080}, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be a whole number >= 2, got 1
+    """
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from opsloop.serving.serving_metrics import MULTIPROCESS_VARIABLE, multiprocess_directory
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 2:
+        raise ValueError(f"workers must be a whole number >= 2, got {workers!r}")
+    made = None
+    if multiprocess_directory() is None:
+        made = tempfile.mkdtemp(prefix="opsloop-metrics-")
+        os.environ[MULTIPROCESS_VARIABLE] = made
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+    try:
+        uvicorn.run(
+            WORKER_FACTORY,
+            factory=True,
+            host=settings["host"],
+            port=settings["port"],
+            workers=workers,
+            # A worker loading large models may hold the interpreter lock for seconds,
+            # too long for uvicorn's default 5 s answer to the supervisor's ping.
+            timeout_worker_healthcheck=HEALTHCHECK_S,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        os.environ.pop(SETTINGS_VARIABLE, None)
+        if made is not None:
+            os.environ.pop(MULTIPROCESS_VARIABLE, None)
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def names(value: str) -> list[str]:
