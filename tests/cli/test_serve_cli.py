@@ -4,9 +4,11 @@ not exist stops ``serve`` in one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -168,3 +170,89 @@ def test_a_gauge_refresh_that_is_not_positive_or_has_no_server_is_refused(
     assert result.exit_code == 2
     assert result.output.startswith("error: --gauge-refresh: ")
     assert message in result.output
+
+
+def _answers_per_worker(directory: Path) -> dict[int, dict[str, float]]:
+    """Per worker process (by pid), the answers each variant gave, read from the files its
+    counters write in the multiprocess directory."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    counts: dict[int, dict[str, float]] = {}
+    for path in directory.glob("counter_*.db"):
+        pid = int(path.stem.split("_")[1])
+        values = MmapedDict(str(path), read_mode=True)
+        try:
+            for key, value, _ in values.read_all_values():
+                _metric, sample, labels, _ = json.loads(key)
+                if sample == "opsloop_predictions_total" and labels["role"] == "primary":
+                    per_variant = counts.setdefault(pid, {})
+                    per_variant[labels["variant"]] = per_variant.get(labels["variant"], 0) + value
+        finally:
+            values.close()
+    return counts
+
+
+def _send_until_each_worker_answered(url: str, variant: str, directory: Path) -> list[str]:
+    """Send requests, 8 at a time on fresh connections, until two worker processes each
+    answered with ``variant``; the variant of every answer (at most 2,000)."""
+    token = {"Authorization": f"Bearer {installation_token_path().read_text()}"}
+
+    def one(_) -> str:
+        answer = httpx.post(
+            f"{url}/v1/deployments/api/predict", json=[RECORD], headers=token, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["variant"]
+
+    answered: list[str] = []
+    with ThreadPoolExecutor(8) as pool:
+        while len(answered) < 2_000:
+            answered += list(pool.map(one, range(40)))
+            workers = [c for c in _answers_per_worker(directory).values() if c.get(variant)]
+            if len(workers) >= 2:
+                return answered
+    raise AssertionError(f"fewer than two workers answered with {variant} in 2,000 requests")
+
+
+def test_two_workers_count_every_request_once_and_follow_a_weight_change(
+    deployed, store_uri, tmp_path, monkeypatch
+):
+    """``opsloop serve --workers 2``: both worker processes answer; one scrape of /metrics,
+    whichever worker gives it, counts every request sent; after a switch the store
+    acknowledged, no request reaches the variant whose weight became 0, in either worker."""
+    directory = tmp_path / "counts"
+    directory.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    db = Database(store_uri)
+    deployments = Deployments(db)
+
+    def switch(blue: float) -> None:
+        variants = [
+            Variant("blue", "credit", version=1, weight=blue),
+            Variant("green", "credit", version=1, role="candidate", weight=1.0 - blue),
+        ]
+        deployments.deploy("api", variants, strategy="blue_green")
+
+    switch(1.0)
+    process, url = started_process("serve", "api", "--workers", "2")
+    try:
+        before = _send_until_each_worker_answered(url, "blue", directory)
+        assert set(before) == {"blue"}
+        switch(0.0)  # returned: the change is committed
+        after = _send_until_each_worker_answered(url, "green", directory)
+        assert set(after) == {"green"}
+        per_worker = _answers_per_worker(directory)
+        assert sum(c.get("blue", 0) for c in per_worker.values()) == len(before)
+        token = {"Authorization": f"Bearer {installation_token_path().read_text()}"}
+        for _ in range(4):  # scrapes land on either worker; each counts all requests
+            scraped = httpx.get(f"{url}/metrics", headers=token, timeout=60).text
+            labels = {"deployment": "api", "role": "primary"}
+            blue = metric_value(scraped, "opsloop_predictions_total", {**labels, "variant": "blue"})
+            green = metric_value(
+                scraped, "opsloop_predictions_total", {**labels, "variant": "green"}
+            )
+            assert (blue, green) == (len(before), len(after))
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        db.dispose()

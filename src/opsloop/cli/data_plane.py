@@ -13,6 +13,12 @@ by the control plane. See :mod:`opsloop.serving.remote_serving` for what this mo
 ``--gauge-refresh SECONDS`` sets how often, at most, it reads the monitoring gauges it shows
 at ``/metrics`` from the control plane (15 s by default).
 
+``--workers N`` answers in N processes sharing the port, each loading the variants and
+following the definitions as a separate ``opsloop serve`` does; ``/metrics`` shows the
+counts of all of them, whichever answers the scrape. With shadows in processes of their
+own, each worker starts its own: N times the shadow variants in all (see
+:mod:`opsloop.server.data_plane_workers`).
+
 Exit codes: 0 stopped, 2 could not start (bad address or port, unknown deployment, a
 token the control plane refuses).
 
@@ -30,6 +36,9 @@ token the control plane refuses).
 >>> result = CliRunner().invoke(app, ["--server", "https://ops.example.com",
 ...                                   "--gauge-refresh", "0"])
 >>> result.exit_code, "--gauge-refresh: must be a number > 0, got 0" in result.output
+(2, True)
+>>> result = CliRunner().invoke(app, ["--workers", "0"])
+>>> result.exit_code, "--workers: must be a whole number >= 1, got 0" in result.output
 (2, True)
 """
 
@@ -99,6 +108,14 @@ def serve_command(
             "/metrics from the control plane, whatever the scrape rate (default 15)."
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes answering on the port; each loads the variants, and "
+            "/metrics counts for all of them. Shadow processes: one per shadow variant "
+            "per worker."
+        ),
+    ] = 1,
 ) -> None:
     """Answer prediction requests (POST /v1/deployments/NAME/predict, the Open Inference
     Protocol under /v2, metrics at /metrics)."""
@@ -107,6 +124,8 @@ def serve_command(
     from opsloop.tracking.api import is_server, tracking_target
     from opsloop.tracking.http_store import TOKEN_VARIABLE
 
+    if workers < 1:
+        raise UsageProblem(f"--workers: must be a whole number >= 1, got {workers}")
     if gauge_refresh is not None and not gauge_refresh > 0:  # NaN included
         raise UsageProblem(f"--gauge-refresh: must be a number > 0, got {gauge_refresh:g}")
     if server is None and is_server(tracking_target()):
@@ -134,4 +153,5 @@ def serve_command(
         server_url=server,
         token=token,
         gauge_refresh_s=gauge_refresh,
+        workers=workers,
     )

@@ -17,9 +17,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
+import os
 from collections.abc import Callable, Sequence
 
 from opsloop.tracking.http_store import is_loopback
+
+#: The environment variable that carries ``opsloop serve``'s settings to its workers.
+SETTINGS_VARIABLE = "OPSLOOP_DATA_PLANE_SETTINGS"
+#: Seconds a worker may take to answer its supervisor's ping before it is replaced.
+HEALTHCHECK_S = 60
+#: What uvicorn imports in each worker (:mod:`opsloop.server.data_plane_workers`).
+WORKER_FACTORY = "opsloop.server.data_plane_workers:worker_app"
 
 
 def serve(
@@ -216,6 +225,7 @@ def serve_data_plane(
     server_url: str | None = None,
     token: str | None = None,
     gauge_refresh_s: float | None = None,
+    workers: int = 1,
 ) -> None:
     """Serve the data plane (predictions, the Open Inference Protocol, metrics) on
     ``host:port`` until interrupted, for the ``deployments`` named (none: every deployment
@@ -234,13 +244,73 @@ def serve_data_plane(
     :data:`~opsloop.monitoring.remote_gauges.REFRESH_S`) is how often, at most, the
     monitoring gauges shown at ``/metrics`` are read from the control plane.
 
+    ``workers`` above 1 answers in that many processes sharing the port
+    (:mod:`opsloop.server.data_plane_workers`): this process checks and announces as for
+    one, then starts them and waits.
+
     >>> serve_data_plane(port=0)
     Traceback (most recent call last):
     ...
     ValueError: port must be between 1 and 65535, got 0
+    >>> serve_data_plane(port=8080, workers=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be a whole number >= 1, got 0
     """
     import uvicorn
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    settings = {
+        "deployments": list(deployments),
+        "host": host,
+        "port": port,
+        "allowed_hosts": list(allowed_hosts),
+        "trust": trust,
+        "trusted_types": list(trusted_types),
+        "check_interval_s": check_interval_s,
+        "shadow_isolation": shadow_isolation,
+        "server_url": server_url,
+        "token": token,
+        "gauge_refresh_s": gauge_refresh_s,
+    }
+    app = data_plane_app(settings, announce)
+    if workers > 1:
+        # The checks and the announcements above are the workers' own; each worker loads
+        # its variants again, so this process lets its copies go before they start.
+        app.state.runtime.close()
+        del app
+        serve_workers(settings, workers)
+        return
+    try:
+        settle_before_serving(app, dashboard=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        app.state.runtime.close()
+
+
+def data_plane_app(settings: dict, announce: Callable[[str], None] = print):
+    """The data plane app :func:`serve_data_plane`'s ``settings`` (its arguments, as a
+    dictionary) describe, checked as it checks them: the port, the address, the named
+    deployments (loaded, failures announced), the token on a control plane. Its shadows'
+    placement and the installation token's place are announced.
+
+    >>> data_plane_app({"port": 0, "server_url": "http://127.0.0.1:1"})
+    Traceback (most recent call last):
+    ...
+    ValueError: port must be between 1 and 65535, got 0
+    """
+    deployments = settings.get("deployments", [])
+    host, port = settings.get("host", "127.0.0.1"), settings["port"]
+    allowed_hosts = settings.get("allowed_hosts", [])
+    server_url = settings.get("server_url")
+    common = {
+        "names": list(deployments) or None,
+        "trust": settings.get("trust", False),
+        "trusted_types": settings.get("trusted_types", []),
+        "check_interval_s": settings.get("check_interval_s", 0.0),
+        "shadow_isolation": settings.get("shadow_isolation", "auto"),
+    }
     if server_url is not None:
         if not 0 < port < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {port}")
@@ -249,17 +319,13 @@ def serve_data_plane(
         hosts = list(allowed_hosts) + ([] if host in ("0.0.0.0", "::") else [host])
         app = create_remote_data_plane_app(
             server_url,
-            token=token,
-            names=list(deployments) or None,
+            token=settings.get("token"),
             allowed_hosts=hosts,
-            trust=trust,
-            trusted_types=trusted_types,
-            check_interval_s=check_interval_s,
-            shadow_isolation=shadow_isolation,
-            gauge_refresh_s=gauge_refresh_s,
+            gauge_refresh_s=settings.get("gauge_refresh_s"),
+            **common,
         )
     else:
-        if gauge_refresh_s is not None:
+        if settings.get("gauge_refresh_s") is not None:
             raise ValueError(
                 "gauge_refresh_s: only a data plane on a control plane's URL reads the "
                 "monitoring gauges through it; on the store they are read at each scrape"
@@ -272,13 +338,9 @@ def serve_data_plane(
         app = create_data_plane_app(
             database,
             ArtifactStore(artifact_uri()),
-            names=list(deployments) or None,
             allow_embedded=local,
             allowed_hosts=hosts,
-            trust=trust,
-            trusted_types=trusted_types,
-            check_interval_s=check_interval_s,
-            shadow_isolation=shadow_isolation,
+            **common,
         )
     runtime = app.state.runtime
     try:
@@ -295,10 +357,54 @@ def serve_data_plane(
                 announce(f"deployment {name}: variant {variant} is not loaded: {why}")
         _announce_shadows(runtime, deployments, announce)
         _announce_token(app, announce)
-        settle_before_serving(app, dashboard=False)
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    finally:
+    except BaseException:
         runtime.close()
+        raise
+    return app
+
+
+def serve_workers(settings: dict, workers: int) -> None:
+    """Serve :func:`worker_app` in ``workers`` processes on ``settings``' host and port
+    until interrupted (see :mod:`opsloop.server.data_plane_workers` for the metrics
+    directory and the shadow processes).
+
+    >>> serve_workers({"host": "127.0.0.1", "port": 8080}, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be a whole number >= 2, got 1
+    """
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from opsloop.serving.serving_metrics import MULTIPROCESS_VARIABLE, multiprocess_directory
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 2:
+        raise ValueError(f"workers must be a whole number >= 2, got {workers!r}")
+    made = None
+    if multiprocess_directory() is None:
+        made = tempfile.mkdtemp(prefix="opsloop-metrics-")
+        os.environ[MULTIPROCESS_VARIABLE] = made
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+    try:
+        uvicorn.run(
+            WORKER_FACTORY,
+            factory=True,
+            host=settings["host"],
+            port=settings["port"],
+            workers=workers,
+            # A worker loading large models may hold the interpreter lock for seconds,
+            # too long for uvicorn's default 5 s answer to the supervisor's ping.
+            timeout_worker_healthcheck=HEALTHCHECK_S,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        os.environ.pop(SETTINGS_VARIABLE, None)
+        if made is not None:
+            os.environ.pop(MULTIPROCESS_VARIABLE, None)
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def names(value: str) -> list[str]:

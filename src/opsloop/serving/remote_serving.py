@@ -173,5 +173,5 @@ def remote_runtime(
         shadow_host=host,
         clients=(deployments, registry, review_queue, monitoring),
     )
-    runtime.metrics.registry.register(gauges)
+    runtime.metrics.add_collector(gauges)
     return runtime

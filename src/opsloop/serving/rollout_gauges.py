@@ -1,8 +1,9 @@
-"""The canary rollouts' state and gate evidence as Prometheus gauges, per deployment.
+"""The canary rollouts' state and gate evidence, and the bandits' progress, as Prometheus
+gauges, per deployment.
 
 :class:`RolloutGauges` is a ``prometheus_client`` collector that shows, for each deployment
-a data plane serves that has a canary rollout, what its rollout document
-(``GET /api/v1/deployments/NAME/rollout``) says:
+a data plane serves that has a canary or bandit rollout, what its rollout document
+(``GET /api/v1/deployments/NAME/rollout``) says. For a canary:
 
 * ``opsloop_rollout_step{deployment}``: the ramp's step index (0 at the first share);
 * ``opsloop_rollout_weight{deployment, variant}``: the share of traffic the ramp gives the
@@ -16,6 +17,21 @@ a data plane serves that has a canary rollout, what its rollout document
 * ``opsloop_gate_samples{deployment, gate, arm}``: the requests (rows, for the quality
   gates) each arm (``candidate``, ``primary``) gave the gate;
 * ``opsloop_gate_failed{deployment, gate}``: 1 for a gate whose verdict is ``fail``.
+
+For a bandit (:mod:`.bandit_routing`), per variant (arm):
+
+* ``opsloop_bandit_share{deployment, variant}``: the chance the policy routes a request to
+  the arm now (the document's ``shares``; Thompson sampling's is estimated from draws);
+* ``opsloop_bandit_rewards{deployment, variant}`` and ``opsloop_bandit_reward_sum{deployment,
+  variant}``: the rewards the arm has received and their sum (the requests routed to it are
+  ``opsloop_predictions_total``);
+* ``opsloop_bandit_mean_reward{deployment, variant}``: their mean (absent before the arm's
+  first reward);
+* ``opsloop_bandit_posterior_mean{deployment, variant}``: for Thompson sampling, the mean of
+  the arm's posterior (Beta for ``bernoulli_thompson``, the normal-inverse-gamma mean for
+  ``gaussian_thompson``);
+* ``opsloop_bandit_ucb_index{deployment, variant}``: for ``ucb1``, the arm's index
+  (``+Inf`` before its first reward).
 
 The documents are read through ``deployments.rollout`` (a
 :class:`~opsloop.serving.Deployments` on a store, an HTTP client on a control plane's URL),
@@ -41,10 +57,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.learn.bandits import UCB1, policy_from_dict
 
 logger = logging.getLogger("opsloop.serving.rollout")
 
@@ -136,6 +154,86 @@ def rollout_families(documents: dict[str, dict[str, Any]]) -> tuple[Metric, ...]
     return step, weight, status, statistic, threshold, samples, failed
 
 
+def _posterior_means(policy: Any) -> dict[str, float] | None:
+    """The mean of each arm's posterior for a Thompson policy, ``None`` for the others.
+
+    >>> from opsloop.learn.bandits import BernoulliThompson
+    >>> policy = BernoulliThompson(["a", "b"])
+    >>> policy.update_many(["a", "a", "a"], [1, 1, 0])
+    >>> _posterior_means(policy)  # Beta(1 + 2, 1 + 1) and Beta(1, 1)
+    {'a': 0.6, 'b': 0.5}
+    """
+    if policy.name == "bernoulli_thompson":
+        a = policy.prior_a + policy.sums
+        b = policy.prior_b + policy.counts - policy.sums
+        return dict(zip(policy.arms, (a / (a + b)).tolist(), strict=True))
+    if policy.name == "gaussian_thompson":
+        return dict(zip(policy.arms, policy.posterior()["mean"].tolist(), strict=True))
+    return None
+
+
+def bandit_families(documents: dict[str, dict[str, Any]]) -> tuple[Metric, ...]:
+    """The gauge families of the bandit rollout ``documents`` (deployment -> its rollout
+    document, with its ``shares``); other rollouts add nothing.
+
+    >>> policy = UCB1(["a", "b"])
+    >>> policy.update_many(["a", "a", "b"], [1.0, 0.0, 1.0])
+    >>> document = {"state": {"kind": "bandit", "policy": policy.to_dict()},
+    ...             "shares": {"a": 0.0, "b": 1.0}}
+    >>> families = {f.name: f for f in bandit_families({"api": document})}
+    >>> [(s.labels["variant"], s.value) for s in families["opsloop_bandit_rewards"].samples]
+    [('a', 2.0), ('b', 1.0)]
+    >>> [round(s.value, 4) for s in families["opsloop_bandit_ucb_index"].samples]
+    [1.5481, 2.4823]
+    """
+    labels = ("deployment", "variant")
+    share = GaugeMetricFamily(
+        "opsloop_bandit_share", "The chance the bandit routes a request to each variant now.",
+        labels=labels,
+    )  # fmt: skip
+    rewards = GaugeMetricFamily(
+        "opsloop_bandit_rewards", "Rewards each bandit variant has received.", labels=labels
+    )
+    reward_sum = GaugeMetricFamily(
+        "opsloop_bandit_reward_sum", "The sum of the rewards each bandit variant received.",
+        labels=labels,
+    )  # fmt: skip
+    mean = GaugeMetricFamily(
+        "opsloop_bandit_mean_reward", "The mean reward of each bandit variant (once it has one).",
+        labels=labels,
+    )  # fmt: skip
+    posterior = GaugeMetricFamily(
+        "opsloop_bandit_posterior_mean",
+        "The mean of each variant's posterior under Thompson sampling.",
+        labels=labels,
+    )
+    ucb = GaugeMetricFamily(
+        "opsloop_bandit_ucb_index", "Each variant's UCB1 index (+Inf before its first reward).",
+        labels=labels,
+    )  # fmt: skip
+    for name, document in sorted(documents.items()):
+        state = document["state"]
+        if state.get("kind") != "bandit":
+            continue
+        policy = policy_from_dict(state["policy"])
+        shares = document.get("shares", {})
+        posterior_means = _posterior_means(policy)
+        ucb_values = policy.ucb_values().tolist() if isinstance(policy, UCB1) else None
+        for i, arm in enumerate(policy.arms):
+            key = [name, arm]
+            if arm in shares:
+                share.add_metric(key, shares[arm])
+            rewards.add_metric(key, float(policy.counts[i]))
+            reward_sum.add_metric(key, float(policy.sums[i]))
+            if policy.counts[i] > 0:
+                mean.add_metric(key, float(policy.sums[i] / policy.counts[i]))
+            if posterior_means is not None and np.isfinite(posterior_means[arm]):
+                posterior.add_metric(key, posterior_means[arm])
+            if ucb_values is not None:
+                ucb.add_metric(key, ucb_values[i])
+    return share, rewards, reward_sum, mean, posterior, ucb
+
+
 class RolloutGauges(Collector):
     """The rollout gauges (see the module) of the deployments ``names()`` gives, read
     through ``deployments.rollout`` at most every ``refresh_s`` seconds (``clock`` gives
@@ -193,7 +291,9 @@ class RolloutGauges(Collector):
 
     def describe(self) -> list[Metric]:
         # Names only, so that registering reads nothing.
-        return list(rollout_families({}))
+        return [*rollout_families({}), *bandit_families({})]
 
     def collect(self) -> Iterator[Metric]:
-        yield from rollout_families(self.documents())
+        documents = self.documents()
+        yield from rollout_families(documents)
+        yield from bandit_families(documents)

@@ -30,6 +30,15 @@ status and gate evidence (statistic, threshold, samples per arm; see
 Labels come from the store's deployment, variant and rule names only, never from a
 request, so their number stays bounded.
 
+**Several worker processes** (``opsloop serve --workers N``) share one count: when
+``PROMETHEUS_MULTIPROC_DIR`` names a directory before ``prometheus_client`` is imported,
+the counters and histograms of every process are written to files there
+(``prometheus_client``'s multiprocess mode), and :meth:`ServingMetrics.exposition` sums
+them over every process that ever counted, so a scrape of any worker shows the whole
+server's counts (a worker that ended keeps its counts; none goes backwards). The gauges read
+from the store or the control plane (:meth:`ServingMetrics.add_collector`) are shown once,
+as the answering worker reads them.
+
 >>> metrics = ServingMetrics()
 >>> metrics.answered("api", "stable", "primary", 0.002)
 >>> b'opsloop_predictions_total{deployment="api",role="primary",variant="stable"} 1.0' in (
@@ -39,11 +48,32 @@ True
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 #: The media type of :meth:`ServingMetrics.exposition`.
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The variable naming the directory where worker processes write their counts.
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_directory() -> str | None:
+    """The directory the counts of every worker process go to (``$PROMETHEUS_MULTIPROC_DIR``,
+    or the lower-case name ``prometheus_client`` also reads), ``None`` in a single process.
+
+    >>> import os
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"PROMETHEUS_MULTIPROC_DIR": "/tmp/counts"}):
+    ...     multiprocess_directory()
+    '/tmp/counts'
+    """
+    # The lower-case name is the one prometheus_client read first, and still reads.
+    return os.environ.get(MULTIPROCESS_VARIABLE) or os.environ.get("prometheus_multiproc_dir")  # noqa: SIM112
+
+
 # From 0.25 ms: a small model answers in well under a millisecond.
 _LATENCY_BUCKETS = (
     0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -59,6 +89,15 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        #: What a scrape reads: the registry, or in multiprocess mode the counts of every
+        #: process (summed from their files) and the collectors given to add_collector.
+        self._scraped = self.registry
+        directory = multiprocess_directory()
+        if directory is not None:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            self._scraped = CollectorRegistry()
+            MultiProcessCollector(self._scraped, path=directory)
         variant_labels = ("deployment", "variant", "role")
         self.predictions = Counter(
             "opsloop_predictions",
@@ -143,6 +182,24 @@ class ServingMetrics:
         for rule, count in counts.items():
             self.assertion_firings.labels(deployment, rule, actions.get(rule, "")).inc(count)
 
+    def add_collector(self, collector: Collector) -> None:
+        """Show ``collector``'s metrics (gauges read from the store or a control plane) at
+        each scrape, beside the counts.
+
+        >>> from prometheus_client.core import GaugeMetricFamily
+        >>> class Answer:
+        ...     def collect(self):
+        ...         yield GaugeMetricFamily("answer", "The answer.", value=42)
+        >>> metrics = ServingMetrics()
+        >>> metrics.add_collector(Answer())
+        >>> b"answer 42.0" in metrics.exposition()
+        True
+        """
+        self.registry.register(collector)
+        if self._scraped is not self.registry:
+            self._scraped.register(collector)
+
     def exposition(self) -> bytes:
-        """Every metric in Prometheus' text exposition format."""
-        return generate_latest(self.registry)
+        """Every metric in Prometheus' text exposition format (in multiprocess mode the
+        counts of every process, see the module)."""
+        return generate_latest(self._scraped)

@@ -378,11 +378,11 @@ class ServingRuntime:
             # scrape (imported here: monitoring's actions deploy through this package).
             from opsloop.monitoring.monitoring_gauges import MonitoringGauges
 
-            self.metrics.registry.register(MonitoringGauges(db, self.names))
+            self.metrics.add_collector(MonitoringGauges(db, self.names))
         #: The canary rollouts' state and gate evidence on ``/metrics`` (see
         #: :mod:`.rollout_gauges`), of the deployments named or served so far.
         self.rollout_gauges = RolloutGauges(self.deployments, self._gauged_names)
-        self.metrics.registry.register(self.rollout_gauges)
+        self.metrics.add_collector(self.rollout_gauges)
         self.clock = clock or (db.clock if db is not None else now_ms)
         self._read_revision = revision or self.deployments.revision
         self.recorder = EventRecorder(
