@@ -79,13 +79,11 @@ class DemoServer:
         import uvicorn
 
         from opsloop.registry.users import new_token
-        from opsloop.server.app import create_app
-        from opsloop.server.data_plane import install_data_plane
+        from opsloop.server.launch import serving_app
         from opsloop.serving.serving_runtime import ServingRuntime
 
         if self.url is not None:
             raise RuntimeError(f"the demo's server is already serving at {self.url}")
-        app = create_app(db, artifacts)
         # The store's clock read at each event, not once: the demo simulates its hours
         # by setting the store's clock while the server runs. Shadows answer in threads,
         # on that clock too (a shadow process would stamp its events with its own).
@@ -96,7 +94,7 @@ class DemoServer:
             clock=lambda: db.clock(),
             shadow_isolation="thread",
         )
-        install_data_plane(app, self.runtime)
+        app = serving_app(db, artifacts, self.runtime)
         self.token = new_token(db, user)
         # Bound here, so the port is the demo's before the server starts. Named TCP, so
         # asyncio turns Nagle's algorithm off on the accepted connections (without it each

@@ -106,6 +106,31 @@ def serve(
             runtime.close()
 
 
+def serving_app(db, artifacts, runtime):
+    """The control plane on ``db`` and ``artifacts`` with ``runtime``'s data plane mounted
+    in it, as ``opsloop server --serve`` serves them, for a caller that runs the server
+    itself (``opsloop demo`` serves it from a thread, on the store's clock).
+
+    >>> import os
+    >>> from unittest import mock
+    >>> from opsloop.serving.serving_runtime import ServingRuntime
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> with mock.patch.dict(os.environ, {"OPSLOOP_HOME": str(tmp_path)}):
+    ...     db = Database("sqlite://")
+    ...     runtime = ServingRuntime(db, ArtifactStore(tmp_path))
+    ...     app = serving_app(db, ArtifactStore(tmp_path), runtime)
+    >>> {"/api/v1/health", "/v1/deployments/{name}/predict"} <= set(app.openapi()["paths"])
+    True
+    >>> runtime.close()
+    """
+    from opsloop.server.app import create_app
+    from opsloop.server.data_plane import install_data_plane
+
+    app = create_app(db, artifacts)
+    install_data_plane(app, runtime)
+    return app
+
+
 def settle_before_serving(app, dashboard: bool = True) -> None:
     """Do once, before the first request, what the first request would otherwise pay for:
     route one request through ``app`` (FastAPI builds its middleware and each included
