@@ -95,3 +95,10 @@ def test_every_exponent_and_sign_at_once_sums_exactly():
     total = ExactSum.of_floats(values)
     assert Fraction(total.numerator, 1 << SCALE_BITS) == exact(values)
     assert total.value == math.fsum(values)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_values_are_refused_not_summed(bad):
+    # +inf and -inf would cancel in per-exponent sums: each is counted and refused instead.
+    with pytest.raises(ValueError, match="2 NaN or infinite values"):
+        ExactSum.of_floats(np.array([1.0, bad, 2.0, -bad]))

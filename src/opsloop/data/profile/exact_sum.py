@@ -46,13 +46,18 @@ _U63 = np.uint64(63)
 
 @numba.njit(cache=True, nogil=True)
 def _halves_by_exponent(values: np.ndarray) -> tuple:  # pragma: no cover - compiled
-    # Signed sums of the high and low 26-bit halves of the significands, per exponent field.
+    # Signed sums of the high and low 26-bit halves of the significands, per exponent field;
+    # and how many values are NaN or infinite (exponent field 2047), which have no sum.
     high = np.zeros(2048, dtype=np.int64)
     low = np.zeros(2048, dtype=np.int64)
+    non_finite = 0
     bits = values.view(np.uint64)
     for i in range(bits.size):
         b = bits[i]
         field = (b >> _U52) & _FIELD
+        if field == _FIELD:
+            non_finite += 1
+            continue
         significand = b & _FRACTION
         if field == np.uint64(0):
             field = np.uint64(1)
@@ -66,7 +71,7 @@ def _halves_by_exponent(values: np.ndarray) -> tuple:  # pragma: no cover - comp
         else:
             high[field] += h
             low[field] += lo
-    return high, low
+    return high, low, non_finite
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,12 @@ class ExactSum:
         values = np.ascontiguousarray(values, dtype=np.float64).ravel()
         total = 0
         for start in range(0, values.size, _BLOCK):
-            high, low = _halves_by_exponent(values[start : start + _BLOCK])
+            high, low, non_finite = _halves_by_exponent(values[start : start + _BLOCK])
+            if non_finite:
+                raise ValueError(
+                    f"ExactSum.of_floats sums finite values only; got {non_finite} NaN or "
+                    "infinite values (remove them first)"
+                )
             for field in np.flatnonzero((high != 0) | (low != 0)):
                 scaled = (int(high[field]) << 26) + int(low[field])
                 total += scaled << (int(field) + _SHIFT)
