@@ -24,7 +24,8 @@ medians of ``--repeats`` runs:
 * **drift verdicts**: the drifted columns on Dask against those on the in-memory sample and
   the planted shifts.
 
-Drift runs with ``ks_p_value="fast"`` on both paths (within 1e-11 of scipy's p-value).
+Drift runs with ``ks_p_value="fast"`` on both paths (within 1e-11 of scipy's p-value), on
+Dask in ``--drift-mode`` (default ``auto``; the in-memory path is always exact).
 
     python benchmarks/scale.py                          # 5,000,000 rows, 2 workers, 3 repeats
     python benchmarks/scale.py --rows 100000000 --reference-rows 10000000 --repeats 1
@@ -97,14 +98,16 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-def run_in_memory(name: str, current: pd.DataFrame, reference: pd.DataFrame, schema):
+def run_in_memory(
+    name: str, current: pd.DataFrame, reference: pd.DataFrame, schema, drift_mode="auto"
+):
     if name == "profile":
         return profile(current)
     if name == "infer_schema":
         return infer_schema(reference)
     if name == "validate":
         return validate(current, schema)
-    return compare(reference, current, ks_p_value="fast")
+    return compare(reference, current, ks_p_value="fast", mode=drift_mode)
 
 
 def rows_of(name: str, n_current: int, n_reference: int) -> int:
@@ -129,14 +132,14 @@ def measure_memory(name, current, reference, schema, repeats):
     return results, outcome
 
 
-def measure_dask(client, name, current, reference, schema, repeats):
+def measure_dask(client, name, current, reference, schema, repeats, drift_mode):
     results = []
     for _ in range(repeats):
         client.run(peak_rss_reset)
         before = client.run(cpu_seconds)
         peak_rss_reset()
         cpu, wall = cpu_seconds(), time.perf_counter()
-        outcome = run_in_memory(name, current, reference, schema)
+        outcome = run_in_memory(name, current, reference, schema, drift_mode)
         elapsed, client_cpu = time.perf_counter() - wall, cpu_seconds() - cpu
         after = client.run(cpu_seconds)
         workers_cpu = sum(after[w] - before[w] for w in after)
@@ -169,7 +172,8 @@ def report(args, figures, verdicts, partition_bytes) -> str:
         f"{args.reference_rows} --partition-rows {args.partition_rows} --workers "
         f"{args.workers} --repeats {args.repeats}"
         f"{'' if args.data == OUT / 'scale' else f' --data {args.data}'}"
-        f"{'' if args.cluster == 'opsloop' else ' --cluster dask'}`, "
+        f"{'' if args.cluster == 'opsloop' else ' --cluster dask'}"
+        f"{'' if args.drift_mode == 'auto' else f' --drift-mode {args.drift_mode}'}`, "
         f"{dt.date.today().isoformat()}, "
         f"{platform.machine()} with {os.cpu_count()} cores; {versions}. Dask: a LocalCluster "
         f"({'opsloop' if args.cluster == 'opsloop' else 'Dask'}'s settings) of {args.workers} "
@@ -228,6 +232,12 @@ def main() -> None:
         default="opsloop",
         help="the LocalCluster: opsloop's local_cluster (default) or Dask's defaults",
     )
+    parser.add_argument(
+        "--drift-mode",
+        choices=("auto", "exact", "sketch"),
+        default="auto",
+        help="compare's mode on Dask (the in-memory path is always exact)",
+    )
     args = parser.parse_args()
     args.reference_rows = args.reference_rows or args.rows // 10
 
@@ -273,14 +283,14 @@ def main() -> None:
         small = current.partitions[: args.workers]
         schema = infer_schema(reference)
         for name in args.only:
-            run_in_memory(name, small, small, schema)
+            run_in_memory(name, small, small, schema, args.drift_mode)
         baseline = max(client.run(peak_rss_bytes).values())
         for name in args.only:
             memory_runs, memory_outcome = measure_memory(
                 name, memory_current, memory_reference, memory_schema, args.repeats
             )
             dask_runs, dask_outcome = measure_dask(
-                client, name, current, reference, schema, args.repeats
+                client, name, current, reference, schema, args.repeats, args.drift_mode
             )
             memory_rows = rows_of(name, len(memory_current), len(memory_reference))
             dask_rows = rows_of(name, args.rows, args.reference_rows)

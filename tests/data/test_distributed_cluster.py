@@ -1,5 +1,6 @@
 """The local cluster opsloop starts: its workers reuse freed array memory instead of asking
-the kernel for fresh pages each time, and run without Dask's sampling profiler."""
+the kernel for fresh pages each time, and run without Dask's sampling profiler and with
+fewer memory checks."""
 
 from __future__ import annotations
 
@@ -33,6 +34,10 @@ def profiler_enabled() -> bool:
     return bool(dask.config.get("distributed.worker.profile.enabled"))
 
 
+def memory_check_interval_ms(dask_worker) -> float:
+    return dask_worker.periodic_callbacks["memory_monitor"].callback_time
+
+
 def test_workers_reuse_freed_arrays_instead_of_faulting_in_fresh_pages():
     # Under Dask's default MALLOC_TRIM_THRESHOLD_=65536 every one of the 20 arrays is fresh
     # memory from the kernel, its pages faulted in again (10,320 faults here, numpy asking
@@ -44,8 +49,14 @@ def test_workers_reuse_freed_arrays_instead_of_faulting_in_fresh_pages():
     ):
         (faults,) = client.run(faults_of_repeated_allocations, 20).values()
         (profiling,) = client.run(profiler_enabled).values()
+        (checks_every,) = client.run(memory_check_interval_ms).values()
+        nannies = {
+            n.periodic_callbacks["memory_monitor"].callback_time for n in cluster.workers.values()
+        }
     assert faults < ARRAY_BYTES // PAGE, faults
     assert profiling is False
+    # Dask's default reads the worker's memory every 100 ms, in the worker and its nanny.
+    assert checks_every == 500 and nannies == {500}
 
 
 def test_dask_client_starts_that_cluster_when_given_no_address():

@@ -85,3 +85,20 @@ def test_state_round_trip_and_errors():
         ExactSum.of_ints(np.array([1.5]))
     with pytest.raises(ValueError, match="count must be positive"):
         total.mean(0)
+
+
+def test_every_exponent_and_sign_at_once_sums_exactly():
+    # Each exponent field (subnormals included) holds both signs and its own partial sums.
+    rng = np.random.default_rng(7)
+    values = np.ldexp(rng.random(20_000) - 0.5, rng.integers(-1074, 1023, 20_000))
+    values = np.concatenate([values, [5e-324, -5e-324, 2.0**-1022, -0.0, 1.7e308, -1.7e308]])
+    total = ExactSum.of_floats(values)
+    assert Fraction(total.numerator, 1 << SCALE_BITS) == exact(values)
+    assert total.value == math.fsum(values)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_values_are_refused_not_summed(bad):
+    # +inf and -inf would cancel in per-exponent sums: each is counted and refused instead.
+    with pytest.raises(ValueError, match="2 NaN or infinite values"):
+        ExactSum.of_floats(np.array([1.0, bad, 2.0, -bad]))

@@ -8,10 +8,11 @@ can need), so merging is integer addition and the reported sum is the correctly 
 of the true sum whatever the chunking.
 
 ``math.fsum`` is correctly rounded too, but its result cannot be combined exactly with another
-chunk's, and it walks the array element by element; this module reads the array with a few
-vectorised numpy passes: each float is split into its binary exponent and two 26-bit halves
-of its significand, and the halves are summed per exponent with ``np.bincount``, where every
-partial sum is an integer below ``2**53`` and therefore exact.
+chunk's, and it walks the array element by element in Python; this module reads the array
+once with a compiled kernel: each float's bits give its binary exponent and its 53-bit
+integer significand, whose two 26-bit halves are added per exponent into 64-bit integers
+(every partial sum stays below ``2**53``, so none is rounded), and Python's integers then
+add the few per-exponent sums at their scales.
 
 >>> import numpy as np
 >>> values = np.array([1e16, 1.0, -1e16])
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 #: A float64 is an integer multiple of 2**-1074; significands are scaled to 53-bit integers,
@@ -30,8 +32,46 @@ import numpy as np
 SCALE_BITS = 1126
 # Every partial sum in a block stays below 2**53 (floats) or 2**63 (ints).
 _BLOCK = 1 << 26
-# np.frexp exponents lie in [-1073, 1024]; shifted to be valid bincount indices.
-_EXPONENT_OFFSET = 1100
+# A float64 with biased exponent field e (1 for subnormals, whose field is 0) and integer
+# significand f is f * 2**(e - 1075): stored as f << (e - 1075 + SCALE_BITS).
+_SHIFT = SCALE_BITS - 1075
+_FIELD = np.uint64(0x7FF)
+_FRACTION = np.uint64(0xFFFFFFFFFFFFF)
+_IMPLICIT = np.uint64(1 << 52)
+_LOW = np.uint64((1 << 26) - 1)
+_U26 = np.uint64(26)
+_U52 = np.uint64(52)
+_U63 = np.uint64(63)
+
+
+@numba.njit(cache=True, nogil=True)
+def _halves_by_exponent(values: np.ndarray) -> tuple:  # pragma: no cover - compiled
+    # Signed sums of the high and low 26-bit halves of the significands, per exponent field;
+    # and how many values are NaN or infinite (exponent field 2047), which have no sum.
+    high = np.zeros(2048, dtype=np.int64)
+    low = np.zeros(2048, dtype=np.int64)
+    non_finite = 0
+    bits = values.view(np.uint64)
+    for i in range(bits.size):
+        b = bits[i]
+        field = (b >> _U52) & _FIELD
+        if field == _FIELD:
+            non_finite += 1
+            continue
+        significand = b & _FRACTION
+        if field == np.uint64(0):
+            field = np.uint64(1)
+        else:
+            significand = significand | _IMPLICIT
+        h = np.int64(significand >> _U26)
+        lo = np.int64(significand & _LOW)
+        if b >> _U63:
+            high[field] -= h
+            low[field] -= lo
+        else:
+            high[field] += h
+            low[field] += lo
+    return high, low, non_finite
 
 
 @dataclass(frozen=True)
@@ -55,19 +95,18 @@ class ExactSum:
         >>> ExactSum.of_floats(np.array([0.5, 0.25])).value
         0.75
         """
-        values = np.asarray(values, dtype=np.float64).ravel()
+        values = np.ascontiguousarray(values, dtype=np.float64).ravel()
         total = 0
         for start in range(0, values.size, _BLOCK):
-            mantissa, exponent = np.frexp(values[start : start + _BLOCK])
-            whole = mantissa * 2.0**53  # an integer below 2**53 in magnitude
-            high = np.trunc(whole * 2.0**-26)
-            low = whole - high * 2.0**26
-            index = exponent + _EXPONENT_OFFSET
-            high_sums = np.bincount(index, weights=high)
-            low_sums = np.bincount(index, weights=low)
-            for i in np.flatnonzero((high_sums != 0) | (low_sums != 0)):
-                shift = int(i) - _EXPONENT_OFFSET - 53 + SCALE_BITS
-                total += ((int(high_sums[i]) << 26) + int(low_sums[i])) << shift
+            high, low, non_finite = _halves_by_exponent(values[start : start + _BLOCK])
+            if non_finite:
+                raise ValueError(
+                    f"ExactSum.of_floats sums finite values only; got {non_finite} NaN or "
+                    "infinite values (remove them first)"
+                )
+            for field in np.flatnonzero((high != 0) | (low != 0)):
+                scaled = (int(high[field]) << 26) + int(low[field])
+                total += scaled << (int(field) + _SHIFT)
         return cls(total)
 
     @classmethod
