@@ -291,16 +291,17 @@ class RateGate:
 
         Why the false-alarm budget still holds: :math:`V(c - L)` falls on average with
         each event at the gate's shares, so (the chance of having failed so far) plus (the
-        mean of :math:`V(c - L)` over the walks still going) is at most :math:`V(c)`, the
-        budget. From here on, at any share, Ville's inequality bounds the chance of ever
-        reaching :math:`T` by :math:`e^{L - T} = V(c - L)`: the rest of the budget, and no
-        more. Keeping the statistic with Ville's :math:`\log(1/\alpha)` instead would not
-        be safe: the exact threshold spent the whole budget on the shares, and Ville's
-        would spend it again (up to :math:`\alpha (2 - \alpha e^c)`); restarting the
-        evidence would too (up to :math:`\alpha (2 - \alpha)`). :math:`T` is at least
-        :math:`c`; with the statistic at 0 it is Ville's threshold for the budget or above.
-        A gate without ``shares``, or whose threshold is Ville's already (a ``margin``),
-        keeps its threshold.
+        mean of :math:`V(c - L)` over the walks still going) is at most :math:`V(c)`,
+        itself within the budget. From here on, at any share, Ville's inequality bounds the
+        chance of ever reaching :math:`T` by :math:`e^{L - T} = V(c - L)`: the rest of the
+        budget, and no more. Keeping the statistic with Ville's :math:`\log(1/\alpha)`
+        instead is not known to hold: the exact threshold may have spent the whole budget
+        on the shares, and the bound becomes :math:`\alpha (2 - \alpha e^c)`; restarting
+        the evidence spends it twice, :math:`\alpha (2 - \alpha)` (a walk at 10% for 40
+        events, then at 20%: above 7% for ``alpha=0.05``). :math:`T` is at least :math:`c`,
+        with the statistic at 0 Ville's threshold for the budget or above, and below
+        Ville's only for a walk already well on its way. A gate without ``shares``, or
+        whose threshold is Ville's already (a ``margin``), keeps its threshold.
 
         >>> gate = RateGate(shares=(0.1,))
         >>> _ = gate.update_many([True, True], [True, True], share=0.1)
