@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from opsloop.analysis.rate_sprt_threshold import exact_rate_threshold
+from opsloop.analysis.rate_sprt_threshold import crossing_bound, exact_rate_threshold
 from opsloop.analysis.sequential import RateGate
 from opsloop.errors import InvalidArgumentError
 
@@ -66,3 +66,88 @@ def test_the_gate_fails_at_the_exact_threshold_and_refuses_other_shares():
         RateGate(shares=[0.1, 1.0])
     # A margin makes the null move with the primary's estimate: Ville's threshold stays.
     assert RateGate(shares=[0.1], margin=0.01).fail_threshold == math.log(20)
+
+
+def _jumps(share, detect_ratio=3.0):
+    theta1 = share * detect_ratio / (share * detect_ratio + 1 - share)
+    return share, math.log(theta1 / share), math.log((1 - share) / (1 - theta1))
+
+
+@pytest.mark.parametrize("shares", [(0.1,), (0.1, 0.5)])
+def test_the_crossing_bound_falls_on_average_with_each_event_and_stays_below_ville(shares):
+    # What allow_any_share relies on, checked off the grid at points of its own.
+    threshold = exact_rate_threshold(0.05, 3.0, shares)
+    assert crossing_bound(0.05, 3.0, shares, threshold) <= 0.05
+    for x in np.linspace(0.0013, 6.0, 700):
+        here = crossing_bound(0.05, 3.0, shares, x)
+        assert here <= math.exp(-x) * (1 + 1e-12)
+        for share in shares:
+            theta0, up, down = _jumps(share)
+            after = theta0 * crossing_bound(0.05, 3.0, shares, x - up) + (
+                1 - theta0
+            ) * crossing_bound(0.05, 3.0, shares, x + down)
+            assert after <= here + 1e-12
+
+
+def test_beta_sets_the_budget_of_the_exact_threshold_as_it_does_ville_s():
+    # Wald's log((1 - beta)/alpha) = log 16; Ville bounds its chance by alpha/(1 - beta).
+    assert RateGate(beta=0.2, shares=(0.05, 0.25, 0.5)).fail_threshold == math.log(16)
+    assert RateGate(beta=0.2).fail_threshold == math.log(16)
+    alone = RateGate(beta=0.2, shares=(0.1,)).fail_threshold
+    assert alone == exact_rate_threshold(0.05 / 0.8, 3.0, (0.1,))
+    assert alone < RateGate(shares=(0.1,)).fail_threshold < math.log(16)
+
+
+def test_a_gate_that_allows_any_share_keeps_its_evidence_and_the_rest_of_its_budget():
+    gate = RateGate(shares=(0.1,))
+    gate.update_many([True, True, False], [True, True, True], share=0.1)
+    _, up, down = _jumps(0.1)
+    assert gate.log_likelihood_ratio == pytest.approx(2 * up - down)
+    left = crossing_bound(0.05, 3.0, (0.1,), 2.662 - (2 * up - down))
+    gate.allow_any_share()
+    assert gate.fail_threshold == pytest.approx(2 * up - down - math.log(left))
+    assert gate.fail_threshold > 2.662
+    stored = RateGate.from_dict(gate.to_dict())
+    assert stored.fail_threshold == gate.fail_threshold
+    _, up_20, _ = _jumps(0.2)
+    assert stored.update(True, True, share=0.2).statistic == pytest.approx(2 * up - down + up_20)
+    # From the start it is Ville's threshold or a little above (the grid's rounding).
+    fresh = RateGate(shares=(0.1,))
+    fresh.allow_any_share()
+    assert math.log(20) <= fresh.fail_threshold < math.log(20) + 0.01
+    # Without an exact threshold there is nothing to leave.
+    ville = RateGate(shares=(0.1,), margin=0.01)
+    ville.allow_any_share()
+    assert ville.fail_threshold == math.log(20)
+
+
+def test_moving_off_the_shares_midway_keeps_the_false_alarm_chance_within_alpha():
+    # The null walk at 10% for 40 events with the exact threshold, then at 20% for good
+    # with the threshold allow_any_share sets: the chance of ever failing, counted exactly
+    # for the first part and bounded above by crossing_chance for the rest, is within 5%.
+    threshold = exact_rate_threshold(0.05, 3.0, (0.1,))
+    theta0, up, down = _jumps(0.1)
+    alive = {0: 1.0}  # candidate events so far -> probability, among walks still going
+    failed = 0.0
+    for n in range(1, 41):
+        moved = {}
+        for k, p in alive.items():
+            for k_next, q in ((k + 1, theta0), (k, 1 - theta0)):
+                if k_next * up - (n - k_next) * down >= threshold:
+                    failed += p * q
+                else:
+                    moved[k_next] = moved.get(k_next, 0.0) + p * q
+        alive = moved
+    total = failed
+    for k, p in alive.items():
+        gate = RateGate(shares=(0.1,))
+        gate.log_likelihood_ratio = k * up - (40 - k) * down
+        gate.allow_any_share()
+        distance = gate.fail_threshold - gate.log_likelihood_ratio
+        total += p * crossing_chance(distance, 0.2, 3.0, 1500)[1]
+    assert failed > 0.035
+    assert total <= 0.05
+    # Restarting the evidence at Ville's threshold instead spends alpha twice: at least
+    # this much (a lower bound) is already above 5%.
+    restarted, _ = crossing_chance(math.log(20), 0.2, 3.0, 1500)
+    assert failed + (1 - failed) * restarted > 0.07

@@ -6,6 +6,7 @@ metric's gate read from labels sent as feedback."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from tests.clock import FakeClock
 from tests.serving.served_models import Constant, Flaky
 
+from opsloop.analysis.rate_sprt_threshold import crossing_bound, exact_rate_threshold
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.errors import InvalidArgumentError
 from opsloop.serving import Deployments, ServingRuntime, Variant
@@ -326,6 +328,54 @@ def test_a_slow_candidate_fails_the_latency_gate_by_the_rate_of_slow_answers():
     assert reference.verdict == "fail"
     assert moves == [(reference.decided_at - 1, "rollback")]
     assert state["decision"]["gates"]["latency"] == reference.decision().to_dict()
+
+
+def test_a_failing_candidate_at_a_weight_set_by_hand_is_judged_and_rolled_back():
+    # 20% is no step of the ramp: the errors gate leaves its exact threshold for one valid at
+    # any share. From a statistic of 0 that is -log of the crossing bound at the exact
+    # threshold; each candidate error at 20% adds log(theta1/theta0) = log((3/7)/0.2).
+    policy = RolloutPolicy(
+        steps=(0.1, 0.5, 1.0), gates={"errors": {"detect_ratio": 3.0}}, min_requests=20
+    )
+    state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    moves = [
+        observe_request(
+            policy, state, candidate=True, failed=True, latency_ms=1.0, share=0.2, at_ms=i
+        )
+        for i in range(60)
+    ]
+    threshold = -math.log(
+        crossing_bound(0.05, 3.0, (0.1, 0.5), exact_rate_threshold(0.05, 3.0, (0.1, 0.5)))
+    )
+    assert math.log(20) <= threshold < 4 * math.log(15 / 7)
+    assert [m and m.action for m in moves][:5] == [None, None, None, "rollback", None]
+    assert state["status"] == "rolled_back" and state["step"] == 0
+    errors = state["decision"]["gates"]["errors"]
+    assert (errors["verdict"], errors["n_candidate"], errors["events_candidate"]) == ("fail", 4, 4)
+    assert errors["statistic"] == pytest.approx(4 * math.log(15 / 7))
+    assert errors["fail_threshold"] == pytest.approx(threshold)
+
+
+def test_a_request_at_a_share_off_the_ramp_never_takes_a_step_without_being_judged():
+    policy = RolloutPolicy(
+        steps=(0.1, 0.5, 1.0), gates={"errors": {"detect_ratio": 3.0}}, min_requests=20
+    )
+    state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    for i in range(10):
+        observe_request(
+            policy, state, candidate=True, failed=False, latency_ms=1.0, share=0.1, at_ms=i
+        )
+    moves = [
+        observe_request(
+            policy, state, candidate=True, failed=False, latency_ms=1.0, share=0.3, at_ms=i
+        )
+        for i in range(10, 20)
+    ]
+    assert [m and m.action for m in moves][-1] == "step"
+    errors = state["decision"]["gates"]["errors"]
+    assert errors["n_candidate"] == 20 == state["decision"]["candidate_requests_at_previous_step"]
+    # The gate now reads any share, from the stored state.
+    assert state["gates"]["errors"]["state"]["fallback_threshold"] == errors["fail_threshold"]
 
 
 def test_too_many_thompson_draws_are_refused():

@@ -115,7 +115,7 @@ SCENARIO = [
         ),
     ),
     # A data plane on another host reads its answers into the ramp, at the ramp's first
-    # share (the rate gates skip requests sent at a share outside the ramp).
+    # share.
     (
         "observe_rollout",
         lambda d, n: d.observe_rollout(

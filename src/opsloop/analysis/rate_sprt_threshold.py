@@ -21,7 +21,10 @@ returned is the smallest grid point whose bound is at most :math:`\alpha`, or Vi
 
 For one share the gain is large (10% share, ``detect_ratio=3``: 2.662 instead of 2.996); when
 the shares of a whole ramp may alternate in any order, an adversary can steer the walk so that
-it hardly overshoots, and the threshold stays near Ville's.
+it hardly overshoots, and the threshold stays near Ville's (the ramp 5%, 25%, 50%: Ville's
+exactly). For small shares (about 1% and below) the downward jump is a few grid steps or
+none, the iteration stops before the bound settles, and the threshold returned is Ville's or
+near it: safe, but nothing gained.
 
 >>> round(exact_rate_threshold(0.05, 3.0, (0.1,)), 3)
 2.662
@@ -67,8 +70,50 @@ def exact_rate_threshold(
     return _threshold(float(alpha), float(detect_ratio), unique, float(ratio_margin))
 
 
+def crossing_bound(
+    alpha: float,
+    detect_ratio: float,
+    shares: tuple[float, ...],
+    distance: float,
+    ratio_margin: float = 1.0,
+) -> float:
+    r"""An upper bound on the chance that the null walk, ``distance`` below the fail
+    threshold :func:`exact_rate_threshold` returns, ever reaches it, for any sequence of
+    ``shares``: the bound the threshold was chosen by (at most ``alpha`` at distance equal
+    to the threshold), and never above Ville's :math:`e^{-x}`.
+
+    The bound, as a function of where the walk stands, can only fall on average with each
+    event (each grid iterate keeps that property), so it is what a gate that stops reading
+    these shares has left of its false-alarm budget (see
+    :meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`).
+
+    >>> threshold = exact_rate_threshold(0.05, 3.0, (0.1,))
+    >>> crossing_bound(0.05, 3.0, (0.1,), threshold) <= 0.05
+    True
+    >>> crossing_bound(0.05, 3.0, (0.1,), 0.0), crossing_bound(0.05, 3.0, (0.1,), 20.0)
+    (1.0, 2.061153622438558e-09)
+    """
+    if distance <= 0.0:
+        return 1.0
+    unique = tuple(sorted({float(s) for s in shares}))
+    exact_rate_threshold(alpha, detect_ratio, unique, ratio_margin)  # checks the arguments
+    bound = _bound(float(alpha), float(detect_ratio), unique, float(ratio_margin))
+    # The bound falls with the distance: the grid point at or below it bounds it.
+    index = math.floor(distance / GRID_STEP)
+    ville = math.exp(-distance)
+    return min(float(bound[index]), ville) if index < bound.size else ville
+
+
 @lru_cache(maxsize=64)
 def _threshold(alpha: float, detect_ratio: float, shares: tuple, ratio_margin: float) -> float:
+    bound = _bound(alpha, detect_ratio, shares, ratio_margin)
+    x = np.arange(bound.size) * GRID_STEP
+    # Ville's threshold is valid too: never return more than it.
+    return min(float(x[int(np.argmax(bound <= alpha))]), math.log(1.0 / alpha))
+
+
+@lru_cache(maxsize=64)
+def _bound(alpha: float, detect_ratio: float, shares: tuple, ratio_margin: float) -> np.ndarray:
     h = GRID_STEP
     size = math.ceil((math.log(1.0 / alpha) + REACH) / h)
     x = np.arange(size + 1) * h
@@ -98,5 +143,5 @@ def _threshold(alpha: float, detect_ratio: float, shares: tuple, ratio_margin: f
         bound[1:] = new
         if change < 1e-12:
             break
-    # Ville's threshold is valid too: never return more than it.
-    return min(float(x[int(np.argmax(bound <= alpha))]), math.log(1.0 / alpha))
+    bound.flags.writeable = False  # cached and shared
+    return bound

@@ -53,7 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from opsloop.analysis.rate_sprt_threshold import exact_rate_threshold
+from opsloop.analysis.rate_sprt_threshold import crossing_bound, exact_rate_threshold
 from opsloop.errors import InvalidArgumentError
 
 Verdict = Literal["continue", "pass", "fail"]
@@ -186,11 +186,19 @@ class RateGate:
     shares
         The candidate's traffic shares the gate will see (a canary's ramp steps below 1).
         ``None`` (default): any share, and the fail threshold is Ville's
-        :math:`\log((1-\beta)/\alpha)`. Given (and with ``margin=0``), the fail threshold is
-        the smallest whose false-alarm chance is at most ``alpha`` for any sequence of these
-        shares, computed exactly (:mod:`~opsloop.analysis.rate_sprt_threshold`): Ville's
-        bound wastes the part of ``alpha`` the statistic's overshoot leaves unspent.
-        A share outside them is refused.
+        :math:`\log((1-\beta)/\alpha)`, whose false-alarm chance is at most
+        :math:`\alpha/(1-\beta)`. Given (and with ``margin=0``), the fail threshold is the
+        smallest whose false-alarm chance is at most that same budget for any sequence of
+        these shares, computed exactly (:mod:`~opsloop.analysis.rate_sprt_threshold`); it is
+        never above Ville's, and lower only where the statistic's overshoot leaves part of
+        the budget unspent (one share, or a few close ones: for the default ramp 5%, 25%,
+        50% it is Ville's). A share outside them is refused until :meth:`allow_any_share`.
+
+    Every threshold here assumes that each request reaches the candidate independently with
+    probability ``share``. Routing by a key (a deployment's ``routing_key_field`` or the
+    ``X-Routing-Key`` header) sends all of one user's requests to one arm; when users'
+    event rates differ, the arm of an event is no longer an independent draw, and neither
+    the exact threshold nor Ville's bounds the false-alarm chance.
 
     Examples
     --------
@@ -241,8 +249,9 @@ class RateGate:
         self._exact_threshold = None
         if self.shares is not None and self.margin == 0.0:
             self._exact_threshold = exact_rate_threshold(
-                self.alpha, self.detect_ratio, self.shares, self.ratio_margin
+                self._budget, self.detect_ratio, self.shares, self.ratio_margin
             )
+        self.fallback_threshold: float | None = None
         self.log_likelihood_ratio = 0.0
         self.n_candidate = 0
         self.n_primary = 0
@@ -252,16 +261,69 @@ class RateGate:
         self.decided_at: int | None = None
 
     @property
+    def _budget(self) -> float:
+        # Ville's inequality bounds the chance of reaching Wald's log((1 - beta)/alpha) by
+        # alpha/(1 - beta): the exact threshold spends that same budget.
+        return self.alpha / (1.0 - (self.beta or 0.0))
+
+    @property
     def fail_threshold(self) -> float:
         """:math:`\\log((1-\\beta)/\\alpha)`, or :math:`\\log(1/\\alpha)` without ``beta``;
-        the exact threshold for ``alpha`` when ``shares`` are given.
+        the exact threshold for the same budget when ``shares`` are given; after
+        :meth:`allow_any_share`, the threshold it set.
 
         >>> round(RateGate(alpha=0.05, beta=0.2).fail_threshold, 4)
         2.7726
+        >>> round(RateGate(alpha=0.05, beta=0.2, shares=(0.1,)).fail_threshold, 4)
+        2.432
         """
+        if self.fallback_threshold is not None:
+            return self.fallback_threshold
         if self._exact_threshold is not None:
             return self._exact_threshold
         return math.log((1.0 - (self.beta or 0.0)) / self.alpha)
+
+    def allow_any_share(self) -> None:
+        r"""From now on read requests at any share, keeping the evidence so far; the fail
+        threshold becomes :math:`T = L - \log V(c - L)`, with :math:`L` the statistic now,
+        :math:`c` the exact threshold for ``shares`` and :math:`V` the bound on the chance
+        of reaching it (:func:`~opsloop.analysis.rate_sprt_threshold.crossing_bound`).
+
+        Why the false-alarm budget still holds: :math:`V(c - L)` falls on average with
+        each event at the gate's shares, so (the chance of having failed so far) plus (the
+        mean of :math:`V(c - L)` over the walks still going) is at most :math:`V(c)`,
+        itself within the budget. From here on, at any share, Ville's inequality bounds the
+        chance of ever reaching :math:`T` by :math:`e^{L - T} = V(c - L)`: the rest of the
+        budget, and no more. Keeping the statistic with Ville's :math:`\log(1/\alpha)`
+        instead is not known to hold: the exact threshold may have spent the whole budget
+        on the shares, and the bound becomes :math:`\alpha (2 - \alpha e^c)`; restarting
+        the evidence spends it twice, :math:`\alpha (2 - \alpha)` (a walk at 10% for 40
+        events, then at 20%: above 7% for ``alpha=0.05``). :math:`T` is at least :math:`c`,
+        with the statistic at 0 Ville's threshold for the budget or above, and below
+        Ville's only for a walk already well on its way. A gate without ``shares``, or
+        whose threshold is Ville's already (a ``margin``), keeps its threshold.
+
+        >>> gate = RateGate(shares=(0.1,))
+        >>> _ = gate.update_many([True, True], [True, True], share=0.1)
+        >>> round(gate.log_likelihood_ratio, 3), gate.fail_threshold
+        (1.833, 2.662)
+        >>> gate.allow_any_share()
+        >>> round(gate.fail_threshold, 3), gate.update(True, True, share=0.2).verdict
+        (2.96, 'continue')
+        """
+        if self.shares is None or self.fallback_threshold is not None:
+            return
+        if self._exact_threshold is None:
+            self.fallback_threshold = self.fail_threshold
+            return
+        left = crossing_bound(
+            self._budget,
+            self.detect_ratio,
+            self.shares,
+            self._exact_threshold - self.log_likelihood_ratio,
+            self.ratio_margin,
+        )
+        self.fallback_threshold = self.log_likelihood_ratio - math.log(left)
 
     @property
     def pass_threshold(self) -> float | None:
@@ -322,7 +384,7 @@ class RateGate:
             raise InvalidArgumentError(
                 f"share[{bad}] = {float(shares[bad])!r} breaks the rule 0 < share < 1"
             )
-        if self.shares is not None and shares.size:
+        if self.shares is not None and self.fallback_threshold is None and shares.size:
             known = np.isclose(shares[:, None], np.asarray(self.shares)[None, :]).any(axis=1)
             if not known.all():
                 bad = int(np.argmax(~known))
@@ -397,6 +459,7 @@ class RateGate:
                 "events_primary": self.events_primary,
                 "verdict": self.verdict,
                 "decided_at": self.decided_at,
+                "fallback_threshold": self.fallback_threshold,
             },
         }
 

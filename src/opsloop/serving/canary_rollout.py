@@ -18,7 +18,10 @@ change the deployment:
 - ``complete`` when that share is 1 (``blue_green`` with the candidate at 1).
 
 The gates keep their statistics from step to step: the rate test conditions each event on
-the share its request was routed with, so it stays exact while the share moves.
+the share its request was routed with, so it stays exact while the share moves. A request
+routed at a share outside the ramp (a candidate weight set by hand) is judged too: its rate
+gates move to a threshold valid at any share
+(:meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`).
 
 :func:`apply_transition` makes the change through the control plane, an audited
 :meth:`~opsloop.serving.Deployments.deploy` whose reason carries the evidence (the gate,
@@ -156,10 +159,10 @@ def _update_gate(
 ) -> str | None:
     gate = RateGate.from_dict(state["gates"][name])
     if gate.shares is not None and not np.isclose(share, gate.shares).any():
-        # A weight set by hand mid-ramp: the gate's exact threshold holds for the ramp's
-        # shares only, and leaving out requests chosen by their share (never by their
-        # outcome) keeps it true.
-        return None
+        # A weight set by hand mid-ramp (the weights form, a deploy): every request is
+        # judged, so the gate leaves the ramp's exact threshold for one that holds at any
+        # share and keeps the false-alarm budget (kept in the state from now on).
+        gate.allow_any_share()
     verdict = gate.update_many(candidate, event, share).verdict
     state["gates"][name] = gate.to_dict()
     return name if verdict == "fail" else None

@@ -833,7 +833,10 @@ class Deployments:
         micro-batching of its requests; ``outputs`` (variant name -> ``{"decimals",
         "top_k", "label_only"}``) restricts what a variant's answers say;
         ``routing_key_field`` names the records' field whose value routes a request that
-        brings no routing key (sticky A/B assignment per user).
+        brings no routing key (sticky A/B assignment per user). A canary's rate gates
+        assume each request reaches the candidate independently; with sticky routing that
+        holds only while users' event rates are alike (see
+        :class:`~opsloop.analysis.sequential.RateGate`).
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])

@@ -10,7 +10,16 @@ every serving worker.
 - ``gates``: which gates judge the candidate against the primary, each with the
   parameters of its :class:`~opsloop.analysis.sequential.RateGate` (``alpha``,
   ``detect_ratio``, ``ratio_margin``, ``margin``; its ``shares`` are the steps below 1,
-  so its fail threshold spends exactly ``alpha`` for them):
+  and its fail threshold is the smallest whose false-alarm chance is at most ``alpha`` for
+  any order of them, never above Ville's log(1/alpha): lower for one share or
+  a few close ones (a single 10% step: 2.662 instead of 2.996), Ville's itself for shares
+  far apart (the default 5%, 25%, 50%: nothing gained), and Ville's too, or near it, for
+  shares of about 1% and below, whose small downward steps the computation (a grid, a
+  bounded number of iterations) cannot resolve; a request routed at a
+  share outside the ramp moves the gate to a threshold valid at any share, see
+  :meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`; every threshold assumes
+  each request reaches the candidate independently, which routing by key breaks when
+  users' rates differ, see :class:`~opsloop.analysis.sequential.RateGate`):
 
   - ``errors``: the candidate's error rate (a model that raises);
   - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
