@@ -728,11 +728,14 @@ def _close_loop(
     # promote rule judges every variant's windows, and the primary's own would be refused.
     promote_rule = "task_metric >= 0.8 -> promote"
     # The windows are evaluated in this process, on the store the server shares: they close
-    # on the demo's simulated clock, and the server's monitoring would evaluate them on the
-    # wall clock, hours before their end. The actions the policies take on them change the
-    # deployment through the control plane's API as the demo's user (``remote``: the
-    # token's owner acts), as `opsloop monitor follow --server` does; the retraining they
-    # run trains, registers and gates the new version on the shared store.
+    # on the demo's simulated clock, which only this process's store object reads (a server
+    # of its own would close and stamp them on the wall clock, hours before their end), and
+    # with the demo's windowing (a seeded sample of each hour), which the server's evaluate
+    # operation does not take; the server's would also queue the retraining for a follower.
+    # The actions the policies take on them change the deployment through the control
+    # plane's API as the demo's user (``remote``: the token's owner acts), as `opsloop
+    # monitor follow --server` does; the retraining trains, registers and gates the new
+    # version on the shared store, as the retraining action does in-process.
     context = ActionContext(
         db,
         deployments=deployments,
