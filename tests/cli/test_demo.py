@@ -1,5 +1,6 @@
 """The demo, the project's main job, runs end to end and writes what it says."""
 
+import getpass
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from opsloop.cli.demo import FEATURES, run_demo
 from opsloop.cli.demo_server import DemoServer
 from opsloop.data.schema import Schema
 from opsloop.registry.audit import audit_entries, verify_audit_log
+from opsloop.registry.users import list_tokens
 from opsloop.serving import read_prediction_events
 from opsloop.store import open_database
 from opsloop.tracking import tracking_backend
@@ -30,7 +32,8 @@ SOURCE = str(Path(__file__).resolve().parents[2] / "src")
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     """The demo run once in this process with a server the test holds: its output folder,
-    the paths it returned, what it printed, and what the server's /metrics showed after."""
+    the paths it returned, what it printed, what the server's /metrics showed after, and
+    the deployment's history as the server's API gave it to the demo's user after."""
     tmp_path = tmp_path_factory.mktemp("demo")
     # A configured store or server elsewhere is left alone: the demo keeps its own.
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
@@ -40,19 +43,20 @@ def demo_run(tmp_path_factory):
         console = Console(record=True, width=200)
         with DemoServer() as server:
             paths = run_demo(tmp_path, rows=4_000, seed=3, console=console, server=server)
-            metrics = httpx.get(
-                f"{server.url}/metrics",
-                headers={"Authorization": f"Bearer {server.token}"},
-                timeout=60,
+            headers = {"Authorization": f"Bearer {server.token}"}
+            metrics = httpx.get(f"{server.url}/metrics", headers=headers, timeout=60)
+            history = httpx.get(
+                f"{server.url}/api/v1/deployments/credit-api/history", headers=headers, timeout=60
             )
         assert not (tmp_path / "elsewhere.db").exists()
         assert os.environ["OPSLOOP_STORE_URI"] == elsewhere
     assert metrics.status_code == 200, metrics.text
-    return tmp_path, paths, console.export_text(), metrics.text
+    assert history.status_code == 200, history.text
+    return tmp_path, paths, console.export_text(), metrics.text, history.json()["entries"]
 
 
 def test_demo_writes_every_artifact_and_finds_the_planted_problems(demo_run, monkeypatch):
-    tmp_path, paths, text, _ = demo_run
+    tmp_path, paths, text, *_ = demo_run
     for path in paths.values():
         assert path.exists() and path.stat().st_size > 0
     # Schema skew planted in serving data: an unseen device and out-of-range ages.
@@ -194,7 +198,7 @@ def test_the_demo_sends_its_traffic_over_http_to_the_server_it_started(demo_run,
     """Every request the demo reports was answered by the served process: its /metrics
     counts, per variant, what the demo printed it sent, and the store holds no answer the
     served runtime did not give (the demo answers nothing in its own process)."""
-    tmp_path, _, text, metrics = demo_run
+    tmp_path, _, text, metrics, _ = demo_run
     flat = " ".join(text.split())
     sent = re.search(
         r"the demo sent (\d+) prediction requests over HTTP to the data plane at "
@@ -225,6 +229,61 @@ def test_the_demo_sends_its_traffic_over_http_to_the_server_it_started(demo_run,
     answers = events[events["role"] != "shadow"]
     assert answers["request_id"].nunique() == len(answers) == int(sent.group(1))
     assert (events["role"] == "shadow").sum() == 300
+
+
+def test_the_demo_changes_its_deployment_through_the_api_as_its_users(demo_run, monkeypatch):
+    """The deployment's history, as ``GET /api/v1/deployments/credit-api/history`` gives it:
+    the demo deployed the champion with the challenger in shadow, put the challenger in its
+    canary with the rollout settings, pinned the serving version, and its policies started
+    the retrained version's canary and promoted it, all as its user (the OS user, its admin;
+    the rollout's own steps are by who set the rollout); every approval is the approver's,
+    sent with an API token the demo issued to the approver, last used when the approver
+    signed the promoted version off as champion through the registry's API."""
+    tmp_path, _, text, _, history = demo_run
+    me = getpass.getuser()
+    flat = " ".join(text.split())
+    made = [(e["action"], e["actor"], (e["reason"] or "").split(" evidence=")[0]) for e in history]
+    approvals = [(action, actor, why) for action, actor, why in made if action == "approve"]
+    changes = [(action, actor, why) for action, actor, why in made if action != "approve"]
+    pinned = "the version serving now, pinned while monitoring watches"
+    gated = "a canary of the challenger, gated"
+    canary = "credit-api: canary at 10%" in flat
+    assert approvals == [("approve", "risk-officer", why) for why in [gated, pinned][not canary :]]
+    assert {actor for _, actor, _ in changes} == {me}
+    assert changes[0] == ("deploy", me, "champion answers, challenger recorded beside it")
+    # The demo's own changes, in order; the rollout's steps (reason "rollout: ...") between.
+    own = [(action, why) for action, _, why in changes if not why.startswith("rollout: ")]
+    retrain = "policy 'concept_drift > 0 -> retrain(train=opsloop.cli.demo:train_credit_model)'"
+    assert [(action, why.split(":")[0]) for action, why in own] == [
+        ("deploy", "champion answers, challenger recorded beside it"),
+        *(
+            [
+                ("deploy", "the challenger takes a share of the traffic"),
+                ("set_rollout", "ramp while the gates hold"),
+            ]
+            if canary
+            else []
+        ),
+        ("deploy", "the version serving now answers alone while monitoring watches"),
+        ("deploy", retrain.split(":")[0]),
+        ("set_rollout", retrain.split(":")[0]),
+        ("deploy", "monitoring promotes 'retrained' (credit-default v3), at least as good as "
+                   "the primary in every window"),
+    ]  # fmt: skip
+    assert own[-3][1].startswith(retrain) and own[-2][1].startswith(retrain)
+    # The approver acted over HTTP: the API token the demo issued to it (after the one its
+    # account came with, never used) was last used at the moment of its last approval, the
+    # champion's sign-off through the registry's API.
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "store"))
+    for name in ("OPSLOOP_STORE_URI", "OPSLOOP_TRACKING_URI", "OPSLOOP_ARTIFACT_URI"):
+        monkeypatch.delenv(name, raising=False)
+    db = open_database()
+    entries = audit_entries(db)
+    signed = entries[(entries["actor"] == "risk-officer") & (entries["action"] == "approve")]
+    assert signed["entity"].iloc[-1].startswith("model:credit-default")
+    tokens = list_tokens(db, "risk-officer")  # by creation
+    assert tokens["last_used_ms"].isna().tolist() == [True, False]
+    assert tokens["last_used_ms"].iloc[-1] == signed["time"].iloc[-1].value // 1_000_000
 
 
 def _demo(*arguments: str, **popen) -> subprocess.Popen:

@@ -41,7 +41,7 @@ from .conftest import HOUR_MS, T0
 from .test_evaluation import PER_WINDOW, Traffic
 from .test_policy_actions import FIT, FLIP_AT
 from .test_promote_action import RULE as PROMOTE
-from .test_promote_action import _canary, _log, _worse
+from .test_promote_action import _canary, _log, _run, _worse
 
 GATE_DOCUMENT = {
     "version": 1,
@@ -85,6 +85,33 @@ def test_a_promote_rule_evaluated_on_the_server_promotes_as_the_caller(db, clock
     assert promoted["actor"] == "eda" and promoted["reason"].startswith("done: ")
     assert verify_audit_log(db).ok
     monitoring.close()
+
+
+def test_a_promote_evaluated_here_acts_through_the_server_as_the_token_owner(
+    db, clock, server, cancer
+):
+    """Windows evaluated in the caller's process, with the server's deployments and registry
+    in the context (``remote``): the promotion deploys and moves the alias over HTTP, where
+    the token's owner acts."""
+    url, registry, token = server
+    traffic, _, deployments, _ = _canary(db, registry, cancer)
+    context = ActionContext(
+        db,
+        deployments=HttpDeployments(url, token=token),
+        registry=HttpModelRegistry(url, token=token),
+        actor="eda",
+        remote=True,
+    )
+    evaluations, _ = _run(db, clock, traffic, context, _worse)
+    (outcome,) = [action for e in evaluations for action in e.actions]
+    assert (outcome["action"], outcome["status"]) == ("promote", "done"), outcome["reason"]
+    assert deployments.get("cancer").serving == {"live": 2}
+    assert registry.get_version("credit", alias="champion").version == 2
+    assert deployments.history("cancer").iloc[-1]["actor"] == "eda"
+    moves = registry.audit("credit")
+    assert moves[moves["action"] == "set_alias"].iloc[-1]["actor"] == "eda"
+    context.deployments.close()
+    context.registry.close()
 
 
 def test_a_protected_alias_refuses_a_promotion_on_the_server(db, clock, server, cancer):

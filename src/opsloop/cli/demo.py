@@ -28,7 +28,13 @@ labels would not show one: the release gate's AUC floor stops it before any cana
 does not close. The demo sends its traffic as an application would: over HTTP, to a server
 (control plane and data plane in one app, :mod:`opsloop.cli.demo_server`) it starts on its
 store as it deploys, so the canary's steps and rollbacks it prints are those the served
-runtime made. :func:`serve_demo` then keeps that server serving the demo's store (control
+runtime made. It changes its deployment as a user of that server would, through the control
+plane's REST API (:meth:`~opsloop.cli.demo_server.DemoServer.deployments`): deploying, the
+shadow, the canary and its rollout, the approver's sign-offs (with the approver's API
+token), and the monitoring policies' canary and promotion; it reads the ramp's state and
+its gates' evidence back the same way, so the deployment's history names the demo's user
+and the approver. The monitoring windows are evaluated in the demo's process (see
+:func:`_close_loop`). :func:`serve_demo` then keeps that server serving the demo's store (control
 plane, data plane and dashboard) until interrupted.
 """
 
@@ -299,7 +305,7 @@ def _track_and_register(training, seed: int, output: Path, console: Console, ser
     import opsloop
     from opsloop.registry import ModelRegistry
     from opsloop.registry.users import add_user, get_user
-    from opsloop.serving import Deployments, Variant
+    from opsloop.serving import Variant
 
     home = output / "store"
     shutil.rmtree(home, ignore_errors=True)  # the demo's own store starts empty each time
@@ -379,7 +385,8 @@ def _track_and_register(training, seed: int, output: Path, console: Console, ser
             "goes there over HTTP, as an application's would"
         )
         # The endpoint follows the champion alias; the challenger watches in shadow mode.
-        deployments = Deployments(registry.db)
+        # Deployed through the control plane's API, as the demo's user (admin).
+        deployments = server.deployments()
         deployments.deploy(
             "credit-api",
             [
@@ -433,14 +440,14 @@ def _track_and_register(training, seed: int, output: Path, console: Console, ser
 def _serve(registry, server, rows, console: Console, requests: int = 300) -> None:
     """Send held-out applications to the data plane one request at a time, then read back
     what the served runtime recorded: the champion's answers and the shadow's beside them."""
-    from opsloop.serving import Deployments, read_prediction_events
+    from opsloop.serving import read_prediction_events
 
     records = rows[FEATURES].head(requests).to_dict("records")
     answers = [server.predict("credit-api", [record]) for record in records]
     # The shadow answers off the request path, behind the champion: let it catch up.
     counts = server.settle("credit-api", len(answers)).get("shadow", {})
     events = read_prediction_events(registry.db, "credit-api")
-    shadow = Deployments(registry.db).shadow_agreement("credit-api", since_ms=0).variants[0]
+    shadow = server.deployments().shadow_agreement("credit-api", since_ms=0).variants[0]
     latency = events.loc[events["role"] == "primary", "latency_ms"].median()
     agreed = "no answer" if shadow.agreement is None else f"{shadow.agreement:.1%}"
     dropped = counts.get("dropped", 0)
@@ -499,22 +506,23 @@ def _canary(
 ) -> None:
     """Put the challenger in a canary that ramps 10% -> 50% -> 100% while its gates hold,
     send labelled traffic to the data plane (each label through its feedback endpoint),
-    and print each step or the rollback as the served runtime makes it."""
-    from opsloop.serving import Deployments, Variant
+    and print each step or the rollback as the served runtime makes it. Every change, and
+    every read of the ramp, goes through the control plane's API: the approval as the
+    approver, the rest as the demo's user."""
+    from opsloop.serving import Variant
 
-    deployments = Deployments(registry.db)
+    deployments = server.deployments()
     # Pinned to the champion's version number, so the ramp's own changes need no sign-off;
     # leaving the protected champion alias does, once, from the approver.
     canary = [
         Variant("live", "credit-default", version=champion, weight=0.9),
         Variant("canary", "credit-default", version=challenger, role="candidate", weight=0.1),
     ]
-    deployments.approve(
+    server.deployments("risk-officer").approve(
         "credit-api",
         canary,
         strategy="canary",
         automation="full_automation",
-        actor="risk-officer",
         comment="a canary of the challenger, gated",
     )
     deployments.deploy(
@@ -663,22 +671,22 @@ def _close_loop(
     from opsloop.datasets import DEFAULT_RULE, ConceptShift, credit
     from opsloop.monitoring import ActionContext, Windowing, evaluate, monitor_report
     from opsloop.monitoring.reference import set_reference
-    from opsloop.serving import Deployments, Variant
+    from opsloop.serving import Variant
     from opsloop.store.database import now_ms
 
     db = registry.db
-    deployments = Deployments(db)
+    # The deployment is changed and read through the control plane's API, as the demo's user.
+    deployments = server.deployments()
     current = deployments.get("credit-api")
     primary = next(v for v in current.variants if v.role == "primary")
     version = current.serving[primary.name]
     alone = [Variant("live", "credit-default", version=version)]
     # When step 6's gate blocked the canary, the deployment still follows the protected
     # champion alias, so pinning its version needs the approver's sign-off.
-    deployments.approve(
+    server.deployments("risk-officer").approve(
         "credit-api",
         alone,
         automation=current.automation,
-        actor="risk-officer",
         comment="the version serving now, pinned while monitoring watches",
     )
     deployments.deploy(
@@ -719,9 +727,20 @@ def _close_loop(
     # On only while a challenger that completed its canary runs beside the primary: a
     # promote rule judges every variant's windows, and the primary's own would be refused.
     promote_rule = "task_metric >= 0.8 -> promote"
+    # The windows are evaluated in this process, on the store the server shares: they close
+    # on the demo's simulated clock, which only this process's store object reads (a server
+    # of its own would close and stamp them on the wall clock, hours before their end), and
+    # with the demo's windowing (a seeded sample of each hour), which the server's evaluate
+    # operation does not take; the server's would also queue the retraining for a follower.
+    # The actions the policies take on them change the deployment through the control
+    # plane's API as the demo's user (``remote``: the token's owner acts), as `opsloop
+    # monitor follow --server` does; the retraining trains, registers and gates the new
+    # version on the shared store, as the retraining action does in-process.
     context = ActionContext(
         db,
         deployments=deployments,
+        actor=server.user,
+        remote=True,
         registry=registry,
         gate=gate,
         trusted_types=DEMO_TRUSTED_TYPES,
@@ -746,7 +765,7 @@ def _close_loop(
     console.print(f"policies: {'; '.join(rules)}")
     answered: dict[str, int] = {}
     first_rows: dict[str, int] = {}  # per variant, the error stream's position at window 0
-    ramp = _Ramp(deployments, console)
+    ramp = _Ramp(deployments, server.registry("risk-officer"), console)
     outcomes: list[dict] = []
     try:
         # Step 6's requests close their windows under the same rules, before the loop's.
@@ -771,7 +790,7 @@ def _close_loop(
             simulated[0] = start + (k + 1) * HOUR_MS
             policies = rules
             if ramp.completed and deployments.get("credit-api").strategy != "single":
-                ramp.approve_champion(registry)
+                ramp.approve_champion()
                 policies = [*rules, promote_rule]
                 console.print(f"  policy on while the challenger runs beside: {promote_rule}")
             for e in evaluate(
@@ -810,11 +829,13 @@ def _close_loop(
 
 
 class _Ramp:
-    """Follows the retrained version's canary from the deployment's definition: prints each
-    change as it happens with the rollout's evidence, and says how the canary ended."""
+    """Follows the retrained version's canary from the deployment's definition, read through
+    the control plane's API (``deployments``): prints each change as it happens with the
+    rollout's evidence, and says how the canary ended. ``approver``: the registry's API as
+    the approver, who signs the completed canary's version off as champion."""
 
-    def __init__(self, deployments, console: Console) -> None:
-        self.deployments, self.console = deployments, console
+    def __init__(self, deployments, approver, console: Console) -> None:
+        self.deployments, self.approver, self.console = deployments, approver, console
         self.shown: tuple | None = None
         self.requests = 0  # answered since the canary started
         self.ramping = self.completed = self.rolled_back = False
@@ -851,16 +872,15 @@ class _Ramp:
             self.ramping = False
             self.completed, self.rolled_back = status == "completed", status == "rolled_back"
 
-    def approve_champion(self, registry) -> None:
+    def approve_champion(self) -> None:
         """The protected ``champion`` alias moves only with an approver's sign-off, given
         once the canary has carried all the traffic with every gate holding."""
         if self.approved:
             return
-        registry.approve(
+        self.approver.approve(
             "credit-default",
             "champion",
             self.candidate,
-            actor="risk-officer",
             comment="its canary took all the traffic with every gate holding",
         )
         self.approved = True

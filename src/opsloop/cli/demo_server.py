@@ -5,9 +5,12 @@ server --serve`` does, with uvicorn in a thread of the demo's process, on 127.0.
 free port unless one is given). The demo sends its applications and their labels to it
 over HTTP, as an application would (``POST /v1/deployments/{name}/predict`` and
 ``/feedback``, with an API token of the demo's admin), so the canary's gates, its ramp and
-its rollback are what the served runtime did with those requests. The server and the demo
-share one store object: the demo's simulated clock (an hour a monitoring window) is the
-clock the served runtime stamps its events with.
+its rollback are what the served runtime did with those requests. It changes and reads its
+deployment as a user of the server would, through the control plane's REST API
+(``/api/v1/deployments/...``) with the client the command line uses for a server
+(:meth:`DemoServer.deployments`, an API token of the acting user each). The server and the
+demo share one store object: the demo's simulated clock (an hour a monitoring window) is
+the clock the served runtime and the control plane stamp their records with.
 
 >>> DemoServer(port=0)
 Traceback (most recent call last):
@@ -34,7 +37,9 @@ class DemoServer:
     """The demo's server on 127.0.0.1 (``port``, or a free one), started by :meth:`start`
     once the demo's store has its users, stopped by :meth:`stop` (or leaving a ``with``
     block). ``sent`` counts the prediction requests the demo sent, per variant that
-    answered; ``labels`` the answers whose labels it sent back.
+    answered; ``labels`` the answers whose labels it sent back. :meth:`deployments` and
+    :meth:`registry` are the control plane's API as a user: the demo's (``user``) or another
+    registered one, such as its approver.
 
     >>> import getpass
     >>> from opsloop.registry.users import add_user
@@ -42,9 +47,16 @@ class DemoServer:
     >>> db = Database("sqlite://")
     >>> _ = add_user(db, getpass.getuser(), "admin")
     >>> with DemoServer() as server:
+<<<<<<< HEAD
     ...     server.start(db, ArtifactStore(tmp_path), getpass.getuser())
     ...     httpx.get(f"{server.url}/v2/health/live").json()
     {'live': True}
+=======
+    ...     server.start(db, ArtifactStore(tempfile.mkdtemp()), getpass.getuser())
+    ...     live = httpx.get(f"{server.url}/v2/health/live").json()
+    ...     live, len(server.deployments().list()), len(server.registry().list_models())
+    ({'live': True}, 0, 0)
+>>>>>>> wt/demo-control
     >>> with DemoServer() as server:
     ...     server.start(db, ArtifactStore(tmp_path), getpass.getuser())
     ...     server.predict("api", [{"age": 41}])
@@ -58,6 +70,7 @@ class DemoServer:
             raise ValueError(f"port must be between 1 and 65535, got {port}")
         self.port = port
         self.url: str | None = None
+        self.user: str | None = None
         self.token: str | None = None
         self.runtime: Any = None
         self.sent: Counter[str] = Counter()
@@ -66,6 +79,9 @@ class DemoServer:
         self._thread: threading.Thread | None = None
         self._listener: socket.socket | None = None
         self._client: httpx.Client | None = None
+        self._db: Any = None
+        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._tokens: dict[str, str] = {}
 
     def __enter__(self) -> DemoServer:
         return self
@@ -95,6 +111,7 @@ class DemoServer:
             shadow_isolation="thread",
         )
         app = serving_app(db, artifacts, self.runtime)
+        self._db, self.user = db, user
         self.token = new_token(db, user)
         # Bound here, so the port is the demo's before the server starts. Named TCP, so
         # asyncio turns Nagle's algorithm off on the accepted connections (without it each
@@ -126,6 +143,36 @@ class DemoServer:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server at {self.url} did not answer in {deadline_s} s")
             time.sleep(0.02)
+
+    def deployments(self, user: str | None = None):
+        """The deployments of the control plane's REST API
+        (:class:`~opsloop.serving.http_deployments.HttpDeployments`), acting as ``user``
+        (default: the demo's user) with an API token issued to them here, once."""
+        from opsloop.serving.http_deployments import HttpDeployments
+
+        return self._remote(HttpDeployments, user)
+
+    def registry(self, user: str | None = None):
+        """The registry of the control plane's REST API
+        (:class:`~opsloop.registry.HttpModelRegistry`), acting as ``user`` (default: the
+        demo's user) with an API token issued to them here, once."""
+        from opsloop.registry import HttpModelRegistry
+
+        return self._remote(HttpModelRegistry, user)
+
+    def _remote(self, kind, user: str | None):
+        from opsloop.registry.users import new_token
+
+        if self._client is None:
+            raise RuntimeError("the demo's server is not started")
+        user = user or self.user
+        key = (kind.__name__, user)
+        if key not in self._clients:
+            token = self.token if user == self.user else self._tokens.get(user)
+            if token is None:
+                token = self._tokens[user] = new_token(self._db, user)
+            self._clients[key] = kind(self.url, token=token, timeout_s=120)
+        return self._clients[key]
 
     def _post(self, path: str, body: Any) -> dict:
         if self._client is None:
@@ -188,6 +235,9 @@ class DemoServer:
         if self._client is not None:
             self._client.close()
             self._client = None
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
         if self.runtime is not None:
             self.runtime.close()
         if self._listener is not None:

@@ -90,7 +90,8 @@ def promote(context: Any, name: str, variant: str, rule: Any, evidence: dict) ->
     """Promote ``variant`` of deployment ``name`` (see the module docstring); the outcome:
     ``status`` (``done`` or ``refused``), a ``reason``, the ``comparison`` with the primary
     window by window, and for ``done`` the definitions ``from`` and ``to``."""
-    deployments, actor = context.deployments, context.acting
+    # For a server's services the token's owner acts: no actor is sent to them.
+    deployments, actor = context.deployments, context.actor_argument
     current = deployments.get(name)
     primary = next(v for v in current.variants if v.role == "primary")
     challenger = next((v for v in current.variants if v.name == variant), None)
