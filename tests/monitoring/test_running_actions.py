@@ -5,17 +5,21 @@ mid-call against a real receiver: tests.monitoring.test_window_policies.)"""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
 import pandas as pd
 
 from opsloop.monitoring.evaluation import evaluate, read_alerts
-from opsloop.monitoring.policy_actions import ActionContext
+from opsloop.monitoring.monitor_state import lock_monitor
+from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import set_reference
 from opsloop.monitoring.running_actions import start_action, webhook_deadline_ms
 from opsloop.registry import ModelRegistry
+from opsloop.registry.audit import audit_entries
 from opsloop.serving import Deployments, Variant
 from opsloop.store import ArtifactStore
 
@@ -92,3 +96,39 @@ def test_a_webhook_past_its_deadline_is_interrupted_even_while_its_process_runs(
     assert (first["status"], second["status"]) == ("interrupted", "failed")
     assert first["evidence"]["action_id"] == second["evidence"]["action_id"] == entry["id"]
     assert second["evidence"]["tries"] == 2
+
+
+def test_an_action_in_flight_at_the_retire_of_a_long_name_keeps_its_outcome_in_its_history(
+    db, tmp_path
+):
+    # Too long to take "/retired-1": its history name is its start and a digest.
+    name = "d" * 245
+    registry = ModelRegistry(db, ArtifactStore(tmp_path / "artifacts"))
+    registry.register("m", b"one", flavor="onnx")
+    deployments = Deployments(db)
+    deployments.deploy(name, [Variant("live", "m", version=1)])
+    with socket.socket() as free:  # a port nobody listens on: the webhook fails
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    webhook = Policy.parse(f"error_rate > 0.1 -> webhook(url=http://127.0.0.1:{port}/, retries=0)")
+    item = {"rule": webhook.text, "variant": "live", "evidence": EVIDENCE}
+    with db.write() as connection:
+        lock_monitor(connection, name)
+        in_flight = start_action(connection, name, item, now_ms=db.clock())
+
+    deployments.retire(name)
+    history = audit_entries(db, entity=f"monitor:{name}")["after"].iloc[-1]["history"]
+    assert len(history) == 250 and history.endswith("/retired-1")
+    assert not history.startswith(f"{name}/")
+    assert [r["action_id"] for r in read_actions(db, history)["running"]] == [in_flight["id"]]
+    deployments.deploy(name, [Variant("live", "m", version=1)])
+
+    outcome = run_action(
+        ActionContext(db), name, "live", webhook, EVIDENCE, action_id=in_flight["id"]
+    )
+    assert outcome["status"] == "failed"
+    kept = read_actions(db, history)
+    assert kept["running"] == []
+    assert [(o["action"], o["status"]) for o in kept["outcomes"]] == [("webhook", "failed")]
+    assert read_actions(db, name)["outcomes"] == []
+    assert read_alerts(db, name).empty

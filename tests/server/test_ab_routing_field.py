@@ -7,12 +7,20 @@ import httpx
 import pandas as pd
 import pytest
 from scipy import stats
+from sklearn.linear_model import LogisticRegression
 from tests.server.running import running_server
+from tests.serving.served_models import loan_table, poll
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.server import create_app
 from opsloop.server.data_plane import install_data_plane
-from opsloop.serving import HttpDeployments, ServingRuntime, Variant
+from opsloop.serving import (
+    Deployments,
+    HttpDeployments,
+    ServingRuntime,
+    Variant,
+    read_prediction_events,
+)
 from opsloop.serving.routing import routing_share
 
 RECORD = {"age": 40, "income": 52_000.0}
@@ -111,3 +119,81 @@ def test_a_bad_routing_key_field_is_refused_over_rest(plane):
     _, deployments, _ = plane
     with pytest.raises(InvalidArgumentError, match="routing_key_field"):
         deployments.configure("ab", routing_key_field="")
+
+
+def test_the_field_is_removed_when_the_request_is_routed_otherwise(plane, database, artifacts):
+    client, deployments, models = plane
+    deployments.configure("ab", routing_key_field="user_id")
+    record = {**RECORD, "user_id": "carol"}
+    expected = {v: models[v].predict(pd.DataFrame([RECORD])).tolist() for v in (1, 2)}
+    # The key in the header, or in the body, routes; the records still carry the field.
+    by_header = _predict(client, [record], headers={"X-Routing-Key": "dave"})
+    by_body = _predict(client, {"records": [record], "routing_key": "dave"})
+    for response in (by_header, by_body):
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["variant"] == ("a" if routing_share("ab", "dave") < 0.7 else "b")
+        assert body["predictions"] == expected[1 if body["variant"] == "a" else 2]
+    # A request that names its variant is not routed at all.
+    runtime = ServingRuntime(database, artifacts)
+    try:
+        named = runtime.predict("ab", [record], variant="b")
+    finally:
+        runtime.close()
+    assert (named.variant, named.answer.predictions) == ("b", expected[2])
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_each_shadow_gets_the_field_when_its_schema_has_it(
+    database, artifacts, registry, models, isolation
+):
+    frame, label = loan_table()
+    with_id = frame.assign(user_id=range(len(frame)))
+    knows_ids = LogisticRegression(max_iter=1000).fit(with_id, label)
+    registry.register("by-user", knows_ids, input_schema=with_id)
+    Deployments(database).deploy(
+        "sh",
+        [
+            Variant("main", "credit", version=1),
+            Variant("plain", "credit", version=2, role="shadow", weight=0),
+            Variant("keyed", "by-user", version=1, role="shadow", weight=0),
+        ],
+        strategy="shadow",
+    )
+    Deployments(database).configure("sh", routing_key_field="user_id")
+    app = create_app(database, artifacts)
+    runtime = ServingRuntime(database, artifacts, trust=True, shadow_isolation=isolation)
+    install_data_plane(app, runtime)
+    headers = {"Authorization": f"Bearer {app.state.installation_token}"}
+    requests = [
+        ({"records": [{**RECORD, "user_id": 17}]}, {}),  # routed by the field
+        ([{**RECORD, "user_id": 18}], {"X-Routing-Key": "erin"}),  # routed by the header
+    ]
+    try:
+        with running_server(app) as url, httpx.Client(base_url=url, headers=headers) as client:
+            for body, extra in requests:
+                answer = client.post("/v1/deployments/sh/predict", json=body, headers=extra)
+                assert answer.status_code == 200, answer.text
+                assert (
+                    answer.json()["predictions"]
+                    == models[1].predict(pd.DataFrame([RECORD])).tolist()
+                )
+            for shadow in ("plain", "keyed"):
+                poll(lambda s=shadow: runtime.shadow_counts("sh")[s]["answered"] == 2, 120.0)
+    finally:
+        runtime.close()
+    events = read_prediction_events(database, "sh", role="shadow")
+    assert events["error"].isna().all(), events["error"].tolist()
+    # The shadow without the column gets the records without the field, however routed.
+    plain = events[events["variant"] == "plain"]
+    assert plain["inputs"].tolist() == [[RECORD], [RECORD]]
+    expected = models[2].predict_proba(pd.DataFrame([RECORD])).tolist()
+    assert [o["probabilities"] for o in plain["output"]] == [expected, expected]
+    # The shadow whose schema has it answers with it, however routed.
+    keyed = events[events["variant"] == "keyed"].sort_values(
+        "inputs", key=lambda c: c.str[0].str["user_id"]
+    )
+    assert keyed["inputs"].tolist() == [[{**RECORD, "user_id": u}] for u in (17, 18)]
+    for inputs, output in zip(keyed["inputs"], keyed["output"], strict=True):
+        probabilities = knows_ids.predict_proba(pd.DataFrame(inputs)[with_id.columns])
+        assert output["probabilities"][0] == pytest.approx(probabilities[0].tolist())

@@ -22,6 +22,7 @@ from opsloop.monitoring.reference import get_reference, set_reference
 from opsloop.monitoring.retrain_queue import queue_retrain, retrain_requests
 from opsloop.monitoring.running_actions import start_action
 from opsloop.registry.audit import audit_entries, verify_audit_log
+from opsloop.registry.users import PermissionDenied, add_user
 from opsloop.serving import Deployments, Variant
 from opsloop.serving.review_queue import ReviewQueue
 
@@ -106,6 +107,7 @@ def test_a_deployment_re_created_under_a_retired_name_inherits_nothing(registry)
         "pending_actions_cancelled": 1,
         "retrain_requests_cancelled": 1,
         "review_items_cancelled": 2,
+        "approvals_cancelled": 0,
     }
     assert monitor["after"].iloc[-2]["status"] == "cancelled"
     assert verify_audit_log(db).ok
@@ -163,3 +165,34 @@ def test_a_deployment_re_created_under_a_retired_name_inherits_nothing(registry)
     assert audit_entries(db, entity="monitor:api")["after"].iloc[-1]["history"] == "api/retired-2"
     assert [e.metrics["requests"] for e in read_evaluations(db, "api/retired-2")] == [10]
     assert [e.metrics["requests"] for e in read_evaluations(db, kept)] == [60]
+
+
+def test_approvals_given_before_a_retire_do_not_authorise_a_change_after_it(registry):
+    db = registry.db
+    registry.register("m", b"one", flavor="onnx")
+    registry.register("m", b"two", flavor="onnx")
+    for user, role in (("ana", "admin"), ("bo", "approver"), ("cy", "editor")):
+        add_user(db, user, role)
+    admin, approver = Deployments(db, actor="ana"), Deployments(db, actor="bo")
+    editor = Deployments(db, actor="cy")
+    v1, v2 = [Variant("s", "m", version=1)], [Variant("s", "m", version=2)]
+    admin.deploy("api", v1)
+    admin.protect("api", 1)
+    assert approver.approve("api", v2) == 1
+    admin.retire("api")
+    # The approval of v2 was for the retired deployment: the retire used it up, audited.
+    retire = audit_entries(db, entity="monitor:api").iloc[-1]
+    assert (retire["action"], retire["after"]["approvals_cancelled"]) == ("retire", 1)
+    # The protection guards the name: re-creating it needs an approval of its own.
+    with pytest.raises(PermissionDenied, match=r"is protected: .*has 0"):
+        admin.deploy("api", v1)
+    assert approver.approve("api", v1) == 1
+    admin.deploy("api", v1)
+    with pytest.raises(PermissionDenied, match=r"is protected: .*needs 1 approval.*has 0"):
+        editor.deploy("api", v2)
+    assert editor.get("api").variants == tuple(v1)
+    # Approved again, now for this deployment, the change goes through.
+    assert approver.approve("api", v2) == 1
+    assert editor.deploy("api", v2).variants == tuple(v2)
+    assert editor.history("api").iloc[-1]["after"]["approved_by"] == ["bo"]
+    assert verify_audit_log(db).ok

@@ -121,7 +121,9 @@ def test_the_serving_process_holds_no_model_of_a_shadow_its_child_answers(regist
         poll(lambda: served.shadow_counts("api")["copy"]["answered"] == 5, 120.0)
         deployment = served.served("api")
         assert set(deployment.loaded) == {"stable"}
-        assert deployment.child_shadows == {"copy": ChildShadow("copy", "forest", 1)}
+        # Its input columns are read from the version's signature, not its model.
+        columns = frozenset(frame.columns)
+        assert deployment.child_shadows == {"copy": ChildShadow("copy", "forest", 1, columns)}
         gc.collect()
         # type(), not isinstance(): isinstance reads __class__, which a lazily imported module's
         # object answers by importing (matplotlib, where it is not installed).

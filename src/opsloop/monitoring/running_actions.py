@@ -142,22 +142,35 @@ def finish_action(connection: Connection, deployment: str, action_id: str) -> No
 
 def action_home(connection: Connection, deployment: str, action_id: str) -> str:
     """Where the action ``action_id`` of ``deployment`` is in flight: ``deployment``, or the
-    history name a retire moved it to while it ran (``NAME/retired-N``, see
-    :mod:`.retired_monitoring`), so that its outcome is recorded with the deployment that
-    ran it and not with one created later under the same name.
+    history name a retire moved it to while it ran (see :mod:`.retired_monitoring`), so
+    that its outcome is recorded with the deployment that ran it and not with one created
+    later under the same name. The history names are those the retires' audit entries
+    (action ``retire`` of ``monitor:NAME``) name: ``NAME/retired-N``, or for a name too long
+    for the store its start and a digest, which no prefix of the name finds.
 
+    >>> from opsloop.registry.audit import append_audit
     >>> from opsloop.store import Database
     >>> with Database("sqlite://").write() as c:
     ...     entry = start_action(c, "api/retired-1", {"rule": "r", "variant": "v"}, now_ms=0)
+    ...     home = {"history": "api/retired-1"}
+    ...     _ = append_audit(c, "eda", "retire", "monitor:api", None, None, home)
     ...     action_home(c, "api", entry["id"]), action_home(c, "api", "unknown")
     ('api/retired-1', 'api')
     """
     if any(e["id"] == action_id for e in running_actions(connection, deployment)):
         return deployment
-    retired = f"{deployment}/retired-"
+    log = tables.audit_log
+    retires = connection.execute(
+        sa.select(log.c.after_json).where(
+            log.c.entity == f"monitor:{deployment}", log.c.action == "retire"
+        )
+    ).scalars()
+    homes = [json.loads(text)["history"] for text in retires if text is not None]
+    if not homes:
+        return deployment
     rows = connection.execute(
         sa.select(_state.c.deployment, _state.c.state_json).where(
-            _state.c.name == RUNNING, _state.c.deployment.startswith(retired, autoescape=True)
+            _state.c.name == RUNNING, _state.c.deployment.in_(homes)
         )
     )
     for home, text in rows:

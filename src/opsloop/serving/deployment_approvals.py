@@ -165,6 +165,25 @@ def _pending(name: str, digest: str) -> tuple:
     )
 
 
+def cancel_approvals(connection: Connection, name: str) -> int:
+    """Use up every approval of deployment ``name`` no change has used yet; return how many.
+
+    A retire calls this: approvals given to the retired deployment must not let a change
+    through for a deployment later created under its name, which its approvers never saw.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").write() as c:
+    ...     _ = record_approval(c, "api", "a" * 64, "ana", None)
+    ...     _ = record_approval(c, "api", "b" * 64, "bo", None)
+    ...     cancel_approvals(c, "api"), cancel_approvals(c, "api")
+    ...     record_approval(c, "api", "a" * 64, "bo", None)  # the only one left is bo's
+    (2, 0)
+    1
+    """
+    unused = (_approvals.c.deployment == name, _approvals.c.consumed.is_(False))
+    return connection.execute(_approvals.update().where(*unused).values(consumed=True)).rowcount
+
+
 def record_approval(
     connection: Connection, name: str, digest: str, approver: str, comment: str | None
 ) -> int:

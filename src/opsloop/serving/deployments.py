@@ -54,6 +54,7 @@ from opsloop.serving.ab_report import ABReport, ab_report
 from opsloop.serving.deployment_approvals import (
     alias_gate_guard,
     alias_guard,
+    cancel_approvals,
     definition_digest,
     deployment_gate_guard,
     gate_covers,
@@ -326,6 +327,13 @@ class Deployments:
         history (``after``: ``{"history": "NAME/retired-N", ...}``) and counts what was
         cancelled.
 
+        Approvals not yet used by a change are used up (``approvals_cancelled`` in that
+        entry): they approved a change of the retired deployment, and its approvers never
+        saw the one created later under the name. The name's protection
+        (:meth:`protect`) stays: it guards the name, so a protected endpoint retired and
+        created again is as protected as before; an admin removes it with ``protect(name,
+        0)``.
+
         >>> deployments = Deployments(db)
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = deployments.deploy("api", [Variant("stable", "credit", version=1)])
@@ -364,6 +372,7 @@ class Deployments:
             history = history_name(connection, name)
             cancelled = retire_monitoring(connection, name, history, who, reason)
             cancelled["review_items_cancelled"] = retire_review_items(connection, name, history)
+            cancelled["approvals_cancelled"] = cancel_approvals(connection, name)
             append_audit(
                 connection, who, "retire", _entity(name), reason, _audited(before), None, at_ms=at
             )

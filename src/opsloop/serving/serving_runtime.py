@@ -59,7 +59,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -67,7 +67,7 @@ from opsloop.data.schema import Schema
 from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError, UnavailableError
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, oversee
-from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.deployment_records import Deployment, Variant
 from opsloop.serving.deployment_settings import MicroBatching, OutputRestriction
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.input_screening import (
@@ -247,6 +247,8 @@ class _Request:
     routing_key: str | None
     checked: CheckedRecords
     started: float
+    #: The records as the client sent them, for the shadows to get each as it should.
+    sent: Any = None
 
 
 @dataclass(frozen=True)
@@ -275,9 +277,31 @@ def restricted(
     return replace(answer, probabilities=restriction.apply(answer.probabilities))
 
 
-def _has_column(loaded: LoadedVariant, name: str) -> bool:
-    schema = loaded.schema
+def _has_column(variant: LoadedVariant | ChildShadow, name: str) -> bool:
+    if isinstance(variant, ChildShadow):
+        return variant.columns is not None and name in variant.columns
+    schema = variant.schema
     return schema is not None and any(column.name == name for column in schema.columns)
+
+
+def _for_variant(
+    records: Any, routing_field: str | None, variant: LoadedVariant | ChildShadow
+) -> Any:
+    """``records`` as ``variant`` gets them: without the deployment's routing field unless
+    the variant's input schema has that column. The field is the request's (a user id), not
+    a model input, whether or not it routed this request; each variant, shadows included,
+    is judged by its own schema. Records that are not a list of objects are left as they
+    are, for the variant's check to name what is wrong."""
+    if (
+        routing_field is None
+        or not isinstance(records, Sequence)
+        or isinstance(records, str | bytes)
+        or not all(isinstance(r, Mapping) for r in records)
+        or not any(routing_field in r for r in records)
+        or _has_column(variant, routing_field)
+    ):
+        return records
+    return [{k: v for k, v in r.items() if k != routing_field} for r in records]
 
 
 class ServingRuntime:
@@ -502,6 +526,16 @@ class ServingRuntime:
         self._models[key] = cached
         return replace(cached, name=variant.name, role=variant.role)
 
+    def _input_columns(self, variant: Variant, version: int) -> frozenset[str] | None:
+        """The input columns of ``variant``'s model ``version`` (``None``: no schema, or
+        the version cannot be read here: its child reports why it cannot answer)."""
+        try:
+            signature = self.registry.get_version(variant.model, version).signature
+        except OpsloopError:
+            return None
+        inputs = (signature or {}).get("inputs")
+        return frozenset(c.name for c in Schema.from_dict(inputs).columns) if inputs else None
+
     def _load_named(self, definition: Deployment, name: str) -> LoadedVariant:
         """Load variant ``name`` of ``definition`` when a request names it (a shadow
         otherwise answered in its child process only); 503 when it cannot be loaded."""
@@ -525,7 +559,7 @@ class ServingRuntime:
                 # Its child process loads and answers it: holding its model here too
                 # would cost this process the model's memory for nothing.
                 served.child_shadows[variant.name] = ChildShadow(
-                    variant.name, variant.model, version
+                    variant.name, variant.model, version, self._input_columns(variant, version)
                 )
                 continue
             try:
@@ -709,9 +743,8 @@ class ServingRuntime:
         if routing_key is not None and not isinstance(routing_key, str):
             raise InvalidArgumentError(f"routing_key: must be a string, got {routing_key!r}")
         routed = variant is None
-        routing_field = None
-        if routed and routing_key is None and served.routing_key_field is not None:
-            routing_field = served.routing_key_field
+        routing_field = served.routing_key_field
+        if routed and routing_key is None and routing_field is not None:
             routing_key = routing_key_of(records, routing_field)
         if routed:
             if served.policy is None:
@@ -719,16 +752,14 @@ class ServingRuntime:
             variant = served.policy.choose(routing_key)
         assert variant is not None
         loaded = served.variant(variant)
-        if routing_field is not None and not _has_column(loaded, routing_field):
-            # The routing field (a user id) is the request's, not the model's input.
-            records = [{k: v for k, v in r.items() if k != routing_field} for r in records]
+        sent, records = records, _for_variant(records, routing_field, loaded)
         started = time.perf_counter()
         try:
             checked = loaded.check(records)
         except InvalidArgumentError:
             self.metrics.failed(deployment, loaded.name, "primary", "invalid_input")
             raise
-        return _Request(served, loaded, routed, records, routing_key, checked, started)
+        return _Request(served, loaded, routed, records, routing_key, checked, started, sent)
 
     def _model_failed(self, request: _Request) -> None:
         deployment = request.served.definition.name
@@ -782,7 +813,8 @@ class ServingRuntime:
             mirror, sample = self._mirrors.get(key), self._samples.get(key)
             # Sampled before the copy is made: a copy left out costs the machine nothing.
             if mirror is not None and (sample is None or sample.takes(request_id)):
-                mirror.offer(_ShadowJob(shadow, deployment, records, request_id, routing_key))
+                copy = _for_variant(request.sent, served.routing_key_field, shadow)
+                mirror.offer(_ShadowJob(shadow, deployment, copy, request_id, routing_key))
         return ServedAnswer(
             request_id,
             deployment,

@@ -250,6 +250,8 @@ class ChildShadow(NamedTuple):
     name: str
     model_name: str
     version: int
+    #: The input columns of the version's schema (``None``: registered without one).
+    columns: frozenset[str] | None = None
 
 
 class ShadowProcess:
