@@ -47,16 +47,10 @@ class DemoServer:
     >>> db = Database("sqlite://")
     >>> _ = add_user(db, getpass.getuser(), "admin")
     >>> with DemoServer() as server:
-<<<<<<< HEAD
     ...     server.start(db, ArtifactStore(tmp_path), getpass.getuser())
-    ...     httpx.get(f"{server.url}/v2/health/live").json()
-    {'live': True}
-=======
-    ...     server.start(db, ArtifactStore(tempfile.mkdtemp()), getpass.getuser())
     ...     live = httpx.get(f"{server.url}/v2/health/live").json()
     ...     live, len(server.deployments().list()), len(server.registry().list_models())
     ({'live': True}, 0, 0)
->>>>>>> wt/demo-control
     >>> with DemoServer() as server:
     ...     server.start(db, ArtifactStore(tmp_path), getpass.getuser())
     ...     server.predict("api", [{"age": 41}])
