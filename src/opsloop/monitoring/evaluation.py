@@ -474,7 +474,9 @@ def _evaluate_window(
     # The variant's window before this one (the last that had events), for drift between
     # consecutive windows.
     before = None if previous is None else read_window(db, deployment, variant, windowing, previous)
-    metrics, errors = window_metrics(window, reference, labelled, alpha=alpha, previous=before)
+    metrics, errors = window_metrics(
+        window, reference, labelled, alpha=alpha, previous=before, window_ms=windowing.window_ms
+    )
     metrics["previous_start_ms"] = previous
     # Which reference the drift was judged against: "set explicitly", or the training data
     # registered with the version the primary variant served when the window was evaluated.

@@ -230,7 +230,7 @@ class Monitoring:
         or of all.
 
         >>> Monitoring(db).gauges(deployment="nothing-yet")
-        {'windows': [], 'alerts': []}
+        {'windows': [], 'alerts': [], 'labels': []}
         """
         return gauge_readings(self.db, None if deployment is None else [deployment])
 

@@ -28,9 +28,26 @@ worker of a data plane shows the same numbers, the evaluator's, without receivin
 * ``opsloop_monitoring_records_per_request_mean{deployment, variant, window}`` and
   ``opsloop_monitoring_text_length_drift_share{...}``: the input length
   (:mod:`.input_length`);
+* ``opsloop_monitoring_missing_share{deployment, variant, window}`` and
+  ``opsloop_monitoring_out_of_schema_rate{...}``: the share of feature values null or absent,
+  and the share that break the reference's schema (:mod:`.window_metrics`);
+* ``opsloop_monitoring_requests_per_second{deployment, variant, window}``: the throughput
+  (the window's requests over its length);
+* ``opsloop_monitoring_feature_drift_statistic{deployment, variant, window, feature}`` and
+  ``opsloop_monitoring_feature_drift_p_value{...}``: each feature's drift test against the
+  reference (its statistic, and its Holm-adjusted p-value, the one compared with alpha);
+  ``feature`` takes the reference's features only, so its values stay bounded;
+* ``opsloop_monitoring_output_drift_statistic{deployment, variant, window}`` and
+  ``opsloop_monitoring_output_drift_p_value{...}``: the same test on the predictions, when
+  the reference has them;
+* ``opsloop_monitoring_decay{deployment, variant, window, kind}``: the decay verdict of a
+  labelled window (:mod:`.decay_kind`), 1 for its kind and 0 for the other kinds;
 * ``opsloop_monitoring_window_start_seconds{deployment, variant, window}``: when that window
   started (how fresh the numbers are);
-* ``opsloop_monitoring_alerts_total{deployment, variant}``: alerts the policies raised.
+* ``opsloop_monitoring_alerts_total{deployment, variant}``: alerts the policies raised;
+* ``opsloop_monitoring_labels_total{deployment, outcome}``: labels received per outcome
+  (``accepted``, of which ``late``, and ``duplicate`` and ``unknown``, not kept;
+  :mod:`.event_log`), counted per deployment.
 
 A gauge is left out when the latest window has no value for it (no labels yet, a sample
 expired). What the gauges show is read by :func:`gauge_readings` (JSON-ready, so the
@@ -56,7 +73,7 @@ True
 >>> 'opsloop_monitoring_alerts_total{deployment="api",variant="default"} 1.0' in text
 True
 >>> [len(family.samples) for family in MonitoringGauges(db, names=["other"]).collect()]
-[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 """
 
 from __future__ import annotations
@@ -68,10 +85,13 @@ import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from opsloop.monitoring.decay_kind import KINDS
+from opsloop.monitoring.event_log import LABEL_COUNTS
 from opsloop.store import tables
 from opsloop.store.database import Database
 
 _evaluations, _alerts = tables.monitoring_evaluations, tables.monitoring_alerts
+_state = tables.monitoring_state
 _UNITS = (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000))
 
 
@@ -104,6 +124,9 @@ GAUGE_METRICS = (
     "residual_std",
     "records_per_request_mean",
     "text_length_drift_share",
+    "missing_share",
+    "out_of_schema_rate",
+    "requests_per_second",
 )
 #: The gauges of plain per-window metrics after the input anomaly ones: name -> help text.
 _LATER_GAUGES = {
@@ -113,7 +136,12 @@ _LATER_GAUGES = {
     "residual_std": "Standard deviation of the residuals of the latest window's labels.",
     "records_per_request_mean": "Mean records per request in the latest evaluated window.",
     "text_length_drift_share": "Share of text features whose lengths drift, latest window.",
+    "missing_share": "Share of feature values null or absent in the latest evaluated window.",
+    "out_of_schema_rate": "Share of sampled feature values that break the reference's schema.",
+    "requests_per_second": "Requests per second (requests over window length), latest window.",
 }
+#: The figures of a drift test the gauges show: gauge name suffix -> key of the test.
+_DRIFT_FIGURES = {"statistic": "statistic", "p_value": "p_adjusted"}
 
 
 def _latest(connection, names: tuple[str, ...] | None) -> list:
@@ -162,11 +190,30 @@ def _alert_counts(connection, names: tuple[str, ...] | None) -> list:
     return connection.execute(query).all()
 
 
+def _label_counts(connection, names: tuple[str, ...] | None) -> list:
+    query = (
+        sa.select(_state.c.deployment, _state.c.state_json)
+        .where(_state.c.name == "labels")
+        .order_by(_state.c.deployment)
+    )
+    if names is not None:
+        query = query.where(_state.c.deployment.in_(names))
+    return connection.execute(query).all()
+
+
+def _drift_figures(drift: dict | None) -> dict | None:
+    if not drift:
+        return None
+    return {name: drift.get(key) for name, key in _DRIFT_FIGURES.items()}
+
+
 def gauge_readings(db: Database, names: Iterable[str] | None = None) -> dict[str, list]:
     """What the gauges show, JSON-ready: per deployment, variant and window length the
     latest evaluated window (``windows``: its ``start_ms`` and the metrics the gauges show,
-    :data:`GAUGE_METRICS` and the ``estimate``), and the ``alerts`` counted per deployment
-    and variant; of the deployments ``names``, or of all.
+    :data:`GAUGE_METRICS`, the ``estimate``, each feature's drift test ``feature_drift``, the
+    predictions' ``output_drift`` and the ``decay`` kind), the ``alerts`` counted per
+    deployment and variant, and the ``labels`` counted per deployment and outcome; of the
+    deployments ``names``, or of all.
 
     >>> import pandas as pd
     >>> from opsloop.monitoring import evaluate, log_predictions, set_reference
@@ -180,6 +227,8 @@ def gauge_readings(db: Database, names: Iterable[str] | None = None) -> dict[str
     (3600000, 1.0)
     >>> readings["alerts"]
     [{'deployment': 'api', 'variant': 'default', 'count': 1}]
+    >>> readings["windows"][0]["metrics"]["feature_drift"]["x"]["p_value"] < 1e-9
+    True
     >>> gauge_families(readings)[0].samples[0].value
     1.0
     """
@@ -187,6 +236,7 @@ def gauge_readings(db: Database, names: Iterable[str] | None = None) -> dict[str
     with db.read() as connection:
         latest = _latest(connection, names)
         counts = _alert_counts(connection, names)
+        labels = _label_counts(connection, names)
     windows = []
     for deployment, variant, window_ms, start_ms, metrics_json in latest:
         metrics = json.loads(metrics_json)
@@ -196,6 +246,12 @@ def gauge_readings(db: Database, names: Iterable[str] | None = None) -> dict[str
             name: {key: found.get(key) for key in ("value", "low", "high")}
             for name, found in estimate.get("metrics", {}).items()
         }
+        shown["feature_drift"] = {
+            feature: _drift_figures(drift)
+            for feature, drift in (metrics.get("drift") or {}).items()
+        }
+        shown["output_drift"] = _drift_figures(metrics.get("output_drift"))
+        shown["decay"] = (metrics.get("decay") or {}).get("kind")
         windows.append(
             {
                 "deployment": deployment,
@@ -209,7 +265,13 @@ def gauge_readings(db: Database, names: Iterable[str] | None = None) -> dict[str
         {"deployment": deployment, "variant": variant, "count": int(count)}
         for deployment, variant, count in counts
     ]
-    return {"windows": windows, "alerts": alerts}
+    received = []
+    for deployment, state_json in labels:
+        state = json.loads(state_json)
+        received.append(
+            {"deployment": deployment, **{name: int(state.get(name, 0)) for name in LABEL_COUNTS}}
+        )
+    return {"windows": windows, "alerts": alerts, "labels": received}
 
 
 def _families() -> tuple[GaugeMetricFamily, ...]:
@@ -274,6 +336,27 @@ def _families() -> tuple[GaugeMetricFamily, ...]:
             GaugeMetricFamily(f"opsloop_monitoring_{name}", text, labels=window)
             for name, text in _LATER_GAUGES.items()
         ),
+        *(
+            GaugeMetricFamily(
+                f"opsloop_monitoring_feature_drift_{name}",
+                f"Drift test {name} of each feature against the reference, latest window.",
+                labels=(*window, "feature"),
+            )
+            for name in _DRIFT_FIGURES
+        ),
+        *(
+            GaugeMetricFamily(
+                f"opsloop_monitoring_output_drift_{name}",
+                f"Drift test {name} of the predictions against the reference, latest window.",
+                labels=window,
+            )
+            for name in _DRIFT_FIGURES
+        ),
+        GaugeMetricFamily(
+            "opsloop_monitoring_decay",
+            "Decay verdict of the latest labelled window: 1 for its kind, 0 for the others.",
+            labels=(*window, "kind"),
+        ),
         GaugeMetricFamily(
             "opsloop_monitoring_window_start_seconds",
             "Start of the latest evaluated window, in seconds since the epoch.",
@@ -283,6 +366,11 @@ def _families() -> tuple[GaugeMetricFamily, ...]:
             "opsloop_monitoring_alerts",
             "Alerts raised by monitoring policies, per deployment and variant.",
             labels=("deployment", "variant"),
+        ),
+        CounterMetricFamily(
+            "opsloop_monitoring_labels",
+            "Labels received per outcome (accepted, of which late; duplicate, unknown).",
+            labels=("deployment", "outcome"),
         ),
     )
 
@@ -301,8 +389,11 @@ def gauge_families(readings: dict[str, list] | None) -> tuple[Metric, ...]:
     """
     families = _families()
     drift, previous, task, estimated, low, high, rss, cpu, rate, scored, flagged = families[:11]
-    later = families[11 : 11 + len(_LATER_GAUGES)]
-    start, alerts = families[11 + len(_LATER_GAUGES) :]
+    end = 11 + len(_LATER_GAUGES)
+    later = families[11:end]
+    feature_drift = families[end : end + len(_DRIFT_FIGURES)]
+    output_drift = families[end + len(_DRIFT_FIGURES) : end + 2 * len(_DRIFT_FIGURES)]
+    decay, start, alerts, received = families[end + 2 * len(_DRIFT_FIGURES) :]
     readings = readings or {"windows": [], "alerts": []}
     for window in readings["windows"]:
         metrics = window["metrics"]
@@ -329,8 +420,22 @@ def gauge_families(readings: dict[str, list] | None) -> tuple[Metric, ...]:
             for family, key in ((estimated, "value"), (low, "low"), (high, "high")):
                 if found.get(key) is not None:
                     family.add_metric([*labels, name], found[key])
+        for feature, test in (metrics.get("feature_drift") or {}).items():
+            for family, key in zip(feature_drift, _DRIFT_FIGURES, strict=True):
+                if test is not None and test.get(key) is not None:
+                    family.add_metric([*labels, feature], test[key])
+        for family, key in zip(output_drift, _DRIFT_FIGURES, strict=True):
+            if (metrics.get("output_drift") or {}).get(key) is not None:
+                family.add_metric(labels, metrics["output_drift"][key])
+        if metrics.get("decay") is not None:
+            for kind in KINDS:
+                decay.add_metric([*labels, kind], float(kind == metrics["decay"]))
     for counted in readings["alerts"]:
         alerts.add_metric([counted["deployment"], counted["variant"]], counted["count"])
+    # A control plane from before label counts were read sends none.
+    for counted in readings.get("labels", []):
+        for outcome in LABEL_COUNTS:
+            received.add_metric([counted["deployment"], outcome], counted[outcome])
     return families
 
 

@@ -328,8 +328,9 @@ class MonitoringService(Protocol):
     def gauges(self, *, deployment: Name | None = None) -> dict:
         """What the Prometheus gauges show (:mod:`~opsloop.monitoring.monitoring_gauges`):
         the latest evaluated window of each variant and window length with its drift
-        shares, task metric, estimate and process figures, and the alerts counted per
-        variant; of ``deployment``, or of every deployment."""
+        shares and per-feature drift tests, task metric, estimate, process figures, input
+        quality, throughput and decay, the alerts counted per variant, and the labels
+        counted per deployment and outcome; of ``deployment``, or of every deployment."""
         ...
 
     def feature_distribution(
@@ -416,6 +417,13 @@ class EstimateBounds(BaseModel):
     high: float | None
 
 
+class DriftFigures(BaseModel):
+    """A drift test's statistic and its (Holm-adjusted, for features) p-value."""
+
+    statistic: float | None
+    p_value: float | None
+
+
 class GaugeMetrics(BaseModel):
     """The metrics of an evaluated window that the gauges show."""
 
@@ -434,7 +442,13 @@ class GaugeMetrics(BaseModel):
     residual_std: float | None = None
     records_per_request_mean: float | None = None
     text_length_drift_share: float | None = None
+    missing_share: float | None = None
+    out_of_schema_rate: float | None = None
+    requests_per_second: float | None = None
     estimate: dict[str, EstimateBounds] = {}
+    feature_drift: dict[str, DriftFigures | None] = {}
+    output_drift: DriftFigures | None = None
+    decay: str | None = None
 
 
 class GaugeWindow(BaseModel):
@@ -455,11 +469,22 @@ class AlertCount(BaseModel):
     count: int
 
 
+class LabelCount(BaseModel):
+    """The labels a deployment received, per outcome."""
+
+    deployment: str
+    accepted: int
+    late: int
+    duplicate: int
+    unknown: int
+
+
 class GaugeReadings(BaseModel):
     """What the monitoring's Prometheus gauges show."""
 
     windows: list[GaugeWindow]
     alerts: list[AlertCount]
+    labels: list[LabelCount] = []
 
 
 class StreakWindow(BaseModel):

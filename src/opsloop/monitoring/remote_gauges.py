@@ -93,11 +93,11 @@ class RemoteMonitoringGauges(Collector):
     def _read(self) -> dict[str, list]:
         if self.names is None:
             return self.monitoring.gauges()
-        readings: dict[str, list] = {"windows": [], "alerts": []}
+        readings: dict[str, list] = {"windows": [], "alerts": [], "labels": []}
         for name in self.names:
             found = self.monitoring.gauges(deployment=name)
-            readings["windows"] += found["windows"]
-            readings["alerts"] += found["alerts"]
+            for part in readings:
+                readings[part] += found.get(part, [])
         return readings
 
     def readings(self) -> tuple[dict[str, list] | None, float | None]:

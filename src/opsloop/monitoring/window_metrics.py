@@ -1,7 +1,8 @@
 """What is computed for one window against the deployment's reference.
 
 * **Software:** requests, rows, errors and their rate, latency mean and p50/p95 (bucket
-  bounds of the histogram).
+  bounds of the histogram), and the throughput ``requests_per_second`` (the requests over
+  the window's length; ``None`` when the length is not given).
 * **Inputs:** ``missing_share``, the share of the reference's feature values that are null or
   absent, from the window's profile (exact, over every row); ``out_of_schema_rate``, the share
   of feature values in the window's sample that break the reference's schema
@@ -92,10 +93,11 @@ def _column_drift(result, name: str) -> dict[str, Any]:
     }
 
 
-def _software(window: WindowPart) -> dict[str, Any]:
+def _software(window: WindowPart, window_ms: int | None) -> dict[str, Any]:
     software = window.software
     return {
         "requests": software.requests,
+        "requests_per_second": None if window_ms is None else software.requests / (window_ms / 1e3),
         "rows": software.rows,
         "errors": software.errors,
         "error_rate": software.error_rate,
@@ -182,11 +184,13 @@ def window_metrics(
     *,
     alpha: float = 0.05,
     previous: WindowPart | None = None,
+    window_ms: int | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The metrics of ``window`` (a JSON-safe dict, see the module docstring) and its error
     stream (empty without labels). ``labelled`` holds the window's labelled rows, in event
     order, with ``prediction`` and ``label`` columns; ``previous`` is the variant's window
-    before this one (``None`` for its first).
+    before this one (``None`` for its first); ``window_ms``, the window's length, gives the
+    throughput.
 
     >>> import pandas as pd
     >>> from opsloop.monitoring.reference import set_reference
@@ -200,13 +204,13 @@ def window_metrics(
     ...         "output_json": ['{"predictions": [1]}'] * 40, "error": [None] * 40,
     ...         "latency_ms": [3.0] * 40, "at_ms": [0] * 40})
     ...     return parts_of_events(events, Windowing())[("a", 0)]
-    >>> metrics, _ = window_metrics(window(10), ref, None, previous=window(200))
-    >>> metrics["drift_share"], metrics["previous_drift_share"]
-    (0.0, 1.0)
+    >>> metrics, _ = window_metrics(window(10), ref, None, previous=window(200), window_ms=8_000)
+    >>> metrics["drift_share"], metrics["previous_drift_share"], metrics["requests_per_second"]
+    (0.0, 1.0, 5.0)
     >>> window_metrics(window(10), ref, None)[0]["previous_drift"] is None
     True
     """
-    metrics: dict[str, Any] = _software(window)
+    metrics: dict[str, Any] = _software(window, window_ms)
     features = reference.features
     metrics["missing_share"] = _missing_share(window, features)
     sample = None if window.sample is None else window.sample.frame()
