@@ -1,6 +1,7 @@
 """The data plane's /metrics shows the monitoring state: the latest evaluated window's drift
-shares and task metric, and the alerts, per deployment and variant, as the evaluations in
-the store hold them (a real data plane server on loopback)."""
+shares (overall, per feature and of the predictions), task metric, input quality, throughput
+and decay, the alerts per deployment and variant, and the labels per outcome, as the
+evaluations in the store hold them (a real data plane server on loopback)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.server.running import running_server
 
 from opsloop.monitoring import Monitoring
+from opsloop.monitoring.decay_kind import KINDS
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.store import ArtifactStore
 
@@ -30,11 +32,19 @@ def _samples(text: str) -> dict[tuple, float]:
 def test_metrics_show_the_latest_window_of_each_variant_and_the_alerts(db, clock, tmp_path):
     rng = np.random.default_rng(3)
     monitoring = Monitoring(db, actor="eda")
-    monitoring.set_reference("loans", [{"x": float(v)} for v in rng.normal(size=300)])
+    monitoring.set_reference(
+        "loans",
+        [{"x": float(v)} for v in rng.normal(size=300)],
+        predictions=rng.integers(0, 2, 300),
+    )
+    receipts = []
     for k, shift in enumerate([0.0, 2.0]):  # two windows; the second one shifted
+        # The second window's labels come once it has closed: late, still joined.
+        clock.now_ms = T0 + k * 2 * HOUR_MS
         for variant in ("stable", "canary"):
             ids = [f"{variant}-{k}-{i}" for i in range(80)]
             rows = [{"x": float(v) + shift} for v in rng.normal(size=80)]
+            rows[:8] = [{}] * 8  # the feature absent from 8 rows in 80
             predictions = rng.integers(0, 2, 80)
             monitoring.log_predictions(
                 "loans", rows, predictions, variant=variant, request_ids=ids,
@@ -43,7 +53,8 @@ def test_metrics_show_the_latest_window_of_each_variant_and_the_alerts(db, clock
             # The stable variant is right on 3 rows in 4, the canary on half of them.
             right = 60 if variant == "stable" else 40
             labels = np.concatenate([predictions[:right], 1 - predictions[right:]])
-            monitoring.log_labels("loans", ids, labels)
+            receipts.append(monitoring.log_labels("loans", ids, labels))
+    receipts.append(monitoring.log_labels("loans", ["stable-0-0", "nobody"], [1, 1]))
     clock.now_ms = T0 + 2 * HOUR_MS
     evaluations = monitoring.evaluate("loans", policies=RULES)
     latest = {e.variant: e.metrics for e in evaluations if e.start_ms == T0 + HOUR_MS}
@@ -65,9 +76,39 @@ def test_metrics_show_the_latest_window_of_each_variant_and_the_alerts(db, clock
         assert found[("opsloop_monitoring_window_start_seconds", labels)] == (T0 + HOUR_MS) / 1e3
         task = tuple(sorted([*labels, ("task", "accuracy")]))
         assert found[("opsloop_monitoring_task_metric", task)] == metrics["task_metric"]
+        assert found[("opsloop_monitoring_missing_share", labels)] == metrics["missing_share"]
+        assert metrics["missing_share"] == 8 / 80
+        rate = metrics["out_of_schema_rate"]
+        assert rate > 0 and found[("opsloop_monitoring_out_of_schema_rate", labels)] == rate
+        throughput = found[("opsloop_monitoring_requests_per_second", labels)]
+        assert throughput == metrics["requests_per_second"] == metrics["requests"] / 3600
+        assert metrics["requests"] == 80
+        feature = tuple(sorted([*labels, ("feature", "x")]))
+        test = metrics["drift"]["x"]
+        assert found[("opsloop_monitoring_feature_drift_statistic", feature)] == test["statistic"]
+        assert found[("opsloop_monitoring_feature_drift_p_value", feature)] == test["p_adjusted"]
+        output = metrics["output_drift"]
+        assert output["test"] == "chi2"
+        assert found[("opsloop_monitoring_output_drift_statistic", labels)] == output["statistic"]
+        assert found[("opsloop_monitoring_output_drift_p_value", labels)] == output["p_value"]
+        verdict = metrics["decay"]["kind"]
+        assert verdict in KINDS
+        for kind in KINDS:
+            decay = tuple(sorted([*labels, ("kind", kind)]))
+            assert found[("opsloop_monitoring_decay", decay)] == (kind == verdict)
     assert latest["stable"]["task_metric"] == 0.75 and latest["canary"]["task_metric"] == 0.5
     # The canary's accuracy is under 0.6 from its first window (one alert: the streak goes
     # on), and both variants drift in the second window (one alert each).
     alerts = "opsloop_monitoring_alerts_total"
     assert found[(alerts, (("deployment", "loans"), ("variant", "canary")))] == 2
     assert found[(alerts, (("deployment", "loans"), ("variant", "stable")))] == 1
+    # Of 320 labels, the second window's 160 came late, and one more was a duplicate and
+    # one had no answer.
+    counted = {
+        outcome: sum(getattr(receipt, outcome) for receipt in receipts)
+        for outcome in ("accepted", "late", "duplicate", "unknown")
+    }
+    assert counted == {"accepted": 320, "late": 160, "duplicate": 1, "unknown": 1}
+    for outcome, count in counted.items():
+        key = ("opsloop_monitoring_labels_total", (("deployment", "loans"), ("outcome", outcome)))
+        assert found[key] == count

@@ -127,6 +127,20 @@ def test_a_worker_on_the_url_shows_the_gauges_a_worker_on_the_store_shows(
                 )
                 start = found[("opsloop_monitoring_window_start_seconds", labels)]
                 assert start == (T0 + HOUR_MS) / 1000
+                # The gauges beside them come through the control plane too.
+                metrics = latest[variant]
+                shown = found[("opsloop_monitoring_requests_per_second", labels)]
+                assert shown == metrics["requests_per_second"] == 80 / 3600
+                shown = found[("opsloop_monitoring_missing_share", labels)]
+                assert shown == metrics["missing_share"] == 0.0
+                feature = tuple(sorted((*labels, ("feature", "x"))))
+                shown = found[("opsloop_monitoring_feature_drift_p_value", feature)]
+                assert shown == metrics["drift"]["x"]["p_adjusted"]
+                decay = tuple(sorted((*labels, ("kind", metrics["decay"]["kind"]))))
+                assert found[("opsloop_monitoring_decay", decay)] == 1.0
+            accepted = ("opsloop_monitoring_labels_total",
+                        (("deployment", "loans"), ("outcome", "accepted")))  # fmt: skip
+            assert found[accepted] == 4 * 80  # two hours of two variants' labels
             canary_alerts = ("opsloop_monitoring_alerts_total",
                              (("deployment", "loans"), ("variant", "canary")))  # fmt: skip
             assert found[canary_alerts] == 2.0  # both rules fired on the canary's window
