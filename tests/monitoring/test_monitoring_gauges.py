@@ -96,6 +96,9 @@ def test_metrics_show_the_latest_window_of_each_variant_and_the_alerts(db, clock
         for kind in KINDS:
             decay = tuple(sorted([*labels, ("kind", kind)]))
             assert found[("opsloop_monitoring_decay", decay)] == (kind == verdict)
+    # The status shows the throughput beside the request count.
+    status = monitoring.status("loans")["windows"]
+    assert [(w["requests"], w["requests_per_second"]) for w in status] == [(80, 80 / 3600)] * 4
     assert latest["stable"]["task_metric"] == 0.75 and latest["canary"]["task_metric"] == 0.5
     # The canary's accuracy is under 0.6 from its first window (one alert: the streak goes
     # on), and both variants drift in the second window (one alert each).

@@ -71,11 +71,11 @@ def monitor_status(
     db, deployment: str, windowing: Windowing | None = None, *, last: int = 10
 ) -> dict[str, Any]:
     """The ``last`` evaluated windows (per variant, with :data:`SHOWN_METRICS`, the
-    requests the input anomaly detector scored and flagged, the interval of the mean
-    residual and the most records of one request), the label counts, the alerts of
-    ``deployment`` and where its reference comes from now (``reference``: ``"set
-    explicitly"``, ``"registered with MODEL vN"``, or ``None`` without one), as a JSON-safe
-    dict."""
+    throughput ``requests_per_second``, the requests the input anomaly detector scored and
+    flagged, the interval of the mean residual and the most records of one request), the
+    label counts, the alerts of ``deployment`` and where its reference comes from now
+    (``reference``: ``"set explicitly"``, ``"registered with MODEL vN"``, or ``None``
+    without one), as a JSON-safe dict."""
     windowing = windowing or Windowing()
     try:
         origin = reference_origin(db, deployment)
@@ -93,6 +93,7 @@ def monitor_status(
                 "window": window_label(e.start_ms),
                 "start_ms": e.start_ms,
                 **{name: e.metrics.get(name) for name in SHOWN_METRICS},
+                "requests_per_second": e.metrics.get("requests_per_second"),
                 "input_scored": e.metrics.get("input_scored"),
                 "input_flagged": e.metrics.get("input_flagged"),
                 "residual_mean_low": e.metrics.get("residual_mean_low"),
