@@ -372,7 +372,8 @@ def test_the_policies_streaks_pending_actions_and_outcomes_are_the_services(
     assert Deployments(database).get("loop-api").serving == {"stable": 1}
     assert rows(page, "actions") == [
         [time_of(outcome["at_ms"]), "stable", acting, "rollback", "done", outcome["reason"],
-         f"{outcome['why']}from: {{\"stable\": 2}}to: {{\"stable\": 1}}"],
+         f"{outcome['why']}action_id: {outcome['evidence']['action_id']}"
+         f"from: {{\"stable\": 2}}to: {{\"stable\": 1}}"],
     ]  # fmt: skip
     # START_MS is 2026-01-01T00:00:00Z; the window an hour later.
     assert outcome["why"] == (
