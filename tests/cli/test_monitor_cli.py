@@ -222,3 +222,12 @@ def test_evaluate_follow_runs_until_sigterm_and_exits_0(tmp_path, monkeypatch):
     assert process.returncode == 0, output
     assert "1 window(s) evaluated, 1 alert(s) raised" in output
     assert output.rstrip().endswith("stopped")
+
+
+def test_follow_with_a_bad_rule_or_period_stops_at_once_with_exit_2(clock):
+    bad_rule = ["monitor", "evaluate", "wine", "--follow", "--rule", "drift_share > 1 -> retrain"]
+    result = runner.invoke(app, bad_rule)
+    assert result.exit_code == 2 and "retrain needs the option train=..." in result.output
+    result = runner.invoke(app, ["monitor", "evaluate", "wine", "--every", "0"])
+    assert result.exit_code == 2
+    assert "--every: must be a number of seconds > 0, got 0" in result.output
