@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_wine
 from tests.clock import FakeClock
@@ -16,6 +23,7 @@ from typer.testing import CliRunner
 
 from opsloop.cli.app import app
 from opsloop.detect import ADWIN
+from opsloop.monitoring.evaluation import read_evaluations
 from opsloop.monitoring.event_log import log_predictions
 from opsloop.monitoring.feature_stream import (
     FeatureReference,
@@ -177,3 +185,49 @@ def test_a_bad_rule_names_the_action(clock):
     )
     assert result.exit_code == 2
     assert "retrain needs the option train=..." in result.output
+
+
+def test_evaluate_follow_runs_until_sigterm_and_exits_0(tmp_path, monkeypatch):
+    """A real ``opsloop monitor evaluate --follow`` on a SQLite store: it evaluates the
+    closed windows at once, then waits for the next close; SIGTERM ends it with exit 0."""
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.setenv("OPSLOOP_STORE_URI", uri)
+    db = open_database()
+    set_reference(db, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
+    hour_ago = now_ms() - HOUR_MS
+    log_predictions(db, "api", [{"x": 50.0 + i} for i in range(60)], [0] * 60, at_ms=hour_ago)
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "opsloop", "monitor", "evaluate", "api", "--follow"]
+    command += ["--rule", "drift_share > 0.5 -> alert"]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not read_evaluations(db, "api") and time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)  # polling the store for the process's first round
+        (evaluation,) = read_evaluations(db, "api")
+        assert evaluation.start_ms == hour_ago - hour_ago % HOUR_MS
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert "1 window(s) evaluated, 1 alert(s) raised" in output
+    assert output.rstrip().endswith("stopped")
+
+
+def test_follow_with_a_bad_rule_or_period_stops_at_once_with_exit_2(clock):
+    bad_rule = ["monitor", "evaluate", "wine", "--follow", "--rule", "drift_share > 1 -> retrain"]
+    result = runner.invoke(app, bad_rule)
+    assert result.exit_code == 2 and "retrain needs the option train=..." in result.output
+    result = runner.invoke(app, ["monitor", "evaluate", "wine", "--every", "0"])
+    assert result.exit_code == 2
+    assert "--every: must be a number of seconds > 0, got 0" in result.output

@@ -79,36 +79,11 @@ def _format(value: object) -> str:
     return str(value)
 
 
-@monitor_app.command("evaluate")
-@one_line_errors
-def evaluate_command(
-    deployment: str,
-    rule: Annotated[
-        list[str] | None,
-        typer.Option("--rule", help="A policy, e.g. 'drift_share > 0.3 for 2 windows -> alert'."),
-    ] = None,
-    window: WindowOption = "1h",
-    as_json: JsonFlag = False,
-) -> None:
-    """Fold new events into windows and evaluate the closed ones (policies applied): each
-    labelled window's kind of decay, the alerts raised and what their actions did. Alerts,
-    webhooks, rollbacks and promotions run here (on the local store's registry); a retrain
-    rule needs a gate: use 'opsloop monitor retrain', or Python
-    (opsloop.monitoring.ActionContext)."""
-    from opsloop.errors import NotFoundError
-    from opsloop.monitoring.evaluation import evaluate
+def _show_evaluations(done, as_json: bool) -> None:
+    """Print one round's evaluations: as JSON, or a line per window that decayed or alerted
+    with its alerts and actions, and a count."""
     from opsloop.monitoring.monitor_report import window_label
-    from opsloop.monitoring.policy_actions import ActionContext
-    from opsloop.registry import ModelRegistry
 
-    db = _store()
-    context = ActionContext(db, registry=ModelRegistry(db))
-    try:
-        done = evaluate(
-            db, deployment, windowing=_windowing(window), policies=rule or [], actions=context
-        )
-    except NotFoundError as error:
-        raise UsageProblem(str(error)) from None
     if as_json:
         print_json(
             [
@@ -134,6 +109,122 @@ def evaluate_command(
             out.print(f"  {action['action']} {action['status']}: {action['reason']}", markup=False)
     fired = sum(len(e.alerts) for e in done)
     out.print(f"{len(done)} window(s) evaluated, {fired} alert(s) raised", markup=False)
+
+
+def _evaluation_round(deployment: str, rules: list[str], window: str, server, token_env):
+    """A callable that evaluates ``deployment``'s closed windows once: on the local store
+    (alerts, webhooks, rollbacks and promotions run here), or by the server's ``evaluate``
+    operation. The rules are checked here first, so a bad one stops before any round."""
+    import os
+
+    from opsloop.monitoring.policy import Policy
+
+    policies = [Policy.parse(text) for text in rules]
+    if server is not None:
+        from opsloop.monitoring.http_monitoring import HttpMonitoring
+
+        monitoring = HttpMonitoring(server, token=os.environ.get(token_env) or None)
+        return lambda: monitoring.evaluate(deployment, window=window, policies=rules)
+    from opsloop.monitoring.evaluation import evaluate
+    from opsloop.monitoring.policy_actions import ActionContext
+    from opsloop.registry import ModelRegistry
+
+    db = _store()
+    context = ActionContext(db, registry=ModelRegistry(db))
+    context.check(policies)
+    windowing = _windowing(window)
+    return lambda: evaluate(db, deployment, windowing=windowing, policies=policies, actions=context)
+
+
+def _follow_evaluations(evaluate_round, window: str, every: float | None, as_json: bool) -> None:
+    """Evaluate at each window close (or every ``every`` seconds) until Ctrl-C or SIGTERM,
+    which end it with exit 0; a round's error is one line on stderr and the next round
+    runs."""
+    import signal
+
+    from opsloop.cli.console import err
+    from opsloop.monitoring.evaluation_schedule import evaluate_on_schedule
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    def failed(error: Exception) -> None:
+        message = " ".join(str(error).split()) or type(error).__name__
+        err.print(f"error: this round failed, next round goes on: {message}", markup=False,
+                  soft_wrap=True)  # fmt: skip
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        evaluate_on_schedule(
+            evaluate_round,
+            window_ms=_windowing(window).window_ms,
+            every_s=every,
+            on_result=lambda done: _show_evaluations(done, as_json),
+            on_error=failed,
+        )
+    except KeyboardInterrupt:
+        err.print("stopped", markup=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@monitor_app.command("evaluate")
+@one_line_errors
+def evaluate_command(
+    deployment: str,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option("--rule", help="A policy, e.g. 'drift_share > 0.3 for 2 windows -> alert'."),
+    ] = None,
+    window: WindowOption = "1h",
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Keep evaluating: again as each window closes, until Ctrl-C or SIGTERM.",
+        ),
+    ] = False,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            "--every",
+            help="With --follow (implied): evaluate every SECONDS instead of at window closes.",
+        ),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Evaluate on this opsloop server, by its operations (no store here)."),
+    ] = None,
+    token_env: Annotated[
+        str,
+        typer.Option(help="With --server: the environment variable holding the API token."),
+    ] = "OPSLOOP_TRACKING_TOKEN",
+    as_json: JsonFlag = False,
+) -> None:
+    """Fold new events into windows and evaluate the closed ones (policies applied): each
+    labelled window's kind of decay, the alerts raised and what their actions did. Alerts,
+    webhooks, rollbacks and promotions run here (on the local store's registry); a retrain
+    rule needs a gate: use 'opsloop monitor retrain', or Python
+    (opsloop.monitoring.ActionContext). With --server, the server evaluates (and queues
+    retrains for 'opsloop monitor retrain --follow').
+
+    With --follow (or --every), evaluates again after each window closes, so an alert
+    fires within one window of its data, printing each round, until Ctrl-C or SIGTERM
+    (exit 0); a round that fails (a store or server briefly unavailable) is one line on
+    stderr and the next round runs."""
+    from opsloop.errors import NotFoundError
+
+    if every is not None and not every > 0:  # NaN included
+        raise UsageProblem(f"--every: must be a number of seconds > 0, got {every:g}")
+    evaluate_round = _evaluation_round(deployment, rule or [], window, server, token_env)
+    if follow or every is not None:
+        _follow_evaluations(evaluate_round, window, every, as_json)
+        return
+    try:
+        done = evaluate_round()
+    except NotFoundError as error:
+        raise UsageProblem(str(error)) from None
+    _show_evaluations(done, as_json)
 
 
 @monitor_app.command("status")
