@@ -167,8 +167,8 @@ def _replayed(keys: list[str], share: float) -> tuple[list, int | None, RateGate
     """The reference for the failing canary: the same keys routed by hand, the same
     models' failures replayed (fresh copies, same seeds), the errors gate fed by hand. Each
     request's variant (``None`` when it failed), the index of the request on which the gate
-    failed, and the gate."""
-    stable, canary, gate = Flaky(0.01, seed=1), Flaky(0.05, seed=2), RateGate()
+    failed, and the gate (at the ramp's one share below 100%, as the rollout builds it)."""
+    stable, canary, gate = Flaky(0.01, seed=1), Flaky(0.05, seed=2), RateGate(shares=(share,))
     outcomes, stop = [], None
     for index, key in enumerate(keys):
         variant = _routed(key, share) if stop is None else "stable"

@@ -180,6 +180,7 @@ def test_a_retired_deployment_s_settings_are_retired_with_it(deployments, credit
         "updated_by": current_user(),
         "batching": {"max_batch_size": 16, "max_wait_ms": 2.5},
         "outputs": {"canary": {"decimals": None, "top_k": None, "label_only": True}},
+        "routing_key_field": None,
     }
     assert removed["after"] == {
         "deployment": "credit-api",
@@ -189,6 +190,7 @@ def test_a_retired_deployment_s_settings_are_retired_with_it(deployments, credit
         "updated_by": None,
         "batching": None,
         "outputs": {},
+        "routing_key_field": None,
     }
     # The settings' entry and the retire's are one change, at one time.
     assert history["time"].iloc[2] == history["time"].iloc[3]
