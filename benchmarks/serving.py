@@ -511,6 +511,16 @@ def _versions() -> str:
     return f"opsloop {commit}, Python {platform.python_version()}, {packages}"
 
 
+def _events_dropped_by_server(drops: dict) -> str:
+    """Which servers dropped prediction events (their recorders' buffers were full)."""
+    found = [
+        f"{key[1]} ({key[2]}): {value:.0f}"
+        for key, value in sorted(drops.items(), key=lambda item: str(item[0]))
+        if isinstance(key, tuple) and key[0] == "events" and value
+    ]
+    return f" Prediction events dropped by {', '.join(found)}." if found else ""
+
+
 def _mlflow_version() -> str:
     found = subprocess.run(
         [str(MLFLOW / "python"), "-c", "import mlflow; print(mlflow.__version__)"],
@@ -615,7 +625,8 @@ def _report(results, kinds, concurrencies, args, loads, validation_us, drops) ->
         f"(`checked_records`, taken by records that are not all floats within their rules) "
         f"{validation_us['full']:.0f} µs.",
         f"- Dropped during the run, from the servers' `/metrics`: {drops['events']:.0f} "
-        f"prediction events, {drops['shadow']:.0f} shadow copies.",
+        f"prediction events, {drops['shadow']:.0f} shadow copies."
+        + _events_dropped_by_server(drops),
         *(
             f"- (e), {kind}: {drops['batches', kind]:.0f} model calls answered "
             f"{drops['batched', kind]:.0f} records over the whole run, "
@@ -808,7 +819,10 @@ def main() -> None:
                 servers()
             ):
                 url, key, _ = urls[kind, server]
-                drops["events"] += _metric(url, key, "opsloop_events_dropped_total")
+                dropped_events = _metric(url, key, "opsloop_events_dropped_total")
+                drops["events"] += dropped_events
+                drops["events", kind, server] = dropped_events
+                print(kind, server, "prediction events dropped:", int(dropped_events), flush=True)
                 drops["shadow"] += _metric(url, key, "opsloop_shadow_dropped_total")
                 for name, metric, having in (
                     ("shadow_dropped", "opsloop_shadow_dropped_total", ""),
