@@ -79,6 +79,18 @@ def test_a_live_window_refreshes_its_panel(served):
     assert table_rows(page) == [["No answer recorded in this window."]]
 
 
+def test_the_panels_address_quotes_the_deployments_name(served, database):
+    # Names may hold spaces and colons; the address the page refreshes from must be the
+    # deployment's own, not one that a browser or proxy has to guess at.
+    url, token = served
+    Deployments(database).deploy("api two:b", [Variant("stable", "m", version=1)])
+    with session(url, token) as client:
+        page = client.get("/deployments/api%20two%3Ab/live?window=1h&refresh=2").text
+        panel = client.get("/deployments/api%20two%3Ab/live/panel?window=1h")
+    assert 'data-refresh="/deployments/api%20two%3Ab/live/panel?window=1h"' in page
+    assert panel.status_code == 200 and table_rows(panel.text) == table_rows(page)
+
+
 def test_a_mistake_is_a_page_naming_the_field(served):
     url, token = served
     with session(url, token) as client:

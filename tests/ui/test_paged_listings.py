@@ -183,3 +183,22 @@ def test_a_versions_page_names_the_deployments_serving_it(store):
     assert re.findall(r'<a href="/deployments/([^"]+)">', served_by) == ["busy"]
     assert "(stable, primary, weight 1)" in served_by
     assert "no deployment now" in re.search(r"<li>Served by:(.*?)</li>", two, re.S).group(1)
+
+
+def test_a_page_refuses_an_entry_id_beyond_the_store_s_ids_naming_the_field(store):
+    url, token = store
+    huge = 10**23  # past a 64-bit integer: the database driver could not bind it
+    with session(url, token) as client:
+        for path, field in (
+            (f"/models/many?audit_before={huge}", "audit_before"),
+            (f"/deployments/busy?history_before={huge}", "history_before"),
+            (f"/models/many?audit_before={2**31}", "audit_before"),
+            ("/deployments/busy?history_before=0", "history_before"),
+        ):
+            response = client.get(path)
+            assert response.status_code == 422, path
+            assert field in response.text, path
+        # The largest id a 32-bit column holds is still a page: the log's entries before it.
+        last = client.get(f"/models/many?audit_before={2**31 - 1}")
+        assert last.status_code == 200
+        assert _audit_ids(last.text) == _audit_ids(client.get("/models/many").text)

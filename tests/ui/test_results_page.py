@@ -130,6 +130,31 @@ def test_a_canary_that_stepped_shows_its_last_step(served, database):
     assert "Last decision: <strong>step</strong>, candidate at 50.0%" in page.text
 
 
+def test_a_persons_reason_written_like_the_rollouts_is_not_a_rollout_step(served, database):
+    # Anyone who may deploy can type any reason; one that starts as the rollout's does, with
+    # evidence that is not a JSON object, is a person's change, not a decision to show.
+    client, _, _ = served
+    deployments = Deployments(database)
+    variants = [
+        Variant("stable", "m", version=1, weight=0.8),
+        Variant("canary", "m", version=2, role="candidate", weight=0.2),
+    ]
+    deployments.deploy("typed-api", variants, strategy="canary", reason="try version 2")
+    deployments.set_rollout("typed-api", steps=STEPS, min_requests=MIN_REQUESTS)
+    observer = RolloutObserver(database, deployments)
+    for _ in range(MIN_REQUESTS):
+        served_now = SimpleNamespace(definition=deployments.get("typed-api"))
+        observer.observe(served_now, "canary", failed=False, latency_ms=1.0)
+    stepped = deployments.get("typed-api").variants
+    for reason in ("rollout: forged evidence=notjson", "rollout: forged evidence=1",
+                   'rollout: forged evidence=["failed_gate"]'):  # fmt: skip
+        deployments.deploy("typed-api", stepped, strategy="canary", reason=reason)
+    page = client.get("/deployments/typed-api/results")
+    assert page.status_code == 200, page.text[-500:]
+    assert "Last decision: <strong>step</strong>, candidate at 50.0%" in page.text
+    assert "forged" not in page.text
+
+
 def test_the_bandit_shows_each_arms_posterior_and_share(served):
     client, _, database = served
     page = client.get("/deployments/bandit-api/results").text

@@ -16,7 +16,7 @@ from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
 from opsloop.ui.rollout_state import bandit_arms, canary_gates, rollout_of
-from opsloop.ui.row_pages import PageNumber, log_page, row_page
+from opsloop.ui.row_pages import EntryId, PageNumber, log_page, row_page
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
@@ -95,7 +95,7 @@ def deployment_page(
     name: str,
     at: str | None = None,
     done: str | None = None,
-    history_before: Annotated[int | None, Query(ge=1)] = None,
+    history_before: EntryId = None,
     refresh: Refresh = 5,
 ) -> Response:
     """A deployment's definition and traffic split, its history (100 changes at a time,

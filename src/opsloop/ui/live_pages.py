@@ -11,7 +11,7 @@ is a fixed view of the past and is not refreshed.
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -114,7 +114,7 @@ def live_page(
         windows=list(WINDOWS),
         until=until or "",
         refresh=None if until else refresh,
-        panel_url=f"/deployments/{name}/live/panel?{urlencode(query)}",
+        panel_url=f"/deployments/{quote(name, safe='')}/live/panel?{urlencode(query)}",
         figures=[context["figure"]],
     )
 

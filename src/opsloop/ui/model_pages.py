@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from opsloop.errors import NotFoundError
@@ -13,7 +13,7 @@ from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.gate_verdicts import version_gate_verdicts
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
-from opsloop.ui.row_pages import PageNumber, log_page, row_page
+from opsloop.ui.row_pages import EntryId, PageNumber, log_page, row_page
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
@@ -45,7 +45,7 @@ def model_page(
     user: Viewer,
     name: str,
     page: PageNumber = 1,
-    audit_before: Annotated[int | None, Query(ge=1)] = None,
+    audit_before: EntryId = None,
 ) -> Response:
     """A model's versions (metrics, aliases, source run), 50 a page, and its audit log,
     100 entries at a time (``audit_before``: those older than that entry)."""

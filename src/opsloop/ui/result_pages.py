@@ -67,7 +67,10 @@ def rollout_changes(history: pd.DataFrame) -> list[dict[str, Any]]:
             )  # fmt: skip
         elif row.action == "deploy" and reason.startswith(ROLLOUT_REASON):
             sentence, _, evidence_text = reason.partition(" evidence=")
-            evidence = json.loads(evidence_text) if evidence_text else {}
+            evidence = _evidence(evidence_text)
+            if evidence is None:
+                # A person's reason can start like the rollout's; it is not a rollout step.
+                continue
             share = next(
                 (v["weight"] for v in row.after["variants"] if v["role"] == "candidate"), None
             )
@@ -80,6 +83,18 @@ def rollout_changes(history: pd.DataFrame) -> list[dict[str, Any]]:
                  "share": share, "sentence": sentence, "evidence": evidence}
             )  # fmt: skip
     return changes[::-1]
+
+
+def _evidence(text: str) -> dict | None:
+    """The JSON object after a rollout reason's ``evidence=``; ``{}`` when there is none,
+    ``None`` when the text is not a JSON object (a reason anyone could have typed)."""
+    if not text:
+        return {}
+    try:
+        evidence = json.loads(text)
+    except ValueError:
+        return None
+    return evidence if isinstance(evidence, dict) else None
 
 
 @router.get("/deployments/{name}/results")

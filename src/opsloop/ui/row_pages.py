@@ -16,10 +16,13 @@ import pandas as pd
 from fastapi import Query
 
 from opsloop.errors import NotFoundError
+from opsloop.tracking.limits import INT32_MAX
 
 ROWS_PER_PAGE = 50
 #: A page number in an address (the offset it gives fits a 32-bit integer).
 PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
+#: An entry of a log in an address (the store's ids are 32-bit integers).
+EntryId = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
 
 
 @dataclass(frozen=True)
