@@ -82,6 +82,14 @@ def test_the_charts_mark_the_detectors_alarms_at_their_windows_and_rows(served):
         assert marks["x"] == [time_of(e.start_ms) for e in alarmed]
         assert marks["y"] == [value(e.metrics) for e in alarmed]
         assert marks["text"] == [text(e) for e in alarmed]
+    # The alert's evidence, in the alerts table, names the rows of its window's alarms.
+    alerts = monitoring.alerts(NAME)
+    assert [(a["start_ms"], a["variant"]) for a in alerts.to_dict("records")] == [
+        (e.start_ms, e.variant) for e in alarmed
+    ]
+    for e in alarmed:
+        listed = ", ".join(map(str, expected[(e.start_ms, e.variant)]))
+        assert f"ADWIN alarms at rows {listed}" in page.text
     # The outputs table (newest first) names the same rows.
     table = rows(page.text, "outputs")
     for row, e in zip(table, evaluations[::-1], strict=True):
