@@ -3,7 +3,8 @@ the navigation and the deployment's page, they draw their charts with no console
 failed request or uncaught exception, a click on a cell of the heatmap opens that
 feature's distributions in the window and from there the window's feature tables, the
 tables are there without JavaScript, axe-core finds no serious or critical violation, and
-the pages are screenshotted to ``docs/screenshots/``.
+the pages are screenshotted to ``docs/screenshots/``; the throughput chart draws a line per
+variant and the error-stream detector's alarms are drawn as crosses at their windows.
 
 Uses ``/usr/bin/chromium`` through Playwright, as :mod:`tests.ui.test_dashboard_browser`.
 """
@@ -11,7 +12,10 @@ Uses ``/usr/bin/chromium`` through Playwright, as :mod:`tests.ui.test_dashboard_
 from __future__ import annotations
 
 import pytest
+from tests.monitoring.planted_errors import WINDOWS as ALARMED_WINDOWS
 from tests.server.running import running_server
+from tests.ui.monitoring_alarm_data import NAME as ALARMED
+from tests.ui.monitoring_alarm_data import populate_alarmed
 from tests.ui.monitoring_data import (
     FEATURES,
     NAME,
@@ -51,7 +55,8 @@ def served(tmp_path_factory, isolated):  # noqa: F811
         ModelRegistry(database, artifacts, actor="ana").register("m", b"m", flavor="onnx")
         populate_residuals(database, monitoring)
         populate_signals(database, monitoring)
-        yield url, token, monitoring
+        planted = populate_alarmed(database, artifacts, monitoring)
+        yield url, token, monitoring, planted
     database.dispose()
 
 
@@ -67,7 +72,7 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
 ):
     from axe_playwright_python.sync_playwright import Axe
 
-    url, token, monitoring = served
+    url, token, monitoring, _ = served
     context = playwright_chromium.new_context(viewport=VIEWPORT)
     watched = Watched(context, url)
     try:
@@ -89,9 +94,9 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
         watched.open(f"/deployments/{NAME}")
         watched.follow("text=Monitoring: drift, task metric, alerts")
         assert page.url == f"{url}/deployments/{NAME}/monitoring"
-        # The heatmap, inputs, outputs, accuracy, the predictions' distribution, software
-        # and input length.
-        assert page.locator("[data-drawn=true]").count() == 7
+        # The heatmap, inputs, outputs, accuracy, the predictions' distribution, software,
+        # throughput and input length.
+        assert page.locator("[data-drawn=true]").count() == 8
         assert page.locator("table.inputs tbody tr").count() == WINDOWS
         check("monitoring")
         # A click on a cell of the shifted window's column opens that feature's
@@ -126,7 +131,7 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
 
 
 def test_the_monitoring_tables_work_without_javascript(served, playwright_chromium):  # noqa: F811
-    url, token, monitoring = served
+    url, token, monitoring, _ = served
     context = playwright_chromium.new_context(viewport=VIEWPORT, java_script_enabled=False)
     watched = Watched(context, url)
     try:
@@ -162,7 +167,7 @@ def test_the_residuals_and_feature_alarms_draw_and_pass_axe(
     a click on the alarm's cross opens the feature's distributions in its window."""
     from axe_playwright_python.sync_playwright import Axe
 
-    url, token, monitoring = served
+    url, token, monitoring, _ = served
     context = playwright_chromium.new_context(viewport=VIEWPORT)
     watched = Watched(context, url)
     try:
@@ -170,8 +175,8 @@ def test_the_residuals_and_feature_alarms_draw_and_pass_axe(
         page = watched.page
         found = {}
         for name, charts, table in [
-            ("diabetes", 7, "table.residuals"),  # with the predictions' distribution
-            ("texts", 5, "table.feature-alarms"),
+            ("diabetes", 8, "table.residuals"),  # with the predictions' distribution
+            ("texts", 6, "table.feature-alarms"),
         ]:
             watched.open(f"/deployments/{name}/monitoring")
             assert page.locator("[data-drawn=true]").count() == charts
@@ -189,6 +194,58 @@ def test_the_residuals_and_feature_alarms_draw_and_pass_axe(
         assert "/monitoring/distribution?" in page.url and f"start={start}" in page.url
         assert "feature=x" in page.url
         assert found == {}
+    finally:
+        context.close()
+    assert watched.problems == []
+
+
+#: Each drawn chart of the page: its title, and the points of each of its scatter traces.
+_DRAWN_POINTS = """() => Array.from(document.querySelectorAll("[data-figure]")).map(node => ({
+    title: node.layout.title.text,
+    x: node.data.map(trace => trace.x),
+    points: Array.from(node.querySelectorAll(".scatterlayer .trace"))
+        .map(trace => trace.querySelectorAll(".point").length),
+}))"""
+
+
+def test_the_throughput_and_the_alarm_marks_are_drawn_and_pass_axe(
+    served,
+    playwright_chromium,  # noqa: F811
+):
+    """Two variants, one of whose answers go wrong from a planted row: the throughput chart
+    draws a line of a point per window for each, the output and accuracy charts draw a
+    cross per window where ADWIN signalled, and axe-core finds no serious violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    url, token, monitoring, planted = served
+    context = playwright_chromium.new_context(viewport=VIEWPORT)
+    watched = Watched(context, url)
+    try:
+        _log_in(watched, token)
+        page = watched.page
+        watched.open(f"/deployments/{ALARMED}/monitoring")
+        charts = {c["title"]: c for c in page.evaluate(_DRAWN_POINTS)}
+        assert page.locator("[data-drawn=true]").count() == len(charts)
+        throughput = charts["Throughput"]
+        assert throughput["points"] == [ALARMED_WINDOWS, ALARMED_WINDOWS]
+        windows = {
+            (planted.window_start(planted.window_of(v, p)), v) for v in ("a", "b")
+            for p in planted.alarms(v)
+        }  # fmt: skip
+        assert windows
+        alarmed = [e for e in monitoring.evaluations(ALARMED) if (e.start_ms, e.variant) in windows]
+        for title in ("Output metrics", "Accuracy: estimated, realised, and the error rate"):
+            # The last trace is the alarms': a cross drawn per alarmed window.
+            assert charts[title]["points"][-1] == len(alarmed), title
+            assert len(charts[title]["x"][-1]) == len(alarmed), title
+        violations = Axe().run(page).response["violations"]
+        bad = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
+        assert bad == []
+        # The output and accuracy charts, with their crosses, fill the screenshot.
+        page.locator("[data-figure]").nth(list(charts).index("Output metrics")).evaluate(
+            "node => node.scrollIntoView({block: 'start'})"
+        )
+        page.screenshot(path=str(SCREENSHOTS / "monitoring-alarms.png"))
     finally:
         context.close()
     assert watched.problems == []

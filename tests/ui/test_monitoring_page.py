@@ -68,6 +68,15 @@ def estimate_of(estimate) -> str:
     return text if estimate["trusted"] else f"{text} not trusted"
 
 
+def alarm_cell(metrics: dict) -> str:
+    """The outputs table's error-rate alarms: their count, and the error stream's rows."""
+    positions = metrics["error_drift_positions"]
+    if not positions:
+        return str(metrics["error_drift"])
+    rows = "rows" if len(positions) > 1 else "row"
+    return f"{metrics['error_drift']} ({rows} {', '.join(map(str, positions))})"
+
+
 def time_of(start_ms: int) -> str:
     import pandas as pd
 
@@ -110,13 +119,14 @@ def test_the_windows_tables_hold_the_services_numbers(served):
             time_of(e.start_ms), "stable", o["test"], num(o["statistic"]), num(o["p_value"]),
             "drifted" if o["drifted"] else "no drift", str(WINDOW_ROWS),
             f"accuracy {num(m['task_metric'])}", estimate_of(m["estimate"]),
-            str(m["error_drift"]), decay,
+            alarm_cell(m), decay,
         ]  # fmt: skip
     # The planted drifts, as the page reads them (newest first: window 4 is the first row).
     assert outputs[0][10] == kinds["data_drift_and_error_rise"]
     assert outputs[WINDOWS - 1 - CONCEPT][10] == kinds["concept_drift"]
     assert rows(page.text, "software") == [
-        [time_of(e.start_ms), "stable", str(WINDOW_ROWS), str(WINDOW_ROWS), "0", "0.0%",
+        [time_of(e.start_ms), "stable", str(WINDOW_ROWS), num(WINDOW_ROWS / 3600),
+         str(WINDOW_ROWS), "0", "0.0%",
          num(e.metrics["latency_mean_ms"]), num(e.metrics["latency_p50_ms"]),
          num(e.metrics["latency_p95_ms"])]
         for e in evaluations
@@ -126,7 +136,7 @@ def test_the_windows_tables_hold_the_services_numbers(served):
     assert evaluations[0].metrics["latency_mean_ms"] == pytest.approx(latencies.mean(), rel=1e-12)
     # The charts draw the same numbers.
     drawn = figures(page.text)
-    heatmap, inputs, outputs_figure, _, _, software, length = drawn
+    heatmap, inputs, outputs_figure, _, _, software, throughput, length = drawn
     assert length["data"][0]["y"] == [1.0] * WINDOWS
     oldest_first = evaluations[::-1]
     assert heatmap["data"][0]["y"] == FEATURES
@@ -138,6 +148,9 @@ def test_the_windows_tables_hold_the_services_numbers(served):
     alarm = outputs_figure["data"][-1]
     assert alarm["x"] == [time_of(e.start_ms) for e in oldest_first if e.metrics["error_drift"]]
     assert software["data"][0]["y"] == [WINDOW_ROWS] * WINDOWS
+    # An hour's window of 60 requests: 60 / 3600 requests per second, as stored.
+    assert throughput["data"][0]["y"] == [e.metrics["requests_per_second"] for e in oldest_first]
+    assert throughput["data"][0]["y"] == [WINDOW_ROWS / 3600] * WINDOWS
 
 
 def test_the_estimated_accuracy_equals_the_estimator_on_the_same_rows(served):

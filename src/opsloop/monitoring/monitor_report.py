@@ -1,9 +1,9 @@
 """What a person reads about a deployment's monitoring: :func:`monitor_status` (the latest
 windows, label counts, alerts) and :func:`monitor_report` (the standalone HTML report of
-:mod:`opsloop.reports.monitoring`: drift, metrics, the label-free estimate against the
-realised accuracy, the serving workers' memory and CPU, the input anomaly rate, the input
-length, the residuals with their mean's interval, alerts and actions), both from the
-evaluations in the store.
+:mod:`opsloop.reports.monitoring`: drift, metrics, the throughput of each variant, the
+label-free estimate against the realised accuracy, the serving workers' memory and CPU,
+the input anomaly rate, the input length, the residuals with their mean's interval, alerts
+and actions), both from the evaluations in the store.
 
 >>> import pandas as pd
 >>> from opsloop.monitoring.evaluation import evaluate
@@ -20,6 +20,8 @@ evaluations in the store.
 >>> report = monitor_report(db, "api")
 >>> report.drift[["window", "feature", "drifted"]].values.tolist()
 [['1970-01-01 00:00', 'x', True]]
+>>> report.throughput.values.tolist()  # 60 requests in an hour's window
+[['1970-01-01 00:00', 'default', 0.016666666666666666]]
 """
 
 from __future__ import annotations
@@ -199,7 +201,23 @@ def monitor_report(
         residuals=_residuals(evaluations, labels),
         text_lengths=_text_lengths(evaluations, labels),
         feature_alarms=feature_alarms,
+        throughput=_throughput(evaluations),
     )
+
+
+def _throughput(evaluations) -> pd.DataFrame:
+    """One row per window and variant: the window's start (without the variant: the chart
+    draws a line per variant) and its requests per second (its requests over its length)."""
+    rows = [
+        {
+            "window": window_label(e.start_ms),
+            "variant": e.variant,
+            "requests_per_second": e.metrics.get("requests_per_second"),
+        }
+        for e in evaluations
+    ]
+    frame = pd.DataFrame(rows, columns=["window", "variant", "requests_per_second"])
+    return frame.astype({"requests_per_second": float})
 
 
 def _residuals(evaluations, labels: dict) -> pd.DataFrame:

@@ -1,9 +1,9 @@
 """A standalone HTML report of a deployment's monitoring: drift per feature over windows as
 a heatmap (windows × features), metrics over time with the detector's alarms and the
-policies' actions marked, the label-free estimate with its interval against the metric
-realised once labels came, the residuals' mean with its interval, the text features'
-lengths, the serving workers' memory and CPU time, and the alerts and the actions' outcomes
-with their evidence.
+policies' actions marked, each variant's throughput, the label-free estimate with its
+interval against the metric realised once labels came, the residuals' mean with its
+interval, the text features' lengths, the serving workers' memory and CPU time, and the
+alerts and the actions' outcomes with their evidence.
 
 The report takes plain tables, so it needs nothing from the layers that compute them:
 ``drift`` holds one row per window and feature (``window``, ``feature``, ``p_adjusted``,
@@ -19,8 +19,10 @@ row per window with an estimate (``window``, ``estimated``, ``low``, ``high``,
 window with labelled regression rows (``window``, ``mean``, ``low``, ``high``: the mean
 residual and its interval, ``p05``, ``p95``), ``text_lengths`` one row per window and text
 feature (``window``, ``feature``, ``mean``, ``reference_mean``), ``acted`` the windows whose
-policies fired an action, and ``actions`` one row per action outcome (``at``,
-``variant``, ``action``, ``status``, ``reason``, ``why``, ``evidence``).
+policies fired an action, ``actions`` one row per action outcome (``at``,
+``variant``, ``action``, ``status``, ``reason``, ``why``, ``evidence``), and ``throughput``
+one row per window and variant (``window``, ``variant``, ``requests_per_second``), drawn
+as a line per variant.
 
 >>> import pandas as pd
 >>> drift = pd.DataFrame({"window": ["09:00", "10:00"], "feature": ["x", "x"],
@@ -128,6 +130,36 @@ def _metric_figure(
         figure.add_vline(x=window, line_dash="dashdot", line_color="#6b6b6b")
     figure.update_layout(
         title={"text": name}, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False
+    )
+    return figure
+
+
+def _throughput_figure(throughput: pd.DataFrame) -> go.Figure | None:
+    """Requests per second over the windows, a line per variant; ``None`` where no window
+    has a throughput.
+
+    >>> table = pd.DataFrame({"window": ["09:00", "09:00", "10:00"], "variant": ["a", "b", "a"],
+    ...                       "requests_per_second": [0.5, 0.25, 2.0]})
+    >>> [(t.name, t.x.tolist(), t.y.tolist()) for t in _throughput_figure(table).data]
+    [('a', ['09:00', '10:00'], [0.5, 2.0]), ('b', ['09:00'], [0.25])]
+    """
+    if throughput.empty or throughput["requests_per_second"].isna().all():
+        return None
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=rows["window"],
+                y=rows["requests_per_second"],
+                name=str(variant),
+                mode="lines+markers",
+            )
+            for variant, rows in throughput.groupby("variant", sort=True)
+        ]
+    )
+    figure.update_layout(
+        title={"text": "throughput (requests per second), per variant"},
+        yaxis={"rangemode": "tozero"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
     return figure
 
@@ -298,6 +330,7 @@ class MonitoringReport:
     residuals: pd.DataFrame = field(default_factory=pd.DataFrame)
     text_lengths: pd.DataFrame = field(default_factory=pd.DataFrame)
     feature_alarms: list = field(default_factory=list)
+    throughput: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_html(self, plotly: str = "inline") -> str:
         """The report as one HTML page (``plotly``: ``"inline"`` or ``"beside"``)."""
@@ -317,6 +350,7 @@ class MonitoringReport:
             )
             for i, name in enumerate(numeric)
         ]
+        throughput = _throughput_figure(self.throughput)
         estimate = _estimate_figure(self.estimate)
         residual = _residual_figure(self.residuals)
         length = _length_figure(self.text_lengths)
@@ -367,6 +401,9 @@ class MonitoringReport:
                 if heatmap is None
                 else figure_html(heatmap, "monitoring-heatmap", height),
                 metric_figures=[Markup(f) for f in figures],
+                throughput=None
+                if throughput is None
+                else figure_html(throughput, "monitoring-throughput", 280),
                 estimate=None
                 if estimate is None
                 else figure_html(estimate, "monitoring-estimate", 320),
@@ -383,6 +420,7 @@ class MonitoringReport:
                     plotly,
                     bool(figures)
                     or heatmap is not None
+                    or throughput is not None
                     or estimate is not None
                     or residual is not None
                     or length is not None

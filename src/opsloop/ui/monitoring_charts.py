@@ -1,9 +1,11 @@
 """The monitoring page's charts, one plotly figure document each, over the evaluated
 windows: the drift heatmap (features × windows, adjusted p-value against the reference,
 with the per-feature detectors' alarms marked on their cells), the input metrics, the
-output metrics with the detector's alarms marked, the software metrics, and where the
-windows have them the records per request and a regression's mean residual with its
-interval. Every number drawn is also in the page's tables."""
+output metrics and the error rate with the error-stream detector's alarms marked (a cross
+whose hover text gives the alarms' rows in the variant's error stream), the software
+metrics, the throughput per variant, and where the windows have them the records per
+request and a regression's mean residual with its interval. Every number drawn is also in
+the page's tables."""
 
 from __future__ import annotations
 
@@ -229,6 +231,40 @@ def input_figure(evaluations: Sequence) -> dict:
     }
 
 
+def error_alarm_text(evaluation) -> str:
+    """What a window's error-stream detector alarms say: the variant, and the alarms'
+    positions among the variant's labelled rows (its error stream, counted from its first).
+
+    >>> from opsloop.monitoring.evaluation import WindowEvaluation
+    >>> error_alarm_text(WindowEvaluation("a", 0, {"error_drift_positions": [1219]}, ()))
+    'a: ADWIN alarm at row 1219 of the error stream'
+    >>> error_alarm_text(WindowEvaluation("b", 0, {"error_drift_positions": [7, 9]}, ()))
+    'b: ADWIN alarms at rows 7, 9 of the error stream'
+    """
+    positions = [str(p) for p in evaluation.metrics.get("error_drift_positions") or []]
+    several = len(positions) > 1
+    return (
+        f"{evaluation.variant}: ADWIN alarm{'s' if several else ''} at "
+        f"row{'s' if several else ''} {', '.join(positions)} of the error stream"
+    )
+
+
+def _alarm_trace(evaluations: Sequence, value: Any) -> dict:
+    """Crosses at the windows where the error-stream detector signalled, at ``value`` of
+    the window's metrics, each with :func:`error_alarm_text` as its hover text."""
+    alarms = [e for e in evaluations if e.metrics.get("error_drift")]
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": "error-rate alarm",
+        "x": [window_time(e.start_ms) for e in alarms],
+        "y": [value(e.metrics) for e in alarms],
+        "text": [error_alarm_text(e) for e in alarms],
+        "hovertemplate": "%{x}<br>%{text}<extra></extra>",
+        "marker": {"symbol": "x", "size": 14, "color": "#cf222e"},
+    }
+
+
 def output_figure(evaluations: Sequence) -> dict:
     """Per window: the task metric once labels arrive, the p-value of the prediction drift
     test against the reference (on the same scale, unlike a chi-square statistic), and the
@@ -246,17 +282,7 @@ def output_figure(evaluations: Sequence) -> dict:
          lambda m: (m.get("output_drift") or {}).get("p_value"), {"line": {"dash": "dot"}}),
     ]  # fmt: skip
     traces = _lines(evaluations, series)
-    alarms = [e for e in evaluations if e.metrics.get("error_drift")]
-    traces.append(
-        {
-            "type": "scatter",
-            "mode": "markers",
-            "name": "error-rate alarm",
-            "x": [window_time(e.start_ms) for e in alarms],
-            "y": [e.metrics.get("task_metric") for e in alarms],
-            "marker": {"symbol": "x", "size": 14, "color": "#cf222e"},
-        }
-    )
+    traces.append(_alarm_trace(evaluations, lambda m: m.get("task_metric")))
     layout = _layout("Output metrics", "task metric, p-value")
     return {"data": traces, "layout": layout}
 
@@ -344,17 +370,7 @@ def accuracy_figure(evaluations: Sequence) -> dict:
         if several:  # _lines names a single variant's traces without it
             for trace in traces[-2:]:
                 trace["name"] = f"{variant}: {trace['name']}"
-    alarms = [e for e in evaluations if e.metrics.get("error_drift")]
-    traces.append(
-        {
-            "type": "scatter",
-            "mode": "markers",
-            "name": "error-rate alarm",
-            "x": [window_time(e.start_ms) for e in alarms],
-            "y": [_error_rate(e.metrics) for e in alarms],
-            "marker": {"symbol": "x", "size": 14, "color": "#cf222e"},
-        }
-    )
+    traces.append(_alarm_trace(evaluations, _error_rate))
     layout = _layout("Accuracy: estimated, realised, and the error rate", "share of rows")
     return {"data": traces, "layout": layout}
 
@@ -382,6 +398,21 @@ def software_figure(evaluations: Sequence) -> dict:
         "side": "right",
         "rangemode": "tozero",
     }
+    return {"data": _lines(evaluations, series), "layout": layout}
+
+
+def throughput_figure(evaluations: Sequence) -> dict:
+    """Per window: requests per second (the window's requests over its length), a line per
+    variant.
+
+    >>> from opsloop.monitoring.evaluation import WindowEvaluation
+    >>> a = WindowEvaluation("a", 0, {"requests_per_second": 0.5}, ())
+    >>> b = WindowEvaluation("b", 0, {"requests_per_second": 0.25}, ())
+    >>> [(t["name"], t["y"]) for t in throughput_figure([a, b])["data"]]
+    [('a: requests/s', [0.5]), ('b: requests/s', [0.25])]
+    """
+    series = [("requests/s", lambda m: m.get("requests_per_second"), {})]
+    layout = _layout("Throughput", "requests per second")
     return {"data": _lines(evaluations, series), "layout": layout}
 
 

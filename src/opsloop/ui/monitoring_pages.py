@@ -12,7 +12,8 @@ A deployment's page shows, for the evaluated windows of one length (newest
   task metric, the error-rate detector's alarms and the kind of decay (data drift: inputs
   moved, error stable; concept drift: error rose, inputs stable), with the test behind it,
   and a regression's mean residual with its 95% interval;
-* **software:** requests, errors and latency;
+* **software:** requests, throughput (requests per second, a line per variant), errors and
+  latency;
 
 then the alerts the policies raised, with their evidence, and the policies' state: each
 rule's current streak against the windows it needs and when it last fired, the actions
@@ -46,6 +47,7 @@ from opsloop.ui.monitoring_charts import (
     output_figure,
     residual_figure,
     software_figure,
+    throughput_figure,
 )
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import format_time, format_value, render
@@ -218,6 +220,7 @@ def monitoring_page(
         *([accuracy_figure(shown)] if has_accuracy(shown) else []),
         *([output_chart] if outputs is not None else []),
         software_figure(shown),
+        throughput_figure(shown),
         *([input_length_figure(shown)] if has_metric(shown, "records_per_request_mean") else []),
         *([residual_figure(shown)] if has_metric(shown, "residual_mean") else []),
     ]  # fmt: skip
