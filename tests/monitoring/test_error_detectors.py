@@ -31,19 +31,20 @@ WINDOWING = Windowing("1h", sample_size=100, seed=3)
 PER_WINDOW = 400
 WINDOWS = 10
 CHANGE_AT = 4  # the first window whose error rate rose
+#: Each window's error rate: 10%, then 40% from window CHANGE_AT.
+RATES = (0.1,) * CHANGE_AT + (0.4,) * (WINDOWS - CHANGE_AT)
 RULE = "error_drift > 0 -> alert"
 
 
-def _errors(k: int) -> np.ndarray:
-    """Window ``k``'s 0/1 errors, in event order: 10% wrong, 40% from window CHANGE_AT."""
-    rate = 0.4 if k >= CHANGE_AT else 0.1
-    return (np.random.default_rng(50 + k).random(PER_WINDOW) < rate).astype(float)
+def _errors(k: int, rates=RATES) -> np.ndarray:
+    """Window ``k``'s 0/1 errors, in event order, at its rate of ``rates``."""
+    return (np.random.default_rng(50 + k).random(PER_WINDOW) < rates[k]).astype(float)
 
 
-def _log(db: Database, k: int, *, numbers: bool = False) -> np.ndarray:
+def _log(db: Database, k: int, *, numbers: bool = False, rates=RATES) -> np.ndarray:
     """Window ``k``'s answers and their labels (wrong where ``_errors`` says), one row a
     second apart; with ``numbers``, a regression's answers off by a drawn amount."""
-    errors = _errors(k)
+    errors = _errors(k, rates)
     times = T0 + k * HOUR_MS + 1_000 * np.arange(PER_WINDOW)
     ids = [f"w{k}-{i}" for i in range(PER_WINDOW)]
     if numbers:
@@ -58,10 +59,10 @@ def _log(db: Database, k: int, *, numbers: bool = False) -> np.ndarray:
     return errors
 
 
-def _run(db: Database, clock, windows: range, rules=None) -> list:
+def _run(db: Database, clock, windows: range, rules=None, rates=RATES) -> list:
     found = []
     for k in windows:
-        _log(db, k)
+        _log(db, k, rates=rates)
         clock.now_ms = T0 + (k + 1) * HOUR_MS
         found += evaluate(db, "api", windowing=WINDOWING, policies=rules)
     return found
@@ -152,21 +153,26 @@ def test_the_choice_and_its_state_survive_a_new_process(tmp_path, clock, name):
 
 
 def test_a_change_of_detector_starts_it_afresh_at_the_next_window(store, clock):
-    """PageHinkley for windows 0-3, DDM for 4-6, ADWIN for 7-9: each reads from the window
-    after its choice as a new detector would, each switch recorded and audited."""
+    """PageHinkley for windows 0-3, DDM for 4-6, ADWIN for 7-9 (each part's error rate
+    rising from 10% to 40% in it): each reads from the window after its choice as a new
+    detector would, each switch recorded and audited."""
+    rates = (0.1, 0.1, 0.4, 0.4, 0.1, 0.4, 0.4, 0.1, 0.4, 0.4)
     set_policy(store, "api", [RULE], error_detector="PageHinkley", actor="ana")
-    evaluations = _run(store, clock, range(4))
+    evaluations = _run(store, clock, range(4), rates=rates)
     set_policy(store, "api", [RULE], error_detector="DDM", actor="ana")
-    evaluations += _run(store, clock, range(4, 7))
+    evaluations += _run(store, clock, range(4, 7), rates=rates)
     set_policy(store, "api", [RULE], error_detector="ADWIN", actor="ana", reason="calibrated")
-    evaluations += _run(store, clock, range(7, WINDOWS))
-    stream = np.concatenate([_errors(k) for k in range(WINDOWS)])
+    evaluations += _run(store, clock, range(7, WINDOWS), rates=rates)
+    stream = np.concatenate([_errors(k, rates) for k in range(WINDOWS)])
     expected = []
     for name, begin, end in (("PageHinkley", 0, 4), ("DDM", 4, 7), ("ADWIN", 7, WINDOWS)):
         part = stream[begin * PER_WINDOW : end * PER_WINDOW]
         expected += [begin * PER_WINDOW + p for p in _river(name, part)]
     found = [p for e in evaluations for p in e.metrics["error_drift_positions"]]
-    assert found == expected and found
+    assert found == expected
+    # Each of the three signalled in its part.
+    assert [any(b * PER_WINDOW <= p < e * PER_WINDOW for p in found) for b, e in
+            ((0, 4), (4, 7), (7, WINDOWS))] == [True, True, True]  # fmt: skip
     switches = {k: e.metrics["error_detector_switch"] for k, e in enumerate(evaluations)}
     assert {k for k, s in switches.items() if s is not None} == {4, 7}
     assert {k: (s["from"], s["to"], s["position"], s["rows_read"]) for k, s in switches.items()

@@ -108,12 +108,13 @@ def test_evaluations_apply_the_stored_rules_unless_given_their_own(store, clock)
     (none,) = evaluate(store, "api", policies=[])  # an empty list applies none
     assert none.alerts == ()
     # A change of the stored rules applies from the next evaluation on.
-    set_policy(store, "api", [GIVEN], actor="ana")
+    later = "requests > 20 -> alert"
+    set_policy(store, "api", [later], actor="ana")
     _window(store, 3)
     clock.now_ms = T0 + 4 * HOUR_MS
     (changed,) = Monitoring(store, actor="ana").evaluate("api")
-    assert changed.alerts == (GIVEN,) and changed.metrics["policy"]["revision"] == 2
-    assert read_alerts(store, "api")["rule"].tolist() == [STORED, GIVEN, GIVEN]
+    assert changed.alerts == (later,) and changed.metrics["policy"]["revision"] == 2
+    assert read_alerts(store, "api")["rule"].tolist() == [STORED, GIVEN, later]
 
 
 def test_an_editor_sets_it_and_a_protected_deployment_needs_an_admin(store):
@@ -149,7 +150,9 @@ def test_a_retired_deployment_s_policy_moves_with_its_history(store, tmp_path):
 
 def test_a_server_and_the_command_line_apply_the_stored_policy(store, clock, tmp_path):
     """Set over HTTP, applied by the server's evaluate operation when the call gives no
-    rules, and by ``opsloop monitor evaluate --server`` without --rule."""
+    rules, and by ``opsloop monitor evaluate --server`` without --rule: a rule of two
+    windows holds in the first (a streak of one) and fires in the second."""
+    rule = "task_metric < 0.9 for 2 windows -> alert"
     _, token = add_user(store, "eda", "editor")
     set_reference(store, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
     for k in range(2):
@@ -157,10 +160,10 @@ def test_a_server_and_the_command_line_apply_the_stored_policy(store, clock, tmp
     clock.now_ms = T0 + HOUR_MS
     with running_server(create_app(store, ArtifactStore(tmp_path / "a"))) as url:
         remote = HttpMonitoring(url, token=token)
-        setting = remote.set_policy("api", rules=[STORED], error_detector="CUSUM")
+        setting = remote.set_policy("api", rules=[rule], error_detector="CUSUM")
         assert (setting.updated_by, remote.policy("api")) == ("eda", setting)
         (window,) = remote.evaluate("api")
-        assert window.alerts == (STORED,)
+        assert window.alerts == () and window.metrics["policy"]["from"] == "stored"
         assert window.metrics["error_detector"]["name"] == "CUSUM"
         remote.close()
         clock.now_ms = T0 + 2 * HOUR_MS
@@ -173,5 +176,5 @@ def test_a_server_and_the_command_line_apply_the_stored_policy(store, clock, tmp
             cli, ["monitor", "evaluate", "api", "--server", url, "--json"], env=env
         )
         assert ran.exit_code == 0, ran.output
-    assert [w["alerts"] for w in json.loads(ran.output)] == [[STORED]]
-    assert read_alerts(store, "api")["start_ms"].tolist() == [T0, T0 + HOUR_MS]
+    assert [w["alerts"] for w in json.loads(ran.output)] == [[rule]]
+    assert read_alerts(store, "api")["start_ms"].tolist() == [T0 + HOUR_MS]

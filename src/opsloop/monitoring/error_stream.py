@@ -249,7 +249,8 @@ def read_errors(
     chosen, chosen_offset, switch = None, offset, None
     if before != choice:
         rows_read = adwin.n_seen if alarm is None else int(alarm["state"]["n_seen"])
-        if rows_read:
+        # A stream read by nothing yet (a new variant) starts with the choice: no switch.
+        if rows_read or adwin.n_seen:
             switch = {
                 "position": start,
                 "at_ms": int(times[0]) if len(times) else None,
