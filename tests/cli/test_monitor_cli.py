@@ -173,6 +173,36 @@ def test_evaluate_calls_the_webhook_and_says_so(wine_traffic):
     assert payload["deployment"] == "wine" and payload["start_ms"] == T0 + 3 * HOUR_MS
 
 
+def test_a_stored_policy_is_set_shown_and_applied_without_rules(wine_traffic):
+    set_it = ["monitor", "policy", "set", "wine", "--rule", RULE, "--error-detector", "CUSUM"]
+    result = runner.invoke(app, [*set_it, "--reason", "watch drift"])
+    assert result.exit_code == 0, result.output
+    assert "wine: error-stream detector CUSUM, 1 rule(s) (revision 1, by " in result.output
+    # A bad rule is refused with its position, and nothing is stored.
+    bad = runner.invoke(
+        app, ["monitor", "policy", "set", "wine", "--rule", RULE, "--rule", "x > 1 -> alert"]
+    )
+    assert bad.exit_code == 2
+    assert "error: rules.1: policy 'x > 1 -> alert': unknown signal 'x'" in bad.output
+    empty = runner.invoke(app, ["monitor", "policy", "set", "wine"])
+    assert empty.exit_code == 2 and "give the rules with --rule" in empty.output
+    shown = json.loads(runner.invoke(app, ["monitor", "policy", "show", "wine", "--json"]).output)
+    assert (shown["rules"], shown["error_detector"], shown["revision"]) == ([RULE], "CUSUM", 1)
+    # Evaluated without --rule: the stored rule fires, as --rule RULE made it fire.
+    result = runner.invoke(app, ["monitor", "evaluate", "wine"])
+    assert result.exit_code == 0, result.output
+    assert "4 window(s) evaluated, 1 alert(s) raised" in result.output
+    windows = read_evaluations(open_database(), "wine")
+    assert {w.metrics["error_detector"]["name"] for w in windows} == {"CUSUM"}
+    # DDM is taken with its warning (River's defaults, uncalibrated).
+    ddm = runner.invoke(
+        app, ["monitor", "policy", "set", "wine", "--no-rules", "--error-detector", "DDM"]
+    )
+    assert ddm.exit_code == 0, ddm.output
+    assert "warning: DDM has no calibrated preset" in ddm.output
+    assert "mean delay of 556 items" in ddm.output
+
+
 def test_a_deployment_without_reference_is_one_line_and_exit_2(clock):
     result = runner.invoke(app, ["monitor", "evaluate", "nothing"])
     assert result.exit_code == 2

@@ -135,6 +135,15 @@ SCENARIO = [
         "set_feature_detectors",
         lambda m, n: m.set_feature_detectors(n, enabled=True, max_features=1, detector="CUSUM"),
     ),
+    # A stored policy (DDM on the error stream, with its warning); the rules given to the
+    # evaluations below win over its rule.
+    (
+        "set_policy",
+        lambda m, n: m.set_policy(
+            n, rules=["error_rate > 0.99 -> alert"], error_detector="DDM", reason="watch"
+        ),
+    ),
+    ("policy", lambda m, n: m.policy(n)),
     ("evaluate", lambda m, n: m.evaluate(n, policies=RULES)),
     ("evaluate", lambda m, n: m.evaluate(n, policies=RULES, alpha=0.01)),
     ("evaluations", lambda m, n: m.evaluations(n)),
@@ -252,6 +261,16 @@ def test_local_and_http_give_the_same_answers(store):
     # The scenario finds what it should, so the comparison above compares something.
     first, again = answers["evaluate"]
     assert [(e.variant, e.start_ms) for e in first] == [("canary", T0 + HOUR_MS), ("default", T0)]
+    # The stored policy crossed the wire, and its detector read the windows' errors.
+    (stored,) = answers["set_policy"]
+    assert (stored.rules, stored.error_detector, stored.revision, stored.updated_by) == (
+        ("error_rate > 0.99 -> alert",), "DDM", 1, "eda"
+    )  # fmt: skip
+    assert stored.warning.startswith("DDM has no calibrated preset") and answers["policy"] == [
+        stored
+    ]
+    assert all(e.metrics["error_detector"]["name"] == "DDM" for e in first)
+    assert all(e.metrics["policy"] == {"from": "call", "revision": None} for e in first)
     assert again == []
     assert [e.alerts for e in first] == [(RULES[1],), (*RULES[:3], *RULES[4:])]
     # The action's outcome crosses the wire with its window (it was dropped before), with
@@ -374,6 +393,15 @@ def test_refusals_are_the_same_on_both_sides(store):
                 side.log_predictions("api", [{"x": 1.0}], [0], latency_ms=[1.0, 2.0])
             with pytest.raises(InvalidArgumentError, match="unknown signal 'accuracy'"):
                 side.evaluate("api", policies=["accuracy < 0.9 -> alert"])
+            # A stored rule is checked before anything is stored, named by its position.
+            with pytest.raises(InvalidArgumentError, match=r"^rules\.1: policy 'x > 1 -> alert'"):
+                side.set_policy("api", rules=["error_drift > 0 -> alert", "x > 1 -> alert"])
+            with pytest.raises(
+                InvalidArgumentError,
+                match=r"error_detector: (Value error, )?must be one of ADWIN, CUSUM, PageHinkley",
+            ):
+                side.set_policy("api", rules=[], error_detector="EDDM")
+            assert side.policy("api").revision == 0
             # The library's rule, or the same rule as the wire's request model states it.
             with pytest.raises(
                 InvalidArgumentError,

@@ -72,6 +72,8 @@ RULES_BEYOND_THE_SCHEMA = (
     # Monitoring: a policy is a rule in its grammar; times and latencies come one for all
     # rows or one per row; a window is at most 100 years in any unit.
     '"detail":"policy ',
+    # A stored policy's rules: each in the grammar (named by its position), none twice.
+    '"detail":"rules.',
     "give one, or one per row",
     "; give one per row",
     "; give one per id",

@@ -1,5 +1,7 @@
 """``opsloop monitor``: evaluate a deployment's closed windows against its reference, show
-its status, write its HTML report, retrain it. Reads and writes the local store
+its status, write its HTML report, retrain it, set and show its stored policy (``policy
+set|show``: the rules every evaluation applies unless it is given its own, and the
+error-stream detector). Reads and writes the local store
 (``OPSLOOP_HOME`` or ``OPSLOOP_STORE_URI``); on a server, the same operations are
 :class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s. ``retrain`` runs the
 training function in this process: on the local store, or, with ``--follow --server URL``,
@@ -113,25 +115,29 @@ def _show_evaluations(done, as_json: bool) -> None:
 
 def _evaluation_round(deployment: str, rules: list[str], window: str, server, token_env):
     """A callable that evaluates ``deployment``'s closed windows once: on the local store
-    (alerts, webhooks, rollbacks and promotions run here), or by the server's ``evaluate``
-    operation. The rules are checked here first, so a bad one stops before any round."""
+    (alerts, webhooks, rollbacks and promotions run here; a retrain is queued for
+    ``opsloop monitor retrain --follow``), or by the server's ``evaluate`` operation. Given
+    rules are checked here first, so a bad one stops before any round; without them each
+    round applies the deployment's stored policy as it is then."""
     import os
 
     from opsloop.monitoring.policy import Policy
 
-    policies = [Policy.parse(text) for text in rules]
+    policies = [Policy.parse(text) for text in rules] if rules else None
     if server is not None:
         from opsloop.monitoring.http_monitoring import HttpMonitoring
 
         monitoring = HttpMonitoring(server, token=os.environ.get(token_env) or None)
-        return lambda: monitoring.evaluate(deployment, window=window, policies=rules)
+        return lambda: monitoring.evaluate(deployment, window=window, policies=rules or None)
     from opsloop.monitoring.evaluation import evaluate
     from opsloop.monitoring.policy_actions import ActionContext
     from opsloop.registry import ModelRegistry
 
     db = _store()
-    context = ActionContext(db, registry=ModelRegistry(db))
-    context.check(policies)
+    # A retrain runs the user's training function with a gate: queued here, as a server
+    # queues it, for 'opsloop monitor retrain --follow' on this store.
+    context = ActionContext(db, registry=ModelRegistry(db), queue_retrains=True)
+    context.check(policies or [])
     windowing = _windowing(window)
     return lambda: evaluate(db, deployment, windowing=windowing, policies=policies, actions=context)
 
@@ -174,7 +180,12 @@ def evaluate_command(
     deployment: str,
     rule: Annotated[
         list[str] | None,
-        typer.Option("--rule", help="A policy, e.g. 'drift_share > 0.3 for 2 windows -> alert'."),
+        typer.Option(
+            "--rule",
+            help="A policy, e.g. 'drift_share > 0.3 for 2 windows -> alert' (repeat for "
+            "several). Given rules win over the deployment's stored policy ('opsloop monitor "
+            "policy set'); without --rule the stored rules apply.",
+        ),
     ] = None,
     window: WindowOption = "1h",
     follow: Annotated[
@@ -202,11 +213,13 @@ def evaluate_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Fold new events into windows and evaluate the closed ones (policies applied): each
-    labelled window's kind of decay, the alerts raised and what their actions did. Alerts,
-    webhooks, rollbacks and promotions run here (on the local store's registry); a retrain
-    rule needs a gate: use 'opsloop monitor retrain', or Python
-    (opsloop.monitoring.ActionContext). With --server, the server evaluates (and queues
-    retrains for 'opsloop monitor retrain --follow').
+    labelled window's kind of decay, the alerts raised and what their actions did. The
+    rules are the --rule options when given (they win over the stored ones), else the
+    deployment's stored policy ('opsloop monitor policy set'), read again at each round;
+    the error-stream detector is the stored policy's. Alerts, webhooks, rollbacks and
+    promotions run here (on the local store's registry); a retrain is queued for 'opsloop
+    monitor retrain --follow', which runs the training function with its gate. With
+    --server, the server evaluates (and queues retrains the same way).
 
     With --follow (or --every), evaluates again after each window closes, so an alert
     fires within one window of its data, printing each round, until Ctrl-C or SIGTERM
@@ -306,6 +319,111 @@ def features_command(
         f"at most {setting['max_features']} features)",
         markup=False,
     )
+
+
+policy_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="A deployment's stored monitoring policy: its rules and its error-stream detector.",
+)
+monitor_app.add_typer(policy_app, name="policy")
+
+ServerOption = Annotated[
+    str | None, typer.Option(help="On this opsloop server, by its operations (no store here).")
+]
+TokenEnvOption = Annotated[
+    str, typer.Option(help="With --server: the environment variable holding the API token.")
+]
+
+
+def _monitoring(server: str | None, token_env: str):
+    """The local store's monitoring, or the server's."""
+    import os
+
+    if server is None:
+        from opsloop.monitoring.local_monitoring import Monitoring
+
+        return Monitoring(_store())
+    from opsloop.monitoring.http_monitoring import HttpMonitoring
+
+    return HttpMonitoring(server, token=os.environ.get(token_env) or None)
+
+
+def _show_policy(setting, as_json: bool) -> None:
+    from opsloop.cli.console import err
+
+    if setting.warning is not None:
+        err.print(f"warning: {setting.warning}", markup=False, soft_wrap=True)
+    if as_json:
+        print_json(setting.to_dict())
+        return
+    who = "never set" if setting.revision == 0 else f"revision {setting.revision}"
+    if setting.updated_by is not None:
+        who += f", by {setting.updated_by}"
+    out.print(
+        f"{setting.deployment}: error-stream detector {setting.error_detector}, "
+        f"{len(setting.rules)} rule(s) ({who})",
+        markup=False,
+        soft_wrap=True,
+    )
+    for rule in setting.rules:
+        out.print(f"  {rule}", markup=False, soft_wrap=True)
+
+
+@policy_app.command("set")
+@one_line_errors
+def policy_set_command(
+    deployment: str,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rule",
+            help="A rule, e.g. 'error_drift > 0 -> retrain(train=pkg.fit:train)' (repeat for "
+            "several); the rules given replace the stored ones.",
+        ),
+    ] = None,
+    no_rules: Annotated[
+        bool, typer.Option("--no-rules", help="Store no rules (the detector still runs).")
+    ] = False,
+    error_detector: Annotated[
+        str,
+        typer.Option(
+            help="The error stream's detector: ADWIN (default; 0 false alarms in 20 M items "
+            "of a 10% error rate, mean delay 118), CUSUM (0.005 per 100,000, delay 79), "
+            "PageHinkley (0.015 per 100,000, delay 81; 0/1 errors only) or DDM (River's "
+            "defaults, not calibrated: 8.8 false alarms per 100,000 items in a fresh "
+            "detector, mean delay 556; 0/1 errors only). Another choice than the stored "
+            "one starts the detector afresh at the next evaluated window.",
+        ),
+    ] = "ADWIN",
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
+    server: ServerOption = None,
+    token_env: TokenEnvOption = "OPSLOOP_TRACKING_TOKEN",
+    as_json: JsonFlag = False,
+) -> None:
+    """Store DEPLOYMENT's monitoring policy: the rules every evaluation applies ('opsloop
+    monitor evaluate', once or --follow, locally or on a server, the Python API and the
+    server's evaluate operation) unless it is given rules of its own, which win; and the
+    detector of its error stream. Each rule is checked before anything is stored; the
+    change is versioned and audited (entity monitor:DEPLOYMENT)."""
+    if no_rules == bool(rule):
+        raise UsageProblem("give the rules with --rule (one per rule), or --no-rules for none")
+    setting = _monitoring(server, token_env).set_policy(
+        deployment, rules=rule or [], error_detector=error_detector, reason=reason
+    )
+    _show_policy(setting, as_json)
+
+
+@policy_app.command("show")
+@one_line_errors
+def policy_show_command(
+    deployment: str,
+    server: ServerOption = None,
+    token_env: TokenEnvOption = "OPSLOOP_TRACKING_TOKEN",
+    as_json: JsonFlag = False,
+) -> None:
+    """DEPLOYMENT's stored monitoring policy: its rules and its error-stream detector."""
+    _show_policy(_monitoring(server, token_env).policy(deployment), as_json)
 
 
 @monitor_app.command("report")

@@ -6,10 +6,12 @@ Modules: :mod:`.windowing` (window length, sample size, retention), :mod:`.event
 :mod:`.software_metrics`, :mod:`.window_part` (one worker's share of a window),
 :mod:`.window_store` (windows in the store), :mod:`.reference`, :mod:`.window_metrics`
 (with :mod:`.input_length` and a regression's :mod:`.residuals`),
-:mod:`.policy`, :mod:`.evaluation` (windows evaluated, detector, alerts),
-:mod:`.error_stream` (the detector of a variant's errors, restarted when its model version
-changes), :mod:`.feature_stream` (a detector per input feature, on where a deployment turns
-it on), :mod:`.iso_time` (times in reasons people read),
+:mod:`.policy`, :mod:`.stored_policy` (a deployment's rules and error-stream detector,
+set once for every evaluator), :mod:`.evaluation` (windows evaluated, detector, alerts),
+:mod:`.error_stream` (the detector of a variant's errors, ADWIN, CUSUM, PageHinkley or DDM,
+restarted when its model version changes), :mod:`.feature_stream` (a detector per input
+feature, on where a deployment turns it on), :mod:`.iso_time` (times in reasons people
+read),
 :mod:`.decay_kind` (data or concept drift), :mod:`.window_estimate` (metrics estimated
 before labels, calibrated on :mod:`opsloop.data.reference_scores`; :mod:`.estimate_check` once they
 come), :mod:`.process_metrics` (the serving workers' memory and CPU), :mod:`.alert_log`,
@@ -55,6 +57,7 @@ from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import Reference, get_reference, set_reference
 from opsloop.monitoring.retrain_request import retrain_on_request
+from opsloop.monitoring.stored_policy import PolicySetting, read_policy, set_policy
 from opsloop.monitoring.training_window import TrainingWindow, training_window
 from opsloop.monitoring.webhook_action import post_alert
 from opsloop.monitoring.window_store import read_window, update_windows, window_starts
@@ -66,6 +69,7 @@ __all__ = [
     "LabelReceipt",
     "Monitoring",
     "Policy",
+    "PolicySetting",
     "Reference",
     "TrainingWindow",
     "WindowEvaluation",
@@ -82,10 +86,12 @@ __all__ = [
     "read_actions",
     "read_alerts",
     "read_evaluations",
+    "read_policy",
     "read_window",
     "retrain_on_request",
     "run_action",
     "set_feature_detectors",
+    "set_policy",
     "set_reference",
     "training_window",
     "update_windows",

@@ -10,14 +10,24 @@ window's transaction holds the deployment's monitor lock (:func:`.monitor_state.
 and first checks that no other evaluator wrote the window, so each window is evaluated
 once, in order, and each action it records runs once.
 
-The detector is ADWIN on its calibrated ``"monitoring"`` preset
-(:mod:`opsloop.detect.presets`: rare false alarms on error-rate streams), reading the
-per-row errors of each window's labelled rows in event order; its alarms in a window are the
-signal ``error_drift``. The detector watches one model version's errors: when the variant
-starts serving another version it starts afresh at that version's first labelled row, and
-the restart is kept in the window's ``error_stream_restarts`` and in the audit log (action
-``detector_restart``; :mod:`.error_stream`). A window is evaluated once: labels that arrive
-after it are counted late (:mod:`.event_log`) and are not in its task metric.
+The rules applied are the deployment's stored policy (:mod:`.stored_policy`, read again at
+each call), unless the call gives ``policies``: rules given to a call win over the stored
+ones (an empty list applies none). Each window says which it applied (``policy``: ``from``
+``"stored"`` with the stored ``revision``, or ``"call"``).
+
+The error-stream detector is the one the deployment's policy chose (ADWIN on its calibrated
+``"monitoring"`` preset by default; CUSUM, PageHinkley or DDM, :mod:`.error_stream`), read
+in the window's transaction, reading the per-row errors of each window's labelled rows in
+event order; its alarms in a window are the signal ``error_drift`` (``None`` where it reads
+nothing: PageHinkley and DDM on a regression's errors), and the window names it
+(``error_detector``: ``name``, ``preset``, ``read``, ``reason``). The detector watches one
+model version's errors: when the variant starts serving another version it starts afresh
+at that version's first labelled row, and the restart is kept in the window's
+``error_stream_restarts`` and in the audit log (action ``detector_restart``). When the
+policy chooses another detector, it starts afresh at the next evaluated window, kept in
+its ``error_detector_switch`` and in the audit log (action ``detector_restart`` too). A
+window is evaluated once: labels that arrive after it are counted late (:mod:`.event_log`)
+and are not in its task metric.
 
 With labels, each window also says which kind of decay it shows (``decay``, and the
 signals ``data_drift`` and ``concept_drift``; :mod:`.decay_kind`): inputs that moved with
@@ -55,8 +65,9 @@ the signal's value in each; for drift, the drifted features with statistic and p
 ``error_drift``, the detector's alarm positions; for the decay signals, the decay) and
 appended to the audit log (action ``alert``, entity ``monitor:DEPLOYMENT``). The evidence
 names the ``change_point_ms``: for ``error_drift``, the estimated change of the error rate
-inside the window ADWIN kept at its last alarm (:mod:`.change_point`; the time of the first
-labelled row after it, which may lie in an earlier window); for any other signal, the
+inside the window ADWIN kept at the detector's last alarm (:mod:`.change_point`; the time
+of the first labelled row after it, which may lie in an earlier window; ADWIN reads the
+stream whichever detector is chosen); for any other signal, the
 start of the streak's first window. For the input anomaly signals the evidence holds the
 scored and flagged requests of every window of the streak and the last window's
 ``input_anomaly`` (with the detector's stated false-positive rate). A rule whose action is
@@ -93,7 +104,7 @@ from opsloop.monitoring.action_outcome import record_outcome_in
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.decay_kind import decay_kind
-from opsloop.monitoring.error_stream import RESTART_REASON, read_errors
+from opsloop.monitoring.error_stream import ERROR_DETECTORS, RESTART_REASON, read_errors
 from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.feature_stream import (
     SCALE,
@@ -114,6 +125,7 @@ from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.process_metrics import window_process
 from opsloop.monitoring.reference import Reference, reference_with_origin
 from opsloop.monitoring.running_actions import start_action, take_interrupted, webhook_deadline_ms
+from opsloop.monitoring.stored_policy import policy_in, read_policy
 from opsloop.monitoring.window_estimate import scored_rows, window_estimate
 from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
@@ -211,15 +223,16 @@ def _stream_before(db, deployment, variant, windowing, first: int, start_ms: int
 def _change_point(db, deployment, variant, windowing, start, read, errors, labelled):
     """The estimated change in the error stream at the detector's last alarm in this
     window: its stream position and time (see :mod:`.change_point`), or ``None``."""
-    segment = next(s for s in reversed(read.segments) if s.result.n_drifts)
+    segment = next(s for s in reversed(read.segments) if s.result is not None and s.result.n_drifts)
     errors = errors[segment.begin : segment.end]
     times = labelled["at_ms"].to_numpy()[segment.begin : segment.end]
-    result, last = segment.result, int(segment.result.drift_indices[-1])
-    # Replayed from the state before the segment: ADWIN's kept window at its alarm.
+    assert segment.result is not None
+    last = int(segment.result.drift_indices[-1])
+    # Replayed from the state before the segment: the window ADWIN (the history, whichever
+    # detector signalled) kept at the alarm.
     replay = detector_from_state(segment.state_before)
     replay.update_many(np.asarray(errors[: last + 1], dtype=float))
-    # Stream positions: the detector counts from its own first item, at ``offset``.
-    begin = segment.offset + int(result.start)
+    begin = segment.position
     first = begin + last - replay.width + 1
     times, stream = times[: last + 1], np.asarray(errors[: last + 1], dtype=float)
     if first >= begin:
@@ -243,14 +256,16 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
             if drift["drifted"]
         }
     if policy.signal == "error_drift":
+        chosen = metrics["error_detector"]
         evidence["detector"] = {
-            "name": "ADWIN",
-            "preset": "monitoring",
+            "name": chosen["name"],
+            "preset": chosen["preset"],
             "positions": positions,
             "change_point": metrics.get("error_change_point"),
             # Whose errors it read: the alarm is about that version since that row.
             "source": metrics.get("error_stream_source"),
             "restarts": metrics.get("error_stream_restarts", []),
+            "switch": metrics.get("error_detector_switch"),
         }
     if policy.signal in ("data_drift", "concept_drift"):
         evidence["decay"] = metrics["decay"]
@@ -270,15 +285,20 @@ def evaluate(
     deployment: str,
     *,
     windowing: Windowing | None = None,
-    policies: Sequence[str | Policy] = (),
+    policies: Sequence[str | Policy] | None = None,
     worker: str = DEFAULT_WORKER,
     alpha: float = 0.05,
     actions: ActionContext | None = None,
 ) -> list[WindowEvaluation]:
     """Fold new events into windows, then evaluate every closed window not evaluated yet
-    and run the actions of the rules that fire (see the module docstring); return the
-    evaluations, oldest first per variant."""
+    and run the actions of the rules that fire (``policies``, or the deployment's stored
+    ones when ``None``; see the module docstring); return the evaluations, oldest first per
+    variant."""
     windowing = windowing or Windowing()
+    applied: dict[str, Any] = {"from": "call", "revision": None}
+    if policies is None:
+        stored = read_policy(db, deployment)
+        policies, applied = stored.rules, {"from": "stored", "revision": stored.revision}
     rules = [p if isinstance(p, Policy) else Policy.parse(p) for p in policies]
     context = actions if actions is not None else ActionContext(db)
     context.check(rules)
@@ -322,6 +342,7 @@ def evaluate(
                 detector,
                 features,
                 origin,
+                applied,
             )
             ran = _run_pending(db, deployment, context, final=False)
             outcomes, carried = carried + tuple(o for _, o in ran), ()
@@ -467,6 +488,7 @@ def _evaluate_window(
     input_detector: StatedDetector | None = None,
     features: dict[str, Any] | None = None,
     origin: str | None = None,
+    applied: dict[str, Any] | None = None,
 ) -> WindowEvaluation | None:
     key = f"{variant}:{windowing.window_ms}"
     window = read_window(db, deployment, variant, windowing, start)
@@ -478,6 +500,8 @@ def _evaluate_window(
         window, reference, labelled, alpha=alpha, previous=before, window_ms=windowing.window_ms
     )
     metrics["previous_start_ms"] = previous
+    # Which rules were applied: the stored policy's (at its revision) or the call's.
+    metrics["policy"] = applied
     # Which reference the drift was judged against: "set explicitly", or the training data
     # registered with the version the primary variant served when the window was evaluated.
     metrics["reference"] = origin
@@ -520,15 +544,28 @@ def _evaluate_window(
         if last["start_ms"] is not None and start <= last["start_ms"]:
             return None  # another evaluator wrote this window while it was computed here
         now = clock_of(connection)
+        # Read under the lock: evaluators of one deployment read each window with one choice.
+        chosen = policy_in(connection, deployment).error_detector
+        alarm = get_state(connection, deployment, f"error_detector:{key}")
         read = read_errors(
             get_state(connection, deployment, f"detector:{key}"),
             get_state(connection, deployment, f"detector_source:{key}"),
             errors,
             labelled["version"].tolist(),
             labelled["at_ms"].tolist(),
+            detector=chosen,
+            alarm=alarm,
+            zero_one=metrics["task"] in (None, "accuracy"),
         )
         positions = read.positions
-        metrics["error_drift"] = len(positions)
+        metrics["error_detector"] = {
+            "name": read.detector,
+            "preset": ERROR_DETECTORS[read.detector],
+            "read": read.reason is None,
+            "reason": read.reason,
+        }
+        metrics["error_detector_switch"] = read.switch
+        metrics["error_drift"] = None if read.reason is not None else len(positions)
         metrics["error_drift_positions"] = positions
         metrics["error_stream_start"] = read.start
         metrics["error_stream_restarts"] = read.restarts
@@ -549,6 +586,9 @@ def _evaluate_window(
         metrics["data_drift"] = None if kind is None else int(kind == "data_drift")
         metrics["concept_drift"] = None if kind is None else int(kind == "concept_drift")
         put_state(connection, deployment, f"detector:{key}", read.state)
+        # ADWIN's state is the alarm detector's too when it is the one chosen: none apart.
+        if read.alarm is not None or alarm is not None:
+            put_state(connection, deployment, f"error_detector:{key}", read.alarm)
         metrics["feature_alarms"], metrics["feature_stream"] = None, None
         if watch:
             streams = read_features(
@@ -572,13 +612,27 @@ def _evaluate_window(
             }
         if read.source is not None:
             put_state(connection, deployment, f"detector_source:{key}", read.source)
+        if read.switch is not None:
+            switch = read.switch
+            append_audit(
+                connection,
+                "monitoring",
+                "detector_restart",
+                f"monitor:{deployment}",
+                f"{switch['to']} reads the error stream of variant {variant!r} from row "
+                f"{switch['position']} (was {switch['from']}, after {switch['rows_read']} "
+                f"rows); {read.switch['reason']}",
+                None,
+                {"variant": variant, "window_start_ms": start, **switch},
+                at_ms=now,
+            )
         for restart in read.restarts:
             append_audit(
                 connection,
                 "monitoring",
                 "detector_restart",
                 f"monitor:{deployment}",
-                f"ADWIN on the error stream of variant {variant!r} restarts at row "
+                f"{read.detector} on the error stream of variant {variant!r} restarts at row "
                 f"{restart['position']}: it now serves {restart['to']['model']} "
                 f"v{restart['to']['version']} (was {restart['from']['model']} "
                 f"v{restart['from']['version']}); {RESTART_REASON}",

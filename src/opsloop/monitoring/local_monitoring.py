@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.monitoring.error_stream import DEFAULT_ERROR_DETECTOR
 from opsloop.monitoring.evaluation import (
     WindowEvaluation,
     evaluate,
@@ -60,6 +61,7 @@ from opsloop.monitoring.retrain_queue import (
     retrain_requests,
     retrain_rows,
 )
+from opsloop.monitoring.stored_policy import PolicySetting, read_policy, set_policy
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.monitoring.window_store import read_window, window_starts
 from opsloop.monitoring.windowing import Windowing
@@ -178,13 +180,14 @@ class Monitoring:
         deployment: str,
         *,
         window: str = "1h",
-        policies: Sequence[str] = (),
+        policies: Sequence[str] | None = None,
         alpha: float = 0.05,
         actor: str | None = None,
     ) -> list[WindowEvaluation]:
         """Evaluate the closed windows not evaluated yet (see
-        :func:`~opsloop.monitoring.evaluation.evaluate`); the actions act as ``actor``
-        (default: the monitoring's), and a retrain is queued."""
+        :func:`~opsloop.monitoring.evaluation.evaluate`) with ``policies``, or the stored
+        policy's rules when ``None`` (rules given here win over the stored ones); the
+        actions act as ``actor`` (default: the monitoring's), and a retrain is queued."""
         context = ActionContext(
             self.db,
             deployments=self.deployments,
@@ -218,6 +221,42 @@ class Monitoring:
         return set_feature_detectors(
             self.db, deployment, enabled=enabled, max_features=max_features, detector=detector
         )
+
+    def set_policy(
+        self,
+        deployment: str,
+        *,
+        rules: Sequence[str] = (),
+        error_detector: str = DEFAULT_ERROR_DETECTOR,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> PolicySetting:
+        """Store ``deployment``'s monitoring policy: the rules every evaluation applies
+        unless it gives its own, and the error-stream detector (see
+        :mod:`~opsloop.monitoring.stored_policy`); set as ``actor`` (default: the
+        monitoring's).
+
+        >>> Monitoring(db).set_policy("api", rules=["error_drift > 0 -> alert"],
+        ...                           error_detector="PageHinkley").error_detector
+        'PageHinkley'
+        """
+        return set_policy(
+            self.db,
+            deployment,
+            rules,
+            error_detector=error_detector,
+            actor=actor or self.actor,
+            reason=reason,
+        )
+
+    def policy(self, deployment: str) -> PolicySetting:
+        """``deployment``'s stored monitoring policy (see
+        :mod:`~opsloop.monitoring.stored_policy`).
+
+        >>> Monitoring(db).policy("nothing-yet").rules
+        ()
+        """
+        return read_policy(self.db, deployment)
 
     def status(self, deployment: str, *, window: str = "1h", last: int = 10) -> dict:
         """The latest windows, label counts and alerts (see

@@ -6,8 +6,9 @@
 test checks their signatures against it). :data:`MONITORING_OPERATIONS` places each
 operation on the wire; the server's routes and the HTTP client are generated from it
 (:mod:`opsloop.contract`). Reading needs the viewer role; logging events and labels,
-setting the reference, turning the per-feature detectors on or off, evaluating, and claiming, reading and reporting a retrain request
-need the editor role; the token's owner acts.
+setting the reference, setting the policy, turning the per-feature detectors on or off,
+evaluating, and claiming, reading and reporting a retrain request need the editor role (a
+protected deployment's policy, an admin); the token's owner acts.
 
 A call logs at most :data:`MAX_LOGGED_ROWS` prediction events or labels and sets a
 reference of at most :data:`MAX_REFERENCE_ROWS` rows: ingest over HTTP is bounded, and a
@@ -39,11 +40,13 @@ from opsloop.contract.wire_types import (
     Flag,
     Name,
     Number,
+    OneOf,
     Text,
     TimeMs,
     integral,
     no_nul,
 )
+from opsloop.monitoring.error_stream import ERROR_DETECTORS
 from opsloop.monitoring.evaluation import WindowEvaluation
 from opsloop.monitoring.event_log import LabelReceipt
 from opsloop.monitoring.feature_distribution import FeatureDistribution
@@ -54,6 +57,7 @@ from opsloop.monitoring.retrain_queue import (
     MAX_ROWS_PER_PAGE,
     STATES,
 )
+from opsloop.monitoring.stored_policy import MAX_RULE_LENGTH, MAX_RULES, PolicySetting
 from opsloop.monitoring.windowing import DURATION_PATTERN
 from opsloop.reports.frame_records import frame_records
 from opsloop.tracking.limits import INT32_MAX, MAX_NAME_LENGTH
@@ -122,9 +126,13 @@ Latencies = Number | Annotated[Sequence[Number], Field(max_length=MAX_LOGGED_ROW
 ModelVersion = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
 Last = Annotated[int, Field(strict=True, ge=1, le=10_000), BeforeValidator(integral)]
 PolicyText = Annotated[
-    str, Field(strict=True, max_length=1000, json_schema_extra=_NO_NUL), AfterValidator(no_nul)
+    str,
+    Field(strict=True, max_length=MAX_RULE_LENGTH, json_schema_extra=_NO_NUL),
+    AfterValidator(no_nul),
 ]
 Policies = Annotated[Sequence[PolicyText], Field(max_length=MAX_POLICIES)]
+StoredRules = Annotated[Sequence[PolicyText], Field(max_length=MAX_RULES)]
+ErrorDetector = Annotated[str, OneOf(tuple(ERROR_DETECTORS))]
 Alpha = Annotated[float, Field(strict=True, gt=0.0, lt=1.0)]
 #: How many features the per-feature detectors watch at most.
 FeatureLimit = Annotated[int, Field(strict=True, ge=1, le=MAX_FEATURES), BeforeValidator(integral)]
@@ -205,14 +213,16 @@ class MonitoringService(Protocol):
         deployment: Name,
         *,
         window: WindowLength = "1h",
-        policies: Policies = (),
+        policies: Policies | None = None,
         alpha: Alpha = 0.05,
         actor: str | None = None,
     ) -> list[WindowEvaluation]:
         """Fold new events into windows and evaluate the closed ones; the new evaluations.
-        Their actions act as ``actor``: a rollback or a promotion goes through the
-        deployments' and the registry's rules (protection, approvals, a protected alias's
-        gate); a retrain is queued for a follower (:mod:`~opsloop.monitoring.retrain_queue`),
+        The rules are ``policies`` when given (they win over the stored ones; ``[]`` applies
+        none), else the deployment's stored policy. Their actions act as ``actor``: a
+        rollback or a promotion goes through the deployments' and the registry's rules
+        (protection, approvals, a protected alias's gate); a retrain is queued for a
+        follower (:mod:`~opsloop.monitoring.retrain_queue`),
         since no user code runs here."""
         ...
 
@@ -227,6 +237,26 @@ class MonitoringService(Protocol):
         """Turn the deployment's per-feature streaming detectors on or off (off by default),
         watching at most ``max_features`` numeric features with ``detector`` (CUSUM or
         ADWIN); the setting."""
+        ...
+
+    def set_policy(
+        self,
+        deployment: Name,
+        *,
+        rules: StoredRules = (),
+        error_detector: ErrorDetector = "ADWIN",
+        reason: Text | None = None,
+        actor: str | None = None,
+    ) -> PolicySetting:
+        """Store the deployment's monitoring policy, applied by every evaluation that gives
+        no rules of its own: its rules (each checked by the policy parser; a bad one is
+        refused naming its position) and the detector of its error stream (ADWIN, CUSUM,
+        PageHinkley, or DDM on River's defaults, not calibrated: see ``warning``); audited
+        and versioned."""
+        ...
+
+    def policy(self, deployment: Name) -> PolicySetting:
+        """The deployment's stored monitoring policy (no rules and ADWIN when never set)."""
         ...
 
     def status(self, deployment: Name, *, window: WindowLength = "1h", last: Last = 10) -> dict:
@@ -702,6 +732,19 @@ MONITORING_OPERATIONS = ServiceTable(
             "/monitoring/{deployment:path}/feature-detectors",
             role="editor",
             answer=Answer(FeatureDetectorSetting),
+        ),
+        Operation(
+            "set_policy",
+            "PUT",
+            "/monitoring/{deployment:path}/policy",
+            role="editor",
+            answer=record(PolicySetting),
+        ),
+        Operation(
+            "policy",
+            "GET",
+            "/monitoring/{deployment:path}/policy",
+            answer=record(PolicySetting),
         ),
         Operation(
             "status",

@@ -8,7 +8,8 @@ expired) breaks the streak.
 Signals (per window, see :mod:`.window_metrics`): ``drift_share``, ``missing_share``,
 ``out_of_schema_rate``, ``error_rate``, ``task_metric``, ``latency_p50_ms``,
 ``latency_p95_ms``, ``requests``, ``output_drift_p_value``, ``output_drift_statistic``,
-``error_drift`` (how many times the error-stream detector signalled in the window), the
+``error_drift`` (how many times the error-stream detector signalled in the window: the
+detector the deployment's policy chose, ADWIN by default, :mod:`.error_stream`), the
 serving workers' ``process_rss_bytes`` and ``process_cpu_seconds`` (:mod:`.process_metrics`),
 and the deployment's input anomaly detector's ``input_anomaly_rate`` (flagged requests per
 scored request), ``input_anomaly_p_value`` (small when it flags more than its calibration

@@ -2,11 +2,12 @@
 
 Everything the monitoring keeps is keyed by the deployment's name: the prediction events,
 their input batches, labels and process samples, the windows, their evaluations, the
-alerts, the reference and the monitor's state (cursors, detectors, streaks, pending actions,
-retrain requests). A deployment later created under the same name must start from none of
+alerts, the reference, the stored policy (:mod:`.stored_policy`: rules and error-stream
+detector) and the monitor's state (cursors, detectors, streaks, pending actions, retrain
+requests). A deployment later created under the same name must start from none of
 it: its windows would merge the old events, its drift would be judged against the old
-model's reference, its detectors would resume the old error stream, and the old policy's
-pending rollback would act on it.
+model's reference, its detectors would resume the old error stream, the old policy's
+rules would judge it, and the old policy's pending rollback would act on it.
 
 So :func:`retire_monitoring`, in the retire's write transaction:
 
@@ -17,7 +18,8 @@ So :func:`retire_monitoring`, in the retire's write transaction:
 * **keeps the rest as history** under the name ``NAME/retired-N`` (N counts the
   deployment's retires: 1 for the first, :func:`history_name`), which no deployment can
   take (a deployment's name holds no ``/``), where every reader finds it:
-  ``read_alerts(db, "api/retired-1")``, ``read_evaluations``, ``Deployments.traffic``.
+  ``read_alerts(db, "api/retired-1")``, ``read_evaluations``, ``read_policy``,
+  ``Deployments.traffic``.
   Nothing is deleted: the events are what was served, and the audit log (which is not
   rewritten) still names them by the deployment's name and time.
 
@@ -69,6 +71,7 @@ KEPT_TABLES = (
     tables.monitoring_evaluations,
     tables.monitoring_alerts,
     tables.monitoring_references,
+    tables.monitoring_policies,
     tables.monitoring_state,
 )
 _state = tables.monitoring_state

@@ -6,9 +6,9 @@ The steps, each one recorded:
 1. **The window.** The labelled rows the variant answered from the start the policy's
    ``window`` names to the end of the window that fired (:mod:`.training_window`): by
    default the change point (the alert's ``change_point_ms``: for ``error_drift``, the
-   change estimated inside the window ADWIN kept at its alarm, else the first window of the
-   rule's streak), else the policy's ``since`` date (``since_date``) or the first window of
-   the streak (``new_only``); plus ``reference_share`` of the reference, or, with
+   change estimated inside the window ADWIN kept at the detector's alarm, else the first
+   window of the rule's streak), else the policy's ``since`` date (``since_date``) or the
+   first window of the streak (``new_only``); plus ``reference_share`` of the reference, or, with
    ``keep_correct``, the older labelled rows the new ones agree with.
    Fewer than ``min_rows`` live rows stop here. The latest ``holdout`` share of the live
    rows, by time, is kept out of training for the gate: the new version is judged on data

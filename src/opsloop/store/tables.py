@@ -523,6 +523,21 @@ monitoring_state = Table(
     Column("updated_ms", BigInteger, nullable=False),
 )
 
+# A deployment's monitoring policy (:mod:`opsloop.monitoring.stored_policy`): the rules every
+# evaluator applies unless a call gives its own (JSON, each checked by the policy parser on
+# write) and the detector its error stream is read by, versioned; each change is also an
+# entry of the monitor's audit log. A retired deployment's moves with its other monitoring.
+monitoring_policies = Table(
+    "monitoring_policies",
+    metadata,
+    Column("deployment", NAME, primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("rules_json", Text, nullable=False),
+    Column("error_detector", String(32), nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("updated_by", NAME, nullable=False),
+)
+
 # The metrics computed for one closed window (drift per feature, input, output and task
 # metrics, detector alarms), kept for reports of metrics over time.
 monitoring_evaluations = Table(
