@@ -372,6 +372,7 @@ REGISTRY_OPERATIONS = ServiceTable(
                 "versions", list[VersionRow], frame_records, _versions_frame, title="VersionList"
             ),
             check=_finite_bounds,
+            reads_only=True,
         ),
         Operation(
             "register",
