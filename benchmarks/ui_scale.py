@@ -538,14 +538,14 @@ def measure(args, folder: Path, filled: dict) -> dict:
             for _ in range(args.repeats):
                 for view, path in views.items():
                     first = (
-                        _first_row_name(browser, base + path, cookie)
+                        _first_row(browser, base + path, cookie)[0]
                         if view != "experiment" and view != "all runs"
                         else newest
                     )
                     row = load(browser, base + path, visible(first), cookie)
                     runs_page.append({"view": view, **row})
             results["runs_page"] = runs_page
-            newest_run = _first_row_link(browser, base + "/runs?experiment=scale", cookie)
+            newest_run = _first_row(browser, base + "/runs?experiment=scale", cookie)[1]
             results["run_page"] = [
                 load(browser, base + newest_run, charts_drawn, cookie) for _ in range(args.repeats)
             ]
@@ -653,24 +653,15 @@ def _monitoring_pages(browser, base: str, cookie: dict, args, filled: dict) -> l
     ]
 
 
-def _first_row_link(browser, url: str, cookie: dict) -> str:
+def _first_row(browser, url: str, cookie: dict) -> tuple[str, str]:
+    """The first run of the runs table at ``url``: its name and its page's address."""
     context = browser.new_context()
     try:
         context.add_cookies([cookie])
         page = context.new_page()
         page.goto(url, timeout=TIMEOUT_MS)
-        return page.locator("table.runs tbody tr").first.locator("td a").first.get_attribute("href")
-    finally:
-        context.close()
-
-
-def _first_row_name(browser, url: str, cookie: dict) -> str:
-    context = browser.new_context()
-    try:
-        context.add_cookies([cookie])
-        page = context.new_page()
-        page.goto(url, timeout=TIMEOUT_MS)
-        return page.locator("table.runs tbody tr").first.locator("td a").first.inner_text()
+        link = page.locator("table.runs tbody tr").first.locator("td a").first
+        return link.inner_text(), link.get_attribute("href")
     finally:
         context.close()
 
