@@ -9,10 +9,16 @@ one ``loss`` series each of 10,000, 100,000 and 1,000,000 points (a spike in the
 ``--models`` models (4), the first of ``--versions`` versions (1,000) and the others of 20,
 with a ``champion`` alias moved to every tenth version (each move an audit entry), and
 ``--deployments`` deployments (100), each deployed, ramped as a canary in two steps and
-promoted (four history entries; ``api-000`` 300 more). The same runs (names, start
-times, params, every metric point) are logged to an MLflow server (``mlflow server``,
-SQLite backend, on loopback) through MLflow's client with ``log_batch``, from MLflow's own
-environment (``benchmarks/.envs/mlflow``, made by ``benchmarks/envs.py mlflow``).
+promoted (four history entries; ``api-000`` 300 more). With ``monitoring`` among
+``--pages``, deployment ``monitored`` (version 1 of ``model-00``) gets a reference of
+``--monitoring-features`` (25) numeric features and ``--monitoring-windows`` (500) hourly
+windows of 40 predictions each, features ``f00``-``f09`` moved by one standard deviation
+in the last 5 windows of every 50, all evaluated with the rule ``drift_share > 0.3 ->
+alert`` (so about one window in ten raises an alert); cached beside the rest. The same
+runs (names, start times, params, every metric point) are logged to an MLflow server
+(``mlflow server``, SQLite backend, on loopback) through MLflow's client with
+``log_batch``, from MLflow's own environment (``benchmarks/.envs/mlflow``, made by
+``benchmarks/envs.py mlflow``).
 
 Measured in Debian's Chromium through Playwright, each load in a fresh browser context (no
 cache, as a first visit), the server being a separate process (``opsloop server``'s app
@@ -27,6 +33,12 @@ under uvicorn; ``mlflow server`` with one worker):
   which is waited for) and the table's rows are laid out;
 * **metric chart**: the run page of each long series, until its chart is drawn, with the
   points the chart carries (at most two per pixel bucket, whatever the length);
+* **run page**: with the runs page's views, the page of the newest run (10 params, 10
+  metric keys and the 20-step curve, drawn as SVG) until its chart is drawn;
+* **monitoring**: the monitoring page of ``monitored`` (the newest 200 windows of its 500:
+  heatmap of windows × features, input, output and software charts, the newest window's
+  feature table, the newest 100 alerts) and the distribution page of one feature in one
+  window (the heatmap's cell), until every chart is drawn, p50 and p95 of each view;
 * **models and deployments**: the models list, the first and last page of the model of
   1,000 versions (with its audit log), the deployments list, and the page of a deployment
   of 304 changes and of one of four (definition, lineage, the newest 100 history entries),
@@ -42,6 +54,8 @@ under uvicorn; ``mlflow server`` with one worker):
     python benchmarks/ui_scale.py --skip-mlflow --pages compare   # one measurement
     python benchmarks/ui_scale.py --runs 200 --metric-keys 100 --skip-mlflow --repeats 5 \\
         --pages models deployments              # the model and deployment pages alone
+    python benchmarks/ui_scale.py --models 1 --versions 20 --deployments 3 --skip-mlflow \\
+        --repeats 3 --pages runs monitoring     # 10,000 runs, and monitoring with data
 
 Prints a markdown section and writes it to ``benchmarks/out/ui_scale.md``, the raw numbers to
 ``benchmarks/out/ui_scale.json``. Servers are stopped in ``finally`` blocks, so none is left
@@ -78,7 +92,17 @@ SMALL_MODEL_VERSIONS = 20
 BUSY_CHANGES = 300
 #: What ``--pages`` may pick: the runs page's views, compare, the long-series run pages and
 #: MLflow's runs page.
-PAGES = ("runs", "compare", "charts", "mlflow", "models", "deployments")
+PAGES = ("runs", "compare", "charts", "mlflow", "models", "deployments", "monitoring")
+#: The monitored deployment, its window length, the rows of each window and of the
+#: reference, the features moved in the last ``MOVED_EVERY - STEADY_FOR`` windows of every
+#: ``MOVED_EVERY``, and the rule that raises the alerts.
+MONITORED = "monitored"
+WINDOW_MS = 3_600_000
+WINDOW_ROWS = 40
+REFERENCE_ROWS = 1_000
+MOVED_FEATURES = 10
+MOVED_EVERY, STEADY_FOR = 50, 45
+DRIFT_RULE = "drift_share > 0.3 -> alert"
 
 
 # -- the data (the same for both sides; numpy's PCG64 streams are stable) ------------------
@@ -204,6 +228,66 @@ def fill_registry(database, artifacts, args) -> None:
     for change in range(BUSY_CHANGES // 3):
         ramp("api-000", model_name(0), 2 + change % 2, 3 - change % 2)
     print(f"  deployments: {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def fill_monitoring(folder: Path, args) -> dict:
+    """Deployment :data:`MONITORED`, its reference, ``--monitoring-windows`` hourly windows
+    of :data:`WINDOW_ROWS` predictions over ``--monitoring-features`` features (some moved,
+    see the module's docstring), every window evaluated with :data:`DRIFT_RULE`."""
+    import numpy as np
+    import pandas as pd
+
+    from opsloop.monitoring.evaluation import evaluate, read_alerts
+    from opsloop.monitoring.event_log import log_predictions
+    from opsloop.monitoring.reference import set_reference
+    from opsloop.serving import Deployments, Variant
+    from opsloop.store import Database
+
+    database = Database(f"sqlite:///{folder / 'opsloop.db'}")
+    started = time.perf_counter()
+    Deployments(database, actor="bench").deploy(
+        MONITORED, [Variant("stable", model_name(0), version=1)], reason="monitored"
+    )
+    rng = np.random.default_rng(11)
+    columns = [f"f{j:02d}" for j in range(args.monitoring_features)]
+    scales = 1.0 + np.arange(args.monitoring_features)  # features of different spreads
+    reference = pd.DataFrame(
+        rng.normal(size=(REFERENCE_ROWS, len(columns))) * scales, columns=columns
+    )
+    predictions = (reference["f00"] > 0).astype(int).to_numpy()
+    set_reference(database, MONITORED, reference, predictions=predictions)
+    windows = args.monitoring_windows
+    values = rng.normal(size=(windows * WINDOW_ROWS, len(columns))) * scales
+    window_of_row = np.repeat(np.arange(windows), WINDOW_ROWS)
+    moved = (window_of_row % MOVED_EVERY) >= STEADY_FOR
+    values[np.ix_(moved, np.arange(MOVED_FEATURES))] += scales[:MOVED_FEATURES]
+    inputs = pd.DataFrame(values, columns=columns)
+    at_ms = BASE_MS + window_of_row * WINDOW_MS + 1000 * np.tile(np.arange(WINDOW_ROWS), windows)
+    log_predictions(
+        database, MONITORED, inputs, (inputs["f00"] > 0).astype(int).to_numpy(),
+        variant="stable", at_ms=at_ms, latency_ms=rng.gamma(2.0, 5.0, len(inputs)),
+        model=model_name(0), version=1,
+    )  # fmt: skip
+    logged_s = time.perf_counter() - started
+    evaluated = evaluate(database, MONITORED, policies=[DRIFT_RULE])
+    alerts = len(read_alerts(database, MONITORED))
+    database.dispose()
+    print(
+        f"  monitoring: {len(evaluated)} windows evaluated, {alerts} alerts, "
+        f"{time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    return {
+        "windows": len(evaluated),
+        "features": len(columns),
+        "alerts": alerts,
+        # A window the page's heatmap shows (the newest moved one), for the distribution view.
+        "moved_start_ms": int(
+            BASE_MS + WINDOW_MS * max(k for k in range(windows) if k % MOVED_EVERY >= STEADY_FOR)
+        ),
+        "log_s": logged_s,
+        "fill_s": time.perf_counter() - started,
+    }
 
 
 def mlflow_fill(url: str, runs: int, metric_keys: int, threads: int) -> dict:
@@ -429,6 +513,8 @@ def measure(args, folder: Path, filled: dict) -> dict:
             for kind in ("models", "deployments"):
                 if kind in args.pages:
                     results[kind] = _registry_pages(browser, base, cookie, args, kind)
+            if "monitoring" in args.pages:
+                results["monitoring"] = _monitoring_pages(browser, base, cookie, args, filled)
             if "runs" not in args.pages:
                 if "charts" in args.pages:
                     results["charts"] = _charts(browser, base, cookie, args, filled)
@@ -452,13 +538,17 @@ def measure(args, folder: Path, filled: dict) -> dict:
             for _ in range(args.repeats):
                 for view, path in views.items():
                     first = (
-                        _first_row_name(browser, base + path, cookie)
+                        _first_row(browser, base + path, cookie)[0]
                         if view != "experiment" and view != "all runs"
                         else newest
                     )
                     row = load(browser, base + path, visible(first), cookie)
                     runs_page.append({"view": view, **row})
             results["runs_page"] = runs_page
+            newest_run = _first_row(browser, base + "/runs?experiment=scale", cookie)[1]
+            results["run_page"] = [
+                load(browser, base + newest_run, charts_drawn, cookie) for _ in range(args.repeats)
+            ]
             if "charts" in args.pages:
                 results["charts"] = _charts(browser, base, cookie, args, filled)
             browser.close()
@@ -539,13 +629,39 @@ def _charts(browser, base: str, cookie: dict, args, filled: dict) -> dict:
     }
 
 
-def _first_row_name(browser, url: str, cookie: dict) -> str:
+def monitoring_views(filled: dict) -> dict[str, str]:
+    """The monitoring pages measured: each view's path."""
+    from urllib.parse import urlencode
+
+    monitoring = filled["monitoring"]
+    cell = {"feature": "f00", "window": "1h", "start": monitoring["moved_start_ms"],
+            "variant": "stable"}  # fmt: skip
+    return {
+        f"monitoring page ({monitoring['windows']} windows × {monitoring['features']} "
+        f"features, {monitoring['alerts']} alerts)": f"/deployments/{MONITORED}/monitoring",
+        "distribution of one feature in one window": (
+            f"/deployments/{MONITORED}/monitoring/distribution?{urlencode(cell)}"
+        ),
+    }
+
+
+def _monitoring_pages(browser, base: str, cookie: dict, args, filled: dict) -> list[dict]:
+    return [
+        {"view": view, **load(browser, base + path, charts_drawn, cookie)}
+        for _ in range(args.repeats)
+        for view, path in monitoring_views(filled).items()
+    ]
+
+
+def _first_row(browser, url: str, cookie: dict) -> tuple[str, str]:
+    """The first run of the runs table at ``url``: its name and its page's address."""
     context = browser.new_context()
     try:
         context.add_cookies([cookie])
         page = context.new_page()
         page.goto(url, timeout=TIMEOUT_MS)
-        return page.locator("table.runs tbody tr").first.locator("td a").first.inner_text()
+        link = page.locator("table.runs tbody tr").first.locator("td a").first
+        return link.inner_text(), link.get_attribute("href")
     finally:
         context.close()
 
@@ -597,6 +713,13 @@ def markdown(results: dict, meta: dict) -> str:
         for view in views:
             rows = [r for r in runs if r["view"] == view]
             lines.append(f"| … {view} | | {med(rows)} | | {kb(rows)} | |")
+    if run_page := results.get("run_page"):
+        seconds = [r["s"] for r in run_page]
+        lines.append(
+            f"| opsloop run page, newest of {meta['runs']:,} runs ({run_page[0]['points']:,} "
+            f"points in {run_page[0]['charts']} charts) | | {_quantile(seconds, 0.5):.2f} s | "
+            f"{_quantile(seconds, 0.95):.2f} s | {kb(run_page)} | {run_page[0]['requests']} |"
+        )
     if compare := results.get("compare"):
         lines.append(
             f"| opsloop compare, {min(1000, meta['runs'])} runs ({compare[0]['points']:,} "
@@ -605,7 +728,7 @@ def markdown(results: dict, meta: dict) -> str:
             f"{_quantile([r['s'] for r in compare], 0.95):.2f} s | {kb(compare)} | "
             f"{compare[0]['requests']} |"
         )
-    for kind in ("models", "deployments"):
+    for kind in ("models", "deployments", "monitoring"):
         measured = results.get(kind, [])
         for view in dict.fromkeys(r["view"] for r in measured):
             rows = [r for r in measured if r["view"] == view]
@@ -646,6 +769,11 @@ def markdown(results: dict, meta: dict) -> str:
         )
         + ".",
     ]
+    if meta.get("fill_monitoring_s") is not None:
+        lines[-1] += (
+            f" Monitoring: {meta['fill_monitoring_s']:.0f} s to log the windows' events and "
+            "evaluate every window."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -659,6 +787,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mlflow-threads", type=int, default=4)
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--monitoring-windows", type=int, default=500)
+    parser.add_argument("--monitoring-features", type=int, default=25)
     parser.add_argument(
         "--pages",
         nargs="+",
@@ -694,6 +824,16 @@ def main() -> None:
         done = fill_opsloop(folder, args)
         filled.update(series=done["series"], fill_opsloop_s=done["fill_s"])
         marker.write_text(json.dumps(filled))
+    shape = [args.monitoring_windows, args.monitoring_features]
+    if "monitoring" in args.pages and filled.get("monitoring", {}).get("shape") != shape:
+        if "monitoring" in filled:
+            raise SystemExit(
+                f"{folder} holds monitoring data of another shape "
+                f"({filled['monitoring']['shape']}); remove the folder to fill it again"
+            )
+        print("filling the monitored deployment", flush=True)
+        filled["monitoring"] = {**fill_monitoring(folder, args), "shape": shape}
+        marker.write_text(json.dumps(filled))
     if "mlflow_experiment" not in filled and not args.skip_mlflow:
         (folder / "mlflow.db").unlink(missing_ok=True)
         print("filling MLflow's store", flush=True)
@@ -727,6 +867,7 @@ def main() -> None:
         "chromium": subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.split()[1],  # noqa: E501
         "load": f"{os.getloadavg()[0]:.1f}",
         "fill_opsloop_s": filled["fill_opsloop_s"], "fill_mlflow_s": filled.get("fill_mlflow_s"),
+        "fill_monitoring_s": filled.get("monitoring", {}).get("fill_s"),
     }  # fmt: skip
     OUT.mkdir(exist_ok=True)
     (OUT / "ui_scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))

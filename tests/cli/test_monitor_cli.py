@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_wine
 from tests.clock import FakeClock
+from tests.evaluator_process import evaluate_until_first_round
 from tests.store.databases import isolated_home, postgres_store_database, store_uri
 from typer.testing import CliRunner
 
 from opsloop.cli.app import app
 from opsloop.detect import ADWIN
-from opsloop.monitoring.evaluation import read_evaluations
 from opsloop.monitoring.event_log import log_predictions
 from opsloop.monitoring.feature_stream import (
     FeatureReference,
@@ -226,32 +220,13 @@ def test_evaluate_follow_runs_until_sigterm_and_exits_0(tmp_path, monkeypatch):
     set_reference(db, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
     hour_ago = now_ms() - HOUR_MS
     log_predictions(db, "api", [{"x": 50.0 + i} for i in range(60)], [0] * 60, at_ms=hour_ago)
-    root = Path(__file__).resolve().parents[2]
-    command = [sys.executable, "-m", "opsloop", "monitor", "evaluate", "api", "--follow"]
-    command += ["--rule", "drift_share > 0.5 -> alert"]
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    stopped = evaluate_until_first_round(
+        db, "api", ["--follow", "--rule", "drift_share > 0.5 -> alert"]
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not read_evaluations(db, "api") and time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read()
-            time.sleep(0.2)  # polling the store for the process's first round
-        (evaluation,) = read_evaluations(db, "api")
-        assert evaluation.start_ms == hour_ago - hour_ago % HOUR_MS
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, output
-    assert "1 window(s) evaluated, 1 alert(s) raised" in output
-    assert output.rstrip().endswith("stopped")
+    assert stopped.evaluation.start_ms == hour_ago - hour_ago % HOUR_MS
+    assert stopped.returncode == 0, stopped.output
+    assert "1 window(s) evaluated, 1 alert(s) raised" in stopped.output
+    assert stopped.output.rstrip().endswith("stopped")
 
 
 def test_follow_with_a_bad_rule_or_period_stops_at_once_with_exit_2(clock):

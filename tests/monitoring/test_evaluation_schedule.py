@@ -5,19 +5,13 @@ with the next one evaluating what it missed, and a bad rule ending the loop at o
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from tests.evaluator_process import evaluate_until_first_round
 from tests.server.running import running_server
 
 from opsloop.errors import InvalidArgumentError
-from opsloop.monitoring.evaluation import evaluate, read_alerts, read_evaluations
+from opsloop.monitoring.evaluation import evaluate, read_alerts
 from opsloop.monitoring.evaluation_schedule import evaluate_on_schedule
 from opsloop.monitoring.event_log import log_predictions
 from opsloop.monitoring.reference import set_reference
@@ -141,31 +135,12 @@ def test_the_command_line_follows_a_server_until_sigterm(api, clock, server):
     url, token = server
     log_predictions(api, "api", MOVED, [0] * 60, at_ms=T0)
     clock.now_ms = T0 + HOUR_MS
-    root = Path(__file__).resolve().parents[2]
-    command = [sys.executable, "-m", "opsloop", "monitor", "evaluate", "api", "--server", url]
-    command += ["--token-env", "EVALUATOR_TOKEN", "--every", "0.2", "--rule", RULE]
-    python_path = os.pathsep.join([str(root / "src"), str(root)])
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, "PYTHONPATH": python_path, "EVALUATOR_TOKEN": token},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    options = ["--server", url, "--token-env", "EVALUATOR_TOKEN", "--every", "0.2"]
+    stopped = evaluate_until_first_round(
+        api, "api", [*options, "--rule", RULE], {"EVALUATOR_TOKEN": token}
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not read_evaluations(api, "api") and time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read()
-            time.sleep(0.2)  # polling the store for the process's first round
-        (evaluation,) = read_evaluations(api, "api")
-        assert evaluation.start_ms == T0
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, output
-    assert "1 window(s) evaluated, 1 alert(s) raised" in output
-    assert output.rstrip().endswith("stopped")
+    assert stopped.evaluation.start_ms == T0
+    assert stopped.returncode == 0, stopped.output
+    assert "1 window(s) evaluated, 1 alert(s) raised" in stopped.output
+    assert stopped.output.rstrip().endswith("stopped")
     assert read_alerts(api, "api")[["rule", "start_ms"]].values.tolist() == [[RULE, T0]]

@@ -85,6 +85,8 @@ SCENARIO = [
     ("search", lambda r, n: r.search(n, min_metrics={"auc": 0.5})),
     ("audit", lambda r, n: r.audit(n)),
     ("audit", lambda r, n: r.audit(n, last=2)),
+    ("audit", lambda r, n: r.audit(n, version=2)),
+    ("audit", lambda r, n: r.audit(n, version=2, last=1)),
     ("search", lambda r, n: r.search(model=n, limit=1, offset=1)),
     ("list_models", lambda r, n: r.list_models(n)),
     ("load", lambda r, n: r.load(n, alias="champion")),

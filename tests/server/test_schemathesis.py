@@ -96,6 +96,8 @@ RULES_BEYOND_THE_SCHEMA = (
     # symmetric precision), its rank is among its calibration rows, and its features are
     # distinct numeric columns of every variant's signature.
     '"detail":"detector',
+    # The audit log's entries of a version are those of a version of a named model.
+    "version: give the model's name with it",
 )
 
 

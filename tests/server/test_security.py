@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -17,11 +18,16 @@ import pytest
 from typer.testing import CliRunner
 
 from opsloop.cli.tracking import runs_app
+from opsloop.monitoring.monitoring_service import MONITORING_OPERATIONS
 from opsloop.registry import ModelRegistry, add_user, open_registry
+from opsloop.registry.registry_service import REGISTRY_OPERATIONS
 from opsloop.server import create_app
+from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS
+from opsloop.serving.review_service import REVIEW_OPERATIONS
 from opsloop.store.installation_token import installation_token_path
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.http_store import HttpTrackingStore, ServerConnection
+from opsloop.tracking.tracking_service import TRACKING_OPERATIONS
 
 from .running import running_server
 
@@ -328,7 +334,6 @@ REST_CHANGES = [
     ("POST", "/deployments/api/switch", {}),
     ("PUT", "/models/m/aliases/champion", {"version": 2}),
     ("POST", "/deployments/api/feedback", {"request_id": "r1", "label": 1}),
-    ("POST", "/runs/search", {}),  # a read sent as a POST: anonymous requests GET only
 ]
 FORM_CHANGES = [
     ("/deployments/api/weights", {"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy"}),
@@ -395,6 +400,97 @@ def test_anonymous_read_shows_pages_and_reads_without_a_button_or_a_change(
     assert after == before
     model_audit = ModelRegistry(database, artifacts).audit("m")
     assert "set_alias" not in model_audit["action"].tolist() and len(model_audit) == 3
+
+
+#: The searches sent as POST (their question may be long) that change nothing.
+SEARCHES = [
+    ("/runs/search", {"experiments": ["churn"], "filter": "metrics.auc > 0.5"}),
+    ("/runs/histories", {"keys": ["auc"]}),  # run_ids added once the run exists
+    ("/models/search", {"min_metrics": {"auc": 0.8}}),
+]
+
+
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+def _bare(path: str) -> str:
+    """``path`` as the OpenAPI document writes it (``{name}`` for ``{name:path}``)."""
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+
+
+def _filled(path: str) -> str:
+    """``path`` with each ``{parameter}`` given a value its route accepts."""
+    return re.sub(r"\{(\w+)\}", "1", path)
+
+
+def test_anonymous_read_may_search_with_post_and_every_change_is_refused(
+    database, artifacts, with_users
+):
+    """Searches sent as POST (marked read-only in the contract) answer an anonymous request
+    as they answer a viewer's; every other route that is not a GET refuses it with a 401."""
+    editor, deployments = with_users
+    _, viewer = add_user(database, "vic", "viewer")
+    ModelRegistry(database, artifacts, actor="ed").register(
+        "scored", b"v1", flavor="onnx", metrics={"auc": 0.9}
+    )
+    reads = {
+        ("POST", _bare(API + operation.path))
+        for table in (TRACKING_OPERATIONS, REGISTRY_OPERATIONS, DEPLOYMENT_OPERATIONS,
+                      MONITORING_OPERATIONS, REVIEW_OPERATIONS)
+        for operation in table.operations
+        if operation.reads_only
+    }  # fmt: skip
+    assert reads == {("POST", API + path) for path, _ in SEARCHES}
+    app = create_app(database, artifacts, allow_embedded=False, anonymous="read")
+    # Every route of the REST API that is not a GET, as its document lists them.
+    changes = sorted(
+        (verb.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for verb in operations
+        if verb.upper() not in ("GET", "HEAD") and (verb.upper(), path) not in reads
+    )
+    with running_server(app) as url:
+        with httpx.Client(base_url=url + API, headers=bearer(editor), timeout=60) as signed:
+            signed.post("/experiments", json={"name": "churn"}).raise_for_status()
+            run_id = signed.post("/runs", json={"experiment": "churn"}).json()["run_id"]
+            batch = {
+                "metrics": {"keys": ["auc"], "values": [0.9], "steps": [0], "timestamps_ms": [1]},
+                "params": {"depth": "3"},
+            }
+            signed.post(f"/runs/{run_id}/batch", json=batch).raise_for_status()
+        searches = [(path, {**body, "run_ids": [run_id]} if "histories" in path else body)
+                    for path, body in SEARCHES]  # fmt: skip
+        with httpx.Client(base_url=url + API, headers=bearer(viewer), timeout=60) as signed:
+            as_viewer = [signed.post(path, json=body) for path, body in searches]
+        audit_seeded = len(ModelRegistry(database, artifacts).audit())
+        with httpx.Client(base_url=url, timeout=60) as anonymous:
+            as_anonymous = [anonymous.post(API + path, json=body) for path, body in searches]
+            refused = {
+                (method, path): (
+                    # Artifacts travel as bytes; everything else takes JSON.
+                    anonymous.request(method, _filled(path), content=b"x", headers=OCTETS)
+                    if "/artifacts" in path
+                    else anonymous.request(method, _filled(path), json={})
+                )
+                for method, path in changes
+            }
+    assert [r.status_code for r in as_viewer] == [200, 200, 200]
+    assert [r.json() for r in as_anonymous] == [r.json() for r in as_viewer]
+    found_runs, histories, versions = (r.json() for r in as_anonymous)
+    assert found_runs["columns"]["run_id"] == [run_id]
+    assert found_runs["columns"]["params.depth"] == ["3"]
+    assert histories["value"] == [0.9] and histories["run_id"] == [run_id]
+    assert [(v["model"], v["version"]) for v in versions["versions"]] == [("scored", 1)]
+    # Every other route that is not a GET: the REST API's changes and uploads.
+    assert len(changes) > 30
+    assert ("POST", f"{API}/models/{{name}}/aliases/{{alias}}/approvals") in changes
+    assert ("POST", f"{API}/deployments/{{name}}/feedback") in changes
+    assert ("PUT", f"{API}/artifacts/{{sha256}}") in changes
+    for (method, path), answer in refused.items():
+        assert answer.status_code == 401, (method, path, answer.text)
+        assert answer.json()["detail"].startswith("this server lets requests without an API")
+    assert len(ModelRegistry(database, artifacts).audit()) == audit_seeded
+    assert deployments.get("api").serving == {"stable": 1, "cand": 2}
 
 
 def test_the_anonymous_setting_names_its_choices(tmp_path):

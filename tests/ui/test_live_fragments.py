@@ -51,7 +51,10 @@ def test_the_deployment_status_fragment_follows_changes_made_through_the_api(dep
     _, _, client, remote = deployed
     page = client.get("/deployments/api").text
     assert 'data-fragment="/deployments/api/status" data-refresh-s="5"' in page
-    assert '<script src="/ui/static/fragments.js' in page
+    # The shared poll loop first (deferred scripts run in order), then what uses it.
+    assert page.index('<script src="/ui/static/poll.js') < page.index(
+        '<script src="/ui/static/fragments.js'
+    )
     before = client.get("/deployments/api/status")
     assert before.status_code == 200 and "<html" not in before.text
     assert rows(before.text, "variants") == [["stable", "primary", "credit/1", "1", "1", "100.0%"]]
@@ -75,6 +78,7 @@ def test_the_deployment_status_fragment_follows_changes_made_through_the_api(dep
     # A page that asks not to refresh has no fragment to refetch and no script.
     still = client.get("/deployments/api?refresh=0").text
     assert "data-fragment" not in still and "fragments.js" not in still
+    assert "poll.js" not in still
     assert client.get("/deployments/nope/status").status_code == 404
 
 

@@ -75,7 +75,9 @@ def test_a_live_window_refreshes_its_panel(served):
     assert '<a href="/deployments/api/live">' in links
     assert '<a href="/review?deployment=api">' in links
     assert 'data-refresh="/deployments/api/live/panel?window=1h" data-refresh-s="2"' in page
-    assert '<script src="/ui/static/live.js' in page
+    assert page.index('<script src="/ui/static/poll.js') < page.index(
+        '<script src="/ui/static/live.js'
+    )
     assert table_rows(page) == [["No answer recorded in this window."]]
 
 

@@ -167,11 +167,12 @@ def test_static_files_ship_in_the_packages(served):
     url, _, _ = served
     plotly = httpx.get(timeout=TIMEOUT_S, url=f"{url}/ui/static/plotly.min.js")
     assert plotly.status_code == 200 and plotly.text == get_plotlyjs()
-    assert (
-        httpx.get(timeout=TIMEOUT_S, url=f"{url}/ui/static/charts.js")
-        .headers["content-type"]
-        .startswith("text/javascript")
-    )
+    for script in ("charts.js", "poll.js", "fragments.js", "live.js"):
+        assert (
+            httpx.get(timeout=TIMEOUT_S, url=f"{url}/ui/static/{script}")
+            .headers["content-type"]
+            .startswith("text/javascript")
+        ), script
     assert httpx.get(timeout=TIMEOUT_S, url=f"{url}/ui/static/secrets.txt").status_code == 404
 
 

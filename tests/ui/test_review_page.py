@@ -1,7 +1,8 @@
 """The review queue page over HTTP against a real server on loopback: items with the
 model's suggestion and confidence; claiming and answering through the queue's own
 operations, so an answer to a served request becomes its label; one reviewer's claim
-keeps others out; refusals are shown beside the item's form and change nothing."""
+keeps others out; refusals are shown beside the item's form and change nothing; the
+deployment choosers offer one page of names at a time."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from tests.server.running import running_server
 from tests.ui.test_change_forms import post
 from tests.ui.test_pages import session
 
-from opsloop.registry import add_user
+from opsloop.registry import ModelRegistry, add_user
 from opsloop.server import create_app
-from opsloop.serving import read_feedback
+from opsloop.serving import Deployments, Variant, read_feedback
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.review_queue import ReviewQueue
 
@@ -165,3 +166,54 @@ def test_claim_next_needs_a_deployment_the_editor_role_and_the_csrf_token(served
     assert forged.status_code == 403 and viewer.status_code == 403
     assert "this needs &#39;editor&#39;" in viewer.text
     assert queue.get(1).state == "open" and queue.get(2).state == "open"
+
+
+def _options(page: str, select: str) -> list[str]:
+    chooser = page.split(f'id="{select}"')[1].split("</select>")[0]
+    return re.findall(r'<option value="([^"]*)"', chooser)
+
+
+def test_the_deployment_choosers_offer_one_page_of_names_at_a_time(database, artifacts):
+    """55 deployments: the choosers offer 50 names a page (plus the chosen one), read as
+    one page of the deployments' listing, never the whole of it."""
+    ModelRegistry(database, artifacts, actor="ana").register("m", b"x", flavor="onnx")
+    deployments = Deployments(database, actor="ana")
+    names = [f"d-{d:02d}" for d in range(55)]
+    for name in names:
+        deployments.deploy(name, [Variant("stable", "m", version=1)])
+    _, token = add_user(database, "ed", "editor")
+    ReviewQueue(database, actor="ed").submit("gone", [{"age": 5}])  # not a deployment now
+    app = create_app(database, artifacts, allow_embedded=False)
+    asked = []  # the listing pages the page asks the deployments service for
+    listing = app.state.deployments.list
+
+    def recorded(**arguments):
+        asked.append(arguments)
+        return listing(**arguments)
+
+    app.state.deployments.list = recorded
+    with running_server(app) as url, session(url, token) as client:
+        first = client.get("/review").text
+        asked_first = list(asked)
+        second = client.get("/review?state=any&deployment=d-03&names=2").text
+        past = client.get("/review?names=3")
+        zero = client.get("/review?names=0")
+    assert asked_first == [{"limit": 51, "offset": 0}]
+    assert asked[1:] == [{"limit": 51, "offset": 50}, {"limit": 51, "offset": 100}]
+    assert _options(first, "deployment") == ["", *names[:50]]
+    # The next-item chooser adds the deployments items wait for.
+    assert _options(first, "next-deployment") == ["", *names[:50], "gone"]
+    assert '<a href="/review?state=open&amp;names=2" rel="next">More deployments</a>' in first
+    assert "Earlier deployments" not in first
+    # The chosen deployment stays offered (and chosen) on the page of the others.
+    assert _options(second, "deployment") == ["", "d-03", *names[50:]]
+    assert '<option value="d-03" selected>' in second
+    # No item of d-03 waits: the next-item chooser offers the page's names and d-03.
+    assert _options(second, "next-deployment") == ["d-03", *names[50:]]
+    assert (
+        '<a href="/review?state=any&amp;deployment=d-03&amp;names=1" rel="prev">'
+        "Earlier deployments</a>" in second
+    )
+    assert "More deployments" not in second
+    assert past.status_code == 404 and "names: there is no page 3" in past.text
+    assert zero.status_code == 422 and "names" in zero.text

@@ -1,5 +1,6 @@
 """The version page shows the release gates' verdicts recorded on the version: each check
-with its statistic, threshold and verdict, from a real gate run, over a real server."""
+with its statistic, threshold and verdict, from a real gate run, over a real server, read
+from that version's entries of the audit log alone."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from opsloop.analysis.gate import parse_gate
 from opsloop.registry import ModelRegistry
 from opsloop.registry.release_gate import run_gate
 from opsloop.server import create_app
+from opsloop.ui.gate_verdicts import version_gate_verdicts
 
 GATE = parse_gate(
     {
@@ -82,3 +84,47 @@ def test_a_verdict_recorded_without_the_checks_numbers_names_the_failed_checks(d
         page = client.get("/models/m/versions/1").text
     assert "release: failed</h3>" in page
     assert "Recorded without each check's numbers: 3 checks, failed: auc &gt;= 0.75." in page
+
+
+def test_the_page_reads_only_the_versions_entries_and_shows_what_the_whole_log_gives(
+    database, artifacts
+):
+    registry = ModelRegistry(database, artifacts)
+    registry.register("m", b"x", flavor="onnx")
+    registry.register("m", b"y", flavor="onnx")
+    registry.register("m2", b"z", flavor="onnx")
+    failed = {"gate": "release", "checks": 2, "failed": ["auc >= 0.8"]}
+    registry.record_gate("m", 2, passed=False, gate=failed, reason="first try")
+    # Entries of other entities: the other version's verdict, an alias, another model.
+    registry.record_gate("m", 1, passed=True, gate={"gate": "release", "checks": 2, "failed": []})
+    registry.set_alias("m", "champion", 1)
+    registry.record_gate("m2", 1, passed=False, gate=failed)
+    registry.record_gate("m", 2, passed=True, gate={"gate": "release", "checks": 2, "failed": []})
+    whole = version_gate_verdicts(registry.audit(), "m", 2)
+    assert [(v["verdict"], v["reason"]) for v in whole] == [
+        ("passed", None), ("failed", "first try")
+    ]  # fmt: skip
+    assert version_gate_verdicts(registry.audit("m", version=2), "m", 2) == whole
+    app = create_app(database, artifacts)
+    returned = []  # the entries each audit query of the page returns
+    audit = app.state.registry.audit
+
+    def recorded(*arguments, **options):
+        found = audit(*arguments, **options)
+        returned.append(found)
+        return found
+
+    app.state.registry.audit = recorded
+    with running_server(app) as url, session(url, app.state.installation_token) as client:
+        page = client.get("/models/m/versions/2").text
+    (read,) = returned
+    # The version's register entry and its two verdicts: 3 of the log's 10 entries.
+    assert len(registry.audit()) == 10
+    assert read[["action", "entity"]].values.tolist() == [
+        ["register_version", "model:m/version:2"],
+        ["gate_failed", "model:m/version:2"],
+        ["gate_passed", "model:m/version:2"],
+    ]
+    assert version_gate_verdicts(read, "m", 2) == whole
+    assert page.index("release: passed</h3>") < page.index("release: failed</h3>")
+    assert "Recorded without each check's numbers: 2 checks, failed: auc &gt;= 0.8." in page

@@ -161,7 +161,10 @@ class Operation:
     ``query`` the parameters sent in the query string, ``answer`` how the result is written,
     and ``check`` an optional check the client runs on the arguments before sending, so
     that a broken argument is named without a round trip (the server checks again).
-    ``created`` answers 201 instead of 200 (the operation makes something). ``caller`` is
+    ``created`` answers 201 instead of 200 (the operation makes something). ``reads_only``
+    marks a ``POST`` that changes nothing (a search whose question is too long for a query
+    string), so a server that lets requests without a token read lets them call it as it
+    lets them ``GET``; it names no acting user. ``caller`` is
     the parameter the server sets to the caller's name and the client never sends
     (``actor`` unless the method names it otherwise, such as a run's ``user``).
     ``whole_body`` names the one body parameter whose document is the whole JSON body,
@@ -181,6 +184,13 @@ class Operation:
     >>> Operation("get", "FETCH", "/things/{name}")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: verb: must be one of GET, PUT, POST, DELETE, PATCH, got...
+    >>> Operation("find", "POST", "/things/search", reads_only=True).reads
+    True
+    >>> Operation("get", "GET", "/things/{name}").reads, Operation("drop", "DELETE", "/t").reads
+    (True, False)
+    >>> Operation("drop", "DELETE", "/things/{name}", reads_only=True)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: reads_only: only a POST may be marked (a GET reads ...
     """
 
     method: str
@@ -191,6 +201,7 @@ class Operation:
     query: tuple[str, ...] = ()
     check: Callable[[Mapping[str, Any]], None] | None = field(default=None, compare=False)
     created: bool = False
+    reads_only: bool = False
     caller: str = ACTOR
     whole_body: str | None = None
     local_only: tuple[str, ...] = ()
@@ -208,6 +219,16 @@ class Operation:
             )
         if not self.path.startswith("/"):
             raise InvalidArgumentError(f"path: must start with '/', got {self.path!r}")
+        if self.reads_only and self.verb != "POST":
+            raise InvalidArgumentError(
+                f"reads_only: only a POST may be marked (a GET reads already, a {self.verb} "
+                "changes)"
+            )
+
+    @property
+    def reads(self) -> bool:
+        """Whether the operation only reads: a ``GET``, or a ``POST`` marked ``reads_only``."""
+        return self.verb == "GET" or self.reads_only
 
     @property
     def status(self) -> int:
@@ -270,6 +291,14 @@ class ServiceTable:
     opsloop.errors.InvalidArgumentError: Things: methods without an operation: drop
     >>> ServiceTable(Things, [Operation("get", "GET", "/things/{name}")], composed=["drop"])
     ServiceTable(Things, 1 operations)
+
+    An operation marked ``reads_only`` may not name an acting user:
+
+    >>> class Finder(Protocol):
+    ...     def find(self, text: str, *, actor: str | None = None) -> str: ...
+    >>> ServiceTable(Finder, [Operation("find", "POST", "/find", reads_only=True)])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: Finder.find: reads_only, but it names the acting user...
     """
 
     def __init__(
@@ -301,7 +330,13 @@ class ServiceTable:
                 f"{self.name}: operations that are not methods: {', '.join(unknown)}"
             )
         for operation in self.operations:
-            self.parameters(operation)  # refuses a path or query name the method lacks
+            # Refuses a path or query name the method lacks.
+            parts = self.parameters(operation)
+            if operation.reads_only and parts.acting:
+                raise InvalidArgumentError(
+                    f"{self.name}.{operation.method}: reads_only, but it names the acting user "
+                    f"({operation.caller!r}), as a change does"
+                )
 
     def __repr__(self) -> str:
         return f"ServiceTable({self.name}, {len(self.operations)} operations)"

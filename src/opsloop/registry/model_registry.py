@@ -1168,11 +1168,18 @@ class ModelRegistry(ModelReferences):
         return audit_head(self.db)
 
     def audit(
-        self, name: str | None = None, *, last: int | None = None, before: int | None = None
+        self,
+        name: str | None = None,
+        *,
+        version: int | None = None,
+        last: int | None = None,
+        before: int | None = None,
     ) -> pd.DataFrame:
         """The audit log (every entity, or those of model ``name``, its versions and its
-        aliases), oldest first; with ``before``, the entries whose id is lower, and with
-        ``last``, the newest ``last`` of those (a page of a long log).
+        aliases; with ``version``, only the entries of that version of ``name``), oldest
+        first; with ``before``, the entries whose id is lower, and with ``last``, the newest
+        ``last`` of those (a page of a long log). Each is read from the log's index, so a
+        version's entries cost the same however long the rest of the log is.
 
         >>> _ = registry.register("m", b"x", flavor="onnx")
         >>> _ = registry.register("m2", b"x", flavor="onnx")
@@ -1180,8 +1187,19 @@ class ModelRegistry(ModelReferences):
         ['model:m', 'model:m/version:1']
         >>> registry.audit("m", last=1)["entity"].tolist()
         ['model:m/version:1']
+        >>> _ = registry.register("m", b"y", flavor="onnx")
+        >>> registry.audit("m", version=2)[["action", "entity"]].values.tolist()
+        [['register_version', 'model:m/version:2']]
+        >>> registry.audit(version=2)
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: version: give the model's name with it
         """
-        return audit_entries(self.db, model=name, last=last, before=before)
+        if version is None:
+            return audit_entries(self.db, model=name, last=last, before=before)
+        if name is None:
+            raise InvalidArgumentError("version: give the model's name with it")
+        entity = f"model:{name}/version:{version}"
+        return audit_entries(self.db, entity=entity, last=last, before=before)
 
 
 def _alias_protection(connection: Connection, model_id: int, alias: str) -> tuple[int, bool | str]:

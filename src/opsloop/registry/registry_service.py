@@ -196,11 +196,13 @@ class RegistryService(Protocol):
         self,
         name: Name | None = None,
         *,
+        version: Version | None = None,
         last: PageRows | None = None,
         before: EntryId | None = None,
     ) -> pd.DataFrame:
-        """The audit log, oldest first (all entities, or one model's); with ``before``, the
-        entries whose id is lower, and with ``last``, the newest ``last`` of those."""
+        """The audit log, oldest first (all entities, one model's, or with ``version`` only
+        that version's entries); with ``before``, the entries whose id is lower, and with
+        ``last``, the newest ``last`` of those."""
         ...
 
     def verify_audit_log(self, head: Sha256 | None = None) -> AuditVerification:
@@ -370,6 +372,7 @@ REGISTRY_OPERATIONS = ServiceTable(
                 "versions", list[VersionRow], frame_records, _versions_frame, title="VersionList"
             ),
             check=_finite_bounds,
+            reads_only=True,
         ),
         Operation(
             "register",
@@ -448,7 +451,7 @@ REGISTRY_OPERATIONS = ServiceTable(
             "GET",
             "/audit",
             answer=_AUDIT,
-            query=("name", "last", "before"),
+            query=("name", "version", "last", "before"),
             renamed={"name": "model"},
         ),
     ],

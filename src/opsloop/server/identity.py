@@ -16,8 +16,9 @@ network is never left open.
 A request with no ``Authorization`` header at all is anonymous. What it may do is the
 server's setting ``anonymous`` (``opsloop server --anonymous``, ``app.state.anonymous``):
 ``none`` (the default) refuses it with a 401, ``read`` lets it read what a viewer reads
-(``GET`` and ``HEAD``, as the user :data:`ANONYMOUS`) and refuses anything else with a 401,
-including the searches sent as ``POST``, so a change always names a user. A token that is
+(``GET`` and ``HEAD``, and the operations whose contract marks them ``reads_only``: the
+searches sent as ``POST`` because their question is long, as the user :data:`ANONYMOUS`)
+and refuses anything else with a 401, so a change always names a user. A token that is
 sent and is wrong is a 401 under either setting, never read as anonymous.
 
 A store with a viewer (``db`` is an empty in-memory store):
@@ -109,6 +110,27 @@ def caller(request: Request) -> User:
     >>> print(client.get("/whoami").json()["detail"])
     this server has no users, so a request needs its installation token...
     """
+    return identified(request)
+
+
+def identified(request: Request, *, reads_only: bool = False) -> User:
+    """The user making ``request`` (see :func:`caller`), where ``reads_only`` says that the
+    route only reads although its method is not ``GET`` (a search sent as ``POST``), so an
+    anonymous request may make it on a server that lets them read.
+
+    >>> from fastapi.testclient import TestClient
+    >>> from opsloop.server import create_app
+    >>> app = create_app(db, anonymous="read")
+    >>> @app.post("/find")
+    ... def find(request: Request) -> dict:
+    ...     return {"name": identified(request, reads_only=True).name}
+    >>> @app.post("/change")
+    ... def change(request: Request) -> dict:
+    ...     return {"name": identified(request).name}
+    >>> client = TestClient(app, base_url="http://127.0.0.1:5005")
+    >>> client.post("/find").json(), client.post("/change").status_code
+    ({'name': 'anonymous'}, 401)
+    """
     state = request.app.state
     cache = getattr(state, "token_cache", None)
     if cache is not None:
@@ -118,7 +140,7 @@ def caller(request: Request) -> User:
     header = request.headers.get("authorization")
     token = None
     if header is None and getattr(state, "anonymous", "none") == "read":
-        if request.method in _READING:
+        if request.method in _READING or reads_only:
             return ANONYMOUS
         raise HTTPException(
             401,
@@ -167,8 +189,10 @@ def caller(request: Request) -> User:
     return User(state.os_user, "admin")
 
 
-def require_role(role: str) -> Callable[[Request], User]:
-    """A dependency giving the caller if their role is at least ``role``, else 403.
+def require_role(role: str, *, reads_only: bool = False) -> Callable[[Request], User]:
+    """A dependency giving the caller if their role is at least ``role``, else 403;
+    ``reads_only``: the route only reads though it is not a ``GET`` (see
+    :func:`identified`).
 
     >>> require_role("boss")
     Traceback (most recent call last):
@@ -181,14 +205,14 @@ def require_role(role: str) -> Callable[[Request], User]:
     # request (3-4 ms of a 5 ms request on a busy machine); the token lookup is one indexed
     # read, short enough to run on the event loop.
     async def dependency(request: Request) -> User:
-        user = caller(request)
+        user = identified(request, reads_only=reads_only)
         if not user.can(role):
             raise HTTPException(
                 403, f"user {user.name!r} has role {user.role!r}; this needs {role!r}"
             )
         return user
 
-    dependency.__name__ = f"require_{role}"
+    dependency.__name__ = f"require_{role}" + ("_to_read" if reads_only else "")
     return dependency
 
 

@@ -4,8 +4,9 @@ For each :class:`~opsloop.contract.operation.Operation` of a
 :class:`~opsloop.contract.operation.ServiceTable`, :func:`operation_router` adds one route:
 the path's parameters bounded as the Protocol's annotations say, the query's parameters
 likewise, the rest taken from a JSON body whose model the table derives, the caller's role
-checked by :mod:`.identity`, the caller's name passed as ``actor`` (or the operation's
-``caller`` parameter) where the method takes one, and the answer written by the
+checked by :mod:`.identity` (an operation marked ``reads_only`` as a read), the caller's
+name passed as ``actor`` (or the operation's ``caller`` parameter) where the method takes
+one, and the answer written by the
 operation's :class:`~opsloop.contract.operation.Answer` with its model declared, so the
 OpenAPI document describes every answer. Errors are the library's, mapped to HTTP by
 :mod:`.errors`.
@@ -32,8 +33,13 @@ from opsloop.contract.operation import Operation, ServiceTable
 from opsloop.registry.users import ROLES
 from opsloop.server.identity import require_role
 
-# The least role of each operation, checked before its function runs (which checks again).
-_ROLE = {role: require_role(role) for role in ROLES}
+# The least role of each operation, checked before its function runs (which checks again);
+# an operation that only reads though sent as POST is open to whoever may read.
+_ROLE = {
+    (role, reads_only): require_role(role, reads_only=reads_only)
+    for role in ROLES
+    for reads_only in (False, True)
+}
 _BOUNDS = {
     annotated_types.MaxLen: "max_length",
     annotated_types.MinLen: "min_length",
@@ -104,7 +110,7 @@ def _endpoint(
         inspect.Parameter(
             "caller",
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            annotation=Annotated[Any, Depends(_ROLE[operation.role])],
+            annotation=Annotated[Any, Depends(_ROLE[operation.role, operation.reads_only])],
         ),
     ]
     for name in parts.path:

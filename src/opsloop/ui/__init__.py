@@ -3,7 +3,8 @@ review queue as server-rendered pages.
 
 Parts of a page that change while a deployment runs (the deployment's status, monitoring's
 newest windows and alerts, the live traffic panel) are fragments the page refetches in
-place (:file:`static/fragments.js`, :file:`static/live.js`).
+place (:file:`static/fragments.js`, :file:`static/live.js`, both through the one poll loop
+of :file:`static/poll.js`).
 
 The pages read through the services' Python API (the tracking store, the model registry,
 the deployments, the monitoring and the review queue the server keeps on ``app.state``),

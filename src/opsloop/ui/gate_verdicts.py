@@ -1,7 +1,8 @@
-"""The release-gate verdicts recorded on one version, read from the model's audit log for
-the version page: each run's verdict, gate, baseline and data, and each check with its
-statistic, threshold and verdict (entries recorded before the checks' numbers were kept
-name only the failed checks)."""
+"""The release-gate verdicts recorded on one version, read from that version's entries of
+the audit log (the registry's ``audit(name, version=...)``) for the version page: each
+run's verdict, gate, baseline and data, and each check with its statistic, threshold and
+verdict (entries recorded before the checks' numbers were kept name only the failed
+checks)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ VERDICT_ACTIONS = {"gate_passed": "passed", "gate_failed": "failed"}
 
 def version_gate_verdicts(audit: pd.DataFrame, model: str, version: int) -> list[dict[str, Any]]:
     """The gate verdicts recorded on ``model`` version ``version`` in ``audit`` (the
-    registry's audit table), newest first.
+    registry's audit table: the version's own entries, or any more), newest first.
 
     >>> audit = pd.DataFrame([{"time": pd.Timestamp(0, unit="ms", tz="UTC"), "actor": "ci",
     ...     "action": "gate_failed", "entity": "model:m/version:2", "reason": None,

@@ -128,7 +128,8 @@ def version_view(
         status=200 if problem is None else problem.status,
         version=record,
         lineage=lineage,
-        gates=version_gate_verdicts(registry.audit(name), name, version),
+        # Only this version's entries are read, not the model's (or the store's) whole log.
+        gates=version_gate_verdicts(registry.audit(name, version=version), name, version),
         serving=serving,
         model_aliases={} if aliases.empty else dict(aliases.iloc[0]),
         problem=problem,

@@ -36,6 +36,7 @@ from opsloop.ui.rendering import TEMPLATES
 _STATIC_TYPES = {
     "dashboard.css": "text/css; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
+    "poll.js": "text/javascript; charset=utf-8",
     "live.js": "text/javascript; charset=utf-8",
     "fragments.js": "text/javascript; charset=utf-8",
     "plotly.min.js": "text/javascript; charset=utf-8",

@@ -1,7 +1,9 @@
 """The review queue: items waiting for a person, with the model's suggestion and its
 confidence; claiming one and answering it.
 
-Reading is the review queue service's ``list``; claiming and answering are its ``claim``
+Reading is the review queue service's ``list``; the deployments to choose from are read a
+page at a time through the deployments service (:mod:`.row_pages`), so the page costs the
+same with ten deployments or ten thousand. Claiming and answering are its ``claim``
 and ``answer``, called as the REST API calls them (editor role, the signed-in user acting),
 so an answer to a served request becomes that request's feedback label in the same
 transaction. The forms are plain HTML, checked as every change is (:mod:`.form_posts`).
@@ -25,6 +27,7 @@ from opsloop.tracking.limits import INT32_MAX
 from opsloop.ui.form_posts import FormProblem, posted_form, require_operation_role
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
+from opsloop.ui.row_pages import PageNumber, RowPage, row_page
 from opsloop.ui.session_check import page_user, session_token
 
 router = APIRouter(route_class=PageRoute)
@@ -130,11 +133,46 @@ def review_page(
     state: str = "open",
     done: str | None = None,
     item: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
+    names: PageNumber = 1,
 ) -> Response:
     """The review queue: items of a deployment (default: all) in a state, oldest first;
-    ``done`` and ``item`` say what the last change did."""
+    ``done`` and ``item`` say what the last change did; ``names`` is the page of deployment
+    names (50 a page) the deployment choosers offer."""
     notice = claimed_notice(done, item, deployment)
-    return review_view(request, deployment or None, state, notice=notice)
+    return review_view(request, deployment or None, state, notice=notice, names=names)
+
+
+def names_link(state: str, deployment: str | None, names: int) -> str:
+    """The address of the review page showing page ``names`` of the deployment names,
+    keeping the listing's state and deployment.
+
+    >>> names_link("open", "loans", 2)
+    '/review?state=open&deployment=loans&names=2'
+    >>> names_link("any", None, 1)
+    '/review?state=any&names=1'
+    """
+    query = {"state": state, **({"deployment": deployment} if deployment else {}), "names": names}
+    return f"/review?{urlencode(query)}"
+
+
+def deployment_names(deployments, names: int) -> RowPage:
+    """Page ``names`` of the defined deployments' names (50 a page, by name), read through
+    the deployments service a page at a time; a 404 naming ``names`` past the last page.
+
+    >>> from opsloop.serving import Deployments
+    >>> from opsloop.store import Database
+    >>> deployments = Deployments(Database("sqlite://"))
+    >>> deployment_names(deployments, 1)
+    RowPage(rows=[], number=1, more=False)
+    >>> deployment_names(deployments, 2)
+    Traceback (most recent call last):
+    opsloop.errors.NotFoundError: names: there is no page 2
+    """
+    return row_page(
+        lambda limit, offset: deployments.list(limit=limit, offset=offset)[["name"]],
+        names,
+        field="names",
+    )
 
 
 def review_view(
@@ -144,11 +182,14 @@ def review_view(
     *,
     problem: FormProblem | None = None,
     notice: str | None = None,
+    names: int = 1,
 ) -> Response:
-    """The review page, with an item form's ``problem`` shown beside it (and its status)."""
+    """The review page, with an item form's ``problem`` shown beside it (and its status);
+    the choosers offer page ``names`` of the deployments' names."""
     queue = request.app.state.review_queue
     items = queue.list(deployment, state=state, limit=ITEMS_SHOWN)
-    names = request.app.state.deployments.list()["name"].tolist()
+    chooser = deployment_names(request.app.state.deployments, names)
+    offered = [row["name"] for row in chooser.rows]
     return render(
         request,
         "review.html.j2",
@@ -158,10 +199,14 @@ def review_view(
             for item in items
         ],
         deployment=deployment or "",
-        deployments=names,
+        # The chosen deployment stays choosable on every page of names.
+        deployments=sorted({*offered, *([deployment] if deployment else [])}),
+        names=chooser,
+        earlier_names=names_link(state, deployment, names - 1) if names > 1 else None,
+        later_names=names_link(state, deployment, names + 1) if chooser.more else None,
         # Items may wait for a deployment no longer defined (or one only submitted to).
         claimable=sorted(
-            {*names, *(i.deployment for i in items), *([deployment] if deployment else [])}
+            {*offered, *(i.deployment for i in items), *([deployment] if deployment else [])}
         ),
         state=state,
         states=(*REVIEW_STATES, "any"),

@@ -35,10 +35,14 @@ class RowPage:
 
 
 def row_page(
-    read: Callable[[int, int], pd.DataFrame], number: int, per_page: int = ROWS_PER_PAGE
+    read: Callable[[int, int], pd.DataFrame],
+    number: int,
+    per_page: int = ROWS_PER_PAGE,
+    *,
+    field: str = "page",
 ) -> RowPage:
     """Page ``number`` of a listing, ``read(limit, offset)`` giving its rows from ``offset``
-    on; a 404 naming ``page`` past the last one.
+    on; a 404 naming ``field`` (the address's page parameter) past the last one.
 
     >>> frame = pd.DataFrame({"a": range(120)})
     >>> asked = []
@@ -53,10 +57,13 @@ def row_page(
     >>> row_page(read, 4)
     Traceback (most recent call last):
     opsloop.errors.NotFoundError: page: there is no page 4
+    >>> row_page(read, 5, field="names")
+    Traceback (most recent call last):
+    opsloop.errors.NotFoundError: names: there is no page 5
     """
     found = read(per_page + 1, (number - 1) * per_page)
     if number > 1 and found.empty:
-        raise NotFoundError(f"page: there is no page {number}")
+        raise NotFoundError(f"{field}: there is no page {number}")
     return RowPage(found.iloc[:per_page].to_dict("records"), number, len(found) > per_page)
 
 
