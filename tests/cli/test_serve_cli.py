@@ -105,6 +105,11 @@ def test_serve_on_a_control_planes_url_answers_and_a_refused_token_is_one_line(d
             )
             assert answer.status_code == 200, answer.text
             assert answer.json()["predictions"] == deployed.predict(pd.DataFrame([RECORD])).tolist()
+            # Without --serve the control plane answers no prediction itself.
+            direct = httpx.post(
+                f"{control_url}/v1/deployments/api/predict", json=[RECORD], headers=token
+            )
+            assert direct.status_code == 404, direct.text
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -256,3 +261,77 @@ def test_two_workers_count_every_request_once_and_follow_a_weight_change(
         process.terminate()
         process.wait(timeout=60)
         db.dispose()
+
+
+def test_two_server_workers_answer_both_planes_and_follow_a_weight_change_made_over_http(
+    deployed, store_uri, tmp_path, monkeypatch
+):
+    """``opsloop server --serve --workers 2``: both worker processes answer predictions;
+    a weight change made through the server's own REST API (so answered by one of its
+    workers) is followed by both, no request reaching the variant whose weight became 0;
+    one scrape of /metrics, whichever worker gives it, counts every request sent."""
+    from opsloop.serving import HttpDeployments
+
+    directory = tmp_path / "counts"
+    directory.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    db = Database(store_uri)
+    Deployments(db).deploy(
+        "api",
+        [
+            Variant("blue", "credit", version=1, weight=1.0),
+            Variant("green", "credit", version=1, role="candidate", weight=0.0),
+        ],
+        strategy="blue_green",
+    )
+    db.dispose()
+    # Two fresh interpreters import the app and load the variant: on a loaded machine,
+    # more than the default minute and a half.
+    process, url = started_process(
+        "server", "--serve", "--workers", "2", health="/api/v1/health", deadline_s=300
+    )
+    token = installation_token_path().read_text()
+    control = HttpDeployments(url, token=token)
+    try:
+        before = _send_until_each_worker_answered(url, "blue", directory)
+        assert set(before) == {"blue"}
+        switched = control.switch("api")  # returned: the change is committed
+        assert [(v.name, v.weight) for v in switched.variants] == [("blue", 0.0), ("green", 1.0)]
+        after = _send_until_each_worker_answered(url, "green", directory)
+        assert set(after) == {"green"}
+        per_worker = _answers_per_worker(directory)
+        assert len(per_worker) == 2
+        assert sum(c.get("blue", 0) for c in per_worker.values()) == len(before)
+        assert sum(c.get("green", 0) for c in per_worker.values()) == len(after)
+        labels = {"deployment": "api", "role": "primary"}
+        for _ in range(4):  # scrapes land on either worker; each counts all requests
+            scraped = httpx.get(
+                f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=60
+            ).text
+            blue = metric_value(scraped, "opsloop_predictions_total", {**labels, "variant": "blue"})
+            green = metric_value(
+                scraped, "opsloop_predictions_total", {**labels, "variant": "green"}
+            )
+            assert (blue, green) == (len(before), len(after))
+    finally:
+        control.close()
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_server_workers_on_a_store_in_memory_are_refused(monkeypatch):
+    """Each worker would open an empty in-memory store of its own: refused in one line,
+    before anything listens."""
+    from opsloop.cli.tracking import server_command
+
+    monkeypatch.setenv("OPSLOOP_STORE_URI", "sqlite://")
+    app = typer.Typer()
+    app.command("server")(server_command)
+    result = CliRunner().invoke(app, ["--serve", "--workers", "2", "--port", "5999"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: workers: an in-memory store is each process's own")
+    result = CliRunner().invoke(app, ["--workers", "0"])
+    assert (result.exit_code, result.output.strip()) == (
+        2,
+        "error: --workers: must be a whole number >= 1, got 0",
+    )

@@ -12,12 +12,18 @@ import sys
 import pandas as pd
 
 from opsloop.monitoring.evaluation import evaluate, read_alerts
-from opsloop.monitoring.monitor_state import lock_monitor
+from opsloop.monitoring.monitor_state import lock_monitor, put_state
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import set_reference
-from opsloop.monitoring.running_actions import start_action, webhook_deadline_ms
+from opsloop.monitoring.running_actions import (
+    RUNNING,
+    running_actions,
+    start_action,
+    this_process,
+    webhook_deadline_ms,
+)
 from opsloop.registry import ModelRegistry
 from opsloop.registry.audit import audit_entries
 from opsloop.serving import Deployments, Variant
@@ -32,7 +38,7 @@ REFERENCE = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
 
 TAKE_AND_EXIT = """
 import sys
-from opsloop.monitoring.monitor_state import lock_monitor
+from opsloop.monitoring.monitor_state import lock_monitor, put_state
 from opsloop.monitoring.running_actions import start_action
 from opsloop.store.database import Database
 db = Database(sys.argv[1])
@@ -132,3 +138,53 @@ def test_an_action_in_flight_at_the_retire_of_a_long_name_keeps_its_outcome_in_i
     assert [(o["action"], o["status"]) for o in kept["outcomes"]] == [("webhook", "failed")]
     assert read_actions(db, name)["outcomes"] == []
     assert read_alerts(db, name).empty
+
+
+def _taken_by_a_process_that_exited(db, store_path) -> dict:
+    """The rollback's entry in flight, taken by a child process (this host, this kernel
+    and PID namespace) that then exited without an outcome."""
+    set_reference(db, "api", REFERENCE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run(
+        [sys.executable, "-c", TAKE_AND_EXIT, f"sqlite:///{store_path}", ROLLBACK],
+        capture_output=True, text=True, env=env, check=True, timeout=120,
+    )  # fmt: skip
+    with db.read() as connection:
+        (entry,) = running_actions(connection, "api")
+    return entry
+
+
+def _claimed(db, entry: dict, **process) -> None:
+    """Rewrite ``entry``'s process as ``process`` says."""
+    with db.write() as connection:
+        changed = {**entry, "process": {**entry["process"], **process}}
+        put_state(connection, "api", RUNNING, [changed])
+
+
+def test_an_entry_from_another_pid_namespace_on_this_host_is_not_judged_by_its_pid(db, store_path):
+    """The process that took the action exited, so its pid is free here; an entry claiming
+    the same host name and boot but another PID namespace (another container) is not
+    judged by that pid and stays in flight, as does one naming no namespace (written before
+    namespaces were recorded); the same entry in this namespace is interrupted."""
+    entry = _taken_by_a_process_that_exited(db, store_path)
+    here = this_process()
+    assert {k: entry["process"][k] for k in ("host", "boot", "pid_namespace")} == {
+        k: here[k] for k in ("host", "boot", "pid_namespace")
+    }
+    assert here["pid_namespace"] is not None and here["boot"] is not None
+    for claim in (
+        {"pid_namespace": here["pid_namespace"] + 1},
+        {"boot": "00000000-0000-0000-0000-000000000000"},
+        {"pid_namespace": None, "boot": None},
+    ):
+        _claimed(db, entry, **claim)
+        evaluate(db, "api", actions=ActionContext(db))
+        actions = read_actions(db, "api")
+        assert [r["action_id"] for r in actions["running"]] == [entry["id"]], claim
+        assert actions["outcomes"] == []
+    _claimed(db, entry, pid_namespace=here["pid_namespace"], boot=here["boot"])
+    evaluate(db, "api", actions=ActionContext(db))
+    actions = read_actions(db, "api")
+    assert actions["running"] == []
+    (outcome,) = actions["outcomes"]
+    assert (outcome["status"], outcome["evidence"]["action_id"]) == ("interrupted", entry["id"])

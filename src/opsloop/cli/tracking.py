@@ -369,8 +369,20 @@ def server_command(
             "needs a token)."
         ),
     ] = "none",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes answering on the port (the API, the dashboard and, with "
+            "--serve, the data plane), all on the one store, which must then be a file or "
+            "a database server (not in memory). The control plane keeps its state in the "
+            "store, so any worker answers any request; with --serve each worker loads the "
+            "variants, /metrics counts for all of them, and each starts its own shadow "
+            "processes.",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the REST API (tracking, artifacts, registry) from one process.
+    """Serve the REST API (tracking, artifacts, registry) from one process, or from
+    --workers N processes sharing the port.
 
     On a loopback address with no users, requests that carry the installation token (the
     server-token file in OPSLOOP_HOME, which opsloop's clients send on their own) act as the
@@ -378,9 +390,13 @@ def server_command(
     users add NAME --role ...).
     """
     # The one place a surface starts another: the server's own entry function.
-    from opsloop.server.launch import names, serve
+    # Imported under another name: ``serve`` is the --serve flag here.
+    from opsloop.server.launch import names
+    from opsloop.server.launch import serve as serve_api
 
-    serve(
+    if workers < 1:
+        raise UsageProblem(f"--workers: must be a whole number >= 1, got {workers}")
+    serve_api(
         host,
         port,
         names(allowed_hosts),
@@ -391,4 +407,5 @@ def server_command(
         trust=trust,
         trusted_types=trust_type or (),
         anonymous=anonymous,
+        workers=workers,
     )

@@ -28,6 +28,12 @@ The audit log's monitor entries (``monitor:NAME``) cannot move: the retire adds 
 a deployment's monitor shows (:func:`~.policy_record.read_actions`) are those after the
 last of these.
 
+A prediction event a data plane answered before the retire but writes after it (buffered,
+or answered by a definition it had not yet read again) carries the generation of the
+deployment that answered it, and is written with that deployment's history
+(:mod:`opsloop.serving.retired_names`), never with a deployment created later under the
+name.
+
 An action in flight when the deployment is retired (:mod:`.running_actions`) is left to
 finish; it moves with the history, and its outcome is recorded there (audit entity
 ``monitor:NAME/retired-N``, and its alert), never with a deployment created later under
@@ -47,7 +53,6 @@ the name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -58,6 +63,8 @@ from opsloop.monitoring.action_outcome import record_outcome_in
 from opsloop.monitoring.monitor_state import get_state, put_state
 from opsloop.monitoring.policy import rule_action
 from opsloop.monitoring.retrain_queue import PREFIX as RETRAIN_PREFIX
+from opsloop.serving.retired_names import history_name as named_history
+from opsloop.serving.retired_names import retires
 from opsloop.store import tables
 from opsloop.store.database import clock_of
 
@@ -75,8 +82,6 @@ KEPT_TABLES = (
     tables.monitoring_state,
 )
 _state = tables.monitoring_state
-# The longest name a row's ``deployment`` holds.
-_NAME_LENGTH = tables.monitoring_state.c.deployment.type.length
 
 
 def _cancel_retrain_requests(connection: Connection, deployment: str, at: int) -> int:
@@ -98,24 +103,15 @@ def _cancel_retrain_requests(connection: Connection, deployment: str, at: int) -
 def history_name(connection: Connection, deployment: str) -> str:
     """The name ``deployment``'s history takes at the retire being written:
     ``NAME/retired-N``, N one more than its retires so far (a name too long for the store
-    keeps its start and a digest of the whole, so two never meet).
+    keeps its start and a digest of the whole, so two never meet; see
+    :func:`opsloop.serving.retired_names.history_name`).
 
     >>> from opsloop.store import Database
     >>> with Database("sqlite://").read() as c:
     ...     history_name(c, "api"), len(history_name(c, "x" * 250))
     ('api/retired-1', 250)
     """
-    log = tables.audit_log
-    retired = connection.execute(
-        sa.select(sa.func.count())
-        .select_from(log)
-        .where(log.c.entity == f"monitor:{deployment}", log.c.action == "retire")
-    ).scalar_one()
-    suffix = f"/retired-{retired + 1}"
-    if len(deployment) + len(suffix) <= _NAME_LENGTH:
-        return deployment + suffix
-    digest = hashlib.sha256(deployment.encode()).hexdigest()[:16]
-    return f"{deployment[: _NAME_LENGTH - len(suffix) - 17]}~{digest}{suffix}"
+    return named_history(deployment, retires(connection, deployment) + 1)
 
 
 def retire_monitoring(

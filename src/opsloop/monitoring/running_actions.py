@@ -2,17 +2,33 @@
 
 An action leaves the pending list (:mod:`.evaluation`) in the transaction that writes it
 into the deployment's ``running_actions`` state with an ``id``, the process that runs it
-(host, pid and the process's start time, so that a pid the system gave to a later process
-is not taken for it) and when it started; its outcome's transaction
-(:func:`~.action_outcome.record_outcome`) takes it out. An entry left there means the
-action's outcome is unknown: it is running, or its process stopped (killed, crashed, the
-machine lost) between the two.
+and when it started; its outcome's transaction (:func:`~.action_outcome.record_outcome`)
+takes it out. An entry left there means the action's outcome is unknown: it is running, or
+its process stopped (killed, crashed, the machine lost) between the two.
 
-:func:`take_interrupted` finds the entries whose process is gone: one on this host whose
-process no longer runs, or any whose ``deadline_ms`` passed. Only a webhook has a deadline,
-its tries' time-outs and waits (doubled, plus a minute): the other actions (a rollback, a
-retraining, a promotion) take as long as they take, so one started on another host stays
-in flight until a monitor on that host looks at it.
+**Which process.** A pid names a process only inside one PID namespace of one running
+kernel: two containers on one machine may share a host name and each have a pid 7. So the
+entry names the process by (:func:`this_process`) its host name, the kernel's boot id
+(``/proc/sys/kernel/random/boot_id``, new at every boot), its PID namespace (the inode of
+``/proc/self/ns/pid``, unique among the namespaces the running kernel has), its pid and
+its start time (clock ticks after boot, so that a pid the namespace gave to a later
+process is not taken for it). The rule: **a process is judged by its pid only from the
+same host name, boot and PID namespace**; from anywhere else it is a process of another
+machine. Where ``/proc`` cannot tell the boot or the namespace (not Linux), both sides
+have neither, and the pid is judged on the host as there are no PID namespaces there. An
+entry written before boots and namespaces were recorded names neither, and is never judged
+by its pid from a Linux process: it may have been written in another container.
+
+A namespace whose inode comes back for a later namespace in the same boot is no risk: the
+first one ended with its last process, so its action's process is surely gone, as the
+pid's absence (or another start time) in the new namespace says.
+
+:func:`take_interrupted` finds the entries whose process is gone: one judged by its pid
+(above) whose process no longer runs, or any whose ``deadline_ms`` passed. Only a webhook
+has a deadline, its tries' time-outs and waits (doubled, plus a minute): the other actions
+(a rollback, a retraining, a promotion) take as long as they take, so one started on
+another machine or in another container stays in flight until a monitor in its namespace
+looks at it.
 
 Each interrupted action's outcome is ``interrupted``, audited and an alert as every outcome
 that did not do its work. A webhook is sent again: it carries its ``id`` as its
@@ -66,19 +82,60 @@ def _start_ticks(pid: int) -> str | None:
     return text.rsplit(")", 1)[1].split()[19]
 
 
-def this_process() -> dict[str, Any]:
-    """The host, pid and start time of the running process.
+def _boot_id() -> str | None:
+    """The running kernel's boot id, or ``None`` where it cannot be read."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
 
-    >>> this_process()["pid"] == os.getpid()
-    True
+
+def _pid_namespace() -> int | None:
+    """The inode of this process's PID namespace, or ``None`` where it cannot be read."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def this_process() -> dict[str, Any]:
+    """The host name, boot id, PID namespace, pid and start time of the running process
+    (see the module docstring on which process an entry names).
+
+    >>> process = this_process()
+    >>> process["pid"] == os.getpid(), sorted(process)
+    (True, ['boot', 'host', 'pid', 'pid_namespace', 'started'])
     """
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": _start_ticks(pid)}
+    return {
+        "host": socket.gethostname(),
+        "boot": _boot_id(),
+        "pid_namespace": _pid_namespace(),
+        "pid": pid,
+        "started": _start_ticks(pid),
+    }
+
+
+def judged_by_pid(process: dict[str, Any]) -> bool:
+    """Whether ``process`` (an entry's) is in this process's PID namespace, so that its
+    pid means here what it meant there: the same host name, boot and namespace.
+
+    >>> judged_by_pid(this_process())
+    True
+    >>> judged_by_pid({**this_process(), "pid_namespace": 1})  # another container
+    False
+    >>> judged_by_pid({"host": socket.gethostname(), "pid": 1, "started": "0"}) == (
+    ...     _pid_namespace() is None)  # written before namespaces were recorded
+    True
+    """
+    here = this_process()
+    return all(process.get(key) == here[key] for key in ("host", "boot", "pid_namespace"))
 
 
 def _gone(process: dict[str, Any]) -> bool:
-    """Whether ``process`` surely stopped: it ran on this host and no longer runs."""
-    if process.get("host") != socket.gethostname():
+    """Whether ``process`` surely stopped: it ran in this PID namespace (see
+    :func:`judged_by_pid`) and no longer runs."""
+    if not judged_by_pid(process):
         return False
     pid = int(process["pid"])
     if process.get("started") is not None:
@@ -199,6 +256,7 @@ __all__ = [
     "RUNNING",
     "action_home",
     "finish_action",
+    "judged_by_pid",
     "running_actions",
     "start_action",
     "take_interrupted",

@@ -4,7 +4,10 @@
 Both bind 127.0.0.1 by default and refuse any other address until the store has users with
 API tokens, so a server is never open to the network by accident. ``serve(...,
 data_plane=True)`` (``opsloop server --serve``) mounts the data plane in the control
-plane's process.
+plane's process. Both answer in several processes sharing the port with ``workers``
+(:mod:`.data_plane_workers`, :mod:`.server_workers`), on a store every process opens
+(a file or a database server, never an in-memory SQLite store, which each process would
+have on its own).
 
 >>> serve(host="192.0.2.1", port=0)
 Traceback (most recent call last):
@@ -29,6 +32,9 @@ SETTINGS_VARIABLE = "OPSLOOP_DATA_PLANE_SETTINGS"
 HEALTHCHECK_S = 60
 #: What uvicorn imports in each worker (:mod:`opsloop.server.data_plane_workers`).
 WORKER_FACTORY = "opsloop.server.data_plane_workers:worker_app"
+#: What uvicorn imports in each worker of ``opsloop server --workers N``
+#: (:mod:`opsloop.server.server_workers`).
+SERVER_WORKER_FACTORY = "opsloop.server.server_workers:worker_app"
 
 
 def serve(
@@ -43,6 +49,7 @@ def serve(
     trust: bool = False,
     trusted_types: Sequence[str] = (),
     anonymous: str = "none",
+    workers: int = 1,
 ) -> None:
     """Serve the REST API on ``host:port`` until interrupted.
 
@@ -60,6 +67,11 @@ def serve(
     where that token is. Any other address raises :class:`ValueError` until the store has
     users, as does a port outside 1-65535.
 
+    ``workers`` above 1 answers in that many processes sharing the port
+    (:mod:`opsloop.server.server_workers`): this process checks and announces as for one,
+    then starts them and waits. A store in memory is refused then (each worker would open
+    an empty one of its own).
+
     >>> serve(port=70000)
     Traceback (most recent call last):
     ...
@@ -68,42 +80,106 @@ def serve(
     Traceback (most recent call last):
     ...
     opsloop.errors.InvalidArgumentError: anonymous: must be one of none, read, got 'write'
+    >>> serve(port=5005, workers=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be a whole number >= 1, got 0
     """
     import uvicorn
 
+    _checked_workers(workers)
+    settings = {
+        "host": host,
+        "port": port,
+        "allowed_hosts": list(allowed_hosts),
+        "allowed_origins": list(allowed_origins),
+        "allow_pickle": allow_pickle,
+        "data_plane": data_plane,
+        "trust": trust,
+        "trusted_types": list(trusted_types),
+        "anonymous": anonymous,
+    }
+    app = server_app(settings, workers=workers)
+    runtime = getattr(app.state, "runtime", None)
+    if runtime is not None:
+        _announce_shadows(runtime, (), announce)
+    _announce_token(app, announce)
+    if workers > 1:
+        # The checks and the announcements above are the workers' own; each worker opens
+        # the store and loads its variants again, so this process lets its copies go.
+        if runtime is not None:
+            runtime.close()
+        del app, runtime
+        serve_workers(settings, workers, factory=SERVER_WORKER_FACTORY)
+        return
+    settle_before_serving(app)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if runtime is not None:
+            runtime.close()
+
+
+def server_app(settings: dict, *, workers: int = 1):
+    """The app :func:`serve`'s ``settings`` (its arguments, as a dictionary) describe,
+    checked as it checks them: the control plane, with the data plane mounted when
+    ``settings["data_plane"]``. With ``workers`` above 1 the store must be one every
+    worker opens: an in-memory SQLite store raises :class:`ValueError`.
+
+    >>> server_app({"port": 0})
+    Traceback (most recent call last):
+    ...
+    ValueError: port must be between 1 and 65535, got 0
+    """
     from opsloop.server.app import create_app
     from opsloop.server.identity import anonymous_access
 
+    anonymous = settings.get("anonymous", "none")
     anonymous_access(anonymous)
-    database, local, hosts = _checked_address(host, port, allowed_hosts)
+    database, local, hosts = _checked_address(
+        settings.get("host", "127.0.0.1"), settings["port"], settings.get("allowed_hosts", [])
+    )
+    if workers > 1:
+        _shared_store(database)
     app = create_app(
         database,
         allow_embedded=local,
         allowed_hosts=hosts,
-        allowed_origins=list(allowed_origins),
-        allow_pickle=allow_pickle,
+        allowed_origins=list(settings.get("allowed_origins", [])),
+        allow_pickle=settings.get("allow_pickle", False),
         anonymous=anonymous,
     )
-    if data_plane:
+    if settings.get("data_plane", False):
         from opsloop.server.data_plane import install_data_plane
         from opsloop.serving.serving_runtime import ServingRuntime
 
         runtime = ServingRuntime(
             database,
             app.state.registry.artifacts,
-            trust=trust,
-            trusted_types=trusted_types,
+            trust=settings.get("trust", False),
+            trusted_types=settings.get("trusted_types", []),
             shadow_isolation="auto",
         )
         install_data_plane(app, runtime)
-        _announce_shadows(runtime, (), announce)
-    _announce_token(app, announce)
-    settle_before_serving(app)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        if data_plane:
-            runtime.close()
+    return app
+
+
+def _checked_workers(workers: object) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+
+
+def _shared_store(database) -> None:
+    """Refuse a store the workers would not share: each process has its own in-memory
+    SQLite database, so workers on one would each see an empty store."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(database.uri)
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ValueError(
+            "workers: an in-memory store is each process's own, so workers would not share "
+            "it; set OPSLOOP_STORE_URI to a SQLite file or a PostgreSQL database"
+        )
 
 
 def serving_app(db, artifacts, runtime):
@@ -284,8 +360,7 @@ def serve_data_plane(
     """
     import uvicorn
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    _checked_workers(workers)
     settings = {
         "deployments": list(deployments),
         "host": host,
@@ -300,6 +375,12 @@ def serve_data_plane(
         "gauge_refresh_s": gauge_refresh_s,
     }
     app = data_plane_app(settings, announce)
+    if workers > 1 and app.state.db is not None:
+        try:
+            _shared_store(app.state.db)
+        except ValueError:
+            app.state.runtime.close()
+            raise
     if workers > 1:
         # The checks and the announcements above are the workers' own; each worker loads
         # its variants again, so this process lets its copies go before they start.
@@ -388,10 +469,12 @@ def data_plane_app(settings: dict, announce: Callable[[str], None] = print):
     return app
 
 
-def serve_workers(settings: dict, workers: int) -> None:
-    """Serve :func:`worker_app` in ``workers`` processes on ``settings``' host and port
-    until interrupted (see :mod:`opsloop.server.data_plane_workers` for the metrics
-    directory and the shadow processes).
+def serve_workers(settings: dict, workers: int, *, factory: str = WORKER_FACTORY) -> None:
+    """Serve the app ``factory`` (``module:function``, by default the data plane's
+    :func:`~opsloop.server.data_plane_workers.worker_app`) builds from ``settings`` in
+    ``workers`` processes on ``settings``' host and port until interrupted (see
+    :mod:`opsloop.server.data_plane_workers` for the metrics directory and the shadow
+    processes).
 
     >>> serve_workers({"host": "127.0.0.1", "port": 8080}, 1)
     Traceback (most recent call last):
@@ -414,7 +497,7 @@ def serve_workers(settings: dict, workers: int) -> None:
     os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
     try:
         uvicorn.run(
-            WORKER_FACTORY,
+            factory,
             factory=True,
             host=settings["host"],
             port=settings["port"],

@@ -300,6 +300,9 @@ class Deployment:
     ``required_approvals`` is how many approvals a change of a protected deployment needs,
     and ``required_gate`` the release gate each version a change puts traffic on must have
     passed (``False``: none; ``True``: any; else the gate's name or sha256).
+    ``generation`` is how many deployments of the name were retired before this one was
+    created (0 for the first): the events it answers carry it, so that one written after
+    its retire goes to its history (:mod:`opsloop.serving.retired_names`).
 
     >>> d = Deployment("credit-api", "single", "full_automation",
     ...                (Variant("stable", "credit", alias="champion"),), None, 0, "ana",
@@ -318,6 +321,7 @@ class Deployment:
     serving: Mapping[str, int | None]
     required_approvals: int = 0
     required_gate: bool | str = False
+    generation: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """The fields as a JSON-safe dictionary.
@@ -336,6 +340,7 @@ class Deployment:
             "serving": dict(self.serving),
             "required_approvals": self.required_approvals,
             "required_gate": self.required_gate,
+            "generation": self.generation,
         }
 
     @classmethod
@@ -359,6 +364,8 @@ class Deployment:
             required_approvals=int(document.get("required_approvals", 0)),
             # Documents written before a gate could be required name none.
             required_gate=document.get("required_gate", False),
+            # Documents written before generations were counted name none.
+            generation=int(document.get("generation", 0)),
         )
 
     def to_frame(self) -> pd.DataFrame:

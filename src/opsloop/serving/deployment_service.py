@@ -170,6 +170,7 @@ class EventDocument(TypedDict, total=False):
     at_ms: Required[TimeMs]
     disposition: Annotated[str, OneOf(DISPOSITIONS)] | None
     assertions: dict[Name, Count] | None
+    generation: Count | None
 
 
 _DetectorNumber = Annotated[float, Field(strict=False, allow_inf_nan=False)]

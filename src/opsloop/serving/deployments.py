@@ -89,6 +89,7 @@ from opsloop.serving.input_detector_settings import (
     set_input_detector,
 )
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+from opsloop.serving.retired_names import hold_name, retires
 from opsloop.serving.review_queue import retire_review_items
 from opsloop.serving.rollout_control import rollout_document, set_rollout
 from opsloop.serving.rollout_observer import RolloutObserver
@@ -352,6 +353,9 @@ class Deployments:
             # The monitor's lock before the audit log's, the order the monitoring takes them.
             lock_monitor(connection, name)
             lock_audit_log(connection)
+            # Events of this deployment written from now on see its retire (they hold the
+            # name shared while they choose where they go): see .retired_names.
+            hold_name(connection, name, shared=False)
             # Taking a protected endpoint down is an admin's decision.
             role = "admin" if required_approvals(connection, name) else "editor"
             who = acting_user(connection, actor or self.actor, role)
@@ -785,6 +789,7 @@ class Deployments:
             serving={row.name: row.version for row in rows},
             required_approvals=required_approvals(connection, name),
             required_gate=required_gate(connection, name),
+            generation=retires(connection, name),
         )
 
     def get(self, name: str) -> Deployment:
@@ -1101,7 +1106,7 @@ class Deployments:
         log = tables.audit_log
         with self.db.read() as connection:
             row = connection.execute(
-                sa.select(log.c.after_json)
+                sa.select(log.c.id, log.c.after_json)
                 .where(
                     log.c.entity == _entity(name),
                     log.c.action.in_(DEFINING_ACTIONS),
@@ -1113,6 +1118,11 @@ class Deployments:
             if row is None or row.after_json is None:
                 return None
             document = json.loads(row.after_json)
+            document["generation"] = connection.execute(
+                sa.select(sa.func.count()).where(
+                    log.c.entity == f"monitor:{name}", log.c.action == "retire", log.c.id < row.id
+                )
+            ).scalar_one()
             variants = tuple(Variant.from_dict(v) for v in document["variants"])
             serving = {
                 v.name: v.version
@@ -1370,6 +1380,7 @@ def _store_definition(
         serving={v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)},
         required_approvals=required_approvals(connection, name),
         required_gate=required_gate(connection, name),
+        generation=retires(connection, name),
     )
     return after
 
@@ -1383,5 +1394,6 @@ def _passed_gate(gate: bool | str) -> dict[str, object]:
 def _audited(deployment: Deployment) -> dict[str, object]:
     """What the audit log keeps of a definition: all of it but the name (in the entity)."""
     document = deployment.to_dict()
-    del document["name"]
+    # The generation follows from the log itself (the retires before the entry).
+    del document["name"], document["generation"]
     return document

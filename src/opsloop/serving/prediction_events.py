@@ -37,7 +37,7 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import pandas as pd
@@ -45,6 +45,7 @@ import sqlalchemy as sa
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.serving.process_samples import ProcessSampler
+from opsloop.serving.retired_names import hold_name, home_of
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 from opsloop.store.event_insert import insert_event_columns
@@ -85,7 +86,10 @@ class PredictionEvent:
     with an ``error`` when a shadow failed), the latency in milliseconds and the time in
     milliseconds since the epoch. ``disposition`` says what the client got (``answered``,
     ``suggestion``, ``queued`` for review, ``logged`` only; see :mod:`.automation`) and
-    ``assertions`` counts the rows each model assertion fired on.
+    ``assertions`` counts the rows each model assertion fired on. ``generation`` is that of
+    the deployment definition that answered (:mod:`.retired_names`; ``None``: the event is
+    kept under ``deployment`` as named): the store keeps an event whose deployment was
+    retired before it was written with that deployment's history.
 
     >>> PredictionEvent("api", "s", "shadow", "m", 2, "r", None, [], None, "boom", 1.0,
     ...                 5).to_row()["error"]
@@ -106,6 +110,7 @@ class PredictionEvent:
     at_ms: int
     disposition: str | None = None
     assertions: dict[str, int] | None = None
+    generation: int | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The event as a row of the store's ``prediction_events`` table."""
@@ -150,6 +155,10 @@ class StoreEventSink:
     :data:`~.process_samples.SAMPLE_INTERVAL_S`), as a serving worker needs for its
     windows' software metrics; ``None`` samples nothing.
 
+    An event of a deployment retired before the write (its ``generation`` is older than
+    the name's retires) is kept with that deployment's history, ``NAME/retired-N``, where
+    the retire moved its other events (:mod:`.retired_names`); ``moved`` counts them.
+
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://")
     >>> event = PredictionEvent("api", "s", "primary", "m", 1, "r", None, [], None, None, 1.0, 5)
@@ -169,12 +178,15 @@ class StoreEventSink:
     ) -> None:
         self.db = db
         self.sampler = ProcessSampler() if sampler is _Sampling.PROCESS else sampler
+        #: Events written with a retired deployment's history (answered before its retire).
+        self.moved = 0
 
     def write(self, events: Sequence[PredictionEvent]) -> None:
         """Insert ``events`` (and a process sample that is due) in one transaction."""
         if not events:
             return
         with self.db.write() as connection:
+            events, moved = _homed(connection, events)
             kept = _keep_inputs_by_column(connection, events)
             rows = [event._row() for event in events]
             columns = {name: [row[name] for row in rows] for name in rows[0]}
@@ -191,6 +203,35 @@ class StoreEventSink:
                 )
                 if rows:
                     connection.execute(tables.process_samples.insert(), rows)
+        self.moved += moved
+
+
+def _homed(
+    connection: Any, events: Sequence[PredictionEvent]
+) -> tuple[Sequence[PredictionEvent], int]:
+    """``events``, each under the name its deployment's records are kept under now (see
+    :mod:`.retired_names`), and how many moved to a history; the names are held until the
+    caller's transaction ends, so a retire cannot come between this and the insert."""
+    generations: dict[str, set[int]] = {}
+    for event in events:
+        if event.generation is not None:
+            generations.setdefault(event.deployment, set()).add(event.generation)
+    homes: dict[tuple[str, int], str] = {}
+    for name in sorted(generations):  # one order in every writer
+        hold_name(connection, name, shared=True)
+        for generation in generations[name]:
+            homes[name, generation] = home_of(connection, name, generation)
+    if all(home == name for (name, _), home in homes.items()):
+        return events, 0
+    homed = [
+        e
+        if e.generation is None or homes[e.deployment, e.generation] == e.deployment
+        else replace(e, deployment=homes[e.deployment, e.generation])
+        for e in events
+    ]
+    count = sum(1 for a, b in zip(events, homed, strict=True) if a is not b)
+    logger.info("kept %d prediction events of retired deployments with their history", count)
+    return homed, count
 
 
 def _keep_inputs_by_column(

@@ -258,6 +258,8 @@ class _ShadowJob:
     records: Sequence[dict]
     request_id: str
     routing_key: str | None
+    #: The answering definition's (see :mod:`.retired_names`).
+    generation: int | None = None
 
 
 def restricted(
@@ -805,6 +807,7 @@ class ServingRuntime:
             None,
             seconds,
             marked(decision, flagged),
+            generation=served.definition.generation,
         )
         for shadow in served.shadows:
             if shadow.name == loaded.name:
@@ -814,7 +817,10 @@ class ServingRuntime:
             # Sampled before the copy is made: a copy left out costs the machine nothing.
             if mirror is not None and (sample is None or sample.takes(request_id)):
                 copy = _for_variant(request.sent, served.routing_key_field, shadow)
-                mirror.offer(_ShadowJob(shadow, deployment, copy, request_id, routing_key))
+                job = _ShadowJob(
+                    shadow, deployment, copy, request_id, routing_key, served.definition.generation
+                )
+                mirror.offer(job)
         return ServedAnswer(
             request_id,
             deployment,
@@ -853,6 +859,7 @@ class ServingRuntime:
             answer,
             error,
             seconds,
+            generation=job.generation,
         )
         if failure is not None:
             raise failure  # the mirror counts and logs it, after its event is recorded
@@ -869,6 +876,8 @@ class ServingRuntime:
         error: str | None,
         seconds: float,
         decision: Decision | None = None,
+        *,
+        generation: int | None = None,
     ) -> None:
         event = PredictionEvent(
             deployment=deployment,
@@ -885,6 +894,7 @@ class ServingRuntime:
             at_ms=self.clock(),
             disposition=None if decision is None else decision.disposition,
             assertions=None if decision is None else decision.counts,
+            generation=generation,
         )
         if not self.recorder.record(event):
             self.metrics.events_dropped.inc()

@@ -236,6 +236,8 @@ class ShadowCopy(NamedTuple):
     request_id: str
     routing_key: str | None
     records: list
+    #: The answering definition's (see :mod:`.retired_names`).
+    generation: int | None = None
 
 
 class ChildShadow(NamedTuple):
@@ -395,6 +397,7 @@ class ShadowProcess:
                     job.request_id,
                     job.routing_key,
                     list(job.records),
+                    getattr(job, "generation", None),
                 )
                 for job in batch
             ]
@@ -651,5 +654,6 @@ def _answer(copy: ShadowCopy, host, registry, loaded: dict, deployment, variant,
         error=error,
         latency_ms=seconds * 1000.0,
         at_ms=clock(),
+        generation=copy.generation,
     )
     return event, kind
