@@ -241,6 +241,51 @@ def test_every_answer_becomes_an_event_readable_back(runtime, models):
     assert events["version"].tolist() == [1, 1]
 
 
+def test_a_failing_variants_errors_reach_the_events_windows_and_traffic(registry):
+    # A request whose model fails is the variant's error: it is recorded (the client got an
+    # error, not an answer), so monitoring and the dashboard count it; a request refused
+    # for its input is the client's mistake and is not.
+    from tests.serving.served_models import FailsOnNegative
+
+    from opsloop.monitoring import Windowing
+    from opsloop.monitoring.window_store import read_window, update_windows
+    from opsloop.serving.traffic_series import traffic_series
+
+    frame = pd.DataFrame({"x": [-1.0, 1.0]})
+    registry.register("doubler", FailsOnNegative(), input_schema=frame)
+    Deployments(registry.db).deploy("api", [Variant("live", "doubler", version=1)])
+    at = [3_600_000]
+    served = ServingRuntime(registry.db, registry.artifacts, trust=True, clock=lambda: at[0])
+    try:
+        xs = [1.0, -2.0, 3.0, -0.5, -1.0]
+        answered, failed = [], 0
+        for x in xs:
+            try:
+                answered.append(served.predict("api", [{"x": x}]))
+            except RuntimeError as error:
+                assert str(error) == "a negative x"
+                failed += 1
+        with pytest.raises(InvalidArgumentError):
+            served.predict("api", [{"x": "many"}])
+        assert served.recorder.flush()
+    finally:
+        served.close()
+    events = read_prediction_events(registry.db, "api")
+    assert events["inputs"].tolist() == [[{"x": x}] for x in xs]
+    assert [e if isinstance(e, str) else None for e in events["error"]] == [
+        None if x > 0 else "RuntimeError: a negative x" for x in xs
+    ]
+    assert [o is None for o in events["output"]] == [x < 0 for x in xs]
+    assert set(events["request_id"]) >= {a.request_id for a in answered}
+    assert events["request_id"].nunique() == len(xs)
+    windowing = Windowing("1h")
+    assert update_windows(registry.db, "api", windowing) == len(xs)
+    window = read_window(registry.db, "api", "live", windowing, 3_600_000)
+    assert (window.software.requests, window.software.errors) == (5, 3)
+    series = traffic_series(registry.db, "api", since_ms=3_600_000, until_ms=3_600_001, buckets=1)
+    assert series.variants[0].requests == [5] and series.variants[0].errors == [3]
+
+
 def test_a_pickled_variant_without_trust_is_not_ready(registry, models):
     registry.register("plain", Crashing())
     Deployments(registry.db).deploy("api", [Variant("stable", "plain", version=1)])

@@ -687,8 +687,8 @@ class ServingRuntime:
         if request.served.oversight.runs_model:
             try:
                 answer = request.loaded.predict(request.checked)
-            except Exception:
-                self._model_failed(request)
+            except Exception as caught:
+                self._model_failed(request, caught)
                 raise
         return self._finish(request, answer)
 
@@ -727,8 +727,8 @@ class ServingRuntime:
                     answer = request.loaded.predict(request.checked)
                 else:
                     answer = await batcher.answer(request.checked)
-            except Exception:
-                self._model_failed(request)
+            except Exception as caught:
+                self._model_failed(request, caught)
                 raise
         return self._finish(request, answer)
 
@@ -763,11 +763,24 @@ class ServingRuntime:
             raise
         return _Request(served, loaded, routed, records, routing_key, checked, started, sent)
 
-    def _model_failed(self, request: _Request) -> None:
+    def _model_failed(self, request: _Request, caught: Exception) -> None:
         deployment = request.served.definition.name
         self.metrics.failed(deployment, request.loaded.name, "primary", "model_error")
         if request.routed:
             self.rollouts.observe(request.served, request.loaded.name, failed=True, latency_ms=0.0)
+        # Recorded as a shadow's failure is, so that the monitoring windows and the
+        # dashboard count a failing variant's errors, not only its answers.
+        self._record(
+            request.loaded,
+            deployment,
+            "primary",
+            uuid.uuid4().hex,
+            request.routing_key,
+            request.records,
+            None,
+            f"{type(caught).__name__}: {caught}",
+            time.perf_counter() - request.started,
+        )
 
     def _finish(self, request: _Request, answer: VariantAnswer | None) -> ServedAnswer:
         """Count, observe, oversee, record and mirror an answered request."""

@@ -2,12 +2,12 @@
 and errors, in equal time buckets, from the recorded prediction events.
 
 The serving runtime records one event per answer (:mod:`.prediction_events`): the primary's
-and each shadow's copy, with its latency and, for a failing shadow, its error. This module
-counts them per variant and role in buckets of a time range and takes the exact latency
-quantiles of each bucket (numpy's default linear interpolation between the recorded
-latencies; the monitoring windows keep only a histogram, too coarse for p99). Requests a
-primary refused or failed raise to the client and are counted by the data plane's
-``/metrics`` only, so ``errors`` here are the recorded answers that carry an error.
+and each shadow's copy, with its latency, and one per request whose model failed, with its
+error. This module counts them per variant and role in buckets of a time range and takes
+the exact latency quantiles of each bucket (numpy's default linear interpolation between
+the recorded latencies; the monitoring windows keep only a histogram, too coarse for p99).
+Requests refused for their input (a 422 to the client) are the client's mistake, not the
+variant's, and are counted by the data plane's ``/metrics`` only.
 
 At most ``max_events`` events are read, the newest; when a range holds more, the buckets
 before the oldest event read are left empty (``None``) and ``complete`` is false, so a
