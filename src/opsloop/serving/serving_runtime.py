@@ -780,6 +780,7 @@ class ServingRuntime:
             None,
             f"{type(caught).__name__}: {caught}",
             time.perf_counter() - request.started,
+            generation=request.served.definition.generation,
         )
 
     def _finish(self, request: _Request, answer: VariantAnswer | None) -> ServedAnswer:
