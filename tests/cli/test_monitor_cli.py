@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from opsloop.cli.app import app
 from opsloop.detect import ADWIN
+from opsloop.monitoring.evaluation import read_evaluations
 from opsloop.monitoring.event_log import log_predictions
 from opsloop.monitoring.feature_stream import (
     FeatureReference,
