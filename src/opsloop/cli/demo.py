@@ -973,10 +973,10 @@ def _print_window(console: Console, e, start: int, change: tuple, first_rows: di
     metrics = e.metrics
     first, since_window = first_rows.setdefault(e.variant, (metrics["error_stream_start"], k))
     moved = ["inputs moved"] if k >= shift_window else []
-    rule = ["rule changed"] if k >= change_window else []
+    changed = ["rule changed"] if k >= change_window else []
     if len(injected) > 1 and k > change_window:  # the rule changed back a window later
-        rule = ["rule changed back"]
-    when = ", ".join(moved + rule) or "before the changes"
+        changed = ["rule changed back"]
+    when = ", ".join(moved + changed) or "before the changes"
     accuracy = metrics["task_metric"]
     decay = metrics["decay"]
     console.print(

@@ -25,9 +25,9 @@ not train on, made by the model version whose window is judged (errors on its ow
 rows are too low, and the test then leans to a new relationship).
 
 When no reweighting can be made, :func:`reweighted_reference` says why (``note``): a
-reference without predictions or labels, one whose labels are of another task than the
-window's, a window whose sample expired, no input both sides can encode, or fewer rows than
-the ratio's cross-fitting folds.
+reference without predictions or labels, one whose values give no absolute error for a
+regression's window, a window whose sample expired, no input both sides can encode, fewer
+rows than the ratio's cross-fitting folds, or inputs the ratio's estimator refuses.
 
 >>> import numpy as np, pandas as pd
 >>> from opsloop.data.training_reference import build_reference
@@ -54,7 +54,6 @@ import pandas as pd
 
 from opsloop.analysis.density_ratio import estimate_density_ratio
 from opsloop.data.training_reference import LABEL_COLUMN, PREDICTION_COLUMN, Reference
-from opsloop.monitoring.window_metrics import task_errors
 
 #: The most values of one categorical input that get an indicator of their own.
 MAX_LEVELS = 20
@@ -171,32 +170,48 @@ def reweighted_reference(
             f"the density ratio needs at least {FOLDS} rows on each side: the reference has "
             f"{len(rows)} labelled, the window's sample {len(window_rows)}"
         ))  # fmt: skip
-    reference_task, _, errors = task_errors(
-        pd.DataFrame(
-            {
-                "prediction": [_plain(v) for v in rows[PREDICTION_COLUMN]],
-                "label": [_plain(v) for v in rows[LABEL_COLUMN]],
-            }
-        )
-    )
-    if reference_task != task:
+    errors = _errors(rows[PREDICTION_COLUMN].tolist(), rows[LABEL_COLUMN].tolist(), task)
+    if errors is None:
         return ReweightedReference(None, None, note=(
-            f"the reference's labels are of another task ({reference_task}) than the "
-            f"window's ({task})"
+            f"the reference's predictions and labels are not numbers: no {task} errors"
         ))  # fmt: skip
     left, right, columns = encoded_inputs(reference, rows, window_rows)
     if not columns:
         return ReweightedReference(None, None, note=(
             "no input of the reference is in the window's sample as a number or a category"
         ))  # fmt: skip
-    ratio = estimate_density_ratio(left, right, folds=FOLDS)
+    try:
+        ratio = estimate_density_ratio(left, right, folds=FOLDS)
+    except ValueError as error:  # inputs the estimator refuses: the window is still judged
+        return ReweightedReference(None, None, note=f"no density ratio: {error}")
     summary = {k: v if isinstance(v, int) else _finite(v) for k, v in ratio.to_dict().items()}
     return ReweightedReference(errors, ratio.weights, columns, summary)
 
 
-def _plain(value: Any) -> Any:
-    """A sample's value as the window's labelled rows hold it: numpy scalars as Python's."""
-    return value.item() if isinstance(value, np.generic) else value
+def _class(value: Any) -> Any:
+    """A sample's value as a class: numpy scalars as Python's, a whole float as an integer
+    (a sample may keep integer labels as floats)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _errors(predictions: list, labels: list, task: str) -> np.ndarray | None:
+    """Each reference row's error for ``task``, as the window's are counted
+    (:func:`~opsloop.monitoring.window_metrics.task_errors`): 0/1 misclassification for
+    ``"accuracy"``, absolute error otherwise; ``None`` when the values are not numbers for
+    an absolute error."""
+    if task == "accuracy":
+        wrong = [_class(p) != _class(y) for p, y in zip(predictions, labels, strict=True)]
+        return np.asarray(wrong, dtype=np.float64)
+    try:
+        found = np.abs(
+            np.asarray(predictions, dtype=np.float64) - np.asarray(labels, dtype=np.float64)
+        )
+    except (TypeError, ValueError):
+        return None
+    return found if np.isfinite(found).all() else None
 
 
 def _finite(value: float) -> float | None:
