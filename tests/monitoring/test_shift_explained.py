@@ -149,6 +149,7 @@ def _judged(frame_ref, predictions, labels, window, window_errors):
 REPEATS = 100
 
 
+@pytest.mark.slow
 def test_a_covariate_shift_alone_is_explained_at_about_the_nominal_rate():
     """Over seeded repeats, a tilt of the inputs towards where the model errs raises the
     error well above the reference's; the test says the relationship moved in about alpha
@@ -179,8 +180,11 @@ def test_a_concept_change_with_the_covariate_shift_is_not_explained():
         pool = np.arange(9000, 30_000)
         chosen = pool[_tilted(rng, errs.decision_function(x[pool]), 500, 1.0)]
         labels = y[chosen].copy()
-        # The relationship moves: where the first input is positive the label flips.
-        labels[x[chosen, 0] > 0] = 1 - labels[x[chosen, 0] > 0]
+        # A new relationship: where the first input is above its median, the label is the
+        # opposite of the model's answer (a flip of the old labels there could lower the
+        # error, where the tilt put rows the model gets wrong more often than not).
+        upper = x[chosen, 0] > np.median(x[chosen, 0])
+        labels[upper] = 1 - model.predict(x[chosen][upper])
         columns = [f"f{i}" for i in range(x.shape[1])]
         errors = (model.predict(x[chosen]) != labels).astype(float)
         found = _judged(
@@ -191,47 +195,43 @@ def test_a_concept_change_with_the_covariate_shift_is_not_explained():
             errors,
         )
         not_explained += found["explained"] is False
-    assert not_explained >= 19
+    assert not_explained == 20
+
+
+CANCER_INPUTS = ["mean radius", "mean texture", "mean smoothness", "worst area", "mean concavity"]
 
 
 def test_breast_cancer_shifted_towards_the_uncertain_cases():
-    """Breast cancer rows: a model on two of the inputs, the rest held out as reference and
-    window pool; the window draws more of the rows where the model errs (an exponential tilt
-    on the inputs, the labels the data's own): the rise is explained. The same window with
-    its labels flipped where a third input is large is not."""
+    """Breast cancer rows on five inputs, over six seeded splits: a model on two of them,
+    250 held-out rows as the reference and a window of 100 drawn from the rest with more of
+    the rows where the model errs (an exponential tilt on the inputs; the labels are the
+    data's own): the rise is explained. The same window with its labels flipped where the
+    worst area is above its median (a new relationship) is not."""
     data = load_breast_cancer(as_frame=True)
-    frame, target = data.data, data.target.to_numpy()
-    order = np.random.default_rng(7).permutation(len(frame))
-    train, rest = order[:200], order[200:]
+    frame, target = data.data[CANCER_INPUTS], data.target.to_numpy()
     inputs = ["mean texture", "mean smoothness"]
-    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(
-        frame.iloc[train][inputs], target[train]
-    )
-    ref, pool = rest[:200], rest[200:]
-    wrong = model.predict(frame.iloc[ref][inputs]) != target[ref]
-    errs = make_pipeline(StandardScaler(), LogisticRegression()).fit(frame.iloc[ref], wrong)
-    rng = np.random.default_rng(3)
-    chosen = pool[_tilted(rng, errs.decision_function(frame.iloc[pool]), 120, 1.0)]
-    window = frame.iloc[chosen].reset_index(drop=True)
-    predicted = model.predict(frame.iloc[chosen][inputs])
-    errors = (predicted != target[chosen]).astype(float)
-    found = _judged(
-        frame.iloc[ref].reset_index(drop=True),
-        model.predict(frame.iloc[ref][inputs]),
-        target[ref],
-        window,
-        errors,
-    )
-    assert found["window_error"] > found["reference_error"] + 0.05
-    assert found["explained"] is True
-    flipped = target[chosen].copy()
-    large = window["mean area"].to_numpy() > np.median(frame["mean area"])
-    flipped[large] = 1 - flipped[large]
-    found = _judged(
-        frame.iloc[ref].reset_index(drop=True),
-        model.predict(frame.iloc[ref][inputs]),
-        target[ref],
-        window,
-        (predicted != flipped).astype(float),
-    )
-    assert found["explained"] is False
+    rises = []
+    for seed in range(6):
+        order = np.random.default_rng(seed).permutation(len(frame))
+        train, ref, pool = order[:150], order[150:400], order[400:]
+        model = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+            frame.iloc[train][inputs], target[train]
+        )
+        ref_rows = frame.iloc[ref].reset_index(drop=True)
+        ref_predictions = model.predict(ref_rows[inputs])
+        wrong = ref_predictions != target[ref]
+        errs = make_pipeline(StandardScaler(), LogisticRegression()).fit(ref_rows, wrong)
+        rng = np.random.default_rng(3)
+        chosen = pool[_tilted(rng, errs.decision_function(frame.iloc[pool]), 100, 2.0)]
+        window = frame.iloc[chosen].reset_index(drop=True)
+        predicted = model.predict(window[inputs])
+        errors = (predicted != target[chosen]).astype(float)
+        found = _judged(ref_rows, ref_predictions, target[ref], window, errors)
+        rises.append(found["window_error"] - found["reference_error"])
+        assert found["explained"] is True, (seed, found)
+        flipped = target[chosen].copy()
+        large = window["worst area"].to_numpy() > np.median(frame["worst area"])
+        flipped[large] = 1 - flipped[large]
+        found = _judged(ref_rows, ref_predictions, target[ref], window, predicted != flipped)
+        assert found["explained"] is False, (seed, found)
+    assert np.mean(rises) > 0.05
