@@ -100,17 +100,26 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(demo_run, mon
         assert outcome is None or re.search(r"back on live|to \d+%", outcome.group(1))
     assert "the three slices with the most room for improvement" in text
     assert "plotly" in paths["analysis_champion"].read_text()
-    # The loop closes: the labelling rule of the served traffic changes at window 2; the
-    # windows before show no decay, window 2 shows concept drift (inputs unchanged), the
-    # retraining policy fires on it, trains on that window's rows only, and the new version
-    # meets the gate before its canary starts (or the gate stops it, and nothing deploys).
+    # The loop closes: the applicants move at window 1 and the labelling rule changes at
+    # window 2; window 0 shows no decay, window 1 data drift, window 2 concept drift though
+    # the inputs moved too (its error far above what the reference, weighted to its inputs,
+    # expects), the retraining policy fires on it, trains on that window's rows only, and
+    # the new version meets the gate before its canary starts (or the gate stops it).
     loop = flat.split("8. monitor, retrain, gate, canary, promote", 1)[1]
     loop, logged = loop.split("9. reports logged", 1)
     loop = loop.rstrip(" ─")  # the next step's rule
-    for k in (0, 1):
-        assert f"window {k} (before the change, live): accuracy" in loop
-        assert re.search(rf"window {k} \(before the change, live\): [^)]*decay none", loop)
-    assert re.search(r"window 2 \(after the change, live\): .*? decay concept_drift", loop)
+    assert re.search(r"window 0 \(before the changes, live\): [^)]*decay none", loop)
+    assert re.search(
+        r"window 1 \(inputs moved, live\): [^)]*drift share 0\.[5-9]\d, decay data_drift", loop
+    )
+    window2 = re.search(
+        r"window 2 \(inputs moved, rule changed, live\): .*? decay data_and_concept_drift "
+        r"error (0\.\d+) against (0\.\d+) expected from the reference weighted to the window's "
+        r"inputs \((\d+) effective rows, p-value ([-\de.]+)\): not explained by the move",
+        loop,
+    )
+    assert window2 is not None, loop
+    assert float(window2.group(1)) > float(window2.group(2)) and int(window2.group(3)) >= 100
     # ADWIN signals within a window of the change; the change is estimated near it.
     adwin = re.search(
         r"ADWIN on the error stream of credit-default v1: alarm at row ([\d,]+); the change "
@@ -141,8 +150,8 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(demo_run, mon
     assert "risk-officer approves credit-default v3 as champion: its canary completed" in loop
     # The window it was judged on, as a UTC time (the demo's clock is simulated).
     promoted = re.search(
-        r"window 3 \(after the change, retrained\): accuracy (0\.\d+).*? alert: task_metric >= "
-        r"0.8 -> promote promote done: 'credit-api' promoted 'retrained': serves "
+        r"window 3 \(inputs moved, rule changed, retrained\): accuracy (0\.\d+).*? alert: "
+        r"task_metric >= 0.8 -> promote promote done: 'credit-api' promoted 'retrained': serves "
         r"credit-default v3, 'champion' moved to it; policy 'task_metric >= 0.8 -> promote' "
         r"held: task_metric 0\.\d+ in the window from \d{4}-\d\d-\d\dT\d\d:00:00Z",
         loop,
@@ -150,7 +159,7 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(demo_run, mon
     assert promoted is not None and float(promoted.group(1)) >= 0.8
     # Once live serves v3, its detector reads v3's errors afresh: no alarm of the version
     # change is printed as if it were the injected shift, and the restart is shown.
-    window4 = loop.split("window 4 (after the change, live)", 1)[1]
+    window4 = loop.split("window 4 (inputs moved, rule changed, live)", 1)[1]
     assert re.search(
         r"ADWIN on the error stream of live restarts at row [\d,]+: it now serves "
         r"credit-default v3 \(was v1\), whose errors are another stream",

@@ -985,8 +985,9 @@ def _print_window(console: Console, e, start: int, change: tuple, first_rows: di
         f"{metrics['drift_share'] or 0:.2f}, decay {decay['kind']}"
     )
     shift = decay.get("shift") or {}
-    if shift.get("test"):
-        # The inputs moved: the error the reference's rows make, weighted to the window's.
+    if shift.get("test") and decay["error"]["rose"]:
+        # The inputs moved and the error rose: did the move explain it? The error the
+        # reference's rows make, weighted to the window's inputs, against the window's.
         verdict = {True: "explained", False: "not explained", None: "cannot tell"}
         p_value = "" if shift["p_value"] is None else f", p-value {shift['p_value']:.3g}"
         console.print(
