@@ -194,7 +194,7 @@ def decay_kind(
     if task is None or len(errors) == 0 or history is None or history.width == 0:
         return {"kind": None, "inputs_moved": moved, "error": None, "shift": None}
     error = error_rise(task, errors, history, alpha)
-    shift = None
+    shift: dict[str, Any] | None = None
     if moved and reweighted is not None:
         if reweighted.errors is None or reweighted.weights is None:
             shift = {"explained": None, "note": reweighted.note}
@@ -213,7 +213,7 @@ def decay_kind(
     elif not error["rose"]:
         kind = "data_drift"
     else:
-        explained = None if shift is None else shift["explained"]
+        explained: bool | None = None if shift is None else shift["explained"]
         kind = {
             True: "data_drift",
             False: "data_and_concept_drift",
