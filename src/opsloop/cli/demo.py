@@ -173,7 +173,6 @@ def _run_steps(
         monitoring_path = _close_loop(
             models["registry"],
             server,
-            models["test_rows"],
             seed,
             output,
             console,
@@ -621,6 +620,9 @@ def _analyse(
 
 
 HOUR_MS = 3_600_000
+#: The applications of the monitoring reference: enough that, weighted to the moved
+#: applicants' inputs, they are worth the 100 rows the decay's test needs.
+REFERENCE_ROWS = 3000
 #: The covariate shift of the live traffic (:class:`opsloop.datasets.CovariateShift`): an
 #: older clientele with higher salaries and loans, applying more on mobile and from the
 #: capital's region. It moves seven of the ten features; the labelling rule stays.
@@ -664,7 +666,6 @@ def train_credit_model(frame):
 def _close_loop(
     registry,
     server,
-    held_out,
     seed: int,
     output: Path,
     console: Console,
@@ -680,9 +681,10 @@ def _close_loop(
     ``server``'s data plane, their labels coming back through its feedback endpoint; the
     applicants move (:data:`LIVE_SHIFT`, a covariate shift) at the start of window
     ``shift_window`` and the labelling rule changes at the start of window
-    ``change_window``. The reference is a sample of the ``held_out`` applications (rows the
-    model did not train on) with the model's answers and their labels, so that monitoring
-    can tell whether the move of the inputs explains a rise of the error. Each closed window
+    ``change_window``. The reference is :data:`REFERENCE_ROWS` fresh applications from the
+    training data's generator (rows the model did not train on, whatever ``rows`` the demo
+    was given) with the model's answers and their labels, so that monitoring can tell
+    whether the move of the inputs explains a rise of the error. Each closed window
     is evaluated; the retraining policy acts on the window that shows concept drift and
     starts the new version's canary. The detection table then says, for each change, the
     window it was injected in and the first window each signal fired in, as the store holds
@@ -722,7 +724,7 @@ def _close_loop(
         reason="the version serving now answers alone while monitoring watches",
     )
     model = registry.load("credit-default", version, trusted_types=DEMO_TRUSTED_TYPES)
-    reference = held_out.sample(n=min(len(held_out), 3000), random_state=seed)
+    reference = credit(REFERENCE_ROWS, seed + 5)
     set_reference(
         db,
         "credit-api",
