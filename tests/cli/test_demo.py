@@ -20,6 +20,7 @@ from rich.console import Console
 from opsloop.cli.demo import FEATURES, run_demo
 from opsloop.cli.demo_server import DemoServer
 from opsloop.data.schema import Schema
+from opsloop.monitoring import Windowing, read_alerts, read_evaluations
 from opsloop.registry.audit import audit_entries, verify_audit_log
 from opsloop.registry.users import list_tokens
 from opsloop.serving import read_prediction_events
@@ -99,17 +100,26 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(demo_run, mon
         assert outcome is None or re.search(r"back on live|to \d+%", outcome.group(1))
     assert "the three slices with the most room for improvement" in text
     assert "plotly" in paths["analysis_champion"].read_text()
-    # The loop closes: the labelling rule of the served traffic changes at window 2; the
-    # windows before show no decay, window 2 shows concept drift (inputs unchanged), the
-    # retraining policy fires on it, trains on that window's rows only, and the new version
-    # meets the gate before its canary starts (or the gate stops it, and nothing deploys).
+    # The loop closes: the applicants move at window 1 and the labelling rule changes at
+    # window 2; window 0 shows no decay, window 1 data drift, window 2 concept drift though
+    # the inputs moved too (its error far above what the reference, weighted to its inputs,
+    # expects), the retraining policy fires on it, trains on that window's rows only, and
+    # the new version meets the gate before its canary starts (or the gate stops it).
     loop = flat.split("8. monitor, retrain, gate, canary, promote", 1)[1]
     loop, logged = loop.split("9. reports logged", 1)
     loop = loop.rstrip(" ─")  # the next step's rule
-    for k in (0, 1):
-        assert f"window {k} (before the change, live): accuracy" in loop
-        assert re.search(rf"window {k} \(before the change, live\): [^)]*decay none", loop)
-    assert re.search(r"window 2 \(after the change, live\): .*? decay concept_drift", loop)
+    assert re.search(r"window 0 \(before the changes, live\): [^)]*decay none", loop)
+    assert re.search(
+        r"window 1 \(inputs moved, live\): [^)]*drift share 0\.[5-9]\d, decay data_drift", loop
+    )
+    window2 = re.search(
+        r"window 2 \(inputs moved, rule changed, live\): .*? decay data_and_concept_drift "
+        r"error (0\.\d+) against (0\.\d+) expected from the reference weighted to the window's "
+        r"inputs \((\d+) effective rows, p-value ([-\de.]+)\): not explained by the move",
+        loop,
+    )
+    assert window2 is not None, loop
+    assert float(window2.group(1)) > float(window2.group(2)) and int(window2.group(3)) >= 100
     # ADWIN signals within a window of the change; the change is estimated near it.
     adwin = re.search(
         r"ADWIN on the error stream of credit-default v1: alarm at row ([\d,]+); the change "
@@ -140,8 +150,8 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(demo_run, mon
     assert "risk-officer approves credit-default v3 as champion: its canary completed" in loop
     # The window it was judged on, as a UTC time (the demo's clock is simulated).
     promoted = re.search(
-        r"window 3 \(after the change, retrained\): accuracy (0\.\d+).*? alert: task_metric >= "
-        r"0.8 -> promote promote done: 'credit-api' promoted 'retrained': serves "
+        r"window 3 \(inputs moved, rule changed, retrained\): accuracy (0\.\d+).*? alert: "
+        r"task_metric >= 0.8 -> promote promote done: 'credit-api' promoted 'retrained': serves "
         r"credit-default v3, 'champion' moved to it; policy 'task_metric >= 0.8 -> promote' "
         r"held: task_metric 0\.\d+ in the window from \d{4}-\d\d-\d\dT\d\d:00:00Z",
         loop,
@@ -149,7 +159,7 @@ def test_demo_writes_every_artifact_and_finds_the_planted_problems(demo_run, mon
     assert promoted is not None and float(promoted.group(1)) >= 0.8
     # Once live serves v3, its detector reads v3's errors afresh: no alarm of the version
     # change is printed as if it were the injected shift, and the restart is shown.
-    window4 = loop.split("window 4 (after the change, live)", 1)[1]
+    window4 = loop.split("window 4 (inputs moved, rule changed, live)", 1)[1]
     assert re.search(
         r"ADWIN on the error stream of live restarts at row [\d,]+: it now serves "
         r"credit-default v3 \(was v1\), whose errors are another stream",
@@ -284,6 +294,96 @@ def test_the_demo_changes_its_deployment_through_the_api_as_its_users(demo_run, 
     tokens = list_tokens(db, "risk-officer")  # by creation
     assert tokens["last_used_ms"].isna().tolist() == [True, False]
     assert tokens["last_used_ms"].iloc[-1] == signed["time"].iloc[-1].value // 1_000_000
+
+
+TABLE_ROW = re.compile(
+    r"^ +(covariate shift|concept shift) +window (\d+) +(.+?) {2,}(window \d+|never) +"
+    r"(\d+|-) +(\d+) *(.*)$"
+)
+
+
+def _first_fired(windows, injected, fired):
+    """The first window at or after ``injected`` where ``fired`` holds, and the count of
+    windows before it where it held."""
+    after = [k for k, m in windows if k >= injected and fired(m)]
+    return (after[0] if after else None), sum(1 for k, m in windows if k < injected and fired(m))
+
+
+def test_the_detection_table_is_what_the_store_holds(demo_run, monkeypatch):
+    """The table the demo prints, for each change injected into its live traffic, says the
+    window it was injected in and the first window each signal fired in: the same as the
+    evaluated windows and the alerts read back from its store. The covariate shift shows in
+    the drift share and the decay of the window it was injected in, the concept shift in
+    the decay (concept drift, though the inputs moved too) of its own window."""
+    tmp_path, _, text, *_ = demo_run
+    lines = text.split("detection, read back from the store", 1)[1].splitlines()
+    header = re.search(r"window 0 starts at (\S+)\):", lines[0])
+    start = int(pd.Timestamp(header.group(1)).value // 1_000_000)
+    printed = {}
+    for line in lines[2:]:
+        row = TABLE_ROW.match(line)
+        if row is None:
+            break
+        change, injected, signal_name, first, delay, before, detail = row.groups()
+        first_window = None if first == "never" else int(first.split()[1])
+        printed[change, signal_name] = (int(injected), first_window, int(before), detail.strip())
+        assert delay == ("-" if first_window is None else str(first_window - int(injected)))
+    monkeypatch.setenv("OPSLOOP_HOME", str(tmp_path / "store"))
+    for name in ("OPSLOOP_STORE_URI", "OPSLOOP_TRACKING_URI", "OPSLOOP_ARTIFACT_URI"):
+        monkeypatch.delenv(name, raising=False)
+    db = open_database()
+    windows = [
+        ((e.start_ms - start) // 3_600_000, e.metrics)
+        for e in read_evaluations(db, "credit-api", Windowing("1h"), variant="live")
+        if e.start_ms >= start
+    ]
+    assert [k for k, _ in windows] == list(range(len(windows))) and len(windows) == 5
+    moved = {"data_drift", "data_drift_and_error_rise", "data_and_concept_drift"}
+    signals = {
+        ("covariate shift", "drift share >= 0.5"): lambda m: m["drift_share"] >= 0.5,
+        ("covariate shift", "per-feature drift"): lambda m: any(
+            t["drifted"] for t in m["drift"].values()
+        ),
+        ("covariate shift", "decay: inputs moved"): lambda m: m["decay"]["kind"] in moved,
+        ("concept shift", "decay: concept drift"): lambda m: m["concept_drift"] == 1,
+        ("concept shift", "error detector (ADWIN)"): lambda m: m["error_drift"] > 0,
+    }
+    expected = {}
+    for (change, name), fired in signals.items():
+        injected = 1 if change == "covariate shift" else 2
+        expected[change, name] = (injected, *_first_fired(windows, injected, fired))
+    alerts = read_alerts(db, "credit-api", variant="live")
+    raised = [
+        ((a.start_ms - start) // 3_600_000, a.evidence["signal"])
+        for a in alerts.itertuples()
+        if a.start_ms >= start
+    ]
+    for change, injected, names in (
+        ("covariate shift", 1, ("drift_share", "data_drift")),
+        ("concept shift", 2, ("concept_drift", "error_drift")),
+    ):
+        for name in names:
+            ks = [k for k, s in raised if s == name]
+            if ks:
+                after = [k for k in ks if k >= injected]
+                expected[change, f"alert ({name})"] = (
+                    injected,
+                    after[0] if after else None,
+                    sum(1 for k in ks if k < injected),
+                )
+    assert {key: value[:3] for key, value in printed.items()} == expected
+    # What the table said of the first window, from the same window's metrics.
+    first = dict(windows)
+    share = printed["covariate shift", "drift share >= 0.5"]
+    assert share[3] == f"{first[share[1]]['drift_share']:.2f}"
+    concept = printed["concept shift", "decay: concept drift"]
+    assert concept[3] == first[concept[1]]["decay"]["kind"]
+    # The planted changes are found in the windows they were injected in, with no signal
+    # before them; the concept change with the inputs moved is told apart from the move.
+    for key in signals:
+        assert printed[key][1] == printed[key][0] and printed[key][2] == 0, (key, printed[key])
+    assert concept[3] == "data_and_concept_drift"
+    assert first[1]["decay"]["kind"] == "data_drift"
 
 
 def _demo(*arguments: str, **popen) -> subprocess.Popen:

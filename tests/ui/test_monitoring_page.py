@@ -109,7 +109,8 @@ def test_the_windows_tables_hold_the_services_numbers(served):
     kinds = {
         "none": "no decay",
         "concept_drift": "concept drift (error rose, inputs stable)",
-        "data_drift_and_error_rise": "data drift and error rise (both at once)",
+        "data_drift_and_error_rise": "data drift and error rise (both at once, cannot tell "
+        "whether the move explains it)",
     }
     outputs = rows(page.text, "outputs")
     for row, e in zip(outputs, evaluations, strict=True):

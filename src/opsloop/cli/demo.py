@@ -173,7 +173,6 @@ def _run_steps(
         monitoring_path = _close_loop(
             models["registry"],
             server,
-            training,
             seed,
             output,
             console,
@@ -621,6 +620,28 @@ def _analyse(
 
 
 HOUR_MS = 3_600_000
+#: The applications of the monitoring reference: enough that, weighted to the moved
+#: applicants' inputs, they are worth the 100 rows the decay's test needs.
+REFERENCE_ROWS = 3000
+#: The covariate shift of the live traffic (:class:`opsloop.datasets.CovariateShift`): an
+#: older clientele with higher salaries and loans, applying more on mobile and from the
+#: capital's region. It moves seven of the ten features; the labelling rule stays.
+LIVE_SHIFT = {
+    "salary_scale": 1.2,
+    "loan_scale": 1.3,
+    "age_range": (40, 80),
+    "device_mix": {"mobile": 0.7, "desktop": 0.2, "tablet": 0.1},
+    "region_mix": {"capital": 0.4, "north_metro": 0.2, "south_metro": 0.2, "coast": 0.2},
+}
+
+
+def _shift_text() -> str:
+    """:data:`LIVE_SHIFT` in words."""
+    low, high = LIVE_SHIFT["age_range"]
+    return (
+        f"salaries x{LIVE_SHIFT['salary_scale']:g}, loans x{LIVE_SHIFT['loan_scale']:g}, ages "
+        f"{low}-{high}, more mobile, more from the capital's region"
+    )
 
 
 def train_credit_model(frame):
@@ -645,12 +666,12 @@ def train_credit_model(frame):
 def _close_loop(
     registry,
     server,
-    training,
     seed: int,
     output: Path,
     console: Console,
     pages: dict,
     windows: int = 5,
+    shift_window: int = 1,
     change_window: int = 2,
     per_window: int = 600,
     per_request: int = 100,
@@ -658,9 +679,16 @@ def _close_loop(
 ) -> Path:
     """Send hourly windows of applications (on a simulated clock, an hour a window) to
     ``server``'s data plane, their labels coming back through its feedback endpoint; the
-    labelling rule changes at the start of window ``change_window``. Each closed window is
-    evaluated; the retraining policy acts on the window that shows concept drift and starts
-    the new version's canary. While the canary ramps, each request carries one application
+    applicants move (:data:`LIVE_SHIFT`, a covariate shift) at the start of window
+    ``shift_window`` and the labelling rule changes at the start of window
+    ``change_window``. The reference is :data:`REFERENCE_ROWS` fresh applications from the
+    training data's generator (rows the model did not train on, whatever ``rows`` the demo
+    was given) with the model's answers and their labels, so that monitoring can tell
+    whether the move of the inputs explains a rise of the error. Each closed window
+    is evaluated; the retraining policy acts on the window that shows concept drift and
+    starts the new version's canary. The detection table then says, for each change, the
+    window it was injected in and the first window each signal fired in, as the store holds
+    them. While the canary ramps, each request carries one application
     (``per_request`` before), so its gates see enough requests to decide within a window;
     each step is printed as it happens. Once it has all the traffic, the approver signs off
     the new version as champion and the promotion policy makes it the primary. With
@@ -668,7 +696,7 @@ def _close_loop(
     gates roll it back. Writes the monitoring report; raises :class:`DemoFailed` when the
     loop did not close."""
     from opsloop.analysis.gate import parse_gate
-    from opsloop.datasets import DEFAULT_RULE, ConceptShift, credit
+    from opsloop.datasets import DEFAULT_RULE, ConceptShift, CovariateShift, credit
     from opsloop.monitoring import ActionContext, Windowing, evaluate, monitor_report
     from opsloop.monitoring.reference import set_reference
     from opsloop.serving import Variant
@@ -696,7 +724,7 @@ def _close_loop(
         reason="the version serving now answers alone while monitoring watches",
     )
     model = registry.load("credit-default", version, trusted_types=DEMO_TRUSTED_TYPES)
-    reference = training.sample(n=min(len(training), 3000), random_state=seed)
+    reference = credit(REFERENCE_ROWS, seed + 5)
     set_reference(
         db,
         "credit-api",
@@ -707,7 +735,9 @@ def _close_loop(
     changes = [ConceptShift(change_window * per_window, rule=2)]
     if reverts:
         changes.append(ConceptShift((change_window + 1) * per_window, rule=DEFAULT_RULE))
-    stream = credit(windows * per_window, seed + 4, changes=changes)
+    covariate = CovariateShift(shift_window * per_window, **LIVE_SHIFT)
+    stream = credit(windows * per_window, seed + 4, changes=[covariate, *changes])
+    # The error detector's alarms are compared with the rows where the rule changed.
     injected = [c.start for c in changes]
     gate = parse_gate(
         {
@@ -721,6 +751,7 @@ def _close_loop(
         }
     )
     rules = [
+        "drift_share >= 0.5 -> alert",
         "error_drift > 0 -> alert",
         "concept_drift > 0 -> retrain(train=opsloop.cli.demo:train_credit_model)",
     ]
@@ -758,8 +789,9 @@ def _close_loop(
     db.clock = lambda: simulated[0]
     console.print(
         f"credit-api serves credit-default v{version}; {windows} hourly windows of "
-        f"{per_window} applications (simulated time); the labelling rule changes at the "
-        f"start of window {change_window}"
+        f"{per_window} applications (simulated time); the applicants move (covariate shift: "
+        f"{_shift_text()}) at the start of window {shift_window}; the labelling rule changes "
+        f"at the start of window {change_window}"
         + (f" and back at the start of window {change_window + 1}" if reverts else "")
     )
     console.print(f"policies: {'; '.join(rules)}")
@@ -796,7 +828,9 @@ def _close_loop(
             for e in evaluate(
                 db, "credit-api", windowing=windowing, policies=policies, actions=context
             ):
-                _print_window(console, e, start, (change_window, injected), first_rows)
+                _print_window(
+                    console, e, start, (shift_window, change_window, injected), first_rows
+                )
                 outcomes.extend(e.actions)
             ramp.follow()
         # The served runtime's buffered counts are written on the simulated clock too.
@@ -805,6 +839,7 @@ def _close_loop(
         db.clock = now_ms
     if earlier:
         console.print(f"  (and {earlier} window(s) of step 6's requests, per variant)")
+    _print_detection(db, console, windowing, start, shift_window, change_window)
     now = deployments.get("credit-api")
     weights = ", ".join(f"{v.name} v{now.serving[v.name]} {v.weight:g}" for v in now.variants)
     requests = ", ".join(f"{name} {count}" for name, count in sorted(answered.items()))
@@ -928,25 +963,41 @@ def _loop_problem(ramp: _Ramp, outcomes: list[dict], now, champion: int) -> str 
 
 def _print_window(console: Console, e, start: int, change: tuple, first_rows: dict) -> None:
     """One line per evaluated window, then its alerts and what their actions did. ``change``
-    is the window the labelling rule changes in and the rows where it changed, counted from
+    is the window the inputs move in, the one the labelling rule changes in and the rows
+    where it changed, counted from
     the first of window 0 (the error stream's position then, per variant; a variant that
     started later counts from its first window). An alarm is compared with those rows only
     when its detector read the rows through the change: after the variant's version
     changes, its detector starts afresh on the new version's errors (printed), and an
     alarm after that is about the new version, not the injected change."""
-    change_window, injected = change
+    shift_window, change_window, injected = change
     k = (e.start_ms - start) // HOUR_MS
     metrics = e.metrics
     first, since_window = first_rows.setdefault(e.variant, (metrics["error_stream_start"], k))
-    when = "after the change" if k >= change_window else "before the change"
+    moved = ["inputs moved"] if k >= shift_window else []
+    changed = ["rule changed"] if k >= change_window else []
     if len(injected) > 1 and k > change_window:  # the rule changed back a window later
-        when = "after the change back"
+        changed = ["rule changed back"]
+    when = ", ".join(moved + changed) or "before the changes"
     accuracy = metrics["task_metric"]
+    decay = metrics["decay"]
     console.print(
         f"  window {k} ({when}, {e.variant}): accuracy "
         f"{'-' if accuracy is None else f'{accuracy:.3f}'}, drift share "
-        f"{metrics['drift_share'] or 0:.2f}, decay {metrics['decay']['kind']}"
+        f"{metrics['drift_share'] or 0:.2f}, decay {decay['kind']}"
     )
+    shift = decay.get("shift") or {}
+    if shift.get("test") and decay["error"]["rose"]:
+        # The inputs moved and the error rose: did the move explain it? The error the
+        # reference's rows make, weighted to the window's inputs, against the window's.
+        verdict = {True: "explained", False: "not explained", None: "cannot tell"}
+        p_value = "" if shift["p_value"] is None else f", p-value {shift['p_value']:.3g}"
+        console.print(
+            f"    error {shift['window_error']:.3f} against {shift['expected_error']:.3f} "
+            f"expected from the reference weighted to the window's inputs "
+            f"({shift['effective_rows']:.0f} effective rows{p_value}): "
+            f"{verdict[shift['explained']]} by the move"
+        )
     for restart in metrics.get("error_stream_restarts", []):
         console.print(
             f"    ADWIN on the error stream of {e.variant} restarts at row "
@@ -990,6 +1041,30 @@ def _print_window(console: Console, e, start: int, change: tuple, first_rows: di
             for check in gate["checks"]:
                 verdict = "pass" if check["passed"] else "FAIL"
                 console.print(f"      gate {check['name']}: {verdict}, {check['reason']}")
+
+
+def _print_detection(
+    db, console: Console, windowing, start: int, shift_window: int, change_window: int
+) -> None:
+    """The detection table (:mod:`.demo_detection`) of the live traffic's windows, read back
+    from the store."""
+    from opsloop.cli.demo_detection import detection_rows, print_detection
+    from opsloop.monitoring import read_alerts, read_evaluations
+    from opsloop.monitoring.iso_time import utc_iso
+
+    windows = [
+        ((e.start_ms - start) // HOUR_MS, e.metrics)
+        for e in read_evaluations(db, "credit-api", windowing, variant="live")
+        if e.start_ms >= start
+    ]
+    alerts = read_alerts(db, "credit-api", variant="live")
+    raised = [
+        ((int(a.start_ms) - start) // HOUR_MS, a.evidence["signal"], a.rule)
+        for a in alerts.itertuples()
+        if a.start_ms is not None and a.start_ms >= start
+    ]
+    changes = [("covariate shift", shift_window), ("concept shift", change_window)]
+    print_detection(console, detection_rows(windows, raised, changes), utc_iso(start))
 
 
 def log_demo_reports(pages: dict[str, str]) -> str:

@@ -1,5 +1,6 @@
-"""Which kind of decay a labelled window shows: data drift (the inputs moved, the model's
-error did not) or concept drift (the error rose, the inputs did not).
+"""Which kind of decay a labelled window shows: data drift (the inputs moved, and the
+model's error did not rise, or rose only as far as the move explains), concept drift (the
+error rose and the input-to-label relationship moved), or both.
 
 * **Inputs moved:** at least ``moved_share`` of the features drift against the reference
   (``drift_share``, from the per-feature tests of :mod:`.window_metrics`, Holm-adjusted);
@@ -10,14 +11,32 @@ error did not) or concept drift (the error rose, the inputs did not).
   which the error looked constant. For 0/1 errors, Fisher's exact test (one-sided, the
   window's error rate greater; ``scipy.stats.fisher_exact``); for absolute errors, Welch's
   t-test from the two means and variances (one-sided, ``scipy.stats.ttest_ind_from_stats``).
+* **Explained by the move:** when the inputs moved, the reference's labelled errors are
+  weighted by the density ratio of the window's inputs against the reference's
+  (:mod:`.reweighted_reference`): the error the model would make on the window's inputs
+  if the relationship were still the reference's. A one-sided Welch t-test with the
+  weights' effective sample size (:mod:`.shift_explained`) says whether the window errs
+  more than that (``shift``, the test's result, or ``None`` when no reweighting was asked).
 
-The kinds: ``data_drift`` (inputs moved, error stable: the model copes, or the shift is
-into regions where it errs as often), ``concept_drift`` (error rose, inputs stable: the
-input-to-label relationship moved), ``data_drift_and_error_rise`` (both at once: the
-error may come from the shift alone, or from a new relationship too; one window cannot
-tell them apart without weighting the reference by a density ratio, which is not done),
-``none``. A window without labels, or the first labelled one (no history yet), has no kind
-(``None``).
+The kinds (:data:`KINDS`):
+
+* ``none``: inputs stable, error stable;
+* ``data_drift``: inputs moved, and the error is stable, or it rose no further than the
+  weighted reference expects (the move explains it: the model errs as often as before on
+  each kind of input, and the window has more of the kinds it errs on);
+* ``concept_drift``: error rose, inputs stable: the relationship moved;
+* ``data_and_concept_drift``: inputs moved, and the error rose beyond what the weighted
+  reference expects: the relationship moved too;
+* ``data_drift_and_error_rise``: inputs moved and the error rose, and it cannot tell
+  whether the move explains it: no weighted reference (one kept without predictions and
+  labels, a window whose sample expired: ``shift["note"]`` or ``shift`` ``None`` says why),
+  or one worth fewer than :data:`~opsloop.monitoring.shift_explained.MIN_EFFECTIVE_ROWS`
+  rows (Kish's effective sample size of the weights: the window's inputs lie where the
+  reference has few rows). Windows judged before the weighting have this kind too.
+
+A window without labels, or the first labelled one (no history yet), has no kind
+(``None``). The signals :data:`DATA_DRIFT_KINDS` and :data:`CONCEPT_DRIFT_KINDS` say which
+kinds count as data drift and as concept drift (``data_and_concept_drift`` as both).
 
 >>> import numpy as np
 >>> history = ErrorHistory(mean=0.1, width=1000, variance=90.0)
@@ -39,7 +58,24 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-KINDS = ("none", "data_drift", "concept_drift", "data_drift_and_error_rise")
+from opsloop.monitoring.reweighted_reference import ReweightedReference
+from opsloop.monitoring.shift_explained import MIN_EFFECTIVE_ROWS, shift_test
+
+#: The kinds of decay, in the order the gauges list them; ``data_and_concept_drift`` came
+#: last, so older windows' kinds keep their place.
+KINDS = (
+    "none",
+    "data_drift",
+    "concept_drift",
+    "data_drift_and_error_rise",
+    "data_and_concept_drift",
+)
+#: The kinds in which the signal ``data_drift`` is 1: the inputs moved and that is decay.
+DATA_DRIFT_KINDS = ("data_drift", "data_and_concept_drift")
+#: The kinds in which the signal ``concept_drift`` is 1: the relationship moved.
+CONCEPT_DRIFT_KINDS = ("concept_drift", "data_and_concept_drift")
+#: The share of the features that must drift for the inputs to have moved.
+MOVED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -101,6 +137,29 @@ def error_rise(task: str, errors: np.ndarray, history: ErrorHistory, alpha: floa
     }
 
 
+def inputs_moved(drift_share: float | None, moved_share: float = MOVED_SHARE) -> bool | None:
+    """Whether the inputs moved: ``drift_share`` at least ``moved_share`` (``None`` when no
+    feature could be compared).
+
+    >>> inputs_moved(0.6), inputs_moved(0.2), inputs_moved(None)
+    (True, False, None)
+    """
+    return None if drift_share is None else bool(drift_share >= moved_share)
+
+
+def decay_signals(kind: str | None) -> tuple[int | None, int | None]:
+    """The signals ``data_drift`` and ``concept_drift`` of a window of decay ``kind``.
+
+    >>> decay_signals("data_and_concept_drift"), decay_signals("data_drift_and_error_rise")
+    ((1, 1), (0, 0))
+    >>> decay_signals(None)
+    (None, None)
+    """
+    if kind is None:
+        return None, None
+    return int(kind in DATA_DRIFT_KINDS), int(kind in CONCEPT_DRIFT_KINDS)
+
+
 def decay_kind(
     drift_share: float | None,
     task: str | None,
@@ -108,19 +167,56 @@ def decay_kind(
     history: ErrorHistory | None,
     *,
     alpha: float = 0.05,
-    moved_share: float = 0.5,
+    moved_share: float = MOVED_SHARE,
+    reweighted: ReweightedReference | None = None,
+    min_effective_rows: float = MIN_EFFECTIVE_ROWS,
 ) -> dict[str, Any]:
-    """The window's decay: ``kind`` (one of :data:`KINDS`, or ``None``), ``inputs_moved``
-    and the ``error`` test's result (``None`` without labels or history)."""
-    inputs_moved = None if drift_share is None else bool(drift_share >= moved_share)
+    """The window's decay: ``kind`` (one of :data:`KINDS`, or ``None``), ``inputs_moved``,
+    the ``error`` test's result (``None`` without labels or history) and the ``shift``
+    test's (:func:`~opsloop.monitoring.shift_explained.shift_test` of ``errors`` against
+    the ``reweighted`` reference, or its ``note`` alone when there is no weighting; ``None``
+    without a ``reweighted`` reference or when the inputs did not move).
+
+    >>> import numpy as np
+    >>> history = ErrorHistory(mean=0.25, width=400, variance=75.0)
+    >>> rows = np.r_[np.zeros(150), np.ones(50)]
+    >>> shifted = ReweightedReference(rows, np.r_[np.full(150, 0.5), np.full(50, 2.5)])
+    >>> window = np.r_[np.ones(50), np.zeros(30)]
+    >>> decay_kind(0.8, "accuracy", window, history, reweighted=shifted)["kind"]
+    'data_drift'
+    >>> decay_kind(0.8, "accuracy", np.r_[np.ones(70), np.zeros(10)], history,
+    ...            reweighted=shifted)["kind"]
+    'data_and_concept_drift'
+    >>> decay_kind(0.8, "accuracy", window, history)["kind"]
+    'data_drift_and_error_rise'
+    """
+    moved = inputs_moved(drift_share, moved_share)
     if task is None or len(errors) == 0 or history is None or history.width == 0:
-        return {"kind": None, "inputs_moved": inputs_moved, "error": None}
+        return {"kind": None, "inputs_moved": moved, "error": None, "shift": None}
     error = error_rise(task, errors, history, alpha)
-    moved, rose = bool(inputs_moved), error["rose"]
-    kind = {
-        (False, False): "none",
-        (True, False): "data_drift",
-        (False, True): "concept_drift",
-        (True, True): "data_drift_and_error_rise",
-    }[(moved, rose)]
-    return {"kind": kind, "inputs_moved": inputs_moved, "error": error}
+    shift: dict[str, Any] | None = None
+    if moved and reweighted is not None:
+        if reweighted.errors is None or reweighted.weights is None:
+            shift = {"explained": None, "note": reweighted.note}
+        else:
+            shift = shift_test(
+                errors,
+                reweighted.errors,
+                reweighted.weights,
+                alpha=alpha,
+                min_effective_rows=min_effective_rows,
+            )
+            shift["columns"] = list(reweighted.columns)
+            shift["density_ratio"] = reweighted.density_ratio
+    if not moved:
+        kind = "concept_drift" if error["rose"] else "none"
+    elif not error["rose"]:
+        kind = "data_drift"
+    else:
+        explained: bool | None = None if shift is None else shift["explained"]
+        kind = {
+            True: "data_drift",
+            False: "data_and_concept_drift",
+            None: "data_drift_and_error_rise",
+        }[explained]
+    return {"kind": kind, "inputs_moved": moved, "error": error, "shift": shift}

@@ -32,7 +32,10 @@ and are not in its task metric.
 With labels, each window also says which kind of decay it shows (``decay``, and the
 signals ``data_drift`` and ``concept_drift``; :mod:`.decay_kind`): inputs that moved with
 a stable error, or an error that rose with stable inputs, judged against the error
-stream's history that the detector holds before the window (of the same model version).
+stream's history that the detector holds before the window (of the same model version);
+when both moved, whether the move of the inputs explains the rise, by the reference's
+labelled errors weighted to the window's inputs (:mod:`.reweighted_reference`,
+:mod:`.shift_explained`): data drift, data and concept drift, or cannot tell.
 
 Each window also holds the memory and CPU time of the serving workers that answered in it
 (``process``, and the signals ``process_rss_bytes`` and ``process_cpu_seconds``;
@@ -103,7 +106,7 @@ from opsloop.detect import detector_from_state
 from opsloop.monitoring.action_outcome import record_outcome_in
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
-from opsloop.monitoring.decay_kind import decay_kind
+from opsloop.monitoring.decay_kind import decay_kind, decay_signals, inputs_moved
 from opsloop.monitoring.error_stream import ERROR_DETECTORS, RESTART_REASON, read_errors
 from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.feature_stream import (
@@ -124,6 +127,7 @@ from opsloop.monitoring.policy import Policy, rule_action
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.process_metrics import window_process
 from opsloop.monitoring.reference import Reference, reference_with_origin
+from opsloop.monitoring.reweighted_reference import reweighted_reference
 from opsloop.monitoring.running_actions import start_action, take_interrupted, webhook_deadline_ms
 from opsloop.monitoring.stored_policy import policy_in, read_policy
 from opsloop.monitoring.window_estimate import scored_rows, window_estimate
@@ -530,6 +534,13 @@ def _evaluate_window(
         metrics["estimate"] = window_estimate(estimator, reference.scores, rows)
         if metrics["estimate"] is not None:
             metrics["estimated_accuracy"] = metrics["estimate"]["metrics"]["accuracy"]["value"]
+    # The reference's errors weighted to the window's inputs, for telling whether their move
+    # explains a rise of the error: fitted before the lock (a density ratio takes a moment),
+    # in labelled windows whose inputs moved only.
+    reweighted = None
+    if metrics["task"] is not None and inputs_moved(metrics["drift_share"]):
+        sample = None if window.sample is None else window.sample.frame()
+        reweighted = reweighted_reference(reference, sample, metrics["task"])
     watch = features is not None and features["enabled"]
     # Read before the lock: the inputs of a closed window do not change.
     inputs = (
@@ -581,10 +592,9 @@ def _evaluate_window(
             errors[read.history_begin :],
             read.history,
             alpha=alpha,
+            reweighted=reweighted,
         )
-        kind = metrics["decay"]["kind"]
-        metrics["data_drift"] = None if kind is None else int(kind == "data_drift")
-        metrics["concept_drift"] = None if kind is None else int(kind == "concept_drift")
+        metrics["data_drift"], metrics["concept_drift"] = decay_signals(metrics["decay"]["kind"])
         put_state(connection, deployment, f"detector:{key}", read.state)
         # ADWIN's state is the alarm detector's too when it is the one chosen: none apart.
         if read.alarm is not None or alarm is not None:

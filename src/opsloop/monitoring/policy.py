@@ -35,7 +35,9 @@ of the mean's t-interval ``residual_mean_low`` and ``residual_mean_high``, and
 model predicts too low beyond chance.
 
 ``data_drift`` and ``concept_drift`` are 1 in a window that shows that kind of decay and 0
-otherwise (:mod:`.decay_kind`; ``None`` without labels).
+otherwise (:mod:`.decay_kind`; ``None`` without labels): a window whose inputs moved and
+whose error rose beyond what the move explains (``data_and_concept_drift``) counts as
+both, one where it cannot tell (``data_drift_and_error_rise``) as neither.
 
 Actions (every one records the alert with its evidence first; what the action then does is
 in :mod:`.policy_actions`):
