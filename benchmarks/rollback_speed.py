@@ -83,6 +83,20 @@ def rate_gate_runs(rng, runs, canary_rate, share, horizon, **params) -> np.ndarr
     return found
 
 
+def _read_in_chunks(gate, is_canary, event, share, per_canary, canary_requests=250):
+    """The gate's decision after reading the stream in chunks of about
+    ``canary_requests`` canary requests, stopping at the first that decides (the same
+    decision as one read of the whole stream: a gate that decided reads nothing more)."""
+    size = canary_requests * (per_canary + 1)
+    for start in range(0, is_canary.size, size):
+        decision = gate.update_many(
+            is_canary[start : start + size], event[start : start + size], share=share
+        )
+        if decision.verdict != "continue":
+            break
+    return decision
+
+
 def disagreement_gate_runs(rng, runs, disagree_rate, share, horizon, margin) -> np.ndarray:
     """Canary requests each fresh ``disagreement`` gate read when it failed (inf where it
     did not), fed as the serving runtime feeds it (:class:`~opsloop.serving.rollout_observer.
@@ -104,7 +118,7 @@ def disagreement_gate_runs(rng, runs, disagree_rate, share, horizon, margin) -> 
         event = np.zeros(n, bool)
         event[is_canary] = rng.random(horizon) < disagree_rate
         gate = RateGate(detect_ratio=3.0, margin=margin, shares=(share,))
-        decision = gate.update_many(is_canary[read], event[read], share=share)
+        decision = _read_in_chunks(gate, is_canary[read], event[read], share, per_canary)
         if decision.verdict == "fail":
             # Canary requests routed up to the failing one, those not read included.
             found[run] = canary_count[np.flatnonzero(read)[decision.decided_at - 1]]
@@ -137,7 +151,7 @@ def baseline_gate_runs(
         gate = RateGate(
             detect_ratio=3.0, shares=(share,), baseline=[int(events), baseline_requests]
         )
-        decision = gate.update_many(is_canary, event, share=share)
+        decision = _read_in_chunks(gate, is_canary, event, share, per_canary)
         if decision.verdict == "fail":
             found[run] = decision.n_candidate
             by_baseline[run] = decision.baseline["failed_by"] == "baseline"

@@ -152,7 +152,7 @@ def exact_walk_threshold(alpha: float, theta0: float, up: float, down: float) ->
     return min(float(x[int(np.argmax(bound <= alpha))]), math.log(1.0 / alpha))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=512)
 def _walk_bound(alpha: float, walk: tuple) -> np.ndarray:
     h = GRID_STEP
     size = math.ceil((math.log(1.0 / alpha) + REACH) / h)
@@ -165,14 +165,24 @@ def _walk_bound(alpha: float, walk: tuple) -> np.ndarray:
         near = j - math.ceil(up / h)
         far = j + math.floor(down / h)
         far_bound = np.exp(-(x[1:] + down))  # Ville's bound beyond the grid's end
-        moves.append((theta0, near, far, far_bound))
+        # The indices never change between iterations: clip them once.
+        moves.append(
+            (
+                theta0,
+                near <= 0,
+                np.clip(near, 0, size),
+                far > size,
+                np.clip(far, 0, size),
+                far_bound,
+            )
+        )
     bound = np.exp(-x)
     bound[0] = 1.0
     for _ in range(MAX_ITERATIONS):
         step = np.zeros(size)
-        for theta0, near, far, far_bound in moves:
-            v_near = np.where(near <= 0, 1.0, bound[np.clip(near, 0, size)])
-            v_far = np.where(far > size, far_bound, bound[np.clip(far, 0, size)])
+        for theta0, reached, near, beyond, far, far_bound in moves:
+            v_near = np.where(reached, 1.0, bound[near])
+            v_far = np.where(beyond, far_bound, bound[far])
             step = np.maximum(step, theta0 * v_near + (1.0 - theta0) * v_far)
         new = np.minimum(step, bound[1:])
         change = float(np.max(bound[1:] - new))
