@@ -138,6 +138,15 @@ def _shares(values: Any) -> list[float]:
     return sorted({float(s) for s in shares})
 
 
+def _alpha_of(gate: Any) -> float:
+    """A gate's ``alpha``, always set (``_probability`` returns ``None`` only when allowed).
+
+    >>> _alpha_of(RateGate(alpha=0.01))
+    0.01
+    """
+    return float(gate.alpha)
+
+
 def _flags(name: str, values: Any) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
@@ -269,7 +278,9 @@ class RateGate:
             raise InvalidArgumentError(f"margin is an absolute rate below 1, got {margin!r}")
         self.shares = None if shares is None else tuple(_shares(shares))
         self._baseline = self._baseline_arm(baseline, baseline_alpha, guard)
-        self.baseline_alpha = None if self._baseline is None else self._baseline.alpha
+        self.baseline_alpha: float | None = None
+        if self._baseline is not None:
+            self.baseline_alpha = self._baseline.alpha
         self.failed_by: str | None = None
         self._exact_threshold = None
         if self.shares is not None and self.margin == 0.0:
@@ -294,8 +305,9 @@ class RateGate:
             raise InvalidArgumentError("baseline: not with beta (the gate only holds or fails)")
         if isinstance(baseline, (str, bytes)) or len(baseline) != 2:
             raise InvalidArgumentError(f"baseline must be [events, requests], got {baseline!r}")
-        spent = BASELINE_ALPHA * self.alpha if baseline_alpha is None else baseline_alpha
-        if _probability("baseline_alpha", spent) >= self.alpha:
+        total = float(_alpha_of(self))
+        spent = BASELINE_ALPHA * total if baseline_alpha is None else baseline_alpha
+        if float(_probability("baseline_alpha", spent) or 0.0) >= total:
             raise InvalidArgumentError(
                 f"baseline_alpha must be below alpha {self.alpha!r}, got {baseline_alpha!r}"
             )
@@ -314,7 +326,7 @@ class RateGate:
         # Ville's inequality bounds the chance of reaching Wald's log((1 - beta)/alpha) by
         # alpha/(1 - beta): the exact threshold spends that same budget. The baseline
         # test's part of alpha is not the concurrent test's.
-        alpha = self.alpha - (self.baseline_alpha or 0.0)
+        alpha = _alpha_of(self) - (self.baseline_alpha or 0.0)
         return alpha / (1.0 - (self.beta or 0.0))
 
     @property

@@ -277,7 +277,7 @@ class RolloutPolicy:
         >>> RolloutPolicy().rate_gate("errors").alpha
         0.05
         """
-        params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
+        params: dict[str, Any] = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
         return RateGate(**params, shares=self.canary_shares)
 
     def quality_every(self, name: str) -> int:
