@@ -415,7 +415,8 @@ def main() -> None:
         "request, and a rate of 1% needs hundreds of primary requests to be known. Meeting "
         "it there needs the primary's rate before the canary began, which assumes that "
         "rate does not move during the ramp (a system-wide incident would then fail the "
-        "canary); that is not done.",
+        "canary); the baseline option below does it, and its outage columns measure that "
+        "price.",
         "",
         "The SPRT that knows both rates needs "
         f"{_quantile(floor, 0.95)} canary requests at its 95th percentile: the time for a 5% "
