@@ -199,9 +199,41 @@ def fixed_threshold_runs(
     return np.where(failed.any(axis=1), (failed.argmax(axis=1) + 1.0) * per_minute, np.inf)
 
 
-DISAGREEMENT_TEXT: list[str] = []
-OPTION_TEXT: list[str] = []
-SPLIT_TEXT: list[str] = []
+DISAGREEMENT_TEXT: list[str] = [
+    "",
+    (
+        "Not met: with the margin at 1% the 95th percentile is 602 to 993 canary requests; at "
+        "the demo's 2% the jump to 5% is found within 2,000 canary requests in only 62-85% of "
+        "runs. The cause is the test, not the data: the primary never disagrees with itself, so"
+        " the test on the arm of each event has no primary events to weigh the canary's "
+        "against, and the margin enters through the primary's estimated rate (k + 1/2)/(n + 1),"
+        " which starts high, so the canary's first disagreements count little. The test that "
+        "fits is a one-sample SPRT on the mirrored requests (null: disagreement at most the "
+        "margin), as the baseline option below runs on the canary's errors; not done here."
+    ),
+]
+OPTION_TEXT: list[str] = [
+    (
+        "With a baseline of 100,000 requests the 95th percentile at a 50% share goes from 460 "
+        "to 253 canary requests and at 25% from 304 to 263, with false alarms of 1.9-2.4% (the "
+        "bound is 5%); at 5% and 10% it is 248 and 257 against 230 and 247 without (the "
+        "concurrent test keeps a tenth of alpha), so the option is for large shares. The target"
+        " of 250 is met at 5% only, and nearly at 50%. A baseline of 20,000 requests bounds the"
+        " primary's rate less tightly: 267-295. The price: an outage that raises both versions'"
+        " rates at a 50% share rolls the canary back wrongly in 26% of runs (from the start) "
+        "and 17.5% (after 500 canary requests), at 25% in 7.1% and 3.6%, at 5-10% in 2% or "
+        "fewer. At 50% the primary's concurrent traffic is no larger than the canary's, so the "
+        "guard sees a shared rise no sooner than the baseline's test sees the canary's; no "
+        "guard can separate the two faster there without the concurrent test's slowness."
+    ),
+]
+SPLIT_TEXT: list[str] = [
+    (
+        "Halving alpha (a second gate on) moves the 95th percentile at 10% from 246 to 284 "
+        "canary requests, past the target of 250; with three gates, 304. The gates whose "
+        "verdicts are deterministic given the requests are therefore not turned on by default."
+    ),
+]
 
 
 def _quantile(found: np.ndarray, q: float) -> str:
