@@ -503,3 +503,70 @@ def test_a_regression_canary_with_larger_errors_is_rolled_back_by_labels_sent_as
     assert evidence["n_candidate"] + evidence["n_primary"] == len(labelled)
     assert evidence["lower"] > 0.0
     assert deployments.history("api").iloc[-1]["reason"].startswith("rollout: gate 'metric' failed")
+
+
+def test_a_baseline_given_with_the_gate_fails_a_half_share_canary_sooner(registry, clock):
+    # The primary's counts before the canary (as its /metrics would give them): 1,000
+    # errors in 100,000 requests. At a 50% share the concurrent comparison alone needs
+    # hundreds of canary requests; the baseline's test needs far fewer.
+    baseline = [1_000, 100_000]
+    deployments = _deploy(registry, Flaky(0.01, seed=21), Flaky(0.05, seed=22))
+    deployments.set_rollout(
+        "api", steps=[0.5, 1.0], min_requests=100_000, gates={"errors": {"baseline": baseline}}
+    )
+    keys = [f"user-{i}" for i in range(4_000)]
+
+    stable, canary = Flaky(0.01, seed=21), Flaky(0.05, seed=22)
+    gate = RateGate(shares=[0.5], baseline=baseline)
+    alone = RateGate(shares=[0.5])  # the concurrent test without the baseline
+    expected_stop = alone_stop = None
+    for index, key in enumerate(keys):
+        candidate = _is_candidate(key, 0.5)
+        try:
+            (canary if candidate else stable)(FRAME)
+            failed = False
+        except RuntimeError:
+            failed = True
+        if expected_stop is None and gate.update(candidate, failed, 0.5).verdict == "fail":
+            expected_stop = index
+        if alone.update(candidate, failed, 0.5).verdict == "fail" or index == len(keys) - 1:
+            alone_stop = index
+            break
+    expected = gate.decision()
+    assert expected.verdict == "fail" and expected.baseline["failed_by"] == "baseline"
+    assert expected_stop < alone_stop  # for this seed, the baseline decides first
+
+    # The baseline is kept in the rollout's state with the gate: what a restarted worker
+    # reads back is the same gate.
+    saved = deployments.rollout("api")["state"]["gates"]["errors"]
+    assert saved["params"]["baseline"] == baseline
+    assert (
+        RateGate.from_dict(saved).decision() == RateGate(shares=[0.5], baseline=baseline).decision()
+    )
+
+    runtime = _runtime(registry)
+    try:
+        stop = None
+        for index, key in enumerate(keys):
+            _serve(runtime, key)
+            if deployments.rollout("api")["state"]["status"] != "ramping":
+                stop = index
+                break
+    finally:
+        runtime.close()
+    assert stop == expected_stop
+    rollout = deployments.rollout("api")
+    got = rollout["decisions"]["errors"]
+    # The requests arrive one by one and in batches of quiet ones, so the guard's sums run
+    # in another order than the reference's: equal to rounding.
+    assert got["baseline"] == pytest.approx(expected.baseline, abs=1e-9)
+    assert {**got, "baseline": None} == {**expected.to_dict(), "baseline": None}
+    assert [v.weight for v in deployments.get("api").variants] == [1.0, 0.0]
+    reason = deployments.history("api").iloc[-1]["reason"]
+    evidence = expected.baseline
+    assert reason.startswith(
+        "rollout: gate 'errors' failed (candidate against the primary's rate before the "
+        f"canary (at most {evidence['upper_rate']:.4g}, 1000 of 100000): statistic "
+        f"{evidence['statistic']:.4f} >= threshold {evidence['fail_threshold']:.4f}, guard "
+        f"{evidence['guard']:.4f} < {evidence['guard_threshold']:.4f}"
+    )

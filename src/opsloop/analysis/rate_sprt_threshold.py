@@ -114,29 +114,75 @@ def _threshold(alpha: float, detect_ratio: float, shares: tuple, ratio_margin: f
 
 @lru_cache(maxsize=64)
 def _bound(alpha: float, detect_ratio: float, shares: tuple, ratio_margin: float) -> np.ndarray:
-    h = GRID_STEP
-    size = math.ceil((math.log(1.0 / alpha) + REACH) / h)
-    x = np.arange(size + 1) * h
-    j = np.arange(1, size + 1)
     moves = []
     for share in shares:
         r0, r1 = ratio_margin, ratio_margin * detect_ratio
         theta0 = share * r0 / (share * r0 + 1.0 - share)
         theta1 = share * r1 / (share * r1 + 1.0 - share)
         up, down = math.log(theta1 / theta0), math.log((1.0 - theta0) / (1.0 - theta1))
+        moves.append((theta0, up, down))
+    return _walk_bound(alpha, tuple(moves))
+
+
+def exact_walk_threshold(alpha: float, theta0: float, up: float, down: float) -> float:
+    r"""The smallest fail threshold whose chance of ever being reached is at most ``alpha``
+    by a walk that starts at 0 and moves up by ``up`` with probability at most ``theta0``
+    and down by ``down`` otherwise (the log likelihood ratio of a one-sample Bernoulli
+    SPRT, for instance), computed as for :func:`exact_rate_threshold`; never above
+    Ville's :math:`\log(1/\alpha)`.
+
+    A walk whose up-probability is below ``theta0`` reaches it less often: the bound the
+    threshold is chosen by falls with the distance, so
+    :math:`\theta V(x - a) + (1 - \theta) V(x + b)` grows with :math:`\theta`.
+
+    One-sample SPRT of a 1% rate against 3%: up :math:`\log 3`, down
+    :math:`\log(0.99/0.97)`:
+
+    >>> round(exact_walk_threshold(0.05, 0.01, math.log(3.0), math.log(0.99 / 0.97)), 3)
+    2.742
+    """
+    if not 0.0 < alpha < 1.0 or not 0.0 < theta0 < 1.0:
+        raise InvalidArgumentError(
+            f"alpha and theta0 must lie strictly between 0 and 1, got {alpha!r}, {theta0!r}"
+        )
+    if not up > 0.0 or not down > 0.0:
+        raise InvalidArgumentError(f"up and down must be positive, got {up!r}, {down!r}")
+    bound = _walk_bound(float(alpha), ((float(theta0), float(up), float(down)),))
+    x = np.arange(bound.size) * GRID_STEP
+    return min(float(x[int(np.argmax(bound <= alpha))]), math.log(1.0 / alpha))
+
+
+@lru_cache(maxsize=512)
+def _walk_bound(alpha: float, walk: tuple) -> np.ndarray:
+    h = GRID_STEP
+    size = math.ceil((math.log(1.0 / alpha) + REACH) / h)
+    x = np.arange(size + 1) * h
+    j = np.arange(1, size + 1)
+    moves = []
+    for theta0, up, down in walk:
         # A candidate event brings the walk nearer by a: round the jump up (to the grid point
         # at or below x - a); a primary event moves it away by b: round it down.
         near = j - math.ceil(up / h)
         far = j + math.floor(down / h)
         far_bound = np.exp(-(x[1:] + down))  # Ville's bound beyond the grid's end
-        moves.append((theta0, near, far, far_bound))
+        # The indices never change between iterations: clip them once.
+        moves.append(
+            (
+                theta0,
+                near <= 0,
+                np.clip(near, 0, size),
+                far > size,
+                np.clip(far, 0, size),
+                far_bound,
+            )
+        )
     bound = np.exp(-x)
     bound[0] = 1.0
     for _ in range(MAX_ITERATIONS):
         step = np.zeros(size)
-        for theta0, near, far, far_bound in moves:
-            v_near = np.where(near <= 0, 1.0, bound[np.clip(near, 0, size)])
-            v_far = np.where(far > size, far_bound, bound[np.clip(far, 0, size)])
+        for theta0, reached, near, beyond, far, far_bound in moves:
+            v_near = np.where(reached, 1.0, bound[near])
+            v_far = np.where(beyond, far_bound, bound[far])
             step = np.maximum(step, theta0 * v_near + (1.0 - theta0) * v_far)
         new = np.minimum(step, bound[1:])
         change = float(np.max(bound[1:] - new))

@@ -53,6 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from opsloop.analysis.rate_baseline import BASELINE_ALPHA, DEFAULT_GUARD, BaselineArm
 from opsloop.analysis.rate_sprt_threshold import crossing_bound, exact_rate_threshold
 from opsloop.errors import InvalidArgumentError
 
@@ -87,6 +88,7 @@ class GateDecision:
     lower: float | None
     upper: float | None
     decided_at: int | None
+    baseline: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as plain JSON-ready values (no infinities or NaN: ``None`` instead).
@@ -134,6 +136,15 @@ def _shares(values: Any) -> list[float]:
             f"shares must be numbers strictly between 0 and 1, at least one, got {values!r}"
         )
     return sorted({float(s) for s in shares})
+
+
+def _alpha_of(gate: Any) -> float:
+    """A gate's ``alpha``, always set (``_probability`` returns ``None`` only when allowed).
+
+    >>> _alpha_of(RateGate(alpha=0.01))
+    0.01
+    """
+    return float(gate.alpha)
 
 
 def _flags(name: str, values: Any) -> np.ndarray:
@@ -193,6 +204,23 @@ class RateGate:
         never above Ville's, and lower only where the statistic's overshoot leaves part of
         the budget unspent (one share, or a few close ones: for the default ramp 5%, 25%,
         50% it is Ville's). A share outside them is refused until :meth:`allow_any_share`.
+    baseline
+        Opt-in: ``[events, requests]``, the primary's events and requests before the
+        candidate began. The gate then also tests the candidate's requests alone against
+        the primary's rate then (:class:`~opsloop.analysis.rate_baseline.BaselineArm`, whose
+        docstring proves the bound), which detects much sooner at large shares. ``alpha``
+        is split: ``baseline_alpha`` for that test, the rest for the concurrent one, so the
+        false-alarm chance stays at most ``alpha`` while the primary's rate stays where the
+        baseline saw it. The baseline test holds while the primary's concurrent requests
+        show a rise of their own (the guard's statistic at or above ``guard``): an outage
+        hitting both versions is left to the concurrent test. Not with ``beta``.
+    baseline_alpha
+        The baseline test's part of ``alpha`` (default
+        :data:`~opsloop.analysis.rate_baseline.BASELINE_ALPHA` of it: a gate given a
+        baseline is meant for large shares, where the concurrent test is slow anyway).
+    guard
+        The threshold of the guard's statistic (default
+        :data:`~opsloop.analysis.rate_baseline.DEFAULT_GUARD`).
 
     Every threshold here assumes that each request reaches the candidate independently with
     probability ``share``. Routing by a key (a deployment's ``routing_key_field`` or the
@@ -237,6 +265,9 @@ class RateGate:
         ratio_margin: float = 1.0,
         margin: float = 0.0,
         shares: tuple[float, ...] | list[float] | None = None,
+        baseline: tuple[int, int] | list[int] | None = None,
+        baseline_alpha: float | None = None,
+        guard: float = DEFAULT_GUARD,
     ) -> None:
         self.alpha = _probability("alpha", alpha)
         self.beta = _probability("beta", beta, allow_none=True)
@@ -246,6 +277,11 @@ class RateGate:
         if self.margin >= 1.0:
             raise InvalidArgumentError(f"margin is an absolute rate below 1, got {margin!r}")
         self.shares = None if shares is None else tuple(_shares(shares))
+        self._baseline = self._baseline_arm(baseline, baseline_alpha, guard)
+        self.baseline_alpha: float | None = None
+        if self._baseline is not None:
+            self.baseline_alpha = self._baseline.alpha
+        self.failed_by: str | None = None
         self._exact_threshold = None
         if self.shares is not None and self.margin == 0.0:
             self._exact_threshold = exact_rate_threshold(
@@ -260,11 +296,38 @@ class RateGate:
         self.verdict: Verdict = "continue"
         self.decided_at: int | None = None
 
+    def _baseline_arm(
+        self, baseline: Any, baseline_alpha: float | None, guard: float
+    ) -> BaselineArm | None:
+        if baseline is None:
+            return None
+        if self.beta is not None:
+            raise InvalidArgumentError("baseline: not with beta (the gate only holds or fails)")
+        if isinstance(baseline, (str, bytes)) or len(baseline) != 2:
+            raise InvalidArgumentError(f"baseline must be [events, requests], got {baseline!r}")
+        total = float(_alpha_of(self))
+        spent = BASELINE_ALPHA * total if baseline_alpha is None else baseline_alpha
+        if float(_probability("baseline_alpha", spent) or 0.0) >= total:
+            raise InvalidArgumentError(
+                f"baseline_alpha must be below alpha {self.alpha!r}, got {baseline_alpha!r}"
+            )
+        return BaselineArm(
+            baseline[0],
+            baseline[1],
+            alpha=spent,
+            detect_ratio=self.detect_ratio,
+            ratio_margin=self.ratio_margin,
+            margin=self.margin,
+            guard=guard,
+        )
+
     @property
     def _budget(self) -> float:
         # Ville's inequality bounds the chance of reaching Wald's log((1 - beta)/alpha) by
-        # alpha/(1 - beta): the exact threshold spends that same budget.
-        return self.alpha / (1.0 - (self.beta or 0.0))
+        # alpha/(1 - beta): the exact threshold spends that same budget. The baseline
+        # test's part of alpha is not the concurrent test's.
+        alpha = _alpha_of(self) - (self.baseline_alpha or 0.0)
+        return alpha / (1.0 - (self.beta or 0.0))
 
     @property
     def fail_threshold(self) -> float:
@@ -281,7 +344,7 @@ class RateGate:
             return self.fallback_threshold
         if self._exact_threshold is not None:
             return self._exact_threshold
-        return math.log((1.0 - (self.beta or 0.0)) / self.alpha)
+        return -math.log(self._budget)
 
     def allow_any_share(self) -> None:
         r"""From now on read requests at any share, keeping the evidence so far; the fail
@@ -353,6 +416,9 @@ class RateGate:
             lower=None,
             upper=None,
             decided_at=self.decided_at,
+            baseline=None
+            if self._baseline is None
+            else {**self._baseline.evidence(), "failed_by": self.failed_by},
         )
 
     def update(self, candidate: bool, event: bool, share: float) -> GateDecision:
@@ -408,14 +474,25 @@ class RateGate:
         crossed = path >= self.fail_threshold
         if self.beta is not None:
             crossed |= path <= self.pass_threshold
+        baseline_fails = None
+        if self._baseline is not None:
+            llr, guard = self._baseline.paths(is_candidate, is_event)
+            baseline_fails = (llr >= self._baseline.threshold) & (guard < self._baseline.guard)
+            crossed |= baseline_fails
         end = int(np.argmax(crossed)) + 1 if crossed.any() else path.size
+        if self._baseline is not None:
+            self._baseline.keep(llr, guard, end)
         self.log_likelihood_ratio = float(path[end - 1])
         self.n_candidate += int(is_candidate[:end].sum())
         self.n_primary += end - int(is_candidate[:end].sum())
         self.events_candidate += int((is_event & is_candidate)[:end].sum())
         self.events_primary += int(primary_event[:end].sum())
         if crossed.any():
-            self.verdict = "fail" if self.log_likelihood_ratio >= self.fail_threshold else "pass"
+            concurrent = self.log_likelihood_ratio >= self.fail_threshold
+            by_baseline = baseline_fails is not None and bool(baseline_fails[end - 1])
+            self.verdict = "fail" if concurrent or by_baseline else "pass"
+            if self._baseline is not None:
+                self.failed_by = "concurrent" if concurrent else "baseline"
             self.decided_at = self.n_candidate + self.n_primary
         return self.decision()
 
@@ -440,6 +517,15 @@ class RateGate:
             "ratio_margin": self.ratio_margin,
             "margin": self.margin,
             "shares": None if self.shares is None else list(self.shares),
+            **(
+                {}
+                if self._baseline is None
+                else {
+                    "baseline": [self._baseline.events, self._baseline.requests],
+                    "baseline_alpha": self.baseline_alpha,
+                    "guard": self._baseline.guard,
+                }
+            ),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -460,6 +546,15 @@ class RateGate:
                 "verdict": self.verdict,
                 "decided_at": self.decided_at,
                 "fallback_threshold": self.fallback_threshold,
+                **(
+                    {}
+                    if self._baseline is None
+                    else {
+                        "baseline_llr": self._baseline.log_likelihood_ratio,
+                        "guard_statistic": self._baseline.guard_statistic,
+                        "failed_by": self.failed_by,
+                    }
+                ),
             },
         }
 
@@ -475,7 +570,11 @@ class RateGate:
         if data.get("test") != cls.test:
             raise InvalidArgumentError(f"test must be {cls.test!r}, got {data.get('test')!r}")
         gate = cls(**data["params"])
-        for name, value in data["state"].items():
+        state = dict(data["state"])
+        if gate._baseline is not None:
+            gate._baseline.log_likelihood_ratio = state.pop("baseline_llr", 0.0)
+            gate._baseline.guard_statistic = state.pop("guard_statistic", 0.0)
+        for name, value in state.items():
             setattr(gate, name, value)
         return gate
 

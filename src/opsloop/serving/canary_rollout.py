@@ -102,6 +102,16 @@ def _failure(d: dict[str, Any], gate: str) -> str:
             f"{d['fail_threshold']:.4f}; candidate minus primary in [{low:.4f}, "
             f"{high:.4f}]; candidate {d['n_candidate']}, primary {d['n_primary']} rows"
         )
+    baseline = d.get("baseline")
+    if baseline is not None and baseline.get("failed_by") == "baseline":
+        return (
+            f"candidate against the primary's rate before the canary (at most "
+            f"{baseline['upper_rate']:.4g}, {baseline['events']} of {baseline['requests']}): "
+            f"statistic {baseline['statistic']:.4f} >= threshold "
+            f"{baseline['fail_threshold']:.4f}, guard {baseline['guard']:.4f} < "
+            f"{baseline['guard_threshold']:.4f}; candidate {d['events_candidate']} of "
+            f"{d['n_candidate']}, primary {d['events_primary']} of {d['n_primary']}"
+        )
     return (
         f"{d['test']} statistic {d['statistic']:.4f} >= threshold {d['fail_threshold']:.4f}; "
         f"candidate {d['events_candidate']} of {d['n_candidate']}, primary "

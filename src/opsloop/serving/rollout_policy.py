@@ -19,7 +19,14 @@ every serving worker.
   share outside the ramp moves the gate to a threshold valid at any share, see
   :meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`; every threshold assumes
   each request reaches the candidate independently, which routing by key breaks when
-  users' rates differ, see :class:`~opsloop.analysis.sequential.RateGate`):
+  users' rates differ, see :class:`~opsloop.analysis.sequential.RateGate`; opt-in,
+  ``baseline`` ``[events, requests]``, the primary's counts before the canary began (its
+  errors and requests from the data plane's ``/metrics``: a primary's failures raise to
+  the client and are not recorded as prediction events), adds a test of the candidate
+  alone against the primary's rate then, with ``baseline_alpha`` of ``alpha`` (default
+  90% of it) and a ``guard`` against an outage that hits both versions, see
+  :class:`~opsloop.analysis.rate_baseline.BaselineArm`; kept in the rollout's state, so a
+  restart keeps it):
 
   - ``errors``: the candidate's error rate (a model that raises);
   - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
@@ -107,7 +114,16 @@ def _number(name: str, value: Any) -> float:
 
 #: The parameters each kind of gate takes (``bound_ms`` aside, the latency gate's).
 GATE_PARAMS = {
-    "rate": ("alpha", "beta", "detect_ratio", "ratio_margin", "margin"),
+    "rate": (
+        "alpha",
+        "beta",
+        "detect_ratio",
+        "ratio_margin",
+        "margin",
+        "baseline",
+        "baseline_alpha",
+        "guard",
+    ),
     "drift": ("alpha", "min_rows", "every"),
     "estimate": ("effect", "alpha", "margin", "ratio_margin", "min_samples", "every"),
     "metric_loss": ("loss", "effect", "alpha", "margin", "ratio_margin", "min_samples"),
@@ -261,7 +277,7 @@ class RolloutPolicy:
         >>> RolloutPolicy().rate_gate("errors").alpha
         0.05
         """
-        params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
+        params: dict[str, Any] = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
         return RateGate(**params, shares=self.canary_shares)
 
     def quality_every(self, name: str) -> int:
