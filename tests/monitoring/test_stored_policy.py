@@ -146,6 +146,12 @@ def test_a_retired_deployment_s_policy_moves_with_its_history(store, tmp_path):
     assert read_policy(store, "api").revision == 0
     assert set_policy(store, "api", [GIVEN], actor="ana").revision == 1
     assert read_policy(store, "api/retired-1").rules == (STORED,)
+    # A retired deployment's history is written by a retire only: a policy set under the
+    # next history's name would make that retire fail.
+    with pytest.raises(InvalidArgumentError, match="may not contain '/'"):
+        set_policy(store, "api/retired-2", [GIVEN], actor="ana")
+    deployments.retire("api")
+    assert read_policy(store, "api/retired-2").rules == (GIVEN,)
 
 
 def test_a_server_and_the_command_line_apply_the_stored_policy(store, clock, tmp_path):
@@ -178,3 +184,12 @@ def test_a_server_and_the_command_line_apply_the_stored_policy(store, clock, tmp
         assert ran.exit_code == 0, ran.output
     assert [w["alerts"] for w in json.loads(ran.output)] == [[rule]]
     assert read_alerts(store, "api")["start_ms"].tolist() == [T0 + HOUR_MS]
+
+
+def test_new_rules_alone_keep_the_stored_detector(store):
+    set_policy(store, "api", [STORED], error_detector="CUSUM", actor="ana")
+    kept = set_policy(store, "api", [GIVEN], actor="ana")
+    assert (kept.rules, kept.error_detector, kept.revision) == ((GIVEN,), "CUSUM", 2)
+    assert Monitoring(store, actor="ana").set_policy("api", rules=[]).error_detector == "CUSUM"
+    # Never set: the default detector.
+    assert set_policy(store, "web", [GIVEN], actor="ana").error_detector == "ADWIN"

@@ -386,16 +386,17 @@ def policy_set_command(
         bool, typer.Option("--no-rules", help="Store no rules (the detector still runs).")
     ] = False,
     error_detector: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="The error stream's detector: ADWIN (default; 0 false alarms in 20 M items "
             "of a 10% error rate, mean delay 118), CUSUM (0.005 per 100,000, delay 79), "
             "PageHinkley (0.015 per 100,000, delay 81; 0/1 errors only) or DDM (River's "
             "defaults, not calibrated: 8.8 false alarms per 100,000 items in a fresh "
             "detector, mean delay 556; 0/1 errors only). Another choice than the stored "
-            "one starts the detector afresh at the next evaluated window.",
+            "one starts the detector afresh at the next evaluated window; none given keeps "
+            "the stored one (ADWIN when none is).",
         ),
-    ] = "ADWIN",
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
     server: ServerOption = None,
     token_env: TokenEnvOption = "OPSLOOP_TRACKING_TOKEN",

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from opsloop.errors import InvalidArgumentError, NotFoundError
-from opsloop.monitoring.error_stream import DEFAULT_ERROR_DETECTOR
 from opsloop.monitoring.evaluation import (
     WindowEvaluation,
     evaluate,
@@ -227,7 +226,7 @@ class Monitoring:
         deployment: str,
         *,
         rules: Sequence[str] = (),
-        error_detector: str = DEFAULT_ERROR_DETECTOR,
+        error_detector: str | None = None,
         reason: str | None = None,
         actor: str | None = None,
     ) -> PolicySetting:

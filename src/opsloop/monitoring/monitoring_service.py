@@ -244,15 +244,15 @@ class MonitoringService(Protocol):
         deployment: Name,
         *,
         rules: StoredRules = (),
-        error_detector: ErrorDetector = "ADWIN",
+        error_detector: ErrorDetector | None = None,
         reason: Text | None = None,
         actor: str | None = None,
     ) -> PolicySetting:
         """Store the deployment's monitoring policy, applied by every evaluation that gives
         no rules of its own: its rules (each checked by the policy parser; a bad one is
         refused naming its position) and the detector of its error stream (ADWIN, CUSUM,
-        PageHinkley, or DDM on River's defaults, not calibrated: see ``warning``); audited
-        and versioned."""
+        PageHinkley, or DDM on River's defaults, not calibrated: see ``warning``; none
+        given keeps the stored one, ADWIN when none is); audited and versioned."""
         ...
 
     def policy(self, deployment: Name) -> PolicySetting:

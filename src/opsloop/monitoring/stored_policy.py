@@ -24,7 +24,10 @@ versioned (``revision`` counts the changes). An editor may set it; a protected d
 needs an admin, as for its other settings. A retired deployment's policy moves with its
 other monitoring records to its history (``NAME/retired-N``,
 :mod:`.retired_monitoring`), so a deployment created again under the name starts with
-none.
+none; a policy set under the name after the retire (a deployment may be monitored before,
+or without, being served here: :func:`~.event_log.log_predictions`) is the name's next
+deployment's. A name holding ``/`` is refused: ``NAME/retired-N`` is a retired
+deployment's history, which only a retire writes.
 
 >>> from opsloop.store import Database
 >>> db = Database("sqlite://")
@@ -214,21 +217,29 @@ def set_policy(
     deployment: str,
     rules: Sequence[str],
     *,
-    error_detector: str = DEFAULT_ERROR_DETECTOR,
+    error_detector: str | None = None,
     actor: str,
     reason: str | None = None,
 ) -> PolicySetting:
     """Replace ``deployment``'s stored policy (its ``rules``, ``[]`` for none, and its
-    ``error_detector``) as one audited change (see the module docstring); the policy as
-    stored, with the detector's ``warning``."""
+    ``error_detector``; ``None`` keeps the stored one, ADWIN when none is) as one audited
+    change (see the module docstring); the policy as stored, with the detector's
+    ``warning``."""
+    if "/" in deployment:
+        raise InvalidArgumentError(
+            f"deployment {deployment!r}: a name may not contain '/' (a retired deployment's "
+            "history is written by its retire only)"
+        )
     checked = checked_rules(rules)
-    detector = check_error_detector(error_detector)
+    chosen = None if error_detector is None else check_error_detector(error_detector)
     with db.write() as connection:
         # The monitor's lock first, the order an evaluation and a retire take them in.
         lock_monitor(connection, deployment)
         role = "admin" if required_approvals(connection, deployment) else "editor"
         who = acting_user(connection, actor, role)
         before = policy_in(connection, deployment)
+        # Read under the lock: a change of the rules alone keeps the detector and its state.
+        detector = before.error_detector if chosen is None else chosen
         at = db.clock()
         after = PolicySetting(
             deployment, checked, detector, before.revision + 1, at, who, detector_warning(detector)
