@@ -411,3 +411,25 @@ def test_the_policies_streaks_pending_actions_and_outcomes_are_the_services(
     assert 'id="no-policies"' in client.get("/deployments/loop-api/monitoring?window=1d").text
     other = client.get("/deployments/loop-api/monitoring?variant=canary").text
     assert 'id="no-actions"' in other and "No action was taken for variant canary" in other
+
+
+def test_windows_evaluated_before_throughput_was_kept_still_show(served, database):
+    # Windows evaluated by an older opsloop hold no requests_per_second; the page shows
+    # them with that cell empty rather than failing.
+    import sqlalchemy as sa
+
+    from opsloop.store import tables
+
+    client, _, _ = served
+    table = tables.metadata.tables["monitoring_evaluations"]
+    with database.write() as connection:
+        for row in connection.execute(sa.select(table.c.id, table.c.metrics_json)).all():
+            metrics = json.loads(row.metrics_json)
+            metrics.pop("requests_per_second", None)
+            connection.execute(
+                table.update().where(table.c.id == row.id).values(metrics_json=json.dumps(metrics))
+            )
+    page = client.get(f"/deployments/{NAME}/monitoring")
+    assert page.status_code == 200, page.text[-300:]
+    software = rows(page.text, "software")
+    assert len(software) == WINDOWS and all(row[3] == "" for row in software)

@@ -238,13 +238,16 @@ def error_alarm_text(evaluation) -> str:
     >>> from opsloop.monitoring.evaluation import WindowEvaluation
     >>> error_alarm_text(WindowEvaluation("a", 0, {"error_drift_positions": [1219]}, ()))
     'a: ADWIN alarm at row 1219 of the error stream'
-    >>> error_alarm_text(WindowEvaluation("b", 0, {"error_drift_positions": [7, 9]}, ()))
-    'b: ADWIN alarms at rows 7, 9 of the error stream'
+    >>> error_alarm_text(WindowEvaluation("b", 0, {"error_drift_positions": [7, 9],
+    ...                                        "error_detector": {"name": "CUSUM"}}, ()))
+    'b: CUSUM alarms at rows 7, 9 of the error stream'
     """
     positions = [str(p) for p in evaluation.metrics.get("error_drift_positions") or []]
     several = len(positions) > 1
+    # Windows evaluated before the detector became a choice name none: theirs was ADWIN.
+    detector = (evaluation.metrics.get("error_detector") or {}).get("name", "ADWIN")
     return (
-        f"{evaluation.variant}: ADWIN alarm{'s' if several else ''} at "
+        f"{evaluation.variant}: {detector} alarm{'s' if several else ''} at "
         f"row{'s' if several else ''} {', '.join(positions)} of the error stream"
     )
 
