@@ -164,8 +164,8 @@ def _claimed(db, entry: dict, **process) -> None:
 def test_an_entry_from_another_pid_namespace_on_this_host_is_not_judged_by_its_pid(db, store_path):
     """The process that took the action exited, so its pid is free here; an entry claiming
     the same host name and boot but another PID namespace (another container) is not
-    judged by that pid and stays in flight, as does one naming no namespace (written before
-    namespaces were recorded); the same entry in this namespace is interrupted."""
+    judged by that pid and stays in flight, as does one whose namespace could not be read;
+    the same entry in this namespace is interrupted."""
     entry = _taken_by_a_process_that_exited(db, store_path)
     here = this_process()
     assert {k: entry["process"][k] for k in ("host", "boot", "pid_namespace")} == {
@@ -183,6 +183,21 @@ def test_an_entry_from_another_pid_namespace_on_this_host_is_not_judged_by_its_p
         assert [r["action_id"] for r in actions["running"]] == [entry["id"]], claim
         assert actions["outcomes"] == []
     _claimed(db, entry, pid_namespace=here["pid_namespace"], boot=here["boot"])
+    evaluate(db, "api", actions=ActionContext(db))
+    actions = read_actions(db, "api")
+    assert actions["running"] == []
+    (outcome,) = actions["outcomes"]
+    assert (outcome["status"], outcome["evidence"]["action_id"]) == ("interrupted", entry["id"])
+
+
+def test_an_entry_written_before_namespaces_were_recorded_is_judged_by_its_host(db, store_path):
+    """An entry naming neither boot nor namespace (written by an older opsloop) is judged as
+    it was then, by host name, pid and start time: its process exited, so it is interrupted
+    rather than left in flight for ever."""
+    entry = _taken_by_a_process_that_exited(db, store_path)
+    legacy = {k: v for k, v in entry["process"].items() if k not in ("boot", "pid_namespace")}
+    with db.write() as connection:
+        put_state(connection, "api", RUNNING, [{**entry, "process": legacy}])
     evaluate(db, "api", actions=ActionContext(db))
     actions = read_actions(db, "api")
     assert actions["running"] == []

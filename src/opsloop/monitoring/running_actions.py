@@ -124,11 +124,17 @@ def judged_by_pid(process: dict[str, Any]) -> bool:
     True
     >>> judged_by_pid({**this_process(), "pid_namespace": 1})  # another container
     False
-    >>> judged_by_pid({"host": socket.gethostname(), "pid": 1, "started": "0"}) == (
-    ...     _pid_namespace() is None)  # written before namespaces were recorded
+    >>> judged_by_pid({"host": socket.gethostname(), "pid": 1, "started": "0"})
     True
+
+    An entry written before boots and namespaces were recorded names neither; it is judged
+    as it was then, by its host name (and, in :func:`_gone`, its pid and start time), so
+    that an action whose process died across the upgrade still ends as interrupted rather
+    than staying in flight for ever.
     """
     here = this_process()
+    if "boot" not in process and "pid_namespace" not in process:
+        return process.get("host") == here["host"]
     return all(process.get(key) == here[key] for key in ("host", "boot", "pid_namespace"))
 
 
