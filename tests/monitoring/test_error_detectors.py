@@ -236,3 +236,33 @@ def test_ddm_on_the_error_stream_queues_a_retrain(store, clock):
     (request,) = [r for r in retrain_requests(store, "api") if r["state"] == "queued"][:1]
     assert request["rule"] == rule
     assert request["evidence"]["detector"]["name"] == "DDM"
+
+
+def test_a_detector_s_alarms_keep_their_stream_positions_across_rows_it_did_not_read():
+    """PageHinkley reads 0/1 errors only: a window of absolute errors between two of 0/1
+    errors is not read by it, and its alarm in the third window is at the position of the
+    rows it read there, counted over the whole stream (ADWIN read every row)."""
+    from opsloop.monitoring.error_stream import read_errors
+
+    rng = np.random.default_rng(3)
+    windows = [
+        (rng.random(500) < 0.05).astype(float),  # 0/1 errors, 5%
+        rng.gamma(2.0, 1.0, 300),  # absolute errors: a regression's window
+        np.r_[(rng.random(200) < 0.05), (rng.random(400) < 0.6)].astype(float),
+    ]
+    state = source = alarm = None
+    start = 0
+    for k, errors in enumerate(windows):
+        read = read_errors(
+            state, source, errors, [("m", 1)] * len(errors),
+            list(range(start, start + len(errors))), detector="PageHinkley", alarm=alarm,
+            zero_one=k != 1,
+        )  # fmt: skip
+        assert read.start == start
+        state, source, alarm = read.state, read.source, read.alarm
+        start += len(errors)
+    # By hand: a fresh detector on the third window's rows (its state was dropped with the
+    # rows it could not read), placed where that window starts in the stream.
+    fresh = error_detector("PageHinkley")
+    expected = [800 + int(p) for p in fresh.update_many(windows[2]).stream_positions()]
+    assert expected and read.positions == expected

@@ -301,6 +301,10 @@ def read_errors(
             # The history read the rows; the chosen detector reads them unless they are not
             # errors its parameters hold for.
             result, at = None if skip else chosen.update_many(rows), chosen_offset
+            if skip:
+                # Its positions count the rows it read: after a gap it starts afresh past
+                # the rows it did not read, so that its alarms keep their stream positions.
+                chosen, chosen_offset = error_detector(choice), start + end
         if result is not None:
             positions += [at + int(p) for p in result.stream_positions()]
         segments.append(StreamSegment(begin, end, version, state_before, result, start + begin))
