@@ -158,3 +158,20 @@ def test_a_deployment_with_one_live_variant_has_no_ab_report(runtime):
     Deployments(runtime.db).deploy("one", [Variant("a", "credit", version=1)])
     with pytest.raises(InvalidArgumentError, match="has 1 live variant"):
         Deployments(runtime.db).ab_report("one")
+
+
+def test_an_arms_requests_are_those_it_answered_not_those_its_model_failed(runtime):
+    from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+
+    answers = _traffic(runtime, 40)
+    # Two requests whose model failed on arm b: recorded, with their error, not answered.
+    StoreEventSink(runtime.db).write(
+        [
+            PredictionEvent("ab-api", "b", "primary", "credit", 2, f"failed-{i}", None,
+                            [RECORD], None, "RuntimeError: boom", 1.0, 10 + i)
+            for i in range(2)
+        ]
+    )  # fmt: skip
+    report = Deployments(runtime.db).ab_report("ab-api")
+    answered = {v: sum(a.variant == v for a in answers) for v in ("a", "b")}
+    assert {arm.variant: arm.requests for arm in report.arms} == answered

@@ -16,7 +16,11 @@ command line's ``opsloop monitor evaluate``, once or ``--follow``, locally or wi
 call gives its own rules: rules given to a call win over the stored ones, for that call
 (an empty list applies none). The detector is the stored one in every case. A change of
 detector starts the chosen detector afresh at the next evaluated window
-(:mod:`.error_stream`).
+(:mod:`.error_stream`). An action is taken as the evaluator can take it: a stored
+``retrain`` rule needs an evaluator that can retrain or queue the retraining (the command
+line and the server queue it for ``opsloop monitor retrain --follow``; a bare
+:func:`~.evaluation.evaluate` with a default :class:`~.policy_actions.ActionContext` has
+neither and refuses the rule, naming what it needs).
 
 Each change replaces the policy as one audited change of the deployment's monitor (entity
 ``monitor:NAME``, action ``set_policy``, the rules and the detector before and after),

@@ -141,7 +141,12 @@ def _answered(db: Database, deployment: str) -> dict[str, int]:
     events = tables.prediction_events
     query = (
         sa.select(events.c.variant, sa.func.count(sa.distinct(events.c.request_id)))
-        .where(events.c.deployment == deployment, events.c.role == "primary")
+        .where(
+            events.c.deployment == deployment,
+            events.c.role == "primary",
+            # A request whose model failed is recorded too, with its error: not an answer.
+            events.c.error.is_(None),
+        )
         .group_by(events.c.variant)
     )
     with db.read() as connection:
