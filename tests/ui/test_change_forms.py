@@ -48,8 +48,28 @@ def weights(deployments, name: str = "api") -> dict[str, float]:
     return {v.name: v.weight for v in deployments.get(name).variants}
 
 
+def shown(client: httpx.Client, name: str, variant: str | None = None) -> dict[str, str]:
+    """What the deployment page's forms carry of what it showed: the definition's revision
+    and, with ``variant``, the version its promote form names (absent for those without)."""
+    page = client.get(f"/deployments/{name}").text
+    found = dict(re.findall(r'name="(revision)" value="(\d+)"', page)[:1])
+    if variant is not None:
+        version = re.search(
+            rf'name="variant" value="{variant}">\s*<input type="hidden" name="revision" '
+            r'value="\d+">\s*<input type="hidden" name="version" value="(\d+)"',
+            page,
+        )
+        if version:
+            found["version"] = version.group(1)
+    return found
+
+
 def post(client: httpx.Client, path: str, token: str | None, **fields) -> httpx.Response:
-    data = dict(fields)
+    """Post a deployment page's form as a browser does: with what the page showed when the
+    test gives none of it."""
+    form = re.fullmatch(r"/deployments/([^/]+)/(weights|promote|restore|switch)", path)
+    data = {} if form is None else shown(client, form.group(1), fields.get("variant"))
+    data.update(fields)
     if token is not None:
         data["csrf_token"] = csrf_token(token)
     return client.post(path, data=data, follow_redirects=False)
@@ -385,3 +405,91 @@ def test_a_protected_promotion_is_approved_by_two_then_deployed(served):
     assert done.headers["location"] == "/deployments/api?done=promoted"
     assert deployments.get("api").serving == {"stable": 2}
     assert deployments.history("api").iloc[-1]["after"]["approved_by"] == ["abe", "apo"]
+
+
+def test_weights_posted_after_another_change_are_refused_and_change_nothing(served):
+    url, tokens, registry, deployments = served
+    with session(url, tokens["ed"]) as client:
+        seen = shown(client, "api")  # the page as the editor loaded it
+        # A ramping canary (or another editor) deploys before the form is submitted.
+        moved = deployments.deploy(
+            "api",
+            [
+                Variant("stable", "m", alias="champion", weight=0.7),
+                Variant("cand", "m", version=2, role="candidate", weight=0.3),
+            ],
+            strategy="canary",
+            actor="ada",
+            reason="ramp to 30%",
+        )
+        before = (len(deployments.history("api")), len(registry.audit()))
+        refused = post(
+            client, "/deployments/api/weights", tokens["ed"], do="deploy", **seen,
+            **{"weight.stable": "0.5", "weight.cand": "0.5"},
+        )  # fmt: skip
+    assert refused.status_code == 409
+    assert (
+        '<p class="error" role="alert" id="problem-weights">revision: deployment &#39;api&#39; '
+        f"changed after this page showed it (revision {seen['revision']}): ada changed it at "
+    ) in refused.text
+    assert (
+        f"(revision {moved.revision}); nothing was changed: reload the page to see the change, "
+        'then submit again <a href="/deployments/api">Reload the page</a></p>'
+    ) in refused.text
+    # The page refused shows the definition as it is now, its form filled from it.
+    assert f'name="revision" value="{moved.revision}"' in refused.text
+    assert 'name="weight.stable" type="number" min="0" max="1" step="any" required value="0.7"' in (
+        refused.text
+    )
+    assert weights(deployments) == {"stable": 0.7, "cand": 0.3}
+    assert (len(deployments.history("api")), len(registry.audit())) == before
+
+
+def test_a_promotion_of_a_version_the_page_did_not_show_is_refused(served):
+    url, tokens, registry, deployments = served
+    registry.set_alias("m", "challenger", 2)
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "m", alias="champion", weight=0.9),
+            Variant("cand", "m", alias="challenger", role="candidate", weight=0.1),
+        ],
+        strategy="canary",
+        actor="ada",
+    )
+    with session(url, tokens["ed"]) as client:
+        seen = shown(client, "api", "cand")
+        assert seen["version"] == "2"
+        registry.set_alias("m", "challenger", 1)  # moved after the page showed v2
+        before = (len(deployments.history("api")), len(registry.audit()))
+        refused = post(client, "/deployments/api/promote", tokens["ed"], variant="cand",
+                       do="deploy", **seen)  # fmt: skip
+    assert refused.status_code == 409
+    assert (
+        '<p class="error" role="alert" id="problem-promote">version: &#39;cand&#39; serves m v1 '
+        "now, not v2 as this page showed; nothing was changed"
+    ) in refused.text
+    assert deployments.get("api").strategy == "canary"
+    assert (len(deployments.history("api")), len(registry.audit())) == before
+
+
+def test_a_switch_from_a_page_that_showed_an_older_definition_is_refused(served):
+    url, tokens, registry, deployments = served
+    deployments.deploy(
+        "bg",
+        [
+            Variant("blue", "m", version=1, weight=1.0),
+            Variant("green", "m", version=2, role="candidate", weight=0.0),
+        ],
+        strategy="blue_green",
+        actor="ada",
+    )
+    with session(url, tokens["ed"]) as client:
+        seen = shown(client, "bg")
+        deployments.switch("bg", actor="ada")
+        before = (len(deployments.history("bg")), len(registry.audit()))
+        refused = post(client, "/deployments/bg/switch", tokens["ed"], do="switch", **seen)
+    assert refused.status_code == 409
+    assert 'id="problem-switch">revision: deployment &#39;bg&#39; changed after' in refused.text
+    assert weights(deployments, "bg") == {"blue": 0.0, "green": 1.0}
+    assert (len(deployments.history("bg")), len(registry.audit())) == before
