@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pandas as pd
 import pytest
 from tests.server.running import running_server
 from tests.ui.test_pages import TIMEOUT_S, session
@@ -493,3 +494,63 @@ def test_a_switch_from_a_page_that_showed_an_older_definition_is_refused(served)
     assert 'id="problem-switch">revision: deployment &#39;bg&#39; changed after' in refused.text
     assert weights(deployments, "bg") == {"blue": 0.0, "green": 1.0}
     assert (len(deployments.history("bg")), len(registry.audit())) == before
+
+
+def _waiting_rows(page: str) -> list[list[str]]:
+    table = re.search(r'<table class="waiting">.*?</table>', page, re.S)
+    if table is None:
+        return []
+    return [
+        [
+            re.sub(r"\s+", " ", cell).strip()
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        for row in re.findall(r"<tr><td>.*?</tr>", table.group(0), re.S)
+    ]
+
+
+def test_the_version_page_shows_its_alias_moves_waiting_for_approval(served):
+    url, tokens, registry, _ = served
+    registry.protect_alias("m", "champion", 2, actor="ada")
+    with session(url, tokens["vic"]) as viewer:
+        assert _waiting_rows(viewer.get("/models/m/versions/2").text) == []
+    with session(url, tokens["apo"]) as approver:
+        post(approver, "/models/m/versions/2/alias", tokens["apo"], alias="champion",
+             note="gate passed", do="approve")  # fmt: skip
+    registry.approve("m", "staging", 2, actor="abe")  # not protected
+    registry.approve("m", "champion", 1, actor="abe")  # another version's
+    pending = registry.pending_approvals("m", version=2)
+    times = dict(
+        zip(pending["approver"] + "/" + pending["alias"], pending["created_ms"], strict=True)
+    )
+    shown = pd.Timestamp(times["apo/champion"], unit="ms").strftime("%Y-%m-%d %H:%M:%S")
+    staged = pd.Timestamp(times["abe/staging"], unit="ms").strftime("%Y-%m-%d %H:%M:%S")
+    with session(url, tokens["vic"]) as viewer:
+        rows = _waiting_rows(viewer.get("/models/m/versions/2").text)
+    assert rows == [
+        ["champion &rarr; version 2", "1 of 2", f"apo at {shown}: gate passed"],
+        ["staging &rarr; version 2", "1 (the alias is not protected now)", f"abe at {staged}"],
+    ]
+    # The second approver brings it to 2 of 2; the move then uses them up.
+    registry.approve("m", "champion", 2, actor="abe", comment="agreed")
+    with session(url, tokens["vic"]) as viewer:
+        rows = _waiting_rows(viewer.get("/models/m/versions/2").text)
+    assert rows[0][:2] == ["champion &rarr; version 2", "2 of 2"]
+    assert rows[0][2].startswith(f"apo at {shown}: gate passed; abe at ")
+    assert rows[0][2].endswith(": agreed")
+    registry.set_alias("m", "champion", 2, actor="ed")
+    with session(url, tokens["vic"]) as viewer:
+        rows = _waiting_rows(viewer.get("/models/m/versions/2").text)
+    assert [row[0] for row in rows] == ["staging &rarr; version 2"]
+    # The REST API reads the same through the registry's contract.
+    answer = httpx.get(
+        f"{url}/api/v1/models/m/approvals",
+        params={"version": 2},
+        headers={"Authorization": f"Bearer {tokens['vic']}"},
+        timeout=TIMEOUT_S,
+    )
+    assert answer.status_code == 200
+    assert [
+        (a["alias"], a["version"], a["approver"], a["approvals"], a["required"])
+        for a in answer.json()["approvals"]
+    ] == [("staging", 2, "abe", 1, 0)]
