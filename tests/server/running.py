@@ -21,15 +21,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def running_server(
-    app, deadline_s: float = 20.0, health_path: str = "/api/v1/health"
+    app, deadline_s: float = 20.0, health_path: str = "/api/v1/health", port: int = 0
 ) -> Iterator[str]:
-    """Yield the base URL of ``app`` served on 127.0.0.1 once its health check answers."""
+    """Yield the base URL of ``app`` served on 127.0.0.1 once its health check answers, on
+    a free port or on ``port`` (a server stopped there comes back at the same address)."""
     # The socket is bound here, so the port is ours before the server starts.
     # Named TCP, so asyncio turns Nagle's algorithm off on accepted connections (it checks
     # the protocol): without it every answer waited ~40 ms for the client's delayed ACK.
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
+    listener.bind(("127.0.0.1", port))
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)

@@ -16,6 +16,7 @@ from opsloop.errors import ConflictError
 from opsloop.registry import PermissionDenied, add_user
 from opsloop.server import create_app
 from opsloop.serving import (
+    Deployment,
     Deployments,
     HttpDeployments,
     UnknownDeploymentError,
@@ -64,6 +65,8 @@ def _plain(value):
     if hasattr(value, "to_dict"):
         document = value.to_dict()
         document.pop("updated_ms", None)
+        if isinstance(value, Deployment):
+            document.pop("revision")  # an audit id
         return document
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
@@ -80,6 +83,12 @@ RULES = [
 SCENARIO = [
     ("deploy", lambda d, n: d.deploy(n, canary(0.1), strategy="canary", reason="v2 try")),
     ("get", lambda d, n: d.get(n)),
+    (
+        "deploy",
+        lambda d, n: d.deploy(
+            n, canary(0.1), strategy="canary", expected_revision=d.get(n).revision
+        ),
+    ),
     ("protect", lambda d, n: d.protect(n, 0, reason="no approvals needed yet")),
     ("approve", lambda d, n: d.approve(n, canary(0.5), strategy="canary", comment="ok")),
     ("list", lambda d, n: d.list().query("name == @n").reset_index(drop=True)),

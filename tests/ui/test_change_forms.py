@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pandas as pd
 import pytest
 from tests.server.running import running_server
 from tests.ui.test_pages import TIMEOUT_S, session
@@ -48,8 +49,28 @@ def weights(deployments, name: str = "api") -> dict[str, float]:
     return {v.name: v.weight for v in deployments.get(name).variants}
 
 
+def shown(client: httpx.Client, name: str, variant: str | None = None) -> dict[str, str]:
+    """What the deployment page's forms carry of what it showed: the definition's revision
+    and, with ``variant``, the version its promote form names (absent for those without)."""
+    page = client.get(f"/deployments/{name}").text
+    found = dict(re.findall(r'name="(revision)" value="(\d+)"', page)[:1])
+    if variant is not None:
+        version = re.search(
+            rf'name="variant" value="{variant}">\s*<input type="hidden" name="revision" '
+            r'value="\d+">\s*<input type="hidden" name="version" value="(\d+)"',
+            page,
+        )
+        if version:
+            found["version"] = version.group(1)
+    return found
+
+
 def post(client: httpx.Client, path: str, token: str | None, **fields) -> httpx.Response:
-    data = dict(fields)
+    """Post a deployment page's form as a browser does: with what the page showed when the
+    test gives none of it."""
+    form = re.fullmatch(r"/deployments/([^/]+)/(weights|promote|restore|switch)", path)
+    data = {} if form is None else shown(client, form.group(1), fields.get("variant"))
+    data.update(fields)
     if token is not None:
         data["csrf_token"] = csrf_token(token)
     return client.post(path, data=data, follow_redirects=False)
@@ -385,3 +406,151 @@ def test_a_protected_promotion_is_approved_by_two_then_deployed(served):
     assert done.headers["location"] == "/deployments/api?done=promoted"
     assert deployments.get("api").serving == {"stable": 2}
     assert deployments.history("api").iloc[-1]["after"]["approved_by"] == ["abe", "apo"]
+
+
+def test_weights_posted_after_another_change_are_refused_and_change_nothing(served):
+    url, tokens, registry, deployments = served
+    with session(url, tokens["ed"]) as client:
+        seen = shown(client, "api")  # the page as the editor loaded it
+        # A ramping canary (or another editor) deploys before the form is submitted.
+        moved = deployments.deploy(
+            "api",
+            [
+                Variant("stable", "m", alias="champion", weight=0.7),
+                Variant("cand", "m", version=2, role="candidate", weight=0.3),
+            ],
+            strategy="canary",
+            actor="ada",
+            reason="ramp to 30%",
+        )
+        before = (len(deployments.history("api")), len(registry.audit()))
+        refused = post(
+            client, "/deployments/api/weights", tokens["ed"], do="deploy", **seen,
+            **{"weight.stable": "0.5", "weight.cand": "0.5"},
+        )  # fmt: skip
+    assert refused.status_code == 409
+    assert (
+        '<p class="error" role="alert" id="problem-weights">revision: deployment &#39;api&#39; '
+        f"changed after this page showed it (revision {seen['revision']}): ada changed it at "
+    ) in refused.text
+    assert (
+        f"(revision {moved.revision}); nothing was changed: reload the page to see the change, "
+        'then submit again <a href="/deployments/api">Reload the page</a></p>'
+    ) in refused.text
+    # The page refused shows the definition as it is now, its form filled from it.
+    assert f'name="revision" value="{moved.revision}"' in refused.text
+    assert 'name="weight.stable" type="number" min="0" max="1" step="any" required value="0.7"' in (
+        refused.text
+    )
+    assert weights(deployments) == {"stable": 0.7, "cand": 0.3}
+    assert (len(deployments.history("api")), len(registry.audit())) == before
+
+
+def test_a_promotion_of_a_version_the_page_did_not_show_is_refused(served):
+    url, tokens, registry, deployments = served
+    registry.set_alias("m", "challenger", 2)
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "m", alias="champion", weight=0.9),
+            Variant("cand", "m", alias="challenger", role="candidate", weight=0.1),
+        ],
+        strategy="canary",
+        actor="ada",
+    )
+    with session(url, tokens["ed"]) as client:
+        seen = shown(client, "api", "cand")
+        assert seen["version"] == "2"
+        registry.set_alias("m", "challenger", 1)  # moved after the page showed v2
+        before = (len(deployments.history("api")), len(registry.audit()))
+        refused = post(client, "/deployments/api/promote", tokens["ed"], variant="cand",
+                       do="deploy", **seen)  # fmt: skip
+    assert refused.status_code == 409
+    assert (
+        '<p class="error" role="alert" id="problem-promote">version: &#39;cand&#39; serves m v1 '
+        "now, not v2 as this page showed; nothing was changed"
+    ) in refused.text
+    assert deployments.get("api").strategy == "canary"
+    assert (len(deployments.history("api")), len(registry.audit())) == before
+
+
+def test_a_switch_from_a_page_that_showed_an_older_definition_is_refused(served):
+    url, tokens, registry, deployments = served
+    deployments.deploy(
+        "bg",
+        [
+            Variant("blue", "m", version=1, weight=1.0),
+            Variant("green", "m", version=2, role="candidate", weight=0.0),
+        ],
+        strategy="blue_green",
+        actor="ada",
+    )
+    with session(url, tokens["ed"]) as client:
+        seen = shown(client, "bg")
+        deployments.switch("bg", actor="ada")
+        before = (len(deployments.history("bg")), len(registry.audit()))
+        refused = post(client, "/deployments/bg/switch", tokens["ed"], do="switch", **seen)
+    assert refused.status_code == 409
+    assert 'id="problem-switch">revision: deployment &#39;bg&#39; changed after' in refused.text
+    assert weights(deployments, "bg") == {"blue": 0.0, "green": 1.0}
+    assert (len(deployments.history("bg")), len(registry.audit())) == before
+
+
+def _waiting_rows(page: str) -> list[list[str]]:
+    table = re.search(r'<table class="waiting">.*?</table>', page, re.S)
+    if table is None:
+        return []
+    return [
+        [
+            re.sub(r"\s+", " ", cell).strip()
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        ]
+        for row in re.findall(r"<tr><td>.*?</tr>", table.group(0), re.S)
+    ]
+
+
+def test_the_version_page_shows_its_alias_moves_waiting_for_approval(served):
+    url, tokens, registry, _ = served
+    registry.protect_alias("m", "champion", 2, actor="ada")
+    with session(url, tokens["vic"]) as viewer:
+        assert _waiting_rows(viewer.get("/models/m/versions/2").text) == []
+    with session(url, tokens["apo"]) as approver:
+        post(approver, "/models/m/versions/2/alias", tokens["apo"], alias="champion",
+             note="gate passed", do="approve")  # fmt: skip
+    registry.approve("m", "staging", 2, actor="abe")  # not protected
+    registry.approve("m", "champion", 1, actor="abe")  # another version's
+    pending = registry.pending_approvals("m", version=2)
+    times = dict(
+        zip(pending["approver"] + "/" + pending["alias"], pending["created_ms"], strict=True)
+    )
+    shown = pd.Timestamp(times["apo/champion"], unit="ms").strftime("%Y-%m-%d %H:%M:%S")
+    staged = pd.Timestamp(times["abe/staging"], unit="ms").strftime("%Y-%m-%d %H:%M:%S")
+    with session(url, tokens["vic"]) as viewer:
+        rows = _waiting_rows(viewer.get("/models/m/versions/2").text)
+    assert rows == [
+        ["champion &rarr; version 2", "1 of 2", f"apo at {shown}: gate passed"],
+        ["staging &rarr; version 2", "1 (the alias is not protected now)", f"abe at {staged}"],
+    ]
+    # The second approver brings it to 2 of 2; the move then uses them up.
+    registry.approve("m", "champion", 2, actor="abe", comment="agreed")
+    with session(url, tokens["vic"]) as viewer:
+        rows = _waiting_rows(viewer.get("/models/m/versions/2").text)
+    assert rows[0][:2] == ["champion &rarr; version 2", "2 of 2"]
+    assert rows[0][2].startswith(f"apo at {shown}: gate passed; abe at ")
+    assert rows[0][2].endswith(": agreed")
+    registry.set_alias("m", "champion", 2, actor="ed")
+    with session(url, tokens["vic"]) as viewer:
+        rows = _waiting_rows(viewer.get("/models/m/versions/2").text)
+    assert [row[0] for row in rows] == ["staging &rarr; version 2"]
+    # The REST API reads the same through the registry's contract.
+    answer = httpx.get(
+        f"{url}/api/v1/models/m/approvals",
+        params={"version": 2},
+        headers={"Authorization": f"Bearer {tokens['vic']}"},
+        timeout=TIMEOUT_S,
+    )
+    assert answer.status_code == 200
+    assert [
+        (a["alias"], a["version"], a["approver"], a["approvals"], a["required"])
+        for a in answer.json()["approvals"]
+    ] == [("staging", 2, "abe", 1, 0)]

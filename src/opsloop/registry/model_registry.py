@@ -752,6 +752,52 @@ class ModelRegistry(ModelReferences):
                 )
             ).scalar_one()
 
+    def pending_approvals(self, name: str, *, version: int | None = None) -> pd.DataFrame:
+        """The approvals of alias moves of model ``name`` not used up by a move yet (those of
+        ``version`` only, if given), oldest first: :data:`PENDING_COLUMNS`, where
+        ``approvals`` counts the distinct approvers of that alias and version so far and
+        ``required`` is how many the alias's protection asks for now (0: none).
+
+        >>> _ = registry.register("m", b"x", flavor="onnx")
+        >>> registry.pending_approvals("m").columns.tolist()
+        ['alias', 'version', 'approver', 'comment', 'created_ms', 'approvals', 'required']
+        """
+        table, versions = tables.approvals, tables.model_versions
+        protected = tables.protected_aliases
+        with self.db.read() as connection:
+            model_id = self._model_id(connection, name)
+            query = (
+                sa.select(
+                    table.c.alias,
+                    versions.c.version,
+                    table.c.approver,
+                    table.c.comment,
+                    table.c.created_ms,
+                    sa.func.coalesce(protected.c.required_approvals, 0).label("required"),
+                )
+                .select_from(
+                    table.join(versions, versions.c.id == table.c.version_id).outerjoin(
+                        protected,
+                        sa.and_(
+                            protected.c.model_id == table.c.model_id,
+                            protected.c.name == table.c.alias,
+                        ),
+                    )
+                )
+                .where(table.c.model_id == model_id, table.c.consumed.is_(False))
+                .order_by(table.c.id)
+            )
+            if version is not None:
+                query = query.where(versions.c.version == checked_int("version", version, 1))
+            rows = [dict(row) for row in connection.execute(query).mappings()]
+        approvers: dict[tuple[str, int], set[str]] = {}
+        for row in rows:
+            approvers.setdefault((row["alias"], row["version"]), set()).add(row["approver"])
+        for row in rows:
+            row["approvals"] = len(approvers[row["alias"], row["version"]])
+            row["required"] = int(row["required"])
+        return pending_frame(rows)
+
     def set_alias(
         self,
         name: str,
@@ -1200,6 +1246,30 @@ class ModelRegistry(ModelReferences):
             raise InvalidArgumentError("version: give the model's name with it")
         entity = f"model:{name}/version:{version}"
         return audit_entries(self.db, entity=entity, last=last, before=before)
+
+
+#: Columns of :meth:`ModelRegistry.pending_approvals`'s frame.
+PENDING_COLUMNS = ("alias", "version", "approver", "comment", "created_ms", "approvals", "required")
+
+
+def pending_frame(rows: Iterable[Mapping]) -> pd.DataFrame:
+    """Pending alias approvals as :meth:`ModelRegistry.pending_approvals`'s frame (the
+    wire's rows too), whole numbers as int64 even when there are none.
+
+    >>> pending_frame([])["approvals"].dtype
+    dtype('int64')
+    >>> pending_frame([{"alias": "a", "version": 2, "approver": "apo", "comment": None,
+    ...     "created_ms": 5, "approvals": 1, "required": 2}])["comment"].tolist()
+    [None]
+    """
+    frame = pd.DataFrame(list(rows), columns=list(PENDING_COLUMNS))
+    for column in ("version", "created_ms", "approvals", "required"):
+        frame[column] = frame[column].astype("int64")
+    # No comment is None, not NaN, on both sides of the wire.
+    frame["comment"] = pd.Series(
+        [c if isinstance(c, str) else None for c in frame["comment"]], dtype=object
+    )
+    return frame
 
 
 def _alias_protection(connection: Connection, model_id: int, alias: str) -> tuple[int, bool | str]:

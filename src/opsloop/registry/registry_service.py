@@ -51,7 +51,7 @@ from opsloop.contract.wire_types import (
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit import AuditVerification, audit_frame
 from opsloop.registry.flavors import FLAVORS
-from opsloop.registry.model_registry import SEARCH_COLUMNS
+from opsloop.registry.model_registry import SEARCH_COLUMNS, pending_frame
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.reports.frame_records import frame_records
 from opsloop.tracking.limits import metric_value
@@ -159,6 +159,12 @@ class RegistryService(Protocol):
         comment: Text | None = None,
     ) -> int:
         """Approve moving the alias to a version (approver); the approvals so far."""
+        ...
+
+    def pending_approvals(self, name: Key, *, version: Version | None = None) -> pd.DataFrame:
+        """The approvals of the model's alias moves not used by a move yet (of ``version``
+        only, if given), oldest first: who approved which alias for which version, and how
+        many distinct approvers it has of how many its protection requires."""
         ...
 
     def record_gate(
@@ -300,6 +306,18 @@ class AuditEntry(BaseModel):
     after: Any
 
 
+class PendingApprovalRow(BaseModel):
+    """An approval of an alias move not used by a move yet."""
+
+    alias: str
+    version: int
+    approver: str
+    comment: str | None
+    created_ms: int
+    approvals: int = Field(description="distinct approvers of this alias and version so far")
+    required: int = Field(description="approvals the alias's protection requires now")
+
+
 class AuditHead(BaseModel):
     """The audit log's newest entry and its length (nulls for an empty log)."""
 
@@ -421,6 +439,19 @@ REGISTRY_OPERATIONS = ServiceTable(
             "/models/{name:path}/aliases/{alias:path}/approvals",
             answer=APPROVAL_COUNT,
             created=True,
+        ),
+        Operation(
+            "pending_approvals",
+            "GET",
+            "/models/{name:path}/approvals",
+            query=("version",),
+            answer=wrapped(
+                "approvals",
+                list[PendingApprovalRow],
+                frame_records,
+                pending_frame,
+                title="PendingApprovals",
+            ),
         ),
         Operation(
             "record_gate",

@@ -303,6 +303,9 @@ class Deployment:
     ``generation`` is how many deployments of the name were retired before this one was
     created (0 for the first): the events it answers carry it, so that one written after
     its retire goes to its history (:mod:`opsloop.serving.retired_names`).
+    ``revision`` is the id of the audit entry (a ``deploy`` or ``rollback``) that set this
+    definition (0: not read from the log): a change conditional on it
+    (``expected_revision``) is refused when the definition moved on since it was read.
 
     >>> d = Deployment("credit-api", "single", "full_automation",
     ...                (Variant("stable", "credit", alias="champion"),), None, 0, "ana",
@@ -322,6 +325,7 @@ class Deployment:
     required_approvals: int = 0
     required_gate: bool | str = False
     generation: int = 0
+    revision: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """The fields as a JSON-safe dictionary.
@@ -341,6 +345,7 @@ class Deployment:
             "required_approvals": self.required_approvals,
             "required_gate": self.required_gate,
             "generation": self.generation,
+            "revision": self.revision,
         }
 
     @classmethod
@@ -366,6 +371,8 @@ class Deployment:
             required_gate=document.get("required_gate", False),
             # Documents written before generations were counted name none.
             generation=int(document.get("generation", 0)),
+            # Documents of the audit log do not name the entry that holds them.
+            revision=int(document.get("revision", 0)),
         )
 
     def to_frame(self) -> pd.DataFrame:

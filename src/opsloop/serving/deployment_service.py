@@ -89,7 +89,7 @@ from opsloop.serving.input_detector_settings import InputDetectorSetting
 from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES, METRIC_LOSSES
 from opsloop.serving.shadow_agreement import ShadowAgreement
 from opsloop.serving.traffic_series import MAX_BUCKETS, TrafficSeries
-from opsloop.tracking.limits import INT32_MAX
+from opsloop.tracking.limits import INT32_MAX, INT64_MAX
 
 Variants = Annotated[Sequence[Variant], Field(min_length=1, max_length=MAX_LIST_LENGTH)]
 Strategy = Annotated[str, OneOf(STRATEGIES)]
@@ -97,6 +97,8 @@ Automation = Annotated[str, OneOf(AUTOMATION_LEVELS)]
 Bandit = Annotated[str, OneOf(tuple(sorted(BANDIT_POLICIES)))]
 Outcome = Annotated[str, OneOf(OUTCOMES)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
+#: A definition's revision a change is conditional on (see ``Deployment.revision``).
+Revision = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX), BeforeValidator(integral)]
 #: The most prediction events one ``record_events`` call keeps (a data plane's batch).
 MAX_EVENTS = 500
 
@@ -316,8 +318,11 @@ class DeploymentService(Protocol):
         automation: Automation = "full_automation",
         actor: str | None = None,
         comment: Text | None = None,
+        expected_revision: Revision | None = None,
     ) -> int:
-        """Approve deploying exactly this definition (approver); the approvals so far."""
+        """Approve deploying exactly this definition (approver); the approvals so far. With
+        ``expected_revision``, only as a change of the definition of that revision (409
+        otherwise)."""
         ...
 
     def at(self, name: Key, at_ms: AskedTimeMs) -> Deployment | None:
@@ -338,8 +343,11 @@ class DeploymentService(Protocol):
         description: Text | None = None,
         actor: str | None = None,
         reason: Text | None = None,
+        expected_revision: Revision | None = None,
     ) -> Deployment:
-        """Create the deployment or replace its definition; the deployment as stored."""
+        """Create the deployment or replace its definition; the deployment as stored. With
+        ``expected_revision``, only if its definition is still that revision's (0: only if it
+        does not exist); a 409 naming the change made since otherwise."""
         ...
 
     def retire(self, name: Key, *, actor: str | None = None, reason: Text | None = None) -> None:
@@ -353,17 +361,25 @@ class DeploymentService(Protocol):
         away_from: Key | None = None,
         actor: str | None = None,
         reason: Text | None = None,
+        expected_revision: Revision | None = None,
     ) -> Deployment:
         """Restore the definition the last change replaced (or the newest earlier one in
-        which ``away_from`` answers nothing); approvals that covered it then still do."""
+        which ``away_from`` answers nothing); approvals that covered it then still do. With
+        ``expected_revision``, only from that revision's definition (409 otherwise)."""
         ...
 
     def switch(
-        self, name: Key, *, actor: str | None = None, reason: Text | None = None
+        self,
+        name: Key,
+        *,
+        actor: str | None = None,
+        reason: Text | None = None,
+        expected_revision: Revision | None = None,
     ) -> Deployment:
         """Switch a blue/green deployment: the standby variant takes all the traffic and the
         other goes on standby, in one audited change (a protected one needs approvals of the
-        swapped definition); switching again switches back."""
+        swapped definition); switching again switches back. With ``expected_revision``,
+        only from that revision's definition (409 otherwise)."""
         ...
 
     def settings(self, name: Key) -> DeploymentSettings:

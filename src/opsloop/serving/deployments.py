@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -162,6 +163,7 @@ class Deployments:
         description: str | None = None,
         actor: str | None = None,
         reason: str | None = None,
+        expected_revision: int | None = None,
     ) -> Deployment:
         """Create the deployment ``name`` or replace its definition; return it as stored.
 
@@ -169,7 +171,11 @@ class Deployments:
         :func:`~opsloop.serving.deployment_records.check_definition` apply; a broken one
         raises a ValueError naming it, and nothing is changed. With an input detector set
         (:meth:`set_input_detector`), every version the change brings must give it its
-        features (:func:`~.input_detector_settings.check_new_variants`).
+        features (:func:`~.input_detector_settings.check_new_variants`). With
+        ``expected_revision`` the change is made only if the definition is still the one
+        of that :attr:`~.deployment_records.Deployment.revision` (0: only if the deployment
+        does not exist), else a :class:`~opsloop.errors.ConflictError` names the change
+        made since (:func:`check_revision`).
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
@@ -190,12 +196,18 @@ class Deployments:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "editor")
             before = self._current(connection, name)
+            check_revision(connection, name, before, expected_revision)
             return self._define(
                 connection, who, name, before, strategy, automation, description, variants, reason
             )
 
     def switch(
-        self, name: str, *, actor: str | None = None, reason: str | None = None
+        self,
+        name: str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        expected_revision: int | None = None,
     ) -> Deployment:
         """Switch the blue/green deployment ``name``: the variant on standby takes all the
         traffic and the one that had it goes on standby, in one audited change (editor
@@ -207,7 +219,7 @@ class Deployments:
         input detector must be able to score it. Its audit entry's ``after`` says
         ``switched`` (``{"from": ..., "to": ...}``, the variants' names) and, without a
         ``reason``, the reason says which way it switched. A rollback undoes it as it
-        undoes any deploy.
+        undoes any deploy. ``expected_revision`` makes it conditional as in :meth:`deploy`.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = registry.register("credit", b"y", flavor="onnx")
@@ -235,6 +247,7 @@ class Deployments:
             before = self._current(connection, name)
             if before is None:
                 raise UnknownDeploymentError(f"no deployment named {name!r}")
+            check_revision(connection, name, before, expected_revision)
             if before.strategy != "blue_green":
                 raise ConflictError(
                     f"strategy: deployment {name!r} is {before.strategy!r}; only a "
@@ -306,7 +319,7 @@ class Deployments:
             },
             at_ms=at,  # the definition's time is its entry's: at(name, T) agrees
         )
-        return after
+        return replace(after, revision=definition_revision(connection, name))
 
     def retire(self, name: str, *, actor: str | None = None, reason: str | None = None) -> None:
         """Remove the deployment ``name`` (its history stays in the audit log), with its
@@ -400,6 +413,7 @@ class Deployments:
         away_from: str | None = None,
         actor: str | None = None,
         reason: str | None = None,
+        expected_revision: int | None = None,
     ) -> Deployment:
         """Undo the last change of deployment ``name``'s definition: restore the definition
         it replaced, or, with ``away_from``, the newest earlier definition in which that
@@ -433,7 +447,8 @@ class Deployments:
         ``approved_by``, ``approvals_reused`` (true when the earlier approvals covered
         it) and, where a gate was passed, ``passed_gate``. A rollback is never undone by
         another (the definition it left returns only through a deploy), so two rollbacks
-        cannot swap definitions back and forth.
+        cannot swap definitions back and forth. ``expected_revision`` makes it conditional
+        as in :meth:`deploy`.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> _ = registry.register("credit", b"y", flavor="onnx")
@@ -456,6 +471,7 @@ class Deployments:
             before = self._current(connection, name)
             if before is None:
                 raise UnknownDeploymentError(f"no deployment named {name!r}")
+            check_revision(connection, name, before, expected_revision)
             restores, document = _restorable(connection, name, away_from)
             variants = tuple(Variant.from_dict(v) for v in document["variants"])
             strategy, automation = document["strategy"], document["automation"]
@@ -501,7 +517,7 @@ class Deployments:
                 },
                 at_ms=at,
             )
-        return after
+            return replace(after, revision=definition_revision(connection, name))
 
     def protect(
         self,
@@ -556,10 +572,12 @@ class Deployments:
         automation: str = "full_automation",
         actor: str | None = None,
         comment: str | None = None,
+        expected_revision: int | None = None,
     ) -> int:
         """Approve deploying exactly this definition as ``name`` (approver role); return how
         many distinct approvers approved it so far. The definition must be valid and serve
-        registered models.
+        registered models. ``expected_revision`` (see :meth:`deploy`) approves it only as a
+        change of that definition: one made from what a person saw, not from what replaced it.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db, actor="x").approve("api", [Variant("stable", "credit", version=1)])
@@ -575,6 +593,8 @@ class Deployments:
         with self.db.write() as connection:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "approver")
+            if expected_revision is not None:
+                check_revision(connection, name, self._current(connection, name), expected_revision)
             targets = [_resolve(connection, variant) for variant in variants]
             count = record_approval(connection, name, digest, who, comment)
             serving = {v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)}
@@ -790,6 +810,7 @@ class Deployments:
             required_approvals=required_approvals(connection, name),
             required_gate=required_gate(connection, name),
             generation=retires(connection, name),
+            revision=definition_revision(connection, name),
         )
 
     def get(self, name: str) -> Deployment:
@@ -1130,7 +1151,9 @@ class Deployments:
                 else alias_version_at(connection, v.model, v.alias, at_ms)
                 for v in variants
             }
-        return Deployment.from_dict({**document, "name": name, "serving": serving})
+        return Deployment.from_dict(
+            {**document, "name": name, "serving": serving, "revision": row.id}
+        )
 
     def traffic(
         self,
@@ -1282,6 +1305,67 @@ def _resolve(connection: Connection, variant: Variant) -> tuple[int, int, int]:
 DEFINING_ACTIONS = ("deploy", "rollback", "retire")
 
 
+def definition_revision(connection: Connection, name: str) -> int:
+    """The id of the newest audit entry that set deployment ``name``'s definition (a
+    ``deploy`` or ``rollback``; 0: none).
+
+    >>> with Database("sqlite://").read() as c:
+    ...     definition_revision(c, "api")
+    0
+    """
+    log = tables.audit_log
+    newest = connection.execute(
+        sa.select(sa.func.max(log.c.id)).where(
+            log.c.entity == _entity(name), log.c.action.in_(("deploy", "rollback"))
+        )
+    ).scalar()
+    return int(newest or 0)
+
+
+def check_revision(
+    connection: Connection, name: str, current: Deployment | None, expected: int | None
+) -> None:
+    """Refuse (409) a change of deployment ``name`` made from the definition of revision
+    ``expected`` when ``current`` (as read in the change's locked transaction) has another:
+    the message names the change made since, by whom and when. ``None`` checks nothing;
+    0 expects no deployment.
+
+    >>> with Database("sqlite://").read() as c:
+    ...     check_revision(c, "api", None, 0)
+    ...     check_revision(c, "api", None, 7)
+    Traceback (most recent call last):
+    opsloop.errors.ConflictError: expected_revision: deployment 'api' was read at revision 7 ...
+    """
+    if expected is None:
+        return
+    expected = checked_int("expected_revision", expected, 0)
+    now = 0 if current is None else current.revision
+    if now == expected:
+        return
+    if current is None:
+        raise ConflictError(
+            f"expected_revision: deployment {name!r} was read at revision {expected} and "
+            "no longer exists; read it again before changing it"
+        )
+    log = tables.audit_log
+    row = connection.execute(
+        sa.select(log.c.action, log.c.actor, log.c.at_ms, log.c.reason).where(log.c.id == now)
+    ).first()
+    made = (
+        ""
+        if row is None
+        else (
+            f": {row.action} by {row.actor} at "
+            f"{pd.Timestamp(row.at_ms, unit='ms'):%Y-%m-%d %H:%M:%S} UTC"
+            + ("" if not row.reason else f" ({row.reason[:200]})")
+        )
+    )
+    raise ConflictError(
+        f"expected_revision: deployment {name!r} changed since revision {expected}; it is "
+        f"at revision {now}{made}; read it again before changing it"
+    )
+
+
 def _answers_nothing(document: dict, variant: str) -> bool:
     return not any(
         v["name"] == variant and v["role"] != "shadow" and float(v["weight"]) > 0
@@ -1394,6 +1478,7 @@ def _passed_gate(gate: bool | str) -> dict[str, object]:
 def _audited(deployment: Deployment) -> dict[str, object]:
     """What the audit log keeps of a definition: all of it but the name (in the entity)."""
     document = deployment.to_dict()
-    # The generation follows from the log itself (the retires before the entry).
-    del document["name"], document["generation"]
+    # The generation follows from the log itself (the retires before the entry), and the
+    # revision is the id of the entry that set the definition.
+    del document["name"], document["generation"], document["revision"]
     return document

@@ -12,6 +12,15 @@ deploys; the model's aliases stay where they are, moved from the version's page)
 blue/green switch is the service's ``switch`` (editor); a pending
 approval can be approved again by another approver, or deployed, from the definition its
 entry recorded.
+
+Every form carries the definition's ``revision`` the page showed (and a promotion the
+version it showed the challenger serving). A change made after the definition moved on (a
+ramping canary's step, another person's deploy) or after the challenger's alias moved is
+refused with a 409 shown beside the form, naming the change, and nothing changes: the
+weights a form was filled with, or the version it named, are no longer what would be
+replaced or promoted. The check is made here against the definition just read, to name the
+change in the page's words, and again by the service inside its locked write
+(``expected_revision``), so a change landing in between is refused too.
 """
 
 from __future__ import annotations
@@ -21,11 +30,12 @@ from collections.abc import Mapping
 from typing import Annotated
 from urllib.parse import quote
 
+import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError
+from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError, OpsloopError
 from opsloop.registry import User
 from opsloop.serving import Variant
 from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS
@@ -69,6 +79,46 @@ def posted_weights(variants: tuple[Variant, ...], fields: Mapping[str, str]) -> 
     return tuple(changed)
 
 
+def shown_number(fields: Mapping[str, str], field: str) -> int:
+    """The whole number ``field`` of a form carries (what the page showed: a revision, a
+    version), 0 or more.
+
+    >>> shown_number({"revision": "12"}, "revision")
+    12
+    >>> shown_number({}, "revision")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: revision: must be the whole number the page showed, got ''
+    """
+    text = fields.get(field, "").strip()
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidArgumentError(
+            f"{field}: must be the whole number the page showed, got {text[:40]!r}"
+        )
+    return int(text)
+
+
+def unchanged_since(deployment, revision: int) -> None:
+    """Refuse (409) a change made from a page that showed ``deployment`` at ``revision``
+    when its definition has moved on since, naming who changed it and when.
+
+    >>> from opsloop.serving import Deployment
+    >>> d = Deployment("api", "single", "full_automation", (), None, 0, "cy", {}, revision=9)
+    >>> unchanged_since(d, 9)
+    >>> unchanged_since(d, 7)
+    Traceback (most recent call last):
+    opsloop.errors.ConflictError: revision: deployment 'api' changed after this page showed it...
+    """
+    if deployment.revision == revision:
+        return
+    when = pd.Timestamp(deployment.updated_ms, unit="ms").strftime("%Y-%m-%d %H:%M:%S")
+    raise ConflictError(
+        f"revision: deployment {deployment.name!r} changed after this page showed it "
+        f"(revision {revision}): {deployment.updated_by} changed it at {when} UTC (revision "
+        f"{deployment.revision}); nothing was changed: reload the page to see the change, "
+        "then submit again"
+    )
+
+
 def recorded_definition(history, entry_id: int) -> dict:
     """The definition a ``deploy`` or ``approve`` entry of a deployment's history recorded:
     ``strategy``, ``automation`` and ``variants``."""
@@ -83,38 +133,49 @@ def recorded_definition(history, entry_id: int) -> dict:
     }
 
 
-def _change(deployments, user: User, name: str, action: str, definition: dict, note) -> str:
+def _change(
+    deployments, user: User, current, action: str, definition: dict, note, revision: int | None
+) -> str:
     if action == "deploy":
-        current = deployments.get(name)
         deployments.deploy(
-            name,
+            current.name,
             definition["variants"],
             strategy=definition["strategy"],
             automation=definition["automation"],
             description=current.description,
             actor=user.name,
             reason=note,
+            expected_revision=revision,
         )
         return "deployed"
     deployments.approve(
-        name,
+        current.name,
         definition["variants"],
         strategy=definition["strategy"],
         automation=definition["automation"],
         actor=user.name,
         comment=note,
+        expected_revision=revision,
     )
     return "approved"
 
 
-def _weights_change(deployments, user: User, name: str, action: str, fields) -> str:
+def _shown(deployments, name: str, fields):
+    """The deployment now and the revision the page showed, refused if they differ."""
+    revision = shown_number(fields, "revision")
     current = deployments.get(name)
+    unchanged_since(current, revision)
+    return current, revision
+
+
+def _weights_change(deployments, user: User, name: str, action: str, fields) -> str:
+    current, revision = _shown(deployments, name, fields)
     definition = {
         "strategy": current.strategy,
         "automation": current.automation,
         "variants": posted_weights(current.variants, fields),
     }
-    return _change(deployments, user, name, action, definition, _note(fields))
+    return _change(deployments, user, current, action, definition, _note(fields), revision)
 
 
 def _restore_change(deployments, user: User, name: str, action: str, fields) -> str:
@@ -124,9 +185,13 @@ def _restore_change(deployments, user: User, name: str, action: str, fields) -> 
         raise InvalidArgumentError(
             f"entry: must be a history entry's number, got {fields.get('entry', '')[:40]!r}"
         ) from None
+    current, revision = _shown(deployments, name, fields)
     definition = recorded_definition(deployments.history(name), entry)
     note = _note(fields) or f"restored the definition of history entry #{entry}"
-    return _change(deployments, user, name, action, definition, note)
+    # Approving a recorded definition does not depend on what serves now: only a deploy
+    # replaces the definition the page showed.
+    expected = revision if action == "deploy" else None
+    return _change(deployments, user, current, action, definition, note, expected)
 
 
 def promoted_definition(deployment, variant: str) -> dict:
@@ -172,14 +237,23 @@ alias=None, role='primary', weight=1.0, shadow_sample=1.0),))
 
 
 def _promote_change(deployments, user: User, name: str, action: str, fields) -> str:
-    current = deployments.get(name)
+    current, revision = _shown(deployments, name, fields)
     variant = fields.get("variant", "")
     definition = promoted_definition(current, variant)
     promoted = definition["variants"][0]
+    shown = shown_number(fields, "version")
+    if promoted.version != shown:
+        # The challenger follows an alias that moved after the page was shown: promoting
+        # would put a version nobody looked at on all the traffic.
+        raise ConflictError(
+            f"version: {variant!r} serves {promoted.model} v{promoted.version} now, not "
+            f"v{shown} as this page showed; nothing was changed: reload the page to see "
+            "the version it serves, then submit again"
+        )
     note = _note(fields) or (
         f"promoted {variant!r} ({promoted.model} v{promoted.version}) to serve all traffic"
     )
-    done = _change(deployments, user, name, action, definition, note)
+    done = _change(deployments, user, current, action, definition, note, revision)
     return "promoted" if done == "deployed" else done
 
 
@@ -195,13 +269,22 @@ async def _post(request: Request, user: User, name: str, form: str, change) -> R
     try:
         done = await run_in_threadpool(change, deployments, user, name, action, fields)
     except OpsloopError as error:
-        message = str(error)
-        field = (
-            message.split(":")[0] if message.startswith(("weight.", "entry:", "variant:")) else None
-        )
-        problem = FormProblem.of(form, error, fields, field)
+        problem = _problem(form, error, fields, name)
         return await run_in_threadpool(deployment_view, request, name, problem=problem)
     return RedirectResponse(f"/deployments/{quote(name, safe='')}?done={done}", status_code=303)
+
+
+def _problem(form: str, error: OpsloopError, fields: dict, name: str) -> FormProblem:
+    message = str(error)
+    if isinstance(error, ConflictError):
+        # The page shows the deployment as it is now; the form is filled from it again,
+        # not with values meant for what it replaced (the note is kept).
+        note = {"note": fields["note"]} if "note" in fields else {}
+        return FormProblem(
+            form, message, None, error.status, note, reload=f"/deployments/{quote(name, safe='')}"
+        )
+    field = message.split(":")[0] if message.startswith(("weight.", "entry:", "variant:")) else None
+    return FormProblem.of(form, error, fields, field)
 
 
 @router.post("/deployments/{name}/weights")
@@ -223,10 +306,15 @@ async def switch_form(request: Request, user: Viewer, name: str) -> Response:
     fields = await posted_form(request, session_token(request))
     require_operation_role(user, DEPLOYMENT_OPERATIONS, "switch")
     deployments = request.app.state.deployments
+
+    def switch() -> None:
+        _, revision = _shown(deployments, name, fields)
+        deployments.switch(name, actor=user.name, reason=_note(fields), expected_revision=revision)
+
     try:
-        await run_in_threadpool(deployments.switch, name, actor=user.name, reason=_note(fields))
+        await run_in_threadpool(switch)
     except OpsloopError as error:
-        problem = FormProblem.of("switch", error, fields)
+        problem = _problem("switch", error, fields, name)
         return await run_in_threadpool(deployment_view, request, name, problem=problem)
     return RedirectResponse(f"/deployments/{quote(name, safe='')}?done=switched", status_code=303)
 

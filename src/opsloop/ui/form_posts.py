@@ -50,7 +50,8 @@ class FormUnsupported(OpsloopError):
 class FormProblem:
     """Why a form's change was refused, shown on the page beside that form: which ``form``
     of the page, the ``message`` (it names the field), the ``field`` to mark invalid, the
-    HTTP ``status`` of the page, and the ``values`` posted (filled in again).
+    HTTP ``status`` of the page, the ``values`` posted (filled in again), and where the
+    page can be ``reload``-ed when the change was refused because what it showed moved on.
 
     >>> FormProblem("weights", "weight.b: must be a number, got 'x'", "weight.b").status
     422
@@ -61,6 +62,7 @@ class FormProblem:
     field: str | None = None
     status: int = 422
     values: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    reload: str | None = None
 
     @classmethod
     def of(

@@ -96,8 +96,9 @@ def version_page(
 ) -> Response:
     """One version: metrics, tags, aliases, signature, the release gates' verdicts on it
     (each check's statistic, threshold and verdict), lineage from data and commit to the
-    deployments serving it; for editors and approvers, the form that moves or approves an
-    alias (see :mod:`.version_actions`)."""
+    deployments serving it; the alias moves to it waiting for approvals (who approved, how
+    many of how many); for editors and approvers, the form that moves or approves an alias
+    (see :mod:`.version_actions`)."""
     return version_view(request, name, version, notice=DONE.get(done or ""))
 
 
@@ -106,6 +107,35 @@ DONE = {
     "moved": "The alias now points at this version.",
     "approved": "Your approval is recorded in the audit log.",
 }
+
+
+def waiting_moves(pending) -> list[dict]:
+    """A version's pending alias approvals (the registry's ``pending_approvals`` frame)
+    grouped by alias: its approvals so far of those required, and each approver with the
+    time and comment of their approval, oldest first.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame([["champion", 2, "apo", "ok", 5, 1, 2]], columns=[
+    ...     "alias", "version", "approver", "comment", "created_ms", "approvals", "required"])
+    >>> waiting_moves(frame)
+    [{'alias': 'champion', 'approvals': 1, 'required': 2, 'approvers': \
+[{'approver': 'apo', 'comment': 'ok', 'created_ms': 5}]}]
+    """
+    moves: dict[str, dict] = {}
+    for row in pending.itertuples():
+        move = moves.setdefault(
+            row.alias,
+            {
+                "alias": row.alias,
+                "approvals": int(row.approvals),
+                "required": int(row.required),
+                "approvers": [],
+            },
+        )
+        move["approvers"].append(
+            {"approver": row.approver, "comment": row.comment, "created_ms": int(row.created_ms)}
+        )
+    return list(moves.values())
 
 
 def version_view(
@@ -131,6 +161,7 @@ def version_view(
         # Only this version's entries are read, not the model's (or the store's) whole log.
         gates=version_gate_verdicts(registry.audit(name, version=version), name, version),
         serving=serving,
+        waiting=waiting_moves(registry.pending_approvals(name, version=version)),
         model_aliases={} if aliases.empty else dict(aliases.iloc[0]),
         problem=problem,
         notice=notice,
