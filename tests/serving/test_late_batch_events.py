@@ -54,9 +54,7 @@ def _batch_events(db, name: str, batch_id: str) -> list[str]:
     return sorted(found.loc[found["request_id"].str.startswith(batch_id), "request_id"].tolist())
 
 
-def test_a_retire_during_a_batch_homes_its_later_rows_with_the_retired_deployment(
-    registry, loans
-):
+def test_a_retire_during_a_batch_homes_its_later_rows_with_the_retired_deployment(registry, loans):
     deployments, variants, folder = loans
     sink = StoreEventSink(registry.db, sampler=None)
     runtime = ServingRuntime(registry.db, registry.artifacts, sink=sink)
