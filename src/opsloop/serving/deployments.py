@@ -326,9 +326,9 @@ class Deployments:
         created later under the same name starts with no traffic, windows, alerts or
         queue; what reaches the store after the retire from the retired deployment (an
         event or a review item of a request it answered, a batch's later rows, a label
-        for one of its answers) follows its history (:mod:`.retired_names`). A second audit entry, action ``retire`` of entity ``monitor:NAME``, names the
-        history (``after``: ``{"history": "NAME/retired-N", ...}``) and counts what was
-        cancelled.
+        for one of its answers) follows its history (:mod:`.retired_names`). A second
+        audit entry, action ``retire`` of entity ``monitor:NAME``, names the history
+        (``after``: ``{"history": "NAME/retired-N", ...}``) and counts what was cancelled.
 
         Approvals not yet used by a change are used up (``approvals_cancelled`` in that
         entry): they approved a change of the retired deployment, and its approvers never
