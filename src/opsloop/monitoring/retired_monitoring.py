@@ -32,7 +32,9 @@ A prediction event a data plane answered before the retire but writes after it (
 or answered by a definition it had not yet read again) carries the generation of the
 deployment that answered it, and is written with that deployment's history
 (:mod:`opsloop.serving.retired_names`), never with a deployment created later under the
-name.
+name; so are a review item it sends late (cancelled) and the later rows of a batch it was
+scoring. A label given under the name for one of its answers is joined with that answer in
+the history and counted with the history's labels.
 
 An action in flight when the deployment is retired (:mod:`.running_actions`) is left to
 finish; it moves with the history, and its outcome is recorded there (audit entity

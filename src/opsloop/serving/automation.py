@@ -164,10 +164,12 @@ def oversee(
     records: list[dict[str, Any]],
     queue: ReviewQueue,
     metrics: ServingMetrics,
+    generation: int | None = None,
 ) -> int | None:
     """Act on ``decision`` for the request ``request_id``: count the rules' firings and,
     when a person decides, put the request in the review queue; the item's id (``None``
-    when nothing was queued).
+    when nothing was queued). ``generation`` is that of the definition that answered
+    (an item of a retired one goes to its history, see :mod:`.review_queue`).
 
     >>> from opsloop.store import Database
     >>> queue, metrics = ReviewQueue(Database("sqlite://")), ServingMetrics()
@@ -189,6 +191,7 @@ def oversee(
         request_id=request_id,
         suggestion=decision.suggestion,
         rules=sorted({rule for fired in decision.rules for rule in fired}),
+        generation=generation,
     )
     metrics.review_queued.labels(deployment, decision.reason).inc()
     return item.id

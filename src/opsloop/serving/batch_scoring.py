@@ -6,7 +6,11 @@ that break a rule are set aside with the row number, field, rule and a detail, a
 others are scored by the deployment's primary variant or, with ``all_variants``, by every
 variant (one prediction column each). Every scored row is recorded as a prediction event
 with role ``batch``, as a served request is: its request id is the batch's id and the row
-number, so the same row has the same id whatever the chunking.
+number, so the same row has the same id whatever the chunking. Each event carries the
+generation of the definition whose variants scored it (:mod:`.retired_names`): a batch keeps
+the variants it looked up when it started, so if the deployment is retired while a long
+batch runs, the rows scored after the retire are kept with the retired deployment's history
+(``NAME/retired-N``), never with a deployment created later under the name.
 
 :func:`score_file` does it over a CSV or Parquet file in chunks of ``chunk_size`` rows, so
 memory stays bounded by the chunk: the scored rows go to ``output`` (CSV or Parquet, by its
@@ -140,13 +144,27 @@ def scoring_variants(runtime: ServingRuntime, deployment: str, all_variants: boo
     Traceback (most recent call last):
     opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
     """
+    return scoring_definition(runtime, deployment, all_variants)[0]
+
+
+def scoring_definition(
+    runtime: ServingRuntime, deployment: str, all_variants: bool
+) -> tuple[list[LoadedVariant], int]:
+    """:func:`scoring_variants` and the generation of the definition they were read with
+    (one read, so the two always belong together), which the batch's events carry.
+
+    >>> from opsloop.store import Database
+    >>> scoring_definition(ServingRuntime(Database("sqlite://"), None), "api", False)
+    Traceback (most recent call last):
+    opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+    """
     served = runtime.served(deployment)
     names = [
         variant.name
         for variant in served.definition.variants
         if all_variants or variant.role == "primary"
     ]
-    return [served.variant(name) for name in names]
+    return [served.variant(name) for name in names], served.definition.generation
 
 
 def score_frame(
@@ -158,10 +176,12 @@ def score_frame(
     first_row: int = 0,
     batch_id: str | None = None,
     variants: list[LoadedVariant] | None = None,
+    generation: int | None = None,
 ) -> ScoredFrame:
     """Score ``frame`` with ``deployment`` (see the module): its rows are numbered from
     ``first_row``; ``batch_id`` prefixes the request ids (default: a new one);
-    ``variants`` are those of :func:`scoring_variants` when already looked up.
+    ``variants`` and ``generation`` are those of :func:`scoring_definition` when already
+    looked up (``variants`` alone: the events name no generation).
 
     >>> from opsloop.store import Database
     >>> score_frame(ServingRuntime(Database("sqlite://"), None), "api", pd.DataFrame(),
@@ -173,7 +193,7 @@ def score_frame(
         raise InvalidArgumentError(f"first_row must be an integer >= 0, got {first_row!r}")
     batch_id = batch_id or uuid.uuid4().hex
     if variants is None:
-        variants = scoring_variants(runtime, deployment, all_variants)
+        variants, generation = scoring_definition(runtime, deployment, all_variants)
     scored, events = score_rows(
         deployment,
         frame,
@@ -182,6 +202,7 @@ def score_frame(
         first_row=first_row,
         batch_id=batch_id,
         clock=runtime.db.clock,
+        generation=generation,
     )
     if events:
         runtime.recorder.sink.write(events)
@@ -197,16 +218,17 @@ def score_rows(
     first_row: int,
     batch_id: str,
     clock: Callable[[], int],
+    generation: int | None = None,
 ) -> tuple[ScoredFrame, list[PredictionEvent]]:
     """:func:`score_frame`'s work without a runtime: the scored frame and the prediction
-    events (time-stamped by ``clock``), which the caller writes; a Dask worker scores a
-    partition with it (:mod:`.distributed_scoring`).
+    events (time-stamped by ``clock``, carrying ``generation``), which the caller writes;
+    a Dask worker scores a partition with it (:mod:`.distributed_scoring`).
 
     >>> double = LoadedVariant("s", "primary", "m", 1, "python", None, lambda f: f.x * 2)
     >>> scored, events = score_rows("api", pd.DataFrame({"x": [1, 2]}), [double],
-    ...     all_variants=False, first_row=5, batch_id="b", clock=lambda: 0)
-    >>> scored.scored["prediction"].tolist(), [e.request_id for e in events]
-    ([2, 4], ['b-5', 'b-6'])
+    ...     all_variants=False, first_row=5, batch_id="b", clock=lambda: 0, generation=3)
+    >>> scored.scored["prediction"].tolist(), [(e.request_id, e.generation) for e in events]
+    ([2, 4], [('b-5', 3), ('b-6', 3)])
     """
     frame = frame.reset_index(drop=True)
     rows = np.arange(first_row, first_row + len(frame))
@@ -242,7 +264,9 @@ def score_rows(
             predictions, dtype=None if predictions else float
         )
         if answer is not None:
-            events += _events(clock, deployment, variant, request_ids, model_frame, answer, seconds)
+            events += _events(
+                clock, deployment, variant, request_ids, model_frame, answer, seconds, generation
+            )
     return ScoredFrame(scored, rejected, len(events)), events
 
 
@@ -270,6 +294,7 @@ def _events(
     model_frame: pd.DataFrame,
     answer,
     seconds: float,
+    generation: int | None,
 ) -> list[PredictionEvent]:
     # A batch has no per-row latency: each row is charged its share of the chunk's.
     latency_ms = seconds * 1000.0 / len(request_ids)
@@ -294,6 +319,7 @@ def _events(
             error=None,
             latency_ms=latency_ms,
             at_ms=at_ms,
+            generation=generation,
         )
         for position, (request_id, record, prediction) in enumerate(
             zip(request_ids, records, answer.predictions, strict=True)
@@ -443,7 +469,9 @@ def score_file(
     if len({input_path.resolve(), output.resolve(), rejected_path.resolve()}) < 3:
         raise InvalidArgumentError("output: the input, output and rejected files must differ")
     started = time.perf_counter()
-    variants = scoring_variants(runtime, deployment, all_variants)
+    # Read once: every chunk is scored by these variants, and its events carry their
+    # definition's generation, even if the deployment changes while the batch runs.
+    variants, generation = scoring_definition(runtime, deployment, all_variants)
     integers = {
         column.name
         for variant in variants
@@ -470,6 +498,7 @@ def score_file(
                     first_row=rows,
                     batch_id=batch_id,
                     variants=variants,
+                    generation=generation,
                 )
                 if len(last.scored):
                     sink.write(_stable_types(last.scored, integers))

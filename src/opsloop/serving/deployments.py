@@ -337,9 +337,11 @@ class Deployments:
         pending actions and retrain requests) and the review items (those still open or
         claimed are cancelled, :func:`~.review_queue.retire_review_items`). A deployment
         created later under the same name starts with no traffic, windows, alerts or
-        queue. A second audit entry, action ``retire`` of entity ``monitor:NAME``, names the
-        history (``after``: ``{"history": "NAME/retired-N", ...}``) and counts what was
-        cancelled.
+        queue; what reaches the store after the retire from the retired deployment (an
+        event or a review item of a request it answered, a batch's later rows, a label
+        for one of its answers) follows its history (:mod:`.retired_names`). A second
+        audit entry, action ``retire`` of entity ``monitor:NAME``, names the history
+        (``after``: ``{"history": "NAME/retired-N", ...}``) and counts what was cancelled.
 
         Approvals not yet used by a change are used up (``approvals_cancelled`` in that
         entry): they approved a change of the retired deployment, and its approvers never

@@ -17,7 +17,8 @@ order so every row keeps the number the local path gives it) is one task:
   (one file per partition, so OUTPUT is a Parquet directory, and the workers must be able
   to write where it is: a shared file system or object store path).
 * **Events as the serving runtime records them.** Each partition's prediction events (role
-  ``batch``, request id ``BATCH-ROW``) come back to the calling process and go to the
+  ``batch``, request id ``BATCH-ROW``, the generation of the definition whose variants
+  were shipped) come back to the calling process and go to the
   runtime's sink as that partition finishes, so they are never held all at once.
 * **Failures are loud.** A task's own error (a missing column, a model the trust rules
   refuse, a tampered artifact) is raised as it is. A cluster failure (a worker lost more
@@ -48,7 +49,7 @@ from opsloop.serving.batch_scoring import (
     _stable_types,
     rejected_path_for,
     score_rows,
-    scoring_variants,
+    scoring_definition,
 )
 from opsloop.serving.loaded_variant import LoadedVariant, variant_of
 from opsloop.serving.row_rejection import missing_columns, signature_columns
@@ -213,6 +214,7 @@ def _score_partition(
     at_ms: int,
     output: str,
     integers: frozenset[str],
+    generation: int,
 ) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -227,6 +229,7 @@ def _score_partition(
         first_row=part.first_row,
         batch_id=batch_id,
         clock=lambda: at_ms,
+        generation=generation,
     )
     table = _stable_types(scored.scored, set(integers))
     if len(table):
@@ -291,7 +294,7 @@ def score_parquet_dask(
             f"output: {output} exists and is not an empty directory; scoring on Dask writes "
             "a directory of Parquet parts"
         )
-    variants = scoring_variants(runtime, deployment, all_variants)
+    variants, generation = scoring_definition(runtime, deployment, all_variants)
     import pyarrow.parquet as pq
 
     names = pq.read_schema(files[0]).names
@@ -342,6 +345,7 @@ def score_parquet_dask(
                 at_ms,
                 str(output),
                 integers,
+                generation,
                 key=f"opsloop-score-{batch_id}-{part.index}",
                 pure=False,
             )

@@ -23,6 +23,31 @@ labels; a second label for the same answer is refused (the first stands):
 >>> record_feedback(db, "api", "r1", label=0, actor="ana")
 Traceback (most recent call last):
 opsloop.errors.AlreadyDoneError: label: the answer 'r1' of deployment 'api' has a label already; the first one stands
+
+An answer given by a deployment of the name that has since been retired is kept with that
+deployment's history, ``NAME/retired-N`` (:mod:`.retired_names`), even when a deployment was
+created again under the name: its feedback, given under the name, is joined with it there
+and counted with that history's labels, never refused as unknown nor joined with the
+deployment that stands now (whose canary gate or bandit never learns it):
+
+>>> from opsloop.monitoring.event_log import label_counts
+>>> from opsloop.registry import ModelRegistry
+>>> from opsloop.serving.deployments import Deployments, Variant
+>>> from opsloop.store import ArtifactStore
+>>> _ = ModelRegistry(db, ArtifactStore(tmp_path)).register("m", b"x", flavor="onnx")
+>>> deployments, variants = Deployments(db), [Variant("stable", "m", version=1)]
+>>> _ = deployments.deploy("api", variants)
+>>> deployments.retire("api"); _ = deployments.deploy("api", variants)
+>>> record_feedback(db, "api", "r1", reward=0.5, actor="ana")
+>>> read_feedback(db, "api/retired-1")["reward"].tolist()  # the label 1 was given before
+[nan, 0.5]
+>>> record_feedback(db, "api", "r1", label=0, actor="ana")
+Traceback (most recent call last):
+opsloop.errors.AlreadyDoneError: label: the answer 'r1' of deployment 'api/retired-1' has a label already; the first one stands
+>>> label_counts(db, "api/retired-1"), read_feedback(db, "api").empty
+({'accepted': 1, 'late': 1, 'duplicate': 0, 'unknown': 0}, True)
+>>> label_counts(db, "api")
+{'accepted': 0, 'late': 0, 'duplicate': 0, 'unknown': 0}
 """  # noqa: E501 - a doctest's expected output is one line
 
 from __future__ import annotations
@@ -36,10 +61,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
+from opsloop.serving.retired_names import history_name, hold_name, retires
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
+
+# Names of one deployment's answers looked up per query (far below any driver's limit on
+# bound parameters).
+_NAMES_PER_QUERY = 500
 
 #: Columns of :func:`read_feedback`'s frame.
 FEEDBACK_COLUMNS = (
@@ -78,6 +108,10 @@ def record_feedback(
     ):
         raise InvalidArgumentError(f"reward: must be a finite number, got {reward!r}")
     with db.write() as connection:
+        # Held until the feedback commits, so a retire cannot move the answer between the
+        # choice of where it is kept and the insert (see .retired_names).
+        hold_name(connection, deployment, shared=True)
+        deployment = answered_under(connection, deployment, request_id)
         if label is not None:
             _join_label(connection, deployment, request_id, label, reward, actor)
             return
@@ -103,6 +137,39 @@ def record_feedback(
             actor,
             clock_of(connection),
         )
+
+
+def answered_under(connection: Connection, deployment: str, request_id: str) -> str:
+    """The name the primary answer ``request_id`` of the deployment ``deployment`` is kept
+    under, in the caller's transaction: ``deployment`` while the deployment that gave it
+    stands (or when no answer has the id), else the history of the retire that ended that
+    deployment, ``NAME/retired-N``.
+
+    >>> with Database("sqlite://").read() as c:
+    ...     answered_under(c, "api", "r1")
+    'api'
+    """
+    names = [deployment]
+    names += [history_name(deployment, n) for n in range(retires(connection, deployment), 0, -1)]
+    for start in range(0, len(names), _NAMES_PER_QUERY):
+        chunk = names[start : start + _NAMES_PER_QUERY]
+        found = set(
+            connection.execute(
+                sa.select(_events.c.deployment)
+                .where(
+                    _events.c.request_id == request_id,
+                    _events.c.deployment.in_(chunk),
+                    _events.c.role == "primary",
+                )
+                .distinct()
+            ).scalars()
+        )
+        # The standing deployment first, then the latest history (a request id is one
+        # answer's; a client reusing one across deployments gets the newest).
+        for name in chunk:
+            if name in found:
+                return name
+    return deployment
 
 
 def _join_label(

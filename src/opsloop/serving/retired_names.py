@@ -12,7 +12,17 @@ A data plane reads a deployment's generation with its definition (one read trans
 event the definition answers. An event may reach the store after the retire (buffered,
 or answered by a definition read before the retire and followed only at the next
 ``check_interval``): :func:`home_of` sends it to the retired deployment's history, never to
-a deployment created later under the name.
+a deployment created later under the name. The same holds for what else a retired
+deployment's answers bring after its retire:
+
+* a review item of a request it answered goes to its history, ``cancelled`` as the retire
+  cancelled the items it found (:meth:`.review_queue.ReviewQueue.enqueue`, which takes the
+  generation on the wire too);
+* a batch keeps the variants, and so the generation, it started with: the rows it scores
+  after the retire are the history's (:mod:`.batch_scoring`, :mod:`.distributed_scoring`);
+* feedback given under the name for one of its answers is joined with that answer where it
+  is kept, and counted with the history's labels
+  (:func:`.prediction_feedback.answered_under`).
 
 The count of retires and the events' write must not interleave with a retire: on SQLite
 every write transaction holds the database's one write lock; on PostgreSQL the retire takes

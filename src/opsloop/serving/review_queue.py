@@ -9,6 +9,13 @@ feedback in the same transaction (:mod:`.prediction_feedback`), so
 :func:`~opsloop.serving.read_feedback`, the monitoring and retraining see it joined with
 the request's inputs and answer.
 
+A served request carries the generation of the deployment definition that answered it
+(:mod:`.retired_names`). One that reaches the queue after that deployment was retired
+(answered by a definition its data plane had not read again) is kept with the retired
+deployment's items, under ``NAME/retired-N``, and ``cancelled`` as the retire cancelled the
+items it found there: it never enters the queue of a deployment created later under the
+name.
+
 >>> from opsloop.store import Database
 >>> queue = ReviewQueue(Database("sqlite://"), actor="ana")
 >>> item = queue.submit("loans", [{"age": 30}])
@@ -35,6 +42,7 @@ from sqlalchemy.engine import Connection
 from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
 from opsloop.registry.users import acting_user
 from opsloop.serving.prediction_feedback import insert_feedback
+from opsloop.serving.retired_names import hold_name, home_of
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
 from opsloop.tracking.capture import current_user
@@ -141,8 +149,12 @@ def enqueue_item(
     request_id: str | None = None,
     suggestion: Mapping[str, Any] | None = None,
     rules: Sequence[str] = (),
+    state: str = "open",
 ) -> int:
-    """Add an open item inside the caller's transaction; its id."""
+    """Add an item inside the caller's transaction, ``open`` (or ``cancelled``: one of a
+    retired deployment, see :meth:`ReviewQueue.enqueue`); its id."""
+    if state not in ("open", "cancelled"):
+        raise InvalidArgumentError(f"state: a new item is open or cancelled, got {state!r}")
     if reason not in REVIEW_REASONS:
         raise InvalidArgumentError(
             f"reason: must be one of {', '.join(REVIEW_REASONS)}, got {reason!r}"
@@ -155,7 +167,7 @@ def enqueue_item(
             records_json=_json("records", list(records)),
             suggestion_json=None if suggestion is None else _json("suggestion", suggestion),
             rules_json=json.dumps(list(rules)),
-            state="open",
+            state=state,
             created_ms=at_ms,
         )
     ).inserted_primary_key[0]
@@ -187,27 +199,43 @@ class ReviewQueue:
         request_id: str | None = None,
         suggestion: Mapping[str, Any] | None = None,
         rules: Sequence[str] = (),
+        generation: int | None = None,
     ) -> ReviewItem:
         """Add an open item for a served request (the runtime's entry; no role check, the
-        data plane already admitted the request).
+        data plane already admitted the request). ``generation`` is that of the definition
+        that answered it (``None``: the item goes to ``deployment`` as named); a retired
+        generation's item is kept, cancelled, with its deployment's history (see the
+        module).
 
-        >>> queue = ReviewQueue(Database("sqlite://"))
+        >>> from opsloop.registry.audit import append_audit
+        >>> db = Database("sqlite://")
+        >>> queue = ReviewQueue(db)
         >>> queue.enqueue("api", [{"x": 1}], reason="human_only", request_id="r1").request_id
         'r1'
         >>> queue.enqueue("api", [{"x": 1}], reason="bored")
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: reason: must be one of human_only, shadow, ...
+        >>> with db.write() as c:  # what a retire of 'api' leaves in the audit log
+        ...     _ = append_audit(c, "ana", "retire", "monitor:api", None, None, {})
+        >>> late = queue.enqueue("api", [{"x": 1}], reason="human_only", generation=0)
+        >>> late.deployment, late.state
+        ('api/retired-1', 'cancelled')
         """
         with self.db.write() as connection:
+            # Held until the insert commits, so a retire cannot come between the choice of
+            # the item's home and its write (see .retired_names).
+            hold_name(connection, deployment, shared=True)
+            home = home_of(connection, deployment, generation)
             item_id = enqueue_item(
                 connection,
-                deployment,
+                home,
                 records,
                 reason=reason,
                 at_ms=self.db.clock(),
                 request_id=request_id,
                 suggestion=suggestion,
                 rules=rules,
+                state="open" if home == deployment else "cancelled",
             )
             return self._read(connection, item_id)
 

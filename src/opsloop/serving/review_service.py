@@ -44,6 +44,8 @@ Records = Annotated[Sequence[dict[str, Any]], Field(min_length=1, max_length=MAX
 Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_LISTED), BeforeValidator(integral)]
 State = Annotated[str, OneOf((*REVIEW_STATES, "any"))]
 Reason = Annotated[str, OneOf(REVIEW_REASONS)]
+# A deployment's generation (see opsloop.serving.retired_names), as the events carry it.
+Generation = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
 RequestId = Annotated[
     str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
 ]
@@ -83,9 +85,12 @@ class ReviewQueueService(Protocol):
         request_id: RequestId | None = None,
         suggestion: dict[str, Any] | None = None,
         rules: Annotated[Sequence[Name], Field(max_length=MAX_LIST_LENGTH)] = (),
+        generation: Generation | None = None,
     ) -> ReviewItem:
         """Put a served request before a person (a data plane's entry, for the reason its
-        deployment's automation level or assertions give); the item made."""
+        deployment's automation level or assertions give); the item made. ``generation``
+        is that of the definition that answered: a retired one's item is kept, cancelled,
+        under the retired deployment's history name."""
         ...
 
     def claim_next(self, deployment: Key, *, actor: str | None = None) -> ReviewItem | None:

@@ -809,6 +809,7 @@ class ServingRuntime:
             records=list(records),  # type: ignore[call-overload]
             queue=self.review_queue,
             metrics=self.metrics,
+            generation=served.definition.generation,
         )
         self._record(
             loaded,

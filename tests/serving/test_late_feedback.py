@@ -1,0 +1,127 @@
+"""Feedback for a request answered by a deployment that was retired (its event kept with the
+retired deployment's history, ``NAME/retired-N``) is joined with that request there, and
+counted with the history's labels, even when a deployment was created again under the name:
+never refused as unknown, never joined with or counted for the deployment that stands now.
+Locally and through a real server (control plane and data plane), on SQLite and PostgreSQL,
+with the store's clock moved by hand."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from tests.clock import FakeClock
+from tests.server.running import running_server
+from tests.serving.served_models import classifier
+
+from opsloop.errors import AlreadyDoneError, NotFoundError
+from opsloop.monitoring.event_log import label_counts
+from opsloop.server.data_plane import create_data_plane_app
+from opsloop.serving import Deployments, Variant, read_feedback
+
+RECORD = {"age": 40, "income": 52_000.0}
+T0 = 1_800_000_000_000  # the start of an hour: labels within the hour are on time
+HOUR_MS = 3_600_000
+
+
+def _counts(accepted=0, late=0, duplicate=0, unknown=0) -> dict[str, int]:
+    return {"accepted": accepted, "late": late, "duplicate": duplicate, "unknown": unknown}
+
+
+def _event(request_id: str, generation: int) -> dict:
+    return {
+        "deployment": "api", "variant": "stable", "role": "primary", "model": "credit",
+        "version": 1, "request_id": request_id, "inputs": [RECORD],
+        "output": {"predictions": [1]}, "latency_ms": 0.5, "at_ms": T0 + 1_000,
+        "generation": generation,
+    }  # fmt: skip
+
+
+def _labels(db, name: str) -> dict[str, object]:
+    kept = read_feedback(db, name)
+    return dict(zip(kept["request_id"], kept["label"], strict=True))
+
+
+def test_feedback_is_joined_with_the_generation_that_answered(deployments, registry):
+    """Events recorded by a data plane (each with the generation that answered it), then
+    their feedback given under the name, locally and through the control plane."""
+    registry.db.clock = clock = FakeClock(T0)
+    registry.register("credit", b"x", flavor="onnx")
+    variants = [Variant("stable", "credit", version=1)]
+    deployments.deploy("api", variants)
+    # Answered before the retire: moved by it. Written after it: homed by its generation.
+    assert deployments.record_events([_event("old", 0), _event("old-late", 0)]) == 2
+    deployments.retire("api")
+    deployments.deploy("api", variants)
+    assert deployments.record_events([_event("stale", 0), _event("new", 1)]) == 2
+    clock.advance(1_000)
+    for request_id, label in (("old", 1), ("stale", 0), ("new", 1)):
+        deployments.feedback("api", request_id, label=label)
+    with pytest.raises(AlreadyDoneError, match="'old' of deployment 'api/retired-1'"):
+        deployments.feedback("api", "old", label=0)
+    with pytest.raises(NotFoundError, match="'api' answered no request with id 'nope'"):
+        deployments.feedback("api", "nope", label=0)
+    clock.advance(HOUR_MS)  # the answers' window has closed: a label now is late
+    deployments.feedback("api", "old-late", label=1)
+    assert _labels(registry.db, "api/retired-1") == {"old": 1, "stale": 0, "old-late": 1}
+    assert _labels(registry.db, "api") == {"new": 1}
+    # Refused labels are not counted (as for the data plane's feedback everywhere).
+    assert label_counts(registry.db, "api/retired-1") == _counts(accepted=3, late=1)
+    assert label_counts(registry.db, "api") == _counts(accepted=1)
+
+
+@pytest.fixture
+def data_plane(registry):
+    """A data plane server on the store, with a client holding its installation token."""
+    registry.db.clock = FakeClock(T0)
+    model, frame = classifier()
+    registry.register("credit", model, input_schema=frame)
+    app = create_data_plane_app(registry.db, registry.artifacts)
+    token = app.state.installation_token
+    try:
+        with (
+            running_server(app, health_path="/v2/health/live") as url,
+            httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ) as client,
+        ):
+            yield client, app.state.runtime
+    finally:
+        app.state.runtime.close()
+
+
+def test_the_data_planes_feedback_endpoint_joins_a_retired_answer_there(registry, data_plane):
+    client, runtime = data_plane
+    deployments = Deployments(registry.db)
+    variants = [Variant("stable", "credit", version=1)]
+    deployments.deploy("api", variants)
+
+    def answer() -> str:
+        response = client.post("/v1/deployments/api/predict", json=[RECORD])
+        assert response.status_code == 200, response.text
+        return response.json()["request_id"]
+
+    def feedback(request_id: str, label) -> httpx.Response:
+        return client.post(
+            "/v1/deployments/api/feedback", json={"request_id": request_id, "label": label}
+        )
+
+    old = answer()
+    assert feedback(old, 1).status_code == 201  # before the retire: kept under "api"
+    second = answer()
+    # In the store before the retire (the data plane writes its events in the background),
+    # so that the retire moves it.
+    assert runtime.recorder.flush(60)
+    deployments.retire("api")
+    deployments.deploy("api", variants)
+    new = answer()
+    given = feedback(second, 0)
+    assert given.status_code == 201, given.text
+    again = feedback(second, 1)
+    assert again.status_code == 409 and "api/retired-1" in again.json()["detail"]
+    unknown = feedback("f" * 32, 0)
+    assert unknown.status_code == 404 and "answered no request" in unknown.json()["detail"]
+    assert feedback(new, 1).status_code == 201
+    assert _labels(registry.db, "api/retired-1") == {old: 1, second: 0}
+    assert _labels(registry.db, "api") == {new: 1}
+    assert label_counts(registry.db, "api/retired-1") == _counts(accepted=2)
+    assert label_counts(registry.db, "api") == _counts(accepted=1)
