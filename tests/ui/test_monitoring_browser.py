@@ -117,7 +117,7 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
         # The first feature is the top row.
         feature = page.locator("h1").inner_text().split(":")[0]
         assert feature == FEATURES[0]
-        assert page.locator("[data-drawn=true]").count() == 1
+        assert page.locator("figure.chart > svg.bar-chart").count() == 1
         assert page.locator("table.distribution tbody tr").count() == 20
         check("monitoring-distribution")
         watched.follow("text=Back to the window's features")
