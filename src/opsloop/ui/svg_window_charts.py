@@ -304,7 +304,9 @@ def bar_chart(figure: Mapping, height: int = 360) -> Markup:
         y = y_of(value)
         grid.append(f"M{LEFT},{y:.1f}H{plot_right}")
         labels.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{value:.0%}</text>')
-    every = max(1, len(categories) // 10)
+    # Every n-th label, so the widest (about 7 units a character) do not overlap.
+    widest = max((len(str(c)) for c in categories), default=1)
+    every = max(1, math.ceil((7 * widest + 12) / slot))
     for k, category in enumerate(categories):
         if k % every == 0:
             labels.append(
