@@ -480,9 +480,12 @@ def charts_drawn(page) -> dict:
         ".map(s => JSON.parse(s.textContent).data.reduce((n, t) => n + (t.x || []).length, 0))"
         ".concat([...document.querySelectorAll('svg.line-chart .curves path')]"
         ".map(p => p.getAttribute('d').split(/[ML ]/).filter(Boolean).length))"
+        ".concat([...document.querySelectorAll('svg [data-trace]')]"
+        ".map(g => JSON.parse(g.dataset.trace).y.length))"
+        ".concat([...document.querySelectorAll('svg.heatmap a.cell')].length)"
         ".reduce((a, b) => a + b, 0)"
     )
-    svg = page.locator("svg.line-chart").count()
+    svg = page.locator("svg.line-chart, svg.window-chart, svg.bar-chart, svg.heatmap").count()
     rows = page.locator("table tbody tr").count()
     return {"charts": count + svg, "points": points, "rows": rows}
 

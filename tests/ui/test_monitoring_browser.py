@@ -95,28 +95,29 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
         watched.follow("text=Monitoring: drift, task metric, alerts")
         assert page.url == f"{url}/deployments/{NAME}/monitoring"
         # The heatmap, inputs, outputs, accuracy, the predictions' distribution, software,
-        # throughput and input length.
-        assert page.locator("[data-drawn=true]").count() == 8
+        # throughput and input length: SVG drawn on the server, with no chart script loaded.
+        assert page.locator("figure.chart > svg").count() == 8
+        assert page.locator("script[src*=plotly]").count() == 0
         assert page.locator("table.inputs tbody tr").count() == WINDOWS
         check("monitoring")
         # A click on a cell of the shifted window's column opens that feature's
         # distributions in the window; its link back opens the window's feature tables.
         evaluations = monitoring.evaluations(NAME)
-        # The live "latest windows" part above it puts the heatmap below the fold: a click
+        # A click where the shifted window's column crosses the first feature's row; the
+        # live "latest windows" part above puts the heatmap below the fold, and the click
         # lands where the viewport shows it.
-        page.locator("[data-figure=figure-1]").scroll_into_view_if_needed()
-        box = page.locator("[data-figure=figure-1] .nsewdrag").first.bounding_box()
-        x = box["x"] + box["width"] * (SHIFT + 0.5) / WINDOWS
-        y = box["y"] + box["height"] * 0.5 / len(FEATURES)
+        cell = page.locator("svg.heatmap g.row").first.locator("a.cell rect").nth(SHIFT)
+        cell.scroll_into_view_if_needed()
+        box = cell.bounding_box()
         with page.expect_navigation(wait_until="load"):
-            page.mouse.click(x, y)
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         watched.wait_for_charts()
         assert "/monitoring/distribution?" in page.url
         assert f"start={evaluations[SHIFT].start_ms}" in page.url
-        # Plotly draws the first feature at the bottom: the top row is the last one.
+        # The first feature is the top row.
         feature = page.locator("h1").inner_text().split(":")[0]
-        assert feature in FEATURES
-        assert page.locator("[data-drawn=true]").count() == 1
+        assert feature == FEATURES[0]
+        assert page.locator("figure.chart > svg.bar-chart").count() == 1
         assert page.locator("table.distribution tbody tr").count() == 20
         check("monitoring-distribution")
         watched.follow("text=Back to the window's features")
@@ -138,7 +139,8 @@ def test_the_monitoring_tables_work_without_javascript(served, playwright_chromi
         _log_in(watched, token)
         page = watched.page
         page.goto(f"{url}/deployments/{NAME}/monitoring")
-        assert page.locator("noscript").count() == 1
+        # The charts are drawn on the server: they are there without JavaScript too.
+        assert page.locator("figure.chart > svg").count() == 8
         assert page.locator("table.outputs tbody tr").count() == WINDOWS
         # The policies' streaks are a table too: one row per rule of the one variant.
         assert page.locator("table.policies tbody tr").count() == len(POLICIES)
@@ -147,6 +149,11 @@ def test_the_monitoring_tables_work_without_javascript(served, playwright_chromi
         with page.expect_navigation(wait_until="load"):
             page.click(f"table.inputs a[href*='start={start}']")
         assert page.locator("table.drift tbody tr").count() == len(FEATURES)
+        # A heatmap cell is a link: it opens the feature's distributions without a script.
+        with page.expect_navigation(wait_until="load"):
+            page.locator("svg.heatmap g.row").first.locator("a.cell rect").nth(SHIFT).click()
+        assert f"start={start}" in page.url and "/monitoring/distribution?" in page.url
+        assert page.locator("table.distribution tbody tr").count() == 20
         # The residuals and the feature detectors' alarms are tables too.
         page.goto(f"{url}/deployments/diabetes/monitoring")
         assert page.locator("table.residuals tbody tr").count() == 3
@@ -179,15 +186,15 @@ def test_the_residuals_and_feature_alarms_draw_and_pass_axe(
             ("texts", 6, "table.feature-alarms"),
         ]:
             watched.open(f"/deployments/{name}/monitoring")
-            assert page.locator("[data-drawn=true]").count() == charts
+            assert page.locator("figure.chart > svg").count() == charts
             assert page.locator(f"{table} tbody tr").count() >= 1
             violations = Axe().run(page).response["violations"]
             bad = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
             if bad:
                 found[name] = bad
         page.screenshot(path=str(SCREENSHOTS / "monitoring-feature-alarms.png"))
-        # Plotly's points let the pointer through to its drag layer, which finds them.
-        box = page.locator("[data-figure=figure-1] .scatterlayer .point").first.bounding_box()
+        # The alarm's cross on the heatmap is a link to the cell's distributions.
+        box = page.locator("svg.heatmap a.alarm .cross").first.bounding_box()
         with page.expect_navigation(wait_until="load"):
             page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         start = monitoring.evaluations("texts")[1].start_ms
@@ -199,12 +206,17 @@ def test_the_residuals_and_feature_alarms_draw_and_pass_axe(
     assert watched.problems == []
 
 
-#: Each drawn chart of the page: its title, and the points of each of its scatter traces.
-_DRAWN_POINTS = """() => Array.from(document.querySelectorAll("[data-figure]")).map(node => ({
-    title: node.layout.title.text,
-    x: node.data.map(trace => trace.x),
-    points: Array.from(node.querySelectorAll(".scatterlayer .trace"))
-        .map(trace => trace.querySelectorAll(".point").length),
+#: Each drawn chart of the page: its title, the windows of each trace, and the points
+#: drawn for each (a dot per window, or a cross per alarm).
+_DRAWN_POINTS = """() => Array.from(document.querySelectorAll("figure.chart > svg")).map(svg => ({
+    title: svg.querySelector("text.title").textContent,
+    x: Array.from(svg.querySelectorAll("[data-trace]"))
+        .map(trace => JSON.parse(trace.dataset.trace).x),
+    points: Array.from(svg.querySelectorAll("[data-trace]")).map(trace => {
+        const dots = trace.querySelector(".dots");
+        return dots ? (dots.getAttribute("d").match(/M/g) || []).length
+                    : trace.querySelectorAll(".cross").length;
+    }),
 }))"""
 
 
@@ -225,7 +237,7 @@ def test_the_throughput_and_the_alarm_marks_are_drawn_and_pass_axe(
         page = watched.page
         watched.open(f"/deployments/{ALARMED}/monitoring")
         charts = {c["title"]: c for c in page.evaluate(_DRAWN_POINTS)}
-        assert page.locator("[data-drawn=true]").count() == len(charts)
+        assert page.locator("figure.chart > svg").count() == len(charts)
         throughput = charts["Throughput"]
         assert throughput["points"] == [ALARMED_WINDOWS, ALARMED_WINDOWS]
         windows = {
@@ -242,7 +254,7 @@ def test_the_throughput_and_the_alarm_marks_are_drawn_and_pass_axe(
         bad = [v["id"] for v in violations if v["impact"] in ("serious", "critical")]
         assert bad == []
         # The output and accuracy charts, with their crosses, fill the screenshot.
-        page.locator("[data-figure]").nth(list(charts).index("Output metrics")).evaluate(
+        page.locator("figure.chart").nth(list(charts).index("Output metrics")).evaluate(
             "node => node.scrollIntoView({block: 'start'})"
         )
         page.screenshot(path=str(SCREENSHOTS / "monitoring-alarms.png"))

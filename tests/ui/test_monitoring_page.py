@@ -6,6 +6,7 @@ caller's mistake is a page naming the field."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -84,11 +85,47 @@ def time_of(start_ms: int) -> str:
 
 
 def figures(page: str) -> list[dict]:
-    return [
-        json.loads(text)
-        for text in re.findall(r'<script type="application/json" id="figure-\d+">(.*?)</script>',
-                               page, re.S)
-    ]  # fmt: skip
+    """The page's charts in its order, as figure documents: plotly's as they are sent, and
+    those drawn on the server as SVG from the numbers their elements carry (a trace's
+    ``data-trace``; a heatmap row's ``data-z``, its cells' links and hover texts, and the
+    alarms' crosses)."""
+    found = [
+        (m.start(), json.loads(m.group(1)))
+        for m in re.finditer(
+            r'<script type="application/json" id="figure-\d+">(.*?)</script>', page, re.S
+        )
+    ]
+    for m in re.finditer(r'<svg class="(window-chart|bar-chart|heatmap)"(.*?)</svg>', page, re.S):
+        kind, body = m.groups()
+        title = html.unescape(re.search(r'<text class="title"[^>]*>(.*?)</text>', body)[1])
+        if kind != "heatmap":
+            traces = [
+                json.loads(html.unescape(t)) for t in re.findall(r'data-trace="([^"]*)"', body)
+            ]
+            found.append((m.start(), {"data": traces, "layout": {"title": {"text": title}}}))
+            continue
+        cells: dict = {"type": "heatmap", "y": [], "z": [], "text": [], "customdata": []}
+        for feature, z, row in re.findall(
+            r'<g class="row" data-feature="([^"]*)" data-z="([^"]*)">(.*?)</g>', body, re.S
+        ):
+            linked = re.findall(r'<a class="cell" href="([^"]*)"[^>]*><title>(.*?)</title>', row)
+            cells["y"].append(html.unescape(feature))
+            cells["z"].append(json.loads(html.unescape(z)))
+            cells["customdata"].append([html.unescape(link) for link, _ in linked])
+            cells["text"].append([html.unescape(text) for _, text in linked])
+        marks = re.findall(
+            r'<a class="alarm" href="([^"]*)" data-column="([^"]*)" data-feature="([^"]*)"'
+            r"[^>]*><title>(.*?)</title>",
+            body,
+        )
+        data = [cells]
+        if marks:
+            data.append({
+                key: [html.unescape(mark[i]) for mark in marks]
+                for i, key in enumerate(("customdata", "x", "y", "text"))
+            })  # fmt: skip
+        found.append((m.start(), {"data": data, "layout": {"title": {"text": title}}}))
+    return [figure for _, figure in sorted(found, key=lambda pair: pair[0])]
 
 
 def test_the_windows_tables_hold_the_services_numbers(served):

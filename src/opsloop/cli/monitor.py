@@ -245,7 +245,7 @@ def evaluate_command(
 def status_command(
     deployment: str,
     window: WindowOption = "1h",
-    last: Annotated[int, typer.Option(help="How many windows to show.")] = 10,
+    last: Annotated[int, typer.Option(min=1, help="How many windows to show.")] = 10,
     as_json: JsonFlag = False,
 ) -> None:
     """The latest evaluated windows, label counts and alerts of DEPLOYMENT."""

@@ -83,7 +83,9 @@ def monitor_status(
         origin = reference_origin(db, deployment)
     except NotFoundError:
         origin = None
-    evaluations = read_evaluations(db, deployment, windowing)[-last:]
+    # The newest ``last`` rows alone: a page asking for the label counts reads one window,
+    # not every window's metrics.
+    evaluations = read_evaluations(db, deployment, windowing, last=last)
     alerts = read_alerts(db, deployment)
     return {
         "deployment": deployment,

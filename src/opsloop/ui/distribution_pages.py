@@ -19,6 +19,7 @@ from opsloop.registry import User
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import format_value, render
 from opsloop.ui.session_check import page_user
+from opsloop.ui.svg_window_charts import bar_chart
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
@@ -103,6 +104,7 @@ def distribution_page(
         window=window,
         distribution=distribution,
         labels=bin_labels(distribution),
-        figures=[distribution_figure(feature, distribution)],
+        # SVG drawn here, as the monitoring page's: the page loads no chart script.
+        chart=bar_chart(distribution_figure(feature, distribution)),
         back_link=f"/deployments/{quote(name, safe='')}/monitoring?{urlencode(back)}#features",
     )

@@ -21,8 +21,9 @@ then the alerts the policies raised, with their evidence, and the policies' stat
 rule's current streak against the windows it needs and when it last fired, the actions
 pending, and the newest :data:`ACTIONS_SHOWN` outcomes of the actions (rollback, retrain,
 promote, webhook) with why they ran. Everything is read through the monitoring service
-(``evaluations``, ``alerts``, ``actions``, ``reference``, ``status``); the tables hold
-every number the charts draw, so the page works without JavaScript.
+(``evaluations``, ``alerts``, ``actions``, ``reference``, ``status``); the charts are SVG
+drawn on the server (:mod:`opsloop.ui.svg_window_charts`), and the tables hold every
+number they draw, so the page needs no JavaScript at all.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import format_time, format_value, render
 from opsloop.ui.row_pages import PageNumber, row_page
 from opsloop.ui.session_check import page_user
+from opsloop.ui.svg_window_charts import chart_svg
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
@@ -271,8 +273,8 @@ def monitoring_page(
             name, window=window, variant=variant or None, last=ACTIONS_SHOWN
         ),
         evidence_text=evidence_text,
-        figures=figures,
-        figure_titles=[f["layout"]["title"]["text"] for f in figures],
+        # Drawn here as SVG: the page loads no chart script (see svg_window_charts).
+        charts=[(f["layout"]["title"]["text"], chart_svg(f)) for f in figures],
         link=link,
         distribution_link=distribution_link,
     )
