@@ -1,9 +1,10 @@
 """The append-only, hash-chained audit log of every registry change.
 
 Each entry records who, when, what (action and entity), why, the state before and after,
-and where the change came from (its ``origin``, :mod:`opsloop.store.audit_origin`: over HTTP
-with a token from a client address, or a Python process), and carries ``hash = HMAC-SHA256(key, previous hash + the entry's canonical JSON)``, under the
-audit key kept outside the database (:mod:`.audit_key`). The first entry follows 64 zeros.
+and where the change came from (its ``origin``, :mod:`opsloop.store.audit_origin`: over
+HTTP with a token from a client address, or a Python process), and carries ``hash =
+HMAC-SHA256(key, previous hash + the entry's canonical JSON)``, under the audit key kept
+outside the database (:mod:`.audit_key`). The first entry follows 64 zeros.
 Changing, inserting or deleting any entry breaks every later hash, and without the key nobody
 can recompute them, which :func:`verify_audit_log` reports with the first entry that fails.
 The previous-hash column is unique, so two writers can never both extend the same entry.
