@@ -119,3 +119,23 @@ def test_the_export_carries_each_entry_origin(registry, tmp_path):
     assert result.exit_code == 0, result.output
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     assert [e["origin"]["via"] for e in entries] == ["python"] * len(entries)
+
+
+def test_the_audit_log_command_shows_where_each_change_came_from(registry, monkeypatch):
+    registry.register("churn", b"\x08\x01", flavor="onnx")
+    _, token = add_user(registry.db, "eda", "admin")
+    runner = CliRunner()
+    local = runner.invoke(audit_app, ["log", "--model", "churn", "--json"])
+    assert local.exit_code == 0, local.output
+    assert [e["origin"]["via"] for e in json.loads(local.output)] == ["python", "python"]
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+        monkeypatch.setenv("OPSLOOP_TRACKING_URI", url)
+        monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", token)
+        client = HttpModelRegistry(url, token=token)
+        client.set_description("churn", "scores churn")
+        client.close()
+        monkeypatch.setenv("COLUMNS", "250")
+        shown = runner.invoke(audit_app, ["log", "--model", "churn", "--last", "1"])
+    assert shown.exit_code == 0, shown.output
+    assert f"http from 127.0.0.1, token {token_id(token)}" in shown.output
+    assert "describe_model" in shown.output and "register_version" not in shown.output

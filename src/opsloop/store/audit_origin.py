@@ -166,3 +166,25 @@ def current_origin() -> str:
     """
     request = _REQUEST.get()
     return process_origin() if request is None else request.text()
+
+
+def describe_origin(origin: object) -> str:
+    """An origin (parsed) in a few words, for tables people read; empty for none (an entry
+    written before origins were recorded).
+
+    >>> describe_origin({"via": "http", "token": "eeea94a2a1f0", "client": "127.0.0.1"})
+    'http from 127.0.0.1, token eeea94a2a1f0'
+    >>> describe_origin({"via": "python", "process": "opsloop", "host": "build-7"})
+    'python: opsloop on build-7'
+    >>> describe_origin(None), describe_origin({"via": "ftp"})
+    ('', '{"via":"ftp"}')
+    """
+    if not isinstance(origin, dict):
+        return ""
+    via = origin.get("via")
+    if via == "http":
+        client, token = origin.get("client") or "an unknown address", origin.get("token")
+        return f"http from {client}, token {token or 'none'}"
+    if via == "python":
+        return f"python: {origin.get('process')} on {origin.get('host')}"
+    return json.dumps(origin, sort_keys=True, separators=(",", ":"))
