@@ -26,10 +26,18 @@ from opsloop.store.audit_origin import request_origin
 
 
 class RecordOrigin:
-    """ASGI middleware serving each HTTP request inside its own request origin.
+    """ASGI middleware serving each HTTP request inside its own request origin (see
+    :func:`install_request_origin`).
 
-    >>> RecordOrigin(None).app is None
-    True
+    >>> import asyncio
+    >>> from opsloop.store.audit_origin import current_request
+    >>> seen = []
+    >>> async def app(scope, receive, send):
+    ...     seen.append(current_request())
+    >>> asyncio.run(RecordOrigin(app)({"type": "http", "client": ("::1", 1)}, None, None))
+    >>> asyncio.run(RecordOrigin(app)({"type": "lifespan"}, None, None))
+    >>> seen[0].client, seen[1]
+    ('::1', None)
     """
 
     def __init__(self, app) -> None:
@@ -47,8 +55,15 @@ class RecordOrigin:
 def install_request_origin(app: FastAPI) -> None:
     """Record the origin of the requests ``app`` serves (see the module).
 
-    >>> app = FastAPI(); install_request_origin(app)
-    >>> [m.cls.__name__ for m in app.user_middleware]
-    ['RecordOrigin']
+    >>> from fastapi.testclient import TestClient
+    >>> from opsloop.store.audit_origin import current_request
+    >>> app = FastAPI()
+    >>> @app.get("/client")
+    ... def client() -> str | None:
+    ...     return current_request().client
+    >>> install_request_origin(app)
+    >>> TestClient(app, client=("10.1.2.3", 4000)).get("/client").json()
+    '10.1.2.3'
+
     """
     app.add_middleware(RecordOrigin)
