@@ -98,7 +98,8 @@ def test_changing_or_removing_an_origin_breaks_verification(registry):
 
 
 def test_an_origin_is_bounded(registry, monkeypatch):
-    monkeypatch.setattr("sys.argv", ["/opt/" + "x" * 5_000])
+    # Characters JSON would escape (quotes, backslashes, control characters) and non-ASCII.
+    monkeypatch.setattr("sys.argv", ["/opt/" + '"\\\n\u00e9' * 2_000])
     from opsloop.store import audit_origin
 
     audit_origin.process_origin.cache_clear()
@@ -107,8 +108,10 @@ def test_an_origin_is_bounded(registry, monkeypatch):
     finally:
         audit_origin.process_origin.cache_clear()
     stored = _origins(registry.db)["model:churn/version:1"]
-    assert stored["process"] == "x" * 64
-    assert len(json.dumps(stored, separators=(",", ":"))) <= ORIGIN_LENGTH
+    assert stored["process"] == "???\u00e9" * 16
+    with registry.db.read() as connection:
+        texts = connection.execute(sa.select(_log.c.origin)).scalars().all()
+    assert max(len(text) for text in texts) <= ORIGIN_LENGTH
     assert verify_audit_log(registry.db).ok
 
 

@@ -45,19 +45,25 @@ _REQUEST: contextvars.ContextVar[RequestOrigin | None] = contextvars.ContextVar(
 
 
 def _field(value: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in value)[:_FIELD_LENGTH]
+    # Quotes, backslashes and unprintable characters would be escaped in JSON (up to six
+    # characters each): replaced, every field's JSON is at most its own length plus quotes.
+    kept = (c if c.isprintable() and c not in '"\\' else "?" for c in value)
+    return "".join(kept)[:_FIELD_LENGTH]
 
 
 def origin_text(document: dict[str, str | None]) -> str:
-    """``document`` as the origin's canonical JSON text: keys sorted, fields bounded.
+    """``document`` (three fields at most) as the origin's canonical JSON text: keys sorted,
+    each value cut to 64 characters, so the whole stays within :data:`ORIGIN_LENGTH`.
 
     >>> origin_text({"via": "python", "process": "x" * 100, "host": "h"})[:40]
     '{"host":"h","process":"xxxxxxxxxxxxxxxxx'
     >>> len(origin_text({"via": "python", "process": "x" * 100, "host": "h"}))
     104
+    >>> origin_text({"via": "python", "process": 'a"b' + chr(92) + chr(10) + "é", "host": ""})
+    '{"host":"","process":"a?b??é","via":"python"}'
     """
     bounded = {key: None if value is None else _field(value) for key, value in document.items()}
-    return json.dumps(bounded, sort_keys=True, separators=(",", ":"))[:ORIGIN_LENGTH]
+    return json.dumps(bounded, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def program_name(argv: list[str] | None = None) -> str:
