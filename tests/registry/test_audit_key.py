@@ -62,6 +62,7 @@ def _rewrite_with_sha256(db, keyed_to_plain: bool):
                 reason,
                 row["before_json"],
                 row["after_json"],
+                origin=row["origin"],
             )
             connection.execute(
                 _log.update()

@@ -20,11 +20,14 @@ FAR_FUTURE_MS = 2**62
 
 def _plain(value):
     """A result as plain data, without the times of changes, the hashes that cover them and
-    the audit ids (the two sides interleave in one log)."""
+    the audit ids (the two sides interleave in one log); of an entry's origin only whether
+    it is recorded (one side's changes come from this process, the other's over HTTP)."""
     if isinstance(value, pd.DataFrame):
         kept = value.drop(
             columns=["id", "time", "prev_hash", "hash", "created_ms"], errors="ignore"
         )
+        if "origin" in kept:
+            kept["origin"] = [origin is not None for origin in kept["origin"]]
         return {"columns": list(kept.columns), "rows": kept.to_dict("records")}
     if hasattr(value, "to_dict"):
         return value.to_dict()

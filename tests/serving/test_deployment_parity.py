@@ -52,11 +52,14 @@ def blue_green() -> list[Variant]:
 def _plain(value):
     """A result as plain data, without what differs between two stores by construction:
     the times of changes, the hashes that cover them, the audit ids (the two sides
-    interleave in one log)."""
+    interleave in one log); of an entry's origin only whether it is recorded (one side's
+    changes come from this process, the other's over HTTP)."""
     if isinstance(value, pd.DataFrame):
         kept = value.drop(
             columns=["id", "time", "prev_hash", "hash", "updated_ms"], errors="ignore"
         )
+        if "origin" in kept:
+            kept["origin"] = [origin is not None for origin in kept["origin"]]
         rows = kept.to_dict("records")
         for row in rows:  # a rollback names the audit id of the entry it restores
             if isinstance(row.get("after"), dict):

@@ -1,6 +1,8 @@
-"""``opsloop audit``: verify, publish and export the audit log; seal an older log.
+"""``opsloop audit``: list, verify, publish and export the audit log; seal an older log.
 
-``verify``, ``head`` and ``export`` read the log where the registry is (the local store, or
+``log`` shows the newest entries: who made each change, from where (over HTTP: the
+client's address and the token's id; or a Python program on a host), what and why.
+``log``, ``verify``, ``head`` and ``export`` read the log where the registry is (the local store, or
 the server that ``OPSLOOP_TRACKING_URI`` names, which holds the key); ``seal`` writes to the
 local store with this machine's audit key. ``verify`` exits 1 when the log fails (a changed,
 missing or unkeyed entry, a published head no longer in it, or a state the log does not
@@ -22,7 +24,9 @@ import typer
 from opsloop.cli.console import JsonFlag, one_line_errors, out, print_json
 
 audit_app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Verify, publish and export the audit log."
+    no_args_is_help=True,
+    add_completion=False,
+    help="List, verify, publish and export the audit log.",
 )
 
 
@@ -30,6 +34,29 @@ def _registry():
     from opsloop.registry import open_registry
 
     return open_registry()
+
+
+@audit_app.command("log")
+@one_line_errors
+def log(
+    model: Annotated[
+        str | None, typer.Option(help="Only this model's entries (its versions and aliases).")
+    ] = None,
+    last: Annotated[int, typer.Option(min=1, max=10_000, help="How many of the newest.")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """The newest entries, oldest first: who, from where, what and why."""
+    from opsloop.cli.console import print_frame
+    from opsloop.reports.frame_records import frame_records
+    from opsloop.store.audit_origin import describe_origin
+
+    frame = _registry().audit(model, last=last)
+    if as_json:
+        print_json(frame_records(frame))
+        return
+    shown = frame[["id", "time", "actor", "action", "entity", "reason"]].copy()
+    shown.insert(3, "from", [describe_origin(origin) for origin in frame["origin"]])
+    print_frame(shown, title="audit log")
 
 
 @audit_app.command("verify")

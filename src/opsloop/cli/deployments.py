@@ -243,9 +243,12 @@ def history(name: str, as_json: JsonFlag = False) -> None:
 
         print_json(frame_records(frame))
         return
+    from opsloop.store.audit_origin import describe_origin
+
     shown = frame[["time", "actor", "action", "reason"]].assign(
         serving=[None if after is None else after.get("serving") for after in frame["after"]]
     )
+    shown.insert(2, "from", [describe_origin(origin) for origin in frame["origin"]])
     print_frame(shown, title=f"history of {name}")
 
 

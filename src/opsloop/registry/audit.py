@@ -1,8 +1,10 @@
 """The append-only, hash-chained audit log of every registry change.
 
-Each entry records who, when, what (action and entity), why, and the state before and after,
-and carries ``hash = HMAC-SHA256(key, previous hash + the entry's canonical JSON)``, under the
-audit key kept outside the database (:mod:`.audit_key`). The first entry follows 64 zeros.
+Each entry records who, when, what (action and entity), why, the state before and after,
+and where the change came from (its ``origin``, :mod:`opsloop.store.audit_origin`: over
+HTTP with a token from a client address, or a Python process), and carries ``hash =
+HMAC-SHA256(key, previous hash + the entry's canonical JSON)``, under the audit key kept
+outside the database (:mod:`.audit_key`). The first entry follows 64 zeros.
 Changing, inserting or deleting any entry breaks every later hash, and without the key nobody
 can recompute them, which :func:`verify_audit_log` reports with the first entry that fails.
 The previous-hash column is unique, so two writers can never both extend the same entry.
@@ -42,6 +44,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit_key import audit_key, keyed_hash
 from opsloop.registry.audit_state import state_problems
 from opsloop.store import tables
+from opsloop.store.audit_origin import current_origin
 from opsloop.store.database import Database, clock_of
 from opsloop.tracking.limits import checked_text
 
@@ -65,19 +68,26 @@ def entry_hash(
     before_json: str | None,
     after_json: str | None,
     key: bytes | None = None,
+    origin: str | None = None,
 ) -> str:
     """The hash of one entry given its predecessor's hash: HMAC-SHA256 under ``key``, or a
     plain sha256 (entries written before the log was keyed) without one.
+
+    The ``origin`` is hashed only when there is one: entries written before origins were
+    recorded hash as they always did, and a recorded origin cannot be changed unnoticed.
 
     >>> entry_hash(GENESIS, 0, "a", "b", "c", None, None, None)[:12]
     '2a5a9300193a'
     >>> entry_hash(GENESIS, 0, "a", "b", "c", None, None, None, key=b"k")[:12]
     'f53326939353'
+    >>> entry_hash(GENESIS, 0, "a", "b", "c", None, None, None, key=b"k", origin="{}")[:12]
+    'b5fec66a913e'
     """
-    document = json.dumps(
-        [prev_hash, at_ms, actor, action, entity, reason, before_json, after_json],
-        separators=(",", ":"),
-    ).encode()
+    fields: list[object] = [prev_hash, at_ms, actor, action, entity, reason]
+    fields += [before_json, after_json]
+    if origin is not None:
+        fields.append(origin)
+    document = json.dumps(fields, separators=(",", ":")).encode()
     if key is None:
         return hashlib.sha256(document).hexdigest()
     return keyed_hash(key, document)
@@ -111,7 +121,9 @@ def append_audit(
 ) -> str:
     """Append one entry inside the caller's write transaction; return its hash.
 
-    ``at_ms`` (default: now) lets a change stamp its rows and its entry with one time.
+    ``at_ms`` (default: now) lets a change stamp its rows and its entry with one time. The
+    entry's origin is :func:`~opsloop.store.audit_origin.current_origin`: the request's
+    on a server, this process's anywhere else.
 
     >>> from opsloop.store import Database
     >>> with Database("sqlite://").write() as c:
@@ -127,8 +139,18 @@ def append_audit(
     )
     at = clock_of(connection) if at_ms is None else int(at_ms)
     before_json, after_json = _canonical(before), _canonical(after)
+    origin = current_origin()
     digest = entry_hash(
-        prev, at, actor, action, entity, reason, before_json, after_json, key=audit_key()
+        prev,
+        at,
+        actor,
+        action,
+        entity,
+        reason,
+        before_json,
+        after_json,
+        key=audit_key(),
+        origin=origin,
     )
     connection.execute(
         _log.insert().values(
@@ -142,6 +164,7 @@ def append_audit(
             prev_hash=prev,
             hash=digest,
             keyed=True,
+            origin=origin,
         )
     )
     return digest
@@ -243,6 +266,7 @@ def _chain_problem(rows, key: bytes) -> tuple[int | None, str | None]:
             row["before_json"],
             row["after_json"],
             key=key if row["keyed"] else None,
+            origin=row["origin"],
         )
         if expected != row["hash"]:
             return row["id"], (
@@ -416,6 +440,7 @@ def audit_entries(
             **{k: row[k] for k in _COLUMNS},
             "before": _parsed(row["before_json"]),
             "after": _parsed(row["after_json"]),
+            "origin": _parsed(row["origin"]),
         }
         for row in rows
     )
@@ -426,7 +451,8 @@ _COLUMNS = ("id", "at_ms", "actor", "action", "entity", "reason", "prev_hash", "
 
 
 def audit_frame(entries) -> pd.DataFrame:
-    """The audit table from entries with ``at_ms`` and parsed ``before``/``after`` values.
+    """The audit table from entries with ``at_ms`` and parsed ``before``/``after`` values,
+    and the parsed ``origin`` where the entries carry one (``None`` where they do not).
 
     Both registries (local, and over HTTP from the server's entries) build it here, so the
     two give the same columns and dtypes.
@@ -434,16 +460,19 @@ def audit_frame(entries) -> pd.DataFrame:
     >>> frame = audit_frame([{"id": 1, "at_ms": 0, "actor": "ana", "action": "register",
     ...     "entity": "model:m", "reason": None, "prev_hash": "0", "hash": "1",
     ...     "before": None, "after": {"version": 1}}])
-    >>> list(frame.columns)
-    ['id', 'time', 'actor', 'action', 'entity', 'reason', 'prev_hash', 'hash', 'before', 'after']
-    >>> str(frame["time"].iloc[0]), frame["after"].iloc[0]
-    ('1970-01-01 00:00:00+00:00', {'version': 1})
+    >>> list(frame.columns)[:6]
+    ['id', 'time', 'actor', 'action', 'entity', 'reason']
+    >>> list(frame.columns)[6:]
+    ['prev_hash', 'hash', 'before', 'after', 'origin']
+    >>> str(frame["time"].iloc[0]), frame["after"].iloc[0], frame["origin"].iloc[0]
+    ('1970-01-01 00:00:00+00:00', {'version': 1}, None)
     """
     entries = list(entries)
     frame = pd.DataFrame([{c: e[c] for c in _COLUMNS} for e in entries], columns=list(_COLUMNS))
     frame.insert(1, "time", pd.to_datetime(frame.pop("at_ms").astype("int64"), unit="ms", utc=True))
     for name in ("reason", "before", "after"):
         frame[name] = pd.Series([e[name] for e in entries], dtype=object)
+    frame["origin"] = pd.Series([e.get("origin") for e in entries], dtype=object)
     return frame
 
 

@@ -304,6 +304,11 @@ class AuditEntry(BaseModel):
     hash: str
     before: Any
     after: Any
+    origin: dict[str, str | None] | None = Field(
+        None,
+        description="where the change came from: via http (token id, client address) or "
+        "python (program, host); null in entries written before origins were recorded",
+    )
 
 
 class PendingApprovalRow(BaseModel):

@@ -40,7 +40,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from opsloop.registry.audit import newest_audit_id
-from opsloop.registry.users import User, resolve_token
+from opsloop.registry.users import Credential, User, resolve_token
 from opsloop.store import tables
 from opsloop.store.database import Database
 
@@ -86,8 +86,8 @@ class TokenCache:
         self.capacity = capacity
         self._monotonic = monotonic
         self._revision = -1
-        # token -> (user, expiry in ms or None, when it was looked up, monotonic seconds)
-        self._users: dict[str, tuple[User, int | None, float]] = {}
+        # token -> (its credential, when it was looked up, monotonic seconds)
+        self._users: dict[str, tuple[Credential, float]] = {}
         self._has_users = False
         self._no_users_at = -2  # the revision at which the store had no user
         self._lock = threading.Lock()
@@ -117,14 +117,25 @@ class TokenCache:
         >>> TokenCache(Database("sqlite://")).user("olp_unknown") is None
         True
         """
+        found = self.credential(token)
+        return None if found is None else found.user
+
+    def credential(self, token: str) -> Credential | None:
+        """As :meth:`user`, with the token's id (:func:`~.users.resolve_token`).
+
+        >>> from opsloop.registry.users import add_user, token_id
+        >>> db = Database("sqlite://"); _, t = add_user(db, "ana", "viewer")
+        >>> TokenCache(db).credential(t).token_id == token_id(t)
+        True
+        """
         now = self._monotonic()
         known = self._users.get(token)
         if known is not None:
-            user, expires_ms, looked_up = known
+            credential, looked_up = known
             if now - looked_up < self.ttl_s and (
-                expires_ms is None or self.db.clock() < expires_ms
+                credential.expires_ms is None or self.db.clock() < credential.expires_ms
             ):
-                return user
+                return credential
         found = resolve_token(self.db, token)
         with self._lock:
             if found is None:
@@ -132,8 +143,8 @@ class TokenCache:
                 return None
             if len(self._users) >= self.capacity and token not in self._users:
                 self._users.pop(next(iter(self._users)))
-            self._users[token] = (found[0], found[1], now)
-        return found[0]
+            self._users[token] = (found, now)
+        return found
 
     def has_users(self) -> bool:
         """Whether the store has any user. Users are never deleted, so a yes is kept; a no

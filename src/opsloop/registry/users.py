@@ -312,26 +312,46 @@ def authenticate(db: Database, token: str, *, at_ms: int | None = None) -> User 
     ('fay', None)
     """
     found = resolve_token(db, token, at_ms=at_ms)
-    return None if found is None else found[0]
+    return None if found is None else found.user
 
 
-def resolve_token(
-    db: Database, token: str, *, at_ms: int | None = None
-) -> tuple[User, int | None] | None:
-    """As :func:`authenticate`, with the token's expiry (ms since the epoch, ``None``
-    when it never expires): what a cache of tokens needs to stop trusting one in time.
+@dataclass(frozen=True)
+class Credential:
+    """What a valid token stands for: its user, its public id (:func:`token_id`, what the
+    audit log records as a change's origin) and its expiry (ms since the epoch, ``None``
+    when it never expires).
+
+    >>> Credential(User("gus", "viewer"), "0123456789ab", None).user.name
+    'gus'
+    """
+
+    user: User
+    token_id: str
+    expires_ms: int | None
+
+
+def resolve_token(db: Database, token: str, *, at_ms: int | None = None) -> Credential | None:
+    """As :func:`authenticate`, with the token's id and expiry: what the server records as
+    a change's origin, and what a cache of tokens needs to stop trusting one in time.
 
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://"); _, t = add_user(db, "gus", "viewer", expires_ms=5_000)
-    >>> resolve_token(db, t, at_ms=10)
-    (User(name='gus', role='viewer'), 5000)
+    >>> found = resolve_token(db, t, at_ms=10)
+    >>> found.user, found.token_id == token_id(t), found.expires_ms
+    (User(name='gus', role='viewer'), True, 5000)
     """
     users, tokens = tables.users, tables.api_tokens
     at = db.clock() if at_ms is None else at_ms
     digest = token_sha256(token)
     with db.read() as connection:
         row = connection.execute(
-            sa.select(users.c.name, users.c.role, tokens.c.last_used_ms, tokens.c.expires_ms)
+            sa.select(
+                users.c.name,
+                users.c.role,
+                tokens.c.sha256,
+                tokens.c.last_used_ms,
+                tokens.c.expires_ms,
+            )
             .join(tokens, tokens.c.user_id == users.c.id)
             .where(
                 tokens.c.sha256 == digest,
@@ -347,7 +367,7 @@ def resolve_token(
             connection.execute(
                 tokens.update().where(tokens.c.sha256 == digest).values(last_used_ms=at)
             )
-    return User(row.name, row.role), row.expires_ms
+    return Credential(User(row.name, row.role), row.sha256[:TOKEN_ID_LENGTH], row.expires_ms)
 
 
 #: Columns of :func:`list_tokens`' frame.

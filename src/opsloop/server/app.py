@@ -54,6 +54,7 @@ from opsloop.server.host_check import HostCheck
 from opsloop.server.identity import Viewer, anonymous_access, caller, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.openapi_document import exact_document
+from opsloop.server.request_origin import install_request_origin
 from opsloop.server.response_models import Caller, Health
 from opsloop.serving import Deployments
 from opsloop.serving.review_queue import ReviewQueue
@@ -170,6 +171,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["X-Opsloop-Sha256"],
         )
+    install_request_origin(app)
     # Added last, so it runs first: a request for a name not allowed reaches nothing else.
     app.add_middleware(HostCheck, allowed=list(allowed_hosts))
     exact_document(app)

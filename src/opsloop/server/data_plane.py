@@ -61,6 +61,7 @@ from opsloop.server.identity import Viewer, store_has_users
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.openapi_document import exact_document
 from opsloop.server.remote_identity import ControlPlaneTokens
+from opsloop.server.request_origin import install_request_origin
 from opsloop.serving.serving_metrics import CONTENT_TYPE
 from opsloop.serving.serving_runtime import ServingRuntime
 from opsloop.store import ArtifactStore, Database
@@ -183,6 +184,7 @@ def create_data_plane_app(
             shadow_isolation=shadow_isolation,
         ),
     )
+    install_request_origin(app)
     app.add_middleware(HostCheck, allowed=list(allowed_hosts))
     exact_document(app)
     return app
@@ -255,6 +257,7 @@ def create_remote_data_plane_app(
         check_interval_s=check_interval_s,
     )
     install_data_plane(app, runtime, tokens)
+    install_request_origin(app)
     app.add_middleware(HostCheck, allowed=list(allowed_hosts))
     exact_document(app)
     return app

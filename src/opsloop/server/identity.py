@@ -1,17 +1,18 @@
 """Who is calling: an API token (``Authorization: Bearer olp_...``) or, embedded, the OS user.
 
-A token resolves to its user and role through :func:`opsloop.registry.authenticate` (the
-store keeps only token hashes), or, where the app holds a ``token_cache`` (the data plane
-does), through :class:`~opsloop.registry.token_cache.TokenCache`, which remembers tokens
-while the audit log stands still and leaves the audit id it read in
-``request.state.audit_revision``. Once any user exists in the store every request needs a
-valid token. Before that, an app built with ``allow_embedded=True`` (a server bound to the
-loopback interface) serves the OS user who started it (``app.state.os_user``) with the
-admin role, to requests that carry the installation token
-(:mod:`opsloop.store.installation_token`, ``app.state.installation_token``): a file only
-that user can read, so other accounts on the machine and web pages cannot act. An app that
-is not embedded and has no users refuses everything, so a server reachable from the
-network is never left open.
+A token resolves to its user and role through :func:`opsloop.registry.users.resolve_token`
+(the store keeps only token hashes), or, where the app holds a ``token_cache`` (the data
+plane does), through :class:`~opsloop.registry.token_cache.TokenCache`, which remembers
+tokens while the audit log stands still and leaves the audit id it read in
+``request.state.audit_revision``. The id of the token found is kept in the request's origin
+(:mod:`.request_origin`), which the audited changes it makes record. Once any user exists
+in the store every request needs a valid token. Before that, an app built with
+``allow_embedded=True`` (a server bound to the loopback interface) serves the OS user who
+started it (``app.state.os_user``) with the admin role, to requests that carry the
+installation token (:mod:`opsloop.store.installation_token`,
+``app.state.installation_token``): a file only that user can read, so other accounts on the
+machine and web pages cannot act. An app that is not embedded and has no users refuses
+everything, so a server reachable from the network is never left open.
 
 A request with no ``Authorization`` header at all is anonymous. What it may do is the
 server's setting ``anonymous`` (``opsloop server --anonymous``, ``app.state.anonymous``):
@@ -46,14 +47,19 @@ import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request
 
 from opsloop.errors import InvalidArgumentError
-from opsloop.registry import ROLES, User, authenticate
+from opsloop.registry import ROLES, User
+from opsloop.registry.users import resolve_token
 from opsloop.store import tables
+from opsloop.store.audit_origin import current_request
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 #: What a request without a token may do: nothing, or read as a viewer.
 ANONYMOUS_ACCESS = ("none", "read")
 #: Who an anonymous request is, where the server lets it read.
 ANONYMOUS = User("anonymous", "viewer")
+#: The token a change made with the installation token records in its origin: that token
+#: is a secret file, not a stored token with an id.
+INSTALLATION_TOKEN_ID = "installation"
 #: The methods that only read.
 _READING = ("GET", "HEAD")
 
@@ -157,10 +163,11 @@ def identified(request: Request, *, reads_only: bool = False) -> User:
             )
         installation = state.installation_token
         if installation is None or not hmac.compare_digest(token.encode(), installation.encode()):
-            user = authenticate(state.db, token) if cache is None else cache.user(token)
-            if user is None:
+            found = resolve_token(state.db, token) if cache is None else cache.credential(token)
+            if found is None:
                 raise HTTPException(401, "unknown or revoked API token", headers=_UNAUTHORIZED)
-            return user
+            _record_token(found.token_id)
+            return found.user
     # Users are never deleted, so once there is one the answer stays "yes".
     if state.has_users or (store_has_users(state.db) if cache is None else cache.has_users()):
         state.has_users = True
@@ -186,7 +193,15 @@ def identified(request: Request, *, reads_only: bool = False) -> User:
             "servers themselves",
             headers=_UNAUTHORIZED,
         )
+    _record_token(INSTALLATION_TOKEN_ID)
     return User(state.os_user, "admin")
+
+
+def _record_token(token_id: str) -> None:
+    """Name the token in the request's origin, which its audited changes record."""
+    origin = current_request()
+    if origin is not None:
+        origin.token = token_id
 
 
 def require_role(role: str, *, reads_only: bool = False) -> Callable[[Request], User]:

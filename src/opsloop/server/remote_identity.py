@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 from opsloop.errors import InvalidArgumentError, UnauthenticatedError
 from opsloop.registry.token_cache import TOKEN_TTL_S
-from opsloop.registry.users import User
+from opsloop.registry.users import Credential, User, token_id
 from opsloop.tracking.http_store import ServerConnection
 
 
@@ -113,6 +113,11 @@ class ControlPlaneTokens:
                 self._users.pop(next(iter(self._users)))
             self._users[token] = (found, now)
         return found
+
+    def credential(self, token: str) -> Credential | None:
+        """As :meth:`user`, with the token's public id (the control plane accepted it)."""
+        found = self.user(token)
+        return None if found is None else Credential(found, token_id(token), None)
 
     def worker(self) -> User:
         """The user the data plane itself acts as (the owner of its connection's token);

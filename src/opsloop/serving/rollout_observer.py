@@ -61,6 +61,7 @@ from opsloop.serving.prediction_feedback import record_feedback
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
+from opsloop.store.audit_origin import acting_in_process
 from opsloop.store.database import Database
 
 logger = logging.getLogger("opsloop.serving.rollout")
@@ -345,7 +346,9 @@ class RolloutObserver:
 
     def _apply(self, name: str, transition, state: dict, set_by: str) -> None:
         try:
-            apply_transition(self.deployments, name, transition, state, set_by)
+            # The controller decides the change, not the request whose answer tipped it.
+            with acting_in_process():
+                apply_transition(self.deployments, name, transition, state, set_by)
         except Exception:  # the answer has left; its request must not fail for this
             # The state holds the decision; a person can carry it out (or set a new rollout).
             logger.exception("deployment %s: the rollout's %s failed", name, transition.action)

@@ -33,6 +33,8 @@ from sqlalchemy import (
     false,
 )
 
+from opsloop.store.audit_origin import ORIGIN_LENGTH
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -316,6 +318,9 @@ audit_log = Table(
     # Keyed entries link by HMAC under the audit key (kept outside the database); entries
     # written before the log was keyed are plain sha256 links.
     Column("keyed", Boolean, nullable=False, server_default=false()),
+    # Where the change came from (JSON, see ``audit_origin``); null in entries written
+    # before it was recorded, whose hashes do not cover it.
+    Column("origin", String(ORIGIN_LENGTH)),
     Index(None, "entity", "at_ms"),
 )
 

@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from opsloop import __version__
+from opsloop.store.audit_origin import describe_origin
 from opsloop.ui.form_posts import CSRF_FIELD, csrf_token
 
 PAGE_HEADERS = {
@@ -90,6 +91,7 @@ TEMPLATES = Environment(
 TEMPLATES.filters["time"] = format_time
 TEMPLATES.filters["value"] = format_value
 TEMPLATES.filters["figure"] = figure_json
+TEMPLATES.filters["origin"] = describe_origin
 TEMPLATES.globals["version"] = __version__
 TEMPLATES.globals["csrf_field"] = CSRF_FIELD
 
