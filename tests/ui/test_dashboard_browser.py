@@ -177,7 +177,7 @@ def test_every_page_loads_and_is_screenshotted(signed_in):
     versions = page.locator("table.versions tbody tr")
     assert versions.count() == 2
     assert "champion" in versions.nth(1).inner_text()
-    actions = page.locator("table.audit tbody tr td:nth-child(4)").all_inner_texts()
+    actions = page.locator("table.audit tbody tr td:nth-child(5)").all_inner_texts()
     assert actions == ["set_alias", "register_version", "register_version", "create_model"]
     # The version page follows lineage to the deployment serving it.
     watched.open("/models/churn-model/versions/2")
@@ -354,7 +354,7 @@ def test_what_served_at_a_time(signed_in):
     assert len(then) == 1 and "churn-model@champion" in then[0] and "100.0%" in then[0]
     now = page.locator("table.variants").first.locator("tbody tr").all_inner_texts()
     assert len(now) == 2 and "90.0%" in now[0] and "10.0%" in now[1]
-    history = page.locator("table.audit tbody tr td:nth-child(6)").all_inner_texts()
+    history = page.locator("table.audit tbody tr td:nth-child(7)").all_inner_texts()
     assert history == ["canary for version 2", "launch"]
     # A history entry's time links to what served from then on: the launch, one variant.
     watched.follow("table.audit tbody tr:last-child td.time a")

@@ -94,7 +94,7 @@ def history_rows(watched: Watched) -> list[list[str]]:
     """The history table's rows: actor, action, reason (newest first)."""
     rows = watched.page.locator("table.audit tbody tr")
     return [
-        [rows.nth(i).locator("td").nth(k).inner_text() for k in (2, 3, 5)]
+        [rows.nth(i).locator("td").nth(k).inner_text() for k in (2, 4, 6)]
         for i in range(rows.count())
     ]
 
@@ -127,7 +127,7 @@ def test_promote_and_roll_back_then_the_audit_log_shows_both(sign_in):
     ]
     watched.open("/models/churn-model")
     newest = page.locator("table.audit tbody tr").first.locator("td")
-    assert [newest.nth(k).inner_text() for k in (2, 3, 5)] == [
+    assert [newest.nth(k).inner_text() for k in (2, 4, 6)] == [
         "ed",
         "set_alias",
         "v2 won the canary",
