@@ -631,7 +631,19 @@ LIVE_SHIFT = {
     "loan_scale": 1.3,
     "age_range": (40, 80),
     "device_mix": {"mobile": 0.7, "desktop": 0.2, "tablet": 0.1},
-    "region_mix": {"capital": 0.4, "north_metro": 0.2, "south_metro": 0.2, "coast": 0.2},
+    # Every region keeps a share: a version retrained on the shifted windows must still know
+    # each region its signature will be asked about.
+    "region_mix": {
+        "capital": 0.4,
+        "north_metro": 0.15,
+        "south_metro": 0.15,
+        "coast": 0.1,
+        "lakeside": 0.04,
+        "midlands": 0.04,
+        "valley": 0.04,
+        "highlands": 0.04,
+        "rural": 0.04,
+    },
 }
 
 
