@@ -66,11 +66,12 @@ def shown(client: httpx.Client, name: str, variant: str | None = None) -> dict[s
 
 def post(client: httpx.Client, path: str, token: str | None, **fields) -> httpx.Response:
     """Post a deployment page's form as a browser does: with what the page showed when the
-    test gives none of it, and the session's CSRF token unless ``token`` is ``None``."""
+    test gives none of it, and the session's CSRF token unless ``token`` is ``None`` (or
+    the fields carry one)."""
     form = re.fullmatch(r"/deployments/([^/]+)/(weights|promote|restore|switch)", path)
     data = {} if form is None else shown(client, form.group(1), fields.get("variant"))
     data.update(fields)
-    if token is not None:
+    if token is not None and "csrf_token" not in fields:
         data["csrf_token"] = page_csrf(client, "/models")
     return client.post(path, data=data, follow_redirects=False)
 
