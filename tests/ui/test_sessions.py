@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from tests.clock import FakeClock
-from tests.server.running import running_server
+from tests.server.running import running_server, started_process
 from tests.ui.signing_in import TIMEOUT_S, login, login_form, page_csrf, session
 
 from opsloop.registry import add_user, new_token, revoke_token, set_user_disabled
@@ -279,3 +279,40 @@ def test_the_settings_are_checked_before_serving(database):
     )  # fmt: skip
     assert app.state.secure_cookies == "always"
     assert app.state.dashboard_sessions.lifetime == SessionLifetime(300, 900)
+
+
+@pytest.mark.slow
+def test_server_workers_share_sessions_and_take_the_settings_from_the_command_line(database, users):
+    """``opsloop server --workers 2`` with the cookie and session settings: each worker
+    marks the cookies by them, and a session one worker started holds on the other."""
+    process, url = started_process(
+        "server",
+        "--workers",
+        "2",
+        "--trusted-proxies",
+        "127.0.0.1",
+        "--session-idle",
+        "300",
+        health="/api/v1/health",
+        deadline_s=300,
+    )
+    try:
+        secure = [login(url, users["ana"], **{"X-Forwarded-Proto": "https"}) for _ in range(4)]
+        plain = login(url, users["ana"])
+        cookies = [r.cookies["opsloop_session"] for r in [*secure, plain]]
+        assert all(
+            _secure(h, "opsloop_session")
+            for r in secure
+            for h in r.headers.get_list("set-cookie")
+            if h.startswith("opsloop_session=")
+        )
+        assert not _secure(plain.headers["set-cookie"], "opsloop_session")
+        rows = stored_sessions(database)
+        assert len(rows) == 5 and {r.idle_until_ms - r.created_ms for r in rows} == {300_000}
+        # Every session holds on every request, whichever worker answers it.
+        for cookie in cookies:
+            with stolen(url, cookie) as client:
+                assert all(signed_in(url, client) for _ in range(4))
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
