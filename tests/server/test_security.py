@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from tests.ui.signing_in import login as sign_in
 from typer.testing import CliRunner
 
 from opsloop.cli.tracking import runs_app
@@ -376,7 +377,7 @@ def test_anonymous_read_shows_pages_and_reads_without_a_button_or_a_change(
         ]
         wrong_token = httpx.get(f"{url}{API}/deployments", headers=bearer("olp_wrong"))
         # The same pages signed in as the editor still offer their forms.
-        login = httpx.post(f"{url}/login", data={"token": editor, "next": "/deployments/api"})
+        login = sign_in(url, editor, "/deployments/api")
         signed_in = httpx.get(f"{url}/deployments/api", cookies=login.cookies, timeout=60)
     assert whoami == {"name": "anonymous", "role": "viewer"}
     assert [d["name"] for d in listed["deployments"]] == ["api"]

@@ -11,12 +11,11 @@ import httpx
 import pandas as pd
 import pytest
 from tests.server.running import running_server
-from tests.ui.test_pages import TIMEOUT_S, session
+from tests.ui.signing_in import TIMEOUT_S, page_csrf, session
 
 from opsloop.registry import ModelRegistry, add_user
 from opsloop.server import create_app
 from opsloop.serving import Deployments, Variant
-from opsloop.ui.form_posts import csrf_token
 
 ROLES = {"ada": "admin", "ed": "editor", "apo": "approver", "abe": "approver", "vic": "viewer"}
 
@@ -67,12 +66,13 @@ def shown(client: httpx.Client, name: str, variant: str | None = None) -> dict[s
 
 def post(client: httpx.Client, path: str, token: str | None, **fields) -> httpx.Response:
     """Post a deployment page's form as a browser does: with what the page showed when the
-    test gives none of it."""
+    test gives none of it, and the session's CSRF token unless ``token`` is ``None`` (or
+    the fields carry one)."""
     form = re.fullmatch(r"/deployments/([^/]+)/(weights|promote|restore|switch)", path)
     data = {} if form is None else shown(client, form.group(1), fields.get("variant"))
     data.update(fields)
-    if token is not None:
-        data["csrf_token"] = csrf_token(token)
+    if token is not None and "csrf_token" not in fields:
+        data["csrf_token"] = page_csrf(client, "/models")
     return client.post(path, data=data, follow_redirects=False)
 
 
@@ -91,7 +91,9 @@ def test_a_post_without_this_sessions_csrf_token_is_refused_and_changes_nothing(
     before = (weights(deployments), len(deployments.history("api")), len(registry.audit()))
     fields = {"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy"}
     # None, a made-up one, and the token of another user's session.
-    for given in (None, "0" * 64, csrf_token(tokens["ada"])):
+    with session(url, tokens["ada"]) as other:
+        others = page_csrf(other)
+    for given in (None, "0" * 64, others):
         posted = fields if given is None else {**fields, "csrf_token": given}
         with session(url, tokens["ed"]) as client:
             refused = client.post("/deployments/api/weights", data=posted, follow_redirects=False)
@@ -126,7 +128,7 @@ def test_a_cross_site_post_is_refused_even_with_the_token(served):
         refused = client.post(
             "/deployments/api/weights",
             data={"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy",
-                  "csrf_token": csrf_token(tokens["ed"])},
+                  "csrf_token": page_csrf(client)},
             headers={"Origin": "http://evil.example"},
             follow_redirects=False,
         )  # fmt: skip

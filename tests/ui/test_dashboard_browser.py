@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -392,11 +393,16 @@ def test_with_users_the_pages_need_a_token_kept_in_a_strict_cookie(
             True,
             "Strict",
         )
+        assert token not in cookie["value"]  # a session id, never the token
         # The REST API reads only the Authorization header, never the cookie.
         assert page.request.get(f"{url}/api/v1/experiments").status == 401
         watched.follow("form.session button")
         assert page.url == f"{url}/login"
-        assert context.cookies() == []
+        # Only the next login form's pre-session value is left.
+        assert [c["name"] for c in context.cookies()] == ["opsloop_login"]
+        stolen = {"opsloop_session": cookie["value"]}
+        after = httpx.get(f"{url}/models", cookies=stolen, follow_redirects=False, timeout=60)
+        assert after.status_code == 303  # the ended session is refused
         page.goto(f"{url}/runs")
         assert page.url.startswith(f"{url}/login")
         context.close()

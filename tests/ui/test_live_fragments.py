@@ -14,8 +14,8 @@ import pytest
 from tests.reports.test_browser import CHROMIUM, CHROMIUM_ARGS, missing
 from tests.server.running import running_server
 from tests.ui.monitoring_data import HOUR_MS, NAME, POLICIES, SHIFT, START_MS, populate_monitoring
+from tests.ui.signing_in import login, session
 from tests.ui.test_monitoring_page import time_of
-from tests.ui.test_pages import session
 from tests.ui.test_results_page import facts, rows
 
 from opsloop.monitoring.http_monitoring import HttpMonitoring
@@ -152,9 +152,8 @@ def test_the_deployment_page_updates_in_place_in_a_browser(deployed):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context()
-            context.add_cookies(
-                [{"name": "opsloop_session", "value": token, "url": url}]
-            )  # the session cookie the login form sets holds the token
+            signed_in = login(url, token).cookies["opsloop_session"]
+            context.add_cookies([{"name": "opsloop_session", "value": signed_in, "url": url}])
             page = context.new_page()
             problems: list[str] = []
             page.on("pageerror", lambda e: problems.append(str(e)))

@@ -10,8 +10,8 @@ import re
 
 import pytest
 from tests.server.running import running_server
+from tests.ui.signing_in import page_csrf, session
 from tests.ui.test_change_forms import post
-from tests.ui.test_pages import session
 
 from opsloop.registry import ModelRegistry, add_user
 from opsloop.server import create_app
@@ -103,9 +103,11 @@ def test_a_label_that_is_not_of_its_kind_is_named_beside_the_item(served):
 
 def test_answers_need_the_sessions_csrf_token_and_the_editor_role(served):
     url, tokens, queue, _ = served
+    with session(url, tokens["rae"]) as other:
+        others = page_csrf(other)  # another session's token
     with session(url, tokens["ed"]) as client:
         missing = post(client, "/review/2/answer", None, label="yes")
-        wrong = post(client, "/review/2/answer", tokens["rae"], label="yes")
+        wrong = post(client, "/review/2/answer", None, label="yes", csrf_token=others)
     with session(url, tokens["vic"]) as client:
         viewer = post(client, "/review/2/answer", tokens["vic"], label="yes")
         huge = post(client, "/review/99999999999/claim", tokens["vic"])

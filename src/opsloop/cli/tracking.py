@@ -380,6 +380,35 @@ def server_command(
             "processes.",
         ),
     ] = 1,
+    secure_cookies: Annotated[
+        str,
+        typer.Option(
+            help="When the dashboard's cookies are marked Secure: 'auto' (when the request "
+            "came over HTTPS; behind a proxy that ends TLS, name it in --trusted-proxies), "
+            "'always' or 'never'."
+        ),
+    ] = "auto",
+    trusted_proxies: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated addresses or networks (127.0.0.1, 10.0.0.0/8) of reverse "
+            "proxies whose X-Forwarded-Proto and X-Forwarded-For are honoured; from any "
+            "other peer they are ignored. None by default."
+        ),
+    ] = "",
+    session_idle: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds a dashboard session lasts unused (default 7200: 2 hours).",
+        ),
+    ] = None,
+    session_max: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds a dashboard session lasts at most, however used (default 43200: "
+            "12 hours).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API (tracking, artifacts, registry) from one process, or from
     --workers N processes sharing the port.
@@ -408,4 +437,8 @@ def server_command(
         trusted_types=trust_type or (),
         anonymous=anonymous,
         workers=workers,
+        secure_cookies=secure_cookies,
+        trusted_proxies=names(trusted_proxies),
+        session_idle_s=session_idle,
+        session_max_s=session_max,
     )

@@ -340,9 +340,25 @@ def resolve_token(db: Database, token: str, *, at_ms: int | None = None) -> Cred
     >>> found.user, found.token_id == token_id(t), found.expires_ms
     (User(name='gus', role='viewer'), True, 5000)
     """
+    return resolve_token_sha256(db, token_sha256(token), at_ms=at_ms)
+
+
+def resolve_token_sha256(
+    db: Database, digest: str, *, at_ms: int | None = None
+) -> Credential | None:
+    """As :func:`resolve_token`, for the token whose sha256 (:func:`token_sha256`) is
+    ``digest``: what a dashboard session, which keeps only that hash, checks again on each
+    request.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://"); _, t = add_user(db, "hal", "editor")
+    >>> resolve_token_sha256(db, token_sha256(t)).user
+    User(name='hal', role='editor')
+    >>> _ = revoke_token(db, t); resolve_token_sha256(db, token_sha256(t)) is None
+    True
+    """
     users, tokens = tables.users, tables.api_tokens
     at = db.clock() if at_ms is None else at_ms
-    digest = token_sha256(token)
     with db.read() as connection:
         row = connection.execute(
             sa.select(

@@ -39,6 +39,7 @@ from opsloop import __version__
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.registry import ModelRegistry
+from opsloop.registry.dashboard_sessions import DashboardSessions, SessionLifetime
 from opsloop.server import (
     artifact_routes,
     deployment_routes,
@@ -50,8 +51,16 @@ from opsloop.server import (
 from opsloop.server.content_types import require_json, require_octets
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
 from opsloop.server.errors import install_error_handlers
+from opsloop.server.forwarded_headers import ForwardedByTrustedProxies
+from opsloop.server.forwarded_headers import trusted_proxies as trusted_proxies_setting
 from opsloop.server.host_check import HostCheck
-from opsloop.server.identity import Viewer, anonymous_access, caller, store_has_users
+from opsloop.server.identity import (
+    Viewer,
+    anonymous_access,
+    caller,
+    session_caller,
+    store_has_users,
+)
 from opsloop.server.limits import RequestLimits, install_request_limits
 from opsloop.server.openapi_document import exact_document
 from opsloop.server.request_origin import install_request_origin
@@ -63,7 +72,7 @@ from opsloop.store.installation_token import ensure_installation_token
 from opsloop.store.location import artifact_uri
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.local_store import LocalTrackingStore
-from opsloop.ui.mount import install_dashboard
+from opsloop.ui.mount import install_dashboard, secure_cookies_setting
 
 
 def create_app(
@@ -76,6 +85,9 @@ def create_app(
     allow_pickle: bool = False,
     limits: RequestLimits | None = None,
     anonymous: str = "none",
+    secure_cookies: str = "auto",
+    trusted_proxies: Iterable[str] = (),
+    session_lifetime: SessionLifetime | None = None,
 ) -> FastAPI:
     """The opsloop REST app on ``database`` and ``artifacts`` (defaults: the configured store).
 
@@ -90,6 +102,13 @@ def create_app(
     :meth:`RequestLimits.from_environment`). ``anonymous`` is what a request without a
     token may do, on the API and the dashboard alike: ``none`` (nothing) or ``read`` (read
     what a viewer reads, change nothing; see :mod:`.identity`).
+
+    The dashboard's sessions last ``session_lifetime`` (idle and in all; default
+    :class:`~opsloop.registry.dashboard_sessions.SessionLifetime`). ``secure_cookies``
+    marks its cookies ``Secure``: ``always``, ``never``, or ``auto`` when the request came
+    over HTTPS, which behind a proxy ending TLS only the proxy's ``X-Forwarded-Proto``
+    tells; it is read from the peers in ``trusted_proxies`` (addresses or networks) only,
+    as is ``X-Forwarded-For`` (:mod:`.forwarded_headers`).
 
     >>> from opsloop.store import Database
     >>> app = create_app(Database("sqlite://"), allow_embedded=False)
@@ -107,6 +126,8 @@ def create_app(
         if isinstance(names, str):
             raise InvalidArgumentError(f"{field} must be a list of names, got the string {names!r}")
     anonymous_access(anonymous)
+    secure_cookies_setting(secure_cookies)
+    proxies = trusted_proxies_setting(trusted_proxies)
     if database is None or isinstance(database, str):
         database = open_database(database)
     if artifacts is None or isinstance(artifacts, str):
@@ -161,7 +182,13 @@ def create_app(
     # A retrain request claimed by another follower, or reported twice.
     app.include_router(monitoring_routes.router, dependencies=json_bodies, responses=hashed)
     # The web pages at /, checking sessions with the same token rule as the API.
-    install_dashboard(app, caller)
+    install_dashboard(
+        app,
+        caller,
+        sessions=DashboardSessions(database, session_lifetime),
+        session_caller=session_caller,
+        secure_cookies=secure_cookies,
+    )
     origins = list(allowed_origins)
     if origins:
         app.add_middleware(
@@ -172,6 +199,8 @@ def create_app(
             expose_headers=["X-Opsloop-Sha256"],
         )
     install_request_origin(app)
+    # Before the origin is recorded: a trusted proxy's X-Forwarded-For names the client.
+    app.add_middleware(ForwardedByTrustedProxies, trusted=proxies)
     # Added last, so it runs first: a request for a name not allowed reaches nothing else.
     app.add_middleware(HostCheck, allowed=list(allowed_hosts))
     exact_document(app)

@@ -48,7 +48,8 @@ from fastapi import Depends, HTTPException, Request
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import ROLES, User
-from opsloop.registry.users import resolve_token
+from opsloop.registry.users import resolve_token, resolve_token_sha256
+from opsloop.registry.users import token_sha256 as hashed_token
 from opsloop.store import tables
 from opsloop.store.audit_origin import current_request
 
@@ -168,6 +169,45 @@ def identified(request: Request, *, reads_only: bool = False) -> User:
                 raise HTTPException(401, "unknown or revoked API token", headers=_UNAUTHORIZED)
             _record_token(found.token_id)
             return found.user
+    return _embedded_user(state, cache, token_given=token is not None)
+
+
+def session_caller(request: Request, token_sha256: str) -> User:
+    """The user a dashboard session acts as now: the one the token whose sha256 is
+    ``token_sha256`` names at this request, by the rules :func:`identified` applies to that
+    token sent as ``Authorization: Bearer``; 401 once it names nobody (revoked, expired, its
+    user disabled; the installation token once the store has users).
+
+    >>> from opsloop.registry import add_user
+    >>> from opsloop.registry.users import revoke_token, token_sha256
+    >>> from opsloop.server import create_app
+    >>> app = create_app(db, allow_embedded=False)
+    >>> _, token = add_user(db, "ida", "editor")
+    >>> request = Request({"type": "http", "app": app, "headers": []})
+    >>> session_caller(request, token_sha256(token))
+    User(name='ida', role='editor')
+    >>> _ = revoke_token(db, token)
+    >>> session_caller(request, token_sha256(token))
+    Traceback (most recent call last):
+    fastapi.exceptions.HTTPException: 401: unknown or revoked API token
+    """
+    state = request.app.state
+    cache = getattr(state, "token_cache", None)
+    installation = state.installation_token
+    if installation is not None and hmac.compare_digest(
+        token_sha256.encode(), hashed_token(installation).encode()
+    ):
+        return _embedded_user(state, cache, token_given=True)
+    found = resolve_token_sha256(state.db, token_sha256)
+    if found is None:
+        raise HTTPException(401, "unknown or revoked API token", headers=_UNAUTHORIZED)
+    _record_token(found.token_id)
+    return found.user
+
+
+def _embedded_user(state, cache, *, token_given: bool) -> User:
+    """The OS user, for a request that carries the installation token (``token_given``) or
+    none; 401 once the store has users, on a server not embedded, or without the token."""
     # Users are never deleted, so once there is one the answer stays "yes".
     if state.has_users or (store_has_users(state.db) if cache is None else cache.has_users()):
         state.has_users = True
@@ -184,7 +224,7 @@ def identified(request: Request, *, reads_only: bool = False) -> User:
             "create one with 'opsloop users add NAME --role admin'",
             headers=_UNAUTHORIZED,
         )
-    if token is None:
+    if not token_given:
         raise HTTPException(
             401,
             "this server has no users, so a request needs its installation token "

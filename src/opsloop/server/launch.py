@@ -50,6 +50,10 @@ def serve(
     trusted_types: Sequence[str] = (),
     anonymous: str = "none",
     workers: int = 1,
+    secure_cookies: str = "auto",
+    trusted_proxies: Sequence[str] = (),
+    session_idle_s: int | None = None,
+    session_max_s: int | None = None,
 ) -> None:
     """Serve the REST API on ``host:port`` until interrupted.
 
@@ -62,7 +66,13 @@ def serve(
     bound address; ``allowed_origins`` the web origins allowed to call the API from a browser;
     ``allow_pickle`` lets admins register pickled models; ``anonymous`` what a request
     without a token may do (``none``, or ``read`` as a viewer: see
-    :mod:`~opsloop.server.identity`). On a loopback address with no
+    :mod:`~opsloop.server.identity`); ``secure_cookies`` when the dashboard's cookies are
+    marked ``Secure`` (``auto``, ``always``, ``never``) and ``trusted_proxies`` the
+    proxies whose ``X-Forwarded-Proto`` and ``X-Forwarded-For`` are honoured
+    (:mod:`~opsloop.server.forwarded_headers`; uvicorn's own reading of them is off);
+    ``session_idle_s`` and ``session_max_s`` how long a dashboard session lasts unused and
+    in all (default :class:`~opsloop.registry.dashboard_sessions.SessionLifetime`'s). On a
+    loopback address with no
     users, requests carrying the installation token act as the OS user; ``announce`` is told
     where that token is. Any other address raises :class:`ValueError` until the store has
     users, as does a port outside 1-65535.
@@ -98,6 +108,10 @@ def serve(
         "trust": trust,
         "trusted_types": list(trusted_types),
         "anonymous": anonymous,
+        "secure_cookies": secure_cookies,
+        "trusted_proxies": list(trusted_proxies),
+        "session_idle_s": session_idle_s,
+        "session_max_s": session_max_s,
     }
     app = server_app(settings, workers=workers)
     runtime = getattr(app.state, "runtime", None)
@@ -110,11 +124,18 @@ def serve(
         if runtime is not None:
             runtime.close()
         del app, runtime
-        serve_workers(settings, workers, factory=SERVER_WORKER_FACTORY)
+        serve_workers(settings, workers, factory=SERVER_WORKER_FACTORY, proxy_headers=False)
         return
     settle_before_serving(app)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,  # the app honours the trusted proxies' headers itself
+        )
     finally:
         if runtime is not None:
             runtime.close()
@@ -131,11 +152,22 @@ def server_app(settings: dict, *, workers: int = 1):
     ...
     ValueError: port must be between 1 and 65535, got 0
     """
+    from opsloop.registry.dashboard_sessions import SessionLifetime
     from opsloop.server.app import create_app
+    from opsloop.server.forwarded_headers import trusted_proxies
     from opsloop.server.identity import anonymous_access
+    from opsloop.ui.mount import secure_cookies_setting
 
     anonymous = settings.get("anonymous", "none")
     anonymous_access(anonymous)
+    secure_cookies = secure_cookies_setting(settings.get("secure_cookies", "auto"))
+    proxies = [str(name) for name in trusted_proxies(settings.get("trusted_proxies", []))]
+    chosen = {
+        field: settings[key]
+        for field, key in (("idle_s", "session_idle_s"), ("absolute_s", "session_max_s"))
+        if settings.get(key) is not None
+    }
+    lifetime = SessionLifetime(**chosen)
     database, local, hosts = _checked_address(
         settings.get("host", "127.0.0.1"), settings["port"], settings.get("allowed_hosts", [])
     )
@@ -148,6 +180,9 @@ def server_app(settings: dict, *, workers: int = 1):
         allowed_origins=list(settings.get("allowed_origins", [])),
         allow_pickle=settings.get("allow_pickle", False),
         anonymous=anonymous,
+        secure_cookies=secure_cookies,
+        trusted_proxies=proxies,
+        session_lifetime=lifetime,
     )
     if settings.get("data_plane", False):
         from opsloop.server.data_plane import install_data_plane
@@ -469,12 +504,15 @@ def data_plane_app(settings: dict, announce: Callable[[str], None] = print):
     return app
 
 
-def serve_workers(settings: dict, workers: int, *, factory: str = WORKER_FACTORY) -> None:
+def serve_workers(
+    settings: dict, workers: int, *, factory: str = WORKER_FACTORY, proxy_headers: bool = True
+) -> None:
     """Serve the app ``factory`` (``module:function``, by default the data plane's
     :func:`~opsloop.server.data_plane_workers.worker_app`) builds from ``settings`` in
     ``workers`` processes on ``settings``' host and port until interrupted (see
     :mod:`opsloop.server.data_plane_workers` for the metrics directory and the shadow
-    processes).
+    processes). ``proxy_headers=False`` turns uvicorn's reading of ``X-Forwarded-*`` off
+    (the control plane reads them from its trusted proxies only).
 
     >>> serve_workers({"host": "127.0.0.1", "port": 8080}, 1)
     Traceback (most recent call last):
@@ -507,6 +545,7 @@ def serve_workers(settings: dict, workers: int, *, factory: str = WORKER_FACTORY
             timeout_worker_healthcheck=HEALTHCHECK_S,
             log_level="warning",
             access_log=False,
+            proxy_headers=proxy_headers,
         )
     finally:
         os.environ.pop(SETTINGS_VARIABLE, None)
@@ -547,6 +586,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="none",
         help="What a request without a token may do: none (the default) or read.",
     )
+    parser.add_argument(
+        "--secure-cookies",
+        default="auto",
+        help="Mark the dashboard's cookies Secure: auto (when the request came over HTTPS), "
+        "always or never.",
+    )
+    parser.add_argument(
+        "--trusted-proxies",
+        default="",
+        help="Comma-separated proxy addresses or networks whose X-Forwarded-Proto and "
+        "X-Forwarded-For are honoured; none by default.",
+    )
+    parser.add_argument(
+        "--session-idle", type=int, default=None, help="Seconds a dashboard session lasts unused."
+    )
+    parser.add_argument(
+        "--session-max", type=int, default=None, help="Seconds a dashboard session lasts at most."
+    )
     chosen = parser.parse_args(argv)
     try:
         serve(
@@ -556,6 +613,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             names(chosen.allowed_origins),
             chosen.allow_pickle,
             anonymous=chosen.anonymous,
+            secure_cookies=chosen.secure_cookies,
+            trusted_proxies=names(chosen.trusted_proxies),
+            session_idle_s=chosen.session_idle,
+            session_max_s=chosen.session_max,
         )
     except ValueError as error:
         import sys

@@ -15,8 +15,9 @@ written in transactions (SQLite's write lock, PostgreSQL's row and advisory lock
 several ``opsloop serve`` workers and command lines beside a server already share it.
 What a worker keeps for itself is a cache that cannot go stale: run ids to row ids (runs
 are never deleted), tokens checked again whenever the audit log moves
-(:mod:`opsloop.registry.token_cache`). Dashboard sessions are the API token in a cookie
-and their CSRF token an HMAC of it, so a form a page of one worker shows is accepted by
+(:mod:`opsloop.registry.token_cache`). Dashboard sessions are rows of the store
+(:mod:`opsloop.registry.dashboard_sessions`) and their CSRF token an HMAC keyed with the
+session's id, so a session one worker started, and a form its page shows, are accepted by
 another. It runs no scheduler: policies are evaluated by ``opsloop monitor`` or on request,
 and a policy action in flight is recorded in the store with its process
 (:mod:`opsloop.monitoring.running_actions`), so another worker tells it from a dead one.

@@ -347,6 +347,21 @@ api_tokens = Table(
     Column("last_used_ms", BigInteger),
 )
 
+# A dashboard session: the browser's cookie holds a random id, this table only its sha256,
+# bound to the token it was started from and to the user and role it was started as.
+# ``idle_until_ms`` is never later than ``expires_ms``, so it alone says when a row is dead.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("sha256", SHA256, primary_key=True),
+    Column("token_sha256", SHA256, nullable=False, index=True),
+    Column("user_name", NAME, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("idle_until_ms", BigInteger, nullable=False, index=True),
+)
+
 # A deployment's current definition; its history is in the audit log (entity
 # ``deployment:NAME``), written in the same transaction as every change here.
 deployments = Table(

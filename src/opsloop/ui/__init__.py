@@ -9,7 +9,8 @@ of :file:`static/poll.js`).
 The pages read through the services' Python API (the tracking store, the model registry,
 the deployments, the monitoring and the review queue the server keeps on ``app.state``),
 never the database directly. The server
-mounts them with :func:`~opsloop.ui.mount.install_dashboard`, handing over its token check.
+mounts them with :func:`~opsloop.ui.mount.install_dashboard`, handing over its token check
+and its store of sessions.
 
 Modules: :mod:`.mount` (the entry), :mod:`.run_pages`, :mod:`.model_pages`,
 :mod:`.deployment_pages` and :mod:`.login_pages` (routes), :mod:`.version_actions` and
@@ -21,16 +22,21 @@ deployment's traffic per variant, refreshed in place), :mod:`.result_pages` (rol
 and shadows), :mod:`.monitoring_pages` and :mod:`.monitoring_charts` (a deployment's
 monitored windows and alerts), :mod:`.report_pages` (the HTML reports logged in runs,
 opened in a sandbox),
-:mod:`.session_check` (the session cookie), :mod:`.page_route` (errors as pages),
+:mod:`.session_check` (sessions), :mod:`.session_cookies` (the cookies and their
+``Secure`` flag), :mod:`.page_route` (errors as pages),
 :mod:`.rendering` (templates and headers), :mod:`.run_table` (keyset pages of runs),
 :mod:`.row_pages` (listings and logs read a page at a time), :mod:`.metric_charts` and
 :mod:`.series_downsampling` (min/max per bucket).
 
 >>> from fastapi import FastAPI
 >>> from opsloop.registry import User
+>>> from opsloop.registry.dashboard_sessions import DashboardSessions
+>>> from opsloop.store import Database
 >>> from opsloop.ui.mount import install_dashboard
 >>> app = FastAPI()
->>> install_dashboard(app, lambda request: User("ana", "viewer"))
+>>> install_dashboard(app, lambda request: User("ana", "viewer"),
+...                   sessions=DashboardSessions(Database("sqlite://")),
+...                   session_caller=lambda request, digest: User("ana", "viewer"))
 >>> app.url_path_for("runs_page")
 '/runs'
 """

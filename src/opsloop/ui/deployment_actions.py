@@ -47,7 +47,7 @@ from opsloop.ui.form_posts import (
     require_operation_role,
 )
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.session_check import page_user, session_token
+from opsloop.ui.session_check import page_user, session_secret
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
@@ -262,7 +262,7 @@ def _note(fields: Mapping[str, str]) -> str | None:
 
 
 async def _post(request: Request, user: User, name: str, form: str, change) -> Response:
-    fields = await posted_form(request, session_token(request))
+    fields = await posted_form(request, session_secret(request))
     action = chosen_action(fields, DEFINITION_ACTIONS)
     require_operation_role(user, DEPLOYMENT_OPERATIONS, DEFINITION_ACTIONS[action])
     deployments = request.app.state.deployments
@@ -303,7 +303,7 @@ async def promote_form(request: Request, user: Viewer, name: str) -> Response:
 @router.post("/deployments/{name}/switch")
 async def switch_form(request: Request, user: Viewer, name: str) -> Response:
     """Switch a blue/green deployment (the service's audited ``switch``, editor role)."""
-    fields = await posted_form(request, session_token(request))
+    fields = await posted_form(request, session_secret(request))
     require_operation_role(user, DEPLOYMENT_OPERATIONS, "switch")
     deployments = request.app.state.deployments
 

@@ -9,9 +9,11 @@ Three checks stand between another site and a change made in a signed-in user's 
 - the form must carry the session's CSRF token (:func:`csrf_token`), which our pages put
   in a hidden field and another site cannot read or compute.
 
-The CSRF token is an HMAC of the session's API token: it is the same in every server
-worker without any shared state, differs per session, and reveals nothing of the API
-token. A missing or wrong one is a 403 and nothing changes.
+The CSRF token is an HMAC keyed with the session's id (the secret the session cookie
+holds; for a page requested with an ``Authorization`` header, that API token): every
+server worker computes it without more shared state than the session, it differs per
+session, dies with it, and reveals nothing of the id. A missing or wrong one is a 403 and
+nothing changes. Signing in and out are checked the same way (:mod:`.login_pages`).
 
 After the checks, the form's action calls the same service operation as the REST API,
 with the same least role (:func:`require_operation_role`); the service applies its own
@@ -76,17 +78,38 @@ class FormProblem:
         return cls(form, str(error), field, error.status, dict(values))
 
 
-def csrf_token(session_token: str) -> str:
-    """The CSRF token of the session whose API token is ``session_token``.
+def csrf_token(session_secret: str, purpose: bytes = _CSRF_PURPOSE) -> str:
+    """The CSRF token of the session whose secret (its id) is ``session_secret``, for
+    forms of ``purpose`` (the login form has its own).
 
-    >>> a, b = csrf_token("olp_a"), csrf_token("olp_b")
-    >>> len(a), a == csrf_token("olp_a"), a == b
-    (64, True, False)
+    >>> a, b = csrf_token("session-a"), csrf_token("session-b")
+    >>> len(a), a == csrf_token("session-a"), a == b, a == csrf_token("session-a", b"login")
+    (64, True, False, False)
     """
-    return hmac.new(session_token.encode("utf-8"), _CSRF_PURPOSE, hashlib.sha256).hexdigest()
+    return hmac.new(session_secret.encode("utf-8"), purpose, hashlib.sha256).hexdigest()
 
 
-def _same_origin(request: Request) -> bool:
+def csrf_matches(given: str, session_secret: str, purpose: bytes = _CSRF_PURPOSE) -> bool:
+    """Whether ``given`` is the CSRF token of ``session_secret`` (compared in constant
+    time).
+
+    >>> csrf_matches(csrf_token("s"), "s"), csrf_matches("", "s")
+    (True, False)
+    """
+    expected = csrf_token(session_secret, purpose).encode("ascii")
+    return hmac.compare_digest(given.encode("utf-8"), expected)
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a post's ``Origin``, when the browser sent one, names this server.
+
+    >>> def post(*headers):
+    ...     return Request({"type": "http", "headers": [(b"host", b"ops.example"), *headers]})
+    >>> same_origin(post((b"origin", b"https://ops.example"))), same_origin(post())
+    (True, True)
+    >>> same_origin(post((b"origin", b"https://evil.example")))
+    False
+    """
     # The host and port are compared, not the scheme: behind a proxy that ends TLS the
     # page's origin is https while the request reaching us is http.
     origin = request.headers.get("origin")
@@ -111,17 +134,17 @@ def parse_form(body: bytes) -> dict[str, str]:
     return {name: values[-1] for name, values in fields.items()}
 
 
-async def posted_form(request: Request, session_token: str) -> dict[str, str]:
+async def posted_form(request: Request, session_secret: str) -> dict[str, str]:
     """The fields of a form posted from one of our pages in this session; a 403 naming
     ``csrf_token`` (or the origin) otherwise, before anything is changed."""
-    if not _same_origin(request):
+    if not same_origin(request):
         raise DeniedError("form: it must be posted from this server's own page")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
         raise FormUnsupported("form: the body must be application/x-www-form-urlencoded")
     fields = parse_form(await request.body())
     given = fields.pop(CSRF_FIELD, "")
-    if not hmac.compare_digest(given.encode("utf-8"), csrf_token(session_token).encode()):
+    if not csrf_matches(given, session_secret):
         raise DeniedError(
             f"{CSRF_FIELD}: missing or not this session's; reload the page and submit again"
         )

@@ -1,4 +1,13 @@
-"""The login form and logout (see :mod:`.session_check` for how a session is kept)."""
+"""The login form, and logout (see :mod:`.session_check` for how a session is kept).
+
+Both are checked against forged posts twice: the post's ``Origin`` must name this server,
+and the form must carry its CSRF token. Logging out ends the session, so its form carries
+the session's token (:func:`~.form_posts.csrf_token`). Logging in happens before any
+session: the login page gives the browser a pre-session value in the ``opsloop_login``
+cookie (:mod:`.session_cookies`) and puts an HMAC of it in the form, which another site
+can neither read nor compute. A missing or wrong token is a 403 and nothing changes: no
+session starts, none ends.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +16,24 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
+from opsloop.ui.form_posts import CSRF_FIELD, csrf_matches, csrf_token, same_origin
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
-from opsloop.ui.session_check import COOKIE, LoginRequired, token_user
+from opsloop.ui.session_check import LoginRequired, start_session, token_user
+from opsloop.ui.session_cookies import (
+    COOKIE,
+    clear_login_cookie,
+    clear_session_cookie,
+    given_login_nonce,
+    login_nonce,
+    set_login_cookie,
+    set_session_cookie,
+)
 
 router = APIRouter(route_class=PageRoute)
+#: What the login form's CSRF token is an HMAC of, besides the pre-session value.
+LOGIN_PURPOSE = b"opsloop login form v1"
+_FORM = "application/x-www-form-urlencoded"
 
 
 def _local_path(target: str | None) -> str:
@@ -22,22 +44,10 @@ def _local_path(target: str | None) -> str:
     return "/" if parts.scheme or parts.netloc else target
 
 
-def _same_origin(request: Request) -> bool:
-    """A form post from this server's own pages: its Origin, when sent, names this server.
-
-    The host and port are compared, not the scheme: behind a proxy that ends TLS the page's
-    origin is https while the request reaching us is http. The Host itself was checked
-    against the allowed names before any route.
-    """
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc == request.headers.get("host")
-
-
 def _login_form(request: Request, next_path: str, message: str | None, status: int) -> Response:
     embedded = request.app.state.installation_token is not None
-    return render(
+    nonce, new = login_nonce(request)
+    response = render(
         request,
         "login.html.j2",
         status=status,
@@ -45,7 +55,23 @@ def _login_form(request: Request, next_path: str, message: str | None, status: i
         message=message,
         embedded=embedded,
         user=None,
+        login_csrf=csrf_token(nonce, LOGIN_PURPOSE),
     )
+    if new:
+        set_login_cookie(response, request, nonce)
+    return response
+
+
+async def _form_fields(request: Request, action: str, allowed: str) -> dict[str, str]:
+    """The fields of a form posted to ``action``: one value each, at most four fields."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != _FORM:
+        raise HTTPException(415, f"{action}: the body must be a form ({_FORM})")
+    try:
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+    except ValueError:
+        raise HTTPException(422, f"{action}: the form has fields other than {allowed}") from None
+    return {name: values[-1] for name, values in fields.items()}
 
 
 @router.get("/login")
@@ -56,43 +82,51 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the token from the form and keep it in the session cookie."""
-    if not _same_origin(request):
+    """Check the token from the form and start a session, whose id the cookie keeps."""
+    if not same_origin(request):
         raise HTTPException(403, "login: the form must be posted from this server's own page")
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
+    fields = await _form_fields(request, "login", f"token, next and {CSRF_FIELD}")
+    nonce = given_login_nonce(request)
+    if nonce is None or not csrf_matches(fields.get(CSRF_FIELD, ""), nonce, LOGIN_PURPOSE):
         raise HTTPException(
-            415, "login: the body must be a form (application/x-www-form-urlencoded)"
+            403,
+            f"{CSRF_FIELD}: missing or not this login form's; reload the login page and "
+            "log in again",
         )
-    try:
-        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
-    except ValueError:
-        raise HTTPException(422, "login: the form has fields other than token and next") from None
-    next_path = _local_path((fields.get("next") or ["/"])[0])
-    token = (fields.get("token") or [""])[0].strip()
+    next_path = _local_path(fields.get("next", "/"))
+    token = fields.get("token", "").strip()
     if not token:
         return _login_form(request, next_path, "token: enter an API token", 422)
     try:
-        token_user(request, token)
+        user = token_user(request, token)
     except LoginRequired as error:
         return _login_form(request, next_path, f"token: {error.detail}", 401)
     response = RedirectResponse(next_path, status_code=303)
-    response.set_cookie(
-        COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    previous = request.cookies.get(COOKIE)
+    if previous is not None:
+        # Signing in again replaces the browser's session, which ends.
+        request.app.state.dashboard_sessions.end(previous)
+    set_session_cookie(response, request, start_session(request, token, user))
+    clear_login_cookie(response, request)
     return response
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
-    """End the session: the cookie is cleared."""
-    if not _same_origin(request):
+async def logout(request: Request) -> Response:
+    """End the session: its row in the store is deleted and the cookie cleared."""
+    if not same_origin(request):
         raise HTTPException(403, "logout: the form must be posted from this server's own page")
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    session_id = request.cookies.get(COOKIE)
+    if session_id is None:
+        return response  # no session: nothing to end
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fields = await _form_fields(request, "logout", CSRF_FIELD) if kind == _FORM else {}
+    if not csrf_matches(fields.get(CSRF_FIELD, ""), session_id):
+        raise HTTPException(
+            403,
+            f"{CSRF_FIELD}: missing or not this session's; reload the page and log out again",
+        )
+    request.app.state.dashboard_sessions.end(session_id)
+    clear_session_cookie(response, request)
     return response

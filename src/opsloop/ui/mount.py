@@ -1,9 +1,12 @@
 """Mount the dashboard's pages on an app: the one entry the server calls.
 
-``install_dashboard(app, caller)`` adds the pages (kept out of the OpenAPI document, which
-describes the REST API only) and their static files. ``caller`` is the server's function
-from a request to its user: the dashboard checks sessions with it, so pages and API share
-one rule for tokens and roles, and this surface does not import the server's.
+``install_dashboard(app, caller, ...)`` adds the pages (kept out of the OpenAPI document,
+which describes the REST API only) and their static files. ``caller`` is the server's
+function from a request to its user, ``session_caller`` the same rule for the token a
+session was started from (by its sha256): the dashboard checks logins and sessions with
+them, so pages and API share one rule for tokens and roles, and this surface does not
+import the server's. ``sessions`` keeps the sessions in the store; ``secure_cookies`` says
+when the cookies are marked ``Secure`` (:mod:`.session_cookies`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from plotly.offline import get_plotlyjs
 
 from opsloop.registry import User
+from opsloop.registry.dashboard_sessions import DashboardSessions
 from opsloop.ui import (
     deployment_actions,
     deployment_pages,
@@ -32,6 +36,7 @@ from opsloop.ui import (
     version_actions,
 )
 from opsloop.ui.rendering import TEMPLATES
+from opsloop.ui.session_cookies import secure_cookies_setting
 
 _STATIC_TYPES = {
     "dashboard.css": "text/css; charset=utf-8",
@@ -76,16 +81,36 @@ def compile_templates() -> int:
     return len(names)
 
 
-def install_dashboard(app: FastAPI, caller: Callable[[Request], User]) -> None:
-    """Serve the dashboard at ``/`` on ``app``, checking sessions with ``caller``.
+def install_dashboard(
+    app: FastAPI,
+    caller: Callable[[Request], User],
+    *,
+    sessions: DashboardSessions,
+    session_caller: Callable[[Request, str], User],
+    secure_cookies: str = "auto",
+) -> None:
+    """Serve the dashboard at ``/`` on ``app``, checking logins with ``caller`` and
+    sessions, kept in ``sessions``, with ``session_caller`` (see the module).
 
     >>> from fastapi import FastAPI
+    >>> from opsloop.store import Database
     >>> app = FastAPI()
-    >>> install_dashboard(app, lambda request: User("ana", "viewer"))
+    >>> install_dashboard(app, lambda request: User("ana", "viewer"),
+    ...                   sessions=DashboardSessions(Database("sqlite://")),
+    ...                   session_caller=lambda request, digest: User("ana", "viewer"))
     >>> app.url_path_for("version_page", name="churn", version=3)
     '/models/churn/versions/3'
+    >>> install_dashboard(app, lambda request: User("ana", "viewer"),
+    ...                   sessions=DashboardSessions(Database("sqlite://")),
+    ...                   session_caller=lambda request, digest: User("ana", "viewer"),
+    ...                   secure_cookies="sometimes")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: secure_cookies: must be one of auto, always, never, ...
     """
+    app.state.secure_cookies = secure_cookies_setting(secure_cookies)
     app.state.dashboard_caller = caller
+    app.state.dashboard_session_caller = session_caller
+    app.state.dashboard_sessions = sessions
     pages = APIRouter(include_in_schema=False)
     pages.add_api_route("/", lambda: RedirectResponse("/runs", status_code=303), methods=["GET"])
     for module in (

@@ -103,8 +103,8 @@ def render(request: Request, template: str, status: int = 200, **context) -> HTM
     'login.html.j2'
     """
     context.setdefault("user", getattr(request.state, "dashboard_user", None))
-    token = getattr(request.state, "dashboard_token", None)
+    secret = getattr(request.state, "dashboard_secret", None)
     # Every form that changes state carries it (see :mod:`.form_posts`).
-    context.setdefault("csrf", None if token is None else csrf_token(token))
+    context.setdefault("csrf", None if secret is None else csrf_token(secret))
     page = TEMPLATES.get_template(template).render(request=request, **context)
     return HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)

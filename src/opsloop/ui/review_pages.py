@@ -28,7 +28,7 @@ from opsloop.ui.form_posts import FormProblem, posted_form, require_operation_ro
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
 from opsloop.ui.row_pages import PageNumber, RowPage, row_page
-from opsloop.ui.session_check import page_user, session_token
+from opsloop.ui.session_check import page_user, session_secret
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
@@ -229,7 +229,7 @@ def _location(fields: dict, done: str) -> str:
 
 
 async def _post(request: Request, user: User, item_id: int, method: str, change) -> Response:
-    fields = await posted_form(request, session_token(request))
+    fields = await posted_form(request, session_secret(request))
     require_operation_role(user, REVIEW_OPERATIONS, method)
     queue = request.app.state.review_queue
     try:
@@ -251,7 +251,7 @@ async def _post(request: Request, user: User, item_id: int, method: str, change)
 async def claim_next_form(request: Request, user: Viewer) -> Response:
     """Claim the oldest open item of the chosen deployment (the review service's
     ``claim_next``); the page then shows that item claimed, or says none was open."""
-    fields = await posted_form(request, session_token(request))
+    fields = await posted_form(request, session_secret(request))
     require_operation_role(user, REVIEW_OPERATIONS, "claim_next")
     chosen = fields.get("deployment", "")
     queue = request.app.state.review_queue

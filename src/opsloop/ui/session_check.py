@@ -1,14 +1,19 @@
-"""Signing in to the dashboard: an API token, kept in an HttpOnly, SameSite=Strict cookie.
+"""Signing in to the dashboard: an API token buys a session kept in the store, whose id
+alone the browser holds, in an HttpOnly, SameSite=Strict cookie.
 
 A browser cannot send an ``Authorization`` header on a page load, so the login form takes
 the same API token a client would use (or, on a server with no users, its installation
-token) and the server keeps it in the ``opsloop_session`` cookie. Each page then checks the
-cookie with the server's own token check, the one the REST API applies to
-``Authorization: Bearer``: the check is handed to the dashboard when it is mounted, so there
-is one rule for who may see what. The cookie is HttpOnly (page scripts cannot read it),
-SameSite=Strict (no other site's page or form sends it), Secure over HTTPS, and ends with
-the browser session; revoking the token ends the session at its next request. The REST API
-itself never reads the cookie, so it cannot be driven cross-site through it.
+token), checks it with the server's own token check (the one the REST API applies to
+``Authorization: Bearer``, handed to the dashboard when it is mounted) and starts a
+session (:mod:`opsloop.registry.dashboard_sessions`): the cookie carries a random id, the
+store keeps its sha256 beside the sha256 of the token, so neither a stolen cookie nor a
+stolen database yields the token. Each page request finds the session, then asks the
+server's rule who that token names now (``session_caller``): a session never grants more
+than its token does at that moment, ends with the token (revoked, expired, its user
+disabled), and ends when its user's role is no longer the one it started with. It also
+ends when idle too long, at its absolute end, and when its user signs out. The REST API
+itself never reads the cookie, so it cannot be driven cross-site through it. The cookies
+and their ``Secure`` flag are :mod:`.session_cookies`'.
 
 A request with neither a header nor a cookie is put to the same check without a token: on
 a server whose settings let anonymous requests read, a page is shown to the anonymous
@@ -25,8 +30,9 @@ from fastapi import HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from opsloop.registry import User
+from opsloop.registry.users import token_sha256
+from opsloop.ui.session_cookies import COOKIE, clear_session_cookie
 
-COOKIE = "opsloop_session"
 # What an API token or installation token may hold: printable ASCII without spaces.
 _TOKEN = re.compile(r"[\x21-\x7e]{1,512}")
 
@@ -69,6 +75,60 @@ def _anonymous_user(request: Request) -> User:
         raise
 
 
+def start_session(request: Request, token: str, user: User) -> str:
+    """Start a dashboard session for ``user``, who signed in with ``token``; its id.
+
+    >>> from fastapi import FastAPI
+    >>> from opsloop.registry.dashboard_sessions import DashboardSessions
+    >>> from opsloop.store import Database
+    >>> app = FastAPI(); app.state.dashboard_sessions = DashboardSessions(Database("sqlite://"))
+    >>> request = Request({"type": "http", "app": app, "headers": []})
+    >>> sid = start_session(request, "olp_x", User("ana", "viewer"))
+    >>> found = app.state.dashboard_sessions.find(sid)
+    >>> found.user, found.token_sha256 == token_sha256("olp_x")
+    (User(name='ana', role='viewer'), True)
+    """
+    return request.app.state.dashboard_sessions.start(token_sha256(token), user)
+
+
+def session_user(request: Request, session_id: str) -> User:
+    """Who session ``session_id`` acts for at this request (see the module);
+    :class:`LoginRequired` once it has ended, which ends it in the store too.
+
+    >>> from fastapi import FastAPI
+    >>> from opsloop.registry.dashboard_sessions import DashboardSessions
+    >>> from opsloop.store import Database
+    >>> app = FastAPI(); app.state.dashboard_sessions = DashboardSessions(Database("sqlite://"))
+    >>> request = Request({"type": "http", "app": app, "headers": []})
+    >>> sid = start_session(request, "olp_x", User("ana", "editor"))
+    >>> app.state.dashboard_session_caller = lambda request, digest: User("ana", "editor")
+    >>> session_user(request, sid)
+    User(name='ana', role='editor')
+    >>> app.state.dashboard_session_caller = lambda request, digest: User("ana", "admin")
+    >>> session_user(request, sid)
+    Traceback (most recent call last):
+    opsloop.ui.session_check.LoginRequired: the session has ended: its user's role changed...
+    >>> app.state.dashboard_sessions.find(sid) is None
+    True
+    """
+    sessions = request.app.state.dashboard_sessions
+    found = sessions.find(session_id)
+    if found is None:
+        raise LoginRequired("the session has ended; sign in again")
+    try:
+        user = request.app.state.dashboard_session_caller(request, found.token_sha256)
+    except HTTPException as error:
+        if error.status_code == 401:
+            sessions.end(session_id)
+            raise LoginRequired(f"the session has ended: {error.detail}") from None
+        raise
+    if user != found.user:
+        # Another role than the one signed in with: sign in again to act with it.
+        sessions.end(session_id)
+        raise LoginRequired("the session has ended: its user's role changed; sign in again")
+    return user
+
+
 def page_user(request: Request) -> User:
     """The signed-in user of a page request (a FastAPI dependency).
 
@@ -76,6 +136,7 @@ def page_user(request: Request) -> User:
     with neither, the server's rule for a request without a token.
     """
     header = request.headers.get("authorization")
+    secret: str | None
     if header is not None:
         try:
             user = request.app.state.dashboard_caller(request)
@@ -83,25 +144,33 @@ def page_user(request: Request) -> User:
             if error.status_code == 401:
                 raise LoginRequired(str(error.detail)) from None
             raise
-        token = header.partition(" ")[2].strip()
+        secret = header.partition(" ")[2].strip()
     else:
-        token = request.cookies.get(COOKIE)
-        if token is None:
+        secret = request.cookies.get(COOKIE)
+        if secret is None:
             user = _anonymous_user(request)
         else:
-            user = token_user(request, token)
+            user = session_user(request, secret)
     request.state.dashboard_user = user
-    request.state.dashboard_token = token
+    request.state.dashboard_secret = secret
     return user
 
 
-def session_token(request: Request) -> str:
-    """The API token that signed in the page request (after :func:`page_user`); a
-    :class:`LoginRequired` for an anonymous one, which has no session to post a form in."""
-    token = request.state.dashboard_token
-    if token is None:
+def session_secret(request: Request) -> str:
+    """What the page request's CSRF token is derived from (after :func:`page_user`): its
+    session id, or the API token of a request that sent one in its header; a
+    :class:`LoginRequired` for an anonymous one, which has no session to post a form in.
+
+    >>> request = Request({"type": "http", "headers": []})
+    >>> request.state.dashboard_secret = None
+    >>> session_secret(request)
+    Traceback (most recent call last):
+    opsloop.ui.session_check.LoginRequired: sign in with an API token to change anything
+    """
+    secret = request.state.dashboard_secret
+    if secret is None:
         raise LoginRequired("sign in with an API token to change anything")
-    return token
+    return secret
 
 
 def login_redirect(request: Request, error: LoginRequired) -> Response:
@@ -115,5 +184,5 @@ def login_redirect(request: Request, error: LoginRequired) -> Response:
         target = referer.path if same else "/"
     response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     if COOKIE in request.cookies:
-        response.delete_cookie(COOKIE, path="/")
+        clear_session_cookie(response, request)
     return response

@@ -25,7 +25,7 @@ from opsloop.ui.form_posts import (
 )
 from opsloop.ui.model_pages import version_view
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.session_check import page_user, session_token
+from opsloop.ui.session_check import page_user, session_secret
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
@@ -49,7 +49,7 @@ def _alias_change(registry, user: User, name: str, version: int, action: str, fi
 @router.post("/models/{name}/versions/{version}/alias")
 async def alias_form(request: Request, user: Viewer, name: str, version: int) -> Response:
     """Move an alias to this version, or approve moving it (the version page's form)."""
-    fields = await posted_form(request, session_token(request))
+    fields = await posted_form(request, session_secret(request))
     action = chosen_action(fields, ALIAS_ACTIONS)
     require_operation_role(user, REGISTRY_OPERATIONS, ALIAS_ACTIONS[action])
     registry = request.app.state.registry

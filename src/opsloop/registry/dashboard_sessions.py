@@ -1,0 +1,231 @@
+"""Dashboard sessions kept in the store, so that a browser's cookie holds no API token.
+
+Signing in to the dashboard with an API token starts a session: a random id of 256 bits
+(:func:`secrets.token_urlsafe`) goes to the browser in its cookie, and the store keeps
+only that id's sha256, beside the sha256 of the token it was started from, the user and
+role it was started as, and two ends:
+
+- an **idle** end, ``idle_s`` after the session was last used (moved forward on use, at
+  most once per :func:`refresh_resolution_ms`, so reading a page stays a read);
+- an **absolute** end, ``absolute_s`` after it started, which use never moves.
+
+A stolen database yields no usable session, and a stolen cookie no token. Every server
+worker, on SQLite or PostgreSQL, reads the same table. Ending a session (signing out)
+deletes its row; rows past their end are deleted whenever a session starts
+(:meth:`DashboardSessions.prune`), so the table holds only live sessions and the ones
+that ended since the last sign-in. Whether the token still stands is for the caller to
+check on each request, with the hash kept here (the server's rule for tokens decides,
+:func:`opsloop.server.identity.session_caller`).
+
+Times are the store's clock (``db.clock()``), so tests move them by hand:
+
+>>> from opsloop.store import Database
+>>> from opsloop.registry.users import User
+>>> now = [1_000_000]
+>>> sessions = DashboardSessions(Database("sqlite://", clock=lambda: now[0]),
+...                              SessionLifetime(idle_s=600, absolute_s=3600))
+>>> sid = sessions.start("ab" * 32, User("ana", "editor"))
+>>> sessions.find(sid).user
+User(name='ana', role='editor')
+>>> now[0] += 600_000; sessions.find(sid) is None     # idle for 10 minutes
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import secrets
+
+import sqlalchemy as sa
+
+from opsloop.errors import InvalidArgumentError
+from opsloop.registry.users import User
+from opsloop.store import tables
+from opsloop.store.database import Database
+
+#: What a session id looks like: 256 random bits, URL-safe base64 without padding.
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
+#: The longest a session may be set to last, idle or in all: 30 days.
+MAX_LIFETIME_S = 30 * 24 * 3600
+#: The shortest: one minute.
+MIN_LIFETIME_S = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionLifetime:
+    """How long a dashboard session lasts: ``idle_s`` seconds after its last use (default
+    2 hours) and ``absolute_s`` seconds after it started whatever its use (default 12
+    hours); each from one minute to 30 days, the idle one no longer than the absolute.
+
+    >>> SessionLifetime().idle_s, SessionLifetime().absolute_s
+    (7200, 43200)
+    >>> SessionLifetime(idle_s=30)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: session_idle_s: must be a whole number of seconds from...
+    >>> SessionLifetime(idle_s=7200, absolute_s=3600)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: session_idle_s: must be at most session_max_s (3600), ...
+    """
+
+    idle_s: int = 7200
+    absolute_s: int = 43200
+
+    def __post_init__(self) -> None:
+        for field, value in (("session_idle_s", self.idle_s), ("session_max_s", self.absolute_s)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not MIN_LIFETIME_S <= value <= MAX_LIFETIME_S
+            ):
+                raise InvalidArgumentError(
+                    f"{field}: must be a whole number of seconds from {MIN_LIFETIME_S} to "
+                    f"{MAX_LIFETIME_S}, got {value!r}"
+                )
+        if self.idle_s > self.absolute_s:
+            raise InvalidArgumentError(
+                f"session_idle_s: must be at most session_max_s ({self.absolute_s}), "
+                f"got {self.idle_s}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class DashboardSession:
+    """A live session: the sha256 of the token it was started from, the user (and role) it
+    was started as, and when it ends (ms since the epoch): ``idle_until_ms`` unless used
+    before, ``expires_ms`` in any case.
+
+    >>> DashboardSession("ab" * 32, User("ana", "viewer"), 0, 10, 5).user.role
+    'viewer'
+    """
+
+    token_sha256: str
+    user: User
+    created_ms: int
+    expires_ms: int
+    idle_until_ms: int
+
+
+def session_sha256(session_id: str) -> str:
+    """The stored form of a session id.
+
+    >>> session_sha256("x" * 43)[:8]
+    'cc0b1c2c'
+    """
+    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+
+def refresh_resolution_ms(lifetime: SessionLifetime) -> int:
+    """How far a session's idle end may lag its last use: a tenth of the idle time, at
+    most a minute; a use moves the end only when it would move by at least that much.
+
+    >>> refresh_resolution_ms(SessionLifetime()), refresh_resolution_ms(SessionLifetime(60))
+    (60000, 6000)
+    """
+    return min(60_000, lifetime.idle_s * 100)
+
+
+class DashboardSessions:
+    """The dashboard sessions of store ``db``, lasting ``lifetime`` (see the module)."""
+
+    def __init__(self, db: Database, lifetime: SessionLifetime | None = None) -> None:
+        self.db = db
+        self.lifetime = lifetime or SessionLifetime()
+
+    def start(self, token_sha256: str, user: User) -> str:
+        """Start a session for ``user``, who signed in with the token whose sha256 is
+        ``token_sha256``; return its id (the only copy: the store keeps its hash). Sessions
+        past their end are deleted first.
+
+        >>> from opsloop.store import Database
+        >>> sessions = DashboardSessions(Database("sqlite://"))
+        >>> sid = sessions.start("ab" * 32, User("ana", "viewer"))
+        >>> again = sessions.start("ab" * 32, User("ana", "viewer"))
+        >>> bool(SESSION_ID.fullmatch(sid)), sid != again
+        (True, True)
+        """
+        session_id = secrets.token_urlsafe(32)
+        table = tables.dashboard_sessions
+        with self.db.write() as connection:
+            now = self.db.clock()
+            connection.execute(table.delete().where(table.c.idle_until_ms <= now))
+            expires = now + self.lifetime.absolute_s * 1000
+            connection.execute(
+                table.insert().values(
+                    sha256=session_sha256(session_id),
+                    token_sha256=token_sha256,
+                    user_name=user.name,
+                    role=user.role,
+                    created_ms=now,
+                    expires_ms=expires,
+                    idle_until_ms=min(expires, now + self.lifetime.idle_s * 1000),
+                )
+            )
+        return session_id
+
+    def find(self, session_id: str) -> DashboardSession | None:
+        """The live session ``session_id`` names, its idle end moved forward by this use;
+        ``None`` when it names none (never started, ended, or past its end).
+
+        >>> from opsloop.store import Database
+        >>> DashboardSessions(Database("sqlite://")).find("x" * 43) is None
+        True
+        """
+        if not SESSION_ID.fullmatch(session_id):
+            return None
+        table = tables.dashboard_sessions
+        digest = session_sha256(session_id)
+        now = self.db.clock()
+        with self.db.read() as connection:
+            row = connection.execute(
+                sa.select(table).where(table.c.sha256 == digest, table.c.idle_until_ms > now)
+            ).first()
+        if row is None:
+            return None
+        idle_until = min(row.expires_ms, now + self.lifetime.idle_s * 1000)
+        if idle_until - row.idle_until_ms >= refresh_resolution_ms(self.lifetime):
+            with self.db.write() as connection:
+                connection.execute(
+                    table.update()
+                    .where(table.c.sha256 == digest, table.c.idle_until_ms < idle_until)
+                    .values(idle_until_ms=idle_until)
+                )
+        else:
+            idle_until = row.idle_until_ms
+        user = User(row.user_name, row.role)
+        return DashboardSession(row.token_sha256, user, row.created_ms, row.expires_ms, idle_until)
+
+    def end(self, session_id: str) -> bool:
+        """End session ``session_id`` (its row is deleted); whether it was there.
+
+        >>> from opsloop.store import Database
+        >>> sessions = DashboardSessions(Database("sqlite://"))
+        >>> sid = sessions.start("ab" * 32, User("ana", "viewer"))
+        >>> sessions.end(sid), sessions.find(sid), sessions.end(sid)
+        (True, None, False)
+        """
+        if not SESSION_ID.fullmatch(session_id):
+            return False
+        table = tables.dashboard_sessions
+        with self.db.write() as connection:
+            deleted = connection.execute(
+                table.delete().where(table.c.sha256 == session_sha256(session_id))
+            ).rowcount
+        return deleted > 0
+
+    def prune(self) -> int:
+        """Delete the sessions past their end; how many there were.
+
+        >>> from opsloop.store import Database
+        >>> now = [0]
+        >>> sessions = DashboardSessions(Database("sqlite://", clock=lambda: now[0]))
+        >>> _ = sessions.start("ab" * 32, User("ana", "viewer"))
+        >>> sessions.prune(), (now.__setitem__(0, 7_200_000), sessions.prune())[1]
+        (0, 1)
+        """
+        table = tables.dashboard_sessions
+        with self.db.write() as connection:
+            return connection.execute(
+                table.delete().where(table.c.idle_until_ms <= self.db.clock())
+            ).rowcount
