@@ -171,7 +171,9 @@ def test_a_persons_reason_written_like_the_rollouts_is_not_a_rollout_step(served
     remote.close()
     assert history["reason"].iloc[-1].startswith("rollout: canary to 100% (forged)")
     assert history["decision"].iloc[-2:].tolist() == [None, None]
-    page = client.get("/deployments/typed-api/results")
+    # Once a user exists, the page is read in that user's session.
+    with session(str(client.base_url), editor) as editors:
+        page = editors.get("/deployments/typed-api/results")
     assert page.status_code == 200, page.text[-500:]
     assert "Last decision: <strong>step</strong>, candidate at 50.0%" in page.text
     assert "forged" not in page.text
