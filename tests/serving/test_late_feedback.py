@@ -13,7 +13,7 @@ from tests.clock import FakeClock
 from tests.server.running import running_server
 from tests.serving.served_models import classifier
 
-from opsloop.errors import AlreadyDoneError, NotFoundError
+from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
 from opsloop.monitoring.event_log import label_counts
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments, Variant, read_feedback
@@ -125,3 +125,96 @@ def test_the_data_planes_feedback_endpoint_joins_a_retired_answer_there(registry
     assert _labels(registry.db, "api") == {new: 1}
     assert label_counts(registry.db, "api/retired-1") == _counts(accepted=2)
     assert label_counts(registry.db, "api") == _counts(accepted=1)
+
+
+def test_feedback_joins_a_retired_deployment_whose_name_was_not_taken_again(deployments, registry):
+    """No deployment stands under the name: the answers its retired deployment gave still
+    take feedback, kept with its history; an id it never answered and a name no deployment
+    ever had are 404s."""
+    registry.db.clock = FakeClock(T0)
+    registry.register("credit", b"x", flavor="onnx")
+    deployments.deploy("api", [Variant("stable", "credit", version=1)])
+    assert deployments.record_events([_event("old", 0), _event("old-late", 0)]) == 2
+    deployments.retire("api")
+    assert deployments.record_events([_event("late", 0)]) == 1  # homed by its generation
+    deployments.feedback("api", "old", label=1)
+    deployments.feedback("api", "late", label=0, reward=0.25)
+    deployments.feedback("api", "old-late", reward=1.0)
+    with pytest.raises(AlreadyDoneError, match="'old' of deployment 'api/retired-1'"):
+        deployments.feedback("api", "old", label=0)
+    with pytest.raises(NotFoundError, match="'api' answered no request with id 'nope'"):
+        deployments.feedback("api", "nope", label=0)
+    with pytest.raises(NotFoundError, match="no deployment named 'web'"):
+        deployments.feedback("web", "old", label=0)
+    kept = read_feedback(registry.db, "api/retired-1")
+    assert kept[["request_id", "label", "reward"]].fillna(-1).values.tolist() == [
+        ["old", 1, -1],
+        ["late", 0, 0.25],
+        ["old-late", -1, 1.0],
+    ]
+    assert label_counts(registry.db, "api/retired-1") == _counts(accepted=2)
+    assert read_feedback(registry.db, "api").empty
+
+
+def test_the_data_planes_feedback_endpoint_joins_a_retired_answer_with_no_successor(
+    registry, data_plane
+):
+    client, runtime = data_plane
+    Deployments(registry.db).deploy("api", [Variant("stable", "credit", version=1)])
+    response = client.post("/v1/deployments/api/predict", json=[RECORD])
+    assert response.status_code == 200, response.text
+    request_id = response.json()["request_id"]
+    assert runtime.recorder.flush(60)
+    Deployments(registry.db).retire("api")
+    given = client.post("/v1/deployments/api/feedback", json={"request_id": request_id, "label": 1})
+    assert given.status_code == 201, given.text
+    unknown = client.post("/v1/deployments/api/feedback", json={"request_id": "f" * 32, "label": 1})
+    assert unknown.status_code == 404 and "answered no request" in unknown.json()["detail"]
+    never = client.post("/v1/deployments/web/feedback", json={"request_id": request_id, "label": 1})
+    assert never.status_code == 404 and "no deployment named 'web'" in never.json()["detail"]
+    assert _labels(registry.db, "api/retired-1") == {request_id: 1}
+    assert label_counts(registry.db, "api/retired-1") == _counts(accepted=1)
+
+
+def _bandit(deployments, name: str = "api") -> None:
+    deployments.deploy(
+        name,
+        [Variant("stable", "credit", version=1, weight=0.5),
+         Variant("other", "credit", version=1, role="candidate", weight=0.5)],
+        strategy="bandit",
+    )  # fmt: skip
+    deployments.set_rollout(name, bandit="bernoulli_thompson", seed=0)
+
+
+def test_a_reward_is_checked_against_the_bandit_that_answered(deployments, registry):
+    """0/1 rewards are what a Bernoulli bandit learns. A retired Bernoulli bandit's answer
+    refuses 0.5 although a single model stands under the name now; a retired single
+    model's answer takes 0.5 although a Bernoulli bandit stands now, which refuses it for
+    its own answers."""
+    registry.db.clock = FakeClock(T0)
+    registry.register("credit", b"x", flavor="onnx")
+    _bandit(deployments)
+    assert deployments.record_events([_event("by-bandit", 0)]) == 1
+    deployments.retire("api")
+    deployments.deploy("api", [Variant("stable", "credit", version=1)])
+    assert deployments.record_events([_event("by-single", 1)]) == 1
+    with pytest.raises(InvalidArgumentError, match="reward"):
+        deployments.feedback("api", "by-bandit", reward=0.5)
+    deployments.feedback("api", "by-bandit", reward=1.0)
+    deployments.feedback("api", "by-single", reward=0.5)
+    deployments.retire("api")
+    _bandit(deployments)
+    assert deployments.record_events([_event("by-new-bandit", 2)]) == 1
+    with pytest.raises(InvalidArgumentError, match="reward"):
+        deployments.feedback("api", "by-new-bandit", reward=0.5)
+    assert deployments.record_events([_event("late-single", 1)]) == 1  # the second's answer
+    deployments.feedback("api", "late-single", reward=0.5)
+    rewards = {
+        name: read_feedback(registry.db, name)[["request_id", "reward"]].values.tolist()
+        for name in ("api/retired-1", "api/retired-2")
+    }
+    assert rewards == {
+        "api/retired-1": [["by-bandit", 1.0]],
+        "api/retired-2": [["by-single", 0.5], ["late-single", 0.5]],
+    }
+    assert read_feedback(registry.db, "api").empty

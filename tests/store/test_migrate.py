@@ -15,7 +15,7 @@ from opsloop.store.migrate import alembic_config, current_revision, head_revisio
 def test_fresh_database_is_migrated_to_head_and_matches_the_models(store_uri):
     db = Database(store_uri)
     with db.read() as connection:
-        assert current_revision(connection) == head_revision() == "0024"
+        assert current_revision(connection) == head_revision() == "0025"
         names = set(sa.inspect(connection).get_table_names())
         differences = compare_metadata(MigrationContext.configure(connection), tables.metadata)
     assert set(tables.metadata.tables) <= names
@@ -228,6 +228,63 @@ def test_0023_entries_written_before_origins_still_verify_beside_new_ones(store_
     with db.write() as connection:
         first = connection.execute(sa.select(sa.func.min(log.c.id))).scalar_one()
         connection.execute(log.update().where(log.c.id == first).values(origin=origins[3]))
+    result = verify_audit_log(db)
+    assert not result.ok and result.first_bad_id == first
+    db.dispose()
+
+
+def test_0025_entries_written_before_decisions_still_verify_beside_new_ones(store_uri):
+    import hashlib
+    import hmac
+    import json
+
+    from opsloop.registry.audit import GENESIS, append_audit, verify_audit_log
+    from opsloop.registry.audit_key import audit_key
+
+    log = tables.audit_log
+    Database(store_uri).dispose()  # at head
+    engine = sa.create_engine(store_uri)
+    origin = '{"host":"h","process":"p","via":"python"}'
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0024")
+        assert "decision" not in {
+            c["name"] for c in sa.inspect(connection).get_columns("audit_log")
+        }
+        # Entries as 0023 and 0024 wrote them: HMAC over the eight fields and the origin.
+        prev = GENESIS
+        for n in range(2):
+            fields = [prev, 1_000 + n, "ana", "describe_model", "model:m", None, None, str(n)]
+            document = json.dumps([*fields, origin], separators=(",", ":")).encode()
+            digest = hmac.new(audit_key(), document, hashlib.sha256).hexdigest()
+            connection.execute(
+                sa.text(
+                    "INSERT INTO audit_log (at_ms, actor, action, entity, after_json, "
+                    "prev_hash, hash, keyed, origin) VALUES (:at, 'ana', 'describe_model', "
+                    "'model:m', :after, :prev, :hash, :keyed, :origin)"
+                ),
+                {"at": 1_000 + n, "after": str(n), "prev": prev, "hash": digest,
+                 "keyed": True, "origin": origin},
+            )  # fmt: skip
+            prev = digest
+        upgrade_to_head(connection)
+    engine.dispose()
+    db = Database(store_uri)
+    decided = {"rollout": "canary", "action": "step", "share": 0.5, "evidence": {"step": 1}}
+    with db.write() as connection:
+        append_audit(connection, "bo", "describe_model", "model:m", "step", None, 2,
+                     decision=decided)  # fmt: skip
+    with db.read() as connection:
+        decisions = connection.execute(sa.select(log.c.decision).order_by(log.c.id)).scalars()
+        decisions = list(decisions)
+    assert decisions[:2] == [None, None]
+    assert json.loads(decisions[2]) == decided
+    result = verify_audit_log(db)
+    assert result.ok, result.problem
+    assert result.entries == result.keyed_entries == 3
+    # A decision given to an entry written before decisions were recorded is a change.
+    with db.write() as connection:
+        first = connection.execute(sa.select(sa.func.min(log.c.id))).scalar_one()
+        connection.execute(log.update().where(log.c.id == first).values(decision=decisions[2]))
     result = verify_audit_log(db)
     assert not result.ok and result.first_bad_id == first
     db.dispose()

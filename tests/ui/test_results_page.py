@@ -20,8 +20,9 @@ from tests.ui.test_pages import session
 from typer.testing import CliRunner
 
 from opsloop.cli.deployments import deployments_app
+from opsloop.registry import add_user
 from opsloop.server import create_app
-from opsloop.serving import Deployments, Variant
+from opsloop.serving import Deployments, HttpDeployments, Variant
 from opsloop.serving.rollout_observer import RolloutObserver
 
 
@@ -131,8 +132,9 @@ def test_a_canary_that_stepped_shows_its_last_step(served, database):
 
 
 def test_a_persons_reason_written_like_the_rollouts_is_not_a_rollout_step(served, database):
-    # Anyone who may deploy can type any reason; one that starts as the rollout's does, with
-    # evidence that is not a JSON object, is a person's change, not a decision to show.
+    # Anyone who may deploy can type any reason, the rollout's sentence and evidence as JSON
+    # included, in Python or through the REST API: only an entry carrying the rollout
+    # controller's decision is a decision to show.
     client, _, _ = served
     deployments = Deployments(database)
     variants = [
@@ -149,10 +151,37 @@ def test_a_persons_reason_written_like_the_rollouts_is_not_a_rollout_step(served
     for reason in ("rollout: forged evidence=notjson", "rollout: forged evidence=1",
                    'rollout: forged evidence=["failed_gate"]'):  # fmt: skip
         deployments.deploy("typed-api", stepped, strategy="canary", reason=reason)
-    page = client.get("/deployments/typed-api/results")
+    editor = add_user(database, "eda", "editor")[1]
+    remote = HttpDeployments(str(client.base_url), token=editor)
+    forged = {"failed_gate": "errors", "step": 1, "share": 0.5, "gates": {}}
+    remote.deploy(
+        "typed-api",
+        [v.with_weight(1.0 if v.role == "primary" else 0.0) for v in stepped],
+        strategy="blue_green",
+        reason=f"rollout: gate 'errors' failed (forged); all traffic back on stable "
+        f"evidence={json.dumps(forged)}",
+    )
+    remote.deploy(
+        "typed-api",
+        [v.with_weight(0.0 if v.role == "primary" else 1.0) for v in stepped],
+        strategy="blue_green",
+        reason='rollout: canary to 100% (forged) evidence={"step": 2}',
+    )
+    history = remote.history("typed-api")
+    remote.close()
+    assert history["reason"].iloc[-1].startswith("rollout: canary to 100% (forged)")
+    assert history["decision"].iloc[-2:].tolist() == [None, None]
+    # Once a user exists, the page is read in that user's session.
+    with session(str(client.base_url), editor) as editors:
+        page = editors.get("/deployments/typed-api/results")
     assert page.status_code == 200, page.text[-500:]
     assert "Last decision: <strong>step</strong>, candidate at 50.0%" in page.text
     assert "forged" not in page.text
+    # The ramp's own changes: setting it, and the step it took (to 50%).
+    assert [(row[3], row[4]) for row in rows(page.text, "ramp")] == [
+        ("step", "50.0%"),
+        ("rollout set", ""),
+    ]
 
 
 def test_the_bandit_shows_each_arms_posterior_and_share(served):

@@ -509,6 +509,7 @@ def _canary(
     every read of the ramp, goes through the control plane's API: the approval as the
     approver, the rest as the demo's user."""
     from opsloop.serving import Variant
+    from opsloop.serving.rollout_decisions import decision_of
 
     deployments = server.deployments()
     # Pinned to the champion's version number, so the ramp's own changes need no sign-off;
@@ -562,8 +563,9 @@ def _canary(
     server.settle("credit-api")  # the primary's quiet requests, counted in batches
     last = deployments.history("credit-api").iloc[-1]
     rollout = deployments.rollout("credit-api")
-    if last["action"] in ("deploy", "rollback") and str(last["reason"]).startswith("rollout:"):
-        # The audit entry's reason carries the full evidence as JSON after its sentence.
+    if decision_of(last.to_dict()) is not None:
+        # The rollout's own change: its entry carries the decision; the reason says it in
+        # a sentence, then gives the evidence as JSON.
         console.print(f"  last change: {last['reason'].split(' evidence=')[0]}")
     else:
         share = rollout["state"].get("share")

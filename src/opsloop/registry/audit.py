@@ -2,7 +2,9 @@
 
 Each entry records who, when, what (action and entity), why, the state before and after,
 and where the change came from (its ``origin``, :mod:`opsloop.store.audit_origin`: over
-HTTP with a token from a client address, or a Python process), and carries ``hash =
+HTTP with a token from a client address, or a Python process) and, for a change a rollout's
+controller made, its ``decision`` (the action and the evidence behind it, written only by
+that path: :mod:`opsloop.serving.rollout_decisions`). Each carries ``hash =
 HMAC-SHA256(key, previous hash + the entry's canonical JSON)``, under the audit key kept
 outside the database (:mod:`.audit_key`). The first entry follows 64 zeros.
 Changing, inserting or deleting any entry breaks every later hash, and without the key nobody
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -69,12 +72,14 @@ def entry_hash(
     after_json: str | None,
     key: bytes | None = None,
     origin: str | None = None,
+    decision: str | None = None,
 ) -> str:
     """The hash of one entry given its predecessor's hash: HMAC-SHA256 under ``key``, or a
     plain sha256 (entries written before the log was keyed) without one.
 
-    The ``origin`` is hashed only when there is one: entries written before origins were
-    recorded hash as they always did, and a recorded origin cannot be changed unnoticed.
+    The ``origin`` is hashed only when there is one, and the ``decision`` (after the
+    origin, even a null one) only when there is one: entries written before either was
+    recorded hash as they always did, and a recorded one cannot be changed unnoticed.
 
     >>> entry_hash(GENESIS, 0, "a", "b", "c", None, None, None)[:12]
     '2a5a9300193a'
@@ -82,11 +87,16 @@ def entry_hash(
     'f53326939353'
     >>> entry_hash(GENESIS, 0, "a", "b", "c", None, None, None, key=b"k", origin="{}")[:12]
     'b5fec66a913e'
+    >>> entry_hash(GENESIS, 0, "a", "b", "c", None, None, None, key=b"k", origin="{}",
+    ...            decision="{}")[:12]
+    '634b25aef5fd'
     """
     fields: list[object] = [prev_hash, at_ms, actor, action, entity, reason]
     fields += [before_json, after_json]
-    if origin is not None:
+    if origin is not None or decision is not None:
         fields.append(origin)
+    if decision is not None:
+        fields.append(decision)
     document = json.dumps(fields, separators=(",", ":")).encode()
     if key is None:
         return hashlib.sha256(document).hexdigest()
@@ -118,12 +128,15 @@ def append_audit(
     after: object,
     *,
     at_ms: int | None = None,
+    decision: Mapping[str, object] | None = None,
 ) -> str:
     """Append one entry inside the caller's write transaction; return its hash.
 
     ``at_ms`` (default: now) lets a change stamp its rows and its entry with one time. The
     entry's origin is :func:`~opsloop.store.audit_origin.current_origin`: the request's
-    on a server, this process's anywhere else.
+    on a server, this process's anywhere else. ``decision`` is a rollout controller's
+    decision behind the change (:mod:`opsloop.serving.rollout_decisions`, the only
+    caller that passes one): no operation a client calls passes it on.
 
     >>> from opsloop.store import Database
     >>> with Database("sqlite://").write() as c:
@@ -139,6 +152,7 @@ def append_audit(
     )
     at = clock_of(connection) if at_ms is None else int(at_ms)
     before_json, after_json = _canonical(before), _canonical(after)
+    decision_json = None if decision is None else _canonical(dict(decision))
     origin = current_origin()
     digest = entry_hash(
         prev,
@@ -151,6 +165,7 @@ def append_audit(
         after_json,
         key=audit_key(),
         origin=origin,
+        decision=decision_json,
     )
     connection.execute(
         _log.insert().values(
@@ -165,6 +180,7 @@ def append_audit(
             hash=digest,
             keyed=True,
             origin=origin,
+            decision=decision_json,
         )
     )
     return digest
@@ -267,6 +283,7 @@ def _chain_problem(rows, key: bytes) -> tuple[int | None, str | None]:
             row["after_json"],
             key=key if row["keyed"] else None,
             origin=row["origin"],
+            decision=row["decision"],
         )
         if expected != row["hash"]:
             return row["id"], (
@@ -441,6 +458,7 @@ def audit_entries(
             "before": _parsed(row["before_json"]),
             "after": _parsed(row["after_json"]),
             "origin": _parsed(row["origin"]),
+            "decision": _parsed(row["decision"]),
         }
         for row in rows
     )
@@ -452,7 +470,8 @@ _COLUMNS = ("id", "at_ms", "actor", "action", "entity", "reason", "prev_hash", "
 
 def audit_frame(entries) -> pd.DataFrame:
     """The audit table from entries with ``at_ms`` and parsed ``before``/``after`` values,
-    and the parsed ``origin`` where the entries carry one (``None`` where they do not).
+    and the parsed ``origin`` and ``decision`` where the entries carry them (``None`` where
+    they do not).
 
     Both registries (local, and over HTTP from the server's entries) build it here, so the
     two give the same columns and dtypes.
@@ -463,9 +482,11 @@ def audit_frame(entries) -> pd.DataFrame:
     >>> list(frame.columns)[:6]
     ['id', 'time', 'actor', 'action', 'entity', 'reason']
     >>> list(frame.columns)[6:]
-    ['prev_hash', 'hash', 'before', 'after', 'origin']
+    ['prev_hash', 'hash', 'before', 'after', 'origin', 'decision']
     >>> str(frame["time"].iloc[0]), frame["after"].iloc[0], frame["origin"].iloc[0]
     ('1970-01-01 00:00:00+00:00', {'version': 1}, None)
+    >>> frame["decision"].iloc[0] is None
+    True
     """
     entries = list(entries)
     frame = pd.DataFrame([{c: e[c] for c in _COLUMNS} for e in entries], columns=list(_COLUMNS))
@@ -473,6 +494,7 @@ def audit_frame(entries) -> pd.DataFrame:
     for name in ("reason", "before", "after"):
         frame[name] = pd.Series([e[name] for e in entries], dtype=object)
     frame["origin"] = pd.Series([e.get("origin") for e in entries], dtype=object)
+    frame["decision"] = pd.Series([e.get("decision") for e in entries], dtype=object)
     return frame
 
 

@@ -309,6 +309,12 @@ class AuditEntry(BaseModel):
         description="where the change came from: via http (token id, client address) or "
         "python (program, host); null in entries written before origins were recorded",
     )
+    decision: dict[str, Any] | None = Field(
+        None,
+        description="the decision of a rollout's controller behind this change (action, "
+        "share, stable and candidate variants, evidence: each gate's statistic, threshold "
+        "and samples); null for every change a person or another process made",
+    )
 
 
 class PendingApprovalRow(BaseModel):

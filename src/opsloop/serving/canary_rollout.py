@@ -24,9 +24,12 @@ gates move to a threshold valid at any share
 (:meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`).
 
 :func:`apply_transition` makes the change through the control plane, an audited
-:meth:`~opsloop.serving.Deployments.deploy` whose reason carries the evidence (the gate,
-its statistic, threshold and samples). The state changes in the same transaction that
-reads the request, so of several workers exactly one makes each change.
+:meth:`~opsloop.serving.Deployments.deploy` whose entry carries the decision as a field of
+its own (:mod:`.rollout_decisions`: the action, the share, the evidence: the gate, its
+statistic, threshold and samples) and whose reason says it in a sentence. The state
+changes in the same transaction that reads the request, so of several workers exactly one
+makes each change; the change is conditional on the definition it was computed from, so
+it never overwrites a change someone made meanwhile.
 
 >>> from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=2)
@@ -50,7 +53,9 @@ import numpy as np
 
 from opsloop.analysis.drift_gate import DriftGate
 from opsloop.analysis.sequential import MeanGate, RateGate
-from opsloop.serving.deployment_records import Deployment
+from opsloop.errors import NotFoundError
+from opsloop.serving.deployment_records import Deployment, StaleRevisionError
+from opsloop.serving.rollout_decisions import decision_document
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 
 logger = logging.getLogger("opsloop.serving.rollout")
@@ -469,27 +474,116 @@ def transition_variants(
     return variants, "canary" if 0.0 < share < 1.0 else "blue_green"
 
 
-def apply_transition(deployments, name: str, transition: Transition, state: dict, actor: str):
+#: How many times :func:`apply_transition` reads the deployment again after a change
+#: made by someone else landed between its read and its write.
+APPLY_ATTEMPTS = 3
+
+
+def _routing(definition: Deployment) -> tuple:
+    """What a ramp decides on: the strategy and the live variants (their models, roles
+    and weights). A change elsewhere (the description, the automation level, a shadow)
+    leaves the ramp's decision as valid as before."""
+    live = tuple(
+        (v.name, v.model, v.version, v.alias, v.role, v.weight)
+        for v in definition.variants
+        if v.role != "shadow"
+    )
+    return definition.strategy, live
+
+
+def apply_transition(
+    deployments, name: str, transition: Transition, state: dict, actor: str
+) -> Deployment | None:
     """Carry out ``transition`` through the control plane: an audited deploy (by ``actor``,
-    who set the rollout) whose reason carries the evidence. Returns the new definition. On
-    a protected deployment a rollback restores the newest earlier definition in which the
+    who set the rollout) whose entry carries the decision (its ``decision`` field, see
+    :mod:`.rollout_decisions`) and whose reason says it in a sentence, with the evidence.
+    Returns the new definition, or ``None`` when the change was not made (see below). On a
+    protected deployment a rollback restores the newest earlier definition in which the
     candidate answers nothing, under the approvals that covered it
     (:meth:`~opsloop.serving.Deployments.rollback`); steps still need approvals.
 
-    Takes a :class:`~opsloop.serving.Deployments` (or its HTTP client) as ``deployments``.
+    The change is conditional on the definition it was computed from (its
+    ``expected_revision``), so a change someone made meanwhile is never overwritten. When
+    one landed between the read and the write, the definition is read again and judged:
+    if the change left what the ramp decides on as it was (the strategy and the live
+    variants, their models, roles and weights), the decision is carried out on the new
+    definition, keeping that change; otherwise the decision is not carried out, and a
+    warning says why (the rollout's state keeps the decision and its evidence; after a
+    step not carried out, the gates go on judging the traffic as it is routed now). A
+    retired deployment gets no change either.
+
+    Takes a :class:`~opsloop.serving.Deployments` (on a store: the control plane's side)
+    as ``deployments``.
     """
-    definition = deployments.get(name)
     stable, candidate = state["stable"], state["candidate"]
-    variants, strategy = transition_variants(definition, transition, stable, candidate)
+    decision = decision_document(transition, stable, candidate)
     reason = transition.reason(stable, candidate)
     log = logger.warning if transition.action == "rollback" else logger.info
     log("deployment %s: %s", name, reason)
+    first_read = None
+    for _ in range(APPLY_ATTEMPTS):
+        try:
+            definition = deployments.get(name)
+        except NotFoundError:
+            logger.warning(
+                "deployment %s: the rollout's %s is not carried out: the deployment was retired",
+                name,
+                transition.action,
+            )
+            return None
+        if first_read is None:
+            first_read = definition
+        elif _routing(definition) != _routing(first_read):
+            logger.warning(
+                "deployment %s: the rollout's %s is not carried out: %s changed its "
+                "strategy or live variants meanwhile (revision %d); that change stands",
+                name,
+                transition.action,
+                definition.updated_by,
+                definition.revision,
+            )
+            return None
+        try:
+            return _carry_out(deployments, name, definition, transition, decision, reason, actor)
+        except StaleRevisionError as error:
+            logger.info("deployment %s: read it again for the rollout's change: %s", name, error)
+    logger.warning(
+        "deployment %s: the rollout's %s is not carried out: the deployment kept changing "
+        "(%d reads)",
+        name,
+        transition.action,
+        APPLY_ATTEMPTS,
+    )
+    return None
+
+
+def _carry_out(
+    deployments,
+    name: str,
+    definition: Deployment,
+    transition: Transition,
+    decision: dict[str, Any],
+    reason: str,
+    actor: str,
+) -> Deployment:
+    """The change of :func:`apply_transition` on ``definition``, conditional on its
+    revision. The deployments' own methods with a decision: the public operations take
+    none (see :mod:`.rollout_decisions`)."""
+    stable, candidate = decision["stable"], decision["candidate"]
     if transition.action == "rollback" and definition.required_approvals:
         # A protected deployment changes only with approvals of the new definition, which
         # a ramp cannot wait for; it goes back to the newest definition its approvers
         # covered in which the candidate answers nothing (see Deployments.rollback).
-        return deployments.rollback(name, away_from=candidate, actor=actor, reason=reason)
-    return deployments.deploy(
+        return deployments._rollback(
+            name,
+            away_from=candidate,
+            actor=actor,
+            reason=reason,
+            expected_revision=definition.revision,
+            decision=decision,
+        )
+    variants, strategy = transition_variants(definition, transition, stable, candidate)
+    return deployments._deploy(
         name,
         variants,
         strategy=strategy,
@@ -497,4 +591,6 @@ def apply_transition(deployments, name: str, transition: Transition, state: dict
         description=definition.description,
         actor=actor,
         reason=reason,
+        expected_revision=definition.revision,
+        decision=decision,
     )

@@ -38,7 +38,7 @@ import pandas as pd
 from pydantic import ConfigDict, Field
 
 from opsloop.contract.wire_types import Key, OneOf, Version
-from opsloop.errors import InvalidArgumentError
+from opsloop.errors import ConflictError, InvalidArgumentError
 from opsloop.registry.records import Lineage
 from opsloop.serving.shadow_sampling import checked_shadow_sample
 from opsloop.tracking.limits import INT32_MAX, checked_key
@@ -55,6 +55,11 @@ AUTOMATION_LEVELS = (
 VARIANT_ROLES = ("primary", "candidate", "shadow")
 # Weights are shares of traffic; a sum within this of 1 is 1 (0.95 + 0.05 is not exactly 1).
 _WEIGHT_TOLERANCE = 1e-9
+
+
+class StaleRevisionError(ConflictError):
+    """A change conditional on a deployment's revision (``expected_revision``) found the
+    deployment changed since (409): read it again before changing it."""
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ from opsloop.serving.deployment_approvals import (
 )
 from opsloop.serving.deployment_records import (
     Deployment,
+    StaleRevisionError,
     Variant,
     VariantLineage,
     check_definition,
@@ -93,6 +94,7 @@ from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.retired_names import hold_name, retires
 from opsloop.serving.review_queue import retire_review_items
 from opsloop.serving.rollout_control import rollout_document, set_rollout
+from opsloop.serving.rollout_decisions import check_decision
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_policy import DEFAULT_STEPS, RolloutPolicy
 from opsloop.serving.rollout_state import retire_rollout
@@ -184,6 +186,33 @@ class Deployments:
         Traceback (most recent call last):
         opsloop.registry.model_registry.UnknownModelError: variant 'stable': ...no version 5
         """
+        return self._deploy(
+            name,
+            variants,
+            strategy=strategy,
+            automation=automation,
+            description=description,
+            actor=actor,
+            reason=reason,
+            expected_revision=expected_revision,
+        )
+
+    def _deploy(
+        self,
+        name: str,
+        variants: Sequence[Variant],
+        *,
+        strategy: str,
+        automation: str,
+        description: str | None,
+        actor: str | None,
+        reason: str | None,
+        expected_revision: int | None,
+        decision: Mapping[str, Any] | None = None,
+    ) -> Deployment:
+        """:meth:`deploy`; with ``decision``, the change a canary's ramp decided, which its
+        audit entry carries once :func:`~.rollout_decisions.check_decision` accepted it
+        (only :func:`~.canary_rollout.apply_transition` passes one)."""
         checked_key("deployment", name)
         if "/" in name:
             # A name is a URL segment: "api/history" would read as the history of "api".
@@ -197,8 +226,19 @@ class Deployments:
             who = acting_user(connection, actor or self.actor, "editor")
             before = self._current(connection, name)
             check_revision(connection, name, before, expected_revision)
+            if decision is not None:
+                check_decision(connection, name, decision)
             return self._define(
-                connection, who, name, before, strategy, automation, description, variants, reason
+                connection,
+                who,
+                name,
+                before,
+                strategy,
+                automation,
+                description,
+                variants,
+                reason,
+                decision=decision,
             )
 
     def switch(
@@ -287,9 +327,12 @@ class Deployments:
         variants: tuple[Variant, ...],
         reason: str | None,
         noted: Mapping[str, object] | None = None,
+        *,
+        decision: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Store ``variants`` as ``name``'s definition under the deploy rules, with its
-        ``deploy`` audit entry (``noted`` added to its ``after``), in ``connection``."""
+        ``deploy`` audit entry (``noted`` added to its ``after``; carrying a rollout's
+        ``decision``, already checked), in ``connection``."""
         targets = [_resolve(connection, variant) for variant in variants]
         followed = () if before is None else before.variants
         numbers = [t[2] for t in targets]
@@ -318,6 +361,7 @@ class Deployments:
                 **(noted or {}),
             },
             at_ms=at,  # the definition's time is its entry's: at(name, T) agrees
+            decision=decision,
         )
         return replace(after, revision=definition_revision(connection, name))
 
@@ -465,6 +509,26 @@ class Deployments:
         Traceback (most recent call last):
         opsloop.errors.ConflictError: deployment 'api': its definition is a rollback already; ...
         """
+        return self._rollback(
+            name,
+            away_from=away_from,
+            actor=actor,
+            reason=reason,
+            expected_revision=expected_revision,
+        )
+
+    def _rollback(
+        self,
+        name: str,
+        *,
+        away_from: str | None,
+        actor: str | None,
+        reason: str | None,
+        expected_revision: int | None,
+        decision: Mapping[str, Any] | None = None,
+    ) -> Deployment:
+        """:meth:`rollback`; with ``decision``, the rollback a canary's ramp decided (see
+        :meth:`_deploy`)."""
         if reason is not None:
             checked_text("reason", reason)
         with self.db.write() as connection:
@@ -474,6 +538,8 @@ class Deployments:
             if before is None:
                 raise UnknownDeploymentError(f"no deployment named {name!r}")
             check_revision(connection, name, before, expected_revision)
+            if decision is not None:
+                check_decision(connection, name, decision)
             restores, document = _restorable(connection, name, away_from)
             variants = tuple(Variant.from_dict(v) for v in document["variants"])
             strategy, automation = document["strategy"], document["automation"]
@@ -518,6 +584,7 @@ class Deployments:
                     **_passed_gate(gate),
                 },
                 at_ms=at,
+                decision=decision,
             )
             return replace(after, revision=definition_revision(connection, name))
 
@@ -741,13 +808,19 @@ class Deployments:
     ) -> None:
         """Keep the ``label`` and/or ``reward`` of the answer ``request_id`` of deployment
         ``name`` (see :func:`~.prediction_feedback.record_feedback`) and pass it to its
-        rollout: a label to a ramping canary's metric gate, a reward to its bandit.
+        rollout: a label to a ramping canary's metric gate, a reward to its bandit. The
+        answer may be one a deployment of the name gave before it was retired, whether or
+        not the name was taken again: the feedback is kept with that deployment's history
+        and a reward is checked against its bandit (:mod:`.answering_deployment`).
 
         >>> Deployments(db).feedback("web", "r1", label=1)
         Traceback (most recent call last):
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
         """
-        self.get(name)
+        checked_key("deployment", name)
+        with self.db.read() as connection:
+            if self._current(connection, name) is None and not retires(connection, name):
+                raise UnknownDeploymentError(f"no deployment named {name!r}")
         RolloutObserver(self.db, self).record_feedback(
             name, request_id, label=label, reward=reward, actor=actor or self.actor
         )
@@ -1336,7 +1409,7 @@ def check_revision(
     ...     check_revision(c, "api", None, 0)
     ...     check_revision(c, "api", None, 7)
     Traceback (most recent call last):
-    opsloop.errors.ConflictError: expected_revision: deployment 'api' was read at revision 7 ...
+    opsloop.serving.deployment_records.StaleRevisionError: expected_revision: deployment 'api' ...
     """
     if expected is None:
         return
@@ -1345,7 +1418,7 @@ def check_revision(
     if now == expected:
         return
     if current is None:
-        raise ConflictError(
+        raise StaleRevisionError(
             f"expected_revision: deployment {name!r} was read at revision {expected} and "
             "no longer exists; read it again before changing it"
         )
@@ -1362,7 +1435,7 @@ def check_revision(
             + ("" if not row.reason else f" ({row.reason[:200]})")
         )
     )
-    raise ConflictError(
+    raise StaleRevisionError(
         f"expected_revision: deployment {name!r} changed since revision {expected}; it is "
         f"at revision {now}{made}; read it again before changing it"
     )

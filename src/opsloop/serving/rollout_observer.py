@@ -47,6 +47,7 @@ import sqlalchemy as sa
 
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 from opsloop.learn.bandits import policy_from_dict
+from opsloop.serving.answering_deployment import answering_deployment
 from opsloop.serving.bandit_routing import record_reward
 from opsloop.serving.canary_rollout import (
     apply_transition,
@@ -357,29 +358,42 @@ class RolloutObserver:
         self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str
     ) -> None:
         """Keep the feedback on answer ``request_id`` (:func:`~.prediction_feedback.
-        record_feedback`, after checking that the bandit can learn the reward) and read it
-        (:meth:`feedback`).
+        record_feedback`, after checking that the bandit of the deployment that gave the
+        answer can learn the reward) and read it (:meth:`feedback`). The answer may be a
+        retired deployment's of the name, re-created or not: the feedback is kept with its
+        history (:mod:`.answering_deployment`).
 
         >>> from opsloop.serving.deployments import Deployments
         >>> db = Database("sqlite://")
         >>> RolloutObserver(db, Deployments(db)).record_feedback(
         ...     "api", "r1", label=1, reward=None, actor="ana")
         Traceback (most recent call last):
-        opsloop.errors.NotFoundError: deployment 'api' answered no request with id 'r1'
+        opsloop.errors.NotFoundError: no deployment named 'api'
         """
-        self.check_reward(deployment, reward)
+        self.check_reward(deployment, reward, request_id)
         record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
         self.feedback(deployment, request_id, label=label, reward=reward)
 
-    def check_reward(self, deployment: str, reward: Any) -> None:
-        """Refuse a reward ``deployment``'s bandit cannot learn (a 0.5 for 0/1 rewards)
-        before anything is kept, by letting a copy of the policy learn it."""
+    def check_reward(self, deployment: str, reward: Any, request_id: str) -> None:
+        """Refuse a reward the bandit that gave answer ``request_id`` cannot learn (a 0.5
+        for 0/1 rewards) before anything is kept, by letting a copy of its policy learn it:
+        the bandit of the deployment standing under the name ``deployment``, or of the
+        retired one of the name whose answer it is (:mod:`.answering_deployment`). 404 when
+        no deployment of the name stands or was retired.
+
+        >>> from opsloop.serving.deployments import Deployments
+        >>> RolloutObserver(db := Database("sqlite://"), Deployments(db)).check_reward(
+        ...     "api", 0.5, "r1")
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: no deployment named 'api'
+        """
+        with self.db.read() as connection:
+            answering = answering_deployment(connection, deployment, request_id)
         if reward is None:
             return
-        document = read_rollout(self.db, deployment)
-        if document is not None and document["state"].get("kind") == "bandit":
-            copy = policy_from_dict(document["state"]["policy"])
-        elif document is None and self.deployments.get(deployment).strategy == "bandit":
+        if answering.bandit is not None:
+            copy = policy_from_dict(answering.bandit)
+        elif answering.strategy == "bandit":
             policy = RolloutPolicy()
             copy = BANDIT_POLICIES[policy.bandit](["a", "b"], **policy.bandit_params)
         else:

@@ -926,14 +926,18 @@ class ServingRuntime:
     ) -> None:
         """Keep the ``label`` and/or ``reward`` of answer ``request_id`` (waiting up to
         ``wait_s`` for its event to reach the store) and pass it to the deployment's
-        rollout: a label to a ramping canary's metric gate, a reward to its bandit.
+        rollout: a label to a ramping canary's metric gate, a reward to its bandit. An
+        answer of a deployment of the name that was retired since takes feedback too,
+        kept with its history, also when no deployment stands under the name now (see
+        :meth:`~.rollout_observer.RolloutObserver.record_feedback`).
 
         >>> ServingRuntime(Database("sqlite://"), None).feedback("api", "r1", label=1,
         ...                                                     actor="ana")
         Traceback (most recent call last):
-        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'api'
+        opsloop.errors.NotFoundError: no deployment named 'api'
         """
-        self.served(deployment)
+        if self.names is not None and deployment not in self.names:
+            raise NotFoundError(f"this data plane does not serve deployment {deployment!r}")
         self.recorder.flush(wait_s)
         self.rollouts.record_feedback(
             deployment, request_id, label=label, reward=reward, actor=actor

@@ -321,6 +321,9 @@ audit_log = Table(
     # Where the change came from (JSON, see ``audit_origin``); null in entries written
     # before it was recorded, whose hashes do not cover it.
     Column("origin", String(ORIGIN_LENGTH)),
+    # A rollout controller's decision (JSON: action, share, evidence), written only by its
+    # path; null in every other entry, whose hashes do not cover it.
+    Column("decision", Text),
     Index(None, "entity", "at_ms"),
 )
 

@@ -16,7 +16,6 @@ Everything is read through the deployments service (``rollout``, ``history``,
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import pandas as pd
@@ -26,6 +25,7 @@ from fastapi.responses import Response
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
 from opsloop.serving.ab_report import OUTCOMES
+from opsloop.serving.rollout_decisions import decision_of
 from opsloop.store.database import now_ms
 from opsloop.ui.deployment_pages import moment_ms
 from opsloop.ui.live_pages import WINDOWS, window_ms
@@ -36,65 +36,53 @@ from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
-#: The prefix of the audit reason of every change a rollout makes.
-ROLLOUT_REASON = "rollout: "
 #: The newest history entries the page looks through for the rollout's changes.
 HISTORY_READ = 500
+#: The kind of change each rollout decision's action makes, as the page names it.
+_KINDS = {"step": "step", "complete": "complete", "rollback": "rollback"}
 
 
 def rollout_changes(history: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rollout's audited changes, newest first: setting the rollout, and each deploy it
-    made (``step``, ``complete`` or ``rollback``) with the candidate's share after it, the
-    sentence of its reason and its evidence.
+    """The rollout's audited changes, newest first: setting the rollout, and each change
+    its controller made (``step``, ``complete`` or ``rollback``, a deploy or a protected
+    deployment's rollback) with the candidate's share after it, the sentence of its reason
+    and its evidence. A change is the controller's when its entry carries the decision
+    (:mod:`opsloop.serving.rollout_decisions`), whatever its reason says.
 
     >>> history = pd.DataFrame([
     ...     {"id": 1, "time": 5, "actor": "ana", "action": "set_rollout", "reason": None,
-    ...      "after": {"policy": {}}},
+    ...      "after": {"policy": {}}, "decision": None},
     ...     {"id": 2, "time": 6, "actor": "ana", "action": "deploy",
-    ...      "reason": 'rollout: gate \\'errors\\' failed (...) evidence={"failed_gate": "errors"}',
-    ...      "after": {"variants": [{"role": "primary", "weight": 1.0},
-    ...                             {"role": "candidate", "weight": 0.0}]}}])
-    >>> [(c["kind"], c["share"], c["evidence"]) for c in rollout_changes(history)]
-    [('rollback', 0.0, {'failed_gate': 'errors'}), ('set', None, {})]
-    """
+    ...      "reason": "rollout: gate 'errors' failed (...) evidence={...}",
+    ...      "after": {}, "decision": {"rollout": "canary", "action": "rollback",
+    ...                                "share": 0.0, "evidence": {"failed_gate": "errors"}}},
+    ...     {"id": 3, "time": 7, "actor": "bo", "action": "deploy",
+    ...      "reason": 'rollout: canary to 100% evidence={"step": 9}', "after": {},
+    ...      "decision": None}])
+    >>> [(c["kind"], c["share"], c["sentence"], c["evidence"]) for c in rollout_changes(history)]
+    [('rollback', 0.0, "rollout: gate 'errors' failed (...)", {'failed_gate': 'errors'}), ('set', None, '', {})]
+    """  # noqa: E501 - a doctest's expected output is one line
     changes = []
-    for row in history.itertuples():
-        reason = row.reason or ""
-        if row.action == "set_rollout":
+    for entry in history.to_dict("records"):
+        reason = entry.get("reason")
+        reason = reason if isinstance(reason, str) else ""  # a frame's None may read as NaN
+        if entry["action"] == "set_rollout":
             changes.append(
-                {"id": row.id, "time": row.time, "actor": row.actor, "kind": "set",
-                 "share": None, "sentence": reason, "evidence": {}}
+                {"id": entry["id"], "time": entry["time"], "actor": entry["actor"],
+                 "kind": "set", "share": None, "sentence": reason, "evidence": {}}
             )  # fmt: skip
-        elif row.action == "deploy" and reason.startswith(ROLLOUT_REASON):
-            sentence, _, evidence_text = reason.partition(" evidence=")
-            evidence = _evidence(evidence_text)
-            if evidence is None:
-                # A person's reason can start like the rollout's; it is not a rollout step.
-                continue
-            share = next(
-                (v["weight"] for v in row.after["variants"] if v["role"] == "candidate"), None
-            )
-            if "failed_gate" in evidence:
-                kind = "rollback"
-            else:
-                kind = "complete" if share is not None and share >= 1.0 else "step"
-            changes.append(
-                {"id": row.id, "time": row.time, "actor": row.actor, "kind": kind,
-                 "share": share, "sentence": sentence, "evidence": evidence}
-            )  # fmt: skip
+            continue
+        decision = decision_of(entry)
+        if decision is None or decision.get("action") not in _KINDS:
+            continue  # a change a person made, whatever its reason says
+        # The reason is the controller's own: its sentence, then the evidence as JSON.
+        sentence = reason.partition(" evidence=")[0]
+        changes.append(
+            {"id": entry["id"], "time": entry["time"], "actor": entry["actor"],
+             "kind": _KINDS[decision["action"]], "share": decision.get("share"),
+             "sentence": sentence, "evidence": decision.get("evidence") or {}}
+        )  # fmt: skip
     return changes[::-1]
-
-
-def _evidence(text: str) -> dict | None:
-    """The JSON object after a rollout reason's ``evidence=``; ``{}`` when there is none,
-    ``None`` when the text is not a JSON object (a reason anyone could have typed)."""
-    if not text:
-        return {}
-    try:
-        evidence = json.loads(text)
-    except ValueError:
-        return None
-    return evidence if isinstance(evidence, dict) else None
 
 
 @router.get("/deployments/{name}/results")

@@ -1,0 +1,154 @@
+"""A rollout's decisions in the audit log: what a ramp decided, kept as a field of its own.
+
+When a canary's ramp takes a step, completes or rolls back (:mod:`.canary_rollout`), the
+audited change it makes carries the decision in the audit entry's ``decision`` field,
+hashed with the entry (:func:`~opsloop.registry.audit.entry_hash`)::
+
+    {"rollout": "canary", "action": "rollback", "share": 0.0, "stable": "stable",
+     "candidate": "canary", "evidence": {"failed_gate": "errors", "gates": {...}, ...}}
+
+The reason keeps the sentence people read. Readers (the dashboard's results page, the demo)
+know a decision by this field, never by the reason's text, which anyone allowed to deploy
+can type.
+
+Only the ramp's own path writes the field. No operation a client calls (deploy, rollback,
+switch, approve; over HTTP or in Python) takes one, and :func:`check_decision`, run in the
+change's locked write transaction, accepts a decision only when it is the one the
+deployment's rollout holds now (its state keeps the last decision, written in the
+transaction that made it) and no entry since the rollout was set carries it yet.
+
+>>> from opsloop.serving.canary_rollout import Transition
+>>> document = decision_document(Transition("step", 0.5, {"step": 1, "at_ms": 7}),
+...                              "stable", "canary")
+>>> document["action"], document["share"], document["evidence"]
+('step', 0.5, {'step': 1, 'at_ms': 7})
+>>> _stored_form(document)
+{'action': 'step', 'share': 0.5, 'step': 1, 'at_ms': 7}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.errors import ConflictError
+from opsloop.serving.rollout_state import locked_rollout
+from opsloop.store import tables
+
+#: The ``rollout`` of a canary ramp's decisions.
+CANARY = "canary"
+
+
+def decision_document(transition: Any, stable: str, candidate: str) -> dict[str, Any]:
+    """The audit entry's ``decision`` for ``transition`` (a
+    :class:`~.canary_rollout.Transition`) of the ramp from ``stable`` to ``candidate``.
+
+    >>> from opsloop.serving.canary_rollout import Transition
+    >>> sorted(decision_document(Transition("rollback", 0.0, {}), "a", "b"))
+    ['action', 'candidate', 'evidence', 'rollout', 'share', 'stable']
+    """
+    return {
+        "rollout": CANARY,
+        "action": transition.action,
+        "share": float(transition.share),
+        "stable": stable,
+        "candidate": candidate,
+        "evidence": dict(transition.evidence),
+    }
+
+
+def _stored_form(decision: Mapping[str, Any]) -> dict[str, Any]:
+    """The decision as the ramp's state keeps it (see
+    :func:`~.canary_rollout.observe_request`): a rollback's evidence names the share it
+    failed at, a step's the share it moves to."""
+    evidence = dict(decision["evidence"])
+    if decision["action"] == "rollback":
+        return {"action": "rollback", **evidence}
+    return {"action": decision["action"], "share": decision["share"], **evidence}
+
+
+def _text(value: object) -> str:
+    # Through JSON and back: the state was read from JSON, the decision was not yet.
+    return json.dumps(json.loads(json.dumps(value)), sort_keys=True)
+
+
+def _first_step(state: Mapping[str, Any], decision: Mapping[str, Any]) -> bool:
+    """Whether ``decision`` is the move to the ramp's first share, which setting the
+    rollout makes before any request was judged (its state has no decision yet)."""
+    return (
+        state.get("decision") is None
+        and state.get("step") == 0
+        and decision["action"] == "step"
+        and decision["evidence"] == {"step": 0}
+        and decision["share"] == state.get("share")
+    )
+
+
+def check_decision(connection: Connection, name: str, decision: Mapping[str, Any]) -> None:
+    """Refuse (409) to record ``decision`` for deployment ``name`` unless its canary
+    rollout holds it now (the ramp's state, read locked in the caller's transaction) and
+    no audit entry of the deployment written since the rollout was set carries it yet.
+
+    >>> from opsloop.store import Database
+    >>> from opsloop.serving.canary_rollout import Transition
+    >>> with Database("sqlite://").write() as c:
+    ...     check_decision(c, "api", decision_document(Transition("step", 1.0, {}), "a", "b"))
+    Traceback (most recent call last):
+    opsloop.errors.ConflictError: decision: deployment 'api' has no canary rollout whose ...
+    """
+    found = locked_rollout(connection, name)
+    state = None if found is None else found[1]
+    holds = (
+        state is not None
+        and decision.get("rollout") == CANARY
+        and state.get("kind") == CANARY
+        and state.get("stable") == decision.get("stable")
+        and state.get("candidate") == decision.get("candidate")
+        and (
+            _first_step(state, decision)
+            or (
+                state.get("decision") is not None
+                and _text(state["decision"]) == _text(_stored_form(decision))
+            )
+        )
+    )
+    if not holds:
+        raise ConflictError(
+            f"decision: deployment {name!r} has no canary rollout whose decision this is"
+        )
+    log = tables.audit_log
+    entity = f"deployment:{name}"
+    # Since this rollout was set: a rollout set again may take the same first step.
+    since = connection.execute(
+        sa.select(sa.func.max(log.c.id)).where(
+            log.c.entity == entity, log.c.action == "set_rollout"
+        )
+    ).scalar()
+    text = json.dumps(dict(decision), sort_keys=True, separators=(",", ":"))
+    made = connection.execute(
+        sa.select(log.c.id)
+        .where(log.c.entity == entity, log.c.id > (since or 0), log.c.decision == text)
+        .limit(1)
+    ).scalar()
+    if made is not None:
+        raise ConflictError(
+            f"decision: deployment {name!r} carried out this decision already (entry {made})"
+        )
+
+
+def decision_of(entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The rollout decision an audit entry (a row of the history's frame) carries, ``None``
+    for a change a person or another process made, whatever its reason says.
+
+    >>> decision_of({"action": "deploy", "reason": "rollout: forged", "decision": None})
+    >>> decision_of({"action": "deploy", "decision": {"rollout": "canary", "action": "step"}})
+    {'rollout': 'canary', 'action': 'step'}
+    """
+    decision = entry.get("decision")
+    if not isinstance(decision, dict) or decision.get("rollout") != CANARY:
+        return None
+    return decision

@@ -1,0 +1,265 @@
+"""A canary's decisions are a field of their audit entries that only the ramp's own path
+writes: every step, the completion and the rollback carry it (read back locally and over
+HTTP, hashed into the chain), while a change a person makes carries none whatever its reason
+says, and neither the REST API nor the public Python operations can set one. The ramp's
+change is conditional on the definition it read: a change an operator makes between that
+read and the write is never overwritten. On SQLite and PostgreSQL, against a real server."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from tests.clock import FakeClock
+from tests.server.running import running_server
+
+from opsloop.errors import ConflictError
+from opsloop.registry import add_user
+from opsloop.registry.audit import verify_audit_log
+from opsloop.server import create_app
+from opsloop.serving import Deployments, HttpDeployments, Variant
+from opsloop.serving.canary_rollout import Transition
+from opsloop.serving.rollout_decisions import decision_document
+from opsloop.serving.rollout_observer import RolloutObserver
+from opsloop.store import tables
+
+STEPS = [0.2, 0.5, 1.0]
+
+
+def _canary(registry, share: float = 0.2) -> Deployments:
+    registry.db.clock = FakeClock()
+    registry.register("m", b"stable bytes", flavor="onnx")
+    registry.register("m", b"canary bytes", flavor="onnx")
+    deployments = Deployments(registry.db)
+    deployments.deploy("api", _variants(share), strategy="canary", reason="try version 2")
+    return deployments
+
+
+def _variants(share: float) -> list[Variant]:
+    return [
+        Variant("stable", "m", version=1, weight=1.0 - share),
+        Variant("canary", "m", version=2, role="candidate", weight=share),
+    ]
+
+
+def _request(candidate: bool, failed: bool = False, share: float = 0.2) -> dict:
+    return {"candidate": candidate, "failed": failed, "latency_ms": 1.0, "share": share,
+            "disagrees": None, "anomalous": None}  # fmt: skip
+
+
+def _decided(deployments) -> list[tuple[str, dict]]:
+    history = deployments.history("api")
+    return [(row["action"], row["decision"]) for _, row in history.iterrows() if row["decision"]]
+
+
+def test_each_decision_of_the_ramp_is_a_hashed_field_of_its_entry(registry, deployments):
+    local = _canary(registry)
+    local.set_rollout("api", steps=STEPS, min_requests=3)
+    observer = RolloutObserver(registry.db, local)
+    for share in (0.2, 0.5):
+        for _ in range(3):
+            observer.record("api", [], _request(True, share=share))
+    state = local.rollout("api")["state"]
+    assert state["status"] == "completed"
+    # Read back through the fixture: the store's own Deployments, or a real server's API.
+    decided = _decided(deployments)
+    assert [(action, d["action"], d["share"]) for action, d in decided] == [
+        ("deploy", "step", 0.5),
+        ("deploy", "complete", 1.0),
+    ]
+    for _, decision in decided:
+        assert (decision["rollout"], decision["stable"], decision["candidate"]) == (
+            "canary",
+            "stable",
+            "canary",
+        )
+    # The last decision is the one the ramp's state keeps, evidence and all.
+    last = decided[-1][1]
+    assert {"action": last["action"], "share": last["share"], **last["evidence"]} == state[
+        "decision"
+    ]
+    assert last["evidence"]["candidate_requests_at_previous_step"] == 3
+    # The reason still says it in words, with the evidence.
+    reasons = deployments.history("api")["reason"].tolist()
+    assert reasons[-1].split(" evidence=")[0] == "rollout: canary to 100% (every gate holds)"
+    assert verify_audit_log(registry.db).ok
+    # The decision is covered by the entry's hash: changing it breaks the chain there.
+    log = tables.audit_log
+    with registry.db.write() as connection:
+        first = connection.execute(
+            sa.select(sa.func.min(log.c.id)).where(log.c.decision.is_not(None))
+        ).scalar_one()
+        forged = {**decided[0][1], "share": 0.9}
+        connection.execute(
+            log.update().where(log.c.id == first).values(decision=json.dumps(forged))
+        )
+    result = verify_audit_log(registry.db)
+    assert not result.ok and result.first_bad_id == first
+
+
+def test_a_reason_typed_like_the_rollouts_is_no_decision_over_http(registry):
+    local = _canary(registry)
+    local.set_rollout("api", steps=STEPS, min_requests=3)
+    forged = 'rollout: canary to 100% (every gate holds) evidence={"step": 2, "gates": {}}'
+    editor = add_user(registry.db, "eda", "editor")[1]
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+        remote = HttpDeployments(url, token=editor)
+        remote.deploy("api", _variants(0.5), strategy="canary", reason=forged)
+        remote.rollback("api", reason="rollout: gate 'errors' failed evidence={}")
+        entries = remote.history("api")
+        # Nothing in the API lets a client give the decision itself.
+        headers = {"Authorization": f"Bearer {editor}"}
+        with httpx.Client(base_url=url, headers=headers) as client:
+            refused = client.put(
+                "/api/v1/deployments/api",
+                json={"variants": [{"name": "stable", "model": "m", "version": 1}],
+                      "strategy": "single", "reason": forged,
+                      "decision": {"rollout": "canary", "action": "step", "share": 0.5}},
+            )  # fmt: skip
+        remote.close()
+    assert refused.status_code == 422, refused.text
+    assert "decision" in refused.text
+    assert entries["reason"].tolist()[-2:] == [forged, "rollout: gate 'errors' failed evidence={}"]
+    assert entries["decision"].tolist() == [None] * len(entries)
+    assert verify_audit_log(registry.db).ok
+
+
+def test_the_deployments_own_path_writes_only_the_decision_its_rollout_holds(registry):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    definition = deployments.get("api")
+    made_up = decision_document(Transition("complete", 1.0, {"step": 2}), "stable", "canary")
+    with pytest.raises(ConflictError, match="no canary rollout whose decision this is"):
+        deployments._deploy(
+            "api",
+            _variants(0.99),
+            strategy="canary",
+            automation=definition.automation,
+            description=None,
+            actor=None,
+            reason="rollout: made up",
+            expected_revision=None,
+            decision=made_up,
+        )
+    observer = RolloutObserver(registry.db, deployments)
+    for _ in range(3):
+        observer.record("api", [], _request(True))
+    [(_, real)] = _decided(deployments)
+    # Carried out once: the same decision again is refused, whatever definition it names.
+    with pytest.raises(ConflictError, match="carried out this decision already"):
+        deployments._deploy(
+            "api",
+            _variants(0.5),
+            strategy="canary",
+            automation=definition.automation,
+            description=None,
+            actor=None,
+            reason="again",
+            expected_revision=None,
+            decision=real,
+        )
+    assert len(_decided(deployments)) == 1
+
+
+class OperatorBetween(Deployments):
+    """The store's deployments, where an operator's change lands right after the ramp's
+    controller read the definition and before it writes (the window a concurrent change
+    hits), once per change queued in ``between``."""
+
+    def __init__(self, db, between: list[Callable[[], None]]) -> None:
+        super().__init__(db)
+        self.between = between
+
+    def get(self, name: str):
+        definition = super().get(name)
+        if self.between:
+            self.between.pop(0)()
+        return definition
+
+
+def _rollout_log(caplog) -> list[tuple[str, str]]:
+    return [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "opsloop.serving.rollout"
+    ]
+
+
+def test_an_operators_weights_set_between_the_read_and_the_write_stand(registry, caplog):
+    caplog.set_level(logging.INFO, logger="opsloop.serving.rollout")
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    operator = Deployments(registry.db, actor="eda")
+
+    def by_hand() -> None:
+        operator.deploy("api", _variants(0.3), strategy="canary", reason="hold at 30%")
+
+    observer = RolloutObserver(registry.db, OperatorBetween(registry.db, [by_hand]))
+    for _ in range(3):
+        observer.record("api", [], _request(True))
+    definition = deployments.get("api")
+    assert [v.weight for v in definition.variants] == [0.7, 0.3]
+    assert definition.updated_by == "eda"
+    assert _decided(deployments) == []
+    assert deployments.history("api")["reason"].iloc[-1] == "hold at 30%"
+    # The ramp's state keeps its decision; the log says why it was not carried out.
+    assert deployments.rollout("api")["state"]["decision"]["action"] == "step"
+    logged = _rollout_log(caplog)
+    assert logged[-1][0] == "WARNING"
+    assert logged[-1][1].startswith(
+        "deployment api: the rollout's step is not carried out: eda changed its strategy or "
+        "live variants meanwhile"
+    )
+    assert any("expected_revision: deployment 'api' changed since" in m for _, m in logged)
+
+
+def test_an_operators_change_the_ramp_does_not_decide_on_is_kept_with_the_step(registry):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    operator = Deployments(registry.db, actor="eda")
+
+    def describe() -> None:
+        operator.deploy(
+            "api", _variants(0.2), strategy="canary", description="credit scoring, v2 on trial"
+        )
+
+    observer = RolloutObserver(registry.db, OperatorBetween(registry.db, [describe]))
+    for _ in range(3):
+        observer.record("api", [], _request(True))
+    definition = deployments.get("api")
+    assert [v.weight for v in definition.variants] == [0.5, 0.5]
+    assert definition.description == "credit scoring, v2 on trial"
+    assert [(a, d["action"], d["share"]) for a, d in _decided(deployments)] == [
+        ("deploy", "step", 0.5)
+    ]
+    assert verify_audit_log(registry.db).ok
+
+
+def test_a_rollback_does_not_overwrite_an_operators_change_made_meanwhile(registry, caplog):
+    caplog.set_level(logging.INFO, logger="opsloop.serving.rollout")
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=10_000)
+    operator = Deployments(registry.db, actor="eda")
+
+    def takes_over() -> None:
+        operator.deploy(
+            "api",
+            [Variant("stable", "m", version=1, weight=1.0),
+             Variant("canary", "m", version=2, role="candidate", weight=0.0)],
+            strategy="blue_green",
+            reason="taken out by hand",
+        )  # fmt: skip
+
+    observer = RolloutObserver(registry.db, OperatorBetween(registry.db, [takes_over]))
+    for _ in range(50):
+        observer.record("api", [], _request(True, failed=True))
+        if deployments.rollout("api")["state"]["status"] != "ramping":
+            break
+    assert deployments.rollout("api")["state"]["decision"]["failed_gate"] == "errors"
+    assert deployments.history("api")["reason"].iloc[-1] == "taken out by hand"
+    assert _decided(deployments) == []
+    assert _rollout_log(caplog)[-1][1].startswith(
+        "deployment api: the rollout's rollback is not carried out: eda changed"
+    )
