@@ -7,7 +7,8 @@ Why not plotly here: the page draws a handful of charts of a few hundred windows
 with plotly a cold load spent seconds parsing its 4.7 MB script and laying the charts out
 (a heatmap of 200 windows × 25 features is 5,000 cells of hover text). The browser draws
 these while it parses the page, with no script at all; a cell is an ``<a>``, so a click
-opens the distributions without JavaScript too, and a ``<title>`` gives the hover text.
+opens the distributions without JavaScript too, and a ``<title>`` gives the hover text
+(the window and the numbers: the row already names the feature).
 
 Each drawn trace carries the numbers it was drawn from (``data-trace``, JSON), and each
 heatmap row its adjusted p-values (``data-z``), so what the page draws can be checked
@@ -360,16 +361,23 @@ def p_colour(p: float) -> str:
 def heatmap(figure: Mapping) -> Markup:
     """The drift heatmap (see :func:`~opsloop.ui.monitoring_charts.drift_heatmap`) as SVG:
     a row per feature (the first at the top), a column per window (the oldest left), each
-    cell a link (its ``customdata``) coloured by its adjusted p-value with its hover text,
-    and a cross on each cell whose feature's detector signalled (linking where its cell
-    does).
+    cell a link (its ``customdata``) coloured by its adjusted p-value, with its window, the
+    p-value and its ``text`` as hover text, and a cross on each cell whose feature's
+    detector signalled (linking where its cell does).
+
+    A page shows thousands of cells, so a cell writes only what is its own: what a row
+    shares (its feature's name, its height and place) is written once on the row, the
+    cells' shape once for all (a ``<use>`` of one rectangle), and the links are best
+    given relative to the page.
 
     >>> figure = {"layout": {"title": {"text": "Drift"}}, "data": [{"type": "heatmap",
-    ...     "x": ["w0", "w1"], "y": ["f"], "z": [[0.0, None]], "text": [["", ""]],
-    ...     "customdata": [["/a", "/b"]]}]}
+    ...     "x": ["w0", "w1"], "y": ["f"], "z": [[0.0, None]], "text": [["ks 0.5", ""]],
+    ...     "customdata": [["a?s=0", "a?s=1"]]}]}
     >>> svg = heatmap(figure)
-    >>> svg.count('<a class="cell"'), 'data-z="[0.0,null]"' in svg, 'fill="#08306b"' in svg
+    >>> svg.count('<a href="a?s='), 'data-z="[0.0,null]"' in svg, 'fill="#08306b"' in svg
     (2, True, True)
+    >>> "<title>w0: p 0, ks 0.5</title>" in svg, "<title>w1: not compared</title>" in svg
+    (True, True)
     """
     cells, *marks = figure["data"]
     title = figure["layout"]["title"]["text"]
@@ -382,28 +390,31 @@ def heatmap(figure: Mapping) -> Markup:
         f'<svg class="heatmap" viewBox="0 0 {WIDTH} {height}" role="group" '
         f'aria-label="{escape(title)}: {len(features)} features × {len(columns)} windows">',
         f'<text class="title" x="{LEFT}" y="22">{escape(title)}</text>',
+        # Every cell is this rectangle, placed by its ``x`` in a row moved to its ``y``;
+        # it has no fill of its own, so each cell's ``<use>`` gives it one.
+        f'<defs><rect id="heatmap-cell" width="{width:.2f}" height="{ROW}"/></defs>',
     ]
-    # Five thousand cells: what is the same along a row or a column is written once.
-    lefts = [f'x="{plot_left + width * c:.1f}" width="{width:.2f}" height="{ROW}"' for c in
-             range(len(columns))]  # fmt: skip
+    lefts = [f"{plot_left + width * c:.1f}" for c in range(len(columns))]
     named = [str(escape(column)) for column in columns]
     for r, feature in enumerate(features):
         y, z, name = TOP + ROW * r, cells["z"][r], str(escape(feature))
         parts.append(
             f'<g class="row" data-feature="{name}" data-z="{_attribute(z)}">'
             f'<text x="{plot_left - 6}" y="{y + ROW / 2 + 4:.0f}" text-anchor="end">{name}</text>'
+            f'<g transform="translate(0,{y})">'
         )
         for c, (p, said, link) in enumerate(
             zip(z, cells["text"][r], cells["customdata"][r], strict=True)
         ):
-            value = "not compared" if p is None else f"adjusted p-value {p:.4g}"
-            said = f"; {escape(said.replace('<br>', '; '))}" if said else ""
+            value = "not compared" if p is None else f"p {p:.4g}"
+            said = f", {escape(said.replace('<br>', '; '))}" if said else ""
+            # Out of the tab order: the tables below hold the same links, a row each.
             parts.append(
-                f'<a class="cell" href="{escape(link)}" tabindex="-1"><title>{name} at '
-                f'{named[c]}: {value}{said}</title><rect {lefts[c]} y="{y}" '
+                f'<a href="{escape(link)}" tabindex="-1"><title>{named[c]}: {value}{said}'
+                f'</title><use href="#heatmap-cell" x="{lefts[c]}" '
                 f'fill="{"#e8ebef" if p is None else p_colour(p)}"/></a>'
             )
-        parts.append("</g>")
+        parts.append("</g></g>")
     position = {column: c for c, column in enumerate(columns)}
     for trace in marks:
         parts.append('<g class="marks">')
