@@ -366,9 +366,8 @@ def heatmap(figure: Mapping) -> Markup:
     detector signalled (linking where its cell does).
 
     A page shows thousands of cells, so a cell writes only what is its own: what a row
-    shares (its feature's name, its height and place) is written once on the row, the
-    cells' shape once for all (a ``<use>`` of one rectangle), and the links are best
-    given relative to the page.
+    shares (its feature's name and its height on the chart) is written once on the row,
+    and the links are best given relative to the page.
 
     >>> figure = {"layout": {"title": {"text": "Drift"}}, "data": [{"type": "heatmap",
     ...     "x": ["w0", "w1"], "y": ["f"], "z": [[0.0, None]], "text": [["ks 0.5", ""]],
@@ -390,11 +389,12 @@ def heatmap(figure: Mapping) -> Markup:
         f'<svg class="heatmap" viewBox="0 0 {WIDTH} {height}" role="group" '
         f'aria-label="{escape(title)}: {len(features)} features × {len(columns)} windows">',
         f'<text class="title" x="{LEFT}" y="22">{escape(title)}</text>',
-        # Every cell is this rectangle, placed by its ``x`` in a row moved to its ``y``;
-        # it has no fill of its own, so each cell's ``<use>`` gives it one.
-        f'<defs><rect id="heatmap-cell" width="{width:.2f}" height="{ROW}"/></defs>',
     ]
-    lefts = [f"{plot_left + width * c:.1f}" for c in range(len(columns))]
+    # A cell is a rectangle placed by its ``x`` in a row moved to its ``y``. (A ``<use>`` of
+    # one shape is 5 bytes shorter, but Chromium builds a shadow tree for each: the page of
+    # 5,000 cells loaded slower with them in benchmarks/ui_scale.py.)
+    lefts = [f'x="{plot_left + width * c:.1f}" width="{width:.2f}" height="{ROW}"' for c in
+             range(len(columns))]  # fmt: skip
     named = [str(escape(column)) for column in columns]
     for r, feature in enumerate(features):
         y, z, name = TOP + ROW * r, cells["z"][r], str(escape(feature))
@@ -411,8 +411,7 @@ def heatmap(figure: Mapping) -> Markup:
             # Out of the tab order: the tables below hold the same links, a row each.
             parts.append(
                 f'<a href="{escape(link)}" tabindex="-1"><title>{named[c]}: {value}{said}'
-                f'</title><use href="#heatmap-cell" x="{lefts[c]}" '
-                f'fill="{"#e8ebef" if p is None else p_colour(p)}"/></a>'
+                f'</title><rect {lefts[c]} fill="{"#e8ebef" if p is None else p_colour(p)}"/></a>'
             )
         parts.append("</g></g>")
     position = {column: c for c, column in enumerate(columns)}
