@@ -1,8 +1,9 @@
 """The results, review and run pages in Debian's Chromium with JavaScript off, against a
 real server on loopback with users: each shows its data, and its forms and links work (the
 results page's outcome and window forms, claiming and answering a review item, charting a
-run's keys, filtering and paging them); and the error pages (a 404 and a 422) pass axe-core
-with no serious or critical violation.
+run's keys, filtering and paging them); and the error pages (a 404 of a page's missing
+object, a 404 of an address no route matches, two 422s) pass axe-core with no serious or
+critical violation.
 
 Uses ``/usr/bin/chromium`` through Playwright, as :mod:`tests.ui.test_dashboard_browser`.
 """
@@ -205,6 +206,7 @@ def test_the_error_pages_pass_axe(served, playwright_chromium):  # noqa: F811
         found = {}
         for path, status, said in [
             ("/runs/no-such-run", 404, "no-such-run"),
+            ("/no/such/page", 404, "no page at /no/such/page"),
             (f"/runs/{wide}?chart=fancy", 422, "chart must be svg or interactive"),
             ("/deployments/nowhere/monitoring?alerts_before=0", 422, "alerts_before: "),
         ]:
