@@ -40,7 +40,7 @@ under uvicorn; ``mlflow server`` with one worker):
   and a 20-step ``loss`` curve (filled once, cached beside the rest), until its charts are
   drawn: its first page of keys, the keys holding ``m01`` (a filter), and the page after
   key ``m0999`` (a cursor), with the table rows each ships;
-* **monitoring**: the monitoring page of ``monitored`` (the newest 200 windows of its 500:
+* **monitoring**: the monitoring page of ``monitored`` (the newest page of 200 windows of its 500:
   heatmap of windows × features, input, output and software charts, the newest window's
   feature table, the newest 100 alerts) and the distribution page of one feature in one
   window (the heatmap's cell), until every chart is drawn, p50 and p95 of each view;
