@@ -35,7 +35,12 @@ under uvicorn; ``mlflow server`` with one worker):
   points the chart carries (at most two per pixel bucket, whatever the length);
 * **run page**: with the runs page's views, the page of the newest run (10 params, 10
   metric keys and the 20-step curve, drawn as SVG) until its chart is drawn;
-* **monitoring**: the monitoring page of ``monitored`` (the newest 200 windows of its 500:
+* **run of many keys** (``run_keys`` among ``--pages``): the page of run ``wide`` in
+  experiment ``wide``, which logged one value of each of the ``--metric-keys`` keys (2,000)
+  and a 20-step ``loss`` curve (filled once, cached beside the rest), until its charts are
+  drawn: its first page of keys, the keys holding ``m01`` (a filter), and the page after
+  key ``m0999`` (a cursor), with the table rows each ships;
+* **monitoring**: the monitoring page of ``monitored`` (the newest page of 200 windows of its 500:
   heatmap of windows × features, input, output and software charts, the newest window's
   feature table, the newest 100 alerts) and the distribution page of one feature in one
   window (the heatmap's cell), until every chart is drawn, p50 and p95 of each view;
@@ -92,7 +97,7 @@ SMALL_MODEL_VERSIONS = 20
 BUSY_CHANGES = 300
 #: What ``--pages`` may pick: the runs page's views, compare, the long-series run pages and
 #: MLflow's runs page.
-PAGES = ("runs", "compare", "charts", "mlflow", "models", "deployments", "monitoring")
+PAGES = ("runs", "compare", "charts", "mlflow", "models", "deployments", "monitoring", "run_keys")
 #: The monitored deployment, its window length, the rows of each window and of the
 #: reference, the features moved in the last ``MOVED_EVERY - STEADY_FOR`` windows of every
 #: ``MOVED_EVERY``, and the rule that raises the alerts.
@@ -288,6 +293,34 @@ def fill_monitoring(folder: Path, args) -> dict:
         "log_s": logged_s,
         "fill_s": time.perf_counter() - started,
     }
+
+
+def fill_wide_run(folder: Path, args) -> dict:
+    """Run ``wide`` in experiment ``wide``: one value of each of ``--metric-keys`` keys and
+    a :data:`CURVE_STEPS`-step ``loss`` curve."""
+    import numpy as np
+
+    from opsloop.store import ArtifactStore, Database
+    from opsloop.tracking import LocalTrackingStore
+    from opsloop.tracking.metric_buffer import MetricBatch
+
+    database = Database(f"sqlite:///{folder / 'opsloop.db'}")
+    tracking = LocalTrackingStore(database, ArtifactStore(folder / "artifacts"))
+    started = time.perf_counter()
+    rng = np.random.default_rng(13)
+    run_id = tracking.create_run("wide", name="wide", start_ms=BASE_MS)
+    keys = [f"m{k:04d}" for k in range(args.metric_keys)] + ["loss"] * CURVE_STEPS
+    values = np.concatenate([rng.random(args.metric_keys), np.linspace(1.0, 0.1, CURVE_STEPS)])
+    steps = np.concatenate([np.zeros(args.metric_keys, int), np.arange(CURVE_STEPS)])
+    tracking.write_batch(
+        run_id,
+        MetricBatch(keys, values, steps, BASE_MS + steps),
+        params={"keys": str(args.metric_keys)},
+        status="FINISHED",
+        end_ms=BASE_MS + CURVE_STEPS,
+    )
+    database.dispose()
+    return {"run_id": run_id, "keys": args.metric_keys, "fill_s": time.perf_counter() - started}
 
 
 def mlflow_fill(url: str, runs: int, metric_keys: int, threads: int) -> dict:
@@ -499,7 +532,7 @@ def charts_drawn(page) -> dict:
         ".map(p => p.getAttribute('d').split(/[ML ]/).filter(Boolean).length))"
         ".concat([...document.querySelectorAll('svg [data-trace]')]"
         ".map(g => JSON.parse(g.dataset.trace).y.length))"
-        ".concat([...document.querySelectorAll('svg.heatmap a.cell')].length)"
+        ".concat([...document.querySelectorAll('svg.heatmap g.row a')].length)"
         ".reduce((a, b) => a + b, 0)"
     )
     svg = page.locator("svg.line-chart, svg.window-chart, svg.bar-chart, svg.heatmap").count()
@@ -535,6 +568,8 @@ def measure(args, folder: Path, filled: dict) -> dict:
                     results[kind] = _registry_pages(browser, base, cookie, args, kind)
             if "monitoring" in args.pages:
                 results["monitoring"] = _monitoring_pages(browser, base, cookie, args, filled)
+            if "run_keys" in args.pages:
+                results["run_keys"] = _run_keys_pages(browser, base, cookie, args, filled)
             if "runs" not in args.pages:
                 if "charts" in args.pages:
                     results["charts"] = _charts(browser, base, cookie, args, filled)
@@ -673,6 +708,25 @@ def _monitoring_pages(browser, base: str, cookie: dict, args, filled: dict) -> l
     ]
 
 
+def run_keys_views(filled: dict) -> dict[str, str]:
+    """The pages of the run of many keys measured: each view's path."""
+    wide = filled["wide"]
+    path = f"/runs/{wide['run_id']}"
+    return {
+        f"run of {wide['keys']:,} metric keys, first page": path,
+        f"run of {wide['keys']:,} metric keys, keys holding m01": f"{path}?key=m01",
+        f"run of {wide['keys']:,} metric keys, after key m0999": f"{path}?after_key=m0999",
+    }
+
+
+def _run_keys_pages(browser, base: str, cookie: dict, args, filled: dict) -> list[dict]:
+    return [
+        {"view": view, **load(browser, base + path, charts_drawn, cookie)}
+        for _ in range(args.repeats)
+        for view, path in run_keys_views(filled).items()
+    ]
+
+
 def _first_row(browser, url: str, cookie: dict) -> tuple[str, str]:
     """The first run of the runs table at ``url``: its name and its page's address."""
     context = browser.new_context()
@@ -748,7 +802,7 @@ def markdown(results: dict, meta: dict) -> str:
             f"{_quantile([r['s'] for r in compare], 0.95):.2f} s | {kb(compare)} | "
             f"{compare[0]['requests']} |"
         )
-    for kind in ("models", "deployments", "monitoring"):
+    for kind in ("models", "deployments", "monitoring", "run_keys"):
         measured = results.get(kind, [])
         for view in dict.fromkeys(r["view"] for r in measured):
             rows = [r for r in measured if r["view"] == view]
@@ -853,6 +907,12 @@ def main() -> None:
             )
         print("filling the monitored deployment", flush=True)
         filled["monitoring"] = {**fill_monitoring(folder, args), "shape": shape}
+        marker.write_text(json.dumps(filled))
+    if "run_keys" in args.pages and filled.get("wide", {}).get("keys") != args.metric_keys:
+        if "wide" in filled:
+            raise SystemExit(f"{folder} holds a run of other keys; remove the folder")
+        print("filling the run of many keys", flush=True)
+        filled["wide"] = fill_wide_run(folder, args)
         marker.write_text(json.dumps(filled))
     if "mlflow_experiment" not in filled and not args.skip_mlflow:
         (folder / "mlflow.db").unlink(missing_ok=True)

@@ -79,6 +79,31 @@ def _newest(last: list, whole: list) -> list:
     return last
 
 
+def _windows_before_the_newest(m, n) -> list:
+    """The page of one window before the newest (by its start and variant), checked
+    against the whole list; every window before a variant named after the newest's at its
+    start (so the newest too); and every window starting before the newest's start."""
+    whole = m.evaluations(n)
+    newest = whole[-1]
+    page = m.evaluations(n, last=1, before_ms=newest.start_ms, before_variant=newest.variant)
+    assert len(whole) >= 2 and page == whole[-2:-1]
+    after_it = m.evaluations(n, before_ms=newest.start_ms, before_variant=f"{newest.variant}~")
+    assert after_it == whole
+    earlier = m.evaluations(n, before_ms=newest.start_ms)
+    assert earlier == [e for e in whole if e.start_ms < newest.start_ms] != []
+    return page + after_it + earlier
+
+
+def _alerts_before_the_newest(m, n) -> pd.DataFrame:
+    """The two alerts raised before the newest (by its id), checked against the whole
+    list."""
+    whole = m.alerts(n)
+    newest = int(whole["id"].iloc[-1])
+    page = m.alerts(n, last=2, before_id=newest)
+    assert len(whole) > 3 and page.to_dict("records") == whole.iloc[-3:-1].to_dict("records")
+    return page
+
+
 SCENARIO = [
     (
         "set_reference",
@@ -150,16 +175,20 @@ SCENARIO = [
     ("evaluations", lambda m, n: m.evaluations(n, variant="canary")),
     # The newest window alone: the tail of the whole list.
     ("evaluations", lambda m, n: _newest(m.evaluations(n, last=1), m.evaluations(n))),
+    # A page before a cursor: the newest window's start and variant.
+    ("evaluations", _windows_before_the_newest),
     ("status", lambda m, n: m.status(n, last=5)),
     ("gauges", lambda m, n: m.gauges(deployment=n)),
     ("alerts", lambda m, n: m.alerts(n)),
     ("alerts", lambda m, n: m.alerts(n, variant="canary")),
     (
         "alerts",
-        lambda m, n: _newest(
-            m.alerts(n, last=1).to_dict("records"), m.alerts(n).to_dict("records")
+        lambda m, n: pd.DataFrame(
+            _newest(m.alerts(n, last=1).to_dict("records"), m.alerts(n).to_dict("records"))
         ),
     ),
+    # A page before a cursor: the newest alert's id.
+    ("alerts", _alerts_before_the_newest),
     ("actions", lambda m, n: m.actions(n)),
     ("actions", lambda m, n: m.actions(n, variant="canary", last=1)),
     ("actions", lambda m, n: m.actions(n, window="1d")),
@@ -218,6 +247,11 @@ def test_every_operation_has_a_parity_case():
 def _plain(value, name: str):
     """A result as plain data, with the deployment's name and actions' ids replaced."""
     if isinstance(value, pd.DataFrame):
+        if "id" in value.columns:
+            # Alerts' ids count every deployment's alerts: the two sides' alerts interleave,
+            # so they are compared by their order (oldest first, increasing).
+            assert value["id"].is_monotonic_increasing and value["id"].is_unique
+            value = value.assign(id=range(len(value)))
         return {
             "columns": list(value.columns),
             "dtypes": [str(t) for t in value.dtypes],
@@ -418,7 +452,29 @@ def test_refusals_are_the_same_on_both_sides(store):
                 match=r"detector: (must be one of ADWIN, CUSUM|Input should be)",
             ):
                 side.set_feature_detectors("api", enabled=True, detector="KSWIN")
+            # A page's cursor: a window's variant goes with its start.
+            with pytest.raises(InvalidArgumentError, match=r"^before_variant: needs before_ms"):
+                side.evaluations("api", before_variant="default")
+            with pytest.raises(
+                InvalidArgumentError,
+                match=r"before_id: (must be a whole number|Input should be a valid integer)",
+            ):
+                side.alerts("api", before_id="7 or 1=1")
         # Bounds the wire states: a 422 naming the field, before anything is read.
+        for path, query in (
+            ("evaluations", {"before_ms": "soon"}),
+            ("evaluations", {"before_ms": str(2**63)}),
+            ("evaluations", {"before_ms": "1", "before_variant": "x" * 300}),
+            ("alerts", {"before_id": "0"}),
+            ("alerts", {"before_id": str(2**31)}),
+        ):
+            refused = httpx.get(
+                f"{url}/api/v1/monitoring/api/{path}",
+                params=query,
+                headers={"Authorization": f"Bearer {viewer}"},
+            )
+            assert refused.status_code == 422, (path, query)
+            assert refused.json()["detail"][0]["loc"][-1] == list(query)[-1], (path, query)
         too_many = [{"x": 1.0}] * (MAX_LOGGED_ROWS + 1)
         sent = httpx.post(
             f"{url}/api/v1/monitoring/api/predictions",

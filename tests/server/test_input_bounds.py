@@ -126,6 +126,23 @@ CASES = [
         "body.description",
     ),
     ("DELETE", "/deployments/d?reason=" + "x" * 10_001, None, "query.reason"),
+    # A page's cursor: a window's start (and variant), an alert's id.
+    ("GET", f"/monitoring/d/evaluations?before_ms={OVER_INT64}", None, "query.before_ms"),
+    ("GET", "/monitoring/d/evaluations?before_ms=true", None, "query.before_ms"),
+    (
+        "GET",
+        "/monitoring/d/evaluations?before_ms=1&before_variant=a%00b",
+        None,
+        "query parameter 'before_variant'",
+    ),
+    (
+        "GET",
+        "/monitoring/d/evaluations?before_ms=1&before_variant=" + "v" * 300,
+        None,
+        "query.before_variant",
+    ),
+    ("GET", "/monitoring/d/alerts?before_id=0", None, "query.before_id"),
+    ("GET", "/monitoring/d/alerts?before_id=2147483648", None, "query.before_id"),
     # Lists beyond what one statement may bind.
     ("POST", "/runs/histories", {"run_ids": [RUN] * 1_001}, "body.run_ids"),
     ("POST", "/runs/search", {"experiments": ["e"] * 1_001}, "body.experiments"),

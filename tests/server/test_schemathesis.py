@@ -98,6 +98,8 @@ RULES_BEYOND_THE_SCHEMA = (
     '"detail":"detector',
     # The audit log's entries of a version are those of a version of a named model.
     "version: give the model's name with it",
+    # A page of windows before a cursor: the cursor's variant goes with its start.
+    "before_variant: needs before_ms",
 )
 
 

@@ -6,6 +6,7 @@ heatmap's cells open; mistakes are pages naming the field."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urljoin
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,10 @@ def test_each_heatmap_cell_opens_its_features_distribution(served):  # noqa: F81
             assert int(query["start"]) == evaluations[column].start_ms
             assert query["variant"] == "stable"
             assert query["feature"].replace("+", " ") == feature
-    opened = client.get(heatmap["customdata"][0][SHIFT])
+    # A link relative to the page, as the browser resolves it.
+    link = heatmap["customdata"][0][SHIFT]
+    assert link.startswith("monitoring/distribution?")
+    opened = client.get(urljoin(f"/deployments/{NAME}/monitoring", link))
     assert opened.status_code == 200
     assert f"<h1>{heatmap['y'][0]}: window of" in opened.text
 

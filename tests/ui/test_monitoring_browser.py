@@ -106,7 +106,7 @@ def test_the_monitoring_pages_draw_link_pass_axe_and_are_screenshotted(
         # A click where the shifted window's column crosses the first feature's row; the
         # live "latest windows" part above puts the heatmap below the fold, and the click
         # lands where the viewport shows it.
-        cell = page.locator("svg.heatmap g.row").first.locator("a.cell rect").nth(SHIFT)
+        cell = page.locator("svg.heatmap g.row").first.locator("a rect").nth(SHIFT)
         cell.scroll_into_view_if_needed()
         box = cell.bounding_box()
         with page.expect_navigation(wait_until="load"):
@@ -151,7 +151,7 @@ def test_the_monitoring_tables_work_without_javascript(served, playwright_chromi
         assert page.locator("table.drift tbody tr").count() == len(FEATURES)
         # A heatmap cell is a link: it opens the feature's distributions without a script.
         with page.expect_navigation(wait_until="load"):
-            page.locator("svg.heatmap g.row").first.locator("a.cell rect").nth(SHIFT).click()
+            page.locator("svg.heatmap g.row").first.locator("a rect").nth(SHIFT).click()
         assert f"start={start}" in page.url and "/monitoring/distribution?" in page.url
         assert page.locator("table.distribution tbody tr").count() == 20
         # The residuals and the feature detectors' alarms are tables too.

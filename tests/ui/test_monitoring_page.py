@@ -108,7 +108,7 @@ def figures(page: str) -> list[dict]:
         for feature, z, row in re.findall(
             r'<g class="row" data-feature="([^"]*)" data-z="([^"]*)">(.*?)</g>', body, re.S
         ):
-            linked = re.findall(r'<a class="cell" href="([^"]*)"[^>]*><title>(.*?)</title>', row)
+            linked = re.findall(r'<a href="([^"]*)" tabindex="-1"><title>(.*?)</title>', row)
             cells["y"].append(html.unescape(feature))
             cells["z"].append(json.loads(html.unescape(z)))
             cells["customdata"].append([html.unescape(link) for link, _ in linked])

@@ -192,3 +192,17 @@ def test_model_versions_come_fifty_a_page_newest_first(database, artifacts):
     assert re.findall(r'/models/many/versions/(\d+)"', second) == ["1"]
     assert "page 1" in first and 'href="?page=2" rel="next"' in first
     assert 'rel="next"' not in second and 'href="?page=1" rel="prev"' in second
+
+
+def test_an_address_no_route_matches_is_a_page_for_a_browser_and_json_for_the_api(served):
+    url, _, _ = served
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = httpx.get(f"{url}/runz/<b>x</b>", headers=browser, timeout=TIMEOUT_S)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert '<p class="error" role="alert">no page at /runz/&lt;b&gt;x&lt;/b&gt;</p>' in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    # The API answers JSON, whatever the client accepts, as does a client not asking for HTML.
+    for path, headers in (("/api/v1/runz", browser), ("/runz", {"Accept": "*/*"})):
+        answer = httpx.get(f"{url}{path}", headers=headers, timeout=TIMEOUT_S)
+        assert answer.status_code == 404, path
+        assert answer.json() == {"detail": "Not Found", "code": "not_found"}, path

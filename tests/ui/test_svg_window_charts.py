@@ -104,13 +104,23 @@ def test_each_heatmap_cell_links_to_its_features_distribution_and_marks_its_alar
     figure = drift_heatmap(evaluations, lambda e, f: f"/d?feature={f}&start={e.start_ms}")
     svg = heatmap(figure)
     cells = re.findall(
-        r'<a class="cell" href="([^"]*)"[^>]*><title>[^<]*</title><rect [^>]*fill="(#\w+)"', svg
+        r'<a href="([^"]*)" tabindex="-1"><title>[^<]*</title><rect [^>]*fill="(#\w+)"', svg
     )
     assert [(html.unescape(link), fill) for link, fill in cells] == [
         ("/d?feature=x&start=0", p_colour(0.0)), (f"/d?feature=x&start={HOUR_MS}", p_colour(0.0)),
         ("/d?feature=y&start=0", p_colour(1.0)), (f"/d?feature=y&start={HOUR_MS}", p_colour(1.0)),
     ]  # fmt: skip
     assert re.findall(r'data-z="([^"]*)"', svg) == ["[0.0,0.0]", "[1.0,1.0]"]
+    # A cell's hover text: its window and numbers (the row names the feature), and the
+    # alarm of its feature's detector there.
+    titles = re.findall(r'tabindex="-1"><title>([^<]*)</title>', svg)
+    assert titles == [
+        f"{window_time(0)}: p 0, ks 0.5, drifted", f"{window_time(HOUR_MS)}: p 0, ks 0.5, drifted",
+        f"{window_time(0)}: p 1, ks 0.1",
+        f"{window_time(HOUR_MS)}: p 1, ks 0.1; adwin alarm at value 40 of the feature",
+    ]  # fmt: skip
+    # Each cell writes only what is its own: no feature's name, no place on the y axis.
+    assert len(re.findall(r'<rect x="[\d.]+" width="[\d.]+" height="20" fill="#\w+"/>', svg)) == 4
     (mark,) = re.findall(
         r'<a class="alarm" href="([^"]*)" data-column="([^"]*)" data-feature="y"', svg
     )

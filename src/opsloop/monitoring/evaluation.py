@@ -103,6 +103,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from opsloop.detect import detector_from_state
+from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.action_outcome import record_outcome_in
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
@@ -702,13 +703,21 @@ def read_evaluations(
     *,
     variant: str | None = None,
     last: int | None = None,
+    before_ms: int | None = None,
+    before_variant: str | None = None,
 ) -> list[WindowEvaluation]:
     """The evaluated windows of ``deployment`` (of one ``variant``, or all), oldest first:
-    the newest ``last`` of them, or all.
+    the newest ``last`` of them, or all. With ``before_ms``, only the windows before it in
+    the listing's order (start, then variant): those starting before ``before_ms``, and
+    with ``before_variant`` also those starting at ``before_ms`` of a variant named before
+    it, so that the oldest window of one page is the cursor of the next.
 
     >>> read_evaluations(db, "nothing-yet")
     []
-    """
+    >>> read_evaluations(db, "nothing-yet", before_variant="live")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: before_variant: needs before_ms (the start of the window it goes with)
+    """  # noqa: E501 - a doctest's expected output is one line
     windowing = windowing or Windowing()
     query = sa.select(
         _evaluations.c.variant, _evaluations.c.start_ms, _evaluations.c.metrics_json
@@ -718,6 +727,20 @@ def read_evaluations(
     )
     if variant is not None:
         query = query.where(_evaluations.c.variant == variant)
+    if before_variant is not None and before_ms is None:
+        raise InvalidArgumentError(
+            "before_variant: needs before_ms (the start of the window it goes with)"
+        )
+    if before_ms is not None:
+        earlier = _evaluations.c.start_ms < before_ms
+        if before_variant is not None:
+            earlier = sa.or_(
+                earlier,
+                sa.and_(
+                    _evaluations.c.start_ms == before_ms, _evaluations.c.variant < before_variant
+                ),
+            )
+        query = query.where(earlier)
     if last is None:
         query = query.order_by(_evaluations.c.start_ms, _evaluations.c.variant)
     else:
@@ -732,14 +755,21 @@ def read_evaluations(
 
 
 def read_alerts(
-    db: Database, deployment: str, *, variant: str | None = None, last: int | None = None
+    db: Database,
+    deployment: str,
+    *,
+    variant: str | None = None,
+    last: int | None = None,
+    before_id: int | None = None,
 ) -> pd.DataFrame:
     """The alerts of ``deployment`` (of one ``variant``, or all), oldest first: the newest
-    ``last`` of them, or all; ``variant``, ``rule``, ``action``, ``start_ms`` (of the window
-    that fired it), ``at_ms`` and the ``evidence``.
+    ``last`` of them, or all, and with ``before_id`` only those raised before the alert of
+    that ``id``; ``variant``, ``rule``, ``action``, ``start_ms`` (of the window that fired
+    it), ``at_ms``, the ``evidence`` and the alert's ``id`` (increasing as alerts are
+    raised).
 
     >>> read_alerts(db, "nothing-yet").columns.tolist()
-    ['variant', 'rule', 'action', 'start_ms', 'at_ms', 'evidence']
+    ['variant', 'rule', 'action', 'start_ms', 'at_ms', 'evidence', 'id']
     """
     query = sa.select(
         _alerts.c.variant,
@@ -747,9 +777,12 @@ def read_alerts(
         _alerts.c.action,
         _alerts.c.evidence_json,
         _alerts.c.at_ms,
+        _alerts.c.id,
     ).where(_alerts.c.deployment == deployment)
     if variant is not None:
         query = query.where(_alerts.c.variant == variant)
+    if before_id is not None:
+        query = query.where(_alerts.c.id < before_id)
     if last is None:
         query = query.order_by(_alerts.c.id)
     else:
@@ -759,7 +792,7 @@ def read_alerts(
     if last is not None:
         rows = rows[::-1]
     records = []
-    for variant, rule, action, evidence_json, at_ms in rows:
+    for variant, rule, action, evidence_json, at_ms, alert_id in rows:
         evidence = json.loads(evidence_json)
         records.append(
             {
@@ -769,8 +802,9 @@ def read_alerts(
                 "start_ms": evidence.get("start_ms"),
                 "at_ms": at_ms,
                 "evidence": evidence,
+                "id": alert_id,
             }
         )
     return pd.DataFrame(
-        records, columns=["variant", "rule", "action", "start_ms", "at_ms", "evidence"]
+        records, columns=["variant", "rule", "action", "start_ms", "at_ms", "evidence", "id"]
     )

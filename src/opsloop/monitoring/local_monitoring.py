@@ -168,11 +168,24 @@ class Monitoring:
         window: str = "1h",
         variant: str | None = None,
         last: int | None = None,
+        before_ms: int | None = None,
+        before_variant: str | None = None,
     ) -> list[WindowEvaluation]:
         """The evaluated windows, oldest first (one ``variant``'s, or every variant's): the
-        newest ``last`` of them, or all."""
+        newest ``last`` of them, or all; with ``before_ms`` (and ``before_variant``), of
+        those before that window in the order of start and variant (see
+        :func:`~opsloop.monitoring.evaluation.read_evaluations`)."""
         _check_last(last)
-        return read_evaluations(self.db, deployment, Windowing(window), variant=variant, last=last)
+        _check_whole("before_ms", before_ms)
+        return read_evaluations(
+            self.db,
+            deployment,
+            Windowing(window),
+            variant=variant,
+            last=last,
+            before_ms=before_ms,
+            before_variant=before_variant,
+        )
 
     def evaluate(
         self,
@@ -273,16 +286,23 @@ class Monitoring:
         return gauge_readings(self.db, None if deployment is None else [deployment])
 
     def alerts(
-        self, deployment: str, *, variant: str | None = None, last: int | None = None
+        self,
+        deployment: str,
+        *,
+        variant: str | None = None,
+        last: int | None = None,
+        before_id: int | None = None,
     ) -> pd.DataFrame:
         """The alerts, oldest first (one ``variant``'s, or every variant's): the newest
-        ``last`` of them, or all.
+        ``last`` of them, or all; with ``before_id``, of those raised before the alert of
+        that id.
 
         >>> Monitoring(db).alerts("nothing-yet").columns.tolist()
-        ['variant', 'rule', 'action', 'start_ms', 'at_ms', 'evidence']
+        ['variant', 'rule', 'action', 'start_ms', 'at_ms', 'evidence', 'id']
         """
         _check_last(last)
-        found = read_alerts(self.db, deployment, variant=variant, last=last)
+        _check_whole("before_id", before_id)
+        found = read_alerts(self.db, deployment, variant=variant, last=last, before_id=before_id)
         return found[list(ALERT_COLUMNS)]
 
     def actions(
@@ -465,3 +485,9 @@ class Monitoring:
 def _check_last(last: int | None) -> None:
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
         raise InvalidArgumentError(f"last: must be a whole number of at least 1, got {last!r}")
+
+
+def _check_whole(field: str, value: object) -> None:
+    """A cursor is a whole number (a time in ms, an alert's id), as over HTTP."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidArgumentError(f"{field}: must be a whole number, got {value!r}")

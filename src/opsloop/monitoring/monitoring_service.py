@@ -125,6 +125,8 @@ Times = TimeMs | Annotated[Sequence[TimeMs], Field(max_length=MAX_LOGGED_ROWS)]
 Latencies = Number | Annotated[Sequence[Number], Field(max_length=MAX_LOGGED_ROWS)]
 ModelVersion = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
 Last = Annotated[int, Field(strict=True, ge=1, le=10_000), BeforeValidator(integral)]
+#: An alert's id (the store's integer key, 32 bits in PostgreSQL).
+AlertId = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
 PolicyText = Annotated[
     str,
     Field(strict=True, max_length=MAX_RULE_LENGTH, json_schema_extra=_NO_NUL),
@@ -203,9 +205,14 @@ class MonitoringService(Protocol):
         window: WindowLength = "1h",
         variant: Name | None = None,
         last: Last | None = None,
+        before_ms: TimeMs | None = None,
+        before_variant: Name | None = None,
     ) -> list[WindowEvaluation]:
         """The evaluated windows, oldest first, with their metrics: the newest ``last``, or
-        all."""
+        all; with ``before_ms``, of those before it in the listing's order (start, then
+        variant): starting before ``before_ms``, or at it with a variant named before
+        ``before_variant`` where that is given. The oldest window of one page, as
+        ``before_ms`` and ``before_variant``, asks for the page before it."""
         ...
 
     def evaluate(
@@ -264,10 +271,16 @@ class MonitoringService(Protocol):
         ...
 
     def alerts(
-        self, deployment: Name, *, variant: Name | None = None, last: Last | None = None
+        self,
+        deployment: Name,
+        *,
+        variant: Name | None = None,
+        last: Last | None = None,
+        before_id: AlertId | None = None,
     ) -> pd.DataFrame:
-        """The alerts raised, oldest first, with their evidence: the newest ``last``, or
-        all."""
+        """The alerts raised, oldest first, with their evidence and ``id``: the newest
+        ``last``, or all; with ``before_id``, of those raised before the alert of that id
+        (the oldest alert of one page asks for the page before it)."""
         ...
 
     def actions(
@@ -380,7 +393,7 @@ class MonitoringService(Protocol):
 
 #: The columns of :meth:`MonitoringService.windows` and :meth:`MonitoringService.alerts`.
 WINDOW_COLUMNS = ("variant", "start_ms", "workers")
-ALERT_COLUMNS = ("variant", "rule", "action", "start_ms", "at_ms", "evidence")
+ALERT_COLUMNS = ("variant", "rule", "action", "start_ms", "at_ms", "evidence", "id")
 
 
 class WindowRow(BaseModel):
@@ -400,6 +413,7 @@ class AlertRow(BaseModel):
     start_ms: int | None = Field(description="the start of the window that fired it")
     at_ms: int
     evidence: dict[str, Any]
+    id: int = Field(description="the alert's id, increasing as alerts are raised: a page's cursor")
 
 
 class WindowEvaluationDocument(BaseModel):
@@ -717,7 +731,7 @@ MONITORING_OPERATIONS = ServiceTable(
             "GET",
             "/monitoring/{deployment:path}/evaluations",
             answer=_EVALUATIONS,
-            query=("window", "variant", "last"),
+            query=("window", "variant", "last", "before_ms", "before_variant"),
         ),
         Operation(
             "evaluate",
@@ -764,7 +778,7 @@ MONITORING_OPERATIONS = ServiceTable(
                 _frame(ALERT_COLUMNS),
                 title="MonitoringAlerts",
             ),
-            query=("variant", "last"),
+            query=("variant", "last", "before_id"),
         ),
         Operation(
             "actions",

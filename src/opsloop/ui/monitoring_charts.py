@@ -137,9 +137,10 @@ def drift_heatmap(evaluations: Sequence, link: Any) -> dict | None:
         z.append([None if c is None else c["p_adjusted"] for c in cells])
         row = []
         for e, column, c, alarmed in zip(evaluations, columns, cells, alarms, strict=True):
+            # The test's statistic, and the verdict where it drifted (the colour and the
+            # p-value say the rest): thousands of cells, each short.
             parts = [] if c is None else [
-                f"{c['test']} statistic {c['statistic']:.4g}, "
-                f"{'drifted' if c['drifted'] else 'no drift'}"
+                f"{c['test']} {c['statistic']:.4g}" + (", drifted" if c["drifted"] else "")
             ]  # fmt: skip
             said = "; ".join(feature_alarm_text(a) for a in alarmed.get(feature, []))
             if said:
@@ -183,7 +184,10 @@ def drift_heatmap(evaluations: Sequence, link: Any) -> dict | None:
         "layout": {
             **_LAYOUT,
             "height": max(260, 60 + 26 * len(features)),
-            "title": {"text": "Drift per feature against the reference (click a window)"},
+            "title": {
+                "text": "Drift per feature against the reference (a cell opens the feature's "
+                "distributions in its window)"
+            },
             "xaxis": {
                 "type": "category",
                 "title": {"text": "window start (UTC)"},

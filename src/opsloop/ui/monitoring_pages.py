@@ -1,7 +1,9 @@
 """Monitoring pages: the deployments to choose from, and one deployment's windows over time.
 
-A deployment's page shows, for the evaluated windows of one length (newest
-:data:`WINDOWS_SHOWN`), the article's three kinds of monitoring metrics:
+A deployment's page shows, for the evaluated windows of one length (:data:`WINDOWS_SHOWN`
+at a time, the newest first, older ones a page at a time by the cursor ``windows_before``:
+the start and variant of the oldest window shown), the article's three kinds of monitoring
+metrics:
 
 * **inputs:** missing values, out-of-schema values, the input length (records per request,
   text lengths drifted), the requests the input anomaly detector flagged, and per feature
@@ -17,7 +19,9 @@ A deployment's page shows, for the evaluated windows of one length (newest
 * **software:** requests, throughput (requests per second, a line per variant), errors and
   latency;
 
-then the alerts the policies raised, with their evidence, and the policies' state: each
+then the alerts the policies raised, with their evidence (:data:`ALERTS_SHOWN` at a time,
+older ones by the cursor ``alerts_before``: the id of the oldest alert shown), and the
+policies' state: each
 rule's current streak against the windows it needs and when it last fired, the actions
 pending, and the newest :data:`ACTIONS_SHOWN` outcomes of the actions (rollback, retrain,
 promote, webhook) with why they ran. Everything is read through the monitoring service
@@ -35,9 +39,11 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from opsloop.errors import NotFoundError
+from opsloop.contract.wire_types import MAX_TIME_MS, MIN_TIME_MS
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.registry import User
+from opsloop.tracking.limits import INT32_MAX, MAX_NAME_LENGTH
 from opsloop.ui.distribution_pages import bin_labels, distribution_figure
 from opsloop.ui.monitoring_charts import (
     accuracy_figure,
@@ -62,6 +68,8 @@ router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
 #: The window lengths the page offers (any other the service accepts works in the address).
 WINDOW_LENGTHS = ("5min", "15min", "1h", "6h", "1d")
+#: The window length shown when none is asked for (the distribution page's too).
+DEFAULT_WINDOW = "1h"
 #: The newest evaluated windows a page shows.
 WINDOWS_SHOWN = 200
 #: The newest action outcomes a page shows.
@@ -72,6 +80,11 @@ ALERTS_SHOWN = 100
 LATEST_SHOWN = 5
 Start = Annotated[int | None, Query(ge=0)]
 Refresh = Annotated[int, Query(ge=0, le=300)]
+#: The cursors of the windows' and the alerts' pages: a window's start (with its variant),
+#: an alert's id.
+WindowsBefore = Annotated[int | None, Query(ge=MIN_TIME_MS, le=MAX_TIME_MS)]
+WindowsBeforeVariant = Annotated[str, Query(max_length=MAX_NAME_LENGTH)]
+AlertsBefore = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
 
 
 def drift_rows(drift: dict[str, dict] | None) -> list[dict[str, Any]]:
@@ -178,36 +191,69 @@ def monitoring_page(
     request: Request,
     user: Viewer,
     name: str,
-    window: str = "1h",
+    window: str = DEFAULT_WINDOW,
     variant: str = "",
     start: Start = None,
     start_variant: str = "",
     refresh: Refresh = 10,
+    windows_before: WindowsBefore = None,
+    windows_before_variant: WindowsBeforeVariant = "",
+    alerts_before: AlertsBefore = None,
 ) -> Response:
     """The windows of length ``window`` (of one ``variant``, or all), with the feature
     tables of the window starting at ``start`` (``start_variant``'s where several variants
-    have one; default the newest window). The newest windows and the alerts are refreshed
-    in place every ``refresh`` seconds (0: never) from :func:`latest_fragment` and
-    :func:`alerts_fragment`."""
+    have one; default the newest window shown). The newest windows and the alerts are
+    refreshed in place every ``refresh`` seconds (0: never) from :func:`latest_fragment`
+    and :func:`alerts_fragment`. Older windows are shown from ``windows_before`` (the
+    windows before the one starting then, of ``windows_before_variant`` where given), older
+    alerts from ``alerts_before`` (those raised before the alert of that id)."""
+    if windows_before_variant and windows_before is None:
+        raise InvalidArgumentError(
+            "windows_before_variant: needs windows_before (the start of the window it goes with)"
+        )
     deployment = request.app.state.deployments.get(name)  # a 404 naming it when there is none
     monitoring = request.app.state.monitoring
-    # One window more than shown says whether older ones exist.
-    evaluations = monitoring.evaluations(
-        name, window=window, variant=variant or None, last=WINDOWS_SHOWN + 1
-    )
+
+    def read(before_ms: int | None, before_variant: str) -> list:
+        # One window more than shown says whether older ones exist.
+        return monitoring.evaluations(
+            name,
+            window=window,
+            variant=variant or None,
+            last=WINDOWS_SHOWN + 1,
+            before_ms=before_ms,
+            before_variant=before_variant or None,
+        )
+
+    evaluations = read(windows_before, windows_before_variant)
+    if (
+        start is not None
+        and windows_before is None
+        and start < MAX_TIME_MS
+        and not any(e.start_ms == start for e in evaluations[-WINDOWS_SHOWN:])
+    ):
+        # A window older than the newest page (a link back from its distributions): the
+        # page of windows that ends with it.
+        windows_before = start + 1
+        evaluations = read(windows_before, "")
     shown = evaluations[-WINDOWS_SHOWN:]
     chosen = _chosen(shown, start, start_variant or None)
     status = monitoring.status(name, window=window, last=1)
     base = f"/deployments/{quote(name, safe='')}/monitoring"
+    state = _page_state(
+        window, variant, start, start_variant, windows_before, windows_before_variant, alerts_before
+    )
 
     def link(e) -> str:
-        query = {"window": window, **({"variant": variant} if variant else {})}
-        chosen = {"start": e.start_ms, "start_variant": e.variant}
-        return f"{base}?{urlencode({**query, **chosen})}#features"
+        return page_address(base, state, "#features", start=e.start_ms, start_variant=e.variant)
 
     def distribution_link(e, feature: str) -> str:
-        query = {"feature": feature, "window": window, "start": e.start_ms, "variant": e.variant}
-        return f"{base}/distribution?{urlencode(query)}"
+        # Relative to this page (``/deployments/NAME/monitoring``), and without the
+        # distribution page's default window: the heatmap writes one per cell.
+        query = {"feature": feature, "start": e.start_ms, "variant": e.variant}
+        if window != DEFAULT_WINDOW:
+            query["window"] = window
+        return f"monitoring/distribution?{urlencode(query)}"
 
     heatmap = drift_heatmap(shown, distribution_link)
     outputs = _output_distribution(monitoring, name, window, chosen)
@@ -229,7 +275,17 @@ def monitoring_page(
         *([residual_figure(shown)] if has_metric(shown, "residual_mean") else []),
     ]  # fmt: skip
     newest_first = shown[::-1]
-    alerts = alert_rows(monitoring.alerts(name, variant=variant or None, last=ALERTS_SHOWN + 1))
+    latest = newest_first[:LATEST_SHOWN]
+    if windows_before is not None:  # an older page: the live part still shows the newest
+        latest = monitoring.evaluations(
+            name, window=window, variant=variant or None, last=LATEST_SHOWN
+        )[::-1]
+    listed = _alert_listing(monitoring, name, variant, alerts_before, base, state)
+    newest_alert = listed["alerts"][0] if listed["alerts"] and alerts_before is None else None
+    if alerts_before is not None:
+        found = alert_rows(monitoring.alerts(name, variant=variant or None, last=1))
+        newest_alert = found[0] if found else None
+    oldest = shown[0] if shown else None
     feature_alarms = [
         {"evaluation": e, **alarm, "text": feature_alarm_text(alarm)}
         for e in newest_first
@@ -251,7 +307,33 @@ def monitoring_page(
         # The detectors were on in some window (their count is None where they were off).
         watched=has_metric(shown, "feature_alarms"),
         feature_alarms=feature_alarms,
-        older_windows=len(evaluations) > len(shown),
+        # Another page of windows shows no window's features until one is chosen on it.
+        older_windows=(
+            None
+            if len(evaluations) <= len(shown)
+            else page_address(
+                base,
+                state,
+                "#latest",
+                windows_before=oldest.start_ms,
+                windows_before_variant=oldest.variant,
+                start=None,
+                start_variant=None,
+            )
+        ),
+        newest_windows=(
+            None
+            if windows_before is None
+            else page_address(
+                base,
+                state,
+                "#latest",
+                windows_before=None,
+                windows_before_variant=None,
+                start=None,
+                start_variant=None,
+            )
+        ),
         shown_most=WINDOWS_SHOWN,
         chosen=chosen,
         chosen_link=None if chosen is None else link(chosen),
@@ -262,13 +344,13 @@ def monitoring_page(
         previous_drift=drift_rows(None if chosen is None else chosen.metrics.get("previous_drift")),
         reference=_reference(monitoring, name),
         labels=status["labels"],
-        alerts=alerts[:ALERTS_SHOWN],
-        older_alerts=len(alerts) > ALERTS_SHOWN,
-        latest=newest_first[:LATEST_SHOWN],
-        newest_alert=alerts[0] if alerts else None,
+        **listed,
+        latest=latest,
+        newest_alert=newest_alert,
         refresh=refresh or None,
         latest_url=f"{base}/latest?{urlencode(_selection(window, variant))}",
-        alerts_url=f"{base}/alerts?{urlencode(_selection(window, variant))}",
+        # An older page of alerts stays as it is: new alerts join the newest page only.
+        alerts_url=f"{base}/alerts?{urlencode(state)}" if alerts_before is None else None,
         actions=monitoring.actions(
             name, window=window, variant=variant or None, last=ACTIONS_SHOWN
         ),
@@ -305,17 +387,80 @@ def latest_fragment(
 
 @router.get("/deployments/{name}/monitoring/alerts")
 def alerts_fragment(
-    request: Request, user: Viewer, name: str, window: str = "1h", variant: str = ""
+    request: Request,
+    user: Viewer,
+    name: str,
+    window: str = DEFAULT_WINDOW,
+    variant: str = "",
+    start: Start = None,
+    start_variant: str = "",
+    windows_before: WindowsBefore = None,
+    windows_before_variant: WindowsBeforeVariant = "",
+    alerts_before: AlertsBefore = None,
 ) -> Response:
-    """The monitoring page's alerts alone (the newest 100), for its refresh."""
+    """The monitoring page's alerts alone (the newest 100, or those before
+    ``alerts_before``), for its refresh; its links to other pages of alerts keep the rest
+    of the page's state (the window chosen, the page of windows)."""
     request.app.state.deployments.get(name)
+    state = _page_state(
+        window, variant, start, start_variant, windows_before, windows_before_variant, alerts_before
+    )
+    base = f"/deployments/{quote(name, safe='')}/monitoring"
+    listed = _alert_listing(request.app.state.monitoring, name, variant, alerts_before, base, state)
+    return render(request, "monitoring_alerts.html.j2", **listed, variant=variant)
+
+
+def _page_state(
+    window: str,
+    variant: str,
+    start: int | None,
+    start_variant: str,
+    windows_before: int | None,
+    windows_before_variant: str,
+    alerts_before: int | None,
+) -> dict[str, Any]:
+    """The monitoring page's query, without its defaults."""
+    query = {
+        **_selection(window, variant),
+        "start": start,
+        "start_variant": start_variant if start is not None else None,
+        "windows_before": windows_before,
+        "windows_before_variant": windows_before_variant,
+        "alerts_before": alerts_before,
+    }
+    return {k: v for k, v in query.items() if v is not None and v != ""}
+
+
+def page_address(base: str, state: dict[str, Any], fragment: str = "", **changes: Any) -> str:
+    """The monitoring page at ``base`` in ``state`` (its query) with ``changes`` (a ``None``
+    drops that parameter: the newest page, no window chosen), then ``fragment``.
+
+    >>> page_address("/deployments/api/monitoring", {"window": "1h", "alerts_before": 9},
+    ...              "#alerts", alerts_before=None, start=5)
+    '/deployments/api/monitoring?window=1h&start=5#alerts'
+    """
+    query = {k: v for k, v in {**state, **changes}.items() if v is not None and v != ""}
+    return f"{base}?{urlencode(query)}{fragment}"
+
+
+def _alert_listing(
+    monitoring, name: str, variant: str, before: int | None, base: str, state: dict[str, Any]
+) -> dict[str, Any]:
+    """A page of alerts (:data:`ALERTS_SHOWN`, before the alert of id ``before`` or the
+    newest), newest first, with the links to the older page and back to the newest."""
     found = alert_rows(
-        request.app.state.monitoring.alerts(name, variant=variant or None, last=ALERTS_SHOWN + 1)
+        monitoring.alerts(name, variant=variant or None, last=ALERTS_SHOWN + 1, before_id=before)
     )
-    return render(
-        request,
-        "monitoring_alerts.html.j2",
-        alerts=found[:ALERTS_SHOWN],
-        older_alerts=len(found) > ALERTS_SHOWN,
-        variant=variant,
-    )
+    alerts = found[:ALERTS_SHOWN]
+    older = len(found) > ALERTS_SHOWN
+    return {
+        "alerts": alerts,
+        "older_alerts": (
+            page_address(base, state, "#alerts", alerts_before=int(alerts[-1]["id"]))
+            if older
+            else None
+        ),
+        "newest_alerts": (
+            None if before is None else page_address(base, state, "#alerts", alerts_before=None)
+        ),
+    }

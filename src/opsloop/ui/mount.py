@@ -18,6 +18,7 @@ from importlib.resources import files
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from plotly.offline import get_plotlyjs
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.registry import User
 from opsloop.registry.dashboard_sessions import DashboardSessions
@@ -35,7 +36,7 @@ from opsloop.ui import (
     run_pages,
     version_actions,
 )
-from opsloop.ui.rendering import TEMPLATES
+from opsloop.ui.rendering import TEMPLATES, render
 from opsloop.ui.session_cookies import secure_cookies_setting
 
 _STATIC_TYPES = {
@@ -130,3 +131,47 @@ def install_dashboard(
         pages.include_router(module.router)
     pages.add_api_route("/ui/static/{name}", static_file, methods=["GET"])
     app.include_router(pages)
+    app.router.default = unknown_page(app.router.default)
+
+
+def unknown_page(fallback: ASGIApp) -> ASGIApp:
+    """What answers a request no route matched: for a browser asking for a page (a ``GET``
+    accepting HTML, outside ``/api/``) the dashboard's error page, 404, so that a mistyped
+    address shows a page with the way back; any other request goes to ``fallback`` (the
+    API's JSON error).
+
+    >>> import asyncio
+    >>> sent = []
+    >>> async def send(message): sent.append(message)
+    >>> async def json_404(scope, receive, send): sent.append("fallback")
+    >>> scope = {"type": "http", "method": "GET", "path": "/nowhere", "query_string": b"",
+    ...          "headers": [(b"accept", b"text/html,*/*")]}
+    >>> asyncio.run(unknown_page(json_404)(scope, None, send))
+    >>> sent[0]["status"], b"no page at /nowhere" in sent[1]["body"]
+    (404, True)
+    >>> sent.clear()
+    >>> asyncio.run(unknown_page(json_404)({**scope, "path": "/api/v1/nowhere"}, None, send))
+    >>> sent
+    ['fallback']
+    """
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        accepted = dict(scope.get("headers") or []).get(b"accept", b"")
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("GET", "HEAD")
+            and not path.startswith("/api/")
+            and b"text/html" in accepted
+        ):
+            response = render(
+                Request(scope, receive),
+                "error.html.j2",
+                status=404,
+                message=f"no page at {path[:200]}",
+            )
+            await response(scope, receive, send)
+            return
+        await fallback(scope, receive, send)
+
+    return answer

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
+from opsloop.tracking.limits import MAX_NAME_LENGTH
 from opsloop.ui.compared_runs import SIDE_BY_SIDE, compared_runs, runs_by_id
 from opsloop.ui.metric_charts import (
     CHART_BUCKETS,
@@ -37,6 +39,8 @@ MIN_COMPARED, MAX_COMPARED = 2, 1000
 #: Rows of a compare view's table at once (its charts draw every run): a thousand rows of
 #: twenty cells take a browser longer to lay out than the rest of the page.
 COMPARED_ROWS = 100
+#: Metric keys a run page lists at once (a run may log thousands).
+KEYS_SHOWN = 50
 #: How a run page draws its charts: as SVG (the default, no script) or with plotly.js.
 CHART_KINDS = (None, "", "svg", "interactive")
 
@@ -128,11 +132,17 @@ def run_detail(
     run_id: str,
     metric: Annotated[list[str] | None, Query()] = None,
     chart: str | None = None,
+    key: Annotated[str, Query(max_length=MAX_NAME_LENGTH)] = "",
+    after_key: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
 ):
     """One run: attributes, params, metrics with charts, artifacts, code, data, environment.
 
-    The charts are SVG drawn here (no script); ``chart=interactive`` draws them with
-    plotly.js instead (zoom, hover values), which the browser then fetches and parses."""
+    The metric keys are listed :data:`KEYS_SHOWN` at a time in name order, those after
+    ``after_key`` (the last key of the page before), of those whose name holds ``key``
+    (ignoring case); the charts are of the keys checked (``metric``), whatever page they
+    are on, or else of the first keys listed. They are SVG drawn here (no script);
+    ``chart=interactive`` draws them with plotly.js instead (zoom, hover values), which the
+    browser then fetches and parses."""
     if chart not in CHART_KINDS:
         raise InvalidArgumentError(
             f"chart must be {' or '.join(k for k in CHART_KINDS if k)}, got {chart[:40]!r}"
@@ -140,8 +150,9 @@ def run_detail(
     interactive = chart == "interactive"
     tracking = request.app.state.tracking
     run = tracking.get_run(run_id)
-    keys = sorted(run.metrics)
-    chosen = [k for k in metric or () if k in run.metrics][:MAX_CHARTS] or keys[:MAX_CHARTS]
+    keys = metric_keys_page(run.metrics, key, after_key)
+    picked_keys = list(dict.fromkeys(k for k in metric or () if k in run.metrics))[:MAX_CHARTS]
+    chosen = picked_keys or keys.matching[:MAX_CHARTS]
     histories = (
         tracking.metric_histories([run.run_id], chosen, buckets=CHART_BUCKETS) if chosen else None
     )
@@ -158,7 +169,15 @@ def run_detail(
     else:
         figures = []
         drawn = [line_chart_svg(key, [shrunk_curve(label, history)]) for key, history in series]
-    picked = [("metric", k) for k in chosen] if metric else []
+    picked = [("metric", k) for k in picked_keys]
+    kind = [("chart", "interactive")] if interactive else []
+    listing = [("key", key)] if key else []
+    base = f"/runs/{quote(run.run_id, safe='')}"
+
+    def address(query: list[tuple[str, str]]) -> str:
+        return base + (f"?{urlencode(query)}" if query else "")
+
+    here = [("after_key", after_key)] if after_key else []
     other = [] if interactive else [("chart", "interactive")]
     return render(
         request,
@@ -167,11 +186,57 @@ def run_detail(
         figures=figures,
         drawn=drawn,
         charted=chosen,
-        more_keys=len(keys) > len(chosen),
+        picked=picked_keys,
+        # The keys charted that this page of keys does not list, ticked so they stay.
+        charted_elsewhere=[k for k in chosen if k not in keys.shown] if picked_keys else [],
+        keys=keys,
+        key_filter=key,
+        after_key=after_key or "",
+        next_keys=(
+            address(kind + picked + listing + [("after_key", keys.shown[-1])])
+            if keys.more
+            else None
+        ),
+        first_keys=address(kind + picked + listing) if after_key else None,
+        all_keys=address(kind + picked) if key else None,
+        more_keys=len(keys.matching) > len(chosen),
         interactive=interactive,
-        other_charts=f"/runs/{run.run_id}"
-        + (f"?{urlencode(picked + other)}" if picked or other else ""),
+        other_charts=address(picked + listing + here + other),
     )
+
+
+class MetricKeys:
+    """One page of a run's metric keys: ``shown`` (name order, at most ``size``), with
+    ``values`` their latest values, of the ``matching`` keys (those whose name holds the
+    filter, ignoring case) of ``total``; ``more`` says whether keys follow, ``first`` is
+    the position of the page's first key among the matching ones (from 1)."""
+
+    def __init__(self, metrics: dict, needle: str, after: str | None, size: int) -> None:
+        ordered = sorted(metrics)
+        lowered = needle.lower()
+        self.total = len(ordered)
+        self.matching = [k for k in ordered if lowered in k.lower()] if needle else ordered
+        start = 0 if after is None else bisect_right(self.matching, after)
+        self.shown = self.matching[start : start + size]
+        self.values = {k: metrics[k] for k in self.shown}
+        self.first = start + 1
+        self.more = start + size < len(self.matching)
+
+
+def metric_keys_page(
+    metrics: dict, needle: str = "", after: str | None = None, size: int | None = None
+) -> MetricKeys:
+    """The page of ``metrics``' keys (a run's latest value per key) after key ``after``,
+    of the keys whose name holds ``needle`` (ignoring case), :data:`KEYS_SHOWN` a page.
+
+    >>> metrics = {f"m{i:02d}": float(i) for i in range(7)} | {"loss": 0.5}
+    >>> page = metric_keys_page(metrics, "M0", after="m02", size=3)
+    >>> page.shown, page.first, page.more, len(page.matching), page.total
+    (['m03', 'm04', 'm05'], 4, True, 7, 8)
+    >>> metric_keys_page(metrics, after="m05", size=3).shown
+    ['m06']
+    """
+    return MetricKeys(metrics, needle, after, KEYS_SHOWN if size is None else size)
 
 
 @router.get("/compare")

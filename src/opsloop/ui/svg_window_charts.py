@@ -7,7 +7,8 @@ Why not plotly here: the page draws a handful of charts of a few hundred windows
 with plotly a cold load spent seconds parsing its 4.7 MB script and laying the charts out
 (a heatmap of 200 windows × 25 features is 5,000 cells of hover text). The browser draws
 these while it parses the page, with no script at all; a cell is an ``<a>``, so a click
-opens the distributions without JavaScript too, and a ``<title>`` gives the hover text.
+opens the distributions without JavaScript too, and a ``<title>`` gives the hover text
+(the window and the numbers: the row already names the feature).
 
 Each drawn trace carries the numbers it was drawn from (``data-trace``, JSON), and each
 heatmap row its adjusted p-values (``data-z``), so what the page draws can be checked
@@ -360,16 +361,22 @@ def p_colour(p: float) -> str:
 def heatmap(figure: Mapping) -> Markup:
     """The drift heatmap (see :func:`~opsloop.ui.monitoring_charts.drift_heatmap`) as SVG:
     a row per feature (the first at the top), a column per window (the oldest left), each
-    cell a link (its ``customdata``) coloured by its adjusted p-value with its hover text,
-    and a cross on each cell whose feature's detector signalled (linking where its cell
-    does).
+    cell a link (its ``customdata``) coloured by its adjusted p-value, with its window, the
+    p-value and its ``text`` as hover text, and a cross on each cell whose feature's
+    detector signalled (linking where its cell does).
+
+    A page shows thousands of cells, so a cell writes only what is its own: what a row
+    shares (its feature's name and its height on the chart) is written once on the row,
+    and the links are best given relative to the page.
 
     >>> figure = {"layout": {"title": {"text": "Drift"}}, "data": [{"type": "heatmap",
-    ...     "x": ["w0", "w1"], "y": ["f"], "z": [[0.0, None]], "text": [["", ""]],
-    ...     "customdata": [["/a", "/b"]]}]}
+    ...     "x": ["w0", "w1"], "y": ["f"], "z": [[0.0, None]], "text": [["ks 0.5", ""]],
+    ...     "customdata": [["a?s=0", "a?s=1"]]}]}
     >>> svg = heatmap(figure)
-    >>> svg.count('<a class="cell"'), 'data-z="[0.0,null]"' in svg, 'fill="#08306b"' in svg
+    >>> svg.count('<a href="a?s='), 'data-z="[0.0,null]"' in svg, 'fill="#08306b"' in svg
     (2, True, True)
+    >>> "<title>w0: p 0, ks 0.5</title>" in svg, "<title>w1: not compared</title>" in svg
+    (True, True)
     """
     cells, *marks = figure["data"]
     title = figure["layout"]["title"]["text"]
@@ -383,7 +390,9 @@ def heatmap(figure: Mapping) -> Markup:
         f'aria-label="{escape(title)}: {len(features)} features × {len(columns)} windows">',
         f'<text class="title" x="{LEFT}" y="22">{escape(title)}</text>',
     ]
-    # Five thousand cells: what is the same along a row or a column is written once.
+    # A cell is a rectangle placed by its ``x`` in a row moved to its ``y``. (A ``<use>`` of
+    # one shape is 5 bytes shorter, but Chromium builds a shadow tree for each: the page of
+    # 5,000 cells loaded slower with them in benchmarks/ui_scale.py.)
     lefts = [f'x="{plot_left + width * c:.1f}" width="{width:.2f}" height="{ROW}"' for c in
              range(len(columns))]  # fmt: skip
     named = [str(escape(column)) for column in columns]
@@ -392,18 +401,19 @@ def heatmap(figure: Mapping) -> Markup:
         parts.append(
             f'<g class="row" data-feature="{name}" data-z="{_attribute(z)}">'
             f'<text x="{plot_left - 6}" y="{y + ROW / 2 + 4:.0f}" text-anchor="end">{name}</text>'
+            f'<g transform="translate(0,{y})">'
         )
         for c, (p, said, link) in enumerate(
             zip(z, cells["text"][r], cells["customdata"][r], strict=True)
         ):
-            value = "not compared" if p is None else f"adjusted p-value {p:.4g}"
-            said = f"; {escape(said.replace('<br>', '; '))}" if said else ""
+            value = "not compared" if p is None else f"p {p:.4g}"
+            said = f", {escape(said.replace('<br>', '; '))}" if said else ""
+            # Out of the tab order: the tables below hold the same links, a row each.
             parts.append(
-                f'<a class="cell" href="{escape(link)}" tabindex="-1"><title>{name} at '
-                f'{named[c]}: {value}{said}</title><rect {lefts[c]} y="{y}" '
-                f'fill="{"#e8ebef" if p is None else p_colour(p)}"/></a>'
+                f'<a href="{escape(link)}" tabindex="-1"><title>{named[c]}: {value}{said}'
+                f'</title><rect {lefts[c]} fill="{"#e8ebef" if p is None else p_colour(p)}"/></a>'
             )
-        parts.append("</g>")
+        parts.append("</g></g>")
     position = {column: c for c, column in enumerate(columns)}
     for trace in marks:
         parts.append('<g class="marks">')
