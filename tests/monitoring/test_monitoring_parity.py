@@ -270,7 +270,10 @@ def test_local_and_http_give_the_same_answers(store):
         stored
     ]
     assert all(e.metrics["error_detector"]["name"] == "DDM" for e in first)
-    assert all(e.metrics["policy"] == {"from": "call", "revision": None} for e in first)
+    assert all(
+        e.metrics["policy"] == {"from": "call", "revision": None, "detector_revision": 1}
+        for e in first
+    )
     assert again == []
     assert [e.alerts for e in first] == [(RULES[1],), (*RULES[:3], *RULES[4:])]
     # The action's outcome crosses the wire with its window (it was dropped before), with
