@@ -6,6 +6,9 @@ window, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -266,3 +269,69 @@ def test_a_detector_s_alarms_keep_their_stream_positions_across_rows_it_did_not_
     fresh = error_detector("PageHinkley")
     expected = [800 + int(p) for p in fresh.update_many(windows[2]).stream_positions()]
     assert expected and read.positions == expected
+
+
+class _PolicyHook(BaseHTTPRequestHandler):
+    """A webhook receiver that, on its first alert, sets the deployment's policy on its own
+    store object (as another process would): CUSUM and another rule, revision 2."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        server = self.server
+        server.received += 1
+        if server.received == 1:
+            db = Database(server.uri, clock=server.clock, migrate=False)
+            try:
+                set_policy(db, "api", [AFTER], error_detector="CUSUM", actor="ana")
+            finally:
+                db.dispose()
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+AFTER = "requests > 0 -> alert"
+
+
+def test_a_policy_set_during_a_call_applies_from_the_next_window_and_each_records_its_own(
+    store, store_uri, clock
+):
+    """One call evaluates three windows; window 0's rule calls a webhook whose receiver
+    sets a new policy (CUSUM, another rule) before the call reads window 1. Each window
+    applies the rules and the detector of one revision, read when it is evaluated, and
+    records that revision: window 0 the first, windows 1 and 2 the second."""
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _PolicyHook)
+    hook.received, hook.uri, hook.clock = 0, store_uri, clock
+    thread = threading.Thread(target=hook.serve_forever, daemon=True)
+    thread.start()
+    try:
+        before = f"requests > 0 -> webhook(url=http://127.0.0.1:{hook.server_port}/, retries=0)"
+        set_policy(store, "api", [before], actor="ana")
+        for k in range(3):
+            _log(store, k)
+        clock.now_ms = T0 + 3 * HOUR_MS
+        evaluations = evaluate(store, "api", windowing=WINDOWING)
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    assert hook.received == 1
+    assert [e.metrics["policy"] for e in evaluations] == [
+        {"from": "stored", "revision": 1, "detector_revision": 1},
+        {"from": "stored", "revision": 2, "detector_revision": 2},
+        {"from": "stored", "revision": 2, "detector_revision": 2},
+    ]
+    assert [e.metrics["error_detector"]["name"] for e in evaluations] == [
+        "ADWIN",
+        "CUSUM",
+        "CUSUM",
+    ]
+    switch = evaluations[1].metrics["error_detector_switch"]
+    assert (switch["from"], switch["to"], switch["position"]) == ("ADWIN", "CUSUM", PER_WINDOW)
+    # The rules of each revision: the webhook rule fired in window 0 (its outcome reported
+    # with it), the new rule in window 1, where its streak began.
+    assert [e.alerts for e in evaluations] == [(before,), (AFTER,), ()]
+    assert [o["status"] for o in evaluations[0].actions] == ["done"]
+    assert read_alerts(store, "api")["rule"].tolist() == [before, AFTER]

@@ -23,6 +23,7 @@ from opsloop.monitoring.monitoring_service import (
     MONITORING_OPERATIONS,
     MonitoringService,
 )
+from opsloop.monitoring.reference import stored_reference
 from opsloop.monitoring.window_store import read_window, update_windows
 from opsloop.monitoring.windowing import Windowing
 from opsloop.registry import add_user
@@ -304,7 +305,10 @@ def test_local_and_http_give_the_same_answers(store):
         stored
     ]
     assert all(e.metrics["error_detector"]["name"] == "DDM" for e in first)
-    assert all(e.metrics["policy"] == {"from": "call", "revision": None} for e in first)
+    assert all(
+        e.metrics["policy"] == {"from": "call", "revision": None, "detector_revision": 1}
+        for e in first
+    )
     assert again == []
     assert [e.alerts for e in first] == [(RULES[1],), (*RULES[:3], *RULES[4:])]
     # The action's outcome crosses the wire with its window (it was dropped before), with
@@ -413,7 +417,13 @@ def test_refusals_are_the_same_on_both_sides(store):
     _, viewer = add_user(db, "vic", "viewer")
     with running_server(create_app(db, artifacts)) as url:
         remote = HttpMonitoring(url, token=editor)
-        for side in (Monitoring(db, actor="eda"), remote):
+        for number, side in enumerate((Monitoring(db, actor="eda"), remote)):
+            # The model version whose predictions the reference keeps crosses the wire;
+            # a version that is not a whole number >= 0 is refused, naming the field.
+            side.set_reference(f"by-{number}", [{"x": 1.0}], predictions=[0], predicted_by=("m", 2))
+            assert stored_reference(db, f"by-{number}").predicted_by == ("m", 2)
+            with pytest.raises(InvalidArgumentError, match="predicted_by"):
+                side.set_reference("by", [{"x": 1.0}], predictions=[0], predicted_by=("m", -1))
             with pytest.raises(NotFoundError, match="'nowhere' has no monitoring reference"):
                 side.reference("nowhere")
             with pytest.raises(InvalidArgumentError, match="window: a duration like"):

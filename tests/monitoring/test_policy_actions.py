@@ -91,8 +91,9 @@ def test_concept_change_retrains_on_the_changed_window_gates_and_starts_a_canary
     rule = f"concept_drift > 0 -> retrain(train={FIT})"
     evaluations, logged = _run(db, clock, traffic, rule, context)
     kinds = [e.metrics["decay"]["kind"] for e in evaluations]
-    # The first window has no error history; then stable, the flip, and stable again.
-    assert kinds == [None, "none", "none", "none", "concept_drift", "none"]
+    # The first window has no error history; then stable, the flip, and the flip going on:
+    # the error history has absorbed it, but the error is still far above the reference's.
+    assert kinds == [None, "none", "none", "none", "concept_drift", "concept_drift"]
     fired = [e for e in evaluations if e.actions]
     assert [e.start_ms for e in fired] == [T0 + FLIP_AT * HOUR_MS]
     (outcome,) = fired[0].actions

@@ -90,7 +90,7 @@ class _Reweighted:
 
     def __init__(self, errors, weights):
         self.errors, self.weights, self.columns, self.density_ratio = errors, weights, (), None
-        self.note = None
+        self.note, self.predictions = None, None
 
 
 def test_numbers_and_categories_are_encoded_alike_on_both_sides():

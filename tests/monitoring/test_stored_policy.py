@@ -99,11 +99,11 @@ def test_evaluations_apply_the_stored_rules_unless_given_their_own(store, clock)
     clock.now_ms = T0 + HOUR_MS
     (stored,) = evaluate(store, "api")
     assert stored.alerts == (STORED,)
-    assert stored.metrics["policy"] == {"from": "stored", "revision": 1}
+    assert stored.metrics["policy"] == {"from": "stored", "revision": 1, "detector_revision": 1}
     clock.now_ms = T0 + 2 * HOUR_MS
     (given,) = evaluate(store, "api", policies=[GIVEN])  # the call's rules win
     assert given.alerts == (GIVEN,)
-    assert given.metrics["policy"] == {"from": "call", "revision": None}
+    assert given.metrics["policy"] == {"from": "call", "revision": None, "detector_revision": 1}
     clock.now_ms = T0 + 3 * HOUR_MS
     (none,) = evaluate(store, "api", policies=[])  # an empty list applies none
     assert none.alerts == ()

@@ -15,7 +15,7 @@ from opsloop.store.migrate import alembic_config, current_revision, head_revisio
 def test_fresh_database_is_migrated_to_head_and_matches_the_models(store_uri):
     db = Database(store_uri)
     with db.read() as connection:
-        assert current_revision(connection) == head_revision() == "0025"
+        assert current_revision(connection) == head_revision() == "0026"
         names = set(sa.inspect(connection).get_table_names())
         differences = compare_metadata(MigrationContext.configure(connection), tables.metadata)
     assert set(tables.metadata.tables) <= names
@@ -287,4 +287,35 @@ def test_0025_entries_written_before_decisions_still_verify_beside_new_ones(stor
         connection.execute(log.update().where(log.c.id == first).values(decision=decisions[2]))
     result = verify_audit_log(db)
     assert not result.ok and result.first_bad_id == first
+    db.dispose()
+
+
+def test_0026_a_reference_set_before_it_says_no_version_and_one_set_after_says_its(store_uri):
+    import pandas as pd
+
+    from opsloop.data.training_reference import build_reference
+    from opsloop.monitoring.reference import set_reference, stored_reference
+
+    Database(store_uri).dispose()  # at head
+    engine = sa.create_engine(store_uri)
+    data = build_reference(pd.DataFrame({"x": [1.0, 2.0]}), predictions=[0, 1]).to_bytes()
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0025")
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("monitoring_references")}
+        assert "predicted_model" not in columns
+        # A reference as 0025 wrote it.
+        connection.execute(
+            sa.text(
+                "INSERT INTO monitoring_references (deployment, reference, created_ms, "
+                "created_by) VALUES ('old', :data, 1, 'ana')"
+            ),
+            {"data": data},
+        )
+        upgrade_to_head(connection)
+    engine.dispose()
+    db = Database(store_uri)
+    old = stored_reference(db, "old")
+    assert old.predicted_by is None and old.reference.to_bytes() == data
+    set_reference(db, "new", pd.DataFrame({"x": [1.0]}), predictions=[1], predicted_by=("m", 2))
+    assert stored_reference(db, "new").predicted_by == ("m", 2)
     db.dispose()

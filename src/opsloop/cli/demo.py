@@ -745,6 +745,7 @@ def _close_loop(
         reference[FEATURES],
         predictions=model.predict(reference[FEATURES]),
         labels=reference["default"].to_numpy(),
+        predicted_by=("credit-default", version),
     )
     changes = [ConceptShift(change_window * per_window, rule=2)]
     if reverts:
@@ -1001,16 +1002,18 @@ def _print_window(console: Console, e, start: int, change: tuple, first_rows: di
         f"{metrics['drift_share'] or 0:.2f}, decay {decay['kind']}"
     )
     shift = decay.get("shift") or {}
-    if shift.get("test") and decay["error"]["rose"]:
-        # The inputs moved and the error rose: did the move explain it? The error the
-        # reference's rows make, weighted to the window's inputs, against the window's.
+    if shift.get("test") and (decay["error"]["rose"] or shift["explained"] is False):
+        # The error rose, or stays above what the reference allows: do the window's inputs
+        # explain it? The error the reference's rows make, weighted to the window's inputs,
+        # against the window's.
         verdict = {True: "explained", False: "not explained", None: "cannot tell"}
         p_value = "" if shift["p_value"] is None else f", p-value {shift['p_value']:.3g}"
         console.print(
             f"    error {shift['window_error']:.3f} against {shift['expected_error']:.3f} "
             f"expected from the reference weighted to the window's inputs "
             f"({shift['effective_rows']:.0f} effective rows{p_value}): "
-            f"{verdict[shift['explained']]} by the move"
+            f"{verdict[shift['explained']]} by the "
+            f"{'move' if decay['inputs_moved'] else 'inputs'}"
         )
     for restart in metrics.get("error_stream_restarts", []):
         console.print(

@@ -17,22 +17,34 @@ error rose and the input-to-label relationship moved), or both.
   if the relationship were still the reference's. A one-sided Welch t-test with the
   weights' effective sample size (:mod:`.shift_explained`) says whether the window errs
   more than that (``shift``, the test's result, or ``None`` when no reweighting was asked).
+* **Ongoing:** the history is a change detector's window, and it absorbs a change that
+  persists: once ADWIN has cut to the new error level, a window after the change errs no
+  more than its history, and would read as no decay (or as data drift alone) while the
+  relationship is still the new one. So a concept drift goes on (``ongoing``: the window
+  before, of the same model version, read as concept drift) while the window errs more
+  than the reference's errors weighted to its inputs allow, whether its inputs moved or
+  not. The rise against the history is what starts one: a reference whose errors are too
+  low (the model's errors on its own training rows) never starts one alone.
 
 The kinds (:data:`KINDS`):
 
-* ``none``: inputs stable, error stable;
+* ``none``: inputs stable, error stable (and no concept drift going on);
 * ``data_drift``: inputs moved, and the error is stable, or it rose no further than the
   weighted reference expects (the move explains it: the model errs as often as before on
   each kind of input, and the window has more of the kinds it errs on);
-* ``concept_drift``: error rose, inputs stable: the relationship moved;
+* ``concept_drift``: error rose, inputs stable: the relationship moved; or a concept drift
+  going on, the error still above what the reference expects;
 * ``data_and_concept_drift``: inputs moved, and the error rose beyond what the weighted
-  reference expects: the relationship moved too;
+  reference expects (or a concept drift goes on, the error still beyond it): the
+  relationship moved too;
 * ``data_drift_and_error_rise``: inputs moved and the error rose, and it cannot tell
   whether the move explains it: no weighted reference (one kept without predictions and
-  labels, a window whose sample expired: ``shift["note"]`` or ``shift`` ``None`` says why),
-  or one worth fewer than :data:`~opsloop.monitoring.shift_explained.MIN_EFFECTIVE_ROWS`
-  rows (Kish's effective sample size of the weights: the window's inputs lie where the
-  reference has few rows). Windows judged before the weighting have this kind too.
+  labels, a window whose sample expired, a reference whose predictions another model
+  version made and that could not be predicted again with the window's:
+  ``shift["note"]`` or ``shift`` ``None`` says why), or one worth fewer than
+  :data:`~opsloop.monitoring.shift_explained.MIN_EFFECTIVE_ROWS` rows (Kish's effective
+  sample size of the weights: the window's inputs lie where the reference has few rows).
+  Windows judged before the weighting have this kind too.
 
 A window without labels, or the first labelled one (no history yet), has no kind
 (``None``). The signals :data:`DATA_DRIFT_KINDS` and :data:`CONCEPT_DRIFT_KINDS` say which
@@ -170,12 +182,15 @@ def decay_kind(
     moved_share: float = MOVED_SHARE,
     reweighted: ReweightedReference | None = None,
     min_effective_rows: float = MIN_EFFECTIVE_ROWS,
+    ongoing: bool = False,
 ) -> dict[str, Any]:
     """The window's decay: ``kind`` (one of :data:`KINDS`, or ``None``), ``inputs_moved``,
     the ``error`` test's result (``None`` without labels or history) and the ``shift``
     test's (:func:`~opsloop.monitoring.shift_explained.shift_test` of ``errors`` against
     the ``reweighted`` reference, or its ``note`` alone when there is no weighting; ``None``
-    without a ``reweighted`` reference or when the inputs did not move).
+    without a ``reweighted`` reference). ``ongoing`` says the window before it (of the same
+    model version's error stream) read as concept drift: it goes on while the window errs
+    more than the ``reweighted`` reference expects.
 
     >>> import numpy as np
     >>> history = ErrorHistory(mean=0.25, width=400, variance=75.0)
@@ -189,13 +204,23 @@ def decay_kind(
     'data_and_concept_drift'
     >>> decay_kind(0.8, "accuracy", window, history)["kind"]
     'data_drift_and_error_rise'
+
+    After a concept change the history holds the new error level (here 85%): the window
+    errs no more than it, and only an ongoing concept drift, still beyond what the weighted
+    reference expects, reads as one.
+
+    >>> absorbed = ErrorHistory(mean=0.85, width=400, variance=400 * 0.85 * 0.15)
+    >>> high = np.r_[np.ones(70), np.zeros(10)]
+    >>> [decay_kind(0.8, "accuracy", high, absorbed, reweighted=shifted, ongoing=ongoing)["kind"]
+    ...  for ongoing in (False, True)]
+    ['data_drift', 'data_and_concept_drift']
     """
     moved = inputs_moved(drift_share, moved_share)
     if task is None or len(errors) == 0 or history is None or history.width == 0:
         return {"kind": None, "inputs_moved": moved, "error": None, "shift": None}
     error = error_rise(task, errors, history, alpha)
     shift: dict[str, Any] | None = None
-    if moved and reweighted is not None:
+    if reweighted is not None:
         if reweighted.errors is None or reweighted.weights is None:
             shift = {"explained": None, "note": reweighted.note}
         else:
@@ -208,12 +233,18 @@ def decay_kind(
             )
             shift["columns"] = list(reweighted.columns)
             shift["density_ratio"] = reweighted.density_ratio
+        # Whose errors on the reference the window's were judged against.
+        shift["predictions"] = reweighted.predictions
+    explained: bool | None = None if shift is None else shift["explained"]
+    # A concept change that persists: the history has absorbed it (ADWIN cut to the new
+    # error level), so the window no longer errs more than its history, but it still errs
+    # more than the reference's relationship allows on its inputs.
+    persists = ongoing and explained is False
     if not moved:
-        kind = "concept_drift" if error["rose"] else "none"
+        kind = "concept_drift" if error["rose"] or persists else "none"
     elif not error["rose"]:
-        kind = "data_drift"
+        kind = "data_and_concept_drift" if persists else "data_drift"
     else:
-        explained: bool | None = None if shift is None else shift["explained"]
         kind = {
             True: "data_drift",
             False: "data_and_concept_drift",

@@ -10,10 +10,13 @@ window's transaction holds the deployment's monitor lock (:func:`.monitor_state.
 and first checks that no other evaluator wrote the window, so each window is evaluated
 once, in order, and each action it records runs once.
 
-The rules applied are the deployment's stored policy (:mod:`.stored_policy`, read again at
-each call), unless the call gives ``policies``: rules given to a call win over the stored
-ones (an empty list applies none). Each window says which it applied (``policy``: ``from``
-``"stored"`` with the stored ``revision``, or ``"call"``).
+The rules applied are the deployment's stored policy (:mod:`.stored_policy`, read again
+for each window, under the lock its evaluation holds, with the error-stream detector of the
+same revision: a change of the policy while a call evaluates several windows applies from
+the next window), unless the call gives ``policies``: rules given to a call win over the
+stored ones (an empty list applies none). Each window says which it applied (``policy``:
+``from`` ``"stored"`` with the stored ``revision``, or ``"call"``; ``detector_revision``,
+the stored revision whose detector read its errors).
 
 The error-stream detector is the one the deployment's policy chose (ADWIN on its calibrated
 ``"monitoring"`` preset by default; CUSUM, PageHinkley or DDM, :mod:`.error_stream`), read
@@ -35,7 +38,14 @@ a stable error, or an error that rose with stable inputs, judged against the err
 stream's history that the detector holds before the window (of the same model version);
 when both moved, whether the move of the inputs explains the rise, by the reference's
 labelled errors weighted to the window's inputs (:mod:`.reweighted_reference`,
-:mod:`.shift_explained`): data drift, data and concept drift, or cannot tell.
+:mod:`.shift_explained`): data drift, data and concept drift, or cannot tell. A concept
+drift goes on in the windows after it while their error stays above what the weighted
+reference expects, though the history has absorbed the change (the previous window's
+``concept_drift`` says it is going on). The reference's errors are those of the version
+whose rows are judged:
+when the reference's predictions are another version's, that version predicts the
+reference again, loaded through the ``actions`` context's registry
+(:mod:`.reference_predictions`); without one, the window says it cannot tell, and why.
 
 Each window also holds the memory and CPU time of the serving workers that answered in it
 (``process``, and the signals ``process_rss_bytes`` and ``process_cpu_seconds``;
@@ -127,7 +137,8 @@ from opsloop.monitoring.monitor_state import get_state, lock_monitor, put_state
 from opsloop.monitoring.policy import Policy, rule_action
 from opsloop.monitoring.policy_actions import ActionContext, run_action
 from opsloop.monitoring.process_metrics import window_process
-from opsloop.monitoring.reference import Reference, reference_with_origin
+from opsloop.monitoring.reference import Reference, StoredReference, stored_reference
+from opsloop.monitoring.reference_predictions import window_reference
 from opsloop.monitoring.reweighted_reference import reweighted_reference
 from opsloop.monitoring.running_actions import start_action, take_interrupted, webhook_deadline_ms
 from opsloop.monitoring.stored_policy import policy_in, read_policy
@@ -300,18 +311,19 @@ def evaluate(
     ones when ``None``; see the module docstring); return the evaluations, oldest first per
     variant."""
     windowing = windowing or Windowing()
-    applied: dict[str, Any] = {"from": "call", "revision": None}
-    if policies is None:
-        stored = read_policy(db, deployment)
-        policies, applied = stored.rules, {"from": "stored", "revision": stored.revision}
-    rules = [p if isinstance(p, Policy) else Policy.parse(p) for p in policies]
     context = actions if actions is not None else ActionContext(db)
-    context.check(rules)
+    # The call's rules, or None: each window then applies the stored policy it reads under
+    # the monitor's lock, rules and detector of one revision (a change of the policy during
+    # the call applies from the next window). Refused now if this context cannot act on
+    # them, as stored at the start.
+    given = None if policies is None else _parsed(policies)
+    context.check(given if given is not None else _parsed(read_policy(db, deployment).rules))
     # Actions a dead process left in flight get their outcome first (webhooks run again).
     _record_interrupted(db, deployment, context)
     _run_pending(db, deployment, context, final=False)
     update_windows(db, deployment, windowing, worker=worker)
-    reference, origin = reference_with_origin(db, deployment)
+    stored = stored_reference(db, deployment)
+    reference, origin = stored.reference, stored.origin
     # Fitted once for every window of this call: the reference's calibration is the same.
     estimator = None if reference.scores is None else reference.scores.estimator()
     detector = stated_detector(db, deployment)
@@ -340,14 +352,15 @@ def evaluate(
                 int(start),
                 windowing,
                 reference,
-                rules,
+                given,
                 alpha,
                 previous,
                 estimator,
                 detector,
                 features,
                 origin,
-                applied,
+                context,
+                stored,
             )
             ran = _run_pending(db, deployment, context, final=False)
             outcomes, carried = carried + tuple(o for _, o in ran), ()
@@ -372,6 +385,48 @@ def evaluate(
                     e.variant, e.start_ms, e.metrics, e.alerts, (*e.actions, outcome)
                 )
     return done
+
+
+def _parsed(rules: Sequence[str | Policy]) -> list[Policy]:
+    return [r if isinstance(r, Policy) else Policy.parse(r) for r in rules]
+
+
+def _applied(
+    connection, deployment: str, given: list[Policy] | None, context: ActionContext
+) -> tuple[list[Policy], str, dict[str, Any]]:
+    """The rules a window applies, its error-stream detector and what the window records of
+    them (``policy``: ``from`` the call or the ``stored`` policy at its ``revision``, and
+    ``detector_revision``, the stored revision whose detector read the errors), read on
+    ``connection`` under the monitor's lock: one revision for the rules and the detector.
+    Stored rules this context cannot act on (a change since the call began) are refused."""
+    setting = policy_in(connection, deployment)
+    if given is not None:
+        record = {"from": "call", "revision": None, "detector_revision": setting.revision}
+        return given, setting.error_detector, record
+    rules = _parsed(setting.rules)
+    context.check(rules)
+    record = {"from": "stored", "revision": setting.revision, "detector_revision": setting.revision}
+    return rules, setting.error_detector, record
+
+
+def _concept_drift_before(db: Database, deployment: str, variant: str, windowing) -> bool:
+    """Whether the variant's last evaluated window (of this length) read as concept drift:
+    one that goes on while the error stays above what the reference expects (a window of
+    another model version has no decay, so a drift never goes on across versions)."""
+    key = f"{variant}:{windowing.window_ms}"
+    with db.read() as connection:
+        last = get_state(connection, deployment, f"evaluated:{key}", {"start_ms": None})
+        if last["start_ms"] is None:
+            return False
+        text = connection.execute(
+            sa.select(_evaluations.c.metrics_json).where(
+                _evaluations.c.deployment == deployment,
+                _evaluations.c.variant == variant,
+                _evaluations.c.window_ms == windowing.window_ms,
+                _evaluations.c.start_ms == last["start_ms"],
+            )
+        ).scalar()
+    return text is not None and json.loads(text).get("concept_drift") == 1
 
 
 def _evaluated(db: Database, deployment: str, key: str, start: int) -> bool:
@@ -486,14 +541,15 @@ def _evaluate_window(
     start,
     windowing,
     reference: Reference,
-    rules,
+    given: list[Policy] | None,
     alpha,
     previous=None,
     estimator=None,
     input_detector: StatedDetector | None = None,
     features: dict[str, Any] | None = None,
     origin: str | None = None,
-    applied: dict[str, Any] | None = None,
+    context: ActionContext | None = None,
+    stored: StoredReference | None = None,
 ) -> WindowEvaluation | None:
     key = f"{variant}:{windowing.window_ms}"
     window = read_window(db, deployment, variant, windowing, start)
@@ -505,8 +561,6 @@ def _evaluate_window(
         window, reference, labelled, alpha=alpha, previous=before, window_ms=windowing.window_ms
     )
     metrics["previous_start_ms"] = previous
-    # Which rules were applied: the stored policy's (at its revision) or the call's.
-    metrics["policy"] = applied
     # Which reference the drift was judged against: "set explicitly", or the training data
     # registered with the version the primary variant served when the window was evaluated.
     metrics["reference"] = origin
@@ -535,13 +589,30 @@ def _evaluate_window(
         metrics["estimate"] = window_estimate(estimator, reference.scores, rows)
         if metrics["estimate"] is not None:
             metrics["estimated_accuracy"] = metrics["estimate"]["metrics"]["accuracy"]["value"]
-    # The reference's errors weighted to the window's inputs, for telling whether their move
-    # explains a rise of the error: fitted before the lock (a density ratio takes a moment),
-    # in labelled windows whose inputs moved only.
+    # The reference's errors weighted to the window's inputs, for telling whether the
+    # window errs more than the reference's relationship allows on them: fitted before the
+    # lock (a density ratio takes a moment), in labelled windows whose inputs moved or that
+    # follow a concept drift. The errors are those of the version that answered the
+    # window's judged rows (its last), made again on the reference when the reference's
+    # predictions are another version's.
     reweighted = None
-    if metrics["task"] is not None and inputs_moved(metrics["drift_share"]):
+    ongoing = _concept_drift_before(db, deployment, variant, windowing)
+    if metrics["task"] is not None and (inputs_moved(metrics["drift_share"]) or ongoing):
         sample = None if window.sample is None else window.sample.frame()
-        reweighted = reweighted_reference(reference, sample, metrics["task"])
+        if stored is None:
+            reweighted = reweighted_reference(reference, sample, metrics["task"])
+        else:
+            model, version = labelled["version"].iloc[-1] if len(labelled) else (None, None)
+            acting = context if context is not None else ActionContext(db)
+            reweighted = window_reference(
+                stored,
+                None if model is None else (str(model), int(version)),
+                sample,
+                metrics["task"],
+                registry=acting.registry,
+                trust=acting.trust,
+                trusted_types=acting.trusted_types,
+            )
     watch = features is not None and features["enabled"]
     # Read before the lock: the inputs of a closed window do not change.
     inputs = (
@@ -556,8 +627,11 @@ def _evaluate_window(
         if last["start_ms"] is not None and start <= last["start_ms"]:
             return None  # another evaluator wrote this window while it was computed here
         now = clock_of(connection)
-        # Read under the lock: evaluators of one deployment read each window with one choice.
-        chosen = policy_in(connection, deployment).error_detector
+        # Read under the lock: evaluators of one deployment read each window with one choice,
+        # and the window records the revision it applied.
+        rules, chosen, metrics["policy"] = _applied(
+            connection, deployment, given, context if context is not None else ActionContext(db)
+        )
         alarm = get_state(connection, deployment, f"error_detector:{key}")
         read = read_errors(
             get_state(connection, deployment, f"detector:{key}"),
@@ -594,6 +668,7 @@ def _evaluate_window(
             read.history,
             alpha=alpha,
             reweighted=reweighted,
+            ongoing=ongoing,
         )
         metrics["data_drift"], metrics["concept_drift"] = decay_signals(metrics["decay"]["kind"])
         put_state(connection, deployment, f"detector:{key}", read.state)

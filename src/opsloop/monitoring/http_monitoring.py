@@ -187,9 +187,10 @@ class HttpMonitoring(ServerClient, MonitoringService):
         sample_size: int = REFERENCE_SAMPLE_SIZE,
         seed: int = 0,
         actor: str | None = None,
+        predicted_by: tuple[str, int] | None = None,
     ) -> ReferenceSummary:
         """Make the records (and the model's predictions, labels and probabilities on
-        them) the reference."""
+        them, the predictions made by the model version ``predicted_by``) the reference."""
         return self._set_reference(
             deployment,
             _records(records),
@@ -200,4 +201,5 @@ class HttpMonitoring(ServerClient, MonitoringService):
             sample_size=sample_size,
             seed=seed,
             actor=actor,
+            predicted_by=None if predicted_by is None else list(predicted_by),
         )

@@ -48,6 +48,7 @@ from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import (
     REFERENCE_SAMPLE_SIZE,
     ReferenceSummary,
+    checked_predicted_by,
     get_reference,
     reference_with_origin,
     set_reference,
@@ -333,6 +334,7 @@ class Monitoring:
         sample_size: int = REFERENCE_SAMPLE_SIZE,
         seed: int = 0,
         actor: str | None = None,
+        predicted_by: tuple[str, int] | None = None,
     ) -> ReferenceSummary:
         """Make ``records`` the reference (see
         :func:`~opsloop.monitoring.reference.set_reference`); what it holds."""
@@ -350,6 +352,7 @@ class Monitoring:
             sample_size=sample_size,
             seed=seed,
             actor=actor or self.actor,
+            predicted_by=None if predicted_by is None else checked_predicted_by(predicted_by),
         )
         return ReferenceSummary.of(reference)
 

@@ -108,6 +108,11 @@ ReferenceRows = Annotated[
 ]
 Predictions = Annotated[Sequence[Prediction], Field(max_length=MAX_LOGGED_ROWS)]
 ReferencePredictions = Annotated[Sequence[Prediction], Field(max_length=MAX_REFERENCE_ROWS)]
+#: The model version whose predictions a reference keeps: its model's name and version.
+PredictedBy = tuple[
+    Annotated[str, Field(strict=True, min_length=1, max_length=250), AfterValidator(no_nul)],
+    Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)],
+]
 ReferenceLabels = Annotated[Sequence[Prediction], Field(max_length=MAX_REFERENCE_ROWS)]
 Probability = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
 ProbabilityRow = Annotated[Sequence[Probability], Field(min_length=2, max_length=MAX_CLASSES)]
@@ -308,9 +313,10 @@ class MonitoringService(Protocol):
         sample_size: SampleSize = REFERENCE_SAMPLE_SIZE,
         seed: Seed = 0,
         actor: str | None = None,
+        predicted_by: PredictedBy | None = None,
     ) -> ReferenceSummary:
         """Make the records (and the model's predictions, labels and probabilities on
-        them) the reference."""
+        them, the predictions made by the model version ``predicted_by``) the reference."""
         ...
 
     def reference(self, deployment: Name) -> ReferenceSummary:

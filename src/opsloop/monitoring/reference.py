@@ -13,6 +13,13 @@ metrics before its labels arrive is calibrated on, reweighted by the density rat
 window's inputs (:mod:`.window_estimate`). Setting it is recorded in the audit log (entity
 ``monitor:DEPLOYMENT``).
 
+``predicted_by`` (``(model, version)``) names the model version whose ``predictions`` the
+reference keeps: a window another version answered is then judged against that version's
+errors on the reference rows, predicted again (:mod:`.reference_predictions`), not against
+the errors of the version that made the reference's predictions. A reference that does not
+name it (one set before it was kept, or set without it) is taken as the prediction of
+whichever version answers.
+
 A deployment with no reference set uses the one registered with the model version its
 primary variant serves now (the stable variant while a canary ramps), when that version was
 registered with its training data (``ModelRegistry.register(..., training_data=frame)``);
@@ -44,7 +51,7 @@ from opsloop.data.training_reference import (
     Reference,
     build_reference,
 )
-from opsloop.errors import NotFoundError
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
@@ -119,15 +126,26 @@ def set_reference(
     sample_size: int = REFERENCE_SAMPLE_SIZE,
     seed: int = 0,
     actor: str = "monitoring",
+    predicted_by: tuple[str, int] | None = None,
 ) -> Reference:
-    """Make ``frame`` (and the model's ``predictions`` on it) ``deployment``'s reference,
+    """Make ``frame`` (and the model's ``predictions`` on it, made by the model version
+    ``predicted_by``, ``(model, version)``, when given) ``deployment``'s reference,
     replacing any earlier one. ``probabilities`` (one row per row of ``frame``, one column
     per class of ``classes``, default ``0 .. k-1``) need the ``labels``.
 
     >>> set_reference(db, "api", pd.DataFrame())
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: frame: the reference needs at least one row and column
-    """
+    >>> set_reference(db, "api", pd.DataFrame({"x": [1.0]}), predicted_by=("m", 1))
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: predicted_by: names the model version whose predictions the reference keeps; give the predictions
+    """  # noqa: E501 - a doctest's expected output is one line
+    by = checked_predicted_by(predicted_by)
+    if by is not None and predictions is None:
+        raise InvalidArgumentError(
+            "predicted_by: names the model version whose predictions the reference keeps; "
+            "give the predictions"
+        )
     reference = build_reference(
         frame,
         predictions=predictions,
@@ -147,6 +165,8 @@ def set_reference(
                 reference=reference.to_bytes(),
                 created_ms=now,
                 created_by=actor,
+                predicted_model=None if by is None else by[0],
+                predicted_version=None if by is None else by[1],
             )
         )
         append_audit(
@@ -161,22 +181,72 @@ def set_reference(
                 "features": list(reference.features),
                 "sample": len(reference.sample),
                 "scored_rows": 0 if scores is None else len(scores.labels),
+                "predicted_by": None if by is None else {"model": by[0], "version": by[1]},
             },
             at_ms=now,
         )
     return reference
 
 
-def _stored(db: Database, deployment: str) -> tuple[bytes, str] | None:
-    """The stored bytes of ``deployment``'s reference and where it came from: the one set
-    for it, else the one registered with the version its primary variant serves now (the
-    stable one while a canary ramps; through its alias when it follows one)."""
+def checked_predicted_by(value: object) -> tuple[str, int] | None:
+    """``value`` as a ``(model, version)`` pair, or an error naming ``predicted_by`` and
+    what it takes.
+
+    >>> checked_predicted_by(["credit", 2]), checked_predicted_by(None)
+    (('credit', 2), None)
+    >>> checked_predicted_by(("credit", "2"))
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: predicted_by: a (model name, version) pair with a name of 1 to 250 characters and a whole version >= 0, got ('credit', '2')
+    """  # noqa: E501 - a doctest's expected output is one line
+    if value is None:
+        return None
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        name, version = value
+        if (
+            isinstance(name, str)
+            and 0 < len(name) <= 250
+            and isinstance(version, (int, np.integer))
+            and not isinstance(version, bool)
+            and version >= 0
+        ):
+            return name, int(version)
+    raise InvalidArgumentError(
+        "predicted_by: a (model name, version) pair with a name of 1 to 250 characters and a "
+        f"whole version >= 0, got {str(value)[:100]}"
+    )
+
+
+@dataclass(frozen=True)
+class StoredReference:
+    """A deployment's ``reference``, where it came from (``origin``, see
+    :func:`reference_origin`), the model version whose predictions it keeps
+    (``predicted_by``, ``(model, version)``; ``None`` when not said) and the ``digest`` of
+    its stored bytes (what the predictions made again are kept by)."""
+
+    reference: Reference
+    origin: str
+    predicted_by: tuple[str, int] | None
+    digest: bytes
+
+
+def _stored(db: Database, deployment: str) -> tuple[bytes, str, tuple[str, int] | None] | None:
+    """The stored bytes of ``deployment``'s reference, where it came from and the version
+    whose predictions it keeps: the one set for it, else the one registered with the
+    version its primary variant serves now (the stable one while a canary ramps; through
+    its alias when it follows one), whose predictions, if it keeps any, are that version's."""
     with db.read() as connection:
-        data = connection.execute(
-            sa.select(_references.c.reference).where(_references.c.deployment == deployment)
-        ).scalar()
-        if data is not None:
-            return bytes(data), SET_EXPLICITLY
+        row = connection.execute(
+            sa.select(
+                _references.c.reference,
+                _references.c.predicted_model,
+                _references.c.predicted_version,
+            ).where(_references.c.deployment == deployment)
+        ).first()
+        if row is not None:
+            by = None
+            if row.predicted_model is not None and row.predicted_version is not None:
+                by = (str(row.predicted_model), int(row.predicted_version))
+            return bytes(row.reference), SET_EXPLICITLY, by
         # The same resolution as the deployment's definition (opsloop.serving.deployments),
         # read here from the tables: serving imports monitoring, not the other way round.
         deployments, variants = tables.deployments, tables.deployment_variants
@@ -204,7 +274,8 @@ def _stored(db: Database, deployment: str) -> tuple[bytes, str] | None:
         ).first()
     if row is None:
         return None
-    return bytes(row.reference), f"registered with {row.name} v{row.version}"
+    name, version = str(row.name), int(row.version)
+    return bytes(row.reference), f"registered with {name} v{version}", (name, version)
 
 
 def reference_origin(db: Database, deployment: str) -> str:
@@ -222,7 +293,7 @@ def reference_origin(db: Database, deployment: str) -> str:
     return _found(db, deployment)[1]
 
 
-def _found(db: Database, deployment: str) -> tuple[bytes, str]:
+def _found(db: Database, deployment: str) -> tuple[bytes, str, tuple[str, int] | None]:
     stored = _stored(db, deployment)
     if stored is None:
         raise NotFoundError(
@@ -258,7 +329,21 @@ def reference_with_origin(db: Database, deployment: str) -> tuple[Reference, str
     >>> reference.features, origin
     (('x',), 'set explicitly')
     """
-    data, origin = _found(db, deployment)
+    found = stored_reference(db, deployment)
+    return found.reference, found.origin
+
+
+def stored_reference(db: Database, deployment: str) -> StoredReference:
+    """:func:`get_reference`, :func:`reference_origin` and the version whose predictions the
+    reference keeps, read together (see :class:`StoredReference`).
+
+    >>> _ = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0]}), predictions=[0, 1],
+    ...                   predicted_by=("credit", 3))
+    >>> found = stored_reference(db, "api")
+    >>> found.origin, found.predicted_by, len(found.digest)
+    ('set explicitly', ('credit', 3), 32)
+    """
+    data, origin, predicted_by = _found(db, deployment)
     # Decoding the sample costs more than a window's drift, and each evaluation reads the
     # reference anew: the same stored bytes give back the reference already decoded (and
     # the summary of its columns that the drift tests keep on it).
@@ -267,13 +352,13 @@ def reference_with_origin(db: Database, deployment: str) -> tuple[Reference, str
         reference = _decoded.get(key)
         if reference is not None:
             _decoded.move_to_end(key)
-            return reference, origin
+            return StoredReference(reference, origin, predicted_by, key)
     reference = Reference.from_bytes(data)
     with _decoded_lock:
         _decoded[key] = reference
         while len(_decoded) > DECODED_KEPT:
             _decoded.popitem(last=False)
-    return reference, origin
+    return StoredReference(reference, origin, predicted_by, key)
 
 
 __all__ = [
@@ -283,8 +368,11 @@ __all__ = [
     "SET_EXPLICITLY",
     "Reference",
     "ReferenceSummary",
+    "StoredReference",
+    "checked_predicted_by",
     "get_reference",
     "reference_origin",
     "reference_with_origin",
     "set_reference",
+    "stored_reference",
 ]

@@ -1,5 +1,5 @@
 """The reference's labelled errors weighted to stand for a window's inputs: what
-:mod:`.shift_explained` tests a window's error against when its inputs moved.
+:mod:`.shift_explained` tests a window's error against.
 
 The reference keeps, in its sample, the model's predictions and the true labels
 (``set_reference(..., predictions=, labels=)``); each row's error is the window's kind of
@@ -22,7 +22,9 @@ The weights assume what any reweighting assumes: the reference's rows cover the 
 inputs (rows far outside them are clipped at the estimator's ``max_weight``, and the ratio is
 log-linear in the encoded inputs); and the reference's errors are the model's on rows it did
 not train on, made by the model version whose window is judged (errors on its own training
-rows are too low, and the test then leans to a new relationship).
+rows are too low, and the test then leans to a new relationship; when the reference's
+predictions are another version's, :mod:`.reference_predictions` makes them again with the
+window's version and gives them here as ``predictions``).
 
 When no reweighting can be made, :func:`reweighted_reference` says why (``note``): a
 reference without predictions or labels, one whose values give no absolute error for a
@@ -46,6 +48,7 @@ rows than the ratio's cross-fitting folds, or inputs the ratio's estimator refus
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +76,9 @@ class ReweightedReference:
     columns: tuple[str, ...] = ()
     density_ratio: dict[str, Any] | None = None
     note: str | None = None
+    #: Whose predictions the errors are of (``{"model", "version", "predicted_again"}``:
+    #: kept with the reference, or made again by the window's version), when known.
+    predictions: dict[str, Any] | None = None
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
@@ -145,11 +151,17 @@ def encoded_inputs(
 
 
 def reweighted_reference(
-    reference: Reference, window_rows: pd.DataFrame | None, task: str
+    reference: Reference,
+    window_rows: pd.DataFrame | None,
+    task: str,
+    *,
+    predictions: Sequence | None = None,
 ) -> ReweightedReference:
     """The reference's errors for ``task`` (``"accuracy"`` or ``"mae"``, the window's) and
     their density weights towards the window's sample ``window_rows`` (see the module
-    docstring), or why there are none (``note``).
+    docstring), or why there are none (``note``). ``predictions`` (one per row of the
+    reference's sample, in its order) stand in for those the reference keeps: another model
+    version's, made again on the sample's inputs.
 
     >>> import pandas as pd
     >>> from opsloop.data.training_reference import build_reference
@@ -157,7 +169,8 @@ def reweighted_reference(
     >>> reweighted_reference(ref, pd.DataFrame({"x": [1.0]}), "accuracy").note[:52]
     'the reference keeps no predictions and labels beside'
     """
-    if not (reference.has_predictions and reference.has_labels):
+    given = predictions is not None
+    if not ((reference.has_predictions or given) and reference.has_labels):
         return ReweightedReference(None, None, note=(
             "the reference keeps no predictions and labels beside its inputs: set it with "
             "predictions= and labels= to weigh its errors by the window's inputs"
@@ -165,6 +178,15 @@ def reweighted_reference(
     if window_rows is None or window_rows.empty:
         return ReweightedReference(None, None, note="the window's sample expired or is empty")
     rows = reference.sample.frame()
+    if given:
+        if len(predictions) != len(rows):
+            raise ValueError(
+                f"predictions: one per row of the reference's sample ({len(rows)}), got "
+                f"{len(predictions)}"
+            )
+        made = np.empty(len(rows), dtype=object)
+        made[:] = list(predictions)
+        rows = rows.assign(**{PREDICTION_COLUMN: made})
     labelled = rows[PREDICTION_COLUMN].notna() & rows[LABEL_COLUMN].notna()
     rows = rows[labelled.to_numpy()].reset_index(drop=True)
     if len(rows) < FOLDS or len(window_rows) < FOLDS:

@@ -12,8 +12,9 @@ with a ``warning``).
 
 Every evaluation of the deployment applies them (:func:`~.evaluation.evaluate`, the
 command line's ``opsloop monitor evaluate``, once or ``--follow``, locally or with
-``--server``, and the server's evaluate operation), read again at each round, unless the
-call gives its own rules: rules given to a call win over the stored ones, for that call
+``--server``, and the server's evaluate operation), read again for each window under the
+lock its evaluation holds (rules and detector of one revision, which the window records),
+unless the call gives its own rules: rules given to a call win over the stored ones, for that call
 (an empty list applies none). The detector is the stored one in every case. A change of
 detector starts the chosen detector afresh at the next evaluated window
 (:mod:`.error_stream`). An action is taken as the evaluator can take it: a stored

@@ -533,6 +533,9 @@ monitoring_references = Table(
     Column("reference", LargeBinary, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("created_by", NAME, nullable=False),
+    # The model version whose predictions the reference keeps (null: not said).
+    Column("predicted_model", NAME, nullable=True),
+    Column("predicted_version", Integer, nullable=True),
 )
 
 # Named JSON state of a deployment's monitor that must survive a restart: the event cursor,
