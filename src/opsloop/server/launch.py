@@ -425,7 +425,10 @@ def serve_data_plane(
         return
     try:
         settle_before_serving(app, dashboard=False)
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        # X-Forwarded-* would name the client in audit entries: no peer is trusted to set it.
+        uvicorn.run(
+            app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
+        )
     finally:
         app.state.runtime.close()
 
@@ -505,14 +508,15 @@ def data_plane_app(settings: dict, announce: Callable[[str], None] = print):
 
 
 def serve_workers(
-    settings: dict, workers: int, *, factory: str = WORKER_FACTORY, proxy_headers: bool = True
+    settings: dict, workers: int, *, factory: str = WORKER_FACTORY, proxy_headers: bool = False
 ) -> None:
     """Serve the app ``factory`` (``module:function``, by default the data plane's
     :func:`~opsloop.server.data_plane_workers.worker_app`) builds from ``settings`` in
     ``workers`` processes on ``settings``' host and port until interrupted (see
     :mod:`opsloop.server.data_plane_workers` for the metrics directory and the shadow
-    processes). ``proxy_headers=False`` turns uvicorn's reading of ``X-Forwarded-*`` off
-    (the control plane reads them from its trusted proxies only).
+    processes). uvicorn's reading of ``X-Forwarded-*`` is off unless ``proxy_headers``: by
+    default uvicorn trusts them from any loopback peer, and they would name the client in
+    audit entries (the control plane reads them from its trusted proxies only).
 
     >>> serve_workers({"host": "127.0.0.1", "port": 8080}, 1)
     Traceback (most recent call last):
