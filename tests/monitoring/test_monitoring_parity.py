@@ -420,8 +420,14 @@ def test_refusals_are_the_same_on_both_sides(store):
         for number, side in enumerate((Monitoring(db, actor="eda"), remote)):
             # The model version whose predictions the reference keeps crosses the wire;
             # a version that is not a whole number >= 0 is refused, naming the field.
-            side.set_reference(f"by-{number}", [{"x": 1.0}], predictions=[0], predicted_by=("m", 2))
+            made = side.set_reference(
+                f"by-{number}", [{"x": 1.0}], predictions=[0], predicted_by=("m", 2)
+            )
             assert stored_reference(db, f"by-{number}").predicted_by == ("m", 2)
+            # Both the answer and a later read say whose predictions the reference keeps.
+            read = side.reference(f"by-{number}")
+            assert (made.predicted_model, made.predicted_version) == ("m", 2)
+            assert (read.predicted_model, read.predicted_version) == ("m", 2)
             with pytest.raises(InvalidArgumentError, match="predicted_by"):
                 side.set_reference("by", [{"x": 1.0}], predictions=[0], predicted_by=("m", -1))
             with pytest.raises(NotFoundError, match="'nowhere' has no monitoring reference"):
@@ -429,6 +435,7 @@ def test_refusals_are_the_same_on_both_sides(store):
             with pytest.raises(InvalidArgumentError, match="window: a duration like"):
                 side.windows("api", window="1 week")
             side.set_reference("plain", [{"x": 1.0}, {"x": 2.0}])  # without predictions
+            assert side.reference("plain").predicted_model is None
             with pytest.raises(NotFoundError, match="no feature 'prediction' and holds no"):
                 side.feature_distribution("plain", "prediction", start_ms=T0, variant="a")
             with pytest.raises(InvalidArgumentError, match="predictions: 2 values for 1 input"):

@@ -145,7 +145,7 @@ def test_the_windows_tables_hold_the_services_numbers(served):
     assert 'class="feature-alarms"' not in page.text and 'class="residuals"' not in page.text
     kinds = {
         "none": "no decay",
-        "concept_drift": "concept drift (error rose, inputs stable)",
+        "concept_drift": "concept drift (inputs stable, error rose or stays above what the reference expects)",
         "data_drift_and_error_rise": "data drift and error rise (both at once, cannot tell "
         "whether the move explains it)",
     }
@@ -377,6 +377,22 @@ def test_a_regressions_task_metric_is_its_mean_absolute_error(served, database):
     # By hand: |1.5 - 1| + |2 - 3| + |4 - 4| = 1.5 over 3 rows.
     (row,) = rows(client.get("/deployments/prices/monitoring").text, "outputs")
     assert row[6:8] == ["3", "mean absolute error 0.5"]
+
+
+def test_the_reference_names_the_version_whose_predictions_it_keeps(served, database):
+    client, monitoring, _ = served
+    Deployments(database).deploy("scored", [Variant("stable", "cancer", version=1)])
+    monitoring.set_reference("scored", [{"x": 1.0}, {"x": 2.0}], predictions=[0, 1])
+    page = client.get("/deployments/scored/monitoring").text
+    assert "<dt>predicted by</dt><dd>not said (taken to be the version serving)</dd>" in page
+    monitoring.set_reference(
+        "scored", [{"x": 1.0}, {"x": 2.0}], predictions=[0, 1], predicted_by=("cancer", 1)
+    )
+    page = client.get("/deployments/scored/monitoring").text
+    assert "<dt>predicted by</dt><dd>cancer version 1</dd>" in page
+    # Without predictions there is nothing to attribute.
+    monitoring.set_reference("scored", [{"x": 1.0}, {"x": 2.0}])
+    assert "predicted by" not in client.get("/deployments/scored/monitoring").text
 
 
 def test_the_policies_streaks_pending_actions_and_outcomes_are_the_services(

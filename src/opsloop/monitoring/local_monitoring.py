@@ -50,7 +50,7 @@ from opsloop.monitoring.reference import (
     ReferenceSummary,
     checked_predicted_by,
     get_reference,
-    reference_with_origin,
+    stored_reference,
     set_reference,
 )
 from opsloop.monitoring.retrain_queue import (
@@ -341,6 +341,7 @@ class Monitoring:
         frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(records)
         if frame.empty:
             raise InvalidArgumentError("records: the reference needs at least one row and column")
+        by = None if predicted_by is None else checked_predicted_by(predicted_by)
         reference = set_reference(
             self.db,
             deployment,
@@ -352,9 +353,9 @@ class Monitoring:
             sample_size=sample_size,
             seed=seed,
             actor=actor or self.actor,
-            predicted_by=None if predicted_by is None else checked_predicted_by(predicted_by),
+            predicted_by=by,
         )
-        return ReferenceSummary.of(reference)
+        return ReferenceSummary.of(reference, predicted_by=by)
 
     def reference(self, deployment: str) -> ReferenceSummary:
         """What the reference holds.
@@ -363,7 +364,8 @@ class Monitoring:
         Traceback (most recent call last):
         opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; ...
         """
-        return ReferenceSummary.of(*reference_with_origin(self.db, deployment))
+        found = stored_reference(self.db, deployment)
+        return ReferenceSummary.of(found.reference, found.origin, found.predicted_by)
 
     def retrain_requests(self, deployment: str, *, state: str | None = None) -> list[dict]:
         """The retrain requests queued for followers, oldest first (see

@@ -70,12 +70,16 @@ class ReferenceSummary:
     """What a reference holds, without its data: the input ``features``, how many ``rows``
     it was made of, how many of them its ``sample`` keeps, whether it ``has_predictions`` and
     ``has_labels``, how many rows' probabilities it keeps to calibrate the estimate on
-    (``scored_rows``), and where it came from (``origin``, see :func:`reference_origin`).
+    (``scored_rows``), where it came from (``origin``, see :func:`reference_origin`), and
+    the model version whose predictions it keeps (``predicted_model`` and
+    ``predicted_version``; ``None`` when that was not said).
 
     >>> import pandas as pd
     >>> ref = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0, 3.0]}), sample_size=2)
     >>> ReferenceSummary.of(ref)
-    ReferenceSummary(features=('x',), rows=3, sample=2, has_predictions=False, has_labels=False, scored_rows=0, origin='set explicitly')
+    ReferenceSummary(features=('x',), rows=3, sample=2, has_predictions=False, has_labels=False, scored_rows=0, origin='set explicitly', predicted_model=None, predicted_version=None)
+    >>> ReferenceSummary.of(ref, predicted_by=("credit", 3)).predicted_version
+    3
     """  # noqa: E501 - a doctest's expected output is one line
 
     features: tuple[str, ...]
@@ -85,10 +89,18 @@ class ReferenceSummary:
     has_labels: bool = False
     scored_rows: int = 0
     origin: str = SET_EXPLICITLY
+    predicted_model: str | None = None
+    predicted_version: int | None = None
 
     @classmethod
-    def of(cls, reference: Reference, origin: str = SET_EXPLICITLY) -> ReferenceSummary:
-        """The summary of ``reference`` (which came from ``origin``)."""
+    def of(
+        cls,
+        reference: Reference,
+        origin: str = SET_EXPLICITLY,
+        predicted_by: tuple[str, int] | None = None,
+    ) -> ReferenceSummary:
+        """The summary of ``reference`` (which came from ``origin``, with the predictions
+        of ``predicted_by``, ``(model, version)``, when known)."""
         return cls(
             reference.features,
             reference.profile.n_rows,
@@ -97,6 +109,8 @@ class ReferenceSummary:
             reference.has_labels,
             0 if reference.scores is None else len(reference.scores.labels),
             origin,
+            None if predicted_by is None else predicted_by[0],
+            None if predicted_by is None else predicted_by[1],
         )
 
     def to_dict(self) -> dict:
