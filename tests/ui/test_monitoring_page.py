@@ -145,7 +145,8 @@ def test_the_windows_tables_hold_the_services_numbers(served):
     assert 'class="feature-alarms"' not in page.text and 'class="residuals"' not in page.text
     kinds = {
         "none": "no decay",
-        "concept_drift": "concept drift (inputs stable, error rose or stays above what the reference expects)",
+        "concept_drift": "concept drift (inputs stable, error rose or stays above what the "
+        "reference expects)",
         "data_drift_and_error_rise": "data drift and error rise (both at once, cannot tell "
         "whether the move explains it)",
     }

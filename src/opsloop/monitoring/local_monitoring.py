@@ -50,8 +50,8 @@ from opsloop.monitoring.reference import (
     ReferenceSummary,
     checked_predicted_by,
     get_reference,
-    stored_reference,
     set_reference,
+    stored_reference,
 )
 from opsloop.monitoring.retrain_queue import (
     DEFAULT_LEASE_S,

@@ -12,7 +12,7 @@ metrics:
   the per-feature streaming detectors' alarms are marked (and listed in a table);
 * **outputs:** the prediction's drift against the reference, and once labels arrive the
   task metric, the error-rate detector's alarms and the kind of decay (data drift: inputs
-  moved, error stable or explained by the move; concept drift: error rose, inputs stable;
+  moved, error stable or explained by the move; concept drift: inputs stable, error rose;
   data and concept drift: both, the error beyond what the move explains), with the tests
   behind it,
   and a regression's mean residual with its 95% interval;
