@@ -237,6 +237,34 @@ def test_an_operators_change_the_ramp_does_not_decide_on_is_kept_with_the_step(r
     assert verify_audit_log(registry.db).ok
 
 
+def test_a_rollback_goes_ahead_when_an_operator_moved_the_failing_candidates_weight(
+    registry, caplog
+):
+    """An operator holds the failing candidate at 30% between the controller's read and
+    its write: the gate has stopped judging, so the rollback is still carried out, on the
+    operator's definition."""
+    caplog.set_level(logging.INFO, logger="opsloop.serving.rollout")
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=10_000)
+    operator = Deployments(registry.db, actor="eda")
+
+    def holds() -> None:
+        operator.deploy("api", _variants(0.3), strategy="canary", reason="hold at 30%")
+
+    observer = RolloutObserver(registry.db, OperatorBetween(registry.db, [holds]))
+    for _ in range(50):
+        observer.record("api", [], _request(True, failed=True))
+        if deployments.rollout("api")["state"]["status"] != "ramping":
+            break
+    assert deployments.rollout("api")["state"]["status"] == "rolled_back"
+    history = deployments.history("api")
+    assert history["reason"].iloc[-2] == "hold at 30%"
+    assert [v.weight for v in deployments.get("api").variants] == [1.0, 0.0]
+    (decided,) = _decided(deployments)
+    assert decided[0] == "deploy" and decided[1]["action"] == "rollback"
+    assert decided[1]["evidence"]["failed_gate"] == "errors"
+
+
 def test_a_rollback_does_not_overwrite_an_operators_change_made_meanwhile(registry, caplog):
     caplog.set_level(logging.INFO, logger="opsloop.serving.rollout")
     deployments = _canary(registry)

@@ -102,6 +102,20 @@ def test_a_stolen_cookie_is_refused_after_logout(served, database, users):
         # Its page's CSRF token does not bring it back either.
         again = thief.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
         assert again.status_code == 303 and stored_sessions(database) == []
+        assert not signed_in(url, thief)
+        # A change form posted with the cookie and its page's token is not from ana: the
+        # same post from her live session reaches the operation (no deployment 'api').
+        change = thief.post(
+            "/deployments/api/weights", data={"csrf_token": csrf}, follow_redirects=False
+        )
+        assert change.status_code == 303 and change.headers["location"].startswith("/login")
+    with session(url, users["ana"]) as live:
+        reached = live.post(
+            "/deployments/api/weights",
+            data={"csrf_token": page_csrf(live)},
+            follow_redirects=False,
+        )
+    assert reached.status_code not in (401, 403, 303), reached.text
 
 
 def test_logout_without_this_sessions_csrf_token_is_refused_and_ends_nothing(

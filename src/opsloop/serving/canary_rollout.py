@@ -491,6 +491,42 @@ def _routing(definition: Deployment) -> tuple:
     return definition.strategy, live
 
 
+def _still_failing(
+    definition: Deployment, first_read: Deployment, stable: str, candidate: str
+) -> str | None:
+    """``None`` when a rollback decided on ``first_read`` still has to be carried out on
+    ``definition`` (someone changed the routing between): the same candidate model still
+    answers a share and the stable variant is there to take it back; otherwise why not.
+
+    >>> from opsloop.serving.deployment_records import Variant
+    >>> def canary(share, version=2):
+    ...     return Deployment("api", "canary", "full_automation",
+    ...                       (Variant("stable", "m", version=1, weight=1 - share),
+    ...                        Variant("canary", "m", version=version, role="candidate",
+    ...                                weight=share)), None, 0, "ana", {})
+    >>> _still_failing(canary(0.3), canary(0.1), "stable", "canary") is None
+    True
+    >>> _still_failing(canary(0.0), canary(0.1), "stable", "canary")
+    'the candidate answers nothing now'
+    >>> _still_failing(canary(0.3, version=3), canary(0.1), "stable", "canary")
+    'the candidate is another model now, which no gate judged'
+    """
+    now = {v.name: v for v in definition.variants if v.role != "shadow"}
+    before = {v.name: v for v in first_read.variants if v.role != "shadow"}
+    if candidate not in now or now[candidate].weight <= 0.0:
+        return "the candidate answers nothing now"
+    was = before.get(candidate)
+    if was is None or (now[candidate].model, now[candidate].version, now[candidate].alias) != (
+        was.model,
+        was.version,
+        was.alias,
+    ):
+        return "the candidate is another model now, which no gate judged"
+    if stable not in now:
+        return "the stable variant is gone"
+    return None
+
+
 def apply_transition(
     deployments, name: str, transition: Transition, state: dict, actor: str
 ) -> Deployment | None:
@@ -507,8 +543,10 @@ def apply_transition(
     one landed between the read and the write, the definition is read again and judged:
     if the change left what the ramp decides on as it was (the strategy and the live
     variants, their models, roles and weights), the decision is carried out on the new
-    definition, keeping that change; otherwise the decision is not carried out, and a
-    warning says why (the rollout's state keeps the decision and its evidence; after a
+    definition, keeping that change. A rollback is carried out on the new definition too
+    while the same failing candidate still answers a share (its gate has stopped judging
+    it, so leaving it would leave it unwatched). Otherwise the decision is not carried
+    out, and a warning says why (the rollout's state keeps the decision and its evidence; after a
     step not carried out, the gates go on judging the traffic as it is routed now). A
     retired deployment gets no change either.
 
@@ -534,15 +572,20 @@ def apply_transition(
         if first_read is None:
             first_read = definition
         elif _routing(definition) != _routing(first_read):
-            logger.warning(
-                "deployment %s: the rollout's %s is not carried out: %s changed its "
-                "strategy or live variants meanwhile (revision %d); that change stands",
-                name,
-                transition.action,
-                definition.updated_by,
-                definition.revision,
-            )
-            return None
+            still = _still_failing(definition, first_read, stable, candidate)
+            if transition.action != "rollback" or still is not None:
+                logger.warning(
+                    "deployment %s: the rollout's %s is not carried out: %s changed its "
+                    "strategy or live variants meanwhile (revision %d); %s",
+                    name,
+                    transition.action,
+                    definition.updated_by,
+                    definition.revision,
+                    "that change stands" if transition.action != "rollback" else still,
+                )
+                return None
+            # The failing candidate still answers: its gate has stopped judging it, so
+            # the rollback goes ahead on the new definition (other changes kept).
         try:
             return _carry_out(deployments, name, definition, transition, decision, reason, actor)
         except StaleRevisionError as error:
