@@ -100,6 +100,8 @@ RULES_BEYOND_THE_SCHEMA = (
     "version: give the model's name with it",
     # A page of windows before a cursor: the cursor's variant goes with its start.
     "before_variant: needs before_ms",
+    # Whose predictions a reference keeps is said only with the predictions.
+    "predicted_by: names the model version whose predictions the reference keeps",
 )
 
 
