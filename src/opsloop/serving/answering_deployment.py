@@ -121,7 +121,14 @@ def _retired(connection: Connection, name: str, home: str, number: int) -> Answe
         .order_by(log.c.id)
         .offset(number - 1)
         .limit(1)
-    ).one()
+    ).first()
+    if retire is None:
+        # The monitor's retires are counted, the definition's are read: a store whose
+        # older retires wrote only one of the two cannot say which definition answered.
+        raise NotFoundError(
+            f"the retired deployment {home!r} has no retire entry of its definition to "
+            "read its strategy from"
+        )
     defined = connection.execute(
         sa.select(sa.func.max(log.c.id)).where(
             log.c.entity == entity,
