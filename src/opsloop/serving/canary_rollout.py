@@ -2,6 +2,7 @@
 
 The state (:func:`new_canary_state`) holds the step, the candidate's requests at this step,
 each gate as its ``to_dict`` (a :class:`~opsloop.analysis.sequential.RateGate`, the
+disagreement's :class:`~opsloop.analysis.one_sample_rate_gate.OneSampleRateGate`, the
 estimate's :class:`~opsloop.analysis.sequential.MeanGate`, the
 :class:`~opsloop.analysis.drift_gate.DriftGate`) and the last decision.
 :func:`observe_request` reads one answered request (which arm, did the model raise, how
@@ -49,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.analysis.drift_gate import DriftGate
+from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
@@ -102,6 +104,13 @@ def _failure(d: dict[str, Any], gate: str) -> str:
             f"{d['fail_threshold']:.4f}; candidate minus primary in [{low:.4f}, "
             f"{high:.4f}]; candidate {d['n_candidate']}, primary {d['n_primary']} rows"
         )
+    if d["test"] == OneSampleRateGate.test:
+        return (
+            f"{d['test']} statistic {d['statistic']:.4f} >= threshold "
+            f"{d['fail_threshold']:.4f}; candidate {d['events_candidate']} of "
+            f"{d['n_candidate']} against an accepted rate of {d['max_rate']:.4g} "
+            f"(alternative {d['detect_rate']:.4g})"
+        )
     baseline = d.get("baseline")
     if baseline is not None and baseline.get("failed_by") == "baseline":
         return (
@@ -127,11 +136,15 @@ def gate_decision(document: dict[str, Any]) -> dict[str, Any]:
     'continue'
     >>> gate_decision(DriftGate().to_dict())["fail_threshold"]
     0.025
+    >>> gate_decision(OneSampleRateGate(max_rate=0.02).to_dict())["max_rate"]
+    0.02
     """
     if document["test"] == DriftGate.test:
         return DriftGate.from_dict(document).decision()
     if document["test"] == MeanGate.test:
         return MeanGate.from_dict(document).decision().to_dict()
+    if document["test"] == OneSampleRateGate.test:
+        return OneSampleRateGate.from_dict(document).evidence()
     return RateGate.from_dict(document).decision().to_dict()
 
 
@@ -167,6 +180,12 @@ def new_canary_state(
 def _update_gate(
     state: dict[str, Any], name: str, candidate: Any, event: Any, share: Any
 ) -> str | None:
+    if state["gates"][name]["test"] == OneSampleRateGate.test:
+        # The candidate's requests alone, at whatever share they were routed.
+        one = OneSampleRateGate.from_dict(state["gates"][name])
+        verdict = one.update_many(candidate, event).verdict
+        state["gates"][name] = one.to_dict()
+        return name if verdict == "fail" else None
     gate = RateGate.from_dict(state["gates"][name])
     if gate.shares is not None and not np.isclose(share, gate.shares).any():
         # A weight set by hand mid-ramp (the weights form, a deploy): every request is

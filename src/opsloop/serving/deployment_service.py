@@ -129,11 +129,14 @@ class GateParams(TypedDict, total=False):
     gate), the drift gate's ``alpha`` and ``min_rows``
     (:class:`~opsloop.analysis.drift_gate.DriftGate`), the estimate gate's ``effect``,
     ``alpha``, ``margin``, ``ratio_margin`` and ``min_samples``
-    (:class:`~opsloop.analysis.sequential.MeanGate`), the metric gate's ``loss`` (a
+    (:class:`~opsloop.analysis.sequential.MeanGate`), the disagreement gate's ``max_rate``
+    (:class:`~opsloop.analysis.one_sample_rate_gate.OneSampleRateGate`), the metric
+    gate's ``loss`` (a
     regression's ``effect`` and ``margin`` are in the loss's units, so unbounded here; the
     rollout policy checks each gate's own range), and the quality gates' ``every``."""
 
     alpha: _Probability
+    max_rate: _Probability
     beta: _Probability | None
     detect_ratio: Annotated[float, Field(gt=1)]
     ratio_margin: Annotated[float, Field(gt=0)]

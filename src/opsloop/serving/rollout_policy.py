@@ -32,8 +32,13 @@ every serving worker.
   - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
     99th percentile latency recorded before the rollout), a p99 gate;
   - ``disagreement``: its rate of answers that differ from the primary's on the same
-    records (the primary answers the candidate's requests too); the primary never
-    disagrees with itself, so give ``margin``, the share of disagreement allowed;
+    records (the primary answers the candidate's requests too), tested against the rate
+    the user accepts, ``max_rate`` (required, strictly between 0 and 1; ``margin``, its
+    former name, is read as it), by a one-sample SPRT on the candidate's requests alone
+    (:class:`~opsloop.analysis.one_sample_rate_gate.OneSampleRateGate`: ``alpha``,
+    ``detect_ratio``; no ``shares``, its threshold does not depend on them): the primary
+    never disagrees with itself, so a comparison with its rate compares with zero; a
+    rollout set before keeps the test its state was started with;
   - ``metric``: its rate of wrong answers, read from the labels sent as feedback; for a
     regression, ``loss`` ``"absolute"`` or ``"squared"`` judges each answer's absolute or
     squared error instead, with a :class:`~opsloop.analysis.sequential.MeanGate` on the
@@ -81,6 +86,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.analysis.drift_gate import DriftGate
+from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.errors import InvalidArgumentError
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
@@ -127,6 +133,7 @@ GATE_PARAMS = {
     "drift": ("alpha", "min_rows", "every"),
     "estimate": ("effect", "alpha", "margin", "ratio_margin", "min_samples", "every"),
     "metric_loss": ("loss", "effect", "alpha", "margin", "ratio_margin", "min_samples"),
+    "disagreement": ("max_rate", "alpha", "detect_ratio", "margin"),
 }
 #: What the metric gate may judge: a classifier's wrong answers, or a regression's errors.
 METRIC_LOSSES = ("error_rate", "absolute", "squared")
@@ -141,9 +148,34 @@ def _every(value: Any) -> int:
     return value
 
 
+def _disagreement_gate(params: dict[str, Any]) -> OneSampleRateGate:
+    """The disagreement gate: ``max_rate`` required (``margin``, its former name, read as
+    it, so rollouts kept before still load).
+
+    >>> _disagreement_gate({"margin": 0.02}).max_rate
+    0.02
+    >>> _disagreement_gate({})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: max_rate is required: the share of the candidate's answers that may differ from the primary's (0.02: 2%)
+    """  # noqa: E501 - a doctest's expected output is one line
+    params = dict(params)
+    if "margin" in params:
+        if "max_rate" in params:
+            raise InvalidArgumentError(
+                "max_rate: give max_rate or margin (its former name), not both"
+            )
+        params["max_rate"] = params.pop("margin")
+    if "max_rate" not in params:
+        raise InvalidArgumentError(
+            "max_rate is required: the share of the candidate's answers that may differ from "
+            "the primary's (0.02: 2%)"
+        )
+    return OneSampleRateGate(**params)
+
+
 def _gate(
     name: str, params: dict[str, Any], shares: tuple[float, ...] | None = None
-) -> RateGate | DriftGate | MeanGate:
+) -> RateGate | DriftGate | MeanGate | OneSampleRateGate:
     loss = params.get("loss", "error_rate") if name == "metric" else None
     if loss is not None and loss not in METRIC_LOSSES:
         raise InvalidArgumentError(f"loss must be one of {', '.join(METRIC_LOSSES)}, got {loss!r}")
@@ -167,6 +199,8 @@ def _gate(
         params = {k: v for k, v in params.items() if k != "every"}
     if name == "drift":
         return DriftGate(**params)
+    if name == "disagreement":
+        return _disagreement_gate(params)
     if name in ("estimate", "metric_loss"):
         count = params.get("min_samples")
         if isinstance(count, float) and count.is_integer():  # a JSON number read as float
@@ -292,7 +326,7 @@ class RolloutPolicy:
         """
         return int(self.gates[name].get("every", QUALITY_EVERY))
 
-    def gate(self, name: str) -> RateGate | DriftGate | MeanGate:
+    def gate(self, name: str) -> RateGate | DriftGate | MeanGate | OneSampleRateGate:
         """A fresh gate ``name`` of its kind, with this policy's parameters.
 
         >>> RolloutPolicy(gates={"estimate": {"alpha": 0.01}}).gate("estimate").get_params()
