@@ -3,7 +3,8 @@ answers the primary also computes on the same records; the one-sample test again
 rate the user accepts rolls back a candidate that disagrees far more, at the request a gate
 read by hand decides, with its evidence in the rollout and the audit log, across a restart
 of the data plane; one within the accepted rate ramps to 100%. Its settings are checked by
-the control plane, a 422 naming the field."""
+the control plane, a 422 naming the field; a rollout kept under the former rule still
+loads and reads its requests."""
 
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ from tests.server.running import running_server
 from tests.serving.served_models import AboveCut, Constant
 
 from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
+from opsloop.analysis.sequential import RateGate
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments, Variant
+from opsloop.serving.canary_rollout import new_canary_state
+from opsloop.serving.rollout_policy import RolloutPolicy
+from opsloop.serving.rollout_state import write_rollout
 from opsloop.serving.routing import routing_share
 
 
@@ -202,3 +207,34 @@ def test_the_control_plane_refuses_bad_disagreement_settings_naming_the_field(re
             0.02,
             0.08,
         )
+
+
+def test_a_rollout_kept_under_the_former_rule_still_reads_its_requests(registry):
+    # A policy kept before the gate tested the accepted rate ({} was valid then: the
+    # candidate against the primary's zero) and its state's gate, the former rate test.
+    deployments = _deploy(registry, Constant(1), share=0.1)
+    policy = RolloutPolicy.from_dict(
+        {
+            "steps": [0.1, 1.0],
+            "min_requests": 100_000,
+            "gates": {"errors": {}, "disagreement": {}},
+            "bandit": "bernoulli_thompson",
+            "bandit_params": {},
+            "seed": None,
+        }
+    )
+    assert policy.gates["disagreement"] == {}
+    state = new_canary_state(
+        RolloutPolicy(steps=(0.1, 1.0), min_requests=100_000), "stable", "canary", None, at_ms=0
+    )
+    state["gates"]["disagreement"] = RateGate(shares=[0.1]).to_dict()
+    with registry.db.write() as connection:
+        write_rollout(connection, "api", policy, state, "root", 1)
+    request = {"failed": False, "latency_ms": 1.0, "share": 0.1, "anomalous": None}
+    deployments.observe_rollout("api", quiet=[{"share": 0.1, "requests": 9}])
+    deployments.observe_rollout("api", request={**request, "candidate": True, "disagrees": True})
+    reference = RateGate(shares=[0.1])
+    reference.update_many([False] * 9 + [True], [False] * 9 + [True], share=0.1)
+    assert deployments.rollout("api")["decisions"]["disagreement"] == (
+        reference.decision().to_dict()
+    )

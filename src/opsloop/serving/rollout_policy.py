@@ -173,6 +173,20 @@ def _disagreement_gate(params: dict[str, Any]) -> OneSampleRateGate:
     return OneSampleRateGate(**params)
 
 
+def _reads_as_disagreement(params: Mapping[str, Any]) -> bool:
+    """Whether ``params`` are the one-sample disagreement gate's (see
+    :meth:`RolloutPolicy.from_dict` for the others).
+
+    >>> _reads_as_disagreement({"max_rate": 0.02}), _reads_as_disagreement({})
+    (True, False)
+    """
+    try:
+        _gate("disagreement", dict(params))
+    except (InvalidArgumentError, TypeError):
+        return False
+    return True
+
+
 def _gate(
     name: str, params: dict[str, Any], shares: tuple[float, ...] | None = None
 ) -> RateGate | DriftGate | MeanGate | OneSampleRateGate:
@@ -348,5 +362,22 @@ class RolloutPolicy:
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> RolloutPolicy:
-        """The policy ``to_dict`` wrote."""
-        return cls(**{**dict(document), "steps": tuple(document["steps"])})
+        """The policy ``to_dict`` wrote. A ``disagreement`` gate kept before it tested the
+        accepted rate (no ``max_rate`` or ``margin``, or a rate gate's parameters) is read
+        as it was kept: the rollout's state holds that gate's former test, which judges
+        its requests until the rollout ends.
+
+        >>> kept = RolloutPolicy().to_dict()
+        >>> kept["gates"]["disagreement"] = {"ratio_margin": 2.0}
+        >>> RolloutPolicy.from_dict(kept).gates["disagreement"]
+        {'ratio_margin': 2.0}
+        """
+        document = {**dict(document), "steps": tuple(document["steps"])}
+        gates = dict(document.get("gates") or {})
+        former = gates.get("disagreement")
+        if former is None or _reads_as_disagreement(former):
+            return cls(**document)
+        del gates["disagreement"]
+        policy = cls(**{**document, "gates": gates})
+        object.__setattr__(policy, "gates", {**policy.gates, "disagreement": dict(former)})
+        return policy
