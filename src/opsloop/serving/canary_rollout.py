@@ -155,14 +155,20 @@ def new_canary_state(
     latency_bound_ms: float | None,
     *,
     at_ms: int,
+    baselines: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ramp's state at its first step, every gate fresh.
+    """The ramp's state at its first step, every gate fresh. ``baselines`` holds, for each
+    gate whose baseline is ``"recorded"``, the counts read from the store
+    (:meth:`.recorded_baseline.RecordedBaseline.to_dict`: ``failures`` and ``requests``,
+    and where they were read), frozen into the gate and kept in the state.
 
     >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=7)
     >>> state["status"], state["share"], list(state["gates"])
     ('ramping', 0.05, ['errors'])
     """
-    return {
+    baselines = dict(baselines or {})
+    counts = {name: [read["failures"], read["requests"]] for name, read in baselines.items()}
+    state: dict[str, Any] = {
         "kind": "canary",
         "status": "ramping",
         "stable": stable,
@@ -172,9 +178,12 @@ def new_canary_state(
         "step_requests": 0,
         "steps_taken": [{"share": policy.steps[0], "at_ms": at_ms}],
         "latency_bound_ms": latency_bound_ms,
-        "gates": {name: policy.gate(name).to_dict() for name in policy.gates},
+        "gates": {name: policy.gate(name, counts.get(name)).to_dict() for name in policy.gates},
         "decision": None,
     }
+    if baselines:
+        state["baseline_sources"] = baselines
+    return state
 
 
 def _update_gate(
@@ -197,8 +206,28 @@ def _update_gate(
     return name if verdict == "fail" else None
 
 
-def _decisions(state: dict[str, Any]) -> dict[str, Any]:
-    return {name: gate_decision(document) for name, document in state["gates"].items()}
+def canary_decisions(state: dict[str, Any]) -> dict[str, Any]:
+    """Each gate's decision with its evidence (:func:`gate_decision`); a baseline counted
+    from the store carries where it was read (``baseline.recorded``: the variant, model
+    version, window and counts, see :mod:`.recorded_baseline`).
+
+    >>> policy = RolloutPolicy(gates={"errors": {"baseline": "recorded"}})
+    >>> read = {"source": "recorded", "since_ms": 0, "until_ms": 9, "requests": 2_000,
+    ...         "failures": 20}
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=9,
+    ...                          baselines={"errors": read})
+    >>> found = canary_decisions(state)["errors"]["baseline"]
+    >>> found["events"], found["requests"], found["recorded"]["until_ms"]
+    (20, 2000, 9)
+    """
+    sources = state.get("baseline_sources") or {}
+    decisions = {}
+    for name, document in state["gates"].items():
+        decision = gate_decision(document)
+        if name in sources and decision.get("baseline") is not None:
+            decision["baseline"] = {**decision["baseline"], "recorded": sources[name]}
+        decisions[name] = decision
+    return decisions
 
 
 def _awaits_look(policy: RolloutPolicy, state: dict[str, Any]) -> bool:
@@ -256,7 +285,7 @@ def _decide(
             "failed_gate": failed_gate,
             "step": state["step"],
             "share": state["share"],
-            "gates": _decisions(state),
+            "gates": canary_decisions(state),
             "at_ms": at_ms,
         }
         state.update(status="rolled_back", decision={"action": "rollback", **evidence})
@@ -266,7 +295,7 @@ def _decide(
     evidence = {
         "step": state["step"] + 1,
         "candidate_requests_at_previous_step": state["step_requests"],
-        "gates": _decisions(state),
+        "gates": canary_decisions(state),
         "at_ms": at_ms,
     }
     state["step"] += 1
