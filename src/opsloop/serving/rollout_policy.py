@@ -336,7 +336,7 @@ def _gate(
         gate = RateGate(**{k: v for k, v in params.items() if k not in arm}, shares=shares)
         if gate.beta is not None:
             raise InvalidArgumentError("baseline: not with beta (the gate only holds or fails)")
-        baseline_share(float(gate.alpha), params.get("baseline_alpha"))
+        baseline_share(gate.get_params()["alpha"], params.get("baseline_alpha"))
         checked_guard(params.get("guard", DEFAULT_GUARD))
         return gate
     return RateGate(**params, shares=shares)
