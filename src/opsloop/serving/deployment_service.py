@@ -130,9 +130,11 @@ Steps = Annotated[Sequence[Annotated[float, Field(gt=0, le=1)]], Field(min_lengt
 Params = Annotated[dict[Name, float], Field(max_length=20)]
 _Probability = Annotated[float, Field(gt=0, lt=1)]
 #: A baseline given by hand: the primary's events and requests before the canary.
-_BaselineCounts = Annotated[
-    list[Annotated[int, Field(strict=True, ge=0, le=INT64_MAX), BeforeValidator(integral)]],
-    Field(min_length=2, max_length=2),
+_BaselineCounts = tuple[
+    Annotated[int, Field(strict=True, ge=0, le=INT64_MAX), BeforeValidator(integral)],
+    Annotated[
+        int, Field(strict=True, ge=MIN_BASELINE_REQUESTS, le=INT64_MAX), BeforeValidator(integral)
+    ],
 ]
 
 
