@@ -113,9 +113,16 @@ def _failure(d: dict[str, Any], gate: str) -> str:
         )
     baseline = d.get("baseline")
     if baseline is not None and baseline.get("failed_by") == "baseline":
+        read = baseline.get("recorded")
+        where = (
+            ""
+            if read is None
+            else f" recorded in the {read['until_ms'] - read['since_ms']} ms before it"
+        )
         return (
             f"candidate against the primary's rate before the canary (at most "
-            f"{baseline['upper_rate']:.4g}, {baseline['events']} of {baseline['requests']}): "
+            f"{baseline['upper_rate']:.4g}, {baseline['events']} of {baseline['requests']}"
+            f"{where}): "
             f"statistic {baseline['statistic']:.4f} >= threshold "
             f"{baseline['fail_threshold']:.4f}, guard {baseline['guard']:.4f} < "
             f"{baseline['guard_threshold']:.4f}; candidate {d['events_candidate']} of "
