@@ -65,6 +65,20 @@ RULES_BEYOND_THE_SCHEMA = (
     "bound_ms belongs to the latency gate",
     # A canary gate takes the parameters of its kind (rate, drift or estimate).
     "are its parameters, got",
+    # A rate gate's baseline settings go together: baseline_alpha and guard with a
+    # baseline, a window and a minimum with a recorded one (the errors gate's only),
+    # baseline_alpha below alpha, no beta, no more events than requests, and a rate left
+    # to detect above the baseline's.
+    "only with a baseline",
+    "only with baseline 'recorded'",
+    "only the errors gate takes it",
+    "baseline_alpha must be below alpha",
+    "baseline: not with beta",
+    "more than one per request",
+    "leaves no rate to detect",
+    # The disagreement gate needs its accepted rate, by its name or its former one.
+    "max_rate is required",
+    "give max_rate or margin",
     # A search's filter and order clauses are in the filter language.
     '"detail":"filter: ',
     # A ramp's shares increase to 1.

@@ -73,6 +73,16 @@ class Constant:
         return [self.value] * len(frame)
 
 
+class AboveCut:
+    """A model that answers 1 on a record whose ``x`` exceeds ``cut`` and 0 otherwise."""
+
+    def __init__(self, cut: float) -> None:
+        self.cut = cut
+
+    def __call__(self, frame: pd.DataFrame) -> list:
+        return (frame["x"] > self.cut).astype(int).tolist()
+
+
 class FailsOnNegative:
     """A model that doubles ``x`` and fails on any frame holding a negative ``x``."""
 

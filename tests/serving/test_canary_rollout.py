@@ -15,6 +15,7 @@ import pytest
 from tests.clock import FakeClock
 from tests.serving.served_models import Constant, Flaky
 
+from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.rate_sprt_threshold import crossing_bound, exact_rate_threshold
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.errors import InvalidArgumentError
@@ -383,19 +384,18 @@ def test_too_many_thompson_draws_are_refused():
         RolloutPolicy(bandit_params={"draws": 10**9})
 
 
-def test_a_candidate_that_disagrees_with_the_primary_beyond_the_margin_is_rolled_back(
+def test_a_candidate_that_disagrees_with_the_primary_beyond_the_accepted_rate_is_rolled_back(
     registry, clock
 ):
     deployments = _deploy(registry, Constant(0), Constant(1))
     deployments.set_rollout(
-        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"margin": 0.02}}
+        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"max_rate": 0.02}}
     )
     keys = [f"user-{i}" for i in range(20_000)]
-    # The reference: the candidate always disagrees, the primary never does.
-    reference, expected_stop = RateGate(margin=0.02), None
+    # The reference: the candidate always disagrees; the test reads its requests only.
+    reference, expected_stop = OneSampleRateGate(max_rate=0.02), None
     for index, key in enumerate(keys):
-        candidate = _is_candidate(key, 0.1)
-        if reference.update(candidate, candidate, share=0.1).verdict == "fail":
+        if _is_candidate(key, 0.1) and reference.update(True).verdict == "fail":
             expected_stop = index
             break
     runtime = _runtime(registry)
@@ -409,14 +409,16 @@ def test_a_candidate_that_disagrees_with_the_primary_beyond_the_margin_is_rolled
     finally:
         runtime.close()
     assert expected_stop is not None and stop == expected_stop
-    assert deployments.rollout("api")["decisions"]["disagreement"] == reference.decision().to_dict()
+    assert deployments.rollout("api")["decisions"]["disagreement"] == reference.evidence()
+    # Three disagreements in three requests: 3 log 3 = 3.296 reaches the threshold.
+    assert reference.decision().n_candidate == 3
     assert "gate 'disagreement' failed" in deployments.history("api").iloc[-1]["reason"]
 
 
 def test_a_rollback_the_control_plane_refuses_never_fails_the_request(registry, clock, caplog):
     deployments = _deploy(registry, Constant(0), Constant(1))
     deployments.set_rollout(
-        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"margin": 0.02}}
+        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"max_rate": 0.02}}
     )
     deployments.protect("api", 1)  # a change now needs an approval the ramp does not have
     runtime = _runtime(registry)

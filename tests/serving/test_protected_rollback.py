@@ -23,7 +23,7 @@ CANARY = [
     Variant("stable", "stable-model", version=1, weight=0.9),
     Variant("canary", "canary-model", version=1, role="candidate", weight=0.1),
 ]
-GATES = {"disagreement": {"margin": 0.02}}
+GATES = {"disagreement": {"max_rate": 0.02}}
 
 
 @pytest.fixture

@@ -79,6 +79,47 @@ GUARD_FLOOR = 3.0
 MIN_BASELINE_REQUESTS = 1_000
 
 
+def baseline_share(alpha: float, baseline_alpha: Any) -> float:
+    """The part of a gate's ``alpha`` its baseline test spends: ``baseline_alpha``, or
+    :data:`BASELINE_ALPHA` of ``alpha`` when ``None``; strictly between 0 and ``alpha``.
+
+    >>> round(baseline_share(0.05, None), 4), baseline_share(0.05, 0.01)
+    (0.045, 0.01)
+    >>> baseline_share(0.05, 0.05)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: baseline_alpha must be below alpha 0.05, got 0.05
+    """
+    spent = BASELINE_ALPHA * alpha if baseline_alpha is None else baseline_alpha
+    if isinstance(spent, bool) or not isinstance(spent, int | float) or not 0.0 < spent < 1.0:
+        raise InvalidArgumentError(
+            f"baseline_alpha must lie strictly between 0 and 1, got {baseline_alpha!r}"
+        )
+    if spent >= alpha:
+        raise InvalidArgumentError(
+            f"baseline_alpha must be below alpha {alpha!r}, got {baseline_alpha!r}"
+        )
+    return float(spent)
+
+
+def checked_guard(guard: Any) -> float:
+    """The guard's threshold, a finite number > 0.
+
+    >>> checked_guard(2)
+    2.0
+    >>> checked_guard(0.0)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: guard must be a number > 0, got 0.0
+    """
+    if not (
+        isinstance(guard, int | float)
+        and not isinstance(guard, bool)
+        and math.isfinite(guard)
+        and guard > 0
+    ):
+        raise InvalidArgumentError(f"guard must be a number > 0, got {guard!r}")
+    return float(guard)
+
+
 def _count(name: str, value: Any) -> int:
     if isinstance(value, float) and value.is_integer():  # a JSON number read as float
         value = int(value)
@@ -133,9 +174,8 @@ class BaselineArm:
                 f"baseline: {self.events} events in {self.requests} requests is more than one "
                 "per request"
             )
-        if not (isinstance(guard, int | float) and not isinstance(guard, bool) and guard > 0):
-            raise InvalidArgumentError(f"guard must be a number > 0, got {guard!r}")
-        self.alpha, self.detect_ratio, self.guard = float(alpha), float(detect_ratio), float(guard)
+        self.guard = checked_guard(guard)
+        self.alpha, self.detect_ratio = float(alpha), float(detect_ratio)
         k, n = self.events, self.requests
         bound_alpha = BOUND_SHARE * self.alpha
         self.upper = 1.0 if k == n else float(stats.beta.ppf(1.0 - bound_alpha, k + 1, n - k))

@@ -53,7 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from opsloop.analysis.rate_baseline import BASELINE_ALPHA, DEFAULT_GUARD, BaselineArm
+from opsloop.analysis.rate_baseline import DEFAULT_GUARD, BaselineArm, baseline_share
 from opsloop.analysis.rate_sprt_threshold import crossing_bound, exact_rate_threshold
 from opsloop.errors import InvalidArgumentError
 
@@ -305,12 +305,7 @@ class RateGate:
             raise InvalidArgumentError("baseline: not with beta (the gate only holds or fails)")
         if isinstance(baseline, (str, bytes)) or len(baseline) != 2:
             raise InvalidArgumentError(f"baseline must be [events, requests], got {baseline!r}")
-        total = float(_alpha_of(self))
-        spent = BASELINE_ALPHA * total if baseline_alpha is None else baseline_alpha
-        if float(_probability("baseline_alpha", spent) or 0.0) >= total:
-            raise InvalidArgumentError(
-                f"baseline_alpha must be below alpha {self.alpha!r}, got {baseline_alpha!r}"
-            )
+        spent = baseline_share(float(_alpha_of(self)), baseline_alpha)
         return BaselineArm(
             baseline[0],
             baseline[1],

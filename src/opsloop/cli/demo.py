@@ -539,7 +539,7 @@ def _canary(
         "credit-api",
         steps=[0.1, 0.5, 1.0],
         min_requests=60,
-        gates={"errors": {}, "disagreement": {"margin": 0.02}, "metric": {}},
+        gates={"errors": {}, "disagreement": {"max_rate": 0.02}, "metric": {}},
         reason="ramp while the gates hold",
     )
     console.print("credit-api: canary at 10% (steps 10% -> 50% -> 100%, 60 requests a step)")
@@ -581,8 +581,12 @@ def _print_gates(console: Console, rollout: dict, indent: str) -> None:
             f"{arm} {decision.get(f'events_{side}', '')}"
             f"{'/' if f'events_{side}' in decision else ''}{decision[f'n_{side}']}"
             for arm, side in (("candidate", "candidate"), ("champion", "primary"))
+            # A one-sample gate (disagreement) reads the candidate's requests only.
             if f"n_{side}" in decision
+            and (decision[f"n_{side}"] or decision.get(f"events_{side}") is not None)
         ]
+        if "max_rate" in decision:
+            samples.append(f"accepted rate {decision['max_rate']:.1%}")
         console.print(
             f"{indent}gate {gate}: {decision['verdict']}, statistic "
             f"{decision['statistic']:.2f} (fails at {decision['fail_threshold']:.2f})"

@@ -2,6 +2,7 @@
 
 The state (:func:`new_canary_state`) holds the step, the candidate's requests at this step,
 each gate as its ``to_dict`` (a :class:`~opsloop.analysis.sequential.RateGate`, the
+disagreement's :class:`~opsloop.analysis.one_sample_rate_gate.OneSampleRateGate`, the
 estimate's :class:`~opsloop.analysis.sequential.MeanGate`, the
 :class:`~opsloop.analysis.drift_gate.DriftGate`) and the last decision.
 :func:`observe_request` reads one answered request (which arm, did the model raise, how
@@ -52,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.analysis.drift_gate import DriftGate
+from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.errors import NotFoundError
 from opsloop.serving.deployment_records import Deployment, StaleRevisionError
@@ -107,11 +109,25 @@ def _failure(d: dict[str, Any], gate: str) -> str:
             f"{d['fail_threshold']:.4f}; candidate minus primary in [{low:.4f}, "
             f"{high:.4f}]; candidate {d['n_candidate']}, primary {d['n_primary']} rows"
         )
+    if d["test"] == OneSampleRateGate.test:
+        return (
+            f"{d['test']} statistic {d['statistic']:.4f} >= threshold "
+            f"{d['fail_threshold']:.4f}; candidate {d['events_candidate']} of "
+            f"{d['n_candidate']} against an accepted rate of {d['max_rate']:.4g} "
+            f"(alternative {d['detect_rate']:.4g})"
+        )
     baseline = d.get("baseline")
     if baseline is not None and baseline.get("failed_by") == "baseline":
+        read = baseline.get("recorded")
+        where = (
+            ""
+            if read is None
+            else f" recorded in the {read['until_ms'] - read['since_ms']} ms before it"
+        )
         return (
             f"candidate against the primary's rate before the canary (at most "
-            f"{baseline['upper_rate']:.4g}, {baseline['events']} of {baseline['requests']}): "
+            f"{baseline['upper_rate']:.4g}, {baseline['events']} of {baseline['requests']}"
+            f"{where}): "
             f"statistic {baseline['statistic']:.4f} >= threshold "
             f"{baseline['fail_threshold']:.4f}, guard {baseline['guard']:.4f} < "
             f"{baseline['guard_threshold']:.4f}; candidate {d['events_candidate']} of "
@@ -132,11 +148,15 @@ def gate_decision(document: dict[str, Any]) -> dict[str, Any]:
     'continue'
     >>> gate_decision(DriftGate().to_dict())["fail_threshold"]
     0.025
+    >>> gate_decision(OneSampleRateGate(max_rate=0.02).to_dict())["max_rate"]
+    0.02
     """
     if document["test"] == DriftGate.test:
         return DriftGate.from_dict(document).decision()
     if document["test"] == MeanGate.test:
         return MeanGate.from_dict(document).decision().to_dict()
+    if document["test"] == OneSampleRateGate.test:
+        return OneSampleRateGate.from_dict(document).evidence()
     return RateGate.from_dict(document).decision().to_dict()
 
 
@@ -147,14 +167,20 @@ def new_canary_state(
     latency_bound_ms: float | None,
     *,
     at_ms: int,
+    baselines: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ramp's state at its first step, every gate fresh.
+    """The ramp's state at its first step, every gate fresh. ``baselines`` holds, for each
+    gate whose baseline is ``"recorded"``, the counts read from the store
+    (:meth:`.recorded_baseline.RecordedBaseline.to_dict`: ``failures`` and ``requests``,
+    and where they were read), frozen into the gate and kept in the state.
 
     >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=7)
     >>> state["status"], state["share"], list(state["gates"])
     ('ramping', 0.05, ['errors'])
     """
-    return {
+    baselines = dict(baselines or {})
+    counts = {name: [read["failures"], read["requests"]] for name, read in baselines.items()}
+    state: dict[str, Any] = {
         "kind": "canary",
         "status": "ramping",
         "stable": stable,
@@ -164,14 +190,23 @@ def new_canary_state(
         "step_requests": 0,
         "steps_taken": [{"share": policy.steps[0], "at_ms": at_ms}],
         "latency_bound_ms": latency_bound_ms,
-        "gates": {name: policy.gate(name).to_dict() for name in policy.gates},
+        "gates": {name: policy.gate(name, counts.get(name)).to_dict() for name in policy.gates},
         "decision": None,
     }
+    if baselines:
+        state["baseline_sources"] = baselines
+    return state
 
 
 def _update_gate(
     state: dict[str, Any], name: str, candidate: Any, event: Any, share: Any
 ) -> str | None:
+    if state["gates"][name]["test"] == OneSampleRateGate.test:
+        # The candidate's requests alone, at whatever share they were routed.
+        one = OneSampleRateGate.from_dict(state["gates"][name])
+        verdict = one.update_many(candidate, event).verdict
+        state["gates"][name] = one.to_dict()
+        return name if verdict == "fail" else None
     gate = RateGate.from_dict(state["gates"][name])
     if gate.shares is not None and not np.isclose(share, gate.shares).any():
         # A weight set by hand mid-ramp (the weights form, a deploy): every request is
@@ -183,8 +218,28 @@ def _update_gate(
     return name if verdict == "fail" else None
 
 
-def _decisions(state: dict[str, Any]) -> dict[str, Any]:
-    return {name: gate_decision(document) for name, document in state["gates"].items()}
+def canary_decisions(state: dict[str, Any]) -> dict[str, Any]:
+    """Each gate's decision with its evidence (:func:`gate_decision`); a baseline counted
+    from the store carries where it was read (``baseline.recorded``: the variant, model
+    version, window and counts, see :mod:`.recorded_baseline`).
+
+    >>> policy = RolloutPolicy(gates={"errors": {"baseline": "recorded"}})
+    >>> read = {"source": "recorded", "since_ms": 0, "until_ms": 9, "requests": 2_000,
+    ...         "failures": 20}
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=9,
+    ...                          baselines={"errors": read})
+    >>> found = canary_decisions(state)["errors"]["baseline"]
+    >>> found["events"], found["requests"], found["recorded"]["until_ms"]
+    (20, 2000, 9)
+    """
+    sources = state.get("baseline_sources") or {}
+    decisions = {}
+    for name, document in state["gates"].items():
+        decision = gate_decision(document)
+        if name in sources and decision.get("baseline") is not None:
+            decision["baseline"] = {**decision["baseline"], "recorded": sources[name]}
+        decisions[name] = decision
+    return decisions
 
 
 def _awaits_look(policy: RolloutPolicy, state: dict[str, Any]) -> bool:
@@ -242,7 +297,7 @@ def _decide(
             "failed_gate": failed_gate,
             "step": state["step"],
             "share": state["share"],
-            "gates": _decisions(state),
+            "gates": canary_decisions(state),
             "at_ms": at_ms,
         }
         state.update(status="rolled_back", decision={"action": "rollback", **evidence})
@@ -252,7 +307,7 @@ def _decide(
     evidence = {
         "step": state["step"] + 1,
         "candidate_requests_at_previous_step": state["step_requests"],
-        "gates": _decisions(state),
+        "gates": canary_decisions(state),
         "at_ms": at_ms,
     }
     state["step"] += 1

@@ -33,6 +33,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from opsloop.analysis.assertions import ACTIONS
+from opsloop.analysis.rate_baseline import MIN_BASELINE_REQUESTS
 from opsloop.contract.operation import (
     Answer,
     Operation,
@@ -86,7 +87,15 @@ from opsloop.serving.deployment_settings import (
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.input_detector_settings import ACTIONS as DETECTOR_ACTIONS
 from opsloop.serving.input_detector_settings import InputDetectorSetting
-from opsloop.serving.rollout_policy import BANDIT_POLICIES, DEFAULT_STEPS, GATES, METRIC_LOSSES
+from opsloop.serving.rollout_policy import (
+    BANDIT_POLICIES,
+    DEFAULT_STEPS,
+    GATES,
+    MAX_BASELINE_REQUESTS,
+    MAX_BASELINE_WINDOW_MS,
+    METRIC_LOSSES,
+    RECORDED,
+)
 from opsloop.serving.shadow_agreement import ShadowAgreement
 from opsloop.serving.traffic_series import MAX_BUCKETS, TrafficSeries
 from opsloop.tracking.limits import INT32_MAX, INT64_MAX
@@ -120,6 +129,13 @@ Threshold = Annotated[float, Field(strict=True, ge=0, le=1)]
 Steps = Annotated[Sequence[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1, max_length=20)]
 Params = Annotated[dict[Name, float], Field(max_length=20)]
 _Probability = Annotated[float, Field(gt=0, lt=1)]
+#: A baseline given by hand: the primary's events and requests before the canary.
+_BaselineCounts = tuple[
+    Annotated[int, Field(strict=True, ge=0, le=INT64_MAX), BeforeValidator(integral)],
+    Annotated[
+        int, Field(strict=True, ge=MIN_BASELINE_REQUESTS, le=INT64_MAX), BeforeValidator(integral)
+    ],
+]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -129,11 +145,19 @@ class GateParams(TypedDict, total=False):
     gate), the drift gate's ``alpha`` and ``min_rows``
     (:class:`~opsloop.analysis.drift_gate.DriftGate`), the estimate gate's ``effect``,
     ``alpha``, ``margin``, ``ratio_margin`` and ``min_samples``
-    (:class:`~opsloop.analysis.sequential.MeanGate`), the metric gate's ``loss`` (a
+    (:class:`~opsloop.analysis.sequential.MeanGate`), the disagreement gate's ``max_rate``
+    (:class:`~opsloop.analysis.one_sample_rate_gate.OneSampleRateGate`), the metric
+    gate's ``loss`` (a
     regression's ``effect`` and ``margin`` are in the loss's units, so unbounded here; the
-    rollout policy checks each gate's own range), and the quality gates' ``every``."""
+    rollout policy checks each gate's own range), and the quality gates' ``every``. A rate
+    gate's ``baseline`` is ``[events, requests]`` or, for the errors gate, ``"recorded"``
+    (counted from the primary's recorded events in the ``baseline_window_ms`` before the
+    rollout is set, at least ``baseline_min_requests``; see
+    :mod:`~opsloop.serving.recorded_baseline`), with its ``baseline_alpha`` and ``guard``
+    (:class:`~opsloop.analysis.rate_baseline.BaselineArm`)."""
 
     alpha: _Probability
+    max_rate: _Probability
     beta: _Probability | None
     detect_ratio: Annotated[float, Field(gt=1)]
     ratio_margin: Annotated[float, Field(gt=0)]
@@ -144,6 +168,17 @@ class GateParams(TypedDict, total=False):
     loss: Annotated[str, OneOf(METRIC_LOSSES)]
     min_samples: Annotated[int, Field(strict=True, ge=2, le=INT32_MAX), BeforeValidator(integral)]
     every: Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
+    baseline: _BaselineCounts | Annotated[str, OneOf((RECORDED,))]
+    baseline_alpha: _Probability
+    guard: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    baseline_window_ms: Annotated[
+        int, Field(strict=True, ge=1, le=MAX_BASELINE_WINDOW_MS), BeforeValidator(integral)
+    ]
+    baseline_min_requests: Annotated[
+        int,
+        Field(strict=True, ge=MIN_BASELINE_REQUESTS, le=MAX_BASELINE_REQUESTS),
+        BeforeValidator(integral),
+    ]
 
 
 Gates = Annotated[dict[Annotated[str, OneOf(GATES)], GateParams], Field(max_length=len(GATES))]

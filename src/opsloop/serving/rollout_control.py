@@ -23,10 +23,11 @@ from opsloop.registry.users import acting_user
 from opsloop.serving.canary_rollout import (
     Transition,
     apply_transition,
-    gate_decision,
+    canary_decisions,
     new_canary_state,
 )
 from opsloop.serving.deployment_records import Deployment
+from opsloop.serving.recorded_baseline import recorded_baseline
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
@@ -81,7 +82,35 @@ def _initial_state(
         bound = policy.gates["latency"].get("bound_ms")
         if bound is None:
             bound = _primary_p99(connection, definition.name, stable)
-    return new_canary_state(policy, stable, candidate, bound, at_ms=at_ms)
+    baselines = {}
+    for gate in policy.gates:
+        setting = policy.recorded_baseline(gate)
+        if setting is None:
+            continue
+        primary = next(v for v in live if v.name == stable)
+        version = definition.serving.get(stable)
+        if version is None:
+            raise InvalidArgumentError(
+                f"gates.{gate}.baseline: the primary {stable!r} serves no version to count"
+            )
+        read = recorded_baseline(
+            connection,
+            definition.name,
+            stable,
+            primary.model,
+            version,
+            until_ms=at_ms,
+            window_ms=setting.window_ms,
+            min_requests=setting.min_requests,
+        )
+        baselines[gate] = read.to_dict()
+    try:
+        return new_canary_state(policy, stable, candidate, bound, at_ms=at_ms, baselines=baselines)
+    except InvalidArgumentError as error:
+        if not baselines:
+            raise
+        # The counts read may leave no rate to detect (a primary that fails often).
+        raise InvalidArgumentError(f"gates.errors.baseline: {error}") from None
 
 
 def set_rollout(
@@ -143,7 +172,5 @@ def rollout_document(db: Database, name: str) -> dict[str, Any]:
         policy = policy_from_dict(state["policy"])
         document["shares"] = policy.shares(np.random.default_rng(0))
     elif state.get("kind") == "canary":
-        document["decisions"] = {
-            gate: gate_decision(saved) for gate, saved in state["gates"].items()
-        }
+        document["decisions"] = canary_decisions(state)
     return document

@@ -20,20 +20,30 @@ every serving worker.
   :meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`; every threshold assumes
   each request reaches the candidate independently, which routing by key breaks when
   users' rates differ, see :class:`~opsloop.analysis.sequential.RateGate`; opt-in,
-  ``baseline`` ``[events, requests]``, the primary's counts before the canary began (its
-  errors and requests from the data plane's ``/metrics``: a primary's failures raise to
-  the client and are not recorded as prediction events), adds a test of the candidate
-  alone against the primary's rate then, with ``baseline_alpha`` of ``alpha`` (default
-  90% of it) and a ``guard`` against an outage that hits both versions, see
-  :class:`~opsloop.analysis.rate_baseline.BaselineArm`; kept in the rollout's state, so a
-  restart keeps it):
+  ``baseline`` ``[events, requests]``, the primary's counts before the canary began,
+  adds a test of the candidate alone against the primary's rate then, with
+  ``baseline_alpha`` of ``alpha`` (default 90% of it) and a ``guard`` against an outage
+  that hits both versions, see :class:`~opsloop.analysis.rate_baseline.BaselineArm`
+  (``baseline_alpha`` and ``guard`` only with a ``baseline``); the ``errors`` gate may
+  instead take ``baseline: "recorded"``: the primary's requests and failures recorded as
+  prediction events in the ``baseline_window_ms`` before the rollout is set (default
+  :data:`BASELINE_WINDOW_MS`, a day), at least ``baseline_min_requests`` of them (default
+  and least :data:`~opsloop.analysis.rate_baseline.MIN_BASELINE_REQUESTS`), counted then
+  (:mod:`.recorded_baseline`, which says what a recorded count means when events were
+  dropped); either way the counts are kept in the rollout's state, so a restart or a
+  second worker uses the same baseline):
 
   - ``errors``: the candidate's error rate (a model that raises);
   - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
     99th percentile latency recorded before the rollout), a p99 gate;
   - ``disagreement``: its rate of answers that differ from the primary's on the same
-    records (the primary answers the candidate's requests too); the primary never
-    disagrees with itself, so give ``margin``, the share of disagreement allowed;
+    records (the primary answers the candidate's requests too), tested against the rate
+    the user accepts, ``max_rate`` (required, strictly between 0 and 1; ``margin``, its
+    former name, is read as it), by a one-sample SPRT on the candidate's requests alone
+    (:class:`~opsloop.analysis.one_sample_rate_gate.OneSampleRateGate`: ``alpha``,
+    ``detect_ratio``; no ``shares``, its threshold does not depend on them): the primary
+    never disagrees with itself, so a comparison with its rate compares with zero; a
+    rollout set before keeps the test its state was started with;
   - ``metric``: its rate of wrong answers, read from the labels sent as feedback; for a
     regression, ``loss`` ``"absolute"`` or ``"squared"`` judges each answer's absolute or
     squared error instead, with a :class:`~opsloop.analysis.sequential.MeanGate` on the
@@ -81,6 +91,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsloop.analysis.drift_gate import DriftGate
+from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
+from opsloop.analysis.rate_baseline import (
+    DEFAULT_GUARD,
+    MIN_BASELINE_REQUESTS,
+    baseline_share,
+    checked_guard,
+)
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.errors import InvalidArgumentError
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
@@ -104,6 +121,14 @@ QUALITY_EVERY = 50
 ESTIMATE_EFFECT = 0.05
 DEFAULT_STEPS = (0.05, 0.25, 0.5, 1.0)
 MAX_DRAWS = 100_000
+#: The ``baseline`` that counts the primary's recorded events before the rollout.
+RECORDED = "recorded"
+#: How far back a recorded baseline reads unless its ``baseline_window_ms`` says: a day.
+BASELINE_WINDOW_MS = 86_400_000
+#: The widest window a recorded baseline reads: a year.
+MAX_BASELINE_WINDOW_MS = 366 * 86_400_000
+#: The most recorded requests a baseline may ask for.
+MAX_BASELINE_REQUESTS = 2**31 - 1
 
 
 def _number(name: str, value: Any) -> float:
@@ -123,10 +148,13 @@ GATE_PARAMS = {
         "baseline",
         "baseline_alpha",
         "guard",
+        "baseline_window_ms",
+        "baseline_min_requests",
     ),
     "drift": ("alpha", "min_rows", "every"),
     "estimate": ("effect", "alpha", "margin", "ratio_margin", "min_samples", "every"),
     "metric_loss": ("loss", "effect", "alpha", "margin", "ratio_margin", "min_samples"),
+    "disagreement": ("max_rate", "alpha", "detect_ratio", "margin"),
 }
 #: What the metric gate may judge: a classifier's wrong answers, or a regression's errors.
 METRIC_LOSSES = ("error_rate", "absolute", "squared")
@@ -141,9 +169,120 @@ def _every(value: Any) -> int:
     return value
 
 
+def _whole(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():  # a JSON number read as float
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgumentError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RecordedBaselineSetting:
+    """Where a rate gate's recorded baseline is read: the ``window_ms`` before the rollout
+    is set, at least ``min_requests`` recorded requests (see :mod:`.recorded_baseline`)."""
+
+    window_ms: int
+    min_requests: int
+
+
+def recorded_setting(name: str, params: Mapping[str, Any]) -> RecordedBaselineSetting | None:
+    """Gate ``name``'s recorded baseline, ``None`` when its ``baseline`` is not
+    ``"recorded"``; checks the baseline's settings, naming the field.
+
+    >>> recorded_setting("errors", {"baseline": "recorded", "baseline_window_ms": 3.6e6})
+    RecordedBaselineSetting(window_ms=3600000, min_requests=1000)
+    >>> recorded_setting("latency", {"baseline": "recorded"})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: baseline: 'recorded' counts the primary's recorded failures, so only the errors gate takes it; give this gate [events, requests]
+    >>> recorded_setting("errors", {"guard": 2.0})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: guard: only with a baseline
+    """  # noqa: E501 - a doctest's expected output is one line
+    baseline = params.get("baseline")
+    for setting in ("baseline_alpha", "guard"):
+        if setting in params and baseline is None:
+            raise InvalidArgumentError(f"{setting}: only with a baseline")
+    if baseline != RECORDED:
+        for setting in ("baseline_window_ms", "baseline_min_requests"):
+            if setting in params:
+                raise InvalidArgumentError(f"{setting}: only with baseline {RECORDED!r}")
+        if isinstance(baseline, str):
+            raise InvalidArgumentError(
+                f"baseline must be [events, requests] or {RECORDED!r}, got {baseline!r}"
+            )
+        return None
+    if name != "errors":
+        raise InvalidArgumentError(
+            f"baseline: {RECORDED!r} counts the primary's recorded failures, so only the errors "
+            "gate takes it; give this gate [events, requests]"
+        )
+    return RecordedBaselineSetting(
+        _whole(
+            "baseline_window_ms",
+            params.get("baseline_window_ms", BASELINE_WINDOW_MS),
+            1,
+            MAX_BASELINE_WINDOW_MS,
+        ),
+        _whole(
+            "baseline_min_requests",
+            params.get("baseline_min_requests", MIN_BASELINE_REQUESTS),
+            MIN_BASELINE_REQUESTS,
+            MAX_BASELINE_REQUESTS,
+        ),
+    )
+
+
+def _disagreement_gate(params: dict[str, Any]) -> OneSampleRateGate:
+    """The disagreement gate: ``max_rate`` required (``margin``, its former name, read as
+    it, so rollouts kept before still load).
+
+    >>> _disagreement_gate({"margin": 0.02}).max_rate
+    0.02
+    >>> _disagreement_gate({})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: max_rate is required: the share of the candidate's answers that may differ from the primary's (0.02: 2%)
+    """  # noqa: E501 - a doctest's expected output is one line
+    params = dict(params)
+    if "margin" in params:
+        if "max_rate" in params:
+            raise InvalidArgumentError(
+                "max_rate: give max_rate or margin (its former name), not both"
+            )
+        params["max_rate"] = params.pop("margin")
+    if "max_rate" not in params:
+        raise InvalidArgumentError(
+            "max_rate is required: the share of the candidate's answers that may differ from "
+            "the primary's (0.02: 2%)"
+        )
+    return OneSampleRateGate(**params)
+
+
+def _reads_as_disagreement(params: Mapping[str, Any]) -> bool:
+    """Whether ``params`` are the one-sample disagreement gate's (see
+    :meth:`RolloutPolicy.from_dict` for the others).
+
+    >>> _reads_as_disagreement({"max_rate": 0.02}), _reads_as_disagreement({})
+    (True, False)
+    """
+    try:
+        _gate("disagreement", dict(params), checking=True)
+    except (InvalidArgumentError, TypeError):
+        return False
+    return True
+
+
 def _gate(
-    name: str, params: dict[str, Any], shares: tuple[float, ...] | None = None
-) -> RateGate | DriftGate | MeanGate:
+    name: str,
+    params: dict[str, Any],
+    shares: tuple[float, ...] | None = None,
+    counts: list[int] | None = None,
+    *,
+    checking: bool = False,
+) -> RateGate | DriftGate | MeanGate | OneSampleRateGate:
+    """Gate ``name`` with ``params``; a recorded baseline's ``counts`` (``[failures,
+    requests]``) are those read when the rollout is set, and without them the gate is
+    only ``checking`` the parameters (its baseline left out)."""
     loss = params.get("loss", "error_rate") if name == "metric" else None
     if loss is not None and loss not in METRIC_LOSSES:
         raise InvalidArgumentError(f"loss must be one of {', '.join(METRIC_LOSSES)}, got {loss!r}")
@@ -167,6 +306,8 @@ def _gate(
         params = {k: v for k, v in params.items() if k != "every"}
     if name == "drift":
         return DriftGate(**params)
+    if name == "disagreement":
+        return _disagreement_gate(params)
     if name in ("estimate", "metric_loss"):
         count = params.get("min_samples")
         if isinstance(count, float) and count.is_integer():  # a JSON number read as float
@@ -180,6 +321,24 @@ def _gate(
         if isinstance(margin, int | float) and not 0 <= margin < 1:
             raise InvalidArgumentError(f"margin must lie in [0, 1) (accuracy), got {margin!r}")
         return MeanGate(**{"effect": ESTIMATE_EFFECT, **params}, worse="lower")
+    recorded = recorded_setting(name, params)
+    window = ("baseline_window_ms", "baseline_min_requests")
+    params = {k: v for k, v in params.items() if k not in window}
+    if recorded is not None:
+        del params["baseline"]
+        if counts is not None:
+            return RateGate(**params, baseline=counts, shares=shares)
+        if not checking:
+            raise InvalidArgumentError(
+                f"baseline: {RECORDED!r} is counted from the store when the rollout is set"
+            )
+        arm = ("baseline_alpha", "guard")
+        gate = RateGate(**{k: v for k, v in params.items() if k not in arm}, shares=shares)
+        if gate.beta is not None:
+            raise InvalidArgumentError("baseline: not with beta (the gate only holds or fails)")
+        baseline_share(gate.get_params()["alpha"], params.get("baseline_alpha"))
+        checked_guard(params.get("guard", DEFAULT_GUARD))
+        return gate
     return RateGate(**params, shares=shares)
 
 
@@ -232,7 +391,7 @@ class RolloutPolicy:
             if bound is not None and name != "latency":
                 raise InvalidArgumentError(f"gates.{name}: bound_ms belongs to the latency gate")
             try:
-                _gate(name, params)
+                _gate(name, params, checking=True)
             except TypeError as error:
                 raise InvalidArgumentError(f"gates.{name}: {error}") from None
             except InvalidArgumentError as error:
@@ -277,8 +436,10 @@ class RolloutPolicy:
         >>> RolloutPolicy().rate_gate("errors").alpha
         0.05
         """
-        params: dict[str, Any] = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
-        return RateGate(**params, shares=self.canary_shares)
+        gate = self.gate(name)
+        if not isinstance(gate, RateGate):
+            raise InvalidArgumentError(f"gates.{name}: not a rate gate")
+        return gate
 
     def quality_every(self, name: str) -> int:
         """How many candidate requests apart quality gate ``name`` is judged.
@@ -292,14 +453,25 @@ class RolloutPolicy:
         """
         return int(self.gates[name].get("every", QUALITY_EVERY))
 
-    def gate(self, name: str) -> RateGate | DriftGate | MeanGate:
-        """A fresh gate ``name`` of its kind, with this policy's parameters.
+    def recorded_baseline(self, name: str) -> RecordedBaselineSetting | None:
+        """Gate ``name``'s recorded baseline, ``None`` when it has none.
+
+        >>> RolloutPolicy(gates={"errors": {"baseline": "recorded"}}).recorded_baseline("errors")
+        RecordedBaselineSetting(window_ms=86400000, min_requests=1000)
+        """
+        return recorded_setting(name, self.gates[name])
+
+    def gate(
+        self, name: str, counts: list[int] | None = None
+    ) -> RateGate | DriftGate | MeanGate | OneSampleRateGate:
+        """A fresh gate ``name`` of its kind, with this policy's parameters; a gate with a
+        recorded baseline needs the ``counts`` read for it (``[failures, requests]``).
 
         >>> RolloutPolicy(gates={"estimate": {"alpha": 0.01}}).gate("estimate").get_params()
         {'effect': 0.05, 'alpha': 0.01, 'margin': 0.0, 'ratio_margin': 1.0, 'worse': 'lower', 'min_samples': 30}
         """  # noqa: E501 - a doctest's expected output is one line
         params = {k: v for k, v in self.gates[name].items() if k != "bound_ms"}
-        return _gate(name, params, self.canary_shares)
+        return _gate(name, params, self.canary_shares, counts)
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as JSON-ready values."""
@@ -314,5 +486,22 @@ class RolloutPolicy:
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> RolloutPolicy:
-        """The policy ``to_dict`` wrote."""
-        return cls(**{**dict(document), "steps": tuple(document["steps"])})
+        """The policy ``to_dict`` wrote. A ``disagreement`` gate kept before it tested the
+        accepted rate (no ``max_rate`` or ``margin``, or a rate gate's parameters) is read
+        as it was kept: the rollout's state holds that gate's former test, which judges
+        its requests until the rollout ends.
+
+        >>> kept = RolloutPolicy().to_dict()
+        >>> kept["gates"]["disagreement"] = {"ratio_margin": 2.0}
+        >>> RolloutPolicy.from_dict(kept).gates["disagreement"]
+        {'ratio_margin': 2.0}
+        """
+        document = {**dict(document), "steps": tuple(document["steps"])}
+        gates = dict(document.get("gates") or {})
+        former = gates.get("disagreement")
+        if former is None or _reads_as_disagreement(former):
+            return cls(**document)
+        del gates["disagreement"]
+        policy = cls(**{**document, "gates": gates})
+        object.__setattr__(policy, "gates", {**policy.gates, "disagreement": dict(former)})
+        return policy

@@ -1,0 +1,282 @@
+r"""A canary gate on one rate the user accepts: the candidate's requests alone, checked after each.
+
+Some events have no counterpart on the primary's side. A candidate's *disagreement* with the
+primary is the clearest: on each request routed to the candidate the primary answers the same
+records too (a mirrored copy), and the event is "the two answers differ"; the primary never
+disagrees with itself, so a test of the candidate's rate against the primary's compares it
+with zero. What the user can say instead is which rate they accept ("up to 2% of answers may
+change"). :class:`OneSampleRateGate` tests exactly that, on the candidate's requests only:
+
+.. math:: H_0: p \le p_0 \quad\text{against}\quad H_1: p = p_1 = \rho\, p_0,
+
+with :math:`p_0` = ``max_rate`` and :math:`\rho` = ``detect_ratio``, by Wald's sequential
+probability ratio test. Each event adds :math:`a = \log(p_1/p_0)` to the log likelihood
+ratio :math:`S_n`, each request without one subtracts :math:`b = \log((1-p_0)/(1-p_1))`; after
+:math:`k` events in :math:`n` requests :math:`S_n = k a - (n-k) b`, the log of the ratio of the
+two binomial likelihoods (the binomial coefficient cancels). The gate fails the candidate when
+:math:`S_n` reaches its threshold :math:`c`; there is no pass boundary: it holds or fails, and
+the ramp advances on its schedule while it holds.
+
+**Why the false-alarm chance is at most** :math:`\alpha`, however long the gate runs and
+however often it is read. Let :math:`X_t` be the :math:`t`-th request's event and suppose the
+null in its strongest form: given everything before, :math:`P(X_t = 1) = q_t \le p_0`. Then
+:math:`L_n = e^{S_n}` has
+
+.. math:: E[L_n / L_{n-1} \mid \text{past}] = q_t \frac{p_1}{p_0}
+          + (1 - q_t) \frac{1 - p_1}{1 - p_0} \le 1,
+
+since the middle is linear in :math:`q_t` with a positive slope (:math:`p_1 > p_0`) and equals
+1 at :math:`q_t = p_0`. So :math:`L` is a non-negative supermartingale from :math:`L_0 = 1`, and
+Ville's inequality gives :math:`P(\sup_n L_n \ge 1/\alpha) \le \alpha`: Wald's threshold
+:math:`\log(1/\alpha)` is valid at any horizon. The statistic moves in jumps and overshoots
+it, so part of the budget stays unspent; the gate fails instead at the smallest threshold
+whose crossing chance is at most :math:`\alpha` for the walk that moves up by :math:`a` with
+probability at most :math:`p_0` and down by :math:`b` otherwise, computed on a grid that only
+rounds against the gate (:func:`~opsloop.analysis.rate_sprt_threshold.exact_walk_threshold`,
+which shows that a walk whose up-probability is lower, a better candidate, crosses less often;
+the threshold is never above Wald's). The premise that matters: the candidate's requests are
+independent draws at its rate. Routing by a key sends one user's requests to one arm; when
+users differ in how often the versions disagree on them, the rate given the past is no longer
+one number and the bound assumes each request's rate, given the past, is at most ``max_rate``.
+
+The test reads the candidate's requests only, so its threshold and its speed do not depend on
+the traffic share, and a share changing during the ramp (or set by hand) changes nothing.
+
+Written here, not taken from a library: neither ``scipy.stats`` nor ``statsmodels`` offers a
+sequential probability ratio test (both test at a fixed sample size), and the gate's state
+must be a few numbers that the store keeps and several serving workers update.
+
+Three disagreements in a row against an accepted 1% (:math:`3 \log 3 = 3.296`) pass the
+threshold for ``alpha=0.05``, 2.742 (Wald's :math:`\log 20` is 2.996):
+
+>>> gate = OneSampleRateGate(max_rate=0.01)
+>>> round(gate.fail_threshold, 3)
+2.742
+>>> [gate.update(True).verdict for _ in range(3)]
+['continue', 'continue', 'fail']
+
+References
+----------
+Abraham Wald. Sequential tests of statistical hypotheses. Annals of Mathematical Statistics
+16(2), 1945, pp. 117-186.
+
+Jean Ville. Étude critique de la notion de collectif. Gauthier-Villars, Paris, 1939
+(the maximal inequality for non-negative supermartingales).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from opsloop.analysis.rate_sprt_threshold import exact_walk_threshold
+from opsloop.analysis.sequential import GateDecision, Verdict
+from opsloop.errors import InvalidArgumentError
+
+
+def _rate(name: str, value: Any) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not 0.0 < value < 1.0:
+        raise InvalidArgumentError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _flags(name: str, values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise InvalidArgumentError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.dtype != bool:
+        if array.size and not np.isin(array, (0, 1)).all():
+            bad = int(np.argmax(~np.isin(array, (0, 1))))
+            raise InvalidArgumentError(
+                f"{name}[{bad}] = {array[bad].item()!r}: values are 0/1 or bool"
+            )
+        array = array.astype(bool)
+    return array
+
+
+class OneSampleRateGate:
+    r"""Wald's SPRT of the candidate's event rate against the rate the user accepts: fails a
+    candidate whose rate rose above it (see the module for the test and its bound).
+
+    Parameters
+    ----------
+    max_rate
+        :math:`p_0`, the event rate accepted (0.02: up to 2% of the candidate's answers may
+        differ from the primary's). Strictly between 0 and 1; no default: only the user
+        knows how much change is fine.
+    alpha
+        Bound on the chance of ever failing a candidate whose rate is at most ``max_rate``.
+    detect_ratio
+        :math:`\rho`, the alternative's rate as a multiple of ``max_rate`` (3: a tripled
+        rate); ``detect_ratio * max_rate`` must stay below 1. Larger values detect large
+        rises sooner and small ones later.
+
+    >>> OneSampleRateGate(max_rate=0.4, detect_ratio=3.0)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: detect_ratio times max_rate must stay below 1, got 3.0 ...
+    """
+
+    test = "rate_sprt_one_sample"
+
+    def __init__(self, *, max_rate: float, alpha: float = 0.05, detect_ratio: float = 3.0) -> None:
+        self.max_rate = _rate("max_rate", max_rate)
+        self.alpha = _rate("alpha", alpha)
+        ok = (
+            isinstance(detect_ratio, int | float)
+            and not isinstance(detect_ratio, bool)
+            and math.isfinite(detect_ratio)
+            and detect_ratio > 1.0
+        )
+        if not ok:
+            raise InvalidArgumentError(
+                f"detect_ratio must be a finite number greater than 1, got {detect_ratio!r}"
+            )
+        self.detect_ratio = float(detect_ratio)
+        if not self.detect_ratio * self.max_rate < 1.0:
+            raise InvalidArgumentError(
+                "detect_ratio times max_rate must stay below 1, got "
+                f"{detect_ratio!r} * {max_rate!r}"
+            )
+        p0, p1 = self.max_rate, self.detect_rate
+        self.up = math.log(p1 / p0)
+        self.down = math.log((1.0 - p0) / (1.0 - p1))
+        self.fail_threshold = exact_walk_threshold(self.alpha, p0, self.up, self.down)
+        self.log_likelihood_ratio = 0.0
+        self.n = 0
+        self.events = 0
+        self.verdict: Verdict = "continue"
+        self.decided_at: int | None = None
+
+    @property
+    def detect_rate(self) -> float:
+        """:math:`p_1`, the alternative's rate.
+
+        >>> OneSampleRateGate(max_rate=0.02, detect_ratio=2.5).detect_rate
+        0.05
+        """
+        return self.detect_ratio * self.max_rate
+
+    def update(self, event: bool) -> GateDecision:
+        """Read one of the candidate's requests: did the event (a disagreement) happen.
+
+        >>> round(OneSampleRateGate(max_rate=0.01).update(False).statistic, 6)
+        -0.020409
+        """
+        return self.update_many([True], [bool(event)])
+
+    def update_many(self, candidate: Any, event: Any, share: Any = None) -> GateDecision:
+        """Read requests in order (flag arrays, as a :class:`~opsloop.analysis.sequential.
+        RateGate` reads them); only the candidate's are the test's (``share`` is not
+        needed: the test does not depend on it). Stops at the first decision, as reading
+        them one by one would.
+
+        >>> d = OneSampleRateGate(max_rate=0.01).update_many([True, False, True], [1, 0, 0])
+        >>> d.n_candidate, d.events_candidate, round(d.statistic, 4)
+        (2, 1, 1.0782)
+        """
+        is_candidate = _flags("candidate", candidate)
+        is_event = _flags("event", event)
+        if is_event.shape != is_candidate.shape:
+            raise InvalidArgumentError(
+                f"event has {is_event.size} values but candidate has {is_candidate.size}"
+            )
+        mine = is_event[is_candidate]
+        if self.verdict != "continue" or mine.size == 0:
+            return self.decision()
+        step = np.where(mine, self.up, -self.down)
+        path = np.add.accumulate(np.concatenate(([self.log_likelihood_ratio], step)))[1:]
+        crossed = path >= self.fail_threshold
+        end = int(np.argmax(crossed)) + 1 if crossed.any() else path.size
+        self.log_likelihood_ratio = float(path[end - 1])
+        self.n += end
+        self.events += int(mine[:end].sum())
+        if crossed.any():
+            self.verdict = "fail"
+            self.decided_at = self.n
+        return self.decision()
+
+    def decision(self) -> GateDecision:
+        """The current verdict and its evidence: the statistic, its threshold, the
+        candidate's requests read and its events among them (the primary's side is empty:
+        the test reads the candidate only).
+
+        >>> OneSampleRateGate(max_rate=0.01).decision().n_primary
+        0
+        """
+        return GateDecision(
+            verdict=self.verdict,
+            test=self.test,
+            statistic=self.log_likelihood_ratio,
+            fail_threshold=self.fail_threshold,
+            pass_threshold=None,
+            n_candidate=self.n,
+            n_primary=0,
+            events_candidate=self.events,
+            events_primary=None,
+            lower=None,
+            upper=None,
+            decided_at=self.decided_at,
+        )
+
+    def evidence(self) -> dict[str, Any]:
+        """The decision as JSON-ready values, with the rates tested: ``max_rate`` (the
+        null's) and ``detect_rate`` (the alternative's).
+
+        >>> e = OneSampleRateGate(max_rate=0.01).evidence()
+        >>> e["verdict"], e["max_rate"], e["detect_rate"]
+        ('continue', 0.01, 0.03)
+        """
+        return {
+            **self.decision().to_dict(),
+            "max_rate": self.max_rate,
+            "detect_rate": self.detect_rate,
+        }
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters.
+
+        >>> OneSampleRateGate(max_rate=0.02).get_params()
+        {'max_rate': 0.02, 'alpha': 0.05, 'detect_ratio': 3.0}
+        """
+        return {"max_rate": self.max_rate, "alpha": self.alpha, "detect_ratio": self.detect_ratio}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Parameters and state as JSON-ready values (what the store keeps).
+
+        >>> OneSampleRateGate(max_rate=0.02).to_dict()["state"]["n"]
+        0
+        """
+        return {
+            "test": self.test,
+            "params": self.get_params(),
+            "state": {
+                "log_likelihood_ratio": self.log_likelihood_ratio,
+                "n": self.n,
+                "events": self.events,
+                "verdict": self.verdict,
+                "decided_at": self.decided_at,
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OneSampleRateGate:
+        """The gate ``to_dict`` wrote, ready to read more requests.
+
+        >>> gate = OneSampleRateGate(max_rate=0.02)
+        >>> _ = gate.update(True)
+        >>> again = OneSampleRateGate.from_dict(gate.to_dict())
+        >>> again.events, again.decision() == gate.decision()
+        (1, True)
+        """
+        if data.get("test") != cls.test:
+            raise InvalidArgumentError(f"test must be {cls.test!r}, got {data.get('test')!r}")
+        gate = cls(**data["params"])
+        state = data["state"]
+        gate.log_likelihood_ratio = float(state["log_likelihood_ratio"])
+        gate.n, gate.events = int(state["n"]), int(state["events"])
+        gate.verdict = state["verdict"]
+        gate.decided_at = state["decided_at"]
+        return gate

@@ -1,0 +1,135 @@
+"""The one-sample rate gate (the canary's disagreement gate): its statistic against numbers
+derived by hand and against scipy's binomial likelihoods, its decision, its false-alarm
+bound computed exactly, its state through JSON, and its refusals naming the parameter."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
+from opsloop.analysis.rate_sprt_threshold import exact_walk_threshold
+from opsloop.errors import InvalidArgumentError
+from opsloop.serving.rollout_policy import RolloutPolicy
+
+
+def test_the_statistic_is_the_log_ratio_of_the_two_binomial_likelihoods():
+    # max_rate 2% against 2.5 times it, 5%: an event adds log(0.05/0.02) = log 2.5, a
+    # request without one subtracts log(0.98/0.95). Two events in eight requests:
+    # 2 log 2.5 - 6 log(0.98/0.95) = 1.832581 - 0.186544 = 1.646038.
+    gate = OneSampleRateGate(max_rate=0.02, detect_ratio=2.5)
+    events = [0, 0, 1, 0, 1, 0, 0, 0]
+    decision = gate.update_many([True] * 8, events)
+    by_hand = 2 * math.log(2.5) - 6 * math.log(0.98 / 0.95)
+    assert by_hand == pytest.approx(1.646038, abs=1e-6)
+    assert decision.statistic == pytest.approx(by_hand, rel=1e-12)
+    likelihoods = stats.binom.logpmf(2, 8, 0.05) - stats.binom.logpmf(2, 8, 0.02)
+    assert decision.statistic == pytest.approx(likelihoods, rel=1e-12)
+    assert (decision.n_candidate, decision.events_candidate, decision.verdict) == (8, 2, "continue")
+
+
+def test_primary_requests_are_skipped_and_reading_in_chunks_changes_nothing():
+    rng = np.random.default_rng(5)
+    candidate = rng.random(3_000) < 0.3
+    event = candidate & (rng.random(3_000) < 0.02)
+    whole = OneSampleRateGate(max_rate=0.02).update_many(candidate, event, share=0.3)
+    gate = OneSampleRateGate(max_rate=0.02)
+    for start in range(0, 3_000, 37):  # through the store's JSON between chunks
+        gate = OneSampleRateGate.from_dict(json.loads(json.dumps(gate.to_dict())))
+        gate.update_many(candidate[start : start + 37], event[start : start + 37])
+    assert gate.decision() == whole
+    read = int(candidate.sum()) if whole.verdict == "continue" else whole.decided_at
+    k = int(event[candidate][:read].sum())
+    assert whole.n_candidate == read and whole.events_candidate == k and whole.n_primary == 0
+    assert whole.statistic == pytest.approx(
+        stats.binom.logpmf(k, read, 0.06) - stats.binom.logpmf(k, read, 0.02), rel=1e-9
+    )
+
+
+def test_the_gate_fails_at_the_first_request_whose_statistic_reaches_the_threshold():
+    # A candidate disagreeing on 8% of requests against an accepted 1%: the decision is the
+    # first prefix whose binomial log likelihood ratio reaches the threshold.
+    rng = np.random.default_rng(11)
+    events = rng.random(2_000) < 0.08
+    gate = OneSampleRateGate(max_rate=0.01)
+    decision = gate.update_many(np.ones(2_000, bool), events)
+    n = np.arange(1, 2_001)
+    k = np.cumsum(events)
+    ratio = stats.binom.logpmf(k, n, 0.03) - stats.binom.logpmf(k, n, 0.01)
+    first = int(np.argmax(ratio >= decision.fail_threshold)) + 1
+    assert ratio.max() >= decision.fail_threshold
+    assert (decision.verdict, decision.decided_at, decision.n_candidate) == ("fail", first, first)
+    assert decision.events_candidate == k[first - 1]
+    # A decision is final: later requests leave the gate as it was.
+    assert gate.update_many([True] * 5, [False] * 5) == decision
+
+
+def test_the_threshold_keeps_the_false_alarm_chance_within_alpha():
+    # Wald's threshold log(1/alpha) bounds it by Ville's inequality; the gate's is lower
+    # (the statistic overshoots) and never above Wald's.
+    gate = OneSampleRateGate(max_rate=0.01, detect_ratio=3.0)
+    assert gate.fail_threshold == exact_walk_threshold(
+        0.05, 0.01, math.log(3.0), math.log(0.99 / 0.97)
+    )
+    assert 2 * math.log(3.0) < gate.fail_threshold <= math.log(20.0)
+    # The chance that a candidate at exactly the accepted rate ever fails, computed here by
+    # following the event count's distribution over 4,000 requests, plus Ville's bound on
+    # what may come later from where each path stands.
+    requests, p = 4_000, 0.01
+    k = np.arange(requests + 1)
+    alive = np.zeros(requests + 1)
+    alive[0] = 1.0
+    crossed = 0.0
+    for n in range(1, requests + 1):
+        alive[1:] = alive[1:] * (1 - p) + alive[:-1] * p
+        alive[0] *= 1 - p
+        over = k * gate.up - (n - k) * gate.down >= gate.fail_threshold
+        crossed += alive[over].sum()
+        alive[over] = 0.0
+    statistic = k * gate.up - (requests - k) * gate.down
+    later = (alive * np.exp(np.minimum(statistic - gate.fail_threshold, 0.0))).sum()
+    assert 0.03 < crossed <= crossed + later <= 0.05
+
+
+def test_the_gate_s_parameters_are_refused_naming_them():
+    for bad in (0, 1, 1.5, -0.1, True, "0.02", math.nan):
+        with pytest.raises(InvalidArgumentError, match="max_rate must lie strictly between"):
+            OneSampleRateGate(max_rate=bad)
+    with pytest.raises(InvalidArgumentError, match="alpha must lie strictly between"):
+        OneSampleRateGate(max_rate=0.02, alpha=1.0)
+    with pytest.raises(InvalidArgumentError, match="detect_ratio must be a finite number"):
+        OneSampleRateGate(max_rate=0.02, detect_ratio=1.0)
+    with pytest.raises(InvalidArgumentError, match=r"detect_ratio times max_rate .* 60 \* 0.02"):
+        OneSampleRateGate(max_rate=0.02, detect_ratio=60)
+    with pytest.raises(InvalidArgumentError, match=r"event\[1\] = 2"):
+        OneSampleRateGate(max_rate=0.02).update_many([True, True], [0, 2])
+
+
+def test_the_rollout_policy_builds_the_disagreement_gate_and_names_its_field():
+    policy = RolloutPolicy(steps=(0.1, 1.0), gates={"disagreement": {"max_rate": 0.02}})
+    gate = policy.gate("disagreement")
+    assert isinstance(gate, OneSampleRateGate) and gate.get_params() == {
+        "max_rate": 0.02,
+        "alpha": 0.05,
+        "detect_ratio": 3.0,
+    }
+    # The former name of the accepted rate is read as it (rollouts kept before still load).
+    assert RolloutPolicy(gates={"disagreement": {"margin": 0.02}}).gate("disagreement").max_rate
+    refusals = {
+        "gates.disagreement: max_rate is required": {},
+        "gates.disagreement: max_rate must lie strictly between 0 and 1, got 2": {"max_rate": 2},
+        "gates.disagreement: max_rate: give max_rate or margin": {"max_rate": 0.1, "margin": 0.1},
+        "gates.disagreement: max_rate, alpha, detect_ratio, margin are its parameters, got "
+        "'ratio_margin'": {"max_rate": 0.1, "ratio_margin": 2.0},
+        "gates.disagreement: detect_ratio times max_rate must stay below 1": {
+            "max_rate": 0.5,
+            "detect_ratio": 3.0,
+        },
+    }
+    for message, params in refusals.items():
+        with pytest.raises(InvalidArgumentError, match=f"^{message}"):
+            RolloutPolicy(gates={"disagreement": params})
