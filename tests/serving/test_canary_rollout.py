@@ -66,6 +66,16 @@ def _serve(runtime, key):
         return None
 
 
+def _serve_until_the_ramp_stops(runtime, deployments, keys) -> int | None:
+    """Serve one request per key until the rollout stops ramping; the index of the key
+    whose request stopped it (``None`` when none did)."""
+    for index, key in enumerate(keys):
+        _serve(runtime, key)
+        if deployments.rollout("api")["state"]["status"] != "ramping":
+            return index
+    return None
+
+
 def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(registry, clock, caplog):
     caplog.set_level(logging.INFO, logger="opsloop.serving.rollout")
     deployments = _deploy(registry, Flaky(0.01, seed=1), Flaky(0.05, seed=2))
@@ -92,12 +102,7 @@ def test_a_failing_canary_is_rolled_back_after_the_requests_its_gate_needs(regis
 
     runtime = _runtime(registry)
     try:
-        stop = None
-        for index, key in enumerate(keys):
-            _serve(runtime, key)
-            if deployments.rollout("api")["state"]["status"] != "ramping":
-                stop = index
-                break
+        stop = _serve_until_the_ramp_stops(runtime, deployments, keys)
         assert stop == expected_stop
         rollout = deployments.rollout("api")
         assert rollout["decisions"]["errors"] == expected.to_dict()
@@ -548,12 +553,7 @@ def test_a_baseline_given_with_the_gate_fails_a_half_share_canary_sooner(registr
 
     runtime = _runtime(registry)
     try:
-        stop = None
-        for index, key in enumerate(keys):
-            _serve(runtime, key)
-            if deployments.rollout("api")["state"]["status"] != "ramping":
-                stop = index
-                break
+        stop = _serve_until_the_ramp_stops(runtime, deployments, keys)
     finally:
         runtime.close()
     assert stop == expected_stop
