@@ -49,27 +49,34 @@ def _retire_once(deployments, variants, steps: list):
     return on_step
 
 
+def _scored_with_a_retire(registry, loans, score):
+    """``score(runtime, on_step)`` on a runtime writing to the store, ``api`` retired and
+    re-created after its first step: what it returned, the sink and the steps' rows."""
+    deployments, variants, _ = loans
+    sink = StoreEventSink(registry.db, sampler=None)
+    runtime = ServingRuntime(registry.db, registry.artifacts, sink=sink)
+    steps: list[int] = []
+    try:
+        done = score(runtime, _retire_once(deployments, variants, steps))
+    finally:
+        runtime.close()
+    return done, sink, steps
+
+
 def _batch_events(db, name: str, batch_id: str) -> list[str]:
     found = events_of(db, name)
     return sorted(found.loc[found["request_id"].str.startswith(batch_id), "request_id"].tolist())
 
 
 def test_a_retire_during_a_batch_homes_its_later_rows_with_the_retired_deployment(registry, loans):
-    deployments, variants, folder = loans
-    sink = StoreEventSink(registry.db, sampler=None)
-    runtime = ServingRuntime(registry.db, registry.artifacts, sink=sink)
-    steps: list[int] = []
-    try:
-        done = score_file(
-            runtime,
-            "api",
-            folder / "in.csv",
-            folder / "out.csv",
-            chunk_size=4,
-            on_chunk=_retire_once(deployments, variants, steps),
-        )
-    finally:
-        runtime.close()
+    deployments, _, folder = loans
+    done, sink, steps = _scored_with_a_retire(
+        registry,
+        loans,
+        lambda runtime, on_step: score_file(
+            runtime, "api", folder / "in.csv", folder / "out.csv", chunk_size=4, on_chunk=on_step
+        ),
+    )
     assert steps == [4, 8, 10] and done.events == ROWS
     assert deployments.get("api").generation == 2
     ids = sorted(f"{done.batch_id}-{row}" for row in range(ROWS))
@@ -97,21 +104,19 @@ def test_a_retire_during_a_dask_batch_homes_its_later_partitions(dask_client, re
     pytest.importorskip("distributed")
     from opsloop.serving.distributed_scoring import score_parquet_dask
 
-    deployments, variants, folder = loans
-    sink = StoreEventSink(registry.db, sampler=None)
-    runtime = ServingRuntime(registry.db, registry.artifacts, sink=sink)
-    steps: list[int] = []
-    try:
-        done = score_parquet_dask(
+    folder = loans[2]
+    done, sink, steps = _scored_with_a_retire(
+        registry,
+        loans,
+        lambda runtime, on_step: score_parquet_dask(
             runtime,
             "api",
             folder / "in.parquet",
             folder / "dask",
             client=dask_client,
-            on_partition=_retire_once(deployments, variants, steps),
-        )
-    finally:
-        runtime.close()
+            on_partition=on_step,
+        ),
+    )
     assert done.events == ROWS and len(steps) == 3 and steps[-1] == ROWS
     # The partition that finished first (4 or 2 rows) was written before the retire.
     assert sink.moved == ROWS - steps[0]
