@@ -145,6 +145,25 @@ def test_the_way_back_from_an_older_windows_distribution_opens_its_page(served):
     assert _link(page.text, "Newest windows") is not None
 
 
+def test_the_way_back_to_a_variant_whose_hour_the_newest_page_splits_opens_its_page(served):
+    """The newest page ends with variant b of an hour whose variant a is on the next page:
+    the address a distribution page links back with opens the page holding (hour, a)."""
+    client, monitoring = served
+    stored = monitoring.evaluations(ALARMED)
+    newest = stored[-WINDOWS_A_PAGE:]
+    split = stored[-WINDOWS_A_PAGE - 1]
+    assert (split.variant, newest[0].variant) == ("a", "b")
+    assert newest[0].start_ms == split.start_ms  # the hour is split between two pages
+    page = client.get(
+        f"/deployments/{ALARMED}/monitoring",
+        params={"window": "1h", "start": split.start_ms, "start_variant": "a"},
+    )
+    assert page.status_code == 200, page.text
+    assert f"Features in the window of {time_of(split.start_ms)} UTC (a)" in page.text
+    shown = [(r[0], r[1]) for r in rows(page.text, "software")]
+    assert (time_of(split.start_ms), "a") in shown
+
+
 @pytest.mark.parametrize(
     ("query", "named"),
     [

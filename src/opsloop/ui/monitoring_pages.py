@@ -230,7 +230,10 @@ def monitoring_page(
         start is not None
         and windows_before is None
         and start < MAX_TIME_MS
-        and not any(e.start_ms == start for e in evaluations[-WINDOWS_SHOWN:])
+        and not any(
+            e.start_ms == start and (not start_variant or e.variant == start_variant)
+            for e in evaluations[-WINDOWS_SHOWN:]
+        )
     ):
         # A window older than the newest page (a link back from its distributions): the
         # page of windows that ends with it.
