@@ -1,4 +1,4 @@
-"""The live parts of the results page (rollout, A/B report), the review page (its items)
+"""The live parts of the results page (rollout, A/B report, shadows), the review page (its items)
 and a running run's page (facts and metrics) over HTTP against a real server on loopback:
 each fragment is exactly the section the full page shows for the same data, follows a
 change made behind it, refuses a bad parameter with a 4xx naming it, and is read under the
@@ -66,6 +66,12 @@ def test_the_results_fragments_are_the_pages_sections_and_follow_a_canary_step(l
         assert section(page, "ab-fragment").startswith(
             client.get(f"{base}/ab?outcome=reward").text + "</div>"
         )
+
+        fixed = f"{base}?window=15m&until=2026-01-01T00:00:00"
+        shadows_path = f"{base}/shadows?window=15m&until=2026-01-01T00%3A00%3A00"
+        shadows = same_as_page(client, fixed, "shadows-fragment", shadows_path)
+        assert "from 2025-12-31 23:45:00 to 2026-01-01 00:00:00 UTC" in shadows
+        assert rows(shadows, "shadows") == [["No shadow variant answered in this window."]]
 
         data.step_canary()
         stepped = same_as_page(client, base, "rollout-fragment", f"{base}/rollout")
@@ -149,6 +155,10 @@ def test_the_run_fragment_is_the_pages_metrics_and_shows_a_new_step(live):
     [
         (f"/deployments/{NAME}/results/ab?outcome=bogus", "outcome"),
         (f"/deployments/{NAME}/results?refresh=301", "refresh"),
+        (f"/deployments/{NAME}/results/shadows?window=2d", "window"),
+        (f"/deployments/{NAME}/results/shadows?window=" + "w" * 11, "window"),
+        (f"/deployments/{NAME}/results/shadows?until=yesterday", "until"),
+        (f"/deployments/{NAME}/results/shadows?until=" + "1" * 41, "until"),
         (f"/deployments/{NAME}/results?refresh=-1", "refresh"),
         (f"/deployments/{NAME}/results/rollout?x=1", None),
         ("/deployments/a%00b/results/rollout", "path"),
@@ -178,6 +188,7 @@ def test_a_bad_parameter_is_a_4xx_naming_it(live, path, field):
 
 
 FRAGMENTS = (f"/deployments/{NAME}/results/rollout", f"/deployments/{NAME}/results/ab",
+             f"/deployments/{NAME}/results/shadows",
              "/review/items", "/runs/RUN/live")  # fmt: skip
 
 

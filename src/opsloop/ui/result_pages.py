@@ -11,9 +11,10 @@
   primary over a window.
 
 Everything is read through the deployments service (``rollout``, ``history``,
-``ab_report``, ``shadow_agreement``); this module only arranges it. The rollout and the
-A/B report are also fragments of their own (``/results/rollout``, ``/results/ab``) that
-the page refetches in place while it is open; without JavaScript it is the same page.
+``ab_report``, ``shadow_agreement``); this module only arranges it. The rollout, the
+A/B report and the shadows' agreement are also fragments of their own
+(``/results/rollout``, ``/results/ab``, ``/results/shadows``) that the page refetches
+in place while it is open; without JavaScript it is the same page.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ Viewer = Annotated[User, Depends(page_user)]
 #: The newest history entries the page looks through for the rollout's changes.
 HISTORY_READ = 500
 #: The kind of change each rollout decision's action makes, as the page names it.
+#: The longest window and end time the shadows' fragment reads ("15m", an ISO time).
+MAX_WINDOW_LENGTH, MAX_MOMENT_LENGTH = 10, 40
 #: How often the rollout and the A/B report refresh in place, in seconds (0: never).
 Refresh = Annotated[int, Query(ge=0, le=300)]
 _KINDS = {"step": "step", "complete": "complete", "rollback": "rollback"}
@@ -103,28 +106,26 @@ def results_page(
 ) -> Response:
     """The deployment's canary ramp or bandit, its A/B report (by ``outcome``; the report's
     default when empty) and its shadows' agreement over ``window`` (ending at ``until``,
-    default now). The rollout and the A/B report are refreshed in place every ``refresh``
-    seconds (0: never) from :func:`rollout_fragment` and :func:`ab_fragment`."""
+    default now). The rollout, the A/B report and the shadows are refreshed in place every
+    ``refresh`` seconds (0: never) from :func:`rollout_fragment`, :func:`ab_fragment` and
+    :func:`shadows_fragment`."""
     _check_outcome(outcome)
-    span = window_ms(window)
     deployments = request.app.state.deployments
     deployment = deployments.get(name)
-    until_ms = moment_ms(until, "until") if until else now_ms()
-    shadows = deployments.shadow_agreement(name, since_ms=until_ms - span, until_ms=until_ms)
     base = f"/deployments/{quote(name, safe='')}/results"
     return render(
         request,
         "results.html.j2",
         **rollout_context(deployments, deployment),
         **ab_context(deployments, deployment, outcome),
+        **shadows_context(deployments, deployment, window, until),
         outcomes=OUTCOMES,
-        shadows=shadows,
-        window=window,
         windows=list(WINDOWS),
-        until=until or "",
         refresh=refresh or None,
         rollout_url=f"{base}/rollout",
         ab_url=f"{base}/ab" + (f"?{urlencode({'outcome': outcome})}" if outcome else ""),
+        shadows_url=f"{base}/shadows?"
+        + urlencode({"window": window, **({"until": until} if until else {})}),
     )
 
 
@@ -148,6 +149,53 @@ def ab_fragment(request: Request, user: Viewer, name: str, outcome: str = "") ->
     return render(
         request, "results_ab.html.j2", **ab_context(deployments, deployments.get(name), outcome)
     )
+
+
+@router.get("/deployments/{name}/results/shadows")
+def shadows_fragment(
+    request: Request,
+    user: Viewer,
+    name: str,
+    window: Annotated[str, Query(max_length=MAX_WINDOW_LENGTH)] = "1h",
+    until: Annotated[str | None, Query(max_length=MAX_MOMENT_LENGTH)] = None,
+) -> Response:
+    """The results page's shadow agreement alone (over ``window`` ending at ``until``,
+    default now), for its refresh."""
+    checked_name("name", name)
+    deployments = request.app.state.deployments
+    return render(
+        request,
+        "results_shadows.html.j2",
+        **shadows_context(deployments, deployments.get(name), window, until),
+    )
+
+
+def shadows_context(deployments, deployment, window: str, until: str | None) -> dict[str, Any]:
+    """What the results page's shadow agreement shows: each shadow's copies and agreement
+    over ``window`` (one of :data:`~opsloop.ui.live_pages.WINDOWS`) ending at ``until``
+    (UTC, default now).
+
+    >>> from opsloop.registry import ModelRegistry
+    >>> from opsloop.serving import Deployments, Variant
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> db = Database("sqlite://")
+    >>> _ = ModelRegistry(db, ArtifactStore("memory://shadows-doc")).register(
+    ...     "m", b"onnx bytes", flavor="onnx")
+    >>> deployments = Deployments(db, actor="ana")
+    >>> deployment = deployments.deploy("api", [Variant("stable", "m", version=1)])
+    >>> shown = shadows_context(deployments, deployment, "1h", "2026-01-01T00:00:00")
+    >>> shown["shadows"].until_ms - shown["shadows"].since_ms, shown["shadows"].variants
+    (3600000, [])
+    """
+    span = window_ms(window)
+    until_ms = moment_ms(until, "until") if until else now_ms()
+    return {
+        "shadows": deployments.shadow_agreement(
+            deployment.name, since_ms=until_ms - span, until_ms=until_ms
+        ),
+        "window": window,
+        "until": until or "",
+    }
 
 
 def _check_outcome(outcome: str) -> None:
