@@ -122,9 +122,12 @@ def test_a_half_typed_review_answer_survives_refreshes_and_a_new_item(served, pl
     label.click()
     label.type("ye")
     page.select_option("#kind-1", "json")  # a choice made in the row's select stays too
+    page.focus("#kind-1")  # a focused select (no caret) keeps the focus through a refresh
+    seen = _refreshed(page, "#items-fragment", 0)
+    assert page.evaluate("() => document.activeElement.id") == "kind-1"
     label.focus()
     page.evaluate("() => document.getElementById('label-1').setSelectionRange(1, 1)")
-    seen = _refreshed(page, "#items-fragment", 0)
+    seen = _refreshed(page, "#items-fragment", seen)
     new = data.queue_item(71)
     _shows(page, "#items-fragment", '[{"age": 71}]')
     _refreshed(page, "#items-fragment", seen)

@@ -76,13 +76,14 @@
       try {
         selection = [focused[0].selectionStart, focused[0].selectionEnd];
       } catch (error) {
-        selection = null; // a control without a text selection (a select, a checkbox)
+        selection = null; // some inputs (a number's) refuse to say
       }
     }
     element.replaceChildren(fresh.content);
     if (focused !== null) {
       focused[1].focus();
-      if (selection !== null && selection[0] !== null) {
+      // Only text fields have a caret (a select's is undefined, a checkbox's null).
+      if (selection !== null && typeof selection[0] === "number") {
         focused[1].setSelectionRange(selection[0], selection[1]);
       }
     }
