@@ -227,8 +227,8 @@ def rollout_context(deployments, deployment) -> dict[str, Any]:
         "deployment": deployment,
         "rollout": rollout,
         "kind": kind,
-        "gates": canary_gates(rollout) if kind == "canary" else [],
-        "arms": bandit_arms(rollout) if kind == "bandit" else [],
+        "gates": canary_gates(rollout) if rollout is not None and kind == "canary" else [],
+        "arms": bandit_arms(rollout) if rollout is not None and kind == "bandit" else [],
         "changes": rollout_changes(deployments.history(deployment.name, last=HISTORY_READ)),
         "history_read": HISTORY_READ,
     }
