@@ -93,6 +93,12 @@ def test_the_results_pages_show_their_tables_and_their_forms_work(no_script, ser
     watched = no_script("vic")
     page = watched.page
     watched.open("/deployments/canary-api/results")
+    # Its only scripts refresh its rollout and A/B report in place; off, it is the same page.
+    sources = page.locator("script").evaluate_all(
+        "scripts => scripts.map(s => s.getAttribute('src').split('?')[0])"
+    )
+    assert sources == ["/ui/static/poll.js", "/ui/static/fragments.js"]
+    watched.open("/deployments/canary-api/results?refresh=0")
     assert page.locator("script").count() == 0
     gates = _cells(page, "table.gates")
     assert gates and gates[0][1] == "fail"  # the errors gate rolled the canary back

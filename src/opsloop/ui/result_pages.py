@@ -11,15 +11,19 @@
   primary over a window.
 
 Everything is read through the deployments service (``rollout``, ``history``,
-``ab_report``, ``shadow_agreement``); this module only arranges it.
+``ab_report``, ``shadow_agreement``); this module only arranges it. The rollout, the
+A/B report and the shadows' agreement are also fragments of their own
+(``/results/rollout``, ``/results/ab``, ``/results/shadows``) that the page refetches
+in place while it is open; without JavaScript it is the same page.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
@@ -27,6 +31,7 @@ from opsloop.registry import User
 from opsloop.serving.ab_report import OUTCOMES
 from opsloop.serving.rollout_decisions import decision_of
 from opsloop.store.database import now_ms
+from opsloop.tracking.limits import checked_name
 from opsloop.ui.deployment_pages import moment_ms
 from opsloop.ui.live_pages import WINDOWS, window_ms
 from opsloop.ui.page_route import PageRoute
@@ -39,6 +44,10 @@ Viewer = Annotated[User, Depends(page_user)]
 #: The newest history entries the page looks through for the rollout's changes.
 HISTORY_READ = 500
 #: The kind of change each rollout decision's action makes, as the page names it.
+#: The longest window and end time the shadows' fragment reads ("15m", an ISO time).
+MAX_WINDOW_LENGTH, MAX_MOMENT_LENGTH = 10, 40
+#: How often the rollout and the A/B report refresh in place, in seconds (0: never).
+Refresh = Annotated[int, Query(ge=0, le=300)]
 _KINDS = {"step": "step", "complete": "complete", "rollback": "rollback"}
 
 
@@ -93,48 +102,166 @@ def results_page(
     outcome: str = "",
     window: str = "1h",
     until: str | None = None,
+    refresh: Refresh = 5,
 ) -> Response:
     """The deployment's canary ramp or bandit, its A/B report (by ``outcome``; the report's
     default when empty) and its shadows' agreement over ``window`` (ending at ``until``,
-    default now)."""
+    default now). The rollout, the A/B report and the shadows are refreshed in place every
+    ``refresh`` seconds (0: never) from :func:`rollout_fragment`, :func:`ab_fragment` and
+    :func:`shadows_fragment`."""
+    _check_outcome(outcome)
+    deployments = request.app.state.deployments
+    deployment = deployments.get(name)
+    base = f"/deployments/{quote(name, safe='')}/results"
+    return render(
+        request,
+        "results.html.j2",
+        **rollout_context(deployments, deployment),
+        **ab_context(deployments, deployment, outcome),
+        **shadows_context(deployments, deployment, window, until),
+        outcomes=OUTCOMES,
+        windows=list(WINDOWS),
+        refresh=refresh or None,
+        rollout_url=f"{base}/rollout",
+        ab_url=f"{base}/ab" + (f"?{urlencode({'outcome': outcome})}" if outcome else ""),
+        shadows_url=f"{base}/shadows?"
+        + urlencode({"window": window, **({"until": until} if until else {})}),
+    )
+
+
+@router.get("/deployments/{name}/results/rollout")
+def rollout_fragment(request: Request, user: Viewer, name: str) -> Response:
+    """The results page's rollout alone (the canary's step and gates or the bandit's arms,
+    and the rollout's audited changes), for its refresh."""
+    checked_name("name", name)
+    deployments = request.app.state.deployments
+    return render(
+        request, "results_rollout.html.j2", **rollout_context(deployments, deployments.get(name))
+    )
+
+
+@router.get("/deployments/{name}/results/ab")
+def ab_fragment(request: Request, user: Viewer, name: str, outcome: str = "") -> Response:
+    """The results page's A/B report alone (by ``outcome``), for its refresh."""
+    checked_name("name", name)
+    _check_outcome(outcome)
+    deployments = request.app.state.deployments
+    return render(
+        request, "results_ab.html.j2", **ab_context(deployments, deployments.get(name), outcome)
+    )
+
+
+@router.get("/deployments/{name}/results/shadows")
+def shadows_fragment(
+    request: Request,
+    user: Viewer,
+    name: str,
+    window: Annotated[str, Query(max_length=MAX_WINDOW_LENGTH)] = "1h",
+    until: Annotated[str | None, Query(max_length=MAX_MOMENT_LENGTH)] = None,
+) -> Response:
+    """The results page's shadow agreement alone (over ``window`` ending at ``until``,
+    default now), for its refresh."""
+    checked_name("name", name)
+    deployments = request.app.state.deployments
+    return render(
+        request,
+        "results_shadows.html.j2",
+        **shadows_context(deployments, deployments.get(name), window, until),
+    )
+
+
+def shadows_context(deployments, deployment, window: str, until: str | None) -> dict[str, Any]:
+    """What the results page's shadow agreement shows: each shadow's copies and agreement
+    over ``window`` (one of :data:`~opsloop.ui.live_pages.WINDOWS`) ending at ``until``
+    (UTC, default now).
+
+    >>> from opsloop.registry import ModelRegistry
+    >>> from opsloop.serving import Deployments, Variant
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> db = Database("sqlite://")
+    >>> _ = ModelRegistry(db, ArtifactStore("memory://shadows-doc")).register(
+    ...     "m", b"onnx bytes", flavor="onnx")
+    >>> deployments = Deployments(db, actor="ana")
+    >>> deployment = deployments.deploy("api", [Variant("stable", "m", version=1)])
+    >>> shown = shadows_context(deployments, deployment, "1h", "2026-01-01T00:00:00")
+    >>> shown["shadows"].until_ms - shown["shadows"].since_ms, shown["shadows"].variants
+    (3600000, [])
+    """
+    span = window_ms(window)
+    until_ms = moment_ms(until, "until") if until else now_ms()
+    return {
+        "shadows": deployments.shadow_agreement(
+            deployment.name, since_ms=until_ms - span, until_ms=until_ms
+        ),
+        "window": window,
+        "until": until or "",
+    }
+
+
+def _check_outcome(outcome: str) -> None:
     if outcome and outcome not in OUTCOMES:
         raise InvalidArgumentError(
             f"outcome: must be one of {', '.join(OUTCOMES)}, got {outcome[:20]!r}"
         )
-    span = window_ms(window)
-    deployments = request.app.state.deployments
-    deployment = deployments.get(name)
-    rollout = rollout_of(deployments, name)
+
+
+def rollout_context(deployments, deployment) -> dict[str, Any]:
+    """What the results page's rollout shows: the rollout (a canary's gates, a bandit's
+    arms) and its audited changes among the newest :data:`HISTORY_READ` changes.
+
+    >>> from opsloop.registry import ModelRegistry
+    >>> from opsloop.serving import Deployments, Variant
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> db = Database("sqlite://")
+    >>> _ = ModelRegistry(db, ArtifactStore("memory://results-doc")).register(
+    ...     "m", b"onnx bytes", flavor="onnx")
+    >>> deployments = Deployments(db, actor="ana")
+    >>> deployment = deployments.deploy("api", [Variant("stable", "m", version=1)])
+    >>> shown = rollout_context(deployments, deployment)
+    >>> shown["rollout"], shown["kind"], shown["changes"]
+    (None, None, [])
+    """
+    rollout = rollout_of(deployments, deployment.name)
     kind = None if rollout is None else rollout["state"].get("kind")
+    return {
+        "deployment": deployment,
+        "rollout": rollout,
+        "kind": kind,
+        "gates": canary_gates(rollout) if rollout is not None and kind == "canary" else [],
+        "arms": bandit_arms(rollout) if rollout is not None and kind == "bandit" else [],
+        "changes": rollout_changes(deployments.history(deployment.name, last=HISTORY_READ)),
+        "history_read": HISTORY_READ,
+    }
+
+
+def ab_context(deployments, deployment, outcome: str) -> dict[str, Any]:
+    """What the results page's A/B report shows: the report by ``outcome`` where the
+    deployment has two live variants or more, or why there is none.
+
+    >>> from opsloop.registry import ModelRegistry
+    >>> from opsloop.serving import Deployments, Variant
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> db = Database("sqlite://")
+    >>> _ = ModelRegistry(db, ArtifactStore("memory://results-doc")).register(
+    ...     "m", b"onnx bytes", flavor="onnx")
+    >>> deployments = Deployments(db, actor="ana")
+    >>> deployment = deployments.deploy("api", [Variant("stable", "m", version=1)])
+    >>> ab_context(deployments, deployment, "")["report"] is None
+    True
+    """
     live = [v for v in deployment.variants if v.role != "shadow"]
     report, report_problem = None, None
     if len(live) >= 2:
         try:
-            report = deployments.ab_report(name, outcome=outcome or None)
+            report = deployments.ab_report(deployment.name, outcome=outcome or None)
         except InvalidArgumentError as error:  # e.g. labels that are not numbers
             report_problem = str(error)
-    until_ms = moment_ms(until, "until") if until else now_ms()
-    shadows = deployments.shadow_agreement(name, since_ms=until_ms - span, until_ms=until_ms)
-    return render(
-        request,
-        "results.html.j2",
-        deployment=deployment,
-        rollout=rollout,
-        kind=kind,
-        gates=canary_gates(rollout) if kind == "canary" else [],
-        arms=bandit_arms(rollout) if kind == "bandit" else [],
-        changes=rollout_changes(deployments.history(name, last=HISTORY_READ)),
-        history_read=HISTORY_READ,
-        report=report,
-        report_problem=report_problem,
-        confidence=None if report is None else _confidence(report),
-        outcome=outcome,
-        outcomes=OUTCOMES,
-        shadows=shadows,
-        window=window,
-        windows=list(WINDOWS),
-        until=until or "",
-    )
+    return {
+        "report": report,
+        "report_problem": report_problem,
+        "confidence": None if report is None else _confidence(report),
+        "outcome": outcome,
+    }
 
 
 def _confidence(report: Any) -> float | None:

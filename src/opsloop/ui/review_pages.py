@@ -7,6 +7,9 @@ same with ten deployments or ten thousand. Claiming and answering are its ``clai
 and ``answer``, called as the REST API calls them (editor role, the signed-in user acting),
 so an answer to a served request becomes that request's feedback label in the same
 transaction. The forms are plain HTML, checked as every change is (:mod:`.form_posts`).
+The items are also a fragment of their own (``/review/items``) that the page refetches in
+place while it is open, keeping an answer being typed; without JavaScript it is the same
+page.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from opsloop.errors import InvalidArgumentError, OpsloopError
 from opsloop.registry import User
 from opsloop.serving.review_queue import REVIEW_STATES
 from opsloop.serving.review_service import REVIEW_OPERATIONS
-from opsloop.tracking.limits import INT32_MAX
+from opsloop.tracking.limits import INT32_MAX, MAX_NAME_LENGTH, checked_name
 from opsloop.ui.form_posts import FormProblem, posted_form, require_operation_role
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
@@ -36,6 +39,10 @@ Viewer = Annotated[User, Depends(page_user)]
 ItemId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 #: The most items the page lists (oldest first, as the queue hands them out).
 ITEMS_SHOWN = 100
+#: The longest listing state the items fragment reads (the states are short words).
+MAX_STATE_LENGTH = 20
+#: How often the items refresh in place, in seconds (0: never).
+Refresh = Annotated[int, Query(ge=0, le=300)]
 #: How the answer field's text becomes the label.
 LABEL_KINDS = ("text", "number", "json")
 DONE = {
@@ -134,12 +141,69 @@ def review_page(
     done: str | None = None,
     item: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     names: PageNumber = 1,
+    refresh: Refresh = 5,
 ) -> Response:
     """The review queue: items of a deployment (default: all) in a state, oldest first;
     ``done`` and ``item`` say what the last change did; ``names`` is the page of deployment
-    names (50 a page) the deployment choosers offer."""
+    names (50 a page) the deployment choosers offer. The items are refreshed in place every
+    ``refresh`` seconds (0: never) from :func:`items_fragment`."""
     notice = claimed_notice(done, item, deployment)
-    return review_view(request, deployment or None, state, notice=notice, names=names)
+    return review_view(
+        request, deployment or None, state, notice=notice, names=names, refresh=refresh
+    )
+
+
+@router.get("/review/items")
+def items_fragment(
+    request: Request,
+    user: Viewer,
+    deployment: Annotated[str, Query(max_length=MAX_NAME_LENGTH)] = "",
+    state: Annotated[str, Query(max_length=MAX_STATE_LENGTH)] = "open",
+) -> Response:
+    """The review page's items alone (of ``deployment``, default all, in ``state``), for
+    its refresh: the same rows and forms the page shows."""
+    checked_name("deployment", deployment)
+    return render(
+        request,
+        "review_items.html.j2",
+        **items_context(request.app.state.review_queue, deployment or None, state),
+        problem=None,
+    )
+
+
+def items_address(deployment: str | None, state: str) -> str:
+    """The address of the review page's items fragment for a listing.
+
+    >>> items_address("loans", "open"), items_address(None, "any")
+    ('/review/items?state=open&deployment=loans', '/review/items?state=any')
+    """
+    query = {"state": state, **({"deployment": deployment} if deployment else {})}
+    return f"/review/items?{urlencode(query)}"
+
+
+def items_context(queue, deployment: str | None, state: str) -> dict[str, Any]:
+    """What the review page's items show: the oldest :data:`ITEMS_SHOWN` items of
+    ``deployment`` (all where ``None``) in ``state``, each with the model's suggestion and
+    the kind its answer is read as by default.
+
+    >>> from opsloop.serving.review_queue import ReviewQueue
+    >>> from opsloop.store import Database
+    >>> queue = ReviewQueue(Database("sqlite://"), actor="ana")
+    >>> _ = queue.submit("loans", [{"age": 30}])
+    >>> shown = items_context(queue, "loans", "open")
+    >>> [(row["item"].id, row["kind"]) for row in shown["items"]], shown["deployment"]
+    ([(1, 'text')], 'loans')
+    """
+    items = queue.list(deployment, state=state, limit=ITEMS_SHOWN)
+    return {
+        "items": [
+            {"item": item, "suggested": suggested(item.suggestion), "kind": _kind_of(item)}
+            for item in items
+        ],
+        "deployment": deployment or "",
+        "state": state,
+        "kinds": LABEL_KINDS,
+    }
 
 
 def names_link(state: str, deployment: str | None, names: int) -> str:
@@ -183,22 +247,20 @@ def review_view(
     problem: FormProblem | None = None,
     notice: str | None = None,
     names: int = 1,
+    refresh: int = 0,
 ) -> Response:
     """The review page, with an item form's ``problem`` shown beside it (and its status);
-    the choosers offer page ``names`` of the deployments' names."""
-    queue = request.app.state.review_queue
-    items = queue.list(deployment, state=state, limit=ITEMS_SHOWN)
+    the choosers offer page ``names`` of the deployments' names. A page showing a problem
+    is not refreshed: its form keeps what was posted and the field marked."""
+    shown = items_context(request.app.state.review_queue, deployment, state)
+    items = [row["item"] for row in shown["items"]]
     chooser = deployment_names(request.app.state.deployments, names)
     offered = [row["name"] for row in chooser.rows]
     return render(
         request,
         "review.html.j2",
         status=200 if problem is None else problem.status,
-        items=[
-            {"item": item, "suggested": suggested(item.suggestion), "kind": _kind_of(item)}
-            for item in items
-        ],
-        deployment=deployment or "",
+        **shown,
         # The chosen deployment stays choosable on every page of names.
         deployments=sorted({*offered, *([deployment] if deployment else [])}),
         names=chooser,
@@ -208,12 +270,12 @@ def review_view(
         claimable=sorted(
             {*offered, *(i.deployment for i in items), *([deployment] if deployment else [])}
         ),
-        state=state,
         states=(*REVIEW_STATES, "any"),
-        kinds=LABEL_KINDS,
         shown=ITEMS_SHOWN,
         problem=problem,
         notice=notice,
+        refresh=refresh if problem is None and refresh else None,
+        items_url=items_address(deployment, state),
     )
 
 

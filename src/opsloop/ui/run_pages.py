@@ -1,4 +1,7 @@
-"""Experiment pages: the runs table, one run, and 2 to 1,000 runs compared."""
+"""Experiment pages: the runs table, one run, and 2 to 1,000 runs compared.
+
+A running run's page refetches its status and metrics in place (``/runs/ID/live``);
+without JavaScript it is the same page."""
 
 from __future__ import annotations
 
@@ -6,12 +9,12 @@ from bisect import bisect_right
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
-from opsloop.tracking.limits import MAX_NAME_LENGTH
+from opsloop.tracking.limits import MAX_NAME_LENGTH, checked_name
 from opsloop.ui.compared_runs import SIDE_BY_SIDE, compared_runs, runs_by_id
 from opsloop.ui.metric_charts import (
     CHART_BUCKETS,
@@ -41,6 +44,8 @@ MIN_COMPARED, MAX_COMPARED = 2, 1000
 COMPARED_ROWS = 100
 #: Metric keys a run page lists at once (a run may log thousands).
 KEYS_SHOWN = 50
+#: How often a running run's page refreshes its status and metrics, in seconds (0: never).
+Refresh = Annotated[int, Query(ge=0, le=300)]
 #: How a run page draws its charts: as SVG (the default, no script) or with plotly.js.
 CHART_KINDS = (None, "", "svg", "interactive")
 
@@ -134,6 +139,7 @@ def run_detail(
     chart: str | None = None,
     key: Annotated[str, Query(max_length=MAX_NAME_LENGTH)] = "",
     after_key: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
+    refresh: Refresh = 5,
 ):
     """One run: attributes, params, metrics with charts, artifacts, code, data, environment.
 
@@ -142,13 +148,67 @@ def run_detail(
     (ignoring case); the charts are of the keys checked (``metric``), whatever page they
     are on, or else of the first keys listed. They are SVG drawn here (no script);
     ``chart=interactive`` draws them with plotly.js instead (zoom, hover values), which the
-    browser then fetches and parses."""
+    browser then fetches and parses. While the run is running, its status and metrics
+    (SVG charts only) are refreshed in place every ``refresh`` seconds (0: never) from
+    :func:`run_fragment`."""
+    shown = run_context(request.app.state.tracking, run_id, metric, chart, key, after_key)
+    live = refresh and shown["run"].status == "RUNNING" and not shown["interactive"]
+    return render(request, "run.html.j2", **shown, refresh=refresh if live else None)
+
+
+@router.get("/runs/{run_id}/live")
+def run_fragment(
+    request: Request,
+    user: Viewer,
+    run_id: Annotated[str, Path(max_length=MAX_NAME_LENGTH)],
+    metric: Annotated[list[str] | None, Query()] = None,
+    key: Annotated[str, Query(max_length=MAX_NAME_LENGTH)] = "",
+    after_key: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
+) -> Response:
+    """A run page's facts and metrics alone (its SVG charts of the keys ``metric``, the
+    page of keys after ``after_key`` holding ``key``), for its refresh while the run runs;
+    at most :data:`~opsloop.ui.metric_charts.MAX_CHARTS` keys ``metric``, each a name."""
+    picked = metric or []
+    if len(picked) > MAX_CHARTS:
+        raise InvalidArgumentError(
+            f"metric: at most {MAX_CHARTS} keys are charted, got {len(picked)}"
+        )
+    checked_name("run_id", run_id)
+    for field, text in (("metric", k) for k in picked):
+        checked_name(field, text)
+    checked_name("key", key)
+    checked_name("after_key", after_key or "")
+    shown = run_context(request.app.state.tracking, run_id, picked, None, key, after_key)
+    return render(request, "run_live.html.j2", **shown)
+
+
+def run_context(
+    tracking,
+    run_id: str,
+    metric: list[str] | None,
+    chart: str | None,
+    key: str,
+    after_key: str | None,
+) -> dict:
+    """What a run page's facts and metrics show (see :func:`run_detail`), with the
+    address of its live fragment.
+
+    >>> from opsloop.store import ArtifactStore, Database
+    >>> from opsloop.tracking import ActiveRun, LocalTrackingStore
+    >>> tracking = LocalTrackingStore(Database("sqlite://"), ArtifactStore("memory://run-doc"))
+    >>> run = ActiveRun(tracking, tracking.create_run("exp"))
+    >>> for step, value in enumerate([0.9, 0.5, 0.4]):
+    ...     run.log_metric("loss", value, step=step)
+    >>> run.flush()
+    >>> shown = run_context(tracking, run.run_id, None, None, "", None)
+    >>> shown["charted"], shown["keys"].values, shown["live_url"] == f"/runs/{run.run_id}/live"
+    (['loss'], {'loss': 0.4}, True)
+    """
     if chart not in CHART_KINDS:
         raise InvalidArgumentError(
             f"chart must be {' or '.join(k for k in CHART_KINDS if k)}, got {chart[:40]!r}"
         )
     interactive = chart == "interactive"
-    tracking = request.app.state.tracking
     run = tracking.get_run(run_id)
     keys = metric_keys_page(run.metrics, key, after_key)
     picked_keys = list(dict.fromkeys(k for k in metric or () if k in run.metrics))[:MAX_CHARTS]
@@ -174,35 +234,34 @@ def run_detail(
     listing = [("key", key)] if key else []
     base = f"/runs/{quote(run.run_id, safe='')}"
 
-    def address(query: list[tuple[str, str]]) -> str:
-        return base + (f"?{urlencode(query)}" if query else "")
+    def address(query: list[tuple[str, str]], path: str = base) -> str:
+        return path + (f"?{urlencode(query)}" if query else "")
 
     here = [("after_key", after_key)] if after_key else []
     other = [] if interactive else [("chart", "interactive")]
-    return render(
-        request,
-        "run.html.j2",
-        run=run,
-        figures=figures,
-        drawn=drawn,
-        charted=chosen,
-        picked=picked_keys,
+    return {
+        "run": run,
+        "figures": figures,
+        "drawn": drawn,
+        "charted": chosen,
+        "picked": picked_keys,
         # The keys charted that this page of keys does not list, ticked so they stay.
-        charted_elsewhere=[k for k in chosen if k not in keys.shown] if picked_keys else [],
-        keys=keys,
-        key_filter=key,
-        after_key=after_key or "",
-        next_keys=(
+        "charted_elsewhere": [k for k in chosen if k not in keys.shown] if picked_keys else [],
+        "keys": keys,
+        "key_filter": key,
+        "after_key": after_key or "",
+        "next_keys": (
             address(kind + picked + listing + [("after_key", keys.shown[-1])])
             if keys.more
             else None
         ),
-        first_keys=address(kind + picked + listing) if after_key else None,
-        all_keys=address(kind + picked) if key else None,
-        more_keys=len(keys.matching) > len(chosen),
-        interactive=interactive,
-        other_charts=address(picked + listing + here + other),
-    )
+        "first_keys": address(kind + picked + listing) if after_key else None,
+        "all_keys": address(kind + picked) if key else None,
+        "more_keys": len(keys.matching) > len(chosen),
+        "interactive": interactive,
+        "other_charts": address(picked + listing + here + other),
+        "live_url": address(picked + listing + here, f"{base}/live"),
+    }
 
 
 class MetricKeys:
