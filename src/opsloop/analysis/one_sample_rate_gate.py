@@ -72,7 +72,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.analysis.rate_sprt_threshold import exact_walk_threshold
-from opsloop.analysis.sequential import GateDecision, Verdict
+from opsloop.analysis.sequential import GateDecision, Verdict, flag_array
 from opsloop.errors import InvalidArgumentError
 
 
@@ -81,20 +81,6 @@ def _rate(name: str, value: Any) -> float:
     if not ok or not 0.0 < value < 1.0:
         raise InvalidArgumentError(f"{name} must lie strictly between 0 and 1, got {value!r}")
     return float(value)
-
-
-def _flags(name: str, values: Any) -> np.ndarray:
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise InvalidArgumentError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if array.dtype != bool:
-        if array.size and not np.isin(array, (0, 1)).all():
-            bad = int(np.argmax(~np.isin(array, (0, 1))))
-            raise InvalidArgumentError(
-                f"{name}[{bad}] = {array[bad].item()!r}: values are 0/1 or bool"
-            )
-        array = array.astype(bool)
-    return array
 
 
 class OneSampleRateGate:
@@ -177,8 +163,8 @@ class OneSampleRateGate:
         >>> d.n_candidate, d.events_candidate, round(d.statistic, 4)
         (2, 1, 1.0782)
         """
-        is_candidate = _flags("candidate", candidate)
-        is_event = _flags("event", event)
+        is_candidate = flag_array("candidate", candidate)
+        is_event = flag_array("event", event)
         if is_event.shape != is_candidate.shape:
             raise InvalidArgumentError(
                 f"event has {is_event.size} values but candidate has {is_candidate.size}"

@@ -147,7 +147,16 @@ def _alpha_of(gate: Any) -> float:
     return float(gate.alpha)
 
 
-def _flags(name: str, values: Any) -> np.ndarray:
+def flag_array(name: str, values: Any) -> np.ndarray:
+    """``values`` (bool or 0/1, one-dimensional) as a bool array, or an error naming
+    ``name`` and the first value that is neither.
+
+    >>> flag_array("event", [0, 1, True]).tolist()
+    [False, True, True]
+    >>> flag_array("event", [0, 2])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: event[1] = 2: values are 0/1 or bool
+    """
     array = np.asarray(values)
     if array.ndim != 1:
         raise InvalidArgumentError(f"{name} must be one-dimensional, got shape {array.shape}")
@@ -433,8 +442,8 @@ class RateGate:
         >>> d.n_candidate, d.n_primary, d.events_candidate
         (2, 1, 1)
         """
-        is_candidate = _flags("candidate", candidate)
-        is_event = _flags("event", event)
+        is_candidate = flag_array("candidate", candidate)
+        is_event = flag_array("event", event)
         if is_event.shape != is_candidate.shape:
             raise InvalidArgumentError(
                 f"event has {is_event.size} values but candidate has {is_candidate.size}"
@@ -666,7 +675,7 @@ class MeanGate:
         >>> d.n_candidate, d.n_primary, d.verdict
         (2, 1, 'continue')
         """
-        is_candidate = _flags("candidate", candidate)
+        is_candidate = flag_array("candidate", candidate)
         x = np.asarray(values, dtype=np.float64)
         if x.shape != is_candidate.shape:
             raise InvalidArgumentError(
