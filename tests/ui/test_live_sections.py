@@ -158,6 +158,8 @@ def test_the_run_fragment_is_the_pages_metrics_and_shows_a_new_step(live):
         (f"/deployments/{NAME}/results/shadows?window=2d", "window"),
         (f"/deployments/{NAME}/results/shadows?window=" + "w" * 11, "window"),
         (f"/deployments/{NAME}/results/shadows?until=yesterday", "until"),
+        (f"/deployments/{NAME}/results/shadows?until=9999-12-31T23:59:59", "until"),
+        (f"/deployments/{NAME}/results?until=0001-01-01T00:00:00", "until"),
         (f"/deployments/{NAME}/results/shadows?until=" + "1" * 41, "until"),
         (f"/deployments/{NAME}/results?refresh=-1", "refresh"),
         (f"/deployments/{NAME}/results/rollout?x=1", None),
@@ -216,3 +218,17 @@ def test_an_anonymous_reader_gets_the_fragments_where_the_server_allows_without_
             assert re.findall(r'<tr id="item-(\d+)">', items) == ["1"]
     finally:
         data.close()
+
+
+def test_the_pages_own_filters_keep_the_refresh_asked_for(live):
+    """A page opened with ``?refresh=`` other than its default keeps it through its own
+    filter forms (a hidden field), so filtering never turns refreshing back on."""
+    url, data = live
+    kept = '<input type="hidden" name="refresh" value="{}">'
+    with session(url, data.tokens["vic"]) as client:
+        quiet = client.get(f"/deployments/{NAME}/results?refresh=0").text
+        default = client.get(f"/deployments/{NAME}/results").text
+        slow = client.get("/review?refresh=60").text
+    assert quiet.count(kept.format(0)) == 2  # the outcome form and the shadows' form
+    assert 'name="refresh"' not in default
+    assert slow.count(kept.format(60)) == 1

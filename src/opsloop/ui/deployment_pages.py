@@ -7,13 +7,14 @@ from typing import Annotated
 from urllib.parse import quote
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
 from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
+from opsloop.ui.refresh_query import Refresh
 from opsloop.ui.rendering import render
 from opsloop.ui.rollout_state import bandit_arms, canary_gates, rollout_of
 from opsloop.ui.row_pages import EntryId, PageNumber, log_page, row_page
@@ -23,7 +24,6 @@ router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
 #: The history entries a deployment page shows at a time, newest first.
 HISTORY_SHOWN = 100
-Refresh = Annotated[int, Query(ge=0, le=300)]
 #: The newest approvals recorded since the last deploy that a deployment page lists.
 PENDING_SHOWN = 100
 
@@ -40,6 +40,9 @@ def moment_ms(text: str, field: str = "at") -> int:
     >>> moment_ms("soon", "until")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: until: needs an ISO time such as 2026-05-01T12:00, got...
+    >>> moment_ms("9999-12-31T23:59:59", "until")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: until: must lie between the years 1678 and 2261, got...
     """
     try:
         stamp = pd.Timestamp(text)
@@ -51,7 +54,13 @@ def moment_ms(text: str, field: str = "at") -> int:
         )
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
-    return int(stamp.value // 1_000_000)
+    try:
+        nanoseconds = stamp.value
+    except OverflowError:  # parsed, but outside what nanoseconds since 1970 can hold
+        raise InvalidArgumentError(
+            f"{field}: must lie between the years 1678 and 2261, got {text[:40]!r}"
+        ) from None
+    return int(nanoseconds // 1_000_000)
 
 
 def traffic(deployment) -> list[dict]:

@@ -59,6 +59,7 @@ from opsloop.ui.monitoring_charts import (
     throughput_figure,
 )
 from opsloop.ui.page_route import PageRoute
+from opsloop.ui.refresh_query import Refresh
 from opsloop.ui.rendering import format_time, format_value, render
 from opsloop.ui.row_pages import PageNumber, row_page
 from opsloop.ui.session_check import page_user
@@ -79,7 +80,6 @@ ALERTS_SHOWN = 100
 #: The newest windows the live "latest windows" part shows.
 LATEST_SHOWN = 5
 Start = Annotated[int | None, Query(ge=0)]
-Refresh = Annotated[int, Query(ge=0, le=300)]
 #: The cursors of the windows' and the alerts' pages: a window's start (with its variant),
 #: an alert's id.
 WindowsBefore = Annotated[int | None, Query(ge=MIN_TIME_MS, le=MAX_TIME_MS)]

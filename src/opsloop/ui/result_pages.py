@@ -35,6 +35,7 @@ from opsloop.tracking.limits import checked_name
 from opsloop.ui.deployment_pages import moment_ms
 from opsloop.ui.live_pages import WINDOWS, window_ms
 from opsloop.ui.page_route import PageRoute
+from opsloop.ui.refresh_query import Refresh
 from opsloop.ui.rendering import render
 from opsloop.ui.rollout_state import bandit_arms, canary_gates, rollout_of
 from opsloop.ui.session_check import page_user
@@ -43,11 +44,9 @@ router = APIRouter(route_class=PageRoute)
 Viewer = Annotated[User, Depends(page_user)]
 #: The newest history entries the page looks through for the rollout's changes.
 HISTORY_READ = 500
-#: The kind of change each rollout decision's action makes, as the page names it.
 #: The longest window and end time the shadows' fragment reads ("15m", an ISO time).
 MAX_WINDOW_LENGTH, MAX_MOMENT_LENGTH = 10, 40
-#: How often the rollout and the A/B report refresh in place, in seconds (0: never).
-Refresh = Annotated[int, Query(ge=0, le=300)]
+#: The kind of change each rollout decision's action makes, as the page names it.
 _KINDS = {"step": "step", "complete": "complete", "rollback": "rollback"}
 
 

@@ -29,6 +29,7 @@ from opsloop.serving.review_service import REVIEW_OPERATIONS
 from opsloop.tracking.limits import INT32_MAX, MAX_NAME_LENGTH, checked_name
 from opsloop.ui.form_posts import FormProblem, posted_form, require_operation_role
 from opsloop.ui.page_route import PageRoute
+from opsloop.ui.refresh_query import Refresh
 from opsloop.ui.rendering import render
 from opsloop.ui.row_pages import PageNumber, RowPage, row_page
 from opsloop.ui.session_check import page_user, session_secret
@@ -41,8 +42,6 @@ ItemId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 ITEMS_SHOWN = 100
 #: The longest listing state the items fragment reads (the states are short words).
 MAX_STATE_LENGTH = 20
-#: How often the items refresh in place, in seconds (0: never).
-Refresh = Annotated[int, Query(ge=0, le=300)]
 #: How the answer field's text becomes the label.
 LABEL_KINDS = ("text", "number", "json")
 DONE = {

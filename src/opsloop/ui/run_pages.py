@@ -27,6 +27,7 @@ from opsloop.ui.metric_charts import (
     shrunk_curve,
 )
 from opsloop.ui.page_route import PageRoute
+from opsloop.ui.refresh_query import Refresh
 from opsloop.ui.rendering import render
 from opsloop.ui.run_table import PAGE_SIZES, SortKey, run_page, shown_columns, table_runs
 from opsloop.ui.session_check import page_user
@@ -44,8 +45,6 @@ MIN_COMPARED, MAX_COMPARED = 2, 1000
 COMPARED_ROWS = 100
 #: Metric keys a run page lists at once (a run may log thousands).
 KEYS_SHOWN = 50
-#: How often a running run's page refreshes its status and metrics, in seconds (0: never).
-Refresh = Annotated[int, Query(ge=0, le=300)]
 #: How a run page draws its charts: as SVG (the default, no script) or with plotly.js.
 CHART_KINDS = (None, "", "svg", "interactive")
 
