@@ -30,6 +30,7 @@ from opsloop.registry import add_user
 from opsloop.registry.users import PermissionDenied
 from opsloop.server import create_app
 from opsloop.store import ArtifactStore, Database
+from opsloop.tracking.limits import INT32_MAX, MAX_TIME_MS, MIN_TIME_MS
 
 from .conftest import HOUR_MS, T0
 
@@ -88,6 +89,10 @@ def _windows_before_the_newest(m, n) -> list:
     newest = whole[-1]
     page = m.evaluations(n, last=1, before_ms=newest.start_ms, before_variant=newest.variant)
     assert len(whole) >= 2 and page == whole[-2:-1]
+    # A start as a frame gives it back (a NumPy integer) is the same cursor.
+    start = m.windows(n)["start_ms"].max()
+    assert isinstance(start, np.integer) and start == newest.start_ms
+    assert m.evaluations(n, last=1, before_ms=start, before_variant=newest.variant) == page
     after_it = m.evaluations(n, before_ms=newest.start_ms, before_variant=f"{newest.variant}~")
     assert after_it == whole
     earlier = m.evaluations(n, before_ms=newest.start_ms)
@@ -99,7 +104,9 @@ def _alerts_before_the_newest(m, n) -> pd.DataFrame:
     """The two alerts raised before the newest (by its id), checked against the whole
     list."""
     whole = m.alerts(n)
-    newest = int(whole["id"].iloc[-1])
+    # The id as the frame gives it back (a NumPy integer) asks for the page before it.
+    newest = whole["id"].iloc[-1]
+    assert isinstance(newest, np.integer)
     page = m.alerts(n, last=2, before_id=newest)
     assert len(whole) > 3 and page.to_dict("records") == whole.iloc[-3:-1].to_dict("records")
     return page
@@ -417,6 +424,7 @@ def test_refusals_are_the_same_on_both_sides(store):
     _, viewer = add_user(db, "vic", "viewer")
     with running_server(create_app(db, artifacts)) as url:
         remote = HttpMonitoring(url, token=editor)
+        messages: list[list[str]] = [[], []]
         for number, side in enumerate((Monitoring(db, actor="eda"), remote)):
             # The model version whose predictions the reference keeps crosses the wire;
             # a version that is not a whole number >= 0 is refused, naming the field.
@@ -430,6 +438,21 @@ def test_refusals_are_the_same_on_both_sides(store):
             assert (read.predicted_model, read.predicted_version) == ("m", 2)
             with pytest.raises(InvalidArgumentError, match="predicted_by"):
                 side.set_reference("by", [{"x": 1.0}], predictions=[0], predicted_by=("m", -1))
+            # A NUL in the name, a version beyond the store's 32-bit column: refused by the
+            # wire's rule before anything is stored, with the same message on both sides.
+            for by in (("a\x00b", 1), ("m", 2**31), ("m", 2**40), ("m", True), ("m", 2.0)):
+                with pytest.raises(InvalidArgumentError) as refused:
+                    side.set_reference("by", [{"x": 1.0}], predictions=[0], predicted_by=by)
+                messages[number].append(str(refused.value))
+                assert str(refused.value).startswith(
+                    "predicted_by: a (model name, version) pair with a name of 1 to 250 "
+                    "characters without NUL and a whole version from 0 to 2147483647, got "
+                )
+            # Any integer type is the version it is.
+            side.set_reference(
+                f"np-{number}", [{"x": 1.0}], predictions=[0], predicted_by=("m", np.int64(3))
+            )
+            assert stored_reference(db, f"np-{number}").predicted_by == ("m", 3)
             with pytest.raises(NotFoundError, match="'nowhere' has no monitoring reference"):
                 side.reference("nowhere")
             with pytest.raises(InvalidArgumentError, match="window: a duration like"):
@@ -477,6 +500,36 @@ def test_refusals_are_the_same_on_both_sides(store):
                 match=r"before_id: (must be a whole number|Input should be a valid integer)",
             ):
                 side.alerts("api", before_id="7 or 1=1")
+            # The cursors' bounds, as the wire states them: the same values refused with
+            # the same message on both sides, before the store is asked.
+            for cursor, low, high in (
+                ({"before_id": 0}, 1, INT32_MAX),
+                ({"before_id": -5}, 1, INT32_MAX),
+                ({"before_id": 2**31}, 1, INT32_MAX),
+                ({"before_id": 2**40}, 1, INT32_MAX),
+                ({"before_id": True}, 1, INT32_MAX),
+                ({"before_ms": 2**64}, MIN_TIME_MS, MAX_TIME_MS),
+                ({"before_ms": -(2**70)}, MIN_TIME_MS, MAX_TIME_MS),
+                ({"before_ms": MAX_TIME_MS + 1}, MIN_TIME_MS, MAX_TIME_MS),
+                ({"before_ms": 1.5}, MIN_TIME_MS, MAX_TIME_MS),
+            ):
+                ((field, value),) = cursor.items()
+                read = side.alerts if field == "before_id" else side.evaluations
+                with pytest.raises(InvalidArgumentError) as refused:
+                    read("api", **cursor)
+                assert str(refused.value) == (
+                    f"{field}: must be a whole number from {low} to {high}, got {value!r}"
+                )
+                messages[number].append(str(refused.value))
+            for variant in ("a\x00b", "v" * 251):
+                with pytest.raises(InvalidArgumentError, match=r"^before_variant: a name of at"):
+                    side.evaluations("api", before_ms=T0, before_variant=variant)
+            # Within the bounds a cursor reads: nothing before the first alert or window.
+            assert side.alerts("api", before_id=INT32_MAX).empty
+            assert side.alerts("api", before_id=np.int64(1)).empty
+            assert side.evaluations("api", before_ms=MIN_TIME_MS) == []
+            assert side.evaluations("api", before_ms=np.int64(MAX_TIME_MS)) == []
+        assert messages[0] == messages[1] != []
         # Bounds the wire states: a 422 naming the field, before anything is read.
         for path, query in (
             ("evaluations", {"before_ms": "soon"}),
@@ -492,6 +545,21 @@ def test_refusals_are_the_same_on_both_sides(store):
             )
             assert refused.status_code == 422, (path, query)
             assert refused.json()["detail"][0]["loc"][-1] == list(query)[-1], (path, query)
+        # A NUL anywhere in the URL is refused before the route, naming the parameter.
+        refused = httpx.get(
+            f"{url}/api/v1/monitoring/api/evaluations",
+            params={"before_ms": "1", "before_variant": "a\x00b"},
+            headers={"Authorization": f"Bearer {viewer}"},
+        )
+        assert refused.status_code == 422 and "'before_variant'" in refused.json()["detail"]
+        for by in (["a\x00b", 1], ["m", 2**31]):
+            refused = httpx.put(
+                f"{url}/api/v1/monitoring/by/reference",
+                json={"records": [{"x": 1.0}], "predictions": [0], "predicted_by": by},
+                headers={"Authorization": f"Bearer {editor}"},
+            )
+            assert refused.status_code == 422, by
+            assert "predicted_by" in refused.json()["detail"][0]["loc"], by
         too_many = [{"x": 1.0}] * (MAX_LOGGED_ROWS + 1)
         sent = httpx.post(
             f"{url}/api/v1/monitoring/api/predictions",

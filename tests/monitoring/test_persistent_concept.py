@@ -14,6 +14,7 @@ from scipy import stats
 
 from opsloop.monitoring.decay_kind import ErrorHistory, decay_kind
 from opsloop.monitoring.evaluation import evaluate, read_alerts, read_evaluations
+from opsloop.monitoring.event_log import log_labels, log_predictions
 from opsloop.monitoring.reference import get_reference, set_reference
 from opsloop.monitoring.reweighted_reference import ReweightedReference, reweighted_reference
 from opsloop.monitoring.shift_explained import shift_test
@@ -127,3 +128,39 @@ def test_a_persisting_concept_change_keeps_reading_as_concept_drift(db, clock, t
     # The rule's streak starts with the change and holds: it fired once.
     alerts = read_alerts(db, "api")
     assert alerts["start_ms"].tolist() == [T0 + SHIFT_AT * HOUR_MS]
+
+
+def test_a_window_without_labels_does_not_end_a_concept_drift_going_on(db, clock):
+    """The persisting change with no labels for one window after it began: that window
+    decides no kind, and the drift goes on across it (the windows after it still err more
+    than the weighted reference expects), not read as none once the history absorbed it."""
+    rows = Persisting(False)
+    gap, windows = SHIFT_AT + 2, SHIFT_AT + 5
+    frame, predictions, labels = rows.reference()
+    set_reference(db, "api", frame, predictions=predictions, labels=labels)
+    for k in range(windows):
+        inputs, answers, truth = rows.window(k)
+        ids = [f"w{k}-{i}" for i in range(PER_WINDOW)]
+        times = T0 + k * HOUR_MS + np.arange(PER_WINDOW) * (HOUR_MS // PER_WINDOW)
+        log_predictions(db, "api", inputs, answers, at_ms=times, request_ids=ids)
+        if k != gap:
+            log_labels(db, "api", ids, truth, windowing=WINDOWING)
+        clock.now_ms = T0 + (k + 1) * HOUR_MS
+        evaluate(db, "api", windowing=WINDOWING, policies=[RULE])
+    evaluations = read_evaluations(db, "api", WINDOWING)
+    decays = [e.metrics["decay"] for e in evaluations]
+    after = windows - gap - 1
+    labelled = [e.metrics["labelled"] for e in evaluations]
+    assert labelled == [PER_WINDOW] * gap + [0] + [PER_WINDOW] * after
+    drifting = ["concept_drift"] * (gap - SHIFT_AT)
+    expected = [None, "none", "none", "none", *drifting, None, *["concept_drift"] * after]
+    assert [d["kind"] for d in decays] == expected
+    assert [e.metrics["concept_drift"] for e in evaluations][SHIFT_AT:] == [1, 1, None, 1, 1]
+    # After the gap the history has absorbed the change (no rise), yet each window errs
+    # more than the reference expects on its inputs: the same numbers made again.
+    for k in range(gap + 1, windows):
+        assert decays[k]["error"]["rose"] is False
+        shift = decays[k]["shift"]
+        assert shift["explained"] is False
+        assert shift["window_error"] > shift["expected_error"] + 0.15
+        _same_numbers_again(db, rows, k, decays[k])

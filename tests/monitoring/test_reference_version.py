@@ -168,3 +168,39 @@ def test_predicted_by_is_recorded_and_checked(db):
     assert stored_reference(db, "api").predicted_by == ("m", 4)
     audit = audit_entries(db, entity="monitor:api")
     assert [a["predicted_by"] for a in audit["after"]] == [None, {"model": "m", "version": 4}]
+
+
+def test_predictions_made_again_are_kept_per_artifact_not_per_name(tmp_path):
+    # Two stores in one process, each with its own "m" v1 (opposite models): each store's
+    # reference is predicted again by its own v1, not by the first one kept.
+    from opsloop.store import Database
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    for k, labels in enumerate(([0, 0, 1, 1], [1, 1, 0, 0])):
+        store = Database("sqlite://")
+        registry = ModelRegistry(store, ArtifactStore(tmp_path / f"artifacts{k}"))
+        model = LogisticRegression().fit(frame, labels)
+        registry.register("m", model, input_schema=frame)
+        set_reference(store, "api", frame, predictions=[0, 0, 0, 0], labels=[0, 0, 1, 1])
+        stored = stored_reference(store, "api")
+        rows = stored.reference.sample.frame()[["x"]]
+        expected = model.predict(rows).tolist()
+        assert expected == [int(x >= 2.0) ^ k for x in rows["x"]]
+        assert predicted_again(stored, "m", 1, registry) == expected
+        store.dispose()
+
+
+def test_a_trusted_pickles_answers_never_reach_an_untrusted_call(db, tmp_path):
+    from opsloop.registry.model_trust import UntrustedModelError
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    registry = ModelRegistry(db, ArtifactStore(tmp_path / "artifacts"), actor="eve")
+    registry.register("m", LogisticRegression().fit(frame, [0, 0, 1, 1]).predict, flavor="python")
+    set_reference(db, "api", frame, predictions=[0, 0, 0, 0], labels=[0, 0, 1, 1])
+    stored = stored_reference(db, "api")
+    with pytest.raises(UntrustedModelError, match="registered by 'eve'"):
+        predicted_again(stored, "m", 1, registry)
+    rows = stored.reference.sample.frame()["x"]
+    assert predicted_again(stored, "m", 1, registry, trust=True) == [int(x >= 2.0) for x in rows]
+    with pytest.raises(UntrustedModelError, match="registered by 'eve'"):
+        predicted_again(stored, "m", 1, registry)

@@ -40,12 +40,13 @@ when both moved, whether the move of the inputs explains the rise, by the refere
 labelled errors weighted to the window's inputs (:mod:`.reweighted_reference`,
 :mod:`.shift_explained`): data drift, data and concept drift, or cannot tell. A concept
 drift goes on in the windows after it while their error stays above what the weighted
-reference expects, though the history has absorbed the change (the previous window's
-``concept_drift`` says it is going on). The reference's errors are those of the version
-whose rows are judged:
-when the reference's predictions are another version's, that version predicts the
-reference again, loaded through the ``actions`` context's registry
-(:mod:`.reference_predictions`); without one, the window says it cannot tell, and why.
+reference expects, though the history has absorbed the change (the ``concept_drift`` of
+the last window before with labels, of the same model version, says it is going on: a
+window without labels decides nothing and is passed over). The reference's errors are
+those of the version whose rows are judged: when the reference's predictions are another
+version's, that version predicts the reference again, loaded through the ``actions``
+context's registry (:mod:`.reference_predictions`); without one, the window says it
+cannot tell, and why.
 
 Each window also holds the memory and CPU time of the serving workers that answered in it
 (``process``, and the signals ``process_rss_bytes`` and ``process_cpu_seconds``;
@@ -409,24 +410,51 @@ def _applied(
     return rules, setting.error_detector, record
 
 
-def _concept_drift_before(db: Database, deployment: str, variant: str, windowing) -> bool:
-    """Whether the variant's last evaluated window (of this length) read as concept drift:
-    one that goes on while the error stays above what the reference expects (a window of
-    another model version has no decay, so a drift never goes on across versions)."""
-    key = f"{variant}:{windowing.window_ms}"
-    with db.read() as connection:
-        last = get_state(connection, deployment, f"evaluated:{key}", {"start_ms": None})
-        if last["start_ms"] is None:
+#: The evaluated windows read at once when looking back past windows without labels.
+_LOOK_BACK_PAGE = 50
+
+
+def _concept_drift_before(
+    db: Database,
+    deployment: str,
+    variant: str,
+    windowing,
+    start: int,
+    version: tuple[str, int] | None,
+) -> bool:
+    """Whether the variant's last window (of this length, before ``start``) that decided
+    its kind read as concept drift: one that goes on while the error stays above what the
+    reference expects. Windows without labels (no kind decided, nothing judged) are passed
+    over: they neither end a drift nor show one, so a drift goes on across them. A window of
+    another model version than ``version`` (the one whose rows this window judges) ends it:
+    its errors are another model's, and a new version's error stream starts afresh."""
+    before = start
+    while True:
+        with db.read() as connection:
+            found = connection.execute(
+                sa.select(_evaluations.c.start_ms, _evaluations.c.metrics_json)
+                .where(
+                    _evaluations.c.deployment == deployment,
+                    _evaluations.c.variant == variant,
+                    _evaluations.c.window_ms == windowing.window_ms,
+                    _evaluations.c.start_ms < before,
+                )
+                .order_by(_evaluations.c.start_ms.desc())
+                .limit(_LOOK_BACK_PAGE)
+            ).all()
+        for row in found:
+            metrics = json.loads(row.metrics_json)
+            if metrics.get("concept_drift") is None and not metrics.get("labelled"):
+                continue
+            if metrics.get("concept_drift") != 1:
+                return False
+            source = metrics.get("error_stream_source")
+            if version is None or source is None:
+                return True
+            return (source["model"], int(source["version"])) == version
+        if len(found) < _LOOK_BACK_PAGE:
             return False
-        text = connection.execute(
-            sa.select(_evaluations.c.metrics_json).where(
-                _evaluations.c.deployment == deployment,
-                _evaluations.c.variant == variant,
-                _evaluations.c.window_ms == windowing.window_ms,
-                _evaluations.c.start_ms == last["start_ms"],
-            )
-        ).scalar()
-    return text is not None and json.loads(text).get("concept_drift") == 1
+        before = found[-1].start_ms
 
 
 def _evaluated(db: Database, deployment: str, key: str, start: int) -> bool:
@@ -596,17 +624,18 @@ def _evaluate_window(
     # window's judged rows (its last), made again on the reference when the reference's
     # predictions are another version's.
     reweighted = None
-    ongoing = _concept_drift_before(db, deployment, variant, windowing)
+    model, version = labelled["version"].iloc[-1] if len(labelled) else (None, None)
+    judged = None if model is None else (str(model), int(version))
+    ongoing = _concept_drift_before(db, deployment, variant, windowing, start, judged)
     if metrics["task"] is not None and (inputs_moved(metrics["drift_share"]) or ongoing):
         sample = None if window.sample is None else window.sample.frame()
         if stored is None:
             reweighted = reweighted_reference(reference, sample, metrics["task"])
         else:
-            model, version = labelled["version"].iloc[-1] if len(labelled) else (None, None)
             acting = context if context is not None else ActionContext(db)
             reweighted = window_reference(
                 stored,
-                None if model is None else (str(model), int(version)),
+                judged,
                 sample,
                 metrics["task"],
                 registry=acting.registry,

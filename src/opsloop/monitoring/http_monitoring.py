@@ -30,12 +30,22 @@ import pandas as pd
 
 from opsloop.contract.http_client import operation_call, over_http
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.evaluation import WindowEvaluation
 from opsloop.monitoring.monitoring_service import (
     MAX_LOGGED_ROWS,
     MONITORING_OPERATIONS,
     MonitoringService,
 )
-from opsloop.monitoring.reference import REFERENCE_SAMPLE_SIZE, ReferenceSummary
+from opsloop.monitoring.page_cursor import (
+    checked_before_id,
+    checked_before_ms,
+    checked_before_variant,
+)
+from opsloop.monitoring.reference import (
+    REFERENCE_SAMPLE_SIZE,
+    ReferenceSummary,
+    checked_predicted_by,
+)
 from opsloop.registry.http_registry import ServerClient
 from opsloop.registry.users import PermissionDenied
 
@@ -119,6 +129,44 @@ class HttpMonitoring(ServerClient, MonitoringService):
     errors = _ERRORS
     _log_predictions = operation_call(MONITORING_OPERATIONS, "log_predictions")
     _set_reference = operation_call(MONITORING_OPERATIONS, "set_reference")
+    _evaluations = operation_call(MONITORING_OPERATIONS, "evaluations")
+    _alerts = operation_call(MONITORING_OPERATIONS, "alerts")
+
+    def evaluations(
+        self,
+        deployment: str,
+        *,
+        window: str = "1h",
+        variant: str | None = None,
+        last: int | None = None,
+        before_ms: int | None = None,
+        before_variant: str | None = None,
+    ) -> list[WindowEvaluation]:
+        """The evaluated windows, oldest first, with their metrics: the newest ``last``, or
+        all; with ``before_ms`` (and ``before_variant``), of those before that window in
+        the listing's order (start, then variant)."""
+        return self._evaluations(
+            deployment,
+            window=window,
+            variant=variant,
+            last=last,
+            before_ms=checked_before_ms(before_ms),
+            before_variant=checked_before_variant(before_variant),
+        )
+
+    def alerts(
+        self,
+        deployment: str,
+        *,
+        variant: str | None = None,
+        last: int | None = None,
+        before_id: int | None = None,
+    ) -> pd.DataFrame:
+        """The alerts raised, oldest first, with their evidence and ``id``: the newest
+        ``last``, or all; with ``before_id``, of those raised before the alert of that id."""
+        return self._alerts(
+            deployment, variant=variant, last=last, before_id=checked_before_id(before_id)
+        )
 
     def log_predictions(
         self,
@@ -191,6 +239,9 @@ class HttpMonitoring(ServerClient, MonitoringService):
     ) -> ReferenceSummary:
         """Make the records (and the model's predictions, labels and probabilities on
         them, the predictions made by the model version ``predicted_by``) the reference."""
+        # Checked here as the local side checks it (the same message), so that any integer
+        # type of version is sent as the JSON number it is.
+        by = checked_predicted_by(predicted_by)
         return self._set_reference(
             deployment,
             _records(records),
@@ -201,5 +252,5 @@ class HttpMonitoring(ServerClient, MonitoringService):
             sample_size=sample_size,
             seed=seed,
             actor=actor,
-            predicted_by=None if predicted_by is None else list(predicted_by),
+            predicted_by=None if by is None else list(by),
         )

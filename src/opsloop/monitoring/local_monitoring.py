@@ -43,6 +43,11 @@ from opsloop.monitoring.feature_stream import (
 from opsloop.monitoring.monitor_report import monitor_status
 from opsloop.monitoring.monitoring_gauges import gauge_readings
 from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
+from opsloop.monitoring.page_cursor import (
+    checked_before_id,
+    checked_before_ms,
+    checked_before_variant,
+)
 from opsloop.monitoring.policy_actions import ActionContext
 from opsloop.monitoring.policy_record import read_actions
 from opsloop.monitoring.reference import (
@@ -177,15 +182,14 @@ class Monitoring:
         those before that window in the order of start and variant (see
         :func:`~opsloop.monitoring.evaluation.read_evaluations`)."""
         _check_last(last)
-        _check_whole("before_ms", before_ms)
         return read_evaluations(
             self.db,
             deployment,
             Windowing(window),
             variant=variant,
             last=last,
-            before_ms=before_ms,
-            before_variant=before_variant,
+            before_ms=checked_before_ms(before_ms),
+            before_variant=checked_before_variant(before_variant),
         )
 
     def evaluate(
@@ -302,8 +306,9 @@ class Monitoring:
         ['variant', 'rule', 'action', 'start_ms', 'at_ms', 'evidence', 'id']
         """
         _check_last(last)
-        _check_whole("before_id", before_id)
-        found = read_alerts(self.db, deployment, variant=variant, last=last, before_id=before_id)
+        found = read_alerts(
+            self.db, deployment, variant=variant, last=last, before_id=checked_before_id(before_id)
+        )
         return found[list(ALERT_COLUMNS)]
 
     def actions(
@@ -490,9 +495,3 @@ class Monitoring:
 def _check_last(last: int | None) -> None:
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
         raise InvalidArgumentError(f"last: must be a whole number of at least 1, got {last!r}")
-
-
-def _check_whole(field: str, value: object) -> None:
-    """A cursor is a whole number (a time in ms, an alert's id), as over HTTP."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidArgumentError(f"{field}: must be a whole number, got {value!r}")

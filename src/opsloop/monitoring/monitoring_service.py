@@ -850,8 +850,9 @@ MONITORING_OPERATIONS = ServiceTable(
         ),
     ],
     # The client sends frames and numpy arrays as JSON, and a batch too large for one call
-    # in several.
-    composed=["log_predictions", "set_reference"],
+    # in several; it checks a page's cursor as the library does (the same refusals) and
+    # sends the NumPy integer a page gives back as the number it is.
+    composed=["log_predictions", "set_reference", "evaluations", "alerts"],
 )
 
 __all__ = ["MAX_LOGGED_ROWS", "MAX_REFERENCE_ROWS", "MONITORING_OPERATIONS", "MonitoringService"]

@@ -36,6 +36,7 @@ registered with its training data (``ModelRegistry.register(..., training_data=f
 from __future__ import annotations
 
 import hashlib
+import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -55,6 +56,7 @@ from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.tracking.limits import INT32_MAX
 
 _references = tables.monitoring_references
 #: Where a reference set with :func:`set_reference` came from, in :func:`reference_origin`.
@@ -204,29 +206,38 @@ def set_reference(
 
 def checked_predicted_by(value: object) -> tuple[str, int] | None:
     """``value`` as a ``(model, version)`` pair, or an error naming ``predicted_by`` and
-    what it takes.
+    what it takes: the rule of the wire's ``PredictedBy`` (a name of 1 to 250 characters
+    without NUL, a whole version from 0 to 2**31 - 1, what the store's column holds), with
+    any integer type (a NumPy one too) taken as the whole number it is.
 
+    >>> import numpy as np
     >>> checked_predicted_by(["credit", 2]), checked_predicted_by(None)
     (('credit', 2), None)
-    >>> checked_predicted_by(("credit", "2"))
+    >>> checked_predicted_by(("credit", np.int64(3)))
+    ('credit', 3)
+    >>> checked_predicted_by(("credit", 2**31))
     Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: predicted_by: a (model name, version) pair with a name of 1 to 250 characters and a whole version >= 0, got ('credit', '2')
+    opsloop.errors.InvalidArgumentError: predicted_by: a (model name, version) pair with a name of 1 to 250 characters without NUL and a whole version from 0 to 2147483647, got ('credit', 2147483648)
     """  # noqa: E501 - a doctest's expected output is one line
     if value is None:
         return None
     if isinstance(value, (tuple, list)) and len(value) == 2:
         name, version = value
+        try:
+            number = None if isinstance(version, bool) else operator.index(version)
+        except TypeError:
+            number = None
         if (
             isinstance(name, str)
             and 0 < len(name) <= 250
-            and isinstance(version, (int, np.integer))
-            and not isinstance(version, bool)
-            and version >= 0
+            and "\x00" not in name
+            and number is not None
+            and 0 <= number <= INT32_MAX
         ):
-            return name, int(version)
+            return name, number
     raise InvalidArgumentError(
-        "predicted_by: a (model name, version) pair with a name of 1 to 250 characters and a "
-        f"whole version >= 0, got {str(value)[:100]}"
+        "predicted_by: a (model name, version) pair with a name of 1 to 250 characters "
+        f"without NUL and a whole version from 0 to {INT32_MAX}, got {str(value)[:100]}"
     )
 
 

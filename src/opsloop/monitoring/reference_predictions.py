@@ -10,8 +10,11 @@ not the reference's, and the reference keeps its inputs and labels, that version
 the reference's sample again: loaded through the registry
 (:func:`~opsloop.serving.loaded_variant.load_variant`, which checks the artifact against its
 sha256 and applies the registry's trust rules), its answers on the sample's inputs are kept
-in this process per reference and version (the last :data:`KEPT`), so that each version is
-loaded and run once, not once a window.
+in this process per reference and artifact (the reference's digest and the sha256 of the
+version's artifact in the registry's record, so two stores' "m" v1 are never confused) and
+per trust asked for (the last :data:`KEPT`), so that each version is loaded and run once,
+not once a window, and a call that does not trust a model never gets the answers of one
+that did.
 
 When that cannot be done (no registry to load the version with, one the registry refuses
 or cannot find, a model that fails on the reference's inputs), the reweighting is not made
@@ -44,9 +47,9 @@ import pandas as pd
 from opsloop.monitoring.reference import StoredReference
 from opsloop.monitoring.reweighted_reference import ReweightedReference, reweighted_reference
 
-#: Predictions made again kept in this process, by reference and model version.
+#: Predictions made again kept in this process, by reference, artifact and trust.
 KEPT = 8
-_kept: OrderedDict[tuple[bytes, str, int], list] = OrderedDict()
+_kept: OrderedDict[tuple[Any, ...], list] = OrderedDict()
 _kept_lock = threading.Lock()
 
 
@@ -80,7 +83,17 @@ def predicted_again(
     >>> stored.reference.sample.frame()["x"].tolist(), predicted_again(stored, "m", 1, registry)
     ([2.0, 1.0, 0.0, 3.0], [1, 0, 0, 1])
     """
-    key = (stored.digest, model, int(version))
+    record = registry.get_version(model, int(version))
+    # The artifact's bytes, its flavor and loader decide the model; the trust asked for
+    # decides whether it may be loaded at all (a pickle's answers made with trust=True
+    # must not reach a call that would be refused).
+    key = (
+        stored.digest,
+        record.artifact_sha256,
+        record.flavor,
+        bool(trust),
+        frozenset(trusted_types),
+    )
     with _kept_lock:
         if key in _kept:
             _kept.move_to_end(key)
@@ -118,7 +131,17 @@ def window_reference(
     window is judged; ``None`` when unknown), weighted to ``window_rows`` for ``task``:
     the reference's own predictions when they are that version's (or when either version
     is unknown), else that version's predictions made again with ``registry`` (see the
-    module docstring), or the ``note`` saying why there are none."""
+    module docstring), or the ``note`` saying why there are none.
+
+    >>> import pandas as pd
+    >>> from opsloop.monitoring.reference import set_reference, stored_reference
+    >>> frame = pd.DataFrame({"x": [float(i % 7) for i in range(40)]})
+    >>> _ = set_reference(db, "api", frame, predictions=[i % 2 for i in range(40)],
+    ...                   labels=[0] * 40, predicted_by=("credit", 1))
+    >>> judged = window_reference(stored_reference(db, "api"), ("credit", 1), frame, "accuracy")
+    >>> judged.predictions, float(judged.errors.mean()), len(judged.weights)
+    ({'model': 'credit', 'version': 1, 'predicted_again': False}, 0.5, 40)
+    """
     by = stored.predicted_by
     reference = stored.reference
     if by is None or version is None or by == version:
