@@ -177,5 +177,10 @@ def test_a_running_runs_page_shows_a_new_metric_step(served, playwright_chromium
     assert not box.is_checked()
     assert page.locator("#run-fragment figure.chart svg").count() == 1
     assert page.evaluate("() => window.stillHere") is True and len(watched.navigations) == 1
+    # Once the run ends, the page shows it and stops asking: nothing there changes again.
+    data.close()
+    _shows(page, "#run-fragment dl.facts", "FINISHED")
+    _shows(page, "#fragments-status", "for the last time")
+    assert page.locator("#run-fragment[data-fragment]").count() == 0
     assert _no_serious_violations(page) == []
     assert watched.problems == []

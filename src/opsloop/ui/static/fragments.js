@@ -106,6 +106,12 @@
           }
           var count = Number(element.getAttribute("data-refreshed") || "0") + 1;
           element.setAttribute("data-refreshed", String(count));
+          // A part that will not change again (a run that ended) says so: stop polling it.
+          if (element.querySelector("[data-final]") !== null) {
+            element.removeAttribute("data-fragment");
+            return "final";
+          }
+          return undefined;
         },
         say
       );

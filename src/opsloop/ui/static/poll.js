@@ -1,7 +1,8 @@
 // The dashboard's one poll loop, for the parts of a page that refresh in place: every
 // `every` milliseconds, fetch `address` (with the session's cookie) and hand the HTML to
 // `apply`, which puts it in place (it may return a promise, such as a chart's redraw);
-// `say` then gets the time of the update, and the next fetch is scheduled.
+// `say` then gets the time of the update, and the next fetch is scheduled, unless `apply`
+// returned "final" (what it shows will not change again: a run that ended, say).
 //
 // A failed refresh (the server restarting or unreachable, an answer that is not 2xx, a
 // session that ended so the server sends the browser to log in) does not stop the loop:
@@ -39,9 +40,14 @@ window.opsloopPoll = function (address, every, apply, say, patience) {
       })
       .then(apply)
       .then(
-        function () {
+        function (outcome) {
           failures = 0;
-          say("Updated " + new Date().toISOString().slice(11, 19) + " UTC.");
+          var at = new Date().toISOString().slice(11, 19) + " UTC";
+          if (outcome === "final") {
+            say("Updated " + at + " for the last time: nothing here changes any more.");
+            return;
+          }
+          say("Updated " + at + ".");
           window.setTimeout(refresh, every);
         },
         retry
