@@ -46,6 +46,9 @@ Viewer = Annotated[User, Depends(page_user)]
 HISTORY_READ = 500
 #: The longest window and end time the shadows' fragment reads ("15m", an ISO time).
 MAX_WINDOW_LENGTH, MAX_MOMENT_LENGTH = 10, 40
+#: The A/B report reads every feedback row of the deployment (its cost grows with them):
+#: its part of the page refreshes no more often than this, in seconds.
+AB_REFRESH_FLOOR_S = 60
 #: The kind of change each rollout decision's action makes, as the page names it.
 _KINDS = {"step": "step", "complete": "complete", "rollback": "rollback"}
 
@@ -105,9 +108,10 @@ def results_page(
 ) -> Response:
     """The deployment's canary ramp or bandit, its A/B report (by ``outcome``; the report's
     default when empty) and its shadows' agreement over ``window`` (ending at ``until``,
-    default now). The rollout, the A/B report and the shadows are refreshed in place every
-    ``refresh`` seconds (0: never) from :func:`rollout_fragment`, :func:`ab_fragment` and
-    :func:`shadows_fragment`."""
+    default now). The rollout and the shadows are refreshed in place every ``refresh``
+    seconds (0: never) from :func:`rollout_fragment` and :func:`shadows_fragment`, the A/B
+    report from :func:`ab_fragment` every :data:`AB_REFRESH_FLOOR_S` seconds at the most
+    often (it reads every feedback the deployment got)."""
     _check_outcome(outcome)
     deployments = request.app.state.deployments
     deployment = deployments.get(name)
@@ -121,6 +125,7 @@ def results_page(
         outcomes=OUTCOMES,
         windows=list(WINDOWS),
         refresh=refresh or None,
+        ab_refresh_floor=AB_REFRESH_FLOOR_S,
         rollout_url=f"{base}/rollout",
         ab_url=f"{base}/ab" + (f"?{urlencode({'outcome': outcome})}" if outcome else ""),
         shadows_url=f"{base}/shadows?"
