@@ -125,3 +125,30 @@ def poll(condition, deadline_s: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
+
+
+def deploy_canary(registry, primary, candidate, share: float = 0.5):
+    """Register ``primary`` and ``candidate`` and deploy them as ``api``'s stable variant
+    and its canary at ``share``; the deployments."""
+    from opsloop.serving import Deployments, Variant
+
+    registry.register("stable-model", primary)
+    registry.register("canary-model", candidate)
+    deployments = Deployments(registry.db)
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "stable-model", version=1, weight=1 - share),
+            Variant("canary", "canary-model", version=1, role="candidate", weight=share),
+        ],
+        strategy="canary",
+    )
+    return deployments
+
+
+def routed_to_canary(key: str, share: float) -> bool:
+    """Whether ``api``'s weighted split sends routing key ``key`` to a canary at ``share``."""
+    from opsloop.serving.routing import routing_share
+
+    # The weighted split lays the primary's slice first: shares at or above 1 - s are the canary's.
+    return routing_share("api", key) >= 1.0 - share

@@ -13,17 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from tests.clock import FakeClock
-from tests.serving.served_models import Constant, Flaky
+from tests.serving.served_models import Constant, Flaky, deploy_canary, routed_to_canary
 
 from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.rate_sprt_threshold import crossing_bound, exact_rate_threshold
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.errors import InvalidArgumentError
-from opsloop.serving import Deployments, ServingRuntime, Variant
+from opsloop.serving import ServingRuntime
 from opsloop.serving.canary_rollout import new_canary_state, observe_labels, observe_request
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.rollout_policy import RolloutPolicy
-from opsloop.serving.routing import routing_share
 
 RECORD = {"x": 1.0}
 FRAME = pd.DataFrame([RECORD])
@@ -35,28 +34,11 @@ def clock(registry):
     return registry.db.clock
 
 
-def _deploy(registry, primary, candidate, share=0.5):
-    registry.register("stable-model", primary)
-    registry.register("canary-model", candidate)
-    deployments = Deployments(registry.db)
-    deployments.deploy(
-        "api",
-        [
-            Variant("stable", "stable-model", version=1, weight=1 - share),
-            Variant("canary", "canary-model", version=1, role="candidate", weight=share),
-        ],
-        strategy="canary",
-    )
-    return deployments
+_deploy, _is_candidate = deploy_canary, routed_to_canary
 
 
 def _runtime(registry):
     return ServingRuntime(registry.db, registry.artifacts, trust=True)
-
-
-def _is_candidate(key: str, share: float) -> bool:
-    # The weighted split lays the primary's slice first: shares at or above 1 - s are the canary's.
-    return routing_share("api", key) >= 1.0 - share
 
 
 def _serve(runtime, key):

@@ -16,38 +16,24 @@ import pytest
 from scipy import stats
 from tests.clock import FakeClock
 from tests.server.running import running_server
-from tests.serving.served_models import AboveCut, Constant
+from tests.serving.served_models import AboveCut, Constant, deploy_canary, routed_to_canary
 
 from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.sequential import RateGate
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app
-from opsloop.serving import Deployments, Variant
+from opsloop.serving import Deployments
 from opsloop.serving.canary_rollout import new_canary_state
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import write_rollout
-from opsloop.serving.routing import routing_share
 
 
 def _deploy(registry, candidate, share: float) -> Deployments:
     registry.db.clock = FakeClock()
-    registry.register("stable-model", Constant(0))
-    registry.register("canary-model", candidate)
-    deployments = Deployments(registry.db)
-    deployments.deploy(
-        "api",
-        [
-            Variant("stable", "stable-model", version=1, weight=1 - share),
-            Variant("canary", "canary-model", version=1, role="candidate", weight=share),
-        ],
-        strategy="canary",
-    )
-    return deployments
+    return deploy_canary(registry, Constant(0), candidate, share)
 
 
-def _is_candidate(key: str, share: float) -> bool:
-    # The weighted split lays the primary's slice first: shares at or above 1 - s are the canary's.
-    return routing_share("api", key) >= 1.0 - share
+_is_candidate = routed_to_canary
 
 
 def _token(app) -> dict[str, str]:
