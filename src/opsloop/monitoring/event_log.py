@@ -28,7 +28,9 @@ an unknown id is a 404.
 
 The counts add up per deployment in the monitor's state (:func:`label_counts`). Joins of
 one deployment's labels take turns on that row (several processes labelling at once on
-PostgreSQL still keep one label per answer and lose no count).
+PostgreSQL still keep one label per answer and lose no count). The join and the counts are
+the store's (:mod:`opsloop.store.label_join`, importable here): the serving layer's feedback
+joins labels with them too, and serving does not import the monitoring.
 
 >>> db = Database("sqlite://", clock=lambda: 10_000_000)
 >>> ids = log_predictions(db, "api", [{"x": 1.0}, {"x": 2.0}], [1, 0],
@@ -46,7 +48,6 @@ import os
 import uuid
 import weakref
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -59,18 +60,16 @@ from opsloop.data.reference_scores import probability_matrix
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.columnar_inputs import MIN_ROWS, input_table
 from opsloop.monitoring.json_columns import row_texts
-from opsloop.monitoring.monitor_state import get_state, locked_state, put_state
 from opsloop.monitoring.windowing import Windowing
 from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 from opsloop.store.event_insert import insert_event_columns
 from opsloop.store.input_batches import insert_input_batch
+from opsloop.store.label_join import LABEL_COUNTS, LabelReceipt, join_labels, label_counts
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
 _MAX_ID = 64
-_CHUNK = 500
-LABEL_COUNTS = ("accepted", "late", "duplicate", "unknown")
 
 
 def _records(inputs: Any) -> tuple[int, pa.Table | None, list[str] | None]:
@@ -269,111 +268,6 @@ def log_predictions(
     return ids
 
 
-@dataclass(frozen=True)
-class LabelReceipt:
-    """What :func:`log_labels` did: labels ``accepted`` (of which ``late``), ``duplicate``
-    and ``unknown`` ones not kept, and the ``unknown_ids`` (at most 100)."""
-
-    accepted: int
-    late: int
-    duplicate: int
-    unknown: int
-    unknown_ids: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The receipt as a JSON-safe dict (:meth:`from_dict` reads it back).
-
-        >>> receipt = LabelReceipt(2, 1, 0, 1, ("zz",))
-        >>> LabelReceipt.from_dict(receipt.to_dict()) == receipt, receipt.to_dict()["unknown_ids"]
-        (True, ['zz'])
-        """
-        return {**asdict(self), "unknown_ids": list(self.unknown_ids)}
-
-    @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> LabelReceipt:
-        """Rebuild from :meth:`to_dict`."""
-        return cls(**{**document, "unknown_ids": tuple(document["unknown_ids"])})
-
-
-def join_labels(
-    connection: Connection,
-    deployment: str,
-    ids: list[str],
-    texts: list[str],
-    *,
-    windowing: Windowing,
-    actor: str,
-    reward: float | None = None,
-) -> LabelReceipt:
-    """Keep the labels ``texts`` (JSON) of the answers ``ids`` of ``deployment`` inside the
-    caller's transaction, and count them (the module docstring says what happens to late,
-    duplicate and unknown ones); ``reward`` is kept beside each label kept. :func:`log_labels`
-    and the data plane's feedback (:func:`opsloop.serving.prediction_feedback.
-    record_feedback`) both join labels with it, so a label is kept and counted one way.
-
-    >>> with db.write() as connection:
-    ...     join_labels(connection, "api", ["nope"], ["1"], windowing=Windowing(), actor="ana")
-    LabelReceipt(accepted=0, late=0, duplicate=0, unknown=1, unknown_ids=('nope',))
-    """
-    now = clock_of(connection)
-    # The counts' row locked first: joins of one deployment's labels take turns, so two at
-    # once never both keep a label for one answer nor both count from the same total.
-    counts = locked_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
-    answered: dict[str, int] = {}
-    labelled: set[str] = set()
-    unique = list(dict.fromkeys(ids))
-    for i in range(0, len(unique), _CHUNK):
-        chunk = unique[i : i + _CHUNK]
-        answered.update(
-            connection.execute(
-                sa.select(_events.c.request_id, sa.func.min(_events.c.at_ms))
-                .where(
-                    _events.c.deployment == deployment,
-                    _events.c.role == "primary",
-                    _events.c.request_id.in_(chunk),
-                )
-                .group_by(_events.c.request_id)
-            ).all()
-        )
-        labelled.update(
-            connection.execute(
-                sa.select(_feedback.c.request_id).where(
-                    _feedback.c.deployment == deployment,
-                    _feedback.c.request_id.in_(chunk),
-                    _feedback.c.label_json.is_not(None),
-                )
-            ).scalars()
-        )
-    rows, unknown_ids = [], []
-    late = duplicate = 0
-    for request_id, text in zip(ids, texts, strict=True):
-        if request_id not in answered:
-            unknown_ids.append(request_id)
-        elif request_id in labelled:
-            duplicate += 1
-        else:
-            labelled.add(request_id)
-            closes = windowing.start_of(answered[request_id]) + windowing.window_ms
-            late += now >= closes
-            rows.append(
-                {
-                    "deployment": deployment,
-                    "request_id": request_id,
-                    "label_json": text,
-                    "reward": reward,
-                    "created_ms": now,
-                    "created_by": actor,
-                }
-            )
-    if rows:
-        connection.execute(_feedback.insert(), rows)
-    receipt = LabelReceipt(len(rows), late, duplicate, len(unknown_ids), tuple(unknown_ids[:100]))
-    for name in LABEL_COUNTS:
-        counts[name] += getattr(receipt, name)
-    put_state(connection, deployment, "labels", counts)
-    return receipt
-
-
 def log_labels(
     db: Database,
     deployment: str,
@@ -409,16 +303,6 @@ def log_labels(
     return receipt
 
 
-def label_counts(db: Database, deployment: str) -> dict[str, int]:
-    """The labels counted so far for ``deployment``: accepted, late, duplicate, unknown.
-
-    >>> label_counts(db, "nothing-yet")
-    {'accepted': 0, 'late': 0, 'duplicate': 0, 'unknown': 0}
-    """
-    with db.read() as connection:
-        return get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
-
-
 def labelled_events(
     db: Database, deployment: str, variant: str, start_ms: int, end_ms: int, *columns: str
 ) -> list[tuple]:
@@ -451,3 +335,14 @@ def labelled_events(
     )
     with db.read() as connection:
         return [tuple(row) for row in connection.execute(query).all()]
+
+
+__all__ = [
+    "LABEL_COUNTS",
+    "LabelReceipt",
+    "join_labels",
+    "label_counts",
+    "labelled_events",
+    "log_labels",
+    "log_predictions",
+]

@@ -1,95 +1,16 @@
-"""How a deployment's events are cut into windows: the window length, the reservoir's size
-and seed, and how long raw samples are kept.
+"""How a deployment's events are cut into windows: kept in the store
+(:mod:`opsloop.store.windowing`) and importable here, where the monitoring's windows use it.
 
-A window is ``[start, start + length)`` in milliseconds since the epoch, with ``start`` a
-multiple of the length, so every worker puts an event in the same window without talking
-to the others.
+It lives in the state layer because the label join, which the serving layer's feedback
+uses too, counts a label as late by the window of its answer, and serving must not import
+the monitoring, which imports serving: the dependency goes one way, monitoring -> serving
+-> store.
 
 >>> w = Windowing("5min")
->>> w.window_ms, w.start_of(1_000_000)
-(300000, 900000)
+>>> w.window_ms, w.start_of(1_000_000), duration_ms("1h")
+(300000, 900000, 3600000)
 """
 
-from __future__ import annotations
+from opsloop.store.windowing import DURATION_PATTERN, MAX_DURATION_MS, Windowing, duration_ms
 
-import re
-from dataclasses import dataclass, field
-
-from opsloop.errors import InvalidArgumentError
-
-_UNITS_MS = {"s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-#: A window length: a whole number above 0 and a unit (also the OpenAPI document's rule).
-DURATION_PATTERN = r"^ *0*([1-9][0-9]*) *(s|min|h|d) *$"
-_DURATION = re.compile(DURATION_PATTERN)
-#: The longest duration: times are kept in 64-bit milliseconds, and a window or retention
-#: longer than a century holds nothing a shorter one would not.
-MAX_DURATION_MS = 36_500 * 86_400_000
-
-
-def duration_ms(text: str | int, field_name: str = "window") -> int:
-    """A positive duration such as ``"30s"``, ``"5min"``, ``"1h"`` or ``"1d"`` (units s, min,
-    h, d; or milliseconds as an integer) in milliseconds.
-
-    >>> duration_ms("1h"), duration_ms(250)
-    (3600000, 250)
-    >>> duration_ms("9999999d")
-    Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: window: at most 36500d (100 years), got '9999999d'
-    >>> duration_ms("1 week")
-    Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: window: a duration like '5min', '1h' or '1d', got '1 week'
-    """
-    if isinstance(text, int) and not isinstance(text, bool) and text > 0:
-        value = text
-    else:
-        match = _DURATION.match(text) if isinstance(text, str) else None
-        if match is None:
-            raise InvalidArgumentError(
-                f"{field_name}: a duration like '5min', '1h' or '1d', got {text!r}"
-            )
-        value = int(match.group(1)) * _UNITS_MS[match.group(2)]
-    if value > MAX_DURATION_MS:
-        raise InvalidArgumentError(f"{field_name}: at most 36500d (100 years), got {text!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class Windowing:
-    """Window length (``"1h"`` by default), the reservoir's ``sample_size`` rows per window and
-    its ``seed``, and ``sample_retention`` (how long after a window ends its raw sample is
-    kept; its profile and counts are kept for good).
-
-    >>> Windowing("1d", sample_size=0)
-    Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: sample_size: must be a positive integer, got 0
-    """
-
-    window: str | int = "1h"
-    sample_size: int = 1000
-    seed: int = 0
-    sample_retention: str | int = "7d"
-    window_ms: int = field(init=False)
-    sample_retention_ms: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "window_ms", duration_ms(self.window))
-        object.__setattr__(
-            self, "sample_retention_ms", duration_ms(self.sample_retention, "sample_retention")
-        )
-        for name in ("sample_size", "seed"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < (name == "sample_size")
-            ):
-                rule = "a positive integer" if name == "sample_size" else "a non-negative integer"
-                raise InvalidArgumentError(f"{name}: must be {rule}, got {value!r}")
-
-    def start_of(self, at_ms: int) -> int:
-        """The start of the window holding the time ``at_ms``.
-
-        >>> Windowing("1h").start_of(3_600_001)
-        3600000
-        """
-        return at_ms - at_ms % self.window_ms
+__all__ = ["DURATION_PATTERN", "MAX_DURATION_MS", "Windowing", "duration_ms"]

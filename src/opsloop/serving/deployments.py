@@ -91,7 +91,7 @@ from opsloop.serving.input_detector_settings import (
     set_input_detector,
 )
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
-from opsloop.serving.retired_names import hold_name, retires
+from opsloop.serving.retired_names import history_name, hold_name, retires
 from opsloop.serving.review_queue import retire_review_items
 from opsloop.serving.rollout_control import rollout_document, set_rollout
 from opsloop.serving.rollout_decisions import check_decision
@@ -102,6 +102,7 @@ from opsloop.serving.shadow_agreement import ShadowAgreement, shadow_agreement
 from opsloop.serving.traffic_series import TrafficSeries, traffic_series
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
+from opsloop.store.monitor_state import lock_monitor
 from opsloop.store.page_bounds import page_bounds
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import checked_int, checked_key, checked_text
@@ -403,10 +404,10 @@ class Deployments:
         Traceback (most recent call last):
         opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'nothing'
         """
-        # The monitoring keeps its state by the deployment's name; it never imports this
-        # module, so the import runs only here.
-        from opsloop.monitoring.monitor_state import lock_monitor
-        from opsloop.monitoring.retired_monitoring import history_name, retire_monitoring
+        # The monitoring keeps its state by the deployment's name and acts through this
+        # module, so its retire is imported only here (the monitor's lock and the history's
+        # name are the store's and this package's: see tests/test_layers.py).
+        from opsloop.monitoring.retired_monitoring import retire_monitoring
 
         with self.db.write() as connection:
             # The monitor's lock before the audit log's, the order the monitoring takes them.
@@ -432,7 +433,7 @@ class Deployments:
             retire_rollout(connection, name, who, reason, at)
             retire_settings(connection, name, who, reason, at)
             retire_input_detector(connection, name, who, reason, at)
-            history = history_name(connection, name)
+            history = history_name(name, retires(connection, name) + 1)
             cancelled = retire_monitoring(connection, name, history, who, reason)
             cancelled["review_items_cancelled"] = retire_review_items(connection, name, history)
             cancelled["approvals_cancelled"] = cancel_approvals(connection, name)

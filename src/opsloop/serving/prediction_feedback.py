@@ -18,7 +18,8 @@ Traceback (most recent call last):
 opsloop.errors.NotFoundError: deployment 'api' answered no request with id 'r2'
 
 A label is joined as :func:`opsloop.monitoring.log_labels` joins it, and counted with its
-labels; a second label for the same answer is refused (the first stands):
+labels (both join with :func:`opsloop.store.label_join.join_labels`, which lives in the
+store so that serving needs nothing of the monitoring); a second label for the same answer is refused (the first stands):
 
 >>> record_feedback(db, "api", "r1", label=0, actor="ana")
 Traceback (most recent call last):
@@ -30,7 +31,7 @@ created again under the name: its feedback, given under the name, is joined with
 and counted with that history's labels, never refused as unknown nor joined with the
 deployment that stands now (whose canary gate or bandit never learns it):
 
->>> from opsloop.monitoring.event_log import label_counts
+>>> from opsloop.store.label_join import label_counts
 >>> from opsloop.registry import ModelRegistry
 >>> from opsloop.serving.deployments import Deployments, Variant
 >>> from opsloop.store import ArtifactStore
@@ -64,6 +65,8 @@ from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
 from opsloop.serving.retired_names import history_name, hold_name, retires
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.store.label_join import join_labels
+from opsloop.store.windowing import Windowing
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
 
@@ -180,12 +183,8 @@ def _join_label(
     reward: float | None,
     actor: str,
 ) -> None:
-    # The monitoring's join, so that a label is kept and counted (late, duplicate) one way,
-    # whether it came here or through log_labels. Imported here: monitoring's actions
-    # deploy through this package, so importing monitoring at the top would be a cycle.
-    from opsloop.monitoring.event_log import join_labels
-    from opsloop.monitoring.windowing import Windowing
-
+    # The store's join, the one log_labels uses, so that a label is kept and counted
+    # (late, duplicate) one way, whether it came here or through the monitoring.
     receipt = join_labels(
         connection,
         deployment,
