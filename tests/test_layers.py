@@ -219,39 +219,51 @@ def test_routes_hold_no_sql(module):
     assert sql == [], f"{module} imports {sql}"
 
 
-#: Imports that close a cycle between two packages and still stand, each by the importing
-#: module and the package it imports, with why it is not cut yet. An entry must still name
-#: an import the code makes, so it is removed once that import is gone.
+#: Imports that close a cycle between two packages and still stand, each as (importing
+#: module, imported module) with why it is not cut yet. An entry must still name an import
+#: the code makes and one that closes a cycle, so it is removed once that is no longer so.
 PACKAGE_CYCLES_LEFT: dict[tuple[str, str], str] = {
-    # serving -> monitoring: the monitoring consumes serving's events and acts through its
-    # deployments, so these four are the wrong way round. Each keeps a public serving entry
-    # point (``Deployments(db).retire``, ``ServingRuntime(db)``, ``remote_runtime``, the
-    # canary's quality gates) doing what it does when built directly, which needs the
-    # monitoring's code (the policy grammar, the reference, the HTTP client) moved below it.
-    ("opsloop.serving.deployments", "monitoring"): (
-        "a retire cancels the monitor's pending actions (retired_monitoring)"
+    # serving -> monitoring, the wrong way round: the monitoring consumes serving's events
+    # and acts through its deployments. Each keeps a public serving entry point doing what
+    # it does when built directly (``Deployments(db).retire``, ``ServingRuntime(db)``,
+    # ``remote_runtime``, a canary's quality gates), and cutting it means moving monitoring
+    # code below serving (the policy grammar, the reference, the monitoring's HTTP client)
+    # or having every caller hand the monitoring's part in.
+    ("opsloop.serving.deployments", "opsloop.monitoring.retired_monitoring"): (
+        "a retire cancels the monitor's pending actions and retrain requests and moves its "
+        "records to the history, in the retire's transaction"
     ),
-    ("opsloop.serving.serving_runtime", "monitoring"): (
-        "a runtime on a store shows the monitoring's gauges on /metrics (monitoring_gauges)"
+    ("opsloop.serving.serving_runtime", "opsloop.monitoring.monitoring_gauges"): (
+        "a runtime on a store shows the monitoring's gauges on its /metrics"
     ),
-    ("opsloop.serving.remote_serving", "monitoring"): (
-        "a runtime on a URL reads those gauges through the monitoring's client"
+    ("opsloop.serving.remote_serving", "opsloop.monitoring.http_monitoring"): (
+        "a runtime on a URL reads the monitoring's gauges through the monitoring's client"
     ),
-    ("opsloop.serving.rollout_observer", "monitoring"): (
-        "a canary's drift and estimate gates are judged on the reference (canary_quality)"
+    ("opsloop.serving.remote_serving", "opsloop.monitoring.remote_gauges"): (
+        "a runtime on a URL shows those gauges, read at most every refresh_s"
     ),
-    # Within the compute layer: the label-free estimate's calibration, and the release
-    # gate's attack checks, against the algorithms they run.
-    ("opsloop.data.reference_scores", "analysis"): (
-        "reference scores calibrate with analysis.performance_estimation"
+    ("opsloop.serving.rollout_observer", "opsloop.monitoring.canary_quality"): (
+        "a canary's drift and estimate gates are judged against the deployment's reference"
     ),
-    ("opsloop.analysis.gate.attack_checks", "learn"): (
-        "the release gate runs learn.robustness's attacks; learn uses analysis's slices"
+    # Within the compute layer: the label-free estimate calibrates reference scores, and
+    # the release gate runs the robustness attacks (learn uses analysis's slices and
+    # assertions).
+    ("opsloop.data.reference_scores", "opsloop.analysis.performance_estimation"): (
+        "the reference's scores are calibrated by the performance estimator"
     ),
-    # Within the state layer: the wire types check tracking's filters and limits, and
-    # tracking's service is declared with the contract.
-    ("opsloop.contract.wire_types", "tracking"): (
-        "the wire types validate with tracking.filter_parser and tracking.limits"
+    **{
+        ("opsloop.analysis.gate.attack_checks", f"opsloop.learn.robustness{part}"): (
+            "the release gate's attack checks run learn.robustness's attacks"
+        )
+        for part in ("", ".evasion", ".membership", ".torch_classifier")
+    },
+    # Within the state layer: tracking's service is declared with the contract, whose wire
+    # types validate with tracking's filters and limits.
+    ("opsloop.contract.wire_types", "opsloop.tracking.filter_parser"): (
+        "a run filter on the wire is parsed by tracking's filter grammar"
+    ),
+    ("opsloop.contract.wire_types", "opsloop.tracking.limits"): (
+        "the wire types bound their fields by tracking's limits"
     ),
 }
 
@@ -261,40 +273,42 @@ def _package(name: str) -> str | None:
     return parts[1] if len(parts) >= 2 else None
 
 
-def _package_imports() -> dict[tuple[str, str], set[str]]:
-    """``(module, package)`` -> the modules of that other package it imports, counting every
-    import statement (in functions, methods, ``try`` and ``if TYPE_CHECKING:`` blocks: a
-    type-only import ties the packages as much as another); not doctest text, which only
-    the examples run."""
-    found: dict[tuple[str, str], set[str]] = {}
+def _package_imports() -> set[tuple[str, str]]:
+    """``(module, imported module)`` for every import of a module of another package,
+    counting every import statement (in functions, methods, ``try`` and ``if
+    TYPE_CHECKING:`` blocks: a type-only import ties the packages as much as another); not
+    doctest text, which only the examples run."""
+    found: set[tuple[str, str]] = set()
     for name, path in MODULES.items():
-        source = _package(name)
         for target in _imports(ast.parse(path.read_text()), MODULES, top_level=False):
-            package = _package(target)
-            if source and package and package != source:
-                found.setdefault((name, package), set()).add(target)
+            if None not in (_package(name), _package(target)) and _package(target) != _package(
+                name
+            ):
+                found.add((name, target))
     return found
+
+
+def _package_graph(imports: set[tuple[str, str]]) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {package: set() for package in LAYER}
+    for module, target in imports:
+        graph.setdefault(str(_package(module)), set()).add(str(_package(target)))
+    return graph
 
 
 def test_no_import_cycles_between_packages():
     """No chain of imports leads from a package back to itself (``opsloop.X -> opsloop.Y
-    -> ... -> opsloop.X``), but for the imports :data:`PACKAGE_CYCLES_LEFT` names. The
-    failure names the cycle and, for each step, the modules that make it."""
-    imports = _package_imports()
-    graph: dict[str, set[str]] = {package: set() for package in LAYER}
-    for (module, package), _targets in imports.items():
-        if (module, package) not in PACKAGE_CYCLES_LEFT:
-            graph.setdefault(_package(module) or "", set()).add(package)
-    cycle = _first_cycle(graph)
+    -> ... -> opsloop.X``), counting imports inside functions and ``if TYPE_CHECKING:``
+    blocks, not doctest text; but for the imports :data:`PACKAGE_CYCLES_LEFT` names. The
+    failure names the cycle and, for each step, the imports that make it."""
+    imports = _package_imports() - PACKAGE_CYCLES_LEFT.keys()
+    cycle = _first_cycle(_package_graph(imports))
     if cycle is not None:
         made_by = [
             f"  {a} -> {b}: "
-            + "; ".join(
-                f"{module} imports {', '.join(sorted(targets))}"
-                for (module, package), targets in sorted(imports.items())
-                if _package(module) == a
-                and package == b
-                and (module, package) not in PACKAGE_CYCLES_LEFT
+            + ", ".join(
+                f"{module} imports {target}"
+                for module, target in sorted(imports)
+                if (_package(module), _package(target)) == (a, b)
             )
             for a, b in itertools.pairwise(cycle)
         ]
@@ -305,15 +319,13 @@ def test_every_package_cycle_left_still_stands():
     """An entry of :data:`PACKAGE_CYCLES_LEFT` names an import the code still makes, and one
     that still closes a cycle (its package is reached back from the one it imports)."""
     imports = _package_imports()
-    graph: dict[str, set[str]] = {}
-    for module, package in imports:
-        graph.setdefault(_package(module) or "", set()).add(package)
-    for module, package in PACKAGE_CYCLES_LEFT:
-        assert (module, package) in imports, f"{module} no longer imports {package}: remove it"
-        reached, frontier = set(), [package]
+    graph = _package_graph(imports)
+    for module, target in PACKAGE_CYCLES_LEFT:
+        assert (module, target) in imports, f"{module} no longer imports {target}: remove it"
+        reached, frontier = set(), [str(_package(target))]
         while frontier:
             name = frontier.pop()
             if name not in reached:
                 reached.add(name)
                 frontier += graph.get(name, ())
-        assert _package(module) in reached, f"{module} -> {package} closes no cycle: remove it"
+        assert _package(module) in reached, f"{module} -> {target} closes no cycle: remove it"
