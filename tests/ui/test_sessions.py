@@ -1,8 +1,9 @@
 """Dashboard sessions over HTTP against real servers on loopback, on SQLite and PostgreSQL:
 the cookie holds a random id whose hash alone is stored, a session ends on logout, with its
 token, its user or their role, when idle and at its absolute end (on a clock the test
-moves), login and logout need their CSRF token, and the cookies' Secure flag follows the
-server's setting and only trusted proxies' X-Forwarded-Proto."""
+moves), a token holds at most 20, ended ones are deleted without a sign-in, login and
+logout need their CSRF token, and the cookies' Secure flag follows the server's setting
+and only trusted proxies' X-Forwarded-Proto."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.server.running import running_server, started_process
 from tests.ui.signing_in import TIMEOUT_S, login, login_form, page_csrf, session
 
 from opsloop.registry import add_user, new_token, revoke_token, set_user_disabled
-from opsloop.registry.dashboard_sessions import SessionLifetime
+from opsloop.registry.dashboard_sessions import MAX_SESSIONS_PER_TOKEN, SessionLifetime
 from opsloop.server import create_app
 from opsloop.server.launch import main, server_app
 from opsloop.store import Database, tables
@@ -219,6 +220,54 @@ def test_sessions_end_when_idle_and_at_their_absolute_end(database, artifacts, u
         clock.advance(HOUR_MS)
         assert len(stored_sessions(database)) == 1
         with session(url, users["ana"]):
+            assert [row.user_name for row in stored_sessions(database)] == ["ana"]
+
+
+def test_a_token_holds_at_most_twenty_sessions_and_the_oldest_ends_first(
+    database, artifacts, users
+):
+    clock = FakeClock()
+    database.clock = clock
+    app = create_app(database, artifacts, allow_embedded=False)
+    with running_server(app) as url:
+        cookies = []
+        for _ in range(MAX_SESSIONS_PER_TOKEN + 2):
+            clock.advance(1_000)
+            cookies.append(login(url, users["ana"]).cookies["opsloop_session"])
+        with session(url, users["bo"]) as other:
+            assert signed_in(url, other)
+        live = []
+        for cookie in cookies:
+            with stolen(url, cookie) as client:
+                live.append(signed_in(url, client))
+    assert live == [False, False] + [True] * MAX_SESSIONS_PER_TOKEN
+    rows = stored_sessions(database)
+    assert sorted(row.sha256 for row in rows if row.user_name == "ana") == sorted(
+        sha256(cookie) for cookie in cookies[2:]
+    )
+    assert [row.user_name for row in rows].count("bo") == 1
+
+
+def test_ended_sessions_are_deleted_by_page_requests_when_nobody_signs_in(
+    database, artifacts, users
+):
+    clock = FakeClock()
+    database.clock = clock
+    lifetime = SessionLifetime(idle_s=600, absolute_s=3600)
+    app = create_app(database, artifacts, allow_embedded=False, session_lifetime=lifetime)
+    with running_server(app) as url:
+        with session(url, users["bo"]):
+            pass
+        with session(url, users["ana"]) as client:
+            for _ in range(3):  # ana's page every 4 minutes, bo gone
+                clock.advance(240_000)
+                assert signed_in(url, client)
+            # bo's session ended 120 s ago; the lookups pruned it once 5 minutes had passed
+            # since the sign-in's pruning (at 8 minutes: none had ended yet). The next
+            # pruning is due at 13 minutes.
+            assert sorted(row.user_name for row in stored_sessions(database)) == ["ana", "bo"]
+            clock.advance(60_000)
+            assert signed_in(url, client)
             assert [row.user_name for row in stored_sessions(database)] == ["ana"]
 
 
