@@ -7,8 +7,11 @@ from opsloop.monitoring.http_monitoring import HttpMonitoring
 from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.monitoring_service import MonitoringService
 from opsloop.registry.http_registry import HttpModelRegistry
+from opsloop.registry.http_users import HttpUsers
+from opsloop.registry.local_users import LocalUsers
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.registry.registry_service import RegistryService
+from opsloop.registry.user_service import UserService
 from opsloop.serving.deployment_service import DeploymentService
 from opsloop.serving.deployments import Deployments
 from opsloop.serving.http_deployments import HttpDeployments
@@ -46,4 +49,12 @@ def local_monitoring(implementation: Monitoring) -> MonitoringService:
 
 
 def http_monitoring(implementation: HttpMonitoring) -> MonitoringService:
+    return implementation
+
+
+def local_users(implementation: LocalUsers) -> UserService:
+    return implementation
+
+
+def http_users(implementation: HttpUsers) -> UserService:
     return implementation

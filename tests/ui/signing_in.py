@@ -12,13 +12,21 @@ TIMEOUT_S = 60.0
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 
 
-def login_form(url: str) -> tuple[str, str]:
-    """The login page's pre-session cookie and the CSRF token its form carries."""
-    page = httpx.get(f"{url}/login", timeout=TIMEOUT_S)
+def login_page(url: str, **headers) -> tuple[str, str, str]:
+    """The login page's pre-session cookie (its name, ``__Host-`` prefixed where the server
+    marks it Secure, and its value) and the CSRF token its form carries."""
+    page = httpx.get(f"{url}/login", headers=headers, timeout=TIMEOUT_S)
     assert page.status_code == 200, page.text
     found = _CSRF.search(page.text)
     assert found is not None, page.text
-    return page.cookies["opsloop_login"], found.group(1)
+    (name,) = [n for n in ("opsloop_login", "__Host-opsloop_login") if n in page.cookies]
+    return name, page.cookies[name], found.group(1)
+
+
+def login_form(url: str) -> tuple[str, str]:
+    """The login page's pre-session cookie and the CSRF token its form carries."""
+    _, nonce, csrf = login_page(url)
+    return nonce, csrf
 
 
 def login(
@@ -26,7 +34,7 @@ def login(
 ) -> httpx.Response:
     """Post the login form with ``token``, and the CSRF token the page gave (or ``csrf``,
     ``""`` for none)."""
-    nonce, given = login_form(url)
+    name, nonce, given = login_page(url, **headers)
     data = {"token": token, "next": next_path}
     chosen = given if csrf is None else csrf
     if chosen:
@@ -34,7 +42,7 @@ def login(
     return httpx.post(
         f"{url}/login",
         data=data,
-        cookies={"opsloop_login": nonce},
+        cookies={name: nonce},
         headers=headers,
         follow_redirects=False,
         timeout=TIMEOUT_S,

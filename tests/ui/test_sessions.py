@@ -1,12 +1,14 @@
 """Dashboard sessions over HTTP against real servers on loopback, on SQLite and PostgreSQL:
 the cookie holds a random id whose hash alone is stored, a session ends on logout, with its
 token, its user or their role, when idle and at its absolute end (on a clock the test
-moves), login and logout need their CSRF token, and the cookies' Secure flag follows the
-server's setting and only trusted proxies' X-Forwarded-Proto."""
+moves), a token holds at most 20, ended ones are deleted without a sign-in, login and
+logout need their CSRF token, and the cookies' Secure flag follows the server's setting
+and only trusted proxies' X-Forwarded-Proto."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from http.cookies import SimpleCookie
 
 import httpx
@@ -17,7 +19,7 @@ from tests.server.running import running_server, started_process
 from tests.ui.signing_in import TIMEOUT_S, login, login_form, page_csrf, session
 
 from opsloop.registry import add_user, new_token, revoke_token, set_user_disabled
-from opsloop.registry.dashboard_sessions import SessionLifetime
+from opsloop.registry.dashboard_sessions import MAX_SESSIONS_PER_TOKEN, SessionLifetime
 from opsloop.server import create_app
 from opsloop.server.launch import main, server_app
 from opsloop.store import Database, tables
@@ -222,6 +224,54 @@ def test_sessions_end_when_idle_and_at_their_absolute_end(database, artifacts, u
             assert [row.user_name for row in stored_sessions(database)] == ["ana"]
 
 
+def test_a_token_holds_at_most_twenty_sessions_and_the_oldest_ends_first(
+    database, artifacts, users
+):
+    clock = FakeClock()
+    database.clock = clock
+    app = create_app(database, artifacts, allow_embedded=False)
+    with running_server(app) as url:
+        cookies = []
+        for _ in range(MAX_SESSIONS_PER_TOKEN + 2):
+            clock.advance(1_000)
+            cookies.append(login(url, users["ana"]).cookies["opsloop_session"])
+        with session(url, users["bo"]) as other:
+            assert signed_in(url, other)
+        live = []
+        for cookie in cookies:
+            with stolen(url, cookie) as client:
+                live.append(signed_in(url, client))
+    assert live == [False, False] + [True] * MAX_SESSIONS_PER_TOKEN
+    rows = stored_sessions(database)
+    assert sorted(row.sha256 for row in rows if row.user_name == "ana") == sorted(
+        sha256(cookie) for cookie in cookies[2:]
+    )
+    assert [row.user_name for row in rows].count("bo") == 1
+
+
+def test_ended_sessions_are_deleted_by_page_requests_when_nobody_signs_in(
+    database, artifacts, users
+):
+    clock = FakeClock()
+    database.clock = clock
+    lifetime = SessionLifetime(idle_s=600, absolute_s=3600)
+    app = create_app(database, artifacts, allow_embedded=False, session_lifetime=lifetime)
+    with running_server(app) as url:
+        with session(url, users["bo"]):
+            pass
+        with session(url, users["ana"]) as client:
+            for _ in range(3):  # ana's page every 4 minutes, bo gone
+                clock.advance(240_000)
+                assert signed_in(url, client)
+            # bo's session ended 120 s ago; the lookups pruned it once 5 minutes had passed
+            # since the sign-in's pruning (at 8 minutes: none had ended yet). The next
+            # pruning is due at 13 minutes.
+            assert sorted(row.user_name for row in stored_sessions(database)) == ["ana", "bo"]
+            clock.advance(60_000)
+            assert signed_in(url, client)
+            assert [row.user_name for row in stored_sessions(database)] == ["ana"]
+
+
 def test_every_server_on_the_store_shares_its_sessions(database, artifacts, users, store_uri):
     other = Database(store_uri)
     first = create_app(database, artifacts, allow_embedded=False)
@@ -244,6 +294,17 @@ def _secure(header: str, name: str) -> bool:
     return bool(SimpleCookie(header)[name]["secure"])
 
 
+def _set_cookies(response: httpx.Response) -> dict[str, dict[str, str]]:
+    """Each cookie the answer sets, by name: its attributes, as the browser reads them."""
+    found = {}
+    for header in response.headers.get_list("set-cookie"):
+        ((name, morsel),) = SimpleCookie(header).items()
+        found[name] = {key: str(morsel[key]) for key in ("path", "domain", "secure", "httponly",
+                                                        "samesite", "max-age")}  # fmt: skip
+        found[name]["value"] = morsel.value
+    return found
+
+
 @pytest.mark.parametrize(
     ("setting", "proxies", "forwarded", "secure"),
     [
@@ -259,7 +320,7 @@ def _secure(header: str, name: str) -> bool:
         ("never", ["127.0.0.1"], "https", False),
     ],
 )
-def test_the_secure_flag_follows_the_setting_and_trusted_proxies_only(
+def test_the_secure_flag_and_the_host_prefix_follow_the_setting_and_trusted_proxies_only(
     database, artifacts, users, setting, proxies, forwarded, secure
 ):
     app = create_app(
@@ -270,13 +331,65 @@ def test_the_secure_flag_follows_the_setting_and_trusted_proxies_only(
         trusted_proxies=proxies,
     )
     headers = {} if forwarded is None else {"X-Forwarded-Proto": forwarded}
+    prefix = "__Host-" if secure else ""
     with running_server(app) as url:
-        page = httpx.get(f"{url}/login", headers=headers, timeout=TIMEOUT_S)
-        assert _secure(page.headers["set-cookie"], "opsloop_login") is secure
+        page = _set_cookies(httpx.get(f"{url}/login", headers=headers, timeout=TIMEOUT_S))
+        assert list(page) == [f"{prefix}opsloop_login"]
+        login_cookie = page[f"{prefix}opsloop_login"]
+        # A __Host- cookie has Path=/ and no Domain, as browsers require of the prefix.
+        assert login_cookie["path"] == ("/" if secure else "/login")
+        assert login_cookie["domain"] == "" and bool(login_cookie["secure"]) is secure
+        assert (login_cookie["httponly"], login_cookie["samesite"]) == ("True", "strict")
         signed = login(url, users["ana"], **headers)
-        assert signed.status_code == 303
-        (header,) = [h for h in signed.headers.get_list("set-cookie") if "opsloop_session" in h]
-        assert _secure(header, "opsloop_session") is secure
+        assert signed.status_code == 303, signed.text
+        answered = _set_cookies(signed)
+        assert set(answered) == {f"{prefix}opsloop_session", f"{prefix}opsloop_login"}
+        cookie = answered[f"{prefix}opsloop_session"]
+        assert (cookie["path"], cookie["domain"], bool(cookie["secure"])) == ("/", "", secure)
+        assert (cookie["httponly"], cookie["samesite"], cookie["max-age"]) == (
+            "True",
+            "strict",
+            "",
+        )
+        # The login cookie is cleared where it was set.
+        cleared = answered[f"{prefix}opsloop_login"]
+        assert (cleared["value"], cleared["max-age"]) == ("", "0")
+        assert cleared["path"] == login_cookie["path"]
+        # A page reads the session by the name its request's mode gives, and only by it.
+        sid = cookie["value"]
+        other = "opsloop_session" if secure else "__Host-opsloop_session"
+        for name, shown in ((f"{prefix}opsloop_session", 200), (other, 303)):
+            answer = httpx.get(
+                f"{url}/runs",
+                headers={**headers, "Cookie": f"{name}={sid}"},
+                follow_redirects=False,
+                timeout=TIMEOUT_S,
+            )
+            assert answer.status_code == shown, name
+        # Logging out clears the cookie by the same name, path and flags.
+        csrf = re.search(
+            r'name="csrf_token" value="([0-9a-f]{64})"',
+            httpx.get(
+                f"{url}/runs",
+                headers={**headers, "Cookie": f"{prefix}opsloop_session={sid}"},
+                timeout=TIMEOUT_S,
+            ).text,
+        ).group(1)
+        out = httpx.post(
+            f"{url}/logout",
+            data={"csrf_token": csrf},
+            headers={**headers, "Cookie": f"{prefix}opsloop_session={sid}"},
+            timeout=TIMEOUT_S,
+        )
+        assert out.status_code == 303
+        gone = _set_cookies(out)[f"{prefix}opsloop_session"]
+        assert (gone["value"], gone["max-age"], gone["path"], bool(gone["secure"])) == (
+            "",
+            "0",
+            "/",
+            secure,
+        )
+    assert stored_sessions(database) == []
 
 
 def test_the_settings_are_checked_before_serving(database):
@@ -313,19 +426,30 @@ def test_server_workers_share_sessions_and_take_the_settings_from_the_command_li
     try:
         secure = [login(url, users["ana"], **{"X-Forwarded-Proto": "https"}) for _ in range(4)]
         plain = login(url, users["ana"])
-        cookies = [r.cookies["opsloop_session"] for r in [*secure, plain]]
+        cookies = [r.cookies["__Host-opsloop_session"] for r in secure]
+        cookies.append(plain.cookies["opsloop_session"])
         assert all(
-            _secure(h, "opsloop_session")
+            _secure(h, "__Host-opsloop_session")
             for r in secure
             for h in r.headers.get_list("set-cookie")
-            if h.startswith("opsloop_session=")
+            if h.startswith("__Host-opsloop_session=")
         )
         assert not _secure(plain.headers["set-cookie"], "opsloop_session")
         rows = stored_sessions(database)
         assert len(rows) == 5 and {r.idle_until_ms - r.created_ms for r in rows} == {300_000}
         # Every session holds on every request, whichever worker answers it.
-        for cookie in cookies:
+        for cookie in cookies[-1:]:
             with stolen(url, cookie) as client:
+                assert all(signed_in(url, client) for _ in range(4))
+        for cookie in cookies[:-1]:
+            with httpx.Client(
+                base_url=url,
+                headers={
+                    "X-Forwarded-Proto": "https",
+                    "Cookie": f"__Host-opsloop_session={cookie}",
+                },
+                timeout=TIMEOUT_S,
+            ) as client:
                 assert all(signed_in(url, client) for _ in range(4))
     finally:
         process.terminate()

@@ -3,7 +3,10 @@
 Users are managed on the store itself (``OPSLOOP_STORE_URI`` or SQLite under
 ``OPSLOOP_HOME``), by whoever can open it, as the server's admin does. A token is printed once,
 when it is made; afterwards it is known by its public id (the first 12 hex digits of its
-sha256), which ``users tokens`` lists and ``users revoke`` takes. Times print as ISO 8601 UTC.
+sha256), which ``users tokens`` lists and ``users revoke`` takes. ``users role`` is an
+operation of the users' contract: with ``OPSLOOP_TRACKING_URI`` naming a server it goes
+there, as the owner of ``OPSLOOP_TRACKING_TOKEN``, who must be an admin
+(:func:`opsloop.registry.backend.open_users`). Times print as ISO 8601 UTC.
 Exit codes: 0 success, 2 the command could not run; errors are one line on stderr.
 
 >>> from typer.testing import CliRunner
@@ -164,10 +167,24 @@ def rotate(name: str, expires_days: ExpiresDays = None) -> None:
     _print_token(token, f"user {name!r}: every earlier token revoked")
 
 
+@users_app.command("role")
+@one_line_errors
+def set_role(
+    name: str,
+    role: Annotated[str, typer.Argument(help="viewer, editor, gatekeeper, approver or admin.")],
+) -> None:
+    """Give a user another role; their dashboard sessions end (the last admin keeps theirs)."""
+    from opsloop.registry.backend import open_users
+
+    user = open_users().set_user_role(name, role)
+    out.print(f"user {user.name!r} is now {user.role}")
+
+
 @users_app.command("disable")
 @one_line_errors
 def disable(name: str) -> None:
-    """Stop every token of a user from working (the user and their history stay)."""
+    """Stop every token of a user from working and end their dashboard sessions (the user
+    and their history stay; the last enabled admin cannot be disabled)."""
     from opsloop.registry import set_user_disabled
 
     set_user_disabled(_database(), name, True)

@@ -31,6 +31,7 @@ from opsloop.registry.references import (
 from opsloop.registry.torch_flavor import registered_torch_builders, torch_builder
 from opsloop.registry.users import (
     ROLES,
+    LastAdminError,
     PermissionDenied,
     User,
     add_user,
@@ -42,6 +43,7 @@ from opsloop.registry.users import (
     revoke_token,
     rotate_token,
     set_user_disabled,
+    set_user_role,
     token_id,
 )
 
@@ -50,6 +52,7 @@ __all__ = [
     "ROLES",
     "AuditVerification",
     "HttpModelRegistry",
+    "LastAdminError",
     "Lineage",
     "ModelReference",
     "ModelRegistry",
@@ -71,6 +74,7 @@ __all__ = [
     "revoke_token",
     "rotate_token",
     "set_user_disabled",
+    "set_user_role",
     "token_id",
     "torch_builder",
     "verify_audit_log",

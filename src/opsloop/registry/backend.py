@@ -25,6 +25,8 @@ that database:
 from __future__ import annotations
 
 from opsloop.registry.http_registry import HttpModelRegistry, refuse_actor
+from opsloop.registry.http_users import HttpUsers
+from opsloop.registry.local_users import LocalUsers
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.tracking.api import is_server, tracking_target
 
@@ -50,3 +52,25 @@ def open_registry(
     from opsloop.store.location import artifact_uri
 
     return ModelRegistry(open_database(target or None), ArtifactStore(artifact_uri()), actor)
+
+
+def open_users(
+    uri: str | None = None, *, token: str | None = None, actor: str | None = None
+) -> LocalUsers | HttpUsers:
+    """The users at ``uri``, by the same rule as :func:`open_registry`: a server's (its
+    token's owner acts and must be an admin) or a store's (``actor``, when named, must be
+    an admin of it; unnamed, whoever opens the store acts).
+
+    >>> open_users("https://ops.example.com")
+    HttpUsers('https://ops.example.com')
+    >>> open_users("https://ops.example.com", actor="ana")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: actor: over HTTP the acting user is the owner...
+    """
+    target = tracking_target(uri)
+    if is_server(target):
+        refuse_actor(actor)
+        return HttpUsers(target, token=token)
+    from opsloop.store import open_database
+
+    return LocalUsers(open_database(target or None), actor=actor)

@@ -11,11 +11,15 @@ role it was started as, and two ends:
 
 A stolen database yields no usable session, and a stolen cookie no token. Every server
 worker, on SQLite or PostgreSQL, reads the same table. Ending a session (signing out)
-deletes its row; rows past their end are deleted whenever a session starts
-(:meth:`DashboardSessions.prune`), so the table holds only live sessions and the ones
-that ended since the last sign-in. Whether the token still stands is for the caller to
-check on each request, with the hash kept here (the server's rule for tokens decides,
-:func:`opsloop.server.identity.session_caller`).
+deletes its row, as do disabling its user and changing their role
+(:mod:`opsloop.registry.users`). One token holds at most :data:`MAX_SESSIONS_PER_TOKEN`
+live sessions: a sign-in beyond them ends the oldest, so a script that signs in in a
+loop cannot grow the table. Rows past their end are deleted whenever a session starts,
+and when a session is looked up once :data:`PRUNE_INTERVAL_MS` has passed since this
+process last deleted them (:meth:`DashboardSessions.prune`): no thread of its own, and
+still a bounded table on a server where nobody signs in for days. Whether the token still
+stands is for the caller to check on each request, with the hash kept here (the server's
+rule for tokens decides, :func:`opsloop.server.identity.session_caller`).
 
 Times are the store's clock (``db.clock()``), so tests move them by hand:
 
@@ -37,6 +41,7 @@ import dataclasses
 import hashlib
 import re
 import secrets
+import threading
 
 import sqlalchemy as sa
 
@@ -51,6 +56,12 @@ SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_LIFETIME_S = 30 * 24 * 3600
 #: The shortest: one minute.
 MIN_LIFETIME_S = 60
+#: The live sessions one API token may hold; a sign-in beyond them ends the oldest. Enough
+#: for a person's browsers and devices, few enough that a loop of sign-ins stays small.
+MAX_SESSIONS_PER_TOKEN = 20
+#: How often, at most, looking a session up also deletes the rows past their end (5
+#: minutes): a write on a read path, so not on every request.
+PRUNE_INTERVAL_MS = 5 * 60_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,11 +143,16 @@ class DashboardSessions:
     def __init__(self, db: Database, lifetime: SessionLifetime | None = None) -> None:
         self.db = db
         self.lifetime = lifetime or SessionLifetime()
+        # When this process last deleted the rows past their end (the store's clock).
+        self._pruned_at_ms: int | None = None
+        self._prune_lock = threading.Lock()
 
     def start(self, token_sha256: str, user: User) -> str:
         """Start a session for ``user``, who signed in with the token whose sha256 is
         ``token_sha256``; return its id (the only copy: the store keeps its hash). Sessions
-        past their end are deleted first.
+        past their end are deleted first, and the token's oldest live sessions beyond
+        :data:`MAX_SESSIONS_PER_TOKEN` - 1, so that with this one it holds at most that
+        many.
 
         >>> from opsloop.store import Database
         >>> sessions = DashboardSessions(Database("sqlite://"))
@@ -150,6 +166,16 @@ class DashboardSessions:
         with self.db.write() as connection:
             now = self.db.clock()
             connection.execute(table.delete().where(table.c.idle_until_ms <= now))
+            self._pruned_at_ms = now
+            # Oldest first; the id's hash breaks ties between sessions of one millisecond.
+            beyond = connection.execute(
+                sa.select(table.c.sha256)
+                .where(table.c.token_sha256 == token_sha256)
+                .order_by(table.c.created_ms.desc(), table.c.sha256.desc())
+                .offset(MAX_SESSIONS_PER_TOKEN - 1)
+            ).scalars()
+            if oldest := list(beyond):
+                connection.execute(table.delete().where(table.c.sha256.in_(oldest)))
             expires = now + self.lifetime.absolute_s * 1000
             connection.execute(
                 table.insert().values(
@@ -177,6 +203,7 @@ class DashboardSessions:
         table = tables.dashboard_sessions
         digest = session_sha256(session_id)
         now = self.db.clock()
+        self._prune_when_due(now)
         with self.db.read() as connection:
             row = connection.execute(
                 sa.select(table).where(table.c.sha256 == digest, table.c.idle_until_ms > now)
@@ -214,6 +241,15 @@ class DashboardSessions:
             ).rowcount
         return deleted > 0
 
+    def _prune_when_due(self, now: int) -> None:
+        """Delete the rows past their end if this process last did it
+        :data:`PRUNE_INTERVAL_MS` ago or more (or never)."""
+        with self._prune_lock:
+            if self._pruned_at_ms is not None and now - self._pruned_at_ms < PRUNE_INTERVAL_MS:
+                return
+            self._pruned_at_ms = now
+        self.prune()
+
     def prune(self) -> int:
         """Delete the sessions past their end; how many there were.
 
@@ -226,6 +262,6 @@ class DashboardSessions:
         """
         table = tables.dashboard_sessions
         with self.db.write() as connection:
-            return connection.execute(
-                table.delete().where(table.c.idle_until_ms <= self.db.clock())
-            ).rowcount
+            now = self.db.clock()
+            self._pruned_at_ms = now
+            return connection.execute(table.delete().where(table.c.idle_until_ms <= now)).rowcount

@@ -5,11 +5,11 @@ a small model's whole answer. A server that reads the newest audit entry's id on
 request anyway (the data plane does, to follow its deployments) can remember whom a token
 belongs to instead. Every change that can end a token's validity appends an entry to the
 audit log in the change's own transaction (:mod:`.users`: a token revoked or rotated, a
-user disabled; a user added ends the installation token's use), so while that id stands, a
-token still belongs to whom it did. The one thing that ends a token without an entry is
-time: its expiry is kept beside it and checked on every use. An entry is also forgotten
-after ``ttl_s`` (60 s by default, the resolution at which a token's last use is recorded),
-so the recorded last use is as fresh as without the cache.
+user disabled or given another role; a user added ends the installation token's use), so
+while that id stands, a token still belongs to whom it did. The one thing that ends a token
+without an entry is time: its expiry is kept beside it and checked on every use. An entry
+is also forgotten after ``ttl_s`` (60 s by default, the resolution at which a token's last
+use is recorded), so the recorded last use is as fresh as without the cache.
 
 The guarantee: a request whose :meth:`TokenCache.follow` starts after
 :func:`~.users.revoke_token` (or :func:`~.users.set_user_disabled`) has returned is

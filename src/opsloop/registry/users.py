@@ -9,8 +9,11 @@ token. An admin may do everything. A token is shown once, when it is made; the s
 keeps only its sha256, so a stolen database yields no usable token. A token's public id is the
 first 12 hex digits of that hash: lists show it, and a token is revoked by it. A token may
 expire; a disabled user's tokens stop working; :func:`rotate_token` replaces every token of a
-user with one new one. Each of these changes is in the audit log (entity ``user:NAME``).
-Embedded use (no server) acts as the OS user.
+user with one new one; :func:`set_user_role` gives a user another role. Disabling a user or
+changing their role ends their dashboard sessions (:mod:`.dashboard_sessions`) in the same
+transaction. Neither may leave the store without an enabled admin
+(:class:`LastAdminError`), so a server cannot lock its admins out. Each of these changes is
+in the audit log (entity ``user:NAME``). Embedded use (no server) acts as the OS user.
 
 >>> from opsloop.store import Database
 >>> db = Database("sqlite://")
@@ -31,7 +34,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsloop.errors import AlreadyDoneError, DeniedError, InvalidArgumentError, NotFoundError
+from opsloop.errors import (
+    AlreadyDoneError,
+    ConflictError,
+    DeniedError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from opsloop.registry.gate_requirement import GATE_RECORDERS
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
@@ -51,6 +60,10 @@ class UnknownUserError(NotFoundError, ValueError):
 
 class UnknownTokenError(NotFoundError, ValueError):
     """No active API token has this id."""
+
+
+class LastAdminError(ConflictError):
+    """The change would leave the store without an enabled admin."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,15 @@ class User:
         {'name': 'x', 'role': 'viewer'}
         """
         return {"name": self.name, "role": self.role}
+
+    @classmethod
+    def from_dict(cls, document: dict[str, str]) -> User:
+        """The user :meth:`to_dict` wrote.
+
+        >>> User.from_dict({"name": "x", "role": "admin"})
+        User(name='x', role='admin')
+        """
+        return cls(document["name"], document["role"])
 
 
 def _check_role(role: object) -> str:
@@ -275,10 +297,35 @@ def rotate_token(
         return token
 
 
+def _keep_an_admin(connection: Connection, user_id: int, name: str, change: str) -> None:
+    """Refuse ``change`` of user ``name`` when they are the only enabled admin."""
+    users = tables.users
+    # The enabled admins' rows are locked (PostgreSQL; SQLite's writes are serial), so two
+    # admins demoting each other at once cannot both see the other one still standing.
+    admins = connection.execute(
+        sa.select(users.c.id)
+        .where(users.c.role == "admin", users.c.disabled_ms.is_(None))
+        .with_for_update()
+    ).scalars()
+    if set(admins) == {user_id}:
+        raise LastAdminError(
+            f"user {name!r} is the last enabled admin: {change} would leave nobody to manage "
+            "users; make another user an admin first (opsloop users role NAME admin)"
+        )
+
+
+def _end_dashboard_sessions(connection: Connection, name: str) -> int:
+    """End every dashboard session of user ``name``; how many there were."""
+    table = tables.dashboard_sessions
+    return connection.execute(table.delete().where(table.c.user_name == name)).rowcount
+
+
 def set_user_disabled(
     db: Database, name: str, disabled: bool = True, *, actor: str | None = None
 ) -> None:
-    """Disable user ``name`` (their tokens stop working, nothing is deleted) or enable them.
+    """Disable user ``name`` (their tokens stop working and their dashboard sessions end;
+    nothing is deleted) or enable them. The last enabled admin cannot be disabled
+    (:class:`LastAdminError`).
 
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://"); _, t = add_user(db, "ed", "viewer")
@@ -286,17 +333,84 @@ def set_user_disabled(
     True
     >>> set_user_disabled(db, "ed", False); authenticate(db, t).name
     'ed'
+    >>> _ = add_user(db, "root", "admin"); set_user_disabled(db, "root")
+    Traceback (most recent call last):
+    opsloop.registry.users.LastAdminError: user 'root' is the last enabled admin: disabling ...
     """
     users = tables.users
     with db.write() as connection:
         user_id = _user_id(connection, name)
+        if disabled:
+            _keep_an_admin(connection, user_id, name, "disabling them")
         connection.execute(
             users.update()
             .where(users.c.id == user_id)
             .values(disabled_ms=clock_of(connection) if disabled else None)
         )
+        if disabled:
+            _end_dashboard_sessions(connection, name)
         action = "disable_user" if disabled else "enable_user"
         _audit(connection, actor or name, action, name, {"disabled": disabled})
+
+
+def change_user_role(connection: Connection, name: str, role: str, actor: str) -> User:
+    """Give user ``name`` the role ``role`` inside the caller's write transaction, as
+    :func:`set_user_role` does (``actor`` is recorded, not checked).
+
+    >>> _ = add_user(db, "ivy", "viewer")
+    >>> with db.write() as c:
+    ...     change_user_role(c, "ivy", "approver", "root")
+    User(name='ivy', role='approver')
+    """
+    role = _check_role(role)
+    users = tables.users
+    row = connection.execute(
+        sa.select(users.c.id, users.c.role).where(users.c.name == name)
+    ).first()
+    if row is None:
+        raise UnknownUserError(f"name: unknown user {name!r}")
+    if row.role == role:
+        return User(name, role)
+    if row.role == "admin":
+        _keep_an_admin(connection, row.id, name, f"making them {role!r}")
+    connection.execute(users.update().where(users.c.id == row.id).values(role=role))
+    ended = _end_dashboard_sessions(connection, name)
+    from opsloop.registry.audit import append_audit
+
+    append_audit(
+        connection,
+        actor,
+        "set_user_role",
+        f"user:{name}",
+        None,
+        {"role": row.role},
+        {"role": role, "dashboard_sessions_ended": ended},
+    )
+    return User(name, role)
+
+
+def set_user_role(db: Database, name: str, role: str, *, actor: str | None = None) -> User:
+    """Give user ``name`` the role ``role`` (one of :data:`ROLES`); return the user as they
+    now are. Their dashboard sessions end (a session acts with the role it started with),
+    their API tokens keep working with the new role, and the audit log records the role
+    before and after, by ``actor`` (default: the user). Giving a user the role they have
+    changes nothing and records nothing. The last enabled admin cannot be given another
+    role (:class:`LastAdminError`).
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://"); _, t = add_user(db, "jo", "viewer")
+    >>> set_user_role(db, "jo", "editor", actor="root"), authenticate(db, t).role
+    (User(name='jo', role='editor'), 'editor')
+    >>> set_user_role(db, "jo", "boss")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: role must be one of viewer, editor, gatekeeper, ...
+    >>> set_user_role(db, "nobody", "viewer")
+    Traceback (most recent call last):
+    opsloop.registry.users.UnknownUserError: name: unknown user 'nobody'
+    """
+    _check_role(role)
+    with db.write() as connection:
+        return change_user_role(connection, name, role, actor or name)
 
 
 def authenticate(db: Database, token: str, *, at_ms: int | None = None) -> User | None:

@@ -1,5 +1,5 @@
-"""The FastAPI app: tracking, artifact, registry and deployment routers under /api/v1/, and
-the web dashboard (:mod:`opsloop.ui`) at ``/``.
+"""The FastAPI app: tracking, artifact, registry, deployment and user routers under
+/api/v1/, and the web dashboard (:mod:`opsloop.ui`) at ``/``.
 
 :func:`create_app` wires one database and one artifact store into the routers. Errors are
 answered in one place (:mod:`.errors`): a caller's mistake is an
@@ -40,6 +40,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.registry import ModelRegistry
 from opsloop.registry.dashboard_sessions import DashboardSessions, SessionLifetime
+from opsloop.registry.local_users import LocalUsers
 from opsloop.server import (
     artifact_routes,
     deployment_routes,
@@ -47,6 +48,7 @@ from opsloop.server import (
     registry_routes,
     review_routes,
     tracking_routes,
+    user_routes,
 )
 from opsloop.server.content_types import require_json, require_octets
 from opsloop.server.error_responses import EVERY_ROUTE, error_responses
@@ -146,6 +148,7 @@ def create_app(
     )
     app.state.deployments = Deployments(database, actor="server")
     app.state.review_queue = ReviewQueue(database, actor="server")
+    app.state.users = LocalUsers(database)
     # Policies act through the server's registry and deployments as the caller; a retrain is
     # queued for a follower (the server runs no user code).
     app.state.monitoring = Monitoring(
@@ -181,6 +184,8 @@ def create_app(
     app.include_router(review_routes.router, dependencies=json_bodies, responses=hashed)
     # A retrain request claimed by another follower, or reported twice.
     app.include_router(monitoring_routes.router, dependencies=json_bodies, responses=hashed)
+    # The last enabled admin refused another role.
+    app.include_router(user_routes.router, dependencies=json_bodies, responses=hashed)
     # The web pages at /, checking sessions with the same token rule as the API.
     install_dashboard(
         app,

@@ -4,9 +4,9 @@ Both are checked against forged posts twice: the post's ``Origin`` must name thi
 and the form must carry its CSRF token. Logging out ends the session, so its form carries
 the session's token (:func:`~.form_posts.csrf_token`). Logging in happens before any
 session: the login page gives the browser a pre-session value in the ``opsloop_login``
-cookie (:mod:`.session_cookies`) and puts an HMAC of it in the form, which another site
-can neither read nor compute. A missing or wrong token is a 403 and nothing changes: no
-session starts, none ends.
+cookie (``__Host-opsloop_login`` when secure, :mod:`.session_cookies`) and puts an HMAC
+of it in the form, which another site can neither read nor compute. A missing or wrong
+token is a 403 and nothing changes: no session starts, none ends.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from opsloop.ui.page_route import PageRoute
 from opsloop.ui.rendering import render
 from opsloop.ui.session_check import LoginRequired, start_session, token_user
 from opsloop.ui.session_cookies import (
-    COOKIE,
     clear_login_cookie,
     clear_session_cookie,
     given_login_nonce,
     login_nonce,
+    session_cookie,
     set_login_cookie,
     set_session_cookie,
 )
@@ -102,7 +102,7 @@ async def login(request: Request) -> Response:
     except LoginRequired as error:
         return _login_form(request, next_path, f"token: {error.detail}", 401)
     response = RedirectResponse(next_path, status_code=303)
-    previous = request.cookies.get(COOKIE)
+    previous = session_cookie(request)
     if previous is not None:
         # Signing in again replaces the browser's session, which ends.
         request.app.state.dashboard_sessions.end(previous)
@@ -117,7 +117,7 @@ async def logout(request: Request) -> Response:
     if not same_origin(request):
         raise HTTPException(403, "logout: the form must be posted from this server's own page")
     response = RedirectResponse("/login", status_code=303)
-    session_id = request.cookies.get(COOKIE)
+    session_id = session_cookie(request)
     if session_id is None:
         return response  # no session: nothing to end
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()

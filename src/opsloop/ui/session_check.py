@@ -31,7 +31,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from opsloop.registry import User
 from opsloop.registry.users import token_sha256
-from opsloop.ui.session_cookies import COOKIE, clear_session_cookie
+from opsloop.ui.session_cookies import clear_session_cookie, session_cookie
 
 # What an API token or installation token may hold: printable ASCII without spaces.
 _TOKEN = re.compile(r"[\x21-\x7e]{1,512}")
@@ -146,7 +146,7 @@ def page_user(request: Request) -> User:
             raise
         secret = header.partition(" ")[2].strip()
     else:
-        secret = request.cookies.get(COOKIE)
+        secret = session_cookie(request)
         if secret is None:
             user = _anonymous_user(request)
         else:
@@ -183,6 +183,6 @@ def login_redirect(request: Request, error: LoginRequired) -> Response:
         same = referer.netloc == request.headers.get("host") and referer.path.startswith("/")
         target = referer.path if same else "/"
     response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-    if COOKIE in request.cookies:
+    if session_cookie(request) is not None:
         clear_session_cookie(response, request)
     return response

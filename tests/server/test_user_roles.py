@@ -1,0 +1,288 @@
+"""Changing a user's role, an audited operation of the users' contract: over REST against a
+real server on loopback, through the Python client and the command line, on SQLite and
+PostgreSQL. Only an admin may; an unknown user or role is a 4xx naming the field; the last
+enabled admin can be neither demoted nor disabled; the change ends the user's dashboard
+sessions and is in the audit log with the role before and after."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from tests.server.running import running_server
+from tests.ui.signing_in import session
+from typer.testing import CliRunner
+
+from opsloop.cli.app import app as cli
+from opsloop.registry import (
+    LastAdminError,
+    ModelRegistry,
+    PermissionDenied,
+    add_user,
+    authenticate,
+    set_user_disabled,
+    set_user_role,
+    token_id,
+)
+from opsloop.registry.http_users import HttpUsers
+from opsloop.registry.local_users import LocalUsers
+from opsloop.registry.user_service import USER_OPERATIONS, UserService
+from opsloop.registry.users import UnknownUserError, change_user_role, get_user
+from opsloop.server import create_app
+from opsloop.store import Database, tables
+from opsloop.tracking.capture import current_user
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def tokens(database):
+    return {
+        name: add_user(database, name, role)[1]
+        for name, role in (("root", "admin"), ("ana", "editor"), ("bo", "viewer"))
+    }
+
+
+@pytest.fixture
+def served(database, artifacts, tokens):
+    with running_server(create_app(database, artifacts, allow_embedded=False)) as url:
+        yield url
+
+
+def put_role(url: str, token: str, name: str, body: object) -> httpx.Response:
+    return httpx.put(
+        f"{url}{API}/users/{name}/role",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+
+
+def role_entries(registry: ModelRegistry) -> list[tuple]:
+    frame = registry.audit()
+    frame = frame[frame["action"] == "set_user_role"]
+    return list(zip(frame["actor"], frame["entity"], frame["before"], frame["after"], strict=True))
+
+
+def stored_session_users(database) -> list[str]:
+    table = tables.dashboard_sessions
+    with database.read() as connection:
+        return sorted(connection.execute(sa.select(table.c.user_name)).scalars())
+
+
+def test_an_admin_changes_a_role_and_the_audit_log_has_it_before_and_after(
+    served, database, artifacts, tokens
+):
+    answer = put_role(served, tokens["root"], "ana", {"role": "approver"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"name": "ana", "role": "approver"}
+    # Her token stands, with the new role.
+    whoami = httpx.get(
+        f"{served}{API}/whoami", headers={"Authorization": f"Bearer {tokens['ana']}"}
+    )
+    assert whoami.json() == {"name": "ana", "role": "approver"}
+    # The same role again changes nothing and records nothing.
+    assert put_role(served, tokens["root"], "ana", {"role": "approver"}).json()["role"] == (
+        "approver"
+    )
+    registry = ModelRegistry(database, artifacts, actor="root")
+    assert role_entries(registry) == [
+        (
+            "root",
+            "user:ana",
+            {"role": "editor"},
+            {"role": "approver", "dashboard_sessions_ended": 0},
+        )
+    ]
+    frame = registry.audit()
+    origin = frame[frame["action"] == "set_user_role"]["origin"].iloc[0]
+    assert origin["token"] == token_id(tokens["root"])
+    assert registry.verify_audit_log().ok
+
+
+def test_refusals_name_the_field_or_the_role_needed_and_change_nothing(
+    served, database, artifacts, tokens
+):
+    for caller in ("ana", "bo"):
+        refused = put_role(served, tokens[caller], "bo", {"role": "admin"})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["detail"].endswith("this needs 'admin'")
+    unknown = put_role(served, tokens["root"], "ghost", {"role": "viewer"})
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == "name: unknown user 'ghost'"
+    for body, field in (
+        ({"role": "boss"}, "role"),
+        ({}, "role"),
+        ({"role": "viewer", "reason": "x"}, "reason"),
+        ({"role": 3}, "role"),
+    ):
+        bad = put_role(served, tokens["root"], "bo", body)
+        assert bad.status_code == 422, body
+        assert [error["loc"] for error in bad.json()["detail"]] == [["body", field]], body
+    assert (
+        "viewer, editor, gatekeeper, approver, admin"
+        in put_role(served, tokens["root"], "bo", {"role": "boss"}).text
+    )
+    no_token = httpx.put(f"{served}{API}/users/bo/role", json={"role": "admin"})
+    assert no_token.status_code == 401
+    assert get_user(database, "bo").role == "viewer"
+    assert role_entries(ModelRegistry(database, artifacts)) == []
+
+
+def test_the_last_enabled_admin_can_be_neither_demoted_nor_disabled(
+    served, database, artifacts, tokens
+):
+    refused = put_role(served, tokens["root"], "root", {"role": "editor"})
+    assert refused.status_code == 409
+    assert refused.json()["detail"].startswith(
+        "user 'root' is the last enabled admin: making them 'editor' would leave nobody"
+    )
+    with pytest.raises(LastAdminError, match="last enabled admin: disabling them"):
+        set_user_disabled(database, "root")
+    # With a second admin either may go; a disabled admin does not count.
+    assert put_role(served, tokens["root"], "bo", {"role": "admin"}).status_code == 200
+    set_user_disabled(database, "bo", actor="root")
+    assert put_role(served, tokens["root"], "root", {"role": "viewer"}).status_code == 409
+    set_user_disabled(database, "bo", False, actor="root")
+    answer = put_role(served, tokens["bo"], "root", {"role": "viewer"})
+    assert answer.json() == {"name": "root", "role": "viewer"}
+    # bo is now the last one, by role or by disabling.
+    assert put_role(served, tokens["bo"], "bo", {"role": "approver"}).status_code == 409
+    with pytest.raises(LastAdminError):
+        set_user_disabled(database, "bo")
+    # A demoted admin's token no longer manages users.
+    assert put_role(served, tokens["root"], "ana", {"role": "admin"}).status_code == 403
+    assert [u for u in ("root", "ana", "bo") if get_user(database, u).role == "admin"] == ["bo"]
+    assert authenticate(database, tokens["bo"]).role == "admin"
+
+
+def test_the_python_client_raises_what_local_use_raises(served, database, tokens):
+    users = HttpUsers(served, token=tokens["root"])
+    try:
+        assert users.set_user_role("bo", "gatekeeper") == get_user(database, "bo")
+        assert get_user(database, "bo").role == "gatekeeper"
+        with pytest.raises(UnknownUserError, match="name: unknown user 'ghost'"):
+            users.set_user_role("ghost", "viewer")
+        with pytest.raises(LastAdminError, match="last enabled admin"):
+            users.set_user_role("root", "viewer")
+        with pytest.raises(ValueError, match="role"):
+            users.set_user_role("bo", "boss")
+        with pytest.raises(ValueError, match="actor: over HTTP"):
+            users.set_user_role("bo", "viewer", actor="root")
+    finally:
+        users.close()
+    editor = HttpUsers(served, token=tokens["ana"])
+    try:
+        with pytest.raises(PermissionDenied, match="this needs 'admin'"):
+            editor.set_user_role("ana", "admin")
+    finally:
+        editor.close()
+
+
+def test_a_role_change_ends_that_users_dashboard_sessions_at_once(served, database, tokens):
+    with session(served, tokens["ana"]) as ana, session(served, tokens["bo"]) as bo:
+        assert "ana (editor)" in ana.get("/runs").text
+        assert stored_session_users(database) == ["ana", "bo"]
+        # Away and back: the session is still ended, though the role is what it started with.
+        assert put_role(served, tokens["root"], "ana", {"role": "viewer"}).status_code == 200
+        assert stored_session_users(database) == ["bo"]
+        assert put_role(served, tokens["root"], "ana", {"role": "editor"}).status_code == 200
+        ended = ana.get("/runs", follow_redirects=False)
+        assert ended.status_code == 303 and ended.headers["location"].startswith("/login")
+        assert bo.get("/runs", follow_redirects=False).status_code == 200
+        # Disabling and enabling again does not bring a session back either.
+        set_user_disabled(database, "bo", actor="root")
+        set_user_disabled(database, "bo", False, actor="root")
+        assert bo.get("/runs", follow_redirects=False).status_code == 303
+    assert stored_session_users(database) == []
+    with session(served, tokens["ana"]) as again:
+        assert "ana (editor)" in again.get("/runs").text
+
+
+def test_the_command_line_changes_a_role_on_the_store_or_through_a_server(
+    served, database, artifacts, tokens, monkeypatch
+):
+    runner = CliRunner()
+    done = runner.invoke(cli, ["users", "role", "ana", "approver"])
+    assert done.exit_code == 0, done.output
+    assert "user 'ana' is now approver" in done.output
+    assert get_user(database, "ana").role == "approver"
+    for arguments, message in (
+        (["users", "role", "ana", "boss"], "error: role must be one of viewer, editor"),
+        (["users", "role", "ghost", "viewer"], "error: name: unknown user 'ghost'"),
+        (["users", "role", "root", "viewer"], "error: user 'root' is the last enabled admin"),
+    ):
+        refused = runner.invoke(cli, arguments)
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+    # Through the server, as the token's owner.
+    monkeypatch.setenv("OPSLOOP_TRACKING_URI", served)
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["root"])
+    assert runner.invoke(cli, ["users", "role", "bo", "editor"]).exit_code == 0
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["bo"])  # an editor now
+    denied = runner.invoke(cli, ["users", "role", "bo", "admin"])
+    assert denied.exit_code == 2 and "this needs 'admin'" in denied.output
+    entries = role_entries(ModelRegistry(database, artifacts))
+    assert [(actor, entity, before["role"], after["role"]) for actor, entity, before, after in
+            entries] == [(current_user(), "user:ana", "editor", "approver"),
+                         ("root", "user:bo", "viewer", "editor")]  # fmt: skip
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(database, store_uri, tokens):
+    """The second change waits for the first (PostgreSQL's row locks, SQLite's write lock)
+    and then finds its target the last admin."""
+    set_user_role(database, "ana", "admin", actor="root")
+    other = Database(store_uri)
+    outcome: list[object] = []
+    try:
+        with database.write() as first:
+            change_user_role(first, "root", "editor", "ana")
+
+            def second() -> None:
+                try:
+                    with other.write() as connection:
+                        outcome.append(change_user_role(connection, "ana", "editor", "root"))
+                except LastAdminError as error:
+                    outcome.append(error)
+
+            thread = threading.Thread(target=second)
+            thread.start()
+            if database.dialect == "postgresql":
+                wait_until_blocked(database)
+        thread.join(timeout=60)
+    finally:
+        other.dispose()
+    assert len(outcome) == 1 and isinstance(outcome[0], LastAdminError), outcome
+    assert (get_user(database, "root").role, get_user(database, "ana").role) == ("editor", "admin")
+
+
+def wait_until_blocked(database, deadline_s: float = 60.0) -> None:
+    """Return once another connection waits for a lock (polled, with a deadline)."""
+    import time
+
+    probe = sa.create_engine(database.engine.url)
+    try:
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            with probe.connect() as connection:
+                waiting = connection.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                ).scalar()
+            if waiting:
+                return
+        raise AssertionError("the second change never waited for the first")
+    finally:
+        probe.dispose()
+
+
+@pytest.mark.parametrize("implementation", [LocalUsers, HttpUsers])
+def test_implementations_have_the_protocols_signatures(implementation):
+    for operation in USER_OPERATIONS.operations:
+        wanted = inspect.signature(getattr(UserService, operation.method))
+        found = inspect.signature(getattr(implementation, operation.method))
+        assert [(p.name, p.kind, p.default) for p in found.parameters.values()] == [
+            (p.name, p.kind, p.default) for p in wanted.parameters.values()
+        ], operation.method
