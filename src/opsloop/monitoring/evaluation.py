@@ -75,7 +75,8 @@ and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<me
 ``_low``, ``_high`` for the interval) and ``estimate_trusted`` act before labels arrive.
 
 An alert is kept in ``monitoring_alerts`` with its evidence (the windows of the streak and
-the signal's value in each; for drift, the drifted features with statistic and p-value; for
+the signal's value in each, and the ``skipped`` windows between them where the signal was
+undefined, :mod:`.policy_streak`; for drift, the drifted features with statistic and p-value; for
 ``error_drift``, the detector's alarm positions; for the decay signals, the decay) and
 appended to the audit log (action ``alert``, entity ``monitor:DEPLOYMENT``). The evidence
 names the ``change_point_ms``: for ``error_drift``, the estimated change of the error rate
@@ -138,6 +139,7 @@ from opsloop.monitoring.iso_time import utc_iso
 from opsloop.monitoring.monitor_state import get_state, lock_monitor, put_state
 from opsloop.monitoring.policy import Policy, rule_action
 from opsloop.monitoring.policy_actions import ActionContext, run_action
+from opsloop.monitoring.policy_streak import advance, held, skipped
 from opsloop.monitoring.process_metrics import window_process
 from opsloop.monitoring.reference import Reference, StoredReference, stored_reference
 from opsloop.monitoring.reference_predictions import window_reference
@@ -254,7 +256,13 @@ def _change_point(db, deployment, variant, earlier, start, read, errors, labelle
 
 
 def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list) -> dict:
-    evidence: dict[str, Any] = {"signal": policy.signal, "windows": streak}
+    # The windows that held, and those passed over between them without a verdict.
+    windows = held(streak)
+    evidence: dict[str, Any] = {
+        "signal": policy.signal,
+        "windows": windows,
+        "skipped": skipped(streak, trailing=False),
+    }
     if policy.signal == "drift_share":
         evidence["drifted"] = {
             name: {k: drift[k] for k in ("test", "statistic", "p_value", "p_adjusted")}
@@ -282,8 +290,20 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
     if policy.signal == "feature_alarms":
         evidence["feature_alarms"] = metrics["feature_stream"]["alarms"]
     found = metrics.get("error_change_point_ms") if policy.signal == "error_drift" else None
-    evidence["change_point_ms"] = streak[0]["start_ms"] if found is None else found
+    evidence["change_point_ms"] = windows[0]["start_ms"] if found is None else found
     return evidence
+
+
+def _alert_reason(rule: Policy, passed_over: list[int]) -> str:
+    """The alert's reason in the audit log.
+
+    >>> _alert_reason(Policy.parse("concept_drift > 0 for 2 windows -> alert"), [3_600_000])
+    "policy 'concept_drift > 0 for 2 windows -> alert' held in 2 window(s), 1 window(s) without a verdict passed over"
+    """  # noqa: E501 - a doctest's expected output is one line
+    reason = f"policy {rule.text!r} held in {rule.windows} window(s)"
+    if passed_over:
+        reason += f", {len(passed_over)} window(s) without a verdict passed over"
+    return reason
 
 
 def evaluate(
@@ -723,17 +743,15 @@ def _evaluate_window(
         streaks = get_state(connection, deployment, f"policies:{key}", {})
         pending = get_state(connection, deployment, "pending_actions", [])
         for rule in rules:
-            streak = streaks.get(rule.text, [])
-            if rule.holds(metrics):
-                held = {"start_ms": start, "value": rule.value(metrics)}
-                if rule.signal.startswith("input_"):
-                    held["scored"], held["flagged"] = anomalies["scored"], anomalies["flagged"]
-                streak = [*streak, held]
-            else:
-                streak = []
+            counts = None
+            if rule.signal.startswith("input_"):
+                counts = {"scored": anomalies["scored"], "flagged": anomalies["flagged"]}
+            # A window where the signal is undefined neither extends nor breaks the streak
+            # (:mod:`.policy_streak`); the rule fires once when the windows that held reach
+            # its count, again only after the streak breaks.
+            streak, fires = advance(rule, streaks.get(rule.text, []), metrics, start, counts)
             streaks[rule.text] = streak
-            # Fires once when the streak reaches its length; again only after it breaks.
-            if len(streak) == rule.windows:
+            if fires:
                 evidence = _evidence(rule, streak, metrics, positions)
                 evidence["window_ms"] = windowing.window_ms
                 evidence["start_ms"] = start
@@ -744,7 +762,7 @@ def _evaluate_window(
                     rule.text,
                     rule.action,
                     evidence,
-                    f"policy {rule.text!r} held in {rule.windows} window(s)",
+                    _alert_reason(rule, evidence["skipped"]),
                 )
                 if rule.action != "alert":
                     pending.append({"rule": rule.text, "variant": variant, "evidence": evidence})
