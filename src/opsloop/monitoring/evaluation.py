@@ -75,7 +75,8 @@ and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<me
 ``_low``, ``_high`` for the interval) and ``estimate_trusted`` act before labels arrive.
 
 An alert is kept in ``monitoring_alerts`` with its evidence (the windows of the streak and
-the signal's value in each; for drift, the drifted features with statistic and p-value; for
+the signal's value in each, and the ``skipped`` windows between them where the signal was
+undefined, :mod:`.policy_streak`; for drift, the drifted features with statistic and p-value; for
 ``error_drift``, the detector's alarm positions; for the decay signals, the decay) and
 appended to the audit log (action ``alert``, entity ``monitor:DEPLOYMENT``). The evidence
 names the ``change_point_ms``: for ``error_drift``, the estimated change of the error rate
@@ -119,6 +120,7 @@ from opsloop.monitoring.action_outcome import record_outcome_in
 from opsloop.monitoring.alert_log import record_alert
 from opsloop.monitoring.change_point import mean_shift_point
 from opsloop.monitoring.decay_kind import decay_kind, decay_signals, inputs_moved
+from opsloop.monitoring.earlier_windows import EarlierWindows
 from opsloop.monitoring.error_stream import ERROR_DETECTORS, RESTART_REASON, read_errors
 from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.feature_stream import (
@@ -137,6 +139,7 @@ from opsloop.monitoring.iso_time import utc_iso
 from opsloop.monitoring.monitor_state import get_state, lock_monitor, put_state
 from opsloop.monitoring.policy import Policy, rule_action
 from opsloop.monitoring.policy_actions import ActionContext, run_action
+from opsloop.monitoring.policy_streak import advance, held, skipped
 from opsloop.monitoring.process_metrics import window_process
 from opsloop.monitoring.reference import Reference, StoredReference, stored_reference
 from opsloop.monitoring.reference_predictions import window_reference
@@ -206,23 +209,11 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
     )
 
 
-def _stream_before(db, deployment, variant, windowing, first: int, start_ms: int):
+def _stream_before(db, deployment, variant, earlier: EarlierWindows, first: int, start_ms: int):
     """The times and errors of a variant's error stream from position ``first`` up to the
     window starting at ``start_ms``, read back from the evaluated windows that fed them
     (``None`` when none is recorded, or when labels that came later moved their rows)."""
-    with db.read() as connection:
-        rows = connection.execute(
-            sa.select(_evaluations.c.start_ms, _evaluations.c.metrics_json)
-            .where(
-                _evaluations.c.deployment == deployment,
-                _evaluations.c.variant == variant,
-                _evaluations.c.window_ms == windowing.window_ms,
-                _evaluations.c.start_ms < start_ms,
-            )
-            .order_by(_evaluations.c.start_ms.desc())
-        ).all()
-    for window_start, metrics_json in rows:
-        metrics = json.loads(metrics_json)
+    for window_start, metrics in earlier:
         stream_start = metrics.get("error_stream_start")
         if stream_start is None or stream_start > first:
             continue
@@ -237,7 +228,7 @@ def _stream_before(db, deployment, variant, windowing, first: int, start_ms: int
     return None
 
 
-def _change_point(db, deployment, variant, windowing, start, read, errors, labelled):
+def _change_point(db, deployment, variant, earlier, start, read, errors, labelled):
     """The estimated change in the error stream at the detector's last alarm in this
     window: its stream position and time (see :mod:`.change_point`), or ``None``."""
     segment = next(s for s in reversed(read.segments) if s.result is not None and s.result.n_drifts)
@@ -256,7 +247,7 @@ def _change_point(db, deployment, variant, windowing, start, read, errors, label
         times, stream = times[first - begin :], stream[first - begin :]
     else:
         # Kept from before this window: only a detector that did not restart in it.
-        before = _stream_before(db, deployment, variant, windowing, first, start)
+        before = _stream_before(db, deployment, variant, earlier, first, start)
         if before is None or len(before[0]) != begin - first:
             return None
         times, stream = np.r_[before[0], times], np.r_[before[1], stream]
@@ -265,7 +256,13 @@ def _change_point(db, deployment, variant, windowing, start, read, errors, label
 
 
 def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list) -> dict:
-    evidence: dict[str, Any] = {"signal": policy.signal, "windows": streak}
+    # The windows that held, and those passed over between them without a verdict.
+    windows = held(streak)
+    evidence: dict[str, Any] = {
+        "signal": policy.signal,
+        "windows": windows,
+        "skipped": skipped(streak, trailing=False),
+    }
     if policy.signal == "drift_share":
         evidence["drifted"] = {
             name: {k: drift[k] for k in ("test", "statistic", "p_value", "p_adjusted")}
@@ -293,8 +290,20 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
     if policy.signal == "feature_alarms":
         evidence["feature_alarms"] = metrics["feature_stream"]["alarms"]
     found = metrics.get("error_change_point_ms") if policy.signal == "error_drift" else None
-    evidence["change_point_ms"] = streak[0]["start_ms"] if found is None else found
+    evidence["change_point_ms"] = windows[0]["start_ms"] if found is None else found
     return evidence
+
+
+def _alert_reason(rule: Policy, passed_over: list[int]) -> str:
+    """The alert's reason in the audit log.
+
+    >>> _alert_reason(Policy.parse("concept_drift > 0 for 2 windows -> alert"), [3_600_000])
+    "policy 'concept_drift > 0 for 2 windows -> alert' held in 2 window(s), 1 window(s) without a verdict passed over"
+    """  # noqa: E501 - a doctest's expected output is one line
+    reason = f"policy {rule.text!r} held in {rule.windows} window(s)"
+    if passed_over:
+        reason += f", {len(passed_over)} window(s) without a verdict passed over"
+    return reason
 
 
 def evaluate(
@@ -410,51 +419,24 @@ def _applied(
     return rules, setting.error_detector, record
 
 
-#: The evaluated windows read at once when looking back past windows without labels.
-_LOOK_BACK_PAGE = 50
-
-
-def _concept_drift_before(
-    db: Database,
-    deployment: str,
-    variant: str,
-    windowing,
-    start: int,
-    version: tuple[str, int] | None,
-) -> bool:
-    """Whether the variant's last window (of this length, before ``start``) that decided
-    its kind read as concept drift: one that goes on while the error stays above what the
-    reference expects. Windows without labels (no kind decided, nothing judged) are passed
-    over: they neither end a drift nor show one, so a drift goes on across them. A window of
-    another model version than ``version`` (the one whose rows this window judges) ends it:
-    its errors are another model's, and a new version's error stream starts afresh."""
-    before = start
-    while True:
-        with db.read() as connection:
-            found = connection.execute(
-                sa.select(_evaluations.c.start_ms, _evaluations.c.metrics_json)
-                .where(
-                    _evaluations.c.deployment == deployment,
-                    _evaluations.c.variant == variant,
-                    _evaluations.c.window_ms == windowing.window_ms,
-                    _evaluations.c.start_ms < before,
-                )
-                .order_by(_evaluations.c.start_ms.desc())
-                .limit(_LOOK_BACK_PAGE)
-            ).all()
-        for row in found:
-            metrics = json.loads(row.metrics_json)
-            if metrics.get("concept_drift") is None and not metrics.get("labelled"):
-                continue
-            if metrics.get("concept_drift") != 1:
-                return False
-            source = metrics.get("error_stream_source")
-            if version is None or source is None:
-                return True
-            return (source["model"], int(source["version"])) == version
-        if len(found) < _LOOK_BACK_PAGE:
+def _concept_drift_before(earlier: EarlierWindows, version: tuple[str, int] | None) -> bool:
+    """Whether the variant's last window (of this length, before the one evaluated) that
+    decided its kind read as concept drift: one that goes on while the error stays above
+    what the reference expects. Windows without labels (no kind decided, nothing judged)
+    are passed over: they neither end a drift nor show one, so a drift goes on across them.
+    A window of another model version than ``version`` (the one whose rows this window
+    judges) ends it: its errors are another model's, and a new version's error stream
+    starts afresh."""
+    for _, metrics in earlier:
+        if metrics.get("concept_drift") is None and not metrics.get("labelled"):
+            continue
+        if metrics.get("concept_drift") != 1:
             return False
-        before = found[-1].start_ms
+        source = metrics.get("error_stream_source")
+        if version is None or source is None:
+            return True
+        return (source["model"], int(source["version"])) == version
+    return False
 
 
 def _evaluated(db: Database, deployment: str, key: str, start: int) -> bool:
@@ -626,7 +608,10 @@ def _evaluate_window(
     reweighted = None
     model, version = labelled["version"].iloc[-1] if len(labelled) else (None, None)
     judged = None if model is None else (str(model), int(version))
-    ongoing = _concept_drift_before(db, deployment, variant, windowing, start, judged)
+    # The windows before this one, read once for both look-backs (the concept drift going
+    # on, and the error stream ADWIN kept when the detector signals).
+    earlier = EarlierWindows(db, deployment, variant, windowing, start)
+    ongoing = _concept_drift_before(earlier, judged)
     if metrics["task"] is not None and (inputs_moved(metrics["drift_share"]) or ongoing):
         sample = None if window.sample is None else window.sample.frame()
         if stored is None:
@@ -686,7 +671,7 @@ def _evaluate_window(
         metrics["error_stream_restarts"] = read.restarts
         metrics["error_stream_source"] = read.source
         if positions:
-            found = _change_point(db, deployment, variant, windowing, start, read, errors, labelled)
+            found = _change_point(db, deployment, variant, earlier, start, read, errors, labelled)
             if found is not None:
                 metrics["error_change_point"], metrics["error_change_point_ms"] = found
         # Judged against the history of the version that answered last in the window.
@@ -758,17 +743,15 @@ def _evaluate_window(
         streaks = get_state(connection, deployment, f"policies:{key}", {})
         pending = get_state(connection, deployment, "pending_actions", [])
         for rule in rules:
-            streak = streaks.get(rule.text, [])
-            if rule.holds(metrics):
-                held = {"start_ms": start, "value": rule.value(metrics)}
-                if rule.signal.startswith("input_"):
-                    held["scored"], held["flagged"] = anomalies["scored"], anomalies["flagged"]
-                streak = [*streak, held]
-            else:
-                streak = []
+            counts = None
+            if rule.signal.startswith("input_"):
+                counts = {"scored": anomalies["scored"], "flagged": anomalies["flagged"]}
+            # A window where the signal is undefined neither extends nor breaks the streak
+            # (:mod:`.policy_streak`); the rule fires once when the windows that held reach
+            # its count, again only after the streak breaks.
+            streak, fires = advance(rule, streaks.get(rule.text, []), metrics, start, counts)
             streaks[rule.text] = streak
-            # Fires once when the streak reaches its length; again only after it breaks.
-            if len(streak) == rule.windows:
+            if fires:
                 evidence = _evidence(rule, streak, metrics, positions)
                 evidence["window_ms"] = windowing.window_ms
                 evidence["start_ms"] = start
@@ -779,7 +762,7 @@ def _evaluate_window(
                     rule.text,
                     rule.action,
                     evidence,
-                    f"policy {rule.text!r} held in {rule.windows} window(s)",
+                    _alert_reason(rule, evidence["skipped"]),
                 )
                 if rule.action != "alert":
                     pending.append({"rule": rule.text, "variant": variant, "evidence": evidence})
@@ -835,16 +818,16 @@ def read_evaluations(
         raise InvalidArgumentError(
             "before_variant: needs before_ms (the start of the window it goes with)"
         )
-    if before_ms is not None:
-        earlier = _evaluations.c.start_ms < before_ms
-        if before_variant is not None:
-            earlier = sa.or_(
-                earlier,
-                sa.and_(
-                    _evaluations.c.start_ms == before_ms, _evaluations.c.variant < before_variant
-                ),
-            )
-        query = query.where(earlier)
+    if before_ms is not None and before_variant is None:
+        query = query.where(_evaluations.c.start_ms < before_ms)
+    elif before_ms is not None:
+        # (start, variant) before the cursor's, as one row comparison: a range of the index
+        # on (deployment, window_ms, start_ms, variant), where "earlier start, or the same
+        # start and an earlier variant" written as an OR is read as a filter over every row.
+        query = query.where(
+            sa.tuple_(_evaluations.c.start_ms, _evaluations.c.variant)
+            < sa.tuple_(sa.literal(before_ms, sa.BigInteger), sa.literal(before_variant))
+        )
     if last is None:
         query = query.order_by(_evaluations.c.start_ms, _evaluations.c.variant)
     else:

@@ -556,6 +556,11 @@ class PolicyStanding(BaseModel):
     action: str | None
     streak: int = Field(description="the consecutive windows, up to the last, where it held")
     streak_windows: list[StreakWindow]
+    streak_skipped: list[int] = Field(
+        default=[],
+        description="the starts of the windows since the streak's first where the signal was "
+        "undefined (no labels for a signal judged on labels...): passed over, not breaking it",
+    )
     fired: int = Field(description="how many times it fired on windows of this length")
     last_fired_ms: int | None
     last_fired_start_ms: int | None = Field(description="the window that fired it last")

@@ -2,8 +2,16 @@
 
 A rule is parsed by a regular expression, never evaluated as code. ``when`` is optional and
 ``->`` or ``→`` may stand for ``then``; ``for N windows`` (default 1) asks the condition to hold
-in N consecutive windows. A window where the signal has no value (no labels yet, a sample
-expired) breaks the streak.
+in N consecutive windows that give it a verdict. A window where the signal is undefined
+(no labels for a signal judged on labels, a sample expired, a detector the deployment has
+off: see :data:`UNDEFINED_WHEN`) gives none: it neither extends nor breaks the streak, so a
+rule on a signal only labelled windows define fires with sparse labels (``concept_drift > 0
+for 2 windows`` fires at the second labelled window that shows it, however many windows
+without labels lie between). A window where the signal is defined and the condition is false
+breaks the streak. The alert's evidence lists the windows that held, and the ``skipped``
+ones between them (:mod:`.policy_streak`). The signals judged on a window's labelled rows
+(:data:`LABELLED_SIGNALS`) are undefined in a window without any, whatever value they show
+there (``error_drift`` counts 0 alarms where the detector read no errors).
 
 Signals (per window, see :mod:`.window_metrics`): ``drift_share``, ``missing_share``,
 ``out_of_schema_rate``, ``error_rate``, ``task_metric``, ``latency_p50_ms``,
@@ -87,6 +95,8 @@ A retraining's ``window`` names the data-window policy (:mod:`.training_window`)
 ('drift_share', '>', 0.3, 2, 'alert')
 >>> rule.holds({"drift_share": 0.5}), rule.holds({"drift_share": None})
 (True, False)
+>>> [rule.verdict({"drift_share": v}) for v in (0.5, 0.1, None)]
+[True, False, None]
 """
 
 from __future__ import annotations
@@ -139,6 +149,74 @@ SIGNALS = (
         for bound in ("", "_low", "_high")
     ),
 )
+#: The signals judged on a window's labelled rows: undefined in a window without any.
+LABELLED_SIGNALS = (
+    "task_metric",
+    "error_drift",
+    "data_drift",
+    "concept_drift",
+    "residual_mean",
+    "residual_std",
+    "residual_mean_low",
+    "residual_mean_high",
+    "residual_p_value",
+)
+_ESTIMATE_UNDEFINED = (
+    "no estimate in the window: the reference keeps no probabilities and labels, or the "
+    "window's answers give no probabilities"
+)
+#: When each signal is undefined in an evaluated window (no verdict: the window neither
+#: extends nor breaks a streak); ``None`` for a signal every evaluated window defines.
+UNDEFINED_WHEN: dict[str, str | None] = {
+    "drift_share": "no feature compared: the window's sample expired, or the reference "
+    "has no sample or none of the window's features",
+    "missing_share": "the window's profile has no rows",
+    "out_of_schema_rate": "the window's sample expired, or holds none of the reference's features",
+    "error_rate": "no request in the window",
+    "task_metric": "no labelled row in the window",
+    "latency_p50_ms": "no latency recorded, or the quantile lies above the histogram's last bound",
+    "latency_p95_ms": "no latency recorded, or the quantile lies above the histogram's last bound",
+    # An evaluated window is one that received requests.
+    "requests": None,
+    "output_drift_p_value": "no output drift test: the reference keeps no predictions, the "
+    "sample expired or holds no prediction",
+    "output_drift_statistic": "no output drift test: the reference keeps no predictions, the "
+    "sample expired or holds no prediction",
+    "error_drift": "no labelled row in the window (the detector read no error), or a "
+    "detector that reads no errors of this kind (PageHinkley, DDM on a regression's)",
+    "data_drift": "no kind of decay decided: no labelled row, or no error history before "
+    "the window",
+    "concept_drift": "no kind of decay decided: no labelled row, or no error history before "
+    "the window",
+    "previous_drift_share": "the variant's first window, or the sample of this window or "
+    "the one before expired",
+    "process_rss_bytes": "no serving worker's process sample in the window",
+    "process_cpu_seconds": "no serving worker's process sample in the window",
+    "estimate_trusted": _ESTIMATE_UNDEFINED,
+    "input_anomaly_rate": "no request scored by the input anomaly detector",
+    "input_anomaly_p_value": "no request scored by the input anomaly detector",
+    "input_scored": "no input anomaly detector and no request scored",
+    "input_flagged": "no input anomaly detector and no request scored",
+    "text_length_drift_share": "no text feature compared (none in the reference, or the "
+    "window's sample expired)",
+    "records_per_request_mean": "no request's record count in the window's profile",
+    "records_per_request_max": "no request's record count in the window's profile",
+    "residual_mean": "no labelled row, or a classifier's (residuals are a regression's)",
+    "residual_std": "fewer than two labelled rows, or a classifier's",
+    "residual_mean_low": "fewer than two labelled rows, a classifier's, or residuals that "
+    "do not vary",
+    "residual_mean_high": "fewer than two labelled rows, a classifier's, or residuals that "
+    "do not vary",
+    "residual_p_value": "fewer than two labelled rows, a classifier's, or residuals that do "
+    "not vary",
+    "feature_alarms": "the deployment has its per-feature detectors off",
+    **{
+        f"estimated_{metric}{bound}": _ESTIMATE_UNDEFINED
+        + ("" if metric not in ("roc_auc",) else ", or more than two classes")
+        for metric in ESTIMATED_METRICS
+        for bound in ("", "_low", "_high")
+    },
+}
 #: Each action's options: name -> (kind, default); a default of ``None`` marks one needed.
 ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "alert": {},
@@ -406,5 +484,21 @@ class Policy:
 
     def holds(self, metrics: dict[str, Any]) -> bool:
         """Whether the condition holds in a window with these metrics."""
+        return self.verdict(metrics) is True
+
+    def verdict(self, metrics: dict[str, Any]) -> bool | None:
+        """Whether the condition holds in a window with these metrics, or ``None`` where
+        the signal is undefined in it (no value, or a signal judged on labels in a window
+        without any): such a window neither extends nor breaks a streak.
+
+        >>> rule = Policy.parse("error_drift > 0 for 2 windows -> alert")
+        >>> rule.verdict({"error_drift": 0, "labelled": 0}), rule.verdict(
+        ...     {"error_drift": 0, "labelled": 40})
+        (None, False)
+        """
         value = self.value(metrics)
-        return value is not None and bool(_OPERATORS[self.op](float(value), self.threshold))
+        if value is None:
+            return None
+        if self.signal in LABELLED_SIGNALS and not metrics.get("labelled"):
+            return None
+        return bool(_OPERATORS[self.op](float(value), self.threshold))

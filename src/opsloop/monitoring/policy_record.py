@@ -6,8 +6,10 @@ needs neither the monitor's state rows nor the whole audit log.
 
 * ``policies``: every rule applied to a variant's windows of one length, with its current
   streak (the consecutive windows, newest last, in which its condition held, as of the last
-  window it was applied to), the windows it needs, and how often and when it last fired
-  (its alerts; an alert recorded because an action failed is an outcome, not a firing);
+  window it was applied to; ``streak_skipped``, the windows since its first where its signal
+  was undefined, passed over, :mod:`.policy_streak`), the windows it needs, and how often
+  and when it last fired (its alerts; an alert recorded because an action failed is an
+  outcome, not a firing);
 * ``pending``: the actions recorded with their alert and not run yet (a process stopped
   before it ran them, a ``retrain`` whose evaluation had no registry, a ``promote`` that
   waits for the primary's windows);
@@ -46,6 +48,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import read_alerts
 from opsloop.monitoring.monitor_state import get_state
 from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.policy_streak import held, skipped
 from opsloop.monitoring.running_actions import running_actions
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
@@ -199,12 +202,13 @@ def read_actions(
                     "variant": v,
                     "rule": text,
                     **fields,
-                    "streak": len(streak),
+                    "streak": len(held(streak)),
                     # A streak of an input anomaly rule also keeps each window's counts
                     # for the alert's evidence; the standing shows the signal's values.
                     "streak_windows": [
-                        {"start_ms": w["start_ms"], "value": w["value"]} for w in streak
+                        {"start_ms": w["start_ms"], "value": w["value"]} for w in held(streak)
                     ],
+                    "streak_skipped": skipped(streak),
                     "fired": len(fired),
                     "last_fired_ms": None if newest is None else int(newest["at_ms"]),
                     "last_fired_start_ms": None if newest is None else newest["start_ms"],

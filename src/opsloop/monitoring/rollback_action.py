@@ -48,7 +48,11 @@ def evidence_sentence(rule: str, evidence: dict[str, Any]) -> str:
     >>> evidence_sentence("retrain requested by ana",
     ...     {"signal": "request", "windows": [], "change_point_ms": 0, "start_ms": 0})
     'retrain requested by ana, on the data from 1970-01-01T00:00:00Z'
-    """
+    >>> evidence_sentence("concept_drift > 0 for 2 windows -> alert", {"signal": "concept_drift",
+    ...     "windows": [{"start_ms": 0, "value": 1}, {"start_ms": 7_200_000, "value": 1}],
+    ...     "skipped": [3_600_000]})
+    "policy 'concept_drift > 0 for 2 windows -> alert' held: concept_drift 1 in the window from 1970-01-01T00:00:00Z, concept_drift 1 in the window from 1970-01-01T02:00:00Z, passing over 1 window(s) without a verdict"
+    """  # noqa: E501 - a doctest's expected output is one line
     windows = evidence.get("windows", [])
     if evidence.get("signal") == "request":  # asked for by a person, not a policy
         return f"{rule}, on the data from {utc_iso(evidence['change_point_ms'])}"
@@ -56,6 +60,9 @@ def evidence_sentence(rule: str, evidence: dict[str, Any]) -> str:
         f"{evidence.get('signal')} {w['value']:.4g} in the window from {utc_iso(w['start_ms'])}"
         for w in windows
     )
+    passed = len(evidence.get("skipped") or [])
+    if passed:
+        values += f", passing over {passed} window(s) without a verdict"
     return f"policy {rule!r} held: {values}"
 
 

@@ -577,6 +577,8 @@ monitoring_evaluations = Table(
     Column("metrics_json", Text, nullable=False),
     Column("evaluated_ms", BigInteger, nullable=False),
     UniqueConstraint("deployment", "variant", "window_ms", "start_ms"),
+    # Every variant's windows of one length, paged newest first by (start, variant).
+    Index(None, "deployment", "window_ms", "start_ms", "variant"),
 )
 
 # Alerts raised by monitoring policies, with the evidence that fired them.
@@ -591,6 +593,9 @@ monitoring_alerts = Table(
     Column("evidence_json", Text, nullable=False),
     Column("at_ms", BigInteger, nullable=False),
     Index(None, "deployment", "at_ms"),
+    # The alerts paged newest first by id, of every variant or of one.
+    Index(None, "deployment", "id"),
+    Index(None, "deployment", "variant", "id"),
 )
 
 # A deployment's runtime settings beside its definition: the confidence threshold below

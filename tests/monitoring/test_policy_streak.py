@@ -1,0 +1,159 @@
+"""Streaks over windows where a rule's signal is undefined, signal by signal: every signal
+but ``requests`` may be undefined in an evaluated window (``UNDEFINED_WHEN`` says when), and
+such a window neither extends nor breaks the streak, while a defined value that fails the
+condition breaks it. Windows built by hand in the metrics' own shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from opsloop.monitoring.evaluation import evaluate
+from opsloop.monitoring.event_log import log_predictions
+from opsloop.monitoring.policy import (
+    ESTIMATED_METRICS,
+    LABELLED_SIGNALS,
+    SIGNALS,
+    UNDEFINED_WHEN,
+    Policy,
+)
+from opsloop.monitoring.policy_streak import advance, held, skipped
+from opsloop.monitoring.reference import set_reference
+from opsloop.monitoring.windowing import Windowing
+
+from .conftest import HOUR_MS, T0
+
+
+def _window(signal: str, value: float | None, labelled: int = 40) -> dict[str, Any]:
+    """A window's metrics holding ``value`` for ``signal`` where the evaluation puts it."""
+    if signal == "estimate_trusted":
+        estimate = None if value is None else {"trusted": bool(value), "metrics": {}}
+        return {"estimate": estimate, "labelled": labelled}
+    if signal.startswith("estimated_"):
+        name, bound = signal.removeprefix("estimated_"), "value"
+        for suffix in ("_low", "_high"):
+            if name.endswith(suffix) and name.removesuffix(suffix) in ESTIMATED_METRICS:
+                name, bound = name.removesuffix(suffix), suffix[1:]
+        return {"estimate": {"trusted": True, "metrics": {name: {bound: value}}}, "labelled": 0}
+    if signal.startswith("output_drift_"):
+        key = signal.removeprefix("output_drift_")
+        return {"output_drift": {key: value}, "labelled": labelled}
+    return {signal: value, "labelled": labelled}
+
+
+def _undefined(signal: str) -> list[dict[str, Any]]:
+    """The ways a window leaves ``signal`` undefined."""
+    ways = [_window(signal, None)]
+    if signal.startswith("estimate"):
+        ways.append({"estimate": None, "labelled": 0})
+    if signal.startswith("output_drift_"):
+        ways.append({"output_drift": None, "labelled": 40})
+    if signal in LABELLED_SIGNALS:
+        # Judged on labels: a window without any gives no verdict, whatever it shows
+        # (the error-stream detector counts 0 alarms where it read nothing).
+        ways += [_window(signal, None, labelled=0), _window(signal, 0.0, labelled=0)]
+    return ways
+
+
+def test_every_signal_says_when_it_is_undefined():
+    assert list(UNDEFINED_WHEN) == list(SIGNALS)
+    assert [s for s, when in UNDEFINED_WHEN.items() if when is None] == ["requests"]
+    assert set(LABELLED_SIGNALS) <= set(SIGNALS)
+    for signal in LABELLED_SIGNALS:
+        assert "labelled row" in UNDEFINED_WHEN[signal], signal
+
+
+UNDEFINABLE = [s for s in SIGNALS if UNDEFINED_WHEN[s] is not None]
+
+
+@pytest.mark.parametrize("signal", UNDEFINABLE)
+def test_an_undefined_window_neither_extends_nor_breaks_the_streak(signal):
+    rule = Policy.parse(f"{signal} > 0.5 for 2 windows -> alert")
+    for gap in _undefined(signal):
+        assert rule.verdict(gap) is None
+        # Held at 0, undefined at 1, held at 2: fires at 2 with the windows 0 and 2.
+        streak, fires = advance(rule, [], _window(signal, 1.0), 0)
+        assert not fires
+        streak, fires = advance(rule, streak, gap, 1)
+        assert not fires and len(held(streak)) == 1 and skipped(streak) == [1]
+        streak, fires = advance(rule, streak, _window(signal, 1.0), 2)
+        assert fires
+        assert [(w["start_ms"], w["value"]) for w in held(streak)] == [(0, 1.0), (2, 1.0)]
+        assert skipped(streak, trailing=False) == [1]
+        # Held at 0, undefined at 1, defined and false at 2 (breaks), held at 3: no fire.
+        streak, _ = advance(rule, [], _window(signal, 1.0), 0)
+        streak, _ = advance(rule, streak, gap, 1)
+        streak, fires = advance(rule, streak, _window(signal, 0.0), 2)
+        assert streak == [] and not fires
+        streak, fires = advance(rule, streak, _window(signal, 1.0), 3)
+        assert not fires and [w["start_ms"] for w in held(streak)] == [3]
+        # Undefined before any window held: no streak starts.
+        assert advance(rule, [], gap, 0) == ([], False)
+
+
+def test_requests_always_give_a_verdict():
+    rule = Policy.parse("requests > 100 for 2 windows -> alert")
+    assert rule.verdict({"requests": 3, "labelled": 0}) is False
+    streak, _ = advance(rule, [], {"requests": 150, "labelled": 0}, 0)
+    assert advance(rule, streak, {"requests": 3, "labelled": 0}, 1) == ([], False)
+
+
+def test_a_streak_fires_once_and_not_again_at_an_undefined_window():
+    """After firing, the streak goes on: a later undefined window keeps its count at the
+    rule's windows, and must not fire it again; a window that holds does not either."""
+    rule = Policy.parse("task_metric < 0.8 for 2 windows -> alert")
+    bad, unlabelled = {"task_metric": 0.5, "labelled": 9}, {"task_metric": None, "labelled": 0}
+    streak, fired = [], []
+    for start, metrics in enumerate([bad, unlabelled, bad, unlabelled, bad, unlabelled]):
+        streak, fires = advance(rule, streak, metrics, start)
+        fired.append(fires)
+    assert fired == [False, False, True, False, False, False]
+    assert [w["start_ms"] for w in held(streak)] == [0, 2, 4] and skipped(streak) == [1, 3, 5]
+
+
+def test_extra_counts_are_kept_with_a_window_that_held():
+    rule = Policy.parse("input_anomaly_rate > 0.1 -> alert")
+    metrics = {"input_anomaly_rate": 0.25, "labelled": 0}
+    streak, fires = advance(rule, [], metrics, 7, {"scored": 8, "flagged": 2})
+    assert fires and streak == [{"start_ms": 7, "value": 0.25, "scored": 8, "flagged": 2}]
+
+
+def test_which_signals_a_plain_window_leaves_undefined(db, clock):
+    """Real windows of a deployment logged from Python with no labels, a reference without
+    predictions, probabilities or text features, no input anomaly detector and its feature
+    detectors off: the signals it leaves undefined are
+    those ``UNDEFINED_WHEN`` names for these reasons, and the previous window's drift is
+    undefined in the first window only."""
+    set_reference(db, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
+    for k in range(2):
+        rows = [{"x": 10.0 + i * 0.5 + k} for i in range(60)]
+        log_predictions(db, "api", rows, [0] * 60, at_ms=T0 + k * HOUR_MS)
+    clock.now_ms = T0 + 2 * HOUR_MS
+    first, second = evaluate(db, "api", windowing=Windowing("1h"), policies=[])
+
+    def undefined(metrics):
+        return {
+            s
+            for s in set(SIGNALS) - process
+            if Policy.parse(f"{s} > 0 -> alert").verdict(metrics) is None
+        }
+
+    defined = {
+        "drift_share",
+        "missing_share",
+        "out_of_schema_rate",
+        "error_rate",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "requests",
+        "records_per_request_mean",
+        "records_per_request_max",
+    }
+    # Whether the logging process sampled its memory and CPU in a window depends on its
+    # sampling interval on the wall clock: left out here.
+    process = {"process_rss_bytes", "process_cpu_seconds"}
+    assert undefined(first.metrics) == set(SIGNALS) - defined - process
+    assert undefined(second.metrics) == set(SIGNALS) - defined - process - {"previous_drift_share"}
+    assert first.metrics["labelled"] == 0 and first.metrics["error_drift"] == 0
