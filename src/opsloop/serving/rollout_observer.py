@@ -6,7 +6,9 @@ labels sent as feedback, and a bandit with the rewards. Each update is one write
 transaction on the rollout's row (:mod:`.rollout_state`), so workers sharing a store
 count every request once. When the ramp must change the deployment (a step, the last
 step, a rollback) the worker whose update decided it makes the audited deploy
-(:func:`~.canary_rollout.apply_transition`).
+(:func:`~.canary_rollout.apply_transition`); when that change is not made, the state is
+told so in a write transaction of its own (:func:`~.canary_rollout.not_carried_out`: the
+step goes back, a rollback is tried again or the ramp halts, with the reason).
 
 A deployment without a ramping canary costs one dictionary lookup per request: whether it
 has one is read once per definition (a ``set_rollout`` is an audited change, so the runtime
@@ -50,7 +52,9 @@ from opsloop.learn.bandits import policy_from_dict
 from opsloop.serving.answering_deployment import answering_deployment
 from opsloop.serving.bandit_routing import record_reward
 from opsloop.serving.canary_rollout import (
+    Outcome,
     apply_transition,
+    not_carried_out,
     observe_labels,
     observe_quality,
     observe_quiet_primary,
@@ -349,10 +353,23 @@ class RolloutObserver:
         try:
             # The controller decides the change, not the request whose answer tipped it.
             with acting_in_process():
-                apply_transition(self.deployments, name, transition, state, set_by)
-        except Exception:  # the answer has left; its request must not fail for this
-            # The state holds the decision; a person can carry it out (or set a new rollout).
+                outcome = apply_transition(self.deployments, name, transition, state, set_by)
+        except Exception as error:  # the answer has left; its request must not fail for this
             logger.exception("deployment %s: the rollout's %s failed", name, transition.action)
+            outcome = Outcome(None, f"{type(error).__name__}: {error}", retry=True)
+        if outcome.definition is None:
+            self._not_carried_out(name, transition, outcome)
+
+    def _not_carried_out(self, name: str, transition, outcome: Outcome) -> None:
+        """Make the rollout's state say that ``transition`` was not carried out, and what
+        follows (:func:`~.canary_rollout.not_carried_out`), in one write transaction."""
+        with self.db.write() as connection:
+            found = locked_rollout(connection, name)
+            if found is None or found[1].get("kind") != "canary":
+                return  # retired with its deployment, or replaced
+            policy, state, set_by = found
+            if not_carried_out(policy, state, transition, outcome, self.db.clock()):
+                write_rollout(connection, name, policy, state, set_by, self.db.clock())
 
     def record_feedback(
         self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str
