@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,8 @@ logger = logging.getLogger("opsloop.serving.rollout")
 #: A decision's ``outcome`` once its change was not made (``pending`` from the transaction
 #: that decided it, ``carried_out`` from the change's own: :mod:`.rollout_decisions`).
 NOT_CARRIED_OUT = "not_carried_out"
+#: What the disagreement gate's trials are: each record of a candidate's request.
+RECORDS = "records"
 #: The most changes not carried out a ramp's state keeps (the newest).
 MAX_NOT_CARRIED_OUT = 20
 
@@ -123,8 +126,8 @@ def _failure(d: dict[str, Any], gate: str) -> str:
         return (
             f"{d['test']} statistic {d['statistic']:.4f} >= threshold "
             f"{d['fail_threshold']:.4f}; candidate {d['events_candidate']} of "
-            f"{d['n_candidate']} against an accepted rate of {d['max_rate']:.4g} "
-            f"(alternative {d['detect_rate']:.4g})"
+            f"{d['n_candidate']} {d.get('trials', 'requests')} against an accepted rate of "
+            f"{d['max_rate']:.4g} (alternative {d['detect_rate']:.4g})"
         )
     baseline = d.get("baseline")
     if baseline is not None and baseline.get("failed_by") == "baseline":
@@ -205,6 +208,10 @@ def new_canary_state(
     }
     if baselines:
         state["baseline_sources"] = baselines
+    if state["gates"].get("disagreement", {}).get("test") == OneSampleRateGate.test:
+        # Each record of a request is a trial of the disagreement gate (a rollout kept
+        # without this key counts requests until it ends: see observe_request).
+        state["disagreement_trials"] = RECORDS
     return state
 
 
@@ -248,6 +255,10 @@ def canary_decisions(state: dict[str, Any]) -> dict[str, Any]:
         decision = gate_decision(document)
         if name in sources and decision.get("baseline") is not None:
             decision["baseline"] = {**decision["baseline"], "recorded": sources[name]}
+        if name == "disagreement" and document["test"] == OneSampleRateGate.test:
+            # What n_candidate and events_candidate count: records, or requests in a
+            # rollout set before records were the trials.
+            decision["trials"] = state.get("disagreement_trials", "requests")
         decisions[name] = decision
     return decisions
 
@@ -348,14 +359,18 @@ def observe_request(
     latency_ms: float,
     share: float,
     at_ms: int,
-    disagrees: bool | None = None,
+    disagrees: bool | Sequence[bool] | None = None,
     anomalous: bool | None = None,
     flagged: bool | None = None,
 ) -> Transition | None:
     """Read one answered request into ``state`` (changed in place); the change the ramp
     makes now, if any. ``share`` is the candidate's share the request was routed with;
-    ``disagrees`` whether the candidate's answer differs from the primary's on the same
-    records (``False`` for the primary's own requests, ``None`` when unknown);
+    ``disagrees`` says, for each of the request's records, whether the candidate's answer
+    to it differs from the primary's (a single flag is a request of one record; ``False``
+    for the primary's own requests, ``None`` when unknown): each record is one trial of the
+    ``disagreement`` gate, so a request of 100 records that differ on 1 counts 1 event in
+    100 trials, not one disagreeing request (its evidence says ``trials: "records"``;
+    a rollout kept from before counts requests, an event when any record differs);
     ``anomalous`` whether the answering version's schema flags one of its records
     (``None`` when unknown); ``flagged`` whether the deployment's input detector flags one
     (``None`` when it was not scored).
@@ -381,8 +396,13 @@ def observe_request(
             state, "latency", [candidate], [latency_ms > bound], share
         )
     if "disagreement" in state["gates"] and not failed and disagrees is not None:
+        flags = [disagrees] if isinstance(disagrees, bool) else [bool(d) for d in disagrees]
+        if state.get("disagreement_trials") != RECORDS:
+            # The two-sample rule, or a rollout set before records were the trials: one
+            # trial a request, an event when any of its records differs.
+            flags = [any(flags)]
         failed_gate = failed_gate or _update_gate(
-            state, "disagreement", [candidate], [disagrees], share
+            state, "disagreement", [candidate] * len(flags), flags, share
         )
     if "anomalies" in state["gates"] and anomalous is not None:
         failed_gate = failed_gate or _update_gate(

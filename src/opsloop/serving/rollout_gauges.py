@@ -15,8 +15,9 @@ a data plane serves that has a canary or bandit rollout, what its rollout docume
 * ``opsloop_gate_statistic{deployment, gate}`` and ``opsloop_gate_threshold{deployment,
   gate}``: each gate's test statistic and the threshold that fails it (absent while a gate
   has none, e.g. a drift gate before its first look);
-* ``opsloop_gate_samples{deployment, gate, arm}``: the requests (rows, for the quality
-  gates) each arm (``candidate``, ``primary``) gave the gate;
+* ``opsloop_gate_samples{deployment, gate, arm}``: the requests (records, for the
+  disagreement gate: its decision's ``trials`` says; rows, for the quality gates) each arm
+  (``candidate``, ``primary``) gave the gate;
 * ``opsloop_gate_failed{deployment, gate}``: 1 for a gate whose verdict is ``fail``.
 
 For a bandit (:mod:`.bandit_routing`), per variant (arm):
@@ -127,7 +128,9 @@ def rollout_families(documents: dict[str, dict[str, Any]]) -> tuple[Metric, ...]
         labels=("deployment", "gate"),
     )  # fmt: skip
     samples = GaugeMetricFamily(
-        "opsloop_gate_samples", "Requests (or rows) each arm gave each rollout gate.",
+        "opsloop_gate_samples",
+        "Requests (records for the disagreement gate, rows for the quality gates) each arm "
+        "gave each rollout gate.",
         labels=("deployment", "gate", "arm"),
     )  # fmt: skip
     failed = GaugeMetricFamily(

@@ -177,8 +177,9 @@ class RolloutObserver:
         deployment's input detector flagged it (``None`` when it was not scored).
 
         With a ``disagreement`` gate, the primary answers the candidate's frames too (on
-        the request path, for the candidate's share of the traffic only) and a request
-        whose predictions differ is that gate's event; the primary agrees with itself.
+        the request path, for the candidate's share of the traffic only) and each record
+        whose predictions differ is that gate's event, each record its trial; the primary
+        agrees with itself.
         """
         definition = served.definition
         if definition.strategy != "canary":
@@ -191,9 +192,9 @@ class RolloutObserver:
         share = next(v.weight for v in definition.variants if v.role == "candidate")
         if not 0.0 < share < 1.0:
             return
-        disagrees = None
+        disagrees: bool | list[bool] | None = None
         if "disagreement" in gates and answer is not None:
-            disagrees = candidate and self._disagrees(served, *answer)
+            disagrees = self._disagrees(served, *answer) if candidate else False
         anomalous = None
         if "anomalies" in gates and answer is not None:
             anomalous = self._anomalous(served, variant, answer[0])
@@ -321,7 +322,9 @@ class RolloutObserver:
         return bool(loaded.check.anomalous(checked).any())
 
     @staticmethod
-    def _disagrees(served: Any, frame: Any, answer: Any) -> bool | None:
+    def _disagrees(served: Any, frame: Any, answer: Any) -> list[bool] | None:
+        """For each record of ``frame``, whether the candidate's ``answer`` to it differs
+        from the primary's; ``None`` when the primary gave none to compare."""
         primary = next(v.name for v in served.definition.variants if v.role == "primary")
         loaded = served.loaded.get(primary)
         if loaded is None:
@@ -333,7 +336,16 @@ class RolloutObserver:
                 "deployment %s: the primary failed on a canary's frame", served.definition.name
             )
             return None
-        return list(reference.predictions) != list(answer.predictions)
+        primary, candidate = list(reference.predictions), list(answer.predictions)
+        if len(primary) != len(candidate):  # no record-by-record comparison to make
+            logger.warning(
+                "deployment %s: the primary answered %d records of a canary's %d",
+                served.definition.name,
+                len(primary),
+                len(candidate),
+            )
+            return None
+        return [bool(p != c) for p, c in zip(primary, candidate, strict=True)]
 
     def flush(self) -> None:
         """Write the primary requests still counted here (see the module), and wait for
