@@ -25,6 +25,7 @@ from opsloop.serving import Deployments, HttpDeployments, Variant
 from opsloop.serving.canary_rollout import Transition
 from opsloop.serving.rollout_decisions import decision_document
 from opsloop.serving.rollout_observer import RolloutObserver
+from opsloop.serving.rollout_state import locked_rollout, write_rollout
 from opsloop.store import tables
 
 STEPS = [0.2, 0.5, 1.0]
@@ -454,3 +455,23 @@ def test_a_step_the_control_plane_refuses_goes_back_and_says_why(registry):
     )  # fmt: skip
     assert decision["not_carried_out"]["why"].startswith("the control plane refused it: ")
     assert _decided(deployments) == []
+
+
+def test_a_worker_that_reads_a_pending_rollback_keeps_feeding_its_gates(registry):
+    """A worker that reads the rollout while a rollback's change is pending (another
+    worker decided it and is writing it) keeps reading this definition's requests: if that
+    write does not land, the ramp goes on and the next request decides the rollback again;
+    once the change is made the definition changes and is read anew."""
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=10_000)
+    definition = deployments.get("api")
+    with registry.db.write() as connection:
+        policy, state, set_by = locked_rollout(connection, "api")
+        state.update(status="rolled_back", decision={"action": "rollback", "outcome": "pending"})
+        write_rollout(connection, "api", policy, state, set_by, 1)
+    assert RolloutObserver(registry.db, deployments)._ramping_gates(definition)[0] == {"errors": {}}
+    with registry.db.write() as connection:
+        policy, state, set_by = locked_rollout(connection, "api")
+        state["decision"]["outcome"] = "carried_out"
+        write_rollout(connection, "api", policy, state, set_by, 2)
+    assert RolloutObserver(registry.db, deployments)._ramping_gates(definition)[0] is None

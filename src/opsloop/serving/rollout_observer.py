@@ -63,6 +63,7 @@ from opsloop.serving.canary_rollout import (
 )
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.prediction_feedback import record_feedback
+from opsloop.serving.rollout_decisions import PENDING
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
@@ -149,11 +150,14 @@ class RolloutObserver:
         known = self._ramping.get(definition.name)
         if known is None or known[0] is not definition:
             document = self._rollout(definition.name)
+            state = {} if document is None else document["state"]
+            # A decision whose change is still pending may not be made (the ramp then goes
+            # on, see not_carried_out): this definition's requests are still the gates'.
+            pending = (state.get("decision") or {}).get("outcome") == PENDING
             ramping = (
                 definition.strategy == "canary"
-                and document is not None
-                and document["state"].get("kind") == "canary"
-                and document["state"].get("status") == "ramping"
+                and state.get("kind") == "canary"
+                and (state.get("status") == "ramping" or pending)
             )
             gates = document["policy"]["gates"] if ramping else None
             bound = document["state"].get("latency_bound_ms") if ramping else None
