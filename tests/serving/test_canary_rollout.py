@@ -396,7 +396,10 @@ def test_a_candidate_that_disagrees_with_the_primary_beyond_the_accepted_rate_is
     finally:
         runtime.close()
     assert expected_stop is not None and stop == expected_stop
-    assert deployments.rollout("api")["decisions"]["disagreement"] == reference.evidence()
+    assert deployments.rollout("api")["decisions"]["disagreement"] == {
+        **reference.evidence(),
+        "trials": "records",  # one record a request: as many trials as requests
+    }
     # Three disagreements in three requests: 3 log 3 = 3.296 reaches the threshold.
     assert reference.decision().n_candidate == 3
     assert "gate 'disagreement' failed" in deployments.history("api").iloc[-1]["reason"]
@@ -416,11 +419,20 @@ def test_a_rollback_the_control_plane_refuses_never_fails_the_request(registry, 
                 break
     finally:
         runtime.close()
-    assert deployments.rollout("api")["state"]["status"] == "rolled_back"
-    assert deployments.get("api").strategy == "canary"  # refused: a person must act
+    # Refused: a person must act. The ramp says it halted, not that it rolled back.
+    state = deployments.rollout("api")["state"]
+    assert state["status"] == "halted"
+    assert deployments.get("api").strategy == "canary"
+    assert (state["decision"]["action"], state["decision"]["outcome"]) == (
+        "rollback", "not_carried_out",
+    )  # fmt: skip
+    why = state["decision"]["not_carried_out"]["why"]
+    assert why.startswith("the control plane refused it: ")
     failures = [r for r in caplog.records if r.name == "opsloop.serving.rollout"]
-    assert failures[-1].levelname == "ERROR"
-    assert failures[-1].getMessage() == "deployment api: the rollout's rollback failed"
+    assert failures[-1].levelname == "WARNING"
+    assert failures[-1].getMessage() == (
+        f"deployment api: the rollout's rollback is not carried out: {why}"
+    )
 
 
 def test_a_regression_canary_is_judged_by_its_mean_absolute_error_against_the_primarys():

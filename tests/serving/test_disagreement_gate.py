@@ -23,7 +23,7 @@ from opsloop.analysis.sequential import RateGate
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments
-from opsloop.serving.canary_rollout import new_canary_state
+from opsloop.serving.canary_rollout import canary_decisions, new_canary_state, observe_request
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import write_rollout
 
@@ -115,7 +115,8 @@ def test_a_canary_disagreeing_far_beyond_the_accepted_rate_is_rolled_back_by_the
     assert stop is not None and half + stop == expected_stop
 
     rollout = deployments.rollout("api")
-    assert rollout["decisions"]["disagreement"] == expected
+    # One record a request: as many trials as requests.
+    assert rollout["decisions"]["disagreement"] == {**expected, "trials": "records"}
     assert rollout["state"]["decision"]["failed_gate"] == "disagreement"
     definition = deployments.get("api")
     assert definition.strategy == "blue_green"
@@ -124,7 +125,7 @@ def test_a_canary_disagreeing_far_beyond_the_accepted_rate_is_rolled_back_by_the
     assert reason.startswith(
         f"rollout: gate 'disagreement' failed (rate_sprt_one_sample statistic "
         f"{expected['statistic']:.4f} >= threshold {expected['fail_threshold']:.4f}; "
-        f"candidate {k} of {n} against an accepted rate of 0.02 (alternative 0.06)); "
+        f"candidate {k} of {n} records against an accepted rate of 0.02 (alternative 0.06)); "
         "all traffic back on stable"
     )
 
@@ -224,3 +225,130 @@ def test_a_rollout_kept_under_the_former_rule_still_reads_its_requests(registry)
     assert deployments.rollout("api")["decisions"]["disagreement"] == (
         reference.decision().to_dict()
     )
+
+
+def _keys(share: float, count: int, *, canary: bool) -> list[str]:
+    """The first ``count`` routing keys the canary at ``share`` answers (or does not)."""
+    keys = (f"user-{i}" for i in range(100_000))
+    return [k for k in keys if _is_candidate(k, share) == canary][:count]
+
+
+def test_each_record_of_a_request_is_one_trial_of_the_disagreement_gate(registry):
+    # The candidate answers 1 where x > 0.7, the primary 0: a record with x = 0.9 differs,
+    # one with x = 0.1 does not. Requests of 100, 10, 5 and 1 records reach the canary:
+    #   100 records: 0.9, then 99 x 0.1       -> 1 of 100
+    #   10 records:  0.1 x 10                 -> 0 of 10
+    #   5 records:   0.9, 0.1, 0.9, 0.1, 0.1  -> 2 of 5
+    #   1 record:    0.9                      -> 1 of 1
+    # so 4 disagreeing records in 116 trials (per request it would be 3 of 4, a failing
+    # 75%). A request of 5 records the primary answers is no trial. With max_rate 0.05 and
+    # detect_ratio 3 each differing record adds log 3 = 1.099 and each other subtracts
+    # log(0.95 / 0.85) = 0.111: the statistic peaks at 1.099 after the first record, below
+    # the threshold (2.642), and ends at S = 4 log 3 - 112 log(0.95 / 0.85) = -8.0628.
+    deployments = _deploy(registry, AboveCut(0.7), share=0.5)
+    deployments.set_rollout(
+        "api", steps=[0.5, 1.0], min_requests=100_000, gates={"disagreement": {"max_rate": 0.05}}
+    )
+    bodies = [
+        [0.9] + [0.1] * 99,
+        [0.1] * 10,
+        [0.9, 0.1, 0.9, 0.1, 0.1],
+        [0.9],
+    ]
+    keys = _keys(0.5, len(bodies), canary=True)
+    primary_key = _keys(0.5, 1, canary=False)[0]
+    app = create_data_plane_app(registry.db, registry.artifacts, trust=True)
+    try:
+        with (
+            running_server(app, health_path="/v2/health/live") as url,
+            httpx.Client(base_url=url, headers=_token(app), timeout=30) as client,
+        ):
+            for key, xs in [*zip(keys, bodies, strict=True), (primary_key, [0.9] * 5)]:
+                answer = client.post(
+                    "/v1/deployments/api/predict",
+                    json=[{"x": x} for x in xs],
+                    headers={"X-Routing-Key": key},
+                )
+                assert answer.status_code == 200, answer.text
+                expected_variant = "stable" if key == primary_key else "canary"
+                assert answer.json()["variant"] == expected_variant
+    finally:
+        app.state.runtime.close()
+    rollout = deployments.rollout("api")
+    gate = rollout["decisions"]["disagreement"]
+    assert (gate["trials"], gate["n_candidate"], gate["events_candidate"]) == ("records", 116, 4)
+    assert gate["verdict"] == "continue"
+    assert gate["statistic"] == pytest.approx(
+        4 * math.log(3.0) - 112 * math.log(0.95 / 0.85), rel=1e-12
+    )
+    assert gate["statistic"] == pytest.approx(-8.0628, abs=1e-4)
+    assert gate["fail_threshold"] == pytest.approx(2.642, abs=1e-3)
+    assert gate["statistic"] == pytest.approx(
+        stats.binom.logpmf(4, 116, 0.15) - stats.binom.logpmf(4, 116, 0.05), rel=1e-9
+    )
+    # The ramp's steps still count requests: four of the candidate's.
+    assert rollout["state"]["step_requests"] == 4
+
+
+def test_records_fail_the_gate_at_the_record_that_crosses_its_threshold():
+    # max_rate 0.01, detect_ratio 3: each differing record adds log 3, and the threshold is
+    # 2.742 (see OneSampleRateGate): the third differing record in a row crosses it. One
+    # request of 5 records, the first 4 differing, fails at its third record: 3 trials.
+    policy = RolloutPolicy(steps=(0.1, 1.0), gates={"disagreement": {"max_rate": 0.01}})
+    state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    move = observe_request(
+        policy, state, candidate=True, failed=False, latency_ms=1.0, share=0.1, at_ms=1,
+        disagrees=[True, True, True, True, False],
+    )  # fmt: skip
+    assert move is not None and move.action == "rollback"
+    gate = move.evidence["gates"]["disagreement"]
+    assert (gate["trials"], gate["n_candidate"], gate["events_candidate"]) == ("records", 3, 3)
+    assert gate["statistic"] == pytest.approx(3 * math.log(3.0), rel=1e-12)
+    assert gate["decided_at"] == 3
+    assert "candidate 3 of 3 records against an accepted rate of 0.01" in move.reason(
+        "stable", "canary"
+    )
+
+
+def test_a_rollout_set_before_records_were_trials_goes_on_counting_requests():
+    # A state kept without "disagreement_trials": a request is one trial, an event when
+    # any record differs: 2 requests of 5 records, one differing on 1 record -> 1 of 2.
+    policy = RolloutPolicy(steps=(0.1, 1.0), gates={"disagreement": {"max_rate": 0.01}})
+    state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    del state["disagreement_trials"]
+    for flags in ([False] * 5, [False, True, False, False, False]):
+        observe_request(
+            policy, state, candidate=True, failed=False, latency_ms=1.0, share=0.1, at_ms=1,
+            disagrees=flags,
+        )  # fmt: skip
+    gate = canary_decisions(state)["disagreement"]
+    assert (gate["trials"], gate["n_candidate"], gate["events_candidate"]) == ("requests", 2, 1)
+    assert gate["statistic"] == pytest.approx(math.log(3.0) - math.log(0.99 / 0.97), rel=1e-12)
+
+
+def test_the_control_plane_reads_a_remote_data_planes_records_and_bounds_them(registry):
+    deployments = _deploy(registry, Constant(1), share=0.1)
+    deployments.set_rollout(
+        "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"max_rate": 0.05}}
+    )
+    app = create_app(registry.db, registry.artifacts)
+    request = {"candidate": True, "failed": False, "latency_ms": 1.0, "share": 0.1}
+    with (
+        running_server(app) as url,
+        httpx.Client(base_url=url, headers=_token(app), timeout=30) as client,
+    ):
+
+        def observe(disagrees):
+            return client.post(
+                "/api/v1/deployments/api/rollout/observations",
+                json={"request": {**request, "disagrees": disagrees}},
+            )
+
+        assert observe([True, False, False]).status_code < 300
+        assert observe(False).status_code < 300
+        for bad in ([], [True] * 10_001, [1, 0]):
+            refused = observe(bad)
+            assert refused.status_code == 422, refused.text
+            assert "disagrees" in refused.text
+    gate = deployments.rollout("api")["decisions"]["disagreement"]
+    assert (gate["n_candidate"], gate["events_candidate"]) == (4, 1)

@@ -25,6 +25,7 @@ from opsloop.serving import Deployments, HttpDeployments, Variant
 from opsloop.serving.canary_rollout import Transition
 from opsloop.serving.rollout_decisions import decision_document
 from opsloop.serving.rollout_observer import RolloutObserver
+from opsloop.serving.rollout_state import locked_rollout, write_rollout
 from opsloop.store import tables
 
 STEPS = [0.2, 0.5, 1.0]
@@ -79,9 +80,12 @@ def test_each_decision_of_the_ramp_is_a_hashed_field_of_its_entry(registry, depl
         )
     # The last decision is the one the ramp's state keeps, evidence and all.
     last = decided[-1][1]
-    assert {"action": last["action"], "share": last["share"], **last["evidence"]} == state[
-        "decision"
-    ]
+    assert {
+        "action": last["action"],
+        "share": last["share"],
+        **last["evidence"],
+        "outcome": "carried_out",
+    } == state["decision"]
     assert last["evidence"]["candidate_requests_at_previous_step"] == 3
     # The reason still says it in words, with the evidence.
     reasons = deployments.history("api")["reason"].tolist()
@@ -204,8 +208,6 @@ def test_an_operators_weights_set_between_the_read_and_the_write_stand(registry,
     assert definition.updated_by == "eda"
     assert _decided(deployments) == []
     assert deployments.history("api")["reason"].iloc[-1] == "hold at 30%"
-    # The ramp's state keeps its decision; the log says why it was not carried out.
-    assert deployments.rollout("api")["state"]["decision"]["action"] == "step"
     logged = _rollout_log(caplog)
     assert logged[-1][0] == "WARNING"
     assert logged[-1][1].startswith(
@@ -213,6 +215,41 @@ def test_an_operators_weights_set_between_the_read_and_the_write_stand(registry,
         "live variants meanwhile"
     )
     assert any("expected_revision: deployment 'api' changed since" in m for _, m in logged)
+    # The ramp's state says what happened: still at its first step, the step refused, why,
+    # and that it waits for a new step's worth of requests (not overwriting eda at once).
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["step"], state["share"], state["step_requests"]) == (
+        "ramping", 0, 0.2, 0,
+    )  # fmt: skip
+    assert [s["share"] for s in state["steps_taken"]] == [0.2]
+    decision = state["decision"]
+    assert (decision["action"], decision["share"], decision["outcome"]) == (
+        "step", 0.5, "not_carried_out",
+    )  # fmt: skip
+    assert decision["not_carried_out"]["then"] == "wait"
+    assert decision["not_carried_out"]["why"] == (
+        f"eda changed its strategy or live variants meanwhile (revision "
+        f"{definition.revision}); that change stands"
+    )
+    assert state["not_carried_out"] == [
+        {"action": "step", "share": 0.5, "decided_ms": decision["at_ms"],
+         **decision["not_carried_out"]},
+    ]  # fmt: skip
+    # Two more candidate requests: not a step's worth since the refusal; the third is.
+    for _ in range(2):
+        observer.record("api", [], _request(True, share=0.3))
+    assert [v.weight for v in deployments.get("api").variants] == [0.7, 0.3]
+    observer.record("api", [], _request(True, share=0.3))
+    assert [v.weight for v in deployments.get("api").variants] == [0.5, 0.5]
+    state = deployments.rollout("api")["state"]
+    assert (state["step"], state["share"], state["decision"]["outcome"]) == (
+        1, 0.5, "carried_out",
+    )  # fmt: skip
+    assert [s["share"] for s in state["steps_taken"]] == [0.2, 0.5]
+    assert [(a, d["action"], d["share"]) for a, d in _decided(deployments)] == [
+        ("deploy", "step", 0.5)
+    ]
+    assert verify_audit_log(registry.db).ok
 
 
 def test_an_operators_change_the_ramp_does_not_decide_on_is_kept_with_the_step(registry):
@@ -285,9 +322,156 @@ def test_a_rollback_does_not_overwrite_an_operators_change_made_meanwhile(regist
         observer.record("api", [], _request(True, failed=True))
         if deployments.rollout("api")["state"]["status"] != "ramping":
             break
-    assert deployments.rollout("api")["state"]["decision"]["failed_gate"] == "errors"
     assert deployments.history("api")["reason"].iloc[-1] == "taken out by hand"
     assert _decided(deployments) == []
     assert _rollout_log(caplog)[-1][1].startswith(
         "deployment api: the rollout's rollback is not carried out: eda changed"
     )
+    # Not "rolled back": the ramp made no change; it halted, saying why.
+    state = deployments.rollout("api")["state"]
+    assert state["status"] == "halted"
+    decision = state["decision"]
+    assert (decision["action"], decision["failed_gate"], decision["outcome"]) == (
+        "rollback", "errors", "not_carried_out",
+    )  # fmt: skip
+    assert decision["not_carried_out"]["then"] == "halt"
+    assert decision["not_carried_out"]["why"].endswith("; the candidate answers nothing now")
+    history = len(deployments.history("api"))
+    observer.record("api", [], _request(True, failed=True))
+    assert len(deployments.history("api")) == history
+    assert deployments.rollout("api")["state"] == state
+
+
+class KeepsChanging(Deployments):
+    """The store's deployments, where an operator changes the description (nothing the ramp
+    decides on) after each of the controller's first ``times`` reads: each conditional
+    write then finds the revision moved."""
+
+    def __init__(self, db, times: int) -> None:
+        super().__init__(db)
+        self.times = times
+        self.operator = Deployments(db, actor="eda")
+
+    def get(self, name: str):
+        definition = super().get(name)
+        if self.times > 0:
+            self.times -= 1
+            self.operator.deploy(
+                name,
+                list(definition.variants),
+                strategy=definition.strategy,
+                description=f"edit {self.times}",
+            )
+        return definition
+
+
+def test_a_step_whose_write_never_landed_is_decided_again_at_the_next_request(registry, caplog):
+    caplog.set_level(logging.INFO, logger="opsloop.serving.rollout")
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    controller = KeepsChanging(registry.db, times=3)
+    observer = RolloutObserver(registry.db, controller)
+    for _ in range(3):
+        observer.record("api", [], _request(True))
+    assert _rollout_log(caplog)[-1][1] == (
+        "deployment api: the rollout's step is not carried out: the deployment kept changing "
+        "(3 reads)"
+    )
+    assert [v.weight for v in deployments.get("api").variants] == [0.8, 0.2]
+    state = deployments.rollout("api")["state"]
+    # Back at the first step with its 3 requests kept: the step is to be retried.
+    assert (state["status"], state["step"], state["share"], state["step_requests"]) == (
+        "ramping", 0, 0.2, 3,
+    )  # fmt: skip
+    assert [s["share"] for s in state["steps_taken"]] == [0.2]
+    assert state["decision"]["outcome"] == "not_carried_out"
+    assert state["decision"]["not_carried_out"]["then"] == "retry"
+    registry.db.clock.advance()
+    observer.record("api", [], _request(True))
+    definition = deployments.get("api")
+    assert [v.weight for v in definition.variants] == [0.5, 0.5]
+    assert definition.description == "edit 0"  # the operator's edits are kept
+    state = deployments.rollout("api")["state"]
+    assert (state["step"], state["share"], state["step_requests"]) == (1, 0.5, 0)
+    assert state["decision"]["outcome"] == "carried_out"
+    assert state["decision"]["candidate_requests_at_previous_step"] == 4
+    assert [s["share"] for s in state["steps_taken"]] == [0.2, 0.5]
+    assert [(a, d["action"], d["share"]) for a, d in _decided(deployments)] == [
+        ("deploy", "step", 0.5)
+    ]
+    assert [n["then"] for n in state["not_carried_out"]] == ["retry"]
+    assert verify_audit_log(registry.db).ok
+
+
+def test_a_rollback_whose_write_never_landed_is_made_at_the_next_request(registry):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=10_000)
+    controller = KeepsChanging(registry.db, times=0)
+    observer = RolloutObserver(registry.db, controller)
+    for _ in range(50):
+        state = deployments.rollout("api")["state"]
+        if state["gates"]["errors"]["state"]["verdict"] == "fail":
+            break
+        if controller.times == 0 and state["gates"]["errors"]["state"]["events_candidate"] == 1:
+            controller.times = 3  # from the request that fails the gate on
+        observer.record("api", [], _request(True, failed=True))
+    state = deployments.rollout("api")["state"]
+    # The gate failed, but its rollback could not be written: the ramp says so and stays
+    # ramping with the failed gate, the candidate still at its share.
+    assert (state["status"], state["decision"]["outcome"]) == ("ramping", "not_carried_out")
+    assert state["decision"]["not_carried_out"]["then"] == "retry"
+    assert [v.weight for v in deployments.get("api").variants] == [0.8, 0.2]
+    assert _decided(deployments) == []
+    # The next request, even the primary's without an error, decides the rollback again.
+    registry.db.clock.advance()
+    observer.record("api", [], _request(False))
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["decision"]["outcome"]) == ("rolled_back", "carried_out")
+    assert [v.weight for v in deployments.get("api").variants] == [1.0, 0.0]
+    (decided,) = _decided(deployments)
+    assert decided[1]["action"] == "rollback"
+    assert decided[1]["evidence"] == {
+        k: v for k, v in state["decision"].items() if k not in ("action", "outcome")
+    }
+    assert verify_audit_log(registry.db).ok
+
+
+def test_a_step_the_control_plane_refuses_goes_back_and_says_why(registry):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    add_user(registry.db, "ana", "admin")
+    Deployments(registry.db, actor="ana").protect("api", 1)
+    observer = RolloutObserver(registry.db, deployments)
+    for _ in range(3):
+        observer.record("api", [], _request(True))
+    assert [v.weight for v in deployments.get("api").variants] == [0.8, 0.2]
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["step"], state["share"], state["step_requests"]) == (
+        "ramping", 0, 0.2, 0,
+    )  # fmt: skip
+    decision = state["decision"]
+    assert (decision["outcome"], decision["not_carried_out"]["then"]) == (
+        "not_carried_out", "wait",
+    )  # fmt: skip
+    assert decision["not_carried_out"]["why"].startswith("the control plane refused it: ")
+    assert _decided(deployments) == []
+
+
+def test_a_worker_that_reads_a_pending_rollback_keeps_feeding_its_gates(registry):
+    """A worker that reads the rollout while a rollback's change is pending (another
+    worker decided it and is writing it) keeps reading this definition's requests: if that
+    write does not land, the ramp goes on and the next request decides the rollback again;
+    once the change is made the definition changes and is read anew."""
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=10_000)
+    definition = deployments.get("api")
+    with registry.db.write() as connection:
+        policy, state, set_by = locked_rollout(connection, "api")
+        state.update(status="rolled_back", decision={"action": "rollback", "outcome": "pending"})
+        write_rollout(connection, "api", policy, state, set_by, 1)
+    assert RolloutObserver(registry.db, deployments)._ramping_gates(definition)[0] == {"errors": {}}
+    with registry.db.write() as connection:
+        policy, state, set_by = locked_rollout(connection, "api")
+        state["decision"]["outcome"] = "carried_out"
+        write_rollout(connection, "api", policy, state, set_by, 2)
+    assert RolloutObserver(registry.db, deployments)._ramping_gates(definition)[0] is None

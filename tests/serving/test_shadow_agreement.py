@@ -102,3 +102,36 @@ def test_copies_a_full_queue_dropped_are_unanswered(runtime, registry, models):
     # The stuck shadow answers 0; the primary answers what version 1 predicts.
     primary = int(models[1].predict(pd.DataFrame([record]))[0])
     assert shadow.agreed == (3 if primary == 0 else 0)
+
+
+def test_agreement_is_counted_per_request_and_per_record(runtime, registry):
+    # The primary answers 0 on every record, the shadow 1 where x > 0.7. Requests of 1, 5
+    # and 10 records, with x = 0.9 where the two differ:
+    #   1 record:   0.1                     -> agrees on 1 of 1; the request agrees
+    #   5 records:  0.9, 0.1, 0.1, 0.9, 0.1 -> 3 of 5; the request does not
+    #   10 records: 0.9, then 0.1 x 9       -> 9 of 10; the request does not
+    # Per request 1 of 3 agree (33%); per record 13 of 16 (81.25%).
+    registry.register("zero", served_models.Constant(0))
+    registry.register("cut", served_models.AboveCut(0.7))
+    Deployments(runtime.db).deploy(
+        "api",
+        [
+            Variant("live", "zero", version=1),
+            Variant("copy", "cut", version=1, role="shadow", weight=0),
+        ],
+        strategy="shadow",
+    )
+    started = now_ms()
+    bodies = [[0.1], [0.9, 0.1, 0.1, 0.9, 0.1], [0.9] + [0.1] * 9]
+    for sent, xs in enumerate(bodies, start=1):
+        runtime.predict("api", [{"x": x} for x in xs])
+        _wait(runtime, "copy", sent)
+    assert runtime.recorder.flush(30.0)
+    report = Deployments(runtime.db).shadow_agreement(
+        "api", since_ms=started, until_ms=now_ms() + LATER_MS
+    )
+    (shadow,) = report.variants
+    assert (shadow.copies, shadow.answered, shadow.agreed) == (3, 3, 1)
+    assert shadow.agreement == 1 / 3
+    assert (shadow.records, shadow.records_agreed) == (16, 13)
+    assert shadow.record_agreement == 13 / 16

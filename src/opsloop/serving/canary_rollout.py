@@ -30,7 +30,11 @@ its own (:mod:`.rollout_decisions`: the action, the share, the evidence: the gat
 statistic, threshold and samples) and whose reason says it in a sentence. The state
 changes in the same transaction that reads the request, so of several workers exactly one
 makes each change; the change is conditional on the definition it was computed from, so
-it never overwrites a change someone made meanwhile.
+it never overwrites a change someone made meanwhile. The state's decision says what became
+of it: ``outcome`` ``pending`` when decided, ``carried_out`` in the transaction that makes
+the change, ``not_carried_out`` when it was not made (:func:`not_carried_out`: a step goes
+back to the share the deployment still routes by, a rollback is tried again or the ramp
+``halted``, with the reason), so the state never shows a step the deployment did not take.
 
 >>> from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=2)
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,12 +60,20 @@ import numpy as np
 from opsloop.analysis.drift_gate import DriftGate
 from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.sequential import MeanGate, RateGate
-from opsloop.errors import NotFoundError
+from opsloop.errors import NotFoundError, OpsloopError
 from opsloop.serving.deployment_records import Deployment, StaleRevisionError
-from opsloop.serving.rollout_decisions import decision_document
+from opsloop.serving.rollout_decisions import PENDING, decision_document
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 
 logger = logging.getLogger("opsloop.serving.rollout")
+
+#: A decision's ``outcome`` once its change was not made (``pending`` from the transaction
+#: that decided it, ``carried_out`` from the change's own: :mod:`.rollout_decisions`).
+NOT_CARRIED_OUT = "not_carried_out"
+#: What the disagreement gate's trials are: each record of a candidate's request.
+RECORDS = "records"
+#: The most changes not carried out a ramp's state keeps (the newest).
+MAX_NOT_CARRIED_OUT = 20
 
 
 @dataclass(frozen=True)
@@ -113,8 +126,8 @@ def _failure(d: dict[str, Any], gate: str) -> str:
         return (
             f"{d['test']} statistic {d['statistic']:.4f} >= threshold "
             f"{d['fail_threshold']:.4f}; candidate {d['events_candidate']} of "
-            f"{d['n_candidate']} against an accepted rate of {d['max_rate']:.4g} "
-            f"(alternative {d['detect_rate']:.4g})"
+            f"{d['n_candidate']} {d.get('trials', 'requests')} against an accepted rate of "
+            f"{d['max_rate']:.4g} (alternative {d['detect_rate']:.4g})"
         )
     baseline = d.get("baseline")
     if baseline is not None and baseline.get("failed_by") == "baseline":
@@ -195,6 +208,10 @@ def new_canary_state(
     }
     if baselines:
         state["baseline_sources"] = baselines
+    if state["gates"].get("disagreement", {}).get("test") == OneSampleRateGate.test:
+        # Each record of a request is a trial of the disagreement gate (a rollout kept
+        # without this key counts requests until it ends: see observe_request).
+        state["disagreement_trials"] = RECORDS
     return state
 
 
@@ -238,6 +255,10 @@ def canary_decisions(state: dict[str, Any]) -> dict[str, Any]:
         decision = gate_decision(document)
         if name in sources and decision.get("baseline") is not None:
             decision["baseline"] = {**decision["baseline"], "recorded": sources[name]}
+        if name == "disagreement" and document["test"] == OneSampleRateGate.test:
+            # What n_candidate and events_candidate count: records, or requests in a
+            # rollout set before records were the trials.
+            decision["trials"] = state.get("disagreement_trials", "requests")
         decisions[name] = decision
     return decisions
 
@@ -292,6 +313,11 @@ def quality_due(policy: RolloutPolicy, state: dict[str, Any]) -> tuple[str, ...]
 def _decide(
     policy: RolloutPolicy, state: dict[str, Any], failed_gate: str | None, at_ms: int
 ) -> Transition | None:
+    # A gate that failed before keeps its verdict: when its rollback was not carried out
+    # and is to be tried again (see not_carried_out), the next request decides it anew.
+    failed_gate = failed_gate or next(
+        (name for name, d in state["gates"].items() if d["state"]["verdict"] == "fail"), None
+    )
     if failed_gate is not None:
         evidence = {
             "failed_gate": failed_gate,
@@ -300,7 +326,10 @@ def _decide(
             "gates": canary_decisions(state),
             "at_ms": at_ms,
         }
-        state.update(status="rolled_back", decision={"action": "rollback", **evidence})
+        state.update(
+            status="rolled_back",
+            decision={"action": "rollback", **evidence, "outcome": PENDING},
+        )
         return Transition("rollback", 0.0, evidence)
     if state["step_requests"] < policy.min_requests or _awaits_look(policy, state):
         return None
@@ -317,7 +346,7 @@ def _decide(
     action = "complete" if state["share"] >= 1.0 else "step"
     if action == "complete":
         state["status"] = "completed"
-    state["decision"] = {"action": action, "share": state["share"], **evidence}
+    state["decision"] = {"action": action, "share": state["share"], **evidence, "outcome": PENDING}
     return Transition(action, state["share"], evidence)
 
 
@@ -330,14 +359,18 @@ def observe_request(
     latency_ms: float,
     share: float,
     at_ms: int,
-    disagrees: bool | None = None,
+    disagrees: bool | Sequence[bool] | None = None,
     anomalous: bool | None = None,
     flagged: bool | None = None,
 ) -> Transition | None:
     """Read one answered request into ``state`` (changed in place); the change the ramp
     makes now, if any. ``share`` is the candidate's share the request was routed with;
-    ``disagrees`` whether the candidate's answer differs from the primary's on the same
-    records (``False`` for the primary's own requests, ``None`` when unknown);
+    ``disagrees`` says, for each of the request's records, whether the candidate's answer
+    to it differs from the primary's (a single flag is a request of one record; ``False``
+    for the primary's own requests, ``None`` when unknown): each record is one trial of the
+    ``disagreement`` gate, so a request of 100 records that differ on 1 counts 1 event in
+    100 trials, not one disagreeing request (its evidence says ``trials: "records"``;
+    a rollout kept from before counts requests, an event when any record differs);
     ``anomalous`` whether the answering version's schema flags one of its records
     (``None`` when unknown); ``flagged`` whether the deployment's input detector flags one
     (``None`` when it was not scored).
@@ -363,8 +396,13 @@ def observe_request(
             state, "latency", [candidate], [latency_ms > bound], share
         )
     if "disagreement" in state["gates"] and not failed and disagrees is not None:
+        flags = [disagrees] if isinstance(disagrees, bool) else [bool(d) for d in disagrees]
+        if state.get("disagreement_trials") != RECORDS:
+            # The two-sample rule, or a rollout set before records were the trials: one
+            # trial a request, an event when any of its records differs.
+            flags = [any(flags)]
         failed_gate = failed_gate or _update_gate(
-            state, "disagreement", [candidate], [disagrees], share
+            state, "disagreement", [candidate] * len(flags), flags, share
         )
     if "anomalies" in state["gates"] and anomalous is not None:
         failed_gate = failed_gate or _update_gate(
@@ -506,6 +544,97 @@ def observe_quality(
     return _decide(policy, state, failed_gate, at_ms)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a :class:`Transition` (:func:`apply_transition`): the new
+    ``definition`` when it was carried out; else ``why`` not, and whether it may be tried
+    again at once (``retry``: the write did not land, the deployment kept changing) or was
+    refused by what the deployment is now (a change someone made that the ramp must not
+    overwrite, the control plane's rules)."""
+
+    definition: Deployment | None
+    why: str | None = None
+    retry: bool = False
+
+
+def not_carried_out(
+    policy: RolloutPolicy,
+    state: dict[str, Any],
+    transition: Transition,
+    outcome: Outcome,
+    at_ms: int,
+) -> bool:
+    """Make ``state`` say that ``transition``, which it decided, was not carried out (the
+    change's write failed or was refused, see :func:`apply_transition`); ``False``, and
+    nothing changed, when ``state`` no longer holds that decision as pending.
+
+    The decision stays in ``state["decision"]`` with ``outcome`` ``not_carried_out`` and
+    ``not_carried_out`` saying when, why and what follows (``then``), and is appended to
+    ``state["not_carried_out"]`` (the newest :data:`MAX_NOT_CARRIED_OUT`):
+
+    - a step (or the last step) goes back: the step, share and ``steps_taken`` are those the
+      deployment still routes by, and the ramp is ``ramping``. ``then`` is ``retry`` when the
+      write did not land: the step keeps its requests, so the next candidate request decides
+      it again; ``wait`` when it was refused: the step's requests start again from 0, so the
+      step is decided again only after ``min_requests`` more candidate requests, judged as
+      they are routed now, and a change someone made meanwhile is not overwritten at once;
+    - a rollback: ``retry`` puts the ramp back to ``ramping`` with its failed gate, so the
+      next request decides the rollback again; ``halt`` (refused: the candidate answers
+      nothing now, is another model, the stable variant is gone, the control plane refused
+      it) ends the ramp as ``halted``, neither rolled back nor ramping: a person decides.
+
+    >>> policy = RolloutPolicy(steps=(0.1, 0.5, 1.0), min_requests=1)
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> step = observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
+    ...                        share=0.1, at_ms=5)
+    >>> state["share"], state["decision"]["outcome"]
+    (0.5, 'pending')
+    >>> not_carried_out(policy, state, step, Outcome(None, "eda changed it"), at_ms=6)
+    True
+    >>> state["status"], state["step"], state["share"], state["step_requests"]
+    ('ramping', 0, 0.1, 0)
+    >>> state["decision"]["outcome"], state["decision"]["not_carried_out"]["then"]
+    ('not_carried_out', 'wait')
+    >>> not_carried_out(policy, state, step, Outcome(None, "again"), at_ms=7)
+    False
+    """
+    decision = state.get("decision")
+    held = (
+        decision is not None
+        and decision.get("outcome") == PENDING
+        and decision.get("action") == transition.action
+        and decision.get("at_ms") == transition.evidence.get("at_ms")
+    )
+    if not held:
+        return False
+    if transition.action == "rollback":
+        then = "retry" if outcome.retry else "halt"
+        state["status"] = "ramping" if outcome.retry else "halted"
+    else:
+        then = "retry" if outcome.retry else "wait"
+        counted = state["step_requests"]  # at the routing that stayed, since the decision
+        state["step"] -= 1
+        state["steps_taken"].pop()
+        state["share"] = state["steps_taken"][-1]["share"]
+        state["status"] = "ramping"
+        previous = transition.evidence["candidate_requests_at_previous_step"]
+        state["step_requests"] = previous + counted if outcome.retry else 0
+        if not outcome.retry:
+            # A look at the quality gates read before the refusal is no look at this step's
+            # new requests.
+            state.pop("quality_look", None)
+    note = {"at_ms": at_ms, "why": outcome.why, "then": then}
+    decision.update(outcome=NOT_CARRIED_OUT, not_carried_out=note)
+    kept = state.get("not_carried_out", [])
+    summary = {
+        "action": transition.action,
+        "share": transition.share,
+        "decided_ms": decision["at_ms"],
+    }
+    state["not_carried_out"] = [*kept, {**summary, **note}][-MAX_NOT_CARRIED_OUT:]
+    return True
+
+
 def transition_variants(
     definition: Deployment, transition: Transition, stable: str, candidate: str
 ):
@@ -584,13 +713,15 @@ def _still_failing(
 
 def apply_transition(
     deployments, name: str, transition: Transition, state: dict, actor: str
-) -> Deployment | None:
+) -> Outcome:
     """Carry out ``transition`` through the control plane: an audited deploy (by ``actor``,
     who set the rollout) whose entry carries the decision (its ``decision`` field, see
     :mod:`.rollout_decisions`) and whose reason says it in a sentence, with the evidence.
-    Returns the new definition, or ``None`` when the change was not made (see below). On a
-    protected deployment a rollback restores the newest earlier definition in which the
-    candidate answers nothing, under the approvals that covered it
+    The same transaction marks the decision ``carried_out`` in the rollout's state. Returns
+    the :class:`Outcome`: the new definition, or why the change was not made (see below;
+    the caller records that in the state with :func:`not_carried_out`). On a protected
+    deployment a rollback restores the newest earlier definition in which the candidate
+    answers nothing, under the approvals that covered it
     (:meth:`~opsloop.serving.Deployments.rollback`); steps still need approvals.
 
     The change is conditional on the definition it was computed from (its
@@ -600,10 +731,11 @@ def apply_transition(
     variants, their models, roles and weights), the decision is carried out on the new
     definition, keeping that change. A rollback is carried out on the new definition too
     while the same failing candidate still answers a share (its gate has stopped judging
-    it, so leaving it would leave it unwatched). Otherwise the decision is not carried
-    out, and a warning says why (the rollout's state keeps the decision and its evidence; after a
-    step not carried out, the gates go on judging the traffic as it is routed now). A
-    retired deployment gets no change either.
+    it, so leaving it would leave it unwatched). Otherwise the decision is refused, and a
+    warning says why. A change the control plane refuses (approvals missing, no definition
+    to go back to) is refused too; a deployment that kept changing for
+    :data:`APPLY_ATTEMPTS` reads is to be retried. A retired deployment gets no change
+    either (its rollout is gone with it).
 
     Takes a :class:`~opsloop.serving.Deployments` (on a store: the control plane's side)
     as ``deployments``.
@@ -623,36 +755,48 @@ def apply_transition(
                 name,
                 transition.action,
             )
-            return None
+            return Outcome(None, "the deployment was retired")
         if first_read is None:
             first_read = definition
         elif _routing(definition) != _routing(first_read):
             still = _still_failing(definition, first_read, stable, candidate)
             if transition.action != "rollback" or still is not None:
+                why = (
+                    f"{definition.updated_by} changed its strategy or live variants meanwhile "
+                    f"(revision {definition.revision}); "
+                    + ("that change stands" if transition.action != "rollback" else still)
+                )
                 logger.warning(
-                    "deployment %s: the rollout's %s is not carried out: %s changed its "
-                    "strategy or live variants meanwhile (revision %d); %s",
+                    "deployment %s: the rollout's %s is not carried out: %s",
                     name,
                     transition.action,
-                    definition.updated_by,
-                    definition.revision,
-                    "that change stands" if transition.action != "rollback" else still,
+                    why,
                 )
-                return None
+                return Outcome(None, why)
             # The failing candidate still answers: its gate has stopped judging it, so
             # the rollback goes ahead on the new definition (other changes kept).
         try:
-            return _carry_out(deployments, name, definition, transition, decision, reason, actor)
+            return Outcome(
+                _carry_out(deployments, name, definition, transition, decision, reason, actor)
+            )
         except StaleRevisionError as error:
             logger.info("deployment %s: read it again for the rollout's change: %s", name, error)
+        except OpsloopError as error:
+            # The control plane's rules refuse it (approvals missing, no definition to go
+            # back to): trying again at once would be refused again.
+            why = f"the control plane refused it: {error}"
+            logger.warning(
+                "deployment %s: the rollout's %s is not carried out: %s",
+                name,
+                transition.action,
+                why,
+            )
+            return Outcome(None, why)
+    why = f"the deployment kept changing ({APPLY_ATTEMPTS} reads)"
     logger.warning(
-        "deployment %s: the rollout's %s is not carried out: the deployment kept changing "
-        "(%d reads)",
-        name,
-        transition.action,
-        APPLY_ATTEMPTS,
+        "deployment %s: the rollout's %s is not carried out: %s", name, transition.action, why
     )
-    return None
+    return Outcome(None, why, retry=True)
 
 
 def _carry_out(

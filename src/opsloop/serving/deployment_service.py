@@ -87,6 +87,7 @@ from opsloop.serving.deployment_settings import (
 from opsloop.serving.deployments import LIST_COLUMNS
 from opsloop.serving.input_detector_settings import ACTIONS as DETECTOR_ACTIONS
 from opsloop.serving.input_detector_settings import InputDetectorSetting
+from opsloop.serving.record_validation import MAX_RECORDS
 from opsloop.serving.rollout_policy import (
     BANDIT_POLICIES,
     DEFAULT_STEPS,
@@ -255,7 +256,9 @@ class RequestObservation(TypedDict):
     failed: Flag
     latency_ms: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
     share: Share
-    disagrees: Flag | None
+    # Each record's: does the candidate's answer differ from the primary's (a single flag
+    # is a request of one record); each record is a trial of the disagreement gate.
+    disagrees: Flag | Annotated[list[Flag], Field(min_length=1, max_length=MAX_RECORDS)] | None
     anomalous: NotRequired[Flag | None]
     flagged: NotRequired[Flag | None]
 

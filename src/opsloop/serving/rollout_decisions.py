@@ -14,8 +14,10 @@ can type.
 Only the ramp's own path writes the field. No operation a client calls (deploy, rollback,
 switch, approve; over HTTP or in Python) takes one, and :func:`check_decision`, run in the
 change's locked write transaction, accepts a decision only when it is the one the
-deployment's rollout holds now (its state keeps the last decision, written in the
-transaction that made it) and no entry since the rollout was set carries it yet.
+deployment's rollout holds now, still pending (its state keeps the last decision, written in
+the transaction that made it) and no entry since the rollout was set carries it yet; the
+same transaction marks it ``carried_out`` in the state, so the state says a change was made
+exactly when the audit log does.
 
 >>> from opsloop.serving.canary_rollout import Transition
 >>> document = decision_document(Transition("step", 0.5, {"step": 1, "at_ms": 7}),
@@ -36,11 +38,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import ConflictError
-from opsloop.serving.rollout_state import locked_rollout
+from opsloop.serving.rollout_state import locked_rollout, write_rollout_state
 from opsloop.store import tables
 
 #: The ``rollout`` of a canary ramp's decisions.
 CANARY = "canary"
+#: A decision's ``outcome`` in the ramp's state (:mod:`.canary_rollout`, which names the
+#: third, ``not_carried_out``) while its change is to be made, and once it is.
+PENDING = "pending"
+CARRIED_OUT = "carried_out"
 
 
 def decision_document(transition: Any, stable: str, candidate: str) -> dict[str, Any]:
@@ -69,6 +75,16 @@ def _stored_form(decision: Mapping[str, Any]) -> dict[str, Any]:
     if decision["action"] == "rollback":
         return {"action": "rollback", **evidence}
     return {"action": decision["action"], "share": decision["share"], **evidence}
+
+
+def _decided(kept: Mapping[str, Any]) -> dict[str, Any]:
+    """A decision as the ramp's state keeps it, without what became of it (its
+    ``outcome``, see :func:`~.canary_rollout.not_carried_out`).
+
+    >>> _decided({"action": "step", "share": 0.5, "outcome": "pending"})
+    {'action': 'step', 'share': 0.5}
+    """
+    return {k: v for k, v in kept.items() if k not in ("outcome", "not_carried_out")}
 
 
 def _text(value: object) -> str:
@@ -102,19 +118,22 @@ def check_decision(connection: Connection, name: str, decision: Mapping[str, Any
     """
     found = locked_rollout(connection, name)
     state = None if found is None else found[1]
-    holds = (
+    kept = None if state is None else state.get("decision")
+    ours = (
         state is not None
         and decision.get("rollout") == CANARY
         and state.get("kind") == CANARY
         and state.get("stable") == decision.get("stable")
         and state.get("candidate") == decision.get("candidate")
-        and (
-            _first_step(state, decision)
-            or (
-                state.get("decision") is not None
-                and _text(state["decision"]) == _text(_stored_form(decision))
-            )
+    )
+    same = ours and kept is not None and _text(_decided(kept)) == _text(_stored_form(decision))
+    if same and kept.get("outcome", PENDING) == CARRIED_OUT:
+        raise ConflictError(
+            f"decision: deployment {name!r} carried out this decision already (its rollout's "
+            "state says so)"
         )
+    holds = ours and (
+        _first_step(state, decision) or (same and kept.get("outcome", PENDING) == PENDING)
     )
     if not holds:
         raise ConflictError(
@@ -138,6 +157,10 @@ def check_decision(connection: Connection, name: str, decision: Mapping[str, Any
         raise ConflictError(
             f"decision: deployment {name!r} carried out this decision already (entry {made})"
         )
+    if state is not None and state.get("decision") is not None:
+        # Made in this transaction: the state says so exactly when the change is made.
+        state["decision"]["outcome"] = CARRIED_OUT
+        write_rollout_state(connection, name, state)
 
 
 def decision_of(entry: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -7,15 +7,17 @@ a data plane serves that has a canary or bandit rollout, what its rollout docume
 
 * ``opsloop_rollout_step{deployment}``: the ramp's step index (0 at the first share);
 * ``opsloop_rollout_weight{deployment, variant}``: the share of traffic the ramp gives the
-  candidate (the step's share while ramping, 1 once complete, 0 once rolled back) and the
-  stable variant (the rest);
+  candidate (the step's share while ramping, 1 once complete, 0 once rolled back, the last
+  step's share once halted) and the stable variant (the rest);
 * ``opsloop_rollout_state{deployment, state}``: 1 for the ramp's status among ``ramping``,
-  ``completed`` and ``rolled_back``, 0 for the others;
+  ``completed``, ``rolled_back`` and ``halted`` (a rollback it could not carry out and left
+  to a person), 0 for the others;
 * ``opsloop_gate_statistic{deployment, gate}`` and ``opsloop_gate_threshold{deployment,
   gate}``: each gate's test statistic and the threshold that fails it (absent while a gate
   has none, e.g. a drift gate before its first look);
-* ``opsloop_gate_samples{deployment, gate, arm}``: the requests (rows, for the quality
-  gates) each arm (``candidate``, ``primary``) gave the gate;
+* ``opsloop_gate_samples{deployment, gate, arm}``: the requests (records, for the
+  disagreement gate: its decision's ``trials`` says; rows, for the quality gates) each arm
+  (``candidate``, ``primary``) gave the gate;
 * ``opsloop_gate_failed{deployment, gate}``: 1 for a gate whose verdict is ``fail``.
 
 For a bandit (:mod:`.bandit_routing`), per variant (arm):
@@ -69,7 +71,7 @@ logger = logging.getLogger("opsloop.serving.rollout")
 #: Seconds the rollout documents read are shown before they are read again.
 REFRESH_S = 5.0
 #: The statuses a canary ramp takes (:mod:`.canary_rollout`).
-STATUSES = ("ramping", "completed", "rolled_back")
+STATUSES = ("ramping", "completed", "rolled_back", "halted")
 
 
 def _candidate_weight(state: dict[str, Any]) -> float:
@@ -113,7 +115,8 @@ def rollout_families(documents: dict[str, dict[str, Any]]) -> tuple[Metric, ...]
     )
     status = GaugeMetricFamily(
         "opsloop_rollout_state",
-        "1 for the canary ramp's status (ramping, completed, rolled_back), 0 for the others.",
+        "1 for the canary ramp's status (ramping, completed, rolled_back, halted), 0 for the "
+        "others.",
         labels=("deployment", "state"),
     )
     statistic = GaugeMetricFamily(
@@ -125,7 +128,9 @@ def rollout_families(documents: dict[str, dict[str, Any]]) -> tuple[Metric, ...]
         labels=("deployment", "gate"),
     )  # fmt: skip
     samples = GaugeMetricFamily(
-        "opsloop_gate_samples", "Requests (or rows) each arm gave each rollout gate.",
+        "opsloop_gate_samples",
+        "Requests (records for the disagreement gate, rows for the quality gates) each arm "
+        "gave each rollout gate.",
         labels=("deployment", "gate", "arm"),
     )  # fmt: skip
     failed = GaugeMetricFamily(

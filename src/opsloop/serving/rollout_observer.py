@@ -6,7 +6,9 @@ labels sent as feedback, and a bandit with the rewards. Each update is one write
 transaction on the rollout's row (:mod:`.rollout_state`), so workers sharing a store
 count every request once. When the ramp must change the deployment (a step, the last
 step, a rollback) the worker whose update decided it makes the audited deploy
-(:func:`~.canary_rollout.apply_transition`).
+(:func:`~.canary_rollout.apply_transition`); when that change is not made, the state is
+told so in a write transaction of its own (:func:`~.canary_rollout.not_carried_out`: the
+step goes back, a rollback is tried again or the ramp halts, with the reason).
 
 A deployment without a ramping canary costs one dictionary lookup per request: whether it
 has one is read once per definition (a ``set_rollout`` is an audited change, so the runtime
@@ -50,7 +52,9 @@ from opsloop.learn.bandits import policy_from_dict
 from opsloop.serving.answering_deployment import answering_deployment
 from opsloop.serving.bandit_routing import record_reward
 from opsloop.serving.canary_rollout import (
+    Outcome,
     apply_transition,
+    not_carried_out,
     observe_labels,
     observe_quality,
     observe_quiet_primary,
@@ -59,6 +63,7 @@ from opsloop.serving.canary_rollout import (
 )
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.prediction_feedback import record_feedback
+from opsloop.serving.rollout_decisions import PENDING
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
@@ -145,11 +150,14 @@ class RolloutObserver:
         known = self._ramping.get(definition.name)
         if known is None or known[0] is not definition:
             document = self._rollout(definition.name)
+            state = {} if document is None else document["state"]
+            # A decision whose change is still pending may not be made (the ramp then goes
+            # on, see not_carried_out): this definition's requests are still the gates'.
+            pending = (state.get("decision") or {}).get("outcome") == PENDING
             ramping = (
                 definition.strategy == "canary"
-                and document is not None
-                and document["state"].get("kind") == "canary"
-                and document["state"].get("status") == "ramping"
+                and state.get("kind") == "canary"
+                and (state.get("status") == "ramping" or pending)
             )
             gates = document["policy"]["gates"] if ramping else None
             bound = document["state"].get("latency_bound_ms") if ramping else None
@@ -173,8 +181,9 @@ class RolloutObserver:
         deployment's input detector flagged it (``None`` when it was not scored).
 
         With a ``disagreement`` gate, the primary answers the candidate's frames too (on
-        the request path, for the candidate's share of the traffic only) and a request
-        whose predictions differ is that gate's event; the primary agrees with itself.
+        the request path, for the candidate's share of the traffic only) and each record
+        whose predictions differ is that gate's event, each record its trial; the primary
+        agrees with itself.
         """
         definition = served.definition
         if definition.strategy != "canary":
@@ -187,9 +196,9 @@ class RolloutObserver:
         share = next(v.weight for v in definition.variants if v.role == "candidate")
         if not 0.0 < share < 1.0:
             return
-        disagrees = None
+        disagrees: bool | list[bool] | None = None
         if "disagreement" in gates and answer is not None:
-            disagrees = candidate and self._disagrees(served, *answer)
+            disagrees = self._disagrees(served, *answer) if candidate else False
         anomalous = None
         if "anomalies" in gates and answer is not None:
             anomalous = self._anomalous(served, variant, answer[0])
@@ -317,7 +326,9 @@ class RolloutObserver:
         return bool(loaded.check.anomalous(checked).any())
 
     @staticmethod
-    def _disagrees(served: Any, frame: Any, answer: Any) -> bool | None:
+    def _disagrees(served: Any, frame: Any, answer: Any) -> list[bool] | None:
+        """For each record of ``frame``, whether the candidate's ``answer`` to it differs
+        from the primary's; ``None`` when the primary gave none to compare."""
         primary = next(v.name for v in served.definition.variants if v.role == "primary")
         loaded = served.loaded.get(primary)
         if loaded is None:
@@ -329,7 +340,16 @@ class RolloutObserver:
                 "deployment %s: the primary failed on a canary's frame", served.definition.name
             )
             return None
-        return list(reference.predictions) != list(answer.predictions)
+        primary, candidate = list(reference.predictions), list(answer.predictions)
+        if len(primary) != len(candidate):  # no record-by-record comparison to make
+            logger.warning(
+                "deployment %s: the primary answered %d records of a canary's %d",
+                served.definition.name,
+                len(primary),
+                len(candidate),
+            )
+            return None
+        return [bool(p != c) for p, c in zip(primary, candidate, strict=True)]
 
     def flush(self) -> None:
         """Write the primary requests still counted here (see the module), and wait for
@@ -349,10 +369,23 @@ class RolloutObserver:
         try:
             # The controller decides the change, not the request whose answer tipped it.
             with acting_in_process():
-                apply_transition(self.deployments, name, transition, state, set_by)
-        except Exception:  # the answer has left; its request must not fail for this
-            # The state holds the decision; a person can carry it out (or set a new rollout).
+                outcome = apply_transition(self.deployments, name, transition, state, set_by)
+        except Exception as error:  # the answer has left; its request must not fail for this
             logger.exception("deployment %s: the rollout's %s failed", name, transition.action)
+            outcome = Outcome(None, f"{type(error).__name__}: {error}", retry=True)
+        if outcome.definition is None:
+            self._not_carried_out(name, transition, outcome)
+
+    def _not_carried_out(self, name: str, transition, outcome: Outcome) -> None:
+        """Make the rollout's state say that ``transition`` was not carried out, and what
+        follows (:func:`~.canary_rollout.not_carried_out`), in one write transaction."""
+        with self.db.write() as connection:
+            found = locked_rollout(connection, name)
+            if found is None or found[1].get("kind") != "canary":
+                return  # retired with its deployment, or replaced
+            policy, state, set_by = found
+            if not_carried_out(policy, state, transition, outcome, self.db.clock()):
+                write_rollout(connection, name, policy, state, set_by, self.db.clock())
 
     def record_feedback(
         self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str

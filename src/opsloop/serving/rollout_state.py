@@ -84,6 +84,24 @@ def write_rollout(
         connection.execute(_rollouts.insert().values(deployment=deployment, **values))
 
 
+def write_rollout_state(connection: Connection, deployment: str, state: dict[str, Any]) -> None:
+    """Replace the state of ``deployment``'s rollout (read with :func:`locked_rollout` in
+    the same transaction), its policy, setter and time kept.
+
+    >>> db = Database("sqlite://")
+    >>> with db.write() as c:
+    ...     write_rollout(c, "api", RolloutPolicy(), {"kind": "canary", "step": 0}, "ana", 5)
+    ...     write_rollout_state(c, "api", {"kind": "canary", "step": 1})
+    >>> read_rollout(db, "api")["state"], read_rollout(db, "api")["updated_ms"]
+    ({'kind': 'canary', 'step': 1}, 5)
+    """
+    connection.execute(
+        _rollouts.update()
+        .where(_rollouts.c.deployment == deployment)
+        .values(state_json=json.dumps(state))
+    )
+
+
 def retire_rollout(
     connection: Connection, deployment: str, actor: str, reason: str | None, at_ms: int
 ) -> dict[str, Any] | None:

@@ -10,8 +10,12 @@ request whenever it was recorded (shadows answer off the request path, a little 
 also for a request outside the sample (the sample was larger then). A copy with no shadow
 answer was dropped by the shadow's full queue, or is still waiting (the data plane's
 ``/metrics`` counts the drops exactly). Agreement compares the ``predictions`` of the two
-recorded outputs, as a whole list for a request of several rows, and rests on the
-``answered`` copies: a report states that number beside it.
+recorded outputs and rests on the ``answered`` copies: a report states that number beside
+it. It is counted twice: per request (``agreed``, ``agreement``: the whole list equal, for
+a request of several records) and per record (``records``, ``records_agreed``,
+``record_agreement``: each record's prediction equal to the primary's), the unit a canary's
+disagreement gate counts in (a request of 100 records that differ on 1 is one request not
+agreed, and 99 records of 100 agreed).
 
 >>> from opsloop.store import Database
 >>> from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -27,8 +31,8 @@ recorded outputs, as a whole list for a request of several rows, and rests on th
 >>> shadow = shadow_agreement(db, "api", since_ms=0, until_ms=100).variants[0]
 >>> shadow.copies, shadow.answered, shadow.failed, shadow.unanswered, shadow.agreed
 (4, 2, 1, 1, 1)
->>> shadow.agreement
-0.5
+>>> shadow.agreement, shadow.records, shadow.records_agreed
+(0.5, 2, 1)
 
 At ``shadow_sample`` 0.3, r4 (whose id hashes to 0.31 of the range) was sampled out, so it
 is not an unanswered copy:
@@ -63,10 +67,14 @@ MAX_REQUESTS = 200_000
 class ShadowVariantAgreement:
     """One shadow over the window: ``copies`` sent (the primary's answers in its sample),
     ``answered`` without an error, ``failed`` with one, ``unanswered`` (dropped or still
-    waiting), and of the answered copies ``agreed`` with the primary's predictions;
-    ``agreement`` is ``agreed / answered`` (``None`` when it answered none). ``sample`` is
-    the shadow's ``shadow_sample`` the report applied, and ``sampled_out`` the primary's
-    answers whose copy it left out (``copies + sampled_out`` is the primary's answers)."""
+    waiting), and of the answered copies ``agreed`` with the primary's predictions (the
+    whole request's); ``agreement`` is ``agreed / answered`` (``None`` when it answered
+    none). ``sample`` is the shadow's ``shadow_sample`` the report applied, and
+    ``sampled_out`` the primary's answers whose copy it left out (``copies + sampled_out``
+    is the primary's answers). Per record: ``records`` the primary's records in the
+    answered copies, ``records_agreed`` those whose prediction the shadow's equals at the
+    same position (a shadow answer with fewer records, or none, agrees on none of the
+    missing ones), ``record_agreement`` their ratio (``None`` without records)."""
 
     variant: str
     copies: int
@@ -77,6 +85,9 @@ class ShadowVariantAgreement:
     agreement: float | None
     sample: float = 1.0
     sampled_out: int = 0
+    records: int = 0
+    records_agreed: int = 0
+    record_agreement: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +208,16 @@ def shadow_agreement(
             for request, (predictions, error) in recorded.items()
             if not error and predictions is not None and predictions == answers[request]
         )
+        records = records_agreed = 0
+        for request, (predictions, error) in recorded.items():
+            primary = answers[request]
+            if error or not isinstance(primary, list):
+                continue
+            records += len(primary)
+            if isinstance(predictions, list):
+                records_agreed += sum(
+                    1 for p, q in zip(primary, predictions, strict=False) if p == q
+                )
         variants.append(
             ShadowVariantAgreement(
                 variant,
@@ -208,6 +229,9 @@ def shadow_agreement(
                 agreed / answered if answered else None,
                 fraction,
                 sampled_out,
+                records,
+                records_agreed,
+                records_agreed / records if records else None,
             )
         )
     return ShadowAgreement(deployment, since_ms, until_ms, len(answers), variants, complete)
