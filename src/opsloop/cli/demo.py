@@ -892,14 +892,16 @@ class _Ramp:
         self.deployments, self.approver, self.console = deployments, approver, console
         self.shown: tuple | None = None
         self.requests = 0  # answered since the canary started
-        self.ramping = self.completed = self.rolled_back = False
+        self.ramping = self.completed = self.rolled_back = self.halted = False
         self.candidate: int | None = None
         self.approved = False
 
     def follow(self) -> None:
         """After a window's evaluation: has a canary started?"""
         now = self.deployments.get("credit-api")
-        if now.strategy == "canary" and not (self.ramping or self.completed or self.rolled_back):
+        if now.strategy == "canary" and not (
+            self.ramping or self.completed or self.rolled_back or self.halted
+        ):
             self.ramping, self.shown = True, self._state(now)
             candidate = next(v for v in now.variants if v.role == "candidate")
             self.candidate = now.serving[candidate.name]
@@ -925,6 +927,8 @@ class _Ramp:
         if status != "ramping":
             self.ramping = False
             self.completed, self.rolled_back = status == "completed", status == "rolled_back"
+            # A rollback the control plane refused leaves the ramp to a person.
+            self.halted = status == "halted"
 
     def approve_champion(self) -> None:
         """The protected ``champion`` alias moves only with an approver's sign-off, given
@@ -966,6 +970,11 @@ def _loop_problem(ramp: _Ramp, outcomes: list[dict], now, champion: int) -> str 
         return f"the retrained version reached no canary: {retrains[-1]['reason']}"
     if ramp.rolled_back:
         return None
+    if ramp.halted:
+        return (
+            f"the canary of v{ramp.candidate} failed a gate, but its rollback was refused by "
+            "the control plane: the ramp is halted for a person to decide"
+        )
     if ramp.ramping:
         share = ramp.deployments.rollout("credit-api")["state"].get("share")
         return f"the traffic ran out with the canary of v{ramp.candidate} still at {share:.0%}"
