@@ -252,17 +252,15 @@ def _outcomes_in_sql(
     ``None`` where the frame's path must answer: a label that is not a number (the frame's
     path names it in its error) or an outcome that is not finite.
 
-    The newest feedback of a request stands, as in the frame (ties between two answers with
-    one request id go to the newest answer). Per arm the database sums the deviations from
+    The newest feedback of a request stands, as in the frame (where two answers share a
+    request id, the newest answer's variant counts). Per arm the database sums the deviations from
     the arm's mean and their squares (the corrected two-pass form, stable where the
     spread is small against the mean), and counts the outcomes that are not 0 or 1.
     """
     f, e = tables.prediction_feedback, tables.prediction_events
-    newest = sa.func.row_number().over(
-        partition_by=f.c.request_id, order_by=(f.c.id.desc(), e.c.id.desc())
-    )
-    joined = (
-        sa.select(e.c.variant, f.c.reward, f.c.label_json, newest.label("newest"))
+    # Per request its newest feedback and its newest answer (a client may reuse an id).
+    newest = (
+        sa.select(sa.func.max(f.c.id).label("feedback"), sa.func.max(e.c.id).label("answer"))
         .select_from(
             f.join(
                 e,
@@ -274,18 +272,19 @@ def _outcomes_in_sql(
             )
         )
         .where(f.c.deployment == deployment)
-        .subquery("joined")
+        .group_by(f.c.request_id)
+        .subquery("newest")
     )
-    label = joined.c.label_json
+    label = f.c.label_json
     kinds = ("reward", "label") if outcome is None else (outcome,)
     vals = sa.select(
-        joined.c.variant,
-        joined.c.reward.label("reward"),
+        e.c.variant,
+        f.c.reward.label("reward"),
         _label_number(label).label("label"),
-        sa.case((joined.c.reward.is_not(None), 1), else_=0).label("has_reward"),
+        sa.case((f.c.reward.is_not(None), 1), else_=0).label("has_reward"),
         sa.case((sa.func.substr(label, 1, 1).in_(('"', "[", "{")), 1), else_=0).label("not_number"),
         sa.case((label.in_(("Infinity", "-Infinity")), 1), else_=0).label("infinite_label"),
-    ).where(joined.c.newest == 1)
+    ).select_from(newest.join(f, f.c.id == newest.c.feedback).join(e, e.c.id == newest.c.answer))
     vals_cte = vals.cte("vals")
     centre = (
         sa.select(
