@@ -324,8 +324,8 @@ def _outcomes_in_sql(
     with db.read() as connection:
         rows = {row.variant: row._mapping for row in connection.execute(query)}
     if outcome is None:
-        outcome = "reward" if sum(int(r["has_reward"]) for r in rows.values()) else "label"
-    if outcome == "label" and sum(int(r["not_number"]) for r in rows.values()):
+        outcome = "reward" if any(int(r["has_reward"]) > 0 for r in rows.values()) else "label"
+    if outcome == "label" and any(int(r["not_number"]) > 0 for r in rows.values()):
         return None
     arms = {}
     for name in live:
