@@ -11,6 +11,10 @@ several (:mod:`.prediction_feedback`). The outcome is one of
 * ``label``: the feedback's label, which must be a number (a 0/1 conversion, a revenue);
 * ``correct``: whether the label equals the arm's prediction (1 or 0).
 
+The database aggregates ``reward`` and ``label`` outcomes, one row per arm whatever the
+history's length; ``correct``, and labels it cannot take as numbers (text, infinities),
+are read row by row.
+
 Outcomes that are all 0 or 1 are compared as proportions, others as means, by
 :mod:`opsloop.analysis.ab_test` (pooled z-test and Newcombe's interval for proportions,
 Welch for means; each checked there against statsmodels).
