@@ -10,6 +10,7 @@ the page's tables."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -23,8 +24,10 @@ _LAYOUT = {
 }
 
 
+@lru_cache(maxsize=4096)
 def window_time(start_ms: int) -> str:
-    """A window's start as the text plotly reads as a UTC date.
+    """A window's start as the text plotly reads as a UTC date (kept for the next call:
+    each chart of a page writes every window's start).
 
     >>> window_time(3_600_000)
     '1970-01-01 01:00:00'

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -129,6 +129,31 @@ def alert_rows(alerts) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def number_text(x: Any, spec: str = "%.4g") -> str:
+    """A number as the tables write it: ``spec`` applied, ``n/a`` for NaN, nothing for
+    ``None`` (the ``num`` macro of ``monitoring_macros.html.j2``, made a function for the
+    page's thousands of cells).
+
+    >>> number_text(0.123456), number_text(float("nan")), number_text(None), number_text(3, "%d")
+    ('0.1235', 'n/a', '', '3')
+    """
+    if x is None:
+        return ""
+    if x != x:
+        return "n/a"
+    return spec % (x,)
+
+
+def percent_text(x: Any) -> str:
+    """A share as the tables write it, a percentage with one decimal (nothing for ``None``;
+    the ``pct`` macro of ``monitoring_macros.html.j2``).
+
+    >>> percent_text(0.0625), percent_text(None)
+    ('6.2%', '')
+    """
+    return "" if x is None else f"{x * 100:.1f}%"
 
 
 def evidence_text(evidence: dict[str, Any]) -> list[str]:
@@ -247,16 +272,35 @@ def monitoring_page(
         window, variant, start, start_variant, windows_before, windows_before_variant, alerts_before
     )
 
+    links: dict[tuple[int, str], str] = {}
+
     def link(e) -> str:
-        return page_address(base, state, "#features", start=e.start_ms, start_variant=e.variant)
+        # Each window's link is written by several tables: made once.
+        key = (e.start_ms, e.variant)
+        if key not in links:
+            links[key] = page_address(
+                base, state, "#features", start=e.start_ms, start_variant=e.variant
+            )
+        return links[key]
+
+    quoted: dict[Any, str] = {}
+
+    def quote_once(value: Any) -> str:
+        # urlencode's quoting of each value, made once per value: the heatmap writes a
+        # link per cell (windows × features) from a few hundred distinct values.
+        if value not in quoted:
+            quoted[value] = quote_plus(str(value))
+        return quoted[value]
+
+    distribution_tail = "" if window == DEFAULT_WINDOW else f"&window={quote_once(window)}"
 
     def distribution_link(e, feature: str) -> str:
         # Relative to this page (``/deployments/NAME/monitoring``), and without the
-        # distribution page's default window: the heatmap writes one per cell.
-        query = {"feature": feature, "start": e.start_ms, "variant": e.variant}
-        if window != DEFAULT_WINDOW:
-            query["window"] = window
-        return f"monitoring/distribution?{urlencode(query)}"
+        # distribution page's default window; the query urlencode would write.
+        return (
+            f"monitoring/distribution?feature={quote_once(feature)}"
+            f"&start={quote_once(e.start_ms)}&variant={quote_once(e.variant)}" + distribution_tail
+        )
 
     heatmap = drift_heatmap(shown, distribution_link)
     outputs = _output_distribution(monitoring, name, window, chosen)
@@ -358,6 +402,8 @@ def monitoring_page(
             name, window=window, variant=variant or None, last=ACTIONS_SHOWN
         ),
         evidence_text=evidence_text,
+        num=number_text,
+        pct=percent_text,
         # Drawn here as SVG: the page loads no chart script (see svg_window_charts).
         charts=[(f["layout"]["title"]["text"], chart_svg(f)) for f in figures],
         link=link,
