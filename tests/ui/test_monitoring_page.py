@@ -487,3 +487,29 @@ def test_windows_evaluated_before_throughput_was_kept_still_show(served, databas
     assert page.status_code == 200, page.text[-300:]
     software = rows(page.text, "software")
     assert len(software) == WINDOWS and all(row[3] == "" for row in software)
+
+
+def test_a_streak_shows_the_windows_without_labels_it_passed_over(served, database):
+    """A rule judged on labels: window 0 is labelled and every answer is wrong (accuracy 0,
+    so ``task_metric < 0.8`` holds); windows 1 and 2 have no labels, so the rule has no
+    verdict there. By hand: a streak of 1 window, with 2 windows passed over."""
+    client, monitoring, _ = served
+    Deployments(database).deploy("sparse", [Variant("stable", "cancer", version=1)])
+    monitoring.set_reference("sparse", [{"x": float(i)} for i in range(40)])
+    rule = "task_metric < 0.8 for 3 windows -> alert"
+    ids = []
+    for k in range(3):
+        at = [START_MS + k * HOUR_MS + 1_000 * i for i in range(4)]
+        records = [{"x": float(i)} for i in range(4)]
+        ids.append(monitoring.log_predictions("sparse", records, [1] * 4, at_ms=at))
+    monitoring.log_labels("sparse", ids[0], [0] * 4)
+    monitoring.evaluate("sparse", policies=[rule])
+    (policy,) = monitoring.actions("sparse")["policies"]
+    assert (policy["streak"], policy["fired"]) == (1, 0)
+    assert policy["streak_skipped"] == [START_MS + HOUR_MS, START_MS + 2 * HOUR_MS]
+    (row,) = rows(client.get("/deployments/sparse/monitoring").text, "policies")
+    assert row[2:5] == [
+        "1",
+        "3",
+        f"0 ({time_of(START_MS)}); 2 windows without a value passed over",
+    ]
