@@ -505,3 +505,42 @@ def test_sketches_merged_on_the_workers_keep_the_counts_and_the_rank_bound(clien
         points, shares = have.sample.cdf_steps()
         true = np.searchsorted(values, points, side="right") / values.size
         assert np.abs(shares - true).max() <= eps, name
+
+
+def test_exact_passes_carry_the_counted_columns_with_the_first_sampled_pass():
+    from opsloop.data.distributed.drift import column_passes
+
+    kinds = {
+        "x1": "numeric",
+        "c1": "categorical",
+        "x2": "number",
+        "b": "bool",
+        "t": "text",
+        "d": "discrete",
+        "when": "datetime",
+    }
+    # Four columns send sorted values: two passes of two; the three counted ones go first.
+    assert column_passes(kinds, 2) == [["c1", "b", "d", "x1", "x2"], ["t", "when"]]
+    assert column_passes(kinds, 8) == [["c1", "b", "d", "x1", "x2", "t", "when"]]
+    assert column_passes({"c": "categorical", "d": "discrete"}, 1) == [["c", "d"]]
+    assert column_passes({"x": "numeric"}, 1) == [["x"]] and column_passes({}, 3) == []
+    with pytest.raises(ValueError, match="per_pass must be at least 1, got 0"):
+        column_passes(kinds, 0)
+
+
+def test_exact_drift_in_one_column_a_pass_equals_the_in_memory_result(
+    client, drift_frames, monkeypatch
+):
+    import opsloop.data.distributed.drift as distributed_drift
+
+    # Every sampled column in a pass of its own, the counted ones with the first: the
+    # passes change what each read carries, never the result.
+    monkeypatch.setattr(distributed_drift, "COLUMNS_PER_PASS", 1)
+    reference, current, _ = drift_frames
+    got = compare(
+        dd.from_pandas(reference, npartitions=2),
+        dd.from_pandas(current, npartitions=PARTS),
+        mode="exact",
+    )
+    assert_same_drift(got, compare(reference, current))
+    assert {c.kind for c in got.columns} == {"numeric", "discrete", "categorical"}

@@ -81,7 +81,10 @@ def test_sort_floats_equals_numpy_with_signs_infinities_and_ties():
     np.testing.assert_array_equal(sort_floats(x), np.sort(x))
 
 
-@pytest.mark.parametrize("sizes", [(3_000,), (1_000, 500), (40_000, 0, 25_000, 7), (900,) * 9])
+@pytest.mark.parametrize(
+    "sizes",
+    [(3_000,), (1_000, 500), (40_000, 0, 25_000, 7), (900,) * 9, (6_000, 2_500, 6_000, 1, 3_333)],
+)
 def test_merge_sorted_is_the_radix_sort_of_the_runs_bit_for_bit(sizes):
     # Zeros of both signs in every run: a stable merge keeps them in run order (0.0 of the
     # first run before -0.0 of the second), the radix sort puts every -0.0 first.

@@ -6,9 +6,11 @@
 and the count distances on exact counts), and each partition's sorted values are merged into
 the column's sorted sample (KS, Wasserstein, Anderson-Darling and the binned distances on
 every value). Comparisons on the merged summaries are therefore the in-memory results. Up to
-:data:`COLUMNS_PER_PASS` columns are summarised per pass over the partitions, and the client
-holds their sorted values (8 bytes a value): that many columns must fit the client's memory;
-the frame need not.
+:data:`COLUMNS_PER_PASS` columns that send sorted values are summarised per pass over the
+partitions, and the client holds their sorted values (8 bytes a value): that many columns
+must fit the client's memory; the frame need not. Columns that send counts (categorical,
+bool and discrete ones) go with the first pass, which reads them with its other columns:
+each pass reads every partition once more (:func:`column_passes`).
 
 A reference column whose kind is not given is typed like the pandas path does it: its
 logical type over the whole column (:func:`~opsloop.data.distributed.schema.column_types`),
@@ -55,6 +57,7 @@ from opsloop.data.drift.kernels import merge_sorted
 from opsloop.data.drift.numeric import SortedSample
 from opsloop.data.drift.sketched import SketchedSample
 from opsloop.data.drift.summary import (
+    COUNT_KINDS,
     MAX_DISCRETE_LEVELS,
     ColumnSummary,
     ReferenceProfile,
@@ -67,8 +70,8 @@ from opsloop.data.drift.summary import (
 _KIND_OF_TYPE = {"bool": "bool", "category": "categorical", "datetime": "datetime"}
 
 
-#: Columns summarised in one pass over the partitions: the client holds the sorted values
-#: of at most this many columns at a time.
+#: Columns with sorted values summarised in one pass over the partitions: the client holds
+#: the sorted values of at most this many columns at a time.
 COLUMNS_PER_PASS = 8
 # A reference column typed as a number: numeric, or discrete when it has few levels.
 _NUMBER = "number"
@@ -206,9 +209,9 @@ def summarize_dask(ddf, name: str, kind: str | None = None) -> ColumnSummary:
 def summarize_columns_dask(
     ddf, kinds: Mapping[str, str | None], *, sketch_k: int | None = None
 ) -> dict[str, ColumnSummary]:
-    """:func:`summarize_dask` of several columns (name -> kind, ``None`` to infer it), up
-    to :data:`COLUMNS_PER_PASS` of them per pass over the partitions (all of them in one
-    pass with ``sketch_k``: numeric-like columns sketched, see the module).
+    """:func:`summarize_dask` of several columns (name -> kind, ``None`` to infer it), in
+    the passes over the partitions :func:`column_passes` plans (all of them in one pass
+    with ``sketch_k``: numeric-like columns sketched, see the module).
 
     >>> import dask, pandas as pd, dask.dataframe as dd
     >>> frame = pd.DataFrame({"x": [0.5, 1.5, 2.5], "c": ["a", "b", "a"]})
@@ -231,9 +234,8 @@ def summarize_columns_dask(
                 _NUMBER if logical in ("int", "float") else _KIND_OF_TYPE.get(logical, "text")
             )
     summaries: dict[str, ColumnSummary] = {}
-    per_pass = COLUMNS_PER_PASS if sketch_k is None else max(1, len(names))
-    for start in range(0, len(names), per_pass):
-        batch = names[start : start + per_pass]
+    passes = column_passes(plan) if sketch_k is None else [names]
+    for batch in passes:
         batch_plan = {name: plan[name] for name in batch}
         if sketch_k is None:
             parts = map_partitions_checked(
@@ -259,6 +261,29 @@ def summarize_columns_dask(
             else:
                 summaries[name] = merge_summaries(pieces)
     return {name: summaries[name] for name in names}
+
+
+def column_passes(kinds: Mapping[str, str], per_pass: int | None = None) -> list[list[str]]:
+    """The columns of ``kinds`` (name -> drift kind, or ``"number"`` for a numeric column
+    typed from its values) grouped into the exact mode's passes over the partitions: at
+    most ``per_pass`` (default :data:`COLUMNS_PER_PASS`) columns a pass whose partitions
+    send sorted values (numeric, datetime, text, and numbers that may turn out numeric),
+    and the columns that send counts (categorical, bool, discrete) with the first pass. A
+    pass costs a read of every partition; counts cost the client next to no memory.
+
+    >>> column_passes({"a": "numeric", "c": "categorical", "b": "number", "d": "discrete"}, 1)
+    [['c', 'd', 'a'], ['b']]
+    """
+    per_pass = COLUMNS_PER_PASS if per_pass is None else per_pass
+    if per_pass < 1:
+        raise ValueError(f"per_pass must be at least 1, got {per_pass}")
+    counted = [name for name, kind in kinds.items() if kind in COUNT_KINDS]
+    sampled = [name for name, kind in kinds.items() if kind not in COUNT_KINDS]
+    passes = [sampled[start : start + per_pass] for start in range(0, len(sampled), per_pass)]
+    if not passes:
+        return [counted] if counted else []
+    passes[0] = counted + passes[0]
+    return passes
 
 
 def _summarize_partition(partition: pd.DataFrame, plan: dict[str, str], sketch_k) -> dict:
