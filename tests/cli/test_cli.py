@@ -159,3 +159,38 @@ def test_errors_are_one_line_with_exit_code_2(tables, tmp_path, args, message):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_schema_validate_of_a_csv_names_the_one_cell_that_is_not_a_number(tmp_path):
+    import statsmodels.api as sm
+
+    from opsloop.data.schema import infer_schema, validate
+
+    grunfeld = sm.datasets.grunfeld.load_pandas().data
+    schema = tmp_path / "g.yaml"
+    schema.write_text(infer_schema(grunfeld).to_yaml())
+    bad = grunfeld.astype(object)
+    bad.loc[3, "capital"] = "lots"
+    bad.loc[7, "year"] = "1942?"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    grunfeld.to_csv(tmp_path / "good.csv", index=False)
+
+    clean = runner.invoke(
+        app, ["schema", "validate", str(tmp_path / "good.csv"), "-s", str(schema)]
+    )
+    assert clean.exit_code == 0, clean.output
+    found = runner.invoke(
+        app, ["schema", "validate", str(tmp_path / "bad.csv"), "-s", str(schema), "--json"]
+    )
+    assert found.exit_code == 1
+    anomalies = json.loads(found.stdout)["anomalies"]
+    # What validate says of the same values held as Python objects: one cell each.
+    expected = validate(bad, infer_schema(grunfeld)).to_dict()["anomalies"]
+    assert anomalies == expected
+    assert [(a["column"], a["count"], a["examples"]) for a in anomalies] == [
+        ("capital", 1, [[3, "lots"]]),
+        ("year", 1, [[7, "1942?"]]),
+    ]
+    table = runner.invoke(app, ["schema", "validate", str(tmp_path / "bad.csv"), "-s", str(schema)])
+    assert table.exit_code == 1
+    assert "expected float, found str ×1" in table.stdout and "row 3: 'lots'" in table.stdout

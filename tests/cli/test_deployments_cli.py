@@ -226,3 +226,35 @@ def test_switch_moves_all_traffic_to_the_standby_and_back(credit):
     refused = invoke("switch", "one")
     assert refused.exit_code == 2
     assert refused.output.startswith("error: strategy: deployment 'one' is 'single'")
+
+
+def test_history_shows_a_rollbacks_sentence_and_its_evidence_on_request(credit):
+    from types import SimpleNamespace
+
+    from opsloop.serving import Variant
+    from opsloop.serving.rollout_observer import RolloutObserver
+
+    deployments = Deployments(credit.db)
+    deployments.deploy(
+        "api",
+        [Variant("stable", "credit", version=1, weight=0.9),
+         Variant("canary", "credit", version=2, role="candidate", weight=0.1)],
+        strategy="canary",
+    )  # fmt: skip
+    deployments.set_rollout("api", steps=[0.5, 1.0], min_requests=10, reason="ramp it")
+    observer = RolloutObserver(credit.db, deployments)
+    while deployments.rollout("api")["state"]["status"] == "ramping":
+        served = SimpleNamespace(definition=deployments.get("api"))
+        observer.observe(served, "canary", failed=True, latency_ms=1.0)
+    rows = json.loads(invoke("history", "api", "--json").output)
+    stored = rows[-1]["reason"]
+    sentence, _, evidence = stored.partition(" evidence=")
+    assert sentence.startswith("rollout: gate 'errors' failed") and json.loads(evidence)["gates"]
+    # The table's reason is the sentence; the evidence only with --evidence.
+    plain = runner.invoke(deployments_app, ["history", "api"], terminal_width=4000).output
+    assert sentence in plain and "evidence=" not in plain
+    assert max(len(line) for line in plain.splitlines()) < len(stored)
+    full = runner.invoke(
+        deployments_app, ["history", "api", "--evidence"], terminal_width=4000
+    ).output
+    assert "evidence=" in full and max(len(line) for line in full.splitlines()) > len(stored)

@@ -172,3 +172,53 @@ def test_bad_arguments_raise():
         NumericSummary.of_values(np.array([1.0, np.nan]))
     with pytest.raises(TypeError, match="numeric"):
         NumericSummary.of_values(np.array(["a"]))
+
+
+def test_histogram_of_few_distinct_values_is_exact_beyond_the_sketch():
+    # breast_cancer's 70% training split (398 rows): more rows than the sketch keeps
+    # exactly, fewer distinct values than MAX_EXACT_VALUES in every column.
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    from opsloop.data.profile import profile
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    train, _ = train_test_split(X.assign(target=y), test_size=0.3, random_state=0)
+    assert len(train) == 398
+    columns = profile(train).to_dict()["columns"]
+    for name in train.columns:
+        summary = columns[name]["numeric"]
+        hist = summary["histogram"]
+        counts, edges = np.histogram(train[name].to_numpy(), bins=10)
+        assert hist["edges"] == edges.tolist(), name
+        assert hist["counts"] == counts.tolist(), name
+        assert hist["rank_error"] == 0.0
+    target = columns["target"]["numeric"]
+    # The binary column's first and last bins are its zeros and its ones.
+    assert target["histogram"]["counts"][0] == target["n_zero"] == int((train.target == 0).sum())
+    assert target["histogram"]["counts"][-1] == target["sum"] == int(train.target.sum())
+
+
+def test_exact_histograms_merge_exactly_and_give_way_to_the_sketch():
+    from opsloop.data.profile.numeric import MAX_EXACT_VALUES
+
+    rng = np.random.default_rng(5)
+    chunks = [rng.integers(0, 600, size=5_000).astype(np.float64) for _ in range(3)]
+    merged = NumericSummary.of_values(chunks[0])
+    for chunk in chunks[1:]:
+        merged = merged.merge(NumericSummary.of_values(chunk))
+    merged = NumericSummary.from_state(json.loads(json.dumps(merged.to_state())))
+    x = np.concatenate(chunks)
+    edges = [0.0, 7.5, 100.0, 250.0, 599.0]
+    assert merged.histogram(edges=edges).counts == tuple(np.histogram(x, bins=edges)[0].tolist())
+    assert merged.histogram().counts == tuple(np.histogram(x, bins=10)[0].tolist())
+    assert merged.histogram().rank_error == 0.0
+    # One more chunk of other values takes the column past MAX_EXACT_VALUES: the sketch then
+    # answers, within its stated bound.
+    wide = merged.merge(NumericSummary.of_values(rng.normal(1000.0, size=MAX_EXACT_VALUES)))
+    assert wide.exact is None and wide.histogram().rank_error > 0
+    many = NumericSummary.of_values(rng.normal(size=10_000))
+    assert many.exact is None
+    with pytest.raises(ValueError, match="exact:"):
+        state = merged.to_state()
+        NumericSummary.from_state({**state, "exact": [state["exact"][0], state["exact"][0]]})

@@ -52,3 +52,35 @@ def test_a_bad_option_is_refused_naming_it(text, message):
     with pytest.raises(InvalidArgumentError) as refused:
         Policy.parse(text)
     assert message in str(refused.value)
+
+
+FORMS = (
+    "a rule reads '<signal> <op> <number> [for N windows] -> <action>[(key=value, ...)]' "
+    "or 'when <signal> <op> <number> [for N windows] then <action>[(...)]'"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("drift_share > abc -> alert", "expected a number after '>', found 'abc'"),
+        ("drift_share 0.3 -> alert", "expected an operator (>, >=, <, <=, ==, !=) after "
+         "'drift_share', found '0.3'"),
+        ("drift_share > 0.3 for 2 -> alert", "expected 'for N windows' (N whole) after '0.3', "
+         "found 'for'"),
+        ("drift_share > 0.3 alert", "expected '->' (or 'then') before the action after '0.3', "
+         "found 'alert'"),
+        ("when drift_share > 0.3 then", "expected an action name after 'then', found the end "
+         "of the rule"),
+        ("drift_share > 0.3 -> alert(x=1) now", "expected the end of the rule (options in one "
+         "pair of parentheses) after '(x=1)', found 'now'"),
+        ("> 0.3 -> alert", "expected a signal name, found '>'"),
+    ],
+)  # fmt: skip
+def test_a_malformed_rule_says_what_part_failed_and_both_forms(text, what):
+    with pytest.raises(InvalidArgumentError) as raised:
+        Policy.parse(text)
+    assert str(raised.value) == f"policy {text!r}: {what}; {FORMS}"
+    # Both forms it shows are rules.
+    assert Policy.parse("drift_share > 0.3 for 2 windows -> alert").windows == 2
+    assert Policy.parse("when drift_share > 0.3 for 2 windows then alert").windows == 2

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from opsloop.data.training_reference import REFERENCE_SAMPLE_SIZE
+from opsloop.data.training_reference import LABEL_COLUMN, REFERENCE_SAMPLE_SIZE
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.monitoring.evaluation import evaluate
 from opsloop.monitoring.event_log import log_predictions
@@ -162,3 +162,49 @@ def test_bad_training_data_names_the_field(registry):
         registry.register("m", b"x", flavor="onnx", training_reference="not base64!")
     # Nothing of the refused calls was registered.
     assert registry.list_models().empty
+
+
+@pytest.mark.parametrize("label_column", [None, "target"])
+def test_a_label_column_in_training_data_is_no_input_of_the_reference(
+    db, clock, registry, split, cancer, label_column
+):
+    # The training frame as it often is: the inputs and the label side by side.
+    train, live, model = split
+    frame, target = cancer
+    order = np.random.default_rng(3).permutation(len(frame))
+    labelled = train.assign(target=target[order[:350]])
+    registry.register(
+        "credit-default", model, input_schema=train, training_data=labelled,
+        label_column=label_column,
+    )  # fmt: skip
+    kept = registry.training_reference("credit-default", 1)
+    assert kept.features == tuple(train.columns)
+    assert "target" not in kept.profile.columns and "target" not in kept.schema.columns
+    assert kept.has_labels is (label_column is not None)
+    if label_column is not None:
+        # Kept apart, as the reference's labels, row for row with the inputs (the sample
+        # holds all 350 rows, in its own order).
+        inputs = list(train.columns)
+        expected = labelled.rename(columns={"target": LABEL_COLUMN}).sort_values(inputs)
+        got = kept.sample.frame()[[*inputs, LABEL_COLUMN]].sort_values(inputs)
+        pd.testing.assert_frame_equal(
+            got.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False
+        )
+    Deployments(db, actor="ana").deploy("api", [Variant("stable", "credit-default", version=1)])
+    clean = live.iloc[:100].reset_index(drop=True)
+    log_predictions(db, "api", clean, model.predict(clean), at_ms=T0 + np.arange(100) * 1000)
+    clock.advance(2 * HOUR_MS)
+    (window,) = evaluate(db, "api", windowing=WINDOWING)
+    # No value of the 30 inputs is missing, and no label is expected of a request.
+    assert window.metrics["missing_share"] == 0.0
+    assert sorted(window.metrics["drift"]) == sorted(train.columns)
+
+
+def test_training_data_must_hold_the_signature_inputs_and_the_label_it_names(registry, split):
+    train, _, model = split
+    with pytest.raises(InvalidArgumentError, match=r"label_column: 'y' is not a column"):
+        registry.register("m", model, input_schema=train, training_data=train, label_column="y")
+    with pytest.raises(InvalidArgumentError, match=r"lacks the signature's input column 'mean"):
+        registry.register("m", model, input_schema=train, training_data=train.iloc[:, 1:])
+    with pytest.raises(InvalidArgumentError, match=r"label_column: names a column of training"):
+        registry.register("m", model, label_column="target")

@@ -21,6 +21,7 @@ from opsloop.data.training_reference import (
     build_reference,
     encode_reference,
 )
+from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.reference import get_reference, reference_origin, set_reference
 from opsloop.registry import add_user
 from opsloop.serving.deployments import Deployments, Variant
@@ -115,3 +116,28 @@ def test_a_bad_reference_is_a_422_naming_the_field(registry, server_url):
     assert registry.list_models().empty
     assert _post(server_url, token, "m", encode_reference(good)).status_code == 201
     assert registry.training_reference("m", 1).sample.rows.equals(good.sample.rows)
+
+
+def test_over_http_the_reference_keeps_the_inputs_and_the_named_label_apart(
+    registry, remote, cancer
+):
+    frame, target = cancer
+    model = LogisticRegression(max_iter=3000).fit(frame, target)
+    labelled = frame.assign(target=target)
+    remote.register("c", model, input_schema=frame, training_data=labelled, label_column="target")
+    remote.register("c", model, input_schema=frame, training_data=labelled)
+    named, unnamed = registry.training_reference("c", 1), registry.training_reference("c", 2)
+    assert named.features == unnamed.features == tuple(frame.columns)
+    assert (named.has_labels, unnamed.has_labels) == (True, False)
+    # What the local registry keeps of the same call, to the row.
+    local = registry.register(
+        "c", model, input_schema=frame, training_data=labelled, label_column="target"
+    )
+    assert registry.training_reference("c", local.version).sample.rows.equals(named.sample.rows)
+    assert sorted(named.sample.frame()["__label__"]) == sorted(target)
+    # A reference built by hand from more than the inputs is refused by the server.
+    with pytest.raises(InvalidArgumentError, match=r"training_reference: its column 'target'"):
+        remote.register(
+            "c", model, input_schema=frame,
+            training_reference=encode_reference(build_reference(labelled)),
+        )  # fmt: skip

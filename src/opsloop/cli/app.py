@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -124,14 +124,21 @@ def schema_validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print anomalies as JSON.")] = False,
     dask: DaskOption = None,
 ) -> None:
-    """Validate DATA against a schema; exit code 1 when anomalies are found."""
+    """Validate DATA against a schema; exit code 1 when anomalies are found.
+
+    A CSV or TSV file holds text: in a column the schema says is numeric, each cell that
+    reads as a number is that number, so only the cells that do not (``lots`` among prices)
+    are type mismatches, row by row, as ``opsloop score`` rejects them."""
     from opsloop.data.excerpt import excerpt
+    from opsloop.data.io import table_format
     from opsloop.data.schema import Schema, validate
 
     if not schema.exists():
         raise UsageProblem(f"{schema}: no such file")
     contract = Schema.from_yaml(schema)
     frame = read_data(data, dask)
+    if dask is None and data.is_file() and table_format(data) in ("csv", "tsv"):
+        frame = _numbers_of_text(frame, contract)
     with computing_on(dask):
         result = validate(frame, contract, environment=environment)
     if as_json:
@@ -140,7 +147,7 @@ def schema_validate(
         out.print(f"{data}: no anomalies against {schema}")
     else:
         table = Table(title=f"{len(result)} anomalies in {data}")
-        for name in ("column", "kind", "count", "fraction", "examples"):
+        for name in ("column", "kind", "count", "fraction", "detail", "examples"):
             table.add_column(name, justify="right" if name in ("count", "fraction") else "left")
         for anomaly in result:
             examples = ", ".join(f"row {row}: {excerpt(value)}" for row, value in anomaly.examples)
@@ -149,11 +156,33 @@ def schema_validate(
                 anomaly.kind,
                 str(anomaly.count),
                 f"{anomaly.fraction:.4f}",
+                anomaly.detail,
                 examples,
             )
         print_table(table)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _numbers_of_text(frame: Any, contract: Any) -> Any:
+    """``frame`` (read from text) with each cell of a text column that the schema says is
+    an int or a float, and that reads as a number, replaced by that number; the cells that
+    do not read as one stay text, for validation to name them."""
+    import pandas as pd
+
+    numeric = {c.name for c in contract.columns if c.type in ("int", "float")}
+    changed = {}
+    for name in frame.columns:
+        series = frame[name]
+        if name not in numeric or pd.api.types.is_numeric_dtype(series.dtype):
+            continue
+        if not (pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series)):
+            continue
+        numbers = pd.to_numeric(series, errors="coerce")
+        kept = series.astype(object).where(numbers.isna(), numbers.astype(object))
+        # A cell that held nothing stays missing (NaN), not the text reader's NA.
+        changed[name] = kept.where(series.notna(), float("nan"))
+    return frame.assign(**changed) if changed else frame
 
 
 @app.command("profile")

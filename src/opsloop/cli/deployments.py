@@ -235,18 +235,40 @@ def lineage(
 
 @deployments_app.command("history")
 @one_line_errors
-def history(name: str, as_json: JsonFlag = False) -> None:
-    """Every change of deployment NAME, oldest first, from the audit log."""
+def history(
+    name: str,
+    as_json: JsonFlag = False,
+    evidence: Annotated[
+        bool,
+        typer.Option(
+            "--evidence",
+            help="Show a rollout decision's evidence (its gates' statistics) in its reason.",
+        ),
+    ] = False,
+) -> None:
+    """Every change of deployment NAME, oldest first, from the audit log. A change the
+    canary's controller made shows its reason's sentence; its evidence (the gates'
+    decisions, often thousands of characters) with --evidence or --json."""
     frame = _deployments().history(name)
     if as_json:
         from opsloop.reports.frame_records import frame_records
 
         print_json(frame_records(frame))
         return
+    from opsloop.serving.rollout_decisions import decision_of
     from opsloop.store.audit_origin import describe_origin
 
-    shown = frame[["time", "actor", "action", "reason"]].assign(
-        serving=[None if after is None else after.get("serving") for after in frame["after"]]
+    reasons = [
+        # The controller writes its sentence, then " evidence=" and the evidence as JSON; a
+        # person's reason is shown whole, whatever it says.
+        reason.partition(" evidence=")[0]
+        if not evidence and isinstance(reason, str) and decision_of(entry) is not None
+        else reason
+        for reason, entry in zip(frame["reason"], frame.to_dict("records"), strict=True)
+    ]
+    shown = frame[["time", "actor", "action"]].assign(
+        reason=reasons,
+        serving=[None if after is None else after.get("serving") for after in frame["after"]],
     )
     shown.insert(2, "from", [describe_origin(origin) for origin in frame["origin"]])
     print_frame(shown, title=f"history of {name}")

@@ -253,6 +253,25 @@ _RULE = re.compile(
     r"(?:\s+for\s+(?P<windows>\d+)\s+windows?)?\s*(?:->|→|\bthen\b)\s*"
     r"(?P<action>[A-Za-z_]+)\s*(?:\((?P<options>[^()]*)\))?\s*$"
 )
+#: The grammar in words, both spellings, for an error.
+RULE_FORMS = (
+    "'<signal> <op> <number> [for N windows] -> <action>[(key=value, ...)]' "
+    "or 'when <signal> <op> <number> [for N windows] then <action>[(...)]'"
+)
+#: The rule's parts in order, each with what the error says when it is not found next.
+_PARTS = (
+    (re.compile(r"\s*(?:when\s+)?[A-Za-z_][A-Za-z0-9_]*"), "a signal name"),
+    (re.compile(r"\s*(?:>=|<=|==|!=|>|<)"), "an operator (>, >=, <, <=, ==, !=)"),
+    (re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"), "a number"),
+    # Nothing when no 'for' follows; a 'for' must read 'for N windows'.
+    (re.compile(r"(?!\s+for\b)|\s+for\s+\d+\s+windows?\b"), "'for N windows' (N whole)"),
+    (re.compile(r"\s*(?:->|→|\bthen\b)"), "'->' (or 'then') before the action"),
+    (re.compile(r"\s*[A-Za-z_]+"), "an action name"),
+    (re.compile(r"\s*(?:\([^()]*\))?"), "the action's (options)"),
+    (re.compile(r"\s*$"), "the end of the rule (options in one pair of parentheses)"),
+)
+#: The longest piece of a rule an error quotes.
+_FOUND_SHOWN = 24
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -340,6 +359,37 @@ def _check_window(text: str, values: dict[str, Any], given: dict[str, str]) -> N
             )
 
 
+def _what_failed(text: str) -> str:
+    """Which part of a rule that is not one fails first: what was expected, after what,
+    and what was found instead (an excerpt).
+
+    >>> _what_failed("drift_share > abc -> alert")
+    "expected a number after '>', found 'abc'"
+    >>> _what_failed("drift_share > 0.3 for two windows -> alert")
+    "expected 'for N windows' (N whole) after '0.3', found 'for'"
+    >>> _what_failed("drift_share > 0.3")
+    "expected '->' (or 'then') before the action after '0.3', found the end of the rule"
+    """
+    position, previous = 0, ""
+    for pattern, expected in _PARTS:
+        found = pattern.match(text, position)
+        if found is None:
+            rest = text[position:].strip()
+            if not rest:
+                seen = "the end of the rule"
+            else:
+                word = rest.split()[0]
+                seen = repr(word if len(word) <= _FOUND_SHOWN else word[:_FOUND_SHOWN] + "…")
+            after = f" after {previous!r}" if previous else ""
+            return f"expected {expected}{after}, found {seen}"
+        if found.group().strip():
+            previous = found.group().strip()
+            if len(previous) > _FOUND_SHOWN:
+                previous = previous[:_FOUND_SHOWN] + "…"
+        position = found.end()
+    return "not a rule"
+
+
 def rule_action(text: str) -> str:
     """The action a rule names (read from its text: a rule of a grammar this version no
     longer reads still names its action after its arrow).
@@ -421,15 +471,14 @@ class Policy:
         opsloop.errors.InvalidArgumentError: policy 'concept_drift > 0 -> retrain(train=credit.fit:train, holdout=2)': retrain option holdout: a fraction in (0, 1), got '2'
         >>> Policy.parse("__import__('os') -> alert")
         Traceback (most recent call last):
-        opsloop.errors.InvalidArgumentError: policy "__import__('os') -> alert": expected 'when <signal> <op> <number> [for N windows] then <action>'
+        opsloop.errors.InvalidArgumentError: policy "__import__('os') -> alert": expected an operator (>, >=, <, <=, ==, !=) after '__import__', found "('os')"; a rule reads '<signal> <op> <number> [for N windows] -> <action>[(key=value, ...)]' or 'when <signal> <op> <number> [for N windows] then <action>[(...)]'
         """  # noqa: E501 - a doctest's expected output is one line
         if not isinstance(text, str):
             raise InvalidArgumentError(f"policy: a rule as text, got {type(text).__name__}")
         match = _RULE.match(text)
         if match is None:
             raise InvalidArgumentError(
-                f"policy {text!r}: expected 'when <signal> <op> <number> [for N windows] "
-                "then <action>'"
+                f"policy {text!r}: {_what_failed(text)}; a rule reads {RULE_FORMS}"
             )
         signal, action = match.group("signal"), match.group("action")
         if signal not in SIGNALS:

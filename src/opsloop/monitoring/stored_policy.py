@@ -43,7 +43,7 @@ deployment's history, which only a retire writes.
 'CUSUM'
 >>> set_policy(db, "api", ["error_rate > 0.1 -> alert", "drift_share > 2 then"], actor="ana")
 Traceback (most recent call last):
-opsloop.errors.InvalidArgumentError: rules.1: policy 'drift_share > 2 then': expected 'when <signal> <op> <number> [for N windows] then <action>'
+opsloop.errors.InvalidArgumentError: rules.1: policy 'drift_share > 2 then': expected an action name after 'then', found the end of the rule; a rule reads '<signal> <op> <number> [for N windows] -> <action>[(key=value, ...)]' or 'when <signal> <op> <number> [for N windows] then <action>[(...)]'
 >>> read_policy(db, "api").rules
 ('drift_share > 0.3 for 2 windows -> alert',)
 """  # noqa: E501 - a doctest's expected output is one line

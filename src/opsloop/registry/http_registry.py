@@ -53,6 +53,7 @@ from opsloop.registry.model_registry import UnknownModelError, _signature
 from opsloop.registry.records import ModelVersion
 from opsloop.registry.references import ModelReferences
 from opsloop.registry.registry_service import REGISTRY_OPERATIONS, RegistryService
+from opsloop.registry.training_columns import training_inputs
 from opsloop.registry.users import PermissionDenied, UnknownTokenError, UnknownUserError
 from opsloop.store.artifacts import TamperedArtifactError, check_sha256
 from opsloop.tracking.http_store import ServerConnection
@@ -236,12 +237,15 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
         reason: str | None = None,
         training_data: pd.DataFrame | None = None,
         training_reference: str | None = None,
+        label_column: str | None = None,
     ) -> ModelVersion:
         """Register a new version of ``name``: save the model here, upload it, register it.
 
         Without a model, ``artifact_sha256`` names an artifact already on the server. The
-        reference of ``training_data`` (its profile, schema and bounded sample) is built
-        here and sent as ``training_reference``, which the server checks.
+        reference of ``training_data``'s input columns (its profile, schema and bounded
+        sample; the ``label_column`` kept as its labels, see
+        :mod:`~opsloop.registry.training_columns`) is built here and sent as
+        ``training_reference``, which the server checks.
 
         >>> registry = HttpModelRegistry("http://127.0.0.1:1")
         >>> registry.register("m", abs, metrics={"auc": float("inf")})
@@ -262,7 +266,9 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
             "tags": {checked_key("tag", k): tag_text(k, v) for k, v in (tags or {}).items()},
             "description": description,
             "reason": reason,
-            "training_reference": _sent_reference(training_data, training_reference),
+            "training_reference": _sent_reference(
+                training_data, training_reference, signature, label_column
+            ),
         }
         if model is not None:
             flavor = flavor or infer_flavor(model)
@@ -288,9 +294,23 @@ class HttpModelRegistry(ServerClient, ModelReferences, RegistryService):
     _register = operation_call(REGISTRY_OPERATIONS, "register")
 
 
-def _sent_reference(training_data: Any, training_reference: str | None) -> str | None:
-    """The training data's reference as the server takes it (built here, so that the rows
-    themselves never travel)."""
+def _sent_reference(
+    training_data: Any,
+    training_reference: str | None,
+    signature: dict | None = None,
+    label_column: str | None = None,
+) -> str | None:
+    """The reference of the training data's input columns as the server takes it (built
+    here, so that the rows themselves never travel).
+
+    >>> frame = pd.DataFrame({"x": [0.5, 1.5], "target": [0, 1]})
+    >>> sent = _sent_reference(frame, None, {"inputs": {"columns": {"x": {}}}}, "target")
+    >>> from opsloop.data.training_reference import decode_reference
+    >>> decode_reference(sent, "training_reference").features
+    ('x',)
+    """
+    if label_column is not None and training_data is None:
+        raise InvalidArgumentError("label_column: names a column of training_data; give it too")
     if training_data is None:
         return training_reference
     if training_reference is not None:
@@ -301,7 +321,11 @@ def _sent_reference(training_data: Any, training_reference: str | None) -> str |
         raise InvalidArgumentError(
             f"training_data: a pandas DataFrame, got {type(training_data).__name__}"
         )
+    inputs = None
+    if signature is not None and signature.get("inputs") is not None:
+        inputs = list(signature["inputs"]["columns"])
+    frame, labels = training_inputs(training_data, inputs, label_column)
     try:
-        return encode_reference(build_reference(training_data))
+        return encode_reference(build_reference(frame, labels=labels))
     except InvalidArgumentError as error:
         raise InvalidArgumentError(f"training_data: {str(error).removeprefix('frame: ')}") from None

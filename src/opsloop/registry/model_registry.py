@@ -70,6 +70,7 @@ from opsloop.registry.gate_requirement import (
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.registry.references import ModelReferences
+from opsloop.registry.training_columns import training_inputs
 from opsloop.registry.users import PermissionDenied, acting_user, user_role
 from opsloop.store import tables
 from opsloop.store.artifacts import ArtifactStore, MissingArtifactError, check_sha256
@@ -366,6 +367,7 @@ class ModelRegistry(ModelReferences):
         reason: str | None = None,
         training_data: pd.DataFrame | None = None,
         training_reference: str | None = None,
+        label_column: str | None = None,
     ) -> ModelVersion:
         """Register a new version of ``name`` (the model is created on first use).
 
@@ -374,13 +376,17 @@ class ModelRegistry(ModelReferences):
         :class:`~opsloop.data.schema.Schema`, a DataFrame (its schema is inferred) or a schema
         dictionary; ``output_type`` names what the model returns.
 
-        ``training_data`` (the model's input columns of the rows it was trained on) is kept
-        as the version's reference (its profile, schema and a sample of at most
+        ``training_data`` (the rows the model was trained on) is kept as the version's
+        reference (its profile, schema and a sample of at most
         :data:`~opsloop.data.training_reference.REFERENCE_SAMPLE_SIZE` rows, see
         :func:`~opsloop.data.training_reference.build_reference`): monitoring compares a
         deployment whose primary variant serves this version with it, unless the deployment
-        has a reference set. ``training_reference`` is that reference already built
-        (:func:`~opsloop.data.training_reference.encode_reference`), as a client sends it.
+        has a reference set. The reference keeps the model's input columns only (the
+        signature's, in its order; see :mod:`.training_columns`): ``label_column`` names
+        the label's column, kept apart as the reference's labels; any other column the
+        signature does not name is left out. ``training_reference`` is that reference
+        already built (:func:`~opsloop.data.training_reference.encode_reference`), as a
+        client sends it; its columns must be the signature's inputs.
 
         >>> registry.register("m", b"\\x08\\x01", flavor="onnx", output_type="float").version
         1
@@ -389,7 +395,10 @@ class ModelRegistry(ModelReferences):
         >>> registry.training_reference("m", v.version).profile["x"].numeric.mean
         1.5
         """
-        reference = _training_reference(training_data, training_reference)
+        signature = _signature(input_schema, output_type)
+        reference = _training_reference(
+            training_data, training_reference, _input_names(signature), label_column
+        )
         checked_key("model name", name)
         for field, text in (("description", description), ("reason", reason)):
             if text is not None:
@@ -415,7 +424,6 @@ class ModelRegistry(ModelReferences):
                 loader = {"format": "torch-state-dict"}
             else:
                 loader = {"format": "pickle" if flavor == "python" else "onnx"}
-        signature = _signature(input_schema, output_type)
         checked_metrics = {
             checked_key("metric", k): metric_value(k, v) for k, v in (metrics or {}).items()
         }
@@ -1286,26 +1294,60 @@ def _alias_protection(connection: Connection, model_id: int, alias: str) -> tupl
     return int(row.required_approvals), decode_requirement(row.required_gate_json)
 
 
-def _training_reference(training_data: Any, training_reference: Any) -> Reference | None:
-    """The reference to keep with a version: built from ``training_data`` here, or decoded
-    from ``training_reference`` (built by a client), checked and bounded alike."""
+def _input_names(signature: dict | None) -> list[str] | None:
+    """The signature's input columns in order, ``None`` when it names none."""
+    if signature is None or signature.get("inputs") is None:
+        return None
+    return list(signature["inputs"]["columns"])
+
+
+def _training_reference(
+    training_data: Any,
+    training_reference: Any,
+    inputs: list[str] | None = None,
+    label_column: str | None = None,
+) -> Reference | None:
+    """The reference to keep with a version: built from ``training_data``'s input columns
+    (the signature's ``inputs``; the ``label_column`` kept as labels) here, or decoded from
+    ``training_reference`` (built by a client), checked and bounded alike.
+
+    >>> frame = pd.DataFrame({"x": [0.5, 1.5], "target": [0, 1]})
+    >>> ref = _training_reference(frame, None, ["x"], "target")
+    >>> ref.features, ref.has_labels
+    (('x',), True)
+    >>> from opsloop.data.training_reference import encode_reference
+    >>> _training_reference(None, encode_reference(build_reference(frame)), ["x"])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: training_reference: its column 'target' is not an input of the signature; build it from the input columns
+    """  # noqa: E501 - a doctest's expected output is one line
     if training_data is not None and training_reference is not None:
         raise InvalidArgumentError(
             "training_reference: give the training data or its reference, not both"
         )
+    if label_column is not None and training_data is None:
+        raise InvalidArgumentError("label_column: names a column of training_data; give it too")
     if training_data is not None:
         if not isinstance(training_data, pd.DataFrame):
             raise InvalidArgumentError(
                 f"training_data: a pandas DataFrame, got {type(training_data).__name__}"
             )
+        frame, labels = training_inputs(training_data, inputs, label_column)
         try:
-            return build_reference(training_data)
+            return build_reference(frame, labels=labels)
         except InvalidArgumentError as error:
             raise InvalidArgumentError(
                 f"training_data: {str(error).removeprefix('frame: ')}"
             ) from None
     if training_reference is not None:
-        return decode_reference(training_reference, "training_reference")
+        reference = decode_reference(training_reference, "training_reference")
+        if inputs is not None:
+            for column in reference.features:
+                if column not in inputs:
+                    raise InvalidArgumentError(
+                        f"training_reference: its column {column!r} is not an input of the "
+                        "signature; build it from the input columns"
+                    )
+        return reference
     return None
 
 

@@ -106,10 +106,12 @@ class RegistryService(Protocol):
         reason: Text | None = None,
         training_data: pd.DataFrame | None = None,
         training_reference: str | None = None,
+        label_column: str | None = None,
     ) -> ModelVersion:
         """Register a new version of a model from its object, or from an artifact already
-        stored (``artifact_sha256``), with the reference of its ``training_data`` (built by
-        the client and sent as ``training_reference``) for monitoring."""
+        stored (``artifact_sha256``), with the reference of its ``training_data``'s input
+        columns (built by the client and sent as ``training_reference``; the
+        ``label_column`` kept as its labels) for monitoring."""
         ...
 
     def get_version(
@@ -409,7 +411,7 @@ REGISTRY_OPERATIONS = ServiceTable(
             "/models/{name:path}/versions",
             role="editor",
             answer=record(ModelVersion),
-            local_only=("model", "training_data"),
+            local_only=("model", "training_data", "label_column"),
             wire={"input_schema": dict[str, Any] | None},
             created=True,
         ),

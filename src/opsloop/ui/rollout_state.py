@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsloop.analysis.drift_gate import DriftGate
+from opsloop.analysis.sequential import MeanGate
 from opsloop.errors import NotFoundError
 from opsloop.learn.bandits import GaussianThompson, policy_from_dict
 
@@ -64,23 +66,98 @@ def bandit_arms(rollout: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def canary_gates(rollout: dict[str, Any]) -> list[dict[str, Any]]:
-    """A canary rollout's gates: each one's decision now (verdict, statistic, thresholds,
-    counts) with the parameters it runs with (the defaults filled in; unset ones left out).
+    """A canary rollout's gates as one table's rows, whatever each gate's kind: its decision
+    now (verdict, test, statistic, thresholds), what each arm gave it (``candidate`` and
+    ``primary``: events of requests for a rate gate, rows for a drift or mean gate), the
+    evidence peculiar to its kind in words (``detail``: a drift gate's look, level and
+    feature; a mean gate's interval; a one-sample gate's rates) and the parameters it runs
+    with (the defaults filled in; unset ones left out). A key a kind of decision does not
+    carry is ``None``, never missing.
 
-    >>> canary_gates({"state": {"gates": {"errors": {"params": {"alpha": 0.01, "beta": None}}}},
-    ...               "decisions": {"errors": {"verdict": "continue", "statistic": 0.5}}})
-    [{'gate': 'errors', 'params': {'alpha': 0.01}, 'verdict': 'continue', 'statistic': 0.5}]
-    """
+    >>> gates = canary_gates({"state": {"gates": {
+    ...     "errors": {"params": {"alpha": 0.01, "beta": None}},
+    ...     "drift": {"params": {"alpha": 0.05, "min_rows": 50}}}},
+    ...     "decisions": {
+    ...     "errors": {"verdict": "continue", "test": "rate_sprt", "statistic": 0.5,
+    ...                "fail_threshold": 2.9, "pass_threshold": None, "n_candidate": 4,
+    ...                "n_primary": 36, "events_candidate": 1, "events_primary": 0},
+    ...     "drift": {"verdict": "fail", "test": "drift_spending", "look": 1,
+    ...               "fail_threshold": 0.0125, "feature": "x", "statistic": 0.4,
+    ...               "p_value": 0.001, "n_candidate": 120, "n_primary": 400}}})
+    >>> [(g["gate"], g["candidate"], g["primary"], g["pass_threshold"]) for g in gates]
+    [('errors', '1 / 4', '0 / 36', None), ('drift', '120 rows', '400 rows', None)]
+    >>> gates[0]["params"], gates[1]["detail"]
+    ({'alpha': 0.01}, "look 1 at level 0.0125 (at most 0.0375 of alpha 0.05 spent); feature 'x', adjusted p-value 0.001")
+    """  # noqa: E501 - a doctest's expected output is one line
     gates = rollout["state"]["gates"]
-    return [
-        {
-            "gate": name,
-            "params": {
-                key: value
-                for key, value in gates.get(name, {}).get("params", {}).items()
-                if value is not None
-            },
-            **decision,
+    rows = []
+    for name, decision in rollout.get("decisions", {}).items():
+        params = {
+            key: value
+            for key, value in gates.get(name, {}).get("params", {}).items()
+            if value is not None
         }
-        for name, decision in rollout.get("decisions", {}).items()
-    ]
+        rows.append(
+            {
+                "gate": name,
+                "verdict": decision.get("verdict"),
+                "test": decision.get("test"),
+                "statistic": decision.get("statistic"),
+                "fail_threshold": decision.get("fail_threshold"),
+                "pass_threshold": decision.get("pass_threshold"),
+                "candidate": _arm_counts(decision, "candidate"),
+                "primary": _arm_counts(decision, "primary"),
+                "detail": _detail(name, decision, params),
+                "params": params,
+            }
+        )
+    return rows
+
+
+def _arm_counts(decision: dict[str, Any], arm: str) -> str:
+    """What one arm gave a gate: ``events / requests`` for a gate that counts events, the
+    rows for one that reads rows (drift, a mean gate); ``not read`` for the primary of a
+    gate that never reads it (the one-sample disagreement gate)."""
+    events, n = decision.get(f"events_{arm}"), decision.get(f"n_{arm}") or 0
+    if events is not None:
+        return f"{events} / {n}"
+    if decision.get("test") == DriftGate.test or decision.get("test") == MeanGate.test:
+        return f"{n} rows"
+    return "not read" if not n else f"{n} requests"
+
+
+def _detail(name: str, decision: dict[str, Any], params: dict[str, Any]) -> str:
+    """The evidence a gate's kind adds to the common columns, in words."""
+    test = decision.get("test")
+    if test == DriftGate.test:
+        look = decision.get("look")
+        if look is None:
+            return f"no look yet: the first comes at {params.get('min_rows', '?')} candidate rows"
+        alpha = params.get("alpha")
+        spent = (
+            ""
+            if alpha is None
+            # Looks 0..k spend alpha/2 + ... + alpha/2**(k+1); a skipped look spends nothing.
+            else f" (at most {alpha * (1 - 2.0 ** -(look + 1)):.4g} of alpha {alpha:g} spent)"
+        )
+        level = decision.get("fail_threshold")
+        text = f"look {look} at level {level:.4g}{spent}" if level is not None else f"look {look}"
+        feature, p_value = decision.get("feature"), decision.get("p_value")
+        if feature is not None:
+            text += f"; feature {feature!r}"
+            if p_value is not None:
+                text += f", adjusted p-value {p_value:.3g}"
+        return text
+    if test == MeanGate.test:
+        lower, upper = decision.get("lower"), decision.get("upper")
+        if lower is None or upper is None:
+            return "no interval yet"
+        # The estimate gate's bounds are of the primary minus the candidate (accuracy is
+        # worse when lower); a loss's (the metric gate's) of the candidate minus the primary.
+        low, high = (-upper, -lower) if name == "estimate" else (lower, upper)
+        return f"candidate minus primary in [{low:.4f}, {high:.4f}]"
+    if decision.get("max_rate") is not None:
+        detect = decision.get("detect_rate")
+        against = "" if detect is None else f" (alternative {detect:.4g})"
+        return f"accepted rate {decision['max_rate']:.4g}{against}"
+    return ""

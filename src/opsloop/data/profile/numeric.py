@@ -14,9 +14,15 @@ error is 0. The sketch compacts at random, so two runs over data larger than tha
 slightly different quantiles, each within the bound.
 
 Quantiles follow the inverted CDF (``numpy.quantile(method="inverted_cdf")``: the smallest value
-whose share of values at or below it reaches ``q``). Histograms are read from the sketch's CDF
-at the bin edges with ``numpy.histogram``'s conventions (bins closed on the left, the last one
-closed on both sides; by default ``bins`` equal-width bins between the minimum and maximum).
+whose share of values at or below it reaches ``q``). Histograms follow ``numpy.histogram``'s
+conventions (bins closed on the left, the last one closed on both sides; by default ``bins``
+equal-width bins between the minimum and maximum). While the column has at most
+:data:`MAX_EXACT_VALUES` distinct finite values (a flag, a small count, a short training set)
+the summary also keeps each one with its exact count, merged exactly across chunks, and its
+histograms are exact (``rank_error`` 0, consistent with ``n_zero``): they equal
+``numpy.histogram`` of the values. Beyond that the table is dropped for good and histograms are
+read from the sketch's CDF at the bin edges, each count within the histogram's ``rank_error``
+times ``count`` of the truth (99% confidence).
 
 >>> import numpy as np
 >>> s = NumericSummary.of_values(np.array([1.0, 2.0, 3.0, 4.0, np.inf]))
@@ -45,6 +51,12 @@ DEFAULT_QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 #: KLL accuracy parameter: rank error about 1.3% (99% confidence) for 200.
 DEFAULT_QUANTILE_K = 200
 DEFAULT_BINS = 10
+#: Distinct finite values a summary counts exactly (its histograms then exact); beyond, the
+#: sketch alone. 1000 values and counts take 16 kB of state at most.
+MAX_EXACT_VALUES = 1000
+#: How many leading values a chunk is first checked on: a column with many distinct values
+#: shows it in its first few thousand, so its chunks are never sorted whole.
+_PREFIX = 4 * MAX_EXACT_VALUES
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,9 @@ class NumericSummary:
     n_neg_inf: int
     sketch: kll_doubles_sketch
     integer: bool = False
+    #: The distinct finite values (sorted) and their counts while there are at most
+    #: :data:`MAX_EXACT_VALUES`; ``None`` beyond.
+    exact: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def of_values(cls, values: np.ndarray, quantile_k: int = DEFAULT_QUANTILE_K) -> NumericSummary:
@@ -152,6 +167,7 @@ class NumericSummary:
             n_neg_inf=n_neg_inf,
             sketch=sketch,
             integer=integer,
+            exact=_exact_table(floats),
         )
 
     @property
@@ -197,7 +213,7 @@ class NumericSummary:
     @property
     def histogram_rank_error(self) -> float:
         """Error of each histogram bin as a share of ``count`` (99% confidence); 0 while exact."""
-        if not self.sketch.is_estimation_mode():
+        if self.exact is not None or not self.sketch.is_estimation_mode():
             return 0.0
         return float(self.sketch.normalized_rank_error(True))
 
@@ -226,7 +242,8 @@ class NumericSummary:
     def histogram(
         self, bins: int = DEFAULT_BINS, edges: Sequence[float] | None = None
     ) -> Histogram:
-        """Counts of finite values per bin, estimated from the sketch.
+        """Counts of finite values per bin: exact while the summary counts its distinct
+        values exactly (see the module), else estimated from the sketch.
 
         With ``edges`` (finite, non-decreasing, at least two) the bins are the given ones and
         values outside them are not counted; otherwise ``bins`` equal-width bins span
@@ -235,6 +252,9 @@ class NumericSummary:
         >>> s = NumericSummary.of_values(np.array([0.0, 0.5, 1.0, 1.5, 9.0]))
         >>> s.histogram(edges=[0.0, 1.0, 2.0]).counts
         (2, 2)
+        >>> flags = NumericSummary.of_values(np.array([0, 1] * 300))
+        >>> flags.n_zero, flags.histogram(bins=2)
+        (300, Histogram(edges=(0.0, 0.5, 1.0), counts=(300, 300), rank_error=0.0))
         """
         if edges is None:
             if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
@@ -256,6 +276,12 @@ class NumericSummary:
         if self.count == 0:
             zeros = (0,) * (edge_array.size - 1)
             return Histogram(tuple(edge_array.tolist()), zeros, 0.0)
+        if self.exact is not None:
+            values, counts = self.exact
+            exact, _ = np.histogram(values, bins=edge_array, weights=counts.astype(np.float64))
+            return Histogram(
+                tuple(edge_array.tolist()), tuple(np.rint(exact).astype(np.int64).tolist()), 0.0
+            )
         # The sketch wants strictly increasing split points; equal edges map to one point.
         points = np.unique(edge_array)
         below = np.asarray(self.sketch.get_cdf(points.tolist(), inclusive=False)[:-1])
@@ -294,6 +320,7 @@ class NumericSummary:
             n_neg_inf=self.n_neg_inf + other.n_neg_inf,
             sketch=sketch,
             integer=integer,
+            exact=_merged_tables(self.exact, other.exact),
         )
 
     def to_dict(self, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> dict:
@@ -335,6 +362,9 @@ class NumericSummary:
             "n_neg_inf": self.n_neg_inf,
             "kll": base64.b64encode(self.sketch.serialize()).decode("ascii"),
             "integer": self.integer,
+            "exact": None
+            if self.exact is None
+            else [_b64(self.exact[0].astype("<f8")), _b64(self.exact[1].astype("<i8"))],
         }
 
     @classmethod
@@ -354,6 +384,8 @@ class NumericSummary:
             n_neg_inf=int(state["n_neg_inf"]),
             sketch=kll_doubles_sketch.deserialize(base64.b64decode(state["kll"])),
             integer=bool(state["integer"]),
+            # A state written before the exact table was kept has none.
+            exact=_table_of_state(state.get("exact"), int(state["moments"]["n"])),
         )
 
 
@@ -367,3 +399,59 @@ def _pick(choose, a, b):
     if b is None:
         return a
     return choose(a, b)
+
+
+def _b64(array: np.ndarray) -> str:
+    return base64.b64encode(array.tobytes()).decode("ascii")
+
+
+def _exact_table(floats: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct finite values of ``floats`` with their counts, ``None`` when there are
+    more than :data:`MAX_EXACT_VALUES` (found on the first :data:`_PREFIX` values when it
+    shows there, so a chunk of many distinct values is never sorted whole)."""
+    if floats.size > _PREFIX and len(pd.unique(floats[:_PREFIX])) > MAX_EXACT_VALUES:
+        return None
+    values, counts = np.unique(floats, return_counts=True)
+    if values.size > MAX_EXACT_VALUES:
+        return None
+    return values.astype(np.float64), counts.astype(np.int64)
+
+
+def _merged_tables(
+    a: tuple[np.ndarray, np.ndarray] | None, b: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Two exact tables as one, ``None`` when either is gone or together they hold more than
+    :data:`MAX_EXACT_VALUES` values."""
+    if a is None or b is None:
+        return None
+    values, where = np.unique(np.concatenate([a[0], b[0]]), return_inverse=True)
+    if values.size > MAX_EXACT_VALUES:
+        return None
+    counts = np.zeros(values.size, dtype=np.int64)
+    np.add.at(counts, where, np.concatenate([a[1], b[1]]))
+    return values, counts
+
+
+def _table_of_state(state: object, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The exact table :meth:`NumericSummary.to_state` wrote, checked: at most
+    :data:`MAX_EXACT_VALUES` sorted distinct finite values, positive counts summing to the
+    summary's ``count``."""
+    if state is None:
+        return None
+    if not isinstance(state, list | tuple) or len(state) != 2:
+        raise ValueError("exact: a pair of encoded arrays")
+    raw_values, raw_counts = (base64.b64decode(part, validate=True) for part in state)
+    if len(raw_values) > 8 * MAX_EXACT_VALUES or len(raw_values) != len(raw_counts):
+        raise ValueError(f"exact: at most {MAX_EXACT_VALUES} values, one count each")
+    values = np.frombuffer(raw_values, dtype="<f8").astype(np.float64)
+    counts = np.frombuffer(raw_counts, dtype="<i8").astype(np.int64)
+    if (
+        not np.isfinite(values).all()
+        or np.any(np.diff(values) <= 0)
+        or np.any(counts < 1)
+        or int(counts.sum()) != count
+    ):
+        raise ValueError(
+            "exact: sorted distinct finite values with positive counts summing to count"
+        )
+    return values, counts
