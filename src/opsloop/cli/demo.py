@@ -587,9 +587,12 @@ def _print_gates(console: Console, rollout: dict, indent: str) -> None:
         ]
         if "max_rate" in decision:
             samples.append(f"accepted rate {decision['max_rate']:.1%}")
+        # A drift gate has no statistic before its first look, nor a fixed threshold.
+        statistic, threshold = decision.get("statistic"), decision.get("fail_threshold")
         console.print(
             f"{indent}gate {gate}: {decision['verdict']}, statistic "
-            f"{decision['statistic']:.2f} (fails at {decision['fail_threshold']:.2f})"
+            + ("not computed yet" if statistic is None else f"{statistic:.2f}")
+            + ("" if threshold is None else f" (fails at {threshold:.2f})")
             + (f"; {', '.join(samples)}" if samples else "")
         )
 
