@@ -30,7 +30,13 @@ from opsloop.registry import (
 from opsloop.registry.http_users import HttpUsers
 from opsloop.registry.local_users import LocalUsers
 from opsloop.registry.user_service import USER_OPERATIONS, UserService
-from opsloop.registry.users import UnknownUserError, change_user_role, get_user
+from opsloop.registry.users import (
+    UnknownUserError,
+    User,
+    change_user_role,
+    get_user,
+    list_users,
+)
 from opsloop.server import create_app
 from opsloop.store import Database, tables
 from opsloop.tracking.capture import current_user
@@ -230,7 +236,7 @@ def test_the_command_line_changes_a_role_on_the_store_or_through_a_server(
                          ("root", "user:bo", "viewer", "editor")]  # fmt: skip
 
 
-def test_two_admins_demoting_each_other_at_once_leave_one_admin(database, store_uri, tokens):
+def test_two_admins_demoted_at_once_leave_one_admin(database, store_uri, tokens):
     """The second change waits for the first (PostgreSQL's row locks, SQLite's write lock)
     and then finds its target the last admin."""
     set_user_role(database, "ana", "admin", actor="root")
@@ -238,12 +244,12 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(database, store_
     outcome: list[object] = []
     try:
         with database.write() as first:
-            change_user_role(first, "root", "editor", "ana")
+            change_user_role(first, "root", "editor", None)
 
             def second() -> None:
                 try:
                     with other.write() as connection:
-                        outcome.append(change_user_role(connection, "ana", "editor", "root"))
+                        outcome.append(change_user_role(connection, "ana", "editor", None))
                 except LastAdminError as error:
                     outcome.append(error)
 
@@ -256,6 +262,130 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(database, store_
         other.dispose()
     assert len(outcome) == 1 and isinstance(outcome[0], LastAdminError), outcome
     assert (get_user(database, "root").role, get_user(database, "ana").role) == ("editor", "admin")
+
+
+class PausedChange:
+    """A change run on its own connection and thread, held just before its first statement
+    that starts with ``prefix`` until :meth:`release`: by then it has read and locked what
+    it decides on."""
+
+    def __init__(self, store_uri: str, prefix: str, change) -> None:
+        self.db = Database(store_uri)
+        self.reached, self.go = threading.Event(), threading.Event()
+        self.outcome: list[object] = []
+
+        def pause(connection, cursor, statement, *rest) -> None:
+            if statement.lstrip().upper().startswith(prefix) and not self.reached.is_set():
+                self.reached.set()
+                assert self.go.wait(60), "never released"
+
+        sa.event.listen(self.db.engine, "before_cursor_execute", pause)
+        self.thread = threading.Thread(target=self._run, args=(change,))
+        self.thread.start()
+        assert self.reached.wait(60), "the change never reached " + prefix
+
+    def _run(self, change) -> None:
+        try:
+            self.outcome.append(change(self.db))
+        except Exception as error:  # the test asserts which
+            self.outcome.append(error)
+
+    def release(self) -> list[object]:
+        self.go.set()
+        self.thread.join(timeout=60)
+        self.db.dispose()
+        return self.outcome
+
+
+def in_thread(change) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(change())
+        except Exception as error:  # the test asserts which
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_change_decides_on_the_targets_role_as_it_stands_once_locked(
+    database, artifacts, store_uri, tokens
+):
+    """carl's demotion holds his row; his promotion meanwhile waits for it and then sees
+    him a viewer, so demoting root afterwards leaves carl the one admin, and every audit
+    entry has the role that was there before it."""
+    add_user(database, "carl", "editor")
+    demotion = PausedChange(
+        store_uri,
+        "UPDATE USERS",
+        lambda db: set_user_role(db, "carl", "viewer", actor="root"),
+    )
+    promotion, promoted = in_thread(lambda: set_user_role(database, "carl", "admin", actor="root"))
+    if database.dialect == "postgresql":
+        wait_until_blocked(database, deadline_s=20)
+    assert demotion.release() == [User("carl", "viewer")]
+    promotion.join(timeout=60)
+    assert promoted == [User("carl", "admin")]
+    assert set_user_role(database, "root", "viewer", actor="carl") == User("root", "viewer")
+    assert [(u.name, u.role) for u in list_users(database) if u.role == "admin"] == [
+        ("carl", "admin")
+    ]
+    assert [(actor, entity, before["role"], after["role"]) for actor, entity, before, after in
+            role_entries(ModelRegistry(database, artifacts))] == [
+        ("root", "user:carl", "editor", "viewer"),
+        ("root", "user:carl", "viewer", "admin"),
+        ("carl", "user:root", "admin", "viewer"),
+    ]  # fmt: skip
+
+
+def test_an_admins_demotion_waits_for_their_change_under_way(
+    database, artifacts, store_uri, tokens
+):
+    """ana's change holds her row from her admin check on: root's demotion of her waits
+    until it is done, so no change of hers lands after her demotion."""
+    set_user_role(database, "ana", "admin", actor="root")
+    hers = PausedChange(
+        store_uri,
+        "UPDATE USERS",
+        lambda db: LocalUsers(db, actor="ana").set_user_role("bo", "approver"),
+    )
+    demotion, demoted = in_thread(lambda: set_user_role(database, "ana", "viewer", actor="root"))
+    if database.dialect == "postgresql":
+        wait_until_blocked(database, deadline_s=20)
+    assert hers.release() == [User("bo", "approver")]
+    demotion.join(timeout=60)
+    assert demoted == [User("ana", "viewer")]
+    assert [(actor, entity, before["role"], after["role"]) for actor, entity, before, after in
+            role_entries(ModelRegistry(database, artifacts))][1:] == [
+        ("ana", "user:bo", "viewer", "approver"),
+        ("root", "user:ana", "admin", "viewer"),
+    ]  # fmt: skip
+
+
+def test_a_change_that_waited_for_its_actors_demotion_is_refused(
+    database, artifacts, store_uri, tokens
+):
+    """root's demotion of ana holds her row; her change meanwhile waits, then finds her no
+    longer an admin, and changes nothing."""
+    set_user_role(database, "ana", "admin", actor="root")
+    demotion = PausedChange(
+        store_uri,
+        "UPDATE USERS",
+        lambda db: set_user_role(db, "ana", "viewer", actor="root"),
+    )
+    hers, outcome = in_thread(
+        lambda: LocalUsers(database, actor="ana").set_user_role("ana", "admin")
+    )
+    if database.dialect == "postgresql":
+        wait_until_blocked(database, deadline_s=20)
+    assert demotion.release() == [User("ana", "viewer")]
+    hers.join(timeout=60)
+    assert len(outcome) == 1 and isinstance(outcome[0], PermissionDenied), outcome
+    assert str(outcome[0]) == "user 'ana' has role 'viewer'; this needs 'admin'"
+    assert get_user(database, "ana").role == "viewer"
 
 
 def wait_until_blocked(database, deadline_s: float = 60.0) -> None:
