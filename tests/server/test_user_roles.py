@@ -236,6 +236,30 @@ def test_the_command_line_changes_a_role_on_the_store_or_through_a_server(
                          ("root", "user:bo", "viewer", "editor")]  # fmt: skip
 
 
+def test_the_command_line_changes_the_store_the_other_users_commands_change(
+    database, tokens, tmp_path, monkeypatch
+):
+    """A database named by OPSLOOP_TRACKING_URI is not a server: ``users role`` changes the
+    store ``users add``, ``list`` and ``disable`` change, not that database."""
+    tracking = tmp_path / "tracking.db"
+    monkeypatch.setenv("OPSLOOP_TRACKING_URI", f"sqlite:///{tracking}")
+    runner = CliRunner()
+    for arguments in (
+        ["users", "add", "carl", "--role", "viewer"],
+        ["users", "role", "carl", "editor"],
+        ["users", "disable", "bo"],
+    ):
+        done = runner.invoke(cli, arguments)
+        assert done.exit_code == 0, (arguments, done.output)
+    assert get_user(database, "carl") == User("carl", "editor")
+    assert authenticate(database, tokens["bo"]) is None
+    listed = runner.invoke(cli, ["users", "list"])
+    cells = [line.replace("│", " ").split() for line in listed.output.splitlines()]
+    assert [row[:2] for row in cells if row and row[0] == "carl"] == [["carl", "editor"]]
+    if tracking.exists():
+        assert list_users(Database(f"sqlite:///{tracking}")) == []
+
+
 def test_two_admins_demoted_at_once_leave_one_admin(database, store_uri, tokens):
     """The second change waits for the first (PostgreSQL's row locks, SQLite's write lock)
     and then finds its target the last admin."""
