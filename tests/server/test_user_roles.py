@@ -13,6 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from tests.server.running import running_server
+from tests.store.lock_waits import PausedChange, in_thread, wait_until_blocked
 from tests.ui.signing_in import session
 from typer.testing import CliRunner
 
@@ -288,53 +289,6 @@ def test_two_admins_demoted_at_once_leave_one_admin(database, store_uri, tokens)
     assert (get_user(database, "root").role, get_user(database, "ana").role) == ("editor", "admin")
 
 
-class PausedChange:
-    """A change run on its own connection and thread, held just before its first statement
-    that starts with ``prefix`` until :meth:`release`: by then it has read and locked what
-    it decides on."""
-
-    def __init__(self, store_uri: str, prefix: str, change) -> None:
-        self.db = Database(store_uri)
-        self.reached, self.go = threading.Event(), threading.Event()
-        self.outcome: list[object] = []
-
-        def pause(connection, cursor, statement, *rest) -> None:
-            if statement.lstrip().upper().startswith(prefix) and not self.reached.is_set():
-                self.reached.set()
-                assert self.go.wait(60), "never released"
-
-        sa.event.listen(self.db.engine, "before_cursor_execute", pause)
-        self.thread = threading.Thread(target=self._run, args=(change,))
-        self.thread.start()
-        assert self.reached.wait(60), "the change never reached " + prefix
-
-    def _run(self, change) -> None:
-        try:
-            self.outcome.append(change(self.db))
-        except Exception as error:  # the test asserts which
-            self.outcome.append(error)
-
-    def release(self) -> list[object]:
-        self.go.set()
-        self.thread.join(timeout=60)
-        self.db.dispose()
-        return self.outcome
-
-
-def in_thread(change) -> tuple[threading.Thread, list[object]]:
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(change())
-        except Exception as error:  # the test asserts which
-            outcome.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
-
-
 def test_a_change_decides_on_the_targets_role_as_it_stands_once_locked(
     database, artifacts, store_uri, tokens
 ):
@@ -410,26 +364,6 @@ def test_a_change_that_waited_for_its_actors_demotion_is_refused(
     assert len(outcome) == 1 and isinstance(outcome[0], PermissionDenied), outcome
     assert str(outcome[0]) == "user 'ana' has role 'viewer'; this needs 'admin'"
     assert get_user(database, "ana").role == "viewer"
-
-
-def wait_until_blocked(database, deadline_s: float = 60.0) -> None:
-    """Return once another connection waits for a lock (polled, with a deadline)."""
-    import time
-
-    probe = sa.create_engine(database.engine.url)
-    try:
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            with probe.connect() as connection:
-                waiting = connection.exec_driver_sql(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()"
-                ).scalar()
-            if waiting:
-                return
-        raise AssertionError("the second change never waited for the first")
-    finally:
-        probe.dispose()
 
 
 @pytest.mark.parametrize("implementation", [LocalUsers, HttpUsers])
