@@ -198,3 +198,34 @@ def test_a_sign_in_during_a_disable_waits_and_starts_nothing(sessions, store_uri
     assert started == [None]
     set_user_disabled(sessions.db, "ana", False, actor="root")
     assert count_of(sessions, ana) == 0
+
+
+def test_a_lookup_answers_when_deleting_ended_rows_fails(sessions, store_uri, clock, ana, caplog):
+    """A store that takes no writes at the moment (SQLite's query_only, PostgreSQL's
+    read-only transactions): the lookup's pruning fails, is logged, and the session is
+    found all the same."""
+    sid = sessions.start(ana, User("ana", "editor"))
+    read_only = Database(store_uri, clock=clock)
+    setting = (
+        "PRAGMA query_only = ON"
+        if read_only.dialect == "sqlite"
+        else "SET default_transaction_read_only = on"
+    )
+
+    @sa.event.listens_for(read_only.engine, "connect")
+    def no_writes(connection, record) -> None:
+        cursor = connection.cursor()
+        cursor.execute(setting)
+        cursor.close()
+        connection.commit()  # a setting made in a transaction rolled back would not last
+
+    read_only.engine.dispose()  # the connections opened before have no such setting
+    try:
+        lookups = DashboardSessions(read_only, sessions.lifetime)
+        found = lookups.find(sid)  # never pruned in this process: due now
+        assert found is not None and found.user == User("ana", "editor")
+        assert "deleting the ended ones failed" in caplog.text
+        with pytest.raises(sa.exc.SQLAlchemyError):
+            lookups.prune()
+    finally:
+        read_only.dispose()

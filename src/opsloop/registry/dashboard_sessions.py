@@ -20,7 +20,8 @@ the sign-in saw, checked in the transaction that stores it. Rows past their end 
 deleted whenever a session starts, and when a session is looked up once
 :data:`PRUNE_INTERVAL_MS` has passed since this process last deleted them
 (:meth:`DashboardSessions.prune`): no thread of its own, and still a bounded table on a
-server where nobody signs in for days. Whether the token still
+server where nobody signs in for days; a lookup whose deletion fails (a store that cannot
+be written at the moment) logs it and answers all the same. Whether the token still
 stands is for the caller to check on each request, with the hash kept here (the server's
 rule for tokens decides, :func:`opsloop.server.identity.session_caller`).
 
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import re
 import secrets
 import threading
@@ -52,6 +54,8 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.registry.users import User
 from opsloop.store import tables
 from opsloop.store.database import Database
+
+_log = logging.getLogger(__name__)
 
 #: What a session id looks like: 256 random bits, URL-safe base64 without padding.
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -280,7 +284,11 @@ class DashboardSessions:
             if self._pruned_at_ms is not None and now - self._pruned_at_ms < PRUNE_INTERVAL_MS:
                 return
             self._pruned_at_ms = now
-        self.prune()
+        try:
+            self.prune()
+        except sa.exc.SQLAlchemyError as error:
+            # The lookup is a page's read: the rows wait for the next start or interval.
+            _log.warning("dashboard sessions: deleting the ended ones failed: %s", error)
 
     def prune(self) -> int:
         """Delete the sessions past their end; how many there were.
