@@ -261,6 +261,36 @@ def test_the_command_line_changes_the_store_the_other_users_commands_change(
         assert list_users(Database(f"sqlite:///{tracking}")) == []
 
 
+def test_set_user_role_records_the_os_user_and_checks_a_named_actor(database, artifacts, tokens):
+    """The public function keeps LocalUsers' rules: unnamed, the OS user acts and is
+    recorded (not the target); named, the actor must be an enabled admin."""
+    assert set_user_role(database, "bo", "admin") == User("bo", "admin")
+    with pytest.raises(PermissionDenied, match="user 'ana' has role 'editor'; this needs"):
+        set_user_role(database, "ana", "approver", actor="ana")
+    with pytest.raises(PermissionDenied, match="'nobody' is not a registered user"):
+        set_user_role(database, "ana", "approver", actor="nobody")
+    set_user_disabled(database, "bo", actor="root")
+    with pytest.raises(PermissionDenied, match="user 'bo' is disabled"):
+        set_user_role(database, "ana", "approver", actor="bo")
+    assert get_user(database, "ana").role == "editor"
+    assert [(actor, entity, before["role"], after["role"]) for actor, entity, before, after in
+            role_entries(ModelRegistry(database, artifacts))] == [
+        (current_user(), "user:bo", "viewer", "admin")
+    ]  # fmt: skip
+
+
+def test_disabling_records_the_dashboard_sessions_it_ended(served, database, artifacts, tokens):
+    with session(served, tokens["ana"]), session(served, tokens["ana"]):
+        set_user_disabled(database, "ana", actor="root")
+    set_user_disabled(database, "ana", False, actor="root")
+    frame = ModelRegistry(database, artifacts).audit()
+    entries = frame[frame["entity"] == "user:ana"]
+    assert [(a, b) for a, b in zip(entries["action"], entries["after"], strict=True)][1:] == [
+        ("disable_user", {"disabled": True, "dashboard_sessions_ended": 2}),
+        ("enable_user", {"disabled": False}),
+    ]
+
+
 def test_two_admins_demoted_at_once_leave_one_admin(database, store_uri, tokens):
     """The second change waits for the first (PostgreSQL's row locks, SQLite's write lock)
     and then finds its target the last admin."""
