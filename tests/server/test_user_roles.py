@@ -13,6 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from tests.server.running import running_server
+from tests.store.lock_waits import PausedChange, in_thread, wait_until_blocked
 from tests.ui.signing_in import session
 from typer.testing import CliRunner
 
@@ -30,7 +31,13 @@ from opsloop.registry import (
 from opsloop.registry.http_users import HttpUsers
 from opsloop.registry.local_users import LocalUsers
 from opsloop.registry.user_service import USER_OPERATIONS, UserService
-from opsloop.registry.users import UnknownUserError, change_user_role, get_user
+from opsloop.registry.users import (
+    UnknownUserError,
+    User,
+    change_user_role,
+    get_user,
+    list_users,
+)
 from opsloop.server import create_app
 from opsloop.store import Database, tables
 from opsloop.tracking.capture import current_user
@@ -230,7 +237,61 @@ def test_the_command_line_changes_a_role_on_the_store_or_through_a_server(
                          ("root", "user:bo", "viewer", "editor")]  # fmt: skip
 
 
-def test_two_admins_demoting_each_other_at_once_leave_one_admin(database, store_uri, tokens):
+def test_the_command_line_changes_the_store_the_other_users_commands_change(
+    database, tokens, tmp_path, monkeypatch
+):
+    """A database named by OPSLOOP_TRACKING_URI is not a server: ``users role`` changes the
+    store ``users add``, ``list`` and ``disable`` change, not that database."""
+    tracking = tmp_path / "tracking.db"
+    monkeypatch.setenv("OPSLOOP_TRACKING_URI", f"sqlite:///{tracking}")
+    runner = CliRunner()
+    for arguments in (
+        ["users", "add", "carl", "--role", "viewer"],
+        ["users", "role", "carl", "editor"],
+        ["users", "disable", "bo"],
+    ):
+        done = runner.invoke(cli, arguments)
+        assert done.exit_code == 0, (arguments, done.output)
+    assert get_user(database, "carl") == User("carl", "editor")
+    assert authenticate(database, tokens["bo"]) is None
+    listed = runner.invoke(cli, ["users", "list"])
+    cells = [line.replace("│", " ").split() for line in listed.output.splitlines()]
+    assert [row[:2] for row in cells if row and row[0] == "carl"] == [["carl", "editor"]]
+    if tracking.exists():
+        assert list_users(Database(f"sqlite:///{tracking}")) == []
+
+
+def test_set_user_role_records_the_os_user_and_checks_a_named_actor(database, artifacts, tokens):
+    """The public function keeps LocalUsers' rules: unnamed, the OS user acts and is
+    recorded (not the target); named, the actor must be an enabled admin."""
+    assert set_user_role(database, "bo", "admin") == User("bo", "admin")
+    with pytest.raises(PermissionDenied, match="user 'ana' has role 'editor'; this needs"):
+        set_user_role(database, "ana", "approver", actor="ana")
+    with pytest.raises(PermissionDenied, match="'nobody' is not a registered user"):
+        set_user_role(database, "ana", "approver", actor="nobody")
+    set_user_disabled(database, "bo", actor="root")
+    with pytest.raises(PermissionDenied, match="user 'bo' is disabled"):
+        set_user_role(database, "ana", "approver", actor="bo")
+    assert get_user(database, "ana").role == "editor"
+    assert [(actor, entity, before["role"], after["role"]) for actor, entity, before, after in
+            role_entries(ModelRegistry(database, artifacts))] == [
+        (current_user(), "user:bo", "viewer", "admin")
+    ]  # fmt: skip
+
+
+def test_disabling_records_the_dashboard_sessions_it_ended(served, database, artifacts, tokens):
+    with session(served, tokens["ana"]), session(served, tokens["ana"]):
+        set_user_disabled(database, "ana", actor="root")
+    set_user_disabled(database, "ana", False, actor="root")
+    frame = ModelRegistry(database, artifacts).audit()
+    entries = frame[frame["entity"] == "user:ana"]
+    assert [(a, b) for a, b in zip(entries["action"], entries["after"], strict=True)][1:] == [
+        ("disable_user", {"disabled": True, "dashboard_sessions_ended": 2}),
+        ("enable_user", {"disabled": False}),
+    ]
+
+
+def test_two_admins_demoted_at_once_leave_one_admin(database, store_uri, tokens):
     """The second change waits for the first (PostgreSQL's row locks, SQLite's write lock)
     and then finds its target the last admin."""
     set_user_role(database, "ana", "admin", actor="root")
@@ -238,12 +299,12 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(database, store_
     outcome: list[object] = []
     try:
         with database.write() as first:
-            change_user_role(first, "root", "editor", "ana")
+            change_user_role(first, "root", "editor", None)
 
             def second() -> None:
                 try:
                     with other.write() as connection:
-                        outcome.append(change_user_role(connection, "ana", "editor", "root"))
+                        outcome.append(change_user_role(connection, "ana", "editor", None))
                 except LastAdminError as error:
                     outcome.append(error)
 
@@ -258,24 +319,81 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(database, store_
     assert (get_user(database, "root").role, get_user(database, "ana").role) == ("editor", "admin")
 
 
-def wait_until_blocked(database, deadline_s: float = 60.0) -> None:
-    """Return once another connection waits for a lock (polled, with a deadline)."""
-    import time
+def test_a_change_decides_on_the_targets_role_as_it_stands_once_locked(
+    database, artifacts, store_uri, tokens
+):
+    """carl's demotion holds his row; his promotion meanwhile waits for it and then sees
+    him a viewer, so demoting root afterwards leaves carl the one admin, and every audit
+    entry has the role that was there before it."""
+    add_user(database, "carl", "editor")
+    demotion = PausedChange(
+        store_uri,
+        "UPDATE USERS",
+        lambda db: set_user_role(db, "carl", "viewer", actor="root"),
+    )
+    promotion, promoted = in_thread(lambda: set_user_role(database, "carl", "admin", actor="root"))
+    if database.dialect == "postgresql":
+        wait_until_blocked(database, deadline_s=20)
+    assert demotion.release() == [User("carl", "viewer")]
+    promotion.join(timeout=60)
+    assert promoted == [User("carl", "admin")]
+    assert set_user_role(database, "root", "viewer", actor="carl") == User("root", "viewer")
+    assert [(u.name, u.role) for u in list_users(database) if u.role == "admin"] == [
+        ("carl", "admin")
+    ]
+    assert [(actor, entity, before["role"], after["role"]) for actor, entity, before, after in
+            role_entries(ModelRegistry(database, artifacts))] == [
+        ("root", "user:carl", "editor", "viewer"),
+        ("root", "user:carl", "viewer", "admin"),
+        ("carl", "user:root", "admin", "viewer"),
+    ]  # fmt: skip
 
-    probe = sa.create_engine(database.engine.url)
-    try:
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            with probe.connect() as connection:
-                waiting = connection.exec_driver_sql(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()"
-                ).scalar()
-            if waiting:
-                return
-        raise AssertionError("the second change never waited for the first")
-    finally:
-        probe.dispose()
+
+def test_an_admins_demotion_waits_for_their_change_under_way(
+    database, artifacts, store_uri, tokens
+):
+    """ana's change holds her row from her admin check on: root's demotion of her waits
+    until it is done, so no change of hers lands after her demotion."""
+    set_user_role(database, "ana", "admin", actor="root")
+    hers = PausedChange(
+        store_uri,
+        "UPDATE USERS",
+        lambda db: LocalUsers(db, actor="ana").set_user_role("bo", "approver"),
+    )
+    demotion, demoted = in_thread(lambda: set_user_role(database, "ana", "viewer", actor="root"))
+    if database.dialect == "postgresql":
+        wait_until_blocked(database, deadline_s=20)
+    assert hers.release() == [User("bo", "approver")]
+    demotion.join(timeout=60)
+    assert demoted == [User("ana", "viewer")]
+    assert [(actor, entity, before["role"], after["role"]) for actor, entity, before, after in
+            role_entries(ModelRegistry(database, artifacts))][1:] == [
+        ("ana", "user:bo", "viewer", "approver"),
+        ("root", "user:ana", "admin", "viewer"),
+    ]  # fmt: skip
+
+
+def test_a_change_that_waited_for_its_actors_demotion_is_refused(
+    database, artifacts, store_uri, tokens
+):
+    """root's demotion of ana holds her row; her change meanwhile waits, then finds her no
+    longer an admin, and changes nothing."""
+    set_user_role(database, "ana", "admin", actor="root")
+    demotion = PausedChange(
+        store_uri,
+        "UPDATE USERS",
+        lambda db: set_user_role(db, "ana", "viewer", actor="root"),
+    )
+    hers, outcome = in_thread(
+        lambda: LocalUsers(database, actor="ana").set_user_role("ana", "admin")
+    )
+    if database.dialect == "postgresql":
+        wait_until_blocked(database, deadline_s=20)
+    assert demotion.release() == [User("ana", "viewer")]
+    hers.join(timeout=60)
+    assert len(outcome) == 1 and isinstance(outcome[0], PermissionDenied), outcome
+    assert str(outcome[0]) == "user 'ana' has role 'viewer'; this needs 'admin'"
+    assert get_user(database, "ana").role == "viewer"
 
 
 @pytest.mark.parametrize("implementation", [LocalUsers, HttpUsers])

@@ -4,9 +4,10 @@ Users are managed on the store itself (``OPSLOOP_STORE_URI`` or SQLite under
 ``OPSLOOP_HOME``), by whoever can open it, as the server's admin does. A token is printed once,
 when it is made; afterwards it is known by its public id (the first 12 hex digits of its
 sha256), which ``users tokens`` lists and ``users revoke`` takes. ``users role`` is an
-operation of the users' contract: with ``OPSLOOP_TRACKING_URI`` naming a server it goes
-there, as the owner of ``OPSLOOP_TRACKING_TOKEN``, who must be an admin
-(:func:`opsloop.registry.backend.open_users`). Times print as ISO 8601 UTC.
+operation of the users' contract: with ``OPSLOOP_TRACKING_URI`` naming a server (an
+``http(s)://`` URL) it goes there, as the owner of ``OPSLOOP_TRACKING_TOKEN``, who must be
+an admin (:func:`opsloop.registry.backend.open_users`); otherwise it changes the same store
+as every other ``users`` command. Times print as ISO 8601 UTC.
 Exit codes: 0 success, 2 the command could not run; errors are one line on stderr.
 
 >>> from typer.testing import CliRunner
@@ -175,8 +176,14 @@ def set_role(
 ) -> None:
     """Give a user another role; their dashboard sessions end (the last admin keeps theirs)."""
     from opsloop.registry.backend import open_users
+    from opsloop.registry.local_users import LocalUsers
+    from opsloop.tracking.api import is_server, tracking_target
 
-    user = open_users().set_user_role(name, role)
+    # Only a server's URL sends it elsewhere: a database named by OPSLOOP_TRACKING_URI is
+    # not the store every other users command changes.
+    target = tracking_target()
+    users = open_users(target) if is_server(target) else LocalUsers(_database())
+    user = users.set_user_role(name, role)
     out.print(f"user {user.name!r} is now {user.role}")
 
 

@@ -4,7 +4,8 @@
 what ``opsloop users role`` calls on the store itself. A named actor must be an enabled
 admin of the store, checked in the change's own transaction; with none named, the change is
 made by whoever could open the store, as ``opsloop users add`` is, and the audit log names
-the OS user.
+the OS user. The rules are :func:`~opsloop.registry.users.set_user_role`'s, which this
+calls.
 
 >>> from opsloop.registry.users import add_user
 >>> from opsloop.store import Database
@@ -19,9 +20,8 @@ opsloop.registry.users.PermissionDenied: user 'ana' has role 'editor'; this need
 
 from __future__ import annotations
 
-from opsloop.registry.users import User, acting_user, change_user_role
+from opsloop.registry.users import User, set_user_role
 from opsloop.store.database import Database
-from opsloop.tracking.capture import current_user
 
 
 class LocalUsers:
@@ -46,11 +46,7 @@ class LocalUsers:
         Traceback (most recent call last):
         opsloop.registry.users.LastAdminError: user 'root' is the last enabled admin: making ...
         """
-        acting = actor or self.actor
-        with self.db.write() as connection:
-            if acting is not None:
-                acting_user(connection, acting, "admin")
-            return change_user_role(connection, name, role, acting or current_user())
+        return set_user_role(self.db, name, role, actor=actor or self.actor)
 
 
 __all__ = ["LocalUsers"]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from opsloop.errors import (
     AlreadyDoneError,
@@ -44,6 +44,7 @@ from opsloop.errors import (
 from opsloop.registry.gate_requirement import GATE_RECORDERS
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.tracking.capture import current_user
 
 ROLES = ("viewer", "editor", "gatekeeper", "approver", "admin")
 # A gatekeeper ranks as an editor; its own permission is outside the order (see User.can).
@@ -170,11 +171,18 @@ def _user_id(connection: Connection, name: str) -> int:
     return found
 
 
-def _audit(connection: Connection, actor: str, action: str, name: str, after: dict) -> None:
+def _audit(
+    connection: Connection,
+    actor: str,
+    action: str,
+    name: str,
+    after: dict,
+    before: dict | None = None,
+) -> None:
     # Imported here: the audit module imports this one for acting_user.
     from opsloop.registry.audit import append_audit
 
-    append_audit(connection, actor, action, f"user:{name}", None, None, after)
+    append_audit(connection, actor, action, f"user:{name}", None, before, after)
 
 
 def add_user(
@@ -297,20 +305,47 @@ def rotate_token(
         return token
 
 
-def _keep_an_admin(connection: Connection, user_id: int, name: str, change: str) -> None:
-    """Refuse ``change`` of user ``name`` when they are the only enabled admin."""
+def _lock_users(connection: Connection, *names: str) -> list[Row]:
+    """Lock the rows of users ``names`` and of every enabled admin, in one statement and in
+    id order; the rows as they are once locked (id, name, role, disabled_ms).
+
+    Every change of a role or of whether a user is enabled locks its rows this way before it
+    decides anything: two such changes wait for each other instead of each deciding on what
+    the other is about to change (PostgreSQL; SQLite's writes are serial), and taking all
+    of one change's locks at once, in one order, lets no two of them deadlock. A row that
+    stops matching while it waits (an admin demoted meanwhile) is left out, as PostgreSQL
+    checks the condition again on the row it locked."""
     users = tables.users
-    # The enabled admins' rows are locked (PostgreSQL; SQLite's writes are serial), so two
-    # admins demoting each other at once cannot both see the other one still standing.
-    admins = connection.execute(
-        sa.select(users.c.id)
-        .where(users.c.role == "admin", users.c.disabled_ms.is_(None))
-        .with_for_update()
-    ).scalars()
-    if set(admins) == {user_id}:
+    return list(
+        connection.execute(
+            sa.select(users.c.id, users.c.name, users.c.role, users.c.disabled_ms)
+            .where(
+                sa.or_(
+                    users.c.name.in_(names),
+                    sa.and_(users.c.role == "admin", users.c.disabled_ms.is_(None)),
+                )
+            )
+            .order_by(users.c.id)
+            .with_for_update()
+        )
+    )
+
+
+def _locked_target(locked: list[Row], name: str) -> Row:
+    for row in locked:
+        if row.name == name:
+            return row
+    raise UnknownUserError(f"name: unknown user {name!r}")
+
+
+def _keep_an_admin(locked: list[Row], target: Row, change: str) -> None:
+    """Refuse ``change`` of the user in row ``target`` when, in the rows :func:`_lock_users`
+    locked, they are the only enabled admin."""
+    admins = {row.id for row in locked if row.role == "admin" and row.disabled_ms is None}
+    if admins == {target.id}:
         raise LastAdminError(
-            f"user {name!r} is the last enabled admin: {change} would leave nobody to manage "
-            "users; make another user an admin first (opsloop users role NAME admin)"
+            f"user {target.name!r} is the last enabled admin: {change} would leave nobody to "
+            "manage users; make another user an admin first (opsloop users role NAME admin)"
         )
 
 
@@ -325,7 +360,7 @@ def set_user_disabled(
 ) -> None:
     """Disable user ``name`` (their tokens stop working and their dashboard sessions end;
     nothing is deleted) or enable them. The last enabled admin cannot be disabled
-    (:class:`LastAdminError`).
+    (:class:`LastAdminError`). The audit log records how many dashboard sessions ended.
 
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://"); _, t = add_user(db, "ed", "viewer")
@@ -339,52 +374,58 @@ def set_user_disabled(
     """
     users = tables.users
     with db.write() as connection:
-        user_id = _user_id(connection, name)
-        if disabled:
-            _keep_an_admin(connection, user_id, name, "disabling them")
+        locked = _lock_users(connection, name)
+        target = _locked_target(locked, name)
+        if disabled and target.role == "admin" and target.disabled_ms is None:
+            _keep_an_admin(locked, target, "disabling them")
         connection.execute(
             users.update()
-            .where(users.c.id == user_id)
+            .where(users.c.id == target.id)
             .values(disabled_ms=clock_of(connection) if disabled else None)
         )
+        after: dict[str, object] = {"disabled": disabled}
         if disabled:
-            _end_dashboard_sessions(connection, name)
+            after["dashboard_sessions_ended"] = _end_dashboard_sessions(connection, name)
         action = "disable_user" if disabled else "enable_user"
-        _audit(connection, actor or name, action, name, {"disabled": disabled})
+        _audit(connection, actor or name, action, name, after)
 
 
-def change_user_role(connection: Connection, name: str, role: str, actor: str) -> User:
-    """Give user ``name`` the role ``role`` inside the caller's write transaction, as
-    :func:`set_user_role` does (``actor`` is recorded, not checked).
+def change_user_role(connection: Connection, name: str, role: str, actor: str | None) -> User:
+    """Give user ``name`` the role ``role`` inside the caller's write transaction, by the
+    rules of :func:`set_user_role`: ``actor``, when named, must be an enabled admin; with
+    none named the OS user acts.
 
-    >>> _ = add_user(db, "ivy", "viewer")
+    >>> _ = add_user(db, "root", "admin"); _ = add_user(db, "ivy", "viewer")
     >>> with db.write() as c:
     ...     change_user_role(c, "ivy", "approver", "root")
     User(name='ivy', role='approver')
+    >>> with db.write() as c:
+    ...     change_user_role(c, "ivy", "admin", "ivy")
+    Traceback (most recent call last):
+    opsloop.registry.users.PermissionDenied: user 'ivy' has role 'approver'; this needs 'admin'
     """
     role = _check_role(role)
     users = tables.users
-    row = connection.execute(
-        sa.select(users.c.id, users.c.role).where(users.c.name == name)
-    ).first()
-    if row is None:
-        raise UnknownUserError(f"name: unknown user {name!r}")
-    if row.role == role:
+    # The actor's row and the target's are locked before either is read: a demotion of
+    # the actor, or another change of the target, that commits meanwhile is waited for and
+    # then seen, so neither is decided on a role that is no longer there.
+    locked = _lock_users(connection, name, *(() if actor is None else (actor,)))
+    if actor is not None:
+        acting_user(connection, actor, "admin")
+    target = _locked_target(locked, name)
+    if target.role == role:
         return User(name, role)
-    if row.role == "admin":
-        _keep_an_admin(connection, row.id, name, f"making them {role!r}")
-    connection.execute(users.update().where(users.c.id == row.id).values(role=role))
+    if target.role == "admin" and target.disabled_ms is None:
+        _keep_an_admin(locked, target, f"making them {role!r}")
+    connection.execute(users.update().where(users.c.id == target.id).values(role=role))
     ended = _end_dashboard_sessions(connection, name)
-    from opsloop.registry.audit import append_audit
-
-    append_audit(
+    _audit(
         connection,
-        actor,
+        current_user() if actor is None else actor,
         "set_user_role",
-        f"user:{name}",
-        None,
-        {"role": row.role},
+        name,
         {"role": role, "dashboard_sessions_ended": ended},
+        before={"role": target.role},
     )
     return User(name, role)
 
@@ -393,14 +434,20 @@ def set_user_role(db: Database, name: str, role: str, *, actor: str | None = Non
     """Give user ``name`` the role ``role`` (one of :data:`ROLES`); return the user as they
     now are. Their dashboard sessions end (a session acts with the role it started with),
     their API tokens keep working with the new role, and the audit log records the role
-    before and after, by ``actor`` (default: the user). Giving a user the role they have
-    changes nothing and records nothing. The last enabled admin cannot be given another
-    role (:class:`LastAdminError`).
+    before and after. ``actor``, when named, must be an enabled admin of the store
+    (:class:`PermissionDenied`, checked in the change's transaction); with none named the
+    change is made by whoever could open the store, as :func:`add_user` is, and the audit
+    log names the OS user. Giving a user the role they have changes nothing and records
+    nothing. The last enabled admin cannot be given another role (:class:`LastAdminError`).
 
     >>> from opsloop.store import Database
-    >>> db = Database("sqlite://"); _, t = add_user(db, "jo", "viewer")
+    >>> db = Database("sqlite://"); _ = add_user(db, "root", "admin")
+    >>> _, t = add_user(db, "jo", "viewer")
     >>> set_user_role(db, "jo", "editor", actor="root"), authenticate(db, t).role
     (User(name='jo', role='editor'), 'editor')
+    >>> set_user_role(db, "jo", "admin", actor="jo")
+    Traceback (most recent call last):
+    opsloop.registry.users.PermissionDenied: user 'jo' has role 'editor'; this needs 'admin'
     >>> set_user_role(db, "jo", "boss")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: role must be one of viewer, editor, gatekeeper, ...
@@ -410,7 +457,7 @@ def set_user_role(db: Database, name: str, role: str, *, actor: str | None = Non
     """
     _check_role(role)
     with db.write() as connection:
-        return change_user_role(connection, name, role, actor or name)
+        return change_user_role(connection, name, role, actor)
 
 
 def authenticate(db: Database, token: str, *, at_ms: int | None = None) -> User | None:

@@ -99,6 +99,8 @@ async def login(request: Request) -> Response:
         return _login_form(request, next_path, "token: enter an API token", 422)
     try:
         user = token_user(request, token)
+        # Checked again as the session is stored: a change committed since is seen.
+        session_id = start_session(request, token, user)
     except LoginRequired as error:
         return _login_form(request, next_path, f"token: {error.detail}", 401)
     response = RedirectResponse(next_path, status_code=303)
@@ -106,7 +108,7 @@ async def login(request: Request) -> Response:
     if previous is not None:
         # Signing in again replaces the browser's session, which ends.
         request.app.state.dashboard_sessions.end(previous)
-    set_session_cookie(response, request, start_session(request, token, user))
+    set_session_cookie(response, request, session_id)
     clear_login_cookie(response, request)
     return response
 

@@ -77,18 +77,31 @@ def _anonymous_user(request: Request) -> User:
 
 def start_session(request: Request, token: str, user: User) -> str:
     """Start a dashboard session for ``user``, who signed in with ``token``; its id.
+    :class:`LoginRequired` when the token stopped standing for ``user`` since it was
+    checked (revoked, expired, its user disabled or given another role meanwhile).
 
     >>> from fastapi import FastAPI
     >>> from opsloop.registry.dashboard_sessions import DashboardSessions
+    >>> from opsloop.registry.users import add_user, revoke_token
     >>> from opsloop.store import Database
-    >>> app = FastAPI(); app.state.dashboard_sessions = DashboardSessions(Database("sqlite://"))
+    >>> db = Database("sqlite://"); ana, token = add_user(db, "ana", "viewer")
+    >>> app = FastAPI(); app.state.dashboard_sessions = DashboardSessions(db)
     >>> request = Request({"type": "http", "app": app, "headers": []})
-    >>> sid = start_session(request, "olp_x", User("ana", "viewer"))
+    >>> sid = start_session(request, token, ana)
     >>> found = app.state.dashboard_sessions.find(sid)
-    >>> found.user, found.token_sha256 == token_sha256("olp_x")
+    >>> found.user, found.token_sha256 == token_sha256(token)
     (User(name='ana', role='viewer'), True)
+    >>> _ = revoke_token(db, token); start_session(request, token, ana)
+    Traceback (most recent call last):
+    opsloop.ui.session_check.LoginRequired: the token was revoked or expired, or its user ...
     """
-    return request.app.state.dashboard_sessions.start(token_sha256(token), user)
+    session_id = request.app.state.dashboard_sessions.start(token_sha256(token), user)
+    if session_id is None:
+        raise LoginRequired(
+            "the token was revoked or expired, or its user disabled or given another role, "
+            "while signing in; sign in again"
+        )
+    return session_id
 
 
 def session_user(request: Request, session_id: str) -> User:
@@ -98,9 +111,11 @@ def session_user(request: Request, session_id: str) -> User:
     >>> from fastapi import FastAPI
     >>> from opsloop.registry.dashboard_sessions import DashboardSessions
     >>> from opsloop.store import Database
-    >>> app = FastAPI(); app.state.dashboard_sessions = DashboardSessions(Database("sqlite://"))
+    >>> from opsloop.registry.users import add_user
+    >>> db = Database("sqlite://"); ana, token = add_user(db, "ana", "editor")
+    >>> app = FastAPI(); app.state.dashboard_sessions = DashboardSessions(db)
     >>> request = Request({"type": "http", "app": app, "headers": []})
-    >>> sid = start_session(request, "olp_x", User("ana", "editor"))
+    >>> sid = start_session(request, token, ana)
     >>> app.state.dashboard_session_caller = lambda request, digest: User("ana", "editor")
     >>> session_user(request, sid)
     User(name='ana', role='editor')
