@@ -594,7 +594,12 @@ class Outcome:
     ``definition`` when it was carried out; else ``why`` not, and whether it may be tried
     again at once (``retry``: the write did not land, the deployment kept changing) or was
     refused by what the deployment is now (a change someone made that the ramp must not
-    overwrite, the control plane's rules)."""
+    overwrite, the control plane's rules).
+
+    >>> busy = Outcome(None, "OperationalError: database is locked", retry=True)
+    >>> busy.definition is None, busy.retry
+    (True, True)
+    """
 
     definition: Deployment | None
     why: str | None = None
