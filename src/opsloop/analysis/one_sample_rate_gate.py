@@ -26,7 +26,8 @@ pass boundary: it holds or fails, and the ramp advances on its schedule while it
 long the gate runs and however often it is read. The premise: given everything before,
 the candidate's mean outcome per request is at most ``max_rate``,
 :math:`E[x_t \mid \text{past}] \le p_0` (for fractions: the mean fraction of disagreeing
-records per request; the records of one request may depend on each other in any way). :math:`L_n = e^{S_n}` multiplies by
+records per request; the records of one request may depend on each other in any way).
+:math:`L_n = e^{S_n}` multiplies by
 :math:`e^{x a - (1-x) b} = r_1^x r_0^{1-x}` with :math:`r_1 = p_1/p_0`,
 :math:`r_0 = (1-p_1)/(1-p_0)`, which is convex in :math:`x`, so at most its chord
 :math:`x r_1 + (1-x) r_0` on :math:`[0, 1]` (equal at 0 and 1), and
