@@ -1,6 +1,8 @@
 """The one-sample rate gate (the canary's disagreement gate): its statistic against numbers
-derived by hand and against scipy's binomial likelihoods, its decision, its false-alarm
-bound computed exactly, its state through JSON, and its refusals naming the parameter."""
+derived by hand and against scipy's binomial likelihoods, for 0/1 requests and for a
+request's fraction of disagreeing records, its decision, its false-alarm bound computed
+exactly and simulated when a request's records depend on each other, its state through
+JSON, and its refusals naming the parameter."""
 
 from __future__ import annotations
 
@@ -105,8 +107,13 @@ def test_the_gate_s_parameters_are_refused_naming_them():
         OneSampleRateGate(max_rate=0.02, detect_ratio=1.0)
     with pytest.raises(InvalidArgumentError, match=r"detect_ratio times max_rate .* 60 \* 0.02"):
         OneSampleRateGate(max_rate=0.02, detect_ratio=60)
-    with pytest.raises(InvalidArgumentError, match=r"event\[1\] = 2"):
+    with pytest.raises(InvalidArgumentError, match=r"event\[1\] = 2.0: values are fractions"):
         OneSampleRateGate(max_rate=0.02).update_many([True, True], [0, 2])
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(InvalidArgumentError, match=r"event\[0\] = .*: values are fractions"):
+            OneSampleRateGate(max_rate=0.02).update(bad)
+    with pytest.raises(InvalidArgumentError, match="event must hold numbers or bools"):
+        OneSampleRateGate(max_rate=0.02).update_many([True], ["yes"])
 
 
 def test_the_rollout_policy_builds_the_disagreement_gate_and_names_its_field():
@@ -133,3 +140,112 @@ def test_the_rollout_policy_builds_the_disagreement_gate_and_names_its_field():
     for message, params in refusals.items():
         with pytest.raises(InvalidArgumentError, match=f"^{message}"):
             RolloutPolicy(gates={"disagreement": params})
+
+
+def test_a_request_reads_as_its_fraction_of_disagreeing_records():
+    # max_rate 5%, detect_ratio 3: p1 = 0.15, a = log(0.15/0.05) = log 3 = 1.0986123,
+    # log((1 - p1)/(1 - p0)) = log(0.85/0.95) = -0.1112256. Requests of 100, 10, 5 and 1
+    # records with 1, 0, 2 and 1 disagreeing read x = 0.01, 0, 0.4 and 1:
+    #   0.01 a + 0.99 log(0.85/0.95) = 0.0109861 - 0.1101134 = -0.0991272
+    #   0    a + 1    log(0.85/0.95) =             -0.1112256
+    #   0.4  a + 0.6  log(0.85/0.95) = 0.4394449 - 0.0667354 =  0.3727095
+    #   1    a                       = 1.0986123
+    # S = 1.41 a + 2.59 log(0.85/0.95) = 1.5490433 - 0.2880743 = 1.2609690
+    a, b = math.log(3.0), math.log(0.85 / 0.95)
+    gate = OneSampleRateGate(max_rate=0.05)
+    steps = []
+    for x in (1 / 100, 0 / 10, 2 / 5, 1 / 1):
+        before = gate.log_likelihood_ratio
+        steps.append(gate.update(x).statistic - before)
+    assert steps == pytest.approx([-0.0991272, -0.1112256, 0.3727095, 1.0986123], abs=1e-7)
+    assert steps == pytest.approx([0.01 * a + 0.99 * b, b, 0.4 * a + 0.6 * b, a], rel=1e-12)
+    decision = gate.decision()
+    assert decision.statistic == pytest.approx(1.41 * a + 2.59 * b, rel=1e-12)
+    assert decision.statistic == pytest.approx(1.2609690, abs=1e-7)
+    assert (decision.n_candidate, decision.verdict) == (4, "continue")
+    assert decision.events_candidate == pytest.approx(1.41, rel=1e-12)
+    # A fraction is kept through the store's JSON, and the statistic goes on from it.
+    again = OneSampleRateGate.from_dict(json.loads(json.dumps(gate.to_dict())))
+    assert again.decision() == decision and again.update(0.5).statistic == pytest.approx(
+        decision.statistic + 0.5 * a + 0.5 * b, rel=1e-12
+    )
+
+
+def test_one_request_moves_the_statistic_no_more_than_one_record_does():
+    # However many records agree, the request subtracts log((1 - p0)/(1 - p1)) once; and one
+    # whose records all differ adds log(p1/p0) once.
+    # log((1 - p1)/(1 - p0)) = log(0.94/0.98), which the gate holds as -log(0.98/0.94).
+    gate = OneSampleRateGate(max_rate=0.02)
+    assert gate.update(np.zeros(10_000).mean()).statistic == -math.log(0.98 / 0.94)
+    assert gate.log_likelihood_ratio == pytest.approx(math.log(0.94 / 0.98), rel=1e-15)
+    assert gate.log_likelihood_ratio == OneSampleRateGate(max_rate=0.02).update(False).statistic
+    assert gate.update(1.0).statistic == -math.log(0.98 / 0.94) + math.log(3.0)
+
+
+def _old_bernoulli_sprt(events, p0, p1, threshold):
+    """The gate before fractions, written out: each 0/1 request adds log(p1/p0) or
+    log((1-p1)/(1-p0)); the first index at which the sum reaches ``threshold``."""
+    total, path = 0.0, []
+    for event in events:
+        total += math.log(p1 / p0) if event else -math.log((1 - p0) / (1 - p1))
+        path.append(total)
+        if total >= threshold:
+            return path, len(path)
+    return path, None
+
+
+@pytest.mark.parametrize("rate", [0.005, 0.02, 0.08])
+def test_requests_of_one_record_are_the_bernoulli_sprt_exactly(rate):
+    # Healthy (half the accepted rate), at it, and failing (4 times it): the same path, the
+    # same decision at the same request, the same counts, bit for bit.
+    rng = np.random.default_rng(int(rate * 1_000))
+    events = rng.random(3_000) < rate
+    gate = OneSampleRateGate(max_rate=0.02)
+    up, down = gate.up, gate.down
+    path, stop = _old_bernoulli_sprt(events, 0.02, 0.06, gate.fail_threshold)
+    statistics = [gate.update(bool(e)).statistic for e in events[: len(path)]]
+    assert statistics == path
+    assert gate.decided_at == stop and gate.events == int(events[: len(path)].sum())
+    assert isinstance(gate.events, int)
+    assert (up, down) == (math.log(3.0), math.log(0.98 / 0.94))
+    assert (stop is not None) == (rate == 0.08)
+
+
+def _false_alarms(runs, requests, records, mean, spread, *, fractions, seed):
+    """Of ``runs`` candidates whose requests each draw a disagreement rate q ~ Beta with
+    mean ``mean`` (the records of one request share it: they depend on each other) and
+    ``records`` records at that rate: how many the gate fails, fed each request's fraction
+    (or, the former reading, each record as a trial)."""
+    rng = np.random.default_rng(seed)
+    k = spread * mean
+    fails = 0
+    for _ in range(runs):
+        q = rng.beta(k, spread - k, requests)
+        flags = rng.random((requests, records)) < q[:, None]
+        gate = OneSampleRateGate(max_rate=0.02)
+        if fractions:
+            decision = gate.update_many(np.ones(requests, bool), flags.mean(axis=1))
+        else:
+            decision = gate.update_many(np.ones(flags.size, bool), flags.ravel())
+        fails += decision.verdict == "fail"
+    return fails / runs
+
+
+@pytest.mark.parametrize("spread", [1.0, 20.0])
+def test_false_alarms_stay_within_alpha_when_a_requests_records_depend_on_each_other(spread):
+    # H0 at its edge: each request's mean disagreeing fraction is max_rate itself (2%), the
+    # rate drawn per request from Beta(0.02 s, 0.98 s) (s = 1: most requests agree on every
+    # record, a few differ on most; s = 20: Beta(0.4, 19.6)), its 20 records sharing it. Fed
+    # fractions the gate fails at most alpha = 5% of such candidates, up to binomial noise
+    # over 2,000 runs of 500 requests (3 standard errors: 0.05 + 3 sqrt(0.05 * 0.95 / 2000)
+    # = 0.0646). Read record by record the same traffic fails far more often (0.445 and
+    # 0.175 measured): a request's records are not independent trials.
+    runs = 2_000
+    slack = 3 * math.sqrt(0.05 * 0.95 / runs)
+    fractions = _false_alarms(runs, 500, 20, 0.02, spread, fractions=True, seed=1)
+    assert fractions <= 0.05 + slack
+    records = _false_alarms(200, 500, 20, 0.02, spread, fractions=False, seed=1)
+    assert records > 0.05 + 3 * math.sqrt(0.05 * 0.95 / 200)
+    # One record a request: the Bernoulli walk at the edge of H0 (3.9% measured).
+    single = _false_alarms(runs, 500, 1, 0.02, spread, fractions=True, seed=2)
+    assert single <= 0.05 + slack

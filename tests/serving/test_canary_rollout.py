@@ -396,9 +396,13 @@ def test_a_candidate_that_disagrees_with_the_primary_beyond_the_accepted_rate_is
     finally:
         runtime.close()
     assert expected_stop is not None and stop == expected_stop
+    # One record a request, each differing: as many records as requests, all disagreeing.
     assert deployments.rollout("api")["decisions"]["disagreement"] == {
         **reference.evidence(),
-        "trials": "records",  # one record a request: as many trials as requests
+        "trials": "requests",
+        "records": 3,
+        "disagreeing": 3,
+        "unanswered": 0,
     }
     # Three disagreements in three requests: 3 log 3 = 3.296 reaches the threshold.
     assert reference.decision().n_candidate == 3

@@ -115,8 +115,14 @@ def test_a_canary_disagreeing_far_beyond_the_accepted_rate_is_rolled_back_by_the
     assert stop is not None and half + stop == expected_stop
 
     rollout = deployments.rollout("api")
-    # One record a request: as many trials as requests.
-    assert rollout["decisions"]["disagreement"] == {**expected, "trials": "records"}
+    # One record a request: as many records as requests, the statistic the Bernoulli SPRT's.
+    assert rollout["decisions"]["disagreement"] == {
+        **expected,
+        "trials": "requests",
+        "records": n,
+        "disagreeing": k,
+        "unanswered": 0,
+    }
     assert rollout["state"]["decision"]["failed_gate"] == "disagreement"
     definition = deployments.get("api")
     assert definition.strategy == "blue_green"
@@ -125,7 +131,8 @@ def test_a_canary_disagreeing_far_beyond_the_accepted_rate_is_rolled_back_by_the
     assert reason.startswith(
         f"rollout: gate 'disagreement' failed (rate_sprt_one_sample statistic "
         f"{expected['statistic']:.4f} >= threshold {expected['fail_threshold']:.4f}; "
-        f"candidate {k} of {n} records against an accepted rate of 0.02 (alternative 0.06)); "
+        f"candidate {k} of {n} requests ({k} of {n} records differ, 0 requests failed and "
+        "count as all differing) against an accepted rate of 0.02 (alternative 0.06)); "
         "all traffic back on stable"
     )
 
@@ -233,18 +240,17 @@ def _keys(share: float, count: int, *, canary: bool) -> list[str]:
     return [k for k in keys if _is_candidate(k, share) == canary][:count]
 
 
-def test_each_record_of_a_request_is_one_trial_of_the_disagreement_gate(registry):
+def test_a_request_is_one_trial_read_as_its_fraction_of_disagreeing_records(registry):
     # The candidate answers 1 where x > 0.7, the primary 0: a record with x = 0.9 differs,
     # one with x = 0.1 does not. Requests of 100, 10, 5 and 1 records reach the canary:
-    #   100 records: 0.9, then 99 x 0.1       -> 1 of 100
-    #   10 records:  0.1 x 10                 -> 0 of 10
-    #   5 records:   0.9, 0.1, 0.9, 0.1, 0.1  -> 2 of 5
-    #   1 record:    0.9                      -> 1 of 1
-    # so 4 disagreeing records in 116 trials (per request it would be 3 of 4, a failing
-    # 75%). A request of 5 records the primary answers is no trial. With max_rate 0.05 and
-    # detect_ratio 3 each differing record adds log 3 = 1.099 and each other subtracts
-    # log(0.95 / 0.85) = 0.111: the statistic peaks at 1.099 after the first record, below
-    # the threshold (2.642), and ends at S = 4 log 3 - 112 log(0.95 / 0.85) = -8.0628.
+    #   100 records: 0.9, then 99 x 0.1       -> 1 of 100: x = 0.01
+    #   10 records:  0.1 x 10                 -> 0 of 10:  x = 0
+    #   5 records:   0.9, 0.1, 0.9, 0.1, 0.1  -> 2 of 5:   x = 0.4
+    #   1 record:    0.9                      -> 1 of 1:   x = 1
+    # A request of 5 records the primary answers is no trial. With max_rate 0.05 and
+    # detect_ratio 3, a = log(0.15/0.05) = log 3 and c = log(0.85/0.95); each request adds
+    # x a + (1 - x) c, so S = 1.41 a + 2.59 c = 1.5490433 - 0.2880743 = 1.2609690, below
+    # the threshold (2.642) all along (its highest point is the last).
     deployments = _deploy(registry, AboveCut(0.7), share=0.5)
     deployments.set_rollout(
         "api", steps=[0.5, 1.0], min_requests=100_000, gates={"disagreement": {"max_rate": 0.05}}
@@ -276,57 +282,148 @@ def test_each_record_of_a_request_is_one_trial_of_the_disagreement_gate(registry
         app.state.runtime.close()
     rollout = deployments.rollout("api")
     gate = rollout["decisions"]["disagreement"]
-    assert (gate["trials"], gate["n_candidate"], gate["events_candidate"]) == ("records", 116, 4)
-    assert gate["verdict"] == "continue"
-    assert gate["statistic"] == pytest.approx(
-        4 * math.log(3.0) - 112 * math.log(0.95 / 0.85), rel=1e-12
-    )
-    assert gate["statistic"] == pytest.approx(-8.0628, abs=1e-4)
+    a, c = math.log(3.0), math.log(0.85 / 0.95)
+    by_hand = sum(x * a + (1 - x) * c for x in (0.01, 0.0, 0.4, 1.0))
+    assert by_hand == pytest.approx(1.2609690, abs=1e-7)
+    assert gate["statistic"] == pytest.approx(by_hand, rel=1e-12)
+    assert (gate["trials"], gate["n_candidate"], gate["verdict"]) == ("requests", 4, "continue")
+    assert gate["events_candidate"] == pytest.approx(1.41, rel=1e-12)
+    assert (gate["records"], gate["disagreeing"], gate["unanswered"]) == (116, 4, 0)
     assert gate["fail_threshold"] == pytest.approx(2.642, abs=1e-3)
-    assert gate["statistic"] == pytest.approx(
-        stats.binom.logpmf(4, 116, 0.15) - stats.binom.logpmf(4, 116, 0.05), rel=1e-9
-    )
-    # The ramp's steps still count requests: four of the candidate's.
+    # The ramp's steps count requests too: four of the candidate's.
     assert rollout["state"]["step_requests"] == 4
 
 
-def test_records_fail_the_gate_at_the_record_that_crosses_its_threshold():
-    # max_rate 0.01, detect_ratio 3: each differing record adds log 3, and the threshold is
-    # 2.742 (see OneSampleRateGate): the third differing record in a row crosses it. One
-    # request of 5 records, the first 4 differing, fails at its third record: 3 trials.
+class _OneAnswer:
+    """A broken candidate: one prediction per request, whatever the number of records."""
+
+    def __call__(self, frame) -> list:
+        return [1]
+
+
+def test_a_candidate_answering_the_wrong_number_of_predictions_disagrees_on_the_request(
+    registry, caplog
+):
+    # Each request of 5 records gets one prediction: no record can be compared, so each
+    # request reads 1, as if every record differed. max_rate 0.02: 3 log 3 = 3.296 reaches
+    # the threshold (2.822) at the third such request, and the candidate is rolled back.
+    deployments = _deploy(registry, _OneAnswer(), share=0.5)
+    deployments.set_rollout(
+        "api", steps=[0.5, 1.0], min_requests=50, gates={"disagreement": {"max_rate": 0.02}}
+    )
+    app = create_data_plane_app(registry.db, registry.artifacts, trust=True)
+    sent = 0
+    try:
+        with (
+            running_server(app, health_path="/v2/health/live") as url,
+            httpx.Client(base_url=url, headers=_token(app), timeout=30) as client,
+        ):
+            for key in _keys(0.5, 10, canary=True):
+                answer = client.post(
+                    "/v1/deployments/api/predict",
+                    json=[{"x": 0.1}] * 5,
+                    headers={"X-Routing-Key": key},
+                )
+                assert answer.status_code == 200, answer.text
+                sent += 1
+                if deployments.rollout("api")["state"]["status"] != "ramping":
+                    break
+    finally:
+        app.state.runtime.close()
+    rollout = deployments.rollout("api")
+    gate = rollout["decisions"]["disagreement"]
+    assert (sent, rollout["state"]["status"], gate["verdict"]) == (3, "rolled_back", "fail")
+    assert (gate["n_candidate"], gate["events_candidate"]) == (3, 3)
+    assert (gate["records"], gate["disagreeing"]) == (15, 15)
+    assert gate["statistic"] == pytest.approx(3 * math.log(3.0), rel=1e-12)
+    assert [v.weight for v in deployments.get("api").variants] == [1.0, 0.0]
+    said = [r.getMessage() for r in caplog.records if r.name == "opsloop.serving.rollout"]
+    assert "deployment api: the candidate answered 1 predictions for 5 records" in said
+
+
+def test_a_failed_candidate_request_reads_as_every_record_differing():
+    # No errors gate: the disagreement gate alone judges a candidate that fails. Each failed
+    # request reads 1 (max_rate 0.01: log 3 each; the third crosses 2.742); the primary's
+    # failures are no trial of this gate.
     policy = RolloutPolicy(steps=(0.1, 1.0), gates={"disagreement": {"max_rate": 0.01}})
     state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
-    move = observe_request(
-        policy, state, candidate=True, failed=False, latency_ms=1.0, share=0.1, at_ms=1,
-        disagrees=[True, True, True, True, False],
-    )  # fmt: skip
-    assert move is not None and move.action == "rollback"
-    gate = move.evidence["gates"]["disagreement"]
-    assert (gate["trials"], gate["n_candidate"], gate["events_candidate"]) == ("records", 3, 3)
+    moves = []
+    for i, candidate in enumerate([False, True, True, False, True]):
+        moves.append(
+            observe_request(
+                policy,
+                state,
+                candidate=candidate,
+                failed=True,
+                latency_ms=1.0,
+                share=0.1,
+                at_ms=i,
+                disagrees=None,
+            )
+        )
+    assert [m and m.action for m in moves] == [None, None, None, None, "rollback"]
+    gate = moves[-1].evidence["gates"]["disagreement"]
+    assert (gate["n_candidate"], gate["events_candidate"], gate["unanswered"]) == (3, 3, 3)
     assert gate["statistic"] == pytest.approx(3 * math.log(3.0), rel=1e-12)
-    assert gate["decided_at"] == 3
-    assert "candidate 3 of 3 records against an accepted rate of 0.01" in move.reason(
-        "stable", "canary"
+    assert "0 of 0 records differ, 3 requests failed and count as all differing" in (
+        moves[-1].reason("stable", "canary")
     )
 
 
-def test_a_rollout_set_before_records_were_trials_goes_on_counting_requests():
-    # A state kept without "disagreement_trials": a request is one trial, an event when
-    # any record differs: 2 requests of 5 records, one differing on 1 record -> 1 of 2.
+def test_one_request_of_10000_agreeing_records_moves_the_statistic_as_one_record_does():
+    # Before: 10,000 agreeing records drove the statistic to -398 and the gate never failed
+    # afterwards. Now the request subtracts log((1 - p0)/(1 - p1)) = log(0.98/0.94) once,
+    # and a candidate disagreeing on 12% of its single-record requests (6 times the accepted
+    # 2%) is rolled back as it would be without that request, at the same request.
+    policy = RolloutPolicy(
+        steps=(0.05, 0.25, 0.5, 1.0), min_requests=100, gates={"disagreement": {"max_rate": 0.02}}
+    )
+    rolled_back_at = []
+    for lead in (False, True):
+        state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+        if lead:
+            observe_request(
+                policy, state, candidate=True, failed=False, latency_ms=1.0, share=0.05,
+                at_ms=0, disagrees=[False] * 10_000,
+            )  # fmt: skip
+            kept = state["gates"]["disagreement"]["state"]["log_likelihood_ratio"]
+            assert kept == -math.log(0.98 / 0.94)
+        rng = np.random.default_rng(3)
+        for i in range(1, 2_000):
+            move = observe_request(
+                policy, state, candidate=True, failed=False, latency_ms=1.0,
+                share=state["share"], at_ms=i, disagrees=bool(rng.random() < 0.12),
+            )  # fmt: skip
+            if move is not None and move.action == "rollback":
+                rolled_back_at.append(i)
+                break
+        assert state["status"] == "rolled_back"
+    assert rolled_back_at[0] == rolled_back_at[1] and rolled_back_at[0] < 100
+
+
+def test_a_rollout_kept_from_before_reads_a_request_as_1_when_any_record_differs():
+    # A state kept without "disagreement_outcome" (a rollout set before): one trial a
+    # request, an event when any record differs, failed requests skipped: 2 requests of 5
+    # records, one differing on 1 record -> 1 of 2.
     policy = RolloutPolicy(steps=(0.1, 1.0), gates={"disagreement": {"max_rate": 0.01}})
     state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
-    del state["disagreement_trials"]
-    for flags in ([False] * 5, [False, True, False, False, False]):
+    del state["disagreement_outcome"], state["disagreement_records"]
+    for flags in ([False] * 5, [False, True, False, False, False], None):
         observe_request(
-            policy, state, candidate=True, failed=False, latency_ms=1.0, share=0.1, at_ms=1,
-            disagrees=flags,
+            policy, state, candidate=True, failed=flags is None, latency_ms=1.0, share=0.1,
+            at_ms=1, disagrees=flags,
         )  # fmt: skip
     gate = canary_decisions(state)["disagreement"]
     assert (gate["trials"], gate["n_candidate"], gate["events_candidate"]) == ("requests", 2, 1)
+    assert "records" not in gate
     assert gate["statistic"] == pytest.approx(math.log(3.0) - math.log(0.99 / 0.97), rel=1e-12)
 
 
 def test_the_control_plane_reads_a_remote_data_planes_records_and_bounds_them(registry):
+    # max_rate 0.05: a = log 3, c = log(0.85/0.95). A request with 1 of 3 records differing
+    # reads 1/3; one of a single agreeing record 0; one of 10,000 differing records 1, no
+    # more than one differing record: S = (1/3) a + (2/3) c + c + a = 1.2795, below the
+    # threshold (2.642). A primary request of 10,000 differing records is no trial.
     deployments = _deploy(registry, Constant(1), share=0.1)
     deployments.set_rollout(
         "api", steps=[0.1, 1.0], min_requests=100_000, gates={"disagreement": {"max_rate": 0.05}}
@@ -338,17 +435,24 @@ def test_the_control_plane_reads_a_remote_data_planes_records_and_bounds_them(re
         httpx.Client(base_url=url, headers=_token(app), timeout=30) as client,
     ):
 
-        def observe(disagrees):
+        def observe(disagrees, candidate=True):
             return client.post(
                 "/api/v1/deployments/api/rollout/observations",
-                json={"request": {**request, "disagrees": disagrees}},
+                json={"request": {**request, "candidate": candidate, "disagrees": disagrees}},
             )
 
         assert observe([True, False, False]).status_code < 300
         assert observe(False).status_code < 300
-        for bad in ([], [True] * 10_001, [1, 0]):
+        assert observe([True] * 10_000).status_code < 300
+        assert observe([True] * 10_000, candidate=False).status_code < 300
+        for bad in ([], [True] * 10_001, [1, 0], [0.5], [None], [[True]], "true"):
             refused = observe(bad)
             assert refused.status_code == 422, refused.text
             assert "disagrees" in refused.text
     gate = deployments.rollout("api")["decisions"]["disagreement"]
-    assert (gate["n_candidate"], gate["events_candidate"]) == (4, 1)
+    a, c = math.log(3.0), math.log(0.85 / 0.95)
+    assert gate["statistic"] == pytest.approx(a / 3 + 2 * c / 3 + c + a, rel=1e-12)
+    assert gate["statistic"] == pytest.approx(1.2795, abs=1e-4)
+    assert (gate["n_candidate"], gate["verdict"]) == (3, "continue")
+    assert gate["events_candidate"] == pytest.approx(4 / 3, rel=1e-12)
+    assert (gate["records"], gate["disagreeing"]) == (10_004, 10_001)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 
 import httpx
@@ -18,7 +19,7 @@ from tests.clock import FakeClock
 from tests.server.running import running_server
 
 from opsloop.errors import ConflictError
-from opsloop.registry import add_user
+from opsloop.registry import ModelRegistry, add_user
 from opsloop.registry.audit import verify_audit_log
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, Variant
@@ -26,7 +27,7 @@ from opsloop.serving.canary_rollout import Transition
 from opsloop.serving.rollout_decisions import decision_document
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_state import locked_rollout, write_rollout
-from opsloop.store import tables
+from opsloop.store import ArtifactStore, Database, database, tables
 
 STEPS = [0.2, 0.5, 1.0]
 
@@ -439,6 +440,8 @@ def test_a_rollback_whose_write_never_landed_is_made_at_the_next_request(registr
 def test_a_step_the_control_plane_refuses_goes_back_and_says_why(registry):
     deployments = _canary(registry)
     deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    # The rollout's setter is a user of the store, so the refusal is the approvals rule's.
+    add_user(registry.db, deployments.rollout("api")["set_by"], "editor")
     add_user(registry.db, "ana", "admin")
     Deployments(registry.db, actor="ana").protect("api", 1)
     observer = RolloutObserver(registry.db, deployments)
@@ -453,8 +456,56 @@ def test_a_step_the_control_plane_refuses_goes_back_and_says_why(registry):
     assert (decision["outcome"], decision["not_carried_out"]["then"]) == (
         "not_carried_out", "wait",
     )  # fmt: skip
-    assert decision["not_carried_out"]["why"].startswith("the control plane refused it: ")
+    assert decision["not_carried_out"]["why"] == (
+        "the control plane refused it: deployment 'api' is protected: this definition needs "
+        "1 approval(s) from distinct approvers, has 0"
+    )
     assert _decided(deployments) == []
+
+
+class LockedByAnotherWriter(Deployments):
+    """The store's deployments on SQLite, where another connection takes the store's write
+    lock (and keeps it) as the controller first reads the deployment: the change and the
+    state's note that it was not carried out both find the store busy."""
+
+    def __init__(self, db) -> None:
+        super().__init__(db)
+        self.holder: sqlite3.Connection | None = None
+
+    def get(self, name: str):
+        definition = super().get(name)
+        if self.holder is None:
+            self.holder = sqlite3.connect(self.db.engine.url.database, isolation_level=None)
+            self.holder.execute("BEGIN EXCLUSIVE")
+        return definition
+
+
+def test_a_busy_store_while_the_ramp_applies_its_decision_never_fails_the_request(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 200)  # the store gives up after 0.2 s
+    db = Database(f"sqlite:///{tmp_path}/store.db")
+    registry = ModelRegistry(db, ArtifactStore(str(tmp_path / "artifacts")), actor="owner")
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    controller = LockedByAnotherWriter(db)
+    observer = RolloutObserver(db, controller)
+    for _ in range(3):  # the third decides the step; none of them raises
+        observer.record("api", [], _request(True))
+    assert controller.holder is not None
+    controller.holder.rollback()
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.exc_info]
+    assert logged == [
+        ("ERROR", "deployment api: the rollout's step failed"),
+        ("ERROR", "deployment api: could not record that the rollout's step was not carried out"),
+    ]
+    assert all("database is locked" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    # Nothing changed: the deployment routes as before, the state holds the step pending.
+    assert [v.weight for v in deployments.get("api").variants] == [0.8, 0.2]
+    state = deployments.rollout("api")["state"]
+    assert (state["decision"]["action"], state["decision"]["outcome"]) == ("step", "pending")
+    assert _decided(deployments) == []
+    db.engine.dispose()
 
 
 def test_a_worker_that_reads_a_pending_rollback_keeps_feeding_its_gates(registry):

@@ -10,34 +10,49 @@ change"). :class:`OneSampleRateGate` tests exactly that, on the candidate's requ
 .. math:: H_0: p \le p_0 \quad\text{against}\quad H_1: p = p_1 = \rho\, p_0,
 
 with :math:`p_0` = ``max_rate`` and :math:`\rho` = ``detect_ratio``, by Wald's sequential
-probability ratio test. Each event adds :math:`a = \log(p_1/p_0)` to the log likelihood
-ratio :math:`S_n`, each request without one subtracts :math:`b = \log((1-p_0)/(1-p_1))`; after
-:math:`k` events in :math:`n` requests :math:`S_n = k a - (n-k) b`, the log of the ratio of the
-two binomial likelihoods (the binomial coefficient cancels). The gate fails the candidate when
-:math:`S_n` reaches its threshold :math:`c`; there is no pass boundary: it holds or fails, and
-the ramp advances on its schedule while it holds.
+probability ratio test. A request is one trial, its outcome :math:`x \in [0, 1]`: 0 or 1
+(did the event happen), or the fraction of its records on which it happened. Each adds
 
-**Why the false-alarm chance is at most** :math:`\alpha`, however long the gate runs and
-however often it is read. Let :math:`X_t` be the :math:`t`-th request's event and suppose the
-null in its strongest form: given everything before, :math:`P(X_t = 1) = q_t \le p_0`. Then
-:math:`L_n = e^{S_n}` has
+.. math:: x a - (1 - x) b, \qquad a = \log(p_1/p_0),\; b = \log((1-p_0)/(1-p_1))
 
-.. math:: E[L_n / L_{n-1} \mid \text{past}] = q_t \frac{p_1}{p_0}
-          + (1 - q_t) \frac{1 - p_1}{1 - p_0} \le 1,
+to the log likelihood ratio :math:`S_n`: :math:`a` for an event, :math:`-b` for a request
+without one; after :math:`k` events in :math:`n` 0/1 requests :math:`S_n = k a - (n-k) b`,
+the log of the ratio of the two binomial likelihoods (the binomial coefficient cancels).
+One request moves :math:`S_n` by at most :math:`\max(a, b)`, however many records it has.
+The gate fails the candidate when :math:`S_n` reaches its threshold :math:`c`; there is no
+pass boundary: it holds or fails, and the ramp advances on its schedule while it holds.
 
-since the middle is linear in :math:`q_t` with a positive slope (:math:`p_1 > p_0`) and equals
-1 at :math:`q_t = p_0`. So :math:`L` is a non-negative supermartingale from :math:`L_0 = 1`, and
+**Why the false-alarm chance is bounded** (by :math:`\alpha` for 0/1 outcomes), however
+long the gate runs and however often it is read. The premise: given everything before,
+the candidate's mean outcome per request is at most ``max_rate``,
+:math:`E[x_t \mid \text{past}] \le p_0` (for fractions: the mean fraction of disagreeing
+records per request; the records of one request may depend on each other in any way).
+:math:`L_n = e^{S_n}` multiplies by
+:math:`e^{x a - (1-x) b} = r_1^x r_0^{1-x}` with :math:`r_1 = p_1/p_0`,
+:math:`r_0 = (1-p_1)/(1-p_0)`, which is convex in :math:`x`, so at most its chord
+:math:`x r_1 + (1-x) r_0` on :math:`[0, 1]` (equal at 0 and 1), and
+
+.. math:: E[L_n / L_{n-1} \mid \text{past}] \le E[x_t \mid \text{past}]\, r_1
+          + (1 - E[x_t \mid \text{past}])\, r_0 \le 1,
+
+the middle being linear in the mean with a positive slope (:math:`p_1 > p_0`) and equal to
+1 at :math:`p_0`. So :math:`L` is a non-negative supermartingale from :math:`L_0 = 1`, and
 Ville's inequality gives :math:`P(\sup_n L_n \ge 1/\alpha) \le \alpha`: Wald's threshold
-:math:`\log(1/\alpha)` is valid at any horizon. The statistic moves in jumps and overshoots
-it, so part of the budget stays unspent; the gate fails instead at the smallest threshold
-whose crossing chance is at most :math:`\alpha` for the walk that moves up by :math:`a` with
-probability at most :math:`p_0` and down by :math:`b` otherwise, computed on a grid that only
-rounds against the gate (:func:`~opsloop.analysis.rate_sprt_threshold.exact_walk_threshold`,
-which shows that a walk whose up-probability is lower, a better candidate, crosses less often;
-the threshold is never above Wald's). The premise that matters: the candidate's requests are
-independent draws at its rate. Routing by a key sends one user's requests to one arm; when
-users differ in how often the versions disagree on them, the rate given the past is no longer
-one number and the bound assumes each request's rate, given the past, is at most ``max_rate``.
+:math:`\log(1/\alpha)` is valid at any horizon. For 0/1 outcomes the statistic moves in
+jumps and overshoots it, so part of the budget stays unspent; the gate fails instead at the
+smallest threshold whose crossing chance is at most :math:`\alpha` for the walk that moves
+up by :math:`a` with probability at most :math:`p_0` and down by :math:`b` otherwise,
+computed on a grid that only rounds against the gate
+(:func:`~opsloop.analysis.rate_sprt_threshold.exact_walk_threshold`, which shows that a walk
+whose up-probability is lower, a better candidate, crosses less often; the threshold is
+never above Wald's), so requests of one record are tested exactly as before. Fractions
+spread the walk's steps less than 0/1 outcomes of the same mean (measured in the tests:
+false alarms below the 0/1 walk's), but Ville's bound alone covers them at the lower
+threshold :math:`c` only up to :math:`e^{-c}` (0.0595 for ``max_rate`` 0.02, the chance an
+adversary reaches by choosing each request's fraction from the statistic so as to land on
+:math:`c` exactly). Routing by a key sends one user's requests to one arm; when users
+differ in how often the versions disagree on them, the rate given the past is no longer one
+number, and the premise is that it stays at most ``max_rate`` for each request.
 
 The test reads the candidate's requests only, so its threshold and its speed do not depend on
 the traffic share, and a share changing during the ramp (or set by hand) changes nothing.
@@ -74,6 +89,33 @@ import numpy as np
 from opsloop.analysis.rate_sprt_threshold import exact_walk_threshold
 from opsloop.analysis.sequential import GateDecision, Verdict, flag_array
 from opsloop.errors import InvalidArgumentError
+
+
+def fraction_array(name: str, values: Any) -> np.ndarray:
+    """``values`` (bool, or numbers in ``[0, 1]``, one-dimensional) as a float array, or an
+    error naming ``name`` and the first value that is neither.
+
+    >>> fraction_array("event", [True, 0, 0.25]).tolist()
+    [1.0, 0.0, 0.25]
+    """
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise InvalidArgumentError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.dtype == bool:
+        return array.astype(float)
+    ok = array.dtype.kind in "iuf"
+    if ok:
+        array = array.astype(float)
+        inside = np.isfinite(array) & (array >= 0.0) & (array <= 1.0)
+        if not inside.all():
+            bad = int(np.argmax(~inside))
+            raise InvalidArgumentError(
+                f"{name}[{bad}] = {array[bad].item()!r}: values are fractions in [0, 1]"
+            )
+        return array
+    if array.size == 0:
+        return np.zeros(0)
+    raise InvalidArgumentError(f"{name} must hold numbers or bools, got {array.dtype}")
 
 
 def _rate(name: str, value: Any) -> float:
@@ -137,7 +179,7 @@ class OneSampleRateGate:
         self.fail_threshold = exact_walk_threshold(self.alpha, p0, self.up, self.down)
         self.log_likelihood_ratio = 0.0
         self.n = 0
-        self.events = 0
+        self.events: int | float = 0
         self.verdict: Verdict = "continue"
         self.decided_at: int | None = None
 
@@ -150,40 +192,53 @@ class OneSampleRateGate:
         """
         return self.detect_ratio * self.max_rate
 
-    def update(self, event: bool) -> GateDecision:
-        """Read one of the candidate's requests: did the event (a disagreement) happen.
+    def update(self, event: bool | float) -> GateDecision:
+        """Read one of the candidate's requests: did the event (a disagreement) happen, or
+        on which fraction of its records (in ``[0, 1]``).
 
         >>> round(OneSampleRateGate(max_rate=0.01).update(False).statistic, 6)
         -0.020409
+        >>> round(OneSampleRateGate(max_rate=0.01).update(0.5).statistic, 6)
+        0.539102
         """
-        return self.update_many([True], [bool(event)])
+        return self.update_many([True], [event])
 
     def update_many(self, candidate: Any, event: Any, share: Any = None) -> GateDecision:
-        """Read requests in order (flag arrays, as a :class:`~opsloop.analysis.sequential.
-        RateGate` reads them); only the candidate's are the test's (``share`` is not
-        needed: the test does not depend on it). Stops at the first decision, as reading
-        them one by one would.
+        """Read requests in order (arrays, as a :class:`~opsloop.analysis.sequential.
+        RateGate` reads them; ``event`` holds 0/1 flags or fractions in ``[0, 1]``); only
+        the candidate's are the test's (``share`` is not needed: the test does not depend
+        on it). Stops at the first decision, as reading them one by one would.
+        ``events`` counts the events while every outcome is 0 or 1, and sums the
+        fractions once one is not.
 
         >>> d = OneSampleRateGate(max_rate=0.01).update_many([True, False, True], [1, 0, 0])
         >>> d.n_candidate, d.events_candidate, round(d.statistic, 4)
         (2, 1, 1.0782)
+        >>> OneSampleRateGate(max_rate=0.01).update_many([True], [1.5])
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: event[0] = 1.5: values are fractions in [0, 1]
         """
         is_candidate = flag_array("candidate", candidate)
-        is_event = flag_array("event", event)
-        if is_event.shape != is_candidate.shape:
+        fraction = fraction_array("event", event)
+        if fraction.shape != is_candidate.shape:
             raise InvalidArgumentError(
-                f"event has {is_event.size} values but candidate has {is_candidate.size}"
+                f"event has {fraction.size} values but candidate has {is_candidate.size}"
             )
-        mine = is_event[is_candidate]
+        mine = fraction[is_candidate]
         if self.verdict != "continue" or mine.size == 0:
             return self.decision()
-        step = np.where(mine, self.up, -self.down)
+        # Written so that an outcome of 0 or 1 adds exactly -b or a.
+        step = mine * self.up - (1.0 - mine) * self.down
         path = np.add.accumulate(np.concatenate(([self.log_likelihood_ratio], step)))[1:]
         crossed = path >= self.fail_threshold
         end = int(np.argmax(crossed)) + 1 if crossed.any() else path.size
         self.log_likelihood_ratio = float(path[end - 1])
         self.n += end
-        self.events += int(mine[:end].sum())
+        read = mine[:end]
+        if isinstance(self.events, int) and np.isin(read, (0.0, 1.0)).all():
+            self.events += int(read.sum())
+        else:
+            self.events = float(self.events + read.sum())
         if crossed.any():
             self.verdict = "fail"
             self.decided_at = self.n
@@ -267,7 +322,9 @@ class OneSampleRateGate:
         gate = cls(**data["params"])
         state = data["state"]
         gate.log_likelihood_ratio = float(state["log_likelihood_ratio"])
-        gate.n, gate.events = int(state["n"]), int(state["events"])
+        gate.n = int(state["n"])
+        events = state["events"]  # a count while every outcome was 0/1, else a sum
+        gate.events = events if isinstance(events, int) else float(events)
         gate.verdict = state["verdict"]
         gate.decided_at = state["decided_at"]
         return gate

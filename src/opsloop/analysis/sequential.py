@@ -83,7 +83,7 @@ class GateDecision:
     pass_threshold: float | None
     n_candidate: int
     n_primary: int
-    events_candidate: int | None
+    events_candidate: int | float | None
     events_primary: int | None
     lower: float | None
     upper: float | None

@@ -70,8 +70,10 @@ logger = logging.getLogger("opsloop.serving.rollout")
 #: A decision's ``outcome`` once its change was not made (``pending`` from the transaction
 #: that decided it, ``carried_out`` from the change's own: :mod:`.rollout_decisions`).
 NOT_CARRIED_OUT = "not_carried_out"
-#: What the disagreement gate's trials are: each record of a candidate's request.
-RECORDS = "records"
+#: How a rollout's disagreement gate reads a candidate's request (``disagreement_outcome``
+#: in its state): the fraction of its records whose answers differ. A rollout kept without
+#: it reads 1 when any record differs, as it was started.
+FRACTION = "fraction"
 #: The most changes not carried out a ramp's state keeps (the newest).
 MAX_NOT_CARRIED_OUT = 20
 
@@ -103,6 +105,17 @@ class Transition:
         return f"{head} evidence={json.dumps(self.evidence, sort_keys=True)}"
 
 
+def _records(d: dict[str, Any]) -> str:
+    """The records behind a disagreement gate's requests, in words (none for a rollout kept
+    from before records were counted)."""
+    if "records" not in d:
+        return ""
+    return (
+        f" ({d['disagreeing']} of {d['records']} records differ, {d['unanswered']} "
+        "requests failed and count as all differing)"
+    )
+
+
 def _failure(d: dict[str, Any], gate: str) -> str:
     """A failed gate's decision in words: its statistic against its threshold, and the
     samples behind them."""
@@ -125,8 +138,8 @@ def _failure(d: dict[str, Any], gate: str) -> str:
     if d["test"] == OneSampleRateGate.test:
         return (
             f"{d['test']} statistic {d['statistic']:.4f} >= threshold "
-            f"{d['fail_threshold']:.4f}; candidate {d['events_candidate']} of "
-            f"{d['n_candidate']} {d.get('trials', 'requests')} against an accepted rate of "
+            f"{d['fail_threshold']:.4f}; candidate {d['events_candidate']:.4g} of "
+            f"{d['n_candidate']} requests{_records(d)} against an accepted rate of "
             f"{d['max_rate']:.4g} (alternative {d['detect_rate']:.4g})"
         )
     baseline = d.get("baseline")
@@ -209,9 +222,10 @@ def new_canary_state(
     if baselines:
         state["baseline_sources"] = baselines
     if state["gates"].get("disagreement", {}).get("test") == OneSampleRateGate.test:
-        # Each record of a request is a trial of the disagreement gate (a rollout kept
-        # without this key counts requests until it ends: see observe_request).
-        state["disagreement_trials"] = RECORDS
+        # Each request is a trial of the disagreement gate, its outcome the fraction of its
+        # records that differ (a rollout kept without this key reads 1 when any differs).
+        state["disagreement_outcome"] = FRACTION
+        state["disagreement_records"] = {"records": 0, "disagreeing": 0, "unanswered": 0}
     return state
 
 
@@ -235,6 +249,34 @@ def _update_gate(
     return name if verdict == "fail" else None
 
 
+def _disagreement(
+    state: dict[str, Any],
+    *,
+    candidate: bool,
+    failed: bool,
+    disagrees: bool | Sequence[bool] | None,
+) -> float | bool | None:
+    """A request's outcome for the disagreement gate (see :func:`observe_request`), its
+    records counted into the state's ``disagreement_records``; ``None`` when it is no trial."""
+    flags = [disagrees] if isinstance(disagrees, bool) else disagrees
+    if state.get("disagreement_outcome") != FRACTION:
+        # The two-sample rule, or a rollout kept from before: 1 when any record differs.
+        return None if failed or flags is None else any(flags)
+    if not candidate:
+        return False if flags is not None and not failed else None
+    counts = state["disagreement_records"]
+    if failed:  # no answer to compare: as if every record differed
+        counts["unanswered"] += 1
+        return 1.0
+    if not flags:
+        return None
+    differ = sum(1 for flag in flags if flag)
+    counts["records"] += len(flags)
+    counts["disagreeing"] += differ
+    # 0 or 1 as a bool, so that the gate still counts events while no request is partial.
+    return bool(differ) if differ in (0, len(flags)) else differ / len(flags)
+
+
 def canary_decisions(state: dict[str, Any]) -> dict[str, Any]:
     """Each gate's decision with its evidence (:func:`gate_decision`); a baseline counted
     from the store carries where it was read (``baseline.recorded``: the variant, model
@@ -256,9 +298,11 @@ def canary_decisions(state: dict[str, Any]) -> dict[str, Any]:
         if name in sources and decision.get("baseline") is not None:
             decision["baseline"] = {**decision["baseline"], "recorded": sources[name]}
         if name == "disagreement" and document["test"] == OneSampleRateGate.test:
-            # What n_candidate and events_candidate count: records, or requests in a
-            # rollout set before records were the trials.
-            decision["trials"] = state.get("disagreement_trials", "requests")
+            # n_candidate counts requests; events_candidate sums their fractions of
+            # disagreeing records (counts requests with any, in a rollout kept from before).
+            decision["trials"] = "requests"
+            if state.get("disagreement_outcome") == FRACTION:
+                decision.update(state["disagreement_records"])
         decisions[name] = decision
     return decisions
 
@@ -367,10 +411,13 @@ def observe_request(
     makes now, if any. ``share`` is the candidate's share the request was routed with;
     ``disagrees`` says, for each of the request's records, whether the candidate's answer
     to it differs from the primary's (a single flag is a request of one record; ``False``
-    for the primary's own requests, ``None`` when unknown): each record is one trial of the
-    ``disagreement`` gate, so a request of 100 records that differ on 1 counts 1 event in
-    100 trials, not one disagreeing request (its evidence says ``trials: "records"``;
-    a rollout kept from before counts requests, an event when any record differs);
+    for the primary's own requests, ``None`` when unknown): the request is one trial of the
+    ``disagreement`` gate, its outcome the fraction of its records that differ, so a
+    request of 100 records that differ on 1 reads 0.01 (:mod:`~opsloop.analysis.
+    one_sample_rate_gate` for why the test stays valid however a request's records depend
+    on each other); a candidate request that failed reads 1, as if every record differed
+    (the gate's evidence counts it in ``unanswered``; a rollout kept from before reads 1
+    when any record differs and skips failed requests);
     ``anomalous`` whether the answering version's schema flags one of its records
     (``None`` when unknown); ``flagged`` whether the deployment's input detector flags one
     (``None`` when it was not scored).
@@ -395,15 +442,12 @@ def observe_request(
         failed_gate = failed_gate or _update_gate(
             state, "latency", [candidate], [latency_ms > bound], share
         )
-    if "disagreement" in state["gates"] and not failed and disagrees is not None:
-        flags = [disagrees] if isinstance(disagrees, bool) else [bool(d) for d in disagrees]
-        if state.get("disagreement_trials") != RECORDS:
-            # The two-sample rule, or a rollout set before records were the trials: one
-            # trial a request, an event when any of its records differs.
-            flags = [any(flags)]
-        failed_gate = failed_gate or _update_gate(
-            state, "disagreement", [candidate] * len(flags), flags, share
-        )
+    if "disagreement" in state["gates"]:
+        outcome = _disagreement(state, candidate=candidate, failed=failed, disagrees=disagrees)
+        if outcome is not None:
+            failed_gate = failed_gate or _update_gate(
+                state, "disagreement", [candidate], [outcome], share
+            )
     if "anomalies" in state["gates"] and anomalous is not None:
         failed_gate = failed_gate or _update_gate(
             state, "anomalies", [candidate], [anomalous], share
@@ -550,7 +594,12 @@ class Outcome:
     ``definition`` when it was carried out; else ``why`` not, and whether it may be tried
     again at once (``retry``: the write did not land, the deployment kept changing) or was
     refused by what the deployment is now (a change someone made that the ramp must not
-    overwrite, the control plane's rules)."""
+    overwrite, the control plane's rules).
+
+    >>> busy = Outcome(None, "OperationalError: database is locked", retry=True)
+    >>> busy.definition is None, busy.retry
+    (True, True)
+    """
 
     definition: Deployment | None
     why: str | None = None

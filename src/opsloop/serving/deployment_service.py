@@ -257,7 +257,7 @@ class RequestObservation(TypedDict):
     latency_ms: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
     share: Share
     # Each record's: does the candidate's answer differ from the primary's (a single flag
-    # is a request of one record); each record is a trial of the disagreement gate.
+    # is a request of one record); the disagreement gate reads the fraction that differ.
     disagrees: Flag | Annotated[list[Flag], Field(min_length=1, max_length=MAX_RECORDS)] | None
     anomalous: NotRequired[Flag | None]
     flagged: NotRequired[Flag | None]

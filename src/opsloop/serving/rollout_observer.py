@@ -181,9 +181,10 @@ class RolloutObserver:
         deployment's input detector flagged it (``None`` when it was not scored).
 
         With a ``disagreement`` gate, the primary answers the candidate's frames too (on
-        the request path, for the candidate's share of the traffic only) and each record
-        whose predictions differ is that gate's event, each record its trial; the primary
-        agrees with itself.
+        the request path, for the candidate's share of the traffic only): each candidate
+        request is one trial of that gate, its outcome the fraction of its records whose
+        predictions differ (all of them when the candidate answered another number of
+        predictions, or failed); the primary agrees with itself.
         """
         definition = served.definition
         if definition.strategy != "canary":
@@ -328,7 +329,8 @@ class RolloutObserver:
     @staticmethod
     def _disagrees(served: Any, frame: Any, answer: Any) -> list[bool] | None:
         """For each record of ``frame``, whether the candidate's ``answer`` to it differs
-        from the primary's; ``None`` when the primary gave none to compare."""
+        from the primary's (every record when it answered another number of predictions
+        than the primary); ``None`` when the primary gave none to compare."""
         primary = next(v.name for v in served.definition.variants if v.role == "primary")
         loaded = served.loaded.get(primary)
         if loaded is None:
@@ -341,14 +343,16 @@ class RolloutObserver:
             )
             return None
         primary, candidate = list(reference.predictions), list(answer.predictions)
-        if len(primary) != len(candidate):  # no record-by-record comparison to make
+        if len(primary) != len(candidate):
+            # No record-by-record comparison to make: a candidate answering the wrong number
+            # of predictions disagrees on every record of the request.
             logger.warning(
-                "deployment %s: the primary answered %d records of a canary's %d",
+                "deployment %s: the candidate answered %d predictions for %d records",
                 served.definition.name,
-                len(primary),
                 len(candidate),
+                len(primary),
             )
-            return None
+            return [True] * max(len(primary), 1)
         return [bool(p != c) for p, c in zip(primary, candidate, strict=True)]
 
     def flush(self) -> None:
@@ -374,7 +378,16 @@ class RolloutObserver:
             logger.exception("deployment %s: the rollout's %s failed", name, transition.action)
             outcome = Outcome(None, f"{type(error).__name__}: {error}", retry=True)
         if outcome.definition is None:
-            self._not_carried_out(name, transition, outcome)
+            try:
+                self._not_carried_out(name, transition, outcome)
+            except Exception:  # the store is busy or failing: the request must not fail
+                # The state still holds the decision as pending; the rollout's gates keep
+                # reading this definition's requests (see _ramping_gates).
+                logger.exception(
+                    "deployment %s: could not record that the rollout's %s was not carried out",
+                    name,
+                    transition.action,
+                )
 
     def _not_carried_out(self, name: str, transition, outcome: Outcome) -> None:
         """Make the rollout's state say that ``transition`` was not carried out, and what

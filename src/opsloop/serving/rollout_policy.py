@@ -37,17 +37,17 @@ every serving worker.
   - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
     99th percentile latency recorded before the rollout), a p99 gate;
   - ``disagreement``: its rate of records whose answers differ from the primary's on the
-    same records (the primary answers the candidate's requests too; each record of a
-    request is one trial, so ``max_rate`` is a rate of records: a request of 100 records
-    that differ on 1 is 1 event in 100 trials), tested against the rate
-    the user accepts, ``max_rate`` (required, strictly between 0 and 1; ``margin``, its
-    former name, is read as it), by a one-sample SPRT on the candidate's records alone
+    same records (the primary answers the candidate's requests too), tested against the
+    rate the user accepts, ``max_rate`` (required, strictly between 0 and 1; ``margin``, its
+    former name, is read as it), by a one-sample SPRT on the candidate's requests alone
     (:class:`~opsloop.analysis.one_sample_rate_gate.OneSampleRateGate`: ``alpha``,
-    ``detect_ratio``; no ``shares``, its threshold does not depend on them): the primary
+    ``detect_ratio``; no ``shares``, its threshold does not depend on them): each request is
+    one trial whose outcome is the fraction of its records that differ (a request of 100
+    records that differ on 1 reads 0.01; one that failed, or answered another number of
+    predictions, reads 1), so ``max_rate`` bounds the mean fraction per request. The primary
     never disagrees with itself, so a comparison with its rate compares with zero; a
-    rollout set before keeps the test its state was started with, and what it counts
-    (requests, an event when any record differs, for a rollout set before records were
-    the trials);
+    rollout set before keeps the test its state was started with, and what it reads (1 for
+    a request when any of its records differs);
   - ``metric``: its rate of wrong answers, read from the labels sent as feedback; for a
     regression, ``loss`` ``"absolute"`` or ``"squared"`` judges each answer's absolute or
     squared error instead, with a :class:`~opsloop.analysis.sequential.MeanGate` on the

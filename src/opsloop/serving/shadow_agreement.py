@@ -201,23 +201,21 @@ def shadow_agreement(
             if request not in recorded and not in_shadow_sample(request, fraction)
         )
         copies = len(answers) - sampled_out
-        failed = sum(1 for _, error in recorded.values() if error)
-        answered = len(recorded) - failed
-        agreed = sum(
-            1
-            for request, (predictions, error) in recorded.items()
-            if not error and predictions is not None and predictions == answers[request]
-        )
-        records = records_agreed = 0
-        for request, (predictions, error) in recorded.items():
+        failed = agreed = records = records_agreed = 0
+        for request, (predictions, error) in recorded.items():  # one pass over the answers
+            if error:
+                failed += 1
+                continue
             primary = answers[request]
-            if error or not isinstance(primary, list):
+            agreed += predictions is not None and predictions == primary
+            if not isinstance(primary, list):
                 continue
             records += len(primary)
             if isinstance(predictions, list):
                 records_agreed += sum(
                     1 for p, q in zip(primary, predictions, strict=False) if p == q
                 )
+        answered = len(recorded) - failed
         variants.append(
             ShadowVariantAgreement(
                 variant,
