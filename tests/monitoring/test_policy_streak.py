@@ -93,6 +93,16 @@ def test_an_undefined_window_neither_extends_nor_breaks_the_streak(signal):
         assert advance(rule, [], gap, 0) == ([], False)
 
 
+@pytest.mark.parametrize("signal", LABELLED_SIGNALS)
+def test_metrics_without_a_label_count_are_judged_on_their_value(signal):
+    # A caller's own metrics that do not count labels: only a count of 0 marks a window
+    # without labels.
+    rule = Policy.parse(f"{signal} < 0.8 -> alert")
+    assert rule.holds({signal: 0.5}) is True and rule.verdict({signal: 0.9}) is False
+    assert rule.verdict({signal: 0.5, "labelled": 0}) is None
+    assert rule.holds({signal: 0.5, "labelled": 3}) is True
+
+
 def test_requests_always_give_a_verdict():
     rule = Policy.parse("requests > 100 for 2 windows -> alert")
     assert rule.verdict({"requests": 3, "labelled": 0}) is False

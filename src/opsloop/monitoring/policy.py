@@ -483,22 +483,31 @@ class Policy:
         return metrics.get(self.signal)
 
     def holds(self, metrics: dict[str, Any]) -> bool:
-        """Whether the condition holds in a window with these metrics."""
+        """Whether the condition holds in a window with these metrics (:meth:`verdict`
+        is ``True``).
+
+        >>> rule = Policy.parse("task_metric < 0.8 -> alert")
+        >>> rule.holds({"task_metric": 0.5}), rule.holds({"task_metric": 0.5, "labelled": 0})
+        (True, False)
+        """
         return self.verdict(metrics) is True
 
     def verdict(self, metrics: dict[str, Any]) -> bool | None:
         """Whether the condition holds in a window with these metrics, or ``None`` where
         the signal is undefined in it (no value, or a signal judged on labels in a window
-        without any): such a window neither extends nor breaks a streak.
+        whose ``labelled`` count is 0): such a window neither extends nor breaks a streak.
+        Metrics without a ``labelled`` count are judged on the signal's value alone.
 
         >>> rule = Policy.parse("error_drift > 0 for 2 windows -> alert")
         >>> rule.verdict({"error_drift": 0, "labelled": 0}), rule.verdict(
-        ...     {"error_drift": 0, "labelled": 40})
-        (None, False)
+        ...     {"error_drift": 0, "labelled": 40}), rule.verdict({"error_drift": 1})
+        (None, False, True)
         """
         value = self.value(metrics)
         if value is None:
             return None
-        if self.signal in LABELLED_SIGNALS and not metrics.get("labelled"):
+        # Only a window known to hold no labelled row: metrics built by a caller that
+        # does not count labels keep the verdict of their value.
+        if self.signal in LABELLED_SIGNALS and metrics.get("labelled", 1) == 0:
             return None
         return bool(_OPERATORS[self.op](float(value), self.threshold))
