@@ -552,7 +552,10 @@ class PolicyStanding(BaseModel):
     signal: str | None
     op: str | None
     threshold: float | None
-    windows: int | None = Field(description="the consecutive windows the rule needs to fire")
+    windows: int | None = Field(
+        description="how many windows the condition must hold in to fire, with no window "
+        "between where it is false (windows where the signal is undefined are passed over)"
+    )
     action: str | None
     streak: int = Field(
         description="how many windows held since the streak began, up to the last window "
