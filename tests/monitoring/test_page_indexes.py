@@ -25,7 +25,7 @@ from opsloop.store.database import Database
 __all__ = ["postgres_store_database", "store_uri"]
 
 HOUR = Windowing("1h")
-EVALUATIONS_BY_START = "ix_monitoring_evaluations_deployment_window_ms_start_ms_variant"
+EVALUATIONS_BY_START = "ix_monitoring_evaluations_by_start"
 EVALUATIONS_KEY = {
     "sqlite": "sqlite_autoindex_monitoring_evaluations_1",
     "postgresql": "uq_monitoring_evaluations_deployment_variant_window_ms_start_ms",
