@@ -5,6 +5,7 @@ condition breaks it. Windows built by hand in the metrics' own shape."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 
 from opsloop.monitoring.evaluation import evaluate
 from opsloop.monitoring.event_log import log_predictions
+from opsloop.monitoring.monitor_state import put_state
 from opsloop.monitoring.policy import (
     ESTIMATED_METRICS,
     LABELLED_SIGNALS,
@@ -19,7 +21,8 @@ from opsloop.monitoring.policy import (
     UNDEFINED_WHEN,
     Policy,
 )
-from opsloop.monitoring.policy_streak import advance, held, skipped
+from opsloop.monitoring.policy_record import read_actions
+from opsloop.monitoring.policy_streak import MAX_LISTED_SKIPPED, advance, held, load, skipped
 from opsloop.monitoring.reference import set_reference
 from opsloop.monitoring.windowing import Windowing
 
@@ -86,18 +89,29 @@ def test_an_undefined_window_neither_extends_nor_breaks_the_streak(signal):
         streak, _ = advance(rule, [], _window(signal, 1.0), 0)
         streak, _ = advance(rule, streak, gap, 1)
         streak, fires = advance(rule, streak, _window(signal, 0.0), 2)
-        assert streak == [] and not fires
+        assert streak == {"windows": [], "held": 0, "skipped": 0} and not fires
         streak, fires = advance(rule, streak, _window(signal, 1.0), 3)
         assert not fires and [w["start_ms"] for w in held(streak)] == [3]
         # Undefined before any window held: no streak starts.
-        assert advance(rule, [], gap, 0) == ([], False)
+        assert advance(rule, [], gap, 0) == ({"windows": [], "held": 0, "skipped": 0}, False)
+
+
+@pytest.mark.parametrize("signal", LABELLED_SIGNALS)
+def test_metrics_without_a_label_count_are_judged_on_their_value(signal):
+    # A caller's own metrics that do not count labels: only a count of 0 marks a window
+    # without labels.
+    rule = Policy.parse(f"{signal} < 0.8 -> alert")
+    assert rule.holds({signal: 0.5}) is True and rule.verdict({signal: 0.9}) is False
+    assert rule.verdict({signal: 0.5, "labelled": 0}) is None
+    assert rule.holds({signal: 0.5, "labelled": 3}) is True
 
 
 def test_requests_always_give_a_verdict():
     rule = Policy.parse("requests > 100 for 2 windows -> alert")
     assert rule.verdict({"requests": 3, "labelled": 0}) is False
     streak, _ = advance(rule, [], {"requests": 150, "labelled": 0}, 0)
-    assert advance(rule, streak, {"requests": 3, "labelled": 0}, 1) == ([], False)
+    broken = advance(rule, streak, {"requests": 3, "labelled": 0}, 1)
+    assert broken == ({"windows": [], "held": 0, "skipped": 0}, False)
 
 
 def test_a_streak_fires_once_and_not_again_at_an_undefined_window():
@@ -110,14 +124,140 @@ def test_a_streak_fires_once_and_not_again_at_an_undefined_window():
         streak, fires = advance(rule, streak, metrics, start)
         fired.append(fires)
     assert fired == [False, False, True, False, False, False]
-    assert [w["start_ms"] for w in held(streak)] == [0, 2, 4] and skipped(streak) == [1, 3, 5]
+    # Counted all, kept the two windows that held for the evidence and the one between.
+    assert streak["held"] == 3 and streak["skipped"] == 3
+    assert [w["start_ms"] for w in held(streak)] == [0, 2] and skipped(streak) == [1]
+
+
+def _unbounded(rule, metrics_by_window):
+    """The streak kept whole, every window listed (as saved before it was bounded), and
+    the windows at which the rule fires: the reference for the bounded one."""
+    streak, fires = [], []
+    for start, metrics in enumerate(metrics_by_window):
+        verdict = rule.verdict(metrics)
+        if verdict is None:
+            streak = [*streak, {"start_ms": start, "skipped": True}] if streak else []
+        elif not verdict:
+            streak = []
+        else:
+            streak = [*streak, {"start_ms": start, "value": rule.value(metrics)}]
+            if sum(not w.get("skipped") for w in streak) == rule.windows:
+                fires.append(start)
+    return streak, fires
+
+
+def _size(streak) -> int:
+    return len(json.dumps(streak))
+
+
+def test_a_year_without_labels_keeps_the_saved_streak_the_same_size():
+    """Labelled at 0, 1 and 3 (the rule fires at 3), then a year of hourly windows without
+    labels, one labelled window that holds in the middle of it: the saved streak stops
+    growing once the rule fired, and the fires and the evidence's windows are those of the
+    streak kept whole."""
+    rule = Policy.parse("concept_drift > 0 for 3 windows -> alert")
+    bad, unlabelled = {"concept_drift": 1, "labelled": 9}, {"concept_drift": None, "labelled": 0}
+    year = 365 * 24
+    windows = [bad, bad, unlabelled, bad] + [unlabelled] * year
+    windows[4 + year // 2] = bad
+    whole, reference_fires = _unbounded(rule, windows)
+    assert reference_fires == [3] and len(whole) == len(windows)  # 8,764 windows kept
+    streak, fires, sizes, evidence = [], [], [], None
+    for start, metrics in enumerate(windows):
+        streak, fire = advance(rule, streak, metrics, start)
+        sizes.append(_size(streak))
+        if fire:
+            fires.append(start)
+            evidence = (held(streak), skipped(streak, trailing=False), streak["skipped"])
+    assert fires == reference_fires
+    assert evidence == ([{"start_ms": s, "value": 1} for s in (0, 1, 3)], [2], 1)
+    # After the fire at window 3 the same windows kept, however many follow: only the
+    # counts' digits grow (2 -> 8,760 passed over: three more).
+    assert max(sizes) == sizes[-1] == sizes[3] + 3 and sizes[-1] < 200
+    assert streak["held"] == 4 and streak["skipped"] == 1 + year - 1
+    # The standing: every window counted, the first three that held listed.
+    assert [w["start_ms"] for w in held(streak)] == [0, 1, 3] and skipped(streak) == [2]
+
+
+def test_a_long_gap_before_the_streak_fires_lists_a_bounded_number_of_windows():
+    """Held at 0, then 500 windows without labels, then held at 501: the rule fires there
+    as with the whole streak, the evidence lists the first MAX_LISTED_SKIPPED windows passed
+    over and counts all 500."""
+    rule = Policy.parse("task_metric < 0.8 for 2 windows -> alert")
+    bad, unlabelled = {"task_metric": 0.5, "labelled": 9}, {"task_metric": None, "labelled": 0}
+    windows = [bad] + [unlabelled] * 500 + [bad]
+    whole, reference_fires = _unbounded(rule, windows)
+    streak, fires, sizes = [], [], []
+    for start, metrics in enumerate(windows):
+        streak, fire = advance(rule, streak, metrics, start)
+        sizes.append(len(streak["windows"]))
+        fires += [start] if fire else []
+    assert fires == reference_fires == [501]
+    assert (
+        held(streak)
+        == held(whole)
+        == [
+            {"start_ms": 0, "value": 0.5},
+            {"start_ms": 501, "value": 0.5},
+        ]
+    )
+    assert MAX_LISTED_SKIPPED == 100
+    assert skipped(streak, trailing=False) == list(range(1, 101))
+    assert streak["skipped"] == len(skipped(whole)) == 500
+    # Listed up to the bound, then only the count grows (101 -> 500 passed over).
+    assert sizes == [*range(1, 102), *[101] * 400, 102]
+    assert _size(streak) < 4_000
+
+
+def test_a_streak_saved_as_a_list_loads_and_goes_on():
+    """A streak saved whole before the counts were kept: counted, cut to what the bounded
+    form keeps, and the rule does not fire again at a window that holds."""
+    rule = Policy.parse("task_metric < 0.8 for 2 windows -> alert")
+    saved = [
+        {"start_ms": 0, "value": 0.5},
+        {"start_ms": 1, "skipped": True},
+        {"start_ms": 2, "value": 0.4},
+        {"start_ms": 3, "value": 0.3},
+        {"start_ms": 4, "skipped": True},
+    ]
+    assert load(saved, 2) == {"windows": saved[:3], "held": 3, "skipped": 2}
+    streak, fires = advance(rule, saved, {"task_metric": 0.1, "labelled": 5}, 5)
+    assert not fires and streak == {"windows": saved[:3], "held": 4, "skipped": 2}
+    # One window short of the count, it fires at the next window that holds.
+    streak, fires = advance(rule, saved[:2], {"task_metric": 0.1, "labelled": 5}, 5)
+    assert fires and [w["start_ms"] for w in held(streak)] == [0, 5]
+    assert skipped(streak, trailing=False) == [1]
+
+
+def test_the_standing_of_a_streak_saved_whole_is_bounded(db):
+    """A streak saved as a list over a year of hourly windows without labels (as before it
+    was bounded, 8,761 windows): the standing counts them all and lists what the bounded
+    streak keeps."""
+    rule = "concept_drift > 0 for 2 windows -> alert"
+    year = 365 * 24
+    saved = [{"start_ms": _hour(0), "value": 1}, {"start_ms": _hour(1), "value": 1}]
+    saved += [{"start_ms": _hour(k), "skipped": True} for k in range(2, year + 1)]
+    with db.write() as connection:
+        put_state(connection, "api", f"policies:live:{HOUR_MS}", {rule: saved})
+    (standing,) = read_actions(db, "api", Windowing("1h"))["policies"]
+    assert standing["streak"] == 2 and standing["streak_skipped_count"] == year - 1
+    assert standing["streak_windows"] == [
+        {"start_ms": _hour(0), "value": 1},
+        {"start_ms": _hour(1), "value": 1},
+    ]
+    assert standing["streak_skipped"] == []
+    assert len(json.dumps(standing)) < 1_000
+
+
+def _hour(k: int) -> int:
+    return T0 + k * HOUR_MS
 
 
 def test_extra_counts_are_kept_with_a_window_that_held():
     rule = Policy.parse("input_anomaly_rate > 0.1 -> alert")
     metrics = {"input_anomaly_rate": 0.25, "labelled": 0}
     streak, fires = advance(rule, [], metrics, 7, {"scored": 8, "flagged": 2})
-    assert fires and streak == [{"start_ms": 7, "value": 0.25, "scored": 8, "flagged": 2}]
+    assert fires and held(streak) == [{"start_ms": 7, "value": 0.25, "scored": 8, "flagged": 2}]
 
 
 def test_which_signals_a_plain_window_leaves_undefined(db, clock):

@@ -5,6 +5,8 @@ deployment and a protected alias are refused, say why, and alert."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sklearn.metrics import accuracy_score
 from typer.testing import CliRunner
@@ -15,11 +17,12 @@ from opsloop.monitoring.evaluation import evaluate, read_alerts
 from opsloop.monitoring.event_log import log_labels, log_predictions
 from opsloop.monitoring.policy import Policy
 from opsloop.monitoring.policy_actions import ActionContext
+from opsloop.monitoring.promote_action import _judged, primary_values
 from opsloop.monitoring.reference import set_reference
 from opsloop.registry import ModelRegistry
 from opsloop.registry.audit import audit_entries, verify_audit_log
 from opsloop.serving import Deployments, Variant
-from opsloop.store import ArtifactStore, open_database
+from opsloop.store import ArtifactStore, open_database, tables
 
 from .conftest import HOUR_MS, T0
 from .test_evaluation import WINDOWING, Traffic
@@ -137,6 +140,40 @@ def test_a_challenger_worse_than_the_primary_is_refused(db, clock, canary):
     refused = alerts[alerts["action"] == "alert"]
     assert sorted(refused["variant"]) == ["live", "next"]
     assert {e["failed_action"]["status"] for e in refused["evidence"]} == {"refused"}
+
+
+def test_a_primary_window_without_labels_cannot_judge_the_challenger(db):
+    # error_drift counts 0 alarms in a window without labels: that is no value to compare.
+    rule = Policy.parse("error_drift < 1 for 2 windows -> promote")
+    rows = [
+        {"start_ms": T0, "metrics": {"error_drift": 0, "labelled": 0}},
+        {"start_ms": T0 + HOUR_MS, "metrics": {"error_drift": 0, "labelled": 30}},
+    ]
+    with db.write() as connection:
+        connection.execute(
+            tables.monitoring_evaluations.insert(),
+            [
+                {
+                    "deployment": "api",
+                    "variant": "live",
+                    "window_ms": HOUR_MS,
+                    "start_ms": row["start_ms"],
+                    "metrics_json": json.dumps(row["metrics"]),
+                    "evaluated_ms": T0 + 2 * HOUR_MS,
+                }
+                for row in rows
+            ],
+        )
+    starts = [T0, T0 + HOUR_MS]
+    values = primary_values(db, "api", "live", HOUR_MS, starts, rule)
+    assert values == {T0: None, T0 + HOUR_MS: 0.0}
+    evidence = {"windows": [{"start_ms": s, "value": 0} for s in starts]}
+    compared, problem = _judged(rule, evidence, values)
+    assert [w["primary"] for w in compared] == [None, 0.0]
+    assert problem == (
+        "the primary has no error_drift in the window from 2027-01-15T08:00:00Z "  # T0
+        "to judge the challenger against"
+    )
 
 
 def test_a_protected_deployment_refuses_the_promotion(db, clock, canary):

@@ -94,13 +94,14 @@ def test_a_two_window_rule_fires_at_the_second_labelled_drifted_window(db, clock
     evidence = concept["evidence"]
     assert [w["start_ms"] for w in evidence["windows"]] == [_start(4), _start(6)]
     assert [w["value"] for w in evidence["windows"]] == [1, 1]
-    assert evidence["skipped"] == [_start(5)]
+    assert evidence["skipped"] == [_start(5)] and evidence["skipped_count"] == 1
     assert evidence["change_point_ms"] == _start(4)
     assert concept["start_ms"] == _start(6)
     (standing,) = [
         p for p in read_actions(db, "api", WINDOWING)["policies"] if p["rule"] == CONCEPT
     ]
     assert standing["streak"] == 2 and standing["streak_skipped"] == [_start(5)]
+    assert standing["streak_skipped_count"] == 1
     (quiet,) = [p for p in read_actions(db, "api", WINDOWING)["policies"] if p["rule"] == NO_ALARM]
     assert [w["start_ms"] for w in quiet["streak_windows"]] == [_start(6)]
 
@@ -120,3 +121,4 @@ def test_a_labelled_window_without_drift_between_breaks_the_streak(db, clock):
     standing = policies[CONCEPT]
     assert [w["start_ms"] for w in standing["streak_windows"]] == [_start(8)]
     assert standing["streak"] == 1 and standing["streak_skipped"] == []
+    assert standing["streak_skipped_count"] == 0

@@ -53,7 +53,24 @@ class EarlierWindows:
     """The evaluated windows of ``variant`` on windows of ``windowing``'s length that
     start before ``start_ms``, newest first, as ``(start_ms, metrics)``; iterating again
     goes over the windows read before, then reads on from where the last page ended, ``page``
-    windows a query. ``queries`` counts the queries made."""
+    windows a query. ``queries`` counts the queries made.
+
+    Four hourly windows evaluated, looking back from the fourth two windows a query: the
+    first look stops at the newest and reads one page; the second goes over it again and
+    reads on to the oldest with one more query.
+
+    >>> import json
+    >>> with db.write() as connection:
+    ...     _ = connection.execute(_evaluations.insert(), [
+    ...         {"deployment": "api", "variant": "a", "window_ms": 3_600_000,
+    ...          "start_ms": hour * 3_600_000, "metrics_json": json.dumps({"requests": hour}),
+    ...          "evaluated_ms": 0} for hour in range(4)])
+    >>> earlier = EarlierWindows(db, "api", "a", Windowing("1h"), 3 * 3_600_000, page=2)
+    >>> next(iter(earlier)), earlier.queries
+    ((7200000, {'requests': 2}), 1)
+    >>> [start // 3_600_000 for start, _ in earlier], earlier.queries
+    ([2, 1, 0], 2)
+    """
 
     def __init__(
         self,

@@ -76,14 +76,15 @@ and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<me
 
 An alert is kept in ``monitoring_alerts`` with its evidence (the windows of the streak and
 the signal's value in each, and the ``skipped`` windows between them where the signal was
-undefined, :mod:`.policy_streak`; for drift, the drifted features with statistic and p-value; for
-``error_drift``, the detector's alarm positions; for the decay signals, the decay) and
-appended to the audit log (action ``alert``, entity ``monitor:DEPLOYMENT``). The evidence
-names the ``change_point_ms``: for ``error_drift``, the estimated change of the error rate
-inside the window ADWIN kept at the detector's last alarm (:mod:`.change_point`; the time
-of the first labelled row after it, which may lie in an earlier window; ADWIN reads the
-stream whichever detector is chosen); for any other signal, the
-start of the streak's first window. For the input anomaly signals the evidence holds the
+undefined, at most :data:`~.policy_streak.MAX_LISTED_SKIPPED` listed and ``skipped_count``
+counting them all, :mod:`.policy_streak`; for drift, the drifted features with statistic
+and p-value; for ``error_drift``, the detector's alarm positions; for the decay signals,
+the decay) and appended to the audit log (action ``alert``, entity ``monitor:DEPLOYMENT``).
+The evidence names the ``change_point_ms``: for ``error_drift``, the estimated change of
+the error rate inside the window ADWIN kept at the detector's last alarm
+(:mod:`.change_point`; the time of the first labelled row after it, which may lie in an
+earlier window; ADWIN reads the stream whichever detector is chosen); for any other
+signal, the start of the streak's first window. For the input anomaly signals the evidence holds the
 scored and flagged requests of every window of the streak and the last window's
 ``input_anomaly`` (with the detector's stated false-positive rate). A rule whose action is
 not ``alert`` then acts (:mod:`.policy_actions`) with ``actions``, an
@@ -255,13 +256,16 @@ def _change_point(db, deployment, variant, earlier, start, read, errors, labelle
     return first + point, int(times[point])
 
 
-def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list) -> dict:
-    # The windows that held, and those passed over between them without a verdict.
+def _evidence(policy: Policy, streak: dict, metrics: dict, positions: list) -> dict:
+    # The windows that held, those passed over between them without a verdict (listed up
+    # to a bound), and how many were passed over: it fires at a window that held, so every
+    # one the streak counts lies between two that held.
     windows = held(streak)
     evidence: dict[str, Any] = {
         "signal": policy.signal,
         "windows": windows,
         "skipped": skipped(streak, trailing=False),
+        "skipped_count": streak["skipped"],
     }
     if policy.signal == "drift_share":
         evidence["drifted"] = {
@@ -294,15 +298,15 @@ def _evidence(policy: Policy, streak: list[dict], metrics: dict, positions: list
     return evidence
 
 
-def _alert_reason(rule: Policy, passed_over: list[int]) -> str:
-    """The alert's reason in the audit log.
+def _alert_reason(rule: Policy, passed_over: int) -> str:
+    """The alert's reason in the audit log, with the count of windows passed over.
 
-    >>> _alert_reason(Policy.parse("concept_drift > 0 for 2 windows -> alert"), [3_600_000])
+    >>> _alert_reason(Policy.parse("concept_drift > 0 for 2 windows -> alert"), 1)
     "policy 'concept_drift > 0 for 2 windows -> alert' held in 2 window(s), 1 window(s) without a verdict passed over"
     """  # noqa: E501 - a doctest's expected output is one line
     reason = f"policy {rule.text!r} held in {rule.windows} window(s)"
     if passed_over:
-        reason += f", {len(passed_over)} window(s) without a verdict passed over"
+        reason += f", {passed_over} window(s) without a verdict passed over"
     return reason
 
 
@@ -762,7 +766,7 @@ def _evaluate_window(
                     rule.text,
                     rule.action,
                     evidence,
-                    _alert_reason(rule, evidence["skipped"]),
+                    _alert_reason(rule, evidence["skipped_count"]),
                 )
                 if rule.action != "alert":
                     pending.append({"rule": rule.text, "variant": variant, "evidence": evidence})

@@ -552,14 +552,27 @@ class PolicyStanding(BaseModel):
     signal: str | None
     op: str | None
     threshold: float | None
-    windows: int | None = Field(description="the consecutive windows the rule needs to fire")
+    windows: int | None = Field(
+        description="how many windows the condition must hold in to fire, with no window "
+        "between where it is false (windows where the signal is undefined are passed over)"
+    )
     action: str | None
-    streak: int = Field(description="the consecutive windows, up to the last, where it held")
-    streak_windows: list[StreakWindow]
+    streak: int = Field(
+        description="how many windows held since the streak began, up to the last window "
+        "evaluated; a window where the signal is undefined is passed over, one where the "
+        "condition is false breaks the streak"
+    )
+    streak_windows: list[StreakWindow] = Field(
+        description="the streak's first windows that held, as many as the rule needs at most"
+    )
     streak_skipped: list[int] = Field(
         default=[],
-        description="the starts of the windows since the streak's first where the signal was "
-        "undefined (no labels for a signal judged on labels...): passed over, not breaking it",
+        description="the starts of the windows where the signal was undefined (no labels for "
+        "a signal judged on labels...), passed over, not breaking the streak: those before "
+        "the last of streak_windows, 100 at most (policy_streak.MAX_LISTED_SKIPPED)",
+    )
+    streak_skipped_count: int = Field(
+        default=0, description="how many windows were passed over since the streak began"
     )
     fired: int = Field(description="how many times it fired on windows of this length")
     last_fired_ms: int | None

@@ -165,6 +165,21 @@ _ESTIMATE_UNDEFINED = (
     "no estimate in the window: the reference keeps no probabilities and labels, or the "
     "window's answers give no probabilities"
 )
+# The reasons that several signals share (the signals of one test, one profile...).
+_NO_LABELS = "no labelled row in the window"
+_NO_LATENCY = "no latency recorded, or the quantile lies above the histogram's last bound"
+_NO_OUTPUT_TEST = (
+    "no output drift test: the reference keeps no predictions, the sample expired or holds "
+    "no prediction"
+)
+_NO_DECAY = "no kind of decay decided: no labelled row, or no error history before the window"
+_NO_PROCESS_SAMPLE = "no serving worker's process sample in the window"
+_NO_INPUT_SCORE = "no request scored by the input anomaly detector"
+_NO_INPUT_DETECTOR = "no input anomaly detector and no request scored"
+_NO_RECORD_COUNT = "no request's record count in the window's profile"
+_NO_RESIDUAL_INTERVAL = (
+    "fewer than two labelled rows, a classifier's, or residuals that do not vary"
+)
 #: When each signal is undefined in an evaluated window (no verdict: the window neither
 #: extends nor breaks a streak); ``None`` for a signal every evaluated window defines.
 UNDEFINED_WHEN: dict[str, str | None] = {
@@ -173,42 +188,35 @@ UNDEFINED_WHEN: dict[str, str | None] = {
     "missing_share": "the window's profile has no rows",
     "out_of_schema_rate": "the window's sample expired, or holds none of the reference's features",
     "error_rate": "no request in the window",
-    "task_metric": "no labelled row in the window",
-    "latency_p50_ms": "no latency recorded, or the quantile lies above the histogram's last bound",
-    "latency_p95_ms": "no latency recorded, or the quantile lies above the histogram's last bound",
+    "task_metric": _NO_LABELS,
+    "latency_p50_ms": _NO_LATENCY,
+    "latency_p95_ms": _NO_LATENCY,
     # An evaluated window is one that received requests.
     "requests": None,
-    "output_drift_p_value": "no output drift test: the reference keeps no predictions, the "
-    "sample expired or holds no prediction",
-    "output_drift_statistic": "no output drift test: the reference keeps no predictions, the "
-    "sample expired or holds no prediction",
-    "error_drift": "no labelled row in the window (the detector read no error), or a "
+    "output_drift_p_value": _NO_OUTPUT_TEST,
+    "output_drift_statistic": _NO_OUTPUT_TEST,
+    "error_drift": f"{_NO_LABELS} (the detector read no error), or a "
     "detector that reads no errors of this kind (PageHinkley, DDM on a regression's)",
-    "data_drift": "no kind of decay decided: no labelled row, or no error history before "
-    "the window",
-    "concept_drift": "no kind of decay decided: no labelled row, or no error history before "
-    "the window",
+    "data_drift": _NO_DECAY,
+    "concept_drift": _NO_DECAY,
     "previous_drift_share": "the variant's first window, or the sample of this window or "
     "the one before expired",
-    "process_rss_bytes": "no serving worker's process sample in the window",
-    "process_cpu_seconds": "no serving worker's process sample in the window",
+    "process_rss_bytes": _NO_PROCESS_SAMPLE,
+    "process_cpu_seconds": _NO_PROCESS_SAMPLE,
     "estimate_trusted": _ESTIMATE_UNDEFINED,
-    "input_anomaly_rate": "no request scored by the input anomaly detector",
-    "input_anomaly_p_value": "no request scored by the input anomaly detector",
-    "input_scored": "no input anomaly detector and no request scored",
-    "input_flagged": "no input anomaly detector and no request scored",
+    "input_anomaly_rate": _NO_INPUT_SCORE,
+    "input_anomaly_p_value": _NO_INPUT_SCORE,
+    "input_scored": _NO_INPUT_DETECTOR,
+    "input_flagged": _NO_INPUT_DETECTOR,
     "text_length_drift_share": "no text feature compared (none in the reference, or the "
     "window's sample expired)",
-    "records_per_request_mean": "no request's record count in the window's profile",
-    "records_per_request_max": "no request's record count in the window's profile",
+    "records_per_request_mean": _NO_RECORD_COUNT,
+    "records_per_request_max": _NO_RECORD_COUNT,
     "residual_mean": "no labelled row, or a classifier's (residuals are a regression's)",
     "residual_std": "fewer than two labelled rows, or a classifier's",
-    "residual_mean_low": "fewer than two labelled rows, a classifier's, or residuals that "
-    "do not vary",
-    "residual_mean_high": "fewer than two labelled rows, a classifier's, or residuals that "
-    "do not vary",
-    "residual_p_value": "fewer than two labelled rows, a classifier's, or residuals that do "
-    "not vary",
+    "residual_mean_low": _NO_RESIDUAL_INTERVAL,
+    "residual_mean_high": _NO_RESIDUAL_INTERVAL,
+    "residual_p_value": _NO_RESIDUAL_INTERVAL,
     "feature_alarms": "the deployment has its per-feature detectors off",
     **{
         f"estimated_{metric}{bound}": _ESTIMATE_UNDEFINED
@@ -532,22 +540,31 @@ class Policy:
         return metrics.get(self.signal)
 
     def holds(self, metrics: dict[str, Any]) -> bool:
-        """Whether the condition holds in a window with these metrics."""
+        """Whether the condition holds in a window with these metrics (:meth:`verdict`
+        is ``True``).
+
+        >>> rule = Policy.parse("task_metric < 0.8 -> alert")
+        >>> rule.holds({"task_metric": 0.5}), rule.holds({"task_metric": 0.5, "labelled": 0})
+        (True, False)
+        """
         return self.verdict(metrics) is True
 
     def verdict(self, metrics: dict[str, Any]) -> bool | None:
         """Whether the condition holds in a window with these metrics, or ``None`` where
         the signal is undefined in it (no value, or a signal judged on labels in a window
-        without any): such a window neither extends nor breaks a streak.
+        whose ``labelled`` count is 0): such a window neither extends nor breaks a streak.
+        Metrics without a ``labelled`` count are judged on the signal's value alone.
 
         >>> rule = Policy.parse("error_drift > 0 for 2 windows -> alert")
         >>> rule.verdict({"error_drift": 0, "labelled": 0}), rule.verdict(
-        ...     {"error_drift": 0, "labelled": 40})
-        (None, False)
+        ...     {"error_drift": 0, "labelled": 40}), rule.verdict({"error_drift": 1})
+        (None, False, True)
         """
         value = self.value(metrics)
         if value is None:
             return None
-        if self.signal in LABELLED_SIGNALS and not metrics.get("labelled"):
+        # Only a window known to hold no labelled row: metrics built by a caller that
+        # does not count labels keep the verdict of their value.
+        if self.signal in LABELLED_SIGNALS and metrics.get("labelled", 1) == 0:
             return None
         return bool(_OPERATORS[self.op](float(value), self.threshold))

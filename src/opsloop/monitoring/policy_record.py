@@ -5,11 +5,14 @@ needs neither the monitor's state rows nor the whole audit log.
 :func:`read_actions` gives four lists:
 
 * ``policies``: every rule applied to a variant's windows of one length, with its current
-  streak (the consecutive windows, newest last, in which its condition held, as of the last
-  window it was applied to; ``streak_skipped``, the windows since its first where its signal
-  was undefined, passed over, :mod:`.policy_streak`), the windows it needs, and how often
-  and when it last fired (its alerts; an alert recorded because an action failed is an
-  outcome, not a firing);
+  streak as of the last window it was applied to (``streak``: how many windows held since
+  it began, passing over those where its signal was undefined, and breaking at one where the
+  condition was false; ``streak_windows``: the first of them, up to the windows the rule
+  needs; ``streak_skipped``: the windows without a verdict listed before the last of those,
+  at most :data:`~.policy_streak.MAX_LISTED_SKIPPED`, and ``streak_skipped_count`` counting
+  all since it began; :mod:`.policy_streak`), the windows it needs, and how often and when
+  it last fired (its alerts; an alert recorded because an action failed is an outcome, not
+  a firing);
 * ``pending``: the actions recorded with their alert and not run yet (a process stopped
   before it ran them, a ``retrain`` whose evaluation had no registry, a ``promote`` that
   waits for the primary's windows);
@@ -48,7 +51,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import read_alerts
 from opsloop.monitoring.monitor_state import get_state
 from opsloop.monitoring.policy import Policy
-from opsloop.monitoring.policy_streak import held, skipped
+from opsloop.monitoring.policy_streak import MAX_LISTED_SKIPPED, held, load, skipped
 from opsloop.monitoring.running_actions import running_actions
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
@@ -184,8 +187,10 @@ def read_actions(
         outcomes, total = _outcomes(connection, deployment, variant, last)
     policies = []
     for v in variants:
-        for text, streak in streaks[v].items():
+        for text, stored in streaks[v].items():
             fields = _rule_fields(text)
+            # A rule this version no longer reads keeps what it saved, bounded all the same.
+            streak = load(stored, fields["windows"] or MAX_LISTED_SKIPPED)
             # A firing is an alert of the rule with the rule's own action, on this length's
             # windows; an alert that a failed action recorded has the action "alert".
             fired = [
@@ -202,13 +207,14 @@ def read_actions(
                     "variant": v,
                     "rule": text,
                     **fields,
-                    "streak": len(held(streak)),
+                    "streak": streak["held"],
                     # A streak of an input anomaly rule also keeps each window's counts
                     # for the alert's evidence; the standing shows the signal's values.
                     "streak_windows": [
                         {"start_ms": w["start_ms"], "value": w["value"]} for w in held(streak)
                     ],
                     "streak_skipped": skipped(streak),
+                    "streak_skipped_count": streak["skipped"],
                     "fired": len(fired),
                     "last_fired_ms": None if newest is None else int(newest["at_ms"]),
                     "last_fired_start_ms": None if newest is None else newest["start_ms"],

@@ -10,6 +10,16 @@ that holds: an undefined window before any is not kept. The rule fires when the 
 that held reach its count, at a window that held, once; again only after the streak
 breaks.
 
+**What is kept.** A streak is saved with the monitor's state at every window, so it is
+bounded whatever the windows: ``{"windows": [...], "held": H, "skipped": S}`` keeps the
+first ``N`` windows that held for a rule ``for N windows`` (the alert's evidence, and its
+change point, the start of the first), and the windows without a verdict listed only
+before the ``N``-th of them, at most :data:`MAX_LISTED_SKIPPED`; ``H`` and ``S`` count
+all the windows that held and all those passed over since the streak began. So a rule
+that keeps holding, or a year of hourly windows without labels after it fired, keeps the
+saved streak the same size. A streak saved as a plain list of windows, as before the
+counts were kept, loads as the same streak (:func:`load`).
+
 >>> from opsloop.monitoring.policy import Policy
 >>> rule = Policy.parse("concept_drift > 0 for 2 windows -> alert")
 >>> streak, fired = [], []
@@ -17,10 +27,10 @@ breaks.
 ...     streak, now = advance(rule, streak, {"concept_drift": drift, "labelled": labelled},
 ...                           start)
 ...     fired.append(now)
->>> fired, [w["start_ms"] for w in held(streak)], skipped(streak, trailing=False)
+>>> fired, [w["start_ms"] for w in held(streak)], skipped(streak)
 ([False, False, True, False], [0, 2], [1])
->>> skipped(streak)  # and the one after the last that held, while the streak lasts
-[1, 3]
+>>> streak["held"], streak["skipped"]  # the window after the fire counted, not listed
+(2, 2)
 """
 
 from __future__ import annotations
@@ -29,39 +39,82 @@ from typing import Any
 
 from opsloop.monitoring.policy import Policy
 
+#: The most windows without a verdict a streak lists; it counts them all.
+MAX_LISTED_SKIPPED = 100
 
-def held(streak: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The windows of ``streak`` in which the condition held, oldest first.
+
+def _windows(streak: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]]:
+    return streak["windows"] if isinstance(streak, dict) else streak
+
+
+def _empty() -> dict[str, Any]:
+    return {"windows": [], "held": 0, "skipped": 0}
+
+
+def load(stored: list[dict[str, Any]] | dict[str, Any], windows: int) -> dict[str, Any]:
+    """A saved streak of a rule ``for windows windows`` in the bounded form (see the module
+    docstring): a plain list of windows, as saved before the counts were kept, is counted
+    and cut to what the bounded form keeps.
+
+    >>> old = [{"start_ms": 0, "value": 1}, {"start_ms": 1, "skipped": True},
+    ...        {"start_ms": 2, "value": 1}, {"start_ms": 3, "value": 1}]
+    >>> streak = load(old, 2)
+    >>> [w["start_ms"] for w in streak["windows"]], streak["held"], streak["skipped"]
+    ([0, 1, 2], 3, 1)
+    """
+    if isinstance(stored, dict):
+        return stored
+    streak = _empty()
+    for window in stored:
+        if window.get("skipped"):
+            streak["skipped"] += 1
+        else:
+            streak["held"] += 1
+        if _keeps(streak["windows"], windows, bool(window.get("skipped"))):
+            streak["windows"].append(window)
+    return streak
+
+
+def _keeps(kept: list[dict[str, Any]], windows: int, undefined: bool) -> bool:
+    """Whether a streak that keeps ``kept`` keeps one more window."""
+    if len(held(kept)) >= windows:
+        return False
+    return not undefined or len(kept) - len(held(kept)) < MAX_LISTED_SKIPPED
+
+
+def held(streak: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]]:
+    """The windows of ``streak`` kept in which the condition held, oldest first.
 
     >>> held([{"start_ms": 0, "value": 1}, {"start_ms": 5, "skipped": True}])
     [{'start_ms': 0, 'value': 1}]
     """
-    return [w for w in streak if not w.get("skipped")]
+    return [w for w in _windows(streak) if not w.get("skipped")]
 
 
-def skipped(streak: list[dict[str, Any]], *, trailing: bool = True) -> list[int]:
-    """The starts of the windows of ``streak`` where the signal was undefined, oldest
-    first; without ``trailing``, only those between two windows that held.
+def skipped(streak: list[dict[str, Any]] | dict[str, Any], *, trailing: bool = True) -> list[int]:
+    """The starts of the windows listed in ``streak`` where the signal was undefined,
+    oldest first; without ``trailing``, only those between two windows that held.
 
     >>> streak = [{"start_ms": 0, "value": 1}, {"start_ms": 5, "skipped": True}]
     >>> skipped(streak), skipped(streak, trailing=False)
     ([5], [])
     """
-    last = max((i for i, w in enumerate(streak) if not w.get("skipped")), default=-1)
+    windows = _windows(streak)
+    last = max((i for i, w in enumerate(windows) if not w.get("skipped")), default=-1)
     return [
         int(w["start_ms"])
-        for i, w in enumerate(streak)
+        for i, w in enumerate(windows)
         if w.get("skipped") and (trailing or i < last)
     ]
 
 
 def advance(
     rule: Policy,
-    streak: list[dict[str, Any]],
+    streak: list[dict[str, Any]] | dict[str, Any],
     metrics: dict[str, Any],
     start_ms: int,
     extra: dict[str, Any] | None = None,
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[dict[str, Any], bool]:
     """``streak`` after the window starting at ``start_ms`` with these ``metrics``, and
     whether the rule fires at it (see the module docstring). A window that holds is kept
     with the signal's ``value`` and ``extra``.
@@ -69,16 +122,25 @@ def advance(
     >>> rule = Policy.parse("drift_share > 0.3 for 2 windows -> alert")
     >>> streak, _ = advance(rule, [], {"drift_share": 0.5}, 0)
     >>> advance(rule, streak, {"drift_share": 0.1}, 1)
-    ([], False)
+    ({'windows': [], 'held': 0, 'skipped': 0}, False)
     """
+    current = load(streak, rule.windows)
     verdict = rule.verdict(metrics)
     if verdict is None:
-        return ([*streak, {"start_ms": start_ms, "skipped": True}] if held(streak) else []), False
+        if not current["held"]:
+            return _empty(), False
+        kept = current["windows"]
+        if _keeps(kept, rule.windows, undefined=True):
+            kept = [*kept, {"start_ms": start_ms, "skipped": True}]
+        return {**current, "windows": kept, "skipped": current["skipped"] + 1}, False
     if not verdict:
-        return [], False
-    window = {"start_ms": start_ms, "value": rule.value(metrics), **(extra or {})}
-    streak = [*streak, window]
-    return streak, len(held(streak)) == rule.windows
+        return _empty(), False
+    kept = current["windows"]
+    if _keeps(kept, rule.windows, undefined=False):
+        window = {"start_ms": start_ms, "value": rule.value(metrics), **(extra or {})}
+        kept = [*kept, window]
+    count = current["held"] + 1
+    return {**current, "windows": kept, "held": count}, count == rule.windows
 
 
-__all__ = ["advance", "held", "skipped"]
+__all__ = ["MAX_LISTED_SKIPPED", "advance", "held", "load", "skipped"]

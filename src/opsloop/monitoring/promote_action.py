@@ -49,7 +49,23 @@ def primary_values(
     db, deployment: str, variant: str, window_ms: int, starts: list[int], rule: Any
 ) -> dict[int, float | None]:
     """The value of ``rule``'s signal in ``variant``'s evaluation of each window of
-    ``starts`` (``None`` where it has none)."""
+    ``starts``; ``None`` where the signal is undefined there (no value, or a signal judged
+    on labels in a window without any, whatever it shows: :meth:`Policy.verdict
+    <opsloop.monitoring.policy.Policy.verdict>`), or the window was not evaluated.
+
+    >>> import json, sqlalchemy as sa
+    >>> from opsloop.monitoring.policy import Policy
+    >>> from opsloop.store.database import Database
+    >>> db = Database("sqlite://")
+    >>> with db.write() as connection:
+    ...     _ = connection.execute(_evaluations.insert(), [
+    ...         {"deployment": "api", "variant": "live", "window_ms": 10, "start_ms": start,
+    ...          "metrics_json": json.dumps({"error_drift": 0, "labelled": labelled}),
+    ...          "evaluated_ms": 0} for start, labelled in ((0, 0), (10, 40))])
+    >>> rule = Policy.parse("error_drift < 1 for 2 windows -> promote")
+    >>> primary_values(db, "api", "live", 10, [0, 10, 20], rule)
+    {0: None, 10: 0.0, 20: None}
+    """
     with db.read() as connection:
         rows = connection.execute(
             sa.select(_evaluations.c.start_ms, _evaluations.c.metrics_json).where(
@@ -59,7 +75,13 @@ def primary_values(
                 _evaluations.c.start_ms.in_(starts),
             )
         ).all()
-    found = {int(start): rule.value(json.loads(metrics)) for start, metrics in rows}
+    found = {}
+    for start, metrics_json in rows:
+        metrics = json.loads(metrics_json)
+        # No verdict, no value to judge against: a window without labels shows 0 alarms
+        # for error_drift, which is no evidence that the primary does well.
+        defined = rule.verdict(metrics) is not None
+        found[int(start)] = float(rule.value(metrics)) if defined else None
     return {start: found.get(start) for start in starts}
 
 

@@ -60,7 +60,8 @@ def evidence_sentence(rule: str, evidence: dict[str, Any]) -> str:
         f"{evidence.get('signal')} {w['value']:.4g} in the window from {utc_iso(w['start_ms'])}"
         for w in windows
     )
-    passed = len(evidence.get("skipped") or [])
+    # The count, where the evidence has one: the listed windows are bounded.
+    passed = evidence.get("skipped_count", len(evidence.get("skipped") or []))
     if passed:
         values += f", passing over {passed} window(s) without a verdict"
     return f"policy {rule!r} held: {values}"

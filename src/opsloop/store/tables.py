@@ -577,8 +577,9 @@ monitoring_evaluations = Table(
     Column("metrics_json", Text, nullable=False),
     Column("evaluated_ms", BigInteger, nullable=False),
     UniqueConstraint("deployment", "variant", "window_ms", "start_ms"),
-    # Every variant's windows of one length, paged newest first by (start, variant).
-    Index(None, "deployment", "window_ms", "start_ms", "variant"),
+    # Every variant's windows of one length, paged newest first by (start, variant). Named
+    # here: the convention's name would take PostgreSQL's whole 63 characters.
+    Index("ix_monitoring_evaluations_by_start", "deployment", "window_ms", "start_ms", "variant"),
 )
 
 # Alerts raised by monitoring policies, with the evidence that fired them.

@@ -27,7 +27,7 @@ depends_on = None
 def upgrade() -> None:
     """Apply this revision."""
     op.create_index(
-        op.f("ix_monitoring_evaluations_deployment_window_ms_start_ms_variant"),
+        op.f("ix_monitoring_evaluations_by_start"),
         "monitoring_evaluations",
         ["deployment", "window_ms", "start_ms", "variant"],
     )
@@ -46,6 +46,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_monitoring_alerts_deployment_variant_id"), "monitoring_alerts")
     op.drop_index(op.f("ix_monitoring_alerts_deployment_id"), "monitoring_alerts")
     op.drop_index(
-        op.f("ix_monitoring_evaluations_deployment_window_ms_start_ms_variant"),
+        op.f("ix_monitoring_evaluations_by_start"),
         "monitoring_evaluations",
     )
