@@ -25,6 +25,7 @@ from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, Variant
 from opsloop.serving.canary_rollout import DECISION_LEASE_MS, RETRY_LIMIT, Transition
 from opsloop.serving.rollout_decisions import decision_document
+from opsloop.serving.rollout_gauges import RolloutGauges
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_state import locked_rollout, write_rollout
 from opsloop.store import tables
@@ -641,3 +642,39 @@ def test_a_change_that_keeps_raising_is_tried_a_bounded_number_of_times_then_hal
     assert [n["then"] for n in state["not_carried_out"]] == ["retry"] * 4 + ["halt"]
     assert [v.weight for v in deployments.get("api").variants] == [0.8, 0.2]
     assert _decided(deployments) == []
+
+
+def test_the_gauges_show_the_weights_the_deployment_routes_by_and_the_changes_not_made(
+    registry,
+):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=10_000)
+    now_s = [0.0]
+    gauges = RolloutGauges(deployments, lambda: ["api"], clock=lambda: now_s[0], refresh_s=5.0)
+    worker = RolloutObserver(registry.db, RaisesOnDeploy(registry.db))
+    for _ in range(100):
+        worker.record("api", [], _request(True, failed=True))
+    assert deployments.rollout("api")["state"]["status"] == "halted"
+
+    def shown() -> dict:
+        families = {f.name: f for f in gauges.collect()}
+        weights = families["opsloop_rollout_weight"].samples
+        return {
+            "weight": {s.labels["variant"]: s.value for s in weights},
+            "not_made": {
+                s.labels["action"]: s.value
+                for s in families["opsloop_rollout_not_carried_out"].samples
+                if s.name.endswith("_total")
+            },
+        }  # fmt: skip
+
+    assert shown() == {
+        "weight": {"canary": 0.2, "stable": 0.8},
+        "not_made": {"step": 0.0, "complete": 0.0, "rollback": 5.0},
+    }
+    # A person takes the candidate out: the gauges say what the deployment serves now.
+    Deployments(registry.db, actor="eda").deploy(
+        "api", [Variant("stable", "m", version=1)], reason="the candidate fails"
+    )
+    now_s[0] = 5.0  # past the refresh interval
+    assert shown()["weight"] == {"canary": 0.0, "stable": 1.0}

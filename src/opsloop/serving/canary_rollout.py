@@ -680,6 +680,9 @@ def not_carried_out(
         "decided_ms": decision["at_ms"],
     }
     state["not_carried_out"] = [*kept, {**summary, **note}][-MAX_NOT_CARRIED_OUT:]
+    # All of them, where the list keeps the newest (the metrics count them).
+    counts = state.setdefault("not_carried_out_count", {})
+    counts[transition.action] = counts.get(transition.action, 0) + 1
     return True
 
 
