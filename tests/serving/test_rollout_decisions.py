@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 
 import httpx
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from tests.clock import FakeClock
@@ -23,8 +24,9 @@ from opsloop.registry import ModelRegistry, add_user
 from opsloop.registry.audit import verify_audit_log
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, Variant
-from opsloop.serving.canary_rollout import Transition
+from opsloop.serving.canary_rollout import DECISION_LEASE_MS, RETRY_LIMIT, Transition
 from opsloop.serving.rollout_decisions import decision_document
+from opsloop.serving.rollout_gauges import RolloutGauges
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_state import locked_rollout, write_rollout
 from opsloop.store import ArtifactStore, Database, database, tables
@@ -508,21 +510,222 @@ def test_a_busy_store_while_the_ramp_applies_its_decision_never_fails_the_reques
     db.engine.dispose()
 
 
-def test_a_worker_that_reads_a_pending_rollback_keeps_feeding_its_gates(registry):
-    """A worker that reads the rollout while a rollback's change is pending (another
-    worker decided it and is writing it) keeps reading this definition's requests: if that
-    write does not land, the ramp goes on and the next request decides the rollback again;
-    once the change is made the definition changes and is read anew."""
+class StopsAfterDeciding(RolloutObserver):
+    """A worker that stops (killed, restarted) between the transaction that decides a
+    change and the change: the decision stays pending in the store."""
+
+    def _apply(self, name, transition, state, set_by) -> None:
+        pass
+
+
+def _errors_gate(deployments) -> tuple[int, int, int, int]:
+    gate = deployments.rollout("api")["state"]["gates"]["errors"]["state"]
+    return (gate["n_candidate"], gate["events_candidate"], gate["n_primary"],
+            gate["events_primary"])  # fmt: skip
+
+
+def test_a_worker_that_reads_a_pending_rollback_reconciles_it_past_the_lease(registry):
+    """A worker reads the requests of a definition whose rollback another worker decided
+    and is making: its gates, which decided, count nothing more and nothing else is decided
+    on top of it; once the decision is pending past the lease (its worker stopped), the
+    next request finds no entry carrying it and makes the rollback itself."""
     deployments = _canary(registry)
     deployments.set_rollout("api", steps=STEPS, min_requests=10_000)
+    clock = registry.db.clock
+    stopped = StopsAfterDeciding(registry.db, deployments)
+    for _ in range(50):
+        clock.advance(1)
+        stopped.record("api", [], _request(True, failed=True))
+        if deployments.rollout("api")["state"]["status"] != "ramping":
+            break
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["decision"]["outcome"]) == ("rolled_back", "pending")
+    decided_ms = state["decision"]["at_ms"]
+    frozen = _errors_gate(deployments)
+    assert frozen[1] == frozen[0] > 0  # every candidate request failed
+    worker = RolloutObserver(registry.db, deployments)
     definition = deployments.get("api")
+    assert worker._ramping_gates(definition)[0] == {"errors": {}}  # still read
+    clock.advance(DECISION_LEASE_MS - 1)
+    for _ in range(5):
+        worker.record("api", [], _request(True, failed=True))
+        worker.record("api", [], _request(False, failed=True))
+    assert _errors_gate(deployments) == frozen
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["decision"]["outcome"]) == ("rolled_back", "pending")
+    assert [v.weight for v in deployments.get("api").variants] == [0.8, 0.2]
+    clock.advance(1)  # the lease is over
+    worker.record("api", [], _request(False))
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["decision"]["outcome"]) == ("rolled_back", "carried_out")
+    assert state["decision"]["at_ms"] == decided_ms + DECISION_LEASE_MS
+    assert [v.weight for v in deployments.get("api").variants] == [1.0, 0.0]
+    (lost,) = state["not_carried_out"]
+    assert (lost["action"], lost["decided_ms"], lost["then"]) == ("rollback", decided_ms, "retry")
+    assert lost["why"].startswith(f"still pending {DECISION_LEASE_MS} ms after it was decided")
+    assert [d["action"] for _, d in _decided(deployments)] == ["rollback"]
+    assert verify_audit_log(registry.db).ok
+
+
+def test_a_step_whose_worker_stopped_is_taken_again_not_skipped(registry):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    clock = registry.db.clock
+    stopped = StopsAfterDeciding(registry.db, deployments)
+    for _ in range(3):
+        stopped.record("api", [], _request(True))
+    state = deployments.rollout("api")["state"]
+    assert (state["share"], state["decision"]["outcome"]) == (0.5, "pending")
+    # Another worker's requests, still routed at 0.2: nothing is decided on top of it.
+    worker = RolloutObserver(registry.db, deployments)
+    for _ in range(3):
+        worker.record("api", [], _request(True))
+    state = deployments.rollout("api")["state"]
+    assert [s["share"] for s in state["steps_taken"]] == [0.2, 0.5]
+    assert (state["step"], state["step_requests"], state["decision"]["action"]) == (1, 3, "step")
+    assert [v.weight for v in deployments.get("api").variants] == [0.8, 0.2]
+    clock.advance(DECISION_LEASE_MS)
+    # Back at 0.2 with its 3 + 3 requests kept, plus this one: the step is decided again.
+    worker.record("api", [], _request(True))
+    state = deployments.rollout("api")["state"]
+    assert [v.weight for v in deployments.get("api").variants] == [0.5, 0.5]
+    assert (state["step"], state["share"], state["decision"]["outcome"]) == (1, 0.5, "carried_out")
+    assert state["decision"]["candidate_requests_at_previous_step"] == 7
+    assert [n["then"] for n in state["not_carried_out"]] == ["retry"]
+    assert "retrying" not in state  # a change carried out ends the retries
+    for _ in range(3):
+        clock.advance(1)
+        worker.record("api", [], _request(True, share=0.5))
+    assert [(d["action"], d["share"]) for _, d in _decided(deployments)] == [
+        ("step", 0.5), ("complete", 1.0),
+    ]  # fmt: skip
+    assert [s["share"] for s in deployments.rollout("api")["state"]["steps_taken"]] == STEPS
+
+
+def test_a_step_being_made_is_not_decided_on_and_then_carried_out(registry):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    deferred = []
+
+    class Slow(RolloutObserver):
+        def _apply(self, *args) -> None:
+            deferred.append(args)  # between its decision and its change
+
+    slow = Slow(registry.db, deployments)
+    for _ in range(3):
+        slow.record("api", [], _request(True))
+    worker = RolloutObserver(registry.db, deployments)
+    for _ in range(3):
+        worker.record("api", [], _request(True))
+    assert _decided(deployments) == []
+    RolloutObserver._apply(slow, *deferred[0])
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["share"], state["decision"]["outcome"]) == (
+        "ramping", 0.5, "carried_out",
+    )  # fmt: skip
+    assert "not_carried_out" not in state
+    assert [(d["action"], d["share"]) for _, d in _decided(deployments)] == [("step", 0.5)]
+    assert [v.weight for v in deployments.get("api").variants] == [0.5, 0.5]
+
+
+def test_a_decision_without_an_outcome_is_read_from_the_audit_log_past_the_lease(registry):
+    """A state written before decisions kept an outcome counts its decision as pending;
+    past the lease the audit entry carrying it says it was made."""
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    worker = RolloutObserver(registry.db, deployments)
+    for _ in range(3):
+        worker.record("api", [], _request(True))
     with registry.db.write() as connection:
         policy, state, set_by = locked_rollout(connection, "api")
-        state.update(status="rolled_back", decision={"action": "rollback", "outcome": "pending"})
-        write_rollout(connection, "api", policy, state, set_by, 1)
-    assert RolloutObserver(registry.db, deployments)._ramping_gates(definition)[0] == {"errors": {}}
-    with registry.db.write() as connection:
-        policy, state, set_by = locked_rollout(connection, "api")
-        state["decision"]["outcome"] = "carried_out"
-        write_rollout(connection, "api", policy, state, set_by, 2)
-    assert RolloutObserver(registry.db, deployments)._ramping_gates(definition)[0] is None
+        del state["decision"]["outcome"]
+        write_rollout(connection, "api", policy, state, set_by, registry.db.clock())
+    assert worker._ramping_gates(deployments.get("api"))[0] == {"errors": {}}
+    worker.record("api", [], _request(True, share=0.5))
+    assert "outcome" not in deployments.rollout("api")["state"]["decision"]
+    registry.db.clock.advance(DECISION_LEASE_MS)
+    worker.record("api", [], _request(True, share=0.5))
+    state = deployments.rollout("api")["state"]
+    assert (state["step"], state["share"], state["step_requests"]) == (1, 0.5, 2)
+    assert state["decision"]["outcome"] == "carried_out"
+    assert "not_carried_out" not in state
+    assert [(d["action"], d["share"]) for _, d in _decided(deployments)] == [("step", 0.5)]
+
+
+class RaisesOnDeploy(Deployments):
+    """A control plane whose deploy raises the same unexpected error each time."""
+
+    def __init__(self, db) -> None:
+        super().__init__(db)
+        self.tried_ms: list[int] = []
+
+    def _deploy(self, *args, **kwargs):
+        self.tried_ms.append(self.db.clock())
+        raise RuntimeError(f"disk full at {self.db.clock()}")
+
+
+@pytest.mark.parametrize(
+    ("min_requests", "failed", "then_share"), [(10_000, True, 0.2), (3, False, 0.2)]
+)
+def test_a_change_that_keeps_raising_is_tried_a_bounded_number_of_times_then_halts(
+    registry, min_requests, failed, then_share
+):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=min_requests)
+    clock = registry.db.clock
+    controller = RaisesOnDeploy(registry.db)
+    worker = RolloutObserver(registry.db, controller)
+    for _ in range(200):
+        clock.advance(1)
+        worker.record("api", [], _request(True, failed=failed))
+    assert len(controller.tried_ms) == RETRY_LIMIT == 5
+    # Backing off: 0, 1, 3 and 7 requests between the tries.
+    assert np.diff(controller.tried_ms).tolist() == [1, 2, 4, 8]
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["share"], state["steps_taken"][-1]["share"]) == (
+        "halted", then_share, then_share,
+    )  # fmt: skip
+    note = state["decision"]["not_carried_out"]
+    first, last = controller.tried_ms[0], controller.tried_ms[-1]
+    assert (note["then"], note["attempts"]) == ("halt", 5)
+    assert note["first"] == {"at_ms": first, "why": f"RuntimeError: disk full at {first}"}
+    assert (note["at_ms"], note["why"]) == (last, f"RuntimeError: disk full at {last}")
+    assert [n["then"] for n in state["not_carried_out"]] == ["retry"] * 4 + ["halt"]
+    assert [v.weight for v in deployments.get("api").variants] == [0.8, 0.2]
+    assert _decided(deployments) == []
+
+
+def test_the_gauges_show_the_weights_the_deployment_routes_by_and_the_changes_not_made(
+    registry,
+):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=10_000)
+    now_s = [0.0]
+    gauges = RolloutGauges(deployments, lambda: ["api"], clock=lambda: now_s[0], refresh_s=5.0)
+    worker = RolloutObserver(registry.db, RaisesOnDeploy(registry.db))
+    for _ in range(100):
+        worker.record("api", [], _request(True, failed=True))
+    assert deployments.rollout("api")["state"]["status"] == "halted"
+
+    def shown() -> dict:
+        families = {f.name: f for f in gauges.collect()}
+        weights = families["opsloop_rollout_weight"].samples
+        return {
+            "weight": {s.labels["variant"]: s.value for s in weights},
+            "not_made": {
+                s.labels["action"]: s.value
+                for s in families["opsloop_rollout_not_carried_out"].samples
+                if s.name.endswith("_total")
+            },
+        }  # fmt: skip
+
+    assert shown() == {
+        "weight": {"canary": 0.2, "stable": 0.8},
+        "not_made": {"step": 0.0, "complete": 0.0, "rollback": 5.0},
+    }
+    # A person takes the candidate out: the gauges say what the deployment serves now.
+    Deployments(registry.db, actor="eda").deploy(
+        "api", [Variant("stable", "m", version=1)], reason="the candidate fails"
+    )
+    now_s[0] = 5.0  # past the refresh interval
+    assert shown()["weight"] == {"canary": 0.0, "stable": 1.0}

@@ -92,7 +92,12 @@ def test_the_canary_shows_its_ramp_its_gate_and_its_rollback(served):
         f"rollout: gate 'errors' failed (rate_sprt statistic {statistic:.4f} >= "
         f"threshold {threshold:.4f}; candidate 8 of 18, primary 0 of 0)"
     )
-    assert "Last decision: <strong>rollback</strong> (gate errors failed)" in page.text
+    assert (
+        "Last decision: <strong>rollback</strong> (gate errors failed at the candidate's 50.0%)"
+        in page.text
+    )
+    assert '<strong class="outcome carried-out">carried out</strong>.</p>' in page.text
+    assert 'id="decision-next"' not in page.text
 
 
 def test_a_rollout_whose_candidate_is_gone_still_shows(served, database):
@@ -128,7 +133,50 @@ def test_a_canary_that_stepped_shows_its_last_step(served, database):
     page = client.get("/deployments/step-api/results")
     assert page.status_code == 200, page.text[-500:]
     assert facts(page.text)["step"] == "2 of 3 (50.0%)"
-    assert "Last decision: <strong>step</strong>, candidate at 50.0%" in page.text
+    assert "Last decision: <strong>step</strong>, candidate to 50.0%" in page.text
+
+
+class RaisesOnDeploy(Deployments):
+    """A control plane whose deploy raises the same unexpected error each time."""
+
+    def _deploy(self, *args, **kwargs):
+        raise RuntimeError("disk full")
+
+
+def test_a_halted_canary_says_its_rollback_was_not_made_why_and_what_to_do(served, database):
+    client, _, _ = served
+    deployments = Deployments(database)
+    deployments.deploy(
+        "halt-api",
+        [
+            Variant("stable", "m", version=1, weight=0.8),
+            Variant("canary", "m", version=2, role="candidate", weight=0.2),
+        ],
+        strategy="canary",
+        reason="try version 2",
+    )
+    deployments.set_rollout("halt-api", steps=STEPS, min_requests=10_000)
+    observer = RolloutObserver(database, RaisesOnDeploy(database))
+    request = {"candidate": True, "failed": True, "latency_ms": 1.0, "share": 0.2,
+               "disagrees": None, "anomalous": None}  # fmt: skip
+    for _ in range(100):
+        observer.record("halt-api", [], request)
+    assert deployments.rollout("halt-api")["state"]["status"] == "halted"
+    page = client.get("/deployments/halt-api/results")
+    assert page.status_code == 200, page.text[-500:]
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page.text)))
+    assert facts(page.text)["status"] == "halted"
+    assert facts(page.text)["candidate's traffic now"] == "20.0%"
+    assert (
+        "Last decision: rollback (gate errors failed at the candidate's 20.0%)" in text
+        and ": not carried out (RuntimeError: disk full). The ramp is halted: it changes the "
+        "deployment no more. Decide yourself: take the candidate out (its weight to 0 on the "
+        "deployment page) or restore an earlier definition, or keep the traffic as it is; set "
+        "the rollout again to start a new ramp. It was tried 5 times; the first cause: "
+        "RuntimeError: disk full."
+        in text
+    )
+    assert "each request the candidate answered a trial" in text
 
 
 def test_a_persons_reason_written_like_the_rollouts_is_not_a_rollout_step(served, database):
@@ -175,7 +223,7 @@ def test_a_persons_reason_written_like_the_rollouts_is_not_a_rollout_step(served
     with session(str(client.base_url), editor) as editors:
         page = editors.get("/deployments/typed-api/results")
     assert page.status_code == 200, page.text[-500:]
-    assert "Last decision: <strong>step</strong>, candidate at 50.0%" in page.text
+    assert "Last decision: <strong>step</strong>, candidate to 50.0%" in page.text
     assert "forged" not in page.text
     # The ramp's own changes: setting it, and the step it took (to 50%).
     assert [(row[3], row[4]) for row in rows(page.text, "ramp")] == [

@@ -915,6 +915,11 @@ class _Ramp:
         now = self.deployments.get("credit-api")
         state = self._state(now)
         if state == self.shown:
+            # A ramp that halts changes no definition: only its status says so.
+            if self.ramping:
+                rollout = self.deployments.rollout("credit-api")
+                if rollout["state"].get("status") == "halted":
+                    self._print_halt(now, rollout)
             return
         self.shown = state
         weights = ", ".join(f"{v.name} {v.weight:g}" for v in now.variants)
@@ -927,11 +932,24 @@ class _Ramp:
         rollout = self.deployments.rollout("credit-api")
         _print_gates(self.console, rollout, "    ")
         status = rollout["state"].get("status")
-        if status != "ramping":
+        if status == "halted":
+            self._print_halt(now, rollout)
+        elif status != "ramping":
             self.ramping = False
             self.completed, self.rolled_back = status == "completed", status == "rolled_back"
-            # A rollback the control plane refused leaves the ramp to a person.
-            self.halted = status == "halted"
+
+    def _print_halt(self, now, rollout: dict) -> None:
+        """Say that the ramp halted: which change it could not make, why, and what the
+        deployment serves now (a person decides what follows)."""
+        self.ramping, self.halted = False, True
+        decision = rollout["state"].get("decision") or {}
+        note = decision.get("not_carried_out") or {}
+        weights = ", ".join(f"{v.name} {v.weight:g}" for v in now.variants)
+        self.console.print(
+            f"  after {self.requests} requests of the canary: the ramp halted: its "
+            f"{decision.get('action')} was not carried out ({note.get('why')}); credit-api "
+            f"keeps {now.strategy}, {weights} until a person decides"
+        )
 
     def approve_champion(self) -> None:
         """The protected ``champion`` alias moves only with an approver's sign-off, given
@@ -951,6 +969,11 @@ class _Ramp:
         )
 
     def summary(self, now, champion: int) -> str:
+        if self.halted:
+            return (
+                f"the canary of credit-default v{self.candidate} halted: a change its gates "
+                "decided was not carried out, and a person decides"
+            )
         if self.rolled_back:
             return f"the canary of credit-default v{self.candidate} was rolled back by its gates"
         return (
@@ -975,8 +998,8 @@ def _loop_problem(ramp: _Ramp, outcomes: list[dict], now, champion: int) -> str 
         return None
     if ramp.halted:
         return (
-            f"the canary of v{ramp.candidate} failed a gate, but its rollback was refused by "
-            "the control plane: the ramp is halted for a person to decide"
+            f"the canary of v{ramp.candidate} halted: a change its gates decided was not "
+            "carried out (the rollout's state says why)"
         )
     if ramp.ramping:
         share = ramp.deployments.rollout("credit-api")["state"].get("share")

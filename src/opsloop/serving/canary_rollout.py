@@ -35,6 +35,9 @@ of it: ``outcome`` ``pending`` when decided, ``carried_out`` in the transaction 
 the change, ``not_carried_out`` when it was not made (:func:`not_carried_out`: a step goes
 back to the share the deployment still routes by, a rollback is tried again or the ramp
 ``halted``, with the reason), so the state never shows a step the deployment did not take.
+Nothing is decided while a decision is pending; one pending past :data:`DECISION_LEASE_MS`
+is reconciled with the audit log (:func:`stale_pending`), and a cause a retry may mend is
+retried at most :data:`RETRY_LIMIT` times, backing off, before the ramp halts.
 
 >>> from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=2)
@@ -62,7 +65,7 @@ from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.sequential import MeanGate, RateGate
 from opsloop.errors import NotFoundError, OpsloopError
 from opsloop.serving.deployment_records import Deployment, StaleRevisionError
-from opsloop.serving.rollout_decisions import PENDING, decision_document
+from opsloop.serving.rollout_decisions import PENDING, decision_document, decision_outcome
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 
 logger = logging.getLogger("opsloop.serving.rollout")
@@ -76,6 +79,17 @@ NOT_CARRIED_OUT = "not_carried_out"
 FRACTION = "fraction"
 #: The most changes not carried out a ramp's state keeps (the newest).
 MAX_NOT_CARRIED_OUT = 20
+#: How many decisions in a row may be not carried out for a cause a retry may mend (the
+#: write did not land, the control plane raised, the worker stopped before the change)
+#: before the ramp halts (:func:`not_carried_out`): after the ``k``-th, the ramp reads
+#: ``2 ** (k - 1) - 1`` requests before it decides again (0, 1, 3, 7), so a cause that
+#: persists costs a few attempts, not one per request.
+RETRY_LIMIT = 5
+#: How long (ms, on the store's clock) a decision may stay ``pending`` before the next
+#: request reconciles it with what the deployment has (:func:`stale_pending`): far longer
+#: than a change takes, so only a decision whose worker stopped between deciding and
+#: changing is taken for one never carried out.
+DECISION_LEASE_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -357,6 +371,13 @@ def quality_due(policy: RolloutPolicy, state: dict[str, Any]) -> tuple[str, ...]
 def _decide(
     policy: RolloutPolicy, state: dict[str, Any], failed_gate: str | None, at_ms: int
 ) -> Transition | None:
+    if decision_outcome(state.get("decision")) == PENDING:
+        # Never on top of a decision whose change is not made yet: a step decided from it
+        # would skip the step the deployment has not taken (see stale_pending). A gate
+        # that failed meanwhile keeps its verdict, so its rollback is decided after.
+        return None
+    if (state.get("retrying") or {}).get("wait", 0) > 0:
+        return None  # backing off after a change not carried out (see not_carried_out)
     # A gate that failed before keeps its verdict: when its rollback was not carried out
     # and is to be tried again (see not_carried_out), the next request decides it anew.
     failed_gate = failed_gate or next(
@@ -459,6 +480,10 @@ def observe_request(
     if candidate:
         state["step_requests"] += 1
         state["candidate_requests"] = state.get("candidate_requests", 0) + 1
+    retrying = state.get("retrying")
+    if retrying is not None and retrying.get("wait", 0) > 0:
+        retrying["wait"] -= 1  # one request further in the backoff
+        return None
     return _decide(policy, state, failed_gate, at_ms)
 
 
@@ -632,6 +657,12 @@ def not_carried_out(
       nothing now, is another model, the stable variant is gone, the control plane refused
       it) ends the ramp as ``halted``, neither rolled back nor ramping: a person decides.
 
+    A ``retry`` is bounded: ``state["retrying"]`` counts the decisions not carried out in a
+    row for such a cause (the first and last cause, the requests still to wait), the next
+    decision waits ``2 ** (k - 1) - 1`` requests after the ``k``-th, and the
+    :data:`RETRY_LIMIT`-th halts the ramp (``then`` ``halt``, the note keeps ``attempts``
+    and the ``first`` cause; a step goes back first). A change carried out ends the count.
+
     >>> policy = RolloutPolicy(steps=(0.1, 0.5, 1.0), min_requests=1)
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
     >>> step = observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
@@ -650,29 +681,46 @@ def not_carried_out(
     decision = state.get("decision")
     held = (
         decision is not None
-        and decision.get("outcome") == PENDING
+        and decision_outcome(decision) == PENDING
         and decision.get("action") == transition.action
         and decision.get("at_ms") == transition.evidence.get("at_ms")
     )
     if not held:
         return False
-    if transition.action == "rollback":
-        then = "retry" if outcome.retry else "halt"
-        state["status"] = "ramping" if outcome.retry else "halted"
+    cause = {"at_ms": at_ms, "why": outcome.why}
+    halt = False
+    if outcome.retry:
+        retrying = state.get("retrying") or {"attempts": 0, "first": cause}
+        attempts = retrying["attempts"] + 1
+        halt = attempts >= RETRY_LIMIT
+        state["retrying"] = {
+            **retrying,
+            "attempts": attempts,
+            "last": cause,
+            "wait": 0 if halt else 2 ** (attempts - 1) - 1,
+        }
     else:
-        then = "retry" if outcome.retry else "wait"
+        state.pop("retrying", None)  # refused: the retries of a cause that passed end
+    if transition.action == "rollback":
+        then = "retry" if outcome.retry and not halt else "halt"
+        state["status"] = "ramping" if then == "retry" else "halted"
+    else:
+        then = "halt" if halt else "retry" if outcome.retry else "wait"
         counted = state["step_requests"]  # at the routing that stayed, since the decision
         state["step"] -= 1
         state["steps_taken"].pop()
         state["share"] = state["steps_taken"][-1]["share"]
-        state["status"] = "ramping"
+        state["status"] = "halted" if halt else "ramping"
         previous = transition.evidence["candidate_requests_at_previous_step"]
         state["step_requests"] = previous + counted if outcome.retry else 0
         if not outcome.retry:
             # A look at the quality gates read before the refusal is no look at this step's
             # new requests.
             state.pop("quality_look", None)
-    note = {"at_ms": at_ms, "why": outcome.why, "then": then}
+    note: dict[str, Any] = {**cause, "then": then}
+    if halt:
+        # What a person reads: how often it was tried, the first cause and the last.
+        note.update(attempts=state["retrying"]["attempts"], first=state["retrying"]["first"])
     decision.update(outcome=NOT_CARRIED_OUT, not_carried_out=note)
     kept = state.get("not_carried_out", [])
     summary = {
@@ -681,7 +729,44 @@ def not_carried_out(
         "decided_ms": decision["at_ms"],
     }
     state["not_carried_out"] = [*kept, {**summary, **note}][-MAX_NOT_CARRIED_OUT:]
+    # All of them, where the list keeps the newest (the metrics count them).
+    counts = state.setdefault("not_carried_out_count", {})
+    counts[transition.action] = counts.get(transition.action, 0) + 1
     return True
+
+
+def stale_pending(state: dict[str, Any], at_ms: int) -> Transition | None:
+    """The decision ``state`` holds as ``pending`` (a missing ``outcome`` counts as
+    pending, as :func:`~.rollout_decisions.check_decision` counts it) when it was decided
+    :data:`DECISION_LEASE_MS` or more before ``at_ms``, as the :class:`Transition` that was
+    to carry it out; else ``None``.
+
+    A change is made, and its decision marked ``carried_out``, in one transaction right
+    after the decision (:func:`apply_transition`), so a decision still pending past the
+    lease is one whose worker stopped in between (killed, restarted): the caller reads the
+    audit log for an entry carrying it (:func:`~.rollout_decisions.decision_entry`) and marks
+    it ``carried_out``, or else :func:`not_carried_out` with ``retry``, so the ramp decides
+    it again (a lost rollback is made by the next request) instead of waiting forever.
+
+    >>> policy = RolloutPolicy(steps=(0.1, 0.5, 1.0), min_requests=1)
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> step = observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
+    ...                        share=0.1, at_ms=5)
+    >>> stale_pending(state, 5 + DECISION_LEASE_MS - 1) is None
+    True
+    >>> stale_pending(state, 5 + DECISION_LEASE_MS) == step
+    True
+    """
+    decision = state.get("decision")
+    if decision is None or decision_outcome(decision) != PENDING:
+        return None
+    if at_ms - decision.get("at_ms", at_ms) < DECISION_LEASE_MS:
+        return None
+    kept = {k: v for k, v in decision.items() if k not in ("outcome", "not_carried_out")}
+    action = kept.pop("action")
+    if action == "rollback":  # its evidence keeps the share it failed at
+        return Transition(action, 0.0, kept)
+    return Transition(action, kept.pop("share"), kept)
 
 
 def transition_variants(
@@ -790,6 +875,13 @@ def apply_transition(
     as ``deployments``.
     """
     stable, candidate = state["stable"], state["candidate"]
+
+    def refused(why: str, *, retry: bool = False) -> Outcome:
+        logger.warning(
+            "deployment %s: the rollout's %s is not carried out: %s", name, transition.action, why
+        )
+        return Outcome(None, why, retry=retry)
+
     decision = decision_document(transition, stable, candidate)
     reason = transition.reason(stable, candidate)
     log = logger.warning if transition.action == "rollback" else logger.info
@@ -799,12 +891,7 @@ def apply_transition(
         try:
             definition = deployments.get(name)
         except NotFoundError:
-            logger.warning(
-                "deployment %s: the rollout's %s is not carried out: the deployment was retired",
-                name,
-                transition.action,
-            )
-            return Outcome(None, "the deployment was retired")
+            return refused("the deployment was retired")
         if first_read is None:
             first_read = definition
         elif _routing(definition) != _routing(first_read):
@@ -815,13 +902,7 @@ def apply_transition(
                     f"(revision {definition.revision}); "
                     + ("that change stands" if transition.action != "rollback" else still)
                 )
-                logger.warning(
-                    "deployment %s: the rollout's %s is not carried out: %s",
-                    name,
-                    transition.action,
-                    why,
-                )
-                return Outcome(None, why)
+                return refused(why)
             # The failing candidate still answers: its gate has stopped judging it, so
             # the rollback goes ahead on the new definition (other changes kept).
         try:
@@ -833,19 +914,8 @@ def apply_transition(
         except OpsloopError as error:
             # The control plane's rules refuse it (approvals missing, no definition to go
             # back to): trying again at once would be refused again.
-            why = f"the control plane refused it: {error}"
-            logger.warning(
-                "deployment %s: the rollout's %s is not carried out: %s",
-                name,
-                transition.action,
-                why,
-            )
-            return Outcome(None, why)
-    why = f"the deployment kept changing ({APPLY_ATTEMPTS} reads)"
-    logger.warning(
-        "deployment %s: the rollout's %s is not carried out: %s", name, transition.action, why
-    )
-    return Outcome(None, why, retry=True)
+            return refused(f"the control plane refused it: {error}")
+    return refused(f"the deployment kept changing ({APPLY_ATTEMPTS} reads)", retry=True)
 
 
 def _carry_out(

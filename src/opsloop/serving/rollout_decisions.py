@@ -49,6 +49,18 @@ PENDING = "pending"
 CARRIED_OUT = "carried_out"
 
 
+def decision_outcome(kept: Mapping[str, Any] | None) -> str | None:
+    """What became of a decision the ramp's state keeps: its ``outcome``, ``pending`` when
+    it has none (a state written before outcomes were kept: whether its change was made is
+    then read from the audit log once it is past its lease, see
+    :func:`~.canary_rollout.stale_pending`); ``None`` for no decision.
+
+    >>> decision_outcome({"action": "step"}), decision_outcome(None)
+    ('pending', None)
+    """
+    return None if kept is None else kept.get("outcome", PENDING)
+
+
 def decision_document(transition: Any, stable: str, candidate: str) -> dict[str, Any]:
     """The audit entry's ``decision`` for ``transition`` (a
     :class:`~.canary_rollout.Transition`) of the ramp from ``stable`` to ``candidate``.
@@ -127,18 +139,39 @@ def check_decision(connection: Connection, name: str, decision: Mapping[str, Any
         and state.get("candidate") == decision.get("candidate")
     )
     same = ours and kept is not None and _text(_decided(kept)) == _text(_stored_form(decision))
-    if same and kept.get("outcome", PENDING) == CARRIED_OUT:
+    if same and decision_outcome(kept) == CARRIED_OUT:
         raise ConflictError(
             f"decision: deployment {name!r} carried out this decision already (its rollout's "
             "state says so)"
         )
-    holds = ours and (
-        _first_step(state, decision) or (same and kept.get("outcome", PENDING) == PENDING)
-    )
+    holds = ours and (_first_step(state, decision) or (same and decision_outcome(kept) == PENDING))
     if not holds:
         raise ConflictError(
             f"decision: deployment {name!r} has no canary rollout whose decision this is"
         )
+    made = decision_entry(connection, name, decision)
+    if made is not None:
+        raise ConflictError(
+            f"decision: deployment {name!r} carried out this decision already (entry {made})"
+        )
+    if state is not None and state.get("decision") is not None:
+        # Made in this transaction: the state says so exactly when the change is made, and
+        # the retries of changes not carried out before it end.
+        state["decision"]["outcome"] = CARRIED_OUT
+        state.pop("retrying", None)
+        write_rollout_state(connection, name, state)
+
+
+def decision_entry(connection: Connection, name: str, decision: Mapping[str, Any]) -> int | None:
+    """The id of the audit entry of deployment ``name``, written since its rollout was
+    last set, that carries ``decision`` (as :func:`decision_document` makes it); ``None``
+    when none does: the change was not made.
+
+    >>> from opsloop.store import Database
+    >>> from opsloop.serving.canary_rollout import Transition
+    >>> with Database("sqlite://").read() as c:
+    ...     decision_entry(c, "api", decision_document(Transition("step", 1.0, {}), "a", "b"))
+    """
     log = tables.audit_log
     entity = f"deployment:{name}"
     # Since this rollout was set: a rollout set again may take the same first step.
@@ -148,19 +181,11 @@ def check_decision(connection: Connection, name: str, decision: Mapping[str, Any
         )
     ).scalar()
     text = json.dumps(dict(decision), sort_keys=True, separators=(",", ":"))
-    made = connection.execute(
+    return connection.execute(
         sa.select(log.c.id)
         .where(log.c.entity == entity, log.c.id > (since or 0), log.c.decision == text)
         .limit(1)
     ).scalar()
-    if made is not None:
-        raise ConflictError(
-            f"decision: deployment {name!r} carried out this decision already (entry {made})"
-        )
-    if state is not None and state.get("decision") is not None:
-        # Made in this transaction: the state says so exactly when the change is made.
-        state["decision"]["outcome"] = CARRIED_OUT
-        write_rollout_state(connection, name, state)
 
 
 def decision_of(entry: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -6,12 +6,17 @@ a data plane serves that has a canary or bandit rollout, what its rollout docume
 (``GET /api/v1/deployments/NAME/rollout``) says. For a canary:
 
 * ``opsloop_rollout_step{deployment}``: the ramp's step index (0 at the first share);
-* ``opsloop_rollout_weight{deployment, variant}``: the share of traffic the ramp gives the
-  candidate (the step's share while ramping, 1 once complete, 0 once rolled back, the last
-  step's share once halted) and the stable variant (the rest);
+* ``opsloop_rollout_weight{deployment, variant}``: the share of traffic the candidate and
+  the stable variant get now: their weights in the deployment's definition (read with the
+  rollout; 0 for one no longer a variant), which a person may have changed, e.g. once the
+  ramp halted; where the definition could not be read, what the ramp gives them (the step's
+  share while ramping or halted, 1 once complete, 0 once rolled back; the rest to stable);
 * ``opsloop_rollout_state{deployment, state}``: 1 for the ramp's status among ``ramping``,
-  ``completed``, ``rolled_back`` and ``halted`` (a rollback it could not carry out and left
+  ``completed``, ``rolled_back`` and ``halted`` (a change it could not carry out and left
   to a person), 0 for the others;
+* ``opsloop_rollout_not_carried_out_total{deployment, action}``: the ramp's decisions
+  (``step``, ``complete``, ``rollback``) whose change was not made, since the rollout was
+  set (:func:`~.canary_rollout.not_carried_out`; setting the rollout again starts it at 0);
 * ``opsloop_gate_statistic{deployment, gate}`` and ``opsloop_gate_threshold{deployment,
   gate}``: each gate's test statistic and the threshold that fails it (absent while a gate
   has none, e.g. a drift gate before its first look);
@@ -60,7 +65,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from opsloop.errors import InvalidArgumentError, NotFoundError
@@ -72,6 +77,8 @@ logger = logging.getLogger("opsloop.serving.rollout")
 REFRESH_S = 5.0
 #: The statuses a canary ramp takes (:mod:`.canary_rollout`).
 STATUSES = ("ramping", "completed", "rolled_back", "halted")
+#: The decisions a canary ramp takes.
+ACTIONS = ("step", "complete", "rollback")
 
 
 def _candidate_weight(state: dict[str, Any]) -> float:
@@ -137,14 +144,25 @@ def rollout_families(documents: dict[str, dict[str, Any]]) -> tuple[Metric, ...]
         "opsloop_gate_failed", "1 for a rollout gate whose verdict is fail, else 0.",
         labels=("deployment", "gate"),
     )  # fmt: skip
+    not_made = CounterMetricFamily(
+        "opsloop_rollout_not_carried_out",
+        "The canary ramp's decisions whose change was not made, since the rollout was set.",
+        labels=("deployment", "action"),
+    )
     for name, document in sorted(documents.items()):
         state = document["state"]
         if state.get("kind") != "canary":
             continue
         step.add_metric([name], state["step"])
-        share = _candidate_weight(state)
-        weight.add_metric([name, state["candidate"]], share)
-        weight.add_metric([name, state["stable"]], 1.0 - share)
+        weights = document.get("weights")
+        if weights is None:  # the definition was not read: what the ramp gives them
+            share = _candidate_weight(state)
+            weights = {state["candidate"]: share, state["stable"]: 1.0 - share}
+        weight.add_metric([name, state["candidate"]], float(weights.get(state["candidate"], 0.0)))
+        weight.add_metric([name, state["stable"]], float(weights.get(state["stable"], 0.0)))
+        for action in ACTIONS:
+            counted = (state.get("not_carried_out_count") or {}).get(action, 0)
+            not_made.add_metric([name, action], counted)
         for known in STATUSES:
             status.add_metric([name, known], float(state["status"] == known))
         for gate, decision in sorted(document.get("decisions", {}).items()):
@@ -156,7 +174,7 @@ def rollout_families(documents: dict[str, dict[str, Any]]) -> tuple[Metric, ...]
                 if decision.get(f"n_{arm}") is not None:
                     samples.add_metric([name, gate, arm], decision[f"n_{arm}"])
             failed.add_metric([name, gate], float(decision["verdict"] == "fail"))
-    return step, weight, status, statistic, threshold, samples, failed
+    return step, weight, status, statistic, threshold, samples, failed, not_made
 
 
 def _posterior_means(policy: Any) -> dict[str, float] | None:
@@ -275,9 +293,20 @@ class RolloutGauges(Collector):
         documents = {}
         for name in dict.fromkeys(self.names()):
             try:
-                documents[name] = self.deployments.rollout(name)
+                document = self.deployments.rollout(name)
             except NotFoundError:
                 continue
+            if document["state"].get("kind") == "canary":
+                # The weights the deployment routes by, which the ramp's state alone does
+                # not tell once a change was not made (a halt) or a person set them.
+                try:
+                    definition = self.deployments.get(name)
+                except NotFoundError:
+                    pass
+                else:
+                    live = [v for v in definition.variants if v.role != "shadow"]
+                    document = {**document, "weights": {v.name: v.weight for v in live}}
+            documents[name] = document
         return documents
 
     def documents(self) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,15 @@ step, a rollback) the worker whose update decided it makes the audited deploy
 told so in a write transaction of its own (:func:`~.canary_rollout.not_carried_out`: the
 step goes back, a rollback is tried again or the ramp halts, with the reason).
 
+Nothing is decided on top of a decision still pending, and a worker that stops between
+the decision and the change (killed, restarted) leaves it pending: the first request read
+once it is :data:`~.canary_rollout.DECISION_LEASE_MS` old reconciles it with what the
+deployment has, in that request's transaction. An audit entry since the rollout was set
+carrying it means it was made (``carried_out``); none means it was not (``not_carried_out``,
+retried: a step goes back and is decided again, a rollback is decided and made again by that
+very request). While a rollback or the last step is pending the gates, which decided, read
+nothing more; the definition's requests are still read, so that one reconciles it.
+
 A deployment without a ramping canary costs one dictionary lookup per request: whether it
 has one is read once per definition (a ``set_rollout`` is an audited change, so the runtime
 reads the definition again after it). A primary request on which no gate's event happened
@@ -52,6 +61,7 @@ from opsloop.learn.bandits import policy_from_dict
 from opsloop.serving.answering_deployment import answering_deployment
 from opsloop.serving.bandit_routing import record_reward
 from opsloop.serving.canary_rollout import (
+    DECISION_LEASE_MS,
     Outcome,
     apply_transition,
     not_carried_out,
@@ -60,10 +70,17 @@ from opsloop.serving.canary_rollout import (
     observe_quiet_primary,
     observe_request,
     quality_due,
+    stale_pending,
 )
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.prediction_feedback import record_feedback
-from opsloop.serving.rollout_decisions import PENDING
+from opsloop.serving.rollout_decisions import (
+    CARRIED_OUT,
+    PENDING,
+    decision_document,
+    decision_entry,
+    decision_outcome,
+)
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
@@ -88,6 +105,33 @@ def _started(document: dict | None) -> int | None:
     if document is None or document["state"].get("kind") != "canary":
         return None
     return document["state"]["steps_taken"][0]["at_ms"]
+
+
+def _reconcile(
+    connection: sa.Connection, name: str, policy: RolloutPolicy, state: dict, at_ms: int
+) -> None:
+    """Settle a decision ``state`` holds as pending past its lease
+    (:func:`~.canary_rollout.stale_pending`) by what the deployment has: carried out when
+    an audit entry since the rollout was set carries it, else not carried out, to be
+    retried (a lost rollback is decided and made again by this very request)."""
+    stale = stale_pending(state, at_ms)
+    if stale is None:
+        return
+    document = decision_document(stale, state["stable"], state["candidate"])
+    made = decision_entry(connection, name, document)
+    if made is not None:
+        state["decision"]["outcome"] = CARRIED_OUT
+        state.pop("retrying", None)
+        return
+    age = at_ms - stale.evidence["at_ms"]
+    why = (
+        f"still pending {age} ms after it was decided, past the {DECISION_LEASE_MS} ms lease, "
+        "and no audit entry carries it: the worker that decided it stopped before the change"
+    )
+    logger.warning(
+        "deployment %s: the rollout's %s is not carried out: %s", name, stale.action, why
+    )
+    not_carried_out(policy, state, stale, Outcome(None, why, retry=True), at_ms)
 
 
 # The deployments whose quality gates are being judged in this process (store, name): one
@@ -152,8 +196,10 @@ class RolloutObserver:
             document = self._rollout(definition.name)
             state = {} if document is None else document["state"]
             # A decision whose change is still pending may not be made (the ramp then goes
-            # on, see not_carried_out): this definition's requests are still the gates'.
-            pending = (state.get("decision") or {}).get("outcome") == PENDING
+            # on, see not_carried_out): this definition's requests are still read into the
+            # rollout, where they reconcile a decision pending past its lease (record) and
+            # feed the gates again once the ramp is ramping.
+            pending = decision_outcome(state.get("decision")) == PENDING
             ramping = (
                 definition.strategy == "canary"
                 and state.get("kind") == "canary"
@@ -257,6 +303,7 @@ class RolloutObserver:
             if found is None or found[1].get("kind") != "canary":
                 return
             policy, state, set_by = found
+            _reconcile(connection, name, policy, state, self.db.clock())
             for pending_share, count in quiet:
                 observe_quiet_primary(state, count, pending_share)
             if request is not None:

@@ -16,7 +16,7 @@ from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.refresh_query import Refresh
 from opsloop.ui.rendering import render
-from opsloop.ui.rollout_state import bandit_arms, canary_gates, rollout_of
+from opsloop.ui.rollout_state import bandit_arms, canary_gates, decision_outcome, rollout_of
 from opsloop.ui.row_pages import EntryId, PageNumber, log_page, row_page
 from opsloop.ui.session_check import page_user
 
@@ -146,6 +146,7 @@ def status_context(deployments, deployment, newest: list[dict] | None = None) ->
         "rollout": rollout,
         "kind": kind,
         "gates": canary_gates(rollout) if kind == "canary" else [],
+        "decision": decision_outcome(rollout) if rollout is not None and kind == "canary" else None,
         "arms": bandit_arms(rollout) if kind == "bandit" else [],
         "newest_change": newest[0] if newest else None,
     }

@@ -37,7 +37,7 @@ from opsloop.ui.live_pages import WINDOWS, window_ms
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.refresh_query import Refresh
 from opsloop.ui.rendering import render
-from opsloop.ui.rollout_state import bandit_arms, canary_gates, rollout_of
+from opsloop.ui.rollout_state import bandit_arms, canary_gates, decision_outcome, rollout_of
 from opsloop.ui.session_check import page_user
 
 router = APIRouter(route_class=PageRoute)
@@ -234,6 +234,7 @@ def rollout_context(deployments, deployment) -> dict[str, Any]:
         "rollout": rollout,
         "kind": kind,
         "gates": canary_gates(rollout) if rollout is not None and kind == "canary" else [],
+        "decision": decision_outcome(rollout) if rollout is not None and kind == "canary" else None,
         "arms": bandit_arms(rollout) if rollout is not None and kind == "bandit" else [],
         "changes": rollout_changes(deployments.history(deployment.name, last=HISTORY_READ)),
         "history_read": HISTORY_READ,

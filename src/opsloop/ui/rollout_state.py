@@ -161,3 +161,59 @@ def _detail(name: str, decision: dict[str, Any], params: dict[str, Any]) -> str:
         against = "" if detect is None else f" (alternative {detect:.4g})"
         return f"accepted rate {decision['max_rate']:.4g}{against}"
     return ""
+
+
+#: What follows a decision not carried out (its note's ``then``), in words.
+_THEN = {
+    "retry": "the ramp decides it again at its next request{backoff}",
+    "wait": "the step is decided again after {min_requests} more requests to the candidate, "
+    "at the share the deployment routes by now",
+}
+#: What a person does once the ramp is halted: it neither ramps nor rolls back on its own.
+HALTED_ACTION = (
+    "The ramp is halted: it changes the deployment no more. Decide yourself: take the "
+    "candidate out (its weight to 0 on the deployment page) or restore an earlier definition, "
+    "or keep the traffic as it is; set the rollout again to start a new ramp."
+)
+
+
+def decision_outcome(rollout: dict[str, Any]) -> dict[str, Any] | None:
+    """What became of a canary's last decision, as the page says it: ``outcome`` in words
+    (``carried out``, ``pending``, ``not carried out``), and when it was not, ``why`` and
+    ``next`` (what the ramp does now, or what a person should do once it is halted, with
+    how often it was tried and the first cause). ``None`` when the ramp decided nothing yet.
+
+    >>> notice = decision_outcome({"policy": {"min_requests": 50}, "state": {
+    ...     "status": "halted", "decision": {"action": "rollback", "outcome": "not_carried_out",
+    ...     "not_carried_out": {"why": "the control plane refused it: no approvals",
+    ...                         "then": "halt", "at_ms": 9}}}})
+    >>> notice["outcome"], notice["why"]
+    ('not carried out', 'the control plane refused it: no approvals')
+    >>> notice["next"].startswith("The ramp is halted")
+    True
+    >>> decision_outcome({"policy": {}, "state": {"decision": {"action": "step"}}})["outcome"]
+    'pending'
+    """
+    state = rollout["state"]
+    decision = state.get("decision")
+    if decision is None:
+        return None
+    outcome = decision.get("outcome", "pending")  # none kept: as the ramp counts it
+    notice: dict[str, Any] = {"outcome": outcome.replace("_", " "), "why": None, "next": None}
+    note = decision.get("not_carried_out")
+    if outcome != "not_carried_out" or note is None:
+        return notice
+    notice["why"] = note.get("why")
+    if note.get("then") == "halt" or state.get("status") == "halted":
+        tried = ""
+        if note.get("attempts"):
+            first = note.get("first") or {}
+            tried = f" It was tried {note['attempts']} times; the first cause: {first.get('why')}."
+        notice["next"] = HALTED_ACTION + tried
+        return notice
+    wait = (state.get("retrying") or {}).get("wait", 0)
+    backoff = f", after {wait} more requests" if wait else ""
+    min_requests = rollout.get("policy", {}).get("min_requests")
+    then = _THEN.get(note.get("then", ""), "")
+    notice["next"] = then.format(backoff=backoff, min_requests=min_requests) or None
+    return notice
