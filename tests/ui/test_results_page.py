@@ -176,7 +176,9 @@ def test_a_halted_canary_says_its_rollback_was_not_made_why_and_what_to_do(serve
         "RuntimeError: disk full."
         in text
     )
-    assert "each request the candidate answered a trial" in text
+    assert "on the candidate's requests alone, each a trial scored by the share of its records" in (
+        text
+    )
 
 
 def test_a_persons_reason_written_like_the_rollouts_is_not_a_rollout_step(served, database):

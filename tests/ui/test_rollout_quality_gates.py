@@ -125,4 +125,4 @@ def test_judged_quality_gates_render_in_every_status(served, status):
         # It holds the true difference, 0.80 - 0.95, on these 60 rows.
         assert est.n_candidate + est.n_primary == 60 and -est.upper < -0.15 < -est.lower
         if path != "/deployments/q-api/status":
-            assert "(gate drift failed)" in page.text
+            assert "(gate drift failed at the candidate's " in page.text

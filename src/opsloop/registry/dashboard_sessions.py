@@ -154,11 +154,13 @@ class DashboardSessions:
         self._pruned_at_ms: int | None = None
         self._prune_lock = threading.Lock()
 
-    def start(self, token_sha256: str, user: User) -> str | None:
+    def start(self, token_sha256: str, user: User, *, installation: bool = False) -> str | None:
         """Start a session for ``user``, who signed in with the token whose sha256 is
         ``token_sha256``; return its id (the only copy: the store keeps its hash), or
         ``None`` when that token no longer stands for ``user`` with their role (revoked,
         expired, its user disabled or given another role since the sign-in checked it).
+        ``installation``: the token is the server's installation token (checked by the
+        caller), which stands only while the store has no users.
         Sessions past their end are deleted first, and the token's oldest live sessions
         beyond :data:`MAX_SESSIONS_PER_TOKEN` - 1, so that with this one it holds at most
         that many.
@@ -175,29 +177,25 @@ class DashboardSessions:
         True
         >>> set_user_disabled(db, "ana"); sessions.start(token_sha256(token), ana) is None
         True
+        >>> owner = User("installation", "admin")
+        >>> empty = DashboardSessions(Database("sqlite://"))
+        >>> refused = empty.start("ab" * 32, owner)
+        >>> refused is None, bool(empty.start("ab" * 32, owner, installation=True))
+        (True, True)
+        >>> sessions.start("ab" * 32, owner, installation=True) is None  # a store with users
+        True
         """
         session_id = secrets.token_urlsafe(32)
-        table, tokens, users = tables.dashboard_sessions, tables.api_tokens, tables.users
+        table, users = tables.dashboard_sessions, tables.users
         with self.db.write() as connection:
             now = self.db.clock()
-            # The token's row and its user's are locked (PostgreSQL; SQLite's writes are
-            # serial): two sign-ins with one token take turns, so the cap below holds, and
-            # a disable, role change or revoke committed meanwhile is waited for and seen
-            # here, so no session outlives it to come back when the user is enabled again.
-            standing = connection.execute(
-                sa.select(tokens.c.sha256)
-                .join(users, users.c.id == tokens.c.user_id)
-                .where(
-                    tokens.c.sha256 == token_sha256,
-                    tokens.c.revoked_ms.is_(None),
-                    sa.or_(tokens.c.expires_ms.is_(None), tokens.c.expires_ms > now),
-                    users.c.disabled_ms.is_(None),
-                    users.c.name == user.name,
-                    users.c.role == user.role,
-                )
-                .with_for_update()
-            ).first()
-            if standing is None:
+            if installation:
+                # Locking the users' rows would not see a first user inserted meanwhile; on
+                # PostgreSQL the request that adds one is checked again at every page.
+                standing = connection.execute(sa.select(users.c.id).limit(1)).first() is None
+            else:
+                standing = self._token_stands(connection, token_sha256, user, now)
+            if not standing:
                 return None
             connection.execute(table.delete().where(table.c.idle_until_ms <= now))
             self._pruned_at_ms = now
@@ -223,6 +221,31 @@ class DashboardSessions:
                 )
             )
         return session_id
+
+    @staticmethod
+    def _token_stands(connection, token_sha256: str, user: User, now: int) -> bool:
+        """Whether the token whose sha256 is ``token_sha256`` still stands for ``user`` with
+        their role. The token's row and its user's are locked (PostgreSQL; SQLite's writes
+        are serial): two sign-ins with one token take turns, so the cap holds, and a
+        disable, role change or revoke committed meanwhile is waited for and seen here, so
+        no session outlives it to come back when the user is enabled again."""
+        tokens, users = tables.api_tokens, tables.users
+        return (
+            connection.execute(
+                sa.select(tokens.c.sha256)
+                .join(users, users.c.id == tokens.c.user_id)
+                .where(
+                    tokens.c.sha256 == token_sha256,
+                    tokens.c.revoked_ms.is_(None),
+                    sa.or_(tokens.c.expires_ms.is_(None), tokens.c.expires_ms > now),
+                    users.c.disabled_ms.is_(None),
+                    users.c.name == user.name,
+                    users.c.role == user.role,
+                )
+                .with_for_update()
+            ).first()
+            is not None
+        )
 
     def find(self, session_id: str) -> DashboardSession | None:
         """The live session ``session_id`` names, its idle end moved forward by this use;

@@ -23,6 +23,7 @@ refused by that check and sent to log in; otherwise every page sends the browser
 
 from __future__ import annotations
 
+import hmac
 import re
 from urllib.parse import quote, urlsplit
 
@@ -95,7 +96,14 @@ def start_session(request: Request, token: str, user: User) -> str:
     Traceback (most recent call last):
     opsloop.ui.session_check.LoginRequired: the token was revoked or expired, or its user ...
     """
-    session_id = request.app.state.dashboard_sessions.start(token_sha256(token), user)
+    installation = getattr(request.app.state, "installation_token", None)
+    # The caller checked the token: an installation token stands only while no user exists.
+    is_installation = installation is not None and hmac.compare_digest(
+        token.encode(), installation.encode()
+    )
+    session_id = request.app.state.dashboard_sessions.start(
+        token_sha256(token), user, installation=is_installation
+    )
     if session_id is None:
         raise LoginRequired(
             "the token was revoked or expired, or its user disabled or given another role, "
