@@ -158,6 +158,7 @@ from opsloop.monitoring.windowing import Windowing
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.store.label_values import per_record_labels
 
 _evaluations, _alerts = tables.monitoring_evaluations, tables.monitoring_alerts
 
@@ -180,24 +181,24 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
         db, deployment, variant, start, end, "output_json", "at_ms", "model", "version"
     )
     predictions, labels, times, versions = [], [], [], []
+    rejected = 0
     for output_json, at_ms, model, version, label_json in rows:
         output = None if output_json is None else json.loads(output_json)
         values = output.get("predictions") if isinstance(output, dict) else None
-        label = json.loads(label_json)
         if not isinstance(values, list):
             continue
-        if len(values) == 1 and not isinstance(label, list):
-            predictions.append(values[0])
-            labels.append(label)
-            times.append(at_ms)
-            versions.append((model, version))
-        elif isinstance(label, list) and len(label) == len(values):
-            predictions.extend(values)
-            labels.extend(label)
-            times.extend([at_ms] * len(values))
-            versions.extend([(model, version)] * len(values))
+        # A label kept in a shape that does not fit the answer (before labels were checked
+        # when they came in) is counted and left out, never breaking the window.
+        label = per_record_labels(label_json, len(values))
+        if label is None:
+            rejected += 1
+            continue
+        predictions.extend(values)
+        labels.extend(label)
+        times.extend([at_ms] * len(values))
+        versions.extend([(model, version)] * len(values))
     keep = [p is not None and y is not None for p, y in zip(predictions, labels, strict=True)]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "prediction": [p for p, k in zip(predictions, keep, strict=True) if k],
             "label": [y for y, k in zip(labels, keep, strict=True) if k],
@@ -207,6 +208,8 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
         },
         columns=["prediction", "label", "at_ms", "version"],
     )
+    frame.attrs["labels_rejected"] = rejected
+    return frame
 
 
 def _stream_before(db, deployment, variant, earlier: EarlierWindows, first: int, start_ms: int):
@@ -571,6 +574,8 @@ def _evaluate_window(
         window, reference, labelled, alpha=alpha, previous=before, window_ms=windowing.window_ms
     )
     metrics["previous_start_ms"] = previous
+    # Labelled answers whose stored label does not fit the answer, left out of the task metric.
+    metrics["labels_rejected"] = labelled.attrs["labels_rejected"]
     # Which reference the drift was judged against: "set explicitly", or the training data
     # registered with the version the primary variant served when the window was evaluated.
     metrics["reference"] = origin
