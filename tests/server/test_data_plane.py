@@ -372,3 +372,15 @@ def test_a_full_event_buffer_drops_events_counts_them_and_still_answers(registry
     # The events kept are the first request's and the three buffered after it, in order.
     ids = [a.json()["request_id"] for a in [first, *answers]]
     assert [e.request_id for e in sink.events] == ids[:4]
+
+
+def test_an_unknown_field_with_a_long_name_is_named_by_an_excerpt(served):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    name = "x" * 1_000_000
+    response = client.post("/v1/deployments/api/predict", json=[{**RECORD, name: 1}])
+    assert response.status_code == 422, response.text[:500]
+    assert len(response.content) < 1_000
+    quoted = repr("x" * 120)
+    expected = f"field {quoted[:-1]}…' (1,000,000 characters): unexpected_field"
+    assert expected in response.json()["detail"]

@@ -66,6 +66,15 @@ _ALWAYS_REFUSED = ("type_mismatch", "non_finite", "unknown_category")
 _ABSENT = object()
 
 
+#: Characters of a client's field name a refusal repeats (a name of any length may be sent).
+NAME_EXCERPT = 120
+
+
+def _named(name: object) -> str:
+    """A field name the client sent, quoted, cut when long (:func:`excerpt`)."""
+    return excerpt(name, limit=NAME_EXCERPT)
+
+
 def _refuse(problems: list[str]) -> InvalidArgumentError:
     shown = "; ".join(problems[:10])
     more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
@@ -98,7 +107,7 @@ def _columns(
         if absent:
             rule = "record 0 has it" if free else "the signature requires it"
             problems.append(
-                f"record {absent[0]}, field {name!r}: missing_field ({rule}; "
+                f"record {absent[0]}, field {_named(name)}: missing_field ({rule}; "
                 f"{len(absent)} record(s) lack it)"
             )
         columns[name] = values
@@ -132,7 +141,7 @@ def checked_records(records: object, schema: Schema | None) -> pd.DataFrame:
                 seen[key] = position
     for key, position in seen.items():
         rule = "the signature does not define it" if schema is not None else "record 0 lacks it"
-        problems.append(f"record {position}, field {key!r}: unexpected_field ({rule})")
+        problems.append(f"record {position}, field {_named(key)}: unexpected_field ({rule})")
     if problems:
         raise _refuse(problems)
     if schema is not None and not (
