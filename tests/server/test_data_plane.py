@@ -13,11 +13,13 @@ from scipy import stats
 from tests.server.exposition import metric_value
 from tests.server.running import running_server
 
+from opsloop.data.schema import Schema
 from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app, install_data_plane
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_feedback
 from opsloop.serving import read_prediction_events as events_of
+from opsloop.serving.row_rejection import rejected_rows
 
 RECORD = {"age": 40, "income": 52_000.0}
 PROBE = "/v2/health/live"
@@ -384,3 +386,29 @@ def test_an_unknown_field_with_a_long_name_is_named_by_an_excerpt(served):
     quoted = repr("x" * 120)
     expected = f"field {quoted[:-1]}…' (1,000,000 characters): unexpected_field"
     assert expected in response.json()["detail"]
+
+
+def test_a_nan_is_refused_under_the_rule_batch_scoring_names(served, registry):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    response = client.post(
+        "/v1/deployments/api/predict",
+        content=b'[{"age": 40, "income": NaN}]',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        "records: record 0, field 'income': null_fraction_exceeded (the signature allows no "
+        "nulls in this field; found NaN)"
+    )
+    schema = Schema.from_dict(registry.get_version("credit", 1).signature["inputs"])
+    frame = pd.DataFrame([{"age": 40, "income": float("nan")}])
+    rejected = rejected_rows(frame, schema)
+    assert rejected.values.tolist() == [
+        [
+            0,
+            "income",
+            "null_fraction_exceeded",
+            "the signature allows no nulls in this field; found NaN",
+        ]
+    ]

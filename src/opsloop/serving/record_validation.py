@@ -56,6 +56,7 @@ import pandas as pd
 from opsloop.data.excerpt import excerpt
 from opsloop.data.schema import Schema, validate
 from opsloop.errors import InvalidArgumentError
+from opsloop.serving.row_rejection import null_name
 
 #: The most records one request may carry; larger batches belong to batch scoring.
 MAX_RECORDS = 10_000
@@ -412,9 +413,11 @@ def _broken_rules(frame: pd.DataFrame, schema: Schema, environment: str | None) 
             and schema[anomaly.column].max_null_fraction == 0
         ):
             position = anomaly.examples[0][0]
+            # The record's own value: the anomaly's example is a null whatever was sent.
+            sent = frame[anomaly.column].iat[position]
             problems.append(
-                f"record {position}, field {anomaly.column!r}: null (the signature allows "
-                "no nulls in this field)"
+                f"record {position}, field {anomaly.column!r}: null_fraction_exceeded (the "
+                f"signature allows no nulls in this field; found {null_name(sent)})"
             )
         elif anomaly.kind == "out_of_range":
             problems += _beyond_limits(frame[anomaly.column], schema[anomaly.column])
