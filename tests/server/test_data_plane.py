@@ -412,3 +412,68 @@ def test_a_nan_is_refused_under_the_rule_batch_scoring_names(served, registry):
             "the signature allows no nulls in this field; found NaN",
         ]
     ]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "age", "income", "message"),
+    [
+        (
+            "UINT8",
+            1000,
+            52_000.0,
+            "inputs[0] ('age').data[0]: UINT8 data must be in [0, 255], got 1000",
+        ),
+        (
+            "INT8",
+            -200,
+            52_000.0,
+            "inputs[0] ('age').data[0]: INT8 data must be in [-128, 127], got -200",
+        ),
+        (
+            "UINT64",
+            -1,
+            52_000.0,
+            "inputs[0] ('age').data[0]: UINT64 data must be in [0, 18446744073709551615], got -1",
+        ),
+        (
+            "INT64",
+            2**63,
+            52_000.0,
+            "inputs[0] ('age').data[0]: INT64 data must be in [-9223372036854775808, "
+            "9223372036854775807], got 9223372036854775808",
+        ),
+        (
+            "FP16",
+            40,
+            70_000.0,
+            "inputs[1] ('income').data[0]: FP16 data must be finite values within ±65504.0 "
+            "(or non-finite), got 70000.0",
+        ),
+        (
+            "FP32",
+            40,
+            1e39,
+            "inputs[1] ('income').data[0]: FP32 data must be finite values within "
+            "±3.4028234663852886e+38 (or non-finite), got 1e+39",
+        ),
+    ],
+)
+def test_v2_data_beyond_its_datatype_is_a_422_naming_the_input_and_the_rule(
+    served, datatype, age, income, message
+):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    income_type = datatype if datatype.startswith("FP") else "FP64"
+    age_type = "INT64" if datatype.startswith("FP") else datatype
+    body = {
+        "inputs": [
+            {"name": "age", "shape": [1], "datatype": age_type, "data": [age]},
+            {"name": "income", "shape": [1], "datatype": income_type, "data": [income]},
+        ]
+    }
+    answer = client.post("/v2/models/api/infer", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == message
+    body["inputs"][0] = {"name": "age", "shape": [1], "datatype": "UINT8", "data": [40]}
+    body["inputs"][1] = {"name": "income", "shape": [1], "datatype": "FP32", "data": [52_000.0]}
+    assert client.post("/v2/models/api/infer", json=body).status_code == 200
