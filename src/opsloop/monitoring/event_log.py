@@ -302,12 +302,7 @@ def log_labels(
         # opsloop.store.label_values says.
         if value is not None:
             checked_label(value, 1, field=f"labels[{at}]")
-    try:
-        texts = [json.dumps(v) for v in values]
-    except TypeError as error:
-        raise InvalidArgumentError(
-            f"labels: must be JSON values (numbers, text), {error}"
-        ) from None
+    texts = [json.dumps(v) for v in values]  # checked above: scalars JSON writes
     with db.write() as connection:
         receipt = join_labels(connection, deployment, ids, texts, windowing=windowing, actor=actor)
     return receipt
