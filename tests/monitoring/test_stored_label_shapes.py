@@ -19,7 +19,9 @@ from opsloop.store import tables
 from .conftest import HOUR_MS, T0
 
 WINDOWING = Windowing("1h", sample_size=50, seed=3)
-BAD_LABELS = ["[[1]]", '{"a": 1}', "NaN", "[1, 0]", '"' + "x" * 2_000 + '"']
+# Nested, an object, NaN, two values for one record, an overlong text, and a text for a
+# model that answers numbers.
+BAD_LABELS = ["[[1]]", '{"a": 1}', "NaN", "[1, 0]", '"' + "x" * 2_000 + '"', '"malignant"']
 
 
 def test_badly_shaped_stored_labels_are_counted_and_left_out(db, clock, cancer):

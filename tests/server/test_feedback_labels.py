@@ -41,6 +41,7 @@ def answered(registry, models):
         ("[1, NaN]", "label[1]: must be finite, got nan"),
         ("Infinity", "label: must be finite, got inf"),
         ('"' + "x" * 1_001 + '"', "got a text of 1001 characters"),
+        ('["approve", 0]', "label: the model answers numbers; give labels of that kind"),
     ],
 )
 def test_a_label_that_does_not_fit_the_answer_is_a_422_naming_label(

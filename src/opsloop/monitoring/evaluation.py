@@ -158,7 +158,7 @@ from opsloop.monitoring.windowing import Windowing
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
-from opsloop.store.label_values import per_record_labels
+from opsloop.store.label_values import fits_predictions, per_record_labels
 
 _evaluations, _alerts = tables.monitoring_evaluations, tables.monitoring_alerts
 
@@ -190,7 +190,7 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
         # A label kept in a shape that does not fit the answer (before labels were checked
         # when they came in) is counted and left out, never breaking the window.
         label = per_record_labels(label_json, len(values))
-        if label is None:
+        if label is None or not fits_predictions(label, values):
             rejected += 1
             continue
         predictions.extend(values)

@@ -66,7 +66,7 @@ from opsloop.serving.retired_names import history_name, hold_name, retires
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 from opsloop.store.label_join import join_labels
-from opsloop.store.label_values import answer_records, checked_label
+from opsloop.store.label_values import answer_predictions, checked_label, fits_predictions
 from opsloop.store.windowing import Windowing
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
@@ -203,8 +203,17 @@ def _join_label(
         .limit(1)
     ).first()
     if answer is not None:
-        # The count is known once the answer is: one value per record it answered.
-        checked_label(label, answer_records(answer[0]))
+        # The count is known once the answer is: one value per record it answered, each of
+        # the kind the model answers (text or number).
+        predictions = answer_predictions(answer[0])
+        if predictions is not None:
+            checked_label(label, len(predictions))
+            values = label if isinstance(label, list) else [label]
+            if not fits_predictions(values, predictions):
+                kind = "text" if any(isinstance(p, str) for p in predictions) else "numbers"
+                raise InvalidArgumentError(
+                    f"label: the model answers {kind}; give labels of that kind"
+                )
     # The store's join, the one log_labels uses, so that a label is kept and counted
     # (late, duplicate) one way, whether it came here or through the monitoring.
     receipt = join_labels(

@@ -102,6 +102,22 @@ def checked_label(label: Any, records: int | None = None, *, field: str = "label
     return label
 
 
+def fits_predictions(label: list[Any], predictions: list[Any]) -> bool:
+    """Whether each known value of ``label`` (one per record) is of its prediction's kind:
+    a text for a text class, a number or a bool for a number (a text label of a model that
+    answers numbers cannot be scored against it, nor a number of one that answers text).
+
+    >>> fits_predictions([1, None], [0, 1]), fits_predictions(["b"], ["a"])
+    (True, True)
+    >>> fits_predictions(["malignant", 0], [1, 0]), fits_predictions([0.5], ["a"])
+    (False, False)
+    """
+    return all(
+        value is None or prediction is None or isinstance(value, str) == isinstance(prediction, str)
+        for value, prediction in zip(label, predictions, strict=True)
+    )
+
+
 def per_record_labels(label_json: str, records: int) -> list[Any] | None:
     """The stored label ``label_json`` as one value per record of an answer to ``records``
     records (``None`` for a record whose outcome is not known), or ``None`` when it is not
@@ -125,12 +141,12 @@ def per_record_labels(label_json: str, records: int) -> list[Any] | None:
     return label
 
 
-def answer_records(output_json: str | None) -> int | None:
-    """How many records a stored answer holds (its ``predictions``), or ``None`` when the
-    answer does not say.
+def answer_predictions(output_json: str | None) -> list[Any] | None:
+    """The predictions of a stored answer, one per record, or ``None`` when the answer
+    does not say.
 
-    >>> answer_records('{"predictions": [0, 1, 1]}'), answer_records(None)
-    (3, None)
+    >>> answer_predictions('{"predictions": [0, 1, 1]}'), answer_predictions(None)
+    ([0, 1, 1], None)
     """
     if output_json is None:
         return None
@@ -139,13 +155,14 @@ def answer_records(output_json: str | None) -> int | None:
     except ValueError:
         return None
     values = output.get("predictions") if isinstance(output, dict) else None
-    return len(values) if isinstance(values, list) else None
+    return values if isinstance(values, list) else None
 
 
 __all__ = [
     "MAX_LABEL_CHARACTERS",
     "MAX_LABEL_VALUES",
-    "answer_records",
+    "answer_predictions",
     "checked_label",
+    "fits_predictions",
     "per_record_labels",
 ]
