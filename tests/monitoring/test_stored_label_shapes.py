@@ -5,6 +5,7 @@ the deployment; the task metric is scikit-learn's on the usable labels."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
@@ -19,9 +20,8 @@ from opsloop.store import tables
 from .conftest import HOUR_MS, T0
 
 WINDOWING = Windowing("1h", sample_size=50, seed=3)
-# Nested, an object, NaN, two values for one record, an overlong text, and a text for a
-# model that answers numbers.
-BAD_LABELS = ["[[1]]", '{"a": 1}', "NaN", "[1, 0]", '"' + "x" * 2_000 + '"', '"malignant"']
+# Nested, an object, NaN, two values for one record, an overlong text.
+BAD_LABELS = ["[[1]]", '{"a": 1}', "NaN", "[1, 0]", '"' + "x" * 2_000 + '"']
 
 
 def test_badly_shaped_stored_labels_are_counted_and_left_out(db, clock, cancer):
@@ -68,3 +68,17 @@ def test_badly_shaped_stored_labels_are_counted_and_left_out(db, clock, cancer):
 def test_log_labels_refuses_a_label_that_is_not_one_scalar(db, labels, message):
     with pytest.raises(InvalidArgumentError, match=message.replace("[", r"\[")):
         log_labels(db, "api", ["a", "b"], labels, windowing=WINDOWING)
+
+
+def test_a_text_label_of_a_regression_is_left_out_and_counted(db, clock):
+    inputs = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    ids = ["a", "b", "c"]
+    set_reference(db, "reg", inputs, predictions=[1.5, 2.5, 3.5])
+    log_predictions(db, "reg", inputs, [1.5, 2.5, 3.5], at_ms=T0, request_ids=ids)
+    log_labels(db, "reg", ids, [1.0, "high", 3.0], windowing=WINDOWING)
+    clock.now_ms = T0 + HOUR_MS
+    (evaluation,) = evaluate(db, "reg", windowing=WINDOWING, policies=[])
+    # The mean absolute error of the two numeric labels: |1.0 - 1.5| and |3.0 - 3.5|.
+    assert (evaluation.metrics["task"], evaluation.metrics["task_metric"]) == ("mae", 0.5)
+    assert evaluation.metrics["labels_rejected"] == 1
+    assert evaluation.metrics["labelled"] == 2
