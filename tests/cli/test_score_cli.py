@@ -92,6 +92,17 @@ def test_a_file_without_a_signature_column_is_one_line_and_exit_code_2(deployed,
     )
 
 
+def test_an_output_in_a_missing_folder_is_named_as_the_output(deployed, tmp_path):
+    _, X = deployed
+    X.iloc[:10].to_csv(tmp_path / "in.csv", index=False)
+    output = tmp_path / "nope" / "x.csv"
+    result = runner.invoke(app, ["score", "api", str(tmp_path / "in.csv"), str(output)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: output: {tmp_path / 'nope'} does not exist"
+    assert not (tmp_path / "nope").exists()
+    assert read_prediction_events(open_database(), "api", role="batch").empty
+
+
 def test_an_unknown_deployment_is_one_line_and_exit_code_2(store_uri, tmp_path):
     (tmp_path / "in.csv").write_text("x\n1\n")
     result = runner.invoke(

@@ -13,11 +13,13 @@ from scipy import stats
 from tests.server.exposition import metric_value
 from tests.server.running import running_server
 
+from opsloop.data.schema import Schema
 from opsloop.registry import add_user
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app, install_data_plane
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_feedback
 from opsloop.serving import read_prediction_events as events_of
+from opsloop.serving.row_rejection import rejected_rows
 
 RECORD = {"age": 40, "income": 52_000.0}
 PROBE = "/v2/health/live"
@@ -372,3 +374,106 @@ def test_a_full_event_buffer_drops_events_counts_them_and_still_answers(registry
     # The events kept are the first request's and the three buffered after it, in order.
     ids = [a.json()["request_id"] for a in [first, *answers]]
     assert [e.request_id for e in sink.events] == ids[:4]
+
+
+def test_an_unknown_field_with_a_long_name_is_named_by_an_excerpt(served):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    name = "x" * 1_000_000
+    response = client.post("/v1/deployments/api/predict", json=[{**RECORD, name: 1}])
+    assert response.status_code == 422, response.text[:500]
+    assert len(response.content) < 1_000
+    quoted = repr("x" * 120)
+    expected = f"field {quoted[:-1]}…' (1,000,000 characters): unexpected_field"
+    assert expected in response.json()["detail"]
+
+
+def test_a_nan_is_refused_under_the_rule_batch_scoring_names(served, registry):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    response = client.post(
+        "/v1/deployments/api/predict",
+        content=b'[{"age": 40, "income": NaN}]',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        "records: record 0, field 'income': null_fraction_exceeded (the signature allows no "
+        "nulls in this field; found NaN)"
+    )
+    schema = Schema.from_dict(registry.get_version("credit", 1).signature["inputs"])
+    frame = pd.DataFrame([{"age": 40, "income": float("nan")}])
+    rejected = rejected_rows(frame, schema)
+    assert rejected.values.tolist() == [
+        [
+            0,
+            "income",
+            "null_fraction_exceeded",
+            "the signature allows no nulls in this field; found NaN",
+        ]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "age", "income", "message"),
+    [
+        (
+            "UINT8",
+            1000,
+            52_000.0,
+            "inputs[0] ('age').data[0]: UINT8 data must be in [0, 255], got 1000",
+        ),
+        (
+            "INT8",
+            -200,
+            52_000.0,
+            "inputs[0] ('age').data[0]: INT8 data must be in [-128, 127], got -200",
+        ),
+        (
+            "UINT64",
+            -1,
+            52_000.0,
+            "inputs[0] ('age').data[0]: UINT64 data must be in [0, 18446744073709551615], got -1",
+        ),
+        (
+            "INT64",
+            2**63,
+            52_000.0,
+            "inputs[0] ('age').data[0]: INT64 data must be in [-9223372036854775808, "
+            "9223372036854775807], got 9223372036854775808",
+        ),
+        (
+            "FP16",
+            40,
+            70_000.0,
+            "inputs[1] ('income').data[0]: FP16 data must be finite values within ±65504.0 "
+            "(or non-finite), got 70000.0",
+        ),
+        (
+            "FP32",
+            40,
+            1e39,
+            "inputs[1] ('income').data[0]: FP32 data must be finite values within "
+            "±3.4028234663852886e+38 (or non-finite), got 1e+39",
+        ),
+    ],
+)
+def test_v2_data_beyond_its_datatype_is_a_422_naming_the_input_and_the_rule(
+    served, datatype, age, income, message
+):
+    _, client, _ = served
+    Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
+    income_type = datatype if datatype.startswith("FP") else "FP64"
+    age_type = "INT64" if datatype.startswith("FP") else datatype
+    body = {
+        "inputs": [
+            {"name": "age", "shape": [1], "datatype": age_type, "data": [age]},
+            {"name": "income", "shape": [1], "datatype": income_type, "data": [income]},
+        ]
+    }
+    answer = client.post("/v2/models/api/infer", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"] == message
+    body["inputs"][0] = {"name": "age", "shape": [1], "datatype": "UINT8", "data": [40]}
+    body["inputs"][1] = {"name": "income", "shape": [1], "datatype": "FP32", "data": [52_000.0]}
+    assert client.post("/v2/models/api/infer", json=body).status_code == 200

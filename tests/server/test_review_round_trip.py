@@ -268,12 +268,56 @@ def test_a_rule_named_as_the_input_detectors_count_is_refused_naming_its_name(pl
     assert deployments.settings("loans").revision == 0
 
 
-def test_a_rule_on_a_field_the_records_lack_is_a_503_not_a_client_error(plane):
+@pytest.mark.parametrize(
+    ("when", "message"),
+    [
+        (
+            "loan_amount > 50000",
+            "assertions.0.when: unknown field 'loan_amount': variant 'stable' (model 'loan' "
+            "version 1) has the fields ['age', 'income'] and the outputs ['prediction', "
+            "'probability']",
+        ),
+        (
+            "yearly income > 5",
+            "rule 'big': unexpected 'income' at position 7 of 'yearly income > 5'; write a "
+            "field with spaces in backticks, as `yearly income`",
+        ),
+        (
+            '"income" > 5',
+            "rule 'big': compares the text 'income' with a number (a field is written as is, "
+            "or in backticks when its name has spaces) at position 9",
+        ),
+    ],
+)
+def test_a_rule_the_served_records_cannot_meet_is_refused_when_set(plane, when, message):
     client, deployments, _, _, _ = plane
     deployments.deploy("loans", [Variant("stable", "loan", version=1)])
+    rules = [{"name": "big", "when": when, "action": "flag"}]
+    response = client.put("/api/v1/deployments/loans/settings", json={"assertions": rules})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(message), response.text
+    assert deployments.settings("loans").revision == 0
+    assert len(_predict(client, SURE)["predictions"]) == 2
+
+
+def test_a_rule_on_a_field_a_later_version_lacks_is_a_503_not_a_client_error(
+    plane, database, artifacts
+):
+    """Rules are checked against the versions served when they are set; a version deployed
+    later whose records lack a rule's field cannot be answered under it."""
+    client, deployments, _, _, _ = plane
+    model, frame = loan_model()
+    wider = frame.assign(loan_amount=frame["income"] / 2)
+    ModelRegistry(database, artifacts, actor="owner").register(
+        "loan",
+        LogisticRegression(max_iter=1000).fit(wider, model.predict(frame)),
+        input_schema=wider,
+    )
+    deployments.deploy("loans", [Variant("stable", "loan", version=2)])
     deployments.configure(
         "loans", assertions=[{"name": "big", "when": "loan_amount > 50000", "action": "flag"}]
     )
+    deployments.deploy("loans", [Variant("stable", "loan", version=1)])
     response = client.post("/v1/deployments/loans/predict", json=SURE)
     assert response.status_code == 503
     assert "rule 'big': unknown field 'loan_amount'" in response.json()["detail"]

@@ -18,6 +18,7 @@ from tests.serving.served_models import classifier
 from opsloop.analysis.ab_test import compare_proportions
 from opsloop.errors import InvalidArgumentError
 from opsloop.serving import Deployments, ServingRuntime, Variant, record_feedback
+from opsloop.serving.prediction_feedback import insert_feedback
 
 RECORD = {"age": 40, "income": 52_000.0}
 
@@ -149,7 +150,12 @@ def test_an_arm_without_outcomes_is_noted_not_compared(runtime):
 
 def test_text_labels_cannot_be_averaged(runtime):
     answer = _traffic(runtime, 1)[0]
-    record_feedback(runtime.db, "ab-api", answer.request_id, label="yes", actor="ana")
+    # The feedback refuses a text label for a model that answers numbers; one stored
+    # before it did (written here directly) is still refused by the report.
+    with pytest.raises(InvalidArgumentError, match="label: the model answers numbers"):
+        record_feedback(runtime.db, "ab-api", answer.request_id, label="yes", actor="ana")
+    with runtime.db.write() as connection:
+        insert_feedback(connection, "ab-api", answer.request_id, '"yes"', None, "ana", 1)
     with pytest.raises(InvalidArgumentError, match="labels must be numbers"):
         Deployments(runtime.db).ab_report("ab-api")
 

@@ -122,7 +122,7 @@ def test_bad_rows_go_to_the_side_file_and_the_rest_are_scored(runtime, diabetes,
     assert bad[["row", "variant", "field", "rule"]].values.tolist() == [
         [3, "stable", "bmi", "type_mismatch"],
         [7, "stable", "age", "out_of_range"],
-        [11, "stable", "s1", "null_not_allowed"],
+        [11, "stable", "s1", "null_fraction_exceeded"],
         [12, "stable", "s2", "non_finite"],
     ]
     assert "field 's3': type_mismatch (expected float, found 'x')" in bad["detail"][3]

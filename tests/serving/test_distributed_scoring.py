@@ -78,7 +78,7 @@ def test_scoring_on_dask_gives_the_local_paths_rows_rejections_and_events(
     rejected = pd.read_csv(tmp_path / "dask.rejected.csv")
     pd.testing.assert_frame_equal(rejected, pd.read_csv(tmp_path / "local.rejected.csv"))
     assert rejected[["row", "field", "rule"]].values.tolist() == [
-        [3, "mean radius", "null_not_allowed"],
+        [3, "mean radius", "null_fraction_exceeded"],
         [200, "mean area", "out_of_range"],
         [401, "worst texture", "non_finite"],
     ]

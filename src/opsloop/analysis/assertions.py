@@ -217,8 +217,16 @@ class _Parser:
         if not self.tokens:
             raise self._error("empty condition", 0)
         node = self._or()
-        if self._peek() is not None:
-            raise self._error(f"unexpected {self._peek()[1]!r}")
+        token = self._peek()
+        if token is not None:
+            error = self._error(f"unexpected {token[1]!r}")
+            before = self.tokens[self.index - 1]
+            if token[0] == "name" and before[0] == "name":
+                # Two names in a row: most often one field whose name has a space.
+                error = AssertionRuleError(
+                    f"{error}; write a field with spaces in backticks, as `{before[1]} {token[1]}`"
+                )
+            raise error
         return node
 
     def _or(self):
@@ -250,6 +258,7 @@ class _Parser:
         while (token := self._peek()) and token[0] == "op" and token[1] in _COMPARISONS:
             self.index += 1
             right = self._sum()
+            _check_comparable(self, left, right, token)
             parts.append(("cmp", token[1], left, right))
             left = right
         if not parts:
@@ -316,6 +325,21 @@ class _Parser:
             return ("field", value)
         self.index -= 1
         raise self._error(f"unexpected {value!r}")
+
+
+def _check_comparable(parser: _Parser, left: tuple, right: tuple, token: tuple) -> None:
+    """Refuse a comparison of a quoted text with a number, both written in the rule: it can
+    never hold, and it is most often a field name written in quotes, not backticks."""
+    if left[0] != "const" or right[0] != "const":
+        return
+    texts = [side[1] for side in (left, right) if isinstance(side[1], str)]
+    numbers = [side for side in (left, right) if not isinstance(side[1], str | bool)]
+    if len(texts) == 1 and len(numbers) == 1:
+        raise parser._error(
+            f"compares the text {texts[0]!r} with a number (a field is written as is, or in "
+            "backticks when its name has spaces)",
+            token[2],
+        )
 
 
 def _from_structure(rule: str, node: dict) -> tuple:
@@ -399,9 +423,10 @@ def _evaluate(rule: Assertion, node: tuple, columns: dict[str, np.ndarray], n: i
             return _ARITH[node[1]](left, right)
     except TypeError:
         names = [part[1] for part in (node[2], node[3]) if part[0] == "field"]
+        what = f"field {names[0]!r}" if names else "the expression"
         raise AssertionRuleError(
-            f"rule {rule.name!r}: field {names[0] if names else '?'!r} cannot be compared "
-            f"with {node[1]!r} as written (text against a number?)"
+            f"rule {rule.name!r}: {what} cannot be compared with {node[1]!r} as written "
+            "(text against a number?)"
         ) from None
 
 

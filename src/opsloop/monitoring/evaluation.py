@@ -159,6 +159,7 @@ from opsloop.monitoring.windowing import Windowing
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.store.label_values import per_record_labels
 
 _evaluations, _alerts = tables.monitoring_evaluations, tables.monitoring_alerts
 
@@ -181,24 +182,36 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
         db, deployment, variant, start, end, "output_json", "at_ms", "model", "version"
     )
     predictions, labels, times, versions = [], [], [], []
-    for output_json, at_ms, model, version, label_json in rows:
+    answers: list[int] = []  # each value's answer, in order
+    rejected = 0
+    for number, (output_json, at_ms, model, version, label_json) in enumerate(rows):
         output = None if output_json is None else json.loads(output_json)
         values = output.get("predictions") if isinstance(output, dict) else None
-        label = json.loads(label_json)
         if not isinstance(values, list):
             continue
-        if len(values) == 1 and not isinstance(label, list):
-            predictions.append(values[0])
-            labels.append(label)
-            times.append(at_ms)
-            versions.append((model, version))
-        elif isinstance(label, list) and len(label) == len(values):
-            predictions.extend(values)
-            labels.extend(label)
-            times.extend([at_ms] * len(values))
-            versions.extend([(model, version)] * len(values))
+        # A label kept in a shape that does not fit the answer (before labels were checked
+        # when they came in) is counted and left out, never breaking the window.
+        label = per_record_labels(label_json, len(values))
+        if label is None:
+            rejected += 1
+            continue
+        predictions.extend(values)
+        labels.extend(label)
+        times.extend([at_ms] * len(values))
+        versions.extend([(model, version)] * len(values))
+        answers.extend([number] * len(values))
     keep = [p is not None and y is not None for p, y in zip(predictions, labels, strict=True)]
-    return pd.DataFrame(
+    if not _scored_as_classes(predictions, labels, keep):
+        # Numbers are subtracted (mae, residuals): a text on either side cannot be, so its
+        # answer's rows are left out and counted, never failing the window.
+        texts = [
+            k and (isinstance(p, str) or isinstance(y, str))
+            for p, y, k in zip(predictions, labels, keep, strict=True)
+        ]
+        dropped = {a for a, t in zip(answers, texts, strict=True) if t}
+        rejected += len(dropped)
+        keep = [k and a not in dropped for k, a in zip(keep, answers, strict=True)]
+    frame = pd.DataFrame(
         {
             "prediction": [p for p, k in zip(predictions, keep, strict=True) if k],
             "label": [y for y, k in zip(labels, keep, strict=True) if k],
@@ -207,6 +220,18 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
             "version": [v for v, k in zip(versions, keep, strict=True) if k],
         },
         columns=["prediction", "label", "at_ms", "version"],
+    )
+    frame.attrs["labels_rejected"] = rejected
+    return frame
+
+
+def _scored_as_classes(predictions: list, labels: list, keep: list[bool]) -> bool:
+    """Whether the kept rows are scored as classes (as task_errors and is_regression judge:
+    labels int, text or bool, predictions class-like), else as numbers."""
+    pairs = [(p, y) for p, y, k in zip(predictions, labels, keep, strict=True) if k]
+    return all(isinstance(y, int | str | bool) for _, y in pairs) and all(
+        isinstance(p, int | str | bool) or (isinstance(p, float) and p.is_integer())
+        for p, _ in pairs
     )
 
 
@@ -575,6 +600,8 @@ def _evaluate_window(
         window, reference, labelled, alpha=alpha, previous=before, window_ms=windowing.window_ms
     )
     metrics["previous_start_ms"] = previous
+    # Labelled answers whose stored label does not fit the answer, left out of the task metric.
+    metrics["labels_rejected"] = labelled.attrs["labels_rejected"]
     # Which reference the drift was judged against: "set explicitly", or the training data
     # registered with the version the primary variant served when the window was evaluated.
     metrics["reference"] = origin

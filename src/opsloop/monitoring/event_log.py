@@ -67,6 +67,7 @@ from opsloop.store.database import Database, clock_of
 from opsloop.store.event_insert import insert_event_columns
 from opsloop.store.input_batches import insert_input_batch
 from opsloop.store.label_join import LABEL_COUNTS, LabelReceipt, join_labels, label_counts
+from opsloop.store.label_values import checked_label
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
 _MAX_ID = 64
@@ -279,11 +280,15 @@ def log_labels(
 ) -> LabelReceipt:
     """Join ``labels`` to ``deployment``'s answers by request id (the module docstring says
     what happens to late, duplicate and unknown ones); ``windowing`` says when a window
-    closes (for counting late labels).
+    closes (for counting late labels). Each label is one scalar (a finite number, a bool, a
+    short text: :mod:`opsloop.store.label_values`), for an answer to one record.
 
     >>> log_labels(db, "api", ["a"], [1, 2])
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: labels: 2 labels for 1 request ids; give one per id
+    >>> log_labels(db, "api", ["a", "b"], [1, float("inf")])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: labels[1]: must be finite, got inf
     """
     windowing = windowing or Windowing()
     values = [_plain(v) for v in np.asarray(labels, dtype=object).reshape(-1).tolist()]
@@ -292,12 +297,12 @@ def log_labels(
         raise InvalidArgumentError(
             f"labels: {len(values)} labels for {len(ids)} request ids; give one per id"
         )
-    try:
-        texts = [json.dumps(v) for v in values]
-    except TypeError as error:
-        raise InvalidArgumentError(
-            f"labels: must be JSON values (numbers, text), {error}"
-        ) from None
+    for at, value in enumerate(values):
+        # One scalar per id (an answer to one record; NaN or None: not known), as
+        # opsloop.store.label_values says.
+        if value is not None:
+            checked_label(value, 1, field=f"labels[{at}]")
+    texts = [json.dumps(v) for v in values]  # checked above: scalars JSON writes
     with db.write() as connection:
         receipt = join_labels(connection, deployment, ids, texts, windowing=windowing, actor=actor)
     return receipt

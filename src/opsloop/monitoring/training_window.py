@@ -30,7 +30,6 @@ record, with its label list; rows without a label (not come back yet) are left o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -42,6 +41,7 @@ from opsloop.monitoring.still_correct import still_correct
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.store.database import Database
 from opsloop.store.input_batches import event_inputs
+from opsloop.store.label_values import per_record_labels
 from opsloop.tracking.dataset_digest import dataset_sha256
 
 
@@ -89,12 +89,10 @@ def labelled_inputs(
         found = event_inputs(connection, [row[:3] for row in rows])
     records, labels = [], []
     for inputs, (*_, label_json) in zip(found, rows, strict=True):
-        answer = json.loads(label_json)
         if not isinstance(inputs, list):
             continue
-        if len(inputs) == 1 and not isinstance(answer, list):
-            answer = [answer]
-        if not isinstance(answer, list) or len(answer) != len(inputs):
+        answer = per_record_labels(label_json, len(inputs))
+        if answer is None:
             continue  # a label that does not match the request's records cannot be joined
         for record, value in zip(inputs, answer, strict=True):
             if isinstance(record, dict) and value is not None:

@@ -62,6 +62,7 @@ from opsloop.data.reference_scores import ReferenceScores
 from opsloop.store import tables
 from opsloop.store.database import Database
 from opsloop.store.input_batches import event_inputs
+from opsloop.store.label_values import per_record_labels
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
 
@@ -162,13 +163,9 @@ def scored_rows(
         classes += found[0]
         probabilities += found[1]
         predictions += found[2]
-        label = None if label_json is None else json.loads(label_json)
-        if n_rows == 1 and not isinstance(label, list):
-            labels.append(label)
-        elif isinstance(label, list) and len(label) == n_rows:
-            labels += label
-        else:
-            labels += [None] * n_rows
+        # A label that does not fit the answer counts as none (opsloop.store.label_values).
+        label = None if label_json is None else per_record_labels(label_json, n_rows)
+        labels += [None] * n_rows if label is None else label
     return ScoredRows(classes, probabilities, predictions, labels, records)
 
 

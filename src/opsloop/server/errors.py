@@ -54,18 +54,52 @@ MAX_ECHOED_CHARACTERS = 200
 
 
 def _excerpted(item: dict) -> dict:
-    """A validation error with its ``input`` cut to an excerpt when it is large.
+    """A validation error made safe to answer: its ``input`` cut to an excerpt when it is
+    large, and written as text when it holds a number JSON cannot carry (NaN, Infinity, or
+    a literal such as ``1e400`` that Python reads as infinite), as may its ``ctx``.
 
     >>> _excerpted({"loc": ["body", "name"], "input": "x" * 1_000})["input"][-30:]
     'xx... (1000 characters in all)'
     >>> _excerpted({"loc": ["body", "n"], "input": 5})["input"]
     5
+    >>> _excerpted({"loc": ["body"], "input": {"steps": [float("nan"), float("inf")]}})["input"]
+    '{"steps": [NaN, Infinity]}'
     """
     value = item.get("input")
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    safe = {**item, "ctx": _finite(item["ctx"])} if "ctx" in item else item
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, default=str, allow_nan=False)
+        except ValueError:
+            # The JSON literal the client sent (NaN, Infinity), as text the answer can carry.
+            text = json.dumps(value, default=str)
+            safe = {**safe, "input": text}
     if len(text) <= MAX_ECHOED_CHARACTERS:
-        return item
-    return {**item, "input": f"{text[:MAX_ECHOED_CHARACTERS]}... ({len(text)} characters in all)"}
+        return safe
+    return {**safe, "input": f"{text[:MAX_ECHOED_CHARACTERS]}... ({len(text)} characters in all)"}
+
+
+def _finite(context: object) -> object:
+    """An error's context with every value JSON cannot carry written as text (a bound such
+    as ``le=inf`` is one).
+
+    >>> _finite({"le": float("inf"), "pattern": "^a$"})
+    {'le': 'inf', 'pattern': '^a$'}
+    """
+    if not isinstance(context, dict):
+        return str(context)
+    return {key: value if _carried(value) else str(value) for key, value in context.items()}
+
+
+def _carried(value: object) -> bool:
+    """Whether ``value`` is JSON an answer can carry as it is."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _answer(error: OpsloopError) -> JSONResponse:

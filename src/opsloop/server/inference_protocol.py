@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -39,6 +40,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from opsloop import __version__
+from opsloop.data.excerpt import excerpt
 from opsloop.errors import InvalidArgumentError, OpsloopError
 from opsloop.server.identity import Viewer
 from opsloop.server.inference_answers import (
@@ -61,6 +63,17 @@ DATATYPES: dict[str, tuple[type, ...]] = {
     **{f"{kind}{bits}": (int,) for kind in ("INT", "UINT") for bits in (8, 16, 32, 64)},
     **{f"FP{bits}": (int, float) for bits in (16, 32, 64)},
     "BYTES": (str,),
+}
+#: The values each integer datatype holds, both included.
+INTEGER_RANGES: dict[str, tuple[int, int]] = {
+    **{f"INT{bits}": (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) for bits in (8, 16, 32, 64)},
+    **{f"UINT{bits}": (0, 2**bits - 1) for bits in (8, 16, 32, 64)},
+}
+#: The largest finite magnitude of each narrower float datatype (IEEE 754 half and single).
+FLOAT_LIMITS: dict[str, float] = {
+    "FP16": 65504.0,
+    "FP32": 3.4028234663852886e38,
+    "FP64": sys.float_info.max,
 }
 # The signature's column types as protocol datatypes.
 _SCHEMA_DATATYPES = {
@@ -145,9 +158,47 @@ def _checked_tensor(tensor: dict | TensorIn, position: int) -> tuple[str, list[i
                 f"{where}.data[{index}]: {datatype} data must be "
                 f"{' or '.join(t.__name__ for t in allowed)}, got {value!r}"
             )
+    _check_range(datatype, values, where)
     if datatype.startswith("FP"):
         values = [float(value) for value in values]
     return datatype, shape, values
+
+
+def _check_range(datatype: str, values: list, where: str) -> None:
+    """Refuse a value its datatype cannot hold (``UINT8`` 1000, ``FP32`` 1e39), naming it.
+
+    >>> _check_range("UINT8", [3, 1000], "inputs[0] ('x')")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: inputs[0] ('x').data[1]: UINT8 data must be in [0, 255], got 1000
+    >>> _check_range("FP16", [1.0, -7e4], "inputs[0] ('x')")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: inputs[0] ('x').data[1]: FP16 data must be finite values within ±65504.0 (or non-finite), got -70000.0
+    >>> _check_range("INT8", [-128, 127], "inputs[0] ('x')")
+    """  # noqa: E501 - a doctest's expected output is one line
+    if not values:
+        return
+    if datatype in INTEGER_RANGES:
+        low, high = INTEGER_RANGES[datatype]
+        if low <= min(values) and max(values) <= high:  # one pass in C when all fit
+            return
+        index = next(i for i, v in enumerate(values) if not low <= v <= high)
+        raise InvalidArgumentError(
+            f"{where}.data[{index}]: {datatype} data must be in [{low}, {high}], "
+            f"got {excerpt(values[index])}"
+        )
+    limit = FLOAT_LIMITS.get(datatype)
+    if limit is None:
+        return
+    for index, value in enumerate(values):
+        # A non-finite value is the signature's to allow or refuse (allow_non_finite); an
+        # integer is compared as it is (a float() of a huge one would overflow).
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        if abs(value) > limit:
+            raise InvalidArgumentError(
+                f"{where}.data[{index}]: {datatype} data must be finite values within "
+                f"±{limit} (or non-finite), got {excerpt(value)}"
+            )
 
 
 def rows_of(inputs: list, columns: tuple[str, ...] | None) -> list[dict[str, Any]]:

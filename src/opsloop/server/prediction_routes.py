@@ -30,10 +30,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.server.identity import Viewer
+from opsloop.store.label_values import checked_label
 
 router = APIRouter(prefix="/v1/deployments", tags=["predictions"])
 
@@ -98,11 +100,28 @@ class PredictionAnswer(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    """The outcome of an answered request: its label, a reward, or both."""
+    """The outcome of an answered request: its label, a reward, or both. A label is one
+    scalar (a finite number, a bool, a short text) for an answer to one record, a list of
+    one per record for an answer to several (:mod:`opsloop.store.label_values`)."""
 
     request_id: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
-    label: Any = None
-    reward: float | None = None
+    label: Any = Field(
+        default=None,
+        description="one value per record: a scalar for one record, else a list of them",
+    )
+    reward: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("label")
+    @classmethod
+    def _label_shape(cls, label: Any) -> Any:
+        # Its shape here, as a 422 naming the field; its count against the answer's
+        # records once the answer is found (record_feedback).
+        if label is None:
+            return None
+        try:
+            return checked_label(label)
+        except InvalidArgumentError as error:
+            raise ValueError(str(error)) from None
 
 
 @router.post(

@@ -459,6 +459,14 @@ def score_file(
     ...            chunk_size=0)
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: chunk_size must be a positive integer, got 0
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     source = Path(folder) / "in.csv"
+    ...     _ = source.write_text("x\\n1\\n")
+    ...     score_file(ServingRuntime(Database("sqlite://"), None), "api", source,
+    ...                Path(folder) / "missing" / "out.csv")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: output: ... does not exist
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise InvalidArgumentError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -468,6 +476,10 @@ def score_file(
         raise InvalidArgumentError(f"input: {input_path}: no such file")
     if len({input_path.resolve(), output.resolve(), rejected_path.resolve()}) < 3:
         raise InvalidArgumentError("output: the input, output and rejected files must differ")
+    # Checked before either file is opened, so the error names what the caller gave.
+    for name, path in (("output", output), ("rejected_path", rejected_path)):
+        if not path.parent.is_dir():
+            raise InvalidArgumentError(f"{name}: {path.parent} does not exist")
     started = time.perf_counter()
     # Read once: every chunk is scored by these variants, and its events carry their
     # definition's generation, even if the deployment changes while the batch runs.

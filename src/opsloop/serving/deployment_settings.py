@@ -64,6 +64,7 @@ from sqlalchemy.engine import Connection
 
 from opsloop.analysis.assertions import parse_assertions
 from opsloop.contract.wire_types import integral
+from opsloop.data.excerpt import excerpt
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
@@ -393,6 +394,48 @@ def checked_settings(
         raise InvalidArgumentError(f"assertions: must be plain JSON values ({error})") from None
 
 
+#: The fields a rule reads besides the records' own: the model's outputs.
+_OUTPUT_FIELDS = ("prediction", "probability")
+# Field names a refusal lists before it says how many more there are.
+_LISTED_FIELDS = 20
+
+
+def check_rule_fields(rules_json: str, signatures: Mapping[str, tuple[str, int, Any]]) -> None:
+    """Refuse rules (as :func:`checked_settings` stores them) that read a field the records
+    of a variant cannot have: with an :class:`~opsloop.errors.InvalidArgumentError` naming
+    the rule's ``assertions.N.when``, the field and the fields there are. ``signatures``
+    maps each variant to its model, version and input schema; a variant without a schema
+    takes any fields, so its rules are not checked.
+
+    >>> from opsloop.data.schema import infer_schema
+    >>> import pandas as pd
+    >>> schema = infer_schema(pd.DataFrame({"mean radius": [1.0], "age": [3]}))
+    >>> rules = json.dumps([{"name": "big", "when": "mean_radius > 25", "action": "flag"}])
+    >>> check_rule_fields(rules, {"stable": ("m", 1, schema)})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: assertions.0.when: unknown field 'mean_radius': variant 'stable' (model 'm' version 1) has the fields ['age', 'mean radius'] and the outputs ['prediction', 'probability']
+    >>> ok = json.dumps([{"name": "big", "when": "`mean radius` > 25", "action": "flag"}])
+    >>> check_rule_fields(ok, {"stable": ("m", 1, schema)})
+    """  # noqa: E501 - a doctest's expected output is one line
+    rules = parse_assertions(json.loads(rules_json))
+    for variant, (model, version, schema) in signatures.items():
+        if schema is None:
+            continue
+        names = sorted(column.name for column in schema.columns)
+        known = set(names) | set(_OUTPUT_FIELDS)
+        for position, rule in enumerate(rules):
+            unknown = [name for name in rule.fields() if name not in known]
+            if not unknown:
+                continue
+            listed = [excerpt(name) for name in names[:_LISTED_FIELDS]]
+            more = f" and {len(names) - _LISTED_FIELDS} more" if len(names) > _LISTED_FIELDS else ""
+            raise InvalidArgumentError(
+                f"assertions.{position}.when: unknown field {excerpt(unknown[0])}: variant "
+                f"{variant!r} (model {model!r} version {version}) has the fields "
+                f"[{', '.join(listed)}]{more} and the outputs {list(_OUTPUT_FIELDS)}"
+            )
+
+
 def store_settings(
     connection: Connection,
     deployment: str,
@@ -507,6 +550,7 @@ __all__ = [
     "DeploymentSettings",
     "MicroBatching",
     "OutputRestriction",
+    "check_rule_fields",
     "checked_batching",
     "checked_outputs",
     "checked_settings",

@@ -76,6 +76,7 @@ from opsloop.serving.deployment_settings import (
     DeploymentSettings,
     MicroBatching,
     OutputRestriction,
+    check_rule_fields,
     checked_batching,
     checked_outputs,
     checked_settings,
@@ -88,6 +89,7 @@ from opsloop.serving.input_detector_settings import (
     check_new_variants,
     read_input_detector,
     retire_input_detector,
+    serving_signatures,
     set_input_detector,
 )
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -980,6 +982,9 @@ class Deployments:
             if current is None:
                 raise UnknownDeploymentError(f"no deployment named {name!r}")
             restricted = checked_outputs(outputs, [v.name for v in current.variants])
+            # A rule on a field the served versions' records lack would make every request
+            # a 503; it is refused here, where the signatures are known.
+            check_rule_fields(rules_json, serving_signatures(connection, current))
             return store_settings(
                 connection,
                 name,

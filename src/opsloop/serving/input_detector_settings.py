@@ -178,9 +178,15 @@ def checked_detector(detector: object, action: object) -> PortableInputDetector 
         raise InvalidArgumentError(f"{field}{message}") from None
 
 
-def _signatures(connection: Connection, definition: Any) -> dict[str, tuple[str, int, Any]]:
-    """Per variant serving a version: its model, version and input schema (``None``
-    without a signature)."""
+def serving_signatures(connection: Connection, definition: Any) -> dict[str, tuple[str, int, Any]]:
+    """Per variant of ``definition`` serving a version: its model, version and input
+    schema (``None`` without a signature), read on ``connection``.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").read() as connection:
+    ...     serving_signatures(connection, _Serving((), {}))
+    {}
+    """
     versions, models = tables.model_versions, tables.registered_models
     found = {}
     for variant in definition.variants:
@@ -242,7 +248,7 @@ def check_new_variants(
     for position, (variant, number) in enumerate(zip(variants, numbers, strict=True)):
         if (variant.model, number) in served:
             continue
-        found = _signatures(connection, _Serving((variant,), {variant.name: number}))
+        found = serving_signatures(connection, _Serving((variant,), {variant.name: number}))
         check_features(
             setting.detector,
             found,
@@ -253,7 +259,7 @@ def check_new_variants(
 
 @dataclass(frozen=True)
 class _Serving:
-    """The part of a definition :func:`_signatures` reads."""
+    """The part of a definition :func:`serving_signatures` reads."""
 
     variants: tuple[Any, ...]
     serving: Mapping[str, int]
@@ -312,7 +318,7 @@ def set_input_detector(
         if definition is None:
             raise NotFoundError(f"no deployment named {name!r}")
         if checked is not None:
-            check_features(checked, _signatures(connection, definition))
+            check_features(checked, serving_signatures(connection, definition))
         before = input_detector_in(connection, name)
         at = db.clock()
         after = InputDetectorSetting(name, checked, action, before.revision + 1, at, who)
@@ -388,5 +394,6 @@ __all__ = [
     "input_detector_in",
     "read_input_detector",
     "retire_input_detector",
+    "serving_signatures",
     "set_input_detector",
 ]

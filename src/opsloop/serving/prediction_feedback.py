@@ -66,6 +66,7 @@ from opsloop.serving.retired_names import history_name, hold_name, retires
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 from opsloop.store.label_join import join_labels
+from opsloop.store.label_values import answer_predictions, checked_label, fits_predictions
 from opsloop.store.windowing import Windowing
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
@@ -100,12 +101,21 @@ def record_feedback(
 ) -> None:
     """Keep a ``label`` and/or a ``reward`` for the answer ``request_id`` of ``deployment``.
 
+    A label is one scalar for an answer to one record, a list of one per record for an
+    answer to several (:mod:`opsloop.store.label_values` says which scalars); a label of
+    another shape, or whose count is not the answer's records, is refused:
+
     >>> record_feedback(Database("sqlite://"), "api", "r1", actor="ana")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: feedback: give a label, a reward or both
-    """
+    >>> record_feedback(Database("sqlite://"), "api", "r1", label={"a": 1}, actor="ana")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: label: must be a finite number, a bool or a text of at most 1000 characters, or a list of them (one per record), got an object
+    """  # noqa: E501 - a doctest's expected output is one line
     if label is None and reward is None:
         raise InvalidArgumentError("feedback: give a label, a reward or both")
+    if label is not None:
+        checked_label(label)
     if reward is not None and (
         isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward)
     ):
@@ -183,6 +193,27 @@ def _join_label(
     reward: float | None,
     actor: str,
 ) -> None:
+    answer = connection.execute(
+        sa.select(_events.c.output_json)
+        .where(
+            _events.c.request_id == request_id,
+            _events.c.deployment == deployment,
+            _events.c.role == "primary",
+        )
+        .limit(1)
+    ).first()
+    if answer is not None:
+        # The count is known once the answer is: one value per record it answered, each of
+        # the kind the model answers (text or number).
+        predictions = answer_predictions(answer[0])
+        if predictions is not None:
+            checked_label(label, len(predictions))
+            values = label if isinstance(label, list) else [label]
+            if not fits_predictions(values, predictions):
+                kind = "text" if any(isinstance(p, str) for p in predictions) else "numbers"
+                raise InvalidArgumentError(
+                    f"label: the model answers {kind}; give labels of that kind"
+                )
     # The store's join, the one log_labels uses, so that a label is kept and counted
     # (late, duplicate) one way, whether it came here or through the monitoring.
     receipt = join_labels(

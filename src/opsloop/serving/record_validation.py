@@ -56,6 +56,7 @@ import pandas as pd
 from opsloop.data.excerpt import excerpt
 from opsloop.data.schema import Schema, validate
 from opsloop.errors import InvalidArgumentError
+from opsloop.serving.row_rejection import null_name
 
 #: The most records one request may carry; larger batches belong to batch scoring.
 MAX_RECORDS = 10_000
@@ -64,6 +65,15 @@ QUICK_RECORDS = 64
 # Anomalies that refuse a request whatever their share of its records.
 _ALWAYS_REFUSED = ("type_mismatch", "non_finite", "unknown_category")
 _ABSENT = object()
+
+
+#: Characters of a client's field name a refusal repeats (a name of any length may be sent).
+NAME_EXCERPT = 120
+
+
+def _named(name: object) -> str:
+    """A field name the client sent, quoted, cut when long (:func:`excerpt`)."""
+    return excerpt(name, limit=NAME_EXCERPT)
 
 
 def _refuse(problems: list[str]) -> InvalidArgumentError:
@@ -98,7 +108,7 @@ def _columns(
         if absent:
             rule = "record 0 has it" if free else "the signature requires it"
             problems.append(
-                f"record {absent[0]}, field {name!r}: missing_field ({rule}; "
+                f"record {absent[0]}, field {_named(name)}: missing_field ({rule}; "
                 f"{len(absent)} record(s) lack it)"
             )
         columns[name] = values
@@ -132,7 +142,7 @@ def checked_records(records: object, schema: Schema | None) -> pd.DataFrame:
                 seen[key] = position
     for key, position in seen.items():
         rule = "the signature does not define it" if schema is not None else "record 0 lacks it"
-        problems.append(f"record {position}, field {key!r}: unexpected_field ({rule})")
+        problems.append(f"record {position}, field {_named(key)}: unexpected_field ({rule})")
     if problems:
         raise _refuse(problems)
     if schema is not None and not (
@@ -403,9 +413,11 @@ def _broken_rules(frame: pd.DataFrame, schema: Schema, environment: str | None) 
             and schema[anomaly.column].max_null_fraction == 0
         ):
             position = anomaly.examples[0][0]
+            # The record's own value: the anomaly's example is a null whatever was sent.
+            sent = frame[anomaly.column].iat[position]
             problems.append(
-                f"record {position}, field {anomaly.column!r}: null (the signature allows "
-                "no nulls in this field)"
+                f"record {position}, field {anomaly.column!r}: null_fraction_exceeded (the "
+                f"signature allows no nulls in this field; found {null_name(sent)})"
             )
         elif anomaly.kind == "out_of_range":
             problems += _beyond_limits(frame[anomaly.column], schema[anomaly.column])

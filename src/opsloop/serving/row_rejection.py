@@ -6,7 +6,8 @@ the signature and sets the others aside with their reason. :func:`rejected_rows`
 same per-record rules as the serving path, on whole columns:
 
 * ``type_mismatch``: a value not of the column's logical type;
-* ``null_not_allowed``: a null where the column allows none (``max_null_fraction`` 0);
+* ``null_fraction_exceeded``: a null (``None``, ``NaN``) where the column allows none
+  (``max_null_fraction`` 0), as :func:`opsloop.data.schema.validate` names it;
 * ``non_finite``: ``±inf`` in a float column that does not allow it;
 * ``out_of_range``: a number beyond the column's hard limits (its range widened by its
   margin, :meth:`~opsloop.data.schema.ColumnSchema.hard_limits`);
@@ -36,6 +37,16 @@ from opsloop.errors import InvalidArgumentError
 
 #: Columns of :func:`rejected_rows`'s frame.
 REJECTION_COLUMNS = ("row", "field", "rule", "detail")
+
+
+def null_name(value: object) -> str:
+    """How a refusal names a null value: ``NaN`` for a float NaN (what a JSON client sent),
+    else ``null``.
+
+    >>> null_name(float("nan")), null_name(None), null_name(pd.NA)
+    ('NaN', 'null', 'null')
+    """
+    return "NaN" if isinstance(value, float) and value != value else "null"
 
 
 def signature_columns(schema: Schema) -> tuple[ColumnSchema, ...]:
@@ -123,7 +134,9 @@ def rejected_rows(frame: pd.DataFrame, schema: Schema, first_row: int = 0) -> pd
         series = frame[column.name]
         for rule, rows, detail in _broken(series, column):
             for position in np.flatnonzero(rows):
-                value = plain_value(series.iloc[position])
+                sent = series.iloc[position]
+                # A null is named as it was given (NaN or null); other values as plain ones.
+                value = sent if rule == "null_fraction_exceeded" else plain_value(sent)
                 found.append((first_row + int(position), order, column.name, rule, detail(value)))
     found.sort(key=lambda item: (item[0], item[1]))
     return pd.DataFrame(
@@ -143,9 +156,9 @@ def _broken(series: pd.Series, column: ColumnSchema):
     )
     if column.max_null_fraction == 0:
         yield (
-            "null_not_allowed",
+            "null_fraction_exceeded",
             seen.null,
-            lambda value: "the signature allows no nulls in this field",
+            lambda value: f"the signature allows no nulls in this field; found {null_name(value)}",
         )
     numeric = column.type in ("int", "float") and seen.numbers is not None
     infinite = np.zeros(len(series), dtype=bool)

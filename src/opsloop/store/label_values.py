@@ -1,0 +1,168 @@
+"""What a label may be, checked where a label comes in and where a stored one is read.
+
+A label is the true outcome of an answered request. An answer to **one record** takes one
+scalar: a finite number, a bool, or a text of at most :data:`MAX_LABEL_CHARACTERS`
+characters (a list of that one scalar is read the same). An answer to **several records**
+takes a list with one such scalar per record, in the request's order; ``null`` in the list
+says that record's outcome is not known. Anything else (an object, a nested list, NaN, a
+list whose length is not the number of records) is refused with the rule named:
+
+>>> checked_label(1), checked_label("malignant"), checked_label([1, None, 0], records=3)
+(1, 'malignant', [1, None, 0])
+>>> checked_label({"a": 1})
+Traceback (most recent call last):
+opsloop.errors.InvalidArgumentError: label: must be a finite number, a bool or a text of at most 1000 characters, or a list of them (one per record), got an object
+>>> checked_label([1, 0, 1], records=2)
+Traceback (most recent call last):
+opsloop.errors.InvalidArgumentError: label: expected 2 values, one per record, got 3
+
+It lives in the state layer beside :mod:`.label_join`, for the same reason: the serving
+layer's feedback and the monitoring's ``log_labels`` take labels, and the monitoring reads
+them back (:func:`per_record_labels`), so all three hold one rule. A label kept before the
+rule existed is read back as unusable (``None``) rather than breaking the reader.
+"""  # noqa: E501 - a doctest's expected output is one line
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from opsloop.errors import InvalidArgumentError
+
+#: The longest text label kept (a class name, not a document).
+MAX_LABEL_CHARACTERS = 1_000
+#: The most values of one label: the most records one request may hold.
+MAX_LABEL_VALUES = 10_000
+# Integers beyond 64 bits are refused: the monitoring reads labels into numpy arrays.
+_INT_RANGE = (-(2**63), 2**63 - 1)
+
+_RULE = (
+    f"must be a finite number, a bool or a text of at most {MAX_LABEL_CHARACTERS} "
+    "characters, or a list of them (one per record)"
+)
+
+
+def _scalar_problem(value: Any) -> str | None:
+    """Why ``value`` is not one record's label, or ``None`` when it is one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        low, high = _INT_RANGE
+        return None if low <= value <= high else f"{_RULE}; {value} is beyond 64 bits"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"must be finite, got {value}"
+    if isinstance(value, str):
+        if len(value) <= MAX_LABEL_CHARACTERS:
+            return None
+        return f"{_RULE}; got a text of {len(value)} characters"
+    kind = {dict: "an object", list: "a nested list"}.get(type(value), type(value).__name__)
+    return f"{_RULE}, got {kind}"
+
+
+def checked_label(label: Any, records: int | None = None, *, field: str = "label") -> Any:
+    """``label`` when it is a label for an answer to ``records`` records (``None``: the
+    count is not known here, only the shape is checked); else
+    :class:`~opsloop.errors.InvalidArgumentError` naming ``field`` and the rule.
+
+    >>> checked_label(float("nan"))
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: label: must be finite, got nan
+    >>> checked_label(0, records=2)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: label: the answer has 2 records; give a list of 2 values, one per record
+    >>> checked_label([[1], [0]])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: label[0]: must be a finite number, a bool or a text of at most 1000 characters, or a list of them (one per record), got a nested list
+    """  # noqa: E501 - a doctest's expected output is one line
+    if label is None:
+        raise InvalidArgumentError(f"{field}: must not be null")
+    if not isinstance(label, list):
+        problem = _scalar_problem(label)
+        if problem is not None:
+            raise InvalidArgumentError(f"{field}: {problem}")
+        if records is not None and records > 1:
+            raise InvalidArgumentError(
+                f"{field}: the answer has {records} records; give a list of {records} "
+                "values, one per record"
+            )
+        return label
+    if len(label) > MAX_LABEL_VALUES:
+        raise InvalidArgumentError(
+            f"{field}: at most {MAX_LABEL_VALUES} values (one per record), got {len(label)}"
+        )
+    if records is not None and len(label) != records:
+        raise InvalidArgumentError(
+            f"{field}: expected {records} values, one per record, got {len(label)}"
+        )
+    for at, value in enumerate(label):
+        problem = None if value is None else _scalar_problem(value)
+        if problem is not None:
+            raise InvalidArgumentError(f"{field}[{at}]: {problem}")
+    return label
+
+
+def fits_predictions(label: list[Any], predictions: list[Any]) -> bool:
+    """Whether each known value of ``label`` (one per record) is of its prediction's kind:
+    a text for a text class, a number or a bool for a number (a text label of a model that
+    answers numbers cannot be scored against it, nor a number of one that answers text).
+
+    >>> fits_predictions([1, None], [0, 1]), fits_predictions(["b"], ["a"])
+    (True, True)
+    >>> fits_predictions(["malignant", 0], [1, 0]), fits_predictions([0.5], ["a"])
+    (False, False)
+    """
+    return all(
+        value is None or prediction is None or isinstance(value, str) == isinstance(prediction, str)
+        for value, prediction in zip(label, predictions, strict=True)
+    )
+
+
+def per_record_labels(label_json: str, records: int) -> list[Any] | None:
+    """The stored label ``label_json`` as one value per record of an answer to ``records``
+    records (``None`` for a record whose outcome is not known), or ``None`` when it is not
+    a label of that answer: a shape :func:`checked_label` refuses, kept before it did.
+
+    >>> per_record_labels("1", 1), per_record_labels("[1, null]", 2)
+    ([1], [1, None])
+    >>> per_record_labels('[[1], [0]]', 2), per_record_labels("NaN", 1), per_record_labels("[1]", 2)
+    (None, None, None)
+    """
+    try:
+        label = json.loads(label_json)
+    except ValueError:
+        return None
+    if records == 1 and not isinstance(label, list):
+        label = [label]
+    try:
+        checked_label(label, records)
+    except InvalidArgumentError:
+        return None
+    return label
+
+
+def answer_predictions(output_json: str | None) -> list[Any] | None:
+    """The predictions of a stored answer, one per record, or ``None`` when the answer
+    does not say.
+
+    >>> answer_predictions('{"predictions": [0, 1, 1]}'), answer_predictions(None)
+    ([0, 1, 1], None)
+    """
+    if output_json is None:
+        return None
+    try:
+        output = json.loads(output_json)
+    except ValueError:
+        return None
+    values = output.get("predictions") if isinstance(output, dict) else None
+    return values if isinstance(values, list) else None
+
+
+__all__ = [
+    "MAX_LABEL_CHARACTERS",
+    "MAX_LABEL_VALUES",
+    "answer_predictions",
+    "checked_label",
+    "fits_predictions",
+    "per_record_labels",
+]

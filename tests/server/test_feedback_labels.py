@@ -1,0 +1,75 @@
+"""Feedback labels over HTTP, against a real server on loopback: a label that is not one
+scalar per record of the answer (nested, an object, non-finite, too many values) is a 422
+naming ``label`` and the rule, and is not kept; a well-formed one is a 201."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from tests.server.running import running_server
+
+from opsloop.server.data_plane import create_data_plane_app
+from opsloop.serving import Deployments, Variant, read_feedback
+
+RECORDS = [{"age": 40, "income": 52_000.0}, {"age": 70, "income": 90_000.0}]
+
+
+@pytest.fixture
+def answered(registry, models):
+    """A client of a data plane on loopback, and the request id of a two-record answer."""
+    app = create_data_plane_app(registry.db, registry.artifacts)
+    Deployments(registry.db).deploy("api", [Variant("stable", "credit", version=1)])
+    token = {"Authorization": f"Bearer {app.state.installation_token}"}
+    with (
+        running_server(app, health_path="/v2/health/live") as url,
+        httpx.Client(base_url=url, headers=token, timeout=30) as client,
+    ):
+        answer = client.post("/v1/deployments/api/predict", json=RECORDS)
+        assert answer.status_code == 200, answer.text
+        assert app.state.runtime.recorder.flush()
+        yield client, answer.json()["request_id"]
+    app.state.runtime.close()
+
+
+@pytest.mark.parametrize(
+    ("label", "rule"),
+    [
+        ("[[1], [0]]", "label[0]: must be a finite number, a bool or a text"),
+        ('{"a": 1}', "label: must be a finite number, a bool or a text"),
+        ("[1, 0, 1]", "label: expected 2 values, one per record, got 3"),
+        ("0", "label: the answer has 2 records; give a list of 2 values"),
+        ("[1, NaN]", "label[1]: must be finite, got nan"),
+        ("Infinity", "label: must be finite, got inf"),
+        ('"' + "x" * 1_001 + '"', "got a text of 1001 characters"),
+        ('["approve", 0]', "label: the model answers numbers; give labels of that kind"),
+    ],
+)
+def test_a_label_that_does_not_fit_the_answer_is_a_422_naming_label(
+    answered, registry, label, rule
+):
+    client, request_id = answered
+    body = f'{{"request_id": "{request_id}", "label": {label}}}'
+    response = client.post(
+        "/v1/deployments/api/feedback", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text[:500]
+    assert rule in response.text, response.text[:500]
+    assert "label" in response.text
+    assert read_feedback(registry.db, "api").empty
+
+
+def test_a_non_finite_reward_is_a_422_and_one_label_per_record_is_kept(answered, registry):
+    client, request_id = answered
+    refused = client.post(
+        "/v1/deployments/api/feedback",
+        content=f'{{"request_id": "{request_id}", "reward": NaN}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert refused.status_code == 422, refused.text
+    [item] = refused.json()["detail"]
+    assert (item["loc"], item["type"]) == (["body", "reward"], "finite_number")
+    kept = client.post(
+        "/v1/deployments/api/feedback", json={"request_id": request_id, "label": [1, None]}
+    )
+    assert kept.status_code == 201, kept.text
+    assert read_feedback(registry.db, "api")["label"].tolist() == [[1, None]]
