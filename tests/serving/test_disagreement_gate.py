@@ -20,6 +20,7 @@ from tests.serving.served_models import AboveCut, Constant, deploy_canary, route
 
 from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.sequential import RateGate
+from opsloop.errors import InvalidArgumentError
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments
@@ -456,3 +457,40 @@ def test_the_control_plane_reads_a_remote_data_planes_records_and_bounds_them(re
     assert (gate["n_candidate"], gate["verdict"]) == (3, "continue")
     assert gate["events_candidate"] == pytest.approx(4 / 3, rel=1e-12)
     assert (gate["records"], gate["disagreeing"]) == (10_004, 10_001)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        np.array([False, True, False, False]),
+        [np.False_, np.True_, np.False_, np.False_],
+        (False, True, False, False),
+    ],
+)
+def test_a_requests_flags_read_the_same_as_a_numpy_array_list_or_tuple(flags):
+    # 1 of 4 records differs: the request reads 0.25 whatever holds its flags.
+    policy = RolloutPolicy(steps=(0.1, 1.0), gates={"disagreement": {"max_rate": 0.01}})
+    state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    observe_request(
+        policy, state, candidate=True, failed=False, latency_ms=1.0, share=0.1, at_ms=1,
+        disagrees=flags,
+    )  # fmt: skip
+    assert state["disagreement_records"]["records"] == 4
+    assert state["disagreement_records"]["disagreeing"] == 1
+    gate = canary_decisions(state)["disagreement"]
+    assert (gate["n_candidate"], gate["events_candidate"]) == (1, 0.25)
+
+
+@pytest.mark.parametrize(
+    ("flags", "got"),
+    [([1, 0], "an item 1"), ("yes", "str"), (np.array([[True], [False]]), "2 dimensions")],
+)
+def test_flags_that_are_not_true_or_false_are_refused_naming_the_field(flags, got):
+    policy = RolloutPolicy(steps=(0.1, 1.0), gates={"disagreement": {"max_rate": 0.01}})
+    state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    with pytest.raises(InvalidArgumentError, match=f"^disagrees must .*{got}$"):
+        observe_request(
+            policy, state, candidate=True, failed=False, latency_ms=1.0, share=0.1, at_ms=1,
+            disagrees=flags,
+        )  # fmt: skip
+    assert state["disagreement_records"]["records"] == 0

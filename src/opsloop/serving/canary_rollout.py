@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +63,7 @@ import numpy as np
 from opsloop.analysis.drift_gate import DriftGate
 from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
 from opsloop.analysis.sequential import MeanGate, RateGate
-from opsloop.errors import NotFoundError, OpsloopError
+from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError
 from opsloop.serving.deployment_records import Deployment, StaleRevisionError
 from opsloop.serving.rollout_decisions import PENDING, decision_document, decision_outcome
 from opsloop.serving.rollout_policy import QUALITY_GATES, RolloutPolicy
@@ -263,6 +263,44 @@ def _update_gate(
     return name if verdict == "fail" else None
 
 
+def _disagreement_flags(disagrees: Any) -> list[bool] | None:
+    """``disagrees`` as a list of plain flags (``None`` stays ``None``): a single flag, or
+    any one-dimensional list, tuple or numpy array of ``bool``/``numpy.bool_``.
+
+    >>> _disagreement_flags(np.array([False, True])), _disagreement_flags(np.True_)
+    ([False, True], [True])
+    >>> try:
+    ...     _disagreement_flags([1, 0])
+    ... except InvalidArgumentError as error:
+    ...     print(error)
+    disagrees must be a flag or a sequence of flags (true or false), got an item 1
+    """
+    if disagrees is None:
+        return None
+    if isinstance(disagrees, (bool, np.bool_)):
+        return [bool(disagrees)]
+    if isinstance(disagrees, np.ndarray):
+        if disagrees.ndim != 1:
+            raise InvalidArgumentError(
+                "disagrees must be one flag per record (one dimension), "
+                f"got {disagrees.ndim} dimensions"
+            )
+        disagrees = disagrees.tolist()
+    if isinstance(disagrees, (str, bytes, dict)) or not isinstance(disagrees, Iterable):
+        raise InvalidArgumentError(
+            "disagrees must be a flag or a sequence of flags (true or false), "
+            f"got {type(disagrees).__name__}"
+        )
+    flags = list(disagrees)
+    for flag in flags:
+        if not isinstance(flag, (bool, np.bool_)):
+            raise InvalidArgumentError(
+                "disagrees must be a flag or a sequence of flags (true or false), "
+                f"got an item {flag!r}"
+            )
+    return [bool(flag) for flag in flags]
+
+
 def _disagreement(
     state: dict[str, Any],
     *,
@@ -272,7 +310,7 @@ def _disagreement(
 ) -> float | bool | None:
     """A request's outcome for the disagreement gate (see :func:`observe_request`), its
     records counted into the state's ``disagreement_records``; ``None`` when it is no trial."""
-    flags = [disagrees] if isinstance(disagrees, bool) else disagrees
+    flags = _disagreement_flags(disagrees)
     if state.get("disagreement_outcome") != FRACTION:
         # The two-sample rule, or a rollout kept from before: 1 when any record differs.
         return None if failed or flags is None else any(flags)
