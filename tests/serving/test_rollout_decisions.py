@@ -695,6 +695,68 @@ def test_a_change_that_keeps_raising_is_tried_a_bounded_number_of_times_then_hal
     assert _decided(deployments) == []
 
 
+class LockedForSteps(Deployments):
+    """A control plane whose store is locked for every step, and for the first
+    ``rollback_failures`` rollbacks."""
+
+    def __init__(self, db, rollback_failures: int) -> None:
+        super().__init__(db)
+        self.rollback_failures = rollback_failures
+        self.tried: list[tuple[str, int]] = []
+
+    def _deploy(self, *args, decision=None, **kwargs):
+        action = decision["action"] if decision else "deploy"
+        self.tried.append((action, self.db.clock()))
+        rollbacks = sum(1 for tried, _ in self.tried if tried == "rollback")
+        if action == "step" or (action == "rollback" and rollbacks <= self.rollback_failures):
+            raise sqlite3.OperationalError("database is locked")
+        return super()._deploy(*args, decision=decision, **kwargs)
+
+
+def test_a_failed_gates_rollback_is_decided_at_once_with_a_budget_of_its_own(registry):
+    deployments = _canary(registry)
+    deployments.set_rollout("api", steps=STEPS, min_requests=3)
+    clock = registry.db.clock
+    controller = LockedForSteps(registry.db, rollback_failures=1)
+    worker = RolloutObserver(registry.db, controller)
+    for _ in range(10):
+        clock.advance(1)
+        worker.record("api", [], _request(True))
+    # The step was tried 4 times (0, 1 and 3 requests between): the fifth would halt, after
+    # 7 more requests.
+    assert [action for action, _ in controller.tried] == ["step"] * 4
+    assert np.diff([at for _, at in controller.tried]).tolist() == [1, 2, 4]
+    state = deployments.rollout("api")["state"]
+    assert (state["retrying"]["attempts"], state["retrying"]["wait"]) == (4, 7)
+    # The candidate now fails: the request on which its gate fails decides the rollback,
+    # not the request after the step's backoff.
+    failing = 0
+    while deployments.rollout("api")["state"]["gates"]["errors"]["state"]["verdict"] != "fail":
+        clock.advance(1)
+        worker.record("api", [], _request(True, failed=True))
+        failing += 1
+    assert failing < 7  # within the step's backoff
+    assert controller.tried[-1] == ("rollback", clock())
+    # Its first failure is the rollback's first, not the ramp's fifth: it is tried again.
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["decision"]["action"], state["decision"]["outcome"]) == (
+        "ramping", "rollback", "not_carried_out",
+    )  # fmt: skip
+    assert state["decision"]["not_carried_out"]["then"] == "retry"
+    assert (state["retrying"]["action"], state["retrying"]["attempts"]) == ("rollback", 1)
+    assert [n["then"] for n in state["not_carried_out"]] == ["retry"] * 5
+    # The next request, the primary's, makes it.
+    clock.advance(1)
+    worker.record("api", [], _request(False))
+    assert controller.tried[-1] == ("rollback", clock())
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state["decision"]["outcome"]) == ("rolled_back", "carried_out")
+    assert "retrying" not in state
+    assert [v.weight for v in deployments.get("api").variants] == [1.0, 0.0]
+    assert [d["action"] for _, d in _decided(deployments)] == ["rollback"]
+    assert verify_audit_log(registry.db).ok
+
+
 def test_the_gauges_show_the_weights_the_deployment_routes_by_and_the_changes_not_made(
     registry,
 ):

@@ -406,6 +406,27 @@ def quality_due(policy: RolloutPolicy, state: dict[str, Any]) -> tuple[str, ...]
     return tuple(name for name in present if requests % policy.quality_every(name) == 0)
 
 
+def _failing_gate(state: dict[str, Any], failed_gate: str | None) -> str | None:
+    """``failed_gate``, else the first gate whose verdict is ``fail`` (kept from before)."""
+    return failed_gate or next(
+        (name for name, d in state["gates"].items() if d["state"]["verdict"] == "fail"), None
+    )
+
+
+def _backing_off(state: dict[str, Any], failed_gate: str | None) -> bool:
+    """Whether the next decision waits out the backoff of a change not carried out (see
+    :func:`not_carried_out`): a rollback waits only for its own, never for a step's.
+
+    >>> waiting = {"retrying": {"action": "step", "share": 0.5, "attempts": 2, "wait": 1}}
+    >>> _backing_off(waiting, None), _backing_off(waiting, "errors")
+    (True, False)
+    """
+    retrying = state.get("retrying") or {}
+    if retrying.get("wait", 0) <= 0:
+        return False
+    return failed_gate is None or retrying.get("action") == "rollback"
+
+
 def _decide(
     policy: RolloutPolicy, state: dict[str, Any], failed_gate: str | None, at_ms: int
 ) -> Transition | None:
@@ -414,14 +435,16 @@ def _decide(
         # would skip the step the deployment has not taken (see stale_pending). A gate
         # that failed meanwhile keeps its verdict, so its rollback is decided after.
         return None
-    if (state.get("retrying") or {}).get("wait", 0) > 0:
-        return None  # backing off after a change not carried out (see not_carried_out)
     # A gate that failed before keeps its verdict: when its rollback was not carried out
     # and is to be tried again (see not_carried_out), the next request decides it anew.
-    failed_gate = failed_gate or next(
-        (name for name, d in state["gates"].items() if d["state"]["verdict"] == "fail"), None
-    )
+    failed_gate = _failing_gate(state, failed_gate)
+    if _backing_off(state, failed_gate):
+        return None  # backing off after a change not carried out (see not_carried_out)
     if failed_gate is not None:
+        if (state.get("retrying") or {}).get("action") != "rollback":
+            # The rollback supersedes a step only waiting to be tried again: that step's
+            # retries end, and the rollback's own are counted from its first.
+            state.pop("retrying", None)
         evidence = {
             "failed_gate": failed_gate,
             "step": state["step"],
@@ -518,9 +541,8 @@ def observe_request(
     if candidate:
         state["step_requests"] += 1
         state["candidate_requests"] = state.get("candidate_requests", 0) + 1
-    retrying = state.get("retrying")
-    if retrying is not None and retrying.get("wait", 0) > 0:
-        retrying["wait"] -= 1  # one request further in the backoff
+    if _backing_off(state, _failing_gate(state, failed_gate)):
+        state["retrying"]["wait"] -= 1  # one request further in the backoff
         return None
     return _decide(policy, state, failed_gate, at_ms)
 
@@ -695,11 +717,14 @@ def not_carried_out(
       nothing now, is another model, the stable variant is gone, the control plane refused
       it) ends the ramp as ``halted``, neither rolled back nor ramping: a person decides.
 
-    A ``retry`` is bounded: ``state["retrying"]`` counts the decisions not carried out in a
-    row for such a cause (the first and last cause, the requests still to wait), the next
-    decision waits ``2 ** (k - 1) - 1`` requests after the ``k``-th, and the
-    :data:`RETRY_LIMIT`-th halts the ramp (``then`` ``halt``, the note keeps ``attempts``
-    and the ``first`` cause; a step goes back first). A change carried out ends the count.
+    A ``retry`` is bounded: ``state["retrying"]`` counts the decisions of one change (its
+    ``action`` and target ``share``) not carried out in a row for such a cause (the first
+    and last cause, the requests still to wait), the next decision waits
+    ``2 ** (k - 1) - 1`` requests after the ``k``-th, and the :data:`RETRY_LIMIT`-th halts
+    the ramp (``then`` ``halt``, the note keeps ``attempts`` and the ``first`` cause; a step
+    goes back first). A change carried out ends the count, and another change starts its
+    own: a gate that fails while a step waits out its backoff decides its rollback at the
+    next request, with the whole budget.
 
     >>> policy = RolloutPolicy(steps=(0.1, 0.5, 1.0), min_requests=1)
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -728,7 +753,12 @@ def not_carried_out(
     cause = {"at_ms": at_ms, "why": outcome.why}
     halt = False
     if outcome.retry:
-        retrying = state.get("retrying") or {"attempts": 0, "first": cause}
+        change = {"action": transition.action, "share": transition.share}
+        retrying = state.get("retrying") or {}
+        if {k: retrying.get(k) for k in change} != change:
+            # The budget is each change's own: another action, or another target share,
+            # starts its count from its first failure.
+            retrying = {**change, "attempts": 0, "first": cause}
         attempts = retrying["attempts"] + 1
         halt = attempts >= RETRY_LIMIT
         state["retrying"] = {
