@@ -14,11 +14,12 @@ from tests.server.exposition import metric_value
 from tests.server.running import running_server
 
 from opsloop.analysis.assertions import apply_assertions
+from opsloop.data.schema import infer_schema
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import ModelRegistry
 from opsloop.server import create_app
 from opsloop.server.data_plane import install_data_plane
-from opsloop.serving import HttpDeployments, ServingRuntime, Variant, read_feedback
+from opsloop.serving import Deployments, HttpDeployments, ServingRuntime, Variant, read_feedback
 from opsloop.serving import read_prediction_events as events_of
 from opsloop.serving.http_review_queue import HttpReviewQueue
 
@@ -300,11 +301,12 @@ def test_a_rule_the_served_records_cannot_meet_is_refused_when_set(plane, when, 
     assert len(_predict(client, SURE)["predictions"]) == 2
 
 
-def test_a_rule_on_a_field_a_later_version_lacks_is_a_503_not_a_client_error(
+def test_a_deploy_bringing_a_version_whose_records_lack_a_rules_field_is_refused(
     plane, database, artifacts
 ):
-    """Rules are checked against the versions served when they are set; a version deployed
-    later whose records lack a rule's field cannot be answered under it."""
+    """A version deployed after the rules were set is checked against them too: one whose
+    records lack a rule's field would make every request a 503, so the deploy is a 422
+    naming the variant, the rule and the field, and nothing changes until the rules do."""
     client, deployments, _, _, _ = plane
     model, frame = loan_model()
     wider = frame.assign(loan_amount=frame["income"] / 2)
@@ -317,7 +319,75 @@ def test_a_rule_on_a_field_a_later_version_lacks_is_a_503_not_a_client_error(
     deployments.configure(
         "loans", assertions=[{"name": "big", "when": "loan_amount > 50000", "action": "flag"}]
     )
+    lacks = (
+        "'big' (assertions.0.when) of deployment 'loans' reads the field 'loan_amount', which "
+        "the records of variant '{}' (model 'loan' version 1) lack: they have the fields "
+        "['age', 'income'] and the outputs ['prediction', 'probability'] (change the "
+        "assertions first)"
+    )
+    response = client.put(
+        "/api/v1/deployments/loans",
+        json={"variants": [{"name": "stable", "model": "loan", "version": 1}]},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == "variants.0: assertion " + lacks.format("stable")
+    with pytest.raises(InvalidArgumentError) as raised:
+        deployments.deploy(
+            "loans",
+            [
+                Variant("stable", "loan", version=2, weight=0.9),
+                Variant("canary", "loan", version=1, role="candidate", weight=0.1),
+            ],
+            strategy="canary",
+        )
+    assert str(raised.value) == "variants.1: assertion " + lacks.format("canary")
+    assert deployments.get("loans").serving == {"stable": 2}
+    assert deployments.history("loans")["action"].tolist() == ["deploy", "configure"]
+    records = [{**record, "loan_amount": record["income"] / 2} for record in SURE]
+    assert len(_predict(client, records)["predictions"]) == 2
+    # The rules changed first, the same deploy goes through and version 1 answers.
+    deployments.configure(
+        "loans", assertions=[{"name": "big", "when": "income > 100000", "action": "flag"}]
+    )
     deployments.deploy("loans", [Variant("stable", "loan", version=1)])
-    response = client.post("/v1/deployments/loans/predict", json=SURE)
-    assert response.status_code == 503
-    assert "rule 'big': unknown field 'loan_amount'" in response.json()["detail"]
+    assert len(_predict(client, SURE)["predictions"]) == 2
+
+
+def test_a_rule_on_a_column_served_records_never_carry_is_refused_set_or_deployed(
+    database, artifacts
+):
+    """A signature's column kept for training alone (absent from its ``serving``
+    environment) is no field of a served record: a rule reading it is refused when it is
+    set, and so is a deploy bringing a version where the rule's field is such a column."""
+    registry = ModelRegistry(database, artifacts, actor="owner")
+    frame = pd.DataFrame({"age": [20, 40], "debt": [1.0, 2.0], "outcome": [0, 1]})
+    registry.register(
+        "m", b"v1", flavor="onnx",
+        input_schema=infer_schema(frame, environments={"serving": ["outcome"]}),
+    )  # fmt: skip
+    registry.register(
+        "m", b"v2", flavor="onnx",
+        input_schema=infer_schema(frame, environments={"serving": ["outcome", "debt"]}),
+    )  # fmt: skip
+    deployments = Deployments(database, actor="owner")
+    deployments.deploy("api", [Variant("stable", "m", version=1)])
+    with pytest.raises(InvalidArgumentError) as raised:
+        deployments.configure(
+            "api", assertions=[{"name": "won", "when": "outcome > 0", "action": "flag"}]
+        )
+    assert str(raised.value) == (
+        "assertions.0.when: unknown field 'outcome': variant 'stable' (model 'm' version 1) "
+        "has the fields ['age', 'debt'] and the outputs ['prediction', 'probability']"
+    )
+    owes = {"name": "owes", "when": "debt > 1.5", "action": "flag"}
+    deployments.configure("api", assertions=[owes])
+    with pytest.raises(InvalidArgumentError) as raised:
+        deployments.deploy("api", [Variant("stable", "m", version=2)])
+    assert str(raised.value) == (
+        "variants.0: assertion 'owes' (assertions.0.when) of deployment 'api' reads the field "
+        "'debt', which the records of variant 'stable' (model 'm' version 2) lack: they have "
+        "the fields ['age'] and the outputs ['prediction', 'probability'] (change the "
+        "assertions first)"
+    )
+    assert deployments.get("api").serving == {"stable": 1}
+    assert deployments.history("api")["action"].tolist() == ["deploy", "configure"]

@@ -62,11 +62,13 @@ import sqlalchemy as sa
 from pydantic import BeforeValidator, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
-from opsloop.analysis.assertions import parse_assertions
+from opsloop.analysis.assertions import Assertion, parse_assertions
 from opsloop.contract.wire_types import integral
 from opsloop.data.excerpt import excerpt
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit import append_audit
+from opsloop.serving.input_detector_settings import new_version_signatures
+from opsloop.serving.row_rejection import signature_columns
 from opsloop.store import tables
 from opsloop.store.database import Database
 
@@ -419,20 +421,72 @@ def check_rule_fields(rules_json: str, signatures: Mapping[str, tuple[str, int, 
     """  # noqa: E501 - a doctest's expected output is one line
     rules = parse_assertions(json.loads(rules_json))
     for variant, (model, version, schema) in signatures.items():
-        if schema is None:
-            continue
-        names = sorted(column.name for column in schema.columns)
-        known = set(names) | set(_OUTPUT_FIELDS)
-        for position, rule in enumerate(rules):
-            unknown = [name for name in rule.fields() if name not in known]
-            if not unknown:
-                continue
-            listed = [excerpt(name) for name in names[:_LISTED_FIELDS]]
-            more = f" and {len(names) - _LISTED_FIELDS} more" if len(names) > _LISTED_FIELDS else ""
+        found = _unknown_field(rules, schema)
+        if found is not None:
+            position, _, unknown = found
             raise InvalidArgumentError(
-                f"assertions.{position}.when: unknown field {excerpt(unknown[0])}: variant "
-                f"{variant!r} (model {model!r} version {version}) has the fields "
-                f"[{', '.join(listed)}]{more} and the outputs {list(_OUTPUT_FIELDS)}"
+                f"assertions.{position}.when: unknown field {excerpt(unknown)}: variant "
+                f"{variant!r} (model {model!r} version {version}) has " + _fields_there(schema)
+            )
+
+
+def _unknown_field(rules: Sequence[Assertion], schema: Any) -> tuple[int, Assertion, str] | None:
+    """The first rule of ``rules`` reading a field a record of ``schema`` (an input
+    signature, ``None`` for none: any field) cannot have: its position, the rule and the
+    field. A served record carries the signature's serving columns only, so a column kept
+    for training alone is no field of a rule."""
+    if schema is None:
+        return None
+    known = {column.name for column in signature_columns(schema)} | set(_OUTPUT_FIELDS)
+    for position, rule in enumerate(rules):
+        unknown = [name for name in rule.fields() if name not in known]
+        if unknown:
+            return position, rule, unknown[0]
+    return None
+
+
+def _fields_there(schema: Any) -> str:
+    """The fields a record of ``schema`` has, as a refusal lists them."""
+    names = sorted(column.name for column in signature_columns(schema))
+    listed = [excerpt(name) for name in names[:_LISTED_FIELDS]]
+    more = f" and {len(names) - _LISTED_FIELDS} more" if len(names) > _LISTED_FIELDS else ""
+    return f"the fields [{', '.join(listed)}]{more} and the outputs {list(_OUTPUT_FIELDS)}"
+
+
+def check_new_variant_rules(
+    connection: Connection,
+    name: str,
+    variants: Sequence[Any],
+    numbers: Sequence[int],
+    before: Any = None,
+) -> None:
+    """Refuse a new definition of deployment ``name`` (``variants``, each serving the
+    version of ``numbers``) when a version it brings (see
+    :func:`~.input_detector_settings.new_version_signatures`) has records that lack a field
+    one of the deployment's assertion rules reads: every request would then fail. The
+    :class:`~opsloop.errors.InvalidArgumentError` names the variant's field
+    (``variants.N``), the rule and the field, so the rules are changed first (or the deploy
+    waits for them). Called in the definition's write transaction, before it changes.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").read() as connection:
+    ...     check_new_variant_rules(connection, "api", (), ())
+    """
+    assertions = settings_in(connection, name).assertions
+    if not assertions:
+        return
+    rules = parse_assertions(list(assertions))
+    for position, found in new_version_signatures(connection, variants, numbers, before):
+        for variant, (model, version, schema) in found.items():
+            unknown = _unknown_field(rules, schema)
+            if unknown is None:
+                continue
+            index, rule, field_name = unknown
+            raise InvalidArgumentError(
+                f"variants.{position}: assertion {excerpt(rule.name)} (assertions.{index}.when) "
+                f"of deployment {name!r} reads the field {excerpt(field_name)}, which the "
+                f"records of variant {variant!r} (model {model!r} version {version}) lack: "
+                f"they have {_fields_there(schema)} (change the assertions first)"
             )
 
 
@@ -550,6 +604,7 @@ __all__ = [
     "DeploymentSettings",
     "MicroBatching",
     "OutputRestriction",
+    "check_new_variant_rules",
     "check_rule_fields",
     "checked_batching",
     "checked_outputs",

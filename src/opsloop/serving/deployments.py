@@ -76,6 +76,7 @@ from opsloop.serving.deployment_settings import (
     DeploymentSettings,
     MicroBatching,
     OutputRestriction,
+    check_new_variant_rules,
     check_rule_fields,
     checked_batching,
     checked_outputs,
@@ -340,6 +341,7 @@ class Deployments:
         followed = () if before is None else before.variants
         numbers = [t[2] for t in targets]
         check_new_variants(connection, name, variants, numbers, before)
+        check_new_variant_rules(connection, name, variants, numbers, before)
         alias_gate_guard(connection, name, followed, variants, numbers)
         gate = deployment_gate_guard(connection, name, before, variants, numbers)
         guard = alias_guard(connection, followed, variants)

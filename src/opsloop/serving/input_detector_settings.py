@@ -242,19 +242,39 @@ def check_new_variants(
     setting = input_detector_in(connection, name)
     if setting.detector is None:
         return
-    served = set()
-    if before is not None:
-        served = {(v.model, before.serving.get(v.name)) for v in before.variants}
-    for position, (variant, number) in enumerate(zip(variants, numbers, strict=True)):
-        if (variant.model, number) in served:
-            continue
-        found = serving_signatures(connection, _Serving((variant,), {variant.name: number}))
+    for position, found in new_version_signatures(connection, variants, numbers, before):
         check_features(
             setting.detector,
             found,
             f"variants.{position}: the input detector of deployment {name!r} cannot score "
             "this variant's requests (change or remove the detector first)",
         )
+
+
+def new_version_signatures(
+    connection: Connection,
+    variants: Sequence[Any],
+    numbers: Sequence[int],
+    before: Any = None,
+) -> list[tuple[int, dict[str, tuple[str, int, Any]]]]:
+    """For each of ``variants`` (serving the versions of ``numbers``) whose version the
+    definition ``before`` serves no variant with: its position and its
+    :func:`serving_signatures`. A change that only moves traffic between the versions
+    served already (a canary's step or rollback) brings none.
+
+    >>> from opsloop.store import Database
+    >>> with Database("sqlite://").read() as connection:
+    ...     new_version_signatures(connection, (), ())
+    []
+    """
+    served = set()
+    if before is not None:
+        served = {(v.model, before.serving.get(v.name)) for v in before.variants}
+    return [
+        (position, serving_signatures(connection, _Serving((variant,), {variant.name: number})))
+        for position, (variant, number) in enumerate(zip(variants, numbers, strict=True))
+        if (variant.model, number) not in served
+    ]
 
 
 @dataclass(frozen=True)
@@ -392,6 +412,7 @@ __all__ = [
     "checked_detector",
     "detector_sha256",
     "input_detector_in",
+    "new_version_signatures",
     "read_input_detector",
     "retire_input_detector",
     "serving_signatures",
