@@ -201,10 +201,11 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
         versions.extend([(model, version)] * len(values))
         answers.extend([number] * len(values))
     keep = [p is not None and y is not None for p, y in zip(predictions, labels, strict=True)]
-    # The window's kind is the model's: classes when it answers a text, else what the
-    # numbers say (task_errors). A value that cannot be scored against its own prediction
-    # (a text beside a number; beside a text class, a number that is no class) leaves
-    # only its row out, and its label is counted once, never the window's other rows.
+    # The window's kind is the model's: classes when it answers a text (a label that is no
+    # class, such as 0.5, cannot be compared with one; a number that is a class is, and is
+    # wrong), else what the numbers say (task_errors), where a text label cannot be
+    # subtracted. Only the rows that cannot be scored are left out, and each label with
+    # such a row is counted once, never the window's other rows.
     unfit = _unscorable(predictions, labels, keep)
     rejected += len({a for a, u in zip(answers, unfit, strict=True) if u})
     keep = [k and not u for k, u in zip(keep, unfit, strict=True)]
@@ -223,24 +224,24 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
 
 
 def _unscorable(predictions: list, labels: list, keep: list[bool]) -> list[bool]:
-    """Per row, whether a kept pair cannot be scored the way the window is: a label of
-    another kind than its prediction (text beside a number), and, when the model answers
-    text classes, a pair that is no class pair (a label 0.5).
+    """Per row, whether a kept pair cannot be scored the way the window is: when the model
+    answers text classes, a pair that is no class pair (a label 0.5); when it answers
+    numbers scored as numbers (mae), a text label.
 
     >>> _unscorable(["a", "b", "a"], ["a", 0.5, 1], [True, True, True])
-    [False, True, True]
-    >>> _unscorable([0.5, 1], [1, "a"], [True, True])
-    [False, True]
+    [False, True, False]
+    >>> _unscorable([0.5, 1], [1, "a"], [True, True]), _unscorable([0, 1], [1, "a"], [True, True])
+    ([False, True], [False, False])
     """
-    texts = any(isinstance(p, str) for p, k in zip(predictions, keep, strict=True) if k)
-    return [
-        k
-        and (
-            isinstance(p, str) != isinstance(y, str)
-            or (texts and not (_is_class(p) and isinstance(y, int | str | bool)))
-        )
-        for p, y, k in zip(predictions, labels, keep, strict=True)
-    ]
+    kept = [(p, y) for p, y, k in zip(predictions, labels, keep, strict=True) if k]
+    if any(isinstance(p, str) for p, _ in kept):
+        return [
+            k and not (_is_class(p) and isinstance(y, int | str | bool))
+            for p, y, k in zip(predictions, labels, keep, strict=True)
+        ]
+    # Scored as classes only when every kept pair is one (as task_errors judges).
+    classes = all(_is_class(p) and isinstance(y, int | str | bool) for p, y in kept)
+    return [k and not classes and isinstance(y, str) for y, k in zip(labels, keep, strict=True)]
 
 
 def _is_class(value: object) -> bool:
