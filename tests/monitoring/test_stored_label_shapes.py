@@ -60,12 +60,12 @@ def test_badly_shaped_stored_labels_are_counted_and_left_out(db, clock, cancer):
 @pytest.mark.parametrize(
     ("labels", "message"),
     [
-        ([[1, 0], 0], "labels[0]: expected 1 values, one per record, got 2"),
+        ([[[1]], 0], "labels[0][0]: must be a finite number, a bool or a text"),
         ([1, float("-inf")], "labels[1]: must be finite, got -inf"),
         ([{"a": 1}, 0], "labels[0]: must be a finite number, a bool or a text"),
     ],
 )
-def test_log_labels_refuses_a_label_that_is_not_one_scalar(db, labels, message):
+def test_log_labels_refuses_a_label_of_another_shape(db, labels, message):
     with pytest.raises(InvalidArgumentError, match=message.replace("[", r"\[")):
         log_labels(db, "api", ["a", "b"], labels, windowing=WINDOWING)
 
@@ -82,3 +82,60 @@ def test_a_text_label_of_a_regression_is_left_out_and_counted(db, clock):
     assert (evaluation.metrics["task"], evaluation.metrics["task_metric"]) == ("mae", 0.5)
     assert evaluation.metrics["labels_rejected"] == 1
     assert evaluation.metrics["labelled"] == 2
+
+
+def test_one_label_of_another_kind_leaves_only_its_row_out_of_a_text_window(db, clock):
+    # A model answering text classes; 1000 labels of its kind (every seventh one wrong) and
+    # one label 0.5, which log_labels takes (only the shape is checked there).
+    n = 1_001
+    inputs = pd.DataFrame({"x": np.arange(n, dtype=float)})
+    predictions = np.array(["benign" if i % 3 else "malignant" for i in range(n)], dtype=object)
+    truth = [
+        ("malignant" if p == "benign" else "benign") if i % 7 == 0 else p
+        for i, p in enumerate(predictions)
+    ]
+    labels: list = list(truth)
+    labels[500] = 0.5
+    ids = [f"r{i}" for i in range(n)]
+    set_reference(db, "txt", inputs, predictions=predictions)
+    log_predictions(db, "txt", inputs, predictions, at_ms=T0 + np.arange(n), request_ids=ids)
+    log_labels(db, "txt", ids, labels, windowing=WINDOWING)
+    clock.now_ms = T0 + HOUR_MS
+    (evaluation,) = evaluate(db, "txt", windowing=WINDOWING, policies=[])
+    usable = [i for i in range(n) if i != 500]
+    expected = accuracy_score([truth[i] for i in usable], predictions[usable])
+    assert evaluation.metrics["labels_rejected"] == 1
+    assert evaluation.metrics["labelled"] == n - 1
+    assert (evaluation.metrics["task"], evaluation.metrics["task_metric"]) == ("accuracy", expected)
+
+
+def test_log_labels_takes_a_list_per_id_and_the_reader_checks_its_count(db, clock):
+    # Answers to one record each: a list of two values for "a" is kept (log_labels does
+    # not read the answer), then left out and counted when the evaluation reads it.
+    inputs = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    ids = ["a", "b", "c"]
+    set_reference(db, "api", inputs, predictions=[1, 0, 1])
+    log_predictions(db, "api", inputs, [1, 0, 1], at_ms=T0, request_ids=ids)
+    labels = [(np.int64(1), np.int64(0)), [np.bool_(False)], np.array([0])]
+    receipt = log_labels(db, "api", ids, labels, windowing=WINDOWING)
+    assert receipt.accepted == 3
+    with db.read() as connection:
+        kept = dict(
+            connection.execute(
+                tables.prediction_feedback.select().with_only_columns(
+                    tables.prediction_feedback.c.request_id,
+                    tables.prediction_feedback.c.label_json,
+                )
+            ).all()
+        )
+    assert kept == {"a": "[1, 0]", "b": "[false]", "c": "[0]"}
+    clock.now_ms = T0 + HOUR_MS
+    (evaluation,) = evaluate(db, "api", windowing=WINDOWING, policies=[])
+    assert evaluation.metrics["labels_rejected"] == 1
+    # b: prediction 0, label False (right); c: prediction 1, label 0 (wrong).
+    assert evaluation.metrics["task_metric"] == accuracy_score([False, 0], [0, 1]) == 0.5
+
+
+def test_log_labels_takes_rows_of_a_2d_array_as_per_record_lists(db):
+    with pytest.raises(InvalidArgumentError, match=r"labels: 2 labels for 3 request ids"):
+        log_labels(db, "api", ["a", "b", "c"], np.array([[1, 0], [0, 1]]), windowing=WINDOWING)

@@ -5,11 +5,14 @@ naming ``label`` and the rule, and is not kept; a well-formed one is a 201."""
 from __future__ import annotations
 
 import httpx
+import numpy as np
 import pytest
 from tests.server.running import running_server
 
+from opsloop.errors import InvalidArgumentError
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments, Variant, read_feedback
+from opsloop.serving.prediction_feedback import record_feedback
 
 RECORDS = [{"age": 40, "income": 52_000.0}, {"age": 70, "income": 90_000.0}]
 
@@ -73,3 +76,39 @@ def test_a_non_finite_reward_is_a_422_and_one_label_per_record_is_kept(answered,
     )
     assert kept.status_code == 201, kept.text
     assert read_feedback(registry.db, "api")["label"].tolist() == [[1, None]]
+
+
+@pytest.mark.parametrize(
+    ("digits", "excerpt"),
+    [
+        ("7" * 30, "77777777... (30 digits) is beyond 64 bits"),
+        # Too long to write out in decimal cheaply: its size in bits (4000 sevens: 13288).
+        ("7" * 4_000, f"an integer of {int('7' * 4_000).bit_length()} bits is beyond 64 bits"),
+    ],
+)
+def test_an_integer_beyond_64_bits_is_a_422_that_does_not_repeat_it(
+    answered, registry, digits, excerpt
+):
+    client, request_id = answered
+    body = f'{{"request_id": "{request_id}", "label": [{digits}, 0]}}'
+    response = client.post(
+        "/v1/deployments/api/feedback", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text[:500]
+    message = response.json()["detail"][0]["msg"]
+    assert message.startswith("Value error, label[0]: must be a finite number"), message
+    assert message.endswith(excerpt), message
+    assert len(message) < 200
+    assert read_feedback(registry.db, "api").empty
+
+
+def test_record_feedback_takes_numpy_values_and_a_tuple_from_python(answered, registry):
+    _, request_id = answered
+    record_feedback(
+        registry.db, "api", request_id, label=(np.int64(1), np.bool_(False)), actor="ana"
+    )
+    assert read_feedback(registry.db, "api")["label"].tolist() == [[1, False]]
+    with pytest.raises(
+        InvalidArgumentError, match=r"label: the answer has 2 records; give a list of 2 values"
+    ):
+        record_feedback(registry.db, "api", request_id, label=np.float32(0.5), actor="ana")

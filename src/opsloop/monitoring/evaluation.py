@@ -201,16 +201,14 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
         versions.extend([(model, version)] * len(values))
         answers.extend([number] * len(values))
     keep = [p is not None and y is not None for p, y in zip(predictions, labels, strict=True)]
-    if not _scored_as_classes(predictions, labels, keep):
-        # Numbers are subtracted (mae, residuals): a text on either side cannot be, so its
-        # answer's rows are left out and counted, never failing the window.
-        texts = [
-            k and (isinstance(p, str) or isinstance(y, str))
-            for p, y, k in zip(predictions, labels, keep, strict=True)
-        ]
-        dropped = {a for a, t in zip(answers, texts, strict=True) if t}
-        rejected += len(dropped)
-        keep = [k and a not in dropped for k, a in zip(keep, answers, strict=True)]
+    # The window's kind is the model's: classes when it answers a text (a label that is no
+    # class, such as 0.5, cannot be compared with one; a number that is a class is, and is
+    # wrong), else what the numbers say (task_errors), where a text label cannot be
+    # subtracted. Only the rows that cannot be scored are left out, and each label with
+    # such a row is counted once, never the window's other rows.
+    unfit = _unscorable(predictions, labels, keep)
+    rejected += len({a for a, u in zip(answers, unfit, strict=True) if u})
+    keep = [k and not u for k, u in zip(keep, unfit, strict=True)]
     frame = pd.DataFrame(
         {
             "prediction": [p for p, k in zip(predictions, keep, strict=True) if k],
@@ -225,14 +223,29 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
     return frame
 
 
-def _scored_as_classes(predictions: list, labels: list, keep: list[bool]) -> bool:
-    """Whether the kept rows are scored as classes (as task_errors and is_regression judge:
-    labels int, text or bool, predictions class-like), else as numbers."""
-    pairs = [(p, y) for p, y, k in zip(predictions, labels, keep, strict=True) if k]
-    return all(isinstance(y, int | str | bool) for _, y in pairs) and all(
-        isinstance(p, int | str | bool) or (isinstance(p, float) and p.is_integer())
-        for p, _ in pairs
-    )
+def _unscorable(predictions: list, labels: list, keep: list[bool]) -> list[bool]:
+    """Per row, whether a kept pair cannot be scored the way the window is: when the model
+    answers text classes, a pair that is no class pair (a label 0.5); when it answers
+    numbers scored as numbers (mae), a text label.
+
+    >>> _unscorable(["a", "b", "a"], ["a", 0.5, 1], [True, True, True])
+    [False, True, False]
+    >>> _unscorable([0.5, 1], [1, "a"], [True, True]), _unscorable([0, 1], [1, "a"], [True, True])
+    ([False, True], [False, False])
+    """
+    kept = [(p, y) for p, y, k in zip(predictions, labels, keep, strict=True) if k]
+    if any(isinstance(p, str) for p, _ in kept):
+        return [
+            k and not (_is_class(p) and isinstance(y, int | str | bool))
+            for p, y, k in zip(predictions, labels, keep, strict=True)
+        ]
+    # Scored as classes only when every kept pair is one (as task_errors judges).
+    classes = all(_is_class(p) and isinstance(y, int | str | bool) for p, y in kept)
+    return [k and not classes and isinstance(y, str) for y, k in zip(labels, keep, strict=True)]
+
+
+def _is_class(value: object) -> bool:
+    return isinstance(value, int | str | bool) or (isinstance(value, float) and value.is_integer())
 
 
 def _stream_before(db, deployment, variant, earlier: EarlierWindows, first: int, start_ms: int):

@@ -67,7 +67,7 @@ from opsloop.store.database import Database, clock_of
 from opsloop.store.event_insert import insert_event_columns
 from opsloop.store.input_batches import insert_input_batch
 from opsloop.store.label_join import LABEL_COUNTS, LabelReceipt, join_labels, label_counts
-from opsloop.store.label_values import checked_label
+from opsloop.store.label_values import checked_label, plain_label
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
 _MAX_ID = 64
@@ -102,6 +102,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+def _known(label: Any) -> Any:
+    """``label`` with a float NaN (an unknown outcome) as ``None``, in a list too."""
+    if isinstance(label, list):
+        return [_plain(v) for v in label]
+    return _plain(label)
 
 
 def _outputs(predictions: Sequence | np.ndarray) -> list[str]:
@@ -281,7 +288,15 @@ def log_labels(
     """Join ``labels`` to ``deployment``'s answers by request id (the module docstring says
     what happens to late, duplicate and unknown ones); ``windowing`` says when a window
     closes (for counting late labels). Each label is one scalar (a finite number, a bool, a
-    short text: :mod:`opsloop.store.label_values`), for an answer to one record.
+    short text: :mod:`opsloop.store.label_values`) for an answer to one record, or a list
+    of one per record for an answer to several (``None`` or NaN: not known); numpy values
+    and tuples are taken as the plain values and lists they hold.
+
+    Here only each label's shape is checked, not its record count nor its kind against the
+    answer: the join reads only the answers' times, and a bulk join of many labels would
+    otherwise read and parse every answer's output. The evaluation checks both against
+    the answer when it reads a label back (:func:`~opsloop.store.label_values.per_record_labels`)
+    and leaves out, and counts, one that does not fit.
 
     >>> log_labels(db, "api", ["a"], [1, 2])
     Traceback (most recent call last):
@@ -291,17 +306,20 @@ def log_labels(
     opsloop.errors.InvalidArgumentError: labels[1]: must be finite, got inf
     """
     windowing = windowing or Windowing()
-    values = [_plain(v) for v in np.asarray(labels, dtype=object).reshape(-1).tolist()]
+    if isinstance(labels, np.ndarray):
+        # A 2-d array holds one row of per-record values per id.
+        given = labels.tolist() if labels.ndim >= 1 else [labels.item()]
+    else:
+        given = list(labels)
+    values = [_known(plain_label(v)) for v in given]
     ids = [str(i) for i in request_ids]
     if len(values) != len(ids):
         raise InvalidArgumentError(
             f"labels: {len(values)} labels for {len(ids)} request ids; give one per id"
         )
     for at, value in enumerate(values):
-        # One scalar per id (an answer to one record; NaN or None: not known), as
-        # opsloop.store.label_values says.
         if value is not None:
-            checked_label(value, 1, field=f"labels[{at}]")
+            checked_label(value, field=f"labels[{at}]")
     texts = [json.dumps(v) for v in values]  # checked above: scalars JSON writes
     with db.write() as connection:
         receipt = join_labels(connection, deployment, ids, texts, windowing=windowing, actor=actor)

@@ -66,7 +66,12 @@ from opsloop.serving.retired_names import history_name, hold_name, retires
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 from opsloop.store.label_join import join_labels
-from opsloop.store.label_values import answer_predictions, checked_label, fits_predictions
+from opsloop.store.label_values import (
+    answer_predictions,
+    checked_label,
+    fits_predictions,
+    plain_label,
+)
 from opsloop.store.windowing import Windowing
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
@@ -114,6 +119,8 @@ def record_feedback(
     """  # noqa: E501 - a doctest's expected output is one line
     if label is None and reward is None:
         raise InvalidArgumentError("feedback: give a label, a reward or both")
+    # A numpy scalar or a tuple from a Python caller is the value JSON keeps.
+    label = plain_label(label)
     if label is not None:
         checked_label(label)
     if reward is not None and (

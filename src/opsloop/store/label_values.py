@@ -28,6 +28,8 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+
 from opsloop.errors import InvalidArgumentError
 
 #: The longest text label kept (a class name, not a document).
@@ -49,7 +51,16 @@ def _scalar_problem(value: Any) -> str | None:
         return None
     if isinstance(value, int):
         low, high = _INT_RANGE
-        return None if low <= value <= high else f"{_RULE}; {value} is beyond 64 bits"
+        if low <= value <= high:
+            return None
+        # Excerpted: a label of thousands of digits is not repeated whole in the refusal.
+        digits = str(abs(value)) if value.bit_length() < 4_000 else None
+        shown = (
+            f"{digits[:8]}... ({len(digits)} digits)"
+            if digits
+            else f"an integer of {value.bit_length()} bits"
+        )
+        return f"{_RULE}; {'-' if value < 0 else ''}{shown} is beyond 64 bits"
     if isinstance(value, float):
         return None if math.isfinite(value) else f"must be finite, got {value}"
     if isinstance(value, str):
@@ -58,6 +69,23 @@ def _scalar_problem(value: Any) -> str | None:
         return f"{_RULE}; got a text of {len(value)} characters"
     kind = {dict: "an object", list: "a nested list"}.get(type(value), type(value).__name__)
     return f"{_RULE}, got {kind}"
+
+
+def plain_label(label: Any) -> Any:
+    """``label`` as JSON holds it: a numpy scalar as its Python value (``.item()``), a
+    tuple or a 1-d numpy array as a list, each value of a list likewise; anything else as it is, for
+    :func:`checked_label` to judge. A float NaN stays NaN (refused there).
+
+    >>> plain_label(np.int64(3)), plain_label((np.bool_(True), np.float32(0.5), None))
+    (3, [True, 0.5, None])
+    """
+    if isinstance(label, np.generic):
+        return label.item()
+    if isinstance(label, np.ndarray) and label.ndim == 1:
+        label = label.tolist()
+    if isinstance(label, tuple | list):
+        return [v.item() if isinstance(v, np.generic) else v for v in label]
+    return label
 
 
 def checked_label(label: Any, records: int | None = None, *, field: str = "label") -> Any:
@@ -165,4 +193,5 @@ __all__ = [
     "checked_label",
     "fits_predictions",
     "per_record_labels",
+    "plain_label",
 ]
