@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
+from dashboard_sign_in import log_in  # beside this file: run as a script
 from opsloop.registry import ModelRegistry
 from opsloop.serving import Deployments, Variant
 from opsloop.serving import ab_report as report_module
@@ -86,19 +86,6 @@ def fill(root: Path, size: int) -> Database:
                 connection.execute(table.insert(), rows[start : start + CHUNK])
     (root / "filled").touch()
     return db
-
-
-def log_in(client, token: str) -> None:
-    """Sign ``client`` in through the login form (it keeps the session's cookie)."""
-    page = client.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-    assert csrf is not None, page.text
-    answer = client.post(
-        "/login",
-        data={"token": token, "next": "/runs", "csrf_token": csrf.group(1)},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
 
 
 def timed(call, repeats: int) -> float:

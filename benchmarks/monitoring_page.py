@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dashboard_sign_in import log_in  # beside this file: run as a script
 from opsloop.registry import ModelRegistry
 from opsloop.store import ArtifactStore, Database
 
@@ -71,19 +72,6 @@ def fill(root: Path) -> Database:
     evaluate(db, NAME, policies=[DRIFT_RULE])
     (root / "filled").touch()
     return db
-
-
-def log_in(client, token: str) -> None:
-    """Sign ``client`` in through the login form (it keeps the session's cookie)."""
-    page = client.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text)
-    assert csrf is not None, page.text
-    answer = client.post(
-        "/login",
-        data={"token": token, "next": "/runs", "csrf_token": csrf.group(1)},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
 
 
 def main() -> None:
