@@ -90,3 +90,15 @@ def test_integers_are_not_booleans_and_floats_keep_every_digit(client):
         assert response.json()["detail"][0]["loc"] == ["body", field]
     found = client.post(f"{API}/models/search", json={}).json()["versions"]
     assert found[0]["metrics"] == {"auc": 0.12345678901234566}
+
+
+def test_a_schema_dictionary_that_is_no_schema_is_a_422_naming_input_schema(client):
+    """Found by schemathesis: ``input_schema: {}`` was a 500 (the schema's own ValueError)."""
+    body = {"artifact_sha256": "0" * 64, "flavor": None, "input_schema": {}}
+    answer = client.post(f"{API}/models/0/versions", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"] == "input_schema: schema: key 'columns' is missing"
+    body["input_schema"] = {"columns": 3}
+    answer = client.post(f"{API}/models/0/versions", json=body)
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("input_schema: schema key 'columns': expected")

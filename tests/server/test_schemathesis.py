@@ -48,6 +48,9 @@ RULES_BEYOND_THE_SCHEMA = (
     # A version's training reference is compressed JSON in base64 (a profile, a schema and
     # a sample that agree with each other), built by the client from the training data.
     '"detail":"training_reference',
+    # A version's input schema is a schema document (columns and their rules), checked by
+    # the schema module that reads it.
+    '"detail":"input_schema: ',
     # An upload's bytes hash to the sha256 in its path.
     "artifact body: expected sha256",
     # A deployment's definition: a variant serves a version or follows an alias, its role

@@ -1363,7 +1363,13 @@ def _signature(input_schema: Any, output_type: str | None) -> dict | None:
         elif isinstance(input_schema, Schema):
             inputs = input_schema.to_dict()
         elif isinstance(input_schema, Mapping):
-            inputs = Schema.from_dict(input_schema).to_dict()
+            try:
+                inputs = Schema.from_dict(input_schema).to_dict()
+            except InvalidArgumentError:
+                raise
+            except (ValueError, TypeError, KeyError) as error:
+                # A schema dictionary crosses the HTTP boundary: its mistake is the client's.
+                raise InvalidArgumentError(f"input_schema: {error}") from None
         else:
             raise TypeError(
                 "input_schema must be a Schema, a DataFrame or a schema dictionary, got "
