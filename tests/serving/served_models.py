@@ -127,14 +127,17 @@ def poll(condition, deadline_s: float) -> None:
         time.sleep(0.01)
 
 
-def deploy_canary(registry, primary, candidate, share: float = 0.5):
-    """Register ``primary`` and ``candidate`` and deploy them as ``api``'s stable variant
-    and its canary at ``share``; the deployments."""
+def deploy_canary(
+    registry, primary, candidate, share: float = 0.5, *, input_schema=None, deployments=None
+):
+    """Register ``primary`` and ``candidate`` (with ``input_schema`` when given) and deploy
+    them as ``api``'s stable variant and its canary at ``share``, through ``deployments``
+    (default: the registry's store, used directly); the deployments."""
     from opsloop.serving import Deployments, Variant
 
-    registry.register("stable-model", primary)
-    registry.register("canary-model", candidate)
-    deployments = Deployments(registry.db)
+    registry.register("stable-model", primary, input_schema=input_schema)
+    registry.register("canary-model", candidate, input_schema=input_schema)
+    deployments = deployments or Deployments(registry.db)
     deployments.deploy(
         "api",
         [

@@ -15,20 +15,20 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tests.clock import FakeClock
+from tests.serving.served_models import deploy_canary, routed_to_canary
 
 from opsloop.analysis.performance_estimation import PerformanceEstimator
 from opsloop.analysis.rate_sprt_threshold import exact_rate_threshold
 from opsloop.analysis.sequential import RateGate
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.reference import set_reference
-from opsloop.serving import Deployments, ServingRuntime, Variant
+from opsloop.serving import ServingRuntime
 from opsloop.serving.prediction_events import (
     PredictionEvent,
     StoreEventSink,
     read_prediction_events,
 )
 from opsloop.serving.rollout_observer import RolloutObserver
-from opsloop.serving.routing import routing_share
 
 FEATURES = ["mean radius", "mean texture", "mean smoothness", "worst concavity"]
 NAMES = ["radius", "texture", "smoothness", "concavity"]
@@ -53,27 +53,6 @@ def _model(X, y, C=1.0):
     return make_pipeline(StandardScaler(), LogisticRegression(C=C)).fit(X, y)
 
 
-def _deploy(registry, X, stable, candidate, share, deployments=None):
-    """A canary of ``candidate`` at ``share`` beside ``stable``, deployed through
-    ``deployments`` (default: the registry's store, used directly)."""
-    registry.register("stable-model", stable, input_schema=X)
-    registry.register("canary-model", candidate, input_schema=X)
-    deployments = deployments or Deployments(registry.db)
-    deployments.deploy(
-        "api",
-        [
-            Variant("stable", "stable-model", version=1, weight=1 - share),
-            Variant("canary", "canary-model", version=1, role="candidate", weight=share),
-        ],
-        strategy="canary",
-    )
-    return deployments
-
-
-def _is_candidate(key: str, share: float) -> bool:
-    return routing_share("api", key) >= 1.0 - share
-
-
 def _record(row) -> dict:
     return {name: float(row[name]) for name in NAMES}
 
@@ -94,7 +73,7 @@ def test_a_canary_fed_anomalous_inputs_is_rolled_back_with_its_gate_s_evidence(
 ):
     X, y, held_out, _ = data
     model = _model(X, y)
-    deployments = _deploy(registry, X, model, model, 0.2)
+    deployments = deploy_canary(registry, model, model, 0.2, input_schema=X)
     deployments.set_rollout(
         "api", steps=[0.2, 1.0], min_requests=100_000, gates={"errors": {}, "anomalies": {}}
     )
@@ -103,7 +82,7 @@ def test_a_canary_fed_anomalous_inputs_is_rolled_back_with_its_gate_s_evidence(
 
     def record_of(index, key):
         record = _record(held_out.iloc[index % len(held_out)])
-        if _is_candidate(key, 0.2):
+        if routed_to_canary(key, 0.2):
             record["radius"] = float(planted)
         return record
 
@@ -113,7 +92,7 @@ def test_a_canary_fed_anomalous_inputs_is_rolled_back_with_its_gate_s_evidence(
     for index, key in enumerate(keys):
         record = record_of(index, key)
         anomalous = any(not X[name].min() <= record[name] <= X[name].max() for name in NAMES)
-        if gate.update(_is_candidate(key, 0.2), anomalous, share=0.2).verdict == "fail":
+        if gate.update(routed_to_canary(key, 0.2), anomalous, share=0.2).verdict == "fail":
             expected_stop = index
             break
     expected = gate.decision()
@@ -123,7 +102,7 @@ def test_a_canary_fed_anomalous_inputs_is_rolled_back_with_its_gate_s_evidence(
     try:
         # A request the schema refuses (beyond the margin) is the client's mistake: a 422
         # that no gate counts.
-        canary_key = next(k for k in keys if _is_candidate(k, 0.2))
+        canary_key = next(k for k in keys if routed_to_canary(k, 0.2))
         refused = {**record_of(0, canary_key), "radius": float(high + 2 * (high - low))}
         with pytest.raises(InvalidArgumentError, match="radius"):
             runtime.predict("api", [refused], routing_key=canary_key)
@@ -157,7 +136,7 @@ def _arm_rows(db, variant, limit):
 def test_a_canary_fed_drifted_inputs_is_rolled_back_by_the_drift_gate(registry, clock, data):
     X, y, held_out, held_labels = data
     model = _model(X, y)
-    deployments = _deploy(registry, X, model, model, 0.3)
+    deployments = deploy_canary(registry, model, model, 0.3, input_schema=X)
     deployments.set_rollout(
         "api", steps=[0.3, 1.0], min_requests=100_000, gates={"drift": {"min_rows": 40}}
     )
@@ -166,7 +145,7 @@ def test_a_canary_fed_drifted_inputs_is_rolled_back_by_the_drift_gate(registry, 
     malignant = held_out[(held_labels == 0).to_numpy()].reset_index(drop=True)
 
     def record_of(index, key):
-        rows = malignant if _is_candidate(key, 0.3) else held_out
+        rows = malignant if routed_to_canary(key, 0.3) else held_out
         return _record(rows.iloc[index % len(rows)])
 
     keys = [f"user-{i}" for i in range(3_000)]
@@ -225,7 +204,7 @@ def test_a_canary_whose_estimated_accuracy_is_lower_is_rolled_back_before_labels
     stable = _model(X, y)
     # A candidate that hardly learned: its probabilities cluster near one half.
     weak = _model(X, y, C=1e-4)
-    deployments = _deploy(registry, X, stable, weak, 0.3)
+    deployments = deploy_canary(registry, stable, weak, 0.3, input_schema=X)
     _reference(registry.db, held_out.iloc[:150], held_labels.iloc[:150], stable)
     deployments.set_rollout(
         "api", steps=[0.3, 1.0], min_requests=100_000, gates={"estimate": {"effect": 0.05}}
@@ -265,7 +244,7 @@ def test_a_healthy_canary_ramps_to_100_percent_under_every_gate_across_a_restart
 ):
     X, y, held_out, held_labels = data
     stable, candidate = _model(X, y), _model(X, y, C=0.5)
-    deployments = _deploy(registry, X, stable, candidate, 0.2)
+    deployments = deploy_canary(registry, stable, candidate, 0.2, input_schema=X)
     _reference(registry.db, held_out.iloc[:150], held_labels.iloc[:150], stable)
     gates = {"errors": {}, "anomalies": {}, "drift": {"min_rows": 40}, "estimate": {}}
     deployments.set_rollout("api", steps=[0.2, 0.5, 1.0], min_requests=60, gates=gates)
@@ -310,7 +289,7 @@ def test_the_new_gates_are_declared_and_read_back_locally_and_over_http(
 ):
     X, y, _, _ = data
     model = _model(X, y)
-    _deploy(registry, X, model, model, 0.1, deployments)
+    deploy_canary(registry, model, model, 0.1, input_schema=X, deployments=deployments)
     gates = {
         "anomalies": {"detect_ratio": 4.0},
         "drift": {"alpha": 0.01, "min_rows": 80},
@@ -347,7 +326,7 @@ def test_the_new_gates_are_declared_and_read_back_locally_and_over_http(
 def test_a_quality_gate_s_every_is_declared_checked_and_read_back(registry, deployments, data):
     X, y, _, _ = data
     model = _model(X, y)
-    _deploy(registry, X, model, model, 0.1, deployments)
+    deploy_canary(registry, model, model, 0.1, input_schema=X, deployments=deployments)
     gates = {"drift": {"every": 10.0}, "estimate": {"every": 25}}
     rollout = deployments.set_rollout("api", steps=[0.1, 1.0], gates=gates)
     assert rollout["policy"]["gates"] == {"drift": {"every": 10}, "estimate": {"every": 25}}
@@ -364,7 +343,7 @@ def test_a_quality_gate_s_every_is_declared_checked_and_read_back(registry, depl
 def test_the_drift_gate_is_judged_every_its_every_candidate_requests(registry, data, every, looks):
     X, y, held_out, _ = data
     model = _model(X, y)
-    deployments = _deploy(registry, X, model, model, 0.5)
+    deployments = deploy_canary(registry, model, model, 0.5, input_schema=X)
     drift = {"min_rows": 10, **({} if every is None else {"every": every})}
     deployments.set_rollout("api", steps=[0.5, 1.0], min_requests=1_000, gates={"drift": drift})
     since = deployments.rollout("api")["state"]["steps_taken"][0]["at_ms"]
