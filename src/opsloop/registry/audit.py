@@ -38,6 +38,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import pandas as pd
 import sqlalchemy as sa
@@ -345,7 +346,8 @@ def newest_audit_id(db: Database) -> int:
     0
     """
     # Read on every data plane request, so through the driver (``Database.read_value``).
-    return int(db.read_value(f"SELECT max(id) FROM {_log.name}") or 0)
+    newest = db.read_value(f"SELECT max(id) FROM {_log.name}")
+    return int(cast(int, newest or 0))
 
 
 def audit_head(db: Database) -> dict[str, object]:

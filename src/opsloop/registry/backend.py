@@ -47,7 +47,8 @@ def open_registry(
     target = tracking_target(uri)
     if is_server(target):
         refuse_actor(actor)
-        return HttpModelRegistry(target, token=token)
+        # The client's methods are generated from the contract (``over_http``).
+        return HttpModelRegistry(target, token=token)  # type: ignore[abstract]
     from opsloop.store import ArtifactStore, open_database
     from opsloop.store.location import artifact_uri
 
@@ -70,7 +71,7 @@ def open_users(
     target = tracking_target(uri)
     if is_server(target):
         refuse_actor(actor)
-        return HttpUsers(target, token=token)
+        return HttpUsers(target, token=token)  # type: ignore[abstract]
     from opsloop.store import open_database
 
     return LocalUsers(open_database(target or None), actor=actor)

@@ -177,7 +177,7 @@ def gate_problem(
     ignored: list[str] = []
     for action, actor, after in rows:
         document = None if after is None else json.loads(after)
-        if not _matches(document, requirement, baseline, model):
+        if document is None or not _matches(document, requirement, baseline, model):
             continue
         why = ignored_because(document, action, actor, open_store)
         if why is not None:

@@ -186,7 +186,7 @@ def _version_details(connection: Connection, chosen, runs: Mapping[int, int | No
         ).where(_aliases.c.version_id.in_(ids)),
     ).subquery()
     registered: dict[int, dict] = {}
-    by_run: dict[int, dict] = {}
+    by_run: dict[int | None, dict] = {}
     tags: dict[int, dict] = {}
     aliases: dict[int, list] = {}
     statement = sa.select(parts).order_by(parts.c.version_id, parts.c.name)
@@ -1155,8 +1155,8 @@ class ModelRegistry(ModelReferences):
         if model is not None:
             query = query.where(_models.c.name == model)
         for bound, op in ((min_metrics, "ge"), (max_metrics, "le")):
-            for key, value in (bound or {}).items():
-                query = query.where(_metric_bound(key, metric_value(key, value), op))
+            for key, threshold in (bound or {}).items():
+                query = query.where(_metric_bound(key, metric_value(key, threshold), op))
         newest_first = (_versions.c.created_ms.desc(), _versions.c.id.desc())
         # The page's versions only: their details are read for the rows shown.
         chosen = (

@@ -239,7 +239,7 @@ def dump_torch(module: object) -> tuple[bytes, dict[str, Any]]:
         _to_json(name, "arguments", list(args)),
         _to_json(name, "keyword arguments", kwargs),
     )
-    state = {key: value.detach() for key, value in module.state_dict().items()}
+    state = {key: value.detach() for key, value in module.state_dict().items()}  # type: ignore[attr-defined]
     _check_rebuilds(name, json.loads(args_json), json.loads(kwargs_json), state)
     buffer = io.BytesIO()
     torch.save(

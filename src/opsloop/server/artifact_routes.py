@@ -24,7 +24,7 @@ in a worker thread, so neither the whole body nor its hashing ever sits on the e
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +39,7 @@ from opsloop.tracking.wire_documents import SHA256_PATTERN, ArtifactDocument
 
 router = APIRouter(prefix="/api/v1")
 _OCTETS = "application/octet-stream"
-_BYTES = {
+_BYTES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The stored bytes; the header X-Opsloop-Sha256 repeats their hash",
         "content": {_OCTETS: {"schema": {"type": "string", "format": "binary"}}},

@@ -13,7 +13,7 @@ that carries nothing).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request
 
@@ -37,7 +37,7 @@ def _has_body(request: Request) -> bool:
     return "transfer-encoding" in request.headers
 
 
-def require_body_type(media_type: str) -> Callable[[Request], None]:
+def require_body_type(media_type: str) -> Callable[[Request], Awaitable[None]]:
     """A dependency refusing (415) a request body whose Content-Type is not ``media_type``.
 
     >>> from fastapi import Depends, FastAPI

@@ -170,7 +170,7 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"detail": details, "code": InvalidArgumentError.code}
         return JSONResponse(body, status_code=422)
 
-    async def refused(_request: Request, error: Exception) -> JSONResponse:
+    async def refused(_request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
         body: dict = {"detail": error.detail}
         if error.status_code in _CODE_BY_STATUS:

@@ -40,7 +40,7 @@ A store with a viewer (``db`` is an empty in-memory store):
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -244,7 +244,7 @@ def _record_token(token_id: str) -> None:
         origin.token = token_id
 
 
-def require_role(role: str, *, reads_only: bool = False) -> Callable[[Request], User]:
+def require_role(role: str, *, reads_only: bool = False) -> Callable[[Request], Awaitable[User]]:
     """A dependency giving the caller if their role is at least ``role``, else 403;
     ``reads_only``: the route only reads though it is not a ``GET`` (see
     :func:`identified`).

@@ -244,6 +244,7 @@ def rows_of(inputs: list, columns: tuple[str, ...] | None) -> list[dict[str, Any
         if name in columns_of:
             raise InvalidArgumentError(f"{where}.name: input {name!r} is given twice")
         columns_of[name] = values
+    assert rows is not None  # set by the first of the inputs, which are never empty here
     return [{name: values[row] for name, values in columns_of.items()} for row in range(rows)]
 
 
@@ -401,7 +402,7 @@ async def _infer(
     version: str | None,
     body: InferenceRequest,
     routing_header: str | None,
-) -> JSONResponse:
+) -> Response:
     runtime = request.app.state.runtime
     revision = getattr(request.state, "audit_revision", None)
     parameters = body.parameters or {}
@@ -494,7 +495,7 @@ async def _parsed(request: Request) -> InferenceRequest:
 
 async def _answer(
     request: Request, name: str, version: str | None, routing_header: str | None
-) -> JSONResponse:
+) -> Response:
     try:
         body = await _parsed(request)
     except OpsloopError as error:
@@ -513,7 +514,7 @@ async def infer(
     request: Request,
     user: Viewer,
     x_routing_key: Annotated[str | None, Header(max_length=1000)] = None,
-) -> JSONResponse:
+) -> Response:
     """Answer the input tensors (an inference request) with the deployment's routed variant."""
     return await _answer(request, name, None, x_routing_key)
 
@@ -527,6 +528,6 @@ async def infer_version(
     request: Request,
     user: Viewer,
     x_routing_key: Annotated[str | None, Header(max_length=1000)] = None,
-) -> JSONResponse:
+) -> Response:
     """Answer the input tensors (an inference request) with the variant ``version``."""
     return await _answer(request, name, version, x_routing_key)

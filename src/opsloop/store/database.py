@@ -120,7 +120,7 @@ class Database:
         else:
             # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
             # database file's mode, and the file holds token hashes and the audit log.
-            private_file(url.database)
+            private_file(str(url.database))  # not a memory database: a file's path
             engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine, wal=not self._memory)
         return engine
@@ -200,16 +200,16 @@ class Database:
         if self._memory:
             with self.read() as connection:
                 return connection.exec_driver_sql(sql).scalar()
-        connection = self.engine.raw_connection()
+        raw = self.engine.raw_connection()
         try:
-            cursor = connection.cursor()
+            cursor = raw.cursor()
             try:
                 cursor.execute(sql)
                 row = cursor.fetchone()
             finally:
                 cursor.close()
         finally:
-            connection.close()  # back to the pool, which ends the driver's transaction
+            raw.close()  # back to the pool, which ends the driver's transaction
         return None if row is None else row[0]
 
     def dispose(self) -> None:

@@ -8,6 +8,8 @@ preparation of each row's parameters costs more than SQLite's insert of the row.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -40,7 +42,7 @@ def insert_event_columns(connection: Connection, columns: dict[str, list], share
         bound = {k: v for k, v in shared.items() if isinstance(v, str) and "\x00" in v}
         columns = {**columns, **{name: [value] * n for name, value in bound.items()}}
         shared = {k: v for k, v in shared.items() if k not in bound}
-        written = {
+        written: dict[str, Any] = {
             name: sa.literal_column(
                 str(
                     sa.literal(value, _events.c[name].type).compile(

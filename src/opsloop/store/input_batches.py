@@ -169,7 +169,9 @@ def insert_input_batch(connection: Connection, deployment: str, table: pa.Table)
             created_ms=clock_of(connection),
         )
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None  # a single-row insert always has one
+    return int(key[0])
 
 
 def read_input_batches(connection: Connection, batch_ids: Iterable[int]) -> dict[int, pa.Table]:

@@ -67,7 +67,8 @@ def _scalar_problem(value: Any) -> str | None:
         if len(value) <= MAX_LABEL_CHARACTERS:
             return None
         return f"{_RULE}; got a text of {len(value)} characters"
-    kind = {dict: "an object", list: "a nested list"}.get(type(value), type(value).__name__)
+    kinds: dict[type, str] = {dict: "an object", list: "a nested list"}
+    kind = kinds.get(type(value), type(value).__name__)
     return f"{_RULE}, got {kind}"
 
 

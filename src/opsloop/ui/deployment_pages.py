@@ -145,9 +145,9 @@ def status_context(deployments, deployment, newest: list[dict] | None = None) ->
         "variants": traffic(deployment),
         "rollout": rollout,
         "kind": kind,
-        "gates": canary_gates(rollout) if kind == "canary" else [],
+        "gates": canary_gates(rollout) if rollout is not None and kind == "canary" else [],
         "decision": decision_outcome(rollout) if rollout is not None and kind == "canary" else None,
-        "arms": bandit_arms(rollout) if kind == "bandit" else [],
+        "arms": bandit_arms(rollout) if rollout is not None and kind == "bandit" else [],
         "newest_change": newest[0] if newest else None,
     }
 

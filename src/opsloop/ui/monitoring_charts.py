@@ -42,7 +42,7 @@ def _by_variant(evaluations: Sequence) -> dict[str, list]:
     return grouped
 
 
-def _lines(evaluations: Sequence, series: Sequence[tuple[str, Any, dict]]) -> list[dict]:
+def _lines(evaluations: Sequence, series: Sequence[tuple[str, Any, Any]]) -> list[dict]:
     """A line per variant and series: ``(label, value of an evaluation, style)``."""
     grouped = _by_variant(evaluations)
     several = len(grouped) > 1
@@ -421,7 +421,9 @@ def throughput_figure(evaluations: Sequence) -> dict:
     >>> [(t["name"], t["y"]) for t in throughput_figure([a, b])["data"]]
     [('a: requests/s', [0.5]), ('b: requests/s', [0.25])]
     """
-    series = [("requests/s", lambda m: m.get("requests_per_second"), {})]
+    series: list[tuple[str, Any, dict]] = [
+        ("requests/s", lambda m: m.get("requests_per_second"), {})
+    ]
     layout = _layout("Throughput", "requests per second")
     return {"data": _lines(evaluations, series), "layout": layout}
 

@@ -357,7 +357,7 @@ def monitoring_page(
         # Another page of windows shows no window's features until one is chosen on it.
         older_windows=(
             None
-            if len(evaluations) <= len(shown)
+            if oldest is None or len(evaluations) <= len(shown)
             else page_address(
                 base,
                 state,

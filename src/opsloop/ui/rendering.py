@@ -45,7 +45,7 @@ def format_time(milliseconds: object) -> str:
     if isinstance(milliseconds, pd.Timestamp):
         stamp = milliseconds
     else:
-        stamp = pd.Timestamp(int(milliseconds), unit="ms", tz="UTC")
+        stamp = pd.Timestamp(int(milliseconds), unit="ms", tz="UTC")  # type: ignore[call-overload]
     return stamp.strftime("%Y-%m-%d %H:%M:%S")
 
 

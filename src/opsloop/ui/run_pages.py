@@ -355,7 +355,8 @@ def compare_page(
     ids = [r["run_id"] for r in runs.rows]
     histories = tracking.metric_histories(ids, chosen, buckets=CHART_BUCKETS) if chosen else None
     if histories is None:
-        figures, drawn = [], []
+        figures: list = []
+        drawn: list = []
     elif len(runs.rows) > INTERACTIVE_CURVES:
         # Drawn here as SVG: no plotly.js for the browser to fetch and parse.
         curves = compared_curves(histories, [(r["run_id"], r["label"]) for r in runs.rows])

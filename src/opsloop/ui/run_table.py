@@ -289,6 +289,6 @@ def shown_columns(
     prefix = f"{kind}."
     names = [c for c in runs.columns if c.startswith(prefix)]
     present = [c for c in names if runs[c].notna().any()]
-    chosen = [always] if always in present else []
+    chosen = [always] if always is not None and always in present else []
     chosen += [c for c in present if c != always][: max(limit - len(chosen), 0)]
     return chosen, len(present) - len(chosen)
