@@ -1,6 +1,6 @@
 """Moving an alias that a deployment with an input detector follows, through the registry's
 HTTP route on a real server: a version the detector cannot score is refused with a 422 that
-names the field ``version`` (:mod:`opsloop.registry.alias_detector_check`)."""
+names the field ``version`` (:mod:`opsloop.registry.alias_move_check`)."""
 
 from __future__ import annotations
 

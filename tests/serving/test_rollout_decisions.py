@@ -582,7 +582,9 @@ def test_a_step_whose_worker_stopped_is_taken_again_not_skipped(registry):
         worker.record("api", [], _request(True))
     state = deployments.rollout("api")["state"]
     assert [s["share"] for s in state["steps_taken"]] == [0.2, 0.5]
-    assert (state["step"], state["step_requests"], state["decision"]["action"]) == (1, 3, "step")
+    # Routed at 0.2, they count toward no step of 0.5 (kept apart, for a step not made).
+    assert (state["step"], state["step_requests"], state["left_share_requests"]) == (1, 0, 3)
+    assert state["decision"]["action"] == "step"
     assert [v.weight for v in deployments.get("api").variants] == [0.8, 0.2]
     clock.advance(DECISION_LEASE_MS)
     # Back at 0.2 with its 3 + 3 requests kept, plus this one: the step is decided again.

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection
 
 from opsloop.data.training_reference import Reference, build_reference, decode_reference
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
-from opsloop.registry.alias_detector_check import check_alias_move
+from opsloop.registry.alias_move_check import check_alias_move
 from opsloop.registry.audit import (
     MODEL_PARTS,
     AuditVerification,

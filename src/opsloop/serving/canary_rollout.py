@@ -19,7 +19,10 @@ change the deployment:
 - ``complete`` when that share is 1 (``blue_green`` with the candidate at 1).
 
 The gates keep their statistics from step to step: the rate test conditions each event on
-the share its request was routed with, so it stays exact while the share moves. A request
+the share its request was routed with, so it stays exact while the share moves. A step
+counts the candidate's requests routed at its own share: those still routed at the share
+the ramp moved on from, while the move is pending or by a worker that has not followed it
+yet, count toward no step (:func:`observe_request`). A request
 routed at a share outside the ramp (a candidate weight set by hand) is judged too: its rate
 gates move to a threshold valid at any share
 (:meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`).
@@ -468,6 +471,7 @@ def _decide(
     state["step"] += 1
     state["share"] = policy.steps[state["step"]]
     state["step_requests"] = 0
+    state["left_share_requests"] = 0
     state["steps_taken"].append({"share": state["share"], "at_ms": at_ms})
     action = "complete" if state["share"] >= 1.0 else "step"
     if action == "complete":
@@ -490,7 +494,15 @@ def observe_request(
     flagged: bool | None = None,
 ) -> Transition | None:
     """Read one answered request into ``state`` (changed in place); the change the ramp
-    makes now, if any. ``share`` is the candidate's share the request was routed with;
+    makes now, if any. ``share`` is the candidate's share the request was routed with:
+    every gate reads the request at that share, and a candidate's request counts toward
+    the step of that share. One routed at the share of a step the ramp has moved on from
+    (while the move's decision is pending, the deploy not made yet, or by a worker that
+    still routes by the definition before it) counts toward no step now
+    (``left_share_requests``; a step not carried out goes back to that share, see
+    :func:`not_carried_out`, and keeps them), so a step is decided on ``min_requests``
+    requests routed at its own share; a share the ramp never took (a weight set by hand)
+    counts toward the current step.
     ``disagrees`` says, for each of the request's records, whether the candidate's answer
     to it differs from the primary's (a single flag is a request of one record; ``False``
     for the primary's own requests, ``None`` when unknown): the request is one trial of the
@@ -539,12 +551,31 @@ def observe_request(
             state, "input_detector", [candidate], [flagged], share
         )
     if candidate:
-        state["step_requests"] += 1
+        if _routed_at_left_share(state, share):
+            state["left_share_requests"] = state.get("left_share_requests", 0) + 1
+        else:
+            state["step_requests"] += 1
         state["candidate_requests"] = state.get("candidate_requests", 0) + 1
     if _backing_off(state, _failing_gate(state, failed_gate)):
         state["retrying"]["wait"] -= 1  # one request further in the backoff
         return None
     return _decide(policy, state, failed_gate, at_ms)
+
+
+def _routed_at_left_share(state: dict[str, Any], share: float) -> bool:
+    """Whether a candidate request routed at ``share`` was routed at the share of a step
+    the ramp has moved on from (see :func:`observe_request`): while that move's decision
+    is pending, or by a worker still routing by the definition before it. Such a request
+    counts toward no step the ramp is at now; a share the ramp never took (a weight set by
+    hand) counts toward the current step.
+
+    >>> state = {"share": 0.5, "steps_taken": [{"share": 0.1}, {"share": 0.5}]}
+    >>> [_routed_at_left_share(state, s) for s in (0.1, 0.5, 0.3)]
+    [True, False, False]
+    """
+    if np.isclose(share, state["share"]):
+        return False
+    return any(np.isclose(share, taken["share"]) for taken in state["steps_taken"][:-1])
 
 
 def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> None:
@@ -774,7 +805,9 @@ def not_carried_out(
         state["status"] = "ramping" if then == "retry" else "halted"
     else:
         then = "halt" if halt else "retry" if outcome.retry else "wait"
-        counted = state["step_requests"]  # at the routing that stayed, since the decision
+        # The candidate's requests since the decision, routed at the share that stayed
+        # (observe_request kept them apart from the step decided) or by hand.
+        counted = state["step_requests"] + state.pop("left_share_requests", 0)
         state["step"] -= 1
         state["steps_taken"].pop()
         state["share"] = state["steps_taken"][-1]["share"]

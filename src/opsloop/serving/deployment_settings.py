@@ -62,13 +62,13 @@ import sqlalchemy as sa
 from pydantic import BeforeValidator, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
-from opsloop.analysis.assertions import Assertion, parse_assertions
+from opsloop.analysis.assertion_fields import fields_there, unknown_rule_field
+from opsloop.analysis.assertions import parse_assertions
 from opsloop.contract.wire_types import integral
 from opsloop.data.excerpt import excerpt
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry.audit import append_audit
 from opsloop.serving.input_detector_settings import new_version_signatures
-from opsloop.serving.row_rejection import signature_columns
 from opsloop.store import tables
 from opsloop.store.database import Database
 
@@ -396,12 +396,6 @@ def checked_settings(
         raise InvalidArgumentError(f"assertions: must be plain JSON values ({error})") from None
 
 
-#: The fields a rule reads besides the records' own: the model's outputs.
-_OUTPUT_FIELDS = ("prediction", "probability")
-# Field names a refusal lists before it says how many more there are.
-_LISTED_FIELDS = 20
-
-
 def check_rule_fields(rules_json: str, signatures: Mapping[str, tuple[str, int, Any]]) -> None:
     """Refuse rules (as :func:`checked_settings` stores them) that read a field the records
     of a variant cannot have: with an :class:`~opsloop.errors.InvalidArgumentError` naming
@@ -421,36 +415,13 @@ def check_rule_fields(rules_json: str, signatures: Mapping[str, tuple[str, int, 
     """  # noqa: E501 - a doctest's expected output is one line
     rules = parse_assertions(json.loads(rules_json))
     for variant, (model, version, schema) in signatures.items():
-        found = _unknown_field(rules, schema)
+        found = unknown_rule_field(rules, schema)
         if found is not None:
             position, _, unknown = found
             raise InvalidArgumentError(
                 f"assertions.{position}.when: unknown field {excerpt(unknown)}: variant "
-                f"{variant!r} (model {model!r} version {version}) has " + _fields_there(schema)
+                f"{variant!r} (model {model!r} version {version}) has " + fields_there(schema)
             )
-
-
-def _unknown_field(rules: Sequence[Assertion], schema: Any) -> tuple[int, Assertion, str] | None:
-    """The first rule of ``rules`` reading a field a record of ``schema`` (an input
-    signature, ``None`` for none: any field) cannot have: its position, the rule and the
-    field. A served record carries the signature's serving columns only, so a column kept
-    for training alone is no field of a rule."""
-    if schema is None:
-        return None
-    known = {column.name for column in signature_columns(schema)} | set(_OUTPUT_FIELDS)
-    for position, rule in enumerate(rules):
-        unknown = [name for name in rule.fields() if name not in known]
-        if unknown:
-            return position, rule, unknown[0]
-    return None
-
-
-def _fields_there(schema: Any) -> str:
-    """The fields a record of ``schema`` has, as a refusal lists them."""
-    names = sorted(column.name for column in signature_columns(schema))
-    listed = [excerpt(name) for name in names[:_LISTED_FIELDS]]
-    more = f" and {len(names) - _LISTED_FIELDS} more" if len(names) > _LISTED_FIELDS else ""
-    return f"the fields [{', '.join(listed)}]{more} and the outputs {list(_OUTPUT_FIELDS)}"
 
 
 def check_new_variant_rules(
@@ -478,7 +449,7 @@ def check_new_variant_rules(
     rules = parse_assertions(list(assertions))
     for position, found in new_version_signatures(connection, variants, numbers, before):
         for variant, (model, version, schema) in found.items():
-            unknown = _unknown_field(rules, schema)
+            unknown = unknown_rule_field(rules, schema)
             if unknown is None:
                 continue
             index, rule, field_name = unknown
@@ -486,7 +457,7 @@ def check_new_variant_rules(
                 f"variants.{position}: assertion {excerpt(rule.name)} (assertions.{index}.when) "
                 f"of deployment {name!r} reads the field {excerpt(field_name)}, which the "
                 f"records of variant {variant!r} (model {model!r} version {version}) lack: "
-                f"they have {_fields_there(schema)} (change the assertions first)"
+                f"they have {fields_there(schema)} (change the assertions first)"
             )
 
 

@@ -706,7 +706,10 @@ class Deployments:
         ramps through ``steps`` while its ``gates`` hold and rolls back when one fails; a
         ``bandit`` routes by the ``bandit`` policy learning from rewards (see
         :mod:`~opsloop.serving.rollout_policy` for every setting). The state starts afresh;
-        a canary's candidate moves to the first step at once. Returns :meth:`rollout`.
+        a canary's candidate moves to the first step at once, in the same change: when the
+        control plane refuses that move (approvals of the first step's definition missing
+        on a protected deployment), nothing is set and its error says why, naming
+        ``steps.0`` (:mod:`~opsloop.serving.rollout_control`). Returns :meth:`rollout`.
 
         >>> for _ in range(2):
         ...     _ = registry.register("credit", b"x", flavor="onnx")

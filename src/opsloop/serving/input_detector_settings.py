@@ -10,13 +10,14 @@ and an ``action`` for a request it flags:
   being answered, as a low-confidence answer does under partial automation.
 
 The detector's features must be numeric columns of the input signature of the version every
-variant serves now, so any variant's requests can be scored; a variant whose version has no
+variant serves now, columns a served record carries (its serving columns, not one kept for
+training alone), so any variant's requests can be scored; a variant whose version has no
 signature cannot be checked and is refused. The rule holds for later changes too: a new
 definition (:meth:`~opsloop.serving.Deployments.deploy`: a new variant, a version swap, a
 blue/green standby, a promotion) that brings a version the detector cannot score is refused
 naming the variant's field and the feature (:func:`check_new_variants`; a change that only
 moves traffic between the versions served, as a canary's step does, brings none), and so
-is moving an alias one of its variants follows (:mod:`opsloop.registry.alias_detector_check`). A
+is moving an alias one of its variants follows (:mod:`opsloop.registry.alias_move_check`). A
 rollback is not refused, being the way back from a failing version; a version it restores
 from before the detector was set may leave requests unscored, which the data plane counts
 (:mod:`.input_screening`). :meth:`~opsloop.serving.Deployments.
@@ -209,17 +210,21 @@ def check_features(
     signatures: Mapping[str, tuple[str, int, Any]],
     field: str = "detector.features",
 ) -> None:
-    """Refuse ``detector`` unless each of its features is a numeric column of every
-    variant's input signature (``signatures``: variant -> model, version, schema), with
-    an :class:`~opsloop.errors.InvalidArgumentError` that starts with ``field``."""
+    """Refuse ``detector`` unless each of its features is a numeric serving column
+    (:meth:`~opsloop.data.schema.Schema.serving_columns`) of every variant's input
+    signature (``signatures``: variant -> model, version, schema), with an
+    :class:`~opsloop.errors.InvalidArgumentError` that starts with ``field``."""
     for variant, (model, version, schema) in signatures.items():
         where = f"variant {variant!r} (model {model!r} version {version})"
         if schema is None:
             raise InvalidArgumentError(
                 f"{field}: {where} has no input signature to check them against"
             )
-        columns = {column.name: column.type for column in schema.columns}
-        problem = unreadable_feature(detector.features, columns, where)
+        # The columns the model is given: a column kept for training alone is in no
+        # served record, so a detector reading it could score none.
+        columns = {column.name: column.type for column in schema.serving_columns()}
+        training_only = set(schema.names) - set(columns)
+        problem = unreadable_feature(detector.features, columns, where, training_only)
         if problem is not None:
             raise InvalidArgumentError(f"{field}: {problem}")
 

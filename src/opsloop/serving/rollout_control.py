@@ -2,8 +2,16 @@
 
 :func:`set_rollout` keeps a :class:`~.rollout_policy.RolloutPolicy` for a ``canary`` or
 ``bandit`` deployment with a fresh state, as one audited change (action ``set_rollout``,
-entity ``deployment:NAME``), so the serving workers follow it. A canary's candidate is then
-moved to the first step's share by an audited deploy. :func:`rollout_document` reads the
+entity ``deployment:NAME``), so the serving workers follow it. A canary's candidate is
+moved to the first step's share by an audited deploy carrying the decision, as every later
+step's (:mod:`.rollout_decisions`), in the same write transaction: a ramp's state never
+shows a step its deployment did not take. A later step the control plane refuses is
+recorded as ``not_carried_out`` and the ramp goes back to the step whose share the
+deployment still routes by (:func:`~.canary_rollout.not_carried_out`); the first step has
+no earlier step of the ramp to go back to, and a person is waiting for the answer, so a
+refused first step (approvals missing, a release gate not passed) refuses the whole
+``set_rollout`` with the reason, and nothing changes: no rollout, no entry, the previous
+rollout if any as it was. :func:`rollout_document` reads the
 policy and state back, with a bandit's current traffic shares.
 :class:`~opsloop.serving.Deployments` offers both as ``set_rollout`` and ``rollout``.
 """
@@ -15,19 +23,20 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError
 from opsloop.learn.bandits import POLICIES as BANDIT_POLICIES
 from opsloop.learn.bandits import policy_from_dict
 from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.registry.users import acting_user
 from opsloop.serving.canary_rollout import (
     Transition,
-    apply_transition,
     canary_decisions,
     new_canary_state,
+    transition_variants,
 )
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.recorded_baseline import recorded_baseline
+from opsloop.serving.rollout_decisions import check_decision, decision_document
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_rollout
 from opsloop.store import tables
@@ -122,7 +131,9 @@ def set_rollout(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """Keep ``policy`` for deployment ``name`` (editor role), starting its state afresh; a
-    canary's candidate moves to the first step. Returns :func:`rollout_document`.
+    canary's candidate moves to the first step in the same transaction, or, when the
+    control plane refuses that move, nothing changes and its error says why (see the
+    module). Returns :func:`rollout_document`.
 
     ``deployments`` is the :class:`~opsloop.serving.Deployments` acting.
     """
@@ -147,12 +158,45 @@ def set_rollout(
             {"policy": policy.to_dict()},
             at_ms=at,
         )
-    if state["kind"] == "canary":
-        weight = next(v.weight for v in definition.variants if v.name == state["candidate"])
-        if weight != state["share"]:
-            first = Transition("step", state["share"], {"step": 0})
-            apply_transition(deployments, name, first, state, who)
+        if state["kind"] == "canary":
+            _take_first_step(deployments, connection, definition, state, who)
     return rollout_document(db, name)
+
+
+def _take_first_step(
+    deployments, connection, definition: Deployment, state: dict[str, Any], who: str
+) -> None:
+    """Move the canary's candidate to the share of the ramp's first step (``state``, just
+    written) in the caller's transaction, by the deploy a ramp's step makes (its entry
+    carries the decision); nothing when it has that share already. A refusal is raised
+    naming ``steps.0`` and the control plane's reason, so the caller's transaction, the
+    rollout's setting with it, is rolled back."""
+    stable, candidate = state["stable"], state["candidate"]
+    weight = next(v.weight for v in definition.variants if v.name == candidate)
+    if weight == state["share"]:
+        return
+    first = Transition("step", state["share"], {"step": 0})
+    decision = decision_document(first, stable, candidate)
+    variants, strategy = transition_variants(definition, first, stable, candidate)
+    try:
+        check_decision(connection, definition.name, decision)
+        deployments._define(
+            connection,
+            who,
+            definition.name,
+            definition,
+            strategy,
+            definition.automation,
+            definition.description,
+            variants,
+            first.reason(stable, candidate),
+            decision=decision,
+        )
+    except OpsloopError as error:
+        raise type(error)(
+            f"steps.0: the rollout is not set, since moving {candidate!r} to its first "
+            f"share ({state['share']:.0%}, from {weight:.0%}) was refused: {error}"
+        ) from error
 
 
 def rollout_document(db: Database, name: str) -> dict[str, Any]:

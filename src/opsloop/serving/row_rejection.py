@@ -50,14 +50,15 @@ def null_name(value: object) -> str:
 
 
 def signature_columns(schema: Schema) -> tuple[ColumnSchema, ...]:
-    """The columns a served record carries: the schema's ``serving`` environment where it
-    has one, else every column.
+    """The columns a served record carries (:meth:`~opsloop.data.schema.Schema.
+    serving_columns`): the schema's ``serving`` environment where it has one, else every
+    column.
 
     >>> from opsloop.data.schema import ColumnSchema, Schema
     >>> [c.name for c in signature_columns(Schema((ColumnSchema("x", "float"),)))]
     ['x']
     """
-    return schema.expected_columns("serving" if "serving" in schema.environments else None)
+    return schema.serving_columns()
 
 
 def missing_columns(columns: pd.Index, schema: Schema) -> None:

@@ -116,6 +116,23 @@ class Schema:
             )
         return tuple(c for c in self.columns if environment not in c.absent_in)
 
+    def serving_columns(self) -> tuple[ColumnSchema, ...]:
+        """The columns a served record carries: those of the ``serving`` environment where
+        the schema has one, else every column. A model version's input signature gives
+        its model these columns only, so a column kept for training alone (``absent_in``
+        serving) is in no served record.
+
+        >>> schema = Schema(
+        ...     (ColumnSchema("x", "int"), ColumnSchema("y", "bool", absent_in=("serving",))),
+        ...     environments=("training", "serving"),
+        ... )
+        >>> [c.name for c in schema.serving_columns()]
+        ['x']
+        >>> [c.name for c in Schema((ColumnSchema("x", "int"),)).serving_columns()]
+        ['x']
+        """
+        return self.expected_columns("serving" if "serving" in self.environments else None)
+
     # -- editing (each returns a new schema, version + 1) -------------------------------------
 
     def with_column(self, column: ColumnSchema) -> Schema:

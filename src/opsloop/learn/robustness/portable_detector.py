@@ -28,7 +28,7 @@ rounding (the tests compare, 1e-9 relative), and a row costs one matrix-vector p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,21 +292,33 @@ def fit_portable_detector(
 
 
 def unreadable_feature(
-    features: Sequence[str], columns: Mapping[str, str], where: str
+    features: Sequence[str],
+    columns: Mapping[str, str],
+    where: str,
+    training_only: Collection[str] = (),
 ) -> str | None:
-    """Why records with ``columns`` (name -> schema type, the input signature of
-    ``where``) cannot give a detector its ``features``, naming the first feature they
-    lack or hold as other than numbers; ``None`` when they can.
+    """Why records with ``columns`` (name -> schema type, the columns of the input
+    signature of ``where`` that a served record carries) cannot give a detector its
+    ``features``, naming the first feature they lack or hold as other than numbers;
+    ``None`` when they can. ``training_only`` names the signature's columns kept for
+    training alone, which a served record lacks.
 
     >>> unreadable_feature(("a", "b"), {"a": "float"}, "model 'm' version 2")
     "'b' is not a column of the input signature of model 'm' version 2"
+    >>> unreadable_feature(("a", "b"), {"a": "float"}, "model 'm' version 2", {"b"})
+    "'b' is a column of the input signature of model 'm' version 2 kept for training alone: served records lack it"
     >>> unreadable_feature(("a",), {"a": "string"}, "model 'm' version 2")
     "'a' is a string column of model 'm' version 2; the detector reads numbers only"
     >>> unreadable_feature(("a",), {"a": "int"}, "model 'm' version 2") is None
     True
-    """
+    """  # noqa: E501 - a doctest's expected output is one line
     for feature in features:
         kind = columns.get(feature)
+        if kind is None and feature in training_only:
+            return (
+                f"{feature!r} is a column of the input signature of {where} kept for "
+                "training alone: served records lack it"
+            )
         if kind is None:
             return f"{feature!r} is not a column of the input signature of {where}"
         if kind not in NUMERIC_TYPES:

@@ -1,0 +1,122 @@
+"""Moving an alias that a deployment follows, to a version its settings could not serve.
+
+A variant that follows an alias serves whatever version the alias points at, so moving the
+alias changes what the deployment serves without a new definition. Two of a deployment's
+settings read fields of the served records, and both are checked against every version
+the deployment serves when they are set and when a deploy brings a new one; the move is
+checked the same way, in its write transaction, before anything changes:
+
+- its input anomaly detector (``opsloop.serving.input_detector_settings``) scores each
+  request by its features, which must be numeric serving columns of the version's input
+  signature: else its requests would be left unscored (the refusal is shown in
+  ``tests/serving/test_input_detector.py`` and, over HTTP, a 422 naming ``version``, in
+  ``tests/server/test_alias_detector_route.py``);
+- its model assertions (``opsloop.serving.deployment_settings``) read fields of the
+  records, which must be serving columns of the signature
+  (:func:`~opsloop.analysis.assertion_fields.unknown_rule_field`, the check the deployment
+  makes when its rules are set and at each deploy): else every request the version answers
+  would fail with a 503.
+
+No rollout gate names fields of its own: the drift gate compares the columns both arms'
+records have, and the others read the answers, their latency and their labels.
+
+The settings are read from their tables here, as the store keeps them: the registry sits
+below serving and never imports it. :func:`check_alias_move` refuses the move with an
+:class:`~opsloop.errors.InvalidArgumentError` naming the field ``version``, the deployment,
+the variant, the rule or detector, and the field the version's records lack.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsloop.analysis.assertion_fields import fields_there, unknown_rule_field
+from opsloop.analysis.assertions import parse_assertions
+from opsloop.data.excerpt import excerpt
+from opsloop.data.schema import Schema
+from opsloop.errors import InvalidArgumentError
+from opsloop.learn.robustness.portable_detector import unreadable_feature
+from opsloop.store import tables
+
+_detectors, _heads = tables.deployment_input_detectors, tables.deployments
+_settings, _variants = tables.deployment_settings, tables.deployment_variants
+
+
+def _followers(connection: Connection, model_id: int, alias: str, setting: Any) -> list:
+    """The deployments whose variant follows ``alias`` of model ``model_id`` and that have
+    ``setting`` (a column of a settings table keyed by the deployment's name) set: each
+    deployment's name, the variant's and the setting's value, in a stable order."""
+    return connection.execute(
+        sa.select(_heads.c.name, _variants.c.name.label("variant"), setting)
+        .select_from(
+            _variants.join(_heads, _heads.c.id == _variants.c.deployment_id).join(
+                setting.table, setting.table.c.deployment == _heads.c.name
+            )
+        )
+        .where(_variants.c.model_id == model_id, _variants.c.alias == alias, setting.is_not(None))
+        .order_by(_heads.c.name, _variants.c.position)
+    ).all()
+
+
+def check_alias_move(
+    connection: Connection,
+    model_id: int,
+    model: str,
+    alias: str,
+    version: int,
+    signature_json: str | None,
+) -> None:
+    """Refuse moving ``alias`` of ``model`` (id ``model_id``) to ``version`` (whose
+    signature is ``signature_json``) when a deployment whose variant follows the alias
+    could not serve that version's records (see the module): an input detector that could
+    not score them, or a model assertion reading a field they lack. Called in the move's
+    write transaction.
+
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> with db.read() as connection:  # no deployment follows the alias: nothing to refuse
+    ...     check_alias_move(connection, 1, "m", "champion", 2, None)
+    """
+    detecting = _followers(connection, model_id, alias, _detectors.c.detector_json)
+    asserting = _followers(connection, model_id, alias, _settings.c.assertions_json)
+    if not detecting and not asserting:
+        return
+    inputs = None if signature_json is None else json.loads(signature_json).get("inputs")
+    schema = None if inputs is None else Schema.from_dict(inputs)
+    where = f"model {model!r} version {version}"
+    follows = f"version: variant {{}} of deployment {{}} follows alias {alias!r}, and"
+    if detecting:
+        columns = {} if schema is None else {c.name: c.type for c in schema.serving_columns()}
+        training_only = set() if schema is None else set(schema.names) - set(columns)
+        for deployment, variant, detector_json in detecting:
+            features = json.loads(detector_json)["features"]
+            problem = (
+                f"{where} has no input signature to check its features against"
+                if schema is None
+                else unreadable_feature(features, columns, where, training_only)
+            )
+            if problem is not None:
+                raise InvalidArgumentError(
+                    f"{follows.format(repr(variant), repr(deployment))} the deployment's input "
+                    f"detector could not score version {version} (change or remove the "
+                    f"detector first): {problem}"
+                )
+    for deployment, variant, assertions_json in asserting:
+        # A version without a signature takes any fields, as at a deploy.
+        found = unknown_rule_field(parse_assertions(json.loads(assertions_json)), schema)
+        if found is None or schema is None:
+            continue
+        position, rule, field = found
+        raise InvalidArgumentError(
+            f"{follows.format(repr(variant), repr(deployment))} the deployment's assertion "
+            f"{excerpt(rule.name)} (assertions.{position}.when) reads the field "
+            f"{excerpt(field)}, which the records of {where} lack: they have "
+            f"{fields_there(schema)} (change the assertions first)"
+        )
+
+
+__all__ = ["check_alias_move"]

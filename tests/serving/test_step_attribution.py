@@ -1,0 +1,119 @@
+"""A canary's requests are counted at the share they were routed at: a candidate request
+still routed at the share the ramp is moving away from (while the step's decision is
+pending, its deploy not made yet, or by a worker that has not followed the step) counts
+toward no step, so each step is decided on ``min_requests`` requests routed at its own
+share; the gates read every request at its own share. With the ramp's functions in a
+controlled order, and with a real store (SQLite and PostgreSQL) where a second worker's
+requests land inside the first worker's pending step."""
+
+from __future__ import annotations
+
+from tests.clock import FakeClock
+
+from opsloop.analysis.sequential import RateGate
+from opsloop.serving import Deployments, Variant
+from opsloop.serving.canary_rollout import (
+    Outcome,
+    new_canary_state,
+    not_carried_out,
+    observe_request,
+)
+from opsloop.serving.rollout_observer import RolloutObserver
+from opsloop.serving.rollout_policy import RolloutPolicy
+
+POLICY = RolloutPolicy(steps=(0.1, 0.5, 1.0), min_requests=3, gates={"errors": {}})
+
+
+def _request(state: dict, share: float, at_ms: int):
+    return observe_request(
+        POLICY, state, candidate=True, failed=False, latency_ms=1.0, share=share, at_ms=at_ms
+    )
+
+
+def test_requests_routed_at_the_old_share_while_a_step_is_pending_do_not_count_toward_it():
+    state = new_canary_state(POLICY, "stable", "canary", None, at_ms=0)
+    moves = [_request(state, 0.1, at_ms) for at_ms in (1, 2, 3)]
+    assert [m and m.action for m in moves] == [None, None, "step"]
+    assert (state["share"], state["decision"]["outcome"]) == (0.5, "pending")
+    # The deploy to 50% takes a while: three more requests are routed at 10% meanwhile.
+    assert [_request(state, 0.1, at_ms) for at_ms in (4, 5, 6)] == [None, None, None]
+    assert (state["step_requests"], state["left_share_requests"]) == (0, 3)
+    state["decision"]["outcome"] = "carried_out"  # what the deploy's transaction writes
+    # Three requests routed at 50% make the step's worth, not the first of them.
+    moves = [_request(state, 0.5, at_ms) for at_ms in (7, 8, 9)]
+    assert [m and m.action for m in moves] == [None, None, "complete"]
+    assert moves[-1].evidence["candidate_requests_at_previous_step"] == 3
+    # The gate read each request at the share it was routed at.
+    reference = RateGate(shares=(0.1, 0.5))
+    reference.update_many([True] * 9, [False] * 9, [0.1] * 6 + [0.5] * 3)
+    assert state["gates"]["errors"] == reference.to_dict()
+    assert state["candidate_requests"] == 9
+
+
+def test_a_step_not_carried_out_keeps_the_requests_routed_at_the_share_that_stayed():
+    state = new_canary_state(POLICY, "stable", "canary", None, at_ms=0)
+    step = [_request(state, 0.1, at_ms) for at_ms in (1, 2, 3)][-1]
+    assert [_request(state, 0.1, at_ms) for at_ms in (4, 5)] == [None, None]
+    assert not_carried_out(POLICY, state, step, Outcome(None, "busy", retry=True), at_ms=6)
+    # Back at 10% with the 3 requests that decided the step and the 2 routed there since.
+    assert (state["step"], state["share"], state["step_requests"]) == (0, 0.1, 5)
+    assert "left_share_requests" not in state
+    again = _request(state, 0.1, at_ms=7)
+    assert (again.action, again.evidence["candidate_requests_at_previous_step"]) == ("step", 6)
+
+
+class SecondWorkerBetween(Deployments):
+    """The store's deployments, where a second worker, still routing at the old share,
+    reads ``requests`` candidate answers into the rollout right after the first worker
+    decided a step and before its deploy (the controller's read of the definition)."""
+
+    def __init__(self, db, worker: RolloutObserver, requests: list[dict]) -> None:
+        super().__init__(db)
+        self.worker, self.requests = worker, requests
+
+    def get(self, name: str):
+        definition = super().get(name)
+        while self.requests:
+            self.worker.record(name, [], self.requests.pop(0))
+        return definition
+
+
+def _candidate(share: float) -> dict:
+    return {"candidate": True, "failed": False, "latency_ms": 1.0, "share": share,
+            "disagrees": None, "anomalous": None}  # fmt: skip
+
+
+def test_a_second_workers_requests_inside_a_pending_step_count_toward_no_step(registry):
+    registry.db.clock = FakeClock()
+    registry.register("m", b"stable bytes", flavor="onnx")
+    registry.register("m", b"canary bytes", flavor="onnx")
+    deployments = Deployments(registry.db)
+    deployments.deploy(
+        "api",
+        [Variant("stable", "m", version=1, weight=0.9),
+         Variant("canary", "m", version=2, role="candidate", weight=0.1)],
+        strategy="canary",
+    )  # fmt: skip
+    deployments.set_rollout("api", steps=[0.1, 0.5, 1.0], min_requests=3)
+    second = RolloutObserver(registry.db, Deployments(registry.db))
+    controller = SecondWorkerBetween(registry.db, second, [_candidate(0.1) for _ in range(3)])
+    first = RolloutObserver(registry.db, controller)
+    for _ in range(3):
+        registry.db.clock.advance()
+        first.record("api", [], _candidate(0.1))
+    assert [v.weight for v in deployments.get("api").variants] == [0.5, 0.5]
+    state = deployments.rollout("api")["state"]
+    assert (state["step"], state["share"], state["decision"]["outcome"]) == (1, 0.5, "carried_out")
+    assert (state["step_requests"], state["left_share_requests"]) == (0, 3)
+    # A worker that has not followed the step yet: its requests at 10% count toward none.
+    second.record("api", [], _candidate(0.1))
+    for _ in range(2):
+        first.record("api", [], _candidate(0.5))
+    assert [v.weight for v in deployments.get("api").variants] == [0.5, 0.5]
+    first.record("api", [], _candidate(0.5))
+    assert [v.weight for v in deployments.get("api").variants] == [0.0, 1.0]
+    state = deployments.rollout("api")["state"]
+    assert state["status"] == "completed"
+    assert state["decision"]["candidate_requests_at_previous_step"] == 3
+    errors = state["gates"]["errors"]["state"]
+    assert (errors["n_candidate"], state["candidate_requests"]) == (10, 10)
