@@ -50,16 +50,20 @@ def _followers(connection: Connection, model_id: int, alias: str, setting: Any) 
     """The deployments whose variant follows ``alias`` of model ``model_id`` and that have
     ``setting`` (a column of a settings table keyed by the deployment's name) set: each
     deployment's name, the variant's and the setting's value, in a stable order."""
-    return connection.execute(
-        sa.select(_heads.c.name, _variants.c.name.label("variant"), setting)
-        .select_from(
-            _variants.join(_heads, _heads.c.id == _variants.c.deployment_id).join(
-                setting.table, setting.table.c.deployment == _heads.c.name
+    return list(
+        connection.execute(
+            sa.select(_heads.c.name, _variants.c.name.label("variant"), setting)
+            .select_from(
+                _variants.join(_heads, _heads.c.id == _variants.c.deployment_id).join(
+                    setting.table, setting.table.c.deployment == _heads.c.name
+                )
             )
+            .where(
+                _variants.c.model_id == model_id, _variants.c.alias == alias, setting.is_not(None)
+            )
+            .order_by(_heads.c.name, _variants.c.position)
         )
-        .where(_variants.c.model_id == model_id, _variants.c.alias == alias, setting.is_not(None))
-        .order_by(_heads.c.name, _variants.c.position)
-    ).all()
+    )
 
 
 def check_alias_move(
