@@ -152,6 +152,37 @@ def exact_walk_threshold(alpha: float, theta0: float, up: float, down: float) ->
     return min(float(x[int(np.argmax(bound <= alpha))]), math.log(1.0 / alpha))
 
 
+def walk_crossing_bound(
+    alpha: float, theta0: float, up: float, down: float, distance: float
+) -> float:
+    r"""An upper bound on the chance that the walk of :func:`exact_walk_threshold`,
+    ``distance`` below the threshold that function returns, ever reaches it: 1 at or past
+    it, never above Ville's :math:`e^{-x}`, at most ``alpha`` at the start.
+
+    As a function of the distance it falls, and it can only fall on average with each
+    step of a walk whose up-probability is at most ``theta0``: at a grid point it is
+    either Ville's bound (which the steps leave unchanged on average) or a value set by
+    one iteration from a larger bound; between grid points the bound of the grid point
+    below is used, which rounds each step's destination as the iteration did or more
+    favourably. So (the chance of having crossed) plus (the mean of this bound over the
+    walks not yet across) is at most its value at the start, at every step.
+
+    >>> up, down = math.log(3.0), math.log(0.98 / 0.94)
+    >>> threshold = exact_walk_threshold(0.05, 0.02, up, down)
+    >>> walk_crossing_bound(0.05, 0.02, up, down, threshold) <= 0.05
+    True
+    >>> walk_crossing_bound(0.05, 0.02, up, down, 0.0)
+    1.0
+    """
+    if distance <= 0.0:
+        return 1.0
+    exact_walk_threshold(alpha, theta0, up, down)  # checks the arguments
+    bound = _walk_bound(float(alpha), ((float(theta0), float(up), float(down)),))
+    index = math.floor(distance / GRID_STEP)
+    ville = math.exp(-distance)
+    return min(float(bound[index]), ville) if index < bound.size else ville
+
+
 @lru_cache(maxsize=512)
 def _walk_bound(alpha: float, walk: tuple) -> np.ndarray:
     h = GRID_STEP

@@ -44,7 +44,10 @@ every serving worker.
     ``detect_ratio``; no ``shares``, its threshold does not depend on them): each request is
     one trial whose outcome is the fraction of its records that differ (a request of 100
     records that differ on 1 reads 0.01; one that failed, or answered another number of
-    predictions, reads 1), so ``max_rate`` bounds the mean fraction per request. The primary
+    predictions, reads 1), so ``max_rate`` bounds the mean fraction per request; the
+    threshold is exact for requests of one record, and the first fraction strictly between
+    0 and 1 moves it, for good, to one that keeps ``alpha`` for fractions too (the
+    evidence's ``outcomes``, ``binary_threshold``, ``switch_after``). The primary
     never disagrees with itself, so a comparison with its rate compares with zero; a
     rollout set before keeps the test its state was started with, and what it reads (1 for
     a request when any of its records differs);
