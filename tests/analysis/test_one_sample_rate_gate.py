@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from opsloop.analysis.one_sample_rate_gate import OneSampleRateGate
-from opsloop.analysis.rate_sprt_threshold import exact_walk_threshold
+from opsloop.analysis.rate_sprt_threshold import exact_walk_threshold, walk_crossing_bound
 from opsloop.errors import InvalidArgumentError
 from opsloop.serving.rollout_policy import RolloutPolicy
 
@@ -249,3 +249,133 @@ def test_false_alarms_stay_within_alpha_when_a_requests_records_depend_on_each_o
     # One record a request: the Bernoulli walk at the edge of H0 (3.9% measured).
     single = _false_alarms(runs, 500, 1, 0.02, spread, fractions=True, seed=2)
     assert single <= 0.05 + slack
+
+
+def _adversary(runs, requests, *, switch_level, keep_binary_threshold, seed):
+    """Candidates at the edge of H0 (mean outcome exactly max_rate = 2% on every request)
+    played against the gate by an adversary who sees the statistic: 0/1 requests at 2%
+    until the statistic reaches ``switch_level``, then one request of fraction 0.02 (the
+    first fraction), then on each request the fraction that lands the statistic exactly on
+    the fail threshold, with the chance that keeps the mean at 2% (the request reads 0
+    otherwise; 1 with chance 2% where even 1 falls short). Vectorised over the runs; the
+    first 200 runs' outcomes are kept to replay through the gate itself. With
+    ``keep_binary_threshold`` the threshold stays the 0/1 one (the gate before fractions
+    moved it). Returns the share of runs failed and the kept runs."""
+    rng = np.random.default_rng(seed)
+    gate = OneSampleRateGate(max_rate=0.02)
+    p0, a, b = 0.02, gate.up, gate.down
+    s = np.zeros(runs)
+    threshold = np.full(runs, gate.binary_threshold)
+    switched = np.zeros(runs, bool)
+    failed = np.zeros(runs, bool)
+    kept = np.zeros((200, requests))
+    for t in range(requests):
+        live = ~failed
+        switching = live & ~switched & (s >= switch_level)
+        if not keep_binary_threshold and switching.any():
+            # The statistic takes few values on a 0/1 walk: one threshold for each.
+            at, where = np.unique(s[switching], return_inverse=True)
+            moved = np.array([gate.fractional_threshold(float(v)) for v in at])
+            threshold[switching] = moved[where]
+        land = (threshold - s + b) / (a + b)  # the fraction whose step reaches the threshold
+        u = rng.random(runs)
+        x = np.where(land < 1.0, np.where(u < p0 / land, land, 0.0), (u < p0).astype(float))
+        x = np.where(switched, x, (u < p0).astype(float))
+        x[switching] = p0
+        x[~live] = 0.0
+        switched |= switching
+        kept[:, t] = x[:200]
+        s = np.where(live, s + x * a - (1.0 - x) * b, s)
+        failed |= live & (s >= threshold - 1e-12)
+    return failed.mean(), failed[:200], kept
+
+
+@pytest.mark.parametrize("switch_level", [-math.inf, 1.0, 2.5])
+def test_false_alarms_stay_within_alpha_against_an_adversary_choosing_fractions(switch_level):
+    # The adversary aims at the threshold by landing on it exactly, as far as Ville's
+    # bound lets it. Binomial noise over 40,000 runs: 2.33 standard errors,
+    # 2.33 sqrt(0.05 * 0.95 / 40000) = 0.0025, so the bound is 0.0525. Switching at
+    # once, with the statistic at s = 0.02 a - 0.98 b = -0.0189 and the threshold at
+    # T(s) = 3.054, Ville's bound for the rest is e^{s - T(s)} = 0.0464 (measured:
+    # 0.041); switching later, from a statistic of 1.0 or 2.5 reached by 0/1 requests,
+    # spends no more (0.036 and 0.034 measured). The same play against the threshold
+    # kept at 2.822, as the gate did before, fails more than alpha of the runs (0.0524).
+    runs, requests = 40_000, 600
+    noise = 2.33 * math.sqrt(0.05 * 0.95 / runs)
+    rate, failed, kept = _adversary(
+        runs, requests, switch_level=switch_level, keep_binary_threshold=False, seed=7
+    )
+    assert rate <= 0.05 + noise
+    # The simulation is the gate's rule: replayed through the gate, the same runs fail.
+    for i in range(200):
+        gate = OneSampleRateGate(max_rate=0.02)
+        decision = gate.update_many(np.ones(requests, bool), kept[i])
+        assert (decision.verdict == "fail") == failed[i]
+    if switch_level == -math.inf:
+        gate = OneSampleRateGate(max_rate=0.02)
+        start = 0.02 * gate.up - 0.98 * gate.down
+        assert start == pytest.approx(-0.0189, abs=1e-4)
+        assert gate.fractional_threshold(start) == pytest.approx(3.054, abs=1e-3)
+        assert rate <= math.exp(start - gate.fractional_threshold(start)) + noise
+        old, _, _ = _adversary(
+            runs, requests, switch_level=switch_level, keep_binary_threshold=True, seed=7
+        )
+        assert old > 0.05 > rate
+
+
+def test_the_first_fraction_moves_the_threshold_and_the_state_keeps_it():
+    # max_rate 2%: a = log 3 = 1.0986123, b = log(0.98/0.94) = 0.0416727, 0/1 threshold
+    # 2.822 (as before fractions: exact_walk_threshold's). Two 0/1 requests (1, 0) put the
+    # statistic at s = a - b = 1.0569396; the third reads 0.5, so before it is added the
+    # threshold becomes T(s) = s + max(a - log V(c - s - a), -b - log V(c - s + b)), V the
+    # 0/1 walk's crossing bound.
+    gate = OneSampleRateGate(max_rate=0.02)
+    a, b = math.log(3.0), math.log(0.98 / 0.94)
+    assert gate.binary_threshold == gate.fail_threshold == 2.822
+    assert gate.fail_threshold == exact_walk_threshold(0.05, 0.02, a, b)
+    gate.update_many([True, True], [1, 0])
+    assert gate.fail_threshold == 2.822 and gate.evidence()["outcomes"] == "binary"
+    s = a - b
+    assert gate.log_likelihood_ratio == pytest.approx(1.0569396, abs=1e-7)
+    d = 2.822 - s
+    expected = s + max(
+        a - math.log(walk_crossing_bound(0.05, 0.02, a, b, d - a)),
+        -b - math.log(walk_crossing_bound(0.05, 0.02, a, b, d + b)),
+    )
+    # Above the 0/1 threshold, and Ville's bound from s, e^{s - T}, within what the 0/1
+    # walk had left there.
+    assert expected > 2.822
+    assert math.exp(s - expected) <= walk_crossing_bound(0.05, 0.02, a, b, d)
+    gate.update(0.5)
+    evidence = gate.evidence()
+    assert evidence["fail_threshold"] == expected == gate.fractional_threshold(s)
+    assert (evidence["outcomes"], evidence["switch_after"]) == ("fractional", 2)
+    assert evidence["switch_statistic"] == gate.log_likelihood_ratio - 0.5 * a + 0.5 * b
+    assert evidence["binary_threshold"] == 2.822
+    # Kept through the store's JSON, with the 0/1 outcomes that follow.
+    again = OneSampleRateGate.from_dict(json.loads(json.dumps(gate.to_dict())))
+    assert again.evidence() == evidence
+    again.update(True)
+    assert again.fail_threshold == expected and again.evidence()["outcomes"] == "fractional"
+
+
+def test_a_state_kept_before_the_fractional_threshold_is_read():
+    # The state as it was kept: no "fractional". 0/1 outcomes (an integer count) keep the
+    # 0/1 threshold; a sum of fractions moves to the fractional threshold at its statistic.
+    binary = {
+        "test": "rate_sprt_one_sample",
+        "params": {"max_rate": 0.02, "alpha": 0.05, "detect_ratio": 3.0},
+        "state": {
+            "log_likelihood_ratio": 0.5,
+            "n": 30,
+            "events": 2,
+            "verdict": "continue",
+            "decided_at": None,
+        },
+    }
+    gate = OneSampleRateGate.from_dict(binary)
+    assert gate.fail_threshold == 2.822 and gate.switch is None and gate.events == 2
+    fractions = {**binary, "state": {**binary["state"], "events": 1.25}}
+    gate = OneSampleRateGate.from_dict(fractions)
+    assert gate.fail_threshold == gate.fractional_threshold(0.5) > 2.822
+    assert gate.switch == {"after": 30, "statistic": 0.5, "threshold": gate.fail_threshold}

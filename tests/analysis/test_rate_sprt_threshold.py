@@ -4,8 +4,15 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from opsloop.analysis.rate_sprt_threshold import crossing_bound, exact_rate_threshold
+from opsloop.analysis.rate_sprt_threshold import (
+    GRID_STEP,
+    crossing_bound,
+    exact_rate_threshold,
+    exact_walk_threshold,
+    fitted_grid_step,
+)
 from opsloop.analysis.sequential import RateGate
 from opsloop.errors import InvalidArgumentError
 
@@ -151,3 +158,41 @@ def test_moving_off_the_shares_midway_keeps_the_false_alarm_chance_within_alpha(
     # this much (a lower bound) is already above 5%.
     restarted, _ = crossing_chance(math.log(20), 0.2, 3.0, 1500)
     assert failed + (1 - failed) * restarted > 0.07
+
+
+def walk_crossing_chance(threshold, theta0, up, down, steps=4000):
+    """P(the walk up ``up`` with probability ``theta0``, down ``down`` otherwise, ever
+    reaches ``threshold``) by following its up-count exactly over ``steps`` steps, plus
+    Ville's bound from where it stands at the end: (lower, upper)."""
+    alive = np.zeros(steps + 1)
+    alive[0] = 1.0
+    crossed = 0.0
+    k = np.arange(steps + 1)
+    for n in range(1, steps + 1):
+        alive = np.concatenate(([0.0], alive[:-1])) * theta0 + alive * (1 - theta0)
+        over = k * up - (n - k) * down >= threshold
+        crossed += alive[over].sum()
+        alive[over] = 0.0
+    tail = (alive * np.exp(np.minimum(k * up - (steps - k) * down - threshold, 0.0))).sum()
+    return crossed, crossed + tail
+
+
+def test_on_the_fitted_grid_the_threshold_follows_the_step_and_spends_alpha():
+    # The baseline arm's walk: the primary's rate bounded by U from 960, 1,000 and 1,040
+    # errors in 100,000 requests (Clopper-Pearson at level 0.009), tested against 3U at
+    # alpha 0.036. The downward step, log((1 - U)/(1 - 3U)), is 10.4-11.2 grid steps of
+    # 0.002: on the fixed grid its floor loses up to a tenth of it and the threshold jumps
+    # (3.262, 2.972, 3.170); on the fitted grid it follows the step (2.963, 2.963, 2.967)
+    # and spends the budget within 0.4 points, never more.
+    fixed, fitted = [], []
+    for events in (960, 1_000, 1_040):
+        upper = stats.beta.ppf(1 - 0.009, events + 1, 100_000 - events)
+        up, down = math.log(3.0), math.log((1 - upper) / (1 - 3 * upper))
+        fixed.append(exact_walk_threshold(0.036, upper, up, down))
+        fitted.append(exact_walk_threshold(0.036, upper, up, down, fitted_grid=True))
+        step = fitted_grid_step(down)
+        assert step <= GRID_STEP and math.floor(down / step) == round(down / step)
+        low, high = walk_crossing_chance(fitted[-1], upper, up, down)
+        assert 0.032 < low <= high <= 0.036
+    assert fixed == pytest.approx([3.262, 2.972, 3.170], abs=1e-3)
+    assert fitted == pytest.approx([2.963, 2.963, 2.967], abs=2e-3)

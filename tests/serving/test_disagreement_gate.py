@@ -290,7 +290,16 @@ def test_a_request_is_one_trial_read_as_its_fraction_of_disagreeing_records(regi
     assert (gate["trials"], gate["n_candidate"], gate["verdict"]) == ("requests", 4, "continue")
     assert gate["events_candidate"] == pytest.approx(1.41, rel=1e-12)
     assert (gate["records"], gate["disagreeing"], gate["unanswered"]) == (116, 4, 0)
-    assert gate["fail_threshold"] == pytest.approx(2.642, abs=1e-3)
+    # The first request read 0.01, a fraction: before it the threshold moved from the 0/1
+    # walk's (2.642 for max_rate 5%) to the one valid for fractions, from a statistic of 0.
+    assert gate["binary_threshold"] == pytest.approx(2.642, abs=1e-3)
+    assert (gate["outcomes"], gate["switch_after"], gate["switch_statistic"]) == (
+        "fractional",
+        0,
+        0.0,
+    )
+    moved = OneSampleRateGate(max_rate=0.05).fractional_threshold(0.0)
+    assert gate["fail_threshold"] == moved == pytest.approx(3.030, abs=1e-3)
     # The ramp's steps count requests too: four of the candidate's.
     assert rollout["state"]["step_requests"] == 4
 

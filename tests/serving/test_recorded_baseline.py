@@ -15,7 +15,9 @@ from tests.serving.served_models import Flaky
 from opsloop.analysis.sequential import RateGate
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.serving import Deployments, ServingRuntime, Variant
+from opsloop.serving.canary_rollout import canary_decisions, observe_request
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.serving.routing import routing_share
 
 RECORD = {"x": 1.0}
@@ -47,10 +49,32 @@ def _serve(runtime, key) -> bool:
     return False
 
 
-def _event(variant, role, version, request_id, at_ms, *, output=None, error=None, name="api"):
+def _event(
+    variant,
+    role,
+    version,
+    request_id,
+    at_ms,
+    *,
+    output=None,
+    error=None,
+    name="api",
+    latency_ms=1.0,
+):
     model = "stable-model" if variant == "stable" else "canary-model"
     return PredictionEvent(
-        name, variant, role, model, version, request_id, None, [RECORD], output, error, 1.0, at_ms
+        name,
+        variant,
+        role,
+        model,
+        version,
+        request_id,
+        None,
+        [RECORD],
+        output,
+        error,
+        latency_ms,
+        at_ms,
     )
 
 
@@ -164,6 +188,97 @@ def test_the_baseline_counted_from_the_primarys_served_requests_is_frozen_and_ju
     assert evidence["gates"]["errors"]["baseline"]["recorded"] == read
 
 
+def test_the_latency_gate_counts_the_primarys_recorded_answers_slower_than_its_bound(
+    registry, clock, deployments
+):
+    registry.register("stable-model", Flaky(0.0, seed=1))
+    registry.register("canary-model", Flaky(0.0, seed=2))
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "stable-model", version=1, weight=0.5),
+            Variant("canary", "canary-model", version=1, role="candidate", weight=0.5),
+        ],
+        strategy="canary",
+    )
+    until = clock()
+    since = until - WINDOW_MS
+    answer = {"predictions": [0]}
+    # The primary's answers in the window, with bound_ms 50: 1,185 at 1..49 ms, 3 at
+    # exactly 50 ms (not slower than it) and 12 at 60 ms: 1,200 answered, 12 slower.
+    fast = [
+        _event("stable", "primary", 1, f"a{i}", since + i, output=answer, latency_ms=1 + i % 49)
+        for i in range(1_185)
+    ]
+    edge = [
+        _event("stable", "primary", 1, f"e{i}", since, output=answer, latency_ms=50.0)
+        for i in range(3)
+    ]
+    slow = [
+        _event("stable", "primary", 1, f"s{i}", until - 1, output=answer, latency_ms=60.0)
+        for i in range(12)
+    ]
+    # Left out, all slow: failures (no latency the gate reads), requests held for a person,
+    # a shadow copy, a batch row, another version's answer, another deployment's, one
+    # before the window and one at its end.
+    out = [_event("stable", "primary", 1, "f", since, error="boom", latency_ms=500.0)]
+    out += [_event("stable", "primary", 1, f"h{i}", since, latency_ms=900.0) for i in range(2)]
+    out += [
+        _event("stable", "shadow", 1, "sh", since, output=answer, latency_ms=900.0),
+        _event("stable", "batch", 1, "b", since, output=answer, latency_ms=900.0),
+        _event("stable", "primary", 2, "v2", since, output=answer, latency_ms=900.0),
+        _event("stable", "primary", 1, "o", since, output=answer, name="other", latency_ms=900.0),
+        _event("stable", "primary", 1, "early", since - 1, output=answer, latency_ms=900.0),
+        _event("stable", "primary", 1, "late", until, output=answer, latency_ms=900.0),
+    ]
+    StoreEventSink(registry.db, sampler=None).write(fast + edge + slow + out)
+    gates = {"latency": {"bound_ms": 50.0, "baseline": "recorded", "baseline_window_ms": WINDOW_MS}}
+    rollout = deployments.set_rollout("api", steps=[0.5, 1.0], min_requests=100_000, gates=gates)
+    state = rollout["state"]
+    assert state["latency_bound_ms"] == 50.0
+    assert state["gates"]["latency"]["params"]["baseline"] == [12, 1_200]
+    read = {
+        "source": "recorded",
+        "deployment": "api",
+        "variant": "stable",
+        "model": "stable-model",
+        "version": 1,
+        "since_ms": since,
+        "until_ms": until,
+        "requests": 1_200,
+        "failures": 12,
+        "slower_than_ms": 50.0,
+    }
+    assert state["baseline_sources"] == {"latency": read}
+    assert rollout["decisions"]["latency"]["baseline"]["recorded"] == read
+
+    # Judged as a rate gate given [12, 1200] by hand: a candidate answering 30% of its
+    # requests above 50 ms, the primary none, at share 0.5.
+    policy = RolloutPolicy.from_dict(rollout["policy"])
+    reference = RateGate(shares=[0.5], baseline=[12, 1_200])
+    for i in range(2_000):
+        candidate = i % 2 == 0
+        latency = 80.0 if candidate and i % 20 < 6 else 10.0
+        move = observe_request(
+            policy,
+            state,
+            candidate=candidate,
+            failed=False,
+            latency_ms=latency,
+            share=0.5,
+            at_ms=until + i,
+        )
+        verdict = reference.update(candidate, latency > 50.0, 0.5).verdict
+        assert (move is not None and move.action == "rollback") == (verdict == "fail")
+        if verdict == "fail":
+            break
+    assert verdict == "fail" and state["status"] == "rolled_back"
+    got = canary_decisions(state)["latency"]
+    assert {k: v for k, v in got["baseline"].items() if k != "recorded"} == pytest.approx(
+        reference.decision().baseline, abs=1e-9
+    )
+
+
 def test_too_few_recorded_requests_are_refused_naming_the_field(registry, clock, deployments):
     registry.register("stable-model", Flaky(0.0, seed=1))
     registry.register("canary-model", Flaky(0.0, seed=2))
@@ -208,7 +323,8 @@ def test_too_few_recorded_requests_are_refused_naming_the_field(registry, clock,
 @pytest.mark.parametrize(
     ("gates", "field", "rule"),
     [
-        ({"latency": {"bound_ms": 5.0, "baseline": "recorded"}}, "baseline", "only the errors"),
+        ({"anomalies": {"baseline": "recorded"}}, "baseline", "only the errors gate and the"),
+        ({"latency": {"baseline": "recorded"}}, "baseline", "needs an explicit bound_ms"),
         ({"errors": {"baseline_window_ms": 10}}, "baseline_window_ms", "only with baseline"),
         ({"errors": {"guard": 2.0}}, "guard", "only with a baseline"),
         ({"errors": {"baseline": "stored"}}, "baseline", "got 'stored'"),

@@ -22,37 +22,65 @@ One request moves :math:`S_n` by at most :math:`\max(a, b)`, however many record
 The gate fails the candidate when :math:`S_n` reaches its threshold :math:`c`; there is no
 pass boundary: it holds or fails, and the ramp advances on its schedule while it holds.
 
-**Why the false-alarm chance is bounded** (by :math:`\alpha` for 0/1 outcomes), however
-long the gate runs and however often it is read. The premise: given everything before,
-the candidate's mean outcome per request is at most ``max_rate``,
-:math:`E[x_t \mid \text{past}] \le p_0` (for fractions: the mean fraction of disagreeing
-records per request; the records of one request may depend on each other in any way).
-:math:`L_n = e^{S_n}` multiplies by
-:math:`e^{x a - (1-x) b} = r_1^x r_0^{1-x}` with :math:`r_1 = p_1/p_0`,
-:math:`r_0 = (1-p_1)/(1-p_0)`, which is convex in :math:`x`, so at most its chord
+**Why the false-alarm chance is bounded** by :math:`\alpha`, however long the gate runs
+and however often it is read. The premise: given everything before, the candidate's mean
+outcome per request is at most ``max_rate``, :math:`E[x_t \mid \text{past}] \le p_0` (for
+fractions: the mean fraction of disagreeing records per request; the records of one
+request may depend on each other in any way). :math:`L_n = e^{S_n}` multiplies by
+:math:`e^{x a - (1-x) b} = r_1^x r_0^{1-x}` with :math:`r_1 = p_1/p_0 = e^a`,
+:math:`r_0 = (1-p_1)/(1-p_0) = e^{-b}`, which is convex in :math:`x`, so at most its chord
 :math:`x r_1 + (1-x) r_0` on :math:`[0, 1]` (equal at 0 and 1), and
 
 .. math:: E[L_n / L_{n-1} \mid \text{past}] \le E[x_t \mid \text{past}]\, r_1
           + (1 - E[x_t \mid \text{past}])\, r_0 \le 1,
 
 the middle being linear in the mean with a positive slope (:math:`p_1 > p_0`) and equal to
-1 at :math:`p_0`. So :math:`L` is a non-negative supermartingale from :math:`L_0 = 1`, and
-Ville's inequality gives :math:`P(\sup_n L_n \ge 1/\alpha) \le \alpha`: Wald's threshold
-:math:`\log(1/\alpha)` is valid at any horizon. For 0/1 outcomes the statistic moves in
-jumps and overshoots it, so part of the budget stays unspent; the gate fails instead at the
-smallest threshold whose crossing chance is at most :math:`\alpha` for the walk that moves
-up by :math:`a` with probability at most :math:`p_0` and down by :math:`b` otherwise,
-computed on a grid that only rounds against the gate
-(:func:`~opsloop.analysis.rate_sprt_threshold.exact_walk_threshold`, which shows that a walk
-whose up-probability is lower, a better candidate, crosses less often; the threshold is
-never above Wald's), so requests of one record are tested exactly as before. Fractions
-spread the walk's steps less than 0/1 outcomes of the same mean (measured in the tests:
-false alarms below the 0/1 walk's), but Ville's bound alone covers them at the lower
-threshold :math:`c` only up to :math:`e^{-c}` (0.0595 for ``max_rate`` 0.02, the chance an
-adversary reaches by choosing each request's fraction from the statistic so as to land on
-:math:`c` exactly). Routing by a key sends one user's requests to one arm; when users
-differ in how often the versions disagree on them, the rate given the past is no longer one
-number, and the premise is that it stays at most ``max_rate`` for each request.
+1 at :math:`p_0`. So :math:`L` is a non-negative supermartingale from :math:`L_0 = 1` for
+any outcomes in :math:`[0, 1]`, and Ville's inequality gives
+:math:`P(\sup_n L_n \ge e^T \mid \text{past at } m) \le e^{S_m - T}`: Wald's threshold
+:math:`\log(1/\alpha)` is valid at any horizon.
+
+*Requests of one record* (every outcome 0 or 1 so far) move :math:`S` in jumps that
+overshoot a threshold, so part of the budget stays unspent; while every outcome is 0 or 1
+the gate fails instead at the smallest threshold :math:`c` whose crossing chance is at
+most :math:`\alpha` for the walk that moves up by :math:`a` with probability at most
+:math:`p_0` and down by :math:`b` otherwise, computed on a grid that only rounds against
+the gate (:func:`~opsloop.analysis.rate_sprt_threshold.exact_walk_threshold`; never above
+Wald's), so requests of one record are tested exactly as they always were. That :math:`c`
+is not valid for fractions: an adversary choosing each request's fraction from the
+statistic can land on :math:`c` exactly, and Ville covers :math:`c` only up to
+:math:`e^{-c}` (0.0595 for ``max_rate`` 0.02).
+
+*The first fractional outcome* (strictly between 0 and 1), read with the statistic at
+:math:`s`, moves the gate for good to the threshold
+
+.. math:: T(s) = s + \max\bigl(a - \log V(c - s - a),\; -b - \log V(c - s + b)\bigr),
+
+with :math:`V(d)` the grid's bound on the chance that the 0/1 walk, :math:`d` below
+:math:`c`, ever reaches it (:math:`V = 1` for :math:`d \le 0`;
+:func:`~opsloop.analysis.rate_sprt_threshold.walk_crossing_bound`). Simply switching to
+:math:`\log(1/\alpha)` is not known to hold: the adversary would play 0/1 where the exact
+walk is cheap for it and fractions where Ville's bound is, and the two budgets add. The
+proof: let :math:`Y_n = V(c - S_n)` while every outcome is 0 or 1 (1 once :math:`c` is
+reached), and :math:`Y_n = e^{S_n - T(s)}` from the switch on. Before the switch, at
+:math:`S = s`, a 0/1 outcome :math:`x` leads to :math:`V(c-s-a)` or :math:`V(c-s+b)`; a
+fractional one to at most :math:`e^{s - T(s)} (x e^{a} + (1-x) e^{-b})` (the chord again),
+which by the choice of :math:`T(s)` is at most :math:`x V(c-s-a) + (1-x) V(c-s+b)`. So
+whatever mixture of outcomes the adversary picks,
+:math:`E[Y_n \mid \text{past}] \le V(c-s+b) + E[x_t \mid \text{past}](V(c-s-a) - V(c-s+b))
+\le V(c - s)`: :math:`V` falls with the distance and, on the grid, on average with each
+step of the 0/1 walk at up-probability :math:`p_0`. After the switch :math:`Y` is
+:math:`L` scaled, a supermartingale as shown above. :math:`Y` is a non-negative
+supermartingale from :math:`Y_0 = V(c) \le \alpha` and is at least 1 whenever the gate
+fails, so by Ville's inequality the gate fails a candidate within the premise with chance
+at most :math:`\alpha`, whatever its mixture of one-record and many-record requests.
+:math:`T(s)` is never below :math:`c`; from the start (:math:`s = 0`) it is near Wald's
+(3.057 for ``max_rate`` 0.02, Wald's 2.996): the price of keeping the exact threshold for
+requests of one record.
+
+Routing by a key sends one user's requests to one arm; when users differ in how often the
+versions disagree on them, the rate given the past is no longer one number, and the
+premise is that it stays at most ``max_rate`` for each request.
 
 The test reads the candidate's requests only, so its threshold and its speed do not depend on
 the traffic share, and a share changing during the ramp (or set by hand) changes nothing.
@@ -86,7 +114,7 @@ from typing import Any
 
 import numpy as np
 
-from opsloop.analysis.rate_sprt_threshold import exact_walk_threshold
+from opsloop.analysis.rate_sprt_threshold import exact_walk_threshold, walk_crossing_bound
 from opsloop.analysis.sequential import GateDecision, Verdict, flag_array
 from opsloop.errors import InvalidArgumentError
 
@@ -176,7 +204,11 @@ class OneSampleRateGate:
         p0, p1 = self.max_rate, self.detect_rate
         self.up = math.log(p1 / p0)
         self.down = math.log((1.0 - p0) / (1.0 - p1))
-        self.fail_threshold = exact_walk_threshold(self.alpha, p0, self.up, self.down)
+        self.binary_threshold = exact_walk_threshold(self.alpha, p0, self.up, self.down)
+        self.fail_threshold = self.binary_threshold
+        # Set at the first fractional outcome: {"after": requests read before it,
+        # "statistic": the statistic then, "threshold": the fail threshold from then on}.
+        self.switch: dict[str, Any] | None = None
         self.log_likelihood_ratio = 0.0
         self.n = 0
         self.events: int | float = 0
@@ -191,6 +223,57 @@ class OneSampleRateGate:
         0.05
         """
         return self.detect_ratio * self.max_rate
+
+    def fractional_threshold(self, statistic: float) -> float:
+        r"""The fail threshold :math:`T(s)` the gate moves to when its first fractional
+        outcome is read with the statistic at ``statistic`` (see the module: the rest of
+        the false-alarm budget of the 0/1 walk, held for outcomes anywhere in
+        :math:`[0, 1]`). Never below the 0/1 threshold.
+
+        >>> gate = OneSampleRateGate(max_rate=0.02)
+        >>> round(gate.binary_threshold, 3), round(gate.fractional_threshold(0.0), 3)
+        (2.822, 3.057)
+        """
+        distance = self.binary_threshold - statistic
+        bound = self.binary_bound
+        near, far = bound(distance - self.up), bound(distance + self.down)
+        return statistic + max(self.up - math.log(near), -self.down - math.log(far))
+
+    def binary_bound(self, distance: float) -> float:
+        """The bound on the chance that the 0/1 walk, ``distance`` below the 0/1 threshold,
+        ever reaches it (1 at or past it; at most ``alpha`` from the start).
+
+        >>> gate = OneSampleRateGate(max_rate=0.02)
+        >>> gate.binary_bound(gate.binary_threshold) <= 0.05, gate.binary_bound(0.0)
+        (True, 1.0)
+        """
+        return walk_crossing_bound(self.alpha, self.max_rate, self.up, self.down, distance)
+
+    def _walk(self, outcomes: np.ndarray) -> int:
+        """Add ``outcomes`` to the statistic up to the first that reaches the fail
+        threshold; how many were read."""
+        # Written so that an outcome of 0 or 1 adds exactly -b or a.
+        step = outcomes * self.up - (1.0 - outcomes) * self.down
+        path = np.add.accumulate(np.concatenate(([self.log_likelihood_ratio], step)))[1:]
+        crossed = path >= self.fail_threshold
+        end = int(np.argmax(crossed)) + 1 if crossed.any() else path.size
+        self.log_likelihood_ratio = float(path[end - 1])
+        self.n += end
+        read = outcomes[:end]
+        if isinstance(self.events, int) and np.isin(read, (0.0, 1.0)).all():
+            self.events += int(read.sum())
+        else:
+            self.events = float(self.events + read.sum())
+        if crossed.any():
+            self.verdict = "fail"
+            self.decided_at = self.n
+        return end
+
+    def _move_to_fractions(self) -> None:
+        threshold = self.fractional_threshold(self.log_likelihood_ratio)
+        self.switch = {"after": self.n, "statistic": self.log_likelihood_ratio}
+        self.switch["threshold"] = threshold
+        self.fail_threshold = threshold
 
     def update(self, event: bool | float) -> GateDecision:
         """Read one of the candidate's requests: did the event (a disagreement) happen, or
@@ -207,7 +290,9 @@ class OneSampleRateGate:
         """Read requests in order (arrays, as a :class:`~opsloop.analysis.sequential.
         RateGate` reads them; ``event`` holds 0/1 flags or fractions in ``[0, 1]``); only
         the candidate's are the test's (``share`` is not needed: the test does not depend
-        on it). Stops at the first decision, as reading them one by one would.
+        on it). Stops at the first decision, as reading them one by one would. The first
+        outcome strictly between 0 and 1 moves the fail threshold, before it is added,
+        to :meth:`fractional_threshold`, for good.
         ``events`` counts the events while every outcome is 0 or 1, and sums the
         fractions once one is not.
 
@@ -227,21 +312,15 @@ class OneSampleRateGate:
         mine = fraction[is_candidate]
         if self.verdict != "continue" or mine.size == 0:
             return self.decision()
-        # Written so that an outcome of 0 or 1 adds exactly -b or a.
-        step = mine * self.up - (1.0 - mine) * self.down
-        path = np.add.accumulate(np.concatenate(([self.log_likelihood_ratio], step)))[1:]
-        crossed = path >= self.fail_threshold
-        end = int(np.argmax(crossed)) + 1 if crossed.any() else path.size
-        self.log_likelihood_ratio = float(path[end - 1])
-        self.n += end
-        read = mine[:end]
-        if isinstance(self.events, int) and np.isin(read, (0.0, 1.0)).all():
-            self.events += int(read.sum())
-        else:
-            self.events = float(self.events + read.sum())
-        if crossed.any():
-            self.verdict = "fail"
-            self.decided_at = self.n
+        if self.switch is None:
+            fractional = (mine > 0.0) & (mine < 1.0)
+            binary = int(np.argmax(fractional)) if fractional.any() else mine.size
+            read = self._walk(mine[:binary]) if binary else 0
+            if self.verdict != "continue" or binary == mine.size:
+                return self.decision()
+            mine = mine[read:]
+            self._move_to_fractions()
+        self._walk(mine)
         return self.decision()
 
     def decision(self) -> GateDecision:
@@ -269,16 +348,30 @@ class OneSampleRateGate:
 
     def evidence(self) -> dict[str, Any]:
         """The decision as JSON-ready values, with the rates tested: ``max_rate`` (the
-        null's) and ``detect_rate`` (the alternative's).
+        null's) and ``detect_rate`` (the alternative's), and which threshold judges:
+        ``outcomes`` ``"binary"`` while every outcome was 0 or 1 (``fail_threshold`` is
+        then ``binary_threshold``, exact for the 0/1 walk), ``"fractional"`` once one was
+        not (``fail_threshold`` is then :meth:`fractional_threshold` of the statistic
+        ``switch_statistic`` read after ``switch_after`` requests).
 
         >>> e = OneSampleRateGate(max_rate=0.01).evidence()
-        >>> e["verdict"], e["max_rate"], e["detect_rate"]
-        ('continue', 0.01, 0.03)
+        >>> e["verdict"], e["max_rate"], e["detect_rate"], e["outcomes"]
+        ('continue', 0.01, 0.03, 'binary')
+        >>> gate = OneSampleRateGate(max_rate=0.02)
+        >>> _ = gate.update_many([True, True], [0, 0.5])
+        >>> e = gate.evidence()
+        >>> e["outcomes"], e["switch_after"], round(e["fail_threshold"], 3)
+        ('fractional', 1, 3.054)
         """
+        switch = self.switch or {}
         return {
             **self.decision().to_dict(),
             "max_rate": self.max_rate,
             "detect_rate": self.detect_rate,
+            "outcomes": "binary" if self.switch is None else "fractional",
+            "binary_threshold": self.binary_threshold,
+            "switch_after": switch.get("after"),
+            "switch_statistic": switch.get("statistic"),
         }
 
     def get_params(self) -> dict[str, Any]:
@@ -304,12 +397,16 @@ class OneSampleRateGate:
                 "events": self.events,
                 "verdict": self.verdict,
                 "decided_at": self.decided_at,
+                "fractional": None if self.switch is None else dict(self.switch),
             },
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OneSampleRateGate:
-        """The gate ``to_dict`` wrote, ready to read more requests.
+        """The gate ``to_dict`` wrote, ready to read more requests. A state kept before
+        the fractional threshold existed has no ``fractional``: if it had read a fraction
+        (its ``events`` a sum, not a count) it moves to the fractional threshold now, at
+        its statistic, which bounds what is left of its false-alarm chance from here on.
 
         >>> gate = OneSampleRateGate(max_rate=0.02)
         >>> _ = gate.update(True)
@@ -327,4 +424,14 @@ class OneSampleRateGate:
         gate.events = events if isinstance(events, int) else float(events)
         gate.verdict = state["verdict"]
         gate.decided_at = state["decided_at"]
+        switch = state.get("fractional")
+        if switch is not None:
+            gate.switch = {
+                "after": int(switch["after"]),
+                "statistic": float(switch["statistic"]),
+                "threshold": float(switch["threshold"]),
+            }
+            gate.fail_threshold = gate.switch["threshold"]
+        elif "fractional" not in state and isinstance(gate.events, float):
+            gate._move_to_fractions()
         return gate

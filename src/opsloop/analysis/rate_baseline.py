@@ -15,7 +15,9 @@ the candidate's requests against that rate, beside the concurrent test:
   :math:`\log \rho`, each answer without one
   :math:`\log((1 - \rho u)/(1 - u))`; it reaches its threshold :math:`T` with chance at most
   :math:`\alpha_S` when the candidate's rate is at most :math:`u`
-  (:func:`~opsloop.analysis.rate_sprt_threshold.exact_walk_threshold`);
+  (:func:`~opsloop.analysis.rate_sprt_threshold.exact_walk_threshold`, on a grid fitted
+  to the small downward step, which it then does not round: on the fixed grid the
+  threshold jumped by up to a third of a nat from one baseline count to the next);
 * a guard: the same test on the primary's *concurrent* requests, of a rise of its rate
   from the baseline's :math:`\hat p = (k + 1/2)/(n + 1)` to :math:`\rho \hat p`, its log
   likelihood ratio kept from falling below :data:`GUARD_FLOOR`,
@@ -46,13 +48,14 @@ when both versions get worse together, (b)'s bound no longer holds, and the guar
 keeps the candidate (the benchmark measures how well).
 
 100 errors in 10,000 requests before the canary: the primary's rate is at most 1.261% (at
-level 0.009), and four canary errors in a row (:math:`4 \log 3 = 4.39`) pass the threshold:
+level 0.009), and three canary errors in a row (:math:`3 \log 3 = 3.296`) pass the
+threshold:
 
 >>> arm = BaselineArm(100, 10_000, alpha=0.045, detect_ratio=3.0)
 >>> round(arm.upper, 5), round(arm.threshold, 3)
-(0.01261, 3.314)
->>> arm.fails([True] * 4, [True] * 4).tolist()
-[False, False, False, True]
+(0.01261, 2.96)
+>>> arm.fails([True] * 3, [True] * 3).tolist()
+[False, False, True]
 """
 
 from __future__ import annotations
@@ -187,8 +190,10 @@ class BaselineArm:
             )
         self.up = math.log(self.detect_ratio)
         self.down = math.log((1.0 - self.null_rate) / (1.0 - self.detect_ratio * self.null_rate))
+        # The grid fitted to the small downward step: on the fixed grid its rounding made
+        # the threshold jump by up to a third of a nat from one baseline count to the next.
         self.threshold = exact_walk_threshold(
-            self.alpha - bound_alpha, self.null_rate, self.up, self.down
+            self.alpha - bound_alpha, self.null_rate, self.up, self.down, fitted_grid=True
         )
         rate = (k + 0.5) / (n + 1.0)
         self.guard_down = math.log((1.0 - rate) / (1.0 - min(self.detect_ratio * rate, 0.999)))

@@ -124,7 +124,9 @@ def _bound(alpha: float, detect_ratio: float, shares: tuple, ratio_margin: float
     return _walk_bound(alpha, tuple(moves))
 
 
-def exact_walk_threshold(alpha: float, theta0: float, up: float, down: float) -> float:
+def exact_walk_threshold(
+    alpha: float, theta0: float, up: float, down: float, *, fitted_grid: bool = False
+) -> float:
     r"""The smallest fail threshold whose chance of ever being reached is at most ``alpha``
     by a walk that starts at 0 and moves up by ``up`` with probability at most ``theta0``
     and down by ``down`` otherwise (the log likelihood ratio of a one-sample Bernoulli
@@ -140,6 +142,20 @@ def exact_walk_threshold(alpha: float, theta0: float, up: float, down: float) ->
 
     >>> round(exact_walk_threshold(0.05, 0.01, math.log(3.0), math.log(0.99 / 0.97)), 3)
     2.742
+
+    With ``fitted_grid`` the grid step is the largest at most :data:`GRID_STEP` that
+    divides ``down`` exactly (:func:`fitted_grid_step`), so the small downward step is not
+    rounded at all and only the large upward one is (by less than a step). On the fixed
+    grid a downward step of 10.9 grid steps counts as 10, a tenth of it lost, and the
+    threshold moves up and down by up to a third of a nat as ``down`` varies; on the
+    fitted grid it follows ``down`` smoothly. Either way every rounding is against the
+    gate:
+
+    >>> up, down = math.log(3.0), math.log((1 - 0.01077) / (1 - 3 * 0.01077))
+    >>> round(exact_walk_threshold(0.036, 0.01077, up, down), 3)
+    2.972
+    >>> round(exact_walk_threshold(0.036, 0.01077, up, down, fitted_grid=True), 3)
+    2.963
     """
     if not 0.0 < alpha < 1.0 or not 0.0 < theta0 < 1.0:
         raise InvalidArgumentError(
@@ -147,14 +163,58 @@ def exact_walk_threshold(alpha: float, theta0: float, up: float, down: float) ->
         )
     if not up > 0.0 or not down > 0.0:
         raise InvalidArgumentError(f"up and down must be positive, got {up!r}, {down!r}")
-    bound = _walk_bound(float(alpha), ((float(theta0), float(up), float(down)),))
-    x = np.arange(bound.size) * GRID_STEP
+    step = fitted_grid_step(float(down)) if fitted_grid else GRID_STEP
+    bound = _walk_bound(float(alpha), ((float(theta0), float(up), float(down)),), step)
+    x = np.arange(bound.size) * step
     return min(float(x[int(np.argmax(bound <= alpha))]), math.log(1.0 / alpha))
 
 
+def fitted_grid_step(down: float) -> float:
+    """The largest grid step at most :data:`GRID_STEP` of which ``down`` is a whole number.
+
+    >>> round(fitted_grid_step(0.0219), 12), fitted_grid_step(0.004)
+    (0.001990909091, 0.002)
+    """
+    steps = math.ceil(down / GRID_STEP)
+    h = down / steps
+    while math.floor(down / h) < steps:  # the grid floors the step: never lose one to rounding
+        h = math.nextafter(h, 0.0)
+    return h
+
+
+def walk_crossing_bound(
+    alpha: float, theta0: float, up: float, down: float, distance: float
+) -> float:
+    r"""An upper bound on the chance that the walk of :func:`exact_walk_threshold`,
+    ``distance`` below the threshold that function returns, ever reaches it: 1 at or past
+    it, never above Ville's :math:`e^{-x}`, at most ``alpha`` at the start.
+
+    As a function of the distance it falls, and it can only fall on average with each
+    step of a walk whose up-probability is at most ``theta0``: at a grid point it is
+    either Ville's bound (which the steps leave unchanged on average) or a value set by
+    one iteration from a larger bound; between grid points the bound of the grid point
+    below is used, which rounds each step's destination as the iteration did or more
+    favourably. So (the chance of having crossed) plus (the mean of this bound over the
+    walks not yet across) is at most its value at the start, at every step.
+
+    >>> up, down = math.log(3.0), math.log(0.98 / 0.94)
+    >>> threshold = exact_walk_threshold(0.05, 0.02, up, down)
+    >>> walk_crossing_bound(0.05, 0.02, up, down, threshold) <= 0.05
+    True
+    >>> walk_crossing_bound(0.05, 0.02, up, down, 0.0)
+    1.0
+    """
+    if distance <= 0.0:
+        return 1.0
+    exact_walk_threshold(alpha, theta0, up, down)  # checks the arguments
+    bound = _walk_bound(float(alpha), ((float(theta0), float(up), float(down)),))
+    index = math.floor(distance / GRID_STEP)
+    ville = math.exp(-distance)
+    return min(float(bound[index]), ville) if index < bound.size else ville
+
+
 @lru_cache(maxsize=512)
-def _walk_bound(alpha: float, walk: tuple) -> np.ndarray:
-    h = GRID_STEP
+def _walk_bound(alpha: float, walk: tuple, h: float = GRID_STEP) -> np.ndarray:
     size = math.ceil((math.log(1.0 / alpha) + REACH) / h)
     x = np.arange(size + 1) * h
     j = np.arange(1, size + 1)

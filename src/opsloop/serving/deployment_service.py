@@ -151,7 +151,8 @@ class GateParams(TypedDict, total=False):
     gate's ``loss`` (a
     regression's ``effect`` and ``margin`` are in the loss's units, so unbounded here; the
     rollout policy checks each gate's own range), and the quality gates' ``every``. A rate
-    gate's ``baseline`` is ``[events, requests]`` or, for the errors gate, ``"recorded"``
+    gate's ``baseline`` is ``[events, requests]`` or, for the errors gate and the latency
+    gate with an explicit ``bound_ms``, ``"recorded"``
     (counted from the primary's recorded events in the ``baseline_window_ms`` before the
     rollout is set, at least ``baseline_min_requests``; see
     :mod:`~opsloop.serving.recorded_baseline`), with its ``baseline_alpha`` and ``guard``

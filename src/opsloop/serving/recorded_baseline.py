@@ -1,4 +1,5 @@
-r"""The primary's error rate before a canary, counted from its recorded prediction events.
+r"""The primary's error rate (or slow-answer rate) before a canary, counted from its
+recorded prediction events.
 
 A rollout's ``errors`` gate given ``baseline: "recorded"`` (see
 :mod:`.rollout_policy`) takes the baseline of its
@@ -21,6 +22,14 @@ What is counted:
   error since failures are events); a request held for a person without running the
   model says nothing about its rate;
 * ``failures``: those whose event carries an error.
+
+The ``latency`` gate given ``baseline: "recorded"`` and an explicit ``bound_ms`` counts
+instead what that gate reads on the candidate: the requests the primary *answered* (a
+failed request has no latency the gate reads), and ``failures`` are those of them whose
+recorded latency exceeds ``bound_ms`` (``slower_than_ms``). The bound is fixed before the
+events are read, so the count is a plain binomial count of them. With the default bound,
+the primary's p99 of these same events, it would not be: about 1% of them exceed their own
+p99 whatever the primary's latency, which is why the rollout policy refuses that pairing.
 
 **What the count means.** ``requests`` is the number *recorded*, not the number served.
 A data plane's event buffer drops an event when it is full and a failing sink loses its
@@ -88,6 +97,8 @@ class RecordedBaseline:
     until_ms: int
     requests: int
     failures: int
+    #: For the latency gate: ``requests`` are the answered ones, ``failures`` those slower.
+    slower_than_ms: float | None = None
 
     @property
     def counts(self) -> list[int]:
@@ -99,8 +110,14 @@ class RecordedBaseline:
 
         >>> RecordedBaseline("api", "stable", "m", 1, 0, 10, 5_000, 40).to_dict()["source"]
         'recorded'
+        >>> RecordedBaseline("api", "stable", "m", 1, 0, 10, 5_000, 40, 50.0).to_dict()[
+        ...     "slower_than_ms"]
+        50.0
         """
-        return {"source": "recorded", **asdict(self)}
+        document = {"source": "recorded", **asdict(self)}
+        if self.slower_than_ms is None:  # the errors gate's document, as it always was
+            del document["slower_than_ms"]
+        return document
 
 
 def recorded_baseline(
@@ -113,9 +130,26 @@ def recorded_baseline(
     until_ms: int,
     window_ms: int,
     min_requests: int,
+    slower_than_ms: float | None = None,
 ) -> RecordedBaseline:
     """Count ``variant``'s recorded requests and failures in the ``window_ms`` before
-    ``until_ms`` (see the module); refused with fewer than ``min_requests``.
+    ``until_ms`` (see the module); refused with fewer than ``min_requests``. With
+    ``slower_than_ms`` (the latency gate's ``bound_ms``): its answered requests, and
+    those whose latency exceeds it.
+
+    >>> from opsloop.store import Database
+    >>> from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+    >>> db = Database("sqlite://")
+    >>> StoreEventSink(db, sampler=None).write(
+    ...     [PredictionEvent("api", "stable", "primary", "m", 1, f"r{i}", None, [],
+    ...                      {"predictions": [0]}, None, float(i % 50), 1_000 + i)
+    ...      for i in range(1_000)])
+    >>> with db.read() as connection:
+    ...     counts = recorded_baseline(connection, "api", "stable", "m", 1, until_ms=2_000,
+    ...                                window_ms=1_000, min_requests=1_000,
+    ...                                slower_than_ms=47.0)
+    >>> counts.requests, counts.failures
+    (1000, 40)
 
     >>> from opsloop.store import Database
     >>> with Database("sqlite://").read() as connection:
@@ -126,10 +160,20 @@ def recorded_baseline(
     """  # noqa: E501 - a doctest's expected output is one line
     since_ms = until_ms - window_ms
     failed = _events.c.error.is_not(None)
+    gate = "errors" if slower_than_ms is None else "latency"
+    if slower_than_ms is None:
+        # The model ran: an answer, or a failure (a request held for a person has
+        # neither).
+        ran = sa.or_(_events.c.output_json.is_not(None), failed)
+        event = failed
+    else:
+        # The latency gate reads the answered requests only.
+        ran = sa.and_(_events.c.output_json.is_not(None), _events.c.error.is_(None))
+        event = _events.c.latency_ms > float(slower_than_ms)
     row = connection.execute(
         sa.select(
             sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((failed, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((event, 1), else_=0)), 0),
         ).where(
             _events.c.deployment == deployment,
             _events.c.at_ms >= since_ms,
@@ -138,22 +182,28 @@ def recorded_baseline(
             _events.c.role == "primary",
             _events.c.model == model,
             _events.c.version == version,
-            # The model ran: an answer, or a failure (a request held for a person has
-            # neither).
-            sa.or_(_events.c.output_json.is_not(None), failed),
+            ran,
         )
     ).one()
     requests, failures = int(row[0]), int(row[1])
     if requests < min_requests:
         raise InvalidArgumentError(
-            f"gates.errors.baseline: 'recorded' needs at least {min_requests} requests of the "
+            f"gates.{gate}.baseline: 'recorded' needs at least {min_requests} requests of the "
             f"primary {variant!r} ({model} version {version}) recorded in the {window_ms} ms "
             f"before the canary (baseline_window_ms), found {requests}; widen "
             f"baseline_window_ms, lower baseline_min_requests ({MIN_BASELINE_REQUESTS} at "
             "least) or let the primary serve longer first"
         )
     return RecordedBaseline(
-        deployment, variant, model, version, since_ms, until_ms, requests, failures
+        deployment,
+        variant,
+        model,
+        version,
+        since_ms,
+        until_ms,
+        requests,
+        failures,
+        None if slower_than_ms is None else float(slower_than_ms),
     )
 
 

@@ -111,6 +111,7 @@ def _initial_state(
             until_ms=at_ms,
             window_ms=setting.window_ms,
             min_requests=setting.min_requests,
+            slower_than_ms=policy.gates[gate].get("bound_ms") if gate == "latency" else None,
         )
         baselines[gate] = read.to_dict()
     try:
@@ -119,7 +120,8 @@ def _initial_state(
         if not baselines:
             raise
         # The counts read may leave no rate to detect (a primary that fails often).
-        raise InvalidArgumentError(f"gates.errors.baseline: {error}") from None
+        fields = ", ".join(f"gates.{gate}.baseline" for gate in baselines)
+        raise InvalidArgumentError(f"{fields}: {error}") from None
 
 
 def set_rollout(

@@ -30,8 +30,11 @@ every serving worker.
   :data:`BASELINE_WINDOW_MS`, a day), at least ``baseline_min_requests`` of them (default
   and least :data:`~opsloop.analysis.rate_baseline.MIN_BASELINE_REQUESTS`), counted then
   (:mod:`.recorded_baseline`, which says what a recorded count means when events were
-  dropped); either way the counts are kept in the rollout's state, so a restart or a
-  second worker uses the same baseline):
+  dropped); the ``latency`` gate takes it too when its ``bound_ms`` is given: the
+  primary's answered requests and those slower than ``bound_ms`` (not with the default
+  bound, the primary's p99 of the same events, refused naming ``gates.latency.baseline``);
+  either way the counts are kept in the rollout's state, so a restart or a second worker
+  uses the same baseline):
 
   - ``errors``: the candidate's error rate (a model that raises);
   - ``latency``: its rate of requests slower than ``bound_ms`` (default: the primary's
@@ -44,7 +47,10 @@ every serving worker.
     ``detect_ratio``; no ``shares``, its threshold does not depend on them): each request is
     one trial whose outcome is the fraction of its records that differ (a request of 100
     records that differ on 1 reads 0.01; one that failed, or answered another number of
-    predictions, reads 1), so ``max_rate`` bounds the mean fraction per request. The primary
+    predictions, reads 1), so ``max_rate`` bounds the mean fraction per request; the
+    threshold is exact for requests of one record, and the first fraction strictly between
+    0 and 1 moves it, for good, to one that keeps ``alpha`` for fractions too (the
+    evidence's ``outcomes``, ``binary_threshold``, ``switch_after``). The primary
     never disagrees with itself, so a comparison with its rate compares with zero; a
     rollout set before keeps the test its state was started with, and what it reads (1 for
     a request when any of its records differs);
@@ -127,6 +133,8 @@ DEFAULT_STEPS = (0.05, 0.25, 0.5, 1.0)
 MAX_DRAWS = 100_000
 #: The ``baseline`` that counts the primary's recorded events before the rollout.
 RECORDED = "recorded"
+#: The gates that take a recorded baseline (the latency gate only with its ``bound_ms``).
+RECORDED_GATES = ("errors", "latency")
 #: How far back a recorded baseline reads unless its ``baseline_window_ms`` says: a day.
 BASELINE_WINDOW_MS = 86_400_000
 #: The widest window a recorded baseline reads: a year.
@@ -196,9 +204,11 @@ def recorded_setting(name: str, params: Mapping[str, Any]) -> RecordedBaselineSe
 
     >>> recorded_setting("errors", {"baseline": "recorded", "baseline_window_ms": 3.6e6})
     RecordedBaselineSetting(window_ms=3600000, min_requests=1000)
-    >>> recorded_setting("latency", {"baseline": "recorded"})
+    >>> recorded_setting("latency", {"baseline": "recorded", "bound_ms": 50.0}).min_requests
+    1000
+    >>> recorded_setting("anomalies", {"baseline": "recorded"})
     Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: baseline: 'recorded' counts the primary's recorded failures, so only the errors gate takes it; give this gate [events, requests]
+    opsloop.errors.InvalidArgumentError: baseline: 'recorded' counts the primary's recorded failures, or its answers slower than bound_ms, so only the errors gate and the latency gate take it; give this gate [events, requests]
     >>> recorded_setting("errors", {"guard": 2.0})
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: guard: only with a baseline
@@ -216,11 +226,13 @@ def recorded_setting(name: str, params: Mapping[str, Any]) -> RecordedBaselineSe
                 f"baseline must be [events, requests] or {RECORDED!r}, got {baseline!r}"
             )
         return None
-    if name != "errors":
+    if name not in RECORDED_GATES:
         raise InvalidArgumentError(
-            f"baseline: {RECORDED!r} counts the primary's recorded failures, so only the errors "
-            "gate takes it; give this gate [events, requests]"
+            f"baseline: {RECORDED!r} counts the primary's recorded failures, or its answers "
+            "slower than bound_ms, so only the errors gate and the latency gate take it; "
+            "give this gate [events, requests]"
         )
+
     return RecordedBaselineSetting(
         _whole(
             "baseline_window_ms",
@@ -359,6 +371,9 @@ class RolloutPolicy:
     >>> RolloutPolicy(gates={"drift": {"effect": 0.1}})
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: gates.drift: alpha, min_rows, every are its parameters...
+    >>> RolloutPolicy(gates={"latency": {"baseline": "recorded"}})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: gates.latency.baseline: 'recorded' needs an explicit ...
     """
 
     steps: tuple[float, ...] = DEFAULT_STEPS
@@ -394,6 +409,13 @@ class RolloutPolicy:
                 raise InvalidArgumentError(f"gates.latency.bound_ms: must be > 0, got {bound!r}")
             if bound is not None and name != "latency":
                 raise InvalidArgumentError(f"gates.{name}: bound_ms belongs to the latency gate")
+            if name == "latency" and params.get("baseline") == RECORDED and bound is None:
+                raise InvalidArgumentError(
+                    f"gates.latency.baseline: {RECORDED!r} needs an explicit bound_ms: the "
+                    "default bound is the primary's p99 read from the same recorded events, "
+                    "and their count above their own p99 is 1% by construction, not a "
+                    "baseline; give bound_ms, or baseline [events, requests]"
+                )
             try:
                 _gate(name, params, checking=True)
             except TypeError as error:
