@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from opsloop.data.distributed.frames import map_partitions_checked, reduce_partitions
+from opsloop.data.distributed.frames import frame_rows, map_partitions_checked, reduce_partitions
 from opsloop.data.distributed.schema import column_types
 from opsloop.data.drift.kernels import merge_sorted
 from opsloop.data.drift.numeric import SortedSample
@@ -115,7 +115,7 @@ def choose_mode(mode: str, frames: Sequence, columns: Sequence[str]) -> tuple[st
             )
         ]
         if sampled:
-            needed += _BYTES_PER_VALUE * len(sampled) * len(frame)
+            needed += _BYTES_PER_VALUE * len(sampled) * frame_rows(frame)
     cluster, where = _cluster_memory()
     available = _available_memory()
     limit = min(cluster, available)

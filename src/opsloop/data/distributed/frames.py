@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import glob
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,88 @@ def parquet_files(path: str | Path) -> list[str]:
     return [text]
 
 
+#: Largest uncompressed size of the row groups one partition of :func:`read_parquet_dask`
+#: holds (Dask's own ``read_parquet`` block size): a file larger than this is split at
+#: row-group boundaries, so that a worker's memory is bounded by the partition, not the file.
+PARTITION_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class ParquetPiece:
+    """One partition of :func:`read_parquet_dask`: consecutive row groups of one file."""
+
+    path: str
+    row_groups: tuple[int, ...]
+    rows: int
+
+
+def parquet_pieces(files: Sequence[str], partition_bytes: int = PARTITION_BYTES) -> list:
+    """The :class:`ParquetPiece` partitions of ``files``, from their footers: each file's
+    row groups in runs of at most ``partition_bytes`` uncompressed bytes (at least one row
+    group a run); a file without row groups is one empty piece.
+
+    >>> import pandas as pd, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = str(pathlib.Path(d) / "a.parquet")
+    ...     pd.DataFrame({"x": range(10)}).to_parquet(path, row_group_size=4)
+    ...     [(p.row_groups, p.rows) for p in parquet_pieces([path], partition_bytes=1)]
+    [((0,), 4), ((1,), 4), ((2,), 2)]
+    """
+    import pyarrow.parquet as pq
+
+    pieces = []
+    for path in files:
+        metadata = pq.read_metadata(path)
+        run: list[int] = []
+        run_bytes = run_rows = 0
+        for index in range(metadata.num_row_groups):
+            group = metadata.row_group(index)
+            if run and run_bytes + group.total_byte_size > partition_bytes:
+                pieces.append(ParquetPiece(path, tuple(run), run_rows))
+                run, run_bytes, run_rows = [], 0, 0
+            run.append(index)
+            run_bytes += group.total_byte_size
+            run_rows += group.num_rows
+        pieces.append(ParquetPiece(path, tuple(run), run_rows))
+    return pieces
+
+
+def read_parquet_piece(piece: ParquetPiece, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The pandas frame of ``piece`` (only ``columns``, when given): what
+    ``pandas.read_parquet`` gives for those row groups, read in the calling thread (a Dask
+    worker's thread is its core: Arrow's thread pools would compete with the other workers)
+    from the memory-mapped file, and numeric columns without nulls taken from Arrow's
+    buffers as they are instead of copied into pandas' two-dimensional blocks. Those
+    columns' arrays are read-only: a change to the frame copies them first.
+
+    >>> import pandas as pd, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = str(pathlib.Path(d) / "a.parquet")
+    ...     pd.DataFrame({"x": [1.5, 2.5], "c": ["a", "b"]}).to_parquet(path)
+    ...     read_parquet_piece(ParquetPiece(path, (0,), 2), ["x"])
+         x
+    0  1.5
+    1  2.5
+    """
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(piece.path, memory_map=True) as file:
+        table = file.read_row_groups(
+            list(piece.row_groups),
+            columns=None if columns is None else list(columns),
+            use_threads=False,
+            use_pandas_metadata=True,
+        )
+    return table.to_pandas(use_threads=False, split_blocks=True, self_destruct=True)
+
+
 def read_parquet_dask(path: str | Path, columns: Sequence[str] | None = None):
     """A lazy ``dask.dataframe`` over the Parquet files of ``path`` (a directory, a glob
-    pattern or one file), one partition per file or row group as Dask decides.
+    pattern or one file): one partition per file, or per run of row groups of at most
+    :data:`PARTITION_BYTES` in a larger file (:func:`parquet_pieces`), read by
+    :func:`read_parquet_piece`. Its partitions are the frames ``pandas.read_parquet``
+    gives; an operation that needs some columns reads only those (Dask's column projection).
+    The frame's dtypes are the first file's; categorical columns have unknown categories.
 
     >>> import pandas as pd, tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
@@ -90,9 +170,53 @@ def read_parquet_dask(path: str | Path, columns: Sequence[str] | None = None):
     (2, 4)
     """
     import dask.dataframe as dd
+    import pyarrow.parquet as pq
+    from dask.dataframe.utils import clear_known_categories
 
     files = parquet_files(path)
-    return dd.read_parquet(files, columns=list(columns) if columns is not None else None)
+    pieces = parquet_pieces(files)
+    meta = clear_known_categories(pq.read_schema(files[0]).empty_table().to_pandas())
+    frame = dd.from_map(read_parquet_piece, pieces, meta=meta, label="read-parquet-piece")
+    return frame if columns is None else frame[list(columns)]
+
+
+def known_rows(ddf) -> int | None:
+    """The rows of ``ddf`` when its expression says them without reading a partition: a
+    frame of :func:`read_parquet_dask` (columns projected, partitions selected) counted from
+    the Parquet footers; ``None`` for any other frame.
+
+    >>> import dask.dataframe as dd, pandas as pd, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for i in range(3):
+    ...         pd.DataFrame({"x": range(i + 1)}).to_parquet(pathlib.Path(d) / f"{i}.parquet")
+    ...     ddf = read_parquet_dask(d)
+    ...     known_rows(ddf), known_rows(ddf[["x"]].partitions[1:]), known_rows(ddf[ddf.x > 0])
+    (6, 5, None)
+    """
+    from dask.dataframe.dask_expr._expr import ArrowStringConversion, Projection
+    from dask.dataframe.dask_expr.io import FromMap
+
+    expr = ddf.expr.simplify()
+    while isinstance(expr, ArrowStringConversion | Projection):
+        expr = expr.frame
+    if not (isinstance(expr, FromMap) and expr.func is read_parquet_piece):
+        return None
+    pieces = expr.iterables[0]
+    chosen = expr._partitions if expr._partitions is not None else range(len(pieces))
+    return sum(pieces[index].rows for index in chosen)
+
+
+def frame_rows(ddf) -> int:
+    """The rows of the Dask frame ``ddf``: :func:`known_rows` where the frame says them,
+    else ``len(ddf)`` (which Dask may count by reading every partition).
+
+    >>> import dask, dask.dataframe as dd, pandas as pd
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     frame_rows(dd.from_pandas(pd.DataFrame({"x": range(5)}), npartitions=2))
+    5
+    """
+    rows = known_rows(ddf)
+    return len(ddf) if rows is None else rows
 
 
 def map_partitions_checked(
