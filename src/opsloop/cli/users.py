@@ -8,7 +8,8 @@ sha256), which ``users tokens`` lists and ``users revoke`` takes. ``users role``
 with ``OPSLOOP_TRACKING_URI`` naming a server (an ``http(s)://`` URL) they go there, as the
 owner of ``OPSLOOP_TRACKING_TOKEN``, who must be an admin
 (:func:`opsloop.registry.backend.open_users`; ``revoke`` sends the token's id, never the
-token); otherwise they change the same store as every other ``users`` command. Times print as ISO 8601 UTC.
+token); otherwise they change the same store as every other ``users`` command. Times print
+as ISO 8601 UTC.
 Exit codes: 0 success, 2 the command could not run; errors are one line on stderr.
 
 >>> from typer.testing import CliRunner
