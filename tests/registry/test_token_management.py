@@ -25,6 +25,7 @@ from opsloop.store.database import now_ms
 
 
 def test_a_token_is_revoked_by_its_public_id_and_the_audit_log_says_who(registry):
+    add_user(registry.db, "root", "admin")
     _, first = add_user(registry.db, "ana", "editor")
     second = new_token(registry.db, "ana")
     listed = list_tokens(registry.db, "ana")
@@ -40,6 +41,10 @@ def test_a_token_is_revoked_by_its_public_id_and_the_audit_log_says_who(registry
     entries = registry.audit()
     revoked = entries[entries["action"] == "revoke_token"]
     assert revoked["actor"].tolist() == ["root"]
+    # A named actor must be an admin.
+    with pytest.raises(PermissionDenied, match="user 'ana' has role 'editor'; this needs"):
+        revoke_token(registry.db, token_id(second), actor="ana")
+    assert authenticate(registry.db, second).name == "ana"
     assert revoked["entity"].tolist() == ["user:ana"]
     assert registry.verify_audit_log().ok
 

@@ -119,6 +119,8 @@ RULES_BEYOND_THE_SCHEMA = (
     "before_variant: needs before_ms",
     # Whose predictions a reference keeps is said only with the predictions.
     "predicted_by: names the model version whose predictions the reference keeps",
+    # A rotated token's expiry lies after now, by the store's clock.
+    "expires_ms: must be after now",
 )
 
 

@@ -184,3 +184,29 @@ def test_a_running_runs_page_shows_a_new_metric_step(served, playwright_chromium
     assert page.locator("#run-fragment[data-fragment]").count() == 0
     assert _no_serious_violations(page) == []
     assert watched.problems == []
+
+
+def test_a_running_runs_forms_keep_its_refresh_through_refreshes(served, playwright_chromium):  # noqa: F811
+    """The key filter and the chart form, in the page and in the fragment that replaced it,
+    carry the page's ``?refresh=``, so filtering keys does not fall back to the default."""
+    url, data = served
+    watched = _watched(playwright_chromium, url, data.tokens["vic"])
+    page = watched.page
+    watched.open(f"/runs/{data.run_id}?refresh=1")
+    cell = "#run-fragment table.metrics tbody tr td:nth-child(3)"
+    data.log_step()
+    _shows(page, cell, "0.25")  # the forms now come from the fragment
+    page.fill("#key", "loss")
+    with page.expect_navigation():
+        page.click("#key-filter button[type=submit]")
+    assert "refresh=1" in page.url and "key=loss" in page.url, page.url
+    assert page.locator("#fragments-status").inner_text().endswith("every 1 s.")
+    with page.expect_navigation():
+        page.click("#run-fragment p > button[type=submit]")
+    assert "refresh=1" in page.url and "metric=loss" in page.url, page.url
+    next_link = page.locator("#run-fragment nav.pages a")
+    assert all("refresh=1" in link for link in next_link.evaluate_all("a => a.map(x => x.href)"))
+    # The default stays out of the addresses.
+    watched.open(f"/runs/{data.run_id}")
+    assert page.locator("#key-filter input[name=refresh]").count() == 0
+    assert watched.problems == []

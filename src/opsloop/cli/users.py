@@ -3,11 +3,13 @@
 Users are managed on the store itself (``OPSLOOP_STORE_URI`` or SQLite under
 ``OPSLOOP_HOME``), by whoever can open it, as the server's admin does. A token is printed once,
 when it is made; afterwards it is known by its public id (the first 12 hex digits of its
-sha256), which ``users tokens`` lists and ``users revoke`` takes. ``users role`` is an
-operation of the users' contract: with ``OPSLOOP_TRACKING_URI`` naming a server (an
-``http(s)://`` URL) it goes there, as the owner of ``OPSLOOP_TRACKING_TOKEN``, who must be
-an admin (:func:`opsloop.registry.backend.open_users`); otherwise it changes the same store
-as every other ``users`` command. Times print as ISO 8601 UTC.
+sha256), which ``users tokens`` lists and ``users revoke`` takes. ``users role``,
+``disable``, ``enable``, ``revoke`` and ``rotate`` are operations of the users' contract:
+with ``OPSLOOP_TRACKING_URI`` naming a server (an ``http(s)://`` URL) they go there, as the
+owner of ``OPSLOOP_TRACKING_TOKEN``, who must be an admin
+(:func:`opsloop.registry.backend.open_users`; ``revoke`` sends the token's id, never the
+token); otherwise they change the same store as every other ``users`` command. Times print
+as ISO 8601 UTC.
 Exit codes: 0 success, 2 the command could not run; errors are one line on stderr.
 
 >>> from typer.testing import CliRunner
@@ -41,6 +43,23 @@ def _database():
     from opsloop.store import open_database
 
     return open_database()
+
+
+def _local_users() -> type:
+    from opsloop.registry.local_users import LocalUsers
+
+    return LocalUsers
+
+
+def _users():
+    """The users' contract where the commands that have one go: a server named by
+    ``OPSLOOP_TRACKING_URI``, else the store every ``users`` command changes (a database
+    named by ``OPSLOOP_TRACKING_URI`` is not that store)."""
+    from opsloop.registry.backend import open_users
+    from opsloop.tracking.api import is_server, tracking_target
+
+    target = tracking_target()
+    return open_users(target) if is_server(target) else _local_users()(_database())
 
 
 def _expiry(days: float | None) -> int | None:
@@ -152,20 +171,25 @@ def new_token(name: str, expires_days: ExpiresDays = None) -> None:
 def revoke(
     token: Annotated[str, typer.Argument(help="The token's id (users tokens) or the token.")],
 ) -> None:
-    """Make one token unusable from now on."""
-    from opsloop.registry import revoke_token
+    """Make one token unusable from now on and end the dashboard sessions started from it."""
+    from opsloop.registry import token_id
 
-    out.print(f"revoked API token {revoke_token(_database(), token)}")
+    users = _users()
+    if token.startswith("olp_") and not isinstance(users, _local_users()):
+        token = token_id(token)  # only the id travels to a server
+    revoked = users.revoke_token(token)
+    out.print(
+        f"revoked API token {revoked.token_id} of user {revoked.user!r} "
+        f"({revoked.dashboard_sessions_ended} dashboard sessions ended)"
+    )
 
 
 @users_app.command("rotate")
 @one_line_errors
 def rotate(name: str, expires_days: ExpiresDays = None) -> None:
     """Revoke every active token of a user and print one new token."""
-    from opsloop.registry import rotate_token
-
-    token = rotate_token(_database(), name, expires_ms=_expiry(expires_days))
-    _print_token(token, f"user {name!r}: every earlier token revoked")
+    issued = _users().rotate_token(name, _expiry(expires_days))
+    _print_token(issued.token, f"user {name!r}: {issued.revoked} earlier tokens revoked")
 
 
 @users_app.command("role")
@@ -175,15 +199,7 @@ def set_role(
     role: Annotated[str, typer.Argument(help="viewer, editor, gatekeeper, approver or admin.")],
 ) -> None:
     """Give a user another role; their dashboard sessions end (the last admin keeps theirs)."""
-    from opsloop.registry.backend import open_users
-    from opsloop.registry.local_users import LocalUsers
-    from opsloop.tracking.api import is_server, tracking_target
-
-    # Only a server's URL sends it elsewhere: a database named by OPSLOOP_TRACKING_URI is
-    # not the store every other users command changes.
-    target = tracking_target()
-    users = open_users(target) if is_server(target) else LocalUsers(_database())
-    user = users.set_user_role(name, role)
+    user = _users().set_user_role(name, role)
     out.print(f"user {user.name!r} is now {user.role}")
 
 
@@ -192,9 +208,7 @@ def set_role(
 def disable(name: str) -> None:
     """Stop every token of a user from working and end their dashboard sessions (the user
     and their history stay; the last enabled admin cannot be disabled)."""
-    from opsloop.registry import set_user_disabled
-
-    set_user_disabled(_database(), name, True)
+    _users().disable_user(name)
     out.print(f"user {name!r} disabled")
 
 
@@ -202,7 +216,5 @@ def disable(name: str) -> None:
 @one_line_errors
 def enable(name: str) -> None:
     """Let a disabled user's unrevoked, unexpired tokens work again."""
-    from opsloop.registry import set_user_disabled
-
-    set_user_disabled(_database(), name, False)
+    _users().enable_user(name)
     out.print(f"user {name!r} enabled")

@@ -26,6 +26,7 @@ The examples of the functions start from ``db``, another such empty store.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -167,7 +168,7 @@ def _user_id(connection: Connection, name: str) -> int:
         sa.select(tables.users.c.id).where(tables.users.c.name == name)
     ).scalar()
     if found is None:
-        raise UnknownUserError(f"unknown user {name!r}")
+        raise UnknownUserError(f"name: unknown user {name!r}")
     return found
 
 
@@ -231,9 +232,134 @@ def new_token(db: Database, name: str, *, expires_ms: int | None = None) -> str:
         return token
 
 
+@dataclass(frozen=True)
+class RevokedToken:
+    """What revoking a token did: its public id, its owner and how many dashboard sessions
+    started from it ended.
+
+    >>> RevokedToken("0123456789ab", "ana", 1).to_dict()["user"]
+    'ana'
+    """
+
+    token_id: str
+    user: str
+    dashboard_sessions_ended: int
+
+    def to_dict(self) -> dict[str, object]:
+        """The fields as a JSON-safe dictionary."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: dict) -> RevokedToken:
+        """The record :meth:`to_dict` wrote.
+
+        >>> RevokedToken.from_dict({"token_id": "0123456789ab", "user": "a",
+        ...                         "dashboard_sessions_ended": 0}).user
+        'a'
+        """
+        return cls(document["token_id"], document["user"], document["dashboard_sessions_ended"])
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token that :func:`rotate_token` issued: its owner, its public id, when it expires
+    (ms since the epoch, ``None`` for never), how many earlier tokens were revoked and how
+    many dashboard sessions ended, and the token itself, which exists nowhere else (the
+    store keeps its hash) and which the record's ``repr`` leaves out, so that a log of the
+    record holds no usable token.
+
+    >>> IssuedToken("ana", "0123456789ab", None, 2, 0, "olp_secret")
+    IssuedToken(user='ana', token_id='0123456789ab', expires_ms=None, revoked=2, ...)
+    """
+
+    user: str
+    token_id: str
+    expires_ms: int | None
+    revoked: int
+    dashboard_sessions_ended: int
+    token: str = dataclasses.field(repr=False)
+
+    def to_dict(self) -> dict[str, object]:
+        """The fields as a JSON-safe dictionary (the token included: this is the answer
+        that carries it)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: dict) -> IssuedToken:
+        """The record :meth:`to_dict` wrote.
+
+        >>> issued = IssuedToken("ana", "0123456789ab", 5, 1, 0, "olp_x")
+        >>> IssuedToken.from_dict(issued.to_dict()) == issued
+        True
+        """
+        return cls(**{field.name: document[field.name] for field in dataclasses.fields(cls)})
+
+
+def _token_match(token: str) -> tuple[sa.ColumnElement[bool], str]:
+    tokens = tables.api_tokens
+    if token.startswith("olp_"):
+        return tokens.c.sha256 == token_sha256(token), token_id(token)
+    if len(token) == TOKEN_ID_LENGTH and all(c in "0123456789abcdef" for c in token):
+        return tokens.c.sha256.startswith(token, autoescape=True), token
+    raise InvalidArgumentError(
+        f"token: give an API token (olp_...) or its {TOKEN_ID_LENGTH}-digit id, got {token[:16]!r}"
+    )
+
+
+def _check_actor(connection: Connection, actor: str | None) -> str:
+    """The name the audit log records for a change of users by ``actor``: a named actor
+    must be an enabled admin, and their row is locked first (:func:`_lock_users`), so a
+    demotion committed meanwhile is waited for and seen; with none named the OS user acts,
+    as for :func:`add_user`."""
+    if actor is None:
+        return current_user()
+    _lock_users(connection, actor)
+    return acting_user(connection, actor, "admin")
+
+
+def revoke_token_as(connection: Connection, token: str, actor: str | None) -> RevokedToken:
+    """Revoke ``token`` (the token or its public id) inside the caller's write transaction,
+    by the rules of :func:`revoke_token`; what it did.
+
+    >>> _ = add_user(db, "root", "admin"); _, t = add_user(db, "una", "viewer")
+    >>> with db.write() as c:
+    ...     revoke_token_as(c, token_id(t), "root") == RevokedToken(token_id(t), "una", 0)
+    True
+    """
+    match, shown = _token_match(token)
+    tokens, users = tables.api_tokens, tables.users
+    acting = _check_actor(connection, actor)
+    found = connection.execute(
+        sa.select(tokens.c.sha256, users.c.name)
+        .join(users, users.c.id == tokens.c.user_id)
+        .where(match, tokens.c.revoked_ms.is_(None))
+        .order_by(tokens.c.sha256)
+    ).first()
+    if found is None:
+        raise UnknownTokenError(f"token_id: no active API token with id {shown!r}")
+    connection.execute(
+        tokens.update()
+        .where(tokens.c.sha256 == found.sha256)
+        .values(revoked_ms=clock_of(connection))
+    )
+    ended = _end_token_sessions(connection, [found.sha256])
+    _audit(
+        connection,
+        acting,
+        "revoke_token",
+        found.name,
+        {"token_id": shown, "revoked": True, "dashboard_sessions_ended": ended},
+        before={"token_id": shown, "revoked": False},
+    )
+    return RevokedToken(shown, found.name, ended)
+
+
 def revoke_token(db: Database, token: str, *, actor: str | None = None) -> str:
-    """Make a token unusable from now on; ``token`` is the token itself or its public id.
-    Return the id; an unknown or already revoked token is a ValueError.
+    """Make a token unusable from now on and end the dashboard sessions started from it;
+    ``token`` is the token itself or its public id. Return the id; an unknown or already
+    revoked token is a ValueError. ``actor``, when named, must be an enabled admin (checked
+    in the change's transaction); with none named the OS user acts, as for
+    :func:`set_user_role`.
 
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://"); _, t = add_user(db, "cy", "viewer")
@@ -241,68 +367,83 @@ def revoke_token(db: Database, token: str, *, actor: str | None = None) -> str:
     (True, True)
     >>> revoke_token(db, token_id(t))
     Traceback (most recent call last):
-    opsloop.registry.users.UnknownTokenError: no active API token with id '...'
+    opsloop.registry.users.UnknownTokenError: token_id: no active API token with id '...'
     """
-    tokens, users = tables.api_tokens, tables.users
-    if token.startswith("olp_"):
-        match = tokens.c.sha256 == token_sha256(token)
-        shown = token_id(token)
-    elif len(token) == TOKEN_ID_LENGTH and all(c in "0123456789abcdef" for c in token):
-        match = tokens.c.sha256.startswith(token, autoescape=True)
-        shown = token
-    else:
-        raise InvalidArgumentError(
-            f"token: give an API token (olp_...) or its {TOKEN_ID_LENGTH}-digit id, got "
-            f"{token[:16]!r}"
-        )
+    _token_match(token)
     with db.write() as connection:
-        found = connection.execute(
-            sa.select(tokens.c.sha256, users.c.name)
-            .join(users, users.c.id == tokens.c.user_id)
-            .where(match, tokens.c.revoked_ms.is_(None))
-        ).all()
-        if not found:
-            raise UnknownTokenError(f"no active API token with id {shown!r}")
-        connection.execute(
-            tokens.update()
-            .where(tokens.c.sha256 == found[0].sha256)
-            .values(revoked_ms=clock_of(connection))
+        return revoke_token_as(connection, token, actor).token_id
+
+
+def rotate_token_as(
+    connection: Connection, name: str, expires_ms: int | None, actor: str | None
+) -> IssuedToken:
+    """Rotate user ``name``'s tokens inside the caller's write transaction, by the rules of
+    :func:`rotate_token`; the new token and what was revoked.
+
+    >>> _ = add_user(db, "root", "admin"); _ = add_user(db, "vi", "viewer")
+    >>> with db.write() as c:
+    ...     issued = rotate_token_as(c, "vi", None, "root")
+    >>> issued.revoked, authenticate(db, issued.token).name
+    (1, 'vi')
+    """
+    expires_ms = _check_expiry(expires_ms)
+    tokens = tables.api_tokens
+    acting = _check_actor(connection, actor)
+    user_id = _user_id(connection, name)
+    at = clock_of(connection)
+    if expires_ms is not None and expires_ms <= at:
+        raise InvalidArgumentError(
+            f"expires_ms: must be after now ({at} ms since the epoch), got {expires_ms}: a "
+            "rotation to a token that has expired would lock the user out"
         )
-        owner = found[0].name
-        _audit(connection, actor or owner, "revoke_token", owner, {"token_id": shown})
-    return shown
+    active = list(
+        connection.execute(
+            sa.select(tokens.c.sha256)
+            .where(tokens.c.user_id == user_id, tokens.c.revoked_ms.is_(None))
+            .order_by(tokens.c.sha256)
+        ).scalars()
+    )
+    if active:
+        connection.execute(tokens.update().where(tokens.c.sha256.in_(active)).values(revoked_ms=at))
+    ended = _end_token_sessions(connection, active)
+    token = _new_token(connection, user_id, expires_ms)
+    issued = IssuedToken(name, token_id(token), expires_ms, len(active), ended, token)
+    _audit(
+        connection,
+        acting,
+        "rotate_token",
+        name,
+        {
+            "revoked": len(active),
+            "token_id": issued.token_id,
+            "expires_ms": expires_ms,
+            "dashboard_sessions_ended": ended,
+        },
+        before={"active_tokens": [sha[:TOKEN_ID_LENGTH] for sha in active]},
+    )
+    return issued
 
 
 def rotate_token(
     db: Database, name: str, *, expires_ms: int | None = None, actor: str | None = None
 ) -> str:
-    """Revoke every active token of user ``name`` and issue one new token; return it.
+    """Revoke every active token of user ``name``, end the dashboard sessions started from
+    them, and issue one new token (expiring at ``expires_ms``, which must be after now, if
+    given); return it. ``actor``, when named, must be an enabled admin; with none named
+    the OS user acts. The audit log records the ids revoked and issued, never a token.
 
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://"); _, old = add_user(db, "di", "editor")
     >>> new = rotate_token(db, "di")
     >>> authenticate(db, old) is None, authenticate(db, new).name
     (True, 'di')
+    >>> rotate_token(db, "nobody")
+    Traceback (most recent call last):
+    opsloop.registry.users.UnknownUserError: name: unknown user 'nobody'
     """
     expires_ms = _check_expiry(expires_ms)
-    tokens = tables.api_tokens
     with db.write() as connection:
-        user_id = _user_id(connection, name)
-        at = clock_of(connection)
-        revoked = connection.execute(
-            tokens.update()
-            .where(tokens.c.user_id == user_id, tokens.c.revoked_ms.is_(None))
-            .values(revoked_ms=at)
-        ).rowcount
-        token = _new_token(connection, user_id, expires_ms)
-        _audit(
-            connection,
-            actor or name,
-            "rotate_token",
-            name,
-            {"revoked": revoked, "token_id": token_id(token)},
-        )
-        return token
+        return rotate_token_as(connection, name, expires_ms, actor).token
 
 
 def _lock_users(connection: Connection, *names: str) -> list[Row]:
@@ -355,12 +496,99 @@ def _end_dashboard_sessions(connection: Connection, name: str) -> int:
     return connection.execute(table.delete().where(table.c.user_name == name)).rowcount
 
 
+def _end_token_sessions(connection: Connection, digests: list[str]) -> int:
+    """End every dashboard session started from the tokens whose sha256 are ``digests``;
+    how many there were."""
+    if not digests:
+        return 0
+    table = tables.dashboard_sessions
+    return connection.execute(table.delete().where(table.c.token_sha256.in_(digests))).rowcount
+
+
+@dataclass(frozen=True)
+class UserStatus:
+    """A user as an admin manages them: name, role, and since when they are disabled (ms
+    since the epoch; ``None`` while enabled).
+
+    >>> UserStatus("ana", "viewer", None).disabled, UserStatus("bo", "admin", 5).disabled
+    (False, True)
+    """
+
+    name: str
+    role: str
+    disabled_ms: int | None
+
+    @property
+    def disabled(self) -> bool:
+        """Whether the user is disabled."""
+        return self.disabled_ms is not None
+
+    def to_dict(self) -> dict[str, object]:
+        """The fields as a JSON-safe dictionary.
+
+        >>> UserStatus("ana", "viewer", None).to_dict()
+        {'name': 'ana', 'role': 'viewer', 'disabled_ms': None}
+        """
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: dict) -> UserStatus:
+        """The record :meth:`to_dict` wrote.
+
+        >>> UserStatus.from_dict({"name": "a", "role": "admin", "disabled_ms": 7})
+        UserStatus(name='a', role='admin', disabled_ms=7)
+        """
+        return cls(document["name"], document["role"], document["disabled_ms"])
+
+
+def change_user_disabled(
+    connection: Connection, name: str, disabled: bool, actor: str | None
+) -> UserStatus:
+    """Disable or enable user ``name`` inside the caller's write transaction, by the rules
+    of :func:`set_user_disabled`; the user as they now are.
+
+    >>> _ = add_user(db, "root", "admin"); _ = add_user(db, "wes", "viewer")
+    >>> with db.write() as c:
+    ...     change_user_disabled(c, "wes", True, "root").disabled
+    True
+    >>> with db.write() as c:
+    ...     change_user_disabled(c, "root", True, "wes")
+    Traceback (most recent call last):
+    opsloop.registry.users.PermissionDenied: user 'wes' is disabled
+    """
+    if not isinstance(disabled, bool):
+        raise InvalidArgumentError(f"disabled: must be true or false, got {disabled!r}")
+    users = tables.users
+    # As for a role: the actor's and the target's rows are locked before either is read.
+    locked = _lock_users(connection, name, *(() if actor is None else (actor,)))
+    acting = current_user() if actor is None else acting_user(connection, actor, "admin")
+    target = _locked_target(locked, name)
+    if (target.disabled_ms is not None) == disabled:
+        return UserStatus(name, target.role, target.disabled_ms)
+    if disabled and target.role == "admin":
+        _keep_an_admin(locked, target, "disabling them")
+    disabled_ms = clock_of(connection) if disabled else None
+    connection.execute(
+        users.update().where(users.c.id == target.id).values(disabled_ms=disabled_ms)
+    )
+    after: dict[str, object] = {"disabled": disabled}
+    if disabled:
+        after["dashboard_sessions_ended"] = _end_dashboard_sessions(connection, name)
+    action = "disable_user" if disabled else "enable_user"
+    _audit(connection, acting, action, name, after, before={"disabled": not disabled})
+    return UserStatus(name, target.role, disabled_ms)
+
+
 def set_user_disabled(
     db: Database, name: str, disabled: bool = True, *, actor: str | None = None
 ) -> None:
     """Disable user ``name`` (their tokens stop working and their dashboard sessions end;
     nothing is deleted) or enable them. The last enabled admin cannot be disabled
-    (:class:`LastAdminError`). The audit log records how many dashboard sessions ended.
+    (:class:`LastAdminError`). The audit log records the state before and after and how
+    many dashboard sessions ended; disabling a disabled user (or enabling an enabled one)
+    changes nothing and records nothing. ``actor``, when named, must be an enabled admin
+    (checked in the change's transaction); with none named the OS user acts, as for
+    :func:`set_user_role`.
 
     >>> from opsloop.store import Database
     >>> db = Database("sqlite://"); _, t = add_user(db, "ed", "viewer")
@@ -372,22 +600,8 @@ def set_user_disabled(
     Traceback (most recent call last):
     opsloop.registry.users.LastAdminError: user 'root' is the last enabled admin: disabling ...
     """
-    users = tables.users
     with db.write() as connection:
-        locked = _lock_users(connection, name)
-        target = _locked_target(locked, name)
-        if disabled and target.role == "admin" and target.disabled_ms is None:
-            _keep_an_admin(locked, target, "disabling them")
-        connection.execute(
-            users.update()
-            .where(users.c.id == target.id)
-            .values(disabled_ms=clock_of(connection) if disabled else None)
-        )
-        after: dict[str, object] = {"disabled": disabled}
-        if disabled:
-            after["dashboard_sessions_ended"] = _end_dashboard_sessions(connection, name)
-        action = "disable_user" if disabled else "enable_user"
-        _audit(connection, actor or name, action, name, after)
+        change_user_disabled(connection, name, disabled, actor)
 
 
 def change_user_role(connection: Connection, name: str, role: str, actor: str | None) -> User:

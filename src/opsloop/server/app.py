@@ -184,7 +184,7 @@ def create_app(
     app.include_router(review_routes.router, dependencies=json_bodies, responses=hashed)
     # A retrain request claimed by another follower, or reported twice.
     app.include_router(monitoring_routes.router, dependencies=json_bodies, responses=hashed)
-    # The last enabled admin refused another role.
+    # The last enabled admin refused another role or disabling.
     app.include_router(user_routes.router, dependencies=json_bodies, responses=hashed)
     # The web pages at /, checking sessions with the same token rule as the API.
     install_dashboard(

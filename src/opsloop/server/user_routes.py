@@ -5,8 +5,13 @@ acting user, which must be an admin (checked at the route and again in the chang
 transaction). The operations, their paths and their answers are
 :data:`~opsloop.registry.user_service.USER_OPERATIONS`.
 
->>> [route.path for route in router.routes]
-['/api/v1/users/{name:path}/role']
+>>> for route in router.routes:
+...     print(*route.methods, route.path)
+PUT /api/v1/users/{name:path}/role
+POST /api/v1/users/{name:path}/disable
+POST /api/v1/users/{name:path}/enable
+DELETE /api/v1/tokens/{token_id}
+POST /api/v1/users/{name:path}/tokens/rotate
 """
 
 from __future__ import annotations

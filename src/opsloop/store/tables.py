@@ -505,6 +505,8 @@ prediction_feedback = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("created_by", NAME, nullable=False),
     Index(None, "request_id"),
+    # The A/B report's newest feedback per request of a deployment, read in group order.
+    Index(None, "deployment", "request_id", "id"),
 )
 
 # Monitoring windows: one row per deployment, variant, window length, window start and the

@@ -22,5 +22,7 @@ from fastapi import Query
 
 #: Seconds between refreshes of a page's live parts; 0 turns them off.
 Refresh = Annotated[int, Query(ge=0, le=300)]
+#: The refresh a run page takes when ``?refresh=`` is not given.
+DEFAULT_REFRESH_S = 5
 
-__all__ = ["Refresh"]
+__all__ = ["DEFAULT_REFRESH_S", "Refresh"]

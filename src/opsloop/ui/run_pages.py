@@ -27,7 +27,7 @@ from opsloop.ui.metric_charts import (
     shrunk_curve,
 )
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.refresh_query import Refresh
+from opsloop.ui.refresh_query import DEFAULT_REFRESH_S, Refresh
 from opsloop.ui.rendering import render
 from opsloop.ui.run_table import PAGE_SIZES, SortKey, run_page, shown_columns, table_runs
 from opsloop.ui.session_check import page_user
@@ -138,7 +138,7 @@ def run_detail(
     chart: str | None = None,
     key: Annotated[str, Query(max_length=MAX_NAME_LENGTH)] = "",
     after_key: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
-    refresh: Refresh = 5,
+    refresh: Refresh = DEFAULT_REFRESH_S,
 ):
     """One run: attributes, params, metrics with charts, artifacts, code, data, environment.
 
@@ -149,8 +149,12 @@ def run_detail(
     ``chart=interactive`` draws them with plotly.js instead (zoom, hover values), which the
     browser then fetches and parses. While the run is running, its status and metrics
     (SVG charts only) are refreshed in place every ``refresh`` seconds (0: never) from
-    :func:`run_fragment`."""
-    shown = run_context(request.app.state.tracking, run_id, metric, chart, key, after_key)
+    :func:`run_fragment`. A ``refresh`` other than the default is kept by the page's
+    links and forms, and by those of the fragment that replaces its part."""
+    kept = None if refresh == DEFAULT_REFRESH_S else refresh
+    shown = run_context(
+        request.app.state.tracking, run_id, metric, chart, key, after_key, refresh=kept
+    )
     live = refresh and shown["run"].status == "RUNNING" and not shown["interactive"]
     return render(request, "run.html.j2", **shown, refresh=refresh if live else None)
 
@@ -163,10 +167,12 @@ def run_fragment(
     metric: Annotated[list[str] | None, Query()] = None,
     key: Annotated[str, Query(max_length=MAX_NAME_LENGTH)] = "",
     after_key: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
+    refresh: Refresh | None = None,
 ) -> Response:
     """A run page's facts and metrics alone (its SVG charts of the keys ``metric``, the
     page of keys after ``after_key`` holding ``key``), for its refresh while the run runs;
-    at most :data:`~opsloop.ui.metric_charts.MAX_CHARTS` keys ``metric``, each a name."""
+    at most :data:`~opsloop.ui.metric_charts.MAX_CHARTS` keys ``metric``, each a name.
+    ``refresh``: the page's own, which the fragment's links and forms keep."""
     picked = metric or []
     if len(picked) > MAX_CHARTS:
         raise InvalidArgumentError(
@@ -177,7 +183,9 @@ def run_fragment(
         checked_name(field, text)
     checked_name("key", key)
     checked_name("after_key", after_key or "")
-    shown = run_context(request.app.state.tracking, run_id, picked, None, key, after_key)
+    shown = run_context(
+        request.app.state.tracking, run_id, picked, None, key, after_key, refresh=refresh
+    )
     return render(request, "run_live.html.j2", **shown)
 
 
@@ -188,9 +196,12 @@ def run_context(
     chart: str | None,
     key: str,
     after_key: str | None,
+    *,
+    refresh: int | None = None,
 ) -> dict:
     """What a run page's facts and metrics show (see :func:`run_detail`), with the
-    address of its live fragment.
+    address of its live fragment; ``refresh``, when given, is carried by every address
+    and form (``kept_refresh``).
 
     >>> from opsloop.store import ArtifactStore, Database
     >>> from opsloop.tracking import ActiveRun, LocalTrackingStore
@@ -229,11 +240,13 @@ def run_context(
         figures = []
         drawn = [line_chart_svg(key, [shrunk_curve(label, history)]) for key, history in series]
     picked = [("metric", k) for k in picked_keys]
+    kept = [] if refresh is None else [("refresh", str(refresh))]
     kind = [("chart", "interactive")] if interactive else []
     listing = [("key", key)] if key else []
     base = f"/runs/{quote(run.run_id, safe='')}"
 
     def address(query: list[tuple[str, str]], path: str = base) -> str:
+        query = query + kept
         return path + (f"?{urlencode(query)}" if query else "")
 
     here = [("after_key", after_key)] if after_key else []
@@ -258,6 +271,7 @@ def run_context(
         "all_keys": address(kind + picked) if key else None,
         "more_keys": len(keys.matching) > len(chosen),
         "interactive": interactive,
+        "kept_refresh": refresh,
         "other_charts": address(picked + listing + here + other),
         "live_url": address(picked + listing + here, f"{base}/live"),
     }
