@@ -185,7 +185,9 @@ def servers(tmp_path_factory):
         patch.setenv("OPSLOOP_HOME", str(root / "home"))
         patch.setenv("OPSLOOP_AUDIT_KEY", "5a" * 32)
         database = Database(f"sqlite:///{root / 'store.db'}")
-        _user, token = add_user(database, "ana", "admin")
+        # A name no generated case is likely to hit: rotating this admin's token (or
+        # disabling them) would end the session every later case uses.
+        _user, token = add_user(database, "admin-of-the-schemathesis-server", "admin")
         app = create_app(database, ArtifactStore(root / "artifacts"), allow_embedded=False)
         embedded_database = Database(f"sqlite:///{root / 'embedded.db'}")
         embedded = create_app(embedded_database, ArtifactStore(root / "embedded-artifacts"))
