@@ -52,6 +52,12 @@ def test_actions_take_their_options_with_defaults():
         ("error_rate > 0.1 -> retrain(train=os.system)", "a Python entry point"),
         ("error_rate > 0.1 -> retrain(train=m:f, reference_share=2)", "a share in [0, 1]"),
         ("error_rate > 0.1 -> retrain(train=m:f, min_rows=-1)", "a whole number >= 0"),
+        (
+            "error_rate > 0.1 -> webhook(url=http://x, retries=6)",
+            "retries: a whole number from 0 to 5, got '6'",
+        ),
+        ("error_rate > 0.1 -> webhook(url=http://x, retries=1000000000)", "from 0 to 5"),
+        ("error_rate > 0.1 -> webhook(url=http://x, retries=-1)", "from 0 to 5"),
     ],
 )
 def test_a_bad_option_is_refused_naming_it(text, message):

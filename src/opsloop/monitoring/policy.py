@@ -53,7 +53,8 @@ Actions (every one records the alert with its evidence first; what the action th
 in :mod:`.policy_actions`):
 
 * ``alert``: only that;
-* ``webhook(url=URL, timeout_s=5, retries=2)``: POST the alert as JSON to ``URL``;
+* ``webhook(url=URL, timeout_s=5, retries=2)``: POST the alert as JSON to ``URL``
+  (``retries`` at most :data:`MAX_WEBHOOK_RETRIES`);
 * ``rollback`` or ``rollback(to=ALIAS)``: put the deployment back on its previous
   definition, or on the version the model's alias ``ALIAS`` names;
 * ``retrain(train=MODULE:FUNCTION, reference_share=0, holdout=0.3, min_rows=50,
@@ -122,6 +123,9 @@ MAX_RULE_WINDOWS = 10_000
 #: primary in each window of its streak, and a streak lists the latest 100 windows that held
 #: (:data:`.policy_streak.MAX_LISTED_HELD`, which a test keeps equal).
 MAX_PROMOTE_WINDOWS = 100
+#: The most times a webhook is tried again: the wait doubles from 0.5 s each time, so 5
+#: retries wait 15.5 s in all (and as many time-outs), which an evaluation waits for.
+MAX_WEBHOOK_RETRIES = 5
 #: The longest rule, in characters (the REST operations' bound too).
 MAX_RULE_LENGTH = 1000
 #: The metrics the label-free estimate gives (:mod:`.window_estimate`).
@@ -242,7 +246,7 @@ UNDEFINED_WHEN: dict[str, str | None] = {
 #: Each action's options: name -> (kind, default); a default of ``None`` marks one needed.
 ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "alert": {},
-    "webhook": {"url": ("url", None), "timeout_s": ("seconds", 5.0), "retries": ("count", 2)},
+    "webhook": {"url": ("url", None), "timeout_s": ("seconds", 5.0), "retries": ("retries", 2)},
     "rollback": {"to": ("name", "")},
     "retrain": {
         "train": ("entry_point", None),
@@ -323,12 +327,16 @@ def _option(text: str, action: str, key: str, kind: str, raw: str) -> Any:
     if kind == "date":
         return iso_ms(raw, where)
     try:
-        number = int(raw) if kind in ("count", "positive") else float(raw)
+        number = int(raw) if kind in ("count", "positive", "retries") else float(raw)
     except ValueError:
         number = None
     bounds = {
         "count": (number is not None and number >= 0, "a whole number >= 0"),
         "positive": (number is not None and number >= 1, "a whole number >= 1"),
+        "retries": (
+            number is not None and 0 <= number <= MAX_WEBHOOK_RETRIES,
+            f"a whole number from 0 to {MAX_WEBHOOK_RETRIES}",
+        ),
         "seconds": (number is not None and 0 < number <= 60, "seconds in (0, 60]"),
         "share": (number is not None and 0 <= number <= 1, "a share in [0, 1]"),
         "fraction": (number is not None and 0 < number < 1, "a fraction in (0, 1)"),
