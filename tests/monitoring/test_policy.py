@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from opsloop.errors import InvalidArgumentError
-from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.policy import (
+    MAX_PROMOTE_WINDOWS,
+    MAX_RULE_LENGTH,
+    MAX_RULE_WINDOWS,
+    Policy,
+)
+from opsloop.monitoring.policy_streak import MAX_LISTED_HELD
 
 
 def test_actions_take_their_options_with_defaults():
@@ -46,6 +52,12 @@ def test_actions_take_their_options_with_defaults():
         ("error_rate > 0.1 -> retrain(train=os.system)", "a Python entry point"),
         ("error_rate > 0.1 -> retrain(train=m:f, reference_share=2)", "a share in [0, 1]"),
         ("error_rate > 0.1 -> retrain(train=m:f, min_rows=-1)", "a whole number >= 0"),
+        (
+            "error_rate > 0.1 -> webhook(url=http://x, retries=6)",
+            "retries: a whole number from 0 to 5, got '6'",
+        ),
+        ("error_rate > 0.1 -> webhook(url=http://x, retries=1000000000)", "from 0 to 5"),
+        ("error_rate > 0.1 -> webhook(url=http://x, retries=-1)", "from 0 to 5"),
     ],
 )
 def test_a_bad_option_is_refused_naming_it(text, message):
@@ -84,3 +96,78 @@ def test_a_malformed_rule_says_what_part_failed_and_both_forms(text, what):
     # Both forms it shows are rules.
     assert Policy.parse("drift_share > 0.3 for 2 windows -> alert").windows == 2
     assert Policy.parse("when drift_share > 0.3 for 2 windows then alert").windows == 2
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [
+        ("0", "'0'"),
+        ("00", "'00'"),
+        ("10001", "'10001'"),
+        ("000010001", "'000010001'"),
+        ("99999999999999999999", "'99999999999999999999'"),
+        # Past the digits Python converts (4,300), within the longest rule: not converted.
+        ("9" * 950, repr("9" * 24 + "…")),
+    ],
+)
+def test_the_windows_of_a_rule_are_bounded(count, shown):
+    text = f"drift_share > 0.3 for {count} windows -> alert"
+    with pytest.raises(InvalidArgumentError) as refused:
+        Policy.parse(text)
+    assert str(refused.value) == (
+        f"policy {text!r}: for N windows: N must be between 1 and 10000, got {shown}"
+    )
+
+
+@pytest.mark.parametrize("count", ["-1", "1.5", "1e3", "+2", "٣"])
+def test_a_windows_count_that_is_no_whole_number_names_the_rule(count):
+    text = f"drift_share > 0.3 for {count} windows -> alert"
+    with pytest.raises(InvalidArgumentError) as refused:
+        Policy.parse(text)
+    assert str(refused.value) == (
+        f"policy {text!r}: for N windows: N must be a whole number between 1 and 10000, "
+        f"got {count!r}; {FORMS}"
+    )
+
+
+def test_the_bounds_themselves_are_rules():
+    assert MAX_RULE_WINDOWS == 10_000
+    for count in ("1", "01", "10000", "0010000"):
+        rule = Policy.parse(f"drift_share > 0.3 for {count} windows -> alert")
+        assert rule.windows == int(count)
+    # A promote rule compares each window of its streak with the primary's: as many as a
+    # streak lists.
+    assert MAX_PROMOTE_WINDOWS == MAX_LISTED_HELD == 100
+    assert Policy.parse("task_metric > 0.9 for 100 windows -> promote").windows == 100
+    text = "task_metric > 0.9 for 101 windows -> promote"
+    with pytest.raises(InvalidArgumentError) as refused:
+        Policy.parse(text)
+    assert str(refused.value) == (
+        f"policy {text!r}: for N windows: a promote rule's N must be between 1 and 100 (each "
+        "window of its streak is compared with the primary's, and a streak lists the latest "
+        "100), got 101"
+    )
+
+
+def test_a_rule_of_thousands_of_digits_is_refused_by_its_length():
+    """A 10,000-digit count, or threshold, is refused by the rule's length before any
+    number is read; a threshold past a float's range is refused by name."""
+    for text in (
+        f"drift_share > 0.3 for {'1' * 10_000} windows -> alert",
+        f"drift_share > {'1' * 10_000} x alert",
+        "drift_share > 0.3 -> alert" + " " * 10_000 + "x",
+    ):
+        with pytest.raises(InvalidArgumentError) as refused:
+            Policy.parse(text)
+        assert str(refused.value) == (
+            f"policy {text[:24] + '…'!r}: at most {MAX_RULE_LENGTH} characters, got {len(text)}"
+        )
+    assert Policy.parse("requests > " + "9" * 300 + " -> alert").threshold == float("9" * 300)
+    for number in ("9" * 400, "1e999"):
+        text = f"requests > {number} -> alert"
+        with pytest.raises(InvalidArgumentError) as refused:
+            Policy.parse(text)
+        shown = number if len(number) <= 24 else number[:24] + "…"
+        assert str(refused.value) == (
+            f"policy {text!r}: the number {shown!r} is out of range: a finite number"
+        )

@@ -22,7 +22,14 @@ from opsloop.monitoring.policy import (
     Policy,
 )
 from opsloop.monitoring.policy_record import read_actions
-from opsloop.monitoring.policy_streak import MAX_LISTED_SKIPPED, advance, held, load, skipped
+from opsloop.monitoring.policy_streak import (
+    MAX_LISTED_HELD,
+    MAX_LISTED_SKIPPED,
+    advance,
+    held,
+    load,
+    skipped,
+)
 from opsloop.monitoring.reference import set_reference
 from opsloop.monitoring.windowing import Windowing
 
@@ -124,9 +131,10 @@ def test_a_streak_fires_once_and_not_again_at_an_undefined_window():
         streak, fires = advance(rule, streak, metrics, start)
         fired.append(fires)
     assert fired == [False, False, True, False, False, False]
-    # Counted all, kept the two windows that held for the evidence and the one between.
-    assert streak["held"] == 3 and streak["skipped"] == 3
-    assert [w["start_ms"] for w in held(streak)] == [0, 2] and skipped(streak) == [1]
+    # Counted all, kept the latest two windows that held; the windows without a verdict
+    # after the fire are counted, not listed, and the one before left with window 0.
+    assert streak["held"] == 3 and streak["skipped"] == 3 and streak["since_ms"] == 0
+    assert [w["start_ms"] for w in held(streak)] == [2, 4] and skipped(streak) == []
 
 
 def _unbounded(rule, metrics_by_window):
@@ -154,7 +162,7 @@ def test_a_year_without_labels_keeps_the_saved_streak_the_same_size():
     """Labelled at 0, 1 and 3 (the rule fires at 3), then a year of hourly windows without
     labels, one labelled window that holds in the middle of it: the saved streak stops
     growing once the rule fired, and the fires and the evidence's windows are those of the
-    streak kept whole."""
+    streak kept whole; the standing lists its latest three windows that held."""
     rule = Policy.parse("concept_drift > 0 for 3 windows -> alert")
     bad, unlabelled = {"concept_drift": 1, "labelled": 9}, {"concept_drift": None, "labelled": 0}
     year = 365 * 24
@@ -171,12 +179,17 @@ def test_a_year_without_labels_keeps_the_saved_streak_the_same_size():
             evidence = (held(streak), skipped(streak, trailing=False), streak["skipped"])
     assert fires == reference_fires
     assert evidence == ([{"start_ms": s, "value": 1} for s in (0, 1, 3)], [2], 1)
-    # After the fire at window 3 the same windows kept, however many follow: only the
-    # counts' digits grow (2 -> 8,760 passed over: three more).
-    assert max(sizes) == sizes[-1] == sizes[3] + 3 and sizes[-1] < 200
+    # After the fire at window 3 the same windows kept, however many follow, but for the
+    # one that held in the middle, which replaces window 0 (start 0 -> 4384: three more
+    # digits); the counts' digits grow (1 -> 8,760 passed over: three more).
+    assert max(sizes) == sizes[-1] == sizes[3] + 6 and sizes[-1] < 200
     assert streak["held"] == 4 and streak["skipped"] == 1 + year - 1
-    # The standing: every window counted, the first three that held listed.
-    assert [w["start_ms"] for w in held(streak)] == [0, 1, 3] and skipped(streak) == [2]
+    # The standing: every window counted, the latest three that held listed with the one
+    # passed over between them, and the streak's start.
+    middle = 4 + year // 2
+    assert [w["start_ms"] for w in held(streak)] == [1, 3, middle] and skipped(streak) == [2]
+    assert [w["start_ms"] for w in held(whole)][-3:] == [1, 3, middle]
+    assert streak["since_ms"] == 0
 
 
 def test_a_long_gap_before_the_streak_fires_lists_a_bounded_number_of_windows():
@@ -220,9 +233,11 @@ def test_a_streak_saved_as_a_list_loads_and_goes_on():
         {"start_ms": 3, "value": 0.3},
         {"start_ms": 4, "skipped": True},
     ]
-    assert load(saved, 2) == {"windows": saved[:3], "held": 3, "skipped": 2}
+    assert load(saved, 2) == {"windows": saved[2:4], "held": 3, "skipped": 2, "since_ms": 0}
     streak, fires = advance(rule, saved, {"task_metric": 0.1, "labelled": 5}, 5)
-    assert not fires and streak == {"windows": saved[:3], "held": 4, "skipped": 2}
+    newest = {"start_ms": 5, "value": 0.1}
+    assert not fires
+    assert streak == {"windows": [saved[3], newest], "held": 4, "skipped": 2, "since_ms": 0}
     # One window short of the count, it fires at the next window that holds.
     streak, fires = advance(rule, saved[:2], {"task_metric": 0.1, "labelled": 5}, 5)
     assert fires and [w["start_ms"] for w in held(streak)] == [0, 5]
@@ -246,6 +261,7 @@ def test_the_standing_of_a_streak_saved_whole_is_bounded(db):
         {"start_ms": _hour(1), "value": 1},
     ]
     assert standing["streak_skipped"] == []
+    assert standing["streak_start_ms"] == _hour(0)
     assert len(json.dumps(standing)) < 1_000
 
 
@@ -297,3 +313,79 @@ def test_which_signals_a_plain_window_leaves_undefined(db, clock):
     assert undefined(first.metrics) == set(SIGNALS) - defined - process
     assert undefined(second.metrics) == set(SIGNALS) - defined - process - {"previous_drift_share"}
     assert first.metrics["labelled"] == 0 and first.metrics["error_drift"] == 0
+
+
+def test_a_streak_lists_its_latest_windows_that_held():
+    """Ten windows that hold, one without labels after the second: a rule of three windows
+    fires at the fourth window (three held) with those three, and then lists the latest
+    three that held, as the whole streak's last three, with the start of the first."""
+    rule = Policy.parse("concept_drift > 0 for 3 windows -> alert")
+    windows = [{"concept_drift": 1 + k / 10, "labelled": 9} for k in range(11)]
+    windows[2] = {"concept_drift": None, "labelled": 0}
+    whole, reference_fires = _unbounded(rule, windows)
+    streak, fires, evidence = [], [], None
+    for start, metrics in enumerate(windows):
+        streak, fire = advance(rule, streak, metrics, start)
+        if fire:
+            fires.append(start)
+            evidence = ([w["start_ms"] for w in held(streak)], skipped(streak, trailing=False))
+    assert fires == reference_fires == [3]
+    assert evidence == ([0, 1, 3], [2])
+    assert (
+        held(streak)
+        == held(whole)[-3:]
+        == [{"start_ms": k, "value": 1 + k / 10} for k in (8, 9, 10)]
+    )
+    assert (streak["held"], streak["skipped"], streak["since_ms"]) == (10, 1, 0)
+    assert skipped(streak) == []
+
+
+def test_a_rule_of_more_windows_than_a_streak_lists_keeps_the_latest():
+    """A rule of 250 windows, every fifth window without labels: it fires where the whole
+    streak does, its evidence lists the latest MAX_LISTED_HELD windows that held and the
+    windows passed over among them, and the saved streak stays bounded."""
+    assert MAX_LISTED_HELD == 100
+    rule = Policy.parse("task_metric < 0.8 for 250 windows -> alert")
+    bad, unlabelled = {"task_metric": 0.5, "labelled": 9}, {"task_metric": None, "labelled": 0}
+    windows = [unlabelled if k % 5 == 4 else bad for k in range(400)]
+    whole, reference_fires = _unbounded(rule, windows)
+    streak, fires, sizes, evidence = [], [], [], None
+    for start, metrics in enumerate(windows):
+        streak, fire = advance(rule, streak, metrics, start)
+        sizes.append(_size(streak))
+        if fire:
+            fires.append(start)
+            evidence = (held(streak), skipped(streak, trailing=False), dict(streak))
+    # Windows 0-3 hold, 4 is passed over, ...: the 250th that held is window 311.
+    assert fires == reference_fires == [311]
+    listed, passed, at_fire = evidence
+    reference_held = [w for w in whole[:312] if not w.get("skipped")]
+    assert listed == reference_held[-100:] and listed[0]["start_ms"] == 187
+    assert passed == [k for k in range(187, 312) if k % 5 == 4]
+    assert (at_fire["held"], at_fire["skipped"], at_fire["since_ms"]) == (250, 62, 0)
+    # After the fire, the latest hundred; the windows passed over since are counted only.
+    assert held(streak) == [w for w in whole if not w.get("skipped")][-100:]
+    assert skipped(streak) == [k for k in range(275, 312) if k % 5 == 4]
+    assert (streak["held"], streak["skipped"]) == (320, 80)
+    assert max(sizes) < 5_000
+
+
+def test_a_streak_saved_with_counts_and_its_first_windows_loads():
+    """Saved as the counted form kept it before its start was: its first windows that
+    held (the rule fired at the second of them, then held once more): it starts at its first
+    listed window, and a window that holds replaces the oldest listed."""
+    rule = Policy.parse("task_metric < 0.8 for 2 windows -> alert")
+    saved = {
+        "windows": [{"start_ms": 0, "value": 0.5}, {"start_ms": 2, "value": 0.4}],
+        "held": 3,
+        "skipped": 1,
+    }
+    assert load(saved, 2) == {**saved, "since_ms": 0}
+    streak, fires = advance(rule, saved, {"task_metric": 0.1, "labelled": 5}, 7)
+    assert not fires
+    assert streak == {
+        "windows": [{"start_ms": 2, "value": 0.4}, {"start_ms": 7, "value": 0.1}],
+        "held": 4,
+        "skipped": 1,
+        "since_ms": 0,
+    }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pandas as pd
 import pytest
 from tests.server.running import running_server
@@ -27,7 +28,7 @@ from opsloop.registry.audit import audit_entries, verify_audit_log
 from opsloop.registry.users import PermissionDenied
 from opsloop.server import create_app
 from opsloop.serving import Deployments, Variant
-from opsloop.store import ArtifactStore
+from opsloop.store import ArtifactStore, tables
 from opsloop.store.database import Database
 
 from .conftest import HOUR_MS, T0
@@ -69,7 +70,7 @@ def test_a_policy_is_checked_versioned_and_audited(store, clock):
     )  # fmt: skip
     # A bad rule: refused naming its position and what is wrong; nothing stored.
     bad = [STORED, "drift_share > 0.3 for 0 windows -> alert"]
-    with pytest.raises(InvalidArgumentError, match=r"^rules\.1: policy .* needs N >= 1$"):
+    with pytest.raises(InvalidArgumentError, match=r"^rules\.1: policy .*: for N windows: N mu"):
         set_policy(store, "api", bad, actor="ana")
     with pytest.raises(InvalidArgumentError, match=r"^rules\.0: policy .*unknown action 'page'"):
         set_policy(store, "api", ["error_rate > 0.2 -> page"], actor="ana")
@@ -193,3 +194,110 @@ def test_new_rules_alone_keep_the_stored_detector(store):
     assert Monitoring(store, actor="ana").set_policy("api", rules=[]).error_detector == "CUSUM"
     # Never set: the default detector.
     assert set_policy(store, "web", [GIVEN], actor="ana").error_detector == "ADWIN"
+
+
+BOUNDED = "drift_share > 0.3 for 10001 windows -> alert"
+WINDOWS_RULE = "for N windows: N must be between 1 and 10000, got '10001'"
+
+
+def test_the_windows_of_a_rule_are_bounded_wherever_a_rule_enters(store, clock, tmp_path):
+    """``for N windows`` past 10,000 (or a rule past 1,000 characters): refused naming the
+    rule by the library, the REST operations (a 422 naming the field), their client and
+    the command line, and nothing stored."""
+    _, token = add_user(store, "eda", "editor")
+    set_reference(store, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
+    _window(store, 0)
+    clock.now_ms = T0 + HOUR_MS
+    message = f"policy {BOUNDED!r}: {WINDOWS_RULE}"
+    with pytest.raises(InvalidArgumentError) as refused:
+        set_policy(store, "api", [STORED, BOUNDED], actor="eda")
+    assert str(refused.value) == f"rules.1: {message}"
+    with pytest.raises(InvalidArgumentError) as refused:
+        evaluate(store, "api", policies=[BOUNDED])
+    assert str(refused.value) == message
+    huge = f"drift_share > 0.3 for {'9' * 10_000} windows -> alert"
+    with pytest.raises(InvalidArgumentError, match=r"^rules\.0: at most 1000 characters"):
+        set_policy(store, "api", [huge], actor="eda")
+    with pytest.raises(InvalidArgumentError, match=r"^policy '.*…': at most 1000 characters"):
+        evaluate(store, "api", policies=[huge])
+    headers = {"Authorization": f"Bearer {token}"}
+    with running_server(create_app(store, ArtifactStore(tmp_path / "a"))) as url:
+        policy_url = f"{url}/api/v1/monitoring/api/policy"
+        sent = httpx.put(policy_url, json={"rules": [BOUNDED]}, headers=headers)
+        assert sent.status_code == 422 and sent.json()["detail"] == f"rules.0: {message}"
+        evaluated = httpx.post(
+            f"{url}/api/v1/monitoring/api/evaluations", json={"policies": [BOUNDED]},
+            headers=headers,
+        )  # fmt: skip
+        assert evaluated.status_code == 422 and evaluated.json()["detail"] == message
+        for body, field in (({"rules": [huge]}, "rules"), ({"policies": [huge]}, "policies")):
+            path = policy_url if field == "rules" else f"{url}/api/v1/monitoring/api/evaluations"
+            method = httpx.put if field == "rules" else httpx.post
+            sent = method(path, json=body, headers=headers)
+            assert sent.status_code == 422, sent.text[:300]
+            assert sent.json()["detail"][0]["loc"][-2:] == [field, 0]
+        remote = HttpMonitoring(url, token=token)
+        with pytest.raises(InvalidArgumentError) as refused:
+            remote.set_policy("api", rules=[BOUNDED])
+        assert str(refused.value) == f"rules.0: {message}"
+        remote.close()
+        env = {"OPSLOOP_TRACKING_TOKEN": token}
+        for command in (["policy", "set", "api"], ["evaluate", "api"]):
+            ran = CliRunner().invoke(
+                cli, ["monitor", *command, "--rule", BOUNDED, "--server", url], env=env
+            )
+            assert ran.exit_code != 0 and WINDOWS_RULE in " ".join(ran.output.split()), ran.output
+    assert read_policy(store, "api").revision == 0
+    assert read_alerts(store, "api").empty
+
+
+def test_an_alert_lists_the_windows_that_fired_it_and_the_standing_the_latest(store, clock):
+    """Four windows whose inputs all lie above the reference (KS statistic 1, drift share
+    1): a rule of 2 windows fires at window 1 with windows 0 and 1 as its evidence; after
+    window 3 its standing lists windows 2 and 3, counts 4, and starts at window 0."""
+    rule = "drift_share > 0.5 for 2 windows -> alert"
+    set_reference(store, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
+    set_policy(store, "api", [rule], actor="ana")
+    for k in range(4):
+        log_predictions(
+            store, "api", [{"x": 100.0 + i} for i in range(60)], [0] * 60,
+            at_ms=T0 + k * HOUR_MS + 60_000,
+        )  # fmt: skip
+    clock.now_ms = T0 + 4 * HOUR_MS
+    assert [w.alerts for w in evaluate(store, "api")] == [(), (rule,), (), ()]
+    (evidence,) = read_alerts(store, "api")["evidence"]
+    assert evidence["windows"] == [
+        {"start_ms": T0, "value": 1.0},
+        {"start_ms": T0 + HOUR_MS, "value": 1.0},
+    ]
+    assert (evidence["held_count"], evidence["streak_start_ms"]) == (2, T0)
+    assert evidence["change_point_ms"] == T0
+    (standing,) = Monitoring(store).actions("api")["policies"]
+    assert (standing["streak"], standing["streak_start_ms"]) == (4, T0)
+    assert standing["streak_windows"] == [
+        {"start_ms": T0 + 2 * HOUR_MS, "value": 1.0},
+        {"start_ms": T0 + 3 * HOUR_MS, "value": 1.0},
+    ]
+
+
+def test_a_rule_stored_before_the_bound_is_named_when_an_evaluation_reads_it(store, clock):
+    """A rule of 10,001 windows stored before the bound (never able to fire while its
+    streak grew): an evaluation of the stored policy refuses it, naming it and what to do."""
+    set_reference(store, "api", pd.DataFrame({"x": [i * 0.37 for i in range(200)]}))
+    set_policy(store, "api", [STORED, GIVEN], actor="ana")
+    with store.write() as connection:
+        connection.execute(
+            tables.monitoring_policies.update()
+            .where(tables.monitoring_policies.c.deployment == "api")
+            .values(rules_json=json.dumps([STORED, BOUNDED]))
+        )
+    _window(store, 0)
+    clock.now_ms = T0 + HOUR_MS
+    with pytest.raises(InvalidArgumentError) as refused:
+        evaluate(store, "api")
+    assert str(refused.value) == (
+        f"the stored policy of 'api' (revision 1), rules.1: policy {BOUNDED!r}: "
+        f"{WINDOWS_RULE}; set the policy again"
+    )
+    # Given rules of its own, the evaluation does not read the stored ones.
+    assert [w.alerts for w in evaluate(store, "api", policies=[GIVEN])] == [(GIVEN,)]

@@ -426,13 +426,16 @@ def test_the_policies_streaks_pending_actions_and_outcomes_are_the_services(
     # (KS statistic 1, one feature of one drifted), so both rules hold in windows 1 and 2.
     first, second = START_MS + HOUR_MS, START_MS + 2 * HOUR_MS
     streak = f"1 ({time_of(first)}), 1 ({time_of(second)})"
-    # A streak keeps its first windows that held, as many as the rule needs, and counts
-    # the rest: the 1-window rule lists window 1 and counts 2.
+    # A streak keeps its latest windows that held, as many as the rule needs, and counts
+    # the rest: the 1-window rule lists window 2, the latest, and counts 2 since window 1.
+    latest = f"the latest 1 of 2 since {time_of(first)}: 1 ({time_of(second)})"
     assert rows(page, "policies") == [
         ["stable", waiting, "2", "3", streak, "0", "", ""],
-        ["stable", acting, "2", "1", f"1 ({time_of(first)})", "1",
+        ["stable", acting, "2", "1", latest, "1",
          time_of(answer["policies"][1]["last_fired_ms"]), time_of(first)],
     ]  # fmt: skip
+    assert answer["policies"][1]["streak_windows"] == [{"start_ms": second, "value": 1.0}]
+    assert answer["policies"][1]["streak_start_ms"] == first
     assert [(p["rule"], p["streak"], p["fired"]) for p in answer["policies"]] == [
         (waiting, 2, 0),
         (acting, 2, 1),

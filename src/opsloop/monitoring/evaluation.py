@@ -74,10 +74,12 @@ estimate of its metrics from the model's confidence (``estimate``, :mod:`.window
 and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<metric>`` (and
 ``_low``, ``_high`` for the interval) and ``estimate_trusted`` act before labels arrive.
 
-An alert is kept in ``monitoring_alerts`` with its evidence (the windows of the streak and
-the signal's value in each, and the ``skipped`` windows between them where the signal was
-undefined, at most :data:`~.policy_streak.MAX_LISTED_SKIPPED` listed and ``skipped_count``
-counting them all, :mod:`.policy_streak`; for drift, the drifted features with statistic
+An alert is kept in ``monitoring_alerts`` with its evidence (the latest windows of the
+streak, at most :data:`~.policy_streak.MAX_LISTED_HELD`, with the signal's value in each,
+``held_count`` counting all those that held and ``streak_start_ms`` the start of the first,
+and the ``skipped`` windows between them where the signal was undefined, at most
+:data:`~.policy_streak.MAX_LISTED_SKIPPED` listed and ``skipped_count`` counting them all,
+:mod:`.policy_streak`; for drift, the drifted features with statistic
 and p-value; for ``error_drift``, the detector's alarm positions; for the decay signals,
 the decay) and appended to the audit log (action ``alert``, entity ``monitor:DEPLOYMENT``).
 The evidence names the ``change_point_ms``: for ``error_drift``, the estimated change of
@@ -146,7 +148,7 @@ from opsloop.monitoring.reference import Reference, StoredReference, stored_refe
 from opsloop.monitoring.reference_predictions import window_reference
 from opsloop.monitoring.reweighted_reference import reweighted_reference
 from opsloop.monitoring.running_actions import start_action, take_interrupted, webhook_deadline_ms
-from opsloop.monitoring.stored_policy import policy_in, read_policy
+from opsloop.monitoring.stored_policy import PolicySetting, policy_in, read_policy
 from opsloop.monitoring.window_estimate import scored_rows, window_estimate
 from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
@@ -295,13 +297,16 @@ def _change_point(db, deployment, variant, earlier, start, read, errors, labelle
 
 
 def _evidence(policy: Policy, streak: dict, metrics: dict, positions: list) -> dict:
-    # The windows that held, those passed over between them without a verdict (listed up
-    # to a bound), and how many were passed over: it fires at a window that held, so every
-    # one the streak counts lies between two that held.
+    # The latest windows that held (listed up to a bound) and how many held since which
+    # window, those passed over between them without a verdict (listed up to a bound), and
+    # how many were passed over: it fires at a window that held, so every one the streak
+    # counts lies between two that held.
     windows = held(streak)
     evidence: dict[str, Any] = {
         "signal": policy.signal,
         "windows": windows,
+        "held_count": streak["held"],
+        "streak_start_ms": streak["since_ms"],
         "skipped": skipped(streak, trailing=False),
         "skipped_count": streak["skipped"],
     }
@@ -332,7 +337,7 @@ def _evidence(policy: Policy, streak: dict, metrics: dict, positions: list) -> d
     if policy.signal == "feature_alarms":
         evidence["feature_alarms"] = metrics["feature_stream"]["alarms"]
     found = metrics.get("error_change_point_ms") if policy.signal == "error_drift" else None
-    evidence["change_point_ms"] = windows[0]["start_ms"] if found is None else found
+    evidence["change_point_ms"] = streak["since_ms"] if found is None else found
     return evidence
 
 
@@ -369,7 +374,7 @@ def evaluate(
     # the call applies from the next window). Refused now if this context cannot act on
     # them, as stored at the start.
     given = None if policies is None else _parsed(policies)
-    context.check(given if given is not None else _parsed(read_policy(db, deployment).rules))
+    context.check(given if given is not None else _stored(read_policy(db, deployment)))
     # Actions a dead process left in flight get their outcome first (webhooks run again).
     _record_interrupted(db, deployment, context)
     _run_pending(db, deployment, context, final=False)
@@ -443,6 +448,27 @@ def _parsed(rules: Sequence[str | Policy]) -> list[Policy]:
     return [r if isinstance(r, Policy) else Policy.parse(r) for r in rules]
 
 
+def _stored(setting: PolicySetting) -> list[Policy]:
+    """The rules of a stored policy, parsed; a rule this version no longer reads (stored
+    before a bound it breaks, such as ``for N windows`` past
+    :data:`~.policy.MAX_RULE_WINDOWS`) is refused naming it and what to do.
+
+    >>> _stored(PolicySetting("api", ("requests > 0 for 0 windows -> alert",), revision=3))
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: the stored policy of 'api' (revision 3), rules.0: policy 'requests > 0 for 0 windows -> alert': for N windows: N must be between 1 and 10000, got '0'; set the policy again
+    """  # noqa: E501 - a doctest's expected output is one line
+    rules = []
+    for position, text in enumerate(setting.rules):
+        try:
+            rules.append(Policy.parse(text))
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(
+                f"the stored policy of {setting.deployment!r} (revision {setting.revision}), "
+                f"rules.{position}: {error}; set the policy again"
+            ) from None
+    return rules
+
+
 def _applied(
     connection, deployment: str, given: list[Policy] | None, context: ActionContext
 ) -> tuple[list[Policy], str, dict[str, Any]]:
@@ -450,12 +476,13 @@ def _applied(
     them (``policy``: ``from`` the call or the ``stored`` policy at its ``revision``, and
     ``detector_revision``, the stored revision whose detector read the errors), read on
     ``connection`` under the monitor's lock: one revision for the rules and the detector.
-    Stored rules this context cannot act on (a change since the call began) are refused."""
+    Stored rules this context cannot act on (a change since the call began) are refused, and
+    so is a stored rule this version no longer reads (:func:`_stored`)."""
     setting = policy_in(connection, deployment)
     if given is not None:
         record = {"from": "call", "revision": None, "detector_revision": setting.revision}
         return given, setting.error_detector, record
-    rules = _parsed(setting.rules)
+    rules = _stored(setting)
     context.check(rules)
     record = {"from": "stored", "revision": setting.revision, "detector_revision": setting.revision}
     return rules, setting.error_detector, record

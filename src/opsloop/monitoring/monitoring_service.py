@@ -563,13 +563,18 @@ class PolicyStanding(BaseModel):
         "condition is false breaks the streak"
     )
     streak_windows: list[StreakWindow] = Field(
-        description="the streak's first windows that held, as many as the rule needs at most"
+        description="the streak's latest windows that held, as many as the rule needs at "
+        "most, and 100 at most (policy_streak.MAX_LISTED_HELD); streak counts them all"
+    )
+    streak_start_ms: int | None = Field(
+        default=None, description="the start of the streak's first window that held"
     )
     streak_skipped: list[int] = Field(
         default=[],
         description="the starts of the windows where the signal was undefined (no labels for "
-        "a signal judged on labels...), passed over, not breaking the streak: those before "
-        "the last of streak_windows, 100 at most (policy_streak.MAX_LISTED_SKIPPED)",
+        "a signal judged on labels...), passed over, not breaking the streak: those among "
+        "streak_windows that came before the streak reached the windows the rule needs, 100 "
+        "at most (policy_streak.MAX_LISTED_SKIPPED)",
     )
     streak_skipped_count: int = Field(
         default=0, description="how many windows were passed over since the streak began"

@@ -1,8 +1,10 @@
 """Declarative monitoring rules: ``when <signal> <op> <number> [for N windows] then <action>``.
 
 A rule is parsed by a regular expression, never evaluated as code. ``when`` is optional and
-``->`` or ``→`` may stand for ``then``; ``for N windows`` (default 1) asks the condition to hold
-in N consecutive windows that give it a verdict. A window where the signal is undefined
+``->`` or ``→`` may stand for ``then``; ``for N windows`` (default 1, at most
+:data:`MAX_RULE_WINDOWS`; a ``promote`` rule at most :data:`MAX_PROMOTE_WINDOWS`) asks the
+condition to hold in N consecutive windows that give it a verdict. A rule is at most
+:data:`MAX_RULE_LENGTH` characters. A window where the signal is undefined
 (no labels for a signal judged on labels, a sample expired, a detector the deployment has
 off: see :data:`UNDEFINED_WHEN`) gives none: it neither extends nor breaks the streak, so a
 rule on a signal only labelled windows define fires with sparse labels (``concept_drift > 0
@@ -51,7 +53,8 @@ Actions (every one records the alert with its evidence first; what the action th
 in :mod:`.policy_actions`):
 
 * ``alert``: only that;
-* ``webhook(url=URL, timeout_s=5, retries=2)``: POST the alert as JSON to ``URL``;
+* ``webhook(url=URL, timeout_s=5, retries=2)``: POST the alert as JSON to ``URL``
+  (``retries`` at most :data:`MAX_WEBHOOK_RETRIES`);
 * ``rollback`` or ``rollback(to=ALIAS)``: put the deployment back on its previous
   definition, or on the version the model's alias ``ALIAS`` names;
 * ``retrain(train=MODULE:FUNCTION, reference_share=0, holdout=0.3, min_rows=50,
@@ -110,6 +113,21 @@ from typing import Any
 
 from opsloop.errors import InvalidArgumentError
 
+#: The most windows a rule may ask its condition to hold in (``for N windows``). The
+#: monitor keeps every window's evaluation, so no retention bounds a streak; 10,000 windows
+#: are a week of one-minute windows, 14 months of hourly ones and 27 years of daily ones, so
+#: a longer streak would never complete, and a bound of five digits lets a number of
+#: thousands of digits be refused before it is converted.
+MAX_RULE_WINDOWS = 10_000
+#: The most windows a ``promote`` rule may ask for: it compares the challenger with the
+#: primary in each window of its streak, and a streak lists the latest 100 windows that held
+#: (:data:`.policy_streak.MAX_LISTED_HELD`, which a test keeps equal).
+MAX_PROMOTE_WINDOWS = 100
+#: The most times a webhook is tried again: the wait doubles from 0.5 s each time, so 5
+#: retries wait 15.5 s in all (and as many time-outs), which an evaluation waits for.
+MAX_WEBHOOK_RETRIES = 5
+#: The longest rule, in characters (the REST operations' bound too).
+MAX_RULE_LENGTH = 1000
 #: The metrics the label-free estimate gives (:mod:`.window_estimate`).
 ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "macro_f1")
 SIGNALS = (
@@ -228,7 +246,7 @@ UNDEFINED_WHEN: dict[str, str | None] = {
 #: Each action's options: name -> (kind, default); a default of ``None`` marks one needed.
 ACTION_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "alert": {},
-    "webhook": {"url": ("url", None), "timeout_s": ("seconds", 5.0), "retries": ("count", 2)},
+    "webhook": {"url": ("url", None), "timeout_s": ("seconds", 5.0), "retries": ("retries", 2)},
     "rollback": {"to": ("name", "")},
     "retrain": {
         "train": ("entry_point", None),
@@ -257,8 +275,8 @@ _OPERATORS = {
 }
 _RULE = re.compile(
     r"^\s*(?:when\s+)?(?P<signal>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>>=|<=|==|!=|>|<)\s*"
-    r"(?P<threshold>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-    r"(?:\s+for\s+(?P<windows>\d+)\s+windows?)?\s*(?:->|→|\bthen\b)\s*"
+    r"(?P<threshold>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+    r"(?:\s+for\s+(?P<windows>[0-9]+)\s+windows?)?\s*(?:->|→|\bthen\b)\s*"
     r"(?P<action>[A-Za-z_]+)\s*(?:\((?P<options>[^()]*)\))?\s*$"
 )
 #: The grammar in words, both spellings, for an error.
@@ -270,9 +288,9 @@ RULE_FORMS = (
 _PARTS = (
     (re.compile(r"\s*(?:when\s+)?[A-Za-z_][A-Za-z0-9_]*"), "a signal name"),
     (re.compile(r"\s*(?:>=|<=|==|!=|>|<)"), "an operator (>, >=, <, <=, ==, !=)"),
-    (re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"), "a number"),
+    (re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"), "a number"),
     # Nothing when no 'for' follows; a 'for' must read 'for N windows'.
-    (re.compile(r"(?!\s+for\b)|\s+for\s+\d+\s+windows?\b"), "'for N windows' (N whole)"),
+    (re.compile(r"(?!\s+for\b)|\s+for\s+[0-9]+\s+windows?\b"), "'for N windows' (N whole)"),
     (re.compile(r"\s*(?:->|→|\bthen\b)"), "'->' (or 'then') before the action"),
     (re.compile(r"\s*[A-Za-z_]+"), "an action name"),
     (re.compile(r"\s*(?:\([^()]*\))?"), "the action's (options)"),
@@ -280,6 +298,8 @@ _PARTS = (
 )
 #: The longest piece of a rule an error quotes.
 _FOUND_SHOWN = 24
+# A 'for' followed by a count that is no whole number ('for -1 windows', 'for 1.5 windows').
+_FOR_COUNT = re.compile(r"\s+for\s+(?P<count>\S+)\s+windows?\b")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ENTRY_POINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -307,12 +327,16 @@ def _option(text: str, action: str, key: str, kind: str, raw: str) -> Any:
     if kind == "date":
         return iso_ms(raw, where)
     try:
-        number = int(raw) if kind in ("count", "positive") else float(raw)
+        number = int(raw) if kind in ("count", "positive", "retries") else float(raw)
     except ValueError:
         number = None
     bounds = {
         "count": (number is not None and number >= 0, "a whole number >= 0"),
         "positive": (number is not None and number >= 1, "a whole number >= 1"),
+        "retries": (
+            number is not None and 0 <= number <= MAX_WEBHOOK_RETRIES,
+            f"a whole number from 0 to {MAX_WEBHOOK_RETRIES}",
+        ),
         "seconds": (number is not None and 0 < number <= 60, "seconds in (0, 60]"),
         "share": (number is not None and 0 <= number <= 1, "a share in [0, 1]"),
         "fraction": (number is not None and 0 < number < 1, "a fraction in (0, 1)"),
@@ -374,6 +398,8 @@ def _what_failed(text: str) -> str:
     >>> _what_failed("drift_share > abc -> alert")
     "expected a number after '>', found 'abc'"
     >>> _what_failed("drift_share > 0.3 for two windows -> alert")
+    "for N windows: N must be a whole number between 1 and 10000, got 'two'"
+    >>> _what_failed("drift_share > 0.3 for windows -> alert")
     "expected 'for N windows' (N whole) after '0.3', found 'for'"
     >>> _what_failed("drift_share > 0.3")
     "expected '->' (or 'then') before the action after '0.3', found the end of the rule"
@@ -381,6 +407,9 @@ def _what_failed(text: str) -> str:
     position, previous = 0, ""
     for pattern, expected in _PARTS:
         found = pattern.match(text, position)
+        count = None if found is not None else _FOR_COUNT.match(text, position)
+        if count is not None:
+            return _windows_rule(count.group("count"), "a whole number ")
         if found is None:
             rest = text[position:].strip()
             if not rest:
@@ -396,6 +425,43 @@ def _what_failed(text: str) -> str:
                 previous = previous[:_FOUND_SHOWN] + "…"
         position = found.end()
     return "not a rule"
+
+
+def _excerpt(text: str) -> str:
+    """``text`` quoted, cut to :data:`_FOUND_SHOWN` characters.
+
+    >>> _excerpt("9" * 30)
+    "'999999999999999999999999…'"
+    """
+    return repr(text if len(text) <= _FOUND_SHOWN else text[:_FOUND_SHOWN] + "…")
+
+
+def _windows_rule(count: str, kind: str = "") -> str:
+    """The rule a ``for N windows`` count breaks, with the count given (cut when long).
+
+    >>> _windows_rule("0")
+    "for N windows: N must be between 1 and 10000, got '0'"
+    """
+    return f"for N windows: N must be {kind}between 1 and {MAX_RULE_WINDOWS}, got {_excerpt(count)}"
+
+
+def _windows(text: str, written: str | None, action: str) -> int:
+    """The count of a rule's ``for N windows`` (1 when it has none), within its bounds."""
+    if written is None:
+        return 1
+    # At most the bound's digits after leading zeros: a number of thousands of digits is
+    # refused without converting it (Python refuses to convert one past 4,300 digits).
+    digits = written.lstrip("0")
+    count = int(digits) if 0 < len(digits) <= len(str(MAX_RULE_WINDOWS)) else 0
+    if not 1 <= count <= MAX_RULE_WINDOWS:
+        raise InvalidArgumentError(f"policy {text!r}: {_windows_rule(written)}")
+    if action == "promote" and count > MAX_PROMOTE_WINDOWS:
+        raise InvalidArgumentError(
+            f"policy {text!r}: for N windows: a promote rule's N must be between 1 and "
+            f"{MAX_PROMOTE_WINDOWS} (each window of its streak is compared with the "
+            f"primary's, and a streak lists the latest {MAX_PROMOTE_WINDOWS}), got {count}"
+        )
+    return count
 
 
 def rule_action(text: str) -> str:
@@ -483,6 +549,10 @@ class Policy:
         """  # noqa: E501 - a doctest's expected output is one line
         if not isinstance(text, str):
             raise InvalidArgumentError(f"policy: a rule as text, got {type(text).__name__}")
+        if len(text) > MAX_RULE_LENGTH:
+            raise InvalidArgumentError(
+                f"policy {_excerpt(text)}: at most {MAX_RULE_LENGTH} characters, got {len(text)}"
+            )
         match = _RULE.match(text)
         if match is None:
             raise InvalidArgumentError(
@@ -502,14 +572,18 @@ class Policy:
                 f"policy {text!r}: promote needs an operator that says which way is better "
                 f"(>, >=, <, <=), got {match.group('op')!r}"
             )
-        windows = int(match.group("windows") or 1)
-        if windows < 1:
-            raise InvalidArgumentError(f"policy {text!r}: 'for N windows' needs N >= 1")
+        threshold = float(match.group("threshold"))
+        if not math.isfinite(threshold):
+            raise InvalidArgumentError(
+                f"policy {text!r}: the number {_excerpt(match.group('threshold'))} is out of "
+                "range: a finite number"
+            )
+        windows = _windows(text, match.group("windows"), action)
         options = _options(text, action, match.group("options"))
         return cls(
             signal,
             match.group("op"),
-            float(match.group("threshold")),
+            threshold,
             windows,
             action,
             text,

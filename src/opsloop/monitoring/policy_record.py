@@ -7,9 +7,10 @@ needs neither the monitor's state rows nor the whole audit log.
 * ``policies``: every rule applied to a variant's windows of one length, with its current
   streak as of the last window it was applied to (``streak``: how many windows held since
   it began, passing over those where its signal was undefined, and breaking at one where the
-  condition was false; ``streak_windows``: the first of them, up to the windows the rule
-  needs; ``streak_skipped``: the windows without a verdict listed before the last of those,
-  at most :data:`~.policy_streak.MAX_LISTED_SKIPPED`, and ``streak_skipped_count`` counting
+  condition was false; ``streak_windows``: the latest of them, up to the windows the rule
+  needs and at most :data:`~.policy_streak.MAX_LISTED_HELD`; ``streak_start_ms``: the start
+  of the first; ``streak_skipped``: the windows without a verdict listed among those, at
+  most :data:`~.policy_streak.MAX_LISTED_SKIPPED`, and ``streak_skipped_count`` counting
   all since it began; :mod:`.policy_streak`), the windows it needs, and how often and when
   it last fired (its alerts; an alert recorded because an action failed is an outcome, not
   a firing);
@@ -213,6 +214,7 @@ def read_actions(
                     "streak_windows": [
                         {"start_ms": w["start_ms"], "value": w["value"]} for w in held(streak)
                     ],
+                    "streak_start_ms": streak.get("since_ms"),
                     "streak_skipped": skipped(streak),
                     "streak_skipped_count": streak["skipped"],
                     "fired": len(fired),

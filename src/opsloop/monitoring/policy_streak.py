@@ -11,14 +11,21 @@ that held reach its count, at a window that held, once; again only after the str
 breaks.
 
 **What is kept.** A streak is saved with the monitor's state at every window, so it is
-bounded whatever the windows: ``{"windows": [...], "held": H, "skipped": S}`` keeps the
-first ``N`` windows that held for a rule ``for N windows`` (the alert's evidence, and its
-change point, the start of the first), and the windows without a verdict listed only
-before the ``N``-th of them, at most :data:`MAX_LISTED_SKIPPED`; ``H`` and ``S`` count
-all the windows that held and all those passed over since the streak began. So a rule
-that keeps holding, or a year of hourly windows without labels after it fired, keeps the
-saved streak the same size. A streak saved as a plain list of windows, as before the
-counts were kept, loads as the same streak (:func:`load`).
+bounded whatever the windows: ``{"windows": [...], "held": H, "skipped": S, "since_ms": F}``
+lists the *latest* windows that held, as many as the rule counts (``for N windows``) and at
+most :data:`MAX_LISTED_HELD` (an alert's evidence lists the windows that made it fire, and
+the standing the windows that hold now), and the windows without a verdict between them,
+at most :data:`MAX_LISTED_SKIPPED`, listed only while the streak is short of its count
+(after it fired, the count of them grows, not the list); ``H`` and ``S`` count all the
+windows that held and all those passed over since the streak began, and ``F`` is the start
+of its first window that held (the change point of the alert's evidence). So a rule that
+keeps holding, or a year of hourly windows without labels after it fired, keeps the saved
+streak the same size.
+
+Saved streaks of earlier versions load (:func:`load`): a plain list of windows, as saved
+before the counts were kept, is counted and cut to the latest windows; a streak with counts
+and no ``since_ms`` listed its *first* windows that held, so its first listed window is its
+start, and newer windows that hold replace its listed ones oldest first.
 
 >>> from opsloop.monitoring.policy import Policy
 >>> rule = Policy.parse("concept_drift > 0 for 2 windows -> alert")
@@ -31,6 +38,9 @@ counts were kept, loads as the same streak (:func:`load`).
 ([False, False, True, False], [0, 2], [1])
 >>> streak["held"], streak["skipped"]  # the window after the fire counted, not listed
 (2, 2)
+>>> streak, _ = advance(rule, streak, {"concept_drift": 1, "labelled": 9}, 4)
+>>> [w["start_ms"] for w in held(streak)], streak["held"], streak["since_ms"]  # the latest 2
+([2, 4], 3, 0)
 """
 
 from __future__ import annotations
@@ -41,6 +51,10 @@ from opsloop.monitoring.policy import Policy
 
 #: The most windows without a verdict a streak lists; it counts them all.
 MAX_LISTED_SKIPPED = 100
+#: The most windows that held a streak lists (the latest); it counts them all. A ``promote``
+#: rule compares each one with the primary, so it asks for at most as many
+#: (:data:`.policy.MAX_PROMOTE_WINDOWS`).
+MAX_LISTED_HELD = 100
 
 
 def _windows(streak: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]]:
@@ -51,35 +65,57 @@ def _empty() -> dict[str, Any]:
     return {"windows": [], "held": 0, "skipped": 0}
 
 
+def _latest(kept: list[dict[str, Any]], windows: int) -> list[dict[str, Any]]:
+    """``kept`` from its oldest window that held among the latest ``windows`` of them
+    (:data:`MAX_LISTED_HELD` at most): the older ones, and those without a verdict before
+    it, are counted, not listed.
+
+    >>> _latest([{"start_ms": 0}, {"start_ms": 1, "skipped": True}, {"start_ms": 2}], 1)
+    [{'start_ms': 2}]
+    """
+    positions = [i for i, w in enumerate(kept) if not w.get("skipped")]
+    listed = min(windows, MAX_LISTED_HELD)
+    return kept if len(positions) <= listed else kept[positions[len(positions) - listed] :]
+
+
+def _step(streak: dict[str, Any], window: dict[str, Any], windows: int) -> dict[str, Any]:
+    """``streak`` of a rule ``for windows windows`` after one more ``window``: one that held,
+    or one without a verdict (``skipped``) after one that held."""
+    kept = streak["windows"]
+    if window.get("skipped"):
+        listed = len(kept) - len(held(kept))
+        if streak["held"] < windows and listed < MAX_LISTED_SKIPPED:
+            kept = [*kept, window]
+        return {**streak, "windows": kept, "skipped": streak["skipped"] + 1}
+    since = streak.get("since_ms", window["start_ms"]) if streak["held"] else window["start_ms"]
+    kept = _latest([*kept, window], windows)
+    return {**streak, "windows": kept, "held": streak["held"] + 1, "since_ms": since}
+
+
 def load(stored: list[dict[str, Any]] | dict[str, Any], windows: int) -> dict[str, Any]:
     """A saved streak of a rule ``for windows windows`` in the bounded form (see the module
     docstring): a plain list of windows, as saved before the counts were kept, is counted
-    and cut to what the bounded form keeps.
+    and cut to what the bounded form keeps; a streak with counts saved before its start was
+    kept starts at its first listed window that held.
 
     >>> old = [{"start_ms": 0, "value": 1}, {"start_ms": 1, "skipped": True},
     ...        {"start_ms": 2, "value": 1}, {"start_ms": 3, "value": 1}]
     >>> streak = load(old, 2)
     >>> [w["start_ms"] for w in streak["windows"]], streak["held"], streak["skipped"]
-    ([0, 1, 2], 3, 1)
+    ([2, 3], 3, 1)
+    >>> streak["since_ms"], load({"windows": old[:1], "held": 1, "skipped": 0}, 2)["since_ms"]
+    (0, 0)
     """
     if isinstance(stored, dict):
-        return stored
+        first = held(stored)
+        if "since_ms" in stored or not first:
+            return stored
+        return {**stored, "since_ms": first[0]["start_ms"]}
     streak = _empty()
     for window in stored:
-        if window.get("skipped"):
-            streak["skipped"] += 1
-        else:
-            streak["held"] += 1
-        if _keeps(streak["windows"], windows, bool(window.get("skipped"))):
-            streak["windows"].append(window)
+        if streak["held"] or not window.get("skipped"):  # a streak starts at one that held
+            streak = _step(streak, window, windows)
     return streak
-
-
-def _keeps(kept: list[dict[str, Any]], windows: int, undefined: bool) -> bool:
-    """Whether a streak that keeps ``kept`` keeps one more window."""
-    if len(held(kept)) >= windows:
-        return False
-    return not undefined or len(kept) - len(held(kept)) < MAX_LISTED_SKIPPED
 
 
 def held(streak: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]]:
@@ -129,18 +165,12 @@ def advance(
     if verdict is None:
         if not current["held"]:
             return _empty(), False
-        kept = current["windows"]
-        if _keeps(kept, rule.windows, undefined=True):
-            kept = [*kept, {"start_ms": start_ms, "skipped": True}]
-        return {**current, "windows": kept, "skipped": current["skipped"] + 1}, False
+        return _step(current, {"start_ms": start_ms, "skipped": True}, rule.windows), False
     if not verdict:
         return _empty(), False
-    kept = current["windows"]
-    if _keeps(kept, rule.windows, undefined=False):
-        window = {"start_ms": start_ms, "value": rule.value(metrics), **(extra or {})}
-        kept = [*kept, window]
-    count = current["held"] + 1
-    return {**current, "windows": kept, "held": count}, count == rule.windows
+    window = {"start_ms": start_ms, "value": rule.value(metrics), **(extra or {})}
+    after = _step(current, window, rule.windows)
+    return after, after["held"] == rule.windows
 
 
-__all__ = ["MAX_LISTED_SKIPPED", "advance", "held", "load", "skipped"]
+__all__ = ["MAX_LISTED_HELD", "MAX_LISTED_SKIPPED", "advance", "held", "load", "skipped"]

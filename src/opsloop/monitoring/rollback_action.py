@@ -60,7 +60,9 @@ def evidence_sentence(rule: str, evidence: dict[str, Any]) -> str:
         f"{evidence.get('signal')} {w['value']:.4g} in the window from {utc_iso(w['start_ms'])}"
         for w in windows
     )
-    # The count, where the evidence has one: the listed windows are bounded.
+    # The counts, where the evidence has them: the listed windows are bounded.
+    if evidence.get("held_count", len(windows)) > len(windows):
+        values += f" (the latest {len(windows)} of {evidence['held_count']} windows that held)"
     passed = evidence.get("skipped_count", len(evidence.get("skipped") or []))
     if passed:
         values += f", passing over {passed} window(s) without a verdict"

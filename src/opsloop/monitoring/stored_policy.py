@@ -65,7 +65,7 @@ from opsloop.monitoring.error_stream import (
     detector_warning,
 )
 from opsloop.monitoring.monitor_state import lock_monitor
-from opsloop.monitoring.policy import Policy
+from opsloop.monitoring.policy import MAX_RULE_LENGTH, Policy
 from opsloop.registry.audit import append_audit
 from opsloop.registry.users import acting_user
 from opsloop.serving.deployment_approvals import required_approvals
@@ -74,9 +74,9 @@ from opsloop.store.database import Database
 
 _policies = tables.monitoring_policies
 
-#: The most rules a deployment's policy holds, and the longest rule.
+#: The most rules a deployment's policy holds (the longest rule is
+#: :data:`.policy.MAX_RULE_LENGTH` characters).
 MAX_RULES = 100
-MAX_RULE_LENGTH = 1000
 
 
 @dataclass(frozen=True)

@@ -107,8 +107,9 @@ def labelled_inputs(
 def window_start(window: str, evidence: dict, since_ms: int | str = "") -> int:
     """Where the data-window policy ``window`` starts the range for an alert's
     ``evidence``: the change point (``since_change_point``, ``keep_correct``), the date
-    ``since_ms`` (``since_date``), or the first window of the rule's streak (``new_only``;
-    the change point when the evidence names no window, as a request's does).
+    ``since_ms`` (``since_date``), or the first window of the rule's streak (``new_only``:
+    its ``streak_start_ms``, or the first window listed in evidence recorded before it was
+    kept; the change point when the evidence names no window, as a request's does).
 
     >>> evidence = {"change_point_ms": 500, "windows": [{"start_ms": 700}, {"start_ms": 800}]}
     >>> [window_start(w, evidence, 300) for w in ("since_change_point", "since_date", "new_only")]
@@ -117,6 +118,8 @@ def window_start(window: str, evidence: dict, since_ms: int | str = "") -> int:
     if window == "since_date":
         return int(since_ms)
     windows = evidence.get("windows") or []
+    if window == "new_only" and evidence.get("streak_start_ms") is not None:
+        return int(evidence["streak_start_ms"])
     if window == "new_only" and windows:
         return int(windows[0]["start_ms"])
     return int(evidence["change_point_ms"])

@@ -122,6 +122,9 @@ def alert_rows(alerts) -> list[dict[str, Any]]:
                 **alert,
                 "signal": evidence.get("signal"),
                 "streak": evidence.get("windows") or [],
+                # Evidence recorded before the count was kept lists every window that held.
+                "held_count": evidence.get("held_count", len(evidence.get("windows") or [])),
+                "streak_start_ms": evidence.get("streak_start_ms"),
                 "drifted": evidence.get("drifted") or {},
                 "change_point_ms": evidence.get("change_point_ms"),
                 "detector": evidence.get("detector"),
