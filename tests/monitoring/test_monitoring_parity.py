@@ -45,6 +45,8 @@ LIVE = [{"x": float(v) + (3.0 if i < 40 else 0.0), "c": "ab"[i % 2]} for i, v in
 PREDICTIONS = [int(v) for v in _rng.integers(0, 2, 70)]
 IDS = [f"r{i}" for i in range(70)]
 LABELS = [int(v) for v in _rng.integers(0, 2, 70)]
+# The labels as the model answers them: text classes for the first 40 answers, numbers after.
+KIND_LABELS = [["no", "yes"][v] for v in LABELS[:40]] + LABELS[40:]
 REFERENCE_LABELS = [int(v) for v in _rng.integers(0, 2, 120)]
 REFERENCE_SCORES = [float(v) for v in _rng.random(120)]
 SCORES = [[1.0 - v, v] for v in _rng.random(70).tolist()]
@@ -154,8 +156,8 @@ SCENARIO = [
             version=2,
         ),
     ),
-    ("log_labels", lambda m, n: m.log_labels(n, [*IDS[:50], "zz"], [*LABELS[:50], 1])),
-    ("log_labels", lambda m, n: m.log_labels(n, IDS[:2], [0, 0], window="30min")),
+    ("log_labels", lambda m, n: m.log_labels(n, [*IDS[:50], "zz"], [*KIND_LABELS[:50], 1])),
+    ("log_labels", lambda m, n: m.log_labels(n, IDS[:2], ["no", "no"], window="30min")),
     ("windows", lambda m, n: m.windows(n)),
     ("windows", lambda m, n: m.windows(n, window="1d")),
     # The per-feature detectors on, for the first feature: the evaluations hold their alarms.
@@ -352,7 +354,7 @@ def test_local_and_http_give_the_same_answers(store):
     assert first_page["columns"] == ["x", "c", "label"]
     rows = first_page["rows"] + second_page["rows"]
     assert [r["x"] for r in rows] == [r["x"] for r in LIVE[:40]]
-    assert [r["label"] for r in rows] == LABELS[:40]
+    assert [r["label"] for r in rows] == KIND_LABELS[:40]
     (reported,) = answers["report_retrain"]
     assert (reported["state"], reported["outcome"]["v"]) == ("blocked", 2)
     standing, canary, day = answers["actions"]

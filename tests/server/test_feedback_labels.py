@@ -44,7 +44,11 @@ def answered(registry, models):
         ("[1, NaN]", "label[1]: must be finite, got nan"),
         ("Infinity", "label: must be finite, got inf"),
         ('"' + "x" * 1_001 + '"', "got a text of 1001 characters"),
-        ('["approve", 0]', "label: the model answers numbers; give labels of that kind"),
+        (
+            '["approve", 0]',
+            "label[0]: the model answers classes (integers); give a class, got the text",
+        ),
+        ("[1, 0.5]", "label[1]: the model answers classes (integers); give a class, got 0.5"),
     ],
 )
 def test_a_label_that_does_not_fit_the_answer_is_a_422_naming_label(

@@ -5,6 +5,8 @@ answer over HTTP, and the label joined to the request as feedback."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import numpy as np
 import pandas as pd
@@ -122,6 +124,33 @@ def test_each_level_answers_queues_and_joins_the_reviewers_label(
     assert (answered.state, answered.label) == ("answered", [0, 1])
     feedback = read_feedback(runtime.db, "loans")
     assert feedback[["request_id", "label"]].values.tolist() == [[body["request_id"], [0, 1]]]
+
+
+def test_an_answer_that_does_not_fit_the_request_is_a_422_naming_label(plane):
+    client, deployments, queue, runtime, model = plane
+    deployments.deploy("loans", [Variant("stable", "loan", version=1)], automation="shadow")
+    body = _predict(client, SURE)
+    runtime.recorder.flush(10.0)  # the model's answer (logged, not shown) is recorded
+    item = queue.claim_next("loans")
+    path = f"/api/v1/review/items/{item.id}/answer"
+    refusals = [
+        ("approve", "label: the answer has 2 records; give a list of 2 values"),
+        ([1, 0, 1], "label: expected 2 values, one per record, got 3"),
+        ([1, "yes"], "label[1]: the model answers classes (integers); give a class"),
+        ([0.5, 1], "label[0]: the model answers classes (integers); give a class, got 0.5"),
+    ]
+    for label, rule in refusals:
+        response = client.post(path, json={"label": label})
+        assert response.status_code == 422, response.text
+        assert rule in response.json()["detail"], response.text
+        with pytest.raises(InvalidArgumentError, match=re.escape(rule)):
+            queue.answer(item.id, label)
+    assert queue.get(item.id).state == "claimed"
+    assert read_feedback(runtime.db, "loans").empty
+    truth = model.predict(pd.DataFrame(SURE)).tolist()
+    assert queue.answer(item.id, truth).label == truth
+    feedback = read_feedback(runtime.db, "loans")
+    assert feedback[["request_id", "label"]].values.tolist() == [[body["request_id"], truth]]
 
 
 def test_partial_automation_answers_the_confident_and_queues_the_rest(plane):

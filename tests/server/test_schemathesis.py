@@ -109,6 +109,11 @@ RULES_BEYOND_THE_SCHEMA = (
     "until_ms: must be after since_ms",
     # Feedback carries a label, a reward or both.
     "feedback: give a label, a reward or both",
+    # A label (logged, or a review answer) is one value per record of the answer it is
+    # about (a finite number, a bool or a short text), of the kind the model answers: the
+    # count and the kind are those of the stored answer or item.
+    "one per record",
+    "the model answers ",
     # An input detector's shapes follow its features (one location per feature, a square
     # symmetric precision), its rank is among its calibration rows, and its features are
     # distinct numeric columns of every variant's signature.

@@ -150,9 +150,9 @@ def test_an_arm_without_outcomes_is_noted_not_compared(runtime):
 
 def test_text_labels_cannot_be_averaged(runtime):
     answer = _traffic(runtime, 1)[0]
-    # The feedback refuses a text label for a model that answers numbers; one stored
+    # The feedback refuses a text label for a model that answers classes (integers); one stored
     # before it did (written here directly) is still refused by the report.
-    with pytest.raises(InvalidArgumentError, match="label: the model answers numbers"):
+    with pytest.raises(InvalidArgumentError, match="label: the model answers classes"):
         record_feedback(runtime.db, "ab-api", answer.request_id, label="yes", actor="ana")
     with runtime.db.write() as connection:
         insert_feedback(connection, "ab-api", answer.request_id, '"yes"', None, "ana", 1)

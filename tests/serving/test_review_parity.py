@@ -115,7 +115,7 @@ def test_a_second_reviewer_and_a_second_answer_conflict_on_both_sides(registry):
                 second.claim(item.id)
             with pytest.raises(ConflictError, match="is claimed by 'rita'"):
                 second.answer(item.id, "approve")
-            first.answer(item.id, "decline")
+            first.answer(item.id, ["decline", "decline"])
             with pytest.raises(ConflictError, match=r"answered already \(by 'rita'\)"):
                 first.answer(item.id, "approve")
             with pytest.raises(NotFoundError, match="no review item 999"):

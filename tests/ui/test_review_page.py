@@ -88,7 +88,11 @@ def test_a_label_that_is_not_of_its_kind_is_named_beside_the_item(served):
     url, tokens, queue, _ = served
     with session(url, tokens["ed"]) as client:
         page = post(client, "/review/2/answer", tokens["ed"], label="3 apples", kind="number")
-        answered = post(client, "/review/2/answer", tokens["ed"], label='{"a": [1]}', kind="json")
+        shaped = post(client, "/review/2/answer", tokens["ed"], label='{"a": [1]}', kind="json")
+        counted = post(client, "/review/2/answer", tokens["ed"], label="[1, 0]", kind="json")
+        # Item 1's model answered the class 1 (an integer): a text is no class of it.
+        kind = post(client, "/review/1/answer", tokens["ed"], label="yes", kind="text")
+        answered = post(client, "/review/2/answer", tokens["ed"], label='"approve"', kind="json")
     assert page.status_code == 422
     assert re.search(
         r'id="problem-item-2"><a href="#item-2">Item 2</a>: '
@@ -98,7 +102,19 @@ def test_a_label_that_is_not_of_its_kind_is_named_beside_the_item(served):
     assert re.search(
         r'id="label-2" name="label"[^>]*value="3 apples" aria-invalid="true"', page.text
     )
-    assert answered.status_code == 303 and queue.get(2).label == {"a": [1]}
+    assert shaped.status_code == 422
+    assert "Item 2</a>: label: must be a finite number, a bool or a text" in shaped.text
+    assert counted.status_code == 422
+    assert "Item 2</a>: label: expected 1 values, one per record, got 2" in counted.text
+    assert kind.status_code == 422
+    assert re.search(
+        r"Item 1</a>: label: the model answers classes \(integers\); give a class, got the "
+        r"text &#39;yes&#39;",
+        kind.text,
+    )
+    assert re.search(r'id="label-1" name="label"[^>]*value="yes" aria-invalid="true"', kind.text)
+    assert queue.get(1).state == "open"
+    assert answered.status_code == 303 and queue.get(2).label == "approve"
 
 
 def test_answers_need_the_sessions_csrf_token_and_the_editor_role(served):

@@ -292,19 +292,30 @@ def log_labels(
     of one per record for an answer to several (``None`` or NaN: not known); numpy values
     and tuples are taken as the plain values and lists they hold.
 
-    Here only each label's shape is checked, not its record count nor its kind against the
-    answer: the join reads only the answers' times, and a bulk join of many labels would
-    otherwise read and parse every answer's output. The evaluation checks both against
-    the answer when it reads a label back (:func:`~opsloop.store.label_values.per_record_labels`)
-    and leaves out, and counts, one that does not fit.
+    Each label is checked against the answer its id got, when that answer is recorded:
+    one value per record it answered, each of the model's kind (a class for a classifier's
+    integer or text classes, a number for a regression:
+    :func:`~opsloop.store.label_values.label_for_answer`). A call with one label that does
+    not fit is refused whole with :class:`~opsloop.errors.InvalidArgumentError` naming
+    ``labels[i]`` and the rule, before anything is kept or counted; send it again without
+    (or with a fixed) label. A label whose id has no recorded answer yet is not kept (an
+    ``unknown`` id of the receipt), so it is checked when sent again after its answer is
+    recorded. An answer recorded without predictions says neither count nor kind: its
+    label's shape alone is checked here, and the evaluation, reading it back
+    (:func:`~opsloop.store.label_values.per_record_labels`), leaves out and counts one that
+    does not fit (``labels_rejected``).
 
+    >>> _ = log_predictions(db, "api", [{"x": 1.0}, {"x": 2.0}], [1, 0], request_ids=["a", "b"])
+    >>> log_labels(db, "api", ["a", "b"], [1, 0.5])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: labels[1]: the model answers classes (integers); give a class, got 0.5
     >>> log_labels(db, "api", ["a"], [1, 2])
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: labels: 2 labels for 1 request ids; give one per id
     >>> log_labels(db, "api", ["a", "b"], [1, float("inf")])
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: labels[1]: must be finite, got inf
-    """
+    """  # noqa: E501 - a doctest's expected output is one line
     windowing = windowing or Windowing()
     if isinstance(labels, np.ndarray):
         # A 2-d array holds one row of per-record values per id.

@@ -17,7 +17,11 @@ labels, within ``tolerance`` deviations of the new labels' noise).
 
 Rows come from the events the deployment's variant answered as ``primary`` (what was
 served, not what a shadow computed); a request with several records gives one row per
-record, with its label list; rows without a label (not come back yet) are left out.
+record, with its label list; rows without a label (not come back yet) are left out. A
+stored label that does not fit its answer (not one value per record, or a value of another
+kind than the model's answers: :func:`~opsloop.store.label_values.label_for_answer`'s
+rule, kept before labels were checked where they come in) leaves its request's rows out
+and is counted in ``labels_rejected``, never learnt from.
 
 >>> from opsloop.monitoring.event_log import log_labels, log_predictions
 >>> ids = log_predictions(db, "api", [{"x": float(i)} for i in range(6)], [0] * 6,
@@ -41,7 +45,7 @@ from opsloop.monitoring.still_correct import still_correct
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.store.database import Database
 from opsloop.store.input_batches import event_inputs
-from opsloop.store.label_values import per_record_labels
+from opsloop.store.label_values import answer_predictions, fits_answer, per_record_labels
 from opsloop.tracking.dataset_digest import dataset_sha256
 
 
@@ -52,7 +56,9 @@ class TrainingWindow:
     rows are live (``new_rows``) and from before the range (``reference_rows``: the
     reference's share, or the older rows kept as still correct), the frame's ``sha256``
     (:func:`opsloop.tracking.dataset_digest.dataset_sha256`), the data-window ``policy``,
-    and how many older rows ``keep_correct`` judged (``older_rows``)."""
+    how many older rows ``keep_correct`` judged (``older_rows``), and how many labels of
+    the rows read were left out because they do not fit their answer (``labels_rejected``,
+    one per request)."""
 
     frame: pd.DataFrame
     start_ms: int
@@ -62,6 +68,7 @@ class TrainingWindow:
     sha256: str
     policy: str = "since_change_point"
     older_rows: int = 0
+    labels_rejected: int = 0
 
     def to_dict(self) -> dict:
         """Everything but the frame, JSON-safe: what lineage records of the window."""
@@ -74,6 +81,7 @@ class TrainingWindow:
             "sha256": self.sha256,
             "policy": self.policy,
             "older_rows": self.older_rows,
+            "labels_rejected": self.labels_rejected,
         }
 
 
@@ -81,19 +89,35 @@ def labelled_inputs(
     db: Database, deployment: str, variant: str, start_ms: int, end_ms: int, label: str
 ) -> pd.DataFrame:
     """The inputs answered by ``variant`` in ``[start_ms, end_ms)`` with their labels in the
-    column ``label``, in event order."""
+    column ``label``, in event order; ``attrs["labels_rejected"]`` counts the labels left
+    out because they do not fit their answer (see the module docstring)."""
     rows = labelled_events(
-        db, deployment, variant, start_ms, end_ms, "inputs_json", "input_batch_id", "input_row"
+        db,
+        deployment,
+        variant,
+        start_ms,
+        end_ms,
+        "inputs_json",
+        "input_batch_id",
+        "input_row",
+        "output_json",
     )
     with db.read() as connection:
         found = event_inputs(connection, [row[:3] for row in rows])
     records, labels = [], []
-    for inputs, (*_, label_json) in zip(found, rows, strict=True):
+    rejected = 0
+    for inputs, (*_, output_json, label_json) in zip(found, rows, strict=True):
         if not isinstance(inputs, list):
             continue
         answer = per_record_labels(label_json, len(inputs))
-        if answer is None:
-            continue  # a label that does not match the request's records cannot be joined
+        predictions = answer_predictions(output_json)
+        if answer is None or (
+            predictions is not None
+            and len(predictions) == len(answer)
+            and not fits_answer(answer, predictions)
+        ):
+            rejected += 1  # a label that does not fit its answer is not learnt from
+            continue
         for record, value in zip(inputs, answer, strict=True):
             if isinstance(record, dict) and value is not None:
                 records.append(record)
@@ -101,7 +125,9 @@ def labelled_inputs(
     frame = pd.DataFrame.from_records(records)
     if label in frame.columns:
         raise InvalidArgumentError(f"label: {label!r} is also an input column of {deployment!r}")
-    return frame.assign(**{label: labels}) if records else pd.DataFrame(columns=[label])
+    frame = frame.assign(**{label: labels}) if records else pd.DataFrame(columns=[label])
+    frame.attrs["labels_rejected"] = rejected
+    return frame
 
 
 def window_start(window: str, evidence: dict, since_ms: int | str = "") -> int:
@@ -159,6 +185,7 @@ def training_window(
             f"not a share of them; got {reference_share}"
         )
     live = labelled_inputs(db, deployment, variant, start_ms, end_ms, label)
+    rejected = live.attrs["labels_rejected"]
     parts, kept, older_rows = [live], 0, 0
     if reference_share > 0:
         reference = get_reference(db, deployment)
@@ -174,6 +201,7 @@ def training_window(
     if keep_correct and len(live):
         older = _older_rows(db, deployment, variant, start_ms, label)
         older_rows = len(older)
+        rejected += older.attrs["labels_rejected"]
         chosen = older[
             still_correct(older, live, label, neighbours=neighbours, tolerance=tolerance)
         ]
@@ -190,6 +218,7 @@ def training_window(
         dataset_sha256(frame),
         policy,
         older_rows,
+        rejected,
     )
 
 
@@ -206,6 +235,9 @@ def _older_rows(
     if reference is not None and reference.has_labels:
         rows = reference.sample.frame().drop(columns=[PREDICTION_COLUMN], errors="ignore")
         parts.append(rows.rename(columns={LABEL_COLUMN: label}))
-    parts.append(labelled_inputs(db, deployment, variant, 0, before_ms, label))
+    live = labelled_inputs(db, deployment, variant, 0, before_ms, label)
+    parts.append(live)
     found = [p for p in parts if len(p)]
-    return pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=[label])
+    older = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=[label])
+    older.attrs["labels_rejected"] = live.attrs["labels_rejected"]
+    return older

@@ -27,7 +27,11 @@ is ``trusted`` and why not (``warnings``: the reference's calibration error, sco
 the reference's range, inputs outside the reference's support or range, a weighted
 reference worth too few rows). Rows of the window that already have their label when it is
 evaluated are counted (``labelled``) and their accuracy given (``realised_accuracy``);
-when every row has its label, ``covered`` says whether the accuracy's interval held it.
+when every row has its label, ``covered`` says whether the accuracy's interval held it. A
+label that cannot be scored is left out of both and counted in ``labels_rejected`` (once
+per answer): one stored in a shape that does not fit its answer's records
+(:func:`~opsloop.store.label_values.per_record_labels`), or, on a row of the estimate, a
+value that is none of the reference's classes.
 
 >>> import numpy as np
 >>> import pandas as pd
@@ -76,13 +80,17 @@ class ScoredRows:
     """A window's answered rows with probabilities: ``classes`` of each row's
     ``probabilities`` (``None`` when the output had none), the ``predictions``, the
     ``labels`` (``None`` where none came yet) and, when read, each row's ``inputs`` (its
-    record, or ``None``), in event order."""
+    record, or ``None``), in event order; each row's answer (its position among the
+    window's answers, ``answers``) and how many labels were left out because they do not
+    fit their answer's records (``labels_rejected``)."""
 
     classes: list
     probabilities: list
     predictions: list
     labels: list
     inputs: list | None = None
+    answers: list | None = None
+    labels_rejected: int = 0
 
 
 def _outputs(output: Any, n_rows: int) -> tuple[list, list, list]:
@@ -141,7 +149,8 @@ def scored_rows(
         )
         .order_by(_events.c.at_ms, _events.c.id)
     )
-    classes, probabilities, predictions, labels = [], [], [], []
+    classes, probabilities, predictions, labels, answers = [], [], [], [], []
+    rejected = 0
     records: list | None = [] if with_inputs else None
     with db.read() as connection:
         rows = connection.execute(query).all()
@@ -163,10 +172,13 @@ def scored_rows(
         classes += found[0]
         probabilities += found[1]
         predictions += found[2]
-        # A label that does not fit the answer counts as none (opsloop.store.label_values).
+        # A label that does not fit the answer counts as none (opsloop.store.label_values),
+        # and is counted.
         label = None if label_json is None else per_record_labels(label_json, n_rows)
+        rejected += label_json is not None and label is None
         labels += [None] * n_rows if label is None else label
-    return ScoredRows(classes, probabilities, predictions, labels, records)
+        answers += [at] * n_rows
+    return ScoredRows(classes, probabilities, predictions, labels, records, answers, rejected)
 
 
 def _finite(value: float) -> float | None:
@@ -257,6 +269,13 @@ def window_estimate(
     labels = [rows.labels[i] for i in keep]
     position = {c: i for i, c in enumerate(reference.classes)}
     known = [(p, position.get(y)) for p, y in zip(predicted.tolist(), labels, strict=True)]
+    # A label value that is none of the reference's classes cannot be scored: its answer's
+    # label is counted once.
+    unscored = {
+        i if rows.answers is None else rows.answers[i]
+        for i, y, (_, at) in zip(keep, labels, known, strict=True)
+        if y is not None and at is None
+    }
     known = [(p, y) for p, y in known if y is not None]
     realised = None if not known else sum(p == y for p, y in known) / len(known)
     accuracy = found["accuracy"]
@@ -282,6 +301,7 @@ def window_estimate(
         "density_ratio": _finite_values(found.density_ratio),
         "weighting_note": note,
         "labelled": len(known),
+        "labels_rejected": rows.labels_rejected + len(unscored),
         "realised_accuracy": realised,
         "covered": accuracy.covers(realised) if len(known) == found.rows else None,
     }

@@ -66,12 +66,7 @@ from opsloop.serving.retired_names import history_name, hold_name, retires
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 from opsloop.store.label_join import join_labels
-from opsloop.store.label_values import (
-    answer_predictions,
-    checked_label,
-    fits_predictions,
-    plain_label,
-)
+from opsloop.store.label_values import checked_label, plain_label
 from opsloop.store.windowing import Windowing
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
@@ -108,7 +103,10 @@ def record_feedback(
 
     A label is one scalar for an answer to one record, a list of one per record for an
     answer to several (:mod:`opsloop.store.label_values` says which scalars); a label of
-    another shape, or whose count is not the answer's records, is refused:
+    another shape, whose count is not the answer's records, or whose values are not of the
+    kind the model answers (a text for text classes, a whole number for integer classes, a
+    number for a regression) is refused, naming ``label``. A ``reward`` must be a finite
+    number:
 
     >>> record_feedback(Database("sqlite://"), "api", "r1", actor="ana")
     Traceback (most recent call last):
@@ -200,27 +198,6 @@ def _join_label(
     reward: float | None,
     actor: str,
 ) -> None:
-    answer = connection.execute(
-        sa.select(_events.c.output_json)
-        .where(
-            _events.c.request_id == request_id,
-            _events.c.deployment == deployment,
-            _events.c.role == "primary",
-        )
-        .limit(1)
-    ).first()
-    if answer is not None:
-        # The count is known once the answer is: one value per record it answered, each of
-        # the kind the model answers (text or number).
-        predictions = answer_predictions(answer[0])
-        if predictions is not None:
-            checked_label(label, len(predictions))
-            values = label if isinstance(label, list) else [label]
-            if not fits_predictions(values, predictions):
-                kind = "text" if any(isinstance(p, str) for p in predictions) else "numbers"
-                raise InvalidArgumentError(
-                    f"label: the model answers {kind}; give labels of that kind"
-                )
     # The store's join, the one log_labels uses, so that a label is kept and counted
     # (late, duplicate) one way, whether it came here or through the monitoring.
     receipt = join_labels(
@@ -231,6 +208,9 @@ def _join_label(
         windowing=Windowing(),
         actor=actor,
         reward=None if reward is None else float(reward),
+        # Checked there against the answer: one value per record it answered, each of the
+        # kind the model answers (label_for_answer).
+        fields=["label"],
     )
     if receipt.unknown:
         raise NotFoundError(f"deployment {deployment!r} answered no request with id {request_id!r}")

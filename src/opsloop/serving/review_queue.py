@@ -45,10 +45,11 @@ from opsloop.serving.prediction_feedback import insert_feedback
 from opsloop.serving.retired_names import hold_name, home_of
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
+from opsloop.store.label_values import answer_predictions, label_for_answer, plain_label
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import checked_key
 
-_items = tables.review_items
+_items, _events = tables.review_items, tables.prediction_events
 
 #: Why an item is in the queue: the automation level that sent it, a confidence below the
 #: deployment's threshold, a model assertion, a question from active learning, or an input
@@ -341,15 +342,40 @@ class ReviewQueue:
 
     def answer(self, item_id: int, label: Any, *, actor: str | None = None) -> ReviewItem:
         """Answer item ``item_id`` with ``label`` (an open item is claimed and answered at
-        once); for a served request the label becomes its feedback."""
+        once); for a served request the label becomes its feedback.
+
+        The label is checked as every label is
+        (:func:`~opsloop.store.label_values.label_for_answer`): one value per record of the
+        item (a scalar for one record, a list for several), each of the kind of the model's
+        answer where it is known: the suggestion shown, else the request's recorded answer.
+        Under ``human_only`` the model gave none, and a request whose answer is still on its
+        way to the store is judged by its records only; the evaluation checks its label
+        against the answer when it reads it back.
+
+        >>> queue = ReviewQueue(Database("sqlite://"), actor="ana")
+        >>> item = queue.enqueue("api", [{"x": 1}, {"x": 2}], reason="ai_assistance",
+        ...                      request_id="r1", suggestion={"predictions": [0, 1]})
+        >>> queue.answer(item.id, 1)
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: label: the answer has 2 records; give a list of 2 values, one per record
+        >>> queue.answer(item.id, [1, "yes"])
+        Traceback (most recent call last):
+        opsloop.errors.InvalidArgumentError: label[1]: the model answers classes (integers); give a class, got the text 'yes'
+        >>> queue.answer(item.id, [1, 1]).label
+        [1, 1]
+        """  # noqa: E501 - a doctest's expected output is one line
         if label is None:
             raise InvalidArgumentError("label: give the answer (a JSON value, not null)")
-        label_json = _json("label", label)
+        label = plain_label(label)
         with self.db.write() as connection:
             who = acting_user(connection, actor or self.actor, "editor")
             item = self._read(connection, item_id)
             if not (item.state == "claimed" and item.claimed_by == who):
                 self._check_open(item, who)
+            label_json = _json(
+                "label",
+                label_for_answer(label, len(item.records), _answered_predictions(connection, item)),
+            )
             at = self.db.clock()
             changed = connection.execute(
                 _items.update()
@@ -393,6 +419,27 @@ class ReviewQueue:
         if row is None:
             raise NotFoundError(f"no review item {item_id}")
         return _item(row)
+
+
+def _answered_predictions(connection: Connection, item: ReviewItem) -> list[Any] | None:
+    """The model's predictions for ``item``: the suggestion's, else those of its request's
+    recorded answer; ``None`` when neither says (no model answer, or not recorded yet)."""
+    shown = None if item.suggestion is None else item.suggestion.get("predictions")
+    if isinstance(shown, list):
+        return shown
+    if item.request_id is None:
+        return None
+    output = connection.execute(
+        sa.select(_events.c.output_json)
+        .where(
+            _events.c.deployment == item.deployment,
+            _events.c.request_id == item.request_id,
+            _events.c.role == "primary",
+        )
+        .order_by(_events.c.at_ms, _events.c.id)
+        .limit(1)
+    ).scalar()
+    return answer_predictions(output)
 
 
 def retire_review_items(connection: Connection, deployment: str, history: str) -> int:

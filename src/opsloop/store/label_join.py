@@ -34,6 +34,8 @@ LabelReceipt(accepted=2, late=1, duplicate=1, unknown=1, unknown_ids=('zz',))
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,6 +44,7 @@ from sqlalchemy.engine import Connection
 
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
+from opsloop.store.label_values import answer_predictions, label_for_answer
 from opsloop.store.monitor_state import get_state, locked_state, put_state
 from opsloop.store.windowing import Windowing
 
@@ -87,6 +90,7 @@ def join_labels(
     windowing: Windowing,
     actor: str,
     reward: float | None = None,
+    fields: Sequence[str] | None = None,
 ) -> LabelReceipt:
     """Keep the labels ``texts`` (JSON) of the answers ``ids`` of ``deployment`` inside the
     caller's transaction, and count them (the module docstring says what happens to late,
@@ -95,15 +99,32 @@ def join_labels(
     (:func:`opsloop.serving.prediction_feedback.record_feedback`) both join labels with it,
     so a label is kept and counted one way.
 
+    Each label whose answer is recorded is checked against it first (its record count and
+    kind, :func:`~opsloop.store.label_values.label_for_answer`); one that does not fit
+    raises :class:`~opsloop.errors.InvalidArgumentError` naming its field (``fields[i]``,
+    by default ``labels[i]``) before anything is written, so the caller's transaction
+    keeps none of the call's labels and counts none. A label of an unknown id is not kept,
+    so it is checked when it is sent again once its answer is recorded.
+
     >>> with db.write() as connection:
     ...     join_labels(connection, "api", ["nope"], ["1"], windowing=Windowing(), actor="ana")
     LabelReceipt(accepted=0, late=0, duplicate=0, unknown=1, unknown_ids=('nope',))
-    """
+    >>> from opsloop.store.event_insert import insert_event_columns
+    >>> with db.write() as connection:
+    ...     insert_event_columns(connection, {"request_id": ["c"], "at_ms": [1_000],
+    ...         "output_json": ['{"predictions": [2.5, 0.5]}']}, {"deployment": "api",
+    ...         "variant": "s", "role": "primary", "model": "m", "version": 1, "latency_ms": 1})
+    ...     join_labels(connection, "api", ["nope", "c"], ["1", '[3.0, "yes"]'],
+    ...                 windowing=Windowing(), actor="ana")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: labels[1][1]: the model answers numbers; give a number, got the text 'yes'
+    """  # noqa: E501 - a doctest's expected output is one line
     now = clock_of(connection)
     # The counts' row locked first: joins of one deployment's labels take turns, so two at
     # once never both keep a label for one answer nor both count from the same total.
     counts = locked_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
     answered: dict[str, int] = {}
+    outputs: dict[str, str | None] = {}
     labelled: set[str] = set()
     unique = list(dict.fromkeys(ids))
     for i in range(0, len(unique), _CHUNK):
@@ -119,6 +140,18 @@ def join_labels(
                 .group_by(_events.c.request_id)
             ).all()
         )
+        # The first recorded answer of each id (an id is one answer's; a client reusing one
+        # has its first answer judged, as its time is the first's).
+        for request_id, output_json in connection.execute(
+            sa.select(_events.c.request_id, _events.c.output_json)
+            .where(
+                _events.c.deployment == deployment,
+                _events.c.role == "primary",
+                _events.c.request_id.in_(chunk),
+            )
+            .order_by(_events.c.at_ms.desc(), _events.c.id.desc())
+        ):
+            outputs[request_id] = output_json
         labelled.update(
             connection.execute(
                 sa.select(_feedback.c.request_id).where(
@@ -128,6 +161,11 @@ def join_labels(
                 )
             ).scalars()
         )
+    for at, (request_id, text) in enumerate(zip(ids, texts, strict=True)):
+        predictions = answer_predictions(outputs.get(request_id))
+        if predictions is not None and text != "null":  # null: not known
+            field = f"labels[{at}]" if fields is None else fields[at]
+            label_for_answer(json.loads(text), len(predictions), predictions, field=field)
     rows, unknown_ids = [], []
     late = duplicate = 0
     for request_id, text in zip(ids, texts, strict=True):

@@ -131,20 +131,94 @@ def checked_label(label: Any, records: int | None = None, *, field: str = "label
     return label
 
 
-def fits_predictions(label: list[Any], predictions: list[Any]) -> bool:
-    """Whether each known value of ``label`` (one per record) is of its prediction's kind:
-    a text for a text class, a number or a bool for a number (a text label of a model that
-    answers numbers cannot be scored against it, nor a number of one that answers text).
+def answer_kind(predictions: list[Any]) -> str:
+    """What kind of label an answer with ``predictions`` (one per record) takes: ``"text"``
+    when the model answers text classes, ``"classes"`` when it answers integers or bools
+    (a classifier's classes), ``"numbers"`` when it answers floats (a regression, or
+    classes kept as floats: a number cannot be told from a class there).
 
-    >>> fits_predictions([1, None], [0, 1]), fits_predictions(["b"], ["a"])
+    >>> answer_kind(["setosa"]), answer_kind([0, 2, None]), answer_kind([151.2, 3])
+    ('text', 'classes', 'numbers')
+    """
+    known = [p for p in predictions if p is not None]
+    if any(isinstance(p, str) for p in known):
+        return "text"
+    if all(isinstance(p, int) for p in known):  # bool is an int
+        return "classes"
+    return "numbers"
+
+
+def _kind_problem(value: Any, kind: str) -> str | None:
+    """Why the scalar ``value`` is not a label of an answer of ``kind``, or ``None``."""
+    if kind == "text":
+        if isinstance(value, str):
+            return None
+        return f"the model answers text classes; give a class as a text, got {value!r}"
+    if kind == "classes":
+        if isinstance(value, str):
+            return (
+                f"the model answers classes (integers); give a class, got the text {value[:40]!r}"
+            )
+        if isinstance(value, float) and not value.is_integer():
+            return f"the model answers classes (integers); give a class, got {value!r}"
+        return None
+    if isinstance(value, str):
+        return f"the model answers numbers; give a number, got the text {value[:40]!r}"
+    return None
+
+
+def label_for_answer(
+    label: Any,
+    records: int | None = None,
+    predictions: list[Any] | None = None,
+    *,
+    field: str = "label",
+) -> Any:
+    """``label`` when it is a label of an answer to ``records`` records whose
+    ``predictions`` are those given (either ``None``: not known where the label comes in,
+    so not checked); else :class:`~opsloop.errors.InvalidArgumentError` naming ``field``
+    (and the record's position) and the rule. This is the one check of every way a label
+    comes in (the feedback, :func:`opsloop.monitoring.log_labels`, a review answer): its
+    shape and count (:func:`checked_label`), and each known value's kind against the
+    answer's (:func:`answer_kind`): a text for text classes, an integer (or a whole float)
+    or a bool for integer classes, a number or a bool for numbers.
+
+    >>> label_for_answer([1, None], 2, [0, 1]), label_for_answer(151.0, 1, [148.3])
+    ([1, None], 151.0)
+    >>> label_for_answer([1, 0.5], 2, [0, 1], field="labels[3]")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: labels[3][1]: the model answers classes (integers); give a class, got 0.5
+    >>> label_for_answer("high", 1, [148.3])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: label: the model answers numbers; give a number, got the text 'high'
+    >>> label_for_answer(0, 1, ["setosa"])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: label: the model answers text classes; give a class as a text, got 0
+    """  # noqa: E501 - a doctest's expected output is one line
+    label = checked_label(label, records, field=field)
+    if predictions is None:
+        return label
+    kind = answer_kind(predictions)
+    values = label if isinstance(label, list) else [label]
+    for at, value in enumerate(values):
+        problem = None if value is None else _kind_problem(value, kind)
+        if problem is not None:
+            where = f"{field}[{at}]" if isinstance(label, list) else field
+            raise InvalidArgumentError(f"{where}: {problem}")
+    return label
+
+
+def fits_answer(label: list[Any], predictions: list[Any]) -> bool:
+    """Whether the label ``label`` (one value per record, ``None`` where not known) is of
+    the kind of the answer ``predictions`` (:func:`label_for_answer`'s rule).
+
+    >>> fits_answer([1, None], [0, 1]), fits_answer(["b"], ["a"])
     (True, True)
-    >>> fits_predictions(["malignant", 0], [1, 0]), fits_predictions([0.5], ["a"])
+    >>> fits_answer(["malignant", 0], [1, 0]), fits_answer([0.5], ["a"])
     (False, False)
     """
-    return all(
-        value is None or prediction is None or isinstance(value, str) == isinstance(prediction, str)
-        for value, prediction in zip(label, predictions, strict=True)
-    )
+    kind = answer_kind(predictions)
+    return all(value is None or _kind_problem(value, kind) is None for value in label)
 
 
 def per_record_labels(label_json: str, records: int) -> list[Any] | None:
@@ -190,9 +264,11 @@ def answer_predictions(output_json: str | None) -> list[Any] | None:
 __all__ = [
     "MAX_LABEL_CHARACTERS",
     "MAX_LABEL_VALUES",
+    "answer_kind",
     "answer_predictions",
     "checked_label",
-    "fits_predictions",
+    "fits_answer",
+    "label_for_answer",
     "per_record_labels",
     "plain_label",
 ]

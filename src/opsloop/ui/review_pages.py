@@ -296,7 +296,7 @@ async def _post(request: Request, user: User, item_id: int, method: str, change)
     try:
         await run_in_threadpool(change, queue, fields)
     except OpsloopError as error:
-        field = "label" if str(error).startswith(("label:", "kind:")) else None
+        field = "label" if str(error).startswith(("label:", "label[", "kind:")) else None
         problem = FormProblem.of(f"item-{item_id}", error, fields, field)
         deployment, state = _back(fields)
         try:
