@@ -13,14 +13,19 @@ from sklearn.datasets import load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tests.server.running import running_server
 from tests.store.databases import postgres_store_database, store_uri
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import evaluate
 from opsloop.monitoring.event_log import log_predictions
+from opsloop.monitoring.http_monitoring import HttpMonitoring
+from opsloop.monitoring.local_monitoring import Monitoring
 from opsloop.monitoring.reference import set_reference
 from opsloop.monitoring.windowing import Windowing
-from opsloop.store import tables
+from opsloop.registry import add_user
+from opsloop.server import create_app
+from opsloop.store import ArtifactStore, tables
 from opsloop.store.database import Database
 
 from .conftest import HOUR_MS, T0
@@ -161,3 +166,28 @@ def test_a_window_without_an_estimate_says_why(store, clock, wine):
         "the reference keeps no classifier probabilities with labels"
     )
     assert bare["estimate_note"].startswith("no answer of the window has probabilities")
+
+
+def test_over_http_the_columns_are_named_and_refused_alike(store, wine, tmp_path):
+    frame, _, model, probabilities = wine
+    _, token = add_user(store, "eda", "editor")
+    rows, predicted = frame.iloc[WINDOW], model.predict(frame.iloc[WINDOW])
+    with running_server(create_app(store, ArtifactStore(tmp_path / "artifacts"))) as url:
+        sides = (Monitoring(store, actor="eda"), HttpMonitoring(url, token=token))
+        refusals = []
+        for number, side in enumerate(sides):
+            with pytest.raises(InvalidArgumentError) as refused:
+                side.log_predictions(
+                    f"wine-{number}", rows, predicted, probabilities=probabilities[WINDOW]
+                )
+            refusals.append(str(refused.value))
+            _set_reference(store, f"wine-{number}", wine)
+            side.log_predictions(
+                f"wine-{number}", rows, predicted, probabilities=probabilities[WINDOW]
+            )
+    assert refusals[0] == refusals[1]
+    assert refusals[0].startswith("classes: the predictions ['barolo', 'grignolino']")
+    with store.read() as connection:
+        outputs = connection.execute(sa.select(tables.prediction_events.c.output_json)).scalars()
+        kept = [json.loads(text)["classes"] for text in outputs]
+    assert kept == [["barbera", "barolo", "grignolino"]] * (2 * 58)
