@@ -185,3 +185,39 @@ def test_a_run_gets_the_params_the_epoch_losses_the_report_and_the_student(
     with torch.no_grad():
         X = torch.as_tensor(X_test)
         assert torch.equal(reloaded(X), result.student(X))
+
+
+def test_a_forest_teacher_counts_the_nodes_of_its_trees(digits, tracking_home):
+    from sklearn.ensemble import RandomForestClassifier
+
+    X_train, _, y_train, _ = digits
+    forest = RandomForestClassifier(20, max_depth=6, random_state=0).fit(X_train, y_train)
+    nodes = sum(tree.tree_.node_count for tree in forest.estimators_)
+    with opsloop.start_run("distill-forest", capture=False) as run:
+        result = distill(
+            forest, small_student(8), (X_train[:200], y_train[:200]), epochs=1, run=run
+        )
+    assert nodes > 1000 and result.teacher_parameters == nodes
+    student = 64 * 8 + 8 + 8 * 10 + 10
+    assert result.size_ratio == student / nodes
+    stored = opsloop.get_run(run.run_id)
+    assert stored.metrics["teacher_parameters"] == nodes
+    assert stored.metrics["size_ratio"] == pytest.approx(student / nodes, rel=1e-12)
+
+
+def test_a_teacher_counting_nothing_has_no_size_ratio(digits, tracking_home):
+    X_train, _, y_train, _ = digits
+
+    class Uniform:
+        """Predicts every class alike and learns nothing."""
+
+        def predict_proba(self, X):
+            return np.full((len(X), 10), 0.1)
+
+    with opsloop.start_run("distill-uniform", capture=False) as run:
+        result = distill(Uniform(), small_student(8), (X_train[:100], y_train[:100]), run=run)
+    assert result.teacher_parameters == 0
+    assert result.size_ratio is None and result.to_dict()["size_ratio"] is None
+    stored = opsloop.get_run(run.run_id)
+    assert "size_ratio" not in stored.metrics
+    assert stored.metrics["student_parameters"] == 64 * 8 + 8 + 8 * 10 + 10

@@ -32,6 +32,11 @@ from opsloop.learn.torch_import import import_torch
 class DistillationResult:
     """Teacher vs student: accuracy on the evaluation data, parameter count, latency per batch.
 
+    The parameter counts are :func:`~opsloop.learn.model_size.count_parameters`'s: a torch
+    module's weights, a tree ensemble's nodes (a forest's over all its trees), another
+    scikit-learn estimator's learned numbers. ``size_ratio`` is ``None`` where the teacher
+    counts 0 (nothing recognised as learned): no ratio is made up then.
+
     Accuracies are ``None`` when no evaluation data was given; ``latency_ms`` is the median time
     to predict one batch of the evaluation (or training) rows. ``epoch_losses[e]`` is the mean
     distillation loss over the rows of epoch ``e`` while training; ``final_loss`` the loss of the
@@ -61,9 +66,13 @@ class DistillationResult:
         return self.student_accuracy / self.teacher_accuracy
 
     @property
-    def size_ratio(self) -> float:
-        """Student parameters as a share of the teacher's."""
-        return self.student_parameters / max(self.teacher_parameters, 1)
+    def size_ratio(self) -> float | None:
+        """Student parameters as a share of the teacher's; ``None`` (undefined) when the
+        teacher's count is 0, a model :func:`~opsloop.learn.model_size.count_parameters`
+        finds nothing learned in."""
+        if self.teacher_parameters == 0:
+            return None
+        return self.student_parameters / self.teacher_parameters
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (the student model left out)."""

@@ -1,7 +1,20 @@
 """How big a model is and how long it takes to answer: the numbers a compression report compares.
 
-Parameter counts cover PyTorch modules (every parameter tensor) and fitted scikit-learn
-estimators (every numeric array the estimator learned, i.e. attributes ending in ``_``).
+What :func:`count_parameters` counts as a model's "parameters", by kind:
+
+* a PyTorch module: every number of its parameter tensors;
+* a fitted scikit-learn decision tree: its nodes (each holds a split's feature and threshold,
+  or a leaf's values): what grows with the tree, where its arrays would count each node
+  several times over;
+* a tree ensemble (a forest, gradient boosting, bagging, ...; ``estimators_``): the sum over
+  its fitted members, so a forest counts the nodes of all its trees, and a histogram
+  gradient boosting model the nodes of all its predictors;
+* a pipeline: the sum over its steps; a search or wrapper: its fitted estimator's count;
+* any other fitted estimator: every number of the numeric arrays it learned (attributes
+  ending in ``_``, less the bookkeeping such as ``classes_``).
+
+A count of 0 means the model holds nothing this recognises, not that it is free: a ratio
+against it is undefined.
 """
 
 from __future__ import annotations
@@ -18,18 +31,48 @@ _BOOKKEEPING = frozenset(
 )
 
 
+def _is_estimator(value: Any) -> bool:
+    return hasattr(value, "get_params") and hasattr(value, "fit")
+
+
 def count_parameters(model: Any) -> int:
-    """Number of learned numbers in a torch module or a fitted scikit-learn estimator.
+    """Number of learned numbers in a torch module or a fitted scikit-learn estimator; for
+    trees and tree ensembles their nodes (see the module docstring).
 
     >>> from sklearn.linear_model import LogisticRegression
     >>> count_parameters(LogisticRegression().fit([[0.0, 1.0], [1.0, 0.0]], [0, 1]))
     3
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> count_parameters(DecisionTreeClassifier().fit([[0.0], [1.0], [2.0]], [0, 1, 1]))
+    3
     """
     if hasattr(model, "parameters") and callable(model.parameters):
         return int(sum(p.numel() for p in model.parameters()))
+    tree = getattr(model, "tree_", None)
+    if tree is not None and hasattr(tree, "node_count"):
+        return int(tree.node_count)
+    # A histogram gradient boosting model keeps its trees as predictors of node arrays.
+    predictors = getattr(model, "_predictors", None)
+    if isinstance(predictors, list) and predictors:
+        return int(sum(len(p.nodes) for stage in predictors for p in stage))
+    members = getattr(model, "estimators_", None)
+    if members is not None:
+        flat = np.asarray(members, dtype=object).reshape(-1).tolist()
+        if flat and all(_is_estimator(m) for m in flat):
+            # A stacking ensemble's final estimator learns too.
+            final = getattr(model, "final_estimator_", None)
+            head = count_parameters(final) if _is_estimator(final) else 0
+            return int(sum(count_parameters(m) for m in flat) + head)
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list) and hasattr(model, "named_steps"):
+        return int(sum(count_parameters(step) for _, step in steps if _is_estimator(step)))
     total = 0
     for name, value in vars(model).items():
         if not name.endswith("_") or name.startswith("_"):
+            continue
+        if _is_estimator(value):
+            # A wrapper's fitted estimator (a search's best_estimator_, ...).
+            total += count_parameters(value)
             continue
         arrays = value if isinstance(value, list | tuple) else [value]
         for array in arrays:

@@ -73,6 +73,7 @@ When the reference keeps the model's probabilities and labels, each window also 
 estimate of its metrics from the model's confidence (``estimate``, :mod:`.window_estimate`),
 and its estimated accuracy (``estimated_accuracy``): the signals ``estimated_<metric>`` (and
 ``_low``, ``_high`` for the interval) and ``estimate_trusted`` act before labels arrive.
+A window without an estimate says why in ``estimate_note`` (``None`` when it has one).
 
 An alert is kept in ``monitoring_alerts`` with its evidence (the latest windows of the
 streak, at most :data:`~.policy_streak.MAX_LISTED_HELD`, with the signal's value in each,
@@ -149,7 +150,7 @@ from opsloop.monitoring.reference_predictions import window_reference
 from opsloop.monitoring.reweighted_reference import reweighted_reference
 from opsloop.monitoring.running_actions import start_action, take_interrupted, webhook_deadline_ms
 from opsloop.monitoring.stored_policy import PolicySetting, policy_in, read_policy
-from opsloop.monitoring.window_estimate import scored_rows, window_estimate
+from opsloop.monitoring.window_estimate import no_estimate_reason, scored_rows, window_estimate
 from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
     DEFAULT_WORKER,
@@ -658,7 +659,10 @@ def _evaluate_window(
     metrics["input_anomaly_rate"] = anomalies["rate"]
     metrics["input_anomaly_p_value"] = anomalies["p_value"]
     metrics["estimate"], metrics["estimated_accuracy"] = None, None
-    if estimator is not None:
+    metrics["estimate_note"] = None
+    if estimator is None:
+        metrics["estimate_note"] = no_estimate_reason(None, None)
+    else:
         rows = scored_rows(
             db,
             deployment,
@@ -670,6 +674,8 @@ def _evaluate_window(
         metrics["estimate"] = window_estimate(estimator, reference.scores, rows)
         if metrics["estimate"] is not None:
             metrics["estimated_accuracy"] = metrics["estimate"]["metrics"]["accuracy"]["value"]
+        else:
+            metrics["estimate_note"] = no_estimate_reason(reference.scores, rows)
     # The reference's errors weighted to the window's inputs, for telling whether the
     # window errs more than the reference's relationship allows on them: fitted before the
     # lock (a density ratio takes a moment), in labelled windows whose inputs moved or that

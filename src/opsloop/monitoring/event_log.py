@@ -57,9 +57,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.data.reference_scores import probability_matrix
-from opsloop.errors import InvalidArgumentError
+from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.monitoring.columnar_inputs import MIN_ROWS, input_table
 from opsloop.monitoring.json_columns import row_texts
+from opsloop.monitoring.reference import get_reference
 from opsloop.monitoring.windowing import Windowing
 from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
@@ -148,6 +149,43 @@ def _scored_outputs(
     ]
 
 
+def _column_classes(
+    db: Database, deployment: str, predictions: Sequence | np.ndarray, n_columns: int
+) -> list | None:
+    """The classes naming ``n_columns`` probability columns logged without ``classes=``:
+    ``None`` (the default ``0 .. k-1``) when every prediction is one of those, else the
+    classes of ``deployment``'s reference when it keeps probabilities for as many classes
+    and every prediction is one of them (the same model's columns, in the order the
+    reference was given them); else the call is refused, as probabilities whose columns
+    no class names could never be matched with the reference's.
+
+    >>> db = Database("sqlite://")
+    >>> _column_classes(db, "api", [0, 1, 1], 2) is None
+    True
+    >>> _column_classes(db, "api", ["no", "yes"], 2)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: classes: the predictions ['no', 'yes'] are not the default classes 0 .. 1 of the probability columns, and the deployment's reference names no 2 classes holding them; give classes= (the model's classes_, in the order of the columns)
+    """  # noqa: E501 - a doctest's expected output is one line
+    values = {_plain(v) for v in np.asarray(predictions, dtype=object).reshape(-1).tolist()}
+    default = set(range(n_columns))
+    # A bool equals 0 or 1 but names no column.
+    if all(v in default and not isinstance(v, bool) for v in values):
+        return None
+    try:
+        scores = get_reference(db, deployment).scores
+    except NotFoundError:
+        scores = None
+    if scores is not None and len(scores.classes) == n_columns and values <= set(scores.classes):
+        return list(scores.classes)
+    shown = sorted(values, key=repr)[:5]
+    raise InvalidArgumentError(
+        f"classes: the predictions {shown} are not the default classes 0 .. {n_columns - 1} "
+        f"of the probability columns, and the deployment's reference names no {n_columns} "
+        "classes holding them; give classes= (the model's classes_, in the order of the "
+        "columns)"
+    )
+
+
 def _checked_ids(request_ids: Sequence[str], n: int, field: str = "request_ids") -> list[str]:
     ids = [str(i) for i in request_ids]
     if len(ids) != n:
@@ -214,11 +252,15 @@ def log_predictions(
     request ids (random ones when ``request_ids`` is not given: give your own to join labels
     later by them and to make the windows' samples reproducible). ``at_ms`` (one time or
     one per row) defaults to the store's clock. A classifier's ``probabilities`` (one row
-    per input row, one column per class of ``classes``, default ``0 .. k-1``; or the second
-    class's probability alone) let the monitoring estimate its metrics before the labels
-    arrive (:mod:`.window_estimate`). Unless ``sample_process`` is false, the process's
-    memory and CPU time are recorded with the events (at most every 10 s of the store's
-    clock), as a serving worker records its own, for the windows' software metrics
+    per input row, one column per class of ``classes``; or the second class's probability
+    alone) let the monitoring estimate its metrics before the labels arrive
+    (:mod:`.window_estimate`). Without ``classes`` the columns are the classes ``0 .. k-1``
+    when every prediction is one of them, else the deployment's reference's classes when
+    they are ``k`` and hold every prediction; otherwise the call is refused (an
+    :class:`~opsloop.errors.InvalidArgumentError` naming ``classes``). Unless
+    ``sample_process`` is false, the process's memory and CPU time are recorded with the
+    events (at most every 10 s of the store's clock), as a serving worker records its own,
+    for the windows' software metrics
     (:mod:`.process_metrics`).
 
     ``db`` is an empty store:
@@ -235,6 +277,9 @@ def log_predictions(
             raise InvalidArgumentError("classes: name the columns of probabilities; give those")
         outputs = _outputs(predictions)
     else:
+        if classes is None:
+            n_columns = probability_matrix(probabilities, "input row").shape[1]
+            classes = _column_classes(db, deployment, predictions, n_columns)
         outputs = _scored_outputs(predictions, probabilities, classes)
     if len(outputs) != n:
         raise InvalidArgumentError(

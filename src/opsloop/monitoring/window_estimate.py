@@ -33,6 +33,11 @@ per answer): one stored in a shape that does not fit its answer's records
 (:func:`~opsloop.store.label_values.per_record_labels`), or, on a row of the estimate, a
 value that is none of the reference's classes.
 
+A window with no estimate says why (:func:`no_estimate_reason`, the window's
+``estimate_note``): no answer with probabilities, probabilities whose classes are not the
+reference's (logged without ``classes=`` for a model whose classes are not ``0 .. k-1``), or
+predictions that are none of the reference's classes.
+
 >>> import numpy as np
 >>> import pandas as pd
 >>> from opsloop.monitoring.event_log import log_predictions
@@ -249,6 +254,58 @@ def _finite_values(values: dict | None) -> dict | None:
     if values is None:
         return None
     return {k: v if isinstance(v, int) else _finite(v) for k, v in values.items()}
+
+
+def _shown(values: list, most: int = 5) -> str:
+    """The first ``most`` of ``values`` as a short text."""
+    text = ", ".join(repr(v) for v in values[:most])
+    return f"[{text}{', ...' if len(values) > most else ''}]"
+
+
+def no_estimate_reason(reference: ReferenceScores | None, rows: ScoredRows | None) -> str:
+    """Why the window's ``rows`` give no estimate against the ``reference``'s scores (the
+    window's ``estimate_note``), for a window :func:`window_estimate` found none for.
+
+    >>> reference = ReferenceScores.of([[0.9, 0.1], [0.2, 0.8]], ["no", "yes"],
+    ...                                classes=["no", "yes"])
+    >>> rows = ScoredRows([[0, 1]] * 2, [[0.7, 0.3], [0.4, 0.6]], ["no", "yes"], [None] * 2)
+    >>> print(no_estimate_reason(reference, rows))
+    2 answers have probabilities for the classes [0, 1], not the reference's ['no', 'yes']: log them with classes= naming the probability columns (the model's classes_)
+    """  # noqa: E501 - a doctest's expected output is one line
+    if reference is None:
+        return (
+            "the reference keeps no classifier probabilities with labels: set it with "
+            "probabilities= and labels= to estimate the metrics before the labels arrive"
+        )
+    scored = [] if rows is None else [i for i, c in enumerate(rows.classes) if c is not None]
+    if not scored:
+        return (
+            "no answer of the window has probabilities: log them with probabilities= (the "
+            "serving runtime records them for a model with predict_proba)"
+        )
+    assert rows is not None
+    wanted = list(reference.classes)
+    other = [rows.classes[i] for i in scored if rows.classes[i] != wanted]
+    if len(other) == len(scored):
+        return (
+            f"{len(scored)} answers have probabilities for the classes {_shown(other[0])}, "
+            f"not the reference's {_shown(wanted)}: log them with classes= naming the "
+            "probability columns (the model's classes_)"
+        )
+    position = set(wanted)
+    strays = [
+        rows.predictions[i]
+        for i in scored
+        if rows.classes[i] == wanted and rows.predictions[i] not in position
+    ]
+    if strays:
+        return (
+            f"the predictions {_shown(strays)} are none of the reference's classes {_shown(wanted)}"
+        )
+    return (
+        f"none of the {len(scored)} answers with the reference's classes has a row of "
+        f"{len(wanted)} probabilities in [0, 1]"
+    )
 
 
 def window_estimate(
