@@ -379,3 +379,22 @@ def test_a_state_kept_before_the_fractional_threshold_is_read():
     gate = OneSampleRateGate.from_dict(fractions)
     assert gate.fail_threshold == gate.fractional_threshold(0.5) > 2.822
     assert gate.switch == {"after": 30, "statistic": 0.5, "threshold": gate.fail_threshold}
+
+
+def test_a_failed_state_kept_before_the_fractional_threshold_keeps_the_one_it_failed_at():
+    # Kept before "fractional" existed, having read fractions and failed at the 0/1
+    # threshold: its evidence must still show the statistic at or past its threshold.
+    failed = {
+        "test": "rate_sprt_one_sample",
+        "params": {"max_rate": 0.02, "alpha": 0.05, "detect_ratio": 3.0},
+        "state": {
+            "log_likelihood_ratio": 2.9,
+            "n": 40,
+            "events": 3.5,
+            "verdict": "fail",
+            "decided_at": 40,
+        },
+    }
+    gate = OneSampleRateGate.from_dict(failed)
+    assert gate.verdict == "fail" and gate.switch is None
+    assert gate.fail_threshold == 2.822 <= gate.log_likelihood_ratio == 2.9

@@ -196,3 +196,21 @@ def test_on_the_fitted_grid_the_threshold_follows_the_step_and_spends_alpha():
         assert 0.032 < low <= high <= 0.036
     assert fixed == pytest.approx([3.262, 2.972, 3.170], abs=1e-3)
     assert fitted == pytest.approx([2.963, 2.963, 2.967], abs=2e-3)
+
+
+@pytest.mark.parametrize("events", [0, 10])
+def test_a_downward_step_below_the_grid_keeps_the_fixed_grid(events):
+    # A primary with almost no errors in 100,000 requests: U is tiny and the downward step,
+    # about 2U, is below one grid step. A step fitted to it would make the grid grow as
+    # 1 / down (160,000 points for 0 errors); the fixed grid treats the walk as never moving
+    # away, which gives Ville's threshold log(1 / alpha), as before the fitted grid.
+    upper = stats.beta.ppf(1 - 0.009, events + 1, 100_000 - events)
+    up, down = math.log(3.0), math.log((1 - upper) / (1 - 3 * upper))
+    assert down < GRID_STEP
+    assert fitted_grid_step(down) == GRID_STEP
+    fitted = exact_walk_threshold(0.036, upper, up, down, fitted_grid=True)
+    assert (
+        fitted
+        == exact_walk_threshold(0.036, upper, up, down)
+        == pytest.approx(math.log(1 / 0.036), abs=GRID_STEP)
+    )

@@ -369,3 +369,43 @@ def test_baseline_settings_are_checked_naming_the_field(
     assert re.search(rule, message), message
     with pytest.raises(NotFoundError):
         deployments.rollout("api")
+
+
+def test_a_refused_baseline_names_only_the_gate_whose_counts_leave_no_rate(
+    registry, clock, deployments
+):
+    registry.register("stable-model", Flaky(0.0, seed=1))
+    registry.register("canary-model", Flaky(0.0, seed=2))
+    deployments.deploy(
+        "api",
+        [
+            Variant("stable", "stable-model", version=1, weight=0.9),
+            Variant("canary", "canary-model", version=1, role="candidate", weight=0.1),
+        ],
+        strategy="canary",
+    )
+    now = clock()
+    # 1,200 answers, none failed (a sound errors baseline), every one slower than 50 ms: a
+    # latency rate of 1, which leaves no worse rate to detect.
+    StoreEventSink(registry.db, sampler=None).write(
+        [
+            _event(
+                "stable",
+                "primary",
+                1,
+                f"r{i}",
+                now - 1 - i,
+                output={"predictions": [0]},
+                latency_ms=100.0,
+            )
+            for i in range(1_200)
+        ]
+    )
+    gates = {
+        "latency": {"bound_ms": 50, "baseline": "recorded", "baseline_window_ms": WINDOW_MS},
+        "errors": {"baseline": "recorded", "baseline_window_ms": WINDOW_MS},
+    }
+    with pytest.raises(InvalidArgumentError) as refused:
+        deployments.set_rollout("api", steps=[0.5, 1.0], gates=gates)
+    assert str(refused.value).startswith("gates.latency.baseline: ")
+    assert "gates.errors" not in str(refused.value)

@@ -432,6 +432,13 @@ class OneSampleRateGate:
                 "threshold": float(switch["threshold"]),
             }
             gate.fail_threshold = gate.switch["threshold"]
-        elif "fractional" not in state and isinstance(gate.events, float):
+        elif (
+            "fractional" not in state
+            and isinstance(gate.events, float)
+            and gate.verdict == "continue"
+        ):
+            # A gate saved before the switch existed that had read fractions: from now on
+            # the threshold valid for them. One that already failed keeps the threshold it
+            # failed at, so its evidence still reads as the decision it made.
             gate._move_to_fractions()
         return gate

@@ -170,11 +170,17 @@ def exact_walk_threshold(
 
 
 def fitted_grid_step(down: float) -> float:
-    """The largest grid step at most :data:`GRID_STEP` of which ``down`` is a whole number.
+    """The largest grid step at most :data:`GRID_STEP` of which ``down`` is a whole number;
+    :data:`GRID_STEP` itself for a ``down`` below it, whose walk the fixed grid already
+    treats as never moving away (Wald's threshold): a step fitted to a tiny ``down`` would
+    make the grid, and its cost, grow as ``1 / down`` (a primary with no errors in a
+    baseline of 100,000 requests: 160,000 points, 30 s).
 
-    >>> round(fitted_grid_step(0.0219), 12), fitted_grid_step(0.004)
-    (0.001990909091, 0.002)
+    >>> round(fitted_grid_step(0.0219), 12), fitted_grid_step(0.004), fitted_grid_step(1e-6)
+    (0.001990909091, 0.002, 0.002)
     """
+    if down < GRID_STEP:
+        return GRID_STEP
     steps = math.ceil(down / GRID_STEP)
     h = down / steps
     while math.floor(down / h) < steps:  # the grid floors the step: never lose one to rounding

@@ -119,9 +119,20 @@ def _initial_state(
     except InvalidArgumentError as error:
         if not baselines:
             raise
-        # The counts read may leave no rate to detect (a primary that fails often).
-        fields = ", ".join(f"gates.{gate}.baseline" for gate in baselines)
+        # The counts read may leave no rate to detect (a primary that fails often): name
+        # the gates whose own counts do, not every gate with a recorded baseline.
+        refused = [gate for gate, read in baselines.items() if _refuses(policy, gate, read)]
+        fields = ", ".join(f"gates.{gate}.baseline" for gate in refused or baselines)
         raise InvalidArgumentError(f"{fields}: {error}") from None
+
+
+def _refuses(policy: RolloutPolicy, gate: str, read: dict[str, Any]) -> bool:
+    """Whether ``gate``'s recorded counts ``read`` alone leave it no gate to build."""
+    try:
+        policy.gate(gate, [read["failures"], read["requests"]])
+    except InvalidArgumentError:
+        return True
+    return False
 
 
 def set_rollout(
