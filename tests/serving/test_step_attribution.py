@@ -117,3 +117,112 @@ def test_a_second_workers_requests_inside_a_pending_step_count_toward_no_step(re
     assert state["decision"]["candidate_requests_at_previous_step"] == 3
     errors = state["gates"]["errors"]["state"]
     assert (errors["n_candidate"], state["candidate_requests"]) == (10, 10)
+
+
+# The candidate's weight before the ramp's first step, and a weight set by hand.
+
+FROM_TEN = RolloutPolicy(steps=(0.05, 0.5, 1.0), min_requests=3, gates={"errors": {}})
+
+
+def _at(policy, state: dict, share: float, at_ms: int, live_share: float | None = None):
+    return observe_request(
+        policy, state, candidate=True, failed=False, latency_ms=1.0, share=share,
+        at_ms=at_ms, live_share=live_share,
+    )  # fmt: skip
+
+
+def test_requests_routed_at_the_weight_before_the_first_step_count_toward_no_step():
+    """The candidate answered 10% before a ramp whose first step is 5%: a worker that has
+    not followed the first step still routes at 10%, and those requests are left behind."""
+    state = new_canary_state(FROM_TEN, "stable", "canary", None, at_ms=0, share_before=0.1)
+    assert [_at(FROM_TEN, state, 0.1, t, live_share=0.05) for t in (1, 2, 3)] == [None] * 3
+    assert (state["step"], state["step_requests"], state["left_share_requests"]) == (0, 0, 3)
+    moves = [_at(FROM_TEN, state, 0.05, t, live_share=0.05) for t in (4, 5, 6)]
+    assert [m and m.action for m in moves] == [None, None, "step"]
+    assert moves[-1].evidence["candidate_requests_at_previous_step"] == 3
+
+
+def test_a_state_kept_without_the_weight_before_the_ramp_still_reads_requests():
+    """A state written before the weight was kept has none to leave behind: it reads as it
+    did, requests at a share outside the ramp counting toward the current step."""
+    state = new_canary_state(FROM_TEN, "stable", "canary", None, at_ms=0)
+    assert "share_before" not in state
+    moves = [_at(FROM_TEN, state, 0.1, t) for t in (1, 2, 3)]
+    assert [m and m.action for m in moves] == [None, None, "step"]
+
+
+def test_a_weight_set_back_by_hand_to_a_left_share_counts_toward_the_current_step():
+    """The ramp is at 50% when a person sets the candidate back to 10%, the first step's
+    share: the requests routed there now are judged toward the step, not left behind
+    forever; a worker still routing at 10% while the definition says 50% is left behind."""
+    state = new_canary_state(POLICY, "stable", "canary", None, at_ms=0, share_before=0.2)
+    assert [_request(state, 0.1, t) for t in (1, 2)] == [None, None]
+    assert _request(state, 0.1, 3).action == "step"
+    state["decision"]["outcome"] = "carried_out"  # now at 50%
+    assert _at(POLICY, state, 0.1, 4, live_share=0.5) is None  # a lagging worker
+    assert _at(POLICY, state, 0.2, 5, live_share=0.5) is None  # one from before the ramp
+    assert (state["step_requests"], state["left_share_requests"]) == (0, 2)
+    # Set back by hand to 10%, and later to 20% (the weight before the ramp).
+    assert _at(POLICY, state, 0.1, 6, live_share=0.1) is None
+    assert _at(POLICY, state, 0.2, 7, live_share=0.2) is None
+    last = _at(POLICY, state, 0.2, 8, live_share=0.2)
+    assert (last.action, last.evidence["candidate_requests_at_previous_step"]) == ("complete", 3)
+    assert state["left_share_requests"] == 0
+
+
+def _canary(registry, share: float) -> Deployments:
+    registry.db.clock = FakeClock()
+    registry.register("m", b"stable bytes", flavor="onnx")
+    registry.register("m", b"canary bytes", flavor="onnx")
+    deployments = Deployments(registry.db, actor="owner")
+    deployments.deploy("api", _weights(share), strategy="canary")
+    return deployments
+
+
+def _weights(share: float) -> list[Variant]:
+    return [
+        Variant("stable", "m", version=1, weight=1.0 - share),
+        Variant("canary", "m", version=2, role="candidate", weight=share),
+    ]
+
+
+def test_a_lagging_workers_requests_at_the_weight_before_the_rollout_count_toward_no_step(
+    registry,
+):
+    deployments = _canary(registry, 0.1)
+    deployments.set_rollout("api", steps=[0.05, 0.5, 1.0], min_requests=3)
+    assert [v.weight for v in deployments.get("api").variants] == [0.95, 0.05]
+    assert deployments.rollout("api")["state"]["share_before"] == 0.1
+    lagging = RolloutObserver(registry.db, Deployments(registry.db))
+    for _ in range(3):
+        registry.db.clock.advance()
+        lagging.record("api", [], _candidate(0.1))
+    state = deployments.rollout("api")["state"]
+    assert (state["step"], state["step_requests"], state["left_share_requests"]) == (0, 0, 3)
+    assert [v.weight for v in deployments.get("api").variants] == [0.95, 0.05]
+    for _ in range(3):
+        registry.db.clock.advance()
+        lagging.record("api", [], _candidate(0.05))
+    assert [v.weight for v in deployments.get("api").variants] == [0.5, 0.5]
+    state = deployments.rollout("api")["state"]
+    assert state["decision"]["candidate_requests_at_previous_step"] == 3
+
+
+def test_a_ramp_whose_candidate_is_set_back_by_hand_goes_on_from_the_share_it_routes_at(
+    registry,
+):
+    deployments = _canary(registry, 0.1)
+    deployments.set_rollout("api", steps=[0.1, 0.5, 1.0], min_requests=3)
+    worker = RolloutObserver(registry.db, Deployments(registry.db))
+    for _ in range(3):
+        registry.db.clock.advance()
+        worker.record("api", [], _candidate(0.1))
+    assert [v.weight for v in deployments.get("api").variants] == [0.5, 0.5]
+    deployments.deploy("api", _weights(0.1), strategy="canary")  # back to 10% by hand
+    for _ in range(3):
+        registry.db.clock.advance()
+        worker.record("api", [], _candidate(0.1))
+    state = deployments.rollout("api")["state"]
+    assert (state["status"], state.get("left_share_requests", 0)) == ("completed", 0)
+    assert state["decision"]["candidate_requests_at_previous_step"] == 3
+    assert [v.weight for v in deployments.get("api").variants] == [0.0, 1.0]

@@ -80,10 +80,36 @@ def check_alias_move(
     not score them, or a model assertion reading a field they lack. Called in the move's
     write transaction.
 
-    >>> from opsloop.store import Database
-    >>> db = Database("sqlite://")
-    >>> with db.read() as connection:  # no deployment follows the alias: nothing to refuse
-    ...     check_alias_move(connection, 1, "m", "champion", 2, None)
+    Deployment ``api`` follows ``champion`` (at version 1) with a rule on ``debt``, which
+    version 2's records lack:
+
+    >>> import pandas as pd
+    >>> from opsloop.data.schema import infer_schema
+    >>> from opsloop.serving import Deployments, Variant
+    >>> frame = pd.DataFrame({"age": [20, 40], "debt": [1.0, 2.0]})
+    >>> for columns in (["age", "debt"], ["age"]):
+    ...     _ = registry.register("m", b"x", flavor="onnx",
+    ...                           input_schema=infer_schema(frame[columns]))
+    >>> registry.set_alias("m", "champion", 1)
+    >>> _ = Deployments(db).deploy("api", [Variant("stable", "m", alias="champion")])
+    >>> owes = {"name": "owes", "when": "debt > 1.5", "action": "flag"}
+    >>> _ = Deployments(db).configure("api", assertions=[owes])
+    >>> versions = tables.model_versions
+    >>> def check(version):
+    ...     with db.read() as connection:
+    ...         model_id, signature = connection.execute(
+    ...             sa.select(versions.c.model_id, versions.c.signature_json)
+    ...             .where(versions.c.version == version)).one()
+    ...         check_alias_move(connection, model_id, "m", "champion", version, signature)
+    >>> check(1)
+    >>> try:
+    ...     check(2)
+    ... except InvalidArgumentError as error:
+    ...     print(error)
+    version: variant 'stable' of deployment 'api' follows alias 'champion', and the
+    deployment's assertion 'owes' (assertions.0.when) reads the field 'debt', which the
+    records of model 'm' version 2 lack: they have the fields ['age'] and the outputs
+    ['prediction', 'probability'] (change the assertions first)
     """
     detecting = _followers(connection, model_id, alias, _detectors.c.detector_json)
     asserting = _followers(connection, model_id, alias, _settings.c.assertions_json)

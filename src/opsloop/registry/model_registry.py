@@ -50,6 +50,7 @@ from opsloop.registry.audit import (
     append_audit,
     audit_entries,
     audit_head,
+    lock_audit_log,
     verify_audit_log,
 )
 from opsloop.registry.flavors import (
@@ -430,6 +431,10 @@ class ModelRegistry(ModelReferences):
         checked_tags = {checked_key("tag", k): tag_text(k, v) for k, v in (tags or {}).items()}
         size = self.artifacts.size(artifact_sha256)
         with self.db.write() as connection:
+            # Before the model's row lock below: a change holding this lock (an alias move,
+            # a deploy) takes a key-share lock on that row when it refers to the model, so
+            # the other order could deadlock.
+            lock_audit_log(connection)
             who = self._user(connection, actor, "editor")
             if flavor in CODE_FLAVORS:
                 self._check_pickle_policy(connection, who, flavor)
@@ -826,6 +831,11 @@ class ModelRegistry(ModelReferences):
         checked_key("alias", alias)
         approvals = tables.approvals
         with self.db.write() as connection:
+            # First, as every change that checks a deployment's settings takes it: a
+            # deployment's rules or detector changed meanwhile (READ COMMITTED) would pass
+            # their check against the alias's old version while this move passes its own
+            # against the old settings.
+            lock_audit_log(connection)
             who = self._user(connection, actor, "editor")
             row = self._version_row(connection, name, version)
             model_id = row["model_id"]

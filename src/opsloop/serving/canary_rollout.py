@@ -20,11 +20,18 @@ change the deployment:
 
 The gates keep their statistics from step to step: the rate test conditions each event on
 the share its request was routed with, so it stays exact while the share moves. A step
-counts the candidate's requests routed at its own share: those still routed at the share
-the ramp moved on from, while the move is pending or by a worker that has not followed it
-yet, count toward no step (:func:`observe_request`). A request
-routed at a share outside the ramp (a candidate weight set by hand) is judged too: its rate
-gates move to a threshold valid at any share
+counts the candidate's requests routed at its own share. Those routed at a share the ramp
+has left are *left behind* and count toward no step (:func:`observe_request`): a share of a
+step the ramp moved on from, or the candidate's weight from before the ramp's first step
+(``share_before``), while the move is pending or by a worker that has not followed it yet.
+The share the deployment's definition routes at now (its live weight) is never left
+behind while no decision is pending: a person who sets the candidate back by hand to an
+earlier step's share, or to the weight from before the ramp, has the ramp judge and count
+those requests toward its current step, as any share set by hand, instead of stalling it.
+While a step's decision is pending the definition still routes at the share the step
+leaves, and its requests stay left behind (the step, not carried out, goes back to them).
+A request routed at a share outside the ramp (a candidate weight set by hand) is judged
+too: its rate gates move to a threshold valid at any share
 (:meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`).
 
 :func:`apply_transition` makes the change through the control plane, an audited
@@ -211,15 +218,20 @@ def new_canary_state(
     *,
     at_ms: int,
     baselines: dict[str, dict[str, Any]] | None = None,
+    share_before: float | None = None,
 ) -> dict[str, Any]:
     """The ramp's state at its first step, every gate fresh. ``baselines`` holds, for each
     gate whose baseline is ``"recorded"``, the counts read from the store
     (:meth:`.recorded_baseline.RecordedBaseline.to_dict`: ``failures`` and ``requests``,
     and where they were read), frozen into the gate and kept in the state.
+    ``share_before`` is the candidate's weight before the first step, kept as
+    ``share_before``: requests still routed at it are left behind (see the module). A
+    state kept without it (set before it was kept) reads none.
 
-    >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=7)
-    >>> state["status"], state["share"], list(state["gates"])
-    ('ramping', 0.05, ['errors'])
+    >>> state = new_canary_state(RolloutPolicy(), "stable", "canary", None, at_ms=7,
+    ...                          share_before=0.1)
+    >>> state["status"], state["share"], state["share_before"], list(state["gates"])
+    ('ramping', 0.05, 0.1, ['errors'])
     """
     baselines = dict(baselines or {})
     counts = {name: [read["failures"], read["requests"]] for name, read in baselines.items()}
@@ -238,6 +250,8 @@ def new_canary_state(
     }
     if baselines:
         state["baseline_sources"] = baselines
+    if share_before is not None:
+        state["share_before"] = float(share_before)
     if state["gates"].get("disagreement", {}).get("test") == OneSampleRateGate.test:
         # Each request is a trial of the disagreement gate, its outcome the fraction of its
         # records that differ (a rollout kept without this key reads 1 when any differs).
@@ -492,17 +506,21 @@ def observe_request(
     disagrees: bool | Sequence[bool] | None = None,
     anomalous: bool | None = None,
     flagged: bool | None = None,
+    live_share: float | None = None,
 ) -> Transition | None:
     """Read one answered request into ``state`` (changed in place); the change the ramp
     makes now, if any. ``share`` is the candidate's share the request was routed with:
     every gate reads the request at that share, and a candidate's request counts toward
-    the step of that share. One routed at the share of a step the ramp has moved on from
-    (while the move's decision is pending, the deploy not made yet, or by a worker that
-    still routes by the definition before it) counts toward no step now
-    (``left_share_requests``; a step not carried out goes back to that share, see
-    :func:`not_carried_out`, and keeps them), so a step is decided on ``min_requests``
-    requests routed at its own share; a share the ramp never took (a weight set by hand)
-    counts toward the current step.
+    the step of that share. One routed at a share the ramp has left (a step's it moved on
+    from, or the weight from before its first step) counts toward no step now, while the
+    move's decision is pending (the deploy not made yet) or when the request came from a
+    worker that still routes by a definition before it (``left_share_requests``; a step
+    not carried out goes back to that share, see :func:`not_carried_out`, and keeps
+    them), so a step is decided on ``min_requests`` requests routed at its own share. A
+    share the ramp never took (a weight set by hand) counts toward the current step, and
+    so does ``live_share``, the candidate's weight in the deployment's definition now
+    (``None`` when unknown), while no decision is pending: a weight set back by hand to a
+    share the ramp has left is judged, not left behind (see the module).
     ``disagrees`` says, for each of the request's records, whether the candidate's answer
     to it differs from the primary's (a single flag is a request of one record; ``False``
     for the primary's own requests, ``None`` when unknown): the request is one trial of the
@@ -551,7 +569,7 @@ def observe_request(
             state, "input_detector", [candidate], [flagged], share
         )
     if candidate:
-        if _routed_at_left_share(state, share):
+        if _routed_at_left_share(state, share, live_share):
             state["left_share_requests"] = state.get("left_share_requests", 0) + 1
         else:
             state["step_requests"] += 1
@@ -562,20 +580,35 @@ def observe_request(
     return _decide(policy, state, failed_gate, at_ms)
 
 
-def _routed_at_left_share(state: dict[str, Any], share: float) -> bool:
-    """Whether a candidate request routed at ``share`` was routed at the share of a step
-    the ramp has moved on from (see :func:`observe_request`): while that move's decision
-    is pending, or by a worker still routing by the definition before it. Such a request
-    counts toward no step the ramp is at now; a share the ramp never took (a weight set by
-    hand) counts toward the current step.
+def _routed_at_left_share(
+    state: dict[str, Any], share: float, live_share: float | None = None
+) -> bool:
+    """Whether a candidate request routed at ``share`` was routed at a share the ramp has
+    left (see :func:`observe_request`): a step's it moved on from, or the candidate's
+    weight before its first step (``share_before``), unless it is ``live_share``, the
+    share the deployment routes at now, and no decision is pending. Such a request counts
+    toward no step the ramp is at now; a share the ramp never took (a weight set by hand)
+    counts toward the current step.
 
-    >>> state = {"share": 0.5, "steps_taken": [{"share": 0.1}, {"share": 0.5}]}
-    >>> [_routed_at_left_share(state, s) for s in (0.1, 0.5, 0.3)]
-    [True, False, False]
+    >>> state = {"share": 0.5, "steps_taken": [{"share": 0.1}, {"share": 0.5}],
+    ...          "share_before": 0.2, "decision": {"outcome": "carried_out"}}
+    >>> [_routed_at_left_share(state, s) for s in (0.1, 0.2, 0.5, 0.3)]
+    [True, True, False, False]
+    >>> [_routed_at_left_share(state, s, live_share=0.1) for s in (0.1, 0.2)]
+    [False, True]
+    >>> state["decision"]["outcome"] = "pending"  # the definition still routes at 10%
+    >>> _routed_at_left_share(state, 0.1, live_share=0.1)
+    True
     """
     if np.isclose(share, state["share"]):
         return False
-    return any(np.isclose(share, taken["share"]) for taken in state["steps_taken"][:-1])
+    pending = decision_outcome(state.get("decision")) == PENDING
+    if live_share is not None and not pending and np.isclose(share, live_share):
+        return False
+    left = [taken["share"] for taken in state["steps_taken"][:-1]]
+    if state.get("share_before") is not None:
+        left.append(state["share_before"])
+    return any(np.isclose(share, s) for s in left)
 
 
 def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> None:

@@ -114,8 +114,19 @@ def _initial_state(
             slower_than_ms=policy.gates[gate].get("bound_ms") if gate == "latency" else None,
         )
         baselines[gate] = read.to_dict()
+    # Requests a worker still routes at this weight, once the first step moved it, are
+    # left behind (see canary_rollout).
+    before = next(v.weight for v in live if v.name == candidate)
     try:
-        return new_canary_state(policy, stable, candidate, bound, at_ms=at_ms, baselines=baselines)
+        return new_canary_state(
+            policy,
+            stable,
+            candidate,
+            bound,
+            at_ms=at_ms,
+            baselines=baselines,
+            share_before=before,
+        )
     except InvalidArgumentError as error:
         if not baselines:
             raise

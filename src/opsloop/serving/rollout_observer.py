@@ -134,6 +134,34 @@ def _reconcile(
     not_carried_out(policy, state, stale, Outcome(None, why, retry=True), at_ms)
 
 
+def _live_share(connection: sa.Connection, name: str, candidate: str) -> float | None:
+    """The weight of variant ``candidate`` in deployment ``name``'s definition now, read in
+    the caller's transaction (``None`` when it is not a canary or has no such variant): the
+    share a request routed at is never left behind while no decision is pending (see
+    :mod:`.canary_rollout`), whatever share the worker that routed it follows.
+
+    >>> from opsloop.serving.deployments import Deployments, Variant
+    >>> for content in (b"stable", b"canary"):
+    ...     _ = registry.register("m", content, flavor="onnx")
+    >>> _ = Deployments(db).deploy(
+    ...     "api", [Variant("stable", "m", version=1, weight=0.8),
+    ...             Variant("canary", "m", version=2, role="candidate", weight=0.2)],
+    ...     strategy="canary")
+    >>> with db.read() as connection:
+    ...     _live_share(connection, "api", "canary"), _live_share(connection, "web", "canary")
+    (0.2, None)
+    """
+    heads, variants = tables.deployments, tables.deployment_variants
+    row = connection.execute(
+        sa.select(heads.c.strategy, variants.c.weight)
+        .join(variants, variants.c.deployment_id == heads.c.id)
+        .where(heads.c.name == name, variants.c.name == candidate)
+    ).first()
+    if row is None or row.strategy != "canary":
+        return None
+    return float(row.weight)
+
+
 # The deployments whose quality gates are being judged in this process (store, name): one
 # judgement at a time each, whichever observer asked.
 _judging: set[tuple[int, str]] = set()
@@ -307,7 +335,12 @@ class RolloutObserver:
             for pending_share, count in quiet:
                 observe_quiet_primary(state, count, pending_share)
             if request is not None:
-                transition = observe_request(policy, state, at_ms=self.db.clock(), **request)
+                live = None
+                if request["candidate"]:
+                    live = _live_share(connection, name, state["candidate"])
+                transition = observe_request(
+                    policy, state, at_ms=self.db.clock(), live_share=live, **request
+                )
                 if judge and request["candidate"]:
                     due = quality_due(policy, state)
             write_rollout(connection, name, policy, state, set_by, self.db.clock())
