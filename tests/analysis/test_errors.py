@@ -143,3 +143,28 @@ def test_baseline_predictions_measured_on_intersections_too():
     # a × y holds rows 1 and 3: the model errs on row 1, the baseline never
     assert by_slice[("g × d", "a × y")].baseline_error_rate == 0.0
     assert by_slice[("g × d", "a × y")].room == pytest.approx(0.5 * 2 / 8)
+
+
+def test_regression_predictions_are_refused_pointing_to_slice_metrics():
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import mean_absolute_error
+
+    from opsloop.analysis import slice_metrics
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    predicted = Ridge().fit(X, y).predict(X)
+    with pytest.raises(ValueError, match=r"y_pred holds a regression's numbers.*slice_metrics"):
+        error_analysis(y, predicted, X[["sex"]], hlp=0.05)
+    # a constant whole-number prediction, but the labels (214 values) are a regression's
+    with pytest.raises(ValueError, match=r"y_true holds a regression's numbers"):
+        error_analysis(y, np.full(len(y), 150.0), X[["sex"]])
+    # what the message points to gives the slice's error the user wanted
+    table = slice_metrics(y, predicted, X[["sex"]], {"mae": mean_absolute_error}, n_boot=0)
+    by_value = {r.value: r.value_of_metric for r in table.rows}
+    sex = X["sex"].to_numpy()
+    for value in np.unique(sex):
+        rows = sex == value
+        assert by_value[str(value)] == pytest.approx(
+            mean_absolute_error(y[rows], predicted[rows]), rel=1e-12
+        )

@@ -105,3 +105,60 @@ def test_bad_input():
         fairness([1, 0], [1, 0], {"g": ["a"]})
     with pytest.raises(ValueError, match="n_boot must be an integer >= 0"):
         fairness([1], [1], {"g": ["a"]}, n_boot=-2)
+
+
+def _fair_affairs():
+    sm = pytest.importorskip("statsmodels.api")
+    from sklearn.linear_model import LogisticRegression
+
+    d = sm.datasets.fair.load_pandas().data
+    y = (d["affairs"] > 0).astype(int).to_numpy()
+    X = d[["rate_marriage", "age", "yrs_married", "children", "religious", "educ"]]
+    predicted = LogisticRegression(max_iter=2000).fit(X, y).predict(X)
+    return d, y, predicted
+
+
+@pytest.mark.parametrize("as_int", [True, False])
+def test_integer_coded_sensitive_column_is_groups_as_fairlearn_takes_it(as_int):
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+
+    d, y, predicted = _fair_affairs()
+    # occupation codes 1..6 (floats in the bundled data): six groups, not three bins
+    occupation = d["occupation"].astype(int) if as_int else d["occupation"]
+    result = fairness(y, predicted, pd.DataFrame({"occupation": occupation}))
+    assert sorted({g for _, g, *_ in result.groups}) == sorted(str(v) for v in occupation.unique())
+    assert result.binned == ()
+    expected_dpd = demographic_parity_difference(y, predicted, sensitive_features=occupation)
+    expected_eod = equalized_odds_difference(y, predicted, sensitive_features=occupation)
+    assert result.summary_value("occupation", "demographic_parity_difference") == pytest.approx(
+        expected_dpd, abs=1e-12
+    )
+    assert result.summary_value("occupation", "equalized_odds_difference") == pytest.approx(
+        expected_eod, abs=1e-12
+    )
+    assert expected_dpd == pytest.approx(0.1345, abs=1e-4)
+
+
+def test_binned_sensitive_column_is_reported_with_its_bins():
+    from fairlearn.metrics import demographic_parity_difference
+
+    from opsloop.analysis import error_analysis, hlp
+
+    d, y, predicted = _fair_affairs()
+    # ages 17.5, 22, 27, ...: not whole numbers, so more than bins=3 values are binned
+    ages = d[["age"]]
+    bins = pd.qcut(d["age"], q=3, duplicates="drop").astype(str)
+    labels = tuple(str(c) for c in pd.qcut(d["age"], q=3, duplicates="drop").cat.categories)
+    result = fairness(y, predicted, ages, bins=3)
+    assert result.binned == (("age", labels),)
+    assert result.to_dict()["binned"] == {"age": list(labels)}
+    assert result.summary_value("age", "demographic_parity_difference") == pytest.approx(
+        demographic_parity_difference(y, predicted, sensitive_features=bins), abs=1e-12
+    )
+    errors = error_analysis(y, predicted, ages, bins=3)
+    assert errors.binned == (("age", labels),)
+    wrong = pd.Series(y != predicted).groupby(bins.to_numpy()).sum()
+    assert {r.value: r.errors for r in errors.rows} == {k: int(v) for k, v in wrong.items()}
+    assert hlp(predicted, y, ages, bins=3).binned == (("age", labels),)
+    coded = error_analysis(y, predicted, d[["occupation"]], bins=3)
+    assert coded.binned == () and len(coded.rows) == 6

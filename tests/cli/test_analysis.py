@@ -164,3 +164,87 @@ def test_a_corrupt_or_failing_model_is_one_line_naming_the_file_and_step(files, 
     result = runner.invoke(app, [str(tmp_path / "narrow.skops"), data, "--label", "default"])
     assert result.exit_code == 2
     assert "narrow.skops: predict failed on loans.csv (ValueError: " in result.output
+
+
+def test_multiclass_with_only_small_slices_says_so(tmp_path):
+    import joblib
+    import pandas as pd
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from opsloop.analysis import error_analysis
+
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    names = np.array(["barolo", "grignolino", "barbera"])[y.to_numpy()]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    model.fit(X.iloc[::2], names[::2])
+    joblib.dump(model, tmp_path / "wine.joblib")
+    test = X.iloc[1::2].assign(cultivar=names[1::2])
+    test.to_csv(tmp_path / "wine.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            str(tmp_path / "wine.joblib"),
+            str(tmp_path / "wine.csv"),
+            "--label",
+            "cultivar",
+            "--tags",
+            "magnesium,alcohol",
+            "--no-explain",
+            "--hlp",
+            "0",
+            "--trust",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    # 89 rows in five bins per tag: every slice is under min_size 30
+    assert "Every slice has fewer than 30 rows (min_size)" in result.output
+    expected = error_analysis(
+        names[1::2],
+        model.predict(X.iloc[1::2]),
+        pd.read_csv(tmp_path / "wine.csv")[["magnesium", "alcohol"]],
+        hlp=0.0,
+    )
+    assert all(r.small for r in expected.rows) and expected.top(3) == ()
+    first = expected.rows[0]
+    line = next(row for row in result.output.splitlines() if first.value in row)
+    assert first.tag in line and f"{first.error_rate:.2%}" in line and "yes" in line
+
+
+def test_regression_prints_the_residual_summary_and_slice_errors(tmp_path):
+    import joblib
+    from sklearn.datasets import load_diabetes
+    from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = RandomForestRegressor(n_estimators=30, random_state=0).fit(X.iloc[:300], y.iloc[:300])
+    joblib.dump(model, tmp_path / "diabetes.joblib")
+    X.assign(y=y).iloc[300:].to_csv(tmp_path / "diabetes.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            str(tmp_path / "diabetes.joblib"),
+            str(tmp_path / "diabetes.csv"),
+            "--label",
+            "y",
+            "--tags",
+            "sex",
+            "--no-explain",
+            "--trust",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    truth, predicted = y.iloc[300:].to_numpy(), model.predict(X.iloc[300:])
+    residuals = truth - predicted
+    mae, rmse = mean_absolute_error(truth, predicted), root_mean_squared_error(truth, predicted)
+    assert f"mean absolute error {mae:.4g}, root mean squared error {rmse:.4g}" in result.output
+    summary = next(row for row in result.output.splitlines() if f"{mae:.4g}" in row and "│" in row)
+    for value in (rmse, residuals.mean(), residuals.std(ddof=1), np.median(residuals)):
+        assert f"{value:.4g}" in summary
+    assert f"Highest mean absolute error by slice (overall {mae:.4g})" in result.output
+    sex = X["sex"].iloc[300:].to_numpy()
+    for value in np.unique(sex):
+        rows = sex == value
+        assert f"{mean_absolute_error(truth[rows], predicted[rows]):.4g}" in result.output

@@ -80,3 +80,24 @@ def test_bad_input_names_the_column_and_the_failing_predict():
 
     with pytest.raises(ValueError, match=r"m: predict failed on d \(RuntimeError: boom\)"):
         analyze_model(Broken(), frame, "y", model_name="m", data_name="d")
+
+
+def test_a_classifier_of_many_integer_classes_is_analysed_as_classes():
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(
+        n_samples=1500, n_features=10, n_informative=8, n_classes=25, random_state=0
+    )
+    assert analysis.fairness(y, y, {"g": y % 2}).task == "regression"  # 25 integers
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(10)])
+    model = LogisticRegression(max_iter=500).fit(frame, y)
+    frame = frame.assign(label=y, group=np.where(X[:, 0] > 0, "high", "low"))
+    report = analyze_model(model, frame, "label", ["group"], explain=False)
+    predicted = model.predict(frame[[f"x{i}" for i in range(10)]])
+    assert report.errors.errors == int((predicted != y).sum())
+    assert report.fairness.task == "multiclass"
+    by_group = {r.value: r.errors for r in report.errors.rows}
+    for value in ("high", "low"):
+        rows = frame["group"].to_numpy() == value
+        assert by_group[value] == int((predicted[rows] != y[rows]).sum())

@@ -20,7 +20,7 @@ import pandas as pd
 
 from opsloop.analysis.intervals import wilson_interval
 from opsloop.analysis.labels import as_labels
-from opsloop.analysis.tags import tag_groupings
+from opsloop.analysis.tags import binned_tags, tag_groupings
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class HumanLevel:
     ci_high: float
     confidence: float
     by_tag: tuple[SliceRate, ...] = ()
+    #: ``(tag, bins)`` of each numeric tag cut into quantile bins (see :mod:`.tags`).
+    binned: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def error_rate_for(self, tag: str, value: str) -> float:
         """The baseline error rate in ``tag == value``, or the overall rate if not measured.
@@ -98,6 +100,7 @@ class HumanLevel:
             "ci_high": float(self.ci_high),
             "confidence": float(self.confidence),
             "by_tag": [rate.to_dict() for rate in self.by_tag],
+            "binned": {tag: list(bins) for tag, bins in self.binned},
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -122,7 +125,9 @@ def hlp(
     """Human-level performance of ``human_labels`` against ``ground_truth``, overall and per tag.
 
     ``tags`` (optional) is a DataFrame or mapping of tag columns aligned by position; numeric
-    tags with more than ``bins`` values are cut into quantile bins; ``intersections`` also
+    tags with more than ``bins`` values are cut into quantile bins, unless they are whole
+    numbers with at most 20 values (codes, a slice each; see :mod:`.tags`), and ``binned``
+    lists the bins; ``intersections`` also
     measures pairs of tags (``True`` for every pair). Pass another model's predictions as
     ``human_labels`` to use that model as the baseline.
 
@@ -136,6 +141,7 @@ def hlp(
     errors = int(wrong.sum())
     low, high = wilson_interval(errors, len(truth), confidence)
     rates: list[SliceRate] = []
+    binned: tuple[tuple[str, tuple[str, ...]], ...] = ()
     if tags is not None:
         groupings = tag_groupings(tags, len(truth), bins=bins, intersections=intersections)
         for grouping in groupings:
@@ -148,6 +154,7 @@ def hlp(
                 SliceRate(grouping.tag, str(v), int(a), int(b), float(c), float(d), float(e))
                 for v, a, b, c, d, e in columns
             )
+        binned = binned_tags(groupings)
     return HumanLevel(
         n=len(truth),
         errors=errors,
@@ -156,4 +163,5 @@ def hlp(
         ci_high=float(high),
         confidence=float(confidence),
         by_tag=tuple(rates),
+        binned=binned,
     )

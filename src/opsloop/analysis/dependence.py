@@ -3,9 +3,14 @@ scikit-learn's ``sklearn.inspection.partial_dependence`` (``kind="both"``, brute
 grid: the column's values when fewer than ``grid_resolution``, else evenly spaced between its
 5th and 95th percentiles), packed as a result with plain values for reports.
 
-scikit-learn predicts once per grid point; here every grid point's copy of the rows goes to
-the model in one call, which matters for models with a per-call cost (pipelines, boosted
-trees): twenty calls become one.
+The grid and the average curve are scikit-learn's, from every row; only the ICE curves
+(``individual``) are kept for a sample of at most ``max_ice_rows`` rows, their values the
+same predictions the average is taken over.
+
+scikit-learn predicts once per grid point; here the copies of the rows for as many grid
+points as fit in :data:`MAX_BATCH_ROWS` go to the model in one call, which matters for models
+with a per-call cost (pipelines, boosted trees): twenty calls become one on a few thousand
+rows.
 
 >>> import numpy as np, pandas as pd
 >>> from sklearn.linear_model import LinearRegression
@@ -28,6 +33,9 @@ from opsloop.analysis.prediction import prediction_function
 
 #: The percentiles between which scikit-learn spaces a numeric grid.
 PERCENTILES = (0.05, 0.95)
+#: At most this many rows (grid points × rows of ``X``) go to the model in one call, unless
+#: one grid point's copy of ``X`` alone is larger.
+MAX_BATCH_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,9 @@ def partial_dependence(
 ) -> PartialDependence:
     """scikit-learn's partial dependence and ICE of ``feature`` (a category is detected from
     a non-numeric column) on the output :func:`opsloop.analysis.prediction.prediction_function`
-    gives (a classifier's last class, as scikit-learn); ICE curves are computed on at most
-    ``max_ice_rows`` rows drawn with ``seed``, the average on those same rows.
+    gives (a classifier's last class, as scikit-learn): the grid and the average over every
+    row of ``X``, as ``sklearn.inspection.partial_dependence`` gives them; the ICE curves are
+    kept for at most ``max_ice_rows`` rows drawn with ``seed`` (in row order).
 
     >>> from sklearn.linear_model import LinearRegression
     >>> X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
@@ -88,10 +97,11 @@ def partial_dependence(
         raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
     if feature not in X.columns:
         raise ValueError(f"X has no column {feature!r}")
+    if isinstance(max_ice_rows, bool) or not isinstance(max_ice_rows, int | np.integer):
+        raise ValueError(f"max_ice_rows must be an integer >= 1, got {max_ice_rows!r}")
+    if max_ice_rows < 1:
+        raise ValueError(f"max_ice_rows must be an integer >= 1, got {max_ice_rows!r}")
     rows = X
-    if len(X) > max_ice_rows:
-        pick = np.sort(np.random.default_rng(seed).choice(len(X), max_ice_rows, replace=False))
-        rows = X.iloc[pick]
     categorical = not pd.api.types.is_numeric_dtype(X[feature])
     if pd.api.types.is_integer_dtype(X[feature]) and not pd.api.types.is_bool_dtype(X[feature]):
         # scikit-learn refuses integer columns (its grid would be rounded); the grid is real
@@ -111,12 +121,21 @@ def partial_dependence(
             )
         grid_values = np.linspace(low, high, num=grid_resolution, endpoint=True)
     n, k = len(rows), len(grid_values)
-    batch = rows.iloc[np.tile(np.arange(n), k)].reset_index(drop=True)
-    batch[feature] = pd.Series(np.repeat(grid_values, n), dtype=rows[feature].dtype)
-    # (grid point, row): each grid point's predictions are contiguous, so their mean sums in
-    # the same order as scikit-learn's mean of one grid point's predictions
-    predictions = prediction_function(model)(batch).reshape(k, n)
-    average = predictions.mean(axis=1)
-    individual = np.ascontiguousarray(predictions.T, dtype=np.float64)
+    ice = np.arange(n)
+    if n > max_ice_rows:
+        ice = np.sort(np.random.default_rng(seed).choice(n, max_ice_rows, replace=False))
+    predict = prediction_function(model)
+    per_call = max(1, MAX_BATCH_ROWS // max(n, 1))
+    average = np.empty(k, dtype=np.float64)
+    individual = np.empty((len(ice), k), dtype=np.float64)
+    for start in range(0, k, per_call):
+        points = grid_values[start : start + per_call]
+        batch = rows.iloc[np.tile(np.arange(n), len(points))].reset_index(drop=True)
+        batch[feature] = pd.Series(np.repeat(points, n), dtype=rows[feature].dtype)
+        # (grid point, row): each grid point's predictions are contiguous, so their mean sums
+        # in the same order as scikit-learn's mean of one grid point's predictions
+        predictions = predict(batch).reshape(len(points), n)
+        average[start : start + len(points)] = predictions.mean(axis=1)
+        individual[:, start : start + len(points)] = predictions[:, ice].T
     grid = tuple(v if isinstance(v, str) else float(v) for v in grid_values)
     return PartialDependence(str(feature), grid, tuple(float(v) for v in average), individual)

@@ -34,7 +34,8 @@ from opsloop.analysis.baseline import HumanLevel
 from opsloop.analysis.baseline import hlp as measure_baseline
 from opsloop.analysis.intervals import wilson_interval
 from opsloop.analysis.labels import as_labels
-from opsloop.analysis.tags import tag_groupings
+from opsloop.analysis.tags import binned_tags, tag_groupings
+from opsloop.data.label_task import MAX_CLASSES, infer_task
 
 #: Columns of :meth:`ErrorAnalysis.to_frame`, in order.
 COLUMNS = (
@@ -174,6 +175,8 @@ class ErrorAnalysis:
     confidence: float
     min_size: int
     rows: tuple[TagErrors, ...]
+    #: ``(tag, bins)`` of each numeric tag cut into quantile bins (see :mod:`.tags`).
+    binned: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def top(self, k: int = 3) -> Slices:
         """The ``k`` slices with the most room for improvement, small slices left out (a
@@ -198,6 +201,7 @@ class ErrorAnalysis:
             "confidence": float(self.confidence),
             "min_size": int(self.min_size),
             "rows": [row.to_dict() for row in self.rows],
+            "binned": {tag: list(bins) for tag, bins in self.binned},
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -250,12 +254,21 @@ def error_analysis(
     slices for pairs of tags (``True`` for every pair). Labels may be of any type; a row is
     an error where ``y_pred != y_true``.
 
+    That count needs class labels: labels or predictions that
+    :func:`opsloop.data.label_task.infer_task` calls a regression's (numbers with a fractional
+    part, or more than 20 distinct numbers) are refused with a :class:`ValueError`, since
+    every continuous prediction differs from its label. For a regression use
+    :func:`~opsloop.analysis.slices.slice_metrics` with a regression metric (the mean absolute
+    error per slice, with intervals) or :func:`~opsloop.analysis.residuals.residual_analysis`;
+    class labels coded as many integers can be passed as strings.
+
     >>> result = error_analysis([0, 0, 1, 1], [0, 1, 1, 0], {"g": list("abab")}, min_size=2)
     >>> [(r.value, r.error_rate, r.small) for r in result.rows]
     [('b', 1.0, False), ('a', 0.0, False)]
     """
     truth = as_labels(y_true, "y_true")
     predicted = as_labels(y_pred, "y_pred", len(truth))
+    _refuse_regression(truth, predicted)
     if isinstance(min_size, bool) or not isinstance(min_size, int | np.integer) or min_size < 1:
         raise ValueError(f"min_size must be an integer >= 1, got {min_size!r}")
     if isinstance(hlp, np.ndarray | pd.Series | list | tuple):
@@ -268,7 +281,8 @@ def error_analysis(
     n_total = len(truth)
     total_errors = int(wrong.sum())
     rows: list[TagErrors] = []
-    for grouping in tag_groupings(tags, n_total, bins=bins, intersections=intersections):
+    groupings = tag_groupings(tags, n_total, bins=bins, intersections=intersections)
+    for grouping in groupings:
         n = grouping.counts()
         errors = grouping.counts(wrong)
         share_errors = errors / total_errors if total_errors else np.full(len(n), np.nan)
@@ -327,7 +341,20 @@ def error_analysis(
         confidence=float(confidence),
         min_size=int(min_size),
         rows=tuple(rows),
+        binned=binned_tags(groupings),
     )
+
+
+def _refuse_regression(truth: np.ndarray, predicted: np.ndarray) -> None:
+    for name, values in (("y_pred", predicted), ("y_true", truth)):
+        if infer_task(values) == "regression":
+            raise ValueError(
+                f"error_analysis counts rows where y_pred != y_true and needs class labels, but "
+                f"{name} holds a regression's numbers (a fractional part or more than "
+                f"{MAX_CLASSES} distinct values); for a regression use slice_metrics(y_true, "
+                "y_pred, tags, {'mae': mean_absolute_error}) or residual_analysis, and pass "
+                "class labels coded as many integers as strings"
+            )
 
 
 def _baseline(hlp: Any) -> float | HumanLevel | None:

@@ -5,10 +5,12 @@ Fairlearn's ``MetricFrame`` computes the per-group metrics (and, with ``n_boot``
 bootstrap intervals), and its ``demographic_parity_*`` and ``equalized_odds_*`` functions the
 summary disparities; nothing of that is rewritten here. What is added:
 
-* sensitive columns are encoded exactly like error-analysis tags (numbers cut into the same
-  quantile bins, missing values as ``<missing>``), so :meth:`Fairness.to_frame` can put a
-  group's fairness metrics and its error-analysis row (share of errors, room for
-  improvement) side by side;
+* sensitive columns are encoded exactly like error-analysis tags (integer codes such as an
+  occupation 1..6, at most 20 distinct whole numbers, are groups as they are, as Fairlearn
+  takes them; other numbers with more than ``bins`` values are cut into the same quantile
+  bins, listed in :attr:`Fairness.binned`; missing values as ``<missing>``), so
+  :meth:`Fairness.to_frame` can put a group's fairness metrics and its error-analysis row
+  (share of errors, room for improvement) side by side;
 * multiclass: per-class selection and true positive rates, and the demographic parity and
   equalized odds differences of each class one-vs-rest (the summary is their maximum);
 * regression: count, mean prediction, mean residual, MAE and RMSE per group, with the
@@ -43,7 +45,8 @@ from sklearn.metrics import accuracy_score, mean_absolute_error, root_mean_squar
 
 from opsloop.analysis.errors import ErrorAnalysis
 from opsloop.analysis.labels import as_labels
-from opsloop.analysis.tags import as_tag_frame, encode_tag
+from opsloop.analysis.tags import as_tag_frame, binned_tags, encode_tag
+from opsloop.data.label_task import infer_task
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
 
@@ -64,6 +67,8 @@ class Fairness:
     groups: tuple[tuple[str, str, str, float | None, float | None, float | None], ...]
     summary: tuple[tuple[str, str, float | None], ...]
     n_boot: int
+    #: ``(feature, bins)`` of each numeric sensitive column cut into quantile bins.
+    binned: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def group_value(self, feature: str, group: str, metric: str) -> float | None:
         """One metric of one group.
@@ -99,6 +104,7 @@ class Fairness:
             "n_boot": int(self.n_boot),
             "groups": [dict(zip(keys, row, strict=True)) for row in self.groups],
             "summary": [{"feature": f, "name": n, "value": v} for f, n, v in self.summary],
+            "binned": {feature: list(bins) for feature, bins in self.binned},
         }
 
     def to_frame(self, errors: ErrorAnalysis | None = None) -> pd.DataFrame:
@@ -137,9 +143,13 @@ def fairness(
 ) -> Fairness:
     """Group fairness of ``y_pred`` for each column of ``sensitive``.
 
-    ``task`` ``"auto"`` picks binary for two label values, regression for float labels with
-    more than 20 values, multiclass otherwise. ``pos_label`` is the positive class of a
-    binary task. ``n_boot > 0`` adds Fairlearn's bootstrap intervals to the group metrics.
+    ``task`` ``"auto"`` picks regression where :func:`opsloop.data.label_task.infer_task`
+    calls ``y_true`` a regression target (numbers with a fractional part or more than 20
+    distinct values), else binary for two label values and multiclass for more. ``pos_label``
+    is the positive class of a binary task. ``n_boot > 0`` adds Fairlearn's bootstrap
+    intervals to the group metrics. Numeric sensitive columns are grouped as
+    :mod:`opsloop.analysis.tags` says (integer codes as they are; other numbers with more
+    than ``bins`` values in quantile bins, listed in ``binned``).
 
     >>> r = fairness([0, 1, 1, 1], [0, 1, 0, 1], {"g": list("aabb")})
     >>> r.group_value("g", "b", "true_positive_rate")
@@ -158,8 +168,10 @@ def fairness(
     tail = (1.0 - confidence) / 2.0
     groups: list[tuple] = []
     summary: list[tuple] = []
+    encoded = []
     for column in frame.columns:
         grouping = encode_tag(frame[column], bins)
+        encoded.append(grouping)
         labels = grouping.labels[grouping.codes].astype(str)
         metrics, y_t, y_p = _metrics(task, truth, predicted, pos_label)
         options = {"n_boot": n_boot, "ci_quantiles": [tail, 1 - tail], "random_state": seed}
@@ -187,7 +199,7 @@ def fairness(
                 )
         summary.extend((column, f"{m}_difference", _plain(v)) for m, v in mf.difference().items())
         summary.extend(_disparities(task, column, truth, predicted, labels, pos_label))
-    return Fairness(task, tuple(groups), tuple(summary), int(n_boot))
+    return Fairness(task, tuple(groups), tuple(summary), int(n_boot), binned_tags(encoded))
 
 
 def _task(task: str, truth: np.ndarray, predicted: np.ndarray) -> str:
@@ -197,9 +209,9 @@ def _task(task: str, truth: np.ndarray, predicted: np.ndarray) -> str:
         )
     if task != "auto":
         return task
-    values = np.unique(np.concatenate([truth, predicted]).astype(object).astype(str))
-    if truth.dtype.kind == "f" and len(np.unique(truth)) > 20:
+    if infer_task(truth) == "regression":
         return "regression"
+    values = np.unique(np.concatenate([truth, predicted]).astype(object).astype(str))
     return "binary" if len(values) <= 2 else "multiclass"
 
 

@@ -1,7 +1,12 @@
 """Tag columns turned into integer group codes, the shared grouping of every slice table.
 
-A tag is a column whose values name slices of the data: gender, device, the true class, or a
-numeric feature cut into quantile bins. Each tag becomes ``codes`` (one int per row, ``0..k-1``)
+A tag is a column whose values name slices of the data: gender, device, the true class, an
+integer code (occupation 1..6), or a numeric feature cut into quantile bins. Whole numbers
+with at most :data:`MAX_CODES` distinct values are codes, one slice each, as Fairlearn groups
+them; other numbers with more than ``bins`` distinct values are cut into ``bins`` quantile
+bins, and the results that bin (:func:`~opsloop.analysis.error_analysis`,
+:func:`~opsloop.analysis.fairness`, :func:`~opsloop.analysis.hlp`) list the binned tags and
+their bins in ``binned``. Each tag becomes ``codes`` (one int per row, ``0..k-1``)
 and ``labels`` (the ``k`` value names), so counting a slice is one ``np.bincount`` and an
 intersection of two tags is ``codes_a * k_b + codes_b``. Missing values form their own slice,
 ``"<missing>"``, because errors often concentrate there.
@@ -27,6 +32,8 @@ from opsloop.data.types import infer_column_type
 MISSING_LABEL = "<missing>"
 #: Joins the names and the values of two tags in an intersection ("gender × device").
 JOIN = " × "
+#: Whole numbers with at most this many distinct values are codes (a slice each), not binned.
+MAX_CODES = 20
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,8 @@ class Grouping:
     tag: str
     codes: np.ndarray
     labels: np.ndarray
+    #: Whether the tag's numbers were cut into quantile bins (its labels are the intervals).
+    binned: bool = False
 
     def counts(self, weights: np.ndarray | None = None) -> np.ndarray:
         """Rows (or summed ``weights``) per slice, in label order.
@@ -85,19 +94,24 @@ def as_tag_frame(tags: Any, n_rows: int, *, name: str = "tags") -> pd.DataFrame:
 
 
 def encode_tag(values: pd.Series, bins: int) -> Grouping:
-    """One tag column as a :class:`Grouping`; numbers with more than ``bins`` values are cut
-    into (at most) ``bins`` quantile bins labelled by their interval.
+    """One tag column as a :class:`Grouping`: whole numbers with at most :data:`MAX_CODES`
+    distinct values are codes, a slice each; other numbers with more than ``bins`` values are
+    cut into (at most) ``bins`` quantile bins labelled by their interval.
 
-    >>> g = encode_tag(pd.Series(range(10), name="age"), 2)
-    >>> g.labels.tolist(), g.counts().tolist()
-    (['(-0.001, 4.5]', '(4.5, 9.0]'], [5, 5])
+    >>> g = encode_tag(pd.Series([0.5 * v for v in range(10)], name="age"), 2)
+    >>> g.labels.tolist(), g.counts().tolist(), g.binned
+    (['(-0.001, 2.25]', '(2.25, 4.5]'], [5, 5], True)
+    >>> encode_tag(pd.Series([1, 2, 3, 4, 5, 6], name="occupation"), 2).labels.tolist()
+    ['1', '2', '3', '4', '5', '6']
     """
     name = str(values.name)
     kind = infer_column_type(values)
     if kind == "datetime":
         raise TypeError(f"tag column {name!r} holds datetimes; cut it into periods first")
-    if kind in ("int", "float") and values.nunique(dropna=True) > bins:
+    binned = False
+    if kind in ("int", "float") and values.nunique(dropna=True) > bins and not _codes(values):
         values = pd.qcut(values.astype("float64"), q=bins, duplicates="drop")
+        binned = True
     if isinstance(values.dtype, pd.CategoricalDtype):
         # the codes are already there: keep the categories that occur, in category order
         raw = values.cat.codes.to_numpy().astype(np.int64)
@@ -113,7 +127,27 @@ def encode_tag(values: pd.Series, bins: int) -> Grouping:
     if missing.any():
         codes = np.where(missing, len(labels), codes)
         labels = np.append(labels, MISSING_LABEL).astype(object)
-    return Grouping(name, codes.astype(np.int64), labels)
+    return Grouping(name, codes.astype(np.int64), labels, binned)
+
+
+def _codes(values: pd.Series) -> bool:
+    numbers = values.dropna().to_numpy(dtype=np.float64)
+    distinct = np.unique(numbers)
+    return len(distinct) <= MAX_CODES and bool(np.array_equal(distinct, np.floor(distinct)))
+
+
+def binned_tags(groupings: Sequence[Grouping]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``(tag, bins)`` for each tag that was cut into quantile bins, the bins (interval
+    labels) in order; what a result reports so that binning is never silent.
+
+    >>> binned_tags([encode_tag(pd.Series([0.5 * v for v in range(10)], name="x"), 2)])
+    (('x', ('(-0.001, 2.25]', '(2.25, 4.5]')),)
+    """
+    return tuple(
+        (g.tag, tuple(str(label) for label in g.labels if label != MISSING_LABEL))
+        for g in groupings
+        if g.binned
+    )
 
 
 def intersect(a: Grouping, b: Grouping) -> Grouping:

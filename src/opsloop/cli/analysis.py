@@ -205,19 +205,9 @@ def analyze(
     )
     out.print(report.headline())
     if report.errors is not None:
-        table = Table(title="Most room for improvement")
-        for name in ("tag", "value", "n", "error rate", "baseline", "room"):
-            table.add_column(name, justify="left" if name in ("tag", "value") else "right")
-        for row in report.errors.top(3):
-            table.add_row(
-                row.tag,
-                row.value,
-                str(row.n),
-                f"{row.error_rate:.2%}",
-                "—" if row.baseline_error_rate is None else f"{row.baseline_error_rate:.2%}",
-                "—" if row.room is None else f"{row.room:.2%}",
-            )
-        out.print(table)
+        print_room(report.errors)
+    if report.residuals is not None:
+        print_residuals(report.residuals, report.slices, ordered=order is not None)
     document = json.dumps(report.to_dict(), indent=2) + "\n"
     page = report.render_html()
     if json_path is not None:
@@ -243,6 +233,119 @@ def analyze(
             with start_run(experiment, name=f"analysis of {model_name}") as started:
                 log_to_run(started.backend, started.run_id, logged, report.metrics(), tags)
             out.print(f"Report logged to run {started.run_id} in experiment {experiment!r}")
+
+
+def print_room(errors: Any, k: int = 3) -> None:
+    """The ``k`` slices of an :class:`~opsloop.analysis.errors.ErrorAnalysis` with the most
+    room for improvement; when every slice is under its ``min_size``, a line that says so
+    and the largest-room slices marked small.
+
+    >>> from opsloop.analysis import error_analysis
+    >>> print_room(error_analysis([1, 0, 1], [0, 0, 0], {"g": ["a", "b", "b"]}, hlp=0.0))
+    Every slice has fewer than 30 rows (min_size): too few to rank; the slices with the most
+    errors, all small:
+    ...
+    """
+    rows = list(errors.top(k))
+    if not rows and errors.rows:
+        rows = list(errors.rows[:k])
+        out.print(
+            f"Every slice has fewer than {errors.min_size} rows (min_size): too few to rank; "
+            "the slices with the most errors, all small:"
+        )
+    elif not rows:
+        out.print("No slices: no tag columns were given.")
+        return
+    table = Table(title="Most room for improvement")
+    names = ["tag", "value", "n", "errors", "error rate", "baseline", "room"]
+    for name in names + (["small"] if any(r.small for r in rows) else []):
+        table.add_column(name, justify="left" if name in ("tag", "value", "small") else "right")
+    for row in rows:
+        cells = [
+            row.tag,
+            row.value,
+            str(row.n),
+            str(row.errors),
+            f"{row.error_rate:.2%}",
+            "—" if row.baseline_error_rate is None else f"{row.baseline_error_rate:.2%}",
+            "—" if row.room is None else f"{row.room:.2%}",
+        ]
+        if len(table.columns) > len(names):
+            cells.append("yes" if row.small else "")
+        table.add_row(*cells)
+    out.print(table)
+
+
+def print_residuals(residuals: Any, slices: Any = None, ordered: bool = False, k: int = 3) -> None:
+    """A regression's residual summary (the numbers of the report's JSON ``residuals``, with
+    the MAE and RMSE), the left-out features most related to the residuals, and the ``k``
+    slices with the highest mean absolute error from ``slices`` (a
+    :class:`~opsloop.analysis.slices.SliceMetrics` of ``mae``). The Durbin-Watson statistic
+    is printed only for ``ordered`` rows (``--order``): in file order it means nothing.
+
+    >>> from opsloop.analysis import residual_analysis
+    >>> print_residuals(residual_analysis([1.0, 2.0, 3.0, 4.0], [1.5, 1.5, 3.5, 3.5]))
+    Residuals (label − prediction) of 4 predictions
+    ...
+    """
+    import numpy as np
+
+    values = np.asarray(residuals.residuals, dtype=np.float64)
+    table = Table(title=f"Residuals (label − prediction) of {residuals.n} predictions")
+    for name in ("MAE", "RMSE", "mean", "std", "min", "median", "max"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        *(
+            f"{v:.4g}"
+            for v in (
+                float(np.mean(np.abs(values))),
+                float(np.sqrt(np.mean(values**2))),
+                residuals.residual_mean,
+                residuals.residual_std,
+                float(values.min()),
+                float(np.median(values)),
+                float(values.max()),
+            )
+        )
+    )
+    out.print(table)
+    if ordered:
+        p_value = residuals.durbin_watson_p_value
+        shown = "" if p_value is None else f" (p = {p_value:.3g})"
+        out.print(f"Durbin-Watson {residuals.durbin_watson:.3f}{shown}")
+    if residuals.correlations:
+        related = Table(title="Left-out features most related to the residuals")
+        for name in ("feature", "mutual information", "spearman"):
+            related.add_column(name, justify="left" if name == "feature" else "right")
+        for c in residuals.correlations[:k]:
+            spearman = "—" if c.spearman is None else f"{c.spearman:.3f}"
+            related.add_row(c.feature, f"{c.mutual_information:.3f}", spearman)
+        out.print(related)
+    if slices is None:
+        return
+    rows = [r for r in slices.rows if r.metric == "mae" and r.value_of_metric is not None]
+    overall = next((r for r in rows if r.tag == "(all)"), None)
+    ranked = sorted(
+        (r for r in rows if r.tag != "(all)" and not r.small), key=lambda r: -r.value_of_metric
+    )
+    small = [r for r in rows if r.tag != "(all)" and r.small]
+    if not ranked and small:
+        out.print(
+            f"Every slice has fewer than {slices.min_size} rows (min_size): too few to rank by MAE."
+        )
+        return
+    if not ranked:
+        return
+    title = "Highest mean absolute error by slice"
+    if overall is not None:
+        title += f" (overall {overall.value_of_metric:.4g})"
+    worst = Table(title=title)
+    for name in ("tag", "value", "n", "MAE", "interval"):
+        worst.add_column(name, justify="left" if name in ("tag", "value") else "right")
+    for r in ranked[:k]:
+        interval = "—" if r.ci_low is None else f"[{r.ci_low:.4g}, {r.ci_high:.4g}]"
+        worst.add_row(r.tag, r.value, str(r.n), f"{r.value_of_metric:.4g}", interval)
+    out.print(worst)
 
 
 def log_to_run(

@@ -99,7 +99,15 @@ class AnalysisReport:
         """
         if self.errors is None:
             if self.residuals is not None:
-                return f"Residuals of {self.residuals.n} predictions."
+                residuals = np.asarray(self.residuals.residuals, dtype=np.float64)
+                if not residuals.size:
+                    return f"Residuals of {self.residuals.n} predictions."
+                mae = float(np.mean(np.abs(residuals)))
+                rmse = float(np.sqrt(np.mean(residuals**2)))
+                return (
+                    f"Residuals of {self.residuals.n} predictions: mean absolute error "
+                    f"{mae:.4g}, root mean squared error {rmse:.4g}."
+                )
             return "Nothing analysed." if self.explanation is None else "Model explanations."
         text = f"{format_share(self.errors.error_rate)} of {self.errors.n} predictions are wrong"
         top = self.errors.top(1)

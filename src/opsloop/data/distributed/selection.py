@@ -73,6 +73,7 @@ from opsloop.data.distributed.variance import (
     near_zero_variance,
     present_values,
 )
+from opsloop.data.label_task import infer_task, label_numbers
 from opsloop.data.selection.association import (
     contingency,
     cramers_v_of_table,
@@ -339,18 +340,20 @@ def _location_of(partition: pd.DataFrame, plan: _Plan) -> tuple[np.ndarray, np.n
 
 
 def _target_of_partition(partition: pd.DataFrame) -> dict:
-    from sklearn.utils.multiclass import type_of_target
-
     y = partition[_TARGET]
     present = y.dropna()
-    continuous = bool(len(present)) and type_of_target(present.to_numpy()).startswith("continuous")
+    numbers = label_numbers(present.to_numpy()) if len(present) else None
+    # Numbers with a fractional part are a regression target whatever the other partitions
+    # hold; every other partition sends its distinct values, and infer_task decides on their
+    # union (it reads only the set of distinct values, so the answer is the in-memory one).
+    continuous = numbers is not None and not np.array_equal(numbers, np.floor(numbers))
     return {
         "n": len(y),
         "missing": int(len(y) - len(present)),
         "continuous": continuous,
         "uniques": None if continuous else pd.unique(present.to_numpy()),
-        "low": present.min() if continuous else None,
-        "high": present.max() if continuous else None,
+        "low": None if numbers is None or not len(numbers) else present.min(),
+        "high": None if numbers is None or not len(numbers) else present.max(),
     }
 
 
@@ -368,14 +371,19 @@ def _target(frame, name: str | None, task: str) -> Target:
         )
     continuous = any(p["continuous"] for p in parts)
     if task == "auto":
-        task = "regression" if continuous else "classification"
+        seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
+        task = (
+            "regression"
+            if continuous or (bool(seen) and infer_task(np.concatenate(seen)) == "regression")
+            else "classification"
+        )
     if task == "classification" and continuous:
         raise ValueError(
             "task='classification' with a continuous y: on a Dask frame a class per distinct "
             "number is refused; bin y first or use task='regression'"
         )
     classes = None
-    if not continuous:
+    if task == "classification":
         seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
         classes = pd.factorize(np.concatenate(seen), sort=True)[1] if seen else []
         distinct = len(classes)
@@ -383,6 +391,9 @@ def _target(frame, name: str | None, task: str) -> Target:
     else:
         lows = [p["low"] for p in parts if p["low"] is not None]
         highs = [p["high"] for p in parts if p["high"] is not None]
+        if not lows:
+            dtype = frame.dtypes[_TARGET]
+            raise ValueError(f"regression needs a numeric y, got a y of dtype {dtype}")
         distinct = 2 if min(lows) != max(highs) else 1
         shown = min(lows)
     if distinct < 2:

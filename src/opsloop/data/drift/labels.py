@@ -35,10 +35,8 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from opsloop.data.drift.distances import chi_square
 from opsloop.data.drift.multivariate import feature_frame
 from opsloop.data.drift.numeric import ks_test
+from opsloop.data.label_task import infer_task
 from opsloop.data.threads import fit_threads
-
-#: A numeric target with at most this many distinct values is treated as class labels.
-MAX_CLASSES = 20
 
 
 @dataclass(frozen=True)
@@ -60,9 +58,8 @@ class LabelShiftResult:
 
 
 def _is_classes(y: np.ndarray) -> bool:
-    if y.dtype.kind in "iuf":
-        return np.unique(y[~np.isnan(y)] if y.dtype.kind == "f" else y).size <= MAX_CLASSES
-    return True
+    # The project's one rule for labels (opsloop.data.label_task).
+    return infer_task(y) == "classification"
 
 
 def _shares(labels: np.ndarray, classes: list) -> dict:

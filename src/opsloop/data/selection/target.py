@@ -1,9 +1,11 @@
 """The target the supervised steps measure columns against, checked once per fit.
 
-The task is classification when scikit-learn's ``type_of_target`` calls the target binary or
-multiclass (labels, booleans, integers, whole-valued floats), regression when it calls it
-continuous; ``task`` overrides that. A target with missing values, a single value, or a
-length other than the frame's is refused with an error that says which.
+With ``task="auto"`` the task is the one :func:`opsloop.data.label_task.infer_task` reads off
+the target (the rule every ``task="auto"`` of the project shares: labels, booleans and at most
+20 distinct whole numbers are classes; numbers with a fractional part or more than 20
+distinct values are a regression target); ``task`` overrides that. A target with missing
+values, a single value, or a length other than the frame's is refused with an error that says
+which.
 
 >>> import numpy as np
 >>> t = prepare_target(np.array(["yes", "no", "yes"]), n_rows=3)
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.multiclass import type_of_target
+
+from opsloop.data.label_task import infer_task
 
 TASKS = ("auto", "classification", "regression")
 
@@ -96,8 +99,7 @@ def prepare_target(y: object, n_rows: int, task: str = "auto") -> Target:
             f"y is constant (every value is {shown}): no step can measure relevance to it"
         )
     if task == "auto":
-        kind = type_of_target(values)
-        task = "regression" if kind.startswith("continuous") else "classification"
+        task = infer_task(values)
     if task == "classification":
         labels = pd.Index(classes).tolist()
         return Target(name, task, values, codes=codes.astype(np.intp), classes=labels)
