@@ -79,7 +79,7 @@ def test_columns_of_every_arrow_type_keep_the_dtypes_and_values_pandas_gives(tmp
     # which its partitions contradict; here they are unknown until read.
     assert dict(ddf.dtypes.drop("level")) == dict(reference.dtypes.drop("level"))
     assert not ddf["level"].cat.known
-    assert list(frame["level"].cat.categories) == ["hi", "lo"]
+    assert list(frame["level"].cat.categories) == ["lo", "hi"]
 
 
 def test_without_dask_string_conversion_columns_are_what_pandas_reads(tmp_path):
