@@ -321,9 +321,7 @@ def read_parquet_dask(path: str | Path, columns: Sequence[str] | None = None):
     pieces = parquet_pieces(files)  # first: a file without a footer is named here
     partition_dtypes, codes = hive_partitions(files)
     by_file = dict(zip(files, codes, strict=True))
-    pieces = [
-        dataclasses.replace(piece, partition_codes=by_file[piece.path]) for piece in pieces
-    ]
+    pieces = [dataclasses.replace(piece, partition_codes=by_file[piece.path]) for piece in pieces]
     convert_strings = pyarrow_strings_enabled()
     try:
         schema = pq.read_schema(files[0])
