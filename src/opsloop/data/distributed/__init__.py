@@ -57,6 +57,7 @@ results in a tree on the workers, connecting to a cluster), :mod:`.profile`, :mo
 """
 
 from opsloop.data.distributed.frames import (
+    ParquetSchemaError,
     PartitionDtypeError,
     dask_client,
     is_dask_frame,
@@ -65,6 +66,7 @@ from opsloop.data.distributed.frames import (
 )
 
 __all__ = [
+    "ParquetSchemaError",
     "PartitionDtypeError",
     "dask_client",
     "is_dask_frame",

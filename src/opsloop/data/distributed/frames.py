@@ -17,9 +17,9 @@ profile or validate the column under two types. Cast first where the promotion i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,10 @@ import pandas as pd
 
 class PartitionDtypeError(ValueError):
     """A partition of a Dask frame stores a column with another dtype than the frame's."""
+
+
+class ParquetSchemaError(ValueError):
+    """A Parquet file of a Dask frame lacks a column of the frame's columns (its ``meta``)."""
 
 
 def is_dask_frame(data: object) -> bool:
@@ -78,25 +82,40 @@ def parquet_files(path: str | Path) -> list[str]:
     return [text]
 
 
+def _footer(path: str):
+    """The Parquet footer of ``path``; an error naming the file when it has none."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_metadata(path)
+    except (OSError, pa.ArrowException) as error:
+        raise ValueError(f"{path}: cannot read its Parquet footer: {error}") from error
+
+
 #: Largest uncompressed size of the row groups one partition of :func:`read_parquet_dask`
 #: holds (Dask's own ``read_parquet`` block size): a file larger than this is split at
 #: row-group boundaries, so that a worker's memory is bounded by the partition, not the file.
 PARTITION_BYTES = 256 * 2**20
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ParquetPiece:
-    """One partition of :func:`read_parquet_dask`: consecutive row groups of one file."""
+    """One partition of :func:`read_parquet_dask`: consecutive row groups of one file, and
+    the values of its hive partition columns (``year=2020`` folders), code in the column's
+    categories, in the frame's order."""
 
     path: str
     row_groups: tuple[int, ...]
     rows: int
+    partition_codes: tuple[int, ...] = ()
 
 
 def parquet_pieces(files: Sequence[str], partition_bytes: int = PARTITION_BYTES) -> list:
     """The :class:`ParquetPiece` partitions of ``files``, from their footers: each file's
     row groups in runs of at most ``partition_bytes`` uncompressed bytes (at least one row
-    group a run); a file without row groups is one empty piece.
+    group a run); a file without row groups is one empty piece. A file whose footer cannot
+    be read is named in the error.
 
     >>> import pandas as pd, tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
@@ -105,11 +124,9 @@ def parquet_pieces(files: Sequence[str], partition_bytes: int = PARTITION_BYTES)
     ...     [(p.row_groups, p.rows) for p in parquet_pieces([path], partition_bytes=1)]
     [((0,), 4), ((1,), 4), ((2,), 2)]
     """
-    import pyarrow.parquet as pq
-
     pieces = []
     for path in files:
-        metadata = pq.read_metadata(path)
+        metadata = _footer(path)
         run: list[int] = []
         run_bytes = run_rows = 0
         for index in range(metadata.num_row_groups):
@@ -124,42 +141,167 @@ def parquet_pieces(files: Sequence[str], partition_bytes: int = PARTITION_BYTES)
     return pieces
 
 
-def read_parquet_piece(piece: ParquetPiece, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The pandas frame of ``piece`` (only ``columns``, when given): what
-    ``pandas.read_parquet`` gives for those row groups, read in the calling thread (a Dask
-    worker's thread is its core: Arrow's thread pools would compete with the other workers)
-    from the memory-mapped file, and numeric columns without nulls taken from Arrow's
-    buffers as they are instead of copied into pandas' two-dimensional blocks. Those
-    columns' arrays are read-only: a change to the frame copies them first.
+def hive_partitions(files: Sequence[str]) -> tuple[dict, list[tuple[int, ...]]]:
+    """The hive partition columns of ``files`` (``key=value`` folders below the folder they
+    share) as ``dd.read_parquet`` gives them: each a categorical dtype whose categories
+    are the column's values, sorted, in the type Arrow infers for them (``int32`` for
+    whole numbers); and each file's codes in those categories. No columns when the files
+    are not in such folders.
+
+    >>> import pandas as pd, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     for year in (2021, 2020):
+    ...         (pathlib.Path(d) / f"year={year}").mkdir()
+    ...         pd.DataFrame({"x": [1]}).to_parquet(pathlib.Path(d) / f"year={year}" / "a.parquet")
+    ...     dtypes, codes = hive_partitions(parquet_files(d))
+    ...     list(dtypes["year"].categories), codes
+    ([2020, 2021], [(0,), (1,)])
+    """
+    import os
+
+    import pyarrow.dataset as pa_ds
+
+    base = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+    dataset = pa_ds.dataset(
+        [os.path.abspath(f) for f in files],
+        format="parquet",
+        partitioning=pa_ds.HivePartitioning.discover(infer_dictionary=True),
+        partition_base_dir=base,
+    )
+    partitioning = dataset.partitioning
+    # Without key=value folders Arrow reports the files' own fields, without dictionaries.
+    found = [] if partitioning is None else partitioning.dictionaries or []
+    categories = {
+        name: pd.Index(dictionary.to_pandas().sort_values(), copy=False)
+        for name, dictionary in zip(partitioning.schema.names, found, strict=False)
+        if dictionary is not None
+    }
+    if not categories:
+        return {}, [() for _ in files]
+    names = list(categories)
+    by_path = {}
+    for fragment in dataset.get_fragments():
+        keys = pa_ds.get_partition_keys(fragment.partition_expression)
+        by_path[fragment.path] = tuple(int(categories[name].get_loc(keys[name])) for name in names)
+    dtypes = {name: pd.CategoricalDtype(categories[name]) for name in names}
+    return dtypes, [by_path[os.path.abspath(f)] for f in files]
+
+
+def _dask_types(arrow_type):
+    """The pandas dtype ``dd.read_parquet`` gives an Arrow type while Dask converts
+    strings (its ``dataframe.convert-string`` setting): Arrow-backed strings, dates and
+    decimals; ``None`` (pandas' own choice) for the others."""
+    import pyarrow as pa
+
+    if arrow_type == pa.string() or arrow_type == pa.large_string():
+        return pd.StringDtype("pyarrow")
+    if arrow_type == pa.date32() or arrow_type == pa.date64() or pa.types.is_decimal(arrow_type):
+        return pd.ArrowDtype(arrow_type)
+    return None
+
+
+def _to_pandas(table, convert_strings: bool) -> pd.DataFrame:
+    frame = table.to_pandas(
+        use_threads=False, types_mapper=_dask_types if convert_strings else None
+    )
+    index = frame.index
+    if (
+        convert_strings
+        and not isinstance(index, pd.MultiIndex)
+        and pd.api.types.is_string_dtype(index.dtype)
+        and index.dtype != pd.StringDtype("pyarrow")
+    ):
+        frame.index = index.astype(pd.StringDtype("pyarrow"))
+    return frame
+
+
+def read_parquet_piece(
+    piece: ParquetPiece,
+    columns: Sequence[str] | None = None,
+    *,
+    file_columns: Sequence[str] | None = None,
+    partition_dtypes: dict | None = None,
+    convert_strings: bool = False,
+) -> pd.DataFrame:
+    """The pandas frame of ``piece``: what ``pandas.read_parquet`` gives for those row
+    groups, or with ``convert_strings`` what ``dd.read_parquet`` gives (Arrow-backed
+    strings, dates and decimals), read in the calling thread (a Dask worker's thread is its
+    core: Arrow's thread pools would compete with the other workers). Its columns are
+    ``columns`` when given, else ``file_columns`` (all the file's when ``None``) followed
+    by the hive partition columns of ``partition_dtypes``, whatever other columns the file
+    holds. A file without one of those columns raises :class:`ParquetSchemaError`, and a
+    file that cannot be read an error naming it.
 
     >>> import pandas as pd, tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
     ...     path = str(pathlib.Path(d) / "a.parquet")
     ...     pd.DataFrame({"x": [1.5, 2.5], "c": ["a", "b"]}).to_parquet(path)
-    ...     read_parquet_piece(ParquetPiece(path, (0,), 2), ["x"])
+    ...     print(read_parquet_piece(ParquetPiece(path, (0,), 2), ["x"]))
+    ...     try:
+    ...         read_parquet_piece(ParquetPiece(path, (0,), 2), ["y"])
+    ...     except ParquetSchemaError as error:
+    ...         print(str(error).replace(path, "a.parquet"))
          x
     0  1.5
     1  2.5
+    a.parquet: has no column 'y' (its columns: 'x', 'c'); every file must hold the frame's columns
     """
+    import numpy as np
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(piece.path, memory_map=True) as file:
-        table = file.read_row_groups(
-            list(piece.row_groups),
-            columns=None if columns is None else list(columns),
-            use_threads=False,
-            use_pandas_metadata=True,
+    partition_dtypes = partition_dtypes or {}
+    if columns is None:
+        wanted = None if file_columns is None else list(file_columns)
+        added = list(partition_dtypes)
+    else:
+        wanted = [name for name in columns if name not in partition_dtypes]
+        added = [name for name in columns if name in partition_dtypes]
+    try:
+        # Not memory-mapped: a file truncated while it is read would kill the process
+        # with SIGBUS instead of raising.
+        with pq.ParquetFile(piece.path) as file:
+            if wanted is not None:
+                present = file.schema_arrow.names
+                missing = [name for name in wanted if name not in present]
+                if missing:
+                    listed = ", ".join(repr(name) for name in present)
+                    raise ParquetSchemaError(
+                        f"{piece.path}: has no column {missing[0]!r} (its columns: {listed});"
+                        " every file must hold the frame's columns"
+                    )
+            table = file.read_row_groups(
+                list(piece.row_groups), columns=wanted, use_threads=False, use_pandas_metadata=True
+            )
+    except (OSError, pa.ArrowException) as error:
+        raise ValueError(
+            f"{piece.path}: cannot read row groups {list(piece.row_groups)}: {error}"
+        ) from error
+    if wanted is not None:
+        # Arrow keeps the file's column order; the frame's order is the first file's.
+        chosen = set(wanted)
+        table = table.select(wanted + [n for n in table.column_names if n not in chosen])
+    frame = _to_pandas(table, convert_strings)
+    for name in added:
+        index = list(partition_dtypes).index(name)
+        code = piece.partition_codes[index]
+        frame[name] = pd.Categorical.from_codes(
+            np.full(len(frame), code, dtype=np.int32), dtype=partition_dtypes[name]
         )
-    return table.to_pandas(use_threads=False, split_blocks=True, self_destruct=True)
+    return frame
 
 
 def read_parquet_dask(path: str | Path, columns: Sequence[str] | None = None):
     """A lazy ``dask.dataframe`` over the Parquet files of ``path`` (a directory, a glob
     pattern or one file): one partition per file, or per run of row groups of at most
     :data:`PARTITION_BYTES` in a larger file (:func:`parquet_pieces`), read by
-    :func:`read_parquet_piece`. Its partitions are the frames ``pandas.read_parquet``
-    gives; an operation that needs some columns reads only those (Dask's column projection).
-    The frame's dtypes are the first file's; categorical columns have unknown categories.
+    :func:`read_parquet_piece`. Its partitions are the frames ``dd.read_parquet`` gives on
+    the same files (dtypes and values; hive partition columns such as ``year=2020`` folders
+    are categorical columns, :func:`hive_partitions`); an operation that needs some columns
+    reads only those (Dask's column projection). The frame's columns and dtypes are the
+    first file's: a later file's other columns are left out, and a file without one of them
+    raises :class:`ParquetSchemaError` when read. Categorical columns have unknown
+    categories.
 
     >>> import pandas as pd, tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as d:
@@ -169,14 +311,38 @@ def read_parquet_dask(path: str | Path, columns: Sequence[str] | None = None):
     ...     ddf.npartitions, int(ddf["x"].sum().compute(scheduler="synchronous"))
     (2, 4)
     """
+    import dask
     import dask.dataframe as dd
+    import pyarrow as pa
     import pyarrow.parquet as pq
-    from dask.dataframe.utils import clear_known_categories
+    from dask.dataframe.utils import clear_known_categories, pyarrow_strings_enabled
 
     files = parquet_files(path)
-    pieces = parquet_pieces(files)
-    meta = clear_known_categories(pq.read_schema(files[0]).empty_table().to_pandas())
-    frame = dd.from_map(read_parquet_piece, pieces, meta=meta, label="read-parquet-piece")
+    pieces = parquet_pieces(files)  # first: a file without a footer is named here
+    partition_dtypes, codes = hive_partitions(files)
+    by_file = dict(zip(files, codes, strict=True))
+    pieces = [dataclasses.replace(piece, partition_codes=by_file[piece.path]) for piece in pieces]
+    convert_strings = pyarrow_strings_enabled()
+    try:
+        schema = pq.read_schema(files[0])
+    except (OSError, pa.ArrowException) as error:
+        raise ValueError(f"{files[0]}: cannot read its Parquet schema: {error}") from error
+    meta = clear_known_categories(_to_pandas(schema.empty_table(), convert_strings))
+    file_columns = list(meta.columns)
+    for name, dtype in partition_dtypes.items():
+        meta[name] = pd.Categorical([], dtype=dtype)
+    # Dask would otherwise turn every object column (dates, decimals, lists, bytes) of
+    # every partition into strings; the reader gives strings their dtype itself.
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame = dd.from_map(
+            read_parquet_piece,
+            pieces,
+            meta=meta,
+            label="read-parquet-piece",
+            file_columns=file_columns,
+            partition_dtypes=partition_dtypes,
+            convert_strings=convert_strings,
+        )
     return frame if columns is None else frame[list(columns)]
 
 
