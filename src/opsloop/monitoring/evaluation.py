@@ -538,7 +538,36 @@ def _run_pending(
             if not runnable:
                 break
             item = pending[runnable[0]]
-            rule = Policy.parse(item["rule"])
+            try:
+                rule = Policy.parse(item["rule"])
+            except InvalidArgumentError as error:
+                # Queued under a version that accepted the rule (a webhook's retries, a
+                # promotion's window count past today's bounds): it leaves the queue with
+                # its outcome and an alert, rather than stop every later evaluation.
+                outcome = {
+                    "action": rule_action(item["rule"]),
+                    "rule": item["rule"],
+                    "status": "refused",
+                    "reason": f"not run: its rule is no longer accepted ({error}); "
+                    "set the policy again",
+                }
+                record_outcome_in(
+                    connection,
+                    context.acting,
+                    deployment,
+                    item["variant"],
+                    item["rule"],
+                    item["evidence"],
+                    outcome,
+                )
+                put_state(
+                    connection,
+                    deployment,
+                    "pending_actions",
+                    [x for i, x in enumerate(pending) if i != runnable[0]],
+                )
+                outcomes.append((item, outcome))
+                continue
             if not context.can_run(rule) or (rule.action == "promote" and not final):
                 kept.add(texts[runnable[0]])
                 continue
