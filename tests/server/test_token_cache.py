@@ -133,3 +133,30 @@ def test_the_installation_token_stops_at_the_first_user(served, database):
     answer = _predict(url, installation)
     assert answer.status_code == 401
     assert "installation token stops working" in answer.json()["detail"]
+
+
+def test_a_lookup_that_read_before_a_revocation_does_not_cache_the_revoked_token(
+    tmp_path, monkeypatch
+):
+    """A request's lookup reads the token as active; before it stores that answer, the token
+    is revoked and another request's follow() sees the new audit id and empties the cache.
+    The stale answer serves the request that read it, and is not kept for the next one."""
+    db = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    _, token = add_user(db, "ana", "editor")
+    cache = TokenCache(db, ttl_s=60.0)
+    cache.follow()
+    from opsloop.registry import token_cache as module
+
+    lookup = module.resolve_token
+
+    def revoked_meanwhile(database, given, **options):
+        found = lookup(database, given, **options)
+        monkeypatch.setattr(module, "resolve_token", lookup)
+        revoke_token(db, given)
+        cache.follow()  # another request, after the revocation
+        return found
+
+    monkeypatch.setattr(module, "resolve_token", revoked_meanwhile)
+    assert cache.user(token).name == "ana"
+    cache.follow()
+    assert cache.user(token) is None

@@ -12,10 +12,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from tests.server.running import running_server
+from tests.store.lock_waits import PausedChange, in_thread, wait_until_blocked
 from tests.ui.signing_in import session
 from typer.testing import CliRunner
 
 from opsloop.cli.app import app as cli
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry import ModelRegistry, PermissionDenied, add_user, authenticate, token_id
 from opsloop.registry.http_users import HttpUsers
 from opsloop.registry.users import (
@@ -24,12 +26,18 @@ from opsloop.registry.users import (
     RevokedToken,
     UnknownTokenError,
     UnknownUserError,
+    User,
     UserStatus,
+    get_user,
     list_tokens,
     new_token,
+    revoke_token,
+    rotate_token,
+    set_user_disabled,
 )
 from opsloop.server import create_app
 from opsloop.store import tables
+from opsloop.tracking.limits import MAX_TIME_MS
 
 API = "/api/v1"
 ACTIONS = ("disable_user", "enable_user", "revoke_token", "rotate_token")
@@ -303,3 +311,134 @@ def test_the_command_line_manages_users_through_a_server(
         ("root", "revoke_token", "user:ana"),
         ("root", "rotate_token", "user:bo"),
     ]  # fmt: skip
+
+
+# Each admin change, as (operation, verb, path, body) by mal against bo.
+CHANGES = [
+    ("set_user_role", "PUT", "/users/bo/role", {"role": "editor"}),
+    ("disable_user", "POST", "/users/bo/disable", None),
+    ("enable_user", "POST", "/users/bo/enable", None),
+    ("revoke_token", "DELETE", "/tokens/{bo}", None),
+    ("rotate_token", "POST", "/users/mal/tokens/rotate", {}),
+]
+
+
+@pytest.mark.parametrize(("operation", "verb", "path", "body"), CHANGES)
+def test_a_change_whose_token_is_revoked_before_its_transaction_is_refused(
+    database, artifacts, tokens, operation, verb, path, body
+):
+    """mal's request is authenticated; root revokes mal's token before the change's
+    transaction begins. The change is refused as the revoked token is (401) and changes
+    nothing: a rotation mints no token for its holder."""
+    _, mal = add_user(database, "mal", "admin")
+    if operation == "enable_user":
+        set_user_disabled(database, "bo")
+    app = create_app(database, artifacts, allow_embedded=False)
+    service = app.state.users
+    change = getattr(service, operation)
+
+    def revoked_meanwhile(*arguments, **options):
+        revoke_token(database, token_id(mal), actor="root")
+        return change(*arguments, **options)
+
+    setattr(service, operation, revoked_meanwhile)
+    before = list_tokens(database)
+    with running_server(app) as url:
+        answer = call(url, mal, verb, path.format(bo=token_id(tokens["bo"])), body)
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["detail"] == "unknown or revoked API token"
+    after = list_tokens(database)
+    assert len(after) == len(before)
+    assert after[after["token_id"] == token_id(mal)]["revoked_ms"].notna().all()
+    bo = get_user(database, "bo")
+    assert bo.role == "viewer"
+    assert authenticate(database, tokens["bo"]) == (
+        None if operation == "enable_user" else User("bo", "viewer")
+    )
+    assert [(actor, action, entity) for actor, action, entity, *_ in
+            entries(database, artifacts)][-1:] == [
+        ("root", "revoke_token", "user:mal")
+    ]  # fmt: skip
+
+
+def test_two_rotations_of_a_user_at_once_leave_one_active_token(database, store_uri, tokens):
+    """The first rotation holds the user's row; the second waits, then revokes the token the
+    first issued."""
+    first = PausedChange(store_uri, "INSERT INTO API_TOKENS", lambda db: rotate_token(db, "bo"))
+    second, rotated = in_thread(lambda: rotate_token(database, "bo"))
+    if database.dialect == "postgresql":
+        wait_until_blocked(database, deadline_s=20)
+    [issued] = first.release()
+    second.join(timeout=60)
+    assert authenticate(database, issued) is None
+    assert authenticate(database, rotated[0]).name == "bo"
+    active = list_tokens(database, "bo")
+    assert active[active["revoked_ms"].isna()]["token_id"].tolist() == [token_id(rotated[0])]
+
+
+def test_two_revocations_of_a_token_at_once_revoke_it_once(database, artifacts, store_uri, tokens):
+    """The first revocation holds the token's row; the second waits, then finds it revoked:
+    a 404, and one entry in the audit log."""
+    bo = token_id(tokens["bo"])
+    first = PausedChange(
+        store_uri,
+        "DELETE FROM DASHBOARD_SESSIONS",
+        lambda db: revoke_token(db, bo, actor="root"),
+    )
+    second, outcome = in_thread(lambda: revoke_token(database, bo))
+    if database.dialect == "postgresql":
+        wait_until_blocked(database, deadline_s=20)
+    assert first.release() == [bo]
+    second.join(timeout=60)
+    assert len(outcome) == 1 and isinstance(outcome[0], UnknownTokenError), outcome
+    assert [(actor, action, entity) for actor, action, entity, *_ in
+            entries(database, artifacts)] == [
+        ("root", "revoke_token", "user:bo")
+    ]  # fmt: skip
+
+
+def test_the_last_admin_cannot_revoke_their_last_active_token(served, database, artifacts, tokens):
+    root = token_id(tokens["root"])
+    refused = call(served, tokens["root"], "DELETE", f"/tokens/{root}")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"].startswith(
+        "user 'root' is the last enabled admin: revoking their last active token would leave "
+        "nobody to manage users"
+    )
+    assert authenticate(database, tokens["root"]).name == "root"
+    # With another active token (or another admin) it may go; rotating is always allowed.
+    spare = new_token(database, "root")
+    assert call(served, tokens["root"], "DELETE", f"/tokens/{root}").status_code == 200
+    rotated = call(served, spare, "POST", "/users/root/tokens/rotate", {})
+    assert rotated.status_code == 201, rotated.text
+    assert authenticate(database, rotated.json()["token"]).name == "root"
+
+
+def test_a_rotation_needs_no_body_and_its_answer_is_never_cached(served, database, tokens):
+    answer = httpx.post(
+        f"{served}{API}/users/bo/tokens/rotate",
+        headers={"Authorization": f"Bearer {tokens['root']}"},
+        timeout=60,
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.json()["expires_ms"] is None
+    assert authenticate(database, answer.json()["token"]).name == "bo"
+    # Answers without a secret keep the default.
+    disabled = call(served, tokens["root"], "POST", "/users/ana/disable")
+    assert "cache-control" not in disabled.headers
+
+
+def test_an_expiry_past_the_wire_limit_is_refused_by_the_store_and_the_command_line(
+    database, tokens, monkeypatch
+):
+    with pytest.raises(InvalidArgumentError, match=f"expires_ms must be at most {MAX_TIME_MS}"):
+        rotate_token(database, "bo", expires_ms=MAX_TIME_MS + 1)
+    with pytest.raises(InvalidArgumentError, match=f"expires_ms must be at most {MAX_TIME_MS}"):
+        new_token(database, "bo", expires_ms=MAX_TIME_MS + 1)
+    runner = CliRunner()
+    for days in ("inf", "1e10"):
+        refused = runner.invoke(cli, ["users", "rotate", "bo", "--expires-days", days])
+        assert refused.exit_code == 2, refused.output
+        assert "--expires-days must be at most " in refused.output
+    assert authenticate(database, tokens["bo"]).name == "bo"

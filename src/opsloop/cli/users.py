@@ -68,8 +68,14 @@ def _expiry(days: float | None) -> int | None:
     if not days > 0:
         raise ValueError(f"--expires-days must be positive, got {days}")
     from opsloop.store.database import now_ms
+    from opsloop.tracking.limits import MAX_TIME_MS
 
-    return now_ms() + round(days * _DAY_MS)
+    now = now_ms()
+    # A float compared before it is rounded: infinity or 1e300 days never reach int().
+    if not now + days * _DAY_MS <= MAX_TIME_MS:
+        latest = (MAX_TIME_MS - now) // _DAY_MS
+        raise ValueError(f"--expires-days must be at most {latest}, got {days}")
+    return now + round(days * _DAY_MS)
 
 
 def _iso(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

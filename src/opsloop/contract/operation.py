@@ -168,7 +168,8 @@ class Operation:
     the parameter the server sets to the caller's name and the client never sends
     (``actor`` unless the method names it otherwise, such as a run's ``user``).
     ``whole_body`` names the one body parameter whose document is the whole JSON body,
-    rather than a field of it.
+    rather than a field of it. ``secret`` marks an answer that carries a secret (a new
+    token): the server tells every cache not to keep it (``Cache-Control: no-store``).
 
     Where a method's Python form and its wire form differ otherwise: ``local_only``
     parameters never travel (a model object; the server's method gets their default),
@@ -207,6 +208,7 @@ class Operation:
     local_only: tuple[str, ...] = ()
     wire: Mapping[str, Any] = field(default_factory=dict, compare=False)
     renamed: Mapping[str, str] = field(default_factory=dict)
+    secret: bool = False
 
     def __post_init__(self) -> None:
         if self.verb not in VERBS:

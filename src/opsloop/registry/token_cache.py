@@ -136,11 +136,17 @@ class TokenCache:
                 credential.expires_ms is None or self.db.clock() < credential.expires_ms
             ):
                 return credential
+        # The lookup runs outside the lock: a follow() meanwhile may see a newer audit id (a
+        # revocation) and empty the cache; what this lookup read may predate that change, so
+        # it is kept only while the audit id is still the one read before it.
+        revision = self._revision
         found = resolve_token(self.db, token)
         with self._lock:
             if found is None:
                 self._users.pop(token, None)
                 return None
+            if self._revision != revision:
+                return found
             if len(self._users) >= self.capacity and token not in self._users:
                 self._users.pop(next(iter(self._users)))
             self._users[token] = (found, now)

@@ -146,6 +146,7 @@ USER_OPERATIONS = ServiceTable(
             role="admin",
             answer=record(IssuedToken),
             created=True,
+            secret=True,
         ),
     ],
 )

@@ -41,11 +41,14 @@ from opsloop.errors import (
     DeniedError,
     InvalidArgumentError,
     NotFoundError,
+    UnauthenticatedError,
 )
 from opsloop.registry.gate_requirement import GATE_RECORDERS
 from opsloop.store import tables
+from opsloop.store.audit_origin import current_request
 from opsloop.store.database import Database, clock_of
 from opsloop.tracking.capture import current_user
+from opsloop.tracking.limits import MAX_TIME_MS
 
 ROLES = ("viewer", "editor", "gatekeeper", "approver", "admin")
 # A gatekeeper ranks as an editor; its own permission is outside the order (see User.can).
@@ -141,11 +144,25 @@ def token_id(token: str) -> str:
 
 
 def _check_expiry(expires_ms: object) -> int | None:
+    """``expires_ms`` checked as a token's expiry: ``None`` (never) or a positive integer of
+    ms since the epoch, at most :data:`~opsloop.tracking.limits.MAX_TIME_MS` (as on the wire:
+    a later one would not fit the tables' timestamps).
+
+    >>> _check_expiry(None), _check_expiry(5)
+    (None, 5)
+    >>> _check_expiry(MAX_TIME_MS + 1)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: expires_ms must be at most 9223372036854 (ms since ...
+    """
     if expires_ms is None:
         return None
     if isinstance(expires_ms, bool) or not isinstance(expires_ms, int) or expires_ms <= 0:
         raise InvalidArgumentError(
             f"expires_ms must be a positive integer (ms since the epoch), got {expires_ms!r}"
+        )
+    if expires_ms > MAX_TIME_MS:
+        raise InvalidArgumentError(
+            f"expires_ms must be at most {MAX_TIME_MS} (ms since the epoch), got {expires_ms}"
         )
     return expires_ms
 
@@ -306,15 +323,54 @@ def _token_match(token: str) -> tuple[sa.ColumnElement[bool], str]:
     )
 
 
-def _check_actor(connection: Connection, actor: str | None) -> str:
-    """The name the audit log records for a change of users by ``actor``: a named actor
-    must be an enabled admin, and their row is locked first (:func:`_lock_users`), so a
-    demotion committed meanwhile is waited for and seen; with none named the OS user acts,
-    as for :func:`add_user`."""
-    if actor is None:
-        return current_user()
-    _lock_users(connection, actor)
-    return acting_user(connection, actor, "admin")
+def _check_caller_token(connection: Connection) -> None:
+    """Refuse a change asked for over HTTP whose token is no longer active (revoked or
+    expired since the request was authenticated), locking that token's row first.
+
+    The server checks the token when the request arrives, before the change's transaction
+    begins; a revocation that commits in between would otherwise let the request go on,
+    and a rotation would hand the holder of a revoked token a fresh one. The lock makes a
+    revocation of this token that is under way commit first, and its outcome is seen here
+    (PostgreSQL checks the row again once it gets the lock). Outside a request, or with a
+    token that is not a stored one (the installation token), there is nothing to check.
+
+    >>> with db.write() as c:
+    ...     _check_caller_token(c)
+    """
+    origin = current_request()
+    shown = None if origin is None else origin.token
+    if shown is None or len(shown) != TOKEN_ID_LENGTH:
+        return
+    tokens = tables.api_tokens
+    at = clock_of(connection)
+    rows = connection.execute(
+        sa.select(tokens.c.revoked_ms, tokens.c.expires_ms)
+        .where(tokens.c.sha256.startswith(shown, autoescape=True))
+        .order_by(tokens.c.sha256)
+        .with_for_update()
+    ).all()
+    if not any(
+        row.revoked_ms is None and (row.expires_ms is None or at < row.expires_ms) for row in rows
+    ):
+        raise UnauthenticatedError("unknown or revoked API token")
+
+
+def _lock_for_change(
+    connection: Connection, actor: str | None, *names: str
+) -> tuple[str, list[Row]]:
+    """What every change of users or tokens does first: lock the rows of users ``names``, of
+    ``actor`` and of every enabled admin (:func:`_lock_users`), then the caller's token
+    (:func:`_check_caller_token`), and check that a named actor is an enabled admin. The
+    name the audit log records (with none named, the OS user, as for :func:`add_user`) and
+    the locked rows.
+
+    Users are always locked before tokens, so no two changes take the same locks in
+    opposite orders.
+    """
+    locked = _lock_users(connection, *names, *(() if actor is None else (actor,)))
+    _check_caller_token(connection)
+    acting = current_user() if actor is None else acting_user(connection, actor, "admin")
+    return acting, locked
 
 
 def revoke_token_as(connection: Connection, token: str, actor: str | None) -> RevokedToken:
@@ -328,15 +384,39 @@ def revoke_token_as(connection: Connection, token: str, actor: str | None) -> Re
     """
     match, shown = _token_match(token)
     tokens, users = tables.api_tokens, tables.users
-    acting = _check_actor(connection, actor)
-    found = connection.execute(
+    owner = connection.execute(
         sa.select(tokens.c.sha256, users.c.name)
         .join(users, users.c.id == tokens.c.user_id)
         .where(match, tokens.c.revoked_ms.is_(None))
         .order_by(tokens.c.sha256)
     ).first()
+    if owner is None:
+        raise UnknownTokenError(f"token_id: no active API token with id {shown!r}")
+    acting, locked = _lock_for_change(connection, actor, owner.name)
+    # The token's row is locked and read again: a revocation that committed meanwhile is
+    # seen, so a second one is a 404, not a second entry in the audit log.
+    found = connection.execute(
+        sa.select(tokens.c.sha256)
+        .where(tokens.c.sha256 == owner.sha256, tokens.c.revoked_ms.is_(None))
+        .with_for_update()
+    ).first()
     if found is None:
         raise UnknownTokenError(f"token_id: no active API token with id {shown!r}")
+    target = _locked_target(locked, owner.name)
+    if target.role == "admin" and target.disabled_ms is None:
+        at = clock_of(connection)
+        others = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(tokens)
+            .where(
+                tokens.c.user_id == target.id,
+                tokens.c.sha256 != found.sha256,
+                tokens.c.revoked_ms.is_(None),
+                sa.or_(tokens.c.expires_ms.is_(None), tokens.c.expires_ms > at),
+            )
+        ).scalar_one()
+        if not others:
+            _keep_an_admin(locked, target, "revoking their last active token")
     connection.execute(
         tokens.update()
         .where(tokens.c.sha256 == found.sha256)
@@ -347,11 +427,11 @@ def revoke_token_as(connection: Connection, token: str, actor: str | None) -> Re
         connection,
         acting,
         "revoke_token",
-        found.name,
+        owner.name,
         {"token_id": shown, "revoked": True, "dashboard_sessions_ended": ended},
         before={"token_id": shown, "revoked": False},
     )
-    return RevokedToken(shown, found.name, ended)
+    return RevokedToken(shown, owner.name, ended)
 
 
 def revoke_token(db: Database, token: str, *, actor: str | None = None) -> str:
@@ -388,8 +468,10 @@ def rotate_token_as(
     """
     expires_ms = _check_expiry(expires_ms)
     tokens = tables.api_tokens
-    acting = _check_actor(connection, actor)
-    user_id = _user_id(connection, name)
+    # The user's row is locked: two rotations of one user take turns, and the second
+    # revokes the token the first issued.
+    acting, locked = _lock_for_change(connection, actor, name)
+    user_id = _locked_target(locked, name).id
     at = clock_of(connection)
     if expires_ms is not None and expires_ms <= at:
         raise InvalidArgumentError(
@@ -401,6 +483,7 @@ def rotate_token_as(
             sa.select(tokens.c.sha256)
             .where(tokens.c.user_id == user_id, tokens.c.revoked_ms.is_(None))
             .order_by(tokens.c.sha256)
+            .with_for_update()
         ).scalars()
     )
     if active:
@@ -560,8 +643,7 @@ def change_user_disabled(
         raise InvalidArgumentError(f"disabled: must be true or false, got {disabled!r}")
     users = tables.users
     # As for a role: the actor's and the target's rows are locked before either is read.
-    locked = _lock_users(connection, name, *(() if actor is None else (actor,)))
-    acting = current_user() if actor is None else acting_user(connection, actor, "admin")
+    acting, locked = _lock_for_change(connection, actor, name)
     target = _locked_target(locked, name)
     if (target.disabled_ms is not None) == disabled:
         return UserStatus(name, target.role, target.disabled_ms)
@@ -623,9 +705,7 @@ def change_user_role(connection: Connection, name: str, role: str, actor: str | 
     # The actor's row and the target's are locked before either is read: a demotion of
     # the actor, or another change of the target, that commits meanwhile is waited for and
     # then seen, so neither is decided on a role that is no longer there.
-    locked = _lock_users(connection, name, *(() if actor is None else (actor,)))
-    if actor is not None:
-        acting_user(connection, actor, "admin")
+    acting, locked = _lock_for_change(connection, actor, name)
     target = _locked_target(locked, name)
     if target.role == role:
         return User(name, role)
@@ -635,7 +715,7 @@ def change_user_role(connection: Connection, name: str, role: str, actor: str | 
     ended = _end_dashboard_sessions(connection, name)
     _audit(
         connection,
-        current_user() if actor is None else actor,
+        acting,
         "set_user_role",
         name,
         {"role": role, "dashboard_sessions_ended": ended},

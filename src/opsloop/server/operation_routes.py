@@ -6,7 +6,8 @@ the path's parameters bounded as the Protocol's annotations say, the query's par
 likewise, the rest taken from a JSON body whose model the table derives, the caller's role
 checked by :mod:`.identity` (an operation marked ``reads_only`` as a read), the caller's
 name passed as ``actor`` (or the operation's ``caller`` parameter) where the method takes
-one, and the answer written by the
+one, a body whose fields all have defaults optional, an answer marked ``secret`` sent with
+``Cache-Control: no-store``, and the answer written by the
 operation's :class:`~opsloop.contract.operation.Answer` with its model declared, so the
 OpenAPI document describes every answer. Errors are the library's, mapped to HTTP by
 :mod:`.errors`.
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import annotated_types
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.params import Param
 from pydantic.fields import FieldInfo
 
@@ -135,9 +136,20 @@ def _endpoint(
                 default=default,
             )
         )
-    if body_model is not None:
+    if operation.secret:
         parameters.append(
-            inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=body_model)
+            inspect.Parameter("response", inspect.Parameter.KEYWORD_ONLY, annotation=Response)
+        )
+    if body_model is not None:
+        # A body whose every field has a default may be left out, as ``{}``.
+        optional = not any(field.is_required() for field in body_model.model_fields.values())
+        parameters.append(
+            inspect.Parameter(
+                "body",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=body_model,
+                **({"default": None} if optional else {}),
+            )
         )
     elif operation.whole_body is not None:
         parameters.append(
@@ -150,6 +162,10 @@ def _endpoint(
 
     def endpoint(request: Request, caller: Any, **values: Any) -> Any:
         body = values.pop("body", None)
+        response = values.pop("response", None)
+        if response is not None:
+            # The answer carries a secret: no proxy or browser may keep a copy.
+            response.headers["Cache-Control"] = "no-store"
         arguments = dict(values)
         if operation.whole_body is not None:
             arguments[operation.whole_body] = body
