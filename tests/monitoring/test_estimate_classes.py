@@ -1,6 +1,7 @@
 """Probabilities logged without ``classes=`` for a model whose classes are not ``0 .. k-1``
 (wine, with the cultivars' names as classes): the reference's classes name the columns, a
-call no class can name is refused, and a window without an estimate says why."""
+call no class can name is recorded with the columns 0 .. k-1, and a window without an
+estimate says why."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from sklearn.preprocessing import StandardScaler
 from tests.server.running import running_server
 from tests.store.databases import postgres_store_database, store_uri
 
-from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import evaluate
 from opsloop.monitoring.event_log import log_predictions
 from opsloop.monitoring.http_monitoring import HttpMonitoring
@@ -107,30 +107,54 @@ def test_the_references_classes_name_the_columns_logged_without_them(store, cloc
     assert kept == {("barbera", "barolo", "grignolino")}
 
 
-def test_probabilities_no_class_names_are_refused(store, wine):
-    # No reference yet: nothing says which column is "barolo".
-    refused = r"^classes: the predictions \['barolo', 'grignolino'\] are not the default classes"
-    with pytest.raises(InvalidArgumentError, match=refused + r" 0 \.\. 2 of the probability"):
-        _log_window(store, "wine", wine)
-    # A reference of other classes does not name them either.
+def _outputs(db, deployment):
+    with db.read() as connection:
+        texts = connection.execute(
+            sa.select(tables.prediction_events.c.output_json)
+            .where(tables.prediction_events.c.deployment == deployment)
+            .order_by(tables.prediction_events.c.id)
+        ).scalars()
+        return [json.loads(text) for text in texts]
+
+
+def test_columns_no_class_names_are_recorded_and_the_window_says_why(store, clock, wine):
+    # No reference yet: nothing says which column is "barolo"; the events are kept, with
+    # the default columns, so that the window's drift is still measured.
+    _log_window(store, "early", wine)
     frame, names, _, probabilities = wine
+    # A reference of other classes does not name them either.
     set_reference(
         store,
-        "wine",
+        "other",
         frame.iloc[REFERENCE],
         predictions=probabilities[REFERENCE].argmax(axis=1),
         probabilities=probabilities[REFERENCE],
         labels=np.searchsorted(CULTIVARS, names[REFERENCE]),
     )
-    with pytest.raises(InvalidArgumentError, match="give classes="):
-        _log_window(store, "wine", wine)
-    with store.read() as connection:
-        logged = connection.execute(
-            sa.select(sa.func.count()).select_from(tables.prediction_events)
-        ).scalar_one()
-    assert logged == 0
-    # Integer predictions 0 .. k-1 keep the default columns, as before.
-    _log_window(store, "wine", wine, predictions=probabilities[WINDOW].argmax(axis=1))
+    _log_window(store, "other", wine)
+    for deployment in ("early", "other"):
+        outputs = _outputs(store, deployment)
+        assert len(outputs) == 58
+        assert {tuple(o["classes"]) for o in outputs} == {(0, 1, 2)}
+        assert [o["predictions"][0] for o in outputs] == list(wine[2].predict(frame.iloc[WINDOW]))
+    # The reference set after the answers: the window says why it has no estimate.
+    _set_reference(store, "early", wine)
+    clock.advance(HOUR_MS + 1)
+    early, other = _window(store, "early"), _window(store, "other")
+    assert early["estimate"] is None and early["estimated_accuracy"] is None
+    assert early["estimate_note"] == (
+        "58 answers have probabilities for the classes [0, 1, 2], not the reference's "
+        "['barbera', 'barolo', 'grignolino']: log them with classes= naming the probability "
+        "columns (the model's classes_)"
+    )
+    # Classes 0, 1, 2 with names as predictions: none of them is a class of the reference.
+    assert other["estimate"] is None
+    first = [str(p) for p in wine[2].predict(frame.iloc[WINDOW])[:5]]
+    assert other["estimate_note"] == (
+        f"the predictions {repr(first)[:-1]}, ...] are none of the reference's classes [0, 1, 2]"
+    )
+    # The drift of the window logged before its reference is measured all the same.
+    assert early["rows"] == 58
 
 
 def test_a_window_without_an_estimate_says_why(store, clock, wine):
@@ -168,26 +192,153 @@ def test_a_window_without_an_estimate_says_why(store, clock, wine):
     assert bare["estimate_note"].startswith("no answer of the window has probabilities")
 
 
-def test_over_http_the_columns_are_named_and_refused_alike(store, wine, tmp_path):
+def test_over_http_the_columns_are_named_alike(store, wine, tmp_path):
     frame, _, model, probabilities = wine
     _, token = add_user(store, "eda", "editor")
     rows, predicted = frame.iloc[WINDOW], model.predict(frame.iloc[WINDOW])
     with running_server(create_app(store, ArtifactStore(tmp_path / "artifacts"))) as url:
         sides = (Monitoring(store, actor="eda"), HttpMonitoring(url, token=token))
-        refusals = []
         for number, side in enumerate(sides):
-            with pytest.raises(InvalidArgumentError) as refused:
-                side.log_predictions(
-                    f"wine-{number}", rows, predicted, probabilities=probabilities[WINDOW]
-                )
-            refusals.append(str(refused.value))
+            # Before the reference: recorded with the default columns.
+            side.log_predictions(
+                f"wine-{number}", rows, predicted, probabilities=probabilities[WINDOW]
+            )
             _set_reference(store, f"wine-{number}", wine)
             side.log_predictions(
                 f"wine-{number}", rows, predicted, probabilities=probabilities[WINDOW]
             )
-    assert refusals[0] == refusals[1]
-    assert refusals[0].startswith("classes: the predictions ['barolo', 'grignolino']")
-    with store.read() as connection:
-        outputs = connection.execute(sa.select(tables.prediction_events.c.output_json)).scalars()
-        kept = [json.loads(text)["classes"] for text in outputs]
-    assert kept == [["barbera", "barolo", "grignolino"]] * (2 * 58)
+    for number in range(2):
+        kept = [o["classes"] for o in _outputs(store, f"wine-{number}")]
+        assert kept == [[0, 1, 2]] * 58 + [["barbera", "barolo", "grignolino"]] * 58
+
+
+def _binary(wine):
+    """Wine as barolo or not (0 / 1), with a model of it and its probabilities."""
+    frame, names, _, _ = wine
+    target = (names == "barolo").astype(int)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    model.fit(frame.iloc[::2], target[::2])
+    return frame, target, model, model.predict_proba(frame)
+
+
+def _set_binary_reference(db, deployment, binary):
+    frame, target, model, probabilities = binary
+    set_reference(
+        db,
+        deployment,
+        frame.iloc[REFERENCE],
+        predictions=model.predict(frame.iloc[REFERENCE]),
+        probabilities=probabilities[REFERENCE],
+        labels=target[REFERENCE],
+    )
+
+
+def test_a_missing_prediction_is_recorded_and_left_out_of_the_estimate(store, clock, wine):
+    frame, _, model, probabilities = binary = _binary(wine)
+    rows, predicted = frame.iloc[WINDOW], model.predict(frame.iloc[WINDOW]).astype(float)
+    for deployment in ("missing", "dropped"):
+        _set_binary_reference(store, deployment, binary)
+    missing = predicted.copy()
+    missing[0] = np.nan
+    log_predictions(
+        store, "missing", rows, missing, at_ms=T0 + 60_000, probabilities=probabilities[WINDOW]
+    )
+    # The same window without its first row.
+    log_predictions(
+        store,
+        "dropped",
+        rows.iloc[1:],
+        predicted[1:],
+        at_ms=T0 + 60_000,
+        probabilities=probabilities[WINDOW][1:],
+    )
+    outputs = _outputs(store, "missing")
+    assert len(outputs) == 58 and outputs[0]["predictions"] == [None]
+    assert {tuple(o["classes"]) for o in outputs} == {(0, 1)}
+    clock.advance(HOUR_MS + 1)
+    kept, dropped = _window(store, "missing"), _window(store, "dropped")
+    assert kept["estimate"]["rows"] == 57 and dropped["estimate"]["rows"] == 57
+    assert kept["estimated_accuracy"] == pytest.approx(dropped["estimated_accuracy"], abs=0)
+
+
+def test_boolean_predictions_are_the_classes_0_and_1(store, clock, wine):
+    frame, _, model, probabilities = binary = _binary(wine)
+    rows, predicted = frame.iloc[WINDOW], model.predict(frame.iloc[WINDOW])
+    assert set(predicted) == {0, 1}
+    # Logged before any reference (bool) and with an integer one (bool and int alike).
+    log_predictions(
+        store,
+        "early",
+        rows,
+        predicted.astype(bool),
+        at_ms=T0 + 60_000,
+        probabilities=probabilities[WINDOW],
+    )
+    for deployment, given in (("bool", predicted.astype(bool)), ("int", predicted)):
+        _set_binary_reference(store, deployment, binary)
+        log_predictions(
+            store, deployment, rows, given, at_ms=T0 + 60_000, probabilities=probabilities[WINDOW]
+        )
+    _set_binary_reference(store, "early", binary)
+    assert [o["predictions"][0] for o in _outputs(store, "bool")] == [bool(p) for p in predicted]
+    clock.advance(HOUR_MS + 1)
+    windows = {d: _window(store, d) for d in ("early", "bool", "int")}
+    for metrics in windows.values():
+        assert metrics["estimate"]["rows"] == 58 and metrics["estimate"]["unmatched"] == 0
+        assert metrics["estimated_accuracy"] == pytest.approx(
+            windows["int"]["estimated_accuracy"], abs=0
+        )
+
+
+def test_list_predictions_are_recorded(store):
+    log_predictions(
+        store,
+        "tags",
+        [{"x": 1.0}, {"x": 2.0}],
+        [[0, 1], [1]],
+        at_ms=T0,
+        probabilities=[[0.25, 0.75], [0.5, 0.5]],
+        sample_process=False,
+    )
+    assert _outputs(store, "tags") == [
+        {"predictions": [[0, 1]], "probabilities": [[0.25, 0.75]], "classes": [0, 1]},
+        {"predictions": [[1]], "probabilities": [[0.5, 0.5]], "classes": [0, 1]},
+    ]
+
+
+def test_the_references_classes_name_every_batch_alike(store, clock, wine):
+    frame, names, _, _ = wine
+    # Classes 1, 2, 3: a batch predicting only 1 and 2 is also "0 .. 2"-shaped.
+    target = np.searchsorted(CULTIVARS, names) + 1
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    model.fit(frame.iloc[::2], target[::2])
+    probabilities = model.predict_proba(frame)
+    rows, predicted = frame.iloc[WINDOW], model.predict(frame.iloc[WINDOW])
+    twos = np.flatnonzero(predicted <= 2)
+    threes = np.flatnonzero(predicted == 3)
+    assert len(twos) and len(threes)
+    for deployment in ("inferred", "named"):
+        set_reference(
+            store,
+            deployment,
+            frame.iloc[REFERENCE],
+            predictions=model.predict(frame.iloc[REFERENCE]),
+            probabilities=probabilities[REFERENCE],
+            labels=target[REFERENCE],
+            classes=[1, 2, 3],
+        )
+        for part in (twos, threes):
+            log_predictions(
+                store,
+                deployment,
+                rows.iloc[part],
+                predicted[part],
+                at_ms=T0 + 60_000,
+                probabilities=probabilities[WINDOW][part],
+                classes=[1, 2, 3] if deployment == "named" else None,
+            )
+    assert {tuple(o["classes"]) for o in _outputs(store, "inferred")} == {(1, 2, 3)}
+    clock.advance(HOUR_MS + 1)
+    inferred, named = _window(store, "inferred"), _window(store, "named")
+    assert inferred["estimate"]["rows"] == 58 and inferred["estimate"]["unmatched"] == 0
+    assert inferred["estimate"] == named["estimate"]

@@ -153,37 +153,38 @@ def _column_classes(
     db: Database, deployment: str, predictions: Sequence | np.ndarray, n_columns: int
 ) -> list | None:
     """The classes naming ``n_columns`` probability columns logged without ``classes=``:
-    ``None`` (the default ``0 .. k-1``) when every prediction is one of those, else the
-    classes of ``deployment``'s reference when it keeps probabilities for as many classes
-    and every prediction is one of them (the same model's columns, in the order the
-    reference was given them); else the call is refused, as probabilities whose columns
-    no class names could never be matched with the reference's.
+    the classes of ``deployment``'s reference when it keeps probabilities for exactly as
+    many classes and every known prediction is one of them (the same model's columns, in
+    the order the reference was given them, whatever part of them a batch predicts), else
+    ``None``: the default ``0 .. k-1``, as before. The events are recorded either way; a
+    window whose columns match no reference says why it has no estimate
+    (``estimate_note``). A missing prediction (``None``, NaN) names no class and is left
+    out; a bool is the class it equals (``True == 1``), as numpy compares them.
 
     >>> db = Database("sqlite://")
-    >>> _column_classes(db, "api", [0, 1, 1], 2) is None
+    >>> _column_classes(db, "api", [0, 1, None], 2) is None
     True
-    >>> _column_classes(db, "api", ["no", "yes"], 2)
-    Traceback (most recent call last):
-    opsloop.errors.InvalidArgumentError: classes: the predictions ['no', 'yes'] are not the default classes 0 .. 1 of the probability columns, and the deployment's reference names no 2 classes holding them; give classes= (the model's classes_, in the order of the columns)
-    """  # noqa: E501 - a doctest's expected output is one line
-    values = {_plain(v) for v in np.asarray(predictions, dtype=object).reshape(-1).tolist()}
-    default = set(range(n_columns))
-    # A bool equals 0 or 1 but names no column.
-    if all(v in default and not isinstance(v, bool) for v in values):
+    >>> _column_classes(db, "api", ["no", "yes"], 2) is None
+    True
+    """
+    values = [_plain(v) for v in np.asarray(predictions, dtype=object).reshape(-1).tolist()]
+    try:
+        known = {v for v in values if v is not None}
+    except TypeError:
+        # A prediction that is a list or a dict (multi-output) names no column: keep the
+        # default, as the events were always recorded.
         return None
     try:
         scores = get_reference(db, deployment).scores
     except NotFoundError:
-        scores = None
-    if scores is not None and len(scores.classes) == n_columns and values <= set(scores.classes):
-        return list(scores.classes)
-    shown = sorted(values, key=repr)[:5]
-    raise InvalidArgumentError(
-        f"classes: the predictions {shown} are not the default classes 0 .. {n_columns - 1} "
-        f"of the probability columns, and the deployment's reference names no {n_columns} "
-        "classes holding them; give classes= (the model's classes_, in the order of the "
-        "columns)"
-    )
+        return None
+    if scores is None or len(scores.classes) != n_columns:
+        return None
+    try:
+        named = set(scores.classes)
+    except TypeError:
+        return None
+    return list(scores.classes) if known <= named else None
 
 
 def _checked_ids(request_ids: Sequence[str], n: int, field: str = "request_ids") -> list[str]:
@@ -254,10 +255,10 @@ def log_predictions(
     one per row) defaults to the store's clock. A classifier's ``probabilities`` (one row
     per input row, one column per class of ``classes``; or the second class's probability
     alone) let the monitoring estimate its metrics before the labels arrive
-    (:mod:`.window_estimate`). Without ``classes`` the columns are the classes ``0 .. k-1``
-    when every prediction is one of them, else the deployment's reference's classes when
-    they are ``k`` and hold every prediction; otherwise the call is refused (an
-    :class:`~opsloop.errors.InvalidArgumentError` naming ``classes``). Unless
+    (:mod:`.window_estimate`). Without ``classes`` the columns are the deployment's
+    reference's classes when it keeps ``k`` of them and they hold every known prediction,
+    else ``0 .. k-1``; the events are recorded either way, and a window whose columns no
+    reference matches says why it has no estimate (``metrics["estimate_note"]``). Unless
     ``sample_process`` is false, the process's memory and CPU time are recorded with the
     events (at most every 10 s of the store's clock), as a serving worker records its own,
     for the windows' software metrics
