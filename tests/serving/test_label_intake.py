@@ -49,8 +49,15 @@ def diabetes():
 
 
 def _answered(db, name: str, model, rows: pd.DataFrame) -> list[str]:
+    """The answers as the serving runtime records them: a classifier's with its
+    probabilities and classes, a regressor's predictions alone."""
     ids = [f"{name}-{i}" for i in range(len(rows))]
-    log_predictions(db, name, rows, model.predict(rows), request_ids=ids, at_ms=T0)
+    scores = (
+        {"probabilities": model.predict_proba(rows), "classes": model.classes_}
+        if hasattr(model, "predict_proba")
+        else {}
+    )
+    log_predictions(db, name, rows, model.predict(rows), request_ids=ids, at_ms=T0, **scores)
     return ids
 
 
@@ -154,13 +161,20 @@ def test_review_answers_are_checked_by_the_same_rule(database, iris):
     model, rows, target = iris
     two = rows.iloc[:2].to_dict("records")
     predictions = model.predict(rows.iloc[:2]).tolist()
+    probabilities = model.predict_proba(rows.iloc[:2]).tolist()
+    classes = model.classes_.tolist()
     queue = ReviewQueue(database, actor="rita")
+    # Shown, its answer not recorded yet: judged by the classes the suggestion lists.
     shown = queue.enqueue(
         "iris", two, reason="ai_assistance", request_id="r1",
-        suggestion={"predictions": predictions},
+        suggestion={"predictions": predictions, "probabilities": probabilities,
+                    "classes": classes},
     )  # fmt: skip
     # The model's answer logged, not shown (shadow): judged by the recorded answer.
-    log_predictions(database, "iris", [two[0]], predictions[:1], request_ids=["r2"], at_ms=T0)
+    log_predictions(
+        database, "iris", [two[0]], predictions[:1], probabilities=probabilities[:1],
+        classes=classes, request_ids=["r2"], at_ms=T0,
+    )  # fmt: skip
     logged = queue.enqueue("iris", [two[0]], reason="shadow", request_id="r2")
     # No model answer anywhere (human_only, or not recorded yet): judged by its records.
     unknown = queue.enqueue("iris", two, reason="human_only", request_id="r3")
