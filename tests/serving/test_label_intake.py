@@ -19,13 +19,19 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from opsloop.data.reference_scores import ReferenceScores
 from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring.evaluation import _labelled_rows
 from opsloop.monitoring.event_log import label_counts, log_labels, log_predictions
 from opsloop.monitoring.training_window import training_window
 from opsloop.monitoring.window_estimate import scored_rows, window_estimate
 from opsloop.serving import read_feedback
+from opsloop.serving.automation import Oversight
+from opsloop.serving.deployment_settings import DeploymentSettings
+from opsloop.serving.loaded_variant import VariantAnswer
+from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.prediction_feedback import record_feedback
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.store import tables
+from opsloop.ui.review_pages import items_context, posted_label
 
 T0 = 1_800_000_000_000
 HOUR_MS = 3_600_000
@@ -49,8 +55,15 @@ def diabetes():
 
 
 def _answered(db, name: str, model, rows: pd.DataFrame) -> list[str]:
+    """The answers as the serving runtime records them: a classifier's with its
+    probabilities and classes, a regressor's predictions alone."""
     ids = [f"{name}-{i}" for i in range(len(rows))]
-    log_predictions(db, name, rows, model.predict(rows), request_ids=ids, at_ms=T0)
+    scores = (
+        {"probabilities": model.predict_proba(rows), "classes": model.classes_}
+        if hasattr(model, "predict_proba")
+        else {}
+    )
+    log_predictions(db, name, rows, model.predict(rows), request_ids=ids, at_ms=T0, **scores)
     return ids
 
 
@@ -154,13 +167,20 @@ def test_review_answers_are_checked_by_the_same_rule(database, iris):
     model, rows, target = iris
     two = rows.iloc[:2].to_dict("records")
     predictions = model.predict(rows.iloc[:2]).tolist()
+    probabilities = model.predict_proba(rows.iloc[:2]).tolist()
+    classes = model.classes_.tolist()
     queue = ReviewQueue(database, actor="rita")
+    # Shown, its answer not recorded yet: judged by the classes the suggestion lists.
     shown = queue.enqueue(
         "iris", two, reason="ai_assistance", request_id="r1",
-        suggestion={"predictions": predictions},
+        suggestion={"predictions": predictions, "probabilities": probabilities,
+                    "classes": classes},
     )  # fmt: skip
     # The model's answer logged, not shown (shadow): judged by the recorded answer.
-    log_predictions(database, "iris", [two[0]], predictions[:1], request_ids=["r2"], at_ms=T0)
+    log_predictions(
+        database, "iris", [two[0]], predictions[:1], probabilities=probabilities[:1],
+        classes=classes, request_ids=["r2"], at_ms=T0,
+    )  # fmt: skip
     logged = queue.enqueue("iris", [two[0]], reason="shadow", request_id="r2")
     # No model answer anywhere (human_only, or not recorded yet): judged by its records.
     unknown = queue.enqueue("iris", two, reason="human_only", request_id="r3")
@@ -227,3 +247,112 @@ def test_the_estimate_counts_the_labels_it_cannot_score(database):
     right = [predicted[i] == y for i, y in zip([0, 1, 2, 3, 4, 5, 9], known, strict=True)]
     assert found["realised_accuracy"] == sum(right) / 7
     assert found["covered"] is None  # not every row has a label it can score
+
+
+def test_an_answer_with_no_prediction_says_nothing_about_its_labels_kind(database, diabetes):
+    model, rows, target = diabetes
+    # A regressor's NaN is recorded as null; a text classifier that abstained gave None.
+    predicted = model.predict(rows.iloc[:2])
+    log_predictions(
+        database, "reg", rows.iloc[:2], [predicted[0], float("nan")],
+        request_ids=["n0", "n1"], at_ms=T0,
+    )  # fmt: skip
+    log_predictions(
+        database, "txt", [{"x": 1.0}, {"x": 2.0}], ["setosa", None],
+        request_ids=["t0", "t1"], at_ms=T0,
+    )  # fmt: skip
+    assert log_labels(database, "reg", ["n1"], [float(target[1]) + 0.3]).accepted == 1
+    record_feedback(database, "txt", "t1", label="versicolor", actor="ana")
+    assert _stored(database, "reg") == {"n1": json.dumps(float(target[1]) + 0.3)}
+    assert _stored(database, "txt") == {"t1": '"versicolor"'}
+    # An answer that has a prediction is still judged by it.
+    with pytest.raises(InvalidArgumentError, match=r"labels\[0\]: the model answers text"):
+        log_labels(database, "txt", ["t0"], [1])
+
+
+def test_integers_alone_are_no_classes_and_both_readers_keep_one_rule(database, iris):
+    # A count model answers integers with no class information: its labels are numbers.
+    log_predictions(
+        database, "cnt", [{"x": float(i)} for i in range(4)], [3, 5, 2, 7],
+        request_ids=["c0", "c1", "c2", "c3"], at_ms=T0,
+    )  # fmt: skip
+    assert log_labels(database, "cnt", ["c0", "c1"], [3.5, True]).accepted == 2
+    with pytest.raises(InvalidArgumentError, match=r"labels\[0\]: the model answers numbers"):
+        log_labels(database, "cnt", ["c2"], ["many"])
+    # A classifier's answer carries its classes: 0.5 is no class of it.
+    model, rows, target = iris
+    ids = _answered(database, "iris", model, rows)
+    with pytest.raises(InvalidArgumentError, match=r"labels\[0\]: the model answers classes"):
+        log_labels(database, "iris", ids[:1], [0.5])
+    # Kept before labels were checked: the evaluation scores, and the training window
+    # learns from, the same labels, and both count the same ones left out.
+    _keep_unchecked(database, "cnt", {"c2": "4.25", "c3": '"many"'})
+    _keep_unchecked(database, "iris", {ids[0]: "0.5", ids[1]: '"setosa"', ids[2]: "2.0"})
+    log_labels(database, "iris", ids[3:], target[3:])
+    for name, kept, rejected in (("cnt", [3.5, True, 4.25], 1), ("iris", [2.0, *target[3:]], 2)):
+        window = training_window(database, name, start_ms=T0, end_ms=T0 + HOUR_MS, label="y")
+        scored = _labelled_rows(database, name, "default", T0, T0 + HOUR_MS)
+        assert window.frame["y"].tolist() == scored["label"].tolist() == list(kept)
+        assert window.labels_rejected == scored.attrs["labels_rejected"] == rejected
+
+
+def test_a_review_answer_is_judged_by_the_models_answer_not_the_override(database, iris):
+    model, rows, _ = iris
+    frame = pd.DataFrame({"age": [17, 40]})
+    answer = VariantAnswer(
+        [1, 1], model.predict_proba(rows.iloc[[6, 7]]).tolist(), model.classes_.tolist()
+    )
+    rule = {"name": "minor", "when": "age < 18", "action": "override", "value": "decline"}
+    oversight = Oversight.of("ai_assistance", DeploymentSettings("loans", None, (rule,)))
+    decision = oversight.decide(frame, answer)
+    assert decision.suggestion["predictions"] == ["decline", 1]  # what the person is shown
+    # The runtime records the model's own answer, before the overrides.
+    records = frame.to_dict("records")
+    StoreEventSink(database).write(
+        [PredictionEvent("loans", "stable", "primary", "m", 1, "l1", None, records,
+                         answer.to_dict(), None, 1.0, T0)]
+    )  # fmt: skip
+    queue = ReviewQueue(database, actor="rita")
+    item = queue.enqueue(
+        "loans", records, reason="ai_assistance", request_id="l1",
+        suggestion=decision.suggestion,
+    )  # fmt: skip
+    with pytest.raises(InvalidArgumentError, match=r"label\[0\]: the model answers classes"):
+        queue.answer(item.id, ["decline", "approve"])
+    assert queue.answer(item.id, [0, 1]).label == [0, 1]
+    # Learnt from as the feedback would have kept it.
+    window = training_window(
+        database, "loans", start_ms=T0, end_ms=T0 + HOUR_MS, label="y", variant="stable"
+    )
+    assert (window.frame["y"].tolist(), window.labels_rejected) == ([0, 1], 0)
+
+
+def test_the_review_form_reads_a_shadow_items_answer_as_the_model_answers(database, iris):
+    model, rows, _ = iris
+    one = rows.iloc[:1]
+    log_predictions(
+        database, "iris", one, model.predict(one), probabilities=model.predict_proba(one),
+        classes=model.classes_, request_ids=["r1"], at_ms=T0,
+    )  # fmt: skip
+    queue = ReviewQueue(database, actor="rita")
+    item = queue.enqueue("iris", one.to_dict("records"), reason="shadow", request_id="r1")
+    (shown,) = items_context(queue, "iris", "open")["items"]
+    assert shown["kind"] == "number"
+    assert queue.answer(item.id, posted_label("1", shown["kind"])).label == 1
+
+
+def test_a_duplicate_label_never_refuses_the_new_labels_of_its_call(database, iris):
+    model, rows, target = iris
+    ids = _answered(database, "iris", model, rows)
+    log_labels(database, "iris", ids[:1], target[:1])
+    # Sent again with a value that would not fit: discarded as a duplicate, unjudged.
+    receipt = log_labels(database, "iris", ids[:2], [0.5, target[1]])
+    assert (receipt.accepted, receipt.duplicate) == (1, 1)
+    receipt = log_labels(database, "iris", [ids[2], ids[2]], [target[2], "x"])
+    assert (receipt.accepted, receipt.duplicate) == (1, 1)
+    assert _stored(database, "iris") == {
+        i: json.dumps(int(y)) for i, y in zip(ids[:3], target[:3], strict=True)
+    }
+    # A duplicate's count is still the answer's.
+    with pytest.raises(InvalidArgumentError, match=r"labels\[0\]: expected 1 values"):
+        log_labels(database, "iris", ids[:1], [[0, 1]])

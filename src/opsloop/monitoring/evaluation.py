@@ -162,7 +162,7 @@ from opsloop.monitoring.windowing import Windowing
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
-from opsloop.store.label_values import per_record_labels
+from opsloop.store.label_values import fits_answer, per_record_labels, recorded_answer
 
 _evaluations, _alerts = tables.monitoring_evaluations, tables.monitoring_alerts
 
@@ -188,14 +188,14 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
     answers: list[int] = []  # each value's answer, in order
     rejected = 0
     for number, (output_json, at_ms, model, version, label_json) in enumerate(rows):
-        output = None if output_json is None else json.loads(output_json)
-        values = output.get("predictions") if isinstance(output, dict) else None
-        if not isinstance(values, list):
+        values, classes = recorded_answer(output_json)
+        if values is None:
             continue
-        # A label kept in a shape that does not fit the answer (before labels were checked
-        # when they came in) is counted and left out, never breaking the window.
+        # A label kept in a shape or kind that does not fit the answer (before labels were
+        # checked when they came in) is counted and left out, never breaking the window:
+        # the training window keeps a label by this one rule too (fits_answer).
         label = per_record_labels(label_json, len(values))
-        if label is None:
+        if label is None or not fits_answer(label, values, classes):
             rejected += 1
             continue
         predictions.extend(values)

@@ -45,7 +45,7 @@ from opsloop.monitoring.still_correct import still_correct
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.store.database import Database
 from opsloop.store.input_batches import event_inputs
-from opsloop.store.label_values import answer_predictions, fits_answer, per_record_labels
+from opsloop.store.label_values import fits_answer, per_record_labels, recorded_answer
 from opsloop.tracking.dataset_digest import dataset_sha256
 
 
@@ -110,11 +110,11 @@ def labelled_inputs(
         if not isinstance(inputs, list):
             continue
         answer = per_record_labels(label_json, len(inputs))
-        predictions = answer_predictions(output_json)
+        predictions, classes = recorded_answer(output_json)
         if answer is None or (
             predictions is not None
             and len(predictions) == len(answer)
-            and not fits_answer(answer, predictions)
+            and not fits_answer(answer, predictions, classes)
         ):
             rejected += 1  # a label that does not fit its answer is not learnt from
             continue

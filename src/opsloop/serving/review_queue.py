@@ -45,7 +45,13 @@ from opsloop.serving.prediction_feedback import insert_feedback
 from opsloop.serving.retired_names import hold_name, home_of
 from opsloop.store import tables
 from opsloop.store.database import Database, open_database
-from opsloop.store.label_values import answer_predictions, label_for_answer, plain_label
+from opsloop.store.label_values import (
+    answer_kind,
+    answer_of,
+    label_for_answer,
+    plain_label,
+    recorded_answer,
+)
 from opsloop.tracking.capture import current_user
 from opsloop.tracking.limits import checked_key
 
@@ -273,6 +279,23 @@ class ReviewQueue:
         with self.db.read() as connection:
             return self._read(connection, item_id)
 
+    def label_kind(self, item: ReviewItem) -> str | None:
+        """The kind of label :meth:`answer` takes for ``item``: the
+        :func:`~opsloop.store.label_values.answer_kind` of the model's own answer (its
+        request's recorded answer, see :meth:`answer`), ``None`` when not known.
+
+        >>> from opsloop.monitoring.event_log import log_predictions
+        >>> queue = ReviewQueue(Database("sqlite://"), actor="ana")
+        >>> _ = log_predictions(queue.db, "loans", [{"age": 40}], [1], probabilities=[0.8],
+        ...                     request_ids=["r1"], at_ms=1_000)
+        >>> item = queue.enqueue("loans", [{"age": 40}], reason="shadow", request_id="r1")
+        >>> queue.label_kind(item), queue.label_kind(queue.submit("loans", [{"age": 3}]))
+        ('classes', None)
+        """
+        with self.db.read() as connection:
+            predictions, classes = _answered(connection, item)
+        return None if predictions is None else answer_kind(predictions, classes)
+
     def submit(
         self,
         deployment: str,
@@ -347,14 +370,16 @@ class ReviewQueue:
         The label is checked as every label is
         (:func:`~opsloop.store.label_values.label_for_answer`): one value per record of the
         item (a scalar for one record, a list for several), each of the kind of the model's
-        answer where it is known: the suggestion shown, else the request's recorded answer.
+        own answer where it is known: the request's recorded answer (not the suggestion,
+        which holds the assertions' overrides), else the classes the suggestion lists.
         Under ``human_only`` the model gave none, and a request whose answer is still on its
-        way to the store is judged by its records only; the evaluation checks its label
-        against the answer when it reads it back.
+        way to the store is judged by its records (and classes) only; the evaluation checks
+        its label against the answer when it reads it back.
 
         >>> queue = ReviewQueue(Database("sqlite://"), actor="ana")
         >>> item = queue.enqueue("api", [{"x": 1}, {"x": 2}], reason="ai_assistance",
-        ...                      request_id="r1", suggestion={"predictions": [0, 1]})
+        ...                      request_id="r1", suggestion={"predictions": [0, 1],
+        ...                      "probabilities": [[0.9, 0.1], [0.2, 0.8]], "classes": [0, 1]})
         >>> queue.answer(item.id, 1)
         Traceback (most recent call last):
         opsloop.errors.InvalidArgumentError: label: the answer has 2 records; give a list of 2 values, one per record
@@ -372,9 +397,10 @@ class ReviewQueue:
             item = self._read(connection, item_id)
             if not (item.state == "claimed" and item.claimed_by == who):
                 self._check_open(item, who)
+            predictions, classes = _answered(connection, item)
             label_json = _json(
                 "label",
-                label_for_answer(label, len(item.records), _answered_predictions(connection, item)),
+                label_for_answer(label, len(item.records), predictions, classes=classes),
             )
             at = self.db.clock()
             changed = connection.execute(
@@ -421,25 +447,31 @@ class ReviewQueue:
         return _item(row)
 
 
-def _answered_predictions(connection: Connection, item: ReviewItem) -> list[Any] | None:
-    """The model's predictions for ``item``: the suggestion's, else those of its request's
-    recorded answer; ``None`` when neither says (no model answer, or not recorded yet)."""
-    shown = None if item.suggestion is None else item.suggestion.get("predictions")
-    if isinstance(shown, list):
-        return shown
-    if item.request_id is None:
-        return None
-    output = connection.execute(
-        sa.select(_events.c.output_json)
-        .where(
-            _events.c.deployment == item.deployment,
-            _events.c.request_id == item.request_id,
-            _events.c.role == "primary",
-        )
-        .order_by(_events.c.at_ms, _events.c.id)
-        .limit(1)
-    ).scalar()
-    return answer_predictions(output)
+def _answered(connection: Connection, item: ReviewItem) -> tuple[list[Any] | None, list | None]:
+    """The model's own answer for ``item`` (its predictions and classes, see
+    :func:`~opsloop.store.label_values.answer_of`): its request's recorded primary answer,
+    the one the evaluation and the feedback judge a label by. The suggestion shown holds
+    the assertions' overrides (a rule's value, such as ``"decline"``, in place of the
+    model's class), so until the answer is recorded only its classes are read from it: the
+    kind its class list says, no prediction. ``(None, None)`` when neither says."""
+    if item.request_id is not None:
+        output = connection.execute(
+            sa.select(_events.c.output_json)
+            .where(
+                _events.c.deployment == item.deployment,
+                _events.c.request_id == item.request_id,
+                _events.c.role == "primary",
+            )
+            .order_by(_events.c.at_ms, _events.c.id)
+            .limit(1)
+        ).scalar()
+        predictions, classes = recorded_answer(output)
+        if predictions is not None:
+            return predictions, classes
+    if item.suggestion is None:
+        return None, None
+    _, classes = answer_of(item.suggestion)
+    return [None] * len(item.records), classes
 
 
 def retire_review_items(connection: Connection, deployment: str, history: str) -> int:

@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection
 
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
-from opsloop.store.label_values import answer_predictions, label_for_answer
+from opsloop.store.label_values import label_for_answer, recorded_answer
 from opsloop.store.monitor_state import get_state, locked_state, put_state
 from opsloop.store.windowing import Windowing
 
@@ -99,8 +99,9 @@ def join_labels(
     (:func:`opsloop.serving.prediction_feedback.record_feedback`) both join labels with it,
     so a label is kept and counted one way.
 
-    Each label whose answer is recorded is checked against it first (its record count and
-    kind, :func:`~opsloop.store.label_values.label_for_answer`); one that does not fit
+    Each label to be kept whose answer is recorded is checked against it first (its record
+    count and kind, :func:`~opsloop.store.label_values.label_for_answer`; a duplicate,
+    discarded, by its count only); one that does not fit
     raises :class:`~opsloop.errors.InvalidArgumentError` naming its field (``fields[i]``,
     by default ``labels[i]``) before anything is written, so the caller's transaction
     keeps none of the call's labels and counts none. A label of an unknown id is not kept,
@@ -129,29 +130,20 @@ def join_labels(
     unique = list(dict.fromkeys(ids))
     for i in range(0, len(unique), _CHUNK):
         chunk = unique[i : i + _CHUNK]
-        answered.update(
-            connection.execute(
-                sa.select(_events.c.request_id, sa.func.min(_events.c.at_ms))
-                .where(
-                    _events.c.deployment == deployment,
-                    _events.c.role == "primary",
-                    _events.c.request_id.in_(chunk),
-                )
-                .group_by(_events.c.request_id)
-            ).all()
-        )
-        # The first recorded answer of each id (an id is one answer's; a client reusing one
-        # has its first answer judged, as its time is the first's).
-        for request_id, output_json in connection.execute(
-            sa.select(_events.c.request_id, _events.c.output_json)
+        # One read gives each id's time and answer: the first recorded answer of an id (an
+        # id is one answer's; a client reusing one has its first answer judged and timed).
+        for request_id, at_ms, output_json in connection.execute(
+            sa.select(_events.c.request_id, _events.c.at_ms, _events.c.output_json)
             .where(
                 _events.c.deployment == deployment,
                 _events.c.role == "primary",
                 _events.c.request_id.in_(chunk),
             )
-            .order_by(_events.c.at_ms.desc(), _events.c.id.desc())
+            .order_by(_events.c.at_ms, _events.c.id)
         ):
-            outputs[request_id] = output_json
+            if request_id not in answered:
+                answered[request_id] = at_ms
+                outputs[request_id] = output_json
         labelled.update(
             connection.execute(
                 sa.select(_feedback.c.request_id).where(
@@ -161,11 +153,23 @@ def join_labels(
                 )
             ).scalars()
         )
+    # Only the labels that will be kept are judged by kind: one for an id labelled already,
+    # or a second copy within the call, is discarded as a duplicate, so its value never
+    # refuses the call's new labels (a re-sent batch keeps its new ones); its shape is
+    # still the answer's.
+    judged = set(labelled)
     for at, (request_id, text) in enumerate(zip(ids, texts, strict=True)):
-        predictions = answer_predictions(outputs.get(request_id))
+        if request_id not in answered:
+            continue
+        predictions, classes = recorded_answer(outputs[request_id])
+        if request_id in judged:
+            predictions, classes = None if predictions is None else [None] * len(predictions), None
+        judged.add(request_id)
         if predictions is not None and text != "null":  # null: not known
             field = f"labels[{at}]" if fields is None else fields[at]
-            label_for_answer(json.loads(text), len(predictions), predictions, field=field)
+            label_for_answer(
+                json.loads(text), len(predictions), predictions, classes=classes, field=field
+            )
     rows, unknown_ids = [], []
     late = duplicate = 0
     for request_id, text in zip(ids, texts, strict=True):

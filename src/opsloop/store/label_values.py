@@ -131,25 +131,37 @@ def checked_label(label: Any, records: int | None = None, *, field: str = "label
     return label
 
 
-def answer_kind(predictions: list[Any]) -> str:
-    """What kind of label an answer with ``predictions`` (one per record) takes: ``"text"``
-    when the model answers text classes, ``"classes"`` when it answers integers or bools
-    (a classifier's classes), ``"numbers"`` when it answers floats (a regression, or
-    classes kept as floats: a number cannot be told from a class there).
+def answer_kind(predictions: list[Any], classes: list[Any] | None = None) -> str | None:
+    """What kind of label an answer with ``predictions`` (one per record) takes, where
+    ``classes`` is the class list its output carries (a classifier's, beside its
+    probabilities; ``None`` when it carries none): ``"text"`` when the model answers text
+    classes, ``"classes"`` when it answers integer (or bool) classes, ``"numbers"``
+    otherwise (a regression, even one answering integers such as a count; or classes kept
+    as floats: a number cannot be told from a class there). ``None`` when the answer says
+    nothing about its kind: every prediction is null and it carries no classes.
 
-    >>> answer_kind(["setosa"]), answer_kind([0, 2, None]), answer_kind([151.2, 3])
+    >>> answer_kind(["setosa", None]), answer_kind([0, 2], [0, 1, 2]), answer_kind([3, 5])
     ('text', 'classes', 'numbers')
+    >>> answer_kind([None]), answer_kind([None], ["no", "yes"]), answer_kind([1.0], [0.0, 1.0])
+    (None, 'text', 'numbers')
     """
     known = [p for p in predictions if p is not None]
-    if any(isinstance(p, str) for p in known):
+    named = [] if classes is None else [c for c in classes if c is not None]
+    if any(isinstance(v, str) for v in (*known, *named)):
         return "text"
-    if all(isinstance(p, int) for p in known):  # bool is an int
-        return "classes"
+    if not known and not named:
+        return None
+    # Integers alone are no classes: a count regression answers them too. Only an answer
+    # that carries class information (its classes, beside the probabilities) is judged so.
+    if classes is not None and all(isinstance(v, int) for v in (*known, *named)):
+        return "classes"  # bool is an int
     return "numbers"
 
 
-def _kind_problem(value: Any, kind: str) -> str | None:
+def _kind_problem(value: Any, kind: str | None) -> str | None:
     """Why the scalar ``value`` is not a label of an answer of ``kind``, or ``None``."""
+    if kind is None:
+        return None  # an answer with no prediction says nothing about its label's kind
     if kind == "text":
         if isinstance(value, str):
             return None
@@ -172,20 +184,22 @@ def label_for_answer(
     records: int | None = None,
     predictions: list[Any] | None = None,
     *,
+    classes: list[Any] | None = None,
     field: str = "label",
 ) -> Any:
     """``label`` when it is a label of an answer to ``records`` records whose
     ``predictions`` are those given (either ``None``: not known where the label comes in,
-    so not checked); else :class:`~opsloop.errors.InvalidArgumentError` naming ``field``
+    so not checked) and that carries ``classes`` (``None``: none, see
+    :func:`answer_kind`); else :class:`~opsloop.errors.InvalidArgumentError` naming ``field``
     (and the record's position) and the rule. This is the one check of every way a label
     comes in (the feedback, :func:`opsloop.monitoring.log_labels`, a review answer): its
     shape and count (:func:`checked_label`), and each known value's kind against the
     answer's (:func:`answer_kind`): a text for text classes, an integer (or a whole float)
     or a bool for integer classes, a number or a bool for numbers.
 
-    >>> label_for_answer([1, None], 2, [0, 1]), label_for_answer(151.0, 1, [148.3])
-    ([1, None], 151.0)
-    >>> label_for_answer([1, 0.5], 2, [0, 1], field="labels[3]")
+    >>> label_for_answer([1, None], 2, [0, 1]), label_for_answer(3.5, 1, [3])
+    ([1, None], 3.5)
+    >>> label_for_answer([1, 0.5], 2, [0, 1], classes=[0, 1], field="labels[3]")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: labels[3][1]: the model answers classes (integers); give a class, got 0.5
     >>> label_for_answer("high", 1, [148.3])
@@ -198,7 +212,7 @@ def label_for_answer(
     label = checked_label(label, records, field=field)
     if predictions is None:
         return label
-    kind = answer_kind(predictions)
+    kind = answer_kind(predictions, classes)
     values = label if isinstance(label, list) else [label]
     for at, value in enumerate(values):
         problem = None if value is None else _kind_problem(value, kind)
@@ -208,16 +222,20 @@ def label_for_answer(
     return label
 
 
-def fits_answer(label: list[Any], predictions: list[Any]) -> bool:
+def fits_answer(label: list[Any], predictions: list[Any], classes: list[Any] | None = None) -> bool:
     """Whether the label ``label`` (one value per record, ``None`` where not known) is of
-    the kind of the answer ``predictions`` (:func:`label_for_answer`'s rule).
+    the kind of the answer ``predictions`` carrying ``classes`` (:func:`label_for_answer`'s
+    rule). The monitoring's evaluation and its training window keep a stored label by this
+    one rule, so the window that triggers a retraining and the data it learns from agree.
 
-    >>> fits_answer([1, None], [0, 1]), fits_answer(["b"], ["a"])
-    (True, True)
+    >>> fits_answer([1, None], [0, 1]), fits_answer(["b"], ["a"]), fits_answer([0.5], [0, 1])
+    (True, True, True)
     >>> fits_answer(["malignant", 0], [1, 0]), fits_answer([0.5], ["a"])
     (False, False)
+    >>> fits_answer([0.5], [0, 1], [0, 1]), fits_answer(["b"], [None])
+    (False, True)
     """
-    kind = answer_kind(predictions)
+    kind = answer_kind(predictions, classes)
     return all(value is None or _kind_problem(value, kind) is None for value in label)
 
 
@@ -244,6 +262,39 @@ def per_record_labels(label_json: str, records: int) -> list[Any] | None:
     return label
 
 
+def answer_of(output: Any) -> tuple[list[Any] | None, list[Any] | None]:
+    """The predictions (one per record) and the classes of an answer's ``output`` (its
+    dictionary, as the serving runtime records it), each ``None`` when the output does not
+    say. An output with probabilities but no class names carries classes all the same
+    (an empty list: their names are not known).
+
+    >>> answer_of({"predictions": [1], "probabilities": [[0.2, 0.8]], "classes": [0, 1]})
+    ([1], [0, 1])
+    >>> answer_of({"predictions": [1], "probabilities": [[0.2, 0.8]]}), answer_of([1])
+    (([1], []), (None, None))
+    """
+    if not isinstance(output, dict):
+        return None, None
+    values, classes = output.get("predictions"), output.get("classes")
+    if not isinstance(classes, list):
+        classes = [] if isinstance(output.get("probabilities"), list) else None
+    return (values if isinstance(values, list) else None), classes
+
+
+def recorded_answer(output_json: str | None) -> tuple[list[Any] | None, list[Any] | None]:
+    """:func:`answer_of` a stored answer's ``output_json`` (``(None, None)`` without one).
+
+    >>> recorded_answer('{"predictions": [3, 5], "probabilities": null, "classes": null}')
+    ([3, 5], None)
+    """
+    if output_json is None:
+        return None, None
+    try:
+        return answer_of(json.loads(output_json))
+    except ValueError:
+        return None, None
+
+
 def answer_predictions(output_json: str | None) -> list[Any] | None:
     """The predictions of a stored answer, one per record, or ``None`` when the answer
     does not say.
@@ -251,24 +302,19 @@ def answer_predictions(output_json: str | None) -> list[Any] | None:
     >>> answer_predictions('{"predictions": [0, 1, 1]}'), answer_predictions(None)
     ([0, 1, 1], None)
     """
-    if output_json is None:
-        return None
-    try:
-        output = json.loads(output_json)
-    except ValueError:
-        return None
-    values = output.get("predictions") if isinstance(output, dict) else None
-    return values if isinstance(values, list) else None
+    return recorded_answer(output_json)[0]
 
 
 __all__ = [
     "MAX_LABEL_CHARACTERS",
     "MAX_LABEL_VALUES",
     "answer_kind",
+    "answer_of",
     "answer_predictions",
     "checked_label",
     "fits_answer",
     "label_for_answer",
     "per_record_labels",
     "plain_label",
+    "recorded_answer",
 ]

@@ -106,7 +106,13 @@ def suggested(suggestion: dict | None) -> list[dict]:
     ]
 
 
-def _kind_of(item) -> str:
+def _kind_of(item, queue) -> str:
+    """The form's default kind for ``item``'s answer: the model's own answer's (its recorded
+    answer, so a shadow-level item with no suggestion shown is read as the model answers),
+    else the suggestion's first prediction's; text when neither says."""
+    kind = queue.label_kind(item)
+    if kind is not None:
+        return "text" if kind == "text" else "number"
     shown = suggested(item.suggestion)
     if shown and isinstance(shown[0]["prediction"], int | float):
         return "number"
@@ -196,7 +202,7 @@ def items_context(queue, deployment: str | None, state: str) -> dict[str, Any]:
     items = queue.list(deployment, state=state, limit=ITEMS_SHOWN)
     return {
         "items": [
-            {"item": item, "suggested": suggested(item.suggestion), "kind": _kind_of(item)}
+            {"item": item, "suggested": suggested(item.suggestion), "kind": _kind_of(item, queue)}
             for item in items
         ],
         "deployment": deployment or "",
