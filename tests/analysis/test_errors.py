@@ -168,3 +168,23 @@ def test_regression_predictions_are_refused_pointing_to_slice_metrics():
         assert by_value[str(value)] == pytest.approx(
             mean_absolute_error(y[rows], predicted[rows]), rel=1e-12
         )
+
+
+def test_twenty_six_integer_classes_are_counted_by_hand():
+    # 26 classes coded 0..25 are classes (as scikit-learn's type_of_target says), not a
+    # regression's numbers; whole-valued floats with as many values still are refused
+    rng = np.random.default_rng(3)
+    n = 2000
+    y_true = rng.integers(0, 26, n)
+    y_pred = np.where(rng.random(n) < 0.8, y_true, (y_true + 1) % 26)
+    group = rng.choice(["a", "b", "c"], n)
+    result = error_analysis(y_true, y_pred, {"g": group}, min_size=1)
+    wrong = y_pred != y_true
+    assert result.errors == int(wrong.sum())
+    assert result.error_rate == pytest.approx(wrong.mean(), rel=1e-12)
+    by_value = {r.value: (r.n, r.errors) for r in result.rows}
+    for value in "abc":
+        rows = group == value
+        assert by_value[value] == (int(rows.sum()), int(wrong[rows].sum()))
+    with pytest.raises(ValueError, match=r"y_true holds a regression's numbers"):
+        error_analysis(y_true.astype(float), y_pred, {"g": group})

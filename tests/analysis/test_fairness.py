@@ -162,3 +162,24 @@ def test_binned_sensitive_column_is_reported_with_its_bins():
     assert hlp(predicted, y, ages, bins=3).binned == (("age", labels),)
     coded = error_analysis(y, predicted, d[["occupation"]], bins=3)
     assert coded.binned == () and len(coded.rows) == 6
+
+
+def test_twenty_six_integer_classes_are_multiclass_as_fairlearn_counts():
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(4)
+    n = 2000
+    y_true = rng.integers(0, 26, n)
+    y_pred = np.where(rng.random(n) < 0.7, y_true, (y_true + 3) % 26)
+    group = rng.choice(["a", "b"], n)
+    result = fairness(y_true, y_pred, {"g": group})
+    assert result.task == "multiclass"
+    expected = MetricFrame(
+        metrics=accuracy_score, y_true=y_true, y_pred=y_pred, sensitive_features=group
+    ).by_group
+    for value in "ab":
+        rows = group == value
+        assert expected[value] == pytest.approx(np.mean(y_pred[rows] == y_true[rows]))
+        assert result.group_value("g", value, "accuracy") == pytest.approx(expected[value])
+    # the same codes as whole-valued floats (26 values) are a regression's numbers
+    assert fairness(y_true.astype(float), y_pred.astype(float), {"g": group}).task == ("regression")

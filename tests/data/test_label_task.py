@@ -49,14 +49,45 @@ def test_integer_class_labels_stay_classification():
         ([0.0, 1.0, 2.0], "classification"),
         ([0.5, 1.0, 2.0], "regression"),
         (list(range(MAX_CLASSES)), "classification"),
-        (list(range(MAX_CLASSES + 1)), "regression"),
+        # integers are classes however many, as scikit-learn's type_of_target says
+        (list(range(MAX_CLASSES + 1)), "classification"),
+        (np.arange(26), "classification"),
+        (np.arange(26, dtype=np.uint8), "classification"),
+        (pd.Series([*range(26), None], dtype="Int64"), "classification"),
+        (np.array([*range(26), None], dtype=object), "classification"),
+        # whole-valued floats: classes up to MAX_CLASSES values, a quantity beyond
+        ([float(v) for v in range(MAX_CLASSES)], "classification"),
+        ([float(v) for v in range(MAX_CLASSES + 1)], "regression"),
+        (pd.Series([float(v) for v in range(26)], dtype="Float64"), "regression"),
         (np.array([1.0, np.nan, 2.0]), "classification"),
         (np.array([3, None, 4], dtype=object), "classification"),
         (np.array([3.5, None, 4], dtype=object), "regression"),
+        # a float among Python ints makes the object column floats, as in memory on Dask
+        (np.array([*range(25), 3.0], dtype=object), "regression"),
     ],
 )
 def test_rule(values, task):
     assert infer_task(values) == task
+
+
+def test_the_rule_agrees_with_scikit_learn_type_of_target_on_integers_and_fractions():
+    from sklearn.utils.multiclass import type_of_target
+
+    for values in (np.arange(26), np.arange(30, dtype=np.uint8), np.array([0.5, 1.0, 2.0])):
+        expected = "continuous" if type_of_target(values) == "continuous" else "classes"
+        assert ("regression" if expected == "continuous" else "classification") == infer_task(
+            values
+        )
+
+
+@pytest.mark.parametrize(
+    "values", [np.array([1.0, np.inf, 2.0]), np.array([0.5, -np.inf]), [1, float("inf")]]
+)
+def test_infinite_labels_are_refused(values):
+    with pytest.raises(ValueError, match="y has infinite values"):
+        infer_task(values, "y")
+    with pytest.raises(ValueError, match="y has infinite values"):
+        prepare_target(np.asarray(values, dtype=np.float64), len(values))
 
 
 def test_dask_funnel_reads_the_task_by_the_same_rule():
@@ -69,3 +100,40 @@ def test_dask_funnel_reads_the_task_by_the_same_rule():
     assert funnel.report_.task == "regression"
     relevance = funnel.report_.to_frame().set_index("column")["relevance"]
     np.testing.assert_allclose(relevance[list(X.columns)], f_regression(X, y)[0], rtol=1e-6)
+
+
+def _dask_task(values, npartitions, dtype=None):
+    dd = pytest.importorskip("dask.dataframe")
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=len(values))})
+    y = pd.Series(values, dtype=dtype, name="target")
+    dask = pytest.importorskip("dask")
+    # Dask turns object columns into text by default; keep the Python numbers
+    with dask.config.set({"dataframe.convert-string": False}):
+        frame = dd.from_pandas(X.assign(target=y), npartitions=npartitions, sort=False)
+        funnel = FeatureFunnel(steps=[Relevance()]).fit(frame[["x"]], frame["target"])
+    return funnel.report_.task
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        (np.repeat(np.arange(26), 4), None),
+        (np.repeat(np.arange(26), 4), "Int64"),
+        (np.repeat(np.arange(26.0), 4), None),
+        (np.repeat(np.arange(12.0), 8), None),
+        (np.array([*np.repeat(np.arange(18), 4), 3.0, 3.0, 3.0, 3.0], dtype=object), None),
+        (np.array(list(np.repeat(np.arange(26), 4).tolist()), dtype=object), None),
+    ],
+)
+def test_dask_partitions_read_the_task_of_the_whole_column(values, dtype):
+    in_memory = infer_task(pd.Series(values, dtype=dtype))
+    # every partition alone holds few values; the union decides as in memory
+    assert _dask_task(values, 13, dtype) == in_memory
+    assert _dask_task(values, 1, dtype) == in_memory
+
+
+def test_dask_refuses_infinite_labels_like_memory():
+    values = np.array([*np.arange(40.0), np.inf])
+    with pytest.raises(ValueError, match="y has infinite values"):
+        _dask_task(values, 4)

@@ -89,7 +89,7 @@ def test_a_classifier_of_many_integer_classes_is_analysed_as_classes():
     X, y = make_classification(
         n_samples=1500, n_features=10, n_informative=8, n_classes=25, random_state=0
     )
-    assert analysis.fairness(y, y, {"g": y % 2}).task == "regression"  # 25 integers
+    assert analysis.fairness(y, y, {"g": y % 2}).task == "multiclass"  # 25 integers
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(10)])
     model = LogisticRegression(max_iter=500).fit(frame, y)
     frame = frame.assign(label=y, group=np.where(X[:, 0] > 0, "high", "low"))
@@ -101,3 +101,34 @@ def test_a_classifier_of_many_integer_classes_is_analysed_as_classes():
     for value in ("high", "low"):
         rows = frame["group"].to_numpy() == value
         assert by_group[value] == int((predicted[rows] != y[rows]).sum())
+
+
+def test_float_human_labels_of_many_integer_classes_match_a_hand_count():
+    # integer labels 0..25 and human labels read as floats (3.0 is the label 3)
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    X = rng.normal(size=(n, 2))
+    y = rng.integers(0, 26, n)
+    human = np.where(rng.random(n) < 0.9, y, (y + 1) % 26).astype(float)
+    frame = pd.DataFrame(
+        {"x0": X[:, 0], "x1": X[:, 1], "label": y, "human": human, "g": rng.choice(["a", "b"], n)}
+    )
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(frame[["x0", "x1"]], y)
+    report = analyze_model(model, frame, "label", ["g"], human_labels="human", explain=False)
+    human_wrong = human != y
+    assert 0.05 < human_wrong.mean() < 0.15
+    assert report.errors.baseline_error_rate == pytest.approx(human_wrong.mean(), rel=1e-12)
+    predicted = model.predict(frame[["x0", "x1"]])
+    assert report.errors.errors == int((predicted != y).sum())
+    by_group = {r.value: r for r in report.errors.rows}
+    for value in ("a", "b"):
+        rows = frame["g"].to_numpy() == value
+        assert by_group[value].errors == int((predicted[rows] != y[rows]).sum())
+    # missing human labels are refused, not read as a label "nan"
+    human[:5] = np.nan
+    with pytest.raises(ValueError, match="human_labels holds missing values"):
+        analyze_model(
+            model, frame.assign(human=human), "label", ["g"], human_labels="human", explain=False
+        )

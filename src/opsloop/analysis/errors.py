@@ -255,12 +255,13 @@ def error_analysis(
     an error where ``y_pred != y_true``.
 
     That count needs class labels: labels or predictions that
-    :func:`opsloop.data.label_task.infer_task` calls a regression's (numbers with a fractional
-    part, or more than 20 distinct numbers) are refused with a :class:`ValueError`, since
-    every continuous prediction differs from its label. For a regression use
-    :func:`~opsloop.analysis.slices.slice_metrics` with a regression metric (the mean absolute
-    error per slice, with intervals) or :func:`~opsloop.analysis.residuals.residual_analysis`;
-    class labels coded as many integers can be passed as strings.
+    :func:`opsloop.data.label_task.infer_task` calls a regression's (floats with a fractional
+    part, or more than 20 distinct whole-valued floats) are refused with a
+    :class:`ValueError`, since every continuous prediction differs from its label. Integer
+    labels are classes however many there are (26 classes coded 0..25 are counted). For a
+    regression use :func:`~opsloop.analysis.slices.slice_metrics` with a regression metric
+    (the mean absolute error per slice, with intervals) or
+    :func:`~opsloop.analysis.residuals.residual_analysis`.
 
     >>> result = error_analysis([0, 0, 1, 1], [0, 1, 1, 0], {"g": list("abab")}, min_size=2)
     >>> [(r.value, r.error_rate, r.small) for r in result.rows]
@@ -347,13 +348,13 @@ def error_analysis(
 
 def _refuse_regression(truth: np.ndarray, predicted: np.ndarray) -> None:
     for name, values in (("y_pred", predicted), ("y_true", truth)):
-        if infer_task(values) == "regression":
+        if infer_task(values, name) == "regression":
             raise ValueError(
                 f"error_analysis counts rows where y_pred != y_true and needs class labels, but "
-                f"{name} holds a regression's numbers (a fractional part or more than "
-                f"{MAX_CLASSES} distinct values); for a regression use slice_metrics(y_true, "
-                "y_pred, tags, {'mae': mean_absolute_error}) or residual_analysis, and pass "
-                "class labels coded as many integers as strings"
+                f"{name} holds a regression's numbers (floats with a fractional part or more "
+                f"than {MAX_CLASSES} distinct whole values); for a regression use "
+                "slice_metrics(y_true, y_pred, tags, {'mae': mean_absolute_error}) or "
+                "residual_analysis, and pass class labels coded as many floats as integers"
             )
 
 

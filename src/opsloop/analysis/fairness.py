@@ -144,8 +144,9 @@ def fairness(
     """Group fairness of ``y_pred`` for each column of ``sensitive``.
 
     ``task`` ``"auto"`` picks regression where :func:`opsloop.data.label_task.infer_task`
-    calls ``y_true`` a regression target (numbers with a fractional part or more than 20
-    distinct values), else binary for two label values and multiclass for more. ``pos_label``
+    calls ``y_true`` a regression target (floats with a fractional part or more than 20
+    distinct whole-valued floats; integer labels are classes however many), else binary for
+    two label values and multiclass for more. ``pos_label``
     is the positive class of a binary task. ``n_boot > 0`` adds Fairlearn's bootstrap
     intervals to the group metrics. Numeric sensitive columns are grouped as
     :mod:`opsloop.analysis.tags` says (integer codes as they are; other numbers with more
@@ -209,7 +210,7 @@ def _task(task: str, truth: np.ndarray, predicted: np.ndarray) -> str:
         )
     if task != "auto":
         return task
-    if infer_task(truth) == "regression":
+    if infer_task(truth, "y_true") == "regression":
         return "regression"
     values = np.unique(np.concatenate([truth, predicted]).astype(object).astype(str))
     return "binary" if len(values) <= 2 else "multiclass"

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from opsloop.reports.analysis import AnalysisReport
@@ -63,7 +62,6 @@ def analyze_model(
     from sklearn.metrics import accuracy_score, mean_absolute_error
 
     from opsloop import analysis
-    from opsloop.data.label_task import infer_task
 
     tag_columns = list(tags)
     for column in [label, *tag_columns, *(c for c in (human_labels, order) if c)]:
@@ -87,15 +85,9 @@ def analyze_model(
     tag_frame = frame[tag_columns] if tag_columns else None
     parts: dict[str, Any] = {"title": f"Analysis of {model_name} on {data_name}"}
     if is_classifier(model):
-        as_text = "regression" in (infer_task(y), infer_task(predicted))
-        if as_text:
-            # a classifier's labels are classes however many integers code them; as text
-            # they are classes by the analyses' own rule (opsloop.data.label_task)
-            y, predicted = y.astype(str), np.asarray(predicted).astype(str)
         baseline: Any = hlp
         if human_labels:
-            human = frame[human_labels].to_numpy()
-            baseline = analysis.hlp(human.astype(str) if as_text else human, y, tag_frame)
+            baseline = analysis.hlp(frame[human_labels], y, tag_frame)
         wrong = (predicted != y).astype(float)
         if tag_frame is not None:
             parts["errors"] = analysis.error_analysis(y, predicted, tag_frame, hlp=baseline)

@@ -73,7 +73,7 @@ from opsloop.data.distributed.variance import (
     near_zero_variance,
     present_values,
 )
-from opsloop.data.label_task import infer_task, label_numbers
+from opsloop.data.label_task import float_task, infinite_labels, label_kind, label_numbers
 from opsloop.data.selection.association import (
     contingency,
     cramers_v_of_table,
@@ -342,19 +342,46 @@ def _location_of(partition: pd.DataFrame, plan: _Plan) -> tuple[np.ndarray, np.n
 def _target_of_partition(partition: pd.DataFrame) -> dict:
     y = partition[_TARGET]
     present = y.dropna()
-    numbers = label_numbers(present.to_numpy()) if len(present) else None
+    numbers = label_numbers(present) if len(present) else None
+    finite = numbers[np.isfinite(numbers)] if numbers is not None else None
     # Numbers with a fractional part are a regression target whatever the other partitions
-    # hold; every other partition sends its distinct values, and infer_task decides on their
-    # union (it reads only the set of distinct values, so the answer is the in-memory one).
-    continuous = numbers is not None and not np.array_equal(numbers, np.floor(numbers))
+    # hold; every other partition sends its distinct values and the kind of its labels, and
+    # the label rule decides on their union (it reads only the labels' type and the set of
+    # distinct values, so the answer is the in-memory one).
+    continuous = finite is not None and not np.array_equal(finite, np.floor(finite))
     return {
         "n": len(y),
         "missing": int(len(y) - len(present)),
+        "kind": label_kind(present) if len(present) else None,
+        "infinite": numbers is not None and len(finite) < len(numbers),
         "continuous": continuous,
         "uniques": None if continuous else pd.unique(present.to_numpy()),
         "low": None if numbers is None or not len(numbers) else present.min(),
         "high": None if numbers is None or not len(numbers) else present.max(),
     }
+
+
+def _auto_task(parts: list[dict], dtype: object, continuous: bool) -> str:
+    """The label rule (opsloop.data.label_task) over every partition: the type is the
+    frame's (for an object column, the partitions' kinds merged as the in-memory column's
+    would be) and whole-valued floats count their distinct values over the union."""
+    if isinstance(dtype, pd.CategoricalDtype) or getattr(dtype, "kind", "O") != "O":
+        kind = label_kind(pd.Series([], dtype=dtype))
+    else:
+        kinds = {p["kind"] for p in parts if p["kind"] is not None}
+        kind = (
+            "classes"
+            if "classes" in kinds or not kinds
+            else ("floats" if "floats" in kinds else "integers")
+        )
+    if kind != "floats":
+        return "classification"
+    if any(p["infinite"] for p in parts):
+        raise infinite_labels("y")
+    if continuous:
+        return "regression"
+    seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
+    return float_task(np.concatenate(seen), "y") if seen else "classification"
 
 
 def _target(frame, name: str | None, task: str) -> Target:
@@ -371,12 +398,7 @@ def _target(frame, name: str | None, task: str) -> Target:
         )
     continuous = any(p["continuous"] for p in parts)
     if task == "auto":
-        seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
-        task = (
-            "regression"
-            if continuous or (bool(seen) and infer_task(np.concatenate(seen)) == "regression")
-            else "classification"
-        )
+        task = _auto_task(parts, frame.dtypes[_TARGET], continuous)
     if task == "classification" and continuous:
         raise ValueError(
             "task='classification' with a continuous y: on a Dask frame a class per distinct "

@@ -99,7 +99,7 @@ def prepare_target(y: object, n_rows: int, task: str = "auto") -> Target:
             f"y is constant (every value is {shown}): no step can measure relevance to it"
         )
     if task == "auto":
-        task = infer_task(values)
+        task = infer_task(values, "y")
     if task == "classification":
         labels = pd.Index(classes).tolist()
         return Target(name, task, values, codes=codes.astype(np.intp), classes=labels)
