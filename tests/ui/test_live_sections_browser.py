@@ -144,7 +144,7 @@ def test_a_half_typed_review_answer_survives_refreshes_and_a_new_item(served, pl
     assert page.evaluate("() => window.stillHere") is True and len(watched.navigations) == 1
     # The item answered elsewhere meanwhile: the list is kept as it is while the answer is
     # typed, and says why; emptied, the answer no longer holds the list back.
-    data.queue.answer(1, "no", actor="ed")
+    data.queue.answer(1, 0, actor="ed")  # one of the suggestion's classes
     _shows(page, "#fragments-status", "kept as it is while you fill in a form")
     assert label.input_value() == "y!e" and page.locator("#item-1").count() == 1
     label.fill("")

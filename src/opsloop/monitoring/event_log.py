@@ -340,7 +340,8 @@ def log_labels(
 
     Each label is checked against the answer its id got, when that answer is recorded:
     one value per record it answered, each of the model's kind (a class for a classifier's
-    integer or text classes, a number for a regression:
+    text classes, or its integer classes where the answer carries them beside its
+    probabilities; a number otherwise, as for a regression:
     :func:`~opsloop.store.label_values.label_for_answer`). A call with one label that does
     not fit is refused whole with :class:`~opsloop.errors.InvalidArgumentError` naming
     ``labels[i]`` and the rule, before anything is kept or counted; send it again without
@@ -351,7 +352,11 @@ def log_labels(
     (:func:`~opsloop.store.label_values.per_record_labels`), leaves out and counts one that
     does not fit (``labels_rejected``).
 
-    >>> _ = log_predictions(db, "api", [{"x": 1.0}, {"x": 2.0}], [1, 0], request_ids=["a", "b"])
+    >>> scores = [[0.2, 0.8], [0.9, 0.1]]
+    >>> _ = log_predictions(
+    ...     db, "api", [{"x": 1.0}, {"x": 2.0}], [1, 0], probabilities=scores, classes=[0, 1],
+    ...     request_ids=["a", "b"],
+    ... )
     >>> log_labels(db, "api", ["a", "b"], [1, 0.5])
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: labels[1]: the model answers classes (integers); give a class, got 0.5
