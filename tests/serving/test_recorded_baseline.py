@@ -10,7 +10,7 @@ import re
 import pandas as pd
 import pytest
 from tests.clock import FakeClock
-from tests.serving.served_models import Flaky
+from tests.serving.served_models import Flaky, deploy_canary
 
 from opsloop.analysis.sequential import RateGate
 from opsloop.errors import InvalidArgumentError, NotFoundError
@@ -191,16 +191,7 @@ def test_the_baseline_counted_from_the_primarys_served_requests_is_frozen_and_ju
 def test_the_latency_gate_counts_the_primarys_recorded_answers_slower_than_its_bound(
     registry, clock, deployments
 ):
-    registry.register("stable-model", Flaky(0.0, seed=1))
-    registry.register("canary-model", Flaky(0.0, seed=2))
-    deployments.deploy(
-        "api",
-        [
-            Variant("stable", "stable-model", version=1, weight=0.5),
-            Variant("canary", "canary-model", version=1, role="candidate", weight=0.5),
-        ],
-        strategy="canary",
-    )
+    deploy_canary(registry, Flaky(0.0, seed=1), Flaky(0.0, seed=2), 0.5, deployments=deployments)
     until = clock()
     since = until - WINDOW_MS
     answer = {"predictions": [0]}
@@ -280,16 +271,7 @@ def test_the_latency_gate_counts_the_primarys_recorded_answers_slower_than_its_b
 
 
 def test_too_few_recorded_requests_are_refused_naming_the_field(registry, clock, deployments):
-    registry.register("stable-model", Flaky(0.0, seed=1))
-    registry.register("canary-model", Flaky(0.0, seed=2))
-    deployments.deploy(
-        "api",
-        [
-            Variant("stable", "stable-model", version=1, weight=0.9),
-            Variant("canary", "canary-model", version=1, role="candidate", weight=0.1),
-        ],
-        strategy="canary",
-    )
+    deploy_canary(registry, Flaky(0.0, seed=1), Flaky(0.0, seed=2), 0.1, deployments=deployments)
     now = clock()
     # 1,199 answers and failures of the primary within the window: one short of the minimum.
     StoreEventSink(registry.db, sampler=None).write(
@@ -351,16 +333,7 @@ def test_too_few_recorded_requests_are_refused_naming_the_field(registry, clock,
 def test_baseline_settings_are_checked_naming_the_field(
     registry, clock, deployments, gates, field, rule
 ):
-    registry.register("stable-model", Flaky(0.0, seed=1))
-    registry.register("canary-model", Flaky(0.0, seed=2))
-    deployments.deploy(
-        "api",
-        [
-            Variant("stable", "stable-model", version=1, weight=0.9),
-            Variant("canary", "canary-model", version=1, role="candidate", weight=0.1),
-        ],
-        strategy="canary",
-    )
+    deploy_canary(registry, Flaky(0.0, seed=1), Flaky(0.0, seed=2), 0.1, deployments=deployments)
     with pytest.raises(InvalidArgumentError) as raised:
         deployments.set_rollout("api", steps=[0.5, 1.0], gates=gates)
     message = str(raised.value)
@@ -374,16 +347,7 @@ def test_baseline_settings_are_checked_naming_the_field(
 def test_a_refused_baseline_names_only_the_gate_whose_counts_leave_no_rate(
     registry, clock, deployments
 ):
-    registry.register("stable-model", Flaky(0.0, seed=1))
-    registry.register("canary-model", Flaky(0.0, seed=2))
-    deployments.deploy(
-        "api",
-        [
-            Variant("stable", "stable-model", version=1, weight=0.9),
-            Variant("canary", "canary-model", version=1, role="candidate", weight=0.1),
-        ],
-        strategy="canary",
-    )
+    deploy_canary(registry, Flaky(0.0, seed=1), Flaky(0.0, seed=2), 0.1, deployments=deployments)
     now = clock()
     # 1,200 answers, none failed (a sound errors baseline), every one slower than 50 ms: a
     # latency rate of 1, which leaves no worse rate to detect.
