@@ -48,7 +48,7 @@ class DemoServer:
     >>> _ = add_user(db, getpass.getuser(), "admin")
     >>> with DemoServer() as server:
     ...     server.start(db, ArtifactStore(tmp_path), getpass.getuser())
-    ...     live = httpx.get(f"{server.url}/v2/health/live").json()
+    ...     live = httpx.get(f"{server.url}/v2/health/live", timeout=120).json()
     ...     live, len(server.deployments().list()), len(server.registry().list_models())
     ({'live': True}, 0, 0)
     >>> with DemoServer() as server:
