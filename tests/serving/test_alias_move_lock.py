@@ -9,7 +9,9 @@ moment: it cannot change them meanwhile, and once the move is made the rule is r
 
 Each audited change of the registry takes that lock before any row lock, as the
 deployments' changes do, so no two of them wait on each other in opposite orders (an alias
-move's new row refers to the model's row, which a registration locks).
+move's new row refers to the model's row, which a registration locks). A protection change
+under way when a move comes is then wholly before it: the move waits, and is refused by
+the protection it finds.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from tests.store.lock_waits import PausedChange, in_thread, wait_until_blocked
 
 from opsloop.data.schema import infer_schema
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import model_registry
 from opsloop.registry.alias_move_check import check_alias_move
+from opsloop.registry.model_registry import ModelRegistry
+from opsloop.registry.users import PermissionDenied, add_user
 from opsloop.serving import Deployments, Variant
 from opsloop.store import Database
 
@@ -101,15 +106,34 @@ def _statements(db: Database):
 LOCKS_A_ROW = re.compile(r"FOR UPDATE|^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
-@pytest.mark.parametrize("change", ["register", "set_alias", "deploy", "configure"])
+CHANGES = [
+    "register",
+    "set_alias",
+    "deploy",
+    "configure",
+    "protect_alias",
+    "approve",
+    "set_description",
+    "record_gate",
+]
+
+
+@pytest.mark.parametrize("change", CHANGES)
 def test_every_audited_change_takes_the_audit_lock_before_any_row_lock(registry, change):
     _postgresql(registry)
     deployments = _followed(registry)
+    if change == "approve":  # approvals need registered approvers
+        add_user(registry.db, "owner", "admin")
+        add_user(registry.db, "ann", "approver")
     do = {
         "register": lambda: registry.register("m", b"v3", flavor="onnx"),
         "set_alias": lambda: registry.set_alias("m", "champion", 2),
         "deploy": lambda: deployments.deploy("web", [Variant("stable", "m", alias="champion")]),
         "configure": lambda: deployments.configure("api", assertions=[OWES]),
+        "protect_alias": lambda: registry.protect_alias("m", "champion", 2),
+        "approve": lambda: registry.approve("m", "champion", 2, actor="ann"),
+        "set_description": lambda: registry.set_description("m", "credit scorer"),
+        "record_gate": lambda: registry.record_gate("m", 2, passed=True, gate={"auc": 0.8}),
     }[change]
     seen = _statements(registry.db)
     do()
@@ -117,3 +141,34 @@ def test_every_audited_change_takes_the_audit_lock_before_any_row_lock(registry,
     rows = [i for i, s in enumerate(seen) if LOCKS_A_ROW.search(s)]
     assert locks and rows
     assert locks[0] < rows[0], seen[: rows[0] + 1]
+
+
+def test_an_alias_move_during_a_protection_change_waits_for_it_and_is_refused(registry, store_uri):
+    _postgresql(registry)
+    _followed(registry)
+    # The protection is held just before its row is written: it has taken what it takes
+    # first. A move must not pass its check against no protection meanwhile.
+    protecting = PausedChange(
+        store_uri,
+        "INSERT INTO PROTECTED_ALIASES",
+        lambda db: ModelRegistry(db, registry.artifacts, actor="owner").protect_alias(
+            "m", "champion", 2
+        ),
+    )
+    try:
+        move, moved = in_thread(lambda: registry.set_alias("m", "champion", 2))
+        wait_until_blocked(registry.db, deadline_s=30)
+        assert moved == []  # still waiting for the protection change
+    finally:
+        protected = protecting.release()
+    move.join(timeout=60)
+    assert protected == [None]
+    [refusal] = moved
+    assert isinstance(refusal, PermissionDenied), refusal
+    assert str(refusal) == (
+        "alias 'champion' of model 'm' is protected: moving it to version 2 needs 2 "
+        "approvals from distinct approvers, has 0"
+    )
+    assert registry.get_version("m", alias="champion").version == 1
+    log = registry.audit("m")
+    assert log["action"].tolist()[-1] == "protect_alias"

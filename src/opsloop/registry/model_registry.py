@@ -614,6 +614,9 @@ class ModelRegistry(ModelReferences):
         """
         checked_text("description", description)
         with self.db.write() as connection:
+            # Before the model's row is updated: a registration holding this lock waits for
+            # that row, so the other order could deadlock (see register).
+            lock_audit_log(connection)
             who = self._user(connection, actor, "editor")
             model_id = self._model_id(connection, name)
             before = connection.execute(
@@ -675,6 +678,11 @@ class ModelRegistry(ModelReferences):
             )
         table = tables.protected_aliases
         with self.db.write() as connection:
+            # First, as an alias move takes it before it reads the protection: the change is
+            # then wholly before or wholly after any move, never written while a move checks
+            # (and its new row refers to the model's row, which a registration holding this
+            # lock waits for, so the other order could deadlock).
+            lock_audit_log(connection)
             who = self._user(connection, actor, "admin")
             model_id = self._model_id(connection, name)
             before_approvals, before_gate = _alias_protection(connection, model_id, alias)
@@ -722,6 +730,10 @@ class ModelRegistry(ModelReferences):
             checked_text("comment", comment)
         table = tables.approvals
         with self.db.write() as connection:
+            # First, as an alias move takes it before it counts and uses up the approvals:
+            # an approval is then wholly before or after a move, and two approvals by one
+            # approver take turns on the check that refuses the second.
+            lock_audit_log(connection)
             who = self._user(connection, actor, "approver")
             row = self._version_row(connection, name, version)
             model_id = row["model_id"]
