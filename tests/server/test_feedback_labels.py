@@ -1,12 +1,15 @@
 """Feedback labels over HTTP, against a real server on loopback: a label that is not one
-scalar per record of the answer (nested, an object, non-finite, too many values) is a 422
-naming ``label`` and the rule, and is not kept; a well-formed one is a 201."""
+scalar per record of the answer (nested, an object, non-finite, too many values), or not
+one of the classes a classifier's answer carries, is a 422 naming ``label`` and the rule,
+and is not kept; a well-formed one is a 201."""
 
 from __future__ import annotations
 
 import httpx
 import numpy as np
 import pytest
+from sklearn.datasets import load_wine
+from sklearn.linear_model import LogisticRegression
 from tests.server.running import running_server
 
 from opsloop.errors import InvalidArgumentError
@@ -49,6 +52,11 @@ def answered(registry, models):
             "label[0]: the model answers classes (integers); give a class, got the text",
         ),
         ("[1, 0.5]", "label[1]: the model answers classes (integers); give a class, got 0.5"),
+        # The answer carries the classifier's classes: a class it does not have is refused.
+        (
+            "[1, 2]",
+            "label[1]: the model answers one of its 2 classes (0, 1); give one of them, got 2",
+        ),
     ],
 )
 def test_a_label_that_does_not_fit_the_answer_is_a_422_naming_label(
@@ -116,3 +124,42 @@ def test_record_feedback_takes_numpy_values_and_a_tuple_from_python(answered, re
         InvalidArgumentError, match=r"label: the answer has 2 records; give a list of 2 values"
     ):
         record_feedback(registry.db, "api", request_id, label=np.float32(0.5), actor="ana")
+
+
+def test_a_wine_that_is_no_class_of_the_served_classifier_is_a_422(registry):
+    data = load_wine(as_frame=True)
+    names = np.asarray(["class_0", "class_1", "class_2"], dtype=object)
+    model = LogisticRegression(max_iter=10_000).fit(data.data, names[data.target])
+    registry.register("wine", model, input_schema=data.data)
+    Deployments(registry.db).deploy("wine", [Variant("stable", "wine", version=1)])
+    app = create_data_plane_app(registry.db, registry.artifacts)
+    token = {"Authorization": f"Bearer {app.state.installation_token}"}
+    rows = data.data.iloc[[0, 70]]
+    try:
+        with (
+            running_server(app, health_path="/v2/health/live") as url,
+            httpx.Client(base_url=url, headers=token, timeout=30) as client,
+        ):
+            answer = client.post("/v1/deployments/wine/predict", json=rows.to_dict("records"))
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["predictions"] == model.predict(rows).tolist()
+            assert app.state.runtime.recorder.flush()
+            request_id = answer.json()["request_id"]
+            refused = client.post(
+                "/v1/deployments/wine/feedback",
+                json={"request_id": request_id, "label": ["class_0", "zinfandel"]},
+            )
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["detail"] == (
+                "label[1]: the model answers one of its 3 classes ('class_0', 'class_1', "
+                "'class_2'); give one of them, got 'zinfandel'"
+            )
+            assert read_feedback(registry.db, "wine").empty
+            truth = names[data.target.to_numpy()[[0, 70]]].tolist()
+            kept = client.post(
+                "/v1/deployments/wine/feedback", json={"request_id": request_id, "label": truth}
+            )
+            assert kept.status_code == 201, kept.text
+    finally:
+        app.state.runtime.close()
+    assert read_feedback(registry.db, "wine")["label"].tolist() == [truth]

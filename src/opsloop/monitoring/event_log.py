@@ -341,8 +341,9 @@ def log_labels(
     Each label is checked against the answer its id got, when that answer is recorded:
     one value per record it answered, each of the model's kind (a class for a classifier's
     text classes, or its integer classes where the answer carries them beside its
-    probabilities; a number otherwise, as for a regression:
-    :func:`~opsloop.store.label_values.label_for_answer`). A call with one label that does
+    probabilities; a number otherwise, as for a regression), and one of the classes the
+    answer carries where it carries them
+    (:func:`~opsloop.store.label_values.label_for_answer`). A call with one label that does
     not fit is refused whole with :class:`~opsloop.errors.InvalidArgumentError` naming
     ``labels[i]`` and the rule, before anything is kept or counted; send it again without
     (or with a fixed) label. A label whose id has no recorded answer yet is not kept (an

@@ -105,7 +105,8 @@ def record_feedback(
     answer to several (:mod:`opsloop.store.label_values` says which scalars); a label of
     another shape, whose count is not the answer's records, or whose values are not of the
     kind the model answers (a text for text classes, a whole number for integer classes, a
-    number for a regression) is refused, naming ``label``. A ``reward`` must be a finite
+    number for a regression), or that is none of the classes a classifier's answer carries,
+    is refused, naming ``label``. A ``reward`` must be a finite
     number:
 
     >>> record_feedback(Database("sqlite://"), "api", "r1", actor="ana")

@@ -370,8 +370,9 @@ class ReviewQueue:
         The label is checked as every label is
         (:func:`~opsloop.store.label_values.label_for_answer`): one value per record of the
         item (a scalar for one record, a list for several), each of the kind of the model's
-        own answer where it is known: the request's recorded answer (not the suggestion,
-        which holds the assertions' overrides), else the classes the suggestion lists.
+        own answer where it is known, and one of its classes where it lists them: the
+        request's recorded answer (not the suggestion, which holds the assertions'
+        overrides), else the classes the suggestion lists.
         Under ``human_only`` the model gave none, and a request whose answer is still on its
         way to the store is judged by its records (and classes) only; the evaluation checks
         its label against the answer when it reads it back.

@@ -158,25 +158,63 @@ def answer_kind(predictions: list[Any], classes: list[Any] | None = None) -> str
     return "numbers"
 
 
-def _kind_problem(value: Any, kind: str | None) -> str | None:
-    """Why the scalar ``value`` is not a label of an answer of ``kind``, or ``None``."""
+#: The most classes a refusal lists (a model may have thousands).
+_SHOWN_CLASSES = 10
+
+
+def answer_classes(predictions: list[Any], classes: list[Any] | None) -> list[Any] | None:
+    """The classes a label of an answer with ``predictions`` must be one of: the class
+    list the answer carries (``classes``), when it names them, each a scalar, and holds
+    every known prediction (a classifier answers one of its classes); else ``None``, and
+    any value of the answer's kind is taken. A list that does not hold the predictions
+    does not name the model's classes: probabilities logged without ``classes=`` have
+    their columns named ``0 .. k-1`` (:func:`opsloop.monitoring.log_predictions`), and a
+    multi-output model's classes are one list per output.
+
+    >>> answer_classes(["b", None], ["a", "b"]), answer_classes([None], [0, 1, 2])
+    (['a', 'b'], [0, 1, 2])
+    >>> answer_classes(["no"], [0, 1]), answer_classes([3.5], None), answer_classes([1], [])
+    (None, None, None)
+    >>> answer_classes([[1, 0]], [[0, 1], [0, 1]]) is None
+    True
+    """
+    named = [] if classes is None else [c for c in classes if c is not None]
+    if not named or not all(isinstance(c, str | int | float) for c in named):
+        return None
+    members = set(named)
+    known = [p for p in predictions if p is not None]
+    if not all(isinstance(p, str | int | float) and p in members for p in known):
+        return None
+    return named
+
+
+def _value_problem(value: Any, kind: str | None, named: list[Any] | None) -> str | None:
+    """Why the scalar ``value`` is not a label of an answer of ``kind`` whose classes are
+    ``named`` (:func:`answer_classes`), or ``None``."""
     if kind is None:
         return None  # an answer with no prediction says nothing about its label's kind
     if kind == "text":
-        if isinstance(value, str):
-            return None
-        return f"the model answers text classes; give a class as a text, got {value!r}"
-    if kind == "classes":
+        if not isinstance(value, str):
+            return f"the model answers text classes; give a class as a text, got {value!r}"
+    elif kind == "classes":
         if isinstance(value, str):
             return (
                 f"the model answers classes (integers); give a class, got the text {value[:40]!r}"
             )
         if isinstance(value, float) and not value.is_integer():
             return f"the model answers classes (integers); give a class, got {value!r}"
-        return None
-    if isinstance(value, str):
+    elif isinstance(value, str):
         return f"the model answers numbers; give a number, got the text {value[:40]!r}"
-    return None
+    # Python's equality, as numpy compares labels with predictions: 1.0 and True are 1.
+    if named is None or value in set(named):
+        return None
+    shown = ", ".join(repr(c) for c in named[:_SHOWN_CLASSES])
+    if len(named) > _SHOWN_CLASSES:
+        shown += ", ..."
+    got = repr(value[:40]) if isinstance(value, str) else repr(value)
+    return (
+        f"the model answers one of its {len(named)} classes ({shown}); give one of them, got {got}"
+    )
 
 
 def label_for_answer(
@@ -193,9 +231,10 @@ def label_for_answer(
     :func:`answer_kind`); else :class:`~opsloop.errors.InvalidArgumentError` naming ``field``
     (and the record's position) and the rule. This is the one check of every way a label
     comes in (the feedback, :func:`opsloop.monitoring.log_labels`, a review answer): its
-    shape and count (:func:`checked_label`), and each known value's kind against the
-    answer's (:func:`answer_kind`): a text for text classes, an integer (or a whole float)
-    or a bool for integer classes, a number or a bool for numbers.
+    shape and count (:func:`checked_label`), each known value's kind against the answer's
+    (:func:`answer_kind`): a text for text classes, an integer (or a whole float) or a
+    bool for integer classes, a number or a bool for numbers; and, where the answer
+    carries its classes (:func:`answer_classes`), one of them.
 
     >>> label_for_answer([1, None], 2, [0, 1]), label_for_answer(3.5, 1, [3])
     ([1, None], 3.5)
@@ -208,14 +247,19 @@ def label_for_answer(
     >>> label_for_answer(0, 1, ["setosa"])
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: label: the model answers text classes; give a class as a text, got 0
+    >>> label_for_answer("zinfandel", 1, ["class_1"], classes=["class_0", "class_1", "class_2"])
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: label: the model answers one of its 3 classes ('class_0', 'class_1', 'class_2'); give one of them, got 'zinfandel'
+    >>> label_for_answer([2.0, True], 2, [0, 2], classes=[0, 1, 2])
+    [2.0, True]
     """  # noqa: E501 - a doctest's expected output is one line
     label = checked_label(label, records, field=field)
     if predictions is None:
         return label
-    kind = answer_kind(predictions, classes)
+    kind, named = answer_kind(predictions, classes), answer_classes(predictions, classes)
     values = label if isinstance(label, list) else [label]
     for at, value in enumerate(values):
-        problem = None if value is None else _kind_problem(value, kind)
+        problem = None if value is None else _value_problem(value, kind, named)
         if problem is not None:
             where = f"{field}[{at}]" if isinstance(label, list) else field
             raise InvalidArgumentError(f"{where}: {problem}")
@@ -224,9 +268,10 @@ def label_for_answer(
 
 def fits_answer(label: list[Any], predictions: list[Any], classes: list[Any] | None = None) -> bool:
     """Whether the label ``label`` (one value per record, ``None`` where not known) is of
-    the kind of the answer ``predictions`` carrying ``classes`` (:func:`label_for_answer`'s
-    rule). The monitoring's evaluation and its training window keep a stored label by this
-    one rule, so the window that triggers a retraining and the data it learns from agree.
+    the kind of the answer ``predictions`` carrying ``classes``, and one of those classes
+    where it names them (:func:`label_for_answer`'s rule). The monitoring's evaluation and
+    its training window keep a stored label by this one rule, the one labels coming in are
+    checked by, so the window that triggers a retraining and the data it learns from agree.
 
     >>> fits_answer([1, None], [0, 1]), fits_answer(["b"], ["a"]), fits_answer([0.5], [0, 1])
     (True, True, True)
@@ -234,9 +279,11 @@ def fits_answer(label: list[Any], predictions: list[Any], classes: list[Any] | N
     (False, False)
     >>> fits_answer([0.5], [0, 1], [0, 1]), fits_answer(["b"], [None])
     (False, True)
+    >>> fits_answer([3], [0, 1], [0, 1]), fits_answer(["c"], ["a"], ["a", "b"])
+    (False, False)
     """
-    kind = answer_kind(predictions, classes)
-    return all(value is None or _kind_problem(value, kind) is None for value in label)
+    kind, named = answer_kind(predictions, classes), answer_classes(predictions, classes)
+    return all(value is None or _value_problem(value, kind, named) is None for value in label)
 
 
 def per_record_labels(label_json: str, records: int) -> list[Any] | None:
@@ -308,6 +355,7 @@ def answer_predictions(output_json: str | None) -> list[Any] | None:
 __all__ = [
     "MAX_LABEL_CHARACTERS",
     "MAX_LABEL_VALUES",
+    "answer_classes",
     "answer_kind",
     "answer_of",
     "answer_predictions",
