@@ -151,6 +151,7 @@ from opsloop.monitoring.reweighted_reference import reweighted_reference
 from opsloop.monitoring.running_actions import start_action, take_interrupted, webhook_deadline_ms
 from opsloop.monitoring.stored_policy import PolicySetting, policy_in, read_policy
 from opsloop.monitoring.window_estimate import no_estimate_reason, scored_rows, window_estimate
+from opsloop.monitoring.window_labels import usable_labels
 from opsloop.monitoring.window_metrics import task_errors, window_metrics
 from opsloop.monitoring.window_store import (
     DEFAULT_WORKER,
@@ -203,15 +204,13 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
         times.extend([at_ms] * len(values))
         versions.extend([(model, version)] * len(values))
         answers.extend([number] * len(values))
-    keep = [p is not None and y is not None for p, y in zip(predictions, labels, strict=True)]
-    # The window's kind is the model's: classes when it answers a text (a label that is no
-    # class, such as 0.5, cannot be compared with one; a number that is a class is, and is
-    # wrong), else what the numbers say (task_errors), where a text label cannot be
-    # subtracted. Only the rows that cannot be scored are left out, and each label with
-    # such a row is counted once, never the window's other rows.
-    unfit = _unscorable(predictions, labels, keep)
-    rejected += len({a for a, u in zip(answers, unfit, strict=True) if u})
-    keep = [k and not u for k, u in zip(keep, unfit, strict=True)]
+    # The window's kind is judged by one rule with the training window's (usable_labels):
+    # a label that cannot be scored the way the window is (a label 0.5 where the model
+    # answers text classes, a text label where it answers numbers) is left out, each
+    # answer with one counted once, never the window's other rows.
+    usable, unfit = usable_labels(predictions, labels, answers)
+    rejected += unfit
+    keep = [u and p is not None for p, u in zip(predictions, usable, strict=True)]
     frame = pd.DataFrame(
         {
             "prediction": [p for p, k in zip(predictions, keep, strict=True) if k],
@@ -224,31 +223,6 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
     )
     frame.attrs["labels_rejected"] = rejected
     return frame
-
-
-def _unscorable(predictions: list, labels: list, keep: list[bool]) -> list[bool]:
-    """Per row, whether a kept pair cannot be scored the way the window is: when the model
-    answers text classes, a pair that is no class pair (a label 0.5); when it answers
-    numbers scored as numbers (mae), a text label.
-
-    >>> _unscorable(["a", "b", "a"], ["a", 0.5, 1], [True, True, True])
-    [False, True, False]
-    >>> _unscorable([0.5, 1], [1, "a"], [True, True]), _unscorable([0, 1], [1, "a"], [True, True])
-    ([False, True], [False, False])
-    """
-    kept = [(p, y) for p, y, k in zip(predictions, labels, keep, strict=True) if k]
-    if any(isinstance(p, str) for p, _ in kept):
-        return [
-            k and not (_is_class(p) and isinstance(y, int | str | bool))
-            for p, y, k in zip(predictions, labels, keep, strict=True)
-        ]
-    # Scored as classes only when every kept pair is one (as task_errors judges).
-    classes = all(_is_class(p) and isinstance(y, int | str | bool) for p, y in kept)
-    return [k and not classes and isinstance(y, str) for y, k in zip(labels, keep, strict=True)]
-
-
-def _is_class(value: object) -> bool:
-    return isinstance(value, int | str | bool) or (isinstance(value, float) and value.is_integer())
 
 
 def _stream_before(db, deployment, variant, earlier: EarlierWindows, first: int, start_ms: int):

@@ -18,10 +18,13 @@ labels, within ``tolerance`` deviations of the new labels' noise).
 Rows come from the events the deployment's variant answered as ``primary`` (what was
 served, not what a shadow computed); a request with several records gives one row per
 record, with its label list; rows without a label (not come back yet) are left out. A
-stored label that does not fit its answer (not one value per record, or a value of another
-kind than the model's answers: :func:`~opsloop.store.label_values.label_for_answer`'s
-rule, kept before labels were checked where they come in) leaves its request's rows out
-and is counted in ``labels_rejected``, never learnt from.
+stored label that does not fit its answer (not one value per record, a value of another
+kind than the model's answers or none of its classes:
+:func:`~opsloop.store.label_values.label_for_answer`'s rule, kept before labels were
+checked where they come in) leaves its request's rows out and is counted in
+``labels_rejected``, never learnt from; so does one the range's other answers make
+unusable, by the rule the evaluation scores the same labels with
+(:func:`.window_labels.usable_labels`).
 
 >>> from opsloop.monitoring.event_log import log_labels, log_predictions
 >>> ids = log_predictions(db, "api", [{"x": float(i)} for i in range(6)], [0] * 6,
@@ -42,6 +45,7 @@ from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.monitoring.event_log import labelled_events
 from opsloop.monitoring.reference import LABEL_COLUMN, get_reference
 from opsloop.monitoring.still_correct import still_correct
+from opsloop.monitoring.window_labels import usable_labels
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
 from opsloop.store.database import Database
 from opsloop.store.input_batches import event_inputs
@@ -104,24 +108,33 @@ def labelled_inputs(
     )
     with db.read() as connection:
         found = event_inputs(connection, [row[:3] for row in rows])
-    records, labels = [], []
+    records, labels, predicted = [], [], []
+    answers: list[int] = []  # each value's answer, in order
     rejected = 0
-    for inputs, (*_, output_json, label_json) in zip(found, rows, strict=True):
+    for number, (inputs, (*_, output_json, label_json)) in enumerate(zip(found, rows, strict=True)):
         if not isinstance(inputs, list):
             continue
         answer = per_record_labels(label_json, len(inputs))
         predictions, classes = recorded_answer(output_json)
+        if predictions is not None and len(predictions) != len(inputs):
+            predictions = None  # an answer that does not say which prediction is whose
         if answer is None or (
-            predictions is not None
-            and len(predictions) == len(answer)
-            and not fits_answer(answer, predictions, classes)
+            predictions is not None and not fits_answer(answer, predictions, classes)
         ):
             rejected += 1  # a label that does not fit its answer is not learnt from
             continue
-        for record, value in zip(inputs, answer, strict=True):
+        for at, (record, value) in enumerate(zip(inputs, answer, strict=True)):
             if isinstance(record, dict) and value is not None:
                 records.append(record)
                 labels.append(value)
+                predicted.append(None if predictions is None else predictions[at])
+                answers.append(number)
+    # The window's labels are judged as one kind by the evaluation's rule: the labels that
+    # trigger a retraining are the ones it learns from.
+    usable, unfit = usable_labels(predicted, labels, answers)
+    rejected += unfit
+    records = [r for r, u in zip(records, usable, strict=True) if u]
+    labels = [y for y, u in zip(labels, usable, strict=True) if u]
     frame = pd.DataFrame.from_records(records)
     if label in frame.columns:
         raise InvalidArgumentError(f"label: {label!r} is also an input column of {deployment!r}")
