@@ -116,9 +116,9 @@ def test_a_lagging_workers_label_routed_at_5_percent_does_not_count_toward_the_2
         follows.close()
 
 
-def _ramp_at_25(registry) -> tuple[Deployments, RolloutObserver, int]:
-    """A canary ramp taken to its 25% step by two candidate requests; the observer and the
-    step's time."""
+def _ramp_at_25(registry) -> tuple[Deployments, int]:
+    """A canary ramp taken to its 25% step by two candidate requests; its deployments and
+    the step's time."""
     registry.db.clock = FakeClock()
     deployments = deploy_canary(registry, Constant(0), Constant(1), share=0.05)
     deployments.set_rollout("api", steps=STEPS, min_requests=MIN_REQUESTS, gates=GATES)
@@ -130,11 +130,11 @@ def _ramp_at_25(registry) -> tuple[Deployments, RolloutObserver, int]:
         observer.record("api", [], dict(request))
     state = deployments.rollout("api")["state"]
     assert (state["step"], state["share"]) == (1, 0.25)
-    return deployments, observer, state["steps_taken"][1]["at_ms"]
+    return deployments, state["steps_taken"][1]["at_ms"]
 
 
 def test_events_logged_without_a_routed_share_are_read_at_the_step_of_their_answer(registry):
-    deployments, observer, step_ms = _ramp_at_25(registry)
+    deployments, step_ms = _ramp_at_25(registry)
     # As a caller logs answers from Python: no split routed them, so no share is kept.
     ids = log_predictions(
         registry.db, "api", [RECORD, RECORD, RECORD], [1, 1, 0],
@@ -162,7 +162,7 @@ def test_migration_0029_keeps_older_events_with_no_share_and_their_labels_still_
     db = Database(store_uri, clock=FakeClock())
     try:
         registry = ModelRegistry(db, ArtifactStore(tmp_path / "artifacts"), actor="owner")
-        deployments, _, step_ms = _ramp_at_25(registry)
+        deployments, step_ms = _ramp_at_25(registry)
         with db.write() as connection:
             command.downgrade(alembic_config(connection), "0028")
             assert current_revision(connection) == "0028"
