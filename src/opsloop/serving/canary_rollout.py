@@ -32,7 +32,11 @@ While a step's decision is pending the definition still routes at the share the 
 leaves, and its requests stay left behind (the step, not carried out, goes back to them).
 A request routed at a share outside the ramp (a candidate weight set by hand) is judged
 too: its rate gates move to a threshold valid at any share
-(:meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`).
+(:meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`). A label is read the same
+way, at the share its request was routed at, which the request's prediction event keeps
+(:func:`routed_share`), however late the label or the answer came: a candidate's labelled
+request counts toward the step of its share (``step_labels``) or is left behind
+(``left_share_labels``) by the rule above (:func:`observe_labels`).
 
 :func:`apply_transition` makes the change through the control plane, an audited
 :meth:`~opsloop.serving.Deployments.deploy` whose entry carries the decision as a field of
