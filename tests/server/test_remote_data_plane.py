@@ -228,6 +228,9 @@ def test_workers_on_the_url_and_on_the_store_count_every_canary_request_once(reg
     assert 0 < candidates < len(keys)
     assert (gate["n_candidate"], gate["n_primary"]) == (candidates, len(keys) - candidates)
     assert deployments.rollout("ramp")["state"]["step_requests"] == candidates
+    # Each event keeps the share its request was routed at, sent through the control plane
+    # by the workers on the URL: where a label is read into the task-metric gate.
+    assert events_of(registry.db, "ramp")["routed_share"].tolist() == [0.1] * len(keys)
 
 
 def test_a_failing_canary_is_rolled_back_through_the_control_plane(registry, tokens):

@@ -32,7 +32,11 @@ While a step's decision is pending the definition still routes at the share the 
 leaves, and its requests stay left behind (the step, not carried out, goes back to them).
 A request routed at a share outside the ramp (a candidate weight set by hand) is judged
 too: its rate gates move to a threshold valid at any share
-(:meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`).
+(:meth:`~opsloop.analysis.sequential.RateGate.allow_any_share`). A label is read the same
+way, at the share its request was routed at, which the request's prediction event keeps
+(:func:`routed_share`), however late the label or the answer came: a candidate's labelled
+request counts toward the step of its share (``step_labels``) or is left behind
+(``left_share_labels``) by the rule above (:func:`observe_labels`).
 
 :func:`apply_transition` makes the change through the control plane, an audited
 :meth:`~opsloop.serving.Deployments.deploy` whose entry carries the decision as a field of
@@ -482,6 +486,11 @@ def _decide(
         "gates": canary_decisions(state),
         "at_ms": at_ms,
     }
+    if "metric" in state["gates"]:
+        # The candidate's labelled requests the metric gate read at the step's own share.
+        evidence["candidate_labels_at_previous_step"] = state.get("step_labels", 0)
+        state["step_labels"] = 0
+        state["left_share_labels"] = 0
     state["step"] += 1
     state["share"] = policy.steps[state["step"]]
     state["step_requests"] = 0
@@ -633,8 +642,39 @@ def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> No
         _update_gate(state, name, quiet, quiet, share)
 
 
+def routed_share(definition: Deployment) -> float | None:
+    """The candidate's share a request that ``definition``'s split routes is routed at, as
+    the ramp reads it: the candidate's weight in a ``canary`` definition, strictly between
+    0 and 1; ``None`` otherwise (another strategy, a candidate answering all or nothing),
+    where no gate reads the request. The serving runtime reads it once per definition, for
+    the request counts (:mod:`.rollout_observer`) and for the request's prediction event,
+    whose ``routed_share`` places its label (:func:`observe_labels`).
+
+    >>> from opsloop.serving.deployment_records import Variant
+    >>> def split(strategy, share):
+    ...     return Deployment("api", strategy, "full_automation",
+    ...                       (Variant("stable", "m", version=1, weight=1 - share),
+    ...                        Variant("canary", "m", version=2, role="candidate",
+    ...                                weight=share)), None, 0, "ana", {})
+    >>> routed_share(split("canary", 0.25)), routed_share(split("canary", 1.0))
+    (0.25, None)
+    >>> routed_share(split("ab", 0.5)) is None
+    True
+    """
+    if definition.strategy != "canary":
+        return None
+    share = next((v.weight for v in definition.variants if v.role == "candidate"), None)
+    if share is None or not 0.0 < share < 1.0:
+        return None
+    return float(share)
+
+
 def share_at(state: dict[str, Any], at_ms: int) -> float:
-    """The candidate's share when a request answered at ``at_ms`` was routed.
+    """The candidate's share of the ramp's step when a request answered at ``at_ms`` was
+    answered: where the request's event does not say the share it was routed at (one
+    recorded before events kept it), the best the ramp's own history tells
+    (:func:`observe_labels`). A request routed just before a step and answered after it
+    reads the new step's share.
 
     >>> share_at({"steps_taken": [{"share": 0.05, "at_ms": 0}, {"share": 0.25, "at_ms": 9}]}, 9)
     0.25
@@ -655,11 +695,25 @@ def observe_labels(
     losses: list[float] | None = None,
     answered_ms: int,
     at_ms: int,
+    routed_share: float | None = None,
+    live_share: float | None = None,
 ) -> Transition | None:
     """Read the labels of one answered request into the ``metric`` gate; the change the
     ramp makes now, if any. A classifier's gate reads ``wrong`` (``wrong[i]``: record
     ``i``'s answer differs from its label); a regression's (``loss`` ``absolute`` or
     ``squared``) reads ``losses``, each record's loss.
+
+    ``routed_share`` is the candidate's share the request was routed at, as its prediction
+    event keeps it (:func:`routed_share`): the labels are read at that share, as
+    :func:`observe_request` reads the request, so the rate test stays exact while several
+    workers follow a step at different moments. A candidate's labelled request counts
+    toward the step of that share by :func:`observe_request`'s rule (``live_share`` as
+    there): ``step_labels`` counts those the current step's gate read at its own share,
+    ``left_share_labels`` those routed at a share the ramp has left (a step's it moved on
+    from, the weight before its first step), which a step not carried out takes back; the
+    gate reads both. An event without it (recorded before events kept it) is read at
+    :func:`share_at` its answer's time, as before: a request routed just before a step and
+    answered after it is then read at the new step's share.
 
     >>> policy = RolloutPolicy(gates={"metric": {}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -672,13 +726,32 @@ def observe_labels(
     ...                    at_ms=2)
     >>> state["gates"]["metric"]["state"]["mean"]
     [0.0, 1.0]
+
+    A wrong candidate answer routed at 10% and answered once the ramp stepped to 50% is read
+    at 10% (it adds :math:`\\log 2.5 = 0.9163`, not :math:`\\log 1.5` as at 50%), and
+    counts toward no step now:
+
+    >>> policy = RolloutPolicy(steps=(0.1, 0.5, 1.0), min_requests=1, gates={"metric": {}})
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
+    ...                 share=0.1, at_ms=5).action
+    'step'
+    >>> _ = observe_labels(policy, state, candidate=True, wrong=[True], answered_ms=6,
+    ...                    at_ms=7, routed_share=0.1)
+    >>> state["step_labels"], state["left_share_labels"]
+    (0, 1)
+    >>> round(state["gates"]["metric"]["state"]["log_likelihood_ratio"], 4)
+    0.9163
     """
     if state["status"] != "ramping" or "metric" not in state["gates"]:
         return None
+    share = share_at(state, answered_ms) if routed_share is None else float(routed_share)
     document = state["gates"]["metric"]
     if document["test"] == MeanGate.test:
         if not losses:
             return None
+        if candidate:
+            _count_label(state, share, live_share)
         gate = MeanGate.from_dict(document)
         verdict = gate.update_many([candidate] * len(losses), losses).verdict
         state["gates"]["metric"] = gate.to_dict()
@@ -688,13 +761,21 @@ def observe_labels(
         return _decide(policy, state, failed_gate, at_ms)
     if not wrong:
         return None
-    share = share_at(state, answered_ms)
     if not 0.0 < share < 1.0:
         return None
+    if candidate:
+        _count_label(state, share, live_share)
     failed_gate = _update_gate(state, "metric", [candidate] * len(wrong), wrong, share)
     if failed_gate is None:
         return None  # labels never take a step: requests do
     return _decide(policy, state, failed_gate, at_ms)
+
+
+def _count_label(state: dict[str, Any], share: float, live_share: float | None) -> None:
+    """Count a candidate's labelled request routed at ``share`` toward the current step, or
+    as left behind (:func:`_routed_at_left_share`, as :func:`observe_request` counts it)."""
+    key = "left_share_labels" if _routed_at_left_share(state, share, live_share) else "step_labels"
+    state[key] = state.get(key, 0) + 1
 
 
 def observe_quality(
@@ -847,6 +928,10 @@ def not_carried_out(
         state["status"] = "halted" if halt else "ramping"
         previous = transition.evidence["candidate_requests_at_previous_step"]
         state["step_requests"] = previous + counted if outcome.retry else 0
+        if "candidate_labels_at_previous_step" in transition.evidence:
+            labels = state.get("step_labels", 0) + state.pop("left_share_labels", 0)
+            before = transition.evidence["candidate_labels_at_previous_step"]
+            state["step_labels"] = before + labels if outcome.retry else 0
         if not outcome.retry:
             # A look at the quality gates read before the refusal is no look at this step's
             # new requests.

@@ -188,6 +188,8 @@ RequestId = Annotated[
     str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
 ]
 Count = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
+#: A canary candidate's share of the traffic, strictly between 0 and 1.
+Share = Annotated[float, Field(strict=True, gt=0, lt=1)]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -210,6 +212,8 @@ class EventDocument(TypedDict, total=False):
     disposition: Annotated[str, OneOf(DISPOSITIONS)] | None
     assertions: dict[Name, Count] | None
     generation: Count | None
+    # The candidate's share a canary's split routed the request at (none otherwise).
+    routed_share: Share | None
 
 
 _DetectorNumber = Annotated[float, Field(strict=False, allow_inf_nan=False)]
@@ -237,7 +241,6 @@ class DetectorDocument(TypedDict):
 
 
 Events = Annotated[Sequence[EventDocument], Field(max_length=MAX_EVENTS)]
-Share = Annotated[float, Field(strict=True, gt=0, lt=1)]
 
 
 @with_config(ConfigDict(extra="forbid"))

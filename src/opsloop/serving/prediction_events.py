@@ -76,6 +76,7 @@ EVENT_COLUMNS = (
     "at_ms",
     "disposition",
     "assertions",
+    "routed_share",
 )
 
 
@@ -89,7 +90,12 @@ class PredictionEvent:
     ``assertions`` counts the rows each model assertion fired on. ``generation`` is that of
     the deployment definition that answered (:mod:`.retired_names`; ``None``: the event is
     kept under ``deployment`` as named): the store keeps an event whose deployment was
-    retired before it was written with that deployment's history.
+    retired before it was written with that deployment's history. ``routed_share`` is the
+    candidate's share a canary's split routed the request at (the share its ramp's request
+    counts read it at, :func:`~.canary_rollout.routed_share`); ``None`` for a request no
+    canary's split routed (another strategy, a variant named by the request, a shadow's
+    copy, a batch row, an event logged from Python): a label's task-metric gate then reads
+    it at the share of the step when it was answered (:func:`~.canary_rollout.observe_labels`).
 
     >>> PredictionEvent("api", "s", "shadow", "m", 2, "r", None, [], None, "boom", 1.0,
     ...                 5).to_row()["error"]
@@ -111,6 +117,7 @@ class PredictionEvent:
     disposition: str | None = None
     assertions: dict[str, int] | None = None
     generation: int | None = None
+    routed_share: float | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The event as a row of the store's ``prediction_events`` table."""
@@ -132,6 +139,7 @@ class PredictionEvent:
             "at_ms": int(self.at_ms),
             "disposition": self.disposition,
             "assertions_json": None if self.assertions is None else json.dumps(self.assertions),
+            "routed_share": None if self.routed_share is None else float(self.routed_share),
         }
 
 

@@ -70,6 +70,7 @@ from opsloop.serving.canary_rollout import (
     observe_quiet_primary,
     observe_request,
     quality_due,
+    routed_share,
     stale_pending,
 )
 from opsloop.serving.deployment_records import Deployment
@@ -268,8 +269,12 @@ class RolloutObserver:
             return
         roles = {v.name: v for v in definition.variants}
         candidate = roles[variant].role == "candidate"
-        share = next(v.weight for v in definition.variants if v.role == "candidate")
-        if not 0.0 < share < 1.0:
+        # The share the runtime keeps on the request's event too, which places its label
+        # (read once per definition; a caller's own served object may not hold it).
+        share = getattr(served, "routed_share", None)
+        if share is None:
+            share = routed_share(definition)
+        if share is None:
             return
         disagrees: bool | list[bool] | None = None
         if "disagreement" in gates and answer is not None:
@@ -528,12 +533,18 @@ class RolloutObserver:
 
     def feedback(self, deployment: str, request_id: str, *, label: Any, reward: Any) -> None:
         """Read the feedback on answer ``request_id``: a label into a ramping canary's
-        ``metric`` gate, a reward into a bandit."""
+        ``metric`` gate (at the share its event says the request was routed at, see
+        :func:`~.canary_rollout.observe_labels`), a reward into a bandit."""
         events = tables.prediction_events
         with self.db.read() as connection:
             answered = (
                 connection.execute(
-                    sa.select(events.c.variant, events.c.output_json, events.c.at_ms)
+                    sa.select(
+                        events.c.variant,
+                        events.c.output_json,
+                        events.c.at_ms,
+                        events.c.routed_share,
+                    )
                     .where(
                         events.c.request_id == request_id,
                         events.c.deployment == deployment,
@@ -576,14 +587,20 @@ class RolloutObserver:
                         len((output or {}).get("predictions") or []),
                     )
                 return
+            candidate = answered["variant"] == state["candidate"]
+            live = None
+            if candidate and answered["routed_share"] is not None:
+                live = _live_share(connection, deployment, state["candidate"])
             transition = observe_labels(
                 policy,
                 state,
-                candidate=answered["variant"] == state["candidate"],
+                candidate=candidate,
                 wrong=wrong,
                 losses=losses,
                 answered_ms=answered["at_ms"],
                 at_ms=self.db.clock(),
+                routed_share=answered["routed_share"],
+                live_share=live,
             )
             write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
         if transition is not None:

@@ -67,6 +67,7 @@ from opsloop.data.schema import Schema
 from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError, UnavailableError
 from opsloop.registry.model_registry import ModelRegistry
 from opsloop.serving.automation import FULL_AUTOMATION, Decision, Oversight, oversee
+from opsloop.serving.canary_rollout import routed_share
 from opsloop.serving.deployment_records import Deployment, Variant
 from opsloop.serving.deployment_settings import MicroBatching, OutputRestriction
 from opsloop.serving.deployments import Deployments
@@ -175,6 +176,13 @@ class ServedDeployment:
     child_shadows: dict[str, ChildShadow] = field(default_factory=dict)
     #: Loads the named variant here (a child-answered shadow a request names).
     load_named: Callable[[str], LoadedVariant] | None = None
+    #: The candidate's share the split routes at (:func:`.canary_rollout.routed_share`),
+    #: read once from ``definition``: the ramp's request counts read it, and each routed
+    #: request's event keeps it.
+    routed_share: float | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.routed_share = routed_share(self.definition)
 
     def batcher(
         self, loaded: LoadedVariant, arrivals: Arrivals, metrics: ServingMetrics
@@ -781,6 +789,7 @@ class ServingRuntime:
             f"{type(caught).__name__}: {caught}",
             time.perf_counter() - request.started,
             generation=request.served.definition.generation,
+            routed_share=request.served.routed_share if request.routed else None,
         )
 
     def _finish(self, request: _Request, answer: VariantAnswer | None) -> ServedAnswer:
@@ -823,6 +832,7 @@ class ServingRuntime:
             seconds,
             marked(decision, flagged),
             generation=served.definition.generation,
+            routed_share=served.routed_share if request.routed else None,
         )
         for shadow in served.shadows:
             if shadow.name == loaded.name:
@@ -893,6 +903,7 @@ class ServingRuntime:
         decision: Decision | None = None,
         *,
         generation: int | None = None,
+        routed_share: float | None = None,
     ) -> None:
         event = PredictionEvent(
             deployment=deployment,
@@ -910,6 +921,7 @@ class ServingRuntime:
             disposition=None if decision is None else decision.disposition,
             assertions=None if decision is None else decision.counts,
             generation=generation,
+            routed_share=routed_share,
         )
         if not self.recorder.record(event):
             self.metrics.events_dropped.inc()

@@ -473,6 +473,10 @@ prediction_events = Table(
     Column("assertions_json", Text),
     Column("input_batch_id", Integer, ForeignKey("prediction_input_batches.id")),
     Column("input_row", Integer),
+    # The candidate's share the serving runtime routed the request at, when a canary's
+    # split routed it; null otherwise and for events recorded before it was kept (a
+    # canary's task-metric gate then reads the share of the step when it was answered).
+    Column("routed_share", Float(precision=53)),
     Index(None, "deployment", "at_ms"),
     Index(None, "request_id"),
 )

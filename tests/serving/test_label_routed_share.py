@@ -1,0 +1,211 @@
+"""A canary's task-metric gate reads a labelled request at the share it was routed at, kept
+on its prediction event (``routed_share``), as the request counts read it: with two serving
+workers on one store (SQLite and PostgreSQL), one still routing at 5% after the other took
+the ramp to 25%, the lagging worker's labelled answer is read at 5% and counts toward no
+step, while one routed at 25% counts toward the 25% step. Events without the share (logged
+from Python, or kept before migration 0029 added it) are read at the share of the step when
+they were answered, as before."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from tests.clock import FakeClock
+from tests.server.running import running_server
+from tests.serving.served_models import Constant, deploy_canary, routed_to_canary
+
+from opsloop.errors import InvalidArgumentError
+from opsloop.monitoring import log_predictions
+from opsloop.registry import ModelRegistry
+from opsloop.server import create_app
+from opsloop.serving import Deployments, HttpDeployments, ServingRuntime
+from opsloop.serving.prediction_events import read_prediction_events
+from opsloop.serving.rollout_observer import RolloutObserver
+from opsloop.serving.rollout_policy import RolloutPolicy
+from opsloop.store import ArtifactStore, tables
+from opsloop.store.database import Database
+from opsloop.store.migrate import alembic_config, current_revision, head_revision
+
+RECORD = {"x": 1.0}
+STEPS = [0.05, 0.25, 1.0]
+MIN_REQUESTS = 2
+GATES = {"metric": {}}
+
+
+def _keys(test, count: int) -> list[str]:
+    """The first ``count`` routing keys ``user-N`` for which ``test(key)`` holds."""
+    found, n = [], 0
+    while len(found) < count:
+        key = f"user-{n}"
+        if test(key):
+            found.append(key)
+        n += 1
+    return found
+
+
+def _reference(reads: list[tuple[bool, bool, float]]) -> dict:
+    """The metric gate of this ramp's policy after reading ``(candidate, wrong, share)``
+    events in order."""
+    gate = RolloutPolicy(steps=STEPS, min_requests=MIN_REQUESTS, gates=GATES).gate("metric")
+    for candidate, wrong, share in reads:
+        gate.update(candidate, wrong, share=share)
+    return gate.to_dict()
+
+
+def test_a_lagging_workers_label_routed_at_5_percent_does_not_count_toward_the_25_percent_step(
+    registry,
+):
+    clock = registry.db.clock = FakeClock()
+    # The canary answers 1, the stable variant 0; every label is 0: the canary is wrong.
+    deployments = deploy_canary(registry, Constant(0), Constant(1), share=0.05)
+    deployments.set_rollout("api", steps=STEPS, min_requests=MIN_REQUESTS, gates=GATES)
+    at_5 = _keys(lambda k: routed_to_canary(k, 0.05), 3)
+    at_25 = _keys(lambda k: routed_to_canary(k, 0.25) and not routed_to_canary(k, 0.05), 2)
+    primary = _keys(lambda k: not routed_to_canary(k, 0.25), 1)
+    # A worker that reads definitions once an hour keeps routing at 5%; the other follows.
+    lagging = ServingRuntime(registry.db, registry.artifacts, trust=True, check_interval_s=3600)
+    follows = ServingRuntime(registry.db, registry.artifacts, trust=True)
+    try:
+        assert lagging.served("api").routed_share == 0.05
+        for key in at_5[:2]:
+            clock.advance()
+            assert follows.predict("api", [RECORD], routing_key=key).variant == "canary"
+        assert [v.weight for v in deployments.get("api").variants] == [0.75, 0.25]
+        step_ms = deployments.rollout("api")["state"]["steps_taken"][1]["at_ms"]
+        clock.advance()
+        late = lagging.predict("api", [RECORD], routing_key=at_5[2])  # routed at 5%
+        clock.advance()
+        on_time = follows.predict("api", [RECORD], routing_key=at_25[0])  # routed at 25%
+        clock.advance()
+        stable = follows.predict("api", [RECORD], routing_key=primary[0])
+        named = follows.predict("api", [RECORD], variant="canary")  # no split routed it
+        assert [a.variant for a in (late, on_time, stable)] == ["canary", "canary", "stable"]
+        lagging.feedback("api", late.request_id, label=0, actor="ana")
+        for answer in (on_time, stable):
+            follows.feedback("api", answer.request_id, label=0, actor="ana")
+        follows.recorder.flush(5.0)
+        events = read_prediction_events(registry.db, "api").set_index("request_id")
+        assert events.loc[late.request_id, "at_ms"] > step_ms
+        shares = [events.loc[a.request_id, "routed_share"] for a in (late, on_time, stable)]
+        assert shares == [0.05, 0.25, 0.25]
+        assert pd.isna(events.loc[named.request_id, "routed_share"])
+        state = deployments.rollout("api")["state"]
+        # Read at the shares they were routed at; the answer time would have read the late
+        # one at 25% (the step decided before it was answered), which is another gate.
+        assert state["gates"]["metric"] == _reference(
+            [(True, True, 0.05), (True, True, 0.25), (False, False, 0.25)]
+        )
+        assert state["gates"]["metric"] != _reference(
+            [(True, True, 0.25), (True, True, 0.25), (False, False, 0.25)]
+        )
+        metric = state["gates"]["metric"]["state"]
+        assert (metric["n_candidate"], metric["events_candidate"], metric["n_primary"]) == (2, 2, 1)
+        assert (state["step"], state["step_labels"], state["left_share_labels"]) == (1, 1, 1)
+        assert (state["step_requests"], state["left_share_requests"]) == (1, 1)
+        # One more candidate request at 25% completes the ramp, on one label of its share.
+        clock.advance()
+        assert follows.predict("api", [RECORD], routing_key=at_25[1]).variant == "canary"
+        decision = deployments.rollout("api")["state"]["decision"]
+        assert decision["action"] == "complete"
+        assert decision["candidate_requests_at_previous_step"] == 2
+        assert decision["candidate_labels_at_previous_step"] == 1
+    finally:
+        lagging.close()
+        follows.close()
+
+
+def _ramp_at_25(registry) -> tuple[Deployments, int]:
+    """A canary ramp taken to its 25% step by two candidate requests; its deployments and
+    the step's time."""
+    registry.db.clock = FakeClock()
+    deployments = deploy_canary(registry, Constant(0), Constant(1), share=0.05)
+    deployments.set_rollout("api", steps=STEPS, min_requests=MIN_REQUESTS, gates=GATES)
+    observer = RolloutObserver(registry.db, deployments)
+    request = {"candidate": True, "failed": False, "latency_ms": 1.0, "share": 0.05,
+               "disagrees": None, "anomalous": None}  # fmt: skip
+    for _ in range(MIN_REQUESTS):
+        registry.db.clock.advance()
+        observer.record("api", [], dict(request))
+    state = deployments.rollout("api")["state"]
+    assert (state["step"], state["share"]) == (1, 0.25)
+    return deployments, state["steps_taken"][1]["at_ms"]
+
+
+def test_events_logged_without_a_routed_share_are_read_at_the_step_of_their_answer(registry):
+    deployments, step_ms = _ramp_at_25(registry)
+    # As a caller logs answers from Python: no split routed them, so no share is kept.
+    ids = log_predictions(
+        registry.db, "api", [RECORD, RECORD, RECORD], [1, 1, 0],
+        variant="canary", request_ids=["before", "after", "primary"],
+        at_ms=[step_ms - 1, step_ms + 1, step_ms + 1], sample_process=False,
+    )  # fmt: skip
+    with registry.db.write() as connection:  # the last one is the stable variant's answer
+        events = tables.prediction_events
+        connection.execute(
+            events.update().where(events.c.request_id == "primary").values(variant="stable")
+        )
+    assert read_prediction_events(registry.db, "api")["routed_share"].isna().all()
+    for request_id in ids:
+        deployments.feedback("api", request_id, label=0)
+    state = deployments.rollout("api")["state"]
+    assert state["gates"]["metric"] == _reference(
+        [(True, True, 0.05), (True, True, 0.25), (False, False, 0.25)]
+    )
+    assert (state["step_labels"], state["left_share_labels"]) == (1, 1)
+
+
+def test_migration_0029_keeps_older_events_with_no_share_and_their_labels_still_read(
+    store_uri, tmp_path
+):
+    db = Database(store_uri, clock=FakeClock())
+    try:
+        registry = ModelRegistry(db, ArtifactStore(tmp_path / "artifacts"), actor="owner")
+        deployments, step_ms = _ramp_at_25(registry)
+        with db.write() as connection:
+            command.downgrade(alembic_config(connection), "0028")
+            assert current_revision(connection) == "0028"
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("prediction_events")}
+            assert "routed_share" not in columns
+            # A row as a worker before 0029 wrote it: no share column to fill.
+            kept = sa.table("prediction_events", *(sa.column(name) for name in sorted(columns)))
+            connection.execute(
+                kept.insert(),
+                [
+                    {"deployment": "api", "variant": "canary", "role": "primary", "model": "m",
+                     "version": 1, "request_id": request_id, "inputs_json": "[]",
+                     "output_json": '{"predictions": [1]}', "latency_ms": 1.0, "at_ms": at_ms}
+                    for request_id, at_ms in (("old-before", step_ms - 1), ("old-after", step_ms))
+                ],
+            )  # fmt: skip
+        db.migrate()
+        with db.read() as connection:
+            assert current_revision(connection) == head_revision() == "0029"
+        events = read_prediction_events(db, "api").set_index("request_id")
+        assert events.loc[["old-before", "old-after"], "routed_share"].isna().all()
+        for request_id in ("old-before", "old-after"):
+            deployments.feedback("api", request_id, label=0)
+        state = deployments.rollout("api")["state"]
+        assert state["gates"]["metric"] == _reference([(True, True, 0.05), (True, True, 0.25)])
+        assert (state["step_labels"], state["left_share_labels"]) == (1, 1)
+    finally:
+        db.dispose()
+
+
+def test_a_data_plane_sends_the_routed_share_through_the_control_plane_checked(registry):
+    event = {"deployment": "api", "variant": "canary", "role": "primary", "model": "m",
+             "version": 1, "request_id": "r1", "inputs": [RECORD],
+             "output": {"predictions": [1]}, "latency_ms": 0.5, "at_ms": 1_000,
+             "routed_share": 0.25}  # fmt: skip
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+        client = HttpDeployments(url, token="")
+        try:
+            assert client.record_events([event]) == 1
+            for share in (1.5, 0.0, "0.25"):
+                with pytest.raises(InvalidArgumentError, match="routed_share"):
+                    client.record_events([{**event, "request_id": "r2", "routed_share": share}])
+        finally:
+            client.close()
+    events = read_prediction_events(registry.db, "api")
+    assert events[["request_id", "routed_share"]].values.tolist() == [["r1", 0.25]]
