@@ -4,12 +4,15 @@ decisions and values on the same rows, computed on a real two-worker LocalCluste
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.feature_selection import f_regression
 
+dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")
 
@@ -282,3 +285,92 @@ def test_near_zero_variance_equals_the_in_memory_step_on_awkward_columns(dask_cl
         assert report["flag"].reason.startswith(f"top value in {zeros / len(frame):.1%}")
         assert report["continuous"].top_share is None  # no majority: not counted in memory
     assert_same_report(on_dask, in_memory)
+
+
+def diabetes_with_target(target: pd.Series) -> pd.DataFrame:
+    X, _ = load_diabetes(return_X_y=True, as_frame=True)
+    return X.assign(progression=target)
+
+
+def object_frame(frame: pd.DataFrame, npartitions: int = 4):
+    # dd.from_pandas turns object columns into Arrow strings by default ("151.0"), which
+    # are labels; a frame whose partitions hold the Python objects keeps them.
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_pandas(frame, npartitions=npartitions, sort=False)
+
+
+@pytest.mark.parametrize(
+    "as_object",
+    [
+        pytest.param(lambda y: y.astype(object), id="python-floats"),
+        pytest.param(lambda y: y.map(lambda v: Decimal(str(v))).astype(object), id="decimals"),
+    ],
+)
+@pytest.mark.parametrize("task", ["auto", "regression"])
+def test_an_object_regression_target_gives_the_in_memory_task_and_scores(
+    dask_client, as_object, task
+):
+    _, y = load_diabetes(return_X_y=True, as_frame=True)
+    frame = diabetes_with_target(as_object(y))
+    ddf = object_frame(frame)
+    assert ddf["progression"].dtype == object
+    steps = [NumericRedundancy(threshold=0.85), Relevance(score_func="auto", k=5)]
+    on_dask, in_memory = fitted_both_ways(frame, "progression", steps, ddf=ddf, task=task)
+    # 214 distinct whole numbers: a regression target by the label rule, as in float64.
+    assert on_dask.report_.task == in_memory.report_.task == "regression"
+    assert_same_report(on_dask, in_memory)
+    # And the scores are those of the float64 target: scikit-learn's f_regression.
+    as_floats = FeatureFunnel(steps=steps, task=task).fit(frame.drop(columns="progression"), y)
+    for have, want in zip(on_dask.report_.columns, as_floats.report_.columns, strict=True):
+        if want.value is not None:
+            assert have.value == pytest.approx(want.value, rel=RELATIVE), have.column
+    kept = on_dask.report_.kept
+    scores = f_regression(frame[kept], y)[0]
+    for name, score in zip(kept, scores, strict=True):
+        assert on_dask.report_[name].relevance == pytest.approx(score, rel=RELATIVE)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(lambda y: y.map(str).astype(object), id="numeric-strings"),
+        pytest.param(lambda y: y > 150, id="booleans"),
+        pytest.param(lambda y: y.astype("category"), id="categorical-numbers"),
+    ],
+)
+def test_targets_the_in_memory_path_converts_for_regression_are_accepted_alike(dask_client, target):
+    _, y = load_diabetes(return_X_y=True, as_frame=True)
+    frame = diabetes_with_target(target(y))
+    steps = [Relevance(score_func="f_regression", k=4)]
+    on_dask, in_memory = fitted_both_ways(
+        frame, "progression", steps, ddf=object_frame(frame), task="regression"
+    )
+    assert on_dask.report_.task == "regression"
+    assert_same_report(on_dask, in_memory)
+    # Left to the rule, none of them is a regression target (strings, booleans and a
+    # categorical are labels), on either path.
+    on_dask, in_memory = fitted_both_ways(
+        frame, "progression", [Relevance(k=4)], ddf=object_frame(frame)
+    )
+    assert on_dask.report_.task == in_memory.report_.task == "classification"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["1.5", "high"] * 50, "regression needs a numeric y, got values like '1.5'"),
+        ([1.5, float("inf")] + [2.5] * 98, "y has infinite values; a regression target must"),
+        (["7"] * 100, "y is constant (every value is 7)"),
+    ],
+)
+def test_object_targets_refused_for_regression_are_refused_alike(dask_client, values, message):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=100), "y": pd.Series(values, dtype=object)})
+    steps = [Relevance(score_func="f_regression", k=1)]
+    with pytest.raises(ValueError) as in_memory:
+        FeatureFunnel(steps=steps, task="regression").fit(frame[["x"]], frame["y"])
+    ddf = object_frame(frame, npartitions=3)
+    with pytest.raises(ValueError) as on_dask:
+        FeatureFunnel(steps=steps, task="regression").fit(ddf[["x"]], ddf["y"])
+    assert str(on_dask.value) == str(in_memory.value)
+    assert str(on_dask.value).startswith(message)
