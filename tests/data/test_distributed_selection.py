@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.feature_selection import f_regression
 
 dask = pytest.importorskip("dask")
@@ -17,6 +18,7 @@ dd = pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")
 
 from opsloop.data.distributed import read_parquet_dask  # noqa: E402
+from opsloop.data.distributed import selection as distributed_selection  # noqa: E402
 from opsloop.data.selection import (  # noqa: E402
     CategoricalRedundancy,
     FeatureFunnel,
@@ -187,7 +189,81 @@ def test_a_target_with_missing_values_is_refused_as_in_memory(dask_client, cance
     assert str(on_dask.value).startswith("y has 2 missing value(s) of 569")
 
 
-def test_the_default_funnel_runs_without_its_model_step_and_says_so(dask_client, cancer):
+def exact_f_classif(values: pd.Series, classes: pd.Series) -> float:
+    """The one-way ANOVA F of ``values`` by ``classes`` in exact rational arithmetic."""
+    numbers = [Fraction(v) for v in values.tolist()]
+    n, mean = len(numbers), sum(numbers, Fraction(0)) / len(numbers)
+    groups: dict = {}
+    for value, label in zip(numbers, classes.tolist(), strict=True):
+        groups.setdefault(label, []).append(value)
+    total = sum(((v - mean) ** 2 for v in numbers), Fraction(0))
+    between = sum(
+        (len(g) * (sum(g, Fraction(0)) / len(g) - mean) ** 2 for g in groups.values()),
+        Fraction(0),
+    )
+    k = len(groups)
+    return float((between / (k - 1)) / ((total - between) / (n - k)))
+
+
+def wine_frame():
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    return X.assign(cultivar=y), "cultivar", 3
+
+
+def cancer_frame():
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    return X.assign(malignant=1 - y), "malignant", 4
+
+
+@pytest.mark.parametrize("dataset", [cancer_frame, wine_frame], ids=["cancer", "wine"])
+def test_the_default_funnel_keeps_what_the_in_memory_default_funnel_keeps(dask_client, dataset):
+    frame, target, npartitions = dataset()
+    X, y = frame.drop(columns=[target]), frame[target]
+    in_memory = FeatureFunnel().fit(X, y)
+    ddf = dd.from_pandas(frame, npartitions=npartitions, sort=False)
+    on_dask = FeatureFunnel().fit(ddf.drop(columns=[target]), ddf[target])
+    got, want = on_dask.report_, in_memory.report_
+    assert [s.step for s in got.steps] == [s.name for s in default_steps()]
+    # The model step ran, on the rows of the columns the other steps kept.
+    assert got.steps[-1].description == want.steps[-1].description
+    assert got.counts == want.counts
+    assert got.kept == want.kept
+    assert len(got.kept) == {"malignant": 4, "cultivar": 6}[target]
+    for have, expected in zip(got.columns, want.columns, strict=True):
+        assert (have.kept, have.step, have.redundant_with, have.reason) == (
+            expected.kept,
+            expected.step,
+            expected.redundant_with,
+            expected.reason,
+        ), have.column
+        # Counts, and the model step's figures (run in memory on the same rows), are exact.
+        assert (have.null_fraction, have.top_share, have.importance) == (
+            expected.null_fraction,
+            expected.top_share,
+            expected.importance,
+        ), have.column
+        if expected.value is not None and expected.step != "model_importance":
+            assert have.value == pytest.approx(expected.value, rel=1e-12), have.column
+        elif expected.step == "model_importance":
+            assert have.value == expected.value, have.column
+    # The F scores are functions of sums: the standardised sums give the exact F to 1e-12;
+    # scikit-learn's raw sums lose digits on a column far from zero against its spread
+    # (mean fractal dimension: 4e-11), so against them the bound is 1e-9.
+    for decision in got.columns:
+        if decision.relevance is not None:
+            exact = exact_f_classif(frame[decision.column], y)
+            assert decision.relevance == pytest.approx(exact, rel=1e-12), decision.column
+            assert decision.relevance == pytest.approx(
+                want[decision.column].relevance, rel=RELATIVE
+            )
+    np.testing.assert_array_equal(on_dask.support_, in_memory.support_)
+
+
+def test_the_default_funnel_lists_its_model_step_as_not_run_when_its_rows_do_not_fit(
+    dask_client, cancer, monkeypatch
+):
+    # No share of this machine's memory for gathered rows: the rows never fit.
+    monkeypatch.setattr(distributed_selection, "GATHER_MEMORY_SHARE", 0.0)
     frame, ddf = cancer
     on_dask = FeatureFunnel().fit(ddf.drop(columns=["malignant"]), ddf["malignant"])
     in_memory = FeatureFunnel(steps=default_steps()[:-1]).fit(
@@ -197,7 +273,14 @@ def test_the_default_funnel_runs_without_its_model_step_and_says_so(dask_client,
     assert [s.step for s in report.steps] == [s.name for s in default_steps()]
     not_run = report.steps[-1]
     assert (not_run.step, not_run.n_in, not_run.n_dropped) == ("model_importance", 23, 0)
-    assert not_run.description.startswith("not run on a Dask frame: model_importance fits")
+    assert not_run.description.startswith(
+        "not run on a Dask frame: model_importance fits a model on the rows, and the rows of "
+        "23 columns and the target (213.4 KiB) against 0% of "
+    )
+    assert not_run.description.endswith(
+        "do not fit; run it in memory on a sample of the kept columns: "
+        "funnel.transform(ddf).sample(frac=...).compute()"
+    )
     # Nothing in breast cancer is near-constant (no value is any column's majority, so no
     # share is counted); seven radius, perimeter and area columns are redundant at r 0.95;
     # the 23 left pass the relevance step's k=50.

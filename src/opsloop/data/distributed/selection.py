@@ -42,8 +42,11 @@ information (scikit-learn's estimator reads neighbours among all rows) or a func
 own, and :class:`~opsloop.data.selection.importance.ModelImportance` (a model fitted on the
 rows). The fallback is to run them in memory on a sample, after the mergeable steps have
 narrowed the columns: ``funnel.transform(ddf).sample(frac=...).compute()``. The default
-funnel (``FeatureFunnel()``, no steps given) runs its other five steps on a Dask frame and
-lists the model step in its report as not run, with that fallback.
+funnel (``FeatureFunnel()``, no steps given) runs its other five steps on the Dask frame and
+its model step in memory on the rows of the columns they keep, gathered here, when those
+fit (:func:`gather_fits`): on such data it keeps what the in-memory default funnel keeps,
+with the same importances. When they do not fit, its report lists the model step as not
+run, with the sizes and that fallback.
 
 >>> import dask, numpy as np, pandas as pd, dask.dataframe as dd
 >>> from opsloop.data.selection import FeatureFunnel, NumericRedundancy, Relevance
@@ -89,6 +92,7 @@ from opsloop.data.selection.columns import (
     check_uniform_values,
     float_values,
     is_date_text,
+    prepare_columns,
 )
 from opsloop.data.selection.correlation import (
     CHUNK_ROWS,
@@ -111,6 +115,7 @@ from opsloop.data.selection.target import (
     INFINITE_TARGET,
     Target,
     not_numeric_target,
+    prepare_target,
     regression_numbers,
 )
 from opsloop.data.selection.variance import NearZeroVariance
@@ -119,6 +124,71 @@ from opsloop.data.selection.variance import NearZeroVariance
 _TARGET = "__opsloop_target__"
 #: The relevance scores computed from merged sums.
 MERGEABLE_SCORES = ("f_classif", "f_regression", "chi2")
+
+
+#: Share of this machine's available memory that the default funnel's model step may take
+#: when it runs in memory on the rows of the columns the mergeable steps kept.
+GATHER_MEMORY_SHARE = 0.5
+# Each gathered value is held twice while the step runs: in the gathered frame and in the
+# step's float (or code) column.
+_GATHERED_BYTES_PER_VALUE = 16
+
+
+def gather_fits(n_rows: int, n_columns: int, available: int | None = None) -> tuple[bool, str]:
+    """``(fits, sizes)``: whether ``n_rows`` rows of ``n_columns`` columns and the target
+    may be gathered here for the model step (16 bytes a value against
+    :data:`GATHER_MEMORY_SHARE` of ``available`` bytes, this machine's available memory
+    when not given), and the sizes compared, in words.
+
+    >>> gather_fits(569, 23, available=8 * 2**30)
+    (True, 'the rows of 23 columns and the target (213.4 KiB) against 50% of 8.0 GiB available here')
+    >>> gather_fits(10**9, 23, available=8 * 2**30)[0]
+    False
+    """  # noqa: E501
+    if available is None:
+        import psutil
+
+        available = int(psutil.virtual_memory().available)
+    needed = _GATHERED_BYTES_PER_VALUE * n_rows * (n_columns + 1)
+    sizes = (
+        f"the rows of {n_columns} columns and the target ({_size(needed)}) against "
+        f"{GATHER_MEMORY_SHARE:.0%} of {_size(available)} available here"
+    )
+    return needed <= GATHER_MEMORY_SHARE * available, sizes
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def model_step_in_memory(
+    step: Step, X, y, active: list[str], task: str, random_state: int | None
+) -> StepResult:
+    """``step`` (a step that reads rows, such as the model step) run in memory on the rows
+    of the Dask frame ``X``'s ``active`` columns and the Dask target ``y``, gathered here in
+    the frame's order: the in-memory funnel's result on the same rows.
+
+    >>> import dask, numpy as np, pandas as pd, dask.dataframe as dd
+    >>> from opsloop.data.selection import ModelImportance
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=600)
+    >>> frame = pd.DataFrame({"x": x, "noise": rng.normal(size=600), "y": (x > 0).astype(int)})
+    >>> ddf = dd.from_pandas(frame, npartitions=3)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     result = model_step_in_memory(
+    ...         ModelImportance(), ddf, ddf["y"], ["x", "noise"], "classification", 0)
+    >>> [d.column for d in result.drops]
+    ['noise']
+    """
+    lookup = {str(c): c for c in X.columns}
+    gathered = X[[lookup[name] for name in active]].assign(**{_TARGET: y}).compute()
+    target = prepare_target(gathered.pop(_TARGET), len(gathered), task)
+    gathered.columns = active
+    return step.run(prepare_columns(gathered), active, target, random_state)
 
 
 def check_mergeable(steps: list[Step]) -> None:
