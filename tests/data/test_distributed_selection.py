@@ -4,16 +4,21 @@ decisions and values on the same rows, computed on a real two-worker LocalCluste
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.feature_selection import f_regression
 
+dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")
 
 from opsloop.data.distributed import read_parquet_dask  # noqa: E402
+from opsloop.data.distributed import selection as distributed_selection  # noqa: E402
 from opsloop.data.selection import (  # noqa: E402
     CategoricalRedundancy,
     FeatureFunnel,
@@ -184,7 +189,81 @@ def test_a_target_with_missing_values_is_refused_as_in_memory(dask_client, cance
     assert str(on_dask.value).startswith("y has 2 missing value(s) of 569")
 
 
-def test_the_default_funnel_runs_without_its_model_step_and_says_so(dask_client, cancer):
+def exact_f_classif(values: pd.Series, classes: pd.Series) -> float:
+    """The one-way ANOVA F of ``values`` by ``classes`` in exact rational arithmetic."""
+    numbers = [Fraction(v) for v in values.tolist()]
+    n, mean = len(numbers), sum(numbers, Fraction(0)) / len(numbers)
+    groups: dict = {}
+    for value, label in zip(numbers, classes.tolist(), strict=True):
+        groups.setdefault(label, []).append(value)
+    total = sum(((v - mean) ** 2 for v in numbers), Fraction(0))
+    between = sum(
+        (len(g) * (sum(g, Fraction(0)) / len(g) - mean) ** 2 for g in groups.values()),
+        Fraction(0),
+    )
+    k = len(groups)
+    return float((between / (k - 1)) / ((total - between) / (n - k)))
+
+
+def wine_frame():
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    return X.assign(cultivar=y), "cultivar", 3
+
+
+def cancer_frame():
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    return X.assign(malignant=1 - y), "malignant", 4
+
+
+@pytest.mark.parametrize("dataset", [cancer_frame, wine_frame], ids=["cancer", "wine"])
+def test_the_default_funnel_keeps_what_the_in_memory_default_funnel_keeps(dask_client, dataset):
+    frame, target, npartitions = dataset()
+    X, y = frame.drop(columns=[target]), frame[target]
+    in_memory = FeatureFunnel().fit(X, y)
+    ddf = dd.from_pandas(frame, npartitions=npartitions, sort=False)
+    on_dask = FeatureFunnel().fit(ddf.drop(columns=[target]), ddf[target])
+    got, want = on_dask.report_, in_memory.report_
+    assert [s.step for s in got.steps] == [s.name for s in default_steps()]
+    # The model step ran, on the rows of the columns the other steps kept.
+    assert got.steps[-1].description == want.steps[-1].description
+    assert got.counts == want.counts
+    assert got.kept == want.kept
+    assert len(got.kept) == {"malignant": 4, "cultivar": 6}[target]
+    for have, expected in zip(got.columns, want.columns, strict=True):
+        assert (have.kept, have.step, have.redundant_with, have.reason) == (
+            expected.kept,
+            expected.step,
+            expected.redundant_with,
+            expected.reason,
+        ), have.column
+        # Counts, and the model step's figures (run in memory on the same rows), are exact.
+        assert (have.null_fraction, have.top_share, have.importance) == (
+            expected.null_fraction,
+            expected.top_share,
+            expected.importance,
+        ), have.column
+        if expected.value is not None and expected.step != "model_importance":
+            assert have.value == pytest.approx(expected.value, rel=1e-12), have.column
+        elif expected.step == "model_importance":
+            assert have.value == expected.value, have.column
+    # The F scores are functions of sums: the standardised sums give the exact F to 1e-12;
+    # scikit-learn's raw sums lose digits on a column far from zero against its spread
+    # (mean fractal dimension: 4e-11), so against them the bound is 1e-9.
+    for decision in got.columns:
+        if decision.relevance is not None:
+            exact = exact_f_classif(frame[decision.column], y)
+            assert decision.relevance == pytest.approx(exact, rel=1e-12), decision.column
+            assert decision.relevance == pytest.approx(
+                want[decision.column].relevance, rel=RELATIVE
+            )
+    np.testing.assert_array_equal(on_dask.support_, in_memory.support_)
+
+
+def test_the_default_funnel_lists_its_model_step_as_not_run_when_its_rows_do_not_fit(
+    dask_client, cancer, monkeypatch
+):
+    # No share of this machine's memory for gathered rows: the rows never fit.
+    monkeypatch.setattr(distributed_selection, "GATHER_MEMORY_SHARE", 0.0)
     frame, ddf = cancer
     on_dask = FeatureFunnel().fit(ddf.drop(columns=["malignant"]), ddf["malignant"])
     in_memory = FeatureFunnel(steps=default_steps()[:-1]).fit(
@@ -194,7 +273,14 @@ def test_the_default_funnel_runs_without_its_model_step_and_says_so(dask_client,
     assert [s.step for s in report.steps] == [s.name for s in default_steps()]
     not_run = report.steps[-1]
     assert (not_run.step, not_run.n_in, not_run.n_dropped) == ("model_importance", 23, 0)
-    assert not_run.description.startswith("not run on a Dask frame: model_importance fits")
+    assert not_run.description.startswith(
+        "not run on a Dask frame: model_importance fits a model on the rows, and the rows of "
+        "23 columns and the target (213.4 KiB) against 0% of "
+    )
+    assert not_run.description.endswith(
+        "do not fit; run it in memory on a sample of the kept columns: "
+        "funnel.transform(ddf).sample(frac=...).compute()"
+    )
     # Nothing in breast cancer is near-constant (no value is any column's majority, so no
     # share is counted); seven radius, perimeter and area columns are redundant at r 0.95;
     # the 23 left pass the relevance step's k=50.
@@ -282,3 +368,92 @@ def test_near_zero_variance_equals_the_in_memory_step_on_awkward_columns(dask_cl
         assert report["flag"].reason.startswith(f"top value in {zeros / len(frame):.1%}")
         assert report["continuous"].top_share is None  # no majority: not counted in memory
     assert_same_report(on_dask, in_memory)
+
+
+def diabetes_with_target(target: pd.Series) -> pd.DataFrame:
+    X, _ = load_diabetes(return_X_y=True, as_frame=True)
+    return X.assign(progression=target)
+
+
+def object_frame(frame: pd.DataFrame, npartitions: int = 4):
+    # dd.from_pandas turns object columns into Arrow strings by default ("151.0"), which
+    # are labels; a frame whose partitions hold the Python objects keeps them.
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_pandas(frame, npartitions=npartitions, sort=False)
+
+
+@pytest.mark.parametrize(
+    "as_object",
+    [
+        pytest.param(lambda y: y.astype(object), id="python-floats"),
+        pytest.param(lambda y: y.map(lambda v: Decimal(str(v))).astype(object), id="decimals"),
+    ],
+)
+@pytest.mark.parametrize("task", ["auto", "regression"])
+def test_an_object_regression_target_gives_the_in_memory_task_and_scores(
+    dask_client, as_object, task
+):
+    _, y = load_diabetes(return_X_y=True, as_frame=True)
+    frame = diabetes_with_target(as_object(y))
+    ddf = object_frame(frame)
+    assert ddf["progression"].dtype == object
+    steps = [NumericRedundancy(threshold=0.85), Relevance(score_func="auto", k=5)]
+    on_dask, in_memory = fitted_both_ways(frame, "progression", steps, ddf=ddf, task=task)
+    # 214 distinct whole numbers: a regression target by the label rule, as in float64.
+    assert on_dask.report_.task == in_memory.report_.task == "regression"
+    assert_same_report(on_dask, in_memory)
+    # And the scores are those of the float64 target: scikit-learn's f_regression.
+    as_floats = FeatureFunnel(steps=steps, task=task).fit(frame.drop(columns="progression"), y)
+    for have, want in zip(on_dask.report_.columns, as_floats.report_.columns, strict=True):
+        if want.value is not None:
+            assert have.value == pytest.approx(want.value, rel=RELATIVE), have.column
+    kept = on_dask.report_.kept
+    scores = f_regression(frame[kept], y)[0]
+    for name, score in zip(kept, scores, strict=True):
+        assert on_dask.report_[name].relevance == pytest.approx(score, rel=RELATIVE)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(lambda y: y.map(str).astype(object), id="numeric-strings"),
+        pytest.param(lambda y: y > 150, id="booleans"),
+        pytest.param(lambda y: y.astype("category"), id="categorical-numbers"),
+    ],
+)
+def test_targets_the_in_memory_path_converts_for_regression_are_accepted_alike(dask_client, target):
+    _, y = load_diabetes(return_X_y=True, as_frame=True)
+    frame = diabetes_with_target(target(y))
+    steps = [Relevance(score_func="f_regression", k=4)]
+    on_dask, in_memory = fitted_both_ways(
+        frame, "progression", steps, ddf=object_frame(frame), task="regression"
+    )
+    assert on_dask.report_.task == "regression"
+    assert_same_report(on_dask, in_memory)
+    # Left to the rule, none of them is a regression target (strings, booleans and a
+    # categorical are labels), on either path.
+    on_dask, in_memory = fitted_both_ways(
+        frame, "progression", [Relevance(k=4)], ddf=object_frame(frame)
+    )
+    assert on_dask.report_.task == in_memory.report_.task == "classification"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["1.5", "high"] * 50, "regression needs a numeric y, got values like '1.5'"),
+        ([1.5, float("inf")] + [2.5] * 98, "y has infinite values; a regression target must"),
+        (["7"] * 100, "y is constant (every value is 7)"),
+    ],
+)
+def test_object_targets_refused_for_regression_are_refused_alike(dask_client, values, message):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.normal(size=100), "y": pd.Series(values, dtype=object)})
+    steps = [Relevance(score_func="f_regression", k=1)]
+    with pytest.raises(ValueError) as in_memory:
+        FeatureFunnel(steps=steps, task="regression").fit(frame[["x"]], frame["y"])
+    ddf = object_frame(frame, npartitions=3)
+    with pytest.raises(ValueError) as on_dask:
+        FeatureFunnel(steps=steps, task="regression").fit(ddf[["x"]], ddf["y"])
+    assert str(on_dask.value) == str(in_memory.value)
+    assert str(on_dask.value).startswith(message)

@@ -29,7 +29,8 @@ call on a Dask frame      what is exact
                           relative (near-zero variance exact up to 10,000 distinct values a
                           column, bounded beyond: :mod:`.variance`); the steps that need
                           the rows (mutual information, model importance) are refused
-                          naming them, and the default funnel runs without its model step
+                          naming them; the default funnel runs its model step in
+                          memory on the kept columns' rows when they fit here
 ========================  ==============================================================
 
 ``profile``, ``infer_schema`` and ``validate`` are the packages' own

@@ -31,17 +31,22 @@ scikit-learn's F tests sum raw values, so on a column far from zero against its 
 the standardised sums here come nearer the exact value (the two differ in the fourth digit
 on such a column; a verdict that turns on that digit can differ). Levels of a categorical
 column are the union of the partitions' (a pandas categorical's categories, used or not, as
-in memory). Near-zero variance is the in-memory step's on every column with at most
-``counted_values`` distinct values (10,000 by default); :mod:`.variance` says what is
-exact beyond that.
+in memory). The target's task is the label rule's on every partition's distinct values, and a
+regression target may hold what the in-memory path converts to numbers (an object column of
+floats or ``Decimal``, numeric strings, booleans). Near-zero variance is the in-memory
+step's on every column with at most ``counted_values`` distinct values (10,000 by default);
+:mod:`.variance` says what is exact beyond that.
 
 **Not mergeable, so refused with an error that names the step:** ``Relevance`` with mutual
 information (scikit-learn's estimator reads neighbours among all rows) or a function of its
 own, and :class:`~opsloop.data.selection.importance.ModelImportance` (a model fitted on the
 rows). The fallback is to run them in memory on a sample, after the mergeable steps have
 narrowed the columns: ``funnel.transform(ddf).sample(frac=...).compute()``. The default
-funnel (``FeatureFunnel()``, no steps given) runs its other five steps on a Dask frame and
-lists the model step in its report as not run, with that fallback.
+funnel (``FeatureFunnel()``, no steps given) runs its other five steps on the Dask frame and
+its model step in memory on the rows of the columns they keep, gathered here, when those
+fit (:func:`gather_fits`): on such data it keeps what the in-memory default funnel keeps,
+with the same importances. When they do not fit, its report lists the model step as not
+run, with the sizes and that fallback.
 
 >>> import dask, numpy as np, pandas as pd, dask.dataframe as dd
 >>> from opsloop.data.selection import FeatureFunnel, NumericRedundancy, Relevance
@@ -87,6 +92,7 @@ from opsloop.data.selection.columns import (
     check_uniform_values,
     float_values,
     is_date_text,
+    prepare_columns,
 )
 from opsloop.data.selection.correlation import (
     CHUNK_ROWS,
@@ -105,13 +111,84 @@ from opsloop.data.selection.redundancy import (
 )
 from opsloop.data.selection.relevance import Relevance
 from opsloop.data.selection.steps import Step, StepResult
-from opsloop.data.selection.target import Target
+from opsloop.data.selection.target import (
+    INFINITE_TARGET,
+    Target,
+    not_numeric_target,
+    prepare_target,
+    regression_numbers,
+)
 from opsloop.data.selection.variance import NearZeroVariance
 
 #: The target's column while it travels with the features' partitions.
 _TARGET = "__opsloop_target__"
 #: The relevance scores computed from merged sums.
 MERGEABLE_SCORES = ("f_classif", "f_regression", "chi2")
+
+
+#: Share of this machine's available memory that the default funnel's model step may take
+#: when it runs in memory on the rows of the columns the mergeable steps kept.
+GATHER_MEMORY_SHARE = 0.5
+# Each gathered value is held twice while the step runs: in the gathered frame and in the
+# step's float (or code) column.
+_GATHERED_BYTES_PER_VALUE = 16
+
+
+def gather_fits(n_rows: int, n_columns: int, available: int | None = None) -> tuple[bool, str]:
+    """``(fits, sizes)``: whether ``n_rows`` rows of ``n_columns`` columns and the target
+    may be gathered here for the model step (16 bytes a value against
+    :data:`GATHER_MEMORY_SHARE` of ``available`` bytes, this machine's available memory
+    when not given), and the sizes compared, in words.
+
+    >>> gather_fits(569, 23, available=8 * 2**30)
+    (True, 'the rows of 23 columns and the target (213.4 KiB) against 50% of 8.0 GiB available here')
+    >>> gather_fits(10**9, 23, available=8 * 2**30)[0]
+    False
+    """  # noqa: E501
+    if available is None:
+        import psutil
+
+        available = int(psutil.virtual_memory().available)
+    needed = _GATHERED_BYTES_PER_VALUE * n_rows * (n_columns + 1)
+    sizes = (
+        f"the rows of {n_columns} columns and the target ({_size(needed)}) against "
+        f"{GATHER_MEMORY_SHARE:.0%} of {_size(available)} available here"
+    )
+    return needed <= GATHER_MEMORY_SHARE * available, sizes
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def model_step_in_memory(
+    step: Step, X, y, active: list[str], task: str, random_state: int | None
+) -> StepResult:
+    """``step`` (a step that reads rows, such as the model step) run in memory on the rows
+    of the Dask frame ``X``'s ``active`` columns and the Dask target ``y``, gathered here in
+    the frame's order: the in-memory funnel's result on the same rows.
+
+    >>> import dask, numpy as np, pandas as pd, dask.dataframe as dd
+    >>> from opsloop.data.selection import ModelImportance
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=600)
+    >>> frame = pd.DataFrame({"x": x, "noise": rng.normal(size=600), "y": (x > 0).astype(int)})
+    >>> ddf = dd.from_pandas(frame, npartitions=3)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     result = model_step_in_memory(
+    ...         ModelImportance(), ddf, ddf["y"], ["x", "noise"], "classification", 0)
+    >>> [d.column for d in result.drops]
+    ['noise']
+    """
+    lookup = {str(c): c for c in X.columns}
+    gathered = X[[lookup[name] for name in active]].assign(**{_TARGET: y}).compute()
+    target = prepare_target(gathered.pop(_TARGET), len(gathered), task)
+    gathered.columns = active
+    return step.run(prepare_columns(gathered), active, target, random_state)
 
 
 def check_mergeable(steps: list[Step]) -> None:
@@ -253,7 +330,7 @@ def _statistics_of_partition(partition: pd.DataFrame, plan: _Plan) -> PartitionS
         codes = codes.astype(np.intp)
     elif plan.task == "regression":
         centre, scale = plan.location
-        raw = partition[_TARGET].to_numpy(dtype=np.float64)
+        raw = regression_numbers(partition[_TARGET])
         arrays.append(raw)  # pairwise_moments standardises it with the location
         y = (raw - centre[-1]) / scale[-1]
         target_sums = np.array([y.size, y.sum(), y @ y])
@@ -333,7 +410,7 @@ def _location_of(partition: pd.DataFrame, plan: _Plan) -> tuple[np.ndarray, np.n
     head = partition.iloc[:CHUNK_ROWS]
     block = [float_values(head[name], logical) for name, logical in plan.numeric]
     if plan.task == "regression":
-        block.append(head[_TARGET].to_numpy(dtype=np.float64))
+        block.append(regression_numbers(head[_TARGET]))
     matrix = np.column_stack(block) if block else np.empty((len(head), 0))
     matrix = np.where(np.isinf(matrix), np.nan, matrix)
     return rough_location(matrix)
@@ -349,15 +426,21 @@ def _target_of_partition(partition: pd.DataFrame) -> dict:
     # the label rule decides on their union (it reads only the labels' type and the set of
     # distinct values, so the answer is the in-memory one).
     continuous = finite is not None and not np.array_equal(finite, np.floor(finite))
+    # What a regression target may be is what the in-memory path converts to numbers
+    # (object columns of floats or Decimals, numeric strings, booleans included).
+    regression = regression_numbers(present) if len(present) else None
     return {
+        "first": y.iloc[0] if len(y) else None,
+        "not_numbers": len(present) > 0 and regression is None,
+        "numbers_infinite": regression is not None and bool(np.isinf(regression).any()),
+        "numbers_low": None if regression is None else float(regression.min()),
+        "numbers_high": None if regression is None else float(regression.max()),
         "n": len(y),
         "missing": int(len(y) - len(present)),
         "kind": label_kind(present) if len(present) else None,
         "infinite": numbers is not None and len(finite) < len(numbers),
         "continuous": continuous,
         "uniques": None if continuous else pd.unique(present.to_numpy()),
-        "low": None if numbers is None or not len(numbers) else present.min(),
-        "high": None if numbers is None or not len(numbers) else present.max(),
     }
 
 
@@ -410,14 +493,19 @@ def _target(frame, name: str | None, task: str) -> Target:
         classes = pd.factorize(np.concatenate(seen), sort=True)[1] if seen else []
         distinct = len(classes)
         shown = classes[0] if distinct else "none"
+    elif any(p["not_numbers"] for p in parts):
+        # In memory the constant check comes first; labels that are not numbers are never
+        # continuous, so every partition sent its distinct values.
+        seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
+        distinct = len(pd.unique(np.concatenate(seen))) if seen else 0
+        shown = seen[0][0] if seen else "none"
     else:
-        lows = [p["low"] for p in parts if p["low"] is not None]
-        highs = [p["high"] for p in parts if p["high"] is not None]
-        if not lows:
-            dtype = frame.dtypes[_TARGET]
-            raise ValueError(f"regression needs a numeric y, got a y of dtype {dtype}")
-        distinct = 2 if min(lows) != max(highs) else 1
-        shown = min(lows)
+        lows = [p["numbers_low"] for p in parts if p["numbers_low"] is not None]
+        highs = [p["numbers_high"] for p in parts if p["numbers_high"] is not None]
+        distinct = 2 if lows and min(lows) != max(highs) else 1 if lows else 0
+        # The value as given (the in-memory message shows it so): 7, not 7.0.
+        seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
+        shown = seen[0][0] if seen else min(lows) if lows else "none"
     if distinct < 2:
         raise ValueError(
             f"y is constant (every value is {shown}): no step can measure relevance to it"
@@ -425,9 +513,10 @@ def _target(frame, name: str | None, task: str) -> Target:
     if task == "classification":
         labels = pd.Index(classes).tolist()
         return Target(name, task, np.empty(0), codes=None, classes=labels)
-    dtype = frame.dtypes[_TARGET]
-    if not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)):
-        raise ValueError(f"regression needs a numeric y, got a y of dtype {dtype}")
+    if any(p["not_numbers"] for p in parts):
+        raise not_numeric_target(next(p["first"] for p in parts if p["n"]))
+    if any(p["numbers_infinite"] for p in parts):
+        raise ValueError(INFINITE_TARGET)
     return Target(name, task, np.empty(0))
 
 

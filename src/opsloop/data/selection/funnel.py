@@ -168,7 +168,8 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
     ``check_estimator``. Sparse input is refused: every step reads dense columns. A Dask
     frame ``X`` (with ``y`` a Dask Series partitioned like it) runs the steps whose
     statistics merge across partitions (:mod:`opsloop.data.distributed.selection`); the
-    default funnel runs there without :class:`ModelImportance`, which its report lists as
+    default funnel runs its :class:`ModelImportance` step in memory on the rows of the
+    columns the other steps keep when they fit here, and otherwise lists it in its report as
     not run, with the reason.
 
     >>> import pandas as pd
@@ -255,24 +256,41 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
     def _fit_dask(self, steps: list[Step], X: Any, y: Any) -> FeatureFunnel:
         # The steps whose statistics merge, on sums merged across partitions
         # (opsloop.data.distributed.selection); the others are refused there.
-        from opsloop.data.distributed.selection import selection_statistics
+        from opsloop.data.distributed.selection import (
+            gather_fits,
+            model_step_in_memory,
+            selection_statistics,
+        )
 
         if y is None:
             needing = [s.name for s in steps if s.needs_target]
             if needing:
                 raise ValueError(f"steps {needing} need a target: pass y to fit")
         self._from_frame = True
-        skipped = []
+        mergeable = steps
         if self.steps is None:
-            # The default funnel runs without the model step, which fits a model on the
-            # rows; asked for by name, that step is refused (check_mergeable).
-            skipped = [s for s in steps if isinstance(s, ModelImportance)]
-            steps = [s for s in steps if not isinstance(s, ModelImportance)]
+            # The default funnel's model step fits a model on the rows: it runs in memory on
+            # the rows of the columns the other steps keep when they fit here, so that the
+            # funnel keeps what it keeps in memory; asked for by name, the step is refused
+            # (check_mergeable).
+            mergeable = [s for s in steps if not isinstance(s, ModelImportance)]
         started = time.perf_counter()
-        selection = selection_statistics(X, y, steps, self.task)
+        selection = selection_statistics(X, y, mergeable, self.task)
         if len(selection.names) != len(set(selection.names)):
             check_frame(pd.DataFrame(columns=selection.names, index=[0]))
         prepare_seconds = time.perf_counter() - started
+        not_run: dict[str, str] = {}
+
+        def run_step(step: Step, active: list[str], random_state: int | None) -> StepResult:
+            if not isinstance(step, ModelImportance):
+                return selection.run_step(step, active, random_state)
+            fits, sizes = gather_fits(selection.n_rows, len(active))
+            if not fits:
+                not_run[step.name] = sizes
+                return StepResult()
+            assert selection.target is not None  # the funnel refuses a model step without y
+            return model_step_in_memory(step, X, y, active, selection.target.task, random_state)
+
         self._run(
             steps,
             selection,
@@ -280,22 +298,23 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
             list(selection.names),
             {},
             prepare_seconds,
-            run_step=selection.run_step,
+            run_step=run_step,
         )
-        n_out = self.report_.counts[-1]
-        not_run = tuple(
+        summaries = tuple(
             StepSummary(
-                step.name,
-                n_out,
+                summary.step,
+                summary.n_in,
                 0,
                 0.0,
-                f"not run on a Dask frame: {step.name} fits a model on the rows; run it in "
-                "memory on a sample of the kept columns: "
-                "funnel.transform(ddf).sample(frac=...).compute()",
+                f"not run on a Dask frame: {summary.step} fits a model on the rows, and "
+                f"{not_run[summary.step]} do not fit; run it in memory on a sample of the "
+                "kept columns: funnel.transform(ddf).sample(frac=...).compute()",
             )
-            for step in skipped
+            if summary.step in not_run
+            else summary
+            for summary in self.report_.steps
         )
-        self.report_ = dataclasses.replace(self.report_, steps=(*self.report_.steps, *not_run))
+        self.report_ = dataclasses.replace(self.report_, steps=summaries)
         return self
 
     def fit_table(

@@ -68,10 +68,11 @@ def prepare_target(y: object, n_rows: int, task: str = "auto") -> Target:
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     name = None
+    labels = y
     if isinstance(y, pd.DataFrame):
         if y.shape[1] != 1:
             raise ValueError(f"y must be one column, got a DataFrame of {y.shape[1]} columns")
-        y = y.iloc[:, 0]
+        y = labels = y.iloc[:, 0]
     if isinstance(y, pd.Series):
         name = None if y.name is None else str(y.name)
         missing = y.isna().to_numpy()
@@ -99,14 +100,48 @@ def prepare_target(y: object, n_rows: int, task: str = "auto") -> Target:
             f"y is constant (every value is {shown}): no step can measure relevance to it"
         )
     if task == "auto":
-        task = infer_task(values, "y")
+        # The column itself, not its values: a categorical of numbers is classes by its type.
+        task = infer_task(labels if isinstance(labels, pd.Series) else values, "y")
     if task == "classification":
         labels = pd.Index(classes).tolist()
         return Target(name, task, values, codes=codes.astype(np.intp), classes=labels)
-    try:
-        numbers = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"regression needs a numeric y, got values like {values[0]!r}") from error
+    numbers = regression_numbers(values)
+    if numbers is None:
+        raise not_numeric_target(values[0])
     if not np.isfinite(numbers).all():
-        raise ValueError("y has infinite values; a regression target must be finite")
+        raise ValueError(INFINITE_TARGET)
     return Target(name, task, values, numbers=numbers)
+
+
+#: The refusal of a regression target with infinite values.
+INFINITE_TARGET = "y has infinite values; a regression target must be finite"
+
+
+def regression_numbers(values: object) -> np.ndarray | None:
+    """A regression target's values as float64 numbers, or ``None`` when some value is not a
+    number: what a regression target may hold, the same on every path (numbers of any
+    storage, Python floats or ``Decimal`` in an object column, booleans, numeric strings,
+    the values of a categorical column of numbers).
+
+    >>> from decimal import Decimal
+    >>> regression_numbers(np.array([Decimal("1.5"), 2.0, "3"], dtype=object)).tolist()
+    [1.5, 2.0, 3.0]
+    >>> regression_numbers(np.array(["1.5", "high"], dtype=object)) is None
+    True
+    """
+    if isinstance(values, pd.Series):
+        values = values.to_numpy()
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def not_numeric_target(first: object) -> ValueError:
+    """The refusal of a regression target that holds something other than numbers, showing
+    the target's first value.
+
+    >>> str(not_numeric_target("high"))
+    "regression needs a numeric y, got values like 'high'"
+    """
+    return ValueError(f"regression needs a numeric y, got values like {first!r}")
