@@ -100,7 +100,11 @@ def analyze_model(
                 n_boot=100,
                 seed=seed,
             )
-            parts["fairness"] = analysis.fairness(y, predicted, tag_frame)
+            # scikit-learn's positive class of a binary model is its second class: with labels
+            # such as "no"/"yes" there is no class 1 to count as positive
+            classes = list(getattr(model, "classes_", []))
+            positive = classes[1] if len(classes) == 2 and 1 not in classes else 1
+            parts["fairness"] = analysis.fairness(y, predicted, tag_frame, pos_label=positive)
         slice_source = frame[[*dict.fromkeys([*tag_columns, *inputs])]]
         parts["tree"] = analysis.error_tree(slice_source, y, predicted, seed=seed)
         parts["found"] = analysis.sliceline(slice_source, wrong)
