@@ -21,7 +21,8 @@ Choices depend only on the state and the ``numpy.random.Generator`` passed in, s
 generator makes them repeatable. ``to_dict()`` holds the parameters and per-arm sufficient
 statistics as JSON values; :func:`policy_from_dict` restores any policy, so several serving
 workers share one policy through the store. Updates are sums, so two workers' updates can
-be applied in any order and give the same state.
+be applied in any order and give the same state: the same counts, and sums (and Gaussian
+squared deviations) equal up to floating-point rounding (about 1e-16 relative).
 
 Written here rather than taken from a library: MABWiser documents saving a policy by
 pickling the whole object, which the store will not load (pickles run code) and cannot merge
