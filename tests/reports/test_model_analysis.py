@@ -7,6 +7,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
 from opsloop import analysis
+from opsloop.analysis.fairness import fairness
 from opsloop.datasets import credit, human_labels
 from opsloop.reports import analyze_model
 
@@ -89,7 +90,7 @@ def test_a_classifier_of_many_integer_classes_is_analysed_as_classes():
     X, y = make_classification(
         n_samples=1500, n_features=10, n_informative=8, n_classes=25, random_state=0
     )
-    assert analysis.fairness(y, y, {"g": y % 2}).task == "multiclass"  # 25 integers
+    assert fairness(y, y, {"g": y % 2}).task == "multiclass"  # 25 integers
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(10)])
     model = LogisticRegression(max_iter=500).fit(frame, y)
     frame = frame.assign(label=y, group=np.where(X[:, 0] > 0, "high", "low"))
