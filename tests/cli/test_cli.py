@@ -194,3 +194,24 @@ def test_schema_validate_of_a_csv_names_the_one_cell_that_is_not_a_number(tmp_pa
     table = runner.invoke(app, ["schema", "validate", str(tmp_path / "bad.csv"), "-s", str(schema)])
     assert table.exit_code == 1
     assert "expected float, found str ×1" in table.stdout and "row 3: 'lots'" in table.stdout
+
+
+def test_one_anomaly_is_titled_in_the_singular(tmp_path):
+    import statsmodels.api as sm
+
+    from opsloop.data.schema import infer_schema
+
+    grunfeld = sm.datasets.grunfeld.load_pandas().data
+    schema = tmp_path / "g.yaml"
+    schema.write_text(infer_schema(grunfeld).to_yaml())
+    serving = grunfeld.copy()
+    serving.loc[3, "firm"] = "Tesla"
+    serving.to_csv(tmp_path / "one.csv", index=False)
+    found = runner.invoke(
+        app,
+        ["schema", "validate", str(tmp_path / "one.csv"), "-s", str(schema)],
+        terminal_width=200,
+    )
+    assert found.exit_code == 1
+    assert "1 anomaly in " in found.output and "anomalies" not in found.output
+    assert "unknown_category" in found.output and "'Tesla'" in found.output

@@ -167,3 +167,39 @@ def test_errors_name_the_policy_and_the_field():
     bad_state["state"]["counts"] = [1]
     with pytest.raises(InvalidArgumentError, match="state 'counts' needs one value per arm"):
         policy_from_dict(bad_state)
+
+
+def test_a_stored_state_that_no_update_could_give_is_refused_with_its_field():
+    import statsmodels.api as sm
+
+    # Grunfeld's 11 firms as arms, their yearly investment as the reward
+    grunfeld = sm.datasets.grunfeld.load_pandas().data
+    policy = GaussianThompson(sorted(grunfeld["firm"].unique()))
+    policy.update_many(grunfeld["firm"].tolist(), grunfeld["invest"].to_numpy())
+    stored = json.loads(json.dumps(policy.to_dict()))
+    restored = policy_from_dict(stored)
+    assert restored.to_dict() == policy.to_dict()
+    assert restored.means["IBM"] == grunfeld.loc[grunfeld["firm"] == "IBM", "invest"].mean()
+
+    def broken(change):
+        document = json.loads(json.dumps(stored))
+        change(document)
+        return document
+
+    cases = [
+        (lambda d: d["state"].update(name=[0] * 11), r"unknown state 'name'; the state holds"),
+        (lambda d: d["state"]["counts"].__setitem__(0, -3), "'counts' must be at least 0"),
+        (lambda d: d["state"]["counts"].__setitem__(0, 2.5), "'counts' must be whole numbers"),
+        (lambda d: d["state"]["sums"].__setitem__(0, float("nan")), "'sums' must be finite"),
+        (lambda d: d["state"]["m2"].__setitem__(0, -1.0), "'m2' must be at least 0"),
+        (lambda d: d["params"].update(prior_sd=1.0), r"params must be among \['draws', "),
+        (lambda d: d.pop("arms"), "arms are missing"),
+    ]
+    for change, message in cases:
+        with pytest.raises(InvalidArgumentError, match=message):
+            policy_from_dict(broken(change))
+    # Bernoulli sums beyond the counts would make Beta's second parameter negative
+    ones = BernoulliThompson(["a", "b"]).to_dict()
+    ones["state"] = {"counts": [1, 1], "sums": [5.0, 0.0]}
+    with pytest.raises(InvalidArgumentError, match="'sums' must lie between 0 and 'counts'"):
+        policy_from_dict(ones)

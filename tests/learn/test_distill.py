@@ -221,3 +221,27 @@ def test_a_teacher_counting_nothing_has_no_size_ratio(digits, tracking_home):
     stored = opsloop.get_run(run.run_id)
     assert "size_ratio" not in stored.metrics
     assert stored.metrics["student_parameters"] == 64 * 8 + 8 + 8 * 10 + 10
+
+
+def test_a_teacher_still_training_is_read_in_eval_mode_and_left_training(digits):
+    X_train, X_test, y_train, y_test = digits
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(
+        torch.nn.Linear(64, 64), torch.nn.Dropout(0.5), torch.nn.ReLU(), torch.nn.Linear(64, 10)
+    )
+    teacher.train()
+    got = soft_targets(teacher, X_test, 2.0)
+    assert teacher.training
+    teacher.eval()
+    with torch.no_grad():
+        logits = teacher(torch.as_tensor(X_test)).double()
+    teacher.train()
+    # dropout off: the same softened probabilities as the eval-mode module gives
+    np.testing.assert_array_equal(
+        got, torch.softmax(logits / 2.0, dim=1).numpy().astype(np.float32)
+    )
+    result = distill(
+        teacher, small_student(16), (X_train, y_train), epochs=1, test_data=(X_test, y_test)
+    )
+    assert teacher.training
+    assert result.teacher_accuracy == float((logits.argmax(1).numpy() == y_test).mean())

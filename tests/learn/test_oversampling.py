@@ -69,3 +69,17 @@ def test_bad_input_is_named():
         smote(X, y, within=[True])
     with pytest.raises(ValueError, match="n_new: class 0 asks for -1 rows"):
         smote(X, y, n_new={0: -1})
+
+
+def test_a_fractional_number_of_new_rows_is_refused_not_truncated():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    with pytest.raises(ValueError, match=r"n_new: class 0 asks for 2\.5 rows, a whole number"):
+        smote(X, y, n_new={0: 2.5})
+    with pytest.raises(ValueError, match="n_new: class 0 asks for True rows"):
+        smote(X, y, n_new={0: True})
+    X_new, y_new = smote(X, y, n_new={0: np.int64(145)})
+    # 212 malignant and 357 benign tumours: 145 new malignant rows balance them
+    assert np.bincount(y_new).tolist() == [357, 357]
+    assert X_new.shape == (714, 30)

@@ -120,3 +120,26 @@ def test_a_run_gets_the_report_and_every_rows_label(moons, tracking_home):
     assert "sklearn.neighbors._kd_tree.KDTree" in untrusted
     model = skops.io.loads(saved, trusted=untrusted)
     np.testing.assert_array_equal(model.transduction_, result.model.transduction_)
+
+
+def test_digits_rows_the_graph_does_not_reach_keep_no_label():
+    from sklearn.datasets import load_digits
+
+    X, y_true = load_digits(return_X_y=True)
+    y = np.full(len(y_true), -1)
+    shown = np.random.default_rng(0).choice(len(y_true), 30, replace=False)
+    y[shown] = y_true[shown]
+    result = propagate_labels(X, y, y_true=y_true, model=LabelSpreading(kernel="knn"))
+    reference = LabelSpreading(kernel="knn").fit(X, y)
+    unreached = reference.label_distributions_.sum(axis=1) == 0
+    # about a tenth of the 1,767 hidden digits are not linked to any of the 30 shown through 7
+    # neighbours (ties between equal pixel distances make the count vary a little with the
+    # neighbour search); scikit-learn's transduction calls them all class 0
+    assert int(unreached.sum()) == result.n_unreached
+    assert 100 < result.n_unreached < 300
+    assert (reference.transduction_[unreached] == 0).all()
+    assert (result.labels[unreached] == -1).all()
+    reached = ~unreached
+    np.testing.assert_array_equal(result.labels[reached], reference.transduction_[reached])
+    right = reference.transduction_[result.propagated] == y_true[result.propagated]
+    assert result.accuracy == right.mean()

@@ -101,6 +101,24 @@ def test_bad_arguments(digits, digits_teacher):
         compare_variants(digits_teacher, X_test, y_test, variants=["int8_static"])
     with pytest.raises(ValueError, match="same number of rows"):
         compare_variants(digits_teacher, X_test, y_test[:3], variants=["float32"])
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        compare_variants(digits_teacher, X_test, y_test, variants=["float32"], batch_size=0)
+
+
+def test_a_model_in_training_mode_is_measured_in_eval_and_handed_back_training(digits):
+    _, X_test, _, y_test = digits
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 32), torch.nn.Dropout(0.5), torch.nn.ReLU(), torch.nn.Linear(32, 10)
+    )
+    model.train()
+    report = compare_variants(model, X_test, y_test, variants=["float32", "onnx"])
+    assert model.training and model[1].training
+    # in eval mode dropout is off, so the accuracy is the deterministic one
+    with torch.no_grad():
+        expected = float((model.eval()(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean())
+    assert report.to_frame().loc["float32", "accuracy"] == expected
+    assert report.to_frame().loc["onnx", "accuracy"] == expected
 
 
 def test_a_run_gets_every_number_of_the_report_and_the_compressed_models(

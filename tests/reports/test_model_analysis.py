@@ -7,6 +7,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
 from opsloop import analysis
+from opsloop.analysis.fairness import fairness
 from opsloop.datasets import credit, human_labels
 from opsloop.reports import analyze_model
 
@@ -89,7 +90,7 @@ def test_a_classifier_of_many_integer_classes_is_analysed_as_classes():
     X, y = make_classification(
         n_samples=1500, n_features=10, n_informative=8, n_classes=25, random_state=0
     )
-    assert analysis.fairness(y, y, {"g": y % 2}).task == "multiclass"  # 25 integers
+    assert fairness(y, y, {"g": y % 2}).task == "multiclass"  # 25 integers
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(10)])
     model = LogisticRegression(max_iter=500).fit(frame, y)
     frame = frame.assign(label=y, group=np.where(X[:, 0] > 0, "high", "low"))
@@ -132,3 +133,36 @@ def test_float_human_labels_of_many_integer_classes_match_a_hand_count():
         analyze_model(
             model, frame.assign(human=human), "label", ["g"], human_labels="human", explain=False
         )
+
+
+def test_a_binary_classifier_of_named_classes_gets_fairness_for_its_second_class():
+    import statsmodels.api as sm
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+    from sklearn.linear_model import LogisticRegression
+
+    # statsmodels' Fair data: did a woman report an affair, by how religious she is
+    frame = sm.datasets.fair.load_pandas().data
+    frame["had_affair"] = np.where(frame.pop("affairs") > 0, "yes", "no")
+    features = ["rate_marriage", "age", "yrs_married", "children", "educ"]
+    model = LogisticRegression(max_iter=2000).fit(frame[features], frame["had_affair"])
+    report = analyze_model(
+        model,
+        frame[[*features, "religious", "had_affair"]],
+        "had_affair",
+        tags=["religious"],
+        explain=False,
+    )
+    y = (frame["had_affair"] == "yes").to_numpy().astype(int)
+    p = (model.predict(frame[features]) == "yes").astype(int)
+    groups = frame["religious"].to_numpy()
+    assert report.fairness.summary_value("religious", "demographic_parity_difference") == (
+        demographic_parity_difference(y, p, sensitive_features=groups)
+    )
+    assert report.fairness.summary_value("religious", "equalized_odds_difference") == (
+        equalized_odds_difference(y, p, sensitive_features=groups)
+    )
+    # read with class 1 as the positive one, no row would be positive and every disparity 0
+    assert (
+        report.fairness.group_value("religious", "1.0", "selection_rate") == p[groups == 1].mean()
+    )
+    assert report.fairness.summary_value("religious", "demographic_parity_difference") > 0.05

@@ -165,6 +165,10 @@ def fairness(
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     task = _task(task, truth, predicted)
+    if task == "binary":
+        _check_pos_label(pos_label, truth, predicted)
+    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be an integer >= 1, got {bins!r}")
     frame = as_tag_frame(sensitive, len(truth), name="sensitive")
     tail = (1.0 - confidence) / 2.0
     groups: list[tuple] = []
@@ -214,6 +218,17 @@ def _task(task: str, truth: np.ndarray, predicted: np.ndarray) -> str:
         return "regression"
     values = np.unique(np.concatenate([truth, predicted]).astype(object).astype(str))
     return "binary" if len(values) <= 2 else "multiclass"
+
+
+def _check_pos_label(pos_label: Any, truth: np.ndarray, predicted: np.ndarray) -> None:
+    # A positive class that is not among two label values makes every row negative: the rates
+    # would all be 0 and every disparity 0, a fair-looking answer to the wrong question.
+    values = list(dict.fromkeys(np.concatenate([truth, predicted]).tolist()))
+    if len(values) == 2 and not any(v == pos_label for v in values):
+        raise ValueError(
+            f"pos_label {pos_label!r} is not one of the labels {sorted(map(str, values))}; "
+            "pass the positive class as pos_label"
+        )
 
 
 def _metrics(task: str, truth: np.ndarray, predicted: np.ndarray, pos_label: Any):

@@ -146,7 +146,8 @@ def schema_validate(
     elif result.ok:
         out.print(f"{data}: no anomalies against {schema}")
     else:
-        table = Table(title=f"{len(result)} anomalies in {data}")
+        noun = "anomaly" if len(result) == 1 else "anomalies"
+        table = Table(title=f"{len(result)} {noun} in {data}")
         for name in ("column", "kind", "count", "fraction", "detail", "examples"):
             table.add_column(name, justify="right" if name in ("count", "fraction") else "left")
         for anomaly in result:

@@ -21,7 +21,8 @@ Choices depend only on the state and the ``numpy.random.Generator`` passed in, s
 generator makes them repeatable. ``to_dict()`` holds the parameters and per-arm sufficient
 statistics as JSON values; :func:`policy_from_dict` restores any policy, so several serving
 workers share one policy through the store. Updates are sums, so two workers' updates can
-be applied in any order and give the same state.
+be applied in any order and give the same state: the same counts, and sums (and Gaussian
+squared deviations) equal up to floating-point rounding (about 1e-16 relative).
 
 Written here rather than taken from a library: MABWiser documents saving a policy by
 pickling the whole object, which the store will not load (pickles run code) and cannot merge
@@ -223,13 +224,39 @@ class BanditPolicy:
         }
 
     def _load_state(self, state: dict[str, list]) -> None:
+        known = self._state()
+        if not isinstance(state, dict):
+            raise InvalidArgumentError(f"{self.name}: state must be a mapping, got {state!r}")
         for key, value in state.items():
-            array = np.asarray(value, dtype=getattr(self, key).dtype)
+            if key not in known:
+                raise InvalidArgumentError(
+                    f"{self.name}: unknown state {key!r}; the state holds {sorted(known)}"
+                )
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(
+                    f"{self.name}: state {key!r} must hold numbers, got {value!r}"
+                ) from None
             if array.shape != (len(self.arms),):
                 raise InvalidArgumentError(
                     f"{self.name}: state {key!r} needs one value per arm ({len(self.arms)})"
                 )
-            setattr(self, key, array)
+            if not np.isfinite(array).all():
+                raise InvalidArgumentError(f"{self.name}: state {key!r} must be finite")
+            if key in ("counts", "m2") and (array < 0).any():
+                raise InvalidArgumentError(f"{self.name}: state {key!r} must be at least 0")
+            if key == "counts" and (array != np.round(array)).any():
+                raise InvalidArgumentError(f"{self.name}: state 'counts' must be whole numbers")
+            setattr(self, key, array.astype(getattr(self, key).dtype))
+        if self.reward_rule in ("binary", "unit") and (
+            (self.sums < 0).any() or (self.sums > self.counts).any()
+        ):
+            # rewards in [0, 1] sum to between 0 and their count; a Beta draw needs it
+            raise InvalidArgumentError(
+                f"{self.name}: state 'sums' must lie between 0 and 'counts' per arm, got "
+                f"sums {self.sums.tolist()} for counts {self.counts.tolist()}"
+            )
 
 
 class BernoulliThompson(BanditPolicy):
@@ -495,6 +522,17 @@ def policy_from_dict(data: dict[str, Any]) -> BanditPolicy:
     name = data.get("policy")
     if name not in POLICIES:
         raise InvalidArgumentError(f"policy must be one of {sorted(POLICIES)}, got {name!r}")
-    policy = POLICIES[name](data["arms"], **data.get("params", {}))
+    if "arms" not in data:
+        raise InvalidArgumentError(f"{name}: the policy's arms are missing")
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise InvalidArgumentError(f"{name}: params must be a mapping, got {params!r}")
+    try:
+        policy = POLICIES[name](data["arms"], **params)
+    except TypeError:
+        allowed = sorted(POLICIES[name](["a", "b"]).get_params())
+        raise InvalidArgumentError(
+            f"{name}: params must be among {allowed}, got {sorted(params)}"
+        ) from None
     policy._load_state(data.get("state", {}))
     return policy

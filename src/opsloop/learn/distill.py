@@ -125,9 +125,7 @@ def soft_targets(teacher: Any, X: np.ndarray, temperature: float) -> np.ndarray:
     """
     torch = import_torch()
     if isinstance(teacher, torch.nn.Module):
-        teacher.eval()
-        with torch.no_grad():
-            logits = teacher(torch.as_tensor(X, dtype=torch.float32)).double()
+        logits = _eval_logits(teacher, X).double()
         return torch.softmax(logits / temperature, dim=1).numpy().astype(np.float32)
     if not hasattr(teacher, "predict_proba"):
         raise TypeError(
@@ -146,11 +144,23 @@ def soft_targets(teacher: Any, X: np.ndarray, temperature: float) -> np.ndarray:
     return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def _eval_logits(model: Any, X: np.ndarray) -> Any:
+    # Read in eval mode (no dropout, frozen batch norm), then put the module back as it was:
+    # the teacher is only read, and the caller may still be training it.
+    torch = import_torch()
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(torch.as_tensor(X, dtype=torch.float32))
+    finally:
+        model.train(was_training)
+
+
 def _teacher_predict(teacher: Any, X: np.ndarray) -> np.ndarray:
     torch = import_torch()
     if isinstance(teacher, torch.nn.Module):
-        with torch.no_grad():
-            return teacher(torch.as_tensor(X, dtype=torch.float32)).argmax(dim=1).numpy()
+        return _eval_logits(teacher, X).argmax(dim=1).numpy()
     return np.asarray(teacher.predict_proba(X)).argmax(axis=1)
 
 

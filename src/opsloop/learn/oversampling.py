@@ -72,7 +72,11 @@ def smote(
     if n_new is None:
         wanted = {c: int(counts.max() - n) for c, n in zip(classes.tolist(), counts, strict=True)}
     else:
-        wanted = {c: int(n) for c, n in n_new.items()}
+        wanted = {}
+        for c, n in n_new.items():
+            if isinstance(n, bool) or not isinstance(n, int | np.integer):
+                raise ValueError(f"n_new: class {c!r} asks for {n!r} rows, a whole number needed")
+            wanted[c] = int(n)
     rng = np.random.default_rng(seed)
     new_X, new_y = [X], [y]
     for label, count in wanted.items():

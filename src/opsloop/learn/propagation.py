@@ -37,7 +37,8 @@ UNLABELLED = -1
 class PropagationResult:
     """Labels for every row, each row's confidence, and the summary of what was propagated.
 
-    ``labels`` keeps the given labels and fills the unlabelled rows; ``confidence`` is the
+    ``labels`` keeps the given labels and fills the unlabelled rows the graph reached (those
+    it did not reach stay ``-1``); ``confidence`` is the
     largest probability of each row's label distribution (0 for rows the graph did not reach);
     ``accuracy`` and ``accuracy_at`` are ``None`` unless true labels were given.
     """
@@ -139,7 +140,9 @@ def propagate_labels(
     distributions = fitted.label_distributions_
     unreached = ~np.isfinite(distributions).all(axis=1) | (distributions.sum(axis=1) == 0)
     confidence = np.where(unreached, 0.0, np.nan_to_num(distributions).max(axis=1))
-    labels = np.where(given, y, fitted.transduction_)
+    # scikit-learn's transduction gives a row the graph never reached the first class (the
+    # argmax of an all-zero distribution); such a row has no label, so it stays unlabelled
+    labels = np.where(given, y, np.where(unreached, UNLABELLED, fitted.transduction_))
     propagated = ~given & ~unreached
 
     conf_prop = confidence[propagated]

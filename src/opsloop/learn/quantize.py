@@ -22,7 +22,8 @@ import copy
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,17 @@ def _torchao_quantization() -> Any:
             "int8 quantization needs torchao: pip install 'opsloop[torch]'"
         ) from error
     return quantization
+
+
+@contextmanager
+def _in_eval_mode(model: Any) -> Iterator[None]:
+    # measured in eval mode, and handed back in the mode it came in: the caller's module
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def quantize_dynamic_int8(model: Any) -> Any:
@@ -194,7 +206,13 @@ def export_onnx(model: Any, example: np.ndarray, path: str | os.PathLike) -> Onn
     True
     """
     torch = import_torch()
-    model = model.eval()
+    with _in_eval_mode(model):
+        return _export_onnx(torch, model, example, path)
+
+
+def _export_onnx(
+    torch: Any, model: Any, example: np.ndarray, path: str | os.PathLike
+) -> OnnxExport:
     inputs = torch.as_tensor(np.asarray(example), dtype=torch.float32)
     torch.onnx.export(
         model,
@@ -272,13 +290,29 @@ def compare_variants(
         raise ValueError(f"variants must be among {list(VARIANTS)}, got unknown {unknown}")
     if "int8_static" in variants and calibration is None:
         raise ValueError("calibration data is required for the int8_static variant")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        # an empty batch would time nothing and report a latency all the same
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     X = np.asarray(X_test, dtype=np.float32)
     y = np.asarray(y_test)
     if X.ndim < 2 or len(X) != len(y):
         raise ValueError(
             f"X_test and y_test must have the same number of rows, got {X.shape}, {y.shape}"
         )
-    model = model.eval()
+    with _in_eval_mode(model):
+        return _compare_variants(torch, model, X, y, calibration, variants, batch_size, run)
+
+
+def _compare_variants(
+    torch: Any,
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    calibration: np.ndarray | None,
+    variants: Sequence[str],
+    batch_size: int,
+    run: RunLog | None,
+) -> QuantizationReport:
     inputs = torch.as_tensor(X)
     batch = inputs[:batch_size]
     base_size = serialized_size(model)

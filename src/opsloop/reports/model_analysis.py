@@ -63,6 +63,11 @@ def analyze_model(
 
     from opsloop import analysis
 
+    # The functions, not ``analysis.<name>``: these two share their module's name, and
+    # importing the module (as a doctest run does) rebinds the package attribute to it.
+    from opsloop.analysis.fairness import fairness
+    from opsloop.analysis.sliceline import sliceline
+
     tag_columns = list(tags)
     for column in [label, *tag_columns, *(c for c in (human_labels, order) if c)]:
         if column not in frame.columns:
@@ -100,10 +105,14 @@ def analyze_model(
                 n_boot=100,
                 seed=seed,
             )
-            parts["fairness"] = analysis.fairness(y, predicted, tag_frame)
+            # scikit-learn's positive class of a binary model is its second class: with labels
+            # such as "no"/"yes" there is no class 1 to count as positive
+            classes = list(getattr(model, "classes_", []))
+            positive = classes[1] if len(classes) == 2 and 1 not in classes else 1
+            parts["fairness"] = fairness(y, predicted, tag_frame, pos_label=positive)
         slice_source = frame[[*dict.fromkeys([*tag_columns, *inputs])]]
         parts["tree"] = analysis.error_tree(slice_source, y, predicted, seed=seed)
-        parts["found"] = analysis.sliceline(slice_source, wrong)
+        parts["found"] = sliceline(slice_source, wrong)
     else:
         left_out = frame.drop(columns=[*inputs, label])
         time = frame[order].to_numpy() if order else None
@@ -114,7 +123,7 @@ def analyze_model(
             parts["slices"] = analysis.slice_metrics(
                 y, predicted, tag_frame, {"mae": mean_absolute_error}, n_boot=100, seed=seed
             )
-            parts["fairness"] = analysis.fairness(y, predicted, tag_frame, task="regression")
+            parts["fairness"] = fairness(y, predicted, tag_frame, task="regression")
     if explain:
         parts["explanation"] = analysis.explain(model, X, y, seed=seed)
     return AnalysisReport(**parts)

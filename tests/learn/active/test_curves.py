@@ -131,3 +131,15 @@ def test_a_run_gets_each_strategys_mean_curve_and_the_table(tracking_home):
     table = pd.read_csv(io.BytesIO(artifact_bytes(stored, "learning_curves.csv")))
     pd.testing.assert_frame_equal(table, frame, check_dtype=False)
     assert json.loads(artifact_bytes(stored, "learning_curves.json")) == curves.to_dict()
+
+
+def test_bad_initial_and_no_strategy_name_the_rule():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    with pytest.raises(ValueError, match=r"initial must not exceed the budget \(30\) nor the pool"):
+        compare_strategies(LogisticRegression(), X, y, X, y, budget=30, initial=40)
+    with pytest.raises(ValueError, match=r"nor the pool size \(5\), got 10"):
+        compare_strategies(LogisticRegression(), X[:5], y[:5], X, y, budget=5, initial=10)
+    with pytest.raises(ValueError, match="strategies must name at least one strategy"):
+        compare_strategies(LogisticRegression(), X, y, X, y, budget=30, strategies=[])

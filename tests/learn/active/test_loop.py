@@ -150,3 +150,27 @@ def test_a_run_gets_the_learning_curve_and_the_queries(problem, tracking_home):
     assert report["queried"] == list(result.queried) and len(report["queried"]) == 30
     model = skops.io.loads(artifact_bytes(stored, "model.skops"))
     np.testing.assert_array_equal(model.predict_proba(Xt), result.estimator.predict_proba(Xt))
+
+
+def test_a_classifier_without_predict_proba_is_refused_before_any_label_is_bought():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.svm import LinearSVC
+
+    X, y = load_breast_cancer(return_X_y=True)
+    oracle = SimulatedOracle(y)
+    with pytest.raises(TypeError, match="strategy 'entropy' ranks rows by predict_proba"):
+        active_learning(LinearSVC(), X, oracle, budget=30, random_state=0)
+    assert oracle.n_answered_ == 0
+    # query-by-committee only votes with predict: the same classifier runs
+    result = active_learning(LinearSVC(), X, oracle, strategy="qbc", budget=30, random_state=0)
+    assert result.labels_spent == (10, 20, 30)
+
+
+def test_an_evaluation_set_of_unequal_lengths_is_refused_up_front():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    oracle = SimulatedOracle(y)
+    with pytest.raises(ValueError, match="one label per row, got 10 rows and 5 labels"):
+        active_learning(LogisticRegression(), X, oracle, budget=30, X_test=X[:10], y_test=y[:5])
+    assert oracle.n_answered_ == 0

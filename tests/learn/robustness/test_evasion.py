@@ -276,3 +276,22 @@ def test_ranges_per_feature_and_fixed_features_equal_arts_clip_and_mask(
     np.testing.assert_allclose(ours, art, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(ours[:, fixed], X[:, fixed])
     assert (ours <= upper).all() and np.abs(ours - X).max() > 0.5 * eps / 10
+
+
+def test_labels_outside_the_models_classes_name_the_rule(digits_teacher, attacked):
+    X, y = attacked
+    with pytest.raises(
+        ValueError, match=r"class indices 0\.\.9 \(the model has 10 outputs\), got 11"
+    ):
+        fgsm(digits_teacher, X, np.where(np.arange(300) == 7, 11, y), eps=0.1)
+    with pytest.raises(ValueError, match=r"class indices 0\.\.9 .*got -1"):
+        pgd(digits_teacher, X, np.where(np.arange(300) == 7, -1, y), eps=0.1, batch_size=32)
+    with pytest.raises(ValueError, match="whole numbers"):
+        fgsm(digits_teacher, X, y + 0.5, eps=0.1)
+    # the count is of X's rows, not of one batch's
+    with pytest.raises(ValueError, match=r"one class per row of X \(300\), got \(5,\)"):
+        pgd(digits_teacher, X, y[:5], eps=0.1, batch_size=32)
+    # float labels that are whole numbers are classes, as the model's own predictions would be
+    np.testing.assert_array_equal(
+        fgsm(digits_teacher, X, y.astype(float), eps=0.1), fgsm(digits_teacher, X, y, eps=0.1)
+    )

@@ -93,6 +93,15 @@ def compare_strategies(
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats!r}")
     chosen = [make_strategy(strategy) for strategy in strategies]
+    if not chosen:
+        raise ValueError("strategies must name at least one strategy")
+    if isinstance(initial, bool) or not isinstance(initial, int | np.integer) or initial < 1:
+        raise ValueError(f"initial must be a positive integer, got {initial!r}")
+    if initial > min(budget, len(X_pool)):
+        raise ValueError(
+            f"initial must not exceed the budget ({budget}) nor the pool size "
+            f"({len(X_pool)}), got {initial}"
+        )
     if run is not None:
         run.log_params(
             {

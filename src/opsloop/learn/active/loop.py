@@ -17,7 +17,13 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from opsloop.learn.active.oracle import Oracle
-from opsloop.learn.active.strategies import QueryStrategy, RandomSampling, make_strategy
+from opsloop.learn.active.strategies import (
+    DiverseUncertaintySampling,
+    QueryStrategy,
+    RandomSampling,
+    UncertaintySampling,
+    make_strategy,
+)
 from opsloop.learn.run_log import (
     RunLog,
     checked_run,
@@ -108,7 +114,21 @@ def active_learning(
         raise ValueError(f"budget must not exceed the pool size {n_pool}, got {budget}")
     if (X_test is None) != (y_test is None):
         raise ValueError("X_test and y_test must be given together")
+    if X_test is not None and len(X_test) != len(y_test):
+        raise ValueError(
+            f"X_test and y_test must have one label per row, got {len(X_test)} rows "
+            f"and {len(y_test)} labels"
+        )
     chooser = make_strategy(strategy)
+    # found before any label is bought: the first query would fail after the cold start
+    if isinstance(chooser, UncertaintySampling | DiverseUncertaintySampling) and not hasattr(
+        estimator, "predict_proba"
+    ):
+        raise TypeError(
+            f"strategy {chooser.name!r} ranks rows by predict_proba, which "
+            f"{type(estimator).__name__} does not have; use 'qbc' or 'random', or a "
+            "classifier with predict_proba"
+        )
     rng = np.random.default_rng(random_state)
     if isinstance(initial, int | np.integer) and not isinstance(initial, bool):
         first = rng.choice(

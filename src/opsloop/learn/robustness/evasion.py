@@ -102,10 +102,22 @@ class _Setup:
         if y is None:
             with torch.no_grad():
                 return self.model(x).argmax(dim=1)
-        labels = torch.as_tensor(np.asarray(y)).long()
-        if labels.shape != (len(x),):
-            raise ValueError(f"y must hold one class per row of X ({len(x)}), got {labels.shape}")
-        return labels
+        values = np.asarray(y)
+        if values.shape != (len(x),):
+            raise ValueError(f"y must hold one class per row of X ({len(x)}), got {values.shape}")
+        if values.dtype.kind not in "iub" and not (
+            values.dtype.kind == "f" and np.all(np.isfinite(values) & (values == np.round(values)))
+        ):
+            raise ValueError(f"y must hold class indices (whole numbers), got dtype {values.dtype}")
+        with torch.no_grad():
+            n_classes = self.model(x[:1]).shape[1]
+        outside = (values < 0) | (values >= n_classes)
+        if outside.any():
+            raise ValueError(
+                f"y must hold class indices 0..{n_classes - 1} (the model has {n_classes} "
+                f"outputs), got {values[outside][0].item()!r}"
+            )
+        return torch.as_tensor(values).long()
 
     def gradient(self, x: Any, labels: Any, loss: str = "cross_entropy") -> Any:
         torch = self.torch
@@ -171,6 +183,9 @@ def _run(
 ) -> np.ndarray:
     setup = _Setup(model, X, constraints)
     torch, model = setup.torch, setup.model
+    if y is not None and np.shape(y) != (len(setup.X),):
+        # checked whole, before batching, so the message counts the rows of X, not of a batch
+        raise ValueError(f"y must hold one class per row of X ({len(setup.X)}), got {np.shape(y)}")
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
