@@ -99,7 +99,7 @@ def test_a_mistake_is_a_page_naming_the_field(served):
         for path, status, message in [
             ("/deployments/api/live?window=2d", 422, "window: must be one of 5m, 15m, 1h, 6h, 24h"),
             ("/deployments/api/live?until=soon", 422, "until: needs an ISO time"),
-            ("/deployments/api/live?refresh=0", 422, "refresh: Input should be greater than"),
+            ("/deployments/api/live?refresh=301", 422, "refresh: Input should be less than"),
             ("/deployments/nope/live", 404, "no deployment named &#39;nope&#39;"),
         ]:
             response = client.get(path)

@@ -47,6 +47,7 @@ from opsloop.ui.form_posts import (
     require_operation_role,
 )
 from opsloop.ui.page_route import PageRoute
+from opsloop.ui.refresh_query import posted_refresh, with_refresh
 from opsloop.ui.session_check import page_user, session_secret
 
 router = APIRouter(route_class=PageRoute)
@@ -265,13 +266,15 @@ async def _post(request: Request, user: User, name: str, form: str, change) -> R
     fields = await posted_form(request, session_secret(request))
     action = chosen_action(fields, DEFINITION_ACTIONS)
     require_operation_role(user, DEPLOYMENT_OPERATIONS, DEFINITION_ACTIONS[action])
+    kept = posted_refresh(fields)
     deployments = request.app.state.deployments
     try:
         done = await run_in_threadpool(change, deployments, user, name, action, fields)
     except OpsloopError as error:
         problem = _problem(form, error, fields, name)
-        return await run_in_threadpool(deployment_view, request, name, problem=problem)
-    return RedirectResponse(f"/deployments/{quote(name, safe='')}?done={done}", status_code=303)
+        return await run_in_threadpool(deployment_view, request, name, problem=problem, kept=kept)
+    address = with_refresh(f"/deployments/{quote(name, safe='')}?done={done}", kept)
+    return RedirectResponse(address, status_code=303)
 
 
 def _problem(form: str, error: OpsloopError, fields: dict, name: str) -> FormProblem:
@@ -305,6 +308,7 @@ async def switch_form(request: Request, user: Viewer, name: str) -> Response:
     """Switch a blue/green deployment (the service's audited ``switch``, editor role)."""
     fields = await posted_form(request, session_secret(request))
     require_operation_role(user, DEPLOYMENT_OPERATIONS, "switch")
+    kept = posted_refresh(fields)
     deployments = request.app.state.deployments
 
     def switch() -> None:
@@ -315,8 +319,9 @@ async def switch_form(request: Request, user: Viewer, name: str) -> Response:
         await run_in_threadpool(switch)
     except OpsloopError as error:
         problem = _problem("switch", error, fields, name)
-        return await run_in_threadpool(deployment_view, request, name, problem=problem)
-    return RedirectResponse(f"/deployments/{quote(name, safe='')}?done=switched", status_code=303)
+        return await run_in_threadpool(deployment_view, request, name, problem=problem, kept=kept)
+    address = with_refresh(f"/deployments/{quote(name, safe='')}?done=switched", kept)
+    return RedirectResponse(address, status_code=303)
 
 
 @router.post("/deployments/{name}/restore")

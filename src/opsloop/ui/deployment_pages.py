@@ -14,7 +14,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
 from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.refresh_query import Refresh
+from opsloop.ui.refresh_query import DEFAULT_REFRESH_S, Refresh, kept_refresh
 from opsloop.ui.rendering import render
 from opsloop.ui.rollout_state import bandit_arms, canary_gates, decision_outcome, rollout_of
 from opsloop.ui.row_pages import EntryId, PageNumber, log_page, row_page
@@ -105,14 +105,16 @@ def deployment_page(
     at: str | None = None,
     done: str | None = None,
     history_before: EntryId = None,
-    refresh: Refresh = 5,
+    refresh: Refresh = DEFAULT_REFRESH_S,
 ) -> Response:
     """A deployment's definition and traffic split, its history (100 changes at a time,
     ``history_before``: those older than that entry), its variants' lineage, and (with
     ``at``) what it served at that time; for editors and approvers, the forms that change
     it (see :mod:`.deployment_actions`). The traffic split, the rollout's step and gates
     and the newest change are refreshed in place every ``refresh`` seconds (0: never) from
-    :func:`status_fragment`."""
+    :func:`status_fragment`; a ``refresh`` other than the default is kept by the page's
+    forms and links to its other live pages, and by the page a form's post leads back to
+    (:mod:`.refresh_query`)."""
     return deployment_view(
         request,
         name,
@@ -120,6 +122,7 @@ def deployment_page(
         notice=DONE.get(done or ""),
         history_before=history_before,
         refresh=refresh,
+        kept=kept_refresh(refresh),
     )
 
 
@@ -225,8 +228,10 @@ def deployment_view(
     notice: str | None = None,
     history_before: int | None = None,
     refresh: int = 0,
+    kept: int | None = None,
 ) -> Response:
-    """The deployment page, with a form's ``problem`` shown beside it (and its status)."""
+    """The deployment page, with a form's ``problem`` shown beside it (and its status); its
+    forms and links keep the refresh ``kept`` (:mod:`.refresh_query`)."""
     deployments = request.app.state.deployments
     deployment = deployments.get(name)
     at_ms = moment_ms(at) if at else None
@@ -246,6 +251,7 @@ def deployment_view(
         status=200 if problem is None else problem.status,
         **status_context(deployments, deployment, None if history_before else history),
         refresh=refresh or None,
+        kept_refresh=kept,
         status_url=f"/deployments/{quote(name, safe='')}/status",
         lineage=deployments.lineage(name),
         history=history,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
@@ -21,6 +21,7 @@ from opsloop.registry import User
 from opsloop.store.database import now_ms
 from opsloop.ui.deployment_pages import moment_ms
 from opsloop.ui.page_route import PageRoute
+from opsloop.ui.refresh_query import DEFAULT_REFRESH_S, Refresh, kept_refresh
 from opsloop.ui.rendering import render
 from opsloop.ui.session_check import page_user
 from opsloop.ui.traffic_charts import trace_name, traffic_figure
@@ -31,7 +32,6 @@ Viewer = Annotated[User, Depends(page_user)]
 WINDOWS = {"5m": 300_000, "15m": 900_000, "1h": 3_600_000, "6h": 21_600_000, "24h": 86_400_000}
 #: Buckets per window: about one point per 8 pixels of the chart.
 BUCKETS = 60
-Refresh = Annotated[int, Query(ge=1, le=300)]
 
 
 def window_ms(window: str) -> int:
@@ -101,7 +101,7 @@ def live_page(
     name: str,
     window: str = "15m",
     until: str | None = None,
-    refresh: Refresh = 5,
+    refresh: Refresh = DEFAULT_REFRESH_S,
 ) -> Response:
     """Requests/s, latency and errors per variant over the last ``window`` (or the window
     ending at ``until``), refreshed every ``refresh`` seconds while live."""
@@ -114,6 +114,7 @@ def live_page(
         windows=list(WINDOWS),
         until=until or "",
         refresh=None if until else refresh,
+        kept_refresh=kept_refresh(refresh),
         panel_url=f"/deployments/{quote(name, safe='')}/live/panel?{urlencode(query)}",
         figures=[context["figure"]],
     )

@@ -20,6 +20,7 @@ from markupsafe import Markup
 from opsloop import __version__
 from opsloop.store.audit_origin import describe_origin
 from opsloop.ui.form_posts import CSRF_FIELD, csrf_token
+from opsloop.ui.refresh_query import with_refresh
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -89,6 +90,7 @@ TEMPLATES = Environment(
     lstrip_blocks=True,
 )
 TEMPLATES.filters["time"] = format_time
+TEMPLATES.filters["kept_refresh"] = with_refresh
 TEMPLATES.filters["value"] = format_value
 TEMPLATES.filters["figure"] = figure_json
 TEMPLATES.filters["origin"] = describe_origin

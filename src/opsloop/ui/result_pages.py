@@ -35,7 +35,7 @@ from opsloop.tracking.limits import checked_name
 from opsloop.ui.deployment_pages import moment_ms
 from opsloop.ui.live_pages import WINDOWS, window_ms
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.refresh_query import Refresh
+from opsloop.ui.refresh_query import DEFAULT_REFRESH_S, Refresh, kept_refresh
 from opsloop.ui.rendering import render
 from opsloop.ui.rollout_state import bandit_arms, canary_gates, decision_outcome, rollout_of
 from opsloop.ui.session_check import page_user
@@ -106,7 +106,7 @@ def results_page(
     outcome: str = "",
     window: str = "1h",
     until: str | None = None,
-    refresh: Refresh = 5,
+    refresh: Refresh = DEFAULT_REFRESH_S,
 ) -> Response:
     """The deployment's canary ramp or bandit, its A/B report (by ``outcome``; the report's
     default when empty) and its shadows' agreement over ``window`` (ending at ``until``,
@@ -127,6 +127,7 @@ def results_page(
         outcomes=OUTCOMES,
         windows=list(WINDOWS),
         refresh=refresh or None,
+        kept_refresh=kept_refresh(refresh),
         ab_refresh_floor=AB_REFRESH_FLOOR_S,
         rollout_url=f"{base}/rollout",
         ab_url=f"{base}/ab" + (f"?{urlencode({'outcome': outcome})}" if outcome else ""),

@@ -29,7 +29,13 @@ from opsloop.serving.review_service import REVIEW_OPERATIONS
 from opsloop.tracking.limits import INT32_MAX, MAX_NAME_LENGTH, checked_name
 from opsloop.ui.form_posts import FormProblem, posted_form, require_operation_role
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.refresh_query import Refresh
+from opsloop.ui.refresh_query import (
+    DEFAULT_REFRESH_S,
+    Refresh,
+    kept_refresh,
+    posted_refresh,
+    with_refresh,
+)
 from opsloop.ui.rendering import render
 from opsloop.ui.row_pages import PageNumber, RowPage, row_page
 from opsloop.ui.session_check import page_user, session_secret
@@ -146,15 +152,24 @@ def review_page(
     done: str | None = None,
     item: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     names: PageNumber = 1,
-    refresh: Refresh = 5,
+    refresh: Refresh = DEFAULT_REFRESH_S,
 ) -> Response:
     """The review queue: items of a deployment (default: all) in a state, oldest first;
     ``done`` and ``item`` say what the last change did; ``names`` is the page of deployment
-    names (50 a page) the deployment choosers offer. The items are refreshed in place every
-    ``refresh`` seconds (0: never) from :func:`items_fragment`."""
+    names (50 a page) the deployment choosers offer. The items and the form that claims
+    the next item are refreshed in place every ``refresh`` seconds (0: never) from
+    :func:`items_fragment`; a ``refresh`` other than the default is kept by the page's
+    links and forms, by the fragment's, and by the page a form's post leads back to
+    (:mod:`.refresh_query`)."""
     notice = claimed_notice(done, item, deployment)
     return review_view(
-        request, deployment or None, state, notice=notice, names=names, refresh=refresh
+        request,
+        deployment or None,
+        state,
+        notice=notice,
+        names=names,
+        refresh=refresh,
+        kept=kept_refresh(refresh),
     )
 
 
@@ -164,26 +179,37 @@ def items_fragment(
     user: Viewer,
     deployment: Annotated[str, Query(max_length=MAX_NAME_LENGTH)] = "",
     state: Annotated[str, Query(max_length=MAX_STATE_LENGTH)] = "open",
+    names: PageNumber = 1,
+    refresh: Refresh | None = None,
 ) -> Response:
-    """The review page's items alone (of ``deployment``, default all, in ``state``), for
-    its refresh: the same rows and forms the page shows."""
+    """The review page's items alone (of ``deployment``, default all, in ``state``), and
+    the form that claims the next item (offering the deployments of the page ``names`` of
+    names and of the items), for its refresh: the same rows and forms the page shows.
+    ``refresh``: the page's own, which the fragment's forms keep."""
     checked_name("deployment", deployment)
     return render(
         request,
         "review_items.html.j2",
         **items_context(request.app.state.review_queue, deployment or None, state),
+        **claim_context(request, deployment or None, names),
         problem=None,
+        kept_refresh=kept_refresh(refresh),
     )
 
 
-def items_address(deployment: str | None, state: str) -> str:
-    """The address of the review page's items fragment for a listing.
+def items_address(
+    deployment: str | None, state: str, names: int = 1, kept: int | None = None
+) -> str:
+    """The address of the review page's items fragment for a listing (and its page of
+    deployment names, and the ``kept`` refresh of :mod:`.refresh_query`).
 
-    >>> items_address("loans", "open"), items_address(None, "any")
-    ('/review/items?state=open&deployment=loans', '/review/items?state=any')
+    >>> items_address("loans", "open"), items_address(None, "any", 2, 30)
+    ('/review/items?state=open&deployment=loans', '/review/items?state=any&names=2&refresh=30')
     """
-    query = {"state": state, **({"deployment": deployment} if deployment else {})}
-    return f"/review/items?{urlencode(query)}"
+    query: dict[str, Any] = {"state": state, **({"deployment": deployment} if deployment else {})}
+    if names != 1:
+        query["names"] = names
+    return with_refresh(f"/review/items?{urlencode(query)}", kept)
 
 
 def items_context(queue, deployment: str | None, state: str) -> dict[str, Any]:
@@ -211,17 +237,35 @@ def items_context(queue, deployment: str | None, state: str) -> dict[str, Any]:
     }
 
 
-def names_link(state: str, deployment: str | None, names: int) -> str:
+def names_link(state: str, deployment: str | None, names: int, kept: int | None = None) -> str:
     """The address of the review page showing page ``names`` of the deployment names,
-    keeping the listing's state and deployment.
+    keeping the listing's state and deployment, and the ``kept`` refresh.
 
     >>> names_link("open", "loans", 2)
     '/review?state=open&deployment=loans&names=2'
-    >>> names_link("any", None, 1)
-    '/review?state=any&names=1'
+    >>> names_link("any", None, 1, 0)
+    '/review?state=any&names=1&refresh=0'
     """
     query = {"state": state, **({"deployment": deployment} if deployment else {}), "names": names}
-    return f"/review?{urlencode(query)}"
+    return with_refresh(f"/review?{urlencode(query)}", kept)
+
+
+def claim_context(request: Request, deployment: str | None, names: int) -> dict[str, Any]:
+    """What the form that claims the next item offers: the deployments of page ``names``
+    of the names, those of the items listed and the chosen ``deployment``; and that page of
+    names, for the choosers."""
+    queue = request.app.state.review_queue
+    chooser = deployment_names(request.app.state.deployments, names)
+    offered = [row["name"] for row in chooser.rows]
+    items = queue.list(deployment, state="open", limit=ITEMS_SHOWN)
+    return {
+        "names": chooser,
+        "offered": offered,
+        # Items may wait for a deployment no longer defined (or one only submitted to).
+        "claimable": sorted(
+            {*offered, *(i.deployment for i in items), *([deployment] if deployment else [])}
+        ),
+    }
 
 
 def deployment_names(deployments, names: int) -> RowPage:
@@ -253,34 +297,32 @@ def review_view(
     notice: str | None = None,
     names: int = 1,
     refresh: int = 0,
+    kept: int | None = None,
 ) -> Response:
     """The review page, with an item form's ``problem`` shown beside it (and its status);
-    the choosers offer page ``names`` of the deployments' names. A page showing a problem
-    is not refreshed: its form keeps what was posted and the field marked."""
+    the choosers offer page ``names`` of the deployments' names; its links and forms keep
+    the refresh ``kept`` (:mod:`.refresh_query`). A page showing a problem is not
+    refreshed: its form keeps what was posted and the field marked."""
     shown = items_context(request.app.state.review_queue, deployment, state)
-    items = [row["item"] for row in shown["items"]]
-    chooser = deployment_names(request.app.state.deployments, names)
-    offered = [row["name"] for row in chooser.rows]
+    claims = claim_context(request, deployment, names)
+    chooser = claims["names"]
     return render(
         request,
         "review.html.j2",
         status=200 if problem is None else problem.status,
         **shown,
+        **claims,
         # The chosen deployment stays choosable on every page of names.
-        deployments=sorted({*offered, *([deployment] if deployment else [])}),
-        names=chooser,
-        earlier_names=names_link(state, deployment, names - 1) if names > 1 else None,
-        later_names=names_link(state, deployment, names + 1) if chooser.more else None,
-        # Items may wait for a deployment no longer defined (or one only submitted to).
-        claimable=sorted(
-            {*offered, *(i.deployment for i in items), *([deployment] if deployment else [])}
-        ),
+        deployments=sorted({*claims["offered"], *([deployment] if deployment else [])}),
+        earlier_names=names_link(state, deployment, names - 1, kept) if names > 1 else None,
+        later_names=names_link(state, deployment, names + 1, kept) if chooser.more else None,
         states=(*REVIEW_STATES, "any"),
         shown=ITEMS_SHOWN,
         problem=problem,
         notice=notice,
         refresh=refresh if problem is None and refresh else None,
-        items_url=items_address(deployment, state),
+        kept_refresh=kept,
+        items_url=items_address(deployment, state, names, kept),
     )
 
 
@@ -289,15 +331,16 @@ def _back(fields: dict) -> tuple[str | None, str]:
     return fields.get("deployment") or None, fields.get("state") or "open"
 
 
-def _location(fields: dict, done: str) -> str:
+def _location(fields: dict, done: str, kept: int | None) -> str:
     deployment, state = _back(fields)
     query = {"state": state, **({"deployment": deployment} if deployment else {}), "done": done}
-    return f"/review?{urlencode(query)}"
+    return with_refresh(f"/review?{urlencode(query)}", kept)
 
 
 async def _post(request: Request, user: User, item_id: int, method: str, change) -> Response:
     fields = await posted_form(request, session_secret(request))
     require_operation_role(user, REVIEW_OPERATIONS, method)
+    kept = posted_refresh(fields)
     queue = request.app.state.review_queue
     try:
         await run_in_threadpool(change, queue, fields)
@@ -306,12 +349,16 @@ async def _post(request: Request, user: User, item_id: int, method: str, change)
         problem = FormProblem.of(f"item-{item_id}", error, fields, field)
         deployment, state = _back(fields)
         try:
-            return await run_in_threadpool(review_view, request, deployment, state, problem=problem)
+            return await run_in_threadpool(
+                review_view, request, deployment, state, problem=problem, kept=kept
+            )
         except OpsloopError:
             # The listing it came from cannot be shown again (a broken state): the default.
-            return await run_in_threadpool(review_view, request, None, "open", problem=problem)
+            return await run_in_threadpool(
+                review_view, request, None, "open", problem=problem, kept=kept
+            )
     done = "claimed" if method == "claim" else "answered"
-    return RedirectResponse(_location(fields, done), status_code=303)
+    return RedirectResponse(_location(fields, done, kept), status_code=303)
 
 
 @router.post("/review/next")
@@ -320,6 +367,7 @@ async def claim_next_form(request: Request, user: Viewer) -> Response:
     ``claim_next``); the page then shows that item claimed, or says none was open."""
     fields = await posted_form(request, session_secret(request))
     require_operation_role(user, REVIEW_OPERATIONS, "claim_next")
+    kept = posted_refresh(fields)
     chosen = fields.get("deployment", "")
     queue = request.app.state.review_queue
     try:
@@ -331,13 +379,14 @@ async def claim_next_form(request: Request, user: Viewer) -> Response:
         problem = FormProblem.of(CLAIM_NEXT_FORM, error, fields, field)
         listing = fields.get("listing") or None
         return await run_in_threadpool(
-            review_view, request, listing, fields.get("state") or "open", problem=problem
+            review_view, request, listing, fields.get("state") or "open", problem=problem, kept=kept
         )
     if item is None:
         query = {"state": fields.get("state") or "open", "deployment": chosen, "done": "none-open"}
-        return RedirectResponse(f"/review?{urlencode(query)}", status_code=303)
+        return RedirectResponse(with_refresh(f"/review?{urlencode(query)}", kept), status_code=303)
     query = {"state": "claimed", "deployment": chosen, "done": "claimed-next", "item": item.id}
-    return RedirectResponse(f"/review?{urlencode(query)}#item-{item.id}", status_code=303)
+    address = with_refresh(f"/review?{urlencode(query)}#item-{item.id}", kept)
+    return RedirectResponse(address, status_code=303)
 
 
 @router.post("/review/{item_id}/claim")

@@ -27,7 +27,7 @@ from opsloop.ui.metric_charts import (
     shrunk_curve,
 )
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.refresh_query import DEFAULT_REFRESH_S, Refresh
+from opsloop.ui.refresh_query import DEFAULT_REFRESH_S, Refresh, kept_refresh
 from opsloop.ui.rendering import render
 from opsloop.ui.run_table import PAGE_SIZES, SortKey, run_page, shown_columns, table_runs
 from opsloop.ui.session_check import page_user
@@ -151,7 +151,7 @@ def run_detail(
     (SVG charts only) are refreshed in place every ``refresh`` seconds (0: never) from
     :func:`run_fragment`. A ``refresh`` other than the default is kept by the page's
     links and forms, and by those of the fragment that replaces its part."""
-    kept = None if refresh == DEFAULT_REFRESH_S else refresh
+    kept = kept_refresh(refresh)
     shown = run_context(
         request.app.state.tracking, run_id, metric, chart, key, after_key, refresh=kept
     )
