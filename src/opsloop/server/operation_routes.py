@@ -7,9 +7,10 @@ likewise, the rest taken from a JSON body whose model the table derives, the cal
 checked by :mod:`.identity` (an operation marked ``reads_only`` as a read), the caller's
 name passed as ``actor`` (or the operation's ``caller`` parameter) where the method takes
 one, a body whose fields all have defaults optional, an answer marked ``secret`` sent with
-``Cache-Control: no-store``, and the answer written by the
-operation's :class:`~opsloop.contract.operation.Answer` with its model declared, so the
-OpenAPI document describes every answer. Errors are the library's, mapped to HTTP by
+``Cache-Control: no-store`` (declared in the OpenAPI document on its success response,
+:data:`NO_STORE`), and the answer written by the operation's
+:class:`~opsloop.contract.operation.Answer` with its model declared, so the OpenAPI
+document describes every answer. Errors are the library's, mapped to HTTP by
 :mod:`.errors`.
 
 >>> from opsloop.serving.deployment_service import DEPLOYMENT_OPERATIONS
@@ -99,6 +100,15 @@ def _text_parameter(annotation: Any, where: Callable[..., Param], alias: str | N
     if alias is not None:
         bounds["alias"] = alias
     return Annotated[(base | None) if optional else base, where(**bounds), *extra]  # type: ignore[valid-type]
+
+
+#: The header an answer carrying a secret is sent with, as the OpenAPI document states it.
+NO_STORE = {
+    "Cache-Control": {
+        "description": "The answer carries a secret: no proxy or browser may keep a copy.",
+        "schema": {"type": "string", "enum": ["no-store"]},
+    }
+}
 
 
 def _endpoint(
@@ -200,5 +210,6 @@ def operation_router(
             description=description or None,
             name=f"{table.name}.{operation.method}",
             operation_id=f"{table.name}_{operation.method}",
+            responses={operation.status: {"headers": NO_STORE}} if operation.secret else None,
         )
     return router
