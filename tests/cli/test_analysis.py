@@ -248,3 +248,40 @@ def test_regression_prints_the_residual_summary_and_slice_errors(tmp_path):
     for value in np.unique(sex):
         rows = sex == value
         assert f"{mean_absolute_error(truth[rows], predicted[rows]):.4g}" in result.output
+
+
+def test_a_three_class_model_on_data_of_two_classes_gets_multiclass_fairness(tmp_path):
+    import joblib
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    names = np.array(["barolo", "grignolino", "barbera"])[y.to_numpy()]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    model.fit(X, names)
+    joblib.dump(model, tmp_path / "wine.joblib")
+    # only two of the three cultivars in the data analysed
+    keep = names != "barbera"
+    test = X[keep].assign(cultivar=names[keep])
+    assert set(model.predict(X[keep])) <= {"barolo", "grignolino"}
+    test.to_csv(tmp_path / "wine.csv", index=False)
+    out_json = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            str(tmp_path / "wine.joblib"),
+            str(tmp_path / "wine.csv"),
+            "--label",
+            "cultivar",
+            "--tags",
+            "alcohol",
+            "--no-explain",
+            "--json",
+            str(out_json),
+            "--trust",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(out_json.read_text())["fairness"]["task"] == "multiclass"

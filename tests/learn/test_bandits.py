@@ -203,3 +203,43 @@ def test_a_stored_state_that_no_update_could_give_is_refused_with_its_field():
     ones["state"] = {"counts": [1, 1], "sums": [5.0, 0.0]}
     with pytest.raises(InvalidArgumentError, match="'sums' must lie between 0 and 'counts'"):
         policy_from_dict(ones)
+
+
+def test_policy_from_dict_names_the_field_that_is_wrong():
+    with pytest.raises(InvalidArgumentError, match=r"ucb1: arms must be a list of names, got 5"):
+        policy_from_dict({"policy": "ucb1", "arms": 5})
+    with pytest.raises(InvalidArgumentError, match=r"arms must be a list of names, got \['a', 2\]"):
+        policy_from_dict({"policy": "ucb1", "arms": ["a", 2]})
+    with pytest.raises(InvalidArgumentError, match=r"ucb1: params must be among \[\], got .*'c'"):
+        policy_from_dict({"policy": "ucb1", "arms": ["a", "b"], "params": {"c": 1.0}})
+    # a value of the wrong type is that parameter's mistake, not a list of allowed names
+    wrong_types = [
+        ("gaussian_thompson", {"prior_mean": "0"}, "prior_mean must be a finite number, got '0'"),
+        ("gaussian_thompson", {"prior_count": None}, "prior_count must be a positive number"),
+        ("bernoulli_thompson", {"draws": "many"}, "draws must be a positive number"),
+        ("epsilon_greedy", {"epsilon": [0.1]}, r"epsilon must be a number, got \[0.1\]"),
+    ]
+    for name, params, message in wrong_types:
+        with pytest.raises(InvalidArgumentError, match=f"{name}: {message}"):
+            policy_from_dict({"policy": name, "arms": ["a", "b"], "params": params})
+
+
+def test_gaussian_rewards_whose_square_overflows_are_refused_and_the_state_stays_readable():
+    policy = GaussianThompson(["a", "b"])
+    policy.update_many(["a", "b"], [3.0, 5.0])
+    before = policy.to_dict()
+    with pytest.raises(InvalidArgumentError, match=r"rewards\[0\] = 1e\+200 breaks the rule"):
+        policy.update_many(["a", "a"], [1e200, -1e200])
+    with pytest.raises(InvalidArgumentError, match=r"rewards\[1\] = -1e\+160 breaks the rule"):
+        policy.update_many(["a", "a"], [1.0, -1e160])
+    assert policy.to_dict() == before
+    # each square is finite, but the squared deviation between them is not: refused whole
+    big = math.sqrt(np.finfo(np.float64).max)
+    with pytest.raises(InvalidArgumentError, match="state 'm2' beyond the float range"):
+        policy.update_many(["a", "a"], [big, -big])
+    assert policy.to_dict() == before
+    # the largest rewards still accepted give a state that reads back
+    policy.update_many(["a", "a"], [big / 2, -big / 2])
+    assert np.isfinite(policy.m2).all()
+    stored = json.loads(json.dumps(policy.to_dict()))
+    assert policy_from_dict(stored).to_dict() == policy.to_dict()

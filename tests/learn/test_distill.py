@@ -245,3 +245,47 @@ def test_a_teacher_still_training_is_read_in_eval_mode_and_left_training(digits)
     )
     assert teacher.training
     assert result.teacher_accuracy == float((logits.argmax(1).numpy() == y_test).mean())
+
+
+class CountingTeacher(torch.nn.Sequential):
+    """Records every mode the module is switched to (eval() goes through train(False))."""
+
+    def __init__(self, *modules):
+        super().__init__(*modules)
+        self.switches = []
+
+    def train(self, mode=True):
+        self.switches.append(mode)
+        return super().train(mode)
+
+
+def test_a_frozen_batch_norm_in_the_teacher_is_handed_back_frozen(digits):
+    X_train, X_test, y_train, y_test = digits
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(
+        torch.nn.Linear(64, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
+    )
+    teacher.train()
+    teacher[1].eval()
+    soft_targets(teacher, X_test, 2.0)
+    assert [m.training for m in teacher.modules()] == [True, True, False, True, True]
+    distill(teacher, small_student(16), (X_train, y_train), epochs=1, test_data=(X_test, y_test))
+    assert [m.training for m in teacher.modules()] == [True, True, False, True, True]
+
+
+def test_the_teacher_is_switched_to_eval_once_for_the_accuracy_and_every_timed_call(digits):
+    X_train, X_test, y_train, y_test = digits
+    torch.manual_seed(0)
+    teacher = CountingTeacher(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    teacher.train()
+    teacher.switches.clear()
+    result = distill(
+        teacher, small_student(16), (X_train, y_train), epochs=1, test_data=(X_test, y_test)
+    )
+    # once for the soft targets, once around the accuracy and the timing: no switch is timed
+    assert teacher.switches == [False, False]
+    assert teacher.training
+    teacher.eval()
+    with torch.no_grad():
+        expected = float((teacher(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean())
+    assert result.teacher_accuracy == expected

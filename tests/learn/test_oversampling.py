@@ -83,3 +83,22 @@ def test_a_fractional_number_of_new_rows_is_refused_not_truncated():
     # 212 malignant and 357 benign tumours: 145 new malignant rows balance them
     assert np.bincount(y_new).tolist() == [357, 357]
     assert X_new.shape == (714, 30)
+
+
+def test_a_whole_valued_float_number_of_new_rows_is_a_count():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    counts = np.bincount(y)
+    n_new = np.round(counts[1] * 1.0 - counts[0])  # np.float64(145.0)
+    X_float, y_float = smote(X, y, n_new={0: n_new}, seed=3)
+    X_int, y_int = smote(X, y, n_new={0: 145}, seed=3)
+    np.testing.assert_array_equal(X_float, X_int)
+    np.testing.assert_array_equal(y_float, y_int)
+    assert np.bincount(y_float).tolist() == [357, 357]
+    assert len(smote(X, y, n_new={0: 2.0})[1]) == len(y) + 2
+    with pytest.raises(ValueError, match=r"asks for np.float64\(145.5\) rows, a whole number"):
+        smote(X, y, n_new={0: np.float64(145.5)})
+    for bad in (np.True_, float("inf"), float("nan"), "3"):
+        with pytest.raises(ValueError, match="a whole number needed"):
+            smote(X, y, n_new={0: bad})

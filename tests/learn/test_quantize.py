@@ -151,3 +151,33 @@ def test_a_run_gets_every_number_of_the_report_and_the_compressed_models(
     )
     predicted = session.run(None, {"input": X_test})[0].argmax(axis=1)
     assert (predicted == y_test).mean() == frame.loc["onnx", "accuracy"]
+
+
+def test_a_frozen_batch_norm_is_handed_back_frozen(digits):
+    _, X_test, _, y_test = digits
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
+    )
+    model.train()
+    model[1].eval()
+    compare_variants(model, X_test, y_test, variants=["float32"])
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]
+
+
+def test_a_numpy_integer_batch_size_is_a_batch_size(digits, digits_teacher, tracking_home):
+    _, X_test, _, y_test = digits
+    with opsloop.start_run("quantize", capture=False) as run:
+        report = compare_variants(
+            digits_teacher, X_test, y_test, variants=["float32"], batch_size=np.int64(32), run=run
+        )
+    assert opsloop.get_run(run.run_id).params["batch_size"] == "32"
+    with torch.no_grad():
+        expected = float(
+            (digits_teacher(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean()
+        )
+    assert report.to_frame().loc["float32", "accuracy"] == expected
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int, got np\.True_"):
+        compare_variants(digits_teacher, X_test, y_test, variants=["float32"], batch_size=np.True_)
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int, got 32\.0"):
+        compare_variants(digits_teacher, X_test, y_test, variants=["float32"], batch_size=32.0)

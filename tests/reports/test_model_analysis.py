@@ -166,3 +166,66 @@ def test_a_binary_classifier_of_named_classes_gets_fairness_for_its_second_class
         report.fairness.group_value("religious", "1.0", "selection_rate") == p[groups == 1].mean()
     )
     assert report.fairness.summary_value("religious", "demographic_parity_difference") > 0.05
+
+
+def _three_class_frame():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(300, 2)), columns=["x0", "x1"])
+    frame["y"] = np.where(frame.x0 > 0.5, "c", np.where(frame.x0 > -0.5, "b", "a"))
+    frame["g"] = np.where(frame.x1 > 0, "hi", "lo")
+    model = LogisticRegression().fit(frame[["x0", "x1"]], frame["y"])
+    return model, frame
+
+
+def test_a_three_class_model_on_data_of_two_of_its_classes_is_read_as_multiclass():
+    model, frame = _three_class_frame()
+    subset = frame[frame.x0 < 0.3]
+    predicted = model.predict(subset[["x0", "x1"]])
+    # the data show two of the model's three classes, in truth and in prediction
+    assert set(subset.y) == set(predicted) == {"a", "b"}
+    report = analyze_model(model, subset, "y", tags=["g"], explain=False)
+    assert report.fairness.task == "multiclass"
+    lo = (subset.g == "lo").to_numpy()
+    assert report.fairness.group_value("g", "lo", "selection_rate[b]") == pytest.approx(
+        float(np.mean(predicted[lo] == "b"))
+    )
+    assert report.fairness.group_value("g", "lo", "accuracy") == pytest.approx(
+        accuracy_score(subset.y[lo], predicted[lo])
+    )
+
+
+def test_a_binary_model_of_classes_1_and_2_counts_class_2_as_positive():
+    from sklearn.linear_model import LogisticRegression
+
+    _, frame = _three_class_frame()
+    frame["y"] = np.where(frame.x0 > 0, 2, 1)
+    model = LogisticRegression().fit(frame[["x0", "x1"]], frame["y"])
+    report = analyze_model(model, frame, "y", tags=["g"], explain=False)
+    predicted = model.predict(frame[["x0", "x1"]])
+    lo = (frame.g == "lo").to_numpy()
+    # scikit-learn's positive class of a binary model is classes_[1], here 2
+    assert report.fairness.group_value("g", "lo", "selection_rate") == pytest.approx(
+        float(np.mean(predicted[lo] == 2))
+    )
+    assert float(np.mean(predicted[lo] == 2)) != pytest.approx(float(np.mean(predicted[lo] == 1)))
+
+
+def test_a_classifier_without_classes_takes_the_second_sorted_label_as_positive():
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class Threshold(ClassifierMixin, BaseEstimator):
+        # a hand-written rule: no fit, so no classes_
+        def predict(self, X):
+            return np.where(np.asarray(X)[:, 0] > 0.2, "yes", "no")
+
+    _, frame = _three_class_frame()
+    frame["y"] = np.where(frame.x0 > 0, "yes", "no")
+    report = analyze_model(Threshold(), frame, "y", tags=["g"], explain=False)
+    predicted = Threshold().predict(frame[["x0", "x1"]])
+    lo = (frame.g == "lo").to_numpy()
+    assert report.fairness.task == "binary"
+    assert report.fairness.group_value("g", "lo", "selection_rate") == pytest.approx(
+        float(np.mean(predicted[lo] == "yes"))
+    )

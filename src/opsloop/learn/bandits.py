@@ -49,6 +49,7 @@ problem. Machine Learning 47, 2002, pp. 235-256.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -56,6 +57,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from opsloop.errors import InvalidArgumentError
+
+# the largest magnitude whose square is still a finite float64
+_LARGEST_SQUARABLE = math.sqrt(np.finfo(np.float64).max)
 
 
 def _positive(policy: str, name: str, value: Any) -> float:
@@ -159,18 +163,34 @@ class BanditPolicy:
             raise InvalidArgumentError(
                 f"{self.name}: rewards has {x.size} values but arms has {index.size}"
             )
-        bad = ~np.isfinite(x)
+        # A reward whose square overflows would make the Gaussian squared deviations
+        # infinite, a state that could then not be stored and read back.
+        bad = ~np.isfinite(x) | (np.abs(x) > _LARGEST_SQUARABLE)
         if self.reward_rule == "binary":
             bad |= (x != 0.0) & (x != 1.0)
         elif self.reward_rule == "unit":
             bad |= (x < 0.0) | (x > 1.0)
         if bad.any():
             i = int(np.argmax(bad))
-            rule = {"binary": "0 or 1", "unit": "in [0, 1]", "real": "finite"}[self.reward_rule]
+            rule = {
+                "binary": "0 or 1",
+                "unit": "in [0, 1]",
+                "real": f"finite, at most {_LARGEST_SQUARABLE:.4g} in size",
+            }[self.reward_rule]
             raise InvalidArgumentError(
                 f"{self.name}: rewards[{i}] = {float(x[i])!r} breaks the rule: rewards are {rule}"
             )
-        self._learn(index, x)
+        before = {key: getattr(self, key).copy() for key in self._state()}
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._learn(index, x)
+        grown = [key for key in before if not np.isfinite(getattr(self, key)).all()]
+        if grown:
+            # many large rewards can still sum past the float range: keep the state as it was
+            for key, value in before.items():
+                setattr(self, key, value)
+            raise InvalidArgumentError(
+                f"{self.name}: rewards would take the state {grown[0]!r} beyond the float range"
+            )
 
     def _learn(self, index: np.ndarray, x: np.ndarray) -> None:
         k = len(self.arms)
@@ -353,8 +373,14 @@ class GaussianThompson(BanditPolicy):
         draws: int = 10_000,
     ) -> None:
         super().__init__(arms)
-        if isinstance(prior_mean, bool) or not math.isfinite(prior_mean):
-            raise InvalidArgumentError(f"{self.name}: prior_mean must be finite")
+        if (
+            isinstance(prior_mean, bool)
+            or not isinstance(prior_mean, (int, float))
+            or not math.isfinite(prior_mean)
+        ):
+            raise InvalidArgumentError(
+                f"{self.name}: prior_mean must be a finite number, got {prior_mean!r}"
+            )
         self.prior_mean = float(prior_mean)
         self.prior_count = _positive(self.name, "prior_count", prior_count)
         self.prior_shape = _positive(self.name, "prior_shape", prior_shape)
@@ -524,15 +550,24 @@ def policy_from_dict(data: dict[str, Any]) -> BanditPolicy:
         raise InvalidArgumentError(f"policy must be one of {sorted(POLICIES)}, got {name!r}")
     if "arms" not in data:
         raise InvalidArgumentError(f"{name}: the policy's arms are missing")
+    arms = data["arms"]
+    if not isinstance(arms, list) or not all(isinstance(arm, str) for arm in arms):
+        raise InvalidArgumentError(f"{name}: arms must be a list of names, got {arms!r}")
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise InvalidArgumentError(f"{name}: params must be a mapping, got {params!r}")
-    try:
-        policy = POLICIES[name](data["arms"], **params)
-    except TypeError:
-        allowed = sorted(POLICIES[name](["a", "b"]).get_params())
+    cls = POLICIES[name]
+    allowed = [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    unknown = sorted(str(key) for key in set(params) - set(allowed))
+    if unknown:
         raise InvalidArgumentError(
-            f"{name}: params must be among {allowed}, got {sorted(params)}"
-        ) from None
+            f"{name}: params must be among {sorted(allowed)}, got unknown {unknown}"
+        )
+    # a parameter of the wrong type is refused by the constructor, naming that parameter
+    policy = cls(arms, **params)
     policy._load_state(data.get("state", {}))
     return policy

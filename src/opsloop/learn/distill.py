@@ -18,11 +18,13 @@ student's weights ``student.pt``.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from opsloop.learn.eval_mode import in_eval_mode
 from opsloop.learn.model_size import count_parameters, median_latency_ms
 from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics, log_state_dict
 from opsloop.learn.torch_import import import_torch
@@ -145,22 +147,20 @@ def soft_targets(teacher: Any, X: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def _eval_logits(model: Any, X: np.ndarray) -> Any:
-    # Read in eval mode (no dropout, frozen batch norm), then put the module back as it was:
-    # the teacher is only read, and the caller may still be training it.
+    # Read in eval mode (no dropout, frozen batch norm), then put each submodule back as it
+    # was: the teacher is only read, and the caller may still be training it.
     torch = import_torch()
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(torch.as_tensor(X, dtype=torch.float32))
-    finally:
-        model.train(was_training)
+    with in_eval_mode(model), torch.no_grad():
+        return model(torch.as_tensor(X, dtype=torch.float32))
 
 
 def _teacher_predict(teacher: Any, X: np.ndarray) -> np.ndarray:
+    # A torch teacher is put in eval mode once by the caller around every read (accuracy and
+    # timing), so that no mode switch is timed as part of its latency.
     torch = import_torch()
     if isinstance(teacher, torch.nn.Module):
-        return _eval_logits(teacher, X).argmax(dim=1).numpy()
+        with torch.no_grad():
+            return teacher(torch.as_tensor(X, dtype=torch.float32)).argmax(dim=1).numpy()
     return np.asarray(teacher.predict_proba(X)).argmax(axis=1)
 
 
@@ -278,8 +278,12 @@ def distill(
     X_eval = X
     if test_data is not None:
         X_eval, y_eval = _check_data(test_data, "test_data")
-        teacher_acc = float((_teacher_predict(teacher, X_eval) == y_eval).mean())
-        student_acc = float((_student_predict(student, X_eval) == y_eval).mean())
+    teacher_eval = in_eval_mode(teacher) if isinstance(teacher, torch.nn.Module) else nullcontext()
+    with teacher_eval:
+        if test_data is not None:
+            teacher_acc = float((_teacher_predict(teacher, X_eval) == y_eval).mean())
+            student_acc = float((_student_predict(student, X_eval) == y_eval).mean())
+        teacher_latency = median_latency_ms(lambda: _teacher_predict(teacher, X_eval))
     result = DistillationResult(
         temperature=float(temperature),
         alpha=float(alpha),
@@ -288,7 +292,7 @@ def distill(
         student_accuracy=student_acc,
         teacher_parameters=count_parameters(teacher),
         student_parameters=count_parameters(student),
-        teacher_latency_ms=median_latency_ms(lambda: _teacher_predict(teacher, X_eval)),
+        teacher_latency_ms=teacher_latency,
         student_latency_ms=median_latency_ms(lambda: _student_predict(student, X_eval)),
         final_loss=float(final),
         epoch_losses=tuple(epoch_losses),

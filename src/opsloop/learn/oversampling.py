@@ -14,6 +14,7 @@ reference implementation; it is not a dependency of opsloop.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,7 +75,12 @@ def smote(
     else:
         wanted = {}
         for c, n in n_new.items():
-            if isinstance(n, bool) or not isinstance(n, int | np.integer):
+            # a whole-valued float (np.round of a count, say) is a count; a fraction is refused
+            # rather than truncated, and a bool is not a count at all
+            whole = isinstance(n, int | np.integer) or (
+                isinstance(n, numbers.Real) and float(n).is_integer()
+            )
+            if isinstance(n, bool | np.bool_) or not whole:
                 raise ValueError(f"n_new: class {c!r} asks for {n!r} rows, a whole number needed")
             wanted[c] = int(n)
     rng = np.random.default_rng(seed)

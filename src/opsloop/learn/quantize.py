@@ -22,14 +22,14 @@ import copy
 import io
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from opsloop.learn.eval_mode import in_eval_mode
 from opsloop.learn.model_size import median_latency_ms
 from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics, log_state_dict
 from opsloop.learn.torch_import import import_torch
@@ -46,17 +46,6 @@ def _torchao_quantization() -> Any:
             "int8 quantization needs torchao: pip install 'opsloop[torch]'"
         ) from error
     return quantization
-
-
-@contextmanager
-def _in_eval_mode(model: Any) -> Iterator[None]:
-    # measured in eval mode, and handed back in the mode it came in: the caller's module
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def quantize_dynamic_int8(model: Any) -> Any:
@@ -206,7 +195,7 @@ def export_onnx(model: Any, example: np.ndarray, path: str | os.PathLike) -> Onn
     True
     """
     torch = import_torch()
-    with _in_eval_mode(model):
+    with in_eval_mode(model):
         return _export_onnx(torch, model, example, path)
 
 
@@ -290,16 +279,21 @@ def compare_variants(
         raise ValueError(f"variants must be among {list(VARIANTS)}, got unknown {unknown}")
     if "int8_static" in variants and calibration is None:
         raise ValueError("calibration data is required for the int8_static variant")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool | np.bool_)
+        or not isinstance(batch_size, int | np.integer)
+        or batch_size < 1
+    ):
         # an empty batch would time nothing and report a latency all the same
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = int(batch_size)
     X = np.asarray(X_test, dtype=np.float32)
     y = np.asarray(y_test)
     if X.ndim < 2 or len(X) != len(y):
         raise ValueError(
             f"X_test and y_test must have the same number of rows, got {X.shape}, {y.shape}"
         )
-    with _in_eval_mode(model):
+    with in_eval_mode(model):
         return _compare_variants(torch, model, X, y, calibration, variants, batch_size, run)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from opsloop.reports.analysis import AnalysisReport
@@ -105,11 +106,7 @@ def analyze_model(
                 n_boot=100,
                 seed=seed,
             )
-            # scikit-learn's positive class of a binary model is its second class: with labels
-            # such as "no"/"yes" there is no class 1 to count as positive
-            classes = list(getattr(model, "classes_", []))
-            positive = classes[1] if len(classes) == 2 and 1 not in classes else 1
-            parts["fairness"] = fairness(y, predicted, tag_frame, pos_label=positive)
+            parts["fairness"] = fairness(y, predicted, tag_frame, **_fairness_task(model, y))
         slice_source = frame[[*dict.fromkeys([*tag_columns, *inputs])]]
         parts["tree"] = analysis.error_tree(slice_source, y, predicted, seed=seed)
         parts["found"] = sliceline(slice_source, wrong)
@@ -127,3 +124,32 @@ def analyze_model(
     if explain:
         parts["explanation"] = analysis.explain(model, X, y, seed=seed)
     return AnalysisReport(**parts)
+
+
+def _fairness_task(model: Any, y: np.ndarray) -> dict[str, Any]:
+    """How fairness reads a classifier: its task and positive class, from the model first.
+
+    A model of three classes is multiclass even where the data show only two of them. The
+    positive class of a binary model is its second class, as in scikit-learn (with labels
+    "no"/"yes" there is no class 1); a model without ``classes_`` takes the second of
+    exactly two sorted label values.
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> model = LogisticRegression().fit([[0.0], [1.0], [2.0]], ["a", "b", "c"])
+    >>> _fairness_task(model, np.array(["a", "b"]))
+    {'task': 'multiclass'}
+    >>> _fairness_task(LogisticRegression().fit([[0.0], [1.0]], [1, 2]), np.array([1, 2]))
+    {'pos_label': 2}
+    >>> _fairness_task(object(), np.array(["yes", "no", "no"]))
+    {'pos_label': 'yes'}
+    """
+    classes = np.asarray(getattr(model, "classes_", [])).tolist()
+    if len(classes) > 2:
+        return {"task": "multiclass"}
+    if not classes:
+        try:
+            values = np.unique(y).tolist()
+        except TypeError:  # labels of mixed types have no order: fairness decides alone
+            values = []
+        classes = values if len(values) == 2 else []
+    return {"pos_label": classes[1]} if len(classes) == 2 else {}

@@ -295,3 +295,30 @@ def test_labels_outside_the_models_classes_name_the_rule(digits_teacher, attacke
     np.testing.assert_array_equal(
         fgsm(digits_teacher, X, y.astype(float), eps=0.1), fgsm(digits_teacher, X, y, eps=0.1)
     )
+
+
+def frozen_batch_norm_model():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
+    )
+    model.train()
+    model[1].eval()
+    return model
+
+
+def test_fgsm_and_pgd_hand_back_each_submodules_own_mode(attacked):
+    X, y = attacked
+    model = frozen_batch_norm_model()
+    fgsm(model, X[:20], y[:20], eps=0.1)
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]
+    pgd(model, X[:20], y[:20], eps=0.1, steps=2, random_init=True, seed=1)
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]
+
+
+def test_a_seed_torch_refuses_leaves_the_model_in_its_own_mode(attacked):
+    X, _ = attacked
+    model = frozen_batch_norm_model()
+    with pytest.raises(ValueError, match="Overflow"):
+        pgd(model, X[:5], None, eps=0.1, seed=2**64)
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]

@@ -70,3 +70,15 @@ def test_bad_input_is_named(digits):
         invert_classes(model, X_train, y_train, constraints=FeatureConstraints(3))
     with pytest.raises(TypeError, match="model must be a torch"):
         invert_classes(object(), X_train, y_train)
+
+
+def test_a_frozen_batch_norm_is_handed_back_frozen(digits):
+    X_train, _, y_train, _ = digits
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(), torch.nn.Linear(16, 10)
+    )
+    model.train()
+    model[1].eval()
+    invert_classes(model, X_train[:100], y_train[:100], steps=3, constraints=UNIT)
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]

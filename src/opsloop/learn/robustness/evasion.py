@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from opsloop.learn.eval_mode import in_eval_mode
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.torch_import import import_torch
 
@@ -186,11 +187,10 @@ def _run(
     if y is not None and np.shape(y) != (len(setup.X),):
         # checked whole, before batching, so the message counts the rows of X, not of a batch
         raise ValueError(f"y must hold one class per row of X ({len(setup.X)}), got {np.shape(y)}")
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
     out = []
-    try:
+    # the seed is read inside: a seed torch refuses must not leave the caller's model in eval
+    with in_eval_mode(model):
+        generator = torch.Generator().manual_seed(seed)
         for rows in _batches(len(setup.X), batch_size):
             x0 = setup.X[rows]
             labels = setup.labels(None if y is None else np.asarray(y)[rows], x0)
@@ -203,8 +203,6 @@ def _run(
                     x = setup.clip(x + eps_step * _direction(grad, norm, torch))
                     x = x0 + _project(x - x0, eps, norm, torch)
             out.append(x.detach())
-    finally:
-        model.train(was_training)
     X_adv = torch.cat(out).numpy()
     if constraints is not None and (constraints.integer_steps or constraints.one_hot):
         X_adv = constraints.repair(setup.X.numpy(), X_adv, eps, norm)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from opsloop.learn.eval_mode import in_eval_mode
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.torch_import import import_torch
 
@@ -157,9 +158,8 @@ def invert_classes(
     targets = torch.as_tensor(classes, dtype=torch.long)
     x = x0.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([x], lr=lr)
-    was_training = model.training
-    model.eval()
-    try:
+    # each submodule handed back in its own mode (a frozen batch norm stays frozen)
+    with in_eval_mode(model):
         for _ in range(steps):
             optimiser.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(x), targets, reduction="sum")
@@ -170,8 +170,6 @@ def invert_classes(
                 x.copy_(torch.maximum(torch.minimum(x, high), low))
         with torch.no_grad():
             probabilities = torch.softmax(model(x), dim=1)
-    finally:
-        model.train(was_training)
     representatives = x.detach().double().numpy()
     means = np.stack([X[y == k].mean(axis=0) for k in classes])
     correlation = _correlations(representatives, means)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.learn.eval_mode import in_eval_mode
 from opsloop.learn.torch_import import import_torch
 
 
@@ -41,16 +42,12 @@ class TorchClassifier:
             # such as a frame's values under pandas' copy-on-write.
             rows = rows.copy()
         x = torch.as_tensor(rows, dtype=dtype)
-        was_training = self.module.training
-        self.module.eval()
-        try:
-            with torch.no_grad():
-                parts = [
-                    torch.softmax(self.module(x[start : start + self.batch_size]), dim=1)
-                    for start in range(0, len(x), self.batch_size)
-                ]
-        finally:
-            self.module.train(was_training)
+        # each submodule handed back in its own mode (a frozen batch norm stays frozen)
+        with in_eval_mode(self.module), torch.no_grad():
+            parts = [
+                torch.softmax(self.module(x[start : start + self.batch_size]), dim=1)
+                for start in range(0, len(x), self.batch_size)
+            ]
         return torch.cat(parts).double().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
