@@ -271,21 +271,22 @@ async def _post(request: Request, user: User, name: str, form: str, change) -> R
     try:
         done = await run_in_threadpool(change, deployments, user, name, action, fields)
     except OpsloopError as error:
-        problem = _problem(form, error, fields, name)
+        problem = _problem(form, error, fields, name, kept)
         return await run_in_threadpool(deployment_view, request, name, problem=problem, kept=kept)
     address = with_refresh(f"/deployments/{quote(name, safe='')}?done={done}", kept)
     return RedirectResponse(address, status_code=303)
 
 
-def _problem(form: str, error: OpsloopError, fields: dict, name: str) -> FormProblem:
+def _problem(
+    form: str, error: OpsloopError, fields: dict, name: str, kept: int | None
+) -> FormProblem:
     message = str(error)
     if isinstance(error, ConflictError):
         # The page shows the deployment as it is now; the form is filled from it again,
         # not with values meant for what it replaced (the note is kept).
         note = {"note": fields["note"]} if "note" in fields else {}
-        return FormProblem(
-            form, message, None, error.status, note, reload=f"/deployments/{quote(name, safe='')}"
-        )
+        reload = with_refresh(f"/deployments/{quote(name, safe='')}", kept)
+        return FormProblem(form, message, None, error.status, note, reload=reload)
     field = message.split(":")[0] if message.startswith(("weight.", "entry:", "variant:")) else None
     return FormProblem.of(form, error, fields, field)
 
@@ -318,7 +319,7 @@ async def switch_form(request: Request, user: Viewer, name: str) -> Response:
     try:
         await run_in_threadpool(switch)
     except OpsloopError as error:
-        problem = _problem("switch", error, fields, name)
+        problem = _problem("switch", error, fields, name, kept)
         return await run_in_threadpool(deployment_view, request, name, problem=problem, kept=kept)
     address = with_refresh(f"/deployments/{quote(name, safe='')}?done=switched", kept)
     return RedirectResponse(address, status_code=303)

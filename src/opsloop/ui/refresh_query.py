@@ -71,11 +71,15 @@ def posted_refresh(fields: Mapping[str, str]) -> int | None:
     >>> posted_refresh({"refresh": "9999"})
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: refresh: must be a whole number of seconds from 0 to 300, got '9999'
+    >>> posted_refresh({"refresh": "0" * 5000})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: refresh: must be a whole number of seconds from 0 to 300, got '00000000000000000000'
     """  # noqa: E501 - a doctest's expected output is one line
     text = fields.get("refresh")
     if text is None or text == "":
         return None
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_REFRESH_S:
+    # The length first: int() of thousands of digits is refused by Python itself.
+    if not (len(text) <= 3 and text.isascii() and text.isdigit()) or int(text) > MAX_REFRESH_S:
         raise InvalidArgumentError(
             f"refresh: must be a whole number of seconds from 0 to {MAX_REFRESH_S}, "
             f"got {text[:20]!r}"

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from opsloop.errors import InvalidArgumentError, OpsloopError
+from opsloop.errors import InvalidArgumentError, NotFoundError, OpsloopError
 from opsloop.registry import User
 from opsloop.serving.review_queue import REVIEW_STATES
 from opsloop.serving.review_service import REVIEW_OPERATIONS
@@ -191,7 +191,7 @@ def items_fragment(
         request,
         "review_items.html.j2",
         **items_context(request.app.state.review_queue, deployment or None, state),
-        **claim_context(request, deployment or None, names),
+        **claim_context(request, deployment or None, names, refreshing=True),
         problem=None,
         kept_refresh=kept_refresh(refresh),
     )
@@ -250,12 +250,22 @@ def names_link(state: str, deployment: str | None, names: int, kept: int | None 
     return with_refresh(f"/review?{urlencode(query)}", kept)
 
 
-def claim_context(request: Request, deployment: str | None, names: int) -> dict[str, Any]:
+def claim_context(
+    request: Request, deployment: str | None, names: int, *, refreshing: bool = False
+) -> dict[str, Any]:
     """What the form that claims the next item offers: the deployments of page ``names``
     of the names, those of the items listed and the chosen ``deployment``; and that page of
-    names, for the choosers."""
+    names, for the choosers. ``refreshing``: for the items' refresh, where a page of names
+    that emptied since the review page was opened gives the first page, not a 404."""
     queue = request.app.state.review_queue
-    chooser = deployment_names(request.app.state.deployments, names)
+    try:
+        chooser = deployment_names(request.app.state.deployments, names)
+    except NotFoundError:
+        if not refreshing:
+            raise
+        # The page of names the review page was opened on can empty while it refreshes
+        # (deployments retired): its items still refresh, offering the first page's names.
+        chooser = deployment_names(request.app.state.deployments, 1)
     offered = [row["name"] for row in chooser.rows]
     items = queue.list(deployment, state="open", limit=ITEMS_SHOWN)
     return {
