@@ -8,20 +8,28 @@ they were answered, as before."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import get_type_hints
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from pydantic_core import to_jsonable_python
 from tests.clock import FakeClock
 from tests.server.running import running_server
 from tests.serving.served_models import Constant, deploy_canary, routed_to_canary
+from typing_extensions import TypedDict
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring import log_predictions
 from opsloop.registry import ModelRegistry
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, ServingRuntime
-from opsloop.serving.prediction_events import read_prediction_events
+from opsloop.serving.control_plane_sink import ControlPlaneSink
+from opsloop.serving.deployment_service import EventDocument
+from opsloop.serving.prediction_events import PredictionEvent, read_prediction_events
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_policy import RolloutPolicy
 from opsloop.store import ArtifactStore, tables
@@ -209,3 +217,135 @@ def test_a_data_plane_sends_the_routed_share_through_the_control_plane_checked(r
             client.close()
     events = read_prediction_events(registry.db, "api")
     assert events[["request_id", "routed_share"]].values.tolist() == [["r1", 0.25]]
+
+
+def test_labels_of_requests_that_named_their_variant_leave_the_gate_untouched(registry):
+    # Quality probes name the canary: it answers them whatever the split, so they say
+    # nothing of the split's candidate, and no gate reads them (the request gates neither).
+    clock = registry.db.clock = FakeClock()
+    deployments = deploy_canary(registry, Constant(0), Constant(1), share=0.05)
+    deployments.set_rollout("api", steps=STEPS, min_requests=50, gates=GATES)
+    runtime = ServingRuntime(registry.db, registry.artifacts, trust=True)
+    try:
+        probes = []
+        for _ in range(6):
+            clock.advance()
+            probes.append(runtime.predict("api", [RECORD], variant="canary").request_id)
+        clock.advance()
+        routed = runtime.predict("api", [RECORD], routing_key=_keys(
+            lambda k: routed_to_canary(k, 0.05), 1)[0])  # fmt: skip
+        assert routed.variant == "canary"
+        runtime.recorder.flush(5.0)
+        events = read_prediction_events(registry.db, "api").set_index("request_id")
+        assert events.loc[probes, "routed"].tolist() == [False] * 6
+        assert events.loc[probes, "routed_share"].isna().all()
+        assert events.loc[routed.request_id, ["routed", "routed_share"]].tolist() == [True, 0.05]
+        # Six wrong labels read at 5% would fail the gate (by the third): a rollback. Not
+        # read, they leave it as it was.
+        assert _reference([(True, True, 0.05)] * 6)["state"]["verdict"] == "fail"
+        for request_id in probes:
+            deployments.feedback("api", request_id, label=0)
+        state = deployments.rollout("api")["state"]
+        assert state["status"] == "ramping"
+        assert state["gates"]["metric"] == _reference([])
+        assert state.get("step_labels", 0) == 0
+        # The label of the request the split routed is read, at its share.
+        deployments.feedback("api", routed.request_id, label=0)
+        state = deployments.rollout("api")["state"]
+        assert state["gates"]["metric"] == _reference([(True, True, 0.05)])
+        assert state["step_labels"] == 1
+    finally:
+        runtime.close()
+
+
+def test_only_a_label_at_a_share_the_ramp_left_reads_the_live_share(registry):
+    # The deployment's live share decides only where a label routed at a share the ramp has
+    # left counts: one at the current share reads no definition inside the rollout's lock.
+    deployments, step_ms = _ramp_at_25(registry)
+    log_predictions(
+        registry.db, "api", [RECORD, RECORD], [1, 1], variant="canary",
+        request_ids=["at-25", "at-5"], at_ms=[step_ms + 1, step_ms + 1], sample_process=False,
+    )  # fmt: skip
+    with registry.db.write() as connection:  # as the runtime keeps routed requests' events
+        events = tables.prediction_events
+        for request_id, share in (("at-25", 0.25), ("at-5", 0.05)):
+            connection.execute(
+                events.update()
+                .where(events.c.request_id == request_id)
+                .values(routed_share=share, routed=True)
+            )
+
+    def live_share_reads(request_id: str) -> int:
+        statements: list[str] = []
+
+        def seen(_conn, _cursor, statement, *_args) -> None:
+            statements.append(" ".join(statement.split()))
+
+        sa.event.listen(registry.db.engine, "before_cursor_execute", seen)
+        try:
+            deployments.feedback("api", request_id, label=0)
+        finally:
+            sa.event.remove(registry.db.engine, "before_cursor_execute", seen)
+        marker = "SELECT deployments.strategy, deployment_variants.weight FROM deployments JOIN"
+        return sum(statement.startswith(marker) for statement in statements)
+
+    assert live_share_reads("at-25") == 0
+    state = deployments.rollout("api")["state"]
+    assert (state["step_labels"], state.get("left_share_labels", 0)) == (1, 0)
+    assert live_share_reads("at-5") == 1
+    state = deployments.rollout("api")["state"]
+    assert (state["step_labels"], state["left_share_labels"]) == (1, 1)
+
+
+def _before_0029() -> TypeAdapter:
+    """The event document of a control plane before 0029: the same fields less
+    ``routed_share`` and ``routed``, and no other field allowed."""
+    fields = get_type_hints(EventDocument, include_extras=True)
+    older = {k: v for k, v in fields.items() if k not in ("routed_share", "routed")}
+    document = with_config(ConfigDict(extra="forbid"))(
+        TypedDict("EventDocument", older, total=False)  # type: ignore[operator]
+    )
+    return TypeAdapter(list[document])
+
+
+def test_an_event_that_says_nothing_new_is_kept_by_a_control_plane_before_0029():
+    served = PredictionEvent("api", "stable", "primary", "m", 1, "r1", None, [RECORD],
+                             {"predictions": [0]}, None, 0.5, 1_000, generation=3,
+                             routed=True)  # fmt: skip
+    document = served.to_document()
+    assert set(document) == {"deployment", "variant", "role", "model", "version",
+                             "request_id", "inputs", "output", "latency_ms", "at_ms",
+                             "generation"}  # fmt: skip
+    older = _before_0029()
+    assert older.validate_python([document]) == [document]
+    # Every field of the event's dataclass, as sent before: an older control plane refuses it.
+    with pytest.raises(ValidationError, match="routed_share"):
+        older.validate_python([to_jsonable_python(served)])
+    # What is new travels when said, and only then.
+    probe = dataclasses.replace(served, routed=False).to_document()
+    routed = dataclasses.replace(served, routed_share=0.25).to_document()
+    assert (probe["routed"], "routed_share" in probe) == (False, False)
+    assert (routed["routed_share"], "routed" in routed) == (0.25, False)
+
+
+def test_a_data_plane_sends_whether_a_request_was_routed_through_the_control_plane(registry):
+    served = PredictionEvent("api", "canary", "primary", "m", 1, "routed", None, [RECORD],
+                             {"predictions": [1]}, None, 0.5, 1_000, routed_share=0.25,
+                             routed=True)  # fmt: skip
+    named = dataclasses.replace(served, request_id="named", routed_share=None, routed=False)
+    logged = dataclasses.replace(served, request_id="logged", routed_share=None, routed=None)
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+        client = HttpDeployments(url, token="")
+        try:
+            ControlPlaneSink(client).write([served, named, logged])
+            with pytest.raises(InvalidArgumentError, match="routed"):
+                client.record_events([{**named.to_document(), "routed": "no"}])
+        finally:
+            client.close()
+    events = read_prediction_events(registry.db, "api").set_index("request_id")
+    kept = events.loc[["routed", "named", "logged"], ["routed_share", "routed"]]
+    assert kept.astype(object).where(kept.notna(), None).values.tolist() == [
+        [0.25, None],  # a routed request's share says it: the flag stays unsaid
+        [None, False],
+        [None, None],
+    ]

@@ -16,6 +16,7 @@ from opsloop.serving.canary_rollout import (
     Outcome,
     new_canary_state,
     not_carried_out,
+    observe_labels,
     observe_request,
 )
 from opsloop.serving.rollout_observer import RolloutObserver
@@ -226,3 +227,58 @@ def test_a_ramp_whose_candidate_is_set_back_by_hand_goes_on_from_the_share_it_ro
     assert (state["status"], state.get("left_share_requests", 0)) == ("completed", 0)
     assert state["decision"]["candidate_requests_at_previous_step"] == 3
     assert [v.weight for v in deployments.get("api").variants] == [0.0, 1.0]
+
+
+RAMP = RolloutPolicy(steps=(0.05, 0.25, 0.5, 1.0), min_requests=1, gates={"metric": {}})
+
+
+def _ramp_pending_25_to_50() -> tuple[dict, object]:
+    """A ramp stepped to 25% (carried out) whose step 25% -> 50% is decided and pending."""
+    state = new_canary_state(RAMP, "stable", "canary", None, at_ms=0)
+    request = {"candidate": True, "failed": False, "latency_ms": 1.0}
+    assert observe_request(RAMP, state, share=0.05, at_ms=1, **request).share == 0.25
+    state["decision"]["outcome"] = "carried_out"
+    pending = observe_request(RAMP, state, share=0.25, at_ms=3, **request)
+    assert (pending.action, pending.share) == ("step", 0.5)
+    assert pending.evidence["candidate_labels_at_previous_step"] == 0
+    return state, pending
+
+
+def _label(state: dict, share: float, at_ms: int) -> None:
+    observe_labels(RAMP, state, candidate=True, wrong=[False], answered_ms=0, at_ms=at_ms,
+                   routed_share=share)  # fmt: skip
+
+
+def test_a_step_retried_takes_back_no_label_routed_at_an_older_share():
+    state, pending = _ramp_pending_25_to_50()
+    for at_ms in (4, 5, 6):  # late labels of requests routed at 5%, the step before
+        _label(state, 0.05, at_ms)
+    assert (state["step_labels"], state["left_share_labels"]) == (0, 3)
+    assert not_carried_out(RAMP, state, pending, Outcome(None, "locked", retry=True), at_ms=10)
+    # Back at 25%, which no label was routed at: the 5% labels stay left behind.
+    assert (state["share"], state["step_labels"], state["left_share_labels"]) == (0.25, 0, 3)
+    assert state["retrying"]["wait"] == 0
+    again = observe_request(RAMP, state, candidate=True, failed=False, latency_ms=1.0,
+                            share=0.25, at_ms=11)  # fmt: skip
+    assert (again.action, again.share) == ("step", 0.5)
+    assert again.evidence["candidate_labels_at_previous_step"] == 0
+    assert again.evidence["candidate_requests_at_previous_step"] == 2
+
+
+def test_a_step_retried_takes_back_what_was_routed_at_the_share_it_left_alone():
+    state, pending = _ramp_pending_25_to_50()
+    request = {"candidate": True, "failed": False, "latency_ms": 1.0}
+    # While the 50% step is pending: requests and labels routed at 25% (the definition
+    # still routes there) and at 5% (a worker that never followed the first step).
+    for share, at_ms in ((0.25, 4), (0.05, 5), (0.05, 6)):
+        assert observe_request(RAMP, state, share=share, at_ms=at_ms, **request) is None
+        _label(state, share, at_ms)
+    assert (state["step_requests"], state["left_share_requests"]) == (0, 3)
+    assert (state["step_labels"], state["left_share_labels"]) == (0, 3)
+    assert not_carried_out(RAMP, state, pending, Outcome(None, "locked", retry=True), at_ms=10)
+    # The step's own request and the one at 25% since; the 5% ones stay left behind.
+    assert (state["step_requests"], state["left_share_requests"]) == (2, 2)
+    assert (state["step_labels"], state["left_share_labels"]) == (1, 2)
+    again = observe_request(RAMP, state, share=0.25, at_ms=11, **request)
+    assert again.evidence["candidate_requests_at_previous_step"] == 3
+    assert again.evidence["candidate_labels_at_previous_step"] == 1

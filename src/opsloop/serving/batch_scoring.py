@@ -320,6 +320,7 @@ def _events(
             latency_ms=latency_ms,
             at_ms=at_ms,
             generation=generation,
+            routed=False,  # no split routes a batch's rows: no gate reads their labels
         )
         for position, (request_id, record, prediction) in enumerate(
             zip(request_ids, records, answer.predictions, strict=True)

@@ -491,10 +491,12 @@ def _decide(
         evidence["candidate_labels_at_previous_step"] = state.get("step_labels", 0)
         state["step_labels"] = 0
         state["left_share_labels"] = 0
+        state["leaving_share_labels"] = 0
     state["step"] += 1
     state["share"] = policy.steps[state["step"]]
     state["step_requests"] = 0
     state["left_share_requests"] = 0
+    state["leaving_share_requests"] = 0
     state["steps_taken"].append({"share": state["share"], "at_ms": at_ms})
     action = "complete" if state["share"] >= 1.0 else "step"
     if action == "complete":
@@ -578,10 +580,7 @@ def observe_request(
             state, "input_detector", [candidate], [flagged], share
         )
     if candidate:
-        if _routed_at_left_share(state, share, live_share):
-            state["left_share_requests"] = state.get("left_share_requests", 0) + 1
-        else:
-            state["step_requests"] += 1
+        _count(state, share, live_share, "requests")
         state["candidate_requests"] = state.get("candidate_requests", 0) + 1
     if _backing_off(state, _failing_gate(state, failed_gate)):
         state["retrying"]["wait"] -= 1  # one request further in the backoff
@@ -609,15 +608,58 @@ def _routed_at_left_share(
     >>> _routed_at_left_share(state, 0.1, live_share=0.1)
     True
     """
-    if np.isclose(share, state["share"]):
-        return False
     pending = decision_outcome(state.get("decision")) == PENDING
     if live_share is not None and not pending and np.isclose(share, live_share):
+        return False
+    return left_share(state, share)
+
+
+def left_share(state: dict[str, Any], share: float) -> bool:
+    """Whether ``share`` is one the ramp has left (a step's it moved on from, or the
+    candidate's weight before its first step) and not its current one: only a request
+    routed at such a share can count apart from the current step, so only for it does
+    the deployment's live share matter (:func:`observe_labels`'s ``live_share``).
+
+    >>> state = {"share": 0.5, "steps_taken": [{"share": 0.1}, {"share": 0.5}]}
+    >>> [left_share(state, s) for s in (0.5, 0.1, 0.3)]
+    [False, True, False]
+    """
+    if np.isclose(share, state["share"]):
         return False
     left = [taken["share"] for taken in state["steps_taken"][:-1]]
     if state.get("share_before") is not None:
         left.append(state["share_before"])
     return any(np.isclose(share, s) for s in left)
+
+
+def _count(state: dict[str, Any], share: float, live_share: float | None, kind: str) -> None:
+    """Count a candidate's request (``kind`` ``requests``) or labelled request
+    (``labels``) routed at ``share``: toward the current step (``step_*``), or as left
+    behind (``left_share_*``, :func:`_routed_at_left_share`); of those, the ones routed at
+    the share a pending step leaves, which the deployment still routes by, also in
+    ``leaving_share_*``: a step not carried out goes back to that share and takes back
+    these alone, not those routed at a share the ramp left before.
+
+    >>> state = {"share": 0.5, "step_labels": 0,
+    ...          "steps_taken": [{"share": 0.05}, {"share": 0.25}, {"share": 0.5}],
+    ...          "decision": {"action": "step", "outcome": "pending"}}
+    >>> for share in (0.5, 0.25, 0.05, 0.05):
+    ...     _count(state, share, None, "labels")
+    >>> state["step_labels"], state["left_share_labels"], state["leaving_share_labels"]
+    (1, 3, 1)
+    """
+    if not _routed_at_left_share(state, share, live_share):
+        state[f"step_{kind}"] = state.get(f"step_{kind}", 0) + 1
+        return
+    state[f"left_share_{kind}"] = state.get(f"left_share_{kind}", 0) + 1
+    decision = state.get("decision") or {}
+    if (
+        decision_outcome(decision) == PENDING
+        and decision.get("action") in ("step", "complete")
+        and len(state["steps_taken"]) >= 2
+        and np.isclose(share, state["steps_taken"][-2]["share"])
+    ):
+        state[f"leaving_share_{kind}"] = state.get(f"leaving_share_{kind}", 0) + 1
 
 
 def observe_quiet_primary(state: dict[str, Any], count: int, share: float) -> None:
@@ -697,6 +739,7 @@ def observe_labels(
     at_ms: int,
     routed_share: float | None = None,
     live_share: float | None = None,
+    routed: bool | None = None,
 ) -> Transition | None:
     """Read the labels of one answered request into the ``metric`` gate; the change the
     ramp makes now, if any. A classifier's gate reads ``wrong`` (``wrong[i]``: record
@@ -711,9 +754,14 @@ def observe_labels(
     there): ``step_labels`` counts those the current step's gate read at its own share,
     ``left_share_labels`` those routed at a share the ramp has left (a step's it moved on
     from, the weight before its first step), which a step not carried out takes back; the
-    gate reads both. An event without it (recorded before events kept it) is read at
-    :func:`share_at` its answer's time, as before: a request routed just before a step and
-    answered after it is then read at the new step's share.
+    gate reads both. ``routed`` says whether the split routed the request, as its event
+    keeps it: the labels of a request it did not route (one that named its variant, as a
+    probe of the candidate does) are not read, as the request gates never read the
+    request, and neither are those of a routed request without a share (no canary's split
+    routed it). An event that says neither (``None``: recorded before events kept them, or
+    logged from Python) is read at :func:`share_at` its answer's time, as before: a
+    request routed just before a step and answered after it is then read at the new
+    step's share.
 
     >>> policy = RolloutPolicy(gates={"metric": {}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -742,10 +790,24 @@ def observe_labels(
     (0, 1)
     >>> round(state["gates"]["metric"]["state"]["log_likelihood_ratio"], 4)
     0.9163
+
+    The label of a request that named the candidate moves nothing:
+
+    >>> _ = observe_labels(policy, state, candidate=True, wrong=[True], answered_ms=8,
+    ...                    at_ms=9, routed=False)
+    >>> state["gates"]["metric"]["state"]["n_candidate"], state["left_share_labels"]
+    (1, 1)
     """
     if state["status"] != "ramping" or "metric" not in state["gates"]:
         return None
-    share = share_at(state, answered_ms) if routed_share is None else float(routed_share)
+    if routed is False:
+        return None  # its variant named by the request: no gate reads the request either
+    if routed_share is None:
+        if routed:
+            return None  # routed by no canary's split: no gate reads the request either
+        share = share_at(state, answered_ms)
+    else:
+        share = float(routed_share)
     document = state["gates"]["metric"]
     if document["test"] == MeanGate.test:
         if not losses:
@@ -773,9 +835,8 @@ def observe_labels(
 
 def _count_label(state: dict[str, Any], share: float, live_share: float | None) -> None:
     """Count a candidate's labelled request routed at ``share`` toward the current step, or
-    as left behind (:func:`_routed_at_left_share`, as :func:`observe_request` counts it)."""
-    key = "left_share_labels" if _routed_at_left_share(state, share, live_share) else "step_labels"
-    state[key] = state.get(key, 0) + 1
+    as left behind (:func:`_count`, as :func:`observe_request` counts it)."""
+    _count(state, share, live_share, "labels")
 
 
 def observe_quality(
@@ -920,8 +981,11 @@ def not_carried_out(
     else:
         then = "halt" if halt else "retry" if outcome.retry else "wait"
         # The candidate's requests since the decision, routed at the share that stayed
-        # (observe_request kept them apart from the step decided) or by hand.
-        counted = state["step_requests"] + state.pop("left_share_requests", 0)
+        # (observe_request kept them apart from the step decided) or by hand; those routed
+        # at a share the ramp left before stay left behind.
+        leaving = state.pop("leaving_share_requests", 0)
+        counted = state["step_requests"] + leaving
+        _take_back(state, "left_share_requests", leaving)
         state["step"] -= 1
         state["steps_taken"].pop()
         state["share"] = state["steps_taken"][-1]["share"]
@@ -929,7 +993,9 @@ def not_carried_out(
         previous = transition.evidence["candidate_requests_at_previous_step"]
         state["step_requests"] = previous + counted if outcome.retry else 0
         if "candidate_labels_at_previous_step" in transition.evidence:
-            labels = state.get("step_labels", 0) + state.pop("left_share_labels", 0)
+            leaving = state.pop("leaving_share_labels", 0)
+            labels = state.get("step_labels", 0) + leaving
+            _take_back(state, "left_share_labels", leaving)
             before = transition.evidence["candidate_labels_at_previous_step"]
             state["step_labels"] = before + labels if outcome.retry else 0
         if not outcome.retry:
@@ -952,6 +1018,13 @@ def not_carried_out(
     counts = state.setdefault("not_carried_out_count", {})
     counts[transition.action] = counts.get(transition.action, 0) + 1
     return True
+
+
+def _take_back(state: dict[str, Any], key: str, count: int) -> None:
+    """Take ``count`` off counter ``key`` of ``state``, leaving it out when none is left."""
+    left = state.pop(key, 0) - count
+    if left:
+        state[key] = left
 
 
 def stale_pending(state: dict[str, Any], at_ms: int) -> Transition | None:

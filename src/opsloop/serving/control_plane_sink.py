@@ -29,9 +29,12 @@ class ControlPlaneSink:
         self.deployments = deployments
 
     def write(self, events: Sequence[PredictionEvent]) -> None:
-        """Send ``events`` in batches."""
+        """Send ``events`` in batches, each as its document
+        (:meth:`~.prediction_events.PredictionEvent.to_document`: a control plane older
+        than a field left out keeps the event)."""
         for start in range(0, len(events), MAX_EVENTS):
-            self.deployments.record_events(list(events[start : start + MAX_EVENTS]))
+            batch = events[start : start + MAX_EVENTS]
+            self.deployments.record_events([event.to_document() for event in batch])
 
 
 __all__ = ["ControlPlaneSink"]

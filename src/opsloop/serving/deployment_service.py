@@ -214,6 +214,9 @@ class EventDocument(TypedDict, total=False):
     generation: Count | None
     # The candidate's share a canary's split routed the request at (none otherwise).
     routed_share: Share | None
+    # False where the split did not route the request (its variant named); left out
+    # where it did or where unknown (see PredictionEvent.to_document).
+    routed: Annotated[bool, Field(strict=True)] | None
 
 
 _DetectorNumber = Annotated[float, Field(strict=False, allow_inf_nan=False)]

@@ -37,7 +37,7 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
 import pandas as pd
@@ -77,6 +77,7 @@ EVENT_COLUMNS = (
     "disposition",
     "assertions",
     "routed_share",
+    "routed",
 )
 
 
@@ -96,6 +97,9 @@ class PredictionEvent:
     canary's split routed (another strategy, a variant named by the request, a shadow's
     copy, a batch row, an event logged from Python): a label's task-metric gate then reads
     it at the share of the step when it was answered (:func:`~.canary_rollout.observe_labels`).
+    ``routed`` says whether the deployment's split routed the request: ``False`` for one
+    that named its variant and for a batch's row, whose label no gate reads; ``None`` where
+    unknown (an event logged from Python), read as one without ``routed_share`` is.
 
     >>> PredictionEvent("api", "s", "shadow", "m", 2, "r", None, [], None, "boom", 1.0,
     ...                 5).to_row()["error"]
@@ -118,6 +122,31 @@ class PredictionEvent:
     assertions: dict[str, int] | None = None
     generation: int | None = None
     routed_share: float | None = None
+    routed: bool | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        """The event as the document a data plane sends its control plane
+        (:class:`~.deployment_service.EventDocument`): a field that says nothing (``None``)
+        is left out, so that a control plane older than the field keeps the event, and so
+        is ``routed`` where it is ``True``, as a served request's is (the control plane
+        reads it as unknown, and the share the request was routed at, which a ramp reads,
+        travels as ``routed_share``).
+
+        >>> event = PredictionEvent("api", "s", "primary", "m", 1, "r", None, [], None, None,
+        ...                         1.0, 5, routed=True)
+        >>> sorted(event.to_document())  # doctest: +NORMALIZE_WHITESPACE
+        ['at_ms', 'deployment', 'inputs', 'latency_ms', 'model', 'request_id', 'role',
+         'variant', 'version']
+        >>> PredictionEvent("api", "s", "primary", "m", 1, "r", None, [], None, None, 1.0, 5,
+        ...                 routed_share=0.25, routed=False).to_document()["routed"]
+        False
+        """
+        said = {field.name: getattr(self, field.name) for field in fields(self)}
+        return {
+            name: value
+            for name, value in said.items()
+            if value is not None and not (name == "routed" and value is True)
+        }
 
     def to_row(self) -> dict[str, Any]:
         """The event as a row of the store's ``prediction_events`` table."""
@@ -140,6 +169,7 @@ class PredictionEvent:
             "disposition": self.disposition,
             "assertions_json": None if self.assertions is None else json.dumps(self.assertions),
             "routed_share": None if self.routed_share is None else float(self.routed_share),
+            "routed": self.routed,
         }
 
 

@@ -64,6 +64,7 @@ from opsloop.serving.canary_rollout import (
     DECISION_LEASE_MS,
     Outcome,
     apply_transition,
+    left_share,
     not_carried_out,
     observe_labels,
     observe_quality,
@@ -544,6 +545,7 @@ class RolloutObserver:
                         events.c.output_json,
                         events.c.at_ms,
                         events.c.routed_share,
+                        events.c.routed,
                     )
                     .where(
                         events.c.request_id == request_id,
@@ -588,8 +590,12 @@ class RolloutObserver:
                     )
                 return
             candidate = answered["variant"] == state["candidate"]
+            routed_at = answered["routed_share"]
             live = None
-            if candidate and answered["routed_share"] is not None:
+            if candidate and routed_at is not None and left_share(state, routed_at):
+                # Read in the transaction that holds the rollout, only where the answer
+                # could change where the label counts: a share the ramp has left, which a
+                # weight set back by hand may route at again.
                 live = _live_share(connection, deployment, state["candidate"])
             transition = observe_labels(
                 policy,
@@ -599,8 +605,9 @@ class RolloutObserver:
                 losses=losses,
                 answered_ms=answered["at_ms"],
                 at_ms=self.db.clock(),
-                routed_share=answered["routed_share"],
+                routed_share=routed_at,
                 live_share=live,
+                routed=answered["routed"],
             )
             write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
         if transition is not None:

@@ -790,6 +790,7 @@ class ServingRuntime:
             time.perf_counter() - request.started,
             generation=request.served.definition.generation,
             routed_share=request.served.routed_share if request.routed else None,
+            routed=request.routed,
         )
 
     def _finish(self, request: _Request, answer: VariantAnswer | None) -> ServedAnswer:
@@ -833,6 +834,7 @@ class ServingRuntime:
             marked(decision, flagged),
             generation=served.definition.generation,
             routed_share=served.routed_share if request.routed else None,
+            routed=request.routed,
         )
         for shadow in served.shadows:
             if shadow.name == loaded.name:
@@ -904,6 +906,7 @@ class ServingRuntime:
         *,
         generation: int | None = None,
         routed_share: float | None = None,
+        routed: bool | None = None,
     ) -> None:
         event = PredictionEvent(
             deployment=deployment,
@@ -922,6 +925,7 @@ class ServingRuntime:
             assertions=None if decision is None else decision.counts,
             generation=generation,
             routed_share=routed_share,
+            routed=routed,
         )
         if not self.recorder.record(event):
             self.metrics.events_dropped.inc()

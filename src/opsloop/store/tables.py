@@ -477,6 +477,9 @@ prediction_events = Table(
     # split routed it; null otherwise and for events recorded before it was kept (a
     # canary's task-metric gate then reads the share of the step when it was answered).
     Column("routed_share", Float(precision=53)),
+    # Whether the split routed the request (false: its variant was named, or a batch's
+    # row); null where unknown (recorded before it was kept, or logged from Python).
+    Column("routed", Boolean),
     Index(None, "deployment", "at_ms"),
     Index(None, "request_id"),
 )
