@@ -24,12 +24,36 @@ This file lives outside the package, so the wheel does not ship it.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 _PROVIDED = ("tmp_path", "db", "artifacts", "registry", "tracking", "server_url")
+_SOURCES = Path(__file__).resolve().parent
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
+    """Import the package of a module named on the command line the usual way before
+    pytest imports the module from its file.
+
+    Otherwise, with ``--import-mode=importlib``, pytest imports the package from its
+    ``__init__.py`` first, which imports the module (``opsloop.monitoring`` imports
+    ``.policy``), and then executes the file again as a second module of the same name:
+    code bound to the first (``evaluation``'s ``Policy``) and code importing it later (a
+    test's ``Policy``) would hold different classes. Once the package is imported, pytest
+    takes the module from ``sys.modules``.
+    """
+    if file_path.suffix != ".py" or _SOURCES not in file_path.resolve().parents:
+        return
+    package = file_path.resolve().parent.relative_to(_SOURCES).parts
+    if package and all(part.isidentifier() for part in package):
+        # A package that fails to import is reported when pytest imports the module.
+        with contextlib.suppress(ImportError):
+            importlib.import_module(".".join(package))
 
 
 def _names_used(item: pytest.Item) -> set[str]:

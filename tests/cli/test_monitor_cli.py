@@ -237,3 +237,10 @@ def test_follow_with_a_bad_rule_or_period_stops_at_once_with_exit_2(clock):
     result = runner.invoke(app, ["monitor", "evaluate", "wine", "--every", "0"])
     assert result.exit_code == 2
     assert "--every: must be a number of seconds > 0, got 0" in result.output
+
+
+def test_a_window_too_long_to_read_is_a_usage_error_naming_the_option(clock):
+    result = runner.invoke(app, ["monitor", "status", "wine", "--window", "9" * 5000 + "d"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: window: at most 32 characters, got 5001 characters"
+    assert result.exception is None or isinstance(result.exception, SystemExit)

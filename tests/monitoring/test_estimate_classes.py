@@ -149,9 +149,12 @@ def test_columns_no_class_names_are_recorded_and_the_window_says_why(store, cloc
     )
     # Classes 0, 1, 2 with names as predictions: none of them is a class of the reference.
     assert other["estimate"] is None
-    first = [str(p) for p in wine[2].predict(frame.iloc[WINDOW])[:5]]
+    # Each name once, in the order the window's answers first give it.
+    predicted = [str(p) for p in wine[2].predict(frame.iloc[WINDOW])]
+    first_seen = sorted(set(predicted), key=predicted.index)
+    assert len(first_seen) == 2  # of 58 answers
     assert other["estimate_note"] == (
-        f"the predictions {repr(first)[:-1]}, ...] are none of the reference's classes [0, 1, 2]"
+        f"the predictions {first_seen!r} are none of the reference's classes [0, 1, 2]"
     )
     # The drift of the window logged before its reference is measured all the same.
     assert early["rows"] == 58
@@ -342,3 +345,44 @@ def test_the_references_classes_name_every_batch_alike(store, clock, wine):
     inferred, named = _window(store, "inferred"), _window(store, "named")
     assert inferred["estimate"]["rows"] == 58 and inferred["estimate"]["unmatched"] == 0
     assert inferred["estimate"] == named["estimate"]
+
+
+def test_predictions_outside_the_classes_are_named_once_each_and_counted_past_five(
+    store, clock, wine
+):
+    """58 answers predicting 12 names none of the reference's classes (each name given
+    by several answers, in an order that is not the names'): the note names the first
+    five in the order the answers first give them, once each, and counts the other 7."""
+    frame, names, _, probabilities = wine
+    set_reference(
+        store,
+        "strays",
+        frame.iloc[REFERENCE],
+        predictions=probabilities[REFERENCE].argmax(axis=1),
+        probabilities=probabilities[REFERENCE],
+        labels=np.searchsorted(CULTIVARS, names[REFERENCE]),
+    )
+    order = np.random.default_rng(4).permutation(12)
+    predicted = [f"name-{order[i % 12]}" for i in range(58)]
+    _log_window(store, "strays", wine, predictions=predicted, classes=[0, 1, 2])
+    clock.advance(HOUR_MS + 1)
+    metrics = _window(store, "strays")
+    assert metrics["estimate"] is None
+    first_five = [f"name-{k}" for k in order[:5]]
+    assert metrics["estimate_note"] == (
+        f"the predictions {first_five!r} and 7 more are none of the reference's classes [0, 1, 2]"
+    )
+
+
+def test_the_note_names_a_value_once_whatever_its_kind():
+    from opsloop.data.reference_scores import ReferenceScores
+    from opsloop.monitoring.window_estimate import ScoredRows, no_estimate_reason
+
+    reference = ReferenceScores.of([[0.9, 0.1], [0.2, 0.8]], [0, 1], classes=[0, 1])
+    # A multi-output answer's prediction (a list) is no class and is named like any other;
+    # True is the class 1, as numpy compares them.
+    predictions = [[1, 2], 7, [1, 2], "7", 7, True, None]
+    rows = ScoredRows([[0, 1]] * 7, [[0.5, 0.5]] * 7, predictions, [None] * 7)
+    assert no_estimate_reason(reference, rows) == (
+        "the predictions [[1, 2], 7, '7', None] are none of the reference's classes [0, 1]"
+    )

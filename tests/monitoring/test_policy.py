@@ -171,3 +171,46 @@ def test_a_rule_of_thousands_of_digits_is_refused_by_its_length():
         assert str(refused.value) == (
             f"policy {text!r}: the number {shown!r} is out of range: a finite number"
         )
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "٠٫٥",  # Arabic-Indic zero, decimal separator, five
+        "٠.٥",  # Arabic-Indic digits with a full stop, which float() reads as 0.5
+        "０.５",  # full-width digits
+        "१",  # Devanagari one
+        "1٥",  # an ASCII digit then another script's
+        "-٥e٣",
+    ],
+)
+def test_a_threshold_in_digits_other_than_0_to_9_is_refused_as_a_count_is(number):
+    text = f"drift_share > {number} -> alert"
+    with pytest.raises(InvalidArgumentError) as refused:
+        Policy.parse(text)
+    assert str(refused.value) == (
+        f"policy {text!r}: the number after '>': written in the digits 0-9, got {number!r}; {FORMS}"
+    )
+    # The same number in 0-9 is a rule; a count in these digits is refused alike.
+    assert Policy.parse("drift_share > 0.5 -> alert").threshold == 0.5
+    with pytest.raises(InvalidArgumentError, match="for N windows: N must be a whole number"):
+        Policy.parse("drift_share > 0.5 for ٣ windows -> alert")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("min_rows=٣", "retrain option min_rows: a whole number >= 0 in the digits 0-9, got '٣'"),
+        ("holdout=０.５", "retrain option holdout: a fraction in (0, 1) in the digits 0-9, "
+         "got '０.５'"),
+        ("min_rows=1_000", "retrain option min_rows: a whole number >= 0, got '1_000'"),
+        ("reference_share=nan", "retrain option reference_share: a share in [0, 1], got 'nan'"),
+    ],
+)  # fmt: skip
+def test_an_option_number_is_written_in_0_to_9_too(option, message):
+    text = f"error_rate > 0.1 -> retrain(train=m:f, {option})"
+    with pytest.raises(InvalidArgumentError) as refused:
+        Policy.parse(text)
+    assert str(refused.value) == f"policy {text!r}: {message}"
+    rule = Policy.parse("error_rate > 0.1 -> retrain(train=m:f, holdout=.25, min_rows=+3)")
+    assert (rule.option("holdout"), rule.option("min_rows")) == (0.25, 3)

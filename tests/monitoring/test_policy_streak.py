@@ -26,6 +26,7 @@ from opsloop.monitoring.policy_streak import (
     MAX_LISTED_HELD,
     MAX_LISTED_SKIPPED,
     advance,
+    first_listed,
     held,
     load,
     skipped,
@@ -380,7 +381,8 @@ def test_a_streak_saved_with_counts_and_its_first_windows_loads():
         "held": 3,
         "skipped": 1,
     }
-    assert load(saved, 2) == {**saved, "since_ms": 0}
+    # Three held and two are listed: those two are its first, not known to be its latest.
+    assert load(saved, 2) == {**saved, "since_ms": 0, "first_listed": 2}
     streak, fires = advance(rule, saved, {"task_metric": 0.1, "labelled": 5}, 7)
     assert not fires
     assert streak == {
@@ -388,4 +390,13 @@ def test_a_streak_saved_with_counts_and_its_first_windows_loads():
         "held": 4,
         "skipped": 1,
         "since_ms": 0,
+        "first_listed": 1,
     }
+    assert first_listed(streak) == 1
+    # Two more held than it listed: the list is the latest, and says so no more.
+    streak, _ = advance(rule, streak, {"task_metric": 0.2, "labelled": 5}, 8)
+    assert held(streak) == [{"start_ms": 7, "value": 0.1}, {"start_ms": 8, "value": 0.2}]
+    assert "first_listed" not in streak and first_listed(streak) == 0
+    # Saved with every window that held listed, they are the latest too.
+    whole = {"windows": saved["windows"], "held": 2, "skipped": 1}
+    assert load(whole, 2) == {**whole, "since_ms": 0}

@@ -258,3 +258,29 @@ def test_a_process_killed_while_folding_loses_and_repeats_nothing(store_path, cl
     sums = sum(w.profile["a"].numeric.sum for w in windows)
     assert sums == pytest.approx(frame["a"].sum(), rel=1e-12)
     db.dispose()
+
+
+def test_a_duration_is_bounded_in_length_and_value_before_it_is_read():
+    from opsloop.errors import InvalidArgumentError
+    from opsloop.monitoring.windowing import MAX_DURATION_MS, duration_ms
+
+    # 30 leading zeros, a digit and a unit: 32 characters, read as one hour.
+    assert duration_ms("0" * 30 + "1h") == 3_600_000
+    assert duration_ms("36500d") == MAX_DURATION_MS == 3_153_600_000_000
+    assert duration_ms(MAX_DURATION_MS) == MAX_DURATION_MS
+    refusals = {
+        ("9" * 5000 + "d", "window"): "window: at most 32 characters, got 5001 characters",
+        ("0" * 31 + "1h", "sample_retention"): (
+            "sample_retention: at most 32 characters, got 33 characters"
+        ),
+        ("36501d", "window"): "window: at most 36500d (100 years), got '36501d'",
+        ("3153600001s", "window"): "window: at most 36500d (100 years), got '3153600001s'",
+        (MAX_DURATION_MS + 1, "window"): ("window: at most 36500d (100 years), got 3153600000001"),
+        (10**5000, "window"): "window: at most 36500d (100 years), got a longer number",
+    }
+    for (text, field), message in refusals.items():
+        with pytest.raises(InvalidArgumentError) as caught:
+            duration_ms(text, field)
+        assert str(caught.value) == message
+    with pytest.raises(InvalidArgumentError, match=r"^sample_retention: at most 32 char"):
+        Windowing("1h", sample_retention="1" * 40 + "s")

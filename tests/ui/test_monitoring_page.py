@@ -518,3 +518,31 @@ def test_a_streak_shows_the_windows_without_labels_it_passed_over(served, databa
         "3",
         f"0 ({time_of(START_MS)}); 2 windows without a value passed over",
     ]
+
+
+def test_a_streak_saved_with_its_first_windows_is_not_shown_as_the_latest(served, database):
+    """A streak an earlier version saved with counts and its first windows that held (2
+    listed of 5 that held, no start kept): the page and the service say the 2 listed are
+    its first, not known to be the latest until 2 more hold, rather than "the latest 2"."""
+    from opsloop.monitoring.monitor_state import put_state
+
+    client, monitoring, _ = served
+    Deployments(database).deploy("saved", [Variant("stable", "cancer", version=1)])
+    rule = "drift_share > 0.5 for 2 windows -> alert"
+    first, second = START_MS, START_MS + HOUR_MS
+    saved = {
+        "windows": [{"start_ms": first, "value": 0.75}, {"start_ms": second, "value": 0.875}],
+        "held": 5,
+        "skipped": 0,
+    }
+    with database.write() as connection:
+        put_state(connection, "saved", f"policies:stable:{HOUR_MS}", {rule: saved})
+    (standing,) = monitoring.actions("saved")["policies"]
+    assert (standing["streak"], standing["streak_first_listed"]) == (5, 2)
+    assert standing["streak_start_ms"] == first
+    page = client.get("/deployments/saved/monitoring").text
+    assert rows(page, "policies")[0][4] == (
+        f"2 of 5 since {time_of(first)}, the first 2 as an earlier version saved the streak "
+        "(its first windows, not known to be the latest until 2 more hold): "
+        f"0.75 ({time_of(first)}), 0.875 ({time_of(second)})"
+    )

@@ -85,6 +85,21 @@ class Reference:
         columns = list(self.features) + ([PREDICTION_COLUMN] if self.has_predictions else [])
         return ReferenceProfile.from_frame(self.sample.frame(), columns)
 
+    def classes_json(self) -> str:
+        """The classes of the probabilities it keeps, as JSON as :meth:`to_bytes` writes
+        them (``"null"`` when it keeps none): what a store keeps beside the bytes, so that
+        the classes are read without the sample (:func:`classes_from_json` reads it back).
+
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
+        >>> ref = build_reference(frame, labels=["no", "yes", "no", "yes"],
+        ...                       probabilities=[0.2, 0.9, 0.4, 0.6], classes=["no", "yes"])
+        >>> ref.classes_json(), build_reference(frame).classes_json()
+        ('["no","yes"]', 'null')
+        """
+        classes = None if self.scores is None else list(self.scores.classes)
+        return json.dumps(classes, separators=(",", ":"), default=str)
+
     def to_bytes(self) -> bytes:
         """Compressed JSON of everything (:meth:`from_bytes` reads it back)."""
         state = {
@@ -111,6 +126,17 @@ class Reference:
             bool(state.get("has_labels", False)),  # references set before labels were kept
             None if state.get("scores") is None else ReferenceScores.from_state(state["scores"]),
         )
+
+
+def classes_from_json(text: str) -> tuple | None:
+    """The classes :meth:`Reference.classes_json` wrote, as the reference read from its
+    bytes holds them (``None`` when it keeps no probabilities).
+
+    >>> classes_from_json('["no","yes"]'), classes_from_json("null")
+    (('no', 'yes'), None)
+    """
+    classes = json.loads(text)
+    return None if classes is None else tuple(classes)
 
 
 def build_reference(

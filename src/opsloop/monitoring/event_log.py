@@ -60,7 +60,7 @@ from opsloop.data.reference_scores import probability_matrix
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.monitoring.columnar_inputs import MIN_ROWS, input_table
 from opsloop.monitoring.json_columns import row_texts
-from opsloop.monitoring.reference import get_reference
+from opsloop.monitoring.reference import reference_classes
 from opsloop.monitoring.windowing import Windowing
 from opsloop.serving.process_samples import ProcessSampler
 from opsloop.store import tables
@@ -175,16 +175,17 @@ def _column_classes(
         # default, as the events were always recorded.
         return None
     try:
-        scores = get_reference(db, deployment).scores
+        # The classes alone, without the reference's sample: this runs for every call.
+        classes = reference_classes(db, deployment)
     except NotFoundError:
         return None
-    if scores is None or len(scores.classes) != n_columns:
+    if classes is None or len(classes) != n_columns:
         return None
     try:
-        named = set(scores.classes)
+        named = set(classes)
     except TypeError:
         return None
-    return list(scores.classes) if known <= named else None
+    return list(classes) if known <= named else None
 
 
 def _checked_ids(request_ids: Sequence[str], n: int, field: str = "request_ids") -> list[str]:

@@ -566,6 +566,13 @@ class PolicyStanding(BaseModel):
         description="the streak's latest windows that held, as many as the rule needs at "
         "most, and 100 at most (policy_streak.MAX_LISTED_HELD); streak counts them all"
     )
+    streak_first_listed: int = Field(
+        default=0,
+        description="how many of streak_windows, the oldest, are the first windows of a "
+        "streak an earlier version saved (it listed its first windows, not its latest): not "
+        "known to be the latest until as many more windows hold; 0 when streak_windows are "
+        "the latest",
+    )
     streak_start_ms: int | None = Field(
         default=None, description="the start of the streak's first window that held"
     )

@@ -273,9 +273,15 @@ _OPERATORS = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+# A number in the digits 0-9 only, as a count is: ``\d`` would take any script's digits
+# (Arabic-Indic, full-width...), which ``float`` reads but a person may not see as digits.
+_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+# A number as any script writes it: what the error for a threshold not in 0-9 recognises.
+_ANY_SCRIPT_NUMBER = re.compile(r"\s*(?P<number>[-+]?[\d.\u066b]*\d[\d.\u066b]*(?:[eE][-+]?\d+)?)")
+_ASCII_NUMBER = re.compile(_NUMBER)
 _RULE = re.compile(
     r"^\s*(?:when\s+)?(?P<signal>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>>=|<=|==|!=|>|<)\s*"
-    r"(?P<threshold>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+    rf"(?P<threshold>{_NUMBER})"
     r"(?:\s+for\s+(?P<windows>[0-9]+)\s+windows?)?\s*(?:->|→|\bthen\b)\s*"
     r"(?P<action>[A-Za-z_]+)\s*(?:\((?P<options>[^()]*)\))?\s*$"
 )
@@ -288,7 +294,7 @@ RULE_FORMS = (
 _PARTS = (
     (re.compile(r"\s*(?:when\s+)?[A-Za-z_][A-Za-z0-9_]*"), "a signal name"),
     (re.compile(r"\s*(?:>=|<=|==|!=|>|<)"), "an operator (>, >=, <, <=, ==, !=)"),
-    (re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"), "a number"),
+    (re.compile(rf"\s*{_NUMBER}"), "a number"),
     # Nothing when no 'for' follows; a 'for' must read 'for N windows'.
     (re.compile(r"(?!\s+for\b)|\s+for\s+[0-9]+\s+windows?\b"), "'for N windows' (N whole)"),
     (re.compile(r"\s*(?:->|→|\bthen\b)"), "'->' (or 'then') before the action"),
@@ -330,6 +336,10 @@ def _option(text: str, action: str, key: str, kind: str, raw: str) -> Any:
         number = int(raw) if kind in ("count", "positive", "retries") else float(raw)
     except ValueError:
         number = None
+    # int() and float() read any script's digits, underscores and 'inf': an option's number
+    # is written as a threshold is, in the digits 0-9.
+    if not _ASCII_NUMBER.fullmatch(raw):
+        number = None
     bounds = {
         "count": (number is not None and number >= 0, "a whole number >= 0"),
         "positive": (number is not None and number >= 1, "a whole number >= 1"),
@@ -344,7 +354,8 @@ def _option(text: str, action: str, key: str, kind: str, raw: str) -> Any:
     }
     ok, rule = bounds[kind]
     if not ok:
-        raise InvalidArgumentError(f"{where}: {rule}, got {raw!r}")
+        script = "" if raw.isascii() else " in the digits 0-9"
+        raise InvalidArgumentError(f"{where}: {rule}{script}, got {raw!r}")
     return number
 
 
@@ -403,6 +414,8 @@ def _what_failed(text: str) -> str:
     "expected 'for N windows' (N whole) after '0.3', found 'for'"
     >>> _what_failed("drift_share > 0.3")
     "expected '->' (or 'then') before the action after '0.3', found the end of the rule"
+    >>> _what_failed("drift_share > \u0660.\u0665 -> alert")  # Arabic-Indic digits
+    "the number after '>': written in the digits 0-9, got '\u0660.\u0665'"
     """
     position, previous = 0, ""
     for pattern, expected in _PARTS:
@@ -410,6 +423,12 @@ def _what_failed(text: str) -> str:
         count = None if found is not None else _FOR_COUNT.match(text, position)
         if count is not None:
             return _windows_rule(count.group("count"), "a whole number ")
+        # A number with a digit of another script: refused as such, even where its first
+        # digits are 0-9 ('1\u0665'), since the rest would be read as the next part.
+        other_script = _ANY_SCRIPT_NUMBER.match(text, position) if expected == "a number" else None
+        if other_script is not None and not other_script.group("number").isascii():
+            number = _excerpt(other_script.group("number"))
+            return f"the number after {previous!r}: written in the digits 0-9, got {number}"
         if found is None:
             rest = text[position:].strip()
             if not rest:

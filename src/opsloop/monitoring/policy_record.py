@@ -8,10 +8,13 @@ needs neither the monitor's state rows nor the whole audit log.
   streak as of the last window it was applied to (``streak``: how many windows held since
   it began, passing over those where its signal was undefined, and breaking at one where the
   condition was false; ``streak_windows``: the latest of them, up to the windows the rule
-  needs and at most :data:`~.policy_streak.MAX_LISTED_HELD`; ``streak_start_ms``: the start
-  of the first; ``streak_skipped``: the windows without a verdict listed among those, at
-  most :data:`~.policy_streak.MAX_LISTED_SKIPPED`, and ``streak_skipped_count`` counting
-  all since it began; :mod:`.policy_streak`), the windows it needs, and how often and when
+  needs and at most :data:`~.policy_streak.MAX_LISTED_HELD`; ``streak_first_listed``: how
+  many of those, the oldest, are instead the first windows of a streak an earlier version
+  saved, not known to be the latest until as many more hold, 0 otherwise;
+  ``streak_start_ms``: the start of the first; ``streak_skipped``: the windows without a
+  verdict listed among those, at most :data:`~.policy_streak.MAX_LISTED_SKIPPED`, and
+  ``streak_skipped_count`` counting all since it began; :mod:`.policy_streak`), the
+  windows it needs, and how often and when
   it last fired (its alerts; an alert recorded because an action failed is an outcome, not
   a firing);
 * ``pending``: the actions recorded with their alert and not run yet (a process stopped
@@ -52,7 +55,13 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import read_alerts
 from opsloop.monitoring.monitor_state import get_state
 from opsloop.monitoring.policy import Policy
-from opsloop.monitoring.policy_streak import MAX_LISTED_SKIPPED, held, load, skipped
+from opsloop.monitoring.policy_streak import (
+    MAX_LISTED_SKIPPED,
+    first_listed,
+    held,
+    load,
+    skipped,
+)
 from opsloop.monitoring.running_actions import running_actions
 from opsloop.monitoring.windowing import Windowing
 from opsloop.store import tables
@@ -215,6 +224,7 @@ def read_actions(
                         {"start_ms": w["start_ms"], "value": w["value"]} for w in held(streak)
                     ],
                     "streak_start_ms": streak.get("since_ms"),
+                    "streak_first_listed": first_listed(streak),
                     "streak_skipped": skipped(streak),
                     "streak_skipped_count": streak["skipped"],
                     "fired": len(fired),

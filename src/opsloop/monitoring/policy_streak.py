@@ -25,7 +25,10 @@ streak the same size.
 Saved streaks of earlier versions load (:func:`load`): a plain list of windows, as saved
 before the counts were kept, is counted and cut to the latest windows; a streak with counts
 and no ``since_ms`` listed its *first* windows that held, so its first listed window is its
-start, and newer windows that hold replace its listed ones oldest first.
+start, and newer windows that hold replace its listed ones oldest first. Until they have
+all been replaced, such a streak that held in more windows than it lists says how many of
+its listed windows, the oldest, are those first ones (``"first_listed": K``): they are not
+known to be its latest until K more windows hold (:func:`first_listed`).
 
 >>> from opsloop.monitoring.policy import Policy
 >>> rule = Policy.parse("concept_drift > 0 for 2 windows -> alert")
@@ -88,8 +91,12 @@ def _step(streak: dict[str, Any], window: dict[str, Any], windows: int) -> dict[
             kept = [*kept, window]
         return {**streak, "windows": kept, "skipped": streak["skipped"] + 1}
     since = streak.get("since_ms", window["start_ms"]) if streak["held"] else window["start_ms"]
-    kept = _latest([*kept, window], windows)
-    return {**streak, "windows": kept, "held": streak["held"] + 1, "since_ms": since}
+    after = _latest([*kept, window], windows)
+    stepped = {**streak, "windows": after, "held": streak["held"] + 1, "since_ms": since}
+    # The first windows an earlier version listed are the oldest listed: those the cut
+    # dropped are no longer among them.
+    first = stepped.pop("first_listed", 0) - (len(held(kept)) + 1 - len(held(after)))
+    return {**stepped, "first_listed": first} if first > 0 else stepped
 
 
 def load(stored: list[dict[str, Any]] | dict[str, Any], windows: int) -> dict[str, Any]:
@@ -105,12 +112,17 @@ def load(stored: list[dict[str, Any]] | dict[str, Any], windows: int) -> dict[st
     ([2, 3], 3, 1)
     >>> streak["since_ms"], load({"windows": old[:1], "held": 1, "skipped": 0}, 2)["since_ms"]
     (0, 0)
+    >>> load({"windows": [old[0], old[2]], "held": 3, "skipped": 1}, 2)["first_listed"]
+    2
     """
     if isinstance(stored, dict):
         first = held(stored)
         if "since_ms" in stored or not first:
             return stored
-        return {**stored, "since_ms": first[0]["start_ms"]}
+        loaded = {**stored, "since_ms": first[0]["start_ms"]}
+        # It listed its first windows: when more held, the listed are not known to be the
+        # latest (all of them when every window that held is listed).
+        return {**loaded, "first_listed": len(first)} if stored["held"] > len(first) else loaded
     streak = _empty()
     for window in stored:
         if streak["held"] or not window.get("skipped"):  # a streak starts at one that held
@@ -125,6 +137,21 @@ def held(streak: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]]:
     [{'start_ms': 0, 'value': 1}]
     """
     return [w for w in _windows(streak) if not w.get("skipped")]
+
+
+def first_listed(streak: list[dict[str, Any]] | dict[str, Any]) -> int:
+    """How many of the windows that held listed in ``streak``, the oldest, are the first
+    windows of a streak an earlier version saved, not known to be its latest until as many
+    more hold (see the module docstring); 0 for a streak that lists its latest.
+
+    >>> saved = {"windows": [{"start_ms": 0, "value": 1}, {"start_ms": 1, "value": 1}],
+    ...          "held": 5, "skipped": 0}
+    >>> rule = Policy.parse("drift_share > 0.3 for 2 windows -> alert")
+    >>> streak, _ = advance(rule, saved, {"drift_share": 0.5}, 9)
+    >>> [w["start_ms"] for w in held(streak)], first_listed(load(saved, 2)), first_listed(streak)
+    ([1, 9], 2, 1)
+    """
+    return 0 if isinstance(streak, list) else int(streak.get("first_listed", 0))
 
 
 def skipped(streak: list[dict[str, Any]] | dict[str, Any], *, trailing: bool = True) -> list[int]:
@@ -173,4 +200,12 @@ def advance(
     return after, after["held"] == rule.windows
 
 
-__all__ = ["MAX_LISTED_HELD", "MAX_LISTED_SKIPPED", "advance", "held", "load", "skipped"]
+__all__ = [
+    "MAX_LISTED_HELD",
+    "MAX_LISTED_SKIPPED",
+    "advance",
+    "first_listed",
+    "held",
+    "load",
+    "skipped",
+]

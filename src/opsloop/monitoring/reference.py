@@ -51,6 +51,7 @@ from opsloop.data.training_reference import (
     REFERENCE_SAMPLE_SIZE,
     Reference,
     build_reference,
+    classes_from_json,
 )
 from opsloop.errors import InvalidArgumentError, NotFoundError
 from opsloop.registry.audit import append_audit
@@ -183,6 +184,7 @@ def set_reference(
                 created_by=actor,
                 predicted_model=None if by is None else by[0],
                 predicted_version=None if by is None else by[1],
+                scored_classes=reference.classes_json(),
             )
         )
         append_audit(
@@ -259,10 +261,20 @@ def _stored(db: Database, deployment: str) -> tuple[bytes, str, tuple[str, int] 
     whose predictions it keeps: the one set for it, else the one registered with the
     version its primary variant serves now (the stable one while a canary ramps; through
     its alias when it follows one), whose predictions, if it keeps any, are that version's."""
+    found = _resolved(db, deployment, "reference")
+    return None if found is None else (bytes(found[0]), found[1], found[2])
+
+
+def _resolved(
+    db: Database, deployment: str, column: str
+) -> tuple[object, str, tuple[str, int] | None] | None:
+    """``column`` (``reference``, the bytes, or ``scored_classes``) of the row of
+    ``deployment``'s reference (see :func:`_stored`), where it came from and the version
+    whose predictions it keeps."""
     with db.read() as connection:
         row = connection.execute(
             sa.select(
-                _references.c.reference,
+                _references.c[column],
                 _references.c.predicted_model,
                 _references.c.predicted_version,
             ).where(_references.c.deployment == deployment)
@@ -271,14 +283,14 @@ def _stored(db: Database, deployment: str) -> tuple[bytes, str, tuple[str, int] 
             by = None
             if row.predicted_model is not None and row.predicted_version is not None:
                 by = (str(row.predicted_model), int(row.predicted_version))
-            return bytes(row.reference), SET_EXPLICITLY, by
+            return row[0], SET_EXPLICITLY, by
         # The same resolution as the deployment's definition (opsloop.serving.deployments),
         # read here from the tables: serving imports monitoring, not the other way round.
         deployments, variants = tables.deployments, tables.deployment_variants
         models, versions, aliases = tables.registered_models, tables.model_versions, tables.aliases
         serving = sa.func.coalesce(variants.c.version_id, aliases.c.version_id)
         row = connection.execute(
-            sa.select(models.c.name, versions.c.version, tables.version_references.c.reference)
+            sa.select(models.c.name, versions.c.version, tables.version_references.c[column])
             .select_from(
                 deployments.join(variants, variants.c.deployment_id == deployments.c.id)
                 .join(models, models.c.id == variants.c.model_id)
@@ -300,7 +312,33 @@ def _stored(db: Database, deployment: str) -> tuple[bytes, str, tuple[str, int] 
     if row is None:
         return None
     name, version = str(row.name), int(row.version)
-    return bytes(row.reference), f"registered with {name} v{version}", (name, version)
+    return row[2], f"registered with {name} v{version}", (name, version)
+
+
+def reference_classes(db: Database, deployment: str) -> tuple | None:
+    """The classes of the probabilities ``deployment``'s reference keeps (see
+    :func:`get_reference`), in the order of its columns, or ``None`` when it keeps none:
+    read from the column kept beside the reference's bytes, not from the bytes, so a
+    caller that needs only them (every call of ``log_predictions`` with probabilities and
+    no ``classes=``) does not read its sample. A reference stored by a version that did
+    not keep the column is read whole, as before.
+
+    >>> _ = set_reference(db, "api", pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]}),
+    ...                   labels=["no", "yes", "no", "yes"],
+    ...                   probabilities=[0.2, 0.9, 0.4, 0.6], classes=["no", "yes"])
+    >>> reference_classes(db, "api")
+    ('no', 'yes')
+    >>> reference_classes(db, "nowhere")
+    Traceback (most recent call last):
+    opsloop.errors.NotFoundError: deployment 'nowhere' has no monitoring reference; set one with set_reference or register its model version with training_data
+    """  # noqa: E501 - a doctest's expected output is one line
+    found = _resolved(db, deployment, "scored_classes")
+    if found is None:
+        raise _no_reference(deployment)
+    if found[0] is None:
+        scores = get_reference(db, deployment).scores
+        return None if scores is None else scores.classes
+    return classes_from_json(str(found[0]))
 
 
 def reference_origin(db: Database, deployment: str) -> str:
@@ -321,11 +359,15 @@ def reference_origin(db: Database, deployment: str) -> str:
 def _found(db: Database, deployment: str) -> tuple[bytes, str, tuple[str, int] | None]:
     stored = _stored(db, deployment)
     if stored is None:
-        raise NotFoundError(
-            f"deployment {deployment!r} has no monitoring reference; set one with "
-            "set_reference or register its model version with training_data"
-        )
+        raise _no_reference(deployment)
     return stored
+
+
+def _no_reference(deployment: str) -> NotFoundError:
+    return NotFoundError(
+        f"deployment {deployment!r} has no monitoring reference; set one with "
+        "set_reference or register its model version with training_data"
+    )
 
 
 def get_reference(db: Database, deployment: str) -> Reference:
@@ -396,6 +438,7 @@ __all__ = [
     "StoredReference",
     "checked_predicted_by",
     "get_reference",
+    "reference_classes",
     "reference_origin",
     "reference_with_origin",
     "set_reference",

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,7 +201,7 @@ def _matched(reference: ReferenceScores, rows: ScoredRows) -> tuple[np.ndarray, 
     ):
         if classes != wanted or not isinstance(probability, list):
             continue
-        if len(probability) != len(wanted) or prediction not in position:
+        if len(probability) != len(wanted) or not _is_class(prediction, position.keys()):
             continue
         if any(not isinstance(p, int | float) or isinstance(p, bool) for p in probability):
             continue
@@ -256,10 +257,40 @@ def _finite_values(values: dict | None) -> dict | None:
     return {k: v if isinstance(v, int) else _finite(v) for k, v in values.items()}
 
 
-def _shown(values: list, most: int = 5) -> str:
-    """The first ``most`` of ``values`` as a short text."""
+#: The most values a note names; the rest are counted.
+NOTE_NAMES = 5
+
+
+def _shown(values: list, most: int = NOTE_NAMES) -> str:
+    """The first ``most`` of ``values`` as a short text, and how many more there are.
+
+    >>> _shown([3, 1, 4, 1, 5, 9, 2]), _shown(["no"])
+    ('[3, 1, 4, 1, 5] and 2 more', "['no']")
+    """
     text = ", ".join(repr(v) for v in values[:most])
-    return f"[{text}{', ...' if len(values) > most else ''}]"
+    more = len(values) - most
+    return f"[{text}]" + (f" and {more} more" if more > 0 else "")
+
+
+def _distinct(values: list) -> list:
+    """``values`` once each, in the order they first occur (a value that is a list or a
+    dict, as a multi-output answer's prediction is, included: compared by its text).
+
+    >>> _distinct(["b", "a", "b", 1, [2], [2], True])
+    ['b', 'a', 1, [2], True]
+    """
+    seen: dict[str, Any] = {}
+    for value in values:
+        seen.setdefault(f"{type(value).__name__}:{value!r}", value)
+    return list(seen.values())
+
+
+def _is_class(value: Any, classes: Container) -> bool:
+    """Whether ``value`` is one of ``classes`` (a list or a dict, unhashable, never is)."""
+    try:
+        return value in classes
+    except TypeError:
+        return False
 
 
 def no_estimate_reason(reference: ReferenceScores | None, rows: ScoredRows | None) -> str:
@@ -293,11 +324,15 @@ def no_estimate_reason(reference: ReferenceScores | None, rows: ScoredRows | Non
             "probability columns (the model's classes_)"
         )
     position = set(wanted)
-    strays = [
-        rows.predictions[i]
-        for i in scored
-        if rows.classes[i] == wanted and rows.predictions[i] not in position
-    ]
+    # Each stray prediction named once, in the order the window's answers first give it,
+    # so a window of thousands of answers names a few values and counts the rest.
+    strays = _distinct(
+        [
+            rows.predictions[i]
+            for i in scored
+            if rows.classes[i] == wanted and not _is_class(rows.predictions[i], position)
+        ]
+    )
     if strays:
         return (
             f"the predictions {_shown(strays)} are none of the reference's classes {_shown(wanted)}"

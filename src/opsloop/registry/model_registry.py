@@ -499,6 +499,7 @@ class ModelRegistry(ModelReferences):
                         reference=reference.to_bytes(),
                         rows=reference.profile.n_rows,
                         sample_rows=len(reference.sample),
+                        scored_classes=reference.classes_json(),
                     )
                 )
             connection.execute(

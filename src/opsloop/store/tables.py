@@ -245,6 +245,10 @@ version_references = Table(
     Column("reference", LargeBinary, nullable=False),
     Column("rows", BigInteger, nullable=False),
     Column("sample_rows", Integer, nullable=False),
+    # The classes of the probabilities the reference keeps, as JSON ('null': none kept),
+    # read without the reference's bytes; null for a row written by a version before
+    # 0030, whose classes are read from the bytes.
+    Column("scored_classes", Text, nullable=True),
 )
 
 version_metrics = Table(
@@ -545,6 +549,10 @@ monitoring_references = Table(
     # The model version whose predictions the reference keeps (null: not said).
     Column("predicted_model", NAME, nullable=True),
     Column("predicted_version", Integer, nullable=True),
+    # The classes of the probabilities the reference keeps, as JSON ('null': none kept),
+    # so that logging probabilities names their columns without reading the reference's
+    # bytes; null for a row written by a version before 0030, read from the bytes then.
+    Column("scored_classes", Text, nullable=True),
 )
 
 # Named JSON state of a deployment's monitor that must survive a restart: the event cursor,

@@ -28,6 +28,9 @@ _DURATION = re.compile(DURATION_PATTERN)
 #: The longest duration: times are kept in 64-bit milliseconds, and a window or retention
 #: longer than a century holds nothing a shorter one would not.
 MAX_DURATION_MS = 36_500 * 86_400_000
+#: The longest text of a duration (also the REST operations' bound): the number is read
+#: only from a text this short, so a long one never reaches the integer conversion.
+MAX_DURATION_CHARACTERS = 32
 
 
 def duration_ms(text: str | int, field_name: str = "window") -> int:
@@ -42,10 +45,18 @@ def duration_ms(text: str | int, field_name: str = "window") -> int:
     >>> duration_ms("1 week")
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: window: a duration like '5min', '1h' or '1d', got '1 week'
+    >>> duration_ms("9" * 5000 + "d", "retention")
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: retention: at most 32 characters, got 5001 characters
     """
     if isinstance(text, int) and not isinstance(text, bool) and text > 0:
         value = text
     else:
+        if isinstance(text, str) and len(text) > MAX_DURATION_CHARACTERS:
+            limit = MAX_DURATION_CHARACTERS
+            raise InvalidArgumentError(
+                f"{field_name}: at most {limit} characters, got {len(text)} characters"
+            )
         match = _DURATION.match(text) if isinstance(text, str) else None
         if match is None:
             raise InvalidArgumentError(
@@ -53,7 +64,10 @@ def duration_ms(text: str | int, field_name: str = "window") -> int:
             )
         value = int(match.group(1)) * _UNITS_MS[match.group(2)]
     if value > MAX_DURATION_MS:
-        raise InvalidArgumentError(f"{field_name}: at most 36500d (100 years), got {text!r}")
+        # An integer of thousands of digits has no printable form (Python refuses to
+        # convert it), so a number that long is described by its size.
+        shown = repr(text) if not isinstance(text, int) or text < 10**30 else "a longer number"
+        raise InvalidArgumentError(f"{field_name}: at most 36500d (100 years), got {shown}")
     return value
 
 
