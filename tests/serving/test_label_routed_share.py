@@ -349,3 +349,26 @@ def test_a_data_plane_sends_whether_a_request_was_routed_through_the_control_pla
         [None, False],
         [None, None],
     ]
+
+
+def test_a_routed_request_without_a_share_is_read_alike_kept_here_or_sent_by_a_worker(tmp_path):
+    # A stable answer routed by a definition that was no canary split (before the ramp
+    # began): routed, with no share. In process its event says routed; sent by a worker it
+    # says nothing (``routed`` travels only when false). Its label is read alike: at the
+    # share of the step when it was answered, as an event kept before 0029 is.
+    gates = []
+    for sent in (False, True):
+        db = Database("sqlite://", clock=FakeClock())
+        registry = ModelRegistry(db, ArtifactStore(tmp_path / f"sent-{sent}"), actor="owner")
+        deployments = deploy_canary(registry, Constant(0), Constant(1), share=0.1)
+        deployments.set_rollout("api", steps=STEPS, min_requests=50, gates=GATES)
+        db.clock.advance()
+        event = PredictionEvent("api", "stable", "primary", "stable-model", 1, "r1", None,
+                                [RECORD], {"predictions": [0]}, None, 0.5, db.clock(),
+                                routed=True)  # fmt: skip
+        deployments.record_events([event.to_document() if sent else event])
+        kept = read_prediction_events(db, "api").loc[0, "routed"]
+        assert pd.isna(kept) if sent else kept
+        deployments.feedback("api", "r1", label=1)  # the stable model answered 0: wrong
+        gates.append(deployments.rollout("api")["state"]["gates"]["metric"])
+    assert gates[0] == gates[1] == _reference([(False, True, STEPS[0])])

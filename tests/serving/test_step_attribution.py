@@ -282,3 +282,30 @@ def test_a_step_retried_takes_back_what_was_routed_at_the_share_it_left_alone():
     again = observe_request(RAMP, state, share=0.25, at_ms=11, **request)
     assert again.evidence["candidate_requests_at_previous_step"] == 3
     assert again.evidence["candidate_labels_at_previous_step"] == 1
+
+
+def test_a_pending_step_saved_before_the_leaving_share_was_counted_takes_all_back():
+    # The same pending step twice: as this version keeps it, and as a state saved before
+    # the requests and labels at the share being left were counted apart from older ones
+    # (no leaving_share_* keys: every left-behind request and label was taken back).
+    evidence = []
+    for saved_before in (False, True):
+        state, pending = _ramp_pending_25_to_50()
+        request = {"candidate": True, "failed": False, "latency_ms": 1.0}
+        for at_ms in (4, 5):  # routed at 25% while the 50% step is pending
+            assert observe_request(RAMP, state, share=0.25, at_ms=at_ms, **request) is None
+            _label(state, 0.25, at_ms)
+        if saved_before:
+            del state["leaving_share_requests"], state["leaving_share_labels"]
+        assert not_carried_out(RAMP, state, pending, Outcome(None, "locked", retry=True), at_ms=10)
+        left = (state.get("left_share_requests", 0), state.get("left_share_labels", 0))
+        assert left == (0, 0)
+        again = observe_request(RAMP, state, share=0.25, at_ms=11, **request)
+        evidence.append(
+            (
+                again.evidence["candidate_requests_at_previous_step"],
+                again.evidence["candidate_labels_at_previous_step"],
+            )
+        )
+    # The step's own request, the two at 25% since and the one that re-decides; 2 labels.
+    assert evidence == [(4, 2), (4, 2)]

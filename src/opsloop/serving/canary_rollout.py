@@ -757,11 +757,10 @@ def observe_labels(
     gate reads both. ``routed`` says whether the split routed the request, as its event
     keeps it: the labels of a request it did not route (one that named its variant, as a
     probe of the candidate does) are not read, as the request gates never read the
-    request, and neither are those of a routed request without a share (no canary's split
-    routed it). An event that says neither (``None``: recorded before events kept them, or
-    logged from Python) is read at :func:`share_at` its answer's time, as before: a
-    request routed just before a step and answered after it is then read at the new
-    step's share.
+    request. An event without a share (recorded before events kept it, logged from
+    Python, or routed by a definition that was no canary split) is read at
+    :func:`share_at` its answer's time, as before: a request routed just before a step and
+    answered after it is then read at the new step's share.
 
     >>> policy = RolloutPolicy(gates={"metric": {}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -803,8 +802,10 @@ def observe_labels(
     if routed is False:
         return None  # its variant named by the request: no gate reads the request either
     if routed_share is None:
-        if routed:
-            return None  # routed by no canary's split: no gate reads the request either
+        # Unknown (kept before the share was recorded, or logged from Python), or routed by
+        # a definition that was no canary split: read at the step decided when it was
+        # answered. A worker sends ``routed`` only when false (an older control plane
+        # refuses the field), so true and unknown must read alike.
         share = share_at(state, answered_ms)
     else:
         share = float(routed_share)
@@ -983,7 +984,8 @@ def not_carried_out(
         # The candidate's requests since the decision, routed at the share that stayed
         # (observe_request kept them apart from the step decided) or by hand; those routed
         # at a share the ramp left before stay left behind.
-        leaving = state.pop("leaving_share_requests", 0)
+        # A state saved before the leaving share was counted apart took all of them back.
+        leaving = state.pop("leaving_share_requests", state.get("left_share_requests", 0))
         counted = state["step_requests"] + leaving
         _take_back(state, "left_share_requests", leaving)
         state["step"] -= 1
@@ -993,7 +995,7 @@ def not_carried_out(
         previous = transition.evidence["candidate_requests_at_previous_step"]
         state["step_requests"] = previous + counted if outcome.retry else 0
         if "candidate_labels_at_previous_step" in transition.evidence:
-            leaving = state.pop("leaving_share_labels", 0)
+            leaving = state.pop("leaving_share_labels", state.get("left_share_labels", 0))
             labels = state.get("step_labels", 0) + leaving
             _take_back(state, "left_share_labels", leaving)
             before = transition.evidence["candidate_labels_at_previous_step"]
