@@ -442,8 +442,10 @@ def test_targets_the_in_memory_path_converts_for_regression_are_accepted_alike(d
     ("values", "message"),
     [
         (["1.5", "high"] * 50, "regression needs a numeric y, got values like '1.5'"),
-        ([1.5, float("inf")] + [2.5] * 98, "y has infinite values; a regression target must"),
+        ([1.5, float("inf")] + [2.5] * 98, "y has non-finite (NaN or infinite) values; a"),
+        ([f"{v / 7:.3f}" for v in range(99)] + ["nan"], "y has non-finite (NaN or infinite)"),
         (["7"] * 100, "y is constant (every value is 7)"),
+        (["7"] * 50 + ["7.0"] * 50, "y is constant (every value is 7)"),
     ],
 )
 def test_object_targets_refused_for_regression_are_refused_alike(dask_client, values, message):

@@ -432,9 +432,9 @@ def _target_of_partition(partition: pd.DataFrame) -> dict:
     return {
         "first": y.iloc[0] if len(y) else None,
         "not_numbers": len(present) > 0 and regression is None,
-        "numbers_infinite": regression is not None and bool(np.isinf(regression).any()),
-        "numbers_low": None if regression is None else float(regression.min()),
-        "numbers_high": None if regression is None else float(regression.max()),
+        "numbers_infinite": regression is not None and not bool(np.isfinite(regression).all()),
+        "numbers_low": _finite_bound(regression, np.min),
+        "numbers_high": _finite_bound(regression, np.max),
         "n": len(y),
         "missing": int(len(y) - len(present)),
         "kind": label_kind(present) if len(present) else None,
@@ -465,6 +465,11 @@ def _auto_task(parts: list[dict], dtype: object, continuous: bool) -> str:
         return "regression"
     seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
     return float_task(np.concatenate(seen), "y") if seen else "classification"
+
+
+def _finite_bound(numbers: np.ndarray | None, bound) -> float | None:
+    finite = None if numbers is None else numbers[np.isfinite(numbers)]
+    return None if finite is None or not len(finite) else float(bound(finite))
 
 
 def _target(frame, name: str | None, task: str) -> Target:
@@ -506,6 +511,10 @@ def _target(frame, name: str | None, task: str) -> Target:
         # The value as given (the in-memory message shows it so): 7, not 7.0.
         seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
         shown = seen[0][0] if seen else min(lows) if lows else "none"
+        if any(p["numbers_infinite"] for p in parts):
+            # In memory a NaN or infinite number is refused unless the labels themselves
+            # are all one; labels that are not continuous were all sent.
+            distinct = 2 if continuous else len(pd.unique(np.concatenate(seen))) if seen else 0
     if distinct < 2:
         raise ValueError(
             f"y is constant (every value is {shown}): no step can measure relevance to it"
