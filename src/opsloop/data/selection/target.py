@@ -135,12 +135,18 @@ def regression_numbers(values: object) -> np.ndarray | None:
     [1.5, 2.0, 3.0]
     >>> regression_numbers(np.array(["1.5", "high"], dtype=object)) is None
     True
+    >>> regression_numbers(np.array([10**400], dtype=object)) is None
+    True
+    >>> regression_numbers(np.array([Decimal("sNaN")], dtype=object)) is None
+    True
     """
     if isinstance(values, pd.Series):
         values = values.to_numpy()
     try:
         return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    # ArithmeticError: an integer beyond float64 (OverflowError), a signalling Decimal NaN
+    # (decimal.InvalidOperation).
+    except (TypeError, ValueError, ArithmeticError):
         return None
 
 
