@@ -119,9 +119,7 @@ def prepare_target(y: object, n_rows: int, task: str = "auto") -> Target:
 
 
 #: The refusal of a regression target with NaN or infinite values.
-INFINITE_TARGET = (
-    "y has non-finite (NaN or infinite) values; a regression target must be finite"
-)
+INFINITE_TARGET = "y has non-finite (NaN or infinite) values; a regression target must be finite"
 
 
 def regression_numbers(values: object) -> np.ndarray | None:
