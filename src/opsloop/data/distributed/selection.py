@@ -43,8 +43,9 @@ own, and :class:`~opsloop.data.selection.importance.ModelImportance` (a model fi
 rows). The fallback is to run them in memory on a sample, after the mergeable steps have
 narrowed the columns: ``funnel.transform(ddf).sample(frac=...).compute()``. The default
 funnel (``FeatureFunnel()``, no steps given) runs its other five steps on the Dask frame and
-its model step in memory on the rows of the columns they keep, gathered here, when those
-fit (:func:`gather_fits`): on such data it keeps what the in-memory default funnel keeps,
+its model step in memory on the rows of the columns they keep that it reads, each partition
+sent here on its own, when those fit here and each partition fits a worker
+(:func:`gather_fits`): on such data it keeps what the in-memory default funnel keeps,
 with the same importances. When they do not fit, its report lists the model step as not
 run, with the sizes and that fallback.
 
