@@ -275,7 +275,7 @@ def test_the_default_funnel_lists_its_model_step_as_not_run_when_its_rows_do_not
     assert (not_run.step, not_run.n_in, not_run.n_dropped) == ("model_importance", 23, 0)
     assert not_run.description.startswith(
         "not run on a Dask frame: model_importance fits a model on the rows, and the rows of "
-        "23 columns and the target (213.4 KiB) against 0% of "
+        "23 columns and the target (106.7 KiB) against 0% of "
     )
     assert not_run.description.endswith(
         "do not fit; run it in memory on a sample of the kept columns: "
@@ -442,8 +442,10 @@ def test_targets_the_in_memory_path_converts_for_regression_are_accepted_alike(d
     ("values", "message"),
     [
         (["1.5", "high"] * 50, "regression needs a numeric y, got values like '1.5'"),
-        ([1.5, float("inf")] + [2.5] * 98, "y has infinite values; a regression target must"),
+        ([1.5, float("inf")] + [2.5] * 98, "y has non-finite (NaN or infinite) values; a"),
+        ([f"{v / 7:.3f}" for v in range(99)] + ["nan"], "y has non-finite (NaN or infinite)"),
         (["7"] * 100, "y is constant (every value is 7)"),
+        (["7"] * 50 + ["7.0"] * 50, "y is constant (every value is 7)"),
     ],
 )
 def test_object_targets_refused_for_regression_are_refused_alike(dask_client, values, message):
@@ -457,3 +459,86 @@ def test_object_targets_refused_for_regression_are_refused_alike(dask_client, va
         FeatureFunnel(steps=steps, task="regression").fit(ddf[["x"]], ddf["y"])
     assert str(on_dask.value) == str(in_memory.value)
     assert str(on_dask.value).startswith(message)
+
+
+def test_the_model_steps_rows_travel_partition_by_partition_to_the_client(dask_client, cancer):
+    from dask.utils import key_split
+    from distributed import get_task_stream
+
+    frame, ddf = cancer
+    with get_task_stream(client=dask_client) as stream:
+        on_dask = FeatureFunnel().fit(ddf.drop(columns=["malignant"]), ddf["malignant"])
+    prefixes = {key_split(task["key"]) for task in stream.data}
+    # No task joins the partitions on a worker (dask-expr's compute() would repartition the
+    # frame into one partition there first).
+    assert not {p for p in prefixes if p.startswith("repartition")}, prefixes
+    in_memory = FeatureFunnel().fit(frame.drop(columns=["malignant"]), frame["malignant"])
+    assert on_dask.report_.steps[-1].description == in_memory.report_.steps[-1].description
+    assert_same_report(on_dask, in_memory)
+
+
+def test_the_model_step_is_not_run_when_a_partition_exceeds_half_a_workers_memory_limit(cancer):
+    from distributed import Client, LocalCluster
+
+    frame, ddf = cancer
+    # Workers in this process with a 52 KiB limit that is reported, never enforced.
+    quiet = {f"distributed.worker.memory.{k}": False for k in ("target", "spill", "pause")}
+    with (
+        dask.config.set(quiet),
+        LocalCluster(
+            n_workers=1, processes=False, memory_limit="52KiB", dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        size = distributed_selection.gather_size(
+            ddf, ddf["malignant"], [c for c in frame.columns if c != "malignant"][:23]
+        )
+        # 150 rows of 23 float64 columns and an int64 target: 8 bytes a value.
+        assert (size.total, size.largest) == (569 * 24 * 8, 150 * 24 * 8)
+        on_dask = FeatureFunnel().fit(ddf.drop(columns=["malignant"]), ddf["malignant"])
+        client.close()
+    not_run = on_dask.report_.steps[-1]
+    assert (not_run.step, not_run.n_dropped) == ("model_importance", 0)
+    assert (
+        "; the largest partition (28.1 KiB) against 50% of 52.0 KiB, the smallest worker "
+        "memory limit do not fit" in not_run.description
+    )
+
+
+def test_text_columns_the_model_step_does_not_read_are_not_gathered(
+    dask_client, cancer, monkeypatch
+):
+    frame, _ = cancer
+    rng = np.random.default_rng(0)
+    words = np.array(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"])
+    review = [" ".join(rng.choice(words, 60)) + f" #{i}" for i in range(len(frame))]
+    frame = frame.assign(review=pd.Series(review, dtype=object))
+    X, y = frame.drop(columns=["malignant"]), frame["malignant"]
+    with dask.config.set({"dataframe.convert-string": False}):
+        ddf = dd.from_pandas(frame, npartitions=4, sort=False)
+    gathered = []
+    prepare = distributed_selection.prepare_columns
+
+    def recording(columns):
+        gathered.append(list(columns.columns))
+        return prepare(columns)
+
+    monkeypatch.setattr(distributed_selection, "prepare_columns", recording)
+    on_dask = FeatureFunnel().fit(ddf.drop(columns=["malignant"]), ddf["malignant"])
+    in_memory = FeatureFunnel().fit(X, y)
+    assert len(gathered) == 1
+    assert "review" not in gathered[0]
+    # The columns the model step read in memory, and those only.
+    entering = [
+        d.column
+        for d in in_memory.report_.columns
+        if (d.kept or d.step == "model_importance") and d.column != "review"
+    ]
+    assert gathered[0] == entering
+    assert on_dask.report_["review"].kept == in_memory.report_["review"].kept
+    assert assert_same_report(on_dask, in_memory) is None
+    # The estimate of a text column is its deep memory: the first partition's per row.
+    size = distributed_selection.gather_size(ddf, ddf["malignant"], ["review"])
+    first = frame.iloc[: len(frame) // 4 + 1][["review", "malignant"]]
+    per_row = first.memory_usage(deep=True, index=False).sum() / len(first)
+    assert size.total == pytest.approx(per_row * len(frame), rel=0.01)

@@ -271,3 +271,30 @@ def test_planted_informative_columns_survive_the_wide_funnel(monkeypatch):
     assert all(report[c].step is not None for c in planted.roles["noise"])
     assert len(report.kept) <= 10
     assert isinstance(report, SelectionReport)
+
+
+def test_a_categorical_target_of_numbers_is_classes_in_memory_unless_regression_is_asked():
+    from decimal import Decimal
+
+    from sklearn.feature_selection import f_classif, f_regression
+
+    from opsloop.data.selection.target import regression_numbers
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=300)
+    # Five distinct numbers held as a pandas categorical.
+    numbers = np.round(np.clip(x * 2 + rng.normal(size=300), -2, 2)).astype(float)
+    y = pd.Series(numbers).astype("category")
+    X = pd.DataFrame({"x": x, "noise": rng.normal(size=300)})
+    steps = [Relevance(score_func="auto", k=2)]
+    as_classes = FeatureFunnel(steps=steps).fit(X, y)
+    assert as_classes.report_.task == "classification"
+    want = f_classif(X, numbers)[0]
+    assert as_classes.report_["x"].relevance == pytest.approx(want[0], rel=1e-9)
+    as_numbers = FeatureFunnel(steps=steps, task="regression").fit(X, y)
+    assert as_numbers.report_.task == "regression"
+    want = f_regression(X, numbers)[0]
+    assert as_numbers.report_["x"].relevance == pytest.approx(want[0], rel=1e-9)
+    # Values no float holds are not numbers (they are refused, not an exception of their own).
+    assert regression_numbers(np.array([10**400], dtype=object)) is None
+    assert regression_numbers(np.array([Decimal("sNaN")], dtype=object)) is None

@@ -43,8 +43,9 @@ own, and :class:`~opsloop.data.selection.importance.ModelImportance` (a model fi
 rows). The fallback is to run them in memory on a sample, after the mergeable steps have
 narrowed the columns: ``funnel.transform(ddf).sample(frac=...).compute()``. The default
 funnel (``FeatureFunnel()``, no steps given) runs its other five steps on the Dask frame and
-its model step in memory on the rows of the columns they keep, gathered here, when those
-fit (:func:`gather_fits`): on such data it keeps what the in-memory default funnel keeps,
+its model step in memory on the rows of the columns they keep that it reads, each partition
+sent here on its own, when those fit here and each partition fits a worker
+(:func:`gather_fits`): on such data it keeps what the in-memory default funnel keeps,
 with the same importances. When they do not fit, its report lists the model step as not
 run, with the sizes and that fallback.
 
@@ -126,35 +127,109 @@ _TARGET = "__opsloop_target__"
 MERGEABLE_SCORES = ("f_classif", "f_regression", "chi2")
 
 
-#: Share of this machine's available memory that the default funnel's model step may take
-#: when it runs in memory on the rows of the columns the mergeable steps kept.
+#: Share of the memory available here, and of each worker's memory limit, that the default
+#: funnel's model step may take for the gathered rows. The other half covers what the step
+#: holds beside them: the partitions and their concatenation while they are joined, and the
+#: step's float (or code) columns.
 GATHER_MEMORY_SHARE = 0.5
-# Each gathered value is held twice while the step runs: in the gathered frame and in the
-# step's float (or code) column.
-_GATHERED_BYTES_PER_VALUE = 16
+#: Bytes of a numeric value in the gathered frame.
+_NUMERIC_BYTES = 8
 
 
-def gather_fits(n_rows: int, n_columns: int, available: int | None = None) -> tuple[bool, str]:
-    """``(fits, sizes)``: whether ``n_rows`` rows of ``n_columns`` columns and the target
-    may be gathered here for the model step (16 bytes a value against
-    :data:`GATHER_MEMORY_SHARE` of ``available`` bytes, this machine's available memory
-    when not given), and the sizes compared, in words.
+@dataclass(frozen=True)
+class GatherSize:
+    """The estimated bytes of the rows the model step would gather: all of them
+    (``total``) and the largest partition's (``largest``), for ``n_columns`` columns and
+    the target."""
 
-    >>> gather_fits(569, 23, available=8 * 2**30)
-    (True, 'the rows of 23 columns and the target (213.4 KiB) against 50% of 8.0 GiB available here')
-    >>> gather_fits(10**9, 23, available=8 * 2**30)[0]
-    False
+    total: int
+    largest: int
+    n_columns: int
+
+
+def gather_size(X, y, columns: list[str]) -> GatherSize:
+    """The bytes the rows of the Dask frame ``X``'s ``columns`` and the Dask target ``y``
+    take once gathered: 8 bytes a numeric value; for an object, string or categorical
+    column and the target, the first partition's deep memory per row, scaled by the rows
+    of each partition (counted on the target, the one column read for it).
+
+    >>> import dask, pandas as pd, dask.dataframe as dd
+    >>> frame = pd.DataFrame({"x": [0.5] * 100, "y": [0, 1] * 50})
+    >>> ddf = dd.from_pandas(frame, npartitions=4)
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     gather_size(ddf, ddf["y"], ["x"])
+    GatherSize(total=1600, largest=400, n_columns=1)
+    """
+    lookup = {str(c): c for c in X.columns}
+    chosen = [lookup[name] for name in columns]
+    numeric = [c for c in chosen if pd.api.types.is_numeric_dtype(X.dtypes[c])]
+    measured = [c for c in chosen if c not in numeric]
+    rows = [int(n) for n in map_partitions_checked(y.to_frame(), len)]
+    first = X[measured].assign(**{_TARGET: y}).get_partition(0).compute()
+    per_row = first.memory_usage(deep=True, index=False).sum() / max(len(first), 1)
+    per_row += _NUMERIC_BYTES * len(numeric)
+    sizes = [int(per_row * n) for n in rows]
+    return GatherSize(sum(sizes), max(sizes, default=0), len(columns))
+
+
+def gather_fits(
+    size: GatherSize, available: int | None = None, worker_limit: int | None = None
+) -> tuple[bool, str]:
+    """``(fits, sizes)``: whether the rows ``size`` estimates may be gathered here for the
+    model step (all of them against :data:`GATHER_MEMORY_SHARE` of ``available`` bytes, and
+    the largest partition against that share of ``worker_limit``, each worker's memory
+    limit), and the sizes compared, in words. ``available`` is by default the smaller of
+    this machine's available memory and Dask's memory limit for it (which reads cgroup
+    limits); ``worker_limit`` the smallest limit of the distributed client's workers, when
+    there is a client (no limit otherwise).
+
+    >>> gather_fits(GatherSize(218_448, 54_612, 23), available=8 * 2**30, worker_limit=0)
+    (True, 'the rows of 23 columns and the target (213.3 KiB) against 50% of 8.0 GiB available here')
+    >>> fits, sizes = gather_fits(GatherSize(2**30, 600 * 2**20, 2), 8 * 2**30, worker_limit=2**30)
+    >>> fits, sizes.split("; ")[1]
+    (False, 'the largest partition (600.0 MiB) against 50% of 1.0 GiB, the smallest worker memory limit')
     """  # noqa: E501
     if available is None:
-        import psutil
-
-        available = int(psutil.virtual_memory().available)
-    needed = _GATHERED_BYTES_PER_VALUE * n_rows * (n_columns + 1)
+        available = _memory_here()
+    if worker_limit is None:
+        worker_limit = _smallest_worker_limit()
+    fits = size.total <= GATHER_MEMORY_SHARE * available
     sizes = (
-        f"the rows of {n_columns} columns and the target ({_size(needed)}) against "
+        f"the rows of {size.n_columns} columns and the target ({_size(size.total)}) against "
         f"{GATHER_MEMORY_SHARE:.0%} of {_size(available)} available here"
     )
-    return needed <= GATHER_MEMORY_SHARE * available, sizes
+    if worker_limit:
+        fits = fits and size.largest <= GATHER_MEMORY_SHARE * worker_limit
+        sizes += (
+            f"; the largest partition ({_size(size.largest)}) against "
+            f"{GATHER_MEMORY_SHARE:.0%} of {_size(worker_limit)}, the smallest worker memory limit"
+        )
+    return fits, sizes
+
+
+def _memory_here() -> int:
+    import psutil
+
+    available = int(psutil.virtual_memory().available)
+    try:
+        from distributed.system import MEMORY_LIMIT
+    except ImportError:
+        return available
+    return min(available, int(MEMORY_LIMIT))
+
+
+def _smallest_worker_limit() -> int:
+    """The smallest memory limit of the distributed client's workers; 0 when there is no
+    client or no worker has a limit."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return 0
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    limits = [int(w.get("memory_limit") or 0) for w in workers]
+    return min((limit for limit in limits if limit > 0), default=0)
 
 
 def _size(n: float) -> str:
@@ -169,8 +244,9 @@ def model_step_in_memory(
     step: Step, X, y, active: list[str], task: str, random_state: int | None
 ) -> StepResult:
     """``step`` (a step that reads rows, such as the model step) run in memory on the rows
-    of the Dask frame ``X``'s ``active`` columns and the Dask target ``y``, gathered here in
-    the frame's order: the in-memory funnel's result on the same rows.
+    of the Dask frame ``X``'s ``active`` columns and the Dask target ``y``. Each partition
+    is computed on its own and sent here (no worker joins them), then they are joined in the
+    frame's order: the in-memory funnel's result on the same rows.
 
     >>> import dask, numpy as np, pandas as pd, dask.dataframe as dd
     >>> from opsloop.data.selection import ModelImportance
@@ -184,8 +260,14 @@ def model_step_in_memory(
     >>> [d.column for d in result.drops]
     ['noise']
     """
+    import dask
+
     lookup = {str(c): c for c in X.columns}
-    gathered = X[[lookup[name] for name in active]].assign(**{_TARGET: y}).compute()
+    frame = X[[lookup[name] for name in active]].assign(**{_TARGET: y})
+    # Not frame.compute(): dask-expr joins the partitions into one on a worker first.
+    parts = dask.compute(*frame.to_delayed())
+    gathered = pd.concat(parts) if parts else frame._meta
+    del parts
     target = prepare_target(gathered.pop(_TARGET), len(gathered), task)
     gathered.columns = active
     return step.run(prepare_columns(gathered), active, target, random_state)
@@ -432,9 +514,9 @@ def _target_of_partition(partition: pd.DataFrame) -> dict:
     return {
         "first": y.iloc[0] if len(y) else None,
         "not_numbers": len(present) > 0 and regression is None,
-        "numbers_infinite": regression is not None and bool(np.isinf(regression).any()),
-        "numbers_low": None if regression is None else float(regression.min()),
-        "numbers_high": None if regression is None else float(regression.max()),
+        "numbers_infinite": regression is not None and not bool(np.isfinite(regression).all()),
+        "numbers_low": _finite_bound(regression, np.min),
+        "numbers_high": _finite_bound(regression, np.max),
         "n": len(y),
         "missing": int(len(y) - len(present)),
         "kind": label_kind(present) if len(present) else None,
@@ -465,6 +547,11 @@ def _auto_task(parts: list[dict], dtype: object, continuous: bool) -> str:
         return "regression"
     seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
     return float_task(np.concatenate(seen), "y") if seen else "classification"
+
+
+def _finite_bound(numbers: np.ndarray | None, bound) -> float | None:
+    finite = None if numbers is None else numbers[np.isfinite(numbers)]
+    return None if finite is None or not len(finite) else float(bound(finite))
 
 
 def _target(frame, name: str | None, task: str) -> Target:
@@ -506,6 +593,10 @@ def _target(frame, name: str | None, task: str) -> Target:
         # The value as given (the in-memory message shows it so): 7, not 7.0.
         seen = [p["uniques"] for p in parts if p["uniques"] is not None and len(p["uniques"])]
         shown = seen[0][0] if seen else min(lows) if lows else "none"
+        if any(p["numbers_infinite"] for p in parts):
+            # In memory a NaN or infinite number is refused unless the labels themselves
+            # are all one; labels that are not continuous were all sent.
+            distinct = 2 if continuous else len(pd.unique(np.concatenate(seen))) if seen else 0
     if distinct < 2:
         raise ValueError(
             f"y is constant (every value is {shown}): no step can measure relevance to it"

@@ -258,6 +258,7 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
         # (opsloop.data.distributed.selection); the others are refused there.
         from opsloop.data.distributed.selection import (
             gather_fits,
+            gather_size,
             model_step_in_memory,
             selection_statistics,
         )
@@ -284,12 +285,16 @@ class FeatureFunnel(SelectorMixin, BaseEstimator):
         def run_step(step: Step, active: list[str], random_state: int | None) -> StepResult:
             if not isinstance(step, ModelImportance):
                 return selection.run_step(step, active, random_state)
-            fits, sizes = gather_fits(selection.n_rows, len(active))
+            # Only the columns the step reads travel (text, for one, does not).
+            readable = [c for c in active if selection.kinds[c] in step.kinds]
+            if not readable:
+                return StepResult()
+            fits, sizes = gather_fits(gather_size(X, y, readable))
             if not fits:
                 not_run[step.name] = sizes
                 return StepResult()
             assert selection.target is not None  # the funnel refuses a model step without y
-            return model_step_in_memory(step, X, y, active, selection.target.task, random_state)
+            return model_step_in_memory(step, X, y, readable, selection.target.task, random_state)
 
         self._run(
             steps,

@@ -110,11 +110,16 @@ def prepare_target(y: object, n_rows: int, task: str = "auto") -> Target:
         raise not_numeric_target(values[0])
     if not np.isfinite(numbers).all():
         raise ValueError(INFINITE_TARGET)
+    if (numbers == numbers[0]).all():
+        # Distinct labels of one number ("7" and "7.0"): as constant as a single value.
+        raise ValueError(
+            f"y is constant (every value is {values[0]}): no step can measure relevance to it"
+        )
     return Target(name, task, values, numbers=numbers)
 
 
-#: The refusal of a regression target with infinite values.
-INFINITE_TARGET = "y has infinite values; a regression target must be finite"
+#: The refusal of a regression target with NaN or infinite values.
+INFINITE_TARGET = "y has non-finite (NaN or infinite) values; a regression target must be finite"
 
 
 def regression_numbers(values: object) -> np.ndarray | None:
@@ -128,12 +133,18 @@ def regression_numbers(values: object) -> np.ndarray | None:
     [1.5, 2.0, 3.0]
     >>> regression_numbers(np.array(["1.5", "high"], dtype=object)) is None
     True
+    >>> regression_numbers(np.array([10**400], dtype=object)) is None
+    True
+    >>> regression_numbers(np.array([Decimal("sNaN")], dtype=object)) is None
+    True
     """
     if isinstance(values, pd.Series):
         values = values.to_numpy()
     try:
         return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    # ArithmeticError: an integer beyond float64 (OverflowError), a signalling Decimal NaN
+    # (decimal.InvalidOperation).
+    except (TypeError, ValueError, ArithmeticError):
         return None
 
 
