@@ -203,7 +203,7 @@ def test_a_threshold_in_digits_other_than_0_to_9_is_refused_as_a_count_is(number
         ("min_rows=٣", "retrain option min_rows: a whole number >= 0 in the digits 0-9, got '٣'"),
         ("holdout=０.５", "retrain option holdout: a fraction in (0, 1) in the digits 0-9, "
          "got '０.５'"),
-        ("min_rows=1_000", "retrain option min_rows: a whole number >= 0, got '1_000'"),
+        ("min_rows=1__000", "retrain option min_rows: a whole number >= 0, got '1__000'"),
         ("reference_share=nan", "retrain option reference_share: a share in [0, 1], got 'nan'"),
     ],
 )  # fmt: skip
@@ -214,3 +214,6 @@ def test_an_option_number_is_written_in_0_to_9_too(option, message):
     assert str(refused.value) == f"policy {text!r}: {message}"
     rule = Policy.parse("error_rate > 0.1 -> retrain(train=m:f, holdout=.25, min_rows=+3)")
     assert (rule.option("holdout"), rule.option("min_rows")) == (0.25, 3)
+    # Underscores between digits were always read, and stored policies keep parsing.
+    rule = Policy.parse("error_rate > 0.1 -> retrain(train=m:f, holdout=0.2_5, min_rows=1_000)")
+    assert (rule.option("holdout"), rule.option("min_rows")) == (0.25, 1000)

@@ -277,6 +277,10 @@ def test_a_duration_is_bounded_in_length_and_value_before_it_is_read():
         ("3153600001s", "window"): "window: at most 36500d (100 years), got '3153600001s'",
         (MAX_DURATION_MS + 1, "window"): ("window: at most 36500d (100 years), got 3153600000001"),
         (10**5000, "window"): "window: at most 36500d (100 years), got a longer number",
+        (
+            -(10**5000),
+            "window",
+        ): "window: a duration like '5min', '1h' or '1d', got a longer number",
     }
     for (text, field), message in refusals.items():
         with pytest.raises(InvalidArgumentError) as caught:

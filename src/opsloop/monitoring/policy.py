@@ -336,9 +336,11 @@ def _option(text: str, action: str, key: str, kind: str, raw: str) -> Any:
         number = int(raw) if kind in ("count", "positive", "retries") else float(raw)
     except ValueError:
         number = None
-    # int() and float() read any script's digits, underscores and 'inf': an option's number
-    # is written as a threshold is, in the digits 0-9.
-    if not _ASCII_NUMBER.fullmatch(raw):
+    # int() and float() read any script's digits and 'inf': an option's number is written
+    # in the digits 0-9, as a threshold is. Underscores between digits (min_rows=1_000)
+    # were always read (where int() and float() place them), and policies stored with them
+    # must still parse.
+    if not _ASCII_NUMBER.fullmatch(raw.replace("_", "")):
         number = None
     bounds = {
         "count": (number is not None and number >= 0, "a whole number >= 0"),

@@ -59,8 +59,10 @@ def duration_ms(text: str | int, field_name: str = "window") -> int:
             )
         match = _DURATION.match(text) if isinstance(text, str) else None
         if match is None:
+            big = isinstance(text, int) and abs(text) >= 10**30
+            shown = "a longer number" if big else repr(text)
             raise InvalidArgumentError(
-                f"{field_name}: a duration like '5min', '1h' or '1d', got {text!r}"
+                f"{field_name}: a duration like '5min', '1h' or '1d', got {shown}"
             )
         value = int(match.group(1)) * _UNITS_MS[match.group(2)]
     if value > MAX_DURATION_MS:
