@@ -303,9 +303,12 @@ def test_list_predictions_are_recorded(store):
         probabilities=[[0.25, 0.75], [0.5, 0.5]],
         sample_process=False,
     )
+    # No classes= and no reference: the columns are named by position, which the output
+    # says are no class names.
+    unnamed = {"classes": [0, 1], "classes_named": False}
     assert _outputs(store, "tags") == [
-        {"predictions": [[0, 1]], "probabilities": [[0.25, 0.75]], "classes": [0, 1]},
-        {"predictions": [[1]], "probabilities": [[0.5, 0.5]], "classes": [0, 1]},
+        {"predictions": [[0, 1]], "probabilities": [[0.25, 0.75]], **unnamed},
+        {"predictions": [[1]], "probabilities": [[0.5, 0.5]], **unnamed},
     ]
 
 

@@ -71,3 +71,41 @@ def test_a_mixed_window_keeps_the_same_labels_for_evaluation_and_training(db, na
     assert window.frame["y"].tolist() == kept
     assert scored.attrs["labels_rejected"] == window.labels_rejected == rejected
     assert window.new_rows == len(kept)
+
+
+def _diabetes_an_hour_later(db) -> list:
+    """Three regression answers in the next hour's window, labelled with the true
+    progression."""
+    data = load_diabetes()
+    model = LinearRegression().fit(data.data, data.target)
+    ids = ["h0", "h1", "h2"]
+    log_predictions(
+        db, "mixed", [{"bmi": float(r[2])} for r in data.data[:3]],
+        model.predict(data.data[:3]), request_ids=ids,
+        at_ms=T0 + HOUR_MS + np.arange(3) * 1_000, model="diabetes", version=1,
+    )  # fmt: skip
+    labels = data.target[:3].tolist()
+    log_labels(db, "mixed", ids, labels)
+    return labels
+
+
+@pytest.mark.parametrize("start", [0, 30 * 60_000], ids=["whole-windows", "mid-window"])
+def test_a_range_of_two_windows_keeps_each_windows_labels_as_its_evaluation(db, start):
+    # Hour 1: iris species by name; hour 2 (the window that triggers): diabetes numbers.
+    # Judged as one range, the text predictions of hour 1 would drop every number of hour
+    # 2; judged window by window, each keeps what its evaluation scores.
+    species = _iris(db, named=True)
+    progression = _diabetes_an_hour_later(db)
+    first = _labelled_rows(db, "mixed", "default", T0, T0 + HOUR_MS)
+    trigger = _labelled_rows(db, "mixed", "default", T0 + HOUR_MS, T0 + 2 * HOUR_MS)
+    assert first["label"].tolist() == species
+    assert trigger["label"].tolist() == progression
+    window = training_window(
+        db, "mixed", start_ms=T0 + start, end_ms=T0 + 2 * HOUR_MS, label="y", window_ms=HOUR_MS
+    )
+    # A range starting inside hour 1 (after the iris answers) learns from hour 2 alone.
+    kept = [*species, *progression] if start == 0 else progression
+    assert window.frame["y"].tolist() == kept
+    assert window.labels_rejected == first.attrs["labels_rejected"] == 0
+    assert window.frame["y"].tolist()[-3:] == trigger["label"].tolist()
+    assert window.frame["bmi"].tolist()[-3:] == pytest.approx(load_diabetes().data[:3, 2])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_diabetes, load_iris, load_wine
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -21,6 +22,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import evaluate
 from opsloop.monitoring.event_log import label_counts, log_labels, log_predictions
 from opsloop.monitoring.reference import set_reference
+from opsloop.monitoring.training_window import training_window
 from opsloop.monitoring.windowing import Windowing
 from opsloop.serving import read_feedback
 from opsloop.serving.prediction_feedback import record_feedback
@@ -178,7 +180,7 @@ def test_feedback_and_review_answers_refuse_a_wine_that_is_no_class(db, wine):
     assert read_feedback(db, "wine")["label"].tolist() == [_plain(truth[0]), _plain(truth[1])]
 
 
-def test_a_whole_float_or_a_bool_equal_to_a_class_is_that_class(db):
+def test_a_whole_float_or_a_bool_equal_to_a_class_is_that_class(db, clock):
     data = load_iris(as_frame=True)
     model = LogisticRegression(max_iter=2_000).fit(data.data, data.target)
     rows = data.data.iloc[[0, 60, 120]].reset_index(drop=True)
@@ -187,8 +189,30 @@ def test_a_whole_float_or_a_bool_equal_to_a_class_is_that_class(db):
         db, "iris", rows, model.predict(rows), probabilities=model.predict_proba(rows),
         classes=model.classes_, request_ids=ids, at_ms=T0,
     )  # fmt: skip
-    assert log_labels(db, "iris", ids, [0.0, True, 2]).accepted == 3
-    assert _stored(db, "iris") == {"i0": "0.0", "i1": "true", "i2": "2"}
+    assert log_labels(db, "iris", ids, [0.0, True, 2], windowing=WINDOWING).accepted == 3
+    # Kept as the classes they equal: the window is scored as classes, not as numbers.
+    assert _stored(db, "iris") == {"i0": "0", "i1": "1", "i2": "2"}
+    # One kept before that, as it was given, is read as the class too.
+    log_predictions(
+        db, "iris", rows.iloc[:1], model.predict(rows.iloc[:1]),
+        probabilities=model.predict_proba(rows.iloc[:1]), classes=model.classes_,
+        request_ids=["old"], at_ms=T0 + 1,
+    )  # fmt: skip
+    with db.write() as connection:
+        connection.execute(
+            tables.prediction_feedback.insert().values(
+                deployment="iris", request_id="old", label_json="0.0", created_ms=T0,
+                created_by="old-client",
+            )
+        )  # fmt: skip
+    set_reference(db, "iris", data.data, predictions=model.predict(data.data))
+    clock.now_ms = T0 + HOUR_MS
+    (evaluation,) = evaluate(db, "iris", windowing=WINDOWING, policies=[])
+    truth = data.target.to_numpy()[[0, 60, 120, 0]]
+    predicted = model.predict(pd.concat([rows, rows.iloc[:1]]))
+    assert (evaluation.metrics["labelled"], evaluation.metrics["labels_rejected"]) == (4, 0)
+    assert evaluation.metrics["task"] == "accuracy"
+    assert evaluation.metrics["task_metric"] == accuracy_score(truth, predicted)
 
 
 def test_answers_without_named_classes_take_any_label_of_their_kind(db):
@@ -223,3 +247,50 @@ def test_answers_without_named_classes_take_any_label_of_their_kind(db):
             )
         )  # fmt: skip
     assert log_labels(db, "multi", ["m0"], [7]).accepted == 1
+
+
+@pytest.mark.parametrize("classes", [(-1, 1), (1, 2, 3)], ids=["minus-one-and-one", "one-to-three"])
+def test_integer_classes_logged_without_their_names_take_every_true_label(db, clock, classes):
+    # Probabilities logged without classes= and no reference: their columns are named by
+    # position (0 .. k-1), which are not the model's classes: every true class is a label,
+    # and the evaluation scores them all (the misclassified ones too).
+    data = load_wine()
+    if len(classes) == 2:
+        target = np.where(data.target == 0, -1, 1)
+    else:
+        target = data.target + 1
+    model = LogisticRegression(max_iter=10_000).fit(data.data[::2], target[::2])
+    live, truth = data.data[1::2], target[1::2]
+    probabilities = model.predict_proba(live)
+    if len(classes) == 2:
+        probabilities = probabilities[:, 1]  # the positive class's alone
+    ids = [f"w{i}" for i in range(len(live))]
+    log_predictions(
+        db, "wine", [{"x": float(r[0])} for r in live], model.predict(live),
+        probabilities=probabilities, request_ids=ids, at_ms=T0 + np.arange(len(live)) * 1_000,
+    )  # fmt: skip
+    assert set(truth) == set(classes) and tuple(model.classes_) == classes
+    assert log_labels(db, "wine", ids, truth, windowing=WINDOWING).accepted == len(ids)
+    # The feedback takes them too (a class the position names do not hold).
+    log_predictions(
+        db, "wine", [{"x": 0.0}], model.predict(live[:1]), probabilities=probabilities[:1],
+        request_ids=["fb"], at_ms=T0 + 100_000,
+    )  # fmt: skip
+    record_feedback(db, "wine", "fb", label=classes[-1], actor="ana")
+    # Set after the answers were logged: no reference named their columns.
+    train = pd.DataFrame({"x": data.data[::2, 0]})
+    set_reference(db, "wine", train, predictions=model.predict(data.data[::2]))
+    clock.now_ms = T0 + HOUR_MS
+    (evaluation,) = evaluate(db, "wine", windowing=WINDOWING, policies=[])
+    predicted = model.predict(np.vstack([live, live[:1]]))
+    expected = accuracy_score([*truth, classes[-1]], predicted)
+    assert expected < 1.0  # misclassified answers are in the window
+    assert evaluation.metrics["labelled"] == len(ids) + 1
+    assert evaluation.metrics["labels_rejected"] == 0
+    assert evaluation.metrics["task"] == "accuracy"
+    assert evaluation.metrics["task_metric"] == pytest.approx(expected, abs=1e-15)
+    window = training_window(
+        db, "wine", start_ms=T0, end_ms=T0 + HOUR_MS, label="y", window_ms=HOUR_MS
+    )
+    assert window.frame["y"].tolist() == [*truth.tolist(), classes[-1]]
+    assert window.labels_rejected == 0

@@ -130,13 +130,14 @@ def test_log_labels_refuses_a_call_whose_label_does_not_fit_its_answer_whole(
 def test_accepted_labels_are_kept_as_before(database, iris, diabetes):
     model, rows, target = iris
     ids = _answered(database, "iris", model, rows)
-    # A whole float is a class; a bool is one; a list of one value answers one record.
+    # A whole float is a class; a bool is one (each kept as the class it equals); a list
+    # of one value answers one record.
     labels: list = [float(target[0]), bool(target[1]), [int(target[2])], *target[3:]]
     assert log_labels(database, "iris", ids, labels).accepted == 10
     stored = _stored(database, "iris")
     assert (stored[ids[0]], stored[ids[1]], stored[ids[2]]) == (
-        json.dumps(float(target[0])),
-        json.dumps(bool(target[1])),
+        json.dumps(int(target[0])),
+        json.dumps(int(bool(target[1]))),
         json.dumps([int(target[2])]),
     )
     model, rows, target = diabetes

@@ -163,7 +163,7 @@ from opsloop.monitoring.windowing import Windowing
 from opsloop.registry.audit import append_audit
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
-from opsloop.store.label_values import fits_answer, per_record_labels, recorded_answer
+from opsloop.store.label_values import answer_label, per_record_labels, recorded_answer
 
 _evaluations, _alerts = tables.monitoring_evaluations, tables.monitoring_alerts
 
@@ -193,10 +193,12 @@ def _labelled_rows(db: Database, deployment: str, variant: str, start: int, end:
         if values is None:
             continue
         # A label kept in a shape or kind that does not fit the answer (before labels were
-        # checked when they came in) is counted and left out, never breaking the window:
-        # the training window keeps a label by this one rule too (fits_answer).
+        # checked when they came in) is counted and left out, never breaking the window;
+        # one of integer classes is read as the class it equals (0.0 as 0). The training
+        # window reads a label by this one rule too (answer_label).
         label = per_record_labels(label_json, len(values))
-        if label is None or not fits_answer(label, values, classes):
+        label = None if label is None else answer_label(label, values, classes)
+        if label is None:
             rejected += 1
             continue
         predictions.extend(values)

@@ -68,7 +68,7 @@ from opsloop.store.database import Database, clock_of
 from opsloop.store.event_insert import insert_event_columns
 from opsloop.store.input_batches import insert_input_batch
 from opsloop.store.label_join import LABEL_COUNTS, LabelReceipt, join_labels, label_counts
-from opsloop.store.label_values import checked_label, plain_label
+from opsloop.store.label_values import CLASSES_NAMED, checked_label, plain_label
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
 _MAX_ID = 64
@@ -126,11 +126,16 @@ def _scored_outputs(
     predictions: Sequence | np.ndarray, probabilities: Any, classes: Sequence | None
 ) -> list[str]:
     """Each prediction with its row of ``probabilities`` and the ``classes``, as the
-    runtime's output JSON.
+    runtime's output JSON. Without ``classes`` the columns are named by their positions,
+    ``0 .. k-1`` (the window's estimate matches them with a reference's classes by those
+    names), and the output says these are no class names (``"classes_named": false``): a
+    model answering the classes -1 and 1 takes the label -1.
 
     >>> _scored_outputs([1], [0.75], None)
-    ['{"predictions": [1], "probabilities": [[0.25, 0.75]], "classes": [0, 1]}']
-    """
+    ['{"predictions": [1], "probabilities": [[0.25, 0.75]], "classes": [0, 1], "classes_named": false}']
+    >>> _scored_outputs(["yes"], [[0.25, 0.75]], ["no", "yes"])
+    ['{"predictions": ["yes"], "probabilities": [[0.25, 0.75]], "classes": ["no", "yes"]}']
+    """  # noqa: E501 - a doctest's expected output is one line
     array = probability_matrix(probabilities, "input row")
     names = list(range(array.shape[1])) if classes is None else [_plain(c) for c in classes]
     if len(names) != array.shape[1]:
@@ -143,8 +148,9 @@ def _scored_outputs(
         raise InvalidArgumentError(
             f"probabilities: {len(array)} rows for {len(values)} predictions; give one per row"
         )
+    unnamed = {} if classes is not None else {CLASSES_NAMED: False}
     return [
-        json.dumps({"predictions": [v], "probabilities": [row], "classes": names})
+        json.dumps({"predictions": [v], "probabilities": [row], "classes": names, **unnamed})
         for v, row in zip(values, array.tolist(), strict=True)
     ]
 
@@ -258,7 +264,8 @@ def log_predictions(
     alone) let the monitoring estimate its metrics before the labels arrive
     (:mod:`.window_estimate`). Without ``classes`` the columns are the deployment's
     reference's classes when it keeps ``k`` of them and they hold every known prediction,
-    else ``0 .. k-1``; the events are recorded either way, and a window whose columns no
+    else ``0 .. k-1``, positions that name no class (a label is then not checked against
+    them, see :func:`log_labels`); the events are recorded either way, and a window whose columns no
     reference matches says why it has no estimate (``metrics["estimate_note"]``). Unless
     ``sample_process`` is false, the process's memory and CPU time are recorded with the
     events (at most every 10 s of the store's clock), as a serving worker records its own,
@@ -343,8 +350,9 @@ def log_labels(
     one value per record it answered, each of the model's kind (a class for a classifier's
     text classes, or its integer classes where the answer carries them beside its
     probabilities; a number otherwise, as for a regression), and one of the classes the
-    answer carries where it carries them
-    (:func:`~opsloop.store.label_values.label_for_answer`). A call with one label that does
+    answer names where it names them (given as ``classes=``, or the reference's; columns
+    logged without names name none) (:func:`~opsloop.store.label_values.label_for_answer`).
+    A label of integer classes is kept as the class it equals (``0.0`` as ``0``). A call with one label that does
     not fit is refused whole with :class:`~opsloop.errors.InvalidArgumentError` naming
     ``labels[i]`` and the rule, before anything is kept or counted; send it again without
     (or with a fixed) label. A label whose id has no recorded answer yet is not kept (an

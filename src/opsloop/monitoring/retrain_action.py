@@ -121,6 +121,7 @@ def retrain(
         keep_correct=policy == "keep_correct",
         neighbours=rule.option("neighbours"),
         tolerance=rule.option("tolerance"),
+        window_ms=int(evidence["window_ms"]),
     )
     return retrain_on_window(context, deployment, rule, evidence, window)
 

@@ -180,6 +180,8 @@ def _window(db: Database, request: dict[str, Any], label: str) -> TrainingWindow
         keep_correct=request.get("window_policy") == "keep_correct",
         neighbours=request.get("neighbours", 5),
         tolerance=request.get("tolerance", 3.0),
+        # The windows the alert was evaluated by: their labels are judged window by window.
+        window_ms=(request.get("evidence") or {}).get("window_ms"),
     )
 
 

@@ -22,9 +22,11 @@ stored label that does not fit its answer (not one value per record, a value of 
 kind than the model's answers or none of its classes:
 :func:`~opsloop.store.label_values.label_for_answer`'s rule, kept before labels were
 checked where they come in) leaves its request's rows out and is counted in
-``labels_rejected``, never learnt from; so does one the range's other answers make
-unusable, by the rule the evaluation scores the same labels with
-(:func:`.window_labels.usable_labels`).
+``labels_rejected``, never learnt from; so does one its evaluation window's other
+answers make unusable, by the rule the evaluation scores the same labels with
+(:func:`.window_labels.usable_labels`), judged window by window: a range of several
+windows keeps each window's labels as that window's evaluation kept them. A label of
+integer classes is learnt as the class it equals (``0.0`` as ``0``).
 
 >>> from opsloop.monitoring.event_log import log_labels, log_predictions
 >>> ids = log_predictions(db, "api", [{"x": float(i)} for i in range(6)], [0] * 6,
@@ -47,9 +49,10 @@ from opsloop.monitoring.reference import LABEL_COLUMN, get_reference
 from opsloop.monitoring.still_correct import still_correct
 from opsloop.monitoring.window_labels import usable_labels
 from opsloop.monitoring.window_part import PREDICTION_COLUMN
+from opsloop.monitoring.windowing import Windowing
 from opsloop.store.database import Database
 from opsloop.store.input_batches import event_inputs
-from opsloop.store.label_values import fits_answer, per_record_labels, recorded_answer
+from opsloop.store.label_values import answer_label, per_record_labels, recorded_answer
 from opsloop.tracking.dataset_digest import dataset_sha256
 
 
@@ -90,55 +93,96 @@ class TrainingWindow:
 
 
 def labelled_inputs(
-    db: Database, deployment: str, variant: str, start_ms: int, end_ms: int, label: str
+    db: Database,
+    deployment: str,
+    variant: str,
+    start_ms: int,
+    end_ms: int,
+    label: str,
+    *,
+    window_ms: int | None = None,
 ) -> pd.DataFrame:
     """The inputs answered by ``variant`` in ``[start_ms, end_ms)`` with their labels in the
     column ``label``, in event order; ``attrs["labels_rejected"]`` counts the labels left
-    out because they do not fit their answer (see the module docstring)."""
+    out because they do not fit their answer (see the module docstring). The labels of
+    each evaluation window (``window_ms`` long, as the deployment's windowing cuts them;
+    by default :class:`~.windowing.Windowing`'s) are judged together, by the evaluation's
+    rule and with that window's every answer, those outside the range too: a window keeps
+    the labels its evaluation scores, whatever the range's other windows answered."""
+    window_ms = Windowing().window_ms if window_ms is None else int(window_ms)
+    # The whole windows the range touches: a range starting at a change point inside a
+    # window judges that window's labels as its evaluation did, with the rows before it.
+    first = start_ms - start_ms % window_ms
+    last = end_ms + (-end_ms) % window_ms
     rows = labelled_events(
         db,
         deployment,
         variant,
-        start_ms,
-        end_ms,
+        first,
+        last,
         "inputs_json",
         "input_batch_id",
         "input_row",
         "output_json",
+        "at_ms",
     )
+    inside = [start_ms <= row[4] < end_ms for row in rows]
     with db.read() as connection:
-        found = event_inputs(connection, [row[:3] for row in rows])
-    records, labels, predicted = [], [], []
-    answers: list[int] = []  # each value's answer, in order
+        read = [r[:3] for r, i in zip(rows, inside, strict=True) if i]
+        found = iter(event_inputs(connection, read))
+    # One entry per known label: its record (None: judged only), prediction, answer, window.
+    records, labels, predicted, answers, windows = [], [], [], [], []
     rejected = 0
-    for number, (inputs, (*_, output_json, label_json)) in enumerate(zip(found, rows, strict=True)):
-        if not isinstance(inputs, list):
-            continue
-        answer = per_record_labels(label_json, len(inputs))
+    for number, (row, in_range) in enumerate(zip(rows, inside, strict=True)):
+        *_, output_json, at_ms, label_json = row
         predictions, classes = recorded_answer(output_json)
-        if predictions is not None and len(predictions) != len(inputs):
-            predictions = None  # an answer that does not say which prediction is whose
-        if answer is None or (
-            predictions is not None and not fits_answer(answer, predictions, classes)
-        ):
-            rejected += 1  # a label that does not fit its answer is not learnt from
+        inputs = next(found) if in_range else None
+        if isinstance(inputs, list):
+            if predictions is not None and len(predictions) != len(inputs):
+                predictions = None  # an answer that does not say which prediction is whose
+            own = inputs
+        elif predictions is not None:
+            # Not learnt from (outside the range, or no records read): its labels count in
+            # its window's judgement only, as the evaluation reads them.
+            in_range, own = False, [None] * len(predictions)
+        else:
             continue
-        for at, (record, value) in enumerate(zip(inputs, answer, strict=True)):
-            if isinstance(record, dict) and value is not None:
-                records.append(record)
-                labels.append(value)
-                predicted.append(None if predictions is None else predictions[at])
-                answers.append(number)
-    # The window's labels are judged as one kind by the evaluation's rule: the labels that
-    # trigger a retraining are the ones it learns from.
-    usable, unfit = usable_labels(predicted, labels, answers)
-    rejected += unfit
-    records = [r for r, u in zip(records, usable, strict=True) if u]
-    labels = [y for y, u in zip(labels, usable, strict=True) if u]
-    frame = pd.DataFrame.from_records(records)
+        answer = per_record_labels(label_json, len(own))
+        if answer is not None and predictions is not None:
+            answer = answer_label(answer, predictions, classes)
+        if answer is None:
+            rejected += in_range  # a label that does not fit its answer is not learnt from
+            continue
+        for at, (record, value) in enumerate(zip(own, answer, strict=True)):
+            if value is None:
+                continue
+            records.append(record if in_range and isinstance(record, dict) else None)
+            labels.append(value)
+            predicted.append(None if predictions is None else predictions[at])
+            answers.append(number if in_range else -1)
+            windows.append(at_ms - at_ms % window_ms)
+    by_window: dict[int, list[int]] = {}
+    for i, window in enumerate(windows):
+        by_window.setdefault(window, []).append(i)
+    usable = [False] * len(labels)
+    for chosen in by_window.values():
+        kept, _ = usable_labels(
+            [predicted[i] for i in chosen],
+            [labels[i] for i in chosen],
+            [answers[i] for i in chosen],
+        )
+        for i, keep in zip(chosen, kept, strict=True):
+            usable[i] = keep
+    # Each answer of the range with a label its window leaves out is counted once.
+    rejected += len({a for a, u in zip(answers, usable, strict=True) if a >= 0 and not u})
+    chosen = [i for i, r in enumerate(records) if r is not None and usable[i]]
+    frame = pd.DataFrame.from_records([records[i] for i in chosen])
     if label in frame.columns:
         raise InvalidArgumentError(f"label: {label!r} is also an input column of {deployment!r}")
-    frame = frame.assign(**{label: labels}) if records else pd.DataFrame(columns=[label])
+    if chosen:
+        frame = frame.assign(**{label: [labels[i] for i in chosen]})
+    else:
+        frame = pd.DataFrame(columns=[label])
     frame.attrs["labels_rejected"] = rejected
     return frame
 
@@ -178,11 +222,14 @@ def training_window(
     keep_correct: bool = False,
     neighbours: int = 5,
     tolerance: float = 3.0,
+    window_ms: int | None = None,
 ) -> TrainingWindow:
     """The labelled rows of ``[start_ms, end_ms)`` and ``reference_share`` of the reference's
     labelled sample, with labels in the column ``label``; with ``keep_correct``, the older
     rows still correct instead (see the module docstring). ``policy`` names the data-window
-    policy the range follows, for the lineage.
+    policy the range follows, for the lineage; ``window_ms`` is the length of the windows
+    the deployment is evaluated by (an alert's ``evidence["window_ms"]``), whose labels are
+    judged window by window as the evaluation judged them (:func:`labelled_inputs`).
 
     >>> training_window(db, "api", start_ms=0, end_ms=1, label="y", reference_share=1.5)
     Traceback (most recent call last):
@@ -197,7 +244,7 @@ def training_window(
             "reference_share: keep_correct keeps the reference's rows that are still correct, "
             f"not a share of them; got {reference_share}"
         )
-    live = labelled_inputs(db, deployment, variant, start_ms, end_ms, label)
+    live = labelled_inputs(db, deployment, variant, start_ms, end_ms, label, window_ms=window_ms)
     rejected = live.attrs["labels_rejected"]
     parts, kept, older_rows = [live], 0, 0
     if reference_share > 0:
@@ -212,7 +259,7 @@ def training_window(
         chosen = rows.sample(n=kept, random_state=seed) if kept else rows.iloc[:0]
         parts.append(chosen.rename(columns={LABEL_COLUMN: label}).reset_index(drop=True))
     if keep_correct and len(live):
-        older = _older_rows(db, deployment, variant, start_ms, label)
+        older = _older_rows(db, deployment, variant, start_ms, label, window_ms)
         older_rows = len(older)
         rejected += older.attrs["labels_rejected"]
         chosen = older[
@@ -236,7 +283,7 @@ def training_window(
 
 
 def _older_rows(
-    db: Database, deployment: str, variant: str, before_ms: int, label: str
+    db: Database, deployment: str, variant: str, before_ms: int, label: str, window_ms: int | None
 ) -> pd.DataFrame:
     """The labelled rows from before the range: the reference's labelled sample (when it
     has labels), then the labelled rows ``variant`` answered before ``before_ms``."""
@@ -248,7 +295,7 @@ def _older_rows(
     if reference is not None and reference.has_labels:
         rows = reference.sample.frame().drop(columns=[PREDICTION_COLUMN], errors="ignore")
         parts.append(rows.rename(columns={LABEL_COLUMN: label}))
-    live = labelled_inputs(db, deployment, variant, 0, before_ms, label)
+    live = labelled_inputs(db, deployment, variant, 0, before_ms, label, window_ms=window_ms)
     parts.append(live)
     found = [p for p in parts if len(p)]
     older = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=[label])

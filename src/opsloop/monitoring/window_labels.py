@@ -1,9 +1,11 @@
 """Which stored labels of a window are used: one rule for the evaluation, which scores them,
 and the training window, which learns from them, so the window that triggers a retraining
-and the data the retraining learns from hold the same labels.
+and the data the retraining learns from hold the same labels. A window is one evaluation
+window: a training range of several is judged window by window
+(:func:`.training_window.labelled_inputs`).
 
 Each label has passed its own answer's check first
-(:func:`~opsloop.store.label_values.fits_answer`). A window may still mix answers of
+(:func:`~opsloop.store.label_values.answer_label`). A window may still mix answers of
 several kinds (a version answering text classes, the next one numbers): the window is then
 judged as one kind, as the task metric scores it. Where a pair of a prediction and its
 label has a text prediction, the window is of **text classes**: a label that is no class

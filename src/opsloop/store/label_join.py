@@ -105,7 +105,8 @@ def join_labels(
     raises :class:`~opsloop.errors.InvalidArgumentError` naming its field (``fields[i]``,
     by default ``labels[i]``) before anything is written, so the caller's transaction
     keeps none of the call's labels and counts none. A label of an unknown id is not kept,
-    so it is checked when it is sent again once its answer is recorded.
+    so it is checked when it is sent again once its answer is recorded. A label of an
+    answer of integer classes is kept as the classes it equals (``0.0`` as ``0``).
 
     >>> with db.write() as connection:
     ...     join_labels(connection, "api", ["nope"], ["1"], windowing=Windowing(), actor="ana")
@@ -158,6 +159,7 @@ def join_labels(
     # refuses the call's new labels (a re-sent batch keeps its new ones); its shape is
     # still the answer's.
     judged = set(labelled)
+    texts = list(texts)
     for at, (request_id, text) in enumerate(zip(ids, texts, strict=True)):
         if request_id not in answered:
             continue
@@ -167,9 +169,12 @@ def join_labels(
         judged.add(request_id)
         if predictions is not None and text != "null":  # null: not known
             field = f"labels[{at}]" if fields is None else fields[at]
-            label_for_answer(
-                json.loads(text), len(predictions), predictions, classes=classes, field=field
+            given = json.loads(text)
+            kept = label_for_answer(
+                given, len(predictions), predictions, classes=classes, field=field
             )
+            if kept is not given:  # a value of integer classes as the class it equals
+                texts[at] = json.dumps(kept)
     rows, unknown_ids = [], []
     late = duplicate = 0
     for request_id, text in zip(ids, texts, strict=True):

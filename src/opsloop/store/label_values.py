@@ -24,8 +24,10 @@ rule existed is read back as unusable (``None``) rather than breaking the reader
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,9 @@ from opsloop.errors import InvalidArgumentError
 
 #: The longest text label kept (a class name, not a document).
 MAX_LABEL_CHARACTERS = 1_000
+#: The key of an answer's output that says, when false, that its ``"classes"`` are not the
+#: model's classes but the probability columns' positions (``0 .. k-1``).
+CLASSES_NAMED = "classes_named"
 #: The most values of one label: the most records one request may hold.
 MAX_LABEL_VALUES = 10_000
 # Integers beyond 64 bits are refused: the monitoring reads labels into numpy arrays.
@@ -131,29 +136,78 @@ def checked_label(label: Any, records: int | None = None, *, field: str = "label
     return label
 
 
+@dataclass(frozen=True)
+class _ClassList:
+    """What one class list says, worked out once per distinct list: the classes without
+    nulls (``named``), each class by itself (``index``: a value equal to one, as Python
+    compares them, finds it) when every class is a scalar, else ``None``; whether a class
+    is a text (``text``) and whether every class is an integer or a bool (``integers``)."""
+
+    named: tuple[Any, ...]
+    index: dict[Any, Any] | None
+    text: bool
+    integers: bool
+
+
+def _worked_out(classes: tuple[Any, ...]) -> _ClassList:
+    named = tuple(c for c in classes if c is not None)
+    scalar = all(isinstance(c, str | int | float) for c in named)
+    return _ClassList(
+        named,
+        dict(zip(named, named, strict=True)) if named and scalar else None,
+        any(isinstance(c, str) for c in named),
+        all(isinstance(c, int) for c in named),
+    )
+
+
+# Keyed by the classes and their types: 1, 1.0 and True are equal and hash alike, but
+# the classes [0, 1] are integer classes and [0.0, 1.0] are numbers.
+@functools.lru_cache(maxsize=32)
+def _cached(classes: tuple[Any, ...], types: tuple[type, ...]) -> _ClassList:
+    return _worked_out(classes)
+
+
+def _class_list(classes: list[Any] | None) -> _ClassList | None:
+    """:class:`_ClassList` of ``classes`` (``None`` for none). Every label of an answer is
+    judged by its answer's classes, and a batch's answers mostly carry one list (a model
+    may have thousands of classes): that list is worked out once, not per label."""
+    if classes is None:
+        return None
+    try:
+        return _cached(tuple(classes), tuple(map(type, classes)))
+    except TypeError:  # a class that is a list (a multi-output model's): not hashable
+        return _worked_out(tuple(classes))
+
+
 def answer_kind(predictions: list[Any], classes: list[Any] | None = None) -> str | None:
     """What kind of label an answer with ``predictions`` (one per record) takes, where
     ``classes`` is the class list its output carries (a classifier's, beside its
-    probabilities; ``None`` when it carries none): ``"text"`` when the model answers text
-    classes, ``"classes"`` when it answers integer (or bool) classes, ``"numbers"``
-    otherwise (a regression, even one answering integers such as a count; or classes kept
-    as floats: a number cannot be told from a class there). ``None`` when the answer says
-    nothing about its kind: every prediction is null and it carries no classes.
+    probabilities; ``None`` when it carries none, an empty list when their names are not
+    known): ``"text"`` when the model answers text classes, ``"classes"`` when it answers
+    integer (or bool) classes, ``"numbers"`` otherwise (a regression, even one answering
+    integers such as a count; or classes kept as floats: a number cannot be told from a
+    class there). ``None`` when the answer says nothing about its kind: every prediction
+    is null and it carries no classes.
 
     >>> answer_kind(["setosa", None]), answer_kind([0, 2], [0, 1, 2]), answer_kind([3, 5])
     ('text', 'classes', 'numbers')
     >>> answer_kind([None]), answer_kind([None], ["no", "yes"]), answer_kind([1.0], [0.0, 1.0])
     (None, 'text', 'numbers')
+    >>> answer_kind([-1], [])
+    'classes'
     """
+    return _kind(predictions, _class_list(classes))
+
+
+def _kind(predictions: list[Any], listed: _ClassList | None) -> str | None:
     known = [p for p in predictions if p is not None]
-    named = [] if classes is None else [c for c in classes if c is not None]
-    if any(isinstance(v, str) for v in (*known, *named)):
+    if (listed is not None and listed.text) or any(isinstance(v, str) for v in known):
         return "text"
-    if not known and not named:
+    if not known and (listed is None or not listed.named):
         return None
     # Integers alone are no classes: a count regression answers them too. Only an answer
     # that carries class information (its classes, beside the probabilities) is judged so.
-    if classes is not None and all(isinstance(v, int) for v in (*known, *named)):
+    if listed is not None and listed.integers and all(isinstance(v, int) for v in known):
         return "classes"  # bool is an int
     return "numbers"
 
@@ -166,10 +220,11 @@ def answer_classes(predictions: list[Any], classes: list[Any] | None) -> list[An
     """The classes a label of an answer with ``predictions`` must be one of: the class
     list the answer carries (``classes``), when it names them, each a scalar, and holds
     every known prediction (a classifier answers one of its classes); else ``None``, and
-    any value of the answer's kind is taken. A list that does not hold the predictions
-    does not name the model's classes: probabilities logged without ``classes=`` have
-    their columns named ``0 .. k-1`` (:func:`opsloop.monitoring.log_predictions`), and a
-    multi-output model's classes are one list per output.
+    any value of the answer's kind is taken. Probabilities logged without ``classes=`` and
+    without a reference to name their columns carry no names (:func:`answer_of` reads
+    them as ``[]``); a list that does not hold the predictions does not name the model's
+    classes either (columns named ``0 .. k-1`` before that was recorded), nor does a
+    multi-output model's (one list per output).
 
     >>> answer_classes(["b", None], ["a", "b"]), answer_classes([None], [0, 1, 2])
     (['a', 'b'], [0, 1, 2])
@@ -178,19 +233,24 @@ def answer_classes(predictions: list[Any], classes: list[Any] | None) -> list[An
     >>> answer_classes([[1, 0]], [[0, 1], [0, 1]]) is None
     True
     """
-    named = [] if classes is None else [c for c in classes if c is not None]
-    if not named or not all(isinstance(c, str | int | float) for c in named):
-        return None
-    members = set(named)
-    known = [p for p in predictions if p is not None]
-    if not all(isinstance(p, str | int | float) and p in members for p in known):
-        return None
-    return named
+    listed = _members(predictions, _class_list(classes))
+    return None if listed is None else list(listed.named)
 
 
-def _value_problem(value: Any, kind: str | None, named: list[Any] | None) -> str | None:
+def _members(predictions: list[Any], listed: _ClassList | None) -> _ClassList | None:
+    """``listed`` when a label must be one of its classes (:func:`answer_classes`)."""
+    if listed is None or listed.index is None:
+        return None
+    index = listed.index
+    for p in predictions:
+        if p is not None and not (isinstance(p, str | int | float) and p in index):
+            return None
+    return listed
+
+
+def _value_problem(value: Any, kind: str | None, listed: _ClassList | None) -> str | None:
     """Why the scalar ``value`` is not a label of an answer of ``kind`` whose classes are
-    ``named`` (:func:`answer_classes`), or ``None``."""
+    ``listed`` (:func:`_members`), or ``None``."""
     if kind is None:
         return None  # an answer with no prediction says nothing about its label's kind
     if kind == "text":
@@ -206,8 +266,9 @@ def _value_problem(value: Any, kind: str | None, named: list[Any] | None) -> str
     elif isinstance(value, str):
         return f"the model answers numbers; give a number, got the text {value[:40]!r}"
     # Python's equality, as numpy compares labels with predictions: 1.0 and True are 1.
-    if named is None or value in set(named):
+    if listed is None or listed.index is None or value in listed.index:
         return None
+    named = listed.named
     shown = ", ".join(repr(c) for c in named[:_SHOWN_CLASSES])
     if len(named) > _SHOWN_CLASSES:
         shown += ", ..."
@@ -215,6 +276,21 @@ def _value_problem(value: Any, kind: str | None, named: list[Any] | None) -> str
     return (
         f"the model answers one of its {len(named)} classes ({shown}); give one of them, got {got}"
     )
+
+
+def _as_class(value: Any, kind: str | None, listed: _ClassList | None, predictions: list) -> Any:
+    """A label ``value`` that fits an answer of integer classes, as the class it equals:
+    the class the answer names, else a prediction it equals, else a whole float as the
+    integer (``0.0`` is the class ``0``). The task metric and the retraining then see a
+    class, not a number: ``0.0`` beside ``1`` would turn accuracy into a mean error."""
+    if kind != "classes" or value is None or isinstance(value, str):
+        return value
+    if listed is not None and listed.index is not None and value in listed.index:
+        return listed.index[value]
+    for p in predictions:
+        if p is not None and not isinstance(p, str) and p == value:
+            return p
+    return int(value) if isinstance(value, float) else value
 
 
 def label_for_answer(
@@ -225,16 +301,18 @@ def label_for_answer(
     classes: list[Any] | None = None,
     field: str = "label",
 ) -> Any:
-    """``label`` when it is a label of an answer to ``records`` records whose
-    ``predictions`` are those given (either ``None``: not known where the label comes in,
-    so not checked) and that carries ``classes`` (``None``: none, see
-    :func:`answer_kind`); else :class:`~opsloop.errors.InvalidArgumentError` naming ``field``
-    (and the record's position) and the rule. This is the one check of every way a label
-    comes in (the feedback, :func:`opsloop.monitoring.log_labels`, a review answer): its
-    shape and count (:func:`checked_label`), each known value's kind against the answer's
-    (:func:`answer_kind`): a text for text classes, an integer (or a whole float) or a
-    bool for integer classes, a number or a bool for numbers; and, where the answer
-    carries its classes (:func:`answer_classes`), one of them.
+    """``label`` as it is kept, when it is a label of an answer to ``records`` records
+    whose ``predictions`` are those given (either ``None``: not known where the label
+    comes in, so not checked) and that carries ``classes`` (``None``: none, see
+    :func:`answer_kind`); else :class:`~opsloop.errors.InvalidArgumentError` naming
+    ``field`` (and the record's position) and the rule. This is the one check of every
+    way a label comes in (the feedback, :func:`opsloop.monitoring.log_labels`, a review
+    answer): its shape and count (:func:`checked_label`), each known value's kind against
+    the answer's (:func:`answer_kind`): a text for text classes, an integer (or a whole
+    float) or a bool for integer classes, a number or a bool for numbers; and, where the
+    answer names its classes (:func:`answer_classes`), one of them. A value of an answer
+    of integer classes is kept as the class it equals (``2.0`` and ``True`` as the
+    classes ``2`` and ``1``).
 
     >>> label_for_answer([1, None], 2, [0, 1]), label_for_answer(3.5, 1, [3])
     ([1, None], 3.5)
@@ -250,28 +328,54 @@ def label_for_answer(
     >>> label_for_answer("zinfandel", 1, ["class_1"], classes=["class_0", "class_1", "class_2"])
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: label: the model answers one of its 3 classes ('class_0', 'class_1', 'class_2'); give one of them, got 'zinfandel'
-    >>> label_for_answer([2.0, True], 2, [0, 2], classes=[0, 1, 2])
-    [2.0, True]
+    >>> label_for_answer([2.0, True], 2, [0, 2], classes=[0, 1, 2]), label_for_answer(-1.0, 1, [1], classes=[])
+    ([2, 1], -1)
     """  # noqa: E501 - a doctest's expected output is one line
     label = checked_label(label, records, field=field)
     if predictions is None:
         return label
-    kind, named = answer_kind(predictions, classes), answer_classes(predictions, classes)
+    listed = _class_list(classes)
+    kind, members = _kind(predictions, listed), _members(predictions, listed)
     values = label if isinstance(label, list) else [label]
     for at, value in enumerate(values):
-        problem = None if value is None else _value_problem(value, kind, named)
+        problem = None if value is None else _value_problem(value, kind, members)
         if problem is not None:
             where = f"{field}[{at}]" if isinstance(label, list) else field
             raise InvalidArgumentError(f"{where}: {problem}")
-    return label
+    kept = [_as_class(v, kind, members, predictions) for v in values]
+    if all(k is v for k, v in zip(kept, values, strict=True)):
+        return label  # as given: the caller keeps the text it has
+    return kept if isinstance(label, list) else kept[0]
+
+
+def answer_label(
+    label: list[Any], predictions: list[Any], classes: list[Any] | None = None
+) -> list[Any] | None:
+    """The stored label ``label`` (one value per record, ``None`` where not known) as it
+    is used, when it is of the kind of the answer ``predictions`` carrying ``classes`` and
+    one of those classes where it names them (:func:`label_for_answer`'s rule, and its
+    values as the classes they equal); ``None`` when it does not fit. The monitoring's
+    evaluation and its training window read a stored label by this one rule, the one
+    labels coming in are checked by, so the window that triggers a retraining and the
+    data it learns from agree; a label kept before that rule existed is read as a label
+    that comes in now would be kept.
+
+    >>> answer_label([1, None], [0, 1]), answer_label([0.0, True], [0, 1], [0, 1, 2])
+    ([1, None], [0, 1])
+    >>> answer_label(["malignant", 0], [1, 0]), answer_label([3], [0, 1], [0, 1])
+    (None, None)
+    """
+    listed = _class_list(classes)
+    kind, members = _kind(predictions, listed), _members(predictions, listed)
+    if any(v is not None and _value_problem(v, kind, members) is not None for v in label):
+        return None
+    return label if kind != "classes" else [_as_class(v, kind, members, predictions) for v in label]
 
 
 def fits_answer(label: list[Any], predictions: list[Any], classes: list[Any] | None = None) -> bool:
     """Whether the label ``label`` (one value per record, ``None`` where not known) is of
     the kind of the answer ``predictions`` carrying ``classes``, and one of those classes
-    where it names them (:func:`label_for_answer`'s rule). The monitoring's evaluation and
-    its training window keep a stored label by this one rule, the one labels coming in are
-    checked by, so the window that triggers a retraining and the data it learns from agree.
+    where it names them (:func:`answer_label` is not ``None``).
 
     >>> fits_answer([1, None], [0, 1]), fits_answer(["b"], ["a"]), fits_answer([0.5], [0, 1])
     (True, True, True)
@@ -282,8 +386,7 @@ def fits_answer(label: list[Any], predictions: list[Any], classes: list[Any] | N
     >>> fits_answer([3], [0, 1], [0, 1]), fits_answer(["c"], ["a"], ["a", "b"])
     (False, False)
     """
-    kind, named = answer_kind(predictions, classes), answer_classes(predictions, classes)
-    return all(value is None or _value_problem(value, kind, named) is None for value in label)
+    return answer_label(label, predictions, classes) is not None
 
 
 def per_record_labels(label_json: str, records: int) -> list[Any] | None:
@@ -313,17 +416,23 @@ def answer_of(output: Any) -> tuple[list[Any] | None, list[Any] | None]:
     """The predictions (one per record) and the classes of an answer's ``output`` (its
     dictionary, as the serving runtime records it), each ``None`` when the output does not
     say. An output with probabilities but no class names carries classes all the same
-    (an empty list: their names are not known).
+    (an empty list: their names are not known), and so does one whose column names are
+    only positions (``"classes_named": false``, :data:`CLASSES_NAMED`): probabilities
+    logged without ``classes=``, whose columns are named ``0 .. k-1`` for the reads that
+    match them by position, say nothing about which labels the model's classes are.
 
     >>> answer_of({"predictions": [1], "probabilities": [[0.2, 0.8]], "classes": [0, 1]})
     ([1], [0, 1])
     >>> answer_of({"predictions": [1], "probabilities": [[0.2, 0.8]]}), answer_of([1])
     (([1], []), (None, None))
+    >>> answer_of({"predictions": [-1], "probabilities": [[0.6, 0.4]], "classes": [0, 1],
+    ...            "classes_named": False})
+    ([-1], [])
     """
     if not isinstance(output, dict):
         return None, None
     values, classes = output.get("predictions"), output.get("classes")
-    if not isinstance(classes, list):
+    if not isinstance(classes, list) or output.get(CLASSES_NAMED) is False:
         classes = [] if isinstance(output.get("probabilities"), list) else None
     return (values if isinstance(values, list) else None), classes
 
@@ -353,10 +462,12 @@ def answer_predictions(output_json: str | None) -> list[Any] | None:
 
 
 __all__ = [
+    "CLASSES_NAMED",
     "MAX_LABEL_CHARACTERS",
     "MAX_LABEL_VALUES",
     "answer_classes",
     "answer_kind",
+    "answer_label",
     "answer_of",
     "answer_predictions",
     "checked_label",
