@@ -537,8 +537,42 @@ def test_text_columns_the_model_step_does_not_read_are_not_gathered(
     assert gathered[0] == entering
     assert on_dask.report_["review"].kept == in_memory.report_["review"].kept
     assert assert_same_report(on_dask, in_memory) is None
-    # The estimate of a text column is its deep memory: the first partition's per row.
+    # The estimate of a text column is its deep memory, measured on every partition.
     size = distributed_selection.gather_size(ddf, ddf["malignant"], ["review"])
-    first = frame.iloc[: len(frame) // 4 + 1][["review", "malignant"]]
-    per_row = first.memory_usage(deep=True, index=False).sum() / len(first)
-    assert size.total == pytest.approx(per_row * len(frame), rel=0.01)
+    assert size.total == frame[["review", "malignant"]].memory_usage(deep=True, index=False).sum()
+    # Also where the first partition holds no row (a filter) or shorter texts than the rest.
+    with dask.config.set({"dataframe.convert-string": False}):
+        uneven = dd.from_pandas(frame, npartitions=4, sort=False)
+        uneven = uneven.map_partitions(lambda part: part[part.index >= len(frame) // 4 + 1])
+    size = distributed_selection.gather_size(uneven, uneven["malignant"], ["review"])
+    kept = frame.iloc[len(frame) // 4 + 1 :][["review", "malignant"]]
+    assert size.total == kept.memory_usage(deep=True, index=False).sum()
+
+
+def test_a_categorical_spread_over_parquet_files_stays_categorical_for_the_model_step(
+    dask_client, tmp_path
+):
+    # Each file knows its own categories: joined by pandas the column would be text, which
+    # the model step leaves out; in memory it is a categorical the model reads.
+    rng = np.random.default_rng(0)
+    n = 3000
+    code = rng.permutation(n) // 5
+    x = rng.normal(size=n)
+    frame = pd.DataFrame(
+        {
+            "x": x,
+            "noise": rng.normal(size=n),
+            "c": [f"L{v:03d}" for v in code],
+            "y": ((x + rng.normal(size=600)[code] + 0.3 * rng.normal(size=n)) > 0).astype(int),
+        }
+    )
+    for k in range(3):
+        part = frame.iloc[k * 1000 : (k + 1) * 1000].copy()
+        part["c"] = part["c"].astype("category")
+        part.to_parquet(tmp_path / f"part{k}.parquet", index=False)
+    ddf = dd.read_parquet(str(tmp_path))
+    on_dask = FeatureFunnel().fit(ddf.drop(columns=["y"]), ddf["y"])
+    read = ddf.compute()
+    in_memory = FeatureFunnel().fit(read.drop(columns=["y"]), read["y"])
+    assert in_memory.report_["c"].kind == on_dask.report_["c"].kind == "categorical"
+    assert assert_same_report(on_dask, in_memory) is None

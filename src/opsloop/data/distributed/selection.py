@@ -164,12 +164,16 @@ def gather_size(X, y, columns: list[str]) -> GatherSize:
     chosen = [lookup[name] for name in columns]
     numeric = [c for c in chosen if pd.api.types.is_numeric_dtype(X.dtypes[c])]
     measured = [c for c in chosen if c not in numeric]
-    rows = [int(n) for n in map_partitions_checked(y.to_frame(), len)]
-    first = X[measured].assign(**{_TARGET: y}).get_partition(0).compute()
-    per_row = first.memory_usage(deep=True, index=False).sum() / max(len(first), 1)
-    per_row += _NUMERIC_BYTES * len(numeric)
-    sizes = [int(per_row * n) for n in rows]
+    sizes = map_partitions_checked(
+        X[measured].assign(**{_TARGET: y}), _partition_bytes, _NUMERIC_BYTES * len(numeric)
+    )
     return GatherSize(sum(sizes), max(sizes, default=0), len(columns))
+
+
+def _partition_bytes(partition, numeric_per_row: int) -> int:
+    return int(partition.memory_usage(deep=True, index=False).sum()) + numeric_per_row * len(
+        partition
+    )
 
 
 def gather_fits(
@@ -261,12 +265,15 @@ def model_step_in_memory(
     ['noise']
     """
     import dask
+    from dask.dataframe.dispatch import concat
 
     lookup = {str(c): c for c in X.columns}
     frame = X[[lookup[name] for name in active]].assign(**{_TARGET: y})
     # Not frame.compute(): dask-expr joins the partitions into one on a worker first.
     parts = dask.compute(*frame.to_delayed())
-    gathered = pd.concat(parts) if parts else frame._meta
+    # Dask's concat, not pandas': it unions the categories each Parquet file's partition
+    # knows, so a categorical column stays categorical (pandas' makes it text).
+    gathered = concat(list(parts)) if parts else frame._meta
     del parts
     target = prepare_target(gathered.pop(_TARGET), len(gathered), task)
     gathered.columns = active
