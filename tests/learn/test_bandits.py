@@ -243,3 +243,18 @@ def test_gaussian_rewards_whose_square_overflows_are_refused_and_the_state_stays
     assert np.isfinite(policy.m2).all()
     stored = json.loads(json.dumps(policy.to_dict()))
     assert policy_from_dict(stored).to_dict() == policy.to_dict()
+    # m2 that fits a float, reached through an intermediate product that would not
+    policy = GaussianThompson(["a", "b"])
+    policy.update_many(["a"] * 10_000, [1e150] * 10_000)
+    policy.update_many(["a"] * 10_000, [-1e150] * 10_000)
+    assert policy.m2[0] == pytest.approx(2e304, rel=1e-12)
+
+
+def test_a_policy_that_never_squares_its_rewards_takes_any_finite_reward():
+    policy = EpsilonGreedy(["a", "b"])
+    policy.update_many(["a", "b"], [1e160, 2.0])
+    assert policy.sums.tolist() == [1e160, 2.0]
+    with pytest.raises(
+        InvalidArgumentError, match=r"rewards\[0\] = inf breaks the rule: rewards are finite"
+    ):
+        policy.update_many(["a"], [math.inf])

@@ -283,7 +283,7 @@ def test_the_teacher_is_switched_to_eval_once_for_the_accuracy_and_every_timed_c
         teacher, small_student(16), (X_train, y_train), epochs=1, test_data=(X_test, y_test)
     )
     # once for the soft targets, once around the accuracy and the timing: no switch is timed
-    assert teacher.switches == [False, False]
+    assert teacher.switches == [False, True, False, True]
     assert teacher.training
     teacher.eval()
     with torch.no_grad():

@@ -43,3 +43,26 @@ def test_a_model_in_eval_mode_stays_in_eval_mode():
     with in_eval_mode(model):
         pass
     assert modes(model) == [False] * 5
+
+
+class Merging(torch.nn.Linear):
+    """A layer that folds an adapter into its weight in eval and takes it out again when
+    trained, as adapter layers do: it must be told through train() on the way back."""
+
+    def __init__(self):
+        super().__init__(2, 2)
+        self.merged = False
+
+    def train(self, mode=True):
+        self.merged = not mode
+        return super().train(mode)
+
+
+def test_a_module_that_changes_with_its_mode_is_told_when_its_mode_comes_back():
+    model = torch.nn.Sequential(Merging(), torch.nn.BatchNorm1d(2))
+    model.train()
+    model[1].eval()
+    with in_eval_mode(model):
+        assert model[0].merged
+    assert [m.training for m in model.modules()] == [True, True, False]
+    assert not model[0].merged

@@ -79,6 +79,8 @@ class BanditPolicy:
 
     name: ClassVar[str]
     reward_rule: ClassVar[str] = "real"
+    #: The largest reward in size a policy takes (one that squares rewards bounds it).
+    largest_reward: ClassVar[float] = math.inf
 
     def __init__(self, arms: Sequence[str]) -> None:
         arms = [str(arm) for arm in arms] if not isinstance(arms, str) else [arms]
@@ -163,9 +165,7 @@ class BanditPolicy:
             raise InvalidArgumentError(
                 f"{self.name}: rewards has {x.size} values but arms has {index.size}"
             )
-        # A reward whose square overflows would make the Gaussian squared deviations
-        # infinite, a state that could then not be stored and read back.
-        bad = ~np.isfinite(x) | (np.abs(x) > _LARGEST_SQUARABLE)
+        bad = ~np.isfinite(x) | (np.abs(x) > self.largest_reward)
         if self.reward_rule == "binary":
             bad |= (x != 0.0) & (x != 1.0)
         elif self.reward_rule == "unit":
@@ -175,7 +175,12 @@ class BanditPolicy:
             rule = {
                 "binary": "0 or 1",
                 "unit": "in [0, 1]",
-                "real": f"finite, at most {_LARGEST_SQUARABLE:.4g} in size",
+                "real": "finite"
+                + (
+                    f", at most {self.largest_reward:.4g} in size"
+                    if self.largest_reward < math.inf
+                    else ""
+                ),
             }[self.reward_rule]
             raise InvalidArgumentError(
                 f"{self.name}: rewards[{i}] = {float(x[i])!r} breaks the rule: rewards are {rule}"
@@ -361,6 +366,9 @@ class GaussianThompson(BanditPolicy):
     """
 
     name = "gaussian_thompson"
+    # A reward whose square overflows would make the squared deviations infinite, a state
+    # that could then not be stored and read back.
+    largest_reward = _LARGEST_SQUARABLE
 
     def __init__(
         self,
@@ -408,7 +416,8 @@ class GaussianThompson(BanditPolicy):
             n = n_a + n_b
             delta = mean_b - mean_a
             # Chan et al.: merging two groups' squared deviations exactly.
-            self.m2 = self.m2 + m2_b + np.where(n > 0, delta**2 * n_a * n_b / n, 0.0)
+            # The counts' ratio first: delta**2 * n_a would overflow before the division.
+            self.m2 = self.m2 + m2_b + np.where(n > 0, delta**2 * (n_a * n_b / n), 0.0)
         super()._learn(index, x)
 
     def _state(self):

@@ -13,7 +13,9 @@ def in_eval_mode(model: Any) -> Iterator[None]:
 
     ``model.train(was_training)`` would set every submodule to the top module's mode, so a
     batch norm the caller froze (``model.train(); model[1].eval()``) would come back training.
-    Each flag is saved and put back one by one, also when the body raises.
+    Each flag is saved and put back one by one, also when the body raises, through each
+    module's own ``train`` (an override that changes state with its mode, as a layer that
+    merges adapter weights in eval does, is told), parents before their children.
 
     >>> import torch
     >>> model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
@@ -31,4 +33,4 @@ def in_eval_mode(model: Any) -> Iterator[None]:
         yield
     finally:
         for module, training in modes.items():
-            module.training = training
+            module.train(training)
