@@ -51,7 +51,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from opsloop.data.distributed.frames import frame_rows, map_partitions_checked, reduce_partitions
+from opsloop.data.distributed.frames import (
+    byte_size,
+    frame_rows,
+    map_partitions_checked,
+    reduce_partitions,
+)
 from opsloop.data.distributed.schema import column_types
 from opsloop.data.drift.kernels import merge_sorted
 from opsloop.data.drift.numeric import SortedSample
@@ -120,8 +125,8 @@ def choose_mode(mode: str, frames: Sequence, columns: Sequence[str]) -> tuple[st
     available = _available_memory()
     limit = min(cluster, available)
     sizes = (
-        f"the sorted values ({_size(needed)}) against {EXACT_MEMORY_SHARE:.0%} of "
-        f"{_size(limit)} ({where} {_size(cluster)}, available here {_size(available)})"
+        f"the sorted values ({byte_size(needed)}) against {EXACT_MEMORY_SHARE:.0%} of "
+        f"{byte_size(limit)} ({where} {byte_size(cluster)}, available here {byte_size(available)})"
     )
     if needed <= EXACT_MEMORY_SHARE * limit:
         return "exact", f"exact: {sizes} fit"
@@ -150,14 +155,6 @@ def _available_memory() -> int:
     import psutil
 
     return int(psutil.virtual_memory().available)
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def reference_profile(

@@ -504,6 +504,19 @@ def _promoted(a, b):
         return "object"
 
 
+def byte_size(n: float) -> str:
+    """``n`` bytes as a person reads them, in the largest unit up to GiB it reaches.
+
+    >>> byte_size(512), byte_size(1536), byte_size(3 * 2**30)
+    ('512 bytes', '1.5 KiB', '3.0 GiB')
+    """
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
 #: Environment of the worker processes of the clusters :func:`local_cluster` starts, set
 #: before each process starts (glibc reads it then). Dask's default,
 #: ``MALLOC_TRIM_THRESHOLD_=65536``, fixes glibc's allocator thresholds at their smallest:

@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from opsloop.data.distributed.frames import map_partitions_checked, reduce_partitions
+from opsloop.data.distributed.frames import byte_size, map_partitions_checked, reduce_partitions
 from opsloop.data.distributed.schema import column_types
 from opsloop.data.distributed.variance import (
     COUNTED_VALUES,
@@ -199,14 +199,15 @@ def gather_fits(
         worker_limit = _smallest_worker_limit()
     fits = size.total <= GATHER_MEMORY_SHARE * available
     sizes = (
-        f"the rows of {size.n_columns} columns and the target ({_size(size.total)}) against "
-        f"{GATHER_MEMORY_SHARE:.0%} of {_size(available)} available here"
+        f"the rows of {size.n_columns} columns and the target ({byte_size(size.total)}) against "
+        f"{GATHER_MEMORY_SHARE:.0%} of {byte_size(available)} available here"
     )
     if worker_limit:
         fits = fits and size.largest <= GATHER_MEMORY_SHARE * worker_limit
         sizes += (
-            f"; the largest partition ({_size(size.largest)}) against "
-            f"{GATHER_MEMORY_SHARE:.0%} of {_size(worker_limit)}, the smallest worker memory limit"
+            f"; the largest partition ({byte_size(size.largest)}) against "
+            f"{GATHER_MEMORY_SHARE:.0%} of {byte_size(worker_limit)}, "
+            "the smallest worker memory limit"
         )
     return fits, sizes
 
@@ -234,14 +235,6 @@ def _smallest_worker_limit() -> int:
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     limits = [int(w.get("memory_limit") or 0) for w in workers]
     return min((limit for limit in limits if limit > 0), default=0)
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def model_step_in_memory(
