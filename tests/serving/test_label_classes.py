@@ -17,6 +17,7 @@ from sklearn.datasets import load_diabetes, load_iris, load_wine
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import accuracy_score
 from tests.clock import FakeClock
+from tests.serving.stored_labels import stored_labels
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring.evaluation import evaluate
@@ -72,18 +73,6 @@ def _logged(db, model, train, live) -> list[str]:
     return ids
 
 
-def _stored(db, name: str) -> dict[str, str]:
-    feedback = tables.prediction_feedback
-    with db.read() as connection:
-        return dict(
-            connection.execute(
-                feedback.select()
-                .with_only_columns(feedback.c.request_id, feedback.c.label_json)
-                .where(feedback.c.deployment == name)
-            ).all()
-        )
-
-
 def _plain(value):
     """A class as JSON keeps it (a numpy integer as a Python one)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -110,7 +99,7 @@ def test_log_labels_refuses_a_wine_that_is_no_class_and_the_evaluation_scores_th
     assert isinstance(refused.value, InvalidArgumentError)
     assert message == f"labels[17]: {rule}" + ("'zinfandel'" if kind == "names" else ""), message
     # Refused whole, as a label of another kind is: nothing of the call kept nor counted.
-    assert _stored(db, "wine") == {}
+    assert stored_labels(db, "wine") == {}
     assert label_counts(db, "wine")["accepted"] == 0
     receipt = log_labels(db, "wine", ids, truth, windowing=WINDOWING)
     assert (receipt.accepted, receipt.unknown, receipt.duplicate) == (30, 0, 0)
@@ -173,7 +162,7 @@ def test_feedback_and_review_answers_refuse_a_wine_that_is_no_class(db, wine):
     assert [queue.get(i).state for i in (shown.id, logged.id)] == ["open", "open"]
     assert queue.answer(shown.id, truth[:2]).label == truth[:2].tolist()
     assert queue.answer(logged.id, truth[1]).label == _plain(truth[1])
-    assert _stored(db, "wine") == {
+    assert stored_labels(db, "wine") == {
         ids[0]: json.dumps(_plain(truth[0])),
         ids[1]: json.dumps(_plain(truth[1])),
     }
@@ -191,7 +180,7 @@ def test_a_whole_float_or_a_bool_equal_to_a_class_is_that_class(db, clock):
     )  # fmt: skip
     assert log_labels(db, "iris", ids, [0.0, True, 2], windowing=WINDOWING).accepted == 3
     # Kept as the classes they equal: the window is scored as classes, not as numbers.
-    assert _stored(db, "iris") == {"i0": "0", "i1": "1", "i2": "2"}
+    assert stored_labels(db, "iris") == {"i0": "0", "i1": "1", "i2": "2"}
     # One kept before that, as it was given, is read as the class too.
     log_predictions(
         db, "iris", rows.iloc[:1], model.predict(rows.iloc[:1]),

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from tests.serving.stored_labels import stored_labels
 
 from opsloop.data.reference_scores import ReferenceScores
 from opsloop.errors import InvalidArgumentError
@@ -67,18 +68,6 @@ def _answered(db, name: str, model, rows: pd.DataFrame) -> list[str]:
     return ids
 
 
-def _stored(db, name: str) -> dict[str, str]:
-    feedback = tables.prediction_feedback
-    with db.read() as connection:
-        return dict(
-            connection.execute(
-                feedback.select()
-                .with_only_columns(feedback.c.request_id, feedback.c.label_json)
-                .where(feedback.c.deployment == name)
-            ).all()
-        )
-
-
 def _keep_unchecked(db, name: str, labels: dict[str, str]) -> None:
     """Label texts as a client kept them before labels were checked against the answer."""
     with db.write() as connection:
@@ -118,11 +107,11 @@ def test_log_labels_refuses_a_call_whose_label_does_not_fit_its_answer_whole(
     assert str(refused.value).startswith(f"labels[{position}]: {rule}"), str(refused.value)
     # Nothing of the call is kept nor counted: the good labels before and after the bad one
     # are not lost half-way, they are refused with it.
-    assert _stored(database, which) == {}
+    assert stored_labels(database, which) == {}
     assert label_counts(database, which) == NOTHING
     receipt = log_labels(database, which, ids, target)
     assert (receipt.accepted, receipt.unknown) == (10, 0)
-    assert _stored(database, which) == {
+    assert stored_labels(database, which) == {
         i: json.dumps(v.item()) for i, v in zip(ids, target, strict=True)
     }
 
@@ -134,7 +123,7 @@ def test_accepted_labels_are_kept_as_before(database, iris, diabetes):
     # of one value answers one record.
     labels: list = [float(target[0]), bool(target[1]), [int(target[2])], *target[3:]]
     assert log_labels(database, "iris", ids, labels).accepted == 10
-    stored = _stored(database, "iris")
+    stored = stored_labels(database, "iris")
     assert (stored[ids[0]], stored[ids[1]], stored[ids[2]]) == (
         json.dumps(int(target[0])),
         json.dumps(int(bool(target[1]))),
@@ -201,7 +190,7 @@ def test_review_answers_are_checked_by_the_same_rule(database, iris):
     assert queue.answer(shown.id, np.asarray(target[:2])).label == target[:2].tolist()
     assert queue.answer(logged.id, np.int64(target[0])).label == int(target[0])
     assert queue.answer(unknown.id, ["setosa", "versicolor"]).label == ["setosa", "versicolor"]
-    assert _stored(database, "iris") == {
+    assert stored_labels(database, "iris") == {
         "r1": json.dumps(target[:2].tolist()),
         "r2": json.dumps(int(target[0])),
         "r3": '["setosa", "versicolor"]',
@@ -264,8 +253,8 @@ def test_an_answer_with_no_prediction_says_nothing_about_its_labels_kind(databas
     )  # fmt: skip
     assert log_labels(database, "reg", ["n1"], [float(target[1]) + 0.3]).accepted == 1
     record_feedback(database, "txt", "t1", label="versicolor", actor="ana")
-    assert _stored(database, "reg") == {"n1": json.dumps(float(target[1]) + 0.3)}
-    assert _stored(database, "txt") == {"t1": '"versicolor"'}
+    assert stored_labels(database, "reg") == {"n1": json.dumps(float(target[1]) + 0.3)}
+    assert stored_labels(database, "txt") == {"t1": '"versicolor"'}
     # An answer that has a prediction is still judged by it.
     with pytest.raises(InvalidArgumentError, match=r"labels\[0\]: the model answers text"):
         log_labels(database, "txt", ["t0"], [1])
@@ -351,7 +340,7 @@ def test_a_duplicate_label_never_refuses_the_new_labels_of_its_call(database, ir
     assert (receipt.accepted, receipt.duplicate) == (1, 1)
     receipt = log_labels(database, "iris", [ids[2], ids[2]], [target[2], "x"])
     assert (receipt.accepted, receipt.duplicate) == (1, 1)
-    assert _stored(database, "iris") == {
+    assert stored_labels(database, "iris") == {
         i: json.dumps(int(y)) for i, y in zip(ids[:3], target[:3], strict=True)
     }
     # A duplicate's count is still the answer's.
