@@ -4,6 +4,8 @@ Nothing is evaluated in Python: the database selects the runs. A metric conditio
 run's latest value of that key (``latest_metrics``); a param or tag condition compares its
 text. ``metrics.auc > 0.8`` holds only for runs that have ``auc``; ``NOT metrics.auc > 0.8``
 therefore includes runs without it, and ``metrics.auc IS NULL`` selects exactly those.
+A param or tag ordered (``<``, ``>``...) against a bare number is refused: text order is not
+numeric order (``'10' < '9'``), so ``params.depth > 3`` would select the wrong runs.
 
 >>> from opsloop.tracking.filter_parser import parse_filter
 >>> from sqlalchemy.dialects import sqlite
@@ -97,6 +99,17 @@ def _check_value(field: Field, operator: str, value: object) -> object:
             raise InvalidArgumentError(f"filter: {label} is text; compare it with a quoted string")
         elif operator in ("LIKE", "ILIKE") and not isinstance(item, str):
             raise InvalidArgumentError(f"filter: {operator} on {label} needs a quoted pattern")
+        elif (
+            field.kind in ("params", "tags")
+            and operator in ("<", "<=", ">", ">=")
+            and (not isinstance(item, str))
+        ):
+            # Params and tags are stored as text and ordered as text ('10' < '9'), so a
+            # number here would select runs by an order the caller did not mean.
+            raise InvalidArgumentError(
+                f"filter: {label} is text and {operator} orders it as text; "
+                f"compare it with a quoted string, not the number {item!r}"
+            )
     return value
 
 
