@@ -41,3 +41,15 @@ def test_a_param_ordered_against_a_quoted_string_compares_text(wine_runs):
 def test_a_param_equal_to_a_number_matches_its_logged_text(wine_runs):
     found = opsloop.search_runs("wine", filter="params.C = 10.0 and params.model = 'logreg'")
     assert found["run_id"].tolist() == [wine_runs[10.0]]
+
+
+@pytest.mark.parametrize(
+    ("order_by", "message"),
+    [
+        ("accuracy DESC", r"^order_by: unknown attribute 'accuracy' at position 0; known: "),
+        ("metrics.accuracy SIDEWAYS", r"^order_by: expected ASC, DESC or the end of"),
+    ],
+)
+def test_a_wrong_order_by_item_is_named_as_order_by(wine_runs, order_by, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        opsloop.search_runs("wine", order_by=[order_by])

@@ -225,12 +225,16 @@ def order_to_sql(clause: str):
     if not isinstance(clause, str):
         raise TypeError(f"order_by items must be strings, got {clause!r}")
     parser = _Parser(clause)
-    field = parser.field()
-    descending = parser.keyword("DESC")
-    if not descending:
-        parser.keyword("ASC")
-    if parser.token.kind != "end":
-        raise parser.fail("ASC, DESC or the end of the order_by clause")
+    try:
+        field = parser.field()
+        descending = parser.keyword("DESC")
+        if not descending:
+            parser.keyword("ASC")
+        if parser.token.kind != "end":
+            raise parser.fail("ASC, DESC or the end of the order_by clause")
+    except FilterSyntaxError as error:
+        # The parser speaks of the filter; here the caller wrote an order_by item.
+        raise FilterSyntaxError(f"order_by: {str(error).removeprefix('filter: ')}") from None
     if field.kind == "attributes":
         column = _attribute(field.name)
     else:
