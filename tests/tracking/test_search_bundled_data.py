@@ -53,3 +53,27 @@ def test_a_param_equal_to_a_number_matches_its_logged_text(wine_runs):
 def test_a_wrong_order_by_item_is_named_as_order_by(wine_runs, order_by, message):
     with pytest.raises(InvalidArgumentError, match=message):
         opsloop.search_runs("wine", order_by=[order_by])
+
+
+@pytest.mark.parametrize(
+    ("step", "timestamp_ms", "message"),
+    [
+        (2**63, None, r"metric 'accuracy': step must be an integer from -9223372036854775808 to"),
+        (-(2**63) - 1, None, r"metric 'accuracy': step must be an integer from"),
+        (0, 10**19, r"metric 'accuracy': timestamp_ms must be an integer from -9223372036854 to"),
+        (0, 1.5, r"metric 'accuracy': timestamp_ms must be an integer, got float"),
+    ],
+)
+def test_a_step_or_timestamp_beyond_64_bits_is_refused_when_logged(
+    isolated_home, step, timestamp_ms, message
+):
+    frame = load_wine(as_frame=True)
+    model = LogisticRegression(max_iter=5_000).fit(frame.data, frame.target)
+    with opsloop.start_run(experiment="wine", capture=False) as run:
+        with pytest.raises((InvalidArgumentError, TypeError), match=message):
+            run.log_metric("accuracy", model.score(frame.data, frame.target), step, timestamp_ms)
+        run.log_metric("accuracy", model.score(frame.data, frame.target), step=1)
+    # The refused point left nothing behind: the run ended with the one valid point.
+    assert opsloop.get_run(run.run_id).metrics == {
+        "accuracy": model.score(frame.data, frame.target)
+    }

@@ -46,7 +46,16 @@ import pandas as pd
 
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError
 from opsloop.tracking.dataset_digest import dataset_sha256
-from opsloop.tracking.limits import checked_key, metric_step, metric_value, param_text, tag_text
+from opsloop.tracking.limits import (
+    INT64_MAX,
+    INT64_MIN,
+    checked_key,
+    metric_step,
+    metric_value,
+    param_text,
+    tag_text,
+    time_ms,
+)
 from opsloop.tracking.metric_buffer import MetricBatch, MetricBuffer
 from opsloop.tracking.records import ArtifactRecord, DatasetInput, Run
 
@@ -171,10 +180,13 @@ class ActiveRun:
         # Fast path for the common case: a finite float (inf - inf and nan - nan are nan).
         if type(value) is not float or value - value != 0.0:
             value = metric_value(key, value)
-        if type(step) is not int:
+        # A plain int still needs its range: the buffer holds steps as 64-bit integers.
+        if type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
             step = metric_step(key, step)
         if timestamp_ms is None:
             timestamp_ms = time.time_ns() // 1_000_000
+        else:
+            timestamp_ms = time_ms(f"metric {key!r}: timestamp_ms", timestamp_ms)
         waiting = self._metrics.append(key, value, step, timestamp_ms) + self._held
         if self._error is not None:
             self._raise_deferred()
@@ -193,7 +205,11 @@ class ActiveRun:
         """
         self._check_open()
         step = metric_step("metrics", step)
-        stamp = time.time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
+        stamp = (
+            time.time_ns() // 1_000_000
+            if timestamp_ms is None
+            else time_ms("metrics: timestamp_ms", timestamp_ms)
+        )
         keys, values = [], []
         for key, value in metrics.items():
             checked_key("metric", key)
