@@ -57,7 +57,7 @@ def test_the_data_plane_process_answers_with_the_deployed_model(deployed, comman
         assert httpx.get(f"{url}/v2/health/ready").status_code == 200
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        process.wait(timeout=120)
 
 
 @pytest.mark.parametrize("command", [("serve", "api"), ("server", "--serve")])
@@ -74,7 +74,7 @@ def test_the_data_plane_announces_each_shadows_share_of_the_copies(deployed, sto
     db.dispose()
     process, _ = started_process(*command)
     process.terminate()
-    output = process.communicate(timeout=30)[0].decode()
+    output = process.communicate(timeout=120)[0].decode()
     assert "deployment api: shadow copy answers 12.5% of the request copies, in a" in output
 
 
@@ -112,7 +112,7 @@ def test_serve_on_a_control_planes_url_answers_and_a_refused_token_is_one_line(d
             assert direct.status_code == 404, direct.text
         finally:
             process.terminate()
-            process.wait(timeout=30)
+            process.wait(timeout=120)
         refused = subprocess.run(
             [sys.executable, "-m", "opsloop", "serve", "--server", control_url,
              "--token-env", "WORKER_TOKEN", "--port", "5997"],
@@ -123,7 +123,7 @@ def test_serve_on_a_control_planes_url_answers_and_a_refused_token_is_one_line(d
         )  # fmt: skip
     finally:
         control.terminate()
-        control.wait(timeout=30)
+        control.wait(timeout=120)
     assert refused.returncode == 2
     assert refused.stderr.strip() == f"error: {control_url}: unknown or revoked API token"
 
@@ -150,12 +150,12 @@ def test_serve_on_a_url_reads_the_monitoring_gauges_as_often_as_gauge_refresh_sa
                 first, second = _gauge_ages(url)
             finally:
                 process.terminate()
-                process.wait(timeout=30)
+                process.wait(timeout=120)
             assert first == 0.0
             assert second == 0.0 if expected == "fresh" else second > 0.0
     finally:
         control.terminate()
-        control.wait(timeout=30)
+        control.wait(timeout=120)
 
 
 @pytest.mark.parametrize(
