@@ -84,6 +84,7 @@ RULES_BEYOND_THE_SCHEMA = (
     "give max_rate or margin",
     # A search's filter and order clauses are in the filter language.
     '"detail":"filter: ',
+    '"detail":"order_by: ',
     # A ramp's shares increase to 1.
     '"detail":"steps: ',
     # Monitoring: a policy is a rule in its grammar; times and latencies come one for all
