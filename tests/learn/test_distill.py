@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from tests.learn.frozen_batch_norm import FROZEN_MODES, frozen_batch_norm
 from tests.learn.tracked import artifact_bytes, history
 
 torch = pytest.importorskip("torch")
@@ -261,16 +262,11 @@ class CountingTeacher(torch.nn.Sequential):
 
 def test_a_frozen_batch_norm_in_the_teacher_is_handed_back_frozen(digits):
     X_train, X_test, y_train, y_test = digits
-    torch.manual_seed(0)
-    teacher = torch.nn.Sequential(
-        torch.nn.Linear(64, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
-    )
-    teacher.train()
-    teacher[1].eval()
+    teacher = frozen_batch_norm(32)
     soft_targets(teacher, X_test, 2.0)
-    assert [m.training for m in teacher.modules()] == [True, True, False, True, True]
+    assert [m.training for m in teacher.modules()] == FROZEN_MODES
     distill(teacher, small_student(16), (X_train, y_train), epochs=1, test_data=(X_test, y_test))
-    assert [m.training for m in teacher.modules()] == [True, True, False, True, True]
+    assert [m.training for m in teacher.modules()] == FROZEN_MODES
 
 
 def test_the_teacher_is_switched_to_eval_once_for_the_accuracy_and_every_timed_call(digits):

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from tests.learn.frozen_batch_norm import FROZEN_MODES, frozen_batch_norm
 from tests.learn.tracked import artifact_bytes
 
 torch = pytest.importorskip("torch")
@@ -155,14 +156,9 @@ def test_a_run_gets_every_number_of_the_report_and_the_compressed_models(
 
 def test_a_frozen_batch_norm_is_handed_back_frozen(digits):
     _, X_test, _, y_test = digits
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
-    )
-    model.train()
-    model[1].eval()
+    model = frozen_batch_norm(32)
     compare_variants(model, X_test, y_test, variants=["float32"])
-    assert [m.training for m in model.modules()] == [True, True, False, True, True]
+    assert [m.training for m in model.modules()] == FROZEN_MODES
 
 
 def test_a_numpy_integer_batch_size_is_a_batch_size(digits, digits_teacher, tracking_home):

@@ -3,6 +3,7 @@ of digits for a trained network but not for an untrained one."""
 
 import numpy as np
 import pytest
+from tests.learn.frozen_batch_norm import FROZEN_MODES, frozen_batch_norm
 
 from opsloop.learn.mlp import mlp
 from opsloop.learn.robustness import FeatureConstraints, invert_classes
@@ -74,11 +75,6 @@ def test_bad_input_is_named(digits):
 
 def test_a_frozen_batch_norm_is_handed_back_frozen(digits):
     X_train, _, y_train, _ = digits
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(), torch.nn.Linear(16, 10)
-    )
-    model.train()
-    model[1].eval()
+    model = frozen_batch_norm(16)
     invert_classes(model, X_train[:100], y_train[:100], steps=3, constraints=UNIT)
-    assert [m.training for m in model.modules()] == [True, True, False, True, True]
+    assert [m.training for m in model.modules()] == FROZEN_MODES
