@@ -15,7 +15,13 @@ from tests.ui.test_dashboard_browser import (  # noqa: F401 (fixtures)
     isolated,
     playwright_chromium,
 )
-from tests.ui.test_live_sections_browser import WAIT_MS, _shows, _watched, served  # noqa: F401
+from tests.ui.test_live_sections_browser import (  # noqa: F401
+    WAIT_MS,
+    _refreshed,
+    _shows,
+    _watched,
+    served,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -28,6 +34,13 @@ def test_claim_next_follows_new_items_and_keeps_the_refresh(served, playwright_c
     options = "#next-deployment option"
     assert page.locator(options).all_inner_texts() == ["choose a deployment", NAME]
     page.evaluate("() => { window.stillHere = true; }")
+    # Refreshes that bring nothing new leave the same elements in place, so a dropdown a
+    # reviewer has open is not closed every second (the first one replaces what the server
+    # drew with the fragment's own rendering).
+    seen = _refreshed(page, "#items-fragment", 0)
+    page.evaluate("() => { document.getElementById('next-deployment').drawnOnce = true; }")
+    _refreshed(page, "#items-fragment", seen + 2)
+    assert page.evaluate("() => document.getElementById('next-deployment').drawnOnce") is True
     # An item for a deployment the page did not offer: the claim form offers it, unreloaded.
     item = data.queue.submit("walk-in", [{"age": 52}]).id
     page.wait_for_function(
@@ -35,6 +48,8 @@ def test_claim_next_follows_new_items_and_keeps_the_refresh(served, playwright_c
         ".some(o => o.value === 'walk-in')",
         timeout=WAIT_MS,
     )
+    # ... and new content does replace them.
+    assert page.evaluate("() => document.getElementById('next-deployment').drawnOnce") is None
     assert page.evaluate("() => window.stillHere") is True and len(watched.navigations) == 1
     assert page.locator("#claim-next input[name=refresh]").get_attribute("value") == "1"
     page.select_option("#next-deployment", "walk-in")

@@ -8,8 +8,15 @@
 // or a checkbox's or radio's name and value, and keeps its value, its ticks, the focus and
 // the text selected. When the new content no longer holds such a control (the item was
 // answered elsewhere, say), the fragment is kept as it is until the person is done.
+//
+// New content equal to what was last put in place is not put in again: replacing a
+// control closes a dropdown the person has open (a select's list is drawn by the browser
+// and no script can reopen it), so at a fast refresh an unchanged part must stay the same
+// elements.
 "use strict";
 (function () {
+  // element -> the HTML last put in it by a refresh.
+  var drawn = new WeakMap();
   function keyOf(control) {
     if (control.id) {
       return "#" + control.id;
@@ -51,6 +58,9 @@
   // Put html in element, keeping the controls in use; false (nothing changed) when one
   // of them is missing from html.
   function swap(element, html) {
+    if (drawn.get(element) === html) {
+      return true;
+    }
     var used = inUse(element);
     var fresh = document.createElement("template");
     fresh.innerHTML = html;
@@ -80,6 +90,7 @@
       }
     }
     element.replaceChildren(fresh.content);
+    drawn.set(element, html);
     if (focused !== null) {
       focused[1].focus();
       // Only text fields have a caret (a select's is undefined, a checkbox's null).
