@@ -16,8 +16,11 @@ once it is :data:`~.canary_rollout.DECISION_LEASE_MS` old reconciles it with wha
 deployment has, in that request's transaction. An audit entry since the rollout was set
 carrying it means it was made (``carried_out``); none means it was not (``not_carried_out``,
 retried: a step goes back and is decided again, a rollback is decided and made again by that
-very request). While a rollback or the last step is pending the gates, which decided, read
-nothing more; the definition's requests are still read, so that one reconciles it.
+very request). While a rollback or the last step is pending the request gates, which
+decided, read nothing more; the definition's requests are still read, so that one
+reconciles it. The task-metric gate still reads the labels that arrive then
+(:func:`~.canary_rollout.reads_labels`), so a decision that is not carried out and is
+decided again loses none of them.
 
 A deployment without a ramping canary costs one dictionary lookup per request: whether it
 has one is read once per definition (a ``set_rollout`` is an audited change, so the runtime
