@@ -85,6 +85,7 @@ from opsloop.serving.deployment_settings import (
     settings_in,
     store_settings,
 )
+from opsloop.serving.event_documents import checked_events
 from opsloop.serving.input_detector_settings import (
     InputDetectorSetting,
     check_new_variants,
@@ -123,10 +124,6 @@ LIST_COLUMNS = (
     "updated_ms",
     "updated_by",
 )
-
-
-#: What an event's document may leave out (see :meth:`Deployments.record_events`).
-_UNSAID = {"routing_key": None, "output": None, "error": None}
 
 
 class UnknownDeploymentError(NotFoundError, ValueError):
@@ -787,7 +784,10 @@ class Deployments:
 
     def record_events(self, events: Sequence[PredictionEvent | Mapping[str, Any]]) -> int:
         """Keep ``events`` (prediction events, or their documents) in one transaction; how
-        many were kept.
+        many were kept. Each is held first to the wire's type, as a data plane's batch is
+        over HTTP (:func:`~.event_documents.checked_events`): a field out of its range
+        refuses the call, naming the event, the field and the rule, and nothing of it is
+        kept.
 
         >>> from opsloop.serving.prediction_events import read_prediction_events
         >>> Deployments(db).record_events([{"deployment": "api", "variant": "a",
@@ -798,10 +798,7 @@ class Deployments:
         >>> read_prediction_events(db, "api")["request_id"].tolist()
         ['r1']
         """
-        kept = [
-            e if isinstance(e, PredictionEvent) else PredictionEvent(**{**_UNSAID, **e})
-            for e in events
-        ]
+        kept = checked_events(events)
         StoreEventSink(self.db).write(kept)
         return len(kept)
 
