@@ -799,7 +799,8 @@ class Deployments:
         ['r1']
         """
         kept = checked_events(events)
-        StoreEventSink(self.db).write(kept)
+        # Feedback that waited for these answers is read as feedback joined at once is.
+        StoreEventSink(self.db, read_joined=RolloutObserver(self.db, self).read_joined).write(kept)
         return len(kept)
 
     def feedback(

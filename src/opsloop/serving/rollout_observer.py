@@ -55,6 +55,7 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,7 +79,7 @@ from opsloop.serving.canary_rollout import (
     stale_pending,
 )
 from opsloop.serving.deployment_records import Deployment
-from opsloop.serving.prediction_feedback import record_feedback
+from opsloop.serving.prediction_feedback import WAITING, record_feedback
 from opsloop.serving.rollout_decisions import (
     CARRIED_OUT,
     PENDING,
@@ -91,6 +92,7 @@ from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_ro
 from opsloop.store import tables
 from opsloop.store.audit_origin import acting_in_process
 from opsloop.store.database import Database
+from opsloop.store.waiting_feedback import JoinedFeedback
 
 logger = logging.getLogger("opsloop.serving.rollout")
 
@@ -506,8 +508,34 @@ class RolloutObserver:
         opsloop.errors.NotFoundError: no deployment named 'api'
         """
         self.check_reward(deployment, reward, request_id)
-        record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
+        kept = record_feedback(
+            self.db, deployment, request_id, label=label, reward=reward, actor=actor
+        )
+        if kept == WAITING:
+            return  # read by the writer of the answer's event, which joins it
         self.feedback(deployment, request_id, label=label, reward=reward)
+
+    def read_joined(self, joined: Iterable[JoinedFeedback]) -> None:
+        """Read feedback that waited for its answer and was joined when the answer's event
+        was written (:func:`~opsloop.store.waiting_feedback.join_waiting`), as
+        :meth:`feedback` reads feedback joined at once; a failure is logged, never raised
+        (the events it came with are written).
+
+        >>> from opsloop.serving.deployments import Deployments
+        >>> db = Database("sqlite://")
+        >>> RolloutObserver(db, Deployments(db)).read_joined([])
+        """
+        for item in joined:
+            try:
+                self.feedback(
+                    item.deployment, item.request_id, label=item.label, reward=item.reward
+                )
+            except Exception:
+                logger.exception(
+                    "deployment %s: reading the feedback that waited for answer %s failed",
+                    item.deployment,
+                    item.request_id,
+                )
 
     def check_reward(self, deployment: str, reward: Any, request_id: str) -> None:
         """Refuse a reward the bandit that gave answer ``request_id`` cannot learn (a 0.5

@@ -420,7 +420,8 @@ class ServingRuntime:
         self.clock = clock or (db.clock if db is not None else now_ms)
         self._read_revision = revision or self.deployments.revision
         self.recorder = EventRecorder(
-            sink if sink is not None else StoreEventSink(db), capacity=event_capacity
+            sink if sink is not None else StoreEventSink(db, read_joined=self._read_joined),
+            capacity=event_capacity,
         )
         self.review_queue = (
             review_queue if review_queue is not None else ReviewQueue(db, actor="serving")
@@ -929,6 +930,11 @@ class ServingRuntime:
         )
         if not self.recorder.record(event):
             self.metrics.events_dropped.inc()
+
+    def _read_joined(self, joined: list) -> None:
+        """Read feedback that waited for answers the event writer just wrote into the
+        rollouts, as :meth:`feedback` reads feedback joined at once."""
+        self.rollouts.read_joined(joined)
 
     def feedback(
         self,
