@@ -165,21 +165,24 @@ def record_feedback(
                     f"deployment {given!r} answered no request with id {request_id!r}"
                 )
             label_json = None if label is None else json.dumps(label)
-            keep_waiting(connection, given, request_id, label_json, reward, actor)
-            return WAITING
-        if label is not None:
+            refused = keep_waiting(connection, given, request_id, label_json, reward, actor)
+            if refused is None:
+                return WAITING
+        elif label is not None:
             _join_label(connection, deployment, request_id, label, reward, actor)
             return JOINED
-        insert_feedback(
-            connection,
-            deployment,
-            request_id,
-            None if label is None else json.dumps(label),
-            None if reward is None else float(reward),
-            actor,
-            clock_of(connection),
-        )
-    return JOINED
+        else:
+            insert_feedback(
+                connection,
+                deployment,
+                request_id,
+                None,
+                None if reward is None else float(reward),
+                actor,
+                clock_of(connection),
+            )
+            return JOINED
+    raise refused  # past the bound of feedback waiting, counted by the write above
 
 
 def _stood(connection: Connection, deployment: str) -> bool:

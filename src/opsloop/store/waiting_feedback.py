@@ -131,15 +131,16 @@ def keep_waiting(
     label_json: str | None,
     reward: float | None,
     actor: str,
-) -> None:
+) -> NotFoundError | None:
     """Keep feedback (``label_json``, ``reward``) of ``deployment``'s answer
     ``request_id``, which no recorded event holds yet, until the answer lands, in the
     caller's transaction, which holds :func:`hold_answers` exclusively. Rows of the
     deployment past their wait go first, counted ``unknown``. Feedback already waiting
-    for that id raises :class:`~opsloop.errors.AlreadyDoneError` (the first stands; a
-    label counted ``duplicate``); past :data:`MAX_WAITING` rows,
-    :class:`~opsloop.errors.NotFoundError`, counted ``unknown``, as before answers
-    waited.
+    for that id raises :class:`~opsloop.errors.AlreadyDoneError` (the first stands; not
+    counted, as a refused label never is). Past :data:`MAX_WAITING` rows nothing is kept:
+    the :class:`~opsloop.errors.NotFoundError` is returned, for the caller to raise once
+    its transaction commits the count (``unknown``, and ``refused`` here), as feedback of
+    an unknown id was refused before answers waited.
 
     >>> with Database("sqlite://").write() as connection:
     ...     keep_waiting(connection, "api", "r1", None, 1.0, "ana")
@@ -160,8 +161,6 @@ def keep_waiting(
         )
     ).first()
     if there is not None:
-        if label_json is not None:
-            _count_labels(connection, deployment, duplicate=1)
         raise AlreadyDoneError(
             f"feedback: feedback of {request_id!r} of deployment {deployment!r} waits for its "
             "answer already; the first one stands"
@@ -170,9 +169,10 @@ def keep_waiting(
         sa.select(sa.func.count()).select_from(_waiting).where(_waiting.c.deployment == deployment)
     ).scalar_one()
     if waiting >= MAX_WAITING:
+        # Counted in the caller's transaction, which commits: the refusal is raised after.
         _count(connection, deployment, refused=1)
         _count_labels(connection, deployment, unknown=1)
-        raise NotFoundError(
+        return NotFoundError(
             f"deployment {deployment!r} answered no request with id {request_id!r} (and "
             f"{MAX_WAITING} feedback wait for their answers already, so it is not kept)"
         )
@@ -187,6 +187,7 @@ def keep_waiting(
             expires_ms=now + WAIT_MS,
         )
     )
+    return None
 
 
 def join_waiting(
