@@ -947,8 +947,11 @@ class ServingRuntime:
         wait_s: float = 5.0,
     ) -> None:
         """Keep the ``label`` and/or ``reward`` of answer ``request_id`` (waiting up to
-        ``wait_s`` for its event to reach the store) and pass it to the deployment's
-        rollout: a label to a ramping canary's metric gate, a reward to its bandit. An
+        ``wait_s`` for this worker's events to reach the store) and pass it to the
+        deployment's rollout: a label to a ramping canary's metric gate, a reward to its
+        bandit. Feedback whose answer is still on its way (another worker's batch) waits
+        for it in the store and is read when its event is written
+        (:mod:`opsloop.store.waiting_feedback`). An
         answer of a deployment of the name that was retired since takes feedback too,
         kept with its history, also when no deployment stands under the name now (see
         :meth:`~.rollout_observer.RolloutObserver.record_feedback`).
