@@ -210,6 +210,15 @@ def join_waiting(
         if not ids:
             continue
         hold_answers(connection, deployment, shared=True)
+        # Most writes find nothing waiting: one look at the deployment's rows (its index)
+        # spares reading the batch's ids.
+        some = connection.execute(
+            sa.select(_waiting.c.id)
+            .where(_waiting.c.deployment == deployment, _waiting.c.expires_ms > now)
+            .limit(1)
+        ).first()
+        if some is None:
+            continue
         rows: list[Any] = []
         for start in range(0, len(ids), _CHUNK):
             rows += (
