@@ -20,12 +20,11 @@ from tests.serving.served_models import Constant, deploy_canary, routed_to_canar
 
 from opsloop.errors import AlreadyDoneError, NotFoundError
 from opsloop.monitoring.event_log import label_counts
-from opsloop.registry import ModelRegistry
 from opsloop.server import create_app
 from opsloop.serving import HttpDeployments, ServingRuntime, read_feedback, record_feedback
 from opsloop.serving.prediction_events import EventRecorder, PredictionEvent, StoreEventSink
 from opsloop.serving.rollout_policy import RolloutPolicy
-from opsloop.store import ArtifactStore, Database, waiting_feedback
+from opsloop.store import waiting_feedback
 from opsloop.store.event_insert import insert_event_columns
 from opsloop.store.waiting_feedback import WAIT_MS, join_waiting, waiting_counts
 
@@ -217,33 +216,28 @@ def _waiting_on_a_lock(db, deadline_s: float = 20.0) -> bool:
     return False
 
 
-@pytest.mark.postgres
-def test_feedback_during_the_write_of_its_answer_waits_for_it_and_joins_it(tmp_path, request):
+def test_feedback_during_the_write_of_its_answer_waits_for_it_and_joins_it(registry):
     """On PostgreSQL the write of an answer's event and its feedback take turns on the
     deployment's answers: feedback sent while the event's transaction is open waits for
     it to commit, then finds the answer and is joined at once, never left waiting for an
     answer that is already written."""
-    uri = request.getfixturevalue("postgres_store_database")
-    db = Database(uri, clock=FakeClock())
-    try:
-        registry = ModelRegistry(db, ArtifactStore(tmp_path / "artifacts"), actor="owner")
-        deploy_canary(registry, Constant(0), Constant(1), share=0.05)
-        event = PredictionEvent("api", "stable", "primary", "stable-model", 1, "r1", None,
-                                [RECORD], {"predictions": [0]}, None, 0.5, db.clock())  # fmt: skip
-        outcome: list[str] = []
-        with db.write() as connection:
-            insert_event_columns(connection, {**{k: [v] for k, v in event.to_row().items()}}, {})
-            assert join_waiting(connection, {"api": ["r1"]}) == []
-            feedback = threading.Thread(
-                target=lambda: outcome.append(
-                    record_feedback(db, "api", "r1", label=0, actor="ana")
-                )
-            )
-            feedback.start()
-            assert _waiting_on_a_lock(db)
-        feedback.join(30.0)
-        assert outcome == ["joined"]
-        assert read_feedback(db, "api")["label"].tolist() == [0]
-        assert waiting_counts(db, "api")["waiting"] == 0
-    finally:
-        db.dispose()
+    if registry.db.dialect != "postgresql":
+        pytest.skip("SQLite's write transactions hold the whole database: no turns to take")
+    db = registry.db
+    db.clock = FakeClock()
+    deploy_canary(registry, Constant(0), Constant(1), share=0.05)
+    event = PredictionEvent("api", "stable", "primary", "stable-model", 1, "r1", None,
+                            [RECORD], {"predictions": [0]}, None, 0.5, db.clock())  # fmt: skip
+    outcome: list[str] = []
+    with db.write() as connection:
+        insert_event_columns(connection, {k: [v] for k, v in event.to_row().items()}, {})
+        assert join_waiting(connection, {"api": ["r1"]}) == []
+        feedback = threading.Thread(
+            target=lambda: outcome.append(record_feedback(db, "api", "r1", label=0, actor="ana"))
+        )
+        feedback.start()
+        assert _waiting_on_a_lock(db)
+    feedback.join(30.0)
+    assert outcome == ["joined"]
+    assert read_feedback(db, "api")["label"].tolist() == [0]
+    assert waiting_counts(db, "api")["waiting"] == 0
