@@ -817,7 +817,10 @@ class Deployments:
         rollout: a label to a ramping canary's metric gate, a reward to its bandit. The
         answer may be one a deployment of the name gave before it was retired, whether or
         not the name was taken again: the feedback is kept with that deployment's history
-        and a reward is checked against its bandit (:mod:`.answering_deployment`).
+        and a reward is checked against its bandit (:mod:`.answering_deployment`). An answer
+        not in the store yet (a worker's batch of events on its way) is waited for: the
+        feedback is joined and read when its event is written
+        (:mod:`opsloop.store.waiting_feedback` says the bounds).
 
         >>> Deployments(db).feedback("web", "r1", label=1)
         Traceback (most recent call last):
