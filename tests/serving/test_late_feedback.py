@@ -224,3 +224,27 @@ def test_a_reward_is_checked_against_the_bandit_that_answered(deployments, regis
         "api/retired-2": [["by-single", 0.5], ["late-single", 0.5]],
     }
     assert read_feedback(registry.db, "api").empty
+
+
+def test_a_reward_sent_before_its_answer_is_recorded_teaches_the_bandit_once(
+    deployments, registry
+):
+    """A reward waits for its answer's event; the write of the event gives it to the bandit
+    that answered, once: its arm's count and sum move by that reward alone."""
+    registry.db.clock = FakeClock(T0)
+    registry.register("credit", b"x", flavor="onnx")
+    _bandit(deployments)
+    before = deployments.rollout("api")["state"]["policy"]["state"]
+    deployments.feedback("api", "early", reward=1.0)
+    assert deployments.rollout("api")["state"]["policy"]["state"] == before
+    assert waiting_counts(registry.db, "api")["waiting"] == 1
+    assert deployments.record_events([_event("early", 0)]) == 1
+    after = deployments.rollout("api")["state"]["policy"]["state"]
+    # The stable arm (the first) answered: one more reward of 1.0 there, nothing elsewhere.
+    assert after["counts"] == [before["counts"][0] + 1, before["counts"][1]]
+    assert after["sums"] == [before["sums"][0] + 1.0, before["sums"][1]]
+    kept = read_feedback(registry.db, "api")
+    assert kept[["request_id", "reward"]].values.tolist() == [["early", 1.0]]
+    assert waiting_counts(registry.db, "api")["joined"] == 1
+    assert deployments.record_events([{**_event("late", 0)}]) == 1
+    assert deployments.rollout("api")["state"]["policy"]["state"] == after
