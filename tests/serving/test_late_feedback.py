@@ -226,9 +226,7 @@ def test_a_reward_is_checked_against_the_bandit_that_answered(deployments, regis
     assert read_feedback(registry.db, "api").empty
 
 
-def test_a_reward_sent_before_its_answer_is_recorded_teaches_the_bandit_once(
-    deployments, registry
-):
+def test_a_reward_sent_before_its_answer_is_recorded_teaches_the_bandit_once(deployments, registry):
     """A reward waits for its answer's event; the write of the event gives it to the bandit
     that answered, once: its arm's count and sum move by that reward alone."""
     registry.db.clock = FakeClock(T0)
