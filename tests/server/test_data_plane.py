@@ -20,6 +20,7 @@ from opsloop.server.data_plane import create_data_plane_app, install_data_plane
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_feedback
 from opsloop.serving import read_prediction_events as events_of
 from opsloop.serving.row_rejection import rejected_rows
+from opsloop.store.waiting_feedback import waiting_counts
 
 RECORD = {"age": 40, "income": 52_000.0}
 PROBE = "/v2/health/live"
@@ -166,7 +167,7 @@ def test_the_routing_key_header_makes_assignment_sticky(served):
         assert len(seen) == 1
 
 
-def test_feedback_is_joined_to_the_answer_and_an_unknown_id_is_404(served):
+def test_feedback_is_joined_to_the_answer_and_an_unknown_id_waits(served):
     _, client, app = served
     Deployments(client_db(served)).deploy("api", [Variant("stable", "credit", version=1)])
     answer = client.post("/v1/deployments/api/predict", json=[RECORD]).json()
@@ -174,9 +175,11 @@ def test_feedback_is_joined_to_the_answer_and_an_unknown_id_is_404(served):
         "/v1/deployments/api/feedback", json={"request_id": answer["request_id"], "label": 1}
     )
     assert given.status_code == 201, given.text
+    # An id with no answer recorded (yet) waits for one; one never answered is counted
+    # unknown once its wait ends.
     unknown = client.post("/v1/deployments/api/feedback", json={"request_id": "f" * 32, "label": 0})
-    assert unknown.status_code == 404
-    assert "answered no request" in unknown.json()["detail"]
+    assert unknown.status_code == 201, unknown.text
+    assert waiting_counts(app.state.runtime.db, "api")["waiting"] == 1
     kept = read_feedback(app.state.runtime.db, "api")
     assert kept["request_id"].tolist() == [answer["request_id"]]
     assert kept["label"].tolist() == [1]

@@ -33,6 +33,7 @@ from opsloop.serving import (
 from opsloop.serving import read_prediction_events as events_of
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.routing import routing_share
+from opsloop.store.waiting_feedback import waiting_counts
 from opsloop.tracking.http_store import ClosedClientError
 
 RECORD = {"age": 40, "income": 52_000.0}
@@ -95,8 +96,8 @@ def test_predictions_are_answered_and_recorded_through_the_control_plane(
         unknown = client.post(
             "/v1/deployments/api/feedback", json={"request_id": "f" * 32, "label": 0}
         )
-        assert unknown.status_code == 404
-        assert "answered no request" in unknown.json()["detail"]
+        assert unknown.status_code == 201, unknown.text  # waits on the control plane
+        assert waiting_counts(registry.db, "api")["waiting"] == 1
     # Closing the data plane wrote its buffer; the control plane's store has every answer.
     events = events_of(registry.db, "api")
     assert events["request_id"].tolist() == [d["request_id"] for d in documents]

@@ -73,6 +73,16 @@ class Constant:
         return [self.value] * len(frame)
 
 
+class OneUnlessNegative:
+    """A classifier's stand-in that answers 1 for every record and fails on any frame
+    holding a negative ``x``."""
+
+    def __call__(self, frame: pd.DataFrame) -> list:
+        if (frame["x"] < 0).any():
+            raise RuntimeError("a negative x")
+        return [1] * len(frame)
+
+
 class AboveCut:
     """A model that answers 1 on a record whose ``x`` exceeds ``cut`` and 0 otherwise."""
 

@@ -17,6 +17,7 @@ from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
 from opsloop.monitoring.event_log import label_counts
 from opsloop.server.data_plane import create_data_plane_app
 from opsloop.serving import Deployments, Variant, read_feedback
+from opsloop.store.waiting_feedback import waiting_counts
 
 RECORD = {"age": 40, "income": 52_000.0}
 T0 = 1_800_000_000_000  # the start of an hour: labels within the hour are on time
@@ -58,15 +59,18 @@ def test_feedback_is_joined_with_the_generation_that_answered(deployments, regis
         deployments.feedback("api", request_id, label=label)
     with pytest.raises(AlreadyDoneError, match="'old' of deployment 'api/retired-1'"):
         deployments.feedback("api", "old", label=0)
-    with pytest.raises(NotFoundError, match="'api' answered no request with id 'nope'"):
-        deployments.feedback("api", "nope", label=0)
+    # No answer recorded with the id (yet): it waits for one, under the name it was given.
+    deployments.feedback("api", "nope", label=0)
+    assert waiting_counts(registry.db, "api")["waiting"] == 1
     clock.advance(HOUR_MS)  # the answers' window has closed: a label now is late
     deployments.feedback("api", "old-late", label=1)
     assert _labels(registry.db, "api/retired-1") == {"old": 1, "stale": 0, "old-late": 1}
     assert _labels(registry.db, "api") == {"new": 1}
     # Refused labels are not counted (as for the data plane's feedback everywhere).
     assert label_counts(registry.db, "api/retired-1") == _counts(accepted=3, late=1)
-    assert label_counts(registry.db, "api") == _counts(accepted=1)
+    # "nope" waited past its wait for an answer that never came: an unknown id.
+    assert label_counts(registry.db, "api") == _counts(accepted=1, unknown=1)
+    assert waiting_counts(registry.db, "api")["waiting"] == 0
 
 
 @pytest.fixture
@@ -118,8 +122,9 @@ def test_the_data_planes_feedback_endpoint_joins_a_retired_answer_there(registry
     assert given.status_code == 201, given.text
     again = feedback(second, 1)
     assert again.status_code == 409 and "api/retired-1" in again.json()["detail"]
-    unknown = feedback("f" * 32, 0)
-    assert unknown.status_code == 404 and "answered no request" in unknown.json()["detail"]
+    unknown = feedback("f" * 32, 0)  # no answer recorded yet: it waits for one
+    assert unknown.status_code == 201, unknown.text
+    assert waiting_counts(registry.db, "api")["waiting"] == 1
     assert feedback(new, 1).status_code == 201
     assert _labels(registry.db, "api/retired-1") == {old: 1, second: 0}
     assert _labels(registry.db, "api") == {new: 1}
@@ -129,8 +134,8 @@ def test_the_data_planes_feedback_endpoint_joins_a_retired_answer_there(registry
 
 def test_feedback_joins_a_retired_deployment_whose_name_was_not_taken_again(deployments, registry):
     """No deployment stands under the name: the answers its retired deployment gave still
-    take feedback, kept with its history; an id it never answered and a name no deployment
-    ever had are 404s."""
+    take feedback, kept with its history; an id it never answered waits for its answer, and
+    a name no deployment ever had is a 404."""
     registry.db.clock = FakeClock(T0)
     registry.register("credit", b"x", flavor="onnx")
     deployments.deploy("api", [Variant("stable", "credit", version=1)])
@@ -142,8 +147,8 @@ def test_feedback_joins_a_retired_deployment_whose_name_was_not_taken_again(depl
     deployments.feedback("api", "old-late", reward=1.0)
     with pytest.raises(AlreadyDoneError, match="'old' of deployment 'api/retired-1'"):
         deployments.feedback("api", "old", label=0)
-    with pytest.raises(NotFoundError, match="'api' answered no request with id 'nope'"):
-        deployments.feedback("api", "nope", label=0)
+    deployments.feedback("api", "nope", label=0)  # the name stood: it waits for an answer
+    assert waiting_counts(registry.db, "api")["waiting"] == 1
     with pytest.raises(NotFoundError, match="no deployment named 'web'"):
         deployments.feedback("web", "old", label=0)
     kept = read_feedback(registry.db, "api/retired-1")
@@ -169,7 +174,8 @@ def test_the_data_planes_feedback_endpoint_joins_a_retired_answer_with_no_succes
     given = client.post("/v1/deployments/api/feedback", json={"request_id": request_id, "label": 1})
     assert given.status_code == 201, given.text
     unknown = client.post("/v1/deployments/api/feedback", json={"request_id": "f" * 32, "label": 1})
-    assert unknown.status_code == 404 and "answered no request" in unknown.json()["detail"]
+    assert unknown.status_code == 201, unknown.text  # waits for an answer under the name
+    assert waiting_counts(registry.db, "api")["waiting"] == 1
     never = client.post("/v1/deployments/web/feedback", json={"request_id": request_id, "label": 1})
     assert never.status_code == 404 and "no deployment named 'web'" in never.json()["detail"]
     assert _labels(registry.db, "api/retired-1") == {request_id: 1}
@@ -218,3 +224,25 @@ def test_a_reward_is_checked_against_the_bandit_that_answered(deployments, regis
         "api/retired-2": [["by-single", 0.5], ["late-single", 0.5]],
     }
     assert read_feedback(registry.db, "api").empty
+
+
+def test_a_reward_sent_before_its_answer_is_recorded_teaches_the_bandit_once(deployments, registry):
+    """A reward waits for its answer's event; the write of the event gives it to the bandit
+    that answered, once: its arm's count and sum move by that reward alone."""
+    registry.db.clock = FakeClock(T0)
+    registry.register("credit", b"x", flavor="onnx")
+    _bandit(deployments)
+    before = deployments.rollout("api")["state"]["policy"]["state"]
+    deployments.feedback("api", "early", reward=1.0)
+    assert deployments.rollout("api")["state"]["policy"]["state"] == before
+    assert waiting_counts(registry.db, "api")["waiting"] == 1
+    assert deployments.record_events([_event("early", 0)]) == 1
+    after = deployments.rollout("api")["state"]["policy"]["state"]
+    # The stable arm (the first) answered: one more reward of 1.0 there, nothing elsewhere.
+    assert after["counts"] == [before["counts"][0] + 1, before["counts"][1]]
+    assert after["sums"] == [before["sums"][0] + 1.0, before["sums"][1]]
+    kept = read_feedback(registry.db, "api")
+    assert kept[["request_id", "reward"]].values.tolist() == [["early", 1.0]]
+    assert waiting_counts(registry.db, "api")["joined"] == 1
+    assert deployments.record_events([{**_event("late", 0)}]) == 1
+    assert deployments.rollout("api")["state"]["policy"]["state"] == after

@@ -47,7 +47,7 @@ import json
 import os
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,7 @@ from opsloop.store.event_insert import insert_event_columns
 from opsloop.store.input_batches import insert_input_batch
 from opsloop.store.label_join import LABEL_COUNTS, LabelReceipt, join_labels, label_counts
 from opsloop.store.label_values import CLASSES_NAMED, checked_label, plain_label
+from opsloop.store.waiting_feedback import JoinedFeedback, join_waiting
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
 _MAX_ID = 64
@@ -255,6 +256,7 @@ def log_predictions(
     probabilities: Sequence | np.ndarray | None = None,
     classes: Sequence | None = None,
     sample_process: bool = True,
+    read_joined: Callable[[list[JoinedFeedback]], None] | None = None,
 ) -> list[str]:
     """Record one prediction event per row of ``inputs`` with its prediction; return the
     request ids (random ones when ``request_ids`` is not given: give your own to join labels
@@ -270,7 +272,10 @@ def log_predictions(
     ``sample_process`` is false, the process's memory and CPU time are recorded with the
     events (at most every 10 s of the store's clock), as a serving worker records its own,
     for the windows' software metrics
-    (:mod:`.process_metrics`).
+    (:mod:`.process_metrics`). Feedback that waited for these answers (sent through the
+    feedback endpoint before they were logged, :mod:`opsloop.store.waiting_feedback`) is
+    joined in the same transaction; ``read_joined`` then reads it into the deployment's
+    rollouts (:class:`~.local_monitoring.LocalMonitoring` passes the rollouts' reader).
 
     ``db`` is an empty store:
 
@@ -302,6 +307,7 @@ def log_predictions(
     latency = _per_row(latency_ms, n, "latency_ms", float)
     if n and (not np.all(np.isfinite(latency)) or np.any(latency < 0)):
         raise InvalidArgumentError("latency_ms: must be finite and non-negative")
+    joined: list[JoinedFeedback] = []
     with db.write() as connection:
         now = clock_of(connection)
         times = _per_row(now if at_ms is None else at_ms, n, "at_ms", np.int64)
@@ -325,8 +331,12 @@ def log_predictions(
                 shared["input_batch_id"] = insert_input_batch(connection, deployment, table)
                 columns["input_row"] = list(range(n))
             insert_event_columns(connection, columns, shared)
+            joined = join_waiting(connection, {deployment: ids})
             if sample_process:
                 _sample_process(connection, db, deployment)
+    if joined and read_joined is not None:
+        # Feedback that came before these answers, joined now: read as feedback is.
+        read_joined(joined)
     return ids
 
 

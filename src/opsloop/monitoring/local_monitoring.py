@@ -136,7 +136,15 @@ class Monitoring:
             version=version,
             probabilities=probabilities,
             classes=classes,
+            read_joined=self._read_joined,
         )
+
+    def _read_joined(self, joined: list) -> None:
+        """Read feedback that waited for logged answers into the deployment's rollouts."""
+        from opsloop.serving.deployments import Deployments
+        from opsloop.serving.rollout_observer import RolloutObserver
+
+        RolloutObserver(self.db, Deployments(self.db)).read_joined(joined)
 
     def log_labels(
         self,

@@ -153,7 +153,9 @@ async def predict(
 
 @router.post("/{name}/feedback", status_code=201)
 def feedback(name: str, request: Request, user: Viewer, body: FeedbackRequest) -> dict:
-    """Keep the label and/or reward of the answer ``request_id``."""
+    """Keep the label and/or reward of the answer ``request_id``: joined to it, or, when
+    its answer is not in the store yet, waiting for it (bounded, see
+    :mod:`opsloop.store.waiting_feedback`)."""
     request.app.state.runtime.feedback(
         name,
         body.request_id,

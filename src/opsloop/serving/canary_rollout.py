@@ -760,7 +760,8 @@ def observe_labels(
     request. An event without a share (recorded before events kept it, logged from
     Python, or routed by a definition that was no canary split) is read at
     :func:`share_at` its answer's time, as before: a request routed just before a step and
-    answered after it is then read at the new step's share.
+    answered after it is then read at the new step's share. Labels are read while the
+    last step's or a rollback's decision is pending too (:func:`reads_labels`).
 
     >>> policy = RolloutPolicy(gates={"metric": {}})
     >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
@@ -797,7 +798,7 @@ def observe_labels(
     >>> state["gates"]["metric"]["state"]["n_candidate"], state["left_share_labels"]
     (1, 1)
     """
-    if state["status"] != "ramping" or "metric" not in state["gates"]:
+    if not reads_labels(state) or "metric" not in state["gates"]:
         return None
     if routed is False:
         return None  # its variant named by the request: no gate reads the request either
@@ -832,6 +833,35 @@ def observe_labels(
     if failed_gate is None:
         return None  # labels never take a step: requests do
     return _decide(policy, state, failed_gate, at_ms)
+
+
+def reads_labels(state: dict[str, Any]) -> bool:
+    """Whether the ramp's task-metric gate reads a label now: while it is ramping, and
+    while the last step's or a rollback's decision is pending (its status says
+    ``completed`` or ``rolled_back`` before the change is made). Such a decision may not
+    be carried out (:func:`not_carried_out`) and then be decided again: the labels read
+    meanwhile are in the gate's statistics and in the counts the step takes back, so
+    none is lost to the retry, and none is read twice. Nothing is decided on top of the
+    pending decision (:func:`_decide`). Once the change is made, or the ramp halted, the
+    gates read nothing more.
+
+    >>> policy = RolloutPolicy(steps=(0.1, 1.0), min_requests=1, gates={"metric": {}})
+    >>> state = new_canary_state(policy, "stable", "canary", None, at_ms=0)
+    >>> observe_request(policy, state, candidate=True, failed=False, latency_ms=1.0,
+    ...                 share=0.1, at_ms=1).action
+    'complete'
+    >>> state["status"], reads_labels(state)
+    ('completed', True)
+    >>> state["decision"]["outcome"] = "carried_out"
+    >>> reads_labels(state)
+    False
+    """
+    if state["status"] == "ramping":
+        return True
+    return (
+        state["status"] in ("completed", "rolled_back")
+        and decision_outcome(state.get("decision")) == PENDING
+    )
 
 
 def _count_label(state: dict[str, Any], share: float, live_share: float | None) -> None:

@@ -56,7 +56,6 @@ from opsloop.contract.wire_types import (
     OneOf,
     PageRows,
     Text,
-    TimeMs,
     Version,
     integral,
 )
@@ -70,7 +69,6 @@ from opsloop.registry.registry_service import (
 )
 from opsloop.reports.frame_records import frame_records
 from opsloop.serving.ab_report import OUTCOMES, ABReport
-from opsloop.serving.automation import DISPOSITIONS
 from opsloop.serving.deployment_records import (
     AUTOMATION_LEVELS,
     STRATEGIES,
@@ -85,6 +83,14 @@ from opsloop.serving.deployment_settings import (
     OutputRestriction,
 )
 from opsloop.serving.deployments import LIST_COLUMNS
+from opsloop.serving.event_documents import (
+    MAX_EVENTS,
+    EventDocument,
+    Events,
+    RequestId,
+    Share,
+    check_event_arguments,
+)
 from opsloop.serving.input_detector_settings import ACTIONS as DETECTOR_ACTIONS
 from opsloop.serving.input_detector_settings import InputDetectorSetting
 from opsloop.serving.record_validation import MAX_RECORDS
@@ -109,8 +115,6 @@ Outcome = Annotated[str, OneOf(OUTCOMES)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
 #: A definition's revision a change is conditional on (see ``Deployment.revision``).
 Revision = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX), BeforeValidator(integral)]
-#: The most prediction events one ``record_events`` call keeps (a data plane's batch).
-MAX_EVENTS = 500
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -184,41 +188,6 @@ class GateParams(TypedDict, total=False):
 
 
 Gates = Annotated[dict[Annotated[str, OneOf(GATES)], GateParams], Field(max_length=len(GATES))]
-RequestId = Annotated[
-    str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")
-]
-Count = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX), BeforeValidator(integral)]
-#: A canary candidate's share of the traffic, strictly between 0 and 1.
-Share = Annotated[float, Field(strict=True, gt=0, lt=1)]
-
-
-@with_config(ConfigDict(extra="forbid"))
-class EventDocument(TypedDict, total=False):
-    """A prediction event on the wire (see
-    :class:`~opsloop.serving.prediction_events.PredictionEvent`)."""
-
-    deployment: Required[Key]
-    variant: Required[Key]
-    role: Required[Annotated[str, OneOf(("primary", "shadow"))]]
-    model: Required[Name]
-    version: Required[Version]
-    request_id: Required[RequestId]
-    routing_key: Annotated[Text, Field(max_length=1000)] | None
-    inputs: Required[Annotated[list[dict[Name, Any]], Field(max_length=MAX_LIST_LENGTH)]]
-    output: dict[Name, Any] | None
-    error: Text | None
-    latency_ms: Required[Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]]
-    at_ms: Required[TimeMs]
-    disposition: Annotated[str, OneOf(DISPOSITIONS)] | None
-    assertions: dict[Name, Count] | None
-    generation: Count | None
-    # The candidate's share a canary's split routed the request at (none otherwise).
-    routed_share: Share | None
-    # False where the split did not route the request (its variant named); left out
-    # where it did or where unknown (see PredictionEvent.to_document).
-    routed: Annotated[bool, Field(strict=True)] | None
-
-
 _DetectorNumber = Annotated[float, Field(strict=False, allow_inf_nan=False)]
 _Row = Annotated[list[_DetectorNumber], Field(min_length=1, max_length=MAX_FEATURES)]
 _Positive = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX), BeforeValidator(integral)]
@@ -241,9 +210,6 @@ class DetectorDocument(TypedDict):
     fpr: Annotated[float, Field(gt=0, lt=1)]
     rank: _Positive
     calibration_rows: _Positive
-
-
-Events = Annotated[Sequence[EventDocument], Field(max_length=MAX_EVENTS)]
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -762,9 +728,10 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "/serving/events",
             role="editor",
             answer=wrapped("recorded", int, title="RecordedEvents"),
+            check=check_event_arguments,
             created=True,
         ),
     ],
 )
 
-__all__ = ["DEPLOYMENT_OPERATIONS", "DeploymentService"]
+__all__ = ["DEPLOYMENT_OPERATIONS", "MAX_EVENTS", "DeploymentService", "EventDocument"]

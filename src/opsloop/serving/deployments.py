@@ -85,6 +85,7 @@ from opsloop.serving.deployment_settings import (
     settings_in,
     store_settings,
 )
+from opsloop.serving.event_documents import checked_events
 from opsloop.serving.input_detector_settings import (
     InputDetectorSetting,
     check_new_variants,
@@ -123,10 +124,6 @@ LIST_COLUMNS = (
     "updated_ms",
     "updated_by",
 )
-
-
-#: What an event's document may leave out (see :meth:`Deployments.record_events`).
-_UNSAID = {"routing_key": None, "output": None, "error": None}
 
 
 class UnknownDeploymentError(NotFoundError, ValueError):
@@ -787,7 +784,10 @@ class Deployments:
 
     def record_events(self, events: Sequence[PredictionEvent | Mapping[str, Any]]) -> int:
         """Keep ``events`` (prediction events, or their documents) in one transaction; how
-        many were kept.
+        many were kept. Each is held first to the wire's type, as a data plane's batch is
+        over HTTP (:func:`~.event_documents.checked_events`): a field out of its range
+        refuses the call, naming the event, the field and the rule, and nothing of it is
+        kept.
 
         >>> from opsloop.serving.prediction_events import read_prediction_events
         >>> Deployments(db).record_events([{"deployment": "api", "variant": "a",
@@ -798,11 +798,9 @@ class Deployments:
         >>> read_prediction_events(db, "api")["request_id"].tolist()
         ['r1']
         """
-        kept = [
-            e if isinstance(e, PredictionEvent) else PredictionEvent(**{**_UNSAID, **e})
-            for e in events
-        ]
-        StoreEventSink(self.db).write(kept)
+        kept = checked_events(events)
+        # Feedback that waited for these answers is read as feedback joined at once is.
+        StoreEventSink(self.db, read_joined=RolloutObserver(self.db, self).read_joined).write(kept)
         return len(kept)
 
     def feedback(
@@ -819,7 +817,10 @@ class Deployments:
         rollout: a label to a ramping canary's metric gate, a reward to its bandit. The
         answer may be one a deployment of the name gave before it was retired, whether or
         not the name was taken again: the feedback is kept with that deployment's history
-        and a reward is checked against its bandit (:mod:`.answering_deployment`).
+        and a reward is checked against its bandit (:mod:`.answering_deployment`). An answer
+        not in the store yet (a worker's batch of events on its way) is waited for: the
+        feedback is joined and read when its event is written
+        (:mod:`opsloop.store.waiting_feedback` says the bounds).
 
         >>> Deployments(db).feedback("web", "r1", label=1)
         Traceback (most recent call last):

@@ -36,7 +36,7 @@ import enum
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
@@ -55,6 +55,7 @@ from opsloop.store.input_batches import (
     insert_input_batch,
     records_table,
 )
+from opsloop.store.waiting_feedback import JoinedFeedback, join_waiting
 
 logger = logging.getLogger("opsloop.serving")
 
@@ -213,14 +214,21 @@ class StoreEventSink:
         db: Database,
         *,
         sampler: ProcessSampler | _Sampling | None = _Sampling.PROCESS,
+        read_joined: Callable[[list[JoinedFeedback]], None] | None = None,
     ) -> None:
         self.db = db
+        #: Reads the feedback joined by a write into the rollouts (the serving runtime's,
+        #: :meth:`~.rollout_observer.RolloutObserver.read_joined`); ``None`` reads none.
+        self.read_joined = read_joined
         self.sampler = ProcessSampler() if sampler is _Sampling.PROCESS else sampler
         #: Events written with a retired deployment's history (answered before its retire).
         self.moved = 0
 
     def write(self, events: Sequence[PredictionEvent]) -> None:
-        """Insert ``events`` (and a process sample that is due) in one transaction."""
+        """Insert ``events`` (and a process sample that is due) in one transaction, which
+        joins the feedback that waited for their answers
+        (:func:`~opsloop.store.waiting_feedback.join_waiting`); once it committed, that
+        feedback is read into the deployments' rollouts, as feedback joined at once is."""
         if not events:
             return
         with self.db.write() as connection:
@@ -241,7 +249,14 @@ class StoreEventSink:
                 )
                 if rows:
                     connection.execute(tables.process_samples.insert(), rows)
+            answered: dict[str, list[str]] = {}
+            for event in events:
+                if event.role == "primary":
+                    answered.setdefault(event.deployment, []).append(event.request_id)
+            joined = join_waiting(connection, answered)
         self.moved += moved
+        if joined and self.read_joined is not None:
+            self.read_joined(joined)
 
 
 def _homed(

@@ -2,8 +2,12 @@
 
 Feedback arrives after the answer: the true label once it is known, or a reward for a
 bandit. :func:`record_feedback` keeps it when a recorded answer of that deployment has the
-request id, and raises :class:`~opsloop.errors.NotFoundError` otherwise; :func:`read_feedback`
-gives it back joined with the primary's answer.
+request id. An answer's event is written in batches, off the request path, so feedback
+may come first: while a deployment of the name stands (or stood), its feedback then waits
+for the answer (:mod:`opsloop.store.waiting_feedback`: bounded in rows and time) and is
+joined when the event is written; feedback of a name no deployment ever had raises
+:class:`~opsloop.errors.NotFoundError`. :func:`read_feedback` gives it back joined with
+the primary's answer.
 
 >>> from opsloop.store import Database
 >>> from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -11,6 +15,7 @@ gives it back joined with the primary's answer.
 >>> StoreEventSink(db).write([PredictionEvent("api", "stable", "primary", "m", 1, "r1",
 ...     None, [{"x": 1}], {"predictions": [0]}, None, 0.4, 1000)])
 >>> record_feedback(db, "api", "r1", label=1, actor="ana")
+'joined'
 >>> read_feedback(db, "api")[["request_id", "variant", "label", "output"]].values.tolist()
 [['r1', 'stable', 1, {'predictions': [0]}]]
 >>> record_feedback(db, "api", "r2", reward=1.0, actor="ana")
@@ -40,6 +45,7 @@ deployment that stands now (whose canary gate or bandit never learns it):
 >>> _ = deployments.deploy("api", variants)
 >>> deployments.retire("api"); _ = deployments.deploy("api", variants)
 >>> record_feedback(db, "api", "r1", reward=0.5, actor="ana")
+'joined'
 >>> read_feedback(db, "api/retired-1")["reward"].tolist()  # the label 1 was given before
 [nan, 0.5]
 >>> record_feedback(db, "api", "r1", label=0, actor="ana")
@@ -67,9 +73,14 @@ from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 from opsloop.store.label_join import join_labels
 from opsloop.store.label_values import checked_label, plain_label
+from opsloop.store.waiting_feedback import hold_answers, keep_waiting
 from opsloop.store.windowing import Windowing
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
+
+#: What :func:`record_feedback` did: joined the feedback to its recorded answer, or kept it
+#: waiting for the answer's event.
+JOINED, WAITING = "joined", "waiting"
 
 # Names of one deployment's answers looked up per query (far below any driver's limit on
 # bound parameters).
@@ -98,8 +109,12 @@ def record_feedback(
     label: Any = None,
     reward: float | None = None,
     actor: str,
-) -> None:
-    """Keep a ``label`` and/or a ``reward`` for the answer ``request_id`` of ``deployment``.
+) -> str:
+    """Keep a ``label`` and/or a ``reward`` for the answer ``request_id`` of ``deployment``:
+    :data:`JOINED` when its answer is recorded, :data:`WAITING` when it is not yet and a
+    deployment of the name stands or stood: the feedback then waits for the answer's event
+    and is joined when it is written (:mod:`opsloop.store.waiting_feedback`, which says
+    the bounds), or counted an unknown id when it is not written in time.
 
     A label is one scalar for an answer to one record, a list of one per record for an
     answer to several (:mod:`opsloop.store.label_values` says which scalars); a label of
@@ -130,10 +145,11 @@ def record_feedback(
         # Held until the feedback commits, so a retire cannot move the answer between the
         # choice of where it is kept and the insert (see .retired_names).
         hold_name(connection, deployment, shared=True)
+        # Before looking for the answer: a writer of its event then either committed it
+        # already or finds this feedback waiting (see opsloop.store.waiting_feedback).
+        hold_answers(connection, deployment, shared=False)
+        given = deployment
         deployment = answered_under(connection, deployment, request_id)
-        if label is not None:
-            _join_label(connection, deployment, request_id, label, reward, actor)
-            return
         answered = connection.execute(
             sa.select(_events.c.id)
             .where(
@@ -144,18 +160,38 @@ def record_feedback(
             .limit(1)
         ).first()
         if answered is None:
-            raise NotFoundError(
-                f"deployment {deployment!r} answered no request with id {request_id!r}"
+            if not _stood(connection, given):
+                raise NotFoundError(
+                    f"deployment {given!r} answered no request with id {request_id!r}"
+                )
+            label_json = None if label is None else json.dumps(label)
+            refused = keep_waiting(connection, given, request_id, label_json, reward, actor)
+            if refused is None:
+                return WAITING
+        elif label is not None:
+            _join_label(connection, deployment, request_id, label, reward, actor)
+            return JOINED
+        else:
+            insert_feedback(
+                connection,
+                deployment,
+                request_id,
+                None,
+                None if reward is None else float(reward),
+                actor,
+                clock_of(connection),
             )
-        insert_feedback(
-            connection,
-            deployment,
-            request_id,
-            None if label is None else json.dumps(label),
-            None if reward is None else float(reward),
-            actor,
-            clock_of(connection),
-        )
+            return JOINED
+    raise refused  # past the bound of feedback waiting, counted by the write above
+
+
+def _stood(connection: Connection, deployment: str) -> bool:
+    """Whether a deployment of the name stands or stood (was retired): its answers may
+    still be on their way to the store."""
+    standing = connection.execute(
+        sa.select(tables.deployments.c.id).where(tables.deployments.c.name == deployment)
+    ).first()
+    return standing is not None or retires(connection, deployment) > 0
 
 
 def answered_under(connection: Connection, deployment: str, request_id: str) -> str:

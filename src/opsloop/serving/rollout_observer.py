@@ -16,8 +16,11 @@ once it is :data:`~.canary_rollout.DECISION_LEASE_MS` old reconciles it with wha
 deployment has, in that request's transaction. An audit entry since the rollout was set
 carrying it means it was made (``carried_out``); none means it was not (``not_carried_out``,
 retried: a step goes back and is decided again, a rollback is decided and made again by that
-very request). While a rollback or the last step is pending the gates, which decided, read
-nothing more; the definition's requests are still read, so that one reconciles it.
+very request). While a rollback or the last step is pending the request gates, which
+decided, read nothing more; the definition's requests are still read, so that one
+reconciles it. The task-metric gate still reads the labels that arrive then
+(:func:`~.canary_rollout.reads_labels`), so a decision that is not carried out and is
+decided again loses none of them.
 
 A deployment without a ramping canary costs one dictionary lookup per request: whether it
 has one is read once per definition (a ``set_rollout`` is an audited change, so the runtime
@@ -52,6 +55,7 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,7 +79,7 @@ from opsloop.serving.canary_rollout import (
     stale_pending,
 )
 from opsloop.serving.deployment_records import Deployment
-from opsloop.serving.prediction_feedback import record_feedback
+from opsloop.serving.prediction_feedback import WAITING, record_feedback
 from opsloop.serving.rollout_decisions import (
     CARRIED_OUT,
     PENDING,
@@ -88,6 +92,7 @@ from opsloop.serving.rollout_state import locked_rollout, read_rollout, write_ro
 from opsloop.store import tables
 from opsloop.store.audit_origin import acting_in_process
 from opsloop.store.database import Database
+from opsloop.store.waiting_feedback import JoinedFeedback
 
 logger = logging.getLogger("opsloop.serving.rollout")
 
@@ -503,8 +508,34 @@ class RolloutObserver:
         opsloop.errors.NotFoundError: no deployment named 'api'
         """
         self.check_reward(deployment, reward, request_id)
-        record_feedback(self.db, deployment, request_id, label=label, reward=reward, actor=actor)
+        kept = record_feedback(
+            self.db, deployment, request_id, label=label, reward=reward, actor=actor
+        )
+        if kept == WAITING:
+            return  # read by the writer of the answer's event, which joins it
         self.feedback(deployment, request_id, label=label, reward=reward)
+
+    def read_joined(self, joined: Iterable[JoinedFeedback]) -> None:
+        """Read feedback that waited for its answer and was joined when the answer's event
+        was written (:func:`~opsloop.store.waiting_feedback.join_waiting`), as
+        :meth:`feedback` reads feedback joined at once; a failure is logged, never raised
+        (the events it came with are written).
+
+        >>> from opsloop.serving.deployments import Deployments
+        >>> db = Database("sqlite://")
+        >>> RolloutObserver(db, Deployments(db)).read_joined([])
+        """
+        for item in joined:
+            try:
+                self.feedback(
+                    item.deployment, item.request_id, label=item.label, reward=item.reward
+                )
+            except Exception:
+                logger.exception(
+                    "deployment %s: reading the feedback that waited for answer %s failed",
+                    item.deployment,
+                    item.request_id,
+                )
 
     def check_reward(self, deployment: str, reward: Any, request_id: str) -> None:
         """Refuse a reward the bandit that gave answer ``request_id`` cannot learn (a 0.5

@@ -420,7 +420,8 @@ class ServingRuntime:
         self.clock = clock or (db.clock if db is not None else now_ms)
         self._read_revision = revision or self.deployments.revision
         self.recorder = EventRecorder(
-            sink if sink is not None else StoreEventSink(db), capacity=event_capacity
+            sink if sink is not None else StoreEventSink(db, read_joined=self._read_joined),
+            capacity=event_capacity,
         )
         self.review_queue = (
             review_queue if review_queue is not None else ReviewQueue(db, actor="serving")
@@ -930,6 +931,11 @@ class ServingRuntime:
         if not self.recorder.record(event):
             self.metrics.events_dropped.inc()
 
+    def _read_joined(self, joined: list) -> None:
+        """Read feedback that waited for answers the event writer just wrote into the
+        rollouts, as :meth:`feedback` reads feedback joined at once."""
+        self.rollouts.read_joined(joined)
+
     def feedback(
         self,
         deployment: str,
@@ -941,8 +947,11 @@ class ServingRuntime:
         wait_s: float = 5.0,
     ) -> None:
         """Keep the ``label`` and/or ``reward`` of answer ``request_id`` (waiting up to
-        ``wait_s`` for its event to reach the store) and pass it to the deployment's
-        rollout: a label to a ramping canary's metric gate, a reward to its bandit. An
+        ``wait_s`` for this worker's events to reach the store) and pass it to the
+        deployment's rollout: a label to a ramping canary's metric gate, a reward to its
+        bandit. Feedback whose answer is still on its way (another worker's batch) waits
+        for it in the store and is read when its event is written
+        (:mod:`opsloop.store.waiting_feedback`). An
         answer of a deployment of the name that was retired since takes feedback too,
         kept with its history, also when no deployment stands under the name now (see
         :meth:`~.rollout_observer.RolloutObserver.record_feedback`).

@@ -49,6 +49,7 @@ from opsloop.store.monitor_state import get_state, locked_state, put_state
 from opsloop.store.windowing import Windowing
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
+_waiting = tables.waiting_feedback
 _CHUNK = 500
 #: What a join counts, in the monitor's state ``labels`` of the deployment.
 LABEL_COUNTS = ("accepted", "late", "duplicate", "unknown")
@@ -207,12 +208,31 @@ def join_labels(
 
 def label_counts(db: Database, deployment: str) -> dict[str, int]:
     """The labels counted so far for ``deployment``: accepted, late, duplicate, unknown.
+    Feedback that waited for its answer past its wait (:mod:`.waiting_feedback`) is an
+    unknown id from then on, counted here before it is removed.
 
     >>> label_counts(db, "nothing-yet")
     {'accepted': 0, 'late': 0, 'duplicate': 0, 'unknown': 0}
     """
     with db.read() as connection:
-        return get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
+        counts = get_state(connection, deployment, "labels", dict.fromkeys(LABEL_COUNTS, 0))
+        counts["unknown"] += expired_waiting(connection, deployment)
+        return counts
 
 
-__all__ = ["LABEL_COUNTS", "LabelReceipt", "join_labels", "label_counts"]
+def expired_waiting(connection: Connection, deployment: str) -> int:
+    """The feedback of ``deployment`` that waited for its answer past its wait and is not
+    removed yet (:mod:`.waiting_feedback`): unknown ids.
+
+    >>> with db.read() as connection:
+    ...     expired_waiting(connection, "api")
+    0
+    """
+    return connection.execute(
+        sa.select(sa.func.count())
+        .select_from(_waiting)
+        .where(_waiting.c.deployment == deployment, _waiting.c.expires_ms <= clock_of(connection))
+    ).scalar_one()
+
+
+__all__ = ["LABEL_COUNTS", "LabelReceipt", "expired_waiting", "join_labels", "label_counts"]

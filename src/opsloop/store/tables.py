@@ -520,6 +520,23 @@ prediction_feedback = Table(
     Index(None, "deployment", "request_id", "id"),
 )
 
+# Feedback whose answer's event was not recorded yet, until it lands or its wait ends
+# (see opsloop.store.waiting_feedback): at most one row per answer.
+waiting_feedback = Table(
+    "waiting_feedback",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment", NAME, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("label_json", Text),
+    Column("reward", Float(precision=53)),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("created_by", NAME, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Index(None, "deployment", "request_id", unique=True),
+    Index(None, "deployment", "expires_ms"),
+)
+
 # Monitoring windows: one row per deployment, variant, window length, window start and the
 # worker that wrote it; reading a window merges its workers' rows (profiles, samples and
 # counts all merge). The raw sample expires by a retention setting, the profile is kept.
