@@ -186,7 +186,9 @@ def _text_lengths(series: pd.Series) -> tuple[np.ndarray, int]:
 def _value_counts(series: pd.Series, kind: str) -> tuple[dict, int]:
     if kind == "discrete":
         values, invalid = _numeric_values(series)
-        return _run_counts(sort_floats(values[~np.isnan(values)])), invalid
+        # ±inf is left out as in a numeric sample (the result counts it): as a level it
+        # would have no distance to the others.
+        return _run_counts(sort_floats(values[np.isfinite(values)])), invalid
     counts = series.value_counts(dropna=True, sort=False)
     counts = counts[counts > 0]
     # Labels are compared as text so that 1 and "1" from two file formats are one category.
