@@ -632,6 +632,16 @@ def _summary(data, name: str, kind: str | None) -> ColumnSummary:
     return summarize(data[name], kind, name)
 
 
+def _require_unique_columns(side: str, frame) -> None:
+    """Columns are compared by name: a name twice in a frame has no one column to compare."""
+    if isinstance(frame, ReferenceProfile) or not hasattr(frame, "columns"):
+        return
+    duplicated = frame.columns[frame.columns.duplicated()]
+    if len(duplicated):
+        names = sorted({str(name) for name in duplicated})
+        raise ValueError(f"{side} has more than one column named {names}; rename them")
+
+
 def compare(
     reference,
     current,
@@ -706,6 +716,8 @@ def compare(
         raise ValueError(f"sketch_k must be an integer in [8, 65535], got {sketch_k!r}")
     chosen = "exact" if mode == "auto" else mode
     mode_reason = "in-memory data" if mode == "auto" else f"mode={mode!r} asked for"
+    for side, frame in (("reference", reference), ("current", current)):
+        _require_unique_columns(side, frame)
     if isinstance(reference, ReferenceProfile):
         profile = reference
         names = list(profile) if columns is None else list(columns)
