@@ -1,5 +1,6 @@
 """An analysis without tag columns, on scikit-learn's iris data: the error tree measured
-every prediction, so the headline, the page and the logged metrics give its error rate."""
+every prediction, so the headline, the page and the logged metrics give its error rate; and
+data with missing labels or no rows (diabetes), refused with the column and the rows."""
 
 import numpy as np
 import pytest
@@ -35,3 +36,21 @@ def test_page_and_metrics_give_the_error_rate_without_tags(analysed):
     assert "Nothing analysed." not in page
     assert f"<dt>Errors</dt><dd>{errors}</dd>" in page.replace("\n", "")
     assert report.metrics() == {"analysis.n": 150.0, "analysis.error_rate": errors / 150}
+
+
+def test_missing_labels_are_refused_naming_the_column_and_rows():
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    model = Ridge().fit(frame.drop(columns="target"), frame["target"])
+    gaps = frame.copy()
+    gaps.loc[[3, 40, 41, 100, 200, 300, 400], "target"] = np.nan
+    with pytest.raises(ValueError) as caught:
+        analyze_model(model, gaps, "target", explain=False, data_name="diabetes.csv")
+    assert str(caught.value) == (
+        "diabetes.csv: the label column 'target' holds missing values in 7 of 442 rows "
+        "(rows 3, 40, 41, 100, 200, ...); drop or label them"
+    )
+    with pytest.raises(ValueError, match=r"^diabetes\.csv has no rows to analyse$"):
+        analyze_model(model, frame.iloc[:0], "target", explain=False, data_name="diabetes.csv")
