@@ -47,3 +47,20 @@ def test_report_section_shows_the_infinite_counts(halves):
     section = text[start : text.index("</section>", start)]
     assert "<dt>Values compared</dt><dd>197 reference, 237 current</dd>" in section
     assert "<dt>Infinite, left out</dt><dd>3 reference, 5 current</dd>" in section
+
+
+def test_a_column_left_with_no_value_says_what_its_rows_held(halves):
+    reference, current = halves
+    current = current.copy()
+    current["bmi"] = np.inf
+    current.loc[current.index[:12], "bmi"] = np.nan
+    current["bp"] = "n/a"
+    report = drift_report(reference, current)
+    assert dict(report.skipped) == {
+        "bmi": "no valid values in current (242 rows: 12 missing, 230 infinite)",
+        "bp": "no valid values in current (242 rows: 242 invalid)",
+    }
+    empty = drift_report(reference, current.iloc[:0])
+    assert dict(empty.skipped)["age"] == "no valid values in current (no rows)"
+    text = report.render_html()
+    assert "no valid values in current (242 rows: 12 missing, 230 infinite)" in text

@@ -632,6 +632,23 @@ def _summary(data, name: str, kind: str | None) -> ColumnSummary:
     return summarize(data[name], kind, name)
 
 
+def _what_the_rows_were(summary: ColumnSummary) -> str:
+    """Why a side had no value to compare: its rows by what they held (empty when none)."""
+    sizes = _Sizes.of(summary)
+    if sizes.n_rows == 0:
+        return " (no rows)"
+    held = [
+        f"{count} {what}"
+        for count, what in (
+            (sizes.n_missing, "missing"),
+            (sizes.n_invalid, "invalid"),
+            (sizes.n_nonfinite, "infinite"),
+        )
+        if count
+    ]
+    return f" ({sizes.n_rows} rows: {', '.join(held)})" if held else ""
+
+
 def _require_unique_columns(side: str, frame) -> None:
     """Columns are compared by name: a name twice in a frame has no one column to compare."""
     if isinstance(frame, ReferenceProfile) or not hasattr(frame, "columns"):
@@ -771,8 +788,8 @@ def compare(
         if chosen == "sketch":
             ref, cur = _sketched(ref, sketch_k), _sketched(cur, sketch_k)
         if ref.n_valid == 0 or cur.n_valid == 0:
-            side = "reference" if ref.n_valid == 0 else "current"
-            skipped.append((name, f"no valid values in {side}"))
+            side, empty = ("reference", ref) if ref.n_valid == 0 else ("current", cur)
+            skipped.append((name, f"no valid values in {side}{_what_the_rows_were(empty)}"))
             continue
         compared.append(
             _compare_column(
