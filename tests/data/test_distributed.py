@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
@@ -246,6 +247,24 @@ def test_drift_report_with_both_sides_on_dask_and_text_and_dates(client):
     assert_same_drift(got, expected)
     assert got["salary"].drifted and got["applied_at"].kind == "datetime"
     assert got["purpose"].kind == expected["purpose"].kind
+
+
+def test_a_duration_column_on_dask_is_compared_as_seconds_as_in_memory(client):
+    from opsloop.reports.drift import drift_report
+
+    rng = np.random.default_rng(11)
+    seconds = rng.gamma(2.0, 600.0, 3000)
+    reference = pd.DataFrame({"session": pd.to_timedelta(seconds[:1500], unit="s")})
+    current = pd.DataFrame({"session": pd.to_timedelta(seconds[1500:] * 1.5, unit="s")})
+    expected = drift_report(reference, current)
+    got = drift_report(
+        dd.from_pandas(reference, npartitions=2, sort=False),
+        dd.from_pandas(current, npartitions=3, sort=False),
+    )
+    assert_same_drift(got, expected)
+    ks = stats.ks_2samp(seconds[:1500], seconds[1500:] * 1.5)
+    assert got["session"].kind == "numeric"
+    assert (got["session"].statistic, got["session"].p_value) == (ks.statistic, ks.pvalue)
 
 
 # -- a worker lost mid-computation ------------------------------------------------------------

@@ -87,7 +87,8 @@ class RowSample:
         return self.rows.drop(columns=KEY_COLUMN)
 
     def to_bytes(self) -> bytes:
-        """Compressed JSON: the keys as text (JSON numbers lose 64-bit integers), the rows.
+        """Compressed JSON: the keys as text (JSON numbers lose 64-bit integers), the rows
+        (dates and durations as ISO 8601 text, read back as their dtypes).
 
         >>> import pandas as pd
         >>> s = RowSample.of(pd.DataFrame({"x": [1.5, None]}), ["a", "b"], 5, 0)
@@ -101,6 +102,12 @@ class RowSample:
             "keys": [str(k) for k in self.rows[KEY_COLUMN].tolist()],
             "columns": columns,
             "order": list(frame.columns),
+            # Dates and durations go as ISO 8601 text; their dtypes bring them back.
+            "times": {
+                name: str(frame[name].dtype)
+                for name in frame.columns
+                if frame[name].dtype.kind in "mM"
+            },
         }
         # Level 1: samples are written on every fold; higher levels cost several times more.
         return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
@@ -112,8 +119,11 @@ class RowSample:
         frame = pd.DataFrame({name: state["columns"][name] for name in state["order"]})
         if frame.empty and not state["order"]:
             frame = pd.DataFrame(index=range(len(state["keys"])))
+        times = state.get("times", {})
         for name in frame.columns:
-            if frame[name].dtype == object and frame[name].map(_is_number).all():
+            if name in times:
+                frame[name] = _times(frame[name], times[name])
+            elif frame[name].dtype == object and frame[name].map(_is_number).all():
                 frame[name] = frame[name].astype(float)
         frame.insert(0, KEY_COLUMN, np.array([int(k) for k in state["keys"]], dtype=np.uint64))
         return cls(frame, int(state["size"]))
@@ -123,7 +133,19 @@ def _is_number(value: object) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
+def _times(values: pd.Series, dtype: str) -> pd.Series:
+    """ISO 8601 text (``None`` where missing) back as the dates or durations of ``dtype``."""
+    kind = pd.api.types.pandas_dtype(dtype)
+    if kind.kind == "m":
+        return pd.to_timedelta(values).astype(kind)
+    tz = getattr(kind, "tz", None)
+    parsed = pd.to_datetime(values, utc=tz is not None, format="ISO8601")
+    return parsed.dt.tz_convert(tz).astype(kind) if tz is not None else parsed.astype(kind)
+
+
 def _plain(series: pd.Series) -> list:
+    if series.dtype.kind in "mM":
+        return [None if pd.isna(v) else v.isoformat() for v in series.tolist()]
     if series.dtype.kind in "fiub":
         values = series.astype(float) if series.dtype.kind == "f" else series
         return [None if isinstance(v, float) and v != v else v for v in values.tolist()]

@@ -67,7 +67,13 @@ from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
 from opsloop.store.event_insert import insert_event_columns
 from opsloop.store.input_batches import insert_input_batch
-from opsloop.store.label_join import LABEL_COUNTS, LabelReceipt, join_labels, label_counts
+from opsloop.store.label_join import (
+    LABEL_COUNTS,
+    LABELLED_ROLES,
+    LabelReceipt,
+    join_labels,
+    label_counts,
+)
 from opsloop.store.label_values import CLASSES_NAMED, checked_label, plain_label
 from opsloop.store.waiting_feedback import JoinedFeedback, join_waiting
 
@@ -411,8 +417,9 @@ def log_labels(
 def labelled_events(
     db: Database, deployment: str, variant: str, start_ms: int, end_ms: int, *columns: str
 ) -> list[tuple]:
-    """The primary answers of ``variant`` in ``[start_ms, end_ms)`` that have a label, in
-    event order: each row holds the events' ``columns`` and then the label's JSON.
+    """The primary answers and batch-scored rows of ``variant`` in ``[start_ms, end_ms)``
+    that have a label, in event order: each row holds the events' ``columns`` and then
+    the label's JSON.
 
     >>> labelled_events(db, "api", "default", 0, 10, "output_json")
     []
@@ -431,7 +438,7 @@ def labelled_events(
         .where(
             _events.c.deployment == deployment,
             _events.c.variant == variant,
-            _events.c.role == "primary",
+            _events.c.role.in_(LABELLED_ROLES),
             _events.c.at_ms >= start_ms,
             _events.c.at_ms < end_ms,
             _feedback.c.label_json.is_not(None),

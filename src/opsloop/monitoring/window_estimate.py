@@ -2,8 +2,8 @@
 performance estimation (:mod:`opsloop.analysis.performance_estimation`, equal to NannyML's
 CBPE) calibrated on the reference's probabilities and labels (:mod:`opsloop.data.reference_scores`).
 
-The rows are every primary answer of the variant in the window whose output holds the
-model's probabilities (the serving runtime records them for a model with
+The rows are every primary answer (and batch-scored row) of the variant in the window whose
+output holds the model's probabilities (the serving runtime records them for a model with
 ``predict_proba``; :func:`~opsloop.monitoring.event_log.log_predictions` with
 ``probabilities=``), not the window's sample, so the estimate is the one
 :class:`~opsloop.analysis.performance_estimation.PerformanceEstimator` (default settings)
@@ -72,6 +72,7 @@ from opsloop.data.reference_scores import ReferenceScores
 from opsloop.store import tables
 from opsloop.store.database import Database
 from opsloop.store.input_batches import event_inputs
+from opsloop.store.label_join import LABELLED_ROLES
 from opsloop.store.label_values import per_record_labels
 
 _events, _feedback = tables.prediction_events, tables.prediction_feedback
@@ -124,9 +125,9 @@ def scored_rows(
     *,
     with_inputs: bool = False,
 ):
-    """The rows ``variant`` answered as primary in ``[start_ms, end_ms)``, each with its
-    probabilities, prediction and label, and its inputs if ``with_inputs`` (see
-    :class:`ScoredRows`)."""
+    """The rows ``variant`` answered as primary or scored in a batch in ``[start_ms, end_ms)``,
+    each with its probabilities, prediction and label, and its inputs if ``with_inputs``
+    (see :class:`ScoredRows`)."""
     query = (
         sa.select(
             _events.c.inputs_json,
@@ -148,7 +149,7 @@ def scored_rows(
         .where(
             _events.c.deployment == deployment,
             _events.c.variant == variant,
-            _events.c.role == "primary",
+            _events.c.role.in_(LABELLED_ROLES),
             _events.c.at_ms >= start_ms,
             _events.c.at_ms < end_ms,
             _events.c.output_json.is_not(None),

@@ -92,7 +92,8 @@ class AnalysisReport:
         return result
 
     def headline(self) -> str:
-        """One sentence: the overall error rate and the slice with the most room.
+        """One sentence: the overall error rate and the slice with the most room (without
+        tag columns, the error tree's overall error rate).
 
         >>> AnalysisReport().headline()
         'Nothing analysed.'
@@ -107,6 +108,11 @@ class AnalysisReport:
                 return (
                     f"Residuals of {self.residuals.n} predictions: mean absolute error "
                     f"{mae:.4g}, root mean squared error {rmse:.4g}."
+                )
+            if self.tree is not None:
+                # Without tag columns the error tree still measured every prediction.
+                return (
+                    f"{format_share(self.tree.error_rate)} of {self.tree.n} predictions are wrong."
                 )
             return "Nothing analysed." if self.explanation is None else "Model explanations."
         text = f"{format_share(self.errors.error_rate)} of {self.errors.n} predictions are wrong"
@@ -140,6 +146,9 @@ class AnalysisReport:
             values["analysis.error_rate"] = self.errors.error_rate
             values["analysis.baseline_error_rate"] = self.errors.baseline_error_rate
             values["analysis.top_room"] = top[0].room if top else None
+        elif self.tree is not None:
+            values["analysis.n"] = self.tree.n
+            values["analysis.error_rate"] = self.tree.error_rate
         if self.residuals is not None:
             values["analysis.n"] = self.residuals.n
             values["analysis.residual_mean"] = self.residuals.residual_mean
@@ -180,6 +189,8 @@ class AnalysisReport:
                 ("Errors", str(self.errors.errors)),
                 ("Baseline error rate", format_share(self.errors.baseline_error_rate)),
             ]
+        elif self.tree is not None:
+            facts = [("Predictions", str(self.tree.n)), ("Errors", str(self.tree.errors))]
         return (
             template_environment()
             .get_template("analysis.html.j2")

@@ -51,7 +51,8 @@ def analyze_model(
     bootstraps, the error tree and the explanations. ``model_name`` and ``data_name`` go into
     the title and the error messages.
 
-    A missing column or a model whose ``predict`` fails raises :class:`ValueError` naming it.
+    A missing column, a missing label or a model whose ``predict`` fails raises
+    :class:`ValueError` naming it.
 
     >>> import pandas as pd
     >>> analyze_model(None, pd.DataFrame({"a": [1]}), "y", data_name="loans.csv")
@@ -80,6 +81,16 @@ def analyze_model(
     missing = [c for c in inputs if c not in frame.columns]
     if missing:
         raise ValueError(f"{data_name} lacks the model's input columns {missing}")
+    if frame.empty:
+        raise ValueError(f"{data_name} has no rows to analyse")
+    unlabelled = np.flatnonzero(frame[label].isna().to_numpy())
+    if unlabelled.size:
+        first = ", ".join(str(i) for i in unlabelled[:5])
+        raise ValueError(
+            f"{data_name}: the label column {label!r} holds missing values in "
+            f"{unlabelled.size} of {len(frame)} rows (rows {first}"
+            f"{', ...' if unlabelled.size > 5 else ''}); drop or label them"
+        )
     X = frame[inputs]
     y = frame[label].to_numpy()
     try:

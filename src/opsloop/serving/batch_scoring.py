@@ -392,6 +392,34 @@ def _chunks(path: Path, chunk_size: int) -> Iterator[tuple[pd.DataFrame, bool, i
             yield batch.to_pandas(), False, done, total
 
 
+class _UnreadableInput(Exception):
+    """The input stopped reading after ``rows`` rows; ``reason`` is what the reader said."""
+
+    def __init__(self, rows: int, reason: str) -> None:
+        super().__init__(reason)
+        self.rows = rows
+        self.reason = reason
+
+
+def _read_chunks(path: Path, chunk_size: int) -> Iterator[tuple[pd.DataFrame, bool, int, int]]:
+    """:func:`_chunks`, with a file the reader cannot parse (a malformed line, text that is
+    not UTF-8, a damaged or empty file) reported as :class:`_UnreadableInput` with the rows
+    read before it. Only the reading is caught: scoring errors pass through untouched."""
+    fmt = table_format(path) if not path.is_dir() else "parquet"
+    rows = 0
+    try:
+        for chunk in _chunks(path, chunk_size):
+            rows += len(chunk[0])
+            yield chunk
+    except pd.errors.EmptyDataError as error:
+        raise _UnreadableInput(rows, "the file is empty") from error
+    except (ValueError, OSError, EOFError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise _UnreadableInput(
+            rows, f"cannot read as {fmt}: {first_line or type(error).__name__}"
+        ) from error
+
+
 class _Output:
     """The scored rows' file, written chunk by chunk (CSV, or Parquet by its suffix)."""
 
@@ -500,7 +528,7 @@ def score_file(
     last: ScoredFrame | None = None
     try:
         with rejected_path.open("w", newline="") as side:
-            for frame, is_text, done, total in _chunks(input_path, chunk_size):
+            for frame, is_text, done, total in _read_chunks(input_path, chunk_size):
                 if is_text and text_schema is not None:
                     frame = typed_from_text(frame, text_schema)
                 last = score_frame(
@@ -527,6 +555,16 @@ def score_file(
                 raise InvalidArgumentError(f"input: {input_path} has no rows")
         if scored == 0:
             sink.write(_stable_types(last.scored, integers))
+    except _UnreadableInput as error:
+        # Rows before the unreadable part were scored, written and recorded: say so, so
+        # that a rerun after the file is mended knows what it repeats.
+        done_before = (
+            f"; the {rows} rows before it were scored into {output} (rejected into "
+            f"{rejected_path}) and recorded as batch {batch_id}"
+            if rows
+            else ""
+        )
+        raise InvalidArgumentError(f"input: {input_path}: {error.reason}{done_before}") from error
     finally:
         sink.close()
     return BatchScoring(

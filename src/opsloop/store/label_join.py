@@ -1,7 +1,8 @@
 """Labels joined to the answers they are about, by request id, and counted.
 
 A label is kept in ``prediction_feedback`` when the deployment answered its request id
-(role ``primary``) and the answer has no label yet. :func:`join_labels` says what it did
+(role ``primary``, or ``batch`` for a row of ``opsloop score``: :data:`LABELLED_ROLES`) and
+the answer has no label yet. :func:`join_labels` says what it did
 with each label in a :class:`LabelReceipt`: **accepted** (kept), of which **late** (the
 window of the answer, by the caller's :class:`~.windowing.Windowing`, had closed when the
 label came), **duplicate** (the answer has a label, or the id appears twice: the first
@@ -82,6 +83,12 @@ class LabelReceipt:
         return cls(**{**document, "unknown_ids": tuple(document["unknown_ids"])})
 
 
+#: The roles of the answers labels are about: a served request's primary answer and a
+#: batch-scored row (a shadow's answer to the same request is judged by the same label, not
+#: labelled apart).
+LABELLED_ROLES = ("primary", "batch")
+
+
 def join_labels(
     connection: Connection,
     deployment: str,
@@ -138,7 +145,7 @@ def join_labels(
             sa.select(_events.c.request_id, _events.c.at_ms, _events.c.output_json)
             .where(
                 _events.c.deployment == deployment,
-                _events.c.role == "primary",
+                _events.c.role.in_(LABELLED_ROLES),
                 _events.c.request_id.in_(chunk),
             )
             .order_by(_events.c.at_ms, _events.c.id)
@@ -235,4 +242,11 @@ def expired_waiting(connection: Connection, deployment: str) -> int:
     ).scalar_one()
 
 
-__all__ = ["LABEL_COUNTS", "LabelReceipt", "expired_waiting", "join_labels", "label_counts"]
+__all__ = [
+    "LABELLED_ROLES",
+    "LABEL_COUNTS",
+    "LabelReceipt",
+    "expired_waiting",
+    "join_labels",
+    "label_counts",
+]

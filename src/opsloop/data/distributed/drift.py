@@ -227,6 +227,9 @@ def summarize_columns_dask(
         types = column_types(ddf[pending])
         for name in pending:
             logical = types[name]
+            # A duration is summarised as seconds, as in memory.
+            if pd.api.types.is_timedelta64_dtype(ddf[name].dtype):
+                logical = "float"
             plan[name] = (
                 _NUMBER if logical in ("int", "float") else _KIND_OF_TYPE.get(logical, "text")
             )

@@ -90,7 +90,9 @@ class ColumnDrift:
 
     ``p_value`` is the deciding test's own p-value; ``p_adjusted`` is that p-value after the
     multiple-testing correction, and it is ``p_adjusted`` that is compared with
-    ``threshold``. :attr:`reason` says so in words.
+    ``threshold``. :attr:`reason` says so in words. ``nonfinite_reference`` and
+    ``nonfinite_current`` count the ±inf values the tests left out, as the missing
+    fractions and ``invalid_current`` account for the other rows not compared.
     """
 
     column: str
@@ -115,6 +117,8 @@ class ColumnDrift:
     p_value_bounds: tuple[float, float] | None = None
     p_adjusted_bounds: tuple[float, float] | None = None
     rank_errors: tuple[float, float] | None = None
+    nonfinite_reference: int = 0
+    nonfinite_current: int = 0
 
     @property
     def sketched(self) -> bool:
@@ -156,6 +160,8 @@ class ColumnDrift:
             "missing_reference": self.missing_reference,
             "missing_current": self.missing_current,
             "invalid_current": self.invalid_current,
+            "nonfinite_reference": self.nonfinite_reference,
+            "nonfinite_current": self.nonfinite_current,
             "reason": self.reason,
             "statistics": [s.to_dict() for s in self.statistics],
         }
@@ -312,9 +318,19 @@ class _Sizes:
     n_missing: int
     n_invalid: int
     n_valid: int
+    n_nonfinite: int
 
     @classmethod
     def of(cls, summary: ColumnSummary) -> _Sizes:
+        # The tests leave ±inf out like missing values; counted here so that a result
+        # never loses rows without saying so. A column summarised as counts kept only the
+        # finite levels: its infinities are the rows neither missing, invalid nor counted.
+        if summary.sample is not None:
+            n_nonfinite = summary.sample.n_nonfinite
+        else:
+            n_nonfinite = max(
+                summary.n_rows - summary.n_missing - summary.n_invalid - summary.n_valid, 0
+            )
         return cls(
             summary.name,
             summary.kind,
@@ -322,6 +338,7 @@ class _Sizes:
             summary.n_missing,
             summary.n_invalid,
             summary.n_valid,
+            n_nonfinite,
         )
 
 
@@ -615,6 +632,33 @@ def _summary(data, name: str, kind: str | None) -> ColumnSummary:
     return summarize(data[name], kind, name)
 
 
+def _what_the_rows_were(summary: ColumnSummary) -> str:
+    """Why a side had no value to compare: its rows by what they held (empty when none)."""
+    sizes = _Sizes.of(summary)
+    if sizes.n_rows == 0:
+        return " (no rows)"
+    held = [
+        f"{count} {what}"
+        for count, what in (
+            (sizes.n_missing, "missing"),
+            (sizes.n_invalid, "invalid"),
+            (sizes.n_nonfinite, "infinite"),
+        )
+        if count
+    ]
+    return f" ({sizes.n_rows} rows: {', '.join(held)})" if held else ""
+
+
+def _require_unique_columns(side: str, frame) -> None:
+    """Columns are compared by name: a name twice in a frame has no one column to compare."""
+    if isinstance(frame, ReferenceProfile) or not hasattr(frame, "columns"):
+        return
+    duplicated = frame.columns[frame.columns.duplicated()]
+    if len(duplicated):
+        names = sorted({str(name) for name in duplicated})
+        raise ValueError(f"{side} has more than one column named {names}; rename them")
+
+
 def compare(
     reference,
     current,
@@ -689,6 +733,8 @@ def compare(
         raise ValueError(f"sketch_k must be an integer in [8, 65535], got {sketch_k!r}")
     chosen = "exact" if mode == "auto" else mode
     mode_reason = "in-memory data" if mode == "auto" else f"mode={mode!r} asked for"
+    for side, frame in (("reference", reference), ("current", current)):
+        _require_unique_columns(side, frame)
     if isinstance(reference, ReferenceProfile):
         profile = reference
         names = list(profile) if columns is None else list(columns)
@@ -742,8 +788,8 @@ def compare(
         if chosen == "sketch":
             ref, cur = _sketched(ref, sketch_k), _sketched(cur, sketch_k)
         if ref.n_valid == 0 or cur.n_valid == 0:
-            side = "reference" if ref.n_valid == 0 else "current"
-            skipped.append((name, f"no valid values in {side}"))
+            side, empty = ("reference", ref) if ref.n_valid == 0 else ("current", cur)
+            skipped.append((name, f"no valid values in {side}{_what_the_rows_were(empty)}"))
             continue
         compared.append(
             _compare_column(
@@ -808,6 +854,8 @@ def compare(
                 missing_reference=ref.n_missing / ref.n_rows if ref.n_rows else 0.0,
                 missing_current=cur.n_missing / cur.n_rows if cur.n_rows else 0.0,
                 invalid_current=cur.n_invalid,
+                nonfinite_reference=ref.n_nonfinite,
+                nonfinite_current=cur.n_nonfinite,
                 statistics=stats,
                 plot=c.plot,
                 statistic_bounds=decider.statistic_bounds,

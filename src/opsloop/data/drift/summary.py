@@ -1,12 +1,12 @@
 """Per-column summaries that drift tests compare, and the cached reference profile.
 
 A column is summarised once into what its tests need: numeric-like columns (numbers, dates as
-epoch seconds, free text as its length in characters) into a :class:`SortedSample`;
-categorical-like columns (categories, booleans, numbers with few distinct values) into counts
-per value. A :class:`ReferenceProfile` holds the summaries of a reference data set; saved to
-disk it lets monitoring compare each new window without touching the training data again.
-P-values from a reference profile are exact: the profile keeps every sorted value, not a
-sketch.
+epoch seconds, durations as seconds, free text as its length in characters) into a
+:class:`SortedSample`; categorical-like columns (categories, booleans, numbers with few
+distinct values) into counts per value. A :class:`ReferenceProfile` holds the summaries of a
+reference data set; saved to disk it lets monitoring compare each new window without touching
+the training data again. P-values from a reference profile are exact: the profile keeps every
+sorted value, not a sketch.
 
 >>> import pandas as pd
 >>> ref = ReferenceProfile.from_frame(pd.DataFrame({"x": [1.5, 2.5, None], "c": ["a", "b", "a"]}))
@@ -158,6 +158,8 @@ def _numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
     """Float values of a column, NaN where missing; also the count of unreadable values."""
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("float64").to_numpy(), 0
+    if pd.api.types.is_timedelta64_dtype(series.dtype):
+        return series.dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan), 0
     if pd.api.types.is_numeric_dtype(series.dtype):
         return series.to_numpy(dtype="float64", na_value=np.nan), 0
     missing = series.isna().to_numpy()
@@ -186,7 +188,9 @@ def _text_lengths(series: pd.Series) -> tuple[np.ndarray, int]:
 def _value_counts(series: pd.Series, kind: str) -> tuple[dict, int]:
     if kind == "discrete":
         values, invalid = _numeric_values(series)
-        return _run_counts(sort_floats(values[~np.isnan(values)])), invalid
+        # ±inf is left out as in a numeric sample (the result counts it): as a level it
+        # would have no distance to the others.
+        return _run_counts(sort_floats(values[np.isfinite(values)])), invalid
     counts = series.value_counts(dropna=True, sort=False)
     counts = counts[counts > 0]
     # Labels are compared as text so that 1 and "1" from two file formats are one category.
@@ -208,6 +212,9 @@ def summarize(series: pd.Series, kind: str | None = None, name: str | None = Non
     n_missing = int(series.isna().sum())
     if kind is None:
         logical = infer_column_type(series)
+        # A duration is a number of seconds: as text its length would hide any change.
+        if pd.api.types.is_timedelta64_dtype(series.dtype):
+            logical = "float"
         if logical in ("int", "float"):
             values, invalid = _numeric_values(series)
             sample = SortedSample.from_values(values)

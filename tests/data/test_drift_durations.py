@@ -1,0 +1,51 @@
+"""Durations (timedelta columns) on statsmodels' fair data: compared as seconds, not as the
+length of their text."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+
+from opsloop.data import drift
+
+SECONDS_PER_YEAR = 365.25 * 86_400
+
+
+def married_for():
+    fair = sm.datasets.fair.load_pandas().data
+    years = fair["yrs_married"]
+    return pd.DataFrame({"married_for": pd.to_timedelta(years * SECONDS_PER_YEAR, unit="s")})
+
+
+def test_a_duration_column_of_few_levels_is_compared_as_counts_of_seconds():
+    frame = married_for()
+    reference, current = frame.iloc[:3000], frame.iloc[3000:]
+    result = drift.compare(reference, current)
+    column = result["married_for"]
+    seconds = frame["married_for"].dt.total_seconds().to_numpy()
+    # fair's yrs_married has seven levels: a discrete column, tested by chi-square on counts.
+    levels, ref_counts = np.unique(seconds[:3000], return_counts=True)
+    cur_counts = np.array([np.sum(seconds[3000:] == level) for level in levels])
+    chi2 = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]), correction=False)
+    assert column.kind == "discrete"
+    assert column.test == "chi2"
+    assert (column.statistic, column.p_value) == (chi2.statistic, chi2.pvalue)
+
+
+def test_durations_twice_as_long_drift():
+    frame = married_for()
+    rng = np.random.default_rng(7)
+    jitter = pd.to_timedelta(rng.uniform(0, 86_400, len(frame)), unit="s")
+    reference = pd.DataFrame({"married_for": frame["married_for"] + jitter})
+    current = pd.DataFrame({"married_for": reference["married_for"] * 2})
+    result = drift.compare(reference, current)
+    column = result["married_for"]
+    ref_s = reference["married_for"].dt.total_seconds().to_numpy()
+    expected = stats.ks_2samp(ref_s, ref_s * 2)
+    assert column.kind == "numeric"
+    assert (column.statistic, column.p_value) == (expected.statistic, expected.pvalue)
+    assert column.drifted
+    assert column.effect == pytest.approx(
+        stats.wasserstein_distance(ref_s, ref_s * 2) / np.std(ref_s), rel=1e-12
+    )
