@@ -76,7 +76,11 @@ _SCALE = 1074
 # Rows read from the database per fetch while folding.
 _ROWS_PER_FETCH = 20_000
 
-_feedback, _events, _sums = tables.prediction_feedback, tables.prediction_events, tables.ab_report_sums
+_feedback, _events, _sums = (
+    tables.prediction_feedback,
+    tables.prediction_events,
+    tables.ab_report_sums,
+)
 
 # A label that is not a number (a text, a list): the label outcome's report refuses it.
 _NOT_NUMBER = object()
@@ -269,7 +273,9 @@ def _fold(
     if not first:
         # The requests whose newest feedback or newest answer may have changed.
         affected = sa.union(
-            sa.select(f.c.request_id).where(_named(f, deployment), _by_id_range(f.c.id, low_f, high_f)),
+            sa.select(f.c.request_id).where(
+                _named(f, deployment), _by_id_range(f.c.id, low_f, high_f)
+            ),
             sa.select(e.c.request_id).where(
                 _named(e, deployment), e.c.role == "primary", _by_id_range(e.c.id, low_e, high_e)
             ),
@@ -414,7 +420,9 @@ def arm_sums(db: Database, deployment: str) -> ArmSums:
     probe = _probe(db) if db.dialect == "postgresql" else None
     with db.read() as connection:
         generation = retires(connection, deployment)
-        stored = connection.execute(sa.select(_sums).where(_sums.c.deployment == deployment)).first()
+        stored = connection.execute(
+            sa.select(_sums).where(_sums.c.deployment == deployment)
+        ).first()
         top = _largest_ids(connection)
         kept = stored is not None and stored.retires == generation
         if kept:
@@ -465,7 +473,9 @@ def _keep(
         with db.write() as connection:
             values["updated_ms"] = clock_of(connection)
             if stored is None:
-                connection.execute(_sums.insert().values(deployment=deployment, version=1, **values))
+                connection.execute(
+                    _sums.insert().values(deployment=deployment, version=1, **values)
+                )
             else:
                 connection.execute(
                     _sums.update()

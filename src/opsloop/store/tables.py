@@ -11,7 +11,7 @@ The Alembic migrations in :mod:`opsloop.store.migrations` create exactly these t
 test compares the two.
 
 >>> sorted(metadata.tables)[:3]
-['aliases', 'api_tokens', 'approvals']
+['ab_report_sums', 'aliases', 'api_tokens']
 """
 
 from __future__ import annotations
