@@ -450,3 +450,30 @@ def test_migration_0031_goes_down_and_up_with_feedback_in_the_store(database):
         upgrade_to_head(connection)
     assert _kept(database) is None  # empty: the first report fills it
     assert json.dumps(ab_report(database, DEFINITION).to_dict()) == json.dumps(before)
+
+
+def test_sums_of_many_values_at_once_equal_the_exact_sums():
+    """Doubles of every magnitude and sign (random bit patterns: subnormals, the largest,
+    0/1 among them): the vectorised sums equal the sums of their exact fractions."""
+    from opsloop.serving.ab_arm_sums import OutcomeSums
+
+    rng = np.random.default_rng(21)
+    bits = rng.integers(0, 2**63 - 1, size=3000, dtype=np.int64) * rng.choice([1, -1], size=3000)
+    values = bits.view(np.float64)
+    values = values[np.isfinite(values)].tolist() + [0.0, 1.0, 1.0, -0.0, 5e-324, 1e308] * 3
+    many = OutcomeSums()
+    many.add_many(values)
+    exact_total = sum(map(Fraction, values), Fraction(0))
+    exact_squares = sum((Fraction(x) ** 2 for x in values), Fraction(0))
+    assert Fraction(many.total, 2**1074) == exact_total
+    assert Fraction(many.squares, 2**2148) == exact_squares
+    assert (many.n, many.ones, many.other) == (len(values), 6, len(values) - 12)
+    one = OutcomeSums()
+    for x in values:
+        one.add(x, 1)
+    assert one == many
+    for x in values[:100]:
+        many.add(x, -1)
+    rest = values[100:]
+    assert Fraction(many.total, 2**1074) == sum(map(Fraction, rest), Fraction(0))
+    assert many.mean() == float(sum(map(Fraction, rest), Fraction(0)) / len(rest))
