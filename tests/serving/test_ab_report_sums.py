@@ -228,7 +228,7 @@ def test_conversions_labels_and_correct_folded_in_rounds_equal_the_rows(database
         assert report.kind == "proportion"
 
 
-def test_a_report_after_new_rows_reads_only_those(database):
+def test_a_report_after_new_rows_reads_only_those(database, monkeypatch):
     """After the first report, a report's statements read the feedback and the answers by
     the range of their ids past the watermark and by the request ids those rows name."""
     rng = np.random.default_rng(3)
@@ -242,11 +242,24 @@ def test_a_report_after_new_rows_reads_only_those(database):
         if "prediction_" in statement and statement.lstrip().upper().startswith(("SELECT", "WITH")):
             statements.append((statement, parameters))
 
+    from opsloop.serving import ab_arm_sums
+
+    driver_rows = ab_arm_sums._driver_rows
+
+    def caught_rows(connection, query):
+        # The fold's rows come from the driver's cursor, past SQLAlchemy's events.
+        compiled = query.compile(dialect=connection.dialect)
+        parameters = [compiled.params[name] for name in compiled.positiontup or ()]
+        statements.append((compiled.string, tuple(parameters)))
+        return driver_rows(connection, query)
+
+    monkeypatch.setattr(ab_arm_sums, "_driver_rows", caught_rows)
     sa.event.listen(database.engine, "before_cursor_execute", catch)
     try:
         ab_report(database, DEFINITION)
     finally:
         sa.event.remove(database.engine, "before_cursor_execute", catch)
+    assert any("newest_feedback" in statement for statement, _ in statements)
     after = _kept(database)
     assert (after.feedback_id, after.event_id) > (kept.feedback_id, kept.event_id)
     assert after.version == kept.version + 1

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -365,7 +366,7 @@ def _fold(
         .subquery("newest_answer")
     )
     f1, e1 = f.alias("f1"), e.alias("e1")
-    columns = [f1.c.label_json, f1.c.reward, e1.c.variant, e1.c.output_json]
+    columns = [f1.c.label_json, f1.c.reward, e1.c.variant, _output_if_labelled(f1, e1)]
     joined = newest_feedback.join(
         newest_answer, newest_answer.c.request_id == newest_feedback.c.request_id
     )
@@ -382,13 +383,12 @@ def _fold(
             f0.c.label_json,
             f0.c.reward,
             e0.c.variant,
-            e0.c.output_json,
+            _output_if_labelled(f0, e0),
         ]
         joined = joined.outerjoin(f0, f0.c.id == newest_feedback.c.before).outerjoin(
             e0, e0.c.id == newest_answer.c.before
         )
-    query = sa.select(*columns).select_from(joined).execution_options(yield_per=_ROWS_PER_FETCH)
-    for rows in connection.execute(query).partitions():
+    for rows in _driver_rows(connection, sa.select(*columns).select_from(joined)):
         # What comes in is summed a fetch at a time (vectorised); what goes out, row by row.
         added: dict[tuple[str, str], list[float]] = {}
         for row in rows:
@@ -409,6 +409,31 @@ def _fold(
         for (name, variant), values in added.items():
             sums.outcomes[name].setdefault(variant, OutcomeSums()).add_many(values)
     _fold_requests(connection, deployment, sums, low_e, high_e)
+
+
+def _output_if_labelled(feedback: sa.FromClause, answer: sa.FromClause) -> sa.ColumnElement:
+    # Only a label is compared with the answer's prediction.
+    return sa.case((feedback.c.label_json.is_not(None), answer.c.output_json))
+
+
+def _driver_rows(connection: Connection, query: sa.Select) -> Iterator[list[tuple]]:
+    """The rows of ``query`` in fetches, as the driver gives them: at a million rows,
+    making SQLAlchemy's rows of them costs more than the fold (on PostgreSQL a
+    server-side cursor, so the rows are not all held in memory at once)."""
+    compiled = query.compile(dialect=connection.dialect)
+    parameters: Any = compiled.params
+    if compiled.positional:
+        parameters = tuple(parameters[name] for name in compiled.positiontup or ())
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    postgresql = connection.dialect.name == "postgresql"
+    cursor = raw.cursor(name="ab_arm_sums_fold") if postgresql else raw.cursor()
+    try:
+        cursor.execute(compiled.string, parameters)
+        while rows := cursor.fetchmany(_ROWS_PER_FETCH):
+            yield rows
+    finally:
+        cursor.close()
 
 
 def _fold_requests(
