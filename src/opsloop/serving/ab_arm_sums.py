@@ -27,7 +27,9 @@ report therefore reads the largest ids *first*, then which transactions hold a w
 on either table (``pg_locks``; an insert holds it from before it draws its id until it
 ends), and only then takes its snapshot. With no such writer, every id up to those read is
 final; otherwise those ids become the **pending** watermark, final once all of those
-transactions have ended (checked the same way by a later report). The rows past the final
+transactions have ended (checked the same way by a later report). This rests on the ids
+being drawn by the inserts themselves from the tables' own sequences, one at a time (no
+cache per session), as the store's tables make them. The rows past the final
 watermark are folded into the report's own copy only (the **tail**), so each report is
 exact for its snapshot, and the kept sums never miss a row committed late.
 
