@@ -179,7 +179,11 @@ class OutcomeSums:
         return _divided(n * self.squares - self.total * self.total, (n * (n - 1)) << 2 * _SCALE)
 
     def to_list(self) -> list[Any]:
-        """The sums as JSON values (the integers in hexadecimal)."""
+        """The sums as JSON values (the integers in hexadecimal).
+
+        >>> OutcomeSums(1, 255, 4096, 0, 1, 0).to_list()
+        [1, 'ff', '1000', 0, 1, 0]
+        """
         return [self.n, format(self.total, "x"), format(self.squares, "x"), self.ones,
                 self.other, self.infinite]  # fmt: skip
 
@@ -270,7 +274,11 @@ class ArmSums:
 
     @classmethod
     def from_json(cls, text: str) -> ArmSums:
-        """The sums :meth:`to_json` wrote."""
+        """The sums :meth:`to_json` wrote.
+
+        >>> ArmSums.from_json(ArmSums(not_number=2).to_json()).not_number
+        2
+        """
         document = json.loads(text)
         return cls(
             dict(document["requests"]),
