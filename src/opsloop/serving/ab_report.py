@@ -11,9 +11,14 @@ several (:mod:`.prediction_feedback`). The outcome is one of
 * ``label``: the feedback's label, which must be a number (a 0/1 conversion, a revenue);
 * ``correct``: whether the label equals the arm's prediction (1 or 0).
 
-The database aggregates ``reward`` and ``label`` outcomes, one row per arm whatever the
-history's length; ``correct``, and labels it cannot take as numbers (text, infinities),
-are read row by row.
+A feedback without a label (or a NaN one) gives no ``label`` nor ``correct`` outcome. Where
+a client reused a request id, its newest answer's variant and prediction count.
+
+The report reads per-arm sums kept as of the rows it saw last and brought up to date with
+the rows written since (:mod:`.ab_arm_sums`): after a deployment's first report, its cost
+grows with the feedback and answers that arrived in between, not with the history. Labels
+that are not numbers (text) and outcomes that are not finite are read row by row, the way
+the report names them in its error.
 
 Outcomes that are all 0 or 1 are compared as proportions, others as means, by
 :mod:`opsloop.analysis.ab_test` (pooled z-test and Newcombe's interval for proportions,
@@ -39,7 +44,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
 from opsloop.analysis.ab_test import (
     ABTestResult,
@@ -48,9 +52,9 @@ from opsloop.analysis.ab_test import (
     compare_proportions,
 )
 from opsloop.errors import InvalidArgumentError
+from opsloop.serving.ab_arm_sums import ArmSums, OutcomeSums, arm_sums
 from opsloop.serving.deployment_records import Deployment
 from opsloop.serving.prediction_feedback import read_feedback
-from opsloop.store import tables
 from opsloop.store.database import Database
 
 #: What an outcome can be (see the module).
@@ -146,22 +150,6 @@ class ABReport:
         return pd.DataFrame(rows)
 
 
-def _answered(db: Database, deployment: str) -> dict[str, int]:
-    events = tables.prediction_events
-    query = (
-        sa.select(events.c.variant, sa.func.count(sa.distinct(events.c.request_id)))
-        .where(
-            events.c.deployment == deployment,
-            events.c.role == "primary",
-            # A request whose model failed is recorded too, with its error: not an answer.
-            events.c.error.is_(None),
-        )
-        .group_by(events.c.variant)
-    )
-    with db.read() as connection:
-        return {variant: int(count) for variant, count in connection.execute(query)}
-
-
 @dataclass(frozen=True)
 class _ArmOutcomes:
     """What an arm's outcomes come to: their count, mean and sample variance (``nan`` where
@@ -185,9 +173,13 @@ def _outcome_values(feedback: pd.DataFrame, outcome: str) -> pd.Series:
             None if output is None else output.get("predictions", [None])[0]
             for output in feedback["output"]
         ]
+        # A feedback without a label (or with a NaN one) has no such outcome; in a column
+        # of numbers pandas holds the missing label as NaN.
         return pd.Series(
             [
-                math.nan if label is None else float(label == guess)
+                math.nan
+                if label is None or (isinstance(label, float) and math.isnan(label))
+                else float(label == guess)
                 for label, guess in zip(labels, predicted, strict=True)
             ],
             index=feedback.index,
@@ -230,137 +222,25 @@ def _outcomes_from_frame(
     return outcome, arms
 
 
-# The largest finite double: a value beyond it (or PostgreSQL's NaN, which sorts above every
-# number) is not finite.
-_LARGEST = float(np.finfo(np.float64).max)
-
-
-def _label_number(label: sa.ColumnElement) -> sa.ColumnElement:
-    """A feedback's label (JSON text, as json.dumps writes it) as the number the frame's path
-    makes of it; null for no label, JSON null or NaN (the frame drops them), for infinities
-    and for labels that are not numbers (both counted apart)."""
-    return sa.case(
-        (label.in_(("null", "NaN", "Infinity", "-Infinity")), sa.null()),
-        (label == "true", 1.0),
-        (label == "false", 0.0),
-        (sa.func.substr(label, 1, 1).in_(('"', "[", "{")), sa.null()),
-        else_=sa.cast(label, sa.Float(precision=53)),
-    )
-
-
-def _outcomes_in_sql(
-    db: Database, deployment: str, outcome: str | None, live: list[str]
+def _outcomes_from_sums(
+    sums: ArmSums, outcome: str | None, live: list[str]
 ) -> tuple[str, dict[str, _ArmOutcomes]] | None:
-    """What :func:`_outcomes_from_frame` gives for the outcome ``reward`` or ``label``,
-    aggregated by the database (one row per arm, whatever the feedback's length), or
-    ``None`` where the frame's path must answer: a label that is not a number (the frame's
-    path names it in its error) or an outcome that is not finite.
-
-    The newest feedback of a request stands, as in the frame (where two answers share a
-    request id, the newest answer's variant counts). Per arm the database sums the deviations from
-    the arm's mean and their squares (the corrected two-pass form, stable where the
-    spread is small against the mean), and counts the outcomes that are not 0 or 1.
-    """
-    f, e = tables.prediction_feedback, tables.prediction_events
-    # Per request its newest feedback and its newest answer (a client may reuse an id).
-    newest = (
-        sa.select(sa.func.max(f.c.id).label("feedback"), sa.func.max(e.c.id).label("answer"))
-        .select_from(
-            f.join(
-                e,
-                sa.and_(
-                    e.c.request_id == f.c.request_id,
-                    e.c.deployment == f.c.deployment,
-                    e.c.role == "primary",
-                ),
-            )
-        )
-        .where(f.c.deployment == deployment)
-        .group_by(f.c.request_id)
-        .subquery("newest")
-    )
-    label = f.c.label_json
-    kinds = ("reward", "label") if outcome is None else (outcome,)
-    vals = sa.select(
-        e.c.variant,
-        f.c.reward.label("reward"),
-        _label_number(label).label("label"),
-        sa.case((f.c.reward.is_not(None), 1), else_=0).label("has_reward"),
-        sa.case((sa.func.substr(label, 1, 1).in_(('"', "[", "{")), 1), else_=0).label("not_number"),
-        sa.case((label.in_(("Infinity", "-Infinity")), 1), else_=0).label("infinite_label"),
-    ).select_from(newest.join(f, f.c.id == newest.c.feedback).join(e, e.c.id == newest.c.answer))
-    vals_cte = vals.cte("vals")
-    centre = (
-        sa.select(
-            vals_cte.c.variant,
-            *(sa.func.avg(vals_cte.c[kind]).label(f"{kind}_centre") for kind in kinds),
-        )
-        .group_by(vals_cte.c.variant)
-        .cte("centre")
-    )
-    columns: list[sa.ColumnElement] = [
-        vals_cte.c.variant,
-        sa.func.sum(vals_cte.c.has_reward).label("has_reward"),
-        sa.func.sum(vals_cte.c.not_number).label("not_number"),
-        sa.func.sum(vals_cte.c.infinite_label).label("infinite_label"),
-    ]
-    for kind in kinds:
-        value, mid = vals_cte.c[kind], sa.func.max(centre.c[f"{kind}_centre"])
-        deviation = value - centre.c[f"{kind}_centre"]
-        columns += [
-            sa.func.count(value).label(f"{kind}_n"),
-            mid.label(f"{kind}_centre"),
-            sa.func.sum(deviation).label(f"{kind}_deviation"),
-            sa.func.sum(deviation * deviation).label(f"{kind}_square"),
-            sa.func.sum(sa.case((value == 1.0, 1), else_=0)).label(f"{kind}_ones"),
-            sa.func.sum(sa.case((value.is_(None), 0), (value.in_((0.0, 1.0)), 0), else_=1)).label(
-                f"{kind}_other"
-            ),
-            sa.func.sum(sa.case((value > _LARGEST, 1), (value < -_LARGEST, 1), else_=0)).label(
-                f"{kind}_infinite"
-            ),
-        ]
-    query = (
-        sa.select(*columns)
-        .select_from(vals_cte.join(centre, vals_cte.c.variant == centre.c.variant))
-        .group_by(vals_cte.c.variant)
-    )
-    with db.read() as connection:
-        rows = {row.variant: row._mapping for row in connection.execute(query)}
+    """What :func:`_outcomes_from_frame` gives, from the arms' sums
+    (:mod:`.ab_arm_sums`), or ``None`` where the frame's path must answer: a label that is
+    not a number (the frame's path names it in its error) or an outcome that is not finite."""
     if outcome is None:
-        outcome = "reward" if any(int(r["has_reward"]) > 0 for r in rows.values()) else "label"
-    if outcome == "label" and any(int(r["not_number"]) > 0 for r in rows.values()):
+        has_reward = any(arm.n for arm in sums.outcomes["reward"].values())
+        outcome = "reward" if has_reward else "label"
+    if outcome == "label" and sums.not_number:
         return None
     arms = {}
     for name in live:
-        row = rows.get(name)
-        if row is not None and (
-            int(row[f"{outcome}_infinite"]) or (outcome == "label" and int(row["infinite_label"]))
-        ):
+        arm = sums.outcomes[outcome].get(name, OutcomeSums())
+        if arm.infinite:
             return None
-        arms[name] = _summarised(row, outcome)
+        successes = arm.ones if arm.other == 0 else None
+        arms[name] = _ArmOutcomes(arm.n, arm.mean(), arm.var(), successes)
     return outcome, arms
-
-
-def _summarised(row: Any, outcome: str) -> _ArmOutcomes:
-    """An arm's outcomes from its row of :func:`_outcomes_in_sql` (``None``: no feedback)."""
-    n = 0 if row is None else int(row[f"{outcome}_n"])
-    if n == 0:
-        return _ArmOutcomes(0, math.nan, math.nan, 0)
-    if int(row[f"{outcome}_other"]) == 0:
-        # 0/1 outcomes: the mean is the count of ones over n, as exact as numpy's sum of
-        # them; the squared deviations from it are k of (1 - mean)² and n - k of mean².
-        ones = int(row[f"{outcome}_ones"])
-        mean = ones / n
-        square = ones * (1.0 - mean) ** 2 + (n - ones) * mean**2
-        return _ArmOutcomes(n, mean, square / (n - 1) if n > 1 else math.nan, ones)
-    centre = float(row[f"{outcome}_centre"])
-    deviation, square = float(row[f"{outcome}_deviation"]), float(row[f"{outcome}_square"])
-    # The corrected two-pass form: the first pass's rounding in the centre is taken back
-    # by the deviations' sum (Chan, Golub and LeVeque 1983).
-    mean = centre + deviation / n
-    var = max(square - deviation * deviation / n, 0.0) / (n - 1) if n > 1 else math.nan
-    return _ArmOutcomes(n, mean, var, None)
 
 
 def ab_report(
@@ -396,13 +276,11 @@ def ab_report(
             "compares two or more"
         )
     names = [variant.name for variant in live]
-    # ``correct`` compares a label with a prediction as Python's == does (True == 1 == 1.0,
-    # lists and dicts deep, NaN never equal), which SQL's JSON functions do not on both
-    # databases (and PostgreSQL refuses the NaN json.dumps writes): its rows are read.
-    found = None if outcome == "correct" else _outcomes_in_sql(db, deployment, outcome, names)
+    sums = arm_sums(db, deployment)
+    found = _outcomes_from_sums(sums, outcome, names)
     outcome, by_arm = found or _outcomes_from_frame(db, deployment, outcome, names)
     kind = "proportion" if all(arm.successes is not None for arm in by_arm.values()) else "mean"
-    answered = _answered(db, deployment)
+    answered = sums.requests
     arms = tuple(
         ArmSummary(
             variant=variant.name,

@@ -312,7 +312,8 @@ def read_feedback(db: Database, deployment: str) -> pd.DataFrame:
             )
         )
         .where(_feedback.c.deployment == deployment)
-        .order_by(_feedback.c.id)
+        # Where a client reused a request id, a feedback's newest answer comes last.
+        .order_by(_feedback.c.id, _events.c.id)
     )
     with db.read() as connection:
         rows = connection.execute(query).mappings().all()

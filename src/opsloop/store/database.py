@@ -132,7 +132,7 @@ class Database:
         >>> db.migrate()
         >>> with db.read() as c:
         ...     c.execute(sa.text("select version_num from alembic_version")).scalar_one()
-        '0031'
+        '0032'
         """
         with self.write() as connection:
             if self.dialect == "postgresql":

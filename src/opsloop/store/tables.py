@@ -11,7 +11,7 @@ The Alembic migrations in :mod:`opsloop.store.migrations` create exactly these t
 test compares the two.
 
 >>> sorted(metadata.tables)[:3]
-['aliases', 'api_tokens', 'approvals']
+['ab_report_sums', 'aliases', 'api_tokens']
 """
 
 from __future__ import annotations
@@ -535,6 +535,25 @@ waiting_feedback = Table(
     Column("expires_ms", BigInteger, nullable=False),
     Index(None, "deployment", "request_id", unique=True),
     Index(None, "deployment", "expires_ms"),
+)
+
+# The A/B report's per-arm sums of one deployment as of a watermark: every feedback row up
+# to ``feedback_id`` and every prediction event up to ``event_id`` folded in, under the
+# deployment's ``retires``-th name (a retire moves its rows: the sums then start again).
+# ``pending_json`` holds, on PostgreSQL, ids the report will fold in once the writers that
+# were open when it read them have ended; ``version`` orders two reports' writes
+# (opsloop.serving.ab_arm_sums).
+ab_report_sums = Table(
+    "ab_report_sums",
+    metadata,
+    Column("deployment", NAME, primary_key=True),
+    Column("retires", Integer, nullable=False),
+    Column("feedback_id", BigInteger, nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("pending_json", Text, nullable=True),
+    Column("sums_json", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
 )
 
 # Monitoring windows: one row per deployment, variant, window length, window start and the

@@ -46,10 +46,10 @@ Viewer = Annotated[User, Depends(page_user)]
 HISTORY_READ = 500
 #: The longest window and end time the shadows' fragment reads ("15m", an ISO time).
 MAX_WINDOW_LENGTH, MAX_MOMENT_LENGTH = 10, 40
-#: The A/B report is aggregated by the database, but over every feedback row of the
-#: deployment (the newest per request): about a second at 100,000 rows and several at
-#: 1,000,000 (benchmarks/ab_report.py), so its part of the page refreshes no more often
-#: than this, in seconds.
+#: The A/B report folds in the feedback and answers written since the last report
+#: (opsloop.serving.ab_arm_sums): cheap after a deployment's first report, which reads its
+#: whole history (several seconds at 1,000,000 rows, benchmarks/ab_report.py) and writes
+#: the sums back; its part of the page refreshes no more often than this, in seconds.
 AB_REFRESH_FLOOR_S = 60
 #: The kind of change each rollout decision's action makes, as the page names it.
 _KINDS = {"step": "step", "complete": "complete", "rollback": "rollback"}
