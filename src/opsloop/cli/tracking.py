@@ -242,7 +242,14 @@ def approve(
     version: int,
     comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
 ) -> None:
-    """Approve pointing ALIAS of NAME at VERSION (needs the approver role)."""
+    """Approve pointing ALIAS of NAME at VERSION (needs the approver role).
+
+    Who approves: with OPSLOOP_TRACKING_URI naming a server (http(s)://), the owner of
+    OPSLOOP_TRACKING_TOKEN. On a local store (no URL, or a database URI), the OS login as
+    Python's getpass.getuser() reads it (the LOGNAME, USER, LNAME or USERNAME environment
+    variable, else the account's name): it must be a registered user with the approver
+    role. A local store does not authenticate, so distinct approvers are distinct people
+    only through a server."""
     count = _registry().approve(name, alias, version, comment=comment)
     out.print(f"{name}: {count} approval(s) for {alias} -> version {version}")
 
