@@ -184,3 +184,43 @@ def test_width_is_checked_only_where_the_model_says_it():
     fitted = LogisticRegression(max_iter=1_000).fit(*load_iris(return_X_y=True))
     with pytest.raises(ValueError, match=r"model takes 4 \(n_features_in_"):
         check_model_width("X", X, fitted)
+
+
+@pytest.fixture(scope="module")
+def wine_with_nan():
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_wine(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0, stratify=y)
+    X_train = X_train.copy()
+    X_train[4, 9] = np.nan
+    return X_train, X_test, y_train, y_test
+
+
+def test_functions_handing_x_to_an_estimator_refuse_nan_it_would_refuse(wine_with_nan):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from opsloop.learn.active import SimulatedOracle, active_learning
+    from opsloop.learn.robustness import extraction_curve, find_label_issues, threshold_attack
+
+    X_train, X_test, y_train, y_test = wine_with_nan
+    clean = np.nan_to_num(X_train)
+    logistic = LogisticRegression(max_iter=5_000)
+    nan_at = r"row 4, column 9 is NaN; the toolkit needs finite numbers"
+    with pytest.raises(ValueError, match=f"^X_pool: {nan_at}"):
+        active_learning(logistic, X_train, SimulatedOracle(y_train), budget=20)
+    with pytest.raises(ValueError, match=f"^X: {nan_at}"):
+        find_label_issues(logistic, X_train, y_train, cv=3)
+    fitted = LogisticRegression(max_iter=5_000).fit(clean, y_train)
+    with pytest.raises(ValueError, match=f"^X_pool: {nan_at}"):
+        extraction_curve(fitted, X_train, X_test, y_test, [20])
+    with pytest.raises(ValueError, match=f"^members: X: {nan_at}"):
+        threshold_attack(fitted, (X_train, y_train), (X_test, y_test))
+    # an estimator that takes missing values natively gets them, and the result is its own
+    boosting = HistGradientBoostingClassifier(max_iter=20, random_state=0)
+    issues = find_label_issues(boosting, X_train, y_train, cv=3)
+    assert issues.out_of_fold.shape == (len(y_train), 3)
+    infinite = X_train.copy()
+    infinite[2, 0] = np.inf
+    with pytest.raises(ValueError, match=r"^X: row 2, column 0 is inf"):
+        find_label_issues(boosting, infinite, y_train, cv=3)

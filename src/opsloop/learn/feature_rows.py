@@ -136,3 +136,40 @@ def check_model_width(name: str, X: np.ndarray, model: Any, model_name: str = "m
         raise ValueError(
             f"{name} has {X.shape[1]} features per row; {model_name} takes {width} ({reason})"
         )
+
+
+def _accepts_nan(estimator: Any) -> bool:
+    tags = getattr(estimator, "__sklearn_tags__", None)
+    if tags is None:
+        return False
+    try:
+        return bool(tags().input_tags.allow_nan)
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def check_rows_for(name: str, X: Any, estimator: Any) -> None:
+    """Refuse ``X`` for ``estimator`` with :func:`finite_rows`' message where the estimator
+    would refuse it: NaN unless its scikit-learn tags accept missing values (histogram
+    gradient boosting does), infinity always. ``X`` itself is left as it is (a frame keeps
+    its column names), and rows that are not numbers (text for a pipeline) are the
+    estimator's to judge.
+
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X = [[0.0, float("nan")], [1.0, 2.0]]
+    >>> check_rows_for("X_pool", X, HistGradientBoostingClassifier()) is None
+    True
+    >>> check_rows_for("X_pool", X, LogisticRegression())
+    Traceback (most recent call last):
+    ValueError: X_pool: row 0, column 1 is NaN; the toolkit needs finite numbers ...
+    """
+    raw = X.to_numpy() if isinstance(X, pd.DataFrame) else X
+    try:
+        array = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        return
+    if _accepts_nan(estimator):
+        array = np.where(np.isnan(array), 0.0, array)
+    named = pd.DataFrame(array, columns=X.columns) if isinstance(X, pd.DataFrame) else array
+    finite_rows(name, named, two_d=False)
