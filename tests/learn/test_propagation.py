@@ -181,10 +181,10 @@ def test_text_labels_without_their_marker_are_refused_naming_it():
     X, named, _, _ = _iris_partly_named("unknown")
     with pytest.raises(ValueError, match="every entry is the marker 'nope'"):
         propagate_labels(X, np.where(named == "unknown", "nope", "nope"), unlabelled="nope")
-    # the default marker -1 is not in a text array marked "unknown": nothing is unlabelled,
-    # every row keeps its (text) label and nothing is propagated
-    result = propagate_labels(X, named)
-    assert result.n_propagated == 0 and "unknown" in result.per_class["label"].tolist()
+    # the default marker -1 is not in a text array marked "unknown": refused, not taken
+    # for a fourth class as scikit-learn would
+    with pytest.raises(ValueError, match=r"^y: no row holds the marker .* -1; name the marker"):
+        propagate_labels(X, named)
 
 
 def test_nan_in_x_is_refused_naming_the_row_and_column():

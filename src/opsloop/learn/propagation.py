@@ -242,6 +242,12 @@ def _label_codes(
     given = (y.astype(str) != str(unlabelled)) if text else (y != unlabelled)
     if not given.any():
         raise ValueError(f"y has no labelled rows (every entry is the marker {unlabelled!r})")
+    if text and given.all():
+        # a text marker such as "unknown" would otherwise be taken for one more class
+        raise ValueError(
+            f"y: no row holds the marker of unlabelled rows {unlabelled!r}; name the marker "
+            "your text labels use with unlabelled=, e.g. unlabelled='unknown'"
+        )
     if not text and y.dtype.kind in "iub" and unlabelled == UNLABELLED:
         return given, None, None  # scikit-learn's own convention: labels passed unchanged
     if y.dtype.kind == "f" and not np.isfinite(y[given]).all():
