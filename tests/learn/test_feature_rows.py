@@ -224,3 +224,9 @@ def test_functions_handing_x_to_an_estimator_refuse_nan_it_would_refuse(wine_wit
     infinite[2, 0] = np.inf
     with pytest.raises(ValueError, match=r"^X: row 2, column 0 is inf"):
         find_label_issues(boosting, infinite, y_train, cv=3)
+
+
+def test_pandas_missing_values_of_nullable_columns_are_named_as_nan():
+    frame = pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64"), "b": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match=r"^X: row 1, column 'a' \(0\) is NaN"):
+        finite_rows("X", frame)

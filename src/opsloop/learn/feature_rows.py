@@ -47,7 +47,8 @@ def finite_rows(name: str, X: Any, *, two_d: bool = True, dtype: Any = np.float6
     >>> finite_rows("X", np.ones((2, 2, 2)), two_d=False).shape
     (2, 2, 2)
     """
-    raw = X.to_numpy() if isinstance(X, pd.DataFrame) else X
+    # pandas' own missing value (pd.NA of nullable columns) is NaN to numpy
+    raw = X.to_numpy(na_value=np.nan) if isinstance(X, pd.DataFrame) else X
     try:
         array = np.asarray(raw, dtype=dtype)
         if dtype is None and array.dtype.kind not in "biuf":
@@ -164,7 +165,7 @@ def check_rows_for(name: str, X: Any, estimator: Any) -> None:
     Traceback (most recent call last):
     ValueError: X_pool: row 0, column 1 is NaN; the toolkit needs finite numbers ...
     """
-    raw = X.to_numpy() if isinstance(X, pd.DataFrame) else X
+    raw = X.to_numpy(na_value=np.nan) if isinstance(X, pd.DataFrame) else X
     try:
         array = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError):
