@@ -182,3 +182,24 @@ def test_users_tokens_revoke_rotate_disable(store_uri):
     assert authenticate(open_database(), rotated).name == "ana"
     bad = invoke("users", "add", "bo", "--expires-days", "-1")
     assert bad.exit_code == 2 and "--expires-days must be positive, got -1.0" in bad.output
+
+
+def test_runs_list_pages_with_the_token_it_prints_on_stderr(store_uri):
+    for index, auc in enumerate((0.8, 0.9, 0.8, 0.9, 0.8)):
+        with start_run("paged", name=f"r{index}", capture=False) as run:
+            run.log_metric("auc", auc)
+    pages, arguments = [], ["runs", "list", "paged", "--order-by", "metrics.auc DESC"]
+    token = None
+    while True:
+        extra = ["--page-token", token] if token else []
+        result = CliRunner().invoke(app, [*arguments, "--max-results", "2", "--json", *extra])
+        assert result.exit_code == 0, result.output
+        pages.append([row["name"] for row in json.loads(result.stdout)])
+        lines = [line for line in result.stderr.splitlines() if line.startswith("next page:")]
+        if not lines:
+            break
+        token = lines[0].removeprefix("next page: --page-token ")
+    # By hand: AUC 0.9 (r3, r1: newest first), then 0.8 (r4, r2, r0).
+    assert pages == [["r3", "r1"], ["r4", "r2"], ["r0"]]
+    refused = invoke(*arguments, "--page-token", "garbage")
+    assert refused.exit_code == 2 and "page_token" in refused.output

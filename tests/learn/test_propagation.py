@@ -143,3 +143,77 @@ def test_digits_rows_the_graph_does_not_reach_keep_no_label():
     np.testing.assert_array_equal(result.labels[reached], reference.transduction_[reached])
     right = reference.transduction_[result.propagated] == y_true[result.propagated]
     assert result.accuracy == right.mean()
+
+
+def _iris_partly_named(marker):
+    """load_iris with its target names as labels, 80% of them replaced by ``marker``."""
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    names = data.target_names[data.target]
+    hidden = np.random.default_rng(0).random(len(names)) < 0.8
+    # object, not text: numpy finds no common type for -1 and the names
+    return data.data, np.where(hidden, marker, names.astype(object)), hidden, data
+
+
+@pytest.mark.parametrize("marker", ["unlabeled", -1])
+def test_text_labels_equal_scikit_learn_on_their_numbers(marker):
+    X, named, hidden, data = _iris_partly_named(marker)
+    result = propagate_labels(X, named, unlabelled=marker, y_true=data.target_names[data.target])
+    # scikit-learn on the same labels numbered in sorted order (the names sort as the codes).
+    codes = np.where(hidden, -1, data.target)
+    reference = LabelSpreading().fit(X, codes)
+    np.testing.assert_array_equal(result.labels, data.target_names[reference.transduction_])
+    np.testing.assert_allclose(result.confidence, reference.label_distributions_.max(axis=1))
+    assert result.per_class["label"].tolist() == ["setosa", "versicolor", "virginica"]
+    assert result.n_labelled == int((~hidden).sum())
+    truth = data.target_names[data.target]
+    assert result.accuracy == float(np.mean(result.labels[hidden] == truth[hidden]))
+    # scikit-learn itself takes a text marker for a fourth class, and refuses text with -1.
+    if marker == "unlabeled":
+        assert "unlabeled" in LabelSpreading().fit(X, named.astype(str)).classes_
+    else:
+        with pytest.raises(ValueError, match="Unknown label type"):
+            LabelSpreading().fit(X, named)
+
+
+def test_text_labels_without_their_marker_are_refused_naming_it():
+    X, named, _, _ = _iris_partly_named("unknown")
+    with pytest.raises(ValueError, match="every entry is the marker 'nope'"):
+        propagate_labels(X, np.where(named == "unknown", "nope", "nope"), unlabelled="nope")
+    # the default marker -1 is not in a text array marked "unknown": refused, not taken
+    # for a fourth class as scikit-learn would
+    with pytest.raises(ValueError, match=r"^y: no row holds the marker .* -1; name the marker"):
+        propagate_labels(X, named)
+
+
+def test_nan_in_x_is_refused_naming_the_row_and_column():
+    X, named, _, _ = _iris_partly_named("unknown")
+    X = X.copy()
+    X[7, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^X: row 7, column 2 is NaN"):
+        propagate_labels(X, named, unlabelled="unknown")
+
+
+def test_unscaled_digits_warn_and_equal_scikit_learn_where_the_graph_reaches():
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    partial = np.where(np.random.default_rng(0).random(len(y)) < 0.1, y, -1)
+    with pytest.warns(UserWarning, match=r"gamma=20 .* Scale X"):
+        raw = propagate_labels(X, partial, y_true=y)
+    reference = LabelSpreading().fit(X, partial)
+    # scikit-learn labels the rows no weight reached with class 0: 10% right by chance
+    assert np.mean(reference.transduction_[partial == -1] == y[partial == -1]) < 0.11
+    assert raw.n_propagated == 0 and raw.n_unreached == int((partial == -1).sum())
+    scaled = StandardScaler().fit_transform(X)
+    result = propagate_labels(scaled, partial, y_true=y)
+    reference = LabelSpreading().fit(scaled, partial)
+    reached = result.propagated
+    np.testing.assert_array_equal(result.labels[reached], reference.transduction_[reached])
+    assert result.accuracy > 0.95
+    knn = propagate_labels(X, partial, y_true=y, model=LabelSpreading(kernel="knn"))
+    reference = LabelSpreading(kernel="knn").fit(X, partial)
+    np.testing.assert_array_equal(knn.labels, reference.transduction_)
+    assert knn.n_unreached == 0 and knn.accuracy > 0.95

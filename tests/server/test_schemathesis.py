@@ -85,6 +85,8 @@ RULES_BEYOND_THE_SCHEMA = (
     # A search's filter and order clauses are in the filter language.
     '"detail":"filter: ',
     '"detail":"order_by: ',
+    # A search's page token is one the search wrote, for the same search.
+    '"detail":"page_token: ',
     # A ramp's shares increase to 1.
     '"detail":"steps: ',
     # Monitoring: a policy is a rule in its grammar; times and latencies come one for all

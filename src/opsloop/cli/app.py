@@ -26,6 +26,7 @@ from opsloop.cli.console import (
     print_table,
 )
 from opsloop.cli.drift_table import print_drift
+from opsloop.cli.help_text import reflow_help
 from opsloop.cli.report_run import RunOption, check_report_run, log_report
 
 app = typer.Typer(
@@ -127,8 +128,8 @@ def schema_validate(
     """Validate DATA against a schema; exit code 1 when anomalies are found.
 
     A CSV or TSV file holds text: in a column the schema says is numeric, each cell that
-    reads as a number is that number, so only the cells that do not (``lots`` among prices)
-    are type mismatches, row by row, as ``opsloop score`` rejects them."""
+    reads as a number is that number, so only the cells that do not ('lots' among prices)
+    are type mismatches, row by row, as 'opsloop score' rejects them."""
     from opsloop.data.excerpt import excerpt
     from opsloop.data.io import table_format
     from opsloop.data.schema import Schema, validate
@@ -366,3 +367,7 @@ def main() -> None:
     from opsloop.cli.cluster import expand_bare_dask
 
     app(args=expand_bare_dask(sys.argv[1:]))
+
+
+# Last, once every command is registered: typer's rich help keeps a docstring's line breaks.
+reflow_help(app)

@@ -152,7 +152,14 @@ def approve(
     automation: AutomationOption = "full_automation",
     comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
 ) -> None:
-    """Approve deploying exactly this definition as NAME (approver role)."""
+    """Approve deploying exactly this definition as NAME (approver role).
+
+    Who approves: with OPSLOOP_TRACKING_URI naming a server (http(s)://), the owner of
+    OPSLOOP_TRACKING_TOKEN. On a local store (no URL, or a database URI), the OS login as
+    Python's getpass.getuser() reads it (the LOGNAME, USER, LNAME or USERNAME environment
+    variable, else the account's name): it must be a registered user with the approver
+    role. A local store does not authenticate, so distinct approvers are distinct people
+    only through a server."""
     count = _deployments().approve(
         name, _variants(variant), strategy=strategy, automation=automation, comment=comment
     )

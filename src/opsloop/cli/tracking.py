@@ -28,6 +28,7 @@ from opsloop.cli.console import (
     JsonFlag,
     Section,
     UsageProblem,
+    err,
     iso_time_ms,
     one_line_errors,
     out,
@@ -61,22 +62,34 @@ def list_runs(
         list[str] | None, typer.Option("--order-by", help="e.g. 'metrics.auc DESC'.")
     ] = None,
     max_results: Annotated[int, typer.Option(help="At most this many runs.")] = 50,
+    page_token: Annotated[
+        str | None,
+        typer.Option(help="The next page: the token the previous page printed on stderr."),
+    ] = None,
     as_json: JsonFlag = False,
     fmt: FormatOption = None,
 ) -> None:
-    """Runs matching a filter such as "metrics.auc > 0.8 and params.model = 'rf'"."""
+    """Runs matching a filter such as "metrics.auc > 0.8 and params.model = 'rf'".
+
+    When more runs match than --max-results, the token of the next page is printed on
+    stderr (stdout stays a table, CSV or JSON); run the same command again with
+    --page-token TOKEN to see the next page. Runs that order_by ranks equal come newest
+    first, so pages never skip or repeat a run of a finished experiment."""
     from opsloop.tracking import search_runs
 
     chosen = output_format(fmt, as_json)
-    frame = search_runs(experiment, filter, order_by or None, max_results)
+    frame = search_runs(experiment, filter, order_by or None, max_results, page_token=page_token)
+    next_token = frame.attrs.get("next_page_token")
     if chosen == "json":
         from opsloop.reports.frame_records import frame_records
 
         print_json(frame_records(frame))
-        return
-    shown = ["run_id", "experiment", "name", "status", "start_time"]
-    shown += [c for c in frame.columns if c.startswith("metrics.")]
-    print_frame(frame[shown], title=f"{len(frame)} run(s)", fmt=chosen)
+    else:
+        shown = ["run_id", "experiment", "name", "status", "start_time"]
+        shown += [c for c in frame.columns if c.startswith("metrics.")]
+        print_frame(frame[shown], title=f"{len(frame)} run(s)", fmt=chosen)
+    if next_token is not None:
+        err.print(f"next page: --page-token {next_token}", markup=False, soft_wrap=True)
 
 
 @runs_app.command("show")
@@ -229,7 +242,14 @@ def approve(
     version: int,
     comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
 ) -> None:
-    """Approve pointing ALIAS of NAME at VERSION (needs the approver role)."""
+    """Approve pointing ALIAS of NAME at VERSION (needs the approver role).
+
+    Who approves: with OPSLOOP_TRACKING_URI naming a server (http(s)://), the owner of
+    OPSLOOP_TRACKING_TOKEN. On a local store (no URL, or a database URI), the OS login as
+    Python's getpass.getuser() reads it (the LOGNAME, USER, LNAME or USERNAME environment
+    variable, else the account's name): it must be a registered user with the approver
+    role. A local store does not authenticate, so distinct approvers are distinct people
+    only through a server."""
     count = _registry().approve(name, alias, version, comment=comment)
     out.print(f"{name}: {count} approval(s) for {alias} -> version {version}")
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.learn.eval_mode import in_eval_mode
+from opsloop.learn.feature_rows import check_model_width, finite_rows
 from opsloop.learn.model_size import count_parameters, median_latency_ms
 from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics, log_state_dict
 from opsloop.learn.torch_import import import_torch
@@ -173,7 +174,7 @@ def _student_predict(student: Any, X: np.ndarray) -> np.ndarray:
 def _check_data(data: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, tuple | list) or len(data) != 2:
         raise TypeError(f"{name} must be a pair (X, y) of arrays")
-    X = np.asarray(data[0], dtype=np.float32)
+    X = finite_rows(f"{name}: X", data[0], two_d=False, dtype=np.float32)
     y = np.asarray(data[1])
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
         raise ValueError(
@@ -227,6 +228,14 @@ def distill(
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
     X, y = _check_data(data, "data")
+    check_model_width("data: X", X, teacher, "teacher")
+    check_model_width("data: X", X, student, "student")
+    # test_data is checked before training, not after it
+    X_eval, y_eval = X, y
+    if test_data is not None:
+        X_eval, y_eval = _check_data(test_data, "test_data")
+        check_model_width("test_data: X", X_eval, teacher, "teacher")
+        check_model_width("test_data: X", X_eval, student, "student")
     soft = torch.as_tensor(soft_targets(teacher, X, temperature))
     if y.max() >= soft.shape[1]:
         raise ValueError(f"data: y holds class {y.max()} but the teacher has {soft.shape[1]}")
@@ -275,9 +284,6 @@ def distill(
         )
 
     teacher_acc = student_acc = None
-    X_eval = X
-    if test_data is not None:
-        X_eval, y_eval = _check_data(test_data, "test_data")
     teacher_eval = in_eval_mode(teacher) if isinstance(teacher, torch.nn.Module) else nullcontext()
     with teacher_eval:
         if test_data is not None:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.learn.feature_rows import finite_rows
+
 
 def smote(
     X: Any,
@@ -60,7 +62,7 @@ def smote(
     """
     from sklearn.neighbors import NearestNeighbors
 
-    X = np.asarray(X, dtype=np.float64)
+    X = finite_rows("X", X)
     y = np.asarray(y)
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"X must be 2-d with one row per label, got {X.shape} and {len(y)} labels")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.learn.eval_mode import in_eval_mode
+from opsloop.learn.feature_rows import check_model_width, finite_rows
 from opsloop.learn.model_size import median_latency_ms
 from opsloop.learn.run_log import RunLog, checked_run, log_json, log_metrics, log_state_dict
 from opsloop.learn.torch_import import import_torch
@@ -83,7 +84,7 @@ def _input_ranges(model: Any, calibration: Any) -> dict[str, tuple[float, int]]:
     ]
     try:
         with torch.no_grad():
-            model(torch.as_tensor(np.asarray(calibration), dtype=torch.float32))
+            model(torch.as_tensor(calibration, dtype=torch.float32))
     finally:
         for handle in handles:
             handle.remove()
@@ -107,6 +108,8 @@ def quantize_static_int8(model: Any, calibration: np.ndarray) -> Any:
     quantization = _torchao_quantization()
     from torchao.quantization.granularity import PerTensor
 
+    calibration = finite_rows("calibration", calibration, two_d=False, dtype=np.float32)
+    check_model_width("calibration", calibration, model)
     quantized = copy.deepcopy(model).eval()
     for name, (largest, ndim) in _input_ranges(quantized, calibration).items():
         # a layer that only ever saw zeros still needs a usable, positive scale
@@ -195,6 +198,8 @@ def export_onnx(model: Any, example: np.ndarray, path: str | os.PathLike) -> Onn
     True
     """
     torch = import_torch()
+    example = finite_rows("example", example, two_d=False, dtype=np.float32)
+    check_model_width("example", example, model)
     with in_eval_mode(model):
         return _export_onnx(torch, model, example, path)
 
@@ -287,12 +292,16 @@ def compare_variants(
         # an empty batch would time nothing and report a latency all the same
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     batch_size = int(batch_size)
-    X = np.asarray(X_test, dtype=np.float32)
+    X = finite_rows("X_test", X_test, two_d=False, dtype=np.float32)
     y = np.asarray(y_test)
     if X.ndim < 2 or len(X) != len(y):
         raise ValueError(
             f"X_test and y_test must have the same number of rows, got {X.shape}, {y.shape}"
         )
+    check_model_width("X_test", X, model)
+    if calibration is not None:
+        calibration = finite_rows("calibration", calibration, two_d=False, dtype=np.float32)
+        check_model_width("calibration", calibration, model)
     with in_eval_mode(model):
         return _compare_variants(torch, model, X, y, calibration, variants, batch_size, run)
 

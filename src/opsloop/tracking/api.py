@@ -209,21 +209,39 @@ def search_runs(
     order_by: Sequence[str] | None = None,
     max_results: int | None = None,
     *,
+    page_token: str | None = None,
     tracking_uri: str | None = None,
 ) -> pd.DataFrame:
     """Runs of ``experiment`` (a name, names, or ``None`` for all) matching ``filter``.
 
     The filter language (AND, OR, NOT, parentheses; ``metrics.``, ``params.``, ``tags.``
     and run attributes) is documented in :mod:`opsloop.tracking.filter_parser`; it runs as
-    SQL in the database. ``order_by`` is a list such as ``["metrics.auc DESC"]``.
+    SQL in the database. ``order_by`` is a list such as ``["metrics.auc DESC"]``; runs it
+    ranks equal come newest first (then by the order they were created), so the order is
+    the same on every call.
 
     >>> for auc in (0.7, 0.9, 0.8):
     ...     with start_run("e", capture=False) as run:
     ...         run.log_metric("auc", auc)
     >>> search_runs("e", order_by=["metrics.auc DESC"])["metrics.auc"].tolist()
     [0.9, 0.8, 0.7]
+
+    Page by page: ``max_results`` runs at a time, the frame's ``attrs["next_page_token"]``
+    passed back as ``page_token`` with the same experiment, filter and ``order_by``; it is
+    ``None`` on the last page. The same works locally and through a server. A token of
+    another search, or text that is not a token, is refused naming ``page_token``.
+
+    >>> page = search_runs("e", order_by=["metrics.auc DESC"], max_results=2)
+    >>> page["metrics.auc"].tolist()
+    [0.9, 0.8]
+    >>> token = page.attrs["next_page_token"]
+    >>> last = search_runs("e", order_by=["metrics.auc DESC"], max_results=2, page_token=token)
+    >>> last["metrics.auc"].tolist(), last.attrs["next_page_token"]
+    ([0.7], None)
     """
-    return tracking_backend(tracking_uri).search_runs(experiment, filter, order_by, max_results)
+    return tracking_backend(tracking_uri).search_runs(
+        experiment, filter, order_by, max_results, page_token
+    )
 
 
 def compare_runs(run_ids: Sequence[str], *, tracking_uri: str | None = None) -> RunComparison:

@@ -934,18 +934,24 @@ class LocalTrackingStore:
         filter: str | None = None,
         order_by: Sequence[str] | None = None,
         max_results: int | None = None,
+        page_token: str | None = None,
     ) -> pd.DataFrame:
         """Runs matching ``filter`` (see :mod:`.filter_parser`), one row each, as a DataFrame.
 
         The columns are described in :func:`~.run_search.search_run_frame`; the default
-        order is newest first.
+        order is newest first. With ``max_results``, ``attrs["next_page_token"]`` of the
+        frame is the ``page_token`` of the next page (``None`` on the last one).
 
         >>> for model in ("rf", "gbm"):
         ...     tracking.write_batch(tracking.create_run("churn"), params={"model": model})
         >>> tracking.search_runs("churn", "params.model = 'rf'")["params.model"].tolist()
         ['rf']
+        >>> first = tracking.search_runs("churn", max_results=1)
+        >>> tracking.search_runs("churn", max_results=1, page_token=first.attrs["next_page_token"])[
+        ...     "params.model"].tolist()
+        ['rf']
         """
-        return search_run_frame(self.db, experiments, filter, order_by, max_results)
+        return search_run_frame(self.db, experiments, filter, order_by, max_results, page_token)
 
 
 def _check_status(status: object) -> None:

@@ -34,6 +34,8 @@ from opsloop.store.database import Database
 from opsloop.tracking.filter_parser import parse_filter
 from opsloop.tracking.filter_sql import filter_to_sql, order_to_sql
 from opsloop.tracking.limits import INT64_MAX
+from opsloop.tracking.page_token import page_token as token_at
+from opsloop.tracking.page_token import token_offset
 
 _runs = tables.runs
 # Not "parent_run": filter_sql's correlated subqueries use that alias name.
@@ -224,6 +226,7 @@ def search_run_frame(
     filter: str | None = None,
     order_by: Sequence[str] | None = None,
     max_results: int | None = None,
+    page_token: str | None = None,
 ) -> pd.DataFrame:
     """Runs matching ``filter``, one row each: run attributes, then params, metrics and tags.
 
@@ -231,7 +234,11 @@ def search_run_frame(
     ``parent_run_id``, ``user``, ``git_commit``, ``git_branch``, ``git_dirty``,
     ``python_version``, ``platform``, then ``params.<key>``, ``metrics.<key>`` (latest
     values, NaN where absent) and ``tags.<key>`` (``None`` where absent). The default order
-    is newest first.
+    is newest first; ``order_by`` clauses come before it, so it breaks their ties.
+
+    Paging (see :mod:`.page_token`): when ``max_results`` left runs out, the frame's
+    ``attrs["next_page_token"]`` names the next page, to pass back as ``page_token`` with
+    the same search; it is ``None`` on the last page.
 
     >>> search_run_frame(Database("sqlite://"), None).shape
     (0, 13)
@@ -241,6 +248,9 @@ def search_run_frame(
     condition = None if not filter else filter_to_sql(parse_filter(filter))
     orders = [order_to_sql(clause) for clause in (order_by or ())]
     limit = _checked_limit(max_results)
+    offset = 0 if page_token is None else token_offset(page_token, experiments, filter, order_by)
+    # One run more than the page tells whether another page follows, without a count query.
+    probe = None if limit is None or limit == INT64_MAX else limit + 1
     env, e = tables.environments, tables.experiments
     with db.read() as connection:
         experiment_ids = _experiment_ids(connection, experiments)
@@ -249,8 +259,8 @@ def search_run_frame(
             where.append(_runs.c.experiment_id.in_(experiment_ids))
         order = [*orders, _runs.c.start_ms.desc(), _runs.c.id.desc()]
         chosen = sa.select(_runs.c.id).where(*where)
-        if limit is not None:
-            chosen = chosen.order_by(*order).limit(limit)
+        if limit is not None or offset:
+            chosen = chosen.order_by(*order).limit(limit).offset(offset or None)
         base = fetch_columns(
             connection,
             sa.select(
@@ -278,9 +288,13 @@ def search_run_frame(
             )
             .where(*where)
             .order_by(*order)
-            .limit(limit),
+            .limit(probe if probe is not None else limit)
+            .offset(offset or None),
             3 + len(RUN_COLUMNS),
         )
+        more = limit is not None and len(base[0]) > limit
+        if more:
+            base = [column[:limit] for column in base]
         n_runs = len(base[0])
         long: dict[str, object] = {}
         pks, *attributes, packed, counts = base
@@ -311,6 +325,12 @@ def search_run_frame(
         else:
             data[name] = np.array(values, dtype=object)
     frames = [pd.DataFrame(data, index=pd.RangeIndex(n_runs))]
+    next_offset = offset + n_runs
+    next_token = (
+        token_at(experiments, filter, order_by, next_offset)
+        if more and next_offset <= INT64_MAX
+        else None
+    )
     if n_runs:
         run_index = pd.Index(np.array(pks, dtype=np.int64))
         key_ids, key_names = long.pop("metric_keys")
@@ -327,7 +347,9 @@ def search_run_frame(
             if kind == "metrics":
                 keys = metric_names.to_numpy()[metric_names.index.get_indexer(keys)]
             frames.append(_wide_kind(kind, positions, keys, np.array(values, dtype=object), n_runs))
-    return frames[0] if len(frames) == 1 else pd.concat(frames, axis=1)
+    out = frames[0] if len(frames) == 1 else pd.concat(frames, axis=1)
+    out.attrs["next_page_token"] = next_token
+    return out
 
 
 def frame_to_columns(frame: pd.DataFrame) -> dict[str, list]:

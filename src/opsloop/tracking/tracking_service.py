@@ -48,6 +48,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from opsloop.contract.operation import Answer, Operation, ServiceTable, wrapped
 from opsloop.contract.wire_types import FilterText, Name, Text, TimeMs
@@ -71,6 +72,7 @@ from opsloop.tracking.wire_documents import (
     Names,
     Offset,
     OrderBy,
+    PageToken,
     ParamValues,
     PathSuffix,
     Points,
@@ -122,8 +124,10 @@ class TrackingService(Protocol):
         filter: FilterText | None = None,
         order_by: OrderBy | None = None,
         max_results: MaxResults | None = None,
+        page_token: PageToken | None = None,
     ) -> pd.DataFrame:
-        """Runs matching the filter, one row each (times in ms, missing values null)."""
+        """Runs matching the filter, one row each (times in ms, missing values null); the
+        frame's ``attrs["next_page_token"]`` names the next page, ``None`` after the last."""
         ...
 
     def metric_histories(
@@ -240,6 +244,27 @@ def _order_by_is_a_list(arguments: Mapping[str, Any]) -> None:
         raise TypeError("order_by must be a list of clauses such as ['metrics.auc DESC']")
 
 
+class RunSearch(BaseModel):
+    """A page of a run search: the frame's columns (see
+    :func:`~opsloop.tracking.run_search.frame_to_columns`) and the next page's token."""
+
+    columns: dict[str, list[str | int | float | bool | None]]
+    next_page_token: str | None = None
+
+
+def _search_document(frame: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "columns": frame_to_columns(frame),
+        "next_page_token": frame.attrs.get("next_page_token"),
+    }
+
+
+def _search_frame(document: Mapping[str, Any]) -> pd.DataFrame:
+    frame = frame_from_columns(document["columns"])
+    frame.attrs["next_page_token"] = document.get("next_page_token")
+    return frame
+
+
 _HISTORY = Answer(MetricHistoryColumns, history_columns, history_frame)
 _RUN = Answer(RunDocument, Run.to_dict, Run.from_dict)
 
@@ -280,13 +305,7 @@ TRACKING_OPERATIONS = ServiceTable(
             "search_runs",
             "POST",
             "/runs/search",
-            answer=wrapped(
-                "columns",
-                dict[str, list[str | int | float | bool | None]],
-                frame_to_columns,
-                frame_from_columns,
-                title="RunSearch",
-            ),
+            answer=Answer(RunSearch, _search_document, _search_frame),
             check=_order_by_is_a_list,
             reads_only=True,
         ),

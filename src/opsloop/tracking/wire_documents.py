@@ -54,6 +54,7 @@ from opsloop.contract.wire_types import (
 from opsloop.tracking.capture import CodeVersion, Environment
 from opsloop.tracking.limits import INT32_MAX, INT64_MAX, MAX_BATCH_POINTS, MAX_PARAM_LENGTH
 from opsloop.tracking.metric_buffer import MetricBatch
+from opsloop.tracking.page_token import MAX_PAGE_TOKEN_LENGTH
 from opsloop.tracking.records import RUN_STATUSES, DatasetInput
 
 SHA256_PATTERN = "^[0-9a-f]{64}$"
@@ -219,6 +220,11 @@ Experiments = Annotated[Names, BeforeValidator(_listed, json_schema_input_type=N
 BatchId = Annotated[str, Field(strict=True, pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 #: How many runs a search returns at most.
 MaxResults = Annotated[int, Field(strict=True, ge=1, le=INT64_MAX), BeforeValidator(integral)]
+#: Where a search's next page starts: the ``next_page_token`` of the page before.
+PageToken = Annotated[
+    str,
+    Field(strict=True, min_length=1, max_length=MAX_PAGE_TOKEN_LENGTH, pattern=r"^[A-Za-z0-9_-]+$"),
+]
 #: How many step intervals a long metric series is shrunk to (two points each).
 Buckets = Annotated[int, Field(strict=True, ge=1, le=100_000), BeforeValidator(integral)]
 #: A search's order: at most 16 clauses such as ``metrics.auc DESC``.

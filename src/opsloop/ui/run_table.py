@@ -1,8 +1,9 @@
 """One page of the runs table: filter, sort and keyset pagination over ``search_runs``.
 
-The tracking store's search has a filter, an order and a row limit but no offset, so a page
-is found by its position in the order rather than by counting rows: the last row shown
-becomes a cursor (its sort value, start time and run id), and the next page is the search
+A page is found by its position in the order rather than by counting rows (which
+``search_runs``' ``page_token`` does): a run started between two pages then shifts no later
+page of the table. The last row shown becomes a cursor (its sort value, start time and run
+id), and the next page is the search
 with the user's filter AND "after the cursor", written in the same filter language. Each
 page therefore asks the store for ``size + 1`` runs whatever its depth, and no page carries
 more than ``size`` rows. The order is the chosen column (runs lacking it last, as

@@ -20,16 +20,23 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.learn.feature_rows import check_model_width, finite_rows
 from opsloop.learn.labelled_rows import labelled_rows
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.defence_effect import DefenceEffect
-from opsloop.learn.robustness.evasion import accuracy_under_attack, check_norm, pgd
+from opsloop.learn.robustness.evasion import (
+    SEED_LIMIT,
+    accuracy_under_attack,
+    check_norm,
+    check_seed,
+    pgd,
+)
 from opsloop.learn.torch_import import import_torch
 
 
 def _pair(name: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
     X, y = labelled_rows(name, value)
-    X = X.astype(np.float32, copy=False)
+    X = finite_rows(f"{name}: X", X, dtype=np.float32)
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
         raise ValueError(f"{name}: y must hold class indices 0..n_classes-1")
     return X, y.astype(np.int64)
@@ -127,6 +134,9 @@ def adversarial_training(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     X_train, y_train = _pair("train", train)
     X_test, y_test = _pair("test", test)
+    check_model_width("train: X", X_train, model)
+    check_model_width("test: X", X_test, model)
+    seed = check_seed(seed)
     norm = check_norm(norm)
     eps = float(eps)
     if not (eps > 0 and math.isfinite(eps)):
@@ -169,7 +179,7 @@ def adversarial_training(
                     steps=steps,
                     norm=norm,
                     random_init=random_init,
-                    seed=seed + epoch * 100_003 + batch,
+                    seed=(seed + epoch * 100_003 + batch) % SEED_LIMIT,
                     constraints=constraints,
                 ),
                 dtype=dtype,

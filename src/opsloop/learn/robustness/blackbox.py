@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.learn.feature_rows import check_model_width, finite_rows
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.evasion import check_norm
 from opsloop.learn.robustness.membership import (
@@ -147,9 +148,8 @@ def random_search_attack(
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
     if not 0 <= bisection_steps < max_queries:
         raise ValueError(f"bisection_steps must be in [0, max_queries), got {bisection_steps!r}")
-    X0 = np.asarray(X, dtype=np.float64)
-    if X0.ndim != 2:
-        raise ValueError(f"X must be a 2-d array (rows, features), got shape {X0.shape}")
+    X0 = finite_rows("X", X)
+    check_model_width("X", X0, model)
     if constraints is not None:
         constraints.check(X0)
     n, d = X0.shape

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.learn.feature_rows import check_model_width, finite_rows
 from opsloop.learn.robustness.blackbox import BlackBoxResult
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.evasion import check_norm
@@ -130,9 +131,8 @@ def hop_skip_jump_attack(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if not hasattr(model, "predict"):
         raise TypeError(f"model must have predict, got {type(model).__name__}")
-    X0 = np.asarray(X, dtype=np.float64)
-    if X0.ndim != 2:
-        raise ValueError(f"X must be a 2-d array (rows, features), got shape {X0.shape}")
+    X0 = finite_rows("X", X)
+    check_model_width("X", X0, model)
     if constraints is not None:
         constraints.check(X0)
     n, d = X0.shape

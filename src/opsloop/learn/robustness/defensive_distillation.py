@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.learn.distill import distill
+from opsloop.learn.feature_rows import check_model_width
 from opsloop.learn.robustness.adversarial_training import _pair, _positive_int, robustness_measures
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.defence_effect import DefenceEffect
@@ -162,6 +163,8 @@ def defensive_distillation(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     X_train, y_train = _pair("train", train)
     X_test, y_test = _pair("test", test)
+    check_model_width("train: X", X_train, model)
+    check_model_width("test: X", X_test, model)
     norm = check_norm(norm)
     eps = float(eps)
     if not (eps > 0 and math.isfinite(eps)):

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.learn.eval_mode import in_eval_mode
+from opsloop.learn.feature_rows import check_model_width, finite_rows
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.torch_import import import_torch
 
@@ -69,6 +70,29 @@ def _check_eps(name: str, value: Any) -> float:
     return value
 
 
+#: The seeds a torch generator takes that numpy's take too: whole numbers 0 .. 2**64 - 1.
+SEED_LIMIT = 2**64
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int if it is a whole number from 0 to 2**64 - 1, the seeds
+    ``torch.Generator.manual_seed`` and numpy both take; a ValueError naming ``seed`` otherwise.
+
+    >>> check_seed(np.int64(7))
+    7
+    >>> check_seed(1.5)
+    Traceback (most recent call last):
+    ValueError: seed must be a whole number from 0 to 2**64 - 1, got 1.5
+    """
+    if (
+        isinstance(seed, bool | np.bool_)
+        or not isinstance(seed, int | np.integer)
+        or not 0 <= int(seed) < SEED_LIMIT
+    ):
+        raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed!r:.40}")
+    return int(seed)
+
+
 class _Setup:
     """The model in eval mode, its dtype, and the constraint tensors, for one attack call."""
 
@@ -79,9 +103,8 @@ class _Setup:
         self.torch, self.model = torch, model
         parameter = next(iter(model.parameters()), None)
         self.dtype = parameter.dtype if parameter is not None else torch.float32
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise ValueError(f"X must be a 2-d array (rows, features), got shape {X.shape}")
+        X = finite_rows("X", X, dtype=None)  # the caller's precision, as constraints see it
+        check_model_width("X", X, model)
         if constraints is not None:
             if not isinstance(constraints, FeatureConstraints):
                 raise TypeError(
@@ -296,6 +319,7 @@ def _checked_pgd(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     eps_step = 2.5 * eps / steps if eps_step is None else _check_eps("eps_step", eps_step)
+    seed = check_seed(seed)
     return _run(
         model,
         X,
@@ -305,7 +329,7 @@ def _checked_pgd(
         steps=steps,
         norm=check_norm(norm),
         random_init=bool(random_init),
-        seed=int(seed),
+        seed=seed,
         constraints=constraints,
         batch_size=batch_size,
         loss=loss,
@@ -423,7 +447,9 @@ def predict_classes(model: Any, X: Any, batch_size: int | None = None) -> np.nda
     torch = import_torch("white-box evasion")
     parameter = next(iter(model.parameters()), None)
     dtype = parameter.dtype if parameter is not None else torch.float32
-    x = torch.as_tensor(np.asarray(X), dtype=dtype)
+    X = finite_rows("X", X, two_d=False, dtype=None)
+    check_model_width("X", X, model)
+    x = torch.as_tensor(X, dtype=dtype)
     with torch.no_grad():
         parts = [model(x[rows]).argmax(dim=1) for rows in _batches(len(x), batch_size)]
     return torch.cat(parts).numpy()
@@ -501,7 +527,7 @@ def accuracy_under_attack(
     norm = check_norm(norm)
     budgets = [_check_eps("eps", e) for e in np.atleast_1d(np.asarray(eps, dtype=float))]
     y = np.asarray(y)
-    X = np.asarray(X)
+    X = finite_rows("X", X, dtype=None)
     clean = float(np.mean(predict_classes(model, X, batch_size) == y))
     accuracy, distance = [], []
     for budget in budgets:

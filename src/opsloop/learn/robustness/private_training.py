@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from opsloop.learn.feature_rows import check_model_width
 from opsloop.learn.robustness.adversarial_training import _pair, _positive_int
 from opsloop.learn.robustness.defence_effect import DefenceEffect
 from opsloop.learn.robustness.defensive_distillation import fresh_copy
@@ -223,6 +224,8 @@ def private_training(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     X_train, y_train = _pair("train", train)
     X_test, y_test = _pair("test", test)
+    check_model_width("train: X", X_train, model)
+    check_model_width("test: X", X_test, model)
     if (noise_multiplier is None) == (target_epsilon is None):
         raise ValueError("give noise_multiplier or target_epsilon (with noise_multiplier=None)")
     for name, value in (

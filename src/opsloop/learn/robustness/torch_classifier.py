@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from opsloop.learn.eval_mode import in_eval_mode
+from opsloop.learn.feature_rows import check_model_width, finite_rows
 from opsloop.learn.torch_import import import_torch
 
 
@@ -36,11 +37,10 @@ class TorchClassifier:
         torch = import_torch("a torch classifier")
         parameter = next(iter(self.module.parameters()), None)
         dtype = parameter.dtype if parameter is not None else torch.float32
-        rows = np.asarray(X)
-        if not rows.flags.writeable:
-            # torch warns (once per process, hiding later warnings) on a read-only array,
-            # such as a frame's values under pandas' copy-on-write.
-            rows = rows.copy()
+        # finite_rows copies a read-only array (a frame's values under pandas' copy-on-write),
+        # on which torch would warn once per process, hiding later warnings.
+        rows = finite_rows("X", X, two_d=False, dtype=None)
+        check_model_width("X", rows, self.module)
         x = torch.as_tensor(rows, dtype=dtype)
         # each submodule handed back in its own mode (a frozen batch norm stays frozen)
         with in_eval_mode(self.module), torch.no_grad():
