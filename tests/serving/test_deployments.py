@@ -462,9 +462,12 @@ def test_a_protected_deployment_changes_only_as_approved(acting, credit):
     assert bo.approve("credit-api", proposed, strategy="canary") == 2
     made = editor.deploy("credit-api", proposed, strategy="canary", reason="approved canary")
     assert made.serving == {"stable": 1, "canary": 2}
-    # The approvals were used up by that change.
+    # Deploying it again changes nothing: it needs no approvals and writes no entry.
+    again = editor.deploy("credit-api", proposed, strategy="canary", reason="again")
+    assert (again.revision, again.serving) == (made.revision, made.serving)
+    # The approvals were used up by that change: going back needs new ones.
     with pytest.raises(PermissionDenied, match="has 0"):
-        editor.deploy("credit-api", proposed, strategy="canary")
+        editor.deploy("credit-api", first)
     with pytest.raises(PermissionDenied, match="this needs 'admin'"):
         editor.retire("credit-api")
     history = owner.history("credit-api")
