@@ -128,3 +128,25 @@ def test_the_control_plane_rolls_back_under_covered_approvals_only(protected):
                 client.deploy("api", CANARY, strategy="canary")
         finally:
             client.close()
+
+
+def test_a_rollback_counts_no_approval_of_who_rolls_back(protected):
+    registry, editor, champion_entry, _ = protected
+    # ana approved the champion that ed deployed; rolling back to it herself, her approval
+    # does not count, so it covers nothing and new approvals are needed.
+    ana = Deployments(registry.db, actor="ana")
+    with pytest.raises(PermissionDenied) as refused:
+        ana.rollback("api", away_from="canary")
+    assert str(refused.value) == (
+        "deployment 'api' is protected: this definition needs 1 approval(s) from distinct "
+        "approvers other than 'ana', who applies it (an applier's own approval does not "
+        "count), has 0"
+    )
+    assert editor.get("api").strategy == "canary"
+    Deployments(registry.db, actor="root").approve("api", CHAMPION)
+    restored = ana.rollback("api", away_from="canary", reason="by hand")
+    assert (restored.strategy, restored.variants) == ("single", tuple(CHAMPION))
+    last = editor.history("api").iloc[-1]
+    assert (last["action"], last["actor"]) == ("rollback", "ana")
+    assert last["after"]["restores"] == champion_entry
+    assert (last["after"]["approved_by"], last["after"]["approvals_reused"]) == (["root"], False)
