@@ -152,7 +152,8 @@ def approve(
     automation: AutomationOption = "full_automation",
     comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
 ) -> None:
-    """Approve deploying exactly this definition as NAME (approver role)."""
+    """Approve deploying exactly this definition as NAME (approver role; it does not count
+    toward a change you deploy yourself)."""
     count = _deployments().approve(
         name, _variants(variant), strategy=strategy, automation=automation, comment=comment
     )

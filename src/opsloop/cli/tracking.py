@@ -216,7 +216,8 @@ def set_alias(
     version: int,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
 ) -> None:
-    """Point ALIAS of model NAME at VERSION (protected aliases need approvals first)."""
+    """Point ALIAS of model NAME at VERSION (protected aliases need approvals first, by
+    people other than you)."""
     _registry().set_alias(name, alias, version, reason=reason)
     out.print(f"{name}: {alias} -> version {version}")
 
@@ -229,7 +230,8 @@ def approve(
     version: int,
     comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
 ) -> None:
-    """Approve pointing ALIAS of NAME at VERSION (needs the approver role)."""
+    """Approve pointing ALIAS of NAME at VERSION (needs the approver role; it does not count
+    toward a move you make yourself)."""
     count = _registry().approve(name, alias, version, comment=comment)
     out.print(f"{name}: {count} approval(s) for {alias} -> version {version}")
 

@@ -2,8 +2,9 @@
 
 Every change (a model or version registered, an alias moved or protected, an approval) is
 written with its audit entry in one transaction (:mod:`.audit`). A protected alias moves only
-when enough distinct users with the approver role approved that exact version for that alias;
-the approvals are used up by the move. A protection may also require a passed release gate
+when enough distinct users with the approver role, other than the user who moves it
+(:mod:`.separate_approvers`), approved that exact version for that alias; the approvals are
+used up by the move. A protection may also require a passed release gate
 of the version against the one the alias points at (:mod:`.gate_requirement`). Loading
 fetches the artifact, checks its bytes against the sha256 recorded at registration and only
 then deserialises, so a tampered file is never read. A hash proves the bytes are the
@@ -720,6 +721,9 @@ class ModelRegistry(ModelReferences):
         comment: str | None = None,
     ) -> int:
         """Approve pointing ``alias`` at ``version`` (approver role); return the approvals so far.
+
+        An approval by the user who then moves the alias is kept but does not count toward
+        that move (:mod:`.separate_approvers`): the count returned is of every approver.
 
         >>> r = ModelRegistry(db, artifacts, actor="x")
         >>> _ = r.register("m", b"x", flavor="onnx"); r.approve("m", "champion", 1)

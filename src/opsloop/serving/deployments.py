@@ -680,6 +680,10 @@ class Deployments:
         registered models. ``expected_revision`` (see :meth:`deploy`) approves it only as a
         change of that definition: one made from what a person saw, not from what replaced it.
 
+        An approval by the user who then deploys the definition is kept but does not count
+        toward that change (:mod:`~opsloop.registry.separate_approvers`): the count returned
+        is of every approver so far.
+
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db, actor="x").approve("api", [Variant("stable", "credit", version=1)])
         Traceback (most recent call last):
