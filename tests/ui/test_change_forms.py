@@ -260,6 +260,16 @@ def test_a_protected_change_needs_two_approvers_then_deploys(served):
         assert "1 of 2" in second.get("/deployments/api").text
         post(second, "/deployments/api/restore", tokens["abe"], entry=str(approval), do="approve")
         assert "2 of 2" in second.get("/deployments/api").text
+    # Four eyes: apo's button deploys it with only abe's approval counting.
+    with session(url, tokens["apo"]) as first:
+        own = post(first, "/deployments/api/restore", tokens["apo"], entry=str(approval),
+                   do="deploy")  # fmt: skip
+    assert own.status_code == 403
+    assert (
+        "other than &#39;apo&#39;, who applies it (an applier&#39;s own approval does not "
+        "count), has 1 (abe); &#39;apo&#39; approved it too"
+    ) in " ".join(own.text.split())
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
     with session(url, tokens["ed"]) as editor:
         done = post(
             editor, "/deployments/api/restore", tokens["ed"], entry=str(approval), do="deploy"
@@ -289,11 +299,18 @@ def test_an_alias_moves_from_the_version_page_and_a_protected_one_after_approval
         approved = post(approver, "/models/m/versions/2/alias", tokens["apo"],
                         alias="champion", note="checked the gate", do="approve")  # fmt: skip
         assert approved.headers["location"] == "/models/m/versions/2?done=approved"
+        # Four eyes: the approver's own move finds no approval but theirs.
+        own = post(approver, "/models/m/versions/2/alias", tokens["apo"], alias="champion",
+                   do="move")  # fmt: skip
+        assert own.status_code == 403
+        assert "other than &#39;apo&#39;, who moves it" in own.text
+        assert registry.get_version("m", alias="champion").version == 1
     with session(url, tokens["ed"]) as editor:
         post(editor, "/models/m/versions/2/alias", tokens["ed"], alias="champion", do="move")
     assert registry.get_version("m", alias="champion").version == 2
     actions = registry.audit("m")[["actor", "action"]].tail(2).values.tolist()
     assert actions == [["apo", "approve"], ["ed", "set_alias"]]
+    assert registry.audit("m").iloc[-1]["after"] == {"version": 2, "approved_by": ["apo"]}
 
 
 def test_the_switch_button_is_an_editors_and_switches_blue_green(served):
