@@ -25,7 +25,9 @@ that person did not apply. The change's audit entry names its actor (who applied
 from applying it: an approval approves a definition or a version, and the change is made by
 whoever applies it then. A canary's ramp applies its steps as the user who set the rollout
 (:mod:`opsloop.serving.canary_rollout`), and a monitoring action as the monitor's acting
-user, so they are the appliers whose approvals do not count.
+user, so they are the appliers whose approvals do not count. A retraining a person asks for
+records them (``requested_by``), but its canary is deployed by the follower's user, with a
+version registered in that same action, which no approval can have named before.
 
 >>> counted_approvers(["bo", "ana", "cy", "bo"], "ana")
 ('bo', 'cy')
