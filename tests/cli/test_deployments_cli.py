@@ -135,7 +135,9 @@ def test_at_reads_an_iso_time(credit):
 def test_protect_approve_and_deploy(credit):
     from opsloop.registry import add_user
 
-    add_user(credit.db, current_user(), "admin")  # the command line acts as the OS user
+    me = current_user()
+    add_user(credit.db, me, "admin")  # the command line acts as the OS user
+    add_user(credit.db, "ana", "approver")
     assert invoke("protect", "api", "1", "--reason", "production").exit_code == 0
     arguments = ["--variant", "stable=credit@champion"]
     refused = invoke("deploy", "api", *arguments)
@@ -143,9 +145,21 @@ def test_protect_approve_and_deploy(credit):
     assert "deployment 'api' is protected: this definition needs 1 approval(s)" in refused.output
     approved = invoke("approve", "api", *arguments, "--comment", "checked")
     assert approved.exit_code == 0 and "1 approval(s) for this definition" in approved.output
+    # Four eyes: the deployer's own approval is recorded but does not count.
+    own = invoke("deploy", "api", *arguments)
+    assert own.exit_code == 2
+    assert (
+        f"needs 1 approval(s) from distinct approvers other than {me!r}, who applies it (an "
+        f"applier's own approval does not count), has 0; {me!r} approved it too"
+    ) in " ".join(own.output.split())
+    # getpass reads LOGNAME first: the command acts as ana.
+    by_ana = runner.invoke(deployments_app, ["approve", "api", *arguments], env={"LOGNAME": "ana"})
+    assert by_ana.exit_code == 0 and "2 approval(s) for this definition" in by_ana.output
     made = invoke("deploy", "api", *arguments)
     assert made.exit_code == 0, made.output
     assert json.loads(invoke("show", "api", "--json").output)["required_approvals"] == 1
+    last = Deployments(credit.db).history("api").iloc[-1]
+    assert (last["action"], last["actor"], last["after"]["approved_by"]) == ("deploy", me, ["ana"])
 
 
 def test_protect_with_a_required_gate(credit):

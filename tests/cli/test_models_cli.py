@@ -156,3 +156,32 @@ def test_protect_on_the_local_store(store_uri, monkeypatch):
     assert moved.exit_code == 2
     assert "version 1 has no gate verdict recorded" in moved.output
     database.dispose()
+
+
+def test_an_alias_moves_with_approvals_of_people_other_than_its_mover(served, monkeypatch):
+    local, tokens = served
+    _, admin = add_user(local.db, "ola", "admin")
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", admin)
+    assert invoke("protect", "churn", "champion", "--approvals", "1").exit_code == 0
+    assert invoke("approve", "churn", "champion", "2").exit_code == 0
+    # The admin approved the move; moving it themselves, their approval does not count.
+    own = invoke("alias", "churn", "champion", "2")
+    assert own.exit_code == 2
+    assert (
+        "alias 'champion' of model 'churn' is protected: moving it to version 2 needs 1 "
+        "approval(s) from distinct approvers other than 'ola', who moves it (an applier's own "
+        "approval does not count), has 0; 'ola' approved it too"
+    ) in " ".join(own.output.split())
+    monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["eda"])
+    moved = invoke("alias", "churn", "champion", "2")
+    assert moved.exit_code == 0, moved.output
+    entry = local.audit("churn").iloc[-1]
+    assert (entry["action"], entry["actor"], entry["after"]) == (
+        "set_alias",
+        "eda",
+        {"version": 2, "approved_by": ["ola"]},
+    )
+    # Pointing it where it points changes nothing: no approvals, no entry.
+    again = invoke("alias", "churn", "champion", "2")
+    assert again.exit_code == 0 and "churn: champion -> version 2" in again.output
+    assert local.audit("churn").iloc[-1]["id"] == entry["id"]

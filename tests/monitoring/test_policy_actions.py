@@ -223,7 +223,9 @@ def test_rollback_of_a_protected_deployment_reuses_the_approvals_of_what_it_rest
     for version in (1, 2):
         definition = [Variant("live", "cancer-model", version=version)]
         ana.approve("cancer", definition)
-        deployments.deploy("cancer", definition)
+        # Described, so that deploying v1 again is a change (the same definition and
+        # description as the one in place would change nothing and use no approval).
+        deployments.deploy("cancer", definition, description=f"v{version}, approved")
     evaluations, _ = _run(db, clock, traffic, "task_metric < 0.5 -> rollback", context)
     (outcome,) = next(e for e in evaluations if e.actions).actions
     assert outcome["status"] == "done", outcome["reason"]

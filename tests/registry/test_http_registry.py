@@ -78,7 +78,11 @@ def test_the_same_governed_scenario_locally_and_over_http(acting, run_id, forest
     with pytest.raises(PermissionDenied, match="user 'eda' has role 'editor'; this needs 'admin'"):
         eda.protect_alias("churn", "champion", 2)
     owner.protect_alias("churn", "champion", 2, reason="production")
-    with pytest.raises(PermissionDenied, match="needs 2 approvals from distinct approvers, has 0"):
+    with pytest.raises(
+        PermissionDenied,
+        match=r"needs 2 approval\(s\) from distinct approvers other than 'eda', who moves it "
+        r"\(an applier's own approval does not count\), has 0",
+    ):
         eda.set_alias("churn", "champion", 1)
     with pytest.raises(
         PermissionDenied, match="user 'vic' has role 'viewer'; this needs 'approver'"
@@ -126,7 +130,8 @@ def test_the_same_governed_scenario_locally_and_over_http(acting, run_id, forest
         ("bo", "approve"),
         ("eda", "set_alias"),
     ]
-    assert audit["after"].iloc[-1] == {"version": 1}
+    # The protected move names who approved it; its actor is who moved it.
+    assert audit["after"].iloc[-1] == {"version": 1, "approved_by": ["ana", "bo"]}
     assert vic.verify_audit_log().to_dict() == {
         "ok": True,
         "entries": 14,  # the eight above and the six users added

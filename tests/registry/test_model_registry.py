@@ -99,7 +99,11 @@ def test_protected_aliases_need_distinct_approvers(registry):
     registry.register("m", b"x", flavor="onnx")
     registry.register("m", b"y", flavor="onnx")
     registry.protect_alias("m", "champion", 2, reason="production")
-    with pytest.raises(PermissionDenied, match="needs 2 approvals from distinct approvers, has 0"):
+    with pytest.raises(
+        PermissionDenied,
+        match=r"needs 2 approval\(s\) from distinct approvers other than 'owner', who moves it "
+        r"\(an applier's own approval does not count\), has 0$",
+    ):
         registry.set_alias("m", "champion", 2)
     assert registry.approve("m", "champion", 2, actor="ana", comment="auc up") == 1
     with pytest.raises(ValueError, match="'ana' already approved alias 'champion' -> version 2"):

@@ -167,7 +167,8 @@ def test_an_alias_move_during_a_protection_change_waits_for_it_and_is_refused(re
     assert isinstance(refusal, PermissionDenied), refusal
     assert str(refusal) == (
         "alias 'champion' of model 'm' is protected: moving it to version 2 needs 2 "
-        "approvals from distinct approvers, has 0"
+        "approval(s) from distinct approvers other than 'owner', who moves it (an applier's "
+        "own approval does not count), has 0"
     )
     assert registry.get_version("m", alias="champion").version == 1
     log = registry.audit("m")

@@ -462,9 +462,12 @@ def test_a_protected_deployment_changes_only_as_approved(acting, credit):
     assert bo.approve("credit-api", proposed, strategy="canary") == 2
     made = editor.deploy("credit-api", proposed, strategy="canary", reason="approved canary")
     assert made.serving == {"stable": 1, "canary": 2}
-    # The approvals were used up by that change.
+    # Deploying it again changes nothing: it needs no approvals and writes no entry.
+    again = editor.deploy("credit-api", proposed, strategy="canary", reason="again")
+    assert (again.revision, again.serving) == (made.revision, made.serving)
+    # The approvals were used up by that change: going back needs new ones.
     with pytest.raises(PermissionDenied, match="has 0"):
-        editor.deploy("credit-api", proposed, strategy="canary")
+        editor.deploy("credit-api", first)
     with pytest.raises(PermissionDenied, match="this needs 'admin'"):
         editor.retire("credit-api")
     history = owner.history("credit-api")
@@ -480,6 +483,60 @@ def test_a_protected_deployment_changes_only_as_approved(acting, credit):
     assert history["actor"].iloc[-1] == "eda"
     owner.retire("credit-api", reason="moved")
     assert credit.verify_audit_log().ok
+
+
+def test_the_appliers_own_approval_never_counts(acting, credit):
+    owner, editor, ana, bo = (acting(user) for user in ("owner", "eda", "ana", "bo"))
+    first = [Variant("stable", "credit", version=1)]
+    editor.deploy("credit-api", first)
+    owner.protect("credit-api", 2)
+    proposed = canary(0.05)
+    assert ana.approve("credit-api", proposed, strategy="canary") == 1
+    assert bo.approve("credit-api", proposed, strategy="canary") == 2
+    with pytest.raises(PermissionDenied) as refused:
+        ana.deploy("credit-api", proposed, strategy="canary")
+    assert str(refused.value).endswith(
+        "deployment 'credit-api' is protected: this definition needs 2 approval(s) from "
+        "distinct approvers other than 'ana', who applies it (an applier's own approval does "
+        "not count), has 1 (bo); 'ana' approved it too"
+    )
+    assert editor.get("credit-api").serving == {"stable": 1}
+    # A third approver makes two besides ana.
+    assert owner.approve("credit-api", proposed, strategy="canary") == 3
+    assert ana.deploy("credit-api", proposed, strategy="canary").serving == {
+        "stable": 1,
+        "canary": 2,
+    }
+    last = owner.history("credit-api").iloc[-1]
+    assert (last["action"], last["actor"], last["after"]["approved_by"]) == (
+        "deploy",
+        "ana",
+        ["bo", "owner"],
+    )
+    # ana's own approval was used up with the others: back and forth needs new ones.
+    ana.approve("credit-api", first)
+    bo.approve("credit-api", first)
+    editor.deploy("credit-api", first)
+    with pytest.raises(PermissionDenied, match=r"other than 'eda', who applies it .*has 0$"):
+        editor.deploy("credit-api", proposed, strategy="canary")
+
+
+def test_a_blue_green_switch_counts_no_approval_of_who_switches(acting, credit):
+    owner, editor, ana = (acting(user) for user in ("owner", "eda", "ana"))
+    live = [
+        Variant("blue", "credit", version=1),
+        Variant("green", "credit", version=2, role="candidate", weight=0.0),
+    ]
+    editor.deploy("web", live, strategy="blue_green")
+    owner.protect("web", 1)
+    swapped = [v.with_weight(1.0 - v.weight) for v in editor.get("web").variants]
+    assert ana.approve("web", swapped, strategy="blue_green") == 1
+    with pytest.raises(PermissionDenied, match=r"other than 'ana', who applies it .*has 0; 'ana'"):
+        ana.switch("web")
+    switched = editor.switch("web")
+    assert switched.variants == tuple(swapped)
+    last = owner.history("web").iloc[-1]
+    assert (last["actor"], last["after"]["approved_by"]) == ("eda", ["ana"])
 
 
 def test_a_name_can_be_protected_before_its_first_deployment(registry, credit):

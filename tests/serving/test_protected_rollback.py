@@ -12,6 +12,7 @@ from tests.serving.served_models import Constant
 
 from opsloop.errors import ConflictError
 from opsloop.registry import add_user, verify_audit_log
+from opsloop.registry.audit import append_audit, lock_audit_log
 from opsloop.registry.users import PermissionDenied
 from opsloop.server import create_app
 from opsloop.server.data_plane import create_data_plane_app
@@ -128,3 +129,52 @@ def test_the_control_plane_rolls_back_under_covered_approvals_only(protected):
                 client.deploy("api", CANARY, strategy="canary")
         finally:
             client.close()
+
+
+def test_a_rollback_counts_no_approval_of_who_rolls_back(protected):
+    registry, editor, champion_entry, _ = protected
+    # ana approved the champion that ed deployed; rolling back to it herself, her approval
+    # does not count, so it covers nothing and new approvals are needed.
+    ana = Deployments(registry.db, actor="ana")
+    with pytest.raises(PermissionDenied) as refused:
+        ana.rollback("api", away_from="canary")
+    assert str(refused.value) == (
+        "deployment 'api' is protected: this definition needs 1 approval(s) from distinct "
+        "approvers other than 'ana', who applies it (an applier's own approval does not "
+        "count), has 0"
+    )
+    assert editor.get("api").strategy == "canary"
+    Deployments(registry.db, actor="root").approve("api", CHAMPION)
+    restored = ana.rollback("api", away_from="canary", reason="by hand")
+    assert (restored.strategy, restored.variants) == ("single", tuple(CHAMPION))
+    last = editor.history("api").iloc[-1]
+    assert (last["action"], last["actor"]) == ("rollback", "ana")
+    assert last["after"]["restores"] == champion_entry
+    assert (last["after"]["approved_by"], last["after"]["approvals_reused"]) == (["root"], False)
+
+
+def test_an_older_entry_that_counted_its_deployers_own_approval_covers_nothing(protected):
+    registry, editor, _, _ = protected
+    ana, root = Deployments(registry.db, actor="ana"), Deployments(registry.db, actor="root")
+    root.protect("old", 1)
+    ana.approve("old", CHAMPION)
+    editor.deploy("old", CHAMPION)
+    # An entry as the rule before four eyes wrote it: ed deployed the champion with only
+    # his own approval (the definition in place is the same, so the state stays coherent).
+    document = {**editor.history("old").iloc[-1]["after"], "approved_by": ["ed"]}
+    previous = {k: v for k, v in document.items() if k != "approved_by"}
+    with registry.db.write() as connection:
+        lock_audit_log(connection)
+        append_audit(connection, "ed", "deploy", "deployment:old", None, previous, document)
+    older = int(editor.history("old").iloc[-1]["id"])
+    ana.approve("old", CANARY, strategy="canary")
+    editor.deploy("old", CANARY, strategy="canary")
+    # Rolling back to it, ed's approval counts neither for root nor as its deployer's.
+    with pytest.raises(PermissionDenied, match=r"other than 'root', who applies it .*has 0$"):
+        root.rollback("old")
+    ana.approve("old", CHAMPION)
+    restored = root.rollback("old")
+    assert restored.variants == tuple(CHAMPION)
+    last = editor.history("old").iloc[-1]
+    assert (last["after"]["restores"], last["after"]["approved_by"]) == (older, ["ana"])
+    assert last["after"]["approvals_reused"] is False

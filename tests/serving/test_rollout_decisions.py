@@ -443,7 +443,8 @@ def test_a_step_the_control_plane_refuses_goes_back_and_says_why(registry):
     deployments = _canary(registry)
     deployments.set_rollout("api", steps=STEPS, min_requests=3)
     # The rollout's setter is a user of the store, so the refusal is the approvals rule's.
-    add_user(registry.db, deployments.rollout("api")["set_by"], "editor")
+    setter = deployments.rollout("api")["set_by"]
+    add_user(registry.db, setter, "editor")
     add_user(registry.db, "ana", "admin")
     Deployments(registry.db, actor="ana").protect("api", 1)
     observer = RolloutObserver(registry.db, deployments)
@@ -458,9 +459,11 @@ def test_a_step_the_control_plane_refuses_goes_back_and_says_why(registry):
     assert (decision["outcome"], decision["not_carried_out"]["then"]) == (
         "not_carried_out", "wait",
     )  # fmt: skip
+    # The ramp applies its steps as the rollout's setter, whose own approval would not count.
     assert decision["not_carried_out"]["why"] == (
         "the control plane refused it: deployment 'api' is protected: this definition needs "
-        "1 approval(s) from distinct approvers, has 0"
+        f"1 approval(s) from distinct approvers other than {setter!r}, who applies it (an "
+        "applier's own approval does not count), has 0"
     )
     assert _decided(deployments) == []
 

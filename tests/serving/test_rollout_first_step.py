@@ -46,7 +46,8 @@ def protected(registry):
 REFUSED = (
     "steps.0: the rollout is not set, since moving 'canary' to its first share (5%, from "
     "10%) was refused: deployment 'api' is protected: this definition needs 1 approval(s) "
-    "from distinct approvers, has 0"
+    "from distinct approvers other than 'ed', who applies it (an applier's own approval does "
+    "not count), has 0"
 )
 
 

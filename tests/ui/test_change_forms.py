@@ -149,20 +149,35 @@ def test_new_weights_are_the_rest_apis_audited_deploy(served):
         )
         assert "The new definition is deployed" in client.get(done.headers["location"]).text
     assert weights(deployments) == {"stable": 0.5, "cand": 0.5}
-    # The same change through the REST API writes the same kind of entry.
-    rest = httpx.put(
-        f"{url}/api/v1/deployments/api",
-        json={"variants": [v.to_dict() for v in deployments.get("api").variants],
-              "strategy": "canary", "reason": "half"},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=TIMEOUT_S,
-    )  # fmt: skip
-    assert rest.status_code == 200
+    entries = len(deployments.history("api"))
+
+    def rest_deploy(shares: dict[str, float]) -> httpx.Response:
+        variants = [
+            v.with_weight(shares[v.name]).to_dict() for v in deployments.get("api").variants
+        ]
+        return httpx.put(
+            f"{url}/api/v1/deployments/api",
+            json={"variants": variants, "strategy": "canary", "reason": "half"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT_S,
+        )
+
+    # The REST API's deploy of the definition the form deployed changes nothing: the same
+    # definition, and no entry.
+    assert rest_deploy({"stable": 0.5, "cand": 0.5}).status_code == 200
+    assert len(deployments.history("api")) == entries
+    # A change through the REST API writes the same kind of entry.
+    assert rest_deploy({"stable": 0.4, "cand": 0.6}).status_code == 200
     by_form, by_rest = deployments.history("api").tail(2).to_dict("records")
     assert by_form["actor"] == by_rest["actor"] == "ed"
     assert by_form["action"] == by_rest["action"] == "deploy"
     assert by_form["reason"] == by_rest["reason"] == "half"
-    assert by_form["after"]["variants"] == by_rest["after"]["variants"]
+    assert [(v["name"], v["weight"]) for v in by_form["after"]["variants"]] == [
+        ("stable", 0.5), ("cand", 0.5)
+    ]  # fmt: skip
+    assert [
+        {**v, "weight": 0.5} for v in by_rest["after"]["variants"]
+    ] == by_form["after"]["variants"]  # fmt: skip
 
 
 #: Refused weights: the fields, the page's message, and the field marked invalid.
@@ -245,6 +260,16 @@ def test_a_protected_change_needs_two_approvers_then_deploys(served):
         assert "1 of 2" in second.get("/deployments/api").text
         post(second, "/deployments/api/restore", tokens["abe"], entry=str(approval), do="approve")
         assert "2 of 2" in second.get("/deployments/api").text
+    # Four eyes: apo's button deploys it with only abe's approval counting.
+    with session(url, tokens["apo"]) as first:
+        own = post(first, "/deployments/api/restore", tokens["apo"], entry=str(approval),
+                   do="deploy")  # fmt: skip
+    assert own.status_code == 403
+    assert (
+        "other than &#39;apo&#39;, who applies it (an applier&#39;s own approval does not "
+        "count), has 1 (abe); &#39;apo&#39; approved it too"
+    ) in " ".join(own.text.split())
+    assert weights(deployments) == {"stable": 0.9, "cand": 0.1}
     with session(url, tokens["ed"]) as editor:
         done = post(
             editor, "/deployments/api/restore", tokens["ed"], entry=str(approval), do="deploy"
@@ -274,11 +299,18 @@ def test_an_alias_moves_from_the_version_page_and_a_protected_one_after_approval
         approved = post(approver, "/models/m/versions/2/alias", tokens["apo"],
                         alias="champion", note="checked the gate", do="approve")  # fmt: skip
         assert approved.headers["location"] == "/models/m/versions/2?done=approved"
+        # Four eyes: the approver's own move finds no approval but theirs.
+        own = post(approver, "/models/m/versions/2/alias", tokens["apo"], alias="champion",
+                   do="move")  # fmt: skip
+        assert own.status_code == 403
+        assert "other than &#39;apo&#39;, who moves it" in own.text
+        assert registry.get_version("m", alias="champion").version == 1
     with session(url, tokens["ed"]) as editor:
         post(editor, "/models/m/versions/2/alias", tokens["ed"], alias="champion", do="move")
     assert registry.get_version("m", alias="champion").version == 2
     actions = registry.audit("m")[["actor", "action"]].tail(2).values.tolist()
     assert actions == [["apo", "approve"], ["ed", "set_alias"]]
+    assert registry.audit("m").iloc[-1]["after"] == {"version": 2, "approved_by": ["apo"]}
 
 
 def test_the_switch_button_is_an_editors_and_switches_blue_green(served):
@@ -352,7 +384,9 @@ def test_promote_a_candidate_is_the_rest_apis_audited_deploy_of_it_alone(served)
     )
     # The aliases stay where they were: that is the version page's change.
     assert registry.get_version("m", alias="champion").version == 1
-    # The REST API's deploy of the same definition records the same definition.
+    # The REST API's deploy of the same definition changes nothing (no entry): the form
+    # deployed exactly that definition.
+    entries = len(deployments.history("api"))
     rest = httpx.put(
         f"{url}/api/v1/deployments/api",
         json={"variants": [{"name": "stable", "model": "m", "version": 2}],
@@ -361,9 +395,9 @@ def test_promote_a_candidate_is_the_rest_apis_audited_deploy_of_it_alone(served)
         timeout=TIMEOUT_S,
     )  # fmt: skip
     assert rest.status_code == 200
-    by_form, by_rest = deployments.history("api").tail(2).to_dict("records")
-    assert by_form["after"]["variants"] == by_rest["after"]["variants"]
-    assert by_form["after"]["strategy"] == by_rest["after"]["strategy"] == "single"
+    assert rest.json()["revision"] == deployments.get("api").revision
+    assert len(deployments.history("api")) == entries
+    assert last["after"]["strategy"] == "single"
 
 
 def test_a_refused_promotion_names_the_variant_and_changes_nothing(served):

@@ -152,7 +152,8 @@ def approve(
     automation: AutomationOption = "full_automation",
     comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
 ) -> None:
-    """Approve deploying exactly this definition as NAME (approver role).
+    """Approve deploying exactly this definition as NAME (approver role; it does not count
+    toward a change you deploy yourself).
 
     Who approves: with OPSLOOP_TRACKING_URI naming a server (http(s)://), the owner of
     OPSLOOP_TRACKING_TOKEN. On a local store (no URL, or a database URI), the OS login as

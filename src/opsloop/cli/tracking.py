@@ -229,7 +229,8 @@ def set_alias(
     version: int,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit log).")] = None,
 ) -> None:
-    """Point ALIAS of model NAME at VERSION (protected aliases need approvals first)."""
+    """Point ALIAS of model NAME at VERSION (protected aliases need approvals first, by
+    people other than you)."""
     _registry().set_alias(name, alias, version, reason=reason)
     out.print(f"{name}: {alias} -> version {version}")
 
@@ -242,7 +243,8 @@ def approve(
     version: int,
     comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
 ) -> None:
-    """Approve pointing ALIAS of NAME at VERSION (needs the approver role).
+    """Approve pointing ALIAS of NAME at VERSION (needs the approver role; it does not count
+    toward a move you make yourself).
 
     Who approves: with OPSLOOP_TRACKING_URI naming a server (http(s)://), the owner of
     OPSLOOP_TRACKING_TOKEN. On a local store (no URL, or a database URI), the OS login as

@@ -2,8 +2,9 @@
 
 Every change (a model or version registered, an alias moved or protected, an approval) is
 written with its audit entry in one transaction (:mod:`.audit`). A protected alias moves only
-when enough distinct users with the approver role approved that exact version for that alias;
-the approvals are used up by the move. A protection may also require a passed release gate
+when enough distinct users with the approver role, other than the user who moves it
+(:mod:`.separate_approvers`), approved that exact version for that alias; the approvals are
+used up by the move. A protection may also require a passed release gate
 of the version against the one the alias points at (:mod:`.gate_requirement`). Loading
 fetches the artifact, checks its bytes against the sha256 recorded at registration and only
 then deserialises, so a tampered file is never read. A hash proves the bytes are the
@@ -71,6 +72,7 @@ from opsloop.registry.gate_requirement import (
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.registry.references import ModelReferences
+from opsloop.registry.separate_approvers import approval_shortfall, counted_approvers
 from opsloop.registry.training_columns import training_inputs
 from opsloop.registry.users import PermissionDenied, acting_user, user_role
 from opsloop.store import tables
@@ -720,6 +722,9 @@ class ModelRegistry(ModelReferences):
     ) -> int:
         """Approve pointing ``alias`` at ``version`` (approver role); return the approvals so far.
 
+        An approval by the user who then moves the alias is kept but does not count toward
+        that move (:mod:`.separate_approvers`): the count returned is of every approver.
+
         >>> r = ModelRegistry(db, artifacts, actor="x")
         >>> _ = r.register("m", b"x", flavor="onnx"); r.approve("m", "champion", 1)
         Traceback (most recent call last):
@@ -833,13 +838,28 @@ class ModelRegistry(ModelReferences):
         actor: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere).
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere; editor role).
+
+        **A protected alias** (:meth:`protect_alias`) moves only with approvals of that
+        version for it (:meth:`approve`) by enough distinct approvers other than the actor
+        who moves it: the actor's own approval is recorded but never counts
+        (:mod:`.separate_approvers`). The move uses up the pending approvals of it, and its
+        ``set_alias`` entry's ``after`` names the approvers that counted
+        (``approved_by``); its actor is who moved it.
+
+        **Pointing the alias at the version it points at already** changes nothing: it
+        succeeds with no approvals, no release gate and no audit entry, since there is no
+        move to guard or record.
 
         >>> for _ in range(2):
         ...     _ = registry.register("m", b"x", flavor="onnx")
         >>> registry.set_alias("m", "champion", 1); registry.set_alias("m", "champion", 2)
         >>> registry.get_version("m", alias="champion").version
         2
+        >>> registry.protect_alias("m", "champion", 3)
+        >>> registry.set_alias("m", "champion", 2)  # where it points: nothing to approve
+        >>> registry.audit("m")["action"].tolist()[-2:]
+        ['set_alias', 'protect_alias']
         """
         checked_key("alias", alias)
         approvals = tables.approvals
@@ -858,6 +878,10 @@ class ModelRegistry(ModelReferences):
                 .join(_aliases, _aliases.c.version_id == _versions.c.id)
                 .where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
             ).scalar()
+            if before_version == version:
+                # Pointing the alias where it points changes nothing: nothing to approve,
+                # gate or record.
+                return
             check_alias_move(connection, model_id, name, alias, version, row["signature_json"])
             missing = missing_gate(connection, name, version, gate, before_version)
             if missing is not None:
@@ -871,20 +895,22 @@ class ModelRegistry(ModelReferences):
                 approvals.c.version_id == row["id"],
                 approvals.c.consumed.is_(False),
             )
+            approved: dict[str, list[str]] = {}
             if required:
-                approvers = sorted(
+                given = set(
                     connection.execute(
                         sa.select(approvals.c.approver).distinct().where(*pending)
                     ).scalars()
                 )
-                if len(approvers) < required:
-                    have = f" ({', '.join(approvers)})" if approvers else ""
+                shortfall = approval_shortfall(required, given, who, applies="moves it")
+                if shortfall is not None:
                     raise PermissionDenied(
                         f"alias {alias!r} of model {name!r} is protected: moving it to version "
-                        f"{version} needs {required} approvals from distinct approvers, "
-                        f"has {len(approvers)}{have}"
+                        f"{version} {shortfall}"
                     )
+                # All of them, the mover's own too: the move they approved is made.
                 connection.execute(approvals.update().where(*pending).values(consumed=True))
+                approved["approved_by"] = list(counted_approvers(given, who))
             connection.execute(
                 _aliases.delete().where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
             )
@@ -900,7 +926,7 @@ class ModelRegistry(ModelReferences):
                 f"model:{name}/alias:{alias}",
                 reason,
                 None if before_version is None else {"version": before_version},
-                {"version": version},
+                {"version": version, **approved},
             )
 
     def record_gate(

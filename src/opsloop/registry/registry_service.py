@@ -160,7 +160,8 @@ class RegistryService(Protocol):
         actor: str | None = None,
         comment: Text | None = None,
     ) -> int:
-        """Approve moving the alias to a version (approver); the approvals so far."""
+        """Approve moving the alias to a version (approver); the approvals so far (an
+        approval never counts toward a move its approver makes)."""
         ...
 
     def pending_approvals(self, name: Key, *, version: Version | None = None) -> pd.DataFrame:
@@ -196,8 +197,9 @@ class RegistryService(Protocol):
         actor: str | None = None,
         reason: Text | None = None,
     ) -> None:
-        """Point the alias at a version (protected aliases need their approvals, and a
-        passed gate where they require one, first)."""
+        """Point the alias at a version (protected aliases need their approvals by people
+        other than the mover, and a passed gate where they require one, first); the version
+        it points at already is a no-op."""
         ...
 
     def audit(

@@ -7,6 +7,13 @@ model, version or alias, role and weight; not the description), so an approval o
 definition never lets another through. The approvals are used up by the change they allow,
 as the registry's are.
 
+**Four eyes.** The approvals that count are those of people other than the user who
+applies the change (deploys, switches or rolls back): an approver's approval of a
+definition they then apply themselves is recorded (when it is given nobody knows who will
+apply it), but it never counts toward the requirement (:func:`use_approvals`, and
+:mod:`opsloop.registry.separate_approvers` for the rule and why). The refusal names the
+applier and how many other approvers there are of how many needed.
+
 A protected alias protects the deployments that follow it: once a deployment follows a
 protected alias of a model, a new definition that serves that model any other way (a pinned
 version, another alias) or stops serving it needs the alias's number of approvals of that
@@ -58,6 +65,7 @@ from opsloop.registry.gate_requirement import (
     encode_requirement,
     missing_gate,
 )
+from opsloop.registry.separate_approvers import approval_shortfall, counted_approvers
 from opsloop.registry.users import PermissionDenied
 from opsloop.serving.deployment_records import Deployment, Variant
 from opsloop.store import tables
@@ -372,15 +380,33 @@ def gate_covers(checked: object, requirement: bool | str) -> bool:
 
 
 def use_approvals(
-    connection: Connection, name: str, digest: str, guard: tuple[int, str] = (0, "")
+    connection: Connection,
+    name: str,
+    digest: str,
+    applier: str,
+    guard: tuple[int, str] = (0, ""),
 ) -> tuple[str, ...]:
-    """Check that a protected deployment's new definition has its approvals and use them up;
-    return who approved (nothing for an unprotected deployment). ``guard`` is what
-    :func:`alias_guard` asks for; the larger of the two counts applies.
+    """Check that a protected deployment's new definition, applied by ``applier``, has its
+    approvals from people other than ``applier`` and use them all up (the applier's own
+    too, see :mod:`~opsloop.registry.separate_approvers`); return who approved, the applier
+    left out (nothing for an unprotected deployment). ``guard`` is what :func:`alias_guard`
+    asks for; the larger of the two counts applies.
 
     >>> with db.write() as c:
     ...     _ = set_protection(c, "api", 1)
-    ...     use_approvals(c, "api", "a" * 64)
+    ...     _ = record_approval(c, "api", "a" * 64, "ana", None)
+    >>> with db.write() as c:
+    ...     use_approvals(c, "api", "a" * 64, "ana")
+    Traceback (most recent call last):
+    opsloop.registry.users.PermissionDenied: deployment 'api' is protected: this definition needs
+    1 approval(s) from distinct approvers other than 'ana', who applies it (an applier's own
+    approval does not count), has 0; 'ana' approved it too
+    >>> with db.write() as c:
+    ...     _ = record_approval(c, "api", "a" * 64, "bo", None)
+    ...     use_approvals(c, "api", "a" * 64, "ana")
+    ('bo',)
+    >>> with db.write() as c:  # used up, ana's own approval too
+    ...     use_approvals(c, "api", "a" * 64, "bo")
     Traceback (most recent call last):
     opsloop.registry.users.PermissionDenied: deployment 'api' is protected: ...has 0
     """
@@ -388,19 +414,13 @@ def use_approvals(
     required = max(own, guard[0])
     if not required:
         return ()
-    approvers = tuple(
-        sorted(
-            connection.execute(
-                sa.select(_approvals.c.approver).distinct().where(*_pending(name, digest))
-            ).scalars()
-        )
-    )
-    if len(approvers) < required:
-        have = f" ({', '.join(approvers)})" if approvers else ""
+    pending = connection.execute(
+        sa.select(_approvals.c.approver).distinct().where(*_pending(name, digest))
+    ).scalars()
+    given = set(pending)
+    shortfall = approval_shortfall(required, given, applier)
+    if shortfall is not None:
         because = "is protected" if own >= guard[0] else f"is guarded: {guard[1]}"
-        raise PermissionDenied(
-            f"deployment {name!r} {because}: this definition needs {required} approval(s) "
-            f"from distinct approvers, has {len(approvers)}{have}"
-        )
+        raise PermissionDenied(f"deployment {name!r} {because}: this definition {shortfall}")
     connection.execute(_approvals.update().where(*_pending(name, digest)).values(consumed=True))
-    return approvers
+    return counted_approvers(given, applier)

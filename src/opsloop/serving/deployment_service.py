@@ -331,7 +331,8 @@ class DeploymentService(Protocol):
         comment: Text | None = None,
         expected_revision: Revision | None = None,
     ) -> int:
-        """Approve deploying exactly this definition (approver); the approvals so far. With
+        """Approve deploying exactly this definition (approver); the approvals so far (an
+        approval never counts toward a change its approver applies). With
         ``expected_revision``, only as a change of the definition of that revision (409
         otherwise)."""
         ...
@@ -358,7 +359,9 @@ class DeploymentService(Protocol):
     ) -> Deployment:
         """Create the deployment or replace its definition; the deployment as stored. With
         ``expected_revision``, only if its definition is still that revision's (0: only if it
-        does not exist); a 409 naming the change made since otherwise."""
+        does not exist); a 409 naming the change made since otherwise. A protected one needs
+        approvals of the definition by people other than the deployer; the definition in
+        place already is a no-op."""
         ...
 
     def retire(self, name: Key, *, actor: str | None = None, reason: Text | None = None) -> None:

@@ -50,6 +50,7 @@ from opsloop.registry.audit import (
 from opsloop.registry.gate_requirement import checked_gate_requirement
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
+from opsloop.registry.separate_approvers import counted_approvers
 from opsloop.registry.users import acting_user
 from opsloop.serving.ab_report import ABReport, ab_report
 from opsloop.serving.deployment_approvals import (
@@ -180,9 +181,25 @@ class Deployments:
         does not exist), else a :class:`~opsloop.errors.ConflictError` names the change
         made since (:func:`check_revision`).
 
+        **On a protected deployment** (:meth:`protect`) the definition needs approvals of it
+        (:meth:`approve`) by enough distinct approvers other than the actor who deploys it:
+        the actor's own approval is recorded but never counts
+        (:mod:`~opsloop.registry.separate_approvers`). The ``deploy`` entry's ``approved_by``
+        names the approvers that counted; its actor is who deployed.
+
+        **A definition identical to the current one** (the same serving fields and
+        description) changes nothing: the deploy succeeds at once with the deployment as
+        it is, needing no approvals and writing no audit entry, since there is no change to
+        record or to guard (a blue/green :meth:`switch` and a ramp's step always change it).
+
         >>> _ = registry.register("credit", b"x", flavor="onnx")
-        >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)]).serving
+        >>> first = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> first.serving
         {'stable': 1}
+        >>> Deployments(db).protect("api", 2)
+        >>> again = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
+        >>> again.revision == first.revision, again.updated_ms == first.updated_ms
+        (True, True)
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=5)])
         Traceback (most recent call last):
         opsloop.registry.model_registry.UnknownModelError: variant 'stable': ...no version 5
@@ -229,6 +246,10 @@ class Deployments:
             check_revision(connection, name, before, expected_revision)
             if decision is not None:
                 check_decision(connection, name, decision)
+            elif _unchanged(before, strategy, automation, description, variants):
+                # Applying what is in place changes nothing, so it needs no approvals
+                # and writes no entry (a ramp's decision is always recorded).
+                return before
             return self._define(
                 connection,
                 who,
@@ -343,7 +364,7 @@ class Deployments:
         gate = deployment_gate_guard(connection, name, before, variants, numbers)
         guard = alias_guard(connection, followed, variants)
         approvers = use_approvals(
-            connection, name, definition_digest(strategy, automation, variants), guard
+            connection, name, definition_digest(strategy, automation, variants), who, guard
         )
         at = self.db.clock()
         after = _store_definition(
@@ -471,7 +492,9 @@ class Deployments:
         **On a protected deployment** a rollback needs no new approvals when approvals
         already covered the restored definition: it was deployed with at least as many
         approvers as the deployment (and any protected alias the change stops following,
-        :func:`~.deployment_approvals.alias_guard`) requires now. Its approvers approved it
+        :func:`~.deployment_approvals.alias_guard`) requires now, counting neither the
+        actor who rolls back nor the one who deployed it then (four eyes, see
+        :mod:`~opsloop.registry.separate_approvers`). Its approvers approved it
         to serve, and going back to it when its successor misbehaves (a canary's failing
         gate, :mod:`.canary_rollout`) is the change they already allowed. A definition they
         did not cover (deployed before the protection, or with fewer approvers) needs
@@ -542,7 +565,7 @@ class Deployments:
             check_revision(connection, name, before, expected_revision)
             if decision is not None:
                 check_decision(connection, name, decision)
-            restores, document = _restorable(connection, name, away_from)
+            restores, document, restored_by = _restorable(connection, name, away_from)
             variants = tuple(Variant.from_dict(v) for v in document["variants"])
             strategy, automation = document["strategy"], document["automation"]
             targets = [_resolve(connection, variant) for variant in variants]
@@ -552,13 +575,17 @@ class Deployments:
                 gate = deployment_gate_guard(connection, name, before, variants, numbers)
             guard = alias_guard(connection, before.variants, variants)
             required = max(required_approvals(connection, name), guard[0])
-            covered = tuple(document.get("approved_by") or ())
+            # Four eyes: neither who rolls back nor who deployed the definition then (an
+            # entry from before the rule may list them) counts among its approvers.
+            covered = counted_approvers(
+                document.get("approved_by") or (), who, also_excluded=[restored_by]
+            )
             reused = bool(required) and len(covered) >= required
             if reused:
                 approvers = covered
             else:
                 digest = definition_digest(strategy, automation, variants)
-                approvers = use_approvals(connection, name, digest, guard)
+                approvers = use_approvals(connection, name, digest, who, guard)
             at = self.db.clock()
             after = _store_definition(
                 connection,
@@ -649,6 +676,10 @@ class Deployments:
         many distinct approvers approved it so far. The definition must be valid and serve
         registered models. ``expected_revision`` (see :meth:`deploy`) approves it only as a
         change of that definition: one made from what a person saw, not from what replaced it.
+
+        An approval by the user who then deploys the definition is kept but does not count
+        toward that change (:mod:`~opsloop.registry.separate_approvers`): the count returned
+        is of every approver so far.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db, actor="x").approve("api", [Variant("stable", "credit", version=1)])
@@ -1453,6 +1484,33 @@ def check_revision(
     )
 
 
+def _unchanged(
+    current: Deployment | None,
+    strategy: str,
+    automation: str,
+    description: str | None,
+    variants: Sequence[Variant],
+) -> bool:
+    """Whether a deploy of this definition leaves ``current`` as it is: the same serving
+    fields (the approvals' digest) and description.
+
+    >>> now = Deployment("api", "single", "full_automation", (Variant("s", "m", version=1),),
+    ...     None, 0, "ana", {"s": 1})
+    >>> _unchanged(now, "single", "full_automation", None, [Variant("s", "m", version=1, weight=1)])
+    True
+    >>> _unchanged(now, "single", "full_automation", "v1", [Variant("s", "m", version=1)])
+    False
+    >>> _unchanged(None, "single", "full_automation", None, [Variant("s", "m", version=1)])
+    False
+    """
+    return (
+        current is not None
+        and current.description == description
+        and definition_digest(current.strategy, current.automation, current.variants)
+        == definition_digest(strategy, automation, variants)
+    )
+
+
 def _answers_nothing(document: dict, variant: str) -> bool:
     return not any(
         v["name"] == variant and v["role"] != "shadow" and float(v["weight"]) > 0
@@ -1460,13 +1518,13 @@ def _answers_nothing(document: dict, variant: str) -> bool:
     )
 
 
-def _restorable(connection: Connection, name: str, away_from: str | None) -> tuple[int, dict]:
-    """The id and ``after`` of the audit entry whose definition a rollback of ``name``
-    restores (see :meth:`Deployments.rollback`), or a
+def _restorable(connection: Connection, name: str, away_from: str | None) -> tuple[int, dict, str]:
+    """The id, ``after`` and actor of the audit entry whose definition a rollback of
+    ``name`` restores (see :meth:`Deployments.rollback`), or a
     :class:`~opsloop.errors.ConflictError` saying why there is none."""
     log = tables.audit_log
     rows = connection.execute(
-        sa.select(log.c.id, log.c.action, log.c.after_json)
+        sa.select(log.c.id, log.c.action, log.c.after_json, log.c.actor)
         .where(log.c.entity == _entity(name), log.c.action.in_(DEFINING_ACTIONS))
         .order_by(log.c.id.desc())
     )
@@ -1481,7 +1539,7 @@ def _restorable(connection: Connection, name: str, away_from: str | None) -> tup
             break
         document = json.loads(row.after_json)
         if away_from is None or _answers_nothing(document, away_from):
-            return row.id, document
+            return row.id, document, row.actor
     wanted = "" if away_from is None else f" in which variant {away_from!r} answers nothing"
     raise ConflictError(
         f"deployment {name!r}: no earlier definition{wanted} to roll back to since it was "

@@ -4,8 +4,9 @@ protected deployment's next definition.
 
 Each is the deployments service's own audited operation, called as the REST API calls it
 (the same least role, the signed-in user acting): ``deploy`` needs an editor and, for a
-protected deployment, the approvals of exactly that definition first; ``approve`` needs an
-approver, once per person. A rollback is a ``deploy`` of the definition an earlier history
+protected deployment, the approvals of exactly that definition first, by people other
+than the one who deploys it (:mod:`opsloop.registry.separate_approvers`); ``approve``
+needs an approver, once per person. A rollback is a ``deploy`` of the definition an earlier history
 entry recorded; a promotion is a ``deploy`` of a ``single`` deployment whose primary
 serves the version the challenger serves now (what the monitoring's ``promote`` action
 deploys; the model's aliases stay where they are, moved from the version's page); a

@@ -163,7 +163,7 @@ DONE = {
     "promoted": "The challenger is promoted: it alone serves all the traffic now; the "
     "history below shows the change.",
     "approved": "Your approval is recorded; the definition can be deployed once it has all "
-    "its approvals.",
+    "its approvals (yours does not count toward a deploy you make yourself).",
 }
 
 

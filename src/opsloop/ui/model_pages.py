@@ -105,7 +105,8 @@ def version_page(
 #: What a change made from the version page says once done (``?done=``).
 DONE = {
     "moved": "The alias now points at this version.",
-    "approved": "Your approval is recorded in the audit log.",
+    "approved": "Your approval is recorded in the audit log (it does not count toward a move "
+    "you make yourself).",
 }
 
 

@@ -2,7 +2,9 @@
 
 Each is the registry's own audited operation, called as the REST API calls it (the same
 least role, the signed-in user as the acting user): ``set_alias`` needs an editor and, for
-a protected alias, the approvals first; ``approve`` needs an approver, once per person.
+a protected alias, the approvals first, by people other than the one who moves it
+(:mod:`opsloop.registry.separate_approvers`); ``approve`` needs an approver, once per
+person.
 """
 
 from __future__ import annotations
