@@ -1,4 +1,4 @@
-"""Checks of the feature rows (``X``) the training toolkit is given, before any library sees them.
+"""Checks of the feature rows (``X``) the toolkit's own numpy and torch code computes on.
 
 A NaN in ``X`` reaches numpy, torch or scikit-learn in a form each reports its own way, or
 not at all: a torch attack returns NaN rows without a word. A torch model given rows of
