@@ -61,3 +61,41 @@ def test_the_approver_help_keeps_every_word_of_its_docstring():
 def test_reflowed_keeps_list_items_and_indented_lines():
     text = "Head.\n\n    Body one\n    two.\n\n    - item\n      more\n    - next\n\n        code()"
     assert reflowed(text) == "Head.\n\nBody one two.\n\n- item more\n- next\n\n    code()"
+
+
+def test_reflowed_keeps_numbered_items_and_clicks_verbatim_blocks():
+    text = (
+        "Steps:\n\n1. fit the model\n   on train.\n2) register it\n10. serve\n\n"
+        "\b\nopsloop runs list\nopsloop runs show ID\n\nLast\nparagraph."
+    )
+    assert reflowed(text) == (
+        "Steps:\n\n1. fit the model on train.\n2) register it\n10. serve\n\n"
+        "\b\nopsloop runs list\nopsloop runs show ID\n\nLast paragraph."
+    )
+    # a number that only starts a wrapped line is not an item
+    assert reflowed("Keeps the last\n3 versions.") == "Keeps the last 3 versions."
+
+
+def test_a_verbatim_block_prints_line_by_line():
+    demo = typer.Typer()
+
+    @demo.command()
+    def show() -> None:
+        """Show runs.
+
+        \b
+        opsloop runs list
+        opsloop runs show ID
+        """
+
+    @demo.command()
+    def other() -> None:
+        """Another command, so that show is a subcommand."""
+
+    from opsloop.cli.help_text import reflow_help
+
+    reflow_help(demo)
+    output = CliRunner().invoke(demo, ["show", "--help"], terminal_width=WIDTH).output
+    lines = [line.strip() for line in output.splitlines()]
+    assert "opsloop runs list" in lines
+    assert "opsloop runs show ID" in lines

@@ -197,36 +197,85 @@ def wine_with_nan():
     return X_train, X_test, y_train, y_test
 
 
-def test_functions_handing_x_to_an_estimator_refuse_nan_it_would_refuse(wine_with_nan):
+def test_functions_handing_x_to_an_estimator_leave_nan_and_infinity_to_it(wine_with_nan):
+    """NaN and infinity in ``X`` are the estimator's to judge wherever ``X`` goes to it: a
+    pipeline that imputes, wrappers around histogram gradient boosting (no tags of their own
+    that say so) and boosting with infinite values give the results scikit-learn gives them
+    directly; an estimator that refuses NaN says so in its own words."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     from opsloop.learn.active import SimulatedOracle, active_learning
-    from opsloop.learn.robustness import extraction_curve, find_label_issues, threshold_attack
+    from opsloop.learn.robustness import (
+        extraction_curve,
+        find_label_issues,
+        label_flip_curve,
+        threshold_attack,
+    )
+    from opsloop.learn.robustness.output_defences import RestrictedOutput
 
     X_train, X_test, y_train, y_test = wine_with_nan
-    clean = np.nan_to_num(X_train)
-    logistic = LogisticRegression(max_iter=5_000)
-    nan_at = r"row 4, column 9 is NaN; the toolkit needs finite numbers"
-    with pytest.raises(ValueError, match=f"^X_pool: {nan_at}"):
-        active_learning(logistic, X_train, SimulatedOracle(y_train), budget=20)
-    with pytest.raises(ValueError, match=f"^X: {nan_at}"):
-        find_label_issues(logistic, X_train, y_train, cv=3)
-    fitted = LogisticRegression(max_iter=5_000).fit(clean, y_train)
-    with pytest.raises(ValueError, match=f"^X_pool: {nan_at}"):
-        extraction_curve(fitted, X_train, X_test, y_test, [20])
-    with pytest.raises(ValueError, match=f"^members: X: {nan_at}"):
-        threshold_attack(fitted, (X_train, y_train), (X_test, y_test))
-    # an estimator that takes missing values natively gets them, and the result is its own
-    boosting = HistGradientBoostingClassifier(max_iter=20, random_state=0)
-    issues = find_label_issues(boosting, X_train, y_train, cv=3)
-    assert issues.out_of_fold.shape == (len(y_train), 3)
+    X_test = X_test.copy()
+    X_test[1, 3] = np.nan
+    boosting = HistGradientBoostingClassifier(max_iter=10, random_state=0)
+    estimators = {
+        "imputing pipeline": make_pipeline(
+            SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=5_000)
+        ),
+        "grid search": GridSearchCV(boosting, {"learning_rate": [0.1]}, cv=2),
+        "calibrated": CalibratedClassifierCV(boosting, cv=2),
+    }
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    # four rows of each class first, so that a wrapper's own 2-fold split always has two
+    first = np.concatenate([np.flatnonzero(y_train == c)[:4] for c in range(3)])
+    for name, estimator in estimators.items():
+        issues = find_label_issues(estimator, X_train, y_train, cv=3, seed=0)
+        expected = cross_val_predict(estimator, X_train, y_train, cv=folds, method="predict_proba")
+        np.testing.assert_allclose(issues.out_of_fold, expected, err_msg=name)
+        learned = active_learning(
+            estimator, X_train, SimulatedOracle(y_train), budget=22, initial=first, random_state=0
+        )
+        assert len(learned.queried) == 22, name
+        curve = label_flip_curve(estimator, X_train, y_train, X_test, y_test, [0.0])
+        fitted = estimator.fit(X_train, y_train)
+        assert curve.accuracy[0] == pytest.approx(fitted.score(X_test, y_test)), name
+    # the output defence's wrapper has no scikit-learn tags; the model behind it takes NaN
+    restricted = RestrictedOutput(boosting.fit(X_train, y_train), top_k=1)
+    extracted = extraction_curve(restricted, X_train, X_test, y_test, [30], surrogate=boosting)
+    assert 0 < extracted.fidelity[0] <= 1
+    attack = threshold_attack(restricted, (X_train, y_train), (X_test, y_test))
+    assert 0 <= attack.auc <= 1
     infinite = X_train.copy()
-    infinite[2, 0] = np.inf
-    with pytest.raises(ValueError, match=r"^X: row 2, column 0 is inf"):
-        find_label_issues(boosting, infinite, y_train, cv=3)
+    infinite[2, 0], infinite[5, 1] = np.inf, -np.inf
+    issues = find_label_issues(boosting, infinite, y_train, cv=3, seed=0)
+    expected = cross_val_predict(boosting, infinite, y_train, cv=folds, method="predict_proba")
+    np.testing.assert_allclose(issues.out_of_fold, expected)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        find_label_issues(LogisticRegression(), X_train, y_train, cv=3)
 
 
 def test_pandas_missing_values_of_nullable_columns_are_named_as_nan():
     frame = pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64"), "b": [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match=r"^X: row 1, column 'a' \(0\) is NaN"):
         finite_rows("X", frame)
+
+
+def test_the_first_non_finite_cell_is_found_past_the_first_block_of_rows(monkeypatch):
+    """The check runs by blocks of rows: the cell named is the first in row order, in any block,
+    and a frame of numpy columns is read without pandas' missing-value conversion."""
+    from opsloop.learn import feature_rows
+
+    monkeypatch.setattr(feature_rows, "_CHECK_CELLS", 6)  # 2 rows of 3 per block
+    X = np.zeros((7, 3))
+    X[5, 1], X[6, 0] = -np.inf, np.nan
+    with pytest.raises(ValueError, match=r"^X: row 5, column 1 is -inf"):
+        finite_rows("X", X)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"^X: row 5, column 'b' \(1\) is -inf"):
+        finite_rows("X", frame)
+    assert finite_rows("X", X[:5]).shape == (5, 3)
+    assert finite_rows("X", np.arange(6).reshape(3, 2), dtype=None).dtype.kind == "i"

@@ -217,3 +217,94 @@ def test_unscaled_digits_warn_and_equal_scikit_learn_where_the_graph_reaches():
     reference = LabelSpreading(kernel="knn").fit(X, partial)
     np.testing.assert_array_equal(knn.labels, reference.transduction_)
     assert knn.n_unreached == 0 and knn.accuracy > 0.95
+
+
+def _iris_scaled_with_hidden():
+    from sklearn.datasets import load_iris
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    hidden = np.random.default_rng(0).random(len(y)) < 0.7
+    return StandardScaler().fit_transform(X), y, hidden
+
+
+def _scikit_learn_on_codes(X, y, hidden):
+    """scikit-learn's labels on the integer labels, with -1 for the hidden rows."""
+    reference = LabelSpreading().fit(X, np.where(hidden, -1, y))
+    return reference, np.where(hidden, reference.transduction_, y)
+
+
+def test_numbers_in_an_object_column_with_a_text_marker_keep_their_values():
+    """A CSV column of class numbers and "unknown" reads as object: the classes stay the
+    numbers 0, 1, 2 (as text they matched neither the given labels nor y_true: accuracy 0
+    and no labelled row per class)."""
+    X, y, hidden = _iris_scaled_with_hidden()
+    column = pd.Series(["unknown" if h else int(v) for h, v in zip(hidden, y, strict=True)])
+    assert column.dtype == object
+    result = propagate_labels(X, column, unlabelled="unknown", y_true=y)
+    reference, expected = _scikit_learn_on_codes(X, y, hidden)
+    assert {type(v) for v in result.labels} <= {int, np.int64}
+    np.testing.assert_array_equal(result.labels.astype(np.int64), expected)
+    assert result.accuracy == pytest.approx(float((expected[hidden] == y[hidden]).mean()))
+    assert result.accuracy > 0.9
+    assert result.per_class["label"].tolist() == [0, 1, 2]
+    assert result.per_class["n_labelled"].tolist() == np.bincount(y[~hidden]).tolist()
+    np.testing.assert_allclose(result.confidence, reference.label_distributions_.max(axis=1))
+
+
+def test_labels_of_mixed_types_are_refused_naming_y():
+    X, y, hidden = _iris_scaled_with_hidden()
+    mixed = np.array(
+        [
+            ("unknown" if h else (int(v) if i % 2 else str(v)))
+            for i, (h, v) in enumerate(zip(hidden, y, strict=True))
+        ],
+        dtype=object,
+    )
+    with pytest.raises(ValueError, match=r"^y mixes label types \(number and text\)"):
+        propagate_labels(X, mixed, unlabelled="unknown")
+
+
+@pytest.mark.parametrize(
+    "marker, make",
+    [
+        (np.nan, lambda y, hidden: np.where(hidden, np.nan, y.astype(float))),
+        (None, lambda y, hidden: np.where(hidden, np.nan, y.astype(float))),
+        (pd.NA, lambda y, hidden: pd.Series(y).astype("Int64").mask(pd.Series(hidden))),
+        (None, lambda y, hidden: pd.Series(np.where(hidden, None, y.astype(object)))),
+        (np.nan, lambda y, hidden: pd.Series(y).astype("Int64").mask(pd.Series(hidden))),
+    ],
+    ids=["float-nan", "float-none", "Int64-NA", "object-None", "Int64-nan"],
+)
+def test_a_missing_value_marker_takes_every_missing_label_as_unlabelled(marker, make):
+    X, y, hidden = _iris_scaled_with_hidden()
+    result = propagate_labels(X, make(y, hidden), unlabelled=marker, y_true=y)
+    _, expected = _scikit_learn_on_codes(X, y, hidden)
+    assert (result.n_labelled, result.n_propagated) == (int((~hidden).sum()), int(hidden.sum()))
+    np.testing.assert_array_equal(result.labels.astype(float), expected.astype(float))
+    assert result.accuracy == pytest.approx(float((expected[hidden] == y[hidden]).mean()))
+
+
+def test_names_with_missing_values_take_them_as_unlabelled():
+    """Names with None in a Series (text with NaN under pandas 3) and marker None or NaN."""
+    from sklearn.datasets import load_iris
+
+    X, y, hidden = _iris_scaled_with_hidden()
+    names = load_iris().target_names
+    column = pd.Series(np.where(hidden, None, names[y]))
+    _, expected = _scikit_learn_on_codes(X, y, hidden)
+    for marker in (None, np.nan):
+        result = propagate_labels(X, column, unlabelled=marker, y_true=names[y])
+        np.testing.assert_array_equal(result.labels, names[expected])
+
+
+def test_missing_labels_under_another_marker_are_refused_naming_the_way_out():
+    X, y, hidden = _iris_scaled_with_hidden()
+    floats = np.where(hidden, -1.0, y.astype(float))
+    floats[4] = np.nan
+    with pytest.raises(
+        ValueError,
+        match=r"^y: row 4 is missing \(nan\) and unlabelled=-1; "
+        r"pass unlabelled=None",
+    ):
+        propagate_labels(X, floats)

@@ -164,3 +164,19 @@ def test_every_run_of_a_search_comes_exactly_once_page_by_page(wine_runs):
     assert accuracies == sorted(wine_runs.values(), reverse=True)
     with pytest.raises(ValueError, match="page_token"):
         opsloop.search_runs("wine-pages", max_results=3, page_token="%%%")
+
+
+def test_experiments_given_as_an_iterator_are_read_once(store):
+    """An iterator of names pages like the list it yields (it was read twice: once for the
+    token's search, once for the query, so the second page's token did not match)."""
+    ids = _tied_runs(store)
+    store.create_run("other", name="elsewhere")
+    first = store.search_runs(iter(["tied"]), None, None, 4)
+    second = store.search_runs(
+        iter(["tied"]), None, None, 4, page_token=first.attrs["next_page_token"]
+    )
+    # newest created first (all started at the same millisecond)
+    assert first["run_id"].tolist() + second["run_id"].tolist() == ids[::-1]
+    assert second.attrs["next_page_token"] is None
+    names = (name for name in ("tied", "other"))
+    assert len(store.search_runs(names)) == len(ids) + 1

@@ -4,7 +4,8 @@ typer's rich help keeps every line break of a command's docstring after its firs
 and then wraps each line again at the terminal's width, so a docstring wrapped at 92
 characters prints on an 80-column terminal as lines cut after one or two words. Joining each
 paragraph's lines into one before typer sees it leaves the wrapping to the terminal. A line
-that starts a list item (``- ``) or is indented (an example) keeps its own line.
+that starts a list item (``- ``, ``1.``) or is indented (an example) keeps its own line, and
+a paragraph opened by click's ``\\b`` line is kept as written.
 
 >>> print(reflowed('''First line
 ... goes on.
@@ -26,14 +27,20 @@ Second paragraph, wrapped in the source.
 from __future__ import annotations
 
 import inspect
+import re
 
 import typer
 
+# a list item: "- ", "* ", "+ ", or a number with "." or ")" ("1. ", "2) ")
+_ITEM = re.compile(r"(?:[-*+]|\d+[.)]) ")
+
 
 def _joined(paragraph: str) -> str:
+    if paragraph.lstrip(" \n").startswith("\b"):
+        return paragraph  # click's mark of a block printed as written, line by line
     lines: list[str] = []
     for line in paragraph.splitlines():
-        starts_line = not lines or line.startswith(("- ", "* ", "    "))
+        starts_line = not lines or line.startswith("    ") or _ITEM.match(line) is not None
         if starts_line:
             lines.append(line.rstrip())
         else:

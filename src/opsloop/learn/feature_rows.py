@@ -1,10 +1,14 @@
-"""Checks of the feature rows (``X``) the training toolkit is given, before any library sees them.
+"""Checks of the feature rows (``X``) the toolkit's own numpy and torch code computes on.
 
 A NaN in ``X`` reaches numpy, torch or scikit-learn in a form each reports its own way, or
 not at all: a torch attack returns NaN rows without a word. A torch model given rows of
 the wrong width fails deep inside a matrix product ("mat1 and mat2 shapes cannot be
 multiplied"). Both are refused here, naming the argument, the first offending row and
 column (by label for a DataFrame), and the width the model takes.
+
+Only the toolkit's own numpy and torch computations check ``X`` here. Where ``X`` goes to
+a user's scikit-learn estimator, NaN and infinity are the estimator's to judge: a pipeline
+that imputes, histogram gradient boosting, and any wrapper around them take them.
 
 >>> finite_rows("X", [[1.0, 2.0], [3.0, float("nan")]])
 Traceback (most recent call last):
@@ -47,8 +51,7 @@ def finite_rows(name: str, X: Any, *, two_d: bool = True, dtype: Any = np.float6
     >>> finite_rows("X", np.ones((2, 2, 2)), two_d=False).shape
     (2, 2, 2)
     """
-    # pandas' own missing value (pd.NA of nullable columns) is NaN to numpy
-    raw = X.to_numpy(na_value=np.nan) if isinstance(X, pd.DataFrame) else X
+    raw = _frame_values(X) if isinstance(X, pd.DataFrame) else X
     try:
         array = np.asarray(raw, dtype=dtype)
         if dtype is None and array.dtype.kind not in "biuf":
@@ -64,9 +67,8 @@ def finite_rows(name: str, X: Any, *, two_d: bool = True, dtype: Any = np.float6
         raise ValueError(f"{name} must be 2-d (rows, features), got shape {array.shape}")
     if array.ndim == 0:
         raise ValueError(f"{name} must be an array with one row per sample, got a scalar")
-    finite = np.isfinite(array)
-    if not finite.all():
-        position = np.unravel_index(int(np.argmin(finite.ravel())), array.shape)
+    position = _first_non_finite(array)
+    if position is not None:
         value = array[position]
         kind = "NaN" if np.isnan(value) else ("inf" if value > 0 else "-inf")
         row = int(position[0])
@@ -79,6 +81,36 @@ def finite_rows(name: str, X: Any, *, two_d: bool = True, dtype: Any = np.float6
             "(impute or drop rows with missing values first)"
         )
     return array
+
+
+def _frame_values(X: pd.DataFrame) -> np.ndarray:
+    """A frame's values, without a copy where they are already one numpy block of numbers."""
+    if all(isinstance(dtype, np.dtype) for dtype in X.dtypes):
+        return X.to_numpy()
+    # pandas' own missing value (pd.NA of nullable columns) is NaN to numpy
+    return X.to_numpy(na_value=np.nan)
+
+
+# rows per block of the finiteness check: its mask stays small (a few MB) for any X
+_CHECK_CELLS = 1 << 20
+
+
+def _first_non_finite(array: np.ndarray) -> tuple[int, ...] | None:
+    """Index of the first NaN or infinite cell, checked by blocks of rows so that the mask
+    never grows with ``X`` (a whole-array mask would be an eighth of a float64 ``X`` more).
+    """
+    if array.dtype.kind != "f" and array.dtype.kind != "c":
+        return None  # integers and booleans are always finite
+    if array.size == 0:
+        return None
+    step = max(1, _CHECK_CELLS // max(1, array[0].size))
+    for start in range(0, len(array), step):
+        block = array[start : start + step]
+        finite = np.isfinite(block)
+        if not finite.all():
+            at = np.unravel_index(int(np.argmin(finite.ravel())), block.shape)
+            return (start + int(at[0]), *(int(i) for i in at[1:]))
+    return None
 
 
 def _width_of(module: Any, torch: Any) -> tuple[int, str] | None:
@@ -137,40 +169,3 @@ def check_model_width(name: str, X: np.ndarray, model: Any, model_name: str = "m
         raise ValueError(
             f"{name} has {X.shape[1]} features per row; {model_name} takes {width} ({reason})"
         )
-
-
-def _accepts_nan(estimator: Any) -> bool:
-    tags = getattr(estimator, "__sklearn_tags__", None)
-    if tags is None:
-        return False
-    try:
-        return bool(tags().input_tags.allow_nan)
-    except (AttributeError, TypeError, ValueError):
-        return False
-
-
-def check_rows_for(name: str, X: Any, estimator: Any) -> None:
-    """Refuse ``X`` for ``estimator`` with :func:`finite_rows`' message where the estimator
-    would refuse it: NaN unless its scikit-learn tags accept missing values (histogram
-    gradient boosting does), infinity always. ``X`` itself is left as it is (a frame keeps
-    its column names), and rows that are not numbers (text for a pipeline) are the
-    estimator's to judge.
-
-    >>> from sklearn.ensemble import HistGradientBoostingClassifier
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> X = [[0.0, float("nan")], [1.0, 2.0]]
-    >>> check_rows_for("X_pool", X, HistGradientBoostingClassifier()) is None
-    True
-    >>> check_rows_for("X_pool", X, LogisticRegression())
-    Traceback (most recent call last):
-    ValueError: X_pool: row 0, column 1 is NaN; the toolkit needs finite numbers ...
-    """
-    raw = X.to_numpy(na_value=np.nan) if isinstance(X, pd.DataFrame) else X
-    try:
-        array = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        return
-    if _accepts_nan(estimator):
-        array = np.where(np.isnan(array), 0.0, array)
-    named = pd.DataFrame(array, columns=X.columns) if isinstance(X, pd.DataFrame) else array
-    finite_rows(name, named, two_d=False)

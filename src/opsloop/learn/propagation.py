@@ -125,8 +125,11 @@ def propagate_labels(
     """Fit ``model`` (default ``LabelSpreading()``) on ``X`` with ``y`` (``unlabelled``, -1
     by default, marks a row without a label).
 
-    ``y`` holds numbers or text; for text, the marker is compared as text (``-1`` matches
-    ``-1`` among text labels of an object array, and ``"-1"``). ``X`` must hold finite
+    ``y`` holds numbers or text, of one type (a mix is refused); classes keep their own
+    values, numbered in sorted order for scikit-learn. For text, the marker is compared as
+    text (``-1`` matches ``-1`` among text labels of an object array, and ``"-1"``). A
+    missing marker (``None``, NaN, ``pd.NA``) takes every missing label as unlabelled;
+    under any other marker a missing label is refused. ``X`` must hold finite
     numbers, on a common scale for the default RBF kernel (see the module).
 
     ``y_true``, when given, holds the true label of every row; only the unlabelled rows are
@@ -201,7 +204,11 @@ def propagate_labels(
     )
     if correct is not None:
         per_class["accuracy"] = frame.groupby("label")["correct"].mean()
-    given_counts = pd.Series(y[given]).value_counts().rename("n_labelled")
+    given_counts = (
+        pd.Series(y[given] if classes is None else classes[codes[given]])
+        .value_counts()
+        .rename("n_labelled")
+    )
     per_class = (
         pd.concat([given_counts, per_class], axis=1)
         .reindex(fitted.classes_ if classes is None else classes)
@@ -233,13 +240,44 @@ def propagate_labels(
     return result
 
 
+def _is_missing(value: Any) -> bool:
+    """Whether ``value`` is a missing-value marker: None, NaN or pandas' NA."""
+    try:
+        return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _label_kind(value: Any) -> str:
+    if isinstance(value, str | np.str_ | bytes | np.bytes_):
+        return "text"
+    if isinstance(value, bool | np.bool_):
+        return "bool"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return "number"
+    return type(value).__name__
+
+
 def _label_codes(
     y: np.ndarray, unlabelled: Any
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Which rows are labelled; for labels scikit-learn cannot take as they are (text, or a
-    marker other than -1), the sorted classes and each row's number (-1 unlabelled)."""
+    """Which rows are labelled; for labels scikit-learn cannot take as they are (text, an
+    object array, or a marker other than -1), the sorted classes, of the labels' own type,
+    and each row's number (-1 unlabelled)."""
     text = y.dtype.kind in "OUS"
-    given = (y.astype(str) != str(unlabelled)) if text else (y != unlabelled)
+    missing = pd.isna(y) if y.dtype.kind in "Of" else np.zeros(len(y), dtype=bool)
+    if _is_missing(unlabelled):
+        # NaN never equals NaN, and pd.NA has no truth value: missing values are the marker
+        given = ~missing
+    elif y.dtype.kind == "O":
+        marker = str(unlabelled)
+        given = ~missing & np.fromiter(
+            (not (v == unlabelled or str(v) == marker) for v in y), dtype=bool, count=len(y)
+        )
+    elif text:
+        given = y.astype(str) != str(unlabelled)
+    else:
+        given = np.asarray(y != unlabelled, dtype=bool)
     if not given.any():
         raise ValueError(f"y has no labelled rows (every entry is the marker {unlabelled!r})")
     if text and given.all():
@@ -248,14 +286,27 @@ def _label_codes(
             f"y: no row holds the marker of unlabelled rows {unlabelled!r}; name the marker "
             "your text labels use with unlabelled=, e.g. unlabelled='unknown'"
         )
-    if not text and y.dtype.kind in "iub" and unlabelled == UNLABELLED:
-        return given, None, None  # scikit-learn's own convention: labels passed unchanged
-    if y.dtype.kind == "f" and not np.isfinite(y[given]).all():
+    if (given & missing).any():
+        row = int(np.flatnonzero(given & missing)[0])
         raise ValueError(
-            f"y: row {int(np.flatnonzero(given & ~np.isfinite(y))[0])} is NaN or infinite; "
-            f"mark unlabelled rows with unlabelled={unlabelled!r}"
+            f"y: row {row} is missing ({y[row]}) and unlabelled={unlabelled!r}; pass "
+            "unlabelled=None to take missing labels as unlabelled"
         )
-    values = y[given].astype(str) if y.dtype.kind == "O" else y[given]
+    if y.dtype.kind == "f" and not np.isfinite(y[given]).all():
+        row = int(np.flatnonzero(given & ~np.isfinite(y))[0])
+        raise ValueError(f"y: row {row} is infinite ({y[row]}); labels must be finite")
+    if y.dtype.kind in "iub" and not _is_missing(unlabelled) and unlabelled == UNLABELLED:
+        return given, None, None  # scikit-learn's own convention: labels passed unchanged
+    values = y[given]
+    if y.dtype.kind == "O":
+        kinds = sorted({_label_kind(v) for v in values})
+        if len(kinds) > 1:
+            raise ValueError(
+                f"y mixes label types ({' and '.join(kinds)}); give every labelled row the "
+                "same type (all numbers or all text) and mark unlabelled rows with unlabelled="
+            )
+        # the labels' own type (numbers stay numbers), so classes sort as their values do
+        values = np.asarray(values.tolist())
     classes = np.unique(values)
     codes = np.full(len(y), UNLABELLED, dtype=np.int64)
     codes[given] = np.searchsorted(classes, values)

@@ -245,6 +245,9 @@ def search_run_frame(
     """
     if isinstance(order_by, str):
         raise TypeError("order_by must be a list of clauses such as ['metrics.auc DESC']")
+    if experiments is not None and not isinstance(experiments, str):
+        # read once: the page token and the query both need the names (an iterator is spent)
+        experiments = list(experiments)
     condition = None if not filter else filter_to_sql(parse_filter(filter))
     orders = [order_to_sql(clause) for clause in (order_by or ())]
     limit = _checked_limit(max_results)

@@ -316,9 +316,12 @@ def test_fgsm_and_pgd_hand_back_each_submodules_own_mode(attacked):
     assert [m.training for m in model.modules()] == [True, True, False, True, True]
 
 
-def test_a_seed_torch_refuses_leaves_the_model_in_its_own_mode(attacked):
+def test_an_attack_that_fails_in_eval_mode_leaves_the_model_in_its_own_mode(attacked):
+    """The labels are checked batch by batch, after the model was put in eval mode: the
+    refusal of class 10 for a 10-output model comes from inside that mode, and each
+    submodule's own mode comes back with it."""
     X, _ = attacked
     model = frozen_batch_norm_model()
-    with pytest.raises(ValueError, match=r"seed must be a whole number from 0 to 2\*\*64 - 1"):
-        pgd(model, X[:5], None, eps=0.1, seed=2**64)
+    with pytest.raises(ValueError, match=r"class indices 0\.\.9 \(the model has 10 outputs\)"):
+        pgd(model, X[:5], np.full(5, 10), eps=0.1, steps=2)
     assert [m.training for m in model.modules()] == [True, True, False, True, True]

@@ -24,7 +24,6 @@ from opsloop.learn.active.strategies import (
     UncertaintySampling,
     make_strategy,
 )
-from opsloop.learn.feature_rows import check_rows_for
 from opsloop.learn.run_log import (
     RunLog,
     checked_run,
@@ -108,9 +107,6 @@ def active_learning(
     """
     run = checked_run(run)
     X = np.asarray(X_pool)
-    check_rows_for("X_pool", X_pool, estimator)
-    if X_test is not None:
-        check_rows_for("X_test", X_test, estimator)
     n_pool = len(X)
     budget = _positive_int(budget, "budget")
     batch_size = _positive_int(batch_size, "batch_size")

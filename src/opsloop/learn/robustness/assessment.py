@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from opsloop.learn.feature_rows import check_rows_for
 from opsloop.learn.labelled_rows import labelled_rows
 from opsloop.learn.robustness.backdoor import (
     BackdoorCurve,
@@ -266,8 +265,6 @@ def assess_robustness(
     X_train, y_train = labelled_rows("train", train)
     X_test, y_test = labelled_rows("test", test)
     shadow = None if shadow_data is None else labelled_rows("shadow_data", shadow_data)
-    for part, rows in (("train", X_train), ("test", X_test)):
-        check_rows_for(f"{part}: X", rows, model)
     norm = check_norm(norm)
     torch_model = is_torch_module(model)
     classifier = TorchClassifier(model) if torch_model else model

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from opsloop.learn.feature_rows import check_rows_for
 from opsloop.learn.robustness.constraints import FeatureConstraints
 from opsloop.learn.robustness.poisoning import _check_rate
 
@@ -257,8 +256,6 @@ def backdoor_curve(
         raise TypeError(f"trigger must be a BackdoorTrigger, got {type(trigger).__name__}")
     X_train, y_train = np.asarray(X_train), np.asarray(y_train)
     X_test, y_test = np.asarray(X_test), np.asarray(y_test)
-    check_rows_for("X_train", X_train, estimator)
-    check_rows_for("X_test", X_test, estimator)
     if constraints is not None:
         trigger.check(constraints)
     shares = [_check_rate(rate) for rate in np.atleast_1d(rates)]

@@ -211,7 +211,7 @@ def _run(
         # checked whole, before batching, so the message counts the rows of X, not of a batch
         raise ValueError(f"y must hold one class per row of X ({len(setup.X)}), got {np.shape(y)}")
     out = []
-    # the seed is read inside: a seed torch refuses must not leave the caller's model in eval
+    # labels are checked per batch inside: a refusal there hands back the caller's modes
     with in_eval_mode(model):
         generator = torch.Generator().manual_seed(seed)
         for rows in _batches(len(setup.X), batch_size):

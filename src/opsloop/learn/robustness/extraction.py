@@ -15,8 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from opsloop.learn.feature_rows import check_rows_for
-
 
 @dataclass(frozen=True)
 class ExtractionCurve:
@@ -98,9 +96,6 @@ def extraction_curve(
     if len(X_test) != len(y_test) or len(X_test) == 0:
         raise ValueError("X_test and y_test must have the same, non-zero number of rows")
     template = LogisticRegression(max_iter=2000) if surrogate is None else surrogate
-    for estimator in (model, template):
-        check_rows_for("X_pool", X_pool, estimator)
-    check_rows_for("X_test", X_test, model)
     order = np.random.default_rng(seed).permutation(len(X_pool))
     # one batch of queries for the largest budget; a smaller budget is a prefix of it
     asked = X_pool[order[: max(budgets)]]

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from opsloop.learn.feature_rows import check_rows_for
 from opsloop.learn.labelled_rows import labelled_rows
 
 SCORES = ("loss", "confidence")
@@ -233,8 +232,6 @@ def threshold_attack(model: Any, members: Any, non_members: Any, score: str = "l
     """
     X_in, y_in = labelled_rows("members", members, two_d=False)
     X_out, y_out = labelled_rows("non_members", non_members, two_d=False)
-    check_rows_for("members: X", X_in, model)
-    check_rows_for("non_members: X", X_out, model)
     classes = model_classes(model, X_in)
     return _result(
         f"{score} threshold",
@@ -304,8 +301,6 @@ def shadow_attack(
     X_in, y_in = labelled_rows("members", members, two_d=False)
     X_out, y_out = labelled_rows("non_members", non_members, two_d=False)
     X_shadow, y_shadow = labelled_rows("shadow_data", shadow_data, two_d=False)
-    check_rows_for("members: X", X_in, model)
-    check_rows_for("non_members: X", X_out, model)
     if isinstance(n_shadows, bool) or not isinstance(n_shadows, int) or n_shadows < 1:
         raise ValueError(f"n_shadows must be a positive int, got {n_shadows!r}")
     if len(X_shadow) < 4:

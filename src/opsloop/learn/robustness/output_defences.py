@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from opsloop.learn.feature_rows import check_rows_for
 from opsloop.learn.robustness.defence_effect import DefenceEffect
 from opsloop.learn.robustness.extraction import ExtractionCurve
 from opsloop.learn.robustness.membership import threshold_attack
@@ -197,9 +196,6 @@ def probability_extraction_curve(
     if len(X_test) != len(y_test) or len(X_test) == 0:
         raise ValueError("X_test and y_test must have the same, non-zero number of rows")
     template = LogisticRegression(max_iter=2000) if surrogate is None else surrogate
-    for estimator in (model, template):
-        check_rows_for("X_pool", X_pool, estimator)
-    check_rows_for("X_test", X_test, model)
     order = np.random.default_rng(seed).permutation(len(X_pool))
     asked = X_pool[order[: max(budgets)]]
     classes = model_classes(model, asked)

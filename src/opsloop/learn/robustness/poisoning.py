@@ -21,8 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from opsloop.learn.feature_rows import check_rows_for
-
 
 def _check_rate(rate: Any) -> float:
     rate = float(rate)
@@ -101,8 +99,6 @@ def label_flip_curve(
 
     X_train, y_train = np.asarray(X_train), np.asarray(y_train)
     X_test, y_test = np.asarray(X_test), np.asarray(y_test)
-    check_rows_for("X_train", X_train, estimator)
-    check_rows_for("X_test", X_test, estimator)
     shares = [_check_rate(rate) for rate in np.atleast_1d(rates)]
     flipped, accuracy = [], []
     for rate in shares:
@@ -176,7 +172,6 @@ def find_label_issues(estimator: Any, X: Any, y: Any, *, cv: int = 5, seed: int 
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     X, y = np.asarray(X), np.asarray(y)
-    check_rows_for("X", X, estimator)
     _, labels = np.unique(y, return_inverse=True)
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
     probabilities = cross_val_predict(estimator, X, labels, cv=folds, method="predict_proba")
