@@ -542,7 +542,7 @@ def test_a_blue_green_switch_counts_no_approval_of_who_switches(acting, credit):
 
 
 def test_the_definition_in_place_has_nothing_to_approve(acting, credit):
-    owner, editor, ana, bo = (acting(user) for user in ("owner", "eda", "ana", "bo"))
+    owner, editor, ana = (acting(user) for user in ("owner", "eda", "ana"))
     first = [Variant("stable", "credit", version=1)]
     editor.deploy("credit-api", first, description="v1")
     owner.protect("credit-api", 1)
