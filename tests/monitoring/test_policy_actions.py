@@ -208,31 +208,38 @@ def test_rollback_returns_to_the_previous_definition_with_the_evidence(db, clock
     assert evidence["windows"] == [{"start_ms": T0 + FLIP_AT * HOUR_MS, "value": accuracy}]
 
 
+@pytest.mark.parametrize("approver_of_v1", ["ana", "monitor"])
 def test_rollback_of_a_protected_deployment_reuses_the_approvals_of_what_it_restores(
-    db, clock, loop
+    db, clock, loop, approver_of_v1
 ):
-    # Protected by one approval: v1 and then v2 were each deployed with ana's approval, so
-    # going back to v1 is the change her approval already covered (as a canary's gate
-    # rolls back); no new approval is asked for and the entry says the approvals were reused.
+    # Protected by one approval: ed deployed v2, then v1, then v2 again, each approved by
+    # someone else, so going back to v1 is the change its approval already covered (as a
+    # canary's gate rolls back); no new approval is asked for and the entry says the
+    # approvals were reused. That holds when the monitor's own user approved v1, too: it
+    # did not apply v1 then, and restoring what one approved and another applied gives it
+    # no power it lacked.
     traffic, registry, deployments, context = loop
     registry.register("cancer-model", traffic.model, input_schema=traffic.train)
     add_user(db, deployments.actor, "admin")  # the loop acts as this user
     add_user(db, "ana", "approver")
+    add_user(db, "ed", "editor")
     deployments.protect("cancer", 1)
-    ana = Deployments(db, actor="ana")
-    for version in (1, 2):
+    approver = {"ana": "ana", "monitor": deployments.actor}[approver_of_v1]
+    ed = Deployments(db, actor="ed")
+    for version, by in ((2, "ana"), (1, approver), (2, "ana")):
         definition = [Variant("live", "cancer-model", version=version)]
-        ana.approve("cancer", definition)
-        # Described, so that deploying v1 again is a change (the same definition and
-        # description as the one in place would change nothing and use no approval).
-        deployments.deploy("cancer", definition, description=f"v{version}, approved")
+        Deployments(db, actor=by).approve("cancer", definition)
+        ed.deploy("cancer", definition)
     evaluations, _ = _run(db, clock, traffic, "task_metric < 0.5 -> rollback", context)
     (outcome,) = next(e for e in evaluations if e.actions).actions
     assert outcome["status"] == "done", outcome["reason"]
     assert (outcome["from"], outcome["to"]) == ({"live": 2}, {"live": 1})
     last = deployments.history("cancer").iloc[-1]
-    assert last["action"] == "rollback"
-    assert (last["after"]["approved_by"], last["after"]["approvals_reused"]) == (["ana"], True)
+    assert (last["action"], last["actor"]) == ("rollback", deployments.actor)
+    assert (last["after"]["approved_by"], last["after"]["approvals_reused"]) == (
+        [approver],
+        True,
+    )
     # A second rollback would undo the first: the service refuses it, and so does the loop.
     again = rollback(deployments, "cancer", "task_metric < 0.5 -> rollback", {"windows": []})
     assert again["status"] == "refused"

@@ -6,9 +6,12 @@ PostgreSQL."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
+from opsloop.errors import ConflictError
 from opsloop.registry import PermissionDenied, UnknownModelError, verify_audit_log
 from opsloop.registry.separate_approvers import approval_shortfall, counted_approvers
+from opsloop.store import tables
 
 
 @pytest.fixture
@@ -57,14 +60,18 @@ def test_the_movers_own_approval_never_counts(acting, protected):
 def test_pointing_a_protected_alias_where_it_points_changes_nothing(acting, protected):
     owner, editor, ana, viewer = (acting(user) for user in ("owner", "eda", "ana", "vic"))
     owner.protect_alias("m", "champion", 2, require_gate=True)
-    ana.approve("m", "champion", 1, comment="kept")
+    # Approving the version it points at approves no move: refused, nothing recorded.
     entries = len(owner.audit("m"))
-    # No approvals and no gate verdict asked, no entry written, no approval used up.
+    with pytest.raises(ConflictError) as refused:
+        ana.approve("m", "champion", 1, comment="kept")
+    assert str(refused.value).endswith(
+        "alias 'champion' of model 'm' points at version 1 already: nothing to approve"
+    )
+    assert owner.pending_approvals("m").empty
+    # No approvals and no gate verdict asked, no entry written.
     editor.set_alias("m", "champion", 1, reason="again")
     assert editor.get_version("m", alias="champion").version == 1
     assert len(owner.audit("m")) == entries
-    pending = owner.pending_approvals("m")
-    assert pending[["approver", "version", "approvals"]].values.tolist() == [["ana", 1, 1]]
     # Still an editor's change, and only to a version that exists.
     with pytest.raises(PermissionDenied, match="user 'vic' has role 'viewer'; this needs 'editor'"):
         viewer.set_alias("m", "champion", 1)
@@ -74,6 +81,44 @@ def test_pointing_a_protected_alias_where_it_points_changes_nothing(acting, prot
     with pytest.raises(PermissionDenied, match="needs a passed release gate"):
         editor.set_alias("m", "champion", 2)
     assert len(owner.audit("m")) == entries
+
+
+def test_re_pointing_uses_up_older_approvals_of_where_it_points(acting, protected):
+    owner, editor, ana, bo = (acting(user) for user in ("owner", "eda", "ana", "bo"))
+    # Approvals of the version in place, as recorded before approve() refused them.
+    with protected.db.write() as connection:
+        model_id = connection.execute(
+            sa.select(tables.registered_models.c.id).where(tables.registered_models.c.name == "m")
+        ).scalar_one()
+        version_id = connection.execute(
+            sa.select(tables.model_versions.c.id).where(
+                tables.model_versions.c.model_id == model_id,
+                tables.model_versions.c.version == 1,
+            )
+        ).scalar_one()
+        for approver in ("ana", "bo"):
+            connection.execute(
+                tables.approvals.insert().values(
+                    model_id=model_id,
+                    alias="champion",
+                    version_id=version_id,
+                    approver=approver,
+                    comment="keep v1",
+                    created_ms=0,
+                    consumed=False,
+                )
+            )
+    assert len(owner.pending_approvals("m")) == 2
+    # Re-pointing the alias at version 1 moves nothing, and uses them up: they cannot
+    # carry a later move back to version 1 that nobody approved.
+    editor.set_alias("m", "champion", 1, reason="re-assert")
+    assert owner.pending_approvals("m").empty
+    ana.approve("m", "champion", 2)
+    bo.approve("m", "champion", 2)
+    editor.set_alias("m", "champion", 2)
+    with pytest.raises(PermissionDenied, match=r"moving it to version 1 needs 2 .*has 0$"):
+        editor.set_alias("m", "champion", 1, reason="back, unapproved")
+    assert editor.get_version("m", alias="champion").version == 2
 
 
 def test_the_count_leaves_out_the_applier_and_says_so():

@@ -9,9 +9,11 @@ from tests.clock import FakeClock
 from tests.registry.conftest import USERS
 from tests.server.running import running_server
 
+from opsloop.errors import ConflictError
 from opsloop.registry import PermissionDenied, UnknownModelError, add_user
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments, UnknownDeploymentError, Variant
+from opsloop.serving.deployment_approvals import definition_digest, record_approval
 from opsloop.serving.deployment_settings import DeploymentSettings
 from opsloop.tracking.capture import CodeVersion, Environment, current_user
 from opsloop.tracking.records import DatasetInput
@@ -537,6 +539,38 @@ def test_a_blue_green_switch_counts_no_approval_of_who_switches(acting, credit):
     assert switched.variants == tuple(swapped)
     last = owner.history("web").iloc[-1]
     assert (last["actor"], last["after"]["approved_by"]) == ("eda", ["ana"])
+
+
+def test_the_definition_in_place_has_nothing_to_approve(acting, credit):
+    owner, editor, ana = (acting(user) for user in ("owner", "eda", "ana"))
+    first = [Variant("stable", "credit", version=1)]
+    editor.deploy("credit-api", first, description="v1")
+    owner.protect("credit-api", 1)
+    entries = len(owner.history("credit-api"))
+    with pytest.raises(ConflictError) as refused:
+        ana.approve("credit-api", first, comment="keep v1")
+    assert str(refused.value).endswith(
+        "deployment 'credit-api' serves this definition already: nothing to approve"
+    )
+    # A change of the description only serves the same: recorded, with no approvals.
+    described = editor.deploy("credit-api", first, description="v1, checked")
+    assert (described.description, described.serving) == ("v1, checked", {"stable": 1})
+    last = owner.history("credit-api").iloc[-1]
+    assert (last["action"], last["after"]["approved_by"]) == ("deploy", [])
+    assert len(owner.history("credit-api")) == entries + 1
+    # Approvals of the definition in place, as recorded before approve() refused them:
+    # a re-deploy of it changes nothing and uses them up, so that they do not carry a
+    # later change back to it that nobody approved.
+    digest = definition_digest("single", "full_automation", first)
+    with credit.db.write() as connection:
+        record_approval(connection, "credit-api", digest, "bo", "keep v1")
+    editor.deploy("credit-api", first, description="v1, checked")
+    assert len(owner.history("credit-api")) == entries + 1
+    ana.approve("credit-api", canary(0.1), strategy="canary")
+    editor.deploy("credit-api", canary(0.1), strategy="canary")
+    with pytest.raises(PermissionDenied, match=r"other than 'eda', who applies it .*has 0$"):
+        editor.deploy("credit-api", first, description="v1, checked")
+    assert editor.get("credit-api").strategy == "canary"
 
 
 def test_a_name_can_be_protected_before_its_first_deployment(registry, credit):

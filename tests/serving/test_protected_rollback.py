@@ -131,26 +131,88 @@ def test_the_control_plane_rolls_back_under_covered_approvals_only(protected):
             client.close()
 
 
-def test_a_rollback_counts_no_approval_of_who_rolls_back(protected):
+def test_an_approver_of_the_definition_may_roll_back_to_it(protected):
     registry, editor, champion_entry, _ = protected
-    # ana approved the champion that ed deployed; rolling back to it herself, her approval
-    # does not count, so it covers nothing and new approvals are needed.
+    # ana approved the champion that ed deployed: rolling back to it herself restores what
+    # one person approved and another applied, so her approval covers it; only ed's own
+    # approval of it (had he given one) would not.
     ana = Deployments(registry.db, actor="ana")
-    with pytest.raises(PermissionDenied) as refused:
-        ana.rollback("api", away_from="canary")
-    assert str(refused.value) == (
-        "deployment 'api' is protected: this definition needs 1 approval(s) from distinct "
-        "approvers other than 'ana', who applies it (an applier's own approval does not "
-        "count), has 0"
-    )
-    assert editor.get("api").strategy == "canary"
-    Deployments(registry.db, actor="root").approve("api", CHAMPION)
     restored = ana.rollback("api", away_from="canary", reason="by hand")
     assert (restored.strategy, restored.variants) == ("single", tuple(CHAMPION))
     last = editor.history("api").iloc[-1]
     assert (last["action"], last["actor"]) == ("rollback", "ana")
     assert last["after"]["restores"] == champion_entry
-    assert (last["after"]["approved_by"], last["after"]["approvals_reused"]) == (["root"], False)
+    assert (last["after"]["approved_by"], last["after"]["approvals_reused"]) == (["ana"], True)
+
+
+def test_a_failing_canary_goes_back_when_its_ramps_setter_approved_the_champion(protected):
+    registry, editor, champion_entry, _ = protected
+    # The ramp rolls back as the user who set it: ana, who approved the champion.
+    Deployments(registry.db, actor="ana").set_rollout(
+        "api", steps=[0.1, 1.0], min_requests=100_000, gates=GATES
+    )
+    runtime = ServingRuntime(registry.db, registry.artifacts, trust=True)
+    try:
+        for i in range(5_000):
+            runtime.predict("api", [RECORD], routing_key=f"user-{i}")
+            if editor.get("api").strategy != "canary":
+                break
+    finally:
+        runtime.close()
+    definition = editor.get("api")
+    assert (definition.strategy, definition.variants) == ("single", tuple(CHAMPION))
+    last = editor.history("api").iloc[-1]
+    assert (last["action"], last["actor"]) == ("rollback", "ana")
+    assert last["after"]["restores"] == champion_entry
+    assert (last["after"]["approved_by"], last["after"]["approvals_reused"]) == (["ana"], True)
+    assert editor.rollout("api")["state"]["status"] == "rolled_back"
+
+
+def test_a_deployers_own_approval_covers_nothing_through_a_chain_of_rollbacks(protected):
+    registry, editor, _, _ = protected
+    ana, root = Deployments(registry.db, actor="ana"), Deployments(registry.db, actor="root")
+    add_user(registry.db, "cy", "editor")
+    root.protect("old", 1)
+    ana.approve("old", CHAMPION)
+    editor.deploy("old", CHAMPION)
+    document = dict(editor.history("old").iloc[-1]["after"])
+    # Entries as the rule before four eyes wrote them: ed deployed the champion with only
+    # his own approval, then cy rolled back to it reusing that approval.
+    with registry.db.write() as connection:
+        lock_audit_log(connection)
+        append_audit(
+            connection,
+            "ed",
+            "deploy",
+            "deployment:old",
+            None,
+            None,
+            {**document, "approved_by": ["ed"]},
+        )
+    deployed = int(editor.history("old").iloc[-1]["id"])
+    with registry.db.write() as connection:
+        lock_audit_log(connection)
+        append_audit(
+            connection,
+            "cy",
+            "rollback",
+            "deployment:old",
+            None,
+            None,
+            {**document, "approved_by": ["ed"], "approvals_reused": True, "restores": deployed},
+        )
+    rolled_back = int(editor.history("old").iloc[-1]["id"])
+    ana.approve("old", CANARY, strategy="canary")
+    editor.deploy("old", CANARY, strategy="canary")
+    # Restoring cy's rollback, the approval it reused is ed's own (he applied what it
+    # restores): it covers nothing, for root as for anyone.
+    with pytest.raises(PermissionDenied, match=r"other than 'root', who applies it .*has 0$"):
+        root.rollback("old")
+    ana.approve("old", CHAMPION)
+    assert root.rollback("old").variants == tuple(CHAMPION)
+    last = editor.history("old").iloc[-1]
+    assert (last["after"]["restores"], last["after"]["approved_by"]) == (rolled_back, ["ana"])
+    assert last["after"]["approvals_reused"] is False
 
 
 def test_an_older_entry_that_counted_its_deployers_own_approval_covers_nothing(protected):

@@ -163,8 +163,18 @@ def test_new_weights_are_the_rest_apis_audited_deploy(served):
         )
 
     # The REST API's deploy of the definition the form deployed changes nothing: the same
-    # definition, and no entry.
+    # definition, and no entry; so does the form's, which says so.
     assert rest_deploy({"stable": 0.5, "cand": 0.5}).status_code == 200
+    assert len(deployments.history("api")) == entries
+    with session(url, token) as client:
+        again = post(
+            client, "/deployments/api/weights", token,
+            **{"weight.stable": "0.5", "weight.cand": "0.5", "do": "deploy"},
+        )  # fmt: skip
+        assert again.headers["location"] == "/deployments/api?done=unchanged"
+        page = client.get(again.headers["location"]).text
+    assert "Nothing changed: the deployment serves that definition already" in page
+    assert "The new definition is deployed" not in page
     assert len(deployments.history("api")) == entries
     # A change through the REST API writes the same kind of entry.
     assert rest_deploy({"stable": 0.4, "cand": 0.6}).status_code == 200
@@ -175,9 +185,14 @@ def test_new_weights_are_the_rest_apis_audited_deploy(served):
     assert [(v["name"], v["weight"]) for v in by_form["after"]["variants"]] == [
         ("stable", 0.5), ("cand", 0.5)
     ]  # fmt: skip
+    assert [(v["name"], v["weight"]) for v in by_rest["after"]["variants"]] == [
+        ("stable", 0.4), ("cand", 0.6)
+    ]  # fmt: skip
+    # Apart from the weights, the REST API's entry records what the form's did.
     assert [
-        {**v, "weight": 0.5} for v in by_rest["after"]["variants"]
-    ] == by_form["after"]["variants"]  # fmt: skip
+        {k: x for k, x in v.items() if k != "weight"} for v in by_rest["after"]["variants"]
+    ] == [{k: x for k, x in v.items() if k != "weight"} for v in by_form["after"]["variants"]]
+    assert weights(deployments) == {"stable": 0.4, "cand": 0.6}
 
 
 #: Refused weights: the fields, the page's message, and the field marked invalid.
@@ -256,12 +271,18 @@ def test_a_protected_change_needs_two_approvers_then_deploys(served):
         again = post(first, "/deployments/api/weights", tokens["apo"], do="approve", **half)
         assert again.status_code == 409 and "already approved" in again.text
     approval = int(deployments.history("api")["id"].iloc[-1])
+    own_note = "(your own approval is not counted: it never counts toward a deploy you make)"
     with session(url, tokens["abe"]) as second:
-        assert "1 of 2" in second.get("/deployments/api").text
+        assert "1 of 2</td>" in second.get("/deployments/api").text
         post(second, "/deployments/api/restore", tokens["abe"], entry=str(approval), do="approve")
-        assert "2 of 2" in second.get("/deployments/api").text
-    # Four eyes: apo's button deploys it with only abe's approval counting.
+        # Two approvals, of which abe's own would not count if abe deployed it.
+        assert f"1 of 2 {own_note}" in second.get("/deployments/api").text
+    with session(url, tokens["ed"]) as editor:
+        page = editor.get("/deployments/api").text
+        assert "2 of 2</td>" in page and own_note not in page
+    # Four eyes: apo's button deploys it with only abe's approval counting, as the page says.
     with session(url, tokens["apo"]) as first:
+        assert f"1 of 2 {own_note}" in first.get("/deployments/api").text
         own = post(first, "/deployments/api/restore", tokens["apo"], entry=str(approval),
                    do="deploy")  # fmt: skip
     assert own.status_code == 403
@@ -554,7 +575,7 @@ def test_the_version_page_shows_its_alias_moves_waiting_for_approval(served):
         post(approver, "/models/m/versions/2/alias", tokens["apo"], alias="champion",
              note="gate passed", do="approve")  # fmt: skip
     registry.approve("m", "staging", 2, actor="abe")  # not protected
-    registry.approve("m", "champion", 1, actor="abe")  # another version's
+    registry.approve("m", "staging", 1, actor="abe")  # another version's
     pending = registry.pending_approvals("m", version=2)
     times = dict(
         zip(pending["approver"] + "/" + pending["alias"], pending["created_ms"], strict=True)
@@ -572,6 +593,12 @@ def test_the_version_page_shows_its_alias_moves_waiting_for_approval(served):
     with session(url, tokens["vic"]) as viewer:
         rows = _waiting_rows(viewer.get("/models/m/versions/2").text)
     assert rows[0][:2] == ["champion &rarr; version 2", "2 of 2"]
+    # To apo, who approved it, one approval counts toward a move apo would make.
+    with session(url, tokens["apo"]) as approver:
+        rows = _waiting_rows(approver.get("/models/m/versions/2").text)
+    assert rows[0][1] == (
+        "1 of 2 (your own approval is not counted: it never counts toward a move you make)"
+    )
     assert rows[0][2].startswith(f"apo at {shown}: gate passed; abe at ")
     assert rows[0][2].endswith(": agreed")
     registry.set_alias("m", "champion", 2, actor="ed")

@@ -14,7 +14,8 @@ policy, the windows and the signal's value in each.
 
 A change the service refuses (approvals or a gate missing, no earlier definition, the
 definition a rollback already) changes nothing: the outcome says ``refused`` with the
-service's own words (the caller records an alert).
+service's own words (the caller records an alert). One that names the definition in place
+changes nothing; its outcome is ``done`` and says that nothing changed.
 
 >>> from opsloop.serving import Deployments, Variant
 >>> for _ in range(2):
@@ -26,6 +27,14 @@ service's own words (the caller records an alert).
 ...                    {"signal": "error_rate", "windows": [{"start_ms": 0, "value": 0.4}]})
 >>> outcome["status"], deployments.get("api").serving
 ('done', {'live': 1})
+
+``to`` naming what serves already changes nothing, and the outcome says so:
+
+>>> registry.set_alias("credit", "champion", 1)
+>>> _ = deployments.deploy("web", [Variant("live", "credit", alias="champion")])
+>>> rollback(deployments, "web", "error_rate > 0.1 -> rollback(to=champion)",
+...          {"signal": "error_rate", "windows": []}, to="champion")["reason"]
+"nothing changed: 'web' serves credit@champion already: ..."
 """
 
 from __future__ import annotations
@@ -104,9 +113,15 @@ def rollback(
             deployed = deployments.rollback(name, actor=actor, reason=reason)
     except (DeniedError, ConflictError) as error:
         return {"status": "refused", "reason": f"rollback of {name!r} to {target} refused: {error}"}
+    if deployed.revision == current.revision:
+        # ``to`` named the definition in place: the deploy changed nothing (no entry, no
+        # approvals), and the outcome must not claim a rollback.
+        said = f"nothing changed: {name!r} serves {target} already: {why}"
+    else:
+        said = f"{name!r} rolled back to {target}: {why}"
     return {
         "status": "done",
-        "reason": f"{name!r} rolled back to {target}: {why}",
+        "reason": said,
         "from": current.serving,
         "to": deployed.serving,
     }

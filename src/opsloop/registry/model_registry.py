@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.data.training_reference import Reference, build_reference, decode_reference
-from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
+from opsloop.errors import AlreadyDoneError, ConflictError, InvalidArgumentError, NotFoundError
 from opsloop.registry.alias_move_check import check_alias_move
 from opsloop.registry.audit import (
     MODEL_PARTS,
@@ -724,6 +724,8 @@ class ModelRegistry(ModelReferences):
 
         An approval by the user who then moves the alias is kept but does not count toward
         that move (:mod:`.separate_approvers`): the count returned is of every approver.
+        The version the alias points at already has nothing to approve: a
+        :class:`~opsloop.errors.ConflictError` says so.
 
         >>> r = ModelRegistry(db, artifacts, actor="x")
         >>> _ = r.register("m", b"x", flavor="onnx"); r.approve("m", "champion", 1)
@@ -743,6 +745,18 @@ class ModelRegistry(ModelReferences):
             who = self._user(connection, actor, "approver")
             row = self._version_row(connection, name, version)
             model_id = row["model_id"]
+            in_place = connection.execute(
+                sa.select(_aliases.c.version_id).where(
+                    _aliases.c.model_id == model_id, _aliases.c.name == alias
+                )
+            ).scalar()
+            if in_place == row["id"]:
+                # An approval of the move to where the alias points would approve no
+                # move, and left pending it would let a later move back through.
+                raise ConflictError(
+                    f"alias {alias!r} of model {name!r} points at version {version} already: "
+                    "nothing to approve"
+                )
             current = (
                 table.c.model_id == model_id,
                 table.c.alias == alias,
@@ -849,7 +863,9 @@ class ModelRegistry(ModelReferences):
 
         **Pointing the alias at the version it points at already** changes nothing: it
         succeeds with no approvals, no release gate and no audit entry, since there is no
-        move to guard or record.
+        move to guard or record; pending approvals of that version for the alias (from
+        before :meth:`approve` refused them) are used up, so that none lets a later move
+        back through unapproved.
 
         >>> for _ in range(2):
         ...     _ = registry.register("m", b"x", flavor="onnx")
@@ -880,7 +896,19 @@ class ModelRegistry(ModelReferences):
             ).scalar()
             if before_version == version:
                 # Pointing the alias where it points changes nothing: nothing to approve,
-                # gate or record.
+                # gate or record. Approvals of it (given before approve() refused them)
+                # are used up all the same: left pending, they would let a later move
+                # back to this version through with nobody approving that move.
+                connection.execute(
+                    approvals.update()
+                    .where(
+                        approvals.c.model_id == model_id,
+                        approvals.c.alias == alias,
+                        approvals.c.version_id == row["id"],
+                        approvals.c.consumed.is_(False),
+                    )
+                    .values(consumed=True)
+                )
                 return
             check_alias_move(connection, model_id, name, alias, version, row["signature_json"])
             missing = missing_gate(connection, name, version, gate, before_version)

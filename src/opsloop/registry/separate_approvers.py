@@ -29,6 +29,18 @@ user, so they are the appliers whose approvals do not count. A retraining a pers
 records them (``requested_by``), but its canary is deployed by the follower's user, with a
 version registered in that same action, which no approval can have named before.
 
+**A rollback** that restores a definition reuses the approvals that covered it, leaving
+out only the person who applied it then: its approvers allowed it to serve, and one person
+approving and another applying is what four eyes asks. The user who rolls back may be one
+of those approvers, since going back to what was approved by one and applied by another
+gives nobody a power they lacked; so a failing canary goes back even when the user who set
+its ramp approved the definition it restores.
+
+**What is in place has nothing to approve.** Approving the version an alias points at, or
+the definition a deployment serves, is refused: it approves no change, and left pending it
+would let a later change back to it through with nobody approving that change. Re-applying
+what is in place changes nothing and uses up approvals of it recorded before that refusal.
+
 >>> counted_approvers(["bo", "ana", "cy", "bo"], "ana")
 ('bo', 'cy')
 >>> print(approval_shortfall(2, ["ana", "bo"], "ana"))

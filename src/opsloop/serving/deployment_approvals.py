@@ -173,6 +173,22 @@ def _pending(name: str, digest: str) -> tuple:
     )
 
 
+def use_up_approvals(connection: Connection, name: str, digest: str) -> int:
+    """Use up the pending approvals of deployment ``name``'s definition ``digest``, as a
+    change that puts that definition in place without needing them does (a re-deploy of
+    it, or a change of its description only); return how many. Left pending, they would
+    let a later change back to it through with nobody approving that change.
+
+    >>> with db.write() as c:
+    ...     _ = record_approval(c, "web", "b" * 64, "ana", None)
+    ...     use_up_approvals(c, "web", "b" * 64), use_up_approvals(c, "web", "b" * 64)
+    (1, 0)
+    """
+    return connection.execute(
+        _approvals.update().where(*_pending(name, digest)).values(consumed=True)
+    ).rowcount
+
+
 def cancel_approvals(connection: Connection, name: str) -> int:
     """Use up every approval of deployment ``name`` no change has used yet; return how many.
 

@@ -65,6 +65,7 @@ from opsloop.serving.deployment_approvals import (
     required_gate,
     set_protection,
     use_approvals,
+    use_up_approvals,
 )
 from opsloop.serving.deployment_records import (
     Deployment,
@@ -191,6 +192,9 @@ class Deployments:
         description) changes nothing: the deploy succeeds at once with the deployment as
         it is, needing no approvals and writing no audit entry, since there is no change to
         record or to guard (a blue/green :meth:`switch` and a ramp's step always change it).
+        One that changes only the description serves as before: it is recorded but needs
+        no approvals (they approve the serving fields, and :meth:`approve` refuses those in
+        place). Either way pending approvals of the definition are used up.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> first = Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
@@ -248,7 +252,12 @@ class Deployments:
                 check_decision(connection, name, decision)
             elif _unchanged(before, strategy, automation, description, variants):
                 # Applying what is in place changes nothing, so it needs no approvals
-                # and writes no entry (a ramp's decision is always recorded).
+                # and writes no entry (a ramp's decision is always recorded); approvals
+                # of it given before approve() refused them are used up, or they would
+                # let a later change back to it through unapproved.
+                use_up_approvals(
+                    connection, name, definition_digest(strategy, automation, variants)
+                )
                 return before
             return self._define(
                 connection,
@@ -363,9 +372,17 @@ class Deployments:
         alias_gate_guard(connection, name, followed, variants, numbers)
         gate = deployment_gate_guard(connection, name, before, variants, numbers)
         guard = alias_guard(connection, followed, variants)
-        approvers = use_approvals(
-            connection, name, definition_digest(strategy, automation, variants), who, guard
-        )
+        digest = definition_digest(strategy, automation, variants)
+        if before is not None and digest == definition_digest(
+            before.strategy, before.automation, before.variants
+        ):
+            # Only the description changes: nothing served does, and approvals approve
+            # the serving fields (approve() refuses those in place), so none is needed;
+            # any pending are used up as a re-deploy's are.
+            use_up_approvals(connection, name, digest)
+            approvers: tuple[str, ...] = ()
+        else:
+            approvers = use_approvals(connection, name, digest, who, guard)
         at = self.db.clock()
         after = _store_definition(
             connection, name, strategy, automation, description, variants, targets, who, at
@@ -492,9 +509,13 @@ class Deployments:
         **On a protected deployment** a rollback needs no new approvals when approvals
         already covered the restored definition: it was deployed with at least as many
         approvers as the deployment (and any protected alias the change stops following,
-        :func:`~.deployment_approvals.alias_guard`) requires now, counting neither the
-        actor who rolls back nor the one who deployed it then (four eyes, see
-        :mod:`~opsloop.registry.separate_approvers`). Its approvers approved it
+        :func:`~.deployment_approvals.alias_guard`) requires now, not counting an approval
+        by the actor who applied it then (four eyes, see
+        :mod:`~opsloop.registry.separate_approvers`; for a rollback that reused approvals,
+        the actor of the entry it restored). Who rolls back may be one of its approvers:
+        restoring what one person approved and another applied gives nobody new power, and
+        a failing canary goes back even when the user who set its ramp approved the
+        definition it restores. Its approvers approved it
         to serve, and going back to it when its successor misbehaves (a canary's failing
         gate, :mod:`.canary_rollout`) is the change they already allowed. A definition they
         did not cover (deployed before the protection, or with fewer approvers) needs
@@ -575,11 +596,12 @@ class Deployments:
                 gate = deployment_gate_guard(connection, name, before, variants, numbers)
             guard = alias_guard(connection, before.variants, variants)
             required = max(required_approvals(connection, name), guard[0])
-            # Four eyes: neither who rolls back nor who deployed the definition then (an
-            # entry from before the rule may list them) counts among its approvers.
-            covered = counted_approvers(
-                document.get("approved_by") or (), who, also_excluded=[restored_by]
-            )
+            # Four eyes: the approvals that covered the definition count again, except
+            # one by the person who applied it then (an entry from before the rule may
+            # list them). Who rolls back is not left out: restoring what one person
+            # approved and another applied gives nobody a power they lacked, and a
+            # failing canary must go back when whoever set its ramp approved the champion.
+            covered = counted_approvers(document.get("approved_by") or (), restored_by)
             reused = bool(required) and len(covered) >= required
             if reused:
                 approvers = covered
@@ -679,7 +701,8 @@ class Deployments:
 
         An approval by the user who then deploys the definition is kept but does not count
         toward that change (:mod:`~opsloop.registry.separate_approvers`): the count returned
-        is of every approver so far.
+        is of every approver so far. The definition in place already (its serving fields)
+        has nothing to approve: a :class:`~opsloop.errors.ConflictError` says so.
 
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db, actor="x").approve("api", [Variant("stable", "credit", version=1)])
@@ -697,6 +720,15 @@ class Deployments:
             who = acting_user(connection, actor or self.actor, "approver")
             if expected_revision is not None:
                 check_revision(connection, name, self._current(connection, name), expected_revision)
+            current = self._current(connection, name)
+            if current is not None and digest == definition_digest(
+                current.strategy, current.automation, current.variants
+            ):
+                # Approving what serves already approves no change, and left pending it
+                # would let a later change back to it through unapproved.
+                raise ConflictError(
+                    f"deployment {name!r} serves this definition already: nothing to approve"
+                )
             targets = [_resolve(connection, variant) for variant in variants]
             count = record_approval(connection, name, digest, who, comment)
             serving = {v.name: number for v, (_, _, number) in zip(variants, targets, strict=True)}
@@ -1539,12 +1571,33 @@ def _restorable(connection: Connection, name: str, away_from: str | None) -> tup
             break
         document = json.loads(row.after_json)
         if away_from is None or _answers_nothing(document, away_from):
-            return row.id, document, row.actor
+            return row.id, document, _applied_by(connection, row.actor, document)
     wanted = "" if away_from is None else f" in which variant {away_from!r} answers nothing"
     raise ConflictError(
         f"deployment {name!r}: no earlier definition{wanted} to roll back to since it was "
         "(re)created"
     )
+
+
+def _applied_by(connection: Connection, actor: str, document: dict) -> str:
+    """Who applied the definition an entry (by ``actor``, ``after`` ``document``) records,
+    as far as its approvals go: a rollback that reused approvals carries those of the
+    entry it restored, so the applier they exclude is that entry's (followed along
+    ``restores``); any other entry's is its actor."""
+    log = tables.audit_log
+    seen: set[int] = set()
+    while document.get("approvals_reused") and isinstance(document.get("restores"), int):
+        restores = int(document["restores"])
+        if restores in seen:
+            break
+        seen.add(restores)
+        row = connection.execute(
+            sa.select(log.c.actor, log.c.after_json).where(log.c.id == restores)
+        ).first()
+        if row is None:
+            break
+        actor, document = row.actor, json.loads(row.after_json)
+    return actor
 
 
 def _store_definition(

@@ -139,7 +139,7 @@ def _change(
     deployments, user: User, current, action: str, definition: dict, note, revision: int | None
 ) -> str:
     if action == "deploy":
-        deployments.deploy(
+        made = deployments.deploy(
             current.name,
             definition["variants"],
             strategy=definition["strategy"],
@@ -149,7 +149,8 @@ def _change(
             reason=note,
             expected_revision=revision,
         )
-        return "deployed"
+        # The definition in place, deployed again, changes nothing (its revision stays).
+        return "deployed" if made.revision != current.revision else "unchanged"
     deployments.approve(
         current.name,
         definition["variants"],

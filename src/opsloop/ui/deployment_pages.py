@@ -15,7 +15,7 @@ from opsloop.registry import User
 from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.refresh_query import DEFAULT_REFRESH_S, Refresh, kept_refresh
-from opsloop.ui.rendering import render
+from opsloop.ui.rendering import render, signed_in_name
 from opsloop.ui.rollout_state import bandit_arms, canary_gates, decision_outcome, rollout_of
 from opsloop.ui.row_pages import EntryId, PageNumber, log_page, row_page
 from opsloop.ui.session_check import page_user
@@ -162,6 +162,8 @@ DONE = {
     "the history below shows the change.",
     "promoted": "The challenger is promoted: it alone serves all the traffic now; the "
     "history below shows the change.",
+    "unchanged": "Nothing changed: the deployment serves that definition already, so no "
+    "approval was needed or used and the history has no new entry.",
     "approved": "Your approval is recorded; the definition can be deployed once it has all "
     "its approvals (yours does not count toward a deploy you make yourself).",
 }
@@ -185,13 +187,25 @@ def definition_summary(document: dict) -> str:
 
 
 def definition_changes(
-    deploys: pd.DataFrame, approvals: pd.DataFrame
+    deploys: pd.DataFrame, approvals: pd.DataFrame, viewer: str | None = None
 ) -> tuple[dict | None, list[dict]]:
     """From a deployment's last two deploys and its newest approvals (history entries,
     oldest first): the deploy entry a rollback returns to (the one before the newest, or
     ``None``) and the approvals recorded since the newest deploy (pending: the deploy that
     uses them has not happened), each with how many distinct people approved its
-    definition so far."""
+    definition so far, ``viewer`` (the signed-in user) left out: the count that would hold
+    if they deployed it, since an applier's own approval never counts (``own``: they
+    approved it).
+
+    >>> none = pd.DataFrame({"id": [], "time": [], "after": []})
+    >>> approvals = pd.DataFrame({"id": [1, 2], "time": [0, 0], "actor": ["ana", "bo"],
+    ...     "reason": [None, None], "after": [{"digest": "d", "strategy": "single",
+    ...     "variants": [{"name": "s", "model": "m", "version": 1, "role": "primary",
+    ...     "weight": 1.0}]}] * 2})
+    >>> [(p["actor"], p["approvals"], p["own"]) for p in definition_changes(
+    ...     none, approvals, "ana")[1]]
+    [('bo', 1, True), ('ana', 1, True)]
+    """
     latest = int(deploys["id"].iloc[-1]) if len(deploys) else 0
     previous = None
     if len(deploys) > 1:
@@ -212,7 +226,8 @@ def definition_changes(
             "actor": row.actor,
             "comment": row.reason,
             "summary": definition_summary(row.after),
-            "approvals": len(approvers[row.after["digest"]]),
+            "approvals": len(approvers[row.after["digest"]] - {viewer}),
+            "own": viewer in approvers[row.after["digest"]],
         }
         for row in approvals.iloc[::-1].itertuples()
     ]
@@ -244,6 +259,7 @@ def deployment_view(
     previous, pending = definition_changes(
         deployments.history(name, action="deploy", last=2),
         deployments.history(name, action="approve", last=PENDING_SHOWN),
+        signed_in_name(request),
     )
     return render(
         request,

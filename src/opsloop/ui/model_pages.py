@@ -12,7 +12,7 @@ from opsloop.registry import User
 from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.gate_verdicts import version_gate_verdicts
 from opsloop.ui.page_route import PageRoute
-from opsloop.ui.rendering import render
+from opsloop.ui.rendering import render, signed_in_name
 from opsloop.ui.row_pages import EntryId, PageNumber, log_page, row_page
 from opsloop.ui.session_check import page_user
 
@@ -110,32 +110,35 @@ DONE = {
 }
 
 
-def waiting_moves(pending) -> list[dict]:
+def waiting_moves(pending, viewer: str | None = None) -> list[dict]:
     """A version's pending alias approvals (the registry's ``pending_approvals`` frame)
     grouped by alias: its approvals so far of those required, and each approver with the
-    time and comment of their approval, oldest first.
+    time and comment of their approval, oldest first. ``approvals`` counts those that
+    would hold if ``viewer`` (the signed-in user) moved the alias: approvers other than
+    them, since an applier's own approval never counts (``own``: they approved it).
 
     >>> import pandas as pd
     >>> frame = pd.DataFrame([["champion", 2, "apo", "ok", 5, 1, 2]], columns=[
     ...     "alias", "version", "approver", "comment", "created_ms", "approvals", "required"])
     >>> waiting_moves(frame)
-    [{'alias': 'champion', 'approvals': 1, 'required': 2, 'approvers': \
+    [{'alias': 'champion', 'approvals': 1, 'required': 2, 'own': False, 'approvers': \
 [{'approver': 'apo', 'comment': 'ok', 'created_ms': 5}]}]
+    >>> [(m["approvals"], m["own"]) for m in waiting_moves(frame, "apo")]
+    [(0, True)]
     """
     moves: dict[str, dict] = {}
     for row in pending.itertuples():
         move = moves.setdefault(
             row.alias,
-            {
-                "alias": row.alias,
-                "approvals": int(row.approvals),
-                "required": int(row.required),
-                "approvers": [],
-            },
+            {"alias": row.alias, "approvals": 0, "required": int(row.required), "own": False},
         )
-        move["approvers"].append(
+        move.setdefault("approvers", []).append(
             {"approver": row.approver, "comment": row.comment, "created_ms": int(row.created_ms)}
         )
+    for move in moves.values():
+        approvers = {a["approver"] for a in move["approvers"]}
+        move["own"] = viewer in approvers
+        move["approvals"] = len(approvers - {viewer})
     return list(moves.values())
 
 
@@ -162,7 +165,9 @@ def version_view(
         # Only this version's entries are read, not the model's (or the store's) whole log.
         gates=version_gate_verdicts(registry.audit(name, version=version), name, version),
         serving=serving,
-        waiting=waiting_moves(registry.pending_approvals(name, version=version)),
+        waiting=waiting_moves(
+            registry.pending_approvals(name, version=version), signed_in_name(request)
+        ),
         model_aliases={} if aliases.empty else dict(aliases.iloc[0]),
         problem=problem,
         notice=notice,

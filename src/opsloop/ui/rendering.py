@@ -98,6 +98,18 @@ TEMPLATES.globals["version"] = __version__
 TEMPLATES.globals["csrf_field"] = CSRF_FIELD
 
 
+def signed_in_name(request: Request) -> str | None:
+    """The name of the user signed in to the dashboard for ``request`` (``None``: nobody),
+    for counts that leave out what that user's own action would not count.
+
+    >>> from starlette.requests import Request as Plain
+    >>> print(signed_in_name(Plain({"type": "http", "state": {}})))
+    None
+    """
+    user = getattr(request.state, "dashboard_user", None)
+    return None if user is None else user.name
+
+
 def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
     """The page ``template`` rendered with ``context``, the signed-in user and the request.
 
