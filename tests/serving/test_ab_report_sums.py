@@ -184,11 +184,22 @@ def _check(db, outcomes=("reward", "label", "correct")):
             assert arm.std == pytest.approx(want_std, rel=1e-12, nan_ok=True)
         kind = "proportion" if all(frame[n].successes is not None for n in LIVE) else "mean"
         assert report.kind == kind
-        # Made from no kept sums at all, the report is the same.
-        with db.write() as connection:
-            connection.execute(tables.ab_report_sums.delete())
-        again = ab_report(db, DEFINITION, outcome=outcome)
-        assert json.dumps(again.to_dict()) == json.dumps(report.to_dict())
+        # Made from no kept sums at all, the report is the same; the kept row is then put
+        # back, so that the next round folds onto the sums kept over the earlier rounds.
+        assert json.dumps(_from_no_kept_sums(db, outcome).to_dict()) == json.dumps(report.to_dict())
+
+
+def _from_no_kept_sums(db, outcome):
+    """The report made with no kept sums, the kept row left as it was."""
+    kept = _kept(db)
+    with db.write() as connection:
+        connection.execute(tables.ab_report_sums.delete())
+    report = ab_report(db, DEFINITION, outcome=outcome)
+    with db.write() as connection:
+        connection.execute(tables.ab_report_sums.delete())
+        if kept is not None:
+            connection.execute(tables.ab_report_sums.insert().values(**kept._mapping))
+    return report
 
 
 def _kept(db):
@@ -372,7 +383,7 @@ def test_two_reports_keeping_their_sums_at_once_keep_one(database):
 @pytest.fixture
 def postgres(database):
     if database.dialect != "postgresql":
-        pytest.skip("ids committed out of order need two PostgreSQL transactions")
+        pytest.skip("a real PostgreSQL server")
     return database
 
 
@@ -490,3 +501,273 @@ def test_sums_of_many_values_at_once_equal_the_exact_sums():
     rest = values[100:]
     assert Fraction(many.total, 2**1074) == sum(map(Fraction, rest), Fraction(0))
     assert many.mean() == float(sum(map(Fraction, rest), Fraction(0)) / len(rest))
+
+
+def test_a_pending_watermark_is_final_only_once_its_writers_ended_on_postgresql(
+    postgres, monkeypatch
+):
+    """Two reports at once: R2 probes before W1 begins, W1 draws feedback id N and stays
+    open, U commits N + 1, R1 probes (W1 writing) and keeps N + 1 as pending on W1; then R2
+    goes on with its older probe, which never saw W1. R2 must not take R1's pending
+    watermark as final: W1's row N, committed after, is folded in by a later report."""
+    from opsloop.serving import ab_arm_sums
+
+    db = postgres
+    StoreEventSink(db).write([_event(v, "primary", f"r{i}", i) for i, v in enumerate("abab")])
+    record_feedback(db, "ab-api", "r0", reward=1.0, actor="ana")
+    ab_report(db, DEFINITION, outcome="reward")
+    r2_probe = ab_arm_sums._probe(db)  # R2 probes: no writer
+    w1, w1_transaction, n = _open_insert(
+        db, tables.prediction_feedback, deployment="ab-api", request_id="r1", reward=100.0,
+        created_ms=1, created_by="w1",
+    )  # fmt: skip
+    try:
+        record_feedback(db, "ab-api", "r2", reward=3.0, actor="ana")  # U commits N + 1
+        ab_report(db, DEFINITION, outcome="reward")  # R1
+        pending = json.loads(_kept(db).pending_json)
+        assert pending["ids"][0] == n + 1 and len(pending["writing"]) == 1
+        with monkeypatch.context() as replay:
+            replay.setattr(ab_arm_sums, "_probe", lambda _db: r2_probe)
+            r2 = ab_report(db, DEFINITION, outcome="reward")  # R2, with its probe
+        # R2's own report is exact for its snapshot (W1's row not in it)...
+        assert (r2.arms[0].outcomes, r2.arms[0].mean, r2.arms[1].outcomes) == (2, 2.0, 0)
+        # ...and what is kept for good stays below W1's id.
+        assert _kept(db).feedback_id < n
+        w1_transaction.commit()
+    finally:
+        w1.close()
+    for _ in range(2):
+        report = ab_report(db, DEFINITION, outcome="reward")
+        assert [(arm.outcomes, arm.mean) for arm in report.arms[:2]] == [(2, 2.0), (1, 100.0)]
+    assert _kept(db).feedback_id >= n + 1 and _kept(db).pending_json is None
+    # A corrected reward then replaces W1's, and a new answer moves r1 to a: no count
+    # goes below zero.
+    record_feedback(db, "ab-api", "r1", reward=50.0, actor="ana")
+    report = ab_report(db, DEFINITION, outcome="reward")
+    assert [(arm.outcomes, arm.mean) for arm in report.arms[:2]] == [(2, 2.0), (1, 50.0)]
+    StoreEventSink(db).write([_event("a", "primary", "r1", 9)])
+    report = ab_report(db, DEFINITION, outcome="reward")
+    assert report.arms[0].outcomes == 3 and report.arms[0].mean == 18.0
+    assert report.arms[1].outcomes == 0
+    _check(db)
+
+
+def _exact_reference(db, name):
+    """Per arm the requests answered and, per outcome, the outcomes of ``name``'s requests
+    (newest feedback, counted for the newest primary answer), and the count of newest labels
+    that are not numbers, read from every row."""
+    f, e = tables.prediction_feedback, tables.prediction_events
+    with db.read() as connection:
+        answers = connection.execute(
+            sa.select(e.c.id, e.c.variant, e.c.request_id, e.c.output_json, e.c.error)
+            .where(e.c.deployment == name, e.c.role == "primary")
+            .order_by(e.c.id)
+        ).all()
+        feedback = connection.execute(
+            sa.select(f.c.request_id, f.c.label_json, f.c.reward)
+            .where(f.c.deployment == name)
+            .order_by(f.c.id)
+        ).all()
+    requests: dict[str, set] = {}
+    for row in answers:
+        if row.error is None:
+            requests.setdefault(row.variant, set()).add(row.request_id)
+    newest_answer = {row.request_id: row for row in answers}
+    outcomes: dict[str, dict[str, list[float]]] = {k: {} for k in ("reward", "label", "correct")}
+    not_number = 0
+    for request, row in {row.request_id: row for row in feedback}.items():
+        answer = newest_answer.get(request)
+        if answer is None:
+            continue
+        if row.reward is not None and not math.isnan(row.reward):
+            outcomes["reward"].setdefault(answer.variant, []).append(row.reward)
+        label = None if row.label_json is None else json.loads(row.label_json)
+        if label is None or (isinstance(label, float) and math.isnan(label)):
+            continue
+        if isinstance(label, bool | int | float):
+            outcomes["label"].setdefault(answer.variant, []).append(float(label))
+        else:
+            not_number += 1
+        output = None if answer.output_json is None else json.loads(answer.output_json)
+        guess = output["predictions"][0] if output else None
+        outcomes["correct"].setdefault(answer.variant, []).append(float(label == guess))
+    return {v: len(ids) for v, ids in requests.items()}, outcomes, not_number
+
+
+def _check_sums_exactly(db, name):
+    """The kept-and-folded sums of ``name`` against :func:`_exact_reference`: counts equal,
+    means and variances the exact fractions rounded once (0/1 outcomes, whose variance is
+    computed from the count of ones in doubles, to 1e-12)."""
+    sums = arm_sums(db, name)
+    requests, outcomes, not_number = _exact_reference(db, name)
+    assert {v: n for v, n in sums.requests.items() if n} == requests
+    assert sums.not_number == not_number
+    for outcome, arms in outcomes.items():
+        assert {v for v, s in sums.outcomes[outcome].items() if s.n} == set(arms), outcome
+        for variant, values in arms.items():
+            got = sums.outcomes[outcome][variant]
+            infinite = sum(math.isinf(x) for x in values)
+            assert (got.n, got.infinite) == (len(values), infinite), (outcome, variant)
+            if infinite:
+                continue  # the report refuses the arm's values (see the label test)
+            n = len(values)
+            total = sum(map(Fraction, values), Fraction(0))
+            mean = float(total / n)
+            var = math.nan
+            if n > 1:
+                squares = sum((Fraction(x) ** 2 for x in values), Fraction(0))
+                try:
+                    var = float((n * squares - total * total) / (n * (n - 1)))
+                except OverflowError:
+                    var = math.inf
+            if set(values) <= {0.0, 1.0}:
+                assert got.mean() == mean
+                assert got.var() == pytest.approx(var, rel=1e-12, nan_ok=True)
+            else:
+                assert _same(got.mean(), mean) and _same(got.var(), var), (outcome, variant)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_many_rounds_folded_onto_the_kept_sums_equal_the_exact_sums(database, seed):
+    """Twelve rounds of random rows, each folded onto the sums kept by the rounds before
+    (never cleared): new and reused request ids, failed answers, a shadow, feedback before
+    its answer, corrected rewards of every magnitude (nan, inf, 1e300, the smallest
+    subnormal), labels of every kind, rows of a request never answered, and retires that
+    start the sums again under new variant names."""
+    from opsloop.monitoring.retired_monitoring import history_name, retire_monitoring
+    from opsloop.registry.audit import append_audit
+
+    rng = np.random.default_rng(seed)
+    db, name, sink = database, "ab-api", StoreEventSink(database)
+    variants, known, next_id = ["a", "b", "c"], [], 0
+    rewards = [0.0, 1.0, float("nan"), float("inf"), 1e300, 5e-324]
+    labels = [0, 1, True, 2.5, "cat", float("nan"), None]
+    folded = 0
+    for round_number in range(12):
+        events = []
+        for _ in range(int(rng.integers(0, 31))):
+            request, next_id = f"r{next_id}", next_id + 1
+            failed = rng.random() < 0.1
+            output = None if failed else {"predictions": [[0, 1, "cat"][int(rng.integers(0, 3))]]}
+            events.append(PredictionEvent(
+                name, variants[int(rng.integers(0, 3))], "primary", "m", 1, request, None,
+                [{"x": 1}], output, "boom" if failed else None, 1.0, 1000,
+            ))  # fmt: skip
+            if rng.random() < 0.3:
+                events.append(_event("s", "shadow", request, 1000))
+            known.append(request)
+        for _ in range(int(rng.integers(0, 5)) if known else 0):
+            request = known[int(rng.integers(0, len(known)))]
+            events.append(_event(variants[int(rng.integers(0, 3))], "primary", request, 1001))
+        late = [event for event in events if rng.random() < 0.2]
+        sink.write([event for event in events if event not in late])
+        with db.write() as connection:
+            for _ in range(int(rng.integers(0, 31))):
+                pool = [*known, "nobody"]
+                request = pool[int(rng.integers(0, len(pool)))]
+                kind, label, reward = rng.random(), None, None
+                if kind < 0.3:
+                    pick = int(rng.integers(0, len(rewards) + 1))
+                    reward = float(rng.normal(5, 2)) if pick == len(rewards) else rewards[pick]
+                elif kind < 0.6:
+                    label = json.dumps(labels[int(rng.integers(0, len(labels)))])
+                else:
+                    reward, label = float(rng.random()), json.dumps(int(rng.integers(0, 2)))
+                insert_feedback(connection, name, request, label, reward, "ana", 1000)
+        sink.write(late)
+        if rng.random() < 0.7:
+            _check_sums_exactly(db, name)
+            folded += 1
+        if round_number in (5, 9) and rng.random() < 0.5:
+            with db.write() as connection:
+                history = history_name(connection, name)
+                retire_monitoring(connection, name, history, "ana", None)
+                append_audit(connection, "ana", "retire", f"monitor:{name}", None, None, {})
+            _check_sums_exactly(db, history)
+            variants, known = [v + "2" for v in variants], []
+    _check_sums_exactly(db, name)
+    assert folded >= 5  # several increments folded in a row onto the same kept row
+    assert _kept(db) is not None
+
+
+def _two_arms(db):
+    StoreEventSink(db).write([_event(v, "primary", f"r{i}", i) for i, v in enumerate("abab")])
+    for i, reward in enumerate([1.0, 2.0, 3.0, 6.0]):
+        record_feedback(db, "ab-api", f"r{i}", reward=reward, actor="ana")
+
+
+def test_a_report_while_another_connection_holds_the_sqlite_write_lock(
+    database, monkeypatch, tmp_path
+):
+    """The report does not wait out the busy timeout behind a writer, nor fail: it is
+    returned, exact, and its sums are kept by a later report."""
+    import sqlite3
+
+    from opsloop.store import database as store_database
+
+    if database.dialect != "sqlite":
+        pytest.skip("SQLite's write lock")
+    # A busy timeout short enough for the report's old wait to fail this test quickly.
+    monkeypatch.setattr(store_database, "BUSY_TIMEOUT_MS", 3000)
+    db = Database(database.uri)
+    _two_arms(db)
+    ab_report(db, DEFINITION, outcome="reward")
+    kept = _kept(db)
+    record_feedback(db, "ab-api", "r1", reward=10.0, actor="ana")
+    writer = sqlite3.connect(str(tmp_path / "store.db"), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        report = ab_report(db, DEFINITION, outcome="reward")
+        assert [(arm.outcomes, arm.mean) for arm in report.arms[:2]] == [(2, 2.0), (2, 8.0)]
+        assert _kept(db) == kept  # not kept this time
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    with db.read() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 3000
+    again = ab_report(db, DEFINITION, outcome="reward")
+    assert again.to_dict() == report.to_dict()
+    assert _kept(db).version == kept.version + 1
+    db.dispose()
+
+
+def test_a_report_on_a_read_only_postgresql_session_is_returned(postgres):
+    """A read-only role or a standby (``default_transaction_read_only``) cannot keep the
+    sums: the report is returned all the same."""
+    _two_arms(postgres)
+    url = sa.make_url(postgres.uri).update_query_dict(
+        {"options": "-c default_transaction_read_only=on"}
+    )
+    reader = Database(url.render_as_string(hide_password=False), migrate=False)
+    try:
+        for _ in range(2):
+            report = ab_report(reader, DEFINITION, outcome="reward")
+            assert [(arm.outcomes, arm.mean) for arm in report.arms[:2]] == [(2, 2.0), (2, 4.0)]
+        assert _kept(postgres) is None
+    finally:
+        reader.dispose()
+
+
+def test_a_report_does_not_wait_for_a_lock_on_the_kept_row_on_postgresql(postgres):
+    """Another transaction holding the kept row: the report's write gives up after
+    ``KEEP_LOCK_WAIT_MS`` and the report is returned."""
+    _two_arms(postgres)
+    ab_report(postgres, DEFINITION, outcome="reward")
+    kept = _kept(postgres)
+    record_feedback(postgres, "ab-api", "r0", reward=5.0, actor="ana")
+    # The sessions' own bound (5 s): a report that waited for the lock fails, not hangs.
+    url = sa.make_url(postgres.uri).update_query_dict({"options": "-c lock_timeout=5000"})
+    db = Database(url.render_as_string(hide_password=False), migrate=False)
+    holder = postgres.engine.connect()
+    try:
+        transaction = holder.begin()
+        holder.execute(sa.select(tables.ab_report_sums).with_for_update())
+        report = ab_report(db, DEFINITION, outcome="reward")
+        assert [(arm.outcomes, arm.mean) for arm in report.arms[:2]] == [(2, 4.0), (2, 4.0)]
+        transaction.rollback()
+    finally:
+        holder.close()
+        db.dispose()
+    assert _kept(postgres) == kept
+    ab_report(postgres, DEFINITION, outcome="reward")
+    assert _kept(postgres).version == kept.version + 1

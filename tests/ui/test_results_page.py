@@ -299,3 +299,37 @@ def test_a_mistake_is_a_page_naming_the_field(served):
     ]:
         response = client.get(path)
         assert response.status_code == status and message in response.text, path
+
+
+def test_the_ab_report_shows_while_another_connection_holds_the_sqlite_write_lock(served, tmp_path):
+    """Viewing the page may keep the report's sums; a writer holding SQLite's lock makes the
+    page skip that, not wait out the busy timeout and answer 500."""
+    import sqlite3
+
+    client, _, database = served
+    if database.dialect != "sqlite":
+        pytest.skip("SQLite's write lock")
+    import sqlalchemy as sa
+
+    from opsloop.store import tables
+
+    before = rows(client.get("/deployments/ab-api/results").text, "ab")
+    # With no kept sums the next view writes them.
+    with database.write() as connection:
+        connection.execute(tables.ab_report_sums.delete())
+    writer = sqlite3.connect(str(tmp_path / "store.db"), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        response = client.get("/deployments/ab-api/results")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert response.status_code == 200
+    assert rows(response.text, "ab") == before
+    with database.read() as connection:
+        kept = connection.execute(sa.select(sa.func.count()).select_from(tables.ab_report_sums))
+        assert kept.scalar_one() == 0  # skipped under the lock
+    client.get("/deployments/ab-api/results")
+    with database.read() as connection:
+        kept = connection.execute(sa.select(sa.func.count()).select_from(tables.ab_report_sums))
+        assert kept.scalar_one() == 1

@@ -26,8 +26,12 @@ inserted, and a transaction holding a lower id may commit after one holding a hi
 report therefore reads the largest ids *first*, then which transactions hold a write lock
 on either table (``pg_locks``; an insert holds it from before it draws its id until it
 ends), and only then takes its snapshot. With no such writer, every id up to those read is
-final; otherwise those ids become the **pending** watermark, final once all of those
-transactions have ended (checked the same way by a later report). This rests on the ids
+final; otherwise those ids become the **pending** watermark, kept with those transactions'
+virtual ids, and final once all of them have ended. A later report judges that for itself,
+whatever its own probe saw: it reads the kept pending writers, then asks ``pg_locks`` whether
+each is still there, and only then takes its snapshot; a pending watermark is taken as final
+only where every writer it names was seen gone by that check (so ended before the snapshot:
+their rows are in it). This rests on the ids
 being drawn by the inserts themselves from the tables' own sequences, one at a time (no
 cache per session), as the store's tables make them. The rows past the final
 watermark are folded into the report's own copy only (the **tail**), so each report is
@@ -39,6 +43,13 @@ are kept with the count of retires they were made under, and start again when it
 Two reports keeping their sums at once: the one whose ``version`` is still current wins,
 the other's sums are dropped (its report is still exact). The rows are never updated or
 deleted otherwise: the fold reads only inserts.
+
+**A report writes.** Reading a report (the REST ``ab`` report, the results page a viewer
+opens and its refreshes) may write the deployment's row of ``ab_report_sums``: a viewer's
+GET triggers it. That write is best effort: it waits at most :data:`KEEP_LOCK_WAIT_MS` for
+a lock (on SQLite the database's write lock, which another writer may hold), and where it
+cannot be made (locked, a read-only database, role or standby) it is skipped and the report,
+already computed, is returned as it is; the next report folds in from the older row.
 
 >>> from opsloop.store import Database
 >>> from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -59,6 +70,7 @@ deleted otherwise: the fold reads only inserts.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,7 +79,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from opsloop.serving.retired_names import retires
 from opsloop.store import tables
@@ -81,11 +93,16 @@ _SCALE = 1074
 # Rows read from the database per fetch while folding.
 _ROWS_PER_FETCH = 20_000
 
+#: How long a report waits for a lock to keep its sums before it skips keeping them.
+KEEP_LOCK_WAIT_MS = 200
+
 _feedback, _events, _sums = (
     tables.prediction_feedback,
     tables.prediction_events,
     tables.ab_report_sums,
 )
+
+_log = logging.getLogger(__name__)
 
 # A label that is not a number (a text, a list): the label outcome's report refuses it.
 _NOT_NUMBER = object()
@@ -483,12 +500,11 @@ def _fold_requests(
 
 @dataclass(frozen=True)
 class _Probe:
-    """PostgreSQL, read before the report's snapshot: the largest ids, the transactions then
-    holding a write lock on the feedback or the events, and every open transaction."""
+    """PostgreSQL, read before the report's snapshot: the largest ids and the transactions
+    (virtual ids) then holding a write lock on the feedback or the events."""
 
     ids: tuple[int, int]
     writing: frozenset[str]
-    open: frozenset[str]
 
 
 def _largest_ids(connection: Connection) -> tuple[int, int]:
@@ -505,17 +521,38 @@ def _probe(db: Database) -> _Probe:
         ids = _largest_ids(connection)
         rows = connection.execute(
             sa.text(
-                "SELECT virtualtransaction, mode = 'RowExclusiveLock' AND relation IN "
+                "SELECT DISTINCT virtualtransaction FROM pg_locks "
+                "WHERE mode = 'RowExclusiveLock' AND relation IN "
                 "('prediction_feedback'::regclass, 'prediction_events'::regclass) "
-                "FROM pg_locks WHERE pid IS DISTINCT FROM pg_backend_pid()"
+                "AND pid IS DISTINCT FROM pg_backend_pid()"
             )
         ).all()
         connection.rollback()
-    return _Probe(
-        ids,
-        frozenset(vxid for vxid, writes in rows if writes),
-        frozenset(vxid for vxid, _ in rows),
-    )
+    return _Probe(ids, frozenset(vxid for (vxid,) in rows))
+
+
+def _ended_writers(db: Database, deployment: str) -> frozenset[str]:
+    """PostgreSQL, before the report's snapshot: of the writers the kept pending watermark
+    names, those gone from ``pg_locks`` now, read after the kept row (every transaction holds
+    a lock on its own virtual id until it ends, and a virtual id is not used twice)."""
+    with db.engine.connect() as connection:
+        pending_json = connection.execute(
+            sa.select(_sums.c.pending_json).where(_sums.c.deployment == deployment)
+        ).scalar()
+        named = [] if pending_json is None else list(json.loads(pending_json)["writing"])
+        live = set()
+        if named:
+            live = set(
+                connection.execute(
+                    sa.text(
+                        "SELECT DISTINCT virtualtransaction FROM pg_locks "
+                        "WHERE virtualtransaction = ANY(:named)"
+                    ),
+                    {"named": named},
+                ).scalars()
+            )
+        connection.rollback()
+    return frozenset(named) - live
 
 
 def _later(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
@@ -536,7 +573,9 @@ def arm_sums(db: Database, deployment: str) -> ArmSums:
         with db.read() as connection:
             _fold(connection, deployment, sums, (0, 0), _largest_ids(connection))
         return sums
-    probe = _probe(db) if db.dialect == "postgresql" else None
+    probe = ended = None
+    if db.dialect == "postgresql":
+        probe, ended = _probe(db), _ended_writers(db, deployment)
     with db.read() as connection:
         generation = retires(connection, deployment)
         stored = connection.execute(
@@ -555,7 +594,10 @@ def arm_sums(db: Database, deployment: str) -> ArmSums:
             final, pending = top, None
         else:
             final = low
-            if pending is not None and not set(pending["writing"]) & probe.open:
+            assert ended is not None
+            # Final only where each writer it names was seen gone before this snapshot, by
+            # this report itself: another report's probe may be newer than this one's.
+            if pending is not None and set(pending["writing"]) <= ended:
                 final, pending = _later(final, tuple(pending["ids"])), None
             if not probe.writing:
                 final, pending = _later(final, probe.ids), None
@@ -580,7 +622,8 @@ def _keep(
     pending: str | None,
     text: str,
 ) -> None:
-    """Write the sums as of ``final`` unless another report wrote them since ``stored``."""
+    """Write the sums as of ``final`` unless another report wrote them since ``stored``;
+    skipped where the write cannot be made at once (see the module)."""
     values = {
         "retires": generation,
         "feedback_id": final[0],
@@ -589,7 +632,7 @@ def _keep(
         "sums_json": text,
     }
     try:
-        with db.write() as connection:
+        with db.write(lock_wait_ms=KEEP_LOCK_WAIT_MS) as connection:
             values["updated_ms"] = clock_of(connection)
             if stored is None:
                 connection.execute(
@@ -603,3 +646,22 @@ def _keep(
                 )
     except IntegrityError:
         pass  # another report kept its sums first: this one's are no newer
+    except DBAPIError as error:
+        if not _cannot_write(error):
+            raise
+        _log.info("A/B sums of %s not kept: %s", deployment, error.orig)
+
+
+# SQLite: the write lock is held by another connection, or the file is read-only.
+_SQLITE_CANNOT_WRITE = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY"}
+# PostgreSQL: lock_not_available, insufficient_privilege, read_only_sql_transaction (a
+# read-only role's default or a standby), query_canceled.
+_POSTGRESQL_CANNOT_WRITE = {"55P03", "42501", "25006", "57014"}
+
+
+def _cannot_write(error: DBAPIError) -> bool:
+    """Whether ``error`` says the sums could not be written now (rather than a defect)."""
+    name = getattr(error.orig, "sqlite_errorname", None)
+    if name is not None:  # extended codes too (SQLITE_BUSY_SNAPSHOT, SQLITE_READONLY_DBMOVED)
+        return any(name == code or name.startswith(code + "_") for code in _SQLITE_CANNOT_WRITE)
+    return getattr(error.orig, "sqlstate", None) in _POSTGRESQL_CANNOT_WRITE

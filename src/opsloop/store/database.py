@@ -142,8 +142,13 @@ class Database:
             upgrade_to_head(connection)
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, lock_wait_ms: int | None = None) -> Iterator[Connection]:
         """A connection in a write transaction: committed on exit, rolled back on error.
+
+        ``lock_wait_ms`` bounds how long the transaction waits for a lock another one holds
+        (the whole busy timeout by default): past it, SQLite's ``BEGIN IMMEDIATE`` fails
+        with "database is locked" and PostgreSQL's statement with ``lock_not_available``,
+        for a write that can be skipped rather than wait.
 
         ``db`` is an empty in-memory store:
 
@@ -159,12 +164,33 @@ class Database:
         >>> with db.read() as c:
         ...     [row.name for row in c.execute(tables.metric_keys.select())]
         ['auc']
+        >>> with db.write(lock_wait_ms=200) as c:
+        ...     _ = c.execute(tables.metric_keys.insert().values(name="f1"))
+        >>> with db.read() as c:
+        ...     c.execute(sa.select(sa.func.count()).select_from(tables.metric_keys)).scalar()
+        2
         """
         with self._turns, self.engine.connect() as connection:
             connection.execution_options(opsloop_write=True)
             connection.info[_CLOCK] = self.clock
-            with connection.begin():
-                yield connection
+            if lock_wait_ms is None:
+                with connection.begin():
+                    yield connection
+            elif self.dialect == "sqlite":
+                # The wait of BEGIN IMMEDIATE is the connection's busy timeout, set before it
+                # and given back after, as the pooled connection is reused.
+                raw = connection.connection.dbapi_connection
+                assert raw is not None
+                raw.execute(f"PRAGMA busy_timeout = {int(lock_wait_ms)}")
+                try:
+                    with connection.begin():
+                        yield connection
+                finally:
+                    raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            else:
+                with connection.begin():
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_wait_ms)}")
+                    yield connection
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
