@@ -126,6 +126,24 @@ class UnavailableError(OpsloopError):
     code = "unavailable"
 
 
+class OverLimitError(OpsloopError):
+    """The request is well formed but a bound of what the server keeps for the caller is
+    reached: retry after ``retry_after_s`` seconds (when known), once some of it is gone.
+
+    >>> error = OverLimitError("full", retry_after_s=30)
+    >>> error.status, error.code, error.retry_after_s
+    (429, 'over_limit', 30)
+    """
+
+    status = 429
+    code = "over_limit"
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        #: Seconds after which a retry may find room; ``None`` when not known.
+        self.retry_after_s = retry_after_s
+
+
 #: Each code to the class of the hierarchy that carries it.
 BY_CODE: dict[str, type[OpsloopError]] = {
     kind.code: kind
@@ -136,6 +154,7 @@ BY_CODE: dict[str, type[OpsloopError]] = {
         DeniedError,
         UnauthenticatedError,
         UnavailableError,
+        OverLimitError,
     )
 }
 

@@ -17,6 +17,7 @@ from opsloop.errors import InvalidArgumentError
 from opsloop.server import create_app
 from opsloop.serving import Deployments, HttpDeployments
 from opsloop.serving.control_plane_sink import ControlPlaneSink
+from opsloop.serving.event_documents import MAX_EVENTS
 from opsloop.serving.prediction_events import PredictionEvent, read_prediction_events
 from opsloop.serving.record_validation import MAX_RECORDS
 from opsloop.store.installation_token import read_installation_token
@@ -115,3 +116,24 @@ def test_what_was_kept_before_is_kept_still(registry):
     assert events.loc["r1", "inputs"] == [{"x": 1.0}]
     assert events.loc["r2", "routed"] == True  # noqa: E712 - a numpy bool from the frame
     assert len(events.loc["wide", "inputs"]) == 1_001
+
+
+def test_the_http_client_refuses_more_events_than_the_server_takes_before_sending(registry):
+    events = [{**GOOD, "request_id": f"r{n}"} for n in range(MAX_EVENTS + 1)]
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+        # The server refuses them (any client): a 422 naming events and the bound.
+        answer = httpx.post(
+            f"{url}/api/v1/serving/events",
+            json={"events": events},
+            headers={"Authorization": f"Bearer {read_installation_token()}"},
+        )
+        assert answer.status_code == 422
+        assert answer.json()["detail"][0]["loc"] == ["body", "events"]
+        assert f"at most {MAX_EVENTS} items" in answer.json()["detail"][0]["msg"]
+    # Ours refuses them before sending: no server listens at its address any more.
+    client = HttpDeployments(url, token="")
+    try:
+        with pytest.raises(InvalidArgumentError, match=rf"events: at most {MAX_EVENTS} events"):
+            client.record_events(events)
+    finally:
+        client.close()

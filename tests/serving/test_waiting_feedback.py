@@ -18,7 +18,7 @@ from tests.clock import FakeClock
 from tests.server.running import running_server
 from tests.serving.served_models import Constant, deploy_canary, routed_to_canary
 
-from opsloop.errors import AlreadyDoneError, NotFoundError
+from opsloop.errors import AlreadyDoneError, NotFoundError, OverLimitError
 from opsloop.monitoring.event_log import label_counts
 from opsloop.server import create_app
 from opsloop.serving import HttpDeployments, ServingRuntime, read_feedback, record_feedback
@@ -144,21 +144,28 @@ def test_an_id_never_answered_is_counted_unknown_when_its_wait_ends(registry):
         runtime.close()
 
 
-def test_the_feedback_kept_waiting_is_bounded(registry, monkeypatch):
+def test_the_feedback_kept_waiting_is_bounded_per_user_and_in_all(registry, monkeypatch):
     registry.db.clock = FakeClock()
     deploy_canary(registry, Constant(0), Constant(1), share=0.05)
+    monkeypatch.setattr(waiting_feedback, "MAX_WAITING_PER_USER", 2)
     monkeypatch.setattr(waiting_feedback, "MAX_WAITING", 3)
     runtime = ServingRuntime(registry.db, registry.artifacts, trust=True)
     try:
-        for n in range(3):
-            runtime.feedback("api", f"early-{n}", label=0, actor="ana")
-        with pytest.raises(NotFoundError, match=r"3 feedback wait for their answers already"):
-            runtime.feedback("api", "one-too-many", label=0, actor="ana")
+        for n in range(2):
+            assert runtime.feedback("api", f"junk-{n}", label=0, actor="mallory") == "waiting"
+        with pytest.raises(OverLimitError, match="2 feedback of user 'mallory'") as refused:
+            runtime.feedback("api", "junk-2", label=0, actor="mallory")
+        assert refused.value.retry_after_s == WAIT_MS // 1000
+        # Another caller still has room: one caller's ids cannot take it all.
+        assert runtime.feedback("api", "genuine", label=0, actor="ana") == "waiting"
+        with pytest.raises(OverLimitError, match="3 feedback in all of deployment 'api'"):
+            runtime.feedback("api", "genuine-2", label=0, actor="bob")
     finally:
         runtime.close()
     counts = waiting_counts(registry.db, "api")
-    assert counts == {"waiting": 3, "joined": 0, "expired": 0, "misfit": 0, "refused": 1}
-    assert label_counts(registry.db, "api") == _counts(unknown=1)
+    assert counts == {"waiting": 3, "joined": 0, "expired": 0, "misfit": 0, "refused": 2}
+    # A refusal is not an unknown id: its answer may well land.
+    assert label_counts(registry.db, "api") == _counts()
 
 
 def test_a_data_planes_events_sent_after_their_feedback_join_it_on_the_control_plane(registry):
@@ -200,19 +207,24 @@ def test_a_data_planes_events_sent_after_their_feedback_join_it_on_the_control_p
     assert state["step_labels"] == 1
 
 
-def _waiting_on_a_lock(db, deadline_s: float = 20.0) -> bool:
-    """Whether another session of ``db`` waits for a lock, polled until ``deadline_s``."""
+def _waiting_on_a_lock(db, holder: int, function: str, deadline_s: float = 20.0) -> bool:
+    """Whether a session of ``db`` waits in ``function`` (an advisory lock's) for the
+    session ``holder`` (a backend pid), looked at every 20 ms until ``deadline_s``."""
+    pause = threading.Event()
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         with db.read() as connection:
             waiting = connection.execute(
                 sa.text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory' "
+                    "AND query LIKE :query AND :holder = ANY(pg_blocking_pids(pid))"
+                ),
+                {"query": f"%{function}(%", "holder": holder},
             ).scalar_one()
         if waiting:
             return True
+        pause.wait(0.02)
     return False
 
 
@@ -236,7 +248,8 @@ def test_feedback_during_the_write_of_its_answer_waits_for_it_and_joins_it(regis
             target=lambda: outcome.append(record_feedback(db, "api", "r1", label=0, actor="ana"))
         )
         feedback.start()
-        assert _waiting_on_a_lock(db)
+        holder = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        assert _waiting_on_a_lock(db, holder, "pg_advisory_xact_lock")
     feedback.join(30.0)
     assert outcome == ["joined"]
     assert read_feedback(db, "api")["label"].tolist() == [0]

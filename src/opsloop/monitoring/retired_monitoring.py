@@ -75,6 +75,7 @@ KEPT_TABLES = (
     tables.prediction_events,
     tables.prediction_input_batches,
     tables.prediction_feedback,
+    tables.waiting_feedback,
     tables.process_samples,
     tables.monitoring_windows,
     tables.monitoring_evaluations,

@@ -45,6 +45,8 @@ _DESCRIPTIONS = {
     413: "Request body over the server's bound (OPSLOOP_MAX_JSON_BYTES, OPSLOOP_MAX_UPLOAD_BYTES)",
     415: "A request body whose Content-Type is not the one the route accepts",
     422: "Invalid input: the message names the field and the rule",
+    429: "Over a bound of what the server keeps for the caller (the message names it; "
+    "Retry-After says when to retry)",
     503: "Unavailable: a served deployment whose model version could not be loaded",
 }
 
@@ -59,7 +61,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     >>> error_responses(418)
     Traceback (most recent call last):
     ValueError: status 418 is not one of the API's error answers: 400, 401, 403, 404, 409, 413, \
-415, 422, 503
+415, 422, 429, 503
     """
     for code in codes:
         if code not in _DESCRIPTIONS:

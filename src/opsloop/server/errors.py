@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opsloop.errors import BY_CODE, InvalidArgumentError, OpsloopError
+from opsloop.errors import BY_CODE, InvalidArgumentError, OpsloopError, OverLimitError
 from opsloop.store.artifacts import MissingArtifactError, TamperedArtifactError
 
 logger = logging.getLogger("opsloop.server")
@@ -122,6 +122,8 @@ def _answer(error: OpsloopError) -> JSONResponse:
     if isinstance(error, TamperedArtifactError):
         response.headers["X-Opsloop-Expected-Sha256"] = error.expected
         response.headers["X-Opsloop-Found-Sha256"] = error.found
+    if isinstance(error, OverLimitError) and error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(error.retry_after_s)
     return response
 
 

@@ -26,7 +26,7 @@ Feedback waits for the event writer, so it runs in the thread pool.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opsloop.errors import InvalidArgumentError
+from opsloop.server.error_responses import error_responses
 from opsloop.server.identity import Viewer
 from opsloop.store.label_values import checked_label
 
@@ -151,12 +152,41 @@ async def predict(
     return JSONResponse(answer.to_dict())
 
 
-@router.post("/{name}/feedback", status_code=201)
+class FeedbackAnswer(BaseModel):
+    """Feedback kept: whether it was joined to its recorded answer or waits for it."""
+
+    deployment: str
+    request_id: str
+    status: Literal["joined", "waiting"] | None = Field(
+        default=None,
+        description="joined: to its recorded answer; waiting: for its answer's event, "
+        "joined when it is written (or counted an unknown id when not in time); null from "
+        "a data plane, which sends the feedback on to its control plane",
+    )
+
+
+@router.post(
+    "/{name}/feedback",
+    status_code=201,
+    response_model=FeedbackAnswer,
+    responses=error_responses(404, 409, 429),
+)
 def feedback(name: str, request: Request, user: Viewer, body: FeedbackRequest) -> dict:
-    """Keep the label and/or reward of the answer ``request_id``: joined to it, or, when
-    its answer is not in the store yet, waiting for it (bounded, see
-    :mod:`opsloop.store.waiting_feedback`)."""
-    request.app.state.runtime.feedback(
+    """Keep the label and/or reward of the answer ``request_id``.
+
+    201: kept, ``status`` ``joined`` to its recorded answer, or ``waiting`` for it when its
+    answer's event is not in the store yet (a worker writes events in batches) and a
+    deployment of the name stands or stood; it is joined when the event is written.
+    404: no deployment of the name stands or stood. 409: the answer has a reward already,
+    or feedback of the same part (label, reward) waits for it already. 413: the body is
+    over the server's bound. 422: a field breaks its rule; a label that waits is at most
+    16 KiB of JSON (:data:`opsloop.store.waiting_feedback.MAX_WAITING_LABEL_BYTES`), the
+    message names ``label``. 429: 1,000 feedback of the caller, or 10,000 in all, wait for
+    their answers at this deployment already; Retry-After says when the oldest ends its
+    wait (see :mod:`opsloop.store.waiting_feedback`). Any reader of predictions may send
+    feedback: a data plane's clients do, with a viewer's token; the bound per user keeps
+    one from taking the room of others."""
+    status = request.app.state.runtime.feedback(
         name,
         body.request_id,
         label=body.label,
@@ -164,4 +194,4 @@ def feedback(name: str, request: Request, user: Viewer, body: FeedbackRequest) -
         actor=user.name,
         wait_s=FEEDBACK_WAIT_S,
     )
-    return {"deployment": name, "request_id": body.request_id}
+    return {"deployment": name, "request_id": body.request_id, "status": status}

@@ -174,8 +174,17 @@ def check_event_arguments(arguments: Mapping[str, Any]) -> None:
     >>> check_event_arguments({"events": [{"deployment": "api"}]})
     Traceback (most recent call last):
     opsloop.errors.InvalidArgumentError: events[0].variant: Field required; ...
-    """
-    checked_events(arguments["events"])
+    >>> check_event_arguments({"events": [{}] * 501})
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: events: at most 500 events a call (the server's bound), got 501
+    """  # noqa: E501 - a doctest's expected output is one line
+    events = arguments["events"]
+    # The server's bound of one call (Events), read here before anything is sent.
+    if isinstance(events, Sequence) and len(events) > MAX_EVENTS:
+        raise InvalidArgumentError(
+            f"events: at most {MAX_EVENTS} events a call (the server's bound), got {len(events)}"
+        )
+    checked_events(events)
 
 
 __all__ = [

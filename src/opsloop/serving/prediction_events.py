@@ -232,7 +232,7 @@ class StoreEventSink:
         if not events:
             return
         with self.db.write() as connection:
-            events, moved = _homed(connection, events)
+            sent, (events, moved) = events, _homed(connection, events)
             kept = _keep_inputs_by_column(connection, events)
             rows = [event._row() for event in events]
             columns = {name: [row[name] for row in rows] for name in rows[0]}
@@ -250,10 +250,14 @@ class StoreEventSink:
                 if rows:
                     connection.execute(tables.process_samples.insert(), rows)
             answered: dict[str, list[str]] = {}
-            for event in events:
+            # Feedback sent under the name since its deployment retired waits under it.
+            sent_as: dict[str, str] = {}
+            for given, event in zip(sent, events, strict=True):
                 if event.role == "primary":
                     answered.setdefault(event.deployment, []).append(event.request_id)
-            joined = join_waiting(connection, answered)
+                    if given.deployment != event.deployment:
+                        sent_as[event.deployment] = given.deployment
+            joined = join_waiting(connection, answered, sent_as)
         self.moved += moved
         if joined and self.read_joined is not None:
             self.read_joined(joined)

@@ -145,21 +145,16 @@ def record_feedback(
         # Held until the feedback commits, so a retire cannot move the answer between the
         # choice of where it is kept and the insert (see .retired_names).
         hold_name(connection, deployment, shared=True)
-        # Before looking for the answer: a writer of its event then either committed it
-        # already or finds this feedback waiting (see opsloop.store.waiting_feedback).
-        hold_answers(connection, deployment, shared=False)
         given = deployment
-        deployment = answered_under(connection, deployment, request_id)
-        answered = connection.execute(
-            sa.select(_events.c.id)
-            .where(
-                _events.c.request_id == request_id,
-                _events.c.deployment == deployment,
-                _events.c.role == "primary",
-            )
-            .limit(1)
-        ).first()
-        if answered is None:
+        deployment, answered = _recorded(connection, given, request_id)
+        if not answered:
+            # Only now, and looked for again once held: a writer of the answer's event
+            # then either committed it already or finds this feedback waiting (see
+            # opsloop.store.waiting_feedback). Feedback of a recorded answer (the most)
+            # never waits for the deployment's writers, nor they for it.
+            hold_answers(connection, given, shared=False)
+            deployment, answered = _recorded(connection, given, request_id)
+        if not answered:
             if not _stood(connection, given):
                 raise NotFoundError(
                     f"deployment {given!r} answered no request with id {request_id!r}"
@@ -183,6 +178,22 @@ def record_feedback(
             )
             return JOINED
     raise refused  # past the bound of feedback waiting, counted by the write above
+
+
+def _recorded(connection: Connection, deployment: str, request_id: str) -> tuple[str, bool]:
+    """The name the answer ``request_id`` of ``deployment`` is kept under, and whether a
+    recorded primary event holds it."""
+    home = answered_under(connection, deployment, request_id)
+    answered = connection.execute(
+        sa.select(_events.c.id)
+        .where(
+            _events.c.request_id == request_id,
+            _events.c.deployment == home,
+            _events.c.role == "primary",
+        )
+        .limit(1)
+    ).first()
+    return home, answered is not None
 
 
 def _stood(connection: Connection, deployment: str) -> bool:

@@ -100,7 +100,8 @@ class RemoteRollouts(RolloutObserver):
         self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str
     ) -> None:
         """Send the feedback to the control plane, which keeps it (as the token's owner,
-        not ``actor``) and passes it to the rollout."""
+        not ``actor``) and passes it to the rollout (whether it was joined or waits is the
+        control plane's to say; ``None`` here)."""
         self.deployments.feedback(deployment, request_id, label=label, reward=reward)
 
 

@@ -493,10 +493,11 @@ class RolloutObserver:
 
     def record_feedback(
         self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str
-    ) -> None:
+    ) -> str:
         """Keep the feedback on answer ``request_id`` (:func:`~.prediction_feedback.
         record_feedback`, after checking that the bandit of the deployment that gave the
-        answer can learn the reward) and read it (:meth:`feedback`). The answer may be a
+        answer can learn the reward) and read it (:meth:`feedback`); whether it was
+        ``joined`` or is ``waiting`` for its answer. The answer may be a
         retired deployment's of the name, re-created or not: the feedback is kept with its
         history (:mod:`.answering_deployment`).
 
@@ -512,8 +513,9 @@ class RolloutObserver:
             self.db, deployment, request_id, label=label, reward=reward, actor=actor
         )
         if kept == WAITING:
-            return  # read by the writer of the answer's event, which joins it
+            return kept  # read by the writer of the answer's event, which joins it
         self.feedback(deployment, request_id, label=label, reward=reward)
+        return kept
 
     def read_joined(self, joined: Iterable[JoinedFeedback]) -> None:
         """Read feedback that waited for its answer and was joined when the answer's event

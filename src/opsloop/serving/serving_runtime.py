@@ -945,13 +945,14 @@ class ServingRuntime:
         reward: float | None = None,
         actor: str,
         wait_s: float = 5.0,
-    ) -> None:
+    ) -> str | None:
         """Keep the ``label`` and/or ``reward`` of answer ``request_id`` (waiting up to
         ``wait_s`` for this worker's events to reach the store) and pass it to the
         deployment's rollout: a label to a ramping canary's metric gate, a reward to its
         bandit. Feedback whose answer is still on its way (another worker's batch) waits
         for it in the store and is read when its event is written
-        (:mod:`opsloop.store.waiting_feedback`). An
+        (:mod:`opsloop.store.waiting_feedback`); whether it was ``joined`` or is
+        ``waiting`` (``None`` from a data plane, which sends it to its control plane). An
         answer of a deployment of the name that was retired since takes feedback too,
         kept with its history, also when no deployment stands under the name now (see
         :meth:`~.rollout_observer.RolloutObserver.record_feedback`).
@@ -964,7 +965,7 @@ class ServingRuntime:
         if self.names is not None and deployment not in self.names:
             raise NotFoundError(f"this data plane does not serve deployment {deployment!r}")
         self.recorder.flush(wait_s)
-        self.rollouts.record_feedback(
+        return self.rollouts.record_feedback(
             deployment, request_id, label=label, reward=reward, actor=actor
         )
 
