@@ -41,9 +41,11 @@ them, unlike the request path.
 from __future__ import annotations
 
 import contextlib
+import lzma
 import os
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.data.io import table_format
-from opsloop.errors import InvalidArgumentError
+from opsloop.errors import InvalidArgumentError, OpsloopError
 from opsloop.serving.loaded_variant import LoadedVariant
 from opsloop.serving.prediction_events import PredictionEvent
 from opsloop.serving.row_rejection import (
@@ -401,6 +403,17 @@ class _UnreadableInput(Exception):
         self.reason = reason
 
 
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    """What the decompressors raise on damaged data, beyond ``OSError`` (gzip, bz2):
+    xz's ``LZMAError``, zlib's error, and zstandard's ``ZstdError`` where it is installed."""
+    errors: list[type[BaseException]] = [lzma.LZMAError, zlib.error]
+    with contextlib.suppress(ImportError):
+        import zstandard
+
+        errors.append(zstandard.ZstdError)
+    return tuple(errors)
+
+
 def _read_chunks(path: Path, chunk_size: int) -> Iterator[tuple[pd.DataFrame, bool, int, int]]:
     """:func:`_chunks`, with a file the reader cannot parse (a malformed line, text that is
     not UTF-8, a damaged or empty file) reported as :class:`_UnreadableInput` with the rows
@@ -411,9 +424,12 @@ def _read_chunks(path: Path, chunk_size: int) -> Iterator[tuple[pd.DataFrame, bo
         for chunk in _chunks(path, chunk_size):
             rows += len(chunk[0])
             yield chunk
+    except OpsloopError:
+        # Our own refusal (an unreadable format, say) already names the input.
+        raise
     except pd.errors.EmptyDataError as error:
         raise _UnreadableInput(rows, "the file is empty") from error
-    except (ValueError, OSError, EOFError) as error:
+    except (ValueError, OSError, EOFError, *_decompression_errors()) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise _UnreadableInput(
             rows, f"cannot read as {fmt}: {first_line or type(error).__name__}"
