@@ -170,7 +170,14 @@ def _numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
 
 def _datetime_values(series: pd.Series) -> tuple[np.ndarray, int]:
     missing = series.isna().to_numpy()
-    converted = pd.to_datetime(series, errors="coerce", utc=True)
+    converted = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
+    retry = converted.isna().to_numpy() & ~missing
+    if retry.any():
+        # ISO 8601 with 'T' and with a space, or other spellings, mixed in one column (a
+        # window's dates come back as text): each value read by its own format.
+        again = pd.to_datetime(series[retry], errors="coerce", utc=True, format="mixed")
+        converted = converted.copy()
+        converted[retry] = again
     seconds = (
         (converted - pd.Timestamp(0, tz="UTC"))
         .dt.total_seconds()
