@@ -4,8 +4,11 @@
 variant that scores it (:mod:`.row_rejection`, the serving path's per-record rules), the rows
 that break a rule are set aside with the row number, field, rule and a detail, and the
 others are scored by the deployment's primary variant or, with ``all_variants``, by every
-variant (one prediction column each). Every scored row is recorded as a prediction event
-with role ``batch``, as a served request is: its request id is the batch's id and the row
+variant (one prediction column each). Every scored row is recorded as a prediction event, as
+a served request is: role ``batch`` for the primary variant's answer and ``batch_shadow``
+for the other variants' (with ``all_variants``), so that, as with a served request's shadow
+answers, a label of the row judges the primary's answer only and a candidate's task metric
+never comes from rows no split sent it. Its request id is the batch's id and the row
 number, so the same row has the same id whatever the chunking. Each event carries the
 generation of the definition whose variants scored it (:mod:`.retired_names`): a batch keeps
 the variants it looked up when it started, so if the deployment is retired while a long
@@ -69,6 +72,8 @@ from opsloop.serving.serving_runtime import ServingRuntime
 
 #: The role of a batch row's prediction events.
 BATCH_ROLE = "batch"
+#: The role of a batch row's answer by a variant other than the primary (``all_variants``).
+BATCH_SHADOW_ROLE = "batch_shadow"
 #: Rows per chunk unless told otherwise.
 DEFAULT_CHUNK_SIZE = 10_000
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
@@ -307,7 +312,7 @@ def _events(
         PredictionEvent(
             deployment=deployment,
             variant=variant.name,
-            role=BATCH_ROLE,
+            role=BATCH_ROLE if variant.role == "primary" else BATCH_SHADOW_ROLE,
             model=variant.model_name,
             version=variant.version,
             request_id=request_id,
