@@ -211,6 +211,9 @@ def _zone(tz: datetime.tzinfo, name: object) -> dict:
 def _instants(series: pd.Series, name: object) -> tuple[list, dict]:
     """A datetime64 or timedelta64 column as integers in its unit (``None`` where missing),
     and what brings them back: the kind, the unit and, for an aware date, its zone."""
+    if isinstance(series.dtype, pd.ArrowDtype):
+        # Arrow-backed times are kept as the numpy-backed dtype of the same unit and zone.
+        series = series.astype(series.dtype.pyarrow_dtype.to_pandas_dtype())
     unit = series.dt.unit
     values = series.array.asi8
     plain = [None if v == _NAT else v for v in values.tolist()]

@@ -189,7 +189,7 @@ def _durations_as_seconds(sample: pd.DataFrame, durations: list[str]) -> pd.Data
         if name not in sample.columns:
             continue
         column = sample[name]
-        if pd.api.types.is_timedelta64_dtype(column.dtype):
+        if column.dtype.kind == "m":
             sample[name] = column.dt.total_seconds()
             continue
         if pd.api.types.is_numeric_dtype(column.dtype):
