@@ -175,4 +175,6 @@ def test_all_variants_through_the_cli_writes_each_variants_predictions(deployed,
         cli.drop(columns="request_id"), library.drop(columns="request_id")
     )
     events = read_prediction_events(db, "api", role="batch")
-    assert events.groupby("variant").size().to_dict() == {"canary": 1138, "stable": 1138}
+    assert events.groupby("variant").size().to_dict() == {"stable": 1138}
+    others = read_prediction_events(db, "api", role="batch_shadow")
+    assert others.groupby("variant").size().to_dict() == {"canary": 1138}

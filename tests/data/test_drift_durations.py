@@ -49,3 +49,23 @@ def test_durations_twice_as_long_drift():
     assert column.effect == pytest.approx(
         stats.wasserstein_distance(ref_s, ref_s * 2) / np.std(ref_s), rel=1e-12
     )
+
+
+def test_arrow_backed_durations_are_compared_as_seconds_and_kept_in_a_sample():
+    from opsloop.data.row_sample import RowSample
+
+    fair = sm.datasets.fair.load_pandas().data
+    # Hours of affairs per year as a duration.
+    spent = pd.to_timedelta(fair["affairs"] * 3600, unit="s").astype("duration[ns][pyarrow]")
+    frame = pd.DataFrame({"spent": spent})
+    reference, current = frame.iloc[:3000], frame.iloc[3000:]
+    column = drift.compare(reference, current)["spent"]
+    # The same test and figures as the seconds themselves (a discrete column: chi-square).
+    hours = pd.DataFrame({"spent": fair["affairs"] * 3600})
+    expected = drift.compare(hours.iloc[:3000], hours.iloc[3000:])["spent"]
+    assert column.kind == expected.kind != "text"
+    assert (column.test, column.statistic) == (expected.test, expected.statistic)
+    sample = RowSample.of(frame.iloc[:20], [f"r{i}" for i in range(20)], size=20, seed=0)
+    again = RowSample.from_bytes(sample.to_bytes()).frame()["spent"]
+    assert str(again.dtype) == "timedelta64[ns]"
+    assert again.dt.total_seconds().tolist() == sample.frame()["spent"].dt.total_seconds().tolist()

@@ -19,3 +19,15 @@ def test_a_column_name_twice_is_refused_naming_it_and_the_side():
     expected = stats.chi2_contingency([[50, 25, 0], [0, 25, 50]], correction=False)
     assert result["target"].test == "chi2"
     assert result["target"].statistic == pytest.approx(expected.statistic, rel=1e-12)
+
+
+def test_a_name_twice_outside_the_compared_columns_is_no_obstacle():
+    iris = load_iris(as_frame=True).frame
+    twice = iris.set_axis(["length", "length", "width", "petal", "target"], axis=1)
+    result = drift.compare(twice.iloc[:75], twice.iloc[75:], columns=["width"])
+    expected = stats.ks_2samp(iris.iloc[:75, 2], iris.iloc[75:, 2])
+    assert [c.column for c in result.columns] == ["width"]
+    assert result["width"].statistic == pytest.approx(expected.statistic, rel=1e-12)
+    # Asked for by name, the doubled column is still refused.
+    with pytest.raises(ValueError, match=r"reference has more than one column named \['length'\]"):
+        drift.compare(twice.iloc[:75], twice.iloc[75:], columns=["length"])

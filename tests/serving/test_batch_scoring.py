@@ -149,8 +149,12 @@ def test_all_variants_give_one_prediction_column_each(runtime, diabetes, tmp_pat
     assert summary.variants == ("stable", "canary")
     np.testing.assert_allclose(out["prediction_stable"], linear.predict(X), rtol=1e-12)
     np.testing.assert_array_equal(out["prediction_canary"], tree.predict(X))
-    events = read_prediction_events(runtime.db, "dia", role="batch")
-    assert events.groupby("variant").size().to_dict() == {"canary": 442, "stable": 442}
+    events = read_prediction_events(runtime.db, "dia")
+    # The primary's answer is the batch's; the canary's is kept beside it, as a shadow's.
+    assert events.groupby(["variant", "role"]).size().to_dict() == {
+        ("canary", "batch_shadow"): 442,
+        ("stable", "batch"): 442,
+    }
     # both variants' events of a row share its request id, as a shadow's share the primary's
     assert (events.groupby("request_id").size() == 2).all()
 

@@ -69,3 +69,25 @@ def test_an_unreadable_file_names_itself(runtime, wine, tmp_path, name, content,
     assert str(caught.value).startswith(f"input: {tmp_path / name}: {reason}")
     assert "rows before it" not in str(caught.value)
     assert read_prediction_events(runtime.db, "wine", role="batch").empty
+
+
+def test_a_format_batch_scoring_does_not_read_is_refused_once(runtime, wine, tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"alcohol": 1}\n')
+    with pytest.raises(InvalidArgumentError) as caught:
+        score_file(runtime, "wine", tmp_path / "in.jsonl", tmp_path / "out.csv")
+    assert str(caught.value) == (
+        f"input: {tmp_path / 'in.jsonl'} is jsonl; batch scoring reads CSV or Parquet"
+    )
+
+
+def test_a_damaged_xz_file_names_itself(runtime, wine, tmp_path):
+    import lzma
+
+    _, X = wine
+    packed = bytearray(lzma.compress((X.to_csv(index=False) * 50).encode()))
+    middle = len(packed) // 2
+    packed[middle : middle + 40] = bytes(b ^ 0xFF for b in packed[middle : middle + 40])
+    (tmp_path / "in.csv.xz").write_bytes(bytes(packed))
+    with pytest.raises(InvalidArgumentError) as caught:
+        score_file(runtime, "wine", tmp_path / "in.csv.xz", tmp_path / "out.csv", chunk_size=50)
+    assert str(caught.value).startswith(f"input: {tmp_path / 'in.csv.xz'}: cannot read as csv: ")

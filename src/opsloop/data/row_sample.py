@@ -17,13 +17,18 @@ the same on every run with the same seed.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import zlib
+import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from opsloop.errors import InvalidArgumentError
 
 KEY_COLUMN = "_sample_key"
 
@@ -88,7 +93,14 @@ class RowSample:
 
     def to_bytes(self) -> bytes:
         """Compressed JSON: the keys as text (JSON numbers lose 64-bit integers), the rows
-        (dates and durations as ISO 8601 text, read back as their dtypes).
+        (dates as integer instants since 1970 UTC in their unit, with their zone's name or
+        fixed offset; durations as integers in their unit; both read back as their dtypes).
+
+        A column of Python dates, datetimes or timedeltas (as ``read_sql`` gives them) is
+        kept as the datetime64/timedelta64 column pandas makes of it. A zone that has no
+        IANA name nor a fixed offset, or values JSON cannot hold, raise
+        :class:`~opsloop.errors.InvalidArgumentError` naming the column: what is written
+        can always be read back.
 
         >>> import pandas as pd
         >>> s = RowSample.of(pd.DataFrame({"x": [1.5, None]}), ["a", "b"], 5, 0)
@@ -96,21 +108,27 @@ class RowSample:
         True
         """
         frame = self.frame()
-        columns = {name: _plain(frame[name]) for name in frame.columns}
+        columns, times = {}, {}
+        for name in frame.columns:
+            series = _typed_times(frame[name], name)
+            if series.dtype.kind in "mM":
+                columns[name], times[name] = _instants(series, name)
+            else:
+                columns[name] = _plain(series)
         state = {
             "size": self.size,
             "keys": [str(k) for k in self.rows[KEY_COLUMN].tolist()],
             "columns": columns,
             "order": list(frame.columns),
-            # Dates and durations go as ISO 8601 text; their dtypes bring them back.
-            "times": {
-                name: str(frame[name].dtype)
-                for name in frame.columns
-                if frame[name].dtype.kind in "mM"
-            },
+            "times": times,
         }
+        try:
+            text = json.dumps(state, separators=(",", ":"))
+        except TypeError:
+            _refuse_unwritable(columns)
+            raise
         # Level 1: samples are written on every fold; higher levels cost several times more.
-        return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+        return zlib.compress(text.encode(), 1)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RowSample:
@@ -122,30 +140,128 @@ class RowSample:
         times = state.get("times", {})
         for name in frame.columns:
             if name in times:
-                frame[name] = _times(frame[name], times[name])
+                frame[name] = _times(state["columns"][name], times[name])
             elif frame[name].dtype == object and frame[name].map(_is_number).all():
                 frame[name] = frame[name].astype(float)
         frame.insert(0, KEY_COLUMN, np.array([int(k) for k in state["keys"]], dtype=np.uint64))
         return cls(frame, int(state["size"]))
 
 
+_NAT = np.iinfo(np.int64).min  # numpy's NaT as an int64
+
+
+def _typed_times(series: pd.Series, name: object) -> pd.Series:
+    """An object column of Python dates, datetimes or timedeltas as the datetime64 or
+    timedelta64 column pandas makes of it; any other column as it is."""
+    if series.dtype != object:
+        return series
+    present = [v for v in series.tolist() if v is not None and not pd.isna(v)]
+    if not present:
+        return series
+    is_date = [isinstance(v, datetime.date) for v in present]
+    is_duration = [isinstance(v, datetime.timedelta) for v in present]
+    if not any(is_date) and not any(is_duration):
+        return series
+    if all(is_duration):
+        return pd.to_timedelta(series)
+    if not all(is_date):
+        raise InvalidArgumentError(
+            f"column {name!r} mixes dates with other values; give it one type to keep it"
+        )
+    aware = {isinstance(v, datetime.datetime) and v.tzinfo is not None for v in present}
+    if len(aware) > 1:
+        raise InvalidArgumentError(
+            f"column {name!r} mixes dates with and without a time zone; give them all one"
+        )
+    try:
+        # Several zones in one column: kept as their UTC instants.
+        zones = {str(getattr(v, "tzinfo", None)) for v in present}
+        return pd.to_datetime(series, utc=aware == {True} and len(zones) > 1)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise InvalidArgumentError(f"column {name!r}: its dates cannot be kept: {error}") from error
+
+
+def _zone(tz: datetime.tzinfo, name: object) -> dict:
+    """The zone of a column as JSON that names it: an IANA name or a fixed offset."""
+    key = getattr(tz, "key", None) or getattr(tz, "zone", None)  # zoneinfo, pytz
+    if key is None and isinstance(getattr(tz, "_filename", None), str):  # dateutil's tzfile
+        key = tz._filename.rsplit("zoneinfo/", 1)[-1]
+    if isinstance(key, str):
+        try:
+            zoneinfo.ZoneInfo(key)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+        else:
+            return {"zone": key}
+    fixed = isinstance(tz, datetime.timezone)
+    with contextlib.suppress(ImportError):
+        from dateutil import tz as dateutil_tz
+
+        fixed = fixed or isinstance(tz, dateutil_tz.tzutc | dateutil_tz.tzoffset)
+    if fixed:
+        offset = tz.utcoffset(None)
+        if offset is not None:
+            return {"offset_s": offset.total_seconds()}
+    raise InvalidArgumentError(
+        f"column {name!r}: its time zone {tz!r} has no IANA name nor a fixed offset to be "
+        "kept by; convert the column to a named zone (e.g. tz_convert('Europe/Paris')) or UTC"
+    )
+
+
+def _instants(series: pd.Series, name: object) -> tuple[list, dict]:
+    """A datetime64 or timedelta64 column as integers in its unit (``None`` where missing),
+    and what brings them back: the kind, the unit and, for an aware date, its zone."""
+    if isinstance(series.dtype, pd.ArrowDtype):
+        # Arrow-backed times are kept as the numpy-backed dtype of the same unit and zone.
+        series = series.astype(series.dtype.pyarrow_dtype.to_pandas_dtype())
+    unit = series.dt.unit
+    values = series.array.asi8
+    plain = [None if v == _NAT else v for v in values.tolist()]
+    spec: dict = {"kind": series.dtype.kind, "unit": unit}
+    tz = getattr(series.dtype, "tz", None)
+    if tz is not None:
+        spec.update(_zone(tz, name))
+    return plain, spec
+
+
+def _times(values: list, spec: dict | str) -> pd.Series:
+    """The integers of :func:`_instants` back as the dates or durations they were."""
+    if isinstance(spec, str):
+        # Samples written as ISO 8601 text with their dtype's name.
+        kind = pd.api.types.pandas_dtype(spec)
+        if kind.kind == "m":
+            return pd.to_timedelta(pd.Series(values)).astype(kind)
+        tz = getattr(kind, "tz", None)
+        parsed = pd.to_datetime(pd.Series(values), utc=tz is not None, format="ISO8601")
+        return parsed.dt.tz_convert(tz).astype(kind) if tz is not None else parsed.astype(kind)
+    ints = np.array([_NAT if v is None else v for v in values], dtype=np.int64)
+    series = pd.Series(ints.view(f"{'m8' if spec['kind'] == 'm' else 'M8'}[{spec['unit']}]"))
+    if "zone" in spec:
+        return series.dt.tz_localize("UTC").dt.tz_convert(zoneinfo.ZoneInfo(spec["zone"]))
+    if "offset_s" in spec:
+        offset = datetime.timezone(datetime.timedelta(seconds=spec["offset_s"]))
+        return series.dt.tz_localize("UTC").dt.tz_convert(offset)
+    return series
+
+
+def _refuse_unwritable(columns: dict) -> None:
+    """Name the first column whose values JSON cannot hold."""
+    for name, values in columns.items():
+        try:
+            json.dumps(values)
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in values if v is not None})
+            raise InvalidArgumentError(
+                f"column {name!r} holds values that cannot be kept in a sample "
+                f"({', '.join(kinds)}); convert them to numbers, text, dates or durations"
+            ) from None
+
+
 def _is_number(value: object) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
-def _times(values: pd.Series, dtype: str) -> pd.Series:
-    """ISO 8601 text (``None`` where missing) back as the dates or durations of ``dtype``."""
-    kind = pd.api.types.pandas_dtype(dtype)
-    if kind.kind == "m":
-        return pd.to_timedelta(values).astype(kind)
-    tz = getattr(kind, "tz", None)
-    parsed = pd.to_datetime(values, utc=tz is not None, format="ISO8601")
-    return parsed.dt.tz_convert(tz).astype(kind) if tz is not None else parsed.astype(kind)
-
-
 def _plain(series: pd.Series) -> list:
-    if series.dtype.kind in "mM":
-        return [None if pd.isna(v) else v.isoformat() for v in series.tolist()]
     if series.dtype.kind in "fiub":
         values = series.astype(float) if series.dtype.kind == "f" else series
         return [None if isinstance(v, float) and v != v else v for v in values.tolist()]

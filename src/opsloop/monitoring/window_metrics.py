@@ -177,6 +177,43 @@ def _feature_drift(
     )
 
 
+def _durations_as_seconds(sample: pd.DataFrame, durations: list[str]) -> pd.DataFrame:
+    """``sample`` with each of the ``durations`` columns read as seconds, as the reference
+    summarised them: a window's inputs come back from the events' JSON as text
+    (``'0 days 00:08:38.27'``, ISO 8601 ``'PT8M38.27S'``). Text that is no duration is kept
+    as it is, so that drift counts it invalid."""
+    if not durations:
+        return sample
+    sample = sample.copy()
+    for name in durations:
+        if name not in sample.columns:
+            continue
+        column = sample[name]
+        if column.dtype.kind == "m":
+            sample[name] = column.dt.total_seconds()
+            continue
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            continue  # already numbers: read as seconds by the reference's kind
+        text = column.astype(object).where(column.notna(), None)
+        parsed = pd.to_timedelta(
+            text.map(lambda v: v if isinstance(v, str) else None), errors="coerce"
+        )
+        seconds = parsed.dt.total_seconds()
+        read = parsed.notna().to_numpy()
+        kept = text.copy()
+        kept[read] = seconds[read].to_numpy()
+        sample[name] = kept
+    return sample
+
+
+def _duration_features(reference: Reference) -> list[str]:
+    """The reference's features that were durations (timedelta64 in its sample)."""
+    if not len(reference.sample):
+        return []
+    frame = reference.sample.frame()
+    return [f for f in reference.features if f in frame.columns and frame[f].dtype.kind == "m"]
+
+
 def window_metrics(
     window: WindowPart,
     reference: Reference,
@@ -217,10 +254,13 @@ def window_metrics(
     metrics["sample_rows"] = None if sample is None else len(sample)
     metrics["out_of_schema_rate"] = None if sample is None else _out_of_schema(sample, reference)
     metrics["drift"], metrics["drift_share"], metrics["output_drift"] = {}, None, None
+    durations = _duration_features(reference) if sample is not None else []
     if sample is not None and len(sample) and len(reference.sample):
         # The reference's columns summarised once per reference, not once per window.
         summary = reference.drift_profile
-        metrics["drift"], metrics["drift_share"] = _feature_drift(summary, sample, features, alpha)
+        metrics["drift"], metrics["drift_share"] = _feature_drift(
+            summary, _durations_as_seconds(sample, durations), features, alpha
+        )
         if reference.has_predictions and sample[PREDICTION_COLUMN].notna().any():
             output = compare(
                 summary,
@@ -234,7 +274,10 @@ def window_metrics(
     metrics["previous_drift"], metrics["previous_drift_share"] = None, None
     if sample is not None and previous is not None and previous.sample is not None:
         metrics["previous_drift"], metrics["previous_drift_share"] = _feature_drift(
-            previous.sample.frame(), sample, features, alpha
+            _durations_as_seconds(previous.sample.frame(), durations),
+            _durations_as_seconds(sample, durations),
+            features,
+            alpha,
         )
     lengths = input_length_metrics(window, reference, sample, alpha=alpha)
     metrics["input_length"] = lengths

@@ -4,8 +4,11 @@
 variant that scores it (:mod:`.row_rejection`, the serving path's per-record rules), the rows
 that break a rule are set aside with the row number, field, rule and a detail, and the
 others are scored by the deployment's primary variant or, with ``all_variants``, by every
-variant (one prediction column each). Every scored row is recorded as a prediction event
-with role ``batch``, as a served request is: its request id is the batch's id and the row
+variant (one prediction column each). Every scored row is recorded as a prediction event, as
+a served request is: role ``batch`` for the primary variant's answer and ``batch_shadow``
+for the other variants' (with ``all_variants``), so that, as with a served request's shadow
+answers, a label of the row judges the primary's answer only and a candidate's task metric
+never comes from rows no split sent it. Its request id is the batch's id and the row
 number, so the same row has the same id whatever the chunking. Each event carries the
 generation of the definition whose variants scored it (:mod:`.retired_names`): a batch keeps
 the variants it looked up when it started, so if the deployment is retired while a long
@@ -41,9 +44,11 @@ them, unlike the request path.
 from __future__ import annotations
 
 import contextlib
+import lzma
 import os
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from opsloop.data.io import table_format
-from opsloop.errors import InvalidArgumentError
+from opsloop.errors import InvalidArgumentError, OpsloopError
 from opsloop.serving.loaded_variant import LoadedVariant
 from opsloop.serving.prediction_events import PredictionEvent
 from opsloop.serving.row_rejection import (
@@ -67,6 +72,8 @@ from opsloop.serving.serving_runtime import ServingRuntime
 
 #: The role of a batch row's prediction events.
 BATCH_ROLE = "batch"
+#: The role of a batch row's answer by a variant other than the primary (``all_variants``).
+BATCH_SHADOW_ROLE = "batch_shadow"
 #: Rows per chunk unless told otherwise.
 DEFAULT_CHUNK_SIZE = 10_000
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
@@ -305,7 +312,7 @@ def _events(
         PredictionEvent(
             deployment=deployment,
             variant=variant.name,
-            role=BATCH_ROLE,
+            role=BATCH_ROLE if variant.role == "primary" else BATCH_SHADOW_ROLE,
             model=variant.model_name,
             version=variant.version,
             request_id=request_id,
@@ -401,6 +408,17 @@ class _UnreadableInput(Exception):
         self.reason = reason
 
 
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    """What the decompressors raise on damaged data, beyond ``OSError`` (gzip, bz2):
+    xz's ``LZMAError``, zlib's error, and zstandard's ``ZstdError`` where it is installed."""
+    errors: list[type[BaseException]] = [lzma.LZMAError, zlib.error]
+    with contextlib.suppress(ImportError):
+        import zstandard
+
+        errors.append(zstandard.ZstdError)
+    return tuple(errors)
+
+
 def _read_chunks(path: Path, chunk_size: int) -> Iterator[tuple[pd.DataFrame, bool, int, int]]:
     """:func:`_chunks`, with a file the reader cannot parse (a malformed line, text that is
     not UTF-8, a damaged or empty file) reported as :class:`_UnreadableInput` with the rows
@@ -411,9 +429,12 @@ def _read_chunks(path: Path, chunk_size: int) -> Iterator[tuple[pd.DataFrame, bo
         for chunk in _chunks(path, chunk_size):
             rows += len(chunk[0])
             yield chunk
+    except OpsloopError:
+        # Our own refusal (an unreadable format, say) already names the input.
+        raise
     except pd.errors.EmptyDataError as error:
         raise _UnreadableInput(rows, "the file is empty") from error
-    except (ValueError, OSError, EOFError) as error:
+    except (ValueError, OSError, EOFError, *_decompression_errors()) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise _UnreadableInput(
             rows, f"cannot read as {fmt}: {first_line or type(error).__name__}"

@@ -84,9 +84,10 @@ EVENT_COLUMNS = (
 
 @dataclass(frozen=True)
 class PredictionEvent:
-    """One answer: the deployment and variant, its role (``primary`` or ``shadow``), the
-    model version, the request id and routing key, the input records, the output (``None``
-    with an ``error`` when a shadow failed), the latency in milliseconds and the time in
+    """One answer: the deployment and variant, its role (``primary`` or ``shadow``; ``batch``
+    or ``batch_shadow`` for a batch-scored row, see :mod:`.batch_scoring`), the model
+    version, the request id and routing key, the input records, the output (``None`` with
+    an ``error`` when a shadow failed), the latency in milliseconds and the time in
     milliseconds since the epoch. ``disposition`` says what the client got (``answered``,
     ``suggestion``, ``queued`` for review, ``logged`` only; see :mod:`.automation`) and
     ``assertions`` counts the rows each model assertion fired on. ``generation`` is that of

@@ -71,7 +71,7 @@ from opsloop.errors import AlreadyDoneError, InvalidArgumentError, NotFoundError
 from opsloop.serving.retired_names import history_name, hold_name, retires
 from opsloop.store import tables
 from opsloop.store.database import Database, clock_of
-from opsloop.store.label_join import join_labels
+from opsloop.store.label_join import LABELLED_ROLES, join_labels
 from opsloop.store.label_values import checked_label, plain_label
 from opsloop.store.waiting_feedback import hold_answers, keep_waiting
 from opsloop.store.windowing import Windowing
@@ -182,14 +182,14 @@ def record_feedback(
 
 def _recorded(connection: Connection, deployment: str, request_id: str) -> tuple[str, bool]:
     """The name the answer ``request_id`` of ``deployment`` is kept under, and whether a
-    recorded primary event holds it."""
+    recorded event that takes labels (a served primary or a batch's answer) holds it."""
     home = answered_under(connection, deployment, request_id)
     answered = connection.execute(
         sa.select(_events.c.id)
         .where(
             _events.c.request_id == request_id,
             _events.c.deployment == home,
-            _events.c.role == "primary",
+            _events.c.role.in_(LABELLED_ROLES),
         )
         .limit(1)
     ).first()
@@ -206,10 +206,10 @@ def _stood(connection: Connection, deployment: str) -> bool:
 
 
 def answered_under(connection: Connection, deployment: str, request_id: str) -> str:
-    """The name the primary answer ``request_id`` of the deployment ``deployment`` is kept
-    under, in the caller's transaction: ``deployment`` while the deployment that gave it
-    stands (or when no answer has the id), else the history of the retire that ended that
-    deployment, ``NAME/retired-N``.
+    """The name the primary answer (or batch row, :data:`LABELLED_ROLES`) ``request_id`` of
+    the deployment ``deployment`` is kept under, in the caller's transaction:
+    ``deployment`` while the deployment that gave it stands (or when no answer has the id),
+    else the history of the retire that ended that deployment, ``NAME/retired-N``.
 
     >>> with Database("sqlite://").read() as c:
     ...     answered_under(c, "api", "r1")
@@ -225,7 +225,7 @@ def answered_under(connection: Connection, deployment: str, request_id: str) -> 
                 .where(
                     _events.c.request_id == request_id,
                     _events.c.deployment.in_(chunk),
-                    _events.c.role == "primary",
+                    _events.c.role.in_(LABELLED_ROLES),
                 )
                 .distinct()
             ).scalars()
@@ -293,8 +293,8 @@ def insert_feedback(
 
 
 def read_feedback(db: Database, deployment: str) -> pd.DataFrame:
-    """The feedback of ``deployment``, oldest first, each with the primary answer it is
-    about (variant, model version, output, when it was answered).
+    """The feedback of ``deployment``, oldest first, each with the primary answer (or batch
+    row's primary answer) it is about (variant, model version, output, when it was answered).
 
     >>> read_feedback(Database("sqlite://"), "api").empty
     True
@@ -318,7 +318,7 @@ def read_feedback(db: Database, deployment: str) -> pd.DataFrame:
                 sa.and_(
                     _events.c.request_id == _feedback.c.request_id,
                     _events.c.deployment == _feedback.c.deployment,
-                    _events.c.role == "primary",
+                    _events.c.role.in_(LABELLED_ROLES),
                 ),
             )
         )

@@ -84,8 +84,9 @@ class LabelReceipt:
 
 
 #: The roles of the answers labels are about: a served request's primary answer and a
-#: batch-scored row (a shadow's answer to the same request is judged by the same label, not
-#: labelled apart).
+#: batch-scored row's primary answer. A shadow's answer to the same request, and a batch
+#: row's answers by the other variants (role ``batch_shadow``), are not labelled apart: no
+#: task metric of a candidate comes from rows its split did not send it.
 LABELLED_ROLES = ("primary", "batch")
 
 

@@ -228,7 +228,7 @@ def summarize_columns_dask(
         for name in pending:
             logical = types[name]
             # A duration is summarised as seconds, as in memory.
-            if pd.api.types.is_timedelta64_dtype(ddf[name].dtype):
+            if ddf[name].dtype.kind == "m":
                 logical = "float"
             plan[name] = (
                 _NUMBER if logical in ("int", "float") else _KIND_OF_TYPE.get(logical, "text")

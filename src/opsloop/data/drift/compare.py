@@ -649,12 +649,14 @@ def _what_the_rows_were(summary: ColumnSummary) -> str:
     return f" ({sizes.n_rows} rows: {', '.join(held)})" if held else ""
 
 
-def _require_unique_columns(side: str, frame) -> None:
-    """Columns are compared by name: a name twice in a frame has no one column to compare."""
+def _require_unique_columns(side: str, frame, compared: list) -> None:
+    """Columns are compared by name: a compared name twice in a frame has no one column to
+    compare. A name twice among the columns left out of ``compared`` is no concern of ours."""
     if isinstance(frame, ReferenceProfile) or not hasattr(frame, "columns"):
         return
-    duplicated = frame.columns[frame.columns.duplicated()]
-    if len(duplicated):
+    wanted = set(compared)
+    duplicated = [n for n in frame.columns[frame.columns.duplicated()] if n in wanted]
+    if duplicated:
         names = sorted({str(name) for name in duplicated})
         raise ValueError(f"{side} has more than one column named {names}; rename them")
 
@@ -733,8 +735,6 @@ def compare(
         raise ValueError(f"sketch_k must be an integer in [8, 65535], got {sketch_k!r}")
     chosen = "exact" if mode == "auto" else mode
     mode_reason = "in-memory data" if mode == "auto" else f"mode={mode!r} asked for"
-    for side, frame in (("reference", reference), ("current", current)):
-        _require_unique_columns(side, frame)
     if isinstance(reference, ReferenceProfile):
         profile = reference
         names = list(profile) if columns is None else list(columns)
@@ -757,6 +757,8 @@ def compare(
         if unknown:
             raise ValueError(f"columns not in the reference: {unknown}")
         profile = None
+    for side, frame in (("reference", reference), ("current", current)):
+        _require_unique_columns(side, frame, names)
     skipped: list[tuple[str, str]] = []
     compared = []
     current_names = list(current) if isinstance(current, ReferenceProfile) else current.columns

@@ -158,7 +158,7 @@ def _numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
     """Float values of a column, NaN where missing; also the count of unreadable values."""
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("float64").to_numpy(), 0
-    if pd.api.types.is_timedelta64_dtype(series.dtype):
+    if series.dtype.kind == "m":
         return series.dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan), 0
     if pd.api.types.is_numeric_dtype(series.dtype):
         return series.to_numpy(dtype="float64", na_value=np.nan), 0
@@ -170,7 +170,14 @@ def _numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
 
 def _datetime_values(series: pd.Series) -> tuple[np.ndarray, int]:
     missing = series.isna().to_numpy()
-    converted = pd.to_datetime(series, errors="coerce", utc=True)
+    converted = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
+    retry = converted.isna().to_numpy() & ~missing
+    if retry.any():
+        # ISO 8601 with 'T' and with a space, or other spellings, mixed in one column (a
+        # window's dates come back as text): each value read by its own format.
+        again = pd.to_datetime(series[retry], errors="coerce", utc=True, format="mixed")
+        converted = converted.copy()
+        converted[retry] = again
     seconds = (
         (converted - pd.Timestamp(0, tz="UTC"))
         .dt.total_seconds()
@@ -213,7 +220,7 @@ def summarize(series: pd.Series, kind: str | None = None, name: str | None = Non
     if kind is None:
         logical = infer_column_type(series)
         # A duration is a number of seconds: as text its length would hide any change.
-        if pd.api.types.is_timedelta64_dtype(series.dtype):
+        if series.dtype.kind == "m":
             logical = "float"
         if logical in ("int", "float"):
             values, invalid = _numeric_values(series)
