@@ -57,12 +57,14 @@ already computed, is returned as it is; the next report folds in from the older 
 >>> db = Database("sqlite://")
 >>> StoreEventSink(db).write([PredictionEvent("api", v, "primary", "m", 1, f"r{i}", None,
 ...     [{"x": 1}], {"predictions": [1]}, None, 0.4, 1000) for i, v in enumerate("aab")])
->>> for i, reward in enumerate([1.0, 3.0, 5.0]):
-...     record_feedback(db, "api", f"r{i}", reward=reward, actor="ana")
+>>> [record_feedback(db, "api", f"r{i}", reward=reward, actor="ana")
+...  for i, reward in enumerate([1.0, 3.0, 5.0])]
+['joined', 'joined', 'joined']
 >>> sums = arm_sums(db, "api")
 >>> sums.requests, sums.outcomes["reward"]["a"].mean(), sums.outcomes["reward"]["a"].var()
 ({'a': 2, 'b': 1}, 2.0, 2.0)
 >>> record_feedback(db, "api", "r1", reward=7.0, actor="ana")  # replaces 3.0
+'joined'
 >>> arm_sums(db, "api").outcomes["reward"]["a"].mean()
 4.0
 """
