@@ -220,15 +220,17 @@ def test_a_protected_change_approved_by_a_second_approver(sign_in, served):
         first.page.fill("input[name='weight.candidate']", "0.3")
         first.follow("button[value=approve]")
         # Each approver sees the count that would hold if they deployed it themselves.
-        assert "0 of 2 (your own approval is not counted" in first.page.locator(
-            "table.pending"
-        ).inner_text()
+        assert (
+            "0 of 2 (your own approval is not counted"
+            in first.page.locator("table.pending").inner_text()
+        )
         second = sign_in("abe")
         second.open("/deployments/churn-api")
         second.follow("table.pending button[value=approve]")
-        assert "1 of 2 (your own approval is not counted" in second.page.locator(
-            "table.pending"
-        ).inner_text()
+        assert (
+            "1 of 2 (your own approval is not counted"
+            in second.page.locator("table.pending").inner_text()
+        )
         editor = sign_in("ed")
         editor.open("/deployments/churn-api")
         assert "2 of 2" in editor.page.locator("table.pending").inner_text()
