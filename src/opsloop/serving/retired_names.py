@@ -46,12 +46,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.store import tables
+from opsloop.store.advisory_locks import LockClass, hold_lock
 
 # The longest name a recorded row's ``deployment`` holds.
 _NAME_LENGTH = tables.monitoring_state.c.deployment.type.length
-# The first key of the name's two-key advisory lock (apart from the monitor's, so that an
-# event write never waits for a monitor's evaluation); the second is the name's.
-_NAME_LOCK_CLASS = 0x6F70726E
 
 
 def retires(connection: Connection, name: str) -> int:
@@ -99,21 +97,15 @@ def home_of(connection: Connection, name: str, generation: int | None) -> str:
 
 def hold_name(connection: Connection, name: str, *, shared: bool) -> None:
     """Hold ``name``'s lock until the caller's write transaction ends: shared for a write
-    of its records, exclusive for its retire (a no-op on SQLite, whose write transactions
-    hold the database's lock).
+    of its records, exclusive for its retire (its own class of
+    :mod:`opsloop.store.advisory_locks`, so an event write never waits for a monitor's
+    evaluation; a no-op on SQLite, whose write transactions hold the database's lock).
 
     >>> from opsloop.store import Database
     >>> with Database("sqlite://").write() as c:
     ...     hold_name(c, "api", shared=True)
     """
-    if connection.dialect.name != "postgresql":
-        return
-    digest = hashlib.blake2b(name.encode(), digest_size=4).digest()
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    connection.execute(
-        sa.text(f"SELECT {function}(:kind, :key)"),
-        {"kind": _NAME_LOCK_CLASS, "key": int.from_bytes(digest, "big", signed=True)},
-    )
+    hold_lock(connection, LockClass.RECORDS, name, shared=shared)
 
 
 __all__ = ["history_name", "hold_name", "home_of", "retires"]

@@ -24,7 +24,6 @@ given as feedback) and must not import the monitoring, which imports serving.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -33,34 +32,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from opsloop.store import tables
+from opsloop.store.advisory_locks import LockClass, hold_lock
 from opsloop.store.database import clock_of
 
 _state = tables.monitoring_state
-# The first key of the two-key advisory locks (a key space apart from the one-key locks of
-# migrations and the audit log); the second is the deployment's.
-_MONITOR_LOCK_CLASS = 0x6F706D6E
-
-
-def _deployment_key(deployment: str) -> int:
-    """A signed 32-bit key of ``deployment`` (two deployments that share one only wait for
-    each other).
-
-    >>> _deployment_key("api") == _deployment_key("api"), -2**31 <= _deployment_key("x") < 2**31
-    (True, True)
-    """
-    digest = hashlib.blake2b(deployment.encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def lock_monitor(connection: Connection, deployment: str) -> None:
     """Hold ``deployment``'s monitor lock until the caller's write transaction ends (see
-    the module docstring; a no-op on SQLite, whose write transactions hold the database's
-    lock)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:kind, :key)"),
-            {"kind": _MONITOR_LOCK_CLASS, "key": _deployment_key(deployment)},
-        )
+    the module docstring; the monitor's class of :mod:`.advisory_locks`, a no-op on
+    SQLite, whose write transactions hold the database's lock)."""
+    hold_lock(connection, LockClass.MONITOR, deployment)
 
 
 def get_state(connection: Connection, deployment: str, name: str, default: Any = None) -> Any:

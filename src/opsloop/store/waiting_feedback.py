@@ -68,7 +68,6 @@ SQLite's write transactions hold the whole database.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -80,6 +79,7 @@ from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError, OverLimitError
 from opsloop.store import tables
+from opsloop.store.advisory_locks import LockClass, hold_lock
 from opsloop.store.database import Database, clock_of
 from opsloop.store.label_join import LABEL_COUNTS, expired_waiting, join_labels
 from opsloop.store.monitor_state import get_state, locked_state, put_state
@@ -101,9 +101,6 @@ EXPIRED_PER_WRITE = 500
 WAIT_MS = 600_000
 #: What :func:`waiting_counts` counts, beside the rows waiting now.
 WAITING_COUNTS = ("joined", "expired", "misfit", "refused")
-# The class of the advisory lock of a deployment's answers (pg_advisory_xact_lock's first
-# key), apart from the name lock of opsloop.serving.retired_names.
-_ANSWERS_LOCK_CLASS = 0x6F707302
 _CHUNK = 500
 
 
@@ -120,20 +117,13 @@ class JoinedFeedback:
 
 def hold_answers(connection: Connection, deployment: str, *, shared: bool) -> None:
     """Hold the lock of ``deployment``'s answers until the caller's transaction ends:
-    shared for a writer of its events, exclusive for its feedback (a no-op on SQLite,
-    whose write transactions hold the database).
+    shared for a writer of its events, exclusive for its feedback (its own class of
+    :mod:`.advisory_locks`; a no-op on SQLite, whose write transactions hold the database).
 
     >>> with Database("sqlite://").write() as c:
     ...     hold_answers(c, "api", shared=True)
     """
-    if connection.dialect.name != "postgresql":
-        return
-    digest = hashlib.blake2b(deployment.encode(), digest_size=4).digest()
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    connection.execute(
-        sa.text(f"SELECT {function}(:kind, :key)"),
-        {"kind": _ANSWERS_LOCK_CLASS, "key": int.from_bytes(digest, "big", signed=True)},
-    )
+    hold_lock(connection, LockClass.ANSWERS, deployment, shared=shared)
 
 
 def _count(connection: Connection, deployment: str, **added: int) -> None:
