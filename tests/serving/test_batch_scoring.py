@@ -8,25 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
-from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.linear_model import LinearRegression
 from sklearn.tree import DecisionTreeRegressor
-from tests.clock import FakeClock
+from tests.serving.batch_scoring_setup import deploy_scaled_logistic, runtime_on_fake_clock
 
 from opsloop.errors import InvalidArgumentError
-from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
+from opsloop.serving import Deployments, Variant, read_prediction_events
 from opsloop.serving.batch_scoring import score_file, score_frame
 
 
 @pytest.fixture
 def cancer(registry):
     """A scaled logistic regression on the breast cancer data, deployed as ``api``."""
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
-    registry.register("cancer", model, input_schema=X)
-    Deployments(registry.db).deploy("api", [Variant("stable", "cancer", version=1)])
-    return model, X
+    return deploy_scaled_logistic(
+        registry, load_breast_cancer, model="cancer", deployment="api", variant="stable"
+    )
 
 
 @pytest.fixture
@@ -50,10 +46,7 @@ def diabetes(registry):
 
 @pytest.fixture
 def runtime(registry):
-    registry.db.clock = FakeClock()
-    served = ServingRuntime(registry.db, registry.artifacts)
-    yield served
-    served.close()
+    yield from runtime_on_fake_clock(registry)
 
 
 def test_csv_predictions_are_the_models_own_row_for_row(runtime, cancer, tmp_path):

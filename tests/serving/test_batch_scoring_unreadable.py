@@ -7,32 +7,24 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_wine
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from tests.clock import FakeClock
+from tests.serving.batch_scoring_setup import deploy_scaled_logistic, runtime_on_fake_clock
 
 from opsloop.errors import InvalidArgumentError
-from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
+from opsloop.serving import read_prediction_events
 from opsloop.serving.batch_scoring import score_file
 
 
 @pytest.fixture
 def wine(registry):
     """A scaled multinomial logistic regression on the wine data, deployed as ``wine``."""
-    X, y = load_wine(return_X_y=True, as_frame=True)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
-    registry.register("wine", model, input_schema=X)
-    Deployments(registry.db).deploy("wine", [Variant("live", "wine", version=1)])
-    return model, X
+    return deploy_scaled_logistic(
+        registry, load_wine, model="wine", deployment="wine", variant="live"
+    )
 
 
 @pytest.fixture
 def runtime(registry):
-    registry.db.clock = FakeClock()
-    served = ServingRuntime(registry.db, registry.artifacts)
-    yield served
-    served.close()
+    yield from runtime_on_fake_clock(registry)
 
 
 def test_a_malformed_line_names_the_file_and_the_rows_already_scored(runtime, wine, tmp_path):

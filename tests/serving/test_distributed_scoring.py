@@ -10,10 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from tests.clock import FakeClock
+from tests.serving.batch_scoring_setup import deploy_scaled_logistic
 
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
 from opsloop.serving.batch_scoring import score_file
@@ -34,10 +32,9 @@ BAD_ROWS = [3, 200, 401]
 def cancer_files(registry, tmp_path):
     """The breast cancer rows as three Parquet files of several row groups, three of them
     breaking the signature; a scaled logistic regression deployed as ``api``."""
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
-    registry.register("cancer", model, input_schema=X)
-    Deployments(registry.db).deploy("api", [Variant("stable", "cancer", version=1)])
+    model, X = deploy_scaled_logistic(
+        registry, load_breast_cancer, model="cancer", deployment="api", variant="stable"
+    )
     data = X.copy()
     data.loc[3, "mean radius"] = np.nan  # the signature allows no nulls
     data.loc[200, "mean area"] = 1e9  # far beyond the training range

@@ -19,6 +19,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from pydantic_core import to_jsonable_python
 from tests.clock import FakeClock
 from tests.server.running import running_server
+from tests.serving.canary_scenarios import metric_gate_after, routing_keys
 from tests.serving.served_models import Constant, deploy_canary, routed_to_canary
 from typing_extensions import TypedDict
 
@@ -40,26 +41,7 @@ RECORD = {"x": 1.0}
 STEPS = [0.05, 0.25, 1.0]
 MIN_REQUESTS = 2
 GATES = {"metric": {}}
-
-
-def _keys(test, count: int) -> list[str]:
-    """The first ``count`` routing keys ``user-N`` for which ``test(key)`` holds."""
-    found, n = [], 0
-    while len(found) < count:
-        key = f"user-{n}"
-        if test(key):
-            found.append(key)
-        n += 1
-    return found
-
-
-def _reference(reads: list[tuple[bool, bool, float]]) -> dict:
-    """The metric gate of this ramp's policy after reading ``(candidate, wrong, share)``
-    events in order."""
-    gate = RolloutPolicy(steps=STEPS, min_requests=MIN_REQUESTS, gates=GATES).gate("metric")
-    for candidate, wrong, share in reads:
-        gate.update(candidate, wrong, share=share)
-    return gate.to_dict()
+POLICY = RolloutPolicy(steps=STEPS, min_requests=MIN_REQUESTS, gates=GATES)
 
 
 def test_a_lagging_workers_label_routed_at_5_percent_does_not_count_toward_the_25_percent_step(
@@ -69,9 +51,9 @@ def test_a_lagging_workers_label_routed_at_5_percent_does_not_count_toward_the_2
     # The canary answers 1, the stable variant 0; every label is 0: the canary is wrong.
     deployments = deploy_canary(registry, Constant(0), Constant(1), share=0.05)
     deployments.set_rollout("api", steps=STEPS, min_requests=MIN_REQUESTS, gates=GATES)
-    at_5 = _keys(lambda k: routed_to_canary(k, 0.05), 3)
-    at_25 = _keys(lambda k: routed_to_canary(k, 0.25) and not routed_to_canary(k, 0.05), 2)
-    primary = _keys(lambda k: not routed_to_canary(k, 0.25), 1)
+    at_5 = routing_keys(lambda k: routed_to_canary(k, 0.05), 3)
+    at_25 = routing_keys(lambda k: routed_to_canary(k, 0.25) and not routed_to_canary(k, 0.05), 2)
+    primary = routing_keys(lambda k: not routed_to_canary(k, 0.25), 1)
     # A worker that reads definitions once an hour keeps routing at 5%; the other follows.
     lagging = ServingRuntime(registry.db, registry.artifacts, trust=True, check_interval_s=3600)
     follows = ServingRuntime(registry.db, registry.artifacts, trust=True)
@@ -102,11 +84,11 @@ def test_a_lagging_workers_label_routed_at_5_percent_does_not_count_toward_the_2
         state = deployments.rollout("api")["state"]
         # Read at the shares they were routed at; the answer time would have read the late
         # one at 25% (the step decided before it was answered), which is another gate.
-        assert state["gates"]["metric"] == _reference(
-            [(True, True, 0.05), (True, True, 0.25), (False, False, 0.25)]
+        assert state["gates"]["metric"] == metric_gate_after(
+            POLICY, [(True, True, 0.05), (True, True, 0.25), (False, False, 0.25)]
         )
-        assert state["gates"]["metric"] != _reference(
-            [(True, True, 0.25), (True, True, 0.25), (False, False, 0.25)]
+        assert state["gates"]["metric"] != metric_gate_after(
+            POLICY, [(True, True, 0.25), (True, True, 0.25), (False, False, 0.25)]
         )
         metric = state["gates"]["metric"]["state"]
         assert (metric["n_candidate"], metric["events_candidate"], metric["n_primary"]) == (2, 2, 1)
@@ -158,8 +140,8 @@ def test_events_logged_without_a_routed_share_are_read_at_the_step_of_their_answ
     for request_id in ids:
         deployments.feedback("api", request_id, label=0)
     state = deployments.rollout("api")["state"]
-    assert state["gates"]["metric"] == _reference(
-        [(True, True, 0.05), (True, True, 0.25), (False, False, 0.25)]
+    assert state["gates"]["metric"] == metric_gate_after(
+        POLICY, [(True, True, 0.05), (True, True, 0.25), (False, False, 0.25)]
     )
     assert (state["step_labels"], state["left_share_labels"]) == (1, 1)
 
@@ -195,7 +177,9 @@ def test_migration_0029_keeps_older_events_with_no_share_and_their_labels_still_
         for request_id in ("old-before", "old-after"):
             deployments.feedback("api", request_id, label=0)
         state = deployments.rollout("api")["state"]
-        assert state["gates"]["metric"] == _reference([(True, True, 0.05), (True, True, 0.25)])
+        assert state["gates"]["metric"] == metric_gate_after(
+            POLICY, [(True, True, 0.05), (True, True, 0.25)]
+        )
         assert (state["step_labels"], state["left_share_labels"]) == (1, 1)
     finally:
         db.dispose()
@@ -232,7 +216,7 @@ def test_labels_of_requests_that_named_their_variant_leave_the_gate_untouched(re
             clock.advance()
             probes.append(runtime.predict("api", [RECORD], variant="canary").request_id)
         clock.advance()
-        routed = runtime.predict("api", [RECORD], routing_key=_keys(
+        routed = runtime.predict("api", [RECORD], routing_key=routing_keys(
             lambda k: routed_to_canary(k, 0.05), 1)[0])  # fmt: skip
         assert routed.variant == "canary"
         runtime.recorder.flush(5.0)
@@ -242,17 +226,17 @@ def test_labels_of_requests_that_named_their_variant_leave_the_gate_untouched(re
         assert events.loc[routed.request_id, ["routed", "routed_share"]].tolist() == [True, 0.05]
         # Six wrong labels read at 5% would fail the gate (by the third): a rollback. Not
         # read, they leave it as it was.
-        assert _reference([(True, True, 0.05)] * 6)["state"]["verdict"] == "fail"
+        assert metric_gate_after(POLICY, [(True, True, 0.05)] * 6)["state"]["verdict"] == "fail"
         for request_id in probes:
             deployments.feedback("api", request_id, label=0)
         state = deployments.rollout("api")["state"]
         assert state["status"] == "ramping"
-        assert state["gates"]["metric"] == _reference([])
+        assert state["gates"]["metric"] == metric_gate_after(POLICY, [])
         assert state.get("step_labels", 0) == 0
         # The label of the request the split routed is read, at its share.
         deployments.feedback("api", routed.request_id, label=0)
         state = deployments.rollout("api")["state"]
-        assert state["gates"]["metric"] == _reference([(True, True, 0.05)])
+        assert state["gates"]["metric"] == metric_gate_after(POLICY, [(True, True, 0.05)])
         assert state["step_labels"] == 1
     finally:
         runtime.close()
@@ -371,4 +355,4 @@ def test_a_routed_request_without_a_share_is_read_alike_kept_here_or_sent_by_a_w
         assert pd.isna(kept) if sent else kept
         deployments.feedback("api", "r1", label=1)  # the stable model answered 0: wrong
         gates.append(deployments.rollout("api")["state"]["gates"]["metric"])
-    assert gates[0] == gates[1] == _reference([(False, True, STEPS[0])])
+    assert gates[0] == gates[1] == metric_gate_after(POLICY, [(False, True, STEPS[0])])

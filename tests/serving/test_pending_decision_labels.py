@@ -9,55 +9,16 @@ by hand: a fresh gate of the policy reading the same (arm, wrong, share) events.
 from __future__ import annotations
 
 from tests.clock import FakeClock
+from tests.serving.canary_scenarios import KeepsChanging, metric_gate_after, routing_keys
 from tests.serving.served_models import Constant, OneUnlessNegative, deploy_canary, routed_to_canary
 
-from opsloop.serving import Deployments, ServingRuntime
+from opsloop.serving import ServingRuntime
 from opsloop.serving.canary_rollout import APPLY_ATTEMPTS
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_policy import RolloutPolicy
 
 RECORD = {"x": 1.0}
 STEPS = [0.05, 0.25, 1.0]
-
-
-def _keys(test, count: int) -> list[str]:
-    """The first ``count`` routing keys ``user-N`` for which ``test(key)`` holds."""
-    found, n = [], 0
-    while len(found) < count:
-        key = f"user-{n}"
-        if test(key):
-            found.append(key)
-        n += 1
-    return found
-
-
-def _reference(policy: RolloutPolicy, reads: list[tuple[bool, bool, float]]) -> dict:
-    """The metric gate of ``policy`` after reading ``(candidate, wrong, share)`` in order."""
-    gate = policy.gate("metric")
-    for candidate, wrong, share in reads:
-        gate.update(candidate, wrong, share=share)
-    return gate.to_dict()
-
-
-class KeepsChanging(Deployments):
-    """The store's deployments, where an operator edits the description (nothing the ramp
-    decides on) after each of the controller's first ``times`` reads: each conditional
-    write finds the revision moved, so the change is not carried out, to be retried."""
-
-    def __init__(self, db, times: int) -> None:
-        super().__init__(db)
-        self.times = times
-        self.operator = Deployments(db, actor="eda")
-
-    def get(self, name: str):
-        definition = super().get(name)
-        if self.times > 0:
-            self.times -= 1
-            self.operator.deploy(
-                name, list(definition.variants), strategy=definition.strategy,
-                description=f"edit {self.times}",
-            )  # fmt: skip
-        return definition
 
 
 class Slow(RolloutObserver):
@@ -98,9 +59,9 @@ def test_labels_during_a_pending_completion_are_read_and_kept_by_its_retry(regis
     gates = {"metric": {}}
     deployments.set_rollout("api", steps=STEPS, min_requests=2, gates=gates)
     policy = RolloutPolicy(steps=STEPS, min_requests=2, gates=gates)
-    at_5 = _keys(lambda k: routed_to_canary(k, 0.05), 2)
-    at_25 = _keys(lambda k: routed_to_canary(k, 0.25) and not routed_to_canary(k, 0.05), 3)
-    primary = _keys(lambda k: not routed_to_canary(k, 0.25), 2)
+    at_5 = routing_keys(lambda k: routed_to_canary(k, 0.05), 2)
+    at_25 = routing_keys(lambda k: routed_to_canary(k, 0.25) and not routed_to_canary(k, 0.05), 3)
+    primary = routing_keys(lambda k: not routed_to_canary(k, 0.25), 2)
     slow, deciding, other = _workers(registry)
     both = (deciding, other)
     try:
@@ -129,7 +90,7 @@ def test_labels_during_a_pending_completion_are_read_and_kept_by_its_retry(regis
         _feedback(both[::-1], s1, 0)
         state = deployments.rollout("api")["state"]
         reads = [(True, True, 0.05), (True, True, 0.25), (True, True, 0.25), (False, False, 0.25)]
-        assert state["gates"]["metric"] == _reference(policy, reads)
+        assert state["gates"]["metric"] == metric_gate_after(policy, reads)
         metric = state["gates"]["metric"]["state"]
         assert (metric["n_candidate"], metric["events_candidate"], metric["n_primary"]) == (3, 3, 1)
         assert (state["left_share_labels"], state["leaving_share_labels"]) == (1, 1)
@@ -145,7 +106,9 @@ def test_labels_during_a_pending_completion_are_read_and_kept_by_its_retry(regis
         # After it, before it is decided again: read as any label of the ramping step.
         _feedback(both, s2, 0)
         reads.append((False, False, 0.25))
-        assert deployments.rollout("api")["state"]["gates"]["metric"] == _reference(policy, reads)
+        assert deployments.rollout("api")["state"]["gates"]["metric"] == metric_gate_after(
+            policy, reads
+        )
         clock.advance()
         k3 = other.predict("api", [RECORD], routing_key=at_25[2])
         state = deployments.rollout("api")["state"]
@@ -156,7 +119,7 @@ def test_labels_during_a_pending_completion_are_read_and_kept_by_its_retry(regis
         # Once the change is made the ramp is over: its gate reads nothing more.
         _feedback(both, k3, 0)
         final = deployments.rollout("api")["state"]
-        assert final["gates"]["metric"] == _reference(policy, reads)
+        assert final["gates"]["metric"] == metric_gate_after(policy, reads)
         assert final["gates"]["metric"]["state"]["verdict"] == "continue"
     finally:
         deciding.close()
@@ -170,8 +133,8 @@ def test_labels_during_a_pending_rollback_are_read_and_kept_by_its_retry(registr
     gates = {"errors": {}, "metric": {}}
     deployments.set_rollout("api", steps=STEPS, min_requests=10_000, gates=gates)
     policy = RolloutPolicy(steps=STEPS, min_requests=10_000, gates=gates)
-    canary = _keys(lambda k: routed_to_canary(k, 0.05), 60)
-    primary = _keys(lambda k: not routed_to_canary(k, 0.05), 2)
+    canary = routing_keys(lambda k: routed_to_canary(k, 0.05), 60)
+    primary = routing_keys(lambda k: not routed_to_canary(k, 0.05), 2)
     slow, deciding, other = _workers(registry)
     both = (deciding, other)
     try:
@@ -199,7 +162,7 @@ def test_labels_during_a_pending_rollback_are_read_and_kept_by_its_retry(registr
         _feedback(both[::-1], s1, 0)
         reads = [(True, True, 0.05), (True, True, 0.05), (False, False, 0.05)]
         state = deployments.rollout("api")["state"]
-        assert state["gates"]["metric"] == _reference(policy, reads)
+        assert state["gates"]["metric"] == metric_gate_after(policy, reads)
         assert state["step_labels"] == 2
         slow.make_change()  # not carried out: the ramp is back, its failed gate kept
         state = deployments.rollout("api")["state"]
@@ -207,7 +170,9 @@ def test_labels_during_a_pending_rollback_are_read_and_kept_by_its_retry(registr
         assert state["gates"]["errors"]["state"]["verdict"] == "fail"
         _feedback(both, s2, 0)  # after it, before it is decided again
         reads.append((False, False, 0.05))
-        assert deployments.rollout("api")["state"]["gates"]["metric"] == _reference(policy, reads)
+        assert deployments.rollout("api")["state"]["gates"]["metric"] == metric_gate_after(
+            policy, reads
+        )
         clock.advance()
         late = other.predict("api", [RECORD], routing_key=canary[-1])  # decides it again
         state = deployments.rollout("api")["state"]
@@ -216,7 +181,7 @@ def test_labels_during_a_pending_rollback_are_read_and_kept_by_its_retry(registr
         assert state["decision"]["gates"]["metric"]["n_candidate"] == 2
         _feedback(both, late, 0)  # the ramp is over: nothing more is read
         final = deployments.rollout("api")["state"]
-        assert final["gates"]["metric"] == _reference(policy, reads)
+        assert final["gates"]["metric"] == metric_gate_after(policy, reads)
         assert final["step_labels"] == 2
     finally:
         deciding.close()

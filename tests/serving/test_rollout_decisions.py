@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from tests.clock import FakeClock
 from tests.server.running import running_server
+from tests.serving.canary_scenarios import KeepsChanging
 
 from opsloop.errors import ConflictError
 from opsloop.registry import ModelRegistry, add_user
@@ -343,29 +344,6 @@ def test_a_rollback_does_not_overwrite_an_operators_change_made_meanwhile(regist
     observer.record("api", [], _request(True, failed=True))
     assert len(deployments.history("api")) == history
     assert deployments.rollout("api")["state"] == state
-
-
-class KeepsChanging(Deployments):
-    """The store's deployments, where an operator changes the description (nothing the ramp
-    decides on) after each of the controller's first ``times`` reads: each conditional
-    write then finds the revision moved."""
-
-    def __init__(self, db, times: int) -> None:
-        super().__init__(db)
-        self.times = times
-        self.operator = Deployments(db, actor="eda")
-
-    def get(self, name: str):
-        definition = super().get(name)
-        if self.times > 0:
-            self.times -= 1
-            self.operator.deploy(
-                name,
-                list(definition.variants),
-                strategy=definition.strategy,
-                description=f"edit {self.times}",
-            )
-        return definition
 
 
 def test_a_step_whose_write_never_landed_is_decided_again_at_the_next_request(registry, caplog):

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from tests.clock import FakeClock
 from tests.server.running import running_server
+from tests.serving.canary_scenarios import metric_gate_after, routing_keys
 from tests.serving.served_models import Constant, deploy_canary, routed_to_canary
 
 from opsloop.errors import AlreadyDoneError, NotFoundError, OverLimitError
@@ -32,23 +33,6 @@ RECORD = {"x": 1.0}
 STEPS = [0.05, 0.25, 1.0]
 GATES = {"metric": {}}
 POLICY = RolloutPolicy(steps=STEPS, min_requests=50, gates=GATES)
-
-
-def _keys(test, count: int) -> list[str]:
-    found, n = [], 0
-    while len(found) < count:
-        key = f"user-{n}"
-        if test(key):
-            found.append(key)
-        n += 1
-    return found
-
-
-def _reference(reads: list[tuple[bool, bool, float]]) -> dict:
-    gate = POLICY.gate("metric")
-    for candidate, wrong, share in reads:
-        gate.update(candidate, wrong, share=share)
-    return gate.to_dict()
 
 
 def _counts(accepted=0, late=0, duplicate=0, unknown=0) -> dict[str, int]:
@@ -71,8 +55,8 @@ def test_feedback_before_the_answers_event_is_joined_and_read_once_it_lands(regi
     # The canary answers 1, the stable variant 0; every label is 0: the canary is wrong.
     deployments = deploy_canary(registry, Constant(0), Constant(1), share=0.05)
     deployments.set_rollout("api", steps=STEPS, min_requests=50, gates=GATES)
-    (canary,) = _keys(lambda k: routed_to_canary(k, 0.05), 1)
-    primary = _keys(lambda k: not routed_to_canary(k, 0.05), 2)
+    (canary,) = routing_keys(lambda k: routed_to_canary(k, 0.05), 1)
+    primary = routing_keys(lambda k: not routed_to_canary(k, 0.05), 2)
     holding = _holding(registry)
     other = ServingRuntime(registry.db, registry.artifacts, trust=True)
     try:
@@ -91,7 +75,7 @@ def test_feedback_before_the_answers_event_is_joined_and_read_once_it_lands(regi
         counts = waiting_counts(registry.db, "api")
         assert counts == {"waiting": 3, "joined": 0, "expired": 0, "misfit": 0, "refused": 0}
         state = deployments.rollout("api")["state"]
-        assert state["gates"]["metric"] == _reference([])
+        assert state["gates"]["metric"] == metric_gate_after(POLICY, [])
         assert holding.recorder.flush(10.0)  # the answers land: their feedback is joined
         kept = read_feedback(registry.db, "api").set_index("request_id")
         assert kept["label"].to_dict() == {k1.request_id: 0, s1.request_id: 0}
@@ -102,14 +86,18 @@ def test_feedback_before_the_answers_event_is_joined_and_read_once_it_lands(regi
         counts = waiting_counts(registry.db, "api")
         assert counts == {"waiting": 0, "joined": 2, "expired": 0, "misfit": 1, "refused": 0}
         state = deployments.rollout("api")["state"]
-        assert state["gates"]["metric"] == _reference([(True, True, 0.05), (False, False, 0.05)])
+        assert state["gates"]["metric"] == metric_gate_after(
+            POLICY, [(True, True, 0.05), (False, False, 0.05)]
+        )
         assert (state["step_labels"], state.get("left_share_labels", 0)) == (1, 0)
         # Joined once: the label is the answer's now, and nothing is read again.
         with pytest.raises(AlreadyDoneError, match="has a label already"):
             other.feedback("api", k1.request_id, label=0, actor="ana")
         assert holding.recorder.flush(10.0)
         state = deployments.rollout("api")["state"]
-        assert state["gates"]["metric"] == _reference([(True, True, 0.05), (False, False, 0.05)])
+        assert state["gates"]["metric"] == metric_gate_after(
+            POLICY, [(True, True, 0.05), (False, False, 0.05)]
+        )
     finally:
         holding.close()
         other.close()
@@ -203,7 +191,9 @@ def test_a_data_planes_events_sent_after_their_feedback_join_it_on_the_control_p
     assert read_feedback(registry.db, "api")["request_id"].tolist() == ["c1", "s1"]
     assert label_counts(registry.db, "api") == _counts(accepted=2)
     state = deployments.rollout("api")["state"]
-    assert state["gates"]["metric"] == _reference([(True, True, 0.05), (False, False, 0.05)])
+    assert state["gates"]["metric"] == metric_gate_after(
+        POLICY, [(True, True, 0.05), (False, False, 0.05)]
+    )
     assert state["step_labels"] == 1
 
 
