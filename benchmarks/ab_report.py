@@ -1,11 +1,14 @@
 """The A/B report over a growing history, and what writing feedback and answers costs.
 
-A SQLite store (a file, WAL) holds deployment ``ab-api`` (strategy ``ab``, variants ``a``
-and ``b``) with one primary answer per request, a shadow copy of every fifth, and
-``--sizes`` feedback rows (default 100,000 and 1,000,000): a real-valued reward per
-request, a tenth of the requests with a second (corrected) reward; at 1,000,000 feedback
-rows it holds 1,090,910 events. Filled once per size with bulk inserts (cached under
-``benchmarks/out/ab_report/<size>/``; what a run adds is taken out again at its start).
+A store holds deployment ``ab-api`` (strategy ``ab``, variants ``a`` and ``b``) with one
+primary answer per request, a shadow copy of every fifth, and ``--sizes`` feedback rows
+(default 100,000 and 1,000,000): a real-valued reward per request, a tenth of the requests
+with a second (corrected) reward; at 1,000,000 feedback rows it holds 1,090,910 events.
+Filled once per size with bulk inserts and kept (what a run adds is taken out again at its
+start): by default a SQLite file (WAL) under ``benchmarks/out/ab_report/<size>/``; with
+``--postgres URI`` (a server's database, e.g. the last line of ``.ci/postgres.sh``) a
+database ``ab_report_<size>`` created on that server beside it, analysed once filled (as
+autovacuum would do), the report run over loopback.
 
 Measured in one process per tree, medians of ``--repeats`` runs:
 
@@ -20,7 +23,8 @@ Measured in one process per tree, medians of ``--repeats`` runs:
 * **nothing new**: the report again with no new row.
 
 Wall times, and the CPU time of the process for the report after 1,000 rows (SQLite runs
-in the process: on a loaded machine the CPU time moves less than the wall time).
+in the process: on a loaded machine the CPU time moves less than the wall time; on
+PostgreSQL it is the client's share only, the server's work is in the wall time).
 
 The reports agree (counts equal, means and deviations to 1e-12 relative, checked here).
 
@@ -31,6 +35,7 @@ events, per batch.
 
     python benchmarks/ab_report.py --before-src /tmp/before/src
     python benchmarks/ab_report.py --sizes 100000 --repeats 3
+    python benchmarks/ab_report.py --postgres "$(bash .ci/postgres.sh | tail -1)"
     python benchmarks/ab_report.py --writes 2000 --before-src /tmp/before/src
 """
 
@@ -86,16 +91,40 @@ def _insert(db: Database, table: sa.Table, rows: list[dict]) -> None:
             connection.execute(table.insert(), rows[start : start + CHUNK])
 
 
-def fill(root: Path, size: int) -> Database:
+def store_uri(size: int, postgres: str | None) -> str:
+    """Where the store of ``size`` feedback rows lives: a SQLite file under :data:`OUT`, or
+    the database ``ab_report_<size>`` on the server of ``postgres`` (created when absent)."""
+    if postgres is None:
+        root = OUT / str(size)
+        root.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{root}/store.db"
+    server = sa.make_url(postgres)
+    name = f"ab_report_{size}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).scalar()
+        if not exists:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def fill(uri: str, size: int) -> Database:
     """The store of ``size`` feedback rows (made once), without what a run added."""
-    db = Database(f"sqlite:///{root}/store.db")
-    if (root / "filled").exists():
-        with db.write() as connection:
-            connection.execute(tables.ab_report_sums.delete())
-            f, e = tables.prediction_feedback, tables.prediction_events
-            connection.execute(f.delete().where(f.c.created_by == ADDED_BY))
-            connection.execute(e.delete().where(e.c.model == ADDED_BY))
-        return db
+    db = Database(uri)
+    f, e = tables.prediction_feedback, tables.prediction_events
+    with db.write() as connection:
+        connection.execute(tables.ab_report_sums.delete())
+        connection.execute(f.delete().where(f.c.created_by == ADDED_BY))
+        connection.execute(e.delete().where(e.c.model == ADDED_BY))
+        kept = connection.execute(sa.select(sa.func.count()).select_from(f)).scalar()
+        if kept == size:
+            return db
+        # Empty, or a fill that did not finish: made again from nothing.
+        connection.execute(f.delete())
+        connection.execute(e.delete())
     rng = np.random.default_rng(0)
     requests = round(size / 1.1)
     arms = rng.random(requests) < 0.5
@@ -112,7 +141,9 @@ def fill(root: Path, size: int) -> Database:
         feedback.append(_feedback_row(f"r{i:08d}", float(rewards[j]), 2_000 + j))
     _insert(db, tables.prediction_events, events)
     _insert(db, tables.prediction_feedback, feedback)
-    (root / "filled").touch()
+    if db.dialect == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE")
     return db
 
 
@@ -179,15 +210,13 @@ def reports(args) -> None:
           "| its CPU (s) | nothing new (s) | before / after 1,000 rows |")  # fmt: skip
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in args.sizes:
-        root = OUT / str(size)
-        root.mkdir(parents=True, exist_ok=True)
-        db = fill(root, size)
+        uri = store_uri(size, args.postgres)
+        db = fill(uri, size)
         with db.read() as connection:
             count = sa.select(sa.func.count())
             feedback = connection.execute(count.select_from(tables.prediction_feedback)).scalar()
             events = connection.execute(count.select_from(tables.prediction_events)).scalar()
         assert feedback == size, feedback
-        uri = f"sqlite:///{root}/store.db"
         before, before_arms = float("nan"), None
         if args.before_src:
             slow = 1 if size >= 1_000_000 else args.repeats
@@ -278,6 +307,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--before-src", default=None)
+    parser.add_argument("--postgres", default=None, help="a PostgreSQL server's URI")
     parser.add_argument("--writes", type=int, default=0)
     parser.add_argument("--time-report", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--time-writes", type=int, default=0, help=argparse.SUPPRESS)

@@ -1,14 +1,16 @@
 """What the live parts of the results, review and run pages show, and the changes made
-behind an open page: a canary whose ramp the rollout observer steps, review items a
-deployment queues, and a running run that logs another step of its loss. Each change goes
-through the same calls the data plane and a training script make."""
+behind an open page: a canary whose ramp the rollout observer steps, answers rewarded
+through the feedback, review items a deployment queues, and a running run that logs
+another step of its loss. Each change goes through the same calls the data plane and a
+training script make."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 from opsloop.registry import ModelRegistry, add_user
-from opsloop.serving import Deployments, Variant
+from opsloop.serving import Deployments, Variant, record_feedback
+from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.review_queue import ReviewQueue
 from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.tracking import ActiveRun, LocalTrackingStore
@@ -50,6 +52,7 @@ class LiveData:
         self.run_id = self.tracking.create_run("churn", name="trial")
         self.run = ActiveRun(self.tracking, self.run_id)
         self.steps = 0
+        self.database, self.sink, self.answered = database, StoreEventSink(database), 0
         for _ in range(3):
             self.log_step()
 
@@ -58,6 +61,23 @@ class LiveData:
         for _ in range(MIN_REQUESTS):
             served = SimpleNamespace(definition=self.deployments.get(NAME))
             self.observer.observe(served, "canary", failed=False, latency_ms=1.0)
+
+    def answer_and_reward(self, variant: str, rewards: list[float]) -> None:
+        """One answer of ``variant`` per reward, recorded as the data plane's event sink
+        does, then each answer's reward given as feedback."""
+        version = {"stable": 1, "canary": 2}[variant]
+        first = self.answered
+        self.answered += len(rewards)
+        ids = [f"{variant}-{n}" for n in range(first, self.answered)]
+        self.sink.write(
+            [
+                PredictionEvent(NAME, variant, "primary", "m", version, request_id, None,
+                                [{"x": 1.0}], {"predictions": [1]}, None, 1.0, 1_000)
+                for request_id in ids
+            ]
+        )  # fmt: skip
+        for request_id, reward in zip(ids, rewards, strict=True):
+            record_feedback(self.database, NAME, request_id, reward=reward, actor="ed")
 
     def queue_item(self, age: int) -> int:
         """A new item waiting for a person; its id."""

@@ -59,11 +59,19 @@ def test_the_results_fragments_are_the_pages_sections_and_follow_a_canary_step(l
     with session(url, data.tokens["vic"]) as client:
         rollout = same_as_page(client, base, "rollout-fragment", f"{base}/rollout")
         assert facts(rollout)["step"] == "1 of 3 (20.0%)"
-        # The A/B report reads every feedback: refreshed once a minute at the most.
-        ab = same_as_page(client, base, "ab-fragment", f"{base}/ab", every_s=60)
+        # The A/B report folds in only what came since the last one: refreshed as the rest.
+        ab = same_as_page(client, base, "ab-fragment", f"{base}/ab")
         assert [r[:5] for r in rows(ab, "ab")] == [
             ["stable", "primary", "m/1", "0", "0"],
             ["canary", "candidate", "m/2", "0", "0"],
+        ]
+        data.answer_and_reward("stable", [1.0, 2.0, 6.0])
+        data.answer_and_reward("canary", [4.0, 8.0])
+        ab = same_as_page(client, base, "ab-fragment", f"{base}/ab")
+        # Means by hand: (1 + 2 + 6) / 3 = 3 and (4 + 8) / 2 = 6, a difference of 3.
+        assert [r[:7] for r in rows(ab, "ab")] == [
+            ["stable", "primary", "m/1", "3", "3", "3.0000", "reference arm"],
+            ["canary", "candidate", "m/2", "2", "2", "6.0000", "3.0000"],
         ]
         page = client.get(f"{base}?outcome=reward").text
         assert f'data-fragment="{base}/ab?outcome=reward"' in page
@@ -87,6 +95,30 @@ def test_the_results_fragments_are_the_pages_sections_and_follow_a_canary_step(l
         still = client.get(f"{base}?refresh=0").text
         assert "data-fragment" not in still and "poll.js" not in still
         assert section(still, "rollout-fragment").startswith(stepped + "</div>")
+
+
+@pytest.mark.parametrize(
+    ("refresh", "ab_every", "status"),
+    [
+        # Faster than the default: the A/B report keeps the default rate.
+        (1, 5, "The rollout and the shadows' agreement refresh every 1 s, the A/B report "
+               "every 5 s."),
+        (2, 5, "The rollout and the shadows' agreement refresh every 2 s, the A/B report "
+               "every 5 s."),
+        (5, 5, "The rollout, the A/B report and the shadows' agreement refresh every 5 s."),
+        (30, 30, "The rollout, the A/B report and the shadows' agreement refresh every 30 s."),
+    ],
+)  # fmt: skip
+def test_the_ab_report_refreshes_at_the_pages_rate_but_never_faster_than_the_default(
+    live, refresh, ab_every, status
+):
+    url, data = live
+    base = f"/deployments/{NAME}/results"
+    with session(url, data.tokens["vic"]) as client:
+        page = client.get(f"{base}?refresh={refresh}").text
+    assert f'data-fragment="{base}/rollout" data-refresh-s="{refresh}"' in page
+    assert f'data-fragment="{base}/ab" data-refresh-s="{ab_every}"' in page
+    assert f'<span id="fragments-status" role="status">{status}</span>' in page
 
 
 def test_the_review_fragment_is_the_pages_items_and_shows_a_new_item(live):

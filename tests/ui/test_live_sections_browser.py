@@ -1,5 +1,6 @@
 """The results, review and run pages in Debian's Chromium while data changes behind them:
-a canary step, a new review item and a new metric step show without a reload; a half-typed
+a canary step, new rewards in the A/B report, a new review item and a new metric step show
+without a reload; a half-typed
 review answer keeps its text, its focus and its caret through refreshes (and the item list
 is kept as it is while the item being answered is gone), and the pages, refreshed, pass
 axe-core. Any console error, uncaught exception, failed request or 5xx fails a test.
@@ -107,6 +108,35 @@ def test_the_results_page_shows_a_canary_step_without_a_reload(served, playwrigh
     assert page.evaluate("() => window.stillHere") is True
     assert len(watched.navigations) == 1
     assert _no_serious_violations(page) == []
+    assert watched.problems == []
+
+
+def test_the_results_pages_ab_report_shows_new_rewards_without_a_reload(
+    served,
+    playwright_chromium,  # noqa: F811
+):
+    """At the page's fastest refresh the A/B report follows at the default rate (5 s):
+    rewards given behind the page show well within the wait, where a minute would not."""
+    url, data = served
+    watched = _watched(playwright_chromium, url, data.tokens["vic"])
+    page = watched.page
+    watched.open(f"/deployments/{NAME}/results?refresh=1")
+    assert page.get_attribute("#ab-fragment", "data-refresh-s") == "5"
+    rows = "#ab-fragment table.ab tbody tr"
+    assert page.locator(rows).nth(1).inner_text().split("\t")[:5] == [
+        "canary", "candidate", "m/2", "0", "0",
+    ]  # fmt: skip
+    page.evaluate("() => { window.stillHere = true; }")
+    data.answer_and_reward("stable", [2.0, 4.0])
+    data.answer_and_reward("canary", [5.0, 7.0, 9.0])
+    # Means by hand: (2 + 4) / 2 = 3 and (5 + 7 + 9) / 3 = 7, a difference of 4.
+    _shows(page, "#ab-fragment", "7.0000")
+    assert [page.locator(rows).nth(i).inner_text().split("\t")[:7] for i in (0, 1)] == [
+        ["stable", "primary", "m/1", "2", "2", "3.0000", "reference arm"],
+        ["canary", "candidate", "m/2", "3", "3", "7.0000", "4.0000"],
+    ]
+    assert page.evaluate("() => window.stillHere") is True
+    assert len(watched.navigations) == 1
     assert watched.problems == []
 
 
