@@ -23,7 +23,8 @@ from alembic import command
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.monitoring import log_labels
-from opsloop.serving.ab_arm_sums import arm_sums
+from opsloop.serving import ab_arm_sums
+from opsloop.serving.ab_arm_sums import arm_sums, forget_kept_sums
 from opsloop.serving.ab_report import _outcomes_from_frame, ab_report
 from opsloop.serving.deployment_records import Deployment, Variant
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -194,6 +195,7 @@ def _from_no_kept_sums(db, outcome):
     kept = _kept(db)
     with db.write() as connection:
         connection.execute(tables.ab_report_sums.delete())
+    forget_kept_sums(db)
     report = ab_report(db, DEFINITION, outcome=outcome)
     with db.write() as connection:
         connection.execute(tables.ab_report_sums.delete())
@@ -771,3 +773,137 @@ def test_a_report_does_not_wait_for_a_lock_on_the_kept_row_on_postgresql(postgre
     assert _kept(postgres) == kept
     ab_report(postgres, DEFINITION, outcome="reward")
     assert _kept(postgres).version == kept.version + 1
+
+
+def _folds_from(monkeypatch) -> list[tuple[int, int]]:
+    """The watermarks the reports' folds start from, as they are made."""
+    lows: list[tuple[int, int]] = []
+    fold = ab_arm_sums._fold
+
+    def caught(connection, deployment, sums, low, high):
+        lows.append(low)
+        return fold(connection, deployment, sums, low, high)
+
+    monkeypatch.setattr(ab_arm_sums, "_fold", caught)
+    return lows
+
+
+def _from_scratch(uri: str, outcome: str = "reward"):
+    """The report of a store opened anew, with no kept row: every row read (the row it
+    keeps is taken out again)."""
+    fresh = Database(uri, migrate=False)
+    try:
+        with fresh.write() as connection:
+            connection.execute(tables.ab_report_sums.delete())
+        report = ab_report(fresh, DEFINITION, outcome=outcome).to_dict()
+        with fresh.write() as connection:
+            connection.execute(tables.ab_report_sums.delete())
+        return report
+    finally:
+        fresh.dispose()
+
+
+def test_sums_not_kept_behind_the_sqlite_write_lock_are_resumed_in_the_process(
+    database, monkeypatch, tmp_path
+):
+    """Another connection holds SQLite's write lock at every report: no sums are kept in
+    the store, yet each report after the first folds in only the rows since the one
+    before, and equals a report made from every row."""
+    import sqlite3
+
+    if database.dialect != "sqlite":
+        pytest.skip("SQLite's write lock")
+    rng = np.random.default_rng(21)
+    _round(database, rng, 0, 60, lambda r: float(r.normal(5.0, 2.0)), lambda r: 1)
+    writer = sqlite3.connect(str(tmp_path / "store.db"), isolation_level=None)
+    lows = _folds_from(monkeypatch)
+    start = 60
+    try:
+        for size in (0, 10, 5):
+            # Rows (corrections of earlier requests among them) committed between reports.
+            if size:
+                _round(database, rng, start, size, lambda r: float(r.normal(5.0, 2.0)),
+                       lambda r: 0, reuse=[f"r{int(i)}" for i in rng.choice(start, 4)])  # fmt: skip
+                start += size
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                lows.clear()
+                report = ab_report(database, DEFINITION, outcome="reward").to_dict()
+            finally:
+                writer.execute("ROLLBACK")
+            assert _kept(database) is None
+            if size:
+                # Resumed from the sums of the report before, not from nothing.
+                assert lows[0] > (0, 0), lows
+            assert report == _from_scratch(database.uri)
+    finally:
+        writer.close()
+
+
+def test_a_read_only_sqlite_store_reads_its_whole_history_once(database, monkeypatch, tmp_path):
+    """A store opened read-only cannot keep its sums: the process resumes from its own, and
+    its reports equal those made from every row, corrections of earlier feedback included."""
+    if database.dialect != "sqlite":
+        pytest.skip("a read-only SQLite file")
+    rng = np.random.default_rng(4)
+    _round(database, rng, 0, 50, lambda r: float(r.normal(1.0, 3.0)), lambda r: 1)
+    reader = Database(f"sqlite:///file:{tmp_path / 'store.db'}?mode=ro&uri=true", migrate=False)
+    lows = _folds_from(monkeypatch)
+    try:
+        first = ab_report(reader, DEFINITION, outcome="reward").to_dict()
+        assert lows[0] == (0, 0) and _kept(database) is None
+        assert first == _from_scratch(database.uri)
+        for round_number, start in enumerate((50, 58)):
+            _round(database, rng, start, 8, lambda r: float(r.normal(1.0, 3.0)), lambda r: 0,
+                   reuse=[f"r{int(i)}" for i in rng.choice(start, 3)])  # fmt: skip
+            for name in ("r0", "r1"):  # corrected rewards of the first requests
+                record_feedback(database, "ab-api", name, reward=float(round_number), actor="ana")
+            lows.clear()
+            report = ab_report(reader, DEFINITION, outcome="reward").to_dict()
+            assert lows[0] > (0, 0) and _kept(database) is None, lows
+            assert report == _from_scratch(database.uri)
+    finally:
+        reader.dispose()
+
+
+def test_a_read_only_postgresql_session_resumes_its_own_sums_with_late_commits(
+    postgres, monkeypatch
+):
+    """A read-only session cannot keep the sums: the process resumes from its own, pending
+    writers included. A transaction holding lower ids commits after higher ones were
+    reported; each report equals one made from every row."""
+    db = postgres
+    rng = np.random.default_rng(9)
+    _round(db, rng, 0, 40, lambda r: float(r.normal(3.0, 1.0)), lambda r: 1)
+    url = sa.make_url(db.uri).update_query_dict({"options": "-c default_transaction_read_only=on"})
+    reader = Database(url.render_as_string(hide_password=False), migrate=False)
+    lows = _folds_from(monkeypatch)
+    try:
+        first = ab_report(reader, DEFINITION, outcome="reward").to_dict()
+        assert _kept(db) is None
+        assert first == _from_scratch(db.uri)
+        # A draws lower ids (a correction of r0 and an answer moving r1 to c) and stays open.
+        a, a_transaction, _ = _open_insert(
+            db, tables.prediction_feedback, deployment="ab-api", request_id="r0",
+            reward=100.0, created_ms=1, created_by="ana",
+        )  # fmt: skip
+        try:
+            a.execute(
+                tables.prediction_events.insert().values(_event("c", "primary", "r1", 99).to_row())
+            )
+            _round(db, rng, 40, 6, lambda r: float(r.normal(3.0, 1.0)), lambda r: 0, reuse=["r2"])
+            record_feedback(db, "ab-api", "r3", reward=-4.0, actor="ana")
+            lows.clear()
+            report = ab_report(reader, DEFINITION, outcome="reward").to_dict()
+            assert lows[0] > (0, 0) and _kept(db) is None, lows
+            assert report == _from_scratch(db.uri)
+            a_transaction.commit()
+        finally:
+            a.close()
+        for _ in range(2):  # A's rows, then nothing new
+            lows.clear()
+            report = ab_report(reader, DEFINITION, outcome="reward").to_dict()
+            assert lows[0] > (0, 0) and _kept(db) is None, lows
+            assert report == _from_scratch(db.uri)
+    finally:
+        reader.dispose()

@@ -21,3 +21,34 @@ def test_a_read_sees_one_snapshot_across_statements(store_uri):
         assert connection.execute(count).scalar_one() == before + 1
     reader.dispose()
     writer.dispose()
+
+
+def test_a_sqlite_uri_filename_opens_the_file_read_only(tmp_path, monkeypatch):
+    """``sqlite:///file:PATH?mode=ro&uri=true`` reads the store at PATH, cannot write it, and
+    makes no file of its own (the URI filename is not a path)."""
+    path = tmp_path / "store.db"
+    db = Database(f"sqlite:///{path}")
+    db.read_value("SELECT 1")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for uri in (
+        f"sqlite:///file:{path}?mode=ro&uri=true",
+        f"sqlite:///file://{path}?mode=ro&uri=true",
+    ):
+        reader = Database(uri, migrate=False)
+        with reader.read() as connection:
+            assert (
+                connection.execute(sa.select(sa.func.count()).select_from(tables.runs)).scalar()
+                == 0
+            )
+        try:
+            with reader.write() as connection:
+                connection.execute(tables.ab_report_sums.delete())
+        except sa.exc.OperationalError as error:
+            assert "readonly" in str(error.orig)
+        else:
+            raise AssertionError("a read-only store was written")
+        reader.dispose()
+    assert list(elsewhere.iterdir()) == []
+    db.dispose()

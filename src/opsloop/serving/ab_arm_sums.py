@@ -49,7 +49,13 @@ opens and its refreshes) may write the deployment's row of ``ab_report_sums``: a
 GET triggers it. That write is best effort: it waits at most :data:`KEEP_LOCK_WAIT_MS` for
 a lock (on SQLite the database's write lock, which another writer may hold), and where it
 cannot be made (locked, a read-only database, role or standby) it is skipped and the report,
-already computed, is returned as it is; the next report folds in from the older row.
+already computed, is returned as it is. The process keeps the last sums it computed too
+(:data:`SUMS_KEPT_IN_PROCESS` deployments per :class:`~opsloop.store.Database`, with their
+watermark, pending writers and count of retires, exactly as the row keeps them), and the
+next report of the same ``Database`` object folds in from whichever of the two is newer: a
+store whose row cannot be written is read whole once per process, not at every report.
+Those sums rest, as the row does, on rows being only inserted; whatever takes rows out by
+other means than a retire must call :func:`forget_kept_sums`.
 
 >>> from opsloop.store import Database
 >>> from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
@@ -74,6 +80,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +106,8 @@ _ROWS_PER_FETCH = 20_000
 
 #: How long a report waits for a lock to keep its sums before it skips keeping them.
 KEEP_LOCK_WAIT_MS = 200
+#: How many deployments' sums the process keeps per store (the least recently used go).
+SUMS_KEPT_IN_PROCESS = 256
 
 _feedback, _events, _sums = (
     tables.prediction_feedback,
@@ -533,15 +544,17 @@ def _probe(db: Database) -> _Probe:
     return _Probe(ids, frozenset(vxid for (vxid,) in rows))
 
 
-def _ended_writers(db: Database, deployment: str) -> frozenset[str]:
+def _ended_writers(db: Database, deployment: str, also: list[str]) -> frozenset[str]:
     """PostgreSQL, before the report's snapshot: of the writers the kept pending watermark
-    names, those gone from ``pg_locks`` now, read after the kept row (every transaction holds
-    a lock on its own virtual id until it ends, and a virtual id is not used twice)."""
+    and ``also`` (the process's own, see :func:`arm_sums`) name, those gone from
+    ``pg_locks`` now, read after the kept row (every transaction holds a lock on its own
+    virtual id until it ends, and a virtual id is not used twice)."""
     with db.engine.connect() as connection:
         pending_json = connection.execute(
             sa.select(_sums.c.pending_json).where(_sums.c.deployment == deployment)
         ).scalar()
         named = [] if pending_json is None else list(json.loads(pending_json)["writing"])
+        named = sorted(set(named) | set(also))
         live = set()
         if named:
             live = set(
@@ -561,6 +574,71 @@ def _later(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
     return (max(a[0], b[0]), max(a[1], b[1]))
 
 
+@dataclass(frozen=True)
+class _Start:
+    """Sums as of a final watermark, as the kept row holds them: the count of retires they
+    were made under, the watermark, the pending watermark (or ``None``) and the sums."""
+
+    retires: int
+    low: tuple[int, int]
+    pending: dict[str, Any] | None
+    sums_json: str
+
+
+# Per store (the Database object, so that two in-memory SQLite stores never meet), per
+# deployment, the newest sums this process computed.
+_in_process: weakref.WeakKeyDictionary[Database, OrderedDict[str, _Start]] = (
+    weakref.WeakKeyDictionary()
+)
+_in_process_lock = threading.Lock()
+
+
+def _remembered(db: Database, deployment: str) -> _Start | None:
+    with _in_process_lock:
+        kept = _in_process.get(db)
+        if kept is None or deployment not in kept:
+            return None
+        kept.move_to_end(deployment)
+        return kept[deployment]
+
+
+def _remember(db: Database, deployment: str, start: _Start) -> None:
+    with _in_process_lock:
+        kept = _in_process.setdefault(db, OrderedDict())
+        old = kept.get(deployment)
+        # Another thread's report may have finished first with newer sums: those stay.
+        if old is None or old.retires != start.retires or _later(old.low, start.low) != old.low:
+            kept[deployment] = start
+        kept.move_to_end(deployment)
+        while len(kept) > SUMS_KEPT_IN_PROCESS:
+            kept.popitem(last=False)
+
+
+def forget_kept_sums(db: Database) -> None:
+    """Drop the sums this process keeps for ``db``'s deployments (after rows were taken out
+    of the store other than by a retire); the next report starts from the kept row.
+
+    >>> forget_kept_sums(Database("sqlite://"))
+    """
+    with _in_process_lock:
+        _in_process.pop(db, None)
+
+
+def _newer_start(stored: Any, generation: int, remembered: _Start | None) -> _Start | None:
+    """Of the kept row and the sums this process remembers, the one with the later
+    watermark made under the current count of retires (the row where they tie)."""
+    row = None
+    if stored is not None and stored.retires == generation:
+        pending = None if stored.pending_json is None else json.loads(stored.pending_json)
+        row = _Start(generation, (stored.feedback_id, stored.event_id), pending, stored.sums_json)
+    if remembered is None or remembered.retires != generation:
+        return row
+    if row is None:
+        return remembered
+    later = remembered.low != row.low and _later(remembered.low, row.low) == remembered.low
+    return remembered if later else row
+
+
 def arm_sums(db: Database, deployment: str) -> ArmSums:
     """The sums of ``deployment``'s feedback and answers per arm, as the report's snapshot
     sees them; the final part of them kept for the next report (see the module). A retired
@@ -575,21 +653,24 @@ def arm_sums(db: Database, deployment: str) -> ArmSums:
         with db.read() as connection:
             _fold(connection, deployment, sums, (0, 0), _largest_ids(connection))
         return sums
+    remembered = _remembered(db, deployment)
     probe = ended = None
     if db.dialect == "postgresql":
-        probe, ended = _probe(db), _ended_writers(db, deployment)
+        also = (
+            []
+            if remembered is None or remembered.pending is None
+            else remembered.pending["writing"]
+        )
+        probe, ended = _probe(db), _ended_writers(db, deployment, also)
     with db.read() as connection:
         generation = retires(connection, deployment)
         stored = connection.execute(
             sa.select(_sums).where(_sums.c.deployment == deployment)
         ).first()
         top = _largest_ids(connection)
-        kept = stored is not None and stored.retires == generation
-        if kept:
-            assert stored is not None
-            sums = ArmSums.from_json(stored.sums_json)
-            low = (stored.feedback_id, stored.event_id)
-            pending = None if stored.pending_json is None else json.loads(stored.pending_json)
+        start = _newer_start(stored, generation, remembered)
+        if start is not None:
+            sums, low, pending = ArmSums.from_json(start.sums_json), start.low, start.pending
         else:
             sums, low, pending = ArmSums(), (0, 0), None
         if probe is None:
@@ -609,8 +690,13 @@ def arm_sums(db: Database, deployment: str) -> ArmSums:
         text = sums.to_json()
         # The tail: rows this snapshot sees past the final watermark, for this report only.
         _fold(connection, deployment, sums, final, _later(final, top))
+    _remember(db, deployment, _Start(generation, final, pending, text))
     pending_text = None if pending is None else json.dumps(pending, separators=(",", ":"))
-    if stored is None or not kept or final != low or pending_text != stored.pending_json:
+    kept = stored is not None and stored.retires == generation
+    if not kept or (stored.feedback_id, stored.event_id, stored.pending_json) != (
+        *final,
+        pending_text,
+    ):
         _keep(db, deployment, stored, generation, final, pending_text, text)
     return sums
 

@@ -120,7 +120,10 @@ class Database:
         else:
             # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
             # database file's mode, and the file holds token hashes and the audit log.
-            private_file(str(url.database))  # not a memory database: a file's path
+            path = _sqlite_file_path(url)
+            # A read-only open never creates the file (SQLite refuses a missing one).
+            if url.query.get("mode") != "ro":
+                private_file(path)
             engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine, wal=not self._memory)
         return engine
@@ -244,6 +247,18 @@ class Database:
         >>> Database("sqlite://").dispose()
         """
         self.engine.dispose()
+
+
+def _sqlite_file_path(url: sa.URL) -> str:
+    """The file of a SQLite database URL. With ``uri=true`` the database part is a SQLite
+    URI filename (``file:/path`` or ``file:///path``, its options in the URL's query), whose
+    file is the path after ``file:`` and an empty authority."""
+    path = str(url.database)
+    if url.query.get("uri") == "true" and path.startswith("file:"):
+        path = path.removeprefix("file:")
+        if path.startswith("///"):
+            path = path[2:]
+    return path
 
 
 def _configure_sqlite(engine: Engine, wal: bool) -> None:
