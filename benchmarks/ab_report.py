@@ -22,6 +22,11 @@ Measured in one process per tree, medians of ``--repeats`` runs:
   reusing an old request id) written, then the report;
 * **nothing new**: the report again with no new row.
 
+With ``--read-only`` every report is made through a second connection to the store that
+cannot write (SQLite: the file opened ``mode=ro``; PostgreSQL: a session with
+``default_transaction_read_only``), so no report keeps its sums in the store (as on a
+read-only role, a standby, or behind a writer holding SQLite's write lock).
+
 Wall times, and the CPU time of the process for the report after 1,000 rows (SQLite runs
 in the process: on a loaded machine the CPU time moves less than the wall time; on
 PostgreSQL it is the client's share only, the server's work is in the wall time).
@@ -36,6 +41,7 @@ events, per batch.
     python benchmarks/ab_report.py --before-src /tmp/before/src
     python benchmarks/ab_report.py --sizes 100000 --repeats 3
     python benchmarks/ab_report.py --postgres "$(bash .ci/postgres.sh | tail -1)"
+    python benchmarks/ab_report.py --sizes 100000 --repeats 3 --read-only
     python benchmarks/ab_report.py --writes 2000 --before-src /tmp/before/src
 """
 
@@ -168,6 +174,15 @@ def add_rows(db: Database, rng: np.random.Generator, round_number: int, requests
     _insert(db, tables.prediction_feedback, feedback)
 
 
+def read_only(uri: str) -> Database:
+    """The store of ``uri`` through connections that cannot write."""
+    url = sa.make_url(uri)
+    if url.get_backend_name() == "sqlite":
+        return Database(f"sqlite:///file:{url.database}?mode=ro&uri=true", migrate=False)
+    url = url.update_query_dict({"options": "-c default_transaction_read_only=on"})
+    return Database(url.render_as_string(hide_password=False), migrate=False)
+
+
 def arms_of(report) -> list[tuple]:
     return [(a.variant, a.requests, a.outcomes, a.mean, a.std) for a in report.arms]
 
@@ -221,8 +236,9 @@ def reports(args) -> None:
         if args.before_src:
             slow = 1 if size >= 1_000_000 else args.repeats
             before, before_arms = before_report(args.before_src, uri, slow)
+        reader = read_only(uri) if args.read_only else db
         start = time.perf_counter()
-        report = ab_report(db, DEFINITION)
+        report = ab_report(reader, DEFINITION)
         first = time.perf_counter() - start
         if before_arms is not None:
             same_arms(arms_of(report), before_arms)
@@ -232,11 +248,11 @@ def reports(args) -> None:
         for round_number in range(args.repeats):
             add_rows(db, rng, round_number, requests)
             start, cpu = time.perf_counter(), time.process_time()
-            report = ab_report(db, DEFINITION)
+            report = ab_report(reader, DEFINITION)
             after.append(time.perf_counter() - start)
             after_cpu.append(time.process_time() - cpu)
             start = time.perf_counter()
-            ab_report(db, DEFINITION)
+            ab_report(reader, DEFINITION)
             idle.append(time.perf_counter() - start)
         if args.before_src:
             _, now_arms = before_report(args.before_src, uri, 1)
@@ -246,6 +262,8 @@ def reports(args) -> None:
         print(f"| {size:,} | {events:,} | {before:.3f} | {first:.3f} | {later:.4f} "
               f"| {statistics.median(after_cpu):.4f} | {statistics.median(idle):.4f} "
               f"| {ratio} |", flush=True)  # fmt: skip
+        if reader is not db:
+            reader.dispose()
         db.dispose()
 
 
@@ -309,6 +327,7 @@ def main() -> None:
     parser.add_argument("--before-src", default=None)
     parser.add_argument("--postgres", default=None, help="a PostgreSQL server's URI")
     parser.add_argument("--writes", type=int, default=0)
+    parser.add_argument("--read-only", action="store_true", help="reports that keep nothing")
     parser.add_argument("--time-report", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--time-writes", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
