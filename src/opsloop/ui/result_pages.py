@@ -51,8 +51,9 @@ MAX_WINDOW_LENGTH, MAX_MOMENT_LENGTH = 10, 40
 #: 0.03-0.14 s (16-35 ms of this process's CPU) at 100,000 and at 1,000,000 rows, on
 #: SQLite and on PostgreSQL, and 0.003-0.02 s with nothing new (benchmarks/ab_report.py).
 #: Only a deployment's first report reads its whole history (7-11 s at 1,000,000 rows):
-#: made by the page itself when it is opened, and again only where keeping its sums was
-#: skipped (a lock held past 200 ms, a read-only store). So its part of the page refreshes
+#: made by the page itself when it is opened, and once per server process where its sums
+#: cannot be kept in the store (a lock held past 200 ms, a read-only store): the process
+#: folds in from the sums it last computed. So its part of the page refreshes
 #: as the rest does, though never more often than the default rate, in seconds (a refresh
 #: is fetched only once the one before has come back: a slow report never piles up).
 AB_REFRESH_FLOOR_S = DEFAULT_REFRESH_S
