@@ -49,7 +49,8 @@ opens and its refreshes) may write the deployment's row of ``ab_report_sums``: a
 GET triggers it. That write is best effort: it waits at most :data:`KEEP_LOCK_WAIT_MS` for
 a lock (on SQLite the database's write lock, which another writer may hold), and where it
 cannot be made (locked, a read-only database, role or standby) it is skipped and the report,
-already computed, is returned as it is. The process keeps the last sums it computed too
+already computed, is returned as it is, and this process's reports of the deployment try
+again only :data:`KEEP_RETRY_AFTER_MS` later. The process keeps the last sums it computed too
 (:data:`SUMS_KEPT_IN_PROCESS` deployments per :class:`~opsloop.store.Database`, with their
 watermark, pending writers and count of retires, exactly as the row keeps them), and the
 next report of the same ``Database`` object folds in from whichever of the two is newer: a
@@ -108,6 +109,10 @@ _ROWS_PER_FETCH = 20_000
 KEEP_LOCK_WAIT_MS = 200
 #: How many deployments' sums the process keeps per store (the least recently used go).
 SUMS_KEPT_IN_PROCESS = 256
+#: After a report could not keep its sums, how long (by the store's clock) the reports of
+#: the deployment in this process leave the store's row alone: each try may wait
+#: :data:`KEEP_LOCK_WAIT_MS`, and the process's own sums serve them meanwhile.
+KEEP_RETRY_AFTER_MS = 60_000
 
 _feedback, _events, _sums = (
     tables.prediction_feedback,
@@ -591,6 +596,23 @@ _in_process: weakref.WeakKeyDictionary[Database, OrderedDict[str, _Start]] = (
     weakref.WeakKeyDictionary()
 )
 _in_process_lock = threading.Lock()
+# Per store, per deployment: the store's time before which no report tries to keep sums.
+_keep_retry: weakref.WeakKeyDictionary[Database, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def _may_keep(db: Database, deployment: str) -> bool:
+    with _in_process_lock:
+        return db.clock() >= _keep_retry.get(db, {}).get(deployment, 0)
+
+
+def _kept_or_not(db: Database, deployment: str, kept: bool) -> None:
+    with _in_process_lock:
+        retry = _keep_retry.setdefault(db, {})
+        retry.pop(deployment, None)
+        if not kept:
+            retry[deployment] = db.clock() + KEEP_RETRY_AFTER_MS
+            while len(retry) > SUMS_KEPT_IN_PROCESS:
+                retry.pop(next(iter(retry)))
 
 
 def _remembered(db: Database, deployment: str) -> _Start | None:
@@ -607,7 +629,11 @@ def _remember(db: Database, deployment: str, start: _Start) -> None:
         kept = _in_process.setdefault(db, OrderedDict())
         old = kept.get(deployment)
         # Another thread's report may have finished first with newer sums: those stay.
-        if old is None or old.retires != start.retires or _later(old.low, start.low) != old.low:
+        if (
+            old is None
+            or start.retires > old.retires
+            or (start.retires == old.retires and _later(old.low, start.low) != old.low)
+        ):
             kept[deployment] = start
         kept.move_to_end(deployment)
         while len(kept) > SUMS_KEPT_IN_PROCESS:
@@ -622,6 +648,7 @@ def forget_kept_sums(db: Database) -> None:
     """
     with _in_process_lock:
         _in_process.pop(db, None)
+        _keep_retry.pop(db, None)
 
 
 def _newer_start(stored: Any, generation: int, remembered: _Start | None) -> _Start | None:
@@ -693,11 +720,10 @@ def arm_sums(db: Database, deployment: str) -> ArmSums:
     _remember(db, deployment, _Start(generation, final, pending, text))
     pending_text = None if pending is None else json.dumps(pending, separators=(",", ":"))
     kept = stored is not None and stored.retires == generation
-    if not kept or (stored.feedback_id, stored.event_id, stored.pending_json) != (
-        *final,
-        pending_text,
-    ):
-        _keep(db, deployment, stored, generation, final, pending_text, text)
+    as_kept = None if not kept else (stored.feedback_id, stored.event_id, stored.pending_json)
+    if as_kept != (*final, pending_text) and _may_keep(db, deployment):
+        kept_now = _keep(db, deployment, stored, generation, final, pending_text, text)
+        _kept_or_not(db, deployment, kept_now)
     return sums
 
 
@@ -709,9 +735,9 @@ def _keep(
     final: tuple[int, int],
     pending: str | None,
     text: str,
-) -> None:
+) -> bool:
     """Write the sums as of ``final`` unless another report wrote them since ``stored``;
-    skipped where the write cannot be made at once (see the module)."""
+    skipped where the write cannot be made at once (see the module): ``False`` then."""
     values = {
         "retires": generation,
         "feedback_id": final[0],
@@ -738,6 +764,8 @@ def _keep(
         if not _cannot_write(error):
             raise
         _log.info("A/B sums of %s not kept: %s", deployment, error.orig)
+        return False
+    return True
 
 
 # SQLite: the write lock is held by another connection, or the file is read-only.
