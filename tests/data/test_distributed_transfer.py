@@ -81,8 +81,13 @@ def test_both_routes_to_the_client_give_the_same_array(dask_client, direct):
     assert back.flags.writeable
 
 
-def test_a_local_cluster_is_gathered_directly(dask_client):
+def test_a_local_cluster_is_gathered_directly_unless_the_client_says_otherwise(dask_client):
     assert compute_options() == {"direct": True}
+    dask_client.direct_to_workers = False
+    try:
+        assert compute_options() == {}
+    finally:
+        dask_client.direct_to_workers = None
 
 
 def test_local_schedulers_take_no_options():

@@ -114,7 +114,8 @@ def compute_options() -> dict[str, Any]:
     """Keyword arguments for ``dask.compute`` of shipped results: ``{"direct": True}``
     (gather from the workers, not through the scheduler) when Dask computes on a
     ``distributed.Client`` whose every worker listens on this machine's loopback
-    interface, as a local cluster's do; else none. The scheduler's route receives every
+    interface, as a local cluster's do, and the client was not told which route to take
+    (``Client(direct_to_workers=...)``); else none. The scheduler's route receives every
     byte twice in a client that holds the scheduler and sends it once more; a worker on
     another machine may not be reachable from the client, so the scheduler's route stays
     the default there.
@@ -133,8 +134,8 @@ def compute_options() -> dict[str, Any]:
         client = default_client()
     except ValueError:  # no client: Dask's local schedulers
         return {}
-    if dask.base.get_scheduler() != client.get:
-        return {}
+    if dask.base.get_scheduler() != client.get or client.direct_to_workers is not None:
+        return {}  # not computing on this client, or its user chose the route
     workers = client.scheduler_info(n_workers=-1)["workers"]
     if workers and all(_is_loopback(address) for address in workers):
         return {"direct": True}
