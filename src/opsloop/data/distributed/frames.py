@@ -401,7 +401,7 @@ def map_partitions_checked(
     Runs on Dask's current scheduler (a ``distributed.Client`` when one is active). A failed
     partition, or a worker lost more often than the scheduler allows, raises: no partial
     result is ever returned. The results' arrays travel out of band, straight from the
-    workers when they all listen on loopback (:mod:`.transfer`).
+    workers of a ``LocalCluster`` of this process (:mod:`.transfer`).
 
     >>> import dask, dask.dataframe as dd, pandas as pd
     >>> ddf = dd.from_pandas(pd.DataFrame({"x": range(5)}), npartitions=2)

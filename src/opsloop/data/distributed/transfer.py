@@ -15,6 +15,11 @@ Without ``distributed`` (Dask's local schedulers) nothing is serialized and the 
 all there is. :func:`compute_options` has a local cluster's results gathered straight from
 its workers rather than relayed by the scheduler.
 
+The serializer is registered when this module is imported in a process that has
+``distributed``, and Dask's header names :class:`Shipped` by reference, so a process that
+receives a shipped value imports this module, and registers it, before it looks the
+serializer up: a worker started after the others, or restarted, reads what they ship.
+
 >>> import numpy as np
 >>> shipped = ship({"x": np.arange(3.0)})
 >>> header, frames = serialize_shipped(shipped)
@@ -43,7 +48,9 @@ _registered = False
 def register_serialization() -> None:
     """Register :class:`Shipped`'s serializer with ``distributed`` when it is imported in
     this process (every worker has it; a client has it once it uses a
-    ``distributed.Client``); otherwise do nothing. Registering again does nothing.
+    ``distributed.Client``); otherwise do nothing. Registering again does nothing. Importing
+    this module calls it; a client that imports ``distributed`` later calls it again before
+    computing.
 
     >>> register_serialization()
     """
@@ -78,47 +85,77 @@ def unship(result: Any) -> Any:
 
 def serialize_shipped(shipped: Shipped) -> tuple[dict, list]:
     """``(header, frames)``: the value pickled with protocol 5, then every buffer it hands
-    out of band (numpy arrays' data), uncopied.
+    out of band (numpy arrays' data), uncopied. A value plain pickle cannot write, or would
+    write as a reference to ``__main__`` (which is another module in the receiving process),
+    is written by ``cloudpickle``, as Dask's own pickle serializer does: a class or
+    function of the user's script or notebook, a lambda.
 
     >>> import numpy as np
     >>> header, frames = serialize_shipped(Shipped(np.zeros(4)))
     >>> header, [len(bytes(frame)) for frame in frames][1:]
     ({'buffers': 1}, [32])
+    >>> header, frames = serialize_shipped(Shipped({"key": lambda row: row + 1}))
+    >>> deserialize_shipped(header, frames).value["key"](1)
+    2
     """
     buffers: list[pickle.PickleBuffer] = []
-    head = pickle.dumps(shipped.value, protocol=5, buffer_callback=buffers.append)
+    try:
+        head = pickle.dumps(shipped.value, protocol=5, buffer_callback=buffers.append)
+    except Exception:  # any pickling failure: cloudpickle writes what pickle cannot
+        head = b"__main__"
+    if b"__main__" in head:
+        import cloudpickle
+
+        buffers.clear()
+        head = cloudpickle.dumps(shipped.value, protocol=5, buffer_callback=buffers.append)
     return {"buffers": len(buffers)}, [head, *(buffer.raw() for buffer in buffers)]
 
 
+#: Received frames smaller than this are copied before an array is built on them: a
+#: connection reads a whole message into one buffer, and an array built on a slice of it
+#: keeps all of it alive, so a small array kept from a result would otherwise hold the
+#: memory of the large ones that came with it.
+COPY_BELOW_BYTES = 64 * 2**10
+
+
 def deserialize_shipped(header: dict, frames: list) -> Shipped:
-    """The :class:`Shipped` result :func:`serialize_shipped` wrote. Arrays are rebuilt on
-    the received frames; a read-only frame is copied first, so that every array comes back
-    writable, as an unpickled one does.
+    """The :class:`Shipped` result :func:`serialize_shipped` wrote. Arrays of
+    :data:`COPY_BELOW_BYTES` or more are rebuilt on the received frames without a copy, so
+    each of them keeps the whole received message alive while it lives; smaller ones are
+    copied. A frame received read-only is copied, so that an array that was writable where
+    it was made is writable here; one that was read-only there (a view of a pandas column
+    under copy-on-write, say) comes back read-only, as an unpickled one does.
 
     >>> import numpy as np
-    >>> header, frames = serialize_shipped(Shipped(np.ones(2)))
+    >>> readonly = np.ones(2)
+    >>> readonly.flags.writeable = False
+    >>> header, frames = serialize_shipped(Shipped([np.ones(2), readonly]))
     >>> value = deserialize_shipped(header, [bytes(frame) for frame in frames]).value
-    >>> value.tolist(), value.flags.writeable
-    ([1.0, 1.0], True)
+    >>> [array.tolist() for array in value], [array.flags.writeable for array in value]
+    ([[1.0, 1.0], [1.0, 1.0]], [True, False])
     """
     head, *buffers = frames
     if len(buffers) != header["buffers"]:
         raise ValueError(f"expected {header['buffers']} buffers, got {len(buffers)}")
-    writable = [
-        buffer if not memoryview(buffer).readonly else bytearray(buffer) for buffer in buffers
+    own = [
+        bytearray(buffer)
+        if (view := memoryview(buffer)).readonly or view.nbytes < COPY_BELOW_BYTES
+        else buffer
+        for buffer in buffers
     ]
-    return Shipped(pickle.loads(head, buffers=writable))
+    return Shipped(pickle.loads(head, buffers=own))
 
 
 def compute_options() -> dict[str, Any]:
     """Keyword arguments for ``dask.compute`` of shipped results: ``{"direct": True}``
     (gather from the workers, not through the scheduler) when Dask computes on a
-    ``distributed.Client`` whose every worker listens on this machine's loopback
-    interface, as a local cluster's do, and the client was not told which route to take
-    (``Client(direct_to_workers=...)``); else none. The scheduler's route receives every
-    byte twice in a client that holds the scheduler and sends it once more; a worker on
-    another machine may not be reachable from the client, so the scheduler's route stays
-    the default there.
+    ``distributed.Client`` made on a ``LocalCluster`` of this process and the client was
+    not told which route to take (``Client(direct_to_workers=...)``); else none. The
+    scheduler's route receives every byte twice in a client that holds the scheduler and
+    sends it once more. A client given a scheduler's address keeps the scheduler's route,
+    even when the workers' addresses are on loopback: those can be another machine's,
+    reached through a tunnel to its scheduler alone, and a direct gather would wait out a
+    connection timeout at every computation.
 
     >>> import dask
     >>> with dask.config.set(scheduler="synchronous"):
@@ -128,7 +165,7 @@ def compute_options() -> dict[str, Any]:
     if "distributed" not in sys.modules:
         return {}
     import dask.base
-    from distributed import default_client
+    from distributed import LocalCluster, default_client
 
     try:
         client = default_client()
@@ -136,25 +173,11 @@ def compute_options() -> dict[str, Any]:
         return {}
     if dask.base.get_scheduler() != client.get or client.direct_to_workers is not None:
         return {}  # not computing on this client, or its user chose the route
-    workers = client.scheduler_info(n_workers=-1)["workers"]
-    if workers and all(_is_loopback(address) for address in workers):
+    if isinstance(client.cluster, LocalCluster):
         return {"direct": True}
     return {}
 
 
-def _is_loopback(address: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    if address.startswith("inproc://"):
-        return True
-    host = urlsplit(address).hostname
-    if host is None:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
+register_serialization()
 
 __all__ = ["Shipped", "compute_options", "register_serialization", "ship", "unship"]
