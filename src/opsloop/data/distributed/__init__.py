@@ -45,7 +45,8 @@ imported only when a Dask frame is given or a cluster started (``pip install ops
 ``import opsloop`` does not import it.
 
 Modules: :mod:`.frames` (recognising, reading and checking Dask frames, merging partition
-results in a tree on the workers, connecting to a cluster), :mod:`.profile`, :mod:`.schema`,
+results in a tree on the workers, connecting to a cluster), :mod:`.transfer` (partition
+results sent to the caller with their arrays out of band), :mod:`.profile`, :mod:`.schema`,
 :mod:`.drift`, :mod:`.selection`, :mod:`.variance`.
 
 >>> import dask, pandas as pd, dask.dataframe as dd

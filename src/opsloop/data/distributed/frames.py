@@ -25,6 +25,13 @@ from typing import Any
 
 import pandas as pd
 
+from opsloop.data.distributed.transfer import (
+    compute_options,
+    register_serialization,
+    ship,
+    unship,
+)
+
 
 class PartitionDtypeError(ValueError):
     """A partition of a Dask frame stores a column with another dtype than the frame's."""
@@ -393,7 +400,8 @@ def map_partitions_checked(
 
     Runs on Dask's current scheduler (a ``distributed.Client`` when one is active). A failed
     partition, or a worker lost more often than the scheduler allows, raises: no partial
-    result is ever returned.
+    result is ever returned. The results' arrays travel out of band, straight from the
+    workers of a ``LocalCluster`` of this process (:mod:`.transfer`).
 
     >>> import dask, dask.dataframe as dd, pandas as pd
     >>> ddf = dd.from_pandas(pd.DataFrame({"x": range(5)}), npartitions=2)
@@ -410,7 +418,8 @@ def map_partitions_checked(
         dask.delayed(_run_checked, pure=True)(part, index, dtypes, function, args)
         for index, part in enumerate(parts)
     ]
-    return list(dask.compute(*tasks))
+    register_serialization()
+    return [unship(result) for result in dask.compute(*tasks, **compute_options())]
 
 
 #: Partial results merged per task of a tree reduction: the client receives one result, and
@@ -456,20 +465,22 @@ def reduce_partitions(
             dask.delayed(_merge_in_order, pure=True)(merge, *tasks[start : start + split_every])
             for start in range(0, len(tasks), split_every)
         ]
-    (result,) = dask.compute(tasks[0])
-    return result
+    register_serialization()
+    (result,) = dask.compute(tasks[0], **compute_options())
+    return unship(result)
 
 
 def _merge_in_order(merge: Callable[[Any, Any], Any], *results: Any) -> Any:
-    merged = results[0]
+    merged = unship(results[0])
     for result in results[1:]:
-        merged = merge(merged, result)
-    return merged
+        merged = merge(merged, unship(result))
+    return ship(merged)
 
 
 def _run_checked(partition: pd.DataFrame, index: int, dtypes: dict, function, args):
+    # Shipped: the result's arrays reach the client out of band (see .transfer).
     check_partition_dtypes(partition, index, dtypes)
-    return function(partition, *args)
+    return ship(function(partition, *args))
 
 
 def check_partition_dtypes(partition: pd.DataFrame, index: int, dtypes: dict) -> None:
