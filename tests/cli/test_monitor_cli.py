@@ -244,3 +244,43 @@ def test_a_window_too_long_to_read_is_a_usage_error_naming_the_option(clock):
     assert result.exit_code == 2
     assert result.output.strip() == "error: window: at most 32 characters, got 5001 characters"
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_misspelled_deployment_or_variant_is_refused_naming_the_known_ones(
+    wine_traffic, tmp_path
+):
+    runner.invoke(app, ["monitor", "evaluate", "wine"])
+    page = tmp_path / "wine.html"
+    for command in (["status", "wnie"], ["report", "wnie", "--html", str(page)]):
+        result = runner.invoke(app, ["monitor", *command])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == "error: unknown deployment 'wnie'; known: wine"
+    result = runner.invoke(
+        app, ["monitor", "report", "wine", "--variant", "blue", "--html", str(page)]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: deployment 'wine' has no variant 'blue'; known: default"
+    assert not page.exists()
+    # Logged and not yet evaluated: known by its events.
+    db = open_database()
+    log_predictions(db, "iris", pd.DataFrame({"x": [1.0]}), [0], at_ms=T0, variant="green")
+    ok = runner.invoke(
+        app, ["monitor", "report", "iris", "--variant", "green", "--html", str(page)]
+    )
+    assert ok.exit_code == 0, ok.output
+    # The list is bounded: 25 more deployments show as the first 20 and a count.
+    for k in range(25):
+        set_reference(db, f"d{k:02d}", wine_traffic.iloc[:5])
+    listed = runner.invoke(app, ["monitor", "status", "nope"]).output.strip()
+    names = sorted([f"d{k:02d}" for k in range(25)] + ["iris", "wine"])
+    assert listed == f"error: unknown deployment 'nope'; known: {', '.join(names[:20])} and 7 more"
+
+
+def test_a_report_into_a_missing_folder_names_the_option_and_the_folder(wine_traffic, tmp_path):
+    missing = tmp_path / "no" / "such"
+    result = runner.invoke(app, ["monitor", "report", "wine", "--html", str(missing / "r.html")])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: --html: the folder {str(missing)!r} does not exist; create it first"
+    )
+    assert "Errno" not in result.output and not missing.exists()

@@ -27,7 +27,12 @@ from opsloop.cli.console import (
 )
 from opsloop.cli.drift_table import print_drift
 from opsloop.cli.help_text import reflow_help
-from opsloop.cli.report_run import RunOption, check_report_run, log_report
+from opsloop.cli.report_run import (
+    RunOption,
+    check_output_folders,
+    check_report_run,
+    log_report,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -263,6 +268,7 @@ def drift_command(
     """Compare CURRENT with REFERENCE column by column and print the verdicts."""
     from opsloop.reports.drift import drift_report
 
+    check_output_folders({"--html": html, "--json": json_path})
     check_report_run(run, html)
 
     names = [c.strip() for c in columns.split(",")] if columns else None

@@ -31,7 +31,12 @@ from opsloop.cli.console import (
     print_json,
     print_table,
 )
-from opsloop.cli.report_run import RunOption, check_report_run, log_report
+from opsloop.cli.report_run import (
+    RunOption,
+    check_output_folders,
+    check_report_run,
+    log_report,
+)
 
 monitor_app = typer.Typer(
     no_args_is_help=True,
@@ -248,10 +253,16 @@ def status_command(
     last: Annotated[int, typer.Option(min=1, help="How many windows to show.")] = 10,
     as_json: JsonFlag = False,
 ) -> None:
-    """The latest evaluated windows, label counts and alerts of DEPLOYMENT."""
+    """The latest evaluated windows, label counts and alerts of DEPLOYMENT. A deployment
+    the monitoring does not know (never defined, logged to or given a reference) is an
+    error (exit 2) listing the known ones."""
     from opsloop.monitoring.monitor_report import SHOWN_METRICS, monitor_status
+    from opsloop.monitoring.monitored_names import check_monitored
 
-    status = monitor_status(_store(), deployment, _windowing(window), last=last)
+    db = _store()
+    windowing = _windowing(window)
+    check_monitored(db, deployment)
+    status = monitor_status(db, deployment, windowing, last=last)
     if as_json:
         print_json(status)
         return
@@ -436,12 +447,18 @@ def report_command(
     variant: Annotated[str | None, typer.Option(help="Only this variant's windows.")] = None,
     run: RunOption = None,
 ) -> None:
-    """Write DEPLOYMENT's report: drift heatmap, metrics over time, alerts."""
+    """Write DEPLOYMENT's report: drift heatmap, metrics over time, alerts. A deployment
+    or --variant the monitoring does not know is an error (exit 2) listing the known ones;
+    the folder of --html must exist."""
     from opsloop.monitoring.monitor_report import monitor_report
+    from opsloop.monitoring.monitored_names import check_monitored
 
+    check_output_folders({"--html": html})
     check_report_run(run, html)
-
-    report = monitor_report(_store(), deployment, _windowing(window), variant=variant)
+    db = _store()
+    windowing = _windowing(window)
+    check_monitored(db, deployment, variant=variant)
+    report = monitor_report(db, deployment, windowing, variant=variant)
     path = report.write(html)
     out.print(f"report written to {path}", markup=False)
     log_report(run, path)
