@@ -284,3 +284,24 @@ def test_a_report_into_a_missing_folder_names_the_option_and_the_folder(wine_tra
         f"error: --html: the folder {str(missing)!r} does not exist; create it first"
     )
     assert "Errno" not in result.output and not missing.exists()
+
+
+def test_a_misspelled_signal_suggests_the_closest_and_lists_every_signal(clock):
+    from opsloop.monitoring.policy import ACTIONS, SIGNALS
+
+    result = runner.invoke(
+        app, ["monitor", "evaluate", "wine", "--rule", "drift_shar > 0.3 -> alert"]
+    )
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert line == (
+        "error: policy 'drift_shar > 0.3 -> alert': unknown signal 'drift_shar'; did you mean "
+        f"'drift_share'? (signals: {', '.join(SIGNALS)})"
+    )
+    assert len(SIGNALS) > 40 and "characters cut" not in line
+    result = runner.invoke(
+        app, ["monitor", "evaluate", "wine", "--rule", "drift_share > 0.3 -> alrt"]
+    )
+    assert result.output.strip().endswith(
+        f"unknown action 'alrt'; did you mean 'alert'? (available: {', '.join(ACTIONS)})"
+    )

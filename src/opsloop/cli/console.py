@@ -7,6 +7,7 @@ unreadable file, bad option). Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -73,6 +74,11 @@ def one_line_errors(command: Callable) -> Callable:
 # The longest error line printed: a message that quotes input at length (a library's, or a
 # parser's quoting a whole line of a file) is cut here rather than flooding the terminal.
 _MAX_ERROR_CHARACTERS = 300
+# A message that ends with the choices allowed, "(signals: a, b, c)", keeps that list whole
+# (up to this length): it is what the user needs to correct the input, and it is ours, not
+# quoted input.
+_MAX_CHOICES_CHARACTERS = 4000
+_CHOICES = re.compile(r" \((?:[a-z][a-z ]*): [^()]*\)$")
 
 
 def _one_line(message: str) -> str:
@@ -82,10 +88,25 @@ def _one_line(message: str) -> str:
     'bad value on two lines'
     >>> _one_line("x" * 1000)[-40:]
     'xxxxxxxxxxxxx… (700 more characters cut)'
+
+    A list of choices at the end stays whole; the text before it is cut as any other:
+
+    >>> names = ", ".join(f"signal_{i}" for i in range(40))
+    >>> _one_line("y" * 400 + f" (signals: {names})")[-43:]
+    'signal_36, signal_37, signal_38, signal_39)'
+    >>> "(100 more characters cut)" in _one_line("y" * 400 + f" (signals: {names})")
+    True
     """
     line = " ".join(message.split("\n"))
     if len(line) <= _MAX_ERROR_CHARACTERS:
         return line
+    choices = _CHOICES.search(line)
+    if choices is not None and len(choices.group()) <= _MAX_CHOICES_CHARACTERS:
+        head = line[: choices.start()]
+        if len(head) > _MAX_ERROR_CHARACTERS:
+            cut = len(head) - _MAX_ERROR_CHARACTERS
+            head = f"{head[:_MAX_ERROR_CHARACTERS]}… ({cut:,} more characters cut)"
+        return head + choices.group()
     cut = len(line) - _MAX_ERROR_CHARACTERS
     return f"{line[:_MAX_ERROR_CHARACTERS]}… ({cut:,} more characters cut)"
 
