@@ -234,6 +234,43 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
+_ESCAPES_ONLY = "a backslash escapes a comma or a backslash only"
+
+
+def column_names(values: list[str]) -> list[str]:
+    r"""The column names of ``--columns`` options: each value split at its commas, except a
+    comma written ``\,``, which is part of the name (``\\`` is a backslash); spaces
+    around each name dropped, empty names skipped.
+
+    >>> column_names(["a, b", r"price\, EUR", r"back\\slash"])
+    ['a', 'b', 'price, EUR', 'back\\slash']
+    >>> column_names([r"bad\x"])
+    Traceback (most recent call last):
+    ...
+    opsloop.cli.console.UsageProblem: --columns: a backslash escapes a comma or a backslash only, got 'bad\\x'
+    """  # noqa: E501 - a doctest's expected output is one line
+    names = []
+    for value in values:
+        name, escaped = [], False
+        for char in value:
+            if escaped:
+                if char not in ",\\":
+                    raise UsageProblem(f"--columns: {_ESCAPES_ONLY}, got {value!r}")
+                name.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == ",":
+                names.append("".join(name).strip())
+                name = []
+            else:
+                name.append(char)
+        if escaped:
+            raise UsageProblem(f"--columns: {_ESCAPES_ONLY}, got {value!r}")
+        names.append("".join(name).strip())
+    return [n for n in names if n]
+
+
 @app.command("drift")
 @one_line_errors
 def drift_command(
@@ -241,7 +278,14 @@ def drift_command(
     current: Annotated[Path, typer.Argument(help="Current data (e.g. serving).")],
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
-    columns: Annotated[str | None, typer.Option(help="Comma-separated columns.")] = None,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The columns to compare: comma-separated, and/or the option repeated. A "
+            "comma inside a name is written \\, (a backslash itself \\\\), e.g. "
+            "--columns 'price\\, EUR' --columns age.",
+        ),
+    ] = None,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     correction: Annotated[str, typer.Option(help="none, bonferroni, holm or bh.")] = "holm",
     fail_on_drift: Annotated[bool, typer.Option(help="Exit 1 when drift is found.")] = False,
@@ -271,7 +315,7 @@ def drift_command(
     check_output_folders({"--html": html, "--json": json_path})
     check_report_run(run, html)
 
-    names = [c.strip() for c in columns.split(",")] if columns else None
+    names = column_names(columns) if columns else None
     ref, cur = read_data(reference, dask), read_data(current, dask)
     if names is None and not set(ref.columns) & set(cur.columns):
         raise UsageProblem(f"{reference} and {current} have no columns in common")
