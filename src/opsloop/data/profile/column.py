@@ -186,6 +186,9 @@ class ColumnProfile:
         >>> import pandas as pd
         >>> profile_column(pd.Series([1, 3]), "x").summary_row()["mean"]
         2.0
+        >>> row = profile_column(pd.Series([1.0, float("inf"), -float("inf"), 2.0]), "x").summary_row()
+        >>> row["pos_inf_count"], row["neg_inf_count"], row["max"]
+        (1, 1, 2.0)
         """
         row = {
             "type": self.logical_type,
@@ -193,6 +196,10 @@ class ColumnProfile:
             "null_count": self.null_count,
             "null_fraction": self.null_fraction,
             "invalid_count": self.invalid_count,
+            # Moments and extremes describe the finite values; the infinities are counted
+            # beside them, so a table shows them as the JSON does.
+            "pos_inf_count": None,
+            "neg_inf_count": None,
             "distinct": None,
             "top_value": None,
             "top_count": None,
@@ -213,6 +220,8 @@ class ColumnProfile:
             )
         elif numeric is not None:
             row.update(
+                pos_inf_count=numeric.n_pos_inf,
+                neg_inf_count=numeric.n_neg_inf,
                 mean=numeric.mean,
                 std=numeric.std(),
                 min=numeric.minimum,
