@@ -186,7 +186,8 @@ class ColumnProfile:
         >>> import pandas as pd
         >>> profile_column(pd.Series([1, 3]), "x").summary_row()["mean"]
         2.0
-        >>> row = profile_column(pd.Series([1.0, float("inf"), -float("inf"), 2.0]), "x").summary_row()
+        >>> infinite = pd.Series([1.0, float("inf"), -float("inf"), 2.0])
+        >>> row = profile_column(infinite, "x").summary_row()
         >>> row["pos_inf_count"], row["neg_inf_count"], row["max"]
         (1, 1, 2.0)
         """
