@@ -305,3 +305,134 @@ def test_a_misspelled_signal_suggests_the_closest_and_lists_every_signal(clock):
     assert result.output.strip().endswith(
         f"unknown action 'alrt'; did you mean 'alert'? (available: {', '.join(ACTIONS)})"
     )
+
+
+@pytest.fixture
+def cancer_answers():
+    """Breast cancer: 150 rows of four features, a depth-2 tree's answers, one per minute
+    from T0, with their labels."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.tree import DecisionTreeClassifier
+
+    data = load_breast_cancer(as_frame=True)
+    inputs = data.data[["mean radius", "mean texture", "worst area", "worst smoothness"]]
+    inputs = inputs.iloc[:150].reset_index(drop=True)
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(inputs, data.target[:150])
+    frame = inputs.assign(
+        prediction=tree.predict(inputs),
+        request_id=[f"r{i:04d}" for i in range(150)],
+        at=pd.to_datetime(T0 + np.arange(150) * 60_000, unit="ms", utc=True).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+        label=data.target[:150].to_numpy(),
+    )
+    return frame
+
+
+def test_monitor_log_records_what_log_predictions_records(clock, cancer_answers, tmp_path):
+    from opsloop.monitoring.event_log import label_counts, log_labels
+    from opsloop.serving.prediction_events import read_prediction_events
+
+    path = tmp_path / "answers.csv"
+    cancer_answers.to_csv(path, index=False)
+    options = ["--request-id", "request_id", "--time", "at", "--labels", "label"]
+    result = runner.invoke(app, ["monitor", "log", "from-file", str(path), *options])
+    assert result.exit_code == 0, result.output
+    assert "150 prediction(s) logged to from-file (default)" in result.output
+    db = open_database()
+    inputs = cancer_answers.drop(columns=["prediction", "request_id", "at", "label"])
+    ids = log_predictions(
+        db,
+        "from-python",
+        inputs,
+        cancer_answers["prediction"].to_numpy(),
+        request_ids=cancer_answers["request_id"].tolist(),
+        at_ms=T0 + np.arange(150) * 60_000,
+    )
+    receipt = log_labels(db, "from-python", ids, cancer_answers["label"].to_numpy())
+    assert label_counts(db, "from-file") == label_counts(db, "from-python")
+    assert (receipt.accepted, receipt.unknown) == (150, 0)
+    fields = ["variant", "role", "model", "version", "request_id", "inputs", "output", "at_ms"]
+    from_file = read_prediction_events(db, "from-file")[fields]
+    from_python = read_prediction_events(db, "from-python")[fields]
+    pd.testing.assert_frame_equal(from_file, from_python)
+    assert from_file["at_ms"].iloc[-1] == T0 + 149 * 60_000
+    assert from_file["inputs"].iloc[3] == [inputs.iloc[3].to_dict()]
+
+
+def test_monitor_log_labels_alone_and_errors_naming_the_column_and_row(
+    clock, cancer_answers, tmp_path
+):
+    from opsloop.monitoring.event_log import label_counts
+
+    answers, labels = tmp_path / "answers.parquet", tmp_path / "labels.csv"
+    cancer_answers.drop(columns=["label"]).to_parquet(answers)
+    cancer_answers[["request_id", "label"]].iloc[:100].to_csv(labels, index=False)
+    logged = runner.invoke(app, ["monitor", "log", "api", str(answers), "--request-id",
+                                 "request_id", "--time", "at", "--json"])  # fmt: skip
+    assert logged.exit_code == 0, logged.output
+    assert json.loads(logged.output) == {"predictions": 150, "labels": None}
+    clock.now_ms = T0 + 2 * HOUR_MS + 30 * 60_000
+    joined = runner.invoke(app, ["monitor", "log", "api", str(labels), "--request-id",
+                                 "request_id", "--labels", "label"])  # fmt: skip
+    assert joined.exit_code == 0, joined.output
+    # T0 + 2 h 30 min: the answers of the first two hours' windows have closed.
+    late = int(((T0 + np.arange(100) * 60_000) < T0 + 2 * HOUR_MS).sum())
+    assert label_counts(open_database(), "api") == {
+        "accepted": 100, "late": late, "duplicate": 0, "unknown": 0
+    }  # fmt: skip
+    assert "labels: 100 accepted" in joined.output
+
+    def refused(frame: pd.DataFrame, *options: str) -> str:
+        path = tmp_path / "bad.csv"
+        frame.to_csv(path, index=False)
+        result = runner.invoke(app, ["monitor", "log", "api", str(path), *options])
+        assert result.exit_code == 2, result.output
+        return result.output.strip()
+
+    bad = cancer_answers.copy()
+    bad.loc[41, "at"] = "yesterday"
+    assert refused(bad, "--time", "at") == (
+        "error: column 'at', row 42: milliseconds since the epoch or a date and time, "
+        "got 'yesterday'"
+    )
+    bad = cancer_answers.copy()
+    bad.loc[7, "request_id"] = "r0002"
+    assert refused(bad, "--request-id", "request_id") == (
+        "error: column 'request_id', row 8: request id 'r0002' repeats row 3's"
+    )
+    bad = cancer_answers.astype({"prediction": float})
+    bad.loc[9, "prediction"] = np.nan
+    assert refused(bad) == "error: column 'prediction', row 10: a prediction is missing"
+    bad = cancer_answers.astype({"label": float})
+    bad.loc[12, "label"] = np.inf
+    assert refused(bad, "--labels", "label") == (
+        "error: column 'label', row 13: must be finite, got inf"
+    )
+    # A label's kind is checked against the answer it joins: text for a number.
+    bad = cancer_answers.assign(label=[None] * 12 + ["benign"] + [None] * 137)
+    options = ["--request-id", "request_id", "--labels", "label"]
+    path = tmp_path / "bad.parquet"
+    bad.to_parquet(path)
+    result = runner.invoke(app, ["monitor", "log", "other", str(path), *options])
+    assert result.output.strip() == (
+        "error: column 'label', row 13: the model answers numbers; give a number, got the "
+        "text 'benign'"
+    )
+    assert refused(cancer_answers, "--prediction", "answer") == (
+        "error: no column 'answer' (the predictions), and no label column to log alone; "
+        "columns: mean radius, mean texture, worst area, worst smoothness, prediction, "
+        "request_id, at, label"
+    )
+
+
+def test_monitor_log_refuses_more_rows_than_its_bound(clock, cancer_answers, tmp_path, monkeypatch):
+    from opsloop.monitoring import prediction_table
+
+    monkeypatch.setattr(prediction_table, "MAX_ROWS", 100)
+    path = tmp_path / "answers.parquet"
+    cancer_answers.to_parquet(path)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: at most 100 rows in one table, got 150; split it"
+    assert runner.invoke(app, ["monitor", "status", "api"]).exit_code == 2  # nothing logged

@@ -1,8 +1,8 @@
-"""``opsloop monitor``: evaluate a deployment's closed windows against its reference, show
-its status, write its HTML report, retrain it, set and show its stored policy (``policy
-set|show``: the rules every evaluation applies unless it is given its own, and the
-error-stream detector). Reads and writes the local store
-(``OPSLOOP_HOME`` or ``OPSLOOP_STORE_URI``); on a server, the same operations are
+"""``opsloop monitor``: log a file's predictions and labels (``log``), evaluate a
+deployment's closed windows against its reference, show its status, write its HTML report,
+retrain it, set and show its stored policy (``policy set|show``: the rules every
+evaluation applies unless it is given its own, and the error-stream detector). Reads and
+writes the local store (``OPSLOOP_HOME`` or ``OPSLOOP_STORE_URI``); on a server, the same operations are
 :class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s. ``retrain`` runs the
 training function in this process: on the local store, or, with ``--follow --server URL``,
 for the retrain requests a server's policies queued (the server runs no user code), through
@@ -302,6 +302,110 @@ def status_command(
             f"  {alert['window']} {alert['variant']}: {alert['rule']} -> {alert['action']}",
             markup=False,
         )
+
+
+#: The largest file ``opsloop monitor log`` reads.
+MAX_LOG_FILE_BYTES = 1 << 30
+
+
+@monitor_app.command("log")
+@one_line_errors
+def log_command(
+    deployment: str,
+    data: Annotated[
+        Path, typer.Argument(help="CSV (.csv, .tsv) or Parquet file of the rows to log.")
+    ],
+    prediction: Annotated[
+        str, typer.Option(help="The column of the model's answers (one per row).")
+    ] = "prediction",
+    request_id: Annotated[
+        str | None,
+        typer.Option(
+            help="The column of request ids (1-64 characters, unique); random ids otherwise."
+        ),
+    ] = None,
+    time: Annotated[
+        str | None,
+        typer.Option(
+            help="The column of times: ms since the epoch or ISO (UTC unless it "
+            "says otherwise); now otherwise."
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help="The column of labels, joined to the answers by request id (a row without "
+            "one logs none). Without the prediction column, the file holds labels alone "
+            "for answers logged before (--request-id needed).",
+        ),
+    ] = None,
+    variant: Annotated[str, typer.Option(help="The variant that answered.")] = "default",
+    window: WindowOption = "1h",
+    as_json: JsonFlag = False,
+) -> None:
+    """Log DATA's rows to DEPLOYMENT as prediction events (and labels), as
+    opsloop.monitoring.log_predictions and log_labels do from Python: every column other
+    than the prediction, request id, time and label columns is an input. Every row is
+    checked first; a bad cell is named by its column and row (row 1 is the first after the
+    header). At most 1,000,000 rows and 1 GiB per file."""
+    from opsloop.data.io import table_format
+    from opsloop.monitoring.local_monitoring import Monitoring
+    from opsloop.monitoring.prediction_table import log_prediction_table
+
+    if not data.is_file():
+        raise UsageProblem(f"{data}: no such file")
+    fmt = table_format(data)
+    if fmt not in ("csv", "tsv", "parquet"):
+        raise UsageProblem(f"{data}: a CSV or Parquet file, got {fmt}")
+    size = data.stat().st_size
+    if size > MAX_LOG_FILE_BYTES:
+        raise UsageProblem(
+            f"{data}: at most 1 GiB per file, got {size / (1 << 30):.1f} GiB; split it"
+        )
+    frame = _read_logged(data, fmt, request_id)
+    logged = log_prediction_table(
+        Monitoring(_store()),
+        deployment,
+        frame,
+        prediction=prediction,
+        request_id=request_id,
+        time=time,
+        labels=labels,
+        variant=variant,
+        window=window,
+    )
+    receipt = None if logged.labels is None else logged.labels.to_dict()
+    if as_json:
+        print_json({"predictions": logged.predictions, "labels": receipt})
+        return
+    if logged.predictions:
+        shown = f"{logged.predictions} prediction(s) logged to {deployment} ({variant})"
+        out.print(shown, markup=False)
+    if receipt is not None:
+        counts = ", ".join(
+            f"{receipt[k]} {k}" for k in ("accepted", "late", "duplicate", "unknown")
+        )
+        out.print(f"labels: {counts}", markup=False)
+
+
+def _read_logged(data: Path, fmt: str, request_id: str | None):
+    """``data`` as a frame; a CSV's request id column read as text (an id ``007`` stays
+    ``007``)."""
+    from opsloop.data.io import TableReadError, parse_iso_dates, read_table
+
+    if fmt == "parquet" or request_id is None:
+        return read_table(data)
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(data, sep="\t" if fmt == "tsv" else ",", dtype={request_id: str})
+    except pd.errors.EmptyDataError as error:
+        raise TableReadError(f"{data}: the file is empty") from error
+    except (ValueError, OSError, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TableReadError(f"{data}: cannot read as {fmt}: {reason}") from error
+    return parse_iso_dates(frame)
 
 
 @monitor_app.command("features")
