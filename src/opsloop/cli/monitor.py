@@ -3,10 +3,11 @@ deployment's closed windows against its reference, show its status, write its HT
 retrain it, set and show its stored policy (``policy set|show``: the rules every
 evaluation applies unless it is given its own, and the error-stream detector). Reads and
 writes the local store (``OPSLOOP_HOME`` or ``OPSLOOP_STORE_URI``); on a server, the
-same operations are :class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s. ``retrain`` runs the
-training function in this process: on the local store, or, with ``--follow --server URL``,
-for the retrain requests a server's policies queued (the server runs no user code), through
-the server's operations (:mod:`opsloop.monitoring.retrain_follower`).
+same operations are :class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s.
+``retrain`` runs the training function in this process: on the local store, or, with
+``--follow --server URL``, for the retrain requests a server's policies queued (the server
+runs no user code), through the server's operations
+(:mod:`opsloop.monitoring.retrain_follower`).
 
 Errors are one line on stderr with exit code 2:
 
