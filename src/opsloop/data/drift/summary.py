@@ -28,6 +28,7 @@ import pandas as pd
 from opsloop.data.drift.kernels import merge_sorted, sort_floats
 from opsloop.data.drift.numeric import SortedSample
 from opsloop.data.drift.sketched import SketchedSample
+from opsloop.data.period_columns import readable_column
 from opsloop.data.types import infer_column_type
 
 #: A numeric column with at most this many distinct reference values, each repeated
@@ -215,6 +216,8 @@ def summarize(series: pd.Series, kind: str | None = None, name: str | None = Non
     {'x': 2, 'y': 1}
     """
     name = str(series.name) if name is None else name
+    # A Period is the time it starts; a complex column is refused (see the module).
+    series = readable_column(series, name)
     n_rows = len(series)
     n_missing = int(series.isna().sum())
     if kind is None:

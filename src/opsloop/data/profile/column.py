@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from opsloop.data.period_columns import readable_column
 from opsloop.data.profile.frequencies import DEFAULT_TOP, Frequencies
 from opsloop.data.profile.numeric import NumericSummary
 from opsloop.data.profile.options import SketchOptions
@@ -294,6 +295,8 @@ def profile_column(
     options = options or SketchOptions()
     if name is None:
         name = "value" if series.name is None else str(series.name)
+    # A Period is the time it starts; a complex column is refused (:mod:`..period_columns`).
+    series = readable_column(series, str(name))
     logical_type = infer_column_type(series)
     null_mask = series.isna().to_numpy(dtype=bool)
     null_count = int(np.count_nonzero(null_mask))
