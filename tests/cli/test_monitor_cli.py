@@ -436,3 +436,108 @@ def test_monitor_log_refuses_more_rows_than_its_bound(clock, cancer_answers, tmp
     assert result.exit_code == 2
     assert result.output.strip() == "error: at most 100 rows in one table, got 150; split it"
     assert runner.invoke(app, ["monitor", "status", "api"]).exit_code == 2  # nothing logged
+
+
+def _logged_events(deployment: str) -> int:
+    from opsloop.serving.prediction_events import read_prediction_events
+
+    return len(read_prediction_events(open_database(), deployment))
+
+
+def test_monitor_log_checks_every_label_against_its_row_before_logging_anything(
+    clock, cancer_answers, tmp_path
+):
+    path = tmp_path / "answers.csv"
+    options = ["--request-id", "request_id", "--labels", "label"]
+    # One text among numbers: the CSV column reads as text, "1" and "0" included.
+    bad = cancer_answers.astype({"label": object})
+    bad.loc[12, "label"] = "benign"
+    bad.to_csv(path, index=False)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), *options])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: column 'label', row 13: the model answers numbers; give a number, got the "
+        "text 'benign'"
+    )
+    assert _logged_events("api") == 0
+    cancer_answers.to_csv(path, index=False)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), *options, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["labels"]["accepted"] == 150
+    # The same file again: refused by its ids, not logged twice.
+    again = runner.invoke(app, ["monitor", "log", "api", str(path), *options])
+    assert again.exit_code == 2
+    assert again.output.strip().startswith(
+        "error: column 'request_id', row 1: request id 'r0000' is already logged for 'api' "
+        "(150 of the table's ids are); nothing was logged."
+    )
+    assert _logged_events("api") == 150
+    # Another deployment's ids are its own.
+    other = runner.invoke(app, ["monitor", "log", "other", str(path), "--request-id", "request_id"])
+    assert other.exit_code == 0, other.output
+
+
+def test_monitor_log_names_its_options_in_errors(clock, cancer_answers, tmp_path):
+    path = tmp_path / "answers.csv"
+    cancer_answers.to_csv(path, index=False)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), "--request-id", "id"])
+    assert result.output.strip().startswith(
+        "error: --request-id: no column 'id' in answers.csv; columns: mean radius"
+    )
+    cancer_answers[["request_id", "label"]].to_csv(path, index=False)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), "--labels", "label"])
+    assert result.output.strip() == (
+        "error: labels alone (no column 'prediction', see --prediction) are joined by "
+        "request id: give --request-id"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(1e30, "1e+30"), (9.3e18, "9.3e+18"), ("1800-01-01", "'1800-01-01'"),
+     ("99999999999999999999", "'99999999999999999999'")],
+)  # fmt: skip
+def test_monitor_log_refuses_a_time_outside_1970_to_9999(
+    clock, cancer_answers, tmp_path, value, shown
+):
+    # Texts join the fixture's ISO times; numbers replace them with T0.
+    bad = cancer_answers if isinstance(value, str) else cancer_answers.assign(at=float(T0))
+    bad = bad.copy()
+    bad.loc[4, "at"] = value
+    path = tmp_path / "answers.parquet"
+    bad.to_parquet(path)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), "--time", "at"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: column 'at', row 5: a time from 1970 to 9999 (whole milliseconds since the "
+        f"epoch, 0 to 253402300799999, or a date and time), got {shown}"
+    )
+    assert _logged_events("api") == 0
+
+
+def test_monitor_log_bounds_a_csv_before_reading_it_whole(
+    clock, cancer_answers, tmp_path, monkeypatch
+):
+    import gzip
+
+    from opsloop.cli import monitor
+    from opsloop.monitoring import prediction_table
+
+    monkeypatch.setattr(prediction_table, "MAX_ROWS", 100)
+    path = tmp_path / "answers.csv.gz"
+    text = cancer_answers.to_csv(index=False)
+    # Row 120 is broken: read whole, the file would be refused for it; it is never reached.
+    lines = text.splitlines()
+    lines[120] += ",1,2,3"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    result = runner.invoke(app, ["monitor", "log", "api", str(path)])
+    assert result.output.strip() == "error: at most 100 rows in one table, got more; split it"
+    monkeypatch.setattr(prediction_table, "MAX_ROWS", 1_000)
+    monkeypatch.setattr(monitor, "MAX_LOG_DECODED_BYTES", 4_096)
+    path.write_bytes(gzip.compress(text.encode()))
+    assert len(text) > 4_096
+    result = runner.invoke(app, ["monitor", "log", "api", str(path)])
+    assert result.output.strip() == (
+        f"error: {path}: at most 3.8147e-06 GiB once decompressed; split it"
+    )
+    assert _logged_events("api") == 0

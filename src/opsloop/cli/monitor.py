@@ -18,6 +18,7 @@ Errors are one line on stderr with exit code 2:
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Annotated
 
@@ -365,6 +366,16 @@ def log_command(
             f"{data}: at most 1 GiB per file, got {size / (1 << 30):.1f} GiB; split it"
         )
     frame = _read_logged(data, fmt, request_id)
+    # Checked here to name the options; log_prediction_table names its parameters.
+    for option, name in (("--request-id", request_id), ("--time", time), ("--labels", labels)):
+        if name is not None and name not in frame.columns:
+            shown = ", ".join(map(str, frame.columns[:20]))
+            raise UsageProblem(f"{option}: no column {name!r} in {data.name}; columns: {shown}")
+    if prediction not in frame.columns and labels is not None and request_id is None:
+        raise UsageProblem(
+            f"labels alone (no column {prediction!r}, see --prediction) are joined by "
+            "request id: give --request-id"
+        )
     logged = log_prediction_table(
         Monitoring(_store()),
         deployment,
@@ -390,22 +401,99 @@ def log_command(
         out.print(f"labels: {counts}", markup=False)
 
 
-def _read_logged(data: Path, fmt: str, request_id: str | None):
-    """``data`` as a frame; a CSV's request id column read as text (an id ``007`` stays
-    ``007``)."""
-    from opsloop.data.io import TableReadError, parse_iso_dates, read_table
+#: The most bytes ``opsloop monitor log`` decompresses from a compressed file (an 11 KB
+#: .csv.gz can hold millions of rows).
+MAX_LOG_DECODED_BYTES = 1 << 30
 
-    if fmt == "parquet" or request_id is None:
-        return read_table(data)
+
+class _BoundedStream(io.RawIOBase):
+    """A decompressed stream that stops with :class:`UsageProblem` past ``limit`` bytes, so a
+    small compressed file is never inflated whole into memory."""
+
+    def __init__(self, stream, limit: int, name: Path) -> None:
+        self._stream, self._left, self._name = stream, limit, name
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(min(len(buffer), self._left + 1))
+        self._left -= len(data)
+        if self._left < 0:
+            raise UsageProblem(
+                f"{self._name}: at most {MAX_LOG_DECODED_BYTES / (1 << 30):g} GiB once "
+                "decompressed; split it"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_logged(data: Path, fmt: str, request_id: str | None):
+    """``data`` as a frame of at most :data:`~opsloop.monitoring.prediction_table.MAX_ROWS`
+    rows, refused before it is read whole: a Parquet file by the row count and size its
+    metadata states, a CSV by reading one row more than the bound, a compressed CSV also
+    by its decompressed bytes. A CSV's request id column is read as text (an id ``007``
+    stays ``007``)."""
+    import bz2
+    import gzip
+    import lzma
+
     import pandas as pd
 
+    from opsloop.data.io import TableReadError, parse_iso_dates
+    from opsloop.monitoring import prediction_table
+
+    bound = prediction_table.MAX_ROWS
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            metadata = pq.ParquetFile(data).metadata
+        except (pa.ArrowException, OSError) as error:
+            raise TableReadError(f"{data}: cannot read as parquet: {error}") from error
+        if metadata.num_rows > bound:
+            raise UsageProblem(
+                f"at most {bound:,} rows in one table, got {metadata.num_rows:,}; split it"
+            )
+        decoded = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        if decoded > MAX_LOG_DECODED_BYTES:
+            raise UsageProblem(
+                f"{data}: at most {MAX_LOG_DECODED_BYTES / (1 << 30):g} GiB once "
+                f"decompressed, its metadata says {decoded / (1 << 30):.1f} GiB; split it"
+            )
+        try:
+            return pd.read_parquet(data)
+        except (ValueError, OSError, pa.ArrowException) as error:
+            raise TableReadError(f"{data}: cannot read as parquet: {error}") from error
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    opener = openers.get(data.suffix.lower())
+    source = None
     try:
-        frame = pd.read_csv(data, sep="\t" if fmt == "tsv" else ",", dtype={request_id: str})
+        if opener is not None:
+            source = io.BufferedReader(
+                _BoundedStream(opener(data, "rb"), MAX_LOG_DECODED_BYTES, data)
+            )
+        frame = pd.read_csv(
+            data if source is None else source,
+            sep="\t" if fmt == "tsv" else ",",
+            dtype=None if request_id is None else {request_id: str},
+            nrows=bound + 1,
+        )
     except pd.errors.EmptyDataError as error:
         raise TableReadError(f"{data}: the file is empty") from error
-    except (ValueError, OSError, UnicodeDecodeError) as error:
+    except (ValueError, OSError, UnicodeDecodeError, EOFError, lzma.LZMAError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise TableReadError(f"{data}: cannot read as {fmt}: {reason}") from error
+    finally:
+        if source is not None:
+            source.close()
+    if len(frame) > bound:
+        raise UsageProblem(f"at most {bound:,} rows in one table, got more; split it")
     return parse_iso_dates(frame)
 
 

@@ -33,7 +33,12 @@ from opsloop.monitoring.evaluation import (
     read_alerts,
     read_evaluations,
 )
-from opsloop.monitoring.event_log import LabelReceipt, log_labels, log_predictions
+from opsloop.monitoring.event_log import (
+    LabelReceipt,
+    log_labels,
+    log_predictions,
+    logged_request_ids,
+)
 from opsloop.monitoring.feature_distribution import FeatureDistribution, feature_distribution
 from opsloop.monitoring.feature_stream import (
     DEFAULT_DETECTOR,
@@ -165,6 +170,15 @@ class Monitoring:
             windowing=Windowing(window),
             actor=actor or self.actor,
         )
+
+    def logged_request_ids(self, deployment: str, request_ids: Sequence[str]) -> set[str]:
+        """The ids among ``request_ids`` already logged for ``deployment`` (see
+        :func:`~opsloop.monitoring.event_log.logged_request_ids`).
+
+        >>> Monitoring(db).logged_request_ids("nobody", ["a"])
+        set()
+        """
+        return logged_request_ids(self.db, deployment, request_ids)
 
     def windows(self, deployment: str, *, window: str = "1h") -> pd.DataFrame:
         """The windows folded so far (see :func:`~opsloop.monitoring.window_store.

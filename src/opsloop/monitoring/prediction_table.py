@@ -10,12 +10,16 @@ the store's clock otherwise) and a label column. Every other column is an input.
 without the prediction column and with a label column is a table of labels for answers
 logged before, joined by its request ids.
 
-Every row is checked before anything is logged (a label's kind against the answer it joins,
-a class for a classifier, once that answer is logged: a label refused then leaves the
-predictions logged, and the labels alone can be sent again), and a bad cell is named by its
-column and its row (rows count from 1, the header not counted: row 1 is a CSV's second line). At most
-:data:`MAX_ROWS` rows are logged in one call; they are written in parts of
-:data:`PART_ROWS`, so a store failure part way leaves the parts before it logged.
+Every row is checked before anything is logged: each cell's shape, each label's kind
+against its own row's answer (a number for a number, a text class for a text), and that no
+request id is logged for the deployment already (a file logged twice is refused, not logged
+twice); a bad cell is named by its column and its row (rows count from 1, the header not
+counted: row 1 is a CSV's second line). At most :data:`MAX_ROWS` rows are logged in one
+call. What is not all-or-nothing: the rows are written in parts of :data:`PART_ROWS`, the
+labels after the predictions, each part in its own transaction, so only a store failure
+part way (not a bad cell) leaves the parts before it logged; logging the file again is then
+refused by its ids, and the rows not logged can be sent alone. A file of labels alone is
+checked against the answers it joins in the store, part by part.
 
 >>> import pandas as pd
 >>> from opsloop.monitoring.local_monitoring import Monitoring
@@ -40,10 +44,12 @@ import pandas as pd
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.store.label_join import LabelReceipt
-from opsloop.store.label_values import checked_label, plain_label
+from opsloop.store.label_values import label_for_answer, plain_label
 
 #: The most rows one table may log.
 MAX_ROWS = 1_000_000
+#: The latest time a row may carry: 9999-12-31T23:59:59.999Z, in ms since the epoch.
+MAX_TIME_MS = 253_402_300_799_999
 #: The rows logged by one call of the service.
 PART_ROWS = 50_000
 # As log_predictions checks them.
@@ -99,31 +105,50 @@ def _request_ids(frame: pd.DataFrame, column: str) -> list[str]:
     return ids
 
 
+def _time_problem(column: str, row: int, value: object) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"{_where(column, row)}: a time from 1970 to 9999 (whole milliseconds since the "
+        f"epoch, 0 to {MAX_TIME_MS}, or a date and time), got {_shown(value)}"
+    )
+
+
 def _times_ms(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """The time column as milliseconds since the epoch."""
+    """The time column as milliseconds since the epoch, each from 0 to :data:`MAX_TIME_MS`
+    (bounded before any cast: 1e30 would wrap to a negative int64)."""
     values = frame[column]
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         stamps = values if values.dt.tz is not None else values.dt.tz_localize("UTC")
         missing = np.flatnonzero(stamps.isna().to_numpy())
         if len(missing):
             raise InvalidArgumentError(f"{_where(column, missing[0])}: a time is missing")
-        return (stamps.astype("datetime64[ns, UTC]").astype(np.int64) // 1_000_000).to_numpy()
+        times = (stamps.astype("datetime64[ns, UTC]").astype(np.int64) // 1_000_000).to_numpy()
+        before = np.flatnonzero(times < 0)
+        if len(before):
+            raise _time_problem(column, int(before[0]), values.iloc[before[0]])
+        return times
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
         numbers = values.to_numpy(dtype=float)
-        bad = np.flatnonzero(~np.isfinite(numbers) | (numbers < 0) | (numbers != np.floor(numbers)))
-        if len(bad):
-            raise InvalidArgumentError(
-                f"{_where(column, bad[0])}: whole milliseconds since the epoch (>= 0), "
-                f"got {_shown(values.iloc[bad[0]])}"
-            )
-        return numbers.astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(numbers) | (numbers < 0) | (numbers > MAX_TIME_MS)
+            bad |= numbers != np.floor(numbers)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise _time_problem(column, row, values.iloc[row])
+        # Integers are read exactly (a float64 holds every whole number up to 2**53).
+        return (
+            values.to_numpy(dtype=np.int64)
+            if values.dtype.kind in "iu"
+            else numbers.astype(np.int64)
+        )
     times = np.empty(len(values), dtype=np.int64)
     for row, value in enumerate(values.tolist()):
         text = str(value).strip()
+        if text.isdigit():
+            if len(text) > 15 or int(text) > MAX_TIME_MS:
+                raise _time_problem(column, row, value)
+            times[row] = int(text)
+            continue
         try:
-            if text.isdigit():
-                times[row] = int(text)
-                continue
             stamp = pd.Timestamp(text)
             if pd.isna(stamp):
                 raise ValueError(text)
@@ -134,6 +159,8 @@ def _times_ms(frame: pd.DataFrame, column: str) -> np.ndarray:
             ) from None
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
         times[row] = stamp.value // 1_000_000
+        if times[row] < 0:
+            raise _time_problem(column, row, value)
     return times
 
 
@@ -161,36 +188,61 @@ def _predictions(frame: pd.DataFrame, column: str) -> np.ndarray:
     return values.to_numpy(dtype=object)
 
 
-def _check_labels(frame: pd.DataFrame, column: str) -> None:
-    """Each present label's shape (a finite number, a bool or a short text), checked before
-    anything is logged; its kind against the answer it joins is checked as it is logged."""
-    values = frame[column].to_numpy(dtype=object)
-    for row in np.flatnonzero(frame[column].notna().to_numpy()):
-        try:
-            checked_label(plain_label(values[row]))
-        except InvalidArgumentError as error:
-            problem = str(error).removeprefix("label: ")
-            raise InvalidArgumentError(f"{_where(column, int(row))}: {problem}") from None
+def _as_number(text: str) -> int | float | None:
+    """``text`` as the finite number it writes, else ``None``."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
 
 
-def _labels(monitoring, deployment, frame, column, ids, window) -> LabelReceipt:
-    """Log the present labels of ``column`` for ``ids``; a checked label's error names its
-    column and row."""
+def _checked_labels(
+    frame: pd.DataFrame, column: str, answers: np.ndarray | None
+) -> tuple[np.ndarray, list]:
+    """The rows of ``column`` holding a label and their labels, each checked before
+    anything is logged: its shape (a finite number, a bool or a short text) and, where
+    ``answers`` (the row's own prediction) is given, its kind against that answer, as
+    :func:`~opsloop.store.label_values.label_for_answer` judges it when it is joined. A
+    label written as a number in a text column (a CSV column holding a text anywhere
+    reads every cell as text) is that number where its row's answer is a number."""
     present = np.flatnonzero(frame[column].notna().to_numpy())
     values = frame[column].to_numpy(dtype=object)
+    kept = []
+    for row in present:
+        value = plain_label(values[row])
+        answer = None if answers is None else plain_label(answers[row])
+        if isinstance(value, str) and answer is not None and not isinstance(answer, str):
+            number = _as_number(value.strip())
+            value = value if number is None else number
+        known = None if answer is None else [answer]
+        kept.append(label_for_answer(value, 1, known, field=_where(column, int(row))))
+    return present, kept
+
+
+def _labels(monitoring, deployment, column, rows, values, ids, window) -> LabelReceipt:
+    """Log the labels ``values`` of the table's ``rows`` for ``ids`` (one per row of the
+    table); a label the store refuses is named by its column and row."""
     totals = dict.fromkeys(("accepted", "late", "duplicate", "unknown"), 0)
     unknown: list[str] = []
-    for start in range(0, len(present), PART_ROWS):
-        rows = present[start : start + PART_ROWS]
+    for start in range(0, len(rows), PART_ROWS):
+        part = rows[start : start + PART_ROWS]
         try:
             receipt = monitoring.log_labels(
-                deployment, [ids[r] for r in rows], values[rows].tolist(), window=window
+                deployment,
+                [ids[r] for r in part],
+                values[start : start + PART_ROWS],
+                window=window,
             )
         except InvalidArgumentError as error:
             found = _LABEL_INDEX.match(str(error))
             if found is None:
                 raise
-            row = int(rows[int(found.group(1))])
+            row = int(part[int(found.group(1))])
             raise InvalidArgumentError(
                 f"{_where(column, row)}: {str(error)[found.end() :]}"
             ) from None
@@ -198,6 +250,20 @@ def _labels(monitoring, deployment, frame, column, ids, window) -> LabelReceipt:
             totals[name] += getattr(receipt, name)
         unknown.extend(receipt.unknown_ids)
     return LabelReceipt(**totals, unknown_ids=tuple(unknown))
+
+
+def _refuse_logged_ids(monitoring, deployment: str, column: str, ids: list[str]) -> None:
+    """Refuse the table when one of its request ids is already logged for ``deployment``
+    (the same file logged twice would log each answer twice), naming the first such row."""
+    logged = monitoring.logged_request_ids(deployment, ids)
+    if logged:
+        row = next(r for r, i in enumerate(ids) if i in logged)
+        raise InvalidArgumentError(
+            f"{_where(column, row)}: request id {_shown(ids[row])} is already logged for "
+            f"{deployment!r} ({len(logged)} of the table's ids are); nothing was logged. "
+            "To add labels to answers logged before, log a file of request ids and labels "
+            "without the prediction column"
+        )
 
 
 def log_prediction_table(
@@ -247,16 +313,18 @@ def log_prediction_table(
                 f"labels alone (no column {prediction!r}) are joined by request id; name "
                 "the request id column"
             )
-        _check_labels(frame, labels)
-        return TableLogged(0, _labels(monitoring, deployment, frame, labels, ids, window))
-    if labels is not None:
-        _check_labels(frame, labels)
+        rows, values = _checked_labels(frame, labels, None)
+        return TableLogged(0, _labels(monitoring, deployment, labels, rows, values, ids, window))
     answers = _predictions(frame, prediction)
     times = _times_ms(frame, time) if time is not None else None
+    if labels is not None:
+        label_rows, label_values = _checked_labels(frame, labels, answers)
     kept = [prediction, *(c for c in (request_id, time, labels) if c is not None)]
     inputs = frame.drop(columns=kept)
     if inputs.shape[1] == 0:
         raise InvalidArgumentError(f"no input column: every column is one of {', '.join(kept)}")
+    if ids is not None:
+        _refuse_logged_ids(monitoring, deployment, request_id, ids)
     logged: list[str] = []
     for start in range(0, n, PART_ROWS):
         part = slice(start, start + PART_ROWS)
@@ -272,5 +340,5 @@ def log_prediction_table(
         )
     receipt = None
     if labels is not None:
-        receipt = _labels(monitoring, deployment, frame, labels, logged, window)
+        receipt = _labels(monitoring, deployment, labels, label_rows, label_values, logged, window)
     return TableLogged(n, receipt)
