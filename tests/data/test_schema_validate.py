@@ -444,9 +444,11 @@ def test_one_inf_in_training_bounds_the_share_of_inf_a_batch_may_hold():
 
     all_inf = frame.assign(**{"mean radius": np.inf})
     (anomaly,) = validate(all_inf, schema)
-    assert (anomaly.column, anomaly.kind, anomaly.count) == ("mean radius", "non_finite", 569)
+    assert (anomaly.column, anomaly.kind, anomaly.count) == (
+        "mean radius", "non_finite_fraction_exceeded", 569
+    )  # fmt: skip
     assert anomaly.detail.startswith(
-        f"1 of the rows are ±inf, above max_non_finite_fraction {bound:g} beyond chance "
+        f"100% of the rows are ±inf, above max_non_finite_fraction {bound:g} beyond chance "
         "(569 of 569 rows, binomial p-value"
     )
     # The schema round-trips through YAML with its bound.

@@ -185,7 +185,8 @@ class ColumnFindings:
         elif self.non_finite is not None:
             detail = non_finite_share_excess(self.non_finite.count, n, column)
             if detail:
-                add("non_finite", self.non_finite, detail)
+                # A share, like the null share: a property of a batch, not of one row.
+                add("non_finite_fraction_exceeded", self.non_finite, detail)
         if self.out_of_range is not None:
             detail = _range_detail(self.out_of_range, n, column)
             if detail:
@@ -251,15 +252,18 @@ def non_finite_share_excess(count: int, rows: int, column: ColumnSchema) -> str:
 
     >>> column = ColumnSchema("x", "float", allow_non_finite=True,
     ...                       max_non_finite_fraction=0.0121, non_finite_significance=0.001)
-    >>> non_finite_share_excess(569, 569, column)[:79]
-    '1 of the rows are ±inf, above max_non_finite_fraction 0.0121 beyond chance (569'
+    >>> non_finite_share_excess(569, 569, column)[:82]
+    '100% of the rows are ±inf, above max_non_finite_fraction 0.0121 beyond chance (569'
     >>> non_finite_share_excess(1, 50, column)  # 2% of 50 rows: no evidence against 1.21%
     ''
     """
     allowed = column.max_non_finite_fraction
     if allowed is None or count / rows <= allowed:
         return ""
-    limit = f"{count / rows:.4g} of the rows are ±inf, above max_non_finite_fraction {allowed:g}"
+    limit = (
+        f"{count / rows * 100:.4g}% of the rows are ±inf, above max_non_finite_fraction "
+        f"{allowed:g}"
+    )
     if not column.non_finite_significance:
         return limit
     p_value = null_share_p_value(count, rows, allowed)
