@@ -453,3 +453,19 @@ def test_one_inf_in_training_bounds_the_share_of_inf_a_batch_may_hold():
     )
     # The schema round-trips through YAML with its bound.
     assert type(schema).from_yaml(schema.to_yaml())["mean radius"] == column
+
+
+def test_allowing_no_inf_drops_the_inferred_bound_on_their_share():
+    from opsloop.data.schema import Schema, infer_schema, validate
+
+    frame = pd.DataFrame({"x": [1.0, np.inf] + [2.0] * 98})
+    schema = infer_schema(frame)
+    assert schema["x"].max_non_finite_fraction is not None
+    strict = schema.update_column("x", allow_non_finite=False)
+    assert (strict["x"].allow_non_finite, strict["x"].max_non_finite_fraction) == (False, None)
+    assert strict["x"].non_finite_significance == 0.0
+    (anomaly,) = validate(frame, strict)
+    assert (anomaly.kind, anomaly.count, anomaly.examples) == ("non_finite", 1, ((1, np.inf),))
+    # A hand-edited YAML that turns allow_non_finite off keeps loading.
+    text = schema.to_yaml().replace("allow_non_finite: true", "allow_non_finite: false")
+    assert Schema.from_yaml(text)["x"] == strict["x"]

@@ -57,7 +57,8 @@ class ColumnSchema:
         Whether ``±inf`` is allowed in a ``float`` column.
     max_non_finite_fraction
         With ``allow_non_finite``: the largest share of ``±inf`` rows allowed, judged as
-        the null share is (see ``non_finite_significance``); ``None``: any share. Inferred,
+        the null share is (see ``non_finite_significance``); ``None``: any share. Dropped
+        (with its significance) when ``allow_non_finite`` is false. Inferred,
         where the training data held ``±inf``, as the upper confidence bound of its share,
         the same rule as ``max_null_fraction``'s, so a column that turns all ``inf`` is an
         anomaly.
@@ -126,13 +127,13 @@ class ColumnSchema:
                 self._where("allow_non_finite") + f"only float columns hold ±inf, not {self.type}"
             )
         self._set("non_finite_significance", self._fraction("non_finite_significance"))
+        if self.max_non_finite_fraction is not None and not self.allow_non_finite:
+            # No ±inf allowed at all: a bound on their share says nothing more. Dropped, so
+            # update_column(name, allow_non_finite=False) on an inferred schema just works.
+            self._set("max_non_finite_fraction", None)
+            self._set("non_finite_significance", 0.0)
         if self.max_non_finite_fraction is not None:
             self._set("max_non_finite_fraction", self._fraction("max_non_finite_fraction"))
-            if not self.allow_non_finite:
-                raise ValueError(
-                    self._where("max_non_finite_fraction")
-                    + "bounds the share of ±inf, which needs allow_non_finite: true"
-                )
         self._set("domain", self._domain())
         self._set("absent_in", self._names("absent_in"))
 
