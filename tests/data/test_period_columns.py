@@ -62,3 +62,39 @@ def test_a_complex_column_is_refused_naming_it(quarters):
     objects = pd.DataFrame({"z": np.array([1 + 1j, None], dtype=object)})
     with pytest.raises(ValueError, match="column 'z' holds complex numbers"):
         profile(objects)
+
+
+def _start_seconds(year: int, month: int) -> float:
+    import datetime
+
+    return (datetime.datetime(year, month, 1) - datetime.datetime(1970, 1, 1)).total_seconds()
+
+
+def test_a_far_future_period_column_is_read_without_nanosecond_timestamps():
+    months = pd.period_range("2999-01", periods=60, freq="M")  # 2999-01 .. 3003-12
+    frame = pd.DataFrame({"month": months})
+    ref, cur = frame.iloc[:30], frame.iloc[25:]
+    seconds = [[_start_seconds(p.year, p.month) for p in part["month"]] for part in (ref, cur)]
+    column = compare(ref, cur)["month"]
+    expected = ks_2samp(*seconds)
+    assert column.statistic == pytest.approx(expected.statistic, abs=1e-12)
+    assert column.p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    held = profile(frame)["month"]
+    assert (held.numeric.minimum, held.numeric.maximum) == (
+        _start_seconds(2999, 1),
+        _start_seconds(3003, 12),
+    )
+
+
+def test_periods_of_several_frequencies_compare_as_the_seconds_they_start():
+    mixed = pd.Series(
+        [pd.Period("2024Q2", "Q"), pd.Period("2024-05", "M"), None, pd.Period("2024-04-01", "D")],
+        dtype=object,
+    )
+    held = profile(pd.DataFrame({"p": mixed}))["p"]
+    # 2024Q2 and 2024-04-01 start on the same second, 2024-05 a month later.
+    assert (held.logical_type, held.null_count) == ("datetime", 1)
+    assert (held.numeric.minimum, held.numeric.maximum) == (
+        _start_seconds(2024, 4),
+        _start_seconds(2024, 5),
+    )

@@ -2,9 +2,13 @@
 pandas ``Period`` columns and complex numbers.
 
 * A **Period** column (dtype ``period[...]``, or ``object`` holding ``Period`` values) is read
-  as the time each period starts (its ``start_time``), so it is profiled and tested as dates
-  are: as epoch seconds, ordered in time. Periods of different frequencies then compare on
-  one time axis (a month is the instant it starts).
+  as the second each period starts, so it is profiled and tested as dates are: as epoch
+  seconds, ordered in time. The start is taken from the period's ordinal at a frequency of
+  seconds (``datetime64[s]``), never as a nanosecond timestamp, so a period past 2262 (the
+  year 3000) is read as well. An ``object`` column holding periods of several frequencies
+  (months beside quarters) is read the same way, each period as the second it starts: a
+  quarter and the month it begins with are then the same instant, and the column compares
+  on one time axis rather than by frequency.
 * A **complex** column has no order, so no range, quantile or KS test applies to it; it is
   refused with an error naming the column. Split it into its real and imaginary parts
   (``frame[c].to_numpy().real``, ``.imag``), or its modulus and angle, and compare those.
@@ -21,7 +25,11 @@ ValueError: column 'z' holds complex numbers, which have no order to profile or 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+# The int64 numpy reads as NaT in a datetime64 array.
+_NAT = np.iinfo(np.int64).min
 
 
 def _kind_of_objects(series: pd.Series) -> str:
@@ -31,13 +39,22 @@ def _kind_of_objects(series: pd.Series) -> str:
     return pd.api.types.infer_dtype(series, skipna=True)
 
 
+def _all_periods(series: pd.Series) -> bool:
+    """Whether every present value is a ``Period`` (pandas calls periods of several
+    frequencies ``mixed``)."""
+    return all(isinstance(v, pd.Period) for v in series.dropna())
+
+
 def readable_column(series: pd.Series, name: str | None = None) -> pd.Series:
-    """``series`` as profiles and drift tests read it: a Period column as the times its
-    periods start (``NaT`` where missing), other columns unchanged; a complex column raises
-    :class:`ValueError` naming it (``name``, else the Series' name).
+    """``series`` as profiles and drift tests read it: a Period column as the seconds its
+    periods start (``datetime64[s]``, ``NaT`` where missing), other columns unchanged; a
+    complex column raises :class:`ValueError` naming it (``name``, else the Series' name).
 
     >>> readable_column(pd.Series([1.5, 2.5])).tolist()
     [1.5, 2.5]
+    >>> far = pd.Series(pd.period_range("3000-01", periods=2, freq="M"))
+    >>> readable_column(far).astype(str).tolist()
+    ['3000-01-01', '3000-02-01']
     """
     label = str(series.name) if name is None else name
     objects = _kind_of_objects(series)
@@ -48,12 +65,12 @@ def readable_column(series: pd.Series, name: str | None = None) -> pd.Series:
             "those"
         )
     if isinstance(series.dtype, pd.PeriodDtype):
-        return series.dt.start_time
-    if objects == "period":
-        return pd.Series(
-            [pd.NaT if pd.isna(p) else p.start_time for p in series],
-            index=series.index,
-            name=series.name,
-            dtype="datetime64[ns]",
+        seconds = series.array.asfreq("s", how="start").asi8  # NaT stays NaT's int64
+    elif objects == "period" or (objects == "mixed" and _all_periods(series)):
+        seconds = np.array(
+            [_NAT if pd.isna(p) else p.asfreq("s", how="start").ordinal for p in series],
+            dtype=np.int64,
         )
-    return series
+    else:
+        return series
+    return pd.Series(seconds.view("datetime64[s]"), index=series.index, name=series.name)

@@ -261,8 +261,7 @@ def non_finite_share_excess(count: int, rows: int, column: ColumnSchema) -> str:
     if allowed is None or count / rows <= allowed:
         return ""
     limit = (
-        f"{count / rows * 100:.4g}% of the rows are ±inf, above max_non_finite_fraction "
-        f"{allowed:g}"
+        f"{count / rows * 100:.4g}% of the rows are ±inf, above max_non_finite_fraction {allowed:g}"
     )
     if not column.non_finite_significance:
         return limit
