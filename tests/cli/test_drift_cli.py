@@ -129,6 +129,20 @@ def test_columns_with_a_comma_are_named_escaped_or_by_repeating_the_option(tmp_p
     assert columns["bmi, kg/m2"]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
     # The comma-separated form as before.
     assert sorted(compared("--columns", "age, s1")) == ["age", "s1"]
-    bad = runner.invoke(app, ["drift", *paths, "--columns", r"bmi\; kg"])
+    # A backslash before anything else is itself, as it was before escapes: a Windows path.
+    windows = frame.rename(columns={"age": r"C:\temp"})
+    windows.iloc[:200].to_csv(tmp_path / "ref.csv", index=False)
+    windows.iloc[200:].to_csv(tmp_path / "cur.csv", index=False)
+    assert sorted(compared("--columns", r"C:\temp")) == [r"C:\temp"]
+    # Blank: every column, as before; only commas: refused by name.
+    assert len(compared("--columns", "")) == 10
+    bad = runner.invoke(app, ["drift", *paths, "--columns", ","])
     assert bad.exit_code == 2
-    assert "--columns: a backslash escapes a comma or a backslash only" in bad.output
+    assert bad.output.strip() == "error: --columns named no column, got ','"
+    # A folder given as the JSON file is refused before the work.
+    folder = runner.invoke(app, ["drift", *paths, "--json", str(tmp_path)])
+    assert folder.exit_code == 2
+    assert (
+        folder.output.strip()
+        == f"error: --json: {str(tmp_path)!r} is a folder; give a file name in it"
+    )

@@ -234,41 +234,41 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
-_ESCAPES_ONLY = "a backslash escapes a comma or a backslash only"
-
-
-def column_names(values: list[str]) -> list[str]:
+def column_names(values: list[str]) -> list[str] | None:
     r"""The column names of ``--columns`` options: each value split at its commas, except a
-    comma written ``\,``, which is part of the name (``\\`` is a backslash); spaces
-    around each name dropped, empty names skipped.
+    comma written ``\,``, which is part of the name (``\\`` is one backslash; any other
+    backslash is itself, so ``C:\temp`` is a name); spaces around each name dropped, empty
+    names skipped. ``None`` (every column) when every value is blank, as ``--columns ''``
+    always meant.
 
-    >>> column_names(["a, b", r"price\, EUR", r"back\\slash"])
-    ['a', 'b', 'price, EUR', 'back\\slash']
-    >>> column_names([r"bad\x"])
+    >>> column_names(["a, b", r"price\, EUR", r"back\\slash", r"C:\temp"])
+    ['a', 'b', 'price, EUR', 'back\\slash', 'C:\\temp']
+    >>> column_names([""]) is None
+    True
+    >>> column_names([" , "])
     Traceback (most recent call last):
     ...
-    opsloop.cli.console.UsageProblem: --columns: a backslash escapes a comma or a backslash only, got 'bad\\x'
-    """  # noqa: E501 - a doctest's expected output is one line
+    opsloop.cli.console.UsageProblem: --columns named no column, got ' , '
+    """
+    if all(not value.strip() for value in values):
+        return None
     names = []
     for value in values:
-        name, escaped = [], False
-        for char in value:
-            if escaped:
-                if char not in ",\\":
-                    raise UsageProblem(f"--columns: {_ESCAPES_ONLY}, got {value!r}")
-                name.append(char)
-                escaped = False
-            elif char == "\\":
-                escaped = True
+        name: list[str] = []
+        chars = iter(enumerate(value))
+        for at, char in chars:
+            if char == "\\" and value[at + 1 : at + 2] in (",", "\\"):
+                name.append(next(chars)[1])
             elif char == ",":
                 names.append("".join(name).strip())
                 name = []
             else:
                 name.append(char)
-        if escaped:
-            raise UsageProblem(f"--columns: {_ESCAPES_ONLY}, got {value!r}")
         names.append("".join(name).strip())
-    return [n for n in names if n]
+    kept = [n for n in names if n]
+    if not kept:
+        raise UsageProblem(f"--columns named no column, got {', '.join(map(repr, values))}")
+    return kept
 
 
 @app.command("drift")

@@ -7,7 +7,6 @@ unreadable file, bad option). Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -74,11 +73,15 @@ def one_line_errors(command: Callable) -> Callable:
 # The longest error line printed: a message that quotes input at length (a library's, or a
 # parser's quoting a whole line of a file) is cut here rather than flooding the terminal.
 _MAX_ERROR_CHARACTERS = 300
-# A message that ends with the choices allowed, "(signals: a, b, c)", keeps that list whole
-# (up to this length): it is what the user needs to correct the input, and it is ours, not
-# quoted input.
-_MAX_CHOICES_CHARACTERS = 4000
-_CHOICES = re.compile(r" \((?:[a-z][a-z ]*): [^()]*\)$")
+
+
+def _choices_lists() -> tuple[str, ...]:
+    """The lists of choices a message may end with and keep whole: the policy's signals
+    and actions, which the user needs to correct a rule. Only these exact lists: a list
+    at the end of another message may quote the user's own data at any length."""
+    from opsloop.monitoring.policy import ACTIONS, SIGNALS
+
+    return (f" (signals: {', '.join(SIGNALS)})", f" (available: {', '.join(ACTIONS)})")
 
 
 def _one_line(message: str) -> str:
@@ -91,22 +94,28 @@ def _one_line(message: str) -> str:
 
     A list of choices at the end stays whole; the text before it is cut as any other:
 
-    >>> names = ", ".join(f"signal_{i}" for i in range(40))
-    >>> _one_line("y" * 400 + f" (signals: {names})")[-43:]
-    'signal_36, signal_37, signal_38, signal_39)'
-    >>> "(100 more characters cut)" in _one_line("y" * 400 + f" (signals: {names})")
+    >>> from opsloop.monitoring.policy import SIGNALS
+    >>> signals = f" (signals: {', '.join(SIGNALS)})"
+    >>> _one_line("y" * 400 + signals).endswith(signals)
     True
+    >>> "(100 more characters cut)" in _one_line("y" * 400 + signals)
+    True
+
+    Any other list is cut as the rest of the line is (it may quote the user's data):
+
+    >>> _one_line("z (columns: " + "c, " * 2000 + "c)")[300:]
+    '… (5,714 more characters cut)'
     """
     line = " ".join(message.split("\n"))
     if len(line) <= _MAX_ERROR_CHARACTERS:
         return line
-    choices = _CHOICES.search(line)
-    if choices is not None and len(choices.group()) <= _MAX_CHOICES_CHARACTERS:
-        head = line[: choices.start()]
+    choices = next((c for c in _choices_lists() if line.endswith(c)), None)
+    if choices is not None:
+        head = line[: -len(choices)]
         if len(head) > _MAX_ERROR_CHARACTERS:
             cut = len(head) - _MAX_ERROR_CHARACTERS
             head = f"{head[:_MAX_ERROR_CHARACTERS]}… ({cut:,} more characters cut)"
-        return head + choices.group()
+        return head + choices
     cut = len(line) - _MAX_ERROR_CHARACTERS
     return f"{line[:_MAX_ERROR_CHARACTERS]}… ({cut:,} more characters cut)"
 

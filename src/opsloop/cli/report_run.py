@@ -45,8 +45,8 @@ def check_report_run(run: str | None, html: Path | None) -> None:
 
 
 def check_output_folders(paths: dict[str, Path | None]) -> None:
-    """Refuse, before the work, an output file (by its option's name) whose folder does
-    not exist: the report-writing commands write into an existing folder and create none,
+    """Refuse, before the work, an output file (by its option's name) that is a folder or
+    whose folder does not exist: the report-writing commands write into an existing folder and create none,
     so a typo in the folder is not a new tree of folders.
 
     >>> check_output_folders({"--html": None, "--json": Path("report.json")})
@@ -58,6 +58,8 @@ def check_output_folders(paths: dict[str, Path | None]) -> None:
     for option, path in paths.items():
         if path is None:
             continue
+        if path.is_dir():
+            raise UsageProblem(f"{option}: {str(path)!r} is a folder; give a file name in it")
         folder = path.parent
         if not folder.is_dir():
             what = "is not a folder" if folder.exists() else "does not exist"
