@@ -232,6 +232,12 @@ def test_profile_table_and_csv_count_the_infinities_the_json_shows(tmp_path):
     result = runner.invoke(app, ["profile", str(path), "--format", "csv"])
     assert result.exit_code == 0, result.output
     shown = pd.read_csv(__import__("io").StringIO(result.output)).set_index("column")
+    # Appended: the columns main wrote keep their positions for readers by position.
+    assert list(shown.columns) == [
+        "type", "count", "null_count", "null_fraction", "invalid_count", "distinct",
+        "top_value", "top_count", "true_count", "mean", "std", "min", "max", "median",
+        "mean_length", "pos_inf_count", "neg_inf_count",
+    ]  # fmt: skip
     assert shown.loc["mean radius", ["pos_inf_count", "neg_inf_count"]].tolist() == [3, 2]
     assert shown.loc["mean texture", ["pos_inf_count", "neg_inf_count"]].tolist() == [0, 0]
     finite = frame["mean radius"][np.isfinite(frame["mean radius"])]

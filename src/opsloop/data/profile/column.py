@@ -198,10 +198,6 @@ class ColumnProfile:
             "null_count": self.null_count,
             "null_fraction": self.null_fraction,
             "invalid_count": self.invalid_count,
-            # Moments and extremes describe the finite values; the infinities are counted
-            # beside them, so a table shows them as the JSON does.
-            "pos_inf_count": None,
-            "neg_inf_count": None,
             "distinct": None,
             "top_value": None,
             "top_count": None,
@@ -212,6 +208,11 @@ class ColumnProfile:
             "max": None,
             "median": None,
             "mean_length": None,
+            # Moments and extremes describe the finite values; the infinities are counted
+            # beside them, so a table shows them as the JSON does. Last: a reader of the
+            # CSV by position keeps the columns it had.
+            "pos_inf_count": None,
+            "neg_inf_count": None,
         }
         numeric = self.numeric
         if numeric is not None and self.logical_type == "datetime":
