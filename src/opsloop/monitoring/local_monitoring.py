@@ -46,6 +46,7 @@ from opsloop.monitoring.feature_stream import (
     set_feature_detectors,
 )
 from opsloop.monitoring.monitor_report import monitor_status
+from opsloop.monitoring.monitored_names import check_monitored
 from opsloop.monitoring.monitoring_gauges import gauge_readings
 from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
 from opsloop.monitoring.page_cursor import (
@@ -299,7 +300,16 @@ class Monitoring:
 
     def status(self, deployment: str, *, window: str = "1h", last: int = 10) -> dict:
         """The latest windows, label counts and alerts (see
-        :func:`~opsloop.monitoring.monitor_report.monitor_status`)."""
+        :func:`~opsloop.monitoring.monitor_report.monitor_status`);
+        :class:`~opsloop.errors.NotFoundError` for a deployment the monitoring does not
+        know (:func:`~opsloop.monitoring.monitored_names.check_monitored`), rather than an
+        empty status for a misspelled name.
+
+        >>> Monitoring(db).status("nosuch")
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: unknown deployment 'nosuch'; known: none
+        """
+        check_monitored(self.db, deployment)
         return monitor_status(self.db, deployment, Windowing(window), last=last)
 
     def gauges(self, *, deployment: str | None = None) -> dict:

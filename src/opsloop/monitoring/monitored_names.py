@@ -126,6 +126,23 @@ def _has_events(db, deployment: str, variant: str | None = None) -> bool:
         return conn.execute(query.limit(1)).first() is not None
 
 
+def is_monitored(db, deployment: str) -> bool:
+    """Whether the monitoring knows ``deployment``: one indexed existence query per table
+    for this one name (defined, a reference, a policy, state, an evaluated window, an
+    event), stopping at the first that has it.
+
+    >>> is_monitored(db, "nothing")
+    False
+    """
+    columns = (deployments.c.name, *_NAMED_BY_DEPLOYMENT, prediction_events.c.deployment)
+    with db.engine.connect() as conn:
+        return any(
+            conn.execute(sa.select(sa.literal(1)).where(column == deployment).limit(1)).first()
+            is not None
+            for column in columns
+        )
+
+
 def check_monitored(db, deployment: str, *, variant: str | None = None) -> None:
     """Raise :class:`~opsloop.errors.NotFoundError` naming ``deployment`` (or its
     ``variant``) and listing the known ones when the monitoring knows neither; return
@@ -135,7 +152,7 @@ def check_monitored(db, deployment: str, *, variant: str | None = None) -> None:
     Traceback (most recent call last):
     opsloop.errors.NotFoundError: unknown deployment 'nothing'; known: none
     """
-    if deployment not in known_deployments(db) and not _has_events(db, deployment):
+    if not is_monitored(db, deployment):
         found = known_deployments(db)
         with db.engine.connect() as conn:
             # Deployments with events and nothing else yet: read from the events' index,
