@@ -495,14 +495,21 @@ def test_monitor_log_names_its_options_in_errors(clock, cancer_answers, tmp_path
 @pytest.mark.parametrize(
     ("value", "shown"),
     [(1e30, "1e+30"), (9.3e18, "9.3e+18"), ("1800-01-01", "'1800-01-01'"),
-     ("99999999999999999999", "'99999999999999999999'")],
+     ("99999999999999999999", "'99999999999999999999'"), ("1500-01-01", "'1500-01-01'"),
+     (pd.Timestamp("1500-01-01").as_unit("ms"), "Timestamp('1500-01-01 00:00:00')")],
 )  # fmt: skip
 def test_monitor_log_refuses_a_time_outside_1970_to_9999(
     clock, cancer_answers, tmp_path, value, shown
 ):
-    # Texts join the fixture's ISO times; numbers replace them with T0.
-    bad = cancer_answers if isinstance(value, str) else cancer_answers.assign(at=float(T0))
-    bad = bad.copy()
+    # Texts join the fixture's ISO times; numbers replace them with T0; a date before 1677
+    # goes into a datetime64[ms] column, which holds it where nanoseconds cannot.
+    if isinstance(value, str):
+        bad = cancer_answers.copy()
+    elif isinstance(value, pd.Timestamp):
+        at = pd.to_datetime(cancer_answers["at"]).dt.as_unit("ms").dt.tz_localize(None)
+        bad = cancer_answers.assign(at=at)
+    else:
+        bad = cancer_answers.assign(at=float(T0))
     bad.loc[4, "at"] = value
     path = tmp_path / "answers.parquet"
     bad.to_parquet(path)
@@ -513,6 +520,27 @@ def test_monitor_log_refuses_a_time_outside_1970_to_9999(
         f"epoch, 0 to 253402300799999, or a date and time), got {shown}"
     )
     assert _logged_events("api") == 0
+
+
+def test_monitor_log_reads_a_date_past_2262_in_milliseconds(clock, cancer_answers, tmp_path):
+    import datetime
+
+    from opsloop.serving.prediction_events import read_prediction_events
+
+    year_3000 = (datetime.date(3000, 1, 1) - datetime.date(1970, 1, 1)).days * 86_400_000
+    text = cancer_answers.iloc[:3].copy()
+    text.loc[2, "at"] = "3000-01-01T00:00:00Z"
+    column = cancer_answers.iloc[3:6].copy()
+    column["at"] = pd.Series(
+        ["2024-01-01", "2024-01-02", "3000-01-01"], dtype="datetime64[ms]", index=column.index
+    )
+    for part, name in ((text, "text.csv"), (column, "column.parquet")):
+        path = tmp_path / name
+        part.to_csv(path, index=False) if name.endswith(".csv") else part.to_parquet(path)
+        result = runner.invoke(app, ["monitor", "log", "api", str(path), "--time", "at"])
+        assert result.exit_code == 0, result.output
+    times = sorted(read_prediction_events(open_database(), "api")["at_ms"])
+    assert times[-2:] == [year_3000, year_3000]
 
 
 def test_monitor_log_bounds_a_csv_before_reading_it_whole(

@@ -98,3 +98,22 @@ def test_periods_of_several_frequencies_compare_as_the_seconds_they_start():
         _start_seconds(2024, 4),
         _start_seconds(2024, 5),
     )
+
+
+def test_periods_finer_than_a_second_keep_their_resolution():
+    # Two halves of one second of millisecond periods: read at the second, they would be
+    # one value and no drift; each period's own millisecond separates them completely.
+    stamps = pd.period_range("2024-03-05 10:11:12", periods=1000, freq="ms")
+    frame = pd.DataFrame({"at": stamps})
+    ref, cur = frame.iloc[:500], frame.iloc[500:]
+    column = compare(ref, cur)["at"]
+    seconds = [
+        (part["at"].dt.start_time - pd.Timestamp(0)).dt.total_seconds() for part in (ref, cur)
+    ]
+    expected = ks_2samp(*seconds)
+    assert column.statistic == pytest.approx(expected.statistic, abs=1e-12) == 1.0
+    assert column.p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    mixed = pd.Series([pd.Period("2024-03-05 10:11:12.250", "ms"), pd.Period("2024-03-05", "D")])
+    held = profile(pd.DataFrame({"p": mixed}))["p"]
+    day = (pd.Timestamp("2024-03-05") - pd.Timestamp(0)).total_seconds()
+    assert (held.numeric.minimum, held.numeric.maximum) == (day, day + 36672.25)

@@ -2,9 +2,10 @@
 pandas ``Period`` columns and complex numbers.
 
 * A **Period** column (dtype ``period[...]``, or ``object`` holding ``Period`` values) is read
-  as the second each period starts, so it is profiled and tested as dates are: as epoch
+  as the instant each period starts, so it is profiled and tested as dates are: as epoch
   seconds, ordered in time. The start is taken from the period's ordinal at a frequency of
-  seconds (``datetime64[s]``), never as a nanosecond timestamp, so a period past 2262 (the
+  seconds (``datetime64[s]``; milliseconds, microseconds or nanoseconds for periods that
+  fine, so nothing below the second is lost), never as a nanosecond timestamp, so a period past 2262 (the
   year 3000) is read as well. An ``object`` column holding periods of several frequencies
   (months beside quarters) is read the same way, each period as the second it starts: a
   quarter and the month it begins with are then the same instant, and the column compares
@@ -46,8 +47,9 @@ def _all_periods(series: pd.Series) -> bool:
 
 
 def readable_column(series: pd.Series, name: str | None = None) -> pd.Series:
-    """``series`` as profiles and drift tests read it: a Period column as the seconds its
-    periods start (``datetime64[s]``, ``NaT`` where missing), other columns unchanged; a
+    """``series`` as profiles and drift tests read it: a Period column as the instants its
+    periods start (``datetime64[s]``, or ``ms``/``us``/``ns`` for periods that fine; ``NaT``
+    where missing), other columns unchanged; a
     complex column raises :class:`ValueError` naming it (``name``, else the Series' name).
 
     >>> readable_column(pd.Series([1.5, 2.5])).tolist()
@@ -55,6 +57,9 @@ def readable_column(series: pd.Series, name: str | None = None) -> pd.Series:
     >>> far = pd.Series(pd.period_range("3000-01", periods=2, freq="M"))
     >>> readable_column(far).astype(str).tolist()
     ['3000-01-01', '3000-02-01']
+    >>> millis = pd.Series(pd.period_range("2024-03-05 10:11:12.250", periods=2, freq="ms"))
+    >>> readable_column(millis).astype(str).tolist()
+    ['2024-03-05 10:11:12.250', '2024-03-05 10:11:12.251']
     """
     label = str(series.name) if name is None else name
     objects = _kind_of_objects(series)
@@ -65,12 +70,31 @@ def readable_column(series: pd.Series, name: str | None = None) -> pd.Series:
             "those"
         )
     if isinstance(series.dtype, pd.PeriodDtype):
-        seconds = series.array.asfreq("s", how="start").asi8  # NaT stays NaT's int64
+        unit = _unit_of(series.dtype.freq)
+        starts = series.array.asfreq(unit, how="start").asi8  # NaT stays NaT's int64
     elif objects == "period" or (objects == "mixed" and _all_periods(series)):
-        seconds = np.array(
-            [_NAT if pd.isna(p) else p.asfreq("s", how="start").ordinal for p in series],
+        present = [p for p in series if not pd.isna(p)]
+        unit = min((_unit_of(p.freq) for p in present), key=_UNITS.index, default="s")
+        starts = np.array(
+            [_NAT if pd.isna(p) else p.asfreq(unit, how="start").ordinal for p in series],
             dtype=np.int64,
         )
     else:
         return series
-    return pd.Series(seconds.view("datetime64[s]"), index=series.index, name=series.name)
+    return pd.Series(starts.view(f"datetime64[{unit}]"), index=series.index, name=series.name)
+
+
+# numpy's datetime units a period start is read in, finest first: a period of a second or
+# longer starts on a whole second, and a finer one keeps its own resolution.
+_UNITS = ("ns", "us", "ms", "s")
+
+
+def _unit_of(freq: pd.offsets.BaseOffset) -> str:
+    """The unit a period of ``freq`` starts in exactly: ``ms``/``us``/``ns`` for those
+    frequencies (and their multiples), else seconds.
+
+    >>> _unit_of(pd.Period("2024-03", freq="M").freq), _unit_of(pd.offsets.Milli(5))
+    ('s', 'ms')
+    """
+    name = freq.base.name
+    return name if name in _UNITS else "s"

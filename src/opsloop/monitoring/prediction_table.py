@@ -121,8 +121,9 @@ def _times_ms(frame: pd.DataFrame, column: str) -> np.ndarray:
         missing = np.flatnonzero(stamps.isna().to_numpy())
         if len(missing):
             raise InvalidArgumentError(f"{_where(column, missing[0])}: a time is missing")
-        times = (stamps.astype("datetime64[ns, UTC]").astype(np.int64) // 1_000_000).to_numpy()
-        before = np.flatnonzero(times < 0)
+        # In milliseconds, never nanoseconds: a datetime64[ms] column can hold the year 3000.
+        times = stamps.dt.tz_convert("UTC").dt.as_unit("ms").astype(np.int64).to_numpy()
+        before = np.flatnonzero((times < 0) | (times > MAX_TIME_MS))
         if len(before):
             raise _time_problem(column, int(before[0]), values.iloc[before[0]])
         return times
@@ -158,8 +159,10 @@ def _times_ms(frame: pd.DataFrame, column: str) -> np.ndarray:
                 f"got {_shown(value)}"
             ) from None
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
-        times[row] = stamp.value // 1_000_000
-        if times[row] < 0:
+        # The stamp's own unit read as milliseconds: ``.value`` (nanoseconds) cannot hold a
+        # date before 1677 or after 2262.
+        times[row] = stamp.tz_convert("UTC").asm8.astype("datetime64[ms]").astype(np.int64)
+        if not 0 <= times[row] <= MAX_TIME_MS:
             raise _time_problem(column, row, value)
     return times
 
