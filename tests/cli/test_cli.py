@@ -215,3 +215,40 @@ def test_one_anomaly_is_titled_in_the_singular(tmp_path):
     assert found.exit_code == 1
     assert "1 anomaly in " in found.output and "anomalies" not in found.output
     assert "unknown_category" in found.output and "'Tesla'" in found.output
+
+
+def test_profile_table_and_csv_count_the_infinities_the_json_shows(tmp_path):
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).data[["mean radius", "mean texture"]].copy()
+    frame.loc[[3, 50, 400], "mean radius"] = np.inf
+    frame.loc[[7, 9], "mean radius"] = -np.inf
+    path = tmp_path / "cancer.parquet"
+    frame.to_parquet(path)
+    document = json.loads(runner.invoke(app, ["profile", str(path), "--json"]).output)
+    radius = document["columns"]["mean radius"]
+    assert (radius["numeric"]["n_pos_inf"], radius["numeric"]["n_neg_inf"]) == (3, 2)
+
+    result = runner.invoke(app, ["profile", str(path), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    shown = pd.read_csv(__import__("io").StringIO(result.output)).set_index("column")
+    # Appended: the columns main wrote keep their positions for readers by position.
+    assert list(shown.columns) == [
+        "type", "count", "null_count", "null_fraction", "invalid_count", "distinct",
+        "top_value", "top_count", "true_count", "mean", "std", "min", "max", "median",
+        "mean_length", "pos_inf_count", "neg_inf_count",
+    ]  # fmt: skip
+    assert shown.loc["mean radius", ["pos_inf_count", "neg_inf_count"]].tolist() == [3, 2]
+    assert shown.loc["mean texture", ["pos_inf_count", "neg_inf_count"]].tolist() == [0, 0]
+    finite = frame["mean radius"][np.isfinite(frame["mean radius"])]
+    assert shown.loc["mean radius", "max"] == pytest.approx(finite.max(), rel=1e-9)
+
+    table = runner.invoke(app, ["profile", str(path)]).output
+    header = next(line for line in table.splitlines() if "pos_inf_count" in line)
+    row = next(line for line in table.splitlines() if line.startswith("│ mean radius"))
+    cells = dict(zip(
+        [c.strip() for c in header.strip("┃").split("┃")],
+        [c.strip() for c in row.strip("│").split("│")],
+        strict=True,
+    ))  # fmt: skip
+    assert (cells["pos_inf_count"], cells["neg_inf_count"]) == ("3", "2")

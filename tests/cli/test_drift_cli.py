@@ -104,3 +104,45 @@ def test_nothing_compared_exits_2_without_a_verdict(tmp_path, fail_on_drift):
     assert "error: no column could be compared (2 skipped" in result.output
     report = compare(pd.read_csv(tmp_path / "ref.csv"), pd.read_csv(tmp_path / "cur.csv"))
     assert not report.compared and report.to_dict()["dataset"]["compared"] is False
+
+
+def test_columns_with_a_comma_are_named_escaped_or_by_repeating_the_option(tmp_path):
+    from scipy.stats import ks_2samp
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).data.rename(columns={"bmi": "bmi, kg/m2"})
+    ref, cur = frame.iloc[:200], frame.iloc[200:]
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    paths = [str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv")]
+
+    def compared(*options: str) -> dict:
+        out = tmp_path / "drift.json"
+        result = runner.invoke(app, ["drift", *paths, "--json", str(out), *options])
+        assert result.exit_code == 0, result.output
+        return {c["column"]: c for c in json.loads(out.read_text())["columns"]}
+
+    columns = compared("--columns", r"bmi\, kg/m2", "--columns", "age")
+    assert sorted(columns) == ["age", "bmi, kg/m2"]
+    expected = ks_2samp(ref["bmi, kg/m2"], cur["bmi, kg/m2"])
+    assert columns["bmi, kg/m2"]["statistic"] == pytest.approx(expected.statistic, abs=1e-12)
+    assert columns["bmi, kg/m2"]["p_value"] == pytest.approx(expected.pvalue, rel=1e-9)
+    # The comma-separated form as before.
+    assert sorted(compared("--columns", "age, s1")) == ["age", "s1"]
+    # A backslash before anything else is itself, as it was before escapes: a Windows path.
+    windows = frame.rename(columns={"age": r"C:\temp"})
+    windows.iloc[:200].to_csv(tmp_path / "ref.csv", index=False)
+    windows.iloc[200:].to_csv(tmp_path / "cur.csv", index=False)
+    assert sorted(compared("--columns", r"C:\temp")) == [r"C:\temp"]
+    # Blank: every column, as before; only commas: refused by name.
+    assert len(compared("--columns", "")) == 10
+    bad = runner.invoke(app, ["drift", *paths, "--columns", ","])
+    assert bad.exit_code == 2
+    assert bad.output.strip() == "error: --columns named no column, got ','"
+    # A folder given as the JSON file is refused before the work.
+    folder = runner.invoke(app, ["drift", *paths, "--json", str(tmp_path)])
+    assert folder.exit_code == 2
+    assert (
+        folder.output.strip()
+        == f"error: --json: {str(tmp_path)!r} is a folder; give a file name in it"
+    )

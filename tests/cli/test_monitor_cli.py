@@ -244,3 +244,328 @@ def test_a_window_too_long_to_read_is_a_usage_error_naming_the_option(clock):
     assert result.exit_code == 2
     assert result.output.strip() == "error: window: at most 32 characters, got 5001 characters"
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_misspelled_deployment_or_variant_is_refused_naming_the_known_ones(
+    wine_traffic, tmp_path
+):
+    runner.invoke(app, ["monitor", "evaluate", "wine"])
+    page = tmp_path / "wine.html"
+    for command in (["status", "wnie"], ["report", "wnie", "--html", str(page)]):
+        result = runner.invoke(app, ["monitor", *command])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == "error: unknown deployment 'wnie'; known: wine"
+    result = runner.invoke(
+        app, ["monitor", "report", "wine", "--variant", "blue", "--html", str(page)]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: deployment 'wine' has no variant 'blue'; known: default"
+    assert not page.exists()
+    # Logged and not yet evaluated: known by its events.
+    db = open_database()
+    log_predictions(db, "iris", pd.DataFrame({"x": [1.0]}), [0], at_ms=T0, variant="green")
+    ok = runner.invoke(
+        app, ["monitor", "report", "iris", "--variant", "green", "--html", str(page)]
+    )
+    assert ok.exit_code == 0, ok.output
+    # The list is bounded: 25 more deployments show as the first 20 and a count.
+    for k in range(25):
+        set_reference(db, f"d{k:02d}", wine_traffic.iloc[:5])
+    listed = runner.invoke(app, ["monitor", "status", "nope"]).output.strip()
+    names = sorted([f"d{k:02d}" for k in range(25)] + ["iris", "wine"])
+    assert listed == f"error: unknown deployment 'nope'; known: {', '.join(names[:20])} and 7 more"
+
+
+def test_a_report_into_a_missing_folder_names_the_option_and_the_folder(wine_traffic, tmp_path):
+    missing = tmp_path / "no" / "such"
+    result = runner.invoke(app, ["monitor", "report", "wine", "--html", str(missing / "r.html")])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: --html: the folder {str(missing)!r} does not exist; create it first"
+    )
+    assert "Errno" not in result.output and not missing.exists()
+
+
+def test_a_misspelled_signal_suggests_the_closest_and_lists_every_signal(clock):
+    from opsloop.monitoring.policy import ACTIONS, SIGNALS
+
+    result = runner.invoke(
+        app, ["monitor", "evaluate", "wine", "--rule", "drift_shar > 0.3 -> alert"]
+    )
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert line == (
+        "error: policy 'drift_shar > 0.3 -> alert': unknown signal 'drift_shar'; did you mean "
+        f"'drift_share'? (signals: {', '.join(SIGNALS)})"
+    )
+    assert len(SIGNALS) > 40 and "characters cut" not in line
+    result = runner.invoke(
+        app, ["monitor", "evaluate", "wine", "--rule", "drift_share > 0.3 -> alrt"]
+    )
+    assert result.output.strip().endswith(
+        f"unknown action 'alrt'; did you mean 'alert'? (available: {', '.join(ACTIONS)})"
+    )
+
+
+@pytest.fixture
+def cancer_answers():
+    """Breast cancer: 150 rows of four features, a depth-2 tree's answers, one per minute
+    from T0, with their labels."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.tree import DecisionTreeClassifier
+
+    data = load_breast_cancer(as_frame=True)
+    inputs = data.data[["mean radius", "mean texture", "worst area", "worst smoothness"]]
+    inputs = inputs.iloc[:150].reset_index(drop=True)
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(inputs, data.target[:150])
+    frame = inputs.assign(
+        prediction=tree.predict(inputs),
+        request_id=[f"r{i:04d}" for i in range(150)],
+        at=pd.to_datetime(T0 + np.arange(150) * 60_000, unit="ms", utc=True).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+        label=data.target[:150].to_numpy(),
+    )
+    return frame
+
+
+def test_monitor_log_records_what_log_predictions_records(clock, cancer_answers, tmp_path):
+    from opsloop.monitoring.event_log import label_counts, log_labels
+    from opsloop.serving.prediction_events import read_prediction_events
+
+    path = tmp_path / "answers.csv"
+    cancer_answers.to_csv(path, index=False)
+    options = ["--request-id", "request_id", "--time", "at", "--labels", "label"]
+    result = runner.invoke(app, ["monitor", "log", "from-file", str(path), *options])
+    assert result.exit_code == 0, result.output
+    assert "150 prediction(s) logged to from-file (default)" in result.output
+    db = open_database()
+    inputs = cancer_answers.drop(columns=["prediction", "request_id", "at", "label"])
+    ids = log_predictions(
+        db,
+        "from-python",
+        inputs,
+        cancer_answers["prediction"].to_numpy(),
+        request_ids=cancer_answers["request_id"].tolist(),
+        at_ms=T0 + np.arange(150) * 60_000,
+    )
+    receipt = log_labels(db, "from-python", ids, cancer_answers["label"].to_numpy())
+    assert label_counts(db, "from-file") == label_counts(db, "from-python")
+    assert (receipt.accepted, receipt.unknown) == (150, 0)
+    fields = ["variant", "role", "model", "version", "request_id", "inputs", "output", "at_ms"]
+    from_file = read_prediction_events(db, "from-file")[fields]
+    from_python = read_prediction_events(db, "from-python")[fields]
+    pd.testing.assert_frame_equal(from_file, from_python)
+    assert from_file["at_ms"].iloc[-1] == T0 + 149 * 60_000
+    assert from_file["inputs"].iloc[3] == [inputs.iloc[3].to_dict()]
+
+
+def test_monitor_log_labels_alone_and_errors_naming_the_column_and_row(
+    clock, cancer_answers, tmp_path
+):
+    from opsloop.monitoring.event_log import label_counts
+
+    answers, labels = tmp_path / "answers.parquet", tmp_path / "labels.csv"
+    cancer_answers.drop(columns=["label"]).to_parquet(answers)
+    cancer_answers[["request_id", "label"]].iloc[:100].to_csv(labels, index=False)
+    logged = runner.invoke(app, ["monitor", "log", "api", str(answers), "--request-id",
+                                 "request_id", "--time", "at", "--json"])  # fmt: skip
+    assert logged.exit_code == 0, logged.output
+    assert json.loads(logged.output) == {"predictions": 150, "labels": None}
+    clock.now_ms = T0 + 2 * HOUR_MS + 30 * 60_000
+    joined = runner.invoke(app, ["monitor", "log", "api", str(labels), "--request-id",
+                                 "request_id", "--labels", "label"])  # fmt: skip
+    assert joined.exit_code == 0, joined.output
+    # T0 + 2 h 30 min: the answers of the first two hours' windows have closed.
+    late = int(((T0 + np.arange(100) * 60_000) < T0 + 2 * HOUR_MS).sum())
+    assert label_counts(open_database(), "api") == {
+        "accepted": 100, "late": late, "duplicate": 0, "unknown": 0
+    }  # fmt: skip
+    assert "labels: 100 accepted" in joined.output
+
+    def refused(frame: pd.DataFrame, *options: str) -> str:
+        path = tmp_path / "bad.csv"
+        frame.to_csv(path, index=False)
+        result = runner.invoke(app, ["monitor", "log", "api", str(path), *options])
+        assert result.exit_code == 2, result.output
+        return result.output.strip()
+
+    bad = cancer_answers.copy()
+    bad.loc[41, "at"] = "yesterday"
+    assert refused(bad, "--time", "at") == (
+        "error: column 'at', row 42: milliseconds since the epoch or a date and time, "
+        "got 'yesterday'"
+    )
+    bad = cancer_answers.copy()
+    bad.loc[7, "request_id"] = "r0002"
+    assert refused(bad, "--request-id", "request_id") == (
+        "error: column 'request_id', row 8: request id 'r0002' repeats row 3's"
+    )
+    bad = cancer_answers.astype({"prediction": float})
+    bad.loc[9, "prediction"] = np.nan
+    assert refused(bad) == "error: column 'prediction', row 10: a prediction is missing"
+    bad = cancer_answers.astype({"label": float})
+    bad.loc[12, "label"] = np.inf
+    assert refused(bad, "--labels", "label") == (
+        "error: column 'label', row 13: must be finite, got inf"
+    )
+    # A label's kind is checked against the answer it joins: text for a number.
+    bad = cancer_answers.assign(label=[None] * 12 + ["benign"] + [None] * 137)
+    options = ["--request-id", "request_id", "--labels", "label"]
+    path = tmp_path / "bad.parquet"
+    bad.to_parquet(path)
+    result = runner.invoke(app, ["monitor", "log", "other", str(path), *options])
+    assert result.output.strip() == (
+        "error: column 'label', row 13: the model answers numbers; give a number, got the "
+        "text 'benign'"
+    )
+    assert refused(cancer_answers, "--prediction", "answer") == (
+        "error: no column 'answer' (the predictions), and no label column to log alone; "
+        "columns: mean radius, mean texture, worst area, worst smoothness, prediction, "
+        "request_id, at, label"
+    )
+
+
+def test_monitor_log_refuses_more_rows_than_its_bound(clock, cancer_answers, tmp_path, monkeypatch):
+    from opsloop.monitoring import prediction_table
+
+    monkeypatch.setattr(prediction_table, "MAX_ROWS", 100)
+    path = tmp_path / "answers.parquet"
+    cancer_answers.to_parquet(path)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: at most 100 rows in one table, got 150; split it"
+    assert runner.invoke(app, ["monitor", "status", "api"]).exit_code == 2  # nothing logged
+
+
+def _logged_events(deployment: str) -> int:
+    from opsloop.serving.prediction_events import read_prediction_events
+
+    return len(read_prediction_events(open_database(), deployment))
+
+
+def test_monitor_log_checks_every_label_against_its_row_before_logging_anything(
+    clock, cancer_answers, tmp_path
+):
+    path = tmp_path / "answers.csv"
+    options = ["--request-id", "request_id", "--labels", "label"]
+    # One text among numbers: the CSV column reads as text, "1" and "0" included.
+    bad = cancer_answers.astype({"label": object})
+    bad.loc[12, "label"] = "benign"
+    bad.to_csv(path, index=False)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), *options])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: column 'label', row 13: the model answers numbers; give a number, got the "
+        "text 'benign'"
+    )
+    assert _logged_events("api") == 0
+    cancer_answers.to_csv(path, index=False)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), *options, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["labels"]["accepted"] == 150
+    # The same file again: refused by its ids, not logged twice.
+    again = runner.invoke(app, ["monitor", "log", "api", str(path), *options])
+    assert again.exit_code == 2
+    assert again.output.strip().startswith(
+        "error: column 'request_id', row 1: request id 'r0000' is already logged for 'api' "
+        "(150 of the table's ids are); nothing was logged."
+    )
+    assert _logged_events("api") == 150
+    # Another deployment's ids are its own.
+    other = runner.invoke(app, ["monitor", "log", "other", str(path), "--request-id", "request_id"])
+    assert other.exit_code == 0, other.output
+
+
+def test_monitor_log_names_its_options_in_errors(clock, cancer_answers, tmp_path):
+    path = tmp_path / "answers.csv"
+    cancer_answers.to_csv(path, index=False)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), "--request-id", "id"])
+    assert result.output.strip().startswith(
+        "error: --request-id: no column 'id' in answers.csv; columns: mean radius"
+    )
+    cancer_answers[["request_id", "label"]].to_csv(path, index=False)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), "--labels", "label"])
+    assert result.output.strip() == (
+        "error: labels alone (no column 'prediction', see --prediction) are joined by "
+        "request id: give --request-id"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(1e30, "1e+30"), (9.3e18, "9.3e+18"), ("1800-01-01", "'1800-01-01'"),
+     ("99999999999999999999", "'99999999999999999999'"), ("1500-01-01", "'1500-01-01'"),
+     (pd.Timestamp("1500-01-01").as_unit("ms"), "Timestamp('1500-01-01 00:00:00')")],
+)  # fmt: skip
+def test_monitor_log_refuses_a_time_outside_1970_to_9999(
+    clock, cancer_answers, tmp_path, value, shown
+):
+    # Texts join the fixture's ISO times; numbers replace them with T0; a date before 1677
+    # goes into a datetime64[ms] column, which holds it where nanoseconds cannot.
+    if isinstance(value, str):
+        bad = cancer_answers.copy()
+    elif isinstance(value, pd.Timestamp):
+        at = pd.to_datetime(cancer_answers["at"]).dt.as_unit("ms").dt.tz_localize(None)
+        bad = cancer_answers.assign(at=at)
+    else:
+        bad = cancer_answers.assign(at=float(T0))
+    bad.loc[4, "at"] = value
+    path = tmp_path / "answers.parquet"
+    bad.to_parquet(path)
+    result = runner.invoke(app, ["monitor", "log", "api", str(path), "--time", "at"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: column 'at', row 5: a time from 1970 to 9999 (whole milliseconds since the "
+        f"epoch, 0 to 253402300799999, or a date and time), got {shown}"
+    )
+    assert _logged_events("api") == 0
+
+
+def test_monitor_log_reads_a_date_past_2262_in_milliseconds(clock, cancer_answers, tmp_path):
+    import datetime
+
+    from opsloop.serving.prediction_events import read_prediction_events
+
+    year_3000 = (datetime.date(3000, 1, 1) - datetime.date(1970, 1, 1)).days * 86_400_000
+    text = cancer_answers.iloc[:3].copy()
+    text.loc[2, "at"] = "3000-01-01T00:00:00Z"
+    column = cancer_answers.iloc[3:6].copy()
+    column["at"] = pd.Series(
+        ["2024-01-01", "2024-01-02", "3000-01-01"], dtype="datetime64[ms]", index=column.index
+    )
+    for part, name in ((text, "text.csv"), (column, "column.parquet")):
+        path = tmp_path / name
+        part.to_csv(path, index=False) if name.endswith(".csv") else part.to_parquet(path)
+        result = runner.invoke(app, ["monitor", "log", "api", str(path), "--time", "at"])
+        assert result.exit_code == 0, result.output
+    times = sorted(read_prediction_events(open_database(), "api")["at_ms"])
+    assert times[-2:] == [year_3000, year_3000]
+
+
+def test_monitor_log_bounds_a_csv_before_reading_it_whole(
+    clock, cancer_answers, tmp_path, monkeypatch
+):
+    import gzip
+
+    from opsloop.cli import monitor
+    from opsloop.monitoring import prediction_table
+
+    monkeypatch.setattr(prediction_table, "MAX_ROWS", 100)
+    path = tmp_path / "answers.csv.gz"
+    text = cancer_answers.to_csv(index=False)
+    # Row 120 is broken: read whole, the file would be refused for it; it is never reached.
+    lines = text.splitlines()
+    lines[120] += ",1,2,3"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    result = runner.invoke(app, ["monitor", "log", "api", str(path)])
+    assert result.output.strip() == "error: at most 100 rows in one table, got more; split it"
+    monkeypatch.setattr(prediction_table, "MAX_ROWS", 1_000)
+    monkeypatch.setattr(monitor, "MAX_LOG_DECODED_BYTES", 4_096)
+    path.write_bytes(gzip.compress(text.encode()))
+    assert len(text) > 4_096
+    result = runner.invoke(app, ["monitor", "log", "api", str(path)])
+    assert result.output.strip() == (
+        f"error: {path}: at most 3.8147e-06 GiB once decompressed; split it"
+    )
+    assert _logged_events("api") == 0

@@ -421,3 +421,51 @@ def test_object_columns_match_a_plain_python_rule(values, column_type):
         assert [p for a in found for p, _ in a.examples] == positions[:5], kind
         if positions:
             assert found[0].fraction == len(positions) / len(values)
+
+
+def test_one_inf_in_training_bounds_the_share_of_inf_a_batch_may_hold():
+    from scipy.stats import beta
+    from sklearn.datasets import load_breast_cancer
+
+    from opsloop.data.schema import infer_schema, validate
+
+    frame = load_breast_cancer(as_frame=True).data[["mean radius", "mean area"]].copy()
+    frame.loc[17, "mean radius"] = np.inf
+    schema = infer_schema(frame)
+    column = schema["mean radius"]
+    # The upper 0.999 Clopper-Pearson bound of 1 infinite row in 569, rounded up to 4
+    # decimals: the rule of the null share.
+    bound = math.ceil(beta.ppf(0.999, 2, 568) * 10_000) / 10_000
+    assert (column.allow_non_finite, column.max_non_finite_fraction) == (True, bound)
+    assert column.non_finite_significance == 0.001
+    assert schema["mean area"].allow_non_finite is False
+    assert validate(frame, schema).ok
+    assert validate(frame.iloc[:100], schema).ok  # one inf in 100 rows: within chance
+
+    all_inf = frame.assign(**{"mean radius": np.inf})
+    (anomaly,) = validate(all_inf, schema)
+    assert (anomaly.column, anomaly.kind, anomaly.count) == (
+        "mean radius", "non_finite_fraction_exceeded", 569
+    )  # fmt: skip
+    assert anomaly.detail.startswith(
+        f"100% of the rows are ±inf, above max_non_finite_fraction {bound:g} beyond chance "
+        "(569 of 569 rows, binomial p-value"
+    )
+    # The schema round-trips through YAML with its bound.
+    assert type(schema).from_yaml(schema.to_yaml())["mean radius"] == column
+
+
+def test_allowing_no_inf_drops_the_inferred_bound_on_their_share():
+    from opsloop.data.schema import Schema, infer_schema, validate
+
+    frame = pd.DataFrame({"x": [1.0, np.inf] + [2.0] * 98})
+    schema = infer_schema(frame)
+    assert schema["x"].max_non_finite_fraction is not None
+    strict = schema.update_column("x", allow_non_finite=False)
+    assert (strict["x"].allow_non_finite, strict["x"].max_non_finite_fraction) == (False, None)
+    assert strict["x"].non_finite_significance == 0.0
+    (anomaly,) = validate(frame, strict)
+    assert (anomaly.kind, anomaly.count, anomaly.examples) == ("non_finite", 1, ((1, np.inf),))
+    # A hand-edited YAML that turns allow_non_finite off keeps loading.
+    text = schema.to_yaml().replace("allow_non_finite: true", "allow_non_finite: false")
+    assert Schema.from_yaml(text)["x"] == strict["x"]

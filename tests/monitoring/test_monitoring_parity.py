@@ -457,6 +457,9 @@ def test_refusals_are_the_same_on_both_sides(store):
             assert stored_reference(db, f"np-{number}").predicted_by == ("m", 3)
             with pytest.raises(NotFoundError, match="'nowhere' has no monitoring reference"):
                 side.reference("nowhere")
+            # A misspelled name is not an empty status, in Python as over the wire.
+            with pytest.raises(NotFoundError, match=r"^unknown deployment 'plian'; known: "):
+                side.status("plian")
             with pytest.raises(InvalidArgumentError, match="window: a duration like"):
                 side.windows("api", window="1 week")
             side.set_reference("plain", [{"x": 1.0}, {"x": 2.0}])  # without predictions
@@ -532,6 +535,11 @@ def test_refusals_are_the_same_on_both_sides(store):
             assert side.evaluations("api", before_ms=MIN_TIME_MS) == []
             assert side.evaluations("api", before_ms=np.int64(MAX_TIME_MS)) == []
         assert messages[0] == messages[1] != []
+        unknown = httpx.get(
+            f"{url}/api/v1/monitoring/plian/status", headers={"Authorization": f"Bearer {viewer}"}
+        )
+        assert unknown.status_code == 404
+        assert unknown.json()["detail"].startswith("unknown deployment 'plian'; known: ")
         # Bounds the wire states: a 422 naming the field, before anything is read.
         for path, query in (
             ("evaluations", {"before_ms": "soon"}),

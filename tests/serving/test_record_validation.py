@@ -150,3 +150,22 @@ def test_the_quick_path_leaves_ints_nulls_and_unknown_fields_to_the_full_check()
     assert check._quick_matrix([{**NUMERIC_GOOD, "age": 126.0}]) is not None  # a straggler
     assert check._quick_matrix([{**NUMERIC_GOOD, "score": float("inf")}]) is not None
     assert check([{**NUMERIC_GOOD, "age": 40}]).frame["age"].dtype == np.int64
+
+
+@pytest.mark.parametrize("n_records", [10, 64, 65, 200])
+def test_a_share_of_inf_above_the_inferred_bound_is_served_at_any_request_size(n_records):
+    """The bound on the share of ±inf is a property of many requests (as the null share's
+    is): a request holding inf in a column that allows it is served whatever its size;
+    one in a column that allows none is refused by its record."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).data[["mean radius", "mean area"]].copy()
+    frame.loc[17, "mean radius"] = np.inf
+    schema = infer_schema(frame)
+    assert schema["mean radius"].max_non_finite_fraction is not None
+    records = frame.iloc[:n_records].assign(**{"mean radius": np.inf}).to_dict("records")
+    served = checked_records(records, schema)
+    assert len(served) == n_records and np.isinf(served["mean radius"]).all()
+    records[3]["mean area"] = np.inf
+    with pytest.raises(InvalidArgumentError, match=r"record 3, field 'mean area': non_finite"):
+        checked_records(records, schema)

@@ -173,11 +173,13 @@ def analyze(
     ] = None,
 ) -> None:
     """Analyse MODEL on DATA and print the slices with the most room for improvement."""
+    from opsloop.cli.report_run import check_output_folders
     from opsloop.data.io import read_table
     from opsloop.reports.model_analysis import analyze_model
 
     if run is not None and experiment is not None:
         raise UsageProblem("give --run (an existing run) or --experiment (a new run), not both")
+    check_output_folders({"--html": html, "--json": json_path})
     if run is not None:
         from opsloop.tracking import tracking_backend
 

@@ -27,7 +27,12 @@ from opsloop.cli.console import (
 )
 from opsloop.cli.drift_table import print_drift
 from opsloop.cli.help_text import reflow_help
-from opsloop.cli.report_run import RunOption, check_report_run, log_report
+from opsloop.cli.report_run import (
+    RunOption,
+    check_output_folders,
+    check_report_run,
+    log_report,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -229,6 +234,43 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
+def column_names(values: list[str]) -> list[str] | None:
+    r"""The column names of ``--columns`` options: each value split at its commas, except a
+    comma written ``\,``, which is part of the name (``\\`` is one backslash; any other
+    backslash is itself, so ``C:\temp`` is a name); spaces around each name dropped, empty
+    names skipped. ``None`` (every column) when every value is blank, as ``--columns ''``
+    always meant.
+
+    >>> column_names(["a, b", r"price\, EUR", r"back\\slash", r"C:\temp"])
+    ['a', 'b', 'price, EUR', 'back\\slash', 'C:\\temp']
+    >>> column_names([""]) is None
+    True
+    >>> column_names([" , "])
+    Traceback (most recent call last):
+    ...
+    opsloop.cli.console.UsageProblem: --columns named no column, got ' , '
+    """
+    if all(not value.strip() for value in values):
+        return None
+    names = []
+    for value in values:
+        name: list[str] = []
+        chars = iter(enumerate(value))
+        for at, char in chars:
+            if char == "\\" and value[at + 1 : at + 2] in (",", "\\"):
+                name.append(next(chars)[1])
+            elif char == ",":
+                names.append("".join(name).strip())
+                name = []
+            else:
+                name.append(char)
+        names.append("".join(name).strip())
+    kept = [n for n in names if n]
+    if not kept:
+        raise UsageProblem(f"--columns named no column, got {', '.join(map(repr, values))}")
+    return kept
+
+
 @app.command("drift")
 @one_line_errors
 def drift_command(
@@ -236,7 +278,14 @@ def drift_command(
     current: Annotated[Path, typer.Argument(help="Current data (e.g. serving).")],
     html: Annotated[Path | None, typer.Option(help="Write the HTML report here.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
-    columns: Annotated[str | None, typer.Option(help="Comma-separated columns.")] = None,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="The columns to compare: comma-separated, and/or the option repeated. A "
+            "comma inside a name is written \\, (a backslash itself \\\\), e.g. "
+            "--columns 'price\\, EUR' --columns age.",
+        ),
+    ] = None,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     correction: Annotated[str, typer.Option(help="none, bonferroni, holm or bh.")] = "holm",
     fail_on_drift: Annotated[bool, typer.Option(help="Exit 1 when drift is found.")] = False,
@@ -263,9 +312,10 @@ def drift_command(
     """Compare CURRENT with REFERENCE column by column and print the verdicts."""
     from opsloop.reports.drift import drift_report
 
+    check_output_folders({"--html": html, "--json": json_path})
     check_report_run(run, html)
 
-    names = [c.strip() for c in columns.split(",")] if columns else None
+    names = column_names(columns) if columns else None
     ref, cur = read_data(reference, dask), read_data(current, dask)
     if names is None and not set(ref.columns) & set(cur.columns):
         raise UsageProblem(f"{reference} and {current} have no columns in common")

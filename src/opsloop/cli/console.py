@@ -75,6 +75,15 @@ def one_line_errors(command: Callable) -> Callable:
 _MAX_ERROR_CHARACTERS = 300
 
 
+def _choices_lists() -> tuple[str, ...]:
+    """The lists of choices a message may end with and keep whole: the policy's signals
+    and actions, which the user needs to correct a rule. Only these exact lists: a list
+    at the end of another message may quote the user's own data at any length."""
+    from opsloop.monitoring.policy import ACTIONS, SIGNALS
+
+    return (f" (signals: {', '.join(SIGNALS)})", f" (available: {', '.join(ACTIONS)})")
+
+
 def _one_line(message: str) -> str:
     """``message`` on one line, cut to a readable length with what was left out counted.
 
@@ -82,10 +91,31 @@ def _one_line(message: str) -> str:
     'bad value on two lines'
     >>> _one_line("x" * 1000)[-40:]
     'xxxxxxxxxxxxx… (700 more characters cut)'
+
+    A list of choices at the end stays whole; the text before it is cut as any other:
+
+    >>> from opsloop.monitoring.policy import SIGNALS
+    >>> signals = f" (signals: {', '.join(SIGNALS)})"
+    >>> _one_line("y" * 400 + signals).endswith(signals)
+    True
+    >>> "(100 more characters cut)" in _one_line("y" * 400 + signals)
+    True
+
+    Any other list is cut as the rest of the line is (it may quote the user's data):
+
+    >>> _one_line("z (columns: " + "c, " * 2000 + "c)")[300:]
+    '… (5,714 more characters cut)'
     """
     line = " ".join(message.split("\n"))
     if len(line) <= _MAX_ERROR_CHARACTERS:
         return line
+    choices = next((c for c in _choices_lists() if line.endswith(c)), None)
+    if choices is not None:
+        head = line[: -len(choices)]
+        if len(head) > _MAX_ERROR_CHARACTERS:
+            cut = len(head) - _MAX_ERROR_CHARACTERS
+            head = f"{head[:_MAX_ERROR_CHARACTERS]}… ({cut:,} more characters cut)"
+        return head + choices
     cut = len(line) - _MAX_ERROR_CHARACTERS
     return f"{line[:_MAX_ERROR_CHARACTERS]}… ({cut:,} more characters cut)"
 

@@ -33,7 +33,12 @@ import typer
 from rich.table import Table
 
 from opsloop.cli.console import UsageProblem, one_line_errors, out, print_table
-from opsloop.cli.report_run import RunOption, check_report_run, log_report
+from opsloop.cli.report_run import (
+    RunOption,
+    check_output_folders,
+    check_report_run,
+    log_report,
+)
 
 gate_app = typer.Typer(no_args_is_help=True, help="Release gates: candidate against baseline.")
 
@@ -107,6 +112,7 @@ def run_command(
 
     if fmt not in GATE_FORMATS:
         raise UsageProblem(f"--format must be one of {', '.join(GATE_FORMATS)}, got {fmt!r}")
+    check_output_folders({"--html": html, "--json": json_path})
     check_report_run(run, html)
     gate = load_gate(gate_file)
     if label is not None:

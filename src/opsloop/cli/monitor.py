@@ -1,12 +1,13 @@
-"""``opsloop monitor``: evaluate a deployment's closed windows against its reference, show
-its status, write its HTML report, retrain it, set and show its stored policy (``policy
-set|show``: the rules every evaluation applies unless it is given its own, and the
-error-stream detector). Reads and writes the local store
-(``OPSLOOP_HOME`` or ``OPSLOOP_STORE_URI``); on a server, the same operations are
-:class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s. ``retrain`` runs the
-training function in this process: on the local store, or, with ``--follow --server URL``,
-for the retrain requests a server's policies queued (the server runs no user code), through
-the server's operations (:mod:`opsloop.monitoring.retrain_follower`).
+"""``opsloop monitor``: log a file's predictions and labels (``log``), evaluate a
+deployment's closed windows against its reference, show its status, write its HTML report,
+retrain it, set and show its stored policy (``policy set|show``: the rules every
+evaluation applies unless it is given its own, and the error-stream detector). Reads and
+writes the local store (``OPSLOOP_HOME`` or ``OPSLOOP_STORE_URI``); on a server, the
+same operations are :class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`'s.
+``retrain`` runs the training function in this process: on the local store, or, with
+``--follow --server URL``, for the retrain requests a server's policies queued (the server
+runs no user code), through the server's operations
+(:mod:`opsloop.monitoring.retrain_follower`).
 
 Errors are one line on stderr with exit code 2:
 
@@ -17,6 +18,7 @@ Errors are one line on stderr with exit code 2:
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +33,12 @@ from opsloop.cli.console import (
     print_json,
     print_table,
 )
-from opsloop.cli.report_run import RunOption, check_report_run, log_report
+from opsloop.cli.report_run import (
+    RunOption,
+    check_output_folders,
+    check_report_run,
+    log_report,
+)
 
 monitor_app = typer.Typer(
     no_args_is_help=True,
@@ -248,10 +255,16 @@ def status_command(
     last: Annotated[int, typer.Option(min=1, help="How many windows to show.")] = 10,
     as_json: JsonFlag = False,
 ) -> None:
-    """The latest evaluated windows, label counts and alerts of DEPLOYMENT."""
+    """The latest evaluated windows, label counts and alerts of DEPLOYMENT. A deployment
+    the monitoring does not know (never defined, logged to or given a reference) is an
+    error (exit 2) listing the known ones."""
     from opsloop.monitoring.monitor_report import SHOWN_METRICS, monitor_status
+    from opsloop.monitoring.monitored_names import check_monitored
 
-    status = monitor_status(_store(), deployment, _windowing(window), last=last)
+    db = _store()
+    windowing = _windowing(window)
+    check_monitored(db, deployment)
+    status = monitor_status(db, deployment, windowing, last=last)
     if as_json:
         print_json(status)
         return
@@ -291,6 +304,197 @@ def status_command(
             f"  {alert['window']} {alert['variant']}: {alert['rule']} -> {alert['action']}",
             markup=False,
         )
+
+
+#: The largest file ``opsloop monitor log`` reads.
+MAX_LOG_FILE_BYTES = 1 << 30
+
+
+@monitor_app.command("log")
+@one_line_errors
+def log_command(
+    deployment: str,
+    data: Annotated[
+        Path, typer.Argument(help="CSV (.csv, .tsv) or Parquet file of the rows to log.")
+    ],
+    prediction: Annotated[
+        str, typer.Option(help="The column of the model's answers (one per row).")
+    ] = "prediction",
+    request_id: Annotated[
+        str | None,
+        typer.Option(
+            help="The column of request ids (1-64 characters, unique); random ids otherwise."
+        ),
+    ] = None,
+    time: Annotated[
+        str | None,
+        typer.Option(
+            help="The column of times: ms since the epoch or ISO (UTC unless it "
+            "says otherwise); now otherwise."
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help="The column of labels, joined to the answers by request id (a row without "
+            "one logs none). Without the prediction column, the file holds labels alone "
+            "for answers logged before (--request-id needed).",
+        ),
+    ] = None,
+    variant: Annotated[str, typer.Option(help="The variant that answered.")] = "default",
+    window: WindowOption = "1h",
+    as_json: JsonFlag = False,
+) -> None:
+    """Log DATA's rows to DEPLOYMENT as prediction events (and labels), as
+    opsloop.monitoring.log_predictions and log_labels do from Python: every column other
+    than the prediction, request id, time and label columns is an input. Every row is
+    checked first; a bad cell is named by its column and row (row 1 is the first after the
+    header). At most 1,000,000 rows and 1 GiB per file."""
+    from opsloop.data.io import table_format
+    from opsloop.monitoring.local_monitoring import Monitoring
+    from opsloop.monitoring.prediction_table import log_prediction_table
+
+    if not data.is_file():
+        raise UsageProblem(f"{data}: no such file")
+    fmt = table_format(data)
+    if fmt not in ("csv", "tsv", "parquet"):
+        raise UsageProblem(f"{data}: a CSV or Parquet file, got {fmt}")
+    size = data.stat().st_size
+    if size > MAX_LOG_FILE_BYTES:
+        raise UsageProblem(
+            f"{data}: at most 1 GiB per file, got {size / (1 << 30):.1f} GiB; split it"
+        )
+    frame = _read_logged(data, fmt, request_id)
+    # Checked here to name the options; log_prediction_table names its parameters.
+    for option, name in (("--request-id", request_id), ("--time", time), ("--labels", labels)):
+        if name is not None and name not in frame.columns:
+            shown = ", ".join(map(str, frame.columns[:20]))
+            raise UsageProblem(f"{option}: no column {name!r} in {data.name}; columns: {shown}")
+    if prediction not in frame.columns and labels is not None and request_id is None:
+        raise UsageProblem(
+            f"labels alone (no column {prediction!r}, see --prediction) are joined by "
+            "request id: give --request-id"
+        )
+    logged = log_prediction_table(
+        Monitoring(_store()),
+        deployment,
+        frame,
+        prediction=prediction,
+        request_id=request_id,
+        time=time,
+        labels=labels,
+        variant=variant,
+        window=window,
+    )
+    receipt = None if logged.labels is None else logged.labels.to_dict()
+    if as_json:
+        print_json({"predictions": logged.predictions, "labels": receipt})
+        return
+    if logged.predictions:
+        shown = f"{logged.predictions} prediction(s) logged to {deployment} ({variant})"
+        out.print(shown, markup=False)
+    if receipt is not None:
+        counts = ", ".join(
+            f"{receipt[k]} {k}" for k in ("accepted", "late", "duplicate", "unknown")
+        )
+        out.print(f"labels: {counts}", markup=False)
+
+
+#: The most bytes ``opsloop monitor log`` decompresses from a compressed file (an 11 KB
+#: .csv.gz can hold millions of rows).
+MAX_LOG_DECODED_BYTES = 1 << 30
+
+
+class _BoundedStream(io.RawIOBase):
+    """A decompressed stream that stops with :class:`UsageProblem` past ``limit`` bytes, so a
+    small compressed file is never inflated whole into memory."""
+
+    def __init__(self, stream, limit: int, name: Path) -> None:
+        self._stream, self._left, self._name = stream, limit, name
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+    def readinto(self, buffer) -> int:
+        data = self._stream.read(min(len(buffer), self._left + 1))
+        self._left -= len(data)
+        if self._left < 0:
+            raise UsageProblem(
+                f"{self._name}: at most {MAX_LOG_DECODED_BYTES / (1 << 30):g} GiB once "
+                "decompressed; split it"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_logged(data: Path, fmt: str, request_id: str | None):
+    """``data`` as a frame of at most :data:`~opsloop.monitoring.prediction_table.MAX_ROWS`
+    rows, refused before it is read whole: a Parquet file by the row count and size its
+    metadata states, a CSV by reading one row more than the bound, a compressed CSV also
+    by its decompressed bytes. A CSV's request id column is read as text (an id ``007``
+    stays ``007``)."""
+    import bz2
+    import gzip
+    import lzma
+
+    import pandas as pd
+
+    from opsloop.data.io import TableReadError, parse_iso_dates
+    from opsloop.monitoring import prediction_table
+
+    bound = prediction_table.MAX_ROWS
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            metadata = pq.ParquetFile(data).metadata
+        except (pa.ArrowException, OSError) as error:
+            raise TableReadError(f"{data}: cannot read as parquet: {error}") from error
+        if metadata.num_rows > bound:
+            raise UsageProblem(
+                f"at most {bound:,} rows in one table, got {metadata.num_rows:,}; split it"
+            )
+        decoded = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+        if decoded > MAX_LOG_DECODED_BYTES:
+            raise UsageProblem(
+                f"{data}: at most {MAX_LOG_DECODED_BYTES / (1 << 30):g} GiB once "
+                f"decompressed, its metadata says {decoded / (1 << 30):.1f} GiB; split it"
+            )
+        try:
+            return pd.read_parquet(data)
+        except (ValueError, OSError, pa.ArrowException) as error:
+            raise TableReadError(f"{data}: cannot read as parquet: {error}") from error
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    opener = openers.get(data.suffix.lower())
+    source = None
+    try:
+        if opener is not None:
+            source = io.BufferedReader(
+                _BoundedStream(opener(data, "rb"), MAX_LOG_DECODED_BYTES, data)
+            )
+        frame = pd.read_csv(
+            data if source is None else source,
+            sep="\t" if fmt == "tsv" else ",",
+            dtype=None if request_id is None else {request_id: str},
+            nrows=bound + 1,
+        )
+    except pd.errors.EmptyDataError as error:
+        raise TableReadError(f"{data}: the file is empty") from error
+    except (ValueError, OSError, UnicodeDecodeError, EOFError, lzma.LZMAError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TableReadError(f"{data}: cannot read as {fmt}: {reason}") from error
+    finally:
+        if source is not None:
+            source.close()
+    if len(frame) > bound:
+        raise UsageProblem(f"at most {bound:,} rows in one table, got more; split it")
+    return parse_iso_dates(frame)
 
 
 @monitor_app.command("features")
@@ -436,12 +640,18 @@ def report_command(
     variant: Annotated[str | None, typer.Option(help="Only this variant's windows.")] = None,
     run: RunOption = None,
 ) -> None:
-    """Write DEPLOYMENT's report: drift heatmap, metrics over time, alerts."""
+    """Write DEPLOYMENT's report: drift heatmap, metrics over time, alerts. A deployment
+    or --variant the monitoring does not know is an error (exit 2) listing the known ones;
+    the folder of --html must exist."""
     from opsloop.monitoring.monitor_report import monitor_report
+    from opsloop.monitoring.monitored_names import check_monitored
 
+    check_output_folders({"--html": html})
     check_report_run(run, html)
-
-    report = monitor_report(_store(), deployment, _windowing(window), variant=variant)
+    db = _store()
+    windowing = _windowing(window)
+    check_monitored(db, deployment, variant=variant)
+    report = monitor_report(db, deployment, windowing, variant=variant)
     path = report.write(html)
     out.print(f"report written to {path}", markup=False)
     log_report(run, path)

@@ -44,6 +44,28 @@ def check_report_run(run: str | None, html: Path | None) -> None:
     tracking_backend().get_run(run)
 
 
+def check_output_folders(paths: dict[str, Path | None]) -> None:
+    """Refuse, before the work, an output file (by its option's name) that is a folder or
+    whose folder does not exist: the report-writing commands write into an existing folder and create none,
+    so a typo in the folder is not a new tree of folders.
+
+    >>> check_output_folders({"--html": None, "--json": Path("report.json")})
+    >>> check_output_folders({"--html": Path("no-such-folder/report.html")})
+    Traceback (most recent call last):
+    ...
+    opsloop.cli.console.UsageProblem: --html: the folder 'no-such-folder' does not exist; create it first
+    """  # noqa: E501 - a doctest's expected output is one line
+    for option, path in paths.items():
+        if path is None:
+            continue
+        if path.is_dir():
+            raise UsageProblem(f"{option}: {str(path)!r} is a folder; give a file name in it")
+        folder = path.parent
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise UsageProblem(f"{option}: the folder {str(folder)!r} {what}; create it first")
+
+
 def log_report(run: str | None, page: Path) -> None:
     """Log the HTML file ``page`` to ``run`` as the artifact named like the file (``.html``
     added when the name lacks it, since the Reports page lists ``.html`` artifacts only).

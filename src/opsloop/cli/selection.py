@@ -19,7 +19,12 @@ import typer
 from rich.table import Table
 
 from opsloop.cli.console import one_line_errors, out
-from opsloop.cli.report_run import RunOption, check_report_run, log_report
+from opsloop.cli.report_run import (
+    RunOption,
+    check_output_folders,
+    check_report_run,
+    log_report,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -127,6 +132,7 @@ def select_file(
     run: RunOption = None,
 ) -> None:
     """Run the funnel on DATA and print what each step dropped."""
+    check_output_folders({"--html": html, "--json": json_path})
     check_report_run(run, html)
     from opsloop.data.io import read_table
     from opsloop.data.selection import FeatureFunnel
@@ -166,6 +172,7 @@ def select_table(
     run: RunOption = None,
 ) -> None:
     """Run the funnel on a database TABLE, reading only the columns that can pass."""
+    check_output_folders({"--html": html, "--json": json_path})
     check_report_run(run, html)
     from opsloop.data.selection import FeatureFunnel
 

@@ -449,6 +449,34 @@ def labelled_events(
         return [tuple(row) for row in connection.execute(query).all()]
 
 
+#: The request ids one query of :func:`logged_request_ids` asks about.
+_IDS_PER_QUERY = 500
+
+
+def logged_request_ids(db: Database, deployment: str, request_ids: Sequence[str]) -> set[str]:
+    """The ids among ``request_ids`` that already have a prediction event of
+    ``deployment`` (any variant or role): an id names one answer, so a file logged twice is
+    refused by them rather than logged again. One indexed query per 500 ids.
+
+    >>> _ = log_predictions(db, "ids", [{"x": 1.0}], [0], request_ids=["r1"])
+    >>> logged_request_ids(db, "ids", ["r1", "r2"]), logged_request_ids(db, "other", ["r1"])
+    ({'r1'}, set())
+    """
+    found: set[str] = set()
+    unique = list(dict.fromkeys(str(i) for i in request_ids))
+    with db.read() as connection:
+        for start in range(0, len(unique), _IDS_PER_QUERY):
+            chunk = unique[start : start + _IDS_PER_QUERY]
+            found.update(
+                connection.execute(
+                    sa.select(_events.c.request_id)
+                    .where(_events.c.deployment == deployment, _events.c.request_id.in_(chunk))
+                    .distinct()
+                ).scalars()
+            )
+    return found
+
+
 __all__ = [
     "LABEL_COUNTS",
     "LabelReceipt",
@@ -457,4 +485,5 @@ __all__ = [
     "labelled_events",
     "log_labels",
     "log_predictions",
+    "logged_request_ids",
 ]

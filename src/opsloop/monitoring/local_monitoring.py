@@ -33,7 +33,12 @@ from opsloop.monitoring.evaluation import (
     read_alerts,
     read_evaluations,
 )
-from opsloop.monitoring.event_log import LabelReceipt, log_labels, log_predictions
+from opsloop.monitoring.event_log import (
+    LabelReceipt,
+    log_labels,
+    log_predictions,
+    logged_request_ids,
+)
 from opsloop.monitoring.feature_distribution import FeatureDistribution, feature_distribution
 from opsloop.monitoring.feature_stream import (
     DEFAULT_DETECTOR,
@@ -41,6 +46,7 @@ from opsloop.monitoring.feature_stream import (
     set_feature_detectors,
 )
 from opsloop.monitoring.monitor_report import monitor_status
+from opsloop.monitoring.monitored_names import check_monitored
 from opsloop.monitoring.monitoring_gauges import gauge_readings
 from opsloop.monitoring.monitoring_service import ALERT_COLUMNS
 from opsloop.monitoring.page_cursor import (
@@ -166,6 +172,15 @@ class Monitoring:
             actor=actor or self.actor,
         )
 
+    def logged_request_ids(self, deployment: str, request_ids: Sequence[str]) -> set[str]:
+        """The ids among ``request_ids`` already logged for ``deployment`` (see
+        :func:`~opsloop.monitoring.event_log.logged_request_ids`).
+
+        >>> Monitoring(db).logged_request_ids("nobody", ["a"])
+        set()
+        """
+        return logged_request_ids(self.db, deployment, request_ids)
+
     def windows(self, deployment: str, *, window: str = "1h") -> pd.DataFrame:
         """The windows folded so far (see :func:`~opsloop.monitoring.window_store.
         window_starts`).
@@ -285,7 +300,16 @@ class Monitoring:
 
     def status(self, deployment: str, *, window: str = "1h", last: int = 10) -> dict:
         """The latest windows, label counts and alerts (see
-        :func:`~opsloop.monitoring.monitor_report.monitor_status`)."""
+        :func:`~opsloop.monitoring.monitor_report.monitor_status`);
+        :class:`~opsloop.errors.NotFoundError` for a deployment the monitoring does not
+        know (:func:`~opsloop.monitoring.monitored_names.check_monitored`), rather than an
+        empty status for a misspelled name.
+
+        >>> Monitoring(db).status("nosuch")
+        Traceback (most recent call last):
+        opsloop.errors.NotFoundError: unknown deployment 'nosuch'; known: none
+        """
+        check_monitored(self.db, deployment)
         return monitor_status(self.db, deployment, Windowing(window), last=last)
 
     def gauges(self, *, deployment: str | None = None) -> dict:

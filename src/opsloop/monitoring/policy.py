@@ -104,6 +104,7 @@ A retraining's ``window`` names the data-window policy (:mod:`.training_window`)
 
 from __future__ import annotations
 
+import difflib
 import math
 import operator
 import re
@@ -448,6 +449,16 @@ def _what_failed(text: str) -> str:
     return "not a rule"
 
 
+def _did_you_mean(name: str, known) -> str:
+    """The known name closest to a misspelled one, as a suggestion ('' when none is close).
+
+    >>> _did_you_mean("drift_shar", SIGNALS), _did_you_mean("zzz", SIGNALS)
+    ("; did you mean 'drift_share'?", '')
+    """
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _excerpt(text: str) -> str:
     """``text`` quoted, cut to :data:`_FOUND_SHOWN` characters.
 
@@ -582,11 +593,13 @@ class Policy:
         signal, action = match.group("signal"), match.group("action")
         if signal not in SIGNALS:
             raise InvalidArgumentError(
-                f"policy {text!r}: unknown signal {signal!r} (signals: {', '.join(SIGNALS)})"
+                f"policy {text!r}: unknown signal {signal!r}{_did_you_mean(signal, SIGNALS)} "
+                f"(signals: {', '.join(SIGNALS)})"
             )
         if action not in ACTIONS:
             raise InvalidArgumentError(
-                f"policy {text!r}: unknown action {action!r} (available: {', '.join(ACTIONS)})"
+                f"policy {text!r}: unknown action {action!r}{_did_you_mean(action, ACTIONS)} "
+                f"(available: {', '.join(ACTIONS)})"
             )
         if action == "promote" and match.group("op") in ("==", "!="):
             raise InvalidArgumentError(

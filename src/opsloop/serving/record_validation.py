@@ -12,7 +12,9 @@ and the rule. What refuses a request, per record:
 * a value of the wrong type (``type_mismatch``: ``"41"`` where an int is expected);
 * a null where the column allows none (``max_null_fraction`` 0); where it allows some, a
   null is served, since a share of nulls is a property of many requests, not of one;
-* ``±inf`` where the column does not allow it (``non_finite``);
+* ``±inf`` where the column does not allow it (``non_finite``); where it allows them up to
+  a share (``max_non_finite_fraction``), an ``inf`` is served, as a null is
+  (``non_finite_fraction_exceeded`` is the monitoring's to report);
 * a number beyond the column's hard limits (its range widened by its ``range_margin``,
   :meth:`~opsloop.data.schema.ColumnSchema.hard_limits`); a straggler within the margin is
   served (``out_of_range``);

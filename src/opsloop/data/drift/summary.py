@@ -28,6 +28,7 @@ import pandas as pd
 from opsloop.data.drift.kernels import merge_sorted, sort_floats
 from opsloop.data.drift.numeric import SortedSample
 from opsloop.data.drift.sketched import SketchedSample
+from opsloop.data.period_columns import readable_column
 from opsloop.data.types import infer_column_type
 
 #: A numeric column with at most this many distinct reference values, each repeated
@@ -168,6 +169,9 @@ def _numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
     return converted, invalid
 
 
+_UNITS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
 def _datetime_values(series: pd.Series) -> tuple[np.ndarray, int]:
     missing = series.isna().to_numpy()
     converted = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
@@ -178,11 +182,13 @@ def _datetime_values(series: pd.Series) -> tuple[np.ndarray, int]:
         again = pd.to_datetime(series[retry], errors="coerce", utc=True, format="mixed")
         converted = converted.copy()
         converted[retry] = again
-    seconds = (
-        (converted - pd.Timestamp(0, tz="UTC"))
-        .dt.total_seconds()
-        .to_numpy(dtype="float64", na_value=np.nan)
-    )
+    # From the stored integers at their own unit: a datetime64[s] column past 2262 (a
+    # far-future Period) has no nanosecond timestamp to subtract.
+    array = converted.array
+    per_second = _UNITS_PER_SECOND[array.unit]
+    whole, rest = np.divmod(array.asi8, per_second)
+    seconds = whole.astype(np.float64) + rest / per_second
+    seconds[converted.isna().to_numpy()] = np.nan
     invalid = int(np.count_nonzero(np.isnan(seconds) & ~missing))
     return seconds, invalid
 
@@ -215,6 +221,8 @@ def summarize(series: pd.Series, kind: str | None = None, name: str | None = Non
     {'x': 2, 'y': 1}
     """
     name = str(series.name) if name is None else name
+    # A Period is the time it starts; a complex column is refused (see the module).
+    series = readable_column(series, name)
     n_rows = len(series)
     n_missing = int(series.isna().sum())
     if kind is None:

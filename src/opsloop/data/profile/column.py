@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from opsloop.data.period_columns import readable_column
 from opsloop.data.profile.frequencies import DEFAULT_TOP, Frequencies
 from opsloop.data.profile.numeric import NumericSummary
 from opsloop.data.profile.options import SketchOptions
@@ -186,6 +187,10 @@ class ColumnProfile:
         >>> import pandas as pd
         >>> profile_column(pd.Series([1, 3]), "x").summary_row()["mean"]
         2.0
+        >>> infinite = pd.Series([1.0, float("inf"), -float("inf"), 2.0])
+        >>> row = profile_column(infinite, "x").summary_row()
+        >>> row["pos_inf_count"], row["neg_inf_count"], row["max"]
+        (1, 1, 2.0)
         """
         row = {
             "type": self.logical_type,
@@ -203,6 +208,11 @@ class ColumnProfile:
             "max": None,
             "median": None,
             "mean_length": None,
+            # Moments and extremes describe the finite values; the infinities are counted
+            # beside them, so a table shows them as the JSON does. Last: a reader of the
+            # CSV by position keeps the columns it had.
+            "pos_inf_count": None,
+            "neg_inf_count": None,
         }
         numeric = self.numeric
         if numeric is not None and self.logical_type == "datetime":
@@ -213,6 +223,8 @@ class ColumnProfile:
             )
         elif numeric is not None:
             row.update(
+                pos_inf_count=numeric.n_pos_inf,
+                neg_inf_count=numeric.n_neg_inf,
                 mean=numeric.mean,
                 std=numeric.std(),
                 min=numeric.minimum,
@@ -284,6 +296,8 @@ def profile_column(
     options = options or SketchOptions()
     if name is None:
         name = "value" if series.name is None else str(series.name)
+    # A Period is the time it starts; a complex column is refused (:mod:`..period_columns`).
+    series = readable_column(series, str(name))
     logical_type = infer_column_type(series)
     null_mask = series.isna().to_numpy(dtype=bool)
     null_count = int(np.count_nonzero(null_mask))

@@ -20,6 +20,7 @@ ANOMALY_KINDS: tuple[str, ...] = (
     "type_mismatch",
     "null_fraction_exceeded",
     "non_finite",
+    "non_finite_fraction_exceeded",
     "out_of_range",
     "unknown_category",
 )

@@ -55,6 +55,17 @@ class ColumnSchema:
         means any label.
     allow_non_finite
         Whether ``±inf`` is allowed in a ``float`` column.
+    max_non_finite_fraction
+        With ``allow_non_finite``: the largest share of ``±inf`` rows allowed, judged as
+        the null share is (see ``non_finite_significance``); ``None``: any share. Dropped
+        (with its significance) when ``allow_non_finite`` is false. Inferred,
+        where the training data held ``±inf``, as the upper confidence bound of its share,
+        the same rule as ``max_null_fraction``'s, so a column that turns all ``inf`` is an
+        anomaly.
+    non_finite_significance
+        How a batch's ``±inf`` share is judged against ``max_non_finite_fraction``, as
+        ``null_significance`` judges the null share: ``0.0``, any share above it is an
+        anomaly; above zero, only a share above it beyond chance (one-sided binomial test).
     absent_in
         Names of the environments this column does not belong to (e.g. a label in
         ``serving``); see :class:`~opsloop.data.schema.Schema`.
@@ -89,6 +100,8 @@ class ColumnSchema:
     absent_in: tuple[str, ...] = ()
     id_like: bool = False
     null_significance: float = 0.0
+    max_non_finite_fraction: float | None = None
+    non_finite_significance: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -113,6 +126,14 @@ class ColumnSchema:
             raise ValueError(
                 self._where("allow_non_finite") + f"only float columns hold ±inf, not {self.type}"
             )
+        self._set("non_finite_significance", self._fraction("non_finite_significance"))
+        if self.max_non_finite_fraction is not None and not self.allow_non_finite:
+            # No ±inf allowed at all: a bound on their share says nothing more. Dropped, so
+            # update_column(name, allow_non_finite=False) on an inferred schema just works.
+            self._set("max_non_finite_fraction", None)
+            self._set("non_finite_significance", 0.0)
+        if self.max_non_finite_fraction is not None:
+            self._set("max_non_finite_fraction", self._fraction("max_non_finite_fraction"))
         self._set("domain", self._domain())
         self._set("absent_in", self._names("absent_in"))
 
@@ -139,6 +160,10 @@ class ColumnSchema:
             out["max_out_of_range_fraction"] = self.max_out_of_range_fraction
         if self.type == "float":
             out["allow_non_finite"] = self.allow_non_finite
+        if self.max_non_finite_fraction is not None:
+            out["max_non_finite_fraction"] = self.max_non_finite_fraction
+        if self.non_finite_significance:
+            out["non_finite_significance"] = self.non_finite_significance
         if self.domain is not None:
             out["domain"] = list(self.domain)
         if self.absent_in:

@@ -133,7 +133,8 @@ class ColumnFindings:
             found = replace(found, **_mismatch_counts(series, seen, column, mismatched))
         if column.type in NUMERIC_TYPES and seen.numbers is not None:
             infinite = conforming & (seen.kind == FLOAT) & ~seen.finite
-            if column.type == "float" and not column.allow_non_finite:
+            bounded = column.max_non_finite_fraction is not None
+            if column.type == "float" and (not column.allow_non_finite or bounded):
                 found = replace(found, non_finite=RowsFound.of(series, infinite))
             if not column.id_like:
                 ranges = _out_of_range(series, seen.numbers, column, conforming & ~infinite)
@@ -179,8 +180,13 @@ class ColumnFindings:
         detail = null_share_excess(self.nulls.count, n, column)
         if detail:
             add("null_fraction_exceeded", self.nulls, detail)
-        if self.non_finite is not None:
+        if self.non_finite is not None and not column.allow_non_finite:
             add("non_finite", self.non_finite, "±inf where allow_non_finite is false")
+        elif self.non_finite is not None:
+            detail = non_finite_share_excess(self.non_finite.count, n, column)
+            if detail:
+                # A share, like the null share: a property of a batch, not of one row.
+                add("non_finite_fraction_exceeded", self.non_finite, detail)
         if self.out_of_range is not None:
             detail = _range_detail(self.out_of_range, n, column)
             if detail:
@@ -237,6 +243,34 @@ def null_share_excess(nulls: int, rows: int, column: ColumnSchema) -> str:
     return (
         f"{limit} beyond chance ({nulls} of {rows} rows, binomial p-value {p_value:.3g} below "
         f"null_significance {column.null_significance:g})"
+    )
+
+
+def non_finite_share_excess(count: int, rows: int, column: ColumnSchema) -> str:
+    """Why the share of ``±inf`` rows breaks ``max_non_finite_fraction``, or "" when it
+    does not (judged as :func:`null_share_excess` judges nulls).
+
+    >>> column = ColumnSchema("x", "float", allow_non_finite=True,
+    ...                       max_non_finite_fraction=0.0121, non_finite_significance=0.001)
+    >>> non_finite_share_excess(569, 569, column)[:82]
+    '100% of the rows are ±inf, above max_non_finite_fraction 0.0121 beyond chance (569'
+    >>> non_finite_share_excess(1, 50, column)  # 2% of 50 rows: no evidence against 1.21%
+    ''
+    """
+    allowed = column.max_non_finite_fraction
+    if allowed is None or count / rows <= allowed:
+        return ""
+    limit = (
+        f"{count / rows * 100:.4g}% of the rows are ±inf, above max_non_finite_fraction {allowed:g}"
+    )
+    if not column.non_finite_significance:
+        return limit
+    p_value = null_share_p_value(count, rows, allowed)
+    if p_value >= column.non_finite_significance:
+        return ""
+    return (
+        f"{limit} beyond chance ({count} of {rows} rows, binomial p-value {p_value:.3g} below "
+        f"non_finite_significance {column.non_finite_significance:g})"
     )
 
 

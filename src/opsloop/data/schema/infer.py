@@ -28,6 +28,13 @@ sets ``null_significance`` to ``NULL_SIGNIFICANCE``: a batch's share above the b
 anomaly only when a binomial test says it is beyond chance at that level. The training
 share itself would be exceeded by about half of all batches drawn like the training data.
 
+**Infinities.** A float column that held ``±inf`` allows them (``allow_non_finite``) up to
+a share bounded as the null share is: ``max_non_finite_fraction`` is the same upper
+confidence bound of the ``k`` infinite rows in ``n`` (``null_fraction_bound(k, n)``), and
+``non_finite_significance`` is ``NULL_SIGNIFICANCE``, so a batch's share of ``±inf`` above
+the bound beyond chance is a ``non_finite`` anomaly: one ``inf`` in training does not let a
+column of ``inf`` pass. A column without ``±inf`` in training allows none.
+
 **Identifiers.** An ``int``, ``string`` or ``category`` column whose values are all distinct,
 over at least 100 rows, identifies rows: it is marked ``id_like`` and gets no range and no
 domain, since every batch brings new ids.
@@ -237,6 +244,7 @@ class ColumnObservations:
     non_finite: bool = False
     domain: dict | None = None
     unique: bool = False
+    infinite: int = 0
 
     @classmethod
     def of(cls, series: pd.Series, column_type: str, max_categories: int) -> ColumnObservations:
@@ -244,14 +252,15 @@ class ColumnObservations:
         seen = observe(series)
         conforming = conforms(seen, column_type)
         low = high = None
-        non_finite = False
+        non_finite, infinite = False, 0
         if column_type in NUMERIC_TYPES and seen.numbers is not None:
             finite = conforming & seen.finite
             if finite.any():
                 values = seen.numbers[finite]
                 low, high = values.min().item(), values.max().item()
             if column_type == "float":
-                non_finite = bool((conforming & (seen.kind == FLOAT) & ~seen.finite).any())
+                infinite = int((conforming & (seen.kind == FLOAT) & ~seen.finite).sum())
+                non_finite = infinite > 0
         domain = None
         if column_type == "category":
             domain = _domain_values(series, seen.kind, conforming, max_categories)
@@ -259,7 +268,9 @@ class ColumnObservations:
         unique = (
             column_type in ("int", "string", "category") and nulls == 0 and bool(series.is_unique)
         )
-        return cls(len(series), nulls, max_categories, low, high, non_finite, domain, unique)
+        return cls(
+            len(series), nulls, max_categories, low, high, non_finite, domain, unique, infinite
+        )
 
     def merge(self, other: ColumnObservations) -> ColumnObservations:
         """The observations of both chunks' rows."""
@@ -277,6 +288,7 @@ class ColumnObservations:
             self.non_finite or other.non_finite,
             domain,
             self.unique and other.unique,
+            self.infinite + other.infinite,
         )
 
     def column_schema(
@@ -300,6 +312,9 @@ class ColumnObservations:
             low, high = cast(self.low), cast(self.high)
             n = self.n_rows
             tolerance = min(-(-2 * _TOLERANCE_FACTOR * scale // (n + 1)) / scale, _MAX_TOLERANCE)
+        # A column that held ±inf allows them up to the upper confidence bound of their
+        # share, the rule of the null share (see the module docstring).
+        allow_non_finite = column_type == "float" and self.non_finite
         domain = None
         if column_type == "category" and not id_like and self.domain is not None:
             domain = tuple(value for kind in _KINDS for value in sorted(self.domain.get(kind, ())))
@@ -313,10 +328,14 @@ class ColumnObservations:
             range_margin=range_margin if low is not None else 0.0,
             max_out_of_range_fraction=tolerance,
             domain=domain,
-            allow_non_finite=column_type == "float" and self.non_finite,
+            allow_non_finite=allow_non_finite,
             absent_in=absent_in,
             id_like=id_like,
             null_significance=NULL_SIGNIFICANCE if max_null_fraction else 0.0,
+            max_non_finite_fraction=(
+                null_fraction_bound(self.infinite, self.n_rows) if allow_non_finite else None
+            ),
+            non_finite_significance=NULL_SIGNIFICANCE if allow_non_finite else 0.0,
         )
 
 

@@ -18,6 +18,9 @@ Rules, per column (a value is checked by the later rules only if it has the righ
   is above ``max_null_fraction`` (with ``null_significance`` above zero, as an inferred
   schema sets it: above it beyond chance, by a one-sided binomial test of the null count).
 * ``non_finite``: ``±inf`` in a float column whose schema does not set ``allow_non_finite``.
+* ``non_finite_fraction_exceeded``: where it does and sets ``max_non_finite_fraction``, a
+  share of ``±inf`` rows above that bound (beyond chance when ``non_finite_significance``
+  is set), judged as the null share is: a property of a batch, not of one row.
 * ``out_of_range``: numbers below ``min`` or above ``max`` (allowed ``±inf`` are not
   range-checked), reported with their share of the rows. It is an anomaly when that share is
   above the column's ``max_out_of_range_fraction``, or when any value lies beyond the margin
