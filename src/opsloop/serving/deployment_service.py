@@ -26,7 +26,7 @@ variants.0.version
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, NotRequired, Protocol, Required
+from typing import Annotated, Any, Literal, NotRequired, Protocol, Required
 
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, with_config
@@ -483,9 +483,10 @@ class DeploymentService(Protocol):
         label: Any = None,
         reward: Number | None = None,
         actor: str | None = None,
-    ) -> None:
+    ) -> str:
         """Keep the label and/or reward of the answer ``request_id`` and pass it to the
-        deployment's rollout (a ramping canary's metric gate, a bandit)."""
+        deployment's rollout (a ramping canary's metric gate, a bandit); ``joined`` to its
+        recorded answer, or ``waiting`` for the answer's event."""
         ...
 
 
@@ -585,6 +586,28 @@ _LINEAGE = records(
     "variants", VariantLineage, model=VariantLineageDocument, title="DeploymentLineage"
 )
 _AT = optional_record("deployment", Deployment, title="DeploymentAt")
+
+
+class FeedbackStatusDocument(BaseModel):
+    """Feedback kept by the control plane: ``joined`` to its recorded answer, or
+    ``waiting`` for the answer's event (joined when it is written), as the data plane
+    answers."""
+
+    status: Literal["joined", "waiting"]
+
+
+def _feedback_status(document: dict | None) -> str | None:
+    """The status of a feedback answer; ``None`` from a control plane that answered none.
+
+    >>> _feedback_status({"status": "waiting"}), _feedback_status(None)
+    ('waiting', None)
+    """
+    if document is None:
+        return None
+    return FeedbackStatusDocument.model_validate(document).status
+
+
+_FEEDBACK = Answer(FeedbackStatusDocument, lambda status: {"status": status}, _feedback_status)
 
 #: The deployments service on the wire. More specific paths come first: the server matches
 #: routes in this order, and a name may end in what looks like a sub-path.
@@ -693,7 +716,7 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "/deployments/{name:path}/rollout",
             answer=wrapped("rollout", dict[str, Any], title="Rollout"),
         ),
-        Operation("feedback", "POST", "/deployments/{name:path}/feedback"),
+        Operation("feedback", "POST", "/deployments/{name:path}/feedback", answer=_FEEDBACK),
         Operation(
             "observe_rollout",
             "POST",

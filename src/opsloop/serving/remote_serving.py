@@ -98,11 +98,11 @@ class RemoteRollouts(RolloutObserver):
 
     def record_feedback(
         self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str
-    ) -> None:
+    ) -> str | None:
         """Send the feedback to the control plane, which keeps it (as the token's owner,
-        not ``actor``) and passes it to the rollout (whether it was joined or waits is the
-        control plane's to say; ``None`` here)."""
-        self.deployments.feedback(deployment, request_id, label=label, reward=reward)
+        not ``actor``) and passes it to the rollout; whether it was ``joined`` or is
+        ``waiting``, as the control plane says (``None`` from one that says neither)."""
+        return self.deployments.feedback(deployment, request_id, label=label, reward=reward)
 
 
 def remote_runtime(

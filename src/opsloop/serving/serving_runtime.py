@@ -952,7 +952,8 @@ class ServingRuntime:
         bandit. Feedback whose answer is still on its way (another worker's batch) waits
         for it in the store and is read when its event is written
         (:mod:`opsloop.store.waiting_feedback`); whether it was ``joined`` or is
-        ``waiting`` (``None`` from a data plane, which sends it to its control plane). An
+        ``waiting``, on a data plane as its control plane says (``None`` from a control
+        plane too old to say). An
         answer of a deployment of the name that was retired since takes feedback too,
         kept with its history, also when no deployment stands under the name now (see
         :meth:`~.rollout_observer.RolloutObserver.record_feedback`).
