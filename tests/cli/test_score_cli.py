@@ -178,3 +178,48 @@ def test_all_variants_through_the_cli_writes_each_variants_predictions(deployed,
     assert events.groupby("variant").size().to_dict() == {"stable": 1138}
     others = read_prediction_events(db, "api", role="batch_shadow")
     assert others.groupby("variant").size().to_dict() == {"canary": 1138}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_score_writes_each_classs_probability_as_the_model_gives_it(deployed, tmp_path, suffix):
+    model, X = deployed
+    other = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=1000))
+    other.fit(X, (X["mean radius"] > X["mean radius"].median()).astype(int))
+    db = open_database()
+    ModelRegistry(db, ArtifactStore(artifact_uri())).register("cancer", other, input_schema=X)
+    Deployments(db).deploy(
+        "both",
+        [
+            Variant("stable", "cancer", version=1),
+            Variant("other", "cancer", version=2, role="shadow", weight=0.0),
+        ],  # fmt: skip
+        strategy="shadow",
+    )
+    X.iloc[:120].to_csv(tmp_path / "in.csv", index=False)
+    for name, extra in (("api", []), ("both", ["--all-variants"])):
+        output = tmp_path / f"{name}{suffix}"
+        arguments = ["score", name, str(tmp_path / "in.csv"), str(output), "--chunk-size", "50"]
+        result = runner.invoke(app, arguments + extra)
+        assert result.exit_code == 0, result.output
+        scored = pd.read_csv(output) if suffix == ".csv" else pd.read_parquet(output)
+        if name == "api":
+            columns = {"probability_0": (model, 0), "probability_1": (model, 1)}
+        else:
+            columns = {f"probability_{variant}_{k}": (fitted, k)
+                       for variant, fitted in (("stable", model), ("other", other))
+                       for k in (0, 1)}  # fmt: skip
+        for column, (fitted, k) in columns.items():
+            # Chunk by chunk as scored (a BLAS call's rounding may depend on its size); the
+            # input went through a CSV file, whose text a parser may read an ulp apart.
+            expected = np.concatenate(
+                [
+                    fitted.predict_proba(X.iloc[i : min(i + 50, 120)])[:, k]
+                    for i in range(0, 120, 50)
+                ]
+            )
+            np.testing.assert_allclose(scored[column].to_numpy(), expected, rtol=1e-12)
+        assert sorted(c for c in scored.columns if c.startswith("probability")) == sorted(columns)
+    # The events hold the same numbers.
+    events = read_prediction_events(db, "api", role="batch")
+    held = np.array([output["probabilities"][0] for output in events["output"]])
+    np.testing.assert_allclose(held, model.predict_proba(X.iloc[:120]), rtol=1e-12)

@@ -2,7 +2,10 @@
 
 The rows are read in chunks, checked against the signature of the variant that scores them,
 scored by the primary variant (or every variant with ``--all-variants``) and written to
-OUTPUT (CSV or Parquet by its suffix); rejected rows go to a CSV side file with their row
+OUTPUT (CSV or Parquet by its suffix), with each class's probability where the model has
+``predict_proba`` (``probability_<class>``, or ``probability_<variant>_<class>`` with
+``--all-variants``; the data plane answers the same numbers as ``probabilities`` and
+``classes``); rejected rows go to a CSV side file with their row
 number, field, rule and values. Every scored row is recorded as a prediction event with role
 ``batch``. The work is :func:`opsloop.serving.batch_scoring.score_file`'s; this command
 shows its progress and its summary. It reads the local store (``OPSLOOP_STORE_URI``).

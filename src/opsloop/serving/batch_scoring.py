@@ -4,7 +4,8 @@
 variant that scores it (:mod:`.row_rejection`, the serving path's per-record rules), the rows
 that break a rule are set aside with the row number, field, rule and a detail, and the
 others are scored by the deployment's primary variant or, with ``all_variants``, by every
-variant (one prediction column each). Every scored row is recorded as a prediction event, as
+variant (one prediction column each, and, where the model answers probabilities, one
+probability column per class: :func:`probability_columns`). Every scored row is recorded as a prediction event, as
 a served request is: role ``batch`` for the primary variant's answer and ``batch_shadow``
 for the other variants' (with ``all_variants``), so that, as with a served request's shadow
 answers, a label of the row judges the primary's answer only and a candidate's task metric
@@ -82,7 +83,8 @@ _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
 @dataclass(frozen=True)
 class ScoredFrame:
     """One frame scored: ``scored`` holds the rows that passed (``row``, ``request_id``,
-    the input's columns and one prediction column per variant), ``rejected`` one line per
+    the input's columns, one prediction column per variant and its probability columns
+    where it has them), ``rejected`` one line per
     rejected row (``row``, ``variant``, ``field``, ``rule``, ``detail`` and the row's
     values), and ``events`` counts the prediction events written."""
 
@@ -140,6 +142,24 @@ def prediction_column(variant: str, all_variants: bool) -> str:
     ('prediction', 'prediction_canary')
     """
     return f"prediction_{variant}" if all_variants else "prediction"
+
+
+def probability_columns(
+    variant: str, all_variants: bool, classes: list | None, count: int
+) -> list[str]:
+    """The output columns holding ``variant``'s probability of each class, in the order
+    of the answer's ``classes`` (the data plane's ``probabilities`` and ``classes``), one
+    per class of ``count``: ``probability_<class>``, or ``probability_<variant>_<class>``
+    with ``all_variants``; a model that names no classes numbers them from 0.
+
+    >>> probability_columns("stable", False, ["no", "yes"], 2)
+    ['probability_no', 'probability_yes']
+    >>> probability_columns("canary", True, None, 2)
+    ['probability_canary_0', 'probability_canary_1']
+    """
+    names = classes if classes is not None and len(classes) == count else range(count)
+    prefix = f"probability_{variant}_" if all_variants else "probability_"
+    return [f"{prefix}{name}" for name in names]
 
 
 def scoring_variants(runtime: ServingRuntime, deployment: str, all_variants: bool):
@@ -270,11 +290,30 @@ def score_rows(
         scored[prediction_column(variant.name, all_variants)] = pd.Series(
             predictions, dtype=None if predictions else float
         )
+        if answer is not None and answer.probabilities is not None:
+            scored = _with_probabilities(scored, variant.name, all_variants, answer)
         if answer is not None:
             events += _events(
                 clock, deployment, variant, request_ids, model_frame, answer, seconds, generation
             )
     return ScoredFrame(scored, rejected, len(events)), events
+
+
+def _with_probabilities(
+    scored: pd.DataFrame, variant: str, all_variants: bool, answer
+) -> pd.DataFrame:
+    """``scored`` with one column per class of the answer's probabilities (see
+    :func:`probability_columns`), refused when one is an input column's name."""
+    values = np.asarray(answer.probabilities, dtype=float)
+    names = probability_columns(variant, all_variants, answer.classes, values.shape[1])
+    clashing = sorted(set(names) & {str(name) for name in scored.columns})
+    if clashing or len(set(names)) < len(names):
+        taken = clashing[0] if clashing else names[0]
+        raise InvalidArgumentError(
+            f"input: column {taken!r} clashes with an output column of the same name"
+        )
+    added = pd.DataFrame(values, columns=names, index=scored.index)
+    return pd.concat([scored, added], axis=1)
 
 
 def _model_frame(passed: pd.DataFrame, variant: LoadedVariant) -> pd.DataFrame:
