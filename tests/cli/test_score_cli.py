@@ -192,7 +192,7 @@ def test_score_writes_each_classs_probability_as_the_model_gives_it(deployed, tm
         [
             Variant("stable", "cancer", version=1),
             Variant("other", "cancer", version=2, role="shadow", weight=0.0),
-        ],  # fmt: skip
+        ],
         strategy="shadow",
     )
     X.iloc[:120].to_csv(tmp_path / "in.csv", index=False)
