@@ -8,8 +8,8 @@ variant (one prediction column each, and, where the model answers probabilities,
 probability column per class: :func:`probability_columns`). Every scored row is recorded
 as a prediction event, as a served request is: role ``batch`` for the primary variant's
 answer and ``batch_shadow`` for the other variants' (with ``all_variants``), so that, as
-with a served request's shadow answers, a label of the row judges the primary's answer only and a candidate's task metric
-never comes from rows no split sent it. Its request id is the batch's id and the row
+with a served request's shadow answers, a label of the row judges the primary's answer
+only and a candidate's task metric never comes from rows no split sent it. Its request id is the batch's id and the row
 number, so the same row has the same id whatever the chunking. Each event carries the
 generation of the definition whose variants scored it (:mod:`.retired_names`): a batch keeps
 the variants it looked up when it started, so if the deployment is retired while a long
