@@ -863,7 +863,12 @@ class Deployments:
         """
         kept = checked_events(events)
         # Feedback that waited for these answers is read as feedback joined at once is.
-        StoreEventSink(self.db, read_joined=RolloutObserver(self.db, self).read_joined).write(kept)
+        rollouts = RolloutObserver(self.db, self)
+        StoreEventSink(
+            self.db,
+            read_joined=rollouts.read_joined,
+            read_joined_labels=rollouts.read_joined_labels,
+        ).write(kept)
         return len(kept)
 
     def feedback(

@@ -420,7 +420,11 @@ class ServingRuntime:
         self.clock = clock or (db.clock if db is not None else now_ms)
         self._read_revision = revision or self.deployments.revision
         self.recorder = EventRecorder(
-            sink if sink is not None else StoreEventSink(db, read_joined=self._read_joined),
+            sink
+            if sink is not None
+            else StoreEventSink(
+                db, read_joined=self._read_joined, read_joined_labels=self._read_joined_labels
+            ),
             capacity=event_capacity,
         )
         self.review_queue = (
@@ -935,6 +939,11 @@ class ServingRuntime:
         """Read feedback that waited for answers the event writer just wrote into the
         rollouts, as :meth:`feedback` reads feedback joined at once."""
         self.rollouts.read_joined(joined)
+
+    def _read_joined_labels(self, connection: Any, joined: list) -> Callable[[], None]:
+        """Read the labels of feedback that waited for answers the event writer is writing
+        into the rollouts' gates, in the writer's transaction; what to do once it commits."""
+        return self.rollouts.read_joined_labels(connection, joined)
 
     def feedback(
         self,
