@@ -54,7 +54,7 @@ def _events(db) -> list[PredictionEvent]:
             0.5,
             db.clock(),
             routed_share=0.05,
-        )  # fmt: skip
+        )
         for variant, request_id, answer in (("canary", "c1", 1), ("stable", "s1", 0))
     ]
 
