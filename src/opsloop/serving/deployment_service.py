@@ -25,6 +25,7 @@ variants.0.version
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired, Protocol, Required
 
@@ -115,6 +116,8 @@ Outcome = Annotated[str, OneOf(OUTCOMES)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
 #: A definition's revision a change is conditional on (see ``Deployment.revision``).
 Revision = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX), BeforeValidator(integral)]
+
+logger = logging.getLogger("opsloop.serving.deployments")
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -596,15 +599,29 @@ class FeedbackStatusDocument(BaseModel):
     status: Literal["joined", "waiting"]
 
 
-def _feedback_status(document: dict | None) -> str | None:
-    """The status of a feedback answer; ``None`` from a control plane that answered none.
+_FEEDBACK_STATUSES = ("joined", "waiting")
+
+
+def _feedback_status(document: Any) -> str | None:
+    """The status of a feedback answer; ``None`` from a control plane that answered none
+    (one older than the status: 204), or one this side does not know (a newer control
+    plane's): the feedback was kept all the same, so its answer must not fail the call,
+    whose retry would then be refused as a second feedback.
 
     >>> _feedback_status({"status": "waiting"}), _feedback_status(None)
     ('waiting', None)
+    >>> _feedback_status({"status": "deferred"}) is None
+    True
     """
-    if document is None:
-        return None
-    return FeedbackStatusDocument.model_validate(document).status
+    status = document.get("status") if isinstance(document, dict) else None
+    if status is None or status in _FEEDBACK_STATUSES:
+        return status
+    logger.warning(
+        "feedback: the control plane answered status %.64r, which this data plane does "
+        "not know; answered as none (the feedback was kept)",
+        status,
+    )
+    return None
 
 
 _FEEDBACK = Answer(FeedbackStatusDocument, lambda status: {"status": status}, _feedback_status)
