@@ -230,7 +230,7 @@ def test_score_writes_each_classs_probability_as_the_model_gives_it(deployed, tm
 def test_score_writes_probabilities_only_when_asked_so_a_file_scored_before_still_is(
     deployed, tmp_path
 ):
-    model, X = deployed
+    _model, X = deployed
     # A stacked model's input may well be named as a probability column.
     db = open_database()
     data = X.iloc[:40].assign(probability_1=np.linspace(0.0, 1.0, 40))

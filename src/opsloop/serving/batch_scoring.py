@@ -5,8 +5,8 @@ variant that scores it (:mod:`.row_rejection`, the serving path's per-record rul
 rows that break a rule are set aside with the row number, field, rule and a detail, and the
 others are scored by the deployment's primary variant or, with ``all_variants``, by every
 variant (one prediction column each, and, with ``probabilities``, where the model answers
-probabilities, one probability column per class: :func:`probability_columns`). Every scored row is recorded as
-a prediction event, as a served request is: role ``batch`` for the primary variant's answer
+probabilities, one probability column per class: :func:`probability_columns`). Every
+scored row is recorded as a prediction event, as a served request is: role ``batch`` for the primary variant's answer
 and ``batch_shadow`` for the other variants' (with ``all_variants``), so that, as with a
 served request's shadow answers, a label of the row judges the primary's answer only and a
 candidate's task metric never comes from rows no split sent it. Its request id is the
