@@ -5,17 +5,17 @@ variant that scores it (:mod:`.row_rejection`, the serving path's per-record rul
 rows that break a rule are set aside with the row number, field, rule and a detail, and the
 others are scored by the deployment's primary variant or, with ``all_variants``, by every
 variant (one prediction column each, and, with ``probabilities``, where the model answers
-probabilities, one probability column per class: :func:`probability_columns`). Every
-scored row is recorded as a prediction event, as a served request is: role ``batch`` for the primary variant's answer
-and ``batch_shadow`` for the other variants' (with ``all_variants``), so that, as with a
-served request's shadow answers, a label of the row judges the primary's answer only and a
-candidate's task metric never comes from rows no split sent it. Its request id is the
-batch's id and the row number, so the same row has the same id whatever the chunking. Each
-event carries the generation of the definition whose variants scored it
-(:mod:`.retired_names`): a batch keeps the variants it looked up when it started, so if the
-deployment is retired while a long batch runs, the rows scored after the retire are kept
-with the retired deployment's history (``NAME/retired-N``), never with a deployment created
-later under the name.
+probabilities, one probability column per class: :func:`probability_columns`). Every scored
+row is recorded as a prediction event, as a served request is: role ``batch`` for the
+primary variant's answer and ``batch_shadow`` for the other variants' (with
+``all_variants``), so that, as with a served request's shadow answers, a label of the row
+judges the primary's answer only and a candidate's task metric never comes from rows no
+split sent it. Its request id is the batch's id and the row number, so the same row has the
+same id whatever the chunking. Each event carries the generation of the definition whose
+variants scored it (:mod:`.retired_names`): a batch keeps the variants it looked up when it
+started, so if the deployment is retired while a long batch runs, the rows scored after the
+retire are kept with the retired deployment's history (``NAME/retired-N``), never with a
+deployment created later under the name.
 
 :func:`score_file` does it over a CSV or Parquet file in chunks of ``chunk_size`` rows, so
 memory stays bounded by the chunk: the scored rows go to ``output`` (CSV or Parquet, by its
