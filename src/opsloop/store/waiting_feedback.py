@@ -109,6 +109,11 @@ WAITING_COUNTS = ("joined", "expired", "misfit", "refused")
 # The class of the advisory lock of a deployment's answers (pg_advisory_xact_lock's first
 # key), apart from the name lock of opsloop.serving.retired_names.
 _ANSWERS_LOCK_CLASS = 0x6F707302
+# The class of the advisory lock of one user's waiting feedback across deployments, taken
+# after the deployment's answers lock (always in that order) and before the user's rows
+# are counted against MAX_WAITING_PER_USER_ALL: without it, two feedback of the user at
+# two deployments (each under its own deployment's lock) could both count room for one.
+_USER_LOCK_CLASS = 0x6F707355
 _CHUNK = 500
 
 
@@ -138,6 +143,23 @@ def hold_answers(connection: Connection, deployment: str, *, shared: bool) -> No
     connection.execute(
         sa.text(f"SELECT {function}(:kind, :key)"),
         {"kind": _ANSWERS_LOCK_CLASS, "key": int.from_bytes(digest, "big", signed=True)},
+    )
+
+
+def hold_user(connection: Connection, user: str) -> None:
+    """Hold the lock of ``user``'s waiting feedback across all deployments until the
+    caller's transaction ends (a no-op on SQLite, whose write transactions hold the
+    database); taken after :func:`hold_answers`, never before.
+
+    >>> with Database("sqlite://").write() as c:
+    ...     hold_user(c, "ana")
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(user.encode(), digest_size=4).digest()
+    connection.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:kind, :key)"),
+        {"kind": _USER_LOCK_CLASS, "key": int.from_bytes(digest, "big", signed=True)},
     )
 
 
@@ -260,6 +282,7 @@ def keep_waiting(
             )
         )
         return None
+    hold_user(connection, actor)
     refused = _over_limit(connection, deployment, actor, now)
     if refused is not None:
         # Counted in the caller's transaction, which commits: the refusal is raised after.
@@ -433,6 +456,7 @@ __all__ = [
     "WAIT_MS",
     "JoinedFeedback",
     "hold_answers",
+    "hold_user",
     "join_waiting",
     "keep_waiting",
     "waiting_counts",
