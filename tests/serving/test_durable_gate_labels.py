@@ -11,15 +11,17 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+import sqlalchemy as sa
 from tests.clock import FakeClock
 from tests.serving.served_models import Constant, deploy_canary
 
 from opsloop.serving import Deployments, ServingRuntime, record_feedback
 from opsloop.serving import rollout_observer as observer_module
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
+from opsloop.serving.rollout_observer import RolloutObserver
 from opsloop.serving.rollout_policy import RolloutPolicy
-from opsloop.store import Database
-from opsloop.store.waiting_feedback import waiting_counts
+from opsloop.store import Database, tables
+from opsloop.store.waiting_feedback import JoinedFeedback, waiting_counts
 
 RECORD = {"x": 1.0}
 STEPS = [0.05, 0.25, 1.0]
@@ -118,3 +120,40 @@ def test_a_label_that_waited_is_counted_though_the_writer_stops_after_joining_it
     state = _gate_on_a_fresh_store(store_uri, db.clock)
     assert state["gates"]["metric"] == _reference([(True, True, 0.05), (False, False, 0.05)])
     assert state["step_labels"] == 1
+
+
+def test_a_batch_of_labels_is_read_as_the_same_labels_one_at_a_time(ramping, registry):
+    # 120 answers, canary and stable in turn; the canary is wrong on every label, so its
+    # gate decides part-way through the batch. Read one at a time (each in a transaction
+    # of its own, as feedback joined at once is) and then, from the same rollout, as one
+    # batch of the event writer: the same decisions, each with the same state, and the
+    # same gate at the end.
+    db = ramping
+    events = [
+        PredictionEvent("api", variant, "primary", f"{variant}-model", 1, f"r{i}", None,
+                        [RECORD], {"predictions": [i % 2]}, None, 0.5, db.clock(),
+                        routed_share=0.05)
+        for i, variant in ((i, "canary" if i % 2 else "stable") for i in range(120))
+    ]  # fmt: skip
+    StoreEventSink(db, sampler=None).write(events)
+    labels = [JoinedFeedback("api", f"r{i}", 0, None) for i in range(120)]
+    rollouts = RolloutObserver(db, Deployments(db))
+    with db.read() as connection:
+        before = dict(connection.execute(sa.select(tables.rollouts)).mappings().one())
+    alone = []
+    for item in labels:
+        with db.write() as connection:
+            alone.append(rollouts.read_label(connection, "api", item.request_id, item.label))
+    state_alone = Deployments(db).rollout("api")["state"]
+    with db.write() as connection:
+        connection.execute(tables.rollouts.update().values(**before))
+    with db.write() as connection:
+        batch = rollouts._read_labels(connection, "api", labels)
+    state_batch = Deployments(db).rollout("api")["state"]
+    decided = [found for found in alone if found is not None and found[0] is not None]
+    assert decided
+    assert [repr(found) for found in batch] == [repr(found) for found in decided]
+    assert state_batch == state_alone
+    assert state_batch["gates"]["metric"] == _reference(
+        [(i % 2 == 1, i % 2 == 1, 0.05) for i in range(120)]
+    )

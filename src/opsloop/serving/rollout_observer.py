@@ -102,6 +102,33 @@ QUIET_BATCH = 256
 # What reading a label decided: the transition (or None), the rollout's state and its
 # setter; None when the label was not read.
 _Decided = tuple[Any, dict, str] | None
+# What reading a label that does not fit its answer gives (apart from no transition).
+_NOT_READ = object()
+
+
+def _answered(connection: sa.Connection, deployment: str, request_id: str) -> Any:
+    """The primary answer ``request_id`` of ``deployment`` as its label is read (variant,
+    output, time and routing), ``None`` when it is not recorded."""
+    events = tables.prediction_events
+    return (
+        connection.execute(
+            sa.select(
+                events.c.variant,
+                events.c.output_json,
+                events.c.at_ms,
+                events.c.routed_share,
+                events.c.routed,
+            )
+            .where(
+                events.c.request_id == request_id,
+                events.c.deployment == deployment,
+                events.c.role == "primary",
+            )
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
 
 
 def _started(document: dict | None) -> int | None:
@@ -541,8 +568,11 @@ class RolloutObserver:
         the transaction of the event writer that joined it
         (:func:`~opsloop.store.waiting_feedback.join_waiting`), so that a label is never
         kept without its gate reading it; what to do once that transaction committed (make
-        the changes the gates decided). Each label is read in a savepoint: a failure is
-        logged and undoes that read only, never the write of the events.
+        the changes the gates decided). A deployment's rollout is locked once for all its
+        labels, as late as can be (its answers are read first), and written once: the gate
+        reads them one after the other as it would one at a time. A label whose read fails
+        is logged and left unread; a deployment whose rollout fails to be read or written
+        reads none of them (in a savepoint): the write of the events never fails for it.
 
         >>> from opsloop.serving.deployments import Deployments
         >>> db = Database("sqlite://")
@@ -550,29 +580,67 @@ class RolloutObserver:
         ...     then = RolloutObserver(db, Deployments(db)).read_joined_labels(connection, [])
         >>> then()
         """
-        decided: dict[str, list[_Decided]] = {}
+        labels: dict[str, list[JoinedFeedback]] = {}
         for item in joined:
-            if item.label is None:
-                continue
+            if item.label is not None:
+                labels.setdefault(item.deployment, []).append(item)
+        decided: dict[str, list[_Decided]] = {}
+        for name, items in labels.items():
             try:
                 with connection.begin_nested():
-                    found = self.read_label(
-                        connection, item.deployment, item.request_id, item.label
-                    )
+                    decided[name] = self._read_labels(connection, name, items)
             except Exception:
                 logger.exception(
-                    "deployment %s: reading the label that waited for answer %s failed",
-                    item.deployment,
-                    item.request_id,
+                    "deployment %s: reading the %s labels that waited for their answers failed",
+                    name,
+                    len(items),
                 )
-                continue
-            decided.setdefault(item.deployment, []).append(found)
 
         def then() -> None:
             for name, found in decided.items():
                 self._carry_out(name, found)
 
         return then
+
+    def _read_labels(
+        self, connection: sa.Connection, deployment: str, items: list[JoinedFeedback]
+    ) -> list[_Decided]:
+        """Read ``items``' labels into ``deployment``'s canary gate: their answers first,
+        then its rollout locked, read in memory label by label, and written once."""
+        answered = [(item, _answered(connection, deployment, item.request_id)) for item in items]
+        answered = [(item, row) for item, row in answered if row is not None]
+        if not answered:
+            return []
+        found = locked_rollout(connection, deployment)
+        if found is None or found[1].get("kind") != "canary":
+            return []
+        policy, state, set_by = found
+        decided: list[_Decided] = []
+        read, kept = False, json.dumps(state)
+        for item, row in answered:
+            try:
+                transition = self._observe(
+                    connection, deployment, item.request_id, item.label, row, policy, state
+                )
+            except Exception:
+                # Undone: the state as the last label read left it.
+                state = json.loads(kept)
+                logger.exception(
+                    "deployment %s: reading the label that waited for answer %s failed",
+                    deployment,
+                    item.request_id,
+                )
+                continue
+            if transition is _NOT_READ:
+                continue
+            read, kept = True, json.dumps(state)
+            if transition is not None:
+                # With the state as it stood when it was decided, as when its label is
+                # read alone.
+                decided.append((transition, json.loads(kept), set_by))
+        if read:
+            write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
+        return decided
 
     def read_joined(self, joined: Iterable[JoinedFeedback]) -> None:
         """Read feedback that waited for its answer and was joined when the answer's event
@@ -685,33 +753,35 @@ class RolloutObserver:
         >>> with db.write() as connection:
         ...     RolloutObserver(db, Deployments(db)).read_label(connection, "api", "r1", 1)
         """
-        events = tables.prediction_events
-        answered = (
-            connection.execute(
-                sa.select(
-                    events.c.variant,
-                    events.c.output_json,
-                    events.c.at_ms,
-                    events.c.routed_share,
-                    events.c.routed,
-                )
-                .where(
-                    events.c.request_id == request_id,
-                    events.c.deployment == deployment,
-                    events.c.role == "primary",
-                )
-                .limit(1)
-            )
-            .mappings()
-            .first()
-        )
+        answered = _answered(connection, deployment, request_id)
         if answered is None:
             return None
-        output = None if answered["output_json"] is None else json.loads(answered["output_json"])
         found = locked_rollout(connection, deployment)
         if found is None or found[1].get("kind") != "canary":
             return None
         policy, state, set_by = found
+        transition = self._observe(
+            connection, deployment, request_id, label, answered, policy, state
+        )
+        if transition is _NOT_READ:
+            return None
+        write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
+        return transition, state, set_by
+
+    def _observe(
+        self,
+        connection: sa.Connection,
+        deployment: str,
+        request_id: str,
+        label: Any,
+        answered: Any,
+        policy: RolloutPolicy,
+        state: dict,
+    ) -> Any:
+        """Read ``label`` of the answer ``answered`` into the canary ``state`` (changed in
+        place; the caller holds the rollout); the transition the gate decided, or
+        ``_NOT_READ`` when the label does not fit the answer."""
+        output = None if answered["output_json"] is None else json.loads(answered["output_json"])
         loss = policy.gates.get("metric", {}).get("loss", "error_rate")
         if loss == "error_rate":
             wrong, losses = _wrong(output, label), None
@@ -726,7 +796,7 @@ class RolloutObserver:
                     request_id,
                     len((output or {}).get("predictions") or []),
                 )
-            return None
+            return _NOT_READ
         candidate = answered["variant"] == state["candidate"]
         routed_at = answered["routed_share"]
         live = None
@@ -735,7 +805,7 @@ class RolloutObserver:
             # could change where the label counts: a share the ramp has left, which a
             # weight set back by hand may route at again.
             live = _live_share(connection, deployment, state["candidate"])
-        transition = observe_labels(
+        return observe_labels(
             policy,
             state,
             candidate=candidate,
@@ -747,5 +817,3 @@ class RolloutObserver:
             live_share=live,
             routed=answered["routed"],
         )
-        write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
-        return transition, state, set_by
