@@ -81,8 +81,13 @@ def test_a_data_plane_answers_its_control_planes_status_and_retry_after(registry
                 answer = post({"request_id": "r4", "reward": 0.0})
                 assert answer.status_code == 429, answer.text
                 assert answer.headers["Retry-After"] == str(WAIT_MS // 1000 - 5)
-                # Kept as the data plane's token owner: the bound of that user names it.
-                assert "1 feedback of user 'worker' of deployment 'api'" in answer.json()["detail"]
+                # Kept as the data plane's token owner, whose name the client never gets:
+                # the bound is named as this data plane's.
+                detail = answer.json()["detail"]
+                assert "worker" not in detail
+                assert "bound on waiting feedback of this data plane at deployment 'api'" in (
+                    detail
+                )
         finally:
             app.state.runtime.close()
     assert waiting_counts(db, "api") == {
