@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from opsloop.cli import score as score_cli
 from opsloop.cli.app import app
+from opsloop.errors import InvalidArgumentError
 from opsloop.registry import ModelRegistry
 from opsloop.serving import Deployments, ServingRuntime, Variant, read_prediction_events
 from opsloop.serving.batch_scoring import score_file
@@ -178,3 +179,112 @@ def test_all_variants_through_the_cli_writes_each_variants_predictions(deployed,
     assert events.groupby("variant").size().to_dict() == {"stable": 1138}
     others = read_prediction_events(db, "api", role="batch_shadow")
     assert others.groupby("variant").size().to_dict() == {"canary": 1138}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_score_writes_each_classs_probability_as_the_model_gives_it(deployed, tmp_path, suffix):
+    model, X = deployed
+    other = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=1000))
+    other.fit(X, (X["mean radius"] > X["mean radius"].median()).astype(int))
+    db = open_database()
+    ModelRegistry(db, ArtifactStore(artifact_uri())).register("cancer", other, input_schema=X)
+    Deployments(db).deploy(
+        "both",
+        [
+            Variant("stable", "cancer", version=1),
+            Variant("other", "cancer", version=2, role="shadow", weight=0.0),
+        ],
+        strategy="shadow",
+    )
+    X.iloc[:120].to_csv(tmp_path / "in.csv", index=False)
+    for name, extra in (("api", []), ("both", ["--all-variants"])):
+        output = tmp_path / f"{name}{suffix}"
+        arguments = ["score", name, str(tmp_path / "in.csv"), str(output), "--chunk-size", "50"]
+        arguments.append("--probabilities")
+        result = runner.invoke(app, arguments + extra)
+        assert result.exit_code == 0, result.output
+        scored = pd.read_csv(output) if suffix == ".csv" else pd.read_parquet(output)
+        if name == "api":
+            columns = {"probability_0": (model, 0), "probability_1": (model, 1)}
+        else:
+            columns = {f"probability_{variant}@{k}": (fitted, k)
+                       for variant, fitted in (("stable", model), ("other", other))
+                       for k in (0, 1)}  # fmt: skip
+        for column, (fitted, k) in columns.items():
+            # Chunk by chunk as scored (a BLAS call's rounding may depend on its size); the
+            # input went through a CSV file, whose text a parser may read an ulp apart.
+            expected = np.concatenate(
+                [
+                    fitted.predict_proba(X.iloc[i : min(i + 50, 120)])[:, k]
+                    for i in range(0, 120, 50)
+                ]
+            )
+            np.testing.assert_allclose(scored[column].to_numpy(), expected, rtol=1e-12)
+        assert sorted(c for c in scored.columns if c.startswith("probability")) == sorted(columns)
+    # The events hold the same numbers.
+    events = read_prediction_events(db, "api", role="batch")
+    held = np.array([output["probabilities"][0] for output in events["output"]])
+    np.testing.assert_allclose(held, model.predict_proba(X.iloc[:120]), rtol=1e-12)
+
+
+def test_score_writes_probabilities_only_when_asked_so_a_file_scored_before_still_is(
+    deployed, tmp_path
+):
+    _model, X = deployed
+    # A stacked model's input may well be named as a probability column.
+    db = open_database()
+    data = X.iloc[:40].assign(probability_1=np.linspace(0.0, 1.0, 40))
+    stacked = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    stacked.fit(data, (data["mean radius"] > data["mean radius"].median()).astype(int))
+    ModelRegistry(db, ArtifactStore(artifact_uri())).register("stacked", stacked, input_schema=data)
+    Deployments(db).deploy("stack", [Variant("stable", "stacked", version=1)])
+    data.to_csv(tmp_path / "in.csv", index=False)
+    arguments = ["score", "stack", str(tmp_path / "in.csv"), str(tmp_path / "out.csv")]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert list(scored.columns) == ["row", "request_id", *data.columns, "prediction"]
+    assert scored["prediction"].tolist() == stacked.predict(data).tolist()
+    np.testing.assert_array_equal(scored["probability_1"], data["probability_1"])
+    # Asked for, the clash is refused, naming the option.
+    result = runner.invoke(app, [*arguments, "--probabilities"])
+    assert result.exit_code != 0
+    assert "'probability_1' clashes with the probability column" in result.output
+    assert "--probabilities" in result.output
+
+
+def test_the_probability_columns_of_two_variants_never_share_a_name():
+    from opsloop.serving.batch_scoring import score_rows
+    from opsloop.serving.loaded_variant import LoadedVariant
+
+    X = pd.DataFrame({"x": np.arange(10.0)})
+    a = LogisticRegression().fit(X, np.array(["b_c", "d"] * 5))
+    a_b = LogisticRegression().fit(X, np.array(["c", "d"] * 5))
+    variants = [
+        LoadedVariant("a", "primary", "m", 1, "sklearn", None, a),
+        LoadedVariant("a_b", "shadow", "m", 2, "sklearn", None, a_b),
+    ]
+    common = dict(all_variants=True, first_row=0, batch_id="b", clock=lambda: 0)
+    scored, _ = score_rows("api", X, variants, probabilities=True, **common)
+    expected = {
+        "probability_a@b_c": a.predict_proba(X)[:, 0],
+        "probability_a@d": a.predict_proba(X)[:, 1],
+        "probability_a_b@c": a_b.predict_proba(X)[:, 0],
+        "probability_a_b@d": a_b.predict_proba(X)[:, 1],
+    }
+    assert [c for c in scored.scored.columns if c.startswith("probability")] == list(expected)
+    for column, values in expected.items():
+        np.testing.assert_array_equal(scored.scored[column].to_numpy(), values)
+    # A name with "@" (which a definition refuses) given to a loaded variant directly
+    # still never collides silently: the error names the variants' clash, not the input.
+    first = LogisticRegression().fit(X, np.array(["c", "d"] * 5))
+    second = LogisticRegression().fit(X, np.array(["b@c", "e"] * 5))
+    clashing = [
+        LoadedVariant("a@b", "primary", "m", 1, "sklearn", None, first),
+        LoadedVariant("a", "shadow", "m", 2, "sklearn", None, second),
+    ]
+    with pytest.raises(
+        InvalidArgumentError,
+        match="variant 'a' answers a probability column 'probability_a@b@c' that another",
+    ):
+        score_rows("api", X, clashing, probabilities=True, **common)

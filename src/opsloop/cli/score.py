@@ -2,7 +2,10 @@
 
 The rows are read in chunks, checked against the signature of the variant that scores them,
 scored by the primary variant (or every variant with ``--all-variants``) and written to
-OUTPUT (CSV or Parquet by its suffix); rejected rows go to a CSV side file with their row
+OUTPUT (CSV or Parquet by its suffix), with ``--probabilities`` also each class's
+probability where the model has ``predict_proba`` (``probability_<class>``, or
+``probability_<variant>@<class>`` with ``--all-variants``; the data plane answers the same
+numbers as ``probabilities`` and ``classes``); rejected rows go to a CSV side file with their row
 number, field, rule and values. Every scored row is recorded as a prediction event with role
 ``batch``. The work is :func:`opsloop.serving.batch_scoring.score_file`'s; this command
 shows its progress and its summary. It reads the local store (``OPSLOOP_STORE_URI``).
@@ -47,6 +50,14 @@ def score_command(
         bool,
         typer.Option("--all-variants", help="Score with every variant: a column each."),
     ] = False,
+    probabilities: Annotated[
+        bool,
+        typer.Option(
+            "--probabilities",
+            help="Also write each class's probability (probability_<class>, or "
+            "probability_<variant>@<class> with --all-variants).",
+        ),
+    ] = False,
     chunk_size: Annotated[int, typer.Option(help="Rows read and scored at a time.")] = 10_000,
     rejected: Annotated[
         Path | None,
@@ -87,11 +98,18 @@ def score_command(
     try:
         if dask is None:
             summary = _scored_with_progress(
-                runtime, deployment, input_path, output, all_variants, chunk_size, rejected
+                runtime,
+                deployment,
+                input_path,
+                output,
+                all_variants,
+                chunk_size,
+                rejected,
+                probabilities,
             )
         else:
             summary = _scored_on_dask(
-                runtime, deployment, input_path, output, all_variants, rejected, dask
+                runtime, deployment, input_path, output, all_variants, rejected, dask, probabilities
             )
     finally:
         runtime.close()
@@ -153,7 +171,9 @@ class ScoringBar:
         self.progress.stop()
 
 
-def _scored_on_dask(runtime, deployment, input_path, output, all_variants, rejected, dask):
+def _scored_on_dask(
+    runtime, deployment, input_path, output, all_variants, rejected, dask, probabilities
+):
     from opsloop.serving.distributed_scoring import ClusterScoringError, score_parquet_dask
 
     try:
@@ -166,12 +186,15 @@ def _scored_on_dask(runtime, deployment, input_path, output, all_variants, rejec
                 all_variants=all_variants,
                 rejected_path=rejected,
                 on_partition=bar.advance,
+                probabilities=probabilities,
             )
     except ClusterScoringError as error:
         raise UsageProblem(str(error)) from error
 
 
-def _scored_with_progress(runtime, deployment, input_path, output, all_variants, size, rejected):
+def _scored_with_progress(
+    runtime, deployment, input_path, output, all_variants, size, rejected, probabilities
+):
     from opsloop.serving.batch_scoring import score_file
 
     with ScoringBar(str(input_path)) as bar:
@@ -184,4 +207,5 @@ def _scored_with_progress(runtime, deployment, input_path, output, all_variants,
             chunk_size=size,
             rejected_path=rejected,
             on_chunk=bar.advance,
+            probabilities=probabilities,
         )

@@ -65,6 +65,20 @@ def request_path(operation: Operation, arguments: dict[str, Any]) -> str:
     )
 
 
+def answered_document(response: Any) -> Any:
+    """The JSON document of ``response``; ``None`` for an answer without a body (204, or
+    an empty body): a server older than the operation's answer, which answered nothing,
+    did the work all the same, so its answer must not fail the caller after the fact.
+
+    >>> import httpx
+    >>> answered_document(httpx.Response(204)), answered_document(httpx.Response(200, json=[1]))
+    (None, [1])
+    """
+    if response.status_code == 204 or not response.content:
+        return None
+    return response.json()
+
+
 def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
     parts = table.parameters(operation)
     method = getattr(table.protocol, operation.method)
@@ -93,7 +107,7 @@ def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
         response = self._call(operation.verb, request_path(operation, arguments), **request)
         if operation.answer.model is None:
             return None
-        return operation.answer.decode(response.json())
+        return operation.answer.decode(answered_document(response))
 
     call.__name__ = operation.method
     call.__doc__ = method.__doc__
@@ -112,17 +126,13 @@ def operation_call(table: ServiceTable, method: str) -> Callable[..., Any]:
     >>> table = ServiceTable(Sizes, [
     ...     Operation("size", "GET", "/sizes/{name}", answer=wrapped("size", int))],
     ...     composed=["size"])
+    >>> import httpx
     >>> class Client:
     ...     _size = operation_call(table, "size")
     ...     def size(self, name):
     ...         return self._size(name.lower())
     ...     def _call(self, verb, path, **request):
-    ...         return Answered(path)
-    >>> class Answered:
-    ...     def __init__(self, path):
-    ...         self.path = path
-    ...     def json(self):
-    ...         return {"size": len(self.path)}
+    ...         return httpx.Response(200, json={"size": len(path)})
     >>> Client().size("ABC")
     10
     """
@@ -139,14 +149,12 @@ def over_http(table: ServiceTable) -> Callable[[Client], Client]:
     ...         '''``name``, shouted if ``loud``.'''
     >>> table = ServiceTable(Echo, [
     ...     Operation("echo", "POST", "/echo/{name}", answer=wrapped("text", str))])
+    >>> import httpx
     >>> @over_http(table)
     ... class Recorder:
     ...     def _call(self, verb, path, **request):
     ...         self.sent = (verb, path, request)
-    ...         return Answered()
-    >>> class Answered:
-    ...     def json(self):
-    ...         return {"text": "HI"}
+    ...         return httpx.Response(200, json={"text": "HI"})
     >>> client = Recorder()
     >>> client.echo("a/b", loud=True), client.sent
     ('HI', ('POST', '/echo/a/b', {'json': {'loud': True}}))

@@ -48,6 +48,7 @@ import os
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -263,6 +264,7 @@ def log_predictions(
     classes: Sequence | None = None,
     sample_process: bool = True,
     read_joined: Callable[[list[JoinedFeedback]], None] | None = None,
+    read_joined_labels: Callable[[Any, list[JoinedFeedback]], Callable[[], None]] | None = None,
 ) -> list[str]:
     """Record one prediction event per row of ``inputs`` with its prediction; return the
     request ids (random ones when ``request_ids`` is not given: give your own to join labels
@@ -280,8 +282,10 @@ def log_predictions(
     for the windows' software metrics
     (:mod:`.process_metrics`). Feedback that waited for these answers (sent through the
     feedback endpoint before they were logged, :mod:`opsloop.store.waiting_feedback`) is
-    joined in the same transaction; ``read_joined`` then reads it into the deployment's
-    rollouts (:class:`~.local_monitoring.LocalMonitoring` passes the rollouts' reader).
+    joined in the same transaction, where ``read_joined_labels`` reads its labels into the
+    rollouts' gates (what it returns runs once the transaction committed); ``read_joined``
+    then reads the rest into the deployment's rollouts
+    (:class:`~.local_monitoring.LocalMonitoring` passes the rollouts' readers).
 
     ``db`` is an empty store:
 
@@ -314,6 +318,7 @@ def log_predictions(
     if n and (not np.all(np.isfinite(latency)) or np.any(latency < 0)):
         raise InvalidArgumentError("latency_ms: must be finite and non-negative")
     joined: list[JoinedFeedback] = []
+    then: Callable[[], None] | None = None
     with db.write() as connection:
         now = clock_of(connection)
         times = _per_row(now if at_ms is None else at_ms, n, "at_ms", np.int64)
@@ -338,8 +343,13 @@ def log_predictions(
                 columns["input_row"] = list(range(n))
             insert_event_columns(connection, columns, shared)
             joined = join_waiting(connection, {deployment: ids})
+            if joined and read_joined_labels is not None:
+                then = read_joined_labels(connection, joined)
+                joined = [replace(item, label=None) for item in joined if item.reward is not None]
             if sample_process:
                 _sample_process(connection, db, deployment)
+    if then is not None:
+        then()
     if joined and read_joined is not None:
         # Feedback that came before these answers, joined now: read as feedback is.
         read_joined(joined)

@@ -20,7 +20,7 @@ store and, with :class:`~opsloop.monitoring.http_monitoring.HttpMonitoring`, on 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -143,7 +143,16 @@ class Monitoring:
             probabilities=probabilities,
             classes=classes,
             read_joined=self._read_joined,
+            read_joined_labels=self._read_joined_labels,
         )
+
+    def _read_joined_labels(self, connection: Any, joined: list) -> Callable[[], None]:
+        """Read the labels of feedback that waited for logged answers into the rollouts'
+        gates, in the transaction that logs them; what to do once it committed."""
+        from opsloop.serving.deployments import Deployments
+        from opsloop.serving.rollout_observer import RolloutObserver
+
+        return RolloutObserver(self.db, Deployments(self.db)).read_joined_labels(connection, joined)
 
     def _read_joined(self, joined: list) -> None:
         """Read feedback that waited for logged answers into the deployment's rollouts."""

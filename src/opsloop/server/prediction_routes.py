@@ -160,8 +160,9 @@ class FeedbackAnswer(BaseModel):
     status: Literal["joined", "waiting"] | None = Field(
         default=None,
         description="joined: to its recorded answer; waiting: for its answer's event, "
-        "joined when it is written (or counted an unknown id when not in time); null from "
-        "a data plane, which sends the feedback on to its control plane",
+        "joined when it is written (or counted an unknown id when not in time); a data "
+        "plane answers the status its control plane gives (null only from a control plane "
+        "too old to give one)",
     )
 
 
@@ -181,9 +182,11 @@ def feedback(name: str, request: Request, user: Viewer, body: FeedbackRequest) -
     or feedback of the same part (label, reward) waits for it already. 413: the body is
     over the server's bound. 422: a field breaks its rule; a label that waits is at most
     16 KiB of JSON (:data:`opsloop.store.waiting_feedback.MAX_WAITING_LABEL_BYTES`), the
-    message names ``label``. 429: 1,000 feedback of the caller, or 10,000 in all, wait for
-    their answers at this deployment already; Retry-After says when the oldest ends its
-    wait (see :mod:`opsloop.store.waiting_feedback`). Any reader of predictions may send
+    message names ``label``. 429: 1,000 feedback of the caller at this deployment, 5,000
+    of the caller across all deployments, or 10,000 in all at this deployment wait for
+    their answers already; the message names the bound, and Retry-After says when the
+    oldest ends its wait (see :mod:`opsloop.store.waiting_feedback`); a data plane on a
+    control plane passes the control plane's on. Any reader of predictions may send
     feedback: a data plane's clients do, with a viewer's token; the bound per user keeps
     one from taking the room of others."""
     status = request.app.state.runtime.feedback(

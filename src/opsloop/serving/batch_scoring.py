@@ -1,19 +1,21 @@
 """Batch scoring: a file of rows scored by a deployment, as if each row were a request.
 
 :func:`score_frame` scores one frame: every row is checked against the signature of each
-variant that scores it (:mod:`.row_rejection`, the serving path's per-record rules), the rows
-that break a rule are set aside with the row number, field, rule and a detail, and the
+variant that scores it (:mod:`.row_rejection`, the serving path's per-record rules), the
+rows that break a rule are set aside with the row number, field, rule and a detail, and the
 others are scored by the deployment's primary variant or, with ``all_variants``, by every
-variant (one prediction column each). Every scored row is recorded as a prediction event, as
-a served request is: role ``batch`` for the primary variant's answer and ``batch_shadow``
-for the other variants' (with ``all_variants``), so that, as with a served request's shadow
-answers, a label of the row judges the primary's answer only and a candidate's task metric
-never comes from rows no split sent it. Its request id is the batch's id and the row
-number, so the same row has the same id whatever the chunking. Each event carries the
-generation of the definition whose variants scored it (:mod:`.retired_names`): a batch keeps
-the variants it looked up when it started, so if the deployment is retired while a long
-batch runs, the rows scored after the retire are kept with the retired deployment's history
-(``NAME/retired-N``), never with a deployment created later under the name.
+variant (one prediction column each, and, with ``probabilities``, where the model answers
+probabilities, one probability column per class: :func:`probability_columns`). Every scored
+row is recorded as a prediction event, as a served request is: role ``batch`` for the
+primary variant's answer and ``batch_shadow`` for the other variants' (with
+``all_variants``), so that, as with a served request's shadow answers, a label of the row
+judges the primary's answer only and a candidate's task metric never comes from rows no
+split sent it. Its request id is the batch's id and the row number, so the same row has the
+same id whatever the chunking. Each event carries the generation of the definition whose
+variants scored it (:mod:`.retired_names`): a batch keeps the variants it looked up when it
+started, so if the deployment is retired while a long batch runs, the rows scored after the
+retire are kept with the retired deployment's history (``NAME/retired-N``), never with a
+deployment created later under the name.
 
 :func:`score_file` does it over a CSV or Parquet file in chunks of ``chunk_size`` rows, so
 memory stays bounded by the chunk: the scored rows go to ``output`` (CSV or Parquet, by its
@@ -82,7 +84,8 @@ _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
 @dataclass(frozen=True)
 class ScoredFrame:
     """One frame scored: ``scored`` holds the rows that passed (``row``, ``request_id``,
-    the input's columns and one prediction column per variant), ``rejected`` one line per
+    the input's columns, one prediction column per variant and its probability columns
+    where it has them), ``rejected`` one line per
     rejected row (``row``, ``variant``, ``field``, ``rule``, ``detail`` and the row's
     values), and ``events`` counts the prediction events written."""
 
@@ -142,6 +145,26 @@ def prediction_column(variant: str, all_variants: bool) -> str:
     return f"prediction_{variant}" if all_variants else "prediction"
 
 
+def probability_columns(
+    variant: str, all_variants: bool, classes: list | None, count: int
+) -> list[str]:
+    """The output columns holding ``variant``'s probability of each class (written with
+    ``probabilities``), in the order of the answer's ``classes`` (the data plane's
+    ``probabilities`` and ``classes``), one per class of ``count``: ``probability_<class>``,
+    or ``probability_<variant>@<class>`` with ``all_variants`` (a variant's name holds no
+    ``@``, so two variants' columns never share a name); a model that names no classes
+    numbers them from 0.
+
+    >>> probability_columns("stable", False, ["no", "yes"], 2)
+    ['probability_no', 'probability_yes']
+    >>> probability_columns("canary", True, None, 2)
+    ['probability_canary@0', 'probability_canary@1']
+    """
+    names = classes if classes is not None and len(classes) == count else range(count)
+    prefix = f"probability_{variant}@" if all_variants else "probability_"
+    return [f"{prefix}{name}" for name in names]
+
+
 def scoring_variants(runtime: ServingRuntime, deployment: str, all_variants: bool):
     """The loaded variants that score a batch: the primary, or every variant (shadows
     included) in definition order; a variant that failed to load stops the batch.
@@ -184,9 +207,11 @@ def score_frame(
     batch_id: str | None = None,
     variants: list[LoadedVariant] | None = None,
     generation: int | None = None,
+    probabilities: bool = False,
 ) -> ScoredFrame:
     """Score ``frame`` with ``deployment`` (see the module): its rows are numbered from
     ``first_row``; ``batch_id`` prefixes the request ids (default: a new one);
+    ``probabilities`` adds each class's probability (:func:`probability_columns`);
     ``variants`` and ``generation`` are those of :func:`scoring_definition` when already
     looked up (``variants`` alone: the events name no generation).
 
@@ -210,6 +235,7 @@ def score_frame(
         batch_id=batch_id,
         clock=runtime.db.clock,
         generation=generation,
+        probabilities=probabilities,
     )
     if events:
         runtime.recorder.sink.write(events)
@@ -226,6 +252,7 @@ def score_rows(
     batch_id: str,
     clock: Callable[[], int],
     generation: int | None = None,
+    probabilities: bool = False,
 ) -> tuple[ScoredFrame, list[PredictionEvent]]:
     """:func:`score_frame`'s work without a runtime: the scored frame and the prediction
     events (time-stamped by ``clock``, carrying ``generation``), which the caller writes;
@@ -245,6 +272,7 @@ def score_rows(
         raise InvalidArgumentError(
             f"input: column {clashing[0]!r} clashes with an output column of the same name"
         )
+    inputs = {str(name) for name in frame.columns}
     refused = []
     keep = np.ones(len(frame), dtype=bool)
     for variant in variants:
@@ -270,11 +298,41 @@ def score_rows(
         scored[prediction_column(variant.name, all_variants)] = pd.Series(
             predictions, dtype=None if predictions else float
         )
+        if probabilities and answer is not None and answer.probabilities is not None:
+            scored = _with_probabilities(scored, inputs, variant.name, all_variants, answer)
         if answer is not None:
             events += _events(
                 clock, deployment, variant, request_ids, model_frame, answer, seconds, generation
             )
     return ScoredFrame(scored, rejected, len(events)), events
+
+
+def _with_probabilities(
+    scored: pd.DataFrame, inputs: set[str], variant: str, all_variants: bool, answer
+) -> pd.DataFrame:
+    """``scored`` with one column per class of the answer's probabilities (see
+    :func:`probability_columns`), refused when one is an input column's name or another
+    variant's (or two classes of the variant give one name)."""
+    values = np.asarray(answer.probabilities, dtype=float)
+    names = probability_columns(variant, all_variants, answer.classes, values.shape[1])
+    if clashing := sorted(set(names) & inputs):
+        raise InvalidArgumentError(
+            f"input: column {clashing[0]!r} clashes with the probability column of the same "
+            "name that probabilities (--probabilities) adds; rename the input column, or "
+            "score without it"
+        )
+    if taken := sorted(set(names) & {str(name) for name in scored.columns}):
+        raise InvalidArgumentError(
+            f"probabilities: variant {variant!r} answers a probability column "
+            f"{taken[0]!r} that another variant's output takes already"
+        )
+    if len(set(names)) < len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise InvalidArgumentError(
+            f"probabilities: variant {variant!r} has two classes named as column {twice!r}"
+        )
+    added = pd.DataFrame(values, columns=names, index=scored.index)
+    return pd.concat([scored, added], axis=1)
 
 
 def _model_frame(passed: pd.DataFrame, variant: LoadedVariant) -> pd.DataFrame:
@@ -499,10 +557,12 @@ def score_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     rejected_path: str | os.PathLike[str] | None = None,
     on_chunk: Callable[[ChunkProgress], None] | None = None,
+    probabilities: bool = False,
 ) -> BatchScoring:
     """Score the CSV or Parquet file ``input_path`` with ``deployment`` chunk by chunk,
     writing the scored rows to ``output`` and the rejected rows to ``rejected_path``
-    (default: :func:`rejected_path_for`); ``on_chunk`` hears after each chunk.
+    (default: :func:`rejected_path_for`); ``on_chunk`` hears after each chunk;
+    ``probabilities`` adds each class's probability (:func:`probability_columns`).
 
     >>> from opsloop.store import Database
     >>> score_file(ServingRuntime(Database("sqlite://"), None), "api", "in.csv", "out.csv",
@@ -561,6 +621,7 @@ def score_file(
                     batch_id=batch_id,
                     variants=variants,
                     generation=generation,
+                    probabilities=probabilities,
                 )
                 if len(last.scored):
                     sink.write(_stable_types(last.scored, integers))

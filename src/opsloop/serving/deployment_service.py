@@ -25,8 +25,9 @@ variants.0.version
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, NotRequired, Protocol, Required
+from typing import Annotated, Any, Literal, NotRequired, Protocol, Required
 
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, with_config
@@ -115,6 +116,8 @@ Outcome = Annotated[str, OneOf(OUTCOMES)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
 #: A definition's revision a change is conditional on (see ``Deployment.revision``).
 Revision = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX), BeforeValidator(integral)]
+
+logger = logging.getLogger("opsloop.serving.deployments")
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -483,9 +486,10 @@ class DeploymentService(Protocol):
         label: Any = None,
         reward: Number | None = None,
         actor: str | None = None,
-    ) -> None:
+    ) -> str:
         """Keep the label and/or reward of the answer ``request_id`` and pass it to the
-        deployment's rollout (a ramping canary's metric gate, a bandit)."""
+        deployment's rollout (a ramping canary's metric gate, a bandit); ``joined`` to its
+        recorded answer, or ``waiting`` for the answer's event."""
         ...
 
 
@@ -585,6 +589,42 @@ _LINEAGE = records(
     "variants", VariantLineage, model=VariantLineageDocument, title="DeploymentLineage"
 )
 _AT = optional_record("deployment", Deployment, title="DeploymentAt")
+
+
+class FeedbackStatusDocument(BaseModel):
+    """Feedback kept by the control plane: ``joined`` to its recorded answer, or
+    ``waiting`` for the answer's event (joined when it is written), as the data plane
+    answers."""
+
+    status: Literal["joined", "waiting"]
+
+
+_FEEDBACK_STATUSES = ("joined", "waiting")
+
+
+def _feedback_status(document: Any) -> str | None:
+    """The status of a feedback answer; ``None`` from a control plane that answered none
+    (one older than the status: 204), or one this side does not know (a newer control
+    plane's): the feedback was kept all the same, so its answer must not fail the call,
+    whose retry would then be refused as a second feedback.
+
+    >>> _feedback_status({"status": "waiting"}), _feedback_status(None)
+    ('waiting', None)
+    >>> _feedback_status({"status": "deferred"}) is None
+    True
+    """
+    status = document.get("status") if isinstance(document, dict) else None
+    if status is None or status in _FEEDBACK_STATUSES:
+        return status
+    logger.warning(
+        "feedback: the control plane answered status %.64r, which this data plane does "
+        "not know; answered as none (the feedback was kept)",
+        status,
+    )
+    return None
+
+
+_FEEDBACK = Answer(FeedbackStatusDocument, lambda status: {"status": status}, _feedback_status)
 
 #: The deployments service on the wire. More specific paths come first: the server matches
 #: routes in this order, and a name may end in what looks like a sub-path.
@@ -693,7 +733,7 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "/deployments/{name:path}/rollout",
             answer=wrapped("rollout", dict[str, Any], title="Rollout"),
         ),
-        Operation("feedback", "POST", "/deployments/{name:path}/feedback"),
+        Operation("feedback", "POST", "/deployments/{name:path}/feedback", answer=_FEEDBACK),
         Operation(
             "observe_rollout",
             "POST",

@@ -863,7 +863,12 @@ class Deployments:
         """
         kept = checked_events(events)
         # Feedback that waited for these answers is read as feedback joined at once is.
-        StoreEventSink(self.db, read_joined=RolloutObserver(self.db, self).read_joined).write(kept)
+        rollouts = RolloutObserver(self.db, self)
+        StoreEventSink(
+            self.db,
+            read_joined=rollouts.read_joined,
+            read_joined_labels=rollouts.read_joined_labels,
+        ).write(kept)
         return len(kept)
 
     def feedback(
@@ -874,7 +879,7 @@ class Deployments:
         label: Any = None,
         reward: float | None = None,
         actor: str | None = None,
-    ) -> None:
+    ) -> str:
         """Keep the ``label`` and/or ``reward`` of the answer ``request_id`` of deployment
         ``name`` (see :func:`~.prediction_feedback.record_feedback`) and pass it to its
         rollout: a label to a ramping canary's metric gate, a reward to its bandit. The
@@ -883,7 +888,8 @@ class Deployments:
         and a reward is checked against its bandit (:mod:`.answering_deployment`). An answer
         not in the store yet (a worker's batch of events on its way) is waited for: the
         feedback is joined and read when its event is written
-        (:mod:`opsloop.store.waiting_feedback` says the bounds).
+        (:mod:`opsloop.store.waiting_feedback` says the bounds). Whether it was
+        ``joined`` to its recorded answer or is ``waiting`` for it, as the data plane says.
 
         >>> Deployments(db).feedback("web", "r1", label=1)
         Traceback (most recent call last):
@@ -893,7 +899,7 @@ class Deployments:
         with self.db.read() as connection:
             if self._current(connection, name) is None and not retires(connection, name):
                 raise UnknownDeploymentError(f"no deployment named {name!r}")
-        RolloutObserver(self.db, self).record_feedback(
+        return RolloutObserver(self.db, self).record_feedback(
             name, request_id, label=label, reward=reward, actor=actor or self.actor
         )
 

@@ -211,6 +211,7 @@ def _score_partition(
     deployment: str,
     batch_id: str,
     all_variants: bool,
+    probabilities: bool,
     at_ms: int,
     output: str,
     integers: frozenset[str],
@@ -230,6 +231,7 @@ def _score_partition(
         batch_id=batch_id,
         clock=lambda: at_ms,
         generation=generation,
+        probabilities=probabilities,
     )
     table = _stable_types(scored.scored, set(integers))
     if len(table):
@@ -267,6 +269,7 @@ def score_parquet_dask(
     all_variants: bool = False,
     rejected_path: str | Path | None = None,
     on_partition: Callable[[ChunkProgress], None] | None = None,
+    probabilities: bool = False,
 ) -> BatchScoring:
     """Score the Parquet files of ``input_path`` (a file, a directory or a glob) with
     ``deployment`` on a Dask cluster (see the module): scored rows to the Parquet directory
@@ -342,6 +345,7 @@ def score_parquet_dask(
                 deployment,
                 batch_id,
                 all_variants,
+                probabilities,
                 at_ms,
                 str(output),
                 integers,

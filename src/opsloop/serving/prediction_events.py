@@ -216,11 +216,17 @@ class StoreEventSink:
         *,
         sampler: ProcessSampler | _Sampling | None = _Sampling.PROCESS,
         read_joined: Callable[[list[JoinedFeedback]], None] | None = None,
+        read_joined_labels: Callable[[sa.Connection, list[JoinedFeedback]], Callable[[], None]]
+        | None = None,
     ) -> None:
         self.db = db
         #: Reads the feedback joined by a write into the rollouts (the serving runtime's,
         #: :meth:`~.rollout_observer.RolloutObserver.read_joined`); ``None`` reads none.
         self.read_joined = read_joined
+        #: Reads the labels of that feedback into the rollouts' gates in the write's own
+        #: transaction (:meth:`~.rollout_observer.RolloutObserver.read_joined_labels`), so
+        #: that a label kept is a label read; ``read_joined`` then gets the rewards only.
+        self.read_joined_labels = read_joined_labels
         self.sampler = ProcessSampler() if sampler is _Sampling.PROCESS else sampler
         #: Events written with a retired deployment's history (answered before its retire).
         self.moved = 0
@@ -228,8 +234,10 @@ class StoreEventSink:
     def write(self, events: Sequence[PredictionEvent]) -> None:
         """Insert ``events`` (and a process sample that is due) in one transaction, which
         joins the feedback that waited for their answers
-        (:func:`~opsloop.store.waiting_feedback.join_waiting`); once it committed, that
-        feedback is read into the deployments' rollouts, as feedback joined at once is."""
+        (:func:`~opsloop.store.waiting_feedback.join_waiting`); its labels are read into
+        the rollouts' gates in that transaction (with ``read_joined_labels``), and once it
+        committed, the rest of that feedback is read into the deployments' rollouts, as
+        feedback joined at once is."""
         if not events:
             return
         with self.db.write() as connection:
@@ -259,7 +267,14 @@ class StoreEventSink:
                     if given.deployment != event.deployment:
                         sent_as[event.deployment] = given.deployment
             joined = join_waiting(connection, answered, sent_as)
+            then = None
+            if joined and self.read_joined_labels is not None:
+                then = self.read_joined_labels(connection, joined)
+                joined = [replace(item, label=None) for item in joined]
         self.moved += moved
+        if then is not None:
+            then()
+        joined = [item for item in joined if item.label is not None or item.reward is not None]
         if joined and self.read_joined is not None:
             self.read_joined(joined)
 

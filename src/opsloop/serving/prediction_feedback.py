@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -109,6 +110,7 @@ def record_feedback(
     label: Any = None,
     reward: float | None = None,
     actor: str,
+    read_label: Callable[[Connection, str, str, Any], Any] | None = None,
 ) -> str:
     """Keep a ``label`` and/or a ``reward`` for the answer ``request_id`` of ``deployment``:
     :data:`JOINED` when its answer is recorded, :data:`WAITING` when it is not yet and a
@@ -122,7 +124,9 @@ def record_feedback(
     kind the model answers (a text for text classes, a whole number for integer classes, a
     number for a regression), or that is none of the classes a classifier's answer carries,
     is refused, naming ``label``. A ``reward`` must be a finite
-    number:
+    number. ``read_label(connection, deployment, request_id, label)`` reads a label joined
+    at once in the transaction that keeps it (a canary's gate: the label is then never kept
+    without being read), when the answer is the standing deployment's:
 
     >>> record_feedback(Database("sqlite://"), "api", "r1", actor="ana")
     Traceback (most recent call last):
@@ -165,6 +169,8 @@ def record_feedback(
                 return WAITING
         elif label is not None:
             _join_label(connection, deployment, request_id, label, reward, actor)
+            if read_label is not None and deployment == given:
+                read_label(connection, deployment, request_id, label)
             return JOINED
         else:
             insert_feedback(

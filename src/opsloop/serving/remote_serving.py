@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from opsloop.errors import InvalidArgumentError, NotFoundError
+from opsloop.errors import InvalidArgumentError, NotFoundError, OverLimitError
 from opsloop.registry.http_registry import HttpModelRegistry
 from opsloop.serving.control_plane_shadow_host import ControlPlaneShadowHost
 from opsloop.serving.control_plane_sink import ControlPlaneSink
@@ -98,11 +98,48 @@ class RemoteRollouts(RolloutObserver):
 
     def record_feedback(
         self, deployment: str, request_id: str, *, label: Any, reward: Any, actor: str
-    ) -> None:
+    ) -> str | None:
         """Send the feedback to the control plane, which keeps it (as the token's owner,
-        not ``actor``) and passes it to the rollout (whether it was joined or waits is the
-        control plane's to say; ``None`` here)."""
-        self.deployments.feedback(deployment, request_id, label=label, reward=reward)
+        not ``actor``) and passes it to the rollout; whether it was ``joined`` or is
+        ``waiting``, as the control plane says (``None`` from one that says neither).
+        A bound of the control plane's refusal (429) is passed on with its Retry-After
+        but without the user it names: that is this data plane's own token owner, whose
+        name is not its clients' to know (:func:`forwarded_refusal`)."""
+        try:
+            return self.deployments.feedback(deployment, request_id, label=label, reward=reward)
+        except OverLimitError as error:
+            raise forwarded_refusal(error, deployment) from None
+
+
+def forwarded_refusal(error: OverLimitError, deployment: str) -> OverLimitError:
+    """The control plane's refusal ``error`` of feedback this data plane forwarded, as its
+    client gets it: the bound (this data plane's feedback at ``deployment`` or across all
+    deployments, or all feedback of ``deployment``) and the Retry-After, never the user
+    the control plane names (the data plane's token owner: all the feedback it forwards
+    counts as that user's).
+
+    >>> refused = OverLimitError(
+    ...     "feedback: 5000 feedback of user 'worker-7' across all deployments wait for "
+    ...     "their answers already (the bound); retry after 30 s", retry_after_s=30)
+    >>> passed = forwarded_refusal(refused, "api")
+    >>> "worker-7" in str(passed), passed.retry_after_s
+    (False, 30)
+    >>> print(passed)
+    feedback: the control plane's bound on waiting feedback of this data plane across all deployments is reached; retry after 30 s, or once the answer is recorded
+    """  # noqa: E501 - a doctest's expected output is one line
+    detail = str(error)
+    if "across all deployments" in detail:
+        bound = "of this data plane across all deployments"
+    elif "in all of deployment" in detail:
+        bound = f"of all callers of deployment {deployment!r}"
+    else:
+        bound = f"of this data plane at deployment {deployment!r}"
+    retry = "" if error.retry_after_s is None else f"retry after {error.retry_after_s} s, or "
+    return OverLimitError(
+        f"feedback: the control plane's bound on waiting feedback {bound} is reached; "
+        f"{retry}once the answer is recorded",
+        retry_after_s=error.retry_after_s,
+    )
 
 
 def remote_runtime(

@@ -55,7 +55,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -98,6 +98,37 @@ logger = logging.getLogger("opsloop.serving.rollout")
 
 #: Primary requests without an event counted in memory before they are written.
 QUIET_BATCH = 256
+
+# What reading a label decided: the transition (or None), the rollout's state and its
+# setter; None when the label was not read.
+_Decided = tuple[Any, dict, str] | None
+# What reading a label that does not fit its answer gives (apart from no transition).
+_NOT_READ = object()
+
+
+def _answered(connection: sa.Connection, deployment: str, request_id: str) -> Any:
+    """The primary answer ``request_id`` of ``deployment`` as its label is read (variant,
+    output, time and routing), ``None`` when it is not recorded."""
+    events = tables.prediction_events
+    return (
+        connection.execute(
+            sa.select(
+                events.c.variant,
+                events.c.output_json,
+                events.c.at_ms,
+                events.c.routed_share,
+                events.c.routed,
+            )
+            .where(
+                events.c.request_id == request_id,
+                events.c.deployment == deployment,
+                events.c.role == "primary",
+            )
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
 
 
 def _started(document: dict | None) -> int | None:
@@ -509,19 +540,114 @@ class RolloutObserver:
         opsloop.errors.NotFoundError: no deployment named 'api'
         """
         self.check_reward(deployment, reward, request_id)
+        decided: list[_Decided] = []
         kept = record_feedback(
-            self.db, deployment, request_id, label=label, reward=reward, actor=actor
+            self.db,
+            deployment,
+            request_id,
+            label=label,
+            reward=reward,
+            actor=actor,
+            # Read in the transaction that keeps the label: it is kept and counted by the
+            # gate together, or neither is (a process that stops in between loses nothing).
+            read_label=lambda connection, name, answer, given: decided.append(
+                self.read_label(connection, name, answer, given)
+            ),
         )
         if kept == WAITING:
             return kept  # read by the writer of the answer's event, which joins it
-        self.feedback(deployment, request_id, label=label, reward=reward)
+        self._carry_out(deployment, decided)
+        if reward is not None:
+            self.feedback(deployment, request_id, label=None, reward=reward)
         return kept
+
+    def read_joined_labels(
+        self, connection: sa.Connection, joined: Iterable[JoinedFeedback]
+    ) -> Callable[[], None]:
+        """Read the labels of feedback that waited for its answer into the rollouts, in
+        the transaction of the event writer that joined it
+        (:func:`~opsloop.store.waiting_feedback.join_waiting`), so that a label is never
+        kept without its gate reading it; what to do once that transaction committed (make
+        the changes the gates decided). A deployment's rollout is locked once for all its
+        labels, as late as can be (its answers are read first), and written once: the gate
+        reads them one after the other as it would one at a time. A label whose read fails
+        is logged and left unread; a deployment whose rollout fails to be read or written
+        reads none of them (in a savepoint): the write of the events never fails for it.
+
+        >>> from opsloop.serving.deployments import Deployments
+        >>> db = Database("sqlite://")
+        >>> with db.write() as connection:
+        ...     then = RolloutObserver(db, Deployments(db)).read_joined_labels(connection, [])
+        >>> then()
+        """
+        labels: dict[str, list[JoinedFeedback]] = {}
+        for item in joined:
+            if item.label is not None:
+                labels.setdefault(item.deployment, []).append(item)
+        decided: dict[str, list[_Decided]] = {}
+        for name, items in labels.items():
+            try:
+                with connection.begin_nested():
+                    decided[name] = self._read_labels(connection, name, items)
+            except Exception:
+                logger.exception(
+                    "deployment %s: reading the %s labels that waited for their answers failed",
+                    name,
+                    len(items),
+                )
+
+        def then() -> None:
+            for name, found in decided.items():
+                self._carry_out(name, found)
+
+        return then
+
+    def _read_labels(
+        self, connection: sa.Connection, deployment: str, items: list[JoinedFeedback]
+    ) -> list[_Decided]:
+        """Read ``items``' labels into ``deployment``'s canary gate: their answers first,
+        then its rollout locked, read in memory label by label, and written once."""
+        answered = [(item, _answered(connection, deployment, item.request_id)) for item in items]
+        answered = [(item, row) for item, row in answered if row is not None]
+        if not answered:
+            return []
+        found = locked_rollout(connection, deployment)
+        if found is None or found[1].get("kind") != "canary":
+            return []
+        policy, state, set_by = found
+        decided: list[_Decided] = []
+        read, kept = False, json.dumps(state)
+        for item, row in answered:
+            try:
+                transition = self._observe(
+                    connection, deployment, item.request_id, item.label, row, policy, state
+                )
+            except Exception:
+                # Undone: the state as the last label read left it.
+                state = json.loads(kept)
+                logger.exception(
+                    "deployment %s: reading the label that waited for answer %s failed",
+                    deployment,
+                    item.request_id,
+                )
+                continue
+            if transition is _NOT_READ:
+                continue
+            read, kept = True, json.dumps(state)
+            if transition is not None:
+                # With the state as it stood when it was decided, as when its label is
+                # read alone.
+                decided.append((transition, json.loads(kept), set_by))
+        if read:
+            write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
+        return decided
 
     def read_joined(self, joined: Iterable[JoinedFeedback]) -> None:
         """Read feedback that waited for its answer and was joined when the answer's event
         was written (:func:`~opsloop.store.waiting_feedback.join_waiting`), as
         :meth:`feedback` reads feedback joined at once; a failure is logged, never raised
-        (the events it came with are written).
+        (the events it came with are written). A writer that read the labels in its own
+        transaction (:meth:`read_joined_labels`) passes the rewards only.
 
         >>> from opsloop.serving.deployments import Deployments
         >>> db = Database("sqlite://")
@@ -601,47 +727,93 @@ class RolloutObserver:
             )
         if label is None:
             return
-        output = None if answered["output_json"] is None else json.loads(answered["output_json"])
         with self.db.write() as connection:
-            found = locked_rollout(connection, deployment)
-            if found is None or found[1].get("kind") != "canary":
-                return
-            policy, state, set_by = found
-            loss = policy.gates.get("metric", {}).get("loss", "error_rate")
-            if loss == "error_rate":
-                wrong, losses = _wrong(output, label), None
-            else:
-                wrong, losses = None, _losses(output, label, loss)
-            if not (wrong or losses):
-                if "metric" in state["gates"]:
-                    logger.warning(
-                        "deployment %s: label of %s does not match its %s answers (in count, "
-                        "or as a number where a loss is judged); not read",
-                        deployment,
-                        request_id,
-                        len((output or {}).get("predictions") or []),
-                    )
-                return
-            candidate = answered["variant"] == state["candidate"]
-            routed_at = answered["routed_share"]
-            live = None
-            if candidate and routed_at is not None and left_share(state, routed_at):
-                # Read in the transaction that holds the rollout, only where the answer
-                # could change where the label counts: a share the ramp has left, which a
-                # weight set back by hand may route at again.
-                live = _live_share(connection, deployment, state["candidate"])
-            transition = observe_labels(
-                policy,
-                state,
-                candidate=candidate,
-                wrong=wrong,
-                losses=losses,
-                answered_ms=answered["at_ms"],
-                at_ms=self.db.clock(),
-                routed_share=routed_at,
-                live_share=live,
-                routed=answered["routed"],
-            )
-            write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
-        if transition is not None:
-            self._apply(deployment, transition, state, set_by)
+            decided = self.read_label(connection, deployment, request_id, label)
+        self._carry_out(deployment, [decided])
+
+    def _carry_out(self, deployment: str, decided: Iterable[_Decided]) -> None:
+        """Make the changes the gates decided while reading labels (:meth:`read_label`),
+        once the transaction that read them committed."""
+        for found in decided:
+            if found is not None and found[0] is not None:
+                self._apply(deployment, *found)
+
+    def read_label(
+        self, connection: sa.Connection, deployment: str, request_id: str, label: Any
+    ) -> _Decided:
+        """Read the ``label`` of the primary answer ``request_id`` into ``deployment``'s
+        ramping canary's ``metric`` gate in the caller's write transaction (at the share
+        its event says the request was routed at, see
+        :func:`~.canary_rollout.observe_labels`); the transition the gate decided, with
+        the state and setter to make it with once the transaction committed (``None``
+        when nothing was read).
+
+        >>> from opsloop.serving.deployments import Deployments
+        >>> db = Database("sqlite://")
+        >>> with db.write() as connection:
+        ...     RolloutObserver(db, Deployments(db)).read_label(connection, "api", "r1", 1)
+        """
+        answered = _answered(connection, deployment, request_id)
+        if answered is None:
+            return None
+        found = locked_rollout(connection, deployment)
+        if found is None or found[1].get("kind") != "canary":
+            return None
+        policy, state, set_by = found
+        transition = self._observe(
+            connection, deployment, request_id, label, answered, policy, state
+        )
+        if transition is _NOT_READ:
+            return None
+        write_rollout(connection, deployment, policy, state, set_by, self.db.clock())
+        return transition, state, set_by
+
+    def _observe(
+        self,
+        connection: sa.Connection,
+        deployment: str,
+        request_id: str,
+        label: Any,
+        answered: Any,
+        policy: RolloutPolicy,
+        state: dict,
+    ) -> Any:
+        """Read ``label`` of the answer ``answered`` into the canary ``state`` (changed in
+        place; the caller holds the rollout); the transition the gate decided, or
+        ``_NOT_READ`` when the label does not fit the answer."""
+        output = None if answered["output_json"] is None else json.loads(answered["output_json"])
+        loss = policy.gates.get("metric", {}).get("loss", "error_rate")
+        if loss == "error_rate":
+            wrong, losses = _wrong(output, label), None
+        else:
+            wrong, losses = None, _losses(output, label, loss)
+        if not (wrong or losses):
+            if "metric" in state["gates"]:
+                logger.warning(
+                    "deployment %s: label of %s does not match its %s answers (in count, "
+                    "or as a number where a loss is judged); not read",
+                    deployment,
+                    request_id,
+                    len((output or {}).get("predictions") or []),
+                )
+            return _NOT_READ
+        candidate = answered["variant"] == state["candidate"]
+        routed_at = answered["routed_share"]
+        live = None
+        if candidate and routed_at is not None and left_share(state, routed_at):
+            # Read in the transaction that holds the rollout, only where the answer
+            # could change where the label counts: a share the ramp has left, which a
+            # weight set back by hand may route at again.
+            live = _live_share(connection, deployment, state["candidate"])
+        return observe_labels(
+            policy,
+            state,
+            candidate=candidate,
+            wrong=wrong,
+            losses=losses,
+            answered_ms=answered["at_ms"],
+            at_ms=self.db.clock(),
+            routed_share=routed_at,
+            live_share=live,
+            routed=answered["routed"],
+        )

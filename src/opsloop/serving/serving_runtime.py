@@ -420,7 +420,11 @@ class ServingRuntime:
         self.clock = clock or (db.clock if db is not None else now_ms)
         self._read_revision = revision or self.deployments.revision
         self.recorder = EventRecorder(
-            sink if sink is not None else StoreEventSink(db, read_joined=self._read_joined),
+            sink
+            if sink is not None
+            else StoreEventSink(
+                db, read_joined=self._read_joined, read_joined_labels=self._read_joined_labels
+            ),
             capacity=event_capacity,
         )
         self.review_queue = (
@@ -936,6 +940,11 @@ class ServingRuntime:
         rollouts, as :meth:`feedback` reads feedback joined at once."""
         self.rollouts.read_joined(joined)
 
+    def _read_joined_labels(self, connection: Any, joined: list) -> Callable[[], None]:
+        """Read the labels of feedback that waited for answers the event writer is writing
+        into the rollouts' gates, in the writer's transaction; what to do once it commits."""
+        return self.rollouts.read_joined_labels(connection, joined)
+
     def feedback(
         self,
         deployment: str,
@@ -952,7 +961,8 @@ class ServingRuntime:
         bandit. Feedback whose answer is still on its way (another worker's batch) waits
         for it in the store and is read when its event is written
         (:mod:`opsloop.store.waiting_feedback`); whether it was ``joined`` or is
-        ``waiting`` (``None`` from a data plane, which sends it to its control plane). An
+        ``waiting``, on a data plane as its control plane says (``None`` from a control
+        plane too old to say). An
         answer of a deployment of the name that was retired since takes feedback too,
         kept with its history, also when no deployment stands under the name now (see
         :meth:`~.rollout_observer.RolloutObserver.record_feedback`).

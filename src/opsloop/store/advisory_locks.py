@@ -15,8 +15,12 @@ On SQLite nothing is taken: its write transactions hold the database's one write
 >>> from opsloop.store.database import Database
 >>> with Database("sqlite://").write() as connection:
 ...     hold_lock(connection, LockClass.ANSWERS, "api", shared=True)
->>> [(lock.name, hex(lock)) for lock in LockClass]
-[('MONITOR', '0x6f706d6e'), ('RECORDS', '0x6f70726e'), ('ANSWERS', '0x6f707302')]
+>>> for lock in LockClass:
+...     print(lock.name, hex(lock))
+MONITOR 0x6f706d6e
+RECORDS 0x6f70726e
+ANSWERS 0x6f707302
+WAITING_USER 0x6f707355
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ class LockClass(enum.IntEnum):
     #: A deployment's recorded answers, against feedback that waits for one
     #: (:func:`.waiting_feedback.hold_answers`).
     ANSWERS = 0x6F707302
+    #: One user's waiting feedback across all deployments, taken after the deployment's
+    #: ``ANSWERS`` lock (always in that order) and before the user's rows are counted:
+    #: without it, two feedback of the user at two deployments, each under its own
+    #: deployment's lock, could both count room for one
+    #: (:func:`.waiting_feedback.hold_user`).
+    WAITING_USER = 0x6F707355
 
 
 def name_key(name: str) -> int:

@@ -535,6 +535,8 @@ waiting_feedback = Table(
     Column("expires_ms", BigInteger, nullable=False),
     Index(None, "deployment", "request_id", unique=True),
     Index(None, "deployment", "expires_ms"),
+    # One user's live rows across all deployments, counted against their bound.
+    Index(None, "created_by", "expires_ms"),
 )
 
 # The A/B report's per-arm sums of one deployment as of a watermark: every feedback row up

@@ -19,8 +19,10 @@ store keep is bounded, and one caller cannot take the room of others:
   class for each record of an answer of a thousand records fits too); a larger label is
   refused (:class:`~opsloop.errors.InvalidArgumentError`, naming ``label``): it is taken
   once its answer is recorded, when its count can be checked;
-- at most :data:`MAX_WAITING_PER_USER` rows per deployment and user, and
-  :data:`MAX_WAITING` per deployment; past either, feedback is refused with an
+- at most :data:`MAX_WAITING_PER_USER` rows per deployment and user,
+  :data:`MAX_WAITING_PER_USER_ALL` per user across all deployments (so that one user
+  cannot fill every deployment's share), and :data:`MAX_WAITING` per deployment; past
+  any of them, feedback is refused with an
   :class:`~opsloop.errors.OverLimitError` (429) that names the bound and when the oldest
   of those rows ends its wait (Retry-After), counted ``refused`` (not ``unknown``: its id
   may well be answered; a retry after the answer lands is joined at once);
@@ -92,6 +94,9 @@ _waiting, _feedback = tables.waiting_feedback, tables.prediction_feedback
 MAX_WAITING = 10_000
 #: The most of those rows one user's feedback takes.
 MAX_WAITING_PER_USER = 1_000
+#: The most rows one user's feedback takes across all deployments: without it, one user
+#: could fill :data:`MAX_WAITING_PER_USER` rows at every deployment.
+MAX_WAITING_PER_USER_ALL = 5_000
 #: The most bytes of JSON a waiting label takes.
 MAX_WAITING_LABEL_BYTES = 16_384
 #: The most rows past their wait one write of a deployment's events removes.
@@ -124,6 +129,17 @@ def hold_answers(connection: Connection, deployment: str, *, shared: bool) -> No
     ...     hold_answers(c, "api", shared=True)
     """
     hold_lock(connection, LockClass.ANSWERS, deployment, shared=shared)
+
+
+def hold_user(connection: Connection, user: str) -> None:
+    """Hold the lock of ``user``'s waiting feedback across all deployments until the
+    caller's transaction ends (a no-op on SQLite, whose write transactions hold the
+    database); taken after :func:`hold_answers`, never before.
+
+    >>> with Database("sqlite://").write() as c:
+    ...     hold_user(c, "ana")
+    """
+    hold_lock(connection, LockClass.WAITING_USER, user)
 
 
 def _count(connection: Connection, deployment: str, **added: int) -> None:
@@ -165,10 +181,14 @@ def _over_limit(
 ) -> OverLimitError | None:
     """The refusal of one more waiting row of ``deployment`` by ``actor``, ``None`` when
     there is room."""
-    mine = _waiting.c.deployment == deployment
+    mine, theirs = _waiting.c.deployment == deployment, _waiting.c.created_by == actor
+    # Rows of other deployments past their wait are removed only by their own writes and
+    # feedback: not counted here.
+    live = _waiting.c.expires_ms > now
     for rows, bound, whose in (
-        (mine & (_waiting.c.created_by == actor), MAX_WAITING_PER_USER, f"of user {actor!r}"),
-        (mine, MAX_WAITING, "in all"),
+        (mine & theirs, MAX_WAITING_PER_USER, f"of user {actor!r} of deployment {deployment!r}"),
+        (theirs & live, MAX_WAITING_PER_USER_ALL, f"of user {actor!r} across all deployments"),
+        (mine, MAX_WAITING, f"in all of deployment {deployment!r}"),
     ):
         count, first_end = connection.execute(
             sa.select(sa.func.count(), sa.func.min(_waiting.c.expires_ms)).where(rows)
@@ -176,9 +196,8 @@ def _over_limit(
         if count >= bound:
             retry_s = max(1, -(-(first_end - now) // 1000))
             return OverLimitError(
-                f"feedback: {bound} feedback {whose} of deployment {deployment!r} wait for "
-                f"their answers already (the bound); retry after {retry_s} s, or once the "
-                "answer is recorded",
+                f"feedback: {bound} feedback {whose} wait for their answers already (the "
+                f"bound); retry after {retry_s} s, or once the answer is recorded",
                 retry_after_s=retry_s,
             )
     return None
@@ -200,8 +219,8 @@ def keep_waiting(
     Feedback waiting for that id already takes the part it lacks (a label beside a reward,
     or a reward beside a label); a part it holds already raises
     :class:`~opsloop.errors.AlreadyDoneError` (the first stands; not counted, as a refused
-    label never is). Past :data:`MAX_WAITING_PER_USER` or :data:`MAX_WAITING` rows nothing
-    is kept: the :class:`~opsloop.errors.OverLimitError` is returned, for the caller to
+    label never is). Past :data:`MAX_WAITING_PER_USER`, :data:`MAX_WAITING_PER_USER_ALL`
+    or :data:`MAX_WAITING` rows nothing is kept: the :class:`~opsloop.errors.OverLimitError` is returned, for the caller to
     raise once its transaction commits the count (``refused``).
 
     >>> with Database("sqlite://").write() as connection:
@@ -242,6 +261,7 @@ def keep_waiting(
             )
         )
         return None
+    hold_user(connection, actor)
     refused = _over_limit(connection, deployment, actor, now)
     if refused is not None:
         # Counted in the caller's transaction, which commits: the refusal is raised after.
@@ -386,8 +406,8 @@ def _join_one(
 def waiting_counts(db: Database, deployment: str) -> dict[str, int]:
     """The feedback of ``deployment`` that waits for its answer now (``waiting``), and
     how much of it so far was ``joined``, ``expired`` (unknown ids), dropped as a
-    ``misfit`` of its answer, or ``refused`` past :data:`MAX_WAITING_PER_USER` or
-    :data:`MAX_WAITING`.
+    ``misfit`` of its answer, or ``refused`` past :data:`MAX_WAITING_PER_USER`,
+    :data:`MAX_WAITING_PER_USER_ALL` or :data:`MAX_WAITING`.
 
     >>> waiting_counts(Database("sqlite://"), "api")
     {'waiting': 0, 'joined': 0, 'expired': 0, 'misfit': 0, 'refused': 0}
@@ -411,9 +431,11 @@ __all__ = [
     "MAX_WAITING",
     "MAX_WAITING_LABEL_BYTES",
     "MAX_WAITING_PER_USER",
+    "MAX_WAITING_PER_USER_ALL",
     "WAIT_MS",
     "JoinedFeedback",
     "hold_answers",
+    "hold_user",
     "join_waiting",
     "keep_waiting",
     "waiting_counts",

@@ -45,6 +45,7 @@ from opsloop.errors import (
     DeniedError,
     InvalidArgumentError,
     NotFoundError,
+    OverLimitError,
     UnauthenticatedError,
 )
 from opsloop.store.artifacts import MissingArtifactError, TamperedArtifactError, check_sha256
@@ -205,30 +206,58 @@ class ServerConnection:
                 f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg')}"
                 for item in detail
             )
-        kind, code, status = body.get("error"), body.get("code"), response.status_code
-        if errors and isinstance(kind, str) and kind in errors:
-            raise errors[kind](detail)
-        if isinstance(kind, str) and kind in _KNOWN:
-            raise _KNOWN[kind](detail)
-        if kind == "TamperedArtifactError":
-            raise TamperedArtifactError(
-                response.headers.get("X-Opsloop-Expected-Sha256", ""),
-                response.headers.get("X-Opsloop-Found-Sha256", ""),
-                f"{self.base_url}{path}",
-            )
-        if kind == "FileNotFoundError":
-            # The server's message ends with the hash: "no artifact with sha256 <hash>".
-            raise MissingArtifactError(str(detail).rsplit(" ", 1)[-1])
-        if status in (401, 403):
-            # A client that names its own denied class (the registry's PermissionDenied) gets
-            # it for both, as before; otherwise each status gets its class.
-            denied = self.denied or (UnauthenticatedError if status == 401 else DeniedError)
-            raise denied(f"{self.base_url}: {detail}")
-        if code in BY_CODE:
-            raise BY_CODE[code](detail)
-        if status in (404, 409, 413, 422):  # an older server, which names no code
-            raise InvalidArgumentError(detail)
-        raise ServerError(status, f"{self.base_url}{path}: server answered {status}: {detail}")
+        try:
+            kind, code, status = body.get("error"), body.get("code"), response.status_code
+            if errors and isinstance(kind, str) and kind in errors:
+                raise errors[kind](detail)
+            if isinstance(kind, str) and kind in _KNOWN:
+                raise _KNOWN[kind](detail)
+            if kind == "TamperedArtifactError":
+                raise TamperedArtifactError(
+                    response.headers.get("X-Opsloop-Expected-Sha256", ""),
+                    response.headers.get("X-Opsloop-Found-Sha256", ""),
+                    f"{self.base_url}{path}",
+                )
+            if kind == "FileNotFoundError":
+                # The server's message ends with the hash: "no artifact with sha256 <hash>".
+                raise MissingArtifactError(str(detail).rsplit(" ", 1)[-1])
+            if status in (401, 403):
+                # A client that names its own denied class (the registry's PermissionDenied) gets
+                # it for both, as before; otherwise each status gets its class.
+                denied = self.denied or (UnauthenticatedError if status == 401 else DeniedError)
+                raise denied(f"{self.base_url}: {detail}")
+            if code in BY_CODE:
+                raise BY_CODE[code](detail)
+            if status in (404, 409, 413, 422):  # an older server, which names no code
+                raise InvalidArgumentError(detail)
+            raise ServerError(status, f"{self.base_url}{path}: server answered {status}: {detail}")
+        except OverLimitError as error:
+            # A bound's refusal tells when to retry in its header: carried, so that a data
+            # plane passes its control plane's Retry-After on to its own client.
+            if error.retry_after_s is None:
+                error.retry_after_s = retry_after_seconds(response.headers.get("Retry-After"))
+            raise
+
+
+#: The longest wait a Retry-After header may ask for that is read as one (a day).
+MAX_RETRY_AFTER_S = 86_400
+
+
+def retry_after_seconds(value: str | None) -> int | None:
+    """The seconds a ``Retry-After`` header ``value`` asks a client to wait, when it gives
+    them as a number of at most :data:`MAX_RETRY_AFTER_S`; else ``None`` (no header, a
+    date, or something else).
+
+    >>> retry_after_seconds("30"), retry_after_seconds(None), retry_after_seconds("soon")
+    (30, None, None)
+    >>> retry_after_seconds("99999999999999999999")
+    """
+    text = (value or "").strip()
+    # At most 12 digits are read: a longer number is over the bound anyway.
+    if not text or len(text) > 12 or not text.isascii() or not text.isdigit():
+        return None
+    seconds = int(text)
+    return seconds if seconds <= MAX_RETRY_AFTER_S else None
 
 
 def _quoted_after(prefix: str, detail: str) -> object:
