@@ -14,6 +14,7 @@ from tests.serving.served_models import Constant, deploy_canary
 from opsloop.errors import OverLimitError
 from opsloop.serving import Variant, record_feedback
 from opsloop.store import tables, waiting_feedback
+from opsloop.store.advisory_locks import LockClass
 
 WAITS_S = 30.0  # a bound on each hand-over, which a correct run never comes near
 
@@ -36,7 +37,7 @@ def test_one_users_bound_across_deployments_holds_for_feedback_at_once(registry,
                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                         "AND NOT granted AND classid = :kind"
                     ),
-                    {"kind": waiting_feedback._USER_LOCK_CLASS},
+                    {"kind": int(LockClass.WAITING_USER)},
                 ).scalar()
             )
 
