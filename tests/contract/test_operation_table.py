@@ -111,3 +111,42 @@ def test_a_whole_body_parameter_must_be_the_only_one_in_the_body():
             [Operation("copy", "PUT", "/notes", whole_body="note")],
             composed=["add", "export"],
         )
+
+
+def test_only_an_answer_marked_bodiless_as_none_reads_an_empty_body_as_none():
+    import json
+
+    import httpx
+
+    from opsloop.contract import Answer
+
+    class Counts(Protocol):
+        def told(self, name: str) -> str | None: ...
+
+        def count(self, name: str) -> dict: ...
+
+    def told_or_none(document: dict | None) -> str | None:
+        return None if document is None else document["status"]
+
+    table = ServiceTable(
+        Counts,
+        [
+            Operation(
+                "told",
+                "POST",
+                "/told/{name}",
+                answer=Answer(dict, decode=told_or_none, bodiless_as_none=True),
+            ),
+            Operation("count", "GET", "/count/{name}", answer=Answer(dict)),
+        ],
+    )
+
+    @over_http(table)
+    class Empty:
+        def _call(self, verb: str, path: str, **request) -> httpx.Response:
+            return httpx.Response(204 if verb == "POST" else 200)
+
+    assert Empty().told("a") is None
+    # A document was due: an empty 200 (a proxy's truncated answer) is an error, not None.
+    with pytest.raises(json.JSONDecodeError):
+        Empty().count("a")

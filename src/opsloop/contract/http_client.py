@@ -65,16 +65,22 @@ def request_path(operation: Operation, arguments: dict[str, Any]) -> str:
     )
 
 
-def answered_document(response: Any) -> Any:
-    """The JSON document of ``response``; ``None`` for an answer without a body (204, or
-    an empty body): a server older than the operation's answer, which answered nothing,
-    did the work all the same, so its answer must not fail the caller after the fact.
+def answered_document(response: Any, *, bodiless_as_none: bool) -> Any:
+    """The JSON document of ``response``. With ``bodiless_as_none``, ``None`` for an answer
+    without a body (204, or an empty body): a server older than the operation's answer,
+    which answered nothing, did the work all the same, so its answer must not fail the
+    caller after the fact. Otherwise an empty body fails to decode, as it always did.
 
     >>> import httpx
-    >>> answered_document(httpx.Response(204)), answered_document(httpx.Response(200, json=[1]))
-    (None, [1])
+    >>> answered_document(httpx.Response(204), bodiless_as_none=True)
+    >>> answered_document(httpx.Response(200, json=[1]), bodiless_as_none=False)
+    [1]
+    >>> answered_document(httpx.Response(200), bodiless_as_none=False)
+    Traceback (most recent call last):
+    ...
+    json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)
     """
-    if response.status_code == 204 or not response.content:
+    if bodiless_as_none and (response.status_code == 204 or not response.content):
         return None
     return response.json()
 
@@ -107,7 +113,8 @@ def _calling(table: ServiceTable, operation: Operation) -> Callable[..., Any]:
         response = self._call(operation.verb, request_path(operation, arguments), **request)
         if operation.answer.model is None:
             return None
-        return operation.answer.decode(answered_document(response))
+        answer = operation.answer
+        return answer.decode(answered_document(response, bodiless_as_none=answer.bodiless_as_none))
 
     call.__name__ = operation.method
     call.__doc__ = method.__doc__

@@ -62,7 +62,10 @@ class Answer:
     """How an operation's result crosses the wire: the response model that documents it,
     ``encode`` from the library's result to the JSON document, ``decode`` back.
 
-    ``model=None`` is an answer without a body (HTTP 204).
+    ``model=None`` is an answer without a body (HTTP 204). ``bodiless_as_none``: a server
+    that answers this operation without a body (one older than its document, which did the
+    work all the same) is read as ``decode(None)``; for every other answer an empty body is
+    an error, as a proxy's truncated answer must be.
 
     >>> from opsloop.serving.deployment_records import Variant
     >>> answer = record(Variant)
@@ -73,6 +76,7 @@ class Answer:
     model: Any
     encode: Callable[[Any], Any] = _passed
     decode: Callable[[Any], Any] = _passed
+    bodiless_as_none: bool = False
 
 
 #: The answer of an operation that returns nothing.

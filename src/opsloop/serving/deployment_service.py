@@ -624,7 +624,12 @@ def _feedback_status(document: Any) -> str | None:
     return None
 
 
-_FEEDBACK = Answer(FeedbackStatusDocument, lambda status: {"status": status}, _feedback_status)
+_FEEDBACK = Answer(
+    FeedbackStatusDocument,
+    lambda status: {"status": status},
+    _feedback_status,
+    bodiless_as_none=True,  # a control plane older than the status answered 204
+)
 
 #: The deployments service on the wire. More specific paths come first: the server matches
 #: routes in this order, and a name may end in what looks like a sub-path.
