@@ -66,6 +66,60 @@ def _followers(connection: Connection, model_id: int, alias: str, setting: Any) 
     )
 
 
+def protected_followers(connection: Connection, model_id: int, alias: str) -> list[tuple[str, int]]:
+    """The protected deployments with a variant that follows ``alias`` of model
+    ``model_id``, each with the approvals a change of it needs: most approvals first, then
+    by name (a deployment protected only by a release gate needs none and is left out).
+
+    A protected deployment guards what it serves, and one that follows an alias serves
+    whatever the alias points at. So moving the alias is a change of that deployment, and
+    the move needs as many distinct approvers, other than who moves it, as the most
+    demanding such deployment asks for, even where the alias itself is not protected.
+    The approvals are of the move itself (the registry's ``approve(model, alias, version)``):
+    they name the version the deployment will serve, which is what its approvers guard.
+
+    >>> from opsloop.serving import Deployments, Variant
+    >>> _ = registry.register("m", b"x", flavor="onnx")
+    >>> registry.set_alias("m", "champion", 1)
+    >>> _ = Deployments(db).deploy("api", [Variant("stable", "m", alias="champion")])
+    >>> Deployments(db).protect("api", 2)
+    >>> with db.read() as connection:
+    ...     protected_followers(connection, 1, "champion"), protected_followers(connection, 1, "b")
+    ([('api', 2)], [])
+    """
+    protected = tables.protected_deployments
+    rows = connection.execute(
+        sa.select(_heads.c.name, protected.c.required_approvals)
+        .distinct()
+        .select_from(
+            _variants.join(_heads, _heads.c.id == _variants.c.deployment_id).join(
+                protected, protected.c.name == _heads.c.name
+            )
+        )
+        .where(
+            _variants.c.model_id == model_id,
+            _variants.c.alias == alias,
+            protected.c.required_approvals > 0,
+        )
+    )
+    return sorted(((name, int(n)) for name, n in rows), key=lambda found: (-found[1], found[0]))
+
+
+def guarded_by(followers: list[tuple[str, int]]) -> str:
+    """Why an alias move needs the approvals of the most demanding of the protected
+    deployments ``followers`` (:func:`protected_followers`) that follow the alias.
+
+    >>> guarded_by([("api", 2), ("web", 1)])
+    "guarded by deployment 'api', which follows it and needs 2 approval(s) for a change (so does 'web', 1)"
+    """  # noqa: E501 - a doctest's expected output is one line
+    (first, needed), others = followers[0], followers[1:]
+    also = ", ".join(f"{name!r}, {n}" for name, n in others)
+    return (
+        f"guarded by deployment {first!r}, which follows it and needs {needed} approval(s) "
+        f"for a change{f' (so does {also})' if also else ''}"
+    )
+
+
 def check_alias_move(
     connection: Connection,
     model_id: int,
@@ -149,4 +203,4 @@ def check_alias_move(
         )
 
 
-__all__ = ["check_alias_move"]
+__all__ = ["check_alias_move", "guarded_by", "protected_followers"]

@@ -43,7 +43,8 @@ from sqlalchemy.engine import Connection
 
 from opsloop.data.training_reference import Reference, build_reference, decode_reference
 from opsloop.errors import AlreadyDoneError, ConflictError, InvalidArgumentError, NotFoundError
-from opsloop.registry.alias_move_check import check_alias_move
+from opsloop.registry.alias_move_check import check_alias_move, guarded_by, protected_followers
+from opsloop.registry.approver_standing import lapsed_approvers
 from opsloop.registry.audit import (
     MODEL_PARTS,
     AuditVerification,
@@ -923,22 +924,38 @@ class ModelRegistry(ModelReferences):
                 approvals.c.version_id == row["id"],
                 approvals.c.consumed.is_(False),
             )
+            # A protected deployment that follows the alias serves whatever it points at:
+            # moving it is a change of that deployment, so it needs as many approvals as
+            # the deployment asks for a change (see .alias_move_check).
+            followers = protected_followers(connection, model_id, alias)
+            because, how = "protected", ""
+            if followers and followers[0][1] > required:
+                because, required = guarded_by(followers), followers[0][1]
+                how = (
+                    f" (its approvers approve this move: opsloop models approve {name} {alias} "
+                    f"{version})"
+                )
             approved: dict[str, list[str]] = {}
+            if followers:
+                approved["protected_deployments"] = [d for d, _ in followers]
             if required:
                 given = set(
                     connection.execute(
                         sa.select(approvals.c.approver).distinct().where(*pending)
                     ).scalars()
                 )
-                shortfall = approval_shortfall(required, given, who, applies="moves it")
+                lapsed = lapsed_approvers(connection, given)
+                shortfall = approval_shortfall(
+                    required, given, who, applies="moves it", lapsed=lapsed
+                )
                 if shortfall is not None:
                     raise PermissionDenied(
-                        f"alias {alias!r} of model {name!r} is protected: moving it to version "
-                        f"{version} {shortfall}"
+                        f"alias {alias!r} of model {name!r} is {because}: moving it to "
+                        f"version {version} {shortfall}{how}"
                     )
                 # All of them, the mover's own too: the move they approved is made.
                 connection.execute(approvals.update().where(*pending).values(consumed=True))
-                approved["approved_by"] = list(counted_approvers(given, who))
+                approved["approved_by"] = list(counted_approvers(given, who, also_excluded=lapsed))
             connection.execute(
                 _aliases.delete().where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
             )

@@ -1,0 +1,119 @@
+"""A protected deployment guards the alias it follows: moving an unprotected alias that a
+protected deployment serves needs the deployment's approvals of that move, by people other
+than the mover, and the refusal names the deployment and how to approve. And an approval of
+a deployment's definition lapses with its approver's standing. Locally and over HTTP, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from tests.server.running import running_server
+
+from opsloop.registry import HttpModelRegistry, ModelRegistry, add_user, verify_audit_log
+from opsloop.registry.users import PermissionDenied, set_user_disabled, set_user_role
+from opsloop.server import create_app
+from opsloop.serving import Deployments, HttpDeployments, Variant
+
+USERS = {"root": "admin", "eda": "editor", "ana": "approver", "bo": "approver"}
+
+
+@pytest.fixture(params=["local", "http"])
+def acting(request, registry):
+    """``acting(user)``: (registry, deployments) acting as that user, locally or through a
+    real server with the user's token. ``credit`` has versions 1 and 2, ``champion`` at 1
+    (unprotected); deployment ``api`` follows it and needs two approvals per change."""
+    tokens = {name: add_user(registry.db, name, role)[1] for name, role in USERS.items()}
+    root = ModelRegistry(registry.db, registry.artifacts, actor="root")
+    for data in (b"\x08\x01", b"\x08\x02"):
+        root.register("credit", data, flavor="onnx")
+    root.set_alias("credit", "champion", 1)
+    admin = Deployments(registry.db, actor="root")
+    admin.deploy("api", [Variant("stable", "credit", alias="champion")])
+    admin.protect("api", 2)
+    if request.param == "local":
+        yield lambda user: (
+            ModelRegistry(registry.db, registry.artifacts, actor=user),
+            Deployments(registry.db, actor=user),
+        )
+        return
+    clients: list = []
+    with running_server(create_app(registry.db, registry.artifacts)) as url:
+
+        def open_as(user: str):
+            pair = (
+                HttpModelRegistry(url, token=tokens[user]),
+                HttpDeployments(url, token=tokens[user]),
+            )
+            clients.extend(pair)
+            return pair
+
+        yield open_as
+        for client in clients:
+            client.close()
+
+
+def test_moving_an_alias_a_protected_deployment_follows_needs_its_approvals(acting, registry):
+    (eda, deployments), (ana, _), (bo, _) = acting("eda"), acting("ana"), acting("bo")
+    with pytest.raises(PermissionDenied) as refused:
+        eda.set_alias("credit", "champion", 2, reason="unreviewed")
+    assert str(refused.value).endswith(
+        "alias 'champion' of model 'credit' is guarded by deployment 'api', which follows it "
+        "and needs 2 approval(s) for a change: moving it to version 2 needs 2 approval(s) from "
+        "distinct approvers other than 'eda', who moves it (an applier's own approval does not "
+        "count), has 0 (its approvers approve this move: opsloop models approve credit "
+        "champion 2)"
+    )
+    assert deployments.get("api").serving == {"stable": 1}
+    # Approvals of the move, as for a protected alias; the mover's own never counts.
+    assert ana.approve("credit", "champion", 2) == 1
+    assert bo.approve("credit", "champion", 2) == 2
+    with pytest.raises(PermissionDenied, match=r"has 1 \(bo\); 'ana' approved it too"):
+        ana.set_alias("credit", "champion", 2)
+    eda.set_alias("credit", "champion", 2, reason="approved")
+    assert deployments.get("api").serving == {"stable": 2}
+    last = eda.audit("credit").iloc[-1]
+    assert (last["action"], last["actor"], last["after"]) == (
+        "set_alias",
+        "eda",
+        {"version": 2, "approved_by": ["ana", "bo"], "protected_deployments": ["api"]},
+    )
+    # Once the deployment stops being protected the alias moves freely again.
+    Deployments(registry.db, actor="root").protect("api", 0)
+    eda.set_alias("credit", "champion", 1)
+    assert deployments.get("api").serving == {"stable": 1}
+    assert verify_audit_log(registry.db).ok
+
+
+def test_a_protected_alias_asks_the_larger_of_the_two_counts(acting, registry):
+    (eda, _), (ana, _) = acting("eda"), acting("ana")
+    ModelRegistry(registry.db, registry.artifacts, actor="root").protect_alias(
+        "credit", "champion", 1
+    )
+    ana.approve("credit", "champion", 2)
+    with pytest.raises(PermissionDenied, match="is guarded by deployment 'api'.*has 1 \\(ana\\)"):
+        eda.set_alias("credit", "champion", 2)
+    Deployments(registry.db, actor="root").protect("api", 1)
+    eda.set_alias("credit", "champion", 2)
+    assert eda.audit("credit").iloc[-1]["after"]["approved_by"] == ["ana"]
+
+
+@pytest.mark.parametrize("lapse", ["disabled", "demoted"])
+def test_a_deployment_approval_lapses_with_its_approvers_standing(acting, registry, lapse):
+    (_, eda), (_, ana), (_, bo) = acting("eda"), acting("ana"), acting("bo")
+    pinned = [Variant("stable", "credit", version=2)]
+    ana.approve("api", pinned)
+    assert bo.approve("api", pinned) == 2
+    if lapse == "disabled":
+        set_user_disabled(registry.db, "bo", actor="root")
+        why = "user bo is disabled"
+    else:
+        set_user_role(registry.db, "bo", "viewer", actor="root")
+        why = "user bo has role 'viewer' now, which cannot approve"
+    with pytest.raises(PermissionDenied) as refused:
+        eda.deploy("api", pinned)
+    assert str(refused.value).endswith(
+        "deployment 'api' is protected: this definition needs 2 approval(s) from distinct "
+        "approvers other than 'eda', who applies it (an applier's own approval does not "
+        f"count), has 1 (ana); the approval of 'bo' no longer counts: {why}"
+    )
+    assert eda.get("api").serving == {"stable": 1}
