@@ -90,7 +90,7 @@ def test_a_protected_alias_asks_the_larger_of_the_two_counts(acting, registry):
         "credit", "champion", 1
     )
     ana.approve("credit", "champion", 2)
-    with pytest.raises(PermissionDenied, match="is guarded by deployment 'api'.*has 1 \\(ana\\)"):
+    with pytest.raises(PermissionDenied, match=r"is guarded by deployment 'api'.*has 1 \(ana\)"):
         eda.set_alias("credit", "champion", 2)
     Deployments(registry.db, actor="root").protect("api", 1)
     eda.set_alias("credit", "champion", 2)
