@@ -54,7 +54,11 @@ def test_an_approval_lapses_with_its_approvers_standing(acting, approved, lapse,
     assert owner.get_version("m", alias="champion").version == 1
     # The refusal used up nothing, and the approval is still recorded: once its approver
     # can approve again (here an admin, which may approve too) it counts.
-    assert len(owner.pending_approvals("m")) == 2
+    pending = owner.pending_approvals("m")
+    assert pending[["approver", "approvals", "required", "lapsed"]].values.tolist() == [
+        ["ana", 1, 2, why],
+        ["bo", 1, 2, None],
+    ]
     restore(approved.db)
     editor.set_alias("m", "champion", 2)
     last = owner.audit("m").iloc[-1]

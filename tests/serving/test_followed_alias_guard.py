@@ -67,6 +67,12 @@ def test_moving_an_alias_a_protected_deployment_follows_needs_its_approvals(acti
     # Approvals of the move, as for a protected alias; the mover's own never counts.
     assert ana.approve("credit", "champion", 2) == 1
     assert bo.approve("credit", "champion", 2) == 2
+    # What is waiting shows the deployment's requirement, as the version page does.
+    pending = eda.pending_approvals("credit")
+    assert pending[["approver", "approvals", "required"]].values.tolist() == [
+        ["ana", 2, 2],
+        ["bo", 2, 2],
+    ]
     with pytest.raises(PermissionDenied, match=r"has 1 \(bo\); 'ana' approved it too"):
         ana.set_alias("credit", "champion", 2)
     eda.set_alias("credit", "champion", 2, reason="approved")

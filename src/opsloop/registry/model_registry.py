@@ -801,12 +801,16 @@ class ModelRegistry(ModelReferences):
     def pending_approvals(self, name: str, *, version: int | None = None) -> pd.DataFrame:
         """The approvals of alias moves of model ``name`` not used up by a move yet (those of
         ``version`` only, if given), oldest first: :data:`PENDING_COLUMNS`, where
-        ``approvals`` counts the distinct approvers of that alias and version so far and
-        ``required`` is how many the alias's protection asks for now (0: none).
+        ``approvals`` counts the distinct approvers of that alias and version so far whose
+        approval still counts, ``required`` is how many a move needs now (the alias's
+        protection, or a protected deployment that follows the alias if it asks for more;
+        0: none) and ``lapsed`` says why an approval no longer counts (its approver is
+        disabled or cannot approve now, see :mod:`.approver_standing`; ``None`` while it
+        counts).
 
         >>> _ = registry.register("m", b"x", flavor="onnx")
         >>> registry.pending_approvals("m").columns.tolist()
-        ['alias', 'version', 'approver', 'comment', 'created_ms', 'approvals', 'required']
+        ['alias', 'version', 'approver', 'comment', 'created_ms', 'approvals', 'required', 'lapsed']
         """
         table, versions = tables.approvals, tables.model_versions
         protected = tables.protected_aliases
@@ -836,12 +840,20 @@ class ModelRegistry(ModelReferences):
             if version is not None:
                 query = query.where(versions.c.version == checked_int("version", version, 1))
             rows = [dict(row) for row in connection.execute(query).mappings()]
+            lapsed = lapsed_approvers(connection, {row["approver"] for row in rows})
+            guarding = {
+                alias: protected_followers(connection, model_id, alias)
+                for alias in {row["alias"] for row in rows}
+            }
         approvers: dict[tuple[str, int], set[str]] = {}
         for row in rows:
-            approvers.setdefault((row["alias"], row["version"]), set()).add(row["approver"])
+            row["lapsed"] = lapsed.get(row["approver"])
+            if row["lapsed"] is None:
+                approvers.setdefault((row["alias"], row["version"]), set()).add(row["approver"])
         for row in rows:
-            row["approvals"] = len(approvers[row["alias"], row["version"]])
-            row["required"] = int(row["required"])
+            row["approvals"] = len(approvers.get((row["alias"], row["version"]), ()))
+            followers = guarding[row["alias"]]
+            row["required"] = max(int(row["required"]), followers[0][1] if followers else 0)
         return pending_frame(rows)
 
     def set_alias(
@@ -1351,7 +1363,16 @@ class ModelRegistry(ModelReferences):
 
 
 #: Columns of :meth:`ModelRegistry.pending_approvals`'s frame.
-PENDING_COLUMNS = ("alias", "version", "approver", "comment", "created_ms", "approvals", "required")
+PENDING_COLUMNS = (
+    "alias",
+    "version",
+    "approver",
+    "comment",
+    "created_ms",
+    "approvals",
+    "required",
+    "lapsed",
+)
 
 
 def pending_frame(rows: Iterable[Mapping]) -> pd.DataFrame:
@@ -1367,10 +1388,11 @@ def pending_frame(rows: Iterable[Mapping]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows), columns=list(PENDING_COLUMNS))
     for column in ("version", "created_ms", "approvals", "required"):
         frame[column] = frame[column].astype("int64")
-    # No comment is None, not NaN, on both sides of the wire.
-    frame["comment"] = pd.Series(
-        [c if isinstance(c, str) else None for c in frame["comment"]], dtype=object
-    )
+    # No comment (or an approval that counts) is None, not NaN, on both sides of the wire.
+    for column in ("comment", "lapsed"):
+        frame[column] = pd.Series(
+            [c if isinstance(c, str) else None for c in frame[column]], dtype=object
+        )
     return frame
 
 

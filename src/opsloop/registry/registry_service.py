@@ -329,8 +329,19 @@ class PendingApprovalRow(BaseModel):
     approver: str
     comment: str | None
     created_ms: int
-    approvals: int = Field(description="distinct approvers of this alias and version so far")
-    required: int = Field(description="approvals the alias's protection requires now")
+    approvals: int = Field(
+        description="distinct approvers of this alias and version so far whose approval "
+        "still counts"
+    )
+    required: int = Field(
+        description="approvals a move needs now: the alias's protection, or a protected "
+        "deployment that follows the alias if it asks for more"
+    )
+    lapsed: str | None = Field(
+        None,
+        description="why this approval no longer counts (its approver is disabled or holds "
+        "a role that cannot approve now); null while it counts",
+    )
 
 
 class AuditHead(BaseModel):
