@@ -73,6 +73,11 @@ from opsloop.registry.gate_requirement import (
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.registry.references import ModelReferences
+from opsloop.registry.protection_approvals import (
+    gate_flags,
+    record_protection_approval,
+    use_protection_approvals,
+)
 from opsloop.registry.separate_approvers import approval_shortfall, counted_approvers
 from opsloop.registry.training_columns import training_inputs
 from opsloop.registry.users import PermissionDenied, acting_user, user_role
@@ -657,6 +662,12 @@ class ModelRegistry(ModelReferences):
 
         ``required_approvals=0`` and ``require_gate=False`` remove the protection.
 
+        **Lowering or removing a protection is itself protected**: it needs approvals of
+        exactly the protection asked for (:meth:`approve_protection`) by as many distinct
+        approvers other than the admin as the protection requires now, and at least one
+        (:mod:`.protection_approvals`); its entry's ``approved_by`` names them. Setting or
+        tightening one needs none.
+
         >>> _ = registry.register("m", b"x", flavor="onnx")
         >>> registry.protect_alias("m", "champion", 2)
         >>> registry.set_alias("m", "champion", 1)
@@ -671,15 +682,7 @@ class ModelRegistry(ModelReferences):
         """
         checked_key("alias", alias)
         require_gate = checked_gate_requirement(require_gate)
-        if (
-            isinstance(required_approvals, bool)
-            or not isinstance(required_approvals, int)
-            or not 0 <= required_approvals <= INT32_MAX
-        ):
-            raise InvalidArgumentError(
-                f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
-                f"got {required_approvals!r}"
-            )
+        _check_approvals(required_approvals)
         table = tables.protected_aliases
         with self.db.write() as connection:
             # First, as an alias move takes it before it reads the protection: the change is
@@ -690,6 +693,17 @@ class ModelRegistry(ModelReferences):
             who = self._user(connection, actor, "admin")
             model_id = self._model_id(connection, name)
             before_approvals, before_gate = _alias_protection(connection, model_id, alias)
+            entity = f"model:{name}/alias:{alias}"
+            approved = use_protection_approvals(
+                connection,
+                entity,
+                f"alias {alias!r} of model {name!r}",
+                (before_approvals, before_gate),
+                (required_approvals, require_gate),
+                who,
+                "its approvers approve it first: opsloop models approve-protection "
+                f"{name} {alias} --approvals {required_approvals}{gate_flags(require_gate)}",
+            )
             connection.execute(
                 table.delete().where(table.c.model_id == model_id, table.c.name == alias)
             )
@@ -706,11 +720,78 @@ class ModelRegistry(ModelReferences):
                 connection,
                 who,
                 "protect_alias",
-                f"model:{name}/alias:{alias}",
+                entity,
                 reason,
                 {"required_approvals": before_approvals, "require_gate": before_gate},
+                {
+                    "required_approvals": required_approvals,
+                    "require_gate": require_gate,
+                    **approved,
+                },
+            )
+
+    def approve_protection(
+        self,
+        name: str,
+        alias: str,
+        required_approvals: int,
+        *,
+        require_gate: bool | str = False,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Approve lowering or removing the protection of ``alias`` to ``required_approvals``
+        and ``require_gate`` (approver role); return how many distinct approvers approved
+        that change so far. An admin applies it with :meth:`protect_alias`, which counts the
+        approvals of exactly that protection by people other than the admin
+        (:mod:`.protection_approvals`); a change that does not lower the protection needs
+        none, and approving it is refused (:class:`~opsloop.errors.ConflictError`).
+
+        >>> from opsloop.registry.users import add_user
+        >>> for user, role in (("root", "admin"), ("ana", "approver")):
+        ...     _ = add_user(db, user, role)
+        >>> _ = registry.register("m", b"x", flavor="onnx")
+        >>> registry.protect_alias("m", "champion", 1, actor="root")
+        >>> registry.protect_alias("m", "champion", 0, actor="root")
+        Traceback (most recent call last):
+        ...
+        opsloop.registry.users.PermissionDenied: alias 'champion' of model 'm' is protected: ...
+        >>> registry.approve_protection("m", "champion", 0, actor="ana")
+        1
+        >>> registry.protect_alias("m", "champion", 0, actor="root")
+        >>> registry.audit("m")["after"].iloc[-1]
+        {'approved_by': ['ana'], 'require_gate': False, 'required_approvals': 0}
+        """
+        checked_key("alias", alias)
+        require_gate = checked_gate_requirement(require_gate)
+        _check_approvals(required_approvals)
+        if comment is not None:
+            checked_text("comment", comment)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = self._user(connection, actor, "approver")
+            model_id = self._model_id(connection, name)
+            asked = (required_approvals, require_gate)
+            entity = f"model:{name}/alias:{alias}"
+            count = record_protection_approval(
+                connection,
+                entity,
+                f"alias {alias!r} of model {name!r}",
+                _alias_protection(connection, model_id, alias),
+                asked,
+                who,
+                comment,
+            )
+            append_audit(
+                connection,
+                who,
+                "approve_protection",
+                entity,
+                comment,
+                None,
                 {"required_approvals": required_approvals, "require_gate": require_gate},
             )
+            return count
 
     def approve(
         self,
@@ -1394,6 +1475,18 @@ def pending_frame(rows: Iterable[Mapping]) -> pd.DataFrame:
             [c if isinstance(c, str) else None for c in frame[column]], dtype=object
         )
     return frame
+
+
+def _check_approvals(required_approvals: object) -> None:
+    if (
+        isinstance(required_approvals, bool)
+        or not isinstance(required_approvals, int)
+        or not 0 <= required_approvals <= INT32_MAX
+    ):
+        raise InvalidArgumentError(
+            f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
+            f"got {required_approvals!r}"
+        )
 
 
 def _alias_protection(connection: Connection, model_id: int, alias: str) -> tuple[int, bool | str]:

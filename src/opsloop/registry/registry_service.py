@@ -148,7 +148,24 @@ class RegistryService(Protocol):
     ) -> None:
         """Require approvals by distinct approvers before the alias moves (admin), and
         with ``require_gate`` a passed release gate of the version against the alias's
-        current one (``true``: any gate; text: the gate's name or file sha256)."""
+        current one (``true``: any gate; text: the gate's name or file sha256). Lowering
+        or removing a protection needs approvals of it first (``approve_protection``), by
+        people other than the admin."""
+        ...
+
+    def approve_protection(
+        self,
+        name: Key,
+        alias: Key,
+        required_approvals: Approvals,
+        *,
+        require_gate: GateRequirement = False,
+        actor: str | None = None,
+        comment: Text | None = None,
+    ) -> int:
+        """Approve lowering or removing the alias's protection to exactly this one
+        (approver); the approvals of that change so far. An admin applies it with
+        ``protect_alias``; an approval never counts toward a change its approver applies."""
         ...
 
     def approve(
@@ -458,6 +475,13 @@ REGISTRY_OPERATIONS = ServiceTable(
             "PUT",
             "/models/{name:path}/aliases/{alias:path}/protection",
             role="admin",
+        ),
+        Operation(
+            "approve_protection",
+            "POST",
+            "/models/{name:path}/aliases/{alias:path}/protection/approvals",
+            answer=APPROVAL_COUNT,
+            created=True,
         ),
         Operation(
             "approve",

@@ -141,6 +141,26 @@ def required_gate(connection: Connection, name: str) -> bool | str:
     return decode_requirement(found)
 
 
+def check_required_approvals(required: object) -> None:
+    """Refuse a count of required approvals that is not a whole number from 0 to the
+    store's largest.
+
+    >>> check_required_approvals(-1)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: required_approvals must be a non-negative integer (at
+    most 2147483647), got -1
+    """
+    if (
+        isinstance(required, bool)
+        or not isinstance(required, int)
+        or not 0 <= required <= INT32_MAX
+    ):
+        raise InvalidArgumentError(
+            f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
+            f"got {required!r}"
+        )
+
+
 def set_protection(
     connection: Connection, name: str, required: int, gate: bool | str = False
 ) -> tuple[int, bool | str]:
@@ -154,15 +174,7 @@ def set_protection(
     ((0, False), (2, False))
     (0, 'credit')
     """
-    if (
-        isinstance(required, bool)
-        or not isinstance(required, int)
-        or not 0 <= required <= INT32_MAX
-    ):
-        raise InvalidArgumentError(
-            f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
-            f"got {required!r}"
-        )
+    check_required_approvals(required)
     gate = checked_gate_requirement(gate)
     before = required_approvals(connection, name), required_gate(connection, name)
     connection.execute(_protected.delete().where(_protected.c.name == name))

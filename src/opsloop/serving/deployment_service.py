@@ -317,7 +317,22 @@ class DeploymentService(Protocol):
         """Require approvals by distinct approvers before the deployment changes (admin),
         and with ``require_gate`` a passed release gate of each version a new definition
         puts traffic on, against the version its primary serves now (``true``: any gate;
-        text: the gate's name or file sha256)."""
+        text: the gate's name or file sha256). Lowering or removing a protection needs
+        approvals of it first (``approve_protection``), by people other than the admin."""
+        ...
+
+    def approve_protection(
+        self,
+        name: Key,
+        required_approvals: Approvals,
+        *,
+        require_gate: GateRequirement = False,
+        actor: str | None = None,
+        comment: Text | None = None,
+    ) -> int:
+        """Approve lowering or removing the deployment's protection to exactly this one
+        (approver); the approvals of that change so far. An admin applies it with
+        ``protect``; an approval never counts toward a change its approver applies."""
         ...
 
     def approve(
@@ -646,6 +661,12 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             query=("since_ms", "until_ms"),
         ),
         Operation("protect", "PUT", "/deployments/{name:path}/protection", role="admin"),
+        Operation(
+            "approve_protection",
+            "POST",
+            "/deployments/{name:path}/protection/approvals",
+            answer=APPROVAL_COUNT,
+        ),
         Operation(
             "approve",
             "POST",

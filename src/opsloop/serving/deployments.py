@@ -50,6 +50,11 @@ from opsloop.registry.audit import (
 from opsloop.registry.gate_requirement import checked_gate_requirement
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
+from opsloop.registry.protection_approvals import (
+    gate_flags,
+    record_protection_approval,
+    use_protection_approvals,
+)
 from opsloop.registry.separate_approvers import counted_approvers
 from opsloop.registry.users import acting_user
 from opsloop.serving.ab_report import ABReport, ab_report
@@ -57,6 +62,7 @@ from opsloop.serving.deployment_approvals import (
     alias_gate_guard,
     alias_guard,
     cancel_approvals,
+    check_required_approvals,
     definition_digest,
     deployment_gate_guard,
     gate_covers,
@@ -67,6 +73,7 @@ from opsloop.serving.deployment_approvals import (
     use_approvals,
     use_up_approvals,
 )
+from opsloop.serving.deployment_approvals import required_approvals as required_approvals_of
 from opsloop.serving.deployment_records import (
     Deployment,
     StaleRevisionError,
@@ -656,6 +663,12 @@ class Deployments:
         remove the protection. Retiring a deployment that requires approvals needs the
         admin role.
 
+        **Lowering or removing a protection is itself protected**: it needs approvals of
+        exactly the protection asked for (:meth:`approve_protection`) by as many distinct
+        approvers other than the admin as the protection requires now, and at least one
+        (:mod:`opsloop.registry.protection_approvals`); the ``protect`` entry's
+        ``approved_by`` names them. Setting or tightening one needs none.
+
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db).protect("api", 2)
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
@@ -672,6 +685,17 @@ class Deployments:
         with self.db.write() as connection:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "admin")
+            current = (required_approvals_of(connection, name), required_gate(connection, name))
+            approved = use_protection_approvals(
+                connection,
+                _entity(name),
+                f"deployment {name!r}",
+                current,
+                (required_approvals, require_gate),
+                who,
+                "its approvers approve it first: opsloop deployments approve-protection "
+                f"{name} {required_approvals}{gate_flags(require_gate)}",
+            )
             before, before_gate = set_protection(connection, name, required_approvals, require_gate)
             append_audit(
                 connection,
@@ -680,8 +704,72 @@ class Deployments:
                 _entity(name),
                 reason,
                 {"required_approvals": before, "require_gate": before_gate},
+                {
+                    "required_approvals": required_approvals,
+                    "require_gate": require_gate,
+                    **approved,
+                },
+            )
+
+    def approve_protection(
+        self,
+        name: str,
+        required_approvals: int,
+        *,
+        require_gate: bool | str = False,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Approve lowering or removing the protection of deployment ``name`` to
+        ``required_approvals`` and ``require_gate`` (approver role); return how many distinct
+        approvers approved that change so far. An admin applies it with :meth:`protect`,
+        which counts the approvals of exactly that protection by people other than the
+        admin (:mod:`opsloop.registry.protection_approvals`); a change that does not lower
+        the protection needs none, and approving it is refused
+        (:class:`~opsloop.errors.ConflictError`).
+
+        >>> from opsloop.registry.users import add_user
+        >>> for user, role in (("root", "admin"), ("ana", "approver")):
+        ...     _ = add_user(db, user, role)
+        >>> Deployments(db, actor="root").protect("api", 1)
+        >>> Deployments(db, actor="root").protect("api", 0)
+        Traceback (most recent call last):
+        opsloop.registry.users.PermissionDenied: deployment 'api' is protected: changing its
+        protection from 1 approval(s) to no protection needs 1 approval(s) ...
+        >>> Deployments(db, actor="ana").approve_protection("api", 0, comment="sunset")
+        1
+        >>> Deployments(db, actor="root").protect("api", 0)
+        >>> Deployments(db).history("api")["after"].iloc[-1]["approved_by"]
+        ['ana']
+        """
+        checked_key("deployment", name)
+        require_gate = checked_gate_requirement(require_gate)
+        check_required_approvals(required_approvals)
+        if comment is not None:
+            checked_text("comment", comment)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = acting_user(connection, actor or self.actor, "approver")
+            current = (required_approvals_of(connection, name), required_gate(connection, name))
+            count = record_protection_approval(
+                connection,
+                _entity(name),
+                f"deployment {name!r}",
+                current,
+                (required_approvals, require_gate),
+                who,
+                comment,
+            )
+            append_audit(
+                connection,
+                who,
+                "approve_protection",
+                _entity(name),
+                comment,
+                None,
                 {"required_approvals": required_approvals, "require_gate": require_gate},
             )
+        return count
 
     def approve(
         self,

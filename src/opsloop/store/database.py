@@ -132,7 +132,7 @@ class Database:
         >>> db.migrate()
         >>> with db.read() as c:
         ...     c.execute(sa.text("select version_num from alembic_version")).scalar_one()
-        '0032'
+        '0033'
         """
         with self.write() as connection:
             if self.dialect == "postgresql":
