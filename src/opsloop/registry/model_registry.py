@@ -71,13 +71,13 @@ from opsloop.registry.gate_requirement import (
     missing_gate,
 )
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
-from opsloop.registry.records import Lineage, ModelVersion
-from opsloop.registry.references import ModelReferences
 from opsloop.registry.protection_approvals import (
     gate_flags,
     record_protection_approval,
     use_protection_approvals,
 )
+from opsloop.registry.records import Lineage, ModelVersion
+from opsloop.registry.references import ModelReferences
 from opsloop.registry.separate_approvers import approval_shortfall, counted_approvers
 from opsloop.registry.training_columns import training_inputs
 from opsloop.registry.users import PermissionDenied, acting_user, user_role

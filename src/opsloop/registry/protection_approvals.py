@@ -25,7 +25,7 @@ These functions run inside the caller's write transaction.
 
 >>> loosens((2, False), (0, False)), loosens((2, False), (3, True)), loosens((0, False), (1, False))
 (True, False, False)
-"""  # noqa: E501 - a doctest's example is one line
+"""
 
 from __future__ import annotations
 
