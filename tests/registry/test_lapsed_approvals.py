@@ -72,7 +72,9 @@ def test_an_approval_lapses_with_its_approvers_standing(acting, approved, lapse,
 
 def test_enough_approvals_in_standing_still_carry_the_move(acting, approved):
     owner, editor, ana, bo = (acting(user) for user in ("owner", "eda", "ana", "bo"))
-    approved.protect_alias("m", "champion", 1)
+    ana.approve_protection("m", "champion", 1)
+    bo.approve_protection("m", "champion", 1)
+    owner.protect_alias("m", "champion", 1)
     ana.approve("m", "champion", 2)
     bo.approve("m", "champion", 2)
     set_user_disabled(approved.db, "ana", actor="owner")

@@ -1,14 +1,16 @@
 """A protected deployment guards the alias it follows: moving an unprotected alias that a
 protected deployment serves needs the deployment's approvals of that move, by people other
 than the mover, and the refusal names the deployment and how to approve. And an approval of
-a deployment's definition lapses with its approver's standing. Locally and over HTTP, on
-SQLite and PostgreSQL."""
+a deployment's definition lapses with its approver's standing; lowering or removing a
+deployment's protection needs approvals of it by people other than the admin. Locally and
+over HTTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
 from tests.server.running import running_server
 
+from opsloop.errors import ConflictError
 from opsloop.registry import HttpModelRegistry, ModelRegistry, add_user, verify_audit_log
 from opsloop.registry.users import PermissionDenied, set_user_disabled, set_user_role
 from opsloop.server import create_app
@@ -52,16 +54,22 @@ def acting(request, registry):
             client.close()
 
 
+def _lower_protection(db, required: int) -> None:
+    """Lower deployment ``api``'s protection to ``required``, approved by ana and bo."""
+    for approver in ("ana", "bo"):
+        Deployments(db, actor=approver).approve_protection("api", required)
+    Deployments(db, actor="root").protect("api", required)
+
+
 def test_moving_an_alias_a_protected_deployment_follows_needs_its_approvals(acting, registry):
     (eda, deployments), (ana, _), (bo, _) = acting("eda"), acting("ana"), acting("bo")
     with pytest.raises(PermissionDenied) as refused:
         eda.set_alias("credit", "champion", 2, reason="unreviewed")
     assert str(refused.value).endswith(
-        "alias 'champion' of model 'credit' is guarded by deployment 'api', which follows it "
-        "and needs 2 approval(s) for a change: moving it to version 2 needs 2 approval(s) from "
-        "distinct approvers other than 'eda', who moves it (an applier's own approval does not "
-        "count), has 0 (its approvers approve this move: opsloop models approve credit "
-        "champion 2)"
+        "alias 'champion' of model 'credit' is guarded by deployment 'api': moving it to "
+        "version 2 needs 2 approval(s) from distinct approvers other than 'eda', who moves it "
+        "(an applier's own approval does not count), has 0 (a protected deployment follows "
+        "it; its approvers approve the move: opsloop models approve credit champion 2)"
     )
     assert deployments.get("api").serving == {"stable": 1}
     # Approvals of the move, as for a protected alias; the mover's own never counts.
@@ -84,7 +92,7 @@ def test_moving_an_alias_a_protected_deployment_follows_needs_its_approvals(acti
         {"version": 2, "approved_by": ["ana", "bo"], "protected_deployments": ["api"]},
     )
     # Once the deployment stops being protected the alias moves freely again.
-    Deployments(registry.db, actor="root").protect("api", 0)
+    _lower_protection(registry.db, 0)
     eda.set_alias("credit", "champion", 1)
     assert deployments.get("api").serving == {"stable": 1}
     assert verify_audit_log(registry.db).ok
@@ -98,7 +106,7 @@ def test_a_protected_alias_asks_the_larger_of_the_two_counts(acting, registry):
     ana.approve("credit", "champion", 2)
     with pytest.raises(PermissionDenied, match=r"is guarded by deployment 'api'.*has 1 \(ana\)"):
         eda.set_alias("credit", "champion", 2)
-    Deployments(registry.db, actor="root").protect("api", 1)
+    _lower_protection(registry.db, 1)
     eda.set_alias("credit", "champion", 2)
     assert eda.audit("credit").iloc[-1]["after"]["approved_by"] == ["ana"]
 
@@ -123,3 +131,39 @@ def test_a_deployment_approval_lapses_with_its_approvers_standing(acting, regist
         f"count), has 1 (ana); the approval of 'bo' no longer counts: {why}"
     )
     assert eda.get("api").serving == {"stable": 1}
+
+
+def test_removing_a_deployments_protection_needs_approvals_of_others(acting, registry):
+    (_, root), (_, ana), (_, bo), (eda_registry, eda) = (
+        acting(user) for user in ("root", "ana", "bo", "eda")
+    )
+    with pytest.raises(PermissionDenied) as refused:
+        root.protect("api", 0, reason="alone")
+    assert str(refused.value).endswith(
+        "deployment 'api' is protected by 2 approval(s): lowering it to no protection needs 2 "
+        "approval(s) from distinct approvers other than 'root', who applies it (an applier's "
+        "own approval does not count), has 0 (approve it first: opsloop deployments "
+        "approve-protection api 0)"
+    )
+    assert root.approve_protection("api", 0) == 1
+    assert ana.approve_protection("api", 0, comment="sunset") == 2
+    with pytest.raises(PermissionDenied, match=r"has 1 \(ana\); 'root' approved it too"):
+        root.protect("api", 0)
+    # While protected, the alias it follows still needs the deployment's approvals.
+    with pytest.raises(PermissionDenied, match="guarded by deployment 'api'"):
+        eda_registry.set_alias("credit", "champion", 2)
+    bo.approve_protection("api", 0)
+    root.protect("api", 0)
+    last = root.history("api").iloc[-1]
+    assert (last["action"], last["actor"], last["after"]) == (
+        "protect",
+        "root",
+        {"required_approvals": 0, "require_gate": False, "approved_by": ["ana", "bo"]},
+    )
+    eda_registry.set_alias("credit", "champion", 2)
+    assert eda.get("api").serving == {"stable": 2}
+    # Protecting again needs nothing; approving a change that tightens it is refused.
+    root.protect("api", 1)
+    with pytest.raises(ConflictError, match="nothing to approve"):
+        ana.approve_protection("api", 2)
+    assert verify_audit_log(registry.db).ok

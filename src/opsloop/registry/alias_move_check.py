@@ -109,15 +109,11 @@ def guarded_by(followers: list[tuple[str, int]]) -> str:
     """Why an alias move needs the approvals of the most demanding of the protected
     deployments ``followers`` (:func:`protected_followers`) that follow the alias.
 
-    >>> guarded_by([("api", 2), ("web", 1)])
-    "guarded by deployment 'api', which follows it and needs 2 approval(s) for a change (so does 'web', 1)"
-    """  # noqa: E501 - a doctest's expected output is one line
-    (first, needed), others = followers[0], followers[1:]
-    also = ", ".join(f"{name!r}, {n}" for name, n in others)
-    return (
-        f"guarded by deployment {first!r}, which follows it and needs {needed} approval(s) "
-        f"for a change{f' (so does {also})' if also else ''}"
-    )
+    >>> guarded_by([("api", 2), ("web", 1)]), guarded_by([("api", 2)])
+    ("guarded by deployment 'api' (and 'web')", "guarded by deployment 'api'")
+    """
+    others = ", ".join(repr(name) for name, _ in followers[1:])
+    return f"guarded by deployment {followers[0][0]!r}{f' (and {others})' if others else ''}"
 
 
 def check_alias_move(

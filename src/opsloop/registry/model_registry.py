@@ -701,7 +701,7 @@ class ModelRegistry(ModelReferences):
                 (before_approvals, before_gate),
                 (required_approvals, require_gate),
                 who,
-                "its approvers approve it first: opsloop models approve-protection "
+                "approve it first: opsloop models approve-protection "
                 f"{name} {alias} --approvals {required_approvals}{gate_flags(require_gate)}",
             )
             connection.execute(
@@ -755,7 +755,7 @@ class ModelRegistry(ModelReferences):
         >>> registry.protect_alias("m", "champion", 0, actor="root")
         Traceback (most recent call last):
         ...
-        opsloop.registry.users.PermissionDenied: alias 'champion' of model 'm' is protected: ...
+        opsloop.registry.users.PermissionDenied: alias 'champion' of model 'm' is protected by ...
         >>> registry.approve_protection("m", "champion", 0, actor="ana")
         1
         >>> registry.protect_alias("m", "champion", 0, actor="root")
@@ -1025,8 +1025,8 @@ class ModelRegistry(ModelReferences):
             if followers and followers[0][1] > required:
                 because, required = guarded_by(followers), followers[0][1]
                 how = (
-                    f" (its approvers approve this move: opsloop models approve {name} {alias} "
-                    f"{version})"
+                    " (a protected deployment follows it; its approvers approve the move: "
+                    f"opsloop models approve {name} {alias} {version})"
                 )
             approved: dict[str, list[str]] = {}
             if followers:

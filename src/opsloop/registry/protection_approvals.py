@@ -192,10 +192,9 @@ def use_protection_approvals(
     ...     use_protection_approvals(c, "deployment:api", "deployment 'api'", (1, False),
     ...                              (0, False), "root", "approve it first")
     Traceback (most recent call last):
-    opsloop.registry.users.PermissionDenied: deployment 'api' is protected: changing its
-    protection from 1 approval(s) to no protection needs 1 approval(s) from distinct approvers
-    other than 'root', who applies it (an applier's own approval does not count), has 0
-    (approve it first)
+    opsloop.registry.users.PermissionDenied: deployment 'api' is protected by 1 approval(s):
+    lowering it to no protection needs 1 approval(s) from distinct approvers other than 'root',
+    who applies it (an applier's own approval does not count), has 0 (approve it first)
     >>> with db.write() as c:
     ...     _ = record_protection_approval(c, "deployment:api", "deployment 'api'", (1, False),
     ...                                    (0, False), "ana", None)
@@ -218,8 +217,8 @@ def use_protection_approvals(
     shortfall = approval_shortfall(required, given, applier, lapsed=lapsed)
     if shortfall is not None:
         raise PermissionDenied(
-            f"{what} is protected: changing its protection from {described(current)} to "
-            f"{described(asked)} {shortfall} ({how})"
+            f"{what} is protected by {described(current)}: lowering it to {described(asked)} "
+            f"{shortfall} ({how})"
         )
     connection.execute(_approvals.update().where(*pending).values(consumed=True))
     return {"approved_by": list(counted_approvers(given, applier, also_excluded=lapsed))}

@@ -693,7 +693,7 @@ class Deployments:
                 current,
                 (required_approvals, require_gate),
                 who,
-                "its approvers approve it first: opsloop deployments approve-protection "
+                "approve it first: opsloop deployments approve-protection "
                 f"{name} {required_approvals}{gate_flags(require_gate)}",
             )
             before, before_gate = set_protection(connection, name, required_approvals, require_gate)
@@ -734,8 +734,8 @@ class Deployments:
         >>> Deployments(db, actor="root").protect("api", 1)
         >>> Deployments(db, actor="root").protect("api", 0)
         Traceback (most recent call last):
-        opsloop.registry.users.PermissionDenied: deployment 'api' is protected: changing its
-        protection from 1 approval(s) to no protection needs 1 approval(s) ...
+        opsloop.registry.users.PermissionDenied: deployment 'api' is protected by 1
+        approval(s): lowering it to no protection needs 1 approval(s) ...
         >>> Deployments(db, actor="ana").approve_protection("api", 0, comment="sunset")
         1
         >>> Deployments(db, actor="root").protect("api", 0)
