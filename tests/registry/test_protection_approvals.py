@@ -34,7 +34,7 @@ def test_removing_a_protection_needs_approvals_of_others(acting, protected):
     assert str(refused.value).endswith(
         "alias 'champion' of model 'm' is protected by 2 approval(s): lowering it to no "
         "protection needs 2 approval(s) from distinct approvers other than 'owner', who "
-        "applies it (an applier's own approval does not count), has 0 (approve it first: "
+        "applies it (an applier's own approval does not count), has 0 (to approve: "
         "opsloop models approve-protection m champion --approvals 0)"
     )
     # The admin's own approval is recorded, never counted.

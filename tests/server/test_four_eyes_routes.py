@@ -136,7 +136,7 @@ def test_lowering_a_protection_over_rest_needs_approvals_of_others(served, datab
         assert _refusal(root.put(path, json={"required_approvals": 0})).endswith(
             "is protected by 2 approval(s): lowering it to no protection needs 2 approval(s) "
             "from distinct approvers other than 'root', who applies it (an applier's own "
-            f"approval does not count), has 0 (approve it first: {hint})"
+            f"approval does not count), has 0 (to approve: {hint})"
         )
         # A client's mistake is a 422 naming the field.
         bad = ana.post(f"{path}/approvals", json={"required_approvals": -1})

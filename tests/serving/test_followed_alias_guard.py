@@ -142,7 +142,7 @@ def test_removing_a_deployments_protection_needs_approvals_of_others(acting, reg
     assert str(refused.value).endswith(
         "deployment 'api' is protected by 2 approval(s): lowering it to no protection needs 2 "
         "approval(s) from distinct approvers other than 'root', who applies it (an applier's "
-        "own approval does not count), has 0 (approve it first: opsloop deployments "
+        "own approval does not count), has 0 (to approve: opsloop deployments "
         "approve-protection api 0)"
     )
     assert root.approve_protection("api", 0) == 1

@@ -701,7 +701,7 @@ class ModelRegistry(ModelReferences):
                 (before_approvals, before_gate),
                 (required_approvals, require_gate),
                 who,
-                "approve it first: opsloop models approve-protection "
+                "to approve: opsloop models approve-protection "
                 f"{name} {alias} --approvals {required_approvals}{gate_flags(require_gate)}",
             )
             connection.execute(

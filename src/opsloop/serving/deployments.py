@@ -693,7 +693,7 @@ class Deployments:
                 current,
                 (required_approvals, require_gate),
                 who,
-                "approve it first: opsloop deployments approve-protection "
+                "to approve: opsloop deployments approve-protection "
                 f"{name} {required_approvals}{gate_flags(require_gate)}",
             )
             before, before_gate = set_protection(connection, name, required_approvals, require_gate)
