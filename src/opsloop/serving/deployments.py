@@ -682,6 +682,9 @@ class Deployments:
         """
         checked_key("deployment", name)
         require_gate = checked_gate_requirement(require_gate)
+        # Before the approvals are counted: a bad count is the client's mistake, not a
+        # lowering that lacks approvals.
+        check_required_approvals(required_approvals)
         with self.db.write() as connection:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "admin")
