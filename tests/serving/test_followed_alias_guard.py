@@ -167,3 +167,48 @@ def test_removing_a_deployments_protection_needs_approvals_of_others(acting, reg
     with pytest.raises(ConflictError, match="nothing to approve"):
         ana.approve_protection("api", 2)
     assert verify_audit_log(registry.db).ok
+
+
+@pytest.mark.parametrize(("approvals", "gate"), [(0, True), (1, "smoke")])
+def test_a_followers_release_gate_guards_the_alias_move(acting, registry, approvals, gate):
+    """A protected deployment's release gate holds for the version an alias move would have
+    it serve, as for a definition pinning that version there: by a gate alone, or besides
+    approvals (which the move has here)."""
+    (root_registry, root), (eda, deployments), (ana, _), (bo, _) = (
+        acting(user) for user in ("root", "eda", "ana", "bo")
+    )
+    root.deploy("gated", [Variant("stable", "credit", alias="champion")])
+    root.protect("gated", approvals, require_gate=gate)
+    needs = "a passed release gate" if gate is True else "a passed release gate 'smoke'"
+    lacks = "no gate verdict" if gate is True else "no gate verdict of 'smoke'"
+    missing = f"needs {needs} against version 1; version 2 has {lacks} against version 1 recorded"
+    with pytest.raises(PermissionDenied) as pinned:
+        root.deploy("gated", [Variant("stable", "credit", version=2)])
+    assert str(pinned.value).endswith(missing)
+    ana.approve("credit", "champion", 2)
+    bo.approve("credit", "champion", 2)
+    with pytest.raises(PermissionDenied) as refused:
+        eda.set_alias("credit", "champion", 2)
+    assert str(refused.value).endswith(
+        "alias 'champion' of model 'credit' is guarded by deployment 'gated', which requires "
+        "a release gate: its variant 'stable' follows the alias, so moving it to version 2 "
+        f"needs what deploying version 2 there needs, and version 2 {missing}"
+    )
+    assert deployments.get("gated").serving == {"stable": 1}
+    assert deployments.get("api").serving == {"stable": 1}
+    verdict = {
+        "gate": "smoke",
+        "gate_sha256": "a" * 64,
+        "data_sha256": "d" * 64,
+        "baseline": {"model": "credit", "version": 1},
+        "failed": [],
+    }
+    root_registry.record_gate("credit", 2, passed=True, gate=verdict)
+    eda.set_alias("credit", "champion", 2)
+    assert deployments.get("gated").serving == {"stable": 2}
+    assert eda.audit("credit").iloc[-1]["after"] == {
+        "version": 2,
+        "protected_deployments": ["api", "gated"],
+        "approved_by": ["ana", "bo"],
+    }
+    assert verify_audit_log(registry.db).ok

@@ -43,7 +43,12 @@ from sqlalchemy.engine import Connection
 
 from opsloop.data.training_reference import Reference, build_reference, decode_reference
 from opsloop.errors import AlreadyDoneError, ConflictError, InvalidArgumentError, NotFoundError
-from opsloop.registry.alias_move_check import check_alias_move, guarded_by, protected_followers
+from opsloop.registry.alias_move_check import (
+    check_alias_move,
+    check_follower_gates,
+    guarded_by,
+    protected_followers,
+)
 from opsloop.registry.approver_standing import lapsed_approvers
 from opsloop.registry.audit import (
     MODEL_PARTS,
@@ -1021,6 +1026,9 @@ class ModelRegistry(ModelReferences):
             # moving it is a change of that deployment, so it needs as many approvals as
             # the deployment asks for a change (see .alias_move_check).
             followers = protected_followers(connection, model_id, alias)
+            check_follower_gates(
+                connection, model_id, name, alias, version, before_version, followers
+            )
             because, how = "protected", ""
             if followers and followers[0][1] > required:
                 because, required = guarded_by(followers), followers[0][1]
@@ -1030,7 +1038,7 @@ class ModelRegistry(ModelReferences):
                 )
             approved: dict[str, list[str]] = {}
             if followers:
-                approved["protected_deployments"] = [d for d, _ in followers]
+                approved["protected_deployments"] = [row[0] for row in followers]
             if required:
                 given = set(
                     connection.execute(
