@@ -103,3 +103,36 @@ def test_what_loosens_a_protection_and_who_may_approve_it(acting, protected):
     with pytest.raises(PermissionDenied) as lapsed:
         owner.protect_alias("m", "champion", 0)
     assert "the approval of 'bo' no longer counts: user bo is disabled" in str(lapsed.value)
+
+
+def test_an_approval_lapses_when_the_protection_changes(acting, protected):
+    """An approval covers the protection it was given against: tightened since, the old
+    approval does not lower the tighter one; and any change uses up the pending approvals,
+    so one never counts again when the protection returns to what it was."""
+    owner, editor, ana, bo = (acting(user) for user in ("owner", "eda", "ana", "bo"))
+    assert ana.approve_protection("m", "champion", 0) == 1
+    assert bo.approve_protection("m", "champion", 0) == 2
+    owner.protect_alias("m", "champion", 2, require_gate=True)
+    with pytest.raises(PermissionDenied) as refused:
+        owner.protect_alias("m", "champion", 0)
+    assert str(refused.value).endswith(
+        "alias 'champion' of model 'm' is protected by 2 approval(s) and any release gate: "
+        "lowering it to no protection needs 2 approval(s) from distinct approvers other than "
+        "'owner', who applies it (an applier's own approval does not count), has 0 (to "
+        "approve: opsloop models approve-protection m champion --approvals 0)"
+    )
+    # Back to two approvals without a gate, approved against the gated protection...
+    assert ana.approve_protection("m", "champion", 2) == 1
+    assert bo.approve_protection("m", "champion", 2) == 2
+    owner.protect_alias("m", "champion", 2)
+    assert _last(owner)["after"] == {
+        "required_approvals": 2,
+        "require_gate": False,
+        "approved_by": ["ana", "bo"],
+    }
+    # ...the approvals of removing it given before the gate count no more.
+    with pytest.raises(PermissionDenied, match=r"needs 2 approval\(s\) .* has 0 \("):
+        owner.protect_alias("m", "champion", 0)
+    assert ana.approve_protection("m", "champion", 0) == 1
+    assert editor.get_version("m", alias="champion").version == 1
+    assert verify_audit_log(protected.db).ok

@@ -212,3 +212,32 @@ def test_a_followers_release_gate_guards_the_alias_move(acting, registry, approv
         "approved_by": ["ana", "bo"],
     }
     assert verify_audit_log(registry.db).ok
+
+
+def test_a_deployments_protection_approval_lapses_when_it_changes(acting, registry):
+    """Approved against two approvals, lowering deployment ``api`` to none does not pass
+    once it is tightened to two approvals and a gate, nor after it returns to two."""
+    (_, root), (_, ana), (_, bo) = (acting(user) for user in ("root", "ana", "bo"))
+    ana.approve_protection("api", 0)
+    assert bo.approve_protection("api", 0) == 2
+    root.protect("api", 2, require_gate=True)
+    with pytest.raises(PermissionDenied) as refused:
+        root.protect("api", 0)
+    assert str(refused.value).endswith(
+        "deployment 'api' is protected by 2 approval(s) and any release gate: lowering it to "
+        "no protection needs 2 approval(s) from distinct approvers other than 'root', who "
+        "applies it (an applier's own approval does not count), has 0 (to approve: opsloop "
+        "deployments approve-protection api 0)"
+    )
+    ana.approve_protection("api", 2)
+    bo.approve_protection("api", 2)
+    root.protect("api", 2)
+    with pytest.raises(PermissionDenied, match=r"has 0 \("):
+        root.protect("api", 0)
+    assert ana.approve_protection("api", 0) == 1
+    entries = root.history("api")
+    assert entries[entries["action"] == "protect"].iloc[-1]["after"] == {
+        "required_approvals": 2,
+        "require_gate": False,
+        "approved_by": ["ana", "bo"],
+    }

@@ -8,9 +8,14 @@ that **loosens** it (:func:`loosens`: fewer approvals, no gate where one was req
 gate where a named one was, or another gate) needs approvals of exactly that protection by
 distinct approvers other than the admin who applies it: as many as the protection requires
 now, and at least one (a protection by a release gate alone needs one other person too).
-Each approval names the protection it approves (:func:`protection_digest`: the approvals
-and the gate asked for), so an approval of "lower to one approval" never lets "remove it"
-through. Approvals of approvers disabled or demoted since do not count
+Each approval names the change it approves (:func:`protection_digest`: the protection in
+force when it was given and the one asked for), so an approval of "lower to one approval"
+never lets "remove it" through, nor does an approval given before the protection was
+tightened let the tighter one be lowered as far: the approver saw a smaller loosening. And
+any change of the protection uses up every pending approval of changing it
+(:func:`use_protection_approvals`): an approval never outlives the protection it was
+given against, even where the protection later returns to what it was. Approvals of
+approvers disabled or demoted since do not count
 (:mod:`.approver_standing`), nor does the applier's own (:mod:`.separate_approvers`).
 Applying the change uses up the approvals of it, and its ``protect`` or ``protect_alias``
 audit entry names the approvers that counted (``approved_by``).
@@ -96,14 +101,19 @@ def gate_flags(gate: bool | str) -> str:
     return " --require-any-gate" if gate is True else f" --require-gate {gate}"
 
 
-def protection_digest(protection: Protection) -> str:
-    """The sha256 naming a protection an approval approves.
+def protection_digest(current: Protection, asked: Protection) -> str:
+    """The sha256 naming the change of protection an approval approves: from ``current``
+    (in force when it is approved) to ``asked``.
 
-    >>> protection_digest((0, False)) == protection_digest((0, False)), len(protection_digest((1, True)))
-    (True, 64)
-    """  # noqa: E501 - a doctest's example is one line
-    required, gate = protection
-    document = {"required_approvals": required, "require_gate": gate}
+    >>> protection_digest((1, False), (0, False)) == protection_digest((1, False), (0, False))
+    True
+    >>> protection_digest((1, False), (0, False)) == protection_digest((1, True), (0, False))
+    False
+    """
+    document = {
+        "from": {"required_approvals": current[0], "require_gate": current[1]},
+        "to": {"required_approvals": asked[0], "require_gate": asked[1]},
+    }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
@@ -112,6 +122,20 @@ def _pending(entity: str, digest: str) -> tuple:
         _approvals.c.entity == entity,
         _approvals.c.digest == digest,
         _approvals.c.consumed.is_(False),
+    )
+
+
+def _void_pending(connection: Connection, entity: str, kept: str) -> None:
+    """Use up the pending approvals of changing the protection of ``entity``, except those
+    of the change ``kept`` (the one being applied, which counts them)."""
+    connection.execute(
+        _approvals.update()
+        .where(
+            _approvals.c.entity == entity,
+            _approvals.c.consumed.is_(False),
+            _approvals.c.digest != kept,
+        )
+        .values(consumed=True)
     )
 
 
@@ -141,7 +165,7 @@ def record_protection_approval(
             f"{what} has {described(current)}; {described(asked)} does not lower it, and only "
             "lowering or removing a protection needs approval: nothing to approve"
         )
-    digest = protection_digest(asked)
+    digest = protection_digest(current, asked)
     already = connection.execute(
         sa.select(_approvals.c.id).where(
             *_pending(entity, digest), _approvals.c.approver == approver
@@ -179,7 +203,8 @@ def use_protection_approvals(
 ) -> dict[str, list[str]]:
     """Check that changing the protection of ``entity`` from ``current`` to ``asked``,
     applied by ``applier``, has the approvals it needs (none unless it loosens it, see the
-    module), and use them up; return what its audit entry adds (``approved_by``, nothing
+    module), and use them up, with every other pending approval of changing it when the
+    protection changes at all; return what its audit entry adds (``approved_by``, nothing
     for a change that needs no approval). The refusal names ``what``, the change, the
     shortfall and ``how`` its approvers approve it.
 
@@ -202,6 +227,10 @@ def use_protection_approvals(
     ...                              (0, False), "root", "approve it first")
     {'approved_by': ['ana']}
     """
+    if asked != current:
+        # Whatever the change, the approvals pending against the protection it replaces
+        # were given for a starting point that is gone: none may count later.
+        _void_pending(connection, entity, protection_digest(current, asked))
     if not loosens(current, asked):
         return {}
     if connection.execute(sa.select(tables.users.c.id).limit(1)).first() is None:
@@ -209,7 +238,7 @@ def use_protection_approvals(
         # nobody who could approve): there, as every change, it is whoever opened the store.
         return {}
     required = max(current[0], 1)
-    pending = _pending(entity, protection_digest(asked))
+    pending = _pending(entity, protection_digest(current, asked))
     given = set(
         connection.execute(sa.select(_approvals.c.approver).distinct().where(*pending)).scalars()
     )

@@ -664,7 +664,8 @@ class Deployments:
         admin role.
 
         **Lowering or removing a protection is itself protected**: it needs approvals of
-        exactly the protection asked for (:meth:`approve_protection`) by as many distinct
+        exactly that change (:meth:`approve_protection`; from the protection in force, so
+        they lapse when it changes) by as many distinct
         approvers other than the admin as the protection requires now, and at least one
         (:mod:`opsloop.registry.protection_approvals`); the ``protect`` entry's
         ``approved_by`` names them. Setting or tightening one needs none.
