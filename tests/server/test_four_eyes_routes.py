@@ -159,3 +159,12 @@ def test_lowering_a_protection_over_rest_needs_approvals_of_others(served, datab
             {"required_approvals": 0, "require_gate": False, "approved_by": ["ana", "bo"]},
         )
     assert verify_audit_log(database).ok
+
+
+def test_approving_the_protection_of_an_unknown_deployment_is_a_404(served):
+    ana = served("ana")
+    answer = ana.post("/deployments/nope/protection/approvals", json={"required_approvals": 0})
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["detail"] == "no deployment named 'nope'"
+    lapsed = ana.get("/deployments/api/approvals/lapsed")
+    assert (lapsed.status_code, lapsed.json()) == (200, {"lapsed": {}})

@@ -130,6 +130,7 @@ def test_a_deployment_approval_lapses_with_its_approvers_standing(acting, regist
         "approvers other than 'eda', who applies it (an applier's own approval does not "
         f"count), has 1 (ana); the approval of 'bo' no longer counts: {why}"
     )
+    assert eda.lapsed_approvals("api") == {"bo": why}
     assert eda.get("api").serving == {"stable": 1}
 
 

@@ -656,3 +656,33 @@ def test_the_pages_count_no_approval_of_a_disabled_approver(served, database):
         ("abe (no longer counts: user abe is disabled)", "1 of 2"),
         ("apo", "1 of 2"),
     ]
+
+
+def test_the_deployment_page_reads_lapsed_approvals_through_the_service(
+    served, database, artifacts
+):
+    """The page asks the deployment service which approvals no longer count, so a
+    dashboard whose deployments are another server's (``HttpDeployments``) shows them too."""
+    from opsloop.registry.users import set_user_disabled
+    from opsloop.serving import HttpDeployments
+
+    url, tokens, _, deployments = served
+    deployments.protect("api", 2)
+    single = [Variant("stable", "m", version=2)]
+    for approver in ("apo", "abe"):
+        Deployments(database, actor=approver).approve("api", single)
+    set_user_disabled(database, "abe", actor="ada")
+    remote = HttpDeployments(url, token=tokens["ada"])
+    assert remote.lapsed_approvals("api") == {"abe": "user abe is disabled"}
+    app = create_app(database, artifacts, allow_embedded=False)
+    app.state.deployments = remote
+    try:
+        with running_server(app) as dashboard, session(dashboard, tokens["vic"]) as viewer:
+            page = viewer.get("/deployments/api")
+    finally:
+        remote.close()
+    assert page.status_code == 200
+    assert [(row[2], row[5]) for row in _pending_rows(page.text)] == [
+        ("abe (no longer counts: user abe is disabled)", "1 of 2"),
+        ("apo", "1 of 2"),
+    ]

@@ -272,6 +272,11 @@ class DeploymentService(Protocol):
         newest ``last`` of those."""
         ...
 
+    def lapsed_approvals(self, name: Key) -> dict[str, str]:
+        """The approvers of the deployment's pending approvals whose approvals no longer
+        count (disabled, or no longer approvers), each with why; empty when all count."""
+        ...
+
     def traffic(
         self,
         name: Key,
@@ -625,6 +630,12 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "/deployments/{name:path}/lineage",
             answer=_LINEAGE,
             query=("variant",),
+        ),
+        Operation(
+            "lapsed_approvals",
+            "GET",
+            "/deployments/{name:path}/approvals/lapsed",
+            answer=wrapped("lapsed", dict[str, str], title="LapsedApprovals"),
         ),
         Operation(
             "history",

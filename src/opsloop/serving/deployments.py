@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
+from opsloop.registry.approver_standing import lapsed_approvers
 from opsloop.registry.audit import (
     alias_version_at,
     append_audit,
@@ -745,6 +746,9 @@ class Deployments:
         >>> Deployments(db, actor="root").protect("api", 0)
         >>> Deployments(db).history("api")["after"].iloc[-1]["approved_by"]
         ['ana']
+        >>> Deployments(db, actor="ana").approve_protection("web", 0)
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
         """
         checked_key("deployment", name)
         require_gate = checked_gate_requirement(require_gate)
@@ -755,6 +759,9 @@ class Deployments:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "approver")
             current = (required_approvals_of(connection, name), required_gate(connection, name))
+            if current == (0, False) and self._current(connection, name) is None:
+                # Neither deployed nor protected: the name is unknown, not unprotected.
+                raise UnknownDeploymentError(f"no deployment named {name!r}")
             count = record_protection_approval(
                 connection,
                 _entity(name),
@@ -1490,6 +1497,33 @@ class Deployments:
         ['deploy']
         """
         return audit_entries(self.db, entity=_entity(name), last=last, before=before, action=action)
+
+    def lapsed_approvals(self, name: str) -> dict[str, str]:
+        """The approvers of deployment ``name``'s pending approvals (of a definition not
+        deployed yet) whose approvals no longer count, each with why: disabled, or demoted
+        below the approver role since (:mod:`opsloop.registry.approver_standing`). Empty
+        when every pending approval counts, or none is pending.
+
+        >>> from opsloop.registry.users import add_user, set_user_disabled
+        >>> for user, role in (("root", "admin"), ("ana", "approver")):
+        ...     _ = add_user(db, user, role)
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> Deployments(db, actor="root").protect("api", 1)
+        >>> Deployments(db, actor="ana").approve("api", [Variant("stable", "credit", version=1)])
+        1
+        >>> set_user_disabled(db, "ana", actor="root")
+        >>> Deployments(db).lapsed_approvals("api")
+        {'ana': 'user ana is disabled'}
+        """
+        checked_key("deployment", name)
+        approvals = tables.deployment_approvals
+        with self.db.read() as connection:
+            approvers = connection.execute(
+                sa.select(approvals.c.approver)
+                .distinct()
+                .where(approvals.c.deployment == name, approvals.c.consumed.is_(False))
+            ).scalars()
+            return dict(sorted(lapsed_approvers(connection, list(approvers)).items()))
 
 
 def _serving(model: str | None, version: int | None) -> sa.Select:

@@ -13,7 +13,6 @@ from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
-from opsloop.registry.approver_standing import lapsed_approvers
 from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.refresh_query import DEFAULT_REFRESH_S, Refresh, kept_refresh
@@ -201,7 +200,7 @@ def definition_changes(
     definition so far, ``viewer`` (the signed-in user) left out: the count that would hold
     if they deployed it, since an applier's own approval never counts (``own``: they
     approved it). ``lapsed`` maps the approvers whose approvals no longer count to why
-    (:func:`~opsloop.registry.approver_standing.lapsed_approvers`): they are not counted,
+    (the service's ``lapsed_approvals``): they are not counted,
     and their row says why (``lapsed``).
 
     >>> none = pd.DataFrame({"id": [], "time": [], "after": []})
@@ -272,14 +271,11 @@ def deployment_view(
         history_before,
         HISTORY_SHOWN,
     )
-    approved = deployments.history(name, action="approve", last=PENDING_SHOWN)
-    with deployments.db.read() as connection:
-        lapsed = lapsed_approvers(connection, approved["actor"] if len(approved) else ())
     previous, pending = definition_changes(
         deployments.history(name, action="deploy", last=2),
-        approved,
+        deployments.history(name, action="approve", last=PENDING_SHOWN),
         signed_in_name(request),
-        lapsed,
+        deployments.lapsed_approvals(name),
     )
     return render(
         request,
