@@ -175,6 +175,8 @@ SCENARIO = [
     # The owner's approval of lowering it is recorded, and would not count toward a
     # lowering they apply.
     ("approve_protection", lambda d, n: d.approve_protection(n, 0, comment="sunset")),
+    # Every pending approval still counts: none lapsed.
+    ("lapsed_approvals", lambda d, n: d.lapsed_approvals(n)),
     ("retire", lambda d, n: d.retire(n, reason="done")),
 ]
 
