@@ -166,6 +166,8 @@ def test_protect_with_a_required_gate(credit):
     from opsloop.registry import add_user
 
     add_user(credit.db, current_user(), "admin")  # the command line acts as the OS user
+    add_user(credit.db, "ana", "approver")
+    approver = Deployments(credit.db, actor="ana")
     both = invoke("protect", "api", "0", "--require-gate", "credit", "--require-any-gate")
     assert both.exit_code == 2 and "not both" in both.output
     protected = invoke("protect", "api", "0", "--require-gate", "credit", "--reason", "gated")
@@ -186,11 +188,18 @@ def test_protect_with_a_required_gate(credit):
         " ".join(shown.output.split())
     )
     assert json.loads(invoke("show", "api", "--json").output)["required_gate"] == "credit"
+    # Any gate in place of 'credit' loosens the gate: another person approves it first.
+    approver.approve_protection("api", 1, require_gate=True)
     anyone = invoke("protect", "api", "1", "--require-any-gate")
     assert anyone.exit_code == 0
     assert "api: changes need 1 approval(s) and a passed release gate" in anyone.output
     history = Deployments(credit.db).history("api")
-    assert history.iloc[-1]["after"] == {"required_approvals": 1, "require_gate": True}
+    assert history.iloc[-1]["after"] == {
+        "required_approvals": 1,
+        "require_gate": True,
+        "approved_by": ["ana"],
+    }
+    approver.approve_protection("api", 0)
     lifted = invoke("protect", "api", "0")
     assert lifted.exit_code == 0 and "api: changes need 0 approval(s)" in lifted.output
 
@@ -272,3 +281,28 @@ def test_history_shows_a_rollbacks_sentence_and_its_evidence_on_request(credit):
         deployments_app, ["history", "api", "--evidence"], terminal_width=4000
     ).output
     assert "evidence=" in full and max(len(line) for line in full.splitlines()) > len(stored)
+
+
+def test_lowering_a_protection_needs_another_persons_approval(credit):
+    from opsloop.registry import add_user
+
+    add_user(credit.db, current_user(), "admin")
+    add_user(credit.db, "ana", "approver")
+    assert invoke("deploy", "api", "--variant", "stable=credit/1").exit_code == 0
+    assert invoke("protect", "api", "1").exit_code == 0
+    alone = invoke("protect", "api", "0")
+    assert alone.exit_code == 2
+    assert (
+        "deployment 'api' is protected by 1 approval(s): lowering it to no protection needs 1 "
+        "approval(s)"
+    ) in " ".join(alone.output.split())
+    # The admin's own approval is recorded, never counted toward their own change.
+    own = invoke("approve-protection", "api", "0", "--comment", "mine")
+    assert own.exit_code == 0, own.output
+    assert "api: 1 approval(s) for lowering its protection" in own.output
+    assert invoke("protect", "api", "0").exit_code == 2
+    assert invoke("approve-protection", "api", "-1").exit_code != 0
+    Deployments(credit.db, actor="ana").approve_protection("api", 0)
+    lifted = invoke("protect", "api", "0")
+    assert lifted.exit_code == 0, lifted.output
+    assert Deployments(credit.db).history("api").iloc[-1]["after"]["approved_by"] == ["ana"]

@@ -134,11 +134,14 @@ def test_an_admin_protects_an_alias_with_a_required_gate_over_the_server(served,
     monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", admin)
     both = invoke("protect", "churn", "champion", "--require-gate", "x", "--require-any-gate")
     assert both.exit_code == 2 and "not both" in both.output
+    # Lifting it is itself protected: another person approves exactly that first.
+    ModelRegistry(local.db, local.artifacts, actor="ana").approve_protection("churn", "champion", 0)
     lifted = invoke("protect", "churn", "champion")
     assert lifted.exit_code == 0 and "churn: champion is not protected" in lifted.output
     assert local.audit("churn").iloc[-1]["after"] == {
         "required_approvals": 0,
         "require_gate": False,
+        "approved_by": ["ana"],
     }
     monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", tokens["eda"])
     assert invoke("alias", "churn", "champion", "2").exit_code == 0
@@ -185,3 +188,56 @@ def test_an_alias_moves_with_approvals_of_people_other_than_its_mover(served, mo
     again = invoke("alias", "churn", "champion", "2")
     assert again.exit_code == 0 and "churn: champion -> version 2" in again.output
     assert local.audit("churn").iloc[-1]["id"] == entry["id"]
+
+
+def test_four_eyes_holes_stay_closed_over_the_command_line(served, monkeypatch):
+    from opsloop.registry.users import set_user_disabled
+    from opsloop.serving import Deployments, Variant
+
+    local, tokens = served
+    _, admin = add_user(local.db, "ola", "admin")
+    _, second = add_user(local.db, "abe", "approver")
+    local.set_alias("churn", "champion", 1)
+    root = Deployments(local.db, actor="ola")
+    root.deploy("churn-api", [Variant("stable", "churn", alias="champion")])
+    root.protect("churn-api", 1)
+
+    def as_user(token: str, *args: str):
+        monkeypatch.setenv("OPSLOOP_TRACKING_TOKEN", token)
+        return invoke(*args)
+
+    # A protected deployment follows the unprotected alias: moving it needs its approvals.
+    refused = as_user(tokens["eda"], "alias", "churn", "champion", "2")
+    assert refused.exit_code == 2
+    assert (
+        "alias 'champion' of model 'churn' is guarded by deployment 'churn-api': moving it to "
+        "version 2 needs 1 approval(s)"
+    ) in " ".join(refused.output.split())
+    # An approval whose approver is disabled since no longer counts.
+    assert as_user(tokens["ana"], "approve", "churn", "champion", "2").exit_code == 0
+    set_user_disabled(local.db, "ana", actor="ola")
+    lapsed = as_user(tokens["eda"], "alias", "churn", "champion", "2")
+    assert lapsed.exit_code == 2
+    assert "the approval of 'ana' no longer counts: user ana is disabled" in " ".join(
+        lapsed.output.split()
+    )
+    assert as_user(second, "approve", "churn", "champion", "2").exit_code == 0
+    assert as_user(tokens["eda"], "alias", "churn", "champion", "2").exit_code == 0
+    assert local.audit("churn").iloc[-1]["after"] == {
+        "version": 2,
+        "approved_by": ["abe"],
+        "protected_deployments": ["churn-api"],
+    }
+    # Lowering an alias's protection needs another person's approval of exactly that.
+    assert as_user(admin, "protect", "churn", "champion", "--approvals", "1").exit_code == 0
+    alone = as_user(admin, "protect", "churn", "champion")
+    assert alone.exit_code == 2
+    assert "opsloop models approve-protection churn champion --approvals 0" in " ".join(
+        alone.output.split()
+    )
+    approved = as_user(second, "approve-protection", "churn", "champion", "--comment", "ok")
+    assert approved.exit_code == 0, approved.output
+    assert "churn: 1 approval(s) for lowering the protection of champion" in approved.output
+    lifted = as_user(admin, "protect", "churn", "champion")
+    assert lifted.exit_code == 0 and "churn: champion is not protected" in lifted.output
+    assert local.audit("churn").iloc[-1]["after"]["approved_by"] == ["abe"]

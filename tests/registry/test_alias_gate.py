@@ -104,13 +104,17 @@ def test_a_named_gate_is_matched_by_name_or_by_its_sha256(acting, credit, frame,
     from opsloop.analysis.gate import load_gate
 
     pinned = load_gate(path)
+    # Another gate in place of the named one could be weaker: another person approves it.
+    ana = acting("ana")
+    ana.approve_protection("credit", "champion", 0, require_gate=pinned.sha256)
     owner.protect_alias("credit", "champion", 0, require_gate=pinned.sha256)
     assert run_gate(ci, GATE, "models:/credit/1", frame).passed  # same name, other text
     with pytest.raises(PermissionDenied, match=f"no gate verdict of '{pinned.sha256}'"):
         editor.set_alias("credit", "champion", 1)
     assert run_gate(ci, pinned, "models:/credit/1", frame).passed
     editor.set_alias("credit", "champion", 1)
-    # require_gate=False with no approvals lifts the protection.
+    # require_gate=False with no approvals lifts the protection, approved by another.
+    ana.approve_protection("credit", "champion", 0)
     owner.protect_alias("credit", "champion", 0)
     editor.set_alias("credit", "champion", 2)
     assert verify_audit_log(credit.db).ok

@@ -63,6 +63,10 @@ SCENARIO = [
         "protect_alias",
         lambda r, n: r.protect_alias(n, "champion", 1, require_gate="ci", reason="four eyes"),
     ),
+    (
+        "approve_protection",
+        lambda r, n: r.approve_protection(n, "champion", 0, require_gate="ci", comment="later"),
+    ),
     ("approve", lambda r, n: r.approve(n, "champion", 2, comment="checked")),
     ("pending_approvals", lambda r, n: r.pending_approvals(n)),
     ("pending_approvals", lambda r, n: r.pending_approvals(n, version=1)),
@@ -117,7 +121,7 @@ def test_every_operation_has_a_parity_case():
 
 #: The calls made as a second user: the owner moves the alias, whose own approval of the
 #: move would not count (four eyes).
-AS_APPROVER = {"approve"}
+AS_APPROVER = {"approve", "approve_protection"}
 
 
 def test_local_and_http_give_the_same_answers(registry):
@@ -167,7 +171,7 @@ def test_implementations_have_the_protocols_signatures(implementation):
 def test_the_openapi_document_has_a_response_schema_for_every_registry_route(registry):
     document = create_app(registry.db, registry.artifacts).openapi()
     paths = [p for p in document["paths"] if p.startswith(("/api/v1/models", "/api/v1/audit"))]
-    assert len(paths) == 16
+    assert len(paths) == 17
     for path in paths:
         for verb, operation in document["paths"][path].items():
             status, answer = next(iter(operation["responses"].items()))

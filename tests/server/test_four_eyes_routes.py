@@ -124,3 +124,47 @@ def test_a_protected_deployment_changes_only_with_approvals_of_others(served, da
     assert eda.put("/deployments/api", json=back).status_code == 200
     assert _refusal(eda.put("/deployments/api", json=change)).endswith("has 0")
     assert verify_audit_log(database).ok
+
+
+def test_lowering_a_protection_over_rest_needs_approvals_of_others(served, database):
+    root, ana, bo, eda = served("root"), served("ana"), served("bo"), served("eda")
+    alias = "/models/credit/aliases/champion/protection"
+    for path, hint in (
+        (alias, "opsloop models approve-protection credit champion --approvals 0"),
+        ("/deployments/api/protection", "opsloop deployments approve-protection api 0"),
+    ):
+        assert _refusal(root.put(path, json={"required_approvals": 0})).endswith(
+            "is protected by 2 approval(s): lowering it to no protection needs 2 approval(s) "
+            "from distinct approvers other than 'root', who applies it (an applier's own "
+            f"approval does not count), has 0 (to approve: {hint})"
+        )
+        # A client's mistake is a 422 naming the field.
+        bad = ana.post(f"{path}/approvals", json={"required_approvals": -1})
+        assert bad.status_code == 422, bad.text
+        assert "required_approvals" in bad.text
+        assert eda.post(f"{path}/approvals", json={"required_approvals": 0}).status_code == 403
+        tighter = ana.post(f"{path}/approvals", json={"required_approvals": 3})
+        assert tighter.status_code == 409, tighter.text
+        for count, approver in enumerate((ana, bo), start=1):
+            approved = approver.post(f"{path}/approvals", json={"required_approvals": 0})
+            assert approved.status_code in (200, 201), approved.text
+            assert approved.json() == {"approvals": count}
+        assert root.put(path, json={"required_approvals": 0}).status_code == 204
+    entries = eda.get("/audit", params={"model": "credit"}).json()["entries"]
+    history = eda.get("/deployments/api/history").json()["entries"]
+    for last, action in ((entries[-1], "protect_alias"), (history[-1], "protect")):
+        assert (last["actor"], last["action"], last["after"]) == (
+            "root",
+            action,
+            {"required_approvals": 0, "require_gate": False, "approved_by": ["ana", "bo"]},
+        )
+    assert verify_audit_log(database).ok
+
+
+def test_approving_the_protection_of_an_unknown_deployment_is_a_404(served):
+    ana = served("ana")
+    answer = ana.post("/deployments/nope/protection/approvals", json={"required_approvals": 0})
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["detail"] == "no deployment named 'nope'"
+    lapsed = ana.get("/deployments/api/approvals/lapsed")
+    assert (lapsed.status_code, lapsed.json()) == (200, {"lapsed": {}})

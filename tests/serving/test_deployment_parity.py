@@ -171,6 +171,12 @@ SCENARIO = [
     # A data plane on another host records its answers, then their feedback, through these.
     ("record_events", lambda d, n: d.record_events([served(n, "late-1"), served(n, "late-2")])),
     ("feedback", lambda d, n: d.feedback(n, f"{n}-late-1", label=1, reward=1.0)),
+    ("protect", lambda d, n: d.protect(n, 1, reason="guard it")),
+    # The owner's approval of lowering it is recorded, and would not count toward a
+    # lowering they apply.
+    ("approve_protection", lambda d, n: d.approve_protection(n, 0, comment="sunset")),
+    # Every pending approval still counts: none lapsed.
+    ("lapsed_approvals", lambda d, n: d.lapsed_approvals(n)),
     ("retire", lambda d, n: d.retire(n, reason="done")),
 ]
 

@@ -583,6 +583,7 @@ def test_a_name_can_be_protected_before_its_first_deployment(registry, credit):
         owner.deploy("new-api", definition)
     ana.approve("new-api", definition)
     assert owner.deploy("new-api", definition).required_approvals == 1
+    ana.approve_protection("new-api", 0)
     owner.protect("new-api", 0)
     owner.deploy("new-api", [Variant("stable", "credit", version=3)])
     with pytest.raises(ValueError, match="required_approvals must be a non-negative integer"):

@@ -15,7 +15,7 @@ from opsloop.store.migrate import alembic_config, current_revision, head_revisio
 def test_fresh_database_is_migrated_to_head_and_matches_the_models(store_uri):
     db = Database(store_uri)
     with db.read() as connection:
-        assert current_revision(connection) == head_revision() == "0033"
+        assert current_revision(connection) == head_revision() == "0034"
         names = set(sa.inspect(connection).get_table_names())
         differences = compare_metadata(MigrationContext.configure(connection), tables.metadata)
     assert set(tables.metadata.tables) <= names

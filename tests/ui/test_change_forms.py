@@ -617,3 +617,72 @@ def test_the_version_page_shows_its_alias_moves_waiting_for_approval(served):
         (a["alias"], a["version"], a["approver"], a["approvals"], a["required"])
         for a in answer.json()["approvals"]
     ] == [("staging", 2, "abe", 1, 0)]
+
+
+def _pending_rows(page: str) -> list[list[str]]:
+    table = re.search(r'<table class="pending">.*?</table>', page, re.S)
+    if table is None:
+        return []
+    return [
+        [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", cell)).strip() for cell in cells]
+        for cells in (
+            re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            for row in re.findall(r"<tr><td class=\"number\">.*?</tr>", table.group(0), re.S)
+        )
+    ]
+
+
+def test_the_pages_count_no_approval_of_a_disabled_approver(served, database):
+    from opsloop.registry.users import set_user_disabled
+
+    url, tokens, registry, deployments = served
+    registry.protect_alias("m", "champion", 2, actor="ada")
+    deployments.protect("api", 2)
+    registry.approve("m", "champion", 2, actor="apo")
+    registry.approve("m", "champion", 2, actor="abe")
+    single = [Variant("stable", "m", version=2)]
+    for approver in ("apo", "abe"):
+        Deployments(database, actor=approver).approve("api", single)
+    set_user_disabled(database, "abe", actor="ada")
+    with session(url, tokens["vic"]) as viewer:
+        waiting = _waiting_rows(viewer.get("/models/m/versions/2").text)
+        pending = _pending_rows(viewer.get("/deployments/api").text)
+    assert [row[:2] for row in waiting] == [["champion &rarr; version 2", "1 of 2"]]
+    assert waiting[0][2].startswith("apo at ")
+    assert "; abe at " in waiting[0][2]
+    assert waiting[0][2].endswith(" (no longer counts: user abe is disabled)")
+    # Newest first: abe's approval, then apo's; each counts 1 of 2 (abe's left out).
+    assert [(row[2], row[5]) for row in pending] == [
+        ("abe (no longer counts: user abe is disabled)", "1 of 2"),
+        ("apo", "1 of 2"),
+    ]
+
+
+def test_the_deployment_page_reads_lapsed_approvals_through_the_service(
+    served, database, artifacts
+):
+    """The page asks the deployment service which approvals no longer count, so a
+    dashboard whose deployments are another server's (``HttpDeployments``) shows them too."""
+    from opsloop.registry.users import set_user_disabled
+    from opsloop.serving import HttpDeployments
+
+    url, tokens, _, deployments = served
+    deployments.protect("api", 2)
+    single = [Variant("stable", "m", version=2)]
+    for approver in ("apo", "abe"):
+        Deployments(database, actor=approver).approve("api", single)
+    set_user_disabled(database, "abe", actor="ada")
+    remote = HttpDeployments(url, token=tokens["ada"])
+    assert remote.lapsed_approvals("api") == {"abe": "user abe is disabled"}
+    app = create_app(database, artifacts, allow_embedded=False)
+    app.state.deployments = remote
+    try:
+        with running_server(app) as dashboard, session(dashboard, tokens["vic"]) as viewer:
+            page = viewer.get("/deployments/api")
+    finally:
+        remote.close()
+    assert page.status_code == 200
+    assert [(row[2], row[5]) for row in _pending_rows(page.text)] == [
+        ("abe (no longer counts: user abe is disabled)", "1 of 2"),
+        ("apo", "1 of 2"),
+    ]

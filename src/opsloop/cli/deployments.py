@@ -143,6 +143,36 @@ def protect(
     out.print(f"{name}: changes need {' and '.join(needs)}", soft_wrap=True)
 
 
+@deployments_app.command("approve-protection")
+@one_line_errors
+def approve_protection(
+    name: str,
+    required_approvals: int,
+    require_gate: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|SHA256",
+            help="The release gate the lowered protection still requires.",
+        ),
+    ] = None,
+    require_any_gate: Annotated[
+        bool, typer.Option(help="The lowered protection still requires any release gate.")
+    ] = False,
+    comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
+) -> None:
+    """Approve lowering or removing the protection of NAME to exactly REQUIRED_APPROVALS
+    (and the gate given; approver role): an admin then applies it with `opsloop
+    deployments protect` and the same arguments. It does not count toward a change you
+    apply yourself."""
+    if require_gate is not None and require_any_gate:
+        raise UsageProblem("give --require-gate NAME|SHA256 or --require-any-gate, not both")
+    gate: bool | str = require_gate if require_gate is not None else require_any_gate
+    count = _deployments().approve_protection(
+        name, required_approvals, require_gate=gate, comment=comment
+    )
+    out.print(f"{name}: {count} approval(s) for lowering its protection")
+
+
 @deployments_app.command("approve")
 @one_line_errors
 def approve(

@@ -293,6 +293,38 @@ def protect(
     out.print(f"{name}: {alias} moves only with {' and '.join(needs)}", soft_wrap=True)
 
 
+@models_app.command("approve-protection")
+@one_line_errors
+def approve_protection(
+    name: str,
+    alias: str,
+    approvals: Annotated[
+        int, typer.Option(min=0, help="The approvals the lowered protection requires.")
+    ] = 0,
+    require_gate: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME|SHA256",
+            help="The release gate the lowered protection still requires.",
+        ),
+    ] = None,
+    require_any_gate: Annotated[
+        bool, typer.Option(help="The lowered protection still requires any release gate.")
+    ] = False,
+    comment: Annotated[str | None, typer.Option(help="Kept with the approval.")] = None,
+) -> None:
+    """Approve lowering or removing the protection of ALIAS of NAME to exactly this one
+    (needs the approver role): an admin then applies it with `opsloop models protect`
+    and the same options. It does not count toward a change you apply yourself."""
+    if require_gate is not None and require_any_gate:
+        raise UsageProblem("give --require-gate NAME|SHA256 or --require-any-gate, not both")
+    gate: bool | str = require_gate if require_gate is not None else require_any_gate
+    count = _registry().approve_protection(
+        name, alias, approvals, require_gate=gate, comment=comment
+    )
+    out.print(f"{name}: {count} approval(s) for lowering the protection of {alias}")
+
+
 @models_app.command("edit")
 @one_line_errors
 def edit_model(

@@ -40,6 +40,8 @@ from opsloop.data.excerpt import excerpt
 from opsloop.data.schema import Schema
 from opsloop.errors import InvalidArgumentError
 from opsloop.learn.robustness.portable_detector import unreadable_feature
+from opsloop.registry.gate_requirement import decode_requirement, missing_gate
+from opsloop.registry.users import PermissionDenied
 from opsloop.store import tables
 
 _detectors, _heads = tables.deployment_input_detectors, tables.deployments
@@ -64,6 +66,157 @@ def _followers(connection: Connection, model_id: int, alias: str, setting: Any) 
             .order_by(_heads.c.name, _variants.c.position)
         )
     )
+
+
+def protected_followers(
+    connection: Connection, model_id: int, alias: str
+) -> list[tuple[str, int, bool | str]]:
+    """The protected deployments with a variant that follows ``alias`` of model
+    ``model_id``, each with the approvals a change of it needs and the release gate it
+    requires (``False``: none): most approvals first, then by name.
+
+    A protected deployment guards what it serves, and one that follows an alias serves
+    whatever the alias points at. So moving the alias is a change of that deployment: the
+    move needs as many distinct approvers, other than who moves it, as the most demanding
+    such deployment asks for, even where the alias itself is not protected, and the version
+    must have passed the release gate each such deployment requires
+    (:func:`check_follower_gates`), as a definition pinning it there would. The approvals
+    are of the move itself (the registry's ``approve(model, alias, version)``): they name
+    the version the deployment will serve, which is what its approvers guard.
+
+    >>> from opsloop.serving import Deployments, Variant
+    >>> _ = registry.register("m", b"x", flavor="onnx")
+    >>> registry.set_alias("m", "champion", 1)
+    >>> for name in ("api", "web"):
+    ...     _ = Deployments(db).deploy(name, [Variant("stable", "m", alias="champion")])
+    >>> Deployments(db).protect("api", 2)
+    >>> Deployments(db).protect("web", 0, require_gate="credit")
+    >>> with db.read() as connection:
+    ...     protected_followers(connection, 1, "champion"), protected_followers(connection, 1, "b")
+    ([('api', 2, False), ('web', 0, 'credit')], [])
+    """
+    protected = tables.protected_deployments
+    rows = connection.execute(
+        sa.select(_heads.c.name, protected.c.required_approvals, protected.c.required_gate_json)
+        .distinct()
+        .select_from(
+            _variants.join(_heads, _heads.c.id == _variants.c.deployment_id).join(
+                protected, protected.c.name == _heads.c.name
+            )
+        )
+        .where(
+            _variants.c.model_id == model_id,
+            _variants.c.alias == alias,
+            sa.or_(protected.c.required_approvals > 0, protected.c.required_gate_json.is_not(None)),
+        )
+    )
+    found = [(name, int(n), decode_requirement(gate)) for name, n, gate in rows]
+    # A row whose stored gate decodes to none and that needs no approvals guards nothing.
+    found = [row for row in found if row[1] or row[2] is not False]
+    return sorted(found, key=lambda row: (-row[1], row[0]))
+
+
+def guarded_by(followers: list[tuple[str, int, bool | str]]) -> str:
+    """Why an alias move needs the approvals of the most demanding of the protected
+    deployments ``followers`` (:func:`protected_followers`) that follow the alias.
+
+    >>> guarded_by([("api", 2, False), ("web", 1, True)]), guarded_by([("api", 2, False)])
+    ("guarded by deployment 'api' (and 'web')", "guarded by deployment 'api'")
+    """
+    others = ", ".join(repr(row[0]) for row in followers[1:])
+    return f"guarded by deployment {followers[0][0]!r}{f' (and {others})' if others else ''}"
+
+
+def _gate_baseline(
+    connection: Connection, deployment: str, model_id: int, alias: str, before: int | None
+) -> int | None:
+    """The version deployment ``deployment``'s primary serves of model ``model_id`` now
+    (``before`` where it follows ``alias`` itself), the baseline its release gate counts
+    verdicts against, as at a deploy; ``None`` when its primary serves another model."""
+    primary = connection.execute(
+        sa.select(_variants.c.model_id, _variants.c.version_id, _variants.c.alias)
+        .join(_heads, _heads.c.id == _variants.c.deployment_id)
+        .where(_heads.c.name == deployment, _variants.c.role == "primary")
+    ).first()
+    if primary is None or primary.model_id != model_id:
+        return None
+    versions, aliases = tables.model_versions, tables.aliases
+    if primary.version_id is not None:
+        return connection.execute(
+            sa.select(versions.c.version).where(versions.c.id == primary.version_id)
+        ).scalar()
+    if primary.alias == alias:
+        return before
+    return connection.execute(
+        sa.select(versions.c.version)
+        .join(aliases, aliases.c.version_id == versions.c.id)
+        .where(aliases.c.model_id == model_id, aliases.c.name == primary.alias)
+    ).scalar()
+
+
+def check_follower_gates(
+    connection: Connection,
+    model_id: int,
+    model: str,
+    alias: str,
+    version: int,
+    before: int | None,
+    followers: list[tuple[str, int, bool | str]],
+) -> None:
+    """Refuse moving ``alias`` of ``model`` (id ``model_id``) from version ``before`` to
+    ``version`` when a protected deployment of ``followers`` (:func:`protected_followers`)
+    that requires a release gate would serve ``version`` through a variant that answers
+    requests (a shadow answers no one, as at a deploy), and ``version`` lacks a passed
+    verdict of that gate against the version the deployment's primary serves now: the same
+    rule a definition pinning ``version`` there meets. The refusal
+    (:class:`~opsloop.registry.users.PermissionDenied`) names the deployment, the variant
+    and what the version lacks (:func:`~opsloop.registry.gate_requirement.missing_gate`).
+
+    >>> from opsloop.serving import Deployments, Variant
+    >>> for _ in range(2):
+    ...     _ = registry.register("m", b"x", flavor="onnx")
+    >>> registry.set_alias("m", "champion", 1)
+    >>> _ = Deployments(db).deploy("api", [Variant("stable", "m", alias="champion")])
+    >>> Deployments(db).protect("api", 0, require_gate="credit")
+    >>> with db.read() as connection:
+    ...     check_follower_gates(connection, 1, "m", "champion", 2, 1,
+    ...                          protected_followers(connection, 1, "champion"))
+    Traceback (most recent call last):
+    opsloop.registry.users.PermissionDenied: alias 'champion' of model 'm' is guarded by
+    deployment 'api', which requires a release gate: its variant 'stable' follows the alias,
+    so moving it to version 2 needs what deploying version 2 there needs, and version 2 needs
+    a passed release gate 'credit' against version 1; version 2 has no gate verdict of
+    'credit' against version 1 recorded
+    """
+    for deployment, _, gate in followers:
+        if gate is False:
+            continue
+        answering = (
+            connection.execute(
+                sa.select(_variants.c.name)
+                .join(_heads, _heads.c.id == _variants.c.deployment_id)
+                .where(
+                    _heads.c.name == deployment,
+                    _variants.c.model_id == model_id,
+                    _variants.c.alias == alias,
+                    _variants.c.role != "shadow",
+                )
+                .order_by(_variants.c.position)
+            )
+            .scalars()
+            .first()
+        )
+        if answering is None:
+            continue
+        baseline = _gate_baseline(connection, deployment, model_id, alias, before)
+        missing = missing_gate(connection, model, version, gate, baseline)
+        if missing is not None:
+            raise PermissionDenied(
+                f"alias {alias!r} of model {model!r} is guarded by deployment "
+                f"{deployment!r}, which requires a release gate: its variant {answering!r} "
+                f"follows the alias, so moving it to version {version} needs what deploying "
+                f"version {version} there needs, and version {version} {missing}"
+            )
 
 
 def check_alias_move(
@@ -149,4 +302,4 @@ def check_alias_move(
         )
 
 
-__all__ = ["check_alias_move"]
+__all__ = ["check_alias_move", "check_follower_gates", "guarded_by", "protected_followers"]

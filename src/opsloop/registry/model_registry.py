@@ -43,7 +43,13 @@ from sqlalchemy.engine import Connection
 
 from opsloop.data.training_reference import Reference, build_reference, decode_reference
 from opsloop.errors import AlreadyDoneError, ConflictError, InvalidArgumentError, NotFoundError
-from opsloop.registry.alias_move_check import check_alias_move
+from opsloop.registry.alias_move_check import (
+    check_alias_move,
+    check_follower_gates,
+    guarded_by,
+    protected_followers,
+)
+from opsloop.registry.approver_standing import lapsed_approvers
 from opsloop.registry.audit import (
     MODEL_PARTS,
     AuditVerification,
@@ -70,6 +76,11 @@ from opsloop.registry.gate_requirement import (
     missing_gate,
 )
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
+from opsloop.registry.protection_approvals import (
+    gate_flags,
+    record_protection_approval,
+    use_protection_approvals,
+)
 from opsloop.registry.records import Lineage, ModelVersion
 from opsloop.registry.references import ModelReferences
 from opsloop.registry.separate_approvers import approval_shortfall, counted_approvers
@@ -656,6 +667,13 @@ class ModelRegistry(ModelReferences):
 
         ``required_approvals=0`` and ``require_gate=False`` remove the protection.
 
+        **Lowering or removing a protection is itself protected**: it needs approvals of
+        exactly that change (:meth:`approve_protection`; from the protection in force, so
+        they lapse when it changes) by as many distinct
+        approvers other than the admin as the protection requires now, and at least one
+        (:mod:`.protection_approvals`); its entry's ``approved_by`` names them. Setting or
+        tightening one needs none.
+
         >>> _ = registry.register("m", b"x", flavor="onnx")
         >>> registry.protect_alias("m", "champion", 2)
         >>> registry.set_alias("m", "champion", 1)
@@ -670,15 +688,7 @@ class ModelRegistry(ModelReferences):
         """
         checked_key("alias", alias)
         require_gate = checked_gate_requirement(require_gate)
-        if (
-            isinstance(required_approvals, bool)
-            or not isinstance(required_approvals, int)
-            or not 0 <= required_approvals <= INT32_MAX
-        ):
-            raise InvalidArgumentError(
-                f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
-                f"got {required_approvals!r}"
-            )
+        _check_approvals(required_approvals)
         table = tables.protected_aliases
         with self.db.write() as connection:
             # First, as an alias move takes it before it reads the protection: the change is
@@ -689,6 +699,17 @@ class ModelRegistry(ModelReferences):
             who = self._user(connection, actor, "admin")
             model_id = self._model_id(connection, name)
             before_approvals, before_gate = _alias_protection(connection, model_id, alias)
+            entity = f"model:{name}/alias:{alias}"
+            approved = use_protection_approvals(
+                connection,
+                entity,
+                f"alias {alias!r} of model {name!r}",
+                (before_approvals, before_gate),
+                (required_approvals, require_gate),
+                who,
+                "to approve: opsloop models approve-protection "
+                f"{name} {alias} --approvals {required_approvals}{gate_flags(require_gate)}",
+            )
             connection.execute(
                 table.delete().where(table.c.model_id == model_id, table.c.name == alias)
             )
@@ -705,11 +726,78 @@ class ModelRegistry(ModelReferences):
                 connection,
                 who,
                 "protect_alias",
-                f"model:{name}/alias:{alias}",
+                entity,
                 reason,
                 {"required_approvals": before_approvals, "require_gate": before_gate},
+                {
+                    "required_approvals": required_approvals,
+                    "require_gate": require_gate,
+                    **approved,
+                },
+            )
+
+    def approve_protection(
+        self,
+        name: str,
+        alias: str,
+        required_approvals: int,
+        *,
+        require_gate: bool | str = False,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Approve lowering or removing the protection of ``alias`` to ``required_approvals``
+        and ``require_gate`` (approver role); return how many distinct approvers approved
+        that change so far. An admin applies it with :meth:`protect_alias`, which counts the
+        approvals of exactly that protection by people other than the admin
+        (:mod:`.protection_approvals`); a change that does not lower the protection needs
+        none, and approving it is refused (:class:`~opsloop.errors.ConflictError`).
+
+        >>> from opsloop.registry.users import add_user
+        >>> for user, role in (("root", "admin"), ("ana", "approver")):
+        ...     _ = add_user(db, user, role)
+        >>> _ = registry.register("m", b"x", flavor="onnx")
+        >>> registry.protect_alias("m", "champion", 1, actor="root")
+        >>> registry.protect_alias("m", "champion", 0, actor="root")
+        Traceback (most recent call last):
+        ...
+        opsloop.registry.users.PermissionDenied: alias 'champion' of model 'm' is protected by ...
+        >>> registry.approve_protection("m", "champion", 0, actor="ana")
+        1
+        >>> registry.protect_alias("m", "champion", 0, actor="root")
+        >>> registry.audit("m")["after"].iloc[-1]
+        {'approved_by': ['ana'], 'require_gate': False, 'required_approvals': 0}
+        """
+        checked_key("alias", alias)
+        require_gate = checked_gate_requirement(require_gate)
+        _check_approvals(required_approvals)
+        if comment is not None:
+            checked_text("comment", comment)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = self._user(connection, actor, "approver")
+            model_id = self._model_id(connection, name)
+            asked = (required_approvals, require_gate)
+            entity = f"model:{name}/alias:{alias}"
+            count = record_protection_approval(
+                connection,
+                entity,
+                f"alias {alias!r} of model {name!r}",
+                _alias_protection(connection, model_id, alias),
+                asked,
+                who,
+                comment,
+            )
+            append_audit(
+                connection,
+                who,
+                "approve_protection",
+                entity,
+                comment,
+                None,
                 {"required_approvals": required_approvals, "require_gate": require_gate},
             )
+            return count
 
     def approve(
         self,
@@ -800,12 +888,16 @@ class ModelRegistry(ModelReferences):
     def pending_approvals(self, name: str, *, version: int | None = None) -> pd.DataFrame:
         """The approvals of alias moves of model ``name`` not used up by a move yet (those of
         ``version`` only, if given), oldest first: :data:`PENDING_COLUMNS`, where
-        ``approvals`` counts the distinct approvers of that alias and version so far and
-        ``required`` is how many the alias's protection asks for now (0: none).
+        ``approvals`` counts the distinct approvers of that alias and version so far whose
+        approval still counts, ``required`` is how many a move needs now (the alias's
+        protection, or a protected deployment that follows the alias if it asks for more;
+        0: none) and ``lapsed`` says why an approval no longer counts (its approver is
+        disabled or cannot approve now, see :mod:`.approver_standing`; ``None`` while it
+        counts).
 
         >>> _ = registry.register("m", b"x", flavor="onnx")
         >>> registry.pending_approvals("m").columns.tolist()
-        ['alias', 'version', 'approver', 'comment', 'created_ms', 'approvals', 'required']
+        ['alias', 'version', 'approver', 'comment', 'created_ms', 'approvals', 'required', 'lapsed']
         """
         table, versions = tables.approvals, tables.model_versions
         protected = tables.protected_aliases
@@ -835,12 +927,20 @@ class ModelRegistry(ModelReferences):
             if version is not None:
                 query = query.where(versions.c.version == checked_int("version", version, 1))
             rows = [dict(row) for row in connection.execute(query).mappings()]
+            lapsed = lapsed_approvers(connection, {row["approver"] for row in rows})
+            guarding = {
+                alias: protected_followers(connection, model_id, alias)
+                for alias in {row["alias"] for row in rows}
+            }
         approvers: dict[tuple[str, int], set[str]] = {}
         for row in rows:
-            approvers.setdefault((row["alias"], row["version"]), set()).add(row["approver"])
+            row["lapsed"] = lapsed.get(row["approver"])
+            if row["lapsed"] is None:
+                approvers.setdefault((row["alias"], row["version"]), set()).add(row["approver"])
         for row in rows:
-            row["approvals"] = len(approvers[row["alias"], row["version"]])
-            row["required"] = int(row["required"])
+            row["approvals"] = len(approvers.get((row["alias"], row["version"]), ()))
+            followers = guarding[row["alias"]]
+            row["required"] = max(int(row["required"]), followers[0][1] if followers else 0)
         return pending_frame(rows)
 
     def set_alias(
@@ -923,22 +1023,41 @@ class ModelRegistry(ModelReferences):
                 approvals.c.version_id == row["id"],
                 approvals.c.consumed.is_(False),
             )
+            # A protected deployment that follows the alias serves whatever it points at:
+            # moving it is a change of that deployment, so it needs as many approvals as
+            # the deployment asks for a change (see .alias_move_check).
+            followers = protected_followers(connection, model_id, alias)
+            check_follower_gates(
+                connection, model_id, name, alias, version, before_version, followers
+            )
+            because, how = "protected", ""
+            if followers and followers[0][1] > required:
+                because, required = guarded_by(followers), followers[0][1]
+                how = (
+                    " (a protected deployment follows it; its approvers approve the move: "
+                    f"opsloop models approve {name} {alias} {version})"
+                )
             approved: dict[str, list[str]] = {}
+            if followers:
+                approved["protected_deployments"] = [row[0] for row in followers]
             if required:
                 given = set(
                     connection.execute(
                         sa.select(approvals.c.approver).distinct().where(*pending)
                     ).scalars()
                 )
-                shortfall = approval_shortfall(required, given, who, applies="moves it")
+                lapsed = lapsed_approvers(connection, given)
+                shortfall = approval_shortfall(
+                    required, given, who, applies="moves it", lapsed=lapsed
+                )
                 if shortfall is not None:
                     raise PermissionDenied(
-                        f"alias {alias!r} of model {name!r} is protected: moving it to version "
-                        f"{version} {shortfall}"
+                        f"alias {alias!r} of model {name!r} is {because}: moving it to "
+                        f"version {version} {shortfall}{how}"
                     )
                 # All of them, the mover's own too: the move they approved is made.
                 connection.execute(approvals.update().where(*pending).values(consumed=True))
-                approved["approved_by"] = list(counted_approvers(given, who))
+                approved["approved_by"] = list(counted_approvers(given, who, also_excluded=lapsed))
             connection.execute(
                 _aliases.delete().where(_aliases.c.model_id == model_id, _aliases.c.name == alias)
             )
@@ -1334,7 +1453,16 @@ class ModelRegistry(ModelReferences):
 
 
 #: Columns of :meth:`ModelRegistry.pending_approvals`'s frame.
-PENDING_COLUMNS = ("alias", "version", "approver", "comment", "created_ms", "approvals", "required")
+PENDING_COLUMNS = (
+    "alias",
+    "version",
+    "approver",
+    "comment",
+    "created_ms",
+    "approvals",
+    "required",
+    "lapsed",
+)
 
 
 def pending_frame(rows: Iterable[Mapping]) -> pd.DataFrame:
@@ -1350,11 +1478,24 @@ def pending_frame(rows: Iterable[Mapping]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows), columns=list(PENDING_COLUMNS))
     for column in ("version", "created_ms", "approvals", "required"):
         frame[column] = frame[column].astype("int64")
-    # No comment is None, not NaN, on both sides of the wire.
-    frame["comment"] = pd.Series(
-        [c if isinstance(c, str) else None for c in frame["comment"]], dtype=object
-    )
+    # No comment (or an approval that counts) is None, not NaN, on both sides of the wire.
+    for column in ("comment", "lapsed"):
+        frame[column] = pd.Series(
+            [c if isinstance(c, str) else None for c in frame[column]], dtype=object
+        )
     return frame
+
+
+def _check_approvals(required_approvals: object) -> None:
+    if (
+        isinstance(required_approvals, bool)
+        or not isinstance(required_approvals, int)
+        or not 0 <= required_approvals <= INT32_MAX
+    ):
+        raise InvalidArgumentError(
+            f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
+            f"got {required_approvals!r}"
+        )
 
 
 def _alias_protection(connection: Connection, model_id: int, alias: str) -> tuple[int, bool | str]:

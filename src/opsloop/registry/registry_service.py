@@ -148,7 +148,24 @@ class RegistryService(Protocol):
     ) -> None:
         """Require approvals by distinct approvers before the alias moves (admin), and
         with ``require_gate`` a passed release gate of the version against the alias's
-        current one (``true``: any gate; text: the gate's name or file sha256)."""
+        current one (``true``: any gate; text: the gate's name or file sha256). Lowering
+        or removing a protection needs approvals of it first (``approve_protection``), by
+        people other than the admin."""
+        ...
+
+    def approve_protection(
+        self,
+        name: Key,
+        alias: Key,
+        required_approvals: Approvals,
+        *,
+        require_gate: GateRequirement = False,
+        actor: str | None = None,
+        comment: Text | None = None,
+    ) -> int:
+        """Approve lowering or removing the alias's protection to exactly this one
+        (approver); the approvals of that change so far. An admin applies it with
+        ``protect_alias``; an approval never counts toward a change its approver applies."""
         ...
 
     def approve(
@@ -329,8 +346,19 @@ class PendingApprovalRow(BaseModel):
     approver: str
     comment: str | None
     created_ms: int
-    approvals: int = Field(description="distinct approvers of this alias and version so far")
-    required: int = Field(description="approvals the alias's protection requires now")
+    approvals: int = Field(
+        description="distinct approvers of this alias and version so far whose approval "
+        "still counts"
+    )
+    required: int = Field(
+        description="approvals a move needs now: the alias's protection, or a protected "
+        "deployment that follows the alias if it asks for more"
+    )
+    lapsed: str | None = Field(
+        None,
+        description="why this approval no longer counts (its approver is disabled or holds "
+        "a role that cannot approve now); null while it counts",
+    )
 
 
 class AuditHead(BaseModel):
@@ -447,6 +475,13 @@ REGISTRY_OPERATIONS = ServiceTable(
             "PUT",
             "/models/{name:path}/aliases/{alias:path}/protection",
             role="admin",
+        ),
+        Operation(
+            "approve_protection",
+            "POST",
+            "/models/{name:path}/aliases/{alias:path}/protection/approvals",
+            answer=APPROVAL_COUNT,
+            created=True,
         ),
         Operation(
             "approve",

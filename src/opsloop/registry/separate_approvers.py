@@ -21,6 +21,15 @@ the change it approved has happened, and left pending it would count for a later
 that person did not apply. The change's audit entry names its actor (who applied) and, in
 ``approved_by``, the approvers that counted.
 
+**An approver must still be one when the change is applied.** An approval counts only
+while its approver is enabled and holds a role that may approve (approver or admin): an
+approval given by someone disabled or demoted since is kept, with its audit entry, but
+left out of the count, and the refusal names it and says why
+(:mod:`.approver_standing`). Disabling a person who approved is how an admin withdraws
+their approvals without touching anyone else's. A rollback that reuses the approvals
+that covered a definition when it was applied is not affected: those approvals were
+counted when their approvers could approve, and the change they allowed has served since.
+
 **Who applies, who requests.** Nothing records a request for a protected change apart
 from applying it: an approval approves a definition or a version, and the change is made by
 whoever applies it then. A canary's ramp applies its steps as the user who set the rollout
@@ -51,7 +60,7 @@ None
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 def counted_approvers(
@@ -70,24 +79,41 @@ def counted_approvers(
 
 
 def approval_shortfall(
-    required: int, approvers: Iterable[str], applier: str, *, applies: str = "applies it"
+    required: int,
+    approvers: Iterable[str],
+    applier: str,
+    *,
+    applies: str = "applies it",
+    lapsed: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why a change ``applier`` applies lacks approvals: ``required`` distinct approvers
     other than the applier are needed among ``approvers`` (the change's pending approvals);
     ``None`` when it has them. ``applies`` says what the applier does, for the sentence.
+    ``lapsed`` maps the approvers whose approval no longer counts to why
+    (:func:`~opsloop.registry.approver_standing.lapsed_approvers`): they are left out,
+    and the sentence says why.
 
     >>> print(approval_shortfall(1, [], "ana", applies="moves it"))
     needs 1 approval(s) from distinct approvers other than 'ana', who moves it (an applier's own approval does not count), has 0
     >>> print(approval_shortfall(2, ["bo", "cy"], "ana"))
     None
+    >>> print(approval_shortfall(2, ["bo", "cy"], "ana", lapsed={"cy": "user cy is disabled"}))
+    needs 2 approval(s) from distinct approvers other than 'ana', who applies it (an applier's own approval does not count), has 1 (bo); the approval of 'cy' no longer counts: user cy is disabled
     """  # noqa: E501 - a doctest's expected output is one line
     given = set(approvers)
-    others = counted_approvers(given, applier)
+    lapsed = {name: why for name, why in (lapsed or {}).items() if name in given}
+    others = counted_approvers(given, applier, also_excluded=lapsed)
     if len(others) >= required:
         return None
     have = f" ({', '.join(others)})" if others else ""
     own = f"; {applier!r} approved it too" if applier in given else ""
+    gone = "".join(
+        f"; the approval of {name!r} no longer counts: {why}"
+        for name, why in sorted(lapsed.items())
+        if name != applier
+    )
     return (
         f"needs {required} approval(s) from distinct approvers other than {applier!r}, who "
-        f"{applies} (an applier's own approval does not count), has {len(others)}{have}{own}"
+        f"{applies} (an applier's own approval does not count), has {len(others)}{have}"
+        f"{own}{gone}"
     )

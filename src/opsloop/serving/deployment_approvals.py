@@ -11,8 +11,17 @@ as the registry's are.
 applies the change (deploys, switches or rolls back): an approver's approval of a
 definition they then apply themselves is recorded (when it is given nobody knows who will
 apply it), but it never counts toward the requirement (:func:`use_approvals`, and
-:mod:`opsloop.registry.separate_approvers` for the rule and why). The refusal names the
-applier and how many other approvers there are of how many needed.
+:mod:`opsloop.registry.separate_approvers` for the rule and why). Nor does the approval of
+someone disabled since, or no longer holding a role that may approve
+(:mod:`opsloop.registry.approver_standing`). The refusal names the applier, how many other
+approvers there are of how many needed, and each approval that no longer counts and why.
+
+**A protected deployment guards the aliases it follows.** A variant that follows an alias
+serves whatever version the alias points at, so moving that alias changes what the
+protected deployment serves. The registry therefore counts such a move as a change of the
+deployment: it needs as many approvals of the move, by people other than the mover, as the
+deployment needs for a change, even when the alias itself is unprotected
+(:func:`opsloop.registry.alias_move_check.protected_followers`).
 
 A protected alias protects the deployments that follow it: once a deployment follows a
 protected alias of a model, a new definition that serves that model any other way (a pinned
@@ -59,6 +68,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import AlreadyDoneError, InvalidArgumentError
+from opsloop.registry.approver_standing import lapsed_approvers
 from opsloop.registry.gate_requirement import (
     checked_gate_requirement,
     decode_requirement,
@@ -131,6 +141,26 @@ def required_gate(connection: Connection, name: str) -> bool | str:
     return decode_requirement(found)
 
 
+def check_required_approvals(required: object) -> None:
+    """Refuse a count of required approvals that is not a whole number from 0 to the
+    store's largest.
+
+    >>> check_required_approvals(-1)
+    Traceback (most recent call last):
+    opsloop.errors.InvalidArgumentError: required_approvals must be a non-negative integer (at
+    most 2147483647), got -1
+    """
+    if (
+        isinstance(required, bool)
+        or not isinstance(required, int)
+        or not 0 <= required <= INT32_MAX
+    ):
+        raise InvalidArgumentError(
+            f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
+            f"got {required!r}"
+        )
+
+
 def set_protection(
     connection: Connection, name: str, required: int, gate: bool | str = False
 ) -> tuple[int, bool | str]:
@@ -144,15 +174,7 @@ def set_protection(
     ((0, False), (2, False))
     (0, 'credit')
     """
-    if (
-        isinstance(required, bool)
-        or not isinstance(required, int)
-        or not 0 <= required <= INT32_MAX
-    ):
-        raise InvalidArgumentError(
-            f"required_approvals must be a non-negative integer (at most {INT32_MAX}), "
-            f"got {required!r}"
-        )
+    check_required_approvals(required)
     gate = checked_gate_requirement(gate)
     before = required_approvals(connection, name), required_gate(connection, name)
     connection.execute(_protected.delete().where(_protected.c.name == name))
@@ -408,6 +430,9 @@ def use_approvals(
     left out (nothing for an unprotected deployment). ``guard`` is what :func:`alias_guard`
     asks for; the larger of the two counts applies.
 
+    >>> from opsloop.registry.users import add_user, set_user_disabled
+    >>> for user, role in (("root", "admin"), ("ana", "approver"), ("bo", "approver")):
+    ...     _ = add_user(db, user, role)
     >>> with db.write() as c:
     ...     _ = set_protection(c, "api", 1)
     ...     _ = record_approval(c, "api", "a" * 64, "ana", None)
@@ -425,6 +450,17 @@ def use_approvals(
     ...     use_approvals(c, "api", "a" * 64, "bo")
     Traceback (most recent call last):
     opsloop.registry.users.PermissionDenied: deployment 'api' is protected: ...has 0
+
+    An approver disabled (or demoted) since approving no longer counts:
+
+    >>> with db.write() as c:
+    ...     _ = record_approval(c, "api", "a" * 64, "bo", None)
+    >>> set_user_disabled(db, "bo", actor="root")
+    >>> with db.write() as c:
+    ...     use_approvals(c, "api", "a" * 64, "ana")
+    Traceback (most recent call last):
+    opsloop.registry.users.PermissionDenied: deployment 'api' is protected: ...has 0; the
+    approval of 'bo' no longer counts: user bo is disabled
     """
     own = required_approvals(connection, name)
     required = max(own, guard[0])
@@ -434,9 +470,10 @@ def use_approvals(
         sa.select(_approvals.c.approver).distinct().where(*_pending(name, digest))
     ).scalars()
     given = set(pending)
-    shortfall = approval_shortfall(required, given, applier)
+    lapsed = lapsed_approvers(connection, given)
+    shortfall = approval_shortfall(required, given, applier, lapsed=lapsed)
     if shortfall is not None:
         because = "is protected" if own >= guard[0] else f"is guarded: {guard[1]}"
         raise PermissionDenied(f"deployment {name!r} {because}: this definition {shortfall}")
     connection.execute(_approvals.update().where(*_pending(name, digest)).values(consumed=True))
-    return counted_approvers(given, applier)
+    return counted_approvers(given, applier, also_excluded=lapsed)

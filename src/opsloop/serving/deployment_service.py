@@ -275,6 +275,11 @@ class DeploymentService(Protocol):
         newest ``last`` of those."""
         ...
 
+    def lapsed_approvals(self, name: Key) -> dict[str, str]:
+        """The approvers of the deployment's pending approvals whose approvals no longer
+        count (disabled, or no longer approvers), each with why; empty when all count."""
+        ...
+
     def traffic(
         self,
         name: Key,
@@ -320,7 +325,22 @@ class DeploymentService(Protocol):
         """Require approvals by distinct approvers before the deployment changes (admin),
         and with ``require_gate`` a passed release gate of each version a new definition
         puts traffic on, against the version its primary serves now (``true``: any gate;
-        text: the gate's name or file sha256)."""
+        text: the gate's name or file sha256). Lowering or removing a protection needs
+        approvals of it first (``approve_protection``), by people other than the admin."""
+        ...
+
+    def approve_protection(
+        self,
+        name: Key,
+        required_approvals: Approvals,
+        *,
+        require_gate: GateRequirement = False,
+        actor: str | None = None,
+        comment: Text | None = None,
+    ) -> int:
+        """Approve lowering or removing the deployment's protection to exactly this one
+        (approver); the approvals of that change so far. An admin applies it with
+        ``protect``; an approval never counts toward a change its approver applies."""
         ...
 
     def approve(
@@ -657,6 +677,12 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             query=("variant",),
         ),
         Operation(
+            "lapsed_approvals",
+            "GET",
+            "/deployments/{name:path}/approvals/lapsed",
+            answer=wrapped("lapsed", dict[str, str], title="LapsedApprovals"),
+        ),
+        Operation(
             "history",
             "GET",
             "/deployments/{name:path}/history",
@@ -691,6 +717,12 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             query=("since_ms", "until_ms"),
         ),
         Operation("protect", "PUT", "/deployments/{name:path}/protection", role="admin"),
+        Operation(
+            "approve_protection",
+            "POST",
+            "/deployments/{name:path}/protection/approvals",
+            answer=APPROVAL_COUNT,
+        ),
         Operation(
             "approve",
             "POST",

@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
+from opsloop.registry.approver_standing import lapsed_approvers
 from opsloop.registry.audit import (
     alias_version_at,
     append_audit,
@@ -50,6 +51,11 @@ from opsloop.registry.audit import (
 from opsloop.registry.gate_requirement import checked_gate_requirement
 from opsloop.registry.lineage import lineage_from_rows, lineage_select
 from opsloop.registry.model_registry import UnknownModelError
+from opsloop.registry.protection_approvals import (
+    gate_flags,
+    record_protection_approval,
+    use_protection_approvals,
+)
 from opsloop.registry.separate_approvers import counted_approvers
 from opsloop.registry.users import acting_user
 from opsloop.serving.ab_report import ABReport, ab_report
@@ -57,6 +63,7 @@ from opsloop.serving.deployment_approvals import (
     alias_gate_guard,
     alias_guard,
     cancel_approvals,
+    check_required_approvals,
     definition_digest,
     deployment_gate_guard,
     gate_covers,
@@ -67,6 +74,7 @@ from opsloop.serving.deployment_approvals import (
     use_approvals,
     use_up_approvals,
 )
+from opsloop.serving.deployment_approvals import required_approvals as required_approvals_of
 from opsloop.serving.deployment_records import (
     Deployment,
     StaleRevisionError,
@@ -656,6 +664,13 @@ class Deployments:
         remove the protection. Retiring a deployment that requires approvals needs the
         admin role.
 
+        **Lowering or removing a protection is itself protected**: it needs approvals of
+        exactly that change (:meth:`approve_protection`; from the protection in force, so
+        they lapse when it changes) by as many distinct
+        approvers other than the admin as the protection requires now, and at least one
+        (:mod:`opsloop.registry.protection_approvals`); the ``protect`` entry's
+        ``approved_by`` names them. Setting or tightening one needs none.
+
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db).protect("api", 2)
         >>> Deployments(db).deploy("api", [Variant("stable", "credit", version=1)])
@@ -669,9 +684,23 @@ class Deployments:
         """
         checked_key("deployment", name)
         require_gate = checked_gate_requirement(require_gate)
+        # Before the approvals are counted: a bad count is the client's mistake, not a
+        # lowering that lacks approvals.
+        check_required_approvals(required_approvals)
         with self.db.write() as connection:
             lock_audit_log(connection)
             who = acting_user(connection, actor or self.actor, "admin")
+            current = (required_approvals_of(connection, name), required_gate(connection, name))
+            approved = use_protection_approvals(
+                connection,
+                _entity(name),
+                f"deployment {name!r}",
+                current,
+                (required_approvals, require_gate),
+                who,
+                "to approve: opsloop deployments approve-protection "
+                f"{name} {required_approvals}{gate_flags(require_gate)}",
+            )
             before, before_gate = set_protection(connection, name, required_approvals, require_gate)
             append_audit(
                 connection,
@@ -680,8 +709,78 @@ class Deployments:
                 _entity(name),
                 reason,
                 {"required_approvals": before, "require_gate": before_gate},
+                {
+                    "required_approvals": required_approvals,
+                    "require_gate": require_gate,
+                    **approved,
+                },
+            )
+
+    def approve_protection(
+        self,
+        name: str,
+        required_approvals: int,
+        *,
+        require_gate: bool | str = False,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        """Approve lowering or removing the protection of deployment ``name`` to
+        ``required_approvals`` and ``require_gate`` (approver role); return how many distinct
+        approvers approved that change so far. An admin applies it with :meth:`protect`,
+        which counts the approvals of exactly that protection by people other than the
+        admin (:mod:`opsloop.registry.protection_approvals`); a change that does not lower
+        the protection needs none, and approving it is refused
+        (:class:`~opsloop.errors.ConflictError`).
+
+        >>> from opsloop.registry.users import add_user
+        >>> for user, role in (("root", "admin"), ("ana", "approver")):
+        ...     _ = add_user(db, user, role)
+        >>> Deployments(db, actor="root").protect("api", 1)
+        >>> Deployments(db, actor="root").protect("api", 0)
+        Traceback (most recent call last):
+        opsloop.registry.users.PermissionDenied: deployment 'api' is protected by 1
+        approval(s): lowering it to no protection needs 1 approval(s) ...
+        >>> Deployments(db, actor="ana").approve_protection("api", 0, comment="sunset")
+        1
+        >>> Deployments(db, actor="root").protect("api", 0)
+        >>> Deployments(db).history("api")["after"].iloc[-1]["approved_by"]
+        ['ana']
+        >>> Deployments(db, actor="ana").approve_protection("web", 0)
+        Traceback (most recent call last):
+        opsloop.serving.deployments.UnknownDeploymentError: no deployment named 'web'
+        """
+        checked_key("deployment", name)
+        require_gate = checked_gate_requirement(require_gate)
+        check_required_approvals(required_approvals)
+        if comment is not None:
+            checked_text("comment", comment)
+        with self.db.write() as connection:
+            lock_audit_log(connection)
+            who = acting_user(connection, actor or self.actor, "approver")
+            current = (required_approvals_of(connection, name), required_gate(connection, name))
+            if current == (0, False) and self._current(connection, name) is None:
+                # Neither deployed nor protected: the name is unknown, not unprotected.
+                raise UnknownDeploymentError(f"no deployment named {name!r}")
+            count = record_protection_approval(
+                connection,
+                _entity(name),
+                f"deployment {name!r}",
+                current,
+                (required_approvals, require_gate),
+                who,
+                comment,
+            )
+            append_audit(
+                connection,
+                who,
+                "approve_protection",
+                _entity(name),
+                comment,
+                None,
                 {"required_approvals": required_approvals, "require_gate": require_gate},
             )
+        return count
 
     def approve(
         self,
@@ -1404,6 +1503,33 @@ class Deployments:
         ['deploy']
         """
         return audit_entries(self.db, entity=_entity(name), last=last, before=before, action=action)
+
+    def lapsed_approvals(self, name: str) -> dict[str, str]:
+        """The approvers of deployment ``name``'s pending approvals (of a definition not
+        deployed yet) whose approvals no longer count, each with why: disabled, or demoted
+        below the approver role since (:mod:`opsloop.registry.approver_standing`). Empty
+        when every pending approval counts, or none is pending.
+
+        >>> from opsloop.registry.users import add_user, set_user_disabled
+        >>> for user, role in (("root", "admin"), ("ana", "approver")):
+        ...     _ = add_user(db, user, role)
+        >>> _ = registry.register("credit", b"x", flavor="onnx")
+        >>> Deployments(db, actor="root").protect("api", 1)
+        >>> Deployments(db, actor="ana").approve("api", [Variant("stable", "credit", version=1)])
+        1
+        >>> set_user_disabled(db, "ana", actor="root")
+        >>> Deployments(db).lapsed_approvals("api")
+        {'ana': 'user ana is disabled'}
+        """
+        checked_key("deployment", name)
+        approvals = tables.deployment_approvals
+        with self.db.read() as connection:
+            approvers = connection.execute(
+                sa.select(approvals.c.approver)
+                .distinct()
+                .where(approvals.c.deployment == name, approvals.c.consumed.is_(False))
+            ).scalars()
+            return dict(sorted(lapsed_approvers(connection, list(approvers)).items()))
 
 
 def _serving(model: str | None, version: int | None) -> sa.Select:

@@ -135,7 +135,7 @@ class Database:
         >>> db.migrate()
         >>> with db.read() as c:
         ...     c.execute(sa.text("select version_num from alembic_version")).scalar_one()
-        '0033'
+        '0034'
         """
         with self.write() as connection:
             if self.dialect == "postgresql":

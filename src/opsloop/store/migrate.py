@@ -44,7 +44,7 @@ def head_revision() -> str:
     """The newest revision shipped with this version of opsloop.
 
     >>> head_revision()
-    '0033'
+    '0034'
     """
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
@@ -70,7 +70,7 @@ def upgrade_to_head(connection: Connection) -> None:
     ...     upgrade_to_head(connection)
     ...     upgrade_to_head(connection)
     ...     current_revision(connection)
-    '0033'
+    '0034'
     """
     if current_revision(connection) == head_revision():
         return

@@ -427,6 +427,22 @@ deployment_approvals = Table(
     Index(None, "deployment", "digest"),
 )
 
+# Approvals of lowering or removing a protection, by the protected thing's audit entity
+# (``model:NAME/alias:ALIAS`` or ``deployment:NAME``) and the digest of the protection
+# approved (opsloop.registry.protection_approvals).
+protection_approvals = Table(
+    "protection_approvals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entity", String(ENTITY_LENGTH), nullable=False),
+    Column("digest", SHA256, nullable=False),
+    Column("approver", NAME, nullable=False),
+    Column("comment", Text),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("consumed", Boolean, nullable=False),
+    Index(None, "entity", "digest"),
+)
+
 # Batches a run has applied, by the writer's idempotency key: a batch sent again (a client's
 # retry after a lost reply) is recognised in the transaction that would write it twice.
 run_batches = Table(

@@ -3,6 +3,7 @@ at a chosen time."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 from urllib.parse import quote
 
@@ -187,7 +188,10 @@ def definition_summary(document: dict) -> str:
 
 
 def definition_changes(
-    deploys: pd.DataFrame, approvals: pd.DataFrame, viewer: str | None = None
+    deploys: pd.DataFrame,
+    approvals: pd.DataFrame,
+    viewer: str | None = None,
+    lapsed: Mapping[str, str] | None = None,
 ) -> tuple[dict | None, list[dict]]:
     """From a deployment's last two deploys and its newest approvals (history entries,
     oldest first): the deploy entry a rollback returns to (the one before the newest, or
@@ -195,7 +199,9 @@ def definition_changes(
     uses them has not happened), each with how many distinct people approved its
     definition so far, ``viewer`` (the signed-in user) left out: the count that would hold
     if they deployed it, since an applier's own approval never counts (``own``: they
-    approved it).
+    approved it). ``lapsed`` maps the approvers whose approvals no longer count to why
+    (the service's ``lapsed_approvals``): they are not counted,
+    and their row says why (``lapsed``).
 
     >>> none = pd.DataFrame({"id": [], "time": [], "after": []})
     >>> approvals = pd.DataFrame({"id": [1, 2], "time": [0, 0], "actor": ["ana", "bo"],
@@ -205,7 +211,11 @@ def definition_changes(
     >>> [(p["actor"], p["approvals"], p["own"]) for p in definition_changes(
     ...     none, approvals, "ana")[1]]
     [('bo', 1, True), ('ana', 1, True)]
+    >>> [(p["approvals"], p["lapsed"]) for p in definition_changes(
+    ...     none, approvals, None, {"bo": "user bo is disabled"})[1]]
+    [(1, 'user bo is disabled'), (1, None)]
     """
+    lapsed = lapsed or {}
     latest = int(deploys["id"].iloc[-1]) if len(deploys) else 0
     previous = None
     if len(deploys) > 1:
@@ -217,8 +227,12 @@ def definition_changes(
         }
     approvals = approvals[approvals["id"] > latest]
     approvers: dict[str, set] = {}
+    everyone: dict[str, set] = {}
     for row in approvals.itertuples():
-        approvers.setdefault(row.after["digest"], set()).add(row.actor)
+        everyone.setdefault(row.after["digest"], set()).add(row.actor)
+        counted = approvers.setdefault(row.after["digest"], set())
+        if row.actor not in lapsed:
+            counted.add(row.actor)
     pending = [
         {
             "id": int(row.id),
@@ -227,7 +241,8 @@ def definition_changes(
             "comment": row.reason,
             "summary": definition_summary(row.after),
             "approvals": len(approvers[row.after["digest"]] - {viewer}),
-            "own": viewer in approvers[row.after["digest"]],
+            "own": viewer in everyone[row.after["digest"]],
+            "lapsed": lapsed.get(row.actor),
         }
         for row in approvals.iloc[::-1].itertuples()
     ]
@@ -260,6 +275,7 @@ def deployment_view(
         deployments.history(name, action="deploy", last=2),
         deployments.history(name, action="approve", last=PENDING_SHOWN),
         signed_in_name(request),
+        deployments.lapsed_approvals(name),
     )
     return render(
         request,

@@ -113,18 +113,23 @@ DONE = {
 def waiting_moves(pending, viewer: str | None = None) -> list[dict]:
     """A version's pending alias approvals (the registry's ``pending_approvals`` frame)
     grouped by alias: its approvals so far of those required, and each approver with the
-    time and comment of their approval, oldest first. ``approvals`` counts those that
-    would hold if ``viewer`` (the signed-in user) moved the alias: approvers other than
-    them, since an applier's own approval never counts (``own``: they approved it).
+    time and comment of their approval (and ``lapsed``: why it no longer counts, or
+    ``None``), oldest first. ``approvals`` counts those that would hold if ``viewer`` (the
+    signed-in user) moved the alias: approvers other than them, since an applier's own
+    approval never counts (``own``: they approved it), whose approval still counts.
 
     >>> import pandas as pd
-    >>> frame = pd.DataFrame([["champion", 2, "apo", "ok", 5, 1, 2]], columns=[
-    ...     "alias", "version", "approver", "comment", "created_ms", "approvals", "required"])
+    >>> frame = pd.DataFrame([["champion", 2, "apo", "ok", 5, 1, 2, None]], columns=[
+    ...     "alias", "version", "approver", "comment", "created_ms", "approvals", "required",
+    ...     "lapsed"])
     >>> waiting_moves(frame)
     [{'alias': 'champion', 'approvals': 1, 'required': 2, 'own': False, 'approvers': \
-[{'approver': 'apo', 'comment': 'ok', 'created_ms': 5}]}]
+[{'approver': 'apo', 'comment': 'ok', 'created_ms': 5, 'lapsed': None}]}]
     >>> [(m["approvals"], m["own"]) for m in waiting_moves(frame, "apo")]
     [(0, True)]
+    >>> frame.loc[0, "lapsed"] = "user apo is disabled"
+    >>> waiting_moves(frame)[0]["approvals"]
+    0
     """
     moves: dict[str, dict] = {}
     for row in pending.itertuples():
@@ -132,12 +137,18 @@ def waiting_moves(pending, viewer: str | None = None) -> list[dict]:
             row.alias,
             {"alias": row.alias, "approvals": 0, "required": int(row.required), "own": False},
         )
+        lapsed = row.lapsed if isinstance(row.lapsed, str) else None
         move.setdefault("approvers", []).append(
-            {"approver": row.approver, "comment": row.comment, "created_ms": int(row.created_ms)}
+            {
+                "approver": row.approver,
+                "comment": row.comment,
+                "created_ms": int(row.created_ms),
+                "lapsed": lapsed,
+            }
         )
     for move in moves.values():
-        approvers = {a["approver"] for a in move["approvers"]}
-        move["own"] = viewer in approvers
+        approvers = {a["approver"] for a in move["approvers"] if a["lapsed"] is None}
+        move["own"] = viewer in {a["approver"] for a in move["approvers"]}
         move["approvals"] = len(approvers - {viewer})
     return list(moves.values())
 
