@@ -209,12 +209,13 @@ def missing_gate(
     version: int,
     requirement: bool | str,
     baseline: int | None,
+    whose: str = "",
 ) -> str | None:
     """What serving ``version`` of ``model`` in place of version ``baseline`` (``None``:
     nothing yet) lacks under the gate ``requirement``, as the tail of a refusal: the gate it
-    needs, against what, and why its verdicts do not do (:func:`gate_problem`). ``None`` when
-    nothing is missing: no gate required, the version is the baseline itself, or its newest
-    counted verdict passed.
+    needs, against what (``whose``, when given, says whose baseline it is), and why its
+    verdicts do not do (:func:`gate_problem`). ``None`` when nothing is missing: no gate
+    required, the version is the baseline itself, or its newest counted verdict passed.
 
     >>> from opsloop.store import Database
     >>> with Database("sqlite://").read() as c:
@@ -230,4 +231,6 @@ def missing_gate(
     if problem is None:
         return None
     against = "" if baseline is None else f" against version {baseline}"
+    if baseline is not None and whose:
+        against += f" ({whose})"
     return f"needs {describe_requirement(requirement)}{against}; {problem}"

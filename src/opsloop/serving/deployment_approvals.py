@@ -38,9 +38,12 @@ candidate, at any weight, since a rollout raises a candidate's share without a n
 on a version of a model only when that version's newest counted verdict of the gate, run
 against the **baseline**, passed. The baseline is the version the current definition's
 primary serves, when the primary serves that model: the version that answers the requests
-now, which a candidate must beat. A model the primary does not serve (the deployment is new,
-or its primary serves another model) has no baseline, and a passed verdict against any
-baseline counts, as for an alias that points nowhere yet. The baseline version itself needs
+now, which a candidate must beat. A deployment created again after a retire (the protection
+stays with the name) has the retired deployment's baseline: the version its primary served
+when it was retired (:func:`retired_baselines`), so retiring and deploying again resets
+nothing. A model no primary serves (a name never deployed, or a primary serving another
+model) has no baseline, and a passed verdict against any baseline counts, as for an alias
+that points nowhere yet. The baseline version itself needs
 no verdict, and a shadow answers no one, so it needs none. A variant that follows an alias is
 held to the version the alias points at when the definition is deployed; the alias's later
 moves are the alias's protection's to guard.
@@ -361,6 +364,40 @@ def gate_baselines(current: Deployment | None) -> dict[str, int]:
     return {} if served is None else {primary.model: int(served)}
 
 
+def retired_baselines(connection: Connection, name: str) -> dict[str, int]:
+    """The baseline of each model under the release gate of a deployment ``name`` created
+    again after a retire: the version the retired deployment's primary served when it was
+    retired (its newest ``retire`` audit entry's ``before``), for the primary's model;
+    nothing for a name never retired. A retire must not reset the baseline a protection
+    surviving it holds new versions to: otherwise retiring and deploying again would let a
+    version through on a pass against any version at all.
+
+    >>> from opsloop.registry.audit import append_audit
+    >>> with db.write() as c:
+    ...     before = retired_baselines(c, "api")
+    ...     _ = append_audit(c, "root", "retire", "deployment:api", None, {
+    ...         "variants": [{"name": "s", "model": "m", "version": 4, "role": "primary"}],
+    ...         "serving": {"s": 4}}, None)
+    ...     before, retired_baselines(c, "api")
+    ({}, {'m': 4})
+    """
+    log = tables.audit_log
+    found = connection.execute(
+        sa.select(log.c.before_json)
+        .where(log.c.entity == f"deployment:{name}", log.c.action == "retire")
+        .order_by(log.c.id.desc())
+        .limit(1)
+    ).scalar()
+    if found is None:
+        return {}
+    document = json.loads(found)
+    primary = next(
+        (v for v in document.get("variants") or () if v.get("role") == "primary"), None
+    )
+    served = None if primary is None else (document.get("serving") or {}).get(primary["name"])
+    return {} if served is None else {primary["model"]: int(served)}
+
+
 def deployment_gate_guard(
     connection: Connection,
     name: str,
@@ -385,13 +422,16 @@ def deployment_gate_guard(
     requirement = required_gate(connection, name)
     if requirement is False:
         return False
-    baselines = gate_baselines(current)
+    # A deployment created again after a retire is held to the retired one's baseline.
+    retired = current is None
+    baselines = retired_baselines(connection, name) if retired else gate_baselines(current)
     for variant, version in zip(variants, serving, strict=True):
         if variant.role == "shadow":
             continue
-        missing = missing_gate(
-            connection, variant.model, version, requirement, baselines.get(variant.model)
-        )
+        # Nothing serves under the name now: the refusal says whose baseline it is.
+        whose = "the retired deployment's" if retired else ""
+        baseline = baselines.get(variant.model)
+        missing = missing_gate(connection, variant.model, version, requirement, baseline, whose)
         if missing is not None:
             raise PermissionDenied(
                 f"deployment {name!r} is protected: variant {variant.name!r} would serve "

@@ -388,7 +388,10 @@ class DeploymentService(Protocol):
         ...
 
     def retire(self, name: Key, *, actor: str | None = None, reason: Text | None = None) -> None:
-        """Remove the deployment (its history stays in the audit log)."""
+        """Remove the deployment (its history stays in the audit log). A protected one
+        (approvals or a release gate) needs an admin; its protection stays with the name,
+        and a deployment created again is judged by its gate against the retired one's
+        primary version."""
         ...
 
     def rollback(

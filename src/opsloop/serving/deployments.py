@@ -439,8 +439,11 @@ class Deployments:
         entry): they approved a change of the retired deployment, and its approvers never
         saw the one created later under the name. The name's protection
         (:meth:`protect`) stays: it guards the name, so a protected endpoint retired and
-        created again is as protected as before; an admin removes it with ``protect(name,
-        0)``.
+        created again is as protected as before, its release gate judged against the
+        version the retired deployment's primary served
+        (:func:`~.deployment_approvals.retired_baselines`); lowering the protection is
+        :meth:`protect`'s, with its approvals. Retiring a protected deployment (approvals
+        or a release gate) is an admin's decision.
 
         >>> deployments = Deployments(db)
         >>> _ = registry.register("credit", b"x", flavor="onnx")
@@ -463,8 +466,13 @@ class Deployments:
             # Events of this deployment written from now on see its retire (they hold the
             # name shared while they choose where they go): see .retired_names.
             hold_name(connection, name, shared=False)
-            # Taking a protected endpoint down is an admin's decision.
-            role = "admin" if required_approvals(connection, name) else "editor"
+            # Taking a protected endpoint down is an admin's decision, whatever protects it:
+            # a gate too, since a deployment created again could otherwise start from no
+            # baseline (it starts from the retired one's, see deployment_gate_guard).
+            protected = required_approvals(connection, name) > 0 or (
+                required_gate(connection, name) is not False
+            )
+            role = "admin" if protected else "editor"
             who = acting_user(connection, actor or self.actor, role)
             before = self._current(connection, name)
             if before is None:
@@ -661,8 +669,9 @@ class Deployments:
         ``require_gate`` a passed release gate (``True``: any gate, or a gate's name or file
         sha256) of each version a new definition puts traffic on, against the version its
         primary serves now (see :mod:`.deployment_approvals`). No approvals and no gate
-        remove the protection. Retiring a deployment that requires approvals needs the
-        admin role.
+        remove the protection. Retiring a protected deployment (approvals or a gate) needs
+        the admin role, and one created again under the name is judged against the retired
+        one's baseline.
 
         **Lowering or removing a protection is itself protected**: it needs approvals of
         exactly that change (:meth:`approve_protection`; from the protection in force, so
