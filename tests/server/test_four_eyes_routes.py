@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from tests.server.running import running_server
 
 from opsloop.registry import ModelRegistry, add_user, verify_audit_log
+from opsloop.registry.users import set_user_disabled, set_user_role
 from opsloop.server import create_app
+from opsloop.serving import Deployments, LapsedApprovals
+from opsloop.store import tables
 
 API = "/api/v1"
 VARIANTS = [{"name": "stable", "model": "credit", "version": 2}]
@@ -167,4 +171,63 @@ def test_approving_the_protection_of_an_unknown_deployment_is_a_404(served):
     assert answer.status_code == 404, answer.text
     assert answer.json()["detail"] == "no deployment named 'nope'"
     lapsed = ana.get("/deployments/api/approvals/lapsed")
-    assert (lapsed.status_code, lapsed.json()) == (200, {"lapsed": {}})
+    assert (lapsed.status_code, lapsed.json()) == (200, {"lapsed": {}, "protection": []})
+
+
+def test_lapsed_approvals_name_pending_protection_approvals_apart(served, database):
+    """Approvals of lowering the protection whose approvers were disabled or demoted since
+    are listed beside the definition approvals, with what they approve; ``lapsed`` keeps
+    its meaning (definition approvals only)."""
+    ana, bo, root = served("ana"), served("bo"), served("root")
+    for client, path, body in (
+        (ana, "protection/approvals", {"required_approvals": 0, "comment": "sunset"}),
+        (bo, "protection/approvals", {"required_approvals": 1}),
+        (bo, "approvals", {"variants": VARIANTS}),
+    ):
+        approved = client.post(f"/deployments/api/{path}", json=body)
+        assert approved.status_code in (200, 201), approved.text
+    lapsed = root.get("/deployments/api/approvals/lapsed")
+    assert (lapsed.status_code, lapsed.json()) == (200, {"lapsed": {}, "protection": []})
+    set_user_disabled(database, "ana", actor="root")
+    set_user_role(database, "bo", "editor", actor="root")
+    demoted = "user bo has role 'editor' now, which cannot approve"
+    with database.read() as connection:
+        given = dict(
+            connection.execute(
+                sa.select(
+                    tables.protection_approvals.c.approver,
+                    tables.protection_approvals.c.created_ms,
+                )
+            ).all()
+        )
+    lapsed = root.get("/deployments/api/approvals/lapsed")
+    assert lapsed.status_code == 200, lapsed.text
+    assert lapsed.json() == {
+        "lapsed": {"bo": demoted},
+        "protection": [
+            {
+                "approver": "ana",
+                "why": "user ana is disabled",
+                "required_approvals": 0,
+                "require_gate": False,
+                "created_ms": given["ana"],
+                "comment": "sunset",
+            },
+            {
+                "approver": "bo",
+                "why": demoted,
+                "required_approvals": 1,
+                "require_gate": False,
+                "created_ms": given["bo"],
+                "comment": None,
+            },
+        ],
+    }
+    local = Deployments(database).lapsed_approvals("api")
+    assert local.to_dict() == lapsed.json()
+    assert LapsedApprovals.from_dict(lapsed.json()) == local
+    # A server older than the protection approvals answered only ``lapsed``.
+    assert LapsedApprovals.from_dict({"lapsed": {"bo": demoted}}).protection == ()
+    # The admin's lowering does not count them: it is refused, naming ana's as lapsed.
+    refused = root.put("/deployments/api/protection", json={"required_approvals": 0})
+    assert "the approval of 'ana' no longer counts: user ana is disabled" in _refusal(refused)

@@ -130,7 +130,8 @@ def test_a_deployment_approval_lapses_with_its_approvers_standing(acting, regist
         "approvers other than 'eda', who applies it (an applier's own approval does not "
         f"count), has 1 (ana); the approval of 'bo' no longer counts: {why}"
     )
-    assert eda.lapsed_approvals("api") == {"bo": why}
+    assert eda.lapsed_approvals("api").definitions == {"bo": why}
+    assert eda.lapsed_approvals("api").protection == ()
     assert eda.get("api").serving == {"stable": 1}
 
 

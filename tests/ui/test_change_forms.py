@@ -673,7 +673,7 @@ def test_the_deployment_page_reads_lapsed_approvals_through_the_service(
         Deployments(database, actor=approver).approve("api", single)
     set_user_disabled(database, "abe", actor="ada")
     remote = HttpDeployments(url, token=tokens["ada"])
-    assert remote.lapsed_approvals("api") == {"abe": "user abe is disabled"}
+    assert remote.lapsed_approvals("api").definitions == {"abe": "user abe is disabled"}
     app = create_app(database, artifacts, allow_embedded=False)
     app.state.deployments = remote
     try:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict, dataclass, fields
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -253,10 +254,119 @@ def use_protection_approvals(
     return {"approved_by": list(counted_approvers(given, applier, also_excluded=lapsed))}
 
 
+@dataclass(frozen=True)
+class LapsedProtectionApproval:
+    """A pending approval of lowering a protection that no longer counts: its
+    ``approver``, ``why`` (disabled, demoted or gone, see :mod:`.approver_standing`), the
+    protection it approves lowering to (``required_approvals``, ``require_gate``; ``None``
+    both where the log holds no entry of it), and when it was given, with its comment.
+
+    >>> LapsedProtectionApproval("bo", "user bo is disabled", 0, False, 5, None).to_dict()["why"]
+    'user bo is disabled'
+    """
+
+    approver: str
+    why: str
+    required_approvals: int | None
+    require_gate: bool | str | None
+    created_ms: int
+    comment: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        """The approval as a JSON-ready document.
+
+        >>> LapsedProtectionApproval("bo", "gone", 1, "credit", 5, "ok").to_dict()["require_gate"]
+        'credit'
+        """
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, document: dict) -> LapsedProtectionApproval:
+        """The approval from :meth:`to_dict`'s document.
+
+        >>> one = LapsedProtectionApproval("bo", "gone", 0, True, 5, None)
+        >>> LapsedProtectionApproval.from_dict(one.to_dict()) == one
+        True
+        """
+        return cls(**{f.name: document[f.name] for f in fields(cls)})
+
+
+def lapsed_protection_approvals(
+    connection: Connection, entity: str, current: Protection
+) -> tuple[LapsedProtectionApproval, ...]:
+    """The pending approvals of lowering the protection of ``entity`` (now ``current``)
+    whose approvers can no longer approve, oldest first: they would not count toward the
+    change they approve (:func:`use_protection_approvals`). What each approves is read from
+    its ``approve_protection`` audit entry, matched by the digest of that change from
+    ``current``: every pending approval is of a change from the protection in force, since
+    any change of it uses up the others.
+
+    >>> from opsloop.registry.audit import append_audit
+    >>> from opsloop.registry.users import add_user, set_user_disabled
+    >>> from opsloop.store import Database
+    >>> db = Database("sqlite://")
+    >>> for user, role in (("root", "admin"), ("bo", "approver")):
+    ...     _ = add_user(db, user, role)
+    >>> with db.write() as c:
+    ...     _ = record_protection_approval(c, "deployment:api", "deployment 'api'", (2, False),
+    ...                                    (0, False), "bo", "sunset")
+    ...     _ = append_audit(c, "bo", "approve_protection", "deployment:api", "sunset", None,
+    ...                      {"required_approvals": 0, "require_gate": False})
+    >>> set_user_disabled(db, "bo", actor="root")
+    >>> with db.read() as c:
+    ...     [(a.approver, a.why, a.required_approvals, a.comment)
+    ...      for a in lapsed_protection_approvals(c, "deployment:api", (2, False))]
+    [('bo', 'user bo is disabled', 0, 'sunset')]
+    """
+    rows = connection.execute(
+        sa.select(
+            _approvals.c.approver,
+            _approvals.c.digest,
+            _approvals.c.created_ms,
+            _approvals.c.comment,
+        )
+        .where(_approvals.c.entity == entity, _approvals.c.consumed.is_(False))
+        .order_by(_approvals.c.id)
+    ).all()
+    lapsed = lapsed_approvers(connection, {row.approver for row in rows})
+    if not lapsed:
+        return ()
+    log = tables.audit_log
+    asked: dict[str, Protection] = {}
+    for document in connection.execute(
+        sa.select(log.c.after_json).where(
+            log.c.entity == entity,
+            log.c.action == "approve_protection",
+            log.c.actor.in_(sorted(lapsed)),
+        )
+    ).scalars():
+        after = json.loads(document)
+        protection = (int(after["required_approvals"]), after["require_gate"])
+        asked[protection_digest(current, protection)] = protection
+    found = []
+    for row in rows:
+        if row.approver not in lapsed:
+            continue
+        to = asked.get(row.digest)
+        found.append(
+            LapsedProtectionApproval(
+                row.approver,
+                lapsed[row.approver],
+                None if to is None else to[0],
+                None if to is None else to[1],
+                int(row.created_ms),
+                row.comment,
+            )
+        )
+    return tuple(found)
+
+
 __all__ = [
+    "LapsedProtectionApproval",
     "Protection",
     "described",
     "gate_flags",
+    "lapsed_protection_approvals",
     "loosens",
     "protection_digest",
     "record_protection_approval",

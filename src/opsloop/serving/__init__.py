@@ -34,6 +34,7 @@ from opsloop.serving.deployment_records import (
 )
 from opsloop.serving.deployments import Deployments, UnknownDeploymentError
 from opsloop.serving.http_deployments import HttpDeployments
+from opsloop.serving.lapsed_approvals import LapsedApprovals
 from opsloop.serving.prediction_events import (
     EventRecorder,
     EventSink,
@@ -56,6 +57,7 @@ __all__ = [
     "EventRecorder",
     "EventSink",
     "HttpDeployments",
+    "LapsedApprovals",
     "PredictionEvent",
     "RolloutPolicy",
     "RoutingPolicy",

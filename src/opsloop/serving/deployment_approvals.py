@@ -391,9 +391,7 @@ def retired_baselines(connection: Connection, name: str) -> dict[str, int]:
     if found is None:
         return {}
     document = json.loads(found)
-    primary = next(
-        (v for v in document.get("variants") or () if v.get("role") == "primary"), None
-    )
+    primary = next((v for v in document.get("variants") or () if v.get("role") == "primary"), None)
     served = None if primary is None else (document.get("serving") or {}).get(primary["name"])
     return {} if served is None else {primary["model"]: int(served)}
 

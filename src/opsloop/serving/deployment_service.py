@@ -94,6 +94,7 @@ from opsloop.serving.event_documents import (
 )
 from opsloop.serving.input_detector_settings import ACTIONS as DETECTOR_ACTIONS
 from opsloop.serving.input_detector_settings import InputDetectorSetting
+from opsloop.serving.lapsed_approvals import LapsedApprovals, LapsedApprovalsDocument
 from opsloop.serving.record_validation import MAX_RECORDS
 from opsloop.serving.rollout_policy import (
     BANDIT_POLICIES,
@@ -275,9 +276,10 @@ class DeploymentService(Protocol):
         newest ``last`` of those."""
         ...
 
-    def lapsed_approvals(self, name: Key) -> dict[str, str]:
-        """The approvers of the deployment's pending approvals whose approvals no longer
-        count (disabled, or no longer approvers), each with why; empty when all count."""
+    def lapsed_approvals(self, name: Key) -> LapsedApprovals:
+        """The deployment's pending approvals whose approvers can no longer approve
+        (disabled, or no longer approvers), by kind: of a definition (by approver, with
+        why) and of lowering its protection (each with why and what it approves)."""
         ...
 
     def traffic(
@@ -683,7 +685,9 @@ DEPLOYMENT_OPERATIONS = ServiceTable(
             "lapsed_approvals",
             "GET",
             "/deployments/{name:path}/approvals/lapsed",
-            answer=wrapped("lapsed", dict[str, str], title="LapsedApprovals"),
+            answer=Answer(
+                LapsedApprovalsDocument, LapsedApprovals.to_dict, LapsedApprovals.from_dict
+            ),
         ),
         Operation(
             "history",

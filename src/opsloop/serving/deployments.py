@@ -40,7 +40,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsloop.errors import ConflictError, InvalidArgumentError, NotFoundError
-from opsloop.registry.approver_standing import lapsed_approvers
 from opsloop.registry.audit import (
     alias_version_at,
     append_audit,
@@ -104,6 +103,7 @@ from opsloop.serving.input_detector_settings import (
     serving_signatures,
     set_input_detector,
 )
+from opsloop.serving.lapsed_approvals import LapsedApprovals, read_lapsed_approvals
 from opsloop.serving.prediction_events import PredictionEvent, StoreEventSink
 from opsloop.serving.retired_names import history_name, hold_name, retires
 from opsloop.serving.review_queue import retire_review_items
@@ -1513,32 +1513,35 @@ class Deployments:
         """
         return audit_entries(self.db, entity=_entity(name), last=last, before=before, action=action)
 
-    def lapsed_approvals(self, name: str) -> dict[str, str]:
-        """The approvers of deployment ``name``'s pending approvals (of a definition not
-        deployed yet) whose approvals no longer count, each with why: disabled, or demoted
-        below the approver role since (:mod:`opsloop.registry.approver_standing`). Empty
-        when every pending approval counts, or none is pending.
+    def lapsed_approvals(self, name: str) -> LapsedApprovals:
+        """The pending approvals of deployment ``name`` whose approvers can no longer
+        approve (disabled, or demoted below the approver role since,
+        :mod:`opsloop.registry.approver_standing`), by kind
+        (:class:`~.lapsed_approvals.LapsedApprovals`): ``definitions`` maps the approvers of
+        pending approvals of a definition not deployed yet to why; ``protection`` lists the
+        pending approvals of lowering its protection, each with why and the protection it
+        approves. Empty when every pending approval counts, or none is pending.
 
         >>> from opsloop.registry.users import add_user, set_user_disabled
-        >>> for user, role in (("root", "admin"), ("ana", "approver")):
+        >>> for user, role in (("root", "admin"), ("ana", "approver"), ("bo", "approver")):
         ...     _ = add_user(db, user, role)
         >>> _ = registry.register("credit", b"x", flavor="onnx")
         >>> Deployments(db, actor="root").protect("api", 1)
         >>> Deployments(db, actor="ana").approve("api", [Variant("stable", "credit", version=1)])
         1
-        >>> set_user_disabled(db, "ana", actor="root")
-        >>> Deployments(db).lapsed_approvals("api")
+        >>> Deployments(db, actor="bo").approve_protection("api", 0)
+        1
+        >>> for user in ("ana", "bo"):
+        ...     set_user_disabled(db, user, actor="root")
+        >>> lapsed = Deployments(db).lapsed_approvals("api")
+        >>> lapsed.definitions
         {'ana': 'user ana is disabled'}
+        >>> [(a.approver, a.why, a.required_approvals) for a in lapsed.protection]
+        [('bo', 'user bo is disabled', 0)]
         """
         checked_key("deployment", name)
-        approvals = tables.deployment_approvals
         with self.db.read() as connection:
-            approvers = connection.execute(
-                sa.select(approvals.c.approver)
-                .distinct()
-                .where(approvals.c.deployment == name, approvals.c.consumed.is_(False))
-            ).scalars()
-            return dict(sorted(lapsed_approvers(connection, list(approvers)).items()))
+            return read_lapsed_approvals(connection, name)
 
 
 def _serving(model: str | None, version: int | None) -> sa.Select:

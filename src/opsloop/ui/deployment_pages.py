@@ -3,7 +3,7 @@ at a chosen time."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 from urllib.parse import quote
 
@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from opsloop.errors import InvalidArgumentError
 from opsloop.registry import User
+from opsloop.registry.protection_approvals import LapsedProtectionApproval, described
 from opsloop.ui.form_posts import FormProblem
 from opsloop.ui.page_route import PageRoute
 from opsloop.ui.refresh_query import DEFAULT_REFRESH_S, Refresh, kept_refresh
@@ -249,6 +250,30 @@ def definition_changes(
     return previous, pending
 
 
+def lapsed_protection_rows(approvals: Sequence[LapsedProtectionApproval]) -> list[dict]:
+    """The deployment page's rows of pending approvals of lowering its protection that no
+    longer count: each with the protection it approves in words (``to``).
+
+    >>> from opsloop.registry.protection_approvals import LapsedProtectionApproval
+    >>> [row["to"] for row in lapsed_protection_rows([
+    ...     LapsedProtectionApproval("bo", "user bo is disabled", 0, False, 5, None),
+    ...     LapsedProtectionApproval("cy", "gone", None, None, 6, None)])]
+    ['no protection', 'not recorded']
+    """
+    return [
+        {
+            "approver": a.approver,
+            "why": a.why,
+            "created_ms": a.created_ms,
+            "comment": a.comment,
+            "to": "not recorded"
+            if a.required_approvals is None or a.require_gate is None
+            else described((a.required_approvals, a.require_gate)),
+        }
+        for a in approvals
+    ]
+
+
 def deployment_view(
     request: Request,
     name: str,
@@ -271,11 +296,12 @@ def deployment_view(
         history_before,
         HISTORY_SHOWN,
     )
+    lapsed = deployments.lapsed_approvals(name)
     previous, pending = definition_changes(
         deployments.history(name, action="deploy", last=2),
         deployments.history(name, action="approve", last=PENDING_SHOWN),
         signed_in_name(request),
-        deployments.lapsed_approvals(name),
+        lapsed.definitions,
     )
     return render(
         request,
@@ -297,6 +323,7 @@ def deployment_view(
         then_variants=None if then is None else traffic(then),
         previous=previous,
         pending=pending,
+        lapsed_protection=lapsed_protection_rows(lapsed.protection),
         problem=problem,
         notice=notice,
     )
