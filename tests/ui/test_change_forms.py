@@ -671,9 +671,13 @@ def test_the_deployment_page_reads_lapsed_approvals_through_the_service(
     single = [Variant("stable", "m", version=2)]
     for approver in ("apo", "abe"):
         Deployments(database, actor=approver).approve("api", single)
+    Deployments(database, actor="abe").approve_protection("api", 1, comment="one will do")
     set_user_disabled(database, "abe", actor="ada")
     remote = HttpDeployments(url, token=tokens["ada"])
     assert remote.lapsed_approvals("api").definitions == {"abe": "user abe is disabled"}
+    assert [
+        (a.approver, a.required_approvals) for a in remote.lapsed_approvals("api").protection
+    ] == [("abe", 1)]
     app = create_app(database, artifacts, allow_embedded=False)
     app.state.deployments = remote
     try:
@@ -686,3 +690,11 @@ def test_the_deployment_page_reads_lapsed_approvals_through_the_service(
         ("abe (no longer counts: user abe is disabled)", "1 of 2"),
         ("apo", "1 of 2"),
     ]
+    # The approval of lowering the protection that no longer counts is shown apart.
+    table = re.search(r'<table class="lapsed-protection">.*?</table>', page.text, re.S)
+    assert table is not None
+    cells = [
+        re.sub(r"<[^>]+>", "", c).strip()
+        for c in re.findall(r"<td[^>]*>(.*?)</td>", table.group(0), re.S)
+    ]
+    assert cells[1:] == ["abe", "1 approval(s)", "one will do", "user abe is disabled"]
