@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from tests.server.running import running_server
 
 from opsloop.analysis.gate import parse_gate
-from opsloop.registry import PermissionDenied, add_user, verify_audit_log
+from opsloop.registry import ModelRegistry, PermissionDenied, add_user, verify_audit_log
 from opsloop.registry.release_gate import run_gate
 from opsloop.server import create_app
 from opsloop.serving import Deployments, Variant
@@ -109,3 +109,28 @@ def test_an_unprotected_deployment_is_still_an_editors_to_retire(credit):
         editor.deploy("web", stable(2))
     assert "against version" not in str(refused.value)
     assert "version 2 has no gate verdict of 'credit' recorded" in str(refused.value)
+
+
+def test_a_protected_alias_the_retired_deployment_followed_still_guards_the_name(credit):
+    """An unprotected deployment following a protected alias is an editor's to retire, but
+    created again under the name it is still a change away from that alias: pinning another
+    version needs the alias's approvals, as it would have before the retire."""
+    root = Deployments(credit.db, actor="root")
+    admin = ModelRegistry(credit.db, credit.artifacts, actor="root")
+    admin.set_alias("credit", "champion", 1)
+    admin.protect_alias("credit", "champion", 1)
+    editor = Deployments(credit.db, actor="ed")
+    editor.deploy("web", [Variant("stable", "credit", alias="champion")])
+    editor.retire("web")
+    with pytest.raises(
+        PermissionDenied,
+        match=r"deployment 'web' is guarded: it follows the protected alias credit@champion",
+    ):
+        editor.deploy("web", stable(2))
+    Deployments(credit.db, actor="ana").approve("web", stable(2))
+    assert editor.deploy("web", stable(2)).serving == {"stable": 2}
+    # Following the alias again needs nothing.
+    root.retire("web")
+    assert editor.deploy("web", [Variant("stable", "credit", alias="champion")]).serving == {
+        "stable": 1
+    }

@@ -27,7 +27,9 @@ A protected alias protects the deployments that follow it: once a deployment fol
 protected alias of a model, a new definition that serves that model any other way (a pinned
 version, another alias) or stops serving it needs the alias's number of approvals of that
 definition, as moving the alias would (:func:`alias_guard`). Otherwise an editor could pin
-any version in place of an alias that approvers guard. An alias that requires a passed
+any version in place of an alias that approvers guard. A retire does not lift that guard: a
+deployment created again under the name is held to the aliases the retired one followed
+(:func:`retired_variants`). An alias that requires a passed
 release gate requires it of every version such a definition serves in its place
 (:func:`alias_gate_guard`).
 
@@ -364,6 +366,38 @@ def gate_baselines(current: Deployment | None) -> dict[str, int]:
     return {} if served is None else {primary.model: int(served)}
 
 
+def _retired_definition(connection: Connection, name: str) -> dict | None:
+    """The definition deployment ``name`` had when it was last retired (its newest
+    ``retire`` audit entry's ``before``); ``None`` for a name never retired."""
+    log = tables.audit_log
+    found = connection.execute(
+        sa.select(log.c.before_json)
+        .where(log.c.entity == f"deployment:{name}", log.c.action == "retire")
+        .order_by(log.c.id.desc())
+        .limit(1)
+    ).scalar()
+    return None if found is None else json.loads(found)
+
+
+def retired_variants(connection: Connection, name: str) -> tuple[Variant, ...]:
+    """The variants deployment ``name`` had when it was last retired (nothing for a name
+    never retired). A deployment created again under the name is a change away from them
+    as far as the aliases they followed go (:func:`alias_guard`, :func:`alias_gate_guard`):
+    a retire must not let the name pin another version in place of a protected alias.
+
+    >>> from opsloop.registry.audit import append_audit
+    >>> with db.write() as c:
+    ...     _ = append_audit(c, "root", "retire", "deployment:api", None, {
+    ...         "variants": [{"name": "s", "model": "m", "alias": "champion"}]}, None)
+    ...     retired_variants(c, "api"), retired_variants(c, "web")
+    ((Variant(name='s', model='m', version=None, alias='champion', role='primary', weight=1.0, shadow_sample=1.0),), ())
+    """  # noqa: E501 - a doctest's expected output is one line
+    document = _retired_definition(connection, name)
+    if document is None:
+        return ()
+    return tuple(Variant.from_dict(v) for v in document.get("variants") or ())
+
+
 def retired_baselines(connection: Connection, name: str) -> dict[str, int]:
     """The baseline of each model under the release gate of a deployment ``name`` created
     again after a retire: the version the retired deployment's primary served when it was
@@ -381,16 +415,9 @@ def retired_baselines(connection: Connection, name: str) -> dict[str, int]:
     ...     before, retired_baselines(c, "api")
     ({}, {'m': 4})
     """
-    log = tables.audit_log
-    found = connection.execute(
-        sa.select(log.c.before_json)
-        .where(log.c.entity == f"deployment:{name}", log.c.action == "retire")
-        .order_by(log.c.id.desc())
-        .limit(1)
-    ).scalar()
-    if found is None:
+    document = _retired_definition(connection, name)
+    if document is None:
         return {}
-    document = json.loads(found)
     primary = next((v for v in document.get("variants") or () if v.get("role") == "primary"), None)
     served = None if primary is None else (document.get("serving") or {}).get(primary["name"])
     return {} if served is None else {primary["model"]: int(served)}

@@ -69,6 +69,7 @@ from opsloop.serving.deployment_approvals import (
     record_approval,
     required_approvals,
     required_gate,
+    retired_variants,
     set_protection,
     use_approvals,
     use_up_approvals,
@@ -373,7 +374,9 @@ class Deployments:
         ``deploy`` audit entry (``noted`` added to its ``after``; carrying a rollout's
         ``decision``, already checked), in ``connection``."""
         targets = [_resolve(connection, variant) for variant in variants]
-        followed = () if before is None else before.variants
+        # Created again after a retire, it is a change away from what was retired as far
+        # as the protected aliases it followed go: a retire lifts none of their guards.
+        followed = retired_variants(connection, name) if before is None else before.variants
         numbers = [t[2] for t in targets]
         check_new_variants(connection, name, variants, numbers, before)
         check_new_variant_rules(connection, name, variants, numbers, before)
@@ -443,7 +446,10 @@ class Deployments:
         version the retired deployment's primary served
         (:func:`~.deployment_approvals.retired_baselines`); lowering the protection is
         :meth:`protect`'s, with its approvals. Retiring a protected deployment (approvals
-        or a release gate) is an admin's decision.
+        or a release gate) is an admin's decision. A protected alias the retired deployment
+        followed guards the name as before: a deployment created again that serves its
+        model otherwise needs the alias's approvals
+        (:func:`~.deployment_approvals.retired_variants`).
 
         >>> deployments = Deployments(db)
         >>> _ = registry.register("credit", b"x", flavor="onnx")
