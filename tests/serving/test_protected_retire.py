@@ -62,8 +62,9 @@ def test_a_gate_alone_makes_the_retire_an_admins_and_keeps_the_baseline(credit, 
     editor.deploy("api", stable(1))
     root.protect("api", 0, require_gate="credit")
     # Version 3 passed against version 2 only: not against version 1, which the primary serves.
-    assert run_gate(credit, GATE, "models:/credit/3", frame, baseline="models:/credit/2",
-                    actor="cy").passed  # fmt: skip
+    assert run_gate(
+        credit, GATE, "models:/credit/3", frame, baseline="models:/credit/2", actor="cy"
+    ).passed
     with pytest.raises(PermissionDenied, match="version 3 has no gate verdict of 'credit' against"):
         editor.deploy("api", stable(3))
     # Retiring the endpoint would reset its baseline: an editor may not.
