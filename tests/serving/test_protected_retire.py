@@ -135,3 +135,22 @@ def test_a_protected_alias_the_retired_deployment_followed_still_guards_the_name
     assert editor.deploy("web", [Variant("stable", "credit", alias="champion")]).serving == {
         "stable": 1
     }
+
+
+def test_a_name_retired_from_a_protected_alias_is_free_to_serve_another_model(credit, frame):
+    """Created again serving none of the alias's model, the name needs no approvals: the
+    retire took the alias's model off it, and any other name could serve this definition."""
+    model = LogisticRegression().fit(frame[["x"]], frame["y"])
+    admin = ModelRegistry(credit.db, credit.artifacts, actor="root")
+    admin.register("other", model, input_schema=frame[["x"]], output_type="int")
+    admin.set_alias("credit", "champion", 1)
+    admin.protect_alias("credit", "champion", 1)
+    editor = Deployments(credit.db, actor="ed")
+    editor.deploy("web", [Variant("stable", "credit", alias="champion")])
+    editor.retire("web")
+    other = [Variant("stable", "other", version=1)]
+    assert editor.deploy("web", other).serving == {"stable": 1}
+    # A live deployment that drops the alias's model still needs its approvals, and says so.
+    editor.deploy("api", [Variant("stable", "credit", alias="champion")])
+    with pytest.raises(PermissionDenied, match=r"this definition serves no version of 'credit'"):
+        editor.deploy("api", other)

@@ -269,13 +269,20 @@ def record_approval(
 
 
 def alias_guard(
-    connection: Connection, followed: Sequence[Variant], variants: Sequence[Variant]
+    connection: Connection,
+    followed: Sequence[Variant],
+    variants: Sequence[Variant],
+    *,
+    recreated: bool = False,
 ) -> tuple[int, str]:
     """The approvals a new definition (``variants``) needs because it stops following a
     protected alias that the current definition's variants (``followed``) follow, and why.
 
     Every variant of the new definition that serves the alias's model must follow that same
-    alias, and one must, or the alias's required approvals apply.
+    alias, and one must, or the alias's required approvals apply. A definition that
+    ``recreated`` a retired name (``followed`` being what was retired) and serves none of
+    the alias's model needs none: the retire already took the alias's model off the name,
+    and the name is as free as any other to serve something else.
 
     >>> from opsloop.store import Database
     >>> with Database("sqlite://").read() as c:
@@ -285,7 +292,7 @@ def alias_guard(
     needed, why = 0, ""
     for model, alias in sorted({(v.model, v.alias) for v in followed if v.alias is not None}):
         serving = [v for v in variants if v.model == model]
-        if serving and all(v.alias == alias for v in serving):
+        if (serving or recreated) and all(v.alias == alias for v in serving):
             continue
         required = connection.execute(
             sa.select(_protected_aliases.c.required_approvals)
@@ -294,9 +301,8 @@ def alias_guard(
         ).scalar()
         if required and required > needed:
             needed = int(required)
-            why = (
-                f"it follows the protected alias {model}@{alias}, and this definition serves "
-                f"{model!r} otherwise"
+            why = f"it follows the protected alias {model}@{alias}, and this definition serves " + (
+                f"{model!r} otherwise" if serving else f"no version of {model!r}"
             )
     return needed, why
 

@@ -382,7 +382,7 @@ class Deployments:
         check_new_variant_rules(connection, name, variants, numbers, before)
         alias_gate_guard(connection, name, followed, variants, numbers)
         gate = deployment_gate_guard(connection, name, before, variants, numbers)
-        guard = alias_guard(connection, followed, variants)
+        guard = alias_guard(connection, followed, variants, recreated=before is None)
         digest = definition_digest(strategy, automation, variants)
         if before is not None and digest == definition_digest(
             before.strategy, before.automation, before.variants
