@@ -227,13 +227,16 @@ def null_share_excess(nulls: int, rows: int, column: ColumnSchema) -> str:
     """Why the null share breaks the column's rule, or "" when it does not.
 
     >>> null_share_excess(3, 10, ColumnSchema("x", "float", max_null_fraction=0.1))
-    '0.3 of the rows are null, above max_null_fraction 0.1'
+    '30% of the rows are null, above max_null_fraction 0.1'
+    >>> null_share_excess(4, 4, ColumnSchema("x", "float"))
+    '100% of the rows are null, above max_null_fraction 0'
     """
     share = nulls / rows
     if share <= column.max_null_fraction:
         return ""
     limit = (
-        f"{share:.4g} of the rows are null, above max_null_fraction {column.max_null_fraction:g}"
+        f"{share * 100:.4g}% of the rows are null, above max_null_fraction "
+        f"{column.max_null_fraction:g}"
     )
     if not column.null_significance:
         return limit
@@ -346,7 +349,8 @@ def _range_detail(found: RangeFindings, n: int, column: ColumnSchema) -> str:
         parts.append(f"{found.beyond} of them beyond the margin ({', '.join(limits)})")
     if share > column.max_out_of_range_fraction and column.max_out_of_range_fraction:
         parts.append(
-            f"{share:.4g} of the rows, above the tolerance {column.max_out_of_range_fraction:g}"
+            f"{share * 100:.4g}% of the rows, above the tolerance "
+            f"{column.max_out_of_range_fraction:g}"
         )
     return ", ".join(parts)
 
