@@ -52,11 +52,9 @@ def test_a_period_column_is_profiled_as_dates(quarters):
     )
 
 
-def test_a_complex_column_is_refused_naming_it(quarters):
+def test_a_complex_column_is_refused_by_profile_naming_it(quarters):
     frame = quarters.assign(impedance=quarters["realgdp"] * (1 + 1j))
     message = "column 'impedance' holds complex numbers, which have no order to profile or test"
-    with pytest.raises(ValueError, match=message):
-        compare(frame, frame)
     with pytest.raises(ValueError, match=message):
         profile(frame)
     objects = pd.DataFrame({"z": np.array([1 + 1j, None], dtype=object)})
@@ -117,3 +115,27 @@ def test_periods_finer_than_a_second_keep_their_resolution():
     held = profile(pd.DataFrame({"p": mixed}))["p"]
     day = (pd.Timestamp("2024-03-05") - pd.Timestamp(0)).total_seconds()
     assert (held.numeric.minimum, held.numeric.maximum) == (day, day + 36672.25)
+
+
+def test_a_complex_column_is_left_out_of_a_comparison_with_its_reason(quarters):
+    frame = quarters.assign(impedance=quarters["realgdp"] * (1 + 1j))
+    ref, cur = frame.iloc[:120], frame.iloc[100:]
+    with pytest.warns(UserWarning, match="columns not compared: 'impedance' holds complex"):
+        result = compare(ref, cur)
+    # The other columns are compared as without it: realgdp by KS on its values.
+    assert [c.column for c in result.columns] == ["quarter", "realgdp"]
+    expected = ks_2samp(ref["realgdp"], cur["realgdp"])
+    assert result["realgdp"].statistic == pytest.approx(expected.statistic, abs=1e-12)
+    assert result["realgdp"].p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    reason = (
+        "holds complex numbers, which have no order to test; split it into its real and "
+        "imaginary parts (or modulus and angle) and compare those (in reference)"
+    )
+    assert result.skipped == (("impedance", reason),)
+    assert result.to_dict()["skipped"] == [{"column": "impedance", "reason": reason}]
+    assert result.to_dict()["dataset"]["n_skipped"] == 1
+    # Complex on the current side only (an object column of them): named with that side.
+    current = cur.assign(impedance=pd.Series(list(cur["realgdp"] * 1j), index=cur.index))
+    with pytest.warns(UserWarning):
+        only_current = compare(quarters.assign(impedance=quarters["realgdp"]), current)
+    assert only_current.skipped == (("impedance", reason.replace("reference", "current")),)

@@ -10,9 +10,13 @@ pandas ``Period`` columns and complex numbers.
   (months beside quarters) is read the same way, each period as the second it starts: a
   quarter and the month it begins with are then the same instant, and the column compares
   on one time axis rather than by frequency.
-* A **complex** column has no order, so no range, quantile or KS test applies to it; it is
-  refused with an error naming the column. Split it into its real and imaginary parts
-  (``frame[c].to_numpy().real``, ``.imag``), or its modulus and angle, and compare those.
+* A **complex** column has no order, so no range, quantile or KS test applies to it. A
+  profile refuses it with an error naming the column (a profile has an entry for every
+  column, and merging treats a column one profile lacks as nulls, so leaving it out would
+  turn it into nulls); a drift comparison leaves it out, with the reason in the result's
+  ``skipped`` and a warning (:func:`holds_complex` finds it). Split it into its real and
+  imaginary parts (``frame[c].to_numpy().real``, ``.imag``), or its modulus and angle, and
+  profile or compare those.
 
 >>> import pandas as pd
 >>> months = pd.Series(pd.period_range("2024-01", periods=2, freq="M"), name="month")
@@ -46,6 +50,30 @@ def _all_periods(series: pd.Series) -> bool:
     return all(isinstance(v, pd.Period) for v in series.dropna())
 
 
+#: Why a complex column is not compared (a drift result's ``skipped`` reason).
+COMPLEX_REASON = (
+    "holds complex numbers, which have no order to test; split it into its real and "
+    "imaginary parts (or modulus and angle) and compare those"
+)
+
+
+def holds_complex(series_or_dtype) -> bool:
+    """Whether a column (a Series, or only its dtype, as a Dask frame's ``dtypes`` give
+    it) holds complex numbers: a complex dtype, or an ``object`` column of them.
+
+    >>> import numpy as np
+    >>> holds_complex(pd.Series([1 + 2j])), holds_complex(pd.Series([1.5]))
+    (True, False)
+    >>> holds_complex(pd.Series([1j, None], dtype=object)), holds_complex(np.dtype("complex64"))
+    (True, True)
+    """
+    if not isinstance(series_or_dtype, pd.Series):
+        return pd.api.types.is_complex_dtype(series_or_dtype)
+    if pd.api.types.is_complex_dtype(series_or_dtype.dtype):
+        return True
+    return _kind_of_objects(series_or_dtype) in ("complex", "mixed-complex")
+
+
 def readable_column(series: pd.Series, name: str | None = None) -> pd.Series:
     """``series`` as profiles and drift tests read it: a Period column as the instants its
     periods start (``datetime64[s]``, or ``ms``/``us``/``ns`` for periods that fine; ``NaT``
@@ -63,7 +91,7 @@ def readable_column(series: pd.Series, name: str | None = None) -> pd.Series:
     """
     label = str(series.name) if name is None else name
     objects = _kind_of_objects(series)
-    if pd.api.types.is_complex_dtype(series.dtype) or objects in ("complex", "mixed-complex"):
+    if holds_complex(series):
         raise ValueError(
             f"column {label!r} holds complex numbers, which have no order to profile or test; "
             "split it into its real and imaginary parts (or modulus and angle) and compare "
