@@ -139,3 +139,53 @@ def test_a_complex_column_is_left_out_of_a_comparison_with_its_reason(quarters):
     with pytest.warns(UserWarning):
         only_current = compare(quarters.assign(impedance=quarters["realgdp"]), current)
     assert only_current.skipped == (("impedance", reason.replace("reference", "current")),)
+
+
+def test_a_schema_types_a_period_column_as_dates_and_validates_the_same_frame(quarters):
+    from opsloop.data.schema import infer_schema, validate
+
+    schema = infer_schema(quarters)
+    assert schema["quarter"].type == "datetime"
+    assert validate(quarters, schema).ok
+    # The same instants as timestamps get the same schema and the same verdict.
+    dated = quarters.assign(quarter=quarters["quarter"].dt.start_time)
+    assert infer_schema(dated)["quarter"] == schema["quarter"]
+    assert validate(dated, schema).ok
+    # An object column of periods of several frequencies, and periods past 2262, are dates.
+    far = pd.DataFrame({"quarter": pd.period_range("3000Q1", periods=4, freq="Q")})
+    assert validate(far.assign(realgdp=quarters["realgdp"].iloc[:4].to_numpy()), schema).ok
+    mixed = pd.Series([pd.Period("2024Q2", "Q"), pd.Period("2024-05", "M")], dtype=object)
+    assert infer_schema(pd.DataFrame({"p": mixed}))["p"].type == "datetime"
+
+
+def test_periods_break_a_date_schema_as_dates_do(quarters):
+    from opsloop.data.schema import Schema, infer_schema, validate
+
+    schema = infer_schema(quarters)
+    # Nulls where the training data had none, and text in a date column.
+    broken = quarters["quarter"].astype(object)
+    broken.iloc[[3, 8]] = None
+    broken.iloc[5] = "1960Q2"
+    found = validate(quarters.assign(quarter=broken), schema)
+    as_dates = broken.map(lambda p: p.start_time if isinstance(p, pd.Period) else p)
+    expected = validate(quarters.assign(quarter=as_dates), schema)
+    kinds = [(a.column, a.kind, a.count, a.detail) for a in found]
+    assert kinds == [(a.column, a.kind, a.count, a.detail) for a in expected]
+    assert kinds == [
+        ("quarter", "type_mismatch", 1, "expected datetime, found str ×1"),
+        (
+            "quarter",
+            "null_fraction_exceeded",
+            2,
+            f"{2 / len(quarters) * 100:.4g}% of the rows are null, above max_null_fraction 0",
+        ),
+    ]
+    # Examples show the periods as they are in the frame.
+    assert found.anomalies[1].examples == ((3, None), (8, None))
+    # A schema written before, which typed the column as text, still loads; it now finds
+    # dates where it expects text.
+    older = Schema.from_yaml(schema.to_yaml().replace("type: datetime", "type: string"))
+    (mismatch,) = validate(quarters, older)
+    assert (mismatch.kind, mismatch.count) == ("type_mismatch", len(quarters))
+    assert mismatch.detail == "expected string, found datetime ×203"
+    assert mismatch.examples[0] == (0, "1959Q1")

@@ -90,13 +90,27 @@ def readable_column(series: pd.Series, name: str | None = None) -> pd.Series:
     ['2024-03-05 10:11:12.250', '2024-03-05 10:11:12.251']
     """
     label = str(series.name) if name is None else name
-    objects = _kind_of_objects(series)
     if holds_complex(series):
         raise ValueError(
             f"column {label!r} holds complex numbers, which have no order to profile or test; "
             "split it into its real and imaginary parts (or modulus and angle) and compare "
             "those"
         )
+    return period_starts(series)
+
+
+def period_starts(series: pd.Series) -> pd.Series:
+    """A Period column as the instants its periods start (as :func:`readable_column` reads
+    it), any other column unchanged, complex ones included: what schema inference and
+    validation judge, so that a Period column is a ``datetime`` column to them as to a
+    profile.
+
+    >>> quarters = pd.Series([pd.Period("2024Q2", "Q"), None], dtype=object)
+    >>> starts = period_starts(quarters)
+    >>> str(starts.dtype), str(starts[0]), starts.isna().tolist()
+    ('datetime64[s]', '2024-04-01 00:00:00', [False, True])
+    """
+    objects = _kind_of_objects(series)
     if isinstance(series.dtype, pd.PeriodDtype):
         unit = _unit_of(series.dtype.freq)
         starts = series.array.asfreq(unit, how="start").asi8  # NaT stays NaT's int64

@@ -38,6 +38,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from opsloop.data.period_columns import period_starts
+
 ColumnType = Literal["bool", "int", "float", "datetime", "category", "string"]
 NUMERIC_TYPES: frozenset[str] = frozenset({"int", "float"})
 
@@ -111,7 +113,8 @@ def _value_kind(value: object) -> str:
         return "float"
     if isinstance(value, str):
         return "str"
-    if isinstance(value, datetime.datetime | np.datetime64):  # pd.Timestamp included
+    # pd.Timestamp included; a Period is the instant it starts.
+    if isinstance(value, datetime.datetime | np.datetime64 | pd.Period):
         return "datetime"
     return "other"
 
@@ -138,7 +141,9 @@ class TypeEvidence:
 
     @classmethod
     def of(cls, series: pd.Series) -> TypeEvidence:
-        """The evidence of one chunk."""
+        """The evidence of one chunk (a Period column is dated by its periods' starts,
+        as schema inference reads it)."""
+        series = period_starts(series)
         dtype = series.dtype
         is_text = pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
         if not (is_text or pd.api.types.is_object_dtype(dtype)) or pd.api.types.is_bool_dtype(

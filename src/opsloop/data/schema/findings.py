@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from opsloop.data.period_columns import period_starts
 from opsloop.data.schema.anomaly import Anomaly
 from opsloop.data.schema.column import NUMERIC_TYPES, ColumnSchema
 from opsloop.data.schema.observe import (
@@ -123,8 +124,9 @@ class ColumnFindings:
 
     @classmethod
     def of(cls, series: pd.Series, column: ColumnSchema) -> ColumnFindings:
-        """Read ``series`` once against ``column``'s rules."""
-        seen = observe(series)
+        """Read ``series`` once against ``column``'s rules (a Period column as the
+        instants its periods start; its examples as the periods themselves)."""
+        seen = observe(period_starts(series))
         conforming = conforms(seen, column.type)
         found = cls(len(series), nulls=RowsFound.of(series, seen.null))
         mismatched = ~seen.null & ~conforming
