@@ -140,3 +140,19 @@ def _unit_of(freq: pd.offsets.BaseOffset) -> str:
     """
     name = freq.base.name
     return name if name in _UNITS else "s"
+
+
+def duration_seconds(series: pd.Series) -> np.ndarray:
+    """The seconds of a duration column (``timedelta64``, or Arrow-backed ``duration[...]``)
+    as float64, NaN where missing: pandas' ``total_seconds``, read from the stored integers,
+    so an Arrow duration longer than 2**53 of its unit (104 days in nanoseconds), which
+    Arrow's own conversion refuses, is read too. Profiles and drift read durations so.
+
+    >>> spans = pd.Series(pd.to_timedelta([1.5, None, 400 * 86_400], unit="s"))
+    >>> duration_seconds(spans.astype("duration[ns][pyarrow]")).tolist()
+    [1.5, nan, 34560000.0]
+    """
+    if not isinstance(series.array, pd.arrays.TimedeltaArray):
+        unit = getattr(getattr(series.dtype, "pyarrow_dtype", None), "unit", "ns")
+        series = series.astype(f"timedelta64[{unit}]")
+    return series.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)

@@ -8,10 +8,18 @@ logical type   statistics
 ============== ===================================================================
 int, float     :class:`~opsloop.data.profile.numeric.NumericSummary` of the values
 datetime       the same, of the epoch seconds (UTC; naive timestamps are read as UTC)
+duration       the same, of the durations in seconds (as drift compares them)
 bool           the number of ``True`` values
 category,      :class:`~opsloop.data.profile.text.TextSummary`: value frequencies,
 string         distinct count, lengths in characters and words
 ============== ===================================================================
+
+``duration`` is the profile's own type for a ``timedelta64`` column (or an Arrow-backed
+``duration[...]`` one, or an ``object`` column of ``timedelta`` values): the schema's types
+(:mod:`opsloop.data.types`) have none, and without it a duration would be profiled as the
+text of its values. Its statistics are seconds (``seconds`` in :meth:`ColumnProfile.to_dict`,
+``mean``/``std``/``min``/``max``/``median`` in :meth:`ColumnProfile.summary_row`), and it
+merges only with durations (or a side without values).
 
 Nulls are whatever pandas calls missing (``None``, ``NaN``, ``NaT``, ``pd.NA``). In an
 ``object`` column, non-null values that cannot be read as the column's logical type are counted
@@ -36,13 +44,15 @@ read as numbers).
 
 from __future__ import annotations
 
+import datetime
 import math
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from opsloop.data.period_columns import readable_column
+from opsloop.data.period_columns import duration_seconds, readable_column
 from opsloop.data.profile.frequencies import DEFAULT_TOP, Frequencies
 from opsloop.data.profile.numeric import NumericSummary
 from opsloop.data.profile.options import SketchOptions
@@ -53,10 +63,14 @@ from opsloop.data.types import (
     infer_column_type,
 )
 
+#: A profile's logical types: the schema's, and ``duration`` (see the module docstring).
+ProfileType = ColumnType | Literal["duration"]
+
 _FAMILY = {
     "int": "numeric",
     "float": "numeric",
     "datetime": "datetime",
+    "duration": "duration",
     "bool": "bool",
     "category": "text",
     "string": "text",
@@ -70,7 +84,7 @@ class ColumnProfile:
 
     ``count`` is the number of rows, ``null_count`` the missing ones and ``invalid_count``
     the non-null values that do not fit ``logical_type``. Exactly one of ``numeric`` (int,
-    float, datetime), ``true_count`` (bool) and ``text`` (category, string) is set.
+    float, datetime, duration), ``true_count`` (bool) and ``text`` (category, string) is set.
 
     >>> import pandas as pd
     >>> col = profile_column(pd.Series([True, False, True]), "flag")
@@ -79,7 +93,7 @@ class ColumnProfile:
     """
 
     name: str
-    logical_type: ColumnType
+    logical_type: ProfileType
     count: int
     null_count: int
     invalid_count: int = 0
@@ -141,7 +155,7 @@ class ColumnProfile:
             text=text,
         )
 
-    def _without_values(self, logical_type: ColumnType) -> ColumnProfile:
+    def _without_values(self, logical_type: ProfileType) -> ColumnProfile:
         return replace(self, logical_type=logical_type, numeric=None, true_count=None, text=None)
 
     def to_dict(self, top: int = DEFAULT_TOP) -> dict:
@@ -164,6 +178,8 @@ class ColumnProfile:
             out["min"] = _iso(self.numeric.minimum)
             out["max"] = _iso(self.numeric.maximum)
             out["seconds"] = self.numeric.to_dict()
+        elif self.numeric is not None and self.logical_type == "duration":
+            out["seconds"] = self.numeric.to_dict()  # the durations' statistics, in seconds
         elif self.numeric is not None:
             out["numeric"] = self.numeric.to_dict()
         if self.true_count is not None:
@@ -298,7 +314,7 @@ def profile_column(
         name = "value" if series.name is None else str(series.name)
     # A Period is the time it starts; a complex column is refused (:mod:`..period_columns`).
     series = readable_column(series, str(name))
-    logical_type = infer_column_type(series)
+    logical_type: ProfileType = "duration" if _is_duration(series) else infer_column_type(series)
     null_mask = series.isna().to_numpy(dtype=bool)
     null_count = int(np.count_nonzero(null_mask))
     # Skip the copy that boolean indexing makes when nothing is missing.
@@ -312,6 +328,10 @@ def profile_column(
         )
     if logical_type == "datetime":
         seconds, invalid = _epoch_seconds(present)
+        numeric = NumericSummary.of_values(seconds, options.quantile_k)
+        return replace(base, invalid_count=invalid, numeric=numeric)
+    if logical_type == "duration":
+        seconds, invalid = _duration_seconds(present)
         numeric = NumericSummary.of_values(seconds, options.quantile_k)
         return replace(base, invalid_count=invalid, numeric=numeric)
     if logical_type == "bool":
@@ -367,6 +387,27 @@ def _epoch_seconds(present: pd.Series) -> tuple[np.ndarray, int]:
     return whole.astype(np.float64) + rest / per_second, invalid
 
 
+def _is_duration(series: pd.Series) -> bool:
+    """Whether ``series`` holds durations: a timedelta64 or Arrow duration dtype, or an
+    ``object`` column whose values are all ``timedelta`` (pandas' ``Timedelta`` included)."""
+    if getattr(series.dtype, "kind", None) == "m":
+        return True
+    return series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "timedelta"
+
+
+def _duration_seconds(present: pd.Series) -> tuple[np.ndarray, int]:
+    """Seconds of non-null durations (pandas' ``total_seconds``, as drift reads them), with
+    the invalid count: in an ``object`` column, values that are no ``timedelta``."""
+    invalid = 0
+    if present.dtype == object:
+        is_duration = present.map(
+            lambda v: isinstance(v, datetime.timedelta | np.timedelta64)
+        ).to_numpy(dtype=bool)
+        invalid = int(np.count_nonzero(~is_duration))
+        present = pd.Series(pd.to_timedelta(present[is_duration].to_numpy()))
+    return duration_seconds(present), invalid
+
+
 def _true_count(present: pd.Series) -> tuple[int, int]:
     """Number of True among non-null booleans, with the invalid count."""
     dtype = present.dtype
@@ -387,7 +428,7 @@ def _merge_optional(a, b):
     return a.merge(b)
 
 
-def _merged_type(a: ColumnProfile, b: ColumnProfile, text: TextSummary | None) -> ColumnType:
+def _merged_type(a: ColumnProfile, b: ColumnProfile, text: TextSummary | None) -> ProfileType:
     family = _FAMILY[a.logical_type]
     if family == "numeric":
         return "int" if a.logical_type == b.logical_type == "int" else "float"
