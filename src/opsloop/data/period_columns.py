@@ -99,6 +99,22 @@ def readable_column(series: pd.Series, name: str | None = None) -> pd.Series:
     return period_starts(series)
 
 
+def holds_periods(series: pd.Series) -> bool:
+    """Whether ``series`` is a Period column (a ``period`` dtype, or an ``object`` column
+    whose present values are all ``Period``): the columns :func:`period_starts` reads as
+    dates.
+
+    >>> holds_periods(pd.Series(pd.period_range("2024Q1", periods=2, freq="Q")))
+    True
+    >>> holds_periods(pd.Series(["2024Q1"])), holds_periods(pd.Series([pd.Period("2024Q1", "Q")]))
+    (False, True)
+    """
+    if isinstance(series.dtype, pd.PeriodDtype):
+        return True
+    objects = _kind_of_objects(series)
+    return objects == "period" or (objects == "mixed" and _all_periods(series))
+
+
 def period_starts(series: pd.Series) -> pd.Series:
     """A Period column as the instants its periods start (as :func:`readable_column` reads
     it), any other column unchanged, complex ones included: what schema inference and
@@ -110,19 +126,18 @@ def period_starts(series: pd.Series) -> pd.Series:
     >>> str(starts.dtype), str(starts[0]), starts.isna().tolist()
     ('datetime64[s]', '2024-04-01 00:00:00', [False, True])
     """
-    objects = _kind_of_objects(series)
+    if not holds_periods(series):
+        return series
     if isinstance(series.dtype, pd.PeriodDtype):
         unit = _unit_of(series.dtype.freq)
         starts = series.array.asfreq(unit, how="start").asi8  # NaT stays NaT's int64
-    elif objects == "period" or (objects == "mixed" and _all_periods(series)):
+    else:
         present = [p for p in series if not pd.isna(p)]
         unit = min((_unit_of(p.freq) for p in present), key=_UNITS.index, default="s")
         starts = np.array(
             [_NAT if pd.isna(p) else p.asfreq(unit, how="start").ordinal for p in series],
             dtype=np.int64,
         )
-    else:
-        return series
     return pd.Series(starts.view(f"datetime64[{unit}]"), index=series.index, name=series.name)
 
 
