@@ -137,3 +137,46 @@ def test_opsloop_profile_shows_a_duration_column_in_seconds(married, tmp_path):
     table = runner.invoke(app, ["profile", str(path)]).output
     row = next(line for line in table.splitlines() if line.startswith("│ married_for"))
     assert "duration" in row and f"{seconds.max():.4g}" in row
+
+
+def test_a_profile_that_holds_durations_as_text_must_be_rebuilt(married):
+    # A profile saved before durations were profiled as such holds their text.
+    as_text = married.assign(married_for=married["married_for"].astype(str).astype(object))
+    saved = Profile.from_bytes(profile(as_text).to_bytes())
+    assert saved["married_for"].logical_type in ("string", "category")
+    with pytest.raises(ValueError, match="saved before durations were profiled .* rebuild it"):
+        saved.merge(profile(married))
+    with pytest.raises(ValueError, match="rebuild it"):
+        profile(married).merge(saved)
+
+
+def test_an_object_column_of_mostly_durations_counts_the_rest_invalid():
+    # As an object column of mostly datetimes: the most common kind of value wins.
+    hours = [datetime.timedelta(hours=h) for h in range(9)]
+    mixed = pd.Series([*hours, "1 hour"], dtype=object)
+    whole = profile(pd.DataFrame({"d": mixed}))["d"]
+    assert (whole.logical_type, whole.invalid_count) == ("duration", 1)
+    assert whole.numeric.sum == sum(h * 3600.0 for h in range(9))
+    halves = profile(pd.DataFrame({"d": mixed.iloc[:5]})).merge(
+        profile(pd.DataFrame({"d": mixed.iloc[5:]}))
+    )["d"]
+    assert (halves.logical_type, halves.invalid_count, halves.numeric.sum) == (
+        "duration",
+        1,
+        whole.numeric.sum,
+    )
+    # Fewer durations than numbers: a number column, the durations invalid.
+    numbers = pd.Series([1, 2, 3, datetime.timedelta(hours=1)], dtype=object)
+    assert profile(pd.DataFrame({"d": numbers}))["d"].logical_type == "int"
+
+
+def test_a_duration_past_pandas_range_is_read_with_its_own_seconds():
+    # pandas' Timedelta ends near 292 years; a datetime.timedelta reaches 999_999_999 days.
+    longest = datetime.timedelta(days=999_999_999)
+    held = pd.Series(
+        [longest, datetime.timedelta(hours=1), np.timedelta64(2**62, "s")], dtype=object
+    )
+    column = profile(pd.DataFrame({"d": held}))["d"]
+    assert (column.logical_type, column.invalid_count) == ("duration", 0)
+    assert (column.numeric.minimum, column.numeric.maximum) == (3600.0, 2.0**62)
+    assert column.numeric.sum == 3600.0 + 999_999_999 * 86_400.0 + 2.0**62

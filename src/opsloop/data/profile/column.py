@@ -61,6 +61,7 @@ from opsloop.data.types import (
     ColumnType,
     classify_by_cardinality,
     infer_column_type,
+    value_kind,
 )
 
 #: A profile's logical types: the schema's, and ``duration`` (see the module docstring).
@@ -139,6 +140,7 @@ class ColumnProfile:
                     f"column {self.name!r} is {a.logical_type} in one profile and "
                     f"{b.logical_type} in the other; profiles of a column merge only when "
                     "their types agree (int with float and category with string do)"
+                    + _rebuild_hint(a.logical_type, b.logical_type)
                 )
         text = _merge_optional(a.text, b.text)
         true_count = None
@@ -387,25 +389,63 @@ def _epoch_seconds(present: pd.Series) -> tuple[np.ndarray, int]:
     return whole.astype(np.float64) + rest / per_second, invalid
 
 
+def _rebuild_hint(a: ProfileType, b: ProfileType) -> str:
+    """What to do when a duration profile meets a text one: a profile saved before
+    durations were profiled as such holds the duration column as text."""
+    if {_FAMILY[a], _FAMILY[b]} != {"duration", "text"}:
+        return ""
+    return (
+        "; a profile saved before durations were profiled as type duration holds them as "
+        "text: rebuild it with profile() from its data"
+    )
+
+
+def _is_duration_value(value: object) -> bool:
+    return isinstance(value, datetime.timedelta | np.timedelta64)
+
+
 def _is_duration(series: pd.Series) -> bool:
     """Whether ``series`` holds durations: a timedelta64 or Arrow duration dtype, or an
-    ``object`` column whose values are all ``timedelta`` (pandas' ``Timedelta`` included)."""
+    ``object`` column most of whose present values are ``timedelta`` (pandas' ``Timedelta``
+    included), as an ``object`` column of mostly datetimes is a datetime column: the
+    other values are counted invalid, so halves of a column profile alike."""
     if getattr(series.dtype, "kind", None) == "m":
         return True
-    return series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "timedelta"
+    if series.dtype != object:
+        return False
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind == "timedelta":
+        return True
+    if kind not in ("mixed", "mixed-integer"):
+        return False
+    # infer_column_type's rule for object columns (the most common kind of value wins),
+    # with durations as a kind of their own.
+    kinds = series.dropna().map(lambda v: "duration" if _is_duration_value(v) else value_kind(v))
+    counts = kinds.value_counts().to_dict()
+    durations = counts.pop("duration", 0)
+    return durations > max(counts.values(), default=0)
 
 
 def _duration_seconds(present: pd.Series) -> tuple[np.ndarray, int]:
     """Seconds of non-null durations (pandas' ``total_seconds``, as drift reads them), with
-    the invalid count: in an ``object`` column, values that are no ``timedelta``."""
-    invalid = 0
-    if present.dtype == object:
-        is_duration = present.map(
-            lambda v: isinstance(v, datetime.timedelta | np.timedelta64)
-        ).to_numpy(dtype=bool)
-        invalid = int(np.count_nonzero(~is_duration))
-        present = pd.Series(pd.to_timedelta(present[is_duration].to_numpy()))
-    return duration_seconds(present), invalid
+    the invalid count: in an ``object`` column, values that are no ``timedelta``. Object
+    values are read one by one with their own ``total_seconds`` (a ``np.timedelta64``
+    through ``pd.Timedelta``), so a ``timedelta`` past pandas' 292 years is read too; a
+    ``np.timedelta64`` past them is counted invalid."""
+    if present.dtype != object:
+        return duration_seconds(present), 0
+    seconds = np.empty(len(present), dtype=np.float64)
+    kept = 0
+    for value in present:
+        if isinstance(value, np.timedelta64):
+            try:
+                value = pd.Timedelta(value)
+            except (OverflowError, ValueError):
+                continue
+        if isinstance(value, datetime.timedelta):
+            seconds[kept] = value.total_seconds()
+            kept += 1
+    return seconds[:kept], len(present) - kept
 
 
 def _true_count(present: pd.Series) -> tuple[int, int]:
