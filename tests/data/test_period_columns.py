@@ -177,7 +177,7 @@ def test_periods_break_a_date_schema_as_dates_do(quarters):
             "quarter",
             "null_fraction_exceeded",
             2,
-            f"{2 / len(quarters) * 100:.4g}% of the rows are null, above max_null_fraction 0",
+            f"{2 / len(quarters) * 100:.4g}% of the rows are null, above max_null_fraction 0%",
         ),
     ]
     # Examples show the periods as they are in the frame.
