@@ -8,7 +8,7 @@ logical type   statistics
 ============== ===================================================================
 int, float     :class:`~opsloop.data.profile.numeric.NumericSummary` of the values
 datetime       the same, of the epoch seconds (UTC; naive timestamps are read as UTC)
-duration       the same, of the durations in seconds (as drift compares them)
+duration       the same, of the durations in seconds (as drift compares timedelta64)
 bool           the number of ``True`` values
 category,      :class:`~opsloop.data.profile.text.TextSummary`: value frequencies,
 string         distinct count, lengths in characters and words
