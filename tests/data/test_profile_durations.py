@@ -144,7 +144,7 @@ def test_a_profile_that_holds_durations_as_text_must_be_rebuilt(married):
     as_text = married.assign(married_for=married["married_for"].astype(str).astype(object))
     saved = Profile.from_bytes(profile(as_text).to_bytes())
     assert saved["married_for"].logical_type in ("string", "category")
-    with pytest.raises(ValueError, match="saved before durations were profiled .* rebuild it"):
+    with pytest.raises(ValueError, match=r"saved before durations were profiled .* rebuild it"):
         saved.merge(profile(married))
     with pytest.raises(ValueError, match="rebuild it"):
         profile(married).merge(saved)
