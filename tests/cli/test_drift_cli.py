@@ -3,6 +3,7 @@ reasons on every surface, and the columns it could not compare."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -146,3 +147,20 @@ def test_columns_with_a_comma_are_named_escaped_or_by_repeating_the_option(tmp_p
         folder.output.strip()
         == f"error: --json: {str(tmp_path)!r} is a folder; give a file name in it"
     )
+
+
+def test_the_printed_verdict_lists_a_complex_column_as_not_compared_with_why(capsys):
+    # No file format the command reads holds complex numbers; a frame in Python does, and
+    # the command and the demo print its result with the same table.
+    from opsloop.cli.drift_table import print_drift
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "z": rng.normal(size=400) * (1 + 2j)})
+    with pytest.warns(UserWarning, match="'z' holds complex numbers"):
+        result = compare(frame.iloc[:200], frame.iloc[200:])
+    print_drift(result)
+    printed = capsys.readouterr().out
+    assert "1 columns not compared" in printed
+    row = next(line for line in printed.splitlines() if line.startswith("│ z "))
+    assert "holds complex numbers, which have no order to test" in row
+    assert "0 of 1 columns drifted (alpha 0.05, holm correction), 1 not compared" in printed

@@ -69,3 +69,13 @@ def test_arrow_backed_durations_are_compared_as_seconds_and_kept_in_a_sample():
     again = RowSample.from_bytes(sample.to_bytes()).frame()["spent"]
     assert str(again.dtype) == "timedelta64[ns]"
     assert again.dt.total_seconds().tolist() == sample.frame()["spent"].dt.total_seconds().tolist()
+
+
+def test_arrow_durations_longer_than_104_days_are_compared_as_seconds():
+    # 2**53 nanoseconds is 104 days: Arrow's own total_seconds refuses longer durations.
+    frame = married_for()
+    arrow = frame.astype({"married_for": "duration[ns][pyarrow]"})
+    column = drift.compare(arrow.iloc[:3000], arrow.iloc[3000:])["married_for"]
+    expected = drift.compare(frame.iloc[:3000], frame.iloc[3000:])["married_for"]
+    assert (column.kind, column.test) == (expected.kind, expected.test) == ("discrete", "chi2")
+    assert (column.statistic, column.p_value) == (expected.statistic, expected.p_value)

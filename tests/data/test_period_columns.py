@@ -52,11 +52,9 @@ def test_a_period_column_is_profiled_as_dates(quarters):
     )
 
 
-def test_a_complex_column_is_refused_naming_it(quarters):
+def test_a_complex_column_is_refused_by_profile_naming_it(quarters):
     frame = quarters.assign(impedance=quarters["realgdp"] * (1 + 1j))
     message = "column 'impedance' holds complex numbers, which have no order to profile or test"
-    with pytest.raises(ValueError, match=message):
-        compare(frame, frame)
     with pytest.raises(ValueError, match=message):
         profile(frame)
     objects = pd.DataFrame({"z": np.array([1 + 1j, None], dtype=object)})
@@ -117,3 +115,77 @@ def test_periods_finer_than_a_second_keep_their_resolution():
     held = profile(pd.DataFrame({"p": mixed}))["p"]
     day = (pd.Timestamp("2024-03-05") - pd.Timestamp(0)).total_seconds()
     assert (held.numeric.minimum, held.numeric.maximum) == (day, day + 36672.25)
+
+
+def test_a_complex_column_is_left_out_of_a_comparison_with_its_reason(quarters):
+    frame = quarters.assign(impedance=quarters["realgdp"] * (1 + 1j))
+    ref, cur = frame.iloc[:120], frame.iloc[100:]
+    with pytest.warns(UserWarning, match="columns not compared: 'impedance' holds complex"):
+        result = compare(ref, cur)
+    # The other columns are compared as without it: realgdp by KS on its values.
+    assert [c.column for c in result.columns] == ["quarter", "realgdp"]
+    expected = ks_2samp(ref["realgdp"], cur["realgdp"])
+    assert result["realgdp"].statistic == pytest.approx(expected.statistic, abs=1e-12)
+    assert result["realgdp"].p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    reason = (
+        "holds complex numbers, which have no order to test; split it into its real and "
+        "imaginary parts (or modulus and angle) and compare those (in reference)"
+    )
+    assert result.skipped == (("impedance", reason),)
+    assert result.to_dict()["skipped"] == [{"column": "impedance", "reason": reason}]
+    assert result.to_dict()["dataset"]["n_skipped"] == 1
+    # Complex on the current side only (an object column of them): named with that side.
+    current = cur.assign(impedance=pd.Series(list(cur["realgdp"] * 1j), index=cur.index))
+    with pytest.warns(UserWarning):
+        only_current = compare(quarters.assign(impedance=quarters["realgdp"]), current)
+    assert only_current.skipped == (("impedance", reason.replace("reference", "current")),)
+
+
+def test_a_schema_types_a_period_column_as_dates_and_validates_the_same_frame(quarters):
+    from opsloop.data.schema import infer_schema, validate
+
+    schema = infer_schema(quarters)
+    assert schema["quarter"].type == "datetime"
+    assert validate(quarters, schema).ok
+    # The same instants as timestamps get the same schema and the same verdict.
+    dated = quarters.assign(quarter=quarters["quarter"].dt.start_time)
+    assert infer_schema(dated)["quarter"] == schema["quarter"]
+    assert validate(dated, schema).ok
+    # An object column of periods of several frequencies, and periods past 2262, are dates.
+    far = pd.DataFrame({"quarter": pd.period_range("3000Q1", periods=4, freq="Q")})
+    assert validate(far.assign(realgdp=quarters["realgdp"].iloc[:4].to_numpy()), schema).ok
+    mixed = pd.Series([pd.Period("2024Q2", "Q"), pd.Period("2024-05", "M")], dtype=object)
+    assert infer_schema(pd.DataFrame({"p": mixed}))["p"].type == "datetime"
+
+
+def test_periods_break_a_date_schema_as_dates_do(quarters):
+    from opsloop.data.schema import Schema, infer_schema, validate
+
+    schema = infer_schema(quarters)
+    # Nulls where the training data had none, and text in a date column.
+    broken = quarters["quarter"].astype(object)
+    broken.iloc[[3, 8]] = None
+    broken.iloc[5] = "1960Q2"
+    found = validate(quarters.assign(quarter=broken), schema)
+    as_dates = broken.map(lambda p: p.start_time if isinstance(p, pd.Period) else p)
+    expected = validate(quarters.assign(quarter=as_dates), schema)
+    kinds = [(a.column, a.kind, a.count, a.detail) for a in found]
+    assert kinds == [(a.column, a.kind, a.count, a.detail) for a in expected]
+    assert kinds == [
+        ("quarter", "type_mismatch", 1, "expected datetime, found str ×1"),
+        (
+            "quarter",
+            "null_fraction_exceeded",
+            2,
+            f"{2 / len(quarters) * 100:.4g}% of the rows are null, above max_null_fraction 0%",
+        ),
+    ]
+    # Examples show the periods as they are in the frame.
+    assert found.anomalies[1].examples == ((3, None), (8, None))
+    # A schema written before, which typed the column as text, still loads; it now finds
+    # dates where it expects text.
+    older = Schema.from_yaml(schema.to_yaml().replace("type: datetime", "type: string"))
+    (mismatch,) = validate(quarters, older)
+    assert (mismatch.kind, mismatch.count) == ("type_mismatch", len(quarters))
+    assert mismatch.detail == "expected string, found datetime ×203"
+    assert mismatch.examples[0] == (0, "1959Q1")

@@ -100,7 +100,10 @@ def test_tolerance_decides_for_values_just_outside_the_range():
     values[1:3] = 12.0
     (anomaly,) = validate(pd.DataFrame({"x": values}), schema)
     assert (anomaly.kind, anomaly.count, anomaly.fraction) == ("out_of_range", 3, 0.015)
-    assert anomaly.detail == "3 above max 10.0, 0.015 of the rows, above the tolerance 0.01"
+    assert (
+        anomaly.detail
+        == "3 above max 10.0, 1.5% of the rows, above the tolerance 1% (max_out_of_range_fraction)"
+    )
     # One value beyond max + 1.0 * (max - min) = 20 is an anomaly on its own.
     values[1:3] = 5.0
     values[0] = 20.5

@@ -97,7 +97,7 @@ def test_every_null_spelling_counts_as_null():
     anomaly = only(validate(pd.DataFrame({"x": pd.Series(values, dtype=object)}), schema))
     assert (anomaly.kind, anomaly.count, anomaly.fraction) == ("null_fraction_exceeded", 4, 0.5)
     assert anomaly.examples == ((1, None), (2, None), (4, None), (6, None))
-    assert anomaly.detail == "0.5 of the rows are null, above max_null_fraction 0.25"
+    assert anomaly.detail == "50% of the rows are null, above max_null_fraction 25%"
 
 
 def test_null_fraction_equal_to_the_limit_passes():
@@ -119,7 +119,7 @@ def test_null_significance_judges_the_null_share_by_a_binomial_test():
     assert p_value < 0.001
     assert (anomaly.kind, anomaly.count, anomaly.fraction) == ("null_fraction_exceeded", 140, 0.07)
     assert anomaly.detail == (
-        "0.07 of the rows are null, above max_null_fraction 0.05 beyond chance (140 of 2000 "
+        "7% of the rows are null, above max_null_fraction 5% beyond chance (140 of 2000 "
         f"rows, binomial p-value {p_value:.3g} below null_significance 0.001)"
     )
     # 130 in 2,000 (6.5%): p = 0.0018, chance at this significance.
@@ -448,7 +448,8 @@ def test_one_inf_in_training_bounds_the_share_of_inf_a_batch_may_hold():
         "mean radius", "non_finite_fraction_exceeded", 569
     )  # fmt: skip
     assert anomaly.detail.startswith(
-        f"100% of the rows are ±inf, above max_non_finite_fraction {bound:g} beyond chance "
+        f"100% of the rows are ±inf, above max_non_finite_fraction {bound * 100:.4g}% beyond "
+        "chance "
         "(569 of 569 rows, binomial p-value"
     )
     # The schema round-trips through YAML with its bound.
@@ -469,3 +470,19 @@ def test_allowing_no_inf_drops_the_inferred_bound_on_their_share():
     # A hand-edited YAML that turns allow_non_finite off keeps loading.
     text = schema.to_yaml().replace("allow_non_finite: true", "allow_non_finite: false")
     assert Schema.from_yaml(text)["x"] == strict["x"]
+
+
+def test_a_column_of_nulls_reads_as_a_percentage_of_the_rows():
+    # A share of 1 printed as a share read "1 of the rows"; as a percentage it is plain.
+    schema = schema_of(ColumnSchema("x", "float", max_null_fraction=0.1))
+    anomaly = only(validate(pd.DataFrame({"x": [np.nan] * 8}), schema))
+    assert (anomaly.count, anomaly.fraction) == (8, 1.0)
+    assert anomaly.detail == "100% of the rows are null, above max_null_fraction 10%"
+
+
+def test_a_tiny_null_share_reads_in_plain_decimals_beside_its_limit():
+    # One null in two million rows is 0.00005% (not 5e-05%), and the limit is a percentage too.
+    values = np.arange(2_000_000, dtype=np.float64)
+    values[123] = np.nan
+    (anomaly,) = validate(pd.DataFrame({"x": values}), Schema((ColumnSchema("x", "float"),)))
+    assert anomaly.detail == "0.00005% of the rows are null, above max_null_fraction 0%"

@@ -62,6 +62,24 @@ def test_the_signature_keeps_the_columns_in_the_models_order(registry, forest):
     assert list(stored["columns"]) == ["zeta", "alpha", "mid"]
 
 
+def test_a_period_input_is_served_as_its_text(registry):
+    # A schema reads a Period column as datetime, but a JSON request carries '2024Q2':
+    # the signature keeps such a column a string, so those requests are accepted.
+    from opsloop.data.schema import Schema
+    from opsloop.serving.record_validation import checked_records
+
+    quarters = pd.Series(pd.period_range("2020Q1", periods=40, freq="Q"))
+    objects = pd.Series([pd.Period("2024Q1", "Q")] * 39 + [None], dtype=object)
+    frame = pd.DataFrame({"q": quarters, "o": objects, "x": np.arange(40.0)})
+    registry.register("periods", b"weights", flavor="onnx", input_schema=frame)
+    stored = registry.get_version("periods", 1).signature["inputs"]
+    assert stored["columns"]["q"] == {"type": "string", "required": True, "max_null_fraction": 0}
+    assert stored["columns"]["o"]["type"] == "string"
+    assert stored["columns"]["x"]["type"] == "float"
+    served = checked_records([{"q": "2024Q2", "o": "2024Q1", "x": 1.0}], Schema.from_dict(stored))
+    assert served.to_dict("records") == [{"q": "2024Q2", "o": "2024Q1", "x": 1.0}]
+
+
 def test_a_tampered_artifact_is_refused_before_loading(registry):
     v = registry.register("f", abs)
     registry.artifacts.fs.pipe(registry.artifacts.path(v.artifact_sha256), b"not a pickle")

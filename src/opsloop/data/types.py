@@ -38,6 +38,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from opsloop.data.period_columns import period_starts
+
 ColumnType = Literal["bool", "int", "float", "datetime", "category", "string"]
 NUMERIC_TYPES: frozenset[str] = frozenset({"int", "float"})
 
@@ -93,16 +95,22 @@ def infer_column_type(series: pd.Series) -> ColumnType:
     # object: decide by the values' Python types, majority wins.
     if len(non_null) == 0:
         return "string"
-    kinds = non_null.map(_value_kind).value_counts()
+    kinds = non_null.map(value_kind).value_counts()
     majority = kinds.index[0]
     if majority == "str":
-        return _classify_strings(non_null[non_null.map(_value_kind) == "str"])
+        return _classify_strings(non_null[non_null.map(value_kind) == "str"])
     return {"bool": "bool", "int": "int", "float": "float", "datetime": "datetime"}.get(
         majority, "string"
     )
 
 
-def _value_kind(value: object) -> str:
+def value_kind(value: object) -> str:
+    """The kind an ``object`` column's value counts as when the column is typed (the most
+    common kind wins): ``bool``, ``int``, ``float``, ``str``, ``datetime`` or ``other``.
+
+    >>> value_kind(3), value_kind("a"), value_kind(pd.Period("2024Q1", "Q")), value_kind(1j)
+    ('int', 'str', 'datetime', 'other')
+    """
     if isinstance(value, bool | np.bool_):
         return "bool"
     if isinstance(value, int | np.integer):
@@ -111,7 +119,8 @@ def _value_kind(value: object) -> str:
         return "float"
     if isinstance(value, str):
         return "str"
-    if isinstance(value, datetime.datetime | np.datetime64):  # pd.Timestamp included
+    # pd.Timestamp included; a Period is the instant it starts.
+    if isinstance(value, datetime.datetime | np.datetime64 | pd.Period):
         return "datetime"
     return "other"
 
@@ -138,7 +147,9 @@ class TypeEvidence:
 
     @classmethod
     def of(cls, series: pd.Series) -> TypeEvidence:
-        """The evidence of one chunk."""
+        """The evidence of one chunk (a Period column is dated by its periods' starts,
+        as schema inference reads it)."""
+        series = period_starts(series)
         dtype = series.dtype
         is_text = pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
         if not (is_text or pd.api.types.is_object_dtype(dtype)) or pd.api.types.is_bool_dtype(
@@ -148,7 +159,7 @@ class TypeEvidence:
         non_null = series.dropna()
         if not pd.api.types.is_object_dtype(dtype):
             return cls(kinds={"str": len(non_null)}, strings=_distinct(non_null))
-        kinds = non_null.map(_value_kind)
+        kinds = non_null.map(value_kind)
         counts = {str(k): int(c) for k, c in kinds.value_counts(sort=False).items()}
         return cls(kinds=counts, strings=_distinct(non_null[kinds == "str"]))
 

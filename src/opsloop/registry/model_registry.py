@@ -1569,6 +1569,26 @@ def _training_reference(
     return None
 
 
+#: What a schema inferred from a Period column keeps in a signature: its rules on presence.
+_PERIOD_INPUT_KEYS = ("required", "max_null_fraction", "null_significance", "absent_in")
+
+
+def _served_types(frame: pd.DataFrame, inputs: dict) -> dict:
+    """``inputs`` (the schema inferred from ``frame``) with its Period columns typed
+    ``string``: a profile or a schema reads a Period column as ``datetime``, but a request
+    over JSON carries a period as its text (``'2024Q2'``), which a ``datetime`` column
+    refuses, so the model is served a period's text, as it was trained on its values."""
+    from opsloop.data.period_columns import holds_periods
+
+    columns = inputs["columns"]
+    for name in frame.columns:
+        if str(name) in columns and holds_periods(frame[name]):
+            rules = columns[str(name)]
+            kept = {key: rules[key] for key in _PERIOD_INPUT_KEYS if key in rules}
+            columns[str(name)] = {"type": "string", **kept}
+    return inputs
+
+
 def _signature(input_schema: Any, output_type: str | None) -> dict | None:
     if input_schema is None and output_type is None:
         return None
@@ -1577,7 +1597,7 @@ def _signature(input_schema: Any, output_type: str | None) -> dict | None:
         from opsloop.data.schema import Schema, infer_schema
 
         if isinstance(input_schema, pd.DataFrame):
-            inputs = infer_schema(input_schema).to_dict()
+            inputs = _served_types(input_schema, infer_schema(input_schema).to_dict())
         elif isinstance(input_schema, Schema):
             inputs = input_schema.to_dict()
         elif isinstance(input_schema, Mapping):

@@ -157,7 +157,7 @@ def validate_dask(ddf, schema: Schema, environment: str | None = None) -> Valida
     >>> with dask.config.set(scheduler="synchronous"):
     ...     print(validate_dask(ddf, schema))
     1 anomaly in 4 rows (schema version 1):
-      x: null_fraction_exceeded in 2 rows (50.0%): 0.5 of the rows are null, above max_null_fraction 0; e.g. row 2: None, row 3: None
+      x: null_fraction_exceeded in 2 rows (50.0%): 50% of the rows are null, above max_null_fraction 0%; e.g. row 2: None, row 3: None
     """  # noqa: E501
     if not isinstance(schema, Schema):
         raise TypeError(f"validate expects a Schema, got {type(schema).__name__}")

@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -66,6 +67,7 @@ from opsloop.data.drift.sketched import (
 )
 from opsloop.data.drift.smirnov import METHODS as KS_P_VALUE_METHODS
 from opsloop.data.drift.summary import COUNT_KINDS, ColumnSummary, ReferenceProfile, summarize
+from opsloop.data.period_columns import COMPLEX_REASON, holds_complex
 
 #: Thresholds of the distances when they decide (tests use ``alpha``).
 DEFAULT_THRESHOLDS: dict[str, float] = {
@@ -649,6 +651,23 @@ def _what_the_rows_were(summary: ColumnSummary) -> str:
     return f" ({sizes.n_rows} rows: {', '.join(held)})" if held else ""
 
 
+def _complex_columns(reference, current, names: list, current_names) -> dict[str, str]:
+    """The columns among ``names`` that hold complex numbers on either side, with why each
+    is not compared (a Dask side is judged by its dtypes; a profile holds no complex column,
+    its summaries having refused them)."""
+    refused: dict[str, str] = {}
+    for side, frame in (("reference", reference), ("current", current)):
+        if isinstance(frame, ReferenceProfile):
+            continue
+        for name in names:
+            if name in refused or name not in frame.columns:
+                continue
+            column = frame.dtypes[name] if not isinstance(frame, pd.DataFrame) else frame[name]
+            if holds_complex(column):
+                refused[name] = f"{COMPLEX_REASON} (in {side})"
+    return refused
+
+
 def _require_unique_columns(side: str, frame, compared: list) -> None:
     """Columns are compared by name: a compared name twice in a frame has no one column to
     compare. A name twice among the columns left out of ``compared`` is no concern of ours."""
@@ -687,8 +706,10 @@ def compare(
     Columns
     default to those the two sides share; a column on one side only (or a requested column
     missing from ``current``) is reported in ``skipped`` with the side it is missing from,
-    not silently dropped. When nothing could be compared the result has no columns and
-    :attr:`DriftResult.compared` is false: no verdict, rather than "no drift".
+    not silently dropped; so is a column of complex numbers on either side, which has no
+    order to test (with a warning; :mod:`opsloop.data.period_columns`). When nothing could
+    be compared the result has no columns and :attr:`DriftResult.compared` is false: no
+    verdict, rather than "no drift".
     ``ks_p_value="fast"`` sums the Kolmogorov-Smirnov series here where scipy's takes up to a
     second per column (the p-value
     then agrees with scipy's to 1e-11 relative instead of bit for bit; see
@@ -762,6 +783,15 @@ def compare(
     skipped: list[tuple[str, str]] = []
     compared = []
     current_names = list(current) if isinstance(current, ReferenceProfile) else current.columns
+    # A complex column has no order to test: one such column leaves the others' verdicts
+    # standing, and is reported as not compared rather than failing the whole comparison.
+    refused = _complex_columns(reference, current, names, current_names)
+    if refused:
+        warnings.warn(
+            f"columns not compared: {', '.join(f'{n!r} {r}' for n, r in refused.items())}",
+            stacklevel=2,
+        )
+        names = [name for name in names if name not in refused]
     if is_dask_frame(reference) or is_dask_frame(current):
         from opsloop.data.distributed.drift import choose_mode, reference_profile
 
@@ -781,6 +811,7 @@ def compare(
             )
     # Column by column, keeping no sorted copy once its column is done: peak memory stays
     # near the input frames' instead of doubling them.
+    skipped += list(refused.items())
     for name in names:
         if name not in current_names:
             skipped.append((name, "missing from current"))
@@ -800,7 +831,11 @@ def compare(
         )
     if columns is None:
         # Columns of the current data that the reference lacks are not compared either.
-        skipped += [(c, "missing from reference") for c in current_names if c not in names]
+        skipped += [
+            (c, "missing from reference")
+            for c in current_names
+            if c not in names and c not in refused
+        ]
     if not compared and not skipped:
         raise ValueError("no common columns to compare")
     tested = [c.decider for c in compared if c.decider.p_value is not None]

@@ -28,7 +28,7 @@ import pandas as pd
 from opsloop.data.drift.kernels import merge_sorted, sort_floats
 from opsloop.data.drift.numeric import SortedSample
 from opsloop.data.drift.sketched import SketchedSample
-from opsloop.data.period_columns import readable_column
+from opsloop.data.period_columns import duration_seconds, readable_column
 from opsloop.data.types import infer_column_type
 
 #: A numeric column with at most this many distinct reference values, each repeated
@@ -160,7 +160,7 @@ def _numeric_values(series: pd.Series) -> tuple[np.ndarray, int]:
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("float64").to_numpy(), 0
     if series.dtype.kind == "m":
-        return series.dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan), 0
+        return duration_seconds(series), 0
     if pd.api.types.is_numeric_dtype(series.dtype):
         return series.to_numpy(dtype="float64", na_value=np.nan), 0
     missing = series.isna().to_numpy()

@@ -8,10 +8,18 @@ logical type   statistics
 ============== ===================================================================
 int, float     :class:`~opsloop.data.profile.numeric.NumericSummary` of the values
 datetime       the same, of the epoch seconds (UTC; naive timestamps are read as UTC)
+duration       the same, of the durations in seconds (as drift compares timedelta64)
 bool           the number of ``True`` values
 category,      :class:`~opsloop.data.profile.text.TextSummary`: value frequencies,
 string         distinct count, lengths in characters and words
 ============== ===================================================================
+
+``duration`` is the profile's own type for a ``timedelta64`` column (or an Arrow-backed
+``duration[...]`` one, or an ``object`` column of ``timedelta`` values): the schema's types
+(:mod:`opsloop.data.types`) have none, and without it a duration would be profiled as the
+text of its values. Its statistics are seconds (``seconds`` in :meth:`ColumnProfile.to_dict`,
+``mean``/``std``/``min``/``max``/``median`` in :meth:`ColumnProfile.summary_row`), and it
+merges only with durations (or a side without values).
 
 Nulls are whatever pandas calls missing (``None``, ``NaN``, ``NaT``, ``pd.NA``). In an
 ``object`` column, non-null values that cannot be read as the column's logical type are counted
@@ -36,13 +44,15 @@ read as numbers).
 
 from __future__ import annotations
 
+import datetime
 import math
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from opsloop.data.period_columns import readable_column
+from opsloop.data.period_columns import duration_seconds, readable_column
 from opsloop.data.profile.frequencies import DEFAULT_TOP, Frequencies
 from opsloop.data.profile.numeric import NumericSummary
 from opsloop.data.profile.options import SketchOptions
@@ -51,12 +61,17 @@ from opsloop.data.types import (
     ColumnType,
     classify_by_cardinality,
     infer_column_type,
+    value_kind,
 )
+
+#: A profile's logical types: the schema's, and ``duration`` (see the module docstring).
+ProfileType = ColumnType | Literal["duration"]
 
 _FAMILY = {
     "int": "numeric",
     "float": "numeric",
     "datetime": "datetime",
+    "duration": "duration",
     "bool": "bool",
     "category": "text",
     "string": "text",
@@ -70,7 +85,7 @@ class ColumnProfile:
 
     ``count`` is the number of rows, ``null_count`` the missing ones and ``invalid_count``
     the non-null values that do not fit ``logical_type``. Exactly one of ``numeric`` (int,
-    float, datetime), ``true_count`` (bool) and ``text`` (category, string) is set.
+    float, datetime, duration), ``true_count`` (bool) and ``text`` (category, string) is set.
 
     >>> import pandas as pd
     >>> col = profile_column(pd.Series([True, False, True]), "flag")
@@ -79,7 +94,7 @@ class ColumnProfile:
     """
 
     name: str
-    logical_type: ColumnType
+    logical_type: ProfileType
     count: int
     null_count: int
     invalid_count: int = 0
@@ -125,6 +140,7 @@ class ColumnProfile:
                     f"column {self.name!r} is {a.logical_type} in one profile and "
                     f"{b.logical_type} in the other; profiles of a column merge only when "
                     "their types agree (int with float and category with string do)"
+                    + _rebuild_hint(a.logical_type, b.logical_type)
                 )
         text = _merge_optional(a.text, b.text)
         true_count = None
@@ -141,7 +157,7 @@ class ColumnProfile:
             text=text,
         )
 
-    def _without_values(self, logical_type: ColumnType) -> ColumnProfile:
+    def _without_values(self, logical_type: ProfileType) -> ColumnProfile:
         return replace(self, logical_type=logical_type, numeric=None, true_count=None, text=None)
 
     def to_dict(self, top: int = DEFAULT_TOP) -> dict:
@@ -164,6 +180,8 @@ class ColumnProfile:
             out["min"] = _iso(self.numeric.minimum)
             out["max"] = _iso(self.numeric.maximum)
             out["seconds"] = self.numeric.to_dict()
+        elif self.numeric is not None and self.logical_type == "duration":
+            out["seconds"] = self.numeric.to_dict()  # the durations' statistics, in seconds
         elif self.numeric is not None:
             out["numeric"] = self.numeric.to_dict()
         if self.true_count is not None:
@@ -298,7 +316,7 @@ def profile_column(
         name = "value" if series.name is None else str(series.name)
     # A Period is the time it starts; a complex column is refused (:mod:`..period_columns`).
     series = readable_column(series, str(name))
-    logical_type = infer_column_type(series)
+    logical_type: ProfileType = "duration" if _is_duration(series) else infer_column_type(series)
     null_mask = series.isna().to_numpy(dtype=bool)
     null_count = int(np.count_nonzero(null_mask))
     # Skip the copy that boolean indexing makes when nothing is missing.
@@ -312,6 +330,10 @@ def profile_column(
         )
     if logical_type == "datetime":
         seconds, invalid = _epoch_seconds(present)
+        numeric = NumericSummary.of_values(seconds, options.quantile_k)
+        return replace(base, invalid_count=invalid, numeric=numeric)
+    if logical_type == "duration":
+        seconds, invalid = _duration_seconds(present)
         numeric = NumericSummary.of_values(seconds, options.quantile_k)
         return replace(base, invalid_count=invalid, numeric=numeric)
     if logical_type == "bool":
@@ -367,6 +389,65 @@ def _epoch_seconds(present: pd.Series) -> tuple[np.ndarray, int]:
     return whole.astype(np.float64) + rest / per_second, invalid
 
 
+def _rebuild_hint(a: ProfileType, b: ProfileType) -> str:
+    """What to do when a duration profile meets a text one: a profile saved before
+    durations were profiled as such holds the duration column as text."""
+    if {_FAMILY[a], _FAMILY[b]} != {"duration", "text"}:
+        return ""
+    return (
+        "; a profile saved before durations were profiled as type duration holds them as "
+        "text: rebuild it with profile() from its data"
+    )
+
+
+def _is_duration_value(value: object) -> bool:
+    return isinstance(value, datetime.timedelta | np.timedelta64)
+
+
+def _is_duration(series: pd.Series) -> bool:
+    """Whether ``series`` holds durations: a timedelta64 or Arrow duration dtype, or an
+    ``object`` column most of whose present values are ``timedelta`` (pandas' ``Timedelta``
+    included), as an ``object`` column of mostly datetimes is a datetime column: the
+    other values are counted invalid, so halves of a column profile alike."""
+    if getattr(series.dtype, "kind", None) == "m":
+        return True
+    if series.dtype != object:
+        return False
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind == "timedelta":
+        return True
+    if kind not in ("mixed", "mixed-integer"):
+        return False
+    # infer_column_type's rule for object columns (the most common kind of value wins),
+    # with durations as a kind of their own.
+    kinds = series.dropna().map(lambda v: "duration" if _is_duration_value(v) else value_kind(v))
+    counts = kinds.value_counts().to_dict()
+    durations = counts.pop("duration", 0)
+    return durations > max(counts.values(), default=0)
+
+
+def _duration_seconds(present: pd.Series) -> tuple[np.ndarray, int]:
+    """Seconds of non-null durations (pandas' ``total_seconds``, as drift reads them), with
+    the invalid count: in an ``object`` column, values that are no ``timedelta``. Object
+    values are read one by one with their own ``total_seconds`` (a ``np.timedelta64``
+    through ``pd.Timedelta``), so a ``timedelta`` past pandas' 292 years is read too; a
+    ``np.timedelta64`` past them is counted invalid."""
+    if present.dtype != object:
+        return duration_seconds(present), 0
+    seconds = np.empty(len(present), dtype=np.float64)
+    kept = 0
+    for value in present:
+        if isinstance(value, np.timedelta64):
+            try:
+                value = pd.Timedelta(value)
+            except (OverflowError, ValueError):
+                continue
+        if isinstance(value, datetime.timedelta):
+            seconds[kept] = value.total_seconds()
+            kept += 1
+    return seconds[:kept], len(present) - kept
+
+
 def _true_count(present: pd.Series) -> tuple[int, int]:
     """Number of True among non-null booleans, with the invalid count."""
     dtype = present.dtype
@@ -387,7 +468,7 @@ def _merge_optional(a, b):
     return a.merge(b)
 
 
-def _merged_type(a: ColumnProfile, b: ColumnProfile, text: TextSummary | None) -> ColumnType:
+def _merged_type(a: ColumnProfile, b: ColumnProfile, text: TextSummary | None) -> ProfileType:
     family = _FAMILY[a.logical_type]
     if family == "numeric":
         return "int" if a.logical_type == b.logical_type == "int" else "float"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from opsloop.data.period_columns import period_starts
 from opsloop.data.schema.anomaly import Anomaly
 from opsloop.data.schema.column import NUMERIC_TYPES, ColumnSchema
 from opsloop.data.schema.observe import (
@@ -123,8 +124,9 @@ class ColumnFindings:
 
     @classmethod
     def of(cls, series: pd.Series, column: ColumnSchema) -> ColumnFindings:
-        """Read ``series`` once against ``column``'s rules."""
-        seen = observe(series)
+        """Read ``series`` once against ``column``'s rules (a Period column as the
+        instants its periods start; its examples as the periods themselves)."""
+        seen = observe(period_starts(series))
         conforming = conforms(seen, column.type)
         found = cls(len(series), nulls=RowsFound.of(series, seen.null))
         mismatched = ~seen.null & ~conforming
@@ -223,17 +225,33 @@ def null_share_p_value(nulls: int, rows: int, allowed: float) -> float:
     return float(bdtrc(nulls - 1, rows, allowed))
 
 
+def percent(share: float) -> str:
+    """``share`` (a fraction of the rows) as a percentage to four significant digits, in
+    plain decimals however small (a share is read beside a limit, and ``1e-05%`` beside
+    ``0.01%`` is easy to misread).
+
+    >>> percent(0.3), percent(1 / 3), percent(1e-7), percent(0.0121), percent(0.0)
+    ('30%', '33.33%', '0.00001%', '1.21%', '0%')
+    """
+    return f"{np.format_float_positional(share * 100, precision=4, fractional=False, trim='-')}%"
+
+
 def null_share_excess(nulls: int, rows: int, column: ColumnSchema) -> str:
     """Why the null share breaks the column's rule, or "" when it does not.
 
     >>> null_share_excess(3, 10, ColumnSchema("x", "float", max_null_fraction=0.1))
-    '0.3 of the rows are null, above max_null_fraction 0.1'
+    '30% of the rows are null, above max_null_fraction 10%'
+    >>> null_share_excess(4, 4, ColumnSchema("x", "float"))
+    '100% of the rows are null, above max_null_fraction 0%'
+    >>> null_share_excess(1, 10_000_000, ColumnSchema("x", "float"))
+    '0.00001% of the rows are null, above max_null_fraction 0%'
     """
     share = nulls / rows
     if share <= column.max_null_fraction:
         return ""
     limit = (
-        f"{share:.4g} of the rows are null, above max_null_fraction {column.max_null_fraction:g}"
+        f"{percent(share)} of the rows are null, above max_null_fraction "
+        f"{percent(column.max_null_fraction)}"
     )
     if not column.null_significance:
         return limit
@@ -253,7 +271,7 @@ def non_finite_share_excess(count: int, rows: int, column: ColumnSchema) -> str:
     >>> column = ColumnSchema("x", "float", allow_non_finite=True,
     ...                       max_non_finite_fraction=0.0121, non_finite_significance=0.001)
     >>> non_finite_share_excess(569, 569, column)[:82]
-    '100% of the rows are ±inf, above max_non_finite_fraction 0.0121 beyond chance (569'
+    '100% of the rows are ±inf, above max_non_finite_fraction 1.21% beyond chance (569 '
     >>> non_finite_share_excess(1, 50, column)  # 2% of 50 rows: no evidence against 1.21%
     ''
     """
@@ -261,7 +279,8 @@ def non_finite_share_excess(count: int, rows: int, column: ColumnSchema) -> str:
     if allowed is None or count / rows <= allowed:
         return ""
     limit = (
-        f"{count / rows * 100:.4g}% of the rows are ±inf, above max_non_finite_fraction {allowed:g}"
+        f"{percent(count / rows)} of the rows are ±inf, above max_non_finite_fraction "
+        f"{percent(allowed)}"
     )
     if not column.non_finite_significance:
         return limit
@@ -346,7 +365,8 @@ def _range_detail(found: RangeFindings, n: int, column: ColumnSchema) -> str:
         parts.append(f"{found.beyond} of them beyond the margin ({', '.join(limits)})")
     if share > column.max_out_of_range_fraction and column.max_out_of_range_fraction:
         parts.append(
-            f"{share:.4g} of the rows, above the tolerance {column.max_out_of_range_fraction:g}"
+            f"{percent(share)} of the rows, above the tolerance "
+            f"{percent(column.max_out_of_range_fraction)} (max_out_of_range_fraction)"
         )
     return ", ".join(parts)
 

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from opsloop.data.period_columns import period_starts
 from opsloop.data.schema.column import NUMERIC_TYPES, ColumnSchema
 from opsloop.data.schema.model import Schema
 from opsloop.data.schema.observe import BOOL, FLOAT, INT, STR, conforms, observe, plain_value
@@ -211,7 +212,8 @@ def _infer_column(
     absent_in: tuple[str, ...],
     range_margin: float,
 ) -> ColumnSchema:
-    column_type = infer_column_type(series)
+    # A Period column is a datetime column, as profiles and drift read it.
+    column_type = infer_column_type(period_starts(series))
     seen = ColumnObservations.of(series, column_type, max_categories)
     return seen.column_schema(name, column_type, absent_in, range_margin, seen.unique)
 
@@ -248,7 +250,9 @@ class ColumnObservations:
 
     @classmethod
     def of(cls, series: pd.Series, column_type: str, max_categories: int) -> ColumnObservations:
-        """Observe ``series`` as a column of logical type ``column_type``."""
+        """Observe ``series`` as a column of logical type ``column_type`` (a Period
+        column as the instants its periods start)."""
+        series = period_starts(series)
         seen = observe(series)
         conforming = conforms(seen, column_type)
         low = high = None

@@ -195,7 +195,8 @@ def _type_kind(value_type: type) -> int:
         return FLOAT
     if issubclass(value_type, str):
         return STR
-    if issubclass(value_type, dt.datetime | np.datetime64):
+    # A Period is the instant it starts (:mod:`opsloop.data.period_columns`): a date.
+    if issubclass(value_type, dt.datetime | np.datetime64 | pd.Period):
         return DATETIME
     return OTHER
 
