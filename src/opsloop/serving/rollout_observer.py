@@ -695,27 +695,8 @@ class RolloutObserver:
         """Read the feedback on answer ``request_id``: a label into a ramping canary's
         ``metric`` gate (at the share its event says the request was routed at, see
         :func:`~.canary_rollout.observe_labels`), a reward into a bandit."""
-        events = tables.prediction_events
         with self.db.read() as connection:
-            answered = (
-                connection.execute(
-                    sa.select(
-                        events.c.variant,
-                        events.c.output_json,
-                        events.c.at_ms,
-                        events.c.routed_share,
-                        events.c.routed,
-                    )
-                    .where(
-                        events.c.request_id == request_id,
-                        events.c.deployment == deployment,
-                        events.c.role == "primary",
-                    )
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
+            answered = _answered(connection, deployment, request_id)
         if answered is None:
             return
         if reward is not None:
